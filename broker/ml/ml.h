@@ -1,0 +1,224 @@
+/*
+ * ml.h - the managed ledger: a topic's ordered, append-only log of entries, and its cursors.
+ *
+ * A managed ledger (ML) is a list of ledgers; only the last one takes appends. A position
+ * (ledger, entry) is a Pulsar MessageId. Entries are the stored message bytes (from the
+ * 0x0e01 checksum magic to the end of the payload, pulsar-wire.md §1.1), refcounted and
+ * immutable once appended, so dispatch shares them with connections without copying.
+ *
+ * Storage sits behind `struct ml_store_ops` (ml_int.h): this issue ships the in-memory
+ * store; the durable-storage issue adds a bookie-backed one without changing this API.
+ *
+ * Cursors track what a subscription has consumed: the mark-delete position M (every entry
+ * <= M is acknowledged), individually acknowledged entries beyond M (kept as ranges), and
+ * per-entry batch-index ack sets. The read position is where the next read starts.
+ *
+ * Threading: everything here runs on the loop thread that owns the factory.
+ * Async calls follow STYLE.md §2: a synchronous failure returns <0 and the callback never
+ * runs; otherwise the callback runs exactly once, after the call has returned.
+ */
+#ifndef MG_ML_H
+#define MG_ML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct evbuffer;
+struct ml_factory;
+struct ml_ledger;
+struct ml_cursor;
+
+/* A Pulsar message id without partition and batch index. Ordered by (ledger, entry). */
+struct ml_position {
+    int64_t ledger;
+    int64_t entry;
+};
+
+#define ML_POS_EARLIEST ((struct ml_position){-1, -1})
+#define ML_POS_LATEST ((struct ml_position){INT64_MAX, INT64_MAX})
+
+int ml_pos_cmp(struct ml_position a, struct ml_position b);
+
+/* One stored entry. Refcounted: holders take ml_entry_ref and drop with ml_entry_unref. */
+struct ml_entry {
+    int refs;
+    struct ml_position pos;
+    struct evbuffer *data;   /* owned; the stored bytes; never modified after append */
+    size_t size;             /* bytes in data */
+    int32_t num_messages;    /* num_messages_in_batch, or 1 */
+    bool batched;            /* num_messages_in_batch was present */
+    uint64_t publish_time;   /* ms, from MessageMetadata */
+    uint32_t key_hash;       /* Key_Shared sticky-key hash in [0, 65535] */
+    int64_t deliver_at_time; /* ms, 0 = none */
+};
+
+struct ml_entry *ml_entry_ref(struct ml_entry *e);
+void ml_entry_unref(struct ml_entry *e); /* accepts NULL */
+
+struct ml_config {
+    size_t cache_size_bytes;       /* managedLedgerCacheSizeMB: bound of the tail cache */
+    int64_t max_entries_per_ledger; /* managedLedgerMaxEntriesPerLedger: rollover */
+    int64_t max_size_per_ledger;    /* managedLedgerMaxSizePerLedgerMbytes, bytes */
+};
+
+/* The factory owns the storage backend and every open ML. store = "memory" for now.
+ * Returns NULL (with a logged reason) if the store name is unknown. */
+struct ml_factory *ml_factory_new(struct event_base *base, const char *store,
+                                  const struct ml_config *cfg);
+/* Closes every ML and cursor (pending requests complete with -MG_ECANCELED first). */
+void ml_factory_free(struct ml_factory *f);
+
+/* ---- managed ledgers ----------------------------------------------------------------- */
+
+typedef void (*ml_open_cb)(struct ml_ledger *ml, int status, void *data);
+/* Open (creating if missing) the ML called name ("tenant/ns/persistent/topic").
+ * Opening an ML that is already open gives the same handle with one more reference.
+ * cb gets the handle, or NULL and a negative status. */
+int ml_open(struct ml_factory *f, const char *name, ml_open_cb cb, void *data);
+/* Drop one reference; the last one closes the ML (pending appends: -MG_ECANCELED). */
+void ml_close(struct ml_ledger *ml);
+/* Delete the ML and its data. Fails with -MG_EBUSY while cursors are open unless force. */
+int ml_delete(struct ml_ledger *ml, bool force);
+
+const char *ml_name(const struct ml_ledger *ml);
+
+struct ml_append_req;
+typedef void (*ml_append_cb)(struct ml_append_req *req, int status);
+struct ml_append_req {
+    void *data;             /* caller's */
+    ml_append_cb cb;        /* set by ml_append */
+    struct ml_position pos; /* filled before cb on success */
+    struct ml_entry *entry; /* borrowed, valid only during cb on success */
+    /* private */
+    struct ml_append_req *next;
+    struct ml_entry *pending;
+};
+/* Append data (ownership of the evbuffer moves to the ML; the caller must not touch it
+ * afterwards) as one entry. Callbacks fire strictly in append order; status 0 means the
+ * entry is stored (durably, for durable stores). Errors: -MG_ECLOSED, -MG_EFENCED, -MG_EIO.
+ * Cursors waiting for entries are woken once the append completes. */
+int ml_append(struct ml_ledger *ml, struct evbuffer *data, struct ml_append_req *req,
+              ml_append_cb cb);
+
+/* Last entry whose append completed; (current ledger, -1) when empty. */
+struct ml_position ml_last_confirmed(const struct ml_ledger *ml);
+/* First position of the ML that still exists (for Earliest). */
+struct ml_position ml_first_position(const struct ml_ledger *ml);
+/* The position after pos (skipping ledger boundaries). */
+struct ml_position ml_next_position(const struct ml_ledger *ml, struct ml_position pos);
+/* Entries strictly after `from` up to and including `to`. */
+int64_t ml_count_entries(const struct ml_ledger *ml, struct ml_position from,
+                         struct ml_position to);
+
+struct ml_stats {
+    int64_t entries_added;      /* since open */
+    int64_t number_of_entries;  /* stored */
+    int64_t total_size;         /* bytes stored */
+    int64_t current_ledger_entries;
+    int64_t current_ledger_size;
+    int64_t pending_appends;
+    int num_ledgers;
+};
+void ml_get_stats(const struct ml_ledger *ml, struct ml_stats *out);
+
+/* Look up an entry by position and hand it over with a reference the caller must drop;
+ * completes asynchronously (it may need a storage read). -MG_ENOTFOUND if absent. */
+typedef void (*ml_get_cb)(struct ml_entry *e, int status, void *data);
+int ml_get_entry(struct ml_ledger *ml, struct ml_position pos, ml_get_cb cb, void *data);
+
+/* First position whose publish_time >= ts_ms, or the position after the last entry if
+ * none (async: may need reads). */
+typedef void (*ml_find_cb)(struct ml_position pos, int status, void *data);
+int ml_find_by_time(struct ml_ledger *ml, uint64_t ts_ms, ml_find_cb cb, void *data);
+
+/* ---- cursors --------------------------------------------------------------------------- */
+
+/* Open a cursor. Durable cursors are kept with the ML (and, with durable stores,
+ * persisted) and survive until ml_cursor_delete; opening an existing durable cursor
+ * returns it with its stored positions and ignores start. A new cursor starts with
+ * mark-delete = the position before start (ML_POS_LATEST: the last confirmed entry;
+ * ML_POS_EARLIEST: before the first entry). Non-durable cursors live until closed.
+ * Returns NULL only for a durable cursor name that is already open (-> *err=-MG_EBUSY). */
+struct ml_cursor *ml_cursor_open(struct ml_ledger *ml, const char *name, bool durable,
+                                 struct ml_position start, int *err);
+/* Stop using a cursor (a durable one stays stored). Pending reads: -MG_ECANCELED. */
+void ml_cursor_close(struct ml_cursor *c);
+/* Remove a durable cursor and its state, then close it. */
+void ml_cursor_delete(struct ml_cursor *c);
+/* Names of the stored durable cursors (open or not): iterate with *pos = 0 until NULL. */
+const char *ml_cursor_name_next(struct ml_ledger *ml, size_t *pos);
+/* Is there a stored durable cursor of that name? */
+bool ml_cursor_exists(struct ml_ledger *ml, const char *name);
+
+const char *ml_cursor_name(const struct ml_cursor *c);
+bool ml_cursor_durable(const struct ml_cursor *c);
+
+struct ml_read_req;
+typedef void (*ml_read_cb)(struct ml_read_req *req, int status);
+struct ml_read_req {
+    void *data;                /* caller's */
+    ml_read_cb cb;             /* set by the read call */
+    struct ml_entry **entries; /* on success: n entries, each referenced for the caller */
+    int n;                     /* the caller unrefs each and frees the array with mg_free */
+    /* private */
+    int max_entries;
+    size_t max_bytes;
+    struct ml_cursor *cursor;
+};
+/* Read up to max_entries (and about max_bytes) from the read position forward, skipping
+ * entries already acknowledged individually, and advance the read position past them.
+ * If nothing is available the request waits until an append makes entries available
+ * (a "waiting cursor"). One read may be outstanding per cursor (-MG_EBUSY otherwise). */
+int ml_cursor_read(struct ml_cursor *c, int max_entries, size_t max_bytes,
+                   struct ml_read_req *req, ml_read_cb cb);
+/* Cancel a waiting read: its callback runs with -MG_ECANCELED. Returns 0 if one was
+ * pending. */
+int ml_cursor_cancel_read(struct ml_cursor *c);
+/* Is there anything to read at the read position now? */
+bool ml_cursor_has_more(const struct ml_cursor *c);
+
+/* Read specific positions (replays of redelivered messages), in the given order, without
+ * moving the read position. Positions that are acked or gone are left out of the result. */
+int ml_cursor_replay(struct ml_cursor *c, const struct ml_position *positions, int n,
+                     struct ml_read_req *req, ml_read_cb cb);
+
+struct ml_position ml_cursor_read_position(const struct ml_cursor *c);
+/* Move the read position to pos (not changing acks). */
+void ml_cursor_seek_read(struct ml_cursor *c, struct ml_position pos);
+/* Move the read position back to the first unacknowledged entry after mark-delete. */
+void ml_cursor_rewind(struct ml_cursor *c);
+
+/* Acknowledge one entry. ack_set (n_words 64-bit words, a set bit = still unacked, as in
+ * Pulsar) acknowledges only some batch indexes: the stored set is ANDed with it and the
+ * entry counts as acked when no bit is left; ack_set NULL acks the whole entry.
+ * Acking an already-acked or out-of-range position is a no-op. Returns 1 if the entry
+ * became fully acknowledged by this call, 0 otherwise. */
+int ml_cursor_ack(struct ml_cursor *c, struct ml_position pos, const int64_t *ack_set,
+                  int n_words, int32_t batch_size);
+/* Acknowledge everything <= pos. */
+void ml_cursor_ack_cumulative(struct ml_cursor *c, struct ml_position pos);
+/* Is the entry fully acknowledged? */
+bool ml_cursor_is_acked(const struct ml_cursor *c, struct ml_position pos);
+/* The stored partial ack set of an entry, or NULL (none: no index acked yet). */
+const int64_t *ml_cursor_ack_set(const struct ml_cursor *c, struct ml_position pos,
+                                 int *n_words);
+
+struct ml_position ml_cursor_mark_delete(const struct ml_cursor *c);
+/* Reset: every entry before pos becomes acked, every entry from pos on unacked, and the
+ * read position moves to pos (seek / reset cursor). */
+void ml_cursor_reset(struct ml_cursor *c, struct ml_position pos);
+/* Skip n unacked entries from the mark-delete position on (acking them). */
+void ml_cursor_skip(struct ml_cursor *c, int64_t n);
+/* Ack everything up to the last confirmed entry. */
+void ml_cursor_clear_backlog(struct ml_cursor *c);
+
+/* Unacknowledged entries after mark-delete up to the last confirmed one. */
+int64_t ml_cursor_backlog(const struct ml_cursor *c);
+/* Number of individually-acked ranges beyond mark-delete. */
+int ml_cursor_num_ranges(const struct ml_cursor *c);
+/* Guava-style text of the acked ranges, "[(3:1..3:4],(3:6..3:9]]"; caller frees. */
+char *ml_cursor_ranges_string(const struct ml_cursor *c);
+
+#endif

@@ -1,0 +1,240 @@
+/*
+ * topic.h - topics, producers, subscriptions, consumers and dispatch.
+ *
+ * A topic owns one managed ledger (ml.h). Producers publish entries into it; each
+ * subscription owns one cursor and a dispatcher that sends entries to its consumers
+ * within their FLOW permits, following the subscription type's rules (Exclusive,
+ * Failover, Shared, Key_Shared: pulsar-wire.md §6).
+ *
+ * The topic module knows nothing about sockets. A connection registers a producer or a
+ * consumer with an `owner` pointer and a table of callbacks (topic_consumer_ops /
+ * topic_producer_ops) through which the topic sends MESSAGEs, receipts and broker-side
+ * closes. Everything runs on the owning loop thread.
+ *
+ * Ownership: the registry owns topics; a topic owns its producers, subscriptions and
+ * consumers. A connection holds borrowed pointers to its producers/consumers and must
+ * call topic_producer_close / topic_consumer_close before it goes away; after a
+ * broker-side close callback the pointer is already invalid.
+ */
+#ifndef MG_TOPIC_H
+#define MG_TOPIC_H
+
+#include "ml/ml.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct evbuffer;
+struct topic_registry;
+struct topic;
+struct topic_producer;
+struct topic_consumer;
+struct topic_sub;
+
+/* ---- names ------------------------------------------------------------------------------ */
+
+/* A parsed topic name. All strings are owned by the struct (topic_name_fini). */
+struct topic_name {
+    bool persistent;
+    char *tenant;
+    char *ns;        /* namespace local part, e.g. "default" */
+    char *local;     /* local name, including any -partition-N suffix */
+    char *full;      /* "persistent://tenant/ns/local" */
+    char *base;      /* full name without the -partition-N suffix */
+    int partition;   /* N of -partition-N, or -1 */
+};
+/* Parse "persistent://t/ns/x", "t/ns/x" or "x" (-> public/default), and the legacy
+ * 4-part "persistent://t/cluster/ns/x". Returns 0 or -MG_EBADNAME. */
+int topic_name_parse(const char *s, struct topic_name *out);
+void topic_name_fini(struct topic_name *n);
+/* Managed-ledger name "tenant/ns/persistent/<url-encoded local>"; caller frees. */
+char *topic_name_ml(const struct topic_name *n);
+
+/* ---- registry ---------------------------------------------------------------------------- */
+
+struct topic_config {
+    int32_t max_pending_publish_per_conn; /* maxPendingPublishRequestsPerConnection */
+    int32_t max_unacked_per_consumer;     /* maxUnackedMessagesPerConsumer, 0 = no limit */
+    int32_t max_unacked_per_subscription; /* maxUnackedMessagesPerSubscription, 0 = none */
+    int32_t dispatch_max_round_robin;     /* dispatcherMaxRoundRobinBatchSize (20) */
+    int32_t dispatch_max_read_batch;      /* dispatcherMaxReadBatchSize (100) */
+    size_t consumer_outbound_high_water;  /* bytes queued on a consumer's connection above
+                                             which dispatch to it pauses */
+    int32_t active_consumer_failover_delay_ms; /* activeConsumerFailoverDelayTimeMillis */
+    const char *cluster_name;             /* producer names: "<cluster>-<broker>-<n>" */
+    int broker_index;
+};
+
+struct topic_registry *topic_registry_new(struct event_base *base, struct ml_factory *mlf,
+                                          const struct topic_config *cfg);
+/* Closes every topic: producers and consumers get their closed callbacks first. */
+void topic_registry_free(struct topic_registry *r);
+
+typedef void (*topic_get_cb)(struct topic *t, int status, void *data);
+/* Find the loaded topic, or load it (opening its ML). create=false makes a missing topic
+ * -MG_ENOTFOUND. Concurrent gets for a topic that is loading all wait for the same load.
+ * Callback after return; t is borrowed. */
+int topic_get(struct topic_registry *r, const char *full_name, bool create, topic_get_cb cb,
+              void *data);
+/* The loaded topic, or NULL. */
+struct topic *topic_find(struct topic_registry *r, const char *full_name);
+/* Iterate loaded topics: *pos = 0 first; NULL at the end. */
+struct topic *topic_next(struct topic_registry *r, size_t *pos);
+/* Close (unload) a topic: its producers and consumers get closed callbacks. */
+void topic_unload(struct topic *t);
+/* Delete a topic and its data; -MG_EBUSY if it has producers or consumers and !force. */
+int topic_delete(struct topic *t, bool force);
+
+const char *topic_full_name(const struct topic *t);
+struct ml_ledger *topic_ml(struct topic *t);
+
+/* ---- producers --------------------------------------------------------------------------- */
+
+struct topic_producer_ops {
+    /* The broker closes the producer (topic unload/delete). The producer is freed after
+     * this returns; the connection sends CLOSE_PRODUCER and forgets its pointer. */
+    void (*closed)(void *owner, struct topic_producer *p);
+};
+
+enum topic_access_mode {
+    TOPIC_ACCESS_SHARED = 0,
+    TOPIC_ACCESS_EXCLUSIVE = 1,
+    TOPIC_ACCESS_WAIT_FOR_EXCLUSIVE = 2,
+    TOPIC_ACCESS_EXCLUSIVE_WITH_FENCING = 3,
+};
+
+/* Add a producer. name NULL or "" = generate a unique one. Errors: -MG_EPRODUCERBUSY (name
+ * already connected, or a Shared producer while an Exclusive one holds the topic),
+ * -MG_EPRODUCERFENCED (Exclusive while another Exclusive holds it). *out is owned by the
+ * topic; topic_producer_name gives the (possibly generated) name. */
+int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode mode,
+                       void *owner, const struct topic_producer_ops *ops,
+                       struct topic_producer **out);
+const char *topic_producer_name(const struct topic_producer *p);
+/* Highest sequence id published by this producer name (-1 if none); for dedup. */
+int64_t topic_producer_last_sequence(const struct topic_producer *p);
+
+typedef void (*topic_publish_cb)(void *data, int status, struct ml_position pos);
+/* Publish one entry (data moved in, as for ml_append). The callback fires in publish
+ * order, once the entry is stored. After topic_producer_close, pending callbacks still
+ * fire (status may be -MG_ECANCELED). */
+int topic_publish(struct topic_producer *p, struct evbuffer *data, uint64_t sequence_id,
+                  uint64_t highest_sequence_id, topic_publish_cb cb, void *cb_data);
+/* Client-side close: the producer is freed once its pending publishes completed. */
+void topic_producer_close(struct topic_producer *p);
+
+/* ---- consumers --------------------------------------------------------------------------- */
+
+enum topic_sub_type {
+    TOPIC_SUB_EXCLUSIVE = 0,
+    TOPIC_SUB_SHARED = 1,
+    TOPIC_SUB_FAILOVER = 2,
+    TOPIC_SUB_KEY_SHARED = 3,
+};
+
+struct topic_consumer_ops {
+    /* Send one entry as a MESSAGE. ack_set (n words) is the entry's remaining batch set or
+     * NULL. The connection takes its own reference to e->data's bytes (evbuffer
+     * reference) if it needs them after returning. */
+    void (*send)(void *owner, struct topic_consumer *c, struct ml_entry *e,
+                 uint32_t redelivery_count, const int64_t *ack_set, int n_words);
+    /* Failover/Exclusive: this consumer became active or inactive. May be NULL. */
+    void (*active_change)(void *owner, struct topic_consumer *c, bool active);
+    /* The broker closes the consumer (unload, seek, delete). The consumer is freed after
+     * this returns; the connection sends CLOSE_CONSUMER and forgets its pointer. */
+    void (*closed)(void *owner, struct topic_consumer *c);
+    /* Bytes the connection has queued for output (to pause dispatch above a watermark). */
+    size_t (*outbound_bytes)(void *owner);
+};
+
+struct topic_sub_options {
+    enum topic_sub_type type;
+    bool durable;
+    bool initial_earliest;               /* InitialPosition Earliest (new subscriptions) */
+    bool has_start;                      /* non-durable readers: start_message_id given */
+    struct ml_position start;            /* delivery starts AT this entry (inclusive) */
+    int32_t priority_level;              /* lower number = higher priority */
+    const char *consumer_name;           /* may be NULL */
+    bool key_shared_sticky;              /* KeySharedMode STICKY */
+    const int32_t (*sticky_ranges)[2];   /* inclusive [start,end] in [0,65535] */
+    int n_sticky_ranges;
+    bool allow_out_of_order;             /* Key_Shared allowOutOfOrderDelivery */
+    int partition_index;                 /* topic's partition (-1) for Failover choice */
+};
+
+/* Subscribe a consumer. Errors: -MG_ECONSUMERBUSY (Exclusive already has a consumer, or
+ * the type differs from the subscription's), -MG_EASSIGN (sticky ranges overlap).
+ * Nothing is dispatched until topic_consumer_flow gives permits. */
+int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_sub_options *o,
+                    void *owner, const struct topic_consumer_ops *ops,
+                    struct topic_consumer **out);
+/* Add permits (messages). */
+void topic_consumer_flow(struct topic_consumer *c, uint32_t permits);
+/* The connection's outbound buffer drained: resume dispatch paused by the watermark. */
+void topic_consumer_resume(struct topic_consumer *c);
+
+struct topic_ack {
+    struct ml_position pos;
+    const int64_t *ack_set; /* NULL = whole entry */
+    int n_words;
+    int32_t batch_size;
+};
+/* Individual (cumulative=false) or cumulative ack. Cumulative acks on Shared/Key_Shared
+ * are ignored (as Pulsar does) and return -MG_ENOTALLOWED. */
+int topic_consumer_ack(struct topic_consumer *c, bool cumulative, const struct topic_ack *acks,
+                       int n);
+/* Redeliver this consumer's unacked messages: the given positions, or all when n = 0. */
+void topic_consumer_redeliver(struct topic_consumer *c, const struct ml_position *pos, int n);
+/* Delete the subscription. -MG_ECONSUMERBUSY if other consumers are attached and !force.
+ * On success the consumer is closed and freed (no closed callback). */
+int topic_consumer_unsubscribe(struct topic_consumer *c, bool force);
+
+typedef void (*topic_done_cb)(void *data, int status);
+/* Seek the subscription to a message id or publish time; every consumer of the
+ * subscription is closed by the broker (closed callback) once done, then cb runs. */
+int topic_consumer_seek(struct topic_consumer *c, bool by_time, struct ml_position pos,
+                        uint64_t ts_ms, topic_done_cb cb, void *data);
+/* Client-side close: its unacked messages go back to the subscription for the others. */
+void topic_consumer_close(struct topic_consumer *c);
+
+/* Last message id of the topic: position and batch index (num_messages-1 for a batched
+ * entry, -1 otherwise), async (may read the entry). */
+typedef void (*topic_last_id_cb)(void *data, int status, struct ml_position pos,
+                                 int32_t batch_index, struct ml_position mark_delete);
+int topic_consumer_last_message_id(struct topic_consumer *c, topic_last_id_cb cb,
+                                   void *data);
+
+/* ---- admin / stats ----------------------------------------------------------------------- */
+
+struct topic_sub_stats {
+    const char *name;
+    enum topic_sub_type type;
+    bool durable;
+    int64_t backlog;
+    int64_t unacked;
+    int n_consumers;
+    int64_t msg_out_counter, bytes_out_counter;
+    struct ml_position mark_delete, read_position;
+};
+struct topic_stats {
+    int n_producers, n_subscriptions, n_consumers;
+    int64_t msg_in_counter, bytes_in_counter;
+    int64_t msg_out_counter, bytes_out_counter;
+    int64_t storage_size;
+    int64_t backlog_size;
+};
+void topic_get_stats(struct topic *t, struct topic_stats *out);
+/* Iterate subscriptions: *pos = 0 first; returns 0 at the end. */
+int topic_sub_stats_next(struct topic *t, size_t *pos, struct topic_sub_stats *out);
+
+/* Admin operations on a subscription by name (creating it at latest/earliest when create).
+ * -MG_ENOSUB if missing. */
+int topic_admin_create_sub(struct topic *t, const char *sub, bool earliest);
+int topic_admin_delete_sub(struct topic *t, const char *sub, bool force);
+int topic_admin_skip(struct topic *t, const char *sub, int64_t n);
+int topic_admin_clear_backlog(struct topic *t, const char *sub);
+int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_position pos);
+
+#endif

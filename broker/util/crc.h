@@ -1,0 +1,22 @@
+/*
+ * crc.h - the two CRCs the protocols use.
+ *
+ * mg_crc32c: Castagnoli (Pulsar frame checksums, BookKeeper CRC32C digests). Resumable:
+ *   crc = mg_crc32c(0, a, n); crc = mg_crc32c(crc, b, m) equals one call over a||b.
+ *   Uses SSE4.2 when the CPU has it, else slicing-by-8 tables.
+ * mg_crc32: zlib/IEEE CRC-32 (Pulsar bundle hashing), resumable the same way.
+ */
+#ifndef MG_CRC_H
+#define MG_CRC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+
+uint32_t mg_crc32c(uint32_t crc, const void *data, size_t len);
+/* CRC32C over len bytes of buf starting at offset, without copying or draining. */
+uint32_t mg_crc32c_evbuffer(uint32_t crc, struct evbuffer *buf, size_t offset, size_t len);
+uint32_t mg_crc32(uint32_t crc, const void *data, size_t len);
+
+#endif
