@@ -1,0 +1,560 @@
+/*
+ * cfg.c - the broker configuration: defaults, YAML file, environment, --set.
+ *
+ * Everything is driven by cfg_keys[], one row per key: its YAML name, type, offset in
+ * struct cfg, default (as text) and validation (integer range or enumeration names).
+ * Defaults, file values, MAGNETAR_<key> variables and --set all go through the same
+ * parse_value/store_value pair, so a value is accepted or rejected identically whatever its
+ * source, and each error says "<origin>: ... key '<name>'".
+ *
+ * YAML: libcyaml parses the file against a schema built from the table at load time, with
+ * every key an optional string; the strings are then converted through the table. That keeps
+ * our error messages precise (libcyaml's own would say "Invalid value" without the key) while
+ * libcyaml still rejects unknown and duplicate keys, non-scalar values and syntax errors.
+ * libcyaml reports those details only through its log callback, so cyaml_log_cb() both
+ * forwards each line to MG_DEBUG and keeps the first error, the offending key and the line
+ * number for our message.
+ *
+ * Failure modes: unreadable or too large file, YAML syntax error, a document that is not a
+ * mapping, unknown/duplicate key, bad value, unknown MAGNETAR_ variable, a --set without
+ * '='. All return -MG_EINVAL with err filled; a file is validated completely before any of
+ * its values is stored.
+ */
+#include "config/cfg.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <cyaml/cyaml.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CFG_MODULE "config"
+#define CFG_ENV_PREFIX "MAGNETAR_"
+#define CFG_MAX_FILE_SIZE (1024 * 1024) /* a config is a few KiB; refuse anything absurd */
+
+enum cfg_type {
+    CFG_T_STRING = 0, /* char *, non-empty */
+    CFG_T_INT,        /* int in [min, max] */
+    CFG_T_BOOL,       /* bool: true|false */
+    CFG_T_ENUM,       /* char *, one of choices */
+};
+
+struct cfg_key {
+    const char *name;           /* YAML / env / --set key */
+    enum cfg_type type;
+    size_t offset;              /* of the field in struct cfg */
+    const char *def;            /* default as text; NULL: computed (advertisedAddress) */
+    long min, max;              /* CFG_T_INT range */
+    const char *const *choices; /* CFG_T_ENUM names, NULL-terminated */
+};
+
+static const char *const cfg_log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const cfg_topic_types[] = {"non-partitioned", "partitioned", NULL};
+
+#define CFG_OFF(field) offsetof(struct cfg, field)
+#define CFG_STR(key, field, def) {key, CFG_T_STRING, CFG_OFF(field), def, 0, 0, NULL}
+#define CFG_INT(key, field, def, min, max) {key, CFG_T_INT, CFG_OFF(field), def, min, max, NULL}
+#define CFG_BOOL(key, field, def) {key, CFG_T_BOOL, CFG_OFF(field), def, 0, 0, NULL}
+#define CFG_ENUM(key, field, def, choices) {key, CFG_T_ENUM, CFG_OFF(field), def, 0, 0, choices}
+
+/* The order here is the order of cfg_dump and cfg_key_next. */
+static const struct cfg_key cfg_keys[] = {
+    CFG_STR("clusterName", cluster_name, "standalone"),
+    CFG_STR("bindAddress", bind_address, "0.0.0.0"),
+    CFG_STR("advertisedAddress", advertised_address, NULL),
+    CFG_INT("brokerServicePort", broker_service_port, "6650", 0, 65535),
+    CFG_INT("webServicePort", web_service_port, "8080", 0, 65535),
+    CFG_INT("maxMessageSize", max_message_size, "5242880", 1, INT_MAX),
+    CFG_INT("keepAliveIntervalSeconds", keep_alive_interval_seconds, "30", 1, INT_MAX),
+    CFG_INT("maxPendingPublishRequestsPerConnection", max_pending_publish_per_conn, "1000", 1,
+            INT_MAX),
+    CFG_INT("maxUnackedMessagesPerConsumer", max_unacked_per_consumer, "50000", 0, INT_MAX),
+    CFG_INT("maxUnackedMessagesPerSubscription", max_unacked_per_subscription, "200000", 0,
+            INT_MAX),
+    CFG_INT("dispatcherMaxRoundRobinBatchSize", dispatcher_max_round_robin_batch_size, "20", 1,
+            INT_MAX),
+    CFG_INT("dispatcherMaxReadBatchSize", dispatcher_max_read_batch_size, "100", 1, INT_MAX),
+    CFG_INT("activeConsumerFailoverDelayTimeMillis", active_consumer_failover_delay_ms, "1000",
+            0, INT_MAX),
+    CFG_INT("connectionMaxOutboundBytes", connection_max_outbound_bytes, "4194304", 1, INT_MAX),
+    CFG_INT("managedLedgerCacheSizeMB", managed_ledger_cache_size_mb, "64", 1, INT_MAX),
+    CFG_INT("managedLedgerMaxEntriesPerLedger", managed_ledger_max_entries_per_ledger, "50000",
+            1, INT_MAX),
+    CFG_INT("managedLedgerMaxSizePerLedgerMbytes", managed_ledger_max_size_per_ledger_mb, "2048",
+            1, INT_MAX),
+    CFG_INT("defaultNumberOfNamespaceBundles", default_number_of_namespace_bundles, "4", 1,
+            INT_MAX),
+    CFG_BOOL("allowAutoTopicCreation", allow_auto_topic_creation, "true"),
+    CFG_ENUM("allowAutoTopicCreationType", allow_auto_topic_creation_type, "non-partitioned",
+             cfg_topic_types),
+    CFG_INT("defaultNumPartitions", default_num_partitions, "1", 1, INT_MAX),
+    CFG_STR("dataDirectory", data_directory, "data"),
+    CFG_STR("metadataStoreUrl", metadata_store_url, "embedded"),
+    CFG_STR("managedLedgerStore", managed_ledger_store, "memory"),
+    CFG_ENUM("logLevel", log_level, "info", cfg_log_levels),
+};
+
+#define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
+
+/* A parsed, validated value not yet stored. */
+union cfg_value {
+    int i;
+    bool b;
+    const char *s; /* borrowed from the text being parsed */
+};
+
+static const struct cfg_key *find_key(const char *name)
+{
+    for (size_t i = 0; i < CFG_NKEYS; i++)
+        if (strcmp(cfg_keys[i].name, name) == 0)
+            return &cfg_keys[i];
+    return NULL;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int bad_value(const struct cfg_key *k, const char *value, const char *origin,
+                     const char *expected, char *err, size_t errlen)
+{
+    set_err(err, errlen, "%s: bad value '%s' for key '%s': expected %s", origin, value, k->name,
+            expected);
+    return -MG_EINVAL;
+}
+
+/* Validate value for k and convert it into *out; no side effect on failure. */
+static int parse_value(const struct cfg_key *k, const char *value, const char *origin,
+                       union cfg_value *out, char *err, size_t errlen)
+{
+    switch (k->type) {
+    case CFG_T_STRING:
+        if (value[0] == '\0')
+            return bad_value(k, value, origin, "a non-empty string", err, errlen);
+        out->s = value;
+        return 0;
+    case CFG_T_BOOL:
+        if (strcmp(value, "true") == 0)
+            out->b = true;
+        else if (strcmp(value, "false") == 0)
+            out->b = false;
+        else
+            return bad_value(k, value, origin, "true or false", err, errlen);
+        return 0;
+    case CFG_T_ENUM: {
+        char expected[256];
+        size_t n = 0;
+        for (const char *const *ch = k->choices; *ch != NULL; ch++) {
+            if (strcmp(*ch, value) == 0) {
+                out->s = *ch;
+                return 0;
+            }
+            int m = snprintf(expected + n, sizeof expected - n, "%s%s", n ? "|" : "one of ", *ch);
+            if (m > 0 && (size_t)m < sizeof expected - n)
+                n += (size_t)m;
+        }
+        return bad_value(k, value, origin, expected, err, errlen);
+    }
+    case CFG_T_INT: {
+        /* strtol alone would accept leading blanks, "" and trailing junk */
+        if (value[0] != '-' && value[0] != '+' && (value[0] < '0' || value[0] > '9'))
+            return bad_value(k, value, origin, "an integer", err, errlen);
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (end == value || *end != '\0')
+            return bad_value(k, value, origin, "an integer", err, errlen);
+        if (errno == ERANGE || v < k->min || v > k->max) {
+            char range[96];
+            if (k->max == INT_MAX)
+                snprintf(range, sizeof range, "an integer >= %ld", k->min);
+            else
+                snprintf(range, sizeof range, "an integer in %ld..%ld", k->min, k->max);
+            return bad_value(k, value, origin, range, err, errlen);
+        }
+        out->i = (int)v;
+        return 0;
+    }
+    }
+    MG_ASSERT(!"unknown key type");
+    return -MG_EINVAL;
+}
+
+static void store_value(struct cfg *c, const struct cfg_key *k, const union cfg_value *v)
+{
+    char *field = (char *)c + k->offset;
+    switch (k->type) {
+    case CFG_T_STRING:
+    case CFG_T_ENUM: {
+        char **sp = (char **)(void *)field;
+        char *copy = mg_strdup(v->s); /* before freeing: v->s may alias *sp */
+        mg_free(*sp);
+        *sp = copy;
+        break;
+    }
+    case CFG_T_INT:
+        *(int *)(void *)field = v->i;
+        break;
+    case CFG_T_BOOL:
+        *(bool *)(void *)field = v->b;
+        break;
+    }
+}
+
+void cfg_init(struct cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < CFG_NKEYS; i++) {
+        const struct cfg_key *k = &cfg_keys[i];
+        char host[256];
+        const char *def = k->def;
+        if (def == NULL) { /* advertisedAddress */
+            if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
+                snprintf(host, sizeof host, "localhost");
+            host[sizeof host - 1] = '\0';
+            def = host;
+        }
+        union cfg_value v;
+        char err[256];
+        int rc = parse_value(k, def, "default", &v, err, sizeof err);
+        MG_ASSERT(rc == 0);
+        store_value(c, k, &v);
+    }
+}
+
+void cfg_fini(struct cfg *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < CFG_NKEYS; i++) {
+        if (cfg_keys[i].type == CFG_T_STRING || cfg_keys[i].type == CFG_T_ENUM) {
+            char **sp = (char **)(void *)((char *)c + cfg_keys[i].offset);
+            mg_free(*sp);
+            *sp = NULL;
+        }
+    }
+    mg_free(c->file);
+    memset(c, 0, sizeof *c);
+}
+
+int cfg_set(struct cfg *c, const char *key, const char *value, const char *origin, char *err,
+            size_t errlen)
+{
+    const struct cfg_key *k = find_key(key);
+    if (k == NULL) {
+        set_err(err, errlen, "%s: unknown key '%s'", origin, key);
+        return -MG_EINVAL;
+    }
+    union cfg_value v;
+    int rc = parse_value(k, value, origin, &v, err, errlen);
+    if (rc != 0)
+        return rc;
+    store_value(c, k, &v);
+    return 0;
+}
+
+int cfg_apply_env(struct cfg *c, char *const *envp, char *err, size_t errlen)
+{
+    static const size_t plen = sizeof CFG_ENV_PREFIX - 1;
+    for (; envp != NULL && *envp != NULL; envp++) {
+        const char *var = *envp;
+        if (strncmp(var, CFG_ENV_PREFIX, plen) != 0)
+            continue;
+        const char *eq = strchr(var, '=');
+        if (eq == NULL)
+            continue; /* not a real environment entry */
+        char *name = mg_strndup(var, (size_t)(eq - var));
+        char *origin = mg_asprintf("environment variable %s", name);
+        int rc = cfg_set(c, name + plen, eq + 1, origin, err, errlen);
+        mg_free(origin);
+        mg_free(name);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- YAML through libcyaml ---------------------------------------------------------- */
+
+/* What libcyaml told us about a failed load (it reports details only through logging). */
+struct cyaml_report {
+    char first[256];  /* first error line, without "Load: " */
+    char key[128];    /* key named by "Unexpected key:", "already seen:" or the backtrace */
+    size_t line;      /* first line number in the backtrace, 0 if none */
+};
+
+static void copy_trimmed(char *dst, size_t dstlen, const char *src)
+{
+    snprintf(dst, dstlen, "%s", src);
+    size_t n = strlen(dst);
+    while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == ' '))
+        dst[--n] = '\0';
+}
+
+static void cyaml_log_cb(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+    __attribute__((format(printf, 3, 0)));
+
+static void cyaml_log_cb(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+{
+    struct cyaml_report *rep = ctx;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, args);
+    char *s = line;
+    size_t n = strlen(s);
+    while (n > 0 && s[n - 1] == '\n')
+        s[--n] = '\0';
+    MG_DEBUG(CFG_MODULE, "libcyaml: %s", s);
+    if (level < CYAML_LOG_ERROR || rep == NULL)
+        return;
+    if (strncmp(s, "Load: ", 6) == 0)
+        s += 6;
+    static const char *const key_prefixes[] = {"Unexpected key: ", "Mapping field already seen: "};
+    for (size_t i = 0; i < 2; i++) {
+        size_t pl = strlen(key_prefixes[i]);
+        if (strncmp(s, key_prefixes[i], pl) == 0 && rep->key[0] == '\0')
+            copy_trimmed(rep->key, sizeof rep->key, s + pl);
+    }
+    const char *field = strstr(s, "in mapping field '");
+    if (field != NULL && rep->key[0] == '\0') {
+        field += strlen("in mapping field '");
+        const char *q = strchr(field, '\'');
+        if (q != NULL)
+            snprintf(rep->key, sizeof rep->key, "%.*s", (int)(q - field), field);
+    }
+    const char *ln = strstr(s, "(line: ");
+    if (ln != NULL && rep->line == 0)
+        rep->line = (size_t)strtoul(ln + strlen("(line: "), NULL, 10);
+    if (rep->first[0] == '\0' && strncmp(s, "Backtrace", 9) != 0 && s[0] != ' ')
+        copy_trimmed(rep->first, sizeof rep->first, s);
+}
+
+static void *cyaml_mem_cb(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    if (size == 0) {
+        mg_free(ptr);
+        return NULL;
+    }
+    return mg_realloc(ptr, size);
+}
+
+/* The file's values, as libcyaml loads them: one optional string per key, table order. */
+struct cfg_raw {
+    char *val[CFG_NKEYS];
+};
+
+static void cyaml_error(const char *path, cyaml_err_t cerr, const struct cyaml_report *rep,
+                        char *err, size_t errlen)
+{
+    /* libcyaml's backtrace gives the line where the enclosing value starts, not where the
+     * problem is: report it only together with that key, as "near key 'k' (line n)". */
+    char line[32] = "", near[192] = "";
+    if (rep->key[0] != '\0' && rep->line > 0) {
+        snprintf(line, sizeof line, " (line %zu)", rep->line);
+        snprintf(near, sizeof near, " near key '%s'%s", rep->key, line);
+    }
+    const char *detail = rep->first[0] ? rep->first : cyaml_strerror(cerr);
+    if (strncmp(detail, "libyaml: ", 9) == 0)
+        detail += 9;
+    switch (cerr) {
+    case CYAML_ERR_INVALID_KEY:
+        set_err(err, errlen, "%s: unknown key '%s'", path, rep->key);
+        break;
+    case CYAML_ERR_LIBYAML_PARSER:
+        set_err(err, errlen, "%s: YAML syntax error%s: %s", path, near, detail);
+        break;
+    case CYAML_ERR_ALIAS:
+    case CYAML_ERR_INVALID_ALIAS:
+        set_err(err, errlen, "%s: YAML anchors and aliases are not supported%s", path, near);
+        break;
+    default:
+        if (strncmp(detail, "Mapping field already seen", 26) == 0)
+            set_err(err, errlen, "%s: duplicate key '%s'", path, rep->key);
+        else if (rep->key[0] != '\0')
+            set_err(err, errlen, "%s: bad value for key '%s'%s: expected a scalar (%s)", path,
+                    rep->key, line, detail);
+        else
+            set_err(err, errlen, "%s: expected a mapping of key: value (%s)", path, detail);
+        break;
+    }
+}
+
+/* Read the whole file; NULL with err filled on failure. */
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = mg_malloc(CFG_MAX_FILE_SIZE + 1);
+    size_t n = fread(buf, 1, CFG_MAX_FILE_SIZE + 1, f);
+    int rerr = ferror(f) ? errno : 0;
+    fclose(f);
+    if (rerr != 0 || n > CFG_MAX_FILE_SIZE) {
+        if (rerr != 0)
+            set_err(err, errlen, "%s: cannot read: %s", path, strerror(rerr));
+        else
+            set_err(err, errlen, "%s: larger than %d bytes", path, CFG_MAX_FILE_SIZE);
+        mg_free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
+{
+    size_t len = 0;
+    char *data = read_file(path, &len, err, errlen);
+    if (data == NULL)
+        return -MG_EINVAL;
+
+    /* The schema is built per call from the table: no mutable globals. */
+    cyaml_schema_field_t *fields = mg_calloc(CFG_NKEYS + 1, sizeof *fields);
+    for (size_t i = 0; i < CFG_NKEYS; i++) {
+        fields[i].key = cfg_keys[i].name;
+        fields[i].data_offset = (uint32_t)offsetof(struct cfg_raw, val[i]);
+        fields[i].value.type = CYAML_STRING;
+        /* an empty value, ~ or null loads as NULL: "leave this key alone" */
+        fields[i].value.flags = CYAML_FLAG_OPTIONAL | CYAML_FLAG_POINTER_NULL_STR;
+        fields[i].value.data_size = sizeof(char);
+        fields[i].value.string.min = 0;
+        fields[i].value.string.max = CYAML_UNLIMITED;
+    }
+    const cyaml_schema_value_t top = {
+        CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct cfg_raw, fields),
+    };
+    struct cyaml_report rep = {.first = "", .key = "", .line = 0};
+    const cyaml_config_t ccfg = {
+        .log_fn = cyaml_log_cb,
+        .log_ctx = &rep,
+        .mem_fn = cyaml_mem_cb,
+        .log_level = CYAML_LOG_WARNING,
+        .flags = CYAML_CFG_NO_ALIAS,
+    };
+    struct cfg_raw *raw = NULL;
+    cyaml_err_t cerr = cyaml_load_data((const uint8_t *)data, len, &ccfg, &top,
+                                       (cyaml_data_t **)&raw, NULL);
+    mg_free(data);
+    int rc = 0;
+    if (cerr != CYAML_OK) {
+        cyaml_error(path, cerr, &rep, err, errlen);
+        rc = -MG_EINVAL;
+        raw = NULL;
+    }
+
+    /* Validate everything first, then store: a bad file changes nothing. */
+    union cfg_value vals[CFG_NKEYS];
+    for (size_t i = 0; rc == 0 && raw != NULL && i < CFG_NKEYS; i++)
+        if (raw->val[i] != NULL)
+            rc = parse_value(&cfg_keys[i], raw->val[i], path, &vals[i], err, errlen);
+    if (rc == 0) {
+        for (size_t i = 0; raw != NULL && i < CFG_NKEYS; i++)
+            if (raw->val[i] != NULL)
+                store_value(c, &cfg_keys[i], &vals[i]);
+        char *copy = mg_strdup(path);
+        mg_free(c->file);
+        c->file = copy;
+        MG_DEBUG(CFG_MODULE, "loaded %s", path);
+    }
+    if (raw != NULL)
+        cyaml_free(&ccfg, &top, raw, 0);
+    mg_free(fields);
+    return rc;
+}
+
+int cfg_load(struct cfg *c, const char *path, char *const *envp, int nsets, char *const *sets,
+             char *err, size_t errlen)
+{
+    cfg_init(c);
+    int rc = 0;
+    if (path != NULL)
+        rc = cfg_load_file(c, path, err, errlen);
+    if (rc == 0)
+        rc = cfg_apply_env(c, envp, err, errlen);
+    for (int i = 0; rc == 0 && i < nsets; i++) {
+        const char *eq = strchr(sets[i], '=');
+        if (eq == NULL) {
+            set_err(err, errlen, "--set: '%s' is not key=value", sets[i]);
+            rc = -MG_EINVAL;
+            break;
+        }
+        char *key = mg_strndup(sets[i], (size_t)(eq - sets[i]));
+        rc = cfg_set(c, key, eq + 1, "--set", err, errlen);
+        mg_free(key);
+    }
+    if (rc != 0)
+        cfg_fini(c);
+    return rc;
+}
+
+/* A YAML double-quoted scalar: always loadable as the same string. */
+static void dump_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(out, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            fprintf(out, "\\x%02x", ch);
+        else
+            fputc(ch, out);
+    }
+    fputc('"', out);
+}
+
+int cfg_dump(const struct cfg *c, FILE *out)
+{
+    if (c->file != NULL) {
+        fputs("# loaded from ", out);
+        dump_string(out, c->file);
+        fputc('\n', out);
+    }
+    for (size_t i = 0; i < CFG_NKEYS; i++) {
+        const struct cfg_key *k = &cfg_keys[i];
+        const char *field = (const char *)c + k->offset;
+        fprintf(out, "%s: ", k->name);
+        switch (k->type) {
+        case CFG_T_STRING:
+        case CFG_T_ENUM: {
+            const char *s = *(char *const *)(const void *)field;
+            dump_string(out, s != NULL ? s : "");
+            break;
+        }
+        case CFG_T_INT:
+            fprintf(out, "%d", *(const int *)(const void *)field);
+            break;
+        case CFG_T_BOOL:
+            fputs(*(const bool *)(const void *)field ? "true" : "false", out);
+            break;
+        }
+        fputc('\n', out);
+    }
+    if (fflush(out) != 0 || ferror(out))
+        return -MG_EIO;
+    return 0;
+}
+
+const char *cfg_key_next(size_t *pos)
+{
+    if (*pos >= CFG_NKEYS)
+        return NULL;
+    return cfg_keys[(*pos)++].name;
+}

@@ -1,0 +1,122 @@
+/*
+ * cfg.h - broker configuration: a YAML file (read with libcyaml), then MAGNETAR_<key>
+ * environment variables, then --set key=value overrides, each later source winning.
+ *
+ * Key names are Pulsar's broker.conf names (camelCase) everywhere a user types them: in the
+ * YAML file, after MAGNETAR_ in the environment and in --set. Struct fields are snake_case.
+ * conf/README.md lists every key with its default and meaning.
+ *
+ * One key table in cfg.c drives the defaults, the libcyaml schema, the environment and
+ * --set parsing, cfg_dump and cfg_key_next, so the sources cannot disagree on a key's type
+ * or range. Every error message names its origin (the file path, "--set", or
+ * "environment variable MAGNETAR_x") and the key; values are never half-applied by a
+ * failing cfg_load_file.
+ *
+ * Threading: plain data, no globals; load it once at start-up and treat it as read-only.
+ */
+#ifndef MG_CFG_H
+#define MG_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* All char * fields are owned by the struct (freed by cfg_fini) and never NULL after
+ * cfg_init, except file. */
+struct cfg {
+    char *file;                         /* path of the loaded YAML file, or NULL */
+    /* key name -> field (default) */
+    char *cluster_name;                 /* clusterName ("standalone") */
+    char *bind_address;                 /* bindAddress ("0.0.0.0") */
+    char *advertised_address;           /* advertisedAddress (default: the host name) */
+    int broker_service_port;            /* brokerServicePort (6650); 0 = any free port */
+    int web_service_port;               /* webServicePort (8080); 0 = any free port */
+    int max_message_size;               /* maxMessageSize (5242880) */
+    int keep_alive_interval_seconds;    /* keepAliveIntervalSeconds (30) */
+    int max_pending_publish_per_conn;   /* maxPendingPublishRequestsPerConnection (1000) */
+    int max_unacked_per_consumer;       /* maxUnackedMessagesPerConsumer (50000); 0 = none */
+    int max_unacked_per_subscription;   /* maxUnackedMessagesPerSubscription (200000); 0 = none */
+    int dispatcher_max_round_robin_batch_size; /* dispatcherMaxRoundRobinBatchSize (20) */
+    int dispatcher_max_read_batch_size; /* dispatcherMaxReadBatchSize (100) */
+    int active_consumer_failover_delay_ms; /* activeConsumerFailoverDelayTimeMillis (1000) */
+    int connection_max_outbound_bytes;  /* connectionMaxOutboundBytes (4194304): per-connection
+                                           output watermark above which dispatch pauses */
+    int managed_ledger_cache_size_mb;   /* managedLedgerCacheSizeMB (64) */
+    int managed_ledger_max_entries_per_ledger; /* managedLedgerMaxEntriesPerLedger (50000) */
+    int managed_ledger_max_size_per_ledger_mb; /* managedLedgerMaxSizePerLedgerMbytes (2048) */
+    int default_number_of_namespace_bundles; /* defaultNumberOfNamespaceBundles (4) */
+    bool allow_auto_topic_creation;     /* allowAutoTopicCreation (true) */
+    char *allow_auto_topic_creation_type; /* allowAutoTopicCreationType ("non-partitioned"
+                                             or "partitioned") */
+    int default_num_partitions;         /* defaultNumPartitions (1) */
+    char *data_directory;               /* dataDirectory ("data") */
+    char *metadata_store_url;           /* metadataStoreUrl ("embedded") */
+    char *managed_ledger_store;         /* managedLedgerStore ("memory"): topics' storage backend */
+    char *log_level;                    /* logLevel ("info": debug|info|warn|error) */
+};
+
+/*
+ * Fill c with the defaults; c's previous contents are overwritten, not freed (call cfg_fini
+ * first if it held a configuration). advertisedAddress defaults to gethostname(), or
+ * "localhost" if that fails. Cannot fail (allocation failure aborts, as mg_malloc does).
+ */
+void cfg_init(struct cfg *c);
+
+/* Free every string c owns and zero it. Accepts a zeroed struct and may be called twice. */
+void cfg_fini(struct cfg *c);
+
+/*
+ * Read the YAML file at path (a mapping of key: value, every key optional; an empty value
+ * or null leaves the key as it was) and apply it on top of c, which must be initialised.
+ * c->file becomes a copy of path. The file is parsed by libcyaml; its log lines go to
+ * MG_DEBUG("config").
+ * Returns 0, or -MG_EINVAL with err (errlen bytes, always NUL-terminated) naming the file
+ * and the key: unreadable file, YAML syntax error, unknown/duplicate key, a bad or
+ * out-of-range value. On failure no key of the file has been applied.
+ */
+int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen);
+
+/*
+ * Apply one override: key exactly as in YAML ("brokerServicePort"), value as text.
+ * Integers are decimal and range-checked; booleans are "true" or "false"; enumerations must
+ * be one of their names; strings must be non-empty. value is copied.
+ * origin names the source in error messages ("--set", "environment variable MAGNETAR_x").
+ * Returns 0, or -MG_EINVAL with err filled ("<origin>: unknown key 'x'",
+ * "<origin>: bad value 'abc' for key 'brokerServicePort': expected an integer"); on failure
+ * c is unchanged.
+ */
+int cfg_set(struct cfg *c, const char *key, const char *value, const char *origin, char *err,
+            size_t errlen);
+
+/*
+ * Apply every MAGNETAR_<key>=value of envp (a NULL-terminated environ-style array; NULL is
+ * an empty environment) in order. Other variables are ignored; a MAGNETAR_ variable whose
+ * key is unknown is an error naming the variable. Returns 0 or -MG_EINVAL (err filled;
+ * variables before the failing one stay applied).
+ */
+int cfg_apply_env(struct cfg *c, char *const *envp, char *err, size_t errlen);
+
+/*
+ * The whole start-up sequence: cfg_init(c), then the file at path (skipped if NULL), then
+ * envp (skipped if NULL), then each of the nsets "key=value" strings of sets (an entry
+ * without '=' is an error). c's previous contents are overwritten, not freed.
+ * Returns 0, or -MG_EINVAL with err filled; on failure c has already been cfg_fini'd (a
+ * further cfg_fini is harmless). On success the caller owns c and calls cfg_fini.
+ */
+int cfg_load(struct cfg *c, const char *path, char *const *envp, int nsets, char *const *sets,
+             char *err, size_t errlen);
+
+/*
+ * Print the effective configuration to out as YAML, one "key: value" line per key in table
+ * order (strings double-quoted), loadable again by cfg_load_file. Returns 0, or -MG_EIO if
+ * writing failed.
+ */
+int cfg_dump(const struct cfg *c, FILE *out);
+
+/*
+ * Iterate the key names: start with *pos = 0; each call returns the next name (a static
+ * string) and advances *pos, or returns NULL after the last key.
+ */
+const char *cfg_key_next(size_t *pos);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * conn.h - one client connection speaking the Pulsar binary protocol.
+ *
+ * A connection reads frames (wire.h), runs the handshake (CONNECT -> CONNECTED), answers
+ * lookups and metadata requests itself and hands producers and consumers to the topic
+ * module. It enforces the per-connection bounds: pending publishes
+ * (maxPendingPublishRequestsPerConnection: reading pauses above it) and queued output
+ * (connectionMaxOutboundBytes: reading and dispatch pause above it).
+ *
+ * Lifetime: connections are refcounted. conn_close() marks the connection closing, stops
+ * I/O and releases its producers and consumers; the memory goes when the last reference
+ * (async requests in flight hold one) is dropped. Nothing is freed inside its own
+ * callbacks. Loop thread only.
+ */
+#ifndef MG_CONN_H
+#define MG_CONN_H
+
+#include <event2/util.h>
+#include <stdint.h>
+
+struct svc;
+struct conn;
+struct sockaddr;
+
+/* Take over an accepted socket (fd is owned from now on). Never NULL. */
+struct conn *conn_new(struct svc *s, evutil_socket_t fd, const struct sockaddr *addr,
+                      int socklen, uint64_t id);
+/* Close: logs reason (NULL = normal close at INFO level is skipped), releases producers and
+ * consumers, frees the socket; the struct goes with the last reference. Idempotent. */
+void conn_close(struct conn *c, const char *reason);
+/* Graceful broker-side close (shutdown): flush what is queued, then close. */
+void conn_shutdown(struct conn *c);
+uint64_t conn_id(const struct conn *c);
+
+#endif

@@ -1,0 +1,291 @@
+/*
+ * ml_int.h - the managed ledger's struct bodies and its storage interface.
+ *
+ * Only broker/ml/*.c and tests/unit/check_ml.c include this header.
+ *
+ * Layers:
+ *   core (ml.c, ml_cursor.c): ledger list, positions, appends, tail cache, cursors,
+ *       waiting reads, trimming. Talks to storage only through struct ml_store_ops.
+ *   store (ml_store_mem.c; later a bookie-backed one): ledgers of entries and,
+ *       optionally, metadata persistence for the ML's ledger list and cursor state.
+ *
+ * Deferred work: everything that must run "after the call has returned" goes through the
+ * factory's task queue (ml_defer), drained by one libevent event on the factory's base.
+ * ml_factory_free drains it with status -MG_ECANCELED, so no task outlives the factory.
+ */
+#ifndef MG_ML_INT_H
+#define MG_ML_INT_H
+
+#include "ml/ml.h"
+#include "util/map.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct event;
+
+/* ---- deferred tasks ----------------------------------------------------------------- */
+
+/* status is 0 when the task runs from the loop, -MG_ECANCELED when ml_factory_free
+ * flushes the queue. */
+typedef void (*ml_task_fn)(void *arg, int status);
+
+struct ml_task {
+    ml_task_fn fn;
+    void *arg; /* borrowed */
+    bool queued;
+    TAILQ_ENTRY(ml_task) link;
+};
+TAILQ_HEAD(ml_task_list, ml_task);
+
+/* Queue t to run fn(arg, 0) on a later loop pass (FIFO). t must not be queued already. */
+void ml_defer(struct ml_factory *f, struct ml_task *t, ml_task_fn fn, void *arg);
+/* Unqueue t if queued (its fn will not run). */
+void ml_task_cancel(struct ml_factory *f, struct ml_task *t);
+/* Like ml_defer with a task allocated (and freed) by the queue. */
+void ml_defer_call(struct ml_factory *f, ml_task_fn fn, void *arg);
+
+/* ---- storage interface -------------------------------------------------------------- */
+
+struct ml_store_req;
+typedef void (*ml_store_cb)(struct ml_store_req *req, int status);
+
+/* One asynchronous storage request, owned by the core. The store calls cb exactly once,
+ * after the op returned 0 (never from inside the op); when the op returns <0, cb never
+ * runs. At ml_factory_free the store completes whatever is outstanding with
+ * -MG_ECANCELED before its fini. */
+struct ml_store_req {
+    void *data;      /* the core's */
+    ml_store_cb cb;  /* the core's completion */
+    int64_t ledger_id; /* in: add/read/close/delete; out: create_ledger */
+    int64_t first;     /* read_range: first entry id */
+    int64_t last;      /* read_range: last entry id (inclusive) */
+    struct ml_entry *entry; /* add_entry: borrowed; the store takes its own reference if
+                               it keeps the entry */
+    struct ml_entry **entries; /* read_range out on success: n entries (those of
+                                  [first, last] that exist, ascending), each referenced;
+                                  array mg_malloc'd; both handed to the core */
+    int n;
+    /* private to the store */
+    int status;
+    struct ml_task task;
+};
+
+/* A storage backend (STYLE.md §2): a const table picked by name in ml_factory_new.
+ * Required: init, fini, create_ledger, add_entry, read_range, delete_ledger.
+ * Optional (NULL = nothing to do): close_ledger and the metadata hooks. A store with no
+ * load_ml hook keeps nothing across an ML's close, so the core deletes an ML's ledgers
+ * when its last reference closes (the memory store). */
+struct ml_store_ops {
+    const char *name;
+    int (*init)(struct ml_factory *f, void **impl);
+    void (*fini)(void *impl);
+    /* New ledger; req->ledger_id set before cb. */
+    int (*create_ledger)(void *impl, struct ml_store_req *req);
+    /* Store req->entry as entry req->entry->pos.entry of ledger req->ledger_id. Entries
+     * of a ledger arrive in order; completions come back in the same order. */
+    int (*add_entry)(void *impl, struct ml_store_req *req);
+    /* Read [first, last] of ledger_id. -MG_ENOTFOUND (at cb) if the ledger or the first
+     * entry is gone. */
+    int (*read_range)(void *impl, struct ml_store_req *req);
+    /* Seal a ledger (no more adds). req NULL: fire and forget. */
+    int (*close_ledger)(void *impl, int64_t ledger_id, struct ml_store_req *req);
+    /* Drop a ledger and its entries. req NULL: fire and forget. */
+    int (*delete_ledger)(void *impl, int64_t ledger_id, struct ml_store_req *req);
+
+    /* Metadata hooks. The store reads what it persists from the struct bodies below
+     * (ml->ledgers, cursor mark-delete, ml_cursor_foreach_range, c->batch) and restores
+     * with ml_restore_ledger / ml_restore_cursor; req NULL: fire and forget. */
+    /* On open, before the first ledger is created: fill the ML's ledger list and durable
+     * cursors from storage. Completes with 0 also when nothing was stored. */
+    int (*load_ml)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
+    /* After the ledger list changed (open, rollover, trim). */
+    int (*save_ml)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
+    /* A durable cursor's mark-delete or ranges changed, or it closed. Stores rate-limit
+     * as they see fit (Pulsar: managedLedgerDefaultMarkDeleteRateLimit). */
+    int (*save_cursor)(void *impl, struct ml_ledger *ml, struct ml_cursor *c,
+                       struct ml_store_req *req);
+    int (*remove_cursor)(void *impl, struct ml_ledger *ml, const char *cursor,
+                         struct ml_store_req *req);
+    /* ml_delete: the ML's metadata (its ledgers were deleted one by one before). */
+    int (*remove_ml)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
+};
+
+extern const struct ml_store_ops ml_store_memory;
+
+/* ---- factory ------------------------------------------------------------------------ */
+
+TAILQ_HEAD(ml_ledger_list, ml_ledger);
+
+struct ml_factory {
+    struct event_base *base; /* borrowed */
+    struct ml_config cfg;
+    const struct ml_store_ops *ops; /* borrowed: static table */
+    void *impl;                     /* owned by the store (ops->fini) */
+    struct mg_map by_name;          /* name -> borrowed ml_ledger *, open MLs */
+    struct ml_ledger_list all;      /* every ML struct still allocated (incl. closing) */
+    struct ml_task_list tasks;      /* deferred work, FIFO */
+    int n_tasks;
+    struct event *task_ev; /* owned */
+    size_t cache_bytes;    /* sum of all MLs' tail caches */
+    bool closing;
+};
+
+/* ---- managed ledger ----------------------------------------------------------------- */
+
+struct ml_ledger_info {
+    int64_t id;
+    int64_t entries;         /* confirmed (append completed) */
+    int64_t size;            /* confirmed bytes */
+    int64_t next_entry;      /* assigned: next entry id to hand out */
+    int64_t assigned_size;   /* bytes assigned (rollover trigger) */
+    uint64_t max_publish_time; /* of the confirmed entries */
+    bool publish_known;      /* max_publish_time is valid (false after a restore) */
+};
+
+enum ml_state { ML_OPENING = 0, ML_READY, ML_CLOSED };
+
+struct ml_add_op {
+    struct ml_ledger *ml;      /* borrowed; held (ml_hold) while the store has sreq */
+    struct ml_append_req *req; /* borrowed: the caller's; NULL once canceled */
+    struct ml_entry *entry;    /* owned reference */
+    bool done;
+    int status;
+    bool orphan; /* the ML closed: the store completion only frees the op */
+    struct ml_store_req sreq;
+    TAILQ_ENTRY(ml_add_op) link;
+};
+TAILQ_HEAD(ml_add_list, ml_add_op);
+
+struct ml_open_waiter {
+    ml_open_cb cb;
+    void *data; /* caller's */
+    struct ml_open_waiter *next;
+};
+
+/* Tail cache: the most recently appended entries, in position order. */
+struct ml_cache {
+    struct ml_entry **ring; /* owned, each entry referenced */
+    size_t head, len, cap;
+    size_t bytes;
+};
+
+TAILQ_HEAD(ml_read_list, ml_read_op);
+
+struct ml_ledger {
+    struct ml_factory *f; /* borrowed */
+    char *name;           /* owned */
+    int refs;             /* ml_open handles */
+    int holds;            /* internal: 1 while not closed + 1 per in-flight store req */
+    enum ml_state state;
+    bool deleted;
+    bool rolling; /* creating the next ledger; appends wait in `unsent` */
+    struct ml_ledger_info *ledgers; /* owned array, ascending ids; last = current */
+    int n_ledgers, cap_ledgers;
+    struct ml_position lac; /* last confirmed */
+    struct ml_add_list sent;   /* in the store, in order */
+    struct ml_add_list unsent; /* waiting for a ledger */
+    int n_pending;
+    struct ml_open_waiter *open_waiters; /* owned list */
+    struct ml_cursor **cursors;          /* owned array of owned cursors */
+    int n_cursors, cap_cursors;
+    struct ml_read_list waiters; /* read ops waiting for appends (borrowed) */
+    struct ml_cache cache;
+    int64_t entries_added;
+    struct ml_store_req open_req; /* open chain: load_ml, then create_ledger */
+    struct ml_store_req roll_req; /* rollover: create_ledger */
+    struct ml_task drain_task;    /* completes appends that failed synchronously */
+    TAILQ_ENTRY(ml_ledger) link;  /* factory->all */
+};
+
+void ml_hold(struct ml_ledger *ml);
+void ml_release(struct ml_ledger *ml);
+
+struct ml_ledger_info *ml_find_ledger(const struct ml_ledger *ml, int64_t id);
+/* pos itself if it is an existing (or the current ledger's) position, else the first
+ * position after it that is. Positions beyond the current ledger stay as they are. */
+struct ml_position ml_normalize(const struct ml_ledger *ml, struct ml_position pos);
+/* The position before pos, crossing to the last entry of the previous non-empty ledger;
+ * (pos.ledger, -1) when there is none. */
+struct ml_position ml_prev_position(const struct ml_ledger *ml, struct ml_position pos);
+/* Entry in the tail cache (referenced for the caller) or NULL. */
+struct ml_entry *ml_cache_get(struct ml_ledger *ml, struct ml_position pos);
+/* Trim ledgers consumed by every durable cursor. c: the durable cursor whose M moved
+ * (a cheap pre-check), or NULL. */
+void ml_maybe_trim(struct ml_ledger *ml, const struct ml_cursor *c);
+/* Store hooks (no-ops when the store has none). */
+void ml_persist_cursor(struct ml_cursor *c);
+/* Restore hooks for a store's load_ml. */
+void ml_restore_ledger(struct ml_ledger *ml, int64_t id, int64_t entries, int64_t size);
+struct ml_cursor *ml_restore_cursor(struct ml_ledger *ml, const char *name,
+                                    struct ml_position mark_delete);
+
+/* Fill the wire-derived fields of e from its data (num_messages=1 and zeros when the
+ * bytes are not a Pulsar entry). */
+void ml_entry_parse(struct ml_entry *e);
+struct ml_entry *ml_entry_new(struct evbuffer *data);
+
+/* ---- cursors ------------------------------------------------------------------------ */
+
+/* Individually acked entries of one ledger beyond M: bit e = entry e acked. */
+struct ml_ack_bits {
+    int64_t ledger;
+    uint64_t *words; /* owned */
+    size_t n_words;
+};
+
+struct ml_batch_set {
+    int n_words;
+    int64_t words[]; /* set bit = index still unacked */
+};
+
+enum ml_read_state { ML_READ_QUEUED = 0, ML_READ_WAITING, ML_READ_STORE };
+
+struct ml_read_op {
+    struct ml_ledger *ml;     /* borrowed, held (ml_hold) for the op's life */
+    struct ml_cursor *cursor; /* borrowed; NULL once the cursor let go of the op */
+    struct ml_read_req *req;  /* borrowed: the caller's; NULL once completed */
+    bool replay;
+    enum ml_read_state state;
+    int status; /* != 0: complete with it at the next step */
+    struct ml_position *targets; /* owned: positions to deliver */
+    int n_targets, idx, cap_targets;
+    struct ml_entry **out; /* owned, referenced */
+    int n_out;
+    size_t bytes;
+    struct ml_task task;
+    struct ml_store_req sreq;
+    TAILQ_ENTRY(ml_read_op) wait_link;
+};
+
+struct ml_cursor {
+    struct ml_ledger *ml; /* borrowed: the ML owns its cursors */
+    char *name;           /* owned */
+    bool durable;
+    bool open;
+    struct ml_position mark_delete;
+    struct ml_position read_pos;
+    struct ml_ack_bits *acks; /* owned array, ascending ledger */
+    int n_acks, cap_acks;
+    int64_t n_acked; /* bits set */
+    int n_ranges;    /* runs of set bits (ranges never span ledgers, as in Pulsar) */
+    struct mg_map batch; /* 16-byte position -> owned struct ml_batch_set * */
+    struct ml_read_op *read_op;   /* owned while outstanding */
+    struct ml_read_op *replay_op; /* owned while outstanding */
+};
+
+typedef void (*ml_range_fn)(struct ml_position lower, struct ml_position upper, void *arg);
+/* Each individually acked range (lower, upper], ascending. */
+void ml_cursor_foreach_range(const struct ml_cursor *c, ml_range_fn fn, void *arg);
+
+struct ml_cursor *ml_cursor_new(struct ml_ledger *ml, const char *name, bool durable,
+                                struct ml_position mark_delete);
+/* Free a cursor that is already out of ml->cursors; outstanding reads complete with
+ * status (deferred). */
+void ml_cursor_destroy(struct ml_cursor *c, int status);
+/* Appends completed: move waiting reads to the task queue. */
+void ml_wake_waiters(struct ml_ledger *ml);
+
+#endif

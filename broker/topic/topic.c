@@ -1,0 +1,599 @@
+/*
+ * topic.c - the topic registry, topic loading/unloading, producers and topic statistics.
+ *
+ * Happy path: topic_get parses and normalises the name, finds the loaded topic or starts
+ * one load (ml_open); every get for the same name joins the waiters of that load, and the
+ * waiters run once the ML is open and its stored durable cursors are opened as
+ * subscriptions. A loaded topic answers further gets through a notify event, so callbacks
+ * never run inside topic_get. Producers publish through ml_append; the ML completes
+ * appends in order, so receipts go out in order.
+ *
+ * Failure modes: a failed ml_open fails every waiter and drops the topic. Unload and
+ * delete close producers and consumers first (closed callbacks), then the ML; publishes
+ * still in flight complete with the ML's status (-MG_ECANCELED) and free their producer
+ * when it was the last one.
+ */
+#include "topic/topic_int.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <event2/buffer.h>
+#include <string.h>
+
+#define MOD "topic"
+
+/* ---- registry ------------------------------------------------------------------------ */
+
+struct topic_registry *topic_registry_new(struct event_base *base, struct ml_factory *mlf,
+                                          const struct topic_config *cfg)
+{
+    struct topic_registry *r = mg_calloc(1, sizeof *r);
+    r->base = base;
+    r->mlf = mlf;
+    r->cfg = *cfg;
+    r->cluster_name = mg_strdup(cfg->cluster_name ? cfg->cluster_name : "standalone");
+    r->cfg.cluster_name = r->cluster_name;
+    if (r->cfg.dispatch_max_read_batch <= 0)
+        r->cfg.dispatch_max_read_batch = 100;
+    if (r->cfg.dispatch_max_round_robin <= 0)
+        r->cfg.dispatch_max_round_robin = 20;
+    mg_map_init(&r->topics);
+    return r;
+}
+
+void topic_registry_free(struct topic_registry *r)
+{
+    if (!r)
+        return;
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (mg_map_next(&r->topics, &pos, &k, &kl, &v)) {
+        struct topic *t = v;
+        if (t->state == TOPIC_LOADING) {
+            /* The ml_open callback finds the topic orphaned and cleans up. */
+            mg_map_del(&r->topics, k, kl);
+            t->reg = NULL;
+            continue;
+        }
+        topic_unload(t);
+    }
+    mg_map_fini(&r->topics);
+    mg_free(r->cluster_name);
+    mg_free(r);
+}
+
+/* ---- topic lifetime ------------------------------------------------------------------- */
+
+static void topic_free(struct topic *t)
+{
+    struct topic_waiter *w = t->waiters;
+    while (w) {
+        struct topic_waiter *nx = w->next;
+        mg_free(w);
+        w = nx;
+    }
+    if (t->ev_notify)
+        event_free(t->ev_notify);
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (mg_map_next(&t->last_seq, &pos, &k, &kl, &v))
+        mg_free(v);
+    mg_map_fini(&t->last_seq);
+    mg_map_fini(&t->producers);
+    mg_map_fini(&t->subs);
+    topic_name_fini(&t->name);
+    mg_free(t->ml_name);
+    mg_free(t);
+}
+
+void topic_ref(struct topic *t)
+{
+    t->refs++;
+}
+
+void topic_unref(struct topic *t)
+{
+    MG_ASSERT(t->refs > 0);
+    if (--t->refs == 0)
+        topic_free(t);
+}
+
+/* Run waiters FIFO with (t or NULL, status). New waiters added meanwhile run too. */
+static void topic_run_waiters(struct topic *t, int status)
+{
+    topic_ref(t);
+    while (t->waiters) {
+        struct topic_waiter *w = t->waiters;
+        t->waiters = w->next;
+        if (!t->waiters)
+            t->waiters_tail = NULL;
+        int st = status;
+        if (st == 0 && t->state != TOPIC_READY)
+            st = -MG_ECLOSED;
+        w->cb(st == 0 ? t : NULL, st, w->data);
+        mg_free(w);
+    }
+    topic_unref(t);
+}
+
+static void topic_notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    topic_run_waiters(arg, 0);
+}
+
+static void topic_add_waiter(struct topic *t, topic_get_cb cb, void *data)
+{
+    struct topic_waiter *w = mg_calloc(1, sizeof *w);
+    w->cb = cb;
+    w->data = data;
+    if (t->waiters_tail)
+        t->waiters_tail->next = w;
+    else
+        t->waiters = w;
+    t->waiters_tail = w;
+}
+
+/* Open every stored durable cursor as a subscription without consumers, so backlogs and
+ * stats exist from load on. */
+static void topic_load_subs(struct topic *t)
+{
+    size_t pos = 0;
+    const char *name;
+    int n = 0, cap = 0;
+    char **names = NULL;
+    while ((name = ml_cursor_name_next(t->ml, &pos))) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            names = mg_realloc(names, (size_t)cap * sizeof *names);
+        }
+        names[n++] = mg_strdup(name);
+    }
+    for (int i = 0; i < n; i++) {
+        int err = 0;
+        if (!mg_map_get_str(&t->subs, names[i]) &&
+            !sub_new(t, names[i], true, ML_POS_LATEST, &err))
+            MG_WARN(MOD, "%s: cannot open cursor %s: %s", t->name.full, names[i],
+                    mg_strerror(err));
+        mg_free(names[i]);
+    }
+    mg_free(names);
+}
+
+static void topic_open_cb(struct ml_ledger *ml, int status, void *data)
+{
+    struct topic *t = data;
+    if (!t->reg) {
+        /* The registry went away while loading. */
+        if (ml)
+            ml_close(ml);
+        t->state = TOPIC_CLOSED;
+        topic_run_waiters(t, -MG_ECANCELED);
+        topic_unref(t);
+        return;
+    }
+    if (status == 0 && !t->create) {
+        /* No existence query in ml.h: an ML with no entries ever and no cursors is
+         * treated as missing. */
+        struct ml_stats st;
+        ml_get_stats(ml, &st);
+        size_t pos = 0;
+        if (st.number_of_entries == 0 && st.entries_added == 0 &&
+            !ml_cursor_name_next(ml, &pos)) {
+            ml_close(ml);
+            ml = NULL;
+            status = -MG_ENOTFOUND;
+        }
+    }
+    if (status < 0 || !ml) {
+        if (status == 0)
+            status = -MG_EIO;
+        MG_DEBUG(MOD, "%s: load failed: %s", t->name.full, mg_strerror(status));
+        mg_map_del_str(&t->reg->topics, t->name.full);
+        t->state = TOPIC_CLOSED;
+        topic_run_waiters(t, status);
+        topic_unref(t);
+        return;
+    }
+    t->ml = ml;
+    t->state = TOPIC_READY;
+    topic_load_subs(t);
+    MG_DEBUG(MOD, "%s: loaded", t->name.full);
+    topic_run_waiters(t, 0);
+}
+
+int topic_get(struct topic_registry *r, const char *full_name, bool create, topic_get_cb cb,
+              void *data)
+{
+    struct topic_name n;
+    int rc = topic_name_parse(full_name, &n);
+    if (rc < 0)
+        return rc;
+    struct topic *t = mg_map_get_str(&r->topics, n.full);
+    if (t) {
+        topic_name_fini(&n);
+        topic_add_waiter(t, cb, data);
+        if (t->state == TOPIC_READY)
+            event_active(t->ev_notify, EV_READ, 0);
+        return 0;
+    }
+    t = mg_calloc(1, sizeof *t);
+    t->refs = 1;
+    t->state = TOPIC_LOADING;
+    t->reg = r;
+    t->name = n;
+    t->ml_name = topic_name_ml(&t->name);
+    t->create = create;
+    t->ev_notify = event_new(r->base, -1, 0, topic_notify_cb, t);
+    mg_map_init(&t->producers);
+    mg_map_init(&t->last_seq);
+    mg_map_init(&t->subs);
+    topic_add_waiter(t, cb, data);
+    mg_map_put_str(&r->topics, t->name.full, t);
+    rc = ml_open(r->mlf, t->ml_name, topic_open_cb, t);
+    if (rc < 0) {
+        mg_map_del_str(&r->topics, t->name.full);
+        topic_free(t);
+        return rc;
+    }
+    return 0;
+}
+
+struct topic *topic_find(struct topic_registry *r, const char *full_name)
+{
+    struct topic *t = mg_map_get_str(&r->topics, full_name);
+    if (!t) {
+        struct topic_name n;
+        if (topic_name_parse(full_name, &n) < 0)
+            return NULL;
+        t = mg_map_get_str(&r->topics, n.full);
+        topic_name_fini(&n);
+    }
+    return t && t->state == TOPIC_READY ? t : NULL;
+}
+
+struct topic *topic_next(struct topic_registry *r, size_t *pos)
+{
+    const char *k;
+    size_t kl;
+    void *v;
+    while (mg_map_next(&r->topics, pos, &k, &kl, &v)) {
+        struct topic *t = v;
+        if (t->state == TOPIC_READY)
+            return t;
+    }
+    return NULL;
+}
+
+static void producer_free(struct topic_producer *p)
+{
+    mg_free(p->name);
+    mg_free(p);
+}
+
+/* Close producers and subscriptions (callbacks), then the ML; drop the registry's ref. */
+static void topic_close(struct topic *t, bool delete_data)
+{
+    if (t->state != TOPIC_READY)
+        return;
+    topic_ref(t);
+    t->state = TOPIC_CLOSED;
+    if (t->reg)
+        mg_map_del_str(&t->reg->topics, t->name.full);
+
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (mg_map_next(&t->producers, &pos, &k, &kl, &v)) {
+        struct topic_producer *p = v;
+        mg_map_del(&t->producers, k, kl);
+        p->topic = NULL;
+        p->closed = true;
+        if (p->ops && p->ops->closed)
+            p->ops->closed(p->owner, p);
+        if (p->pending == 0)
+            producer_free(p);
+    }
+    t->exclusive = NULL;
+    pos = 0;
+    while (mg_map_next(&t->subs, &pos, &k, &kl, &v))
+        sub_destroy(v, true, delete_data);
+
+    struct ml_ledger *ml = t->ml;
+    t->ml = NULL;
+    if (delete_data) {
+        int rc = ml_delete(ml, true);
+        if (rc < 0) {
+            MG_WARN(MOD, "%s: delete: %s", t->name.full, mg_strerror(rc));
+            ml_close(ml);
+        }
+    } else {
+        ml_close(ml);
+    }
+    /* Waiters queued on the notify event learn that the topic is gone. */
+    topic_run_waiters(t, -MG_ECLOSED);
+    MG_DEBUG(MOD, "%s: %s", t->name.full, delete_data ? "deleted" : "unloaded");
+    topic_unref(t); /* ours */
+    topic_unref(t); /* the registry's */
+}
+
+void topic_unload(struct topic *t)
+{
+    topic_close(t, false);
+}
+
+int topic_delete(struct topic *t, bool force)
+{
+    if (t->state != TOPIC_READY)
+        return -MG_ECLOSED;
+    if (!force) {
+        if (t->producers.count > 0)
+            return -MG_EBUSY;
+        size_t pos = 0;
+        const char *k;
+        size_t kl;
+        void *v;
+        while (mg_map_next(&t->subs, &pos, &k, &kl, &v))
+            if (((struct topic_sub *)v)->n_consumers > 0)
+                return -MG_EBUSY;
+    }
+    topic_close(t, true);
+    return 0;
+}
+
+const char *topic_full_name(const struct topic *t)
+{
+    return t->name.full;
+}
+
+struct ml_ledger *topic_ml(struct topic *t)
+{
+    return t->ml;
+}
+
+/* ---- producers -------------------------------------------------------------------------- */
+
+int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode mode,
+                       void *owner, const struct topic_producer_ops *ops,
+                       struct topic_producer **out)
+{
+    if (t->state != TOPIC_READY || !t->reg)
+        return -MG_ECLOSED;
+    if (name && *name && mg_map_get_str(&t->producers, name))
+        return -MG_EPRODUCERBUSY;
+    /* Access modes (Pulsar AbstractTopic): an Exclusive holder refuses Shared producers
+     * with ProducerBusy and other Exclusive ones with ProducerFenced; Exclusive refuses
+     * to join a topic that has producers (ProducerFenced). WaitForExclusive is treated as
+     * an Exclusive that fails at once (ProducerBusy) instead of waiting;
+     * ExclusiveWithFencing as Exclusive (it does not fence the holder). */
+    bool excl = mode != TOPIC_ACCESS_SHARED;
+    if (t->exclusive) {
+        if (mode == TOPIC_ACCESS_SHARED || mode == TOPIC_ACCESS_WAIT_FOR_EXCLUSIVE)
+            return -MG_EPRODUCERBUSY;
+        return -MG_EPRODUCERFENCED;
+    }
+    if (excl && t->producers.count > 0)
+        return mode == TOPIC_ACCESS_WAIT_FOR_EXCLUSIVE ? -MG_EPRODUCERBUSY
+                                                      : -MG_EPRODUCERFENCED;
+
+    struct topic_producer *p = mg_calloc(1, sizeof *p);
+    if (name && *name) {
+        p->name = mg_strdup(name);
+    } else {
+        struct topic_registry *r = t->reg;
+        do {
+            mg_free(p->name);
+            p->name = mg_asprintf("%s-%d-%llu", r->cluster_name, r->cfg.broker_index,
+                                  (unsigned long long)r->producer_counter++);
+        } while (mg_map_get_str(&t->producers, p->name));
+    }
+    p->topic = t;
+    p->mode = mode;
+    p->owner = owner;
+    p->ops = ops;
+    int64_t *ls = mg_map_get_str(&t->last_seq, p->name);
+    p->last_seq = ls ? *ls : -1;
+    mg_map_put_str(&t->producers, p->name, p);
+    if (excl)
+        t->exclusive = p;
+    *out = p;
+    return 0;
+}
+
+const char *topic_producer_name(const struct topic_producer *p)
+{
+    return p->name;
+}
+
+int64_t topic_producer_last_sequence(const struct topic_producer *p)
+{
+    if (p->topic) {
+        const int64_t *ls = mg_map_get_str(&p->topic->last_seq, p->name);
+        if (ls)
+            return *ls;
+    }
+    return p->last_seq;
+}
+
+static void publish_done(struct ml_append_req *req, int status)
+{
+    struct topic_publish *pub = req->data;
+    struct topic_producer *p = pub->p;
+    struct ml_position pos = {-1, -1};
+    if (status == 0) {
+        pos = req->pos;
+        int64_t msgs = req->entry ? req->entry->num_messages : 1;
+        int64_t bytes = req->entry ? (int64_t)req->entry->size : 0;
+        p->msg_in += msgs;
+        p->bytes_in += bytes;
+        if ((int64_t)pub->seq > p->last_seq)
+            p->last_seq = (int64_t)pub->seq;
+        struct topic *t = p->topic;
+        if (t) {
+            t->msg_in += msgs;
+            t->bytes_in += bytes;
+            int64_t *ls = mg_map_get_str(&t->last_seq, p->name);
+            if (!ls) {
+                ls = mg_malloc(sizeof *ls);
+                *ls = -1;
+                mg_map_put_str(&t->last_seq, p->name, ls);
+            }
+            if (p->last_seq > *ls)
+                *ls = p->last_seq;
+        }
+    }
+    topic_publish_cb cb = pub->cb;
+    void *cb_data = pub->cb_data;
+    mg_free(pub);
+    p->pending--;
+    cb(cb_data, status, pos);
+    if (p->closed && p->pending == 0)
+        producer_free(p);
+}
+
+int topic_publish(struct topic_producer *p, struct evbuffer *data, uint64_t sequence_id,
+                  uint64_t highest_sequence_id, topic_publish_cb cb, void *cb_data)
+{
+    if (p->closed || !p->topic || !p->topic->ml)
+        return -MG_ECLOSED;
+    struct topic_publish *pub = mg_calloc(1, sizeof *pub);
+    pub->p = p;
+    pub->seq = highest_sequence_id > sequence_id ? highest_sequence_id : sequence_id;
+    pub->cb = cb;
+    pub->cb_data = cb_data;
+    pub->req.data = pub;
+    int rc = ml_append(p->topic->ml, data, &pub->req, publish_done);
+    if (rc < 0) {
+        mg_free(pub);
+        return rc;
+    }
+    p->pending++;
+    return 0;
+}
+
+void topic_producer_close(struct topic_producer *p)
+{
+    if (!p || p->closed)
+        return;
+    p->closed = true;
+    struct topic *t = p->topic;
+    if (t) {
+        if (mg_map_get_str(&t->producers, p->name) == p)
+            mg_map_del_str(&t->producers, p->name);
+        if (t->exclusive == p)
+            t->exclusive = NULL;
+    }
+    if (p->pending == 0)
+        producer_free(p);
+}
+
+/* ---- stats and admin ------------------------------------------------------------------- */
+
+void topic_get_stats(struct topic *t, struct topic_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->n_producers = (int)t->producers.count;
+    out->msg_in_counter = t->msg_in;
+    out->bytes_in_counter = t->bytes_in;
+    out->msg_out_counter = t->msg_out_closed;
+    out->bytes_out_counter = t->bytes_out_closed;
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (mg_map_next(&t->subs, &pos, &k, &kl, &v)) {
+        struct topic_sub *s = v;
+        out->n_subscriptions++;
+        out->n_consumers += s->n_consumers;
+        out->msg_out_counter += s->msg_out;
+        out->bytes_out_counter += s->bytes_out;
+    }
+    if (t->ml) {
+        struct ml_stats st;
+        ml_get_stats(t->ml, &st);
+        out->storage_size = st.total_size;
+        /* Pulsar's backlogSize: bytes of the slowest subscription's backlog; estimated
+         * from the average entry size. */
+        int64_t maxb = 0;
+        pos = 0;
+        while (mg_map_next(&t->subs, &pos, &k, &kl, &v)) {
+            struct topic_sub *s = v;
+            int64_t b = s->cursor ? ml_cursor_backlog(s->cursor) : 0;
+            if (b > maxb)
+                maxb = b;
+        }
+        out->backlog_size = st.number_of_entries > 0
+                                ? maxb * (st.total_size / st.number_of_entries)
+                                : 0;
+    }
+}
+
+int topic_sub_stats_next(struct topic *t, size_t *pos, struct topic_sub_stats *out)
+{
+    const char *k;
+    size_t kl;
+    void *v;
+    if (!mg_map_next(&t->subs, pos, &k, &kl, &v))
+        return 0;
+    sub_get_stats(v, out);
+    return 1;
+}
+
+int topic_admin_create_sub(struct topic *t, const char *sub, bool earliest)
+{
+    if (t->state != TOPIC_READY)
+        return -MG_ECLOSED;
+    if (mg_map_get_str(&t->subs, sub) || ml_cursor_exists(t->ml, sub))
+        return -MG_EEXIST;
+    int err = 0;
+    if (!sub_new(t, sub, true, earliest ? ML_POS_EARLIEST : ML_POS_LATEST, &err))
+        return err;
+    return 0;
+}
+
+int topic_admin_delete_sub(struct topic *t, const char *sub, bool force)
+{
+    struct topic_sub *s = mg_map_get_str(&t->subs, sub);
+    if (!s)
+        return -MG_ENOSUB;
+    if (s->n_consumers > 0 && !force)
+        return -MG_ECONSUMERBUSY;
+    sub_destroy(s, true, true);
+    return 0;
+}
+
+int topic_admin_skip(struct topic *t, const char *sub, int64_t n)
+{
+    struct topic_sub *s = mg_map_get_str(&t->subs, sub);
+    if (!s)
+        return -MG_ENOSUB;
+    ml_cursor_skip(s->cursor, n);
+    sub_schedule(s);
+    return 0;
+}
+
+int topic_admin_clear_backlog(struct topic *t, const char *sub)
+{
+    struct topic_sub *s = mg_map_get_str(&t->subs, sub);
+    if (!s)
+        return -MG_ENOSUB;
+    ml_cursor_clear_backlog(s->cursor);
+    sub_schedule(s);
+    return 0;
+}
+
+int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_position pos)
+{
+    struct topic_sub *s = mg_map_get_str(&t->subs, sub);
+    if (!s)
+        return -MG_ENOSUB;
+    sub_reset_to(s, pos, true);
+    return 0;
+}

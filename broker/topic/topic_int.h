@@ -1,0 +1,176 @@
+/*
+ * topic_int.h - struct bodies of the topic module, shared by broker/topic/*.c and its
+ * unit tests only.
+ *
+ * Object graph (all on one loop thread):
+ *   topic_registry --owns--> topic --owns--> topic_producer, topic_sub --owns--> consumer
+ * Objects that callbacks can reach while they are being torn down (topics, subscriptions,
+ * consumers, producers with pending publishes) carry a small reference count: the
+ * logical close happens at once, the memory goes when the last reference is dropped.
+ */
+#ifndef MG_TOPIC_INT_H
+#define MG_TOPIC_INT_H
+
+#include "topic/topic.h"
+#include "util/map.h"
+
+#include <event2/event.h>
+
+struct topic_registry {
+    struct event_base *base;  /* borrowed */
+    struct ml_factory *mlf;   /* borrowed */
+    struct topic_config cfg;  /* cfg.cluster_name points at cluster_name */
+    char *cluster_name;       /* owned */
+    struct mg_map topics;     /* full name -> struct topic (owned) */
+    uint64_t producer_counter; /* generated producer names */
+};
+
+enum topic_state {
+    TOPIC_LOADING = 0,
+    TOPIC_READY,
+    TOPIC_CLOSED, /* unloaded or deleted, memory waits for refs to drop */
+};
+
+struct topic_waiter {
+    topic_get_cb cb;
+    void *data;
+    struct topic_waiter *next; /* owned */
+};
+
+struct topic {
+    int refs;                   /* the registry's (1) plus callbacks in progress */
+    enum topic_state state;
+    struct topic_registry *reg; /* borrowed; NULL once the registry is gone */
+    struct topic_name name;     /* owned strings */
+    char *ml_name;              /* owned */
+    struct ml_ledger *ml;       /* one ML reference, owned */
+    bool create;                /* the load may create the ML */
+    struct topic_waiter *waiters, *waiters_tail; /* owned, FIFO */
+    struct event *ev_notify;    /* owned; runs waiters of a loaded topic */
+    struct mg_map producers;    /* name -> topic_producer (owned) */
+    struct topic_producer *exclusive; /* borrowed: the producer holding the topic */
+    struct mg_map last_seq;     /* producer name -> int64_t * (owned) */
+    struct mg_map subs;         /* name -> topic_sub (owned) */
+    int64_t msg_in, bytes_in;
+    int64_t msg_out_closed, bytes_out_closed; /* counters of subscriptions gone */
+};
+
+struct topic_producer {
+    struct topic *topic;        /* borrowed; NULL after the topic closed */
+    char *name;                 /* owned */
+    enum topic_access_mode mode;
+    void *owner;                /* borrowed */
+    const struct topic_producer_ops *ops; /* borrowed */
+    int pending;                /* publishes not yet completed */
+    bool closed;                /* freed when pending reaches 0 */
+    int64_t last_seq;           /* highest sequence id of this producer */
+    int64_t msg_in, bytes_in;
+};
+
+/* One in-flight publish (owned by itself, freed after its callback). */
+struct topic_publish {
+    struct ml_append_req req;
+    struct topic_producer *p;   /* keeps the producer alive through p->pending */
+    uint64_t seq;
+    topic_publish_cb cb;
+    void *cb_data;
+};
+
+/* A sent, unacknowledged entry of one consumer (value in topic_consumer.pending). */
+struct sub_pending {
+    int32_t msgs;       /* messages it still counts for (unacked batch indexes) */
+    uint32_t key_hash;  /* for Key_Shared replays */
+};
+
+/* A position waiting for redelivery (sorted array in topic_sub.replay). */
+struct sub_replay {
+    struct ml_position pos;
+    uint32_t key_hash;
+};
+
+/* A point of the Key_Shared AUTO_SPLIT hash ring. */
+struct sub_ring_point {
+    uint32_t point;                 /* in [0, 65535] */
+    uint64_t consumer_id;           /* tie-break for equal points */
+    struct topic_consumer *c;       /* borrowed */
+};
+
+enum sub_notify {
+    SUB_NOTIFY_NONE = 0,
+    SUB_NOTIFY_ACTIVE,
+    SUB_NOTIFY_INACTIVE,
+};
+
+struct topic_consumer {
+    int refs;                       /* the subscription's (1) plus sends in progress */
+    bool dead;                      /* closed: no more callbacks */
+    struct topic_sub *sub;          /* borrowed */
+    void *owner;                    /* borrowed */
+    const struct topic_consumer_ops *ops; /* borrowed */
+    char *name;                     /* owned, never NULL ("" when not given) */
+    uint64_t id;                    /* connect order within the subscription */
+    int32_t priority;
+    int64_t permits;                /* may go negative */
+    int64_t unacked;                /* messages in pending */
+    bool paused;                    /* over the outbound watermark */
+    enum sub_notify notify;         /* active_change to send from the dispatch event */
+    struct mg_map pending;          /* position -> struct sub_pending (owned) */
+    int32_t (*ranges)[2];           /* owned, Key_Shared STICKY */
+    int n_ranges;
+    bool holding;                   /* Key_Shared: entries >= join_pos held */
+    struct ml_position join_pos;
+    int64_t msg_out, bytes_out;
+};
+
+struct sub_read;
+struct sub_seek;
+
+struct topic_sub {
+    int refs;                       /* the topic's (1) plus dispatch passes */
+    bool dead;
+    struct topic *topic;            /* borrowed */
+    char *name;                     /* owned */
+    bool durable;
+    enum topic_sub_type type;
+    struct ml_cursor *cursor;       /* owned */
+    int partition_index;            /* Failover choice; -1 = not partitioned */
+    struct topic_consumer **consumers; /* owned array of owned consumers, connect order */
+    int n_consumers, cap_consumers;
+    uint64_t next_consumer_id;
+    struct topic_consumer *active;  /* borrowed: Exclusive/Failover */
+    struct topic_consumer *rr_cur;  /* borrowed: Shared round robin */
+    int rr_count;
+    bool ks_sticky;
+    struct sub_ring_point *ring;    /* owned, sorted */
+    int n_ring;
+    struct sub_replay *replay;      /* owned, sorted by position, unique */
+    int n_replay, cap_replay;
+    struct mg_map stuck;            /* Key_Shared: key hash -> count in replay */
+    struct mg_map redeliveries;     /* position -> redelivery count (uintptr_t) */
+    struct ml_entry **ready;        /* owned refs: read, not yet dispatched */
+    int ready_n, ready_head;
+    bool ready_is_replay;
+    struct sub_read *read;          /* in-flight read, owned by its callback */
+    uint64_t epoch;                 /* bumped by rewinds: stale reads are dropped */
+    struct event *ev_dispatch;      /* owned */
+    struct event *ev_failover;      /* owned */
+    struct event *ev_retry;         /* owned: read errors back off */
+    bool failover_wait;
+    struct sub_seek *seek;          /* borrowed: a seek in progress */
+    int64_t unacked;
+    int64_t msg_out, bytes_out;
+};
+
+/* Internal calls between topic.c and topic_sub.c. */
+struct topic_sub *sub_new(struct topic *t, const char *name, bool durable,
+                          struct ml_position start, int *err);
+/* Close a subscription: consumers get closed callbacks when notify; the cursor is
+ * deleted when delete_cursor, else closed. */
+void sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor);
+void sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out);
+void sub_reset_to(struct topic_sub *s, struct ml_position pos, bool close_consumers);
+void sub_schedule(struct topic_sub *s);
+void topic_ref(struct topic *t);
+void topic_unref(struct topic *t);
+
+#endif

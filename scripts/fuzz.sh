@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# fuzz.sh - build the libFuzzer targets with clang in their own build directory and fuzz
+# each one for a bounded time on a copy of its seed corpus.
+#
+# Usage: scripts/fuzz.sh [target...]       (default: every target with a corpus; now: frame)
+# Environment: FUZZ_SECONDS (per target, default 60), FUZZ_BUILD_DIR (default
+# /tmp/magnetar-fuzz-build), FUZZ_JOBS (make -j, default nproc).
+# Exit status: 0 when every target ran its time without a crash, leak, timeout or
+# sanitizer report; non-zero otherwise (the crashing input is kept as <build>/crash-*).
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${FUZZ_BUILD_DIR:-/tmp/magnetar-fuzz-build}
+seconds=${FUZZ_SECONDS:-60}
+jobs=${FUZZ_JOBS:-$(nproc)}
+cc=${FUZZ_CC:-clang}
+
+if [ "$#" -gt 0 ]; then
+    targets=("$@")
+else
+    targets=()
+    for d in "$src"/tests/fuzz/corpus/*/; do
+        targets+=("$(basename "$d")")
+    done
+fi
+
+have_libfuzzer() {
+    local tmp
+    tmp=$(mktemp -d)
+    printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
+        'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);' \
+        'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }' \
+        >"$tmp/t.c"
+    local ok=0
+    "$cc" -fsanitize=fuzzer,address,undefined "$tmp/t.c" -o "$tmp/t" >/dev/null 2>&1 || ok=1
+    rm -rf "$tmp"
+    return "$ok"
+}
+
+# clang and its libFuzzer/sanitizer runtime (Debian 12: clang-14 + libclang-rt-14-dev).
+if ! command -v "$cc" >/dev/null 2>&1 || ! have_libfuzzer; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "fuzz.sh: $cc with libFuzzer is missing; as root run:" \
+            "apt-get install -y clang libclang-rt-dev" >&2
+        exit 2
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    if command -v "$cc" >/dev/null 2>&1; then
+        major=$("$cc" -dumpversion | cut -d. -f1)
+        apt-get install -y -qq "libclang-rt-$major-dev" || apt-get install -y -qq libclang-rt-dev
+    else
+        apt-get install -y -qq clang libclang-rt-dev
+    fi
+    have_libfuzzer || { echo "fuzz.sh: libFuzzer still unusable with $cc" >&2; exit 2; }
+fi
+
+mkdir -p "$build"
+cd "$build"
+if [ ! -f Makefile ] || ! grep -q -- '--enable-fuzzers' config.status 2>/dev/null; then
+    CC="$cc" "$src/configure" --enable-fuzzers --enable-sanitizers -q
+fi
+bins=()
+for t in "${targets[@]}"; do
+    bins+=("tests/fuzz/fuzz_$t")
+done
+make -j"$jobs" "${bins[@]}"
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+status=0
+for t in "${targets[@]}"; do
+    work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz-$t.XXXXXX")
+    cp -r "$src/tests/fuzz/corpus/$t/." "$work/"
+    echo "fuzz.sh: fuzzing $t for ${seconds}s on a copy of $(find "$work" -type f | wc -l) seeds"
+    rc=0
+    "./tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+        -artifact_prefix="$build/crash-$t-" "$work" 2>&1 | tee "$build/fuzz-$t.log" || rc=$?
+    rm -rf "$work"
+    if [ "$rc" -ne 0 ]; then
+        echo "fuzz.sh: $t FAILED (exit $rc); log $build/fuzz-$t.log" >&2
+        status=1
+    else
+        echo "fuzz.sh: $t ok ($(grep -Eo 'stat::number_of_executed_units: *[0-9]+' \
+            "$build/fuzz-$t.log" | grep -Eo '[0-9]+$') execs)"
+    fi
+done
+exit "$status"
