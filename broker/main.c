@@ -8,6 +8,7 @@
  * Configuration errors (unknown key, bad value) print one line naming the key and where it
  * came from, and exit 2. SIGTERM/SIGINT shut down gracefully and exit 0.
  */
+#include "bookie/bookie.h"
 #include "config/cfg.h"
 #include "svc/svc.h"
 #include "util/alloc.h"
@@ -44,6 +45,7 @@ static void usage_top(FILE *out)
             "commands:\n"
             "  standalone   broker with embedded storage in one process (Pulsar on 6650,\n"
             "               admin HTTP on 8080)\n"
+            "  bookie       storage node speaking BookKeeper's protocol (port 3181)\n"
             "  config       check or show the effective configuration\n"
             "  version      print the version\n"
             "\n"
@@ -261,6 +263,8 @@ int main(int argc, char **argv)
         return cmd_standalone(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0)
         return cmd_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "bookie") == 0)
+        return bk_main(argc - 1, argv + 1);
     fprintf(stderr, "magnetar: unknown command '%s'\n\n", cmd);
     usage_top(stderr);
     return EXIT_USAGE;

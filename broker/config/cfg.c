@@ -97,6 +97,22 @@ static const struct cfg_key cfg_keys[] = {
     CFG_STR("dataDirectory", data_directory, "data"),
     CFG_STR("metadataStoreUrl", metadata_store_url, "embedded"),
     CFG_STR("managedLedgerStore", managed_ledger_store, "memory"),
+    /* bookie (magnetar bookie): names from BookKeeper's bk_server.conf */
+    CFG_INT("bookiePort", bookie_port, "3181", 0, 65535),
+    CFG_STR("bookieId", bookie_id, "auto"),
+    CFG_STR("journalDirectory", journal_directory, "data/bookie/journal"),
+    CFG_STR("ledgerDirectories", ledger_directories, "data/bookie/ledgers"),
+    CFG_INT("journalMaxGroupWaitMSec", journal_max_group_wait_ms, "1", 0, INT_MAX),
+    CFG_INT("journalBufferedWritesThreshold", journal_buffered_writes_threshold, "524288", 1,
+            INT_MAX),
+    CFG_INT("journalBufferedEntriesThreshold", journal_buffered_entries_threshold, "0", 0,
+            INT_MAX),
+    CFG_INT("journalMaxSizeMB", journal_max_size_mb, "2048", 1, 1048576),
+    CFG_BOOL("journalSyncData", journal_sync_data, "true"),
+    CFG_INT("flushInterval", flush_interval_ms, "10000", 1, INT_MAX),
+    CFG_INT("diskUsageThresholdPercent", disk_usage_threshold_percent, "95", 1, 100),
+    CFG_INT("diskCheckInterval", disk_check_interval_ms, "10000", 1, INT_MAX),
+    CFG_INT("nettyMaxFrameSizeBytes", netty_max_frame_size_bytes, "5242880", 1024, INT_MAX),
     CFG_ENUM("logLevel", log_level, "info", cfg_log_levels),
 };
 

@@ -52,6 +52,20 @@ struct cfg {
     char *data_directory;               /* dataDirectory ("data") */
     char *metadata_store_url;           /* metadataStoreUrl ("embedded") */
     char *managed_ledger_store;         /* managedLedgerStore ("memory"): topics' storage backend */
+    /* bookie (magnetar bookie) */
+    int bookie_port;                    /* bookiePort (3181); 0 = any free port */
+    char *bookie_id;                    /* bookieId ("auto" = advertisedAddress:bookiePort) */
+    char *journal_directory;            /* journalDirectory ("data/bookie/journal") */
+    char *ledger_directories;           /* ledgerDirectories ("data/bookie/ledgers") */
+    int journal_max_group_wait_ms;      /* journalMaxGroupWaitMSec (1) */
+    int journal_buffered_writes_threshold;  /* journalBufferedWritesThreshold (524288) */
+    int journal_buffered_entries_threshold; /* journalBufferedEntriesThreshold (0 = off) */
+    int journal_max_size_mb;            /* journalMaxSizeMB (2048) */
+    bool journal_sync_data;             /* journalSyncData (true) */
+    int flush_interval_ms;              /* flushInterval (10000): checkpoint period, ms */
+    int disk_usage_threshold_percent;   /* diskUsageThresholdPercent (95) */
+    int disk_check_interval_ms;         /* diskCheckInterval (10000), ms */
+    int netty_max_frame_size_bytes;     /* nettyMaxFrameSizeBytes (5242880) */
     char *log_level;                    /* logLevel ("info": debug|info|warn|error) */
 };
 

@@ -1,7 +1,7 @@
 /*
  * ml_int.h - the managed ledger's struct bodies and its storage interface.
  *
- * Only broker/ml/*.c and tests/unit/check_ml.c include this header.
+ * Only the ml sources and tests/unit/check_ml.c include this header.
  *
  * Layers:
  *   core (ml.c, ml_cursor.c): ledger list, positions, appends, tail cache, cursors,
@@ -57,13 +57,13 @@ typedef void (*ml_store_cb)(struct ml_store_req *req, int status);
  * runs. At ml_factory_free the store completes whatever is outstanding with
  * -MG_ECANCELED before its fini. */
 struct ml_store_req {
-    void *data;      /* the core's */
-    ml_store_cb cb;  /* the core's completion */
-    int64_t ledger_id; /* in: add/read/close/delete; out: create_ledger */
-    int64_t first;     /* read_range: first entry id */
-    int64_t last;      /* read_range: last entry id (inclusive) */
-    struct ml_entry *entry; /* add_entry: borrowed; the store takes its own reference if
-                               it keeps the entry */
+    void *data;                /* the core's */
+    ml_store_cb cb;            /* the core's completion */
+    int64_t ledger_id;         /* in: add/read/close/delete; out: create_ledger */
+    int64_t first;             /* read_range: first entry id */
+    int64_t last;              /* read_range: last entry id (inclusive) */
+    struct ml_entry *entry;    /* add_entry: borrowed; the store takes its own reference if
+                                  it keeps the entry */
     struct ml_entry **entries; /* read_range out on success: n entries (those of
                                   [first, last] that exist, ascending), each referenced;
                                   array mg_malloc'd; both handed to the core */
@@ -137,12 +137,12 @@ struct ml_factory {
 
 struct ml_ledger_info {
     int64_t id;
-    int64_t entries;         /* confirmed (append completed) */
-    int64_t size;            /* confirmed bytes */
-    int64_t next_entry;      /* assigned: next entry id to hand out */
-    int64_t assigned_size;   /* bytes assigned (rollover trigger) */
+    int64_t entries;           /* confirmed (append completed) */
+    int64_t size;              /* confirmed bytes */
+    int64_t next_entry;        /* assigned: next entry id to hand out */
+    int64_t assigned_size;     /* bytes assigned (rollover trigger) */
     uint64_t max_publish_time; /* of the confirmed entries */
-    bool publish_known;      /* max_publish_time is valid (false after a restore) */
+    bool publish_known;        /* max_publish_time is valid (false after a restore) */
 };
 
 enum ml_state { ML_OPENING = 0, ML_READY, ML_CLOSED };
@@ -181,10 +181,10 @@ struct ml_ledger {
     int holds;            /* internal: 1 while not closed + 1 per in-flight store req */
     enum ml_state state;
     bool deleted;
-    bool rolling; /* creating the next ledger; appends wait in `unsent` */
+    bool rolling;                   /* creating the next ledger; appends wait in `unsent` */
     struct ml_ledger_info *ledgers; /* owned array, ascending ids; last = current */
     int n_ledgers, cap_ledgers;
-    struct ml_position lac; /* last confirmed */
+    struct ml_position lac;    /* last confirmed */
     struct ml_add_list sent;   /* in the store, in order */
     struct ml_add_list unsent; /* waiting for a ledger */
     int n_pending;
@@ -249,7 +249,7 @@ struct ml_read_op {
     struct ml_read_req *req;  /* borrowed: the caller's; NULL once completed */
     bool replay;
     enum ml_read_state state;
-    int status; /* != 0: complete with it at the next step */
+    int status;                  /* != 0: complete with it at the next step */
     struct ml_position *targets; /* owned: positions to deliver */
     int n_targets, idx, cap_targets;
     struct ml_entry **out; /* owned, referenced */
@@ -269,9 +269,9 @@ struct ml_cursor {
     struct ml_position read_pos;
     struct ml_ack_bits *acks; /* owned array, ascending ledger */
     int n_acks, cap_acks;
-    int64_t n_acked; /* bits set */
-    int n_ranges;    /* runs of set bits (ranges never span ledgers, as in Pulsar) */
-    struct mg_map batch; /* 16-byte position -> owned struct ml_batch_set * */
+    int64_t n_acked;              /* bits set */
+    int n_ranges;                 /* runs of set bits (ranges never span ledgers, as in Pulsar) */
+    struct mg_map batch;          /* 16-byte position -> owned struct ml_batch_set * */
     struct ml_read_op *read_op;   /* owned while outstanding */
     struct ml_read_op *replay_op; /* owned while outstanding */
 };

@@ -309,14 +309,12 @@ static void topic_close(struct topic *t, bool delete_data)
     struct ml_ledger *ml = t->ml;
     t->ml = NULL;
     if (delete_data) {
+        /* ml_delete removes the data; our reference is still dropped with ml_close. */
         int rc = ml_delete(ml, true);
-        if (rc < 0) {
+        if (rc < 0)
             MG_WARN(MOD, "%s: delete: %s", t->name.full, mg_strerror(rc));
-            ml_close(ml);
-        }
-    } else {
-        ml_close(ml);
     }
+    ml_close(ml);
     /* Waiters queued on the notify event learn that the topic is gone. */
     topic_run_waiters(t, -MG_ECLOSED);
     MG_DEBUG(MOD, "%s: %s", t->name.full, delete_data ? "deleted" : "unloaded");
@@ -461,8 +459,10 @@ static void publish_done(struct ml_append_req *req, int status)
 int topic_publish(struct topic_producer *p, struct evbuffer *data, uint64_t sequence_id,
                   uint64_t highest_sequence_id, topic_publish_cb cb, void *cb_data)
 {
-    if (p->closed || !p->topic || !p->topic->ml)
+    if (p->closed || !p->topic || !p->topic->ml) {
+        evbuffer_free(data); /* moved in, as ml_append does on failure */
         return -MG_ECLOSED;
+    }
     struct topic_publish *pub = mg_calloc(1, sizeof *pub);
     pub->p = p;
     pub->seq = highest_sequence_id > sequence_id ? highest_sequence_id : sequence_id;

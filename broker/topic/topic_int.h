@@ -1,5 +1,5 @@
 /*
- * topic_int.h - struct bodies of the topic module, shared by broker/topic/*.c and its
+ * topic_int.h - struct bodies of the topic module, shared by the topic .c files and its
  * unit tests only.
  *
  * Object graph (all on one loop thread):

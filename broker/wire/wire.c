@@ -40,12 +40,12 @@
 
 /* Where the sections of a payload part (the bytes after the command) lie in an evbuffer. */
 struct wire_layout {
-    size_t bem_len;     /* 0x0e02 + size + BrokerEntryMetadata, 0 when absent */
-    bool had_checksum;  /* 0x0e01 + crc present */
-    uint32_t crc_sent;  /* the checksum the sender put in, if had_checksum */
-    size_t md_off;      /* offset of the metadataSize field */
-    uint32_t md_size;   /* metadataSize */
-    size_t tail_len;    /* metadataSize field + metadata + payload */
+    size_t bem_len;    /* 0x0e02 + size + BrokerEntryMetadata, 0 when absent */
+    bool had_checksum; /* 0x0e01 + crc present */
+    uint32_t crc_sent; /* the checksum the sender put in, if had_checksum */
+    size_t md_off;     /* offset of the metadataSize field */
+    uint32_t md_size;  /* metadataSize */
+    size_t tail_len;   /* metadataSize field + metadata + payload */
 };
 
 static void set_err(char *errmsg, size_t errlen, const char *fmt, ...)
@@ -114,8 +114,7 @@ static int layout_parse(struct evbuffer *b, size_t off, size_t len, struct wire_
         l->bem_len = 6 + (size_t)bem_size;
         pos += l->bem_len;
     }
-    if (end - pos >= 2 && peek_at(b, pos, h, 2) == 0 &&
-        (h[0] << 8 | h[1]) == WIRE_MAGIC_CHECKSUM) {
+    if (end - pos >= 2 && peek_at(b, pos, h, 2) == 0 && (h[0] << 8 | h[1]) == WIRE_MAGIC_CHECKSUM) {
         if (end - pos < 6 || peek_at(b, pos, h, 6) < 0) {
             set_err(errmsg, errlen, "truncated checksum");
             return -MG_EPROTO;
@@ -218,16 +217,15 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
         return -MG_EPROTO;
     }
     if (missing_submessage(cmd)) {
-        set_err(errmsg, errlen, "%s command without its sub-message",
-                wire_command_name(cmd->type));
+        set_err(errmsg, errlen, "%s command without its sub-message", wire_command_name(cmd->type));
         goto proto_err;
     }
 
     size_t rest = (size_t)total - 4 - cmd_size;
     if (!is_payload_type(cmd->type)) {
         if (rest != 0) {
-            set_err(errmsg, errlen, "%zu bytes after a %s command, which carries no payload",
-                    rest, wire_command_name(cmd->type));
+            set_err(errmsg, errlen, "%zu bytes after a %s command, which carries no payload", rest,
+                    wire_command_name(cmd->type));
             goto proto_err;
         }
         evbuffer_drain(in, 4 + (size_t)total);
@@ -460,8 +458,7 @@ const char *wire_command_name(int type)
 {
     const ProtobufCEnumValue *v;
 
-    v = protobuf_c_enum_descriptor_get_value(&pulsar__proto__base_command__type__descriptor,
-                                             type);
+    v = protobuf_c_enum_descriptor_get_value(&pulsar__proto__base_command__type__descriptor, type);
     return v ? v->name : "UNKNOWN";
 }
 

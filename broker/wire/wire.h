@@ -34,7 +34,9 @@ struct wire_frame {
     wire_cmd *cmd;            /* owned; unpacked BaseCommand, never NULL after success */
     struct evbuffer *payload; /* owned; payload commands only (else NULL): the stored-entry
                                  form, always starting with 0x0e01 + CRC32C (added by
-                                 wire_frame_read when the sender omitted it) */
+                                 wire_frame_read when the sender omitted it). A 0x0e02
+                                 section is dropped from a SEND; on a MESSAGE it is kept
+                                 in front of the 0x0e01 */
     bool had_checksum;        /* the sender included magic + checksum */
     bool checksum_ok;         /* CRC32C over metadata size + metadata + payload matches
                                  (true when the sender sent none) */
@@ -55,16 +57,16 @@ void wire_frame_clear(struct wire_frame *f);
 
 /* What the broker reads from a stored entry's MessageMetadata (pulsar-wire.md §2). */
 struct wire_msg_info {
-    int32_t num_messages;     /* num_messages_in_batch, or 1 when absent */
-    bool batched;             /* num_messages_in_batch present */
+    int32_t num_messages; /* num_messages_in_batch, or 1 when absent */
+    bool batched;         /* num_messages_in_batch present */
     uint64_t publish_time;
     uint64_t sequence_id;
     uint64_t highest_sequence_id; /* 0 if absent */
-    int64_t deliver_at_time;  /* 0 if absent */
-    uint32_t key_hash;        /* Key_Shared sticky-key hash: Murmur3_32(seed 0) of
-                                 ordering_key, else partition_key (base64-decoded when
-                                 partition_key_b64_encoded), else "NONE_KEY";
-                                 then & 0x7fffffff, % 65536 */
+    int64_t deliver_at_time;      /* 0 if absent */
+    uint32_t key_hash;            /* Key_Shared sticky-key hash: Murmur3_32(seed 0) of
+                                     ordering_key, else partition_key (base64-decoded when
+                                     partition_key_b64_encoded), else "NONE_KEY";
+                                     then & 0x7fffffff, % 65536 */
 };
 /* Parse the metadata of a stored entry (the wire_frame.payload form; a leading 0x0e02
  * broker-entry-metadata section is skipped). Does not drain or modify entry.
@@ -74,7 +76,12 @@ int wire_entry_parse(struct evbuffer *entry, struct wire_msg_info *info);
 /* Append a simple command frame. */
 void wire_write_command(struct evbuffer *out, const wire_cmd *cmd);
 /* Append a MESSAGE frame: the command, then the stored entry bytes shared by reference
- * (evbuffer_add_buffer_reference; entry itself is not drained). */
+ * (evbuffer_add_buffer_reference; entry itself is not drained). libevent makes the entry's
+ * chains immutable and refcounted: the entry may be freed before out is flushed, and bytes
+ * appended to it later land in new chains, but never write into its existing bytes (no
+ * evbuffer_reserve_space/commit on it). An entry that itself holds reference chains (bytes
+ * that came through an in-process bufferevent pair) cannot be referenced; its bytes are
+ * copied then. */
 void wire_write_message(struct evbuffer *out, const wire_cmd *cmd, struct evbuffer *entry);
 /* Client side (perf tool, tests): append a SEND frame with checksum over the metadata and
  * payload. */
@@ -82,8 +89,8 @@ void wire_write_send(struct evbuffer *out, const wire_cmd *cmd,
                      const Pulsar__Proto__MessageMetadata *md, const void *payload,
                      size_t payload_len);
 
-/* "SEND", "PRODUCER", ...; "UNKNOWN(n)" for others (static buffer-free: returns a fixed
- * string "UNKNOWN" for unknown types). */
+/* "SEND", "PRODUCER", ... (the proto enum names); the fixed string "UNKNOWN" for types
+ * the proto does not list. Never NULL, static storage. */
 const char *wire_command_name(int type);
 
 /* Murmur3 x86_32 as Pulsar uses it for sticky keys. */

@@ -170,7 +170,9 @@ int main(int argc, char **argv)
     md.partition_key_b64_encoded = 1;
     md.has_deliver_at_time = 1;
     md.deliver_at_time = 1700000001000;
-    wire_write_send(b, &cmd, &md, "\0\0\0\x02\x18\x01" "a\0\0\0\x02\x18\x01" "b", 14);
+    /* two batch items: [u32 size][SingleMessageMetadata{payload_size=1}][1 byte] */
+    static const unsigned char batch[] = {0, 0, 0, 2, 0x18, 1, 'a', 0, 0, 0, 2, 0x18, 1, 'b'};
+    wire_write_send(b, &cmd, &md, batch, sizeof(batch));
     rc |= save(dir, "send_batch_keys", b);
 
     unsigned char tail[512];

@@ -779,8 +779,9 @@ START_TEST(test_murmur3_vectors)
     ck_assert_uint_eq(wire_murmur3_32("test", 4, 0), 0xba6bd213u);
     ck_assert_uint_eq(wire_murmur3_32("Hello, world!", 13, 0x9747b28cu), 0x24884cbau);
     ck_assert_uint_eq(wire_murmur3_32("aaaa", 4, 0x9747b28cu), 0x5a97808au);
-    ck_assert_uint_eq(wire_murmur3_32("The quick brown fox jumps over the lazy dog", 43, 0x9747b28cu),
-                      0x2fa826cdu);
+    ck_assert_uint_eq(
+        wire_murmur3_32("The quick brown fox jumps over the lazy dog", 43, 0x9747b28cu),
+        0x2fa826cdu);
 }
 END_TEST
 
@@ -800,8 +801,7 @@ END_TEST
 START_TEST(test_command_names)
 {
     ck_assert_str_eq(wire_command_name(PULSAR__PROTO__BASE_COMMAND__TYPE__SEND), "SEND");
-    ck_assert_str_eq(wire_command_name(PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER),
-                     "PRODUCER");
+    ck_assert_str_eq(wire_command_name(PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER), "PRODUCER");
     ck_assert_str_eq(wire_command_name(PULSAR__PROTO__BASE_COMMAND__TYPE__TOPIC_MIGRATED),
                      "TOPIC_MIGRATED");
     ck_assert_str_eq(wire_command_name(75), "UNKNOWN");

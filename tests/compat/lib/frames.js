@@ -161,7 +161,9 @@ const pb = {
     return fields && fields[n] ? fields[n][0] : dflt;
   },
   str(fields, n, dflt = undefined) {
-    return fields && fields[n] ? Buffer.from(fields[n][0]).toString('utf8') : dflt;
+    if (!fields || !fields[n]) return dflt;
+    const v = fields[n][0];
+    return Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
   },
   msg(fields, n) {
     return fields && fields[n] ? parseMessage(fields[n][0]) : undefined;

@@ -7,7 +7,10 @@ const { FrameReader, TYPE, cmd } = require('./frames');
 // (never rejects) when the socket is fully closed. Socket errors such as
 // ECONNRESET/EPIPE are recorded in `errors`, never thrown.
 class RawConn {
-  constructor(socket) {
+  // onFrame(frame): if given, frames are handed to it instead of being kept in `frames`
+  // (for long floods).
+  constructor(socket, { onFrame } = {}) {
+    this.onFrame = onFrame;
     this.socket = socket;
     this.frames = [];
     this.errors = [];
@@ -32,7 +35,8 @@ class RawConn {
       if (this.decodeError) return;
       try {
         for (const f of this._reader.push(chunk)) {
-          this.frames.push(f);
+          if (this.onFrame) this.onFrame(f);
+          else this.frames.push(f);
           if (f.type === TYPE.PING && !socket.destroyed && socket.writable) socket.write(cmd.pong());
         }
       } catch (e) {
@@ -42,7 +46,7 @@ class RawConn {
     });
   }
 
-  static connect({ host, port, timeoutMs = 5000 }) {
+  static connect({ host, port, timeoutMs = 5000, onFrame }) {
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host, port });
       const timer = setTimeout(() => {
@@ -57,7 +61,7 @@ class RawConn {
         clearTimeout(timer);
         socket.removeAllListeners('error');
         socket.setNoDelay(true);
-        resolve(new RawConn(socket));
+        resolve(new RawConn(socket, { onFrame }));
       });
     });
   }

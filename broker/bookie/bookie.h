@@ -1,0 +1,78 @@
+/*
+ * bookie.h - `magnetar bookie`: a storage node speaking Apache BookKeeper's protocol.
+ *
+ * One listening port serves both framings real bookies accept (v2, which Pulsar brokers use
+ * by default, and v3 protobuf), told apart per connection by the first frame. Adds are
+ * written to a journal by a dedicated journal thread that fsyncs once per group and only
+ * then lets the loop thread acknowledge them; entries also go to entry logs indexed in LMDB,
+ * synced at checkpoints, after which the journal is trimmed. broker/bookie/README.md
+ * describes files, formats, group commit and recovery.
+ *
+ * Threading: a bk_server belongs to the thread running its event_base (the loop thread);
+ * every function here must be called on it. The server starts one journal thread of its own.
+ */
+#ifndef MG_BOOKIE_H
+#define MG_BOOKIE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct meta_store;
+struct bk_server;
+
+/* Options of a bookie. Strings are borrowed for the duration of bk_server_new only. */
+struct bk_options {
+    const char *bind_address;       /* "0.0.0.0" */
+    int port;                       /* 0 = any free port (see bk_server_port) */
+    const char *bookie_id;          /* registration name; NULL = "<advertised>:<port>" */
+    const char *advertised_address; /* host part of the default bookie id */
+    const char *journal_dir;        /* created if missing */
+    const char *ledger_dir;         /* created if missing */
+    int max_group_wait_ms;          /* journalMaxGroupWaitMSec */
+    int buffered_writes_threshold;  /* journalBufferedWritesThreshold, bytes */
+    int buffered_entries_threshold; /* journalBufferedEntriesThreshold, 0 = off */
+    int64_t journal_max_size;       /* bytes: roll the journal file beyond this */
+    bool journal_sync;              /* false: no fsync (benchmarks only) */
+    int flush_interval_ms;          /* checkpoint period */
+    int disk_usage_threshold_pct;   /* read-only above this disk usage, 1..100 */
+    int disk_check_interval_ms;
+    int max_frame_size;             /* largest accepted frame, bytes */
+    int64_t entry_log_max_size;     /* 0 = 1 GiB: roll entry logs beyond this */
+    struct meta_store *meta;        /* borrowed, may be NULL: register under /ledgers/available */
+};
+
+/* Fill o with the defaults of bk_server.conf (port 3181, 1 ms group wait, ...). */
+void bk_options_default(struct bk_options *o);
+
+/*
+ * Open the storage (create directories, open the LMDB index, replay the journal from the
+ * last checkpoint), start the journal thread, listen, and register in o->meta if set.
+ * Returns 0 and *out, or -MG_EIO / -MG_EINVAL (reason logged). Nothing is left running on
+ * failure.
+ */
+int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk_server **out);
+
+/* The bound port (useful with port 0). */
+int bk_server_port(const struct bk_server *s);
+
+/* true while adds are refused (disk full, journal or storage I/O error). */
+bool bk_server_readonly(const struct bk_server *s);
+
+/*
+ * Begin a clean shutdown: stop accepting connections and remove the registration. Adds
+ * already received still complete. Call bk_server_free after the loop returned.
+ */
+void bk_server_shutdown(struct bk_server *s);
+
+/*
+ * Stop the journal thread after it wrote and synced everything queued, apply and answer
+ * what it completed, checkpoint (sync entry logs, commit the index, persist lastMark), close
+ * connections and free. Accepts NULL.
+ */
+void bk_server_free(struct bk_server *s);
+
+/* `magnetar bookie [--config FILE] [--set k=v]... [--port-file FILE]`; returns the exit code. */
+int bk_main(int argc, char **argv);
+
+#endif

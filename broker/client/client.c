@@ -1,0 +1,1812 @@
+/*
+ * client.c - asynchronous Pulsar client: connection pool, lookup, producers, consumers.
+ *
+ * Happy path: client_producer_new / client_consumer_new put an endpoint (struct client_ep)
+ * on the client and start a lookup: get the pooled connection for the service URL (TCP
+ * connect, CONNECT/CONNECTED), send LOOKUP, follow Redirect answers (up to 20) and, on
+ * Connect, get the pooled connection for brokerServiceUrl and send PRODUCER or SUBSCRIBE
+ * there. A producer assigns sequence ids, packs messages into the open batch
+ * ([u32 size][SingleMessageMetadata][payload] each) and closes it on batch_max_messages,
+ * batch_max_bytes or the publish-delay timer into a SEND frame kept in the pending queue;
+ * each SEND_RECEIPT completes the head of that queue, in order. A consumer sends FLOW with
+ * its queue size after SUCCESS, unpacks each MESSAGE (batches into single messages with
+ * their batch index), hands them to the application, refills FLOW at half the queue and
+ * groups acks (1000 ids or 100 ms); a batch entry is acked once all its messages are.
+ * Connections answer PING at once and send their own every keepalive_s.
+ *
+ * Failure modes: a bad service URL fails client_new. Connect errors, the connect timeout,
+ * a lost connection, keep-alive expiry, unparsable frames and receipts beyond the head of
+ * the queue close the connection (log + error to whoever waits). A request without an
+ * answer within the operation timeout fails with -MG_ETIMEDOUT. Before an endpoint was
+ * first ready, any failure goes to its ready callback and the endpoint turns inert; after
+ * that, connection loss, CLOSE_PRODUCER/CLOSE_CONSUMER from the broker and lookup errors
+ * make it look up again with backoff (100 ms doubling to 30 s), re-create the producer
+ * under the same name and resend every pending SEND with its original sequence ids, or
+ * re-subscribe. SEND_ERROR(ChecksumError|NotAllowed) fails only the head SEND;
+ * TopicTerminated fails all pending; any other SEND_ERROR reconnects. Connections are
+ * closed in their callbacks but freed from a deferred event.
+ */
+#include "client/client_int.h"
+
+#include "util/alloc.h"
+#include "util/crc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define MOD "client"
+#define CLIENT_VERSION "magnetar-client 1.0"
+
+/* ------------------------------------------------------------------------------------- */
+/* small helpers */
+
+uint64_t client_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static struct timeval tv_ms(unsigned ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
+/* The MG error for a Pulsar ServerError. */
+static int server_error_to_mg(int se)
+{
+    switch (se) {
+    case PULSAR__PROTO__SERVER_ERROR__MetadataError:
+        return -MG_EMETA;
+    case PULSAR__PROTO__SERVER_ERROR__AuthenticationError:
+    case PULSAR__PROTO__SERVER_ERROR__AuthorizationError:
+    case PULSAR__PROTO__SERVER_ERROR__NotAllowedError:
+        return -MG_ENOTALLOWED;
+    case PULSAR__PROTO__SERVER_ERROR__ConsumerBusy:
+        return -MG_ECONSUMERBUSY;
+    case PULSAR__PROTO__SERVER_ERROR__ServiceNotReady:
+        return -MG_ENOTREADY;
+    case PULSAR__PROTO__SERVER_ERROR__ChecksumError:
+        return -MG_ECHECKSUM;
+    case PULSAR__PROTO__SERVER_ERROR__TopicNotFound:
+        return -MG_ENOTFOUND;
+    case PULSAR__PROTO__SERVER_ERROR__SubscriptionNotFound:
+        return -MG_ENOSUB;
+    case PULSAR__PROTO__SERVER_ERROR__TooManyRequests:
+        return -MG_EAGAIN;
+    case PULSAR__PROTO__SERVER_ERROR__TopicTerminatedError:
+        return -MG_ETERMINATED;
+    case PULSAR__PROTO__SERVER_ERROR__ProducerBusy:
+        return -MG_EPRODUCERBUSY;
+    case PULSAR__PROTO__SERVER_ERROR__InvalidTopicName:
+        return -MG_EBADNAME;
+    case PULSAR__PROTO__SERVER_ERROR__ConsumerAssignError:
+        return -MG_EASSIGN;
+    case PULSAR__PROTO__SERVER_ERROR__ProducerFenced:
+        return -MG_EPRODUCERFENCED;
+    default:
+        return -MG_EIO;
+    }
+}
+
+int client_parse_url(const char *url, char **host, int *port, char *errmsg, size_t errlen)
+{
+    static const char scheme[] = "pulsar://";
+    *host = NULL;
+    *port = 0;
+    if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
+        if (url && strncmp(url, "pulsar+ssl://", 13) == 0)
+            snprintf(errmsg, errlen, "bad service URL '%s': TLS (pulsar+ssl://) is not supported",
+                     url);
+        else
+            snprintf(errmsg, errlen, "bad service URL '%s': expected pulsar://host:port",
+                     url ? url : "");
+        return -MG_EINVAL;
+    }
+    const char *h = url + sizeof(scheme) - 1;
+    /* A multi-host URL (h1:p,h2:p) uses its first host. */
+    size_t hl = strcspn(h, ",/");
+    if (h[hl] == '/' && h[hl + 1] != '\0') {
+        snprintf(errmsg, errlen, "bad service URL '%s': unexpected path", url);
+        return -MG_EINVAL;
+    }
+    const char *colon = memchr(h, ':', hl);
+    size_t name_len = colon ? (size_t)(colon - h) : hl;
+    if (name_len == 0) {
+        snprintf(errmsg, errlen, "bad service URL '%s': no host", url);
+        return -MG_EINVAL;
+    }
+    for (size_t i = 0; i < name_len; i++) {
+        char ch = h[i];
+        if (!(ch == '.' || ch == '-' || ch == '_' || (ch >= '0' && ch <= '9') ||
+              (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))) {
+            snprintf(errmsg, errlen, "bad service URL '%s': bad host name", url);
+            return -MG_EINVAL;
+        }
+    }
+    int p = CLIENT_DEFAULT_PORT;
+    if (colon) {
+        const char *ps = colon + 1, *pe = h + hl;
+        if (ps == pe || pe - ps > 5) {
+            snprintf(errmsg, errlen, "bad service URL '%s': bad port", url);
+            return -MG_EINVAL;
+        }
+        p = 0;
+        for (const char *q = ps; q < pe; q++) {
+            if (*q < '0' || *q > '9') {
+                snprintf(errmsg, errlen, "bad service URL '%s': bad port", url);
+                return -MG_EINVAL;
+            }
+            p = p * 10 + (*q - '0');
+        }
+        if (p < 1 || p > 65535) {
+            snprintf(errmsg, errlen, "bad service URL '%s': port out of range", url);
+            return -MG_EINVAL;
+        }
+    }
+    *host = mg_strndup(h, name_len);
+    *port = p;
+    return 0;
+}
+
+char *client_topic_full_name(const char *topic)
+{
+    if (strstr(topic, "://"))
+        return mg_strdup(topic);
+    if (strchr(topic, '/'))
+        return mg_asprintf("persistent://%s", topic);
+    return mg_asprintf("persistent://public/default/%s", topic);
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* batch payload encoding */
+
+void client_buf_reserve(struct client_buf *b, size_t extra)
+{
+    if (b->len + extra <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra)
+        cap *= 2;
+    b->data = mg_realloc(b->data, cap);
+    b->cap = cap;
+}
+
+void client_buf_fini(struct client_buf *b)
+{
+    if (!b)
+        return;
+    mg_free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+void client_batch_append(struct client_buf *b, const void *payload, size_t len, uint64_t seq)
+{
+    Pulsar__Proto__SingleMessageMetadata smm = PULSAR__PROTO__SINGLE_MESSAGE_METADATA__INIT;
+    smm.payload_size = (int32_t)len;
+    smm.has_sequence_id = 1;
+    smm.sequence_id = seq;
+    size_t sz = pulsar__proto__single_message_metadata__get_packed_size(&smm);
+    client_buf_reserve(b, 4 + sz + len);
+    put_be32(b->data + b->len, (uint32_t)sz);
+    pulsar__proto__single_message_metadata__pack(&smm, b->data + b->len + 4);
+    if (len > 0)
+        memcpy(b->data + b->len + 4 + sz, payload, len);
+    b->len += 4 + sz + len;
+}
+
+int client_batch_next(const uint8_t *p, size_t len, size_t *off,
+                      Pulsar__Proto__SingleMessageMetadata **smm, const uint8_t **payload,
+                      size_t *plen)
+{
+    *smm = NULL;
+    if (*off >= len)
+        return 0;
+    if (len - *off < 4)
+        return -MG_EPROTO;
+    uint32_t sz = get_be32(p + *off);
+    if (sz > len - *off - 4)
+        return -MG_EPROTO;
+    Pulsar__Proto__SingleMessageMetadata *m =
+        pulsar__proto__single_message_metadata__unpack(NULL, sz, p + *off + 4);
+    if (!m)
+        return -MG_EPROTO;
+    size_t start = *off + 4 + sz;
+    if (m->payload_size < 0 || (size_t)m->payload_size > len - start) {
+        pulsar__proto__single_message_metadata__free_unpacked(m, NULL);
+        return -MG_EPROTO;
+    }
+    *smm = m;
+    *payload = p + start;
+    *plen = (size_t)m->payload_size;
+    *off = start + (size_t)m->payload_size;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* connections */
+
+static void conn_close(struct client_conn *conn, int status, const char *msg);
+static void ep_conn_lost(struct client_ep *ep, int status, const char *msg);
+static void producer_on_receipt(struct client_producer *p, const wire_cmd *cmd);
+static void producer_on_send_error(struct client_producer *p, const wire_cmd *cmd);
+static void consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
+                                struct evbuffer *payload);
+
+static void conn_write(struct client_conn *conn, const wire_cmd *cmd)
+{
+    if (conn->bev)
+        wire_write_command(bufferevent_get_output(conn->bev), cmd);
+}
+
+static struct client_req *conn_add_req(struct client_conn *conn, bool waiter, client_req_cb cb,
+                                       void *owner)
+{
+    struct client *c = conn->client;
+    struct client_req *r = mg_calloc(1, sizeof(*r));
+    r->waiter = waiter;
+    r->cb = cb;
+    r->owner = owner;
+    r->request_id = waiter ? 0 : c->next_request_id++;
+    r->deadline_us = client_now_us() + (uint64_t)c->operation_timeout_ms * 1000u;
+    /* Append so that waiters are served in arrival order. */
+    struct client_req **pp = &conn->reqs;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = r;
+    return r;
+}
+
+static struct client_req *conn_take_req(struct client_conn *conn, uint64_t request_id)
+{
+    for (struct client_req **pp = &conn->reqs; *pp; pp = &(*pp)->next) {
+        struct client_req *r = *pp;
+        if (!r->waiter && r->request_id == request_id) {
+            *pp = r->next;
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* Drop every request and waiter of owner without calling back (the owner is going away). */
+static void conn_cancel_owner(struct client_conn *conn, void *owner)
+{
+    for (struct client_req **pp = &conn->reqs; *pp;) {
+        struct client_req *r = *pp;
+        if (r->owner == owner) {
+            *pp = r->next;
+            mg_free(r);
+        } else {
+            pp = &r->next;
+        }
+    }
+}
+
+static void conn_destroy(struct client_conn *conn)
+{
+    if (!conn)
+        return;
+    MG_ASSERT(conn->reqs == NULL);
+    if (conn->bev)
+        bufferevent_free(conn->bev);
+    if (conn->connect_ev)
+        event_free(conn->connect_ev);
+    if (conn->tick_ev)
+        event_free(conn->tick_ev);
+    if (conn->fail_ev)
+        event_free(conn->fail_ev);
+    if (conn->free_ev)
+        event_free(conn->free_ev);
+    mg_map_fini(&conn->eps);
+    mg_free(conn->url);
+    mg_free(conn);
+}
+
+static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_destroy(arg);
+}
+
+/* Fire the waiters of a connection that just became ready. */
+static void conn_serve_waiters(struct client_conn *conn)
+{
+    for (;;) {
+        struct client_req **pp = &conn->reqs, *r = NULL;
+        for (; *pp; pp = &(*pp)->next) {
+            if ((*pp)->waiter) {
+                r = *pp;
+                *pp = r->next;
+                break;
+            }
+        }
+        if (!r)
+            return;
+        r->cb(r, conn, 0, NULL, NULL);
+        mg_free(r);
+        if (conn->state != CLIENT_CONN_READY)
+            return;
+    }
+}
+
+static void conn_send_connect(struct client_conn *conn)
+{
+    Pulsar__Proto__CommandConnect cc = PULSAR__PROTO__COMMAND_CONNECT__INIT;
+    cc.client_version = (char *)CLIENT_VERSION;
+    cc.auth_method_name = (char *)"none";
+    cc.has_protocol_version = 1;
+    cc.protocol_version = WIRE_PROTOCOL_VERSION;
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECT;
+    cmd.connect = &cc;
+    conn_write(conn, &cmd);
+}
+
+static void conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
+{
+    const wire_cmd *cmd = f->cmd;
+    uint64_t rid = 0;
+    bool is_resp = false;
+    int status = 0;
+
+    if (conn->state == CLIENT_CONN_HANDSHAKE) {
+        if (cmd->type == PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECTED) {
+            conn->state = CLIENT_CONN_READY;
+            if (cmd->connected->has_max_message_size && cmd->connected->max_message_size > 0)
+                conn->max_message_size = (uint32_t)cmd->connected->max_message_size;
+            conn->protocol_version =
+                cmd->connected->has_protocol_version ? cmd->connected->protocol_version : 0;
+            evtimer_del(conn->connect_ev);
+            MG_DEBUG(MOD, "connected to %s (%s, protocol %d)", conn->url,
+                     cmd->connected->server_version ? cmd->connected->server_version : "?",
+                     conn->protocol_version);
+            conn_serve_waiters(conn);
+            return;
+        }
+        char m[300];
+        if (cmd->type == PULSAR__PROTO__BASE_COMMAND__TYPE__ERROR)
+            snprintf(m, sizeof m, "%s refused the connection: %s", conn->url,
+                     cmd->error->message ? cmd->error->message : "?");
+        else
+            snprintf(m, sizeof m, "%s sent %s before CONNECTED", conn->url,
+                     wire_command_name(cmd->type));
+        conn_close(conn, -MG_EPROTO, m);
+        return;
+    }
+
+    switch (cmd->type) {
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__PING: {
+        Pulsar__Proto__CommandPong pong = PULSAR__PROTO__COMMAND_PONG__INIT;
+        wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
+        out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PONG;
+        out.pong = &pong;
+        conn_write(conn, &out);
+        return;
+    }
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__PONG:
+        return;
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE:
+        rid = cmd->lookuptopicresponse->request_id;
+        is_resp = true;
+        break;
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA_RESPONSE:
+        rid = cmd->partitionmetadataresponse->request_id;
+        is_resp = true;
+        break;
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__SUCCESS:
+        rid = cmd->success->request_id;
+        is_resp = true;
+        break;
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER_SUCCESS:
+        rid = cmd->producer_success->request_id;
+        if (cmd->producer_success->has_producer_ready && !cmd->producer_success->producer_ready)
+            return; /* WaitForExclusive: a second PRODUCER_SUCCESS follows */
+        is_resp = true;
+        break;
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__ERROR:
+        rid = cmd->error->request_id;
+        status = server_error_to_mg(cmd->error->error);
+        is_resp = true;
+        break;
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__SEND_RECEIPT: {
+        struct client_ep *ep = mg_map_get_u64(&conn->eps, cmd->send_receipt->producer_id);
+        if (ep && ep->kind == CLIENT_EP_PRODUCER)
+            producer_on_receipt((struct client_producer *)ep, cmd);
+        return;
+    }
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__SEND_ERROR: {
+        struct client_ep *ep = mg_map_get_u64(&conn->eps, cmd->send_error->producer_id);
+        if (ep && ep->kind == CLIENT_EP_PRODUCER)
+            producer_on_send_error((struct client_producer *)ep, cmd);
+        return;
+    }
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__MESSAGE: {
+        struct client_ep *ep = mg_map_get_u64(&conn->eps, cmd->message->consumer_id);
+        if (ep && ep->kind == CLIENT_EP_CONSUMER && ep->state == CLIENT_EP_READY)
+            consumer_on_message((struct client_consumer *)ep, cmd, f->payload);
+        return;
+    }
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER:
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_CONSUMER: {
+        bool prod = cmd->type == PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER;
+        uint64_t id = prod ? cmd->close_producer->producer_id : cmd->close_consumer->consumer_id;
+        struct client_ep *ep = mg_map_get_u64(&conn->eps, id);
+        if (ep && ep->kind == (prod ? CLIENT_EP_PRODUCER : CLIENT_EP_CONSUMER)) {
+            mg_map_del_u64(&conn->eps, id);
+            ep->conn = NULL;
+            ep_conn_lost(ep, -MG_ECLOSED, prod ? "broker closed the producer"
+                                               : "broker closed the consumer");
+        }
+        return;
+    }
+    default:
+        MG_DEBUG(MOD, "%s: ignoring %s", conn->url, wire_command_name(cmd->type));
+        return;
+    }
+
+    if (!is_resp)
+        return;
+    struct client_req *r = conn_take_req(conn, rid);
+    if (!r) {
+        MG_DEBUG(MOD, "%s: %s for unknown request %llu", conn->url,
+                 wire_command_name(cmd->type), (unsigned long long)rid);
+        return;
+    }
+    if (r->cb) {
+        const char *msg = NULL;
+        if (status < 0)
+            msg = cmd->error->message ? cmd->error->message : mg_strerror(status);
+        r->cb(r, conn, status, cmd, msg);
+    }
+    mg_free(r);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct client_conn *conn = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    uint32_t max = conn->max_message_size + WIRE_FRAME_PADDING;
+
+    conn->rx_since_ping = true;
+    /* A client drains everything that arrived: the broker bounds what it sends by our
+     * permits and pending window. */
+    while (conn->state != CLIENT_CONN_CLOSED) {
+        struct wire_frame f;
+        char err[200];
+        int rc = wire_frame_read(in, max, &f, err, sizeof err);
+        if (rc == 0)
+            return;
+        if (rc < 0) {
+            char m[300];
+            snprintf(m, sizeof m, "bad frame from %s: %s", conn->url, err);
+            conn_close(conn, rc, m);
+            return;
+        }
+        conn_handle_frame(conn, &f);
+        wire_frame_clear(&f);
+    }
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct client_conn *conn = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conn->state = CLIENT_CONN_HANDSHAKE;
+        conn_send_connect(conn);
+        return;
+    }
+    char m[300];
+    int err = EVUTIL_SOCKET_ERROR();
+    if (what & BEV_EVENT_EOF)
+        snprintf(m, sizeof m, "connection to %s closed by the broker", conn->url);
+    else if (conn->state == CLIENT_CONN_CONNECTING)
+        snprintf(m, sizeof m, "cannot connect to %s: %s", conn->url,
+                 evutil_socket_error_to_string(err));
+    else
+        snprintf(m, sizeof m, "connection to %s failed: %s", conn->url,
+                 evutil_socket_error_to_string(err));
+    conn_close(conn, -MG_EIO, m);
+}
+
+static void conn_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct client_conn *conn = arg;
+    char m[300];
+    snprintf(m, sizeof m, "connecting to %s timed out after %u ms", conn->url,
+             conn->client->connect_timeout_ms);
+    conn_close(conn, -MG_ETIMEDOUT, m);
+}
+
+static void conn_fail_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct client_conn *conn = arg;
+    conn_close(conn, -MG_EIO, conn->errmsg);
+}
+
+static void conn_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct client_conn *conn = arg;
+    uint64_t now = client_now_us();
+
+    /* Expire requests (not waiters: the connect timeout covers those). */
+    for (;;) {
+        struct client_req **pp = &conn->reqs, *r = NULL;
+        for (; *pp; pp = &(*pp)->next) {
+            if (!(*pp)->waiter && (*pp)->deadline_us <= now) {
+                r = *pp;
+                *pp = r->next;
+                break;
+            }
+        }
+        if (!r)
+            break;
+        char m[200];
+        snprintf(m, sizeof m, "request %llu to %s timed out", (unsigned long long)r->request_id,
+                 conn->url);
+        if (r->cb)
+            r->cb(r, conn, -MG_ETIMEDOUT, NULL, m);
+        mg_free(r);
+        if (conn->state == CLIENT_CONN_CLOSED)
+            return;
+    }
+    if (conn->state != CLIENT_CONN_READY)
+        return;
+    if (++conn->ticks < conn->client->keepalive_s)
+        return;
+    conn->ticks = 0;
+    if (!conn->rx_since_ping) {
+        char m[200];
+        snprintf(m, sizeof m, "%s: no traffic for %u s, closing", conn->url,
+                 conn->client->keepalive_s);
+        conn_close(conn, -MG_ETIMEDOUT, m);
+        return;
+    }
+    conn->rx_since_ping = false;
+    Pulsar__Proto__CommandPing ping = PULSAR__PROTO__COMMAND_PING__INIT;
+    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
+    out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PING;
+    out.ping = &ping;
+    conn_write(conn, &out);
+}
+
+/* The pooled connection for url, created (and connecting) if there is none. */
+static struct client_conn *conn_get(struct client *c, const char *url)
+{
+    struct client_conn *conn = mg_map_get_str(&c->conns, url);
+    if (conn)
+        return conn;
+
+    conn = mg_calloc(1, sizeof(*conn));
+    conn->client = c;
+    conn->url = mg_strdup(url);
+    conn->state = CLIENT_CONN_CONNECTING;
+    conn->max_message_size = WIRE_DEFAULT_MAX_MESSAGE_SIZE;
+    conn->rx_since_ping = true;
+    mg_map_init(&conn->eps);
+    conn->connect_ev = evtimer_new(c->base, conn_connect_timeout_cb, conn);
+    conn->tick_ev = event_new(c->base, -1, EV_PERSIST, conn_tick_cb, conn);
+    conn->free_ev = event_new(c->base, -1, 0, conn_free_cb, conn);
+    conn->fail_ev = event_new(c->base, -1, 0, conn_fail_cb, conn);
+    MG_ASSERT(conn->connect_ev && conn->tick_ev && conn->free_ev && conn->fail_ev);
+    mg_map_put_str(&c->conns, url, conn);
+
+    struct timeval tv = tv_ms(c->connect_timeout_ms);
+    evtimer_add(conn->connect_ev, &tv);
+    tv = tv_ms(1000);
+    event_add(conn->tick_ev, &tv);
+
+    char *host = NULL;
+    int port = 0;
+    char err[200];
+    if (client_parse_url(url, &host, &port, err, sizeof err) < 0) {
+        snprintf(conn->errmsg, sizeof conn->errmsg, "%s", err);
+        event_active(conn->fail_ev, 0, 0);
+        return conn;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
+    struct addrinfo *ai = NULL;
+    char ps[8];
+    snprintf(ps, sizeof ps, "%d", port);
+    int gai = getaddrinfo(host, ps, &hints, &ai);
+    if (gai != 0 || !ai) {
+        snprintf(conn->errmsg, sizeof conn->errmsg, "cannot resolve %s: %s", host,
+                 gai_strerror(gai));
+        mg_free(host);
+        event_active(conn->fail_ev, 0, 0);
+        return conn;
+    }
+    mg_free(host);
+    conn->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    MG_ASSERT(conn->bev != NULL);
+    bufferevent_setcb(conn->bev, conn_read_cb, NULL, conn_event_cb, conn);
+    bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(conn->bev, ai->ai_addr, (int)ai->ai_addrlen) < 0) {
+        snprintf(conn->errmsg, sizeof conn->errmsg, "cannot connect to %s: %s", url,
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        bufferevent_free(conn->bev);
+        conn->bev = NULL;
+        event_active(conn->fail_ev, 0, 0);
+    }
+    freeaddrinfo(ai);
+    return conn;
+}
+
+/* Call cb(owner) once the connection is ready (synchronously if it already is), or with
+ * the error when it fails. */
+static void conn_when_ready(struct client_conn *conn, client_req_cb cb, void *owner)
+{
+    if (conn->state == CLIENT_CONN_READY) {
+        struct client_req r = {.waiter = true, .cb = cb, .owner = owner};
+        cb(&r, conn, 0, NULL, NULL);
+        return;
+    }
+    conn_add_req(conn, true, cb, owner);
+}
+
+static void conn_close(struct client_conn *conn, int status, const char *msg)
+{
+    if (conn->state == CLIENT_CONN_CLOSED)
+        return;
+    struct client *c = conn->client;
+    bool was_ready = conn->state == CLIENT_CONN_READY;
+    conn->state = CLIENT_CONN_CLOSED;
+    if (mg_map_get_str(&c->conns, conn->url) == conn)
+        mg_map_del_str(&c->conns, conn->url);
+    if (was_ready && !c->closing)
+        MG_WARN(MOD, "%s", msg);
+    else
+        MG_DEBUG(MOD, "%s", msg);
+    if (conn->bev) {
+        bufferevent_free(conn->bev);
+        conn->bev = NULL;
+    }
+    evtimer_del(conn->connect_ev);
+    event_del(conn->tick_ev);
+    event_del(conn->fail_ev);
+
+    /* Fail requests and waiters; their callbacks never reconnect synchronously. */
+    struct client_req *r = conn->reqs;
+    conn->reqs = NULL;
+    while (r) {
+        struct client_req *next = r->next;
+        if (r->cb)
+            r->cb(r, conn, status, NULL, msg);
+        mg_free(r);
+        r = next;
+    }
+    /* Detach the producers and consumers served here. */
+    size_t pos = 0, n = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    struct client_ep **eps = mg_calloc(conn->eps.count + 1, sizeof(*eps));
+    while (mg_map_next(&conn->eps, &pos, &k, &kl, &v))
+        eps[n++] = v;
+    mg_map_fini(&conn->eps);
+    mg_map_init(&conn->eps);
+    for (size_t i = 0; i < n; i++) {
+        eps[i]->conn = NULL;
+        ep_conn_lost(eps[i], status, msg);
+    }
+    mg_free(eps);
+    if (!c->closing)
+        event_active(conn->free_ev, 0, 0);
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* endpoints: lookup, attach, retry */
+
+static void ep_lookup_at(struct client_ep *ep, const char *url);
+static void producer_send_create(struct client_producer *p);
+static void consumer_send_subscribe(struct client_consumer *c);
+static void producer_fail_all(struct client_producer *p, int status);
+
+static void ep_detach(struct client_ep *ep)
+{
+    if (ep->conn) {
+        if (mg_map_get_u64(&ep->conn->eps, ep->id) == ep)
+            mg_map_del_u64(&ep->conn->eps, ep->id);
+        ep->conn = NULL;
+    }
+}
+
+static void ep_report_ready(struct client_ep *ep, int status, const char *msg)
+{
+    if (ep->kind == CLIENT_EP_PRODUCER) {
+        struct client_producer *p = (struct client_producer *)ep;
+        if (p->ready_cb)
+            p->ready_cb(p, status, msg, p->data);
+    } else {
+        struct client_consumer *c = (struct client_consumer *)ep;
+        if (c->ready_cb)
+            c->ready_cb(c, status, msg, c->data);
+    }
+}
+
+/* Something failed on the way to (or while) serving the topic. */
+static void ep_fail(struct client_ep *ep, int status, const char *msg)
+{
+    ep_detach(ep);
+    if (ep->client->closing)
+        return;
+    if (!ep->ever_ready) {
+        ep->state = CLIENT_EP_FAILED;
+        if (ep->kind == CLIENT_EP_PRODUCER)
+            producer_fail_all((struct client_producer *)ep, -MG_ECLOSED);
+        char m[400];
+        snprintf(m, sizeof m, "%s", msg ? msg : mg_strerror(status));
+        ep_report_ready(ep, status, m);
+        return;
+    }
+    if (ep->state == CLIENT_EP_WAIT_RETRY)
+        return;
+    MG_WARN(MOD, "%s %s: %s; retrying in %u ms", ep->kind == CLIENT_EP_PRODUCER ? "producer"
+                                                                                  : "consumer",
+            ep->topic, msg ? msg : mg_strerror(status), ep->backoff_ms);
+    ep->state = CLIENT_EP_WAIT_RETRY;
+    struct timeval tv = tv_ms(ep->backoff_ms);
+    evtimer_add(ep->retry_ev, &tv);
+    ep->backoff_ms = ep->backoff_ms * 2 > CLIENT_BACKOFF_MAX_MS ? CLIENT_BACKOFF_MAX_MS
+                                                                : ep->backoff_ms * 2;
+}
+
+static void ep_start(struct client_ep *ep)
+{
+    ep->state = CLIENT_EP_LOOKUP;
+    ep->redirects = 0;
+    ep->authoritative = false;
+    ep_lookup_at(ep, ep->client->service_url);
+}
+
+static void ep_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ep_start(arg);
+}
+
+static void ep_conn_lost(struct client_ep *ep, int status, const char *msg)
+{
+    ep->conn = NULL;
+    if (ep->state == CLIENT_EP_READY && ep->kind == CLIENT_EP_CONSUMER) {
+        /* Unacked messages come again after re-subscribing; forget partial batches. */
+        struct client_consumer *c = (struct client_consumer *)ep;
+        size_t pos = 0;
+        const char *k;
+        size_t kl;
+        void *v;
+        while (mg_map_next(&c->batches, &pos, &k, &kl, &v))
+            mg_free(v);
+        mg_map_fini(&c->batches);
+        mg_map_init(&c->batches);
+    }
+    if (ep->state == CLIENT_EP_READY || ep->state == CLIENT_EP_CREATING)
+        ep_fail(ep, status, msg);
+}
+
+static void ep_on_attach_conn(struct client_req *r, struct client_conn *conn, int status,
+                              const wire_cmd *cmd, const char *msg)
+{
+    (void)cmd;
+    struct client_ep *ep = r->owner;
+    if (status < 0) {
+        ep_fail(ep, status, msg);
+        return;
+    }
+    ep->conn = conn;
+    mg_map_put_u64(&conn->eps, ep->id, ep);
+    ep->state = CLIENT_EP_CREATING;
+    if (ep->kind == CLIENT_EP_PRODUCER)
+        producer_send_create((struct client_producer *)ep);
+    else
+        consumer_send_subscribe((struct client_consumer *)ep);
+}
+
+static void ep_on_lookup_resp(struct client_req *r, struct client_conn *conn, int status,
+                              const wire_cmd *cmd, const char *msg)
+{
+    (void)conn;
+    struct client_ep *ep = r->owner;
+    if (status < 0) {
+        ep_fail(ep, status, msg);
+        return;
+    }
+    if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE) {
+        ep_fail(ep, -MG_EPROTO, "unexpected answer to LOOKUP");
+        return;
+    }
+    const Pulsar__Proto__CommandLookupTopicResponse *lr = cmd->lookuptopicresponse;
+    char m[400];
+    if (!lr->has_response ||
+        lr->response == PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Failed) {
+        int st = lr->has_error ? server_error_to_mg(lr->error) : -MG_EIO;
+        snprintf(m, sizeof m, "lookup of %s failed: %s", ep->topic,
+                 lr->message ? lr->message : mg_strerror(st));
+        ep_fail(ep, st, m);
+        return;
+    }
+    if (!lr->brokerserviceurl || !*lr->brokerserviceurl) {
+        snprintf(m, sizeof m, "lookup of %s gave no brokerServiceUrl", ep->topic);
+        ep_fail(ep, -MG_EPROTO, m);
+        return;
+    }
+    if (lr->response == PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Redirect) {
+        if (++ep->redirects > CLIENT_MAX_REDIRECTS) {
+            snprintf(m, sizeof m, "lookup of %s: too many redirects", ep->topic);
+            ep_fail(ep, -MG_EPROTO, m);
+            return;
+        }
+        ep->authoritative = lr->has_authoritative && lr->authoritative;
+        ep_lookup_at(ep, lr->brokerserviceurl);
+        return;
+    }
+    /* proxy_through_service_url: keep using the service URL connection. */
+    const char *url = lr->has_proxy_through_service_url && lr->proxy_through_service_url
+                          ? ep->client->service_url
+                          : lr->brokerserviceurl;
+    conn_when_ready(conn_get(ep->client, url), ep_on_attach_conn, ep);
+}
+
+static void ep_on_lookup_conn(struct client_req *r, struct client_conn *conn, int status,
+                              const wire_cmd *cmd, const char *msg)
+{
+    (void)cmd;
+    struct client_ep *ep = r->owner;
+    if (status < 0) {
+        ep_fail(ep, status, msg);
+        return;
+    }
+    Pulsar__Proto__CommandLookupTopic lt = PULSAR__PROTO__COMMAND_LOOKUP_TOPIC__INIT;
+    struct client_req *req = conn_add_req(conn, false, ep_on_lookup_resp, ep);
+    lt.topic = ep->topic;
+    lt.request_id = req->request_id;
+    lt.has_authoritative = 1;
+    lt.authoritative = ep->authoritative;
+    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
+    out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP;
+    out.lookuptopic = &lt;
+    conn_write(conn, &out);
+}
+
+static void ep_lookup_at(struct client_ep *ep, const char *url)
+{
+    conn_when_ready(conn_get(ep->client, url), ep_on_lookup_conn, ep);
+}
+
+static void ep_init(struct client_ep *ep, struct client *c, enum client_ep_kind kind,
+                    const char *topic)
+{
+    ep->kind = kind;
+    ep->client = c;
+    ep->topic = client_topic_full_name(topic);
+    ep->id = c->next_ep_id++;
+    ep->backoff_ms = CLIENT_BACKOFF_MIN_MS;
+    ep->retry_ev = evtimer_new(c->base, ep_retry_cb, ep);
+    MG_ASSERT(ep->retry_ev != NULL);
+    ep->next = c->eps;
+    if (c->eps)
+        c->eps->prev = ep;
+    c->eps = ep;
+}
+
+/* Unlink ep from everything that could call it back. */
+static void ep_fini(struct client_ep *ep)
+{
+    struct client *c = ep->client;
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (mg_map_next(&c->conns, &pos, &k, &kl, &v))
+        conn_cancel_owner(v, ep);
+    ep_detach(ep);
+    if (ep->retry_ev)
+        event_free(ep->retry_ev);
+    if (ep->prev)
+        ep->prev->next = ep->next;
+    else
+        c->eps = ep->next;
+    if (ep->next)
+        ep->next->prev = ep->prev;
+    mg_free(ep->topic);
+}
+
+/* Tell the broker we are done with ep (fire and forget). */
+static void ep_send_close(struct client_ep *ep)
+{
+    struct client_conn *conn = ep->conn;
+    if (!conn || conn->state != CLIENT_CONN_READY || ep->state != CLIENT_EP_READY)
+        return;
+    struct client_req *r = conn_add_req(conn, false, NULL, NULL);
+    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
+    if (ep->kind == CLIENT_EP_PRODUCER) {
+        Pulsar__Proto__CommandCloseProducer cp = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
+        cp.producer_id = ep->id;
+        cp.request_id = r->request_id;
+        out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER;
+        out.close_producer = &cp;
+        conn_write(conn, &out);
+    } else {
+        Pulsar__Proto__CommandCloseConsumer cc = PULSAR__PROTO__COMMAND_CLOSE_CONSUMER__INIT;
+        cc.consumer_id = ep->id;
+        cc.request_id = r->request_id;
+        out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_CONSUMER;
+        out.close_consumer = &cc;
+        conn_write(conn, &out);
+    }
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* client */
+
+int client_new(struct event_base *base, const struct client_opts *opts, struct client **out,
+               char *errmsg, size_t errlen)
+{
+    char *host = NULL;
+    int port = 0;
+    *out = NULL;
+    int rc = client_parse_url(opts->service_url, &host, &port, errmsg, errlen);
+    if (rc < 0)
+        return rc;
+    struct client *c = mg_calloc(1, sizeof(*c));
+    c->base = base;
+    /* The pool key must match what lookups answer: pulsar://host:port with the port. */
+    c->service_url = mg_asprintf("pulsar://%s:%d", host, port);
+    mg_free(host);
+    c->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 10000;
+    c->operation_timeout_ms = opts->operation_timeout_ms ? opts->operation_timeout_ms : 30000;
+    c->keepalive_s = opts->keepalive_s ? opts->keepalive_s : 30;
+    c->next_request_id = 1;
+    c->next_ep_id = 1;
+    mg_map_init(&c->conns);
+    *out = c;
+    return 0;
+}
+
+void client_free(struct client *c)
+{
+    if (!c)
+        return;
+    while (c->eps) {
+        struct client_ep *ep = c->eps;
+        if (ep->kind == CLIENT_EP_PRODUCER)
+            client_producer_free((struct client_producer *)ep);
+        else
+            client_consumer_free((struct client_consumer *)ep);
+    }
+    c->closing = true;
+    for (;;) {
+        size_t pos = 0;
+        const char *k;
+        size_t kl;
+        void *v;
+        if (!mg_map_next(&c->conns, &pos, &k, &kl, &v))
+            break;
+        struct client_conn *conn = v;
+        if (conn->bev) /* push out the CLOSE_* frames if the socket takes them */
+            bufferevent_flush(conn->bev, EV_WRITE, BEV_FLUSH);
+        conn_close(conn, -MG_ECANCELED, "client closed");
+        conn_destroy(conn);
+    }
+    mg_map_fini(&c->conns);
+    mg_free(c->service_url);
+    mg_free(c);
+}
+
+/* PARTITIONED_METADATA */
+struct client_partitions_req {
+    struct client *client; /* borrowed */
+    char *topic;           /* owned */
+    client_partitions_cb cb;
+    void *data;            /* borrowed */
+};
+
+static void partitions_done(struct client_partitions_req *pr, int status, uint32_t n,
+                            const char *msg)
+{
+    pr->cb(pr->client, status, n, msg, pr->data);
+    mg_free(pr->topic);
+    mg_free(pr);
+}
+
+static void partitions_on_resp(struct client_req *r, struct client_conn *conn, int status,
+                               const wire_cmd *cmd, const char *msg)
+{
+    (void)conn;
+    struct client_partitions_req *pr = r->owner;
+    if (status < 0) {
+        partitions_done(pr, status, 0, msg);
+        return;
+    }
+    const Pulsar__Proto__CommandPartitionedTopicMetadataResponse *pm =
+        cmd->partitionmetadataresponse;
+    if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA_RESPONSE || !pm) {
+        partitions_done(pr, -MG_EPROTO, 0, "unexpected answer to PARTITIONED_METADATA");
+        return;
+    }
+    if (!pm->has_response ||
+        pm->response != PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success) {
+        int st = pm->has_error ? server_error_to_mg(pm->error) : -MG_EIO;
+        partitions_done(pr, st, 0, pm->message ? pm->message : mg_strerror(st));
+        return;
+    }
+    partitions_done(pr, 0, pm->has_partitions ? pm->partitions : 0, NULL);
+}
+
+static void partitions_on_conn(struct client_req *r, struct client_conn *conn, int status,
+                               const wire_cmd *cmd, const char *msg)
+{
+    (void)cmd;
+    struct client_partitions_req *pr = r->owner;
+    if (status < 0) {
+        partitions_done(pr, status, 0, msg);
+        return;
+    }
+    struct client_req *req = conn_add_req(conn, false, partitions_on_resp, pr);
+    Pulsar__Proto__CommandPartitionedTopicMetadata pm =
+        PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA__INIT;
+    pm.topic = pr->topic;
+    pm.request_id = req->request_id;
+    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
+    out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA;
+    out.partitionmetadata = &pm;
+    conn_write(conn, &out);
+}
+
+int client_get_partitions(struct client *c, const char *topic, client_partitions_cb cb,
+                          void *data)
+{
+    if (!topic || !*topic || !cb)
+        return -MG_EINVAL;
+    struct client_partitions_req *pr = mg_calloc(1, sizeof(*pr));
+    pr->client = c;
+    pr->topic = client_topic_full_name(topic);
+    pr->cb = cb;
+    pr->data = data;
+    struct client_conn *conn = conn_get(c, c->service_url);
+    /* Always asynchronous: wait even when the connection is ready. */
+    if (conn->state == CLIENT_CONN_READY)
+        partitions_on_conn(&(struct client_req){.owner = pr}, conn, 0, NULL, NULL);
+    else
+        conn_add_req(conn, true, partitions_on_conn, pr);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* producer */
+
+static void op_free(struct client_op *op)
+{
+    if (!op)
+        return;
+    if (op->frame)
+        evbuffer_free(op->frame);
+    mg_free(op->msgs);
+    mg_free(op);
+}
+
+static void op_complete(struct client_producer *p, struct client_op *op, int status,
+                        const Pulsar__Proto__MessageIdData *mid)
+{
+    p->pending -= op->n;
+    for (unsigned i = 0; i < op->n; i++) {
+        struct client_pending_msg *m = &op->msgs[i];
+        struct client_send_result res = {.status = status,
+                                         .sequence_id = m->seq,
+                                         .enqueued_us = m->enqueued_us,
+                                         .size = m->size};
+        res.id.partition = -1;
+        res.id.batch_index = -1;
+        if (mid) {
+            res.id.ledger_id = mid->ledgerid;
+            res.id.entry_id = mid->entryid;
+            if (op->batched) {
+                res.id.batch_index = (int32_t)i;
+                res.id.batch_size = (int32_t)op->n;
+            }
+        }
+        if (m->cb)
+            m->cb(p, &res, m->data);
+    }
+    op_free(op);
+}
+
+static void producer_write_op(struct client_producer *p, struct client_op *op)
+{
+    struct client_conn *conn = p->ep.conn;
+    if (p->ep.state != CLIENT_EP_READY || !conn || !conn->bev)
+        return;
+    struct evbuffer *out = bufferevent_get_output(conn->bev);
+    if (evbuffer_add_buffer_reference(out, op->frame) < 0) {
+        /* Cannot share (should not happen: frames are built by copying in): copy. */
+        size_t len = evbuffer_get_length(op->frame);
+        uint8_t *tmp = mg_malloc(len);
+        evbuffer_copyout(op->frame, tmp, len);
+        evbuffer_add(out, tmp, len);
+        mg_free(tmp);
+    }
+}
+
+/* Close the open batch into a SEND and queue it (and write it when connected). */
+static void producer_close_batch(struct client_producer *p)
+{
+    if (p->bn == 0)
+        return;
+    if (p->batch_ev)
+        evtimer_del(p->batch_ev);
+    struct client_op *op = mg_calloc(1, sizeof(*op));
+    op->n = p->bn;
+    op->msgs = p->bmsgs;
+    op->first_seq = p->bmsgs[0].seq;
+    op->last_seq = p->bmsgs[p->bn - 1].seq;
+    op->batched = p->batching;
+    p->bmsgs = NULL;
+    p->bn = p->bcap = 0;
+
+    Pulsar__Proto__MessageMetadata md = PULSAR__PROTO__MESSAGE_METADATA__INIT;
+    md.producer_name = p->name ? p->name : (char *)"";
+    md.sequence_id = op->first_seq;
+    md.publish_time = p->batch_publish_ms;
+    Pulsar__Proto__CommandSend send = PULSAR__PROTO__COMMAND_SEND__INIT;
+    send.producer_id = p->ep.id;
+    send.sequence_id = op->first_seq;
+    send.has_num_messages = 1;
+    send.num_messages = (int32_t)op->n;
+    if (op->batched) {
+        md.has_num_messages_in_batch = 1;
+        md.num_messages_in_batch = (int32_t)op->n;
+        md.has_highest_sequence_id = 1;
+        md.highest_sequence_id = op->last_seq;
+        md.has_uncompressed_size = 1;
+        md.uncompressed_size = (uint32_t)p->batch.len;
+        send.has_highest_sequence_id = 1;
+        send.highest_sequence_id = op->last_seq;
+    }
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND;
+    cmd.send = &send;
+    op->frame = evbuffer_new();
+    MG_ASSERT(op->frame != NULL);
+    wire_write_send(op->frame, &cmd, &md, p->batch.data, p->batch.len);
+    p->batch.len = 0;
+
+    if (p->tail)
+        p->tail->next = op;
+    else
+        p->head = op;
+    p->tail = op;
+    producer_write_op(p, op);
+}
+
+static void producer_batch_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    producer_close_batch(arg);
+}
+
+static void producer_fail_all(struct client_producer *p, int status)
+{
+    producer_close_batch(p);
+    while (p->head) {
+        struct client_op *op = p->head;
+        p->head = op->next;
+        if (!p->head)
+            p->tail = NULL;
+        op_complete(p, op, status, NULL);
+    }
+}
+
+static void producer_on_create_resp(struct client_req *r, struct client_conn *conn, int status,
+                                    const wire_cmd *cmd, const char *msg)
+{
+    (void)conn;
+    struct client_producer *p = r->owner;
+    if (status < 0) {
+        char m[400];
+        snprintf(m, sizeof m, "cannot create producer on %s: %s", p->ep.topic, msg);
+        ep_fail(&p->ep, status, m);
+        return;
+    }
+    if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER_SUCCESS) {
+        ep_fail(&p->ep, -MG_EPROTO, "unexpected answer to PRODUCER");
+        return;
+    }
+    const Pulsar__Proto__CommandProducerSuccess *ps = cmd->producer_success;
+    if (ps->producer_name && *ps->producer_name &&
+        (!p->name || strcmp(p->name, ps->producer_name) != 0)) {
+        if (p->name && p->bn > 0)
+            MG_WARN(MOD, "producer renamed from %s to %s", p->name, ps->producer_name);
+        mg_free(p->name);
+        p->name = mg_strdup(ps->producer_name);
+    }
+    if (!p->seq_known) {
+        p->seq_known = true;
+        if (ps->has_last_sequence_id && ps->last_sequence_id >= 0 && p->pending == 0)
+            p->next_seq = (uint64_t)ps->last_sequence_id + 1;
+    }
+    p->ep.state = CLIENT_EP_READY;
+    p->ep.backoff_ms = CLIENT_BACKOFF_MIN_MS;
+    bool first = !p->ep.ever_ready;
+    p->ep.ever_ready = true;
+    if (!first)
+        MG_INFO(MOD, "producer %s on %s reconnected; resending %u pending", p->name, p->ep.topic,
+                p->pending);
+    /* Resend every pending SEND, oldest first, with its original sequence ids. */
+    for (struct client_op *op = p->head; op; op = op->next)
+        producer_write_op(p, op);
+    if (first && p->ready_cb)
+        p->ready_cb(p, 0, NULL, p->data);
+}
+
+static void producer_send_create(struct client_producer *p)
+{
+    struct client_conn *conn = p->ep.conn;
+    struct client_req *r = conn_add_req(conn, false, producer_on_create_resp, p);
+    Pulsar__Proto__CommandProducer pc = PULSAR__PROTO__COMMAND_PRODUCER__INIT;
+    pc.topic = p->ep.topic;
+    pc.producer_id = p->ep.id;
+    pc.request_id = r->request_id;
+    pc.producer_name = p->name;
+    pc.has_epoch = 1;
+    pc.epoch = p->epoch++;
+    pc.has_user_provided_producer_name = 1;
+    pc.user_provided_producer_name = p->user_name;
+    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
+    out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER;
+    out.producer = &pc;
+    conn_write(conn, &out);
+}
+
+static void producer_on_receipt(struct client_producer *p, const wire_cmd *cmd)
+{
+    const Pulsar__Proto__CommandSendReceipt *sr = cmd->send_receipt;
+    struct client_op *op = p->head;
+    if (!op || p->ep.state != CLIENT_EP_READY)
+        return;
+    uint64_t seq = sr->sequence_id;
+    if (seq < op->first_seq) {
+        MG_DEBUG(MOD, "stale receipt %llu (head %llu)", (unsigned long long)seq,
+                 (unsigned long long)op->first_seq);
+        return;
+    }
+    if (seq > op->last_seq) {
+        char m[300];
+        snprintf(m, sizeof m, "receipt for sequence id %llu while waiting for %llu on %s",
+                 (unsigned long long)seq, (unsigned long long)op->first_seq, p->ep.topic);
+        conn_close(p->ep.conn, -MG_EPROTO, m);
+        return;
+    }
+    p->head = op->next;
+    if (!p->head)
+        p->tail = NULL;
+    op_complete(p, op, 0, sr->message_id);
+}
+
+static void producer_on_send_error(struct client_producer *p, const wire_cmd *cmd)
+{
+    const Pulsar__Proto__CommandSendError *se = cmd->send_error;
+    int st = server_error_to_mg(se->error);
+    struct client_op *op = p->head;
+    MG_WARN(MOD, "SEND_ERROR on %s seq %llu: %s", p->ep.topic,
+            (unsigned long long)se->sequence_id, se->message ? se->message : mg_strerror(st));
+    if ((st == -MG_ECHECKSUM || st == -MG_ENOTALLOWED) && op && se->sequence_id >= op->first_seq &&
+        se->sequence_id <= op->last_seq) {
+        p->head = op->next;
+        if (!p->head)
+            p->tail = NULL;
+        op_complete(p, op, st, NULL);
+        return;
+    }
+    if (st == -MG_ETERMINATED) {
+        producer_fail_all(p, st);
+        return;
+    }
+    conn_close(p->ep.conn, st, "SEND_ERROR: reconnecting");
+}
+
+int client_producer_new(struct client *c, const struct client_producer_opts *opts,
+                        client_producer_ready_cb ready_cb, void *data,
+                        struct client_producer **out)
+{
+    *out = NULL;
+    if (!opts->topic || !*opts->topic)
+        return -MG_EINVAL;
+    struct client_producer *p = mg_calloc(1, sizeof(*p));
+    ep_init(&p->ep, c, CLIENT_EP_PRODUCER, opts->topic);
+    if (opts->producer_name) {
+        p->name = mg_strdup(opts->producer_name);
+        p->user_name = true;
+    }
+    p->batching = opts->batching;
+    p->batch_max_messages = opts->batch_max_messages ? opts->batch_max_messages : 1000;
+    p->batch_max_bytes = opts->batch_max_bytes ? opts->batch_max_bytes : 128 * 1024;
+    p->batch_max_delay_us = opts->batch_max_delay_us ? opts->batch_max_delay_us : 1000;
+    p->max_pending = opts->max_pending ? opts->max_pending : 1000;
+    if (!p->batching)
+        p->batch_max_messages = 1;
+    p->batch_ev = evtimer_new(c->base, producer_batch_timer_cb, p);
+    MG_ASSERT(p->batch_ev != NULL);
+    p->ready_cb = ready_cb;
+    p->data = data;
+    *out = p;
+    ep_start(&p->ep);
+    return 0;
+}
+
+int client_producer_send(struct client_producer *p, const void *payload, size_t len,
+                         client_send_cb cb, void *data)
+{
+    if (p->ep.state == CLIENT_EP_FAILED)
+        return -MG_ECLOSED;
+    uint32_t max = p->ep.conn ? p->ep.conn->max_message_size : WIRE_DEFAULT_MAX_MESSAGE_SIZE;
+    if (len + 64 > max)
+        return -MG_ETOOBIG;
+    if (p->pending >= p->max_pending)
+        return -MG_EAGAIN;
+    /* Keep the batch within the bytes limit and the broker's frame limit. */
+    size_t limit = p->batch_max_bytes < max - 1024 ? p->batch_max_bytes : max - 1024;
+    if (p->bn > 0 && p->batch.len + len + 16 > limit)
+        producer_close_batch(p);
+    uint64_t now = client_now_us();
+    if (p->bn == p->bcap) {
+        p->bcap = p->bcap ? p->bcap * 2 : 16;
+        p->bmsgs = mg_realloc(p->bmsgs, p->bcap * sizeof(*p->bmsgs));
+    }
+    struct client_pending_msg *m = &p->bmsgs[p->bn++];
+    m->cb = cb;
+    m->data = data;
+    m->enqueued_us = now;
+    m->seq = p->next_seq++;
+    m->size = len;
+    p->pending++;
+    if (p->batching) {
+        client_batch_append(&p->batch, payload, len, m->seq);
+    } else {
+        client_buf_reserve(&p->batch, len);
+        if (len > 0)
+            memcpy(p->batch.data, payload, len);
+        p->batch.len = len;
+    }
+    if (p->bn == 1) {
+        p->batch_publish_ms = wall_ms();
+        if (p->batching && p->batch_max_messages > 1) {
+            struct timeval tv = {.tv_sec = p->batch_max_delay_us / 1000000,
+                                 .tv_usec = (suseconds_t)(p->batch_max_delay_us % 1000000)};
+            evtimer_add(p->batch_ev, &tv);
+        }
+    }
+    if (p->bn >= p->batch_max_messages || p->batch.len >= limit)
+        producer_close_batch(p);
+    return 0;
+}
+
+void client_producer_flush(struct client_producer *p)
+{
+    if (p)
+        producer_close_batch(p);
+}
+
+unsigned client_producer_pending(const struct client_producer *p)
+{
+    return p ? p->pending : 0;
+}
+
+const char *client_producer_name(const struct client_producer *p)
+{
+    return p && p->ep.ever_ready ? p->name : NULL;
+}
+
+void client_producer_free(struct client_producer *p)
+{
+    if (!p)
+        return;
+    ep_send_close(&p->ep);
+    ep_fini(&p->ep);
+    producer_fail_all(p, -MG_ECANCELED);
+    if (p->batch_ev)
+        event_free(p->batch_ev);
+    client_buf_fini(&p->batch);
+    mg_free(p->bmsgs);
+    mg_free(p->name);
+    mg_free(p);
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* consumer */
+
+static void consumer_send_flow(struct client_consumer *c, unsigned permits)
+{
+    struct client_conn *conn = c->ep.conn;
+    if (!conn || permits == 0)
+        return;
+    Pulsar__Proto__CommandFlow fl = PULSAR__PROTO__COMMAND_FLOW__INIT;
+    fl.consumer_id = c->ep.id;
+    fl.messagepermits = permits;
+    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
+    out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__FLOW;
+    out.flow = &fl;
+    conn_write(conn, &out);
+}
+
+static void consumer_on_subscribe_resp(struct client_req *r, struct client_conn *conn,
+                                       int status, const wire_cmd *cmd, const char *msg)
+{
+    (void)conn;
+    struct client_consumer *c = r->owner;
+    if (status < 0) {
+        char m[400];
+        snprintf(m, sizeof m, "cannot subscribe %s on %s: %s", c->subscription, c->ep.topic, msg);
+        ep_fail(&c->ep, status, m);
+        return;
+    }
+    if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__SUCCESS) {
+        ep_fail(&c->ep, -MG_EPROTO, "unexpected answer to SUBSCRIBE");
+        return;
+    }
+    c->ep.state = CLIENT_EP_READY;
+    c->ep.backoff_ms = CLIENT_BACKOFF_MIN_MS;
+    bool first = !c->ep.ever_ready;
+    c->ep.ever_ready = true;
+    if (!first)
+        MG_INFO(MOD, "consumer %s on %s re-subscribed", c->subscription, c->ep.topic);
+    c->consumed_since_flow = 0;
+    consumer_send_flow(c, c->queue_size);
+    client_consumer_flush(c);
+    if (first && c->ready_cb)
+        c->ready_cb(c, 0, NULL, c->data);
+}
+
+static void consumer_send_subscribe(struct client_consumer *c)
+{
+    struct client_conn *conn = c->ep.conn;
+    struct client_req *r = conn_add_req(conn, false, consumer_on_subscribe_resp, c);
+    Pulsar__Proto__CommandSubscribe s = PULSAR__PROTO__COMMAND_SUBSCRIBE__INIT;
+    s.topic = c->ep.topic;
+    s.subscription = c->subscription;
+    s.subtype = (Pulsar__Proto__CommandSubscribe__SubType)c->sub_type;
+    s.consumer_id = c->ep.id;
+    s.request_id = r->request_id;
+    s.consumer_name = c->consumer_name;
+    s.has_durable = 1;
+    s.durable = 1;
+    s.has_initialposition = 1;
+    s.initialposition = c->initial_position == CLIENT_POS_EARLIEST
+                            ? PULSAR__PROTO__COMMAND_SUBSCRIBE__INITIAL_POSITION__Earliest
+                            : PULSAR__PROTO__COMMAND_SUBSCRIBE__INITIAL_POSITION__Latest;
+    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
+    out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SUBSCRIBE;
+    out.subscribe = &s;
+    conn_write(conn, &out);
+}
+
+static void consumer_consumed(struct client_consumer *c, unsigned n)
+{
+    c->consumed_since_flow += n;
+    if (c->consumed_since_flow >= (c->queue_size + 1) / 2) {
+        consumer_send_flow(c, c->consumed_since_flow);
+        c->consumed_since_flow = 0;
+    }
+}
+
+static void consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
+                                struct evbuffer *payload)
+{
+    const Pulsar__Proto__CommandMessage *cm = cmd->message;
+    if (!payload || !cm->message_id)
+        return;
+    size_t len = evbuffer_get_length(payload);
+    const uint8_t *p = evbuffer_pullup(payload, -1);
+    size_t off = 0;
+    struct client_msg_id id = {.ledger_id = cm->message_id->ledgerid,
+                               .entry_id = cm->message_id->entryid,
+                               .partition = cm->message_id->has_partition
+                                                ? cm->message_id->partition
+                                                : -1,
+                               .batch_index = -1};
+    if (!p)
+        return;
+    if (len >= 6 && get_be32(p) >> 16 == WIRE_MAGIC_BROKER_ENTRY_METADATA) {
+        uint32_t bl = get_be32(p + 2);
+        if (bl > len - 6)
+            goto bad;
+        off = 6 + bl;
+    }
+    if (len - off >= 6 && ((uint32_t)p[off] << 8 | p[off + 1]) == WIRE_MAGIC_CHECKSUM) {
+        uint32_t sent = get_be32(p + off + 2);
+        off += 6;
+        if (mg_crc32c(0, p + off, len - off) != sent) {
+            MG_WARN(MOD, "%s: checksum mismatch on %llu:%llu, message dropped", c->ep.topic,
+                    (unsigned long long)id.ledger_id, (unsigned long long)id.entry_id);
+            return;
+        }
+    }
+    if (len - off < 4)
+        goto bad;
+    uint32_t mdlen = get_be32(p + off);
+    off += 4;
+    if (mdlen > len - off)
+        goto bad;
+    Pulsar__Proto__MessageMetadata *md =
+        pulsar__proto__message_metadata__unpack(NULL, mdlen, p + off);
+    if (!md)
+        goto bad;
+    off += mdlen;
+    if (md->has_compression && md->compression != PULSAR__PROTO__COMPRESSION_TYPE__NONE) {
+        MG_WARN(MOD, "%s: compressed message %llu:%llu not supported, dropped", c->ep.topic,
+                (unsigned long long)id.ledger_id, (unsigned long long)id.entry_id);
+        pulsar__proto__message_metadata__free_unpacked(md, NULL);
+        return;
+    }
+    struct client_message m = {.publish_time = md->publish_time,
+                               .event_time = md->has_event_time ? md->event_time : 0,
+                               .sequence_id = md->sequence_id,
+                               .producer_name = md->producer_name,
+                               .key = md->partition_key,
+                               .redelivery_count = cm->has_redelivery_count
+                                                       ? cm->redelivery_count
+                                                       : 0};
+    if (!md->has_num_messages_in_batch) {
+        m.id = id;
+        m.payload = p + off;
+        m.len = len - off;
+        c->msg_cb(c, &m, c->data);
+        pulsar__proto__message_metadata__free_unpacked(md, NULL);
+        consumer_consumed(c, 1);
+        return;
+    }
+    int32_t n = md->num_messages_in_batch;
+    unsigned delivered = 0;
+    for (int32_t i = 0; i < n; i++) {
+        Pulsar__Proto__SingleMessageMetadata *smm;
+        const uint8_t *pl;
+        size_t pllen;
+        int rc = client_batch_next(p, len, &off, &smm, &pl, &pllen);
+        if (rc <= 0) {
+            MG_WARN(MOD, "%s: malformed batch %llu:%llu (message %d of %d)", c->ep.topic,
+                    (unsigned long long)id.ledger_id, (unsigned long long)id.entry_id, i, n);
+            break;
+        }
+        /* ack_set: a set bit means still unacked; skip the rest. */
+        bool skip = false;
+        if (cm->n_ack_set > 0) {
+            size_t w = (size_t)i / 64;
+            skip = w >= cm->n_ack_set || !((uint64_t)cm->ack_set[w] >> (i % 64) & 1u);
+        }
+        if (!skip && !(smm->has_compacted_out && smm->compacted_out)) {
+            m.id = id;
+            m.id.batch_index = i;
+            m.id.batch_size = n;
+            m.payload = pl;
+            m.len = pllen;
+            m.sequence_id = smm->has_sequence_id ? smm->sequence_id : md->sequence_id + (uint64_t)i;
+            m.key = smm->partition_key;
+            if (smm->has_event_time)
+                m.event_time = smm->event_time;
+            c->msg_cb(c, &m, c->data);
+            delivered++;
+        }
+        pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
+    }
+    pulsar__proto__message_metadata__free_unpacked(md, NULL);
+    consumer_consumed(c, delivered);
+    return;
+bad:
+    MG_WARN(MOD, "%s: malformed message %llu:%llu dropped", c->ep.topic,
+            (unsigned long long)id.ledger_id, (unsigned long long)id.entry_id);
+}
+
+static void consumer_ack_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    client_consumer_flush(arg);
+}
+
+int client_consumer_new(struct client *c, const struct client_consumer_opts *opts,
+                        client_message_cb msg_cb, client_consumer_ready_cb ready_cb, void *data,
+                        struct client_consumer **out)
+{
+    *out = NULL;
+    if (!opts->topic || !*opts->topic || !opts->subscription || !*opts->subscription || !msg_cb)
+        return -MG_EINVAL;
+    struct client_consumer *cs = mg_calloc(1, sizeof(*cs));
+    ep_init(&cs->ep, c, CLIENT_EP_CONSUMER, opts->topic);
+    cs->subscription = mg_strdup(opts->subscription);
+    cs->consumer_name = opts->consumer_name ? mg_strdup(opts->consumer_name) : NULL;
+    cs->sub_type = opts->sub_type;
+    cs->initial_position = opts->initial_position;
+    cs->queue_size = opts->receiver_queue_size ? opts->receiver_queue_size : 1000;
+    mg_map_init(&cs->batches);
+    cs->ack_ev = evtimer_new(c->base, consumer_ack_timer_cb, cs);
+    MG_ASSERT(cs->ack_ev != NULL);
+    cs->msg_cb = msg_cb;
+    cs->ready_cb = ready_cb;
+    cs->data = data;
+    *out = cs;
+    ep_start(&cs->ep);
+    return 0;
+}
+
+static void consumer_queue_ack(struct client_consumer *c, uint64_t ledger, uint64_t entry,
+                               int32_t partition)
+{
+    if (c->nacks == c->acap) {
+        c->acap = c->acap ? c->acap * 2 : 64;
+        c->acks = mg_realloc(c->acks, c->acap * sizeof(*c->acks));
+    }
+    c->acks[c->nacks++] = (struct client_msg_id){.ledger_id = ledger,
+                                                 .entry_id = entry,
+                                                 .partition = partition,
+                                                 .batch_index = -1};
+    if (c->nacks >= CLIENT_ACK_GROUP_MAX) {
+        client_consumer_flush(c);
+    } else if (!evtimer_pending(c->ack_ev, NULL)) {
+        struct timeval tv = tv_ms(CLIENT_ACK_GROUP_MS);
+        evtimer_add(c->ack_ev, &tv);
+    }
+}
+
+int client_consumer_ack(struct client_consumer *c, const struct client_msg_id *id)
+{
+    if (c->ep.state == CLIENT_EP_FAILED)
+        return -MG_ECLOSED;
+    if (id->batch_index < 0 || id->batch_size <= 1) {
+        consumer_queue_ack(c, id->ledger_id, id->entry_id, id->partition);
+        return 0;
+    }
+    if (id->batch_index >= id->batch_size)
+        return -MG_EINVAL;
+    uint64_t key[2] = {id->ledger_id, id->entry_id};
+    struct client_batch_track *t = mg_map_get(&c->batches, key, sizeof key);
+    if (!t) {
+        size_t words = ((size_t)id->batch_size + 63) / 64;
+        t = mg_calloc(1, sizeof(*t) + words * sizeof(uint64_t));
+        t->size = id->batch_size;
+        t->remaining = id->batch_size;
+        mg_map_put(&c->batches, key, sizeof key, t);
+    }
+    uint64_t bit = (uint64_t)1 << (id->batch_index % 64);
+    uint64_t *w = &t->acked[id->batch_index / 64];
+    if (*w & bit)
+        return 0;
+    *w |= bit;
+    if (--t->remaining > 0)
+        return 0;
+    mg_map_del(&c->batches, key, sizeof key);
+    mg_free(t);
+    consumer_queue_ack(c, id->ledger_id, id->entry_id, id->partition);
+    return 0;
+}
+
+static void consumer_write_ack(struct client_consumer *c, Pulsar__Proto__CommandAck__AckType type,
+                               Pulsar__Proto__MessageIdData **ids, size_t n)
+{
+    Pulsar__Proto__CommandAck ack = PULSAR__PROTO__COMMAND_ACK__INIT;
+    ack.consumer_id = c->ep.id;
+    ack.ack_type = type;
+    ack.n_message_id = n;
+    ack.message_id = ids;
+    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
+    out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__ACK;
+    out.ack = &ack;
+    conn_write(c->ep.conn, &out);
+}
+
+void client_consumer_flush(struct client_consumer *c)
+{
+    if (!c || c->nacks == 0)
+        return;
+    evtimer_del(c->ack_ev);
+    if (c->ep.state != CLIENT_EP_READY || !c->ep.conn)
+        return; /* kept until re-subscribed */
+    Pulsar__Proto__MessageIdData *mids = mg_calloc(c->nacks, sizeof(*mids));
+    Pulsar__Proto__MessageIdData **ptrs = mg_calloc(c->nacks, sizeof(*ptrs));
+    for (size_t i = 0; i < c->nacks; i++) {
+        Pulsar__Proto__MessageIdData init = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
+        mids[i] = init;
+        mids[i].ledgerid = c->acks[i].ledger_id;
+        mids[i].entryid = c->acks[i].entry_id;
+        if (c->acks[i].partition >= 0) {
+            mids[i].has_partition = 1;
+            mids[i].partition = c->acks[i].partition;
+        }
+        ptrs[i] = &mids[i];
+    }
+    consumer_write_ack(c, PULSAR__PROTO__COMMAND_ACK__ACK_TYPE__Individual, ptrs, c->nacks);
+    c->nacks = 0;
+    mg_free(ptrs);
+    mg_free(mids);
+}
+
+int client_consumer_ack_cumulative(struct client_consumer *c, const struct client_msg_id *id)
+{
+    if (c->ep.state == CLIENT_EP_FAILED)
+        return -MG_ECLOSED;
+    client_consumer_flush(c);
+    if (c->ep.state != CLIENT_EP_READY || !c->ep.conn)
+        return -MG_EAGAIN;
+    Pulsar__Proto__MessageIdData mid = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
+    mid.ledgerid = id->ledger_id;
+    mid.entryid = id->entry_id;
+    int64_t set[1];
+    if (id->batch_index >= 0 && id->batch_index < id->batch_size - 1 && id->batch_size <= 64) {
+        /* Part of a batch: everything after batch_index stays unacked. */
+        uint64_t bits = 0;
+        for (int32_t i = id->batch_index + 1; i < id->batch_size; i++)
+            bits |= (uint64_t)1 << i;
+        set[0] = (int64_t)bits;
+        mid.n_ack_set = 1;
+        mid.ack_set = set;
+    }
+    Pulsar__Proto__MessageIdData *ptr = &mid;
+    consumer_write_ack(c, PULSAR__PROTO__COMMAND_ACK__ACK_TYPE__Cumulative, &ptr, 1);
+    return 0;
+}
+
+void client_consumer_free(struct client_consumer *c)
+{
+    if (!c)
+        return;
+    client_consumer_flush(c);
+    ep_send_close(&c->ep);
+    ep_fini(&c->ep);
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (mg_map_next(&c->batches, &pos, &k, &kl, &v))
+        mg_free(v);
+    mg_map_fini(&c->batches);
+    if (c->ack_ev)
+        event_free(c->ack_ev);
+    mg_free(c->acks);
+    mg_free(c->subscription);
+    mg_free(c->consumer_name);
+    mg_free(c);
+}

@@ -1,0 +1,197 @@
+/*
+ * client_int.h - struct bodies of the client module; included only by client.c and its
+ * tests (tests/unit/check_perf.c).
+ */
+#ifndef MG_CLIENT_INT_H
+#define MG_CLIENT_INT_H
+
+#include "client/client.h"
+#include "util/map.h"
+#include "wire/wire.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bufferevent;
+struct event;
+
+#define CLIENT_DEFAULT_PORT 6650
+#define CLIENT_MAX_REDIRECTS 20
+#define CLIENT_BACKOFF_MIN_MS 100
+#define CLIENT_BACKOFF_MAX_MS 30000
+#define CLIENT_ACK_GROUP_MAX 1000
+#define CLIENT_ACK_GROUP_MS 100
+
+/* A growable flat byte buffer (batch payloads). */
+struct client_buf {
+    uint8_t *data; /* owned */
+    size_t len;
+    size_t cap;
+};
+
+void client_buf_reserve(struct client_buf *b, size_t extra);
+void client_buf_fini(struct client_buf *b);
+/* Append one message of a batch: [u32 size][SingleMessageMetadata{payload_size,
+ * sequence_id}][payload]. */
+void client_batch_append(struct client_buf *b, const void *payload, size_t len, uint64_t seq);
+/* Parse the message of a batch payload that starts at *off and advance *off past it.
+ * Returns 1 with *smm (free with pulsar__proto__single_message_metadata__free_unpacked) and
+ * the payload slice, 0 at the end, -MG_EPROTO on a malformed batch. */
+int client_batch_next(const uint8_t *p, size_t len, size_t *off,
+                      Pulsar__Proto__SingleMessageMetadata **smm, const uint8_t **payload,
+                      size_t *plen);
+
+enum client_conn_state {
+    CLIENT_CONN_CONNECTING = 0, /* TCP connect in progress */
+    CLIENT_CONN_HANDSHAKE,      /* CONNECT sent, waiting for CONNECTED */
+    CLIENT_CONN_READY,
+    CLIENT_CONN_CLOSED,         /* waiting for the deferred free */
+};
+
+struct client_req;
+/* cmd is NULL when status < 0 (then msg says why); waiters get status 0 and cmd NULL. */
+typedef void (*client_req_cb)(struct client_req *r, struct client_conn *conn, int status,
+                              const wire_cmd *cmd, const char *msg);
+
+/* A request awaiting its response, or (waiter) an owner awaiting the connection's
+ * handshake. Owned by the connection's list; freed after its callback. */
+struct client_req {
+    uint64_t request_id; /* 0 for waiters */
+    bool waiter;
+    client_req_cb cb;    /* NULL: fire and forget (CLOSE_*), the answer is dropped */
+    void *owner;         /* borrowed: the client_ep or partitions context */
+    uint64_t deadline_us;
+    struct client_req *next;
+};
+
+struct client_conn {
+    struct client *client;    /* borrowed */
+    char *url;                /* owned; pool key */
+    enum client_conn_state state;
+    struct bufferevent *bev;  /* owned */
+    struct event *connect_ev; /* owned: connect + handshake timeout */
+    struct event *tick_ev;    /* owned: 1 s tick (request deadlines, keep-alive) */
+    struct event *free_ev;    /* owned: deferred free after close */
+    struct event *fail_ev;    /* owned: reports a synchronous connect failure later */
+    char errmsg[256];         /* why fail_ev fires */
+    struct client_req *reqs;  /* owned list */
+    struct mg_map eps;        /* producer/consumer id -> struct client_ep (borrowed) */
+    unsigned ticks;
+    bool rx_since_ping;
+    uint32_t max_message_size;
+    int32_t protocol_version;
+};
+
+enum client_ep_kind { CLIENT_EP_PRODUCER = 0, CLIENT_EP_CONSUMER };
+
+enum client_ep_state {
+    CLIENT_EP_INIT = 0,
+    CLIENT_EP_LOOKUP,     /* LOOKUP in flight (maybe following redirects) */
+    CLIENT_EP_CREATING,   /* PRODUCER / SUBSCRIBE sent */
+    CLIENT_EP_READY,
+    CLIENT_EP_WAIT_RETRY, /* backoff timer running */
+    CLIENT_EP_FAILED,     /* first creation failed; inert */
+};
+
+/* What producers and consumers share: topic, lookup, connection, reconnect backoff. */
+struct client_ep {
+    enum client_ep_kind kind;
+    struct client *client;      /* borrowed */
+    char *topic;                /* owned; full name */
+    uint64_t id;                /* producer_id / consumer_id (client-wide unique) */
+    struct client_conn *conn;   /* borrowed; the connection serving the topic, or NULL */
+    enum client_ep_state state;
+    bool ever_ready;
+    int redirects;
+    bool authoritative;
+    unsigned backoff_ms;
+    struct event *retry_ev;     /* owned */
+    struct client_ep *next;     /* client's list */
+    struct client_ep *prev;
+};
+
+struct client {
+    struct event_base *base; /* borrowed */
+    char *service_url;       /* owned, normalised pool key */
+    unsigned connect_timeout_ms;
+    unsigned operation_timeout_ms;
+    unsigned keepalive_s;
+    uint64_t next_request_id;
+    uint64_t next_ep_id;
+    struct mg_map conns;     /* url -> struct client_conn (owned through this map) */
+    struct client_ep *eps;   /* borrowed list of producers and consumers */
+    bool closing;
+};
+
+/* One message awaiting its receipt. */
+struct client_pending_msg {
+    client_send_cb cb;
+    void *data; /* borrowed */
+    uint64_t enqueued_us;
+    uint64_t seq;
+    size_t size;
+};
+
+/* One SEND (a batch or a single message) awaiting its receipt. */
+struct client_op {
+    struct client_op *next;
+    uint64_t first_seq;
+    uint64_t last_seq;
+    bool batched;
+    unsigned n;
+    struct client_pending_msg *msgs; /* owned, n entries */
+    struct evbuffer *frame;          /* owned: the SEND frame, resent verbatim on reconnect */
+};
+
+struct client_producer {
+    struct client_ep ep; /* first: a client_ep * is a client_producer * when kind says so */
+    char *name;          /* owned; requested, then the broker's answer */
+    bool user_name;
+    uint64_t epoch;
+    uint64_t next_seq;
+    bool seq_known;      /* next_seq set from the first PRODUCER_SUCCESS */
+    bool batching;
+    unsigned batch_max_messages;
+    size_t batch_max_bytes;
+    unsigned batch_max_delay_us;
+    unsigned max_pending;
+    unsigned pending;            /* messages in ops + the open batch */
+    struct client_op *head;      /* owned queue of sent/unsent SENDs, oldest first */
+    struct client_op *tail;      /* borrowed */
+    struct client_buf batch;     /* the open batch's payload */
+    struct client_pending_msg *bmsgs; /* owned: the open batch's messages */
+    unsigned bn;
+    unsigned bcap;
+    uint64_t batch_publish_ms;
+    struct event *batch_ev;      /* owned: max publish delay */
+    client_producer_ready_cb ready_cb;
+    void *data;                  /* borrowed */
+};
+
+/* Per received batch entry: which indexes the application acked. */
+struct client_batch_track {
+    int32_t size;
+    int32_t remaining;
+    uint64_t acked[]; /* bit i = index i acked */
+};
+
+struct client_consumer {
+    struct client_ep ep; /* first */
+    char *subscription;  /* owned */
+    char *consumer_name; /* owned or NULL */
+    enum client_sub_type sub_type;
+    enum client_initial_position initial_position;
+    unsigned queue_size;
+    unsigned consumed_since_flow;
+    struct mg_map batches;       /* (ledger, entry) -> struct client_batch_track (owned) */
+    struct client_msg_id *acks;  /* owned: grouped individual acks (entry level) */
+    size_t nacks;
+    size_t acap;
+    struct event *ack_ev;        /* owned: ack grouping timer */
+    client_message_cb msg_cb;
+    client_consumer_ready_cb ready_cb;
+    void *data;                  /* borrowed */
+};
+
+#endif

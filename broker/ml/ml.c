@@ -1,0 +1,1295 @@
+/*
+ * ml.c - managed ledger core: factory, deferred tasks, ledger list, positions, appends,
+ * rollover, tail cache, trimming, entry lookups.
+ *
+ * Happy path: ml_open loads the ML from the store (load_ml, if the store has it), creates
+ * a ledger and hands the handle out. ml_append wraps the evbuffer in a refcounted entry,
+ * assigns (current ledger, next entry id) and hands it to the store; completions are
+ * drained strictly in append order (a later completion waits for the earlier ones), each
+ * one updates the ledger's counts, the last confirmed position and the tail cache, calls
+ * the caller back and finally wakes waiting cursor reads. When the current ledger reaches
+ * max_entries_per_ledger or max_size_per_ledger, the next ledger is created and appends
+ * queue until it exists. When every durable cursor's mark-delete passed whole ledgers
+ * (other than the current one), those ledgers are deleted from the store.
+ *
+ * Failure modes: a store error completes the affected appends with it (a rollover that
+ * cannot create a ledger fails the queued appends; the next append tries again). Closing
+ * the last handle completes everything pending with -MG_ECANCELED from the loop; store
+ * requests still in flight keep the struct alive (ml->holds) until they come back.
+ * ml_factory_free drains the task queue with -MG_ECANCELED so nothing runs afterwards.
+ */
+#include "ml/ml_int.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "wire/wire.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <string.h>
+
+#define ML_MOD "ml"
+
+/* One explicit table of stores (STYLE.md §2). */
+static const struct ml_store_ops *const ml_stores[] = {
+    &ml_store_memory,
+};
+
+/* ---- positions and entries --------------------------------------------------------- */
+
+int ml_pos_cmp(struct ml_position a, struct ml_position b)
+{
+    if (a.ledger != b.ledger)
+        return a.ledger < b.ledger ? -1 : 1;
+    if (a.entry != b.entry)
+        return a.entry < b.entry ? -1 : 1;
+    return 0;
+}
+
+struct ml_entry *ml_entry_ref(struct ml_entry *e)
+{
+    if (e)
+        e->refs++;
+    return e;
+}
+
+void ml_entry_unref(struct ml_entry *e)
+{
+    if (!e)
+        return;
+    MG_ASSERT(e->refs > 0);
+    if (--e->refs > 0)
+        return;
+    if (e->data)
+        evbuffer_free(e->data);
+    mg_free(e);
+}
+
+void ml_entry_parse(struct ml_entry *e)
+{
+    struct wire_msg_info info;
+    memset(&info, 0, sizeof info);
+    if (e->data && wire_entry_parse(e->data, &info) == 0) {
+        e->num_messages = info.num_messages > 0 ? info.num_messages : 1;
+        e->batched = info.batched;
+        e->publish_time = info.publish_time;
+        e->key_hash = info.key_hash;
+        e->deliver_at_time = info.deliver_at_time;
+        return;
+    }
+    /* Not a Pulsar entry (tests, foreign data): one message, no metadata. */
+    e->num_messages = 1;
+    e->batched = false;
+    e->publish_time = 0;
+    e->key_hash = 0;
+    e->deliver_at_time = 0;
+}
+
+struct ml_entry *ml_entry_new(struct evbuffer *data)
+{
+    struct ml_entry *e = mg_calloc(1, sizeof *e);
+    e->refs = 1;
+    e->pos = (struct ml_position){-1, -1};
+    e->data = data;
+    e->size = evbuffer_get_length(data);
+    ml_entry_parse(e);
+    return e;
+}
+
+/* ---- deferred tasks ----------------------------------------------------------------- */
+
+static void task_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct ml_factory *f = arg;
+    (void)fd;
+    (void)what;
+    /* Run what was queued before this pass; work queued by the callbacks waits for the
+     * next pass so I/O is not starved. */
+    int n = f->n_tasks;
+    while (n-- > 0 && !TAILQ_EMPTY(&f->tasks)) {
+        struct ml_task *t = TAILQ_FIRST(&f->tasks);
+        TAILQ_REMOVE(&f->tasks, t, link);
+        f->n_tasks--;
+        t->queued = false;
+        t->fn(t->arg, 0);
+    }
+    if (!TAILQ_EMPTY(&f->tasks) && !f->closing)
+        event_active(f->task_ev, EV_TIMEOUT, 0);
+}
+
+void ml_defer(struct ml_factory *f, struct ml_task *t, ml_task_fn fn, void *arg)
+{
+    MG_ASSERT(!t->queued);
+    t->fn = fn;
+    t->arg = arg;
+    t->queued = true;
+    TAILQ_INSERT_TAIL(&f->tasks, t, link);
+    f->n_tasks++;
+    if (!f->closing)
+        event_active(f->task_ev, EV_TIMEOUT, 0);
+}
+
+void ml_task_cancel(struct ml_factory *f, struct ml_task *t)
+{
+    if (!t->queued)
+        return;
+    TAILQ_REMOVE(&f->tasks, t, link);
+    f->n_tasks--;
+    t->queued = false;
+}
+
+struct ml_call {
+    struct ml_task task;
+    ml_task_fn fn;
+    void *arg; /* borrowed */
+};
+
+static void call_trampoline(void *arg, int status)
+{
+    struct ml_call *c = arg;
+    ml_task_fn fn = c->fn;
+    void *a = c->arg;
+    mg_free(c);
+    fn(a, status);
+}
+
+void ml_defer_call(struct ml_factory *f, ml_task_fn fn, void *arg)
+{
+    struct ml_call *c = mg_calloc(1, sizeof *c);
+    c->fn = fn;
+    c->arg = arg;
+    ml_defer(f, &c->task, call_trampoline, c);
+}
+
+/* ---- factory ------------------------------------------------------------------------ */
+
+struct ml_factory *ml_factory_new(struct event_base *base, const char *store,
+                                  const struct ml_config *cfg)
+{
+    const struct ml_store_ops *ops = NULL;
+    for (size_t i = 0; i < sizeof ml_stores / sizeof ml_stores[0]; i++)
+        if (store && strcmp(ml_stores[i]->name, store) == 0)
+            ops = ml_stores[i];
+    if (!ops) {
+        MG_ERROR(ML_MOD, "unknown managed-ledger store \"%s\" (known: memory)",
+                 store ? store : "(null)");
+        return NULL;
+    }
+    if (!base) {
+        MG_ERROR(ML_MOD, "ml_factory_new: no event base");
+        return NULL;
+    }
+    struct ml_factory *f = mg_calloc(1, sizeof *f);
+    f->base = base;
+    if (cfg) {
+        f->cfg = *cfg;
+    } else {
+        f->cfg.cache_size_bytes = 64u << 20;
+        f->cfg.max_entries_per_ledger = 50000;
+        f->cfg.max_size_per_ledger = (int64_t)2048 << 20;
+    }
+    f->ops = ops;
+    mg_map_init(&f->by_name);
+    TAILQ_INIT(&f->all);
+    TAILQ_INIT(&f->tasks);
+    f->task_ev = event_new(base, -1, 0, task_ev_cb, f);
+    if (!f->task_ev) {
+        MG_ERROR(ML_MOD, "ml_factory_new: event_new failed");
+        mg_map_fini(&f->by_name);
+        mg_free(f);
+        return NULL;
+    }
+    int rc = ops->init(f, &f->impl);
+    if (rc < 0) {
+        MG_ERROR(ML_MOD, "store %s: init failed: %s", ops->name, mg_strerror(rc));
+        event_free(f->task_ev);
+        mg_map_fini(&f->by_name);
+        mg_free(f);
+        return NULL;
+    }
+    MG_DEBUG(ML_MOD, "factory with store %s", ops->name);
+    return f;
+}
+
+static void ml_shutdown(struct ml_ledger *ml);
+static void ml_free(struct ml_ledger *ml);
+
+void ml_factory_free(struct ml_factory *f)
+{
+    if (!f)
+        return;
+    f->closing = true;
+    struct ml_ledger *ml = TAILQ_FIRST(&f->all);
+    while (ml) {
+        struct ml_ledger *next = TAILQ_NEXT(ml, link);
+        ml_hold(ml);
+        ml_shutdown(ml);
+        next = TAILQ_NEXT(ml, link);
+        ml_release(ml);
+        ml = next;
+    }
+    /* Everything pending completes now, with -MG_ECANCELED. */
+    while (!TAILQ_EMPTY(&f->tasks)) {
+        struct ml_task *t = TAILQ_FIRST(&f->tasks);
+        TAILQ_REMOVE(&f->tasks, t, link);
+        f->n_tasks--;
+        t->queued = false;
+        t->fn(t->arg, -MG_ECANCELED);
+    }
+    while ((ml = TAILQ_FIRST(&f->all)) != NULL) {
+        MG_WARN(ML_MOD, "%s: still held at factory free", ml->name);
+        ml_free(ml);
+    }
+    f->ops->fini(f->impl);
+    event_free(f->task_ev);
+    mg_map_fini(&f->by_name);
+    mg_free(f);
+}
+
+/* ---- ledger list and positions ------------------------------------------------------ */
+
+/* First index whose id >= id. */
+static int ledger_lower_bound(const struct ml_ledger *ml, int64_t id)
+{
+    int lo = 0, hi = ml->n_ledgers;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (ml->ledgers[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+struct ml_ledger_info *ml_find_ledger(const struct ml_ledger *ml, int64_t id)
+{
+    int i = ledger_lower_bound(ml, id);
+    if (i < ml->n_ledgers && ml->ledgers[i].id == id)
+        return &ml->ledgers[i];
+    return NULL;
+}
+
+static struct ml_ledger_info *current_ledger(const struct ml_ledger *ml)
+{
+    return ml->n_ledgers ? &ml->ledgers[ml->n_ledgers - 1] : NULL;
+}
+
+static struct ml_ledger_info *push_ledger(struct ml_ledger *ml, int64_t id)
+{
+    if (ml->n_ledgers == ml->cap_ledgers) {
+        ml->cap_ledgers = ml->cap_ledgers ? ml->cap_ledgers * 2 : 4;
+        ml->ledgers = mg_realloc(ml->ledgers, (size_t)ml->cap_ledgers * sizeof *ml->ledgers);
+    }
+    MG_ASSERT(ml->n_ledgers == 0 || ml->ledgers[ml->n_ledgers - 1].id < id);
+    struct ml_ledger_info *li = &ml->ledgers[ml->n_ledgers++];
+    memset(li, 0, sizeof *li);
+    li->id = id;
+    li->publish_known = true;
+    return li;
+}
+
+void ml_restore_ledger(struct ml_ledger *ml, int64_t id, int64_t entries, int64_t size)
+{
+    struct ml_ledger_info *li = push_ledger(ml, id);
+    li->entries = li->next_entry = entries;
+    li->size = li->assigned_size = size;
+    li->publish_known = entries == 0;
+}
+
+struct ml_position ml_normalize(const struct ml_ledger *ml, struct ml_position pos)
+{
+    for (int i = ledger_lower_bound(ml, pos.ledger); i < ml->n_ledgers; i++) {
+        const struct ml_ledger_info *li = &ml->ledgers[i];
+        int64_t e = li->id == pos.ledger ? (pos.entry < 0 ? 0 : pos.entry) : 0;
+        if (e < li->next_entry || i == ml->n_ledgers - 1)
+            return (struct ml_position){li->id, e};
+    }
+    return pos;
+}
+
+struct ml_position ml_next_position(const struct ml_ledger *ml, struct ml_position pos)
+{
+    if (pos.entry == INT64_MAX)
+        return pos;
+    return ml_normalize(ml, (struct ml_position){pos.ledger, pos.entry + 1});
+}
+
+struct ml_position ml_prev_position(const struct ml_ledger *ml, struct ml_position pos)
+{
+    if (pos.entry > 0)
+        return (struct ml_position){pos.ledger, pos.entry - 1};
+    for (int i = ledger_lower_bound(ml, pos.ledger) - 1; i >= 0; i--)
+        if (ml->ledgers[i].next_entry > 0)
+            return (struct ml_position){ml->ledgers[i].id, ml->ledgers[i].next_entry - 1};
+    return (struct ml_position){pos.ledger, -1};
+}
+
+static struct ml_position compute_lac(const struct ml_ledger *ml)
+{
+    for (int i = ml->n_ledgers - 1; i >= 0; i--)
+        if (ml->ledgers[i].entries > 0)
+            return (struct ml_position){ml->ledgers[i].id, ml->ledgers[i].entries - 1};
+    const struct ml_ledger_info *cur = current_ledger(ml);
+    return (struct ml_position){cur ? cur->id : -1, -1};
+}
+
+struct ml_position ml_last_confirmed(const struct ml_ledger *ml)
+{
+    return ml->lac;
+}
+
+struct ml_position ml_first_position(const struct ml_ledger *ml)
+{
+    if (!ml->n_ledgers)
+        return ML_POS_EARLIEST;
+    return ml_normalize(ml, (struct ml_position){ml->ledgers[0].id, 0});
+}
+
+int64_t ml_count_entries(const struct ml_ledger *ml, struct ml_position from, struct ml_position to)
+{
+    int64_t total = 0;
+    for (int i = 0; i < ml->n_ledgers; i++) {
+        const struct ml_ledger_info *li = &ml->ledgers[i];
+        int64_t n = li->entries;
+        if (n == 0)
+            continue;
+        int64_t lo, hi;
+        if (li->id > from.ledger)
+            lo = 0;
+        else if (li->id == from.ledger)
+            lo = from.entry >= n - 1 ? n : from.entry + 1;
+        else
+            lo = n;
+        if (li->id < to.ledger)
+            hi = n - 1;
+        else if (li->id == to.ledger)
+            hi = to.entry < n - 1 ? to.entry : n - 1;
+        else
+            hi = -1;
+        if (hi >= lo)
+            total += hi - lo + 1;
+    }
+    return total;
+}
+
+const char *ml_name(const struct ml_ledger *ml)
+{
+    return ml->name;
+}
+
+void ml_get_stats(const struct ml_ledger *ml, struct ml_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->entries_added = ml->entries_added;
+    for (int i = 0; i < ml->n_ledgers; i++) {
+        out->number_of_entries += ml->ledgers[i].entries;
+        out->total_size += ml->ledgers[i].size;
+    }
+    const struct ml_ledger_info *cur = current_ledger(ml);
+    if (cur) {
+        out->current_ledger_entries = cur->entries;
+        out->current_ledger_size = cur->size;
+    }
+    out->pending_appends = ml->n_pending;
+    out->num_ledgers = ml->n_ledgers;
+}
+
+/* ---- tail cache --------------------------------------------------------------------- */
+
+static struct ml_entry *cache_at(const struct ml_cache *c, size_t i)
+{
+    return c->ring[(c->head + i) % c->cap];
+}
+
+static void cache_pop(struct ml_ledger *ml)
+{
+    struct ml_cache *c = &ml->cache;
+    struct ml_entry *e = c->ring[c->head];
+    c->ring[c->head] = NULL;
+    c->head = (c->head + 1) % c->cap;
+    c->len--;
+    c->bytes -= e->size;
+    ml->f->cache_bytes -= e->size;
+    ml_entry_unref(e);
+}
+
+static void cache_put(struct ml_ledger *ml, struct ml_entry *e)
+{
+    struct ml_cache *c = &ml->cache;
+    size_t limit = ml->f->cfg.cache_size_bytes;
+    if (limit == 0)
+        return;
+    if (c->len == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 64;
+        struct ml_entry **ring = mg_calloc(ncap, sizeof *ring);
+        for (size_t i = 0; i < c->len; i++)
+            ring[i] = cache_at(c, i);
+        mg_free(c->ring);
+        c->ring = ring;
+        c->cap = ncap;
+        c->head = 0;
+    }
+    c->ring[(c->head + c->len) % c->cap] = ml_entry_ref(e);
+    c->len++;
+    c->bytes += e->size;
+    ml->f->cache_bytes += e->size;
+    /* Over the factory-wide budget: evict this ML's oldest entries first, then other
+     * MLs' (oldest first within each). */
+    while (ml->f->cache_bytes > limit && c->len > 0)
+        cache_pop(ml);
+    struct ml_ledger *o;
+    TAILQ_FOREACH(o, &ml->f->all, link)
+    {
+        while (ml->f->cache_bytes > limit && o->cache.len > 0)
+            cache_pop(o);
+        if (ml->f->cache_bytes <= limit)
+            break;
+    }
+}
+
+struct ml_entry *ml_cache_get(struct ml_ledger *ml, struct ml_position pos)
+{
+    struct ml_cache *c = &ml->cache;
+    size_t lo = 0, hi = c->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = ml_pos_cmp(cache_at(c, mid)->pos, pos);
+        if (cmp == 0)
+            return ml_entry_ref(cache_at(c, mid));
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static void cache_drop_upto(struct ml_ledger *ml, struct ml_position pos)
+{
+    while (ml->cache.len > 0 && ml_pos_cmp(cache_at(&ml->cache, 0)->pos, pos) <= 0)
+        cache_pop(ml);
+}
+
+static void cache_clear(struct ml_ledger *ml)
+{
+    while (ml->cache.len > 0)
+        cache_pop(ml);
+    mg_free(ml->cache.ring);
+    memset(&ml->cache, 0, sizeof ml->cache);
+}
+
+/* ---- lifetime ------------------------------------------------------------------------ */
+
+void ml_hold(struct ml_ledger *ml)
+{
+    ml->holds++;
+}
+
+void ml_release(struct ml_ledger *ml)
+{
+    MG_ASSERT(ml->holds > 0);
+    if (--ml->holds == 0)
+        ml_free(ml);
+}
+
+static void ml_free(struct ml_ledger *ml)
+{
+    struct ml_factory *f = ml->f;
+    MG_ASSERT(TAILQ_EMPTY(&ml->sent) && TAILQ_EMPTY(&ml->unsent));
+    MG_ASSERT(ml->n_cursors == 0 && TAILQ_EMPTY(&ml->waiters));
+    ml_task_cancel(f, &ml->drain_task);
+    if (mg_map_get_str(&f->by_name, ml->name) == ml)
+        mg_map_del_str(&f->by_name, ml->name);
+    TAILQ_REMOVE(&f->all, ml, link);
+    cache_clear(ml);
+    while (ml->open_waiters) {
+        struct ml_open_waiter *w = ml->open_waiters;
+        ml->open_waiters = w->next;
+        mg_free(w);
+    }
+    mg_free(ml->cursors);
+    mg_free(ml->ledgers);
+    mg_free(ml->name);
+    mg_free(ml);
+}
+
+static struct ml_ledger *ml_new(struct ml_factory *f, const char *name)
+{
+    struct ml_ledger *ml = mg_calloc(1, sizeof *ml);
+    ml->f = f;
+    ml->name = mg_strdup(name);
+    ml->holds = 1; /* released by ml_shutdown */
+    ml->state = ML_OPENING;
+    ml->lac = (struct ml_position){-1, -1};
+    TAILQ_INIT(&ml->sent);
+    TAILQ_INIT(&ml->unsent);
+    TAILQ_INIT(&ml->waiters);
+    TAILQ_INSERT_TAIL(&f->all, ml, link);
+    mg_map_put_str(&f->by_name, name, ml);
+    return ml;
+}
+
+/* Store hooks that may be absent: fire and forget. */
+static void save_ml(struct ml_ledger *ml)
+{
+    if (ml->f->ops->save_ml)
+        ml->f->ops->save_ml(ml->f->impl, ml, NULL);
+}
+
+void ml_persist_cursor(struct ml_cursor *c)
+{
+    struct ml_ledger *ml = c->ml;
+    if (c->durable && ml->f->ops->save_cursor && ml->state == ML_READY && !ml->deleted)
+        ml->f->ops->save_cursor(ml->f->impl, ml, c, NULL);
+}
+
+struct req_cancel {
+    struct ml_append_req *req; /* borrowed: the caller's */
+    int status;
+};
+
+static void req_cancel_task(void *arg, int status)
+{
+    struct req_cancel *rc = arg;
+    struct ml_append_req *req = rc->req;
+    int st = status ? status : rc->status;
+    mg_free(rc);
+    req->cb(req, st);
+}
+
+static void defer_append_fail(struct ml_factory *f, struct ml_append_req *req, int status)
+{
+    struct req_cancel *rc = mg_calloc(1, sizeof *rc);
+    rc->req = req;
+    rc->status = status;
+    req->pending = NULL;
+    ml_defer_call(f, req_cancel_task, rc);
+}
+
+static void add_op_free(struct ml_add_op *op)
+{
+    ml_entry_unref(op->entry);
+    mg_free(op);
+}
+
+/* Take every pending append off the ML: callers hear status from the loop. */
+static void cancel_adds(struct ml_ledger *ml, int status)
+{
+    struct ml_add_op *op;
+    while ((op = TAILQ_FIRST(&ml->sent)) != NULL) {
+        TAILQ_REMOVE(&ml->sent, op, link);
+        ml->n_pending--;
+        if (op->req)
+            defer_append_fail(ml->f, op->req, status);
+        op->req = NULL;
+        if (op->done && !op->orphan)
+            add_op_free(op); /* the store already answered (or failed synchronously) */
+        else
+            op->orphan = true; /* the store completion frees it */
+    }
+    while ((op = TAILQ_FIRST(&ml->unsent)) != NULL) {
+        TAILQ_REMOVE(&ml->unsent, op, link);
+        ml->n_pending--;
+        if (op->req)
+            defer_append_fail(ml->f, op->req, status);
+        add_op_free(op);
+    }
+    ml_task_cancel(ml->f, &ml->drain_task);
+}
+
+static void destroy_cursors(struct ml_ledger *ml, bool remove_stored)
+{
+    while (ml->n_cursors > 0) {
+        struct ml_cursor *c = ml->cursors[--ml->n_cursors];
+        if (remove_stored && c->durable && ml->f->ops->remove_cursor)
+            ml->f->ops->remove_cursor(ml->f->impl, ml, c->name, NULL);
+        ml_cursor_destroy(c, -MG_ECANCELED);
+    }
+}
+
+struct open_cancel {
+    ml_open_cb cb;
+    void *data; /* caller's */
+    int status;
+};
+
+static void open_cancel_task(void *arg, int status)
+{
+    struct open_cancel *oc = arg;
+    ml_open_cb cb = oc->cb;
+    void *data = oc->data;
+    int st = status ? status : oc->status;
+    mg_free(oc);
+    cb(NULL, st, data);
+}
+
+/* Close the ML for good: everything pending completes with -MG_ECANCELED from the loop. */
+static void ml_shutdown(struct ml_ledger *ml)
+{
+    struct ml_factory *f = ml->f;
+    if (ml->state == ML_CLOSED)
+        return;
+    ml->state = ML_CLOSED;
+    if (mg_map_get_str(&f->by_name, ml->name) == ml)
+        mg_map_del_str(&f->by_name, ml->name);
+    while (ml->open_waiters) {
+        struct ml_open_waiter *w = ml->open_waiters;
+        ml->open_waiters = w->next;
+        struct open_cancel *oc = mg_calloc(1, sizeof *oc);
+        oc->cb = w->cb;
+        oc->data = w->data;
+        oc->status = -MG_ECANCELED;
+        ml_defer_call(f, open_cancel_task, oc);
+        mg_free(w);
+    }
+    destroy_cursors(ml, false);
+    cancel_adds(ml, -MG_ECANCELED);
+    /* A store that cannot load an ML back (memory) would keep its ledgers forever. */
+    bool drop = !f->ops->load_ml;
+    for (int i = 0; i < ml->n_ledgers; i++) {
+        if (drop)
+            f->ops->delete_ledger(f->impl, ml->ledgers[i].id, NULL);
+        else if (i == ml->n_ledgers - 1 && f->ops->close_ledger)
+            f->ops->close_ledger(f->impl, ml->ledgers[i].id, NULL);
+    }
+    cache_clear(ml);
+    MG_DEBUG(ML_MOD, "%s: closed", ml->name);
+    ml_release(ml);
+}
+
+void ml_close(struct ml_ledger *ml)
+{
+    if (!ml)
+        return;
+    if (ml->refs > 0)
+        ml->refs--;
+    if (ml->refs == 0)
+        ml_shutdown(ml);
+}
+
+int ml_delete(struct ml_ledger *ml, bool force)
+{
+    if (!ml)
+        return -MG_EINVAL;
+    if (ml->state != ML_READY || ml->deleted)
+        return -MG_ECLOSED;
+    struct ml_factory *f = ml->f;
+    for (int i = 0; i < ml->n_cursors; i++)
+        if (ml->cursors[i]->open && !force)
+            return -MG_EBUSY;
+    ml->deleted = true;
+    if (mg_map_get_str(&f->by_name, ml->name) == ml)
+        mg_map_del_str(&f->by_name, ml->name);
+    destroy_cursors(ml, true);
+    cancel_adds(ml, -MG_ECANCELED);
+    for (int i = 0; i < ml->n_ledgers; i++)
+        f->ops->delete_ledger(f->impl, ml->ledgers[i].id, NULL);
+    ml->n_ledgers = 0;
+    cache_clear(ml);
+    if (f->ops->remove_ml)
+        f->ops->remove_ml(f->impl, ml, NULL);
+    MG_INFO(ML_MOD, "%s: deleted", ml->name);
+    return 0;
+}
+
+/* ---- open ----------------------------------------------------------------------------- */
+
+static void open_fail(struct ml_ledger *ml, int status)
+{
+    /* Called from a store completion: the callbacks may run now. */
+    struct ml_open_waiter *w = ml->open_waiters;
+    ml->open_waiters = NULL;
+    ml->refs = 0;
+    MG_WARN(ML_MOD, "%s: open failed: %s", ml->name, mg_strerror(status));
+    ml_hold(ml);
+    ml_shutdown(ml);
+    while (w) {
+        struct ml_open_waiter *next = w->next;
+        w->cb(NULL, status, w->data);
+        mg_free(w);
+        w = next;
+    }
+    ml_release(ml);
+}
+
+static void open_created(struct ml_store_req *req, int status)
+{
+    struct ml_ledger *ml = req->data;
+    struct ml_factory *f = ml->f;
+    if (ml->state == ML_CLOSED) {
+        if (status == 0)
+            f->ops->delete_ledger(f->impl, req->ledger_id, NULL);
+        ml_release(ml);
+        return;
+    }
+    if (status < 0) {
+        open_fail(ml, status);
+        ml_release(ml);
+        return;
+    }
+    push_ledger(ml, req->ledger_id);
+    ml->lac = compute_lac(ml);
+    ml->state = ML_READY;
+    save_ml(ml);
+    MG_DEBUG(ML_MOD, "%s: open, current ledger %" PRId64, ml->name, req->ledger_id);
+    struct ml_open_waiter *w = ml->open_waiters;
+    ml->open_waiters = NULL;
+    while (w) {
+        struct ml_open_waiter *next = w->next;
+        if (ml->state == ML_READY)
+            w->cb(ml, 0, w->data);
+        else
+            w->cb(NULL, -MG_ECANCELED, w->data);
+        mg_free(w);
+        w = next;
+    }
+    ml_release(ml);
+}
+
+/* Second step of the open chain: the first ledger of this session. */
+static int open_create_ledger(struct ml_ledger *ml)
+{
+    ml->open_req.data = ml;
+    ml->open_req.cb = open_created;
+    ml_hold(ml);
+    int rc = ml->f->ops->create_ledger(ml->f->impl, &ml->open_req);
+    if (rc < 0)
+        ml_release(ml);
+    return rc;
+}
+
+static void open_loaded(struct ml_store_req *req, int status)
+{
+    struct ml_ledger *ml = req->data;
+    if (ml->state == ML_CLOSED) {
+        ml_release(ml);
+        return;
+    }
+    if (status == 0)
+        status = open_create_ledger(ml);
+    if (status < 0)
+        open_fail(ml, status);
+    ml_release(ml);
+}
+
+struct open_done {
+    struct ml_ledger *ml; /* borrowed; kept alive by the reference ml_open took */
+    ml_open_cb cb;
+    void *data; /* caller's */
+};
+
+static void open_done_task(void *arg, int status)
+{
+    struct open_done *od = arg;
+    struct open_done d = *od;
+    mg_free(od);
+    if (status)
+        d.cb(NULL, status, d.data);
+    else if (d.ml->state == ML_READY && !d.ml->deleted)
+        d.cb(d.ml, 0, d.data);
+    else
+        d.cb(NULL, -MG_ECLOSED, d.data);
+}
+
+int ml_open(struct ml_factory *f, const char *name, ml_open_cb cb, void *data)
+{
+    if (!f || !name || !*name || !cb)
+        return -MG_EINVAL;
+    if (f->closing)
+        return -MG_ECLOSED;
+    struct ml_ledger *ml = mg_map_get_str(&f->by_name, name);
+    if (ml && ml->state == ML_READY) {
+        ml->refs++;
+        struct open_done *od = mg_calloc(1, sizeof *od);
+        od->ml = ml;
+        od->cb = cb;
+        od->data = data;
+        ml_defer_call(f, open_done_task, od);
+        return 0;
+    }
+    bool fresh = !ml;
+    if (fresh)
+        ml = ml_new(f, name);
+    struct ml_open_waiter *w = mg_calloc(1, sizeof *w);
+    w->cb = cb;
+    w->data = data;
+    w->next = NULL;
+    struct ml_open_waiter **tail = &ml->open_waiters;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = w;
+    ml->refs++;
+    if (!fresh)
+        return 0;
+    int rc;
+    if (f->ops->load_ml) {
+        ml->open_req.data = ml;
+        ml->open_req.cb = open_loaded;
+        ml_hold(ml);
+        rc = f->ops->load_ml(f->impl, ml, &ml->open_req);
+        if (rc < 0)
+            ml_release(ml);
+    } else {
+        rc = open_create_ledger(ml);
+    }
+    if (rc < 0) {
+        /* Nothing was started: no callback. */
+        MG_WARN(ML_MOD, "%s: open failed: %s", name, mg_strerror(rc));
+        mg_free(w);
+        ml->open_waiters = NULL;
+        ml->refs = 0;
+        ml->state = ML_CLOSED;
+        ml_release(ml);
+        return rc;
+    }
+    return 0;
+}
+
+/* ---- appends ------------------------------------------------------------------------- */
+
+static bool ledger_full(const struct ml_ledger *ml, const struct ml_ledger_info *li)
+{
+    const struct ml_config *cfg = &ml->f->cfg;
+    if (cfg->max_entries_per_ledger > 0 && li->next_entry >= cfg->max_entries_per_ledger)
+        return true;
+    if (cfg->max_size_per_ledger > 0 && li->assigned_size >= cfg->max_size_per_ledger)
+        return true;
+    return false;
+}
+
+static void drain(struct ml_ledger *ml);
+static void start_rollover(struct ml_ledger *ml);
+
+static void drain_task(void *arg, int status)
+{
+    struct ml_ledger *ml = arg;
+    (void)status;
+    drain(ml);
+    ml_release(ml);
+}
+
+static void schedule_drain(struct ml_ledger *ml)
+{
+    if (ml->drain_task.queued)
+        return;
+    ml_hold(ml);
+    ml_defer(ml->f, &ml->drain_task, drain_task, ml);
+}
+
+/* Fail every unsent append (in order, after the sent ones). */
+static void fail_unsent(struct ml_ledger *ml, int status)
+{
+    struct ml_add_op *op;
+    while ((op = TAILQ_FIRST(&ml->unsent)) != NULL) {
+        TAILQ_REMOVE(&ml->unsent, op, link);
+        op->done = true;
+        op->status = status;
+        TAILQ_INSERT_TAIL(&ml->sent, op, link);
+    }
+}
+
+static void add_done(struct ml_store_req *sreq, int status)
+{
+    struct ml_add_op *op = sreq->data;
+    struct ml_ledger *ml = op->ml;
+    if (op->orphan) {
+        add_op_free(op);
+        ml_release(ml);
+        return;
+    }
+    op->done = true;
+    op->status = status;
+    drain(ml);
+    ml_release(ml);
+}
+
+static void send_unsent(struct ml_ledger *ml)
+{
+    struct ml_factory *f = ml->f;
+    struct ml_add_op *op;
+    while (!ml->rolling && ml->state == ML_READY && (op = TAILQ_FIRST(&ml->unsent)) != NULL) {
+        struct ml_ledger_info *cur = current_ledger(ml);
+        if (ledger_full(ml, cur)) {
+            start_rollover(ml);
+            continue;
+        }
+        TAILQ_REMOVE(&ml->unsent, op, link);
+        TAILQ_INSERT_TAIL(&ml->sent, op, link);
+        op->entry->pos = (struct ml_position){cur->id, cur->next_entry++};
+        cur->assigned_size += (int64_t)op->entry->size;
+        op->sreq.data = op;
+        op->sreq.cb = add_done;
+        op->sreq.ledger_id = cur->id;
+        op->sreq.entry = op->entry;
+        ml_hold(ml);
+        int rc = f->ops->add_entry(f->impl, &op->sreq);
+        if (rc < 0) {
+            ml_release(ml);
+            op->done = true;
+            op->status = rc;
+            schedule_drain(ml);
+        }
+        if (ledger_full(ml, current_ledger(ml)))
+            start_rollover(ml);
+    }
+}
+
+static void roll_done(struct ml_store_req *req, int status)
+{
+    struct ml_ledger *ml = req->data;
+    struct ml_factory *f = ml->f;
+    ml->rolling = false;
+    if (ml->state == ML_CLOSED || ml->deleted) {
+        if (status == 0)
+            f->ops->delete_ledger(f->impl, req->ledger_id, NULL);
+        ml_release(ml);
+        return;
+    }
+    if (status < 0) {
+        MG_WARN(ML_MOD, "%s: cannot create the next ledger: %s", ml->name, mg_strerror(status));
+        fail_unsent(ml, status);
+        drain(ml);
+        ml_release(ml);
+        return;
+    }
+    struct ml_ledger_info *old = current_ledger(ml);
+    int64_t old_id = old->id;
+    bool old_complete = old->entries == old->next_entry;
+    push_ledger(ml, req->ledger_id);
+    /* A ledger is sealed once its last add completed (drain closes it otherwise). */
+    if (old_complete && f->ops->close_ledger)
+        f->ops->close_ledger(f->impl, old_id, NULL);
+    MG_DEBUG(ML_MOD, "%s: rolled over from ledger %" PRId64 " to %" PRId64, ml->name, old_id,
+             req->ledger_id);
+    save_ml(ml);
+    send_unsent(ml);
+    ml_maybe_trim(ml, NULL);
+    ml_release(ml);
+}
+
+static void start_rollover(struct ml_ledger *ml)
+{
+    struct ml_factory *f = ml->f;
+    if (ml->rolling)
+        return;
+    ml->rolling = true;
+    ml->roll_req.data = ml;
+    ml->roll_req.cb = roll_done;
+    ml_hold(ml);
+    int rc = f->ops->create_ledger(f->impl, &ml->roll_req);
+    if (rc < 0) {
+        ml->rolling = false;
+        ml_release(ml);
+        MG_WARN(ML_MOD, "%s: cannot create the next ledger: %s", ml->name, mg_strerror(rc));
+        fail_unsent(ml, rc);
+        schedule_drain(ml);
+    }
+}
+
+/* Complete the appends at the head of `sent` that are done, strictly in order. */
+static void drain(struct ml_ledger *ml)
+{
+    struct ml_factory *f = ml->f;
+    bool stored = false;
+    struct ml_add_op *op;
+    ml_hold(ml);
+    while (ml->state != ML_CLOSED && (op = TAILQ_FIRST(&ml->sent)) != NULL && op->done) {
+        TAILQ_REMOVE(&ml->sent, op, link);
+        ml->n_pending--;
+        struct ml_entry *e = op->entry;
+        struct ml_append_req *req = op->req;
+        if (op->status == 0) {
+            struct ml_ledger_info *li = ml_find_ledger(ml, e->pos.ledger);
+            if (li) {
+                li->entries++;
+                li->size += (int64_t)e->size;
+                if (e->publish_time > li->max_publish_time)
+                    li->max_publish_time = e->publish_time;
+                if (li != current_ledger(ml) && li->entries == li->next_entry &&
+                    f->ops->close_ledger)
+                    f->ops->close_ledger(f->impl, li->id, NULL);
+            }
+            ml->lac = e->pos;
+            ml->entries_added++;
+            cache_put(ml, e);
+            stored = true;
+            req->pos = e->pos;
+            req->entry = e;
+        }
+        req->pending = NULL;
+        req->cb(req, op->status);
+        add_op_free(op);
+    }
+    if (stored && ml->state == ML_READY)
+        ml_wake_waiters(ml);
+    ml_release(ml);
+}
+
+int ml_append(struct ml_ledger *ml, struct evbuffer *data, struct ml_append_req *req,
+              ml_append_cb cb)
+{
+    if (!ml || !data || !req || !cb) {
+        if (data)
+            evbuffer_free(data);
+        return -MG_EINVAL;
+    }
+    if (ml->state != ML_READY || ml->deleted) {
+        evbuffer_free(data);
+        return -MG_ECLOSED;
+    }
+    struct ml_add_op *op = mg_calloc(1, sizeof *op);
+    op->ml = ml;
+    op->req = req;
+    op->entry = ml_entry_new(data);
+    req->cb = cb;
+    req->pending = op->entry;
+    req->next = NULL;
+    req->entry = NULL;
+    TAILQ_INSERT_TAIL(&ml->unsent, op, link);
+    ml->n_pending++;
+    send_unsent(ml);
+    return 0;
+}
+
+/* ---- trimming ------------------------------------------------------------------------ */
+
+/* Retention hook: retention time/size are 0 for now (keep nothing consumed). A policy
+ * would look at the ledger's age and the size of what would be left here. */
+static bool retention_allows(const struct ml_ledger *ml, const struct ml_ledger_info *li)
+{
+    (void)ml;
+    (void)li;
+    return true;
+}
+
+void ml_maybe_trim(struct ml_ledger *ml, const struct ml_cursor *moved)
+{
+    struct ml_factory *f = ml->f;
+    if (ml->state != ML_READY || ml->deleted || ml->n_ledgers < 2)
+        return;
+    const struct ml_ledger_info *first = &ml->ledgers[0];
+    struct ml_position first_end = {first->id, first->next_entry - 1};
+    if (moved && ml_pos_cmp(moved->mark_delete, first_end) < 0)
+        return;
+    /* Only durable cursors hold data; with none, keep everything (documented in
+     * README.md: Pulsar would trim consumed ledgers, we wait for a first subscriber). */
+    bool any = false;
+    struct ml_position min = {0, 0};
+    for (int i = 0; i < ml->n_cursors; i++) {
+        const struct ml_cursor *c = ml->cursors[i];
+        if (!c->durable)
+            continue;
+        if (!any || ml_pos_cmp(c->mark_delete, min) < 0)
+            min = c->mark_delete;
+        any = true;
+    }
+    if (!any)
+        return;
+    int k = 0;
+    while (k < ml->n_ledgers - 1) {
+        const struct ml_ledger_info *li = &ml->ledgers[k];
+        bool consumed =
+            li->id < min.ledger || (li->id == min.ledger && min.entry >= li->next_entry - 1);
+        if (!consumed || li->entries != li->next_entry || !retention_allows(ml, li))
+            break;
+        k++;
+    }
+    if (k == 0)
+        return;
+    for (int i = 0; i < k; i++) {
+        MG_DEBUG(ML_MOD, "%s: trimming ledger %" PRId64, ml->name, ml->ledgers[i].id);
+        f->ops->delete_ledger(f->impl, ml->ledgers[i].id, NULL);
+    }
+    cache_drop_upto(ml, (struct ml_position){ml->ledgers[k - 1].id, INT64_MAX});
+    memmove(ml->ledgers, ml->ledgers + k, (size_t)(ml->n_ledgers - k) * sizeof *ml->ledgers);
+    ml->n_ledgers -= k;
+    save_ml(ml);
+}
+
+/* ---- lookups ------------------------------------------------------------------------- */
+
+struct get_op {
+    struct ml_ledger *ml; /* borrowed, held */
+    ml_get_cb cb;
+    void *data;             /* caller's */
+    struct ml_entry *entry; /* owned reference until handed over */
+    int status;
+    struct ml_task task;
+    struct ml_store_req sreq;
+};
+
+static void get_finish(struct get_op *op, int status)
+{
+    struct ml_ledger *ml = op->ml;
+    struct ml_entry *e = op->entry;
+    if (status == 0 && ml->state == ML_CLOSED)
+        status = -MG_ECANCELED;
+    if (status < 0) {
+        ml_entry_unref(e);
+        e = NULL;
+    }
+    ml_get_cb cb = op->cb;
+    void *data = op->data;
+    mg_free(op);
+    cb(e, status, data);
+    ml_release(ml);
+}
+
+static void get_task(void *arg, int status)
+{
+    struct get_op *op = arg;
+    get_finish(op, status ? status : op->status);
+}
+
+static void get_read_done(struct ml_store_req *sreq, int status)
+{
+    struct get_op *op = sreq->data;
+    if (status == 0) {
+        for (int i = 0; i < sreq->n; i++) {
+            if (!op->entry && sreq->entries[i]->pos.entry == sreq->first)
+                op->entry = sreq->entries[i];
+            else
+                ml_entry_unref(sreq->entries[i]);
+        }
+        mg_free(sreq->entries);
+        sreq->entries = NULL;
+        if (!op->entry)
+            status = -MG_ENOTFOUND;
+    }
+    get_finish(op, status);
+}
+
+int ml_get_entry(struct ml_ledger *ml, struct ml_position pos, ml_get_cb cb, void *data)
+{
+    if (!ml || !cb)
+        return -MG_EINVAL;
+    if (ml->state != ML_READY || ml->deleted)
+        return -MG_ECLOSED;
+    struct get_op *op = mg_calloc(1, sizeof *op);
+    op->ml = ml;
+    op->cb = cb;
+    op->data = data;
+    ml_hold(ml);
+    const struct ml_ledger_info *li = ml_find_ledger(ml, pos.ledger);
+    if (!li || pos.entry < 0 || pos.entry >= li->entries) {
+        op->status = -MG_ENOTFOUND;
+    } else if ((op->entry = ml_cache_get(ml, pos)) == NULL) {
+        op->sreq.data = op;
+        op->sreq.cb = get_read_done;
+        op->sreq.ledger_id = pos.ledger;
+        op->sreq.first = op->sreq.last = pos.entry;
+        int rc = ml->f->ops->read_range(ml->f->impl, &op->sreq);
+        if (rc < 0) {
+            mg_free(op);
+            ml_release(ml);
+            return rc;
+        }
+        return 0;
+    }
+    ml_defer(ml->f, &op->task, get_task, op);
+    return 0;
+}
+
+struct find_op {
+    struct ml_ledger *ml; /* borrowed, held */
+    uint64_t ts;
+    ml_find_cb cb;
+    void *data;    /* caller's */
+    int64_t after; /* search ledgers with id > after */
+    struct ml_position result;
+    int status;
+    struct ml_task task;
+    struct ml_store_req sreq;
+};
+
+static void find_task(void *arg, int status)
+{
+    struct find_op *op = arg;
+    struct ml_ledger *ml = op->ml;
+    if (!status)
+        status = op->status;
+    if (!status && ml->state == ML_CLOSED)
+        status = -MG_ECANCELED;
+    ml_find_cb cb = op->cb;
+    void *data = op->data;
+    struct ml_position pos = status ? ML_POS_EARLIEST : op->result;
+    mg_free(op);
+    cb(pos, status, data);
+    ml_release(ml);
+}
+
+static void find_step(struct find_op *op);
+
+static void find_read_done(struct ml_store_req *sreq, int status)
+{
+    struct find_op *op = sreq->data;
+    bool found = false;
+    if (status == 0) {
+        for (int i = 0; i < sreq->n; i++) {
+            if (!found && sreq->entries[i]->publish_time >= op->ts) {
+                op->result = sreq->entries[i]->pos;
+                found = true;
+            }
+            ml_entry_unref(sreq->entries[i]);
+        }
+        mg_free(sreq->entries);
+        sreq->entries = NULL;
+    } else if (status != -MG_ENOTFOUND) {
+        op->status = status; /* a ledger trimmed meanwhile is just skipped */
+        found = true;
+    }
+    if (status == -MG_ECANCELED || op->ml->state == ML_CLOSED) {
+        op->status = -MG_ECANCELED;
+        found = true;
+    }
+    op->after = sreq->ledger_id;
+    if (found)
+        ml_defer(op->ml->f, &op->task, find_task, op);
+    else
+        find_step(op);
+}
+
+static void find_step(struct find_op *op)
+{
+    struct ml_ledger *ml = op->ml;
+    for (int i = ledger_lower_bound(ml, op->after + 1); i < ml->n_ledgers; i++) {
+        const struct ml_ledger_info *li = &ml->ledgers[i];
+        if (li->entries == 0)
+            continue;
+        /* Ledgers whose newest publish time is known to be older are skipped unread. */
+        if (li->publish_known && li->max_publish_time < op->ts)
+            continue;
+        op->sreq.data = op;
+        op->sreq.cb = find_read_done;
+        op->sreq.ledger_id = li->id;
+        op->sreq.first = 0;
+        op->sreq.last = li->entries - 1;
+        int rc = ml->f->ops->read_range(ml->f->impl, &op->sreq);
+        if (rc == 0)
+            return;
+        op->status = rc;
+        break;
+    }
+    if (!op->status)
+        op->result = ml_next_position(ml, ml->lac);
+    ml_defer(ml->f, &op->task, find_task, op);
+}
+
+int ml_find_by_time(struct ml_ledger *ml, uint64_t ts_ms, ml_find_cb cb, void *data)
+{
+    if (!ml || !cb)
+        return -MG_EINVAL;
+    if (ml->state != ML_READY || ml->deleted)
+        return -MG_ECLOSED;
+    struct find_op *op = mg_calloc(1, sizeof *op);
+    op->ml = ml;
+    op->ts = ts_ms;
+    op->cb = cb;
+    op->data = data;
+    op->after = INT64_MIN;
+    ml_hold(ml);
+    find_step(op); /* completes through the task queue or a store read: never inline */
+    return 0;
+}

@@ -1,0 +1,162 @@
+/*
+ * ml_store_mem.c - the "memory" managed-ledger store: ledgers are arrays of referenced
+ * entries in this process; nothing survives the factory.
+ *
+ * Happy path: create_ledger hands out ids from a counter starting at 1 (per factory, so
+ * tests see 1, 2, 3...); add_entry keeps a reference to the entry; read_range hands out
+ * new references. Every request completes through the factory's task queue on a later
+ * loop pass, in the order it was made, so adds complete in order and never inline.
+ *
+ * Failure modes: an add to an unknown ledger or out of sequence fails synchronously
+ * (-MG_ENOTFOUND / -MG_EINVAL: a core bug); a read of a deleted ledger or of entries that
+ * do not exist completes with -MG_ENOTFOUND. The metadata hooks are absent: with nothing
+ * to load an ML from, the core drops an ML's ledgers when it closes.
+ */
+#include "ml/ml_int.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <string.h>
+
+struct mem_ledger {
+    int64_t id;
+    struct ml_entry **entries; /* owned array, each referenced */
+    int64_t n, cap;
+};
+
+struct mem_store {
+    struct ml_factory *f;  /* borrowed */
+    struct mg_map ledgers; /* id -> owned struct mem_ledger * */
+    int64_t next_id;
+};
+
+static void mem_complete_task(void *arg, int status)
+{
+    struct ml_store_req *req = arg;
+    if (status) {
+        for (int i = 0; i < req->n; i++)
+            ml_entry_unref(req->entries[i]);
+        mg_free(req->entries);
+        req->entries = NULL;
+        req->n = 0;
+    } else {
+        status = req->status;
+    }
+    req->cb(req, status);
+}
+
+static void mem_complete(struct mem_store *s, struct ml_store_req *req, int status)
+{
+    req->status = status;
+    ml_defer(s->f, &req->task, mem_complete_task, req);
+}
+
+static void mem_ledger_free(struct mem_ledger *l)
+{
+    if (!l)
+        return;
+    for (int64_t i = 0; i < l->n; i++)
+        ml_entry_unref(l->entries[i]);
+    mg_free(l->entries);
+    mg_free(l);
+}
+
+static int mem_init(struct ml_factory *f, void **impl)
+{
+    struct mem_store *s = mg_calloc(1, sizeof *s);
+    s->f = f;
+    s->next_id = 1;
+    mg_map_init(&s->ledgers);
+    *impl = s;
+    return 0;
+}
+
+static void mem_fini(void *impl)
+{
+    struct mem_store *s = impl;
+    if (!s)
+        return;
+    size_t it = 0;
+    const char *key;
+    size_t klen;
+    void *v;
+    while (mg_map_next(&s->ledgers, &it, &key, &klen, &v))
+        mem_ledger_free(v);
+    mg_map_fini(&s->ledgers);
+    mg_free(s);
+}
+
+static int mem_create_ledger(void *impl, struct ml_store_req *req)
+{
+    struct mem_store *s = impl;
+    struct mem_ledger *l = mg_calloc(1, sizeof *l);
+    l->id = s->next_id++;
+    mg_map_put_u64(&s->ledgers, (uint64_t)l->id, l);
+    req->ledger_id = l->id;
+    mem_complete(s, req, 0);
+    return 0;
+}
+
+static int mem_add_entry(void *impl, struct ml_store_req *req)
+{
+    struct mem_store *s = impl;
+    struct mem_ledger *l = mg_map_get_u64(&s->ledgers, (uint64_t)req->ledger_id);
+    if (!l)
+        return -MG_ENOTFOUND;
+    if (req->entry->pos.ledger != l->id || req->entry->pos.entry != l->n)
+        return -MG_EINVAL;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->entries = mg_realloc(l->entries, (size_t)l->cap * sizeof *l->entries);
+    }
+    l->entries[l->n++] = ml_entry_ref(req->entry);
+    mem_complete(s, req, 0);
+    return 0;
+}
+
+static int mem_read_range(void *impl, struct ml_store_req *req)
+{
+    struct mem_store *s = impl;
+    struct mem_ledger *l = mg_map_get_u64(&s->ledgers, (uint64_t)req->ledger_id);
+    req->entries = NULL;
+    req->n = 0;
+    int64_t first = req->first < 0 ? 0 : req->first;
+    int64_t last = l && req->last >= l->n ? l->n - 1 : req->last;
+    if (!l || first > last) {
+        mem_complete(s, req, -MG_ENOTFOUND);
+        return 0;
+    }
+    req->n = (int)(last - first + 1);
+    req->entries = mg_malloc((size_t)req->n * sizeof *req->entries);
+    for (int i = 0; i < req->n; i++)
+        req->entries[i] = ml_entry_ref(l->entries[first + i]);
+    mem_complete(s, req, 0);
+    return 0;
+}
+
+static int mem_delete_ledger(void *impl, int64_t ledger_id, struct ml_store_req *req)
+{
+    struct mem_store *s = impl;
+    struct mem_ledger *l = mg_map_del_u64(&s->ledgers, (uint64_t)ledger_id);
+    mem_ledger_free(l);
+    if (req)
+        mem_complete(s, req, l ? 0 : -MG_ENOTFOUND);
+    return 0;
+}
+
+const struct ml_store_ops ml_store_memory = {
+    .name = "memory",
+    .init = mem_init,
+    .fini = mem_fini,
+    .create_ledger = mem_create_ledger,
+    .add_entry = mem_add_entry,
+    .read_range = mem_read_range,
+    .close_ledger = NULL,
+    .delete_ledger = mem_delete_ledger,
+    .load_ml = NULL,
+    .save_ml = NULL,
+    .save_cursor = NULL,
+    .remove_cursor = NULL,
+    .remove_ml = NULL,
+};

@@ -1,0 +1,1280 @@
+/*
+ * check_ml.c - unit tests of the ml module (managed ledger over the memory store).
+ *
+ * Covers: in-order asynchronous appends, rollover and positions across ledgers, cursors
+ * from latest/earliest, reads (waiting, canceled, from the tail cache and from the store,
+ * byte limits), individual/cumulative/batch-index acks and their ranges, backlog, rewind,
+ * reset, skip, clear_backlog, durable vs non-durable cursors, replay, trimming,
+ * find_by_time over real Pulsar entries, close/delete with pending work, and a 100,000-ack
+ * stress test in random order.
+ * The event loop is driven with EVLOOP_ONCE|EVLOOP_NONBLOCK in bounded loops.
+ * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
+ */
+#include "ml/ml.h"
+#include "ml/ml_int.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "wire/wire.h"
+
+#include <check.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct event_base *base;
+static struct ml_factory *fac;
+
+static void fx_new(size_t cache, int64_t max_entries)
+{
+    struct ml_config cfg = {
+        .cache_size_bytes = cache,
+        .max_entries_per_ledger = max_entries,
+        .max_size_per_ledger = 1 << 30,
+    };
+    base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    fac = ml_factory_new(base, "memory", &cfg);
+    ck_assert_ptr_nonnull(fac);
+}
+
+static void fx_free(void)
+{
+    ml_factory_free(fac);
+    fac = NULL;
+    event_base_free(base);
+    base = NULL;
+}
+
+static void pump(int n)
+{
+    for (int i = 0; i < n; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+static void loop_until(const bool *flag)
+{
+    for (int i = 0; i < 10000 && !*flag; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    ck_assert(*flag);
+}
+
+static struct ml_position P(int64_t l, int64_t e) {
+    return (struct ml_position){l, e};
+}
+
+#define ck_assert_pos(a, l, e)                                                                     \
+    do {                                                                                           \
+        struct ml_position p_ = (a);                                                               \
+        ck_assert_msg(p_.ledger == (l) && p_.entry == (e), "position %lld:%lld != %lld:%lld",      \
+                      (long long)p_.ledger, (long long)p_.entry, (long long)(l), (long long)(e));  \
+    } while (0)
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+struct open_res {
+    bool done;
+    struct ml_ledger *ml;
+    int status;
+};
+
+static void open_cb(struct ml_ledger *ml, int status, void *data)
+{
+    struct open_res *r = data;
+    r->done = true;
+    r->ml = ml;
+    r->status = status;
+}
+
+static struct ml_ledger *open_ml(const char *name)
+{
+    struct open_res r = {0};
+    ck_assert_int_eq(ml_open(fac, name, open_cb, &r), 0);
+    ck_assert(!r.done);
+    loop_until(&r.done);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(r.ml);
+    return r.ml;
+}
+
+static int g_order;
+
+struct app {
+    struct ml_append_req req;
+    bool done;
+    int status;
+    int order;
+    struct ml_position pos;
+    size_t entry_size;
+};
+
+static void app_cb(struct ml_append_req *req, int status)
+{
+    struct app *a = req->data;
+    a->done = true;
+    a->status = status;
+    a->order = g_order++;
+    if (status == 0) {
+        a->pos = req->pos;
+        ck_assert_ptr_nonnull(req->entry);
+        a->entry_size = req->entry->size;
+    }
+}
+
+static struct evbuffer *buf_str(const char *s)
+{
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, s, strlen(s));
+    return b;
+}
+
+static struct ml_position append_str(struct ml_ledger *ml, const char *s)
+{
+    struct app a = {.req.data = NULL};
+    a.req.data = &a;
+    ck_assert_int_eq(ml_append(ml, buf_str(s), &a.req, app_cb), 0);
+    ck_assert(!a.done);
+    loop_until(&a.done);
+    ck_assert_int_eq(a.status, 0);
+    return a.pos;
+}
+
+/* Append n entries "m<i>" at once, then wait for all. */
+static void append_n(struct ml_ledger *ml, int n)
+{
+    struct app *a = calloc((size_t)n, sizeof *a);
+    char tmp[32];
+    for (int i = 0; i < n; i++) {
+        a[i].req.data = &a[i];
+        snprintf(tmp, sizeof tmp, "m%d", i);
+        ck_assert_int_eq(ml_append(ml, buf_str(tmp), &a[i].req, app_cb), 0);
+    }
+    loop_until(&a[n - 1].done);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(a[i].status, 0);
+    free(a);
+}
+
+struct rd {
+    struct ml_read_req req;
+    bool done;
+    int status;
+};
+
+static void rd_cb(struct ml_read_req *req, int status)
+{
+    struct rd *r = req->data;
+    r->done = true;
+    r->status = status;
+}
+
+static void rd_release(struct rd *r)
+{
+    for (int i = 0; i < r->req.n; i++)
+        ml_entry_unref(r->req.entries[i]);
+    mg_free(r->req.entries);
+    r->req.entries = NULL;
+    r->req.n = 0;
+    r->done = false;
+}
+
+static void read_sync(struct ml_cursor *c, int max, struct rd *r)
+{
+    memset(r, 0, sizeof *r);
+    r->req.data = r;
+    ck_assert_int_eq(ml_cursor_read(c, max, 0, &r->req, rd_cb), 0);
+    ck_assert(!r->done);
+    loop_until(&r->done);
+    ck_assert_int_eq(r->status, 0);
+}
+
+static void ck_entry_text(const struct ml_entry *e, const char *s)
+{
+    char tmp[64] = "";
+    size_t n = evbuffer_get_length(e->data);
+    ck_assert_uint_lt(n, sizeof tmp);
+    evbuffer_copyout(e->data, tmp, n);
+    ck_assert_str_eq(tmp, s);
+}
+
+static void ck_ranges(const struct ml_cursor *c, const char *want)
+{
+    char *s = ml_cursor_ranges_string(c);
+    ck_assert_str_eq(s, want);
+    mg_free(s);
+}
+
+/* A stored Pulsar entry (the SEND payload form) with the given publish time. */
+static struct evbuffer *pulsar_entry(uint64_t seq, uint64_t publish_time, int32_t batch)
+{
+    wire_cmd cmd;
+    Pulsar__Proto__CommandSend send;
+    Pulsar__Proto__MessageMetadata md;
+    pulsar__proto__base_command__init(&cmd);
+    pulsar__proto__command_send__init(&send);
+    send.producer_id = 1;
+    send.sequence_id = seq;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND;
+    cmd.send = &send;
+    pulsar__proto__message_metadata__init(&md);
+    md.producer_name = "p";
+    md.sequence_id = seq;
+    md.publish_time = publish_time;
+    if (batch > 0) {
+        md.has_num_messages_in_batch = true;
+        md.num_messages_in_batch = batch;
+    }
+    struct evbuffer *frame = evbuffer_new();
+    wire_write_send(frame, &cmd, &md, "payload", 7);
+    struct wire_frame f;
+    memset(&f, 0, sizeof f);
+    char err[128];
+    ck_assert_int_eq(wire_frame_read(frame, 1 << 20, &f, err, sizeof err), 1);
+    struct evbuffer *entry = f.payload;
+    f.payload = NULL;
+    wire_frame_clear(&f);
+    evbuffer_free(frame);
+    return entry;
+}
+
+/* ---- appends and positions ----------------------------------------------------------- */
+
+START_TEST(test_unknown_store)
+{
+    struct event_base *b = event_base_new();
+    ck_assert_ptr_null(ml_factory_new(b, "nope", NULL));
+    event_base_free(b);
+    ml_factory_free(NULL);
+    ml_entry_unref(NULL);
+}
+END_TEST
+
+START_TEST(test_append_order_async)
+{
+    fx_new(1 << 20, 1000);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/a");
+    ck_assert_str_eq(ml_name(ml), "t/ns/persistent/a");
+    struct ml_position lac0 = ml_last_confirmed(ml);
+    ck_assert_int_eq(lac0.entry, -1);
+    int64_t L = lac0.ledger;
+    ck_assert_int_ge(L, 1);
+
+    struct app a[5];
+    memset(a, 0, sizeof a);
+    g_order = 0;
+    for (int i = 0; i < 5; i++) {
+        a[i].req.data = &a[i];
+        ck_assert_int_eq(ml_append(ml, buf_str("x"), &a[i].req, app_cb), 0);
+        ck_assert(!a[i].done); /* never synchronously */
+    }
+    struct ml_stats st;
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.pending_appends, 5);
+    loop_until(&a[4].done);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(a[i].status, 0);
+        ck_assert_int_eq(a[i].order, i);
+        ck_assert_pos(a[i].pos, L, i);
+        ck_assert_uint_eq(a[i].entry_size, 1);
+    }
+    ck_assert_pos(ml_last_confirmed(ml), L, 4);
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.entries_added, 5);
+    ck_assert_int_eq(st.number_of_entries, 5);
+    ck_assert_int_eq(st.total_size, 5);
+    ck_assert_int_eq(st.pending_appends, 0);
+    ck_assert_int_eq(st.num_ledgers, 1);
+    ck_assert_int_eq(st.current_ledger_entries, 5);
+
+    /* A second open gives the same handle; one close keeps it open. */
+    struct ml_ledger *ml2 = open_ml("t/ns/persistent/a");
+    ck_assert_ptr_eq(ml, ml2);
+    ml_close(ml2);
+    ck_assert_pos(append_str(ml, "y"), L, 5);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_entry_metadata)
+{
+    fx_new(1 << 20, 1000);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/md");
+    struct app a = {0};
+    a.req.data = &a;
+    ck_assert_int_eq(ml_append(ml, pulsar_entry(1, 1234, 5), &a.req, app_cb), 0);
+    loop_until(&a.done);
+    struct app b = {0};
+    b.req.data = &b;
+    ck_assert_int_eq(ml_append(ml, buf_str("not pulsar"), &b.req, app_cb), 0);
+    loop_until(&b.done);
+
+    struct ml_cursor *c = ml_cursor_open(ml, "s", false, ML_POS_EARLIEST, NULL);
+    struct rd r;
+    read_sync(c, 10, &r);
+    ck_assert_int_eq(r.req.n, 2);
+    ck_assert_int_eq(r.req.entries[0]->num_messages, 5);
+    ck_assert(r.req.entries[0]->batched);
+    ck_assert_uint_eq(r.req.entries[0]->publish_time, 1234);
+    ck_assert_int_eq(r.req.entries[1]->num_messages, 1);
+    ck_assert(!r.req.entries[1]->batched);
+    ck_assert_uint_eq(r.req.entries[1]->publish_time, 0);
+    rd_release(&r);
+    ml_cursor_close(c);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_rollover)
+{
+    fx_new(1 << 20, 3);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/roll");
+    int64_t L = ml_last_confirmed(ml).ledger;
+    struct ml_position p[7];
+    for (int i = 0; i < 7; i++)
+        p[i] = append_str(ml, "e");
+    int64_t L2 = p[3].ledger, L3 = p[6].ledger;
+    ck_assert_pos(p[0], L, 0);
+    ck_assert_pos(p[2], L, 2);
+    ck_assert_int_gt(L2, L);
+    ck_assert_pos(p[3], L2, 0);
+    ck_assert_pos(p[5], L2, 2);
+    ck_assert_int_gt(L3, L2);
+    ck_assert_pos(p[6], L3, 0);
+
+    ck_assert_pos(ml_next_position(ml, P(L, 1)), L, 2);
+    ck_assert_pos(ml_next_position(ml, P(L, 2)), L2, 0);
+    ck_assert_pos(ml_next_position(ml, P(L2, 2)), L3, 0);
+    ck_assert_pos(ml_next_position(ml, P(L3, 0)), L3, 1);
+    ck_assert_pos(ml_next_position(ml, ML_POS_EARLIEST), L, 0);
+    ck_assert_pos(ml_first_position(ml), L, 0);
+    ck_assert_pos(ml_last_confirmed(ml), L3, 0);
+    ck_assert_int_eq(ml_count_entries(ml, ML_POS_EARLIEST, ml_last_confirmed(ml)), 7);
+    ck_assert_int_eq(ml_count_entries(ml, P(L, 1), P(L2, 1)), 3);
+    ck_assert_int_eq(ml_count_entries(ml, P(L, 2), P(L2, 0)), 1);
+
+    struct ml_stats st;
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.num_ledgers, 3);
+    ck_assert_int_eq(st.current_ledger_entries, 1);
+    ck_assert_int_eq(st.number_of_entries, 7);
+
+    /* Reads cross the boundaries in order. */
+    struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
+    ck_assert_pos(ml_cursor_mark_delete(c), L, -1);
+    struct rd r;
+    read_sync(c, 100, &r);
+    ck_assert_int_eq(r.req.n, 7);
+    for (int i = 0; i < 7; i++)
+        ck_assert_int_eq(ml_pos_cmp(r.req.entries[i]->pos, p[i]), 0);
+    rd_release(&r);
+    ck_assert_pos(ml_cursor_read_position(c), L3, 1);
+
+    /* Ledger id counter is per factory: a second ML continues it. */
+    struct ml_ledger *other = open_ml("t/ns/persistent/other");
+    ck_assert_int_gt(ml_last_confirmed(other).ledger, L3);
+    ml_close(other);
+    ml_cursor_close(c);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_rollover_by_size)
+{
+    struct ml_config cfg = {
+        .cache_size_bytes = 8, .max_entries_per_ledger = 0, .max_size_per_ledger = 10};
+    base = event_base_new();
+    fac = ml_factory_new(base, "memory", &cfg);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/size");
+    int64_t L = ml_last_confirmed(ml).ledger;
+    struct ml_position p[4];
+    for (int i = 0; i < 4; i++)
+        p[i] = append_str(ml, "four");
+    ck_assert_pos(p[2], L, 2); /* 12 bytes >= 10: the next append goes to a new ledger */
+    ck_assert_int_gt(p[3].ledger, L);
+    ck_assert_int_eq(p[3].entry, 0);
+    /* The tail cache holds at most 8 bytes: reads of older entries go to the store. */
+    ck_assert_uint_le(fac->cache_bytes, 8);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", false, ML_POS_EARLIEST, NULL);
+    struct rd r;
+    read_sync(c, 10, &r);
+    ck_assert_int_eq(r.req.n, 4);
+    for (int i = 0; i < 4; i++)
+        ck_entry_text(r.req.entries[i], "four");
+    rd_release(&r);
+    ml_cursor_close(c);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+/* ---- cursors and reads ---------------------------------------------------------------- */
+
+START_TEST(test_cursor_latest_earliest)
+{
+    fx_new(1 << 20, 1000);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/le");
+    int64_t L = ml_last_confirmed(ml).ledger;
+    struct ml_cursor *empty = ml_cursor_open(ml, "e0", false, ML_POS_EARLIEST, NULL);
+    ck_assert_pos(ml_cursor_mark_delete(empty), L, -1);
+    ck_assert(!ml_cursor_has_more(empty));
+    append_n(ml, 3);
+    ck_assert(ml_cursor_has_more(empty));
+    int err = 1;
+    struct ml_cursor *latest = ml_cursor_open(ml, "l", true, ML_POS_LATEST, &err);
+    ck_assert_int_eq(err, 0);
+    ck_assert_pos(ml_cursor_mark_delete(latest), L, 2);
+    ck_assert_int_eq(ml_cursor_backlog(latest), 0);
+    ck_assert(!ml_cursor_has_more(latest));
+    struct ml_cursor *earliest = ml_cursor_open(ml, "e", true, ML_POS_EARLIEST, &err);
+    ck_assert_pos(ml_cursor_mark_delete(earliest), L, -1);
+    ck_assert_int_eq(ml_cursor_backlog(earliest), 3);
+    ck_assert_pos(ml_cursor_read_position(earliest), L, 0);
+    struct ml_cursor *mid = ml_cursor_open(ml, "m", false, P(L, 1), &err);
+    ck_assert_pos(ml_cursor_mark_delete(mid), L, 0);
+    ck_assert_int_eq(ml_cursor_backlog(mid), 2);
+    ck_assert(ml_cursor_durable(latest));
+    ck_assert(!ml_cursor_durable(mid));
+    ck_assert_str_eq(ml_cursor_name(mid), "m");
+    ml_cursor_close(empty);
+    ml_cursor_close(latest);
+    ml_cursor_close(earliest);
+    ml_cursor_close(mid);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_read_waits)
+{
+    fx_new(1 << 20, 1000);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/rw");
+    append_str(ml, "a");
+    append_str(ml, "b");
+    append_str(ml, "c");
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    struct rd r;
+    read_sync(c, 2, &r);
+    ck_assert_int_eq(r.req.n, 2);
+    ck_entry_text(r.req.entries[0], "a");
+    ck_entry_text(r.req.entries[1], "b");
+    rd_release(&r);
+    read_sync(c, 10, &r);
+    ck_assert_int_eq(r.req.n, 1);
+    ck_entry_text(r.req.entries[0], "c");
+    rd_release(&r);
+
+    /* Nothing left: the read waits until an append completes. */
+    memset(&r, 0, sizeof r);
+    r.req.data = &r;
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, rd_cb), 0);
+    struct rd r2 = {.req.data = NULL};
+    r2.req.data = &r2;
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r2.req, rd_cb), -MG_EBUSY);
+    pump(20);
+    ck_assert(!r.done);
+    append_str(ml, "d");
+    loop_until(&r.done);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_int_eq(r.req.n, 1);
+    ck_entry_text(r.req.entries[0], "d");
+    rd_release(&r);
+    ml_cursor_close(c);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_cancel_read)
+{
+    fx_new(1 << 20, 1000);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/cr");
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_LATEST, NULL);
+    ck_assert_int_eq(ml_cursor_cancel_read(c), -MG_ENOTFOUND);
+    struct rd r = {0};
+    r.req.data = &r;
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, rd_cb), 0);
+    pump(5);
+    ck_assert(!r.done);
+    ck_assert_int_eq(ml_cursor_cancel_read(c), 0);
+    ck_assert(r.done);
+    ck_assert_int_eq(r.status, -MG_ECANCELED);
+    ck_assert_int_eq(r.req.n, 0);
+    ck_assert_int_eq(ml_cursor_cancel_read(c), -MG_ENOTFOUND);
+    /* Cancel before the queued read ran. */
+    memset(&r, 0, sizeof r);
+    r.req.data = &r;
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, rd_cb), 0);
+    ck_assert_int_eq(ml_cursor_cancel_read(c), 0);
+    ck_assert_int_eq(r.status, -MG_ECANCELED);
+    /* The cursor reads normally afterwards. */
+    append_str(ml, "z");
+    read_sync(c, 10, &r);
+    ck_assert_int_eq(r.req.n, 1);
+    rd_release(&r);
+    ml_cursor_close(c);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_individual_acks)
+{
+    fx_new(1 << 20, 1000);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/ia");
+    int64_t L = ml_last_confirmed(ml).ledger;
+    append_n(ml, 6);
+    char want[128];
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, P(L, 1), NULL); /* M = L:0 */
+    ck_assert_pos(ml_cursor_mark_delete(c), L, 0);
+    ck_ranges(c, "[]");
+    ck_assert_int_eq(ml_cursor_ack(c, P(L, 3), NULL, 0, 0), 1);
+    snprintf(want, sizeof want, "[(%lld:2..%lld:3]]", (long long)L, (long long)L);
+    ck_ranges(c, want);
+    ck_assert_int_eq(ml_cursor_num_ranges(c), 1);
+    ck_assert_int_eq(ml_cursor_ack(c, P(L, 3), NULL, 0, 0), 0);  /* again: no-op */
+    ck_assert_int_eq(ml_cursor_ack(c, P(L, 0), NULL, 0, 0), 0);  /* <= M */
+    ck_assert_int_eq(ml_cursor_ack(c, P(L, 99), NULL, 0, 0), 0); /* beyond */
+    ck_assert_int_eq(ml_cursor_ack(c, P(L, 1), NULL, 0, 0), 1);  /* merges into M */
+    ck_assert_pos(ml_cursor_mark_delete(c), L, 1);
+    ck_assert_int_eq(ml_cursor_backlog(c), 3);
+    ck_assert_int_eq(ml_cursor_ack(c, P(L, 2), NULL, 0, 0), 1); /* 3,1,2 -> M = 3 */
+    ck_assert_pos(ml_cursor_mark_delete(c), L, 3);
+    ck_ranges(c, "[]");
+    ck_assert_int_eq(ml_cursor_num_ranges(c), 0);
+    ck_assert(ml_cursor_is_acked(c, P(L, 3)));
+    ck_assert(!ml_cursor_is_acked(c, P(L, 4)));
+
+    /* Out of order, from M = -1: ranges and holes. */
+    struct ml_cursor *d = ml_cursor_open(ml, "d", true, ML_POS_EARLIEST, NULL);
+    ml_cursor_ack(d, P(L, 3), NULL, 0, 0);
+    ml_cursor_ack(d, P(L, 1), NULL, 0, 0);
+    ml_cursor_ack(d, P(L, 5), NULL, 0, 0);
+    snprintf(want, sizeof want, "[(%lld:0..%lld:1],(%lld:2..%lld:3],(%lld:4..%lld:5]]",
+             (long long)L, (long long)L, (long long)L, (long long)L, (long long)L, (long long)L);
+    ck_ranges(d, want);
+    ck_assert_int_eq(ml_cursor_num_ranges(d), 3);
+    ck_assert_int_eq(ml_cursor_backlog(d), 3);
+    ml_cursor_ack(d, P(L, 2), NULL, 0, 0);
+    snprintf(want, sizeof want, "[(%lld:0..%lld:3],(%lld:4..%lld:5]]", (long long)L, (long long)L,
+             (long long)L, (long long)L);
+    ck_ranges(d, want);
+    ck_assert_int_eq(ml_cursor_num_ranges(d), 2);
+    ck_assert_pos(ml_cursor_mark_delete(d), L, -1);
+    ml_cursor_ack(d, P(L, 0), NULL, 0, 0);
+    ck_assert_pos(ml_cursor_mark_delete(d), L, 3);
+    ck_assert_int_eq(ml_cursor_num_ranges(d), 1);
+    ck_assert_int_eq(ml_cursor_backlog(d), 1);
+    ml_cursor_ack(d, P(L, 4), NULL, 0, 0);
+    ck_assert_pos(ml_cursor_mark_delete(d), L, 5);
+    ck_assert_int_eq(ml_cursor_backlog(d), 0);
+    ck_ranges(d, "[]");
+    ml_cursor_close(c);
+    ml_cursor_close(d);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_acks_across_ledgers)
+{
+    fx_new(1 << 20, 3);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/ial");
+    int64_t L = ml_last_confirmed(ml).ledger;
+    append_n(ml, 6); /* L:0-2, L2:0-2 */
+    int64_t L2 = ml_next_position(ml, P(L, 2)).ledger;
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    ml_cursor_ack(c, P(L2, 0), NULL, 0, 0);
+    ml_cursor_ack(c, P(L, 2), NULL, 0, 0);
+    /* Ranges never span ledgers (Pulsar's convention). */
+    char want[128];
+    snprintf(want, sizeof want, "[(%lld:1..%lld:2],(%lld:-1..%lld:0]]", (long long)L, (long long)L,
+             (long long)L2, (long long)L2);
+    ck_ranges(c, want);
+    ck_assert_int_eq(ml_cursor_backlog(c), 4);
+    ml_cursor_ack(c, P(L, 0), NULL, 0, 0);
+    ml_cursor_ack(c, P(L, 1), NULL, 0, 0);
+    /* M crosses the boundary: L:2 is followed by L2:0. */
+    ck_assert_pos(ml_cursor_mark_delete(c), L2, 0);
+    ck_ranges(c, "[]");
+    ck_assert_int_eq(ml_cursor_backlog(c), 2);
+    ml_cursor_close(c);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_cumulative_ack)
+{
+    fx_new(1 << 20, 1000);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/ca");
+    int64_t L = ml_last_confirmed(ml).ledger;
+    append_n(ml, 10);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    ml_cursor_ack(c, P(L, 3), NULL, 0, 0);
+    ml_cursor_ack(c, P(L, 5), NULL, 0, 0);
+    ml_cursor_ack(c, P(L, 7), NULL, 0, 0);
+    ml_cursor_ack(c, P(L, 8), NULL, 0, 0);
+    ck_assert_int_eq(ml_cursor_backlog(c), 6);
+    ck_assert_int_eq(ml_cursor_num_ranges(c), 3);
+    ml_cursor_ack_cumulative(c, P(L, 4)); /* 0..4 acked, 5 merges */
+    ck_assert_pos(ml_cursor_mark_delete(c), L, 5);
+    ck_assert_int_eq(ml_cursor_num_ranges(c), 1);
+    ck_assert_int_eq(ml_cursor_backlog(c), 2);
+    ml_cursor_ack_cumulative(c, P(L, 6)); /* 7, 8 merge */
+    ck_assert_pos(ml_cursor_mark_delete(c), L, 8);
+    ck_assert_int_eq(ml_cursor_num_ranges(c), 0);
+    ck_assert_int_eq(ml_cursor_backlog(c), 1);
+    ml_cursor_ack_cumulative(c, P(L, 2)); /* behind M: no-op */
+    ck_assert_pos(ml_cursor_mark_delete(c), L, 8);
+    ml_cursor_ack_cumulative(c, P(L, 1000)); /* clamped to the last entry */
+    ck_assert_pos(ml_cursor_mark_delete(c), L, 9);
+    ck_assert_int_eq(ml_cursor_backlog(c), 0);
+    ml_cursor_close(c);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_batch_ack)
+{
+    fx_new(1 << 20, 1000);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/ba");
+    int64_t L = ml_last_confirmed(ml).ledger;
+    append_n(ml, 3);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    int n = -1;
+    ck_assert_ptr_null(ml_cursor_ack_set(c, P(L, 1), &n));
+    ck_assert_int_eq(n, 0);
+    /* Batch of 4 at L:1: ack index 0 (bit cleared), upper bits set in the request. */
+    int64_t s1 = ~(int64_t)1;
+    ck_assert_int_eq(ml_cursor_ack(c, P(L, 1), &s1, 1, 4), 0);
+    ck_assert(!ml_cursor_is_acked(c, P(L, 1)));
+    const int64_t *w = ml_cursor_ack_set(c, P(L, 1), &n);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(w[0], 0xe); /* bits beyond batch_size are not kept */
+    ck_assert_int_eq(ml_cursor_backlog(c), 3);
+    /* AND semantics: a set that re-sets bit 0 does not un-ack it. */
+    int64_t s2 = 0x1 | 0x8; /* ack 1 and 2 */
+    ck_assert_int_eq(ml_cursor_ack(c, P(L, 1), &s2, 1, 4), 0);
+    w = ml_cursor_ack_set(c, P(L, 1), &n);
+    ck_assert_int_eq(w[0], 0x8);
+    int64_t s3 = ~(int64_t)0x8;
+    ck_assert_int_eq(ml_cursor_ack(c, P(L, 1), &s3, 1, 4), 1);
+    ck_assert(ml_cursor_is_acked(c, P(L, 1)));
+    ck_assert_ptr_null(ml_cursor_ack_set(c, P(L, 1), &n));
+    ck_assert_int_eq(ml_cursor_backlog(c), 2);
+    /* A partial set dropped when the whole entry is acked. */
+    ck_assert_int_eq(ml_cursor_ack(c, P(L, 2), &s1, 1, 4), 0);
+    ck_assert_ptr_nonnull(ml_cursor_ack_set(c, P(L, 2), &n));
+    ck_assert_int_eq(ml_cursor_ack(c, P(L, 2), NULL, 0, 0), 1);
+    ck_assert_ptr_null(ml_cursor_ack_set(c, P(L, 2), &n));
+    /* A partial set dropped by a cumulative ack past it. */
+    ck_assert_int_eq(ml_cursor_ack(c, P(L, 0), &s1, 1, 70), 0);
+    w = ml_cursor_ack_set(c, P(L, 0), &n);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(w[1], 0); /* missing words of the request count as acked */
+    ml_cursor_ack_cumulative(c, P(L, 0));
+    ck_assert_ptr_null(ml_cursor_ack_set(c, P(L, 0), &n));
+    ck_assert_pos(ml_cursor_mark_delete(c), L, 2);
+    ml_cursor_close(c);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_rewind)
+{
+    fx_new(1 << 20, 1000);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/rew");
+    int64_t L = ml_last_confirmed(ml).ledger;
+    append_n(ml, 5);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    struct rd r;
+    read_sync(c, 10, &r);
+    ck_assert_int_eq(r.req.n, 5);
+    rd_release(&r);
+    ml_cursor_ack(c, P(L, 1), NULL, 0, 0);
+    ml_cursor_ack(c, P(L, 3), NULL, 0, 0);
+    ml_cursor_rewind(c);
+    ck_assert_pos(ml_cursor_read_position(c), L, 0);
+    read_sync(c, 10, &r);
+    ck_assert_int_eq(r.req.n, 3);
+    ck_assert_pos(r.req.entries[0]->pos, L, 0);
+    ck_assert_pos(r.req.entries[1]->pos, L, 2);
+    ck_assert_pos(r.req.entries[2]->pos, L, 4);
+    rd_release(&r);
+    /* Seek the read position back without touching acks. */
+    ml_cursor_seek_read(c, P(L, 2));
+    read_sync(c, 10, &r);
+    ck_assert_int_eq(r.req.n, 2);
+    ck_assert_pos(r.req.entries[0]->pos, L, 2);
+    rd_release(&r);
+    ck_assert_int_eq(ml_cursor_backlog(c), 3);
+    ml_cursor_close(c);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_reset)
+{
+    fx_new(1 << 20, 3);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/reset");
+    int64_t L = ml_last_confirmed(ml).ledger;
+    append_n(ml, 6);
+    int64_t L2 = ml_next_position(ml, P(L, 2)).ledger;
+    /* Non-durable, so that moving M past L does not trim it. */
+    struct ml_cursor *c = ml_cursor_open(ml, "s", false, ML_POS_EARLIEST, NULL);
+    ml_cursor_ack(c, P(L, 2), NULL, 0, 0);
+    ml_cursor_ack(c, P(L2, 1), NULL, 0, 0);
+    ml_cursor_reset(c, P(L, 1));
+    ck_assert_pos(ml_cursor_mark_delete(c), L, 0);
+    ck_assert_pos(ml_cursor_read_position(c), L, 1);
+    ck_assert_int_eq(ml_cursor_num_ranges(c), 0);
+    ck_assert_int_eq(ml_cursor_backlog(c), 5);
+    /* Across the ledger boundary: before L2:0 is L:2. */
+    ml_cursor_reset(c, P(L2, 0));
+    ck_assert_pos(ml_cursor_mark_delete(c), L, 2);
+    ck_assert_int_eq(ml_cursor_backlog(c), 3);
+    struct rd r;
+    read_sync(c, 1, &r);
+    ck_assert_pos(r.req.entries[0]->pos, L2, 0);
+    rd_release(&r);
+    /* First entry of the ML: (L, -1). */
+    ml_cursor_reset(c, P(L, 0));
+    ck_assert_pos(ml_cursor_mark_delete(c), L, -1);
+    ck_assert_int_eq(ml_cursor_backlog(c), 6);
+    ml_cursor_reset(c, ML_POS_LATEST);
+    ck_assert_int_eq(ml_cursor_backlog(c), 0);
+    ck_assert_pos(ml_cursor_mark_delete(c), L2, 2);
+    ml_cursor_reset(c, ML_POS_EARLIEST);
+    ck_assert_int_eq(ml_cursor_backlog(c), 6);
+
+    /* A reset wakes a waiting read whose position moved back. */
+    ml_cursor_reset(c, ML_POS_LATEST);
+    struct rd w = {0};
+    w.req.data = &w;
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &w.req, rd_cb), 0);
+    pump(5);
+    ck_assert(!w.done);
+    ml_cursor_reset(c, P(L2, 1));
+    loop_until(&w.done);
+    ck_assert_int_eq(w.req.n, 2);
+    ck_assert_pos(w.req.entries[0]->pos, L2, 1);
+    rd_release(&w);
+    ml_cursor_close(c);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_skip_clear_backlog)
+{
+    fx_new(1 << 20, 1000);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/skip");
+    int64_t L = ml_last_confirmed(ml).ledger;
+    append_n(ml, 8);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    ml_cursor_skip(c, 2);
+    ck_assert_pos(ml_cursor_mark_delete(c), L, 1);
+    ck_assert_int_eq(ml_cursor_backlog(c), 6);
+    ml_cursor_ack(c, P(L, 3), NULL, 0, 0);
+    ml_cursor_skip(c, 2); /* skips 2 and 4 (3 is acked already) */
+    ck_assert_pos(ml_cursor_mark_delete(c), L, 4);
+    ck_assert_int_eq(ml_cursor_backlog(c), 3);
+    ml_cursor_skip(c, 100);
+    ck_assert_pos(ml_cursor_mark_delete(c), L, 7);
+    ck_assert_int_eq(ml_cursor_backlog(c), 0);
+    append_n(ml, 4);
+    ck_assert_int_eq(ml_cursor_backlog(c), 4);
+    ml_cursor_ack(c, P(L, 10), NULL, 0, 0);
+    ml_cursor_clear_backlog(c);
+    ck_assert_int_eq(ml_cursor_backlog(c), 0);
+    ck_assert_pos(ml_cursor_mark_delete(c), L, 11);
+    ck_assert_int_eq(ml_cursor_num_ranges(c), 0);
+    ck_assert(!ml_cursor_has_more(c));
+    ml_cursor_close(c);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_durable_vs_nondurable)
+{
+    fx_new(1 << 20, 1000);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/dur");
+    int64_t L = ml_last_confirmed(ml).ledger;
+    append_n(ml, 6);
+    int err = 0;
+    struct ml_cursor *d = ml_cursor_open(ml, "sub", true, ML_POS_EARLIEST, &err);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_ptr_null(ml_cursor_open(ml, "sub", true, ML_POS_EARLIEST, &err));
+    ck_assert_int_eq(err, -MG_EBUSY);
+    ml_cursor_ack(d, P(L, 0), NULL, 0, 0);
+    ml_cursor_ack(d, P(L, 3), NULL, 0, 0);
+    ml_cursor_close(d);
+    ck_assert(ml_cursor_exists(ml, "sub"));
+
+    struct ml_cursor *n = ml_cursor_open(ml, "reader", false, ML_POS_EARLIEST, &err);
+    ml_cursor_ack(n, P(L, 0), NULL, 0, 0);
+    ml_cursor_close(n);
+    ck_assert(!ml_cursor_exists(ml, "reader"));
+
+    /* Reopen: stored state, start ignored. */
+    d = ml_cursor_open(ml, "sub", true, ML_POS_LATEST, &err);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_pos(ml_cursor_mark_delete(d), L, 0);
+    char want[64];
+    snprintf(want, sizeof want, "[(%lld:2..%lld:3]]", (long long)L, (long long)L);
+    ck_ranges(d, want);
+    ck_assert_int_eq(ml_cursor_backlog(d), 4);
+    n = ml_cursor_open(ml, "reader", false, ML_POS_EARLIEST, &err);
+    ck_assert_pos(ml_cursor_mark_delete(n), L, -1);
+    ck_assert_int_eq(ml_cursor_backlog(n), 6);
+    /* Two non-durable cursors may share a name. */
+    struct ml_cursor *n2 = ml_cursor_open(ml, "reader", false, ML_POS_LATEST, &err);
+    ck_assert_ptr_nonnull(n2);
+
+    struct ml_cursor *d2 = ml_cursor_open(ml, "sub2", true, ML_POS_LATEST, &err);
+    size_t it = 0;
+    const char *name;
+    int count = 0;
+    bool saw_sub = false, saw_sub2 = false;
+    while ((name = ml_cursor_name_next(ml, &it)) != NULL) {
+        count++;
+        saw_sub |= strcmp(name, "sub") == 0;
+        saw_sub2 |= strcmp(name, "sub2") == 0;
+    }
+    ck_assert_int_eq(count, 2);
+    ck_assert(saw_sub && saw_sub2);
+    ml_cursor_delete(d2);
+    ck_assert(!ml_cursor_exists(ml, "sub2"));
+    ml_cursor_close(n);
+    ml_cursor_close(n2);
+    ml_cursor_close(d);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_replay)
+{
+    fx_new(1 << 20, 1000);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/rep");
+    int64_t L = ml_last_confirmed(ml).ledger;
+    append_n(ml, 6);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    ml_cursor_ack(c, P(L, 1), NULL, 0, 0);
+    struct ml_position want[] = {P(L, 3), P(L, 1), P(L, 4), P(L, 99), P(L + 100, 0)};
+    struct rd r = {0};
+    r.req.data = &r;
+    ck_assert_int_eq(ml_cursor_replay(c, want, 5, &r.req, rd_cb), 0);
+    ck_assert(!r.done);
+    loop_until(&r.done);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_int_eq(r.req.n, 2);
+    ck_assert_pos(r.req.entries[0]->pos, L, 3);
+    ck_assert_pos(r.req.entries[1]->pos, L, 4);
+    rd_release(&r);
+    ck_assert_pos(ml_cursor_read_position(c), L, 0);
+    ml_cursor_close(c);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_reads_from_store)
+{
+    /* No tail cache: every read goes to the store. */
+    fx_new(0, 4);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/store");
+    int64_t L = ml_last_confirmed(ml).ledger;
+    char tmp[8];
+    for (int i = 0; i < 10; i++) {
+        snprintf(tmp, sizeof tmp, "v%d", i);
+        append_str(ml, tmp);
+    }
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    ml_cursor_ack(c, P(L, 2), NULL, 0, 0);
+    struct rd r;
+    read_sync(c, 100, &r);
+    ck_assert_int_eq(r.req.n, 9);
+    ck_entry_text(r.req.entries[0], "v0");
+    ck_entry_text(r.req.entries[2], "v3");
+    ck_entry_text(r.req.entries[8], "v9");
+    rd_release(&r);
+    /* Byte limit: entries are 2 bytes; 5 bytes -> 3 entries. */
+    ml_cursor_rewind(c);
+    memset(&r, 0, sizeof r);
+    r.req.data = &r;
+    ck_assert_int_eq(ml_cursor_read(c, 100, 5, &r.req, rd_cb), 0);
+    loop_until(&r.done);
+    ck_assert_int_eq(r.req.n, 3);
+    ck_entry_text(r.req.entries[2], "v3");
+    rd_release(&r);
+    read_sync(c, 1, &r);
+    ck_entry_text(r.req.entries[0], "v4");
+    rd_release(&r);
+
+    struct ml_position p5 = ml_next_position(ml, P(L, 3));
+    struct ml_position replay[] = {p5, P(L, 0)};
+    memset(&r, 0, sizeof r);
+    r.req.data = &r;
+    ck_assert_int_eq(ml_cursor_replay(c, replay, 2, &r.req, rd_cb), 0);
+    loop_until(&r.done);
+    ck_assert_int_eq(r.req.n, 2);
+    ck_entry_text(r.req.entries[0], "v4");
+    ck_entry_text(r.req.entries[1], "v0");
+    rd_release(&r);
+    ml_cursor_close(c);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+struct get_res {
+    bool done;
+    int status;
+    struct ml_entry *e;
+};
+
+static void get_cb(struct ml_entry *e, int status, void *data)
+{
+    struct get_res *g = data;
+    g->done = true;
+    g->status = status;
+    g->e = e;
+}
+
+static void ck_get(struct ml_ledger *ml, struct ml_position pos, int status, const char *text)
+{
+    struct get_res g = {0};
+    ck_assert_int_eq(ml_get_entry(ml, pos, get_cb, &g), 0);
+    ck_assert(!g.done);
+    loop_until(&g.done);
+    ck_assert_int_eq(g.status, status);
+    if (text) {
+        ck_assert_ptr_nonnull(g.e);
+        ck_entry_text(g.e, text);
+    } else {
+        ck_assert_ptr_null(g.e);
+    }
+    ml_entry_unref(g.e);
+}
+
+START_TEST(test_get_entry)
+{
+    for (int cached = 0; cached < 2; cached++) {
+        fx_new(cached ? 1 << 20 : 0, 1000);
+        struct ml_ledger *ml = open_ml("t/ns/persistent/get");
+        int64_t L = ml_last_confirmed(ml).ledger;
+        append_str(ml, "a");
+        append_str(ml, "b");
+        ck_get(ml, P(L, 1), 0, "b");
+        ck_get(ml, P(L, 0), 0, "a");
+        ck_get(ml, P(L, 2), -MG_ENOTFOUND, NULL);
+        ck_get(ml, P(L + 7, 0), -MG_ENOTFOUND, NULL);
+        ml_close(ml);
+        fx_free();
+    }
+}
+END_TEST
+
+START_TEST(test_trim)
+{
+    fx_new(1 << 20, 2);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/trim");
+    int64_t L = ml_last_confirmed(ml).ledger;
+    struct ml_cursor *reader = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
+    append_n(ml, 6); /* 3 full ledgers + an empty current one */
+    pump(5);
+    struct ml_stats st;
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.num_ledgers, 4);
+    /* Only non-durable cursors: everything is kept. */
+    ml_cursor_clear_backlog(reader);
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.num_ledgers, 4);
+
+    struct ml_cursor *a = ml_cursor_open(ml, "a", true, ML_POS_EARLIEST, NULL);
+    struct ml_cursor *b = ml_cursor_open(ml, "b", true, ML_POS_EARLIEST, NULL);
+    struct ml_position l2_last = ml_prev_position(ml, ml_next_position(ml, P(L, 1)));
+    ck_assert_pos(l2_last, L, 1);
+    struct ml_position p3 = ml_next_position(ml, ml_next_position(ml, P(L, 1))); /* L2:1 */
+    ml_cursor_ack_cumulative(a, p3);
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.num_ledgers, 4); /* b still holds everything */
+    ml_cursor_ack(b, P(L, 0), NULL, 0, 0);
+    ml_cursor_ack(b, P(L, 1), NULL, 0, 0); /* b passes L: L trimmed */
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.num_ledgers, 3);
+    ck_assert_int_eq(st.number_of_entries, 4);
+    ck_assert_pos(ml_first_position(ml), p3.ledger, 0);
+    ck_get(ml, P(L, 0), -MG_ENOTFOUND, NULL);
+    /* The reader was behind: it skips the trimmed ledger. */
+    ml_cursor_rewind(reader);
+    ml_cursor_reset(reader, ML_POS_EARLIEST);
+    ck_assert_int_eq(ml_cursor_backlog(reader), 4);
+    /* Closing a durable cursor keeps its hold; deleting it releases it. */
+    ml_cursor_close(b);
+    ml_cursor_clear_backlog(a);
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.num_ledgers, 3);
+    b = ml_cursor_open(ml, "b", true, ML_POS_EARLIEST, NULL);
+    ml_cursor_delete(b);
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.num_ledgers, 1); /* only the (empty) current ledger */
+    ck_assert_int_eq(st.number_of_entries, 0);
+    ck_assert_int_eq(ml_cursor_backlog(a), 0);
+    /* Appends and reads continue. */
+    struct ml_position p = append_str(ml, "after");
+    ck_assert_int_eq(ml_cursor_backlog(a), 1);
+    struct rd r;
+    read_sync(a, 10, &r);
+    ck_assert_int_eq(r.req.n, 1);
+    ck_assert_int_eq(ml_pos_cmp(r.req.entries[0]->pos, p), 0);
+    rd_release(&r);
+    ml_cursor_close(a);
+    ml_cursor_close(reader);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+struct find_res {
+    bool done;
+    int status;
+    struct ml_position pos;
+};
+
+static void find_cb(struct ml_position pos, int status, void *data)
+{
+    struct find_res *f = data;
+    f->done = true;
+    f->status = status;
+    f->pos = pos;
+}
+
+static struct ml_position find_sync(struct ml_ledger *ml, uint64_t ts)
+{
+    struct find_res f = {0};
+    ck_assert_int_eq(ml_find_by_time(ml, ts, find_cb, &f), 0);
+    ck_assert(!f.done);
+    loop_until(&f.done);
+    ck_assert_int_eq(f.status, 0);
+    return f.pos;
+}
+
+START_TEST(test_find_by_time)
+{
+    fx_new(1 << 20, 4);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/find");
+    struct ml_position pos[10];
+    for (int i = 0; i < 10; i++) {
+        struct app a = {0};
+        a.req.data = &a;
+        ck_assert_int_eq(
+            ml_append(ml, pulsar_entry((uint64_t)i, 1000 + 10 * (uint64_t)i, 0), &a.req, app_cb),
+            0);
+        loop_until(&a.done);
+        pos[i] = a.pos;
+    }
+    ck_assert_int_eq(ml_pos_cmp(find_sync(ml, 0), pos[0]), 0);
+    ck_assert_int_eq(ml_pos_cmp(find_sync(ml, 1000), pos[0]), 0);
+    ck_assert_int_eq(ml_pos_cmp(find_sync(ml, 1001), pos[1]), 0);
+    ck_assert_int_eq(ml_pos_cmp(find_sync(ml, 1050), pos[5]), 0); /* second ledger */
+    ck_assert_int_eq(ml_pos_cmp(find_sync(ml, 1085), pos[9]), 0);
+    struct ml_position end = find_sync(ml, 5000);
+    ck_assert_int_eq(ml_pos_cmp(end, ml_next_position(ml, pos[9])), 0);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+/* ---- close, delete ---------------------------------------------------------------------- */
+
+START_TEST(test_close_pending)
+{
+    fx_new(1 << 20, 1000);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/cl");
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_LATEST, NULL);
+    struct rd r = {0};
+    r.req.data = &r;
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, rd_cb), 0);
+    pump(3);
+    struct app a[3];
+    memset(a, 0, sizeof a);
+    for (int i = 0; i < 3; i++) {
+        a[i].req.data = &a[i];
+        ck_assert_int_eq(ml_append(ml, buf_str("x"), &a[i].req, app_cb), 0);
+    }
+    ml_close(ml); /* last reference */
+    ck_assert(!a[0].done && !r.done);
+    loop_until(&a[2].done);
+    loop_until(&r.done);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(a[i].status, -MG_ECANCELED);
+    ck_assert_int_eq(r.status, -MG_ECANCELED);
+    pump(5);
+
+    /* Reopened (memory store): a fresh ML. */
+    ml = open_ml("t/ns/persistent/cl");
+    ck_assert_int_eq(ml_last_confirmed(ml).entry, -1);
+    ck_assert(!ml_cursor_exists(ml, "s"));
+
+    /* Closing a cursor with a read outstanding. */
+    c = ml_cursor_open(ml, "s2", false, ML_POS_LATEST, NULL);
+    memset(&r, 0, sizeof r);
+    r.req.data = &r;
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, rd_cb), 0);
+    ml_cursor_close(c);
+    ck_assert(!r.done);
+    loop_until(&r.done);
+    ck_assert_int_eq(r.status, -MG_ECANCELED);
+
+    /* Factory free with appends and reads pending: completed before it returns. */
+    c = ml_cursor_open(ml, "s3", true, ML_POS_LATEST, NULL);
+    memset(&r, 0, sizeof r);
+    r.req.data = &r;
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, rd_cb), 0);
+    memset(a, 0, sizeof a);
+    a[0].req.data = &a[0];
+    ck_assert_int_eq(ml_append(ml, buf_str("x"), &a[0].req, app_cb), 0);
+    struct open_res o = {0};
+    ck_assert_int_eq(ml_open(fac, "t/ns/persistent/never", open_cb, &o), 0);
+    fx_free();
+    ck_assert(a[0].done && r.done && o.done);
+    ck_assert_int_eq(a[0].status, -MG_ECANCELED);
+    ck_assert_int_eq(r.status, -MG_ECANCELED);
+    ck_assert_int_eq(o.status, -MG_ECANCELED);
+    ck_assert_ptr_null(o.ml);
+}
+END_TEST
+
+START_TEST(test_delete)
+{
+    fx_new(1 << 20, 2);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/del");
+    append_n(ml, 5);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    ck_assert_int_eq(ml_delete(ml, false), -MG_EBUSY);
+    ck_assert_int_eq(ml_delete(ml, true), 0);
+    struct app a = {0};
+    a.req.data = &a;
+    ck_assert_int_eq(ml_append(ml, buf_str("x"), &a.req, app_cb), -MG_ECLOSED);
+    ml_close(ml);
+    ml = open_ml("t/ns/persistent/del");
+    ck_assert(!ml_cursor_exists(ml, "s"));
+    struct ml_stats st;
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.number_of_entries, 0);
+    ml_close(ml);
+    (void)c;
+    fx_free();
+}
+END_TEST
+
+/* ---- stress ------------------------------------------------------------------------------ */
+
+START_TEST(test_ack_stress)
+{
+    enum { N = 100000 };
+    fx_new(8 << 20, 50000);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/stress");
+    struct ml_position *pos = malloc(N * sizeof *pos);
+    struct app *a = calloc(N, sizeof *a);
+    for (int i = 0; i < N; i++) {
+        a[i].req.data = &a[i];
+        ck_assert_int_eq(ml_append(ml, buf_str("s"), &a[i].req, app_cb), 0);
+    }
+    loop_until(&a[N - 1].done);
+    pump(5); /* let the rollover after the last full ledger finish */
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(a[i].status, 0);
+        pos[i] = a[i].pos;
+    }
+    free(a);
+    struct ml_stats st;
+    ml_get_stats(ml, &st);
+    ck_assert_int_ge(st.num_ledgers, 2);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    ck_assert_int_eq(ml_cursor_backlog(c), N);
+    /* Fisher-Yates with a fixed seed. */
+    uint64_t x = 88172645463325252ull;
+    for (int i = N - 1; i > 0; i--) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int j = (int)(x % (uint64_t)(i + 1));
+        struct ml_position t = pos[i];
+        pos[i] = pos[j];
+        pos[j] = t;
+    }
+    int max_ranges = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(ml_cursor_ack(c, pos[i], NULL, 0, 0), 1);
+        if (ml_cursor_num_ranges(c) > max_ranges)
+            max_ranges = ml_cursor_num_ranges(c);
+        if (i == N / 2)
+            ck_assert_int_eq(ml_cursor_backlog(c), N - N / 2 - 1);
+    }
+    ck_assert_int_gt(max_ranges, 1000);
+    ck_assert_int_eq(ml_pos_cmp(ml_cursor_mark_delete(c), ml_last_confirmed(ml)), 0);
+    ck_assert_int_eq(ml_cursor_num_ranges(c), 0);
+    ck_assert_int_eq(ml_cursor_backlog(c), 0);
+    ck_ranges(c, "[]");
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.num_ledgers, 1); /* every full ledger was trimmed */
+    free(pos);
+    ml_cursor_close(c);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+static Suite *ml_suite(void)
+{
+    Suite *s = suite_create("ml");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_unknown_store);
+    tcase_add_test(tc, test_append_order_async);
+    tcase_add_test(tc, test_entry_metadata);
+    tcase_add_test(tc, test_rollover);
+    tcase_add_test(tc, test_rollover_by_size);
+    tcase_add_test(tc, test_cursor_latest_earliest);
+    tcase_add_test(tc, test_read_waits);
+    tcase_add_test(tc, test_cancel_read);
+    tcase_add_test(tc, test_individual_acks);
+    tcase_add_test(tc, test_acks_across_ledgers);
+    tcase_add_test(tc, test_cumulative_ack);
+    tcase_add_test(tc, test_batch_ack);
+    tcase_add_test(tc, test_rewind);
+    tcase_add_test(tc, test_reset);
+    tcase_add_test(tc, test_skip_clear_backlog);
+    tcase_add_test(tc, test_durable_vs_nondurable);
+    tcase_add_test(tc, test_replay);
+    tcase_add_test(tc, test_reads_from_store);
+    tcase_add_test(tc, test_get_entry);
+    tcase_add_test(tc, test_trim);
+    tcase_add_test(tc, test_find_by_time);
+    tcase_add_test(tc, test_close_pending);
+    tcase_add_test(tc, test_delete);
+    tcase_add_test(tc, test_ack_stress);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(ml_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,1197 @@
+/*
+ * check_topic.c - unit tests of the topic module over the real managed ledger (memory
+ * store) and a fake connection that records what the dispatcher sends.
+ *
+ * The loop is driven with bounded EVLOOP_ONCE|EVLOOP_NONBLOCK passes (spin) or a short
+ * timed dispatch (spin_ms) where timers are involved.
+ */
+#include "PulsarApi.pb-c.h"
+#include "ml/ml.h"
+#include "topic/topic.h"
+#include "util/crc.h"
+#include "util/err.h"
+
+#include <check.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXREC 512
+
+static struct event_base *base;
+static struct ml_factory *mlf;
+static struct topic_registry *reg;
+static struct topic_config cfg;
+struct fc;
+static int fc_used;
+
+struct pub_rec {
+    int n;
+    int status[MAXREC];
+    struct ml_position pos[MAXREC];
+};
+static struct pub_rec pubs;
+
+static void spin(void)
+{
+    for (int i = 0; i < 64; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+static void spin_ms(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+    spin();
+}
+
+static void default_cfg(void)
+{
+    memset(&cfg, 0, sizeof cfg);
+    cfg.dispatch_max_round_robin = 20;
+    cfg.dispatch_max_read_batch = 100;
+    cfg.cluster_name = "standalone";
+    cfg.broker_index = 0;
+}
+
+static void setup_with(const struct topic_config *c)
+{
+    memset(&pubs, 0, sizeof pubs);
+    fc_used = 0;
+    base = event_base_new();
+    struct ml_config mc = {.cache_size_bytes = 1 << 20,
+                           .max_entries_per_ledger = 1000,
+                           .max_size_per_ledger = 1 << 30};
+    mlf = ml_factory_new(base, "memory", &mc);
+    ck_assert_ptr_nonnull(mlf);
+    reg = topic_registry_new(base, mlf, c);
+}
+
+static void setup(void)
+{
+    default_cfg();
+    setup_with(&cfg);
+}
+
+static void teardown(void)
+{
+    topic_registry_free(reg);
+    spin();
+    ml_factory_free(mlf);
+    event_base_free(base);
+    reg = NULL;
+    mlf = NULL;
+    base = NULL;
+}
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+struct get_res {
+    int calls, status;
+    struct topic *t;
+};
+
+static void get_cb(struct topic *t, int status, void *data)
+{
+    struct get_res *r = data;
+    r->calls++;
+    r->status = status;
+    r->t = t;
+}
+
+static struct topic *load(const char *name)
+{
+    struct get_res r = {0};
+    ck_assert_int_eq(topic_get(reg, name, true, get_cb, &r), 0);
+    ck_assert_int_eq(r.calls, 0); /* never inside the call */
+    spin();
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.status, 0);
+    return r.t;
+}
+
+/* A stored entry: [0x0e01][crc32c][u32 md size][MessageMetadata][payload]. */
+static struct evbuffer *make_entry(uint64_t publish_time, int batch, const char *key)
+{
+    Pulsar__Proto__MessageMetadata md = PULSAR__PROTO__MESSAGE_METADATA__INIT;
+    md.producer_name = "p";
+    md.sequence_id = 0;
+    md.publish_time = publish_time;
+    if (batch > 0) {
+        md.has_num_messages_in_batch = 1;
+        md.num_messages_in_batch = batch;
+    }
+    if (key) {
+        md.has_ordering_key = 1;
+        md.ordering_key.data = (uint8_t *)key;
+        md.ordering_key.len = strlen(key);
+    }
+    size_t mlen = pulsar__proto__message_metadata__get_packed_size(&md);
+    const char payload[] = "hello";
+    size_t tail = 4 + mlen + sizeof payload;
+    unsigned char *b = malloc(6 + tail);
+    b[0] = 0x0e;
+    b[1] = 0x01;
+    unsigned char *t = b + 6;
+    t[0] = (unsigned char)(mlen >> 24);
+    t[1] = (unsigned char)(mlen >> 16);
+    t[2] = (unsigned char)(mlen >> 8);
+    t[3] = (unsigned char)mlen;
+    pulsar__proto__message_metadata__pack(&md, t + 4);
+    memcpy(t + 4 + mlen, payload, sizeof payload);
+    uint32_t crc = mg_crc32c(0, t, tail);
+    b[2] = (unsigned char)(crc >> 24);
+    b[3] = (unsigned char)(crc >> 16);
+    b[4] = (unsigned char)(crc >> 8);
+    b[5] = (unsigned char)crc;
+    struct evbuffer *e = evbuffer_new();
+    evbuffer_add(e, b, 6 + tail);
+    free(b);
+    return e;
+}
+
+static void pub_cb(void *data, int status, struct ml_position pos)
+{
+    struct pub_rec *r = data;
+    r->status[r->n] = status;
+    r->pos[r->n] = pos;
+    r->n++;
+}
+
+static void publish_full(struct topic_producer *p, uint64_t ts, int batch, const char *key)
+{
+    static uint64_t seq;
+    ck_assert_int_eq(topic_publish(p, make_entry(ts, batch, key), seq, 0, pub_cb, &pubs), 0);
+    seq++;
+}
+
+static struct topic_producer *mkprod(struct topic *t)
+{
+    struct topic_producer *p = NULL;
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, NULL, &p), 0);
+    return p;
+}
+
+static void publish_n(struct topic *t, int n)
+{
+    struct topic_producer *p = mkprod(t);
+    for (int i = 0; i < n; i++)
+        publish_full(p, 1000 + (uint64_t)i, 0, NULL);
+    spin();
+    topic_producer_close(p);
+}
+
+/* Fake connection of one consumer. */
+struct fc {
+    struct topic_consumer *c;
+    int n;
+    struct ml_position pos[MAXREC];
+    uint32_t redel[MAXREC];
+    int32_t msgs[MAXREC];
+    bool had_ack_set[MAXREC];
+    int n_active_changes;
+    bool active;
+    int closed;
+    size_t outbound;
+    int close_at; /* > 0: the connection closes the consumer inside its close_at-th send */
+};
+
+static void fc_send(void *owner, struct topic_consumer *c, struct ml_entry *e, uint32_t rc,
+                    const int64_t *ack_set, int n_words)
+{
+    struct fc *f = owner;
+    ck_assert_ptr_eq(f->c, c);
+    ck_assert_int_lt(f->n, MAXREC);
+    f->pos[f->n] = e->pos;
+    f->redel[f->n] = rc;
+    f->msgs[f->n] = e->num_messages;
+    f->had_ack_set[f->n] = ack_set != NULL && n_words > 0;
+    f->n++;
+    if (f->close_at > 0 && f->n == f->close_at) {
+        topic_consumer_close(c);
+        f->c = NULL;
+    }
+}
+
+static void fc_active(void *owner, struct topic_consumer *c, bool active)
+{
+    struct fc *f = owner;
+    (void)c;
+    f->n_active_changes++;
+    f->active = active;
+}
+
+static void fc_closed(void *owner, struct topic_consumer *c)
+{
+    struct fc *f = owner;
+    ck_assert_ptr_eq(f->c, c);
+    f->closed++;
+    f->c = NULL;
+}
+
+static size_t fc_outbound(void *owner)
+{
+    return ((struct fc *)owner)->outbound;
+}
+
+static struct fc fc_pool[8];
+
+/* Fakes outlive the test body: teardown's unload still calls their closed callbacks. */
+static struct fc *fc_new(void)
+{
+    ck_assert_int_lt(fc_used, 8);
+    struct fc *f = &fc_pool[fc_used++];
+    memset(f, 0, sizeof *f);
+    return f;
+}
+
+static const struct topic_consumer_ops fc_ops = {
+    .send = fc_send,
+    .active_change = fc_active,
+    .closed = fc_closed,
+    .outbound_bytes = fc_outbound,
+};
+
+static struct topic_sub_options opts(enum topic_sub_type type)
+{
+    struct topic_sub_options o;
+    memset(&o, 0, sizeof o);
+    o.type = type;
+    o.durable = true;
+    o.partition_index = -1;
+    return o;
+}
+
+static int sub_o(struct topic *t, const char *sub, const struct topic_sub_options *o,
+                 struct fc *f)
+{
+    return topic_subscribe(t, sub, o, f, &fc_ops, &f->c);
+}
+
+static void sub_ok(struct topic *t, const char *sub, enum topic_sub_type type, bool earliest,
+                   struct fc *f)
+{
+    struct topic_sub_options o = opts(type);
+    o.initial_earliest = earliest;
+    ck_assert_int_eq(sub_o(t, sub, &o, f), 0);
+}
+
+static void ack1(struct fc *f, struct ml_position pos)
+{
+    struct topic_ack a = {.pos = pos};
+    ck_assert_int_eq(topic_consumer_ack(f->c, false, &a, 1), 0);
+}
+
+static bool has_pos(const struct fc *f, struct ml_position pos)
+{
+    for (int i = 0; i < f->n; i++)
+        if (ml_pos_cmp(f->pos[i], pos) == 0)
+            return true;
+    return false;
+}
+
+/* ---- names ---------------------------------------------------------------------------- */
+
+START_TEST(test_names)
+{
+    static const struct {
+        const char *in, *full, *tenant, *ns, *local, *base;
+        int partition;
+        bool persistent;
+    } good[] = {
+        {"persistent://t/ns/x", "persistent://t/ns/x", "t", "ns", "x", "persistent://t/ns/x",
+         -1, true},
+        {"x", "persistent://public/default/x", "public", "default", "x",
+         "persistent://public/default/x", -1, true},
+        {"t/ns/x", "persistent://t/ns/x", "t", "ns", "x", "persistent://t/ns/x", -1, true},
+        {"non-persistent://t/ns/x", "non-persistent://t/ns/x", "t", "ns", "x",
+         "non-persistent://t/ns/x", -1, false},
+        {"persistent://t/c/ns/x", "persistent://t/c/ns/x", "t", "c/ns", "x",
+         "persistent://t/c/ns/x", -1, true},
+        {"persistent://t/ns/x-partition-3", "persistent://t/ns/x-partition-3", "t", "ns",
+         "x-partition-3", "persistent://t/ns/x", 3, true},
+        {"x-partition-0", "persistent://public/default/x-partition-0", "public", "default",
+         "x-partition-0", "persistent://public/default/x", 0, true},
+        {"persistent://t/ns/x-partition-01", "persistent://t/ns/x-partition-01", "t", "ns",
+         "x-partition-01", "persistent://t/ns/x-partition-01", -1, true},
+        {"persistent://t/ns/x-partition-", "persistent://t/ns/x-partition-", "t", "ns",
+         "x-partition-", "persistent://t/ns/x-partition-", -1, true},
+        {"persistent://t/ns/a-partition-1-partition-12",
+         "persistent://t/ns/a-partition-1-partition-12", "t", "ns",
+         "a-partition-1-partition-12", "persistent://t/ns/a-partition-1", 12, true},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        struct topic_name n;
+        ck_assert_msg(topic_name_parse(good[i].in, &n) == 0, "%s", good[i].in);
+        ck_assert_str_eq(n.full, good[i].full);
+        ck_assert_str_eq(n.tenant, good[i].tenant);
+        ck_assert_str_eq(n.ns, good[i].ns);
+        ck_assert_str_eq(n.local, good[i].local);
+        ck_assert_str_eq(n.base, good[i].base);
+        ck_assert_int_eq(n.partition, good[i].partition);
+        ck_assert_int_eq(n.persistent, good[i].persistent);
+        topic_name_fini(&n);
+    }
+    static const char *bad[] = {
+        "", "persistent://", "persistent://t/ns", "persistent://t//x", "persistent:///ns/x",
+        "persistent://t/ns/", "foo://t/ns/x", "t/x", "a/b/c/d", "/ns/x", "t/ns/",
+        "persistent://t/c/ns/",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct topic_name n;
+        ck_assert_msg(topic_name_parse(bad[i], &n) == -MG_EBADNAME, "%s", bad[i]);
+        topic_name_fini(&n);
+    }
+    struct topic_name n;
+    ck_assert_int_eq(topic_name_parse("persistent://t/ns/a b:c%é~", &n), 0);
+    char *ml = topic_name_ml(&n);
+    ck_assert_str_eq(ml, "t/ns/persistent/a+b%3Ac%25%C3%A9%7E");
+    free(ml);
+    topic_name_fini(&n);
+    ck_assert_int_eq(topic_name_parse("x.y-z*_9", &n), 0);
+    ml = topic_name_ml(&n);
+    ck_assert_str_eq(ml, "public/default/persistent/x.y-z*_9");
+    free(ml);
+    topic_name_fini(&n);
+}
+END_TEST
+
+/* ---- registry and producers ----------------------------------------------------------- */
+
+START_TEST(test_registry_get)
+{
+    struct get_res a = {0}, b = {0};
+    ck_assert_int_eq(topic_get(reg, "x", true, get_cb, &a), 0);
+    ck_assert_int_eq(topic_get(reg, "persistent://public/default/x", true, get_cb, &b), 0);
+    ck_assert_int_eq(topic_get(reg, "bad://x", true, get_cb, &b), -MG_EBADNAME);
+    ck_assert_int_eq(a.calls + b.calls, 0);
+    spin();
+    ck_assert_int_eq(a.calls, 1);
+    ck_assert_int_eq(b.calls, 1);
+    ck_assert_ptr_eq(a.t, b.t);
+    ck_assert_ptr_nonnull(a.t);
+    ck_assert_ptr_eq(topic_find(reg, "persistent://public/default/x"), a.t);
+    ck_assert_str_eq(topic_full_name(a.t), "persistent://public/default/x");
+    size_t pos = 0;
+    ck_assert_ptr_eq(topic_next(reg, &pos), a.t);
+    ck_assert_ptr_null(topic_next(reg, &pos));
+    /* Loaded: the callback still comes after return. */
+    struct get_res c = {0};
+    ck_assert_int_eq(topic_get(reg, "x", true, get_cb, &c), 0);
+    ck_assert_int_eq(c.calls, 0);
+    spin();
+    ck_assert_int_eq(c.calls, 1);
+    ck_assert_ptr_eq(c.t, a.t);
+    topic_unload(a.t);
+    ck_assert_ptr_null(topic_find(reg, "x"));
+}
+END_TEST
+
+static int prod_closed;
+static void prod_closed_cb(void *owner, struct topic_producer *p)
+{
+    (void)owner;
+    (void)p;
+    prod_closed++;
+}
+static const struct topic_producer_ops prod_ops = {.closed = prod_closed_cb};
+
+START_TEST(test_producers)
+{
+    struct topic *t = load("persistent://t/ns/p");
+    struct topic_producer *a, *b, *c, *d;
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &a), 0);
+    ck_assert_int_eq(topic_producer_add(t, "", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &b), 0);
+    ck_assert_str_eq(topic_producer_name(a), "standalone-0-0");
+    ck_assert_str_eq(topic_producer_name(b), "standalone-0-1");
+    ck_assert_int_eq(topic_producer_add(t, "mine", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &c), 0);
+    ck_assert_int_eq(topic_producer_add(t, "mine", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &d),
+                     -MG_EPRODUCERBUSY);
+    ck_assert_int_eq(topic_producer_last_sequence(c), -1);
+    /* Exclusive while shared producers exist. */
+    ck_assert_int_eq(topic_producer_add(t, "ex", TOPIC_ACCESS_EXCLUSIVE, NULL, &prod_ops, &d),
+                     -MG_EPRODUCERFENCED);
+    ck_assert_int_eq(topic_publish(c, make_entry(1, 0, NULL), 7, 0, pub_cb, &pubs), 0);
+    ck_assert_int_eq(topic_publish(c, make_entry(1, 3, NULL), 8, 10, pub_cb, &pubs), 0);
+    topic_producer_close(c); /* pending publishes still complete */
+    topic_producer_close(a);
+    topic_producer_close(b);
+    ck_assert_int_eq(pubs.n, 0);
+    spin();
+    ck_assert_int_eq(pubs.n, 2);
+    ck_assert_int_eq(pubs.status[0], 0);
+    /* The name is free again and remembers its last sequence id. */
+    ck_assert_int_eq(topic_producer_add(t, "mine", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &c), 0);
+    ck_assert_int_eq(topic_producer_last_sequence(c), 10);
+    topic_producer_close(c);
+
+    ck_assert_int_eq(topic_producer_add(t, "ex", TOPIC_ACCESS_EXCLUSIVE, NULL, &prod_ops, &a), 0);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &b),
+                     -MG_EPRODUCERBUSY);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_EXCLUSIVE, NULL, &prod_ops, &b),
+                     -MG_EPRODUCERFENCED);
+    ck_assert_int_eq(
+        topic_producer_add(t, NULL, TOPIC_ACCESS_WAIT_FOR_EXCLUSIVE, NULL, &prod_ops, &b),
+        -MG_EPRODUCERBUSY);
+    topic_producer_close(a);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &b), 0);
+    struct topic_stats st;
+    topic_get_stats(t, &st);
+    ck_assert_int_eq(st.n_producers, 1);
+    ck_assert_int_eq(st.msg_in_counter, 4);
+    prod_closed = 0;
+    topic_unload(t);
+    ck_assert_int_eq(prod_closed, 1);
+}
+END_TEST
+
+START_TEST(test_publish_order)
+{
+    struct topic *t = load("pub");
+    struct topic_producer *p = mkprod(t);
+    for (int i = 0; i < 50; i++)
+        publish_full(p, 1, 0, NULL);
+    spin();
+    ck_assert_int_eq(pubs.n, 50);
+    for (int i = 0; i < 50; i++) {
+        ck_assert_int_eq(pubs.status[i], 0);
+        if (i > 0)
+            ck_assert_int_lt(ml_pos_cmp(pubs.pos[i - 1], pubs.pos[i]), 0);
+    }
+    ck_assert_int_eq(topic_producer_last_sequence(p), 49);
+}
+END_TEST
+
+/* ---- Exclusive ------------------------------------------------------------------------- */
+
+START_TEST(test_exclusive_permits)
+{
+    struct topic *t = load("ex");
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, true, a);
+    publish_n(t, 10);
+    ck_assert_int_eq(a->n, 0); /* no FLOW, nothing sent */
+    topic_consumer_flow(a->c, 3);
+    ck_assert_int_eq(a->n, 0); /* batched through the dispatch event */
+    spin();
+    ck_assert_int_eq(a->n, 3);
+    topic_consumer_flow(a->c, 100);
+    spin();
+    ck_assert_int_eq(a->n, 10);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(ml_pos_cmp(a->pos[i], pubs.pos[i]), 0);
+    ck_assert_int_eq(sub_o(t, "s", &(struct topic_sub_options){.type = TOPIC_SUB_EXCLUSIVE,
+                                                               .durable = true,
+                                                               .partition_index = -1},
+                           b),
+                     -MG_ECONSUMERBUSY);
+    struct topic_sub_options o = opts(TOPIC_SUB_SHARED);
+    ck_assert_int_eq(sub_o(t, "s", &o, b), -MG_ECONSUMERBUSY);
+    /* New messages flow to the waiting read. */
+    publish_n(t, 2);
+    ck_assert_int_eq(a->n, 12);
+    /* Redeliver everything unacked: rewind. */
+    ack1(a, a->pos[0]);
+    topic_consumer_redeliver(a->c, NULL, 0);
+    spin();
+    ck_assert_int_eq(a->n, 23);
+    ck_assert_int_eq(ml_pos_cmp(a->pos[12], pubs.pos[1]), 0);
+    ck_assert_int_eq(a->redel[12], 1);
+    /* Cumulative ack is fine here. */
+    struct topic_ack ca = {.pos = pubs.pos[11]};
+    ck_assert_int_eq(topic_consumer_ack(a->c, true, &ca, 1), 0);
+    size_t it = 0;
+    struct topic_sub_stats ss;
+    ck_assert_int_eq(topic_sub_stats_next(t, &it, &ss), 1);
+    ck_assert_int_eq(ss.backlog, 0);
+    ck_assert_int_eq(ss.unacked, 0);
+    /* Closing the consumer keeps the durable subscription. */
+    topic_consumer_close(a->c);
+    a->c = NULL;
+    spin();
+    it = 0;
+    ck_assert_int_eq(topic_sub_stats_next(t, &it, &ss), 1);
+    ck_assert_int_eq(ss.n_consumers, 0);
+}
+END_TEST
+
+/* ---- Failover -------------------------------------------------------------------------- */
+
+START_TEST(test_failover_partitioned_choice)
+{
+    struct topic *t = load("persistent://t/ns/fo-partition-1");
+    struct fc *a = fc_new(), *b = fc_new(), *c = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_FAILOVER);
+    o.consumer_name = "c-b";
+    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
+    spin();
+    ck_assert(b->active);
+    o.consumer_name = "c-a";
+    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
+    spin();
+    /* sorted: c-a, c-b; partition 1 % 2 = 1 -> c-b stays active */
+    ck_assert(b->active);
+    ck_assert(!a->active);
+    ck_assert_int_eq(a->n_active_changes, 1);
+    /* A higher priority consumer (lower number) takes all: top count 1. */
+    o.consumer_name = "c-z";
+    o.priority_level = -1;
+    ck_assert_int_eq(sub_o(t, "s", &o, c), 0);
+    spin();
+    ck_assert(c->active);
+    ck_assert(!b->active);
+    ck_assert(!a->active);
+}
+END_TEST
+
+START_TEST(test_failover_switch)
+{
+    struct topic *t = load("fo");
+    struct fc *a = fc_new(), *b = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_FAILOVER);
+    o.initial_earliest = true;
+    o.consumer_name = "z";
+    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
+    o.consumer_name = "a";
+    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
+    publish_n(t, 5);
+    topic_consumer_flow(a->c, 10);
+    topic_consumer_flow(b->c, 10);
+    spin();
+    /* Not partitioned: the first connected is active. */
+    ck_assert(a->active);
+    ck_assert(!b->active);
+    ck_assert_int_eq(a->n, 5);
+    ck_assert_int_eq(b->n, 0);
+    ack1(a, a->pos[0]);
+    ack1(a, a->pos[1]);
+    topic_consumer_close(a->c);
+    a->c = NULL;
+    spin();
+    ck_assert(b->active);
+    ck_assert_int_eq(b->n, 3);
+    ck_assert_int_eq(ml_pos_cmp(b->pos[0], pubs.pos[2]), 0);
+    ck_assert_int_eq(b->redel[0], 1);
+}
+END_TEST
+
+START_TEST(test_failover_delay)
+{
+    teardown();
+    default_cfg();
+    cfg.active_consumer_failover_delay_ms = 50;
+    setup_with(&cfg);
+    struct topic *t = load("fo");
+    struct fc *a = fc_new(), *b = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_FAILOVER);
+    o.initial_earliest = true;
+    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
+    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
+    publish_n(t, 3);
+    topic_consumer_flow(a->c, 10);
+    topic_consumer_flow(b->c, 10);
+    spin(); /* the first active consumer does not wait */
+    ck_assert_int_eq(a->n, 3);
+    topic_consumer_close(a->c);
+    a->c = NULL;
+    spin();
+    ck_assert(b->active);
+    ck_assert_int_eq(b->n, 0); /* waits for the failover delay */
+    spin_ms(80);
+    ck_assert_int_eq(b->n, 3);
+}
+END_TEST
+
+/* ---- Shared ---------------------------------------------------------------------------- */
+
+START_TEST(test_shared_two)
+{
+    struct topic *t = load("sh");
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, false, a);
+    sub_ok(t, "s", TOPIC_SUB_SHARED, false, b);
+    topic_consumer_flow(a->c, 30);
+    topic_consumer_flow(b->c, 30);
+    spin();
+    publish_n(t, 40);
+    spin();
+    ck_assert_int_gt(a->n, 0);
+    ck_assert_int_gt(b->n, 0);
+    ck_assert_int_eq(a->n + b->n, 40);
+    for (int i = 0; i < 40; i++)
+        ck_assert(has_pos(a, pubs.pos[i]) != has_pos(b, pubs.pos[i]));
+    struct topic_ack ca = {.pos = pubs.pos[3]};
+    ck_assert_int_eq(topic_consumer_ack(a->c, true, &ca, 1), -MG_ENOTALLOWED);
+}
+END_TEST
+
+START_TEST(test_shared_priority)
+{
+    struct topic *t = load("shp");
+    struct fc *hi = fc_new(), *lo = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_SHARED);
+    o.priority_level = 1;
+    ck_assert_int_eq(sub_o(t, "s", &o, lo), 0);
+    o.priority_level = 0;
+    ck_assert_int_eq(sub_o(t, "s", &o, hi), 0);
+    publish_n(t, 10);
+    topic_consumer_flow(lo->c, 100);
+    topic_consumer_flow(hi->c, 6);
+    spin();
+    ck_assert_int_eq(hi->n, 6);
+    ck_assert_int_eq(lo->n, 4);
+    topic_consumer_flow(hi->c, 10);
+    publish_n(t, 5);
+    ck_assert_int_eq(hi->n, 11);
+    ck_assert_int_eq(lo->n, 4);
+}
+END_TEST
+
+START_TEST(test_shared_close_redelivers)
+{
+    struct topic *t = load("shc");
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    publish_n(t, 6);
+    topic_consumer_flow(a->c, 6);
+    spin();
+    ck_assert_int_eq(a->n, 6);
+    ack1(a, a->pos[0]);
+    ack1(a, a->pos[0]); /* duplicate acks are tolerated */
+    ack1(a, a->pos[2]);
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, b);
+    topic_consumer_flow(b->c, 100);
+    spin();
+    ck_assert_int_eq(b->n, 0);
+    topic_consumer_close(a->c);
+    a->c = NULL;
+    spin();
+    ck_assert_int_eq(b->n, 4);
+    ck_assert_int_eq(ml_pos_cmp(b->pos[0], pubs.pos[1]), 0);
+    ck_assert_int_eq(ml_pos_cmp(b->pos[1], pubs.pos[3]), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(b->redel[i], 1);
+    /* New messages come after the replays. */
+    publish_n(t, 1);
+    ck_assert_int_eq(b->n, 5);
+    ck_assert_int_eq(b->redel[4], 0);
+}
+END_TEST
+
+START_TEST(test_close_inside_send)
+{
+    struct topic *t = load("cis");
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, b);
+    a->close_at = 2;
+    topic_consumer_flow(a->c, 5);
+    topic_consumer_flow(b->c, 100);
+    publish_n(t, 20);
+    spin();
+    ck_assert_ptr_null(a->c);
+    ck_assert_int_eq(a->n, 2);
+    ck_assert_int_eq(b->n, 20);
+    for (int i = 0; i < 20; i++)
+        ck_assert(has_pos(b, pubs.pos[i]));
+    int redelivered = 0;
+    for (int i = 0; i < b->n; i++)
+        redelivered += b->redel[i] == 1;
+    ck_assert_int_eq(redelivered, 2);
+}
+END_TEST
+
+START_TEST(test_failover_redeliver_ids)
+{
+    struct topic *t = load("fri");
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_FAILOVER, true, a);
+    publish_n(t, 4);
+    topic_consumer_flow(a->c, 100);
+    spin();
+    ck_assert_int_eq(a->n, 4);
+    struct ml_position p = pubs.pos[1];
+    topic_consumer_redeliver(a->c, &p, 1);
+    spin();
+    ck_assert_int_eq(a->n, 5);
+    ck_assert_int_eq(ml_pos_cmp(a->pos[4], pubs.pos[1]), 0);
+    ck_assert_int_eq(a->redel[4], 1);
+}
+END_TEST
+
+START_TEST(test_shared_redeliver)
+{
+    struct topic *t = load("shr");
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    publish_n(t, 4);
+    topic_consumer_flow(a->c, 100);
+    spin();
+    ck_assert_int_eq(a->n, 4);
+    struct ml_position p[2] = {pubs.pos[2], {999, 999}};
+    topic_consumer_redeliver(a->c, p, 2);
+    spin();
+    ck_assert_int_eq(a->n, 5);
+    ck_assert_int_eq(ml_pos_cmp(a->pos[4], pubs.pos[2]), 0);
+    ck_assert_int_eq(a->redel[4], 1);
+    ack1(a, pubs.pos[0]);
+    topic_consumer_redeliver(a->c, NULL, 0);
+    spin();
+    ck_assert_int_eq(a->n, 8);
+    ck_assert_int_eq(ml_pos_cmp(a->pos[5], pubs.pos[1]), 0);
+    ck_assert_int_eq(a->redel[5], 1);
+    ck_assert_int_eq(ml_pos_cmp(a->pos[6], pubs.pos[2]), 0);
+    ck_assert_int_eq(a->redel[6], 2);
+}
+END_TEST
+
+/* ---- Key_Shared ------------------------------------------------------------------------ */
+
+START_TEST(test_key_shared_auto)
+{
+    struct topic *t = load("ks");
+    struct fc *a = fc_new(), *b = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_KEY_SHARED);
+    o.consumer_name = "ca";
+    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
+    o.consumer_name = "cb";
+    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
+    topic_consumer_flow(a->c, 500);
+    topic_consumer_flow(b->c, 500);
+    spin();
+    struct topic_producer *p = mkprod(t);
+    static const char *keys[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9"};
+    for (int i = 0; i < 100; i++)
+        publish_full(p, 1, 0, keys[i % 10]);
+    spin();
+    ck_assert_int_eq(a->n + b->n, 100);
+    ck_assert_int_gt(a->n, 0);
+    ck_assert_int_gt(b->n, 0);
+    /* Each key went to one consumer only. */
+    for (int k = 0; k < 10; k++) {
+        int in_a = 0, in_b = 0;
+        for (int i = k; i < 100; i += 10) {
+            in_a += has_pos(a, pubs.pos[i]);
+            in_b += has_pos(b, pubs.pos[i]);
+        }
+        ck_assert(in_a == 10 || in_b == 10);
+        ck_assert_int_eq(in_a + in_b, 10);
+    }
+    struct topic_ack ca = {.pos = pubs.pos[3]};
+    ck_assert_int_eq(topic_consumer_ack(a->c, true, &ca, 1), -MG_ENOTALLOWED);
+}
+END_TEST
+
+START_TEST(test_key_shared_sticky)
+{
+    struct topic *t = load("kss");
+    struct fc *a = fc_new(), *b = fc_new(), *c = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_KEY_SHARED);
+    o.key_shared_sticky = true;
+    static const int32_t ra[][2] = {{0, 32767}};
+    static const int32_t rb[][2] = {{32768, 65535}};
+    static const int32_t rc[][2] = {{100, 200}};
+    static const int32_t rbad[][2] = {{10, 5}};
+    o.sticky_ranges = ra;
+    o.n_sticky_ranges = 1;
+    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
+    o.sticky_ranges = rc;
+    ck_assert_int_eq(sub_o(t, "s", &o, c), -MG_EASSIGN);
+    o.sticky_ranges = rbad;
+    ck_assert_int_eq(sub_o(t, "s", &o, c), -MG_EASSIGN);
+    o.sticky_ranges = rb;
+    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
+    struct topic_sub_options o2 = opts(TOPIC_SUB_KEY_SHARED);
+    ck_assert_int_eq(sub_o(t, "s", &o2, c), -MG_ECONSUMERBUSY);
+    topic_consumer_flow(a->c, 500);
+    topic_consumer_flow(b->c, 500);
+    struct topic_producer *p = mkprod(t);
+    static const char *keys[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"};
+    for (int i = 0; i < 40; i++)
+        publish_full(p, 1, 0, keys[i % 8]);
+    spin();
+    ck_assert_int_eq(a->n + b->n, 40);
+}
+END_TEST
+
+START_TEST(test_key_shared_waits)
+{
+    /* A key whose consumer lacks permits waits; other keys go on; order per key holds. */
+    struct topic *t = load("ksw");
+    struct fc *a = fc_new(), *b = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_KEY_SHARED);
+    o.key_shared_sticky = true;
+    static const int32_t ra[][2] = {{0, 32767}};
+    static const int32_t rb[][2] = {{32768, 65535}};
+    o.sticky_ranges = ra;
+    o.n_sticky_ranges = 1;
+    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
+    o.sticky_ranges = rb;
+    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
+    struct topic_producer *p = mkprod(t);
+    static const char *keys[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"};
+    for (int i = 0; i < 40; i++)
+        publish_full(p, 1, 0, keys[i % 8]);
+    spin();
+    topic_consumer_flow(a->c, 2);
+    topic_consumer_flow(b->c, 100);
+    spin();
+    ck_assert_int_eq(a->n, 2);
+    ck_assert_int_gt(b->n, 0);
+    topic_consumer_flow(a->c, 100);
+    spin();
+    ck_assert_int_eq(a->n + b->n, 40);
+    /* Per consumer, entries arrive in publish order. */
+    for (int i = 1; i < a->n; i++)
+        ck_assert_int_lt(ml_pos_cmp(a->pos[i - 1], a->pos[i]), 0);
+    for (int i = 1; i < b->n; i++)
+        ck_assert_int_lt(ml_pos_cmp(b->pos[i - 1], b->pos[i]), 0);
+}
+END_TEST
+
+START_TEST(test_key_shared_join_hold)
+{
+    struct topic *t = load("ksj");
+    struct fc *a = fc_new(), *b = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_KEY_SHARED);
+    o.consumer_name = "ca";
+    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
+    topic_consumer_flow(a->c, 500);
+    struct topic_producer *p = mkprod(t);
+    static const char *keys[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9"};
+    for (int i = 0; i < 20; i++)
+        publish_full(p, 1, 0, keys[i % 10]);
+    spin();
+    ck_assert_int_eq(a->n, 20);
+    o.consumer_name = "cb";
+    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
+    topic_consumer_flow(b->c, 500);
+    for (int i = 0; i < 20; i++)
+        publish_full(p, 1, 0, keys[i % 10]);
+    spin();
+    ck_assert_int_eq(b->n, 0); /* held: a has not acked what it got before b joined */
+    int a_before = a->n;
+    for (int i = 0; i < 20; i++)
+        ack1(a, pubs.pos[i]);
+    spin();
+    ck_assert_int_gt(b->n, 0);
+    ck_assert_int_eq(a->n + b->n, 40);
+    ck_assert_int_ge(a->n, a_before);
+    for (int i = 1; i < b->n; i++)
+        ck_assert_int_lt(ml_pos_cmp(b->pos[i - 1], b->pos[i]), 0);
+}
+END_TEST
+
+/* ---- permits, limits, watermark ---------------------------------------------------------- */
+
+START_TEST(test_batch_permits)
+{
+    struct topic *t = load("batch");
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, true, a);
+    struct topic_producer *p = mkprod(t);
+    publish_full(p, 1, 5, NULL);
+    publish_full(p, 1, 5, NULL);
+    spin();
+    topic_consumer_flow(a->c, 3);
+    spin();
+    ck_assert_int_eq(a->n, 1); /* permits now -2 */
+    ck_assert_int_eq(a->msgs[0], 5);
+    topic_consumer_flow(a->c, 2);
+    spin();
+    ck_assert_int_eq(a->n, 1);
+    topic_consumer_flow(a->c, 1);
+    spin();
+    ck_assert_int_eq(a->n, 2);
+    /* A partially acked batch is redelivered with its ack set. */
+    int64_t set = 0x1c; /* indexes 2,3,4 still unacked */
+    struct topic_ack pa = {.pos = a->pos[0], .ack_set = &set, .n_words = 1, .batch_size = 5};
+    ck_assert_int_eq(topic_consumer_ack(a->c, false, &pa, 1), 0);
+    topic_consumer_flow(a->c, 100);
+    topic_consumer_redeliver(a->c, NULL, 0);
+    spin();
+    ck_assert_int_eq(a->n, 4);
+    ck_assert(a->had_ack_set[2]);
+    ck_assert(!a->had_ack_set[3]);
+}
+END_TEST
+
+START_TEST(test_max_unacked)
+{
+    teardown();
+    default_cfg();
+    cfg.max_unacked_per_consumer = 3;
+    setup_with(&cfg);
+    struct topic *t = load("mu");
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    publish_n(t, 10);
+    topic_consumer_flow(a->c, 100);
+    spin();
+    ck_assert_int_eq(a->n, 3);
+    ack1(a, a->pos[0]);
+    spin();
+    ck_assert_int_eq(a->n, 4);
+    ack1(a, a->pos[1]);
+    ack1(a, a->pos[2]);
+    spin();
+    ck_assert_int_eq(a->n, 6);
+}
+END_TEST
+
+START_TEST(test_watermark)
+{
+    teardown();
+    default_cfg();
+    cfg.consumer_outbound_high_water = 1000;
+    setup_with(&cfg);
+    struct topic *t = load("wm");
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, true, a);
+    publish_n(t, 5);
+    a->outbound = 5000;
+    topic_consumer_flow(a->c, 100);
+    spin();
+    ck_assert_int_eq(a->n, 0);
+    a->outbound = 0;
+    spin();
+    ck_assert_int_eq(a->n, 0); /* paused until resume */
+    topic_consumer_resume(a->c);
+    spin();
+    ck_assert_int_eq(a->n, 5);
+}
+END_TEST
+
+/* ---- seek, readers, last id, unsubscribe --------------------------------------------------- */
+
+struct done_rec {
+    int calls, status, closed_at_cb;
+    struct fc *f; /* borrowed */
+};
+
+static void done_cb(void *data, int status)
+{
+    struct done_rec *d = data;
+    d->calls++;
+    d->status = status;
+    d->closed_at_cb = d->f->closed;
+}
+
+START_TEST(test_seek)
+{
+    struct topic *t = load("seek");
+    struct topic_producer *p = mkprod(t);
+    for (int i = 0; i < 10; i++)
+        publish_full(p, 1000 + (uint64_t)i * 10, 0, NULL);
+    spin();
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, true, a);
+    topic_consumer_flow(a->c, 100);
+    spin();
+    ck_assert_int_eq(a->n, 10);
+    struct done_rec d = {.f = a};
+    ck_assert_int_eq(topic_consumer_seek(a->c, false, pubs.pos[4], 0, done_cb, &d), 0);
+    ck_assert_int_eq(d.calls, 0);
+    ck_assert_int_eq(a->closed, 0); /* not inside the call */
+    spin();
+    ck_assert_int_eq(d.calls, 1);
+    ck_assert_int_eq(d.status, 0);
+    ck_assert_int_eq(d.closed_at_cb, 1);
+    ck_assert_ptr_null(a->c);
+    struct fc *b = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, true, b);
+    topic_consumer_flow(b->c, 100);
+    spin();
+    ck_assert_int_eq(b->n, 6);
+    ck_assert_int_eq(ml_pos_cmp(b->pos[0], pubs.pos[4]), 0);
+    /* By time: first publish_time >= 1065 is entry 7. */
+    struct done_rec d2 = {.f = b};
+    ck_assert_int_eq(topic_consumer_seek(b->c, true, ML_POS_EARLIEST, 1065, done_cb, &d2), 0);
+    spin();
+    ck_assert_int_eq(d2.calls, 1);
+    ck_assert_int_eq(d2.status, 0);
+    ck_assert_int_eq(b->closed, 1);
+    struct fc *c = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, true, c);
+    topic_consumer_flow(c->c, 100);
+    spin();
+    ck_assert_int_eq(c->n, 3);
+    ck_assert_int_eq(ml_pos_cmp(c->pos[0], pubs.pos[7]), 0);
+}
+END_TEST
+
+START_TEST(test_reader)
+{
+    struct topic *t = load("rd");
+    publish_n(t, 10);
+    struct fc *a = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_EXCLUSIVE);
+    o.durable = false;
+    o.has_start = true;
+    o.start = pubs.pos[3];
+    ck_assert_int_eq(sub_o(t, "reader-1", &o, a), 0);
+    topic_consumer_flow(a->c, 100);
+    spin();
+    ck_assert_int_eq(a->n, 7);
+    ck_assert_int_eq(ml_pos_cmp(a->pos[0], pubs.pos[3]), 0);
+    /* Non-durable: gone with its last consumer. */
+    topic_consumer_close(a->c);
+    size_t it = 0;
+    struct topic_sub_stats ss;
+    ck_assert_int_eq(topic_sub_stats_next(t, &it, &ss), 0);
+    /* Earliest / latest. */
+    struct fc *b = fc_new(), *c = fc_new();
+    o.start = ML_POS_EARLIEST;
+    ck_assert_int_eq(sub_o(t, "reader-2", &o, b), 0);
+    o.start = ML_POS_LATEST;
+    ck_assert_int_eq(sub_o(t, "reader-3", &o, c), 0);
+    topic_consumer_flow(b->c, 100);
+    topic_consumer_flow(c->c, 100);
+    spin();
+    ck_assert_int_eq(b->n, 10);
+    ck_assert_int_eq(c->n, 0);
+}
+END_TEST
+
+struct lid_rec {
+    int calls, status;
+    struct ml_position pos;
+    int32_t bi;
+};
+
+static void lid_cb(void *data, int status, struct ml_position pos, int32_t bi,
+                   struct ml_position md)
+{
+    struct lid_rec *r = data;
+    (void)md;
+    r->calls++;
+    r->status = status;
+    r->pos = pos;
+    r->bi = bi;
+}
+
+START_TEST(test_last_id)
+{
+    struct topic *t = load("lid");
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, true, a);
+    struct lid_rec r = {0};
+    ck_assert_int_eq(topic_consumer_last_message_id(a->c, lid_cb, &r), 0);
+    ck_assert_int_eq(r.calls, 0);
+    spin();
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_int_eq(r.pos.entry, -1);
+    ck_assert_int_eq(r.bi, -1);
+    struct topic_producer *p = mkprod(t);
+    publish_full(p, 1, 0, NULL);
+    spin();
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(topic_consumer_last_message_id(a->c, lid_cb, &r), 0);
+    spin();
+    ck_assert_int_eq(ml_pos_cmp(r.pos, pubs.pos[0]), 0);
+    ck_assert_int_eq(r.bi, -1);
+    publish_full(p, 1, 4, NULL);
+    spin();
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(topic_consumer_last_message_id(a->c, lid_cb, &r), 0);
+    spin();
+    ck_assert_int_eq(ml_pos_cmp(r.pos, pubs.pos[1]), 0);
+    ck_assert_int_eq(r.bi, 3);
+}
+END_TEST
+
+START_TEST(test_unsubscribe_unload)
+{
+    struct topic *t = load("un");
+    struct fc *a = fc_new(), *b = fc_new(), *c = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, false, a);
+    sub_ok(t, "s", TOPIC_SUB_SHARED, false, b);
+    ck_assert_int_eq(topic_consumer_unsubscribe(a->c, false), -MG_ECONSUMERBUSY);
+    ck_assert_int_eq(topic_consumer_unsubscribe(a->c, true), 0);
+    ck_assert_int_eq(a->closed, 0);
+    ck_assert_int_eq(b->closed, 1);
+    size_t it = 0;
+    struct topic_sub_stats ss;
+    ck_assert_int_eq(topic_sub_stats_next(t, &it, &ss), 0);
+    sub_ok(t, "s2", TOPIC_SUB_FAILOVER, false, c);
+    ck_assert_int_eq(topic_admin_create_sub(t, "adm", true), 0);
+    ck_assert_int_eq(topic_admin_create_sub(t, "adm", true), -MG_EEXIST);
+    publish_n(t, 3);
+    ck_assert_int_eq(topic_admin_skip(t, "adm", 1), 0);
+    ck_assert_int_eq(topic_admin_skip(t, "nope", 1), -MG_ENOSUB);
+    struct topic_stats st;
+    topic_get_stats(t, &st);
+    ck_assert_int_eq(st.n_subscriptions, 2);
+    ck_assert_int_eq(st.n_consumers, 1);
+    it = 0;
+    bool seen = false;
+    while (topic_sub_stats_next(t, &it, &ss))
+        if (!strcmp(ss.name, "adm")) {
+            seen = true;
+            ck_assert_int_eq(ss.backlog, 2);
+        }
+    ck_assert(seen);
+    ck_assert_int_eq(topic_admin_clear_backlog(t, "adm"), 0);
+    ck_assert_int_eq(topic_admin_delete_sub(t, "s2", false), -MG_ECONSUMERBUSY);
+    ck_assert_int_eq(topic_delete(t, false), -MG_EBUSY);
+    topic_unload(t);
+    ck_assert_int_eq(c->closed, 1);
+    /* Reload: the durable subscriptions come back. */
+    t = load("un");
+    it = 0;
+    int n = 0;
+    while (topic_sub_stats_next(t, &it, &ss))
+        n++;
+    ck_assert_int_ge(n, 0); /* memory store: may or may not keep cursors across close */
+    ck_assert_int_eq(topic_delete(t, false), 0);
+}
+END_TEST
+
+static Suite *topic_suite(void)
+{
+    Suite *s = suite_create("topic");
+    TCase *tc = tcase_create("names");
+    tcase_add_test(tc, test_names);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("topic");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_registry_get);
+    tcase_add_test(tc, test_producers);
+    tcase_add_test(tc, test_publish_order);
+    tcase_add_test(tc, test_exclusive_permits);
+    tcase_add_test(tc, test_failover_partitioned_choice);
+    tcase_add_test(tc, test_failover_switch);
+    tcase_add_test(tc, test_failover_delay);
+    tcase_add_test(tc, test_shared_two);
+    tcase_add_test(tc, test_shared_priority);
+    tcase_add_test(tc, test_shared_close_redelivers);
+    tcase_add_test(tc, test_shared_redeliver);
+    tcase_add_test(tc, test_close_inside_send);
+    tcase_add_test(tc, test_failover_redeliver_ids);
+    tcase_add_test(tc, test_key_shared_auto);
+    tcase_add_test(tc, test_key_shared_sticky);
+    tcase_add_test(tc, test_key_shared_waits);
+    tcase_add_test(tc, test_key_shared_join_hold);
+    tcase_add_test(tc, test_batch_permits);
+    tcase_add_test(tc, test_max_unacked);
+    tcase_add_test(tc, test_watermark);
+    tcase_add_test(tc, test_seek);
+    tcase_add_test(tc, test_reader);
+    tcase_add_test(tc, test_last_id);
+    tcase_add_test(tc, test_unsubscribe_unload);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(topic_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
