@@ -10,6 +10,7 @@
  */
 #include "bookie/bookie.h"
 #include "config/cfg.h"
+#include "perf/perf.h"
 #include "svc/svc.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -47,6 +48,7 @@ static void usage_top(FILE *out)
             "               admin HTTP on 8080)\n"
             "  bookie       storage node speaking BookKeeper's protocol (port 3181)\n"
             "  config       check or show the effective configuration\n"
+            "  perf         load generator and latency meter (perf produce | perf consume)\n"
             "  version      print the version\n"
             "\n"
             "Run 'magnetar <command> --help' for the options of a command.\n",
@@ -263,6 +265,8 @@ int main(int argc, char **argv)
         return cmd_standalone(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0)
         return cmd_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "perf") == 0)
+        return perf_main(argc - 1, argv + 1);
     if (strcmp(cmd, "bookie") == 0)
         return bk_main(argc - 1, argv + 1);
     fprintf(stderr, "magnetar: unknown command '%s'\n\n", cmd);

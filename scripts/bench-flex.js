@@ -5,10 +5,13 @@
 //
 // N producers (default 1) each send M messages (default 20000) of S bytes (default 1024)
 // to one topic as fast as the client allows, each keeping W sends outstanding (default
-// 100); one Exclusive consumer (subscribed first) receives them all, acking each message
-// without waiting for the ACK_RESPONSE before taking the next.
+// 100); one Exclusive consumer (subscribed first, receiveQueueSize Q, default 1000) receives
+// them all, acking each message without waiting for the ACK_RESPONSE before taking the next.
+// Note: pulsar-flex's consumer polls its queue once a second when it finds it empty and asks
+// for Q/2 more messages when half the queue is consumed, so the consume rate it can reach is
+// about Q/2..Q messages per second whatever the broker does; raise -q to measure the broker.
 //
-// usage: node scripts/bench-flex.js [pulsar://HOST:PORT] [-n N] [-m M] [-s S] [-w W] [-t TIMEOUT_S]
+// usage: node scripts/bench-flex.js [pulsar://HOST:PORT] [-n N] [-m M] [-s S] [-w W] [-q Q] [-t TIMEOUT_S]
 //        (the URL defaults to $MAGNETAR_URL; pulsar-flex is taken from tests/compat/node_modules,
 //         so run `npm ci` in tests/compat first)
 const path = require('node:path');
@@ -25,12 +28,12 @@ try {
 const { Producer, Consumer, logLevel } = flex;
 
 function parseArgs() {
-  const o = { url: process.env.MAGNETAR_URL, n: 1, m: 20000, s: 1024, w: 100, t: 300 };
+  const o = { url: process.env.MAGNETAR_URL, n: 1, m: 20000, s: 1024, w: 100, q: 1000, t: 300 };
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (/^pulsar:\/\//.test(a)) o.url = a;
-    else if (/^-[nmswt]$/.test(a)) o[a[1]] = Number(argv[++i]);
+    else if (/^-[nmswqt]$/.test(a)) o[a[1]] = Number(argv[++i]);
     else {
       console.error(`bench-flex: unknown argument ${a}`);
       process.exit(2);
@@ -52,13 +55,14 @@ async function main() {
   const total = o.n * o.m;
   const topic = `persistent://public/default/bench-flex-${Date.now().toString(36)}-${crypto.randomBytes(3).toString('hex')}`;
   const common = { topic, discoveryServers: [o.server], logLevel: logLevel.ERROR };
-  console.log(`bench-flex: ${o.n} producer(s) x ${o.m} messages of ${o.s} B, window ${o.w}, topic ${topic}`);
+  console.log(`bench-flex: ${o.n} producer(s) x ${o.m} messages of ${o.s} B, window ${o.w}, consumer queue ${o.q}, topic ${topic}`);
 
   const consumer = new Consumer({
     ...common,
     subscription: 'bench',
     subType: Consumer.SUB_TYPES.EXCLUSIVE,
     consumerName: 'bench-consumer',
+    receiveQueueSize: o.q,
   });
   await consumer.subscribe();
   let received = 0;

@@ -4,9 +4,10 @@
 #   1. unit tests (Check) under AddressSanitizer + UndefinedBehaviorSanitizer (make check)
 #   2. compatibility and robustness tests with the real Pulsar client pulsar-flex (node --test)
 #      against a `magnetar standalone` started here on free loopback ports
-#   3. the frame-decoder fuzzer for FUZZ_SECONDS (default 60)
+#   3. integration tests (tests/integration/*.test.sh), each starting the processes it needs
+#   4. the frame-decoder fuzzer for FUZZ_SECONDS (default 60)
 # Every process started here is stopped by PID; logs of failed parts are printed.
-# Environment: SKIP_FUZZ=1 skips step 3; BUILD_DIR (default build-test).
+# Environment: SKIP_FUZZ=1 skips step 4; BUILD_DIR (default build-test).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -82,7 +83,19 @@ else
   if [ "$failed" -gt 0 ]; then echo "---- broker log (last 80 lines)"; tail -n 80 "$work/broker.log"; fi
 fi
 
-# ---- 3. fuzzing -------------------------------------------------------------------------
+# ---- 3. integration tests: tests/integration/*.test.sh start the processes they need ------
+for t in tests/integration/*.test.sh; do
+  [ -f "$t" ] || continue
+  name=$(basename "$t" .test.sh)
+  echo "== integration: $name"
+  if MAGNETAR_BIN="$bin" timeout 900 bash "$t" >"$work/$name.log" 2>&1; then
+    ok "integration $name"; grep -E '^(PASS|FAIL|SKIP)' "$work/$name.log" | sed 's/^/  /'
+  else
+    fail "integration $name"; tail -n 80 "$work/$name.log"
+  fi
+done
+
+# ---- 4. fuzzing -------------------------------------------------------------------------
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   echo "== fuzzing the frame decoder (${FUZZ_SECONDS:-60} s)"
   if FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh; then ok "fuzz_frame"; else fail "fuzz_frame"; fi

@@ -340,7 +340,14 @@ static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    conn_destroy(arg);
+    struct client_conn *conn = arg;
+    for (struct client_conn **pp = &conn->client->dead; *pp; pp = &(*pp)->dead_next) {
+        if (*pp == conn) {
+            *pp = conn->dead_next;
+            break;
+        }
+    }
+    conn_destroy(conn);
 }
 
 /* Fire the waiters of a connection that just became ready. */
@@ -469,8 +476,8 @@ static void conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
         if (ep && ep->kind == (prod ? CLIENT_EP_PRODUCER : CLIENT_EP_CONSUMER)) {
             mg_map_del_u64(&conn->eps, id);
             ep->conn = NULL;
-            ep_conn_lost(ep, -MG_ECLOSED, prod ? "broker closed the producer"
-                                               : "broker closed the consumer");
+            ep_conn_lost(ep, -MG_ECLOSED,
+                         prod ? "broker closed the producer" : "broker closed the consumer");
         }
         return;
     }
@@ -483,8 +490,8 @@ static void conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
         return;
     struct client_req *r = conn_take_req(conn, rid);
     if (!r) {
-        MG_DEBUG(MOD, "%s: %s for unknown request %llu", conn->url,
-                 wire_command_name(cmd->type), (unsigned long long)rid);
+        MG_DEBUG(MOD, "%s: %s for unknown request %llu", conn->url, wire_command_name(cmd->type),
+                 (unsigned long long)rid);
         return;
     }
     if (r->cb) {
@@ -513,7 +520,10 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
             return;
         if (rc < 0) {
             char m[300];
-            snprintf(m, sizeof m, "bad frame from %s: %s", conn->url, err);
+            if (conn->state == CLIENT_CONN_HANDSHAKE)
+                snprintf(m, sizeof m, "%s does not answer as a Pulsar broker (%s)", conn->url, err);
+            else
+                snprintf(m, sizeof m, "bad frame from %s: %s", conn->url, err);
             conn_close(conn, rc, m);
             return;
         }
@@ -647,7 +657,8 @@ static struct client_conn *conn_get(struct client *c, const char *url)
         event_active(conn->fail_ev, 0, 0);
         return conn;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
     struct addrinfo *ai = NULL;
     char ps[8];
@@ -734,8 +745,11 @@ static void conn_close(struct client_conn *conn, int status, const char *msg)
         ep_conn_lost(eps[i], status, msg);
     }
     mg_free(eps);
-    if (!c->closing)
+    if (!c->closing) {
+        conn->dead_next = c->dead;
+        c->dead = conn;
         event_active(conn->free_ev, 0, 0);
+    }
 }
 
 /* ------------------------------------------------------------------------------------- */
@@ -785,14 +799,14 @@ static void ep_fail(struct client_ep *ep, int status, const char *msg)
     }
     if (ep->state == CLIENT_EP_WAIT_RETRY)
         return;
-    MG_WARN(MOD, "%s %s: %s; retrying in %u ms", ep->kind == CLIENT_EP_PRODUCER ? "producer"
-                                                                                  : "consumer",
-            ep->topic, msg ? msg : mg_strerror(status), ep->backoff_ms);
+    MG_WARN(MOD, "%s %s: %s; retrying in %u ms",
+            ep->kind == CLIENT_EP_PRODUCER ? "producer" : "consumer", ep->topic,
+            msg ? msg : mg_strerror(status), ep->backoff_ms);
     ep->state = CLIENT_EP_WAIT_RETRY;
     struct timeval tv = tv_ms(ep->backoff_ms);
     evtimer_add(ep->retry_ev, &tv);
-    ep->backoff_ms = ep->backoff_ms * 2 > CLIENT_BACKOFF_MAX_MS ? CLIENT_BACKOFF_MAX_MS
-                                                                : ep->backoff_ms * 2;
+    ep->backoff_ms =
+        ep->backoff_ms * 2 > CLIENT_BACKOFF_MAX_MS ? CLIENT_BACKOFF_MAX_MS : ep->backoff_ms * 2;
 }
 
 static void ep_start(struct client_ep *ep)
@@ -1033,17 +1047,25 @@ void client_free(struct client *c)
         conn_close(conn, -MG_ECANCELED, "client closed");
         conn_destroy(conn);
     }
+    while (c->dead) { /* closed while the loop was not run again */
+        struct client_conn *conn = c->dead;
+        c->dead = conn->dead_next;
+        conn_destroy(conn);
+    }
     mg_map_fini(&c->conns);
     mg_free(c->service_url);
     mg_free(c);
 }
 
 /* PARTITIONED_METADATA */
+#define PARTITIONS_SUCCESS                                                                         \
+    PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success
+
 struct client_partitions_req {
     struct client *client; /* borrowed */
     char *topic;           /* owned */
     client_partitions_cb cb;
-    void *data;            /* borrowed */
+    void *data; /* borrowed */
 };
 
 static void partitions_done(struct client_partitions_req *pr, int status, uint32_t n,
@@ -1069,8 +1091,7 @@ static void partitions_on_resp(struct client_req *r, struct client_conn *conn, i
         partitions_done(pr, -MG_EPROTO, 0, "unexpected answer to PARTITIONED_METADATA");
         return;
     }
-    if (!pm->has_response ||
-        pm->response != PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success) {
+    if (!pm->has_response || pm->response != PARTITIONS_SUCCESS) {
         int st = pm->has_error ? server_error_to_mg(pm->error) : -MG_EIO;
         partitions_done(pr, st, 0, pm->message ? pm->message : mg_strerror(st));
         return;
@@ -1098,8 +1119,7 @@ static void partitions_on_conn(struct client_req *r, struct client_conn *conn, i
     conn_write(conn, &out);
 }
 
-int client_get_partitions(struct client *c, const char *topic, client_partitions_cb cb,
-                          void *data)
+int client_get_partitions(struct client *c, const char *topic, client_partitions_cb cb, void *data)
 {
     if (!topic || !*topic || !cb)
         return -MG_EINVAL;
@@ -1333,8 +1353,8 @@ static void producer_on_send_error(struct client_producer *p, const wire_cmd *cm
     const Pulsar__Proto__CommandSendError *se = cmd->send_error;
     int st = server_error_to_mg(se->error);
     struct client_op *op = p->head;
-    MG_WARN(MOD, "SEND_ERROR on %s seq %llu: %s", p->ep.topic,
-            (unsigned long long)se->sequence_id, se->message ? se->message : mg_strerror(st));
+    MG_WARN(MOD, "SEND_ERROR on %s seq %llu: %s", p->ep.topic, (unsigned long long)se->sequence_id,
+            se->message ? se->message : mg_strerror(st));
     if ((st == -MG_ECHECKSUM || st == -MG_ENOTALLOWED) && op && se->sequence_id >= op->first_seq &&
         se->sequence_id <= op->last_seq) {
         p->head = op->next;
@@ -1351,8 +1371,7 @@ static void producer_on_send_error(struct client_producer *p, const wire_cmd *cm
 }
 
 int client_producer_new(struct client *c, const struct client_producer_opts *opts,
-                        client_producer_ready_cb ready_cb, void *data,
-                        struct client_producer **out)
+                        client_producer_ready_cb ready_cb, void *data, struct client_producer **out)
 {
     *out = NULL;
     if (!opts->topic || !*opts->topic)
@@ -1474,8 +1493,8 @@ static void consumer_send_flow(struct client_consumer *c, unsigned permits)
     conn_write(conn, &out);
 }
 
-static void consumer_on_subscribe_resp(struct client_req *r, struct client_conn *conn,
-                                       int status, const wire_cmd *cmd, const char *msg)
+static void consumer_on_subscribe_resp(struct client_req *r, struct client_conn *conn, int status,
+                                       const wire_cmd *cmd, const char *msg)
 {
     (void)conn;
     struct client_consumer *c = r->owner;
@@ -1545,9 +1564,8 @@ static void consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
     size_t off = 0;
     struct client_msg_id id = {.ledger_id = cm->message_id->ledgerid,
                                .entry_id = cm->message_id->entryid,
-                               .partition = cm->message_id->has_partition
-                                                ? cm->message_id->partition
-                                                : -1,
+                               .partition =
+                                   cm->message_id->has_partition ? cm->message_id->partition : -1,
                                .batch_index = -1};
     if (!p)
         return;
@@ -1588,9 +1606,8 @@ static void consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
                                .sequence_id = md->sequence_id,
                                .producer_name = md->producer_name,
                                .key = md->partition_key,
-                               .redelivery_count = cm->has_redelivery_count
-                                                       ? cm->redelivery_count
-                                                       : 0};
+                               .redelivery_count =
+                                   cm->has_redelivery_count ? cm->redelivery_count : 0};
     if (!md->has_num_messages_in_batch) {
         m.id = id;
         m.payload = p + off;
@@ -1680,10 +1697,8 @@ static void consumer_queue_ack(struct client_consumer *c, uint64_t ledger, uint6
         c->acap = c->acap ? c->acap * 2 : 64;
         c->acks = mg_realloc(c->acks, c->acap * sizeof(*c->acks));
     }
-    c->acks[c->nacks++] = (struct client_msg_id){.ledger_id = ledger,
-                                                 .entry_id = entry,
-                                                 .partition = partition,
-                                                 .batch_index = -1};
+    c->acks[c->nacks++] = (struct client_msg_id){
+        .ledger_id = ledger, .entry_id = entry, .partition = partition, .batch_index = -1};
     if (c->nacks >= CLIENT_ACK_GROUP_MAX) {
         client_consumer_flush(c);
     } else if (!evtimer_pending(c->ack_ev, NULL)) {

@@ -58,13 +58,13 @@ struct client_msg_id {
 
 /* What a producer reports for each message. */
 struct client_send_result {
-    int status;                /* 0, or -MG_E*: -MG_ECANCELED when the producer was freed,
-                                  -MG_ECHECKSUM / -MG_ENOTALLOWED / -MG_ETERMINATED from
-                                  the broker, -MG_ETOOBIG for an oversized message */
-    struct client_msg_id id;   /* valid when status == 0 */
+    int status;              /* 0, or -MG_E*: -MG_ECANCELED when the producer was freed,
+                                -MG_ECHECKSUM / -MG_ENOTALLOWED / -MG_ETERMINATED from
+                                the broker, -MG_ETOOBIG for an oversized message */
+    struct client_msg_id id; /* valid when status == 0 */
     uint64_t sequence_id;
-    uint64_t enqueued_us;      /* client_now_us() when client_producer_send was called */
-    size_t size;               /* payload bytes */
+    uint64_t enqueued_us; /* client_now_us() when client_producer_send was called */
+    size_t size;          /* payload bytes */
 };
 
 /* A received message; every pointer is borrowed and valid only during the callback. */
@@ -76,14 +76,14 @@ struct client_message {
     uint64_t event_time;   /* 0 when unset */
     uint64_t sequence_id;
     const char *producer_name;
-    const char *key;       /* partition key or NULL */
+    const char *key; /* partition key or NULL */
     uint32_t redelivery_count;
 };
 
 struct client_producer_opts {
-    const char *topic;          /* short ("t"), "tenant/ns/t" or a full persistent:// name */
-    const char *producer_name;  /* NULL: the broker assigns one */
-    bool batching;              /* false: one SEND per message */
+    const char *topic;           /* short ("t"), "tenant/ns/t" or a full persistent:// name */
+    const char *producer_name;   /* NULL: the broker assigns one */
+    bool batching;               /* false: one SEND per message */
     unsigned batch_max_messages; /* 0 = 1000 */
     size_t batch_max_bytes;      /* 0 = 128 KiB */
     unsigned batch_max_delay_us; /* 0 = 1000 (1 ms) */
@@ -132,8 +132,7 @@ int client_new(struct event_base *base, const struct client_opts *opts, struct c
 void client_free(struct client *c);
 
 /* Ask the service URL broker how many partitions topic has. */
-int client_get_partitions(struct client *c, const char *topic, client_partitions_cb cb,
-                          void *data);
+int client_get_partitions(struct client *c, const char *topic, client_partitions_cb cb, void *data);
 
 /* Create a producer; ready_cb fires once. Returns 0 (the producer is in *out, owned by the
  * caller, valid even if creation later fails) or -MG_EINVAL for bad options. */

@@ -46,10 +46,11 @@ enum client_conn_state {
     CLIENT_CONN_CONNECTING = 0, /* TCP connect in progress */
     CLIENT_CONN_HANDSHAKE,      /* CONNECT sent, waiting for CONNECTED */
     CLIENT_CONN_READY,
-    CLIENT_CONN_CLOSED,         /* waiting for the deferred free */
+    CLIENT_CONN_CLOSED, /* waiting for the deferred free */
 };
 
 struct client_req;
+struct client_conn;
 /* cmd is NULL when status < 0 (then msg says why); waiters get status 0 and cmd NULL. */
 typedef void (*client_req_cb)(struct client_req *r, struct client_conn *conn, int status,
                               const wire_cmd *cmd, const char *msg);
@@ -59,15 +60,15 @@ typedef void (*client_req_cb)(struct client_req *r, struct client_conn *conn, in
 struct client_req {
     uint64_t request_id; /* 0 for waiters */
     bool waiter;
-    client_req_cb cb;    /* NULL: fire and forget (CLOSE_*), the answer is dropped */
-    void *owner;         /* borrowed: the client_ep or partitions context */
+    client_req_cb cb; /* NULL: fire and forget (CLOSE_*), the answer is dropped */
+    void *owner;      /* borrowed: the client_ep or partitions context */
     uint64_t deadline_us;
     struct client_req *next;
 };
 
 struct client_conn {
-    struct client *client;    /* borrowed */
-    char *url;                /* owned; pool key */
+    struct client *client; /* borrowed */
+    char *url;             /* owned; pool key */
     enum client_conn_state state;
     struct bufferevent *bev;  /* owned */
     struct event *connect_ev; /* owned: connect + handshake timeout */
@@ -81,14 +82,15 @@ struct client_conn {
     bool rx_since_ping;
     uint32_t max_message_size;
     int32_t protocol_version;
+    struct client_conn *dead_next; /* borrowed: client's list of closed, not yet freed */
 };
 
 enum client_ep_kind { CLIENT_EP_PRODUCER = 0, CLIENT_EP_CONSUMER };
 
 enum client_ep_state {
     CLIENT_EP_INIT = 0,
-    CLIENT_EP_LOOKUP,     /* LOOKUP in flight (maybe following redirects) */
-    CLIENT_EP_CREATING,   /* PRODUCER / SUBSCRIBE sent */
+    CLIENT_EP_LOOKUP,   /* LOOKUP in flight (maybe following redirects) */
+    CLIENT_EP_CREATING, /* PRODUCER / SUBSCRIBE sent */
     CLIENT_EP_READY,
     CLIENT_EP_WAIT_RETRY, /* backoff timer running */
     CLIENT_EP_FAILED,     /* first creation failed; inert */
@@ -97,17 +99,17 @@ enum client_ep_state {
 /* What producers and consumers share: topic, lookup, connection, reconnect backoff. */
 struct client_ep {
     enum client_ep_kind kind;
-    struct client *client;      /* borrowed */
-    char *topic;                /* owned; full name */
-    uint64_t id;                /* producer_id / consumer_id (client-wide unique) */
-    struct client_conn *conn;   /* borrowed; the connection serving the topic, or NULL */
+    struct client *client;    /* borrowed */
+    char *topic;              /* owned; full name */
+    uint64_t id;              /* producer_id / consumer_id (client-wide unique) */
+    struct client_conn *conn; /* borrowed; the connection serving the topic, or NULL */
     enum client_ep_state state;
     bool ever_ready;
     int redirects;
     bool authoritative;
     unsigned backoff_ms;
-    struct event *retry_ev;     /* owned */
-    struct client_ep *next;     /* client's list */
+    struct event *retry_ev; /* owned */
+    struct client_ep *next; /* client's list */
     struct client_ep *prev;
 };
 
@@ -119,8 +121,9 @@ struct client {
     unsigned keepalive_s;
     uint64_t next_request_id;
     uint64_t next_ep_id;
-    struct mg_map conns;     /* url -> struct client_conn (owned through this map) */
-    struct client_ep *eps;   /* borrowed list of producers and consumers */
+    struct mg_map conns;      /* url -> struct client_conn (owned through this map) */
+    struct client_ep *eps;    /* borrowed list of producers and consumers */
+    struct client_conn *dead; /* owned list: closed connections awaiting their deferred free */
     bool closing;
 };
 
@@ -150,23 +153,23 @@ struct client_producer {
     bool user_name;
     uint64_t epoch;
     uint64_t next_seq;
-    bool seq_known;      /* next_seq set from the first PRODUCER_SUCCESS */
+    bool seq_known; /* next_seq set from the first PRODUCER_SUCCESS */
     bool batching;
     unsigned batch_max_messages;
     size_t batch_max_bytes;
     unsigned batch_max_delay_us;
     unsigned max_pending;
-    unsigned pending;            /* messages in ops + the open batch */
-    struct client_op *head;      /* owned queue of sent/unsent SENDs, oldest first */
-    struct client_op *tail;      /* borrowed */
-    struct client_buf batch;     /* the open batch's payload */
+    unsigned pending;                 /* messages in ops + the open batch */
+    struct client_op *head;           /* owned queue of sent/unsent SENDs, oldest first */
+    struct client_op *tail;           /* borrowed */
+    struct client_buf batch;          /* the open batch's payload */
     struct client_pending_msg *bmsgs; /* owned: the open batch's messages */
     unsigned bn;
     unsigned bcap;
     uint64_t batch_publish_ms;
-    struct event *batch_ev;      /* owned: max publish delay */
+    struct event *batch_ev; /* owned: max publish delay */
     client_producer_ready_cb ready_cb;
-    void *data;                  /* borrowed */
+    void *data; /* borrowed */
 };
 
 /* Per received batch entry: which indexes the application acked. */
@@ -184,14 +187,14 @@ struct client_consumer {
     enum client_initial_position initial_position;
     unsigned queue_size;
     unsigned consumed_since_flow;
-    struct mg_map batches;       /* (ledger, entry) -> struct client_batch_track (owned) */
-    struct client_msg_id *acks;  /* owned: grouped individual acks (entry level) */
+    struct mg_map batches;      /* (ledger, entry) -> struct client_batch_track (owned) */
+    struct client_msg_id *acks; /* owned: grouped individual acks (entry level) */
     size_t nacks;
     size_t acap;
-    struct event *ack_ev;        /* owned: ack grouping timer */
+    struct event *ack_ev; /* owned: ack grouping timer */
     client_message_cb msg_cb;
     client_consumer_ready_cb ready_cb;
-    void *data;                  /* borrowed */
+    void *data; /* borrowed */
 };
 
 #endif

@@ -1245,15 +1245,16 @@ static void conn_dispatch(struct conn *c, struct wire_frame *f)
         break;
     }
     default:
-        if (cmd->type >= 50) {
+        if (cmd->type >= PULSAR__PROTO__BASE_COMMAND__TYPE__NEW_TXN &&
+            cmd->type <= PULSAR__PROTO__BASE_COMMAND__TYPE__TOPIC_MIGRATED) {
             /* Transactions and topic watchers are not offered (CONNECTED does not advertise
              * them); a client sending them anyway gets no reply and times out on its side. */
-            MG_WARN("conn", "[%" PRIu64 "] unsupported command %s ignored", c->id,
-                    wire_command_name(cmd->type));
+            MG_WARN("conn", "[%" PRIu64 "] unsupported command %s (%d) ignored", c->id,
+                    wire_command_name(cmd->type), (int)cmd->type);
         } else {
             char why[96];
-            snprintf(why, sizeof why, "unexpected command %s from a client",
-                     wire_command_name(cmd->type));
+            snprintf(why, sizeof why, "unexpected command %s (type %d) from a client",
+                     wire_command_name(cmd->type), (int)cmd->type);
             conn_close(c, why);
         }
         break;

@@ -107,6 +107,7 @@ static void task_ev_cb(evutil_socket_t fd, short what, void *arg)
     /* Run what was queued before this pass; work queued by the callbacks waits for the
      * next pass so I/O is not starved. */
     int n = f->n_tasks;
+    f->running_tasks = true;
     while (n-- > 0 && !TAILQ_EMPTY(&f->tasks)) {
         struct ml_task *t = TAILQ_FIRST(&f->tasks);
         TAILQ_REMOVE(&f->tasks, t, link);
@@ -114,8 +115,13 @@ static void task_ev_cb(evutil_socket_t fd, short what, void *arg)
         t->queued = false;
         t->fn(t->arg, 0);
     }
-    if (!TAILQ_EMPTY(&f->tasks) && !f->closing)
-        event_active(f->task_ev, EV_TIMEOUT, 0);
+    f->running_tasks = false;
+    /* A zero timeout rather than event_active: libevent would run an event activated from
+     * its own callback again in this same pass. */
+    if (!TAILQ_EMPTY(&f->tasks) && !f->closing) {
+        static const struct timeval zero = {0, 0};
+        event_add(f->task_ev, &zero);
+    }
 }
 
 void ml_defer(struct ml_factory *f, struct ml_task *t, ml_task_fn fn, void *arg)
@@ -126,7 +132,7 @@ void ml_defer(struct ml_factory *f, struct ml_task *t, ml_task_fn fn, void *arg)
     t->queued = true;
     TAILQ_INSERT_TAIL(&f->tasks, t, link);
     f->n_tasks++;
-    if (!f->closing)
+    if (!f->closing && !f->running_tasks)
         event_active(f->task_ev, EV_TIMEOUT, 0);
 }
 

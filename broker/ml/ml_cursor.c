@@ -712,7 +712,8 @@ static void push_out(struct ml_read_op *op, struct ml_entry *e)
 
 static bool target_skipped(const struct ml_read_op *op, struct ml_position p)
 {
-    /* Replays leave out acked positions and ones that are not (or no longer) stored. */
+    /* Leave out positions acked since the targets were listed (replays: given acked) and
+     * ones that are not (or no longer) stored. */
     const struct ml_ledger *ml = op->ml;
     if (ml_pos_cmp(p, ml->lac) > 0 || ml_cursor_is_acked(op->cursor, p))
         return true;
@@ -723,14 +724,17 @@ static bool target_skipped(const struct ml_read_op *op, struct ml_position p)
 static void read_store_done(struct ml_store_req *sreq, int status)
 {
     struct ml_read_op *op = sreq->data;
+    bool dead = !op->req || op->status || !op->cursor || op->ml->state == ML_CLOSED;
     int end = op->idx;
     while (end < op->n_targets && op->targets[end].ledger == sreq->ledger_id &&
            op->targets[end].entry >= sreq->first && op->targets[end].entry <= sreq->last &&
            (end == op->idx || op->targets[end].entry > op->targets[end - 1].entry))
         end++;
-    if (status == 0) {
+    if (status == 0 && !dead) {
         int k = 0;
         for (int j = op->idx; j < end && !bytes_reached(op); j++) {
+            if (target_skipped(op, op->targets[j]))
+                continue;
             while (k < sreq->n && sreq->entries[k]->pos.entry < op->targets[j].entry)
                 k++;
             if (k < sreq->n && sreq->entries[k]->pos.entry == op->targets[j].entry) {
@@ -738,17 +742,17 @@ static void read_store_done(struct ml_store_req *sreq, int status)
                 sreq->entries[k++] = NULL;
             }
         }
-        for (int i = 0; i < sreq->n; i++)
-            ml_entry_unref(sreq->entries[i]);
-        mg_free(sreq->entries);
-        sreq->entries = NULL;
-        sreq->n = 0;
     }
+    for (int i = 0; i < sreq->n; i++)
+        ml_entry_unref(sreq->entries[i]);
+    mg_free(sreq->entries);
+    sreq->entries = NULL;
+    sreq->n = 0;
     if (!op->req) { /* canceled while the store read ran */
         read_op_free(op);
         return;
     }
-    if (op->status || !op->cursor || op->ml->state == ML_CLOSED) {
+    if (dead) {
         read_finish(op, op->status ? op->status : -MG_ECANCELED);
         return;
     }
@@ -776,7 +780,7 @@ static void read_run(struct ml_read_op *op)
         }
         while (op->idx < op->n_targets && !bytes_reached(op)) {
             struct ml_position p = op->targets[op->idx];
-            if (op->replay && target_skipped(op, p)) {
+            if (target_skipped(op, p)) {
                 op->idx++;
                 continue;
             }

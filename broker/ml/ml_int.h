@@ -128,6 +128,7 @@ struct ml_factory {
     struct ml_ledger_list all;      /* every ML struct still allocated (incl. closing) */
     struct ml_task_list tasks;      /* deferred work, FIFO */
     int n_tasks;
+    bool running_tasks;    /* inside the task event: re-arm once at its end */
     struct event *task_ev; /* owned */
     size_t cache_bytes;    /* sum of all MLs' tail caches */
     bool closing;

@@ -41,14 +41,14 @@ test('a second consumer on an Exclusive subscription gets ConsumerBusy; the firs
     const producer = await s.producer(topic);
     const msgs = f.makeMessages(10, 'busy');
     await f.sendAll(producer, msgs.slice(0, 5));
-    await f.waitFor(() => got1.length >= 5, 20000, () => `5 messages on the first consumer (got ${got1.length})`);
+    await s.waitFor(() => got1.length >= 5, 20000, () => `5 messages on the first consumer (got ${got1.length})`);
 
     // Once the first consumer closes, a new Exclusive consumer may attach and gets the rest.
     await s.closeOne(c1);
     const c3 = await s.consumer({ topic, subscription: sub, subType: f.SUB_TYPES.EXCLUSIVE, name: 'third' });
     const got3 = await f.collect(c3);
     await f.sendAll(producer, msgs.slice(5));
-    await f.waitFor(() => got3.length >= 5, 20000, () => `5 messages on the third consumer (got ${got3.length})`);
+    await s.waitFor(() => got3.length >= 5, 20000, () => `5 messages on the third consumer (got ${got3.length})`);
     await f.sleep(1200);
     f.checkExactSequence(got1, msgs.slice(0, 5), 'first consumer');
     f.checkExactSequence(got3, msgs.slice(5), 'third consumer');

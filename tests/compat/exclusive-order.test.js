@@ -17,7 +17,7 @@ test(`Exclusive subscription: ${N} messages arrive once each, in order, payloads
     const msgs = f.makeMessages(N, 'order');
 
     await f.sendAll(producer, msgs, { window: 50 });
-    await f.waitFor(() => got.length >= N, 60000, () => `${N} messages (received ${got.length})`);
+    await s.waitFor(() => got.length >= N, 60000, () => `${N} messages (received ${got.length})`);
     await f.sleep(1500); // duplicates or extras would show up within the consumer's 1 s poll
 
     f.checkExactSequence(got, msgs, 'Exclusive consumer');

@@ -21,7 +21,7 @@ test(`${TOPICS} producers on ${TOPICS} topics at once: all ${TOPICS * PER_TOPIC}
 
     await Promise.all(producers.map((p, i) => f.sendAll(p, msgs[i], { window: 10, timeoutMs: 90000, what: `topic ${i}` })));
     const total = () => gots.reduce((n, g) => n + g.length, 0);
-    await f.waitFor(() => gots.every((g) => g.length >= PER_TOPIC), 90000, () => {
+    await s.waitFor(() => gots.every((g) => g.length >= PER_TOPIC), 90000, () => {
       const short = gots.map((g, i) => [i, g.length]).filter(([, n]) => n < PER_TOPIC);
       return `all messages (total ${total()}/${TOPICS * PER_TOPIC}; short topics: ` +
         `${short.slice(0, 10).map(([i, n]) => `#${i}=${n}`).join(' ')})`;

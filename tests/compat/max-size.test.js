@@ -56,7 +56,7 @@ test('a message over the max message size is refused (SEND_ERROR or close), neve
 
     const big = Buffer.alloc(max + 1024 * 1024, 0x61); // 6 MiB with the default limit
     r.write(cmd.send({ producerId: 1, sequenceId: 1, producerName, payload: big }));
-    await f.waitFor(() => r.isClosed || r.frames.some((fr) => (fr.type === TYPE.SEND_ERROR || fr.type === TYPE.SEND_RECEIPT)
+    await s.waitFor(() => r.isClosed || r.frames.some((fr) => (fr.type === TYPE.SEND_ERROR || fr.type === TYPE.SEND_RECEIPT)
       && seqIs(1)(fr)), 20000, () => `SEND_ERROR or a close after the ${big.length}-byte SEND; got [${r.frameNames()}]`);
 
     const receipt = r.frames.find(isType(TYPE.SEND_RECEIPT, seqIs(1)));
@@ -76,7 +76,7 @@ test('a message over the max message size is refused (SEND_ERROR or close), neve
     await f.sendAll(pBig, [{ payload: Buffer.from('small-after'), properties: {} }]);
     await f.sendAll(pOther, otherMsgs.slice(50));
     const expectBig = sendError ? ['small-before', 'small-after-raw', 'small-after'] : ['small-before', 'small-after'];
-    await f.waitFor(() => gotBig.length >= expectBig.length && gotOther.length >= 100, 30000,
+    await s.waitFor(() => gotBig.length >= expectBig.length && gotOther.length >= 100, 30000,
       () => `watchers (big topic ${gotBig.length}/${expectBig.length}, other ${gotOther.length}/100)`);
     await f.sleep(1500);
     assert.deepStrictEqual(gotBig.map((m) => (m.payload.length > 64 ? `<${m.payload.length} bytes>` : m.text)),

@@ -27,7 +27,7 @@ test('admin PUT .../partitions=3, GET returns {"partitions":3}, each -partition-
     const producers = await Promise.all(parts.map((t) => s.producer(t)));
     const msgs = parts.map((_, i) => f.makeMessages(20, `p${i}`));
     await Promise.all(producers.map((p, i) => f.sendAll(p, msgs[i])));
-    await f.waitFor(() => gots.every((g) => g.length >= 20), 30000,
+    await s.waitFor(() => gots.every((g) => g.length >= 20), 30000,
       () => `20 messages on every partition (got ${gots.map((g) => g.length).join('/')})`);
     await f.sleep(1500);
     for (let i = 0; i < PARTITIONS; i++) f.checkExactSequence(gots[i], msgs[i], `partition ${i}`);

@@ -34,7 +34,7 @@ for (const [typeName, subType] of [['Exclusive', f.SUB_TYPES.EXCLUSIVE], ['Share
       });
       const producer = await s.producer(topic);
       await f.sendAll(producer, first);
-      await f.waitFor(() => gotA.length >= first.length && acked >= ACKED, 30000,
+      await s.waitFor(() => gotA.length >= first.length && acked >= ACKED, 30000,
         () => `A to receive 20 and ack 5 (received ${gotA.length}, acked ${acked})`);
       f.checkExactSequence(gotA, first, 'consumer A');
       await s.closeOne(a);
@@ -42,11 +42,11 @@ for (const [typeName, subType] of [['Exclusive', f.SUB_TYPES.EXCLUSIVE], ['Share
       // Consumer B on the same subscription gets the 15 unacked ones, then new ones.
       const b = await s.consumer({ topic, subscription: sub, subType, name: 'B' });
       const gotB = await f.collect(b);
-      await f.waitFor(() => gotB.length >= first.length - ACKED, 30000,
+      await s.waitFor(() => gotB.length >= first.length - ACKED, 30000,
         () => `B to receive the ${first.length - ACKED} unacked messages (got ${gotB.length}: ` +
           `${gotB.map(indexOf).join(',')})`);
       await f.sendAll(producer, msgs.slice(20));
-      await f.waitFor(() => gotB.length >= msgs.length - ACKED, 30000,
+      await s.waitFor(() => gotB.length >= msgs.length - ACKED, 30000,
         () => `B to receive ${msgs.length - ACKED} messages (got ${gotB.length}: ${gotB.map(indexOf).join(',')})`);
       await f.sleep(1500);
 
@@ -95,7 +95,7 @@ test('Shared: a negative ack redelivers exactly that message (same id, redeliver
     });
     const producer = await s.producer(topic);
     await f.sendAll(producer, msgs);
-    await f.waitFor(() => ackedCount >= msgs.length, 30000,
+    await s.waitFor(() => ackedCount >= msgs.length, 30000,
       () => `all 10 acked, #${NACKED} after its redelivery (deliveries: ${got.map(indexOf).join(',')})`);
     await f.sleep(1500);
 

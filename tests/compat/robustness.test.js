@@ -163,7 +163,7 @@ test(`raw-socket garbage and malformed frames are closed by the broker while a p
     }));
 
     await produce;
-    await f.waitFor(() => got.length >= N, 60000, () => `${N} messages (received ${got.length})`);
+    await s.waitFor(() => got.length >= N, 60000, () => `${N} messages (received ${got.length})`);
     await f.sleep(1500);
 
     for (const { attack, r, closed, ms, error } of results) {

@@ -19,7 +19,7 @@ test(`Shared subscription, two consumers: together they get all ${N} messages, n
     const msgs = f.makeMessages(N, 'shared');
 
     await f.sendAll(producer, msgs, { window: 50 });
-    await f.waitFor(() => got1.length + got2.length >= N, 60000,
+    await s.waitFor(() => got1.length + got2.length >= N, 60000,
       () => `${N} messages in total (c1 ${got1.length}, c2 ${got2.length})`);
     await f.sleep(1500); // let duplicates, if any, arrive
 

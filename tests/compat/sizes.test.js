@@ -19,7 +19,7 @@ test('message sizes 1 KB, 100 KB and 4.5 MB round-trip byte-identical', { timeou
     for (const [i, payload] of payloads.entries()) {
       await f.withTimeout(producer.sendMessage({ payload, properties: { size: String(payload.length) } }),
         30000, `send of the ${payload.length}-byte message`);
-      await f.waitFor(() => got.length > i, 30000,
+      await s.waitFor(() => got.length > i, 30000,
         () => `the ${payload.length}-byte message (received ${got.length} of ${i + 1})`);
     }
     await f.sleep(1500);

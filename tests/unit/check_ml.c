@@ -931,6 +931,34 @@ START_TEST(test_reads_from_store)
     ck_entry_text(r.req.entries[0], "v4");
     ck_entry_text(r.req.entries[1], "v0");
     rd_release(&r);
+    /* One store read for a run; acked positions inside it are left out. */
+    struct ml_position replay2[] = {P(L, 1), P(L, 2), P(L, 3)};
+    memset(&r, 0, sizeof r);
+    r.req.data = &r;
+    ck_assert_int_eq(ml_cursor_replay(c, replay2, 3, &r.req, rd_cb), 0);
+    loop_until(&r.done);
+    ck_assert_int_eq(r.req.n, 2);
+    ck_entry_text(r.req.entries[0], "v1");
+    ck_entry_text(r.req.entries[1], "v3");
+    rd_release(&r);
+
+    /* Cancel while the store read is running: callback at once, nothing later. */
+    ml_cursor_rewind(c);
+    memset(&r, 0, sizeof r);
+    r.req.data = &r;
+    ck_assert_int_eq(ml_cursor_read(c, 100, 0, &r.req, rd_cb), 0);
+    pump(1);
+    ck_assert(!r.done);
+    ck_assert_int_eq(c->read_op->state, ML_READ_STORE);
+    ck_assert_int_eq(ml_cursor_cancel_read(c), 0);
+    ck_assert(r.done);
+    ck_assert_int_eq(r.status, -MG_ECANCELED);
+    r.done = false;
+    pump(5);
+    ck_assert(!r.done);
+    read_sync(c, 100, &r);
+    ck_assert_int_eq(r.req.n, 9);
+    rd_release(&r);
     ml_cursor_close(c);
     ml_close(ml);
     fx_free();

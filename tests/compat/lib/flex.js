@@ -411,6 +411,20 @@ class Scope {
     };
   }
 
+  // waitFor() whose timeout message also tells what the consumers' connections received and
+  // what pulsar-flex complained about (e.g. ACKs left without ACK_RESPONSE).
+  async waitFor(cond, ms, what) {
+    try {
+      await waitFor(cond, ms, what);
+    } catch (e) {
+      const frames = this.consumers.map((c) => `${c._consumerName}:${c.framesIn}`).join(' ');
+      const problems = this.problems().slice(0, 3).map((l) => `${l.level} ${l.client}: ${l.message}`);
+      e.message += ` [MESSAGE frames received per consumer: ${frames || 'none'}]` +
+        (problems.length ? ` [pulsar-flex: ${problems.join(' | ').replace(/\s+/g, ' ')}]` : '');
+      throw e;
+    }
+  }
+
   // Warnings and errors pulsar-flex logged since `since` (ms timestamp).
   problems(since = 0) {
     return this.logs.filter((l) => l.at >= since && (l.level === 'ERROR' || l.level === 'WARN'));
@@ -453,6 +467,8 @@ class Scope {
       ...opts,
     });
     c.states = [];
+    c.framesIn = 0; // MESSAGE frames that reached the client (delivered to onMessage or not)
+    c._client.getResponseEvents().on('message', () => c.framesIn++);
     c.onStateChange(({ previousState, newState }) => c.states.push(`${previousState}->${newState}`));
     this.consumers.push(c);
     return c;

@@ -1,0 +1,199 @@
+/*
+ * bkc.h - the broker's BookKeeper ledger client: ledgers striped over bookies with write and
+ * ack quorums, ensemble changes, fencing and recovery (reference/bookkeeper-wire.md §2-§4, §7).
+ *
+ * A client (struct bkc_client) owns one connection per bookie (v2 framing, what Pulsar
+ * brokers use) and reaches ledger metadata through the meta store (meta.h) under the
+ * BookKeeper layout: ids from /ledgers/idgen/ID-, metadata at /ledgers/00/0000/L0042 in
+ * format v3, writable bookies under /ledgers/available. Ledger handles (struct bkc_ledger)
+ * come from bkc_create (a writer) or bkc_open (a reader, optionally after recovery).
+ *
+ * Life of a ledger, as the managed ledger uses it:
+ *   bkc_create -> bkc_add ... (completions in entry order) -> bkc_close -> bkc_ledger_free
+ *   bkc_open(recovery=true) -> bkc_read ... -> bkc_ledger_free;  bkc_delete
+ *
+ * Threading: a client and its ledgers belong to the thread running the event_base given to
+ * bkc_client_new; call everything on it. The meta store must use the same base.
+ * Async calls (STYLE.md §2) take a caller-owned struct bkc_req: a synchronous failure
+ * returns <0 and the callback never runs; otherwise the callback runs exactly once, on the
+ * loop thread, after the call has returned (never from inside a bkc call). Freeing a ledger
+ * handle or the client completes its pending requests with -MG_ECANCELED.
+ */
+#ifndef MG_BKC_H
+#define MG_BKC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct evbuffer;
+struct meta_store;
+struct bkc_client;
+struct bkc_ledger;
+
+/* Digest types, with the values of LedgerMetadataFormat.DigestType. */
+enum bkc_digest {
+    BKC_DIGEST_CRC32 = 1,  /* 8 bytes: zlib CRC-32 as a big-endian long */
+    BKC_DIGEST_HMAC = 2,   /* 20 bytes: HmacSHA1, key SHA1("mac" || password) */
+    BKC_DIGEST_CRC32C = 3, /* 4 bytes: Castagnoli, big-endian (Pulsar's default) */
+    BKC_DIGEST_DUMMY = 4,  /* no digest */
+};
+
+/* Client configuration; copied by bkc_client_new (strings too). Zero fields take the
+ * defaults in brackets (bkc_config_default fills them explicitly). */
+struct bkc_config {
+    int ensemble_size;       /* managedLedgerDefaultEnsembleSize [2] */
+    int write_quorum;        /* managedLedgerDefaultWriteQuorum [2] */
+    int ack_quorum;          /* managedLedgerDefaultAckQuorum [2] */
+    enum bkc_digest digest;  /* managedLedgerDigestType [CRC32C]; 0 = default */
+    const char *password;    /* ledger password (Pulsar: empty) [""] */
+    int timeout_ms;          /* bookkeeperClientTimeoutInSeconds*1000: per request [30000] */
+    bool use_v3;             /* !bookkeeperUseV2WireProtocol: v3 is not implemented; a
+                                warning is logged and v2 is used [false] */
+    size_t max_frame_size;   /* largest response frame accepted, bytes [5 MiB + 64 KiB] */
+    const char *ledgers_root; /* metadata root [/ledgers] */
+};
+
+/* Fill cfg with the defaults above. */
+void bkc_config_default(struct bkc_config *cfg);
+
+/* New client on base, reaching metadata through meta (borrowed; it must outlive the
+ * client). Returns 0 and *out, or -MG_EINVAL (quorums not E >= Qw >= Qa >= 1, E > 64,
+ * unknown digest). No connection is made until a ledger needs a bookie. */
+int bkc_client_new(struct event_base *base, struct meta_store *meta, const struct bkc_config *cfg,
+                   struct bkc_client **out);
+/* Free every ledger handle still open (their pending requests complete with -MG_ECANCELED
+ * before this returns; the handles are invalid afterwards), close the bookie connections
+ * and free the client. Metadata requests still in flight finish silently. Accepts NULL. */
+void bkc_client_free(struct bkc_client *c);
+
+/* ---- requests ------------------------------------------------------------------------ */
+
+struct bkc_req;
+typedef void (*bkc_cb)(struct bkc_req *req, int status);
+
+/* One asynchronous request, owned by the caller, zeroed before use (or bkc_req_fini'd after
+ * a previous use). It must stay valid until its callback has run. */
+struct bkc_req {
+    void *data; /* caller's */
+    bkc_cb cb;  /* set by the call */
+    /* results (valid from the callback on) */
+    struct bkc_ledger *ledger; /* create/open: the new handle on success; owned by the
+                                  caller, release with bkc_ledger_free */
+    int64_t ledger_id;         /* create: the new ledger's id */
+    int64_t entry_id;          /* add: the entry's id, set synchronously by bkc_add */
+    struct evbuffer **entries; /* read: n_entries payloads in entry order, owned by the
+                                  request (bkc_req_fini frees them; take one by setting its
+                                  slot to NULL) */
+    int n_entries;
+    int64_t first_entry;       /* read: first entry id of entries[] */
+    char errmsg[200];          /* why a request failed ("" when it did not) */
+    /* private */
+    int status_;
+    struct bkc_req *next_;
+    void *priv_;
+};
+/* Free what a completed request holds (read entries). Accepts a zeroed request. */
+void bkc_req_fini(struct bkc_req *req);
+
+/* ---- ledgers ------------------------------------------------------------------------- */
+
+/* Custom metadata key/value for a new ledger (Pulsar: application=pulsar, ...). */
+struct bkc_kv {
+    const char *key;
+    const void *value;
+    size_t value_len;
+};
+
+/* Per-ledger overrides for bkc_create; NULL or zero fields take the client's config. */
+struct bkc_create_opts {
+    int ensemble_size, write_quorum, ack_quorum;
+    const struct bkc_kv *custom; /* borrowed during the call */
+    int n_custom;
+};
+
+/* Create a ledger: take an id from the metadata store, pick E distinct writable bookies
+ * from /ledgers/available (at random, "readonly" excluded) and write its metadata
+ * (state OPEN). On success req->ledger is a writer handle and req->ledger_id its id.
+ * Sync errors: -MG_EINVAL (bad quorums). Async errors: -MG_EIO (not enough writable
+ * bookies; req->errmsg says how many were found), the meta store's errors, -MG_ECANCELED. */
+int bkc_create(struct bkc_client *c, const struct bkc_create_opts *o, struct bkc_req *req,
+               bkc_cb cb);
+
+/* Open an existing ledger for reading. recovery == false: a CLOSED ledger is readable up to
+ * its last entry; an OPEN one up to bkc_ledger_lac (-1 until bkc_read_lac is used).
+ * recovery == true and the ledger not CLOSED: mark it IN_RECOVERY, fence it on its last
+ * ensemble (the old writer's next add fails with EFENCED), recover the entries the writer
+ * may have acknowledged (re-written to their full write quorum) and close it at the last
+ * entry found; concurrent recoverers converge through the metadata CAS. On success
+ * req->ledger is a read handle. Async errors: -MG_ENOTFOUND (no such ledger), -MG_EIO
+ * (bookies unreachable, not enough bookies for recovery; see errmsg), -MG_ENOTALLOWED
+ * (a bookie refused the password), -MG_EPROTO (corrupt metadata), meta errors. */
+int bkc_open(struct bkc_client *c, int64_t ledger_id, bool recovery, struct bkc_req *req,
+             bkc_cb cb);
+
+/* Delete a ledger's metadata; bookies drop its data in their GC. -MG_ENOTFOUND (async)
+ * when it does not exist. Do not delete a ledger that has an open handle here. */
+int bkc_delete(struct bkc_client *c, int64_t ledger_id, struct bkc_req *req, bkc_cb cb);
+
+/* Append payload (borrowed: it must stay alive and unchanged until the callback; its bytes
+ * are referenced into the bookie connections, never copied, unless it already holds
+ * references itself) as the next entry. req->entry_id is set before bkc_add returns.
+ * The entry completes once ack-quorum bookies of its write set stored it; callbacks run
+ * strictly in entry order. Bookie errors and timeouts lead to an ensemble change (adds are
+ * held meanwhile and unacknowledged entries are resent to the replacement).
+ * Sync errors: -MG_ENOTALLOWED (not a writer handle), -MG_ECLOSED (close started),
+ * -MG_EFENCED / -MG_EIO / -MG_ENOTALLOWED (the ledger failed earlier; the same error as
+ * then). Async errors: -MG_EFENCED (someone recovered the ledger), -MG_EIO (not enough
+ * bookies for an ensemble change, metadata write failed; errmsg names the cause),
+ * -MG_ENOTALLOWED (a bookie refused the password), -MG_ECANCELED. */
+int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req, bkc_cb cb);
+
+/* Close a writer: wait for the pending adds to complete or fail, then CAS the metadata to
+ * CLOSED at the last add confirmed. For a read handle it completes with 0 at once (async).
+ * The handle stays usable for reads; free it with bkc_ledger_free. Async errors:
+ * -MG_EFENCED (the ledger was recovered by someone else with another last entry), meta
+ * errors, -MG_ECANCELED. Sync: -MG_EBUSY (close already in progress). */
+int bkc_close(struct bkc_ledger *lh, struct bkc_req *req, bkc_cb cb);
+
+/* Read entries first..last (inclusive), pipelined: each from one bookie of its write set,
+ * failing over to the next replica on an error, a timeout or a digest / header mismatch.
+ * On success req->entries holds the payloads (without BookKeeper's header and digest).
+ * Sync errors: -MG_EINVAL (first < 0, first > last, last > bkc_ledger_lac).
+ * Async errors: -MG_ENOTFOUND (every replica lacks an entry), -MG_ECHECKSUM (the copies
+ * that answered were corrupt), -MG_EIO, -MG_ECANCELED. */
+int bkc_read(struct bkc_ledger *lh, int64_t first, int64_t last, struct bkc_req *req,
+             bkc_cb cb);
+
+/* readLastConfirmed for a read handle of an OPEN ledger: ask every bookie of the last
+ * ensemble for its last entry and raise bkc_ledger_lac to the highest LAC they carry.
+ * Completes with 0 (also on CLOSED ledgers, at once) or -MG_EIO. */
+int bkc_read_lac(struct bkc_ledger *lh, struct bkc_req *req, bkc_cb cb);
+
+/* Free a handle: pending adds, reads and close complete with -MG_ECANCELED before this
+ * returns. A writer's ledger stays OPEN in the metadata (a later recovery closes it).
+ * Accepts NULL. */
+void bkc_ledger_free(struct bkc_ledger *lh);
+
+int64_t bkc_ledger_id(const struct bkc_ledger *lh);
+/* Last add confirmed: a writer's highest entry with it and all before it acknowledged;
+ * a closed ledger's last entry; -1 when none. */
+int64_t bkc_ledger_lac(const struct bkc_ledger *lh);
+/* Payload bytes up to and including the LAC entry (the metadata length once closed). */
+int64_t bkc_ledger_length(const struct bkc_ledger *lh);
+bool bkc_ledger_is_closed(const struct bkc_ledger *lh);
+/* The current (last) ensemble: its size and the bookie id at index i (borrowed, valid
+ * until the next ensemble change). */
+int bkc_ledger_ensemble_size(const struct bkc_ledger *lh);
+const char *bkc_ledger_bookie(const struct bkc_ledger *lh, int i);
+/* Number of segments (ensembles) in the ledger's metadata. */
+int bkc_ledger_num_segments(const struct bkc_ledger *lh);
+
+/* ---- metadata helpers (exported for tools and tests) ----------------------------------- */
+
+/* The hierarchical metadata path of ledger id under root ("/ledgers"): id 42 ->
+ * "/ledgers/00/0000/L0042"; ids >= 2^31-1 use the 3/4/4/4/4 split. Returns a new string. */
+char *bkc_ledger_path(const char *root, int64_t id);
+
+#endif

@@ -1,0 +1,332 @@
+/*
+ * bkc_int.h - struct bodies and internal interfaces of the bkc module (and its tests).
+ *
+ * Layers, bottom up:
+ *   bkc_md.c      ledger metadata: LedgerMetadataFormat v3 (binary) encode/decode, v2 (text)
+ *                 decode, hierarchical paths.
+ *   bkc_conn.c    one connection per bookie, v2 framing, requests (struct bkc_op) matched to
+ *                 responses by (ledger, entry, op) in FIFO order, per-request timeouts.
+ *   bkc_client.c  the client: config, deferred completions, metadata requests, digests,
+ *                 create / open / delete.
+ *   bkc_ledger.c  a ledger handle: adds with quorum tracking, ensemble changes, close, reads,
+ *                 LAC reads, fencing and recovery.
+ */
+#ifndef MG_BKC_INT_H
+#define MG_BKC_INT_H
+
+#include "bkc/bkc.h"
+#include "meta/meta.h"
+#include "util/map.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct bufferevent;
+struct event;
+
+/* ---- v2 wire constants (bookkeeper-wire.md §2) ---------------------------------------- */
+
+#define BKC_V2_VERSION 2
+#define BKC_OP_ADD 1
+#define BKC_OP_READ 2
+#define BKC_FLAG_FENCE 0x0001
+#define BKC_FLAG_RECOVERY_ADD 0x0002
+#define BKC_FLAG_HIGH_PRIORITY 0x0004
+#define BKC_MASTER_KEY_LEN 20
+#define BKC_ENTRY_HDR_LEN 32 /* ledgerId, entryId, LAC, length */
+#define BKC_MAX_DIGEST_LEN 20
+#define BKC_MAX_ENSEMBLE 64
+
+/* v2 response codes (rc >= 0 in op callbacks; local failures are -MG_E*). */
+enum bkc_rc {
+    BKC_RC_EOK = 0,
+    BKC_RC_ENOLEDGER = 1,
+    BKC_RC_ENOENTRY = 2,
+    BKC_RC_EBADREQ = 100,
+    BKC_RC_EIO = 101,
+    BKC_RC_EUA = 102,
+    BKC_RC_EBADVERSION = 103,
+    BKC_RC_EFENCED = 104,
+    BKC_RC_EREADONLY = 105,
+    BKC_RC_ETOOMANYREQUESTS = 106,
+    BKC_RC_EUNKNOWNLEDGERSTATE = 107,
+};
+const char *bkc_rc_str(int rc);
+
+/* ---- metadata (bkc_md.c) --------------------------------------------------------------- */
+
+enum bkc_state { BKC_STATE_OPEN = 1, BKC_STATE_IN_RECOVERY = 2, BKC_STATE_CLOSED = 3 };
+
+struct bkc_segment {
+    int64_t first;  /* firstEntryId */
+    char **bookies; /* owned: ensemble_size owned bookie ids */
+};
+
+struct bkc_md_kv {
+    char *key;      /* owned */
+    uint8_t *value; /* owned */
+    size_t len;
+};
+
+/* A decoded LedgerMetadataFormat. */
+struct bkc_md {
+    int ensemble_size, write_quorum, ack_quorum;
+    int64_t length;
+    int64_t last_entry; /* -1 unless CLOSED */
+    int state;          /* enum bkc_state */
+    struct bkc_segment *segs; /* owned, ascending first */
+    int n_segs;
+    int digest; /* enum bkc_digest; 0 = absent */
+    bool has_password;
+    uint8_t *password; /* owned */
+    size_t password_len;
+    bool has_ctime;
+    int64_t ctime;
+    struct bkc_md_kv *custom; /* owned */
+    int n_custom;
+    bool has_ctoken;
+    int64_t ctoken;
+};
+
+void bkc_md_fini(struct bkc_md *md);
+void bkc_md_copy(struct bkc_md *dst, const struct bkc_md *src);
+/* Serialize as format v3 (header line, varint32 length, binary protobuf); *out is a new
+ * buffer (mg_free). */
+void bkc_md_encode(const struct bkc_md *md, uint8_t **out, size_t *len);
+/* Parse format v3 (binary) or v2 (text). Returns 0 or -MG_EPROTO (md left empty). */
+int bkc_md_decode(const void *buf, size_t len, struct bkc_md *md);
+/* The segment index holding entry e (the last segment with first <= e). */
+int bkc_md_segment_for(const struct bkc_md *md, int64_t e);
+/* Append a segment {first, bookies (copied)}, replacing a last segment starting at first. */
+void bkc_md_set_last_segment(struct bkc_md *md, int64_t first, char *const *bookies);
+
+/* ---- bookie connections (bkc_conn.c) ---------------------------------------------------- */
+
+struct bkc_op;
+/* rc: a bookie response code (>= 0) or a local failure (-MG_ETIMEDOUT, -MG_EIO for a lost
+ * or refused connection). *body: READ responses with EOK, owned by the callback if it sets
+ * *body = NULL, else freed after it. The op is freed after the callback returns. */
+typedef void (*bkc_op_cb)(struct bkc_op *op, int rc, struct evbuffer **body);
+
+struct bkc_op {
+    struct bkc_bookie *bk; /* borrowed */
+    uint8_t opcode;
+    int64_t ledger, entry;
+    uint64_t deadline_ms;
+    uint64_t gen;          /* the connection generation it was sent on */
+    bkc_op_cb cb;
+    void *arg;             /* borrowed: the caller's state */
+    int slot;              /* the caller's index (ensemble index, write-set slot) */
+    struct bkc_op *next_same;  /* FIFO chain of ops with the same (ledger, entry, op) */
+    TAILQ_ENTRY(bkc_op) link;  /* bk->ops, in send order */
+};
+TAILQ_HEAD(bkc_op_list, bkc_op);
+
+enum bkc_bookie_state {
+    BKC_BK_IDLE = 0,   /* no connection */
+    BKC_BK_CONNECTING,
+    BKC_BK_CONNECTED,
+};
+
+struct bkc_bookie {
+    struct bkc_client *c; /* borrowed */
+    char *id;             /* owned: "host:port" */
+    char *host;           /* owned */
+    int port;
+    enum bkc_bookie_state state;
+    struct bufferevent *bev; /* owned */
+    uint64_t gen;            /* bumped at each connection loss */
+    struct mg_map match;     /* (ledger, entry, op) -> borrowed first op of its FIFO chain */
+    struct bkc_op_list ops;  /* every outstanding op, in send order (deadline order) */
+    int n_ops;
+    struct event *fail_ev;   /* owned: deferred failure of a connection that never started */
+    TAILQ_ENTRY(bkc_bookie) link;
+};
+TAILQ_HEAD(bkc_bookie_list, bkc_bookie);
+
+/* The bookie for id, created (without connecting) if new. */
+struct bkc_bookie *bkc_bookie_get(struct bkc_client *c, const char *id);
+void bkc_bookie_free(struct bkc_bookie *bk);
+/* Send an ADD: `pre` (v2 header, master key, entry header and digest; copied) followed by a
+ * reference to payload's bytes. Never calls cb before returning. */
+struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t entry,
+                              uint16_t flags, const uint8_t *master_key, const uint8_t *ehdr,
+                              size_t ehdr_len, struct evbuffer *payload, bkc_op_cb cb,
+                              void *arg, int slot);
+/* Send a READ; master_key is sent when flags has BKC_FLAG_FENCE. */
+struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry,
+                               uint16_t flags, const uint8_t *master_key, bkc_op_cb cb,
+                               void *arg, int slot);
+/* Forget an outstanding op: its callback will not run; a late response is dropped.
+ * Accepts NULL. */
+void bkc_op_cancel(struct bkc_op *op);
+/* Fail ops whose deadline passed (-MG_ETIMEDOUT). */
+void bkc_bookie_check_timeouts(struct bkc_bookie *bk, uint64_t now_ms);
+/* Drop the connection and fail every outstanding op with err. */
+void bkc_bookie_fail(struct bkc_bookie *bk, int err, const char *why);
+
+/* ---- client (bkc_client.c) ------------------------------------------------------------ */
+
+struct bkc_mop;
+typedef void (*bkc_mop_fn)(struct bkc_mop *mop, int status);
+/* One metadata request. The meta store may complete it after its owner is gone: the owner
+ * marks it dead and the completion then only frees it. */
+struct bkc_mop {
+    struct meta_req mr;
+    struct bkc_client *c;
+    void *owner;       /* borrowed: a ledger handle, or NULL */
+    struct bkc_req *ureq; /* borrowed: a user request completed by fn (delete) */
+    bkc_mop_fn fn;
+    bool dead;
+    TAILQ_ENTRY(bkc_mop) link;
+};
+TAILQ_HEAD(bkc_mop_list, bkc_mop);
+
+TAILQ_HEAD(bkc_ledger_list, bkc_ledger);
+
+struct bkc_client {
+    struct event_base *base;  /* borrowed */
+    struct meta_store *meta;  /* borrowed */
+    struct bkc_config cfg;    /* strings point into the owned copies below */
+    char *password;           /* owned */
+    char *root;               /* owned: "/ledgers" */
+    struct mg_map bookies;    /* id -> owned bkc_bookie */
+    struct bkc_bookie_list bookie_list;
+    struct bkc_ledger_list ledgers; /* every handle, including ones being created/opened */
+    struct bkc_mop_list mops;       /* metadata requests in flight */
+    struct bkc_req *done_head, *done_tail; /* completed requests waiting for their callback */
+    struct event *done_ev;  /* owned */
+    struct event *tick_ev;  /* owned: timeouts */
+    uint64_t rng;
+    bool draining;          /* inside the done_ev handler */
+    bool free_on_return;    /* bkc_client_free was called from a callback */
+};
+
+uint64_t bkc_now_ms(void);
+uint64_t bkc_rand(struct bkc_client *c);
+/* Queue req's callback with status (runs from the loop, FIFO). */
+void bkc_complete(struct bkc_client *c, struct bkc_req *req, int status);
+/* Start a metadata request: returns the mop (its mr ready for meta_*) tracked by the
+ * client; call bkc_mop_start's result with meta_* and bkc_mop_cb as callback. */
+struct bkc_mop *bkc_mop_new(struct bkc_client *c, void *owner, bkc_mop_fn fn);
+void bkc_mop_cb(struct meta_req *mr, int status);
+/* Mark every mop of owner dead. */
+void bkc_mops_kill(struct bkc_client *c, void *owner);
+/* master key and digests */
+void bkc_master_key(const uint8_t *pw, size_t pw_len, uint8_t out[BKC_MASTER_KEY_LEN]);
+int bkc_digest_len(int digest);
+/* Digest over hdr (32 bytes) then len bytes of payload from offset off. */
+void bkc_digest(int digest, const uint8_t *mac_key, const uint8_t *hdr, struct evbuffer *payload,
+                size_t off, size_t len, uint8_t *out);
+
+/* ---- ledger handles (bkc_ledger.c) ------------------------------------------------------ */
+
+enum bkc_mode {
+    BKC_MODE_CREATING = 0,
+    BKC_MODE_OPENING,
+    BKC_MODE_RECOVERING,
+    BKC_MODE_WRITER,
+    BKC_MODE_READER,
+};
+
+/* A pending add (writer or recovery re-add). */
+struct bkc_add {
+    struct bkc_ledger *lh;  /* borrowed */
+    int64_t entry;
+    int64_t length;         /* ledger length including this entry */
+    struct evbuffer *payload; /* borrowed from the caller, or owned if own_payload */
+    bool own_payload;
+    bool sent;              /* false while held by an ensemble change */
+    uint16_t flags;
+    uint8_t ehdr[BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN]; /* built at first send */
+    size_t ehdr_len;
+    uint64_t acked;         /* ensemble indexes that acknowledged */
+    int n_acked;
+    struct bkc_op *ops[BKC_MAX_ENSEMBLE]; /* outstanding, by ensemble index */
+    struct bkc_req *req;    /* borrowed: NULL for recovery re-adds */
+    TAILQ_ENTRY(bkc_add) link;
+};
+TAILQ_HEAD(bkc_add_list, bkc_add);
+
+/* A range read. */
+struct bkc_rd_ent {
+    struct bkc_op *op;
+    int tries, n_missing, n_corrupt;
+    struct evbuffer *payload; /* owned once read */
+    int64_t length;           /* the entry's length field */
+};
+struct bkc_rd {
+    struct bkc_ledger *lh;  /* borrowed */
+    struct bkc_req *req;    /* borrowed; NULL for internal reads */
+    void (*internal_cb)(struct bkc_rd *rd, int status);
+    int64_t first, last;
+    int n, n_done;
+    struct bkc_rd_ent *ents; /* owned, n */
+    TAILQ_ENTRY(bkc_rd) link;
+};
+TAILQ_HEAD(bkc_rd_list, bkc_rd);
+
+/* A LAC read (fencing or not) on the last ensemble. */
+struct bkc_lacrd {
+    struct bkc_ledger *lh;
+    bool fence;
+    struct bkc_req *req; /* borrowed: bkc_read_lac's, or NULL (recovery) */
+    struct bkc_op *ops[BKC_MAX_ENSEMBLE];
+    uint8_t answer[BKC_MAX_ENSEMBLE]; /* 0 pending, 1 counted answer, 2 failed */
+    int n_pending;
+    int64_t max_lac;
+    int err;
+};
+
+/* One recovery read: entry `entry` from every bookie of its write set. */
+struct bkc_rrd {
+    int64_t entry;
+    struct bkc_op *ops[BKC_MAX_ENSEMBLE];
+    int n_pending, n_missing, n_failed;
+};
+
+struct bkc_ledger {
+    struct bkc_client *c; /* borrowed */
+    TAILQ_ENTRY(bkc_ledger) link;
+    int64_t id;
+    char *path;           /* owned */
+    enum bkc_mode mode;
+    struct bkc_md md;     /* current metadata */
+    int64_t md_version;
+    uint8_t master_key[BKC_MASTER_KEY_LEN];
+    uint8_t mac_key[20];
+    int digest, digest_len;
+    struct bkc_bookie *ens[BKC_MAX_ENSEMBLE]; /* borrowed: the last segment's bookies */
+    /* writer / recovery */
+    int64_t lac, lac_length;            /* last add confirmed and the length there */
+    int64_t last_pushed, pushed_length;
+    struct bkc_add_list adds;           /* pending, ascending entry */
+    uint64_t failed;                    /* ensemble indexes to replace */
+    uint64_t changing_set;              /* the ones the running change replaces */
+    bool changing;
+    int err;                            /* sticky failure of the writer */
+    char errmsg[200];
+    bool closing;
+    struct bkc_req *close_req;          /* borrowed */
+    struct bkc_rd_list reads;
+    struct bkc_lacrd *lacrd;            /* owned: LAC read / fence in progress */
+    /* create / open */
+    struct bkc_req *open_req;           /* borrowed: create or open in progress */
+    bool recovery;
+    int create_tries;
+    struct bkc_create_opts copts;       /* custom points into md */
+    /* recovery */
+    struct bkc_rrd *rrd;                /* owned: recovery read in progress */
+    bool rec_reads_done;
+    bool rec_closing;
+};
+
+/* Create / open steps (bkc_ledger.c), started by bkc_client.c. */
+struct bkc_ledger *bkc_ledger_alloc(struct bkc_client *c, int64_t id, enum bkc_mode mode);
+void bkc_ledger_destroy(struct bkc_ledger *lh, int status);
+void bkc_ledger_create_start(struct bkc_ledger *lh);
+void bkc_ledger_open_start(struct bkc_ledger *lh);
+
+#endif

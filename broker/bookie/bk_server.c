@@ -1,0 +1,1061 @@
+/*
+ * bk_server.c - the bookie's network side and request semantics (loop thread).
+ *
+ * Happy path: accept -> per-connection bufferevent. Each complete frame [BE32 len][body] is
+ * decoded; the first one fixes the connection's framing (v3: the body starts with 0x0A, the
+ * tag of Request.header; v2: the first byte is the packet version 0..2). Reads, READ_LAC,
+ * GET_BOOKIE_INFO, AUTH are answered at once. Adds (and masterKey, fence, explicit-LAC and
+ * force meta-records) become bk_jreq records, collected during the read callback and handed
+ * to the journal thread at its end in one batch. When the journal thread has written and
+ * synced a group it wakes bk_server_journal_done, which applies each record to storage and
+ * sends its reply. v3 replies carry the request's txnId and may leave out of order; v2
+ * replies are matched by (ledger, entry).
+ *
+ * Failure modes: a frame above max_frame, shorter than a header, of an unknown framing or
+ * that does not decode closes that connection with a logged reason (other connections go
+ * on). A journal failure answers the affected adds EIO (never EOK) and turns the bookie
+ * read-only, as do a failed entry-log write and a disk fuller than the threshold; read-only
+ * adds get EREADONLY, reads go on. Connections closed while adds are in the journal are
+ * kept (refcounted) until those complete; the adds are still applied.
+ */
+#include "BookkeeperProtocol.pb-c.h"
+#include "bookie/bookie_int.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#define V2_ADD 1
+#define V2_READ 2
+#define V2_AUTH 3
+#define V2_FLAG_DO_FENCING 0x0001
+#define V2_FLAG_RECOVERY_ADD 0x0002
+#define V2_FLAG_HIGH_PRIORITY 0x0004
+#define V2_MASTER_KEY_LEN 20
+#define AUTH_PLUGIN "AuthDisabledPlugin"
+
+int bk_status_v2(int st)
+{
+    switch (st) {
+    case BK_EOK:
+        return 0;
+    case BK_ENOLEDGER:
+        return 1;
+    case BK_ENOENTRY:
+        return 2;
+    case BK_EBADREQ:
+        return 100;
+    case BK_EIO:
+        return 101;
+    case BK_EUA:
+        return 102;
+    case BK_EBADVERSION:
+        return 103;
+    case BK_EFENCED:
+        return 104;
+    case BK_EREADONLY:
+        return 105;
+    case BK_ETOOMANYREQUESTS:
+        return 106;
+    default:
+        return 101;
+    }
+}
+
+void bk_options_default(struct bk_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->bind_address = "0.0.0.0";
+    o->port = 3181;
+    o->advertised_address = "localhost";
+    o->journal_dir = "data/bookie/journal";
+    o->ledger_dir = "data/bookie/ledgers";
+    o->max_group_wait_ms = 1;
+    o->buffered_writes_threshold = 524288;
+    o->buffered_entries_threshold = 0;
+    o->journal_max_size = 2048LL << 20;
+    o->journal_sync = true;
+    o->flush_interval_ms = 10000;
+    o->disk_usage_threshold_pct = 95;
+    o->disk_check_interval_ms = 10000;
+    o->max_frame_size = 5 * 1024 * 1024;
+}
+
+/* ---- connections ------------------------------------------------------------------------ */
+
+static void conn_unref(struct bk_conn *c)
+{
+    MG_ASSERT(c->refs > 0);
+    if (--c->refs == 0)
+        mg_free(c);
+}
+
+static void conn_close_socket(struct bk_conn *c)
+{
+    if (!c->bev)
+        return;
+    struct bk_server *s = c->srv;
+    if (c->reason[0])
+        MG_INFO(BK_MODULE, "conn %" PRIu64 " %s closed: %s", c->id, c->peer, c->reason);
+    else
+        MG_DEBUG(BK_MODULE, "conn %" PRIu64 " %s closed", c->id, c->peer);
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    conn_unref(c);
+}
+
+static void conn_fail(struct bk_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_fail(struct bk_conn *c, const char *fmt, ...)
+{
+    if (c->closing)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->reason, sizeof c->reason, fmt, ap);
+    va_end(ap);
+    c->closing = true;
+}
+
+/* ---- replies ---------------------------------------------------------------------------- */
+
+static void v3_send(struct bk_conn *c, int op, uint64_t txn, int status,
+                    Bookkeeper__Proto__Response *resp)
+{
+    if (!c->bev)
+        return;
+    Bookkeeper__Proto__BKPacketHeader h = BOOKKEEPER__PROTO__BKPACKET_HEADER__INIT;
+    h.version = BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE;
+    h.operation = (Bookkeeper__Proto__OperationType)op;
+    h.txnid = txn;
+    resp->header = &h;
+    resp->status = (Bookkeeper__Proto__StatusCode)status;
+    size_t n = bookkeeper__proto__response__get_packed_size(resp);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)(4 + n), &v, 1) < 1) {
+        conn_fail(c, "out of output buffer space");
+        return;
+    }
+    bk_put_be32(v.iov_base, (uint32_t)n);
+    bookkeeper__proto__response__pack(resp, (uint8_t *)v.iov_base + 4);
+    v.iov_len = 4 + n;
+    evbuffer_commit_space(out, &v, 1);
+}
+
+static uint32_t v2_resp_hdr(uint32_t req_hdr)
+{
+    if ((req_hdr >> 24) == 0)
+        return req_hdr; /* version 0: the whole int is the opcode */
+    return req_hdr & 0xffff0000u;
+}
+
+static void v2_send(struct bk_conn *c, uint32_t req_hdr, int status, int64_t ledger,
+                    int64_t entry, const uint8_t *body, size_t len)
+{
+    if (!c->bev)
+        return;
+    uint8_t b[28];
+    bk_put_be32(b, (uint32_t)(24 + len));
+    bk_put_be32(b + 4, v2_resp_hdr(req_hdr));
+    bk_put_be32(b + 8, (uint32_t)bk_status_v2(status));
+    bk_put_be64(b + 12, (uint64_t)ledger);
+    bk_put_be64(b + 20, (uint64_t)entry);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add(out, b, sizeof b);
+    if (len)
+        evbuffer_add(out, body, len);
+}
+
+static void reply_add(struct bk_conn *c, int proto, uint32_t v2hdr, uint64_t txn, int status,
+                      int64_t ledger, int64_t entry)
+{
+    if (proto == BK_PROTO_V2) {
+        v2_send(c, v2hdr, status, ledger, entry, NULL, 0);
+        return;
+    }
+    Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    Bookkeeper__Proto__AddResponse a = BOOKKEEPER__PROTO__ADD_RESPONSE__INIT;
+    a.status = (Bookkeeper__Proto__StatusCode)status;
+    a.ledgerid = ledger;
+    a.entryid = entry;
+    r.addresponse = &a;
+    v3_send(c, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, txn, status, &r);
+}
+
+/* Read (ledger, entry) and answer; status != EOK answers that status without reading. */
+static void reply_read(struct bk_server *s, struct bk_conn *c, int proto, uint32_t v2hdr,
+                       uint64_t txn, int64_t ledger, int64_t entry, int status)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    bool owned = false;
+    if (status == BK_EOK)
+        status = bk_store_read(&s->store, ledger, entry, &data, &len, &owned);
+    if (proto == BK_PROTO_V2) {
+        v2_send(c, v2hdr, status, ledger, entry, data, status == BK_EOK ? len : 0);
+    } else {
+        Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
+        Bookkeeper__Proto__ReadResponse rr = BOOKKEEPER__PROTO__READ_RESPONSE__INIT;
+        rr.status = (Bookkeeper__Proto__StatusCode)status;
+        rr.ledgerid = ledger;
+        rr.entryid = entry;
+        if (status == BK_EOK) {
+            rr.has_body = true;
+            rr.body.data = data;
+            rr.body.len = len;
+        }
+        struct bk_ledger *l = bk_store_ledger(&s->store, ledger, false);
+        if (l) {
+            rr.has_maxlac = true;
+            rr.maxlac = l->lac;
+        }
+        r.readresponse = &rr;
+        v3_send(c, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn, status, &r);
+    }
+    if (owned)
+        mg_free(data);
+}
+
+static void reply_simple(struct bk_conn *c, int op, uint64_t txn, int status, int64_t ledger)
+{
+    Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    Bookkeeper__Proto__WriteLacResponse w = BOOKKEEPER__PROTO__WRITE_LAC_RESPONSE__INIT;
+    Bookkeeper__Proto__ForceLedgerResponse f = BOOKKEEPER__PROTO__FORCE_LEDGER_RESPONSE__INIT;
+    if (op == BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC) {
+        w.status = (Bookkeeper__Proto__StatusCode)status;
+        w.ledgerid = ledger;
+        r.writelacresponse = &w;
+    } else {
+        f.status = (Bookkeeper__Proto__StatusCode)status;
+        f.ledgerid = ledger;
+        r.forceledgerresponse = &f;
+    }
+    v3_send(c, op, txn, status, &r);
+}
+
+/* ---- journal requests ------------------------------------------------------------------- */
+
+static struct bk_jreq *jreq_new(struct bk_server *s, enum bk_jtype type, int64_t ledger,
+                                int64_t entry, uint8_t *data, size_t len)
+{
+    struct bk_jreq *r = mg_calloc(1, sizeof *r);
+    r->type = type;
+    r->ledger_id = ledger;
+    r->entry_id = entry;
+    r->data = data;
+    r->len = len;
+    r->enq_ns = bk_now_ns();
+    if (s->pend_tail)
+        s->pend_tail->next = r;
+    else
+        s->pend_head = r;
+    s->pend_tail = r;
+    return r;
+}
+
+static void jreq_reply_to(struct bk_jreq *r, struct bk_conn *c, enum bk_reply reply, int proto,
+                          uint32_t v2hdr, uint64_t txn, int op)
+{
+    r->conn = c;
+    c->refs++;
+    c->inflight++;
+    r->reply = reply;
+    r->proto = proto;
+    r->v2_hdr = v2hdr;
+    r->txn_id = txn;
+    r->op = op;
+}
+
+static void submit_pending(struct bk_server *s)
+{
+    bk_journal_submit(&s->journal, s->pend_head, s->pend_tail);
+    s->pend_head = s->pend_tail = NULL;
+}
+
+static void complete(struct bk_server *s, struct bk_jreq *r)
+{
+    if (r->status == 0) {
+        static const int64_t meta_ids[] = {
+            [BK_J_KEY] = BK_META_LEDGER_KEY,
+            [BK_J_FENCE] = BK_META_FENCE_KEY,
+            [BK_J_LAC] = BK_META_EXPLICIT_LAC,
+            [BK_J_FORCE] = BK_META_FORCE_LEDGER,
+        };
+        int rc;
+        if (r->type == BK_J_ADD) {
+            rc = bk_store_apply(&s->store, r->ledger_id, r->entry_id, r->data, r->len);
+            r->data = NULL; /* the write cache owns it now */
+        } else {
+            rc = bk_store_apply(&s->store, r->ledger_id, meta_ids[r->type], r->data, r->len);
+        }
+        if (rc < 0)
+            bk_server_set_readonly(s, BK_RO_IOERR, true, "entry log write failed");
+        s->store.mark_file = r->jfile;
+        s->store.mark_off = r->jend;
+    } else if (!(s->readonly & BK_RO_IOERR)) {
+        char why[128];
+        int e = atomic_load(&s->journal.failed_errno);
+        snprintf(why, sizeof why, "journal write/fsync failed: %s",
+                 e ? strerror(e) : mg_strerror(r->status));
+        bk_server_set_readonly(s, BK_RO_IOERR, true, why);
+    }
+    struct bk_conn *c = r->conn;
+    if (c) {
+        int st = r->status == 0 ? BK_EOK : BK_EIO;
+        if (c->bev) {
+            switch (r->reply) {
+            case BK_REPLY_ADD:
+                reply_add(c, r->proto, r->v2_hdr, r->txn_id, st, r->ledger_id, r->entry_id);
+                break;
+            case BK_REPLY_FENCE_READ:
+                reply_read(s, c, r->proto, r->v2_hdr, r->txn_id, r->ledger_id, r->entry_id, st);
+                break;
+            case BK_REPLY_WRITE_LAC:
+            case BK_REPLY_FORCE:
+                reply_simple(c, r->op, r->txn_id, st, r->ledger_id);
+                break;
+            case BK_REPLY_NONE:
+                break;
+            }
+        }
+        c->inflight--;
+        if (c->paused && c->bev && c->inflight < BK_CONN_MAX_INFLIGHT / 2) {
+            c->paused = false;
+            bufferevent_enable(c->bev, EV_READ);
+            /* frames may already be buffered: run the read callback from the loop */
+            bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+        }
+        conn_unref(c);
+    }
+    mg_free(r->data);
+    mg_free(r);
+}
+
+void bk_server_journal_done(struct bk_server *s)
+{
+    struct bk_jreq *r = bk_journal_take_done(&s->journal);
+    while (r) {
+        struct bk_jreq *next = r->next;
+        complete(s, r);
+        r = next;
+    }
+    if (s->store.cache_bytes > BK_WRITE_CACHE_MAX && !s->store.io_failed)
+        bk_server_checkpoint(s);
+}
+
+/* ---- request semantics ------------------------------------------------------------------ */
+
+/* Check and record the master key; queues a LEDGER_KEY record when it is new. */
+static int check_key(struct bk_server *s, int64_t ledger, const uint8_t *key, size_t klen,
+                     struct bk_ledger **out)
+{
+    if (klen > BK_MASTER_KEY_MAX)
+        return BK_EBADREQ;
+    struct bk_ledger *l = bk_store_ledger(&s->store, ledger, true);
+    *out = l;
+    if (l->has_key)
+        return l->key_len == klen && memcmp(l->key, key, klen) == 0 ? BK_EOK : BK_EUA;
+    l->has_key = true;
+    l->key_len = (uint8_t)klen;
+    memcpy(l->key, key, klen);
+    l->dirty = true;
+    uint8_t *k = mg_malloc(klen ? klen : 1);
+    memcpy(k, key, klen);
+    jreq_new(s, BK_J_KEY, ledger, BK_META_LEDGER_KEY, k, klen);
+    return BK_EOK;
+}
+
+/* Admission of an add; returns BK_EOK (the ADD record may be queued) or the error status. */
+static int add_admit(struct bk_server *s, int64_t ledger, int64_t entry, const uint8_t *key,
+                     size_t klen, bool recovery, bool high_prio)
+{
+    if (s->readonly && !(high_prio && s->readonly == BK_RO_DISK))
+        return BK_EREADONLY;
+    if (ledger < 0 || entry < 0)
+        return BK_EBADREQ;
+    struct bk_ledger *l;
+    int st = check_key(s, ledger, key, klen, &l);
+    if (st != BK_EOK)
+        return st;
+    if (l->fenced && !recovery)
+        return BK_EFENCED;
+    return BK_EOK;
+}
+
+/* Fencing read: mark fenced now (later adds get EFENCED at once), answer once durable. */
+static void fence_read(struct bk_server *s, struct bk_conn *c, int proto, uint32_t v2hdr,
+                       uint64_t txn, int64_t ledger, int64_t entry, const uint8_t *key,
+                       size_t klen, bool has_key)
+{
+    int st = BK_EOK;
+    struct bk_ledger *l = NULL;
+    if (!has_key)
+        st = BK_EUA;
+    else if (s->readonly & BK_RO_IOERR)
+        st = BK_EIO;
+    else
+        st = check_key(s, ledger, key, klen, &l);
+    if (st != BK_EOK) {
+        reply_read(s, c, proto, v2hdr, txn, ledger, entry, st);
+        return;
+    }
+    l->fenced = true;
+    l->dirty = true;
+    struct bk_jreq *r = jreq_new(s, BK_J_FENCE, ledger, BK_META_FENCE_KEY, NULL, 0);
+    jreq_reply_to(r, c, BK_REPLY_FENCE_READ, proto, v2hdr, txn,
+                  BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY);
+    r->entry_id = entry; /* the entry to answer with; the record itself is a FENCE */
+}
+
+/* ---- v2 --------------------------------------------------------------------------------- */
+
+static void handle_v2(struct bk_server *s, struct bk_conn *c, struct evbuffer *in, size_t flen)
+{
+    uint8_t hb[4];
+    evbuffer_remove(in, hb, 4);
+    size_t rest = flen - 4;
+    uint32_t hdr = bk_get_be32(hb);
+    unsigned version = hdr >> 24;
+    unsigned op = version == 0 ? hdr : (hdr >> 16) & 0xff;
+    unsigned flags = version == 0 ? 0 : hdr & 0xffff;
+    if (op == V2_ADD) {
+        if (rest < V2_MASTER_KEY_LEN + 16) {
+            conn_fail(c, "v2 ADD of %zu bytes is too short", rest);
+            evbuffer_drain(in, rest);
+            return;
+        }
+        uint8_t key[V2_MASTER_KEY_LEN];
+        evbuffer_remove(in, key, sizeof key);
+        size_t len = rest - V2_MASTER_KEY_LEN;
+        uint8_t *body = mg_malloc(len);
+        evbuffer_remove(in, body, len);
+        int64_t ledger = (int64_t)bk_get_be64(body);
+        int64_t entry = (int64_t)bk_get_be64(body + 8);
+        int st = add_admit(s, ledger, entry, key, sizeof key, (flags & V2_FLAG_RECOVERY_ADD) != 0,
+                           (flags & V2_FLAG_HIGH_PRIORITY) != 0);
+        if (st != BK_EOK) {
+            mg_free(body);
+            v2_send(c, hdr, st, ledger, entry, NULL, 0);
+            return;
+        }
+        struct bk_jreq *r = jreq_new(s, BK_J_ADD, ledger, entry, body, len);
+        jreq_reply_to(r, c, BK_REPLY_ADD, BK_PROTO_V2, hdr, 0, 0);
+        return;
+    }
+    if (op == V2_READ) {
+        if (rest < 16) {
+            conn_fail(c, "v2 READ of %zu bytes is too short", rest);
+            evbuffer_drain(in, rest);
+            return;
+        }
+        uint8_t b[16 + V2_MASTER_KEY_LEN];
+        size_t take = rest >= sizeof b ? sizeof b : 16;
+        evbuffer_remove(in, b, take);
+        evbuffer_drain(in, rest - take);
+        int64_t ledger = (int64_t)bk_get_be64(b);
+        int64_t entry = (int64_t)bk_get_be64(b + 8);
+        if (flags & V2_FLAG_DO_FENCING)
+            fence_read(s, c, BK_PROTO_V2, hdr, 0, ledger, entry, b + 16, V2_MASTER_KEY_LEN,
+                       take == sizeof b);
+        else
+            reply_read(s, c, BK_PROTO_V2, hdr, 0, ledger, entry, BK_EOK);
+        return;
+    }
+    if (op == V2_AUTH) {
+        evbuffer_drain(in, rest);
+        Bookkeeper__Proto__AuthMessage am = BOOKKEEPER__PROTO__AUTH_MESSAGE__INIT;
+        am.authpluginname = (char *)AUTH_PLUGIN;
+        size_t n = bookkeeper__proto__auth_message__get_packed_size(&am);
+        uint8_t *b = mg_malloc(8 + n);
+        bk_put_be32(b, (uint32_t)(4 + n));
+        bk_put_be32(b + 4, v2_resp_hdr(hdr));
+        bookkeeper__proto__auth_message__pack(&am, b + 8);
+        evbuffer_add(bufferevent_get_output(c->bev), b, 8 + n);
+        mg_free(b);
+        return;
+    }
+    evbuffer_drain(in, rest);
+    conn_fail(c, "unsupported v2 opcode %u (version %u)", op, version);
+}
+
+/* ---- v3 --------------------------------------------------------------------------------- */
+
+static void v3_error(struct bk_conn *c, int op, uint64_t txn, int status)
+{
+    Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    v3_send(c, op, txn, status, &r);
+}
+
+static void v3_add(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
+{
+    uint64_t txn = req->header->txnid;
+    Bookkeeper__Proto__AddRequest *a = req->addrequest;
+    if (!a) {
+        v3_error(c, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, txn, BK_EBADREQ);
+        return;
+    }
+    bool recovery = a->has_flag && a->flag == BOOKKEEPER__PROTO__ADD_REQUEST__FLAG__RECOVERY_ADD;
+    bool prio = req->header->has_priority && req->header->priority > 0;
+    int st = add_admit(s, a->ledgerid, a->entryid, a->masterkey.data, a->masterkey.len, recovery,
+                       prio);
+    if (st != BK_EOK) {
+        reply_add(c, BK_PROTO_V3, 0, txn, st, a->ledgerid, a->entryid);
+        return;
+    }
+    uint8_t *body = mg_malloc(a->body.len ? a->body.len : 1);
+    memcpy(body, a->body.data, a->body.len);
+    struct bk_jreq *r = jreq_new(s, BK_J_ADD, a->ledgerid, a->entryid, body, a->body.len);
+    jreq_reply_to(r, c, BK_REPLY_ADD, BK_PROTO_V3, 0, txn,
+                  BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY);
+}
+
+static void v3_read(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
+{
+    uint64_t txn = req->header->txnid;
+    Bookkeeper__Proto__ReadRequest *rr = req->readrequest;
+    if (!rr) {
+        v3_error(c, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn, BK_EBADREQ);
+        return;
+    }
+    /* Long polls (previousLAC/timeOut) are answered at once with the current state. */
+    if (rr->has_flag && rr->flag == BOOKKEEPER__PROTO__READ_REQUEST__FLAG__FENCE_LEDGER)
+        fence_read(s, c, BK_PROTO_V3, 0, txn, rr->ledgerid, rr->entryid, rr->masterkey.data,
+                   rr->masterkey.len, rr->has_masterkey);
+    else
+        reply_read(s, c, BK_PROTO_V3, 0, txn, rr->ledgerid, rr->entryid, BK_EOK);
+}
+
+static void v3_read_lac(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
+{
+    int op = BOOKKEEPER__PROTO__OPERATION_TYPE__READ_LAC;
+    uint64_t txn = req->header->txnid;
+    if (!req->readlacrequest) {
+        v3_error(c, op, txn, BK_EBADREQ);
+        return;
+    }
+    int64_t ledger = req->readlacrequest->ledgerid;
+    Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    Bookkeeper__Proto__ReadLacResponse lr = BOOKKEEPER__PROTO__READ_LAC_RESPONSE__INIT;
+    lr.ledgerid = ledger;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    bool owned = false;
+    int st = BK_ENOLEDGER;
+    struct bk_ledger *l = bk_store_ledger(&s->store, ledger, false);
+    if (l) {
+        st = BK_ENOENTRY;
+        if (l->explicit_lac) {
+            lr.has_lacbody = true;
+            lr.lacbody.data = l->explicit_lac;
+            lr.lacbody.len = l->explicit_lac_len;
+            st = BK_EOK;
+        }
+        if (bk_store_read(&s->store, ledger, -1, &data, &len, &owned) == BK_EOK) {
+            lr.has_lastentrybody = true;
+            lr.lastentrybody.data = data;
+            lr.lastentrybody.len = len;
+            st = BK_EOK;
+        }
+    }
+    lr.status = (Bookkeeper__Proto__StatusCode)st;
+    r.readlacresponse = &lr;
+    v3_send(c, op, txn, st, &r);
+    if (owned)
+        mg_free(data);
+}
+
+static void v3_write_lac(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
+{
+    int op = BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC;
+    uint64_t txn = req->header->txnid;
+    Bookkeeper__Proto__WriteLacRequest *w = req->writelacrequest;
+    if (!w) {
+        v3_error(c, op, txn, BK_EBADREQ);
+        return;
+    }
+    int st = s->readonly ? BK_EREADONLY : BK_EOK;
+    struct bk_ledger *l;
+    if (st == BK_EOK)
+        st = check_key(s, w->ledgerid, w->masterkey.data, w->masterkey.len, &l);
+    if (st != BK_EOK) {
+        reply_simple(c, op, txn, st, w->ledgerid);
+        return;
+    }
+    uint8_t *b = mg_malloc(w->body.len ? w->body.len : 1);
+    memcpy(b, w->body.data, w->body.len);
+    struct bk_jreq *r = jreq_new(s, BK_J_LAC, w->ledgerid, BK_META_EXPLICIT_LAC, b, w->body.len);
+    jreq_reply_to(r, c, BK_REPLY_WRITE_LAC, BK_PROTO_V3, 0, txn, op);
+}
+
+static void v3_force(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
+{
+    int op = BOOKKEEPER__PROTO__OPERATION_TYPE__FORCE_LEDGER;
+    uint64_t txn = req->header->txnid;
+    if (!req->forceledgerrequest) {
+        v3_error(c, op, txn, BK_EBADREQ);
+        return;
+    }
+    int64_t ledger = req->forceledgerrequest->ledgerid;
+    if (s->readonly & BK_RO_IOERR) {
+        reply_simple(c, op, txn, BK_EIO, ledger);
+        return;
+    }
+    /* Every add is synced before its ack, so forcing only needs to wait for the records
+     * queued before it: a FORCE_LEDGER record rides the same group commit. */
+    struct bk_jreq *r = jreq_new(s, BK_J_FORCE, ledger, BK_META_FORCE_LEDGER, NULL, 0);
+    jreq_reply_to(r, c, BK_REPLY_FORCE, BK_PROTO_V3, 0, txn, op);
+}
+
+static void v3_bookie_info(struct bk_server *s, struct bk_conn *c,
+                           Bookkeeper__Proto__Request *req)
+{
+    int op = BOOKKEEPER__PROTO__OPERATION_TYPE__GET_BOOKIE_INFO;
+    Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    Bookkeeper__Proto__GetBookieInfoResponse gi = BOOKKEEPER__PROTO__GET_BOOKIE_INFO_RESPONSE__INIT;
+    int64_t want = req->getbookieinforequest && req->getbookieinforequest->has_requested
+                       ? req->getbookieinforequest->requested
+                       : 0;
+    struct statvfs sv;
+    int st = BK_EOK;
+    if (statvfs(s->ledger_dir, &sv) != 0) {
+        st = BK_EIO;
+    } else {
+        if (want & BOOKKEEPER__PROTO__GET_BOOKIE_INFO_REQUEST__FLAGS__TOTAL_DISK_CAPACITY) {
+            gi.has_totaldiskcapacity = true;
+            gi.totaldiskcapacity = (int64_t)sv.f_blocks * (int64_t)sv.f_frsize;
+        }
+        if (want & BOOKKEEPER__PROTO__GET_BOOKIE_INFO_REQUEST__FLAGS__FREE_DISK_SPACE) {
+            gi.has_freediskspace = true;
+            gi.freediskspace = (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
+        }
+    }
+    gi.status = (Bookkeeper__Proto__StatusCode)st;
+    r.getbookieinforesponse = &gi;
+    v3_send(c, op, req->header->txnid, st, &r);
+}
+
+static void handle_v3(struct bk_server *s, struct bk_conn *c, struct evbuffer *in, size_t flen)
+{
+    uint8_t *data = evbuffer_pullup(in, (ev_ssize_t)flen);
+    Bookkeeper__Proto__Request *req = bookkeeper__proto__request__unpack(NULL, flen, data);
+    evbuffer_drain(in, flen);
+    if (!req) {
+        conn_fail(c, "undecodable v3 request (%zu bytes)", flen);
+        return;
+    }
+    Bookkeeper__Proto__BKPacketHeader *h = req->header;
+    int op = (int)h->operation;
+    if (h->version != BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE) {
+        v3_error(c, op, h->txnid, BK_EBADVERSION);
+    } else {
+        switch (op) {
+        case BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY:
+            v3_add(s, c, req);
+            break;
+        case BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY:
+            v3_read(s, c, req);
+            break;
+        case BOOKKEEPER__PROTO__OPERATION_TYPE__READ_LAC:
+            v3_read_lac(s, c, req);
+            break;
+        case BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC:
+            v3_write_lac(s, c, req);
+            break;
+        case BOOKKEEPER__PROTO__OPERATION_TYPE__FORCE_LEDGER:
+            v3_force(s, c, req);
+            break;
+        case BOOKKEEPER__PROTO__OPERATION_TYPE__GET_BOOKIE_INFO:
+            v3_bookie_info(s, c, req);
+            break;
+        case BOOKKEEPER__PROTO__OPERATION_TYPE__AUTH: {
+            Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
+            Bookkeeper__Proto__AuthMessage am = BOOKKEEPER__PROTO__AUTH_MESSAGE__INIT;
+            am.authpluginname = (char *)AUTH_PLUGIN;
+            r.authresponse = &am;
+            v3_send(c, op, h->txnid, BK_EOK, &r);
+            break;
+        }
+        case BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS: /* no TLS configured */
+        default:
+            v3_error(c, op, h->txnid, BK_EBADREQ);
+            break;
+        }
+    }
+    bookkeeper__proto__request__free_unpacked(req, NULL);
+}
+
+/* ---- connection callbacks --------------------------------------------------------------- */
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct bk_conn *c = arg;
+    struct bk_server *s = c->srv;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    c->refs++; /* c must survive until the end of this callback */
+    while (!c->closing && !c->paused) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail < 4)
+            break;
+        uint8_t lb[5];
+        evbuffer_copyout(in, lb, avail >= 5 ? 5 : 4);
+        uint32_t flen = bk_get_be32(lb);
+        if (flen > (uint32_t)s->max_frame) {
+            conn_fail(c, "frame of %u bytes exceeds the limit of %d (nettyMaxFrameSizeBytes)",
+                      flen, s->max_frame);
+            break;
+        }
+        if (flen < 4) {
+            conn_fail(c, "frame of %u bytes is too short", flen);
+            break;
+        }
+        if (avail < 4 + (size_t)flen)
+            break;
+        if (c->proto == BK_PROTO_UNKNOWN) {
+            if (lb[4] == 0x0A)
+                c->proto = BK_PROTO_V3;
+            else if (lb[4] <= 2)
+                c->proto = BK_PROTO_V2;
+            else {
+                conn_fail(c, "first frame is neither v2 nor v3 (byte 0x%02x)", lb[4]);
+                break;
+            }
+            MG_DEBUG(BK_MODULE, "conn %" PRIu64 " speaks v%d", c->id, (int)c->proto);
+        }
+        evbuffer_drain(in, 4);
+        if (c->proto == BK_PROTO_V3)
+            handle_v3(s, c, in, flen);
+        else
+            handle_v2(s, c, in, flen);
+        if (c->inflight >= BK_CONN_MAX_INFLIGHT && !c->paused) {
+            c->paused = true;
+            bufferevent_disable(bev, EV_READ);
+        }
+    }
+    submit_pending(s);
+    if (c->closing)
+        conn_close_socket(c);
+    conn_unref(c);
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct bk_conn *c = arg;
+    if (what & BEV_EVENT_ERROR)
+        conn_fail(c, "socket error: %s", strerror(errno));
+    else if (what & BEV_EVENT_EOF)
+        c->closing = true; /* peer closed: not worth an info line */
+    if (c->closing)
+        conn_close_socket(c);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+    (void)l;
+    (void)socklen;
+    struct bk_server *s = arg;
+    struct bufferevent *bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        evutil_closesocket(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct bk_conn *c = mg_calloc(1, sizeof *c);
+    c->srv = s;
+    c->bev = bev;
+    c->id = ++s->next_conn_id;
+    c->refs = 1;
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)(void *)sa;
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
+        snprintf(c->peer, sizeof c->peer, "%s:%d", ip, ntohs(sin->sin_port));
+    }
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    bufferevent_set_max_single_read(bev, 256 * 1024);
+    bufferevent_setcb(bev, conn_read_cb, NULL, conn_event_cb, c);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    MG_DEBUG(BK_MODULE, "conn %" PRIu64 " from %s", c->id, c->peer);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    MG_WARN(BK_MODULE, "accept failed: %s", strerror(errno));
+}
+
+/* ---- read-only mode, checkpoints, disk checks ------------------------------------------- */
+
+void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const char *why)
+{
+    unsigned old = s->readonly;
+    s->readonly = on ? (old | reason) : (old & ~reason);
+    if (old == 0 && s->readonly != 0)
+        MG_WARN(BK_MODULE, "bookie is now READ-ONLY: %s; adds are refused, reads go on", why);
+    else if (old != 0 && s->readonly == 0)
+        MG_INFO(BK_MODULE, "bookie is writable again: %s", why);
+    else if (on && !(old & reason))
+        MG_WARN(BK_MODULE, "bookie read-only, also: %s", why);
+    if ((old == 0) != (s->readonly == 0))
+        bk_reg_update(s);
+}
+
+static int disk_usage_pct(const char *dir, double *pct)
+{
+    struct statvfs sv;
+    if (statvfs(dir, &sv) != 0 || sv.f_blocks == 0)
+        return -1;
+    *pct = 100.0 * (double)(sv.f_blocks - sv.f_bavail) / (double)sv.f_blocks;
+    return 0;
+}
+
+void bk_server_check_disk(struct bk_server *s)
+{
+    const char *dirs[2] = {s->ledger_dir, s->journal_dir};
+    bool full = false;
+    char why[512] = "disk usage below the threshold";
+    for (int i = 0; i < 2; i++) {
+        double pct;
+        if (disk_usage_pct(dirs[i], &pct) == 0 && pct > s->disk_threshold_pct) {
+            full = true;
+            snprintf(why, sizeof why, "disk of %s is %.1f%% full (diskUsageThresholdPercent=%d)",
+                     dirs[i], pct, s->disk_threshold_pct);
+        }
+    }
+    if (full != ((s->readonly & BK_RO_DISK) != 0))
+        bk_server_set_readonly(s, BK_RO_DISK, full, why);
+}
+
+int bk_server_checkpoint(struct bk_server *s)
+{
+    int rc = bk_store_checkpoint(&s->store);
+    if (rc < 0) {
+        if (s->store.io_failed)
+            bk_server_set_readonly(s, BK_RO_IOERR, true, "entry log sync failed");
+        return rc;
+    }
+    s->checkpoints++;
+    bk_journal_trim(&s->journal, s->store.mark_file);
+    return 0;
+}
+
+static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    bk_server_checkpoint(arg);
+}
+
+static void disk_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    bk_server_check_disk(arg);
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+static struct evconnlistener *listen_on(struct bk_server *s, const char *addr, int port)
+{
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+        MG_ERROR(BK_MODULE, "bindAddress '%s' is not an IPv4 address", addr);
+        return NULL;
+    }
+    struct evconnlistener *l =
+        evconnlistener_new_bind(s->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                512, (struct sockaddr *)&sin, sizeof sin);
+    if (!l) {
+        MG_ERROR(BK_MODULE, "cannot listen on %s:%d: %s", addr, port, strerror(errno));
+        return NULL;
+    }
+    evconnlistener_set_error_cb(l, accept_error_cb);
+    struct sockaddr_in got;
+    socklen_t len = sizeof got;
+    getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&got, &len);
+    s->port = ntohs(got.sin_port);
+    return l;
+}
+
+static struct timeval ms_tv(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk_server **out)
+{
+    *out = NULL;
+    struct bk_server *s = mg_calloc(1, sizeof *s);
+    s->base = base;
+    s->ledger_dir = mg_strdup(o->ledger_dir);
+    s->journal_dir = mg_strdup(o->journal_dir);
+    s->max_frame = o->max_frame_size > 0 ? o->max_frame_size : 5 * 1024 * 1024;
+    s->disk_threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95;
+    s->store.log_fd = -1;
+    s->journal.fd = -1;
+    s->journal.notify_fd = -1;
+    if (!o->journal_sync)
+        MG_WARN(BK_MODULE, "journalSyncData=false: adds are acknowledged WITHOUT fsync; a "
+                           "power loss loses acknowledged data (benchmarks and tests only)");
+    int rc = bk_store_open(&s->store, o->ledger_dir, o->entry_log_max_size);
+    if (rc == 0)
+        rc = bk_journal_init(&s->journal, s, o);
+    uint64_t mf = 0, mo = 0;
+    if (rc == 0)
+        rc = bk_store_read_mark(&s->store, &mf, &mo);
+    if (rc == 0) {
+        s->store.mark_file = mf;
+        s->store.mark_off = mo;
+        rc = bk_journal_replay(&s->journal, &s->store, mf, mo, &s->replayed);
+    }
+    if (rc == 0 && s->replayed > 0)
+        rc = bk_server_checkpoint(s); /* replayed data is on disk now; trim the journal */
+    if (rc == 0)
+        rc = bk_journal_start(&s->journal, base);
+    if (rc == 0) {
+        s->listener = listen_on(s, o->bind_address ? o->bind_address : "0.0.0.0", o->port);
+        if (!s->listener)
+            rc = -MG_EIO;
+    }
+    if (rc < 0) {
+        bk_server_free_unclean(s);
+        return rc;
+    }
+    s->checkpoint_ev = event_new(base, -1, EV_PERSIST, checkpoint_cb, s);
+    struct timeval tv = ms_tv(o->flush_interval_ms > 0 ? o->flush_interval_ms : 10000);
+    event_add(s->checkpoint_ev, &tv);
+    s->disk_ev = event_new(base, -1, EV_PERSIST, disk_cb, s);
+    tv = ms_tv(o->disk_check_interval_ms > 0 ? o->disk_check_interval_ms : 10000);
+    event_add(s->disk_ev, &tv);
+    if (o->bookie_id && o->bookie_id[0])
+        s->bookie_id = mg_strdup(o->bookie_id);
+    else
+        s->bookie_id = mg_asprintf("%s:%d", o->advertised_address ? o->advertised_address
+                                                                  : "localhost",
+                                   s->port);
+    bk_server_check_disk(s);
+    bk_reg_init(s, o->meta, s->bookie_id);
+    bk_reg_update(s);
+    MG_INFO(BK_MODULE, "bookie %s listening on %s:%d (journal %s, ledgers %s)", s->bookie_id,
+            o->bind_address ? o->bind_address : "0.0.0.0", s->port, o->journal_dir,
+            o->ledger_dir);
+    *out = s;
+    return 0;
+}
+
+int bk_server_port(const struct bk_server *s)
+{
+    return s->port;
+}
+
+bool bk_server_readonly(const struct bk_server *s)
+{
+    return s->readonly != 0;
+}
+
+void bk_server_stats(const struct bk_server *s, struct bk_stats *out)
+{
+    struct bk_journal *j = (struct bk_journal *)&s->journal;
+    out->records = atomic_load(&j->st_records);
+    out->adds = atomic_load(&j->st_adds);
+    out->groups = atomic_load(&j->st_groups);
+    out->fsyncs = atomic_load(&j->st_fsyncs);
+    out->bytes = atomic_load(&j->st_bytes);
+    out->checkpoints = s->checkpoints;
+    out->replayed = s->replayed;
+}
+
+void bk_server_inject_journal_error(struct bk_server *s, int err)
+{
+    atomic_store(&s->journal.inject_errno, err);
+}
+
+void bk_server_reg_idle(struct bk_server *s)
+{
+    if (s->exit_when_unregistered)
+        event_base_loopexit(s->base, NULL);
+}
+
+void bk_server_shutdown(struct bk_server *s)
+{
+    if (s->shutting_down)
+        return;
+    s->shutting_down = true;
+    if (s->listener)
+        evconnlistener_free(s->listener);
+    s->listener = NULL;
+    MG_INFO(BK_MODULE, "bookie %s shutting down: no new connections", s->bookie_id);
+    s->reg.stopped = true;
+    s->exit_when_unregistered = true;
+    bk_reg_update(s);
+    if (bk_reg_idle(s))
+        bk_server_reg_idle(s);
+}
+
+void bk_server_free(struct bk_server *s)
+{
+    if (!s)
+        return;
+    if (s->listener)
+        evconnlistener_free(s->listener);
+    s->listener = NULL;
+    submit_pending(s);
+    bk_journal_stop(&s->journal); /* writes and syncs everything queued */
+    bk_server_journal_done(s);    /* apply it and answer */
+    if (!s->unclean && s->store.env)
+        bk_server_checkpoint(s);
+    while (s->conns) {
+        struct bk_conn *c = s->conns;
+        /* best effort: hand the last replies to the kernel before closing */
+        evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
+        conn_close_socket(c);
+    }
+    bk_reg_fini(s);
+    if (s->checkpoint_ev)
+        event_free(s->checkpoint_ev);
+    if (s->disk_ev)
+        event_free(s->disk_ev);
+    bk_journal_fini(&s->journal);
+    bk_store_close(&s->store, s->unclean);
+    mg_free(s->bookie_id);
+    mg_free(s->ledger_dir);
+    mg_free(s->journal_dir);
+    mg_free(s);
+}
+
+void bk_server_free_unclean(struct bk_server *s)
+{
+    if (!s)
+        return;
+    s->unclean = true;
+    bk_server_free(s);
+}

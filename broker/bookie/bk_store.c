@@ -1,0 +1,666 @@
+/*
+ * bk_store.c - the bookie's ledger storage: per-ledger state, a write cache, entry logs and
+ * an LMDB index. Loop thread only.
+ *
+ * Happy path: a journalled add reaches bk_store_apply, which appends [BE32 len][body] to the
+ * current entry log's write buffer, keeps the body in the write cache (readable at once)
+ * and updates the ledger's last entry and known LAC. Every flushInterval
+ * bk_store_checkpoint writes and fdatasyncs the entry log, puts the index entries of every
+ * cached entry and the dirty ledger records in one LMDB transaction (its commit syncs),
+ * and only then replaces lastMark (temp file + fsync + rename + directory fsync) with the
+ * journal position of the last applied record, and drops the cache. Reads look in the
+ * cache first, then the index (pread from the entry log).
+ *
+ * Files under <ledgerDir>/current/: <hex id>.log entry logs (a 1 KiB header "BKLO"+version,
+ * then records), index/ (LMDB: "index" and "ledgers" databases), lastMark (16 bytes: BE64
+ * journal file id, BE64 offset).
+ *
+ * Failure modes: an entry-log write or sync failure sets io_failed: the entry stays in the
+ * write cache, checkpoints stop (so lastMark never moves past data that is not on disk and
+ * the journal keeps it for replay) and the server turns read-only. A crash at any point of
+ * a checkpoint is safe: the index never points at unsynced log data (logs are synced
+ * before the commit), and replaying from the previous lastMark re-applies the same records
+ * (overwriting index entries).
+ */
+#include "bookie/bookie_int.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BK_LOG_BUF_SIZE (1u << 20)
+#define BK_LMDB_MAP_SIZE (64ULL << 30) /* address space only; the file grows as needed */
+#define BK_LEDGER_REC_VERSION 1
+
+int bk_mkdirs(const char *path)
+{
+    char *p = mg_strdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            int e = errno;
+            mg_free(p);
+            return mg_err_from_errno(e);
+        }
+        *s = '/';
+    }
+    int rc = 0;
+    if (mkdir(p, 0755) != 0 && errno != EEXIST)
+        rc = mg_err_from_errno(errno);
+    mg_free(p);
+    return rc;
+}
+
+int bk_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return mg_err_from_errno(errno);
+    int rc = fsync(fd) != 0 ? mg_err_from_errno(errno) : 0;
+    close(fd);
+    return rc;
+}
+
+static void cache_key(uint8_t k[16], int64_t ledger, int64_t entry)
+{
+    bk_put_be64(k, (uint64_t)ledger);
+    bk_put_be64(k + 8, (uint64_t)entry);
+}
+
+static int log_path(const struct bk_store *st, uint32_t id, char *buf, size_t n)
+{
+    return snprintf(buf, n, "%s/%x.log", st->dir, id);
+}
+
+/* Write all of buf or fail; returns 0 or an errno. */
+static int write_all(int fd, const uint8_t *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int log_flush_buf(struct bk_store *st)
+{
+    if (st->log_buf_len == 0)
+        return 0;
+    int e = st->inject_errno;
+    st->inject_errno = 0;
+    if (e == 0)
+        e = write_all(st->log_fd, st->log_buf, st->log_buf_len);
+    if (e != 0) {
+        MG_ERROR(BK_MODULE, "entry log %x: write failed: %s", st->log_id, strerror(e));
+        st->io_failed = true;
+        return -MG_EIO;
+    }
+    st->log_buf_len = 0;
+    return 0;
+}
+
+static int log_open_new(struct bk_store *st, uint32_t id)
+{
+    char path[4096];
+    log_path(st, id, path, sizeof path);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        MG_ERROR(BK_MODULE, "cannot create entry log %s: %s", path, strerror(errno));
+        return mg_err_from_errno(errno);
+    }
+    uint8_t hdr[BK_ENTRY_LOG_HEADER_SIZE];
+    memset(hdr, 0, sizeof hdr);
+    memcpy(hdr, "BKLO", 4);
+    bk_put_be32(hdr + 4, 1);
+    int e = write_all(fd, hdr, sizeof hdr);
+    if (e != 0) {
+        MG_ERROR(BK_MODULE, "cannot write entry log %s: %s", path, strerror(e));
+        close(fd);
+        return mg_err_from_errno(e);
+    }
+    bk_fsync_dir(st->dir);
+    struct bk_log_file *lf = mg_calloc(1, sizeof *lf);
+    lf->id = id;
+    lf->fd = fd;
+    mg_map_put_u64(&st->logs, id, lf);
+    st->log_id = id;
+    st->log_fd = fd;
+    st->log_off = BK_ENTRY_LOG_HEADER_SIZE;
+    return 0;
+}
+
+static int log_fd_for(struct bk_store *st, uint32_t id)
+{
+    struct bk_log_file *lf = mg_map_get_u64(&st->logs, id);
+    if (lf)
+        return lf->fd;
+    char path[4096];
+    log_path(st, id, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    lf = mg_calloc(1, sizeof *lf);
+    lf->id = id;
+    lf->fd = fd;
+    mg_map_put_u64(&st->logs, id, lf);
+    return fd;
+}
+
+int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
+{
+    memset(st, 0, sizeof *st);
+    mg_map_init(&st->ledgers);
+    mg_map_init(&st->cache);
+    mg_map_init(&st->logs);
+    st->log_fd = -1;
+    st->log_max = log_max > 0 ? log_max : BK_DEFAULT_ENTRY_LOG_MAX;
+    st->dir = mg_asprintf("%s/current", ledger_dir);
+    char *idx = mg_asprintf("%s/index", st->dir);
+    int rc = bk_mkdirs(idx);
+    if (rc < 0) {
+        MG_ERROR(BK_MODULE, "cannot create %s: %s", idx, mg_strerror(rc));
+        mg_free(idx);
+        return rc;
+    }
+    int mrc = mdb_env_create(&st->env);
+    if (mrc == 0)
+        mrc = mdb_env_set_maxdbs(st->env, 4);
+    if (mrc == 0)
+        mrc = mdb_env_set_mapsize(st->env, BK_LMDB_MAP_SIZE);
+    if (mrc == 0)
+        mrc = mdb_env_open(st->env, idx, MDB_NOTLS, 0644);
+    MDB_txn *txn = NULL;
+    if (mrc == 0)
+        mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (mrc == 0)
+        mrc = mdb_dbi_open(txn, "index", MDB_CREATE, &st->idx_dbi);
+    if (mrc == 0)
+        mrc = mdb_dbi_open(txn, "ledgers", MDB_CREATE, &st->meta_dbi);
+    if (mrc == 0) {
+        mrc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (txn)
+        mdb_txn_abort(txn);
+    if (mrc != 0) {
+        MG_ERROR(BK_MODULE, "cannot open the index %s: %s", idx, mdb_strerror(mrc));
+        mg_free(idx);
+        return -MG_EIO;
+    }
+    mg_free(idx);
+
+    /* A new entry log per start: the tail of the previous one may hold unsynced records
+     * that the journal replay is about to write again. */
+    uint32_t max_id = 0;
+    DIR *d = opendir(st->dir);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            char *end;
+            unsigned long v = strtoul(de->d_name, &end, 16);
+            if (end != de->d_name && strcmp(end, ".log") == 0 && v > max_id && v < UINT32_MAX)
+                max_id = (uint32_t)v;
+        }
+        closedir(d);
+    }
+    st->log_buf = mg_malloc(BK_LOG_BUF_SIZE);
+    return log_open_new(st, max_id + 1);
+}
+
+static void free_cache(struct bk_store *st)
+{
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (mg_map_next(&st->cache, &pos, &k, &kl, &v)) {
+        struct bk_cached *c = v;
+        mg_free(c->data);
+        mg_free(c);
+    }
+    mg_map_fini(&st->cache);
+    mg_map_init(&st->cache);
+    st->cache_bytes = 0;
+}
+
+void bk_store_close(struct bk_store *st, bool skip_flush)
+{
+    if (!skip_flush && st->log_fd >= 0 && !st->io_failed)
+        log_flush_buf(st);
+    free_cache(st);
+    mg_map_fini(&st->cache);
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (mg_map_next(&st->ledgers, &pos, &k, &kl, &v)) {
+        struct bk_ledger *l = v;
+        mg_free(l->explicit_lac);
+        mg_free(l);
+    }
+    mg_map_fini(&st->ledgers);
+    pos = 0;
+    while (mg_map_next(&st->logs, &pos, &k, &kl, &v)) {
+        struct bk_log_file *lf = v;
+        close(lf->fd);
+        mg_free(lf);
+    }
+    mg_map_fini(&st->logs);
+    if (st->env)
+        mdb_env_close(st->env);
+    st->env = NULL;
+    mg_free(st->log_buf);
+    mg_free(st->dir);
+    memset(st, 0, sizeof *st);
+    st->log_fd = -1;
+}
+
+/* Ledger record: u8 version, u8 flags (1 has_key, 2 fenced), u8 key_len, key,
+ * BE64 last_entry, BE64 lac, BE32 explicit_lac_len, explicit_lac. */
+static uint8_t *ledger_encode(const struct bk_ledger *l, size_t *len)
+{
+    size_t n = 3 + l->key_len + 8 + 8 + 4 + l->explicit_lac_len;
+    uint8_t *b = mg_malloc(n), *p = b;
+    *p++ = BK_LEDGER_REC_VERSION;
+    *p++ = (uint8_t)((l->has_key ? 1 : 0) | (l->fenced ? 2 : 0));
+    *p++ = l->key_len;
+    memcpy(p, l->key, l->key_len);
+    p += l->key_len;
+    bk_put_be64(p, (uint64_t)l->last_entry);
+    bk_put_be64(p + 8, (uint64_t)l->lac);
+    bk_put_be32(p + 16, (uint32_t)l->explicit_lac_len);
+    p += 20;
+    if (l->explicit_lac_len)
+        memcpy(p, l->explicit_lac, l->explicit_lac_len);
+    *len = n;
+    return b;
+}
+
+static bool ledger_decode(struct bk_ledger *l, const uint8_t *b, size_t n)
+{
+    if (n < 3 || b[0] != BK_LEDGER_REC_VERSION || b[2] > BK_MASTER_KEY_MAX)
+        return false;
+    size_t kl = b[2];
+    if (n < 3 + kl + 20)
+        return false;
+    l->has_key = (b[1] & 1) != 0;
+    l->fenced = (b[1] & 2) != 0;
+    l->key_len = (uint8_t)kl;
+    memcpy(l->key, b + 3, kl);
+    const uint8_t *p = b + 3 + kl;
+    l->last_entry = (int64_t)bk_get_be64(p);
+    l->lac = (int64_t)bk_get_be64(p + 8);
+    size_t el = bk_get_be32(p + 16);
+    if (n < 3 + kl + 20 + el)
+        return false;
+    if (el) {
+        l->explicit_lac = mg_malloc(el);
+        memcpy(l->explicit_lac, p + 20, el);
+        l->explicit_lac_len = el;
+    }
+    return true;
+}
+
+/* Highest entry id of the ledger in the committed index, -1 if none: the ordered keys make
+ * it one cursor positioning. */
+static int64_t index_last_entry(struct bk_store *st, MDB_txn *txn, int64_t ledger)
+{
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, st->idx_dbi, &cur) != 0)
+        return -1;
+    uint8_t kb[16];
+    cache_key(kb, ledger + 1, 0);
+    MDB_val k = {sizeof kb, kb}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    else
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    int64_t last = -1;
+    if (rc == 0 && k.mv_size == 16 && (int64_t)bk_get_be64(k.mv_data) == ledger)
+        last = (int64_t)bk_get_be64((uint8_t *)k.mv_data + 8);
+    mdb_cursor_close(cur);
+    return last;
+}
+
+struct bk_ledger *bk_store_ledger(struct bk_store *st, int64_t ledger_id, bool create)
+{
+    struct bk_ledger *l = mg_map_get_u64(&st->ledgers, (uint64_t)ledger_id);
+    if (l)
+        return l;
+    l = mg_calloc(1, sizeof *l);
+    l->id = ledger_id;
+    l->last_entry = -1;
+    l->lac = -1;
+    bool found = false;
+    MDB_txn *txn;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) == 0) {
+        uint8_t kb[8];
+        bk_put_be64(kb, (uint64_t)ledger_id);
+        MDB_val k = {sizeof kb, kb}, v;
+        if (mdb_get(txn, st->meta_dbi, &k, &v) == 0)
+            found = ledger_decode(l, v.mv_data, v.mv_size);
+        int64_t last = index_last_entry(st, txn, ledger_id);
+        if (last >= 0) {
+            found = true;
+            if (last > l->last_entry)
+                l->last_entry = last;
+        }
+        mdb_txn_abort(txn);
+    }
+    if (!found && !create) {
+        mg_free(l->explicit_lac);
+        mg_free(l);
+        return NULL;
+    }
+    mg_map_put_u64(&st->ledgers, (uint64_t)ledger_id, l);
+    return l;
+}
+
+static int store_add(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t *data,
+                     size_t len)
+{
+    int rc = 0;
+    if (!st->io_failed) {
+        size_t rec = 4 + len;
+        if (st->log_off + rec > (uint64_t)st->log_max &&
+            st->log_off > BK_ENTRY_LOG_HEADER_SIZE) {
+            /* roll: the old log is complete, sync it now so checkpoints only sync one */
+            rc = log_flush_buf(st);
+            if (rc == 0 && fdatasync(st->log_fd) != 0) {
+                MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id,
+                         strerror(errno));
+                st->io_failed = true;
+                rc = -MG_EIO;
+            }
+            if (rc == 0)
+                rc = log_open_new(st, st->log_id + 1);
+            if (rc < 0) {
+                st->io_failed = true;
+                rc = -MG_EIO;
+            }
+        }
+    }
+    uint32_t log_id = st->log_id;
+    uint64_t off = st->log_off + 4;
+    if (!st->io_failed) {
+        uint8_t lb[4];
+        bk_put_be32(lb, (uint32_t)len);
+        if (st->log_buf_len + 4 + len > BK_LOG_BUF_SIZE)
+            rc = log_flush_buf(st);
+        if (rc == 0 && 4 + len > BK_LOG_BUF_SIZE) {
+            /* bigger than the buffer: write it through */
+            memcpy(st->log_buf, lb, 4);
+            st->log_buf_len = 4;
+            rc = log_flush_buf(st);
+            if (rc == 0) {
+                int e = write_all(st->log_fd, data, len);
+                if (e != 0) {
+                    MG_ERROR(BK_MODULE, "entry log %x: write failed: %s", st->log_id,
+                             strerror(e));
+                    st->io_failed = true;
+                    rc = -MG_EIO;
+                }
+            }
+        } else if (rc == 0) {
+            memcpy(st->log_buf + st->log_buf_len, lb, 4);
+            memcpy(st->log_buf + st->log_buf_len + 4, data, len);
+            st->log_buf_len += 4 + len;
+        }
+        st->log_off += 4 + len;
+    } else {
+        rc = -MG_EIO;
+    }
+    uint8_t kb[16];
+    cache_key(kb, ledger_id, entry_id);
+    struct bk_cached *c = mg_calloc(1, sizeof *c);
+    c->ledger_id = ledger_id;
+    c->entry_id = entry_id;
+    c->data = data;
+    c->len = len;
+    c->log_id = log_id;
+    c->offset = off;
+    struct bk_cached *old = mg_map_put(&st->cache, kb, sizeof kb, c);
+    if (old) {
+        st->cache_bytes -= old->len;
+        mg_free(old->data);
+        mg_free(old);
+    }
+    st->cache_bytes += len;
+    struct bk_ledger *l = bk_store_ledger(st, ledger_id, true);
+    if (entry_id > l->last_entry)
+        l->last_entry = entry_id;
+    if (len >= 24) {
+        int64_t lac = (int64_t)bk_get_be64(data + 16);
+        if (lac > l->lac)
+            l->lac = lac;
+    }
+    l->dirty = true;
+    return rc;
+}
+
+int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t *data,
+                   size_t len)
+{
+    if (entry_id >= 0)
+        return store_add(st, ledger_id, entry_id, data, len);
+    struct bk_ledger *l = bk_store_ledger(st, ledger_id, true);
+    switch (entry_id) {
+    case BK_META_LEDGER_KEY:
+        if (!l->has_key && len <= BK_MASTER_KEY_MAX) {
+            l->has_key = true;
+            l->key_len = (uint8_t)len;
+            memcpy(l->key, data, len);
+            l->dirty = true;
+        }
+        break;
+    case BK_META_FENCE_KEY:
+        l->fenced = true;
+        l->dirty = true;
+        break;
+    case BK_META_EXPLICIT_LAC:
+        mg_free(l->explicit_lac);
+        l->explicit_lac = NULL;
+        l->explicit_lac_len = 0;
+        if (len > 0) {
+            l->explicit_lac = mg_malloc(len);
+            memcpy(l->explicit_lac, data, len);
+            l->explicit_lac_len = len;
+        }
+        if (len >= 16) {
+            int64_t lac = (int64_t)bk_get_be64(data + 8);
+            if (lac > l->lac)
+                l->lac = lac;
+        }
+        l->dirty = true;
+        break;
+    default: /* FORCE_LEDGER and unknown meta-records carry no state */
+        break;
+    }
+    return 0;
+}
+
+int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t **data,
+                  size_t *len, bool *owned)
+{
+    *owned = false;
+    struct bk_ledger *l = bk_store_ledger(st, ledger_id, false);
+    if (!l)
+        return BK_ENOLEDGER;
+    if (entry_id < 0)
+        entry_id = l->last_entry;
+    if (entry_id < 0)
+        return BK_ENOENTRY;
+    uint8_t kb[16];
+    cache_key(kb, ledger_id, entry_id);
+    struct bk_cached *c = mg_map_get(&st->cache, kb, sizeof kb);
+    if (c) {
+        *data = c->data;
+        *len = c->len;
+        return BK_EOK;
+    }
+    MDB_txn *txn;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
+        return BK_EIO;
+    MDB_val k = {sizeof kb, kb}, v;
+    int rc = mdb_get(txn, st->idx_dbi, &k, &v);
+    uint8_t loc[16];
+    if (rc == 0 && v.mv_size == 16)
+        memcpy(loc, v.mv_data, 16);
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND)
+        return BK_ENOENTRY;
+    if (rc != 0 || v.mv_size != 16)
+        return BK_EIO;
+    uint32_t log_id = bk_get_be32(loc);
+    uint64_t off = bk_get_be64(loc + 4);
+    uint32_t n = bk_get_be32(loc + 12);
+    int fd = log_fd_for(st, log_id);
+    if (fd < 0) {
+        MG_ERROR(BK_MODULE, "entry log %x missing for ledger %" PRId64 " entry %" PRId64,
+                 log_id, ledger_id, entry_id);
+        return BK_EIO;
+    }
+    uint8_t *b = mg_malloc(n ? n : 1);
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, b + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            MG_ERROR(BK_MODULE, "entry log %x: read at %" PRIu64 " failed: %s", log_id, off,
+                     r < 0 ? strerror(errno) : "short file");
+            mg_free(b);
+            return BK_EIO;
+        }
+        got += (size_t)r;
+    }
+    *data = b;
+    *len = n;
+    *owned = true;
+    return BK_EOK;
+}
+
+static int write_mark(struct bk_store *st)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/lastMark", st->dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    uint8_t b[16];
+    bk_put_be64(b, st->mark_file);
+    bk_put_be64(b + 8, st->mark_off);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return mg_err_from_errno(errno);
+    int e = write_all(fd, b, sizeof b);
+    if (e == 0 && fsync(fd) != 0)
+        e = errno;
+    close(fd);
+    if (e == 0 && rename(tmp, path) != 0)
+        e = errno;
+    if (e != 0) {
+        MG_ERROR(BK_MODULE, "cannot write %s: %s", path, strerror(e));
+        return mg_err_from_errno(e);
+    }
+    return bk_fsync_dir(st->dir);
+}
+
+int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off)
+{
+    *file = 0;
+    *off = 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/lastMark", st->dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : mg_err_from_errno(errno);
+    uint8_t b[16];
+    ssize_t n = read(fd, b, sizeof b);
+    close(fd);
+    if (n != (ssize_t)sizeof b) {
+        MG_ERROR(BK_MODULE, "%s is truncated", path);
+        return -MG_EIO;
+    }
+    *file = bk_get_be64(b);
+    *off = bk_get_be64(b + 8);
+    return 0;
+}
+
+int bk_store_checkpoint(struct bk_store *st)
+{
+    if (st->io_failed)
+        return -MG_EIO;
+    int rc = log_flush_buf(st);
+    if (rc < 0)
+        return rc;
+    if (fdatasync(st->log_fd) != 0) {
+        MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id, strerror(errno));
+        st->io_failed = true;
+        return -MG_EIO;
+    }
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (mrc != 0) {
+        MG_ERROR(BK_MODULE, "index: cannot begin a transaction: %s", mdb_strerror(mrc));
+        return -MG_EIO;
+    }
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (mrc == 0 && mg_map_next(&st->cache, &pos, &k, &kl, &v)) {
+        struct bk_cached *c = v;
+        uint8_t loc[16];
+        bk_put_be32(loc, c->log_id);
+        bk_put_be64(loc + 4, c->offset);
+        bk_put_be32(loc + 12, (uint32_t)c->len);
+        MDB_val mk = {kl, (void *)k}, mv = {sizeof loc, loc};
+        mrc = mdb_put(txn, st->idx_dbi, &mk, &mv, 0);
+    }
+    pos = 0;
+    while (mrc == 0 && mg_map_next(&st->ledgers, &pos, &k, &kl, &v)) {
+        struct bk_ledger *l = v;
+        if (!l->dirty)
+            continue;
+        uint8_t kb[8];
+        bk_put_be64(kb, (uint64_t)l->id);
+        size_t n;
+        uint8_t *rec = ledger_encode(l, &n);
+        MDB_val mk = {sizeof kb, kb}, mv = {n, rec};
+        mrc = mdb_put(txn, st->meta_dbi, &mk, &mv, 0);
+        mg_free(rec);
+    }
+    if (mrc == 0)
+        mrc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    if (mrc != 0) {
+        MG_ERROR(BK_MODULE, "index: commit failed: %s", mdb_strerror(mrc));
+        return -MG_EIO;
+    }
+    pos = 0;
+    while (mg_map_next(&st->ledgers, &pos, &k, &kl, &v))
+        ((struct bk_ledger *)v)->dirty = false;
+    rc = write_mark(st);
+    if (rc < 0)
+        return rc;
+    free_cache(st);
+    return 0;
+}

@@ -1,0 +1,356 @@
+/*
+ * bookie_int.h - struct bodies and internal interfaces of the bookie module. Only
+ * the broker/bookie/ sources and tests/unit/check_bookie.c include this.
+ *
+ * Pieces and their threads:
+ *   bk_server.c   loop thread: listener, connections, v2/v3 decoding, request semantics,
+ *                 replies, checkpoint and disk-check timers, read-only mode.
+ *   bk_journal.c  journal thread: group commit (write + fdatasync), file rolling; replay and
+ *                 trimming run on the loop thread while the journal thread is not running
+ *                 or on files it no longer touches.
+ *   bk_store.c    loop thread: ledger state, write cache, entry logs, LMDB index,
+ *                 checkpoints (lastMark).
+ *   bk_reg.c      loop thread: /ledgers/available registration in the metadata store.
+ */
+#ifndef MG_BOOKIE_INT_H
+#define MG_BOOKIE_INT_H
+
+#include "bookie/bookie.h"
+#include "util/map.h"
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event;
+struct bufferevent;
+struct evconnlistener;
+
+#define BK_MODULE "bookie"
+#define BK_MASTER_KEY_MAX 64 /* upstream keys are 20 bytes (SHA-1); refuse anything longer */
+
+/* Reserved entry ids of journal meta-records (upstream's values). */
+#define BK_META_LEDGER_KEY (-0x1000)
+#define BK_META_FENCE_KEY (-0x2000)
+#define BK_META_FORCE_LEDGER (-0x4000)
+#define BK_META_EXPLICIT_LAC (-0x8000)
+
+#define BK_JOURNAL_HEADER_SIZE 512  /* "BKLG" + BE int version + zeros */
+#define BK_JOURNAL_VERSION 6
+#define BK_ENTRY_LOG_HEADER_SIZE 1024 /* "BKLO" + BE int version + zeros */
+#define BK_DEFAULT_ENTRY_LOG_MAX (1LL << 30)
+#define BK_WRITE_CACHE_MAX (64u << 20) /* checkpoint early beyond this many cached bytes */
+#define BK_CONN_MAX_INFLIGHT 10000     /* stop reading a connection with more adds in flight */
+
+/* BookKeeper v3 status codes; used internally and mapped to v2 rc by bk_status_v2. */
+enum bk_status {
+    BK_EOK = 0,
+    BK_ENOLEDGER = 402,
+    BK_ENOENTRY = 403,
+    BK_EBADREQ = 404,
+    BK_EIO = 501,
+    BK_EUA = 502,
+    BK_EBADVERSION = 503,
+    BK_EFENCED = 504,
+    BK_EREADONLY = 505,
+    BK_ETOOMANYREQUESTS = 506,
+};
+int bk_status_v2(int st);
+
+/* Reasons for read-only mode (bits of bk_server.readonly). */
+enum bk_ro_reason {
+    BK_RO_DISK = 1 << 0,  /* disk usage above the threshold; clears when it drops */
+    BK_RO_IOERR = 1 << 1, /* a journal or storage write/fsync failed; until restart */
+};
+
+/* ---- ledger state and storage (bk_store.c) -------------------------------------------- */
+
+struct bk_ledger {
+    int64_t id;
+    bool has_key;
+    bool fenced;
+    bool dirty; /* changed since the last checkpoint */
+    uint8_t key_len;
+    uint8_t key[BK_MASTER_KEY_MAX];
+    int64_t last_entry;    /* highest stored entry id, -1 if none */
+    int64_t lac;           /* known LAC: max LAC field of stored entries / explicit LAC */
+    uint8_t *explicit_lac; /* owned: last WRITE_LAC body, NULL if none */
+    size_t explicit_lac_len;
+};
+
+/* An entry written since the last checkpoint: readable from memory until the index that
+ * points at its entry-log copy is committed. */
+struct bk_cached {
+    int64_t ledger_id, entry_id;
+    uint8_t *data; /* owned */
+    size_t len;
+    uint32_t log_id;
+    uint64_t offset; /* of the body in the entry log */
+};
+
+struct bk_log_file {
+    uint32_t id;
+    int fd; /* owned */
+};
+
+struct bk_store {
+    char *dir;           /* owned: <ledgerDir>/current */
+    MDB_env *env;        /* owned */
+    MDB_dbi idx_dbi;     /* (BE ledger, BE entry) -> (BE32 log, BE64 offset, BE32 len) */
+    MDB_dbi meta_dbi;    /* BE ledger -> ledger metadata record */
+    struct mg_map ledgers; /* u64 id -> owned struct bk_ledger */
+    struct mg_map cache;   /* 16-byte key -> owned struct bk_cached */
+    size_t cache_bytes;
+    struct mg_map logs;    /* u64 log id -> owned struct bk_log_file (open for reads) */
+    uint32_t log_id;       /* current entry log */
+    int log_fd;            /* borrowed from logs */
+    uint64_t log_off;      /* size of the current log including log_buf */
+    uint8_t *log_buf;      /* owned write buffer of the current log */
+    size_t log_buf_len;
+    int64_t log_max;
+    uint64_t mark_file, mark_off; /* journal position of the last applied record */
+    bool io_failed;               /* entry log write failed: never checkpoint again */
+    int inject_errno;             /* test hook: the next entry log write fails with this */
+};
+
+int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max);
+/* skip_flush: drop unwritten entry-log data and uncommitted index (tests: unclean stop). */
+void bk_store_close(struct bk_store *st, bool skip_flush);
+/* The ledger's state, loaded from LMDB on first use; NULL if the bookie never heard of it
+ * and create is false. */
+struct bk_ledger *bk_store_ledger(struct bk_store *st, int64_t ledger_id, bool create);
+/* Apply one journalled record (at request completion and during replay). data is owned by
+ * the call for ADD (kept in the write cache) and borrowed otherwise. Returns 0 or -MG_EIO
+ * (entry log write failed; the entry stays readable from memory). */
+int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t *data,
+                   size_t len);
+/* Find an entry. Returns BK_EOK with *data (borrowed from the cache, or owned: *owned set,
+ * free with mg_free), BK_ENOLEDGER, BK_ENOENTRY or BK_EIO. entry_id -1 = the last entry. */
+int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t **data,
+                  size_t *len, bool *owned);
+/* Sync entry logs, commit the index and ledger metadata, persist lastMark, drop the write
+ * cache. Returns 0 or -MG_EIO (nothing was lost; the journal is simply not trimmed). */
+int bk_store_checkpoint(struct bk_store *st);
+/* Read the persisted lastMark; 0 and zeros if none. */
+int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off);
+
+/* ---- journal (bk_journal.c) ------------------------------------------------------------ */
+
+enum bk_jtype {
+    BK_J_ADD = 0, /* data = entry body */
+    BK_J_KEY,     /* data = master key */
+    BK_J_FENCE,
+    BK_J_LAC,     /* data = explicit LAC body */
+    BK_J_FORCE,
+};
+
+/* What to answer once a journal request completes. */
+enum bk_reply {
+    BK_REPLY_NONE = 0,
+    BK_REPLY_ADD,
+    BK_REPLY_FENCE_READ,
+    BK_REPLY_WRITE_LAC,
+    BK_REPLY_FORCE,
+};
+
+struct bk_conn;
+
+/* A record for the journal. Created and completed on the loop thread; between submit and
+ * completion it belongs to the journal thread. */
+struct bk_jreq {
+    struct bk_jreq *next;
+    enum bk_jtype type;
+    int64_t ledger_id, entry_id;
+    uint8_t *data; /* owned (see enum bk_jtype), NULL after bk_store_apply took it */
+    size_t len;
+    uint64_t enq_ns; /* when submitted (CLOCK_MONOTONIC) */
+    /* set by the journal thread */
+    int status;      /* 0 or -MG_E* */
+    uint64_t jfile;  /* journal file and offset just past the record */
+    uint64_t jend;
+    /* reply context, loop thread */
+    struct bk_conn *conn; /* counted reference, NULL = no reply */
+    enum bk_reply reply;
+    int proto;            /* 2 or 3 */
+    uint64_t txn_id;      /* v3 */
+    uint32_t v2_hdr;      /* v2: request header (version and opcode echoed) */
+    int op;               /* v3 operation echoed */
+};
+
+struct bk_stats {
+    uint64_t records; /* journal records written */
+    uint64_t adds;    /* of which entries */
+    uint64_t groups;  /* group writes */
+    uint64_t fsyncs;
+    uint64_t bytes;
+    uint64_t checkpoints;
+    uint64_t replayed;
+};
+
+struct bk_server;
+
+struct bk_journal {
+    struct bk_server *srv; /* borrowed */
+    char *dir;             /* owned */
+    /* configuration, read-only once started */
+    int max_group_wait_ms;
+    size_t bytes_threshold;
+    size_t entries_threshold; /* 0 = off */
+    uint64_t max_size;
+    bool sync;
+    /* shared with the journal thread, under lock */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct bk_jreq *q_head, *q_tail;   /* submitted, not yet taken */
+    struct bk_jreq *done_head, *done_tail; /* completed, for the loop thread */
+    bool stopping;
+    /* journal -> loop notification */
+    int notify_fd;            /* owned eventfd */
+    struct event *notify_ev;  /* owned */
+    pthread_t thread;
+    bool started;
+    /* journal thread only (the loop thread only before start/after join) */
+    int fd;                   /* current file, owned */
+    uint64_t file_id;
+    uint64_t file_off;
+    uint8_t *buf;             /* owned group buffer */
+    size_t buf_cap;
+    bool failed;
+    _Atomic int failed_errno; /* errno of the failure, for the loop thread's log line */
+    /* statistics and test hooks, any thread */
+    _Atomic uint64_t st_records, st_adds, st_groups, st_fsyncs, st_bytes;
+    _Atomic int inject_errno; /* the next group write fails with this errno */
+};
+
+/* Open (create) the directory and find the next file id; no file is created yet. */
+int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk_options *o);
+/* Replay records from (mark_file, mark_off), calling bk_store_apply; then create the new
+ * journal file and start the thread. Loop thread, before any request. */
+int bk_journal_replay(struct bk_journal *j, struct bk_store *st, uint64_t mark_file,
+                      uint64_t mark_off, uint64_t *replayed);
+int bk_journal_start(struct bk_journal *j, struct event_base *base);
+/* Hand a list of requests to the journal thread (one lock, one wake-up). */
+void bk_journal_submit(struct bk_journal *j, struct bk_jreq *head, struct bk_jreq *tail);
+/* Let the thread write and sync everything queued, then join it. Completed requests stay on
+ * the done list for bk_journal_take_done. */
+void bk_journal_stop(struct bk_journal *j);
+struct bk_jreq *bk_journal_take_done(struct bk_journal *j);
+/* Delete journal files wholly before mark_file. Loop thread. */
+void bk_journal_trim(struct bk_journal *j, uint64_t mark_file);
+void bk_journal_fini(struct bk_journal *j);
+/* Called by the journal's notify event on the loop thread (defined in bk_server.c). */
+void bk_server_journal_done(struct bk_server *s);
+
+/* ---- registration (bk_reg.c) ------------------------------------------------------------ */
+
+enum bk_reg_mode { BK_REG_NONE = 0, BK_REG_WRITABLE, BK_REG_READONLY };
+
+struct bk_reg {
+    struct meta_store *meta; /* borrowed, NULL = no registration */
+    char *path[3];           /* owned: indexed by mode (path[NONE] is NULL) */
+    enum bk_reg_mode current; /* node we created (as far as we know) */
+    bool busy;                /* one operation in flight */
+    bool stopped;             /* shutdown: remove the node */
+    struct event *retry_ev;   /* owned */
+};
+
+void bk_reg_init(struct bk_server *s, struct meta_store *meta, const char *bookie_id);
+/* Bring the store in line with the server's mode (writable/read-only/stopped). */
+void bk_reg_update(struct bk_server *s);
+/* The session of the store expired: our ephemeral node is gone, create it again. */
+void bk_reg_session_expired(struct bk_server *s);
+/* true when nothing is in flight and the node matches the desired mode. */
+bool bk_reg_idle(const struct bk_server *s);
+void bk_reg_fini(struct bk_server *s);
+/* Whether the metadata store module is linked into this binary. */
+bool bk_reg_meta_linked(void);
+
+/* ---- server (bk_server.c) --------------------------------------------------------------- */
+
+enum bk_conn_proto { BK_PROTO_UNKNOWN = 0, BK_PROTO_V2 = 2, BK_PROTO_V3 = 3 };
+
+struct bk_conn {
+    struct bk_conn *prev, *next; /* in bk_server.conns while the socket is open */
+    struct bk_server *srv;       /* borrowed */
+    struct bufferevent *bev;     /* owned; NULL once closed */
+    uint64_t id;
+    enum bk_conn_proto proto;
+    int refs;          /* 1 for the open socket + 1 per request in the journal */
+    unsigned inflight; /* journal requests that will answer on this connection */
+    bool closing;      /* close at the end of the current callback */
+    bool paused;       /* reading disabled: too many adds in flight */
+    char reason[128];  /* why it is being closed */
+    char peer[64];
+};
+
+struct bk_server {
+    struct event_base *base;         /* borrowed */
+    struct evconnlistener *listener; /* owned, NULL after shutdown */
+    int port;
+    char *bookie_id;  /* owned */
+    char *ledger_dir; /* owned */
+    char *journal_dir; /* owned */
+    int max_frame;
+    int disk_threshold_pct;
+    struct bk_store store;
+    struct bk_journal journal;
+    struct bk_reg reg;
+    struct bk_conn *conns; /* open connections */
+    uint64_t next_conn_id;
+    struct bk_jreq *pend_head, *pend_tail; /* built this pass, submitted at its end */
+    struct event *checkpoint_ev; /* owned, periodic */
+    struct event *disk_ev;       /* owned, periodic */
+    unsigned readonly;           /* enum bk_ro_reason bits */
+    bool shutting_down;
+    bool exit_when_unregistered;
+    bool unclean; /* test hook: bk_server_free skips the final checkpoint and flushes */
+    uint64_t checkpoints, replayed;
+};
+
+/* Enter (set) or leave (clear) a read-only reason; logs and updates the registration. */
+void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const char *why);
+/* Run the disk-usage check now (tests). */
+void bk_server_check_disk(struct bk_server *s);
+/* Checkpoint now (tests). Returns 0 or -MG_EIO. */
+int bk_server_checkpoint(struct bk_server *s);
+void bk_server_stats(const struct bk_server *s, struct bk_stats *out);
+/* Test hooks: the next journal group write, or entry-log write, fails with err (an errno). */
+void bk_server_inject_journal_error(struct bk_server *s, int err);
+/* Test hook: free as after a crash: no final checkpoint, unflushed entry-log data dropped
+ * (the journal is still written and synced: what was acknowledged is in it). */
+void bk_server_free_unclean(struct bk_server *s);
+/* Called by bk_reg when the registration reached its target (shutdown completes). */
+void bk_server_reg_idle(struct bk_server *s);
+
+/* mkdir -p; returns 0 or -MG_E*. */
+int bk_mkdirs(const char *path);
+/* fsync a directory so that a created or renamed entry in it is durable. */
+int bk_fsync_dir(const char *dir);
+uint64_t bk_now_ns(void);
+
+/* Big-endian helpers. */
+static inline void bk_put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static inline void bk_put_be64(uint8_t *p, uint64_t v)
+{
+    bk_put_be32(p, (uint32_t)(v >> 32));
+    bk_put_be32(p + 4, (uint32_t)v);
+}
+static inline uint32_t bk_get_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint64_t bk_get_be64(const uint8_t *p)
+{
+    return ((uint64_t)bk_get_be32(p) << 32) | bk_get_be32(p + 4);
+}
+
+#endif

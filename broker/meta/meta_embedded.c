@@ -1,0 +1,833 @@
+/*
+ * meta_embedded.c - the "embedded" backend: the in-process tree, made durable in a data
+ * directory by a write-ahead log and snapshots (file formats: broker/meta/README.md).
+ *
+ * Happy path: a mutation is applied to the tree; the tree's effect hook encodes each change
+ * (create, set, delete) as a record [len][crc32c][payload]; the records are appended to
+ * meta.log with one write(2) and the completion is queued as "durable". The queue's flush
+ * runs before_flush first, which does one fdatasync for every mutation queued since the
+ * last one (group commit), then delivers them. Once the log passes snapshot_log_bytes (or
+ * on the snapshot timer) the whole tree is written to meta.snap.tmp, fsynced and renamed
+ * over meta.snap, and a new empty log is started; a generation number in both headers tells
+ * which log belongs to which snapshot, so a crash between the two renames is harmless.
+ * Open: lock the directory, load the snapshot, replay the log of the same generation (a
+ * torn or corrupt tail ends the replay with a warning), drop every ephemeral node (they
+ * belonged to the previous run's session), and compact into a new snapshot if anything
+ * was replayed. Sequential counters are part of the snapshot and of every create record.
+ *
+ * Failure modes: data dir not creatable/writable → meta_open -MG_EIO; already open →
+ * -MG_EBUSY; a corrupt snapshot, a log newer than the snapshot or a record that does not
+ * apply → -MG_EIO (never guess). A failed log write or fdatasync fails the requests it
+ * covers with -MG_EIO and makes the store refuse every later mutation (the tree may hold
+ * a change the disk does not: reopen to get back to what is durable). A failed snapshot
+ * only logs a warning (the log keeps everything), unless the new log cannot be started
+ * after the snapshot was renamed into place, which is treated like a failed write.
+ * The fdatasync runs on the loop thread: metadata mutations are small and grouped.
+ */
+#include "meta/meta_int.h"
+#include "util/alloc.h"
+#include "util/crc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define EMB_LOG_MAGIC "MGMETLOG"
+#define EMB_SNAP_MAGIC "MGMETSNP"
+#define EMB_HDR_LEN 16
+#define EMB_REC_HDR 8
+#define EMB_MAX_RECORD (512u << 20)
+
+enum emb_rec_type {
+    EMB_REC_CREATE = 1,
+    EMB_REC_SET = 2,
+    EMB_REC_DELETE = 3,
+    EMB_REC_NODE = 10,
+    EMB_REC_END = 11,
+};
+
+#define EMB_CREATE_EPHEMERAL 0x01
+#define EMB_CREATE_SEQUENTIAL 0x02
+
+/* The owner id that replayed ephemeral nodes get before they are dropped. */
+#define EMB_REPLAY_SESSION UINT64_MAX
+
+struct emb_buf {
+    uint8_t *p; /* owned */
+    size_t len, cap;
+};
+
+struct meta_emb {
+    struct meta_mem mem;       /* first member: the memory ops work on the embedded store */
+    char *dir;                 /* owned */
+    int dir_fd, lock_fd, log_fd;
+    uint64_t gen;              /* generation of the snapshot and of the current log */
+    uint64_t log_bytes;        /* size of meta.log */
+    uint64_t log_records;      /* records in meta.log */
+    bool dirty;                /* written since the last fdatasync */
+    int failed;                /* 0, or the sticky error after a failed write/sync */
+    struct emb_buf rec;        /* framed records of the operation in progress */
+    struct emb_buf payload;    /* scratch */
+    struct event *snap_timer;  /* owned, may be NULL */
+};
+
+/* ---- encoding ------------------------------------------------------------------------- */
+
+static void buf_reserve(struct emb_buf *b, size_t n)
+{
+    if (b->len + n <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n)
+        cap *= 2;
+    b->p = mg_realloc(b->p, cap);
+    b->cap = cap;
+}
+
+static void put_bytes(struct emb_buf *b, const void *p, size_t n)
+{
+    buf_reserve(b, n);
+    if (n)
+        memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+static void put_u8(struct emb_buf *b, uint8_t v)
+{
+    put_bytes(b, &v, 1);
+}
+
+static void put_u32(struct emb_buf *b, uint32_t v)
+{
+    uint8_t x[4];
+    for (int i = 0; i < 4; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
+    put_bytes(b, x, 4);
+}
+
+static void put_u64(struct emb_buf *b, uint64_t v)
+{
+    uint8_t x[8];
+    for (int i = 0; i < 8; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
+    put_bytes(b, x, 8);
+}
+
+static void put_str(struct emb_buf *b, const void *p, size_t n)
+{
+    put_u32(b, (uint32_t)n);
+    put_bytes(b, p, n);
+}
+
+/* Frame payload as [u32 len][u32 crc32c(payload)][payload] onto out. */
+static void frame(struct emb_buf *out, const struct emb_buf *payload)
+{
+    put_u32(out, (uint32_t)payload->len);
+    put_u32(out, mg_crc32c(0, payload->p, payload->len));
+    put_bytes(out, payload->p, payload->len);
+}
+
+struct rd {
+    const uint8_t *p;
+    size_t len, off;
+    bool bad;
+};
+
+static const uint8_t *get_bytes(struct rd *r, size_t n)
+{
+    if (r->bad || r->len - r->off < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->off;
+    r->off += n;
+    return p;
+}
+
+static uint8_t get_u8(struct rd *r)
+{
+    const uint8_t *p = get_bytes(r, 1);
+    return p ? p[0] : 0;
+}
+
+static uint32_t get_u32(struct rd *r)
+{
+    const uint8_t *p = get_bytes(r, 4);
+    uint32_t v = 0;
+    for (int i = 0; p && i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint64_t get_u64(struct rd *r)
+{
+    const uint8_t *p = get_bytes(r, 8);
+    uint64_t v = 0;
+    for (int i = 0; p && i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* A length-prefixed string; *out points into the buffer. */
+static size_t get_str(struct rd *r, const uint8_t **out)
+{
+    uint32_t n = get_u32(r);
+    *out = get_bytes(r, n);
+    return *out ? n : 0;
+}
+
+/* ---- files ---------------------------------------------------------------------------- */
+
+static int emb_errno(struct meta_emb *e, const char *what, const char *name)
+{
+    int err = errno;
+    snprintf(e->mem.m->errmsg, sizeof e->mem.m->errmsg, "%s %s/%s: %s", what, e->dir,
+             name ? name : "", strerror(err));
+    return -MG_EIO;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Read a whole file; -1 with errno on failure (ENOENT if missing). */
+static int read_file(int dir_fd, const char *name, struct emb_buf *out)
+{
+    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return -1;
+    }
+    out->len = 0;
+    buf_reserve(out, (size_t)st.st_size + 1);
+    for (;;) {
+        buf_reserve(out, 65536);
+        ssize_t r = read(fd, out->p + out->len, out->cap - out->len);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int err = errno;
+            close(fd);
+            errno = err;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        out->len += (size_t)r;
+    }
+    close(fd);
+    return 0;
+}
+
+static void header(struct emb_buf *b, const char *magic, uint64_t gen)
+{
+    put_bytes(b, magic, 8);
+    put_u64(b, gen);
+}
+
+/* Start an empty log of generation gen: write it aside, sync, rename into place. */
+static int emb_new_log(struct meta_emb *e, uint64_t gen)
+{
+    int fd = openat(e->dir_fd, "meta.log.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return emb_errno(e, "cannot create", "meta.log.tmp");
+    struct emb_buf h = {0};
+    header(&h, EMB_LOG_MAGIC, gen);
+    int rc = write_all(fd, h.p, h.len);
+    mg_free(h.p);
+    if (rc < 0 || fdatasync(fd) < 0) {
+        rc = emb_errno(e, "cannot write", "meta.log.tmp");
+        close(fd);
+        return rc;
+    }
+    if (renameat(e->dir_fd, "meta.log.tmp", e->dir_fd, "meta.log") < 0 || fsync(e->dir_fd) < 0) {
+        rc = emb_errno(e, "cannot rename", "meta.log.tmp");
+        close(fd);
+        return rc;
+    }
+    if (e->log_fd >= 0)
+        close(e->log_fd);
+    e->log_fd = fd;
+    e->gen = gen;
+    e->log_bytes = EMB_HDR_LEN;
+    e->log_records = 0;
+    e->dirty = false;
+    return 0;
+}
+
+struct snap_writer {
+    struct meta_emb *e;
+    int fd;
+    struct emb_buf out;
+    uint64_t count;
+    int err;
+};
+
+static int snap_flush(struct snap_writer *w)
+{
+    if (w->out.len && write_all(w->fd, w->out.p, w->out.len) < 0)
+        return -1;
+    w->out.len = 0;
+    return 0;
+}
+
+static int snap_node(void *arg, const char *path, const struct meta_node *n)
+{
+    struct snap_writer *w = arg;
+    if (n->owner)
+        return 0; /* ephemeral: bound to this run's session */
+    struct emb_buf *p = &w->e->payload;
+    p->len = 0;
+    put_u8(p, EMB_REC_NODE);
+    put_u64(p, (uint64_t)n->version);
+    put_u64(p, (uint64_t)n->ctime_ms);
+    put_u64(p, (uint64_t)n->mtime_ms);
+    put_u64(p, n->seq);
+    put_str(p, path, strlen(path));
+    put_str(p, n->value, n->len);
+    frame(&w->out, p);
+    w->count++;
+    if (w->out.len >= (1u << 20) && snap_flush(w) < 0)
+        return -1;
+    return 0;
+}
+
+/* Write the tree as snapshot gen+1 and start log gen+1. */
+static int emb_snapshot(struct meta_emb *e)
+{
+    uint64_t gen = e->gen + 1;
+    struct snap_writer w = {.e = e};
+    w.fd = openat(e->dir_fd, "meta.snap.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (w.fd < 0)
+        return emb_errno(e, "cannot create", "meta.snap.tmp");
+    header(&w.out, EMB_SNAP_MAGIC, gen);
+    int rc = meta_tree_walk(e->mem.tree, snap_node, &w);
+    if (rc == 0) {
+        struct emb_buf *p = &e->payload;
+        p->len = 0;
+        put_u8(p, EMB_REC_END);
+        put_u64(p, w.count);
+        frame(&w.out, p);
+        rc = snap_flush(&w);
+    }
+    if (rc == 0)
+        rc = fsync(w.fd);
+    if (rc < 0) {
+        rc = emb_errno(e, "cannot write", "meta.snap.tmp");
+        close(w.fd);
+        unlinkat(e->dir_fd, "meta.snap.tmp", 0);
+        mg_free(w.out.p);
+        return rc;
+    }
+    close(w.fd);
+    mg_free(w.out.p);
+    if (renameat(e->dir_fd, "meta.snap.tmp", e->dir_fd, "meta.snap") < 0 ||
+        fsync(e->dir_fd) < 0) {
+        rc = emb_errno(e, "cannot rename", "meta.snap.tmp");
+        unlinkat(e->dir_fd, "meta.snap.tmp", 0);
+        return rc;
+    }
+    /* From here the old log is obsolete: the snapshot holds everything. If the new log
+     * cannot be started, later appends would go to a log the next open ignores. */
+    rc = emb_new_log(e, gen);
+    if (rc < 0) {
+        e->failed = rc;
+        MG_ERROR("meta", "embedded store %s: %s; refusing further changes", e->dir,
+                 e->mem.m->errmsg);
+        return rc;
+    }
+    MG_DEBUG("meta", "embedded store %s: snapshot %llu (%llu nodes)", e->dir,
+             (unsigned long long)gen, (unsigned long long)w.count);
+    return 0;
+}
+
+/* ---- the effect hook: changes become log records --------------------------------------- */
+
+static void emb_effect(void *arg, enum meta_effect_kind kind, const char *path,
+                       const struct meta_node *n, bool sequential)
+{
+    struct meta_emb *e = arg;
+    struct emb_buf *p = &e->payload;
+    p->len = 0;
+    switch (kind) {
+    case META_EFFECT_CREATE:
+        put_u8(p, EMB_REC_CREATE);
+        put_u8(p, (uint8_t)((n->owner ? EMB_CREATE_EPHEMERAL : 0) |
+                            (sequential ? EMB_CREATE_SEQUENTIAL : 0)));
+        put_u64(p, (uint64_t)n->ctime_ms);
+        put_u64(p, n->parent->seq);
+        put_str(p, path, strlen(path));
+        put_str(p, n->value, n->len);
+        break;
+    case META_EFFECT_SET:
+        put_u8(p, EMB_REC_SET);
+        put_u64(p, (uint64_t)n->version);
+        put_u64(p, (uint64_t)n->mtime_ms);
+        put_str(p, path, strlen(path));
+        put_str(p, n->value, n->len);
+        break;
+    case META_EFFECT_DELETE:
+        put_u8(p, EMB_REC_DELETE);
+        put_str(p, path, strlen(path));
+        break;
+    }
+    frame(&e->rec, p);
+    e->log_records++;
+}
+
+/* Append the records of the operation just applied. */
+static int emb_append(struct meta_emb *e)
+{
+    if (e->rec.len == 0)
+        return 0;
+    if (write_all(e->log_fd, e->rec.p, e->rec.len) < 0) {
+        e->failed = emb_errno(e, "cannot append to", "meta.log");
+        MG_ERROR("meta", "embedded store: %s; refusing further changes", e->mem.m->errmsg);
+        e->rec.len = 0;
+        return e->failed;
+    }
+    e->log_bytes += e->rec.len;
+    e->rec.len = 0;
+    e->dirty = true;
+    return 0;
+}
+
+/* ---- replay --------------------------------------------------------------------------- */
+
+/* Split buf[off..] into records; calls fn per payload. Returns the offset where valid
+ * records end (== buf->len when all are whole), or <0 from fn. */
+static long long scan_records(const struct emb_buf *b, size_t off,
+                              int (*fn)(void *arg, struct rd *payload), void *arg)
+{
+    while (off < b->len) {
+        if (b->len - off < EMB_REC_HDR)
+            break;
+        struct rd h = {.p = b->p + off, .len = EMB_REC_HDR};
+        uint32_t len = get_u32(&h);
+        uint32_t crc = get_u32(&h);
+        if (len > EMB_MAX_RECORD || len > b->len - off - EMB_REC_HDR)
+            break;
+        const uint8_t *payload = b->p + off + EMB_REC_HDR;
+        if (mg_crc32c(0, payload, len) != crc)
+            break;
+        struct rd r = {.p = payload, .len = len};
+        int rc = fn(arg, &r);
+        if (rc < 0)
+            return rc;
+        off += EMB_REC_HDR + len;
+    }
+    return (long long)off;
+}
+
+struct replay {
+    struct meta_emb *e;
+    uint64_t n;
+    uint64_t end_count; /* snapshot: the END record's count */
+    bool ended;
+};
+
+static int replay_log_record(void *arg, struct rd *r)
+{
+    struct replay *rp = arg;
+    struct meta_tree *t = rp->e->mem.tree;
+    uint8_t type = get_u8(r);
+    const uint8_t *path, *value;
+    size_t plen, vlen;
+    int rc = -MG_EIO;
+    char *p = NULL;
+    if (type == EMB_REC_CREATE) {
+        uint8_t flags = get_u8(r);
+        int64_t ctime = (int64_t)get_u64(r);
+        uint64_t pseq = get_u64(r);
+        plen = get_str(r, &path);
+        vlen = get_str(r, &value);
+        if (!r->bad) {
+            p = mg_strndup((const char *)path, plen);
+            if (meta_path_valid(p, false))
+                rc = meta_tree_apply_create(t, p, value, vlen, ctime,
+                                            (flags & EMB_CREATE_EPHEMERAL) ? EMB_REPLAY_SESSION
+                                                                           : 0,
+                                            pseq);
+        }
+    } else if (type == EMB_REC_SET) {
+        int64_t version = (int64_t)get_u64(r);
+        int64_t mtime = (int64_t)get_u64(r);
+        plen = get_str(r, &path);
+        vlen = get_str(r, &value);
+        if (!r->bad) {
+            p = mg_strndup((const char *)path, plen);
+            if (meta_path_valid(p, false))
+                rc = meta_tree_apply_set(t, p, value, vlen, version, mtime);
+        }
+    } else if (type == EMB_REC_DELETE) {
+        plen = get_str(r, &path);
+        if (!r->bad) {
+            p = mg_strndup((const char *)path, plen);
+            if (meta_path_valid(p, false))
+                rc = meta_tree_delete(t, p, META_VERSION_ANY) == 0 ? 0 : -MG_EIO;
+        }
+    }
+    if (rc < 0)
+        snprintf(rp->e->mem.m->errmsg, sizeof rp->e->mem.m->errmsg,
+                 "%s/meta.log: record %llu (type %u, path %s) does not apply", rp->e->dir,
+                 (unsigned long long)rp->n, type, p ? p : "?");
+    mg_free(p);
+    rp->n++;
+    return rc;
+}
+
+static int replay_snap_record(void *arg, struct rd *r)
+{
+    struct replay *rp = arg;
+    uint8_t type = get_u8(r);
+    int rc = -MG_EIO;
+    char *p = NULL;
+    if (rp->ended) {
+        rc = -MG_EIO;
+    } else if (type == EMB_REC_NODE) {
+        int64_t version = (int64_t)get_u64(r);
+        int64_t ctime = (int64_t)get_u64(r);
+        int64_t mtime = (int64_t)get_u64(r);
+        uint64_t seq = get_u64(r);
+        const uint8_t *path, *value;
+        size_t plen = get_str(r, &path);
+        size_t vlen = get_str(r, &value);
+        if (!r->bad) {
+            p = mg_strndup((const char *)path, plen);
+            if (meta_path_valid(p, false))
+                rc = meta_tree_apply_node(rp->e->mem.tree, p, value, vlen, version, ctime,
+                                          mtime, seq);
+        }
+        rp->n++;
+    } else if (type == EMB_REC_END) {
+        rp->end_count = get_u64(r);
+        rp->ended = !r->bad;
+        rc = r->bad ? -MG_EIO : 0;
+    }
+    if (rc < 0)
+        snprintf(rp->e->mem.m->errmsg, sizeof rp->e->mem.m->errmsg,
+                 "%s/meta.snap: record %llu (type %u, path %s) does not apply", rp->e->dir,
+                 (unsigned long long)rp->n, type, p ? p : "?");
+    mg_free(p);
+    return rc;
+}
+
+static bool check_header(const struct emb_buf *b, const char *magic, uint64_t *gen)
+{
+    if (b->len < EMB_HDR_LEN || memcmp(b->p, magic, 8) != 0)
+        return false;
+    struct rd r = {.p = b->p + 8, .len = 8};
+    *gen = get_u64(&r);
+    return true;
+}
+
+/* Load meta.snap (if any) into the tree; *gen = its generation (0 without one). */
+static int emb_load_snapshot(struct meta_emb *e, uint64_t *gen)
+{
+    struct emb_buf b = {0};
+    *gen = 0;
+    if (read_file(e->dir_fd, "meta.snap", &b) < 0) {
+        mg_free(b.p);
+        return errno == ENOENT ? 0 : emb_errno(e, "cannot read", "meta.snap");
+    }
+    int rc = 0;
+    if (!check_header(&b, EMB_SNAP_MAGIC, gen)) {
+        snprintf(e->mem.m->errmsg, sizeof e->mem.m->errmsg, "%s/meta.snap: bad header",
+                 e->dir);
+        rc = -MG_EIO;
+    } else {
+        struct replay rp = {.e = e};
+        long long end = scan_records(&b, EMB_HDR_LEN, replay_snap_record, &rp);
+        if (end < 0) {
+            rc = (int)end;
+        } else if ((size_t)end != b.len || !rp.ended || rp.end_count != rp.n) {
+            snprintf(e->mem.m->errmsg, sizeof e->mem.m->errmsg,
+                     "%s/meta.snap: truncated or corrupt at offset %lld", e->dir, end);
+            rc = -MG_EIO;
+        }
+    }
+    mg_free(b.p);
+    return rc;
+}
+
+/* Replay meta.log of generation snap_gen. *need_snapshot: the log must be compacted or
+ * replaced (records replayed, torn tail, stale or missing log). */
+static int emb_replay_log(struct meta_emb *e, uint64_t snap_gen, bool *need_new_log,
+                          bool *need_snapshot)
+{
+    struct emb_buf b = {0};
+    *need_new_log = false;
+    *need_snapshot = false;
+    if (read_file(e->dir_fd, "meta.log", &b) < 0) {
+        mg_free(b.p);
+        if (errno != ENOENT)
+            return emb_errno(e, "cannot read", "meta.log");
+        *need_new_log = true;
+        return 0;
+    }
+    uint64_t gen = 0;
+    int rc = 0;
+    if (!check_header(&b, EMB_LOG_MAGIC, &gen)) {
+        if (b.len >= 8 && memcmp(b.p, EMB_LOG_MAGIC, 8) != 0) {
+            snprintf(e->mem.m->errmsg, sizeof e->mem.m->errmsg, "%s/meta.log: bad header",
+                     e->dir);
+            rc = -MG_EIO;
+        } else {
+            *need_new_log = true; /* torn while being created: nothing was logged in it */
+        }
+    } else if (gen < snap_gen) {
+        MG_INFO("meta", "embedded store %s: log %llu is older than snapshot %llu, ignored",
+                e->dir, (unsigned long long)gen, (unsigned long long)snap_gen);
+        *need_new_log = true;
+    } else if (gen > snap_gen) {
+        snprintf(e->mem.m->errmsg, sizeof e->mem.m->errmsg,
+                 "%s/meta.log: generation %llu but the snapshot is %llu (snapshot missing?)",
+                 e->dir, (unsigned long long)gen, (unsigned long long)snap_gen);
+        rc = -MG_EIO;
+    } else {
+        struct replay rp = {.e = e};
+        long long end = scan_records(&b, EMB_HDR_LEN, replay_log_record, &rp);
+        if (end < 0) {
+            rc = (int)end;
+        } else {
+            if ((size_t)end != b.len)
+                MG_WARN("meta", "embedded store %s: meta.log has a torn or corrupt record at "
+                                "offset %lld; ignoring its last %zu bytes",
+                        e->dir, end, b.len - (size_t)end);
+            *need_snapshot = rp.n > 0 || (size_t)end != b.len;
+            e->gen = gen;
+            e->log_records = rp.n;
+            e->log_bytes = (uint64_t)end;
+        }
+    }
+    mg_free(b.p);
+    return rc;
+}
+
+/* ---- the backend ------------------------------------------------------------------------ */
+
+static struct meta_emb *emb_of(struct meta_store *m)
+{
+    return m->impl;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char *p = mg_strdup(dir);
+    int rc = 0;
+    for (char *s = p + 1; rc == 0; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                rc = -1;
+            *s = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    mg_free(p);
+    return rc;
+}
+
+static void emb_snap_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct meta_emb *e = arg;
+    if (e->failed || e->log_records == 0)
+        return;
+    if (emb_snapshot(e) < 0)
+        MG_WARN("meta", "embedded store: snapshot failed: %s", e->mem.m->errmsg);
+}
+
+static void emb_free(struct meta_emb *e)
+{
+    if (e->snap_timer)
+        event_free(e->snap_timer);
+    if (e->mem.tree) {
+        e->mem.tree->effect = NULL;
+        meta_mem_detach(&e->mem);
+    }
+    if (e->log_fd >= 0) {
+        if (e->dirty && fdatasync(e->log_fd) < 0)
+            MG_WARN("meta", "embedded store %s: fdatasync at close: %s", e->dir,
+                    strerror(errno));
+        close(e->log_fd);
+    }
+    if (e->lock_fd >= 0)
+        close(e->lock_fd);
+    if (e->dir_fd >= 0)
+        close(e->dir_fd);
+    mg_free(e->rec.p);
+    mg_free(e->payload.p);
+    mg_free(e->dir);
+    mg_free(e);
+}
+
+static int emb_open(struct meta_store *m, const char *arg)
+{
+    if (!m->data_dir || !m->data_dir[0]) {
+        snprintf(m->errmsg, sizeof m->errmsg, "the embedded store needs a data_dir");
+        return -MG_EINVAL;
+    }
+    struct meta_emb *e = mg_calloc(1, sizeof *e);
+    e->dir = mg_strdup(m->data_dir);
+    e->dir_fd = e->lock_fd = e->log_fd = -1;
+    e->mem.m = m;
+    m->impl = e;
+    int rc;
+    if (mkdir_p(e->dir) < 0) {
+        rc = emb_errno(e, "cannot create", NULL);
+        goto fail;
+    }
+    e->dir_fd = open(e->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (e->dir_fd < 0) {
+        rc = emb_errno(e, "cannot open", NULL);
+        goto fail;
+    }
+    e->lock_fd = openat(e->dir_fd, "meta.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (e->lock_fd < 0) {
+        rc = emb_errno(e, "cannot create", "meta.lock");
+        goto fail;
+    }
+    if (flock(e->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        rc = errno == EWOULDBLOCK ? -MG_EBUSY : -MG_EIO;
+        emb_errno(e, "cannot lock", "meta.lock");
+        goto fail;
+    }
+    struct meta_tree *t = meta_tree_new();
+    meta_mem_attach(&e->mem, m, t);
+    meta_tree_unref(t);
+
+    uint64_t snap_gen;
+    bool need_new_log, need_snapshot;
+    rc = emb_load_snapshot(e, &snap_gen);
+    if (rc == 0)
+        rc = emb_replay_log(e, snap_gen, &need_new_log, &need_snapshot);
+    if (rc < 0)
+        goto fail;
+    meta_tree_drop_ephemerals(t, 0);
+    if (need_new_log) {
+        e->gen = snap_gen;
+        rc = emb_new_log(e, snap_gen);
+    } else if (need_snapshot) {
+        rc = emb_snapshot(e);
+    } else {
+        e->log_fd = openat(e->dir_fd, "meta.log", O_WRONLY | O_APPEND | O_CLOEXEC);
+        rc = e->log_fd < 0 ? emb_errno(e, "cannot open", "meta.log") : 0;
+    }
+    if (rc < 0 || e->failed) {
+        rc = rc < 0 ? rc : e->failed;
+        goto fail;
+    }
+    t->effect = emb_effect;
+    t->effect_arg = e;
+    if (m->o.snapshot_interval_ms > 0) {
+        e->snap_timer = event_new(m->base, -1, EV_PERSIST, emb_snap_timer_cb, e);
+        struct timeval tv = {m->o.snapshot_interval_ms / 1000,
+                             (m->o.snapshot_interval_ms % 1000) * 1000};
+        event_add(e->snap_timer, &tv);
+    }
+    MG_INFO("meta", "embedded store %s open (generation %llu)", e->dir,
+            (unsigned long long)e->gen);
+    return 0;
+fail:
+    emb_free(e);
+    m->impl = NULL;
+    return rc;
+}
+
+static void emb_close(struct meta_store *m)
+{
+    emb_free(emb_of(m));
+}
+
+static int emb_put(struct meta_store *m, const char *path, const void *value, size_t len,
+                   int64_t expected_version, int flags, struct meta_req *req)
+{
+    struct meta_emb *e = emb_of(m);
+    int rc = e->failed;
+    if (rc == 0) {
+        e->rec.len = 0;
+        rc = meta_tree_put(e->mem.tree, e->mem.session, path, value, len, expected_version,
+                           flags, req);
+        int arc = emb_append(e);
+        if (rc == 0)
+            rc = arc;
+    }
+    meta_req_complete(m, req, rc, rc == 0);
+    return 0;
+}
+
+static int emb_del(struct meta_store *m, const char *path, int64_t expected_version,
+                   struct meta_req *req)
+{
+    struct meta_emb *e = emb_of(m);
+    int rc = e->failed;
+    if (rc == 0) {
+        e->rec.len = 0;
+        rc = meta_tree_delete(e->mem.tree, path, expected_version);
+        int arc = emb_append(e);
+        if (rc == 0)
+            rc = arc;
+    }
+    meta_req_complete(m, req, rc, rc == 0);
+    return 0;
+}
+
+/* Group commit: one fdatasync covers every mutation queued since the last flush. */
+static int emb_before_flush(struct meta_store *m)
+{
+    struct meta_emb *e = emb_of(m);
+    if (e->dirty) {
+        if (fdatasync(e->log_fd) < 0) {
+            e->failed = emb_errno(e, "cannot fdatasync", "meta.log");
+            MG_ERROR("meta", "embedded store: %s; refusing further changes", m->errmsg);
+            return e->failed;
+        }
+        e->dirty = false;
+    }
+    if (e->failed)
+        return e->failed;
+    /* The items of this flush are durable now; a failed snapshot does not change that
+     * (a failure to restart the log only blocks later mutations, through e->failed). */
+    if (e->log_bytes > m->o.snapshot_log_bytes && emb_snapshot(e) < 0)
+        MG_WARN("meta", "embedded store: snapshot failed: %s", m->errmsg);
+    return 0;
+}
+
+const struct meta_ops meta_embedded_ops = {
+    .name = "embedded",
+    .open = emb_open,
+    .open_peer = NULL, /* one store owns a data dir */
+    .close = emb_close,
+    .get = meta_mem_get,
+    .put = emb_put,
+    .del = emb_del,
+    .children = meta_mem_children,
+    .exists = meta_mem_exists,
+    .watch = meta_mem_watch,
+    .unwatch = meta_mem_unwatch,
+    .before_flush = emb_before_flush,
+};

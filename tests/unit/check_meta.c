@@ -1,0 +1,1020 @@
+/*
+ * check_meta.c - one contract suite for every metadata store backend, plus the embedded
+ * store's durability tests.
+ *
+ * The contract (a table of test functions) runs once per backend, each in its own TCase:
+ * "memory", "embedded" (a fresh mkdtemp data dir per test) and "zk" when the environment
+ * variable MAGNETAR_TEST_ZK=host:port names a ZooKeeper (each test gets its own chroot,
+ * removed afterwards; tests/integration/meta_zk.sh starts one). Each test drives the
+ * store's event_base until its callbacks ran. Run under ASan with CK_FORK=no.
+ */
+#include "meta/meta.h"
+#include "util/err.h"
+
+#include <check.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+struct backend {
+    const char *name;
+    bool peer;    /* meta_open_peer works: ephemeral checks use a second session */
+    bool durable; /* reopening sees the data */
+};
+
+static const struct backend backends[] = {
+    {.name = "memory", .peer = true, .durable = false},
+    {.name = "embedded", .peer = false, .durable = true},
+    {.name = "zk", .peer = true, .durable = true},
+};
+
+static const struct backend *cur;
+static struct event_base *base;
+static struct meta_store *st;
+static char tmpdir[256];
+static char datadir[300];
+static char zk_chroot[128];
+static char url[512];
+static int session_events[4];
+static uint64_t snapshot_bytes; /* embedded: 0 = default */
+
+/* ---- running the loop ------------------------------------------------------------------ */
+
+static void noop_cb(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Run the loop until *flag or ms elapsed; returns *flag. */
+static bool run_until(const bool *flag, int ms)
+{
+    int64_t deadline = now_ms() + ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_once(base, -1, EV_TIMEOUT, noop_cb, NULL, &tv);
+    while (!*flag && now_ms() < deadline)
+        event_base_loop(base, EVLOOP_ONCE);
+    return *flag;
+}
+
+struct waiter {
+    bool done;
+    int status;
+    int calls;
+};
+
+static void req_cb(struct meta_req *req, int status)
+{
+    struct waiter *w = req->data;
+    w->done = true;
+    w->status = status;
+    w->calls++;
+}
+
+/* Issue with meta_*, wait for the callback; returns the status (or the synchronous error).
+ * req's results stay for the caller (meta_req_fini). */
+#define SYNC(req, call)                                                                    \
+    ({                                                                                     \
+        struct waiter w_ = {0};                                                            \
+        memset((req), 0, sizeof *(req));                                                   \
+        (req)->data = &w_;                                                                 \
+        int rc_ = (call);                                                                  \
+        if (rc_ == 0) {                                                                    \
+            ck_assert_msg(run_until(&w_.done, 15000), "callback did not run");             \
+            ck_assert_int_eq(w_.calls, 1);                                                 \
+            rc_ = w_.status;                                                               \
+        }                                                                                  \
+        rc_;                                                                               \
+    })
+
+static int put(struct meta_store *m, const char *path, const void *v, size_t len, int64_t ver,
+               int flags, struct meta_req *out)
+{
+    struct meta_req req;
+    int rc = SYNC(&req, meta_put(m, path, v, len, ver, flags, &req, req_cb));
+    if (out)
+        *out = req;
+    else
+        meta_req_fini(&req);
+    return rc;
+}
+
+static int put_s(const char *path, const char *v, int64_t ver, int flags)
+{
+    return put(st, path, v, strlen(v), ver, flags, NULL);
+}
+
+static int get(struct meta_store *m, const char *path, struct meta_req *out)
+{
+    struct meta_req req;
+    int rc = SYNC(&req, meta_get(m, path, &req, req_cb));
+    if (out)
+        *out = req;
+    else
+        meta_req_fini(&req);
+    return rc;
+}
+
+static int del(struct meta_store *m, const char *path, int64_t ver)
+{
+    struct meta_req req;
+    int rc = SYNC(&req, meta_delete(m, path, ver, &req, req_cb));
+    meta_req_fini(&req);
+    return rc;
+}
+
+static int exists(struct meta_store *m, const char *path, struct meta_stat *out)
+{
+    struct meta_req req;
+    int rc = SYNC(&req, meta_exists(m, path, &req, req_cb));
+    if (out)
+        *out = req.stat;
+    meta_req_fini(&req);
+    return rc;
+}
+
+static int children(struct meta_store *m, const char *path, struct meta_req *out)
+{
+    struct meta_req req;
+    int rc = SYNC(&req, meta_children(m, path, &req, req_cb));
+    *out = req;
+    return rc;
+}
+
+struct wrec {
+    bool fired;
+    int count;
+    enum meta_watch_event ev;
+    char path[256];
+};
+
+static void watch_cb(struct meta_store *m, const char *path, enum meta_watch_event ev,
+                     void *data)
+{
+    struct wrec *r = data;
+    r->fired = true;
+    r->count++;
+    r->ev = ev;
+    snprintf(r->path, sizeof r->path, "%s", path);
+}
+
+static void session_cb(struct meta_store *m, enum meta_session_event ev, void *data)
+{
+    session_events[ev]++;
+}
+
+/* ---- fixtures -------------------------------------------------------------------------- */
+
+static int open_store(struct meta_store **out)
+{
+    struct meta_options o = {
+        .url = url,
+        .data_dir = datadir,
+        .session_timeout_ms = 10000,
+        .op_timeout_ms = 10000,
+        .session_cb = session_cb,
+        .snapshot_log_bytes = snapshot_bytes,
+    };
+    return meta_open(base, &o, out);
+}
+
+/* The zk test root: a non-chroot session creates or removes it. */
+static void zk_rm_r(struct meta_store *m, const char *path)
+{
+    struct meta_req req;
+    if (children(m, path, &req) == 0) {
+        for (int i = 0; i < req.n_children; i++) {
+            char sub[512];
+            snprintf(sub, sizeof sub, "%s/%s", path, req.children[i]);
+            zk_rm_r(m, sub);
+        }
+    }
+    meta_req_fini(&req);
+    del(m, path, META_VERSION_ANY);
+}
+
+static struct meta_store *zk_admin(void)
+{
+    char u[300];
+    snprintf(u, sizeof u, "zk:%s", getenv("MAGNETAR_TEST_ZK"));
+    struct meta_options o = {.url = u, .op_timeout_ms = 10000};
+    struct meta_store *m = NULL;
+    ck_assert_int_eq(meta_open(base, &o, &m), 0);
+    return m;
+}
+
+static void setup_common(void)
+{
+    base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    const char *t = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(tmpdir, sizeof tmpdir, "%s/check_meta.XXXXXX", t);
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    snprintf(datadir, sizeof datadir, "%s/data", tmpdir);
+    memset(session_events, 0, sizeof session_events);
+    snapshot_bytes = 0;
+    zk_chroot[0] = '\0';
+    if (strcmp(cur->name, "zk") == 0) {
+        static int seq;
+        snprintf(zk_chroot, sizeof zk_chroot, "/check_meta/%d-%lld-%d", (int)getpid(),
+                 (long long)now_ms(), seq++);
+        struct meta_store *a = zk_admin();
+        ck_assert_int_eq(put(a, zk_chroot, "", 0, META_VERSION_NONE, META_CREATE_PARENTS,
+                             NULL),
+                         0);
+        meta_close(a);
+        snprintf(url, sizeof url, "zk:%s%s", getenv("MAGNETAR_TEST_ZK"), zk_chroot);
+    } else {
+        snprintf(url, sizeof url, "%s", cur->name);
+    }
+    ck_assert_int_eq(open_store(&st), 0);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void teardown(void)
+{
+    meta_close(st);
+    st = NULL;
+    if (zk_chroot[0]) {
+        struct meta_store *a = zk_admin();
+        zk_rm_r(a, zk_chroot);
+        meta_close(a);
+    }
+    nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    event_base_free(base);
+    base = NULL;
+}
+
+static void setup_memory(void)
+{
+    cur = &backends[0];
+    setup_common();
+}
+
+static void setup_embedded(void)
+{
+    cur = &backends[1];
+    setup_common();
+}
+
+static void setup_zk(void)
+{
+    cur = &backends[2];
+    setup_common();
+}
+
+/* Reopen the primary store (durable backends). */
+static void reopen(void)
+{
+    meta_close(st);
+    st = NULL;
+    ck_assert_int_eq(open_store(&st), 0);
+}
+
+/* ---- the contract ----------------------------------------------------------------------- */
+
+START_TEST(t_create_get_update)
+{
+    struct meta_req r;
+    ck_assert_int_eq(put(st, "/a", "hello", 5, META_VERSION_NONE, 0, &r), 0);
+    ck_assert_str_eq(r.path, "/a");
+    ck_assert_int_eq(r.stat.version, 0);
+    meta_req_fini(&r);
+    ck_assert_int_eq(get(st, "/a", &r), 0);
+    ck_assert_uint_eq(r.len, 5);
+    ck_assert_str_eq(r.value, "hello");
+    ck_assert_int_eq(r.stat.version, 0);
+    ck_assert(!r.stat.ephemeral);
+    ck_assert_int_gt(r.stat.ctime_ms, 0);
+    meta_req_fini(&r);
+    ck_assert_int_eq(put_s("/a", "v1", META_VERSION_ANY, 0), 0);
+    ck_assert_int_eq(put(st, "/a", "v2", 2, 1, 0, &r), 0);
+    ck_assert_int_eq(r.stat.version, 2);
+    meta_req_fini(&r);
+    ck_assert_int_eq(get(st, "/a", &r), 0);
+    ck_assert_str_eq(r.value, "v2");
+    ck_assert_int_eq(r.stat.version, 2);
+    ck_assert_int_ge(r.stat.mtime_ms, r.stat.ctime_ms);
+    meta_req_fini(&r);
+    struct meta_stat s;
+    ck_assert_int_eq(exists(st, "/a", &s), 0);
+    ck_assert_int_eq(s.version, 2);
+    ck_assert_int_eq(s.num_children, 0);
+    ck_assert_int_eq(exists(st, "/nope", NULL), -MG_ENOTFOUND);
+    ck_assert_int_eq(get(st, "/nope", NULL), -MG_ENOTFOUND);
+    /* ANY creates when missing */
+    ck_assert_int_eq(put_s("/b", "x", META_VERSION_ANY, 0), 0);
+    ck_assert_int_eq(exists(st, "/b", &s), 0);
+    ck_assert_int_eq(s.version, 0);
+}
+END_TEST
+
+START_TEST(t_create_only_and_cas)
+{
+    ck_assert_int_eq(put_s("/c", "1", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(put_s("/c", "2", META_VERSION_NONE, 0), -MG_EEXIST);
+    ck_assert_int_eq(put_s("/c", "2", 0, 0), 0);
+    ck_assert_int_eq(put_s("/c", "3", 0, 0), -MG_EBUSY); /* stale */
+    ck_assert_int_eq(put_s("/c", "3", 7, 0), -MG_EBUSY);
+    ck_assert_int_eq(put_s("/missing", "3", 0, 0), -MG_ENOTFOUND);
+    struct meta_req r;
+    ck_assert_int_eq(get(st, "/c", &r), 0);
+    ck_assert_str_eq(r.value, "2");
+    ck_assert_int_eq(r.stat.version, 1);
+    meta_req_fini(&r);
+}
+END_TEST
+
+START_TEST(t_delete)
+{
+    ck_assert_int_eq(put_s("/d", "1", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(put_s("/d", "2", META_VERSION_ANY, 0), 0);
+    ck_assert_int_eq(del(st, "/d", 0), -MG_EBUSY);
+    ck_assert_int_eq(del(st, "/d", 1), 0);
+    ck_assert_int_eq(get(st, "/d", NULL), -MG_ENOTFOUND);
+    ck_assert_int_eq(del(st, "/d", META_VERSION_ANY), -MG_ENOTFOUND);
+    ck_assert_int_eq(put_s("/d", "again", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(del(st, "/d", META_VERSION_ANY), 0);
+    /* non-empty */
+    ck_assert_int_eq(put_s("/p/q", "", META_VERSION_NONE, META_CREATE_PARENTS), 0);
+    ck_assert_int_eq(del(st, "/p", META_VERSION_ANY), -MG_ENOTALLOWED);
+    ck_assert_int_eq(del(st, "/p/q", META_VERSION_ANY), 0);
+    ck_assert_int_eq(del(st, "/p", 0), 0);
+}
+END_TEST
+
+START_TEST(t_children_sorted)
+{
+    ck_assert_int_eq(put_s("/ch", "", META_VERSION_NONE, 0), 0);
+    const char *names[] = {"b", "a", "c", "aa", "B", "a0"};
+    for (size_t i = 0; i < 6; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "/ch/%s", names[i]);
+        ck_assert_int_eq(put_s(p, names[i], META_VERSION_NONE, 0), 0);
+    }
+    struct meta_req r;
+    ck_assert_int_eq(children(st, "/ch", &r), 0);
+    ck_assert_int_eq(r.n_children, 6);
+    const char *want[] = {"B", "a", "a0", "aa", "b", "c"};
+    for (int i = 0; i < 6; i++)
+        ck_assert_str_eq(r.children[i], want[i]);
+    ck_assert_int_eq(r.stat.num_children, 6);
+    meta_req_fini(&r);
+    ck_assert_int_eq(children(st, "/ch/a", &r), 0);
+    ck_assert_int_eq(r.n_children, 0);
+    meta_req_fini(&r);
+    ck_assert_int_eq(children(st, "/nothing", &r), -MG_ENOTFOUND);
+    meta_req_fini(&r);
+    struct meta_stat s;
+    ck_assert_int_eq(exists(st, "/ch", &s), 0);
+    ck_assert_int_eq(s.num_children, 6);
+}
+END_TEST
+
+START_TEST(t_parents)
+{
+    ck_assert_int_eq(put_s("/x/y/z", "leaf", META_VERSION_NONE, 0), -MG_ENOTFOUND);
+    ck_assert_int_eq(put_s("/x/y/z", "leaf", META_VERSION_NONE, META_CREATE_PARENTS), 0);
+    struct meta_req r;
+    ck_assert_int_eq(get(st, "/x", &r), 0);
+    ck_assert_uint_eq(r.len, 0);
+    meta_req_fini(&r);
+    ck_assert_int_eq(get(st, "/x/y", NULL), 0);
+    ck_assert_int_eq(get(st, "/x/y/z", &r), 0);
+    ck_assert_str_eq(r.value, "leaf");
+    meta_req_fini(&r);
+    /* some parents exist already */
+    ck_assert_int_eq(put_s("/x/y/w/v", "2", META_VERSION_ANY, META_CREATE_PARENTS), 0);
+    ck_assert_int_eq(get(st, "/x/y/w/v", NULL), 0);
+}
+END_TEST
+
+START_TEST(t_sequential)
+{
+    ck_assert_int_eq(put_s("/seq", "", META_VERSION_NONE, 0), 0);
+    char prev[128] = "";
+    for (int i = 0; i < 5; i++) {
+        struct meta_req r;
+        ck_assert_int_eq(put(st, "/seq/n-", "v", 1, META_VERSION_NONE, META_SEQUENTIAL, &r), 0);
+        ck_assert_ptr_nonnull(r.path);
+        ck_assert_uint_eq(strlen(r.path), strlen("/seq/n-") + 10);
+        ck_assert(strncmp(r.path, "/seq/n-", 7) == 0);
+        ck_assert_msg(strcmp(r.path, prev) > 0, "%s after %s", r.path, prev);
+        snprintf(prev, sizeof prev, "%s", r.path);
+        ck_assert_int_eq(get(st, r.path, NULL), 0);
+        meta_req_fini(&r);
+    }
+    /* ephemeral-sequential, and under CREATE_PARENTS */
+    struct meta_req r;
+    ck_assert_int_eq(put(st, "/seq/n-", "", 0, META_VERSION_ANY,
+                         META_SEQUENTIAL | META_EPHEMERAL, &r),
+                     0);
+    ck_assert_msg(strcmp(r.path, prev) > 0, "%s after %s", r.path, prev);
+    ck_assert(r.stat.ephemeral);
+    meta_req_fini(&r);
+    ck_assert_int_eq(put(st, "/seq2/deep/ID-", "", 0, META_VERSION_NONE,
+                         META_SEQUENTIAL | META_CREATE_PARENTS, &r),
+                     0);
+    ck_assert_str_eq(r.path, "/seq2/deep/ID-0000000000");
+    meta_req_fini(&r);
+    ck_assert_int_eq(children(st, "/seq", &r), 0);
+    ck_assert_int_eq(r.n_children, 6);
+    meta_req_fini(&r);
+    /* a sequential put with a version is a caller error */
+    ck_assert_int_eq(meta_put(st, "/seq/n-", "", 0, 0, META_SEQUENTIAL, &r, req_cb),
+                     -MG_EINVAL);
+}
+END_TEST
+
+START_TEST(t_ephemeral)
+{
+    ck_assert_int_eq(put_s("/eph", "", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(put_s("/eph/e1", "mine", META_VERSION_NONE, META_EPHEMERAL), 0);
+    ck_assert_int_eq(put_s("/eph/p1", "kept", META_VERSION_NONE, 0), 0);
+    struct meta_stat s;
+    ck_assert_int_eq(exists(st, "/eph/e1", &s), 0);
+    ck_assert(s.ephemeral);
+    ck_assert_int_eq(put_s("/eph/e1/child", "", META_VERSION_NONE, 0), -MG_ENOTALLOWED);
+    if (cur->peer) {
+        struct meta_store *b = NULL;
+        ck_assert_int_eq(meta_open_peer(st, NULL, &b), 0);
+        ck_assert_int_eq(exists(b, "/eph/e1", &s), 0);
+        struct wrec wr = {0};
+        ck_assert_ptr_nonnull(meta_watch(b, "/eph/e1", false, watch_cb, &wr));
+        ck_assert_int_eq(exists(b, "/eph/e1", NULL), 0); /* the watch is in place */
+        meta_close(st);
+        st = b;
+        ck_assert(run_until(&wr.fired, 10000));
+        ck_assert_int_eq(wr.ev, META_WATCH_DELETED);
+    } else {
+        reopen();
+    }
+    ck_assert_int_eq(exists(st, "/eph/e1", NULL), -MG_ENOTFOUND);
+    ck_assert_int_eq(exists(st, "/eph/p1", NULL), 0);
+    ck_assert_int_eq(exists(st, "/eph", &s), 0);
+    ck_assert_int_eq(s.num_children, 1);
+}
+END_TEST
+
+static void expect_one(struct wrec *wr, enum meta_watch_event ev, const char *path)
+{
+    ck_assert_msg(run_until(&wr->fired, 10000), "watch on %s did not fire", path);
+    ck_assert_int_eq(wr->ev, ev);
+    ck_assert_str_eq(wr->path, path);
+    ck_assert_int_eq(wr->count, 1);
+}
+
+START_TEST(t_watch_data)
+{
+    struct wrec wr = {0};
+    /* creation */
+    ck_assert_ptr_nonnull(meta_watch(st, "/w", false, watch_cb, &wr));
+    ck_assert_int_eq(put_s("/w", "1", META_VERSION_NONE, 0), 0);
+    expect_one(&wr, META_WATCH_CREATED, "/w");
+    ck_assert_int_eq(put_s("/w", "2", META_VERSION_ANY, 0), 0); /* one-shot: no more */
+    ck_assert_int_eq(exists(st, "/w", NULL), 0);
+    ck_assert_int_eq(wr.count, 1);
+    /* data change */
+    memset(&wr, 0, sizeof wr);
+    ck_assert_ptr_nonnull(meta_watch(st, "/w", false, watch_cb, &wr));
+    ck_assert_int_eq(put_s("/w/kid", "", META_VERSION_NONE, 0), 0); /* not a data change */
+    ck_assert_int_eq(exists(st, "/w", NULL), 0);
+    ck_assert_int_eq(wr.count, 0);
+    ck_assert_int_eq(put_s("/w", "3", META_VERSION_ANY, 0), 0);
+    expect_one(&wr, META_WATCH_CHANGED, "/w");
+    ck_assert_int_eq(put_s("/w", "4", META_VERSION_ANY, 0), 0);
+    ck_assert_int_eq(exists(st, "/w", NULL), 0);
+    ck_assert_int_eq(wr.count, 1);
+    /* deletion */
+    memset(&wr, 0, sizeof wr);
+    ck_assert_ptr_nonnull(meta_watch(st, "/w", false, watch_cb, &wr));
+    ck_assert_int_eq(del(st, "/w/kid", META_VERSION_ANY), 0);
+    ck_assert_int_eq(del(st, "/w", META_VERSION_ANY), 0);
+    expect_one(&wr, META_WATCH_DELETED, "/w");
+    ck_assert_int_eq(put_s("/w", "5", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(exists(st, "/w", NULL), 0);
+    ck_assert_int_eq(wr.count, 1);
+}
+END_TEST
+
+START_TEST(t_watch_children)
+{
+    struct wrec wr = {0};
+    ck_assert_int_eq(put_s("/wc", "", META_VERSION_NONE, 0), 0);
+    ck_assert_ptr_nonnull(meta_watch(st, "/wc", true, watch_cb, &wr));
+    ck_assert_int_eq(put_s("/wc", "data", META_VERSION_ANY, 0), 0); /* not a child change */
+    ck_assert_int_eq(exists(st, "/wc", NULL), 0);
+    ck_assert_int_eq(wr.count, 0);
+    ck_assert_int_eq(put_s("/wc/a", "", META_VERSION_NONE, 0), 0);
+    expect_one(&wr, META_WATCH_CHILDREN, "/wc");
+    ck_assert_int_eq(put_s("/wc/b", "", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(exists(st, "/wc", NULL), 0);
+    ck_assert_int_eq(wr.count, 1);
+    /* removal of a child */
+    memset(&wr, 0, sizeof wr);
+    ck_assert_ptr_nonnull(meta_watch(st, "/wc", true, watch_cb, &wr));
+    ck_assert_int_eq(del(st, "/wc/a", META_VERSION_ANY), 0);
+    expect_one(&wr, META_WATCH_CHILDREN, "/wc");
+    /* deletion of the node itself */
+    ck_assert_int_eq(del(st, "/wc/b", META_VERSION_ANY), 0);
+    memset(&wr, 0, sizeof wr);
+    ck_assert_ptr_nonnull(meta_watch(st, "/wc", true, watch_cb, &wr));
+    ck_assert_int_eq(del(st, "/wc", META_VERSION_ANY), 0);
+    expect_one(&wr, META_WATCH_DELETED, "/wc");
+    /* a children watch on a missing node reports its creation */
+    memset(&wr, 0, sizeof wr);
+    ck_assert_ptr_nonnull(meta_watch(st, "/wc2", true, watch_cb, &wr));
+    ck_assert_int_eq(exists(st, "/wc2", NULL), -MG_ENOTFOUND);
+    ck_assert_int_eq(put_s("/wc2", "", META_VERSION_NONE, 0), 0);
+    expect_one(&wr, META_WATCH_CREATED, "/wc2");
+}
+END_TEST
+
+START_TEST(t_unwatch)
+{
+    struct wrec wr = {0}, wr2 = {0};
+    struct meta_watch *w = meta_watch(st, "/u", false, watch_cb, &wr);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_ptr_nonnull(meta_watch(st, "/u", false, watch_cb, &wr2));
+    ck_assert_int_eq(exists(st, "/u", NULL), -MG_ENOTFOUND);
+    meta_unwatch(st, w);
+    ck_assert_int_eq(put_s("/u", "1", META_VERSION_NONE, 0), 0);
+    expect_one(&wr2, META_WATCH_CREATED, "/u");
+    ck_assert_int_eq(wr.count, 0);
+    /* unwatch right after watch (zk: while its registration is in flight) */
+    w = meta_watch(st, "/u", true, watch_cb, &wr);
+    meta_unwatch(st, w);
+    ck_assert_int_eq(put_s("/u/k", "", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(exists(st, "/u", NULL), 0);
+    ck_assert_int_eq(wr.count, 0);
+    /* a fired but not yet delivered watch */
+    w = meta_watch(st, "/u", false, watch_cb, &wr);
+    ck_assert_int_eq(exists(st, "/u", NULL), 0);
+    struct meta_req r;
+    struct waiter wt = {0};
+    memset(&r, 0, sizeof r);
+    r.data = &wt;
+    ck_assert_int_eq(meta_put(st, "/u", "2", 1, META_VERSION_ANY, 0, &r, req_cb), 0);
+    if (strcmp(cur->name, "zk") != 0)
+        meta_unwatch(st, w); /* memory/embedded: already queued */
+    ck_assert(run_until(&wt.done, 10000));
+    meta_req_fini(&r);
+    if (strcmp(cur->name, "zk") != 0)
+        ck_assert_int_eq(wr.count, 0);
+}
+END_TEST
+
+START_TEST(t_binary_and_large)
+{
+    unsigned char bin[256];
+    for (int i = 0; i < 256; i++)
+        bin[i] = (unsigned char)i;
+    struct meta_req r;
+    ck_assert_int_eq(put(st, "/bin", bin, sizeof bin, META_VERSION_NONE, 0, NULL), 0);
+    ck_assert_int_eq(get(st, "/bin", &r), 0);
+    ck_assert_uint_eq(r.len, sizeof bin);
+    ck_assert(memcmp(r.value, bin, sizeof bin) == 0);
+    meta_req_fini(&r);
+    ck_assert_int_eq(put(st, "/empty", NULL, 0, META_VERSION_NONE, 0, NULL), 0);
+    ck_assert_int_eq(get(st, "/empty", &r), 0);
+    ck_assert_uint_eq(r.len, 0);
+    ck_assert_str_eq(r.value, "");
+    meta_req_fini(&r);
+    size_t big = 1000 * 1000;
+    unsigned char *v = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        v[i] = (unsigned char)(i * 31 + (i >> 13));
+    ck_assert_int_eq(put(st, "/big", v, big, META_VERSION_NONE, 0, NULL), 0);
+    ck_assert_int_eq(get(st, "/big", &r), 0);
+    ck_assert_uint_eq(r.len, big);
+    ck_assert(memcmp(r.value, v, big) == 0);
+    meta_req_fini(&r);
+    if (cur->durable && !cur->peer) {
+        reopen();
+        ck_assert_int_eq(get(st, "/big", &r), 0);
+        ck_assert_uint_eq(r.len, big);
+        ck_assert(memcmp(r.value, v, big) == 0);
+        meta_req_fini(&r);
+        ck_assert_int_eq(get(st, "/bin", &r), 0);
+        ck_assert(memcmp(r.value, bin, sizeof bin) == 0);
+        meta_req_fini(&r);
+    }
+    free(v);
+}
+END_TEST
+
+START_TEST(t_bad_arguments)
+{
+    struct meta_req r = {0};
+    const char *bad[] = {"", "a", "/a/", "//a", "/a//b", "/a/./b", "/a/..", NULL};
+    for (int i = 0; bad[i]; i++) {
+        ck_assert_int_eq(meta_get(st, bad[i], &r, req_cb), -MG_EINVAL);
+        ck_assert_int_eq(meta_put(st, bad[i], "", 0, META_VERSION_ANY, 0, &r, req_cb),
+                         -MG_EINVAL);
+        ck_assert_ptr_null(meta_watch(st, bad[i], false, watch_cb, NULL));
+    }
+    ck_assert_int_eq(meta_get(st, NULL, &r, req_cb), -MG_EINVAL);
+    ck_assert_int_eq(meta_put(st, "/a", "", 0, -3, 0, &r, req_cb), -MG_EINVAL);
+    ck_assert_int_eq(meta_delete(st, "/a", META_VERSION_NONE, &r, req_cb), -MG_EINVAL);
+    ck_assert_int_eq(meta_put(st, "/a", "", 0, META_VERSION_ANY, 1 << 8, &r, req_cb),
+                     -MG_EINVAL);
+    ck_assert_int_eq(del(st, "/", META_VERSION_ANY), -MG_ENOTALLOWED);
+    ck_assert_int_eq(get(st, "/", NULL), 0);
+}
+END_TEST
+
+static void close_in_cb(struct meta_req *req, int status)
+{
+    struct waiter *w = req->data;
+    w->done = true;
+    w->status = status;
+    w->calls++;
+    meta_close(st); /* from inside the store's own callback */
+    st = NULL;
+}
+
+START_TEST(t_close_cancels)
+{
+    struct meta_req r1 = {0}, r2 = {0};
+    struct waiter w1 = {0}, w2 = {0};
+    r1.data = &w1;
+    r2.data = &w2;
+    struct wrec wr = {0};
+    ck_assert_ptr_nonnull(meta_watch(st, "/cc", false, watch_cb, &wr));
+    ck_assert_int_eq(meta_put(st, "/cc", "x", 1, META_VERSION_ANY, 0, &r1, req_cb), 0);
+    ck_assert_int_eq(meta_get(st, "/cc", &r2, req_cb), 0);
+    ck_assert(!w1.done && !w2.done); /* never inside the call */
+    meta_close(st);
+    st = NULL;
+    ck_assert(w1.done && w2.done);
+    ck_assert_int_eq(w1.status, -MG_ECANCELED);
+    ck_assert_int_eq(w2.status, -MG_ECANCELED);
+    ck_assert_int_eq(w1.calls, 1);
+    meta_req_fini(&r1);
+    meta_req_fini(&r2);
+    ck_assert_int_eq(wr.count, 0);
+    /* closing from inside a callback, with more requests queued behind it */
+    ck_assert_int_eq(open_store(&st), 0);
+    memset(&w1, 0, sizeof w1);
+    memset(&w2, 0, sizeof w2);
+    ck_assert_int_eq(meta_exists(st, "/", &r1, close_in_cb), 0);
+    ck_assert_int_eq(meta_exists(st, "/", &r2, req_cb), 0);
+    ck_assert(run_until(&w1.done, 10000));
+    ck_assert(w2.done);
+    ck_assert_int_eq(w2.status, -MG_ECANCELED);
+    ck_assert_ptr_null(st);
+    meta_req_fini(&r1);
+    meta_req_fini(&r2);
+    ck_assert_int_eq(meta_get(NULL, "/", &r1, req_cb), -MG_ECLOSED);
+}
+END_TEST
+
+START_TEST(t_two_sessions)
+{
+    struct meta_store *b = NULL;
+    int rc = meta_open_peer(st, NULL, &b);
+    if (!cur->peer) {
+        ck_assert_int_eq(rc, -MG_ENOTSUP);
+        return;
+    }
+    ck_assert_int_eq(rc, 0);
+    struct wrec wr = {0}, wc = {0};
+    ck_assert_ptr_nonnull(meta_watch(b, "/shared", false, watch_cb, &wr));
+    ck_assert_int_eq(exists(b, "/shared", NULL), -MG_ENOTFOUND);
+    ck_assert_int_eq(put_s("/shared", "from a", META_VERSION_NONE, 0), 0);
+    expect_one(&wr, META_WATCH_CREATED, "/shared");
+    ck_assert_ptr_nonnull(meta_watch(b, "/shared", true, watch_cb, &wc));
+    ck_assert_int_eq(exists(b, "/shared", NULL), 0);
+    ck_assert_int_eq(put_s("/shared/k", "", META_VERSION_NONE, META_EPHEMERAL), 0);
+    expect_one(&wc, META_WATCH_CHILDREN, "/shared");
+    /* CAS between sessions */
+    struct meta_req r;
+    ck_assert_int_eq(get(b, "/shared", &r), 0);
+    ck_assert_str_eq(r.value, "from a");
+    int64_t v = r.stat.version;
+    meta_req_fini(&r);
+    ck_assert_int_eq(put_s("/shared", "a wins", v, 0), 0);
+    ck_assert_int_eq(put(b, "/shared", "b loses", 7, v, 0, NULL), -MG_EBUSY);
+    /* b's watch goes with b; a's ephemeral stays while a lives */
+    ck_assert_ptr_nonnull(meta_watch(b, "/shared", false, watch_cb, &wr));
+    meta_close(b);
+    ck_assert_int_eq(exists(st, "/shared/k", NULL), 0);
+}
+END_TEST
+
+START_TEST(t_session_events)
+{
+    if (strcmp(cur->name, "zk") == 0) {
+        ck_assert_int_eq(exists(st, "/", NULL), 0);
+        bool connected = false;
+        for (int i = 0; i < 100 && !connected; i++) {
+            connected = session_events[META_SESSION_CONNECTED] == 1;
+            if (!connected)
+                exists(st, "/", NULL);
+        }
+        ck_assert(connected);
+    } else {
+        ck_assert_int_eq(exists(st, "/", NULL), 0);
+        ck_assert_int_eq(session_events[META_SESSION_CONNECTED], 0);
+    }
+    ck_assert_int_eq(session_events[META_SESSION_EXPIRED], 0);
+    ck_assert_str_eq(meta_backend_name(st), strcmp(cur->name, "zk") == 0 ? "zookeeper"
+                                                                          : cur->name);
+}
+END_TEST
+
+START_TEST(t_many_pipelined)
+{
+    /* many requests in flight at once complete in order of issue */
+    enum { N = 200 };
+    static struct meta_req reqs[N];
+    static struct waiter ws[N];
+    ck_assert_int_eq(put_s("/pl", "", META_VERSION_NONE, 0), 0);
+    for (int i = 0; i < N; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "/pl/k%03d", i);
+        memset(&reqs[i], 0, sizeof reqs[i]);
+        memset(&ws[i], 0, sizeof ws[i]);
+        reqs[i].data = &ws[i];
+        ck_assert_int_eq(meta_put(st, p, p, strlen(p), META_VERSION_NONE, 0, &reqs[i], req_cb),
+                         0);
+    }
+    for (int i = 0; i < N; i++) {
+        ck_assert(run_until(&ws[i].done, 15000));
+        ck_assert_int_eq(ws[i].status, 0);
+        meta_req_fini(&reqs[i]);
+    }
+    struct meta_req r;
+    ck_assert_int_eq(children(st, "/pl", &r), 0);
+    ck_assert_int_eq(r.n_children, N);
+    meta_req_fini(&r);
+}
+END_TEST
+
+/* ---- embedded: durability ----------------------------------------------------------------- */
+
+static void check_key(const char *path, const char *value, int64_t version)
+{
+    struct meta_req r;
+    ck_assert_msg(get(st, path, &r) == 0, "%s missing", path);
+    ck_assert_str_eq(r.value, value);
+    ck_assert_int_eq(r.stat.version, version);
+    meta_req_fini(&r);
+}
+
+START_TEST(t_emb_reopen)
+{
+    enum { N = 300 };
+    ck_assert_int_eq(put_s("/k", "", META_VERSION_NONE, 0), 0);
+    for (int i = 0; i < N; i++) {
+        char p[64], v[64];
+        snprintf(p, sizeof p, "/k/%d", i);
+        snprintf(v, sizeof v, "value-%d", i);
+        ck_assert_int_eq(put_s(p, v, META_VERSION_NONE, 0), 0);
+        if (i % 3 == 0)
+            ck_assert_int_eq(put_s(p, "updated", 0, 0), 0);
+        if (i % 10 == 0)
+            ck_assert_int_eq(del(st, p, META_VERSION_ANY), 0);
+    }
+    reopen();
+    for (int i = 0; i < N; i++) {
+        char p[64], v[64];
+        snprintf(p, sizeof p, "/k/%d", i);
+        snprintf(v, sizeof v, "value-%d", i);
+        if (i % 10 == 0)
+            ck_assert_int_eq(get(st, p, NULL), -MG_ENOTFOUND);
+        else if (i % 3 == 0)
+            check_key(p, "updated", 1);
+        else
+            check_key(p, v, 0);
+    }
+    /* once more, after the open-time compaction */
+    ck_assert_int_eq(put_s("/k/after", "x", META_VERSION_NONE, 0), 0);
+    reopen();
+    check_key("/k/after", "x", 0);
+    check_key("/k/1", "value-1", 0);
+}
+END_TEST
+
+static off_t file_size(const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", datadir, name);
+    struct stat sb;
+    return stat(p, &sb) == 0 ? sb.st_size : -1;
+}
+
+START_TEST(t_emb_torn_tail)
+{
+    for (int i = 0; i < 10; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "/t%d", i);
+        ck_assert_int_eq(put_s(p, "0123456789", META_VERSION_NONE, 0), 0);
+    }
+    meta_close(st);
+    st = NULL;
+    char logp[512];
+    snprintf(logp, sizeof logp, "%s/meta.log", datadir);
+    off_t sz = file_size("meta.log");
+    ck_assert_int_gt(sz, 16);
+    ck_assert_int_eq(truncate(logp, sz - 3), 0);
+    ck_assert_int_eq(open_store(&st), 0);
+    for (int i = 0; i < 9; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "/t%d", i);
+        check_key(p, "0123456789", 0);
+    }
+    ck_assert_int_eq(get(st, "/t9", NULL), -MG_ENOTFOUND);
+    /* the store goes on normally */
+    ck_assert_int_eq(put_s("/t9", "again", META_VERSION_NONE, 0), 0);
+    reopen();
+    check_key("/t9", "again", 0);
+    /* garbage appended after valid records is ignored too */
+    meta_close(st);
+    st = NULL;
+    int fd = open(logp, O_WRONLY | O_APPEND);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "\x10\x00\x00\x00garbage!", 12), 12);
+    close(fd);
+    ck_assert_int_eq(open_store(&st), 0);
+    check_key("/t9", "again", 0);
+}
+END_TEST
+
+START_TEST(t_emb_snapshots)
+{
+    meta_close(st);
+    st = NULL;
+    snapshot_bytes = 8192;
+    ck_assert_int_eq(open_store(&st), 0);
+    enum { N = 600 };
+    ck_assert_int_eq(put_s("/s", "", META_VERSION_NONE, 0), 0);
+    for (int i = 0; i < N; i++) {
+        char p[64], v[64];
+        snprintf(p, sizeof p, "/s/key-%04d", i);
+        snprintf(v, sizeof v, "v%d", i);
+        ck_assert_int_eq(put_s(p, v, META_VERSION_NONE, 0), 0);
+        ck_assert_int_eq(put_s(p, v, 0, 0), 0);
+    }
+    ck_assert_int_gt(file_size("meta.snap"), 0);
+    ck_assert_int_lt(file_size("meta.log"), 8192 + 4096);
+    /* sequential counters are part of the snapshot and of the log */
+    struct meta_req r;
+    ck_assert_int_eq(put(st, "/s/ID-", "", 0, META_VERSION_NONE, META_SEQUENTIAL, &r), 0);
+    ck_assert_str_eq(r.path, "/s/ID-0000000000");
+    ck_assert_int_eq(del(st, r.path, META_VERSION_ANY), 0);
+    meta_req_fini(&r);
+    ck_assert_int_eq(put(st, "/s/ID-", "", 0, META_VERSION_NONE,
+                         META_SEQUENTIAL | META_EPHEMERAL, &r),
+                     0);
+    ck_assert_str_eq(r.path, "/s/ID-0000000001");
+    meta_req_fini(&r);
+    reopen();
+    for (int i = 0; i < N; i += 37) {
+        char p[64], v[64];
+        snprintf(p, sizeof p, "/s/key-%04d", i);
+        snprintf(v, sizeof v, "v%d", i);
+        check_key(p, v, 1);
+    }
+    ck_assert_int_eq(children(st, "/s", &r), 0);
+    ck_assert_int_eq(r.n_children, N); /* the ephemeral ID is gone */
+    meta_req_fini(&r);
+    ck_assert_int_eq(put(st, "/s/ID-", "", 0, META_VERSION_NONE, META_SEQUENTIAL, &r), 0);
+    ck_assert_str_eq(r.path, "/s/ID-0000000002"); /* never reused */
+    meta_req_fini(&r);
+    reopen();
+    ck_assert_int_eq(put(st, "/s/ID-", "", 0, META_VERSION_NONE, META_SEQUENTIAL, &r), 0);
+    ck_assert_str_eq(r.path, "/s/ID-0000000003");
+    meta_req_fini(&r);
+}
+END_TEST
+
+START_TEST(t_emb_dirs)
+{
+    /* a second store on the same dir is refused */
+    struct meta_store *b = NULL;
+    ck_assert_int_eq(open_store(&b), -MG_EBUSY);
+    ck_assert_ptr_null(b);
+    /* an unusable data dir fails meta_open */
+    char file[512];
+    snprintf(file, sizeof file, "%s/plainfile", tmpdir);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    char bad[600];
+    snprintf(bad, sizeof bad, "%s/sub", file);
+    struct meta_options o = {.url = "embedded", .data_dir = bad};
+    ck_assert_int_eq(meta_open(base, &o, &b), -MG_EIO);
+    o.data_dir = NULL;
+    ck_assert_int_eq(meta_open(base, &o, &b), -MG_EINVAL);
+    o.url = "nosuchbackend";
+    ck_assert_int_eq(meta_open(base, &o, &b), -MG_EINVAL);
+    /* nested dirs are created */
+    snprintf(bad, sizeof bad, "%s/a/b/c", tmpdir);
+    o.url = "embedded";
+    o.data_dir = bad;
+    ck_assert_int_eq(meta_open(base, &o, &b), 0);
+    meta_close(b);
+    /* a corrupt snapshot is an error, not a silent empty store */
+    meta_close(st);
+    st = NULL;
+    snapshot_bytes = 1;
+    ck_assert_int_eq(open_store(&st), 0);
+    ck_assert_int_eq(put_s("/z", "z", META_VERSION_NONE, 0), 0);
+    ck_assert_int_gt(file_size("meta.snap"), 0);
+    meta_close(st);
+    st = NULL;
+    char snap[512];
+    snprintf(snap, sizeof snap, "%s/meta.snap", datadir);
+    ck_assert_int_eq(truncate(snap, file_size("meta.snap") - 2), 0);
+    ck_assert_int_eq(open_store(&st), -MG_EIO);
+}
+END_TEST
+
+START_TEST(t_emb_group_commit)
+{
+    /* many mutations issued in one pass share fsyncs and all complete, in order */
+    enum { N = 100 };
+    static struct meta_req reqs[N];
+    static struct waiter ws[N];
+    for (int i = 0; i < N; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "/g%d", i);
+        memset(&reqs[i], 0, sizeof reqs[i]);
+        memset(&ws[i], 0, sizeof ws[i]);
+        reqs[i].data = &ws[i];
+        ck_assert_int_eq(meta_put(st, p, "x", 1, META_VERSION_NONE, 0, &reqs[i], req_cb), 0);
+    }
+    ck_assert(run_until(&ws[N - 1].done, 10000));
+    for (int i = 0; i < N; i++) {
+        ck_assert(ws[i].done);
+        ck_assert_int_eq(ws[i].status, 0);
+        meta_req_fini(&reqs[i]);
+    }
+    reopen();
+    check_key("/g0", "x", 0);
+    check_key("/g99", "x", 0);
+}
+END_TEST
+
+/* ---- suite ------------------------------------------------------------------------------ */
+
+static Suite *meta_suite(void)
+{
+    Suite *s = suite_create("meta");
+    const TTest *contract[] = {
+        t_create_get_update, t_create_only_and_cas, t_delete,          t_children_sorted,
+        t_parents,           t_sequential,          t_ephemeral,       t_watch_data,
+        t_watch_children,    t_unwatch,             t_binary_and_large, t_bad_arguments,
+        t_close_cancels,     t_two_sessions,        t_session_events,  t_many_pipelined,
+    };
+    void (*setups[])(void) = {setup_memory, setup_embedded, setup_zk};
+    bool have_zk = getenv("MAGNETAR_TEST_ZK") && getenv("MAGNETAR_TEST_ZK")[0];
+    for (int b = 0; b < 3; b++) {
+        if (b == 2 && !have_zk) {
+            printf("check_meta: zk backend skipped (set MAGNETAR_TEST_ZK=host:port, or run "
+                   "tests/integration/meta_zk.sh)\n");
+            continue;
+        }
+        TCase *tc = tcase_create(backends[b].name);
+        tcase_add_checked_fixture(tc, setups[b], teardown);
+        tcase_set_timeout(tc, 60);
+        for (size_t i = 0; i < sizeof contract / sizeof contract[0]; i++)
+            tcase_add_test(tc, contract[i]);
+        suite_add_tcase(s, tc);
+    }
+    TCase *tc = tcase_create("embedded-durability");
+    tcase_add_checked_fixture(tc, setup_embedded, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, t_emb_reopen);
+    tcase_add_test(tc, t_emb_torn_tail);
+    tcase_add_test(tc, t_emb_snapshots);
+    tcase_add_test(tc, t_emb_dirs);
+    tcase_add_test(tc, t_emb_group_commit);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(meta_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
