@@ -32,8 +32,8 @@ else
 fi
 for log in "$BUILD_DIR"/tests/unit/*.log; do
   [ -f "$log" ] || continue
-  grep -E '^[0-9]+%: Checks|Checks: ' "$log" | sed "s|^|  $(basename "$log" .log): |"
-  if grep -qE 'FAIL|ERROR|Failures: [1-9]|Errors: [1-9]|runtime error|AddressSanitizer' "$log"; then
+  grep -E '^[0-9]+%: Checks' "$log" | sed "s|^|  $(basename "$log" .log): |"
+  if grep -qE ':test-result: (FAIL|ERROR)' "${log%.log}.trs" 2>/dev/null; then
     echo "---- $log"; tail -n 60 "$log"
   fi
 done
@@ -66,21 +66,22 @@ else
   bport=$(sed -n 's/^brokerServicePort=//p' "$work/ports")
   wport=$(sed -n 's/^webServicePort=//p' "$work/ports")
   echo "broker pid $broker_pid on 127.0.0.1:$bport (admin $wport)"
+  compat_failed=0
   if MAGNETAR_URL="pulsar://127.0.0.1:$bport" MAGNETAR_ADMIN="http://127.0.0.1:$wport" \
      MAGNETAR_PID="$broker_pid" timeout 900 node --test tests/compat/ 2>&1 | tee "$work/compat.log"; then
     ok "compatibility tests"
   else
-    fail "compatibility tests"
+    fail "compatibility tests"; compat_failed=1
   fi
-  kill -0 "$broker_pid" 2>/dev/null || fail "broker died during the compatibility tests"
+  kill -0 "$broker_pid" 2>/dev/null || { fail "broker died during the compatibility tests"; compat_failed=1; }
   stop_broker
   wait "$broker_pid"; rc=$?
   broker_pid=""
   if [ "$rc" = 0 ]; then ok "broker clean shutdown on SIGTERM (exit 0)"; else fail "broker exit code $rc on SIGTERM"; fi
   if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$work/broker.log"; then
-    fail "sanitizer report in the broker log"
+    fail "sanitizer report in the broker log"; compat_failed=1
   fi
-  if [ "$failed" -gt 0 ]; then echo "---- broker log (last 80 lines)"; tail -n 80 "$work/broker.log"; fi
+  if [ "$compat_failed" = 1 ]; then echo "---- broker log (last 80 lines)"; tail -n 80 "$work/broker.log"; fi
 fi
 
 # ---- 3. integration tests: tests/integration/*.test.sh start the processes they need ------

@@ -195,6 +195,7 @@ struct bkc_client {
     struct mg_map bookies;    /* id -> owned bkc_bookie */
     struct bkc_bookie_list bookie_list;
     struct bkc_ledger_list ledgers; /* every handle, including ones being created/opened */
+    struct bkc_ledger_list zombies; /* aborted handles, freed at the next loop pass */
     struct bkc_mop_list mops;       /* metadata requests in flight */
     struct bkc_req *done_head, *done_tail; /* completed requests waiting for their callback */
     struct event *done_ev;  /* owned */
@@ -212,6 +213,8 @@ void bkc_complete(struct bkc_client *c, struct bkc_req *req, int status);
  * client; call bkc_mop_start's result with meta_* and bkc_mop_cb as callback. */
 struct bkc_mop *bkc_mop_new(struct bkc_client *c, void *owner, bkc_mop_fn fn);
 void bkc_mop_cb(struct meta_req *mr, int status);
+/* Drop a mop whose meta_* call failed synchronously (it never went in flight). */
+void bkc_mop_drop(struct bkc_mop *mop);
 /* Mark every mop of owner dead. */
 void bkc_mops_kill(struct bkc_client *c, void *owner);
 /* master key and digests */
@@ -229,6 +232,7 @@ enum bkc_mode {
     BKC_MODE_RECOVERING,
     BKC_MODE_WRITER,
     BKC_MODE_READER,
+    BKC_MODE_DEAD, /* aborted; freed from the client's loop pass */
 };
 
 /* A pending add (writer or recovery re-add). */
@@ -319,13 +323,22 @@ struct bkc_ledger {
     struct bkc_create_opts copts;       /* custom points into md */
     /* recovery */
     struct bkc_rrd *rrd;                /* owned: recovery read in progress */
+    struct bkc_bookie *rec_ens[BKC_MAX_ENSEMBLE]; /* borrowed: the ensemble fenced */
     bool rec_reads_done;
-    bool rec_closing;
+    bool md_closing;                    /* the CLOSED metadata write is in flight */
+    struct bkc_md new_md;               /* the metadata an ensemble change is writing */
 };
 
 /* Create / open steps (bkc_ledger.c), started by bkc_client.c. */
 struct bkc_ledger *bkc_ledger_alloc(struct bkc_client *c, int64_t id, enum bkc_mode mode);
-void bkc_ledger_destroy(struct bkc_ledger *lh, int status);
+/* Complete everything pending on lh with status, cancel its requests and free it; with
+ * defer, the memory stays (mode DEAD) until the client's next loop pass, so that callers up
+ * the stack may still look at it. */
+void bkc_ledger_destroy(struct bkc_ledger *lh, int status, bool defer);
+/* Derive the master key, MAC key and digest of lh from its metadata. */
+void bkc_ledger_keys(struct bkc_ledger *lh);
+/* Free the handles in c->zombies. */
+void bkc_zombies_free(struct bkc_client *c);
 void bkc_ledger_create_start(struct bkc_ledger *lh);
 void bkc_ledger_open_start(struct bkc_ledger *lh);
 

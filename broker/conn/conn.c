@@ -206,6 +206,42 @@ static void send_simple(struct conn *c, Pulsar__Proto__BaseCommand__Type type)
     conn_send(c, &cmd);
 }
 
+static void send_close_producer(struct conn *c, uint64_t producer_id)
+{
+    Pulsar__Proto__CommandCloseProducer cp = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
+    cp.producer_id = producer_id;
+    cp.request_id = UINT64_MAX; /* broker-initiated: no request to answer */
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER;
+    cmd.close_producer = &cp;
+    conn_send(c, &cmd);
+}
+
+static void send_close_consumer(struct conn *c, uint64_t consumer_id)
+{
+    Pulsar__Proto__CommandCloseConsumer cl = PULSAR__PROTO__COMMAND_CLOSE_CONSUMER__INIT;
+    cl.consumer_id = consumer_id;
+    cl.request_id = UINT64_MAX;
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_CONSUMER;
+    cmd.close_consumer = &cl;
+    conn_send(c, &cmd);
+}
+
+static void send_send_error(struct conn *c, uint64_t producer_id, uint64_t seq,
+                            Pulsar__Proto__ServerError error, const char *message)
+{
+    Pulsar__Proto__CommandSendError e = PULSAR__PROTO__COMMAND_SEND_ERROR__INIT;
+    e.producer_id = producer_id;
+    e.sequence_id = seq;
+    e.error = error;
+    e.message = (char *)message;
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND_ERROR;
+    cmd.send_error = &e;
+    conn_send(c, &cmd);
+}
+
 /* ---- flow control ------------------------------------------------------------------------ */
 
 static bool conn_should_pause(struct conn *c)
@@ -296,15 +332,8 @@ static void producer_closed_by_broker(void *owner, struct topic_producer *tp)
     (void)tp;
     p->tp = NULL;
     struct conn *c = p->conn;
-    if (conn_open(c) && p->attached) {
-        Pulsar__Proto__CommandCloseProducer cp = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
-        cp.producer_id = p->id;
-        cp.request_id = UINT64_MAX;
-        wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-        cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER;
-        cmd.close_producer = &cp;
-        conn_send(c, &cmd);
-    }
+    if (conn_open(c) && p->attached)
+        send_close_producer(c, p->id);
     producer_detach(p);
     producer_release(p);
 }
@@ -338,16 +367,10 @@ static void publish_done(void *data, int status, struct ml_position pos)
             cmd.send_receipt = &r;
             conn_send(c, &cmd);
         } else {
-            Pulsar__Proto__CommandSendError e = PULSAR__PROTO__COMMAND_SEND_ERROR__INIT;
-            e.producer_id = p->id;
-            e.sequence_id = pub.seq;
-            e.error = PULSAR__PROTO__SERVER_ERROR__PersistenceError;
-            e.message = (char *)mg_strerror(status);
-            cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND_ERROR;
-            cmd.send_error = &e;
             MG_WARN("conn", "[%" PRIu64 "] publish on %s failed: %s", c->id, p->topic,
                     mg_strerror(status));
-            conn_send(c, &cmd);
+            send_send_error(c, p->id, pub.seq, PULSAR__PROTO__SERVER_ERROR__PersistenceError,
+                            mg_strerror(status));
         }
         conn_maybe_resume(c);
     }
@@ -492,15 +515,8 @@ static void consumer_closed_by_broker(void *owner, struct topic_consumer *tc)
     struct conn *c = cc->conn;
     (void)tc;
     cc->tc = NULL;
-    if (conn_open(c) && cc->attached) {
-        Pulsar__Proto__CommandCloseConsumer cl = PULSAR__PROTO__COMMAND_CLOSE_CONSUMER__INIT;
-        cl.consumer_id = cc->id;
-        cl.request_id = UINT64_MAX;
-        wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-        cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_CONSUMER;
-        cmd.close_consumer = &cl;
-        conn_send(c, &cmd);
-    }
+    if (conn_open(c) && cc->attached)
+        send_close_consumer(c, cc->id);
     consumer_detach(cc, false);
     consumer_release(cc);
 }
@@ -709,17 +725,11 @@ static void handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s,
         return;
     }
     if (!f->checksum_ok) {
-        Pulsar__Proto__CommandSendError e = PULSAR__PROTO__COMMAND_SEND_ERROR__INIT;
-        e.producer_id = s->producer_id;
-        e.sequence_id = s->sequence_id;
-        e.error = PULSAR__PROTO__SERVER_ERROR__ChecksumError;
-        e.message = "Checksum failed on the broker";
-        wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-        cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND_ERROR;
-        cmd.send_error = &e;
         MG_WARN("conn", "[%" PRIu64 "] checksum mismatch on SEND seq %" PRIu64 " for %s",
                 c->id, s->sequence_id, p->topic);
-        conn_send(c, &cmd);
+        send_send_error(c, s->producer_id, s->sequence_id,
+                        PULSAR__PROTO__SERVER_ERROR__ChecksumError,
+                        "Checksum failed on the broker");
         return;
     }
     uint64_t hseq = s->has_highest_sequence_id ? s->highest_sequence_id : 0;
@@ -735,17 +745,10 @@ static void handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s,
         p->ops--;
         c->pending_publish--;
         p->ring_len--;
-        Pulsar__Proto__CommandSendError e = PULSAR__PROTO__COMMAND_SEND_ERROR__INIT;
-        e.producer_id = s->producer_id;
-        e.sequence_id = s->sequence_id;
-        e.error = (Pulsar__Proto__ServerError)(rc == -MG_ETERMINATED
-                                                   ? PULSAR__PROTO__SERVER_ERROR__TopicTerminatedError
-                                                   : PULSAR__PROTO__SERVER_ERROR__PersistenceError);
-        e.message = (char *)mg_strerror(rc);
-        wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-        cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND_ERROR;
-        cmd.send_error = &e;
-        conn_send(c, &cmd);
+        send_send_error(c, s->producer_id, s->sequence_id,
+                        rc == -MG_ETERMINATED ? PULSAR__PROTO__SERVER_ERROR__TopicTerminatedError
+                                              : PULSAR__PROTO__SERVER_ERROR__PersistenceError,
+                        mg_strerror(rc));
     }
 }
 
@@ -1461,28 +1464,14 @@ void conn_shutdown(struct conn *c)
     struct conn_producer *p, *ptmp;
     TAILQ_FOREACH_SAFE(p, &c->all_producers, link, ptmp)
     {
-        if (p->attached && p->ready) {
-            Pulsar__Proto__CommandCloseProducer cp = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
-            cp.producer_id = p->id;
-            cp.request_id = UINT64_MAX;
-            wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-            cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER;
-            cmd.close_producer = &cp;
-            conn_send(c, &cmd);
-        }
+        if (p->attached && p->ready)
+            send_close_producer(c, p->id);
     }
     struct conn_consumer *cc, *ctmp;
     TAILQ_FOREACH_SAFE(cc, &c->all_consumers, link, ctmp)
     {
-        if (cc->attached && cc->ready) {
-            Pulsar__Proto__CommandCloseConsumer cl = PULSAR__PROTO__COMMAND_CLOSE_CONSUMER__INIT;
-            cl.consumer_id = cc->id;
-            cl.request_id = UINT64_MAX;
-            wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-            cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_CONSUMER;
-            cmd.close_consumer = &cl;
-            conn_send(c, &cmd);
-        }
+        if (cc->attached && cc->ready)
+            send_close_consumer(c, cc->id);
     }
     if (evbuffer_get_length(conn_out(c)) == 0)
         conn_close(c, NULL);

@@ -397,6 +397,8 @@ int meta_delete(struct meta_store *m, const char *path, int64_t expected_version
         return rc;
     if (expected_version < META_VERSION_ANY)
         return -MG_EINVAL;
+    if (strcmp(path, "/") == 0)
+        return -MG_ENOTALLOWED; /* zk: "/" is the chroot node itself */
     if (!m->ops->del)
         return -MG_ENOTSUP;
     meta_req_reset(req, cb);

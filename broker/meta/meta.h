@@ -132,7 +132,8 @@ int meta_get(struct meta_store *m, const char *path, struct meta_req *req, meta_
 int meta_put(struct meta_store *m, const char *path, const void *value, size_t len,
              int64_t expected_version, int flags, struct meta_req *req, meta_cb cb);
 /* Delete. expected_version: META_VERSION_ANY or >= 0 (-MG_EBUSY on mismatch; checked
- * before emptiness). -MG_ENOTALLOWED for a node with children or the root. */
+ * before emptiness). -MG_ENOTALLOWED for a node with children; the root ("/", the chroot
+ * node for zookeeper) is refused synchronously with -MG_ENOTALLOWED. */
 int meta_delete(struct meta_store *m, const char *path, int64_t expected_version,
                 struct meta_req *req, meta_cb cb);
 /* The children's names, sorted bytewise (req->children, n_children) and the node's stat. */

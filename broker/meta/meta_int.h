@@ -101,6 +101,7 @@ struct meta_watch {
     TAILQ_ENTRY(meta_watch) link;    /* backend's list (memory: per path; zk: per store) */
     struct meta_watch_list *owner;   /* memory: the per-path list holding it (borrowed) */
     int zk_stage;                    /* zk: registration stage */
+    void *zk_op;                     /* zk: its place in the waiting queue (borrowed) */
 };
 TAILQ_HEAD(meta_watch_list, meta_watch);
 

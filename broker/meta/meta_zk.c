@@ -53,6 +53,7 @@ enum zk_kind {
     ZK_DEL,
     ZK_CHILDREN,
     ZK_EXISTS,
+    ZK_WATCH, /* a watch registration waiting for the session (keeps the issue order) */
 };
 
 enum zk_put_stage {
@@ -63,7 +64,7 @@ enum zk_put_stage {
 
 /* Registration stages of a watch (struct meta_watch.zk_stage). */
 enum zk_wstage {
-    ZK_W_WAITING = 0, /* in z->wwaiting until connected */
+    ZK_W_WAITING = 0, /* a ZK_WATCH op in z->waiting until connected */
     ZK_W_REG_CHILD,   /* zoo_awget_children in flight */
     ZK_W_REG_EXISTS,  /* zoo_awexists in flight */
     ZK_W_CHILD,       /* registered as a child watch */
@@ -76,6 +77,7 @@ struct zk_op {
     TAILQ_ENTRY(zk_op) link; /* z->waiting or z->inflight */
     struct meta_zk *z;       /* borrowed */
     struct meta_req *req;    /* borrowed; NULL once completed (timeout, close) */
+    struct meta_watch *watch; /* ZK_WATCH: the watch (owned while waiting) */
     enum zk_kind kind;
     char *path;              /* owned */
     char *value;             /* owned copy (put) */
@@ -104,7 +106,6 @@ struct meta_zk {
     struct zk_op_list waiting;     /* not yet submitted */
     struct zk_op_list inflight;    /* submitted, completions outstanding */
     struct meta_watch_list watches;  /* registering or registered */
-    struct meta_watch_list wwaiting; /* waiting for a connection */
 };
 
 static void zk_rearm(struct meta_zk *z);
@@ -403,6 +404,9 @@ static void zk_submit(struct zk_op *op)
     case ZK_DEL:
         rc = zoo_adelete(z->zh, op->path, ver, zk_void_done, op);
         break;
+    case ZK_WATCH:
+        MG_ASSERT(!"a watch registration is not a request");
+        break;
     case ZK_PUT:
         if (op->stage == ZK_PUT_SET) {
             rc = zoo_aset(z->zh, op->path, val, vlen, ver, zk_set_done, op);
@@ -470,20 +474,36 @@ static int zk_start(struct zk_op *op)
     return 0;
 }
 
-/* The session is (back) up: send what waited for it, in order. */
+/* Queue a watch registration behind the requests already waiting. */
+static void zk_watch_wait(struct meta_zk *z, struct meta_watch *w)
+{
+    struct zk_op *op = mg_calloc(1, sizeof *op);
+    op->z = z;
+    op->kind = ZK_WATCH;
+    op->watch = w;
+    op->waiting = true;
+    TAILQ_INSERT_TAIL(&z->waiting, op, link);
+    w->zk_stage = ZK_W_WAITING;
+    w->zk_op = op;
+}
+
+/* The session is (back) up: send what waited for it, requests and watch registrations in
+ * the order they were issued. */
 static void zk_flush_waiting(struct meta_zk *z)
 {
     struct zk_op *op;
     while (z->connected && (op = TAILQ_FIRST(&z->waiting)) != NULL) {
+        if (op->kind == ZK_WATCH) {
+            struct meta_watch *w = op->watch;
+            w->zk_op = NULL;
+            zk_op_free(op);
+            zk_watch_submit(z, w);
+            continue;
+        }
         TAILQ_REMOVE(&z->waiting, op, link);
         op->waiting = false;
         TAILQ_INSERT_TAIL(&z->inflight, op, link);
         zk_submit(op);
-    }
-    struct meta_watch *w;
-    while (z->connected && (w = TAILQ_FIRST(&z->wwaiting)) != NULL) {
-        TAILQ_REMOVE(&z->wwaiting, w, link);
-        zk_watch_submit(z, w);
     }
 }
 
@@ -566,11 +586,10 @@ static void zk_watch_failed(struct meta_zk *z, struct meta_watch *w, int rc)
         return;
     }
     if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT) {
-        w->zk_stage = ZK_W_WAITING;
         if (z->connected)
             zk_watch_submit(z, w);
         else
-            TAILQ_INSERT_TAIL(&z->wwaiting, w, link);
+            zk_watch_wait(z, w);
         return;
     }
     meta_watch_fire(w, META_WATCH_CHANGED);
@@ -656,8 +675,7 @@ static int zk_watch(struct meta_store *m, struct meta_watch *w)
         zk_watch_submit(z, w);
         zk_rearm(z);
     } else {
-        w->zk_stage = ZK_W_WAITING;
-        TAILQ_INSERT_TAIL(&z->wwaiting, w, link);
+        zk_watch_wait(z, w);
     }
     return 0;
 }
@@ -667,7 +685,8 @@ static void zk_unwatch(struct meta_store *m, struct meta_watch *w)
     struct meta_zk *z = m->impl;
     switch (w->zk_stage) {
     case ZK_W_WAITING:
-        TAILQ_REMOVE(&z->wwaiting, w, link);
+        zk_op_free(w->zk_op);
+        w->zk_op = NULL;
         return;
     case ZK_W_REG_CHILD:
     case ZK_W_REG_EXISTS:
@@ -773,7 +792,6 @@ static int zk_open_hosts(struct meta_store *m, const char *hosts)
     TAILQ_INIT(&z->waiting);
     TAILQ_INIT(&z->inflight);
     TAILQ_INIT(&z->watches);
-    TAILQ_INIT(&z->wwaiting);
     z->reinit_ev = event_new(m->base, -1, 0, zk_reinit_cb, z);
     m->impl = z;
     int rc = zk_init_handle(z);
@@ -805,6 +823,7 @@ static void zk_close(struct meta_store *m)
     while ((op = TAILQ_FIRST(&z->waiting)) != NULL) {
         struct meta_req *req = op->req;
         op->req = NULL;
+        meta_watch_free(op->watch);
         zk_op_free(op);
         if (req)
             meta_req_complete_now(req, -MG_ECANCELED);
@@ -837,10 +856,6 @@ static void zk_close(struct meta_store *m)
     struct meta_watch *w;
     while ((w = TAILQ_FIRST(&z->watches)) != NULL) {
         TAILQ_REMOVE(&z->watches, w, link);
-        meta_watch_free(w);
-    }
-    while ((w = TAILQ_FIRST(&z->wwaiting)) != NULL) {
-        TAILQ_REMOVE(&z->wwaiting, w, link);
         meta_watch_free(w);
     }
     event_free(z->reinit_ev);

@@ -154,7 +154,12 @@ START_TEST(test_readme_lists_every_key)
         ck_assert_msg(strstr(text, cell) != NULL, "key %s missing from conf/README.md", key);
         count++;
     }
-    ck_assert_uint_eq(count, 25);
+    /* ... and the README documents no key the table does not know: as many rows as keys */
+    size_t rows = 0;
+    for (const char *p = text; (p = strstr(p, "\n| `")) != NULL; p++)
+        rows++;
+    ck_assert_uint_gt(count, 20);
+    ck_assert_uint_eq(rows, count);
     ck_assert_ptr_null(cfg_key_next(&pos));
 }
 END_TEST

@@ -473,7 +473,8 @@ END_TEST
 
 static void expect_one(struct wrec *wr, enum meta_watch_event ev, const char *path)
 {
-    ck_assert_msg(run_until(&wr->fired, 10000), "watch on %s did not fire", path);
+    ck_assert_msg(run_until(&wr->fired, 10000), "watch on %s did not fire (expected %d)",
+                  path, (int)ev);
     ck_assert_int_eq(wr->ev, ev);
     ck_assert_str_eq(wr->path, path);
     ck_assert_int_eq(wr->count, 1);
@@ -1010,8 +1011,56 @@ static Suite *meta_suite(void)
     return s;
 }
 
-int main(void)
+/* ---- probe mode: a long-lived client for tests/integration/meta_zk.sh ------------------ */
+
+/* "check_meta probe URL SECONDS SESSION_TIMEOUT_MS": print each session event on stdout,
+ * and (re-)create the ephemeral key /probe on every CONNECTED. The script restarts and
+ * freezes ZooKeeper/the client around it and checks the sequence of events. */
+static const char *const probe_names[] = {"CONNECTED", "DISCONNECTED", "RECONNECTED", "EXPIRED"};
+static struct meta_req probe_req;
+
+static void probe_put_cb(struct meta_req *req, int status)
 {
+    printf("ephemeral %s\n", status == 0 ? "ok" : mg_errname(status));
+    fflush(stdout);
+    meta_req_fini(req);
+}
+
+static void probe_session_cb(struct meta_store *m, enum meta_session_event ev, void *data)
+{
+    printf("session %s\n", probe_names[ev]);
+    fflush(stdout);
+    if (ev == META_SESSION_CONNECTED) {
+        memset(&probe_req, 0, sizeof probe_req);
+        if (meta_put(m, "/probe", "p", 1, META_VERSION_ANY, META_EPHEMERAL, &probe_req,
+                     probe_put_cb) < 0)
+            printf("ephemeral failed\n");
+    }
+}
+
+static int probe_main(const char *u, int seconds, int session_timeout_ms)
+{
+    base = event_base_new();
+    struct meta_options o = {.url = u,
+                             .session_timeout_ms = session_timeout_ms,
+                             .op_timeout_ms = 60000,
+                             .session_cb = probe_session_cb};
+    struct meta_store *m = NULL;
+    if (meta_open(base, &o, &m) < 0)
+        return 1;
+    struct timeval tv = {seconds, 0};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+    meta_close(m);
+    event_base_free(base);
+    printf("exit\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 5 && strcmp(argv[1], "probe") == 0)
+        return probe_main(argv[2], atoi(argv[3]), atoi(argv[4]));
     SRunner *sr = srunner_create(meta_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

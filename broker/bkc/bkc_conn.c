@@ -1,0 +1,402 @@
+/*
+ * bkc_conn.c - one connection per bookie, BookKeeper v2 framing (bookkeeper-wire.md §2).
+ *
+ * Happy path: bkc_bookie_add/read append a frame to the bufferevent's output (connecting
+ * first if needed; libevent flushes the output once connected) and record a struct bkc_op
+ * in the bookie's send-ordered list and in a map keyed by (ledger, entry, op). v2 carries no
+ * request id, so each response is matched to the oldest outstanding op with its key (FIFO).
+ * ADD payloads are referenced into the output, never copied (unless the caller's buffer
+ * already holds references, which libevent cannot reference again).
+ *
+ * Failure modes: a connection error, EOF, an unparsable or oversized frame drop the
+ * connection and fail every op sent on it with -MG_EIO (the connection generation tells
+ * those ops from ones sent afterwards on a new connection). An op past its deadline fails
+ * with -MG_ETIMEDOUT (the client's tick checks). Responses without an op are dropped.
+ * Connections are re-established on demand by the next send. Op callbacks never run inside
+ * bkc_bookie_add/read; a failure to even start connecting is reported from an event.
+ */
+#include "bkc/bkc_int.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define MOD "bkc"
+
+const char *bkc_rc_str(int rc)
+{
+    switch (rc) {
+    case BKC_RC_EOK: return "EOK";
+    case BKC_RC_ENOLEDGER: return "ENOLEDGER";
+    case BKC_RC_ENOENTRY: return "ENOENTRY";
+    case BKC_RC_EBADREQ: return "EBADREQ";
+    case BKC_RC_EIO: return "EIO";
+    case BKC_RC_EUA: return "EUA";
+    case BKC_RC_EBADVERSION: return "EBADVERSION";
+    case BKC_RC_EFENCED: return "EFENCED";
+    case BKC_RC_EREADONLY: return "EREADONLY";
+    case BKC_RC_ETOOMANYREQUESTS: return "ETOOMANYREQUESTS";
+    case BKC_RC_EUNKNOWNLEDGERSTATE: return "EUNKNOWNLEDGERSTATE";
+    default: return rc < 0 ? mg_errname(rc) : "unknown rc";
+    }
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4);
+}
+
+static void op_key(uint8_t key[17], int64_t ledger, int64_t entry, uint8_t opcode)
+{
+    put_be64(key, (uint64_t)ledger);
+    put_be64(key + 8, (uint64_t)entry);
+    key[16] = opcode;
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+static void bookie_fail_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct bkc_bookie *bk = arg;
+    bkc_bookie_fail(bk, -MG_EIO, "cannot connect");
+}
+
+struct bkc_bookie *bkc_bookie_get(struct bkc_client *c, const char *id)
+{
+    struct bkc_bookie *bk = mg_map_get_str(&c->bookies, id);
+    if (bk)
+        return bk;
+    bk = mg_calloc(1, sizeof(*bk));
+    bk->c = c;
+    bk->id = mg_strdup(id);
+    const char *colon = strrchr(id, ':');
+    if (colon) {
+        bk->host = mg_strndup(id, (size_t)(colon - id));
+        bk->port = atoi(colon + 1);
+    } else {
+        bk->host = mg_strdup(id);
+        bk->port = 3181;
+    }
+    /* "[::1]:3181" */
+    if (bk->host[0] == '[' && bk->host[strlen(bk->host) - 1] == ']') {
+        char *h = mg_strndup(bk->host + 1, strlen(bk->host) - 2);
+        mg_free(bk->host);
+        bk->host = h;
+    }
+    mg_map_init(&bk->match);
+    TAILQ_INIT(&bk->ops);
+    bk->fail_ev = event_new(c->base, -1, 0, bookie_fail_ev, bk);
+    mg_map_put_str(&c->bookies, id, bk);
+    TAILQ_INSERT_TAIL(&c->bookie_list, bk, link);
+    return bk;
+}
+
+static void op_unlink(struct bkc_op *op)
+{
+    struct bkc_bookie *bk = op->bk;
+    uint8_t key[17];
+    op_key(key, op->ledger, op->entry, op->opcode);
+    struct bkc_op *head = mg_map_get(&bk->match, key, sizeof(key));
+    if (head == op) {
+        if (op->next_same)
+            mg_map_put(&bk->match, key, sizeof(key), op->next_same);
+        else
+            mg_map_del(&bk->match, key, sizeof(key));
+    } else {
+        for (struct bkc_op *p = head; p; p = p->next_same) {
+            if (p->next_same == op) {
+                p->next_same = op->next_same;
+                break;
+            }
+        }
+    }
+    op->next_same = NULL;
+    TAILQ_REMOVE(&bk->ops, op, link);
+    bk->n_ops--;
+}
+
+void bkc_op_cancel(struct bkc_op *op)
+{
+    if (!op)
+        return;
+    op_unlink(op);
+    mg_free(op);
+}
+
+static void drop_bev(struct bkc_bookie *bk)
+{
+    if (bk->bev) {
+        /* Safe inside the bufferevent's own callbacks: libevent holds a reference while a
+         * callback runs and frees the bufferevent when it returns. */
+        bufferevent_free(bk->bev);
+        bk->bev = NULL;
+    }
+    bk->state = BKC_BK_IDLE;
+}
+
+void bkc_bookie_fail(struct bkc_bookie *bk, int err, const char *why)
+{
+    uint64_t gen = bk->gen++;
+    if (bk->n_ops > 0 || bk->state != BKC_BK_IDLE)
+        MG_WARN(MOD, "bookie %s: %s; failing %d request(s)", bk->id, why, bk->n_ops);
+    drop_bev(bk);
+    /* Ops sent from the callbacks below go out on a new connection (newer generation) and
+     * sit after the failed ones in the send-ordered list. */
+    struct bkc_op *op;
+    while ((op = TAILQ_FIRST(&bk->ops)) && op->gen <= gen) {
+        op_unlink(op);
+        op->cb(op, err, NULL);
+        mg_free(op);
+    }
+}
+
+void bkc_bookie_free(struct bkc_bookie *bk)
+{
+    if (!bk)
+        return;
+    struct bkc_op *op;
+    while ((op = TAILQ_FIRST(&bk->ops)))
+        bkc_op_cancel(op);
+    drop_bev(bk);
+    if (bk->fail_ev)
+        event_free(bk->fail_ev);
+    mg_map_fini(&bk->match);
+    mg_free(bk->id);
+    mg_free(bk->host);
+    mg_free(bk);
+}
+
+/* ---- reading responses ------------------------------------------------------------------- */
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct bkc_bookie *bk = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    uint64_t gen = bk->gen;
+    while (bk->gen == gen) {
+        uint8_t h[28];
+        if (evbuffer_copyout(in, h, 4) < 4)
+            return;
+        uint32_t flen = get_be32(h);
+        if (flen < 24 || flen > bk->c->cfg.max_frame_size) {
+            bkc_bookie_fail(bk, -MG_EIO, "bad response frame length");
+            return;
+        }
+        if (evbuffer_get_length(in) < 4 + (size_t)flen)
+            return;
+        evbuffer_remove(in, h, sizeof(h));
+        uint32_t hdr = get_be32(h + 4);
+        int rc = (int)get_be32(h + 8);
+        int64_t ledger = (int64_t)get_be64(h + 12);
+        int64_t entry = (int64_t)get_be64(h + 20);
+        uint8_t opcode = (uint8_t)((hdr >> 16) & 0xff);
+        struct evbuffer *body = NULL;
+        if (flen > 24) {
+            body = evbuffer_new();
+            evbuffer_remove_buffer(in, body, flen - 24);
+        }
+        if (opcode != BKC_OP_ADD && opcode != BKC_OP_READ) {
+            evbuffer_free(body);
+            bkc_bookie_fail(bk, -MG_EIO, "unexpected response opcode");
+            return;
+        }
+        uint8_t key[17];
+        op_key(key, ledger, entry, opcode);
+        struct bkc_op *op = mg_map_get(&bk->match, key, sizeof(key));
+        if (!op) {
+            MG_DEBUG(MOD, "bookie %s: unmatched response op %d L%lld E%lld rc %d", bk->id,
+                     opcode, (long long)ledger, (long long)entry, rc);
+        } else {
+            op_unlink(op);
+            op->cb(op, rc < 0 ? BKC_RC_EIO : rc, body ? &body : NULL);
+            mg_free(op);
+        }
+        if (body)
+            evbuffer_free(body);
+    }
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct bkc_bookie *bk = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        bk->state = BKC_BK_CONNECTED;
+        evutil_socket_t fd = bufferevent_getfd(bk->bev);
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        MG_DEBUG(MOD, "bookie %s: connected", bk->id);
+        return;
+    }
+    if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
+        int e = EVUTIL_SOCKET_ERROR();
+        char why[160];
+        snprintf(why, sizeof(why), "%s (%s)",
+                 (what & BEV_EVENT_EOF) ? "connection closed by bookie"
+                 : bk->state == BKC_BK_CONNECTING ? "connect failed" : "connection error",
+                 (what & BEV_EVENT_EOF) ? "eof" : evutil_socket_error_to_string(e));
+        bkc_bookie_fail(bk, -MG_EIO, why);
+    }
+}
+
+static int ensure_conn(struct bkc_bookie *bk)
+{
+    if (bk->bev)
+        return 0;
+    bk->bev = bufferevent_socket_new(bk->c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bk->bev)
+        return -1;
+    bufferevent_setcb(bk->bev, conn_read_cb, NULL, conn_event_cb, bk);
+    bufferevent_enable(bk->bev, EV_READ | EV_WRITE);
+    bk->state = BKC_BK_CONNECTING;
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    char addr[300];
+    snprintf(addr, sizeof(addr), strchr(bk->host, ':') ? "[%s]:%d" : "%s:%d", bk->host, bk->port);
+    int rc;
+    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sl) == 0)
+        rc = bufferevent_socket_connect(bk->bev, (struct sockaddr *)&ss, sl);
+    else /* blocking resolution; bookie ids are normally addresses */
+        rc = bufferevent_socket_connect_hostname(bk->bev, NULL, AF_UNSPEC, bk->host, bk->port);
+    if (rc < 0) {
+        /* Report from the loop so that no op callback runs inside a send. */
+        event_active(bk->fail_ev, 0, 0);
+    }
+    return 0;
+}
+
+static struct bkc_op *op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledger,
+                             int64_t entry, bkc_op_cb cb, void *arg, int slot)
+{
+    struct bkc_op *op = mg_calloc(1, sizeof(*op));
+    op->bk = bk;
+    op->opcode = opcode;
+    op->ledger = ledger;
+    op->entry = entry;
+    op->cb = cb;
+    op->arg = arg;
+    op->slot = slot;
+    op->gen = bk->gen;
+    op->deadline_ms = bkc_now_ms() + (uint64_t)bk->c->cfg.timeout_ms;
+    uint8_t key[17];
+    op_key(key, ledger, entry, opcode);
+    struct bkc_op *head = mg_map_get(&bk->match, key, sizeof(key));
+    if (!head) {
+        mg_map_put(&bk->match, key, sizeof(key), op);
+    } else {
+        while (head->next_same)
+            head = head->next_same;
+        head->next_same = op;
+    }
+    TAILQ_INSERT_TAIL(&bk->ops, op, link);
+    bk->n_ops++;
+    return op;
+}
+
+/* Append the payload: by reference when libevent allows it, else by copying. */
+static void add_payload(struct evbuffer *out, struct evbuffer *payload)
+{
+    if (evbuffer_add_buffer_reference(out, payload) == 0)
+        return;
+    size_t len = evbuffer_get_length(payload);
+    struct evbuffer_ptr pos;
+    evbuffer_ptr_set(payload, &pos, 0, EVBUFFER_PTR_SET);
+    while (len > 0) {
+        struct evbuffer_iovec v[8];
+        int n = evbuffer_peek(payload, (ev_ssize_t)len, &pos, v, 8);
+        if (n <= 0)
+            break;
+        size_t done = 0;
+        for (int i = 0; i < n && i < 8 && len > 0; i++) {
+            size_t take = v[i].iov_len < len ? v[i].iov_len : len;
+            evbuffer_add(out, v[i].iov_base, take);
+            len -= take;
+            done += take;
+        }
+        evbuffer_ptr_set(payload, &pos, done, EVBUFFER_PTR_ADD);
+    }
+}
+
+struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t entry,
+                              uint16_t flags, const uint8_t *master_key, const uint8_t *ehdr,
+                              size_t ehdr_len, struct evbuffer *payload, bkc_op_cb cb,
+                              void *arg, int slot)
+{
+    ensure_conn(bk);
+    struct bkc_op *op = op_new(bk, BKC_OP_ADD, ledger, entry, cb, arg, slot);
+    uint8_t pre[8 + BKC_MASTER_KEY_LEN + BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN];
+    size_t plen = evbuffer_get_length(payload);
+    size_t n = 8 + BKC_MASTER_KEY_LEN + ehdr_len;
+    put_be32(pre, (uint32_t)(n - 4 + plen));
+    put_be32(pre + 4, ((uint32_t)BKC_V2_VERSION << 24) | ((uint32_t)BKC_OP_ADD << 16) | flags);
+    memcpy(pre + 8, master_key, BKC_MASTER_KEY_LEN);
+    memcpy(pre + 8 + BKC_MASTER_KEY_LEN, ehdr, ehdr_len);
+    struct evbuffer *out = bufferevent_get_output(bk->bev);
+    evbuffer_add(out, pre, n);
+    if (plen)
+        add_payload(out, payload);
+    return op;
+}
+
+struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry,
+                               uint16_t flags, const uint8_t *master_key, bkc_op_cb cb,
+                               void *arg, int slot)
+{
+    ensure_conn(bk);
+    struct bkc_op *op = op_new(bk, BKC_OP_READ, ledger, entry, cb, arg, slot);
+    uint8_t f[4 + 4 + 16 + BKC_MASTER_KEY_LEN];
+    bool fence = (flags & BKC_FLAG_FENCE) != 0;
+    size_t n = 24 + (fence ? BKC_MASTER_KEY_LEN : 0);
+    put_be32(f, (uint32_t)(n - 4));
+    put_be32(f + 4, ((uint32_t)BKC_V2_VERSION << 24) | ((uint32_t)BKC_OP_READ << 16) | flags);
+    put_be64(f + 8, (uint64_t)ledger);
+    put_be64(f + 16, (uint64_t)entry);
+    if (fence)
+        memcpy(f + 24, master_key, BKC_MASTER_KEY_LEN);
+    evbuffer_add(bufferevent_get_output(bk->bev), f, n);
+    return op;
+}
+
+void bkc_bookie_check_timeouts(struct bkc_bookie *bk, uint64_t now_ms)
+{
+    struct bkc_op *op;
+    int n = 0;
+    while ((op = TAILQ_FIRST(&bk->ops)) && op->deadline_ms <= now_ms) {
+        op_unlink(op);
+        if (n++ == 0)
+            MG_WARN(MOD, "bookie %s: request op %d L%lld E%lld timed out", bk->id, op->opcode,
+                    (long long)op->ledger, (long long)op->entry);
+        op->cb(op, -MG_ETIMEDOUT, NULL);
+        mg_free(op);
+    }
+}
