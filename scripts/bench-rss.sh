@@ -8,7 +8,8 @@
 # per second: time, messages sent, receipts, broker VmRSS. Stops the broker by PID.
 #
 # usage: scripts/bench-rss.sh [SECONDS]        (default 20)
-# env:   MAGNETAR_BIN (default ./magnetar), FLOOD_SIZE (1024), FLOOD_WINDOW (1000)
+# env:   MAGNETAR_BIN (default ./magnetar), FLOOD_SIZE (1024), FLOOD_WINDOW (1000),
+#        FLOOD_CONSUMER (stalled | none: no subscription, for comparison)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-20}
@@ -30,7 +31,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bin" standalone --config "$top/conf/standalone.yaml" --set brokerServicePort=0 \
+# The broker reads MAGNETAR_<key> variables as configuration and refuses unknown keys.
+env -u MAGNETAR_BIN -u MAGNETAR_URL -u MAGNETAR_ADMIN -u MAGNETAR_PID \
+  "$bin" standalone --config "$top/conf/standalone.yaml" --set brokerServicePort=0 \
   --set webServicePort=0 --set "dataDirectory=$work/data" --port-file "$work/ports" \
   >"$work/broker.log" 2>&1 &
 pid=$!
@@ -47,7 +50,7 @@ if [ -z "$bport" ]; then
 fi
 echo "bench-rss: broker $bin pid $pid on 127.0.0.1:$bport; idle VmRSS $(awk '/VmRSS/{print $2}' /proc/$pid/status) kB"
 node "$top/tests/compat/lib/flood.js" --url "pulsar://127.0.0.1:$bport" --pid "$pid" --seconds "$secs" \
-  --size "${FLOOD_SIZE:-1024}" --window "${FLOOD_WINDOW:-1000}"
+  --size "${FLOOD_SIZE:-1024}" --window "${FLOOD_WINDOW:-1000}" --consumer "${FLOOD_CONSUMER:-stalled}"
 rc=$?
 if kill -0 "$pid" 2>/dev/null; then
   echo "bench-rss: broker still running; final VmRSS $(awk '/VmRSS/{print $2}' /proc/$pid/status) kB"

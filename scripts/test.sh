@@ -7,7 +7,7 @@
 #   3. integration tests (tests/integration/*.test.sh), each starting the processes it needs
 #   4. the frame-decoder fuzzer for FUZZ_SECONDS (default 60)
 # Every process started here is stopped by PID; logs of failed parts are printed.
-# Environment: SKIP_FUZZ=1 skips step 4; BUILD_DIR (default build-test).
+# Environment: SKIP_FUZZ=1 skips step 4; BUILD_DIR (default build-test). Integration scripts get MAGNETAR_BIN and BUILD_DIR.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -89,7 +89,7 @@ for t in tests/integration/*.test.sh; do
   [ -f "$t" ] || continue
   name=$(basename "$t" .test.sh)
   echo "== integration: $name"
-  if MAGNETAR_BIN="$bin" timeout 900 bash "$t" >"$work/$name.log" 2>&1; then
+  if MAGNETAR_BIN="$bin" BUILD_DIR="$BUILD_DIR" timeout 900 bash "$t" >"$work/$name.log" 2>&1; then
     ok "integration $name"; grep -E '^(PASS|FAIL|SKIP)' "$work/$name.log" | sed 's/^/  /'
   else
     fail "integration $name"; tail -n 80 "$work/$name.log"

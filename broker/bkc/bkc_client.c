@@ -137,8 +137,9 @@ void bkc_mop_cb(struct meta_req *mr, int status)
 
 void bkc_mops_kill(struct bkc_client *c, void *owner)
 {
-    struct bkc_mop *mop, *tmp;
-    TAILQ_FOREACH_SAFE(mop, &c->mops, link, tmp) {
+    struct bkc_mop *mop = TAILQ_FIRST(&c->mops), *next;
+    for (; mop; mop = next) {
+        next = TAILQ_NEXT(mop, link);
         if (mop->owner == owner) {
             TAILQ_REMOVE(&c->mops, mop, link);
             mop->dead = true;
@@ -483,6 +484,6 @@ void bkc_ledger_keys(struct bkc_ledger *lh)
     }
     bkc_master_key(pw, pl, lh->master_key);
     mac_key(pw, pl, lh->mac_key);
-    lh->digest = lh->md.digest ? lh->md.digest : lh->c->cfg.digest;
+    lh->digest = lh->md.digest ? lh->md.digest : (int)lh->c->cfg.digest;
     lh->digest_len = bkc_digest_len(lh->digest);
 }

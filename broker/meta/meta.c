@@ -92,8 +92,10 @@ int meta_open(struct event_base *base, const struct meta_options *o, struct meta
         }
     }
     if (!b) {
-        MG_ERROR("meta", "unknown metadata store URL '%s' (expected memory, embedded or "
-                         "zk:host:port[,host:port...][/chroot])", o->url);
+        MG_ERROR("meta",
+                 "unknown metadata store URL '%s' (expected memory, embedded or "
+                 "zk:host:port[,host:port...][/chroot])",
+                 o->url);
         return -MG_EINVAL;
     }
     if (!b->ops->open)
@@ -101,8 +103,8 @@ int meta_open(struct event_base *base, const struct meta_options *o, struct meta
     struct meta_store *m = meta_store_new(base, o, b->ops);
     int rc = m->ops->open(m, arg);
     if (rc < 0) {
-        MG_ERROR("meta", "cannot open %s store '%s': %s%s%s", b->ops->name, o->url,
-                 mg_strerror(rc), m->errmsg[0] ? ": " : "", m->errmsg);
+        MG_ERROR("meta", "cannot open %s store '%s': %s%s%s", b->ops->name, o->url, mg_strerror(rc),
+                 m->errmsg[0] ? ": " : "", m->errmsg);
         meta_store_free(m);
         return rc;
     }
@@ -110,8 +112,7 @@ int meta_open(struct event_base *base, const struct meta_options *o, struct meta
     return 0;
 }
 
-int meta_open_peer(struct meta_store *peer, const struct meta_options *o,
-                   struct meta_store **out)
+int meta_open_peer(struct meta_store *peer, const struct meta_options *o, struct meta_store **out)
 {
     *out = NULL;
     if (!peer || peer->closed)
@@ -124,8 +125,8 @@ int meta_open_peer(struct meta_store *peer, const struct meta_options *o,
     struct meta_store *m = meta_store_new(peer->base, &po, peer->ops);
     int rc = m->ops->open_peer(m, peer);
     if (rc < 0) {
-        MG_ERROR("meta", "cannot open a peer session of '%s': %s%s%s", peer->url,
-                 mg_strerror(rc), m->errmsg[0] ? ": " : "", m->errmsg);
+        MG_ERROR("meta", "cannot open a peer session of '%s': %s%s%s", peer->url, mg_strerror(rc),
+                 m->errmsg[0] ? ": " : "", m->errmsg);
         meta_store_free(m);
         return rc;
     }
@@ -181,11 +182,11 @@ static void meta_flush_cb(evutil_socket_t fd, short what, void *arg)
     if (m->ops->before_flush)
         sync_rc = m->ops->before_flush(m);
     /* Only what is queued now: later items may need another before_flush. */
-    struct meta_qitem *last = TAILQ_LAST(&m->queue, meta_qhead);
+    uint64_t limit = m->qseq;
     m->dispatch_depth++;
     while (!m->closed) {
         struct meta_qitem *q = TAILQ_FIRST(&m->queue);
-        if (!q)
+        if (!q || q->seq > limit)
             break;
         TAILQ_REMOVE(&m->queue, q, link);
         if (q->kind == META_Q_REQ) {
@@ -206,8 +207,6 @@ static void meta_flush_cb(evutil_socket_t fd, short what, void *arg)
             if (m->o.session_cb)
                 m->o.session_cb(m, ev, m->o.session_data);
         }
-        if (q == last)
-            break;
     }
     m->dispatch_depth--;
     if (m->free_pending) {
@@ -222,6 +221,7 @@ static void meta_flush_cb(evutil_socket_t fd, short what, void *arg)
 static void meta_queue_push(struct meta_store *m, struct meta_qitem *q)
 {
     bool was_empty = TAILQ_EMPTY(&m->queue);
+    q->seq = ++m->qseq;
     TAILQ_INSERT_TAIL(&m->queue, q, link);
     /* A flush in progress re-activates the event itself when it leaves items behind. */
     if (was_empty && m->dispatch_depth == 0)

@@ -81,8 +81,7 @@ int meta_open(struct event_base *base, const struct meta_options *o, struct meta
  * share one tree, each with its own ephemeral keys and watches (fakes of several brokers
  * in one test); zookeeper: a new ZooKeeper session on the same ensemble and chroot;
  * embedded: -MG_ENOTSUP (one store owns a data dir). */
-int meta_open_peer(struct meta_store *peer, const struct meta_options *o,
-                   struct meta_store **out);
+int meta_open_peer(struct meta_store *peer, const struct meta_options *o, struct meta_store **out);
 /* Close the session (ephemeral keys go) and free. Pending requests complete with
  * -MG_ECANCELED before this returns; queued watch events are dropped. May be called from
  * inside a meta callback of this store (the memory is released when that callback returns).
@@ -94,16 +93,16 @@ const char *meta_backend_name(const struct meta_store *m);
 struct meta_req;
 typedef void (*meta_cb)(struct meta_req *req, int status);
 struct meta_req {
-    void *data;            /* caller's */
-    meta_cb cb;            /* set by the call */
+    void *data; /* caller's */
+    meta_cb cb; /* set by the call */
     /* results, valid during the callback; owned by the request, freed by meta_req_fini */
     char *value;           /* get: the value (NUL-terminated for convenience) */
     size_t len;            /* get: value length */
     struct meta_stat stat; /* get/put: the node's stat after the operation */
     char **children;       /* children: names (not paths), sorted */
     int n_children;
-    char *path;            /* put: the created path (sequential keys) */
-    void *impl;            /* private */
+    char *path; /* put: the created path (sequential keys) */
+    void *impl; /* private */
 };
 /* Free what a completed request holds (call after or inside the callback). Each call
  * overwrites the result fields without freeing them: call meta_req_fini before reusing a

@@ -65,17 +65,17 @@ struct emb_buf {
 };
 
 struct meta_emb {
-    struct meta_mem mem;       /* first member: the memory ops work on the embedded store */
-    char *dir;                 /* owned */
+    struct meta_mem mem; /* first member: the memory ops work on the embedded store */
+    char *dir;           /* owned */
     int dir_fd, lock_fd, log_fd;
-    uint64_t gen;              /* generation of the snapshot and of the current log */
-    uint64_t log_bytes;        /* size of meta.log */
-    uint64_t log_records;      /* records in meta.log */
-    bool dirty;                /* written since the last fdatasync */
-    int failed;                /* 0, or the sticky error after a failed write/sync */
-    struct emb_buf rec;        /* framed records of the operation in progress */
-    struct emb_buf payload;    /* scratch */
-    struct event *snap_timer;  /* owned, may be NULL */
+    uint64_t gen;             /* generation of the snapshot and of the current log */
+    uint64_t log_bytes;       /* size of meta.log */
+    uint64_t log_records;     /* records in meta.log */
+    bool dirty;               /* written since the last fdatasync */
+    int failed;               /* 0, or the sticky error after a failed write/sync */
+    struct emb_buf rec;       /* framed records of the operation in progress */
+    struct emb_buf payload;   /* scratch */
+    struct event *snap_timer; /* owned, may be NULL */
 };
 
 /* ---- encoding ------------------------------------------------------------------------- */
@@ -343,8 +343,7 @@ static int emb_snapshot(struct meta_emb *e)
     }
     close(w.fd);
     mg_free(w.out.p);
-    if (renameat(e->dir_fd, "meta.snap.tmp", e->dir_fd, "meta.snap") < 0 ||
-        fsync(e->dir_fd) < 0) {
+    if (renameat(e->dir_fd, "meta.snap.tmp", e->dir_fd, "meta.snap") < 0 || fsync(e->dir_fd) < 0) {
         rc = emb_errno(e, "cannot rename", "meta.snap.tmp");
         unlinkat(e->dir_fd, "meta.snap.tmp", 0);
         return rc;
@@ -467,8 +466,7 @@ static int replay_log_record(void *arg, struct rd *r)
             p = mg_strndup((const char *)path, plen);
             if (meta_path_valid(p, false))
                 rc = meta_tree_apply_create(t, p, value, vlen, ctime,
-                                            (flags & EMB_CREATE_EPHEMERAL) ? EMB_REPLAY_SESSION
-                                                                           : 0,
+                                            (flags & EMB_CREATE_EPHEMERAL) ? EMB_REPLAY_SESSION : 0,
                                             pseq);
         }
     } else if (type == EMB_REC_SET) {
@@ -517,8 +515,8 @@ static int replay_snap_record(void *arg, struct rd *r)
         if (!r->bad) {
             p = mg_strndup((const char *)path, plen);
             if (meta_path_valid(p, false))
-                rc = meta_tree_apply_node(rp->e->mem.tree, p, value, vlen, version, ctime,
-                                          mtime, seq);
+                rc = meta_tree_apply_node(rp->e->mem.tree, p, value, vlen, version, ctime, mtime,
+                                          seq);
         }
         rp->n++;
     } else if (type == EMB_REC_END) {
@@ -554,8 +552,7 @@ static int emb_load_snapshot(struct meta_emb *e, uint64_t *gen)
     }
     int rc = 0;
     if (!check_header(&b, EMB_SNAP_MAGIC, gen)) {
-        snprintf(e->mem.m->errmsg, sizeof e->mem.m->errmsg, "%s/meta.snap: bad header",
-                 e->dir);
+        snprintf(e->mem.m->errmsg, sizeof e->mem.m->errmsg, "%s/meta.snap: bad header", e->dir);
         rc = -MG_EIO;
     } else {
         struct replay rp = {.e = e};
@@ -591,15 +588,14 @@ static int emb_replay_log(struct meta_emb *e, uint64_t snap_gen, bool *need_new_
     int rc = 0;
     if (!check_header(&b, EMB_LOG_MAGIC, &gen)) {
         if (b.len >= 8 && memcmp(b.p, EMB_LOG_MAGIC, 8) != 0) {
-            snprintf(e->mem.m->errmsg, sizeof e->mem.m->errmsg, "%s/meta.log: bad header",
-                     e->dir);
+            snprintf(e->mem.m->errmsg, sizeof e->mem.m->errmsg, "%s/meta.log: bad header", e->dir);
             rc = -MG_EIO;
         } else {
             *need_new_log = true; /* torn while being created: nothing was logged in it */
         }
     } else if (gen < snap_gen) {
-        MG_INFO("meta", "embedded store %s: log %llu is older than snapshot %llu, ignored",
-                e->dir, (unsigned long long)gen, (unsigned long long)snap_gen);
+        MG_INFO("meta", "embedded store %s: log %llu is older than snapshot %llu, ignored", e->dir,
+                (unsigned long long)gen, (unsigned long long)snap_gen);
         *need_new_log = true;
     } else if (gen > snap_gen) {
         snprintf(e->mem.m->errmsg, sizeof e->mem.m->errmsg,
@@ -613,8 +609,9 @@ static int emb_replay_log(struct meta_emb *e, uint64_t snap_gen, bool *need_new_
             rc = (int)end;
         } else {
             if ((size_t)end != b.len)
-                MG_WARN("meta", "embedded store %s: meta.log has a torn or corrupt record at "
-                                "offset %lld; ignoring its last %zu bytes",
+                MG_WARN("meta",
+                        "embedded store %s: meta.log has a torn or corrupt record at "
+                        "offset %lld; ignoring its last %zu bytes",
                         e->dir, end, b.len - (size_t)end);
             *need_snapshot = rp.n > 0 || (size_t)end != b.len;
             e->gen = gen;
@@ -671,8 +668,7 @@ static void emb_free(struct meta_emb *e)
     }
     if (e->log_fd >= 0) {
         if (e->dirty && fdatasync(e->log_fd) < 0)
-            MG_WARN("meta", "embedded store %s: fdatasync at close: %s", e->dir,
-                    strerror(errno));
+            MG_WARN("meta", "embedded store %s: fdatasync at close: %s", e->dir, strerror(errno));
         close(e->log_fd);
     }
     if (e->lock_fd >= 0)
@@ -749,8 +745,7 @@ static int emb_open(struct meta_store *m, const char *arg)
                              (m->o.snapshot_interval_ms % 1000) * 1000};
         event_add(e->snap_timer, &tv);
     }
-    MG_INFO("meta", "embedded store %s open (generation %llu)", e->dir,
-            (unsigned long long)e->gen);
+    MG_INFO("meta", "embedded store %s open (generation %llu)", e->dir, (unsigned long long)e->gen);
     return 0;
 fail:
     emb_free(e);
@@ -770,8 +765,8 @@ static int emb_put(struct meta_store *m, const char *path, const void *value, si
     int rc = e->failed;
     if (rc == 0) {
         e->rec.len = 0;
-        rc = meta_tree_put(e->mem.tree, e->mem.session, path, value, len, expected_version,
-                           flags, req);
+        rc = meta_tree_put(e->mem.tree, e->mem.session, path, value, len, expected_version, flags,
+                           req);
         int arc = emb_append(e);
         if (rc == 0)
             rc = arc;

@@ -73,6 +73,7 @@ enum meta_qkind {
 struct meta_qitem {
     TAILQ_ENTRY(meta_qitem) link;
     enum meta_qkind kind;
+    uint64_t seq;             /* push order: a flush runs only what was queued before it */
     bool durable;             /* REQ: the status holds only if before_flush succeeds */
     bool embedded;            /* part of a struct meta_watch: not freed by the queue */
     int status;               /* REQ: status; WATCH: event; SESSION: event */
@@ -97,26 +98,27 @@ struct meta_watch {
     meta_watch_cb cb;
     void *data;
     enum meta_watch_state state;
-    struct meta_qitem q;             /* used while queued */
-    TAILQ_ENTRY(meta_watch) link;    /* backend's list (memory: per path; zk: per store) */
-    struct meta_watch_list *owner;   /* memory: the per-path list holding it (borrowed) */
-    int zk_stage;                    /* zk: registration stage */
-    void *zk_op;                     /* zk: its place in the waiting queue (borrowed) */
+    struct meta_qitem q;           /* used while queued */
+    TAILQ_ENTRY(meta_watch) link;  /* backend's list (memory: per path; zk: per store) */
+    struct meta_watch_list *owner; /* memory: the per-path list holding it (borrowed) */
+    int zk_stage;                  /* zk: registration stage */
+    void *zk_op;                   /* zk: its place in the waiting queue (borrowed) */
 };
 TAILQ_HEAD(meta_watch_list, meta_watch);
 
 struct meta_store {
     const struct meta_ops *ops;
-    void *impl;               /* owned by the backend */
-    struct event_base *base;  /* borrowed */
-    struct meta_options o;    /* copy; url and data_dir point at the owned copies below */
-    char *url;                /* owned */
-    char *data_dir;           /* owned, may be NULL */
-    struct meta_qhead queue;  /* pending callbacks, in order */
-    struct event *flush_ev;   /* owned: runs the queue */
-    bool closed;              /* meta_close ran */
-    int dispatch_depth;       /* > 0 while a callback of this store runs */
-    bool free_pending;        /* meta_close ran inside a callback: free on return */
+    void *impl;              /* owned by the backend */
+    struct event_base *base; /* borrowed */
+    struct meta_options o;   /* copy; url and data_dir point at the owned copies below */
+    char *url;               /* owned */
+    char *data_dir;          /* owned, may be NULL */
+    struct meta_qhead queue; /* pending callbacks, in order */
+    uint64_t qseq;           /* last seq given to a queue item */
+    struct event *flush_ev;  /* owned: runs the queue */
+    bool closed;             /* meta_close ran */
+    int dispatch_depth;      /* > 0 while a callback of this store runs */
+    bool free_pending;       /* meta_close ran inside a callback: free on return */
     char errmsg[256];
 };
 
@@ -163,17 +165,17 @@ typedef void (*meta_effect_fn)(void *arg, enum meta_effect_kind kind, const char
 
 struct meta_tree {
     int refs;
-    struct meta_node *root;   /* owned */
-    struct mg_map watches;    /* path → struct meta_watch_list * (owned lists, borrowed watches) */
+    struct meta_node *root; /* owned */
+    struct mg_map watches;  /* path → struct meta_watch_list * (owned lists, borrowed watches) */
     uint64_t next_session;
-    meta_effect_fn effect;    /* may be NULL */
+    meta_effect_fn effect; /* may be NULL */
     void *effect_arg;
 };
 
 /* One session on a tree: the impl of a memory store, first member of an embedded one. */
 struct meta_mem {
-    struct meta_store *m;    /* borrowed back pointer */
-    struct meta_tree *tree;  /* one reference */
+    struct meta_store *m;   /* borrowed back pointer */
+    struct meta_tree *tree; /* one reference */
     uint64_t session;
 };
 
@@ -187,8 +189,8 @@ int meta_tree_put(struct meta_tree *t, uint64_t session, const char *path, const
                   size_t len, int64_t expected_version, int flags, struct meta_req *req);
 int meta_tree_delete(struct meta_tree *t, const char *path, int64_t expected_version);
 /* Replay (no watches, no effect hook): 0 or -MG_EIO on an inconsistency. */
-int meta_tree_apply_create(struct meta_tree *t, const char *path, const void *value,
-                           size_t len, int64_t ctime_ms, uint64_t owner, uint64_t parent_seq);
+int meta_tree_apply_create(struct meta_tree *t, const char *path, const void *value, size_t len,
+                           int64_t ctime_ms, uint64_t owner, uint64_t parent_seq);
 int meta_tree_apply_set(struct meta_tree *t, const char *path, const void *value, size_t len,
                         int64_t version, int64_t mtime_ms);
 /* Replay/snapshot load: set every field of an existing (or the root) or new node. */
@@ -197,9 +199,8 @@ int meta_tree_apply_node(struct meta_tree *t, const char *path, const void *valu
 /* Delete every ephemeral node owned by session (0 = any session), firing watches. */
 void meta_tree_drop_ephemerals(struct meta_tree *t, uint64_t session);
 /* Visit nodes in pre-order (parents first). Returns the first nonzero fn result. */
-int meta_tree_walk(struct meta_tree *t, int (*fn)(void *arg, const char *path,
-                                                  const struct meta_node *n),
-                   void *arg);
+int meta_tree_walk(struct meta_tree *t,
+                   int (*fn)(void *arg, const char *path, const struct meta_node *n), void *arg);
 
 /* The memory backend's ops on a session, shared with the embedded backend. */
 int meta_mem_attach(struct meta_mem *s, struct meta_store *m, struct meta_tree *t);

@@ -131,8 +131,7 @@ struct meta_node *meta_tree_lookup(struct meta_tree *t, const char *path)
 }
 
 /* Queue the watches on path that match: which bit 1 = data watches, 2 = children. */
-static void tree_fire(struct meta_tree *t, const char *path, int which,
-                      enum meta_watch_event ev)
+static void tree_fire(struct meta_tree *t, const char *path, int which, enum meta_watch_event ev)
 {
     struct meta_watch_list *l = mg_map_get_str(&t->watches, path);
     if (!l)
@@ -290,8 +289,8 @@ int meta_tree_delete(struct meta_tree *t, const char *path, int64_t expected_ver
     return 0;
 }
 
-int meta_tree_apply_create(struct meta_tree *t, const char *path, const void *value,
-                           size_t len, int64_t ctime_ms, uint64_t owner, uint64_t parent_seq)
+int meta_tree_apply_create(struct meta_tree *t, const char *path, const void *value, size_t len,
+                           int64_t ctime_ms, uint64_t owner, uint64_t parent_seq)
 {
     size_t plen = meta_path_parent_len(path);
     struct meta_node *parent = plen ? lookup_n(t, path, plen) : NULL;

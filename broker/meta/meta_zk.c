@@ -74,38 +74,38 @@ enum zk_wstage {
 struct meta_zk;
 
 struct zk_op {
-    TAILQ_ENTRY(zk_op) link; /* z->waiting or z->inflight */
-    struct meta_zk *z;       /* borrowed */
-    struct meta_req *req;    /* borrowed; NULL once completed (timeout, close) */
+    TAILQ_ENTRY(zk_op) link;  /* z->waiting or z->inflight */
+    struct meta_zk *z;        /* borrowed */
+    struct meta_req *req;     /* borrowed; NULL once completed (timeout, close) */
     struct meta_watch *watch; /* ZK_WATCH: the watch (owned while waiting) */
     enum zk_kind kind;
-    char *path;              /* owned */
-    char *value;             /* owned copy (put) */
+    char *path;  /* owned */
+    char *value; /* owned copy (put) */
     size_t len;
     int64_t version;
     int flags;
     enum zk_put_stage stage;
     int retries;
     bool parents_tried;
-    int parents_err;         /* first real error of the ancestor creates */
-    int outstanding;         /* client completions still to come */
-    bool waiting;            /* in z->waiting */
-    struct event *timer;     /* owned: op_timeout_ms */
+    int parents_err;     /* first real error of the ancestor creates */
+    int outstanding;     /* client completions still to come */
+    bool waiting;        /* in z->waiting */
+    struct event *timer; /* owned: op_timeout_ms */
 };
 TAILQ_HEAD(zk_op_list, zk_op);
 
 struct meta_zk {
-    struct meta_store *m;          /* borrowed back pointer */
-    char *hosts;                   /* owned: "h:p,h:p/chroot" */
-    zhandle_t *zh;                 /* owned */
-    struct event *io_ev;           /* owned: the client's fd/timeout */
-    struct event *reinit_ev;       /* owned: new session after expiry */
-    bool connected;                /* session up and connection usable */
-    bool had_session;              /* this handle reached CONNECTED once */
+    struct meta_store *m;    /* borrowed back pointer */
+    char *hosts;             /* owned: "h:p,h:p/chroot" */
+    zhandle_t *zh;           /* owned */
+    struct event *io_ev;     /* owned: the client's fd/timeout */
+    struct event *reinit_ev; /* owned: new session after expiry */
+    bool connected;          /* session up and connection usable */
+    bool had_session;        /* this handle reached CONNECTED once */
     bool closing;
-    struct zk_op_list waiting;     /* not yet submitted */
-    struct zk_op_list inflight;    /* submitted, completions outstanding */
-    struct meta_watch_list watches;  /* registering or registered */
+    struct zk_op_list waiting;      /* not yet submitted */
+    struct zk_op_list inflight;     /* submitted, completions outstanding */
+    struct meta_watch_list watches; /* registering or registered */
 };
 
 static void zk_rearm(struct meta_zk *z);
@@ -144,6 +144,47 @@ static int zk_err(int rc)
     }
 }
 
+/* While ZooKeeper is down the client logs the same few lines at every connection attempt
+ * (recv_timeout/60 apart). Lines seen in the last ZK_LOG_REPEAT_MS are dropped. The client's
+ * log callback has no context argument, hence per-thread state (each loop thread has its
+ * own stores); it holds only this rate limit. */
+#define ZK_LOG_SLOTS 4
+#define ZK_LOG_REPEAT_MS 30000
+static _Thread_local struct zk_log_slot {
+    char text[160];
+    int64_t at_ms;
+    unsigned dropped;
+} zk_log_recent[ZK_LOG_SLOTS];
+
+/* true if this line was logged recently (and counts it). */
+static bool zk_log_repeated(const char *text, size_t len)
+{
+    int64_t now = meta_now_ms();
+    char key[sizeof zk_log_recent[0].text];
+    snprintf(key, sizeof key, "%.*s", (int)len, text);
+    struct zk_log_slot *oldest = &zk_log_recent[0];
+    for (int i = 0; i < ZK_LOG_SLOTS; i++) {
+        struct zk_log_slot *sl = &zk_log_recent[i];
+        if (sl->text[0] && strcmp(sl->text, key) == 0) {
+            if (now - sl->at_ms < ZK_LOG_REPEAT_MS) {
+                sl->dropped++;
+                return true;
+            }
+            if (sl->dropped)
+                MG_INFO("zk", "(the next line was repeated %u times)", sl->dropped);
+            sl->dropped = 0;
+            sl->at_ms = now;
+            return false;
+        }
+        if (sl->at_ms < oldest->at_ms)
+            oldest = sl;
+    }
+    memcpy(oldest->text, key, sizeof key);
+    oldest->at_ms = now;
+    oldest->dropped = 0;
+    return false;
+}
+
 /* The client's log lines: "time:pid:ZOO_LEVEL@func@line: text". */
 static void zk_log_cb(const char *msg)
 {
@@ -163,8 +204,10 @@ static void zk_log_cb(const char *msg)
     size_t tlen = strlen(text);
     while (tlen > 0 && (text[tlen - 1] == '\n' || text[tlen - 1] == '\r'))
         tlen--;
-    mg_log_write(lvl, "zk", "%.*s%s%.*s", flen, func ? func + 1 : "", flen ? ": " : "",
-                 (int)tlen, text);
+    if (zk_log_repeated(text, tlen))
+        return;
+    mg_log_write(lvl, "zk", "%.*s%s%.*s", flen, func ? func + 1 : "", flen ? ": " : "", (int)tlen,
+                 text);
 }
 
 static void zk_io_cb(evutil_socket_t fd, short what, void *arg)
@@ -292,8 +335,8 @@ static void zk_stat_done(int rc, const struct Stat *stat, const void *data)
     zk_op_finish(op, zk_err(rc));
 }
 
-static void zk_children_done(int rc, const struct String_vector *strings,
-                             const struct Stat *stat, const void *data)
+static void zk_children_done(int rc, const struct String_vector *strings, const struct Stat *stat,
+                             const void *data)
 {
     struct zk_op *op = (struct zk_op *)data;
     if (!zk_op_back(op))
@@ -547,9 +590,8 @@ static int zk_put(struct meta_store *m, const char *path, const void *value, siz
         memcpy(op->value, value, len);
     }
     op->len = len;
-    op->stage = ((flags & META_SEQUENTIAL) || expected_version == META_VERSION_NONE)
-                    ? ZK_PUT_CREATE
-                    : ZK_PUT_SET;
+    op->stage = ((flags & META_SEQUENTIAL) || expected_version == META_VERSION_NONE) ? ZK_PUT_CREATE
+                                                                                     : ZK_PUT_SET;
     return zk_start(op);
 }
 
@@ -735,8 +777,7 @@ static void zk_session_watcher(zhandle_t *zh, int type, int state, const char *p
 
 static int zk_init_handle(struct meta_zk *z)
 {
-    zoo_set_debug_level(mg_log_min_level <= MG_LOG_DEBUG ? ZOO_LOG_LEVEL_INFO
-                                                         : ZOO_LOG_LEVEL_WARN);
+    zoo_set_debug_level(mg_log_min_level <= MG_LOG_DEBUG ? ZOO_LOG_LEVEL_INFO : ZOO_LOG_LEVEL_WARN);
     z->had_session = false;
     z->connected = false;
     z->zh = zookeeper_init2(z->hosts, zk_session_watcher, z->m->o.session_timeout_ms, NULL, z,

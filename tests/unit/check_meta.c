@@ -84,18 +84,18 @@ static void req_cb(struct meta_req *req, int status)
 
 /* Issue with meta_*, wait for the callback; returns the status (or the synchronous error).
  * req's results stay for the caller (meta_req_fini). */
-#define SYNC(req, call)                                                                    \
-    ({                                                                                     \
-        struct waiter w_ = {0};                                                            \
-        memset((req), 0, sizeof *(req));                                                   \
-        (req)->data = &w_;                                                                 \
-        int rc_ = (call);                                                                  \
-        if (rc_ == 0) {                                                                    \
-            ck_assert_msg(run_until(&w_.done, 15000), "callback did not run");             \
-            ck_assert_int_eq(w_.calls, 1);                                                 \
-            rc_ = w_.status;                                                               \
-        }                                                                                  \
-        rc_;                                                                               \
+#define SYNC(req, call)                                                                            \
+    ({                                                                                             \
+        struct waiter w_ = {0};                                                                    \
+        memset((req), 0, sizeof *(req));                                                           \
+        (req)->data = &w_;                                                                         \
+        int rc_ = (call);                                                                          \
+        if (rc_ == 0) {                                                                            \
+            ck_assert_msg(run_until(&w_.done, 15000), "callback did not run");                     \
+            ck_assert_int_eq(w_.calls, 1);                                                         \
+            rc_ = w_.status;                                                                       \
+        }                                                                                          \
+        rc_;                                                                                       \
     })
 
 static int put(struct meta_store *m, const char *path, const void *v, size_t len, int64_t ver,
@@ -159,8 +159,7 @@ struct wrec {
     char path[256];
 };
 
-static void watch_cb(struct meta_store *m, const char *path, enum meta_watch_event ev,
-                     void *data)
+static void watch_cb(struct meta_store *m, const char *path, enum meta_watch_event ev, void *data)
 {
     struct wrec *r = data;
     r->fired = true;
@@ -230,9 +229,7 @@ static void setup_common(void)
         snprintf(zk_chroot, sizeof zk_chroot, "/check_meta/%d-%lld-%d", (int)getpid(),
                  (long long)now_ms(), seq++);
         struct meta_store *a = zk_admin();
-        ck_assert_int_eq(put(a, zk_chroot, "", 0, META_VERSION_NONE, META_CREATE_PARENTS,
-                             NULL),
-                         0);
+        ck_assert_int_eq(put(a, zk_chroot, "", 0, META_VERSION_NONE, META_CREATE_PARENTS, NULL), 0);
         meta_close(a);
         snprintf(url, sizeof url, "zk:%s%s", getenv("MAGNETAR_TEST_ZK"), zk_chroot);
     } else {
@@ -421,9 +418,8 @@ START_TEST(t_sequential)
     }
     /* ephemeral-sequential, and under CREATE_PARENTS */
     struct meta_req r;
-    ck_assert_int_eq(put(st, "/seq/n-", "", 0, META_VERSION_ANY,
-                         META_SEQUENTIAL | META_EPHEMERAL, &r),
-                     0);
+    ck_assert_int_eq(
+        put(st, "/seq/n-", "", 0, META_VERSION_ANY, META_SEQUENTIAL | META_EPHEMERAL, &r), 0);
     ck_assert_msg(strcmp(r.path, prev) > 0, "%s after %s", r.path, prev);
     ck_assert(r.stat.ephemeral);
     meta_req_fini(&r);
@@ -436,8 +432,7 @@ START_TEST(t_sequential)
     ck_assert_int_eq(r.n_children, 6);
     meta_req_fini(&r);
     /* a sequential put with a version is a caller error */
-    ck_assert_int_eq(meta_put(st, "/seq/n-", "", 0, 0, META_SEQUENTIAL, &r, req_cb),
-                     -MG_EINVAL);
+    ck_assert_int_eq(meta_put(st, "/seq/n-", "", 0, 0, META_SEQUENTIAL, &r, req_cb), -MG_EINVAL);
 }
 END_TEST
 
@@ -473,8 +468,8 @@ END_TEST
 
 static void expect_one(struct wrec *wr, enum meta_watch_event ev, const char *path)
 {
-    ck_assert_msg(run_until(&wr->fired, 10000), "watch on %s did not fire (expected %d)",
-                  path, (int)ev);
+    ck_assert_msg(run_until(&wr->fired, 10000), "watch on %s did not fire (expected %d)", path,
+                  (int)ev);
     ck_assert_int_eq(wr->ev, ev);
     ck_assert_str_eq(wr->path, path);
     ck_assert_int_eq(wr->count, 1);
@@ -625,15 +620,13 @@ START_TEST(t_bad_arguments)
     const char *bad[] = {"", "a", "/a/", "//a", "/a//b", "/a/./b", "/a/..", NULL};
     for (int i = 0; bad[i]; i++) {
         ck_assert_int_eq(meta_get(st, bad[i], &r, req_cb), -MG_EINVAL);
-        ck_assert_int_eq(meta_put(st, bad[i], "", 0, META_VERSION_ANY, 0, &r, req_cb),
-                         -MG_EINVAL);
+        ck_assert_int_eq(meta_put(st, bad[i], "", 0, META_VERSION_ANY, 0, &r, req_cb), -MG_EINVAL);
         ck_assert_ptr_null(meta_watch(st, bad[i], false, watch_cb, NULL));
     }
     ck_assert_int_eq(meta_get(st, NULL, &r, req_cb), -MG_EINVAL);
     ck_assert_int_eq(meta_put(st, "/a", "", 0, -3, 0, &r, req_cb), -MG_EINVAL);
     ck_assert_int_eq(meta_delete(st, "/a", META_VERSION_NONE, &r, req_cb), -MG_EINVAL);
-    ck_assert_int_eq(meta_put(st, "/a", "", 0, META_VERSION_ANY, 1 << 8, &r, req_cb),
-                     -MG_EINVAL);
+    ck_assert_int_eq(meta_put(st, "/a", "", 0, META_VERSION_ANY, 1 << 8, &r, req_cb), -MG_EINVAL);
     ck_assert_int_eq(del(st, "/", META_VERSION_ANY), -MG_ENOTALLOWED);
     ck_assert_int_eq(get(st, "/", NULL), 0);
 }
@@ -734,8 +727,7 @@ START_TEST(t_session_events)
         ck_assert_int_eq(session_events[META_SESSION_CONNECTED], 0);
     }
     ck_assert_int_eq(session_events[META_SESSION_EXPIRED], 0);
-    ck_assert_str_eq(meta_backend_name(st), strcmp(cur->name, "zk") == 0 ? "zookeeper"
-                                                                          : cur->name);
+    ck_assert_str_eq(meta_backend_name(st), strcmp(cur->name, "zk") == 0 ? "zookeeper" : cur->name);
 }
 END_TEST
 
@@ -752,8 +744,7 @@ START_TEST(t_many_pipelined)
         memset(&reqs[i], 0, sizeof reqs[i]);
         memset(&ws[i], 0, sizeof ws[i]);
         reqs[i].data = &ws[i];
-        ck_assert_int_eq(meta_put(st, p, p, strlen(p), META_VERSION_NONE, 0, &reqs[i], req_cb),
-                         0);
+        ck_assert_int_eq(meta_put(st, p, p, strlen(p), META_VERSION_NONE, 0, &reqs[i], req_cb), 0);
     }
     for (int i = 0; i < N; i++) {
         ck_assert(run_until(&ws[i].done, 15000));
@@ -880,9 +871,8 @@ START_TEST(t_emb_snapshots)
     ck_assert_str_eq(r.path, "/s/ID-0000000000");
     ck_assert_int_eq(del(st, r.path, META_VERSION_ANY), 0);
     meta_req_fini(&r);
-    ck_assert_int_eq(put(st, "/s/ID-", "", 0, META_VERSION_NONE,
-                         META_SEQUENTIAL | META_EPHEMERAL, &r),
-                     0);
+    ck_assert_int_eq(
+        put(st, "/s/ID-", "", 0, META_VERSION_NONE, META_SEQUENTIAL | META_EPHEMERAL, &r), 0);
     ck_assert_str_eq(r.path, "/s/ID-0000000001");
     meta_req_fini(&r);
     reopen();
@@ -979,10 +969,22 @@ static Suite *meta_suite(void)
 {
     Suite *s = suite_create("meta");
     const TTest *contract[] = {
-        t_create_get_update, t_create_only_and_cas, t_delete,          t_children_sorted,
-        t_parents,           t_sequential,          t_ephemeral,       t_watch_data,
-        t_watch_children,    t_unwatch,             t_binary_and_large, t_bad_arguments,
-        t_close_cancels,     t_two_sessions,        t_session_events,  t_many_pipelined,
+        t_create_get_update,
+        t_create_only_and_cas,
+        t_delete,
+        t_children_sorted,
+        t_parents,
+        t_sequential,
+        t_ephemeral,
+        t_watch_data,
+        t_watch_children,
+        t_unwatch,
+        t_binary_and_large,
+        t_bad_arguments,
+        t_close_cancels,
+        t_two_sessions,
+        t_session_events,
+        t_many_pipelined,
     };
     void (*setups[])(void) = {setup_memory, setup_embedded, setup_zk};
     bool have_zk = getenv("MAGNETAR_TEST_ZK") && getenv("MAGNETAR_TEST_ZK")[0];

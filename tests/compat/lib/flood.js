@@ -10,13 +10,16 @@
 //
 // usage: node tests/compat/lib/flood.js --url pulsar://127.0.0.1:6650 --pid PID
 //                                       [--seconds 20] [--size 1024] [--window 1000]
+//                                       [--consumer stalled|none]
+// (--consumer none: no subscription at all, to tell the stalled consumer's share of the RSS
+//  from the storage path's own)
 const fs = require('node:fs');
 const crypto = require('node:crypto');
 const { RawConn } = require('./raw');
 const { cmd, TYPE, pb } = require('./frames');
 
 function args() {
-  const a = { url: process.env.MAGNETAR_URL, pid: process.env.MAGNETAR_PID, seconds: 20, size: 1024, window: 1000 };
+  const a = { url: process.env.MAGNETAR_URL, pid: process.env.MAGNETAR_PID, seconds: 20, size: 1024, window: 1000, consumer: 'stalled' };
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i].replace(/^--/, '');
@@ -42,11 +45,7 @@ function rssKb(pid) {
   }
 }
 
-async function main() {
-  const a = args();
-  const topic = `persistent://public/default/flood-${Date.now().toString(36)}-${crypto.randomBytes(3).toString('hex')}`;
-
-  // The stalled consumer.
+async function stalledConsumer(a, topic) {
   const cons = await RawConn.connect({ host: a.host, port: a.port });
   cons.write(cmd.connect());
   await cons.waitFrame((f) => f.type === TYPE.CONNECTED, 10000, 'CONNECTED (consumer)');
@@ -57,6 +56,16 @@ async function main() {
   cons.write(cmd.flow({ consumerId: 1, permits: 1000 }));
   await new Promise((r) => setTimeout(r, 200));
   cons.socket.pause(); // never read again: the kernel buffers fill, then the broker's.
+  return cons;
+}
+
+async function main() {
+  const a = args();
+  const topic = `persistent://public/default/flood-${Date.now().toString(36)}-${crypto.randomBytes(3).toString('hex')}`;
+
+  if (!['stalled', 'none'].includes(a.consumer)) throw new Error('--consumer stalled|none');
+  // The stalled consumer (unless --consumer none).
+  const cons = a.consumer === 'none' ? null : await stalledConsumer(a, topic);
 
   // The flooding producer.
   let sent = 0;
@@ -101,7 +110,7 @@ async function main() {
 
   const t0 = Date.now();
   const rss0 = rssKb(a.pid);
-  console.log(`flood: topic ${topic}, ${a.size}-byte messages, window ${a.window}, ${a.seconds} s, broker pid ${a.pid || '?'}`);
+  console.log(`flood: topic ${topic}, ${a.size}-byte messages, window ${a.window}, ${a.seconds} s, consumer ${a.consumer}, broker pid ${a.pid || '?'}`);
   console.log(`${'time_s'.padStart(6)} ${'sent'.padStart(10)} ${'receipts'.padStart(10)} ${'msg/s'.padStart(9)} ${'rss_kB'.padStart(10)} ${'delta_kB'.padStart(9)}`);
   const row = (prevAcked) => {
     const rss = rssKb(a.pid);
@@ -124,9 +133,9 @@ async function main() {
   }
   flooding = false;
   console.log(`done: ${sent} sent, ${acked} receipts, ${errors} send errors, consumer connection ` +
-    `${cons.isClosed ? 'closed by broker' : 'still open'}; RSS ${rss0 ?? '?'} -> ${rssKb(a.pid) ?? '?'} kB`);
+    `${!cons ? 'none' : cons.isClosed ? 'closed by broker' : 'still open'}; RSS ${rss0 ?? '?'} -> ${rssKb(a.pid) ?? '?'} kB`);
   prod.destroy();
-  cons.destroy();
+  if (cons) cons.destroy();
 }
 
 main().then(

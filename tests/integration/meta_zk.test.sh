@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # meta_zk.sh - the metadata store against a real ZooKeeper.
 #
-#   tests/integration/meta_zk.sh [BUILD_DIR]      (default: the current directory)
+#   tests/integration/meta_zk.test.sh [BUILD_DIR]   (default: $BUILD_DIR, else the current directory)
 #
 # 1. Starts a throwaway ZooKeeper (zk.sh) and runs the unit contract suite with
 #    MAGNETAR_TEST_ZK set, so the zk backend runs every contract test.
@@ -15,7 +15,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-build=$(cd "${1:-.}" && pwd)
+build=$(cd "${1:-${BUILD_DIR:-.}}" && pwd)
 check="$build/tests/unit/check_meta"
 [ -x "$check" ] || { echo "meta_zk.sh: $check not built (make tests/unit/check_meta)" >&2; exit 1; }
 

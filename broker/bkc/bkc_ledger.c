@@ -1,0 +1,1294 @@
+/*
+ * bkc_ledger.c - ledger handles: create, adds with quorum tracking, ensemble changes, close,
+ * reads, LAC reads, fencing and recovery (bookkeeper-wire.md §4).
+ *
+ * Add path: bkc_add gives the entry the next id, builds its 32-byte header and digest once,
+ * and sends it to the Qw bookies of its write set (ensemble[(e+i) % E]); the payload is
+ * referenced into each connection. Acks are tracked per ensemble index; an entry is complete
+ * with Qa of them, and completions are delivered (LAC advanced, callbacks queued) strictly in
+ * entry order.
+ * Failure modes of adds: EFENCED fails every pending add with -MG_EFENCED and the writer for
+ * good; EUA likewise with -MG_ENOTALLOWED; any other error, a timeout or a lost connection
+ * marks that ensemble index failed: its acks on pending entries stop counting and an
+ * ensemble change starts (list /ledgers/available, replace the failed bookies with ones
+ * outside the ensemble, CAS the metadata with a segment starting at LAC+1, then resend the
+ * unacknowledged entries to the replacements). Delivery and new sends are held during the
+ * change. No replacement available or a metadata failure fails the writer with -MG_EIO; a
+ * metadata state other than ours (someone recovers) fails it with -MG_EFENCED.
+ *
+ * Recovery (bkc_open with recovery): CAS IN_RECOVERY; fencing LAC read on the last ensemble
+ * until every write quorum has Qw-Qa+1 answers; start = max(LAC seen, first entry of the last
+ * segment - 1); read forward with fencing reads to the whole write set, re-adding each entry
+ * found with RECOVERY_ADD through the normal add path (so ensemble changes work), until an
+ * entry is confirmed missing by Qw-Qa+1 bookies; once the re-adds are acknowledged, CAS
+ * CLOSED at the LAC. A concurrent recoverer that closed first wins (we adopt its result).
+ */
+#include "bkc/bkc_int.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MOD "bkc"
+#define BIT(i) ((uint64_t)1 << (i))
+
+static void lh_deliver(struct bkc_ledger *lh);
+static void lh_check_drained(struct bkc_ledger *lh);
+static void change_start(struct bkc_ledger *lh);
+static void md_close(struct bkc_ledger *lh);
+static void rrd_start(struct bkc_ledger *lh);
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void set_errmsg(char *dst, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_errmsg(char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- handle lifecycle ----------------------------------------------------------------- */
+
+struct bkc_ledger *bkc_ledger_alloc(struct bkc_client *c, int64_t id, enum bkc_mode mode)
+{
+    struct bkc_ledger *lh = mg_calloc(1, sizeof(*lh));
+    lh->c = c;
+    lh->id = id;
+    lh->path = id >= 0 ? bkc_ledger_path(c->root, id) : NULL;
+    lh->mode = mode;
+    lh->lac = lh->last_pushed = -1;
+    TAILQ_INIT(&lh->adds);
+    TAILQ_INIT(&lh->reads);
+    TAILQ_INSERT_TAIL(&c->ledgers, lh, link);
+    return lh;
+}
+
+/* Point ens[] at the bookies of the last segment. */
+static void lh_set_ensemble(struct bkc_ledger *lh)
+{
+    struct bkc_segment *s = &lh->md.segs[lh->md.n_segs - 1];
+    for (int i = 0; i < lh->md.ensemble_size; i++)
+        lh->ens[i] = bkc_bookie_get(lh->c, s->bookies[i]);
+}
+
+static void add_free(struct bkc_ledger *lh, struct bkc_add *a)
+{
+    for (int i = 0; i < lh->md.ensemble_size && i < BKC_MAX_ENSEMBLE; i++)
+        bkc_op_cancel(a->ops[i]);
+    if (a->own_payload)
+        evbuffer_free(a->payload);
+    mg_free(a);
+}
+
+static void rd_free(struct bkc_rd *rd)
+{
+    for (int i = 0; i < rd->n; i++) {
+        bkc_op_cancel(rd->ents[i].op);
+        if (rd->ents[i].payload)
+            evbuffer_free(rd->ents[i].payload);
+    }
+    mg_free(rd->ents);
+    mg_free(rd);
+}
+
+static void lacrd_free(struct bkc_lacrd *lr)
+{
+    for (int i = 0; i < BKC_MAX_ENSEMBLE; i++)
+        bkc_op_cancel(lr->ops[i]);
+    mg_free(lr);
+}
+
+static void rrd_free(struct bkc_rrd *r)
+{
+    for (int i = 0; i < BKC_MAX_ENSEMBLE; i++)
+        bkc_op_cancel(r->ops[i]);
+    mg_free(r);
+}
+
+static void req_fail(struct bkc_ledger *lh, struct bkc_req *req, int status, const char *msg)
+{
+    if (msg && msg[0] && !req->errmsg[0])
+        snprintf(req->errmsg, sizeof(req->errmsg), "%s", msg);
+    bkc_complete(lh->c, req, status);
+}
+
+void bkc_ledger_destroy(struct bkc_ledger *lh, int status, bool defer)
+{
+    struct bkc_client *c = lh->c;
+    const char *msg = lh->errmsg[0] ? lh->errmsg : NULL;
+    if (lh->mode == BKC_MODE_DEAD) {
+        if (!defer) {
+            /* already aborted, waiting in zombies */
+            TAILQ_REMOVE(&c->zombies, lh, link);
+            goto release;
+        }
+        return;
+    }
+    lh->mode = BKC_MODE_DEAD;
+    bkc_mops_kill(c, lh);
+    struct bkc_add *a;
+    while ((a = TAILQ_FIRST(&lh->adds))) {
+        TAILQ_REMOVE(&lh->adds, a, link);
+        if (a->req)
+            req_fail(lh, a->req, status, msg);
+        add_free(lh, a);
+    }
+    struct bkc_rd *rd;
+    while ((rd = TAILQ_FIRST(&lh->reads))) {
+        TAILQ_REMOVE(&lh->reads, rd, link);
+        if (rd->req)
+            req_fail(lh, rd->req, status, NULL);
+        rd_free(rd);
+    }
+    if (lh->lacrd) {
+        if (lh->lacrd->req)
+            req_fail(lh, lh->lacrd->req, status, NULL);
+        lacrd_free(lh->lacrd);
+        lh->lacrd = NULL;
+    }
+    if (lh->rrd) {
+        rrd_free(lh->rrd);
+        lh->rrd = NULL;
+    }
+    if (lh->close_req) {
+        req_fail(lh, lh->close_req, status, msg);
+        lh->close_req = NULL;
+    }
+    if (lh->open_req) {
+        req_fail(lh, lh->open_req, status, msg);
+        lh->open_req = NULL;
+    }
+    TAILQ_REMOVE(&c->ledgers, lh, link);
+    if (defer) {
+        TAILQ_INSERT_TAIL(&c->zombies, lh, link);
+        return;
+    }
+release:
+    bkc_md_fini(&lh->md);
+    bkc_md_fini(&lh->new_md);
+    mg_free(lh->path);
+    mg_free(lh);
+}
+
+void bkc_zombies_free(struct bkc_client *c)
+{
+    struct bkc_ledger *lh;
+    while ((lh = TAILQ_FIRST(&c->zombies)))
+        bkc_ledger_destroy(lh, -MG_ECANCELED, false);
+}
+
+void bkc_ledger_free(struct bkc_ledger *lh)
+{
+    if (lh)
+        bkc_ledger_destroy(lh, -MG_ECANCELED, false);
+}
+
+/* A create or open failed: complete its request and retire the handle. */
+static void open_fail(struct bkc_ledger *lh, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void open_fail(struct bkc_ledger *lh, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(lh->errmsg, sizeof(lh->errmsg), fmt, ap);
+    va_end(ap);
+    MG_WARN(MOD, "%s", lh->errmsg);
+    bkc_ledger_destroy(lh, status, true);
+}
+
+/* Fail a writer (or a recovery) for good: every pending add completes with err. */
+static void lh_fail(struct bkc_ledger *lh, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void lh_fail(struct bkc_ledger *lh, int err, const char *fmt, ...)
+{
+    if (lh->mode == BKC_MODE_DEAD)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(lh->errmsg, sizeof(lh->errmsg), fmt, ap);
+    va_end(ap);
+    if (lh->mode == BKC_MODE_RECOVERING) {
+        MG_WARN(MOD, "%s", lh->errmsg);
+        bkc_ledger_destroy(lh, err, true);
+        return;
+    }
+    if (!lh->err)
+        MG_WARN(MOD, "%s", lh->errmsg);
+    if (!lh->err)
+        lh->err = err;
+    bkc_mops_kill(lh->c, lh); /* an ensemble change in flight */
+    lh->changing = false;
+    lh->failed = 0;
+    bkc_md_fini(&lh->new_md);
+    struct bkc_add *a;
+    while ((a = TAILQ_FIRST(&lh->adds))) {
+        TAILQ_REMOVE(&lh->adds, a, link);
+        if (a->req)
+            req_fail(lh, a->req, err, lh->errmsg);
+        add_free(lh, a);
+    }
+    lh_check_drained(lh);
+}
+
+/* ---- entries -------------------------------------------------------------------------- */
+
+/* Check a stored entry body: ledger id, entry id (expect < -1: any), digest. On success the
+ * header fields are returned and the header+digest bytes are left in body. */
+static int verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_t expect,
+                        int64_t *entry, int64_t *lac, int64_t *length)
+{
+    size_t hl = BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len;
+    size_t n = evbuffer_get_length(body);
+    uint8_t h[BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN], d[BKC_MAX_DIGEST_LEN];
+    if (n < hl || evbuffer_copyout(body, h, hl) < (ev_ssize_t)hl)
+        return -MG_EPROTO;
+    int64_t l = (int64_t)get_be64(h), e = (int64_t)get_be64(h + 8);
+    if (l != lh->id || (expect >= -1 && e != expect))
+        return -MG_EPROTO;
+    bkc_digest(lh->digest, lh->mac_key, h, body, hl, n - hl, d);
+    if (memcmp(d, h + BKC_ENTRY_HDR_LEN, (size_t)lh->digest_len) != 0)
+        return -MG_ECHECKSUM;
+    if (entry)
+        *entry = e;
+    if (lac)
+        *lac = (int64_t)get_be64(h + 16);
+    if (length)
+        *length = (int64_t)get_be64(h + 24);
+    return 0;
+}
+
+/* ---- adds ----------------------------------------------------------------------------- */
+
+static bool in_write_set(const struct bkc_ledger *lh, int64_t entry, int idx)
+{
+    int e = lh->md.ensemble_size;
+    for (int i = 0; i < lh->md.write_quorum; i++)
+        if ((int)((entry + i) % e) == idx)
+            return true;
+    return false;
+}
+
+static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
+{
+    (void)body;
+    struct bkc_add *a = op->arg;
+    struct bkc_ledger *lh = a->lh;
+    int idx = op->slot;
+    a->ops[idx] = NULL;
+    if (rc == BKC_RC_EOK) {
+        if (lh->failed & BIT(idx))
+            return;
+        if (!(a->acked & BIT(idx))) {
+            a->acked |= BIT(idx);
+            a->n_acked++;
+        }
+        if (a->n_acked >= lh->md.ack_quorum && a == TAILQ_FIRST(&lh->adds))
+            lh_deliver(lh);
+        return;
+    }
+    if (rc == BKC_RC_EFENCED) {
+        lh_fail(lh, -MG_EFENCED, "ledger %" PRId64 " is fenced (bookie %s: EFENCED): it was "
+                "recovered by another client", lh->id, op->bk->id);
+        return;
+    }
+    if (rc == BKC_RC_EUA) {
+        lh_fail(lh, -MG_ENOTALLOWED, "ledger %" PRId64 ": bookie %s refused the master key "
+                "(EUA)", lh->id, op->bk->id);
+        return;
+    }
+    if (lh->failed & BIT(idx))
+        return;
+    MG_WARN(MOD, "ledger %" PRId64 ": add of entry %" PRId64 " on bookie %s (index %d) "
+            "failed: %s; replacing the bookie", lh->id, a->entry, op->bk->id, idx,
+            bkc_rc_str(rc));
+    lh->failed |= BIT(idx);
+    struct bkc_add *p;
+    TAILQ_FOREACH(p, &lh->adds, link) {
+        if (p->ops[idx]) {
+            bkc_op_cancel(p->ops[idx]);
+            p->ops[idx] = NULL;
+        }
+        if (p->acked & BIT(idx)) {
+            p->acked &= ~BIT(idx);
+            p->n_acked--;
+        }
+    }
+    if (!lh->changing)
+        change_start(lh);
+}
+
+static void add_send_slot(struct bkc_ledger *lh, struct bkc_add *a, int idx)
+{
+    bkc_op_cancel(a->ops[idx]);
+    a->ops[idx] = bkc_bookie_add(lh->ens[idx], lh->id, a->entry, a->flags, lh->master_key,
+                                 a->ehdr, a->ehdr_len, a->payload, add_op_cb, a, idx);
+}
+
+static void add_send(struct bkc_ledger *lh, struct bkc_add *a)
+{
+    if (!a->sent) {
+        size_t len = evbuffer_get_length(a->payload);
+        put_be64(a->ehdr, (uint64_t)lh->id);
+        put_be64(a->ehdr + 8, (uint64_t)a->entry);
+        put_be64(a->ehdr + 16, (uint64_t)lh->lac);
+        put_be64(a->ehdr + 24, (uint64_t)a->length);
+        bkc_digest(lh->digest, lh->mac_key, a->ehdr, a->payload, 0, len,
+                   a->ehdr + BKC_ENTRY_HDR_LEN);
+        a->ehdr_len = BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len;
+        a->sent = true;
+    }
+    int e = lh->md.ensemble_size;
+    for (int i = 0; i < lh->md.write_quorum; i++) {
+        int idx = (int)((a->entry + i) % e);
+        if (!(lh->failed & BIT(idx)))
+            add_send_slot(lh, a, idx);
+    }
+}
+
+static struct bkc_add *push_add(struct bkc_ledger *lh, struct evbuffer *payload, bool own,
+                                uint16_t flags, int64_t length, struct bkc_req *req)
+{
+    struct bkc_add *a = mg_calloc(1, sizeof(*a));
+    a->lh = lh;
+    a->entry = ++lh->last_pushed;
+    a->length = length;
+    lh->pushed_length = length;
+    a->payload = payload;
+    a->own_payload = own;
+    a->flags = flags;
+    a->req = req;
+    TAILQ_INSERT_TAIL(&lh->adds, a, link);
+    if (!lh->changing)
+        add_send(lh, a);
+    return a;
+}
+
+int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req, bkc_cb cb)
+{
+    if (lh->mode != BKC_MODE_WRITER)
+        return -MG_ENOTALLOWED;
+    if (lh->closing)
+        return -MG_ECLOSED;
+    if (lh->err)
+        return lh->err;
+    req->cb = cb;
+    req->errmsg[0] = '\0';
+    int64_t len = (int64_t)evbuffer_get_length(payload);
+    struct bkc_add *a = push_add(lh, payload, false, 0, lh->pushed_length + len, req);
+    req->entry_id = a->entry;
+    return 0;
+}
+
+/* Complete the adds at the head that reached the ack quorum, in entry order. */
+static void lh_deliver(struct bkc_ledger *lh)
+{
+    if (lh->changing)
+        return;
+    struct bkc_add *a;
+    while ((a = TAILQ_FIRST(&lh->adds)) && a->n_acked >= lh->md.ack_quorum) {
+        TAILQ_REMOVE(&lh->adds, a, link);
+        lh->lac = a->entry;
+        lh->lac_length = a->length;
+        if (a->req)
+            bkc_complete(lh->c, a->req, 0);
+        add_free(lh, a);
+    }
+    lh_check_drained(lh);
+}
+
+static void lh_check_drained(struct bkc_ledger *lh)
+{
+    if (lh->changing || !TAILQ_EMPTY(&lh->adds) || lh->md_closing)
+        return;
+    if ((lh->mode == BKC_MODE_WRITER && lh->closing && lh->close_req) ||
+        (lh->mode == BKC_MODE_RECOVERING && lh->rec_reads_done))
+        md_close(lh);
+}
+
+/* ---- ensemble change --------------------------------------------------------------------- */
+
+static int popcount64(uint64_t v)
+{
+    int n = 0;
+    for (; v; v &= v - 1)
+        n++;
+    return n;
+}
+
+static void change_list_done(struct bkc_mop *mop, int status);
+static void change_put_done(struct bkc_mop *mop, int status);
+static void change_reread_done(struct bkc_mop *mop, int status);
+
+static void change_start(struct bkc_ledger *lh)
+{
+    lh->changing = true;
+    lh->changing_set = lh->failed;
+    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, change_list_done);
+    char *p = mg_asprintf("%s/available", lh->c->root);
+    int rc = meta_children(lh->c->meta, p, &mop->mr, bkc_mop_cb);
+    mg_free(p);
+    if (rc < 0) {
+        bkc_mop_drop(mop);
+        lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: cannot list bookies: %s",
+                lh->id, mg_strerror(rc));
+    }
+}
+
+/* Pick `need` distinct bookies from a /ledgers/available listing, skipping "readonly" and
+ * the ids in exclude; out gets borrowed names. Returns how many were available. */
+static int pick_bookies(struct bkc_client *c, struct meta_req *mr, char *const *exclude,
+                        int n_ex, int need, const char **out)
+{
+    const char **cand = mg_calloc((size_t)mr->n_children + 1, sizeof(char *));
+    int n = 0;
+    for (int i = 0; i < mr->n_children; i++) {
+        const char *id = mr->children[i];
+        bool skip = !strcmp(id, "readonly");
+        for (int j = 0; j < n_ex && !skip; j++)
+            skip = !strcmp(id, exclude[j]);
+        if (!skip)
+            cand[n++] = id;
+    }
+    for (int i = 0; i < need && i < n; i++) {
+        int j = i + (int)(bkc_rand(c) % (uint64_t)(n - i));
+        const char *t = cand[i];
+        cand[i] = cand[j];
+        cand[j] = t;
+        out[i] = cand[i];
+    }
+    mg_free(cand);
+    return n;
+}
+
+static void change_list_done(struct bkc_mop *mop, int status)
+{
+    struct bkc_ledger *lh = mop->owner;
+    if (status < 0 && status != -MG_ENOTFOUND) {
+        lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: listing %s/available: %s",
+                lh->id, lh->c->root, mg_strerror(status));
+        return;
+    }
+    int E = lh->md.ensemble_size;
+    struct bkc_segment *last = &lh->md.segs[lh->md.n_segs - 1];
+    int need = popcount64(lh->changing_set);
+    const char *pick[BKC_MAX_ENSEMBLE];
+    int have = pick_bookies(lh->c, &mop->mr, last->bookies, E, need, pick);
+    if (have < need) {
+        lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: not enough bookies: need %d "
+                "replacement(s) outside the ensemble, %d writable bookie(s) available", lh->id,
+                need, have);
+        return;
+    }
+    char *ids[BKC_MAX_ENSEMBLE];
+    for (int i = 0, k = 0; i < E; i++)
+        ids[i] = (lh->changing_set & BIT(i)) ? (char *)pick[k++] : last->bookies[i];
+    bkc_md_fini(&lh->new_md);
+    bkc_md_copy(&lh->new_md, &lh->md);
+    bkc_md_set_last_segment(&lh->new_md, lh->lac + 1, ids);
+    uint8_t *buf;
+    size_t len;
+    bkc_md_encode(&lh->new_md, &buf, &len);
+    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, change_put_done);
+    int rc = meta_put(lh->c->meta, lh->path, buf, len, lh->md_version, 0, &m2->mr, bkc_mop_cb);
+    mg_free(buf);
+    if (rc < 0) {
+        bkc_mop_drop(m2);
+        lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata write: %s", lh->id,
+                mg_strerror(rc));
+    }
+}
+
+static void change_put_done(struct bkc_mop *mop, int status)
+{
+    struct bkc_ledger *lh = mop->owner;
+    if (status == -MG_EBUSY) {
+        struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, change_reread_done);
+        int rc = meta_get(lh->c->meta, lh->path, &m2->mr, bkc_mop_cb);
+        if (rc < 0) {
+            bkc_mop_drop(m2);
+            lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata read: %s",
+                    lh->id, mg_strerror(rc));
+        }
+        return;
+    }
+    if (status < 0) {
+        lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata write: %s", lh->id,
+                mg_strerror(status));
+        return;
+    }
+    uint64_t done = lh->changing_set;
+    bkc_md_fini(&lh->md);
+    lh->md = lh->new_md;
+    memset(&lh->new_md, 0, sizeof(lh->new_md));
+    lh->md_version = mop->mr.stat.version;
+    lh_set_ensemble(lh);
+    lh->failed &= ~done;
+    lh->changing = false;
+    lh->changing_set = 0;
+    struct bkc_segment *s = &lh->md.segs[lh->md.n_segs - 1];
+    MG_INFO(MOD, "ledger %" PRId64 ": ensemble changed from entry %" PRId64 " (%d segment(s))",
+            lh->id, s->first, lh->md.n_segs);
+    struct bkc_add *a;
+    TAILQ_FOREACH(a, &lh->adds, link) {
+        if (!a->sent) {
+            add_send(lh, a);
+            continue;
+        }
+        for (int i = 0; i < lh->md.ensemble_size; i++)
+            if ((done & BIT(i)) && !(lh->failed & BIT(i)) && in_write_set(lh, a->entry, i))
+                add_send_slot(lh, a, i);
+    }
+    if (lh->failed)
+        change_start(lh);
+    else
+        lh_deliver(lh);
+}
+
+static void change_reread_done(struct bkc_mop *mop, int status)
+{
+    struct bkc_ledger *lh = mop->owner;
+    struct bkc_md md;
+    int rc = status < 0 ? status : bkc_md_decode(mop->mr.value, mop->mr.len, &md);
+    if (rc < 0) {
+        lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata re-read: %s", lh->id,
+                mg_strerror(rc));
+        return;
+    }
+    int want = lh->mode == BKC_MODE_RECOVERING ? BKC_STATE_IN_RECOVERY : BKC_STATE_OPEN;
+    int state = md.state;
+    bkc_md_fini(&md);
+    if (state != want) {
+        lh_fail(lh, -MG_EFENCED, "ledger %" PRId64 ": metadata changed to state %d during an "
+                "ensemble change: the ledger is being recovered by another client", lh->id,
+                state);
+        return;
+    }
+    /* Still ours: adopt the version and redo the change. */
+    lh->md_version = mop->mr.stat.version;
+    change_start(lh);
+}
+
+/* ---- close ------------------------------------------------------------------------------ */
+
+static void close_put_done(struct bkc_mop *mop, int status);
+static void close_reread_done(struct bkc_mop *mop, int status);
+
+static void md_close_finish(struct bkc_ledger *lh, int status)
+{
+    lh->md_closing = false;
+    if (lh->mode == BKC_MODE_RECOVERING) {
+        if (status < 0) {
+            lh_fail(lh, status, "recovery of ledger %" PRId64 ": closing the metadata: %s",
+                    lh->id, mg_strerror(status));
+            return;
+        }
+        lh->mode = BKC_MODE_READER;
+        MG_INFO(MOD, "ledger %" PRId64 ": recovered and closed at entry %" PRId64, lh->id,
+                lh->lac);
+        struct bkc_req *req = lh->open_req;
+        lh->open_req = NULL;
+        req->ledger = lh;
+        req->ledger_id = lh->id;
+        bkc_complete(lh->c, req, 0);
+        return;
+    }
+    struct bkc_req *req = lh->close_req;
+    lh->close_req = NULL;
+    if (status == 0) {
+        lh->mode = BKC_MODE_READER;
+    } else {
+        lh->closing = false;
+        snprintf(req->errmsg, sizeof(req->errmsg), "close: %.180s",
+                 lh->errmsg[0] ? lh->errmsg : mg_strerror(status));
+    }
+    bkc_complete(lh->c, req, status);
+}
+
+static void md_close(struct bkc_ledger *lh)
+{
+    struct bkc_md nmd;
+    bkc_md_copy(&nmd, &lh->md);
+    nmd.state = BKC_STATE_CLOSED;
+    nmd.last_entry = lh->lac;
+    nmd.length = lh->lac < 0 ? 0 : lh->lac_length;
+    uint8_t *buf;
+    size_t len;
+    bkc_md_encode(&nmd, &buf, &len);
+    bkc_md_fini(&lh->new_md);
+    lh->new_md = nmd;
+    lh->md_closing = true;
+    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, close_put_done);
+    int rc = meta_put(lh->c->meta, lh->path, buf, len, lh->md_version, 0, &mop->mr, bkc_mop_cb);
+    mg_free(buf);
+    if (rc < 0) {
+        bkc_mop_drop(mop);
+        md_close_finish(lh, rc);
+    }
+}
+
+static void close_put_done(struct bkc_mop *mop, int status)
+{
+    struct bkc_ledger *lh = mop->owner;
+    if (status == -MG_EBUSY) {
+        struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, close_reread_done);
+        int rc = meta_get(lh->c->meta, lh->path, &m2->mr, bkc_mop_cb);
+        if (rc < 0) {
+            bkc_mop_drop(m2);
+            md_close_finish(lh, rc);
+        }
+        return;
+    }
+    if (status == 0) {
+        bkc_md_fini(&lh->md);
+        lh->md = lh->new_md;
+        memset(&lh->new_md, 0, sizeof(lh->new_md));
+        lh->md_version = mop->mr.stat.version;
+    }
+    md_close_finish(lh, status);
+}
+
+static void close_reread_done(struct bkc_mop *mop, int status)
+{
+    struct bkc_ledger *lh = mop->owner;
+    struct bkc_md md;
+    int rc = status < 0 ? status : bkc_md_decode(mop->mr.value, mop->mr.len, &md);
+    if (rc < 0) {
+        md_close_finish(lh, rc);
+        return;
+    }
+    bool rec = lh->mode == BKC_MODE_RECOVERING;
+    if (md.state == BKC_STATE_CLOSED && (rec || md.last_entry == lh->lac)) {
+        /* Closed by someone else at a result we accept: adopt it. */
+        bkc_md_fini(&lh->md);
+        lh->md = md;
+        lh->md_version = mop->mr.stat.version;
+        lh->lac = md.last_entry;
+        lh->lac_length = md.length;
+        md_close_finish(lh, 0);
+        return;
+    }
+    int want = rec ? BKC_STATE_IN_RECOVERY : BKC_STATE_OPEN;
+    if (md.state == want) {
+        lh->md_version = mop->mr.stat.version;
+        bkc_md_fini(&md);
+        md_close(lh);
+        return;
+    }
+    set_errmsg(lh->errmsg, sizeof(lh->errmsg), "ledger %" PRId64 " was %s by another client "
+               "(state %d, last entry %" PRId64 ")", lh->id,
+               md.state == BKC_STATE_CLOSED ? "closed" : "recovered", md.state, md.last_entry);
+    bkc_md_fini(&md);
+    md_close_finish(lh, -MG_EFENCED);
+}
+
+int bkc_close(struct bkc_ledger *lh, struct bkc_req *req, bkc_cb cb)
+{
+    if (lh->close_req)
+        return -MG_EBUSY;
+    if (lh->mode != BKC_MODE_WRITER && lh->mode != BKC_MODE_READER)
+        return -MG_ENOTALLOWED;
+    req->cb = cb;
+    req->errmsg[0] = '\0';
+    if (lh->mode == BKC_MODE_READER) {
+        bkc_complete(lh->c, req, 0);
+        return 0;
+    }
+    lh->closing = true;
+    lh->close_req = req;
+    lh_check_drained(lh);
+    return 0;
+}
+
+/* ---- reads ------------------------------------------------------------------------------ */
+
+static void rd_send(struct bkc_rd *rd, int i);
+
+static void rd_finish(struct bkc_rd *rd, int status, int64_t bad_entry)
+{
+    struct bkc_ledger *lh = rd->lh;
+    TAILQ_REMOVE(&lh->reads, rd, link);
+    if (rd->internal_cb) {
+        rd->internal_cb(rd, status);
+        rd_free(rd);
+        return;
+    }
+    struct bkc_req *req = rd->req;
+    if (status == 0) {
+        req->entries = mg_calloc((size_t)rd->n, sizeof(struct evbuffer *));
+        for (int i = 0; i < rd->n; i++) {
+            req->entries[i] = rd->ents[i].payload;
+            rd->ents[i].payload = NULL;
+        }
+        req->n_entries = rd->n;
+        req->first_entry = rd->first;
+    } else {
+        struct bkc_rd_ent *e = &rd->ents[bad_entry - rd->first];
+        snprintf(req->errmsg, sizeof(req->errmsg), "ledger %" PRId64 " entry %" PRId64 ": no "
+                 "readable copy on %d bookie(s) (%d missing, %d corrupt)", lh->id, bad_entry,
+                 e->tries, e->n_missing, e->n_corrupt);
+    }
+    bkc_complete(lh->c, req, status);
+    rd_free(rd);
+}
+
+static void rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
+{
+    struct bkc_rd *rd = op->arg;
+    struct bkc_ledger *lh = rd->lh;
+    int i = op->slot;
+    struct bkc_rd_ent *ent = &rd->ents[i];
+    int64_t e = rd->first + i;
+    ent->op = NULL;
+    if (rc == BKC_RC_EOK && body && *body) {
+        int v = verify_entry(lh, *body, e, NULL, NULL, &ent->length);
+        if (v == 0) {
+            ent->payload = *body;
+            *body = NULL;
+            evbuffer_drain(ent->payload, BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len);
+            if (++rd->n_done == rd->n)
+                rd_finish(rd, 0, -1);
+            return;
+        }
+        MG_WARN(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: %s; trying another "
+                "replica", lh->id, e, op->bk->id,
+                v == -MG_ECHECKSUM ? "digest mismatch" : "wrong entry header");
+        ent->n_corrupt++;
+    } else if (rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
+        ent->n_missing++;
+    } else {
+        MG_DEBUG(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: %s", lh->id, e,
+                 op->bk->id, bkc_rc_str(rc));
+    }
+    if (ent->tries < lh->md.write_quorum) {
+        rd_send(rd, i);
+        return;
+    }
+    int st = ent->n_missing == ent->tries ? -MG_ENOTFOUND
+             : ent->n_corrupt > 0          ? -MG_ECHECKSUM
+                                           : -MG_EIO;
+    rd_finish(rd, st, e);
+}
+
+static void rd_send(struct bkc_rd *rd, int i)
+{
+    struct bkc_ledger *lh = rd->lh;
+    int64_t e = rd->first + i;
+    struct bkc_segment *s = &lh->md.segs[bkc_md_segment_for(&lh->md, e)];
+    struct bkc_rd_ent *ent = &rd->ents[i];
+    int idx = (int)((e + ent->tries) % lh->md.ensemble_size);
+    ent->tries++;
+    struct bkc_bookie *bk = bkc_bookie_get(lh->c, s->bookies[idx]);
+    ent->op = bkc_bookie_read(bk, lh->id, e, 0, NULL, rd_op_cb, rd, i);
+}
+
+static struct bkc_rd *rd_start(struct bkc_ledger *lh, int64_t first, int64_t last,
+                               struct bkc_req *req, void (*internal_cb)(struct bkc_rd *, int))
+{
+    struct bkc_rd *rd = mg_calloc(1, sizeof(*rd));
+    rd->lh = lh;
+    rd->req = req;
+    rd->internal_cb = internal_cb;
+    rd->first = first;
+    rd->last = last;
+    rd->n = (int)(last - first + 1);
+    rd->ents = mg_calloc((size_t)rd->n, sizeof(*rd->ents));
+    TAILQ_INSERT_TAIL(&lh->reads, rd, link);
+    for (int i = 0; i < rd->n; i++)
+        rd_send(rd, i);
+    return rd;
+}
+
+int bkc_read(struct bkc_ledger *lh, int64_t first, int64_t last, struct bkc_req *req, bkc_cb cb)
+{
+    if (lh->mode != BKC_MODE_WRITER && lh->mode != BKC_MODE_READER)
+        return -MG_ENOTALLOWED;
+    if (first < 0 || first > last || last > lh->lac || last - first >= INT32_MAX)
+        return -MG_EINVAL;
+    req->cb = cb;
+    req->errmsg[0] = '\0';
+    req->entries = NULL;
+    req->n_entries = 0;
+    rd_start(lh, first, last, req, NULL);
+    return 0;
+}
+
+/* ---- LAC reads and fencing ---------------------------------------------------------------- */
+
+static void rec_fenced(struct bkc_ledger *lh, int status, int64_t max_lac);
+
+static bool lacrd_covered(struct bkc_ledger *lh, struct bkc_lacrd *lr)
+{
+    int E = lh->md.ensemble_size, Qw = lh->md.write_quorum;
+    int need = Qw - lh->md.ack_quorum + 1;
+    for (int e = 0; e < E; e++) {
+        int cnt = 0;
+        for (int i = 0; i < Qw; i++)
+            cnt += lr->answer[(e + i) % E] == 1;
+        if (cnt < need)
+            return false;
+    }
+    return true;
+}
+
+static void lacrd_finish(struct bkc_ledger *lh, int status)
+{
+    struct bkc_lacrd *lr = lh->lacrd;
+    lh->lacrd = NULL;
+    int64_t max_lac = lr->max_lac;
+    struct bkc_req *req = lr->req;
+    lacrd_free(lr);
+    if (req) {
+        if (status == 0 && max_lac > lh->lac)
+            lh->lac = max_lac;
+        if (status < 0)
+            snprintf(req->errmsg, sizeof(req->errmsg), "ledger %" PRId64 ": read LAC: not "
+                     "enough bookies of the last ensemble answered", lh->id);
+        bkc_complete(lh->c, req, status);
+        return;
+    }
+    rec_fenced(lh, status, max_lac);
+}
+
+static void lacrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
+{
+    struct bkc_ledger *lh = op->arg;
+    struct bkc_lacrd *lr = lh->lacrd;
+    int idx = op->slot;
+    lr->ops[idx] = NULL;
+    lr->n_pending--;
+    int64_t lac;
+    if (rc == BKC_RC_EOK && body && *body) {
+        if (verify_entry(lh, *body, -2, NULL, &lac, NULL) == 0) {
+            lr->answer[idx] = 1;
+            if (lac > lr->max_lac)
+                lr->max_lac = lac;
+        } else {
+            MG_WARN(MOD, "ledger %" PRId64 ": bookie %s returned a corrupt last entry", lh->id,
+                    op->bk->id);
+            lr->answer[idx] = 2;
+        }
+    } else if (rc == BKC_RC_EOK || rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
+        lr->answer[idx] = 1;
+    } else if (rc == BKC_RC_EUA) {
+        if (lr->req)
+            lacrd_finish(lh, -MG_ENOTALLOWED);
+        else
+            lh_fail(lh, -MG_ENOTALLOWED, "recovery of ledger %" PRId64 ": bookie %s refused "
+                    "the master key (EUA)", lh->id, op->bk->id);
+        return;
+    } else {
+        MG_WARN(MOD, "ledger %" PRId64 ": %s read of the last entry on bookie %s: %s", lh->id,
+                lr->fence ? "fencing" : "LAC", op->bk->id, bkc_rc_str(rc));
+        lr->answer[idx] = 2;
+    }
+    if (lacrd_covered(lh, lr))
+        lacrd_finish(lh, 0);
+    else if (lr->n_pending == 0)
+        lacrd_finish(lh, -MG_EIO);
+}
+
+static void lacrd_start(struct bkc_ledger *lh, bool fence, struct bkc_req *req)
+{
+    struct bkc_lacrd *lr = mg_calloc(1, sizeof(*lr));
+    lr->lh = lh;
+    lr->fence = fence;
+    lr->req = req;
+    lr->max_lac = -1;
+    lh->lacrd = lr;
+    for (int i = 0; i < lh->md.ensemble_size; i++) {
+        lr->n_pending++;
+        lr->ops[i] = bkc_bookie_read(lh->ens[i], lh->id, -1, fence ? BKC_FLAG_FENCE : 0,
+                                     lh->master_key, lacrd_op_cb, lh, i);
+    }
+}
+
+int bkc_read_lac(struct bkc_ledger *lh, struct bkc_req *req, bkc_cb cb)
+{
+    if (lh->mode != BKC_MODE_READER && lh->mode != BKC_MODE_WRITER)
+        return -MG_ENOTALLOWED;
+    if (lh->lacrd)
+        return -MG_EBUSY;
+    req->cb = cb;
+    req->errmsg[0] = '\0';
+    if (lh->mode == BKC_MODE_WRITER || lh->md.state == BKC_STATE_CLOSED) {
+        bkc_complete(lh->c, req, 0);
+        return 0;
+    }
+    lacrd_start(lh, false, req);
+    return 0;
+}
+
+/* ---- create ------------------------------------------------------------------------------ */
+
+static void create_id_done(struct bkc_mop *mop, int status);
+static void create_bookies_done(struct bkc_mop *mop, int status);
+static void create_md_done(struct bkc_mop *mop, int status);
+
+static void noop_done(struct bkc_mop *mop, int status)
+{
+    (void)mop;
+    (void)status;
+}
+
+void bkc_ledger_create_start(struct bkc_ledger *lh)
+{
+    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, create_id_done);
+    char *p = mg_asprintf("%s/idgen/ID-", lh->c->root);
+    int rc = meta_put(lh->c->meta, p, "", 0, META_VERSION_NONE,
+                      META_EPHEMERAL | META_SEQUENTIAL | META_CREATE_PARENTS, &mop->mr,
+                      bkc_mop_cb);
+    mg_free(p);
+    if (rc < 0) {
+        bkc_mop_drop(mop);
+        open_fail(lh, rc, "create ledger: id generation: %s", mg_strerror(rc));
+    }
+}
+
+static void create_id_done(struct bkc_mop *mop, int status)
+{
+    struct bkc_ledger *lh = mop->owner;
+    const char *p = mop->mr.path ? strrchr(mop->mr.path, '-') : NULL;
+    char *end = NULL;
+    long long id = p ? strtoll(p + 1, &end, 10) : -1;
+    if (status < 0 || !p || *end || id < 0) {
+        open_fail(lh, status < 0 ? status : -MG_EPROTO, "create ledger: id generation: %s",
+                  status < 0 ? mg_strerror(status) : "bad sequential node name");
+        return;
+    }
+    /* The id node only serves as a counter. */
+    struct bkc_mop *del = bkc_mop_new(lh->c, NULL, noop_done);
+    if (meta_delete(lh->c->meta, mop->mr.path, META_VERSION_ANY, &del->mr, bkc_mop_cb) < 0)
+        bkc_mop_drop(del);
+    lh->id = id;
+    mg_free(lh->path);
+    lh->path = bkc_ledger_path(lh->c->root, id);
+    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, create_bookies_done);
+    char *ap = mg_asprintf("%s/available", lh->c->root);
+    int rc = meta_children(lh->c->meta, ap, &m2->mr, bkc_mop_cb);
+    mg_free(ap);
+    if (rc < 0) {
+        bkc_mop_drop(m2);
+        open_fail(lh, rc, "create ledger: listing bookies: %s", mg_strerror(rc));
+    }
+}
+
+static void create_bookies_done(struct bkc_mop *mop, int status)
+{
+    struct bkc_ledger *lh = mop->owner;
+    if (status < 0 && status != -MG_ENOTFOUND) {
+        open_fail(lh, status, "create ledger: listing %s/available: %s", lh->c->root,
+                  mg_strerror(status));
+        return;
+    }
+    int E = lh->md.ensemble_size;
+    const char *pick[BKC_MAX_ENSEMBLE];
+    int have = status < 0 ? 0 : pick_bookies(lh->c, &mop->mr, NULL, 0, E, pick);
+    if (have < E) {
+        open_fail(lh, -MG_EIO, "create ledger: not enough writable bookies: need %d, %d "
+                  "registered under %s/available", E, have, lh->c->root);
+        return;
+    }
+    bkc_md_set_last_segment(&lh->md, 0, (char *const *)pick);
+    uint8_t *buf;
+    size_t len;
+    bkc_md_encode(&lh->md, &buf, &len);
+    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, create_md_done);
+    int rc = meta_put(lh->c->meta, lh->path, buf, len, META_VERSION_NONE, META_CREATE_PARENTS,
+                      &m2->mr, bkc_mop_cb);
+    mg_free(buf);
+    if (rc < 0) {
+        bkc_mop_drop(m2);
+        open_fail(lh, rc, "create ledger %" PRId64 ": metadata write: %s", lh->id,
+                  mg_strerror(rc));
+    }
+}
+
+static void create_md_done(struct bkc_mop *mop, int status)
+{
+    struct bkc_ledger *lh = mop->owner;
+    if (status == -MG_EEXIST && ++lh->create_tries < 10) {
+        /* The id is taken (another id generator wrote there): take a new one. */
+        MG_WARN(MOD, "ledger %" PRId64 " already exists; taking another id", lh->id);
+        for (int i = 0; i < lh->md.n_segs; i++) {
+            for (int j = 0; j < lh->md.ensemble_size; j++)
+                mg_free(lh->md.segs[i].bookies[j]);
+            mg_free(lh->md.segs[i].bookies);
+        }
+        lh->md.n_segs = 0;
+        bkc_ledger_create_start(lh);
+        return;
+    }
+    if (status < 0) {
+        open_fail(lh, status, "create ledger %" PRId64 ": metadata write: %s", lh->id,
+                  mg_strerror(status));
+        return;
+    }
+    lh->md_version = mop->mr.stat.version;
+    bkc_ledger_keys(lh);
+    lh_set_ensemble(lh);
+    lh->mode = BKC_MODE_WRITER;
+    struct bkc_req *req = lh->open_req;
+    lh->open_req = NULL;
+    req->ledger = lh;
+    req->ledger_id = lh->id;
+    bkc_complete(lh->c, req, 0);
+}
+
+/* ---- open and recovery ---------------------------------------------------------------------- */
+
+static void open_md_done(struct bkc_mop *mop, int status);
+static void open_mark_done(struct bkc_mop *mop, int status);
+
+void bkc_ledger_open_start(struct bkc_ledger *lh)
+{
+    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, open_md_done);
+    int rc = meta_get(lh->c->meta, lh->path, &mop->mr, bkc_mop_cb);
+    if (rc < 0) {
+        bkc_mop_drop(mop);
+        open_fail(lh, rc, "open ledger %" PRId64 ": metadata read: %s", lh->id, mg_strerror(rc));
+    }
+}
+
+static void open_ready(struct bkc_ledger *lh)
+{
+    lh->mode = BKC_MODE_READER;
+    struct bkc_req *req = lh->open_req;
+    lh->open_req = NULL;
+    req->ledger = lh;
+    req->ledger_id = lh->id;
+    bkc_complete(lh->c, req, 0);
+}
+
+static void rec_fence(struct bkc_ledger *lh)
+{
+    lh->mode = BKC_MODE_RECOVERING;
+    memcpy(lh->rec_ens, lh->ens, sizeof(lh->rec_ens));
+    lacrd_start(lh, true, NULL);
+}
+
+static void open_md_done(struct bkc_mop *mop, int status)
+{
+    struct bkc_ledger *lh = mop->owner;
+    if (status < 0) {
+        open_fail(lh, status, "open ledger %" PRId64 ": metadata read: %s", lh->id,
+                  mg_strerror(status));
+        return;
+    }
+    bkc_md_fini(&lh->md);
+    if (bkc_md_decode(mop->mr.value, mop->mr.len, &lh->md) < 0) {
+        open_fail(lh, -MG_EPROTO, "open ledger %" PRId64 ": corrupt metadata at %s", lh->id,
+                  lh->path);
+        return;
+    }
+    lh->md_version = mop->mr.stat.version;
+    bkc_ledger_keys(lh);
+    if (lh->digest_len < 0) {
+        open_fail(lh, -MG_EPROTO, "open ledger %" PRId64 ": unknown digest type %d", lh->id,
+                  lh->md.digest);
+        return;
+    }
+    lh_set_ensemble(lh);
+    if (lh->md.state == BKC_STATE_CLOSED) {
+        lh->lac = lh->md.last_entry;
+        lh->lac_length = lh->md.length;
+        open_ready(lh);
+        return;
+    }
+    if (!lh->recovery) {
+        lh->lac = -1;
+        open_ready(lh);
+        return;
+    }
+    if (lh->md.state == BKC_STATE_IN_RECOVERY) {
+        rec_fence(lh);
+        return;
+    }
+    struct bkc_md nmd;
+    bkc_md_copy(&nmd, &lh->md);
+    nmd.state = BKC_STATE_IN_RECOVERY;
+    uint8_t *buf;
+    size_t len;
+    bkc_md_encode(&nmd, &buf, &len);
+    bkc_md_fini(&nmd);
+    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, open_mark_done);
+    int rc = meta_put(lh->c->meta, lh->path, buf, len, lh->md_version, 0, &m2->mr, bkc_mop_cb);
+    mg_free(buf);
+    if (rc < 0) {
+        bkc_mop_drop(m2);
+        open_fail(lh, rc, "recovery of ledger %" PRId64 ": metadata write: %s", lh->id,
+                  mg_strerror(rc));
+    }
+}
+
+static void open_mark_done(struct bkc_mop *mop, int status)
+{
+    struct bkc_ledger *lh = mop->owner;
+    if (status == -MG_EBUSY) { /* changed meanwhile: start over */
+        bkc_ledger_open_start(lh);
+        return;
+    }
+    if (status < 0) {
+        open_fail(lh, status, "recovery of ledger %" PRId64 ": metadata write: %s", lh->id,
+                  mg_strerror(status));
+        return;
+    }
+    lh->md.state = BKC_STATE_IN_RECOVERY;
+    lh->md_version = mop->mr.stat.version;
+    rec_fence(lh);
+}
+
+static void rec_len_done(struct bkc_rd *rd, int status)
+{
+    struct bkc_ledger *lh = rd->lh;
+    if (status < 0) {
+        lh_fail(lh, -MG_EIO, "recovery of ledger %" PRId64 ": cannot read entry %" PRId64
+                " (its last confirmed entry): %s", lh->id, rd->first, mg_strerror(status));
+        return;
+    }
+    lh->lac_length = lh->pushed_length = rd->ents[0].length;
+    rrd_start(lh);
+}
+
+static void rec_fenced(struct bkc_ledger *lh, int status, int64_t max_lac)
+{
+    if (status < 0) {
+        lh_fail(lh, status == -MG_ENOTALLOWED ? status : -MG_EIO, "recovery of ledger %" PRId64
+                ": fencing: not enough bookies of the last ensemble answered", lh->id);
+        return;
+    }
+    int64_t start = lh->md.segs[lh->md.n_segs - 1].first - 1;
+    if (max_lac > start)
+        start = max_lac;
+    MG_INFO(MOD, "ledger %" PRId64 ": fenced; recovering from entry %" PRId64, lh->id, start + 1);
+    lh->lac = lh->last_pushed = start;
+    lh->lac_length = lh->pushed_length = 0;
+    if (start >= 0)
+        rd_start(lh, start, start, NULL, rec_len_done);
+    else
+        rrd_start(lh);
+}
+
+static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
+{
+    struct bkc_ledger *lh = op->arg;
+    struct bkc_rrd *r = lh->rrd;
+    int idx = op->slot;
+    int64_t e = r->entry, length = 0;
+    r->ops[idx] = NULL;
+    r->n_pending--;
+    if (rc == BKC_RC_EOK && body && *body) {
+        if (verify_entry(lh, *body, e, NULL, NULL, &length) == 0) {
+            struct evbuffer *payload = *body;
+            *body = NULL;
+            evbuffer_drain(payload, BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len);
+            rrd_free(r);
+            lh->rrd = NULL;
+            MG_DEBUG(MOD, "ledger %" PRId64 ": recovered entry %" PRId64, lh->id, e);
+            push_add(lh, payload, true, BKC_FLAG_RECOVERY_ADD | BKC_FLAG_HIGH_PRIORITY, length,
+                     NULL);
+            if (lh->mode == BKC_MODE_RECOVERING)
+                rrd_start(lh);
+            return;
+        }
+        MG_WARN(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: corrupt copy",
+                lh->id, e, op->bk->id);
+        r->n_failed++;
+    } else if (rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
+        if (++r->n_missing >= lh->md.write_quorum - lh->md.ack_quorum + 1) {
+            rrd_free(r);
+            lh->rrd = NULL;
+            lh->rec_reads_done = true;
+            MG_DEBUG(MOD, "ledger %" PRId64 ": entry %" PRId64 " is missing: recovery reads "
+                     "done", lh->id, e);
+            lh_check_drained(lh);
+            return;
+        }
+    } else if (rc == BKC_RC_EUA) {
+        lh_fail(lh, -MG_ENOTALLOWED, "recovery of ledger %" PRId64 ": bookie %s refused the "
+                "master key (EUA)", lh->id, op->bk->id);
+        return;
+    } else {
+        r->n_failed++;
+    }
+    if (r->n_pending == 0)
+        lh_fail(lh, -MG_EIO, "recovery of ledger %" PRId64 ": entry %" PRId64 " is neither "
+                "readable nor confirmed missing (%d bookie(s) failed, %d missing)", lh->id, e,
+                r->n_failed, r->n_missing);
+}
+
+static void rrd_start(struct bkc_ledger *lh)
+{
+    struct bkc_rrd *r = mg_calloc(1, sizeof(*r));
+    r->entry = lh->last_pushed + 1;
+    lh->rrd = r;
+    int E = lh->md.ensemble_size;
+    for (int i = 0; i < lh->md.write_quorum; i++) {
+        int idx = (int)((r->entry + i) % E);
+        r->n_pending++;
+        r->ops[idx] = bkc_bookie_read(lh->rec_ens[idx], lh->id, r->entry,
+                                      BKC_FLAG_FENCE | BKC_FLAG_HIGH_PRIORITY, lh->master_key,
+                                      rrd_op_cb, lh, idx);
+    }
+}
+
+/* ---- accessors ------------------------------------------------------------------------------ */
+
+int64_t bkc_ledger_id(const struct bkc_ledger *lh)
+{
+    return lh->id;
+}
+
+int64_t bkc_ledger_lac(const struct bkc_ledger *lh)
+{
+    return lh->lac;
+}
+
+int64_t bkc_ledger_length(const struct bkc_ledger *lh)
+{
+    return lh->lac < 0 ? 0 : lh->lac_length;
+}
+
+bool bkc_ledger_is_closed(const struct bkc_ledger *lh)
+{
+    return lh->md.state == BKC_STATE_CLOSED;
+}
+
+int bkc_ledger_ensemble_size(const struct bkc_ledger *lh)
+{
+    return lh->md.ensemble_size;
+}
+
+const char *bkc_ledger_bookie(const struct bkc_ledger *lh, int i)
+{
+    if (i < 0 || i >= lh->md.ensemble_size || lh->md.n_segs < 1)
+        return NULL;
+    return lh->md.segs[lh->md.n_segs - 1].bookies[i];
+}
+
+int bkc_ledger_num_segments(const struct bkc_ledger *lh)
+{
+    return lh->md.n_segs;
+}
