@@ -1,15 +1,19 @@
 /*
- * main.c - the magnetar binary: subcommand dispatch and process setup.
+ * main.c - the magnetar binary: subcommands and the composition of a process's roles.
  *
- *   magnetar standalone [--config FILE] [--set key=value]... [--port-file FILE]
- *   magnetar config check|show [--config FILE] [--set key=value]...
- *   magnetar version
+ *   magnetar standalone   metadata store (embedded) + standaloneBookies bookies + broker
+ *   magnetar broker       broker on a shared metadata store (metadataStoreUrl) and bookies
+ *   magnetar bookie       one storage node, registered in metadataStoreUrl
+ *   magnetar perf ...     load generator (perf module)
+ *   magnetar config check|show, magnetar version
  *
- * Configuration errors (unknown key, bad value) print one line naming the key and where it
- * came from, and exit 2. SIGTERM/SIGINT shut down gracefully and exit 0.
+ * Every role runs on one event loop. Configuration errors (unknown key, bad value) print
+ * one line naming the key and where it came from, and exit 2. SIGTERM/SIGINT shut down
+ * gracefully (clients are told to reconnect, the journal is synced) and exit 0.
  */
 #include "bookie/bookie.h"
 #include "config/cfg.h"
+#include "meta/meta.h"
 #include "perf/perf.h"
 #include "svc/svc.h"
 #include "util/alloc.h"
@@ -19,21 +23,47 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 extern char **environ;
 
 #define EXIT_USAGE 2
+#define MAX_BOOKIES 16
+
+enum role {
+    ROLE_STANDALONE = 0,
+    ROLE_BROKER,
+    ROLE_BOOKIE,
+};
+
+static const char *const role_name[] = {"standalone", "broker", "bookie"};
+static const char *const role_config[] = {"conf/standalone.yaml", "conf/broker.yaml",
+                                          "conf/bookie.yaml"};
 
 struct main_opts {
     const char *config; /* borrowed from argv */
     const char *port_file;
     char **sets; /* owned array of borrowed strings */
     int nsets;
+};
+
+/* Everything one process runs. */
+struct proc {
+    enum role role;
+    struct cfg cfg;
+    struct event_base *base;        /* owned */
+    struct meta_store *meta;        /* owned; NULL when no store is used */
+    struct bk_server *bookies[MAX_BOOKIES]; /* owned */
+    char *bookie_dirs[MAX_BOOKIES];  /* owned: ledger dir strings the options borrow */
+    char *bookie_journals[MAX_BOOKIES];
+    int n_bookies;
+    struct svc *svc; /* owned */
 };
 
 static void usage_top(FILE *out)
@@ -44,33 +74,42 @@ static void usage_top(FILE *out)
             "usage: magnetar <command> [options]\n"
             "\n"
             "commands:\n"
-            "  standalone   broker with embedded storage in one process (Pulsar on 6650,\n"
-            "               admin HTTP on 8080)\n"
+            "  standalone   broker, bookies and metadata store in one process (Pulsar on\n"
+            "               6650, admin HTTP on 8080)\n"
+            "  broker       stateless broker on a shared metadata store and bookies\n"
             "  bookie       storage node speaking BookKeeper's protocol (port 3181)\n"
-            "  config       check or show the effective configuration\n"
             "  perf         load generator and latency meter (perf produce | perf consume)\n"
+            "  config       check or show the effective configuration\n"
             "  version      print the version\n"
             "\n"
             "Run 'magnetar <command> --help' for the options of a command.\n",
             PACKAGE_VERSION);
 }
 
-static void usage_standalone(FILE *out)
+static void usage_role(FILE *out, enum role r)
 {
+    static const char *const what[] = {
+        "Runs a broker with its own bookies and an embedded metadata store, all durable\n"
+        "under dataDirectory. Pulsar clients connect to it unchanged.",
+        "Runs a stateless broker. It keeps metadata in metadataStoreUrl (zk:host:port/...)\n"
+        "and topic data on the bookies registered there.",
+        "Runs a storage node speaking Apache BookKeeper's protocol (v2 and v3 on one port):\n"
+        "journal with group commit, entry logs, LMDB index. It registers itself in\n"
+        "metadataStoreUrl (a zk: URL) so brokers find it.",
+    };
     fprintf(out,
-            "usage: magnetar standalone [--config FILE] [--set key=value]... [--port-file FILE]\n"
-            "\n"
-            "Runs a broker that Pulsar clients connect to unchanged.\n"
-            "\n"
-            "  -c, --config FILE     YAML configuration (default: conf/standalone.yaml if it\n"
-            "                        exists, else built-in defaults)\n"
+            "usage: magnetar %s [--config FILE] [--set key=value]... [--port-file FILE]\n"
+            "\n%s\n\n"
+            "  -c, --config FILE     YAML configuration (default: %s if it exists,\n"
+            "                        else built-in defaults)\n"
             "  -s, --set key=value   override one configuration key (repeatable); applied after\n"
             "                        the file and MAGNETAR_<key> environment variables\n"
-            "      --port-file FILE  write the bound ports (brokerServicePort=N,\n"
-            "                        webServicePort=N) to FILE once listening; use with port 0\n"
+            "      --port-file FILE  write the bound ports (key=port lines) to FILE once\n"
+            "                        listening; use with ports set to 0\n"
             "  -h, --help            this help\n"
             "\n"
-            "Configuration keys are listed in conf/README.md.\n");
+            "Configuration keys are listed in conf/README.md.\n",
+            role_name[r], what[r], role_config[r]);
 }
 
 static void usage_config(FILE *out)
@@ -82,7 +121,7 @@ static void usage_config(FILE *out)
                  "  show    print the effective configuration as YAML\n");
 }
 
-/* Parse the options shared by standalone and config. Returns 0, 1 for --help, or -1. */
+/* Parse the options shared by the roles and config. Returns 0, 1 for --help, or -1. */
 static int parse_opts(int argc, char **argv, struct main_opts *o, bool allow_port_file)
 {
     static const struct option longopts[] = {
@@ -125,11 +164,11 @@ static int parse_opts(int argc, char **argv, struct main_opts *o, bool allow_por
     return 0;
 }
 
-static int load_config(const struct main_opts *o, struct cfg *cfg)
+static int load_config(const struct main_opts *o, const char *default_path, struct cfg *cfg)
 {
     const char *path = o->config;
-    if (!path && access("conf/standalone.yaml", R_OK) == 0)
-        path = "conf/standalone.yaml";
+    if (!path && access(default_path, R_OK) == 0)
+        path = default_path;
     char err[512];
     if (cfg_load(cfg, path, environ, o->nsets, o->sets, err, sizeof err) < 0) {
         fprintf(stderr, "magnetar: configuration error: %s\n", err);
@@ -141,74 +180,247 @@ static int load_config(const struct main_opts *o, struct cfg *cfg)
     return 0;
 }
 
-static int write_port_file(const char *path, struct svc *s)
+static int mkdir_p(const char *path)
 {
-    char tmp[4096];
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int write_port_file(const char *path, const struct proc *p)
+{
+    char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (!f)
         return -1;
-    fprintf(f, "brokerServicePort=%d\nwebServicePort=%d\n", svc_broker_port(s), svc_web_port(s));
+    if (p->svc)
+        fprintf(f, "brokerServicePort=%d\nwebServicePort=%d\n", svc_broker_port(p->svc),
+                svc_web_port(p->svc));
+    for (int i = 0; i < p->n_bookies; i++) {
+        if (i == 0)
+            fprintf(f, "bookiePort=%d\n", bk_server_port(p->bookies[0]));
+        else
+            fprintf(f, "bookiePort.%d=%d\n", i, bk_server_port(p->bookies[i]));
+    }
     if (fclose(f) != 0)
         return -1;
     return rename(tmp, path); /* atomic: readers never see a half-written file */
 }
 
+static void on_session(struct meta_store *m, enum meta_session_event ev, void *data)
+{
+    (void)m;
+    struct proc *p = data;
+    if (ev != META_SESSION_EXPIRED)
+        return;
+    MG_WARN("main", "metadata store session expired: registering again");
+    for (int i = 0; i < p->n_bookies; i++)
+        bk_server_session_expired(p->bookies[i]);
+}
+
+static int open_meta(struct proc *p)
+{
+    const char *url = p->cfg.metadata_store_url;
+    if (p->role == ROLE_BOOKIE &&
+        (strcmp(url, "none") == 0 || strcmp(url, "embedded") == 0 || strcmp(url, "memory") == 0)) {
+        MG_INFO("main", "metadataStoreUrl=%s: the bookie is not registered (set a zk: URL so "
+                        "brokers find it)", url);
+        return 0;
+    }
+    if (strcmp(url, "none") == 0)
+        return 0;
+    char *dir = mg_asprintf("%s/metadata", p->cfg.data_directory);
+    struct meta_options mo = {
+        .url = url,
+        .data_dir = dir,
+        .session_cb = on_session,
+        .session_data = p,
+    };
+    int rc = meta_open(p->base, &mo, &p->meta);
+    if (rc < 0)
+        MG_ERROR("main", "cannot open the metadata store %s: %s", url, mg_strerror(rc));
+    mg_free(dir);
+    return rc;
+}
+
+/*
+ * Standalone bookies live under dataDirectory/bookie-N. Their ports must stay the same
+ * across restarts, because ledger metadata names bookies by host:port: the first start
+ * takes bookiePort+N (or any free port when bookiePort is 0) and remembers it in
+ * bookie-N/port; later starts reuse it.
+ */
+static int remembered_port(const char *dir)
+{
+    char *path = mg_asprintf("%s/port", dir);
+    FILE *f = fopen(path, "r");
+    mg_free(path);
+    int port = -1;
+    if (f) {
+        if (fscanf(f, "%d", &port) != 1)
+            port = -1;
+        fclose(f);
+    }
+    return port;
+}
+
+static void remember_port(const char *dir, int port)
+{
+    char *path = mg_asprintf("%s/port", dir);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%d\n", port);
+        fclose(f);
+    }
+    mg_free(path);
+}
+
+static int start_bookies(struct proc *p)
+{
+    int n = p->role == ROLE_BOOKIE ? 1 : p->cfg.standalone_bookies;
+    for (int i = 0; i < n; i++) {
+        struct bk_options o;
+        if (p->role == ROLE_BOOKIE) {
+            /* one ledger directory: extra comma-separated ones are ignored */
+            p->bookie_dirs[i] = mg_strdup(p->cfg.ledger_directories);
+            char *comma = strchr(p->bookie_dirs[i], ',');
+            if (comma) {
+                *comma = '\0';
+                MG_WARN("main", "ledgerDirectories: only the first directory (%s) is used",
+                        p->bookie_dirs[i]);
+            }
+            bk_options_from_cfg(&o, &p->cfg, p->bookie_dirs[i]);
+        } else {
+            char *base = mg_asprintf("%s/bookie-%d", p->cfg.data_directory, i);
+            if (mkdir_p(base) < 0) {
+                MG_ERROR("main", "cannot create %s: %s", base, strerror(errno));
+                mg_free(base);
+                return -1;
+            }
+            p->bookie_dirs[i] = mg_asprintf("%s/ledgers", base);
+            p->bookie_journals[i] = mg_asprintf("%s/journal", base);
+            bk_options_from_cfg(&o, &p->cfg, p->bookie_dirs[i]);
+            o.journal_dir = p->bookie_journals[i];
+            o.bookie_id = NULL;
+            int port = remembered_port(base);
+            o.port = port > 0 ? port : p->cfg.bookie_port ? p->cfg.bookie_port + i : 0;
+            mg_free(base);
+        }
+        o.meta = p->meta;
+        if (bk_server_new(p->base, &o, &p->bookies[i]) < 0)
+            return -1;
+        p->n_bookies++;
+        if (p->role != ROLE_BOOKIE) {
+            char *base = mg_asprintf("%s/bookie-%d", p->cfg.data_directory, i);
+            remember_port(base, bk_server_port(p->bookies[i]));
+            mg_free(base);
+        }
+    }
+    return 0;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
-    struct svc *s = arg;
+    struct proc *p = arg;
     MG_INFO("main", "received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    svc_shutdown(s);
+    if (p->svc) {
+        /* The service exits the loop once its clients are gone; bookies in this process
+         * are synced when freed after the loop. */
+        svc_shutdown(p->svc);
+    } else {
+        struct timeval tv = {3, 0}; /* do not wait forever for the metadata store */
+        event_base_loopexit(p->base, &tv);
+        for (int i = 0; i < p->n_bookies; i++)
+            bk_server_shutdown(p->bookies[i]); /* deregisters, then exits the loop */
+    }
 }
 
-static int cmd_standalone(int argc, char **argv)
+static void proc_free(struct proc *p)
+{
+    svc_free(p->svc);
+    for (int i = 0; i < p->n_bookies; i++)
+        bk_server_free(p->bookies[i]);
+    for (int i = 0; i < MAX_BOOKIES; i++) {
+        mg_free(p->bookie_dirs[i]);
+        mg_free(p->bookie_journals[i]);
+    }
+    if (p->meta)
+        meta_close(p->meta);
+    if (p->base)
+        event_base_free(p->base);
+    cfg_fini(&p->cfg);
+}
+
+static int cmd_role(enum role role, int argc, char **argv)
 {
     struct main_opts o;
     int rc = parse_opts(argc, argv, &o, true);
     if (rc != 0) {
-        usage_standalone(rc > 0 ? stdout : stderr);
+        usage_role(rc > 0 ? stdout : stderr, role);
         mg_free(o.sets);
         return rc > 0 ? 0 : EXIT_USAGE;
     }
-    struct cfg cfg;
-    if (load_config(&o, &cfg) < 0) {
+    struct proc p;
+    memset(&p, 0, sizeof p);
+    p.role = role;
+    if (load_config(&o, role_config[role], &p.cfg) < 0) {
         mg_free(o.sets);
         return EXIT_USAGE;
     }
     signal(SIGPIPE, SIG_IGN);
     mg_log_hook_libevent();
-    struct event_base *base = event_base_new();
-    if (!base) {
+    int exit_code = 1;
+    struct event *sigterm = NULL, *sigint = NULL;
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+    p.base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (!p.base) {
         MG_ERROR("main", "cannot create the event loop");
-        cfg_fini(&cfg);
-        mg_free(o.sets);
-        return 1;
-    }
-    int exit_code = 0;
-    struct svc *s = svc_new(base, &cfg);
-    if (!s) {
-        exit_code = 1;
         goto out;
     }
-    if (o.port_file && write_port_file(o.port_file, s) < 0) {
+    if (role != ROLE_BOOKIE && mkdir_p(p.cfg.data_directory) < 0) {
+        MG_ERROR("main", "cannot create dataDirectory %s: %s", p.cfg.data_directory,
+                 strerror(errno));
+        goto out;
+    }
+    if (open_meta(&p) < 0)
+        goto out;
+    if ((role == ROLE_BOOKIE || role == ROLE_STANDALONE) && start_bookies(&p) < 0)
+        goto out;
+    if (role != ROLE_BOOKIE) {
+        p.svc = svc_new(p.base, &p.cfg, p.meta);
+        if (!p.svc)
+            goto out;
+    }
+    if (o.port_file && write_port_file(o.port_file, &p) < 0) {
         MG_ERROR("main", "cannot write port file %s: %s", o.port_file, strerror(errno));
-        exit_code = 1;
         goto out;
     }
-    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, s);
-    struct event *sigint = evsignal_new(base, SIGINT, on_signal, s);
+    sigterm = evsignal_new(p.base, SIGTERM, on_signal, &p);
+    sigint = evsignal_new(p.base, SIGINT, on_signal, &p);
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
-    MG_INFO("main", "magnetar %s standalone ready (pid %d)", PACKAGE_VERSION, (int)getpid());
-    event_base_dispatch(base);
-    event_free(sigterm);
-    event_free(sigint);
+    MG_INFO("main", "magnetar %s %s ready (pid %d)", PACKAGE_VERSION, role_name[role],
+            (int)getpid());
+    event_base_dispatch(p.base);
     MG_INFO("main", "stopped");
+    exit_code = 0;
 out:
-    svc_free(s);
-    event_base_free(base);
-    cfg_fini(&cfg);
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    proc_free(&p);
     mg_free(o.sets);
     return exit_code;
 }
@@ -233,7 +445,7 @@ static int cmd_config(int argc, char **argv)
         return rc > 0 ? 0 : EXIT_USAGE;
     }
     struct cfg cfg;
-    if (load_config(&o, &cfg) < 0) {
+    if (load_config(&o, role_config[ROLE_STANDALONE], &cfg) < 0) {
         mg_free(o.sets);
         return EXIT_USAGE;
     }
@@ -261,14 +473,13 @@ int main(int argc, char **argv)
         printf("magnetar %s\n", PACKAGE_VERSION);
         return 0;
     }
-    if (strcmp(cmd, "standalone") == 0)
-        return cmd_standalone(argc - 1, argv + 1);
+    for (int r = ROLE_STANDALONE; r <= ROLE_BOOKIE; r++)
+        if (strcmp(cmd, role_name[r]) == 0)
+            return cmd_role((enum role)r, argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0)
         return cmd_config(argc - 1, argv + 1);
     if (strcmp(cmd, "perf") == 0)
         return perf_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "bookie") == 0)
-        return bk_main(argc - 1, argv + 1);
     fprintf(stderr, "magnetar: unknown command '%s'\n\n", cmd);
     usage_top(stderr);
     return EXIT_USAGE;

@@ -43,15 +43,15 @@ enum bkc_digest {
 /* Client configuration; copied by bkc_client_new (strings too). Zero fields take the
  * defaults in brackets (bkc_config_default fills them explicitly). */
 struct bkc_config {
-    int ensemble_size;       /* managedLedgerDefaultEnsembleSize [2] */
-    int write_quorum;        /* managedLedgerDefaultWriteQuorum [2] */
-    int ack_quorum;          /* managedLedgerDefaultAckQuorum [2] */
-    enum bkc_digest digest;  /* managedLedgerDigestType [CRC32C]; 0 = default */
-    const char *password;    /* ledger password (Pulsar: empty) [""] */
-    int timeout_ms;          /* bookkeeperClientTimeoutInSeconds*1000: per request [30000] */
-    bool use_v3;             /* !bookkeeperUseV2WireProtocol: v3 is not implemented; a
-                                warning is logged and v2 is used [false] */
-    size_t max_frame_size;   /* largest response frame accepted, bytes [5 MiB + 64 KiB] */
+    int ensemble_size;        /* managedLedgerDefaultEnsembleSize [2] */
+    int write_quorum;         /* managedLedgerDefaultWriteQuorum [2] */
+    int ack_quorum;           /* managedLedgerDefaultAckQuorum [2] */
+    enum bkc_digest digest;   /* managedLedgerDigestType [CRC32C]; 0 = default */
+    const char *password;     /* ledger password (Pulsar: empty) [""] */
+    int timeout_ms;           /* bookkeeperClientTimeoutInSeconds*1000: per request [30000] */
+    bool use_v3;              /* !bookkeeperUseV2WireProtocol: v3 is not implemented; a
+                                 warning is logged and v2 is used [false] */
+    size_t max_frame_size;    /* largest response frame accepted, bytes [5 MiB + 64 KiB] */
     const char *ledgers_root; /* metadata root [/ledgers] */
 };
 
@@ -87,8 +87,8 @@ struct bkc_req {
                                   request (bkc_req_fini frees them; take one by setting its
                                   slot to NULL) */
     int n_entries;
-    int64_t first_entry;       /* read: first entry id of entries[] */
-    char errmsg[200];          /* why a request failed ("" when it did not) */
+    int64_t first_entry; /* read: first entry id of entries[] */
+    char errmsg[200];    /* why a request failed ("" when it did not) */
     /* private */
     int status_;
     struct bkc_req *next_;
@@ -163,8 +163,7 @@ int bkc_close(struct bkc_ledger *lh, struct bkc_req *req, bkc_cb cb);
  * Sync errors: -MG_EINVAL (first < 0, first > last, last > bkc_ledger_lac).
  * Async errors: -MG_ENOTFOUND (every replica lacks an entry), -MG_ECHECKSUM (the copies
  * that answered were corrupt), -MG_EIO, -MG_ECANCELED. */
-int bkc_read(struct bkc_ledger *lh, int64_t first, int64_t last, struct bkc_req *req,
-             bkc_cb cb);
+int bkc_read(struct bkc_ledger *lh, int64_t first, int64_t last, struct bkc_req *req, bkc_cb cb);
 
 /* readLastConfirmed for a read handle of an OPEN ledger: ask every bookie of the last
  * ensemble for its last entry and raise bkc_ledger_lac to the highest LAC they carry.

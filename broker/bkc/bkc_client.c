@@ -108,7 +108,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t now = bkc_now_ms();
     struct bkc_bookie *bk;
     TAILQ_FOREACH(bk, &c->bookie_list, link)
-        bkc_bookie_check_timeouts(bk, now);
+    bkc_bookie_check_timeouts(bk, now);
 }
 
 /* ---- metadata requests -------------------------------------------------------------------- */
@@ -183,11 +183,16 @@ static void mac_key(const uint8_t *pw, size_t pw_len, uint8_t out[20])
 int bkc_digest_len(int digest)
 {
     switch (digest) {
-    case BKC_DIGEST_CRC32: return 8;
-    case BKC_DIGEST_HMAC: return 20;
-    case BKC_DIGEST_CRC32C: return 4;
-    case BKC_DIGEST_DUMMY: return 0;
-    default: return -1;
+    case BKC_DIGEST_CRC32:
+        return 8;
+    case BKC_DIGEST_HMAC:
+        return 20;
+    case BKC_DIGEST_CRC32C:
+        return 4;
+    case BKC_DIGEST_DUMMY:
+        return 0;
+    default:
+        return -1;
     }
 }
 
@@ -293,8 +298,7 @@ int bkc_client_new(struct event_base *base, struct meta_store *meta, const struc
             cfg.ledgers_root = in->ledgers_root;
     }
     if (cfg.ensemble_size > BKC_MAX_ENSEMBLE || cfg.write_quorum > cfg.ensemble_size ||
-        cfg.ack_quorum > cfg.write_quorum || cfg.ack_quorum < 1 ||
-        bkc_digest_len(cfg.digest) < 0) {
+        cfg.ack_quorum > cfg.write_quorum || cfg.ack_quorum < 1 || bkc_digest_len(cfg.digest) < 0) {
         MG_ERROR(MOD, "bad client config: E=%d Qw=%d Qa=%d digest=%d", cfg.ensemble_size,
                  cfg.write_quorum, cfg.ack_quorum, cfg.digest);
         return -MG_EINVAL;
@@ -433,8 +437,7 @@ int bkc_create(struct bkc_client *c, const struct bkc_create_opts *o, struct bkc
     return 0;
 }
 
-int bkc_open(struct bkc_client *c, int64_t ledger_id, bool recovery, struct bkc_req *req,
-             bkc_cb cb)
+int bkc_open(struct bkc_client *c, int64_t ledger_id, bool recovery, struct bkc_req *req, bkc_cb cb)
 {
     if (ledger_id < 0)
         return -MG_EINVAL;

@@ -35,18 +35,30 @@
 const char *bkc_rc_str(int rc)
 {
     switch (rc) {
-    case BKC_RC_EOK: return "EOK";
-    case BKC_RC_ENOLEDGER: return "ENOLEDGER";
-    case BKC_RC_ENOENTRY: return "ENOENTRY";
-    case BKC_RC_EBADREQ: return "EBADREQ";
-    case BKC_RC_EIO: return "EIO";
-    case BKC_RC_EUA: return "EUA";
-    case BKC_RC_EBADVERSION: return "EBADVERSION";
-    case BKC_RC_EFENCED: return "EFENCED";
-    case BKC_RC_EREADONLY: return "EREADONLY";
-    case BKC_RC_ETOOMANYREQUESTS: return "ETOOMANYREQUESTS";
-    case BKC_RC_EUNKNOWNLEDGERSTATE: return "EUNKNOWNLEDGERSTATE";
-    default: return rc < 0 ? mg_errname(rc) : "unknown rc";
+    case BKC_RC_EOK:
+        return "EOK";
+    case BKC_RC_ENOLEDGER:
+        return "ENOLEDGER";
+    case BKC_RC_ENOENTRY:
+        return "ENOENTRY";
+    case BKC_RC_EBADREQ:
+        return "EBADREQ";
+    case BKC_RC_EIO:
+        return "EIO";
+    case BKC_RC_EUA:
+        return "EUA";
+    case BKC_RC_EBADVERSION:
+        return "EBADVERSION";
+    case BKC_RC_EFENCED:
+        return "EFENCED";
+    case BKC_RC_EREADONLY:
+        return "EREADONLY";
+    case BKC_RC_ETOOMANYREQUESTS:
+        return "ETOOMANYREQUESTS";
+    case BKC_RC_EUNKNOWNLEDGERSTATE:
+        return "EUNKNOWNLEDGERSTATE";
+    default:
+        return rc < 0 ? mg_errname(rc) : "unknown rc";
     }
 }
 
@@ -234,8 +246,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         op_key(key, ledger, entry, opcode);
         struct bkc_op *op = mg_map_get(&bk->match, key, sizeof(key));
         if (!op) {
-            MG_DEBUG(MOD, "bookie %s: unmatched response op %d L%lld E%lld rc %d", bk->id,
-                     opcode, (long long)ledger, (long long)entry, rc);
+            MG_DEBUG(MOD, "bookie %s: unmatched response op %d L%lld E%lld rc %d", bk->id, opcode,
+                     (long long)ledger, (long long)entry, rc);
         } else {
             op_unlink(op);
             op->cb(op, rc < 0 ? BKC_RC_EIO : rc, body ? &body : NULL);
@@ -262,8 +274,9 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         int e = EVUTIL_SOCKET_ERROR();
         char why[160];
         snprintf(why, sizeof(why), "%s (%s)",
-                 (what & BEV_EVENT_EOF) ? "connection closed by bookie"
-                 : bk->state == BKC_BK_CONNECTING ? "connect failed" : "connection error",
+                 (what & BEV_EVENT_EOF)           ? "connection closed by bookie"
+                 : bk->state == BKC_BK_CONNECTING ? "connect failed"
+                                                  : "connection error",
                  (what & BEV_EVENT_EOF) ? "eof" : evutil_socket_error_to_string(e));
         bkc_bookie_fail(bk, -MG_EIO, why);
     }
@@ -295,8 +308,8 @@ static int ensure_conn(struct bkc_bookie *bk)
     return 0;
 }
 
-static struct bkc_op *op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledger,
-                             int64_t entry, bkc_op_cb cb, void *arg, int slot)
+static struct bkc_op *op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledger, int64_t entry,
+                             bkc_op_cb cb, void *arg, int slot)
 {
     struct bkc_op *op = mg_calloc(1, sizeof(*op));
     op->bk = bk;
@@ -347,10 +360,9 @@ static void add_payload(struct evbuffer *out, struct evbuffer *payload)
     }
 }
 
-struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t entry,
-                              uint16_t flags, const uint8_t *master_key, const uint8_t *ehdr,
-                              size_t ehdr_len, struct evbuffer *payload, bkc_op_cb cb,
-                              void *arg, int slot)
+struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
+                              const uint8_t *master_key, const uint8_t *ehdr, size_t ehdr_len,
+                              struct evbuffer *payload, bkc_op_cb cb, void *arg, int slot)
 {
     ensure_conn(bk);
     struct bkc_op *op = op_new(bk, BKC_OP_ADD, ledger, entry, cb, arg, slot);
@@ -368,9 +380,8 @@ struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t ent
     return op;
 }
 
-struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry,
-                               uint16_t flags, const uint8_t *master_key, bkc_op_cb cb,
-                               void *arg, int slot)
+struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
+                               const uint8_t *master_key, bkc_op_cb cb, void *arg, int slot)
 {
     ensure_conn(bk);
     struct bkc_op *op = op_new(bk, BKC_OP_READ, ledger, entry, cb, arg, slot);

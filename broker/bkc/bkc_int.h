@@ -74,8 +74,8 @@ struct bkc_md_kv {
 struct bkc_md {
     int ensemble_size, write_quorum, ack_quorum;
     int64_t length;
-    int64_t last_entry; /* -1 unless CLOSED */
-    int state;          /* enum bkc_state */
+    int64_t last_entry;       /* -1 unless CLOSED */
+    int state;                /* enum bkc_state */
     struct bkc_segment *segs; /* owned, ascending first */
     int n_segs;
     int digest; /* enum bkc_digest; 0 = absent */
@@ -115,17 +115,17 @@ struct bkc_op {
     uint8_t opcode;
     int64_t ledger, entry;
     uint64_t deadline_ms;
-    uint64_t gen;          /* the connection generation it was sent on */
+    uint64_t gen; /* the connection generation it was sent on */
     bkc_op_cb cb;
-    void *arg;             /* borrowed: the caller's state */
-    int slot;              /* the caller's index (ensemble index, write-set slot) */
-    struct bkc_op *next_same;  /* FIFO chain of ops with the same (ledger, entry, op) */
-    TAILQ_ENTRY(bkc_op) link;  /* bk->ops, in send order */
+    void *arg;                /* borrowed: the caller's state */
+    int slot;                 /* the caller's index (ensemble index, write-set slot) */
+    struct bkc_op *next_same; /* FIFO chain of ops with the same (ledger, entry, op) */
+    TAILQ_ENTRY(bkc_op) link; /* bk->ops, in send order */
 };
 TAILQ_HEAD(bkc_op_list, bkc_op);
 
 enum bkc_bookie_state {
-    BKC_BK_IDLE = 0,   /* no connection */
+    BKC_BK_IDLE = 0, /* no connection */
     BKC_BK_CONNECTING,
     BKC_BK_CONNECTED,
 };
@@ -141,7 +141,7 @@ struct bkc_bookie {
     struct mg_map match;     /* (ledger, entry, op) -> borrowed first op of its FIFO chain */
     struct bkc_op_list ops;  /* every outstanding op, in send order (deadline order) */
     int n_ops;
-    struct event *fail_ev;   /* owned: deferred failure of a connection that never started */
+    struct event *fail_ev; /* owned: deferred failure of a connection that never started */
     TAILQ_ENTRY(bkc_bookie) link;
 };
 TAILQ_HEAD(bkc_bookie_list, bkc_bookie);
@@ -151,14 +151,12 @@ struct bkc_bookie *bkc_bookie_get(struct bkc_client *c, const char *id);
 void bkc_bookie_free(struct bkc_bookie *bk);
 /* Send an ADD: `pre` (v2 header, master key, entry header and digest; copied) followed by a
  * reference to payload's bytes. Never calls cb before returning. */
-struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t entry,
-                              uint16_t flags, const uint8_t *master_key, const uint8_t *ehdr,
-                              size_t ehdr_len, struct evbuffer *payload, bkc_op_cb cb,
-                              void *arg, int slot);
+struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
+                              const uint8_t *master_key, const uint8_t *ehdr, size_t ehdr_len,
+                              struct evbuffer *payload, bkc_op_cb cb, void *arg, int slot);
 /* Send a READ; master_key is sent when flags has BKC_FLAG_FENCE. */
-struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry,
-                               uint16_t flags, const uint8_t *master_key, bkc_op_cb cb,
-                               void *arg, int slot);
+struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
+                               const uint8_t *master_key, bkc_op_cb cb, void *arg, int slot);
 /* Forget an outstanding op: its callback will not run; a late response is dropped.
  * Accepts NULL. */
 void bkc_op_cancel(struct bkc_op *op);
@@ -176,7 +174,7 @@ typedef void (*bkc_mop_fn)(struct bkc_mop *mop, int status);
 struct bkc_mop {
     struct meta_req mr;
     struct bkc_client *c;
-    void *owner;       /* borrowed: a ledger handle, or NULL */
+    void *owner;          /* borrowed: a ledger handle, or NULL */
     struct bkc_req *ureq; /* borrowed: a user request completed by fn (delete) */
     bkc_mop_fn fn;
     bool dead;
@@ -187,22 +185,22 @@ TAILQ_HEAD(bkc_mop_list, bkc_mop);
 TAILQ_HEAD(bkc_ledger_list, bkc_ledger);
 
 struct bkc_client {
-    struct event_base *base;  /* borrowed */
-    struct meta_store *meta;  /* borrowed */
-    struct bkc_config cfg;    /* strings point into the owned copies below */
-    char *password;           /* owned */
-    char *root;               /* owned: "/ledgers" */
-    struct mg_map bookies;    /* id -> owned bkc_bookie */
+    struct event_base *base; /* borrowed */
+    struct meta_store *meta; /* borrowed */
+    struct bkc_config cfg;   /* strings point into the owned copies below */
+    char *password;          /* owned */
+    char *root;              /* owned: "/ledgers" */
+    struct mg_map bookies;   /* id -> owned bkc_bookie */
     struct bkc_bookie_list bookie_list;
-    struct bkc_ledger_list ledgers; /* every handle, including ones being created/opened */
-    struct bkc_ledger_list zombies; /* aborted handles, freed at the next loop pass */
-    struct bkc_mop_list mops;       /* metadata requests in flight */
+    struct bkc_ledger_list ledgers;        /* every handle, including ones being created/opened */
+    struct bkc_ledger_list zombies;        /* aborted handles, freed at the next loop pass */
+    struct bkc_mop_list mops;              /* metadata requests in flight */
     struct bkc_req *done_head, *done_tail; /* completed requests waiting for their callback */
-    struct event *done_ev;  /* owned */
-    struct event *tick_ev;  /* owned: timeouts */
+    struct event *done_ev;                 /* owned */
+    struct event *tick_ev;                 /* owned: timeouts */
     uint64_t rng;
-    bool draining;          /* inside the done_ev handler */
-    bool free_on_return;    /* bkc_client_free was called from a callback */
+    bool draining;       /* inside the done_ev handler */
+    bool free_on_return; /* bkc_client_free was called from a callback */
 };
 
 uint64_t bkc_now_ms(void);
@@ -237,19 +235,19 @@ enum bkc_mode {
 
 /* A pending add (writer or recovery re-add). */
 struct bkc_add {
-    struct bkc_ledger *lh;  /* borrowed */
+    struct bkc_ledger *lh; /* borrowed */
     int64_t entry;
-    int64_t length;         /* ledger length including this entry */
+    int64_t length;           /* ledger length including this entry */
     struct evbuffer *payload; /* borrowed from the caller, or owned if own_payload */
     bool own_payload;
-    bool sent;              /* false while held by an ensemble change */
+    bool sent; /* false while held by an ensemble change */
     uint16_t flags;
     uint8_t ehdr[BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN]; /* built at first send */
     size_t ehdr_len;
-    uint64_t acked;         /* ensemble indexes that acknowledged */
+    uint64_t acked; /* ensemble indexes that acknowledged */
     int n_acked;
     struct bkc_op *ops[BKC_MAX_ENSEMBLE]; /* outstanding, by ensemble index */
-    struct bkc_req *req;    /* borrowed: NULL for recovery re-adds */
+    struct bkc_req *req;                  /* borrowed: NULL for recovery re-adds */
     TAILQ_ENTRY(bkc_add) link;
 };
 TAILQ_HEAD(bkc_add_list, bkc_add);
@@ -262,8 +260,8 @@ struct bkc_rd_ent {
     int64_t length;           /* the entry's length field */
 };
 struct bkc_rd {
-    struct bkc_ledger *lh;  /* borrowed */
-    struct bkc_req *req;    /* borrowed; NULL for internal reads */
+    struct bkc_ledger *lh; /* borrowed */
+    struct bkc_req *req;   /* borrowed; NULL for internal reads */
     void (*internal_cb)(struct bkc_rd *rd, int status);
     int64_t first, last;
     int n, n_done;
@@ -295,38 +293,38 @@ struct bkc_ledger {
     struct bkc_client *c; /* borrowed */
     TAILQ_ENTRY(bkc_ledger) link;
     int64_t id;
-    char *path;           /* owned */
+    char *path; /* owned */
     enum bkc_mode mode;
-    struct bkc_md md;     /* current metadata */
+    struct bkc_md md; /* current metadata */
     int64_t md_version;
     uint8_t master_key[BKC_MASTER_KEY_LEN];
     uint8_t mac_key[20];
     int digest, digest_len;
     struct bkc_bookie *ens[BKC_MAX_ENSEMBLE]; /* borrowed: the last segment's bookies */
     /* writer / recovery */
-    int64_t lac, lac_length;            /* last add confirmed and the length there */
+    int64_t lac, lac_length; /* last add confirmed and the length there */
     int64_t last_pushed, pushed_length;
-    struct bkc_add_list adds;           /* pending, ascending entry */
-    uint64_t failed;                    /* ensemble indexes to replace */
-    uint64_t changing_set;              /* the ones the running change replaces */
+    struct bkc_add_list adds; /* pending, ascending entry */
+    uint64_t failed;          /* ensemble indexes to replace */
+    uint64_t changing_set;    /* the ones the running change replaces */
     bool changing;
-    int err;                            /* sticky failure of the writer */
+    int err; /* sticky failure of the writer */
     char errmsg[200];
     bool closing;
-    struct bkc_req *close_req;          /* borrowed */
+    struct bkc_req *close_req; /* borrowed */
     struct bkc_rd_list reads;
-    struct bkc_lacrd *lacrd;            /* owned: LAC read / fence in progress */
+    struct bkc_lacrd *lacrd; /* owned: LAC read / fence in progress */
     /* create / open */
-    struct bkc_req *open_req;           /* borrowed: create or open in progress */
+    struct bkc_req *open_req; /* borrowed: create or open in progress */
     bool recovery;
     int create_tries;
-    struct bkc_create_opts copts;       /* custom points into md */
+    struct bkc_create_opts copts; /* custom points into md */
     /* recovery */
-    struct bkc_rrd *rrd;                /* owned: recovery read in progress */
+    struct bkc_rrd *rrd;                          /* owned: recovery read in progress */
     struct bkc_bookie *rec_ens[BKC_MAX_ENSEMBLE]; /* borrowed: the ensemble fenced */
     bool rec_reads_done;
-    bool md_closing;                    /* the CLOSED metadata write is in flight */
-    struct bkc_md new_md;               /* the metadata an ensemble change is writing */
+    bool md_closing;      /* the CLOSED metadata write is in flight */
+    struct bkc_md new_md; /* the metadata an ensemble change is writing */
 };
 
 /* Create / open steps (bkc_ledger.c), started by bkc_client.c. */

@@ -310,23 +310,29 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         return;
     }
     if (rc == BKC_RC_EFENCED) {
-        lh_fail(lh, -MG_EFENCED, "ledger %" PRId64 " is fenced (bookie %s: EFENCED): it was "
-                "recovered by another client", lh->id, op->bk->id);
+        lh_fail(lh, -MG_EFENCED,
+                "ledger %" PRId64 " is fenced (bookie %s: EFENCED): it was "
+                "recovered by another client",
+                lh->id, op->bk->id);
         return;
     }
     if (rc == BKC_RC_EUA) {
-        lh_fail(lh, -MG_ENOTALLOWED, "ledger %" PRId64 ": bookie %s refused the master key "
-                "(EUA)", lh->id, op->bk->id);
+        lh_fail(lh, -MG_ENOTALLOWED,
+                "ledger %" PRId64 ": bookie %s refused the master key "
+                "(EUA)",
+                lh->id, op->bk->id);
         return;
     }
     if (lh->failed & BIT(idx))
         return;
-    MG_WARN(MOD, "ledger %" PRId64 ": add of entry %" PRId64 " on bookie %s (index %d) "
-            "failed: %s; replacing the bookie", lh->id, a->entry, op->bk->id, idx,
-            bkc_rc_str(rc));
+    MG_WARN(MOD,
+            "ledger %" PRId64 ": add of entry %" PRId64 " on bookie %s (index %d) "
+            "failed: %s; replacing the bookie",
+            lh->id, a->entry, op->bk->id, idx, bkc_rc_str(rc));
     lh->failed |= BIT(idx);
     struct bkc_add *p;
-    TAILQ_FOREACH(p, &lh->adds, link) {
+    TAILQ_FOREACH(p, &lh->adds, link)
+    {
         if (p->ops[idx]) {
             bkc_op_cancel(p->ops[idx]);
             p->ops[idx] = NULL;
@@ -343,8 +349,8 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
 static void add_send_slot(struct bkc_ledger *lh, struct bkc_add *a, int idx)
 {
     bkc_op_cancel(a->ops[idx]);
-    a->ops[idx] = bkc_bookie_add(lh->ens[idx], lh->id, a->entry, a->flags, lh->master_key,
-                                 a->ehdr, a->ehdr_len, a->payload, add_op_cb, a, idx);
+    a->ops[idx] = bkc_bookie_add(lh->ens[idx], lh->id, a->entry, a->flags, lh->master_key, a->ehdr,
+                                 a->ehdr_len, a->payload, add_op_cb, a, idx);
 }
 
 static void add_send(struct bkc_ledger *lh, struct bkc_add *a)
@@ -452,15 +458,15 @@ static void change_start(struct bkc_ledger *lh)
     mg_free(p);
     if (rc < 0) {
         bkc_mop_drop(mop);
-        lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: cannot list bookies: %s",
-                lh->id, mg_strerror(rc));
+        lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: cannot list bookies: %s", lh->id,
+                mg_strerror(rc));
     }
 }
 
 /* Pick `need` distinct bookies from a /ledgers/available listing, skipping "readonly" and
  * the ids in exclude; out gets borrowed names. Returns how many were available. */
-static int pick_bookies(struct bkc_client *c, struct meta_req *mr, char *const *exclude,
-                        int n_ex, int need, const char **out)
+static int pick_bookies(struct bkc_client *c, struct meta_req *mr, char *const *exclude, int n_ex,
+                        int need, const char **out)
 {
     const char **cand = mg_calloc((size_t)mr->n_children + 1, sizeof(char *));
     int n = 0;
@@ -497,9 +503,10 @@ static void change_list_done(struct bkc_mop *mop, int status)
     const char *pick[BKC_MAX_ENSEMBLE];
     int have = pick_bookies(lh->c, &mop->mr, last->bookies, E, need, pick);
     if (have < need) {
-        lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: not enough bookies: need %d "
-                "replacement(s) outside the ensemble, %d writable bookie(s) available", lh->id,
-                need, have);
+        lh_fail(lh, -MG_EIO,
+                "ledger %" PRId64 ": ensemble change: not enough bookies: need %d "
+                "replacement(s) outside the ensemble, %d writable bookie(s) available",
+                lh->id, need, have);
         return;
     }
     char *ids[BKC_MAX_ENSEMBLE];
@@ -529,8 +536,8 @@ static void change_put_done(struct bkc_mop *mop, int status)
         int rc = meta_get(lh->c->meta, lh->path, &m2->mr, bkc_mop_cb);
         if (rc < 0) {
             bkc_mop_drop(m2);
-            lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata read: %s",
-                    lh->id, mg_strerror(rc));
+            lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata read: %s", lh->id,
+                    mg_strerror(rc));
         }
         return;
     }
@@ -552,7 +559,8 @@ static void change_put_done(struct bkc_mop *mop, int status)
     MG_INFO(MOD, "ledger %" PRId64 ": ensemble changed from entry %" PRId64 " (%d segment(s))",
             lh->id, s->first, lh->md.n_segs);
     struct bkc_add *a;
-    TAILQ_FOREACH(a, &lh->adds, link) {
+    TAILQ_FOREACH(a, &lh->adds, link)
+    {
         if (!a->sent) {
             add_send(lh, a);
             continue;
@@ -581,9 +589,10 @@ static void change_reread_done(struct bkc_mop *mop, int status)
     int state = md.state;
     bkc_md_fini(&md);
     if (state != want) {
-        lh_fail(lh, -MG_EFENCED, "ledger %" PRId64 ": metadata changed to state %d during an "
-                "ensemble change: the ledger is being recovered by another client", lh->id,
-                state);
+        lh_fail(lh, -MG_EFENCED,
+                "ledger %" PRId64 ": metadata changed to state %d during an "
+                "ensemble change: the ledger is being recovered by another client",
+                lh->id, state);
         return;
     }
     /* Still ours: adopt the version and redo the change. */
@@ -601,13 +610,12 @@ static void md_close_finish(struct bkc_ledger *lh, int status)
     lh->md_closing = false;
     if (lh->mode == BKC_MODE_RECOVERING) {
         if (status < 0) {
-            lh_fail(lh, status, "recovery of ledger %" PRId64 ": closing the metadata: %s",
-                    lh->id, mg_strerror(status));
+            lh_fail(lh, status, "recovery of ledger %" PRId64 ": closing the metadata: %s", lh->id,
+                    mg_strerror(status));
             return;
         }
         lh->mode = BKC_MODE_READER;
-        MG_INFO(MOD, "ledger %" PRId64 ": recovered and closed at entry %" PRId64, lh->id,
-                lh->lac);
+        MG_INFO(MOD, "ledger %" PRId64 ": recovered and closed at entry %" PRId64, lh->id, lh->lac);
         struct bkc_req *req = lh->open_req;
         lh->open_req = NULL;
         req->ledger = lh;
@@ -697,9 +705,11 @@ static void close_reread_done(struct bkc_mop *mop, int status)
         md_close(lh);
         return;
     }
-    set_errmsg(lh->errmsg, sizeof(lh->errmsg), "ledger %" PRId64 " was %s by another client "
-               "(state %d, last entry %" PRId64 ")", lh->id,
-               md.state == BKC_STATE_CLOSED ? "closed" : "recovered", md.state, md.last_entry);
+    set_errmsg(lh->errmsg, sizeof(lh->errmsg),
+               "ledger %" PRId64 " was %s by another client "
+               "(state %d, last entry %" PRId64 ")",
+               lh->id, md.state == BKC_STATE_CLOSED ? "closed" : "recovered", md.state,
+               md.last_entry);
     bkc_md_fini(&md);
     md_close_finish(lh, -MG_EFENCED);
 }
@@ -746,9 +756,10 @@ static void rd_finish(struct bkc_rd *rd, int status, int64_t bad_entry)
         req->first_entry = rd->first;
     } else {
         struct bkc_rd_ent *e = &rd->ents[bad_entry - rd->first];
-        snprintf(req->errmsg, sizeof(req->errmsg), "ledger %" PRId64 " entry %" PRId64 ": no "
-                 "readable copy on %d bookie(s) (%d missing, %d corrupt)", lh->id, bad_entry,
-                 e->tries, e->n_missing, e->n_corrupt);
+        snprintf(req->errmsg, sizeof(req->errmsg),
+                 "ledger %" PRId64 " entry %" PRId64 ": no "
+                 "readable copy on %d bookie(s) (%d missing, %d corrupt)",
+                 lh->id, bad_entry, e->tries, e->n_missing, e->n_corrupt);
     }
     bkc_complete(lh->c, req, status);
     rd_free(rd);
@@ -772,8 +783,10 @@ static void rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
                 rd_finish(rd, 0, -1);
             return;
         }
-        MG_WARN(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: %s; trying another "
-                "replica", lh->id, e, op->bk->id,
+        MG_WARN(MOD,
+                "ledger %" PRId64 " entry %" PRId64 " from bookie %s: %s; trying another "
+                "replica",
+                lh->id, e, op->bk->id,
                 v == -MG_ECHECKSUM ? "digest mismatch" : "wrong entry header");
         ent->n_corrupt++;
     } else if (rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
@@ -787,8 +800,8 @@ static void rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         return;
     }
     int st = ent->n_missing == ent->tries ? -MG_ENOTFOUND
-             : ent->n_corrupt > 0          ? -MG_ECHECKSUM
-                                           : -MG_EIO;
+             : ent->n_corrupt > 0         ? -MG_ECHECKSUM
+                                          : -MG_EIO;
     rd_finish(rd, st, e);
 }
 
@@ -864,8 +877,10 @@ static void lacrd_finish(struct bkc_ledger *lh, int status)
         if (status == 0 && max_lac > lh->lac)
             lh->lac = max_lac;
         if (status < 0)
-            snprintf(req->errmsg, sizeof(req->errmsg), "ledger %" PRId64 ": read LAC: not "
-                     "enough bookies of the last ensemble answered", lh->id);
+            snprintf(req->errmsg, sizeof(req->errmsg),
+                     "ledger %" PRId64 ": read LAC: not "
+                     "enough bookies of the last ensemble answered",
+                     lh->id);
         bkc_complete(lh->c, req, status);
         return;
     }
@@ -896,8 +911,10 @@ static void lacrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         if (lr->req)
             lacrd_finish(lh, -MG_ENOTALLOWED);
         else
-            lh_fail(lh, -MG_ENOTALLOWED, "recovery of ledger %" PRId64 ": bookie %s refused "
-                    "the master key (EUA)", lh->id, op->bk->id);
+            lh_fail(lh, -MG_ENOTALLOWED,
+                    "recovery of ledger %" PRId64 ": bookie %s refused "
+                    "the master key (EUA)",
+                    lh->id, op->bk->id);
         return;
     } else {
         MG_WARN(MOD, "ledger %" PRId64 ": %s read of the last entry on bookie %s: %s", lh->id,
@@ -958,8 +975,7 @@ void bkc_ledger_create_start(struct bkc_ledger *lh)
     struct bkc_mop *mop = bkc_mop_new(lh->c, lh, create_id_done);
     char *p = mg_asprintf("%s/idgen/ID-", lh->c->root);
     int rc = meta_put(lh->c->meta, p, "", 0, META_VERSION_NONE,
-                      META_EPHEMERAL | META_SEQUENTIAL | META_CREATE_PARENTS, &mop->mr,
-                      bkc_mop_cb);
+                      META_EPHEMERAL | META_SEQUENTIAL | META_CREATE_PARENTS, &mop->mr, bkc_mop_cb);
     mg_free(p);
     if (rc < 0) {
         bkc_mop_drop(mop);
@@ -1007,8 +1023,10 @@ static void create_bookies_done(struct bkc_mop *mop, int status)
     const char *pick[BKC_MAX_ENSEMBLE];
     int have = status < 0 ? 0 : pick_bookies(lh->c, &mop->mr, NULL, 0, E, pick);
     if (have < E) {
-        open_fail(lh, -MG_EIO, "create ledger: not enough writable bookies: need %d, %d "
-                  "registered under %s/available", E, have, lh->c->root);
+        open_fail(lh, -MG_EIO,
+                  "create ledger: not enough writable bookies: need %d, %d "
+                  "registered under %s/available",
+                  E, have, lh->c->root);
         return;
     }
     bkc_md_set_last_segment(&lh->md, 0, (char *const *)pick);
@@ -1021,8 +1039,7 @@ static void create_bookies_done(struct bkc_mop *mop, int status)
     mg_free(buf);
     if (rc < 0) {
         bkc_mop_drop(m2);
-        open_fail(lh, rc, "create ledger %" PRId64 ": metadata write: %s", lh->id,
-                  mg_strerror(rc));
+        open_fail(lh, rc, "create ledger %" PRId64 ": metadata write: %s", lh->id, mg_strerror(rc));
     }
 }
 
@@ -1164,8 +1181,10 @@ static void rec_len_done(struct bkc_rd *rd, int status)
 {
     struct bkc_ledger *lh = rd->lh;
     if (status < 0) {
-        lh_fail(lh, -MG_EIO, "recovery of ledger %" PRId64 ": cannot read entry %" PRId64
-                " (its last confirmed entry): %s", lh->id, rd->first, mg_strerror(status));
+        lh_fail(lh, -MG_EIO,
+                "recovery of ledger %" PRId64 ": cannot read entry %" PRId64
+                " (its last confirmed entry): %s",
+                lh->id, rd->first, mg_strerror(status));
         return;
     }
     lh->lac_length = lh->pushed_length = rd->ents[0].length;
@@ -1175,8 +1194,10 @@ static void rec_len_done(struct bkc_rd *rd, int status)
 static void rec_fenced(struct bkc_ledger *lh, int status, int64_t max_lac)
 {
     if (status < 0) {
-        lh_fail(lh, status == -MG_ENOTALLOWED ? status : -MG_EIO, "recovery of ledger %" PRId64
-                ": fencing: not enough bookies of the last ensemble answered", lh->id);
+        lh_fail(lh, status == -MG_ENOTALLOWED ? status : -MG_EIO,
+                "recovery of ledger %" PRId64
+                ": fencing: not enough bookies of the last ensemble answered",
+                lh->id);
         return;
     }
     int64_t start = lh->md.segs[lh->md.n_segs - 1].first - 1;
@@ -1213,30 +1234,35 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
                 rrd_start(lh);
             return;
         }
-        MG_WARN(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: corrupt copy",
-                lh->id, e, op->bk->id);
+        MG_WARN(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: corrupt copy", lh->id, e,
+                op->bk->id);
         r->n_failed++;
     } else if (rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
         if (++r->n_missing >= lh->md.write_quorum - lh->md.ack_quorum + 1) {
             rrd_free(r);
             lh->rrd = NULL;
             lh->rec_reads_done = true;
-            MG_DEBUG(MOD, "ledger %" PRId64 ": entry %" PRId64 " is missing: recovery reads "
-                     "done", lh->id, e);
+            MG_DEBUG(MOD,
+                     "ledger %" PRId64 ": entry %" PRId64 " is missing: recovery reads "
+                     "done",
+                     lh->id, e);
             lh_check_drained(lh);
             return;
         }
     } else if (rc == BKC_RC_EUA) {
-        lh_fail(lh, -MG_ENOTALLOWED, "recovery of ledger %" PRId64 ": bookie %s refused the "
-                "master key (EUA)", lh->id, op->bk->id);
+        lh_fail(lh, -MG_ENOTALLOWED,
+                "recovery of ledger %" PRId64 ": bookie %s refused the "
+                "master key (EUA)",
+                lh->id, op->bk->id);
         return;
     } else {
         r->n_failed++;
     }
     if (r->n_pending == 0)
-        lh_fail(lh, -MG_EIO, "recovery of ledger %" PRId64 ": entry %" PRId64 " is neither "
-                "readable nor confirmed missing (%d bookie(s) failed, %d missing)", lh->id, e,
-                r->n_failed, r->n_missing);
+        lh_fail(lh, -MG_EIO,
+                "recovery of ledger %" PRId64 ": entry %" PRId64 " is neither "
+                "readable nor confirmed missing (%d bookie(s) failed, %d missing)",
+                lh->id, e, r->n_failed, r->n_missing);
 }
 
 static void rrd_start(struct bkc_ledger *lh)

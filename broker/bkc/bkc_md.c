@@ -276,8 +276,7 @@ static void dseg_add_member(struct dseg *s, const char *p, size_t n)
     s->members[s->n++] = mg_strndup(p, n);
 }
 
-static void md_add_custom(struct bkc_md *md, const char *k, size_t kl, const uint8_t *v,
-                          size_t vl)
+static void md_add_custom(struct bkc_md *md, const char *k, size_t kl, const uint8_t *v, size_t vl)
 {
     md->custom = mg_realloc(md->custom, sizeof(*md->custom) * (size_t)(md->n_custom + 1));
     struct bkc_md_kv *kv = &md->custom[md->n_custom++];
@@ -338,15 +337,40 @@ static int md_decode_v3(const uint8_t *p, size_t len, struct bkc_md *md)
             if (rd_varint(&r, &v) < 0)
                 goto bad;
             switch (field) {
-            case 1: md->write_quorum = (int)(int32_t)v; have |= 1; break;
-            case 2: md->ensemble_size = (int)(int32_t)v; have |= 2; break;
-            case 3: md->length = (int64_t)v; have |= 4; break;
-            case 4: md->last_entry = (int64_t)v; break;
-            case 5: md->state = (int)v; have |= 8; break;
-            case 7: md->digest = (int)v; break;
-            case 9: md->ack_quorum = (int)(int32_t)v; have_ack = true; break;
-            case 10: md->ctime = (int64_t)v; md->has_ctime = true; break;
-            case 12: md->ctoken = (int64_t)v; md->has_ctoken = true; break;
+            case 1:
+                md->write_quorum = (int)(int32_t)v;
+                have |= 1;
+                break;
+            case 2:
+                md->ensemble_size = (int)(int32_t)v;
+                have |= 2;
+                break;
+            case 3:
+                md->length = (int64_t)v;
+                have |= 4;
+                break;
+            case 4:
+                md->last_entry = (int64_t)v;
+                break;
+            case 5:
+                md->state = (int)v;
+                have |= 8;
+                break;
+            case 7:
+                md->digest = (int)v;
+                break;
+            case 9:
+                md->ack_quorum = (int)(int32_t)v;
+                have_ack = true;
+                break;
+            case 10:
+                md->ctime = (int64_t)v;
+                md->has_ctime = true;
+                break;
+            case 12:
+                md->ctoken = (int64_t)v;
+                md->has_ctoken = true;
+                break;
             }
         } else if (wt == 2 && field == 6) {
             struct rd s;
@@ -402,8 +426,8 @@ static int md_decode_v3(const uint8_t *p, size_t len, struct bkc_md *md)
                     goto bad;
                 }
             }
-            md_add_custom(md, k.p ? (const char *)k.p : "", k.p ? (size_t)(k.end - k.p) : 0,
-                          val.p, val.p ? (size_t)(val.end - val.p) : 0);
+            md_add_custom(md, k.p ? (const char *)k.p : "", k.p ? (size_t)(k.end - k.p) : 0, val.p,
+                          val.p ? (size_t)(val.end - val.p) : 0);
         } else if (rd_skip(&r, wt) < 0) {
             goto bad;
         }
@@ -439,8 +463,8 @@ static int tx_ident(struct tx *t, char *out, size_t cap)
 {
     tx_ws(t);
     size_t n = 0;
-    while (t->p < t->end && (isalnum((unsigned char)*t->p) || *t->p == '_' || *t->p == '-' ||
-                             *t->p == '.')) {
+    while (t->p < t->end &&
+           (isalnum((unsigned char)*t->p) || *t->p == '_' || *t->p == '-' || *t->p == '.')) {
         if (n + 1 >= cap)
             return -1;
         out[n++] = *t->p++;
@@ -552,8 +576,7 @@ static int md_decode_text(const char *p, size_t len, struct bkc_md *md)
                 } else if (seg && !strcmp(f, "firstEntryId") && tx_int(&t, &v) == 0) {
                     d.first = v;
                 } else if (!seg && !strcmp(f, "key") && !k && tx_string(&t, &k, &kl) == 0) {
-                } else if (!seg && !strcmp(f, "value") && !vb &&
-                           tx_string(&t, &vb, &vl) == 0) {
+                } else if (!seg && !strcmp(f, "value") && !vb && tx_string(&t, &vb, &vl) == 0) {
                 } else {
                     ok = false;
                 }

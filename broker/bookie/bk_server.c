@@ -20,6 +20,7 @@
  */
 #include "BookkeeperProtocol.pb-c.h"
 #include "bookie/bookie_int.h"
+#include "config/cfg.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -1058,4 +1059,29 @@ void bk_server_free_unclean(struct bk_server *s)
         return;
     s->unclean = true;
     bk_server_free(s);
+}
+
+void bk_server_session_expired(struct bk_server *s)
+{
+    bk_reg_session_expired(s);
+}
+
+void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char *ledger_dir)
+{
+    bk_options_default(o);
+    o->bind_address = cfg->bind_address;
+    o->port = cfg->bookie_port;
+    o->advertised_address = cfg->advertised_address;
+    o->bookie_id = strcmp(cfg->bookie_id, "auto") == 0 ? NULL : cfg->bookie_id;
+    o->journal_dir = cfg->journal_directory;
+    o->ledger_dir = ledger_dir;
+    o->max_group_wait_ms = cfg->journal_max_group_wait_ms;
+    o->buffered_writes_threshold = cfg->journal_buffered_writes_threshold;
+    o->buffered_entries_threshold = cfg->journal_buffered_entries_threshold;
+    o->journal_max_size = (int64_t)cfg->journal_max_size_mb << 20;
+    o->journal_sync = cfg->journal_sync_data;
+    o->flush_interval_ms = cfg->flush_interval_ms;
+    o->disk_usage_threshold_pct = cfg->disk_usage_threshold_percent;
+    o->disk_check_interval_ms = cfg->disk_check_interval_ms;
+    o->max_frame_size = cfg->netty_max_frame_size_bytes;
 }

@@ -73,6 +73,12 @@ void bk_server_shutdown(struct bk_server *s);
 void bk_server_free(struct bk_server *s);
 
 /* `magnetar bookie [--config FILE] [--set k=v]... [--port-file FILE]`; returns the exit code. */
-int bk_main(int argc, char **argv);
+/* The metadata store's session expired (its ephemeral keys are gone): register again. */
+void bk_server_session_expired(struct bk_server *s);
+
+/* Fill o from the configuration keys of conf/README.md (bookiePort, journalDirectory, ...).
+ * ledger_dir is the one ledger directory to use (borrowed, must outlive o). */
+struct cfg;
+void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char *ledger_dir);
 
 #endif

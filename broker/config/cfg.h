@@ -52,6 +52,15 @@ struct cfg {
     char *data_directory;               /* dataDirectory ("data") */
     char *metadata_store_url;           /* metadataStoreUrl ("embedded") */
     char *managed_ledger_store;         /* managedLedgerStore ("memory"): topics' storage backend */
+    int managed_ledger_ensemble_size;   /* managedLedgerDefaultEnsembleSize (2) */
+    int managed_ledger_write_quorum;    /* managedLedgerDefaultWriteQuorum (2) */
+    int managed_ledger_ack_quorum;      /* managedLedgerDefaultAckQuorum (2) */
+    bool bookkeeper_use_v2_wire_protocol; /* bookkeeperUseV2WireProtocol (true) */
+    int bookkeeper_client_timeout_seconds; /* bookkeeperClientTimeoutInSeconds (30) */
+    int default_retention_time_minutes; /* defaultRetentionTimeInMinutes (0; -1 = forever) */
+    int default_retention_size_mb;      /* defaultRetentionSizeInMB (0; -1 = unlimited) */
+    int standalone_bookies;             /* standaloneBookies (1): bookies run inside
+                                           `magnetar standalone` */
     /* bookie (magnetar bookie) */
     int bookie_port;                    /* bookiePort (3181); 0 = any free port */
     char *bookie_id;                    /* bookieId ("auto" = advertisedAddress:bookiePort) */

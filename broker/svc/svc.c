@@ -40,6 +40,7 @@
 struct svc {
     const struct cfg *cfg;          /* borrowed */
     struct event_base *base;        /* borrowed */
+    struct meta_store *meta;        /* borrowed; may be NULL */
     struct evconnlistener *listener; /* owned */
     struct admin *admin;            /* owned */
     struct ml_factory *mlf;         /* owned */
@@ -130,10 +131,11 @@ static void add_default_resources(struct svc *s)
     mg_map_put_str(&s->namespaces, "pulsar/system", (void *)(intptr_t)bundles);
 }
 
-struct svc *svc_new(struct event_base *base, const struct cfg *cfg)
+struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_store *meta)
 {
     struct svc *s = mg_calloc(1, sizeof *s);
     s->cfg = cfg;
+    s->meta = meta;
     s->base = base;
     s->start_ms = now_ms();
     mg_map_init(&s->conns);

@@ -1,2 +1,1395 @@
+/*
+ * check_bkc.c - unit tests of the bkc module (BookKeeper ledger client).
+ *
+ * Fake bookies: tiny in-test v2 servers (struct fbk) on 127.0.0.1:0, registered under
+ * /ledgers/available in a "memory" meta store. They store entry bodies verbatim, implement
+ * fencing (EFENCED for normal adds after a fencing read) and READ(-1), and can be told to
+ * answer adds with an error code, hold responses (released in reverse order), never answer,
+ * corrupt read responses, or die (listener and connections closed).
+ *
+ * Covers: metadata v3 round trip and v2 text parsing, ledger paths; create/add/read/close with
+ * E=3 Qw=2 Qa=2 and striping per bookie; in-order completions with out-of-order acks; an
+ * erroring, a killed and a silent (timeout) bookie -> ensemble change recorded in metadata,
+ * everything readable; not enough bookies -> clear -MG_EIO, and create works again once
+ * bookies are back; EFENCED -> -MG_EFENCED; recovery of a dead writer's ledger (including
+ * entries written but never acknowledged to it) and the old writer fenced; Qa-acked entries
+ * surviving recovery with a bookie down; digest mismatch -> failover and -MG_ECHECKSUM;
+ * free with pending requests -> -MG_ECANCELED.
+ * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
+ */
+#include "bkc/bkc.h"
+#include "bkc/bkc_int.h"
+#include "bookie/bookie.h"
+#include "meta/meta.h"
+#include "util/alloc.h"
+#include "util/err.h"
+
+#include <arpa/inet.h>
 #include <check.h>
-int main(void){return 0;}
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static struct event_base *base;
+static struct meta_store *meta;
+
+static void pump(int n)
+{
+    for (int i = 0; i < n; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+/* Run the loop (blocking passes, bounded by a 10 s wall clock) until *flag. */
+static void wait_for(const bool *flag)
+{
+    uint64_t end = bkc_now_ms() + 10000;
+    while (!*flag && bkc_now_ms() < end) {
+        struct timeval tv = {0, 5000};
+        event_base_loopexit(base, &tv);
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    ck_assert_msg(*flag, "timed out waiting");
+}
+
+static void sleep_loop(int ms)
+{
+    uint64_t end = bkc_now_ms() + (uint64_t)ms;
+    while (bkc_now_ms() < end) {
+        struct timeval tv = {0, 5000};
+        event_base_loopexit(base, &tv);
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+}
+
+/* ---- meta helpers ---------------------------------------------------------------------- */
+
+struct mres {
+    bool done;
+    int status;
+};
+
+static void meta_done(struct meta_req *r, int status)
+{
+    struct mres *m = r->data;
+    m->status = status;
+    m->done = true;
+}
+
+static int meta_put_sync(const char *path, const void *v, size_t len, int flags)
+{
+    struct mres m = {0};
+    struct meta_req r = {.data = &m};
+    int rc =
+        meta_put(meta, path, v, len, META_VERSION_ANY, flags | META_CREATE_PARENTS, &r, meta_done);
+    ck_assert_int_eq(rc, 0);
+    wait_for(&m.done);
+    meta_req_fini(&r);
+    return m.status;
+}
+
+static int meta_del_sync(const char *path)
+{
+    struct mres m = {0};
+    struct meta_req r = {.data = &m};
+    ck_assert_int_eq(meta_delete(meta, path, META_VERSION_ANY, &r, meta_done), 0);
+    wait_for(&m.done);
+    meta_req_fini(&r);
+    return m.status;
+}
+
+/* Read and decode a ledger's metadata. */
+static void md_read(int64_t id, struct bkc_md *md)
+{
+    struct mres m = {0};
+    struct meta_req r = {.data = &m};
+    char *p = bkc_ledger_path("/ledgers", id);
+    ck_assert_int_eq(meta_get(meta, p, &r, meta_done), 0);
+    wait_for(&m.done);
+    ck_assert_int_eq(m.status, 0);
+    ck_assert_int_eq(bkc_md_decode(r.value, r.len, md), 0);
+    meta_req_fini(&r);
+    mg_free(p);
+}
+
+/* ---- fake bookie ------------------------------------------------------------------------ */
+
+#define FB_MAX_CONNS 16
+#define FB_MAX_ENTRIES 4096
+
+struct fb_entry {
+    int64_t ledger, entry;
+    struct evbuffer *body;
+};
+
+struct fb_held {
+    struct bufferevent *bev;
+    struct evbuffer *resp;
+};
+
+struct fbk {
+    struct evconnlistener *lis;
+    int port;
+    char id[64];
+    struct bufferevent *conns[FB_MAX_CONNS];
+    struct fb_entry ents[FB_MAX_ENTRIES];
+    int n_ents;
+    int64_t fenced[64];
+    int n_fenced;
+    int add_rc;      /* answer adds with this rc (0 = store and ack) */
+    int add_ok_left; /* with add_rc: this many adds still succeed first */
+    bool hold;       /* queue responses until fbk_release */
+    bool mute;       /* never answer adds */
+    bool corrupt;    /* flip a payload byte in read responses */
+    struct fb_held held[256];
+    int n_held;
+    int n_adds, n_reads, n_fence_reads;
+    int64_t added[FB_MAX_ENTRIES]; /* entry ids of adds received, in order */
+};
+
+static uint32_t be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+    return ((uint64_t)be32(p) << 32) | be32(p + 4);
+}
+
+static void wbe32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void wbe64(uint8_t *p, uint64_t v)
+{
+    wbe32(p, (uint32_t)(v >> 32));
+    wbe32(p + 4, (uint32_t)v);
+}
+
+static bool fb_is_fenced(struct fbk *f, int64_t l)
+{
+    for (int i = 0; i < f->n_fenced; i++)
+        if (f->fenced[i] == l)
+            return true;
+    return false;
+}
+
+static struct fb_entry *fb_find(struct fbk *f, int64_t l, int64_t e)
+{
+    struct fb_entry *best = NULL;
+    for (int i = 0; i < f->n_ents; i++) {
+        struct fb_entry *x = &f->ents[i];
+        if (x->ledger != l)
+            continue;
+        if (e >= 0 ? x->entry == e : (!best || x->entry > best->entry))
+            best = x;
+    }
+    return best;
+}
+
+static void fb_respond(struct fbk *f, struct bufferevent *bev, int op, int rc, int64_t l, int64_t e,
+                       struct evbuffer *body)
+{
+    uint8_t h[28];
+    size_t bl = body ? evbuffer_get_length(body) : 0;
+    wbe32(h, (uint32_t)(24 + bl));
+    wbe32(h + 4, (2u << 24) | ((uint32_t)op << 16));
+    wbe32(h + 8, (uint32_t)rc);
+    wbe64(h + 12, (uint64_t)l);
+    wbe64(h + 20, (uint64_t)e);
+    struct evbuffer *r = evbuffer_new();
+    evbuffer_add(r, h, sizeof(h));
+    if (body) {
+        /* a copy, so the stored body stays intact */
+        size_t n = evbuffer_get_length(body);
+        uint8_t *tmp = malloc(n ? n : 1);
+        evbuffer_copyout(body, tmp, n);
+        if (f->corrupt && n > 40)
+            tmp[n - 1] ^= 0x55;
+        evbuffer_add(r, tmp, n);
+        free(tmp);
+    }
+    if (f->hold && op == 1) {
+        ck_assert_int_lt(f->n_held, 256);
+        f->held[f->n_held].bev = bev;
+        f->held[f->n_held++].resp = r;
+        return;
+    }
+    bufferevent_write_buffer(bev, r);
+    evbuffer_free(r);
+}
+
+/* Send the held responses, newest first. */
+static void fbk_release(struct fbk *f)
+{
+    f->hold = false;
+    for (int i = f->n_held - 1; i >= 0; i--) {
+        bool alive = false;
+        for (int j = 0; j < FB_MAX_CONNS; j++)
+            alive |= f->conns[j] == f->held[i].bev;
+        if (alive)
+            bufferevent_write_buffer(f->held[i].bev, f->held[i].resp);
+        evbuffer_free(f->held[i].resp);
+    }
+    f->n_held = 0;
+}
+
+static void fb_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct fbk *f = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) {
+        uint8_t lb[4];
+        if (evbuffer_copyout(in, lb, 4) < 4)
+            return;
+        uint32_t len = be32(lb);
+        if (evbuffer_get_length(in) < 4 + (size_t)len)
+            return;
+        evbuffer_drain(in, 4);
+        uint8_t h[4];
+        evbuffer_remove(in, h, 4);
+        uint32_t hdr = be32(h);
+        int op = (int)((hdr >> 16) & 0xff);
+        int flags = (int)(hdr & 0xffff);
+        if (op == 1) {
+            uint8_t mk[20], eh[16];
+            evbuffer_remove(in, mk, 20);
+            struct evbuffer *body = evbuffer_new();
+            evbuffer_remove_buffer(in, body, len - 24);
+            evbuffer_copyout(body, eh, 16);
+            int64_t l = (int64_t)be64(eh), e = (int64_t)be64(eh + 8);
+            f->added[f->n_adds++ % FB_MAX_ENTRIES] = e;
+            if (f->mute) {
+                evbuffer_free(body);
+                continue;
+            }
+            int rc = 0;
+            if (fb_is_fenced(f, l) && !(flags & 2))
+                rc = 104;
+            else if (f->add_rc && f->add_ok_left-- <= 0)
+                rc = f->add_rc;
+            if (rc == 0) {
+                struct fb_entry *x = fb_find(f, l, e);
+                if (x) {
+                    evbuffer_free(x->body);
+                } else {
+                    ck_assert_int_lt(f->n_ents, FB_MAX_ENTRIES);
+                    x = &f->ents[f->n_ents++];
+                    x->ledger = l;
+                    x->entry = e;
+                }
+                x->body = body;
+            } else {
+                evbuffer_free(body);
+            }
+            fb_respond(f, bev, 1, rc, l, e, NULL);
+        } else if (op == 2) {
+            uint8_t b[16];
+            evbuffer_remove(in, b, 16);
+            int64_t l = (int64_t)be64(b), e = (int64_t)be64(b + 8);
+            if (flags & 1) {
+                uint8_t mk[20];
+                evbuffer_remove(in, mk, 20);
+                if (!fb_is_fenced(f, l))
+                    f->fenced[f->n_fenced++] = l;
+                f->n_fence_reads++;
+            }
+            f->n_reads++;
+            struct fb_entry *x = fb_find(f, l, e);
+            bool known = false;
+            for (int i = 0; i < f->n_ents; i++)
+                known |= f->ents[i].ledger == l;
+            if (x)
+                fb_respond(f, bev, 2, 0, l, e, x->body);
+            else
+                fb_respond(f, bev, 2, known || (flags & 1) ? 2 : 1, l, e, NULL);
+        } else {
+            evbuffer_drain(in, len - 4);
+        }
+    }
+}
+
+static void fb_conn_close(struct fbk *f, struct bufferevent *bev)
+{
+    for (int j = 0; j < FB_MAX_CONNS; j++)
+        if (f->conns[j] == bev)
+            f->conns[j] = NULL;
+    bufferevent_free(bev);
+}
+
+static void fb_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        fb_conn_close(arg, bev);
+}
+
+static void fb_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)salen;
+    struct fbk *f = arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(bev, fb_read_cb, NULL, fb_event_cb, f);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    for (int j = 0; j < FB_MAX_CONNS; j++) {
+        if (!f->conns[j]) {
+            f->conns[j] = bev;
+            return;
+        }
+    }
+    bufferevent_free(bev);
+}
+
+static void fbk_register(struct fbk *f)
+{
+    char p[128];
+    snprintf(p, sizeof(p), "/ledgers/available/%s", f->id);
+    ck_assert_int_eq(meta_put_sync(p, "", 0, META_EPHEMERAL), 0);
+}
+
+static struct fbk *fbk_new(bool reg)
+{
+    struct fbk *f = calloc(1, sizeof(*f));
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    f->lis = evconnlistener_new_bind(base, fb_accept, f, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                     16, (struct sockaddr *)&sin, sizeof(sin));
+    ck_assert_ptr_nonnull(f->lis);
+    struct sockaddr_in got;
+    socklen_t gl = sizeof(got);
+    getsockname(evconnlistener_get_fd(f->lis), (struct sockaddr *)&got, &gl);
+    f->port = ntohs(got.sin_port);
+    snprintf(f->id, sizeof(f->id), "127.0.0.1:%d", f->port);
+    if (reg)
+        fbk_register(f);
+    return f;
+}
+
+/* Close the listener and every connection; unregister if asked. */
+static void fbk_kill(struct fbk *f, bool unreg)
+{
+    if (f->lis)
+        evconnlistener_free(f->lis);
+    f->lis = NULL;
+    for (int j = 0; j < FB_MAX_CONNS; j++)
+        if (f->conns[j])
+            fb_conn_close(f, f->conns[j]);
+    if (unreg) {
+        char p[128];
+        snprintf(p, sizeof(p), "/ledgers/available/%s", f->id);
+        meta_del_sync(p);
+    }
+}
+
+static void fbk_free(struct fbk *f)
+{
+    if (!f)
+        return;
+    fbk_kill(f, false);
+    for (int i = 0; i < f->n_held; i++)
+        evbuffer_free(f->held[i].resp);
+    for (int i = 0; i < f->n_ents; i++)
+        evbuffer_free(f->ents[i].body);
+    free(f);
+}
+
+static int fbk_count_ledger(struct fbk *f, int64_t l)
+{
+    int n = 0;
+    for (int i = 0; i < f->n_ents; i++)
+        n += f->ents[i].ledger == l;
+    return n;
+}
+
+static struct fbk *fb_by_id(struct fbk **fbs, int n, const char *id)
+{
+    for (int i = 0; i < n; i++)
+        if (fbs[i] && !strcmp(fbs[i]->id, id))
+            return fbs[i];
+    return NULL;
+}
+
+/* ---- fixture -------------------------------------------------------------------------- */
+
+#define NFB 6
+static struct fbk *fb[NFB];
+static struct bkc_client *cl;
+
+static struct bkc_client *client_new(int e, int w, int a, int timeout_ms)
+{
+    struct bkc_config cfg;
+    bkc_config_default(&cfg);
+    cfg.ensemble_size = e;
+    cfg.write_quorum = w;
+    cfg.ack_quorum = a;
+    cfg.timeout_ms = timeout_ms;
+    struct bkc_client *c = NULL;
+    ck_assert_int_eq(bkc_client_new(base, meta, &cfg, &c), 0);
+    return c;
+}
+
+static void fx_setup(int n_bookies, int e, int w, int a, int timeout_ms)
+{
+    base = event_base_new();
+    struct meta_options mo = {.url = "memory"};
+    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
+    for (int i = 0; i < NFB; i++)
+        fb[i] = i < n_bookies ? fbk_new(true) : NULL;
+    cl = client_new(e, w, a, timeout_ms);
+}
+
+static void fx_teardown(void)
+{
+    bkc_client_free(cl);
+    cl = NULL;
+    pump(5);
+    for (int i = 0; i < NFB; i++) {
+        fbk_free(fb[i]);
+        fb[i] = NULL;
+    }
+    meta_close(meta);
+    meta = NULL;
+    pump(5);
+    event_base_free(base);
+    base = NULL;
+}
+
+/* ---- request helpers ------------------------------------------------------------------- */
+
+struct res {
+    bool done;
+    int status;
+    int n_cb;
+};
+
+static void res_cb(struct bkc_req *req, int status)
+{
+    struct res *r = req->data;
+    r->status = status;
+    r->n_cb++;
+    r->done = true;
+}
+
+static struct bkc_ledger *create_sync(struct bkc_client *c, int expect)
+{
+    struct res r = {0};
+    struct bkc_req req = {.data = &r};
+    ck_assert_int_eq(bkc_create(c, NULL, &req, res_cb), 0);
+    ck_assert(!r.done); /* never inside the call */
+    wait_for(&r.done);
+    ck_assert_msg(r.status == expect, "create: %d (%s)", r.status, req.errmsg);
+    return req.ledger;
+}
+
+static struct bkc_ledger *open_sync(struct bkc_client *c, int64_t id, bool recovery, int expect)
+{
+    struct res r = {0};
+    struct bkc_req req = {.data = &r};
+    ck_assert_int_eq(bkc_open(c, id, recovery, &req, res_cb), 0);
+    wait_for(&r.done);
+    ck_assert_msg(r.status == expect, "open: %d %s (%s)", r.status, mg_errname(r.status),
+                  req.errmsg);
+    return req.ledger;
+}
+
+static int close_sync(struct bkc_ledger *lh)
+{
+    struct res r = {0};
+    struct bkc_req req = {.data = &r};
+    ck_assert_int_eq(bkc_close(lh, &req, res_cb), 0);
+    wait_for(&r.done);
+    return r.status;
+}
+
+/* Adds: a batch of requests recording their completion order. */
+#define MAXADD 64
+struct addb {
+    struct bkc_req req[MAXADD];
+    struct evbuffer *payload[MAXADD];
+    int status[MAXADD];
+    int order[MAXADD];
+    int n, n_done;
+};
+
+static void add_cb(struct bkc_req *req, int status)
+{
+    struct addb *b = req->data;
+    int i = (int)(req - b->req);
+    b->status[i] = status;
+    b->order[b->n_done++] = i;
+}
+
+static char *payload_text(int64_t ledger, int i)
+{
+    static char buf[64];
+    snprintf(buf, sizeof(buf), "entry-%lld-%d-payload", (long long)ledger, i);
+    return buf;
+}
+
+static int add_one(struct addb *b, struct bkc_ledger *lh)
+{
+    int i = b->n;
+    ck_assert_int_lt(i, MAXADD);
+    b->payload[i] = evbuffer_new();
+    const char *t = payload_text(bkc_ledger_id(lh), i);
+    evbuffer_add(b->payload[i], t, strlen(t));
+    b->req[i].data = b;
+    int rc = bkc_add(lh, b->payload[i], &b->req[i], add_cb);
+    if (rc == 0)
+        b->n++;
+    else
+        evbuffer_free(b->payload[i]);
+    return rc;
+}
+
+static void addb_wait(struct addb *b)
+{
+    uint64_t end = bkc_now_ms() + 10000;
+    while (b->n_done < b->n && bkc_now_ms() < end) {
+        struct timeval tv = {0, 5000};
+        event_base_loopexit(base, &tv);
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    ck_assert_int_eq(b->n_done, b->n);
+}
+
+static void addb_fini(struct addb *b)
+{
+    for (int i = 0; i < b->n; i++)
+        evbuffer_free(b->payload[i]);
+}
+
+/* Read first..last and compare with payload_text. */
+static void check_read(struct bkc_ledger *lh, int64_t first, int64_t last)
+{
+    struct res r = {0};
+    struct bkc_req req = {.data = &r};
+    ck_assert_int_eq(bkc_read(lh, first, last, &req, res_cb), 0);
+    wait_for(&r.done);
+    ck_assert_msg(r.status == 0, "read: %d (%s)", r.status, req.errmsg);
+    ck_assert_int_eq(req.n_entries, last - first + 1);
+    for (int i = 0; i < req.n_entries; i++) {
+        const char *t = payload_text(bkc_ledger_id(lh), (int)(first + i));
+        size_t n = evbuffer_get_length(req.entries[i]);
+        ck_assert_uint_eq(n, strlen(t));
+        ck_assert(memcmp(evbuffer_pullup(req.entries[i], -1), t, n) == 0);
+    }
+    bkc_req_fini(&req);
+}
+
+/* ---- tests: metadata --------------------------------------------------------------------- */
+
+START_TEST(test_md_roundtrip)
+{
+    char *b1[] = {"10.0.0.1:3181", "10.0.0.2:3181", "10.0.0.3:3181"};
+    char *b2[] = {"10.0.0.1:3181", "10.0.0.4:3181", "10.0.0.3:3181"};
+    struct bkc_md md = {0}, out;
+    md.ensemble_size = 3;
+    md.write_quorum = 2;
+    md.ack_quorum = 2;
+    md.state = BKC_STATE_CLOSED;
+    md.last_entry = 41;
+    md.length = 123456;
+    md.digest = BKC_DIGEST_CRC32C;
+    md.has_password = true;
+    md.password = (uint8_t *)mg_strdup("");
+    md.has_ctime = true;
+    md.ctime = 1700000000000;
+    bkc_md_set_last_segment(&md, 0, b1);
+    bkc_md_set_last_segment(&md, 17, b2);
+    md.custom = mg_calloc(1, sizeof(*md.custom));
+    md.custom[0].key = mg_strdup("application");
+    md.custom[0].value = (uint8_t *)mg_strdup("pulsar");
+    md.custom[0].len = 6;
+    md.n_custom = 1;
+    uint8_t *buf;
+    size_t len;
+    bkc_md_encode(&md, &buf, &len);
+    ck_assert(memcmp(buf, "BookieMetadataFormatVersion\t3\n", 30) == 0);
+    ck_assert_int_eq(bkc_md_decode(buf, len, &out), 0);
+    ck_assert_int_eq(out.ensemble_size, 3);
+    ck_assert_int_eq(out.write_quorum, 2);
+    ck_assert_int_eq(out.ack_quorum, 2);
+    ck_assert_int_eq(out.state, BKC_STATE_CLOSED);
+    ck_assert_int_eq(out.last_entry, 41);
+    ck_assert_int_eq(out.length, 123456);
+    ck_assert_int_eq(out.digest, BKC_DIGEST_CRC32C);
+    ck_assert(out.has_password && out.password_len == 0);
+    ck_assert_int_eq(out.ctime, 1700000000000);
+    ck_assert_int_eq(out.n_segs, 2);
+    ck_assert_int_eq(out.segs[1].first, 17);
+    ck_assert_str_eq(out.segs[1].bookies[1], "10.0.0.4:3181");
+    ck_assert_int_eq(bkc_md_segment_for(&out, 16), 0);
+    ck_assert_int_eq(bkc_md_segment_for(&out, 17), 1);
+    ck_assert_int_eq(out.n_custom, 1);
+    ck_assert_str_eq(out.custom[0].key, "application");
+    ck_assert_uint_eq(out.custom[0].len, 6);
+    /* truncated input is rejected */
+    struct bkc_md bad;
+    ck_assert_int_eq(bkc_md_decode(buf, len - 3, &bad), -MG_EPROTO);
+    ck_assert_int_eq(bkc_md_decode("garbage", 7, &bad), -MG_EPROTO);
+    mg_free(buf);
+    /* OPEN: lastEntryId is not written; -1 on decode */
+    out.state = BKC_STATE_OPEN;
+    bkc_md_encode(&out, &buf, &len);
+    bkc_md_fini(&out);
+    ck_assert_int_eq(bkc_md_decode(buf, len, &out), 0);
+    ck_assert_int_eq(out.last_entry, -1);
+    mg_free(buf);
+    bkc_md_fini(&out);
+    bkc_md_fini(&md);
+
+    const char *v2 = "BookieMetadataFormatVersion\t2\n"
+                     "quorumSize: 2\nensembleSize: 3\nlength: 100\nlastEntryId: 9\n"
+                     "state: CLOSED\n"
+                     "segment {\n  ensembleMember: \"a:1\"\n  ensembleMember: \"b:1\"\n"
+                     "  ensembleMember: \"c:1\"\n  firstEntryId: 0\n}\n"
+                     "digestType: CRC32C\npassword: \"\"\nackQuorumSize: 2\n"
+                     "customMetadata {\n  key: \"k\"\n  value: \"v\\001\"\n}\n";
+    ck_assert_int_eq(bkc_md_decode(v2, strlen(v2), &out), 0);
+    ck_assert_int_eq(out.last_entry, 9);
+    ck_assert_int_eq(out.state, BKC_STATE_CLOSED);
+    ck_assert_str_eq(out.segs[0].bookies[2], "c:1");
+    ck_assert_int_eq(out.digest, BKC_DIGEST_CRC32C);
+    ck_assert_uint_eq(out.custom[0].len, 2);
+    bkc_md_fini(&out);
+
+    char *p = bkc_ledger_path("/ledgers", 42);
+    ck_assert_str_eq(p, "/ledgers/00/0000/L0042");
+    mg_free(p);
+    p = bkc_ledger_path("/ledgers", 1234567890);
+    ck_assert_str_eq(p, "/ledgers/12/3456/L7890");
+    mg_free(p);
+    p = bkc_ledger_path("/ledgers", 4294967296LL);
+    ck_assert_str_eq(p, "/ledgers/000/0000/0042/9496/L7296");
+    mg_free(p);
+}
+END_TEST
+
+/* ---- tests: write path ------------------------------------------------------------------- */
+
+START_TEST(test_roundtrip_striping)
+{
+    fx_setup(3, 3, 2, 2, 30000);
+    struct bkc_ledger *lh = create_sync(cl, 0);
+    ck_assert_ptr_nonnull(lh);
+    int64_t id = bkc_ledger_id(lh);
+    ck_assert_int_eq(bkc_ledger_ensemble_size(lh), 3);
+    struct addb b = {0};
+    for (int i = 0; i < 12; i++)
+        ck_assert_int_eq(add_one(&b, lh), 0);
+    ck_assert_int_eq(b.req[11].entry_id, 11);
+    ck_assert_int_eq(b.n_done, 0);
+    addb_wait(&b);
+    for (int i = 0; i < 12; i++) {
+        ck_assert_int_eq(b.order[i], i);
+        ck_assert_int_eq(b.status[i], 0);
+    }
+    ck_assert_int_eq(bkc_ledger_lac(lh), 11);
+    /* striping: entry e on ensemble[(e+0)%3] and ensemble[(e+1)%3] only */
+    for (int i = 0; i < 3; i++) {
+        struct fbk *f = fb_by_id(fb, NFB, bkc_ledger_bookie(lh, i));
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(fbk_count_ledger(f, id), 8);
+        for (int e = 0; e < 12; e++) {
+            bool should = (e % 3) == i || ((e + 1) % 3) == i;
+            ck_assert_msg((fb_find(f, id, e) != NULL) == should, "bookie %d entry %d", i, e);
+        }
+    }
+    check_read(lh, 0, 11);
+    ck_assert_int_eq(close_sync(lh), 0);
+    ck_assert(bkc_ledger_is_closed(lh));
+    ck_assert_int_eq(bkc_add(lh, b.payload[0], &b.req[0], add_cb), -MG_ENOTALLOWED);
+    struct bkc_md md;
+    md_read(id, &md);
+    ck_assert_int_eq(md.state, BKC_STATE_CLOSED);
+    ck_assert_int_eq(md.last_entry, 11);
+    ck_assert_int_eq(md.length, (int64_t)bkc_ledger_length(lh));
+    ck_assert_int_gt(md.length, 0);
+    ck_assert_int_eq(md.n_segs, 1);
+    bkc_md_fini(&md);
+    /* a reader of the closed ledger */
+    struct bkc_ledger *rd = open_sync(cl, id, false, 0);
+    ck_assert_int_eq(bkc_ledger_lac(rd), 11);
+    check_read(rd, 3, 7);
+    struct res r = {0};
+    struct bkc_req req = {.data = &r};
+    ck_assert_int_eq(bkc_read(rd, 5, 12, &req, res_cb), -MG_EINVAL);
+    bkc_ledger_free(rd);
+    bkc_ledger_free(lh);
+    /* delete */
+    ck_assert_int_eq(bkc_delete(cl, id, &req, res_cb), 0);
+    wait_for(&r.done);
+    ck_assert_int_eq(r.status, 0);
+    open_sync(cl, id, false, -MG_ENOTFOUND);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+START_TEST(test_out_of_order_acks)
+{
+    fx_setup(2, 2, 2, 2, 30000);
+    struct bkc_ledger *lh = create_sync(cl, 0);
+    fb[0]->hold = true;
+    fb[1]->hold = true;
+    struct addb b = {0};
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(add_one(&b, lh), 0);
+    sleep_loop(50);
+    ck_assert_int_eq(b.n_done, 0);
+    ck_assert_int_eq(fb[0]->n_held, 8);
+    /* one bookie acks everything newest first; nothing completes with Qa = 2 */
+    fbk_release(fb[0]);
+    sleep_loop(30);
+    ck_assert_int_eq(b.n_done, 0);
+    fbk_release(fb[1]);
+    addb_wait(&b);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(b.order[i], i);
+        ck_assert_int_eq(b.status[i], 0);
+    }
+    ck_assert_int_eq(bkc_ledger_lac(lh), 7);
+    bkc_ledger_free(lh);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+/* A bookie of the ensemble fails mid-stream (mode 0: EIO replies, 1: killed, 2: silent ->
+ * timeout); the ledger moves to a spare bookie and everything stays readable. */
+static void ensemble_change_case(int mode)
+{
+    fx_setup(4, 3, 2, 2, mode == 2 ? 300 : 30000);
+    struct bkc_ledger *lh = create_sync(cl, 0);
+    int64_t id = bkc_ledger_id(lh);
+    struct addb b = {0};
+    for (int i = 0; i < 6; i++)
+        add_one(&b, lh);
+    addb_wait(&b);
+    struct fbk *victim = fb_by_id(fb, NFB, bkc_ledger_bookie(lh, 1));
+    if (mode == 0) {
+        victim->add_rc = 101;
+    } else if (mode == 1) {
+        fbk_kill(victim, true);
+    } else {
+        victim->mute = true;
+    }
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(add_one(&b, lh), 0);
+    addb_wait(&b);
+    for (int i = 0; i < 16; i++) {
+        ck_assert_msg(b.status[i] == 0, "add %d: %d (%s)", i, b.status[i], b.req[i].errmsg);
+        ck_assert_int_eq(b.order[i], i);
+    }
+    ck_assert_int_eq(bkc_ledger_num_segments(lh), 2);
+    struct fbk *spare = NULL;
+    for (int i = 0; i < 4; i++) {
+        bool in = false;
+        for (int j = 0; j < 3; j++)
+            in |= !strcmp(fb[i]->id, bkc_ledger_bookie(lh, j));
+        if (!in)
+            spare = fb[i];
+    }
+    ck_assert_ptr_eq(spare, victim);
+    struct bkc_md md;
+    md_read(id, &md);
+    ck_assert_int_eq(md.n_segs, 2);
+    ck_assert_int_eq(md.segs[1].first, 6);
+    ck_assert_str_ne(md.segs[1].bookies[1], victim->id);
+    ck_assert_str_eq(md.segs[0].bookies[1], victim->id);
+    ck_assert_str_eq(md.segs[1].bookies[0], md.segs[0].bookies[0]);
+    bkc_md_fini(&md);
+    check_read(lh, 0, 15);
+    ck_assert_int_eq(close_sync(lh), 0);
+    bkc_ledger_free(lh);
+    /* another client reads it all, failing over around the broken bookie */
+    struct bkc_client *c2 = client_new(3, 2, 2, 300);
+    struct bkc_ledger *rd = open_sync(c2, id, false, 0);
+    ck_assert_int_eq(bkc_ledger_lac(rd), 15);
+    check_read(rd, 0, 15);
+    bkc_ledger_free(rd);
+    bkc_client_free(c2);
+    addb_fini(&b);
+    fx_teardown();
+}
+
+START_TEST(test_ensemble_change_error)
+{
+    ensemble_change_case(0);
+}
+END_TEST
+
+START_TEST(test_ensemble_change_killed)
+{
+    ensemble_change_case(1);
+}
+END_TEST
+
+START_TEST(test_ensemble_change_timeout)
+{
+    ensemble_change_case(2);
+}
+END_TEST
+
+START_TEST(test_not_enough_bookies)
+{
+    fx_setup(3, 3, 2, 2, 30000);
+    struct bkc_ledger *lh = create_sync(cl, 0);
+    struct addb b = {0};
+    add_one(&b, lh);
+    addb_wait(&b);
+    fbk_kill(fb[0], true);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(add_one(&b, lh), 0);
+    addb_wait(&b);
+    ck_assert_int_eq(b.status[0], 0);
+    for (int i = 1; i < 5; i++) {
+        ck_assert_int_eq(b.status[i], -MG_EIO);
+        ck_assert_msg(strstr(b.req[i].errmsg, "not enough bookies") != NULL, "%s", b.req[i].errmsg);
+    }
+    /* later adds fail at once with the same error */
+    struct evbuffer *p = evbuffer_new();
+    struct bkc_req req = {0};
+    ck_assert_int_eq(bkc_add(lh, p, &req, add_cb), -MG_EIO);
+    evbuffer_free(p);
+    /* close still records what was confirmed */
+    ck_assert_int_eq(close_sync(lh), 0);
+    ck_assert_int_eq(bkc_ledger_lac(lh), 0);
+    bkc_ledger_free(lh);
+    /* create needs 3 */
+    struct res r = {0};
+    struct bkc_req cr = {.data = &r};
+    ck_assert_int_eq(bkc_create(cl, NULL, &cr, res_cb), 0);
+    wait_for(&r.done);
+    ck_assert_int_eq(r.status, -MG_EIO);
+    ck_assert_msg(strstr(cr.errmsg, "not enough writable bookies") != NULL, "%s", cr.errmsg);
+    /* a bookie comes back: create works again */
+    fb[3] = fbk_new(true);
+    lh = create_sync(cl, 0);
+    bkc_ledger_free(lh);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+START_TEST(test_fenced_adds)
+{
+    fx_setup(2, 2, 2, 2, 30000);
+    struct bkc_ledger *lh = create_sync(cl, 0);
+    struct addb b = {0};
+    add_one(&b, lh);
+    addb_wait(&b);
+    fb[1]->hold = true;
+    add_one(&b, lh);
+    add_one(&b, lh);
+    sleep_loop(20);
+    fb[0]->add_rc = 104;
+    add_one(&b, lh);
+    addb_wait(&b);
+    ck_assert_int_eq(b.status[0], 0);
+    for (int i = 1; i < 4; i++)
+        ck_assert_int_eq(b.status[i], -MG_EFENCED);
+    struct evbuffer *p = evbuffer_new();
+    struct bkc_req req = {0};
+    ck_assert_int_eq(bkc_add(lh, p, &req, add_cb), -MG_EFENCED);
+    evbuffer_free(p);
+    bkc_ledger_free(lh);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+START_TEST(test_free_cancels)
+{
+    fx_setup(2, 2, 2, 2, 30000);
+    struct bkc_ledger *lh = create_sync(cl, 0);
+    fb[0]->hold = true;
+    struct addb b = {0};
+    add_one(&b, lh);
+    add_one(&b, lh);
+    sleep_loop(20);
+    bkc_ledger_free(lh);
+    ck_assert_int_eq(b.n_done, 0); /* delivered from the loop, in entry order */
+    pump(3);
+    ck_assert_int_eq(b.n_done, 2);
+    ck_assert_int_eq(b.order[0], 0);
+    ck_assert_int_eq(b.status[0], -MG_ECANCELED);
+    ck_assert_int_eq(b.status[1], -MG_ECANCELED);
+    /* client free with a create in flight */
+    struct res r = {0};
+    struct bkc_req cr = {.data = &r};
+    ck_assert_int_eq(bkc_create(cl, NULL, &cr, res_cb), 0);
+    bkc_client_free(cl);
+    cl = NULL;
+    ck_assert(r.done);
+    ck_assert_int_eq(r.status, -MG_ECANCELED);
+    ck_assert_int_eq(r.n_cb, 1);
+    pump(20);
+    ck_assert_int_eq(r.n_cb, 1);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+/* ---- tests: recovery ---------------------------------------------------------------------- */
+
+START_TEST(test_recovery_dead_writer)
+{
+    fx_setup(3, 3, 2, 2, 30000);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    int64_t id = bkc_ledger_id(w);
+    struct addb b = {0};
+    for (int i = 0; i < 5; i++)
+        add_one(&b, w);
+    addb_wait(&b);
+    /* entries 5 and 6 reach the bookies but their acks never come back to the writer */
+    for (int i = 0; i < 3; i++)
+        fb[i]->hold = true;
+    add_one(&b, w);
+    add_one(&b, w);
+    sleep_loop(30);
+    ck_assert_int_eq(b.n_done, 5);
+    /* the acks are lost */
+    for (int i = 0; i < 3; i++) {
+        fb[i]->hold = false;
+        for (int j = 0; j < fb[i]->n_held; j++)
+            evbuffer_free(fb[i]->held[j].resp);
+        fb[i]->n_held = 0;
+    }
+    /* the writer "dies"; a second client recovers */
+    struct bkc_client *c2 = client_new(3, 2, 2, 30000);
+    struct bkc_ledger *r = open_sync(c2, id, true, 0);
+    ck_assert_int_eq(bkc_ledger_lac(r), 6);
+    ck_assert(bkc_ledger_is_closed(r));
+    check_read(r, 0, 6);
+    struct bkc_md md;
+    md_read(id, &md);
+    ck_assert_int_eq(md.state, BKC_STATE_CLOSED);
+    ck_assert_int_eq(md.last_entry, 6);
+    ck_assert_int_eq(md.length, bkc_ledger_length(r));
+    bkc_md_fini(&md);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_gt(fb[i]->n_fence_reads, 0);
+    /* the old writer's next add fails: bookies are fenced (and so do its pending ones) */
+    ck_assert_int_eq(add_one(&b, w), 0);
+    addb_wait(&b);
+    for (int i = 5; i < 8; i++)
+        ck_assert_int_eq(b.status[i], -MG_EFENCED);
+    ck_assert_int_eq(close_sync(w), -MG_EFENCED);
+    bkc_ledger_free(w);
+    /* recovering again is a no-op open of a closed ledger */
+    struct bkc_ledger *r2 = open_sync(cl, id, true, 0);
+    ck_assert_int_eq(bkc_ledger_lac(r2), 6);
+    bkc_ledger_free(r2);
+    bkc_ledger_free(r);
+    bkc_client_free(c2);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+START_TEST(test_recovery_empty_ledger)
+{
+    fx_setup(2, 2, 2, 2, 30000);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    int64_t id = bkc_ledger_id(w);
+    struct bkc_ledger *r = open_sync(cl, id, true, 0);
+    ck_assert_int_eq(bkc_ledger_lac(r), -1);
+    ck_assert(bkc_ledger_is_closed(r));
+    bkc_ledger_free(r);
+    bkc_ledger_free(w);
+    fx_teardown();
+}
+END_TEST
+
+START_TEST(test_recovery_bookie_down)
+{
+    /* E=3 Qw=3 Qa=2: entries acked by two bookies survive losing the third */
+    fx_setup(4, 3, 3, 2, 30000);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    int64_t id = bkc_ledger_id(w);
+    struct fbk *slow = fb_by_id(fb, NFB, bkc_ledger_bookie(w, 2));
+    slow->mute = true; /* stores nothing, acks nothing */
+    struct addb b = {0};
+    for (int i = 0; i < 6; i++)
+        add_one(&b, w);
+    addb_wait(&b);
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(b.status[i], 0);
+    ck_assert_int_eq(fbk_count_ledger(slow, id), 0);
+    fbk_kill(slow, true);
+    struct bkc_client *c2 = client_new(3, 3, 2, 2000);
+    struct bkc_ledger *r = open_sync(c2, id, true, 0);
+    ck_assert_int_eq(bkc_ledger_lac(r), 5);
+    check_read(r, 0, 5);
+    bkc_ledger_free(r);
+    bkc_ledger_free(w);
+    bkc_client_free(c2);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+START_TEST(test_read_lac)
+{
+    fx_setup(2, 2, 2, 2, 30000);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    struct addb b = {0};
+    for (int i = 0; i < 4; i++) {
+        add_one(&b, w);
+        addb_wait(&b);
+    }
+    struct bkc_ledger *r = open_sync(cl, bkc_ledger_id(w), false, 0);
+    ck_assert_int_eq(bkc_ledger_lac(r), -1);
+    struct res rs = {0};
+    struct bkc_req req = {.data = &rs};
+    ck_assert_int_eq(bkc_read_lac(r, &req, res_cb), 0);
+    wait_for(&rs.done);
+    ck_assert_int_eq(rs.status, 0);
+    /* the last entry carries the LAC the writer had when sending it */
+    ck_assert_int_eq(bkc_ledger_lac(r), 2);
+    check_read(r, 0, 2);
+    bkc_ledger_free(r);
+    bkc_ledger_free(w);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+/* ---- tests: reads --------------------------------------------------------------------------- */
+
+START_TEST(test_digest_failover)
+{
+    fx_setup(2, 2, 2, 2, 30000);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    struct addb b = {0};
+    for (int i = 0; i < 4; i++)
+        add_one(&b, w);
+    addb_wait(&b);
+    ck_assert_int_eq(close_sync(w), 0);
+    /* entries 0 and 2 are read first from ensemble[0], 1 and 3 from ensemble[1] */
+    struct fbk *f0 = fb_by_id(fb, NFB, bkc_ledger_bookie(w, 0));
+    f0->corrupt = true;
+    int before = f0->n_reads;
+    check_read(w, 0, 3);
+    ck_assert_int_ge(f0->n_reads - before, 2);
+    /* both copies corrupt: checksum error */
+    fb[0]->corrupt = fb[1]->corrupt = true;
+    struct res r = {0};
+    struct bkc_req req = {.data = &r};
+    ck_assert_int_eq(bkc_read(w, 1, 1, &req, res_cb), 0);
+    wait_for(&r.done);
+    ck_assert_int_eq(r.status, -MG_ECHECKSUM);
+    ck_assert_int_eq(req.n_entries, 0);
+    bkc_ledger_free(w);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+/* ---- tests: real bookies ----------------------------------------------------------------------
+ */
+
+static char *tmpdir_new(void)
+{
+    char *d = mg_strdup("/tmp/check_bkc.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(d));
+    return d;
+}
+
+static void rm_rf(const char *d)
+{
+    char *cmd = mg_asprintf("rm -rf '%s'", d);
+    ck_assert_int_eq(system(cmd), 0);
+    mg_free(cmd);
+}
+
+static struct bk_server *real_bookie(const char *dir, int i)
+{
+    struct bk_options o;
+    bk_options_default(&o);
+    char *j = mg_asprintf("%s/b%d/journal", dir, i), *l = mg_asprintf("%s/b%d/ledgers", dir, i);
+    o.bind_address = "127.0.0.1";
+    o.advertised_address = "127.0.0.1";
+    o.port = 0;
+    o.journal_dir = j;
+    o.ledger_dir = l;
+    o.meta = meta;
+    o.disk_usage_threshold_pct = 100;
+    struct bk_server *s = NULL;
+    ck_assert_int_eq(bk_server_new(base, &o, &s), 0);
+    mg_free(j);
+    mg_free(l);
+    return s;
+}
+
+/* Wait until n bookies are registered under /ledgers/available. */
+static void wait_registered(int n)
+{
+    uint64_t end = bkc_now_ms() + 10000;
+    for (;;) {
+        struct mres m = {0};
+        struct meta_req r = {.data = &m};
+        ck_assert_int_eq(meta_children(meta, "/ledgers/available", &r, meta_done), 0);
+        wait_for(&m.done);
+        int have = 0;
+        for (int i = 0; m.status == 0 && i < r.n_children; i++)
+            have += strcmp(r.children[i], "readonly") != 0;
+        meta_req_fini(&r);
+        if (have >= n)
+            return;
+        ck_assert_msg(bkc_now_ms() < end, "only %d bookies registered", have);
+        sleep_loop(10);
+    }
+}
+
+START_TEST(test_real_bookies_inprocess)
+{
+    base = event_base_new();
+    struct meta_options mo = {.url = "memory"};
+    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
+    char *dir = tmpdir_new();
+    struct bk_server *bs[4];
+    for (int i = 0; i < 4; i++)
+        bs[i] = real_bookie(dir, i);
+    wait_registered(4);
+    cl = client_new(3, 2, 2, 5000);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    int64_t id = bkc_ledger_id(w);
+    struct addb b = {0};
+    for (int i = 0; i < 10; i++)
+        add_one(&b, w);
+    addb_wait(&b);
+    check_read(w, 0, 9);
+    /* stop a bookie of the ensemble while adds are in flight */
+    char victim[64];
+    snprintf(victim, sizeof(victim), "%s", bkc_ledger_bookie(w, 0));
+    int vi = -1;
+    for (int i = 0; i < 4; i++) {
+        char bid[64];
+        snprintf(bid, sizeof(bid), "127.0.0.1:%d", bk_server_port(bs[i]));
+        if (!strcmp(bid, victim))
+            vi = i;
+    }
+    ck_assert_int_ge(vi, 0);
+    for (int i = 0; i < 10; i++)
+        add_one(&b, w);
+    bk_server_shutdown(bs[vi]);
+    bk_server_free(bs[vi]);
+    bs[vi] = NULL;
+    for (int i = 0; i < 10; i++)
+        add_one(&b, w);
+    addb_wait(&b);
+    for (int i = 0; i < 30; i++) {
+        ck_assert_msg(b.status[i] == 0, "add %d: %s", i, b.req[i].errmsg);
+        ck_assert_int_eq(b.order[i], i);
+    }
+    ck_assert_int_ge(bkc_ledger_num_segments(w), 2);
+    ck_assert_str_ne(bkc_ledger_bookie(w, 0), victim);
+    /* recovery by another client while the writer still holds the ledger open */
+    struct bkc_client *c2 = client_new(3, 2, 2, 5000);
+    struct bkc_ledger *r = open_sync(c2, id, true, 0);
+    ck_assert_int_eq(bkc_ledger_lac(r), 29);
+    check_read(r, 0, 29);
+    ck_assert_int_eq(add_one(&b, w), 0);
+    addb_wait(&b);
+    ck_assert_int_eq(b.status[30], -MG_EFENCED);
+    bkc_ledger_free(r);
+    bkc_ledger_free(w);
+    bkc_client_free(c2);
+    bkc_client_free(cl);
+    cl = NULL;
+    for (int i = 0; i < 4; i++) {
+        if (bs[i]) {
+            bk_server_shutdown(bs[i]);
+            bk_server_free(bs[i]);
+        }
+    }
+    pump(5);
+    addb_fini(&b);
+    meta_close(meta);
+    meta = NULL;
+    pump(5);
+    event_base_free(base);
+    base = NULL;
+    rm_rf(dir);
+    mg_free(dir);
+}
+END_TEST
+
+/* Real `magnetar bookie` processes (BKC_MAGNETAR=path, default ./magnetar if present). */
+static const char *magnetar_bin(void)
+{
+    const char *p = getenv("BKC_MAGNETAR");
+    if (p && *p)
+        return p;
+    return access("./magnetar", X_OK) == 0 ? "./magnetar" : NULL;
+}
+
+static pid_t spawn_bookie(const char *bin, const char *dir, int i, int *port)
+{
+    char *pf = mg_asprintf("%s/port%d", dir, i);
+    char *log = mg_asprintf("%s/bookie%d.log", dir, i);
+    char *jd = mg_asprintf("journalDirectory=%s/p%d/journal", dir, i);
+    char *ld = mg_asprintf("ledgerDirectories=%s/p%d/ledgers", dir, i);
+    char *dd = mg_asprintf("dataDirectory=%s/p%d", dir, i);
+    unlink(pf);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        FILE *f = freopen(log, "w", stderr);
+        (void)f;
+        execl(bin, bin, "bookie", "--set", "bookiePort=0", "--set", "bindAddress=127.0.0.1",
+              "--set", "advertisedAddress=127.0.0.1", "--set", "metadataStoreUrl=none", "--set", jd,
+              "--set", ld, "--set", dd, "--port-file", pf, (char *)NULL);
+        _exit(127);
+    }
+    uint64_t end = bkc_now_ms() + 10000;
+    *port = 0;
+    while (!*port && bkc_now_ms() < end) {
+        FILE *f = fopen(pf, "r");
+        if (f) {
+            if (fscanf(f, "bookiePort=%d", port) != 1)
+                *port = 0;
+            fclose(f);
+        }
+        if (!*port)
+            usleep(10000);
+    }
+    ck_assert_msg(*port > 0, "bookie %d did not start; see %s", i, log);
+    mg_free(pf);
+    mg_free(log);
+    mg_free(jd);
+    mg_free(ld);
+    mg_free(dd);
+    return pid;
+}
+
+START_TEST(test_real_bookie_processes_sigkill)
+{
+    const char *bin = magnetar_bin();
+    if (!bin) {
+        fprintf(stderr, "test_real_bookie_processes_sigkill: skipped (no ./magnetar; set "
+                        "BKC_MAGNETAR)\n");
+        return;
+    }
+    base = event_base_new();
+    struct meta_options mo = {.url = "memory"};
+    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
+    char *dir = tmpdir_new();
+    pid_t pids[4];
+    int ports[4];
+    char ids[4][64];
+    for (int i = 0; i < 4; i++) {
+        pids[i] = spawn_bookie(bin, dir, i, &ports[i]);
+        snprintf(ids[i], sizeof(ids[i]), "127.0.0.1:%d", ports[i]);
+        char *p = mg_asprintf("/ledgers/available/%s", ids[i]);
+        ck_assert_int_eq(meta_put_sync(p, "", 0, 0), 0);
+        mg_free(p);
+    }
+    cl = client_new(3, 2, 2, 5000);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    int64_t id = bkc_ledger_id(w);
+    struct addb b = {0};
+    for (int i = 0; i < 10; i++)
+        add_one(&b, w);
+    addb_wait(&b);
+    int vi = -1;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(ids[i], bkc_ledger_bookie(w, 1)))
+            vi = i;
+    ck_assert_int_ge(vi, 0);
+    for (int i = 0; i < 10; i++)
+        add_one(&b, w);
+    kill(pids[vi], SIGKILL);
+    waitpid(pids[vi], NULL, 0);
+    pids[vi] = 0;
+    char *p = mg_asprintf("/ledgers/available/%s", ids[vi]);
+    meta_del_sync(p);
+    mg_free(p);
+    for (int i = 0; i < 10; i++)
+        add_one(&b, w);
+    addb_wait(&b);
+    for (int i = 0; i < 30; i++)
+        ck_assert_msg(b.status[i] == 0, "add %d: %s (logs in %s)", i, b.req[i].errmsg, dir);
+    ck_assert_int_ge(bkc_ledger_num_segments(w), 2);
+    check_read(w, 0, 29);
+    ck_assert_int_eq(close_sync(w), 0);
+    struct bkc_client *c2 = client_new(3, 2, 2, 5000);
+    struct bkc_ledger *r = open_sync(c2, id, true, 0);
+    ck_assert_int_eq(bkc_ledger_lac(r), 29);
+    check_read(r, 0, 29);
+    bkc_ledger_free(r);
+    bkc_client_free(c2);
+    bkc_ledger_free(w);
+    bkc_client_free(cl);
+    cl = NULL;
+    for (int i = 0; i < 4; i++) {
+        if (pids[i]) {
+            kill(pids[i], SIGTERM);
+            waitpid(pids[i], NULL, 0);
+        }
+    }
+    addb_fini(&b);
+    meta_close(meta);
+    meta = NULL;
+    pump(5);
+    event_base_free(base);
+    base = NULL;
+    rm_rf(dir);
+    mg_free(dir);
+}
+END_TEST
+
+static Suite *bkc_suite(void)
+{
+    Suite *s = suite_create("bkc");
+    TCase *t = tcase_create("bkc");
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, test_md_roundtrip);
+    tcase_add_test(t, test_roundtrip_striping);
+    tcase_add_test(t, test_out_of_order_acks);
+    tcase_add_test(t, test_ensemble_change_error);
+    tcase_add_test(t, test_ensemble_change_killed);
+    tcase_add_test(t, test_ensemble_change_timeout);
+    tcase_add_test(t, test_not_enough_bookies);
+    tcase_add_test(t, test_fenced_adds);
+    tcase_add_test(t, test_free_cancels);
+    tcase_add_test(t, test_recovery_dead_writer);
+    tcase_add_test(t, test_recovery_empty_ledger);
+    tcase_add_test(t, test_recovery_bookie_down);
+    tcase_add_test(t, test_read_lac);
+    tcase_add_test(t, test_digest_failover);
+    suite_add_tcase(s, t);
+    TCase *real = tcase_create("real_bookies");
+    tcase_set_timeout(real, 120);
+    tcase_add_test(real, test_real_bookies_inprocess);
+    tcase_add_test(real, test_real_bookie_processes_sigkill);
+    suite_add_tcase(s, real);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(bkc_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
