@@ -11,6 +11,7 @@ case "$build" in /*) ;; *) build=$top/$build ;; esac
 jobs=${JOBS:-$(nproc)}
 
 cd "$top"
+mkdir -p m4
 if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
   autoreconf -fi >/dev/null
 fi
