@@ -96,6 +96,16 @@ static void reply_no_content(struct evhttp_request *req)
     reply_raw(req, 204, NULL, NULL);
 }
 
+/* Completion of a metadata write (svc_done_cb): 204, or 500 with the store's error. */
+static void reply_done(void *data, int status)
+{
+    struct evhttp_request *req = data;
+    if (status < 0)
+        reply_error(req, 500, mg_strerror(status));
+    else
+        reply_no_content(req);
+}
+
 /* ---- request helpers --------------------------------------------------------------------- */
 
 static char *url_decode(const char *s, size_t n)
@@ -230,17 +240,17 @@ static void h_tenants(struct admin_req *r)
             return reply_error(r->req, 412, "Clusters do not exist");
         if (!valid_name(t))
             return reply_error(r->req, 412, "Tenant name is not valid");
-        if (svc_tenant_create(s, t) < 0)
+        if (svc_tenant_create(s, t, reply_done, r->req) < 0)
             return reply_error(r->req, 409, "Tenant already exist");
-        return reply_no_content(r->req);
+        return;
     }
     case EVHTTP_REQ_DELETE: {
-        int rc = svc_tenant_delete(s, t);
+        int rc = svc_tenant_delete(s, t, reply_done, r->req);
         if (rc == -MG_ENOTFOUND)
             return reply_error(r->req, 404, "Tenant doesn't exist");
         if (rc == -MG_EBUSY)
             return reply_error(r->req, 409, "The tenant still has active namespaces");
-        return reply_no_content(r->req);
+        return;
     }
     default:
         return reply_raw(r->req, 405, "text/plain", "Method Not Allowed");
@@ -300,27 +310,23 @@ static void h_namespaces(struct admin_req *r)
                 reply_error(r->req, 412, "Namespace name is not valid");
                 break;
             }
-            int rc = svc_namespace_create(s, full, bundles);
+            int rc = svc_namespace_create(s, full, bundles, reply_done, r->req);
             if (rc == -MG_ENOTFOUND)
                 reply_error(r->req, 404, "Tenant does not exist");
             else if (rc == -MG_EEXIST)
                 reply_error(r->req, 409, "Namespace already exists");
             else if (rc < 0)
                 reply_error(r->req, 412, "Namespace name is not valid");
-            else
-                reply_no_content(r->req);
             break;
         }
         case EVHTTP_REQ_DELETE: {
-            int rc = svc_namespace_delete(s, full);
+            int rc = svc_namespace_delete(s, full, reply_done, r->req);
             if (rc == -MG_ENOTFOUND) {
                 char *msg = mg_asprintf("Namespace %s does not exist.", full);
                 reply_error(r->req, 404, msg);
                 mg_free(msg);
             } else if (rc == -MG_EBUSY) {
                 reply_error(r->req, 409, "Cannot delete non empty namespace");
-            } else {
-                reply_no_content(r->req);
             }
             break;
         }
@@ -418,8 +424,9 @@ static void h_partitions(struct admin_req *r, struct topic_name *tn)
             }
             mg_free(pn);
         }
-        svc_partitions_delete(s, tn->full);
-        return reply_no_content(r->req);
+        if (svc_partitions_delete(s, tn->full, reply_done, r->req) < 0)
+            return reply_error(r->req, 404, "Partitioned topic does not exist");
+        return;
     }
     if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_POST)
         return reply_raw(r->req, 405, "text/plain", "Method Not Allowed");
@@ -442,21 +449,20 @@ static void h_partitions(struct admin_req *r, struct topic_name *tn)
         return reply_error(r->req, 412,
                            "Partitioned Topic Name should not contain '-partition-'");
     if (r->method == EVHTTP_REQ_PUT) {
-        int rc = svc_partitions_set(s, tn->full, (int)n, true);
+        int rc = svc_partitions_set(s, tn->full, (int)n, true, reply_done, r->req);
         if (rc == -MG_EEXIST)
             return reply_error(r->req, 409, cur > 0 ? "Partitioned topic already exists"
                                                     : "This topic already exists");
         if (rc < 0)
             return reply_error(r->req, 500, mg_strerror(rc));
-        return reply_no_content(r->req);
+        return;
     }
-    int rc = svc_partitions_set(s, tn->full, (int)n, false);
+    int rc = svc_partitions_set(s, tn->full, (int)n, false, reply_done, r->req);
     if (rc == -MG_ENOTFOUND)
         return reply_error(r->req, 409, "Topic is not the partitioned topic.");
     if (rc < 0)
         return reply_error(r->req, 409, "Number of new partitions must be greater than "
                                         "existing number of partitions");
-    return reply_no_content(r->req);
 }
 
 static const char *sub_type_name(enum topic_sub_type t)

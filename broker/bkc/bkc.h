@@ -63,9 +63,11 @@ void bkc_config_default(struct bkc_config *cfg);
  * unknown digest). No connection is made until a ledger needs a bookie. */
 int bkc_client_new(struct event_base *base, struct meta_store *meta, const struct bkc_config *cfg,
                    struct bkc_client **out);
-/* Free every ledger handle still open (their pending requests complete with -MG_ECANCELED
- * before this returns; the handles are invalid afterwards), close the bookie connections
- * and free the client. Metadata requests still in flight finish silently. Accepts NULL. */
+/* Free every ledger handle still open (the handles are invalid afterwards), close the bookie
+ * connections and free the client. Every callback still owed runs before this returns (with
+ * -MG_ECANCELED for requests that were pending); when called from inside a bkc callback, they
+ * run right after that callback returns. Metadata requests still in flight finish silently
+ * later, so the meta store may be closed after this. Accepts NULL. */
 void bkc_client_free(struct bkc_client *c);
 
 /* ---- requests ------------------------------------------------------------------------ */
@@ -166,13 +168,18 @@ int bkc_close(struct bkc_ledger *lh, struct bkc_req *req, bkc_cb cb);
 int bkc_read(struct bkc_ledger *lh, int64_t first, int64_t last, struct bkc_req *req, bkc_cb cb);
 
 /* readLastConfirmed for a read handle of an OPEN ledger: ask every bookie of the last
- * ensemble for its last entry and raise bkc_ledger_lac to the highest LAC they carry.
- * Completes with 0 (also on CLOSED ledgers, at once) or -MG_EIO. */
+ * ensemble for its last entry and raise bkc_ledger_lac to the highest LAC they carry, once
+ * every write quorum has Qw-Qa+1 answers. Completes with 0 (at once for a writer or a
+ * CLOSED ledger), -MG_EIO (too few bookies answered), -MG_ENOTALLOWED (EUA),
+ * -MG_ECANCELED. Sync: -MG_EBUSY (one already running), -MG_ENOTALLOWED (handle still
+ * being opened). */
 int bkc_read_lac(struct bkc_ledger *lh, struct bkc_req *req, bkc_cb cb);
 
-/* Free a handle: pending adds, reads and close complete with -MG_ECANCELED before this
- * returns. A writer's ledger stays OPEN in the metadata (a later recovery closes it).
- * Accepts NULL. */
+/* Free a handle (also from inside a bkc callback). Its pending adds, reads, LAC read and
+ * close complete with -MG_ECANCELED: their callbacks run from the loop right after this
+ * returns, behind completions already queued (so add callbacks stay in entry order); the
+ * requests must stay valid until then. A writer's ledger stays OPEN in the metadata (a later
+ * recovery closes it). Accepts NULL. */
 void bkc_ledger_free(struct bkc_ledger *lh);
 
 int64_t bkc_ledger_id(const struct bkc_ledger *lh);

@@ -72,7 +72,8 @@ void bkc_complete(struct bkc_client *c, struct bkc_req *req, int status)
 
 static void client_release(struct bkc_client *c);
 
-/* Run queued callbacks. Returns false if the client was freed by one of them. */
+/* Run queued callbacks (also those queued by bkc_client_free from one of them). Returns
+ * false if the client was freed by one of them. */
 static bool run_done(struct bkc_client *c)
 {
     struct bkc_req *req;
@@ -84,12 +85,12 @@ static bool run_done(struct bkc_client *c)
             c->done_tail = NULL;
         req->next_ = NULL;
         req->cb(req, req->status_);
-        if (c->free_on_return) {
-            client_release(c);
-            return false;
-        }
     }
     c->draining = false;
+    if (c->free_on_return) {
+        client_release(c);
+        return false;
+    }
     return true;
 }
 

@@ -282,13 +282,12 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-static int ensure_conn(struct bkc_bookie *bk)
+static void ensure_conn(struct bkc_bookie *bk)
 {
     if (bk->bev)
-        return 0;
+        return;
     bk->bev = bufferevent_socket_new(bk->c->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!bk->bev)
-        return -1;
+    MG_ASSERT(bk->bev); /* only fails on allocation failure */
     bufferevent_setcb(bk->bev, conn_read_cb, NULL, conn_event_cb, bk);
     bufferevent_enable(bk->bev, EV_READ | EV_WRITE);
     bk->state = BKC_BK_CONNECTING;
@@ -305,7 +304,6 @@ static int ensure_conn(struct bkc_bookie *bk)
         /* Report from the loop so that no op callback runs inside a send. */
         event_active(bk->fail_ev, 0, 0);
     }
-    return 0;
 }
 
 static struct bkc_op *op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledger, int64_t entry,

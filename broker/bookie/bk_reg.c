@@ -73,8 +73,11 @@ static void reg_done(struct meta_req *req, int status)
     bool then_create = op->then_create;
     meta_req_fini(req);
     mg_free(op);
+    if (!s)
+        return; /* the server was freed while this was in flight */
+    s->reg.inflight = NULL;
     if (status == -MG_ECANCELED)
-        return; /* the store is closing; the server may be gone */
+        return; /* the store is closing */
     struct bk_reg *r = &s->reg;
     r->busy = false;
     const char *path = r->path[mode];
@@ -134,6 +137,7 @@ static void reg_issue(struct bk_server *s, enum bk_reg_kind kind, enum bk_reg_mo
         return;
     }
     r->busy = true;
+    r->inflight = op;
 }
 
 void bk_reg_init(struct bk_server *s, struct meta_store *meta, const char *bookie_id)
@@ -189,6 +193,8 @@ bool bk_reg_idle(const struct bk_server *s)
 void bk_reg_fini(struct bk_server *s)
 {
     struct bk_reg *r = &s->reg;
+    if (r->inflight)
+        r->inflight->srv = NULL; /* its completion must not touch the freed server */
     if (r->retry_ev)
         event_free(r->retry_ev);
     mg_free(r->path[BK_REG_WRITABLE]);

@@ -248,6 +248,7 @@ void bk_server_journal_done(struct bk_server *s);
 
 enum bk_reg_mode { BK_REG_NONE = 0, BK_REG_WRITABLE, BK_REG_READONLY };
 
+struct bk_reg_op;
 struct bk_reg {
     struct meta_store *meta; /* borrowed, NULL = no registration */
     char *path[3];           /* owned: indexed by mode (path[NONE] is NULL) */
@@ -255,6 +256,8 @@ struct bk_reg {
     bool busy;                /* one operation in flight */
     bool stopped;             /* shutdown: remove the node */
     struct event *retry_ev;   /* owned */
+    struct bk_reg_op *inflight; /* borrowed: the operation in flight; its server pointer is
+                                   cleared when the server goes first */
 };
 
 void bk_reg_init(struct bk_server *s, struct meta_store *meta, const char *bookie_id);

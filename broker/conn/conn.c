@@ -633,7 +633,7 @@ static void handle_partitioned_metadata(struct conn *c,
         if (n == 0 && tn.partition < 0 && cfg->allow_auto_topic_creation &&
             strcmp(cfg->allow_auto_topic_creation_type, "partitioned") == 0 &&
             !topic_find(svc_topics(c->svc), tn.full) && cfg->default_num_partitions > 0 &&
-            svc_partitions_set(c->svc, tn.full, cfg->default_num_partitions, true) == 0)
+            svc_partitions_set(c->svc, tn.full, cfg->default_num_partitions, true, NULL, NULL) == 0)
             n = cfg->default_num_partitions;
         r.response =
             PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success;

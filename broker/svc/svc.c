@@ -37,31 +37,6 @@
 
 #define SVC_SHUTDOWN_GRACE_SECONDS 10
 
-struct svc {
-    const struct cfg *cfg;          /* borrowed */
-    struct event_base *base;        /* borrowed */
-    struct meta_store *meta;        /* borrowed; may be NULL */
-    struct evconnlistener *listener; /* owned */
-    struct admin *admin;            /* owned */
-    struct ml_factory *mlf;         /* owned */
-    struct topic_registry *topics;  /* owned */
-    struct mg_map conns;            /* id -> struct conn (the svc holds one reference) */
-    uint64_t next_conn_id;
-    int64_t total_conns;
-    int broker_port, web_port;
-    char *broker_url; /* owned */
-    char *web_url;    /* owned */
-    char *broker_id;  /* owned */
-    uint64_t start_ms;
-    bool shutting_down;
-    struct event *shutdown_ev; /* owned: polls until connections are gone */
-    int shutdown_ticks;
-    /* resources */
-    struct mg_map tenants;    /* name -> (void *)1 */
-    struct mg_map namespaces; /* "t/ns" -> bundles count (intptr) */
-    struct mg_map partitions; /* base full name -> partition count (intptr) */
-};
-
 static uint64_t now_ms(void)
 {
     struct timeval tv;
@@ -122,15 +97,6 @@ static struct evconnlistener *listen_on(struct svc *s, const char *addr, int por
     return l;
 }
 
-static void add_default_resources(struct svc *s)
-{
-    mg_map_put_str(&s->tenants, "public", (void *)1);
-    mg_map_put_str(&s->tenants, "pulsar", (void *)1);
-    int bundles = s->cfg->default_number_of_namespace_bundles;
-    mg_map_put_str(&s->namespaces, "public/default", (void *)(intptr_t)bundles);
-    mg_map_put_str(&s->namespaces, "pulsar/system", (void *)(intptr_t)bundles);
-}
-
 struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_store *meta)
 {
     struct svc *s = mg_calloc(1, sizeof *s);
@@ -139,10 +105,13 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
     s->base = base;
     s->start_ms = now_ms();
     mg_map_init(&s->conns);
-    mg_map_init(&s->tenants);
-    mg_map_init(&s->namespaces);
-    mg_map_init(&s->partitions);
-    add_default_resources(s);
+    svc_res_init(s);
+    if (svc_res_load(s) < 0) {
+        MG_ERROR("svc", "cannot load tenants, namespaces and partitioned topics from the "
+                        "metadata store");
+        svc_free(s);
+        return NULL;
+    }
 
     struct ml_config mlc = {
         .cache_size_bytes = (size_t)cfg->managed_ledger_cache_size_mb << 20,
@@ -221,9 +190,7 @@ void svc_free(struct svc *s)
     if (s->shutdown_ev)
         event_free(s->shutdown_ev);
     mg_map_fini(&s->conns);
-    mg_map_fini(&s->tenants);
-    mg_map_fini(&s->namespaces);
-    mg_map_fini(&s->partitions);
+    svc_res_fini(s);
     mg_free(s->broker_url);
     mg_free(s->web_url);
     mg_free(s->broker_id);
@@ -304,165 +271,4 @@ int svc_num_connections(const struct svc *s)
 int64_t svc_total_connections(const struct svc *s)
 {
     return s->total_conns;
-}
-
-/* ---- resources ----------------------------------------------------------------------- */
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The n-th name of a map in sorted order (maps are small: tenants, namespaces). */
-static const char *sorted_nth(const struct mg_map *m, size_t idx)
-{
-    if (idx >= m->count)
-        return NULL;
-    const char **names = mg_malloc(m->count * sizeof *names);
-    size_t pos = 0, n = 0;
-    const char *k;
-    while (mg_map_next(m, &pos, &k, NULL, NULL))
-        names[n++] = k;
-    qsort(names, n, sizeof *names, cmp_str);
-    const char *r = names[idx];
-    mg_free(names);
-    return r;
-}
-
-bool svc_tenant_exists(struct svc *s, const char *tenant)
-{
-    return mg_map_get_str(&s->tenants, tenant) != NULL;
-}
-
-int svc_tenant_create(struct svc *s, const char *tenant)
-{
-    if (svc_tenant_exists(s, tenant))
-        return -MG_EEXIST;
-    mg_map_put_str(&s->tenants, tenant, (void *)1);
-    return 0;
-}
-
-int svc_tenant_delete(struct svc *s, const char *tenant)
-{
-    if (!svc_tenant_exists(s, tenant))
-        return -MG_ENOTFOUND;
-    size_t pos = 0;
-    const char *ns;
-    size_t tl = strlen(tenant);
-    while (mg_map_next(&s->namespaces, &pos, &ns, NULL, NULL))
-        if (strncmp(ns, tenant, tl) == 0 && ns[tl] == '/')
-            return -MG_EBUSY;
-    mg_map_del_str(&s->tenants, tenant);
-    return 0;
-}
-
-const char *svc_tenant_next(struct svc *s, size_t *pos)
-{
-    return sorted_nth(&s->tenants, (*pos)++);
-}
-
-bool svc_namespace_exists(struct svc *s, const char *tenant_ns)
-{
-    return mg_map_get_str(&s->namespaces, tenant_ns) != NULL;
-}
-
-int svc_namespace_create(struct svc *s, const char *tenant_ns, int bundles)
-{
-    const char *slash = strchr(tenant_ns, '/');
-    if (!slash || slash == tenant_ns || !slash[1] || strchr(slash + 1, '/'))
-        return -MG_EINVAL;
-    char *tenant = mg_strndup(tenant_ns, (size_t)(slash - tenant_ns));
-    bool tenant_ok = svc_tenant_exists(s, tenant);
-    mg_free(tenant);
-    if (!tenant_ok)
-        return -MG_ENOTFOUND;
-    if (svc_namespace_exists(s, tenant_ns))
-        return -MG_EEXIST;
-    if (bundles <= 0)
-        bundles = s->cfg->default_number_of_namespace_bundles;
-    mg_map_put_str(&s->namespaces, tenant_ns, (void *)(intptr_t)bundles);
-    return 0;
-}
-
-int svc_namespace_delete(struct svc *s, const char *tenant_ns)
-{
-    if (!svc_namespace_exists(s, tenant_ns))
-        return -MG_ENOTFOUND;
-    char *prefix = mg_asprintf("persistent://%s/", tenant_ns);
-    size_t plen = strlen(prefix);
-    bool busy = false;
-    size_t pos = 0;
-    struct topic *t;
-    while (!busy && (t = topic_next(s->topics, &pos)))
-        busy = strncmp(topic_full_name(t), prefix, plen) == 0;
-    const char *base;
-    int n;
-    pos = 0;
-    while (!busy && (base = svc_partitions_next(s, &pos, &n)))
-        busy = strncmp(base, prefix, plen) == 0;
-    mg_free(prefix);
-    if (busy)
-        return -MG_EBUSY;
-    mg_map_del_str(&s->namespaces, tenant_ns);
-    return 0;
-}
-
-const char *svc_namespace_next(struct svc *s, size_t *pos)
-{
-    return sorted_nth(&s->namespaces, (*pos)++);
-}
-
-int svc_partitions_get(struct svc *s, const char *base_full_name)
-{
-    return (int)(intptr_t)mg_map_get_str(&s->partitions, base_full_name);
-}
-
-int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool create)
-{
-    int cur = svc_partitions_get(s, base_full_name);
-    if (n <= 0)
-        return -MG_EINVAL;
-    if (create) {
-        if (cur > 0 || topic_find(s->topics, base_full_name))
-            return -MG_EEXIST;
-    } else {
-        if (cur == 0)
-            return -MG_ENOTFOUND;
-        if (n <= cur)
-            return -MG_EINVAL;
-    }
-    mg_map_put_str(&s->partitions, base_full_name, (void *)(intptr_t)n);
-    return 0;
-}
-
-int svc_partitions_delete(struct svc *s, const char *base_full_name)
-{
-    return mg_map_del_str(&s->partitions, base_full_name) ? 0 : -MG_ENOTFOUND;
-}
-
-const char *svc_partitions_next(struct svc *s, size_t *pos, int *n)
-{
-    const char *k;
-    void *v;
-    if (!mg_map_next(&s->partitions, pos, &k, NULL, &v))
-        return NULL;
-    if (n)
-        *n = (int)(intptr_t)v;
-    return k;
-}
-
-int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reason)
-{
-    if (!n->persistent) {
-        *reason = "Non-persistent topics are not supported";
-        return -MG_ENOTALLOWED;
-    }
-    char *ns = mg_asprintf("%s/%s", n->tenant, n->ns);
-    bool ok = svc_namespace_exists(s, ns);
-    mg_free(ns);
-    if (!ok) {
-        *reason = "Namespace does not exist";
-        return -MG_ENOTFOUND;
-    }
-    return 0;
 }

@@ -50,25 +50,43 @@ uint64_t svc_start_time_ms(const struct svc *s);
 int svc_num_connections(const struct svc *s);
 int64_t svc_total_connections(const struct svc *s);
 
-/* ---- resources ----------------------------------------------------------------------- */
+/* ---- resources -----------------------------------------------------------------------
+ *
+ * Tenants, namespaces and partitioned-topic metadata live in the metadata store under
+ * Pulsar's paths (/admin/policies/<tenant>[/<ns>], /admin/partitioned-topics/...); the
+ * service keeps a cache loaded at start. Reads answer from the cache. Mutations validate,
+ * update the cache at once and write the store; cb (may be NULL) runs once the write is
+ * durable, always after the call returned, with 0 or the store's error. A synchronous
+ * error returns <0 and cb never runs. */
+
+typedef void (*svc_done_cb)(void *data, int status);
 
 bool svc_tenant_exists(struct svc *s, const char *tenant);
-int svc_tenant_create(struct svc *s, const char *tenant); /* -MG_EEXIST */
-int svc_tenant_delete(struct svc *s, const char *tenant); /* -MG_ENOTFOUND, -MG_EBUSY */
+/* -MG_EEXIST */
+int svc_tenant_create(struct svc *s, const char *tenant, svc_done_cb cb, void *data);
+/* -MG_ENOTFOUND, -MG_EBUSY (namespaces left) */
+int svc_tenant_delete(struct svc *s, const char *tenant, svc_done_cb cb, void *data);
 /* Iterate tenant names in sorted order: *pos = 0 first, NULL at the end. */
 const char *svc_tenant_next(struct svc *s, size_t *pos);
 
 bool svc_namespace_exists(struct svc *s, const char *tenant_ns);
-int svc_namespace_create(struct svc *s, const char *tenant_ns, int bundles);
-int svc_namespace_delete(struct svc *s, const char *tenant_ns);
+/* -MG_EINVAL (not "t/ns"), -MG_ENOTFOUND (no tenant), -MG_EEXIST */
+int svc_namespace_create(struct svc *s, const char *tenant_ns, int bundles, svc_done_cb cb,
+                         void *data);
+/* -MG_ENOTFOUND, -MG_EBUSY (topics left) */
+int svc_namespace_delete(struct svc *s, const char *tenant_ns, svc_done_cb cb, void *data);
 const char *svc_namespace_next(struct svc *s, size_t *pos);
+/* Bundles of a namespace (0 if it does not exist). */
+int svc_namespace_bundles(struct svc *s, const char *tenant_ns);
 
 /* Partitioned topics: base full name -> partition count. 0 = not partitioned. */
 int svc_partitions_get(struct svc *s, const char *base_full_name);
 /* Create (-MG_EEXIST if a partitioned or plain topic of that name exists) or update
- * (grow only: -MG_EINVAL otherwise) the partition count. */
-int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool create);
-int svc_partitions_delete(struct svc *s, const char *base_full_name);
+ * (grow only: -MG_EINVAL otherwise; -MG_ENOTFOUND if not partitioned) the count. */
+int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool create,
+                       svc_done_cb cb, void *data);
+int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb cb,
+                          void *data);
 /* Iterate: *pos = 0 first; NULL at the end; *n gets the count. */
 const char *svc_partitions_next(struct svc *s, size_t *pos, int *n);
 

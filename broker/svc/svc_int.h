@@ -2,10 +2,57 @@
 #ifndef MG_SVC_INT_H
 #define MG_SVC_INT_H
 
-struct svc;
+#include "util/map.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
 struct conn;
+struct cfg;
+struct event;
+struct event_base;
+struct evconnlistener;
+struct admin;
+struct ml_factory;
+struct topic_registry;
+struct meta_store;
+
+struct svc {
+    const struct cfg *cfg;          /* borrowed */
+    struct event_base *base;        /* borrowed */
+    struct meta_store *meta;        /* borrowed; may be NULL */
+    struct evconnlistener *listener; /* owned */
+    struct admin *admin;            /* owned */
+    struct ml_factory *mlf;         /* owned */
+    struct topic_registry *topics;  /* owned */
+    struct mg_map conns;            /* id -> struct conn (the svc holds one reference) */
+    uint64_t next_conn_id;
+    int64_t total_conns;
+    int broker_port, web_port;
+    char *broker_url; /* owned */
+    char *web_url;    /* owned */
+    char *broker_id;  /* owned */
+    uint64_t start_ms;
+    bool shutting_down;
+    struct event *shutdown_ev; /* owned: polls until connections are gone */
+    int shutdown_ticks;
+    /* resources (svc_res.c): a cache of what the metadata store holds */
+    struct mg_map tenants;    /* name -> (void *)1 */
+    struct mg_map namespaces; /* "t/ns" -> bundles count (intptr) */
+    struct mg_map partitions; /* base full name -> partition count (intptr) */
+    int res_loading;          /* metadata reads outstanding while loading */
+    int res_load_error;       /* first error while loading */
+};
+
 
 /* A connection closed itself: drop the service's reference to it. */
 void svc_conn_closed(struct svc *s, struct conn *c);
+
+/* Resources (svc_res.c): set up the cache; load it from the metadata store (creating the
+ * cluster's default tenants and namespaces on first start) — blocks, running the loop,
+ * until done or a bound; returns 0 or a negative error. */
+void svc_res_init(struct svc *s);
+int svc_res_load(struct svc *s);
+void svc_res_fini(struct svc *s);
 
 #endif

@@ -947,6 +947,45 @@ START_TEST(test_free_cancels)
 }
 END_TEST
 
+static int free_in_cb_status[4], free_in_cb_n;
+
+static void free_in_cb(struct bkc_req *req, int status)
+{
+    free_in_cb_status[free_in_cb_n++] = status;
+    if (req->entry_id == 0) {
+        bkc_client_free(cl);
+        cl = NULL;
+    }
+}
+
+START_TEST(test_client_free_in_callback)
+{
+    fx_setup(2, 2, 2, 2, 30000);
+    struct bkc_ledger *lh = create_sync(cl, 0);
+    struct evbuffer *p = evbuffer_new();
+    evbuffer_add(p, "x", 1);
+    struct bkc_req req[3];
+    memset(req, 0, sizeof(req));
+    fb[1]->hold = true; /* only entry 0 will be acknowledged by both */
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(bkc_add(lh, p, &req[i], free_in_cb), 0);
+    sleep_loop(20);
+    ck_assert_int_eq(fb[1]->n_held, 3);
+    bufferevent_write_buffer(fb[1]->held[0].bev, fb[1]->held[0].resp);
+    uint64_t end = bkc_now_ms() + 5000;
+    while (free_in_cb_n < 3 && bkc_now_ms() < end)
+        pump(1);
+    ck_assert_int_eq(free_in_cb_n, 3);
+    ck_assert_int_eq(free_in_cb_status[0], 0);
+    ck_assert_int_eq(free_in_cb_status[1], -MG_ECANCELED);
+    ck_assert_int_eq(free_in_cb_status[2], -MG_ECANCELED);
+    pump(10);
+    ck_assert_int_eq(free_in_cb_n, 3);
+    evbuffer_free(p);
+    fx_teardown();
+}
+END_TEST
+
 /* ---- tests: recovery ---------------------------------------------------------------------- */
 
 START_TEST(test_recovery_dead_writer)
@@ -1191,6 +1230,7 @@ START_TEST(test_real_bookies_inprocess)
     for (int i = 0; i < 10; i++)
         add_one(&b, w);
     bk_server_shutdown(bs[vi]);
+    sleep_loop(20); /* let the unregistration finish: bk_server_free must not race it */
     bk_server_free(bs[vi]);
     bs[vi] = NULL;
     for (int i = 0; i < 10; i++)
@@ -1216,10 +1256,13 @@ START_TEST(test_real_bookies_inprocess)
     bkc_client_free(cl);
     cl = NULL;
     for (int i = 0; i < 4; i++) {
-        if (bs[i]) {
+        if (bs[i])
             bk_server_shutdown(bs[i]);
+    }
+    sleep_loop(20);
+    for (int i = 0; i < 4; i++) {
+        if (bs[i])
             bk_server_free(bs[i]);
-        }
     }
     pump(5);
     addb_fini(&b);
@@ -1357,6 +1400,183 @@ START_TEST(test_real_bookie_processes_sigkill)
 }
 END_TEST
 
+START_TEST(test_recovery_concurrent)
+{
+    fx_setup(3, 3, 2, 2, 30000);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    int64_t id = bkc_ledger_id(w);
+    struct addb b = {0};
+    for (int i = 0; i < 9; i++)
+        add_one(&b, w);
+    addb_wait(&b);
+    struct bkc_client *c2 = client_new(3, 2, 2, 30000), *c3 = client_new(3, 2, 2, 30000);
+    struct res r2 = {0}, r3 = {0};
+    struct bkc_req q2 = {.data = &r2}, q3 = {.data = &r3};
+    ck_assert_int_eq(bkc_open(c2, id, true, &q2, res_cb), 0);
+    ck_assert_int_eq(bkc_open(c3, id, true, &q3, res_cb), 0);
+    wait_for(&r2.done);
+    wait_for(&r3.done);
+    ck_assert_msg(r2.status == 0, "%s", q2.errmsg);
+    ck_assert_msg(r3.status == 0, "%s", q3.errmsg);
+    ck_assert_int_eq(bkc_ledger_lac(q2.ledger), 8);
+    ck_assert_int_eq(bkc_ledger_lac(q3.ledger), 8);
+    struct bkc_md md;
+    md_read(id, &md);
+    ck_assert_int_eq(md.state, BKC_STATE_CLOSED);
+    ck_assert_int_eq(md.last_entry, 8);
+    bkc_md_fini(&md);
+    check_read(q3.ledger, 0, 8);
+    bkc_ledger_free(q2.ledger);
+    bkc_ledger_free(q3.ledger);
+    bkc_client_free(c2);
+    bkc_client_free(c3);
+    bkc_ledger_free(w);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+START_TEST(test_recovery_after_ensemble_change)
+{
+    /* the writer changed ensembles, then died: recovery fences the last ensemble and starts
+     * no earlier than its first entry - 1 */
+    fx_setup(3, 2, 2, 2, 30000);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    int64_t id = bkc_ledger_id(w);
+    struct addb b = {0};
+    for (int i = 0; i < 5; i++)
+        add_one(&b, w);
+    addb_wait(&b);
+    struct fbk *victim = fb_by_id(fb, NFB, bkc_ledger_bookie(w, 0));
+    fbk_kill(victim, true);
+    for (int i = 0; i < 5; i++)
+        add_one(&b, w);
+    addb_wait(&b);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(b.status[i], 0);
+    ck_assert_int_eq(bkc_ledger_num_segments(w), 2);
+    struct bkc_client *c2 = client_new(2, 2, 2, 30000);
+    struct bkc_ledger *r = open_sync(c2, id, true, 0);
+    ck_assert_int_eq(bkc_ledger_lac(r), 9);
+    check_read(r, 0, 9);
+    bkc_ledger_free(r);
+    bkc_client_free(c2);
+    bkc_ledger_free(w);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+START_TEST(test_change_sees_recovery)
+{
+    /* someone marked the ledger IN_RECOVERY (bookies not fenced yet): the writer's next
+     * ensemble change loses the CAS and reports the ledger fenced */
+    fx_setup(3, 2, 2, 2, 30000);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    int64_t id = bkc_ledger_id(w);
+    struct addb b = {0};
+    add_one(&b, w);
+    addb_wait(&b);
+    struct bkc_md md;
+    md_read(id, &md);
+    md.state = BKC_STATE_IN_RECOVERY;
+    uint8_t *buf;
+    size_t len;
+    bkc_md_encode(&md, &buf, &len);
+    char *p = bkc_ledger_path("/ledgers", id);
+    ck_assert_int_eq(meta_put_sync(p, buf, len, 0), 0);
+    mg_free(p);
+    mg_free(buf);
+    bkc_md_fini(&md);
+    fb_by_id(fb, NFB, bkc_ledger_bookie(w, 0))->add_rc = 101;
+    add_one(&b, w);
+    addb_wait(&b);
+    ck_assert_int_eq(b.status[1], -MG_EFENCED);
+    ck_assert_msg(strstr(b.req[1].errmsg, "recovered") != NULL, "%s", b.req[1].errmsg);
+    bkc_ledger_free(w);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+START_TEST(test_unauthorized)
+{
+    fx_setup(2, 2, 2, 2, 30000);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    fb[0]->add_rc = 102;
+    fb[1]->add_rc = 102;
+    struct addb b = {0};
+    add_one(&b, w);
+    addb_wait(&b);
+    ck_assert_int_eq(b.status[0], -MG_ENOTALLOWED);
+    bkc_ledger_free(w);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+static void digest_case(enum bkc_digest d)
+{
+    fx_setup(2, 2, 2, 2, 30000);
+    struct bkc_config cfg;
+    bkc_config_default(&cfg);
+    cfg.digest = d;
+    cfg.password = "secret";
+    struct bkc_client *c = NULL;
+    ck_assert_int_eq(bkc_client_new(base, meta, &cfg, &c), 0);
+    struct bkc_ledger *w = create_sync(c, 0);
+    struct addb b = {0};
+    for (int i = 0; i < 3; i++)
+        add_one(&b, w);
+    addb_wait(&b);
+    ck_assert_int_eq(close_sync(w), 0);
+    /* a client configured with other defaults takes digest and password from metadata */
+    struct bkc_ledger *r = open_sync(cl, bkc_ledger_id(w), true, 0);
+    check_read(r, 0, 2);
+    /* corruption is caught with this digest too */
+    fb[0]->corrupt = fb[1]->corrupt = true;
+    struct res rs = {0};
+    struct bkc_req req = {.data = &rs};
+    ck_assert_int_eq(bkc_read(r, 0, 0, &req, res_cb), 0);
+    wait_for(&rs.done);
+    ck_assert_int_eq(rs.status, d == BKC_DIGEST_DUMMY ? 0 : -MG_ECHECKSUM);
+    bkc_req_fini(&req);
+    bkc_ledger_free(r);
+    bkc_ledger_free(w);
+    bkc_client_free(c);
+    addb_fini(&b);
+    fx_teardown();
+}
+
+START_TEST(test_digest_types)
+{
+    digest_case(BKC_DIGEST_HMAC);
+    digest_case(BKC_DIGEST_CRC32);
+    digest_case(BKC_DIGEST_DUMMY);
+}
+END_TEST
+
+START_TEST(test_read_timeout_failover)
+{
+    fx_setup(2, 2, 2, 2, 200);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    struct addb b = {0};
+    for (int i = 0; i < 4; i++)
+        add_one(&b, w);
+    addb_wait(&b);
+    ck_assert_int_eq(close_sync(w), 0);
+    /* a bookie that accepts connections but never reads */
+    struct fbk *f0 = fb_by_id(fb, NFB, bkc_ledger_bookie(w, 0));
+    for (int j = 0; j < FB_MAX_CONNS; j++)
+        if (f0->conns[j])
+            bufferevent_disable(f0->conns[j], EV_READ);
+    check_read(w, 0, 3);
+    bkc_ledger_free(w);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
 static Suite *bkc_suite(void)
 {
     Suite *s = suite_create("bkc");
@@ -1371,10 +1591,17 @@ static Suite *bkc_suite(void)
     tcase_add_test(t, test_not_enough_bookies);
     tcase_add_test(t, test_fenced_adds);
     tcase_add_test(t, test_free_cancels);
+    tcase_add_test(t, test_client_free_in_callback);
     tcase_add_test(t, test_recovery_dead_writer);
     tcase_add_test(t, test_recovery_empty_ledger);
     tcase_add_test(t, test_recovery_bookie_down);
     tcase_add_test(t, test_read_lac);
+    tcase_add_test(t, test_recovery_concurrent);
+    tcase_add_test(t, test_recovery_after_ensemble_change);
+    tcase_add_test(t, test_change_sees_recovery);
+    tcase_add_test(t, test_unauthorized);
+    tcase_add_test(t, test_digest_types);
+    tcase_add_test(t, test_read_timeout_failover);
     tcase_add_test(t, test_digest_failover);
     suite_add_tcase(s, t);
     TCase *real = tcase_create("real_bookies");

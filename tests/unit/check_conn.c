@@ -255,7 +255,8 @@ START_TEST(test_lookup_and_partitioned_metadata)
     ck_assert(f.cmd->lookuptopicresponse->has_error);
     wire_frame_clear(&f);
 
-    ck_assert_int_eq(svc_partitions_set(fx.svc, "persistent://public/default/parts", 3, true), 0);
+    ck_assert_int_eq(
+        svc_partitions_set(fx.svc, "persistent://public/default/parts", 3, true, NULL, NULL), 0);
     Pulsar__Proto__CommandPartitionedTopicMetadata pm =
         PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA__INIT;
     pm.topic = "parts";

@@ -1,0 +1,522 @@
+/*
+ * svc_res.c - cluster resources: tenants, namespaces and partitioned-topic metadata.
+ *
+ * The metadata store holds them under Pulsar's paths (pulsar-wire.md §9):
+ *   /admin/clusters/<cluster>                               ClusterData JSON
+ *   /admin/policies/<tenant>                                TenantInfo JSON
+ *   /admin/policies/<tenant>/<ns>                           Policies JSON (bundles)
+ *   /admin/partitioned-topics/<tenant>/<ns>/persistent/<enc> {"partitions":N}
+ * The service keeps a cache. Happy path: at start svc_res_load reads everything (running
+ * the loop until done, bounded), creating the cluster, tenants "public" and "pulsar" and
+ * namespaces "public/default" and "pulsar/system" on first start; mutations update the
+ * cache at once and write through to the store, completing their callback when durable.
+ *
+ * Failure modes: a store that cannot be read at start fails svc_new; a failed write is
+ * logged and reported to the caller's callback (the cache keeps the new value, which the
+ * next restart would not see — the admin API reports the error so the user retries).
+ * Without a metadata store (managedLedgerStore=memory tests) the cache is all there is.
+ *
+ * Other brokers' changes are seen after a restart; watches come with multi-broker
+ * ownership.
+ */
+#include "config/cfg.h"
+#include "meta/meta.h"
+#include "svc/svc.h"
+#include "svc/svc_int.h"
+#include "topic/topic.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RES_LOAD_TIMEOUT_MS 30000
+
+void svc_res_init(struct svc *s)
+{
+    mg_map_init(&s->tenants);
+    mg_map_init(&s->namespaces);
+    mg_map_init(&s->partitions);
+}
+
+void svc_res_fini(struct svc *s)
+{
+    mg_map_fini(&s->tenants);
+    mg_map_fini(&s->namespaces);
+    mg_map_fini(&s->partitions);
+}
+
+/* ---- writes ------------------------------------------------------------------------------ */
+
+struct res_write {
+    struct svc *s; /* borrowed */
+    svc_done_cb cb;
+    void *data;
+    char *path; /* owned */
+    bool is_delete;
+    struct meta_req req;
+};
+
+static void res_write_done(struct meta_req *req, int status)
+{
+    struct res_write *w = req->data;
+    if (status == -MG_ENOTFOUND && w->is_delete)
+        status = 0; /* deleting what is already gone */
+    if (status < 0)
+        MG_ERROR("svc", "metadata write of %s failed: %s", w->path, mg_strerror(status));
+    if (w->cb)
+        w->cb(w->data, status);
+    meta_req_fini(req);
+    mg_free(w->path);
+    mg_free(w);
+}
+
+static void res_write_deferred(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct res_write *w = arg;
+    if (w->cb)
+        w->cb(w->data, w->s->meta ? -MG_EIO : 0);
+    mg_free(w->path);
+    mg_free(w);
+}
+
+/* Write json at path (json NULL: delete path). cb runs after the call returned. */
+static void res_persist(struct svc *s, const char *path, json_t *json, svc_done_cb cb,
+                        void *data)
+{
+    struct res_write *w = mg_calloc(1, sizeof *w);
+    w->s = s;
+    w->cb = cb;
+    w->data = data;
+    w->path = mg_strdup(path);
+    w->is_delete = json == NULL;
+    w->req.data = w;
+    int rc;
+    if (!s->meta) {
+        json_decref(json);
+        struct timeval zero = {0, 0};
+        event_base_once(s->base, -1, EV_TIMEOUT, res_write_deferred, w, &zero);
+        return;
+    }
+    if (json) {
+        char *text = json_dumps(json, JSON_COMPACT);
+        json_decref(json);
+        rc = meta_put(s->meta, path, text, strlen(text), META_VERSION_ANY, META_CREATE_PARENTS,
+                      &w->req, res_write_done);
+        free(text);
+    } else {
+        rc = meta_delete(s->meta, path, META_VERSION_ANY, &w->req, res_write_done);
+    }
+    if (rc < 0) {
+        /* Synchronous failure: report it on the next loop pass all the same. */
+        MG_ERROR("svc", "metadata write of %s refused: %s", path, mg_strerror(rc));
+        struct timeval zero = {0, 0};
+        event_base_once(s->base, -1, EV_TIMEOUT, res_write_deferred, w, &zero);
+    }
+}
+
+static char *tenant_path(const char *tenant)
+{
+    return mg_asprintf("/admin/policies/%s", tenant);
+}
+
+static char *partitions_path(const char *base_full_name)
+{
+    struct topic_name tn;
+    if (topic_name_parse(base_full_name, &tn) < 0)
+        return NULL;
+    char *ml = topic_name_ml(&tn);
+    char *p = mg_asprintf("/admin/partitioned-topics/%s", ml);
+    mg_free(ml);
+    topic_name_fini(&tn);
+    return p;
+}
+
+static json_t *tenant_json(struct svc *s)
+{
+    return json_pack("{s:[],s:[s]}", "adminRoles", "allowedClusters", s->cfg->cluster_name);
+}
+
+static json_t *namespace_json(struct svc *s, int bundles)
+{
+    json_t *b = json_array();
+    uint64_t seg = 0x100000000ull / (uint64_t)bundles;
+    char buf[24];
+    for (int i = 0; i < bundles; i++) {
+        snprintf(buf, sizeof buf, "0x%08llx",
+                 (unsigned long long)((seg * (uint64_t)i) & 0xffffffffu));
+        json_array_append_new(b, json_string(buf));
+    }
+    json_array_append_new(b, json_string("0xffffffff"));
+    return json_pack("{s:{s:o,s:i},s:[s]}", "bundles", "boundaries", b, "numBundles", bundles,
+                     "replication_clusters", s->cfg->cluster_name);
+}
+
+/* ---- cache + write-through --------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The n-th name of a map in sorted order (maps are small: tenants, namespaces). */
+static const char *sorted_nth(const struct mg_map *m, size_t idx)
+{
+    if (idx >= m->count)
+        return NULL;
+    const char **names = mg_malloc(m->count * sizeof *names);
+    size_t pos = 0, n = 0;
+    const char *k;
+    while (mg_map_next(m, &pos, &k, NULL, NULL))
+        names[n++] = k;
+    qsort(names, n, sizeof *names, cmp_str);
+    const char *r = names[idx];
+    mg_free(names);
+    return r;
+}
+
+bool svc_tenant_exists(struct svc *s, const char *tenant)
+{
+    return mg_map_get_str(&s->tenants, tenant) != NULL;
+}
+
+int svc_tenant_create(struct svc *s, const char *tenant, svc_done_cb cb, void *data)
+{
+    if (!*tenant || strchr(tenant, '/'))
+        return -MG_EINVAL;
+    if (svc_tenant_exists(s, tenant))
+        return -MG_EEXIST;
+    mg_map_put_str(&s->tenants, tenant, (void *)1);
+    char *path = tenant_path(tenant);
+    res_persist(s, path, tenant_json(s), cb, data);
+    mg_free(path);
+    return 0;
+}
+
+int svc_tenant_delete(struct svc *s, const char *tenant, svc_done_cb cb, void *data)
+{
+    if (!svc_tenant_exists(s, tenant))
+        return -MG_ENOTFOUND;
+    size_t pos = 0;
+    const char *ns;
+    size_t tl = strlen(tenant);
+    while (mg_map_next(&s->namespaces, &pos, &ns, NULL, NULL))
+        if (strncmp(ns, tenant, tl) == 0 && ns[tl] == '/')
+            return -MG_EBUSY;
+    mg_map_del_str(&s->tenants, tenant);
+    char *path = tenant_path(tenant);
+    res_persist(s, path, NULL, cb, data);
+    mg_free(path);
+    return 0;
+}
+
+const char *svc_tenant_next(struct svc *s, size_t *pos)
+{
+    return sorted_nth(&s->tenants, (*pos)++);
+}
+
+bool svc_namespace_exists(struct svc *s, const char *tenant_ns)
+{
+    return mg_map_get_str(&s->namespaces, tenant_ns) != NULL;
+}
+
+int svc_namespace_bundles(struct svc *s, const char *tenant_ns)
+{
+    return (int)(intptr_t)mg_map_get_str(&s->namespaces, tenant_ns);
+}
+
+int svc_namespace_create(struct svc *s, const char *tenant_ns, int bundles, svc_done_cb cb,
+                         void *data)
+{
+    const char *slash = strchr(tenant_ns, '/');
+    if (!slash || slash == tenant_ns || !slash[1] || strchr(slash + 1, '/'))
+        return -MG_EINVAL;
+    char *tenant = mg_strndup(tenant_ns, (size_t)(slash - tenant_ns));
+    bool tenant_ok = svc_tenant_exists(s, tenant);
+    mg_free(tenant);
+    if (!tenant_ok)
+        return -MG_ENOTFOUND;
+    if (svc_namespace_exists(s, tenant_ns))
+        return -MG_EEXIST;
+    if (bundles <= 0 || bundles > 1024)
+        bundles = s->cfg->default_number_of_namespace_bundles;
+    mg_map_put_str(&s->namespaces, tenant_ns, (void *)(intptr_t)bundles);
+    char *path = tenant_path(tenant_ns);
+    res_persist(s, path, namespace_json(s, bundles), cb, data);
+    mg_free(path);
+    return 0;
+}
+
+int svc_namespace_delete(struct svc *s, const char *tenant_ns, svc_done_cb cb, void *data)
+{
+    if (!svc_namespace_exists(s, tenant_ns))
+        return -MG_ENOTFOUND;
+    char *prefix = mg_asprintf("persistent://%s/", tenant_ns);
+    size_t plen = strlen(prefix);
+    bool busy = false;
+    size_t pos = 0;
+    struct topic *t;
+    while (!busy && (t = topic_next(s->topics, &pos)))
+        busy = strncmp(topic_full_name(t), prefix, plen) == 0;
+    const char *base;
+    int n;
+    pos = 0;
+    while (!busy && (base = svc_partitions_next(s, &pos, &n)))
+        busy = strncmp(base, prefix, plen) == 0;
+    mg_free(prefix);
+    if (busy)
+        return -MG_EBUSY;
+    mg_map_del_str(&s->namespaces, tenant_ns);
+    char *path = tenant_path(tenant_ns);
+    res_persist(s, path, NULL, cb, data);
+    mg_free(path);
+    return 0;
+}
+
+const char *svc_namespace_next(struct svc *s, size_t *pos)
+{
+    return sorted_nth(&s->namespaces, (*pos)++);
+}
+
+int svc_partitions_get(struct svc *s, const char *base_full_name)
+{
+    return (int)(intptr_t)mg_map_get_str(&s->partitions, base_full_name);
+}
+
+int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool create,
+                       svc_done_cb cb, void *data)
+{
+    int cur = svc_partitions_get(s, base_full_name);
+    if (n <= 0)
+        return -MG_EINVAL;
+    if (create) {
+        if (cur > 0 || topic_find(s->topics, base_full_name))
+            return -MG_EEXIST;
+    } else {
+        if (cur == 0)
+            return -MG_ENOTFOUND;
+        if (n <= cur)
+            return -MG_EINVAL;
+    }
+    char *path = partitions_path(base_full_name);
+    if (!path)
+        return -MG_EBADNAME;
+    mg_map_put_str(&s->partitions, base_full_name, (void *)(intptr_t)n);
+    res_persist(s, path, json_pack("{s:i}", "partitions", n), cb, data);
+    mg_free(path);
+    return 0;
+}
+
+int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb cb,
+                          void *data)
+{
+    if (!mg_map_get_str(&s->partitions, base_full_name))
+        return -MG_ENOTFOUND;
+    char *path = partitions_path(base_full_name);
+    if (!path)
+        return -MG_EBADNAME;
+    mg_map_del_str(&s->partitions, base_full_name);
+    res_persist(s, path, NULL, cb, data);
+    mg_free(path);
+    return 0;
+}
+
+const char *svc_partitions_next(struct svc *s, size_t *pos, int *n)
+{
+    const char *k;
+    void *v;
+    if (!mg_map_next(&s->partitions, pos, &k, NULL, &v))
+        return NULL;
+    if (n)
+        *n = (int)(intptr_t)v;
+    return k;
+}
+
+int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reason)
+{
+    if (!n->persistent) {
+        *reason = "Non-persistent topics are not supported";
+        return -MG_ENOTALLOWED;
+    }
+    char *ns = mg_asprintf("%s/%s", n->tenant, n->ns);
+    bool ok = svc_namespace_exists(s, ns);
+    mg_free(ns);
+    if (!ok) {
+        *reason = "Namespace does not exist";
+        return -MG_ENOTFOUND;
+    }
+    return 0;
+}
+
+/* ---- loading ----------------------------------------------------------------------------- */
+
+/* One step of the load walk: list children of path (depth says what they are) or read a
+ * partitioned topic's value. */
+enum res_step {
+    RES_TENANTS = 0,    /* children of /admin/policies: tenants */
+    RES_NAMESPACES,     /* children of /admin/policies/<t>: namespaces */
+    RES_NS_VALUE,       /* value of /admin/policies/<t>/<ns>: bundles */
+    RES_PT_TENANTS,     /* children of /admin/partitioned-topics */
+    RES_PT_NAMESPACES,  /* children of .../<t> */
+    RES_PT_DOMAINS,     /* children of .../<t>/<ns>: "persistent" */
+    RES_PT_TOPICS,      /* children of .../<t>/<ns>/persistent */
+    RES_PT_VALUE,       /* value of a partitioned topic */
+};
+
+struct res_load {
+    struct svc *s;
+    enum res_step step;
+    char *path; /* owned */
+    struct meta_req req;
+};
+
+static void res_load_issue(struct svc *s, enum res_step step, char *path);
+
+static void res_load_done(struct meta_req *req, int status)
+{
+    struct res_load *l = req->data;
+    struct svc *s = l->s;
+    s->res_loading--;
+    if (status == -MG_ENOTFOUND) {
+        status = 0; /* nothing stored there yet */
+    } else if (status < 0) {
+        MG_ERROR("svc", "reading %s from the metadata store: %s", l->path, mg_strerror(status));
+        if (!s->res_load_error)
+            s->res_load_error = status;
+    } else if (l->step == RES_NS_VALUE || l->step == RES_PT_VALUE) {
+        json_t *j = json_loadb(req->value ? req->value : "", req->len, 0, NULL);
+        const char *rest = l->path + strlen(l->step == RES_NS_VALUE ? "/admin/policies/"
+                                                                     : "/admin/partitioned-topics/");
+        if (l->step == RES_NS_VALUE) {
+            json_t *nb = json_object_get(json_object_get(j, "bundles"), "numBundles");
+            int bundles = json_is_integer(nb) ? (int)json_integer_value(nb)
+                                              : s->cfg->default_number_of_namespace_bundles;
+            mg_map_put_str(&s->namespaces, rest, (void *)(intptr_t)bundles);
+        } else {
+            /* rest = <t>/<ns>/persistent/<url-encoded local> */
+            json_t *np = json_object_get(j, "partitions");
+            char *copy = mg_strdup(rest);
+            char *t = strtok(copy, "/"), *ns = strtok(NULL, "/"), *dom = strtok(NULL, "/");
+            char *enc = strtok(NULL, "");
+            char *local = enc ? evhttp_uridecode(enc, 1, NULL) : NULL;
+            if (t && ns && dom && local && json_is_integer(np) && json_integer_value(np) > 0) {
+                char *full = mg_asprintf("%s://%s/%s/%s", dom, t, ns, local);
+                mg_map_put_str(&s->partitions, full, (void *)(intptr_t)json_integer_value(np));
+                mg_free(full);
+            } else {
+                MG_WARN("svc", "ignoring unreadable partitioned-topic metadata at %s", l->path);
+            }
+            free(local);
+            mg_free(copy);
+        }
+        json_decref(j);
+    } else {
+        for (int i = 0; i < req->n_children; i++) {
+            char *child = mg_asprintf("%s/%s", l->path, req->children[i]);
+            switch (l->step) {
+            case RES_TENANTS:
+                mg_map_put_str(&s->tenants, req->children[i], (void *)1);
+                res_load_issue(s, RES_NAMESPACES, child);
+                break;
+            case RES_NAMESPACES:
+                res_load_issue(s, RES_NS_VALUE, child);
+                break;
+            case RES_PT_TENANTS:
+                res_load_issue(s, RES_PT_NAMESPACES, child);
+                break;
+            case RES_PT_NAMESPACES:
+                res_load_issue(s, RES_PT_DOMAINS, child);
+                break;
+            case RES_PT_DOMAINS:
+                res_load_issue(s, RES_PT_TOPICS, child);
+                break;
+            case RES_PT_TOPICS:
+                res_load_issue(s, RES_PT_VALUE, child);
+                break;
+            default:
+                mg_free(child);
+                break;
+            }
+        }
+    }
+    meta_req_fini(req);
+    mg_free(l->path);
+    mg_free(l);
+}
+
+/* Takes ownership of path. */
+static void res_load_issue(struct svc *s, enum res_step step, char *path)
+{
+    struct res_load *l = mg_calloc(1, sizeof *l);
+    l->s = s;
+    l->step = step;
+    l->path = path;
+    l->req.data = l;
+    bool value = step == RES_NS_VALUE || step == RES_PT_VALUE;
+    int rc = value ? meta_get(s->meta, path, &l->req, res_load_done)
+                   : meta_children(s->meta, path, &l->req, res_load_done);
+    if (rc < 0) {
+        if (!s->res_load_error)
+            s->res_load_error = rc;
+        mg_free(l->path);
+        mg_free(l);
+        return;
+    }
+    s->res_loading++;
+}
+
+static void load_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    bool *expired = arg;
+    *expired = true;
+}
+
+int svc_res_load(struct svc *s)
+{
+    int bundles = s->cfg->default_number_of_namespace_bundles;
+    if (!s->meta) {
+        mg_map_put_str(&s->tenants, "public", (void *)1);
+        mg_map_put_str(&s->tenants, "pulsar", (void *)1);
+        mg_map_put_str(&s->namespaces, "public/default", (void *)(intptr_t)bundles);
+        mg_map_put_str(&s->namespaces, "pulsar/system", (void *)(intptr_t)bundles);
+        return 0;
+    }
+    res_load_issue(s, RES_TENANTS, mg_strdup("/admin/policies"));
+    res_load_issue(s, RES_PT_TENANTS, mg_strdup("/admin/partitioned-topics"));
+    bool expired = false;
+    struct event *timer = evtimer_new(s->base, load_timeout, &expired);
+    struct timeval tv = {RES_LOAD_TIMEOUT_MS / 1000, 0};
+    evtimer_add(timer, &tv);
+    while (s->res_loading > 0 && !expired)
+        event_base_loop(s->base, EVLOOP_ONCE);
+    event_free(timer);
+    if (s->res_loading > 0) {
+        MG_ERROR("svc", "metadata store did not answer within %d s", RES_LOAD_TIMEOUT_MS / 1000);
+        return -MG_ETIMEDOUT;
+    }
+    if (s->res_load_error)
+        return s->res_load_error;
+    /* First start of a cluster: what initialize-cluster-metadata creates. */
+    if (!svc_tenant_exists(s, "public")) {
+        char *cluster = mg_asprintf("/admin/clusters/%s", s->cfg->cluster_name);
+        res_persist(s, cluster, json_object(), NULL, NULL);
+        mg_free(cluster);
+        svc_tenant_create(s, "public", NULL, NULL);
+        svc_namespace_create(s, "public/default", bundles, NULL, NULL);
+    }
+    if (!svc_tenant_exists(s, "pulsar")) {
+        svc_tenant_create(s, "pulsar", NULL, NULL);
+        svc_namespace_create(s, "pulsar/system", bundles, NULL, NULL);
+    }
+    MG_INFO("svc", "loaded %zu tenants, %zu namespaces, %zu partitioned topics",
+            s->tenants.count, s->namespaces.count, s->partitions.count);
+    return 0;
+}
