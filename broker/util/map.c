@@ -100,8 +100,9 @@ void *mg_map_put(struct mg_map *m, const void *key, size_t klen, void *value)
     if (!m->slots[i].key)
         m->used++;
     s = &m->slots[i];
-    s->key = mg_malloc(klen ? klen : 1);
+    s->key = mg_malloc(klen + 1);
     memcpy(s->key, key, klen);
+    s->key[klen] = '\0'; /* string keys can be used as C strings */
     s->klen = klen;
     s->hash = h;
     s->value = value;

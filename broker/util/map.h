@@ -1,8 +1,8 @@
 /*
  * map.h - an open-addressing hash map from byte-string keys to borrowed void * values.
  *
- * Keys are copied into the map (owned by it); values are borrowed (the map never frees
- * them). Used for topics by name, producers and consumers by id. Helpers for uint64 keys
+ * Keys are copied into the map (owned by it) with a NUL after their bytes, so string keys
+ * returned by mg_map_next are C strings; values are borrowed (the map never frees them). Used for topics by name, producers and consumers by id. Helpers for uint64 keys
  * pass the 8 bytes of the number. Not thread-safe: each map belongs to one loop thread.
  */
 #ifndef MG_MAP_H
