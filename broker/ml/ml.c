@@ -8,13 +8,16 @@
  * drained strictly in append order (a later completion waits for the earlier ones), each
  * one updates the ledger's counts, the last confirmed position and the tail cache, calls
  * the caller back and finally wakes waiting cursor reads. When the current ledger reaches
- * max_entries_per_ledger or max_size_per_ledger, the next ledger is created and appends
- * queue until it exists. When every durable cursor's mark-delete passed whole ledgers
- * (other than the current one), those ledgers are deleted from the store.
+ * max_entries_per_ledger or max_size_per_ledger, appends queue; once the in-flight adds
+ * completed the ledger is closed, the next one created and the ledger list saved, then
+ * the queued appends go out. Open waits for the list write too.
+ * When every durable cursor's mark-delete passed whole ledgers (other than the current
+ * one) and retention allows, they leave the stored list, then the store deletes them.
  *
- * Failure modes: a store error completes the affected appends with it (a rollover that
- * cannot create a ledger fails the queued appends; the next append tries again). Closing
- * the last handle completes everything pending with -MG_ECANCELED from the loop; store
+ * Failure modes: a failed add fails itself, the adds behind it and the queued appends;
+ * the next append rolls to a new ledger (a rollover that cannot create a ledger fails the
+ * queued appends; the next append tries again). -MG_EFENCED fences the ML for good.
+ * Closing the last handle completes everything pending with -MG_ECANCELED from the loop; store
  * requests still in flight keep the struct alive (ml->holds) until they come back.
  * ml_factory_free drains the task queue with -MG_ECANCELED so nothing runs afterwards.
  */
@@ -28,12 +31,14 @@
 #include <event2/event.h>
 #include <inttypes.h>
 #include <string.h>
+#include <time.h>
 
 #define ML_MOD "ml"
 
 /* One explicit table of stores (STYLE.md §2). */
 static const struct ml_store_ops *const ml_stores[] = {
     &ml_store_memory,
+    &ml_store_bookkeeper,
 };
 
 /* ---- positions and entries --------------------------------------------------------- */
@@ -178,7 +183,7 @@ struct ml_factory *ml_factory_new(struct event_base *base, const char *store,
         if (store && strcmp(ml_stores[i]->name, store) == 0)
             ops = ml_stores[i];
     if (!ops) {
-        MG_ERROR(ML_MOD, "unknown managed-ledger store \"%s\" (known: memory)",
+        MG_ERROR(ML_MOD, "unknown managed-ledger store \"%s\" (known: memory, bookkeeper)",
                  store ? store : "(null)");
         return NULL;
     }
@@ -235,19 +240,23 @@ void ml_factory_free(struct ml_factory *f)
         ml_release(ml);
         ml = next;
     }
-    /* Everything pending completes now, with -MG_ECANCELED. */
-    while (!TAILQ_EMPTY(&f->tasks)) {
-        struct ml_task *t = TAILQ_FIRST(&f->tasks);
-        TAILQ_REMOVE(&f->tasks, t, link);
-        f->n_tasks--;
-        t->queued = false;
-        t->fn(t->arg, -MG_ECANCELED);
+    /* Everything pending completes now, with -MG_ECANCELED: queued tasks, then what the
+     * store still has (its fini), then the tasks that produced. */
+    for (int pass = 0; pass < 2; pass++) {
+        while (!TAILQ_EMPTY(&f->tasks)) {
+            struct ml_task *t = TAILQ_FIRST(&f->tasks);
+            TAILQ_REMOVE(&f->tasks, t, link);
+            f->n_tasks--;
+            t->queued = false;
+            t->fn(t->arg, -MG_ECANCELED);
+        }
+        if (pass == 0)
+            f->ops->fini(f->impl);
     }
     while ((ml = TAILQ_FIRST(&f->all)) != NULL) {
         MG_WARN(ML_MOD, "%s: still held at factory free", ml->name);
         ml_free(ml);
     }
-    f->ops->fini(f->impl);
     event_free(f->task_ev);
     mg_map_fini(&f->by_name);
     mg_free(f);
@@ -515,6 +524,10 @@ static void ml_free(struct ml_ledger *ml)
         ml->open_waiters = w->next;
         mg_free(w);
     }
+    if (f->ops->free_ml)
+        f->ops->free_ml(f->impl, ml);
+    mg_free(ml->doomed);
+    mg_free(ml->doomed_seq);
     mg_free(ml->cursors);
     mg_free(ml->ledgers);
     mg_free(ml->name);
@@ -537,18 +550,105 @@ static struct ml_ledger *ml_new(struct ml_factory *f, const char *name)
     return ml;
 }
 
-/* Store hooks that may be absent: fire and forget. */
-static void save_ml(struct ml_ledger *ml)
+static int64_t now_ms(void)
 {
-    if (ml->f->ops->save_ml)
-        ml->f->ops->save_ml(ml->f->impl, ml, NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void ml_persist_cursor(struct ml_cursor *c)
+/* ---- ledger-list writes ---------------------------------------------------------------- */
+
+typedef void (*ml_saved_fn)(struct ml_ledger *ml, int status);
+
+struct save_op {
+    struct ml_ledger *ml; /* borrowed, held */
+    ml_saved_fn then;     /* may be NULL */
+    uint64_t seq;         /* doomed ledgers up to this one are off the stored list */
+    struct ml_store_req req;
+};
+
+/* Ledgers removed from the list are deleted only once a list without them is stored, so
+ * the stored list never names a deleted ledger. */
+static void doom_ledger(struct ml_ledger *ml, int64_t id)
+{
+    if (ml->n_doomed == ml->cap_doomed) {
+        ml->cap_doomed = ml->cap_doomed ? ml->cap_doomed * 2 : 8;
+        ml->doomed = mg_realloc(ml->doomed, (size_t)ml->cap_doomed * sizeof *ml->doomed);
+        ml->doomed_seq =
+            mg_realloc(ml->doomed_seq, (size_t)ml->cap_doomed * sizeof *ml->doomed_seq);
+    }
+    ml->doomed[ml->n_doomed] = id;
+    ml->doomed_seq[ml->n_doomed] = ++ml->save_seq;
+    ml->n_doomed++;
+}
+
+static void purge_doomed(struct ml_ledger *ml, uint64_t upto)
+{
+    struct ml_factory *f = ml->f;
+    int k = 0;
+    for (int i = 0; i < ml->n_doomed; i++) {
+        if (ml->doomed_seq[i] <= upto) {
+            MG_DEBUG(ML_MOD, "%s: deleting ledger %" PRId64, ml->name, ml->doomed[i]);
+            f->ops->delete_ledger(f->impl, ml, ml->doomed[i], NULL);
+        } else {
+            ml->doomed[k] = ml->doomed[i];
+            ml->doomed_seq[k++] = ml->doomed_seq[i];
+        }
+    }
+    ml->n_doomed = k;
+}
+
+static void save_done(struct ml_store_req *req, int status)
+{
+    struct save_op *op = req->data;
+    struct ml_ledger *ml = op->ml;
+    if (status == 0)
+        purge_doomed(ml, op->seq);
+    else if (status == -MG_EFENCED)
+        ml_fence(ml);
+    else if (status != -MG_ECANCELED)
+        MG_WARN(ML_MOD, "%s: ledger list not stored: %s", ml->name, mg_strerror(status));
+    ml_saved_fn then = op->then;
+    mg_free(op);
+    if (then)
+        then(ml, status);
+    ml_release(ml);
+}
+
+/* Persist the ledger list; then(ml, status) runs once it is stored (at once, inside this
+ * call, when the store keeps no metadata or the write cannot start). */
+static void ml_save(struct ml_ledger *ml, ml_saved_fn then)
+{
+    struct ml_factory *f = ml->f;
+    if (!f->ops->save_ml) {
+        purge_doomed(ml, ml->save_seq);
+        if (then)
+            then(ml, 0);
+        return;
+    }
+    struct save_op *op = mg_calloc(1, sizeof *op);
+    op->ml = ml;
+    op->then = then;
+    op->seq = ml->save_seq;
+    op->req.data = op;
+    op->req.cb = save_done;
+    ml_hold(ml);
+    int rc = ml->fenced ? -MG_EFENCED : f->ops->save_ml(f->impl, ml, &op->req);
+    if (rc < 0) {
+        mg_free(op);
+        if (then)
+            then(ml, rc);
+        ml_release(ml);
+    }
+}
+
+void ml_persist_cursor(struct ml_cursor *c, bool now)
 {
     struct ml_ledger *ml = c->ml;
-    if (c->durable && ml->f->ops->save_cursor && ml->state == ML_READY && !ml->deleted)
-        ml->f->ops->save_cursor(ml->f->impl, ml, c, NULL);
+    if (c->durable && ml->f->ops->save_cursor && ml->state == ML_READY && !ml->deleted &&
+        !ml->fenced)
+        ml->f->ops->save_cursor(ml->f->impl, ml, c, now, NULL);
 }
 
 struct req_cancel {
@@ -637,6 +737,12 @@ static void ml_shutdown(struct ml_ledger *ml)
     struct ml_factory *f = ml->f;
     if (ml->state == ML_CLOSED)
         return;
+    bool was_ready = ml->state == ML_READY;
+    /* Durable cursors' last state goes out now (the store snapshots it in the call). */
+    if (was_ready && !ml->deleted && !ml->fenced && f->ops->save_cursor)
+        for (int i = 0; i < ml->n_cursors; i++)
+            if (ml->cursors[i]->durable)
+                f->ops->save_cursor(f->impl, ml, ml->cursors[i], true, NULL);
     ml->state = ML_CLOSED;
     if (mg_map_get_str(&f->by_name, ml->name) == ml)
         mg_map_del_str(&f->by_name, ml->name);
@@ -656,9 +762,9 @@ static void ml_shutdown(struct ml_ledger *ml)
     bool drop = !f->ops->load_ml;
     for (int i = 0; i < ml->n_ledgers; i++) {
         if (drop)
-            f->ops->delete_ledger(f->impl, ml->ledgers[i].id, NULL);
-        else if (i == ml->n_ledgers - 1 && f->ops->close_ledger)
-            f->ops->close_ledger(f->impl, ml->ledgers[i].id, NULL);
+            f->ops->delete_ledger(f->impl, ml, ml->ledgers[i].id, NULL);
+        else if (i == ml->n_ledgers - 1 && f->ops->close_ledger && was_ready)
+            f->ops->close_ledger(f->impl, ml, ml->ledgers[i].id, NULL);
     }
     cache_clear(ml);
     MG_DEBUG(ML_MOD, "%s: closed", ml->name);
@@ -673,6 +779,31 @@ void ml_close(struct ml_ledger *ml)
         ml->refs--;
     if (ml->refs == 0)
         ml_shutdown(ml);
+}
+
+struct delete_op {
+    struct ml_ledger *ml; /* borrowed, held */
+    int64_t *ids;         /* owned */
+    int n;
+    struct ml_store_req req;
+};
+
+static void delete_meta_done(struct ml_store_req *req, int status)
+{
+    struct delete_op *op = req->data;
+    struct ml_ledger *ml = op->ml;
+    /* Metadata first, ledgers after: a crash in between leaks ledgers but never leaves
+     * metadata naming a deleted ledger. */
+    if (status == 0 || status == -MG_ENOTFOUND) {
+        for (int i = 0; i < op->n; i++)
+            ml->f->ops->delete_ledger(ml->f->impl, ml, op->ids[i], NULL);
+    } else {
+        MG_WARN(ML_MOD, "%s: metadata not deleted (%s): ledgers kept", ml->name,
+                mg_strerror(status));
+    }
+    mg_free(op->ids);
+    mg_free(op);
+    ml_release(ml);
 }
 
 int ml_delete(struct ml_ledger *ml, bool force)
@@ -690,14 +821,37 @@ int ml_delete(struct ml_ledger *ml, bool force)
         mg_map_del_str(&f->by_name, ml->name);
     destroy_cursors(ml, true);
     cancel_adds(ml, -MG_ECANCELED);
+    struct delete_op *op = mg_calloc(1, sizeof *op);
+    op->ml = ml;
+    op->n = ml->n_ledgers + ml->n_doomed;
+    op->ids = mg_malloc((size_t)(op->n ? op->n : 1) * sizeof *op->ids);
     for (int i = 0; i < ml->n_ledgers; i++)
-        f->ops->delete_ledger(f->impl, ml->ledgers[i].id, NULL);
+        op->ids[i] = ml->ledgers[i].id;
+    for (int i = 0; i < ml->n_doomed; i++)
+        op->ids[ml->n_ledgers + i] = ml->doomed[i];
     ml->n_ledgers = 0;
+    ml->n_doomed = 0;
     cache_clear(ml);
-    if (f->ops->remove_ml)
-        f->ops->remove_ml(f->impl, ml, NULL);
+    op->req.data = op;
+    op->req.cb = delete_meta_done;
+    ml_hold(ml);
+    int rc = f->ops->remove_ml ? f->ops->remove_ml(f->impl, ml, &op->req) : 0;
+    if (!f->ops->remove_ml || rc < 0)
+        delete_meta_done(&op->req, rc);
     MG_INFO(ML_MOD, "%s: deleted", ml->name);
     return 0;
+}
+
+bool ml_is_fenced(const struct ml_ledger *ml)
+{
+    return ml && ml->fenced;
+}
+
+int ml_factory_pending(const struct ml_factory *f)
+{
+    if (!f || !f->ops->pending)
+        return 0;
+    return f->ops->pending(f->impl);
 }
 
 /* ---- open ----------------------------------------------------------------------------- */
@@ -720,28 +874,27 @@ static void open_fail(struct ml_ledger *ml, int status)
     ml_release(ml);
 }
 
-static void open_created(struct ml_store_req *req, int status)
+static void open_saved(struct ml_ledger *ml, int status)
 {
-    struct ml_ledger *ml = req->data;
     struct ml_factory *f = ml->f;
-    if (ml->state == ML_CLOSED) {
-        if (status == 0)
-            f->ops->delete_ledger(f->impl, req->ledger_id, NULL);
-        ml_release(ml);
+    if (ml->state == ML_CLOSED)
         return;
-    }
     if (status < 0) {
+        /* The new ledger is not in the stored list: nobody will ever read it. */
+        struct ml_ledger_info *cur = current_ledger(ml);
+        f->ops->delete_ledger(f->impl, ml, cur->id, NULL);
+        ml->n_ledgers--;
         open_fail(ml, status);
-        ml_release(ml);
         return;
     }
-    push_ledger(ml, req->ledger_id);
     ml->lac = compute_lac(ml);
     ml->state = ML_READY;
-    save_ml(ml);
-    MG_DEBUG(ML_MOD, "%s: open, current ledger %" PRId64, ml->name, req->ledger_id);
+    for (int i = 0; i < ml->n_cursors; i++)
+        ml_cursor_restored(ml->cursors[i]);
+    MG_DEBUG(ML_MOD, "%s: open, current ledger %" PRId64, ml->name, current_ledger(ml)->id);
     struct ml_open_waiter *w = ml->open_waiters;
     ml->open_waiters = NULL;
+    ml_hold(ml);
     while (w) {
         struct ml_open_waiter *next = w->next;
         if (ml->state == ML_READY)
@@ -754,13 +907,34 @@ static void open_created(struct ml_store_req *req, int status)
     ml_release(ml);
 }
 
+static void open_created(struct ml_store_req *req, int status)
+{
+    struct ml_ledger *ml = req->data;
+    struct ml_factory *f = ml->f;
+    if (ml->state == ML_CLOSED) {
+        if (status == 0)
+            f->ops->delete_ledger(f->impl, ml, req->ledger_id, NULL);
+        ml_release(ml);
+        return;
+    }
+    if (status < 0) {
+        open_fail(ml, status);
+        ml_release(ml);
+        return;
+    }
+    push_ledger(ml, req->ledger_id);
+    /* Writes wait until the list naming the new ledger is stored (ml_save). */
+    ml_save(ml, open_saved);
+    ml_release(ml);
+}
+
 /* Second step of the open chain: the first ledger of this session. */
 static int open_create_ledger(struct ml_ledger *ml)
 {
     ml->open_req.data = ml;
     ml->open_req.cb = open_created;
     ml_hold(ml);
-    int rc = ml->f->ops->create_ledger(ml->f->impl, &ml->open_req);
+    int rc = ml->f->ops->create_ledger(ml->f->impl, ml, &ml->open_req);
     if (rc < 0)
         ml_release(ml);
     return rc;
@@ -773,8 +947,13 @@ static void open_loaded(struct ml_store_req *req, int status)
         ml_release(ml);
         return;
     }
-    if (status == 0)
+    if (status == 0) {
+        /* Restored ledgers are closed: seal their times for retention. */
+        for (int i = 0; i < ml->n_ledgers; i++)
+            if (ml->ledgers[i].timestamp == 0)
+                ml->ledgers[i].timestamp = now_ms();
         status = open_create_ledger(ml);
+    }
     if (status < 0)
         open_fail(ml, status);
     ml_release(ml);
@@ -867,6 +1046,7 @@ static bool ledger_full(const struct ml_ledger *ml, const struct ml_ledger_info 
 
 static void drain(struct ml_ledger *ml);
 static void start_rollover(struct ml_ledger *ml);
+static void roll_continue(struct ml_ledger *ml);
 
 static void drain_task(void *arg, int status)
 {
@@ -896,6 +1076,18 @@ static void fail_unsent(struct ml_ledger *ml, int status)
     }
 }
 
+void ml_fence(struct ml_ledger *ml)
+{
+    if (ml->fenced)
+        return;
+    ml->fenced = true;
+    MG_WARN(ML_MOD, "%s: fenced: another broker owns it now", ml->name);
+    if (ml->state == ML_CLOSED)
+        return;
+    fail_unsent(ml, -MG_EFENCED);
+    schedule_drain(ml);
+}
+
 static void add_done(struct ml_store_req *sreq, int status)
 {
     struct ml_add_op *op = sreq->data;
@@ -915,9 +1107,10 @@ static void send_unsent(struct ml_ledger *ml)
 {
     struct ml_factory *f = ml->f;
     struct ml_add_op *op;
-    while (!ml->rolling && ml->state == ML_READY && (op = TAILQ_FIRST(&ml->unsent)) != NULL) {
+    while (!ml->rolling && !ml->fenced && ml->state == ML_READY &&
+           (op = TAILQ_FIRST(&ml->unsent)) != NULL) {
         struct ml_ledger_info *cur = current_ledger(ml);
-        if (ledger_full(ml, cur)) {
+        if (ml->broken || ledger_full(ml, cur)) {
             start_rollover(ml);
             continue;
         }
@@ -930,74 +1123,152 @@ static void send_unsent(struct ml_ledger *ml)
         op->sreq.ledger_id = cur->id;
         op->sreq.entry = op->entry;
         ml_hold(ml);
-        int rc = f->ops->add_entry(f->impl, &op->sreq);
+        int rc = f->ops->add_entry(f->impl, ml, &op->sreq);
         if (rc < 0) {
             ml_release(ml);
             op->done = true;
             op->status = rc;
             schedule_drain(ml);
+            /* Nothing more goes to this ledger; drain fails what follows. */
+            break;
         }
         if (ledger_full(ml, current_ledger(ml)))
             start_rollover(ml);
     }
 }
 
-static void roll_done(struct ml_store_req *req, int status)
+static void roll_fail(struct ml_ledger *ml, int status)
+{
+    ml->rolling = false;
+    ml->roll_phase = ML_ROLL_NONE;
+    if (status == -MG_EFENCED) {
+        ml_fence(ml);
+        return;
+    }
+    MG_WARN(ML_MOD, "%s: cannot roll to a new ledger: %s", ml->name, mg_strerror(status));
+    /* The queued appends fail (clients resend); the next append tries again. */
+    fail_unsent(ml, status);
+    schedule_drain(ml);
+}
+
+static void roll_saved(struct ml_ledger *ml, int status)
+{
+    struct ml_factory *f = ml->f;
+    if (ml->state == ML_CLOSED || ml->deleted)
+        return;
+    if (status < 0) {
+        /* Not in the stored list: drop the new ledger, keep the old one as current. */
+        f->ops->delete_ledger(f->impl, ml, current_ledger(ml)->id, NULL);
+        ml->n_ledgers--;
+        roll_fail(ml, status);
+        return;
+    }
+    ml->rolling = false;
+    ml->roll_phase = ML_ROLL_NONE;
+    ml->broken = false;
+    MG_DEBUG(ML_MOD, "%s: rolled over to ledger %" PRId64, ml->name, current_ledger(ml)->id);
+    send_unsent(ml);
+    ml_maybe_trim(ml, NULL);
+}
+
+static void roll_created(struct ml_store_req *req, int status)
 {
     struct ml_ledger *ml = req->data;
     struct ml_factory *f = ml->f;
-    ml->rolling = false;
     if (ml->state == ML_CLOSED || ml->deleted) {
         if (status == 0)
-            f->ops->delete_ledger(f->impl, req->ledger_id, NULL);
+            f->ops->delete_ledger(f->impl, ml, req->ledger_id, NULL);
         ml_release(ml);
         return;
     }
     if (status < 0) {
-        MG_WARN(ML_MOD, "%s: cannot create the next ledger: %s", ml->name, mg_strerror(status));
-        fail_unsent(ml, status);
-        drain(ml);
+        roll_fail(ml, status);
         ml_release(ml);
         return;
     }
-    struct ml_ledger_info *old = current_ledger(ml);
-    int64_t old_id = old->id;
-    bool old_complete = old->entries == old->next_entry;
+    if (ml->fenced) {
+        f->ops->delete_ledger(f->impl, ml, req->ledger_id, NULL);
+        roll_fail(ml, -MG_EFENCED);
+        ml_release(ml);
+        return;
+    }
     push_ledger(ml, req->ledger_id);
-    /* A ledger is sealed once its last add completed (drain closes it otherwise). */
-    if (old_complete && f->ops->close_ledger)
-        f->ops->close_ledger(f->impl, old_id, NULL);
-    MG_DEBUG(ML_MOD, "%s: rolled over from ledger %" PRId64 " to %" PRId64, ml->name, old_id,
-             req->ledger_id);
-    save_ml(ml);
-    send_unsent(ml);
-    ml_maybe_trim(ml, NULL);
+    ml->roll_phase = ML_ROLL_SAVE;
+    ml_save(ml, roll_saved);
     ml_release(ml);
+}
+
+static void roll_create(struct ml_ledger *ml)
+{
+    struct ml_factory *f = ml->f;
+    ml->roll_phase = ML_ROLL_CREATE;
+    ml->roll_req.data = ml;
+    ml->roll_req.cb = roll_created;
+    ml_hold(ml);
+    int rc = f->ops->create_ledger(f->impl, ml, &ml->roll_req);
+    if (rc < 0) {
+        ml_release(ml);
+        roll_fail(ml, rc);
+    }
+}
+
+static void roll_closed(struct ml_store_req *req, int status)
+{
+    struct ml_ledger *ml = req->data;
+    if (ml->state == ML_CLOSED || ml->deleted) {
+        ml_release(ml);
+        return;
+    }
+    if (status == -MG_EFENCED) {
+        roll_fail(ml, status);
+    } else {
+        /* Other errors (bookies or metadata unreachable) leave the ledger open in its
+         * metadata; readers recover it. Its entry count in our list is what completed. */
+        if (status < 0)
+            MG_WARN(ML_MOD, "%s: ledger %" PRId64 " not closed: %s", ml->name,
+                    current_ledger(ml)->id, mg_strerror(status));
+        current_ledger(ml)->timestamp = now_ms();
+        roll_create(ml);
+    }
+    ml_release(ml);
+}
+
+/* Next step of a rollover once the in-flight adds of the current ledger completed. */
+static void roll_continue(struct ml_ledger *ml)
+{
+    struct ml_factory *f = ml->f;
+    if (ml->roll_phase != ML_ROLL_DRAIN || !TAILQ_EMPTY(&ml->sent))
+        return;
+    if (ml->fenced || ml->state != ML_READY) {
+        roll_fail(ml, -MG_EFENCED);
+        return;
+    }
+    ml->roll_phase = ML_ROLL_CLOSE;
+    if (!f->ops->close_ledger) {
+        current_ledger(ml)->timestamp = now_ms();
+        roll_create(ml);
+        return;
+    }
+    ml->roll_req.data = ml;
+    ml->roll_req.cb = roll_closed;
+    ml_hold(ml);
+    int rc = f->ops->close_ledger(f->impl, ml, current_ledger(ml)->id, &ml->roll_req);
+    if (rc < 0)
+        roll_closed(&ml->roll_req, rc); /* releases the hold taken for the request */
 }
 
 static void start_rollover(struct ml_ledger *ml)
 {
-    struct ml_factory *f = ml->f;
     if (ml->rolling)
         return;
     ml->rolling = true;
-    ml->roll_req.data = ml;
-    ml->roll_req.cb = roll_done;
-    ml_hold(ml);
-    int rc = f->ops->create_ledger(f->impl, &ml->roll_req);
-    if (rc < 0) {
-        ml->rolling = false;
-        ml_release(ml);
-        MG_WARN(ML_MOD, "%s: cannot create the next ledger: %s", ml->name, mg_strerror(rc));
-        fail_unsent(ml, rc);
-        schedule_drain(ml);
-    }
+    ml->roll_phase = ML_ROLL_DRAIN;
+    roll_continue(ml);
 }
 
 /* Complete the appends at the head of `sent` that are done, strictly in order. */
 static void drain(struct ml_ledger *ml)
 {
-    struct ml_factory *f = ml->f;
     bool stored = false;
     struct ml_add_op *op;
     ml_hold(ml);
@@ -1006,16 +1277,16 @@ static void drain(struct ml_ledger *ml)
         ml->n_pending--;
         struct ml_entry *e = op->entry;
         struct ml_append_req *req = op->req;
-        if (op->status == 0) {
+        int status = op->status;
+        if (status == 0 && ml->fail_sent)
+            status = ml->fail_sent; /* behind a failed add: the ledger has a gap */
+        if (status == 0) {
             struct ml_ledger_info *li = ml_find_ledger(ml, e->pos.ledger);
             if (li) {
                 li->entries++;
                 li->size += (int64_t)e->size;
                 if (e->publish_time > li->max_publish_time)
                     li->max_publish_time = e->publish_time;
-                if (li != current_ledger(ml) && li->entries == li->next_entry &&
-                    f->ops->close_ledger)
-                    f->ops->close_ledger(f->impl, li->id, NULL);
             }
             ml->lac = e->pos;
             ml->entries_added++;
@@ -1023,13 +1294,31 @@ static void drain(struct ml_ledger *ml)
             stored = true;
             req->pos = e->pos;
             req->entry = e;
+        } else if (e->pos.ledger >= 0 && !ml->fail_sent && status != -MG_ECANCELED) {
+            /* A failed add on the ledger: what follows on it fails too, queued appends
+             * fail, and the next append rolls to a new ledger. */
+            ml->fail_sent = status;
+            if (status == -MG_EFENCED) {
+                ml_fence(ml);
+            } else {
+                MG_WARN(ML_MOD, "%s: add to ledger %" PRId64 " failed: %s", ml->name, e->pos.ledger,
+                        mg_strerror(status));
+                ml->broken = true;
+                fail_unsent(ml, status);
+            }
         }
         req->pending = NULL;
-        req->cb(req, op->status);
+        req->cb(req, status);
         add_op_free(op);
     }
-    if (stored && ml->state == ML_READY)
-        ml_wake_waiters(ml);
+    if (TAILQ_EMPTY(&ml->sent))
+        ml->fail_sent = 0;
+    if (ml->state == ML_READY) {
+        if (stored)
+            ml_wake_waiters(ml);
+        if (ml->rolling && TAILQ_EMPTY(&ml->sent))
+            roll_continue(ml);
+    }
     ml_release(ml);
 }
 
@@ -1044,6 +1333,10 @@ int ml_append(struct ml_ledger *ml, struct evbuffer *data, struct ml_append_req 
     if (ml->state != ML_READY || ml->deleted) {
         evbuffer_free(data);
         return -MG_ECLOSED;
+    }
+    if (ml->fenced) {
+        evbuffer_free(data);
+        return -MG_EFENCED;
     }
     struct ml_add_op *op = mg_calloc(1, sizeof *op);
     op->ml = ml;
@@ -1061,20 +1354,41 @@ int ml_append(struct ml_ledger *ml, struct evbuffer *data, struct ml_append_req 
 
 /* ---- trimming ------------------------------------------------------------------------ */
 
-/* Retention hook: retention time/size are 0 for now (keep nothing consumed). A policy
- * would look at the ledger's age and the size of what would be left here. */
-static bool retention_allows(const struct ml_ledger *ml, const struct ml_ledger_info *li)
+/* Pulsar's rule (ManagedLedgerImpl.internalTrimLedgers): a consumed ledger goes when it is
+ * older than the retention time or what stays after it exceeds the retention size; -1 in
+ * both keeps it forever. `remaining` is the size of the ledgers from li on. */
+static bool retention_allows(const struct ml_ledger *ml, const struct ml_ledger_info *li,
+                             int64_t remaining)
 {
-    (void)ml;
-    (void)li;
-    return true;
+    const struct ml_config *cfg = &ml->f->cfg;
+    int64_t t = cfg->retention_time_minutes, sz = cfg->retention_size_mb;
+    if (t == 0 || sz == 0)
+        return true;
+    if (t > 0 && li->timestamp > 0 && now_ms() - li->timestamp > t * 60000)
+        return true;
+    if (sz > 0 && remaining - li->size > sz * (int64_t)1048576)
+        return true;
+    return false;
+}
+
+static void trim_saved(struct ml_ledger *ml, int status)
+{
+    (void)status; /* save_done handled the outcome; doomed ledgers wait for a stored list */
+    ml->trimming = false;
+    if (ml->trim_again && ml->state == ML_READY) {
+        ml->trim_again = false;
+        ml_maybe_trim(ml, NULL);
+    }
 }
 
 void ml_maybe_trim(struct ml_ledger *ml, const struct ml_cursor *moved)
 {
-    struct ml_factory *f = ml->f;
-    if (ml->state != ML_READY || ml->deleted || ml->n_ledgers < 2)
+    if (ml->state != ML_READY || ml->deleted || ml->fenced || ml->n_ledgers < 2)
         return;
+    if (ml->trimming) {
+        ml->trim_again = true;
+        return;
+    }
     const struct ml_ledger_info *first = &ml->ledgers[0];
     struct ml_position first_end = {first->id, first->next_entry - 1};
     if (moved && ml_pos_cmp(moved->mark_delete, first_end) < 0)
@@ -1093,25 +1407,31 @@ void ml_maybe_trim(struct ml_ledger *ml, const struct ml_cursor *moved)
     }
     if (!any)
         return;
+    int64_t remaining = 0;
+    for (int i = 0; i < ml->n_ledgers; i++)
+        remaining += ml->ledgers[i].size;
     int k = 0;
     while (k < ml->n_ledgers - 1) {
         const struct ml_ledger_info *li = &ml->ledgers[k];
         bool consumed =
             li->id < min.ledger || (li->id == min.ledger && min.entry >= li->next_entry - 1);
-        if (!consumed || li->entries != li->next_entry || !retention_allows(ml, li))
+        if (!consumed || li->entries != li->next_entry || !retention_allows(ml, li, remaining))
             break;
+        remaining -= li->size;
         k++;
     }
     if (k == 0)
         return;
     for (int i = 0; i < k; i++) {
         MG_DEBUG(ML_MOD, "%s: trimming ledger %" PRId64, ml->name, ml->ledgers[i].id);
-        f->ops->delete_ledger(f->impl, ml->ledgers[i].id, NULL);
+        doom_ledger(ml, ml->ledgers[i].id);
     }
     cache_drop_upto(ml, (struct ml_position){ml->ledgers[k - 1].id, INT64_MAX});
     memmove(ml->ledgers, ml->ledgers + k, (size_t)(ml->n_ledgers - k) * sizeof *ml->ledgers);
     ml->n_ledgers -= k;
-    save_ml(ml);
+    /* Off the stored list first, then deleted (purge_doomed, after the write). */
+    ml->trimming = true;
+    ml_save(ml, trim_saved);
 }
 
 /* ---- lookups ------------------------------------------------------------------------- */
@@ -1186,7 +1506,7 @@ int ml_get_entry(struct ml_ledger *ml, struct ml_position pos, ml_get_cb cb, voi
         op->sreq.cb = get_read_done;
         op->sreq.ledger_id = pos.ledger;
         op->sreq.first = op->sreq.last = pos.entry;
-        int rc = ml->f->ops->read_range(ml->f->impl, &op->sreq);
+        int rc = ml->f->ops->read_range(ml->f->impl, ml, &op->sreq);
         if (rc < 0) {
             mg_free(op);
             ml_release(ml);
@@ -1272,7 +1592,7 @@ static void find_step(struct find_op *op)
         op->sreq.ledger_id = li->id;
         op->sreq.first = 0;
         op->sreq.last = li->entries - 1;
-        int rc = ml->f->ops->read_range(ml->f->impl, &op->sreq);
+        int rc = ml->f->ops->read_range(ml->f->impl, ml, &op->sreq);
         if (rc == 0)
             return;
         op->status = rc;

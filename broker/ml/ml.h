@@ -6,8 +6,8 @@
  * 0x0e01 checksum magic to the end of the payload, pulsar-wire.md §1.1), refcounted and
  * immutable once appended, so dispatch shares them with connections without copying.
  *
- * Storage sits behind `struct ml_store_ops` (ml_int.h): this issue ships the in-memory
- * store; the durable-storage issue adds a bookie-backed one without changing this API.
+ * Storage sits behind `struct ml_store_ops` (ml_int.h): "memory" (tests) and
+ * "bookkeeper" (ledgers on bookies, metadata in the meta store; README.md).
  *
  * Cursors track what a subscription has consumed: the mark-delete position M (every entry
  * <= M is acknowledged), individually acknowledged entries beyond M (kept as ranges), and
@@ -29,6 +29,8 @@ struct evbuffer;
 struct ml_factory;
 struct ml_ledger;
 struct ml_cursor;
+struct meta_store;
+struct bkc_client;
 
 /* A Pulsar message id without partition and batch index. Ordered by (ledger, entry). */
 struct ml_position {
@@ -61,14 +63,38 @@ struct ml_config {
     size_t cache_size_bytes;       /* managedLedgerCacheSizeMB: bound of the tail cache */
     int64_t max_entries_per_ledger; /* managedLedgerMaxEntriesPerLedger: rollover */
     int64_t max_size_per_ledger;    /* managedLedgerMaxSizePerLedgerMbytes, bytes */
+    /* Retention of consumed ledgers (defaultRetentionTimeInMinutes / SizeInMB): 0 = keep
+     * nothing consumed, -1 = keep forever; a consumed ledger is trimmed once it is older
+     * than the time or the consumed data beyond it exceeds the size (Pulsar's rule). */
+    int64_t retention_time_minutes;
+    int64_t retention_size_mb;
+    /* "bookkeeper" store only (ignored by "memory"): */
+    struct meta_store *meta;       /* borrowed: ML and cursor metadata; outlives the factory */
+    struct bkc_client *bkc;        /* borrowed: ledgers; outlives the factory */
+    int ensemble_size;             /* managedLedgerDefaultEnsembleSize; 0 = bkc's default */
+    int write_quorum;              /* managedLedgerDefaultWriteQuorum; 0 = bkc's default */
+    int ack_quorum;                /* managedLedgerDefaultAckQuorum; 0 = bkc's default */
+    int cursor_flush_interval_ms;  /* at most one cursor write per this period per cursor
+                                      (1000 / managedLedgerDefaultMarkDeleteRateLimit);
+                                      0 = 1000; < 0 = write every change at once */
+    int max_unacked_ranges_to_persist; /* managedLedgerMaxUnackedRangesToPersistInZooKeeper:
+                                          more ranges: only mark-delete is written; 0 = 1000 */
 };
 
-/* The factory owns the storage backend and every open ML. store = "memory" for now.
- * Returns NULL (with a logged reason) if the store name is unknown. */
+/* The factory owns the storage backend and every open ML. store = "memory" (tests,
+ * nothing survives the process) or "bookkeeper" (ledgers on bookies through cfg->bkc,
+ * metadata in cfg->meta, both required; broker/ml/README.md "Durable store").
+ * Returns NULL (with a logged reason) if the store name is unknown or its config is
+ * incomplete. */
 struct ml_factory *ml_factory_new(struct event_base *base, const char *store,
                                   const struct ml_config *cfg);
-/* Closes every ML and cursor (pending requests complete with -MG_ECANCELED first). */
+/* Closes every ML and cursor (pending requests complete with -MG_ECANCELED first).
+ * Metadata writes still in flight (cursor flushes of closed MLs) are abandoned: for a clean
+ * shutdown close the MLs, run the loop until ml_factory_pending is 0, then free. Free the
+ * factory before the bkc client and the meta store it uses. */
 void ml_factory_free(struct ml_factory *f);
+/* Store operations still in flight (cursor and ML metadata writes, ledger closes). */
+int ml_factory_pending(const struct ml_factory *f);
 
 /* ---- managed ledgers ----------------------------------------------------------------- */
 
@@ -83,6 +109,10 @@ void ml_close(struct ml_ledger *ml);
 int ml_delete(struct ml_ledger *ml, bool force);
 
 const char *ml_name(const struct ml_ledger *ml);
+/* Another broker took this ML (its metadata CAS or a ledger fence told us): every append
+ * fails with -MG_EFENCED from now on. The owner should close the topic (producers and
+ * consumers) and ml_close the handle so clients look the topic up again. */
+bool ml_is_fenced(const struct ml_ledger *ml);
 
 struct ml_append_req;
 typedef void (*ml_append_cb)(struct ml_append_req *req, int status);
@@ -97,7 +127,10 @@ struct ml_append_req {
 };
 /* Append data (ownership of the evbuffer moves to the ML; the caller must not touch it
  * afterwards) as one entry. Callbacks fire strictly in append order; status 0 means the
- * entry is stored (durably, for durable stores). Errors: -MG_ECLOSED, -MG_EFENCED, -MG_EIO.
+ * entry is stored (durably, for durable stores). Errors: -MG_ECLOSED, -MG_EFENCED (sync or
+ * async: the ML is fenced for good, see ml_is_fenced), -MG_EIO and other store errors
+ * (async: this append and those queued behind it failed; the ML rolls to a new ledger on
+ * the next append, so a resend may succeed).
  * Cursors waiting for entries are woken once the append completes. */
 int ml_append(struct ml_ledger *ml, struct evbuffer *data, struct ml_append_req *req,
               ml_append_cb cb);

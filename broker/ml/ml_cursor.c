@@ -252,7 +252,7 @@ static void md_changed(struct ml_cursor *c)
     if (ml_pos_cmp(c->read_pos, c->mark_delete) <= 0)
         c->read_pos = ml_next_position(ml, c->mark_delete);
     if (c->durable) {
-        ml_persist_cursor(c);
+        ml_persist_cursor(c, false);
         ml_maybe_trim(ml, c);
     }
 }
@@ -281,6 +281,48 @@ struct ml_cursor *ml_restore_cursor(struct ml_ledger *ml, const char *name,
                                     struct ml_position mark_delete)
 {
     return ml_cursor_new(ml, name, true, mark_delete);
+}
+
+void ml_cursor_restore_range(struct ml_cursor *c, struct ml_position lower,
+                             struct ml_position upper)
+{
+    struct ml_ledger *ml = c->ml;
+    for (int i = 0; i < ml->n_ledgers; i++) {
+        const struct ml_ledger_info *li = &ml->ledgers[i];
+        if (li->id < lower.ledger || li->id > upper.ledger)
+            continue;
+        int64_t from = li->id == lower.ledger ? lower.entry + 1 : 0;
+        int64_t to = li->id == upper.ledger ? upper.entry : li->next_entry - 1;
+        if (from < 0)
+            from = 0;
+        if (to > li->next_entry - 1)
+            to = li->next_entry - 1; /* bounded by what the ledger holds */
+        for (int64_t e = from; e <= to; e++) {
+            struct ml_position p = {li->id, e};
+            if (ml_pos_cmp(p, c->mark_delete) > 0 && !bit_test(c, p))
+                bit_set(c, p);
+        }
+    }
+}
+
+void ml_cursor_restore_batch(struct ml_cursor *c, struct ml_position pos, const int64_t *words,
+                             int n_words)
+{
+    if (n_words <= 0 || ml_pos_cmp(pos, c->mark_delete) <= 0 || bit_test(c, pos))
+        return;
+    unsigned char key[16];
+    pos_key(pos, key);
+    struct ml_batch_set *bs = mg_malloc(sizeof *bs + (size_t)n_words * sizeof bs->words[0]);
+    bs->n_words = n_words;
+    memcpy(bs->words, words, (size_t)n_words * sizeof bs->words[0]);
+    mg_free(mg_map_del(&c->batch, key, sizeof key));
+    mg_map_put(&c->batch, key, sizeof key, bs);
+}
+
+void ml_cursor_restored(struct ml_cursor *c)
+{
+    merge_into_md(c);
+    c->read_pos = ml_next_position(c->ml, c->mark_delete);
 }
 
 static void unlink_cursor(struct ml_cursor *c)
@@ -382,7 +424,7 @@ struct ml_cursor *ml_cursor_open(struct ml_ledger *ml, const char *name, bool du
     }
     struct ml_cursor *c = ml_cursor_new(ml, name, durable, md);
     c->open = true;
-    ml_persist_cursor(c);
+    ml_persist_cursor(c, true); /* a new subscription is stored at once */
     return c;
 }
 
@@ -394,7 +436,7 @@ void ml_cursor_close(struct ml_cursor *c)
     cancel_ops(c, -MG_ECANCELED);
     if (c->durable) {
         c->open = false;
-        ml_persist_cursor(c);
+        ml_persist_cursor(c, true);
         return;
     }
     unlink_cursor(c);
@@ -479,8 +521,11 @@ int ml_cursor_ack(struct ml_cursor *c, struct ml_position pos, const int64_t *ac
             bs->words[i] &= i < n_words ? ack_set[i] : 0;
             left |= bs->words[i] != 0;
         }
-        if (left)
+        if (left) {
+            if (c->durable)
+                ml_persist_cursor(c, false);
             return 0;
+        }
         mg_free(mg_map_del(&c->batch, key, sizeof key));
     } else {
         batch_drop(c, pos);
@@ -491,6 +536,8 @@ int ml_cursor_ack(struct ml_cursor *c, struct ml_position pos, const int64_t *ac
         md_changed(c);
     } else {
         bit_set(c, pos);
+        if (c->durable)
+            ml_persist_cursor(c, false);
     }
     return 1;
 }
@@ -812,7 +859,7 @@ static void read_run(struct ml_read_op *op)
             op->sreq.entries = NULL;
             op->sreq.n = 0;
             op->state = ML_READ_STORE;
-            int rc = f->ops->read_range(f->impl, &op->sreq);
+            int rc = f->ops->read_range(f->impl, op->ml, &op->sreq);
             if (rc < 0) {
                 op->state = ML_READ_QUEUED;
                 read_finish(op, rc);

@@ -1,12 +1,12 @@
 /*
  * ml_int.h - the managed ledger's struct bodies and its storage interface.
  *
- * Only the ml sources and tests/unit/check_ml.c include this header.
+ * Only the ml sources and tests/unit/check_ml*.c include this header.
  *
  * Layers:
  *   core (ml.c, ml_cursor.c): ledger list, positions, appends, tail cache, cursors,
  *       waiting reads, trimming. Talks to storage only through struct ml_store_ops.
- *   store (ml_store_mem.c; later a bookie-backed one): ledgers of entries and,
+ *   store (ml_store_mem.c, ml_store_bk.c): ledgers of entries and,
  *       optionally, metadata persistence for the ML's ledger list and cursor state.
  *
  * Deferred work: everything that must run "after the call has returned" goes through the
@@ -71,49 +71,65 @@ struct ml_store_req {
     /* private to the store */
     int status;
     struct ml_task task;
+    struct ml_store_req *next_;
 };
 
 /* A storage backend (STYLE.md §2): a const table picked by name in ml_factory_new.
  * Required: init, fini, create_ledger, add_entry, read_range, delete_ledger.
  * Optional (NULL = nothing to do): close_ledger and the metadata hooks. A store with no
  * load_ml hook keeps nothing across an ML's close, so the core deletes an ML's ledgers
- * when its last reference closes (the memory store). */
+ * when its last reference closes (the memory store).
+ * Every op gets the ML it works for (borrowed; alive until the op's cb ran, as the core
+ * holds it while a request is out; fire-and-forget ops (req NULL) must not keep it). */
 struct ml_store_ops {
     const char *name;
     int (*init)(struct ml_factory *f, void **impl);
     void (*fini)(void *impl);
     /* New ledger; req->ledger_id set before cb. */
-    int (*create_ledger)(void *impl, struct ml_store_req *req);
+    int (*create_ledger)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
     /* Store req->entry as entry req->entry->pos.entry of ledger req->ledger_id. Entries
      * of a ledger arrive in order; completions come back in the same order. */
-    int (*add_entry)(void *impl, struct ml_store_req *req);
+    int (*add_entry)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
     /* Read [first, last] of ledger_id. -MG_ENOTFOUND (at cb) if the ledger or the first
      * entry is gone. */
-    int (*read_range)(void *impl, struct ml_store_req *req);
-    /* Seal a ledger (no more adds). req NULL: fire and forget. */
-    int (*close_ledger)(void *impl, int64_t ledger_id, struct ml_store_req *req);
+    int (*read_range)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
+    /* Seal a ledger (no more adds) once its adds completed; completes with 0 when it is
+     * sealed already. -MG_EFENCED: someone else recovered it. req NULL: fire and forget. */
+    int (*close_ledger)(void *impl, struct ml_ledger *ml, int64_t ledger_id,
+                        struct ml_store_req *req);
     /* Drop a ledger and its entries. req NULL: fire and forget. */
-    int (*delete_ledger)(void *impl, int64_t ledger_id, struct ml_store_req *req);
+    int (*delete_ledger)(void *impl, struct ml_ledger *ml, int64_t ledger_id,
+                         struct ml_store_req *req);
 
     /* Metadata hooks. The store reads what it persists from the struct bodies below
      * (ml->ledgers, cursor mark-delete, ml_cursor_foreach_range, c->batch) and restores
-     * with ml_restore_ledger / ml_restore_cursor; req NULL: fire and forget. */
-    /* On open, before the first ledger is created: fill the ML's ledger list and durable
-     * cursors from storage. Completes with 0 also when nothing was stored. */
+     * with ml_restore_ledger / ml_restore_cursor / ml_cursor_restore_*.
+     * On open, before the first ledger is created: fill the ML's ledger list (the last
+     * ledger recovered: its true entry count) and durable cursors from storage. Completes
+     * with 0 also when nothing was stored. May set ml->store_priv (freed by free_ml). */
     int (*load_ml)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
-    /* After the ledger list changed (open, rollover, trim). */
+    /* Persist the ledger list (open, rollover, trim); cb once a write that covers the
+     * state at the time of the call is stored. -MG_EFENCED: someone else changed it (the
+     * ML is fenced). req is never NULL. */
     int (*save_ml)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
-    /* A durable cursor's mark-delete or ranges changed, or it closed. Stores rate-limit
-     * as they see fit (Pulsar: managedLedgerDefaultMarkDeleteRateLimit). */
-    int (*save_cursor)(void *impl, struct ml_ledger *ml, struct ml_cursor *c,
+    /* A durable cursor's mark-delete or ranges changed (now false: the store rate-limits,
+     * Pulsar's managedLedgerDefaultMarkDeleteRateLimit), or it was created or closed (now
+     * true: write at once). The store snapshots what it writes during the call. */
+    int (*save_cursor)(void *impl, struct ml_ledger *ml, struct ml_cursor *c, bool now,
                        struct ml_store_req *req);
     int (*remove_cursor)(void *impl, struct ml_ledger *ml, const char *cursor,
                          struct ml_store_req *req);
-    /* ml_delete: the ML's metadata (its ledgers were deleted one by one before). */
+    /* ml_delete: the ML's metadata (its cursors and ledger list); the core deletes the
+     * ledgers after this completed. */
     int (*remove_ml)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
+    /* The ML struct is being freed: drop ml->store_priv (in-flight writes may go on). */
+    void (*free_ml)(void *impl, struct ml_ledger *ml);
+    /* Store operations still in flight (metadata writes, ledger closes). */
+    int (*pending)(void *impl);
 };
 
 extern const struct ml_store_ops ml_store_memory;
+extern const struct ml_store_ops ml_store_bookkeeper;
 
 /* ---- factory ------------------------------------------------------------------------ */
 
@@ -144,9 +160,14 @@ struct ml_ledger_info {
     int64_t assigned_size;     /* bytes assigned (rollover trigger) */
     uint64_t max_publish_time; /* of the confirmed entries */
     bool publish_known;        /* max_publish_time is valid (false after a restore) */
+    int64_t timestamp;         /* ms: when the ledger was closed (0 = open / unknown) */
 };
 
 enum ml_state { ML_OPENING = 0, ML_READY, ML_CLOSED };
+
+/* Rollover (also after a failed add): wait for the in-flight adds, close the ledger,
+ * create the next one, persist the list, then send the queued appends. */
+enum ml_roll_phase { ML_ROLL_NONE = 0, ML_ROLL_DRAIN, ML_ROLL_CLOSE, ML_ROLL_CREATE, ML_ROLL_SAVE };
 
 struct ml_add_op {
     struct ml_ledger *ml;      /* borrowed; held (ml_hold) while the store has sreq */
@@ -182,7 +203,18 @@ struct ml_ledger {
     int holds;            /* internal: 1 while not closed + 1 per in-flight store req */
     enum ml_state state;
     bool deleted;
-    bool rolling;                   /* creating the next ledger; appends wait in `unsent` */
+    bool rolling; /* rolling over (roll_phase); appends wait in `unsent` */
+    enum ml_roll_phase roll_phase;
+    bool fenced;      /* another owner took the ML: appends fail with -MG_EFENCED */
+    bool broken;      /* the current ledger failed an add: roll before the next send */
+    int fail_sent;    /* != 0: complete every in-flight add with this (after a failure) */
+    void *store_priv; /* owned by the store (free_ml) */
+    int64_t *doomed;  /* owned: ledgers off the list, deleted after the next saved list */
+    uint64_t *doomed_seq;
+    int n_doomed, cap_doomed;
+    uint64_t save_seq; /* bumped per list change that dooms ledgers */
+    bool trimming;     /* a trim's list write is in flight */
+    bool trim_again;
     struct ml_ledger_info *ledgers; /* owned array, ascending ids; last = current */
     int n_ledgers, cap_ledgers;
     struct ml_position lac;    /* last confirmed */
@@ -196,7 +228,7 @@ struct ml_ledger {
     struct ml_cache cache;
     int64_t entries_added;
     struct ml_store_req open_req; /* open chain: load_ml, then create_ledger */
-    struct ml_store_req roll_req; /* rollover: create_ledger */
+    struct ml_store_req roll_req; /* rollover: close, create, save in turn */
     struct ml_task drain_task;    /* completes appends that failed synchronously */
     TAILQ_ENTRY(ml_ledger) link;  /* factory->all */
 };
@@ -216,12 +248,23 @@ struct ml_entry *ml_cache_get(struct ml_ledger *ml, struct ml_position pos);
 /* Trim ledgers consumed by every durable cursor. c: the durable cursor whose M moved
  * (a cheap pre-check), or NULL. */
 void ml_maybe_trim(struct ml_ledger *ml, const struct ml_cursor *c);
-/* Store hooks (no-ops when the store has none). */
-void ml_persist_cursor(struct ml_cursor *c);
+/* Store hooks (no-ops when the store has none). now: write without rate limit. */
+void ml_persist_cursor(struct ml_cursor *c, bool now);
+/* The store found that another owner took the ML (a metadata CAS lost): fail every
+ * pending and later append with -MG_EFENCED, stop persisting. */
+void ml_fence(struct ml_ledger *ml);
 /* Restore hooks for a store's load_ml. */
 void ml_restore_ledger(struct ml_ledger *ml, int64_t id, int64_t entries, int64_t size);
 struct ml_cursor *ml_restore_cursor(struct ml_ledger *ml, const char *name,
                                     struct ml_position mark_delete);
+/* A restored cursor's individually acked range (lower, upper] (may span ledgers; entries
+ * of ledgers not in the list are ignored) and partial batch ack set (set bit = unacked). */
+void ml_cursor_restore_range(struct ml_cursor *c, struct ml_position lower,
+                             struct ml_position upper);
+void ml_cursor_restore_batch(struct ml_cursor *c, struct ml_position pos, const int64_t *words,
+                             int n_words);
+/* The ML is open: fold restored ranges into mark-delete, set the read position. */
+void ml_cursor_restored(struct ml_cursor *c);
 
 /* Fill the wire-derived fields of e from its data (num_messages=1 and zeros when the
  * bytes are not a Pulsar entry). */

@@ -87,8 +87,9 @@ static void mem_fini(void *impl)
     mg_free(s);
 }
 
-static int mem_create_ledger(void *impl, struct ml_store_req *req)
+static int mem_create_ledger(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
+    (void)ml;
     struct mem_store *s = impl;
     struct mem_ledger *l = mg_calloc(1, sizeof *l);
     l->id = s->next_id++;
@@ -98,8 +99,9 @@ static int mem_create_ledger(void *impl, struct ml_store_req *req)
     return 0;
 }
 
-static int mem_add_entry(void *impl, struct ml_store_req *req)
+static int mem_add_entry(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
+    (void)ml;
     struct mem_store *s = impl;
     struct mem_ledger *l = mg_map_get_u64(&s->ledgers, (uint64_t)req->ledger_id);
     if (!l)
@@ -115,8 +117,9 @@ static int mem_add_entry(void *impl, struct ml_store_req *req)
     return 0;
 }
 
-static int mem_read_range(void *impl, struct ml_store_req *req)
+static int mem_read_range(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
+    (void)ml;
     struct mem_store *s = impl;
     struct mem_ledger *l = mg_map_get_u64(&s->ledgers, (uint64_t)req->ledger_id);
     req->entries = NULL;
@@ -135,8 +138,10 @@ static int mem_read_range(void *impl, struct ml_store_req *req)
     return 0;
 }
 
-static int mem_delete_ledger(void *impl, int64_t ledger_id, struct ml_store_req *req)
+static int mem_delete_ledger(void *impl, struct ml_ledger *ml, int64_t ledger_id,
+                             struct ml_store_req *req)
 {
+    (void)ml;
     struct mem_store *s = impl;
     struct mem_ledger *l = mg_map_del_u64(&s->ledgers, (uint64_t)ledger_id);
     mem_ledger_free(l);
@@ -159,4 +164,6 @@ const struct ml_store_ops ml_store_memory = {
     .save_cursor = NULL,
     .remove_cursor = NULL,
     .remove_ml = NULL,
+    .free_ml = NULL,
+    .pending = NULL,
 };

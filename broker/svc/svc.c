@@ -13,6 +13,7 @@
  */
 #include "svc/svc.h"
 #include "admin/admin.h"
+#include "bkc/bkc.h"
 #include "config/cfg.h"
 #include "conn/conn.h"
 #include "ml/ml.h"
@@ -36,6 +37,7 @@
 #include <sys/time.h>
 
 #define SVC_SHUTDOWN_GRACE_SECONDS 10
+#define SVC_DRAIN_SECONDS 5
 
 static uint64_t now_ms(void)
 {
@@ -117,7 +119,45 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
         .cache_size_bytes = (size_t)cfg->managed_ledger_cache_size_mb << 20,
         .max_entries_per_ledger = cfg->managed_ledger_max_entries_per_ledger,
         .max_size_per_ledger = (int64_t)cfg->managed_ledger_max_size_per_ledger_mb << 20,
+        .retention_time_minutes = cfg->default_retention_time_minutes,
+        .retention_size_mb = cfg->default_retention_size_mb,
+        .ensemble_size = cfg->managed_ledger_ensemble_size,
+        .write_quorum = cfg->managed_ledger_write_quorum,
+        .ack_quorum = cfg->managed_ledger_ack_quorum,
     };
+    if (strcmp(cfg->managed_ledger_store, "bookkeeper") == 0) {
+        if (!meta) {
+            MG_ERROR("svc", "managedLedgerStore=bookkeeper needs a metadata store "
+                            "(metadataStoreUrl)");
+            svc_free(s);
+            return NULL;
+        }
+        if (cfg->managed_ledger_ensemble_size < cfg->managed_ledger_write_quorum ||
+            cfg->managed_ledger_write_quorum < cfg->managed_ledger_ack_quorum) {
+            MG_ERROR("svc", "managedLedgerDefaultEnsembleSize (%d) >= WriteQuorum (%d) >= "
+                            "AckQuorum (%d) does not hold",
+                     cfg->managed_ledger_ensemble_size, cfg->managed_ledger_write_quorum,
+                     cfg->managed_ledger_ack_quorum);
+            svc_free(s);
+            return NULL;
+        }
+        struct bkc_config bc;
+        bkc_config_default(&bc);
+        bc.ensemble_size = cfg->managed_ledger_ensemble_size;
+        bc.write_quorum = cfg->managed_ledger_write_quorum;
+        bc.ack_quorum = cfg->managed_ledger_ack_quorum;
+        bc.timeout_ms = cfg->bookkeeper_client_timeout_seconds * 1000;
+        bc.use_v3 = !cfg->bookkeeper_use_v2_wire_protocol;
+        bc.max_frame_size = (size_t)cfg->max_message_size + 65536 + 1024;
+        int rc = bkc_client_new(base, meta, &bc, &s->bkc);
+        if (rc < 0) {
+            MG_ERROR("svc", "cannot create the BookKeeper client: %s", mg_strerror(rc));
+            svc_free(s);
+            return NULL;
+        }
+        mlc.meta = meta;
+        mlc.bkc = s->bkc;
+    }
     s->mlf = ml_factory_new(base, cfg->managed_ledger_store, &mlc);
     if (!s->mlf) {
         svc_free(s);
@@ -185,8 +225,10 @@ void svc_free(struct svc *s)
     s->listener = NULL;
     close_all_conns(s, false);
     admin_free(s->admin);
-    topic_registry_free(s->topics);
+    s->admin = NULL;
+    svc_drain(s);
     ml_factory_free(s->mlf);
+    bkc_client_free(s->bkc);
     if (s->shutdown_ev)
         event_free(s->shutdown_ev);
     mg_map_fini(&s->conns);
@@ -210,6 +252,35 @@ static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
         close_all_conns(s, false);
         event_base_loopexit(s->base, NULL);
     }
+}
+
+static void drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+/* Close every topic (cursors flush their positions, ledgers close) and run the loop until
+ * the managed ledgers' metadata writes are done, bounded in time. */
+void svc_drain(struct svc *s)
+{
+    if (s->topics) {
+        topic_registry_free(s->topics);
+        s->topics = NULL;
+    }
+    if (!s->mlf || ml_factory_pending(s->mlf) == 0)
+        return;
+    bool expired = false;
+    struct event *timer = evtimer_new(s->base, drain_timeout, &expired);
+    struct timeval tv = {SVC_DRAIN_SECONDS, 0};
+    evtimer_add(timer, &tv);
+    while (ml_factory_pending(s->mlf) > 0 && !expired)
+        event_base_loop(s->base, EVLOOP_ONCE);
+    event_free(timer);
+    if (expired)
+        MG_WARN("svc", "%d managed-ledger metadata writes still pending after %d s",
+                ml_factory_pending(s->mlf), SVC_DRAIN_SECONDS);
 }
 
 void svc_shutdown(struct svc *s)

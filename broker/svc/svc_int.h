@@ -14,6 +14,7 @@ struct event_base;
 struct evconnlistener;
 struct admin;
 struct ml_factory;
+struct bkc_client;
 struct topic_registry;
 struct meta_store;
 
@@ -24,6 +25,7 @@ struct svc {
     struct evconnlistener *listener; /* owned */
     struct admin *admin;            /* owned */
     struct ml_factory *mlf;         /* owned */
+    struct bkc_client *bkc;         /* owned; NULL unless managedLedgerStore=bookkeeper */
     struct topic_registry *topics;  /* owned */
     struct mg_map conns;            /* id -> struct conn (the svc holds one reference) */
     uint64_t next_conn_id;
@@ -54,5 +56,8 @@ void svc_conn_closed(struct svc *s, struct conn *c);
 void svc_res_init(struct svc *s);
 int svc_res_load(struct svc *s);
 void svc_res_fini(struct svc *s);
+
+/* Close every topic and wait (running the loop, bounded) for their metadata writes. */
+void svc_drain(struct svc *s);
 
 #endif

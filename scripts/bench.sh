@@ -1,0 +1,467 @@
+#!/usr/bin/env bash
+# bench.sh - magnetar measured side by side with Redis Streams and NATS JetStream, next to
+# this machine's physical limits, in one run on loopback with the real disk (issue 5).
+# Not part of `make check`; reports figures, asserts nothing. scripts/bench/README.md
+# explains every number.
+#
+#   scripts/bench.sh [--quick] [--seconds S] [--out FILE] [--bin MAGNETAR] [--dir DIR]
+#                    [--no-install] [--keep]
+#
+#   --quick        smoke run (~2 min): 3 s measurements, shorter probes, 3 start-ups
+#   --seconds S    length of each throughput / latency measurement (10; --quick: 3)
+#   --out FILE     raw results as JSON (default scripts/bench/results-<date>.json)
+#   --bin FILE     magnetar binary to measure (default: scripts/build.sh, -O2 -g, no
+#                  sanitizers, into $BUILD_DIR or build/)
+#   --dir DIR      parent of the work directory (default /var/tmp; must be the real disk,
+#                  not tmpfs: every system here writes its log there)
+#   --no-install   do not apt-get install the peers and tools (default as root: install
+#                  what is missing from Debian)
+#   --keep         keep the work directory (data, logs, raw JSON of every run)
+#
+# Parts, in this order (the group-commit probe runs before and after each system):
+#   4. limits: fio 4 KiB and 64 KiB write+fdatasync, ideal group-commit log (gc_probe.c),
+#      iperf3 loopback TCP
+#   1. magnetar standalone, durable (managedLedgerStore=bookkeeper, journalSyncData=true)
+#   2. magnetar 1 broker + 3 bookies (+ ZooKeeper), E=3 Qw=2 Qa=2
+#   3. Redis Streams (appendonly yes, appendfsync always), XADD over 1 and 10 connections;
+#      NATS JetStream (nats-server 2.9 -js, file store)
+#   5. footprint: magnetar standalone beside nats-server -js: idle RSS, RSS under load,
+#      start-to-ready, binary size
+# For every system and message size (1 KiB, 100 B): max throughput with ~1000 publishes
+# outstanding, then latency at 50% of that rate. magnetar is driven by `magnetar perf
+# produce` (batching on: -bm 1000 -bb 131072 -b 1), Redis by redis_xadd.c (hiredis), NATS
+# by nats_js_pub.c (libnats); all three keep ~1000 publishes outstanding.
+# If the magnetar build has no "bookkeeper" managed-ledger store yet, magnetar runs with the
+# memory store and the table says, in its durability column, that nothing is on disk.
+#
+# Every server gets a free loopback port and a directory under the work directory, runs
+# under a time bound and is stopped by PID (trap on exit). No MAGNETAR_* variable reaches a
+# magnetar process (magnetar reads them as configuration).
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+here=$top/scripts/bench
+QUICK=0 SECS= OUT= BIN= PARENT=/var/tmp INSTALL=1 KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --seconds) SECS=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    --bin) BIN=$2; shift ;;
+    --dir) PARENT=$2; shift ;;
+    --no-install) INSTALL=0 ;;
+    --keep) KEEP=1 ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# magnetar treats every MAGNETAR_* variable as a config key: none may reach it.
+for v in $(compgen -e | grep '^MAGNETAR_' || true); do unset "$v"; done
+
+if [ "$QUICK" = 1 ]; then
+  : "${SECS:=3}"; FIO_S=2; IPERF_S=2; FSYNC_S=1; GC_S=2; READY_N=3; IDLE_S=1.5
+else
+  : "${SECS:=10}"; FIO_S=5; IPERF_S=5; FSYNC_S=1; GC_S=3; READY_N=5; IDLE_S=2
+fi
+DATE=$(date -u +%Y%m%dT%H%M%SZ)
+[ -n "$OUT" ] || OUT=$here/results-$DATE.json
+case "$OUT" in /*) ;; *) OUT=$PWD/$OUT ;; esac
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------
+# 0. tools
+PKGS="redis-server redis-tools libhiredis-dev nats-server libnats-dev fio iperf3 gcc libc6-dev
+      python3 zookeeper default-jre-headless procps"
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  if [ "$INSTALL" = 1 ] && [ "$(id -u)" = 0 ]; then
+    log "installing from Debian:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null 2>&1 || true
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1 ||
+      die "apt-get install$missing failed"
+  else
+    log "warning: missing packages:$missing (run as root, or install them); parts needing them are skipped"
+  fi
+fi
+PY=/usr/bin/python3; [ -x "$PY" ] || PY=$(command -v python3) || die "python3 is required"
+
+if [ -z "$BIN" ]; then
+  log "building magnetar (scripts/build.sh, default flags -O2 -g)"
+  BIN=$(env -u CFLAGS "$top/scripts/build.sh" 2>"${TMPDIR:-/tmp}/bench-build.$$.log" | tail -n 1)
+  if [ ! -x "$BIN" ]; then
+    tail -n 20 "${TMPDIR:-/tmp}/bench-build.$$.log" >&2
+    die "build failed (log above); give a binary with --bin"
+  fi
+  rm -f "${TMPDIR:-/tmp}/bench-build.$$.log"
+fi
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+[ -x "$BIN" ] || die "no magnetar binary at $BIN"
+bdir=$(dirname "$BIN")
+if [ -f "$bdir/.configure-flags" ] && grep -q 'sanitize\|-O0' "$bdir/.configure-flags"; then
+  die "$BIN was configured with '$(cat "$bdir/.configure-flags")': benchmarks need an optimized, non-sanitizer build"
+fi
+if grep -q -- '-fsanitize' "$bdir/Makefile" 2>/dev/null && grep -q '^CFLAGS = .*-fsanitize' "$bdir/Makefile"; then
+  die "$BIN is a sanitizer build"
+fi
+
+mkdir -p "$PARENT" || die "cannot create $PARENT"
+WORK=$(mktemp -d "$PARENT/magnetar-bench.XXXXXX") || die "mktemp in $PARENT"
+FSTYPE=$(stat -f -c %T "$WORK")
+[ "$FSTYPE" = tmpfs ] && log "warning: $WORK is on tmpfs: the disk figures are not the disk's"
+R=$WORK/results; mkdir -p "$R" "$WORK/bin"
+INDEX=$R/index.tsv; : >"$INDEX"
+rec() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$INDEX"; } # kind key value-or-path
+
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do stop_pid "$p"; done
+  [ -n "${ZKDIR:-}" ] && [ -f "$ZKDIR/zk.pid" ] && "$top/tests/integration/zk.sh" stop "$ZKDIR" >/dev/null 2>&1
+  if [ "$KEEP" = 1 ]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+stop_pid() { # SIGTERM, SIGKILL after 10 s
+  local p=$1 i
+  kill -0 "$p" 2>/dev/null || return 0
+  kill -TERM "$p" 2>/dev/null
+  for i in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+  wait "$p" 2>/dev/null
+  return 0
+}
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+wait_port_file() { # file key pid seconds
+  local i
+  for i in $(seq 1 $(($4 * 10))); do
+    grep -q "^$2=" "$1" 2>/dev/null && { sed -n "s/^$2=//p" "$1"; return 0; }
+    kill -0 "$3" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+wait_tcp() { # port seconds
+  local i
+  for i in $(seq 1 $(($2 * 20))); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+wait_listen() { # port seconds: a listening socket, without connecting to it (iperf3 counts connections)
+  local i hex
+  hex=$(printf ':%04X ' "$1")
+  for i in $(seq 1 $(($2 * 20))); do
+    awk '$4 == "0A"' /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q -- "$hex" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# rss_sampler OUTFILE PID... : max of the summed VmRSS every 0.2 s, until killed
+rss_sampler() {
+  local out=$1; shift
+  local max=0 s p
+  while :; do
+    s=0
+    for p in "$@"; do s=$((s + $(rss_kb "$p"))); done
+    [ "$s" -gt "$max" ] && { max=$s; echo "$max" >"$out"; }
+    sleep 0.2
+  done
+}
+
+# ---------------------------------------------------------------------------------------
+# drivers
+CC=${CC:-gcc}
+CFL="-O2 -Wall -Wextra -I$here"
+$CC $CFL -o "$WORK/bin/gc_probe" "$here/gc_probe.c" || die "gc_probe.c does not compile"
+$CC $CFL -o "$WORK/bin/ready_probe" "$here/ready_probe.c" || die "ready_probe.c does not compile"
+HAVE_REDIS=0 HAVE_NATS=0 HAVE_ZK=0
+if command -v redis-server >/dev/null && $CC $CFL -o "$WORK/bin/redis_xadd" "$here/redis_xadd.c" -lhiredis; then HAVE_REDIS=1; fi
+if command -v nats-server >/dev/null && $CC $CFL -o "$WORK/bin/nats_js_pub" "$here/nats_js_pub.c" -lnats -lpthread; then HAVE_NATS=1; fi
+[ -r /usr/share/java/zookeeper.jar ] && command -v java >/dev/null && HAVE_ZK=1
+
+# ---------------------------------------------------------------------------------------
+# meta
+rec meta date "$DATE"
+rec meta host "$(uname -nr)"
+rec meta cpus "$(nproc) x $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)"
+rec meta mem "$(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+rec meta disk "$(df -h --output=source,fstype "$WORK" | tail -n 1 | tr -s ' ') ($FSTYPE)"
+rec meta workdir "$WORK"
+rec meta seconds "$SECS"
+rec meta quick "$QUICK"
+rec meta magnetar_bin "$BIN"
+rec meta magnetar_rev "$(cd "$top" && git describe --always --dirty 2>/dev/null || echo unknown)"
+rec meta redis_version "$(redis-server --version 2>/dev/null | sed -n 's/.*v=\([^ ]*\).*/\1/p')"
+rec meta nats_version "$(nats-server --version 2>/dev/null | sed 's/^nats-server: //')"
+rec meta fio_version "$(fio --version 2>/dev/null)"
+
+PROBE_N=0
+probe() { # label
+  local f=$R/probe-$PROBE_N.json
+  mkdir -p "$WORK/probe"
+  if timeout -k 5 $((FSYNC_S + GC_S + 60)) "$WORK/bin/gc_probe" "$WORK/probe" --fsync-seconds "$FSYNC_S" \
+      --seconds "$GC_S" --size 1024 --outstanding 1000 --group-ms 1 --json "$f" >/dev/null; then
+    rec probe "$PROBE_N" "$f"
+    rec probe_label "$PROBE_N" "$1"
+    log "probe $PROBE_N ($1): $(cat "$f")"
+  else
+    log "probe $PROBE_N failed"
+  fi
+  PROBE_N=$((PROBE_N + 1))
+}
+
+# ---------------------------------------------------------------------------------------
+# 4. the machine's limits
+log "part 4: limits (fio, group-commit probe, iperf3); work dir $WORK ($FSTYPE)"
+if command -v fio >/dev/null; then
+  for bs in 4k 64k; do
+    mkdir -p "$WORK/fio"
+    timeout -k 5 $((FIO_S + 60)) fio --name="fsync$bs" --directory="$WORK/fio" --rw=write --bs=$bs \
+      --size=256m --fdatasync=1 --runtime="$FIO_S" --time_based --output-format=json \
+      >"$R/fio-$bs.json" 2>"$R/fio-$bs.err" && rec limit "fio$bs" "$R/fio-$bs.json"
+    rm -rf "$WORK/fio"
+  done
+fi
+if command -v iperf3 >/dev/null; then
+  IP=$(free_port)
+  iperf3 -s -B 127.0.0.1 -p "$IP" >/dev/null 2>&1 &
+  ipid=$!; PIDS+=("$ipid")
+  wait_listen "$IP" 5 && timeout -k 5 $((IPERF_S + 30)) iperf3 -c 127.0.0.1 -p "$IP" -t "$IPERF_S" -J \
+    >"$R/iperf3.json" 2>/dev/null && rec limit iperf3 "$R/iperf3.json"
+  stop_pid "$ipid"
+fi
+probe "start"
+
+# ---------------------------------------------------------------------------------------
+# one measurement: max throughput, then latency at 50% of it, for each size.
+# run_unit SYSTEM DRIVER-FUNCTION [RSS-PIDS...]: DRIVER-FUNCTION size rate json
+SIZES="1024 100"
+run_unit() {
+  local sys=$1 drv=$2; shift 2
+  local size f max half sp
+  for size in $SIZES; do
+    f=$R/run-$sys-$size-max.json
+    sp=""
+    if [ $# -gt 0 ] && [ "$size" = 1024 ]; then
+      rss_sampler "$R/rssload-$sys.txt" "$@" & sp=$!
+    fi
+    if "$drv" "$size" 0 "$f" >"$R/run-$sys-$size-max.log" 2>&1 && [ -s "$f" ]; then
+      rec run "$sys.$size.max" "$f"
+      max=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["msg_per_s"])' "$f")
+      log "$sys ${size}B max: $(printf '%.0f' "$max") msg/s"
+    else
+      log "$sys ${size}B max: FAILED ($(tail -n 2 "$R/run-$sys-$size-max.log" | tr '\n' ' '))"
+      max=0
+    fi
+    if [ -n "$sp" ]; then
+      kill "$sp" 2>/dev/null; wait "$sp" 2>/dev/null
+      [ -s "$R/rssload-$sys.txt" ] && rec rssload "$sys" "$(cat "$R/rssload-$sys.txt")"
+    fi
+    half=$("$PY" -c 'import sys; print(int(float(sys.argv[1]) / 2))' "$max")
+    [ "$half" -gt 0 ] || continue
+    f=$R/run-$sys-$size-half.json
+    if "$drv" "$size" "$half" "$f" >"$R/run-$sys-$size-half.log" 2>&1 && [ -s "$f" ]; then
+      rec run "$sys.$size.half" "$f"
+      log "$sys ${size}B at $half msg/s: $("$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); l=j["latency_ms"]; print("%.0f msg/s, p50 %.2f ms, p99 %.2f ms" % (j["msg_per_s"], l["p50"], l["p99"]))' "$f")"
+    else
+      log "$sys ${size}B half: FAILED ($(tail -n 2 "$R/run-$sys-$size-half.log" | tr '\n' ' '))"
+    fi
+  done
+}
+
+PERF_URL=
+RUNSEQ=0
+drv_magnetar() { # size rate json
+  RUNSEQ=$((RUNSEQ + 1))
+  timeout -k 5 $((SECS + 40)) "$BIN" perf produce -u "$PERF_URL" -r "$2" -s "$1" -o 1000 \
+    -bm 1000 -bb 131072 -b 1 -time "$SECS" --warmup-time 1 -i 1 --json "$3" \
+    "persistent://public/default/bench-$RUNSEQ-$1"
+}
+
+# the store to use: bookkeeper if this build has it (a standalone start tells)
+ML_STORE=bookkeeper
+ml_try() {
+  local d=$WORK/mltry
+  rm -rf "$d"; mkdir -p "$d"
+  "$BIN" standalone --config "$top/conf/standalone.yaml" --set brokerServicePort=0 \
+    --set webServicePort=0 --set bookiePort=0 --set dataDirectory="$d/data" \
+    --set managedLedgerStore=bookkeeper --set managedLedgerDefaultEnsembleSize=1 \
+    --set managedLedgerDefaultWriteQuorum=1 --set managedLedgerDefaultAckQuorum=1 \
+    --set logLevel=warn --port-file "$d/ports" >"$d/log" 2>&1 &
+  local p=$!
+  if wait_port_file "$d/ports" brokerServicePort "$p" 20 >/dev/null; then stop_pid "$p"; return 0; fi
+  stop_pid "$p"
+  sed -n '1,5p' "$d/log" >&2
+  return 1
+}
+if ! ml_try; then
+  ML_STORE=memory
+  log "WARNING: this magnetar build has no working managedLedgerStore=bookkeeper: magnetar runs with the MEMORY store (not durable)"
+fi
+rec meta ml_store "$ML_STORE"
+# standalone settings (one in-process bookie: E=Qw=Qa=1)
+SA_ARGS=(--config "$top/conf/standalone.yaml" --set webServicePort=0 --set bookiePort=0
+  --set managedLedgerStore="$ML_STORE" --set journalSyncData=true
+  --set managedLedgerDefaultEnsembleSize=1 --set managedLedgerDefaultWriteQuorum=1
+  --set managedLedgerDefaultAckQuorum=1 --set logLevel=warn)
+if [ "$ML_STORE" = bookkeeper ]; then
+  rec durability ms "fsync before receipt: bookie journal group commit (journalSyncData=true), 1 copy"
+  rec durability mc "fsync before receipt on Qa=2 of 3 bookies (E=3 Qw=2 Qa=2), journal group commit"
+else
+  rec durability ms "NONE: memory store (no bookkeeper store in this build); receipt before any disk write"
+  rec durability mc "NONE: memory store in the broker; bookies idle"
+fi
+rec durability r1 "fsync before reply: AOF appendfsync always, one fsync per event-loop pass"
+rec durability r10 "fsync before reply: AOF appendfsync always, one fsync per event-loop pass"
+rec durability js "ack BEFORE fsync: file store write() then PubAck; data synced later (2.9)"
+
+# ---------------------------------------------------------------------------------------
+# 1. magnetar standalone
+log "part 1: magnetar standalone ($ML_STORE store, journalSyncData=true), ${SECS}s runs"
+D=$WORK/ms; mkdir -p "$D"
+"$BIN" standalone "${SA_ARGS[@]}" --set brokerServicePort=0 --set dataDirectory="$D/data" \
+  --port-file "$D/ports" >"$D/log" 2>&1 &
+MS_PID=$!; PIDS+=("$MS_PID")
+if P=$(wait_port_file "$D/ports" brokerServicePort "$MS_PID" 30); then
+  PERF_URL=pulsar://127.0.0.1:$P
+  run_unit ms drv_magnetar "$MS_PID"
+else
+  log "magnetar standalone did not start: $(tail -n 3 "$D/log")"
+fi
+kill -0 "$MS_PID" 2>/dev/null || log "magnetar standalone DIED during the runs: $(tail -n 5 "$D/log" | tr '\n' ' ')"
+stop_pid "$MS_PID"
+cp "$D/log" "$R/ms.log" 2>/dev/null
+rm -rf "$D"
+probe ms
+
+# ---------------------------------------------------------------------------------------
+# 2. magnetar 1 broker + 3 bookies (+ ZooKeeper), E=3 Qw=2 Qa=2
+if [ "$HAVE_ZK" = 1 ]; then
+  log "part 2: magnetar broker + 3 bookies + ZooKeeper, E=3 Qw=2 Qa=2"
+  ZKDIR=$WORK/zk
+  if ZKP=$(ZK_START_TIMEOUT=60 "$top/tests/integration/zk.sh" start "$ZKDIR" 2>"$WORK/zk.err"); then
+    ZKURL=zk:127.0.0.1:$ZKP
+    ok=1 BKP=()
+    for i in 1 2 3; do
+      D=$WORK/bk$i; mkdir -p "$D"
+      "$BIN" bookie --config "$top/conf/bookie.yaml" --set bookiePort=0 --set bindAddress=127.0.0.1 \
+        --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL" --set dataDirectory="$D" \
+        --set journalDirectory="$D/journal" --set ledgerDirectories="$D/ledgers" \
+        --set journalSyncData=true --set logLevel=info --port-file "$D/ports" >"$D/log" 2>&1 &
+      BKP+=($!); PIDS+=($!)
+      wait_port_file "$D/ports" bookiePort $! 30 >/dev/null || { ok=0; log "bookie $i did not start: $(tail -n 3 "$D/log")"; }
+    done
+    for i in 1 2 3; do
+      for _ in $(seq 1 100); do grep -q 'registered ' "$WORK/bk$i/log" && break; sleep 0.1; done
+    done
+    D=$WORK/broker; mkdir -p "$D"
+    "$BIN" broker --config "$top/conf/broker.yaml" --set brokerServicePort=0 --set webServicePort=0 \
+      --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL" \
+      --set dataDirectory="$D" --set managedLedgerStore="$ML_STORE" \
+      --set managedLedgerDefaultEnsembleSize=3 --set managedLedgerDefaultWriteQuorum=2 \
+      --set managedLedgerDefaultAckQuorum=2 --set logLevel=warn --port-file "$D/ports" >"$D/log" 2>&1 &
+    BR_PID=$!; PIDS+=("$BR_PID")
+    if [ $ok = 1 ] && P=$(wait_port_file "$D/ports" brokerServicePort "$BR_PID" 60); then
+      PERF_URL=pulsar://127.0.0.1:$P
+      run_unit mc drv_magnetar "$BR_PID" "${BKP[@]}"
+    else
+      log "magnetar cluster did not start: $(tail -n 3 "$D/log")"
+    fi
+    kill -0 "$BR_PID" 2>/dev/null || log "magnetar broker DIED during the runs: $(tail -n 5 "$D/log" | tr '\n' ' ')"
+    for p in "${BKP[@]}"; do kill -0 "$p" 2>/dev/null || log "a bookie (pid $p) DIED during the runs"; done
+    stop_pid "$BR_PID"
+    for p in "${BKP[@]}"; do stop_pid "$p"; done
+    for i in 1 2 3; do cp "$WORK/bk$i/log" "$R/mc-bk$i.log" 2>/dev/null; done
+    cp "$WORK/broker/log" "$R/mc-broker.log" 2>/dev/null
+  else
+    log "ZooKeeper did not start: $(tail -n 3 "$WORK/zk.err")"
+  fi
+  "$top/tests/integration/zk.sh" stop "$ZKDIR" >/dev/null 2>&1
+  rm -rf "$WORK"/bk? "$WORK/broker" "$ZKDIR"; ZKDIR=
+  probe mc
+else
+  log "part 2 skipped: no ZooKeeper (apt-get install zookeeper default-jre-headless)"
+fi
+
+# ---------------------------------------------------------------------------------------
+# 3. peers: Redis Streams, NATS JetStream
+redis_start() {
+  local d=$WORK/redis
+  rm -rf "$d"; mkdir -p "$d"
+  RPORT=$(free_port)
+  # no RDB snapshots, no AOF rewrite during the run: fsync of every write is all that is measured
+  redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$d" --appendonly yes \
+    --appendfsync always --save '' --auto-aof-rewrite-percentage 0 --daemonize no \
+    --protected-mode no --logfile "$d/log" >/dev/null 2>&1 &
+  RPID=$!; PIDS+=("$RPID")
+  wait_tcp "$RPORT" 10
+}
+RCONNS=1
+drv_redis() { timeout -k 5 $((SECS + 40)) "$WORK/bin/redis_xadd" "$RPORT" --conns "$RCONNS" \
+  --outstanding 1000 --size "$1" --rate "$2" --seconds "$SECS" --warmup 1 --stream "bench-$RANDOM" --json "$3"; }
+if [ "$HAVE_REDIS" = 1 ]; then
+  for RCONNS in 1 10; do
+    log "part 3: Redis Streams, appendfsync always, $RCONNS connection(s)"
+    if redis_start; then run_unit "r$RCONNS" drv_redis "$RPID"; else log "redis-server did not start"; fi
+    stop_pid "$RPID"; rm -rf "$WORK/redis"
+    probe "r$RCONNS"
+  done
+else
+  log "Redis part skipped (redis-server / libhiredis-dev missing)"
+fi
+
+drv_nats() { timeout -k 5 $((SECS + 40)) "$WORK/bin/nats_js_pub" "$NPORT" --outstanding 1000 \
+  --size "$1" --rate "$2" --seconds "$SECS" --warmup 1 --stream "B$RANDOM" --subject "bench.$RANDOM" --json "$3"; }
+if [ "$HAVE_NATS" = 1 ]; then
+  log "part 3: NATS JetStream (nats-server -js, file store)"
+  D=$WORK/nats; mkdir -p "$D"
+  NPORT=$(free_port)
+  nats-server -js -a 127.0.0.1 -p "$NPORT" -sd "$D/store" >"$D/log" 2>&1 &
+  NPID=$!; PIDS+=("$NPID")
+  if wait_tcp "$NPORT" 10; then run_unit js drv_nats "$NPID"; else log "nats-server did not start"; fi
+  stop_pid "$NPID"; rm -rf "$D"
+  probe js
+else
+  log "NATS part skipped (nats-server / libnats-dev missing)"
+fi
+
+# ---------------------------------------------------------------------------------------
+# 5. footprint: magnetar standalone beside nats-server -js
+log "part 5: footprint (start-to-ready x$READY_N, idle RSS after ${IDLE_S}s, binary size)"
+for k in $(seq 1 "$READY_N"); do
+  P=$(free_port); D=$WORK/fp; rm -rf "$D"; mkdir -p "$D"
+  timeout -k 5 60 "$WORK/bin/ready_probe" --proto pulsar --port "$P" --idle "$IDLE_S" --log "$D/log" -- \
+    "$BIN" standalone "${SA_ARGS[@]}" --set brokerServicePort="$P" --set dataDirectory="$D/data" \
+    >"$R/ready-ms-$k.json" && rec ready "ms.$k" "$R/ready-ms-$k.json"
+  if [ "$HAVE_NATS" = 1 ]; then
+    P=$(free_port); rm -rf "$D"; mkdir -p "$D"
+    timeout -k 5 60 "$WORK/bin/ready_probe" --proto nats --port "$P" --idle "$IDLE_S" --log "$D/log" -- \
+      nats-server -js -a 127.0.0.1 -p "$P" -sd "$D/store" >"$R/ready-js-$k.json" &&
+      rec ready "js.$k" "$R/ready-js-$k.json"
+  fi
+done
+rm -rf "$WORK/fp"
+rec binsize ms "$(stat -c %s "$BIN")"
+strip -o "$WORK/magnetar.stripped" "$BIN" 2>/dev/null && rec binsize_stripped ms "$(stat -c %s "$WORK/magnetar.stripped")"
+rec binlibs ms "$(ldd "$BIN" 2>/dev/null | grep -c '=>')"
+if command -v nats-server >/dev/null; then
+  NB=$(readlink -f "$(command -v nats-server)")
+  rec binsize js "$(stat -c %s "$NB")"
+  strip -o "$WORK/nats.stripped" "$NB" 2>/dev/null && rec binsize_stripped js "$(stat -c %s "$WORK/nats.stripped")"
+  rec binlibs js "$(ldd "$NB" 2>/dev/null | grep -c '=>')"
+fi
+
+# ---------------------------------------------------------------------------------------
+"$PY" "$here/report.py" "$INDEX" "$OUT"
+rc=$?
+log "raw results: $OUT"
+exit $rc

@@ -1,0 +1,102 @@
+/*
+ * bench_common.h - shared helpers of the benchmark drivers in scripts/bench/ (header only;
+ * they are compiled by scripts/bench.sh with gcc, not by the project build).
+ *
+ * A run measures publishes from send to acknowledgement. The first --warmup seconds are
+ * left out of the figures (as `magnetar perf --warmup-time 1` does), so every driver
+ * reports msg/s and latency percentiles over the same part of its run and writes them as
+ * JSON with the field names of `magnetar perf --json` (msg_per_s, latency_ms.p50 ...).
+ */
+#ifndef BENCH_COMMON_H
+#define BENCH_COMMON_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static inline uint64_t bc_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Latency samples in microseconds, kept whole (a 10 s run at 500k msg/s is 20 MB). */
+struct bc_lat {
+    uint32_t *v;
+    size_t n, cap;
+    uint64_t sum_us;
+};
+
+static inline void bc_lat_add(struct bc_lat *l, uint64_t ns)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 1u << 20;
+        l->v = realloc(l->v, l->cap * sizeof *l->v);
+        if (!l->v) {
+            fprintf(stderr, "bench: out of memory\n");
+            exit(1);
+        }
+    }
+    uint64_t us = ns / 1000;
+    if (us > UINT32_MAX)
+        us = UINT32_MAX;
+    l->v[l->n++] = (uint32_t)us;
+    l->sum_us += us;
+}
+
+static int bc_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static inline double bc_pct_ms(const struct bc_lat *l, double p)
+{
+    if (l->n == 0)
+        return 0;
+    size_t i = (size_t)(p / 100.0 * (double)l->n);
+    if (i >= l->n)
+        i = l->n - 1;
+    return l->v[i] / 1000.0;
+}
+
+/* Sorts the samples; writes {"msg_per_s", "mbit_per_s", "messages_acked", "latency_ms"{}}
+ * plus the extra fields in `extra` (already JSON: `"k": v, ...` or ""). */
+static inline int bc_write_json(const char *path, struct bc_lat *l, double secs, size_t size,
+                                uint64_t sent, uint64_t failed, const char *extra)
+{
+    qsort(l->v, l->n, sizeof *l->v, bc_cmp_u32);
+    double rate = secs > 0 ? (double)l->n / secs : 0;
+    char buf[2048];
+    snprintf(buf, sizeof buf,
+             "{\"msg_per_s\": %.1f, \"mbit_per_s\": %.2f, \"duration_s\": %.3f, "
+             "\"message_size\": %zu, \"messages_sent\": %llu, \"messages_acked\": %zu, "
+             "\"messages_failed\": %llu, \"latency_ms\": {\"count\": %zu, \"mean\": %.3f, "
+             "\"p50\": %.3f, \"p95\": %.3f, \"p99\": %.3f, \"p99_9\": %.3f, \"max\": %.3f}%s%s}\n",
+             rate, rate * (double)size * 8 / 1e6, secs, size, (unsigned long long)sent, l->n,
+             (unsigned long long)failed, l->n, l->n ? (double)l->sum_us / (double)l->n / 1000.0 : 0,
+             bc_pct_ms(l, 50), bc_pct_ms(l, 95), bc_pct_ms(l, 99), bc_pct_ms(l, 99.9),
+             l->n ? l->v[l->n - 1] / 1000.0 : 0, extra && *extra ? ", " : "", extra ? extra : "");
+    printf("%s", buf);
+    if (path) {
+        FILE *f = fopen(path, "w");
+        if (!f || fputs(buf, f) < 0 || fclose(f) != 0) {
+            perror(path);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static inline const char *bc_opt(int argc, char **argv, const char *name, const char *def)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return def;
+}
+
+#endif

@@ -1,0 +1,150 @@
+/*
+ * nats_js_pub.c - NATS JetStream publish load for scripts/bench.sh (Debian's libnats-dev).
+ *
+ *   nats_js_pub PORT [--outstanding N] [--size N] [--rate R] [--seconds S] [--warmup S]
+ *                    [--stream NAME] [--subject SUBJ] [--json FILE]
+ *
+ * Creates (or reuses) a file-storage stream NAME (BENCH) on subject SUBJ (bench), then
+ * publishes --size (1024) byte messages with js_PublishAsync, the library keeping at most
+ * --outstanding (1000) publishes waiting for their PubAck (PublishAsync.MaxPending).
+ * --rate R (0 = as fast as the window allows) paces sends in 1 ms steps. Each payload
+ * carries its send time in its first 8 bytes; the ack handler (libnats' own thread) records
+ * send-to-PubAck latency. Note: nats-server 2.9 answers the PubAck once the message is in
+ * the stream's file (write(), not fsync): the data reaches the disk on its periodic sync.
+ * Runs --seconds (10); the first --warmup (1) seconds are left out. Prints the JSON summary
+ * of bench_common.h. Failure modes: connect / stream errors exit 1; negative PubAcks are
+ * counted as failed.
+ */
+#define _GNU_SOURCE
+#include "bench_common.h"
+
+#include <nats/nats.h>
+#include <pthread.h>
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct bc_lat lat;
+static uint64_t t_warm, t_end, failed;
+
+static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    (void)js;
+    (void)closure;
+    uint64_t now = bc_now_ns(), s = 0;
+    const char *d = natsMsg_GetData(msg);
+    if (d && natsMsg_GetDataLength(msg) >= 8)
+        memcpy(&s, d, 8);
+    pthread_mutex_lock(&mu);
+    if (pa && !pae) {
+        if (s >= t_warm && now <= t_end)
+            bc_lat_add(&lat, now - s);
+    } else {
+        failed++;
+    }
+    pthread_mutex_unlock(&mu);
+    natsMsg_Destroy(msg);
+}
+
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+    nanosleep(&ts, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: nats_js_pub PORT [--outstanding N] [--size N] [--rate R] "
+                        "[--seconds S] [--warmup S] [--stream NAME] [--subject S] [--json F]\n");
+        return 2;
+    }
+    int port = atoi(argv[1]);
+    long window = atol(bc_opt(argc, argv, "--outstanding", "1000"));
+    size_t size = (size_t)atol(bc_opt(argc, argv, "--size", "1024"));
+    double rate = atof(bc_opt(argc, argv, "--rate", "0"));
+    double secs = atof(bc_opt(argc, argv, "--seconds", "10"));
+    double warm = atof(bc_opt(argc, argv, "--warmup", "1"));
+    const char *stream = bc_opt(argc, argv, "--stream", "BENCH");
+    const char *subject = bc_opt(argc, argv, "--subject", "bench");
+    const char *json = bc_opt(argc, argv, "--json", NULL);
+    if (size < 8)
+        size = 8;
+
+    char url[64];
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
+    natsConnection *nc = NULL;
+    natsStatus s = natsConnection_ConnectTo(&nc, url);
+    if (s != NATS_OK) {
+        fprintf(stderr, "nats_js_pub: connect %s: %s\n", url, natsStatus_GetText(s));
+        return 1;
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.MaxPending = window;
+    jo.PublishAsync.AckHandler = on_ack;
+    jo.PublishAsync.StallWait = 1000;
+    jsCtx *js = NULL;
+    if ((s = natsConnection_JetStream(&js, nc, &jo)) != NATS_OK) {
+        fprintf(stderr, "nats_js_pub: JetStream: %s\n", natsStatus_GetText(s));
+        return 1;
+    }
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = stream;
+    const char *subjects[] = {subject};
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    s = js_AddStream(&si, js, &sc, NULL, &jerr);
+    if (s != NATS_OK && jerr != JSStreamNameExistErr) {
+        fprintf(stderr, "nats_js_pub: add stream: %s (%d)\n", natsStatus_GetText(s), (int)jerr);
+        return 1;
+    }
+    jsStreamInfo_Destroy(si);
+
+    char *payload = malloc(size);
+    memset(payload, 'x', size);
+    uint64_t t0 = bc_now_ns();
+    t_warm = t0 + (uint64_t)(warm * 1e9);
+    t_end = t0 + (uint64_t)(secs * 1e9);
+    uint64_t sent = 0, now = t0, last = t0;
+    double tokens = 0;
+    while ((now = bc_now_ns()) < t_end) {
+        if (rate > 0) {
+            tokens += rate * (double)(now - last) / 1e9;
+            if (tokens > rate * 0.005 + 1)
+                tokens = rate * 0.005 + 1;
+            last = now;
+            if (tokens < 1) {
+                sleep_ns(500000);
+                continue;
+            }
+        }
+        memcpy(payload, &now, 8);
+        s = js_PublishAsync(js, subject, payload, (int)size, NULL);
+        if (s == NATS_TIMEOUT)
+            continue; /* stalled: MaxPending in flight for StallWait; try again */
+        if (s != NATS_OK) {
+            fprintf(stderr, "nats_js_pub: publish: %s\n", natsStatus_GetText(s));
+            return 1;
+        }
+        sent++;
+        if (rate > 0)
+            tokens -= 1;
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 10000;
+    js_PublishAsyncComplete(js, &po);
+    pthread_mutex_lock(&mu);
+    double measured = (double)(t_end - t_warm) / 1e9;
+    char extra[256];
+    snprintf(extra, sizeof extra, "\"connections\": 1, \"outstanding\": %ld, \"rate\": %.0f",
+             window, rate);
+    int rc = bc_write_json(json, &lat, measured, size, sent, failed, extra);
+    pthread_mutex_unlock(&mu);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,278 @@
+'use strict';
+// verify-consume.js - a pulsar-flex consumer for the crash/durability integration tests.
+//
+//   node tests/compat/lib/verify-consume.js --url pulsar://127.0.0.1:PORT --topic T --sub S
+//        --out FILE MODE [options]
+//
+// Modes:
+//   --subscribe-only      subscribe (creates the durable subscription: pulsar-flex subscribes
+//                         at Latest, so do this before producing) and close the consumer.
+//   --ack-first K         receive; ack the first K messages received one by one, each after
+//                         the previous ACK_RESPONSE; once K are acked write --out (received and
+//                         acked counters, time of the last ACK_RESPONSE) and stay connected
+//                         (acking nothing more) until --hold-s passes or the process is killed:
+//                         the test crashes the broker meanwhile.
+//   (default) verify      --expect F1[,F2..]: verify-produce.js summaries; every counter they
+//                         list as acked must be received, except those in --exclude F (an
+//                         earlier --ack-first summary: acked by a consumer before a crash).
+//                         Receives until all are in or --deadline-s, then --quiet-ms more (to
+//                         see late duplicates), acks everything, closes, and checks:
+//                           missing   expected counters not received            must be 0
+//                           dups      counters received more than once          must be 0
+//                           disorder  received counters not strictly increasing must be 0
+//                           redelivered  received counters from --exclude  <= --max-redelivered
+//                         Counters received that no producer saw acked ("extra": sends that got
+//                         no receipt but were stored) are allowed and counted.
+// Options: --type Exclusive|Shared|Failover (Exclusive), --receive-queue 5000,
+//          --deadline-s 120, --quiet-ms 2000, --hold-s 120, --tag m (payload tag),
+//          --max-redelivered 0.
+// --out FILE gets one JSON object with the counts (and, for --ack-first, the acked list).
+// Prints one summary line. Exit 0 = checks passed (or mode done), 1 = a check failed or the
+// consumer could not subscribe, 2 = bad usage.
+
+const fs = require('node:fs');
+const u = require('./verify-util');
+
+const USAGE = 'usage: verify-consume.js --url pulsar://H:P --topic T --sub S --out FILE ' +
+  '[--subscribe-only | --ack-first K | --expect F[,F]] [options]';
+const o = u.parseArgs(process.argv.slice(2), {
+  url: '',
+  topic: '',
+  sub: '',
+  type: 'Exclusive',
+  out: '',
+  'subscribe-only': false,
+  'ack-first': 0,
+  expect: '',
+  exclude: '',
+  'max-redelivered': 0,
+  'receive-queue': 5000,
+  'deadline-s': 120,
+  'quiet-ms': 2000,
+  'hold-s': 120,
+  tag: 'm',
+}, USAGE);
+if (!o.topic || !o.sub || !o.out) u.die(USAGE);
+const mode = o['subscribe-only'] ? 'subscribe-only' : o['ack-first'] > 0 ? 'ack-first' : 'verify';
+if (mode === 'verify' && !o.expect) u.die('verify mode needs --expect');
+const subType = { Exclusive: u.Consumer.SUB_TYPES.EXCLUSIVE, Shared: u.Consumer.SUB_TYPES.SHARED,
+  Failover: u.Consumer.SUB_TYPES.FAILOVER }[o.type];
+if (subType === undefined) u.die(`--type ${o.type}: Exclusive, Shared or Failover`);
+const server = u.hostPort(o.url);
+const topic = o.topic.includes('://') ? o.topic : `persistent://public/default/${o.topic}`;
+const WHO = `consume ${o.sub}`;
+const t0 = Date.now();
+const deadline = t0 + o['deadline-s'] * 1000;
+
+let consumer = null;
+let sockets = [];
+
+async function subscribe() {
+  u.takeSockets();
+  consumer = new u.Consumer({
+    topic,
+    subscription: o.sub,
+    subType,
+    consumerName: `verify-${process.pid}`,
+    receiveQueueSize: o['receive-queue'],
+    discoveryServers: [server],
+    logLevel: u.logLevel.WARN,
+    logCreator: u.logCreator(`consumer ${o.sub}`),
+  });
+  try {
+    await u.withTimeout(consumer.subscribe(), 20000, `subscribe to ${topic} / ${o.sub}`);
+  } finally {
+    sockets = u.takeSockets();
+  }
+  consumer._client.getCnx().addCleanUpListener(() => {
+    if (!closing) u.log(WHO, 'connection closed by the broker');
+  });
+}
+
+let closing = false;
+async function closeConsumer() {
+  closing = true;
+  if (!consumer) return;
+  try {
+    if (consumer._isSubscribed) await u.withTimeout(consumer.unsubscribe(), 10000, 'CLOSE_CONSUMER');
+  } catch (e) {
+    u.log(WHO, `close: ${e.message}`);
+  }
+  consumer._cleanState();
+  consumer._consumerState = u.Consumer.CONSUMER_STATES.UNSUBSCRIBED;
+  // Give the broker a moment to close its side after our FIN, then drop everything.
+  const open = sockets.filter((s) => !s.destroyed);
+  await Promise.race([
+    Promise.all(open.map((s) => new Promise((r) => s.once('close', r)))),
+    u.sleep(3000),
+  ]);
+  for (const s of sockets) s.destroy();
+}
+
+function finish(summary, ok) {
+  u.writeAtomic(o.out, JSON.stringify(summary) + '\n');
+  const { ackedByConsumer: _x, ...short } = summary;
+  console.log(JSON.stringify(short));
+  process.exit(ok ? 0 : 1);
+}
+
+// One record per MESSAGE handed to onMessage.
+const received = []; // counters, in delivery order (null: not one of ours)
+const ledgers = {}; // ledger id -> messages received from it
+let foreign = 0;
+
+function record(m) {
+  const c = u.counterOf(Buffer.from(m.message), m.properties, o.tag);
+  const id = m.command.messageId;
+  ledgers[id.ledgerid] = (ledgers[id.ledgerid] || 0) + 1;
+  if (c === null) foreign++;
+  else received.push(c);
+  return c;
+}
+
+async function modeSubscribeOnly() {
+  await subscribe();
+  await closeConsumer();
+  finish({ mode, topic, sub: o.sub, subscribed: true }, true);
+}
+
+async function modeAckFirst() {
+  const K = o['ack-first'];
+  const ackedByConsumer = [];
+  let lastAckAt = 0;
+  let ackErrors = 0;
+  let written = false;
+  await subscribe();
+  const summary = () => ({
+    mode, topic, sub: o.sub, received: received.length, ackedCount: ackedByConsumer.length,
+    ackErrors, lastAckAt, first: received.length ? received[0] : null, ledgers, ackedByConsumer,
+  });
+  await u.withTimeout(consumer.run({
+    autoAck: false,
+    onMessage: async (m) => {
+      record(m);
+      if (ackedByConsumer.length >= K) return;
+      const c = u.counterOf(Buffer.from(m.message), m.properties, o.tag);
+      try {
+        await u.withTimeout(m.ack(), 10000, 'ACK_RESPONSE');
+        ackedByConsumer.push(c);
+        lastAckAt = Date.now();
+      } catch (e) {
+        ackErrors++;
+        u.log(WHO, `ack of ${c} failed: ${e.message}`);
+      }
+      if (ackedByConsumer.length >= K && !written) {
+        written = true;
+        const s = summary();
+        u.writeAtomic(o.out, JSON.stringify(s) + '\n');
+        u.log(WHO, `acked ${K} (first ${ackedByConsumer[0]}, last ${ackedByConsumer[K - 1]}); holding`);
+      }
+    },
+  }), 20000, 'consumer.run() (FLOW)');
+  const holdUntil = Math.min(deadline, t0 + o['hold-s'] * 1000);
+  while (Date.now() < holdUntil) await u.sleep(100);
+  if (!written) {
+    u.log(WHO, `only ${ackedByConsumer.length} of ${K} acked before the deadline`);
+    finish(summary(), false);
+  }
+  process.exit(0);
+}
+
+async function modeVerify() {
+  const expected = new Set(u.readAcked(o.expect));
+  const excluded = new Set();
+  if (o.exclude) {
+    const j = JSON.parse(fs.readFileSync(o.exclude, 'utf8'));
+    for (const c of j.ackedByConsumer || []) excluded.add(c);
+  }
+  const needed = new Set([...expected].filter((c) => !excluded.has(c)));
+  const seen = new Map(); // counter -> times
+  let neededLeft = needed.size;
+  const ackPromises = [];
+  let ackErrors = 0;
+  await subscribe();
+  const runStarted = Date.now();
+  let firstAt = 0;
+  let allAt = 0;
+  await u.withTimeout(consumer.run({
+    autoAck: false,
+    onMessage: async (m) => {
+      const c = record(m);
+      if (!firstAt) firstAt = Date.now();
+      if (c !== null) {
+        const n = (seen.get(c) || 0) + 1;
+        seen.set(c, n);
+        if (n === 1 && needed.has(c)) {
+          neededLeft--;
+          if (neededLeft === 0) allAt = Date.now();
+        }
+      }
+      ackPromises.push(u.withTimeout(m.ack(), 30000, 'ACK_RESPONSE').catch(() => ackErrors++));
+    },
+  }), 20000, 'consumer.run() (FLOW)');
+  while (neededLeft > 0 && Date.now() < deadline) await u.sleep(50);
+  // A quiet period: late duplicates would show here.
+  let last = received.length;
+  let quietSince = Date.now();
+  while (Date.now() - quietSince < o['quiet-ms'] && Date.now() < deadline + o['quiet-ms']) {
+    await u.sleep(50);
+    if (received.length !== last) {
+      last = received.length;
+      quietSince = Date.now();
+    }
+  }
+  await Promise.race([Promise.all(ackPromises), u.sleep(15000)]);
+  const acksPending = ackPromises.length; // for the record
+  await closeConsumer();
+
+  const missing = [...needed].filter((c) => !seen.has(c)).sort((a, b) => a - b);
+  const dups = [...seen.entries()].filter(([, n]) => n > 1).map(([c, n]) => `${c}x${n}`);
+  let disorder = 0;
+  const disorderAt = [];
+  for (let i = 1; i < received.length; i++) {
+    if (received[i] <= received[i - 1]) {
+      disorder++;
+      if (disorderAt.length < 10) disorderAt.push(`${received[i - 1]}->${received[i]}@${i}`);
+    }
+  }
+  const redelivered = [...seen.keys()].filter((c) => excluded.has(c)).sort((a, b) => a - b);
+  const extra = [...seen.keys()].filter((c) => !expected.has(c) && !excluded.has(c)).length;
+  const summary = {
+    mode, topic, sub: o.sub,
+    expectedAcked: expected.size, excluded: excluded.size, needed: needed.size,
+    received: received.length, unique: seen.size,
+    missing: missing.length, missingFirst: missing.slice(0, 20),
+    dups: dups.length, dupsFirst: dups.slice(0, 20),
+    disorder, disorderFirst: disorderAt,
+    redelivered: redelivered.length, redeliveredFirst: redelivered.slice(0, 20),
+    maxRedelivered: o['max-redelivered'],
+    extra, foreign,
+    first: received.length ? received[0] : null,
+    last: received.length ? received[received.length - 1] : null,
+    ledgers, ackErrors, acks: acksPending,
+    msToFirst: firstAt ? firstAt - runStarted : null,
+    msToAll: allAt ? allAt - runStarted : null,
+  };
+  const problems = [];
+  if (missing.length) problems.push(`${missing.length} acknowledged message(s) missing (first: ${missing.slice(0, 10).join(',')})`);
+  if (dups.length) problems.push(`${dups.length} counter(s) received more than once (${dups.slice(0, 10).join(',')})`);
+  if (disorder) problems.push(`${disorder} out-of-order deliveries (${disorderAt.join(' ')})`);
+  if (redelivered.length > o['max-redelivered']) {
+    problems.push(`${redelivered.length} messages acked before the crash delivered again ` +
+      `(allowed ${o['max-redelivered']}; first: ${redelivered.slice(0, 10).join(',')})`);
+  }
+  if (foreign) problems.push(`${foreign} messages without a counter of tag ${o.tag}`);
+  summary.problems = problems;
+  finish(summary, problems.length === 0);
+}
+
+const modes = { 'subscribe-only': modeSubscribeOnly, 'ack-first': modeAckFirst, verify: modeVerify };
+modes[mode]().catch((e) => {
+  u.log(WHO, `failed: ${e.stack || e}`);
+  try {
+    u.writeAtomic(o.out, JSON.stringify({ mode, topic, sub: o.sub, error: String(e.message || e) }) + '\n');
+  } catch {
+    // nothing more to do
+  }
+  process.exit(1);
+});

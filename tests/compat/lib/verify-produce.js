@@ -1,0 +1,228 @@
+'use strict';
+// verify-produce.js - a pulsar-flex producer for the crash/durability integration tests.
+//
+//   node tests/compat/lib/verify-produce.js --url pulsar://127.0.0.1:PORT --topic T --count N
+//        --out FILE [--start 0] [--window 500] [--rate 0] [--size 64] [--tag m]
+//        [--send-timeout-ms 30000] [--create-timeout-ms 20000] [--deadline-s 300]
+//        [--progress FILE] [--no-recreate]
+//
+// Sends counters start .. start+count-1, each exactly once, in increasing order: payload
+// "<tag>:<counter>:xxx..." (--size bytes) with property c=<counter>. Up to --window sends are
+// outstanding; --rate limits to that many sends per second (0 = as fast as receipts allow).
+// A send that gets a SEND_RECEIPT within --send-timeout-ms is "acked". Any other outcome
+// (SEND_ERROR, timeout, the broker closing the producer or the connection) marks that send
+// and every other outstanding send of that producer "failed", and the producer is abandoned
+// for good (its sockets destroyed: pulsar-flex can neither reconnect nor resend it, so a
+// counter is never sent twice). The next counter goes out on a new producer (created with
+// retries until the deadline), unless --no-recreate: then the remaining counters are "not
+// sent".
+//
+// --out FILE gets one JSON object: { topic, start, count, sent, ackedCount, failedCount,
+// notSent, acked: [counters], failed: [counters], errors: {reason: n}, producers, elapsedMs }.
+// --progress FILE is rewritten every 100 ms: "sent=S acked=A failed=F producers=P".
+// Exit 0 when the run completed (whatever was acked), 1 on an internal error, 2 on bad usage.
+
+const u = require('./verify-util');
+
+const USAGE = 'usage: verify-produce.js --url pulsar://H:P --topic T --count N --out FILE [options]';
+const o = u.parseArgs(process.argv.slice(2), {
+  url: '',
+  topic: '',
+  count: 0,
+  start: 0,
+  window: 500,
+  rate: 0,
+  size: 64,
+  tag: 'm',
+  'send-timeout-ms': 30000,
+  'create-timeout-ms': 20000,
+  'deadline-s': 300,
+  out: '',
+  progress: '',
+  'no-recreate': false,
+}, USAGE);
+if (!o.topic || !o.out || o.count <= 0) u.die(USAGE);
+const server = u.hostPort(o.url);
+const topic = o.topic.includes('://') ? o.topic : `persistent://public/default/${o.topic}`;
+const WHO = `produce ${o.tag}`;
+
+const t0 = Date.now();
+const deadline = t0 + o['deadline-s'] * 1000;
+const acked = [];
+const failed = [];
+const errors = {};
+let sent = 0;
+let notSent = 0;
+let producers = 0;
+let inflight = 0;
+let slotWaiters = [];
+
+function noteError(why) {
+  const k = String(why).replace(/\s+/g, ' ').slice(0, 160);
+  errors[k] = (errors[k] || 0) + 1;
+}
+
+function progress() {
+  if (!o.progress) return;
+  u.writeAtomic(o.progress,
+    `sent=${sent} acked=${acked.length} failed=${failed.length} producers=${producers}\n`);
+}
+
+function releaseSlot() {
+  inflight--;
+  const w = slotWaiters;
+  slotWaiters = [];
+  for (const r of w) r();
+}
+
+// A producer generation: one pulsar-flex Producer and its sockets.
+function abandon(gen, why) {
+  if (gen.dead) return;
+  gen.dead = true;
+  u.log(WHO, `abandoning producer #${gen.n}: ${why} (${gen.outstanding.size} sends outstanding)`);
+  const p = gen.p;
+  p._created = false; // no reconnect
+  p._connected = false;
+  p._pendingMessageQueue.length = 0; // no resend
+  for (const s of gen.sockets) s.destroy();
+  for (const settle of [...gen.outstanding.values()]) settle(false, `abandoned: ${why}`);
+}
+
+async function newProducer() {
+  for (let attempt = 1; Date.now() < deadline; attempt++) {
+    const n = ++producers;
+    u.takeSockets();
+    const p = new u.Producer({
+      topic,
+      discoveryServers: [server],
+      producerAccessMode: u.Producer.ACCESS_MODES.SHARED,
+      logLevel: u.logLevel.WARN,
+      logCreator: u.logCreator(`producer#${n}`),
+    });
+    // Our own send timeout decides; pulsar-flex's must not fire first (it would queue a resend).
+    p._sendResponseMediator._timeout = o['send-timeout-ms'] + 60000;
+    const gen = { n, p, sockets: [], outstanding: new Map(), dead: false };
+    try {
+      await u.withTimeout(p.create(), Math.min(o['create-timeout-ms'], Math.max(1, deadline - Date.now())),
+        `producer.create() on ${topic}`);
+      gen.sockets = u.takeSockets();
+      const cnx = p._client.getCnx();
+      cnx.addCleanUpListener(() => abandon(gen, 'connection closed'));
+      // The broker closing the producer (CLOSE_PRODUCER): pulsar-flex then ends the socket.
+      p._client.getResponseEvents().on('closeProducer', () => abandon(gen, 'CLOSE_PRODUCER from broker'));
+      u.log(WHO, `producer #${n} created (attempt ${attempt})`);
+      return gen;
+    } catch (e) {
+      gen.sockets = u.takeSockets();
+      noteError(`create: ${e.message}`);
+      u.log(WHO, `producer #${n} create failed: ${e.message}`);
+      abandon(gen, 'create failed');
+      await u.sleep(1000);
+    }
+  }
+  return null;
+}
+
+function sendOne(gen, c) {
+  inflight++;
+  sent++;
+  let done = false;
+  let timer = null;
+  const settle = (ok, why) => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    gen.outstanding.delete(c);
+    if (ok) {
+      acked.push(c);
+    } else {
+      failed.push(c);
+      noteError(why);
+      abandon(gen, `send of ${c} failed: ${why}`);
+    }
+    releaseSlot();
+  };
+  gen.outstanding.set(c, settle);
+  timer = setTimeout(() => settle(false, `no receipt within ${o['send-timeout-ms']} ms`),
+    o['send-timeout-ms']);
+  let promise;
+  try {
+    promise = gen.p.sendMessage({ payload: u.payloadFor(o.tag, c, o.size), properties: { c: String(c) } });
+  } catch (e) {
+    promise = Promise.reject(e);
+  }
+  promise.then(
+    () => settle(true),
+    (e) => settle(false, `${e.name || 'Error'}: ${e.message || JSON.stringify(e)}`)
+  );
+}
+
+async function main() {
+  const ticker = setInterval(progress, 100);
+  let gen = null;
+  const end = o.start + o.count;
+  for (let c = o.start; c < end; c++) {
+    if (Date.now() >= deadline) {
+      notSent += end - c;
+      noteError('deadline reached before sending');
+      break;
+    }
+    if (o.rate > 0) {
+      const due = t0 + ((c - o.start) * 1000) / o.rate;
+      if (Date.now() < due) await u.sleep(due - Date.now());
+    }
+    while (inflight >= o.window) await new Promise((r) => slotWaiters.push(r));
+    if (!gen || gen.dead) {
+      if (gen && o['no-recreate']) {
+        notSent += end - c;
+        break;
+      }
+      gen = await newProducer();
+      if (!gen) {
+        notSent += end - c;
+        noteError('no producer could be created before the deadline');
+        break;
+      }
+    }
+    sendOne(gen, c);
+  }
+  // Every outstanding send settles by its own timer at the latest.
+  while (inflight > 0) await new Promise((r) => slotWaiters.push(r));
+  clearInterval(ticker);
+  progress();
+  acked.sort((a, b) => a - b);
+  failed.sort((a, b) => a - b);
+  const summary = {
+    topic,
+    start: o.start,
+    count: o.count,
+    sent,
+    ackedCount: acked.length,
+    failedCount: failed.length,
+    notSent,
+    errors,
+    producers,
+    elapsedMs: Date.now() - t0,
+    acked,
+    failed,
+  };
+  u.writeAtomic(o.out, JSON.stringify(summary) + '\n');
+  const { acked: _a, failed: _f, ...short } = summary;
+  console.log(JSON.stringify(short));
+  // Close the last producer politely (bounded); then exit whatever pulsar-flex still holds.
+  if (gen && !gen.dead) {
+    try {
+      gen.p._created = false;
+      await u.withTimeout(gen.p.close(), 5000, 'producer.close()');
+    } catch (e) {
+      u.log(WHO, `close: ${e.message}`);
+    }
+    abandon(gen, 'done');
+  }
+  process.exit(0);
+}
+
+main().catch((e) => {
+  u.log(WHO, `internal error: ${e.stack || e}`);
+  process.exit(1);
+});

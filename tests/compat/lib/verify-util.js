@@ -1,0 +1,171 @@
+'use strict';
+// Shared by verify-produce.js and verify-consume.js, the pulsar-flex clients of the crash and
+// durability integration tests (tests/integration/{cluster,standalone-crash,fencing}.test.sh).
+// Not a node:test file: these run as plain scripts, print one JSON summary, exit 0/1.
+//
+// Must be required before pulsar-flex: it
+// - clears and unrefs pulsar-flex's per-request response timers (as lib/flex.js does), so a
+//   finished script is not kept alive, and lets us pick the send-receipt timeout;
+// - remembers the TCP sockets each client opens (pulsar-flex hides them), so that a client
+//   can be abandoned for good (destroy its sockets: no reconnect, no resend).
+
+const net = require('node:net');
+const fs = require('node:fs');
+
+if (Object.keys(require.cache).some((k) => /[\\/]pulsar-flex[\\/]src[\\/]index\.js$/.test(k))) {
+  throw new Error('lib/verify-util.js must be required before pulsar-flex');
+}
+
+// Every socket opened since the last takeSockets() call.
+let openedSockets = [];
+const origConnect = net.connect;
+function trackedConnect(...args) {
+  const s = origConnect.apply(net, args);
+  openedSockets.push(s);
+  return s;
+}
+net.connect = trackedConnect;
+net.createConnection = trackedConnect;
+
+function takeSockets() {
+  const out = openedSockets;
+  openedSockets = [];
+  return out;
+}
+
+const ResponseMediator = require('pulsar-flex/src/responseMediators/abstract/responseMediator');
+const flexErrors = require('pulsar-flex/src/errors');
+ResponseMediator.prototype.response = function response({ data, autoResolve }) {
+  const id = this._idFunc(this._parseCommand(data));
+  return new Promise((resolve, reject) => {
+    if (autoResolve) resolve();
+    const timer = setTimeout(
+      () => reject(new flexErrors.PulsarFlexResponseTimeoutError({ id })),
+      this._timeout
+    );
+    timer.unref();
+    this._requests[id] = {
+      resolve: (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      reject: (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    };
+  });
+};
+
+const flex = require('pulsar-flex');
+
+// --key value / --flag command lines. spec: { key: default } (a boolean default = a flag).
+function parseArgs(argv, spec, usage) {
+  const out = { ...spec };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const m = /^--([a-z0-9-]+)$/.exec(a);
+    if (!m || !(m[1] in spec)) die(`unknown argument ${a}\n${usage}`);
+    const k = m[1];
+    if (typeof spec[k] === 'boolean') {
+      out[k] = true;
+    } else {
+      if (i + 1 >= argv.length) die(`${a} needs a value\n${usage}`);
+      const v = argv[++i];
+      if (typeof spec[k] === 'number') {
+        if (!/^-?\d+(\.\d+)?$/.test(v)) die(`${a}: not a number: ${v}`);
+        out[k] = Number(v);
+      } else {
+        out[k] = v;
+      }
+    }
+  }
+  return out;
+}
+
+function die(msg) {
+  process.stderr.write(`${process.argv[1].replace(/.*\//, '')}: ${msg}\n`);
+  process.exit(2);
+}
+
+function hostPort(url) {
+  const m = /^pulsar:\/\/([^/:]+):(\d+)\/?$/.exec(url || '');
+  if (!m) die(`--url must be pulsar://HOST:PORT, got ${url}`);
+  return `${m[1]}:${m[2]}`;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Resolves like p, or rejects after ms.
+function withTimeout(p, ms, what) {
+  let timer;
+  const t = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([Promise.resolve(p), t]).finally(() => clearTimeout(timer));
+}
+
+// pulsar-flex log lines go to stderr with a timestamp (they end up in the test's log).
+function logCreator(who) {
+  return () => ({ label, log }) => {
+    process.stderr.write(`${new Date().toISOString()} [flex ${who}] ${label} ${log.message}\n`);
+  };
+}
+
+function log(who, msg) {
+  process.stderr.write(`${new Date().toISOString()} [${who}] ${msg}\n`);
+}
+
+// Writes a file atomically (readers polling it never see half of it).
+function writeAtomic(path, text) {
+  const tmp = `${path}.tmp${process.pid}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, path);
+}
+
+// Counters are encoded in the payload ("<tag>:<counter>:<filler>") and in property "c".
+function payloadFor(tag, counter, size) {
+  const head = `${tag}:${counter}:`;
+  const fill = size > head.length ? 'x'.repeat(size - head.length) : '';
+  return Buffer.from(head + fill);
+}
+
+function counterOf(payload, properties, tag) {
+  const text = payload.subarray(0, 200).toString('latin1');
+  const parts = text.split(':');
+  if (parts.length < 2 || (tag && parts[0] !== tag)) return null;
+  const c = Number(parts[1]);
+  if (!Number.isInteger(c) || c < 0) return null;
+  if (properties && properties.c !== undefined && Number(properties.c) !== c) return null;
+  return c;
+}
+
+// Reads the "acked" list of one or more produce summaries (comma-separated paths).
+function readAcked(paths) {
+  const out = [];
+  for (const p of paths.split(',').filter(Boolean)) {
+    const j = JSON.parse(fs.readFileSync(p, 'utf8'));
+    if (!Array.isArray(j.acked)) die(`${p}: no "acked" array`);
+    for (const c of j.acked) out.push(c);
+  }
+  return out;
+}
+
+module.exports = {
+  flex,
+  Producer: flex.Producer,
+  Consumer: flex.Consumer,
+  logLevel: flex.logLevel,
+  takeSockets,
+  parseArgs,
+  die,
+  hostPort,
+  sleep,
+  withTimeout,
+  logCreator,
+  log,
+  writeAtomic,
+  payloadFor,
+  counterOf,
+  readAcked,
+};

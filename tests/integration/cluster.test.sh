@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# cluster.test.sh - durability of acknowledged messages while bookies fail.
+#
+# One real ZooKeeper (zk.sh), three `magnetar bookie` processes and one `magnetar broker`
+# with managedLedgerStore=bookkeeper, E=2 Qw=2 Qa=2 (three bookies: one spare for an
+# ensemble change) and bookkeeperClientTimeoutInSeconds=5.
+#   1. A durable Exclusive subscription is created (pulsar-flex subscribes at Latest).
+#   2. A pulsar-flex producer (tests/compat/lib/verify-produce.js) sends 20,000 messages whose
+#      payload carries an increasing counter, at most 500 outstanding, ~1000/s; it records
+#      which sends got a receipt (a failed or timed-out send is "not acknowledged" and never
+#      sent again).
+#   3. At 25% acknowledged: SIGKILL one bookie that is in the ledger's ensemble (one whose
+#      journal grew; chosen at random). The broker must replace it (ensemble change) and go
+#      on: 50% acknowledged within 60 s.
+#   4. At 50%: SIGSTOP one of the two remaining bookies for timeout+3 s, then SIGCONT.
+#   5. After the producer finished: 1,000 more messages, every one of which must be
+#      acknowledged (the cluster is healthy again: two bookies for E=2).
+#   6. A consumer (verify-consume.js) on the subscription: every acknowledged message is
+#      received, in order, none twice. Messages whose send got no receipt may appear (counted).
+# Prints PASS:/FAIL: lines and a SUMMARY line (sent, acknowledged, found); exits non-zero on
+# any failure (logs of every process are printed then). Everything started is stopped by pid.
+#
+# Environment: MAGNETAR_BIN (the binary), IT_ML_STORE (bookkeeper; memory only to debug the script), CLUSTER_MESSAGES (20000), CLUSTER_RATE (1000/s),
+# CLUSTER_BK_TIMEOUT_S (5), CLUSTER_STOP_S (timeout + 3), CLUSTER_SEED (random choice of
+# the victims; default: $RANDOM).
+set -u
+. "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
+it_init cluster
+need_bin
+
+N=${CLUSTER_MESSAGES:-20000}
+RATE=${CLUSTER_RATE:-1000}
+BK_TIMEOUT=${CLUSTER_BK_TIMEOUT_S:-5}
+STOP_S=${CLUSTER_STOP_S:-$((BK_TIMEOUT + 3))}
+SEED=${CLUSTER_SEED:-$RANDOM}
+RANDOM=$SEED
+N2=1000
+TOPIC="cluster-$$-$SEED"
+SUB=durability
+note "seed $SEED, $N messages at $RATE/s, bookie timeout $BK_TIMEOUT s, SIGSTOP $STOP_S s"
+
+zk_start
+ZKURL="zk:127.0.0.1:$ZK_PORT"
+
+for i in 1 2 3; do
+    mkdir -p "$T/bk$i"
+    start_magnetar "bk$i" bookie "bookiePort" 30 -- --config "$IT_TOP/conf/bookie.yaml" \
+        --set bookiePort=0 --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
+        --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/bk$i" \
+        --set journalDirectory="$T/bk$i/journal" --set ledgerDirectories="$T/bk$i/ledgers" \
+        || exit 1
+done
+for i in 1 2 3; do
+    wait_log "bk$i" "registered " 30 || { fail "bookie bk$i did not register in ZooKeeper within 30 s"; exit 1; }
+done
+pass "3 bookies registered"
+
+mkdir -p "$T/broker"
+start_magnetar broker broker "brokerServicePort webServicePort" 60 -- \
+    --config "$IT_TOP/conf/broker.yaml" --set brokerServicePort=0 --set webServicePort=0 \
+    --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
+    --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/broker" \
+    --set managedLedgerStore="$ML_STORE" --set managedLedgerDefaultEnsembleSize=2 \
+    --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2 \
+    --set bookkeeperClientTimeoutInSeconds="$BK_TIMEOUT" --set keepAliveIntervalSeconds=5 \
+    || exit 1
+URL="pulsar://127.0.0.1:$(port_of broker brokerServicePort)"
+
+# ---- 1. the subscription --------------------------------------------------------------
+if run_node 60 sub lib/verify-consume.js --url "$URL" --topic "$TOPIC" --sub "$SUB" \
+    --out "$T/sub.json" --subscribe-only; then
+    pass "durable subscription $SUB created"
+else
+    fail "could not subscribe to $TOPIC: $(tail -n 3 "$T/sub.err")"
+    exit 1
+fi
+
+# ---- 2. the producer --------------------------------------------------------------------
+journal_bytes() { du -sb "$T/bk$1/journal" 2>/dev/null | cut -f1; }
+declare -A J0
+for i in 1 2 3; do J0[$i]=$(journal_bytes "$i"); done
+
+start_node producer $((N / RATE + 400)) lib/verify-produce.js --url "$URL" --topic "$TOPIC" \
+    --count "$N" --rate "$RATE" --window 500 --send-timeout-ms 30000 --deadline-s 300 \
+    --out "$T/produce.json" --progress "$T/produce.progress"
+
+# ---- 3. SIGKILL a bookie of the ensemble at 25% --------------------------------------------
+if wait_progress producer "$T/produce.progress" acked $((N / 4)) 120; then
+    pass "$((N / 4)) receipts before any failure"
+else
+    fail "the producer did not reach $((N / 4)) receipts within 120 s ($(cat "$T/produce.progress" 2>/dev/null))"
+fi
+grown=()
+for i in 1 2 3; do
+    g=$(( $(journal_bytes "$i") - ${J0[$i]} ))
+    note "bk$i journal grew by $g bytes"
+    [ "$g" -gt 0 ] && grown+=("$i")
+done
+if [ ${#grown[@]} -eq 0 ]; then
+    note "no bookie journal grew (?): choosing among all three"
+    grown=(1 2 3)
+fi
+victim=${grown[$((RANDOM % ${#grown[@]}))]}
+note "SIGKILL bk$victim (pid $(pid_of "bk$victim"), port $(port_of "bk$victim" bookiePort)) at $(cat "$T/produce.progress")"
+kill_proc "bk$victim"
+at_kill=$(kv "$T/produce.progress" acked)
+
+# ---- 4. SIGSTOP another one at 50% -------------------------------------------------------
+if wait_progress producer "$T/produce.progress" acked $((N / 2)) 60; then
+    pass "writes went on after bk$victim was killed ($(cat "$T/produce.progress"))"
+else
+    fail "no $((N / 2)) receipts within 60 s of killing bk$victim (no ensemble change?): $(cat "$T/produce.progress" 2>/dev/null)"
+fi
+rest=()
+for i in 1 2 3; do [ "$i" != "$victim" ] && rest+=("$i"); done
+stopped=${rest[$((RANDOM % 2))]}
+note "SIGSTOP bk$stopped (pid $(pid_of "bk$stopped")) for $STOP_S s at $(cat "$T/produce.progress")"
+kill -STOP "$(pid_of "bk$stopped")"
+sleep "$STOP_S"
+kill -CONT "$(pid_of "bk$stopped")"
+note "SIGCONT bk$stopped at $(cat "$T/produce.progress")"
+
+wait_exit producer $((N / RATE + 330))
+rc=$?
+if [ $rc -eq 0 ] && [ -s "$T/produce.json" ]; then
+    pass "producer finished: $(cat "$T/producer.out")"
+else
+    fail "producer exit code $rc"
+    exit 1
+fi
+SENT=$(json "$T/produce.json" sent)
+ACKED=$(json "$T/produce.json" ackedCount)
+FAILED=$(json "$T/produce.json" failedCount)
+NOTSENT=$(json "$T/produce.json" notSent)
+note "producer: sent $SENT, acknowledged $ACKED, failed $FAILED, not sent $NOTSENT; errors $(json "$T/produce.json" errors)"
+[ "$NOTSENT" = 0 ] || fail "$NOTSENT messages could not be sent at all (no producer could be created before the deadline)"
+[ "$ACKED" -gt 0 ] || fail "nothing acknowledged"
+
+# ---- 5. healthy again ----------------------------------------------------------------------
+run_node 200 producer2 lib/verify-produce.js --url "$URL" --topic "$TOPIC" --start "$N" \
+    --count "$N2" --send-timeout-ms 30000 --deadline-s 180 --out "$T/produce2.json"
+rc=$?
+ACKED2=$(json "$T/produce2.json" ackedCount)
+if [ $rc -eq 0 ] && [ "${ACKED2:-0}" = "$N2" ]; then
+    pass "after the failures all $N2 new messages were acknowledged"
+else
+    fail "after the failures: exit $rc, $ACKED2 of $N2 new messages acknowledged: $(cat "$T/producer2.out")"
+fi
+[ -s "$T/produce2.json" ] || echo '{"acked":[]}' >"$T/produce2.json"
+
+# ---- 6. every acknowledged message, in order, once ------------------------------------------
+if run_node 400 consumer lib/verify-consume.js --url "$URL" --topic "$TOPIC" --sub "$SUB" \
+    --out "$T/consume.json" --expect "$T/produce.json,$T/produce2.json" --deadline-s 300; then
+    pass "every acknowledged message received, in order, none twice: $(cat "$T/consumer.out")"
+else
+    fail "consumer: $(cat "$T/consumer.out") $(tail -n 3 "$T/consumer.err")"
+fi
+FOUND=$(json "$T/consume.json" unique)
+MISSING=$(json "$T/consume.json" missing)
+DUPS=$(json "$T/consume.json" dups)
+DISORDER=$(json "$T/consume.json" disorder)
+EXTRA=$(json "$T/consume.json" extra)
+
+# ---- processes ---------------------------------------------------------------------------
+alive broker && pass "broker alive" || fail "broker died"
+for i in "${rest[@]}"; do alive "bk$i" || fail "bookie bk$i died"; done
+stop_proc broker 20
+rc=$?
+[ $rc -eq 0 ] && pass "broker exit 0 on SIGTERM" || fail "broker exit code $rc on SIGTERM"
+for i in "${rest[@]}"; do
+    stop_proc "bk$i" 20
+    rc=$?
+    [ $rc -eq 0 ] || fail "bookie bk$i exit code $rc on SIGTERM"
+done
+check_sanitizers
+
+echo "SUMMARY: cluster seed=$SEED killed=bk$victim(at $at_kill acked) stopped=bk$stopped(${STOP_S}s)" \
+    "sent=$((SENT + N2)) acknowledged=$((ACKED + ${ACKED2:-0})) (failed=$FAILED)" \
+    "found=$FOUND missing=$MISSING duplicates=$DUPS out_of_order=$DISORDER extra_unacknowledged=$EXTRA"
+[ "$IT_FAILED" -eq 0 ] && echo "PASS: cluster durability test" || echo "FAIL: cluster durability test"
+exit "$IT_FAILED"

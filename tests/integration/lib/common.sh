@@ -1,0 +1,296 @@
+# common.sh - helpers for the crash/durability integration tests (source it, bash).
+#
+#   . "$(dirname "$0")/lib/common.sh"
+#   it_init NAME            work dir $T (mktemp), PASS/FAIL counters, EXIT trap (cleanup)
+#   pass MSG / fail MSG     print PASS:/FAIL: lines (fail marks the run failed)
+#   need_bin                checks $BIN (from MAGNETAR_BIN, which is then unset)
+#   start_magnetar NAME ROLE KEYS TIMEOUT_S -- ARGS...
+#                           runs `magnetar ROLE --port-file $T/NAME.ports ARGS...` in the
+#                           background (log $T/NAME.log, pid registered under NAME), waits up
+#                           to TIMEOUT_S for the port file to hold every key of KEYS (a
+#                           space-separated list such as "brokerServicePort webServicePort")
+#   port_of NAME KEY        a port from NAME's port file
+#   pid_of NAME             its pid
+#   alive NAME              0 if it is running
+#   stop_proc NAME [S]      SIGCONT, SIGTERM, SIGKILL after S seconds (default 15); waits
+#   kill_proc NAME          SIGKILL, waits
+#   wait_exit NAME S        until a background child exits (bounded); its exit code
+#   run_node TIMEOUT_S NAME ARGS...   node ARGS under `timeout`, stdout $T/NAME.out,
+#                           stderr $T/NAME.err; returns node's exit code
+#   start_node NAME TIMEOUT_S ARGS... the same in the background (pid registered as NAME)
+#   wait_file FILE S        until FILE exists (bounded)
+#   wait_log NAME REGEX S   until NAME's log matches REGEX (bounded)
+#   kv FILE KEY             a value from a "k=v k=v" progress file
+#   wait_progress NAME FILE KEY MIN S   until KEY >= MIN there (or NAME exited), bounded
+#   json FILE KEY           a top-level value of a JSON file (node)
+#   zk_start / zk_stop      a ZooKeeper for this test (tests/integration/zk.sh) in $T/zk;
+#                           sets ZK_PORT
+#
+# Every process is started in the background with its pid remembered; the EXIT trap stops
+# them all by pid (never by name), prints the logs' tails if anything failed, and removes $T
+# unless it failed (then it is kept and named). The caller's MAGNETAR_* variables never reach
+# a magnetar process: magnetar treats every MAGNETAR_ variable as a config key.
+
+IT_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+IT_DIR=$(cd "$IT_LIB/.." && pwd)
+IT_TOP=$(cd "$IT_DIR/../.." && pwd)
+COMPAT_LIB="$IT_TOP/tests/compat/lib"
+BIN=${MAGNETAR_BIN:-$IT_TOP/magnetar}
+unset MAGNETAR_BIN
+# Strip every MAGNETAR_* variable from what child processes inherit.
+for _v in $(compgen -e | grep '^MAGNETAR_' || true); do unset "$_v"; done
+unset _v
+
+# The managed-ledger store the tests run with: bookkeeper (durable). IT_ML_STORE=memory only
+# to develop the scripts themselves (the durability checks then fail, as they should).
+ML_STORE=${IT_ML_STORE:-bookkeeper}
+
+IT_FAILED=0
+IT_PASSES=0
+IT_FAILS=0
+IT_NAMES=()
+declare -A IT_PID=()
+
+pass() { IT_PASSES=$((IT_PASSES + 1)); echo "PASS: $*"; }
+fail() { IT_FAILS=$((IT_FAILS + 1)); IT_FAILED=1; echo "FAIL: $*"; }
+note() { echo "$(date +%H:%M:%S) $IT_NAME: $*"; }
+
+it_init() {
+    IT_NAME=$1
+    T=$(mktemp -d "${TMPDIR:-/tmp}/magnetar-$IT_NAME.XXXXXX")
+    trap it_cleanup EXIT
+    trap 'exit 130' INT TERM
+    note "work directory $T"
+}
+
+need_bin() {
+    if [ ! -x "$BIN" ]; then
+        fail "magnetar binary not found at $BIN (set MAGNETAR_BIN)"
+        exit 1
+    fi
+    if ! command -v node >/dev/null 2>&1; then
+        fail "node not found"
+        exit 1
+    fi
+    if [ ! -d "$IT_TOP/tests/compat/node_modules/pulsar-flex" ]; then
+        fail "pulsar-flex not installed (cd tests/compat && npm ci)"
+        exit 1
+    fi
+}
+
+pid_of() { echo "${IT_PID[$1]:-}"; }
+
+alive() {
+    local pid=${IT_PID[$1]:-}
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+# wait_pid PID S: until PID has exited (it must be our child), at most S seconds
+wait_pid() {
+    local pid=$1 n=$(($2 * 10))
+    for _ in $(seq 1 "$n"); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    ! kill -0 "$pid" 2>/dev/null
+}
+
+register() { # register NAME PID
+    IT_PID[$1]=$2
+    local n
+    for n in "${IT_NAMES[@]}"; do [ "$n" = "$1" ] && return; done
+    IT_NAMES+=("$1")
+}
+
+# IT_START_SOFT=1: a failed start is only noted (the caller decides)
+start_failed() { if [ "${IT_START_SOFT:-0}" = 1 ]; then note "$*"; else fail "$*"; fi; }
+
+start_magnetar() {
+    local name=$1 role=$2 keys=$3 tmo=$4
+    shift 4
+    [ "${1:-}" = "--" ] && shift
+    rm -f "$T/$name.ports"
+    # no `timeout` wrapper: the pid must be magnetar's own (SIGKILL/SIGSTOP go to it)
+    "$BIN" "$role" "$@" --port-file "$T/$name.ports" >>"$T/$name.log" 2>&1 &
+    register "$name" $!
+    local deadline=$((SECONDS + tmo)) k ok
+    while :; do
+        ok=1
+        for k in $keys; do
+            grep -q "^$k=" "$T/$name.ports" 2>/dev/null || ok=0
+        done
+        [ $ok = 1 ] && break
+        if ! alive "$name"; then
+            start_failed "$name ($role) exited during start"
+            tail -n 30 "$T/$name.log"
+            return 1
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            start_failed "$name ($role) wrote no port file within $tmo s"
+            return 1
+        fi
+        sleep 0.1
+    done
+    note "$name ($role) pid $(pid_of "$name") up: $(tr '\n' ' ' <"$T/$name.ports")"
+}
+
+port_of() { sed -n "s/^$2=//p" "$T/$1.ports" 2>/dev/null | head -n 1; }
+
+stop_proc() {
+    local name=$1 s=${2:-15} pid=${IT_PID[$1]:-}
+    [ -n "$pid" ] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -CONT "$pid" 2>/dev/null
+        kill -TERM "$pid" 2>/dev/null
+        if ! wait_pid "$pid" "$s"; then
+            note "$name (pid $pid) ignored SIGTERM for $s s: SIGKILL"
+            kill -KILL "$pid" 2>/dev/null
+            wait_pid "$pid" 5
+        fi
+    fi
+    wait "$pid" 2>/dev/null
+    local rc=$?
+    IT_PID[$name]=""
+    return $rc
+}
+
+kill_proc() {
+    local name=$1 pid=${IT_PID[$1]:-}
+    [ -n "$pid" ] || return 0
+    kill -KILL "$pid" 2>/dev/null
+    wait_pid "$pid" 10
+    { wait "$pid"; } 2>/dev/null
+    IT_PID[$name]=""
+    return 0
+}
+
+# wait_exit NAME S: until NAME (a background child) exits, at most S seconds; returns its
+# exit code, or 124 (after stopping it) if it did not exit in time
+wait_exit() {
+    local name=$1 pid=${IT_PID[$1]:-} rc
+    [ -n "$pid" ] || return 0
+    if ! wait_pid "$pid" "$2"; then
+        note "$name (pid $pid) still running after $2 s: stopping it"
+        stop_proc "$name" 5
+        return 124
+    fi
+    wait "$pid" 2>/dev/null
+    rc=$?
+    IT_PID[$name]=""
+    return $rc
+}
+
+# Node clients: lib scripts under tests/compat/lib, run from tests/compat (node_modules).
+run_node() {
+    local tmo=$1 name=$2
+    shift 2
+    (cd "$IT_TOP/tests/compat" && timeout -s KILL "$tmo" node "$@") >"$T/$name.out" 2>"$T/$name.err"
+}
+
+start_node() {
+    local name=$1 tmo=$2
+    shift 2
+    (cd "$IT_TOP/tests/compat" && exec timeout -s KILL "$tmo" node "$@") >"$T/$name.out" 2>"$T/$name.err" &
+    register "$name" $!
+}
+
+wait_file() {
+    local f=$1 n=$(($2 * 10))
+    for _ in $(seq 1 "$n"); do
+        [ -s "$f" ] && return 0
+        sleep 0.1
+    done
+    [ -s "$f" ]
+}
+
+# wait_log NAME REGEX S: until NAME's log matches REGEX (grep -E), at most S seconds
+wait_log() {
+    local f="$T/$1.log" n=$(($3 * 10))
+    for _ in $(seq 1 "$n"); do
+        grep -qE "$2" "$f" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    grep -qE "$2" "$f" 2>/dev/null
+}
+
+# kv FILE KEY: the value of KEY in a "k=v k=v" file (a producer's --progress file)
+kv() { tr ' ' '\n' 2>/dev/null <"$1" | sed -n "s/^$2=//p" | head -n 1; }
+
+# wait_progress NAME PROGRESS_FILE KEY MIN S: until KEY >= MIN in the progress file of the
+# client NAME, or NAME exited, at most S seconds; 0 if KEY >= MIN
+wait_progress() {
+    local name=$1 f=$2 key=$3 min=$4 n=$(($5 * 10)) v
+    for _ in $(seq 1 "$n"); do
+        v=$(kv "$f" "$key")
+        [ -n "$v" ] && [ "$v" -ge "$min" ] && return 0
+        alive "$name" || break
+        sleep 0.1
+    done
+    v=$(kv "$f" "$key")
+    [ -n "$v" ] && [ "$v" -ge "$min" ]
+}
+
+json() {
+    node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+             const v = j[process.argv[2]];
+             if (v === undefined) process.exit(3);
+             console.log(typeof v === "object" ? JSON.stringify(v) : v);' "$1" "$2" 2>/dev/null
+}
+
+zk_start() {
+    mkdir -p "$T/zk"
+    ZK_PORT=$("$IT_DIR/zk.sh" start "$T/zk") || { fail "ZooKeeper did not start"; exit 1; }
+    IT_ZK=1
+    note "ZooKeeper on 127.0.0.1:$ZK_PORT"
+}
+
+zk_stop() {
+    [ "${IT_ZK:-0}" = 1 ] && "$IT_DIR/zk.sh" stop "$T/zk"
+    IT_ZK=0
+}
+
+# Tails of every log of the run.
+dump_logs() {
+    local f
+    for f in "$T"/*.log "$T"/*.err "$T"/*.out "$T"/zk/zk.log; do
+        [ -s "$f" ] || continue
+        echo "----- $f (last ${IT_LOG_LINES:-60} lines)"
+        tail -n "${IT_LOG_LINES:-60}" "$f"
+    done
+}
+
+# Sanitizer reports in any magnetar log fail the run.
+check_sanitizers() {
+    local f bad=0
+    for f in "$T"/*.log; do
+        [ -s "$f" ] || continue
+        if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$f"; then
+            fail "sanitizer report in $(basename "$f")"
+            grep -m 5 -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$f"
+            bad=1
+        fi
+    done
+    return $bad
+}
+
+it_cleanup() {
+    local rc=$? n
+    trap - EXIT
+    for n in "${IT_NAMES[@]}"; do
+        [ -n "${IT_PID[$n]:-}" ] && kill -CONT "${IT_PID[$n]}" 2>/dev/null
+    done
+    # clients first, then brokers, then bookies (reverse start order), then ZooKeeper
+    local i
+    for ((i = ${#IT_NAMES[@]} - 1; i >= 0; i--)); do
+        stop_proc "${IT_NAMES[$i]}" 10 >/dev/null 2>&1
+    done
+    zk_stop >/dev/null 2>&1
+    [ $rc -ne 0 ] && IT_FAILED=1
+    if [ "$IT_FAILED" -ne 0 ]; then
+        dump_logs
+        echo "$IT_NAME: FAILED ($IT_FAILS check(s) failed); files kept in $T"
+        exit 1
+    fi
+    rm -rf "$T"
+    exit 0
+}

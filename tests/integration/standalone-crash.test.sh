@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# standalone-crash.test.sh - a `magnetar standalone` (managedLedgerStore=bookkeeper, two
+# in-process bookies, E=Qw=Qa=2) is SIGKILLed and restarted on the same dataDirectory.
+#
+#   1. A durable Exclusive subscription is created; 10,000 messages are produced with
+#      receipts (tests/compat/lib/verify-produce.js; payload = increasing counter). All must be
+#      acknowledged (nothing fails yet).
+#   2. A consumer (verify-consume.js --ack-first) acks the first 40% one by one (each after
+#      the previous ACK_RESPONSE) and stays connected without acking more.
+#   3. After CRASH_SETTLE_S (3 s: longer than the store's 1 s cursor flush interval) a second
+#      producer starts sending 4,000 more at ~2000/s; once >= 1,000 of them are acknowledged
+#      the standalone gets SIGKILL in mid-stream.
+#   4. Restart on the same dataDirectory and the same ports (a new free port only if those
+#      are taken; noted). The bookie ports are remembered under dataDirectory.
+#   5. 2,000 more messages are produced; all must be acknowledged.
+#   6. A consumer on the subscription must receive every acknowledged message of steps 1, 3
+#      and 5 that the first consumer did not ack (none lost), in order, none twice; of the
+#      messages acked in step 2 none may come again (the cursor position survived: the acks
+#      are older than the flush interval; if the kill came sooner after the last ack, the
+#      whole step-2 part is allowed). Messages whose send got no receipt may appear.
+# Prints PASS:/FAIL: lines and a SUMMARY line with the counts; exits non-zero on failure
+# (logs printed). Everything started is stopped by pid.
+#
+# Environment: MAGNETAR_BIN, IT_ML_STORE (bookkeeper; memory only to debug the script),
+# CRASH_MESSAGES (10000), CRASH_SETTLE_S (3), CRASH_FLUSH_S (the store's cursor flush
+# interval, 1).
+set -u
+. "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
+it_init standalone-crash
+need_bin
+
+N=${CRASH_MESSAGES:-10000}
+K=$((N * 4 / 10))
+NB=4000 # sent while the standalone is killed
+N2=2000 # after the restart
+SETTLE=${CRASH_SETTLE_S:-3}
+FLUSH_S=${CRASH_FLUSH_S:-1}
+TOPIC="crash-$$"
+SUB=crash-sub
+DATA="$T/data"
+
+sa_args=(--config "$IT_TOP/conf/standalone.yaml" --set dataDirectory="$DATA"
+    --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 --set bookiePort=0
+    --set managedLedgerStore="$ML_STORE" --set standaloneBookies=2
+    --set managedLedgerDefaultEnsembleSize=2 --set managedLedgerDefaultWriteQuorum=2
+    --set managedLedgerDefaultAckQuorum=2 --set bookkeeperClientTimeoutInSeconds=10
+    --set keepAliveIntervalSeconds=5)
+
+start_magnetar sa standalone "brokerServicePort webServicePort bookiePort bookiePort.1" 60 -- \
+    "${sa_args[@]}" --set brokerServicePort=0 --set webServicePort=0 || exit 1
+BPORT=$(port_of sa brokerServicePort)
+WPORT=$(port_of sa webServicePort)
+BK_PORTS1="$(port_of sa bookiePort) $(port_of sa bookiePort.1)"
+URL="pulsar://127.0.0.1:$BPORT"
+cp "$T/sa.ports" "$T/sa.ports.first"
+
+# ---- 1. subscription, then N messages ------------------------------------------------------
+if run_node 60 sub lib/verify-consume.js --url "$URL" --topic "$TOPIC" --sub "$SUB" \
+    --out "$T/sub.json" --subscribe-only; then
+    pass "durable subscription $SUB created"
+else
+    fail "could not subscribe: $(tail -n 3 "$T/sub.err")"
+    exit 1
+fi
+run_node 300 producer1 lib/verify-produce.js --url "$URL" --topic "$TOPIC" --count "$N" \
+    --send-timeout-ms 30000 --deadline-s 240 --out "$T/produce1.json"
+rc=$?
+A1=$(json "$T/produce1.json" ackedCount)
+if [ $rc -eq 0 ] && [ "${A1:-0}" = "$N" ]; then
+    pass "$N messages acknowledged before the crash"
+else
+    fail "before the crash: exit $rc, ${A1:-?} of $N acknowledged: $(cat "$T/producer1.out") $(tail -n 3 "$T/producer1.err")"
+    exit 1
+fi
+
+# ---- 2. ack the first 40% and hold -----------------------------------------------------------
+start_node acker 400 lib/verify-consume.js --url "$URL" --topic "$TOPIC" --sub "$SUB" \
+    --out "$T/acker.json" --ack-first "$K" --hold-s 300 --deadline-s 300
+if wait_file "$T/acker.json" 120 && [ "$(json "$T/acker.json" ackedCount)" = "$K" ]; then
+    pass "consumer acked the first $K (first $(json "$T/acker.json" first), ack errors $(json "$T/acker.json" ackErrors))"
+else
+    fail "the consumer did not ack $K messages within 120 s: $(tail -n 5 "$T/acker.err")"
+    exit 1
+fi
+sleep "$SETTLE"
+
+# ---- 3. SIGKILL in mid-stream -----------------------------------------------------------------
+start_node producerB 300 lib/verify-produce.js --url "$URL" --topic "$TOPIC" --start "$N" \
+    --count "$NB" --rate 2000 --send-timeout-ms 5000 --deadline-s 120 --no-recreate \
+    --out "$T/produceB.json" --progress "$T/produceB.progress"
+wait_progress producerB "$T/produceB.progress" acked 1000 60 \
+    || fail "the mid-stream producer got no 1000 receipts within 60 s ($(cat "$T/produceB.progress" 2>/dev/null))"
+KILL_MS=$(date +%s%3N)
+note "SIGKILL standalone (pid $(pid_of sa)) at $(cat "$T/produceB.progress")"
+kill_proc sa
+wait_exit producerB 60 || fail "mid-stream producer exit code $?"
+stop_proc acker 10
+AB=$(json "$T/produceB.json" ackedCount)
+note "mid-stream producer: $(cat "$T/producerB.out")"
+[ "${AB:-0}" -ge 1000 ] && pass "$AB messages acknowledged in the last moments before the SIGKILL" \
+    || fail "only ${AB:-?} acknowledged by the mid-stream producer"
+
+# ---- 4. restart on the same data directory ---------------------------------------------------
+lines_before=$(wc -l <"$T/sa.log")
+if ! IT_START_SOFT=1 start_magnetar sa standalone "brokerServicePort webServicePort bookiePort bookiePort.1" 90 -- \
+    "${sa_args[@]}" --set brokerServicePort="$BPORT" --set webServicePort="$WPORT"; then
+    if tail -n +"$((lines_before + 1))" "$T/sa.log" | grep -qi "in use"; then
+        # not the broker's fault: another process took the port meanwhile
+        note "ports $BPORT/$WPORT taken meanwhile: restarting on free ports"
+        stop_proc sa 5
+        start_magnetar sa standalone "brokerServicePort webServicePort bookiePort bookiePort.1" 90 -- \
+            "${sa_args[@]}" --set brokerServicePort=0 --set webServicePort=0 || exit 1
+    else
+        fail "the standalone did not restart"
+        exit 1
+    fi
+fi
+pass "standalone restarted on the same dataDirectory"
+URL="pulsar://127.0.0.1:$(port_of sa brokerServicePort)"
+BK_PORTS2="$(port_of sa bookiePort) $(port_of sa bookiePort.1)"
+[ "$BK_PORTS1" = "$BK_PORTS2" ] && pass "bookie ports remembered ($BK_PORTS2)" \
+    || fail "bookie ports changed across the restart: $BK_PORTS1 -> $BK_PORTS2"
+
+# ---- 5. more messages after the restart -------------------------------------------------------
+START2=$((N + NB))
+run_node 300 producer2 lib/verify-produce.js --url "$URL" --topic "$TOPIC" --start "$START2" \
+    --count "$N2" --send-timeout-ms 30000 --deadline-s 240 --out "$T/produce2.json"
+rc=$?
+A2=$(json "$T/produce2.json" ackedCount)
+if [ $rc -eq 0 ] && [ "${A2:-0}" = "$N2" ]; then
+    pass "$N2 messages acknowledged after the restart"
+else
+    fail "after the restart: exit $rc, ${A2:-?} of $N2 acknowledged: $(cat "$T/producer2.out") $(tail -n 3 "$T/producer2.err")"
+fi
+for f in produce1 produceB produce2; do [ -s "$T/$f.json" ] || echo '{"acked":[]}' >"$T/$f.json"; done
+
+# ---- 6. what the subscription delivers now -----------------------------------------------------
+LAST_ACK_MS=$(json "$T/acker.json" lastAckAt)
+if [ $((KILL_MS - LAST_ACK_MS)) -gt $(((FLUSH_S + 1) * 1000)) ]; then
+    MAXRE=0 # every ack is older than the flush interval: it must have been persisted
+else
+    MAXRE=$K
+fi
+note "last ack $((KILL_MS - LAST_ACK_MS)) ms before the SIGKILL: at most $MAXRE acked messages may come again"
+if run_node 300 consumer lib/verify-consume.js --url "$URL" --topic "$TOPIC" --sub "$SUB" \
+    --out "$T/consume.json" --expect "$T/produce1.json,$T/produceB.json,$T/produce2.json" \
+    --exclude "$T/acker.json" --max-redelivered "$MAXRE" --deadline-s 180; then
+    pass "after the crash: every acknowledged, unconsumed message delivered in order, once; none of the consumed ones again: $(cat "$T/consumer.out")"
+else
+    fail "after the crash: $(cat "$T/consumer.out") $(tail -n 3 "$T/consumer.err")"
+fi
+FIRST=$(json "$T/consume.json" first)
+[ -n "$FIRST" ] && [ "$FIRST" != null ] && [ "$FIRST" -ge "$((K - MAXRE))" ] \
+    && pass "the subscription's position survived: first message after the restart is #$FIRST" \
+    || fail "first message after the restart is #${FIRST:-none} (acked up to #$((K - 1)) before the crash)"
+
+alive sa && pass "standalone alive" || fail "standalone died"
+stop_proc sa 30
+rc=$?
+[ $rc -eq 0 ] && pass "standalone exit 0 on SIGTERM" || fail "standalone exit code $rc on SIGTERM"
+check_sanitizers
+
+echo "SUMMARY: standalone-crash sent=$((N + $(json "$T/produceB.json" sent) + N2))" \
+    "acknowledged=$((A1 + ${AB:-0} + ${A2:-0})) (before=$A1 mid-stream=${AB:-0} after=${A2:-0})" \
+    "consumer_acked_before_crash=$K needed=$(json "$T/consume.json" needed)" \
+    "found=$(json "$T/consume.json" unique) missing=$(json "$T/consume.json" missing)" \
+    "duplicates=$(json "$T/consume.json" dups) out_of_order=$(json "$T/consume.json" disorder)" \
+    "redelivered_acked=$(json "$T/consume.json" redelivered) first_after_restart=$FIRST" \
+    "extra_unacknowledged=$(json "$T/consume.json" extra)"
+[ "$IT_FAILED" -eq 0 ] && echo "PASS: standalone crash test" || echo "FAIL: standalone crash test"
+exit "$IT_FAILED"

@@ -1,0 +1,749 @@
+/*
+ * check_ml_bk.c - unit tests of the managed ledger's "bookkeeper" store: real in-process
+ * bookies (bk_server on the test's event base, port 0, temp dirs), the bkc client and the
+ * memory metadata store.
+ *
+ * Covers: append/read round trip (tail cache and bookie reads), rollover recorded in
+ * ManagedLedgerInfo, close + reopen by a new factory/client (old last ledger closed at the
+ * right entry, a new ledger created, all entries readable), durable cursor state (mark-
+ * delete, individual ranges) surviving a reopen, nothing unacked skipped after a "crash"
+ * (a second broker taking over without a flush), fencing of the first broker, a bookie lost
+ * mid-stream (ensemble change), not enough bookies then bookies back, trimming of consumed
+ * ledgers (metadata and BookKeeper ledger gone), retention, ml_delete.
+ * The loop is driven with EVLOOP_ONCE plus a 2 ms tick in loops bounded in time.
+ * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
+ */
+#include "bkc/bkc.h"
+#include "bookie/bookie.h"
+#include "meta/meta.h"
+#include "ml/ml.h"
+#include "ml/ml_int.h"
+#include "util/alloc.h"
+#include "util/err.h"
+
+#include "MLDataFormats.pb-c.h"
+
+#include <check.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_BOOKIES 4
+
+static struct event_base *base;
+static struct event *tick;
+static struct meta_store *meta;
+static char root[256];
+static struct bk_server *bookies[MAX_BOOKIES];
+static int bookie_port[MAX_BOOKIES];
+static int n_bookies;
+
+/* One "broker": a bkc client and an ML factory on a metadata session. */
+struct broker {
+    struct meta_store *meta; /* borrowed (the shared one) or owned (a peer session) */
+    bool own_meta;
+    struct bkc_client *bkc;
+    struct ml_factory *f;
+};
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pump_ms(int ms)
+{
+    int64_t end = mono_ms() + ms;
+    while (mono_ms() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+}
+
+/* Run the loop until *flag or 20 s. */
+static void loop_until(const bool *flag)
+{
+    int64_t end = mono_ms() + 20000;
+    while (!*flag && mono_ms() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert_msg(*flag, "timed out");
+}
+
+static void bookie_start(int i)
+{
+    char jdir[300], ldir[300];
+    snprintf(jdir, sizeof jdir, "%s/bk%d/journal", root, i);
+    snprintf(ldir, sizeof ldir, "%s/bk%d/ledgers", root, i);
+    struct bk_options o;
+    bk_options_default(&o);
+    o.bind_address = "127.0.0.1";
+    o.advertised_address = "127.0.0.1";
+    o.port = bookie_port[i];
+    o.journal_dir = jdir;
+    o.ledger_dir = ldir;
+    o.flush_interval_ms = 3600 * 1000;
+    o.disk_check_interval_ms = 3600 * 1000;
+    o.meta = meta;
+    ck_assert_int_eq(bk_server_new(base, &o, &bookies[i]), 0);
+    bookie_port[i] = bk_server_port(bookies[i]);
+}
+
+static void bookie_stop(int i)
+{
+    bk_server_shutdown(bookies[i]);
+    bk_server_free(bookies[i]);
+    bookies[i] = NULL;
+}
+
+static void env_new(int nb)
+{
+    base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+    struct timeval tv = {0, 2000};
+    event_add(tick, &tv);
+    struct meta_options mo = {.url = "memory"};
+    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
+    snprintf(root, sizeof root, "/tmp/check_ml_bk.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    n_bookies = nb;
+    for (int i = 0; i < nb; i++) {
+        bookie_port[i] = 0;
+        bookie_start(i);
+    }
+    pump_ms(20);
+}
+
+static void env_free(void)
+{
+    for (int i = 0; i < n_bookies; i++)
+        if (bookies[i])
+            bookie_stop(i);
+    pump_ms(10);
+    meta_close(meta);
+    meta = NULL;
+    event_free(tick);
+    event_base_free(base);
+    base = NULL;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static struct ml_config ml_cfg(int e, int qw, int qa, int64_t max_entries, size_t cache)
+{
+    struct ml_config c = {
+        .cache_size_bytes = cache,
+        .max_entries_per_ledger = max_entries,
+        .max_size_per_ledger = 1 << 30,
+        .ensemble_size = e,
+        .write_quorum = qw,
+        .ack_quorum = qa,
+        .cursor_flush_interval_ms = 50,
+    };
+    return c;
+}
+
+static void broker_new(struct broker *b, struct ml_config cfg, bool peer)
+{
+    memset(b, 0, sizeof *b);
+    if (peer) {
+        ck_assert_int_eq(meta_open_peer(meta, NULL, &b->meta), 0);
+        b->own_meta = true;
+    } else {
+        b->meta = meta;
+    }
+    struct bkc_config bc;
+    bkc_config_default(&bc);
+    bc.ensemble_size = cfg.ensemble_size;
+    bc.write_quorum = cfg.write_quorum;
+    bc.ack_quorum = cfg.ack_quorum;
+    bc.timeout_ms = 3000;
+    ck_assert_int_eq(bkc_client_new(base, b->meta, &bc, &b->bkc), 0);
+    cfg.meta = b->meta;
+    cfg.bkc = b->bkc;
+    b->f = ml_factory_new(base, "bookkeeper", &cfg);
+    ck_assert_ptr_nonnull(b->f);
+}
+
+/* Clean shutdown: the caller closed its MLs; wait for the metadata writes, then free. */
+static void broker_free(struct broker *b)
+{
+    int64_t end = mono_ms() + 10000;
+    while (ml_factory_pending(b->f) > 0 && mono_ms() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    ml_factory_free(b->f);
+    bkc_client_free(b->bkc);
+    pump_ms(5);
+    if (b->own_meta)
+        meta_close(b->meta);
+    memset(b, 0, sizeof *b);
+}
+
+struct open_res {
+    bool done;
+    struct ml_ledger *ml;
+    int status;
+};
+
+static void open_cb(struct ml_ledger *ml, int status, void *data)
+{
+    struct open_res *r = data;
+    r->done = true;
+    r->ml = ml;
+    r->status = status;
+}
+
+static struct ml_ledger *open_ml(struct broker *b, const char *name, int *status)
+{
+    struct open_res r = {0};
+    ck_assert_int_eq(ml_open(b->f, name, open_cb, &r), 0);
+    loop_until(&r.done);
+    if (status)
+        *status = r.status;
+    else
+        ck_assert_msg(r.status == 0, "open: %s", mg_strerror(r.status));
+    return r.ml;
+}
+
+struct app {
+    struct ml_append_req req;
+    bool done;
+    int status;
+    struct ml_position pos;
+};
+
+static void app_cb(struct ml_append_req *req, int status)
+{
+    struct app *a = req->data;
+    a->done = true;
+    a->status = status;
+    a->pos = req->pos;
+}
+
+static struct evbuffer *payload(int i)
+{
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "message-%04d", i);
+    return b;
+}
+
+/* Append n messages numbered from first; returns how many succeeded (in order). */
+static int append_n(struct ml_ledger *ml, int first, int n, struct ml_position *last, int *err)
+{
+    struct app *a = mg_calloc((size_t)n, sizeof *a);
+    int sync_fail = 0, ok = 0;
+    for (int i = 0; i < n; i++) {
+        a[i].req.data = &a[i];
+        int rc = ml_append(ml, payload(first + i), &a[i].req, app_cb);
+        if (rc < 0) {
+            a[i].done = true;
+            a[i].status = rc;
+            sync_fail = rc;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        loop_until(&a[i].done);
+    if (err)
+        *err = 0;
+    for (int i = 0; i < n; i++) {
+        if (a[i].status == 0) {
+            ok++;
+            if (last)
+                *last = a[i].pos;
+        } else if (err && !*err) {
+            *err = a[i].status;
+        }
+    }
+    (void)sync_fail;
+    mg_free(a);
+    return ok;
+}
+
+struct rd {
+    struct ml_read_req req;
+    bool done;
+    int status;
+};
+
+static void rd_cb(struct ml_read_req *req, int status)
+{
+    struct rd *r = req->data;
+    r->done = true;
+    r->status = status;
+}
+
+/* Read everything a cursor has; checks the payload numbers appear in ascending order and
+ * fills seen[] (numbers). Returns the count. */
+static int read_all(struct ml_cursor *c, int *seen, int cap, struct ml_position *pos)
+{
+    int n = 0;
+    for (int guard = 0; guard < 1000 && ml_cursor_has_more(c); guard++) {
+        struct rd r = {0};
+        r.req.data = &r;
+        ck_assert_int_eq(ml_cursor_read(c, 7, 0, &r.req, rd_cb), 0);
+        loop_until(&r.done);
+        ck_assert_msg(r.status == 0, "read: %s", mg_strerror(r.status));
+        for (int i = 0; i < r.req.n; i++) {
+            struct ml_entry *e = r.req.entries[i];
+            char buf[32] = {0};
+            evbuffer_copyout(e->data, buf, sizeof buf - 1);
+            int num = -1;
+            ck_assert_int_eq(sscanf(buf, "message-%d", &num), 1);
+            if (n < cap) {
+                seen[n] = num;
+                if (pos)
+                    pos[n] = e->pos;
+            }
+            n++;
+            ml_entry_unref(e);
+        }
+        mg_free(r.req.entries);
+    }
+    return n;
+}
+
+struct mget {
+    struct meta_req req;
+    bool done;
+    int status;
+};
+
+static void mget_cb(struct meta_req *req, int status)
+{
+    struct mget *g = req->data;
+    g->done = true;
+    g->status = status;
+}
+
+/* Synchronous meta_get; the caller meta_req_fini's g->req. */
+static int meta_get_sync(const char *path, struct mget *g)
+{
+    memset(g, 0, sizeof *g);
+    g->req.data = g;
+    ck_assert_int_eq(meta_get(meta, path, &g->req, mget_cb), 0);
+    loop_until(&g->done);
+    return g->status;
+}
+
+static Pulsar__Ml__ManagedLedgerInfo *ml_info(const char *name)
+{
+    char *path = mg_asprintf("/managed-ledgers/%s", name);
+    struct mget g;
+    ck_assert_int_eq(meta_get_sync(path, &g), 0);
+    Pulsar__Ml__ManagedLedgerInfo *info =
+        pulsar__ml__managed_ledger_info__unpack(NULL, g.req.len, (const uint8_t *)g.req.value);
+    ck_assert_ptr_nonnull(info);
+    meta_req_fini(&g.req);
+    mg_free(path);
+    return info;
+}
+
+static bool ledger_exists(int64_t id)
+{
+    char *path = bkc_ledger_path("/ledgers", id);
+    struct mget g;
+    int rc = meta_get_sync(path, &g);
+    meta_req_fini(&g.req);
+    mg_free(path);
+    return rc == 0;
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+START_TEST(test_roundtrip_standalone)
+{
+    env_new(1);
+    struct broker b;
+    broker_new(&b, ml_cfg(1, 1, 1, 1000, 1 << 20), false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/rt", NULL);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    ck_assert_ptr_nonnull(c);
+    struct ml_position last;
+    ck_assert_int_eq(append_n(ml, 0, 20, &last, NULL), 20);
+    ck_assert_int_eq(last.entry, 19);
+    int seen[64];
+    ck_assert_int_eq(read_all(c, seen, 64, NULL), 20);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(seen[i], i);
+    ml_close(ml);
+    broker_free(&b);
+
+    /* No cache: every read goes to the bookie. */
+    broker_new(&b, ml_cfg(1, 1, 1, 1000, 0), false);
+    ml = open_ml(&b, "t/ns/persistent/rt", NULL);
+    ck_assert_int_eq(append_n(ml, 20, 5, NULL, NULL), 5);
+    c = ml_cursor_open(ml, "s2", false, ML_POS_EARLIEST, NULL);
+    ck_assert_int_eq(read_all(c, seen, 64, NULL), 25);
+    for (int i = 0; i < 25; i++)
+        ck_assert_int_eq(seen[i], i);
+    ml_cursor_close(c);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
+START_TEST(test_rollover_recorded)
+{
+    env_new(3);
+    struct broker b;
+    broker_new(&b, ml_cfg(3, 2, 2, 5, 1 << 20), false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/roll", NULL);
+    ck_assert_int_eq(append_n(ml, 0, 12, NULL, NULL), 12);
+    struct ml_stats st;
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.num_ledgers, 3);
+    ck_assert_int_eq(st.number_of_entries, 12);
+    Pulsar__Ml__ManagedLedgerInfo *info = ml_info("t/ns/persistent/roll");
+    ck_assert_int_eq((int)info->n_ledgerinfo, 3);
+    ck_assert_int_eq(info->ledgerinfo[0]->entries, 5);
+    ck_assert_int_eq(info->ledgerinfo[1]->entries, 5);
+    ck_assert(info->ledgerinfo[0]->has_timestamp);
+    for (size_t i = 0; i < info->n_ledgerinfo; i++)
+        ck_assert(ledger_exists(info->ledgerinfo[i]->ledgerid));
+    pulsar__ml__managed_ledger_info__free_unpacked(info, NULL);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
+START_TEST(test_reopen)
+{
+    env_new(3);
+    struct broker b;
+    broker_new(&b, ml_cfg(3, 2, 2, 5, 1 << 20), false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/re", NULL);
+    ck_assert_int_eq(append_n(ml, 0, 7, NULL, NULL), 7);
+    ml_close(ml);
+    broker_free(&b);
+
+    broker_new(&b, ml_cfg(3, 2, 2, 5, 0), false);
+    ml = open_ml(&b, "t/ns/persistent/re", NULL);
+    struct ml_stats st;
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.num_ledgers, 3);
+    ck_assert_int_eq(st.number_of_entries, 7);
+    ck_assert_int_eq(ml->ledgers[1].entries, 2); /* the old last ledger, closed at entry 1 */
+    ck_assert_int_eq(ml->ledgers[2].entries, 0); /* new */
+    int seen[16];
+    struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
+    ck_assert_int_eq(read_all(c, seen, 16, NULL), 7);
+    for (int i = 0; i < 7; i++)
+        ck_assert_int_eq(seen[i], i);
+    struct ml_position last;
+    ck_assert_int_eq(append_n(ml, 7, 2, &last, NULL), 2);
+    ck_assert_int_eq(last.ledger, ml->ledgers[2].id);
+    ck_assert_int_eq(read_all(c, seen, 16, NULL), 2);
+    ml_cursor_close(c);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
+START_TEST(test_cursor_survives_reopen)
+{
+    env_new(3);
+    struct broker b;
+    broker_new(&b, ml_cfg(3, 2, 2, 4, 1 << 20), false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/cur", NULL);
+    struct ml_cursor *c = ml_cursor_open(ml, "my sub/1", true, ML_POS_EARLIEST, NULL);
+    struct ml_position pos[16];
+    int seen[16];
+    ck_assert_int_eq(append_n(ml, 0, 10, NULL, NULL), 10);
+    ck_assert_int_eq(read_all(c, seen, 16, pos), 10);
+    ml_cursor_ack_cumulative(c, pos[2]);
+    ml_cursor_ack(c, pos[5], NULL, 0, 0);
+    ml_cursor_ack(c, pos[6], NULL, 0, 0);
+    ml_cursor_ack(c, pos[8], NULL, 0, 0);
+    ck_assert_int_eq(ml_cursor_num_ranges(c), 2); /* (5..6] and (8] (ledgers of 4) */
+    ml_cursor_close(c);
+    ml_close(ml);
+    broker_free(&b);
+
+    broker_new(&b, ml_cfg(3, 2, 2, 4, 1 << 20), false);
+    ml = open_ml(&b, "t/ns/persistent/cur", NULL);
+    ck_assert(ml_cursor_exists(ml, "my sub/1"));
+    c = ml_cursor_open(ml, "my sub/1", true, ML_POS_LATEST, NULL);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(ml_cursor_mark_delete(c).ledger, pos[2].ledger);
+    ck_assert_int_eq(ml_cursor_mark_delete(c).entry, pos[2].entry);
+    ck_assert_int_eq(ml_cursor_num_ranges(c), 2);
+    ck_assert_int_eq(ml_cursor_backlog(c), 4);
+    int n = read_all(c, seen, 16, NULL);
+    ck_assert_int_eq(n, 4);
+    ck_assert_int_eq(seen[0], 3);
+    ck_assert_int_eq(seen[1], 4);
+    ck_assert_int_eq(seen[2], 7);
+    ck_assert_int_eq(seen[3], 9);
+    /* the node name is URL-encoded */
+    struct mget g;
+    ck_assert_int_eq(meta_get_sync("/managed-ledgers/t/ns/persistent/cur/my+sub%2F1", &g), 0);
+    meta_req_fini(&g.req);
+    /* delete removes the node */
+    ml_cursor_delete(c);
+    pump_ms(50);
+    ck_assert_int_eq(meta_get_sync("/managed-ledgers/t/ns/persistent/cur/my+sub%2F1", &g),
+                     -MG_ENOTFOUND);
+    meta_req_fini(&g.req);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
+START_TEST(test_takeover_fences_and_skips_nothing)
+{
+    env_new(3);
+    struct broker a, b;
+    struct ml_config cfg = ml_cfg(3, 2, 2, 1000, 1 << 20);
+    cfg.cursor_flush_interval_ms = 600000; /* nothing flushed after the create */
+    broker_new(&a, cfg, false);
+    struct ml_ledger *ml = open_ml(&a, "t/ns/persistent/own", NULL);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    struct ml_position pos[16];
+    int seen[16];
+    ck_assert_int_eq(append_n(ml, 0, 6, NULL, NULL), 6);
+    ck_assert_int_eq(read_all(c, seen, 16, pos), 6);
+    ml_cursor_ack(c, pos[1], NULL, 0, 0);
+    ml_cursor_ack(c, pos[3], NULL, 0, 0);
+    pump_ms(30);
+
+    /* Broker b takes the ML over while a still runs (a "crash" of a: no flush). */
+    broker_new(&b, cfg, true);
+    struct ml_ledger *ml2 = open_ml(&b, "t/ns/persistent/own", NULL);
+    struct ml_stats st;
+    ml_get_stats(ml2, &st);
+    ck_assert_int_eq(st.number_of_entries, 6);
+    struct ml_cursor *c2 = ml_cursor_open(ml2, "s", true, ML_POS_LATEST, NULL);
+    ck_assert_ptr_nonnull(c2);
+    /* Acks since the last flush come again; nothing unacked is skipped. */
+    int n = read_all(c2, seen, 16, NULL);
+    ck_assert_int_ge(n, 4);
+    bool have[6] = {0};
+    for (int i = 0; i < n && i < 16; i++)
+        have[seen[i]] = true;
+    ck_assert(have[0] && have[2] && have[4] && have[5]);
+
+    /* a's next append fails: its ledger was fenced by b's recovery. */
+    int err = 0;
+    ck_assert_int_eq(append_n(ml, 100, 1, NULL, &err), 0);
+    ck_assert_int_eq(err, -MG_EFENCED);
+    ck_assert(ml_is_fenced(ml));
+    struct app x = {0};
+    x.req.data = &x;
+    ck_assert_int_eq(ml_append(ml, payload(1), &x.req, app_cb), -MG_EFENCED);
+    /* b works */
+    ck_assert_int_eq(append_n(ml2, 6, 3, NULL, NULL), 3);
+    ml_close(ml);
+    ml_close(ml2);
+    broker_free(&a);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
+START_TEST(test_bookie_lost_midstream)
+{
+    env_new(3);
+    struct broker b;
+    broker_new(&b, ml_cfg(3, 2, 2, 1000, 0), false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/lost", NULL);
+    ck_assert_int_eq(append_n(ml, 0, 10, NULL, NULL), 10);
+    /* A spare bookie joins; bookie 0 (in the ensemble: E = 3 of 3) goes. */
+    bookie_port[3] = 0;
+    bookie_start(3);
+    n_bookies = 4;
+    pump_ms(20);
+    int victim = 0;
+    bookie_stop(victim);
+    int err = 0;
+    ck_assert_int_eq(append_n(ml, 10, 10, NULL, &err), 10);
+    ck_assert_int_eq(append_n(ml, 20, 10, NULL, &err), 10);
+    struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
+    int seen[64];
+    ck_assert_int_eq(read_all(c, seen, 64, NULL), 30);
+    for (int i = 0; i < 30; i++)
+        ck_assert_int_eq(seen[i], i);
+    ml_cursor_close(c);
+    ml_close(ml);
+    broker_free(&b);
+    /* After a reopen (recovery of the two-segment ledger) too. */
+    broker_new(&b, ml_cfg(3, 2, 2, 1000, 0), false);
+    ml = open_ml(&b, "t/ns/persistent/lost", NULL);
+    c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
+    ck_assert_int_eq(read_all(c, seen, 64, NULL), 30);
+    for (int i = 0; i < 30; i++)
+        ck_assert_int_eq(seen[i], i);
+    ml_cursor_close(c);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
+START_TEST(test_not_enough_bookies_then_back)
+{
+    env_new(3);
+    struct broker b;
+    broker_new(&b, ml_cfg(3, 2, 2, 1000, 0), false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/down", NULL);
+    ck_assert_int_eq(append_n(ml, 0, 5, NULL, NULL), 5);
+    bookie_stop(1);
+    bookie_stop(2);
+    int err = 0;
+    int ok = append_n(ml, 5, 3, NULL, &err);
+    ck_assert_int_eq(ok, 0);
+    ck_assert_int_ne(err, 0);
+    /* Again: a new ledger cannot be created either. */
+    ok = append_n(ml, 5, 1, NULL, &err);
+    ck_assert_int_eq(ok, 0);
+    bookie_start(1);
+    bookie_start(2);
+    pump_ms(50);
+    ok = 0;
+    for (int tries = 0; tries < 20 && ok == 0; tries++) {
+        ok = append_n(ml, 5, 1, NULL, &err);
+        if (!ok)
+            pump_ms(100);
+    }
+    ck_assert_int_eq(ok, 1);
+    ck_assert_int_eq(append_n(ml, 6, 4, NULL, NULL), 4);
+    struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
+    int seen[64];
+    ck_assert_int_eq(read_all(c, seen, 64, NULL), 10);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(seen[i], i);
+    ml_cursor_close(c);
+    ml_close(ml);
+    broker_free(&b);
+
+    /* Everything acked is there after a reopen too. */
+    broker_new(&b, ml_cfg(3, 2, 2, 1000, 0), false);
+    ml = open_ml(&b, "t/ns/persistent/down", NULL);
+    c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
+    ck_assert_int_eq(read_all(c, seen, 64, NULL), 10);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(seen[i], i);
+    ml_cursor_close(c);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
+START_TEST(test_trim_consumed)
+{
+    env_new(3);
+    struct broker b;
+    broker_new(&b, ml_cfg(3, 2, 2, 3, 1 << 20), false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/trim", NULL);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    ck_assert_int_eq(append_n(ml, 0, 9, NULL, NULL), 9);
+    int64_t first_ids[3] = {ml->ledgers[0].id, ml->ledgers[1].id, ml->ledgers[2].id};
+    for (int i = 0; i < 3; i++)
+        ck_assert(ledger_exists(first_ids[i]));
+    ml_cursor_ack_cumulative(c, ml_last_confirmed(ml));
+    pump_ms(100);
+    struct ml_stats st;
+    ml_get_stats(ml, &st);
+    ck_assert_int_le(st.num_ledgers, 2);
+    for (int i = 0; i < 2; i++)
+        ck_assert(!ledger_exists(first_ids[i]));
+    Pulsar__Ml__ManagedLedgerInfo *info = ml_info("t/ns/persistent/trim");
+    for (size_t i = 0; i < info->n_ledgerinfo; i++)
+        ck_assert(info->ledgerinfo[i]->ledgerid != first_ids[0] &&
+                  info->ledgerinfo[i]->ledgerid != first_ids[1]);
+    pulsar__ml__managed_ledger_info__free_unpacked(info, NULL);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
+START_TEST(test_retention_keeps)
+{
+    env_new(1);
+    struct broker b;
+    struct ml_config cfg = ml_cfg(1, 1, 1, 3, 1 << 20);
+    cfg.retention_time_minutes = -1;
+    cfg.retention_size_mb = -1;
+    broker_new(&b, cfg, false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/ret", NULL);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    ck_assert_int_eq(append_n(ml, 0, 9, NULL, NULL), 9);
+    ml_cursor_ack_cumulative(c, ml_last_confirmed(ml));
+    pump_ms(50);
+    struct ml_stats st;
+    ml_get_stats(ml, &st);
+    ck_assert_int_ge(st.num_ledgers, 3);
+    ck_assert(ledger_exists(ml->ledgers[0].id));
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
+START_TEST(test_delete_ml)
+{
+    env_new(1);
+    struct broker b;
+    broker_new(&b, ml_cfg(1, 1, 1, 3, 1 << 20), false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/del", NULL);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(append_n(ml, 0, 5, NULL, NULL), 5);
+    int64_t ids[2] = {ml->ledgers[0].id, ml->ledgers[1].id};
+    pump_ms(20);
+    ck_assert_int_eq(ml_delete(ml, true), 0);
+    pump_ms(100);
+    struct mget g;
+    ck_assert_int_eq(meta_get_sync("/managed-ledgers/t/ns/persistent/del", &g), -MG_ENOTFOUND);
+    meta_req_fini(&g.req);
+    ck_assert(!ledger_exists(ids[0]));
+    ck_assert(!ledger_exists(ids[1]));
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
+static Suite *ml_bk_suite(void)
+{
+    Suite *s = suite_create("ml_bk");
+    TCase *tc = tcase_create("bookkeeper");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_roundtrip_standalone);
+    tcase_add_test(tc, test_rollover_recorded);
+    tcase_add_test(tc, test_reopen);
+    tcase_add_test(tc, test_cursor_survives_reopen);
+    tcase_add_test(tc, test_takeover_fences_and_skips_nothing);
+    tcase_add_test(tc, test_bookie_lost_midstream);
+    tcase_add_test(tc, test_not_enough_bookies_then_back);
+    tcase_add_test(tc, test_trim_consumed);
+    tcase_add_test(tc, test_retention_keeps);
+    tcase_add_test(tc, test_delete_ml);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(ml_bk_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
