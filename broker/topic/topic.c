@@ -420,6 +420,32 @@ int64_t topic_producer_last_sequence(const struct topic_producer *p)
     return p->last_seq;
 }
 
+static void fenced_unload_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct topic *t = arg;
+    if (t->state == TOPIC_READY) {
+        MG_WARN(MOD, "%s: its managed ledger was fenced by another writer: unloading the "
+                     "topic so clients look it up again",
+                t->name.full);
+        topic_close(t, false);
+    }
+    topic_unref(t);
+}
+
+/* Another broker recovered the topic's ledger (fencing): stop serving it, after the
+ * current callback chain has unwound (closing calls back into connections). */
+static void topic_fenced(struct topic *t)
+{
+    if (!t || t->state != TOPIC_READY || t->fence_pending || !t->reg)
+        return;
+    t->fence_pending = true;
+    topic_ref(t);
+    struct timeval zero = {0, 0};
+    event_base_once(t->reg->base, -1, EV_TIMEOUT, fenced_unload_cb, t, &zero);
+}
+
 static void publish_done(struct ml_append_req *req, int status)
 {
     struct topic_publish *pub = req->data;
@@ -447,6 +473,8 @@ static void publish_done(struct ml_append_req *req, int status)
                 *ls = p->last_seq;
         }
     }
+    if (status == -MG_EFENCED)
+        topic_fenced(p->topic);
     topic_publish_cb cb = pub->cb;
     void *cb_data = pub->cb_data;
     mg_free(pub);
@@ -472,6 +500,8 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, uint64_t sequ
     int rc = ml_append(p->topic->ml, data, &pub->req, publish_done);
     if (rc < 0) {
         mg_free(pub);
+        if (rc == -MG_EFENCED)
+            topic_fenced(p->topic);
         return rc;
     }
     p->pending++;

@@ -53,6 +53,7 @@ struct topic {
     struct mg_map subs;         /* name -> topic_sub (owned) */
     int64_t msg_in, bytes_in;
     int64_t msg_out_closed, bytes_out_closed; /* counters of subscriptions gone */
+    bool fence_pending; /* an unload after fencing is scheduled */
 };
 
 struct topic_producer {
