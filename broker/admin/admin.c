@@ -106,6 +106,18 @@ static void reply_done(void *data, int status)
         reply_no_content(req);
 }
 
+/* Reply with a namespace's topic list (svc_topics_cb). */
+static void topics_listed(void *data, int status, char **names, int n)
+{
+    struct evhttp_request *req = data;
+    if (status < 0)
+        return reply_error(req, 500, mg_strerror(status));
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(names[i]));
+    reply_json(req, 200, arr);
+}
+
 /* ---- request helpers --------------------------------------------------------------------- */
 
 static char *url_decode(const char *s, size_t n)
@@ -333,6 +345,9 @@ static void h_namespaces(struct admin_req *r)
         default:
             reply_raw(r->req, 405, "text/plain", "Method Not Allowed");
         }
+    } else if (r->nseg == 6 && strcmp(r->seg[5], "topics") == 0 && r->method == EVHTTP_REQ_GET) {
+        if (svc_list_topics(s, full, false, topics_listed, r->req) < 0)
+            reply_error(r->req, 404, "Namespace does not exist");
     } else if (r->nseg == 6 && strcmp(r->seg[5], "bundles") == 0) {
         if (!svc_namespace_exists(s, full))
             reply_error(r->req, 404, "Namespace does not exist");
@@ -343,46 +358,6 @@ static void h_namespaces(struct admin_req *r)
         reply_raw(r->req, 404, "text/plain", "Not Found");
     }
     mg_free(full);
-}
-
-/* Topic list of a namespace: loaded topics and partitions of partitioned ones. */
-static json_t *namespace_topics(struct svc *s, const char *ns, bool partitioned_only)
-{
-    json_t *arr = json_array();
-    char *prefix = mg_asprintf("persistent://%s/", ns);
-    size_t plen = strlen(prefix);
-    size_t pos = 0;
-    int n;
-    const char *base;
-    while ((base = svc_partitions_next(s, &pos, &n))) {
-        if (strncmp(base, prefix, plen) != 0)
-            continue;
-        if (partitioned_only) {
-            json_array_append_new(arr, json_string(base));
-            continue;
-        }
-        for (int i = 0; i < n; i++) {
-            char *pn = mg_asprintf("%s-partition-%d", base, i);
-            json_array_append_new(arr, json_string(pn));
-            mg_free(pn);
-        }
-    }
-    if (!partitioned_only) {
-        struct topic *t;
-        pos = 0;
-        while ((t = topic_next(svc_topics(s), &pos))) {
-            const char *full = topic_full_name(t);
-            if (strncmp(full, prefix, plen) != 0)
-                continue;
-            bool dup = false;
-            for (size_t i = 0; i < json_array_size(arr) && !dup; i++)
-                dup = strcmp(json_string_value(json_array_get(arr, i)), full) == 0;
-            if (!dup)
-                json_array_append_new(arr, json_string(full));
-        }
-    }
-    mg_free(prefix);
-    return arr;
 }
 
 static void create_topic_done(struct topic *t, int status, void *data)
@@ -509,9 +484,10 @@ static void h_persistent(struct admin_req *r)
         return reply_error(r->req, 404, "Namespace does not exist");
     }
     if (r->nseg == 5 || (r->nseg == 6 && strcmp(r->seg[5], "partitioned") == 0)) {
-        json_t *arr = namespace_topics(s, ns, r->nseg == 6);
+        if (svc_list_topics(s, ns, r->nseg == 6, topics_listed, r->req) < 0)
+            reply_error(r->req, 404, "Namespace does not exist");
         mg_free(ns);
-        return reply_json(r->req, 200, arr);
+        return;
     }
     char *name = mg_asprintf("persistent://%s/%s", ns, r->seg[5]);
     mg_free(ns);

@@ -1060,60 +1060,40 @@ static void handle_close_consumer(struct conn *c, const Pulsar__Proto__CommandCl
     send_success(c, m->request_id);
 }
 
+static void topics_listed(void *data, int status, char **names, int n)
+{
+    struct conn_req *r = data;
+    if (conn_open(r->conn)) {
+        if (status < 0) {
+            send_error(r->conn, r->request_id, status, "Cannot list the namespace's topics");
+        } else {
+            Pulsar__Proto__CommandGetTopicsOfNamespaceResponse resp =
+                PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE_RESPONSE__INIT;
+            resp.request_id = r->request_id;
+            resp.n_topics = (size_t)n;
+            resp.topics = names;
+            wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+            cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__GET_TOPICS_OF_NAMESPACE_RESPONSE;
+            cmd.gettopicsofnamespaceresponse = &resp;
+            conn_send(r->conn, &cmd);
+        }
+    }
+    req_free(r);
+}
+
 static void handle_get_topics(struct conn *c,
                               const Pulsar__Proto__CommandGetTopicsOfNamespace *m)
 {
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    bool want_persistent =
-        !m->has_mode || m->mode != PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__NON_PERSISTENT;
-    if (want_persistent) {
-        size_t pos = 0;
-        char *prefix = mg_asprintf("persistent://%s/", m->namespace_);
-        size_t plen = strlen(prefix);
-        struct topic *t;
-        while ((t = topic_next(svc_topics(c->svc), &pos))) {
-            const char *full = topic_full_name(t);
-            if (strncmp(full, prefix, plen) == 0 && !strchr(full + plen, '/')) {
-                if (n == cap)
-                    names = mg_realloc(names, (cap = cap ? cap * 2 : 16) * sizeof *names);
-                names[n++] = mg_strdup(full);
-            }
-        }
-        int parts;
-        const char *base;
-        pos = 0;
-        while ((base = svc_partitions_next(c->svc, &pos, &parts))) {
-            if (strncmp(base, prefix, plen) != 0 || strchr(base + plen, '/'))
-                continue;
-            for (int i = 0; i < parts; i++) {
-                char *pn = mg_asprintf("%s-partition-%d", base, i);
-                bool dup = false;
-                for (size_t k = 0; k < n && !dup; k++)
-                    dup = strcmp(names[k], pn) == 0;
-                if (dup) {
-                    mg_free(pn);
-                    continue;
-                }
-                if (n == cap)
-                    names = mg_realloc(names, (cap = cap ? cap * 2 : 16) * sizeof *names);
-                names[n++] = pn;
-            }
-        }
-        mg_free(prefix);
+    if (m->has_mode && m->mode == PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__NON_PERSISTENT) {
+        topics_listed(req_new(c, m->request_id, 0, -1), 0, NULL, 0); /* none are served */
+        return;
     }
-    Pulsar__Proto__CommandGetTopicsOfNamespaceResponse r =
-        PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE_RESPONSE__INIT;
-    r.request_id = m->request_id;
-    r.n_topics = n;
-    r.topics = names;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__GET_TOPICS_OF_NAMESPACE_RESPONSE;
-    cmd.gettopicsofnamespaceresponse = &r;
-    conn_send(c, &cmd);
-    for (size_t i = 0; i < n; i++)
-        mg_free(names[i]);
-    mg_free(names);
+    struct conn_req *r = req_new(c, m->request_id, 0, -1);
+    int rc = svc_list_topics(c->svc, m->namespace_, false, topics_listed, r);
+    if (rc < 0) {
+        req_free(r);
+        send_error(c, m->request_id, rc, "Namespace does not exist");
+    }
 }
 
 static void handle_get_schema(struct conn *c, const Pulsar__Proto__CommandGetSchema *m)

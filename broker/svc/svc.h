@@ -90,6 +90,14 @@ int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb
 /* Iterate: *pos = 0 first; NULL at the end; *n gets the count. */
 const char *svc_partitions_next(struct svc *s, size_t *pos, int *n);
 
+/* List the topics of a namespace ("t/ns"): every topic stored there (also when not loaded),
+ * the partitions of its partitioned topics and the loaded topics, as full names, sorted;
+ * with partitioned_only, the partitioned topics' base names. names are valid during cb.
+ * -MG_ENOTFOUND (sync) if the namespace does not exist. */
+typedef void (*svc_topics_cb)(void *data, int status, char **names, int n);
+int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only,
+                    svc_topics_cb cb, void *data);
+
 /* Can a topic of this name be served (namespace exists)? Fills a reason when not. */
 int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reason);
 

@@ -520,3 +520,126 @@ int svc_res_load(struct svc *s)
             s->tenants.count, s->namespaces.count, s->partitions.count);
     return 0;
 }
+
+/* ---- topic listing ----------------------------------------------------------------------- */
+
+struct res_list {
+    struct svc *s; /* borrowed */
+    char *ns;      /* owned: "t/ns" */
+    bool partitioned_only;
+    svc_topics_cb cb;
+    void *data;
+    struct meta_req req;
+};
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void list_add(char ***names, int *n, int *cap, char *name)
+{
+    for (int i = 0; i < *n; i++) {
+        if (strcmp((*names)[i], name) == 0) {
+            mg_free(name);
+            return;
+        }
+    }
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *names = mg_realloc(*names, (size_t)*cap * sizeof **names);
+    }
+    (*names)[(*n)++] = name;
+}
+
+/* Finish a listing: stored names (children, may be NULL) + loaded topics + partitions. */
+static void list_finish(struct res_list *l, int status, char **children, int n_children)
+{
+    struct svc *s = l->s;
+    char **names = NULL;
+    int n = 0, cap = 0;
+    char *prefix = mg_asprintf("persistent://%s/", l->ns);
+    size_t plen = strlen(prefix);
+    size_t pos = 0;
+    int parts;
+    const char *base;
+    while ((base = svc_partitions_next(s, &pos, &parts))) {
+        if (strncmp(base, prefix, plen) != 0 || strchr(base + plen, '/'))
+            continue;
+        if (l->partitioned_only) {
+            list_add(&names, &n, &cap, mg_strdup(base));
+            continue;
+        }
+        for (int i = 0; i < parts; i++)
+            list_add(&names, &n, &cap, mg_asprintf("%s-partition-%d", base, i));
+    }
+    if (!l->partitioned_only) {
+        struct topic *t;
+        pos = 0;
+        while (s->topics && (t = topic_next(s->topics, &pos))) {
+            const char *full = topic_full_name(t);
+            if (strncmp(full, prefix, plen) == 0 && !strchr(full + plen, '/'))
+                list_add(&names, &n, &cap, mg_strdup(full));
+        }
+        for (int i = 0; i < n_children; i++) {
+            char *local = evhttp_uridecode(children[i], 1, NULL);
+            if (local) {
+                list_add(&names, &n, &cap, mg_asprintf("%s%s", prefix, local));
+                free(local);
+            }
+        }
+    }
+    mg_free(prefix);
+    if (n > 1)
+        qsort(names, (size_t)n, sizeof *names, cmp_name);
+    l->cb(l->data, status, names, n);
+    for (int i = 0; i < n; i++)
+        mg_free(names[i]);
+    mg_free(names);
+}
+
+static void list_done(struct meta_req *req, int status)
+{
+    struct res_list *l = req->data;
+    if (status == -MG_ENOTFOUND)
+        status = 0; /* no topic was ever stored in this namespace */
+    list_finish(l, status, status == 0 ? req->children : NULL,
+                status == 0 ? req->n_children : 0);
+    meta_req_fini(req);
+    mg_free(l->ns);
+    mg_free(l);
+}
+
+static void list_deferred(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct res_list *l = arg;
+    list_finish(l, 0, NULL, 0);
+    mg_free(l->ns);
+    mg_free(l);
+}
+
+int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only,
+                    svc_topics_cb cb, void *data)
+{
+    if (!svc_namespace_exists(s, tenant_ns))
+        return -MG_ENOTFOUND;
+    struct res_list *l = mg_calloc(1, sizeof *l);
+    l->s = s;
+    l->ns = mg_strdup(tenant_ns);
+    l->partitioned_only = partitioned_only;
+    l->cb = cb;
+    l->data = data;
+    l->req.data = l;
+    if (s->meta && !partitioned_only) {
+        char *path = mg_asprintf("/managed-ledgers/%s/persistent", tenant_ns);
+        int rc = meta_children(s->meta, path, &l->req, list_done);
+        mg_free(path);
+        if (rc == 0)
+            return 0;
+    }
+    struct timeval zero = {0, 0};
+    event_base_once(s->base, -1, EV_TIMEOUT, list_deferred, l, &zero);
+    return 0;
+}
