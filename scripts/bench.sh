@@ -4,14 +4,16 @@
 # Not part of `make check`; reports figures, asserts nothing. scripts/bench/README.md
 # explains every number.
 #
-#   scripts/bench.sh [--quick] [--seconds S] [--out FILE] [--bin MAGNETAR] [--dir DIR]
-#                    [--no-install] [--keep]
+#   scripts/bench.sh [--quick] [--seconds S] [--out FILE] [--bin MAGNETAR | --head]
+#                    [--dir DIR] [--no-install] [--keep]
 #
 #   --quick        smoke run (~2 min): 3 s measurements, shorter probes, 3 start-ups
 #   --seconds S    length of each throughput / latency measurement (10; --quick: 3)
 #   --out FILE     raw results as JSON (default scripts/bench/results-<date>.json)
 #   --bin FILE     magnetar binary to measure (default: scripts/build.sh, -O2 -g, no
 #                  sanitizers, into $BUILD_DIR or build/)
+#   --head         build the last commit (git archive HEAD into the work directory) instead
+#                  of the work tree, which may hold someone's unfinished change
 #   --dir DIR      parent of the work directory (default /var/tmp; must be the real disk,
 #                  not tmpfs: every system here writes its log there)
 #   --no-install   do not apt-get install the peers and tools (default as root: install
@@ -41,7 +43,7 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 here=$top/scripts/bench
-QUICK=0 SECS= OUT= BIN= PARENT=/var/tmp INSTALL=1 KEEP=0
+QUICK=0 SECS= OUT= BIN= PARENT=/var/tmp INSTALL=1 KEEP=0 HEAD=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -49,6 +51,7 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift ;;
     --bin) BIN=$2; shift ;;
     --dir) PARENT=$2; shift ;;
+    --head) HEAD=1 ;;
     --no-install) INSTALL=0 ;;
     --keep) KEEP=1 ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -91,25 +94,6 @@ if [ -n "$missing" ]; then
 fi
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=$(command -v python3) || die "python3 is required"
 
-if [ -z "$BIN" ]; then
-  log "building magnetar (scripts/build.sh, default flags -O2 -g)"
-  BIN=$(env -u CFLAGS "$top/scripts/build.sh" 2>"${TMPDIR:-/tmp}/bench-build.$$.log" | tail -n 1)
-  if [ ! -x "$BIN" ]; then
-    tail -n 20 "${TMPDIR:-/tmp}/bench-build.$$.log" >&2
-    die "build failed (log above); give a binary with --bin"
-  fi
-  rm -f "${TMPDIR:-/tmp}/bench-build.$$.log"
-fi
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-[ -x "$BIN" ] || die "no magnetar binary at $BIN"
-bdir=$(dirname "$BIN")
-if [ -f "$bdir/.configure-flags" ] && grep -q 'sanitize\|-O0' "$bdir/.configure-flags"; then
-  die "$BIN was configured with '$(cat "$bdir/.configure-flags")': benchmarks need an optimized, non-sanitizer build"
-fi
-if grep -q -- '-fsanitize' "$bdir/Makefile" 2>/dev/null && grep -q '^CFLAGS = .*-fsanitize' "$bdir/Makefile"; then
-  die "$BIN is a sanitizer build"
-fi
-
 mkdir -p "$PARENT" || die "cannot create $PARENT"
 WORK=$(mktemp -d "$PARENT/magnetar-bench.XXXXXX") || die "mktemp in $PARENT"
 FSTYPE=$(stat -f -c %T "$WORK")
@@ -137,6 +121,33 @@ stop_pid() { # SIGTERM, SIGKILL after 10 s
   wait "$p" 2>/dev/null
   return 0
 }
+
+# ---------------------------------------------------------------------------------------
+# magnetar binary
+src=$top
+if [ -z "$BIN" ]; then
+  if [ "$HEAD" = 1 ]; then
+    src=$WORK/src; mkdir -p "$src"
+    (cd "$top" && git archive HEAD) | tar -x -C "$src" || die "git archive HEAD failed"
+    export BUILD_DIR=$src/build
+  fi
+  log "building magnetar from $([ "$HEAD" = 1 ] && echo "HEAD $(cd "$top" && git rev-parse --short HEAD)" || echo "the work tree") (scripts/build.sh: -O2 -g)"
+  BIN=$(env -u CFLAGS "$src/scripts/build.sh" 2>"$WORK/build.log" | tail -n 1)
+  if [ ! -x "$BIN" ]; then
+    tail -n 20 "$WORK/build.log" >&2
+    die "build failed (log above); try --head, or give a binary with --bin"
+  fi
+fi
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+[ -x "$BIN" ] || die "no magnetar binary at $BIN"
+bdir=$(dirname "$BIN")
+if [ -f "$bdir/.configure-flags" ] && grep -q 'sanitize\|-O0' "$bdir/.configure-flags"; then
+  die "$BIN was configured with '$(cat "$bdir/.configure-flags")': benchmarks need an optimized, non-sanitizer build"
+fi
+if grep -q '^CFLAGS = .*-fsanitize' "$bdir/Makefile" 2>/dev/null; then
+  die "$BIN is a sanitizer build"
+fi
+
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 wait_port_file() { # file key pid seconds
   local i
@@ -292,7 +303,7 @@ ML_STORE=bookkeeper
 ml_try() {
   local d=$WORK/mltry
   rm -rf "$d"; mkdir -p "$d"
-  "$BIN" standalone --config "$top/conf/standalone.yaml" --set brokerServicePort=0 \
+  "$BIN" standalone --config "$src/conf/standalone.yaml" --set brokerServicePort=0 \
     --set webServicePort=0 --set bookiePort=0 --set dataDirectory="$d/data" \
     --set managedLedgerStore=bookkeeper --set managedLedgerDefaultEnsembleSize=1 \
     --set managedLedgerDefaultWriteQuorum=1 --set managedLedgerDefaultAckQuorum=1 \
@@ -309,7 +320,7 @@ if ! ml_try; then
 fi
 rec meta ml_store "$ML_STORE"
 # standalone settings (one in-process bookie: E=Qw=Qa=1)
-SA_ARGS=(--config "$top/conf/standalone.yaml" --set webServicePort=0 --set bookiePort=0
+SA_ARGS=(--config "$src/conf/standalone.yaml" --set webServicePort=0 --set bookiePort=0
   --set managedLedgerStore="$ML_STORE" --set journalSyncData=true
   --set managedLedgerDefaultEnsembleSize=1 --set managedLedgerDefaultWriteQuorum=1
   --set managedLedgerDefaultAckQuorum=1 --set logLevel=warn)
@@ -353,7 +364,7 @@ if [ "$HAVE_ZK" = 1 ]; then
     ok=1 BKP=()
     for i in 1 2 3; do
       D=$WORK/bk$i; mkdir -p "$D"
-      "$BIN" bookie --config "$top/conf/bookie.yaml" --set bookiePort=0 --set bindAddress=127.0.0.1 \
+      "$BIN" bookie --config "$src/conf/bookie.yaml" --set bookiePort=0 --set bindAddress=127.0.0.1 \
         --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL" --set dataDirectory="$D" \
         --set journalDirectory="$D/journal" --set ledgerDirectories="$D/ledgers" \
         --set journalSyncData=true --set logLevel=info --port-file "$D/ports" >"$D/log" 2>&1 &
@@ -364,7 +375,7 @@ if [ "$HAVE_ZK" = 1 ]; then
       for _ in $(seq 1 100); do grep -q 'registered ' "$WORK/bk$i/log" && break; sleep 0.1; done
     done
     D=$WORK/broker; mkdir -p "$D"
-    "$BIN" broker --config "$top/conf/broker.yaml" --set brokerServicePort=0 --set webServicePort=0 \
+    "$BIN" broker --config "$src/conf/broker.yaml" --set brokerServicePort=0 --set webServicePort=0 \
       --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL" \
       --set dataDirectory="$D" --set managedLedgerStore="$ML_STORE" \
       --set managedLedgerDefaultEnsembleSize=3 --set managedLedgerDefaultWriteQuorum=2 \

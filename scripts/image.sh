@@ -8,6 +8,8 @@
 #   scripts/image.sh report [TAG]         size of TAG and what its runtime stage adds
 #   scripts/image.sh podman ARGS...       podman with this script's storage options, e.g.
 #                                         scripts/image.sh podman image mount magnetar:latest
+#   scripts/image.sh in-ns CMD...         run CMD where podman works: as is, or inside a plain
+#                                         chroot in a mount namespace whose root is a mount
 #
 # How (as root; podman and debootstrap are installed when missing):
 #  1. base tree: `debootstrap --variant=minbase bookworm` into $IMAGE_BASE_DIR (cached: about
@@ -149,6 +151,25 @@ ensure_base() {
     || die "podman import of the base tree failed"
 }
 
+# Inside a plain chroot (a CI root made with debootstrap) "/" is not a mount point, and
+# containers/storage's chrooted untar then fails ("remount /, flags: 0x44000: invalid
+# argument"). There, run CMD in a new mount namespace whose root is a recursive bind mount of
+# this root: the same files, but a mount point. Mounts made inside (podman's) stay there and
+# vanish with it; should the bind propagate out (a shared root), it is unmounted afterwards.
+in_ns() {
+  if mountpoint -q / || [ -n "${IMAGE_NS:-}" ]; then exec "$@"; fi
+  [ "$(id -u)" = 0 ] || die "podman in a chroot needs root"
+  local nr=/run/magnetar-image-ns.$$ rc=0
+  mkdir -p "$nr"
+  say "/ is not a mount point (a chroot): running in a mount namespace rooted at a bind mount"
+  IMAGE_NS=1 unshare --mount --propagation unchanged /bin/sh -c \
+    'cwd=$1; shift; mount --rbind / "$0" && mount --make-rprivate "$0" && exec chroot "$0" /usr/bin/env -C "$cwd" "$@"' \
+    "$nr" "$PWD" "$@" || rc=$?
+  umount -R -l "$nr" 2>/dev/null || true
+  rmdir "$nr" 2>/dev/null || true
+  exit $rc
+}
+
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 
 report() {
@@ -187,6 +208,11 @@ build() {
 cmd=${1:-build}
 [ $# -gt 0 ] && shift
 case "$cmd" in
+  in-ns) [ $# -gt 0 ] || die "usage: $0 in-ns CMD..."; in_ns "$@" ;;
+  build|base|report|podman) mountpoint -q / || [ -n "${IMAGE_NS:-}" ] || in_ns "$0" "$cmd" "$@" ;;
+esac
+case "$cmd" in
+  in-ns) ;;
   build)
     while [ $# -gt 0 ]; do
       case "$1" in

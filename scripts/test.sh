@@ -90,7 +90,7 @@ for t in tests/integration/*.test.sh; do
   name=$(basename "$t" .test.sh)
   echo "== integration: $name"
   if MAGNETAR_BIN="$bin" BUILD_DIR="$BUILD_DIR" timeout 900 bash "$t" >"$work/$name.log" 2>&1; then
-    ok "integration $name"; grep -E '^(PASS|FAIL|SKIP)' "$work/$name.log" | sed 's/^/  /'
+    ok "integration $name"; grep -E '^(PASS|FAIL|SKIP|figure:)' "$work/$name.log" | sed 's/^/  /'
   else
     fail "integration $name"; tail -n 80 "$work/$name.log"
   fi

@@ -82,7 +82,7 @@ def main():
                 "fsync_p50_ms": pct.get("50.000000", 0) / 1e6,
                 "fsync_p99_ms": pct.get("99.000000", 0) / 1e6,
             }
-        elif key == "iperf3":
+        elif key == "iperf3" and "sum_received" in j.get("end", {}):
             limits[key] = {"gbit_per_s": j["end"]["sum_received"]["bits_per_second"] / 1e9}
 
     # ---- probes (in run order) and the pair around each system
@@ -313,11 +313,14 @@ def main():
         f"| start-to-ready, ms: process start → CONNECT answered (median, range) "
         f"| {fnum(r_m, 1)}{rr(rr_m)} | {fnum(r_n, 1)}{rr(rr_n)} | {fx(ratio(r_m, r_n))} |"
     )
+    def mib(b):
+        return None if b is None else b / 1048576
+
     b_m, b_n = binsize.get("ms"), binsize.get("js")
     s_m, s_n = binstrip.get("ms"), binstrip.get("js")
     md.append(
-        f"| binary size, MB as installed/built (stripped) | {fnum(mb(b_m and b_m / 1024), 2)} ({fnum(mb(s_m and s_m / 1024), 2)}) "
-        f"| {fnum(mb(b_n and b_n / 1024), 2)} ({fnum(mb(s_n and s_n / 1024), 2)}) | {fx(ratio(s_m, s_n))} stripped |"
+        f"| binary size, MB as built / installed (stripped) | {fnum(mib(b_m), 2)} ({fnum(mib(s_m), 2)}) "
+        f"| {fnum(mib(b_n), 2)} ({fnum(mib(s_n), 2)}) | {fx(ratio(s_m, s_n))} stripped |"
     )
     md.append(
         f"| shared libraries linked | {binlibs.get('ms', '–')} | {binlibs.get('js', '–')} | |"

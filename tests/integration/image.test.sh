@@ -30,6 +30,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 cd "$top"
+# in a plain chroot, podman's mounts need a mount namespace: run all of this test inside one
+if ! mountpoint -q / && [ -z "${IMAGE_NS:-}" ]; then
+  exec "$top/scripts/image.sh" in-ns bash "$here/image.test.sh" "$@"
+fi
 tag=${IMAGE_TAG:-magnetar:test}
 n_msgs=${SMOKE_MESSAGES:-1000}
 host_bin=${MAGNETAR_BIN:-}
@@ -105,13 +109,15 @@ echo "figure: image build ${build_s} s; ${size_line#image }; ${gz_line##*: } gzi
 echo "PASS: image built"
 
 # ---- 3. the image's root -----------------------------------------------------------------
-pm image inspect --format '{{json .Config}}' "$tag" >"$work/config.json" || die "podman image inspect"
+pm image inspect "$tag" >"$work/config.json" || die "podman image inspect"
 node - "$work/config.json" "$work" <<'JS' || die "image metadata (see above)"
 const fs = require('fs');
 const [file, dir] = process.argv.slice(2);
-const c = JSON.parse(fs.readFileSync(file, 'utf8'));
+const parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+const img = Array.isArray(parsed) ? parsed[0] : parsed;
+const c = img.Config || {};
 const fail = (m) => { console.log(`FAIL: image metadata: ${m}`); process.exitCode = 1; };
-const hc = c.Healthcheck || c.HealthCheck || {};
+const hc = img.Healthcheck || c.Healthcheck || {};
 const ports = Object.keys(c.ExposedPorts || {}).sort().join(' ');
 if (!/^[1-9][0-9]*(:[0-9]+)?$/.test(c.User || '')) fail(`user ${c.User} is not a numeric non-root user`);
 if (JSON.stringify(c.Entrypoint) !== '["magnetar"]') fail(`entrypoint ${JSON.stringify(c.Entrypoint)}`);
@@ -282,6 +288,7 @@ until grep -q HOLDING "$work/hold.out" 2>/dev/null; do
 done
 stop "$sa_pid" standalone "$grace"
 kill -KILL "$hold_pid" 2>/dev/null || true
+wait "$hold_pid" 2>/dev/null || true
 echo "figure: standalone SIGTERM with a consumer connected: exit 0 after ${stop_ms} ms (grace ${grace} s)"
 echo "PASS: standalone stopped cleanly on SIGTERM within the grace period"
 
