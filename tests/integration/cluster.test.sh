@@ -17,6 +17,9 @@
 #      acknowledged (the cluster is healthy again: two bookies for E=2).
 #   6. A consumer (verify-consume.js) on the subscription: every acknowledged message is
 #      received, in order, none twice. Messages whose send got no receipt may appear (counted).
+#   7. The broker is SIGKILLed and a new one started (empty cache: it reopens the topic from
+#      the store, recovers the ledger and reads from the surviving bookies); a second
+#      subscription, created with the first, must give the same result through it.
 # Prints PASS:/FAIL: lines and a SUMMARY line (sent, acknowledged, found); exits non-zero on
 # any failure (logs of every process are printed then). Everything started is stopped by pid.
 #
@@ -37,6 +40,7 @@ RANDOM=$SEED
 N2=1000
 TOPIC="cluster-$$-$SEED"
 SUB=durability
+SUB2=after-broker-crash
 note "seed $SEED, $N messages at $RATE/s, bookie timeout $BK_TIMEOUT s, SIGSTOP $STOP_S s"
 
 zk_start
@@ -56,24 +60,26 @@ done
 pass "3 bookies registered"
 
 mkdir -p "$T/broker"
-start_magnetar broker broker "brokerServicePort webServicePort" 60 -- \
-    --config "$IT_TOP/conf/broker.yaml" --set brokerServicePort=0 --set webServicePort=0 \
-    --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
-    --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/broker" \
-    --set managedLedgerStore="$ML_STORE" --set managedLedgerDefaultEnsembleSize=2 \
-    --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2 \
-    --set bookkeeperClientTimeoutInSeconds="$BK_TIMEOUT" --set keepAliveIntervalSeconds=5 \
-    || exit 1
+broker_args=(--config "$IT_TOP/conf/broker.yaml" --set bindAddress=127.0.0.1
+    --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL"
+    --set dataDirectory="$T/broker" --set managedLedgerStore="$ML_STORE"
+    --set managedLedgerDefaultEnsembleSize=2 --set managedLedgerDefaultWriteQuorum=2
+    --set managedLedgerDefaultAckQuorum=2 --set bookkeeperClientTimeoutInSeconds="$BK_TIMEOUT"
+    --set keepAliveIntervalSeconds=5)
+start_magnetar broker broker "brokerServicePort webServicePort" 60 -- "${broker_args[@]}" \
+    --set brokerServicePort=0 --set webServicePort=0 || exit 1
 URL="pulsar://127.0.0.1:$(port_of broker brokerServicePort)"
 
-# ---- 1. the subscription --------------------------------------------------------------
-if run_node 60 sub lib/verify-consume.js --url "$URL" --topic "$TOPIC" --sub "$SUB" \
-    --out "$T/sub.json" --subscribe-only; then
-    pass "durable subscription $SUB created"
-else
-    fail "could not subscribe to $TOPIC: $(tail -n 3 "$T/sub.err")"
-    exit 1
-fi
+# ---- 1. the subscriptions ---------------------------------------------------------------
+for sub in "$SUB" "$SUB2"; do
+    if run_node 60 "sub-$sub" lib/verify-consume.js --url "$URL" --topic "$TOPIC" --sub "$sub" \
+        --out "$T/sub-$sub.json" --subscribe-only; then
+        pass "durable subscription $sub created"
+    else
+        fail "could not subscribe to $TOPIC: $(tail -n 3 "$T/sub-$sub.err")"
+        exit 1
+    fi
+done
 
 # ---- 2. the producer --------------------------------------------------------------------
 journal_bytes() { du -sb "$T/bk$1/journal" 2>/dev/null | cut -f1; }
@@ -102,8 +108,8 @@ if [ ${#grown[@]} -eq 0 ]; then
 fi
 victim=${grown[$((RANDOM % ${#grown[@]}))]}
 note "SIGKILL bk$victim (pid $(pid_of "bk$victim"), port $(port_of "bk$victim" bookiePort)) at $(cat "$T/produce.progress")"
-kill_proc "bk$victim"
 at_kill=$(kv "$T/produce.progress" acked)
+kill_proc "bk$victim"
 
 # ---- 4. SIGSTOP another one at 50% -------------------------------------------------------
 if wait_progress producer "$T/produce.progress" acked $((N / 2)) 60; then
@@ -149,22 +155,36 @@ fi
 [ -s "$T/produce2.json" ] || echo '{"acked":[]}' >"$T/produce2.json"
 
 # ---- 6. every acknowledged message, in order, once ------------------------------------------
-if run_node 400 consumer lib/verify-consume.js --url "$URL" --topic "$TOPIC" --sub "$SUB" \
-    --out "$T/consume.json" --expect "$T/produce.json,$T/produce2.json" --deadline-s 300; then
-    pass "every acknowledged message received, in order, none twice: $(cat "$T/consumer.out")"
-else
-    fail "consumer: $(cat "$T/consumer.out") $(tail -n 3 "$T/consumer.err")"
-fi
-FOUND=$(json "$T/consume.json" unique)
-MISSING=$(json "$T/consume.json" missing)
-DUPS=$(json "$T/consume.json" dups)
-DISORDER=$(json "$T/consume.json" disorder)
-EXTRA=$(json "$T/consume.json" extra)
+verify_sub() { # verify_sub SUB URL WHAT -> sets FOUND MISSING DUPS DISORDER EXTRA
+    local sub=$1 url=$2 what=$3
+    if run_node 400 "consumer-$sub" lib/verify-consume.js --url "$url" --topic "$TOPIC" --sub "$sub" \
+        --out "$T/consume-$sub.json" --expect "$T/produce.json,$T/produce2.json" --deadline-s 300; then
+        pass "$what: every acknowledged message received, in order, none twice: $(cat "$T/consumer-$sub.out")"
+    else
+        fail "$what: $(cat "$T/consumer-$sub.out") $(tail -n 3 "$T/consumer-$sub.err")"
+    fi
+    FOUND=$(json "$T/consume-$sub.json" unique)
+    MISSING=$(json "$T/consume-$sub.json" missing)
+    DUPS=$(json "$T/consume-$sub.json" dups)
+    DISORDER=$(json "$T/consume-$sub.json" disorder)
+    EXTRA=$(json "$T/consume-$sub.json" extra)
+}
+verify_sub "$SUB" "$URL" "through the running broker"
+R1="found=$FOUND missing=$MISSING duplicates=$DUPS out_of_order=$DISORDER extra_unacknowledged=$EXTRA"
+
+# ---- 7. the same from the bookies alone: SIGKILL the broker, start a new one ------------------
+alive broker && pass "broker alive after the bookie failures" || fail "broker died"
+note "SIGKILL broker (pid $(pid_of broker)); a new broker reads $SUB2 from the bookies"
+kill_proc broker
+start_magnetar broker2 broker "brokerServicePort webServicePort" 60 -- "${broker_args[@]}" \
+    --set brokerServicePort=0 --set webServicePort=0 || exit 1
+verify_sub "$SUB2" "pulsar://127.0.0.1:$(port_of broker2 brokerServicePort)" \
+    "after a broker SIGKILL, read back from the bookies by a new broker"
+R2="found=$FOUND missing=$MISSING duplicates=$DUPS out_of_order=$DISORDER extra_unacknowledged=$EXTRA"
 
 # ---- processes ---------------------------------------------------------------------------
-alive broker && pass "broker alive" || fail "broker died"
 for i in "${rest[@]}"; do alive "bk$i" || fail "bookie bk$i died"; done
-stop_proc broker 20
+stop_proc broker2 20
 rc=$?
 [ $rc -eq 0 ] && pass "broker exit 0 on SIGTERM" || fail "broker exit code $rc on SIGTERM"
 for i in "${rest[@]}"; do
@@ -174,8 +194,9 @@ for i in "${rest[@]}"; do
 done
 check_sanitizers
 
-echo "SUMMARY: cluster seed=$SEED killed=bk$victim(at $at_kill acked) stopped=bk$stopped(${STOP_S}s)" \
+summary=$(echo "cluster seed=$SEED killed=bk$victim(at $at_kill acked) stopped=bk$stopped(${STOP_S}s)" \
     "sent=$((SENT + N2)) acknowledged=$((ACKED + ${ACKED2:-0})) (failed=$FAILED)" \
-    "found=$FOUND missing=$MISSING duplicates=$DUPS out_of_order=$DISORDER extra_unacknowledged=$EXTRA"
-[ "$IT_FAILED" -eq 0 ] && echo "PASS: cluster durability test" || echo "FAIL: cluster durability test"
+    "| live broker: $R1 | new broker after SIGKILL: $R2")
+echo "SUMMARY: $summary"
+[ "$IT_FAILED" -eq 0 ] && echo "PASS: cluster durability test: $summary" || echo "FAIL: cluster durability test: $summary"
 exit "$IT_FAILED"

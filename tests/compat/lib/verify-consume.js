@@ -8,13 +8,20 @@
 //   --subscribe-only      subscribe (creates the durable subscription: pulsar-flex subscribes
 //                         at Latest, so do this before producing) and close the consumer.
 //   --ack-first K         receive; ack the first K messages received one by one, each after
-//                         the previous ACK_RESPONSE; once K are acked write --out (received and
-//                         acked counters, time of the last ACK_RESPONSE) and stay connected
+//                         the previous ACK_RESPONSE (with --ack-holes H: except the even
+//                         counters among the 2H messages after the first K/2, so the cursor
+//                         holds H individually acked ranges past its mark-delete position;
+//                         keep H under managedLedgerMaxUnackedRangesToPersist, 1000, or the
+//                         broker rightly persists the mark-delete position only); once K are
+//                         processed write
+//                         --out (acked counters, acks that failed = uncertain, the first counter
+//                         left unacked, time of the last ACK_RESPONSE) and stay connected
 //                         (acking nothing more) until --hold-s passes or the process is killed:
 //                         the test crashes the broker meanwhile.
 //   (default) verify      --expect F1[,F2..]: verify-produce.js summaries; every counter they
 //                         list as acked must be received, except those in --exclude F (an
-//                         earlier --ack-first summary: acked by a consumer before a crash).
+//                         earlier --ack-first summary: acked by a consumer before a crash; its
+//                         uncertain acks may or may not come again).
 //                         Receives until all are in or --deadline-s, then --quiet-ms more (to
 //                         see late duplicates), acks everything, closes, and checks:
 //                           missing   expected counters not received            must be 0
@@ -24,7 +31,8 @@
 //                         Counters received that no producer saw acked ("extra": sends that got
 //                         no receipt but were stored) are allowed and counted.
 // Options: --type Exclusive|Shared|Failover (Exclusive), --receive-queue 5000,
-//          --deadline-s 120, --quiet-ms 2000, --hold-s 120, --tag m (payload tag),
+//          --deadline-s 120, --idle-s 60 (verify: give up after that long without any
+//          message), --quiet-ms 2000, --hold-s 120, --tag m (payload tag),
 //          --max-redelivered 0.
 // --out FILE gets one JSON object with the counts (and, for --ack-first, the acked list).
 // Prints one summary line. Exit 0 = checks passed (or mode done), 1 = a check failed or the
@@ -43,6 +51,7 @@ const o = u.parseArgs(process.argv.slice(2), {
   out: '',
   'subscribe-only': false,
   'ack-first': 0,
+  'ack-holes': 0,
   expect: '',
   exclude: '',
   'max-redelivered': 0,
@@ -50,6 +59,7 @@ const o = u.parseArgs(process.argv.slice(2), {
   'deadline-s': 120,
   'quiet-ms': 2000,
   'hold-s': 120,
+  'idle-s': 60,
   tag: 'm',
 }, USAGE);
 if (!o.topic || !o.sub || !o.out) u.die(USAGE);
@@ -138,41 +148,55 @@ async function modeSubscribeOnly() {
 
 async function modeAckFirst() {
   const K = o['ack-first'];
+  const holes = o['ack-holes'];
   const ackedByConsumer = [];
+  const leftUnacked = []; // of the first K, not acked on purpose (--ack-holes)
+  const ackUncertain = []; // acks that failed or timed out: the broker may have them or not
+  let processed = 0;
   let lastAckAt = 0;
-  let ackErrors = 0;
   let written = false;
   await subscribe();
-  const summary = () => ({
-    mode, topic, sub: o.sub, received: received.length, ackedCount: ackedByConsumer.length,
-    ackErrors, lastAckAt, first: received.length ? received[0] : null, ledgers, ackedByConsumer,
-  });
+  const summary = () => {
+    const maxAcked = ackedByConsumer.length ? Math.max(...ackedByConsumer) : -1;
+    return {
+      mode, topic, sub: o.sub, holes, received: received.length, processed,
+      ackedCount: ackedByConsumer.length, ackErrors: ackUncertain.length, lastAckAt,
+      first: received.length ? received[0] : null,
+      firstUnacked: Math.min(maxAcked + 1, ...leftUnacked, ...ackUncertain),
+      leftUnacked: leftUnacked.length, ledgers, ackedByConsumer, ackUncertain,
+    };
+  };
   await u.withTimeout(consumer.run({
     autoAck: false,
     onMessage: async (m) => {
-      record(m);
-      if (ackedByConsumer.length >= K) return;
-      const c = u.counterOf(Buffer.from(m.message), m.properties, o.tag);
-      try {
-        await u.withTimeout(m.ack(), 10000, 'ACK_RESPONSE');
-        ackedByConsumer.push(c);
-        lastAckAt = Date.now();
-      } catch (e) {
-        ackErrors++;
-        u.log(WHO, `ack of ${c} failed: ${e.message}`);
+      const c = record(m);
+      if (processed >= K) return;
+      const idx = processed++;
+      if (idx >= Math.floor(K / 2) && idx < Math.floor(K / 2) + 2 * holes && c % 2 === 0) {
+        leftUnacked.push(c);
+      } else {
+        try {
+          await u.withTimeout(m.ack(), 10000, 'ACK_RESPONSE');
+          ackedByConsumer.push(c);
+          lastAckAt = Date.now();
+        } catch (e) {
+          ackUncertain.push(c);
+          u.log(WHO, `ack of ${c} failed: ${e.message}`);
+        }
       }
-      if (ackedByConsumer.length >= K && !written) {
+      if (processed >= K && !written) {
         written = true;
         const s = summary();
         u.writeAtomic(o.out, JSON.stringify(s) + '\n');
-        u.log(WHO, `acked ${K} (first ${ackedByConsumer[0]}, last ${ackedByConsumer[K - 1]}); holding`);
+        u.log(WHO, `processed ${K}: acked ${s.ackedCount}, left ${s.leftUnacked} unacked, ` +
+          `${s.ackErrors} ack errors, first unacked ${s.firstUnacked}; holding`);
       }
     },
   }), 20000, 'consumer.run() (FLOW)');
   const holdUntil = Math.min(deadline, t0 + o['hold-s'] * 1000);
   while (Date.now() < holdUntil) await u.sleep(100);
   if (!written) {
-    u.log(WHO, `only ${ackedByConsumer.length} of ${K} acked before the deadline`);
+    u.log(WHO, `only ${processed} of ${K} received before the deadline`);
     finish(summary(), false);
   }
   process.exit(0);
@@ -181,11 +205,13 @@ async function modeAckFirst() {
 async function modeVerify() {
   const expected = new Set(u.readAcked(o.expect));
   const excluded = new Set();
+  const uncertain = new Set();
   if (o.exclude) {
     const j = JSON.parse(fs.readFileSync(o.exclude, 'utf8'));
     for (const c of j.ackedByConsumer || []) excluded.add(c);
+    for (const c of j.ackUncertain || []) uncertain.add(c);
   }
-  const needed = new Set([...expected].filter((c) => !excluded.has(c)));
+  const needed = new Set([...expected].filter((c) => !excluded.has(c) && !uncertain.has(c)));
   const seen = new Map(); // counter -> times
   let neededLeft = needed.size;
   const ackPromises = [];
@@ -210,7 +236,19 @@ async function modeVerify() {
       ackPromises.push(u.withTimeout(m.ack(), 30000, 'ACK_RESPONSE').catch(() => ackErrors++));
     },
   }), 20000, 'consumer.run() (FLOW)');
-  while (neededLeft > 0 && Date.now() < deadline) await u.sleep(50);
+  // Until everything needed is in, the deadline, or --idle-s without any message.
+  let lastCount = 0;
+  let lastChange = Date.now();
+  while (neededLeft > 0 && Date.now() < deadline) {
+    await u.sleep(50);
+    if (received.length + foreign !== lastCount) {
+      lastCount = received.length + foreign;
+      lastChange = Date.now();
+    } else if (Date.now() - lastChange > o['idle-s'] * 1000) {
+      u.log(WHO, `nothing received for ${o['idle-s']} s with ${neededLeft} messages missing: giving up`);
+      break;
+    }
+  }
   // A quiet period: late duplicates would show here.
   let last = received.length;
   let quietSince = Date.now();
@@ -236,7 +274,7 @@ async function modeVerify() {
     }
   }
   const redelivered = [...seen.keys()].filter((c) => excluded.has(c)).sort((a, b) => a - b);
-  const extra = [...seen.keys()].filter((c) => !expected.has(c) && !excluded.has(c)).length;
+  const extra = [...seen.keys()].filter((c) => !expected.has(c) && !excluded.has(c) && !uncertain.has(c)).length;
   const summary = {
     mode, topic, sub: o.sub,
     expectedAcked: expected.size, excluded: excluded.size, needed: needed.size,

@@ -5,6 +5,7 @@
 //        --out FILE [--start 0] [--window 500] [--rate 0] [--size 64] [--tag m]
 //        [--send-timeout-ms 30000] [--create-timeout-ms 20000] [--deadline-s 300]
 //        [--progress FILE] [--no-recreate]
+//        [--pause-after K --resume-file F [--resume-start S]]
 //
 // Sends counters start .. start+count-1, each exactly once, in increasing order: payload
 // "<tag>:<counter>:xxx..." (--size bytes) with property c=<counter>. Up to --window sends are
@@ -17,8 +18,14 @@
 // retries until the deadline), unless --no-recreate: then the remaining counters are "not
 // sent".
 //
+// --pause-after K: after the first K counters, wait until every send settled, write
+// "paused=1" into the progress file and wait (until the deadline) for --resume-file to exist;
+// then send the remaining count-K counters from --resume-start (default: where it stopped)
+// on the same producer: the fencing test lets another broker take the topic meanwhile.
+//
 // --out FILE gets one JSON object: { topic, start, count, sent, ackedCount, failedCount,
-// notSent, acked: [counters], failed: [counters], errors: {reason: n}, producers, elapsedMs }.
+// notSent, acked: [counters], failed: [counters], errors: {reason: n}, firstError, producers,
+// elapsedMs, and with --pause-after: resumed: { sent, acked, failed, notSent, firstError } }.
 // --progress FILE is rewritten every 100 ms: "sent=S acked=A failed=F producers=P".
 // Exit 0 when the run completed (whatever was acked), 1 on an internal error, 2 on bad usage.
 
@@ -40,7 +47,11 @@ const o = u.parseArgs(process.argv.slice(2), {
   out: '',
   progress: '',
   'no-recreate': false,
+  'pause-after': 0,
+  'resume-file': '',
+  'resume-start': -1,
 }, USAGE);
+if (o['pause-after'] > 0 && !o['resume-file']) u.die('--pause-after needs --resume-file');
 if (!o.topic || !o.out || o.count <= 0) u.die(USAGE);
 const server = u.hostPort(o.url);
 const topic = o.topic.includes('://') ? o.topic : `persistent://public/default/${o.topic}`;
@@ -56,8 +67,14 @@ let notSent = 0;
 let producers = 0;
 let inflight = 0;
 let slotWaiters = [];
+let paused = 0;
+let firstError = null;
+let resumedAt = null; // counts when resumed after --pause-after
+let firstErrorResumed = null;
 
 function noteError(why) {
+  if (firstError === null) firstError = String(why);
+  if (resumedAt && firstErrorResumed === null) firstErrorResumed = String(why);
   const k = String(why).replace(/\s+/g, ' ').slice(0, 160);
   errors[k] = (errors[k] || 0) + 1;
 }
@@ -65,7 +82,7 @@ function noteError(why) {
 function progress() {
   if (!o.progress) return;
   u.writeAtomic(o.progress,
-    `sent=${sent} acked=${acked.length} failed=${failed.length} producers=${producers}\n`);
+    `sent=${sent} acked=${acked.length} failed=${failed.length} producers=${producers} paused=${paused}\n`);
 }
 
 function releaseSlot() {
@@ -160,26 +177,41 @@ function sendOne(gen, c) {
 async function main() {
   const ticker = setInterval(progress, 100);
   let gen = null;
-  const end = o.start + o.count;
-  for (let c = o.start; c < end; c++) {
+  const K = o['pause-after'] > 0 ? Math.min(o['pause-after'], o.count) : o.count;
+  const resumeStart = o['resume-start'] >= 0 ? o['resume-start'] : o.start + K;
+  const plan = (i) => (i < K ? o.start + i : resumeStart + (i - K));
+  let rateBase = t0;
+  for (let i = 0; i < o.count; i++) {
+    const c = plan(i);
+    if (i === K && K < o.count) {
+      while (inflight > 0) await new Promise((r) => slotWaiters.push(r));
+      paused = 1;
+      progress();
+      u.log(WHO, `paused after ${K} counters; waiting for ${o['resume-file']}`);
+      while (!require('node:fs').existsSync(o['resume-file']) && Date.now() < deadline) await u.sleep(50);
+      paused = 0;
+      resumedAt = { sent, acked: acked.length, failed: failed.length, notSent };
+      rateBase = Date.now() - (i * 1000) / (o.rate || 1);
+      u.log(WHO, `resuming at counter ${c}`);
+    }
     if (Date.now() >= deadline) {
-      notSent += end - c;
+      notSent += o.count - i;
       noteError('deadline reached before sending');
       break;
     }
     if (o.rate > 0) {
-      const due = t0 + ((c - o.start) * 1000) / o.rate;
+      const due = rateBase + (i * 1000) / o.rate;
       if (Date.now() < due) await u.sleep(due - Date.now());
     }
     while (inflight >= o.window) await new Promise((r) => slotWaiters.push(r));
     if (!gen || gen.dead) {
       if (gen && o['no-recreate']) {
-        notSent += end - c;
+        notSent += o.count - i;
         break;
       }
       gen = await newProducer();
       if (!gen) {
-        notSent += end - c;
+        notSent += o.count - i;
         noteError('no producer could be created before the deadline');
         break;
       }
@@ -201,11 +233,21 @@ async function main() {
     failedCount: failed.length,
     notSent,
     errors,
+    firstError,
     producers,
     elapsedMs: Date.now() - t0,
     acked,
     failed,
   };
+  if (resumedAt) {
+    summary.resumed = {
+      sent: sent - resumedAt.sent,
+      acked: acked.length - resumedAt.acked,
+      failed: failed.length - resumedAt.failed,
+      notSent: notSent - resumedAt.notSent,
+      firstError: firstErrorResumed,
+    };
+  }
   u.writeAtomic(o.out, JSON.stringify(summary) + '\n');
   const { acked: _a, failed: _f, ...short } = summary;
   console.log(JSON.stringify(short));

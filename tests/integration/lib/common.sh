@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # common.sh - helpers for the crash/durability integration tests (source it, bash).
 #
 #   . "$(dirname "$0")/lib/common.sh"
@@ -28,13 +29,12 @@
 #
 # Every process is started in the background with its pid remembered; the EXIT trap stops
 # them all by pid (never by name), prints the logs' tails if anything failed, and removes $T
-# unless it failed (then it is kept and named). The caller's MAGNETAR_* variables never reach
+# unless it failed or IT_KEEP=1 (then it is kept and named). The caller's MAGNETAR_* variables never reach
 # a magnetar process: magnetar treats every MAGNETAR_ variable as a config key.
 
 IT_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 IT_DIR=$(cd "$IT_LIB/.." && pwd)
 IT_TOP=$(cd "$IT_DIR/../.." && pwd)
-COMPAT_LIB="$IT_TOP/tests/compat/lib"
 BIN=${MAGNETAR_BIN:-$IT_TOP/magnetar}
 unset MAGNETAR_BIN
 # Strip every MAGNETAR_* variable from what child processes inherit.
@@ -159,10 +159,10 @@ kill_proc() {
     [ -n "$pid" ] || return 0
     kill -KILL "$pid" 2>/dev/null
     wait_pid "$pid" 10
-    { wait "$pid"; } 2>/dev/null
+    wait "$pid"
     IT_PID[$name]=""
     return 0
-}
+} 2>/dev/null # (no "Killed" job notice)
 
 # wait_exit NAME S: until NAME (a background child) exits, at most S seconds; returns its
 # exit code, or 124 (after stopping it) if it did not exit in time
@@ -291,6 +291,10 @@ it_cleanup() {
         echo "$IT_NAME: FAILED ($IT_FAILS check(s) failed); files kept in $T"
         exit 1
     fi
-    rm -rf "$T"
+    if [ "${IT_KEEP:-0}" = 1 ]; then
+        echo "$IT_NAME: files kept in $T (IT_KEEP=1)"
+    else
+        rm -rf "$T"
+    fi
     exit 0
 }

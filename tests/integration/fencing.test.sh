@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# fencing.test.sh - a broker that lost a topic to another one can no longer append to it.
+#
+# One real ZooKeeper, two `magnetar bookie`s, two `magnetar broker`s A and B (both
+# managedLedgerStore=bookkeeper, E=Qw=Qa=2) on the same store. Ownership leases come in a
+# later issue, so today both brokers will load the same topic; the ledger fencing of the
+# managed-ledger open is what keeps the old writer out:
+#   1. A durable subscription is created through A.
+#   2. A pulsar-flex producer on A sends 1,000 messages (counters 0..999): all acknowledged.
+#      It stays connected, paused (verify-produce.js --pause-after).
+#   3. A producer on B sends 1,000 more (1000..1999): B loads the topic, whose open recovers
+#      and fences A's ledger; all must be acknowledged.
+#   4. A's producer (the same one, same connection) sends 100 more (2000..2099): none may be
+#      acknowledged, and the first must fail with an error (SEND_ERROR, the producer or the
+#      connection closed by the broker), not by silence until the client's 30 s timeout.
+#   5. A consumer through B receives every acknowledged message of A and B, in order, none
+#      twice; none of A's sends after the takeover is readable.
+# Prints PASS:/FAIL: lines and a SUMMARY line; exits non-zero on failure (logs printed).
+#
+# Environment: MAGNETAR_BIN, IT_ML_STORE (bookkeeper; memory only to debug the script).
+set -u
+. "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
+it_init fencing
+need_bin
+
+NA=1000
+NB=1000
+NA2=100
+TOPIC="fencing-$$"
+SUB=fencing-sub
+
+zk_start
+ZKURL="zk:127.0.0.1:$ZK_PORT"
+for i in 1 2; do
+    mkdir -p "$T/bk$i"
+    start_magnetar "bk$i" bookie "bookiePort" 30 -- --config "$IT_TOP/conf/bookie.yaml" \
+        --set bookiePort=0 --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
+        --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/bk$i" \
+        --set journalDirectory="$T/bk$i/journal" --set ledgerDirectories="$T/bk$i/ledgers" \
+        || exit 1
+done
+for i in 1 2; do
+    wait_log "bk$i" "registered " 30 || { fail "bookie bk$i did not register within 30 s"; exit 1; }
+done
+for b in A B; do
+    mkdir -p "$T/broker$b"
+    start_magnetar "broker$b" broker "brokerServicePort webServicePort" 60 -- \
+        --config "$IT_TOP/conf/broker.yaml" --set brokerServicePort=0 --set webServicePort=0 \
+        --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
+        --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/broker$b" \
+        --set managedLedgerStore="$ML_STORE" --set managedLedgerDefaultEnsembleSize=2 \
+        --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2 \
+        --set bookkeeperClientTimeoutInSeconds=5 --set keepAliveIntervalSeconds=5 || exit 1
+done
+URLA="pulsar://127.0.0.1:$(port_of brokerA brokerServicePort)"
+URLB="pulsar://127.0.0.1:$(port_of brokerB brokerServicePort)"
+
+# ---- 1. subscription through A ------------------------------------------------------------
+if run_node 60 sub lib/verify-consume.js --url "$URLA" --topic "$TOPIC" --sub "$SUB" \
+    --out "$T/sub.json" --subscribe-only; then
+    pass "durable subscription $SUB created through broker A"
+else
+    fail "could not subscribe through A: $(tail -n 3 "$T/sub.err")"
+    exit 1
+fi
+
+# ---- 2. A's producer, then paused ------------------------------------------------------------
+RESUME_START=$((NA + NB))
+start_node producerA 300 lib/verify-produce.js --url "$URLA" --topic "$TOPIC" \
+    --count $((NA + NA2)) --pause-after "$NA" --resume-file "$T/resume" \
+    --resume-start "$RESUME_START" --no-recreate --send-timeout-ms 30000 --deadline-s 240 \
+    --out "$T/produceA.json" --progress "$T/produceA.progress"
+if wait_progress producerA "$T/produceA.progress" paused 1 120 \
+    && [ "$(kv "$T/produceA.progress" acked)" = "$NA" ]; then
+    pass "broker A acknowledged all $NA messages (producer paused, connection kept)"
+else
+    fail "broker A: $(cat "$T/produceA.progress" 2>/dev/null) (want acked=$NA paused=1)"
+    exit 1
+fi
+
+# ---- 3. B takes the topic --------------------------------------------------------------------
+run_node 200 producerB lib/verify-produce.js --url "$URLB" --topic "$TOPIC" --start "$NA" \
+    --count "$NB" --send-timeout-ms 30000 --deadline-s 150 --out "$T/produceB.json"
+rc=$?
+AB=$(json "$T/produceB.json" ackedCount)
+if [ $rc -eq 0 ] && [ "${AB:-0}" = "$NB" ]; then
+    pass "broker B (after loading the topic A has open) acknowledged all $NB messages"
+else
+    fail "broker B: exit $rc, ${AB:-?} of $NB acknowledged: $(cat "$T/producerB.out") $(tail -n 3 "$T/producerB.err")"
+fi
+[ -s "$T/produceB.json" ] || echo '{"acked":[]}' >"$T/produceB.json"
+
+# ---- 4. A's producer again --------------------------------------------------------------------
+touch "$T/resume"
+wait_exit producerA 120
+rc=$?
+[ $rc -eq 0 ] || fail "producer on A exit code $rc"
+R=$(json "$T/produceA.json" resumed)
+note "A's producer after the takeover: $R"
+RACKED=$(node -e 'const r = JSON.parse(process.argv[1]); console.log(r.acked)' "$R" 2>/dev/null)
+RFAILED=$(node -e 'const r = JSON.parse(process.argv[1]); console.log(r.failed)' "$R" 2>/dev/null)
+RERR=$(node -e 'const r = JSON.parse(process.argv[1]); console.log(r.firstError || "")' "$R" 2>/dev/null)
+if [ "$RACKED" = 0 ] && [ "${RFAILED:-0}" -ge 1 ]; then
+    pass "A's producer got no receipt after B took the topic ($RFAILED send(s) failed)"
+else
+    fail "A's producer after B took the topic: ${RACKED:-?} of its sends acknowledged, ${RFAILED:-?} failed (want 0 acknowledged)"
+fi
+case "$RERR" in
+"") fail "A's producer saw no error" ;;
+"no receipt within"*) fail "A's send was neither acknowledged nor refused (silence until the client timeout: $RERR)" ;;
+*) pass "A's send was refused: $RERR" ;;
+esac
+
+# ---- 5. everything acknowledged is readable through B ---------------------------------------------
+if run_node 200 consumer lib/verify-consume.js --url "$URLB" --topic "$TOPIC" --sub "$SUB" \
+    --out "$T/consume.json" --expect "$T/produceA.json,$T/produceB.json" --deadline-s 120; then
+    pass "through B: every message acknowledged by A or B received, in order, once: $(cat "$T/consumer.out")"
+else
+    fail "through B: $(cat "$T/consumer.out") $(tail -n 3 "$T/consumer.err")"
+fi
+LAST=$(json "$T/consume.json" last)
+if [ -n "$LAST" ] && [ "$LAST" != null ] && [ "$LAST" -lt "$RESUME_START" ]; then
+    pass "none of A's sends after the takeover is readable"
+else
+    fail "a message A sent after the takeover is readable (last counter read: ${LAST:-none})"
+fi
+
+for b in A B; do alive "broker$b" || fail "broker $b died"; done
+for p in brokerA brokerB bk1 bk2; do
+    stop_proc "$p" 20
+    rc=$?
+    [ $rc -eq 0 ] || fail "$p exit code $rc on SIGTERM"
+done
+check_sanitizers
+
+summary=$(echo "fencing acknowledged_by_A=$(json "$T/produceA.json" ackedCount) acknowledged_by_B=${AB:-0}" \
+    "A_after_takeover: sent=$(node -e 'console.log(JSON.parse(process.argv[1]).sent)' "$R" 2>/dev/null)" \
+    "acknowledged=${RACKED:-?} failed=${RFAILED:-?} error=\"$RERR\"" \
+    "found=$(json "$T/consume.json" unique) missing=$(json "$T/consume.json" missing)" \
+    "duplicates=$(json "$T/consume.json" dups) out_of_order=$(json "$T/consume.json" disorder)" \
+    "ledgers_read=$(json "$T/consume.json" ledgers)")
+echo "SUMMARY: $summary"
+[ "$IT_FAILED" -eq 0 ] && echo "PASS: fencing test: $summary" || echo "FAIL: fencing test: $summary"
+exit "$IT_FAILED"
