@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #define BK_JOURNAL_MAX_RECORD (64u << 20) /* sanity bound when replaying */
+#define BK_JOURNAL_PREALLOC (16u << 20)   /* zero-fill this much ahead of the writes */
 
 uint64_t bk_now_ns(void)
 {
@@ -252,9 +253,38 @@ static int open_next_file(struct bk_journal *j)
         j->fd = fd;
         j->file_id = id;
         j->file_off = BK_JOURNAL_HEADER_SIZE;
+        j->alloc_end = BK_JOURNAL_HEADER_SIZE;
     }
     mg_free(path);
     return rc;
+}
+
+/*
+ * Zero-fill the journal ahead of the writes (BookKeeper's journalPreAllocSizeMB). Appending
+ * to a file grows its size, so every group's fdatasync would also have to write the inode;
+ * writing inside blocks that already exist flushes only the data. Replay stops at the first
+ * zero length, so the zeros read as the end of the journal.
+ */
+static int preallocate(struct bk_journal *j, uint64_t needed)
+{
+    static const uint8_t zeros[1 << 16];
+    uint64_t end = j->alloc_end + BK_JOURNAL_PREALLOC;
+    if (end < needed)
+        end = needed;
+    uint64_t off = j->alloc_end;
+    while (off < end) {
+        size_t n = end - off < sizeof zeros ? (size_t)(end - off) : sizeof zeros;
+        ssize_t w = pwrite(j->fd, zeros, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break; /* e.g. a nearly full disk: the group is written without it below */
+        off += (uint64_t)w;
+    }
+    if (off > j->alloc_end && j->sync && fdatasync(j->fd) != 0)
+        return -errno;
+    j->alloc_end = off;
+    return 0;
 }
 
 static size_t record_size(const struct bk_jreq *r)
@@ -314,6 +344,15 @@ static int write_group(struct bk_journal *j, size_t used)
         int rc = open_next_file(j);
         if (rc < 0)
             return rc;
+    }
+    if (j->file_off + used > j->alloc_end) {
+        int e = preallocate(j, j->file_off + used);
+        if (e < 0) {
+            atomic_store(&j->failed_errno, -e);
+            MG_ERROR(BK_MODULE, "journal %" PRIx64 ": preallocation failed: %s", j->file_id,
+                     strerror(-e));
+            return mg_err_from_errno(-e);
+        }
     }
     const uint8_t *p = j->buf;
     size_t left = used;
