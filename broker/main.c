@@ -220,6 +220,8 @@ static void on_session(struct meta_store *m, enum meta_session_event ev, void *d
 {
     (void)m;
     struct proc *p = data;
+    if (p->svc)
+        svc_session_event(p->svc, (int)ev); /* bundles: lost on expiry, held across a blip */
     if (ev != META_SESSION_EXPIRED)
         return;
     MG_WARN("main", "metadata store session expired: registering again");
@@ -242,6 +244,7 @@ static int open_meta(struct proc *p)
     struct meta_options mo = {
         .url = url,
         .data_dir = dir,
+        .session_timeout_ms = p->cfg.zookeeper_session_timeout_ms,
         .session_cb = on_session,
         .session_data = p,
     };

@@ -1,15 +1,20 @@
 /*
- * admin.c - admin HTTP: routes pulsar-admin's REST paths to the service.
+ * admin.c - admin HTTP server (webServicePort): router, reply helpers, health probes and the
+ * statistics interval timer.
  *
  * Happy path: evhttp hands every request to route(); the path is split into decoded
- * segments (URLDecoder semantics: %XX and '+' as space) and matched against the table of
- * handlers. Mutations answer 204, reads 200 with JSON, errors a status with
- * {"reason": "..."} as Pulsar does (pulsar-admin.md §1).
+ * segments (URLDecoder semantics: %XX and '+' as space) and dispatched to the handlers of
+ * admin_res.c (clusters, brokers, tenants, namespaces), admin_topics.c (persistent topics,
+ * lookup) and admin_metrics.c (/metrics). Mutations answer 204, reads 200 with JSON, errors
+ * a status with {"reason": "..."} as Pulsar does (pulsar-admin.md §1). A timer rolls the
+ * topics' statistics every statsUpdateFrequencyInSecs (rates are averages over it).
  *
- * Failure modes: unknown paths 404 and wrong methods 405 (framework-style, plain text);
- * unparsable bodies 400; everything else as the reference gives it.
+ * Failure modes: unknown paths 404 and wrong methods 405 (framework-style, plain text, as
+ * Jersey answers them); unparsable bodies 400; everything else as the reference gives it.
+ * The health check answers 500 when the heartbeat topic cannot be loaded within 10 s
+ * (metadata store or bookies unusable), 503 while the service shuts down.
  */
-#include "admin/admin.h"
+#include "admin/admin_int.h"
 #include "config/cfg.h"
 #include "svc/svc.h"
 #include "topic/topic.h"
@@ -22,100 +27,108 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <inttypes.h>
-#include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <unistd.h>
+#include <time.h>
 
-#define ADMIN_MAX_SEGMENTS 12
-#define ADMIN_MAX_BODY (1 << 20)
-
-struct admin {
-    struct svc *svc;                 /* borrowed */
-    struct evhttp *http;             /* owned */
-    struct evhttp_bound_socket *sock; /* owned by http */
-    int port;
-};
-
-/* One parsed request. */
-struct admin_req {
-    struct admin *a;
-    struct evhttp_request *req; /* borrowed from evhttp */
-    enum evhttp_cmd_type method;
-    char *seg[ADMIN_MAX_SEGMENTS]; /* owned, decoded */
-    int nseg;
-    struct evkeyvalq query; /* owned */
-};
+#define HEALTH_TIMEOUT_S 10
 
 /* ---- responses --------------------------------------------------------------------------- */
 
-static void reply_raw(struct evhttp_request *req, int code, const char *ctype, const char *body)
+static const char *phrase_of(int code)
+{
+    switch (code) {
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 307:
+        return "Temporary Redirect";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 409:
+        return "Conflict";
+    case 412:
+        return "Precondition Failed";
+    case 422:
+        return "Unprocessable Entity";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
+    }
+}
+
+void admin_reply_raw(struct evhttp_request *req, int code, const char *ctype, const char *body)
 {
     struct evbuffer *b = evbuffer_new();
     if (body)
         evbuffer_add(b, body, strlen(body));
     if (ctype)
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
-    const char *phrase = code == 200   ? "OK"
-                         : code == 204 ? "No Content"
-                         : code == 307 ? "Temporary Redirect"
-                         : code == 400 ? "Bad Request"
-                         : code == 404 ? "Not Found"
-                         : code == 405 ? "Method Not Allowed"
-                         : code == 406 ? "Not Acceptable"
-                         : code == 409 ? "Conflict"
-                         : code == 412 ? "Precondition Failed"
-                         : code == 500 ? "Internal Server Error"
-                                       : "Error";
-    evhttp_send_reply(req, code, phrase, b);
+    evhttp_send_reply(req, code, phrase_of(code), b);
     evbuffer_free(b);
 }
 
-static void reply_json(struct evhttp_request *req, int code, json_t *j)
+void admin_reply_json(struct evhttp_request *req, int code, json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
     json_decref(j);
-    reply_raw(req, code, "application/json", s);
+    admin_reply_raw(req, code, "application/json", s);
     free(s);
 }
 
-static void reply_error(struct evhttp_request *req, int code, const char *reason)
+void admin_reply_error(struct evhttp_request *req, int code, const char *reason)
 {
-    reply_json(req, code, json_pack("{s:s}", "reason", reason));
+    admin_reply_json(req, code, json_pack("{s:s}", "reason", reason));
 }
 
-static void reply_no_content(struct evhttp_request *req)
+void admin_reply_errorf(struct evhttp_request *req, int code, const char *fmt, ...)
 {
-    reply_raw(req, 204, NULL, NULL);
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    admin_reply_error(req, code, buf);
 }
 
-/* Completion of a metadata write (svc_done_cb): 204, or 500 with the store's error. */
-static void reply_done(void *data, int status)
+void admin_reply_no_content(struct evhttp_request *req)
+{
+    admin_reply_raw(req, 204, NULL, NULL);
+}
+
+void admin_reply_not_found(struct evhttp_request *req)
+{
+    admin_reply_raw(req, 404, "text/plain", "Not Found");
+}
+
+void admin_reply_bad_method(struct evhttp_request *req)
+{
+    admin_reply_raw(req, 405, "text/plain", "Method Not Allowed");
+}
+
+void admin_reply_done(void *data, int status)
 {
     struct evhttp_request *req = data;
     if (status < 0)
-        reply_error(req, 500, mg_strerror(status));
+        admin_reply_error(req, 500, mg_strerror(status));
     else
-        reply_no_content(req);
-}
-
-/* Reply with a namespace's topic list (svc_topics_cb). */
-static void topics_listed(void *data, int status, char **names, int n)
-{
-    struct evhttp_request *req = data;
-    if (status < 0)
-        return reply_error(req, 500, mg_strerror(status));
-    json_t *arr = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(arr, json_string(names[i]));
-    reply_json(req, 200, arr);
+        admin_reply_no_content(req);
 }
 
 /* ---- request helpers --------------------------------------------------------------------- */
@@ -165,14 +178,18 @@ static void free_request(struct admin_req *r)
     evhttp_clear_headers(&r->query);
 }
 
-static bool query_flag(struct admin_req *r, const char *key)
+bool admin_query_flag(struct admin_req *r, const char *key)
 {
     const char *v = evhttp_find_header(&r->query, key);
     return v && strcmp(v, "true") == 0;
 }
 
-/* The request body as a NUL-terminated string (bounded), or NULL if empty. */
-static char *body_string(struct evhttp_request *req)
+const char *admin_query(struct admin_req *r, const char *key)
+{
+    return evhttp_find_header(&r->query, key);
+}
+
+char *admin_body_string(struct evhttp_request *req)
 {
     struct evbuffer *b = evhttp_request_get_input_buffer(req);
     size_t n = evbuffer_get_length(b);
@@ -184,9 +201,26 @@ static char *body_string(struct evhttp_request *req)
     return s;
 }
 
-static bool valid_name(const char *s)
+json_t *admin_body_json(struct evhttp_request *req, bool *bad)
 {
-    /* NamedEntity.checkName: [-=:.\w]+ */
+    *bad = false;
+    char *body = admin_body_string(req);
+    if (!body)
+        return NULL;
+    const char *p = body;
+    while (*p && isspace((unsigned char)*p))
+        p++;
+    json_t *j = NULL;
+    if (*p) {
+        j = json_loads(p, JSON_DECODE_ANY, NULL);
+        *bad = j == NULL;
+    }
+    mg_free(body);
+    return j;
+}
+
+bool admin_valid_name(const char *s)
+{
     if (!*s)
         return false;
     for (; *s; s++)
@@ -195,479 +229,89 @@ static bool valid_name(const char *s)
     return true;
 }
 
-/* ---- handlers ---------------------------------------------------------------------------- */
+void admin_iso_time(uint64_t ms, char *buf, size_t len)
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char tmp[32];
+    strftime(tmp, sizeof tmp, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%s.%03uZ", tmp, (unsigned)(ms % 1000));
+}
 
+/* ---- health ------------------------------------------------------------------------------ */
+
+/* A health check in progress: the heartbeat topic's load, bounded by a timer. */
+struct health_op {
+    struct evhttp_request *req; /* borrowed until replied */
+    struct event *timer;        /* owned */
+    bool replied;
+    int refs; /* the timer and the topic_get callback */
+};
+
+static void health_unref(struct health_op *h)
+{
+    if (--h->refs == 0) {
+        event_free(h->timer);
+        mg_free(h);
+    }
+}
+
+static void health_loaded(struct topic *t, int status, void *data)
+{
+    (void)t;
+    struct health_op *h = data;
+    if (!h->replied) {
+        h->replied = true;
+        event_del(h->timer);
+        if (status < 0)
+            admin_reply_raw(h->req, 500, "text/plain", mg_strerror(status));
+        else
+            admin_reply_raw(h->req, 200, "text/plain", "ok");
+        h->refs--; /* the timer's: it will not fire */
+    }
+    health_unref(h);
+}
+
+static void health_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct health_op *h = arg;
+    if (!h->replied) {
+        h->replied = true;
+        admin_reply_raw(h->req, 500, "text/plain", "health check timed out");
+    }
+    health_unref(h);
+}
+
+/* GET /admin/v2/brokers/health: Pulsar writes and reads its heartbeat topic; we load
+ * (creating) it, which takes the metadata store and, with durable storage, a ledger on the
+ * bookies. */
 static void h_health(struct admin_req *r)
 {
-    reply_raw(r->req, 200, "text/plain", "ok");
-}
-
-static void h_clusters(struct admin_req *r)
-{
-    reply_json(r->req, 200, json_pack("[s]", svc_cfg(r->a->svc)->cluster_name));
-}
-
-static void h_brokers(struct admin_req *r)
-{
-    reply_json(r->req, 200, json_pack("[s]", svc_broker_id(r->a->svc)));
-}
-
-static void h_tenants(struct admin_req *r)
-{
     struct svc *s = r->a->svc;
-    if (r->nseg == 3) { /* admin/v2/tenants */
-        if (r->method != EVHTTP_REQ_GET)
-            return reply_raw(r->req, 405, "text/plain", "Method Not Allowed");
-        json_t *arr = json_array();
-        size_t pos = 0;
-        const char *t;
-        while ((t = svc_tenant_next(s, &pos)))
-            json_array_append_new(arr, json_string(t));
-        return reply_json(r->req, 200, arr);
-    }
-    const char *t = r->seg[3];
-    switch (r->method) {
-    case EVHTTP_REQ_GET:
-        if (!svc_tenant_exists(s, t))
-            return reply_error(r->req, 404, "Tenant does not exist");
-        return reply_json(r->req, 200,
-                          json_pack("{s:[],s:[s]}", "adminRoles", "allowedClusters",
-                                    svc_cfg(s)->cluster_name));
-    case EVHTTP_REQ_PUT: {
-        char *body = body_string(r->req);
-        json_t *j = body ? json_loads(body, 0, NULL) : NULL;
-        mg_free(body);
-        json_t *clusters = j ? json_object_get(j, "allowedClusters") : NULL;
-        bool ok_clusters = clusters && json_is_array(clusters) && json_array_size(clusters) > 0;
-        bool known = ok_clusters;
-        for (size_t i = 0; ok_clusters && i < json_array_size(clusters); i++) {
-            const char *cn = json_string_value(json_array_get(clusters, i));
-            if (!cn || strcmp(cn, svc_cfg(s)->cluster_name) != 0)
-                known = false;
-        }
-        json_decref(j);
-        if (!ok_clusters)
-            return reply_error(r->req, 412, "Clusters can not be empty");
-        if (!known)
-            return reply_error(r->req, 412, "Clusters do not exist");
-        if (!valid_name(t))
-            return reply_error(r->req, 412, "Tenant name is not valid");
-        if (svc_tenant_create(s, t, reply_done, r->req) < 0)
-            return reply_error(r->req, 409, "Tenant already exist");
-        return;
-    }
-    case EVHTTP_REQ_DELETE: {
-        int rc = svc_tenant_delete(s, t, reply_done, r->req);
-        if (rc == -MG_ENOTFOUND)
-            return reply_error(r->req, 404, "Tenant doesn't exist");
-        if (rc == -MG_EBUSY)
-            return reply_error(r->req, 409, "The tenant still has active namespaces");
-        return;
-    }
-    default:
-        return reply_raw(r->req, 405, "text/plain", "Method Not Allowed");
-    }
-}
-
-static json_t *bundles_json(int n)
-{
-    json_t *b = json_array();
-    uint64_t seg = 0x100000000ull / (uint64_t)n;
-    char buf[24];
-    for (int i = 0; i < n; i++) {
-        snprintf(buf, sizeof buf, "0x%08" PRIx64, (seg * (uint64_t)i) & 0xffffffffu);
-        json_array_append_new(b, json_string(buf));
-    }
-    json_array_append_new(b, json_string("0xffffffff"));
-    return json_pack("{s:o,s:i}", "boundaries", b, "numBundles", n);
-}
-
-static void h_namespaces(struct admin_req *r)
-{
-    struct svc *s = r->a->svc;
-    const char *t = r->seg[3];
-    if (r->nseg == 4) { /* admin/v2/namespaces/{t} */
-        if (!svc_tenant_exists(s, t))
-            return reply_error(r->req, 404, "Tenant not found");
-        json_t *arr = json_array();
-        size_t pos = 0, tl = strlen(t);
-        const char *ns;
-        while ((ns = svc_namespace_next(s, &pos)))
-            if (strncmp(ns, t, tl) == 0 && ns[tl] == '/')
-                json_array_append_new(arr, json_string(ns));
-        return reply_json(r->req, 200, arr);
-    }
-    char *full = mg_asprintf("%s/%s", t, r->seg[4]);
-    if (r->nseg == 5) {
-        int bundles = svc_cfg(s)->default_number_of_namespace_bundles;
-        switch (r->method) {
-        case EVHTTP_REQ_GET:
-            if (!svc_namespace_exists(s, full))
-                reply_error(r->req, 404, "Namespace does not exist");
-            else
-                reply_json(r->req, 200,
-                           json_pack("{s:[s],s:o,s:b}", "replication_clusters",
-                                     svc_cfg(s)->cluster_name, "bundles", bundles_json(bundles),
-                                     "deleted", 0));
-            break;
-        case EVHTTP_REQ_PUT: {
-            char *body = body_string(r->req);
-            json_t *j = body ? json_loads(body, 0, NULL) : NULL;
-            mg_free(body);
-            json_t *nb = j ? json_object_get(json_object_get(j, "bundles"), "numBundles") : NULL;
-            if (nb && json_is_integer(nb))
-                bundles = (int)json_integer_value(nb);
-            json_decref(j);
-            if (!valid_name(t) || !valid_name(r->seg[4])) {
-                reply_error(r->req, 412, "Namespace name is not valid");
-                break;
-            }
-            int rc = svc_namespace_create(s, full, bundles, reply_done, r->req);
-            if (rc == -MG_ENOTFOUND)
-                reply_error(r->req, 404, "Tenant does not exist");
-            else if (rc == -MG_EEXIST)
-                reply_error(r->req, 409, "Namespace already exists");
-            else if (rc < 0)
-                reply_error(r->req, 412, "Namespace name is not valid");
-            break;
-        }
-        case EVHTTP_REQ_DELETE: {
-            int rc = svc_namespace_delete(s, full, reply_done, r->req);
-            if (rc == -MG_ENOTFOUND) {
-                char *msg = mg_asprintf("Namespace %s does not exist.", full);
-                reply_error(r->req, 404, msg);
-                mg_free(msg);
-            } else if (rc == -MG_EBUSY) {
-                reply_error(r->req, 409, "Cannot delete non empty namespace");
-            }
-            break;
-        }
-        default:
-            reply_raw(r->req, 405, "text/plain", "Method Not Allowed");
-        }
-    } else if (r->nseg == 6 && strcmp(r->seg[5], "topics") == 0 && r->method == EVHTTP_REQ_GET) {
-        if (svc_list_topics(s, full, false, topics_listed, r->req) < 0)
-            reply_error(r->req, 404, "Namespace does not exist");
-    } else if (r->nseg == 6 && strcmp(r->seg[5], "bundles") == 0) {
-        if (!svc_namespace_exists(s, full))
-            reply_error(r->req, 404, "Namespace does not exist");
-        else
-            reply_json(r->req, 200,
-                       bundles_json(svc_cfg(s)->default_number_of_namespace_bundles));
-    } else {
-        reply_raw(r->req, 404, "text/plain", "Not Found");
-    }
-    mg_free(full);
-}
-
-static void create_topic_done(struct topic *t, int status, void *data)
-{
-    struct evhttp_request *req = data;
-    (void)t;
-    if (status < 0)
-        reply_error(req, 500, mg_strerror(status));
-    else
-        reply_no_content(req);
-}
-
-static void h_partitions(struct admin_req *r, struct topic_name *tn)
-{
-    struct svc *s = r->a->svc;
-    int cur = svc_partitions_get(s, tn->full);
-    if (r->method == EVHTTP_REQ_GET) {
-        if (cur > 0)
-            return reply_json(r->req, 200, json_pack("{s:i}", "partitions", cur));
-        if (topic_find(svc_topics(s), tn->full) ||
-            (query_flag(r, "checkAllowAutoCreation") &&
-             svc_cfg(s)->allow_auto_topic_creation))
-            return reply_json(r->req, 200, json_pack("{s:i}", "partitions", 0));
-        char *msg = mg_asprintf("Topic %s not found", tn->full);
-        reply_error(r->req, 404, msg);
-        mg_free(msg);
-        return;
-    }
-    if (r->method == EVHTTP_REQ_DELETE) {
-        if (cur == 0)
-            return reply_error(r->req, 404, "Partitioned topic does not exist");
-        for (int i = 0; i < cur; i++) {
-            char *pn = mg_asprintf("%s-partition-%d", tn->full, i);
-            struct topic *t = topic_find(svc_topics(s), pn);
-            bool force = query_flag(r, "force");
-            if (t && topic_delete(t, force) < 0) {
-                mg_free(pn);
-                return reply_error(r->req, 412, "Topic has active producers/subscriptions");
-            }
-            mg_free(pn);
-        }
-        if (svc_partitions_delete(s, tn->full, reply_done, r->req) < 0)
-            return reply_error(r->req, 404, "Partitioned topic does not exist");
-        return;
-    }
-    if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_POST)
-        return reply_raw(r->req, 405, "text/plain", "Method Not Allowed");
-    char *body = body_string(r->req);
-    char *end = NULL;
-    errno = 0;
-    long n = body ? strtol(body, &end, 10) : 0;
-    bool bad = !body || end == body || errno != 0;
-    while (!bad && end && *end && isspace((unsigned char)*end))
-        end++;
-    bad = bad || (end && *end);
-    mg_free(body);
-    if (bad)
-        return reply_error(r->req, 400, "Request body must be the number of partitions");
-    if (n <= 0)
-        return reply_error(r->req, 406, "Number of partitions should be more than 0");
-    if (n > 100000)
-        return reply_error(r->req, 406, "Number of partitions should be less than or equal to 100000");
-    if (strstr(tn->local, "-partition-"))
-        return reply_error(r->req, 412,
-                           "Partitioned Topic Name should not contain '-partition-'");
-    if (r->method == EVHTTP_REQ_PUT) {
-        int rc = svc_partitions_set(s, tn->full, (int)n, true, reply_done, r->req);
-        if (rc == -MG_EEXIST)
-            return reply_error(r->req, 409, cur > 0 ? "Partitioned topic already exists"
-                                                    : "This topic already exists");
-        if (rc < 0)
-            return reply_error(r->req, 500, mg_strerror(rc));
-        return;
-    }
-    int rc = svc_partitions_set(s, tn->full, (int)n, false, reply_done, r->req);
-    if (rc == -MG_ENOTFOUND)
-        return reply_error(r->req, 409, "Topic is not the partitioned topic.");
-    if (rc < 0)
-        return reply_error(r->req, 409, "Number of new partitions must be greater than "
-                                        "existing number of partitions");
-}
-
-static const char *sub_type_name(enum topic_sub_type t)
-{
-    static const char *const names[] = {"Exclusive", "Shared", "Failover", "Key_Shared"};
-    return (unsigned)t < 4 ? names[t] : "None";
-}
-
-static void h_topic_stats(struct admin_req *r, struct topic *t)
-{
-    struct topic_stats st;
-    topic_get_stats(t, &st);
-    json_t *subs = json_object();
-    size_t pos = 0;
-    struct topic_sub_stats ss;
-    while (topic_sub_stats_next(t, &pos, &ss)) {
-        json_object_set_new(
-            subs, ss.name,
-            json_pack("{s:I,s:I,s:I,s:I,s:s,s:b,s:b,s:[]}", "msgBacklog", (json_int_t)ss.backlog,
-                      "unackedMessages", (json_int_t)ss.unacked, "msgOutCounter",
-                      (json_int_t)ss.msg_out_counter, "bytesOutCounter",
-                      (json_int_t)ss.bytes_out_counter, "type", sub_type_name(ss.type),
-                      "isDurable", ss.durable, "durable", ss.durable, "consumers"));
-    }
-    json_t *j = json_pack("{s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:[],s:o}", "msgRateIn", 0.0,
-                          "msgRateOut", 0.0, "msgThroughputIn", 0.0, "msgThroughputOut", 0.0,
-                          "msgInCounter", (json_int_t)st.msg_in_counter, "bytesInCounter",
-                          (json_int_t)st.bytes_in_counter, "msgOutCounter",
-                          (json_int_t)st.msg_out_counter, "bytesOutCounter",
-                          (json_int_t)st.bytes_out_counter, "storageSize",
-                          (json_int_t)st.storage_size, "backlogSize",
-                          (json_int_t)st.backlog_size, "publishers", "subscriptions", subs);
-    reply_json(r->req, 200, j);
-}
-
-static void h_persistent(struct admin_req *r)
-{
-    struct svc *s = r->a->svc;
-    if (r->nseg < 5)
-        return reply_raw(r->req, 404, "text/plain", "Not Found");
-    char *ns = mg_asprintf("%s/%s", r->seg[3], r->seg[4]);
-    if (!svc_namespace_exists(s, ns)) {
-        mg_free(ns);
-        return reply_error(r->req, 404, "Namespace does not exist");
-    }
-    if (r->nseg == 5 || (r->nseg == 6 && strcmp(r->seg[5], "partitioned") == 0)) {
-        if (svc_list_topics(s, ns, r->nseg == 6, topics_listed, r->req) < 0)
-            reply_error(r->req, 404, "Namespace does not exist");
-        mg_free(ns);
-        return;
-    }
-    char *name = mg_asprintf("persistent://%s/%s", ns, r->seg[5]);
-    mg_free(ns);
-    struct topic_name tn;
-    if (topic_name_parse(name, &tn) < 0) {
-        mg_free(name);
-        return reply_error(r->req, 412, "Invalid topic name");
-    }
+    const char *v2 = admin_query(r, "topicVersion");
+    char *name = v2 && strcmp(v2, "V2") == 0
+                     ? mg_asprintf("persistent://pulsar/%s/healthcheck", svc_broker_id(s))
+                     : mg_asprintf("persistent://pulsar/%s/%s/healthcheck",
+                                   svc_cfg(s)->cluster_name, svc_broker_id(s));
+    struct health_op *h = mg_calloc(1, sizeof *h);
+    h->req = r->req;
+    h->timer = evtimer_new(svc_base(s), health_timeout, h);
+    h->refs = 2;
+    int rc = topic_get(svc_topics(s), name, true, health_loaded, h);
     mg_free(name);
-    const char *action = r->nseg >= 7 ? r->seg[6] : NULL;
-    struct topic *t = topic_find(svc_topics(s), tn.full);
-    if (action && strcmp(action, "partitions") == 0 && r->nseg == 7) {
-        h_partitions(r, &tn);
-    } else if (!action) {
-        if (r->method == EVHTTP_REQ_PUT) {
-            if (t || svc_partitions_get(s, tn.full) > 0)
-                reply_error(r->req, 409, "This topic already exists");
-            else if (topic_get(svc_topics(s), tn.full, true, create_topic_done, r->req) < 0)
-                reply_error(r->req, 500, "Failed to create topic");
-        } else if (r->method == EVHTTP_REQ_DELETE) {
-            if (svc_partitions_get(s, tn.full) > 0) {
-                char *msg = mg_asprintf("%s is a partitioned topic, instead of calling delete "
-                                        "topic, please call delete-partitioned-topic.",
-                                        tn.full);
-                reply_error(r->req, 409, msg);
-                mg_free(msg);
-            } else if (!t) {
-                char *msg = mg_asprintf("Topic %s not found", tn.full);
-                reply_error(r->req, 404, msg);
-                mg_free(msg);
-            } else if (topic_delete(t, query_flag(r, "force")) < 0) {
-                reply_error(r->req, 412, "Topic has active producers/subscriptions");
-            } else {
-                reply_no_content(r->req);
-            }
-        } else {
-            reply_raw(r->req, 405, "text/plain", "Method Not Allowed");
-        }
-    } else if (!t) {
-        char *msg = mg_asprintf("Topic %s not found", tn.full);
-        reply_error(r->req, 404, msg);
-        mg_free(msg);
-    } else if (strcmp(action, "stats") == 0 && r->method == EVHTTP_REQ_GET) {
-        h_topic_stats(r, t);
-    } else if (strcmp(action, "subscriptions") == 0 && r->method == EVHTTP_REQ_GET) {
-        json_t *arr = json_array();
-        size_t pos = 0;
-        struct topic_sub_stats ss;
-        while (topic_sub_stats_next(t, &pos, &ss))
-            json_array_append_new(arr, json_string(ss.name));
-        reply_json(r->req, 200, arr);
-    } else {
-        reply_raw(r->req, 404, "text/plain", "Not Found");
+    if (rc < 0) {
+        event_free(h->timer);
+        mg_free(h);
+        return admin_reply_raw(r->req, 500, "text/plain", mg_strerror(rc));
     }
-    topic_name_fini(&tn);
+    struct timeval tv = {HEALTH_TIMEOUT_S, 0};
+    evtimer_add(h->timer, &tv);
 }
 
-static void h_lookup(struct admin_req *r)
-{
-    /* lookup/v2/topic/persistent/{t}/{ns}/{topic} */
-    struct svc *s = r->a->svc;
-    if (r->nseg != 7 || strcmp(r->seg[3], "persistent") != 0)
-        return reply_raw(r->req, 404, "text/plain", "Not Found");
-    char *name = mg_asprintf("persistent://%s/%s/%s", r->seg[4], r->seg[5], r->seg[6]);
-    struct topic_name tn;
-    int rc = topic_name_parse(name, &tn);
-    mg_free(name);
-    if (rc < 0)
-        return reply_error(r->req, 412, "Invalid topic name");
-    const char *reason = NULL;
-    rc = svc_check_topic(s, &tn, &reason);
-    topic_name_fini(&tn);
-    if (rc < 0)
-        return reply_error(r->req, 404, reason);
-    reply_json(r->req, 200,
-               json_pack("{s:s,s:s,s:s,s:s}", "brokerUrl", svc_broker_url(s), "httpUrl",
-                         svc_web_url(s), "nativeUrl", svc_broker_url(s), "brokerUrlSsl", ""));
-}
-
-static long read_rss_kb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return -1;
-    char line[256];
-    long kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
-}
-
-static void h_metrics(struct admin_req *r)
-{
-    struct svc *s = r->a->svc;
-    const char *cluster = svc_cfg(s)->cluster_name;
-    struct evbuffer *b = evbuffer_new();
-    int n_topics = 0, n_subs = 0, n_prod = 0, n_cons = 0;
-    int64_t storage = 0, backlog = 0, in_msgs = 0, in_bytes = 0;
-    struct topic *t;
-    size_t pos = 0;
-    /* Per-topic series, one # TYPE line per name (pulsar-admin.md §9). */
-    static const char *const topic_series[] = {
-        "pulsar_producers_count", "pulsar_subscriptions_count", "pulsar_consumers_count",
-        "pulsar_in_messages_total", "pulsar_in_bytes_total", "pulsar_storage_size",
-        "pulsar_storage_logical_size", "pulsar_msg_backlog"};
-    for (size_t k = 0; k < sizeof topic_series / sizeof *topic_series; k++) {
-        evbuffer_add_printf(b, "# TYPE %s gauge\n", topic_series[k]);
-        pos = 0;
-        while ((t = topic_next(svc_topics(s), &pos))) {
-            struct topic_stats st;
-            topic_get_stats(t, &st);
-            struct topic_name tn;
-            if (topic_name_parse(topic_full_name(t), &tn) < 0)
-                continue;
-            int64_t sub_backlog = 0;
-            size_t sp = 0;
-            struct topic_sub_stats ss;
-            while (topic_sub_stats_next(t, &sp, &ss))
-                sub_backlog += ss.backlog;
-            int64_t v[] = {st.n_producers,     st.n_subscriptions, st.n_consumers,
-                           st.msg_in_counter,  st.bytes_in_counter, st.storage_size,
-                           st.storage_size,    sub_backlog};
-            evbuffer_add_printf(b, "%s{cluster=\"%s\",namespace=\"%s/%s\",topic=\"%s\"} %" PRId64
-                                   "\n",
-                                topic_series[k], cluster, tn.tenant, tn.ns, tn.full, v[k]);
-            if (k == 0) {
-                n_topics++;
-                n_prod += st.n_producers;
-                n_subs += st.n_subscriptions;
-                n_cons += st.n_consumers;
-                storage += st.storage_size;
-                backlog += sub_backlog;
-                in_msgs += st.msg_in_counter;
-                in_bytes += st.bytes_in_counter;
-            }
-            topic_name_fini(&tn);
-        }
-    }
-    struct {
-        const char *name;
-        int64_t v;
-    } totals[] = {
-        {"pulsar_broker_topics_count", n_topics},
-        {"pulsar_broker_subscriptions_count", n_subs},
-        {"pulsar_broker_producers_count", n_prod},
-        {"pulsar_broker_consumers_count", n_cons},
-        {"pulsar_broker_storage_size", storage},
-        {"pulsar_broker_msg_backlog", backlog},
-        {"pulsar_broker_in_messages_total", in_msgs},
-        {"pulsar_broker_in_bytes_total", in_bytes},
-    };
-    for (size_t i = 0; i < sizeof totals / sizeof *totals; i++)
-        evbuffer_add_printf(b, "# TYPE %s gauge\n%s{cluster=\"%s\"} %" PRId64 "\n",
-                            totals[i].name, totals[i].name, cluster, totals[i].v);
-    evbuffer_add_printf(b, "# TYPE pulsar_active_connections gauge\n"
-                           "pulsar_active_connections{cluster=\"%s\"} %d\n",
-                        cluster, svc_num_connections(s));
-    evbuffer_add_printf(b, "# TYPE pulsar_connection_created_total_count gauge\n"
-                           "pulsar_connection_created_total_count{cluster=\"%s\"} %" PRId64 "\n",
-                        cluster, svc_total_connections(s));
-    long rss = read_rss_kb();
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-                 ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
-    evbuffer_add_printf(b,
-                        "# TYPE process_resident_memory_bytes gauge\n"
-                        "process_resident_memory_bytes %ld\n"
-                        "# TYPE process_cpu_seconds_total counter\n"
-                        "process_cpu_seconds_total %.3f\n"
-                        "# TYPE process_start_time_seconds gauge\n"
-                        "process_start_time_seconds %.3f\n",
-                        rss < 0 ? 0 : rss * 1024, cpu, (double)svc_start_time_ms(s) / 1000.0);
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type",
-                      "text/plain; version=0.0.4");
-    evhttp_send_reply(r->req, 200, "OK", b);
-    evbuffer_free(b);
-}
+/* ---- router ------------------------------------------------------------------------------ */
 
 static bool seg_is(struct admin_req *r, int i, const char *s)
 {
@@ -683,34 +327,57 @@ static void route(struct evhttp_request *req, void *arg)
     r.method = evhttp_request_get_command(req);
     if (parse_request(&r) < 0) {
         free_request(&r);
-        return reply_error(req, 400, "Bad request path");
+        return admin_reply_error(req, 400, "Bad request path");
     }
-    bool get = r.method == EVHTTP_REQ_GET;
-    if (r.nseg == 1 && (seg_is(&r, 0, "metrics")) && get)
-        h_metrics(&r);
+    bool get = r.method == EVHTTP_REQ_GET || r.method == EVHTTP_REQ_HEAD;
+    if (r.nseg == 1 && seg_is(&r, 0, "metrics") && get)
+        admin_h_metrics(&r);
     else if (r.nseg == 1 && seg_is(&r, 0, "status.html") && get)
-        reply_raw(req, 200, "text/plain", "OK");
-    else if (seg_is(&r, 0, "lookup") && seg_is(&r, 1, "v2") && seg_is(&r, 2, "topic") && get)
-        h_lookup(&r);
+        admin_reply_raw(req, 200, "text/plain", "OK");
+    else if (seg_is(&r, 0, "lookup") && seg_is(&r, 1, "v2") && seg_is(&r, 2, "topic"))
+        get ? admin_h_lookup(&r) : admin_reply_bad_method(req);
     else if (!seg_is(&r, 0, "admin") || !seg_is(&r, 1, "v2") || r.nseg < 3)
-        reply_raw(req, 404, "text/plain", "Not Found");
-    else if (seg_is(&r, 2, "brokers") && r.nseg == 4 &&
-             (seg_is(&r, 3, "health") || seg_is(&r, 3, "ready")) && get)
-        h_health(&r);
-    else if (seg_is(&r, 2, "brokers") && r.nseg <= 4 && get)
-        h_brokers(&r);
-    else if (seg_is(&r, 2, "clusters") && r.nseg == 3 && get)
-        h_clusters(&r);
+        admin_reply_not_found(req);
+    else if (seg_is(&r, 2, "brokers") && r.nseg == 4 && seg_is(&r, 3, "health"))
+        get ? h_health(&r) : admin_reply_bad_method(req);
+    else if (seg_is(&r, 2, "brokers") && r.nseg == 4 && seg_is(&r, 3, "ready"))
+        get ? admin_reply_raw(req, 200, "text/plain", "ok") : admin_reply_bad_method(req);
+    else if (seg_is(&r, 2, "brokers"))
+        admin_h_brokers(&r);
+    else if (seg_is(&r, 2, "clusters"))
+        admin_h_clusters(&r);
     else if (seg_is(&r, 2, "tenants") && r.nseg <= 4)
-        h_tenants(&r);
+        admin_h_tenants(&r);
     else if (seg_is(&r, 2, "namespaces") && r.nseg >= 4)
-        h_namespaces(&r);
+        admin_h_namespaces(&r);
     else if (seg_is(&r, 2, "persistent"))
-        h_persistent(&r);
+        admin_h_persistent(&r);
+    else if (seg_is(&r, 2, "non-persistent"))
+        admin_reply_error(req, 405, "Non-persistent topics are not supported");
     else
-        reply_raw(req, 404, "text/plain", "Not Found");
+        admin_reply_not_found(req);
     free_request(&r);
 }
+
+/* ---- statistics interval ----------------------------------------------------------------- */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void stats_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct admin *a = arg;
+    topic_registry_stats_update(svc_topics(a->svc), mono_ms());
+    a->stats_rolls++;
+}
+
+/* ---- lifetime ---------------------------------------------------------------------------- */
 
 struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr, int port)
 {
@@ -736,6 +403,12 @@ struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr
     socklen_t len = sizeof ss;
     getsockname(evhttp_bound_socket_get_fd(a->sock), (struct sockaddr *)&ss, &len);
     a->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    int secs = svc_cfg(s)->stats_update_frequency_secs;
+    a->stats_ev = event_new(base, -1, EV_PERSIST, stats_tick, a);
+    struct timeval tv = {secs > 0 ? secs : 60, 0};
+    event_add(a->stats_ev, &tv);
+    if (svc_topics(s))
+        topic_registry_set_loaded_hook(svc_topics(s), admin_topic_loaded, a);
     return a;
 }
 
@@ -748,6 +421,8 @@ void admin_free(struct admin *a)
 {
     if (!a)
         return;
+    if (a->stats_ev)
+        event_free(a->stats_ev);
     evhttp_free(a->http);
     mg_free(a);
 }

@@ -196,6 +196,26 @@ const char *bkc_ledger_bookie(const struct bkc_ledger *lh, int i);
 /* Number of segments (ensembles) in the ledger's metadata. */
 int bkc_ledger_num_segments(const struct bkc_ledger *lh);
 
+/* ---- statistics ------------------------------------------------------------------------ */
+
+/* Per-bookie add statistics since the client started (the broker's /metrics). Latency is
+ * from sending an ADD to that bookie to its response. Buckets count their own range (not
+ * cumulative); upper bounds in ms: 0.5, 1, 5, 10, 20, 50, 100, 200, 1000, then overflow. */
+#define BKC_LAT_BUCKETS 10
+struct bkc_bookie_stats {
+    const char *id;                /* borrowed: valid until the next bkc call */
+    bool connected;
+    int outstanding;               /* requests in flight */
+    int64_t add_count;             /* successful adds */
+    int64_t add_errors;            /* failed or timed-out adds */
+    int64_t add_latency_sum_us;    /* of the successful adds */
+    int64_t add_latency_buckets[BKC_LAT_BUCKETS];
+};
+/* Iterate the bookies the client knows: *pos = 0 first; returns 0 at the end. */
+int bkc_client_bookie_stats_next(struct bkc_client *c, size_t *pos, struct bkc_bookie_stats *out);
+/* The upper bound (ms) of latency bucket i < BKC_LAT_BUCKETS - 1. */
+double bkc_latency_bound_ms(int i);
+
 /* ---- metadata helpers (exported for tools and tests) ----------------------------------- */
 
 /* The hierarchical metadata path of ledger id under root ("/ledgers"): id 42 ->

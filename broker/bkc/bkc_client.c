@@ -491,3 +491,22 @@ void bkc_ledger_keys(struct bkc_ledger *lh)
     lh->digest = lh->md.digest ? lh->md.digest : (int)lh->c->cfg.digest;
     lh->digest_len = bkc_digest_len(lh->digest);
 }
+
+int bkc_client_bookie_stats_next(struct bkc_client *c, size_t *pos, struct bkc_bookie_stats *out)
+{
+    const char *k;
+    size_t kl;
+    void *v;
+    if (!mg_map_next(&c->bookies, pos, &k, &kl, &v))
+        return 0;
+    const struct bkc_bookie *bk = v;
+    memset(out, 0, sizeof *out);
+    out->id = bk->id;
+    out->connected = bk->state == BKC_BK_CONNECTED;
+    out->outstanding = bk->n_ops;
+    out->add_count = bk->add_count;
+    out->add_errors = bk->add_errors;
+    out->add_latency_sum_us = bk->add_lat_sum_us;
+    memcpy(out->add_latency_buckets, bk->add_lat, sizeof out->add_latency_buckets);
+    return 1;
+}

@@ -28,6 +28,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #define MOD "bkc"
@@ -176,6 +177,8 @@ static void drop_bev(struct bkc_bookie *bk)
     bk->state = BKC_BK_IDLE;
 }
 
+static void op_record(struct bkc_op *op, int rc);
+
 void bkc_bookie_fail(struct bkc_bookie *bk, int err, const char *why)
 {
     uint64_t gen = bk->gen++;
@@ -187,6 +190,7 @@ void bkc_bookie_fail(struct bkc_bookie *bk, int err, const char *why)
     struct bkc_op *op;
     while ((op = TAILQ_FIRST(&bk->ops)) && op->gen <= gen) {
         op_unlink(op);
+        op_record(op, err);
         op->cb(op, err, NULL);
         mg_free(op);
     }
@@ -250,6 +254,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
                      (long long)ledger, (long long)entry, rc);
         } else {
             op_unlink(op);
+            op_record(op, rc < 0 ? BKC_RC_EIO : rc);
             op->cb(op, rc < 0 ? BKC_RC_EIO : rc, body ? &body : NULL);
             mg_free(op);
         }
@@ -306,6 +311,40 @@ static void ensure_conn(struct bkc_bookie *bk)
     }
 }
 
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static const int64_t lat_bounds_us[BKC_LAT_BUCKETS - 1] = {500,   1000,   5000,   10000, 20000,
+                                                           50000, 100000, 200000, 1000000};
+
+double bkc_latency_bound_ms(int i)
+{
+    return i >= 0 && i < BKC_LAT_BUCKETS - 1 ? (double)lat_bounds_us[i] / 1000.0 : 0.0;
+}
+
+/* Count a completed ADD in its bookie's statistics (rc: BKC_RC_EOK or an error). */
+static void op_record(struct bkc_op *op, int rc)
+{
+    if (op->opcode != BKC_OP_ADD)
+        return;
+    struct bkc_bookie *bk = op->bk;
+    if (rc != BKC_RC_EOK) {
+        bk->add_errors++;
+        return;
+    }
+    int64_t lat = (int64_t)(now_us() - op->sent_us);
+    int i = 0;
+    while (i < BKC_LAT_BUCKETS - 1 && lat > lat_bounds_us[i])
+        i++;
+    bk->add_lat[i]++;
+    bk->add_count++;
+    bk->add_lat_sum_us += lat;
+}
+
 static struct bkc_op *op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledger, int64_t entry,
                              bkc_op_cb cb, void *arg, int slot)
 {
@@ -319,6 +358,7 @@ static struct bkc_op *op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledg
     op->slot = slot;
     op->gen = bk->gen;
     op->deadline_ms = bkc_now_ms() + (uint64_t)bk->c->cfg.timeout_ms;
+    op->sent_us = now_us();
     uint8_t key[17];
     op_key(key, ledger, entry, opcode);
     struct bkc_op *head = mg_map_get(&bk->match, key, sizeof(key));
@@ -405,6 +445,7 @@ void bkc_bookie_check_timeouts(struct bkc_bookie *bk, uint64_t now_ms)
         if (n++ == 0)
             MG_WARN(MOD, "bookie %s: request op %d L%lld E%lld timed out", bk->id, op->opcode,
                     (long long)op->ledger, (long long)op->entry);
+        op_record(op, -MG_ETIMEDOUT);
         op->cb(op, -MG_ETIMEDOUT, NULL);
         mg_free(op);
     }

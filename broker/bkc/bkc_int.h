@@ -115,6 +115,7 @@ struct bkc_op {
     uint8_t opcode;
     int64_t ledger, entry;
     uint64_t deadline_ms;
+    uint64_t sent_us; /* monotonic µs when sent: add latency statistics */
     uint64_t gen; /* the connection generation it was sent on */
     bkc_op_cb cb;
     void *arg;                /* borrowed: the caller's state */
@@ -142,6 +143,8 @@ struct bkc_bookie {
     struct bkc_op_list ops;  /* every outstanding op, in send order (deadline order) */
     int n_ops;
     struct event *fail_ev; /* owned: deferred failure of a connection that never started */
+    int64_t add_count, add_errors, add_lat_sum_us; /* bkc_client_bookie_stats_next */
+    int64_t add_lat[BKC_LAT_BUCKETS];
     TAILQ_ENTRY(bkc_bookie) link;
 };
 TAILQ_HEAD(bkc_bookie_list, bkc_bookie);

@@ -814,7 +814,14 @@ static void ep_start(struct client_ep *ep)
     ep->state = CLIENT_EP_LOOKUP;
     ep->redirects = 0;
     ep->authoritative = false;
-    ep_lookup_at(ep, ep->client->service_url);
+    /* A multi-host service URL: each new lookup (a retry after a failure) asks the next
+     * host, so a dead broker in the list does not stop reconnection. */
+    struct client *c = ep->client;
+    const char *url = c->n_service_urls > 1
+                          ? c->service_urls[(ep->id + ep->starts) % (unsigned)c->n_service_urls]
+                          : c->service_url;
+    ep->starts++;
+    ep_lookup_at(ep, url);
 }
 
 static void ep_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -1012,6 +1019,28 @@ int client_new(struct event_base *base, const struct client_opts *opts, struct c
     /* The pool key must match what lookups answer: pulsar://host:port with the port. */
     c->service_url = mg_asprintf("pulsar://%s:%d", host, port);
     mg_free(host);
+    /* pulsar://h1:p1,h2:p2,...: every host is a service URL (lookups rotate over them). */
+    const char *hosts = opts->service_url + strlen("pulsar://");
+    size_t hl = strcspn(hosts, "/");
+    for (const char *h = hosts; h < hosts + hl;) {
+        size_t n = strcspn(h, ",/");
+        char *one = mg_asprintf("pulsar://%.*s", (int)n, h);
+        char *h2 = NULL;
+        int p2 = 0;
+        if (client_parse_url(one, &h2, &p2, errmsg, errlen) < 0) {
+            mg_free(one);
+            client_free(c);
+            return -MG_EINVAL;
+        }
+        c->service_urls = mg_realloc(c->service_urls,
+                                     (size_t)(c->n_service_urls + 1) * sizeof *c->service_urls);
+        c->service_urls[c->n_service_urls++] = mg_asprintf("pulsar://%s:%d", h2, p2);
+        mg_free(h2);
+        mg_free(one);
+        h += n;
+        if (*h == ',')
+            h++;
+    }
     c->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 10000;
     c->operation_timeout_ms = opts->operation_timeout_ms ? opts->operation_timeout_ms : 30000;
     c->keepalive_s = opts->keepalive_s ? opts->keepalive_s : 30;
@@ -1054,6 +1083,9 @@ void client_free(struct client *c)
     }
     mg_map_fini(&c->conns);
     mg_free(c->service_url);
+    for (int i = 0; i < c->n_service_urls; i++)
+        mg_free(c->service_urls[i]);
+    mg_free(c->service_urls);
     mg_free(c);
 }
 

@@ -42,7 +42,9 @@ enum client_initial_position {
 };
 
 struct client_opts {
-    const char *service_url;       /* "pulsar://host[:port]" (port defaults to 6650) */
+    const char *service_url;       /* "pulsar://host[:port][,host[:port]...]" (port 6650 by
+                                      default); with several hosts, each lookup (first or
+                                      after a failure) asks the next one */
     unsigned connect_timeout_ms;   /* TCP connect + CONNECT/CONNECTED; 0 = 10000 */
     unsigned operation_timeout_ms; /* lookups, PRODUCER, SUBSCRIBE; 0 = 30000 */
     unsigned keepalive_s;          /* PING interval; 0 = 30 */

@@ -107,6 +107,7 @@ struct client_ep {
     bool ever_ready;
     int redirects;
     bool authoritative;
+    unsigned starts; /* lookups started: picks the service URL host (multi-host URLs) */
     unsigned backoff_ms;
     struct event *retry_ev; /* owned */
     struct client_ep *next; /* client's list */
@@ -115,7 +116,9 @@ struct client_ep {
 
 struct client {
     struct event_base *base; /* borrowed */
-    char *service_url;       /* owned, normalised pool key */
+    char *service_url;       /* owned, normalised pool key (the first host) */
+    char **service_urls;     /* owned: every host of a multi-host URL, normalised */
+    int n_service_urls;
     unsigned connect_timeout_ms;
     unsigned operation_timeout_ms;
     unsigned keepalive_s;

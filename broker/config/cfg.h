@@ -45,6 +45,11 @@ struct cfg {
     int managed_ledger_max_entries_per_ledger; /* managedLedgerMaxEntriesPerLedger (50000) */
     int managed_ledger_max_size_per_ledger_mb; /* managedLedgerMaxSizePerLedgerMbytes (2048) */
     int default_number_of_namespace_bundles; /* defaultNumberOfNamespaceBundles (4) */
+    int zookeeper_session_timeout_ms;   /* zooKeeperSessionTimeoutMillis (30000): metadata
+                                           store session; bundles are lost after it */
+    int load_balancer_report_interval_ms; /* loadBalancerReportUpdateMinIntervalMillis (5000):
+                                             broker registration / load report refresh */
+    int broker_shutdown_timeout_ms;     /* brokerShutdownTimeoutMs (60000): bound on SIGTERM */
     bool allow_auto_topic_creation;     /* allowAutoTopicCreation (true) */
     char *allow_auto_topic_creation_type; /* allowAutoTopicCreationType ("non-partitioned"
                                              or "partitioned") */
@@ -61,6 +66,8 @@ struct cfg {
     int default_retention_size_mb;      /* defaultRetentionSizeInMB (0; -1 = unlimited) */
     int standalone_bookies;             /* standaloneBookies (1): bookies run inside
                                            `magnetar standalone` */
+    int stats_update_frequency_secs;    /* statsUpdateFrequencyInSecs (60): stats interval */
+    bool expose_topic_level_metrics;    /* exposeTopicLevelMetricsInPrometheus (true) */
     /* bookie (magnetar bookie) */
     int bookie_port;                    /* bookiePort (3181); 0 = any free port */
     char *bookie_id;                    /* bookieId ("auto" = advertisedAddress:bookiePort) */

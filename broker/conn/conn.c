@@ -90,6 +90,7 @@ struct conn_consumer {
     struct topic_sub_options opts;
     char *consumer_name;           /* owned */
     int32_t (*ranges)[2];          /* owned sticky ranges */
+    bool create;                   /* auto-create the topic */
     bool ready;
     bool attached;
     int ops;
@@ -275,6 +276,8 @@ static void conn_maybe_resume(struct conn *c)
 
 /* ---- producers --------------------------------------------------------------------------- */
 
+static int check_owned_name(struct conn *c, const char *full, char *msg, size_t len);
+
 static void producer_release(struct conn_producer *p)
 {
     if (p->ops > 0 || p->attached)
@@ -410,7 +413,17 @@ static void producer_topic_ready(struct topic *t, int status, void *data)
         producer_release(p);
         return;
     }
-    int rc = topic_producer_add(t, p->name, (enum topic_access_mode)p->access_mode, p,
+    char omsg[400];
+    int rc = check_owned_name(c, p->topic, omsg, sizeof omsg);
+    if (rc < 0) {
+        /* The bundle went away while the topic loaded: do not serve it. */
+        topic_unload(t);
+        send_error(c, p->request_id, rc, omsg);
+        producer_detach(p);
+        producer_release(p);
+        return;
+    }
+    rc = topic_producer_add(t, p->name, (enum topic_access_mode)p->access_mode, p,
                                 &conn_producer_ops, &p->tp);
     if (rc < 0) {
         char msg[256];
@@ -553,7 +566,16 @@ static void consumer_topic_ready(struct topic *t, int status, void *data)
         consumer_release(cc);
         return;
     }
-    int rc = topic_subscribe(t, cc->sub, &cc->opts, cc, &conn_consumer_ops, &cc->tc);
+    char omsg[400];
+    int rc = check_owned_name(c, cc->topic, omsg, sizeof omsg);
+    if (rc < 0) {
+        topic_unload(t); /* the bundle went away while the topic loaded */
+        send_error(c, cc->request_id, rc, omsg);
+        consumer_detach(cc, false);
+        consumer_release(cc);
+        return;
+    }
+    rc = topic_subscribe(t, cc->sub, &cc->opts, cc, &conn_consumer_ops, &cc->tc);
     if (rc < 0) {
         const char *msg = mg_strerror(rc);
         if (rc == -MG_ECONSUMERBUSY)
@@ -647,32 +669,133 @@ static void handle_partitioned_metadata(struct conn *c,
     conn_send(c, &cmd);
 }
 
-static void handle_lookup(struct conn *c, const Pulsar__Proto__CommandLookupTopic *l)
+static void send_lookup_response(struct conn *c, uint64_t request_id, int status,
+                                 const char *url, const char *message)
 {
     Pulsar__Proto__CommandLookupTopicResponse r =
         PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__INIT;
-    r.request_id = l->request_id;
+    r.request_id = request_id;
     r.has_response = 1;
-    struct topic_name tn;
-    const char *reason = NULL;
-    int rc = parse_topic(c, l->topic, &tn, &reason);
-    if (rc < 0) {
+    if (status < 0) {
         r.response = PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Failed;
         r.has_error = 1;
-        r.error = (Pulsar__Proto__ServerError)mg_err_server_error(rc);
-        r.message = (char *)reason;
+        r.error = (Pulsar__Proto__ServerError)mg_err_server_error(status);
+        r.message = (char *)(message ? message : mg_strerror(status));
     } else {
-        /* Standalone owns every bundle: answer an authoritative Connect to itself. */
-        r.response = PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Connect;
-        r.brokerserviceurl = (char *)svc_broker_url(c->svc);
+        /* Connect (url NULL: this broker serves it) or Redirect to the owner / the broker
+         * chosen for an unowned bundle; both authoritative (that broker takes it). */
+        r.response = url ? PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Redirect
+                         : PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Connect;
+        r.brokerserviceurl = (char *)(url ? url : svc_broker_url(c->svc));
         r.has_authoritative = 1;
         r.authoritative = 1;
-        topic_name_fini(&tn);
     }
     wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
     cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE;
     cmd.lookuptopicresponse = &r;
     conn_send(c, &cmd);
+}
+
+/* A lookup waiting for the ownership decision (svc_lookup). */
+struct conn_lookup {
+    struct conn *conn; /* counted reference */
+    uint64_t request_id;
+};
+
+static void lookup_decided(void *data, int status, const char *url, const char *message)
+{
+    struct conn_lookup *l = data;
+    struct conn *c = l->conn;
+    if (conn_open(c)) {
+        if (status < 0)
+            MG_INFO("conn", "[%" PRIu64 "] lookup failed: %s", c->id,
+                    message ? message : mg_strerror(status));
+        send_lookup_response(c, l->request_id, status, url, message);
+    }
+    mg_free(l);
+    conn_unref(c);
+}
+
+static void handle_lookup(struct conn *c, const Pulsar__Proto__CommandLookupTopic *l)
+{
+    struct topic_name tn;
+    const char *reason = NULL;
+    int rc = parse_topic(c, l->topic, &tn, &reason);
+    if (rc < 0) {
+        send_lookup_response(c, l->request_id, rc, NULL, reason);
+        return;
+    }
+    struct conn_lookup *w = mg_malloc(sizeof *w);
+    w->conn = c;
+    w->request_id = l->request_id;
+    conn_ref(c);
+    bool authoritative = l->has_authoritative && l->authoritative;
+    rc = svc_lookup(c->svc, &tn, authoritative, lookup_decided, w);
+    if (rc != 0) {
+        /* 1: owned here, answer at once; < 0: refused at once. */
+        char msg[200];
+        snprintf(msg, sizeof msg, "Lookup of %s failed: %s", tn.full, mg_strerror(rc));
+        send_lookup_response(c, l->request_id, rc > 0 ? 0 : rc, NULL, rc > 0 ? NULL : msg);
+        mg_free(w);
+        conn_unref(c);
+    }
+    topic_name_fini(&tn);
+}
+
+/* ServiceNotReady unless this broker owns the topic's bundle (clients look up again). */
+static int check_owned(struct conn *c, const struct topic_name *tn, char *msg, size_t len)
+{
+    if (svc_topic_owned(c->svc, tn))
+        return 0;
+    char range[SVC_BUNDLE_NAME_LEN] = "?";
+    svc_topic_bundle(c->svc, tn, range);
+    snprintf(msg, len,
+             "Namespace bundle %s/%s/%s of topic %s not served by this instance. Please redo "
+             "the lookup.",
+             tn->tenant, tn->ns, range, tn->full);
+    return -MG_ENOTREADY;
+}
+
+static int check_owned_name(struct conn *c, const char *full, char *msg, size_t len)
+{
+    struct topic_name tn;
+    if (topic_name_parse(full, &tn) < 0) {
+        snprintf(msg, len, "Invalid topic name");
+        return -MG_EBADNAME;
+    }
+    int rc = check_owned(c, &tn, msg, len);
+    topic_name_fini(&tn);
+    return rc;
+}
+
+static void producer_owner_decided(void *data, int status, const char *url, const char *message)
+{
+    struct conn_producer *p = data;
+    struct conn *c = p->conn;
+    p->ops--;
+    if (!conn_open(c) || !p->attached) {
+        producer_release(p);
+        return;
+    }
+    if (status < 0 || url) {
+        char msg[400];
+        check_owned_name(c, p->topic, msg, sizeof msg);
+        MG_INFO("conn", "[%" PRIu64 "] producer %" PRIu64 " refused: %s%s%s", c->id, p->id, msg,
+                message ? " " : "", message ? message : "");
+        send_error(c, p->request_id, -MG_ENOTREADY, msg);
+        producer_detach(p);
+        producer_release(p);
+        return;
+    }
+    p->ops++;
+    int rc = topic_get(svc_topics(c->svc), p->topic, svc_cfg(c->svc)->allow_auto_topic_creation,
+                       producer_topic_ready, p);
+    if (rc < 0) {
+        p->ops--;
+        send_error(c, p->request_id, rc, mg_strerror(rc));
+        producer_detach(p);
+        producer_release(p);
+    }
 }
 
 static void handle_producer(struct conn *c, const Pulsar__Proto__CommandProducer *m)
@@ -704,16 +827,15 @@ static void handle_producer(struct conn *c, const Pulsar__Proto__CommandProducer
     p->attached = true;
     TAILQ_INSERT_TAIL(&c->all_producers, p, link);
     mg_map_put_u64(&c->producers, p->id, p);
-    topic_name_fini(&tn);
+    /* Serve only an owned bundle; an unowned one is taken here (an authoritative lookup),
+     * one owned elsewhere is refused. */
     p->ops++;
-    rc = topic_get(svc_topics(c->svc), p->topic, svc_cfg(c->svc)->allow_auto_topic_creation,
-                   producer_topic_ready, p);
-    if (rc < 0) {
-        p->ops--;
-        send_error(c, m->request_id, rc, mg_strerror(rc));
-        producer_detach(p);
-        producer_release(p);
-    }
+    rc = svc_lookup(c->svc, &tn, true, producer_owner_decided, p);
+    topic_name_fini(&tn);
+    if (rc == 1)
+        producer_owner_decided(p, 0, NULL, NULL);
+    else if (rc < 0)
+        producer_owner_decided(p, rc, NULL, NULL);
 }
 
 static void handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s,
@@ -762,6 +884,35 @@ static void handle_close_producer(struct conn *c, const Pulsar__Proto__CommandCl
     send_success(c, m->request_id);
 }
 
+static void consumer_owner_decided(void *data, int status, const char *url, const char *message)
+{
+    struct conn_consumer *cc = data;
+    struct conn *c = cc->conn;
+    cc->ops--;
+    if (!conn_open(c) || !cc->attached) {
+        consumer_release(cc);
+        return;
+    }
+    if (status < 0 || url) {
+        char msg[400];
+        check_owned_name(c, cc->topic, msg, sizeof msg);
+        MG_INFO("conn", "[%" PRIu64 "] subscribe %s/%s refused: %s%s%s", c->id, cc->topic,
+                cc->sub, msg, message ? " " : "", message ? message : "");
+        send_error(c, cc->request_id, -MG_ENOTREADY, msg);
+        consumer_detach(cc, false);
+        consumer_release(cc);
+        return;
+    }
+    cc->ops++;
+    int rc = topic_get(svc_topics(c->svc), cc->topic, cc->create, consumer_topic_ready, cc);
+    if (rc < 0) {
+        cc->ops--;
+        send_error(c, cc->request_id, rc, mg_strerror(rc));
+        consumer_detach(cc, false);
+        consumer_release(cc);
+    }
+}
+
 static void handle_subscribe(struct conn *c, const Pulsar__Proto__CommandSubscribe *m)
 {
     if (mg_map_get_u64(&c->consumers, m->consumer_id)) {
@@ -793,7 +944,6 @@ static void handle_subscribe(struct conn *c, const Pulsar__Proto__CommandSubscri
     cc->partition = tn.partition;
     cc->topic = mg_strdup(tn.full);
     cc->sub = mg_strdup(m->subscription);
-    topic_name_fini(&tn);
     struct topic_sub_options *o = &cc->opts;
     o->type = (enum topic_sub_type)m->subtype;
     o->durable = m->has_durable ? m->durable : true;
@@ -832,16 +982,16 @@ static void handle_subscribe(struct conn *c, const Pulsar__Proto__CommandSubscri
     cc->attached = true;
     TAILQ_INSERT_TAIL(&c->all_consumers, cc, link);
     mg_map_put_u64(&c->consumers, cc->id, cc);
-    bool create = svc_cfg(c->svc)->allow_auto_topic_creation &&
-                  (!m->has_force_topic_creation || m->force_topic_creation);
+    cc->create = svc_cfg(c->svc)->allow_auto_topic_creation &&
+                 (!m->has_force_topic_creation || m->force_topic_creation);
+    /* As for producers: an owned bundle, or an unowned one taken here. */
     cc->ops++;
-    rc = topic_get(svc_topics(c->svc), cc->topic, create, consumer_topic_ready, cc);
-    if (rc < 0) {
-        cc->ops--;
-        send_error(c, m->request_id, rc, mg_strerror(rc));
-        consumer_detach(cc, false);
-        consumer_release(cc);
-    }
+    rc = svc_lookup(c->svc, &tn, true, consumer_owner_decided, cc);
+    topic_name_fini(&tn);
+    if (rc == 1)
+        consumer_owner_decided(cc, 0, NULL, NULL);
+    else if (rc < 0)
+        consumer_owner_decided(cc, rc, NULL, NULL);
 }
 
 static struct conn_consumer *ready_consumer(struct conn *c, uint64_t id)

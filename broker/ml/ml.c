@@ -411,6 +411,46 @@ void ml_get_stats(const struct ml_ledger *ml, struct ml_stats *out)
     out->num_ledgers = ml->n_ledgers;
 }
 
+int ml_ledger_next(const struct ml_ledger *ml, size_t *pos, struct ml_ledger_stat *out)
+{
+    if (*pos >= (size_t)ml->n_ledgers)
+        return 0;
+    const struct ml_ledger_info *li = &ml->ledgers[(*pos)++];
+    out->id = li->id;
+    out->entries = li->entries;
+    out->size = li->size;
+    out->closed_ms = li->timestamp;
+    return 1;
+}
+
+const char *ml_state_name(const struct ml_ledger *ml)
+{
+    if (ml->fenced)
+        return "Fenced";
+    switch (ml->state) {
+    case ML_OPENING:
+        return "Opening";
+    case ML_READY:
+        return "LedgerOpened";
+    default:
+        return "Closed";
+    }
+}
+
+void ml_set_retention(struct ml_ledger *ml, int64_t time_minutes, int64_t size_mb)
+{
+    ml->retention_set = true;
+    ml->retention_time_minutes = time_minutes;
+    ml->retention_size_mb = size_mb;
+    ml_maybe_trim(ml, NULL);
+}
+
+void ml_reset_retention(struct ml_ledger *ml)
+{
+    ml->retention_set = false;
+    ml_maybe_trim(ml, NULL);
+}
+
 /* ---- tail cache --------------------------------------------------------------------- */
 
 static struct ml_entry *cache_at(const struct ml_cache *c, size_t i)
@@ -1362,6 +1402,10 @@ static bool retention_allows(const struct ml_ledger *ml, const struct ml_ledger_
 {
     const struct ml_config *cfg = &ml->f->cfg;
     int64_t t = cfg->retention_time_minutes, sz = cfg->retention_size_mb;
+    if (ml->retention_set) {
+        t = ml->retention_time_minutes;
+        sz = ml->retention_size_mb;
+    }
     if (t == 0 || sz == 0)
         return true;
     if (t > 0 && li->timestamp > 0 && now_ms() - li->timestamp > t * 60000)

@@ -156,6 +156,24 @@ struct ml_stats {
 };
 void ml_get_stats(const struct ml_ledger *ml, struct ml_stats *out);
 
+/* One ledger of the ML's list (internal stats): the still-open last ledger too. */
+struct ml_ledger_stat {
+    int64_t id;
+    int64_t entries;   /* confirmed entries */
+    int64_t size;      /* confirmed bytes */
+    int64_t closed_ms; /* wall clock ms when it was closed; 0 = open or unknown */
+};
+/* Iterate the ledgers in ascending order: *pos = 0 first; returns 0 at the end. */
+int ml_ledger_next(const struct ml_ledger *ml, size_t *pos, struct ml_ledger_stat *out);
+/* Pulsar's ManagedLedger state name: "LedgerOpened", "Fenced", "Closed" (or "Opening"). */
+const char *ml_state_name(const struct ml_ledger *ml);
+
+/* Per-ML retention (a namespace's retention policy), overriding the factory's
+ * retention_time_minutes / retention_size_mb with the same meaning; reset = back to the
+ * factory's. Takes effect at the next trim check, which this call runs. */
+void ml_set_retention(struct ml_ledger *ml, int64_t time_minutes, int64_t size_mb);
+void ml_reset_retention(struct ml_ledger *ml);
+
 /* Look up an entry by position and hand it over with a reference the caller must drop;
  * completes asynchronously (it may need a storage read). -MG_ENOTFOUND if absent. */
 typedef void (*ml_get_cb)(struct ml_entry *e, int status, void *data);

@@ -227,6 +227,8 @@ struct ml_ledger {
     struct ml_read_list waiters; /* read ops waiting for appends (borrowed) */
     struct ml_cache cache;
     int64_t entries_added;
+    bool retention_set; /* ml_set_retention: these override the factory's */
+    int64_t retention_time_minutes, retention_size_mb;
     struct ml_store_req open_req; /* open chain: load_ml, then create_ledger */
     struct ml_store_req roll_req; /* rollover: close, create, save in turn */
     struct ml_task drain_task;    /* completes appends that failed synchronously */

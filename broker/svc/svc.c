@@ -36,7 +36,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-#define SVC_SHUTDOWN_GRACE_SECONDS 10
 #define SVC_DRAIN_SECONDS 5
 
 static uint64_t now_ms(void)
@@ -192,6 +191,7 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
     s->broker_id = mg_asprintf("%s:%d", cfg->advertised_address, s->web_port);
     MG_INFO("svc", "serving Pulsar protocol on %s:%d (advertised %s), admin on %s:%d",
             cfg->bind_address, s->broker_port, s->broker_url, cfg->bind_address, s->web_port);
+    svc_own_start(s);
     return s;
 }
 
@@ -226,6 +226,7 @@ void svc_free(struct svc *s)
     close_all_conns(s, false);
     admin_free(s->admin);
     s->admin = NULL;
+    svc_own_stop(s);
     svc_drain(s);
     ml_factory_free(s->mlf);
     bkc_client_free(s->bkc);
@@ -239,16 +240,32 @@ void svc_free(struct svc *s)
     mg_free(s);
 }
 
+/* Shutdown, polled every 100 ms: first the bundles are released (topics closed, cursor
+ * writes landed, ownership keys and the registration deleted), then connections are closed
+ * gracefully; brokerShutdownTimeoutMs bounds the whole. */
 static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct svc *s = arg;
     s->shutdown_ticks++;
-    if (s->conns.count == 0 || s->shutdown_ticks > SVC_SHUTDOWN_GRACE_SECONDS * 10) {
+    bool late = now_ms() >= s->shutdown_deadline_ms;
+    if (!s->shutdown_released) {
+        /* Leave at least a second of the bound for the connections. */
+        bool release_late = now_ms() + 1000 >= s->shutdown_deadline_ms;
+        if (!svc_own_released(s) && !release_late)
+            return;
+        if (!svc_own_released(s))
+            MG_WARN("svc", "bundles not released within the shutdown bound; going on");
+        s->shutdown_released = true;
+        MG_INFO("svc", "bundles released: closing %zu connections", s->conns.count);
+        close_all_conns(s, true);
+    }
+    if (s->conns.count == 0 || late) {
         if (s->conns.count)
-            MG_WARN("svc", "%zu connections still open after %d s; closing them",
-                    s->conns.count, SVC_SHUTDOWN_GRACE_SECONDS);
+            MG_WARN("svc", "%zu connections still open at the shutdown bound (%d ms); closing "
+                           "them",
+                    s->conns.count, s->cfg->broker_shutdown_timeout_ms);
         close_all_conns(s, false);
         event_base_loopexit(s->base, NULL);
     }
@@ -288,12 +305,14 @@ void svc_shutdown(struct svc *s)
     if (s->shutting_down)
         return;
     s->shutting_down = true;
-    MG_INFO("svc", "shutting down: closing %zu connections", s->conns.count);
+    MG_INFO("svc", "shutting down: releasing %d bundles, then closing %zu connections",
+            svc_owned_bundles(s), s->conns.count);
+    s->shutdown_deadline_ms = now_ms() + (uint64_t)s->cfg->broker_shutdown_timeout_ms;
     if (s->listener) {
         evconnlistener_free(s->listener);
         s->listener = NULL;
     }
-    close_all_conns(s, true);
+    svc_own_release_all(s);
     s->shutdown_ev = event_new(s->base, -1, EV_PERSIST, shutdown_tick, s);
     struct timeval tv = {0, 100000};
     event_add(s->shutdown_ev, &tv);
@@ -330,6 +349,11 @@ struct event_base *svc_base(const struct svc *s)
 struct topic_registry *svc_topics(struct svc *s)
 {
     return s->topics;
+}
+
+struct bkc_client *svc_bkc(struct svc *s)
+{
+    return s->bkc;
 }
 uint64_t svc_start_time_ms(const struct svc *s)
 {

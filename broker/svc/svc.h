@@ -21,6 +21,7 @@ struct cfg;
 struct svc;
 struct topic_registry;
 struct topic_name;
+struct bkc_client;
 
 /* Create the service on base with the given (loaded, validated) configuration, bind the
  * protocol and admin ports and start accepting. meta is the metadata store (may be NULL
@@ -46,6 +47,8 @@ const char *svc_broker_id(const struct svc *s);
 const struct cfg *svc_cfg(const struct svc *s);
 struct event_base *svc_base(const struct svc *s);
 struct topic_registry *svc_topics(struct svc *s);
+/* The BookKeeper client (NULL unless managedLedgerStore=bookkeeper); borrowed. */
+struct bkc_client *svc_bkc(struct svc *s);
 uint64_t svc_start_time_ms(const struct svc *s);
 int svc_num_connections(const struct svc *s);
 int64_t svc_total_connections(const struct svc *s);
@@ -78,6 +81,15 @@ int svc_namespace_delete(struct svc *s, const char *tenant_ns, svc_done_cb cb, v
 const char *svc_namespace_next(struct svc *s, size_t *pos);
 /* Bundles of a namespace (0 if it does not exist). */
 int svc_namespace_bundles(struct svc *s, const char *tenant_ns);
+/* A namespace's retention policy (Policies.retention_policies): minutes and MB, -1 =
+ * unlimited. get: 1 and the values when set, 0 when never set (Pulsar answers 204),
+ * -MG_ENOTFOUND without the namespace. set / remove (remove=true): like the other
+ * mutations (cb once durable); -MG_ENOTFOUND synchronously. */
+int svc_namespace_retention_get(struct svc *s, const char *tenant_ns, int64_t *time_minutes,
+                                int64_t *size_mb);
+int svc_namespace_retention_set(struct svc *s, const char *tenant_ns, bool remove,
+                                int64_t time_minutes, int64_t size_mb, svc_done_cb cb,
+                                void *data);
 
 /* Partitioned topics: base full name -> partition count. 0 = not partitioned. */
 int svc_partitions_get(struct svc *s, const char *base_full_name);
@@ -100,5 +112,79 @@ int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only,
 
 /* Can a topic of this name be served (namespace exists)? Fills a reason when not. */
 int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reason);
+
+/* ---- bundles and ownership (svc_own.c; broker/svc/OWNERSHIP.md) ----------------------------
+ *
+ * A namespace of n bundles splits the 32-bit hash space at 0, 2^32/n, ..., 0xffffffff; a
+ * topic belongs to the range holding mg_crc32(full name) (a partition hashes its own
+ * "-partition-N" name). Bundle names are Pulsar's: "0x%08x_0x%08x". A broker serves a topic
+ * only while it holds the ephemeral key /namespace/<tenant>/<ns>/<range>. Without a
+ * metadata store (unit tests with managedLedgerStore=memory) the broker owns every bundle.
+ * Everything below runs on the loop thread. */
+
+#define SVC_BUNDLE_NAME_LEN 22 /* "0x%08x_0x%08x" and its NUL */
+
+/* Pure bundle arithmetic (no svc): index of hash among n equal bundles, and the name of
+ * bundle i of n. n >= 1, 0 <= i < n. */
+int svc_bundle_index(uint32_t hash, int n);
+void svc_bundle_name(int n, int i, char out[SVC_BUNDLE_NAME_LEN]);
+/* The bundle of a topic: fills range (the bundle name) and returns its index, or
+ * -MG_ENOTFOUND when the namespace is unknown. */
+int svc_topic_bundle(struct svc *s, const struct topic_name *n, char range[SVC_BUNDLE_NAME_LEN]);
+/* Is the topic's bundle owned (acquired, not being released) by this broker? */
+bool svc_topic_owned(struct svc *s, const struct topic_name *n);
+/* Is bundle range of tenant_ns ("t/ns") owned by this broker? */
+bool svc_bundle_owned(struct svc *s, const char *tenant_ns, const char *range);
+/* Iterate owned bundles as "t/ns/range" (sorted is not guaranteed): *pos = 0 first; NULL at
+ * the end. Valid until the next change of ownership. */
+const char *svc_owned_bundle_next(struct svc *s, size_t *pos);
+int svc_owned_bundles(const struct svc *s);
+
+/* LOOKUP. Returns 1 when the topic's bundle is owned here (answer Connect at once; cb never
+ * runs), <0 for a synchronous failure (cb never runs), or 0: cb runs later exactly once
+ * with status 0 and url NULL (this broker took the bundle: Connect), status 0 and url set
+ * (Redirect there, authoritative), or status < 0 and a message (-MG_ENOTREADY: bundle
+ * being unloaded, session down, lost a race too often - the client retries; -MG_EMETA:
+ * store error; -MG_ECANCELED: the service is going away). url and message are valid during
+ * cb. authoritative: the sender was redirected here by the broker that assigned the
+ * bundle, so an unowned bundle is taken here, never redirected again. */
+typedef void (*svc_lookup_cb)(void *data, int status, const char *url, const char *message);
+int svc_lookup(struct svc *s, const struct topic_name *n, bool authoritative, svc_lookup_cb cb,
+               void *data);
+
+/* Owner of a bundle, for admin: reads the ownership key (never takes the bundle). */
+enum svc_owner_kind {
+    SVC_OWNER_HERE = 0,
+    SVC_OWNER_OTHER,
+    SVC_OWNER_NONE,
+};
+struct svc_owner {
+    enum svc_owner_kind kind;
+    const char *broker_url; /* "pulsar://h:p" (HERE/OTHER), else NULL */
+    const char *web_url;    /* "http://h:p" (HERE/OTHER), else NULL */
+    bool disabled;          /* the owner is unloading it */
+};
+typedef void (*svc_owner_cb)(void *data, int status, const struct svc_owner *o);
+/* 0 and cb later (status 0 or -MG_EMETA; o valid during cb), or -MG_EINVAL (bad range),
+ * -MG_ENOTFOUND (no namespace) synchronously. */
+int svc_bundle_owner(struct svc *s, const char *tenant_ns, const char *range, svc_owner_cb cb,
+                     void *data);
+/* Unload a bundle owned here: its topics are closed (clients get CLOSE_PRODUCER /
+ * CLOSE_CONSUMER and look up again), cursor writes are given a bounded time to land, then
+ * the ownership key is deleted so another broker can take it. cb (may be NULL) runs once
+ * done with 0 or the store's error. Synchronously: -MG_ENOTFOUND when not owned here (ask
+ * svc_bundle_owner and redirect to the owner), -MG_EBUSY when already being unloaded. */
+int svc_bundle_unload(struct svc *s, const char *tenant_ns, const char *range, svc_done_cb cb,
+                      void *data);
+/* Live brokers (children of /loadbalance/brokers: "host:webPort" ids, sorted). ids are
+ * valid during cb. Without a store: this broker alone. 0 and cb later, or <0. */
+typedef void (*svc_brokers_cb)(void *data, int status, char **ids, int n);
+int svc_list_brokers(struct svc *s, svc_brokers_cb cb, void *data);
+
+/* Metadata-store session events (main.c forwards them). EXPIRED: every bundle is dropped at
+ * once (topics closed) and the broker registers again; DISCONNECTED: no new bundles until
+ * RECONNECTED, and if the connection stays lost for the session timeout the session is
+ * taken as expired (bundles dropped); CONNECTED: (re)register. */
+void svc_session_event(struct svc *s, int meta_session_event);
 
 #endif

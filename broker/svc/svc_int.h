@@ -17,6 +17,7 @@ struct ml_factory;
 struct bkc_client;
 struct topic_registry;
 struct meta_store;
+struct svc_own;
 
 struct svc {
     const struct cfg *cfg;          /* borrowed */
@@ -42,8 +43,12 @@ struct svc {
     struct mg_map tenants;    /* name -> (void *)1 */
     struct mg_map namespaces; /* "t/ns" -> bundles count (intptr) */
     struct mg_map partitions; /* base full name -> partition count (intptr) */
+    struct mg_map retention;  /* "t/ns" -> owned struct svc_retention (set policies only) */
     int res_loading;          /* metadata reads outstanding while loading */
     int res_load_error;       /* first error while loading */
+    struct svc_own *own;      /* owned: bundle ownership and registration (svc_own.c) */
+    uint64_t shutdown_deadline_ms; /* brokerShutdownTimeoutMs after svc_shutdown began */
+    bool shutdown_released;   /* bundles released (or given up on): closing connections */
 };
 
 
@@ -56,6 +61,16 @@ void svc_conn_closed(struct svc *s, struct conn *c);
 void svc_res_init(struct svc *s);
 int svc_res_load(struct svc *s);
 void svc_res_fini(struct svc *s);
+
+/* Ownership (svc_own.c): start (register the broker when there is a store, start the load
+ * report timer); stop (cancel timers; pending store requests complete later and find the
+ * svc gone). svc_own_release_all begins the shutdown release: close every topic, let cursor
+ * writes land, delete the ownership keys and the registration; svc_own_released tells when
+ * that is over (true at once without a store). */
+void svc_own_start(struct svc *s);
+void svc_own_stop(struct svc *s);
+void svc_own_release_all(struct svc *s);
+bool svc_own_released(struct svc *s);
 
 /* Close every topic and wait (running the loop, bounded) for their metadata writes. */
 void svc_drain(struct svc *s);

@@ -4,7 +4,8 @@
  * The metadata store holds them under Pulsar's paths (pulsar-wire.md §9):
  *   /admin/clusters/<cluster>                               ClusterData JSON
  *   /admin/policies/<tenant>                                TenantInfo JSON
- *   /admin/policies/<tenant>/<ns>                           Policies JSON (bundles)
+ *   /admin/policies/<tenant>/<ns>                           Policies JSON (bundles,
+ *                                                           retention_policies)
  *   /admin/partitioned-topics/<tenant>/<ns>/persistent/<enc> {"partitions":N}
  * The service keeps a cache. Happy path: at start svc_res_load reads everything (running
  * the loop until done, bounded), creating the cluster, tenants "public" and "pulsar" and
@@ -36,11 +37,18 @@
 
 #define RES_LOAD_TIMEOUT_MS 30000
 
+/* A namespace's retention policy, when one was set. */
+struct svc_retention {
+    int64_t time_minutes;
+    int64_t size_mb;
+};
+
 void svc_res_init(struct svc *s)
 {
     mg_map_init(&s->tenants);
     mg_map_init(&s->namespaces);
     mg_map_init(&s->partitions);
+    mg_map_init(&s->retention);
 }
 
 void svc_res_fini(struct svc *s)
@@ -48,6 +56,12 @@ void svc_res_fini(struct svc *s)
     mg_map_fini(&s->tenants);
     mg_map_fini(&s->namespaces);
     mg_map_fini(&s->partitions);
+    size_t pos = 0;
+    const char *k;
+    void *v;
+    while (mg_map_next(&s->retention, &pos, &k, NULL, &v))
+        mg_free(v);
+    mg_map_fini(&s->retention);
 }
 
 /* ---- writes ------------------------------------------------------------------------------ */
@@ -143,7 +157,7 @@ static json_t *tenant_json(struct svc *s)
     return json_pack("{s:[],s:[s]}", "adminRoles", "allowedClusters", s->cfg->cluster_name);
 }
 
-static json_t *namespace_json(struct svc *s, int bundles)
+static json_t *namespace_json(struct svc *s, int bundles, const struct svc_retention *ret)
 {
     json_t *b = json_array();
     uint64_t seg = 0x100000000ull / (uint64_t)bundles;
@@ -154,8 +168,14 @@ static json_t *namespace_json(struct svc *s, int bundles)
         json_array_append_new(b, json_string(buf));
     }
     json_array_append_new(b, json_string("0xffffffff"));
-    return json_pack("{s:{s:o,s:i},s:[s]}", "bundles", "boundaries", b, "numBundles", bundles,
-                     "replication_clusters", s->cfg->cluster_name);
+    json_t *j = json_pack("{s:{s:o,s:i},s:[s]}", "bundles", "boundaries", b, "numBundles",
+                          bundles, "replication_clusters", s->cfg->cluster_name);
+    if (ret)
+        json_object_set_new(j, "retention_policies",
+                            json_pack("{s:I,s:I}", "retentionTimeInMinutes",
+                                      (json_int_t)ret->time_minutes, "retentionSizeInMB",
+                                      (json_int_t)ret->size_mb));
+    return j;
 }
 
 /* ---- cache + write-through --------------------------------------------------------------- */
@@ -248,7 +268,7 @@ int svc_namespace_create(struct svc *s, const char *tenant_ns, int bundles, svc_
         bundles = s->cfg->default_number_of_namespace_bundles;
     mg_map_put_str(&s->namespaces, tenant_ns, (void *)(intptr_t)bundles);
     char *path = tenant_path(tenant_ns);
-    res_persist(s, path, namespace_json(s, bundles), cb, data);
+    res_persist(s, path, namespace_json(s, bundles, NULL), cb, data);
     mg_free(path);
     return 0;
 }
@@ -273,6 +293,8 @@ int svc_namespace_delete(struct svc *s, const char *tenant_ns, svc_done_cb cb, v
     if (busy)
         return -MG_EBUSY;
     mg_map_del_str(&s->namespaces, tenant_ns);
+    mg_free(mg_map_get_str(&s->retention, tenant_ns));
+    mg_map_del_str(&s->retention, tenant_ns);
     char *path = tenant_path(tenant_ns);
     res_persist(s, path, NULL, cb, data);
     mg_free(path);
@@ -282,6 +304,44 @@ int svc_namespace_delete(struct svc *s, const char *tenant_ns, svc_done_cb cb, v
 const char *svc_namespace_next(struct svc *s, size_t *pos)
 {
     return sorted_nth(&s->namespaces, (*pos)++);
+}
+
+int svc_namespace_retention_get(struct svc *s, const char *tenant_ns, int64_t *time_minutes,
+                                int64_t *size_mb)
+{
+    if (!svc_namespace_exists(s, tenant_ns))
+        return -MG_ENOTFOUND;
+    const struct svc_retention *r = mg_map_get_str(&s->retention, tenant_ns);
+    if (!r)
+        return 0;
+    *time_minutes = r->time_minutes;
+    *size_mb = r->size_mb;
+    return 1;
+}
+
+int svc_namespace_retention_set(struct svc *s, const char *tenant_ns, bool remove,
+                                int64_t time_minutes, int64_t size_mb, svc_done_cb cb,
+                                void *data)
+{
+    if (!svc_namespace_exists(s, tenant_ns))
+        return -MG_ENOTFOUND;
+    struct svc_retention *r = mg_map_get_str(&s->retention, tenant_ns);
+    if (remove) {
+        mg_free(r);
+        mg_map_del_str(&s->retention, tenant_ns);
+        r = NULL;
+    } else {
+        if (!r) {
+            r = mg_calloc(1, sizeof *r);
+            mg_map_put_str(&s->retention, tenant_ns, r);
+        }
+        r->time_minutes = time_minutes;
+        r->size_mb = size_mb;
+    }
+    char *path = tenant_path(tenant_ns);
+    res_persist(s, path, namespace_json(s, svc_namespace_bundles(s, tenant_ns), r), cb, data);
+    mg_free(path);
+    return 0;
 }
 
 int svc_partitions_get(struct svc *s, const char *base_full_name)
@@ -398,6 +458,18 @@ static void res_load_done(struct meta_req *req, int status)
             int bundles = json_is_integer(nb) ? (int)json_integer_value(nb)
                                               : s->cfg->default_number_of_namespace_bundles;
             mg_map_put_str(&s->namespaces, rest, (void *)(intptr_t)bundles);
+            json_t *rp = json_object_get(j, "retention_policies");
+            json_t *rt = json_object_get(rp, "retentionTimeInMinutes");
+            json_t *rs = json_object_get(rp, "retentionSizeInMB");
+            if (json_is_integer(rt) && json_is_integer(rs)) {
+                struct svc_retention *r = mg_map_get_str(&s->retention, rest);
+                if (!r) {
+                    r = mg_calloc(1, sizeof *r);
+                    mg_map_put_str(&s->retention, rest, r);
+                }
+                r->time_minutes = json_integer_value(rt);
+                r->size_mb = json_integer_value(rs);
+            }
         } else {
             /* rest = <t>/<ns>/persistent/<url-encoded local> */
             json_t *np = json_object_get(j, "partitions");

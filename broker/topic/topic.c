@@ -20,8 +20,28 @@
 
 #include <event2/buffer.h>
 #include <string.h>
+#include <time.h>
 
 #define MOD "topic"
+
+uint64_t topic_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t topic_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t topic_mono_ms(void)
+{
+    return topic_mono_us() / 1000u;
+}
 
 /* ---- registry ------------------------------------------------------------------------ */
 
@@ -39,6 +59,7 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
     if (r->cfg.dispatch_max_round_robin <= 0)
         r->cfg.dispatch_max_round_robin = 20;
     mg_map_init(&r->topics);
+    r->lat_ring = mg_calloc(TOPIC_LAT_RING, sizeof *r->lat_ring);
     return r;
 }
 
@@ -61,6 +82,7 @@ void topic_registry_free(struct topic_registry *r)
         topic_unload(t);
     }
     mg_map_fini(&r->topics);
+    mg_free(r->lat_ring);
     mg_free(r->cluster_name);
     mg_free(r);
 }
@@ -204,6 +226,8 @@ static void topic_open_cb(struct ml_ledger *ml, int status, void *data)
     t->ml = ml;
     t->state = TOPIC_READY;
     topic_load_subs(t);
+    if (t->reg->loaded_fn)
+        t->reg->loaded_fn(t->reg->loaded_arg, t);
     MG_DEBUG(MOD, "%s: loaded", t->name.full);
     topic_run_waiters(t, 0);
 }
@@ -230,6 +254,8 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     t->name = n;
     t->ml_name = topic_name_ml(&t->name);
     t->create = create;
+    t->created_ms = topic_wall_ms();
+    t->stats_ms = topic_mono_ms();
     t->ev_notify = event_new(r->base, -1, 0, topic_notify_cb, t);
     mg_map_init(&t->producers);
     mg_map_init(&t->last_seq);
@@ -394,6 +420,8 @@ int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode
     }
     p->topic = t;
     p->mode = mode;
+    p->id = t->reg->producer_ids++;
+    p->connected_ms = topic_wall_ms();
     p->owner = owner;
     p->ops = ops;
     int64_t *ls = mg_map_get_str(&t->last_seq, p->name);
@@ -446,6 +474,42 @@ static void topic_fenced(struct topic *t)
     event_base_once(t->reg->base, -1, EV_TIMEOUT, fenced_unload_cb, t, &zero);
 }
 
+/* Bucket bounds of the write-latency (µs) and entry-size (bytes) histograms (topic.h). */
+static const int64_t lat_bounds_us[TOPIC_LAT_BUCKETS - 1] = {500,   1000,   5000,   10000, 20000,
+                                                             50000, 100000, 200000, 1000000};
+static const int64_t size_bounds[TOPIC_SIZE_BUCKETS - 1] = {128,   512,    1024,   2048,
+                                                            4096,  16384,  102400, 1048576};
+
+static int bucket_of(const int64_t *bounds, int n, int64_t v)
+{
+    int i = 0;
+    while (i < n && v > bounds[i])
+        i++;
+    return i;
+}
+
+/* One entry stored: latency (µs, publish to stored) and size into the interval's
+ * histograms and the registry's latency samples. */
+static void topic_record_write(struct topic *t, uint64_t lat_us, int64_t bytes)
+{
+    t->entries_in++;
+    t->last_publish_ms = topic_wall_ms();
+    t->lat_cur[bucket_of(lat_bounds_us, TOPIC_LAT_BUCKETS - 1, (int64_t)lat_us)]++;
+    t->lat_sum_cur += (int64_t)lat_us;
+    t->size_cur[bucket_of(size_bounds, TOPIC_SIZE_BUCKETS - 1, bytes)]++;
+    t->size_sum_cur += bytes;
+    struct topic_registry *r = t->reg;
+    if (r) {
+        double ms = (double)lat_us / 1000.0;
+        r->lat_ring[r->lat_head] = ms;
+        r->lat_head = (r->lat_head + 1) % TOPIC_LAT_RING;
+        if (r->lat_n < TOPIC_LAT_RING)
+            r->lat_n++;
+        r->lat_count++;
+        r->lat_sum_ms += ms;
+    }
+}
+
 static void publish_done(struct ml_append_req *req, int status)
 {
     struct topic_publish *pub = req->data;
@@ -463,6 +527,7 @@ static void publish_done(struct ml_append_req *req, int status)
         if (t) {
             t->msg_in += msgs;
             t->bytes_in += bytes;
+            topic_record_write(t, topic_mono_us() - pub->start_us, bytes);
             int64_t *ls = mg_map_get_str(&t->last_seq, p->name);
             if (!ls) {
                 ls = mg_malloc(sizeof *ls);
@@ -494,6 +559,7 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, uint64_t sequ
     struct topic_publish *pub = mg_calloc(1, sizeof *pub);
     pub->p = p;
     pub->seq = highest_sequence_id > sequence_id ? highest_sequence_id : sequence_id;
+    pub->start_us = topic_mono_us();
     pub->cb = cb;
     pub->cb_data = cb_data;
     pub->req.data = pub;
@@ -534,6 +600,17 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
     out->bytes_in_counter = t->bytes_in;
     out->msg_out_counter = t->msg_out_closed;
     out->bytes_out_counter = t->bytes_out_closed;
+    out->entries_in_counter = t->entries_in;
+    out->msg_rate_in = t->rate_msg_in;
+    out->throughput_in = t->rate_bytes_in;
+    out->storage_write_rate = t->rate_entries_in;
+    out->storage_read_rate = t->rate_entries_out;
+    out->created_ms = t->created_ms;
+    out->last_publish_ms = t->last_publish_ms;
+    memcpy(out->write_latency, t->lat_last, sizeof out->write_latency);
+    out->write_latency_sum_us = t->lat_sum_last;
+    memcpy(out->entry_size, t->size_last, sizeof out->entry_size);
+    out->entry_size_sum = t->size_sum_last;
     size_t pos = 0;
     const char *k;
     size_t kl;
@@ -544,6 +621,9 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
         out->n_consumers += s->n_consumers;
         out->msg_out_counter += s->msg_out;
         out->bytes_out_counter += s->bytes_out;
+        out->msg_rate_out += s->rate_msg_out;
+        out->throughput_out += s->rate_bytes_out;
+        out->msg_backlog += s->cursor ? ml_cursor_backlog(s->cursor) : 0;
     }
     if (t->ml) {
         struct ml_stats st;
@@ -574,6 +654,92 @@ int topic_sub_stats_next(struct topic *t, size_t *pos, struct topic_sub_stats *o
         return 0;
     sub_get_stats(v, out);
     return 1;
+}
+
+int topic_producer_stats_next(struct topic *t, size_t *pos, struct topic_producer_stats *out)
+{
+    const char *k;
+    size_t kl;
+    void *v;
+    if (!mg_map_next(&t->producers, pos, &k, &kl, &v))
+        return 0;
+    const struct topic_producer *p = v;
+    memset(out, 0, sizeof *out);
+    out->name = p->name;
+    out->mode = p->mode;
+    out->id = p->id;
+    out->msg_in_counter = p->msg_in;
+    out->bytes_in_counter = p->bytes_in;
+    out->msg_rate_in = p->rate_msg_in;
+    out->throughput_in = p->rate_bytes_in;
+    out->connected_since_ms = p->connected_ms;
+    return 1;
+}
+
+static double rate_of(int64_t now, int64_t *prev, double secs)
+{
+    double r = secs > 0 ? (double)(now - *prev) / secs : 0.0;
+    *prev = now;
+    return r < 0 ? 0.0 : r;
+}
+
+void topic_registry_stats_update(struct topic_registry *r, uint64_t now_ms)
+{
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (mg_map_next(&r->topics, &pos, &k, &kl, &v)) {
+        struct topic *t = v;
+        if (t->state != TOPIC_READY)
+            continue;
+        double secs = now_ms > t->stats_ms ? (double)(now_ms - t->stats_ms) / 1000.0 : 0.0;
+        t->stats_ms = now_ms;
+        t->rate_msg_in = rate_of(t->msg_in, &t->prev_msg_in, secs);
+        t->rate_bytes_in = rate_of(t->bytes_in, &t->prev_bytes_in, secs);
+        t->rate_entries_in = rate_of(t->entries_in, &t->prev_entries_in, secs);
+        t->rate_entries_out = rate_of(t->entries_out, &t->prev_entries_out, secs);
+        memcpy(t->lat_last, t->lat_cur, sizeof t->lat_last);
+        memset(t->lat_cur, 0, sizeof t->lat_cur);
+        t->lat_sum_last = t->lat_sum_cur;
+        t->lat_sum_cur = 0;
+        memcpy(t->size_last, t->size_cur, sizeof t->size_last);
+        memset(t->size_cur, 0, sizeof t->size_cur);
+        t->size_sum_last = t->size_sum_cur;
+        t->size_sum_cur = 0;
+        size_t pp = 0;
+        while (mg_map_next(&t->producers, &pp, &k, &kl, &v)) {
+            struct topic_producer *p = v;
+            p->rate_msg_in = rate_of(p->msg_in, &p->prev_msg_in, secs);
+            p->rate_bytes_in = rate_of(p->bytes_in, &p->prev_bytes_in, secs);
+        }
+        pp = 0;
+        while (mg_map_next(&t->subs, &pp, &k, &kl, &v))
+            sub_stats_roll(v, secs);
+    }
+}
+
+int topic_registry_publish_latency(struct topic_registry *r, double *out, int n,
+                                   int64_t *count, double *sum_ms)
+{
+    int m = r->lat_n < n ? r->lat_n : n;
+    for (int i = 0; i < m; i++)
+        out[i] = r->lat_ring[(r->lat_head - 1 - i + TOPIC_LAT_RING) % TOPIC_LAT_RING];
+    *count = r->lat_count;
+    *sum_ms = r->lat_sum_ms;
+    return m;
+}
+
+struct ml_cursor *topic_sub_cursor(struct topic *t, const char *sub)
+{
+    struct topic_sub *s = mg_map_get_str(&t->subs, sub);
+    return s ? s->cursor : NULL;
+}
+
+void topic_registry_set_loaded_hook(struct topic_registry *r, topic_loaded_fn fn, void *arg)
+{
+    r->loaded_fn = fn;
+    r->loaded_arg = arg;
 }
 
 int topic_admin_create_sub(struct topic *t, const char *sub, bool earliest)

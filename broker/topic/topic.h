@@ -208,26 +208,95 @@ int topic_consumer_last_message_id(struct topic_consumer *c, topic_last_id_cb cb
 
 /* ---- admin / stats ----------------------------------------------------------------------- */
 
+/* Histogram buckets of the topic metrics (pulsar-admin.md §9.2), NOT cumulative: each
+ * counts its own range. Write latency bounds in ms: 0.5, 1, 5, 10, 20, 50, 100, 200, 1000,
+ * then overflow. Entry size bounds in bytes: 128, 512, 1 KiB, 2 KiB, 4 KiB, 16 KiB,
+ * 100 KiB, 1 MiB, then overflow. */
+#define TOPIC_LAT_BUCKETS 10
+#define TOPIC_SIZE_BUCKETS 9
+
 struct topic_sub_stats {
     const char *name;
     enum topic_sub_type type;
+    bool has_type;          /* false while no consumer ever attached (Pulsar's "None") */
     bool durable;
     int64_t backlog;
     int64_t unacked;
     int n_consumers;
     int64_t msg_out_counter, bytes_out_counter;
+    int64_t ack_counter;    /* entries acknowledged through consumers */
+    /* averaged over the last stats interval (topic_registry_stats_update) */
+    double msg_rate_out, throughput_out, ack_rate, msg_rate_redeliver;
+    uint64_t last_consumed_ms, last_acked_ms; /* 0 = never */
+    const char *active_consumer; /* Exclusive/Failover active consumer's name, or NULL */
     struct ml_position mark_delete, read_position;
 };
 struct topic_stats {
     int n_producers, n_subscriptions, n_consumers;
     int64_t msg_in_counter, bytes_in_counter;
     int64_t msg_out_counter, bytes_out_counter;
+    int64_t entries_in_counter;   /* entries written */
     int64_t storage_size;
     int64_t backlog_size;
+    int64_t msg_backlog;          /* sum of the subscriptions' backlogs (entries) */
+    /* averaged over the last stats interval */
+    double msg_rate_in, msg_rate_out, throughput_in, throughput_out;
+    double storage_write_rate, storage_read_rate; /* entries/s */
+    uint64_t created_ms, last_publish_ms;         /* wall clock; 0 = never */
+    /* last stats interval's histograms (non-cumulative) and their sums (µs, bytes) */
+    int64_t write_latency[TOPIC_LAT_BUCKETS];
+    int64_t write_latency_sum_us;
+    int64_t entry_size[TOPIC_SIZE_BUCKETS];
+    int64_t entry_size_sum;
 };
 void topic_get_stats(struct topic *t, struct topic_stats *out);
 /* Iterate subscriptions: *pos = 0 first; returns 0 at the end. */
 int topic_sub_stats_next(struct topic *t, size_t *pos, struct topic_sub_stats *out);
+
+struct topic_producer_stats {
+    const char *name;             /* borrowed until the producer closes */
+    enum topic_access_mode mode;
+    uint64_t id;                  /* order of creation on the topic */
+    int64_t msg_in_counter, bytes_in_counter;
+    double msg_rate_in, throughput_in;
+    uint64_t connected_since_ms;
+};
+/* Iterate producers: *pos = 0 first; returns 0 at the end. */
+int topic_producer_stats_next(struct topic *t, size_t *pos, struct topic_producer_stats *out);
+
+struct topic_consumer_stats {
+    const char *name;             /* borrowed; "" when the client gave none */
+    uint64_t id;                  /* connect order within the subscription */
+    int64_t msg_out_counter, bytes_out_counter;
+    int64_t unacked, permits;
+    double msg_rate_out, throughput_out;
+    bool blocked;                 /* at maxUnackedMessagesPerConsumer */
+    uint64_t connected_since_ms;
+};
+/* Iterate the consumers of subscription sub: *idx = 0 first; returns 0 at the end (also
+ * when sub does not exist). */
+int topic_consumer_stats_next(struct topic *t, const char *sub, int *idx,
+                              struct topic_consumer_stats *out);
+
+/* Roll the statistics interval of every loaded topic (Pulsar's statsUpdateFrequencyInSecs
+ * timer): rates become (counter now - counter at the previous roll) / elapsed time and the
+ * histograms of the interval that ended become the reported ones. now_ms: a monotonic
+ * clock in ms. Loop thread. */
+void topic_registry_stats_update(struct topic_registry *r, uint64_t now_ms);
+
+/* Broker-wide publish latency (publish to stored, ms) over recent publishes: the samples
+ * kept (up to n, most recent first order not guaranteed) copied to out; returns how many.
+ * *count / *sum_ms: every publish since start. */
+int topic_registry_publish_latency(struct topic_registry *r, double *out, int n,
+                                   int64_t *count, double *sum_ms);
+
+/* The cursor of subscription sub (borrowed; internal stats), or NULL. */
+struct ml_cursor *topic_sub_cursor(struct topic *t, const char *sub);
+
+/* Called once for every topic that finished loading, before its waiters run (e.g. to apply
+ * namespace policies to its ML). One hook per registry; fn NULL removes it. */
+typedef void (*topic_loaded_fn)(void *arg, struct topic *t);
+void topic_registry_set_loaded_hook(struct topic_registry *r, topic_loaded_fn fn, void *arg);
 
 /* Admin operations on a subscription by name (creating it at latest/earliest when create).
  * -MG_ENOSUB if missing. */

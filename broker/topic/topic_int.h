@@ -23,7 +23,19 @@ struct topic_registry {
     char *cluster_name;       /* owned */
     struct mg_map topics;     /* full name -> struct topic (owned) */
     uint64_t producer_counter; /* generated producer names */
+    uint64_t producer_ids;     /* topic_producer.id */
+    topic_loaded_fn loaded_fn; /* topic_registry_set_loaded_hook */
+    void *loaded_arg;
+    /* broker-wide publish latency (ms): a ring of recent samples, totals since start */
+    double *lat_ring;          /* owned, TOPIC_LAT_RING entries */
+    int lat_n, lat_head;
+    int64_t lat_count;
+    double lat_sum_ms;
 };
+
+#define TOPIC_LAT_RING 2048
+
+
 
 enum topic_state {
     TOPIC_LOADING = 0,
@@ -54,6 +66,16 @@ struct topic {
     int64_t msg_in, bytes_in;
     int64_t msg_out_closed, bytes_out_closed; /* counters of subscriptions gone */
     bool fence_pending; /* an unload after fencing is scheduled */
+    /* statistics (topic_registry_stats_update) */
+    int64_t entries_in, entries_out;  /* entries written / dispatched */
+    uint64_t created_ms, last_publish_ms; /* wall clock */
+    uint64_t stats_ms;                /* monotonic ms of the last roll (or load) */
+    int64_t prev_msg_in, prev_bytes_in, prev_entries_in, prev_entries_out;
+    double rate_msg_in, rate_bytes_in, rate_entries_in, rate_entries_out;
+    int64_t lat_cur[TOPIC_LAT_BUCKETS], lat_last[TOPIC_LAT_BUCKETS];
+    int64_t lat_sum_cur, lat_sum_last; /* µs */
+    int64_t size_cur[TOPIC_SIZE_BUCKETS], size_last[TOPIC_SIZE_BUCKETS];
+    int64_t size_sum_cur, size_sum_last;
 };
 
 struct topic_producer {
@@ -66,6 +88,10 @@ struct topic_producer {
     bool closed;                /* freed when pending reaches 0 */
     int64_t last_seq;           /* highest sequence id of this producer */
     int64_t msg_in, bytes_in;
+    uint64_t id;                /* registry-wide creation order */
+    uint64_t connected_ms;      /* wall clock */
+    int64_t prev_msg_in, prev_bytes_in;
+    double rate_msg_in, rate_bytes_in;
 };
 
 /* One in-flight publish (owned by itself, freed after its callback). */
@@ -73,6 +99,7 @@ struct topic_publish {
     struct ml_append_req req;
     struct topic_producer *p;   /* keeps the producer alive through p->pending */
     uint64_t seq;
+    uint64_t start_us;          /* monotonic: publish latency */
     topic_publish_cb cb;
     void *cb_data;
 };
@@ -121,6 +148,9 @@ struct topic_consumer {
     bool holding;                   /* Key_Shared: entries >= join_pos held */
     struct ml_position join_pos;
     int64_t msg_out, bytes_out;
+    uint64_t connected_ms;          /* wall clock */
+    int64_t prev_msg_out, prev_bytes_out;
+    double rate_msg_out, rate_bytes_out;
 };
 
 struct sub_read;
@@ -160,6 +190,11 @@ struct topic_sub {
     struct sub_seek *seek;          /* borrowed: a seek in progress */
     int64_t unacked;
     int64_t msg_out, bytes_out;
+    bool has_type;                  /* a consumer attached once (else type "None") */
+    int64_t acks, redelivered;      /* counters for the rates */
+    uint64_t last_consumed_ms, last_acked_ms; /* wall clock, 0 = never */
+    int64_t prev_msg_out, prev_bytes_out, prev_acks, prev_redelivered;
+    double rate_msg_out, rate_bytes_out, rate_acks, rate_redelivered;
 };
 
 /* Internal calls between topic.c and topic_sub.c. */
@@ -172,6 +207,12 @@ void sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out);
 void sub_reset_to(struct topic_sub *s, struct ml_position pos, bool close_consumers);
 void sub_schedule(struct topic_sub *s);
 void topic_ref(struct topic *t);
+/* Clocks for statistics: wall clock ms, monotonic ms and µs. */
+uint64_t topic_wall_ms(void);
+uint64_t topic_mono_ms(void);
+uint64_t topic_mono_us(void);
+/* Roll one subscription's interval (rates over secs seconds). */
+void sub_stats_roll(struct topic_sub *s, double secs);
 void topic_unref(struct topic *t);
 
 #endif

@@ -582,6 +582,8 @@ static void sub_send(struct topic_sub *s, struct topic_consumer *c, struct ml_en
     c->bytes_out += (int64_t)e->size;
     s->msg_out += cost;
     s->bytes_out += (int64_t)e->size;
+    s->topic->entries_out++;
+    s->last_consumed_ms = topic_wall_ms();
     c->refs++;
     c->ops->send(c->owner, c, e, redelivery, ack_set, n_words);
     consumer_unref(c);
@@ -880,6 +882,48 @@ void sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor)
     sub_unref(s); /* the topic's */
 }
 
+static double sub_rate(int64_t now, int64_t *prev, double secs)
+{
+    double r = secs > 0 ? (double)(now - *prev) / secs : 0.0;
+    *prev = now;
+    return r < 0 ? 0.0 : r;
+}
+
+void sub_stats_roll(struct topic_sub *s, double secs)
+{
+    s->rate_msg_out = sub_rate(s->msg_out, &s->prev_msg_out, secs);
+    s->rate_bytes_out = sub_rate(s->bytes_out, &s->prev_bytes_out, secs);
+    s->rate_acks = sub_rate(s->acks, &s->prev_acks, secs);
+    s->rate_redelivered = sub_rate(s->redelivered, &s->prev_redelivered, secs);
+    for (int i = 0; i < s->n_consumers; i++) {
+        struct topic_consumer *c = s->consumers[i];
+        c->rate_msg_out = sub_rate(c->msg_out, &c->prev_msg_out, secs);
+        c->rate_bytes_out = sub_rate(c->bytes_out, &c->prev_bytes_out, secs);
+    }
+}
+
+int topic_consumer_stats_next(struct topic *t, const char *sub, int *idx,
+                              struct topic_consumer_stats *out)
+{
+    struct topic_sub *s = mg_map_get_str(&t->subs, sub);
+    if (!s || *idx < 0 || *idx >= s->n_consumers)
+        return 0;
+    const struct topic_consumer *c = s->consumers[(*idx)++];
+    memset(out, 0, sizeof *out);
+    out->name = c->name;
+    out->id = c->id;
+    out->msg_out_counter = c->msg_out;
+    out->bytes_out_counter = c->bytes_out;
+    out->unacked = c->unacked;
+    out->permits = c->permits;
+    out->msg_rate_out = c->rate_msg_out;
+    out->throughput_out = c->rate_bytes_out;
+    int32_t max = sub_cfg(s)->max_unacked_per_consumer;
+    out->blocked = max > 0 && c->unacked >= max;
+    out->connected_since_ms = c->connected_ms;
+    return 1;
+}
+
 void sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out)
 {
     memset(out, 0, sizeof *out);
@@ -891,6 +935,16 @@ void sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out)
     out->n_consumers = s->n_consumers;
     out->msg_out_counter = s->msg_out;
     out->bytes_out_counter = s->bytes_out;
+    out->has_type = s->has_type;
+    out->ack_counter = s->acks;
+    out->msg_rate_out = s->rate_msg_out;
+    out->throughput_out = s->rate_bytes_out;
+    out->ack_rate = s->rate_acks;
+    out->msg_rate_redeliver = s->rate_redelivered;
+    out->last_consumed_ms = s->last_consumed_ms;
+    out->last_acked_ms = s->last_acked_ms;
+    if (single_active(s) && s->active)
+        out->active_consumer = s->active->name;
     if (s->cursor) {
         out->mark_delete = ml_cursor_mark_delete(s->cursor);
         out->read_position = ml_cursor_read_position(s->cursor);
@@ -997,6 +1051,7 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
     }
     if (s->n_consumers == 0) {
         s->type = o->type;
+        s->has_type = true;
         s->ks_sticky = sticky;
         s->active = NULL;
         if (t->name.partition < 0)
@@ -1010,6 +1065,7 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
     c->ops = ops;
     c->name = mg_strdup(o->consumer_name ? o->consumer_name : "");
     c->id = s->next_consumer_id++;
+    c->connected_ms = topic_wall_ms();
     c->priority = o->priority_level;
     mg_map_init(&c->pending);
     if (sticky) {
@@ -1105,6 +1161,8 @@ int topic_consumer_ack(struct topic_consumer *c, bool cumulative, const struct t
     if (c->dead)
         return -MG_ECLOSED;
     struct topic_sub *s = c->sub;
+    s->acks += cumulative ? 1 : n;
+    s->last_acked_ms = topic_wall_ms();
     if (cumulative) {
         if (!single_active(s))
             return -MG_ENOTALLOWED;
@@ -1161,6 +1219,7 @@ void topic_consumer_redeliver(struct topic_consumer *c, const struct ml_position
     if (c->dead)
         return;
     struct topic_sub *s = c->sub;
+    s->redelivered += n > 0 ? n : c->unacked;
     if (single_active(s) && n == 0) {
         if (c == s->active)
             sub_rewind_all(s);

@@ -1,0 +1,1268 @@
+/*
+ * svc_own.c - namespace bundles, bundle ownership by ephemeral keys, broker registration,
+ * LOOKUP decisions, bundle unload and the loss of every bundle on session expiry.
+ *
+ * Happy path (see OWNERSHIP.md): svc_own_start registers the broker under
+ * /loadbalance/brokers/<host:webPort> (ephemeral, JSON load report refreshed every
+ * loadBalancerReportUpdateMinIntervalMillis). A LOOKUP for a bundle owned here is answered
+ * at once; otherwise the bundle's key /namespace/<t>/<ns>/<range> is read: it names the
+ * owner (Redirect there), or it is missing and the least-loaded live broker is chosen (this
+ * one: create the ephemeral key and answer Connect; another: Redirect with authoritative
+ * set, and that broker takes the bundle without asking again). Concurrent lookups of a
+ * bundle being acquired wait for that one create.
+ *
+ * Failure modes: a create that finds the key already there lost the race: the lookup reads
+ * the key again and redirects to the winner (bounded retries). A key naming this broker
+ * that is not in the owned table is a leftover of an earlier process on the same address
+ * (we hold the port now): it is deleted and the bundle taken. Session EXPIRED (or a
+ * connection lost for longer than the session timeout) drops every bundle at once: topics
+ * are closed so clients look up again, and fencing stops any write the new owner's recovery
+ * raced with. Store errors fail the lookup with MetadataError / ServiceNotReady; clients
+ * retry. Requests in flight when the svc is freed complete later against a detached
+ * context (struct svc_own outlives the svc through its reference count).
+ */
+#include "config/cfg.h"
+#include "meta/meta.h"
+#include "ml/ml.h"
+#include "svc/svc.h"
+#include "svc/svc_int.h"
+#include "topic/topic.h"
+#include "util/alloc.h"
+#include "util/crc.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/map.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define MOD "own"
+#define OWN_BROKERS_PATH "/loadbalance/brokers"
+#define OWN_BROKERS_CACHE_MS 1000 /* a broker list this fresh is reused by lookups */
+#define OWN_MAX_TRIES 5           /* lookup rounds (lost races) before ServiceNotReady */
+#define OWN_FLUSH_MAX_MS 3000     /* unload: wait this long at most for cursor writes */
+#define OWN_POLL_MS 50
+
+enum own_state {
+    OWN_ACQUIRING = 0, /* our create of the key is in flight */
+    OWN_OWNED,
+    OWN_RELEASING, /* unload: topics closed, key deleted once cursor writes landed */
+};
+
+struct own_lookup;
+
+struct own_bundle {
+    struct svc_own *own; /* borrowed */
+    char *key;           /* owned: "t/ns/range" (the table key) */
+    char *path;          /* owned: "/namespace/t/ns/range" */
+    enum own_state state;
+    bool in_table;              /* false once dropped; freed when no request holds it */
+    bool in_flight;             /* a meta request (create or delete) holds this struct */
+    int64_t version;            /* of the ownership key, once created */
+    struct own_lookup *waiters; /* owned: lookups waiting for the acquisition */
+    struct meta_req req;
+    svc_done_cb unload_cb;
+    void *unload_data;
+    struct event *flush_ev; /* owned: unload polls until cursor writes landed */
+    uint64_t flush_deadline_ms;
+};
+
+struct own_broker {
+    char *id;  /* owned: "host:webPort" */
+    char *url; /* owned: pulsarServiceUrl */
+    int bundles;
+    int assigned; /* bundles this broker redirected to it since the list was read */
+};
+
+struct svc_own {
+    int refs;      /* the svc's + one per request in flight */
+    struct svc *s; /* borrowed; NULL once the svc is gone */
+    struct event_base *base;
+    struct mg_map bundles; /* key -> struct own_bundle (any state) */
+    int n_owned;           /* bundles in state OWNED */
+    bool connected;        /* store session usable */
+    bool reg_in_flight, reg_again;
+    char *reg_path;          /* owned */
+    struct event *report_ev; /* owned: load report timer */
+    struct event *disc_ev;   /* owned: disconnected for a session timeout -> expired */
+    int64_t last_in, last_out;
+    uint64_t last_report_ms;
+    /* the broker list (lookups of unowned bundles) */
+    struct own_broker *brokers; /* owned */
+    int n_brokers;
+    uint64_t brokers_ms;
+    bool refreshing;
+    struct own_lookup *refresh_waiters; /* owned */
+    /* shutdown */
+    bool releasing_all;
+    int release_pending; /* deletes in flight */
+    bool released;
+    struct event *release_ev; /* owned: polls cursor writes during the shutdown release */
+    uint64_t release_deadline_ms;
+};
+
+struct own_lookup {
+    struct svc_own *own; /* counted reference */
+    char *key, *path;    /* owned */
+    bool authoritative;
+    int tries;
+    svc_lookup_cb cb;
+    void *data;
+    struct meta_req req;
+    struct own_lookup *next;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static void own_ref(struct svc_own *o)
+{
+    o->refs++;
+}
+
+static void brokers_clear(struct svc_own *o)
+{
+    for (int i = 0; i < o->n_brokers; i++) {
+        mg_free(o->brokers[i].id);
+        mg_free(o->brokers[i].url);
+    }
+    mg_free(o->brokers);
+    o->brokers = NULL;
+    o->n_brokers = 0;
+}
+
+static void own_unref(struct svc_own *o)
+{
+    if (--o->refs > 0)
+        return;
+    mg_map_fini(&o->bundles);
+    brokers_clear(o);
+    mg_free(o->reg_path);
+    mg_free(o);
+}
+
+/* ---- bundle arithmetic ------------------------------------------------------------------- */
+
+int svc_bundle_index(uint32_t hash, int n)
+{
+    MG_ASSERT(n >= 1);
+    uint64_t seg = 0x100000000ull / (uint64_t)n;
+    uint64_t i = (uint64_t)hash / seg;
+    return i >= (uint64_t)n ? n - 1 : (int)i;
+}
+
+void svc_bundle_name(int n, int i, char out[SVC_BUNDLE_NAME_LEN])
+{
+    uint64_t seg = 0x100000000ull / (uint64_t)n;
+    uint64_t lo = seg * (uint64_t)i;
+    uint64_t hi = i == n - 1 ? 0xffffffffull : seg * (uint64_t)(i + 1);
+    snprintf(out, SVC_BUNDLE_NAME_LEN, "0x%08" PRIx32 "_0x%08" PRIx32, (uint32_t)lo,
+             (uint32_t)hi);
+}
+
+int svc_topic_bundle(struct svc *s, const struct topic_name *n, char range[SVC_BUNDLE_NAME_LEN])
+{
+    char *ns = mg_asprintf("%s/%s", n->tenant, n->ns);
+    int bundles = svc_namespace_bundles(s, ns);
+    mg_free(ns);
+    if (bundles <= 0)
+        return -MG_ENOTFOUND;
+    uint32_t h = mg_crc32(0, n->full, strlen(n->full));
+    int i = svc_bundle_index(h, bundles);
+    svc_bundle_name(bundles, i, range);
+    return i;
+}
+
+/* "t/ns/range" of a topic (caller frees), or NULL for an unknown namespace. */
+static char *topic_key(struct svc *s, const struct topic_name *n)
+{
+    char range[SVC_BUNDLE_NAME_LEN];
+    if (svc_topic_bundle(s, n, range) < 0)
+        return NULL;
+    return mg_asprintf("%s/%s/%s", n->tenant, n->ns, range);
+}
+
+static bool valid_range(const char *range)
+{
+    unsigned lo, hi;
+    char tail;
+    return strlen(range) == SVC_BUNDLE_NAME_LEN - 1 &&
+           sscanf(range, "0x%8x_0x%8x%c", &lo, &hi, &tail) == 2 && lo < hi;
+}
+
+/* ---- the owned table ----------------------------------------------------------------------- */
+
+static bool own_active(const struct svc *s)
+{
+    return s->meta != NULL && s->own != NULL;
+}
+
+bool svc_bundle_owned(struct svc *s, const char *tenant_ns, const char *range)
+{
+    if (!own_active(s))
+        return !s->shutting_down;
+    char *key = mg_asprintf("%s/%s", tenant_ns, range);
+    struct own_bundle *b = mg_map_get_str(&s->own->bundles, key);
+    mg_free(key);
+    return b && b->state == OWN_OWNED;
+}
+
+bool svc_topic_owned(struct svc *s, const struct topic_name *n)
+{
+    if (!own_active(s))
+        return !s->shutting_down;
+    char *key = topic_key(s, n);
+    if (!key)
+        return false;
+    struct own_bundle *b = mg_map_get_str(&s->own->bundles, key);
+    mg_free(key);
+    return b && b->state == OWN_OWNED;
+}
+
+const char *svc_owned_bundle_next(struct svc *s, size_t *pos)
+{
+    if (!s->own)
+        return NULL;
+    const char *k;
+    void *v;
+    while (mg_map_next(&s->own->bundles, pos, &k, NULL, &v))
+        if (((struct own_bundle *)v)->state == OWN_OWNED)
+            return k;
+    return NULL;
+}
+
+int svc_owned_bundles(const struct svc *s)
+{
+    return s->own ? s->own->n_owned : 0;
+}
+
+static void bundle_free(struct own_bundle *b)
+{
+    MG_ASSERT(!b->waiters);
+    if (b->flush_ev)
+        event_free(b->flush_ev);
+    mg_free(b->key);
+    mg_free(b->path);
+    mg_free(b);
+}
+
+/* Take b out of the table (it stays allocated while a request holds it). */
+static void bundle_drop(struct own_bundle *b)
+{
+    struct svc_own *o = b->own;
+    if (b->in_table) {
+        mg_map_del_str(&o->bundles, b->key);
+        b->in_table = false;
+        if (b->state == OWN_OWNED)
+            o->n_owned--;
+    }
+    if (b->flush_ev)
+        event_del(b->flush_ev);
+    if (!b->in_flight && !b->waiters)
+        bundle_free(b);
+}
+
+static void bundle_set_state(struct own_bundle *b, enum own_state st)
+{
+    if (b->in_table && b->state == OWN_OWNED)
+        b->own->n_owned--;
+    b->state = st;
+    if (b->in_table && st == OWN_OWNED)
+        b->own->n_owned++;
+}
+
+/* Close every loaded topic of bundle key (NULL: every topic). Names first: unloading
+ * changes the registry. */
+static void unload_topics(struct svc *s, const char *key)
+{
+    struct topic_registry *reg = svc_topics(s);
+    if (!reg)
+        return;
+    size_t pos = 0, n = 0, cap = 0;
+    char **names = NULL;
+    struct topic *t;
+    while ((t = topic_next(reg, &pos))) {
+        if (key) {
+            struct topic_name tn;
+            if (topic_name_parse(topic_full_name(t), &tn) < 0)
+                continue;
+            char *k = topic_key(s, &tn);
+            topic_name_fini(&tn);
+            bool match = k && strcmp(k, key) == 0;
+            mg_free(k);
+            if (!match)
+                continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            names = mg_realloc(names, cap * sizeof *names);
+        }
+        names[n++] = mg_strdup(topic_full_name(t));
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct topic *tt = topic_find(reg, names[i]);
+        if (tt)
+            topic_unload(tt);
+        mg_free(names[i]);
+    }
+    mg_free(names);
+}
+
+/* Every bundle is gone (session expired): stop serving all of them now. */
+static void drop_all(struct svc *s, const char *why)
+{
+    struct svc_own *o = s->own;
+    size_t pos = 0;
+    void *v;
+    int n = 0;
+    struct own_bundle **list = o->bundles.count ? mg_malloc(o->bundles.count * sizeof *list)
+                                                : NULL;
+    while (mg_map_next(&o->bundles, &pos, NULL, NULL, &v))
+        list[n++] = v;
+    for (int i = 0; i < n; i++) {
+        if (list[i]->state != OWN_ACQUIRING)
+            MG_WARN(MOD, "bundle %s lost (%s): closing its topics", list[i]->key, why);
+        if (list[i]->unload_cb) {
+            svc_done_cb cb = list[i]->unload_cb;
+            list[i]->unload_cb = NULL;
+            cb(list[i]->unload_data, 0); /* the key is gone with the session */
+        }
+        bundle_drop(list[i]);
+    }
+    mg_free(list);
+    unload_topics(s, NULL);
+}
+
+/* ---- JSON of the keys ------------------------------------------------------------------------ */
+
+static char *ownership_json(struct svc *s)
+{
+    json_t *j = json_pack("{s:s,s:s,s:b,s:{}}", "nativeUrl", svc_broker_url(s), "httpUrl",
+                          svc_web_url(s), "disabled", 0, "advertisedListeners");
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return text;
+}
+
+static char *report_json(struct svc *s)
+{
+    struct svc_own *o = s->own;
+    int topics = 0, producers = 0, consumers = 0;
+    int64_t in = 0, out = 0;
+    struct topic_registry *reg = svc_topics(s);
+    size_t pos = 0;
+    struct topic *t;
+    while (reg && (t = topic_next(reg, &pos))) {
+        struct topic_stats st;
+        topic_get_stats(t, &st);
+        topics++;
+        producers += st.n_producers;
+        consumers += st.n_consumers;
+        in += st.msg_in_counter;
+        out += st.msg_out_counter;
+    }
+    uint64_t now = now_ms();
+    double secs = o->last_report_ms ? (double)(now - o->last_report_ms) / 1000.0 : 0;
+    double rate_in = secs > 0 && in >= o->last_in ? (double)(in - o->last_in) / secs : 0;
+    double rate_out = secs > 0 && out >= o->last_out ? (double)(out - o->last_out) / secs : 0;
+    o->last_in = in;
+    o->last_out = out;
+    o->last_report_ms = now;
+    json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:I}", "webServiceUrl",
+                          svc_web_url(s), "pulsarServiceUrl", svc_broker_url(s),
+                          "brokerVersionString", PACKAGE_VERSION, "numBundles", o->n_owned,
+                          "numTopics", topics, "numProducers", producers, "numConsumers",
+                          consumers, "webServicePort", svc_web_port(s), "msgRateIn", rate_in,
+                          "msgRateOut", rate_out, "lastUpdate", (json_int_t)now);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return text;
+}
+
+/* ---- registration ---------------------------------------------------------------------------- */
+
+static void own_register(struct svc *s);
+
+struct own_op { /* a fire-and-forget store request */
+    struct svc_own *own; /* counted reference */
+    struct meta_req req;
+};
+
+static void register_done(struct meta_req *req, int status)
+{
+    struct own_op *op = req->data;
+    struct svc_own *o = op->own;
+    o->reg_in_flight = false;
+    if (o->s && status < 0 && status != -MG_ECANCELED)
+        MG_WARN(MOD, "broker registration %s not written: %s", o->reg_path,
+                mg_strerror(status));
+    bool again = o->reg_again && o->s && !o->releasing_all;
+    o->reg_again = false;
+    meta_req_fini(req);
+    mg_free(op);
+    struct svc *s = o->s;
+    own_unref(o);
+    if (again)
+        own_register(s);
+}
+
+/* Write the registration (creating the ephemeral key if it is missing). */
+static void own_register(struct svc *s)
+{
+    struct svc_own *o = s->own;
+    if (!own_active(s) || o->releasing_all)
+        return;
+    if (o->reg_in_flight) {
+        o->reg_again = true;
+        return;
+    }
+    char *text = report_json(s);
+    struct own_op *op = mg_calloc(1, sizeof *op);
+    op->own = o;
+    op->req.data = op;
+    int rc = meta_put(s->meta, o->reg_path, text, strlen(text), META_VERSION_ANY,
+                      META_EPHEMERAL | META_CREATE_PARENTS, &op->req, register_done);
+    free(text);
+    if (rc < 0) {
+        MG_WARN(MOD, "broker registration %s refused: %s", o->reg_path, mg_strerror(rc));
+        mg_free(op);
+        return;
+    }
+    own_ref(o);
+    o->reg_in_flight = true;
+}
+
+static void report_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    own_register(arg);
+}
+
+static void disconnected_too_long(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct svc *s = arg;
+    if (s->own->connected)
+        return;
+    MG_WARN(MOD, "metadata store unreachable for the session timeout (%d ms): the session "
+                 "must have expired; dropping every bundle",
+            s->cfg->zookeeper_session_timeout_ms);
+    drop_all(s, "session timeout while disconnected");
+}
+
+void svc_session_event(struct svc *s, int ev)
+{
+    struct svc_own *o = s->own;
+    if (!own_active(s))
+        return;
+    switch ((enum meta_session_event)ev) {
+    case META_SESSION_CONNECTED:
+    case META_SESSION_RECONNECTED:
+        o->connected = true;
+        event_del(o->disc_ev);
+        if (ev == META_SESSION_CONNECTED) /* a new session: the registration is gone */
+            own_register(s);
+        break;
+    case META_SESSION_DISCONNECTED: {
+        o->connected = false;
+        int ms = s->cfg->zookeeper_session_timeout_ms;
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        event_add(o->disc_ev, &tv);
+        break;
+    }
+    case META_SESSION_EXPIRED:
+        o->connected = false;
+        event_del(o->disc_ev);
+        drop_all(s, "metadata store session expired");
+        break;
+    }
+}
+
+void svc_own_start(struct svc *s)
+{
+    struct svc_own *o = mg_calloc(1, sizeof *o);
+    o->refs = 1;
+    o->s = s;
+    o->base = s->base;
+    o->connected = true;
+    mg_map_init(&o->bundles);
+    s->own = o;
+    if (!s->meta)
+        return;
+    o->reg_path = mg_asprintf(OWN_BROKERS_PATH "/%s", svc_broker_id(s));
+    o->report_ev = event_new(s->base, -1, EV_PERSIST, report_cb, s);
+    o->disc_ev = evtimer_new(s->base, disconnected_too_long, s);
+    int ms = s->cfg->load_balancer_report_interval_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_add(o->report_ev, &tv);
+    own_register(s);
+    MG_INFO(MOD, "registering broker %s (%s)", svc_broker_id(s), svc_broker_url(s));
+}
+
+/* ---- lookups ------------------------------------------------------------------------------- */
+
+static void lookup_free(struct own_lookup *l)
+{
+    struct svc_own *o = l->own;
+    meta_req_fini(&l->req);
+    mg_free(l->key);
+    mg_free(l->path);
+    mg_free(l);
+    own_unref(o);
+}
+
+static void lookup_finish(struct own_lookup *l, int status, const char *url, const char *msg)
+{
+    l->cb(l->data, status, url, msg);
+    lookup_free(l);
+}
+
+static void lookup_failf(struct own_lookup *l, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void lookup_failf(struct own_lookup *l, int status, const char *fmt, ...)
+{
+    char msg[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    lookup_finish(l, status, NULL, msg);
+}
+
+static void lookup_step(struct own_lookup *l);
+static void lookup_acquire(struct own_lookup *l);
+
+static void acquire_done(struct meta_req *req, int status)
+{
+    struct own_bundle *b = req->data;
+    struct svc_own *o = b->own;
+    b->in_flight = false;
+    int64_t version = req->stat.version;
+    meta_req_fini(req);
+    struct own_lookup *w = b->waiters;
+    b->waiters = NULL;
+    bool live = o->s && b->in_table && b->state == OWN_ACQUIRING && !o->releasing_all;
+    if (live && status == 0) {
+        b->version = version;
+        bundle_set_state(b, OWN_OWNED);
+        MG_INFO(MOD, "bundle %s acquired", b->key);
+    } else if (live) {
+        bundle_drop(b);
+        b = NULL;
+    } else {
+        bundle_drop(b);
+        b = NULL;
+        if (status == 0)
+            status = -MG_ENOTREADY; /* lost while the create was in flight */
+    }
+    while (w) {
+        struct own_lookup *nx = w->next;
+        w->next = NULL;
+        if (!o->s)
+            lookup_failf(w, -MG_ECANCELED, "broker shutting down");
+        else if (status == 0)
+            lookup_finish(w, 0, NULL, NULL);
+        else if (status == -MG_EEXIST || status == -MG_ENOTREADY)
+            lookup_step(w); /* someone else won: read who */
+        else
+            lookup_failf(w, status == -MG_ETIMEDOUT || status == -MG_ECLOSED ||
+                                    status == -MG_EIO
+                                ? -MG_ENOTREADY
+                                : -MG_EMETA,
+                         "Cannot take ownership of bundle %s: %s", w->key,
+                         mg_strerror(status));
+        w = nx;
+    }
+    own_unref(o);
+}
+
+/* Take the bundle here (ephemeral create); lookups of it wait for the one create. */
+static void lookup_acquire(struct own_lookup *l)
+{
+    struct svc_own *o = l->own;
+    struct svc *s = o->s;
+    struct own_bundle *b = mg_map_get_str(&o->bundles, l->key);
+    if (b) {
+        if (b->state == OWN_OWNED) {
+            lookup_finish(l, 0, NULL, NULL);
+        } else if (b->state == OWN_ACQUIRING) {
+            l->next = b->waiters;
+            b->waiters = l;
+        } else {
+            lookup_failf(l, -MG_ENOTREADY, "Namespace bundle %s is being unloaded", l->key);
+        }
+        return;
+    }
+    if (!o->connected || s->shutting_down) {
+        lookup_failf(l, -MG_ENOTREADY, "Broker cannot take bundle %s now (%s)", l->key,
+                     s->shutting_down ? "shutting down" : "metadata store disconnected");
+        return;
+    }
+    b = mg_calloc(1, sizeof *b);
+    b->own = o;
+    b->key = mg_strdup(l->key);
+    b->path = mg_strdup(l->path);
+    b->state = OWN_ACQUIRING;
+    b->req.data = b;
+    b->waiters = l;
+    char *text = ownership_json(s);
+    int rc = meta_put(s->meta, b->path, text, strlen(text), META_VERSION_NONE,
+                      META_EPHEMERAL | META_CREATE_PARENTS, &b->req, acquire_done);
+    free(text);
+    if (rc < 0) {
+        b->waiters = NULL;
+        bundle_free(b);
+        lookup_failf(l, -MG_EMETA, "Cannot take ownership of bundle %s: %s", l->key,
+                     mg_strerror(rc));
+        return;
+    }
+    b->in_flight = true;
+    b->in_table = true;
+    mg_map_put_str(&o->bundles, b->key, b);
+    own_ref(o);
+}
+
+/* Choose the least-loaded live broker for an unowned bundle (ties: smallest id). */
+static void lookup_decide(struct own_lookup *l)
+{
+    struct svc_own *o = l->own;
+    struct svc *s = o->s;
+    const char *self = svc_broker_id(s);
+    int best = -1; /* -1 = this broker */
+    int best_load = o->n_owned;
+    const char *best_id = self;
+    for (int i = 0; i < o->n_brokers; i++) {
+        struct own_broker *br = &o->brokers[i];
+        if (strcmp(br->id, self) == 0 || !br->url)
+            continue;
+        int load = br->bundles + br->assigned;
+        if (load < best_load || (load == best_load && strcmp(br->id, best_id) < 0)) {
+            best = i;
+            best_load = load;
+            best_id = br->id;
+        }
+    }
+    if (best < 0) {
+        lookup_acquire(l);
+        return;
+    }
+    o->brokers[best].assigned++;
+    MG_DEBUG(MOD, "bundle %s assigned to %s", l->key, o->brokers[best].id);
+    lookup_finish(l, 0, o->brokers[best].url, NULL);
+}
+
+struct own_refresh {
+    struct svc_own *own; /* counted reference */
+    struct meta_req list;
+    struct meta_req *gets; /* owned: one per child */
+    int n, pending;
+    struct own_broker *found; /* owned */
+    int status;
+};
+
+static void refresh_finish(struct own_refresh *r)
+{
+    struct svc_own *o = r->own;
+    o->refreshing = false;
+    if (r->status == 0) {
+        brokers_clear(o);
+        o->brokers = r->found;
+        o->n_brokers = r->n;
+        r->found = NULL;
+        o->brokers_ms = now_ms();
+    }
+    for (int i = 0; r->found && i < r->n; i++) {
+        mg_free(r->found[i].id);
+        mg_free(r->found[i].url);
+    }
+    mg_free(r->found);
+    for (int i = 0; i < r->n; i++)
+        meta_req_fini(&r->gets[i]);
+    mg_free(r->gets);
+    meta_req_fini(&r->list);
+    struct own_lookup *w = o->refresh_waiters;
+    o->refresh_waiters = NULL;
+    int status = r->status;
+    mg_free(r);
+    while (w) {
+        struct own_lookup *nx = w->next;
+        w->next = NULL;
+        if (!o->s)
+            lookup_failf(w, -MG_ECANCELED, "broker shutting down");
+        else if (status < 0 && status != -MG_ENOTFOUND)
+            lookup_failf(w, -MG_EMETA, "Cannot list the live brokers: %s", mg_strerror(status));
+        else
+            lookup_decide(w);
+        w = nx;
+    }
+    own_unref(o);
+}
+
+static void refresh_got(struct meta_req *req, int status)
+{
+    struct own_refresh *r = req->data;
+    int i = (int)(req - r->gets);
+    if (status == 0) {
+        json_error_t err;
+        json_t *j = json_loadb(req->value, req->len, 0, &err);
+        const char *url = j ? json_string_value(json_object_get(j, "pulsarServiceUrl")) : NULL;
+        json_t *nb = j ? json_object_get(j, "numBundles") : NULL;
+        if (url)
+            r->found[i].url = mg_strdup(url);
+        r->found[i].bundles = json_is_integer(nb) ? (int)json_integer_value(nb) : 0;
+        json_decref(j);
+    }
+    if (--r->pending == 0)
+        refresh_finish(r);
+}
+
+static void refresh_listed(struct meta_req *req, int status)
+{
+    struct own_refresh *r = req->data;
+    struct svc_own *o = r->own;
+    if (status < 0 || !o->s) {
+        r->status = status < 0 ? status : -MG_ECANCELED;
+        r->n = 0;
+        refresh_finish(r);
+        return;
+    }
+    r->n = req->n_children;
+    r->found = mg_calloc((size_t)r->n + 1, sizeof *r->found);
+    r->gets = mg_calloc((size_t)r->n + 1, sizeof *r->gets);
+    r->pending = 1; /* ours, dropped below */
+    for (int i = 0; i < r->n; i++) {
+        r->found[i].id = mg_strdup(req->children[i]);
+        char *path = mg_asprintf(OWN_BROKERS_PATH "/%s", req->children[i]);
+        r->gets[i].data = r;
+        if (meta_get(o->s->meta, path, &r->gets[i], refresh_got) == 0)
+            r->pending++;
+        mg_free(path);
+    }
+    if (--r->pending == 0)
+        refresh_finish(r);
+}
+
+/* The bundle is unowned: decide with a fresh enough broker list. */
+static void lookup_unowned(struct own_lookup *l)
+{
+    struct svc_own *o = l->own;
+    if (l->authoritative) {
+        lookup_acquire(l);
+        return;
+    }
+    if (o->brokers_ms && now_ms() - o->brokers_ms < OWN_BROKERS_CACHE_MS) {
+        lookup_decide(l);
+        return;
+    }
+    l->next = o->refresh_waiters;
+    o->refresh_waiters = l;
+    if (o->refreshing)
+        return;
+    struct own_refresh *r = mg_calloc(1, sizeof *r);
+    r->own = o;
+    r->list.data = r;
+    if (meta_children(o->s->meta, OWN_BROKERS_PATH, &r->list, refresh_listed) < 0) {
+        o->refresh_waiters = l->next;
+        l->next = NULL;
+        mg_free(r);
+        lookup_decide(l); /* decide alone: this broker */
+        return;
+    }
+    own_ref(o);
+    o->refreshing = true;
+}
+
+static void stale_deleted(struct meta_req *req, int status)
+{
+    struct own_lookup *l = req->data;
+    (void)status; /* gone either way, or someone else's now: read again */
+    meta_req_fini(req);
+    if (!l->own->s)
+        lookup_failf(l, -MG_ECANCELED, "broker shutting down");
+    else
+        lookup_step(l);
+}
+
+static void lookup_read(struct meta_req *req, int status)
+{
+    struct own_lookup *l = req->data;
+    struct svc_own *o = l->own;
+    struct svc *s = o->s;
+    if (!s) {
+        lookup_failf(l, -MG_ECANCELED, "broker shutting down");
+        return;
+    }
+    if (status == -MG_ENOTFOUND) {
+        meta_req_fini(req);
+        lookup_unowned(l);
+        return;
+    }
+    if (status < 0) {
+        lookup_failf(l, status == -MG_ETIMEDOUT || status == -MG_ECLOSED || status == -MG_EIO
+                            ? -MG_ENOTREADY
+                            : -MG_EMETA,
+                     "Cannot read the owner of bundle %s: %s", l->key, mg_strerror(status));
+        return;
+    }
+    json_error_t err;
+    json_t *j = json_loadb(req->value, req->len, 0, &err);
+    const char *url = j ? json_string_value(json_object_get(j, "nativeUrl")) : NULL;
+    bool disabled = j && json_is_true(json_object_get(j, "disabled"));
+    int64_t version = req->stat.version;
+    if (!url) {
+        json_decref(j);
+        lookup_failf(l, -MG_EMETA, "Bad ownership data for bundle %s", l->key);
+        return;
+    }
+    if (disabled) {
+        json_decref(j);
+        lookup_failf(l, -MG_ENOTREADY, "Namespace bundle %s is being unloaded", l->key);
+        return;
+    }
+    if (strcmp(url, svc_broker_url(s)) != 0) {
+        char *u = mg_strdup(url);
+        json_decref(j);
+        lookup_finish(l, 0, u, NULL);
+        mg_free(u);
+        return;
+    }
+    json_decref(j);
+    struct own_bundle *b = mg_map_get_str(&o->bundles, l->key);
+    if (b) { /* ours: acquired (or being released) since the read was sent */
+        meta_req_fini(req);
+        lookup_acquire(l);
+        return;
+    }
+    /* It names this broker's address but is not ours: a previous process on this address
+     * that did not live to delete it (its session has not expired yet). Nobody else can
+     * serve this address, so delete it and take the bundle. */
+    MG_INFO(MOD, "bundle %s: removing a stale ownership key of a previous process on %s",
+            l->key, url);
+    meta_req_fini(req);
+    if (meta_delete(s->meta, l->path, version, &l->req, stale_deleted) < 0)
+        lookup_failf(l, -MG_EMETA, "Cannot remove the stale owner of bundle %s", l->key);
+}
+
+/* One round: owned here / being acquired here / read the key. */
+static void lookup_step(struct own_lookup *l)
+{
+    struct svc_own *o = l->own;
+    struct svc *s = o->s;
+    if (++l->tries > OWN_MAX_TRIES) {
+        lookup_failf(l, -MG_ENOTREADY, "Ownership of bundle %s keeps changing; retry", l->key);
+        return;
+    }
+    struct own_bundle *b = mg_map_get_str(&o->bundles, l->key);
+    if (b) {
+        lookup_acquire(l); /* owned: Connect; acquiring: wait; releasing: not ready */
+        return;
+    }
+    l->req.data = l;
+    int rc = meta_get(s->meta, l->path, &l->req, lookup_read);
+    if (rc < 0)
+        lookup_failf(l, -MG_EMETA, "Cannot read the owner of bundle %s: %s", l->key,
+                     mg_strerror(rc));
+}
+
+int svc_lookup(struct svc *s, const struct topic_name *n, bool authoritative, svc_lookup_cb cb,
+               void *data)
+{
+    if (!own_active(s))
+        return s->shutting_down ? -MG_ENOTREADY : 1;
+    char *key = topic_key(s, n);
+    if (!key)
+        return -MG_ENOTFOUND;
+    struct own_bundle *b = mg_map_get_str(&s->own->bundles, key);
+    if (b && b->state == OWN_OWNED) {
+        mg_free(key);
+        return 1;
+    }
+    if (s->shutting_down || (b && b->state == OWN_RELEASING)) {
+        mg_free(key);
+        return -MG_ENOTREADY;
+    }
+    struct own_lookup *l = mg_calloc(1, sizeof *l);
+    l->own = s->own;
+    own_ref(l->own);
+    l->key = key;
+    l->path = mg_asprintf("/namespace/%s", key);
+    l->authoritative = authoritative;
+    l->cb = cb;
+    l->data = data;
+    if (b) { /* being acquired: wait for it (completes after we return) */
+        l->next = b->waiters;
+        b->waiters = l;
+        return 0;
+    }
+    l->tries = 1;
+    l->req.data = l;
+    int rc = meta_get(s->meta, l->path, &l->req, lookup_read);
+    if (rc < 0) {
+        lookup_free(l);
+        return -MG_EMETA;
+    }
+    return 0;
+}
+
+/* ---- owner query (admin) ------------------------------------------------------------------- */
+
+struct own_query {
+    struct svc_own *own; /* counted reference */
+    svc_owner_cb cb;
+    void *data;
+    struct meta_req req;
+};
+
+static void owner_read(struct meta_req *req, int status)
+{
+    struct own_query *q = req->data;
+    struct svc_own *o = q->own;
+    struct svc_owner info = {.kind = SVC_OWNER_NONE};
+    json_t *j = NULL;
+    if (status == 0) {
+        json_error_t err;
+        j = json_loadb(req->value, req->len, 0, &err);
+        info.broker_url = j ? json_string_value(json_object_get(j, "nativeUrl")) : NULL;
+        info.web_url = j ? json_string_value(json_object_get(j, "httpUrl")) : NULL;
+        info.disabled = j && json_is_true(json_object_get(j, "disabled"));
+        if (!info.broker_url)
+            status = -MG_EMETA;
+        else
+            info.kind = o->s && strcmp(info.broker_url, svc_broker_url(o->s)) == 0
+                            ? SVC_OWNER_HERE
+                            : SVC_OWNER_OTHER;
+    } else if (status == -MG_ENOTFOUND) {
+        status = 0;
+    } else if (status != -MG_ECANCELED) {
+        status = -MG_EMETA;
+    }
+    q->cb(q->data, status, &info);
+    json_decref(j);
+    meta_req_fini(req);
+    mg_free(q);
+    own_unref(o);
+}
+
+static void owner_local(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct own_query *q = arg;
+    struct svc_owner info = {.kind = SVC_OWNER_HERE};
+    if (q->own->s) {
+        info.broker_url = svc_broker_url(q->own->s);
+        info.web_url = svc_web_url(q->own->s);
+    }
+    q->cb(q->data, q->own->s ? 0 : -MG_ECANCELED, &info);
+    struct svc_own *o = q->own;
+    mg_free(q);
+    own_unref(o);
+}
+
+int svc_bundle_owner(struct svc *s, const char *tenant_ns, const char *range, svc_owner_cb cb,
+                     void *data)
+{
+    if (!valid_range(range))
+        return -MG_EINVAL;
+    if (!svc_namespace_exists(s, tenant_ns))
+        return -MG_ENOTFOUND;
+    struct own_query *q = mg_calloc(1, sizeof *q);
+    q->own = s->own;
+    q->cb = cb;
+    q->data = data;
+    q->req.data = q;
+    if (!own_active(s)) {
+        struct timeval zero = {0, 0};
+        if (event_base_once(s->base, -1, EV_TIMEOUT, owner_local, q, &zero) < 0) {
+            mg_free(q);
+            return -MG_EIO;
+        }
+        own_ref(q->own);
+        return 0;
+    }
+    char *path = mg_asprintf("/namespace/%s/%s", tenant_ns, range);
+    int rc = meta_get(s->meta, path, &q->req, owner_read);
+    mg_free(path);
+    if (rc < 0) {
+        mg_free(q);
+        return rc;
+    }
+    own_ref(q->own);
+    return 0;
+}
+
+/* ---- unload and release ---------------------------------------------------------------------- */
+
+static void release_deleted(struct meta_req *req, int status)
+{
+    struct own_bundle *b = req->data;
+    struct svc_own *o = b->own;
+    b->in_flight = false;
+    meta_req_fini(req);
+    if (status == -MG_ENOTFOUND)
+        status = 0;
+    if (status < 0 && status != -MG_ECANCELED)
+        MG_WARN(MOD, "bundle %s: ownership key not deleted: %s (it goes with the session)",
+                b->key, mg_strerror(status));
+    else if (status == 0)
+        MG_INFO(MOD, "bundle %s released", b->key);
+    svc_done_cb cb = b->unload_cb;
+    void *cb_data = b->unload_data;
+    b->unload_cb = NULL;
+    if (o->releasing_all)
+        o->release_pending--;
+    bundle_drop(b);
+    if (cb)
+        cb(cb_data, o->s ? status : -MG_ECANCELED);
+    own_unref(o);
+}
+
+static void release_delete(struct own_bundle *b)
+{
+    struct svc_own *o = b->own;
+    b->req.data = b;
+    int rc = o->s ? meta_delete(o->s->meta, b->path, b->version, &b->req, release_deleted)
+                  : -MG_ECANCELED;
+    if (rc < 0) {
+        svc_done_cb cb = b->unload_cb;
+        b->unload_cb = NULL;
+        if (o->releasing_all)
+            o->release_pending--;
+        void *cb_data = b->unload_data;
+        bundle_drop(b);
+        if (cb)
+            cb(cb_data, rc);
+        return;
+    }
+    b->in_flight = true;
+    own_ref(o);
+}
+
+static void unload_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct own_bundle *b = arg;
+    struct svc *s = b->own->s;
+    if (s && s->mlf && ml_factory_pending(s->mlf) > 0 && now_ms() < b->flush_deadline_ms) {
+        struct timeval tv = {0, OWN_POLL_MS * 1000};
+        event_add(b->flush_ev, &tv);
+        return;
+    }
+    release_delete(b);
+}
+
+/* Close b's topics, then (once cursor writes landed, bounded) delete its key. */
+static void bundle_release(struct svc *s, struct own_bundle *b)
+{
+    bundle_set_state(b, OWN_RELEASING);
+    MG_INFO(MOD, "unloading bundle %s", b->key);
+    unload_topics(s, b->key);
+    b->flush_deadline_ms = now_ms() + OWN_FLUSH_MAX_MS;
+    b->flush_ev = evtimer_new(s->base, unload_poll, b);
+    struct timeval zero = {0, 0};
+    event_add(b->flush_ev, &zero);
+}
+
+int svc_bundle_unload(struct svc *s, const char *tenant_ns, const char *range, svc_done_cb cb,
+                      void *data)
+{
+    if (!valid_range(range))
+        return -MG_EINVAL;
+    if (!own_active(s))
+        return -MG_ENOTSUP; /* no store: this broker is the only one, nothing to move to */
+    char *key = mg_asprintf("%s/%s", tenant_ns, range);
+    struct own_bundle *b = mg_map_get_str(&s->own->bundles, key);
+    mg_free(key);
+    if (!b || b->state == OWN_ACQUIRING)
+        return -MG_ENOTFOUND;
+    if (b->state == OWN_RELEASING)
+        return -MG_EBUSY;
+    b->unload_cb = cb;
+    b->unload_data = data;
+    bundle_release(s, b);
+    return 0;
+}
+
+static void deregistered(struct meta_req *req, int status)
+{
+    struct own_op *op = req->data;
+    struct svc_own *o = op->own;
+    (void)status;
+    o->release_pending--;
+    meta_req_fini(req);
+    mg_free(op);
+    own_unref(o);
+}
+
+static void release_all_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct svc *s = arg;
+    struct svc_own *o = s->own;
+    if (s->mlf && ml_factory_pending(s->mlf) > 0 && now_ms() < o->release_deadline_ms) {
+        struct timeval tv = {0, OWN_POLL_MS * 1000};
+        event_add(o->release_ev, &tv);
+        return;
+    }
+    /* Cursor positions are stored (or we gave up waiting): give the bundles away. */
+    size_t pos = 0;
+    void *v;
+    int n = 0;
+    struct own_bundle **list = o->bundles.count ? mg_malloc(o->bundles.count * sizeof *list)
+                                                : NULL;
+    while (mg_map_next(&o->bundles, &pos, NULL, NULL, &v))
+        list[n++] = v;
+    for (int i = 0; i < n; i++) {
+        struct own_bundle *b = list[i];
+        if (b->in_flight)
+            continue; /* an acquisition or an unload: it ends on its own */
+        if (b->flush_ev)
+            event_del(b->flush_ev);
+        o->release_pending++;
+        release_delete(b);
+    }
+    mg_free(list);
+    struct own_op *op = mg_calloc(1, sizeof *op);
+    op->own = o;
+    op->req.data = op;
+    if (meta_delete(s->meta, o->reg_path, META_VERSION_ANY, &op->req, deregistered) == 0) {
+        own_ref(o);
+        o->release_pending++;
+    } else {
+        mg_free(op);
+    }
+    o->released = true;
+}
+
+void svc_own_release_all(struct svc *s)
+{
+    struct svc_own *o = s->own;
+    if (!o || o->releasing_all)
+        return;
+    o->releasing_all = true;
+    if (o->report_ev)
+        event_del(o->report_ev);
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(&o->bundles, &pos, NULL, NULL, &v)) {
+        struct own_bundle *b = v;
+        if (b->state == OWN_OWNED)
+            bundle_set_state(b, OWN_RELEASING);
+    }
+    MG_INFO(MOD, "releasing %zu bundles", o->bundles.count);
+    unload_topics(s, NULL); /* cursors flush their positions */
+    if (!s->meta) {
+        o->released = true;
+        return;
+    }
+    o->release_deadline_ms = now_ms() + OWN_FLUSH_MAX_MS;
+    o->release_ev = evtimer_new(s->base, release_all_poll, s);
+    struct timeval zero = {0, 0};
+    event_add(o->release_ev, &zero);
+}
+
+bool svc_own_released(struct svc *s)
+{
+    struct svc_own *o = s->own;
+    return !o || (o->released && o->release_pending <= 0);
+}
+
+void svc_own_stop(struct svc *s)
+{
+    struct svc_own *o = s->own;
+    if (!o)
+        return;
+    s->own = NULL;
+    o->s = NULL;
+    if (o->report_ev)
+        event_free(o->report_ev);
+    if (o->disc_ev)
+        event_free(o->disc_ev);
+    if (o->release_ev)
+        event_free(o->release_ev);
+    o->report_ev = o->disc_ev = o->release_ev = NULL;
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(&o->bundles, &pos, NULL, NULL, &v)) {
+        struct own_bundle *b = v;
+        if (b->unload_cb) {
+            svc_done_cb cb = b->unload_cb;
+            b->unload_cb = NULL;
+            cb(b->unload_data, -MG_ECANCELED);
+        }
+        bundle_drop(b);
+    }
+    own_unref(o);
+}
+
+/* ---- live brokers (admin) -------------------------------------------------------------------- */
+
+struct own_list {
+    struct svc_own *own; /* counted reference */
+    svc_brokers_cb cb;
+    void *data;
+    struct meta_req req;
+};
+
+static void brokers_listed(struct meta_req *req, int status)
+{
+    struct own_list *q = req->data;
+    struct svc_own *o = q->own;
+    if (status == -MG_ENOTFOUND)
+        status = 0;
+    q->cb(q->data, status, status == 0 ? req->children : NULL, status == 0 ? req->n_children : 0);
+    meta_req_fini(req);
+    mg_free(q);
+    own_unref(o);
+}
+
+static void brokers_local(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct own_list *q = arg;
+    struct svc_own *o = q->own;
+    char *id = o->s ? mg_strdup(svc_broker_id(o->s)) : NULL;
+    q->cb(q->data, o->s ? 0 : -MG_ECANCELED, &id, id ? 1 : 0);
+    mg_free(id);
+    mg_free(q);
+    own_unref(o);
+}
+
+int svc_list_brokers(struct svc *s, svc_brokers_cb cb, void *data)
+{
+    if (!s->own)
+        return -MG_ECLOSED;
+    struct own_list *q = mg_calloc(1, sizeof *q);
+    q->own = s->own;
+    q->cb = cb;
+    q->data = data;
+    q->req.data = q;
+    int rc;
+    if (!own_active(s)) {
+        struct timeval zero = {0, 0};
+        rc = event_base_once(s->base, -1, EV_TIMEOUT, brokers_local, q, &zero) < 0 ? -MG_EIO : 0;
+    } else {
+        rc = meta_children(s->meta, OWN_BROKERS_PATH, &q->req, brokers_listed);
+    }
+    if (rc < 0) {
+        mg_free(q);
+        return rc;
+    }
+    own_ref(q->own);
+    return 0;
+}

@@ -1,0 +1,388 @@
+'use strict';
+// Admin REST API and /metrics (issue 4): every path pulsar-admin uses, with the status codes,
+// JSON shapes and {"reason": ...} error bodies of shared/reference/pulsar-admin.md.
+const { test } = require('node:test');
+const assert = require('node:assert');
+const f = require('./lib/flex');
+
+const NS = '/admin/v2/namespaces';
+const P = '/admin/v2/persistent/public/default';
+const enc = (t) => encodeURIComponent(f.localName(t));
+
+async function expect(method, path, status, body) {
+  const r = await f.admin(method, path, body);
+  assert.strictEqual(r.status, status, `${method} ${path} -> HTTP ${r.status} ${r.text}`);
+  if (status >= 400 && r.headers['content-type'] === 'application/json') {
+    assert.ok(r.json && typeof r.json.reason === 'string', `${method} ${path}: no reason: ${r.text}`);
+  }
+  if (status === 204) assert.strictEqual(r.text, '', `${method} ${path}: 204 with a body`);
+  return r;
+}
+
+async function expectReason(method, path, status, body) {
+  const r = await expect(method, path, status, body);
+  assert.ok(r.json && typeof r.json.reason === 'string' && r.json.reason.length > 0,
+    `${method} ${path}: expected {"reason": ...}, got ${r.text}`);
+  return r;
+}
+
+// Parse Prometheus text: { types: Map(name -> type), samples: [{name, labels, value}] }.
+function parseMetrics(text) {
+  const types = new Map();
+  const typeCount = new Map();
+  const samples = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const m = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (m) {
+      types.set(m[1], m[2]);
+      typeCount.set(m[1], (typeCount.get(m[1]) || 0) + 1);
+      continue;
+    }
+    if (line.startsWith('#')) continue;
+    const s = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(s, `unparsable metrics line: ${line}`);
+    const labels = {};
+    if (s[2]) {
+      const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+      let l;
+      while ((l = re.exec(s[2]))) labels[l[1]] = l[2];
+    }
+    samples.push({ name: s[1], labels, value: Number(s[3]) });
+  }
+  return { types, typeCount, samples };
+}
+
+function find(metrics, name, labels) {
+  return metrics.samples.filter((s) => s.name === name &&
+    Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+}
+
+test('clusters, brokers, health, readiness', { timeout: 30000 }, async () => {
+  const c = await expect('GET', '/admin/v2/clusters', 200);
+  assert.ok(Array.isArray(c.json) && c.json.length === 1, c.text);
+  const cluster = c.json[0];
+  const cd = await expect('GET', `/admin/v2/clusters/${cluster}`, 200);
+  assert.ok(cd.json.serviceUrl && cd.json.brokerServiceUrl, cd.text);
+  await expectReason('GET', '/admin/v2/clusters/no-such-cluster', 404);
+  await expectReason('PUT', `/admin/v2/clusters/${cluster}`, 409, {});
+  const b = await expect('GET', `/admin/v2/brokers/${cluster}`, 200);
+  assert.ok(Array.isArray(b.json) && b.json.length >= 1, b.text);
+  assert.ok(!b.json[0].includes('://'), `broker id has a scheme: ${b.text}`);
+  const b2 = await expect('GET', '/admin/v2/brokers', 200);
+  assert.deepStrictEqual(b2.json, b.json);
+  const h = await expect('GET', '/admin/v2/brokers/health', 200);
+  assert.strictEqual(h.text, 'ok');
+  const ready = await expect('GET', '/admin/v2/brokers/ready', 200);
+  assert.strictEqual(ready.text, 'ok');
+  const leader = await expect('GET', '/admin/v2/brokers/leaderBroker', 200);
+  assert.strictEqual(leader.json.brokerId, b.json[0]);
+  await expect('GET', '/status.html', 200);
+  await expect('GET', '/admin/v2/no-such-resource', 404);
+});
+
+test('tenants: create, list, get, update, delete and errors', { timeout: 30000 }, async () => {
+  const cluster = (await f.admin('GET', '/admin/v2/clusters')).json[0];
+  const t = f.uniqueName('tenant');
+  const info = { adminRoles: [], allowedClusters: [cluster] };
+  await expectReason('PUT', `/admin/v2/tenants/${t}`, 412);                       // no body
+  await expectReason('PUT', `/admin/v2/tenants/${t}`, 412, { allowedClusters: [] });
+  await expectReason('PUT', `/admin/v2/tenants/${t}`, 412, { allowedClusters: ['nowhere'] });
+  await expectReason('PUT', '/admin/v2/tenants/bad%20name', 412, info);
+  await expect('PUT', `/admin/v2/tenants/${t}`, 204, info);
+  const dup = await expectReason('PUT', `/admin/v2/tenants/${t}`, 409, info);
+  assert.match(dup.json.reason, /already exist/);
+  const list = await expect('GET', '/admin/v2/tenants', 200);
+  assert.ok(list.json.includes(t) && list.json.includes('public'), list.text);
+  assert.deepStrictEqual([...list.json].sort(), list.json, 'tenants are sorted');
+  const got = await expect('GET', `/admin/v2/tenants/${t}`, 200);
+  assert.deepStrictEqual(got.json, { adminRoles: [], allowedClusters: [cluster] });
+  await expect('POST', `/admin/v2/tenants/${t}`, 204, info);
+  await expectReason('POST', `/admin/v2/tenants/${t}-missing`, 404, info);
+  await expectReason('GET', `/admin/v2/tenants/${t}-missing`, 404);
+  // A tenant with a namespace cannot be deleted.
+  await expect('PUT', `${NS}/${t}/ns1`, 204);
+  await expectReason('DELETE', `/admin/v2/tenants/${t}`, 409);
+  await expect('DELETE', `${NS}/${t}/ns1`, 204);
+  await expect('DELETE', `/admin/v2/tenants/${t}`, 204);
+  await expectReason('DELETE', `/admin/v2/tenants/${t}`, 404);
+});
+
+test('namespaces: create, list, policies, retention, bundles, delete and errors', { timeout: 30000 }, async () => {
+  const cluster = (await f.admin('GET', '/admin/v2/clusters')).json[0];
+  const t = f.uniqueName('nst');
+  await expect('PUT', `/admin/v2/tenants/${t}`, 204, { allowedClusters: [cluster] });
+  const ns = `${t}/ns`;
+  await expectReason('GET', `${NS}/${t}-missing`, 404);
+  await expectReason('PUT', `${NS}/${t}-missing/ns`, 404);
+  await expectReason('PUT', `${NS}/${t}/bad%20ns`, 412);
+  await expect('PUT', `${NS}/${ns}`, 204, { bundles: { numBundles: 8 } });
+  await expectReason('PUT', `${NS}/${ns}`, 409);
+  const list = await expect('GET', `${NS}/${t}`, 200);
+  assert.deepStrictEqual(list.json, [ns]);
+  const pol = await expect('GET', `${NS}/${ns}`, 200);
+  assert.deepStrictEqual(pol.json.replication_clusters, [cluster]);
+  assert.strictEqual(pol.json.bundles.numBundles, 8);
+  assert.strictEqual(pol.json.deleted, false);
+  assert.strictEqual(pol.json.retention_policies, undefined, 'no retention set yet');
+  const bundles = await expect('GET', `${NS}/${ns}/bundles`, 200);
+  assert.strictEqual(bundles.json.numBundles, 8);
+  assert.strictEqual(bundles.json.boundaries.length, 9);
+  assert.strictEqual(bundles.json.boundaries[0], '0x00000000');
+  assert.strictEqual(bundles.json.boundaries[1], '0x20000000');
+  assert.strictEqual(bundles.json.boundaries[8], '0xffffffff');
+  await expectReason('GET', `${NS}/${t}/missing`, 404);
+  await expectReason('GET', `${NS}/${t}/missing/bundles`, 404);
+
+  // Retention: 204 empty while never set; 400 for bad values; stored in the policies.
+  await expect('GET', `${NS}/${ns}/retention`, 204);
+  await expectReason('POST', `${NS}/${ns}/retention`, 400, { retentionTimeInMinutes: -2, retentionSizeInMB: 10 });
+  await expectReason('POST', `${NS}/${ns}/retention`, 400, { retentionTimeInMinutes: 0, retentionSizeInMB: 10 });
+  await expectReason('POST', `${NS}/${ns}/retention`, 400, 'not json');
+  await expectReason('POST', `${NS}/${t}/missing/retention`, 404, { retentionTimeInMinutes: 1, retentionSizeInMB: 1 });
+  const ret = { retentionTimeInMinutes: 60, retentionSizeInMB: 100 };
+  await expect('POST', `${NS}/${ns}/retention`, 204, ret);
+  assert.deepStrictEqual((await expect('GET', `${NS}/${ns}/retention`, 200)).json, ret);
+  assert.deepStrictEqual((await expect('GET', `${NS}/${ns}`, 200)).json.retention_policies, ret);
+  await expect('POST', `${NS}/${ns}/retention`, 204, { retentionTimeInMinutes: -1, retentionSizeInMB: -1 });
+  assert.deepStrictEqual((await expect('GET', `${NS}/${ns}/retention`, 200)).json,
+    { retentionTimeInMinutes: -1, retentionSizeInMB: -1 });
+  await expect('DELETE', `${NS}/${ns}/retention`, 204);
+  await expect('GET', `${NS}/${ns}/retention`, 204);
+
+  // Unload (all bundles, one bundle, a bad bundle), topics list.
+  await expect('PUT', `${NS}/${ns}/unload`, 204);
+  await expect('PUT', `${NS}/${ns}/0x00000000_0x20000000/unload`, 204);
+  await expectReason('PUT', `${NS}/${ns}/0x00000000_0x00000001/unload`, 412);
+  await expect('PUT', `/admin/v2/persistent/${ns}/x1`, 204);
+  const topics = await expect('GET', `${NS}/${ns}/topics`, 200);
+  assert.deepStrictEqual(topics.json, [`persistent://${ns}/x1`]);
+
+  // A namespace with topics cannot be deleted; force is refused (405).
+  await expectReason('DELETE', `${NS}/${ns}`, 409);
+  await expectReason('DELETE', `${NS}/${ns}?force=true`, 405);
+  await expect('DELETE', `/admin/v2/persistent/${ns}/x1`, 204);
+  await expect('DELETE', `${NS}/${ns}`, 204);
+  await expectReason('DELETE', `${NS}/${ns}`, 404);
+  await expect('DELETE', `/admin/v2/tenants/${t}`, 204);
+});
+
+test('topics: create, list, delete, partitioned create/update/metadata/delete and errors', { timeout: 30000 }, async () => {
+  const t = f.uniqueTopic('adm');
+  await expectReason('GET', `${P}/${enc(t)}/partitions`, 404);
+  assert.deepStrictEqual((await expect('GET', `${P}/${enc(t)}/partitions?checkAllowAutoCreation=true`, 200)).json,
+    { partitions: 0 });
+  await expect('PUT', `${P}/${enc(t)}`, 204);
+  const dup = await expectReason('PUT', `${P}/${enc(t)}`, 409);
+  assert.strictEqual(dup.json.reason, 'This topic already exists');
+  assert.ok((await expect('GET', P, 200)).json.includes(t));
+  assert.deepStrictEqual((await expect('GET', `${P}/${enc(t)}/partitions`, 200)).json, { partitions: 0 });
+  await expectReason('PUT', `${P}/${enc(t)}/partitions`, 409, '2');
+  await expect('DELETE', `${P}/${enc(t)}`, 204);
+  const gone = await expectReason('DELETE', `${P}/${enc(t)}`, 404);
+  assert.strictEqual(gone.json.reason, `Topic ${t} not found`);
+  assert.ok(!(await expect('GET', P, 200)).json.includes(t));
+  await expectReason('GET', '/admin/v2/persistent/public/missing-ns', 404);
+  await expectReason('PUT', `/admin/v2/persistent/public/missing-ns/x`, 404);
+
+  // Partitioned.
+  const p = f.uniqueTopic('admp');
+  await expectReason('PUT', `${P}/${enc(p)}/partitions`, 406, '0');
+  await expectReason('PUT', `${P}/${enc(p)}/partitions`, 406, '-3');
+  await expectReason('PUT', `${P}/${enc(p)}/partitions`, 400, 'abc');
+  await expectReason('PUT', `${P}/${enc(p)}-partition-1/partitions`, 412, '2');
+  await expect('PUT', `${P}/${enc(p)}/partitions`, 204, '2');
+  await expectReason('PUT', `${P}/${enc(p)}/partitions`, 409, '2');
+  await expectReason('PUT', `${P}/${enc(p)}`, 409);
+  assert.deepStrictEqual((await expect('GET', `${P}/${enc(p)}/partitions`, 200)).json, { partitions: 2 });
+  const parted = await expect('GET', `${P}/partitioned`, 200);
+  assert.ok(parted.json.includes(p), parted.text);
+  const all = (await expect('GET', P, 200)).json;
+  assert.ok(all.includes(`${p}-partition-0`) && all.includes(`${p}-partition-1`) && !all.includes(p));
+  await expect('PUT', `${P}/${enc(p)}/subscription/keep`, 204);
+  await expectReason('POST', `${P}/${enc(p)}/partitions`, 422, '1');
+  await expect('POST', `${P}/${enc(p)}/partitions`, 204, '2');
+  await expect('POST', `${P}/${enc(p)}/partitions`, 204, '3');
+  assert.deepStrictEqual((await expect('GET', `${P}/${enc(p)}/partitions`, 200)).json, { partitions: 3 });
+  // The new partition got the existing subscription.
+  const subs = await expect('GET', `${P}/${enc(p)}-partition-2/subscriptions`, 200);
+  assert.deepStrictEqual(subs.json, ['keep']);
+  await expectReason('POST', `${P}/${enc(t)}/partitions`, 409, '3');
+  await expectReason('DELETE', `${P}/${enc(p)}`, 409);
+  const ps = await expect('GET', `${P}/${enc(p)}/partitioned-stats`, 200);
+  assert.deepStrictEqual(ps.json.metadata, { partitions: 3 });
+  assert.strictEqual(Object.keys(ps.json.partitions).length, 3);
+  assert.ok(ps.json.subscriptions.keep, ps.text);
+  const pis = await expect('GET', `${P}/${enc(p)}/partitioned-internalStats`, 200);
+  assert.deepStrictEqual(pis.json.metadata, { partitions: 3 });
+  await expectReason('GET', `${P}/${enc(t)}/partitioned-stats`, 404);
+  await expect('DELETE', `${P}/${enc(p)}/partitions`, 204);
+  await expectReason('DELETE', `${P}/${enc(p)}/partitions`, 404);
+  assert.ok(!(await expect('GET', `${P}/partitioned`, 200)).json.includes(p));
+});
+
+test('stats, internal stats, subscriptions (create, skip, clear, reset, delete) with traffic', { timeout: 90000 },
+  () => f.withScope('admin-stats', async (s) => {
+    const t = f.uniqueTopic('adms');
+    await expectReason('GET', `${P}/${enc(t)}/stats`, 404);
+    await expectReason('GET', `${P}/${enc(t)}/internalStats`, 404);
+    await expectReason('GET', `${P}/${enc(t)}/subscriptions`, 404);
+    await expectReason('POST', `${P}/${enc(t)}/subscription/x/skip_all`, 404);
+    const c = await s.consumer({ topic: t, subscription: 'live' });
+    const got = await f.collect(c);
+    const prod = await s.producer(t);
+    await expect('PUT', `${P}/${enc(t)}/subscription/idle`, 204);
+    await expectReason('PUT', `${P}/${enc(t)}/subscription/idle`, 409);
+    await expect('PUT', `${P}/${enc(t)}/subscription/from-start`, 204, JSON.stringify('earliest'));
+    const msgs = f.makeMessages(10, 'st');
+    await f.sendAll(prod, msgs);
+    await s.waitFor(() => got.length >= 10, 20000, 'consume 10');
+
+    const st = (await expect('GET', `${P}/${enc(t)}/stats`, 200)).json;
+    for (const k of ['msgRateIn', 'msgRateOut', 'msgThroughputIn', 'msgThroughputOut', 'averageMsgSize']) {
+      assert.strictEqual(typeof st[k], 'number', `${k} in ${JSON.stringify(st)}`);
+    }
+    assert.strictEqual(st.msgInCounter, 10);
+    assert.ok(st.bytesInCounter > 0 && st.storageSize > 0, JSON.stringify(st));
+    assert.strictEqual(st.msgOutCounter, 10);
+    assert.strictEqual(st.publishers.length, 1);
+    assert.strictEqual(typeof st.publishers[0].producerName, 'string');
+    assert.strictEqual(st.subscriptions.live.type, 'Exclusive');
+    assert.strictEqual(st.subscriptions.live.consumers.length, 1);
+    assert.strictEqual(st.subscriptions.live.msgBacklog, 0);
+    assert.strictEqual(st.subscriptions.idle.type, 'None');
+    assert.strictEqual(st.subscriptions.idle.msgBacklog, 10);
+    assert.strictEqual(st.subscriptions.idle.isDurable, true);
+    assert.strictEqual(st.subscriptions.idle.durable, true);
+    assert.strictEqual(st.subscriptions['from-start'].msgBacklog, 10);
+    assert.strictEqual(typeof st.ownerBroker, 'string');
+
+    const subs = (await expect('GET', `${P}/${enc(t)}/subscriptions`, 200)).json;
+    assert.deepStrictEqual([...subs].sort(), ['from-start', 'idle', 'live']);
+
+    const is = (await expect('GET', `${P}/${enc(t)}/internalStats`, 200)).json;
+    assert.strictEqual(is.numberOfEntries, 10);
+    assert.ok(is.totalSize > 0);
+    assert.strictEqual(is.state, 'LedgerOpened');
+    assert.match(is.lastConfirmedEntry, /^\d+:9$/);
+    assert.ok(Array.isArray(is.ledgers) && is.ledgers.length >= 1);
+    assert.strictEqual(typeof is.cursors.idle.markDeletePosition, 'string');
+    assert.strictEqual(is.cursors.idle.individuallyDeletedMessages, '[]');
+
+    // skip 3 -> 7; clear -> 0; reset to the start (timestamp 0) -> 10; reset by id.
+    const backlog = async (sub) => (await f.admin('GET', `${P}/${enc(t)}/stats`)).json.subscriptions[sub].msgBacklog;
+    await expect('POST', `${P}/${enc(t)}/subscription/idle/skip/3`, 204);
+    assert.strictEqual(await backlog('idle'), 7);
+    await expectReason('POST', `${P}/${enc(t)}/subscription/idle/skip/abc`, 400);
+    await expectReason('POST', `${P}/${enc(t)}/subscription/nope/skip/1`, 404);
+    await expect('POST', `${P}/${enc(t)}/subscription/idle/skip_all`, 204);
+    assert.strictEqual(await backlog('idle'), 0);
+    await expect('POST', `${P}/${enc(t)}/subscription/idle/resetcursor/0`, 204);
+    assert.strictEqual(await backlog('idle'), 10);
+    await expect('POST', `${P}/${enc(t)}/subscription/idle/resetcursor/${Date.now() + 60000}`, 204);
+    assert.strictEqual(await backlog('idle'), 0);
+    const [ledger, entry] = is.lastConfirmedEntry.split(':').map(Number);
+    await expect('POST', `${P}/${enc(t)}/subscription/idle/resetcursor`, 204, { ledgerId: ledger, entryId: entry - 4 });
+    assert.strictEqual(await backlog('idle'), 5);
+    await expect('POST', `${P}/${enc(t)}/subscription/idle/resetcursor`, 204,
+      { ledgerId: ledger, entryId: entry - 4, isExcluded: true });
+    assert.strictEqual(await backlog('idle'), 4);
+    await expectReason('POST', `${P}/${enc(t)}/subscription/idle/resetcursor`, 400, { foo: 1 });
+    await expectReason('POST', `${P}/${enc(t)}/subscription/nope/resetcursor/0`, 404);
+
+    // Delete: 412 with a connected consumer, 404 when missing, 204 otherwise.
+    await expectReason('DELETE', `${P}/${enc(t)}/subscription/live`, 412);
+    await expect('DELETE', `${P}/${enc(t)}/subscription/idle`, 204);
+    await expectReason('DELETE', `${P}/${enc(t)}/subscription/idle`, 404);
+    await expectReason('DELETE', `${P}/${enc(t)}`, 412);
+
+    // Lookup.
+    const lk = await expect('GET', `/lookup/v2/topic/persistent/public/default/${enc(t)}`, 200);
+    assert.match(lk.json.brokerUrl, /^pulsar:\/\//);
+    assert.strictEqual(lk.json.nativeUrl, lk.json.brokerUrl);
+    assert.strictEqual(lk.json.brokerUrlSsl, '');
+    assert.match(lk.json.httpUrl, /^http:\/\//);
+    assert.strictEqual(lk.json.brokerUrlTls, undefined);
+    const bundle = await expect('GET', `/lookup/v2/topic/persistent/public/default/${enc(t)}/bundle`, 200);
+    assert.match(bundle.text, /^0x[0-9a-f]{8}_0x[0-9a-f]{8}$/);
+    await expectReason('GET', '/lookup/v2/topic/persistent/public/missing-ns/x', 404);
+
+    // Metrics: one # TYPE per name, gauges, the topic's series with its labels.
+    const res = await f.admin('GET', '/metrics');
+    assert.strictEqual(res.status, 200);
+    assert.match(res.headers['content-type'], /^text\/plain/);
+    const m = parseMetrics(res.text);
+    for (const [name, n] of m.typeCount) assert.strictEqual(n, 1, `# TYPE ${name} written ${n} times`);
+    const labels = { cluster: (await f.admin('GET', '/admin/v2/clusters')).json[0], namespace: 'public/default', topic: t };
+    const one = (name) => {
+      const v = find(m, name, labels);
+      assert.strictEqual(v.length, 1, `${name}${JSON.stringify(labels)}: ${v.length} samples`);
+      assert.strictEqual(m.types.get(name), 'gauge', `${name} type`);
+      return v[0].value;
+    };
+    assert.strictEqual(one('pulsar_in_messages_total'), 10);
+    assert.ok(one('pulsar_in_bytes_total') > 0);
+    assert.ok(one('pulsar_storage_size') >= one('pulsar_storage_logical_size'));
+    assert.ok(one('pulsar_storage_logical_size') > 0);
+    assert.strictEqual(one('pulsar_producers_count'), 1);
+    assert.strictEqual(one('pulsar_consumers_count'), 1);
+    assert.strictEqual(one('pulsar_subscriptions_count'), 2);
+    assert.strictEqual(one('pulsar_msg_backlog'), 10);
+    for (const name of ['pulsar_rate_in', 'pulsar_rate_out', 'pulsar_throughput_in', 'pulsar_throughput_out',
+      'pulsar_storage_write_rate', 'pulsar_storage_read_rate', 'pulsar_storage_backlog_size',
+      'pulsar_storage_write_latency_le_0_5', 'pulsar_storage_write_latency_le_1000',
+      'pulsar_storage_write_latency_overflow', 'pulsar_storage_write_latency_count',
+      'pulsar_storage_write_latency_sum', 'pulsar_storage_ledger_write_latency_le_10',
+      'pulsar_entry_size_le_128', 'pulsar_entry_size_le_1_mb', 'pulsar_entry_size_le_overflow',
+      'pulsar_entry_size_count', 'pulsar_entry_size_sum', 'pulsar_average_msg_size']) {
+      assert.ok(Number.isFinite(one(name)), name);
+    }
+    const sub = (name, subName) => {
+      const v = find(m, name, { ...labels, subscription: subName });
+      assert.strictEqual(v.length, 1, `${name} ${subName}`);
+      return v[0].value;
+    };
+    assert.strictEqual(sub('pulsar_subscription_back_log', 'from-start'), 10);
+    assert.strictEqual(sub('pulsar_subscription_back_log', 'live'), 0);
+    assert.strictEqual(sub('pulsar_out_messages_total', 'live'), 10);
+    assert.ok(sub('pulsar_out_bytes_total', 'live') > 0);
+    for (const name of ['pulsar_subscription_msg_rate_out', 'pulsar_subscription_msg_throughput_out',
+      'pulsar_subscription_unacked_messages', 'pulsar_subscription_delayed',
+      'pulsar_subscription_msg_rate_redeliver', 'pulsar_subscription_blocked_on_unacked_messages']) {
+      assert.ok(Number.isFinite(sub(name, 'live')), name);
+    }
+    const ns = find(m, 'pulsar_topics_count', { namespace: 'public/default' });
+    assert.strictEqual(ns.length, 1);
+    assert.ok(ns[0].value >= 1);
+    for (const name of ['pulsar_broker_topics_count', 'pulsar_broker_msg_backlog', 'pulsar_broker_rate_in',
+      'pulsar_broker_storage_size', 'pulsar_broker_producers_count', 'pulsar_active_connections']) {
+      assert.strictEqual(find(m, name, { cluster: labels.cluster }).length >= 1, true, name);
+    }
+    assert.ok(find(m, 'pulsar_broker_publish_latency', { quantile: '0.99' }).length === 1);
+    assert.ok(find(m, 'process_resident_memory_bytes', {})[0].value > 0);
+    // Per-bookie add latency (standalone stores topics on its bookies).
+    const bk = find(m, 'pulsar_managedLedger_client_bookie_add_latency_seconds_count', {});
+    assert.ok(bk.length >= 1 && bk[0].labels.bookie && bk[0].value > 0, 'per-bookie add latency');
+    assert.strictEqual(m.types.get('pulsar_managedLedger_client_bookie_add_latency_seconds'), 'histogram');
+
+    // Counters move after producing more.
+    await f.sendAll(prod, f.makeMessages(5, 'more'));
+    const m2 = parseMetrics((await f.admin('GET', '/metrics')).text);
+    assert.strictEqual(find(m2, 'pulsar_in_messages_total', labels)[0].value, 15);
+    const bl = find(m2, 'pulsar_msg_backlog', labels)[0].value; // from-start 15 + live's unread
+    assert.ok(bl >= 15 && bl <= 20, `pulsar_msg_backlog ${bl}`);
+    await s.waitFor(() => got.length >= 15, 20000, 'consume 15');
+  }));
+
+test('create-subscription auto-creates a missing topic; unload; lastMessageId', { timeout: 30000 }, async () => {
+  const t = f.uniqueTopic('admauto');
+  await expect('PUT', `${P}/${enc(t)}/subscription/s`, 204);
+  assert.deepStrictEqual((await expect('GET', `${P}/${enc(t)}/subscriptions`, 200)).json, ['s']);
+  const last = await expect('GET', `${P}/${enc(t)}/lastMessageId`, 200);
+  assert.strictEqual(typeof last.json.ledgerId, 'number');
+  await expect('PUT', `${P}/${enc(t)}/unload`, 204);
+  // Reloads on the next access, with its subscription.
+  assert.deepStrictEqual((await expect('GET', `${P}/${enc(t)}/subscriptions`, 200)).json, ['s']);
+  await expect('DELETE', `${P}/${enc(t)}/subscription/s`, 204);
+  await expect('DELETE', `${P}/${enc(t)}`, 204);
+});
