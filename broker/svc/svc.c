@@ -113,6 +113,7 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
         svc_free(s);
         return NULL;
     }
+    svc_res_refresh_start(s);
 
     struct ml_config mlc = {
         .cache_size_bytes = (size_t)cfg->managed_ledger_cache_size_mb << 20,

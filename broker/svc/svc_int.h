@@ -17,6 +17,7 @@ struct ml_factory;
 struct bkc_client;
 struct topic_registry;
 struct meta_store;
+struct res_load;
 struct svc_own;
 
 struct svc {
@@ -46,6 +47,8 @@ struct svc {
     struct mg_map retention;  /* "t/ns" -> owned struct svc_retention (set policies only) */
     int res_loading;          /* metadata reads outstanding while loading */
     int res_load_error;       /* first error while loading */
+    struct event *res_refresh_ev; /* owned: periodic reload with a shared store */
+    struct res_load *res_inflight; /* metadata reads of the load walk still in flight */
     struct svc_own *own;      /* owned: bundle ownership and registration (svc_own.c) */
     uint64_t shutdown_deadline_ms; /* brokerShutdownTimeoutMs after svc_shutdown began */
     bool shutdown_released;   /* bundles released (or given up on): closing connections */
@@ -61,6 +64,9 @@ void svc_conn_closed(struct svc *s, struct conn *c);
 void svc_res_init(struct svc *s);
 int svc_res_load(struct svc *s);
 void svc_res_fini(struct svc *s);
+/* With a shared (ZooKeeper) store: reload the cache periodically, adding what other
+ * brokers created. */
+void svc_res_refresh_start(struct svc *s);
 
 /* Ownership (svc_own.c): start (register the broker when there is a store, start the load
  * report timer); stop (cancel timers; pending store requests complete later and find the

@@ -43,6 +43,28 @@ struct svc_retention {
     int64_t size_mb;
 };
 
+/* One step of the load walk: list children of path (depth says what they are) or read a
+ * partitioned topic's value. */
+enum res_step {
+    RES_TENANTS = 0,    /* children of /admin/policies: tenants */
+    RES_NAMESPACES,     /* children of /admin/policies/<t>: namespaces */
+    RES_NS_VALUE,       /* value of /admin/policies/<t>/<ns>: bundles */
+    RES_PT_TENANTS,     /* children of /admin/partitioned-topics */
+    RES_PT_NAMESPACES,  /* children of .../<t> */
+    RES_PT_DOMAINS,     /* children of .../<t>/<ns>: "persistent" */
+    RES_PT_TOPICS,      /* children of .../<t>/<ns>/persistent */
+    RES_PT_VALUE,       /* value of a partitioned topic */
+};
+
+/* One read of the load walk (svc_res_load, refresh). */
+struct res_load {
+    struct svc *s; /* borrowed; NULL once the service is gone (svc_res_fini) */
+    enum res_step step;
+    char *path; /* owned */
+    struct meta_req req;
+    struct res_load *next, **pprev; /* in s->res_inflight */
+};
+
 void svc_res_init(struct svc *s)
 {
     mg_map_init(&s->tenants);
@@ -53,6 +75,12 @@ void svc_res_init(struct svc *s)
 
 void svc_res_fini(struct svc *s)
 {
+    if (s->res_refresh_ev)
+        event_free(s->res_refresh_ev);
+    s->res_refresh_ev = NULL;
+    for (struct res_load *l = s->res_inflight; l; l = l->next)
+        l->s = NULL; /* completions still to come must not touch the service */
+    s->res_inflight = NULL;
     mg_map_fini(&s->tenants);
     mg_map_fini(&s->namespaces);
     mg_map_fini(&s->partitions);
@@ -416,25 +444,7 @@ int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reas
 
 /* ---- loading ----------------------------------------------------------------------------- */
 
-/* One step of the load walk: list children of path (depth says what they are) or read a
- * partitioned topic's value. */
-enum res_step {
-    RES_TENANTS = 0,    /* children of /admin/policies: tenants */
-    RES_NAMESPACES,     /* children of /admin/policies/<t>: namespaces */
-    RES_NS_VALUE,       /* value of /admin/policies/<t>/<ns>: bundles */
-    RES_PT_TENANTS,     /* children of /admin/partitioned-topics */
-    RES_PT_NAMESPACES,  /* children of .../<t> */
-    RES_PT_DOMAINS,     /* children of .../<t>/<ns>: "persistent" */
-    RES_PT_TOPICS,      /* children of .../<t>/<ns>/persistent */
-    RES_PT_VALUE,       /* value of a partitioned topic */
-};
 
-struct res_load {
-    struct svc *s;
-    enum res_step step;
-    char *path; /* owned */
-    struct meta_req req;
-};
 
 static void res_load_issue(struct svc *s, enum res_step step, char *path);
 
@@ -442,11 +452,21 @@ static void res_load_done(struct meta_req *req, int status)
 {
     struct res_load *l = req->data;
     struct svc *s = l->s;
+    if (!s) { /* the service was freed while this read was in flight */
+        meta_req_fini(req);
+        mg_free(l->path);
+        mg_free(l);
+        return;
+    }
+    *l->pprev = l->next;
+    if (l->next)
+        l->next->pprev = l->pprev;
     s->res_loading--;
     if (status == -MG_ENOTFOUND) {
         status = 0; /* nothing stored there yet */
     } else if (status < 0) {
-        MG_ERROR("svc", "reading %s from the metadata store: %s", l->path, mg_strerror(status));
+        MG_LOG(s->res_refresh_ev ? MG_LOG_DEBUG : MG_LOG_ERROR, "svc",
+               "reading %s from the metadata store: %s", l->path, mg_strerror(status));
         if (!s->res_load_error)
             s->res_load_error = status;
     } else if (l->step == RES_NS_VALUE || l->step == RES_PT_VALUE) {
@@ -540,6 +560,11 @@ static void res_load_issue(struct svc *s, enum res_step step, char *path)
         mg_free(l);
         return;
     }
+    l->next = s->res_inflight;
+    if (l->next)
+        l->next->pprev = &l->next;
+    l->pprev = &s->res_inflight;
+    s->res_inflight = l;
     s->res_loading++;
 }
 
@@ -715,3 +740,35 @@ int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only,
     event_base_once(s->base, -1, EV_TIMEOUT, list_deferred, l, &zero);
     return 0;
 }
+
+/* ---- refresh (several brokers) --------------------------------------------------------- */
+
+/*
+ * With a shared store (ZooKeeper), another broker may create tenants, namespaces and
+ * partitioned topics. Every SVC_RES_REFRESH_MS the same walk as at start runs again in the
+ * background and adds what it finds to the cache (values are updated, nothing is removed:
+ * a namespace deleted elsewhere stays known here until restart).
+ */
+#define SVC_RES_REFRESH_MS 3000
+
+static void refresh_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct svc *s = arg;
+    if (s->res_loading > 0)
+        return; /* the previous walk is still running */
+    s->res_load_error = 0;
+    res_load_issue(s, RES_TENANTS, mg_strdup("/admin/policies"));
+    res_load_issue(s, RES_PT_TENANTS, mg_strdup("/admin/partitioned-topics"));
+}
+
+void svc_res_refresh_start(struct svc *s)
+{
+    if (!s->meta || strcmp(meta_backend_name(s->meta), "zookeeper") != 0)
+        return; /* only this process writes an embedded or memory store */
+    s->res_refresh_ev = event_new(s->base, -1, EV_PERSIST, refresh_tick, s);
+    struct timeval tv = {SVC_RES_REFRESH_MS / 1000, (SVC_RES_REFRESH_MS % 1000) * 1000};
+    event_add(s->res_refresh_ev, &tv);
+}
+
