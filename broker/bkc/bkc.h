@@ -2,11 +2,12 @@
  * bkc.h - the broker's BookKeeper ledger client: ledgers striped over bookies with write and
  * ack quorums, ensemble changes, fencing and recovery (reference/bookkeeper-wire.md §2-§4, §7).
  *
- * A client (struct bkc_client) owns one connection per bookie (v2 framing, what Pulsar
- * brokers use) and reaches ledger metadata through the meta store (meta.h) under the
- * BookKeeper layout: ids from /ledgers/idgen/ID-, metadata at /ledgers/00/0000/L0042 in
- * format v3, writable bookies under /ledgers/available. Ledger handles (struct bkc_ledger)
- * come from bkc_create (a writer) or bkc_open (a reader, optionally after recovery).
+ * A client (struct bkc_client) owns one connection per bookie (v2 framing by default, what
+ * Pulsar brokers use; v3 with bkc_config.use_v3) and reaches ledger metadata through the
+ * meta store (meta.h) under the BookKeeper layout: ids from /ledgers/idgen/ID-, metadata at
+ * /ledgers/00/0000/L0042 in format v3, writable bookies under /ledgers/available. Ledger
+ * handles (struct bkc_ledger) come from bkc_create (a writer) or bkc_open (a reader,
+ * optionally after recovery).
  *
  * Life of a ledger, as the managed ledger uses it:
  *   bkc_create -> bkc_add ... (completions in entry order) -> bkc_close -> bkc_ledger_free
@@ -49,8 +50,8 @@ struct bkc_config {
     enum bkc_digest digest;   /* managedLedgerDigestType [CRC32C]; 0 = default */
     const char *password;     /* ledger password (Pulsar: empty) [""] */
     int timeout_ms;           /* bookkeeperClientTimeoutInSeconds*1000: per request [30000] */
-    bool use_v3;              /* !bookkeeperUseV2WireProtocol: v3 is not implemented; a
-                                 warning is logged and v2 is used [false] */
+    bool use_v3;              /* !bookkeeperUseV2WireProtocol: speak v3 (protobuf Request,
+                                 txnId matching) instead of v2 [false] */
     size_t max_frame_size;    /* largest response frame accepted, bytes [5 MiB + 64 KiB] */
     const char *ledgers_root; /* metadata root [/ledgers] */
 };

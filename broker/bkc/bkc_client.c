@@ -304,8 +304,6 @@ int bkc_client_new(struct event_base *base, struct meta_store *meta, const struc
                  cfg.write_quorum, cfg.ack_quorum, cfg.digest);
         return -MG_EINVAL;
     }
-    if (cfg.use_v3)
-        MG_WARN(MOD, "the v3 bookie protocol is not implemented; using v2");
     struct bkc_client *c = mg_calloc(1, sizeof(*c));
     c->base = base;
     c->meta = meta;

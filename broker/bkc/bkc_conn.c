@@ -1,24 +1,38 @@
 /*
- * bkc_conn.c - one connection per bookie, BookKeeper v2 framing (bookkeeper-wire.md §2).
+ * bkc_conn.c - one connection per bookie, BookKeeper v2 framing (the default, like Pulsar's
+ * bookkeeperUseV2WireProtocol) or v3 framing when cfg.use_v3 (bookkeeper-wire.md §1-§2).
  *
  * Happy path: bkc_bookie_add/read append a frame to the bufferevent's output (connecting
  * first if needed; libevent flushes the output once connected) and record a struct bkc_op
- * in the bookie's send-ordered list and in a map keyed by (ledger, entry, op). v2 carries no
- * request id, so each response is matched to the oldest outstanding op with its key (FIFO).
+ * in the bookie's send-ordered list and in a match map.
+ *   v2: `[u32 len][u32 hdr]...`; v2 carries no request id, so the map is keyed by (ledger,
+ *       entry, op) and each response goes to the oldest outstanding op with its key (FIFO).
+ *   v3: `[u32 len][protobuf Request]` with BKPacketHeader{VERSION_THREE, op, txnId}; txnId is
+ *       a per-bookie counter, the map is keyed by it and responses may come in any order.
+ *       Response StatusCodes are mapped to the v2 rc codes (EOK, ENOLEDGER, ...), so the
+ *       layers above see one set of codes.
  * ADD payloads are referenced into the output, never copied (unless the caller's buffer
- * already holds references, which libevent cannot reference again).
+ * already holds references, which libevent cannot reference again). For v3 the Request is
+ * encoded up to AddRequest.body by hand (sizes computed ahead), so the body bytes follow as
+ * the same entry header + reference as in v2. v3 read bodies are unpacked by protobuf-c (the
+ * frame is pulled up and the body copied once by the unpacker) and handed up as an evbuffer
+ * referencing the unpacked message, freed with its last reference.
  *
- * Failure modes: a connection error, EOF, an unparsable or oversized frame drop the
- * connection and fail every op sent on it with -MG_EIO (the connection generation tells
- * those ops from ones sent afterwards on a new connection). An op past its deadline fails
- * with -MG_ETIMEDOUT (the client's tick checks). Responses without an op are dropped.
- * Connections are re-established on demand by the next send. Op callbacks never run inside
- * bkc_bookie_add/read; a failure to even start connecting is reported from an event.
+ * Failure modes: a connection error, EOF, an unparsable or oversized frame (v3: undecodable
+ * Response, version other than VERSION_THREE, unexpected operation, or an operation that
+ * does not match the request with that txnId) drop the connection and fail every op sent on
+ * it with -MG_EIO (the connection generation tells those ops from ones sent afterwards on a
+ * new connection). An op past its deadline fails with -MG_ETIMEDOUT (the client's tick
+ * checks). Responses without an op are dropped. Connections are re-established on demand by
+ * the next send. Op callbacks never run inside bkc_bookie_add/read; a failure to even start
+ * connecting is reported from an event.
  */
 #include "bkc/bkc_int.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+
+#include "BookkeeperProtocol.pb-c.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -87,11 +101,26 @@ static uint64_t get_be64(const uint8_t *p)
     return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4);
 }
 
-static void op_key(uint8_t key[17], int64_t ledger, int64_t entry, uint8_t opcode)
+/* The match key: v2 (ledger, entry, op), 17 bytes; v3 the txnId, 8 bytes. */
+static size_t v2_key(uint8_t key[17], int64_t ledger, int64_t entry, uint8_t opcode)
 {
     put_be64(key, (uint64_t)ledger);
     put_be64(key + 8, (uint64_t)entry);
     key[16] = opcode;
+    return 17;
+}
+
+static size_t v3_key(uint8_t key[17], uint64_t txn)
+{
+    put_be64(key, txn);
+    return 8;
+}
+
+static size_t op_key(uint8_t key[17], const struct bkc_op *op)
+{
+    if (op->bk->v3)
+        return v3_key(key, op->txn);
+    return v2_key(key, op->ledger, op->entry, op->opcode);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -126,6 +155,8 @@ struct bkc_bookie *bkc_bookie_get(struct bkc_client *c, const char *id)
         mg_free(bk->host);
         bk->host = h;
     }
+    bk->v3 = c->cfg.use_v3;
+    bk->next_txn = 1;
     mg_map_init(&bk->match);
     TAILQ_INIT(&bk->ops);
     bk->fail_ev = event_new(c->base, -1, 0, bookie_fail_ev, bk);
@@ -138,13 +169,13 @@ static void op_unlink(struct bkc_op *op)
 {
     struct bkc_bookie *bk = op->bk;
     uint8_t key[17];
-    op_key(key, op->ledger, op->entry, op->opcode);
-    struct bkc_op *head = mg_map_get(&bk->match, key, sizeof(key));
+    size_t kl = op_key(key, op);
+    struct bkc_op *head = mg_map_get(&bk->match, key, kl);
     if (head == op) {
         if (op->next_same)
-            mg_map_put(&bk->match, key, sizeof(key), op->next_same);
+            mg_map_put(&bk->match, key, kl, op->next_same);
         else
-            mg_map_del(&bk->match, key, sizeof(key));
+            mg_map_del(&bk->match, key, kl);
     } else {
         for (struct bkc_op *p = head; p; p = p->next_same) {
             if (p->next_same == op) {
@@ -214,10 +245,16 @@ void bkc_bookie_free(struct bkc_bookie *bk)
 
 /* ---- reading responses ------------------------------------------------------------------- */
 
+static void conn_read_v3(struct bkc_bookie *bk, struct evbuffer *in);
+
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
     struct bkc_bookie *bk = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    if (bk->v3) {
+        conn_read_v3(bk, in);
+        return;
+    }
     uint64_t gen = bk->gen;
     while (bk->gen == gen) {
         uint8_t h[28];
@@ -247,8 +284,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
             return;
         }
         uint8_t key[17];
-        op_key(key, ledger, entry, opcode);
-        struct bkc_op *op = mg_map_get(&bk->match, key, sizeof(key));
+        size_t kl = v2_key(key, ledger, entry, opcode);
+        struct bkc_op *op = mg_map_get(&bk->match, key, kl);
         if (!op) {
             MG_DEBUG(MOD, "bookie %s: unmatched response op %d L%lld E%lld rc %d", bk->id, opcode,
                      (long long)ledger, (long long)entry, rc);
@@ -359,11 +396,13 @@ static struct bkc_op *op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledg
     op->gen = bk->gen;
     op->deadline_ms = bkc_now_ms() + (uint64_t)bk->c->cfg.timeout_ms;
     op->sent_us = now_us();
+    if (bk->v3)
+        op->txn = bk->next_txn++;
     uint8_t key[17];
-    op_key(key, ledger, entry, opcode);
-    struct bkc_op *head = mg_map_get(&bk->match, key, sizeof(key));
+    size_t kl = op_key(key, op);
+    struct bkc_op *head = mg_map_get(&bk->match, key, kl);
     if (!head) {
-        mg_map_put(&bk->match, key, sizeof(key), op);
+        mg_map_put(&bk->match, key, kl, op);
     } else {
         while (head->next_same)
             head = head->next_same;
@@ -398,12 +437,289 @@ static void add_payload(struct evbuffer *out, struct evbuffer *payload)
     }
 }
 
+/* ---- v3 framing (bookkeeper-wire.md §1) -------------------------------------------------- */
+
+#define PB_WT_VARINT 0
+#define PB_WT_LEN 2
+/* Field numbers used by the hand encoding of an ADD request. */
+#define PB_REQUEST_ADD 101 /* Request.addRequest */
+#define PB_ADD_LEDGER 1    /* AddRequest.ledgerId */
+#define PB_ADD_ENTRY 2     /* AddRequest.entryId */
+#define PB_ADD_MASTER_KEY 3
+#define PB_ADD_BODY 4
+#define PB_ADD_FLAG 100
+#define BKC_V3_HIGH_PRIORITY 100 /* the priority the Java client gives recovery traffic */
+
+static size_t pb_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static size_t pb_put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static uint64_t pb_tag(unsigned field, unsigned wt)
+{
+    return ((uint64_t)field << 3) | wt;
+}
+
+static void v3_header(Bookkeeper__Proto__BKPacketHeader *h, int operation, uint64_t txn,
+                      uint16_t flags)
+{
+    h->version = BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE;
+    h->operation = (Bookkeeper__Proto__OperationType)operation;
+    h->txnid = txn;
+    if (flags & BKC_FLAG_HIGH_PRIORITY) {
+        h->has_priority = true;
+        h->priority = BKC_V3_HIGH_PRIORITY;
+    }
+}
+
+/* A v3 StatusCode as the v2 rc with the same meaning; unknown codes count as EIO. */
+static int v3_status_rc(int st)
+{
+    switch (st) {
+    case BOOKKEEPER__PROTO__STATUS_CODE__EOK:
+        return BKC_RC_EOK;
+    case BOOKKEEPER__PROTO__STATUS_CODE__ENOLEDGER:
+        return BKC_RC_ENOLEDGER;
+    case BOOKKEEPER__PROTO__STATUS_CODE__ENOENTRY:
+        return BKC_RC_ENOENTRY;
+    case BOOKKEEPER__PROTO__STATUS_CODE__EBADREQ:
+        return BKC_RC_EBADREQ;
+    case BOOKKEEPER__PROTO__STATUS_CODE__EIO:
+        return BKC_RC_EIO;
+    case BOOKKEEPER__PROTO__STATUS_CODE__EUA:
+        return BKC_RC_EUA;
+    case BOOKKEEPER__PROTO__STATUS_CODE__EBADVERSION:
+        return BKC_RC_EBADVERSION;
+    case BOOKKEEPER__PROTO__STATUS_CODE__EFENCED:
+        return BKC_RC_EFENCED;
+    case BOOKKEEPER__PROTO__STATUS_CODE__EREADONLY:
+        return BKC_RC_EREADONLY;
+    case BOOKKEEPER__PROTO__STATUS_CODE__ETOOMANYREQUESTS:
+        return BKC_RC_ETOOMANYREQUESTS;
+    case BOOKKEEPER__PROTO__STATUS_CODE__EUNKNOWNLEDGERSTATE:
+        return BKC_RC_EUNKNOWNLEDGERSTATE;
+    default:
+        return BKC_RC_EIO;
+    }
+}
+
+/*
+ * ADD as `[u32 len] Request{header=1, addRequest=101{ledgerId=1, entryId=2, masterKey=3,
+ * body=4, flag=100}}`. protobuf-c packs the Request with only its header; field 101 and the
+ * AddRequest are encoded here with their sizes computed ahead, so that the body (entry header
+ * and digest, then the payload by reference) is appended as in v2 and the payload is never
+ * copied. Fields go in field-number order, flag (RECOVERY_ADD) after the body.
+ */
+static void v3_send_add(struct bkc_bookie *bk, struct bkc_op *op, uint16_t flags,
+                        const uint8_t *master_key, const uint8_t *ehdr, size_t ehdr_len,
+                        struct evbuffer *payload, size_t plen)
+{
+    Bookkeeper__Proto__Request r = BOOKKEEPER__PROTO__REQUEST__INIT;
+    Bookkeeper__Proto__BKPacketHeader h = BOOKKEEPER__PROTO__BKPACKET_HEADER__INIT;
+    v3_header(&h, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, op->txn, flags);
+    r.header = &h;
+    size_t hn = bookkeeper__proto__request__get_packed_size(&r);
+    bool recovery = (flags & BKC_FLAG_RECOVERY_ADD) != 0;
+    uint64_t blen = ehdr_len + plen;
+    uint64_t add_tag = pb_tag(PB_REQUEST_ADD, PB_WT_LEN);
+    uint64_t flag_tag = pb_tag(PB_ADD_FLAG, PB_WT_VARINT);
+    /* AddRequest fields before the body's bytes */
+    size_t a_head = 1 + pb_varint_len((uint64_t)op->ledger) + 1 +
+                    pb_varint_len((uint64_t)op->entry) + 1 + 1 + BKC_MASTER_KEY_LEN + 1 +
+                    pb_varint_len(blen);
+    size_t a_tail = recovery ? pb_varint_len(flag_tag) + 1 : 0;
+    uint64_t alen = a_head + blen + a_tail;
+    uint64_t total = hn + pb_varint_len(add_tag) + pb_varint_len(alen) + alen;
+
+    uint8_t pre[4 + 64 + 16 + 64 + BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN];
+    MG_ASSERT(hn <= 64 && ehdr_len <= BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN);
+    size_t n = 0;
+    put_be32(pre, (uint32_t)total);
+    n += 4;
+    n += bookkeeper__proto__request__pack(&r, pre + n);
+    n += pb_put_varint(pre + n, add_tag);
+    n += pb_put_varint(pre + n, alen);
+    size_t a_start = n;
+    n += pb_put_varint(pre + n, pb_tag(PB_ADD_LEDGER, PB_WT_VARINT));
+    n += pb_put_varint(pre + n, (uint64_t)op->ledger);
+    n += pb_put_varint(pre + n, pb_tag(PB_ADD_ENTRY, PB_WT_VARINT));
+    n += pb_put_varint(pre + n, (uint64_t)op->entry);
+    n += pb_put_varint(pre + n, pb_tag(PB_ADD_MASTER_KEY, PB_WT_LEN));
+    n += pb_put_varint(pre + n, BKC_MASTER_KEY_LEN);
+    memcpy(pre + n, master_key, BKC_MASTER_KEY_LEN);
+    n += BKC_MASTER_KEY_LEN;
+    n += pb_put_varint(pre + n, pb_tag(PB_ADD_BODY, PB_WT_LEN));
+    n += pb_put_varint(pre + n, blen);
+    MG_ASSERT(n - a_start == a_head);
+    memcpy(pre + n, ehdr, ehdr_len);
+    n += ehdr_len;
+    struct evbuffer *out = bufferevent_get_output(bk->bev);
+    evbuffer_add(out, pre, n);
+    if (plen)
+        add_payload(out, payload);
+    if (recovery) {
+        uint8_t t[16];
+        size_t tn = pb_put_varint(t, flag_tag);
+        tn += pb_put_varint(t + tn, BOOKKEEPER__PROTO__ADD_REQUEST__FLAG__RECOVERY_ADD);
+        MG_ASSERT(tn == a_tail);
+        evbuffer_add(out, t, tn);
+    }
+}
+
+/* READ as `[u32 len] Request{header, readRequest{ledgerId, entryId, flag=FENCE_LEDGER and
+ * masterKey when fencing}}`, packed into one reserved extent. */
+static void v3_send_read(struct bkc_bookie *bk, struct bkc_op *op, uint16_t flags,
+                         const uint8_t *master_key)
+{
+    Bookkeeper__Proto__Request r = BOOKKEEPER__PROTO__REQUEST__INIT;
+    Bookkeeper__Proto__BKPacketHeader h = BOOKKEEPER__PROTO__BKPACKET_HEADER__INIT;
+    Bookkeeper__Proto__ReadRequest rr = BOOKKEEPER__PROTO__READ_REQUEST__INIT;
+    v3_header(&h, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, op->txn, flags);
+    r.header = &h;
+    rr.ledgerid = op->ledger;
+    rr.entryid = op->entry;
+    if (flags & BKC_FLAG_FENCE) {
+        rr.has_flag = true;
+        rr.flag = BOOKKEEPER__PROTO__READ_REQUEST__FLAG__FENCE_LEDGER;
+        rr.has_masterkey = true;
+        rr.masterkey.data = (uint8_t *)master_key;
+        rr.masterkey.len = BKC_MASTER_KEY_LEN;
+    }
+    r.readrequest = &rr;
+    size_t n = bookkeeper__proto__request__get_packed_size(&r);
+    struct evbuffer *out = bufferevent_get_output(bk->bev);
+    struct evbuffer_iovec v;
+    /* only fails on allocation failure */
+    MG_ASSERT(evbuffer_reserve_space(out, (ev_ssize_t)(4 + n), &v, 1) == 1);
+    put_be32(v.iov_base, (uint32_t)n);
+    bookkeeper__proto__request__pack(&r, (uint8_t *)v.iov_base + 4);
+    v.iov_len = 4 + n;
+    evbuffer_commit_space(out, &v, 1);
+}
+
+static void v3_resp_cleanup(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    bookkeeper__proto__response__free_unpacked(arg, NULL);
+}
+
+static void conn_read_v3(struct bkc_bookie *bk, struct evbuffer *in)
+{
+    uint64_t gen = bk->gen;
+    while (bk->gen == gen) {
+        uint8_t h[4];
+        if (evbuffer_copyout(in, h, 4) < 4)
+            return;
+        uint32_t flen = get_be32(h);
+        if (flen < 2 || flen > bk->c->cfg.max_frame_size) {
+            bkc_bookie_fail(bk, -MG_EIO, "bad v3 response frame length");
+            return;
+        }
+        if (evbuffer_get_length(in) < 4 + (size_t)flen)
+            return;
+        evbuffer_drain(in, 4);
+        const uint8_t *data = evbuffer_pullup(in, (ev_ssize_t)flen);
+        Bookkeeper__Proto__Response *resp =
+            data ? bookkeeper__proto__response__unpack(NULL, flen, data) : NULL;
+        evbuffer_drain(in, flen);
+        if (!resp) {
+            bkc_bookie_fail(bk, -MG_EIO, "undecodable v3 response");
+            return;
+        }
+        Bookkeeper__Proto__BKPacketHeader *rh = resp->header;
+        uint8_t opcode = 0;
+        if (rh->operation == BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY)
+            opcode = BKC_OP_ADD;
+        else if (rh->operation == BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY)
+            opcode = BKC_OP_READ;
+        const char *bad = NULL;
+        if (rh->version != BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE)
+            bad = "v3 response with another protocol version";
+        else if (!opcode)
+            bad = "unexpected v3 response operation";
+        uint8_t key[17];
+        size_t kl = v3_key(key, rh->txnid);
+        struct bkc_op *op = bad ? NULL : mg_map_get(&bk->match, key, kl);
+        if (op && op->opcode != opcode)
+            bad = "v3 response operation does not match its request";
+        if (bad) {
+            bookkeeper__proto__response__free_unpacked(resp, NULL);
+            bkc_bookie_fail(bk, -MG_EIO, bad);
+            return;
+        }
+        /* The inner status is the operation's; the outer one repeats it or reports a failure
+         * before the operation ran (EBADREQ, EBADVERSION) without an inner message. */
+        int st = (int)resp->status;
+        const Bookkeeper__Proto__ReadResponse *rr = resp->readresponse;
+        if (st == BOOKKEEPER__PROTO__STATUS_CODE__EOK) {
+            if (opcode == BKC_OP_ADD && resp->addresponse)
+                st = (int)resp->addresponse->status;
+            else if (opcode == BKC_OP_READ && rr)
+                st = (int)rr->status;
+        }
+        int rc = v3_status_rc(st);
+        if (!op) {
+            MG_DEBUG(MOD, "bookie %s: unmatched v3 response op %d txn %llu rc %d", bk->id, opcode,
+                     (unsigned long long)rh->txnid, rc);
+            bookkeeper__proto__response__free_unpacked(resp, NULL);
+            continue;
+        }
+        struct evbuffer *body = NULL;
+        if (opcode == BKC_OP_READ && rc == BKC_RC_EOK && rr && rr->has_body) {
+            /* The body references the unpacked message, freed with the body's last
+             * reference (possibly long after this callback: the reader keeps it). */
+            body = evbuffer_new();
+            MG_ASSERT(body);
+            int arc =
+                evbuffer_add_reference(body, rr->body.data, rr->body.len, v3_resp_cleanup, resp);
+            if (arc < 0) {
+                evbuffer_free(body);
+                body = NULL;
+                bookkeeper__proto__response__free_unpacked(resp, NULL);
+                bkc_bookie_fail(bk, -MG_EIO, "out of memory for a v3 read body");
+                return;
+            }
+            resp = NULL;
+        }
+        if (resp)
+            bookkeeper__proto__response__free_unpacked(resp, NULL);
+        op_unlink(op);
+        op_record(op, rc);
+        op->cb(op, rc, body ? &body : NULL);
+        mg_free(op);
+        if (body)
+            evbuffer_free(body);
+    }
+}
+
 struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
                               const uint8_t *master_key, const uint8_t *ehdr, size_t ehdr_len,
                               struct evbuffer *payload, bkc_op_cb cb, void *arg, int slot)
 {
     ensure_conn(bk);
     struct bkc_op *op = op_new(bk, BKC_OP_ADD, ledger, entry, cb, arg, slot);
+    if (bk->v3) {
+        v3_send_add(bk, op, flags, master_key, ehdr, ehdr_len, payload,
+                    evbuffer_get_length(payload));
+        return op;
+    }
     uint8_t pre[8 + BKC_MASTER_KEY_LEN + BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN];
     size_t plen = evbuffer_get_length(payload);
     size_t n = 8 + BKC_MASTER_KEY_LEN + ehdr_len;
@@ -423,6 +739,10 @@ struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t en
 {
     ensure_conn(bk);
     struct bkc_op *op = op_new(bk, BKC_OP_READ, ledger, entry, cb, arg, slot);
+    if (bk->v3) {
+        v3_send_read(bk, op, flags, master_key);
+        return op;
+    }
     uint8_t f[4 + 4 + 16 + BKC_MASTER_KEY_LEN];
     bool fence = (flags & BKC_FLAG_FENCE) != 0;
     size_t n = 24 + (fence ? BKC_MASTER_KEY_LEN : 0);

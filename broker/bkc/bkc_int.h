@@ -4,8 +4,9 @@
  * Layers, bottom up:
  *   bkc_md.c      ledger metadata: LedgerMetadataFormat v3 (binary) encode/decode, v2 (text)
  *                 decode, hierarchical paths.
- *   bkc_conn.c    one connection per bookie, v2 framing, requests (struct bkc_op) matched to
- *                 responses by (ledger, entry, op) in FIFO order, per-request timeouts.
+ *   bkc_conn.c    one connection per bookie, v2 framing (default) or v3 (cfg.use_v3); requests
+ *                 (struct bkc_op) matched to responses by (ledger, entry, op) in FIFO order (v2)
+ *                 or by txnId (v3), per-request timeouts.
  *   bkc_client.c  the client: config, deferred completions, metadata requests, digests,
  *                 create / open / delete.
  *   bkc_ledger.c  a ledger handle: adds with quorum tracking, ensemble changes, close, reads,
@@ -39,7 +40,8 @@ struct event;
 #define BKC_MAX_DIGEST_LEN 20
 #define BKC_MAX_ENSEMBLE 64
 
-/* v2 response codes (rc >= 0 in op callbacks; local failures are -MG_E*). */
+/* v2 response codes (rc >= 0 in op callbacks; local failures are -MG_E*). v3 StatusCodes are
+ * mapped onto these by the connection layer, so callers see one set of codes. */
 enum bkc_rc {
     BKC_RC_EOK = 0,
     BKC_RC_ENOLEDGER = 1,
@@ -116,7 +118,8 @@ struct bkc_op {
     int64_t ledger, entry;
     uint64_t deadline_ms;
     uint64_t sent_us; /* monotonic µs when sent: add latency statistics */
-    uint64_t gen; /* the connection generation it was sent on */
+    uint64_t gen;     /* the connection generation it was sent on */
+    uint64_t txn;     /* v3: the request's txnId (the match key) */
     bkc_op_cb cb;
     void *arg;                /* borrowed: the caller's state */
     int slot;                 /* the caller's index (ensemble index, write-set slot) */
@@ -139,7 +142,10 @@ struct bkc_bookie {
     enum bkc_bookie_state state;
     struct bufferevent *bev; /* owned */
     uint64_t gen;            /* bumped at each connection loss */
-    struct mg_map match;     /* (ledger, entry, op) -> borrowed first op of its FIFO chain */
+    bool v3;                 /* speaks v3 (cfg.use_v3), else v2 */
+    uint64_t next_txn;       /* v3: the next txnId (never reused, across reconnections too) */
+    struct mg_map match;     /* v2: (ledger, entry, op) -> borrowed first op of its FIFO chain;
+                                v3: txnId -> borrowed op */
     struct bkc_op_list ops;  /* every outstanding op, in send order (deadline order) */
     int n_ops;
     struct event *fail_ev; /* owned: deferred failure of a connection that never started */
@@ -152,12 +158,14 @@ TAILQ_HEAD(bkc_bookie_list, bkc_bookie);
 /* The bookie for id, created (without connecting) if new. */
 struct bkc_bookie *bkc_bookie_get(struct bkc_client *c, const char *id);
 void bkc_bookie_free(struct bkc_bookie *bk);
-/* Send an ADD: `pre` (v2 header, master key, entry header and digest; copied) followed by a
- * reference to payload's bytes. Never calls cb before returning. */
+/* Send an ADD: the frame head (v2 header and master key, or the v3 Request up to the body;
+ * built here), the entry header and digest (ehdr; copied) and a reference to payload's bytes.
+ * flags: BKC_FLAG_RECOVERY_ADD, BKC_FLAG_HIGH_PRIORITY (v3: header priority 100).
+ * Never calls cb before returning. */
 struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
                               const uint8_t *master_key, const uint8_t *ehdr, size_t ehdr_len,
                               struct evbuffer *payload, bkc_op_cb cb, void *arg, int slot);
-/* Send a READ; master_key is sent when flags has BKC_FLAG_FENCE. */
+/* Send a READ; master_key is sent when flags has BKC_FLAG_FENCE (v3: FENCE_LEDGER). */
 struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
                                const uint8_t *master_key, bkc_op_cb cb, void *arg, int slot);
 /* Forget an outstanding op: its callback will not run; a late response is dropped.

@@ -175,9 +175,14 @@ R1="found=$FOUND missing=$MISSING duplicates=$DUPS out_of_order=$DISORDER extra_
 # ---- 7. the same from the bookies alone: SIGKILL the broker, start a new one ------------------
 alive broker && pass "broker alive after the bookie failures" || fail "broker died"
 note "SIGKILL broker (pid $(pid_of broker)); a new broker reads $SUB2 from the bookies"
+# The new broker takes the old one's address and ports, as a restarted pod would: it finds
+# the bundle ownership its predecessor left in ZooKeeper (the dead session has not expired
+# yet), recognises its own URL there and takes the bundle over at once.
+old_bport=$(port_of broker brokerServicePort)
+old_wport=$(port_of broker webServicePort)
 kill_proc broker
 start_magnetar broker2 broker "brokerServicePort webServicePort" 60 -- "${broker_args[@]}" \
-    --set brokerServicePort=0 --set webServicePort=0 || exit 1
+    --set brokerServicePort="$old_bport" --set webServicePort="$old_wport" || exit 1
 verify_sub "$SUB2" "pulsar://127.0.0.1:$(port_of broker2 brokerServicePort)" \
     "after a broker SIGKILL, read back from the bookies by a new broker"
 R2="found=$FOUND missing=$MISSING duplicates=$DUPS out_of_order=$DISORDER extra_unacknowledged=$EXTRA"

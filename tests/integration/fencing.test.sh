@@ -2,14 +2,17 @@
 # fencing.test.sh - a broker that lost a topic to another one can no longer append to it.
 #
 # One real ZooKeeper, two `magnetar bookie`s, two `magnetar broker`s A and B (both
-# managedLedgerStore=bookkeeper, E=Qw=Qa=2) on the same store. Ownership leases come in a
-# later issue, so today both brokers will load the same topic; the ledger fencing of the
-# managed-ledger open is what keeps the old writer out:
+# managedLedgerStore=bookkeeper, E=Qw=Qa=2) on the same store. A owns the topic's bundle
+# by an ephemeral lease; the test deletes that lease behind A's back (A's session is still
+# alive, as in the moments before an expiry reaches it), so that B takes the bundle while A
+# still believes it owns it. The ledger fencing of B's managed-ledger open is then what
+# keeps the old writer out:
 #   1. A durable subscription is created through A.
 #   2. A pulsar-flex producer on A sends 1,000 messages (counters 0..999): all acknowledged.
 #      It stays connected, paused (verify-produce.js --pause-after).
-#   3. A producer on B sends 1,000 more (1000..1999): B loads the topic, whose open recovers
-#      and fences A's ledger; all must be acknowledged.
+#   3. A's lease is deleted in ZooKeeper; a producer on B sends 1,000 more (1000..1999): B
+#      takes the bundle and loads the topic, whose open recovers and fences A's ledger; all
+#      must be acknowledged.
 #   4. A's producer (the same one, same connection) sends 100 more (2000..2099): none may be
 #      acknowledged, and the first must fail with an error (SEND_ERROR, the producer or the
 #      connection closed by the broker), not by silence until the client's 30 s timeout.
@@ -42,7 +45,9 @@ done
 for i in 1 2; do
     wait_log "bk$i" "registered " 30 || { fail "bookie bk$i did not register within 30 s"; exit 1; }
 done
-for b in A B; do
+# B starts only once A owns the topic's bundle (else A's lookup could assign it to B).
+start_broker() {
+    local b=$1
     mkdir -p "$T/broker$b"
     start_magnetar "broker$b" broker "brokerServicePort webServicePort" 60 -- \
         --config "$IT_TOP/conf/broker.yaml" --set brokerServicePort=0 --set webServicePort=0 \
@@ -50,10 +55,11 @@ for b in A B; do
         --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/broker$b" \
         --set managedLedgerStore="$ML_STORE" --set managedLedgerDefaultEnsembleSize=2 \
         --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2 \
-        --set bookkeeperClientTimeoutInSeconds=5 --set keepAliveIntervalSeconds=5 || exit 1
-done
+        --set bookkeeperClientTimeoutInSeconds=5 --set keepAliveIntervalSeconds=5 \
+        --set loadBalancerReportUpdateMinIntervalMillis=500 || exit 1
+}
+start_broker A
 URLA="pulsar://127.0.0.1:$(port_of brokerA brokerServicePort)"
-URLB="pulsar://127.0.0.1:$(port_of brokerB brokerServicePort)"
 
 # ---- 1. subscription through A ------------------------------------------------------------
 if run_node 60 sub lib/verify-consume.js --url "$URLA" --topic "$TOPIC" --sub "$SUB" \
@@ -79,6 +85,30 @@ else
 fi
 
 # ---- 3. B takes the topic --------------------------------------------------------------------
+start_broker B
+URLB="pulsar://127.0.0.1:$(port_of brokerB brokerServicePort)"
+
+# Broker A owns the topic's bundle through an ephemeral key in ZooKeeper. Take that lease
+# away behind A's back (as when A's session is about to expire but A has not noticed): B
+# is then free to take the bundle and load the topic, which recovers and fences the ledger
+# A still has open. A must not be able to add to it any more.
+# The key is replaced by one naming B (as B would write it), so that B's next lookup
+# takes the bundle whatever the load reports say.
+WA=$(port_of brokerA webServicePort)
+WB=$(port_of brokerB webServicePort)
+RANGE=$(curl -sf "http://127.0.0.1:$WA/lookup/v2/topic/persistent/public/default/$TOPIC/bundle")
+zkcli() {
+    java -cp "${ZK_CLASSPATH:-/usr/share/java/zookeeper.jar}" org.apache.zookeeper.ZooKeeperMain \
+        -server "127.0.0.1:$ZK_PORT" "$@" >>"$T/zkcli.log" 2>&1
+}
+KEY="/namespace/public/default/$RANGE"
+DATA="{\"nativeUrl\":\"$URLB\",\"httpUrl\":\"http://127.0.0.1:$WB\",\"disabled\":false,\"advertisedListeners\":{}}"
+if [ -n "$RANGE" ] && zkcli delete "$KEY" && zkcli create "$KEY" "$DATA"; then
+    pass "A's lease on bundle $RANGE taken away behind its back (the key now names B)"
+else
+    fail "could not replace A's ownership of ${RANGE:-?}: $(tail -n 3 "$T/zkcli.log")"
+fi
+
 run_node 200 producerB lib/verify-produce.js --url "$URLB" --topic "$TOPIC" --start "$NA" \
     --count "$NB" --send-timeout-ms 30000 --deadline-s 150 --out "$T/produceB.json"
 rc=$?

@@ -14,7 +14,11 @@
  * bookies are back; EFENCED -> -MG_EFENCED; recovery of a dead writer's ledger (including
  * entries written but never acknowledged to it) and the old writer fenced; Qa-acked entries
  * surviving recovery with a bookie down; digest mismatch -> failover and -MG_ECHECKSUM;
- * free with pending requests -> -MG_ECANCELED.
+ * free with pending requests -> -MG_ECANCELED. Real in-process bookies (and `magnetar bookie`
+ * processes when available), each run with v2 and v3: round trip, ensemble change after a
+ * bookie stop, recovery and fencing; entries of awkward sizes, readLastConfirmed, recovery
+ * of a dead writer and of an empty ledger. v3 frames on the wire (decoded with protobuf-c)
+ * and out-of-order txnId matching with StatusCode mapping, against a recording listener.
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "bkc/bkc.h"
@@ -23,6 +27,8 @@
 #include "meta/meta.h"
 #include "util/alloc.h"
 #include "util/err.h"
+
+#include "BookkeeperProtocol.pb-c.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -429,11 +435,13 @@ static struct fbk *fb_by_id(struct fbk **fbs, int n, const char *id)
 #define NFB 6
 static struct fbk *fb[NFB];
 static struct bkc_client *cl;
+static bool use_v3; /* clients made by client_new speak v3 (real-bookie tests only) */
 
 static struct bkc_client *client_new(int e, int w, int a, int timeout_ms)
 {
     struct bkc_config cfg;
     bkc_config_default(&cfg);
+    cfg.use_v3 = use_v3;
     cfg.ensemble_size = e;
     cfg.write_quorum = w;
     cfg.ack_quorum = a;
@@ -445,6 +453,7 @@ static struct bkc_client *client_new(int e, int w, int a, int timeout_ms)
 
 static void fx_setup(int n_bookies, int e, int w, int a, int timeout_ms)
 {
+    use_v3 = false; /* the fake bookies speak v2 only */
     base = event_base_new();
     struct meta_options mo = {.url = "memory"};
     ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
@@ -1198,8 +1207,10 @@ static void wait_registered(int n)
     }
 }
 
+/* _i: 0 = v2, 1 = v3 */
 START_TEST(test_real_bookies_inprocess)
 {
+    use_v3 = _i == 1;
     base = event_base_new();
     struct meta_options mo = {.url = "memory"};
     ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
@@ -1326,6 +1337,7 @@ static pid_t spawn_bookie(const char *bin, const char *dir, int i, int *port)
 
 START_TEST(test_real_bookie_processes_sigkill)
 {
+    use_v3 = _i == 1;
     const char *bin = magnetar_bin();
     if (!bin) {
         fprintf(stderr, "test_real_bookie_processes_sigkill: skipped (no ./magnetar; set "
@@ -1577,6 +1589,385 @@ START_TEST(test_read_timeout_failover)
 }
 END_TEST
 
+/* Entries of awkward sizes (empty, multi-byte varint lengths, 300 KiB) through a real bookie
+ * set: reads with striping, readLastConfirmed on an OPEN ledger, recovery of a dead writer's
+ * ledger (fencing reads, recovery reads, RECOVERY_ADD re-adds) and of an empty ledger
+ * (ENOENTRY / ENOLEDGER answers). _i: 0 = v2, 1 = v3. */
+static void fill_payload(struct evbuffer *b, size_t n, int seed)
+{
+    uint8_t chunk[4096];
+    for (size_t off = 0; off < n;) {
+        size_t k = n - off < sizeof(chunk) ? n - off : sizeof(chunk);
+        for (size_t j = 0; j < k; j++)
+            chunk[j] = (uint8_t)((off + j) * 31u + (size_t)seed * 7u);
+        evbuffer_add(b, chunk, k);
+        off += k;
+    }
+}
+
+static void read_sizes(struct bkc_ledger *lh, const size_t *sz, int64_t first, int64_t last)
+{
+    struct res r = {0};
+    struct bkc_req req = {.data = &r};
+    ck_assert_int_eq(bkc_read(lh, first, last, &req, res_cb), 0);
+    wait_for(&r.done);
+    ck_assert_msg(r.status == 0, "read: %d (%s)", r.status, req.errmsg);
+    ck_assert_int_eq(req.n_entries, last - first + 1);
+    for (int i = 0; i < req.n_entries; i++) {
+        int e = (int)(first + i);
+        struct evbuffer *want = evbuffer_new();
+        fill_payload(want, sz[e], e);
+        ck_assert_uint_eq(evbuffer_get_length(req.entries[i]), sz[e]);
+        if (sz[e])
+            ck_assert(
+                memcmp(evbuffer_pullup(req.entries[i], -1), evbuffer_pullup(want, -1), sz[e]) == 0);
+        evbuffer_free(want);
+    }
+    bkc_req_fini(&req);
+}
+
+START_TEST(test_real_bookies_sizes_recovery)
+{
+    use_v3 = _i == 1;
+    base = event_base_new();
+    struct meta_options mo = {.url = "memory"};
+    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
+    char *dir = tmpdir_new();
+    struct bk_server *bs[3];
+    for (int i = 0; i < 3; i++)
+        bs[i] = real_bookie(dir, i);
+    wait_registered(3);
+    cl = client_new(3, 2, 2, 5000);
+    struct bkc_client *c2 = client_new(3, 2, 2, 5000);
+    /* an empty ledger: the fencing reads find nothing */
+    struct bkc_ledger *w0 = create_sync(cl, 0);
+    struct bkc_ledger *r0 = open_sync(c2, bkc_ledger_id(w0), true, 0);
+    ck_assert_int_eq(bkc_ledger_lac(r0), -1);
+    ck_assert(bkc_ledger_is_closed(r0));
+    bkc_ledger_free(r0);
+    bkc_ledger_free(w0);
+    /* entries of many sizes */
+    static const size_t sz[] = {0, 1, 95, 96, 127, 128, 200, 16383, 16384, 300 * 1024, 3, 0};
+    const int n = (int)(sizeof(sz) / sizeof(sz[0]));
+    struct bkc_ledger *w = create_sync(cl, 0);
+    int64_t id = bkc_ledger_id(w);
+    struct addb b = {0};
+    for (int i = 0; i < n; i++) {
+        b.payload[i] = evbuffer_new();
+        fill_payload(b.payload[i], sz[i], i);
+        b.req[i].data = &b;
+        ck_assert_int_eq(bkc_add(w, b.payload[i], &b.req[i], add_cb), 0);
+        b.n++;
+        if (i == n - 2) /* the last entry then carries LAC n-2 */
+            addb_wait(&b);
+    }
+    addb_wait(&b);
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(b.status[i] == 0, "add %d: %s", i, b.req[i].errmsg);
+        ck_assert_int_eq(b.order[i], i);
+    }
+    read_sizes(w, sz, 0, n - 1);
+    /* a plain reader of the OPEN ledger learns the LAC piggybacked on the last entry */
+    struct bkc_ledger *r1 = open_sync(c2, id, false, 0);
+    struct res rs = {0};
+    struct bkc_req lreq = {.data = &rs};
+    ck_assert_int_eq(bkc_read_lac(r1, &lreq, res_cb), 0);
+    wait_for(&rs.done);
+    ck_assert_int_eq(rs.status, 0);
+    ck_assert_int_eq(bkc_ledger_lac(r1), n - 2);
+    read_sizes(r1, sz, 0, n - 2);
+    bkc_ledger_free(r1);
+    /* the writer dies with the ledger OPEN; recovery closes it at the last entry */
+    bkc_ledger_free(w);
+    struct bkc_ledger *r = open_sync(c2, id, true, 0);
+    ck_assert_int_eq(bkc_ledger_lac(r), n - 1);
+    ck_assert(bkc_ledger_is_closed(r));
+    read_sizes(r, sz, 0, n - 1);
+    bkc_ledger_free(r);
+    bkc_client_free(c2);
+    bkc_client_free(cl);
+    cl = NULL;
+    for (int i = 0; i < 3; i++)
+        bk_server_shutdown(bs[i]);
+    sleep_loop(20);
+    for (int i = 0; i < 3; i++)
+        bk_server_free(bs[i]);
+    pump(5);
+    addb_fini(&b);
+    meta_close(meta);
+    meta = NULL;
+    pump(5);
+    event_base_free(base);
+    base = NULL;
+    rm_rf(dir);
+    mg_free(dir);
+    use_v3 = false;
+}
+END_TEST
+
+/* ---- tests: v3 frames on the wire -------------------------------------------------------- */
+
+/* A listener that records what a v3 client sends, and lets the test answer. */
+struct sniff {
+    struct evconnlistener *l;
+    struct bufferevent *bev; /* the accepted connection */
+    struct evbuffer *got;    /* everything received */
+    int port;
+};
+
+static void sniff_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct sniff *sn = arg;
+    evbuffer_add_buffer(sn->got, bufferevent_get_input(bev));
+}
+
+static void sniff_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                         int salen, void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)salen;
+    struct sniff *sn = arg;
+    ck_assert_ptr_null(sn->bev);
+    sn->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(sn->bev, sniff_read_cb, NULL, NULL, sn);
+    bufferevent_enable(sn->bev, EV_READ | EV_WRITE);
+}
+
+/* Take the next frame from sn->got as a v3 Request (waiting for it). */
+static Bookkeeper__Proto__Request *sniff_next(struct sniff *sn)
+{
+    uint64_t end = bkc_now_ms() + 10000;
+    for (;;) {
+        uint8_t h[4];
+        if (evbuffer_copyout(sn->got, h, 4) == 4 &&
+            evbuffer_get_length(sn->got) >= 4 + (size_t)be32(h))
+            break;
+        ck_assert_msg(bkc_now_ms() < end, "no frame");
+        struct timeval tv = {0, 5000};
+        event_base_loopexit(base, &tv);
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    uint8_t h[4];
+    evbuffer_remove(sn->got, h, 4);
+    size_t n = be32(h);
+    ck_assert_int_eq(evbuffer_pullup(sn->got, 1)[0], 0x0A); /* field 1: header */
+    Bookkeeper__Proto__Request *r =
+        bookkeeper__proto__request__unpack(NULL, n, evbuffer_pullup(sn->got, (ev_ssize_t)n));
+    ck_assert_ptr_nonnull(r);
+    evbuffer_drain(sn->got, n);
+    ck_assert_int_eq(r->header->version, BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE);
+    return r;
+}
+
+static void sniff_reply(struct sniff *sn, Bookkeeper__Proto__Response *resp, int op, uint64_t txn,
+                        int status)
+{
+    Bookkeeper__Proto__BKPacketHeader h = BOOKKEEPER__PROTO__BKPACKET_HEADER__INIT;
+    h.version = BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE;
+    h.operation = (Bookkeeper__Proto__OperationType)op;
+    h.txnid = txn;
+    resp->header = &h;
+    resp->status = (Bookkeeper__Proto__StatusCode)status;
+    size_t n = bookkeeper__proto__response__get_packed_size(resp);
+    uint8_t *b = mg_malloc(4 + n);
+    wbe32(b, (uint32_t)n);
+    bookkeeper__proto__response__pack(resp, b + 4);
+    bufferevent_write(sn->bev, b, 4 + n);
+    mg_free(b);
+}
+
+struct opres {
+    int n;
+    int slot[8];
+    int rc[8];
+    char body[8][64];
+};
+
+static void sniff_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
+{
+    struct opres *o = op->arg;
+    ck_assert_int_lt(o->n, 8);
+    o->slot[o->n] = op->slot;
+    o->rc[o->n] = rc;
+    o->body[o->n][0] = 0;
+    if (body && *body) {
+        size_t k = evbuffer_get_length(*body);
+        ck_assert_uint_lt(k, sizeof(o->body[0]));
+        evbuffer_remove(*body, o->body[o->n], k);
+        o->body[o->n][k] = 0;
+    }
+    o->n++;
+}
+
+START_TEST(test_v3_frames)
+{
+    use_v3 = true;
+    base = event_base_new();
+    struct meta_options mo = {.url = "memory"};
+    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
+    struct sniff sn = {0};
+    sn.got = evbuffer_new();
+    struct sockaddr_in sin = {0};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sn.l =
+        evconnlistener_new_bind(base, sniff_accept, &sn, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                16, (struct sockaddr *)&sin, sizeof(sin));
+    ck_assert_ptr_nonnull(sn.l);
+    struct sockaddr_in bound;
+    socklen_t bl = sizeof(bound);
+    getsockname(evconnlistener_get_fd(sn.l), (struct sockaddr *)&bound, &bl);
+    sn.port = ntohs(bound.sin_port);
+    cl = client_new(1, 1, 1, 30000);
+    char id[64];
+    snprintf(id, sizeof(id), "127.0.0.1:%d", sn.port);
+    struct bkc_bookie *bk = bkc_bookie_get(cl, id);
+    uint8_t key[BKC_MASTER_KEY_LEN];
+    for (int i = 0; i < BKC_MASTER_KEY_LEN; i++)
+        key[i] = (uint8_t)(0xA0 + i);
+    uint8_t ehdr[BKC_ENTRY_HDR_LEN + 4];
+    for (size_t i = 0; i < sizeof(ehdr); i++)
+        ehdr[i] = (uint8_t)i;
+    struct evbuffer *pl = evbuffer_new();
+    evbuffer_add(pl, "hello v3", 8);
+    struct opres o = {0};
+    /* 1: a recovery add, 2: a plain add, 3: a fencing read of -1, 4: a plain read */
+    ck_assert_ptr_nonnull(bkc_bookie_add(bk, 7, 3, BKC_FLAG_RECOVERY_ADD | BKC_FLAG_HIGH_PRIORITY,
+                                         key, ehdr, sizeof(ehdr), pl, sniff_op_cb, &o, 1));
+    ck_assert_ptr_nonnull(
+        bkc_bookie_add(bk, 7, 4, 0, key, ehdr, sizeof(ehdr), pl, sniff_op_cb, &o, 2));
+    ck_assert_ptr_nonnull(bkc_bookie_read(bk, 7, -1, BKC_FLAG_FENCE, key, sniff_op_cb, &o, 3));
+    ck_assert_ptr_nonnull(bkc_bookie_read(bk, 7, 5, 0, key, sniff_op_cb, &o, 4));
+    ck_assert_int_eq(o.n, 0);
+    uint64_t txn[4];
+    for (int i = 0; i < 2; i++) {
+        Bookkeeper__Proto__Request *r = sniff_next(&sn);
+        ck_assert_int_eq(r->header->operation, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY);
+        txn[i] = r->header->txnid;
+        Bookkeeper__Proto__AddRequest *a = r->addrequest;
+        ck_assert_ptr_nonnull(a);
+        ck_assert_int_eq(a->ledgerid, 7);
+        ck_assert_int_eq(a->entryid, 3 + i);
+        ck_assert_uint_eq(a->masterkey.len, BKC_MASTER_KEY_LEN);
+        ck_assert(memcmp(a->masterkey.data, key, BKC_MASTER_KEY_LEN) == 0);
+        ck_assert_uint_eq(a->body.len, sizeof(ehdr) + 8);
+        ck_assert(memcmp(a->body.data, ehdr, sizeof(ehdr)) == 0);
+        ck_assert(memcmp(a->body.data + sizeof(ehdr), "hello v3", 8) == 0);
+        ck_assert_int_eq(a->has_flag, i == 0);
+        if (i == 0) {
+            ck_assert_int_eq(a->flag, BOOKKEEPER__PROTO__ADD_REQUEST__FLAG__RECOVERY_ADD);
+            ck_assert(r->header->has_priority && r->header->priority > 0);
+        } else {
+            ck_assert(!r->header->has_priority || r->header->priority == 0);
+        }
+        bookkeeper__proto__request__free_unpacked(r, NULL);
+    }
+    for (int i = 2; i < 4; i++) {
+        Bookkeeper__Proto__Request *r = sniff_next(&sn);
+        ck_assert_int_eq(r->header->operation, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY);
+        txn[i] = r->header->txnid;
+        Bookkeeper__Proto__ReadRequest *rr = r->readrequest;
+        ck_assert_ptr_nonnull(rr);
+        ck_assert_int_eq(rr->ledgerid, 7);
+        ck_assert_int_eq(rr->entryid, i == 2 ? -1 : 5);
+        ck_assert_int_eq(rr->has_flag, i == 2);
+        ck_assert_int_eq(rr->has_masterkey, i == 2);
+        if (i == 2) {
+            ck_assert_int_eq(rr->flag, BOOKKEEPER__PROTO__READ_REQUEST__FLAG__FENCE_LEDGER);
+            ck_assert(memcmp(rr->masterkey.data, key, BKC_MASTER_KEY_LEN) == 0);
+        }
+        bookkeeper__proto__request__free_unpacked(r, NULL);
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < i; j++)
+            ck_assert(txn[i] != txn[j]);
+    /* answers out of order: the plain read (ENOENTRY), the fencing read (EOK + body), the
+     * plain add (EFENCED), the recovery add (the outer status only: EBADREQ) */
+    Bookkeeper__Proto__Response r4 = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    Bookkeeper__Proto__ReadResponse rr4 = BOOKKEEPER__PROTO__READ_RESPONSE__INIT;
+    rr4.status = BOOKKEEPER__PROTO__STATUS_CODE__ENOENTRY;
+    rr4.ledgerid = 7;
+    rr4.entryid = 5;
+    r4.readresponse = &rr4;
+    sniff_reply(&sn, &r4, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn[3],
+                BOOKKEEPER__PROTO__STATUS_CODE__ENOENTRY);
+    Bookkeeper__Proto__Response r3 = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    Bookkeeper__Proto__ReadResponse rr3 = BOOKKEEPER__PROTO__READ_RESPONSE__INIT;
+    rr3.status = BOOKKEEPER__PROTO__STATUS_CODE__EOK;
+    rr3.ledgerid = 7;
+    rr3.entryid = 4;
+    rr3.has_body = true;
+    rr3.body.data = (uint8_t *)"the body";
+    rr3.body.len = 8;
+    r3.readresponse = &rr3;
+    sniff_reply(&sn, &r3, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn[2],
+                BOOKKEEPER__PROTO__STATUS_CODE__EOK);
+    Bookkeeper__Proto__Response r2 = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    Bookkeeper__Proto__AddResponse ar2 = BOOKKEEPER__PROTO__ADD_RESPONSE__INIT;
+    ar2.status = BOOKKEEPER__PROTO__STATUS_CODE__EFENCED;
+    ar2.ledgerid = 7;
+    ar2.entryid = 4;
+    r2.addresponse = &ar2;
+    sniff_reply(&sn, &r2, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, txn[1],
+                BOOKKEEPER__PROTO__STATUS_CODE__EFENCED);
+    Bookkeeper__Proto__Response r1 = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    sniff_reply(&sn, &r1, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, txn[0],
+                BOOKKEEPER__PROTO__STATUS_CODE__EBADREQ);
+    uint64_t end = bkc_now_ms() + 10000;
+    while (o.n < 4 && bkc_now_ms() < end) {
+        struct timeval tv = {0, 5000};
+        event_base_loopexit(base, &tv);
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    ck_assert_int_eq(o.n, 4);
+    ck_assert_int_eq(o.slot[0], 4);
+    ck_assert_int_eq(o.rc[0], BKC_RC_ENOENTRY);
+    ck_assert_int_eq(o.slot[1], 3);
+    ck_assert_int_eq(o.rc[1], BKC_RC_EOK);
+    ck_assert_str_eq(o.body[1], "the body");
+    ck_assert_int_eq(o.slot[2], 2);
+    ck_assert_int_eq(o.rc[2], BKC_RC_EFENCED);
+    ck_assert_int_eq(o.slot[3], 1);
+    ck_assert_int_eq(o.rc[3], BKC_RC_EBADREQ);
+    ck_assert_int_eq(bk->n_ops, 0);
+    /* an answer to an unknown txnId is dropped; one whose operation does not match its
+     * request drops the connection and fails what was sent on it */
+    ck_assert_ptr_nonnull(bkc_bookie_read(bk, 7, 6, 0, key, sniff_op_cb, &o, 5));
+    Bookkeeper__Proto__Request *rq = sniff_next(&sn);
+    uint64_t t5 = rq->header->txnid;
+    bookkeeper__proto__request__free_unpacked(rq, NULL);
+    Bookkeeper__Proto__Response ru = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    sniff_reply(&sn, &ru, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, t5 + 1000,
+                BOOKKEEPER__PROTO__STATUS_CODE__EOK);
+    Bookkeeper__Proto__Response rm = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    sniff_reply(&sn, &rm, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, t5,
+                BOOKKEEPER__PROTO__STATUS_CODE__EOK);
+    end = bkc_now_ms() + 10000;
+    while (o.n < 5 && bkc_now_ms() < end) {
+        struct timeval tv = {0, 5000};
+        event_base_loopexit(base, &tv);
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    ck_assert_int_eq(o.n, 5);
+    ck_assert_int_eq(o.slot[4], 5);
+    ck_assert_int_eq(o.rc[4], -MG_EIO);
+    evbuffer_free(pl);
+    bkc_client_free(cl);
+    cl = NULL;
+    if (sn.bev)
+        bufferevent_free(sn.bev);
+    evconnlistener_free(sn.l);
+    evbuffer_free(sn.got);
+    meta_close(meta);
+    meta = NULL;
+    pump(5);
+    event_base_free(base);
+    base = NULL;
+    use_v3 = false;
+}
+END_TEST
+
 static Suite *bkc_suite(void)
 {
     Suite *s = suite_create("bkc");
@@ -1606,8 +1997,10 @@ static Suite *bkc_suite(void)
     suite_add_tcase(s, t);
     TCase *real = tcase_create("real_bookies");
     tcase_set_timeout(real, 120);
-    tcase_add_test(real, test_real_bookies_inprocess);
-    tcase_add_test(real, test_real_bookie_processes_sigkill);
+    tcase_add_loop_test(real, test_real_bookies_inprocess, 0, 2);
+    tcase_add_loop_test(real, test_real_bookie_processes_sigkill, 0, 2);
+    tcase_add_loop_test(real, test_real_bookies_sizes_recovery, 0, 2);
+    tcase_add_test(real, test_v3_frames);
     suite_add_tcase(s, real);
     return s;
 }
