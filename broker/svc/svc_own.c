@@ -838,9 +838,9 @@ static void lookup_read(struct meta_req *req, int status)
         mg_free(u);
         return;
     }
-    json_decref(j);
     struct own_bundle *b = mg_map_get_str(&o->bundles, l->key);
     if (b) { /* ours: acquired (or being released) since the read was sent */
+        json_decref(j);
         meta_req_fini(req);
         lookup_acquire(l);
         return;
@@ -850,6 +850,7 @@ static void lookup_read(struct meta_req *req, int status)
      * serve this address, so delete it and take the bundle. */
     MG_INFO(MOD, "bundle %s: removing a stale ownership key of a previous process on %s",
             l->key, url);
+    json_decref(j); /* url points into j */
     meta_req_fini(req);
     if (meta_delete(s->meta, l->path, version, &l->req, stale_deleted) < 0)
         lookup_failf(l, -MG_EMETA, "Cannot remove the stale owner of bundle %s", l->key);
