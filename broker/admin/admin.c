@@ -318,6 +318,13 @@ static bool seg_is(struct admin_req *r, int i, const char *s)
     return r->nseg > i && strcmp(r->seg[i], s) == 0;
 }
 
+static void route(struct evhttp_request *req, void *arg);
+
+void admin_route(struct evhttp_request *req, struct admin *a)
+{
+    route(req, a);
+}
+
 static void route(struct evhttp_request *req, void *arg)
 {
     struct admin_req r;
@@ -383,6 +390,7 @@ struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr
 {
     struct admin *a = mg_calloc(1, sizeof *a);
     a->svc = s;
+    mg_map_init(&a->owned_reqs);
     a->http = evhttp_new(base);
     if (!a->http) {
         mg_free(a);
@@ -424,5 +432,6 @@ void admin_free(struct admin *a)
     if (a->stats_ev)
         event_free(a->stats_ev);
     evhttp_free(a->http);
+    mg_map_fini(&a->owned_reqs);
     mg_free(a);
 }

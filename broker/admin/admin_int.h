@@ -19,6 +19,8 @@
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include "util/map.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,6 +38,8 @@ struct admin {
     int port;
     struct event *stats_ev; /* owned: statsUpdateFrequencyInSecs timer */
     uint64_t stats_rolls;   /* intervals completed */
+    struct mg_map owned_reqs; /* requests routed again after this broker took their topic's
+                                 bundle (evhttp_request pointer -> 1): not gated twice */
 };
 
 /* One parsed request; lives during route() only. */
@@ -92,6 +96,8 @@ void admin_apply_retention(struct admin *a, const char *tenant_ns);
 
 /* admin_topics.c */
 void admin_h_persistent(struct admin_req *r);
+/* Route a request (again): used once a topic request waited for its bundle's ownership. */
+void admin_route(struct evhttp_request *req, struct admin *a);
 void admin_h_lookup(struct admin_req *r);
 
 /* admin_metrics.c */

@@ -996,6 +996,93 @@ static bool is(const char *a, const char *b)
     return a && strcmp(a, b) == 0;
 }
 
+/* ---- ownership gate ------------------------------------------------------------------------
+ *
+ * A topic is served only by the broker that owns its bundle: a topic request for a bundle
+ * owned elsewhere is redirected (307) to the owner's web URL, and one for an unowned bundle
+ * first takes the bundle here (as a lookup would) and is then routed again. Loading the
+ * topic without the lease would recover and fence the owner's ledger.
+ */
+struct gate_op {
+    struct admin *a;            /* borrowed */
+    struct evhttp_request *req; /* borrowed until replied */
+    char *ns;                   /* owned: "t/ns" */
+    char range[SVC_BUNDLE_NAME_LEN];
+};
+
+static void gate_free(struct gate_op *g)
+{
+    mg_free(g->ns);
+    mg_free(g);
+}
+
+static void gate_owner(void *data, int status, const struct svc_owner *o)
+{
+    struct gate_op *g = data;
+    if (status == -MG_ECANCELED)
+        return gate_free(g); /* the service is going away */
+    if (status == 0 && o && o->kind == SVC_OWNER_OTHER && o->web_url) {
+        const char *uri = evhttp_request_get_uri(g->req);
+        char *loc = mg_asprintf("%s%s", o->web_url, uri);
+        evhttp_add_header(evhttp_request_get_output_headers(g->req), "Location", loc);
+        mg_free(loc);
+        admin_reply_raw(g->req, 307, NULL, NULL);
+    } else {
+        admin_reply_error(g->req, 503, "Owner of the topic's bundle is not known; retry");
+    }
+    gate_free(g);
+}
+
+static void gate_lookup_done(void *data, int status, const char *url, const char *message)
+{
+    struct gate_op *g = data;
+    if (status == -MG_ECANCELED)
+        return gate_free(g);
+    if (status < 0) {
+        admin_reply_error(g->req, 503, message ? message : mg_strerror(status));
+        return gate_free(g);
+    }
+    if (url) { /* owned by another broker: send the client there */
+        if (svc_bundle_owner(g->a->svc, g->ns, g->range, gate_owner, g) < 0) {
+            admin_reply_error(g->req, 503, "Owner of the topic's bundle is not known; retry");
+            gate_free(g);
+        }
+        return;
+    }
+    /* This broker took the bundle: handle the request for real. */
+    mg_map_put(&g->a->owned_reqs, &g->req, sizeof g->req, (void *)1);
+    admin_route(g->req, g->a);
+    gate_free(g);
+}
+
+/* Returns true when the request may go on here now; otherwise the reply (or the routing
+ * again) happens later. */
+static bool gate_topic(struct admin_req *r, const struct topic_name *tn)
+{
+    struct admin *a = r->a;
+    struct svc *s = a->svc;
+    if (mg_map_del(&a->owned_reqs, &r->req, sizeof r->req) || svc_topic_owned(s, tn))
+        return true;
+    struct gate_op *g = mg_calloc(1, sizeof *g);
+    g->a = a;
+    g->req = r->req;
+    g->ns = mg_asprintf("%s/%s", tn->tenant, tn->ns);
+    if (svc_topic_bundle(s, tn, g->range) < 0) {
+        gate_free(g);
+        return true; /* no bundle table (no metadata store): single broker */
+    }
+    int rc = svc_lookup(s, tn, admin_query_flag(r, "authoritative"), gate_lookup_done, g);
+    if (rc == 1) {
+        gate_free(g);
+        return true;
+    }
+    if (rc < 0) {
+        gate_free(g);
+        admin_reply_error(r->req, 503, "Cannot look up the topic's owner; retry");
+    }
+    return false;
+}
+
 void admin_h_persistent(struct admin_req *r)
 {
     struct svc *s = r->a->svc;
@@ -1035,6 +1122,8 @@ void admin_h_persistent(struct admin_req *r)
 
     if (is(action, "partitions") && r->nseg == 7)
         return h_partitions(r, op);
+    if (parts == 0 && !gate_topic(r, &op->tn))
+        return op_free(op);
     if (!action) {
         if (m == EVHTTP_REQ_PUT) {
             if (parts > 0 || topic_find(svc_topics(s), op->tn.full)) {
