@@ -131,6 +131,10 @@ if [ -z "$BIN" ]; then
     (cd "$top" && git archive HEAD) | tar -x -C "$src" || die "git archive HEAD failed"
     export BUILD_DIR=$src/build
   fi
+  # the build's own dependencies (compiler, autotools, libraries), as the README's commands do
+  if [ "$INSTALL" = 1 ]; then
+    "$top/scripts/setup.sh" >"$WORK/setup.log" 2>&1 || { tail -n 20 "$WORK/setup.log" >&2; die "scripts/setup.sh failed"; }
+  fi
   log "building magnetar from $([ "$HEAD" = 1 ] && echo "HEAD $(cd "$top" && git rev-parse --short HEAD)" || echo "the work tree") (scripts/build.sh: -O2 -g)"
   BIN=$(env -u CFLAGS "$src/scripts/build.sh" 2>"$WORK/build.log" | tail -n 1)
   if [ ! -x "$BIN" ]; then
