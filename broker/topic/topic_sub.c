@@ -1220,7 +1220,9 @@ void topic_consumer_redeliver(struct topic_consumer *c, const struct ml_position
         return;
     struct topic_sub *s = c->sub;
     s->redelivered += n > 0 ? n : c->unacked;
-    if (single_active(s) && n == 0) {
+    if (single_active(s)) {
+        /* Exclusive/Failover: single messages are never redelivered out of order (as in
+         * Pulsar): any redelivery request rewinds to the first unacknowledged entry. */
         if (c == s->active)
             sub_rewind_all(s);
         else

@@ -712,12 +712,16 @@ START_TEST(test_failover_redeliver_ids)
     topic_consumer_flow(a->c, 100);
     spin();
     ck_assert_int_eq(a->n, 4);
+    /* Single-active subscriptions keep the order: a redelivery of one id (a nack) rewinds
+     * to the first unacknowledged entry, so all four come again, in order. */
     struct ml_position p = pubs.pos[1];
     topic_consumer_redeliver(a->c, &p, 1);
     spin();
-    ck_assert_int_eq(a->n, 5);
-    ck_assert_int_eq(ml_pos_cmp(a->pos[4], pubs.pos[1]), 0);
-    ck_assert_int_eq(a->redel[4], 1);
+    ck_assert_int_eq(a->n, 8);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(ml_pos_cmp(a->pos[4 + i], pubs.pos[i]), 0);
+        ck_assert_int_ge(a->redel[4 + i], 1);
+    }
 }
 END_TEST
 
