@@ -194,17 +194,12 @@ void admin_h_tenants(struct admin_req *r)
 
 /* ---- namespaces -------------------------------------------------------------------------- */
 
-static uint32_t bundle_lower(int n, int i)
-{
-    return (uint32_t)(((uint64_t)0x100000000ull / (uint64_t)n) * (uint64_t)i);
-}
-
 static json_t *bundles_json(int n)
 {
     json_t *b = json_array();
     char buf[24];
     for (int i = 0; i < n; i++) {
-        snprintf(buf, sizeof buf, "0x%08" PRIx32, bundle_lower(n, i));
+        snprintf(buf, sizeof buf, "0x%08" PRIx32, svc_bundle_lower(n, i));
         json_array_append_new(b, json_string(buf));
     }
     json_array_append_new(b, json_string("0xffffffff"));

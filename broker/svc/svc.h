@@ -127,6 +127,8 @@ int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reas
 /* Pure bundle arithmetic (no svc): index of hash among n equal bundles, and the name of
  * bundle i of n. n >= 1, 0 <= i < n. */
 int svc_bundle_index(uint32_t hash, int n);
+/* Lower boundary of bundle i of n (the last one ends at 0xffffffff, inclusive). */
+uint32_t svc_bundle_lower(int n, int i);
 void svc_bundle_name(int n, int i, char out[SVC_BUNDLE_NAME_LEN]);
 /* The bundle of a topic: fills range (the bundle name) and returns its index, or
  * -MG_ENOTFOUND when the namespace is unknown. */

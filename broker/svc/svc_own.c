@@ -161,13 +161,17 @@ int svc_bundle_index(uint32_t hash, int n)
     return i >= (uint64_t)n ? n - 1 : (int)i;
 }
 
+uint32_t svc_bundle_lower(int n, int i)
+{
+    MG_ASSERT(n >= 1);
+    return (uint32_t)((0x100000000ull / (uint64_t)n) * (uint64_t)i);
+}
+
 void svc_bundle_name(int n, int i, char out[SVC_BUNDLE_NAME_LEN])
 {
-    uint64_t seg = 0x100000000ull / (uint64_t)n;
-    uint64_t lo = seg * (uint64_t)i;
-    uint64_t hi = i == n - 1 ? 0xffffffffull : seg * (uint64_t)(i + 1);
-    snprintf(out, SVC_BUNDLE_NAME_LEN, "0x%08" PRIx32 "_0x%08" PRIx32, (uint32_t)lo,
-             (uint32_t)hi);
+    uint32_t hi = i == n - 1 ? 0xffffffffu : svc_bundle_lower(n, i + 1);
+    snprintf(out, SVC_BUNDLE_NAME_LEN, "0x%08" PRIx32 "_0x%08" PRIx32, svc_bundle_lower(n, i),
+             hi);
 }
 
 int svc_topic_bundle(struct svc *s, const struct topic_name *n, char range[SVC_BUNDLE_NAME_LEN])

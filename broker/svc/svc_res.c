@@ -31,6 +31,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,11 +189,9 @@ static json_t *tenant_json(struct svc *s)
 static json_t *namespace_json(struct svc *s, int bundles, const struct svc_retention *ret)
 {
     json_t *b = json_array();
-    uint64_t seg = 0x100000000ull / (uint64_t)bundles;
     char buf[24];
     for (int i = 0; i < bundles; i++) {
-        snprintf(buf, sizeof buf, "0x%08llx",
-                 (unsigned long long)((seg * (uint64_t)i) & 0xffffffffu));
+        snprintf(buf, sizeof buf, "0x%08" PRIx32, svc_bundle_lower(bundles, i));
         json_array_append_new(b, json_string(buf));
     }
     json_array_append_new(b, json_string("0xffffffff"));
