@@ -57,10 +57,10 @@ struct main_opts {
 struct proc {
     enum role role;
     struct cfg cfg;
-    struct event_base *base;        /* owned */
-    struct meta_store *meta;        /* owned; NULL when no store is used */
+    struct event_base *base;                /* owned */
+    struct meta_store *meta;                /* owned; NULL when no store is used */
     struct bk_server *bookies[MAX_BOOKIES]; /* owned */
-    char *bookie_dirs[MAX_BOOKIES];  /* owned: ledger dir strings the options borrow */
+    char *bookie_dirs[MAX_BOOKIES];         /* owned: ledger dir strings the options borrow */
     char *bookie_journals[MAX_BOOKIES];
     int n_bookies;
     struct svc *svc; /* owned */
@@ -234,8 +234,10 @@ static int open_meta(struct proc *p)
     const char *url = p->cfg.metadata_store_url;
     if (p->role == ROLE_BOOKIE &&
         (strcmp(url, "none") == 0 || strcmp(url, "embedded") == 0 || strcmp(url, "memory") == 0)) {
-        MG_INFO("main", "metadataStoreUrl=%s: the bookie is not registered (set a zk: URL so "
-                        "brokers find it)", url);
+        MG_INFO("main",
+                "metadataStoreUrl=%s: the bookie is not registered (set a zk: URL so "
+                "brokers find it)",
+                url);
         return 0;
     }
     if (strcmp(url, "none") == 0)

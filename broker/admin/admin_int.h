@@ -17,9 +17,9 @@
 
 #include "admin/admin.h"
 
+#include "util/map.h"
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include "util/map.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -36,8 +36,8 @@ struct admin {
     struct evhttp *http;              /* owned */
     struct evhttp_bound_socket *sock; /* owned by http */
     int port;
-    struct event *stats_ev; /* owned: statsUpdateFrequencyInSecs timer */
-    uint64_t stats_rolls;   /* intervals completed */
+    struct event *stats_ev;   /* owned: statsUpdateFrequencyInSecs timer */
+    uint64_t stats_rolls;     /* intervals completed */
     struct mg_map owned_reqs; /* requests routed again after this broker took their topic's
                                  bundle (evhttp_request pointer -> 1): not gated twice */
 };

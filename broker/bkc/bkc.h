@@ -204,12 +204,12 @@ int bkc_ledger_num_segments(const struct bkc_ledger *lh);
  * cumulative); upper bounds in ms: 0.5, 1, 5, 10, 20, 50, 100, 200, 1000, then overflow. */
 #define BKC_LAT_BUCKETS 10
 struct bkc_bookie_stats {
-    const char *id;                /* borrowed: valid until the next bkc call */
+    const char *id; /* borrowed: valid until the next bkc call */
     bool connected;
-    int outstanding;               /* requests in flight */
-    int64_t add_count;             /* successful adds */
-    int64_t add_errors;            /* failed or timed-out adds */
-    int64_t add_latency_sum_us;    /* of the successful adds */
+    int outstanding;            /* requests in flight */
+    int64_t add_count;          /* successful adds */
+    int64_t add_errors;         /* failed or timed-out adds */
+    int64_t add_latency_sum_us; /* of the successful adds */
     int64_t add_latency_buckets[BKC_LAT_BUCKETS];
 };
 /* Iterate the bookies the client knows: *pos = 0 first; returns 0 at the end. */

@@ -42,8 +42,8 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define MOD "bkc"
 
@@ -355,7 +355,7 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static const int64_t lat_bounds_us[BKC_LAT_BUCKETS - 1] = {500,   1000,   5000,   10000, 20000,
+static const int64_t lat_bounds_us[BKC_LAT_BUCKETS - 1] = {500,   1000,   5000,   10000,  20000,
                                                            50000, 100000, 200000, 1000000};
 
 double bkc_latency_bound_ms(int i)

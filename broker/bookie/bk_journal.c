@@ -114,8 +114,8 @@ int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk
     j->notify_fd = -1;
     j->dir = mg_asprintf("%s/current", o->journal_dir);
     j->max_group_wait_ms = o->max_group_wait_ms;
-    j->bytes_threshold = o->buffered_writes_threshold > 0 ? (size_t)o->buffered_writes_threshold
-                                                          : 524288;
+    j->bytes_threshold =
+        o->buffered_writes_threshold > 0 ? (size_t)o->buffered_writes_threshold : 524288;
     j->entries_threshold =
         o->buffered_entries_threshold > 0 ? (size_t)o->buffered_entries_threshold : 0;
     j->max_size = o->journal_max_size > 0 ? (uint64_t)o->journal_max_size : (2048ULL << 20);
@@ -137,8 +137,8 @@ int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk
 }
 
 /* Apply every valid record of one file from offset; returns the offset replay stopped at. */
-static uint64_t replay_file(struct bk_journal *j, struct bk_store *st, uint64_t id,
-                            uint64_t from, uint64_t *count)
+static uint64_t replay_file(struct bk_journal *j, struct bk_store *st, uint64_t id, uint64_t from,
+                            uint64_t *count)
 {
     char *path = journal_path(j, id);
     FILE *f = fopen(path, "rb");
@@ -169,14 +169,16 @@ static uint64_t replay_file(struct bk_journal *j, struct bk_store *st, uint64_t 
         int32_t len = (int32_t)bk_get_be32(lb);
         if (len < 16 || (uint32_t)len > BK_JOURNAL_MAX_RECORD) {
             if (len != 0)
-                MG_WARN(BK_MODULE, "journal %s: bad record length %d at %" PRIu64
-                        ", replay of this file stops", path, len, off);
+                MG_WARN(BK_MODULE,
+                        "journal %s: bad record length %d at %" PRIu64
+                        ", replay of this file stops",
+                        path, len, off);
             break;
         }
         uint8_t *body = mg_malloc((size_t)len);
         if (fread(body, 1, (size_t)len, f) != (size_t)len) {
-            MG_WARN(BK_MODULE, "journal %s: torn record at %" PRIu64 " (never acknowledged)",
-                    path, off);
+            MG_WARN(BK_MODULE, "journal %s: torn record at %" PRIu64 " (never acknowledged)", path,
+                    off);
             mg_free(body);
             break;
         }
@@ -218,8 +220,9 @@ int bk_journal_replay(struct bk_journal *j, struct bk_store *st, uint64_t mark_f
     }
     mg_free(ids);
     if (*replayed)
-        MG_INFO(BK_MODULE, "journal: replayed %" PRIu64 " records since lastMark %" PRIx64
-                ":%" PRIu64, *replayed, mark_file, mark_off);
+        MG_INFO(BK_MODULE,
+                "journal: replayed %" PRIu64 " records since lastMark %" PRIx64 ":%" PRIu64,
+                *replayed, mark_file, mark_off);
     return 0;
 }
 
@@ -363,8 +366,7 @@ static int write_group(struct bk_journal *j, size_t used)
                 continue;
             int e = errno;
             atomic_store(&j->failed_errno, e);
-            MG_ERROR(BK_MODULE, "journal %" PRIx64 ": write failed: %s", j->file_id,
-                     strerror(e));
+            MG_ERROR(BK_MODULE, "journal %" PRIx64 ": write failed: %s", j->file_id, strerror(e));
             return mg_err_from_errno(e);
         }
         p += n;
@@ -420,8 +422,7 @@ static void *journal_main(void *arg)
             struct bk_jreq *took = NULL, *took_tail = NULL;
             pthread_mutex_lock(&j->lock);
             size_t bytes = used;
-            while (j->q_head != NULL &&
-                   !(j->entries_threshold && n >= j->entries_threshold) &&
+            while (j->q_head != NULL && !(j->entries_threshold && n >= j->entries_threshold) &&
                    bytes < j->bytes_threshold) {
                 struct bk_jreq *r = j->q_head;
                 j->q_head = r->next;

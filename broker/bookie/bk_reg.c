@@ -129,8 +129,8 @@ static void reg_issue(struct bk_server *s, enum bk_reg_kind kind, enum bk_reg_mo
     else
         rc = meta_delete(r->meta, r->path[mode], META_VERSION_ANY, &op->req, reg_done);
     if (rc < 0) {
-        MG_WARN(BK_MODULE, "registration %s of %s failed: %s", kind == REG_CREATE ? "create" :
-                "delete", r->path[mode], mg_strerror(rc));
+        MG_WARN(BK_MODULE, "registration %s of %s failed: %s",
+                kind == REG_CREATE ? "create" : "delete", r->path[mode], mg_strerror(rc));
         mg_free(op);
         struct timeval tv = {BK_REG_RETRY_MS / 1000, 0};
         event_add(r->retry_ev, &tv);

@@ -124,7 +124,8 @@ static void conn_close_socket(struct bk_conn *c)
     conn_unref(c);
 }
 
-static void conn_fail(struct bk_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_fail(struct bk_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void conn_fail(struct bk_conn *c, const char *fmt, ...)
 {
     if (c->closing)
@@ -169,8 +170,8 @@ static uint32_t v2_resp_hdr(uint32_t req_hdr)
     return req_hdr & 0xffff0000u;
 }
 
-static void v2_send(struct bk_conn *c, uint32_t req_hdr, int status, int64_t ledger,
-                    int64_t entry, const uint8_t *body, size_t len)
+static void v2_send(struct bk_conn *c, uint32_t req_hdr, int status, int64_t ledger, int64_t entry,
+                    const uint8_t *body, size_t len)
 {
     if (!c->bev)
         return;
@@ -404,8 +405,8 @@ static int add_admit(struct bk_server *s, int64_t ledger, int64_t entry, const u
 
 /* Fencing read: mark fenced now (later adds get EFENCED at once), answer once durable. */
 static void fence_read(struct bk_server *s, struct bk_conn *c, int proto, uint32_t v2hdr,
-                       uint64_t txn, int64_t ledger, int64_t entry, const uint8_t *key,
-                       size_t klen, bool has_key)
+                       uint64_t txn, int64_t ledger, int64_t entry, const uint8_t *key, size_t klen,
+                       bool has_key)
 {
     int st = BK_EOK;
     struct bk_ledger *l = NULL;
@@ -516,8 +517,8 @@ static void v3_add(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Re
     }
     bool recovery = a->has_flag && a->flag == BOOKKEEPER__PROTO__ADD_REQUEST__FLAG__RECOVERY_ADD;
     bool prio = req->header->has_priority && req->header->priority > 0;
-    int st = add_admit(s, a->ledgerid, a->entryid, a->masterkey.data, a->masterkey.len, recovery,
-                       prio);
+    int st =
+        add_admit(s, a->ledgerid, a->entryid, a->masterkey.data, a->masterkey.len, recovery, prio);
     if (st != BK_EOK) {
         reply_add(c, BK_PROTO_V3, 0, txn, st, a->ledgerid, a->entryid);
         return;
@@ -626,8 +627,7 @@ static void v3_force(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__
     jreq_reply_to(r, c, BK_REPLY_FORCE, BK_PROTO_V3, 0, txn, op);
 }
 
-static void v3_bookie_info(struct bk_server *s, struct bk_conn *c,
-                           Bookkeeper__Proto__Request *req)
+static void v3_bookie_info(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
 {
     int op = BOOKKEEPER__PROTO__OPERATION_TYPE__GET_BOOKIE_INFO;
     Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
@@ -720,8 +720,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         evbuffer_copyout(in, lb, avail >= 5 ? 5 : 4);
         uint32_t flen = bk_get_be32(lb);
         if (flen > (uint32_t)s->max_frame) {
-            conn_fail(c, "frame of %u bytes exceeds the limit of %d (nettyMaxFrameSizeBytes)",
-                      flen, s->max_frame);
+            conn_fail(c, "frame of %u bytes exceeds the limit of %d (nettyMaxFrameSizeBytes)", flen,
+                      s->max_frame);
             break;
         }
         if (flen < 4) {
@@ -960,15 +960,13 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     if (o->bookie_id && o->bookie_id[0])
         s->bookie_id = mg_strdup(o->bookie_id);
     else
-        s->bookie_id = mg_asprintf("%s:%d", o->advertised_address ? o->advertised_address
-                                                                  : "localhost",
-                                   s->port);
+        s->bookie_id = mg_asprintf(
+            "%s:%d", o->advertised_address ? o->advertised_address : "localhost", s->port);
     bk_server_check_disk(s);
     bk_reg_init(s, o->meta, s->bookie_id);
     bk_reg_update(s);
     MG_INFO(BK_MODULE, "bookie %s listening on %s:%d (journal %s, ledgers %s)", s->bookie_id,
-            o->bind_address ? o->bind_address : "0.0.0.0", s->port, o->journal_dir,
-            o->ledger_dir);
+            o->bind_address ? o->bind_address : "0.0.0.0", s->port, o->journal_dir, o->ledger_dir);
     *out = s;
     return 0;
 }

@@ -380,8 +380,7 @@ static int store_add(struct bk_store *st, int64_t ledger_id, int64_t entry_id, u
     int rc = 0;
     if (!st->io_failed) {
         size_t rec = 4 + len;
-        if (st->log_off + rec > (uint64_t)st->log_max &&
-            st->log_off > BK_ENTRY_LOG_HEADER_SIZE) {
+        if (st->log_off + rec > (uint64_t)st->log_max && st->log_off > BK_ENTRY_LOG_HEADER_SIZE) {
             /* roll: the old log is complete, sync it now so checkpoints only sync one */
             rc = log_flush_buf(st);
             if (rc == 0 && fdatasync(st->log_fd) != 0) {
@@ -413,8 +412,7 @@ static int store_add(struct bk_store *st, int64_t ledger_id, int64_t entry_id, u
             if (rc == 0) {
                 int e = write_all(st->log_fd, data, len);
                 if (e != 0) {
-                    MG_ERROR(BK_MODULE, "entry log %x: write failed: %s", st->log_id,
-                             strerror(e));
+                    MG_ERROR(BK_MODULE, "entry log %x: write failed: %s", st->log_id, strerror(e));
                     st->io_failed = true;
                     rc = -MG_EIO;
                 }
@@ -534,8 +532,8 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
     uint32_t n = bk_get_be32(loc + 12);
     int fd = log_fd_for(st, log_id);
     if (fd < 0) {
-        MG_ERROR(BK_MODULE, "entry log %x missing for ledger %" PRId64 " entry %" PRId64,
-                 log_id, ledger_id, entry_id);
+        MG_ERROR(BK_MODULE, "entry log %x missing for ledger %" PRId64 " entry %" PRId64, log_id,
+                 ledger_id, entry_id);
         return BK_EIO;
     }
     uint8_t *b = mg_malloc(n ? n : 1);

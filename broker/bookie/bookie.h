@@ -37,9 +37,9 @@ struct bk_options {
     int flush_interval_ms;          /* checkpoint period */
     int disk_usage_threshold_pct;   /* read-only above this disk usage, 1..100 */
     int disk_check_interval_ms;
-    int max_frame_size;             /* largest accepted frame, bytes */
-    int64_t entry_log_max_size;     /* 0 = 1 GiB: roll entry logs beyond this */
-    struct meta_store *meta;        /* borrowed, may be NULL: register under /ledgers/available */
+    int max_frame_size;         /* largest accepted frame, bytes */
+    int64_t entry_log_max_size; /* 0 = 1 GiB: roll entry logs beyond this */
+    struct meta_store *meta;    /* borrowed, may be NULL: register under /ledgers/available */
 };
 
 /* Fill o with the defaults of bk_server.conf (port 3181, 1 ms group wait, ...). */

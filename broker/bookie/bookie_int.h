@@ -38,7 +38,7 @@ struct evconnlistener;
 #define BK_META_FORCE_LEDGER (-0x4000)
 #define BK_META_EXPLICIT_LAC (-0x8000)
 
-#define BK_JOURNAL_HEADER_SIZE 512  /* "BKLG" + BE int version + zeros */
+#define BK_JOURNAL_HEADER_SIZE 512 /* "BKLG" + BE int version + zeros */
 #define BK_JOURNAL_VERSION 6
 #define BK_ENTRY_LOG_HEADER_SIZE 1024 /* "BKLO" + BE int version + zeros */
 #define BK_DEFAULT_ENTRY_LOG_MAX (1LL << 30)
@@ -97,18 +97,18 @@ struct bk_log_file {
 };
 
 struct bk_store {
-    char *dir;           /* owned: <ledgerDir>/current */
-    MDB_env *env;        /* owned */
-    MDB_dbi idx_dbi;     /* (BE ledger, BE entry) -> (BE32 log, BE64 offset, BE32 len) */
-    MDB_dbi meta_dbi;    /* BE ledger -> ledger metadata record */
+    char *dir;             /* owned: <ledgerDir>/current */
+    MDB_env *env;          /* owned */
+    MDB_dbi idx_dbi;       /* (BE ledger, BE entry) -> (BE32 log, BE64 offset, BE32 len) */
+    MDB_dbi meta_dbi;      /* BE ledger -> ledger metadata record */
     struct mg_map ledgers; /* u64 id -> owned struct bk_ledger */
     struct mg_map cache;   /* 16-byte key -> owned struct bk_cached */
     size_t cache_bytes;
-    struct mg_map logs;    /* u64 log id -> owned struct bk_log_file (open for reads) */
-    uint32_t log_id;       /* current entry log */
-    int log_fd;            /* borrowed from logs */
-    uint64_t log_off;      /* size of the current log including log_buf */
-    uint8_t *log_buf;      /* owned write buffer of the current log */
+    struct mg_map logs; /* u64 log id -> owned struct bk_log_file (open for reads) */
+    uint32_t log_id;    /* current entry log */
+    int log_fd;         /* borrowed from logs */
+    uint64_t log_off;   /* size of the current log including log_buf */
+    uint8_t *log_buf;   /* owned write buffer of the current log */
     size_t log_buf_len;
     int64_t log_max;
     uint64_t mark_file, mark_off; /* journal position of the last applied record */
@@ -143,7 +143,7 @@ enum bk_jtype {
     BK_J_ADD = 0, /* data = entry body */
     BK_J_KEY,     /* data = master key */
     BK_J_FENCE,
-    BK_J_LAC,     /* data = explicit LAC body */
+    BK_J_LAC, /* data = explicit LAC body */
     BK_J_FORCE,
 };
 
@@ -168,16 +168,16 @@ struct bk_jreq {
     size_t len;
     uint64_t enq_ns; /* when submitted (CLOCK_MONOTONIC) */
     /* set by the journal thread */
-    int status;      /* 0 or -MG_E* */
-    uint64_t jfile;  /* journal file and offset just past the record */
+    int status;     /* 0 or -MG_E* */
+    uint64_t jfile; /* journal file and offset just past the record */
     uint64_t jend;
     /* reply context, loop thread */
     struct bk_conn *conn; /* counted reference, NULL = no reply */
     enum bk_reply reply;
-    int proto;            /* 2 or 3 */
-    uint64_t txn_id;      /* v3 */
-    uint32_t v2_hdr;      /* v2: request header (version and opcode echoed) */
-    int op;               /* v3 operation echoed */
+    int proto;       /* 2 or 3 */
+    uint64_t txn_id; /* v3 */
+    uint32_t v2_hdr; /* v2: request header (version and opcode echoed) */
+    int op;          /* v3 operation echoed */
 };
 
 struct bk_stats {
@@ -204,20 +204,20 @@ struct bk_journal {
     /* shared with the journal thread, under lock */
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    struct bk_jreq *q_head, *q_tail;   /* submitted, not yet taken */
+    struct bk_jreq *q_head, *q_tail;       /* submitted, not yet taken */
     struct bk_jreq *done_head, *done_tail; /* completed, for the loop thread */
     bool stopping;
     /* journal -> loop notification */
-    int notify_fd;            /* owned eventfd */
-    struct event *notify_ev;  /* owned */
+    int notify_fd;           /* owned eventfd */
+    struct event *notify_ev; /* owned */
     pthread_t thread;
     bool started;
     /* journal thread only (the loop thread only before start/after join) */
-    int fd;                   /* current file, owned */
+    int fd; /* current file, owned */
     uint64_t file_id;
     uint64_t file_off;
-    uint64_t alloc_end;       /* the current file is zero-filled up to here (preallocated) */
-    uint8_t *buf;             /* owned group buffer */
+    uint64_t alloc_end; /* the current file is zero-filled up to here (preallocated) */
+    uint8_t *buf;       /* owned group buffer */
     size_t buf_cap;
     bool failed;
     _Atomic int failed_errno; /* errno of the failure, for the loop thread's log line */
@@ -251,12 +251,12 @@ enum bk_reg_mode { BK_REG_NONE = 0, BK_REG_WRITABLE, BK_REG_READONLY };
 
 struct bk_reg_op;
 struct bk_reg {
-    struct meta_store *meta; /* borrowed, NULL = no registration */
-    char *path[3];           /* owned: indexed by mode (path[NONE] is NULL) */
-    enum bk_reg_mode current; /* node we created (as far as we know) */
-    bool busy;                /* one operation in flight */
-    bool stopped;             /* shutdown: remove the node */
-    struct event *retry_ev;   /* owned */
+    struct meta_store *meta;    /* borrowed, NULL = no registration */
+    char *path[3];              /* owned: indexed by mode (path[NONE] is NULL) */
+    enum bk_reg_mode current;   /* node we created (as far as we know) */
+    bool busy;                  /* one operation in flight */
+    bool stopped;               /* shutdown: remove the node */
+    struct event *retry_ev;     /* owned */
     struct bk_reg_op *inflight; /* borrowed: the operation in flight; its server pointer is
                                    cleared when the server goes first */
 };
@@ -294,8 +294,8 @@ struct bk_server {
     struct event_base *base;         /* borrowed */
     struct evconnlistener *listener; /* owned, NULL after shutdown */
     int port;
-    char *bookie_id;  /* owned */
-    char *ledger_dir; /* owned */
+    char *bookie_id;   /* owned */
+    char *ledger_dir;  /* owned */
     char *journal_dir; /* owned */
     int max_frame;
     int disk_threshold_pct;
@@ -305,9 +305,9 @@ struct bk_server {
     struct bk_conn *conns; /* open connections */
     uint64_t next_conn_id;
     struct bk_jreq *pend_head, *pend_tail; /* built this pass, submitted at its end */
-    struct event *checkpoint_ev; /* owned, periodic */
-    struct event *disk_ev;       /* owned, periodic */
-    unsigned readonly;           /* enum bk_ro_reason bits */
+    struct event *checkpoint_ev;           /* owned, periodic */
+    struct event *disk_ev;                 /* owned, periodic */
+    unsigned readonly;                     /* enum bk_ro_reason bits */
     bool shutting_down;
     bool exit_when_unregistered;
     bool unclean; /* test hook: bk_server_free skips the final checkpoint and flushes */

@@ -1032,8 +1032,8 @@ int client_new(struct event_base *base, const struct client_opts *opts, struct c
             client_free(c);
             return -MG_EINVAL;
         }
-        c->service_urls = mg_realloc(c->service_urls,
-                                     (size_t)(c->n_service_urls + 1) * sizeof *c->service_urls);
+        c->service_urls =
+            mg_realloc(c->service_urls, (size_t)(c->n_service_urls + 1) * sizeof *c->service_urls);
         c->service_urls[c->n_service_urls++] = mg_asprintf("pulsar://%s:%d", h2, p2);
         mg_free(h2);
         mg_free(one);

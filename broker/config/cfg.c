@@ -46,7 +46,7 @@ enum cfg_type {
 };
 
 struct cfg_key {
-    const char *name;           /* YAML / env / --set key */
+    const char *name; /* YAML / env / --set key */
     enum cfg_type type;
     size_t offset;              /* of the field in struct cfg */
     const char *def;            /* default as text; NULL: computed (advertisedAddress) */
@@ -58,10 +58,22 @@ static const char *const cfg_log_levels[] = {"debug", "info", "warn", "error", N
 static const char *const cfg_topic_types[] = {"non-partitioned", "partitioned", NULL};
 
 #define CFG_OFF(field) offsetof(struct cfg, field)
-#define CFG_STR(key, field, def) {key, CFG_T_STRING, CFG_OFF(field), def, 0, 0, NULL}
-#define CFG_INT(key, field, def, min, max) {key, CFG_T_INT, CFG_OFF(field), def, min, max, NULL}
-#define CFG_BOOL(key, field, def) {key, CFG_T_BOOL, CFG_OFF(field), def, 0, 0, NULL}
-#define CFG_ENUM(key, field, def, choices) {key, CFG_T_ENUM, CFG_OFF(field), def, 0, 0, choices}
+#define CFG_STR(key, field, def)                                                                   \
+    {                                                                                              \
+        key, CFG_T_STRING, CFG_OFF(field), def, 0, 0, NULL                                         \
+    }
+#define CFG_INT(key, field, def, min, max)                                                         \
+    {                                                                                              \
+        key, CFG_T_INT, CFG_OFF(field), def, min, max, NULL                                        \
+    }
+#define CFG_BOOL(key, field, def)                                                                  \
+    {                                                                                              \
+        key, CFG_T_BOOL, CFG_OFF(field), def, 0, 0, NULL                                           \
+    }
+#define CFG_ENUM(key, field, def, choices)                                                         \
+    {                                                                                              \
+        key, CFG_T_ENUM, CFG_OFF(field), def, 0, 0, choices                                        \
+    }
 
 /* The order here is the order of cfg_dump and cfg_key_next. */
 static const struct cfg_key cfg_keys[] = {
@@ -80,20 +92,19 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("dispatcherMaxRoundRobinBatchSize", dispatcher_max_round_robin_batch_size, "20", 1,
             INT_MAX),
     CFG_INT("dispatcherMaxReadBatchSize", dispatcher_max_read_batch_size, "100", 1, INT_MAX),
-    CFG_INT("activeConsumerFailoverDelayTimeMillis", active_consumer_failover_delay_ms, "1000",
-            0, INT_MAX),
+    CFG_INT("activeConsumerFailoverDelayTimeMillis", active_consumer_failover_delay_ms, "1000", 0,
+            INT_MAX),
     CFG_INT("connectionMaxOutboundBytes", connection_max_outbound_bytes, "4194304", 1, INT_MAX),
     CFG_INT("managedLedgerCacheSizeMB", managed_ledger_cache_size_mb, "64", 1, INT_MAX),
-    CFG_INT("managedLedgerMaxEntriesPerLedger", managed_ledger_max_entries_per_ledger, "50000",
-            1, INT_MAX),
-    CFG_INT("managedLedgerMaxSizePerLedgerMbytes", managed_ledger_max_size_per_ledger_mb, "2048",
-            1, INT_MAX),
+    CFG_INT("managedLedgerMaxEntriesPerLedger", managed_ledger_max_entries_per_ledger, "50000", 1,
+            INT_MAX),
+    CFG_INT("managedLedgerMaxSizePerLedgerMbytes", managed_ledger_max_size_per_ledger_mb, "2048", 1,
+            INT_MAX),
     CFG_INT("defaultNumberOfNamespaceBundles", default_number_of_namespace_bundles, "4", 1,
             INT_MAX),
-    CFG_INT("zooKeeperSessionTimeoutMillis", zookeeper_session_timeout_ms, "30000", 1000,
-            INT_MAX),
-    CFG_INT("loadBalancerReportUpdateMinIntervalMillis", load_balancer_report_interval_ms,
-            "5000", 100, INT_MAX),
+    CFG_INT("zooKeeperSessionTimeoutMillis", zookeeper_session_timeout_ms, "30000", 1000, INT_MAX),
+    CFG_INT("loadBalancerReportUpdateMinIntervalMillis", load_balancer_report_interval_ms, "5000",
+            100, INT_MAX),
     CFG_INT("brokerShutdownTimeoutMs", broker_shutdown_timeout_ms, "60000", 100, INT_MAX),
     CFG_BOOL("allowAutoTopicCreation", allow_auto_topic_creation, "true"),
     CFG_ENUM("allowAutoTopicCreationType", allow_auto_topic_creation_type, "non-partitioned",
@@ -106,8 +117,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("managedLedgerDefaultWriteQuorum", managed_ledger_write_quorum, "2", 1, 64),
     CFG_INT("managedLedgerDefaultAckQuorum", managed_ledger_ack_quorum, "2", 1, 64),
     CFG_BOOL("bookkeeperUseV2WireProtocol", bookkeeper_use_v2_wire_protocol, "true"),
-    CFG_INT("bookkeeperClientTimeoutInSeconds", bookkeeper_client_timeout_seconds, "30", 1,
-            3600),
+    CFG_INT("bookkeeperClientTimeoutInSeconds", bookkeeper_client_timeout_seconds, "30", 1, 3600),
     CFG_INT("defaultRetentionTimeInMinutes", default_retention_time_minutes, "0", -1, INT_MAX),
     CFG_INT("defaultRetentionSizeInMB", default_retention_size_mb, "0", -1, INT_MAX),
     CFG_INT("standaloneBookies", standalone_bookies, "1", 0, 16),
@@ -121,8 +131,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("journalMaxGroupWaitMSec", journal_max_group_wait_ms, "1", 0, INT_MAX),
     CFG_INT("journalBufferedWritesThreshold", journal_buffered_writes_threshold, "524288", 1,
             INT_MAX),
-    CFG_INT("journalBufferedEntriesThreshold", journal_buffered_entries_threshold, "0", 0,
-            INT_MAX),
+    CFG_INT("journalBufferedEntriesThreshold", journal_buffered_entries_threshold, "0", 0, INT_MAX),
     CFG_INT("journalMaxSizeMB", journal_max_size_mb, "2048", 1, 1048576),
     CFG_BOOL("journalSyncData", journal_sync_data, "true"),
     CFG_INT("flushInterval", flush_interval_ms, "10000", 1, INT_MAX),
@@ -325,9 +334,9 @@ int cfg_apply_env(struct cfg *c, char *const *envp, char *err, size_t errlen)
 
 /* What libcyaml told us about a failed load (it reports details only through logging). */
 struct cyaml_report {
-    char first[256];  /* first error line, without "Load: " */
-    char key[128];    /* key named by "Unexpected key:", "already seen:" or the backtrace */
-    size_t line;      /* first line number in the backtrace, 0 if none */
+    char first[256]; /* first error line, without "Load: " */
+    char key[128];   /* key named by "Unexpected key:", "already seen:" or the backtrace */
+    size_t line;     /* first line number in the backtrace, 0 if none */
 };
 
 static void copy_trimmed(char *dst, size_t dstlen, const char *src)
@@ -481,8 +490,8 @@ int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
         .flags = CYAML_CFG_NO_ALIAS,
     };
     struct cfg_raw *raw = NULL;
-    cyaml_err_t cerr = cyaml_load_data((const uint8_t *)data, len, &ccfg, &top,
-                                       (cyaml_data_t **)&raw, NULL);
+    cyaml_err_t cerr =
+        cyaml_load_data((const uint8_t *)data, len, &ccfg, &top, (cyaml_data_t **)&raw, NULL);
     mg_free(data);
     int rc = 0;
     if (cerr != CYAML_OK) {

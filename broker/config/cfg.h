@@ -24,65 +24,65 @@
 /* All char * fields are owned by the struct (freed by cfg_fini) and never NULL after
  * cfg_init, except file. */
 struct cfg {
-    char *file;                         /* path of the loaded YAML file, or NULL */
+    char *file; /* path of the loaded YAML file, or NULL */
     /* key name -> field (default) */
-    char *cluster_name;                 /* clusterName ("standalone") */
-    char *bind_address;                 /* bindAddress ("0.0.0.0") */
-    char *advertised_address;           /* advertisedAddress (default: the host name) */
-    int broker_service_port;            /* brokerServicePort (6650); 0 = any free port */
-    int web_service_port;               /* webServicePort (8080); 0 = any free port */
-    int max_message_size;               /* maxMessageSize (5242880) */
-    int keep_alive_interval_seconds;    /* keepAliveIntervalSeconds (30) */
-    int max_pending_publish_per_conn;   /* maxPendingPublishRequestsPerConnection (1000) */
-    int max_unacked_per_consumer;       /* maxUnackedMessagesPerConsumer (50000); 0 = none */
-    int max_unacked_per_subscription;   /* maxUnackedMessagesPerSubscription (200000); 0 = none */
+    char *cluster_name;               /* clusterName ("standalone") */
+    char *bind_address;               /* bindAddress ("0.0.0.0") */
+    char *advertised_address;         /* advertisedAddress (default: the host name) */
+    int broker_service_port;          /* brokerServicePort (6650); 0 = any free port */
+    int web_service_port;             /* webServicePort (8080); 0 = any free port */
+    int max_message_size;             /* maxMessageSize (5242880) */
+    int keep_alive_interval_seconds;  /* keepAliveIntervalSeconds (30) */
+    int max_pending_publish_per_conn; /* maxPendingPublishRequestsPerConnection (1000) */
+    int max_unacked_per_consumer;     /* maxUnackedMessagesPerConsumer (50000); 0 = none */
+    int max_unacked_per_subscription; /* maxUnackedMessagesPerSubscription (200000); 0 = none */
     int dispatcher_max_round_robin_batch_size; /* dispatcherMaxRoundRobinBatchSize (20) */
-    int dispatcher_max_read_batch_size; /* dispatcherMaxReadBatchSize (100) */
-    int active_consumer_failover_delay_ms; /* activeConsumerFailoverDelayTimeMillis (1000) */
-    int connection_max_outbound_bytes;  /* connectionMaxOutboundBytes (4194304): per-connection
-                                           output watermark above which dispatch pauses */
-    int managed_ledger_cache_size_mb;   /* managedLedgerCacheSizeMB (64) */
+    int dispatcher_max_read_batch_size;        /* dispatcherMaxReadBatchSize (100) */
+    int active_consumer_failover_delay_ms;     /* activeConsumerFailoverDelayTimeMillis (1000) */
+    int connection_max_outbound_bytes; /* connectionMaxOutboundBytes (4194304): per-connection
+                                          output watermark above which dispatch pauses */
+    int managed_ledger_cache_size_mb;  /* managedLedgerCacheSizeMB (64) */
     int managed_ledger_max_entries_per_ledger; /* managedLedgerMaxEntriesPerLedger (50000) */
     int managed_ledger_max_size_per_ledger_mb; /* managedLedgerMaxSizePerLedgerMbytes (2048) */
-    int default_number_of_namespace_bundles; /* defaultNumberOfNamespaceBundles (4) */
-    int zookeeper_session_timeout_ms;   /* zooKeeperSessionTimeoutMillis (30000): metadata
-                                           store session; bundles are lost after it */
-    int load_balancer_report_interval_ms; /* loadBalancerReportUpdateMinIntervalMillis (5000):
-                                             broker registration / load report refresh */
-    int broker_shutdown_timeout_ms;     /* brokerShutdownTimeoutMs (60000): bound on SIGTERM */
-    bool allow_auto_topic_creation;     /* allowAutoTopicCreation (true) */
+    int default_number_of_namespace_bundles;   /* defaultNumberOfNamespaceBundles (4) */
+    int zookeeper_session_timeout_ms;          /* zooKeeperSessionTimeoutMillis (30000): metadata
+                                                  store session; bundles are lost after it */
+    int load_balancer_report_interval_ms;      /* loadBalancerReportUpdateMinIntervalMillis (5000):
+                                                  broker registration / load report refresh */
+    int broker_shutdown_timeout_ms;       /* brokerShutdownTimeoutMs (60000): bound on SIGTERM */
+    bool allow_auto_topic_creation;       /* allowAutoTopicCreation (true) */
     char *allow_auto_topic_creation_type; /* allowAutoTopicCreationType ("non-partitioned"
                                              or "partitioned") */
-    int default_num_partitions;         /* defaultNumPartitions (1) */
-    char *data_directory;               /* dataDirectory ("data") */
-    char *metadata_store_url;           /* metadataStoreUrl ("embedded") */
-    char *managed_ledger_store;         /* managedLedgerStore ("memory"): topics' storage backend */
-    int managed_ledger_ensemble_size;   /* managedLedgerDefaultEnsembleSize (2) */
-    int managed_ledger_write_quorum;    /* managedLedgerDefaultWriteQuorum (2) */
-    int managed_ledger_ack_quorum;      /* managedLedgerDefaultAckQuorum (2) */
-    bool bookkeeper_use_v2_wire_protocol; /* bookkeeperUseV2WireProtocol (true) */
+    int default_num_partitions;           /* defaultNumPartitions (1) */
+    char *data_directory;                 /* dataDirectory ("data") */
+    char *metadata_store_url;             /* metadataStoreUrl ("embedded") */
+    char *managed_ledger_store;       /* managedLedgerStore ("memory"): topics' storage backend */
+    int managed_ledger_ensemble_size; /* managedLedgerDefaultEnsembleSize (2) */
+    int managed_ledger_write_quorum;  /* managedLedgerDefaultWriteQuorum (2) */
+    int managed_ledger_ack_quorum;    /* managedLedgerDefaultAckQuorum (2) */
+    bool bookkeeper_use_v2_wire_protocol;  /* bookkeeperUseV2WireProtocol (true) */
     int bookkeeper_client_timeout_seconds; /* bookkeeperClientTimeoutInSeconds (30) */
-    int default_retention_time_minutes; /* defaultRetentionTimeInMinutes (0; -1 = forever) */
-    int default_retention_size_mb;      /* defaultRetentionSizeInMB (0; -1 = unlimited) */
-    int standalone_bookies;             /* standaloneBookies (1): bookies run inside
-                                           `magnetar standalone` */
-    int stats_update_frequency_secs;    /* statsUpdateFrequencyInSecs (60): stats interval */
-    bool expose_topic_level_metrics;    /* exposeTopicLevelMetricsInPrometheus (true) */
+    int default_retention_time_minutes;    /* defaultRetentionTimeInMinutes (0; -1 = forever) */
+    int default_retention_size_mb;         /* defaultRetentionSizeInMB (0; -1 = unlimited) */
+    int standalone_bookies;                /* standaloneBookies (1): bookies run inside
+                                              `magnetar standalone` */
+    int stats_update_frequency_secs;       /* statsUpdateFrequencyInSecs (60): stats interval */
+    bool expose_topic_level_metrics;       /* exposeTopicLevelMetricsInPrometheus (true) */
     /* bookie (magnetar bookie) */
-    int bookie_port;                    /* bookiePort (3181); 0 = any free port */
-    char *bookie_id;                    /* bookieId ("auto" = advertisedAddress:bookiePort) */
-    char *journal_directory;            /* journalDirectory ("data/bookie/journal") */
-    char *ledger_directories;           /* ledgerDirectories ("data/bookie/ledgers") */
-    int journal_max_group_wait_ms;      /* journalMaxGroupWaitMSec (1) */
+    int bookie_port;                        /* bookiePort (3181); 0 = any free port */
+    char *bookie_id;                        /* bookieId ("auto" = advertisedAddress:bookiePort) */
+    char *journal_directory;                /* journalDirectory ("data/bookie/journal") */
+    char *ledger_directories;               /* ledgerDirectories ("data/bookie/ledgers") */
+    int journal_max_group_wait_ms;          /* journalMaxGroupWaitMSec (1) */
     int journal_buffered_writes_threshold;  /* journalBufferedWritesThreshold (524288) */
     int journal_buffered_entries_threshold; /* journalBufferedEntriesThreshold (0 = off) */
-    int journal_max_size_mb;            /* journalMaxSizeMB (2048) */
-    bool journal_sync_data;             /* journalSyncData (true) */
-    int flush_interval_ms;              /* flushInterval (10000): checkpoint period, ms */
-    int disk_usage_threshold_percent;   /* diskUsageThresholdPercent (95) */
-    int disk_check_interval_ms;         /* diskCheckInterval (10000), ms */
-    int netty_max_frame_size_bytes;     /* nettyMaxFrameSizeBytes (5242880) */
-    char *log_level;                    /* logLevel ("info": debug|info|warn|error) */
+    int journal_max_size_mb;                /* journalMaxSizeMB (2048) */
+    bool journal_sync_data;                 /* journalSyncData (true) */
+    int flush_interval_ms;                  /* flushInterval (10000): checkpoint period, ms */
+    int disk_usage_threshold_percent;       /* diskUsageThresholdPercent (95) */
+    int disk_check_interval_ms;             /* diskCheckInterval (10000), ms */
+    int netty_max_frame_size_bytes;         /* nettyMaxFrameSizeBytes (5242880) */
+    char *log_level;                        /* logLevel ("info": debug|info|warn|error) */
 };
 
 /*

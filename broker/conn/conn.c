@@ -41,9 +41,8 @@
 #define CONN_MAX_FRAMES_PER_PASS 64
 
 #ifndef TAILQ_FOREACH_SAFE /* glibc's sys/queue.h lacks it */
-#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                        \
-    for ((var) = TAILQ_FIRST(head); (var) && ((tvar) = TAILQ_NEXT(var, field), 1);        \
-         (var) = (tvar))
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                                 \
+    for ((var) = TAILQ_FIRST(head); (var) && ((tvar) = TAILQ_NEXT(var, field), 1); (var) = (tvar))
 #endif
 
 enum conn_state {
@@ -66,13 +65,13 @@ struct conn_producer {
     struct topic_producer *tp; /* borrowed (owned by the topic); NULL until created or once
                                   closed */
     uint64_t id;
-    uint64_t request_id;  /* of the PRODUCER command */
-    char *topic;          /* owned */
-    char *name;           /* owned; requested name, may be NULL */
+    uint64_t request_id; /* of the PRODUCER command */
+    char *topic;         /* owned */
+    char *name;          /* owned; requested name, may be NULL */
     int access_mode;
-    bool ready;           /* PRODUCER_SUCCESS sent */
-    bool attached;        /* still in the connection's producer map */
-    int ops;              /* async operations holding this struct (topic_get, publishes) */
+    bool ready;    /* PRODUCER_SUCCESS sent */
+    bool attached; /* still in the connection's producer map */
+    int ops;       /* async operations holding this struct (topic_get, publishes) */
     /* receipts queue (publishes complete in order) */
     struct conn_pub *ring; /* owned */
     size_t ring_cap, ring_head, ring_len;
@@ -88,9 +87,9 @@ struct conn_consumer {
     char *topic;   /* owned */
     char *sub;     /* owned */
     struct topic_sub_options opts;
-    char *consumer_name;           /* owned */
-    int32_t (*ranges)[2];          /* owned sticky ranges */
-    bool create;                   /* auto-create the topic */
+    char *consumer_name;  /* owned */
+    int32_t (*ranges)[2]; /* owned sticky ranges */
+    bool create;          /* auto-create the topic */
     bool ready;
     bool attached;
     int ops;
@@ -103,14 +102,14 @@ struct conn {
     int refs;
     uint64_t id;
     enum conn_state state;
-    struct svc *svc;             /* borrowed */
-    struct bufferevent *bev;     /* owned; NULL once closed */
-    struct event *keepalive_ev;  /* owned */
-    struct event *resume_ev;     /* owned; deferred re-read after a pause */
+    struct svc *svc;            /* borrowed */
+    struct bufferevent *bev;    /* owned; NULL once closed */
+    struct event *keepalive_ev; /* owned */
+    struct event *resume_ev;    /* owned; deferred re-read after a pause */
     char peer[64];
     int protocol_version;
     bool broker_entry_metadata; /* client supports 0x0e02 sections */
-    char *client_version;        /* owned */
+    char *client_version;       /* owned */
     bool received_since_tick;
     int ticks;
     uint32_t max_frame;
@@ -118,7 +117,7 @@ struct conn {
     int max_pending_publish;
     size_t max_outbound;
     bool read_paused;
-    bool shutting_down; /* conn_shutdown: close once the output is flushed */
+    bool shutting_down;      /* conn_shutdown: close once the output is flushed */
     struct mg_map producers; /* id -> struct conn_producer (attached ones) */
     struct mg_map consumers; /* id -> struct conn_consumer */
     struct conn_producer_list all_producers;
@@ -424,7 +423,7 @@ static void producer_topic_ready(struct topic *t, int status, void *data)
         return;
     }
     rc = topic_producer_add(t, p->name, (enum topic_access_mode)p->access_mode, p,
-                                &conn_producer_ops, &p->tp);
+                            &conn_producer_ops, &p->tp);
     if (rc < 0) {
         char msg[256];
         if (rc == -MG_EPRODUCERBUSY && p->name && *p->name)
@@ -579,9 +578,8 @@ static void consumer_topic_ready(struct topic *t, int status, void *data)
     if (rc < 0) {
         const char *msg = mg_strerror(rc);
         if (rc == -MG_ECONSUMERBUSY)
-            msg = cc->opts.type == TOPIC_SUB_EXCLUSIVE
-                      ? "Exclusive consumer is already connected"
-                      : "Subscription is of different type";
+            msg = cc->opts.type == TOPIC_SUB_EXCLUSIVE ? "Exclusive consumer is already connected"
+                                                       : "Subscription is of different type";
         MG_INFO("conn", "[%" PRIu64 "] subscribe %s/%s refused: %s", c->id, cc->topic, cc->sub,
                 msg);
         cc->tc = NULL;
@@ -591,15 +589,14 @@ static void consumer_topic_ready(struct topic *t, int status, void *data)
         return;
     }
     cc->ready = true;
-    MG_INFO("conn", "[%" PRIu64 "] consumer %" PRIu64 " subscribed to %s sub '%s'", c->id,
-            cc->id, cc->topic, cc->sub);
+    MG_INFO("conn", "[%" PRIu64 "] consumer %" PRIu64 " subscribed to %s sub '%s'", c->id, cc->id,
+            cc->topic, cc->sub);
     send_success(c, cc->request_id);
 }
 
 /* ---- command handlers -------------------------------------------------------------------- */
 
-static int parse_topic(struct conn *c, const char *name, struct topic_name *tn,
-                       const char **reason)
+static int parse_topic(struct conn *c, const char *name, struct topic_name *tn, const char **reason)
 {
     if (topic_name_parse(name, tn) < 0) {
         *reason = "Invalid topic name";
@@ -614,8 +611,7 @@ static int parse_topic(struct conn *c, const char *name, struct topic_name *tn,
 static void handle_connect(struct conn *c, const Pulsar__Proto__CommandConnect *cc)
 {
     int client_ver = cc->has_protocol_version ? cc->protocol_version : 0;
-    c->protocol_version = client_ver < WIRE_PROTOCOL_VERSION ? client_ver
-                                                              : WIRE_PROTOCOL_VERSION;
+    c->protocol_version = client_ver < WIRE_PROTOCOL_VERSION ? client_ver : WIRE_PROTOCOL_VERSION;
     c->client_version = mg_strdup(cc->client_version ? cc->client_version : "");
     c->broker_entry_metadata =
         cc->feature_flags && cc->feature_flags->supports_broker_entry_metadata;
@@ -645,7 +641,8 @@ static void handle_partitioned_metadata(struct conn *c,
     const char *reason = NULL;
     int rc = parse_topic(c, m->topic, &tn, &reason);
     if (rc < 0) {
-        r.response = PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Failed;
+        r.response =
+            PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Failed;
         r.has_error = 1;
         r.error = (Pulsar__Proto__ServerError)mg_err_server_error(rc);
         r.message = (char *)reason;
@@ -669,8 +666,8 @@ static void handle_partitioned_metadata(struct conn *c,
     conn_send(c, &cmd);
 }
 
-static void send_lookup_response(struct conn *c, uint64_t request_id, int status,
-                                 const char *url, const char *message)
+static void send_lookup_response(struct conn *c, uint64_t request_id, int status, const char *url,
+                                 const char *message)
 {
     Pulsar__Proto__CommandLookupTopicResponse r =
         PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__INIT;
@@ -838,8 +835,7 @@ static void handle_producer(struct conn *c, const Pulsar__Proto__CommandProducer
         producer_owner_decided(p, rc, NULL, NULL);
 }
 
-static void handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s,
-                        struct wire_frame *f)
+static void handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s, struct wire_frame *f)
 {
     struct conn_producer *p = mg_map_get_u64(&c->producers, s->producer_id);
     if (!p || !p->ready || !p->tp) {
@@ -847,8 +843,8 @@ static void handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s,
         return;
     }
     if (!f->checksum_ok) {
-        MG_WARN("conn", "[%" PRIu64 "] checksum mismatch on SEND seq %" PRIu64 " for %s",
-                c->id, s->sequence_id, p->topic);
+        MG_WARN("conn", "[%" PRIu64 "] checksum mismatch on SEND seq %" PRIu64 " for %s", c->id,
+                s->sequence_id, p->topic);
         send_send_error(c, s->producer_id, s->sequence_id,
                         PULSAR__PROTO__SERVER_ERROR__ChecksumError,
                         "Checksum failed on the broker");
@@ -896,8 +892,8 @@ static void consumer_owner_decided(void *data, int status, const char *url, cons
     if (status < 0 || url) {
         char msg[400];
         check_owned_name(c, cc->topic, msg, sizeof msg);
-        MG_INFO("conn", "[%" PRIu64 "] subscribe %s/%s refused: %s%s%s", c->id, cc->topic,
-                cc->sub, msg, message ? " " : "", message ? message : "");
+        MG_INFO("conn", "[%" PRIu64 "] subscribe %s/%s refused: %s%s%s", c->id, cc->topic, cc->sub,
+                msg, message ? " " : "", message ? message : "");
         send_error(c, cc->request_id, -MG_ENOTREADY, msg);
         consumer_detach(cc, false);
         consumer_release(cc);
@@ -1138,8 +1134,8 @@ static void handle_seek(struct conn *c, const Pulsar__Proto__CommandSeek *m)
         pos.entry = (int64_t)m->message_id->entryid;
     }
     struct conn_req *r = req_new(c, m->request_id, m->consumer_id, cc->partition);
-    int rc = topic_consumer_seek(cc->tc, by_time, pos,
-                                 by_time ? m->message_publish_time : 0, seek_done, r);
+    int rc = topic_consumer_seek(cc->tc, by_time, pos, by_time ? m->message_publish_time : 0,
+                                 seek_done, r);
     if (rc < 0) {
         req_free(r);
         send_error(c, m->request_id, rc, mg_strerror(rc));
@@ -1231,10 +1227,10 @@ static void topics_listed(void *data, int status, char **names, int n)
     req_free(r);
 }
 
-static void handle_get_topics(struct conn *c,
-                              const Pulsar__Proto__CommandGetTopicsOfNamespace *m)
+static void handle_get_topics(struct conn *c, const Pulsar__Proto__CommandGetTopicsOfNamespace *m)
 {
-    if (m->has_mode && m->mode == PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__NON_PERSISTENT) {
+    if (m->has_mode &&
+        m->mode == PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__NON_PERSISTENT) {
         topics_listed(req_new(c, m->request_id, 0, -1), 0, NULL, 0); /* none are served */
         return;
     }
@@ -1286,8 +1282,7 @@ static void handle_consumer_stats(struct conn *c, const Pulsar__Proto__CommandCo
         r.error_code = PULSAR__PROTO__SERVER_ERROR__ConsumerNotFound;
         r.error_message = "Consumer not found";
     } else {
-        static const char *const type_names[] = {"Exclusive", "Shared", "Failover",
-                                                 "Key_Shared"};
+        static const char *const type_names[] = {"Exclusive", "Shared", "Failover", "Key_Shared"};
         r.consumername = cc->consumer_name;
         r.address = c->peer;
         r.type = (char *)type_names[cc->opts.type & 3];
@@ -1492,8 +1487,8 @@ static void conn_keepalive_cb(evutil_socket_t fd, short what, void *arg)
         send_simple(c, PULSAR__PROTO__BASE_COMMAND__TYPE__PING);
 }
 
-struct conn *conn_new(struct svc *s, evutil_socket_t fd, const struct sockaddr *addr,
-                      int socklen, uint64_t id)
+struct conn *conn_new(struct svc *s, evutil_socket_t fd, const struct sockaddr *addr, int socklen,
+                      uint64_t id)
 {
     struct conn *c = mg_calloc(1, sizeof *c);
     const struct cfg *cfg = svc_cfg(s);
@@ -1502,12 +1497,11 @@ struct conn *conn_new(struct svc *s, evutil_socket_t fd, const struct sockaddr *
     c->svc = s;
     c->state = CONN_AWAIT_CONNECT;
     c->max_frame = (uint32_t)cfg->max_message_size + WIRE_FRAME_PADDING;
-    c->max_pending_publish = cfg->max_pending_publish_per_conn > 0
-                                 ? cfg->max_pending_publish_per_conn
-                                 : 1000;
-    c->max_outbound = (size_t)(cfg->connection_max_outbound_bytes > 0
-                                   ? cfg->connection_max_outbound_bytes
-                                   : 4 << 20);
+    c->max_pending_publish =
+        cfg->max_pending_publish_per_conn > 0 ? cfg->max_pending_publish_per_conn : 1000;
+    c->max_outbound =
+        (size_t)(cfg->connection_max_outbound_bytes > 0 ? cfg->connection_max_outbound_bytes
+                                                        : 4 << 20);
     mg_map_init(&c->producers);
     mg_map_init(&c->consumers);
     TAILQ_INIT(&c->all_producers);

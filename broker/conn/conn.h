@@ -23,8 +23,8 @@ struct conn;
 struct sockaddr;
 
 /* Take over an accepted socket (fd is owned from now on). Never NULL. */
-struct conn *conn_new(struct svc *s, evutil_socket_t fd, const struct sockaddr *addr,
-                      int socklen, uint64_t id);
+struct conn *conn_new(struct svc *s, evutil_socket_t fd, const struct sockaddr *addr, int socklen,
+                      uint64_t id);
 /* Close: logs reason (NULL = normal close at INFO level is skipped), releases producers and
  * consumers, frees the socket; the struct goes with the last reference. Idempotent. */
 void conn_close(struct conn *c, const char *reason);

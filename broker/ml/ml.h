@@ -60,7 +60,7 @@ struct ml_entry *ml_entry_ref(struct ml_entry *e);
 void ml_entry_unref(struct ml_entry *e); /* accepts NULL */
 
 struct ml_config {
-    size_t cache_size_bytes;       /* managedLedgerCacheSizeMB: bound of the tail cache */
+    size_t cache_size_bytes;        /* managedLedgerCacheSizeMB: bound of the tail cache */
     int64_t max_entries_per_ledger; /* managedLedgerMaxEntriesPerLedger: rollover */
     int64_t max_size_per_ledger;    /* managedLedgerMaxSizePerLedgerMbytes, bytes */
     /* Retention of consumed ledgers (defaultRetentionTimeInMinutes / SizeInMB): 0 = keep
@@ -69,14 +69,14 @@ struct ml_config {
     int64_t retention_time_minutes;
     int64_t retention_size_mb;
     /* "bookkeeper" store only (ignored by "memory"): */
-    struct meta_store *meta;       /* borrowed: ML and cursor metadata; outlives the factory */
-    struct bkc_client *bkc;        /* borrowed: ledgers; outlives the factory */
-    int ensemble_size;             /* managedLedgerDefaultEnsembleSize; 0 = bkc's default */
-    int write_quorum;              /* managedLedgerDefaultWriteQuorum; 0 = bkc's default */
-    int ack_quorum;                /* managedLedgerDefaultAckQuorum; 0 = bkc's default */
-    int cursor_flush_interval_ms;  /* at most one cursor write per this period per cursor
-                                      (1000 / managedLedgerDefaultMarkDeleteRateLimit);
-                                      0 = 1000; < 0 = write every change at once */
+    struct meta_store *meta;           /* borrowed: ML and cursor metadata; outlives the factory */
+    struct bkc_client *bkc;            /* borrowed: ledgers; outlives the factory */
+    int ensemble_size;                 /* managedLedgerDefaultEnsembleSize; 0 = bkc's default */
+    int write_quorum;                  /* managedLedgerDefaultWriteQuorum; 0 = bkc's default */
+    int ack_quorum;                    /* managedLedgerDefaultAckQuorum; 0 = bkc's default */
+    int cursor_flush_interval_ms;      /* at most one cursor write per this period per cursor
+                                          (1000 / managedLedgerDefaultMarkDeleteRateLimit);
+                                          0 = 1000; < 0 = write every change at once */
     int max_unacked_ranges_to_persist; /* managedLedgerMaxUnackedRangesToPersistInZooKeeper:
                                           more ranges: only mark-delete is written; 0 = 1000 */
 };
@@ -146,9 +146,9 @@ int64_t ml_count_entries(const struct ml_ledger *ml, struct ml_position from,
                          struct ml_position to);
 
 struct ml_stats {
-    int64_t entries_added;      /* since open */
-    int64_t number_of_entries;  /* stored */
-    int64_t total_size;         /* bytes stored */
+    int64_t entries_added;     /* since open */
+    int64_t number_of_entries; /* stored */
+    int64_t total_size;        /* bytes stored */
     int64_t current_ledger_entries;
     int64_t current_ledger_size;
     int64_t pending_appends;
@@ -222,8 +222,8 @@ struct ml_read_req {
  * entries already acknowledged individually, and advance the read position past them.
  * If nothing is available the request waits until an append makes entries available
  * (a "waiting cursor"). One read may be outstanding per cursor (-MG_EBUSY otherwise). */
-int ml_cursor_read(struct ml_cursor *c, int max_entries, size_t max_bytes,
-                   struct ml_read_req *req, ml_read_cb cb);
+int ml_cursor_read(struct ml_cursor *c, int max_entries, size_t max_bytes, struct ml_read_req *req,
+                   ml_read_cb cb);
 /* Cancel a waiting read: its callback runs with -MG_ECANCELED. Returns 0 if one was
  * pending. */
 int ml_cursor_cancel_read(struct ml_cursor *c);
@@ -246,15 +246,14 @@ void ml_cursor_rewind(struct ml_cursor *c);
  * entry counts as acked when no bit is left; ack_set NULL acks the whole entry.
  * Acking an already-acked or out-of-range position is a no-op. Returns 1 if the entry
  * became fully acknowledged by this call, 0 otherwise. */
-int ml_cursor_ack(struct ml_cursor *c, struct ml_position pos, const int64_t *ack_set,
-                  int n_words, int32_t batch_size);
+int ml_cursor_ack(struct ml_cursor *c, struct ml_position pos, const int64_t *ack_set, int n_words,
+                  int32_t batch_size);
 /* Acknowledge everything <= pos. */
 void ml_cursor_ack_cumulative(struct ml_cursor *c, struct ml_position pos);
 /* Is the entry fully acknowledged? */
 bool ml_cursor_is_acked(const struct ml_cursor *c, struct ml_position pos);
 /* The stored partial ack set of an entry, or NULL (none: no index acked yet). */
-const int64_t *ml_cursor_ack_set(const struct ml_cursor *c, struct ml_position pos,
-                                 int *n_words);
+const int64_t *ml_cursor_ack_set(const struct ml_cursor *c, struct ml_position pos, int *n_words);
 
 struct ml_position ml_cursor_mark_delete(const struct ml_cursor *c);
 /* Reset: every entry before pos becomes acked, every entry from pos on unacked, and the

@@ -83,9 +83,9 @@ static struct evconnlistener *listen_on(struct svc *s, const char *addr, int por
         MG_ERROR("svc", "bindAddress '%s' is not an IPv4 address", addr);
         return NULL;
     }
-    struct evconnlistener *l = evconnlistener_new_bind(
-        s->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
-        (struct sockaddr *)&sin, sizeof sin);
+    struct evconnlistener *l =
+        evconnlistener_new_bind(s->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                512, (struct sockaddr *)&sin, sizeof sin);
     if (!l) {
         MG_ERROR("svc", "cannot listen on %s:%d: %s", addr, port, strerror(errno));
         return NULL;
@@ -134,8 +134,9 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
         }
         if (cfg->managed_ledger_ensemble_size < cfg->managed_ledger_write_quorum ||
             cfg->managed_ledger_write_quorum < cfg->managed_ledger_ack_quorum) {
-            MG_ERROR("svc", "managedLedgerDefaultEnsembleSize (%d) >= WriteQuorum (%d) >= "
-                            "AckQuorum (%d) does not hold",
+            MG_ERROR("svc",
+                     "managedLedgerDefaultEnsembleSize (%d) >= WriteQuorum (%d) >= "
+                     "AckQuorum (%d) does not hold",
                      cfg->managed_ledger_ensemble_size, cfg->managed_ledger_write_quorum,
                      cfg->managed_ledger_ack_quorum);
             svc_free(s);
@@ -264,8 +265,9 @@ static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
     }
     if (s->conns.count == 0 || late) {
         if (s->conns.count)
-            MG_WARN("svc", "%zu connections still open at the shutdown bound (%d ms); closing "
-                           "them",
+            MG_WARN("svc",
+                    "%zu connections still open at the shutdown bound (%d ms); closing "
+                    "them",
                     s->conns.count, s->cfg->broker_shutdown_timeout_ms);
         close_all_conns(s, false);
         event_base_loopexit(s->base, NULL);

@@ -88,8 +88,7 @@ int svc_namespace_bundles(struct svc *s, const char *tenant_ns);
 int svc_namespace_retention_get(struct svc *s, const char *tenant_ns, int64_t *time_minutes,
                                 int64_t *size_mb);
 int svc_namespace_retention_set(struct svc *s, const char *tenant_ns, bool remove,
-                                int64_t time_minutes, int64_t size_mb, svc_done_cb cb,
-                                void *data);
+                                int64_t time_minutes, int64_t size_mb, svc_done_cb cb, void *data);
 
 /* Partitioned topics: base full name -> partition count. 0 = not partitioned. */
 int svc_partitions_get(struct svc *s, const char *base_full_name);
@@ -97,8 +96,7 @@ int svc_partitions_get(struct svc *s, const char *base_full_name);
  * (grow only: -MG_EINVAL otherwise; -MG_ENOTFOUND if not partitioned) the count. */
 int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool create,
                        svc_done_cb cb, void *data);
-int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb cb,
-                          void *data);
+int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb cb, void *data);
 /* Iterate: *pos = 0 first; NULL at the end; *n gets the count. */
 const char *svc_partitions_next(struct svc *s, size_t *pos, int *n);
 
@@ -107,8 +105,8 @@ const char *svc_partitions_next(struct svc *s, size_t *pos, int *n);
  * with partitioned_only, the partitioned topics' base names. names are valid during cb.
  * -MG_ENOTFOUND (sync) if the namespace does not exist. */
 typedef void (*svc_topics_cb)(void *data, int status, char **names, int n);
-int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only,
-                    svc_topics_cb cb, void *data);
+int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only, svc_topics_cb cb,
+                    void *data);
 
 /* Can a topic of this name be served (namespace exists)? Fills a reason when not. */
 int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reason);

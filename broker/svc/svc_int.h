@@ -21,15 +21,15 @@ struct res_load;
 struct svc_own;
 
 struct svc {
-    const struct cfg *cfg;          /* borrowed */
-    struct event_base *base;        /* borrowed */
-    struct meta_store *meta;        /* borrowed; may be NULL */
+    const struct cfg *cfg;           /* borrowed */
+    struct event_base *base;         /* borrowed */
+    struct meta_store *meta;         /* borrowed; may be NULL */
     struct evconnlistener *listener; /* owned */
-    struct admin *admin;            /* owned */
-    struct ml_factory *mlf;         /* owned */
-    struct bkc_client *bkc;         /* owned; NULL unless managedLedgerStore=bookkeeper */
-    struct topic_registry *topics;  /* owned */
-    struct mg_map conns;            /* id -> struct conn (the svc holds one reference) */
+    struct admin *admin;             /* owned */
+    struct ml_factory *mlf;          /* owned */
+    struct bkc_client *bkc;          /* owned; NULL unless managedLedgerStore=bookkeeper */
+    struct topic_registry *topics;   /* owned */
+    struct mg_map conns;             /* id -> struct conn (the svc holds one reference) */
     uint64_t next_conn_id;
     int64_t total_conns;
     int broker_port, web_port;
@@ -41,19 +41,18 @@ struct svc {
     struct event *shutdown_ev; /* owned: polls until connections are gone */
     int shutdown_ticks;
     /* resources (svc_res.c): a cache of what the metadata store holds */
-    struct mg_map tenants;    /* name -> (void *)1 */
-    struct mg_map namespaces; /* "t/ns" -> bundles count (intptr) */
-    struct mg_map partitions; /* base full name -> partition count (intptr) */
-    struct mg_map retention;  /* "t/ns" -> owned struct svc_retention (set policies only) */
-    int res_loading;          /* metadata reads outstanding while loading */
-    int res_load_error;       /* first error while loading */
-    struct event *res_refresh_ev; /* owned: periodic reload with a shared store */
+    struct mg_map tenants;         /* name -> (void *)1 */
+    struct mg_map namespaces;      /* "t/ns" -> bundles count (intptr) */
+    struct mg_map partitions;      /* base full name -> partition count (intptr) */
+    struct mg_map retention;       /* "t/ns" -> owned struct svc_retention (set policies only) */
+    int res_loading;               /* metadata reads outstanding while loading */
+    int res_load_error;            /* first error while loading */
+    struct event *res_refresh_ev;  /* owned: periodic reload with a shared store */
     struct res_load *res_inflight; /* metadata reads of the load walk still in flight */
-    struct svc_own *own;      /* owned: bundle ownership and registration (svc_own.c) */
+    struct svc_own *own;           /* owned: bundle ownership and registration (svc_own.c) */
     uint64_t shutdown_deadline_ms; /* brokerShutdownTimeoutMs after svc_shutdown began */
-    bool shutdown_released;   /* bundles released (or given up on): closing connections */
+    bool shutdown_released;        /* bundles released (or given up on): closing connections */
 };
-
 
 /* A connection closed itself: drop the service's reference to it. */
 void svc_conn_closed(struct svc *s, struct conn *c);

@@ -170,8 +170,7 @@ uint32_t svc_bundle_lower(int n, int i)
 void svc_bundle_name(int n, int i, char out[SVC_BUNDLE_NAME_LEN])
 {
     uint32_t hi = i == n - 1 ? 0xffffffffu : svc_bundle_lower(n, i + 1);
-    snprintf(out, SVC_BUNDLE_NAME_LEN, "0x%08" PRIx32 "_0x%08" PRIx32, svc_bundle_lower(n, i),
-             hi);
+    snprintf(out, SVC_BUNDLE_NAME_LEN, "0x%08" PRIx32 "_0x%08" PRIx32, svc_bundle_lower(n, i), hi);
 }
 
 int svc_topic_bundle(struct svc *s, const struct topic_name *n, char range[SVC_BUNDLE_NAME_LEN])
@@ -329,8 +328,7 @@ static void drop_all(struct svc *s, const char *why)
     size_t pos = 0;
     void *v;
     int n = 0;
-    struct own_bundle **list = o->bundles.count ? mg_malloc(o->bundles.count * sizeof *list)
-                                                : NULL;
+    struct own_bundle **list = o->bundles.count ? mg_malloc(o->bundles.count * sizeof *list) : NULL;
     while (mg_map_next(&o->bundles, &pos, NULL, NULL, &v))
         list[n++] = v;
     for (int i = 0; i < n; i++) {
@@ -382,12 +380,12 @@ static char *report_json(struct svc *s)
     o->last_in = in;
     o->last_out = out;
     o->last_report_ms = now;
-    json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:I}", "webServiceUrl",
-                          svc_web_url(s), "pulsarServiceUrl", svc_broker_url(s),
-                          "brokerVersionString", PACKAGE_VERSION, "numBundles", o->n_owned,
-                          "numTopics", topics, "numProducers", producers, "numConsumers",
-                          consumers, "webServicePort", svc_web_port(s), "msgRateIn", rate_in,
-                          "msgRateOut", rate_out, "lastUpdate", (json_int_t)now);
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:I}", "webServiceUrl", svc_web_url(s),
+                  "pulsarServiceUrl", svc_broker_url(s), "brokerVersionString", PACKAGE_VERSION,
+                  "numBundles", o->n_owned, "numTopics", topics, "numProducers", producers,
+                  "numConsumers", consumers, "webServicePort", svc_web_port(s), "msgRateIn",
+                  rate_in, "msgRateOut", rate_out, "lastUpdate", (json_int_t)now);
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return text;
@@ -397,7 +395,7 @@ static char *report_json(struct svc *s)
 
 static void own_register(struct svc *s);
 
-struct own_op { /* a fire-and-forget store request */
+struct own_op {          /* a fire-and-forget store request */
     struct svc_own *own; /* counted reference */
     struct meta_req req;
 };
@@ -408,8 +406,7 @@ static void register_done(struct meta_req *req, int status)
     struct svc_own *o = op->own;
     o->reg_in_flight = false;
     if (o->s && status < 0 && status != -MG_ECANCELED)
-        MG_WARN(MOD, "broker registration %s not written: %s", o->reg_path,
-                mg_strerror(status));
+        MG_WARN(MOD, "broker registration %s not written: %s", o->reg_path, mg_strerror(status));
     bool again = o->reg_again && o->s && !o->releasing_all;
     o->reg_again = false;
     meta_req_fini(req);
@@ -460,8 +457,9 @@ static void disconnected_too_long(evutil_socket_t fd, short what, void *arg)
     struct svc *s = arg;
     if (s->own->connected)
         return;
-    MG_WARN(MOD, "metadata store unreachable for the session timeout (%d ms): the session "
-                 "must have expired; dropping every bundle",
+    MG_WARN(MOD,
+            "metadata store unreachable for the session timeout (%d ms): the session "
+            "must have expired; dropping every bundle",
             s->cfg->zookeeper_session_timeout_ms);
     drop_all(s, "session timeout while disconnected");
 }
@@ -581,12 +579,11 @@ static void acquire_done(struct meta_req *req, int status)
         else if (status == -MG_EEXIST || status == -MG_ENOTREADY)
             lookup_step(w); /* someone else won: read who */
         else
-            lookup_failf(w, status == -MG_ETIMEDOUT || status == -MG_ECLOSED ||
-                                    status == -MG_EIO
-                                ? -MG_ENOTREADY
-                                : -MG_EMETA,
-                         "Cannot take ownership of bundle %s: %s", w->key,
-                         mg_strerror(status));
+            lookup_failf(w,
+                         status == -MG_ETIMEDOUT || status == -MG_ECLOSED || status == -MG_EIO
+                             ? -MG_ENOTREADY
+                             : -MG_EMETA,
+                         "Cannot take ownership of bundle %s: %s", w->key, mg_strerror(status));
         w = nx;
     }
     own_unref(o);
@@ -814,9 +811,10 @@ static void lookup_read(struct meta_req *req, int status)
         return;
     }
     if (status < 0) {
-        lookup_failf(l, status == -MG_ETIMEDOUT || status == -MG_ECLOSED || status == -MG_EIO
-                            ? -MG_ENOTREADY
-                            : -MG_EMETA,
+        lookup_failf(l,
+                     status == -MG_ETIMEDOUT || status == -MG_ECLOSED || status == -MG_EIO
+                         ? -MG_ENOTREADY
+                         : -MG_EMETA,
                      "Cannot read the owner of bundle %s: %s", l->key, mg_strerror(status));
         return;
     }
@@ -852,8 +850,8 @@ static void lookup_read(struct meta_req *req, int status)
     /* It names this broker's address but is not ours: a previous process on this address
      * that did not live to delete it (its session has not expired yet). Nobody else can
      * serve this address, so delete it and take the bundle. */
-    MG_INFO(MOD, "bundle %s: removing a stale ownership key of a previous process on %s",
-            l->key, url);
+    MG_INFO(MOD, "bundle %s: removing a stale ownership key of a previous process on %s", l->key,
+            url);
     json_decref(j); /* url points into j */
     meta_req_fini(req);
     if (meta_delete(s->meta, l->path, version, &l->req, stale_deleted) < 0)
@@ -1019,8 +1017,8 @@ static void release_deleted(struct meta_req *req, int status)
     if (status == -MG_ENOTFOUND)
         status = 0;
     if (status < 0 && status != -MG_ECANCELED)
-        MG_WARN(MOD, "bundle %s: ownership key not deleted: %s (it goes with the session)",
-                b->key, mg_strerror(status));
+        MG_WARN(MOD, "bundle %s: ownership key not deleted: %s (it goes with the session)", b->key,
+                mg_strerror(status));
     else if (status == 0)
         MG_INFO(MOD, "bundle %s released", b->key);
     svc_done_cb cb = b->unload_cb;
@@ -1127,8 +1125,7 @@ static void release_all_poll(evutil_socket_t fd, short what, void *arg)
     size_t pos = 0;
     void *v;
     int n = 0;
-    struct own_bundle **list = o->bundles.count ? mg_malloc(o->bundles.count * sizeof *list)
-                                                : NULL;
+    struct own_bundle **list = o->bundles.count ? mg_malloc(o->bundles.count * sizeof *list) : NULL;
     while (mg_map_next(&o->bundles, &pos, NULL, NULL, &v))
         list[n++] = v;
     for (int i = 0; i < n; i++) {

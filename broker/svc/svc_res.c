@@ -47,14 +47,14 @@ struct svc_retention {
 /* One step of the load walk: list children of path (depth says what they are) or read a
  * partitioned topic's value. */
 enum res_step {
-    RES_TENANTS = 0,    /* children of /admin/policies: tenants */
-    RES_NAMESPACES,     /* children of /admin/policies/<t>: namespaces */
-    RES_NS_VALUE,       /* value of /admin/policies/<t>/<ns>: bundles */
-    RES_PT_TENANTS,     /* children of /admin/partitioned-topics */
-    RES_PT_NAMESPACES,  /* children of .../<t> */
-    RES_PT_DOMAINS,     /* children of .../<t>/<ns>: "persistent" */
-    RES_PT_TOPICS,      /* children of .../<t>/<ns>/persistent */
-    RES_PT_VALUE,       /* value of a partitioned topic */
+    RES_TENANTS = 0,   /* children of /admin/policies: tenants */
+    RES_NAMESPACES,    /* children of /admin/policies/<t>: namespaces */
+    RES_NS_VALUE,      /* value of /admin/policies/<t>/<ns>: bundles */
+    RES_PT_TENANTS,    /* children of /admin/partitioned-topics */
+    RES_PT_NAMESPACES, /* children of .../<t> */
+    RES_PT_DOMAINS,    /* children of .../<t>/<ns>: "persistent" */
+    RES_PT_TOPICS,     /* children of .../<t>/<ns>/persistent */
+    RES_PT_VALUE,      /* value of a partitioned topic */
 };
 
 /* One read of the load walk (svc_res_load, refresh). */
@@ -130,8 +130,7 @@ static void res_write_deferred(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Write json at path (json NULL: delete path). cb runs after the call returned. */
-static void res_persist(struct svc *s, const char *path, json_t *json, svc_done_cb cb,
-                        void *data)
+static void res_persist(struct svc *s, const char *path, json_t *json, svc_done_cb cb, void *data)
 {
     struct res_write *w = mg_calloc(1, sizeof *w);
     w->s = s;
@@ -195,8 +194,8 @@ static json_t *namespace_json(struct svc *s, int bundles, const struct svc_reten
         json_array_append_new(b, json_string(buf));
     }
     json_array_append_new(b, json_string("0xffffffff"));
-    json_t *j = json_pack("{s:{s:o,s:i},s:[s]}", "bundles", "boundaries", b, "numBundles",
-                          bundles, "replication_clusters", s->cfg->cluster_name);
+    json_t *j = json_pack("{s:{s:o,s:i},s:[s]}", "bundles", "boundaries", b, "numBundles", bundles,
+                          "replication_clusters", s->cfg->cluster_name);
     if (ret)
         json_object_set_new(j, "retention_policies",
                             json_pack("{s:I,s:I}", "retentionTimeInMinutes",
@@ -347,8 +346,7 @@ int svc_namespace_retention_get(struct svc *s, const char *tenant_ns, int64_t *t
 }
 
 int svc_namespace_retention_set(struct svc *s, const char *tenant_ns, bool remove,
-                                int64_t time_minutes, int64_t size_mb, svc_done_cb cb,
-                                void *data)
+                                int64_t time_minutes, int64_t size_mb, svc_done_cb cb, void *data)
 {
     if (!svc_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
@@ -400,8 +398,7 @@ int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool cr
     return 0;
 }
 
-int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb cb,
-                          void *data)
+int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb cb, void *data)
 {
     if (!mg_map_get_str(&s->partitions, base_full_name))
         return -MG_ENOTFOUND;
@@ -443,8 +440,6 @@ int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reas
 
 /* ---- loading ----------------------------------------------------------------------------- */
 
-
-
 static void res_load_issue(struct svc *s, enum res_step step, char *path);
 
 static void res_load_done(struct meta_req *req, int status)
@@ -471,7 +466,7 @@ static void res_load_done(struct meta_req *req, int status)
     } else if (l->step == RES_NS_VALUE || l->step == RES_PT_VALUE) {
         json_t *j = json_loadb(req->value ? req->value : "", req->len, 0, NULL);
         const char *rest = l->path + strlen(l->step == RES_NS_VALUE ? "/admin/policies/"
-                                                                     : "/admin/partitioned-topics/");
+                                                                    : "/admin/partitioned-topics/");
         if (l->step == RES_NS_VALUE) {
             json_t *nb = json_object_get(json_object_get(j, "bundles"), "numBundles");
             int bundles = json_is_integer(nb) ? (int)json_integer_value(nb)
@@ -612,8 +607,8 @@ int svc_res_load(struct svc *s)
         svc_tenant_create(s, "pulsar", NULL, NULL);
         svc_namespace_create(s, "pulsar/system", bundles, NULL, NULL);
     }
-    MG_INFO("svc", "loaded %zu tenants, %zu namespaces, %zu partitioned topics",
-            s->tenants.count, s->namespaces.count, s->partitions.count);
+    MG_INFO("svc", "loaded %zu tenants, %zu namespaces, %zu partitioned topics", s->tenants.count,
+            s->namespaces.count, s->partitions.count);
     return 0;
 }
 
@@ -699,8 +694,7 @@ static void list_done(struct meta_req *req, int status)
     struct res_list *l = req->data;
     if (status == -MG_ENOTFOUND)
         status = 0; /* no topic was ever stored in this namespace */
-    list_finish(l, status, status == 0 ? req->children : NULL,
-                status == 0 ? req->n_children : 0);
+    list_finish(l, status, status == 0 ? req->children : NULL, status == 0 ? req->n_children : 0);
     meta_req_fini(req);
     mg_free(l->ns);
     mg_free(l);
@@ -716,8 +710,8 @@ static void list_deferred(evutil_socket_t fd, short what, void *arg)
     mg_free(l);
 }
 
-int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only,
-                    svc_topics_cb cb, void *data)
+int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only, svc_topics_cb cb,
+                    void *data)
 {
     if (!svc_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
@@ -770,4 +764,3 @@ void svc_res_refresh_start(struct svc *s)
     struct timeval tv = {SVC_RES_REFRESH_MS / 1000, (SVC_RES_REFRESH_MS % 1000) * 1000};
     event_add(s->res_refresh_ev, &tv);
 }
-

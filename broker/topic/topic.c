@@ -179,10 +179,8 @@ static void topic_load_subs(struct topic *t)
     }
     for (int i = 0; i < n; i++) {
         int err = 0;
-        if (!mg_map_get_str(&t->subs, names[i]) &&
-            !sub_new(t, names[i], true, ML_POS_LATEST, &err))
-            MG_WARN(MOD, "%s: cannot open cursor %s: %s", t->name.full, names[i],
-                    mg_strerror(err));
+        if (!mg_map_get_str(&t->subs, names[i]) && !sub_new(t, names[i], true, ML_POS_LATEST, &err))
+            MG_WARN(MOD, "%s: cannot open cursor %s: %s", t->name.full, names[i], mg_strerror(err));
         mg_free(names[i]);
     }
     mg_free(names);
@@ -206,8 +204,7 @@ static void topic_open_cb(struct ml_ledger *ml, int status, void *data)
         struct ml_stats st;
         ml_get_stats(ml, &st);
         size_t pos = 0;
-        if (st.number_of_entries == 0 && st.entries_added == 0 &&
-            !ml_cursor_name_next(ml, &pos)) {
+        if (st.number_of_entries == 0 && st.entries_added == 0 && !ml_cursor_name_next(ml, &pos)) {
             ml_close(ml);
             ml = NULL;
             status = -MG_ENOTFOUND;
@@ -384,9 +381,8 @@ struct ml_ledger *topic_ml(struct topic *t)
 
 /* ---- producers -------------------------------------------------------------------------- */
 
-int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode mode,
-                       void *owner, const struct topic_producer_ops *ops,
-                       struct topic_producer **out)
+int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode mode, void *owner,
+                       const struct topic_producer_ops *ops, struct topic_producer **out)
 {
     if (t->state != TOPIC_READY || !t->reg)
         return -MG_ECLOSED;
@@ -404,8 +400,7 @@ int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode
         return -MG_EPRODUCERFENCED;
     }
     if (excl && t->producers.count > 0)
-        return mode == TOPIC_ACCESS_WAIT_FOR_EXCLUSIVE ? -MG_EPRODUCERBUSY
-                                                      : -MG_EPRODUCERFENCED;
+        return mode == TOPIC_ACCESS_WAIT_FOR_EXCLUSIVE ? -MG_EPRODUCERBUSY : -MG_EPRODUCERFENCED;
 
     struct topic_producer *p = mg_calloc(1, sizeof *p);
     if (name && *name) {
@@ -454,8 +449,9 @@ static void fenced_unload_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct topic *t = arg;
     if (t->state == TOPIC_READY) {
-        MG_WARN(MOD, "%s: its managed ledger was fenced by another writer: unloading the "
-                     "topic so clients look it up again",
+        MG_WARN(MOD,
+                "%s: its managed ledger was fenced by another writer: unloading the "
+                "topic so clients look it up again",
                 t->name.full);
         topic_close(t, false);
     }
@@ -475,10 +471,10 @@ static void topic_fenced(struct topic *t)
 }
 
 /* Bucket bounds of the write-latency (µs) and entry-size (bytes) histograms (topic.h). */
-static const int64_t lat_bounds_us[TOPIC_LAT_BUCKETS - 1] = {500,   1000,   5000,   10000, 20000,
+static const int64_t lat_bounds_us[TOPIC_LAT_BUCKETS - 1] = {500,   1000,   5000,   10000,  20000,
                                                              50000, 100000, 200000, 1000000};
-static const int64_t size_bounds[TOPIC_SIZE_BUCKETS - 1] = {128,   512,    1024,   2048,
-                                                            4096,  16384,  102400, 1048576};
+static const int64_t size_bounds[TOPIC_SIZE_BUCKETS - 1] = {128,  512,   1024,   2048,
+                                                            4096, 16384, 102400, 1048576};
 
 static int bucket_of(const int64_t *bounds, int n, int64_t v)
 {
@@ -639,9 +635,8 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
             if (b > maxb)
                 maxb = b;
         }
-        out->backlog_size = st.number_of_entries > 0
-                                ? maxb * (st.total_size / st.number_of_entries)
-                                : 0;
+        out->backlog_size =
+            st.number_of_entries > 0 ? maxb * (st.total_size / st.number_of_entries) : 0;
     }
 }
 
@@ -719,8 +714,8 @@ void topic_registry_stats_update(struct topic_registry *r, uint64_t now_ms)
     }
 }
 
-int topic_registry_publish_latency(struct topic_registry *r, double *out, int n,
-                                   int64_t *count, double *sum_ms)
+int topic_registry_publish_latency(struct topic_registry *r, double *out, int n, int64_t *count,
+                                   double *sum_ms)
 {
     int m = r->lat_n < n ? r->lat_n : n;
     for (int i = 0; i < m; i++)

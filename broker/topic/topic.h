@@ -39,11 +39,11 @@ struct topic_sub;
 struct topic_name {
     bool persistent;
     char *tenant;
-    char *ns;        /* namespace local part, e.g. "default" */
-    char *local;     /* local name, including any -partition-N suffix */
-    char *full;      /* "persistent://tenant/ns/local" */
-    char *base;      /* full name without the -partition-N suffix */
-    int partition;   /* N of -partition-N, or -1 */
+    char *ns;      /* namespace local part, e.g. "default" */
+    char *local;   /* local name, including any -partition-N suffix */
+    char *full;    /* "persistent://tenant/ns/local" */
+    char *base;    /* full name without the -partition-N suffix */
+    int partition; /* N of -partition-N, or -1 */
 };
 /* Parse "persistent://t/ns/x", "t/ns/x" or "x" (-> public/default), and the legacy
  * 4-part "persistent://t/cluster/ns/x". Returns 0 or -MG_EBADNAME. */
@@ -55,15 +55,15 @@ char *topic_name_ml(const struct topic_name *n);
 /* ---- registry ---------------------------------------------------------------------------- */
 
 struct topic_config {
-    int32_t max_pending_publish_per_conn; /* maxPendingPublishRequestsPerConnection */
-    int32_t max_unacked_per_consumer;     /* maxUnackedMessagesPerConsumer, 0 = no limit */
-    int32_t max_unacked_per_subscription; /* maxUnackedMessagesPerSubscription, 0 = none */
-    int32_t dispatch_max_round_robin;     /* dispatcherMaxRoundRobinBatchSize (20) */
-    int32_t dispatch_max_read_batch;      /* dispatcherMaxReadBatchSize (100) */
-    size_t consumer_outbound_high_water;  /* bytes queued on a consumer's connection above
-                                             which dispatch to it pauses */
+    int32_t max_pending_publish_per_conn;      /* maxPendingPublishRequestsPerConnection */
+    int32_t max_unacked_per_consumer;          /* maxUnackedMessagesPerConsumer, 0 = no limit */
+    int32_t max_unacked_per_subscription;      /* maxUnackedMessagesPerSubscription, 0 = none */
+    int32_t dispatch_max_round_robin;          /* dispatcherMaxRoundRobinBatchSize (20) */
+    int32_t dispatch_max_read_batch;           /* dispatcherMaxReadBatchSize (100) */
+    size_t consumer_outbound_high_water;       /* bytes queued on a consumer's connection above
+                                                  which dispatch to it pauses */
     int32_t active_consumer_failover_delay_ms; /* activeConsumerFailoverDelayTimeMillis */
-    const char *cluster_name;             /* producer names: "<cluster>-<broker>-<n>" */
+    const char *cluster_name;                  /* producer names: "<cluster>-<broker>-<n>" */
     int broker_index;
 };
 
@@ -109,9 +109,8 @@ enum topic_access_mode {
  * already connected, or a Shared producer while an Exclusive one holds the topic),
  * -MG_EPRODUCERFENCED (Exclusive while another Exclusive holds it). *out is owned by the
  * topic; topic_producer_name gives the (possibly generated) name. */
-int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode mode,
-                       void *owner, const struct topic_producer_ops *ops,
-                       struct topic_producer **out);
+int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode mode, void *owner,
+                       const struct topic_producer_ops *ops, struct topic_producer **out);
 const char *topic_producer_name(const struct topic_producer *p);
 /* Highest sequence id published by this producer name (-1 if none); for dedup. */
 int64_t topic_producer_last_sequence(const struct topic_producer *p);
@@ -152,24 +151,23 @@ struct topic_consumer_ops {
 struct topic_sub_options {
     enum topic_sub_type type;
     bool durable;
-    bool initial_earliest;               /* InitialPosition Earliest (new subscriptions) */
-    bool has_start;                      /* non-durable readers: start_message_id given */
-    struct ml_position start;            /* delivery starts AT this entry (inclusive) */
-    int32_t priority_level;              /* lower number = higher priority */
-    const char *consumer_name;           /* may be NULL */
-    bool key_shared_sticky;              /* KeySharedMode STICKY */
-    const int32_t (*sticky_ranges)[2];   /* inclusive [start,end] in [0,65535] */
+    bool initial_earliest;             /* InitialPosition Earliest (new subscriptions) */
+    bool has_start;                    /* non-durable readers: start_message_id given */
+    struct ml_position start;          /* delivery starts AT this entry (inclusive) */
+    int32_t priority_level;            /* lower number = higher priority */
+    const char *consumer_name;         /* may be NULL */
+    bool key_shared_sticky;            /* KeySharedMode STICKY */
+    const int32_t (*sticky_ranges)[2]; /* inclusive [start,end] in [0,65535] */
     int n_sticky_ranges;
-    bool allow_out_of_order;             /* Key_Shared allowOutOfOrderDelivery */
-    int partition_index;                 /* topic's partition (-1) for Failover choice */
+    bool allow_out_of_order; /* Key_Shared allowOutOfOrderDelivery */
+    int partition_index;     /* topic's partition (-1) for Failover choice */
 };
 
 /* Subscribe a consumer. Errors: -MG_ECONSUMERBUSY (Exclusive already has a consumer, or
  * the type differs from the subscription's), -MG_EASSIGN (sticky ranges overlap).
  * Nothing is dispatched until topic_consumer_flow gives permits. */
 int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_sub_options *o,
-                    void *owner, const struct topic_consumer_ops *ops,
-                    struct topic_consumer **out);
+                    void *owner, const struct topic_consumer_ops *ops, struct topic_consumer **out);
 /* Add permits (messages). */
 void topic_consumer_flow(struct topic_consumer *c, uint32_t permits);
 /* The connection's outbound buffer drained: resume dispatch paused by the watermark. */
@@ -203,8 +201,7 @@ void topic_consumer_close(struct topic_consumer *c);
  * entry, -1 otherwise), async (may read the entry). */
 typedef void (*topic_last_id_cb)(void *data, int status, struct ml_position pos,
                                  int32_t batch_index, struct ml_position mark_delete);
-int topic_consumer_last_message_id(struct topic_consumer *c, topic_last_id_cb cb,
-                                   void *data);
+int topic_consumer_last_message_id(struct topic_consumer *c, topic_last_id_cb cb, void *data);
 
 /* ---- admin / stats ----------------------------------------------------------------------- */
 
@@ -218,13 +215,13 @@ int topic_consumer_last_message_id(struct topic_consumer *c, topic_last_id_cb cb
 struct topic_sub_stats {
     const char *name;
     enum topic_sub_type type;
-    bool has_type;          /* false while no consumer ever attached (Pulsar's "None") */
+    bool has_type; /* false while no consumer ever attached (Pulsar's "None") */
     bool durable;
     int64_t backlog;
     int64_t unacked;
     int n_consumers;
     int64_t msg_out_counter, bytes_out_counter;
-    int64_t ack_counter;    /* entries acknowledged through consumers */
+    int64_t ack_counter; /* entries acknowledged through consumers */
     /* averaged over the last stats interval (topic_registry_stats_update) */
     double msg_rate_out, throughput_out, ack_rate, msg_rate_redeliver;
     uint64_t last_consumed_ms, last_acked_ms; /* 0 = never */
@@ -235,10 +232,10 @@ struct topic_stats {
     int n_producers, n_subscriptions, n_consumers;
     int64_t msg_in_counter, bytes_in_counter;
     int64_t msg_out_counter, bytes_out_counter;
-    int64_t entries_in_counter;   /* entries written */
+    int64_t entries_in_counter; /* entries written */
     int64_t storage_size;
     int64_t backlog_size;
-    int64_t msg_backlog;          /* sum of the subscriptions' backlogs (entries) */
+    int64_t msg_backlog; /* sum of the subscriptions' backlogs (entries) */
     /* averaged over the last stats interval */
     double msg_rate_in, msg_rate_out, throughput_in, throughput_out;
     double storage_write_rate, storage_read_rate; /* entries/s */
@@ -254,9 +251,9 @@ void topic_get_stats(struct topic *t, struct topic_stats *out);
 int topic_sub_stats_next(struct topic *t, size_t *pos, struct topic_sub_stats *out);
 
 struct topic_producer_stats {
-    const char *name;             /* borrowed until the producer closes */
+    const char *name; /* borrowed until the producer closes */
     enum topic_access_mode mode;
-    uint64_t id;                  /* order of creation on the topic */
+    uint64_t id; /* order of creation on the topic */
     int64_t msg_in_counter, bytes_in_counter;
     double msg_rate_in, throughput_in;
     uint64_t connected_since_ms;
@@ -265,12 +262,12 @@ struct topic_producer_stats {
 int topic_producer_stats_next(struct topic *t, size_t *pos, struct topic_producer_stats *out);
 
 struct topic_consumer_stats {
-    const char *name;             /* borrowed; "" when the client gave none */
-    uint64_t id;                  /* connect order within the subscription */
+    const char *name; /* borrowed; "" when the client gave none */
+    uint64_t id;      /* connect order within the subscription */
     int64_t msg_out_counter, bytes_out_counter;
     int64_t unacked, permits;
     double msg_rate_out, throughput_out;
-    bool blocked;                 /* at maxUnackedMessagesPerConsumer */
+    bool blocked; /* at maxUnackedMessagesPerConsumer */
     uint64_t connected_since_ms;
 };
 /* Iterate the consumers of subscription sub: *idx = 0 first; returns 0 at the end (also
@@ -287,8 +284,8 @@ void topic_registry_stats_update(struct topic_registry *r, uint64_t now_ms);
 /* Broker-wide publish latency (publish to stored, ms) over recent publishes: the samples
  * kept (up to n, most recent first order not guaranteed) copied to out; returns how many.
  * *count / *sum_ms: every publish since start. */
-int topic_registry_publish_latency(struct topic_registry *r, double *out, int n,
-                                   int64_t *count, double *sum_ms);
+int topic_registry_publish_latency(struct topic_registry *r, double *out, int n, int64_t *count,
+                                   double *sum_ms);
 
 /* The cursor of subscription sub (borrowed; internal stats), or NULL. */
 struct ml_cursor *topic_sub_cursor(struct topic *t, const char *sub);

@@ -17,25 +17,23 @@
 #include <event2/event.h>
 
 struct topic_registry {
-    struct event_base *base;  /* borrowed */
-    struct ml_factory *mlf;   /* borrowed */
-    struct topic_config cfg;  /* cfg.cluster_name points at cluster_name */
-    char *cluster_name;       /* owned */
-    struct mg_map topics;     /* full name -> struct topic (owned) */
+    struct event_base *base;   /* borrowed */
+    struct ml_factory *mlf;    /* borrowed */
+    struct topic_config cfg;   /* cfg.cluster_name points at cluster_name */
+    char *cluster_name;        /* owned */
+    struct mg_map topics;      /* full name -> struct topic (owned) */
     uint64_t producer_counter; /* generated producer names */
     uint64_t producer_ids;     /* topic_producer.id */
     topic_loaded_fn loaded_fn; /* topic_registry_set_loaded_hook */
     void *loaded_arg;
     /* broker-wide publish latency (ms): a ring of recent samples, totals since start */
-    double *lat_ring;          /* owned, TOPIC_LAT_RING entries */
+    double *lat_ring; /* owned, TOPIC_LAT_RING entries */
     int lat_n, lat_head;
     int64_t lat_count;
     double lat_sum_ms;
 };
 
 #define TOPIC_LAT_RING 2048
-
-
 
 enum topic_state {
     TOPIC_LOADING = 0,
@@ -50,26 +48,26 @@ struct topic_waiter {
 };
 
 struct topic {
-    int refs;                   /* the registry's (1) plus callbacks in progress */
+    int refs; /* the registry's (1) plus callbacks in progress */
     enum topic_state state;
-    struct topic_registry *reg; /* borrowed; NULL once the registry is gone */
-    struct topic_name name;     /* owned strings */
-    char *ml_name;              /* owned */
-    struct ml_ledger *ml;       /* one ML reference, owned */
-    bool create;                /* the load may create the ML */
+    struct topic_registry *reg;                  /* borrowed; NULL once the registry is gone */
+    struct topic_name name;                      /* owned strings */
+    char *ml_name;                               /* owned */
+    struct ml_ledger *ml;                        /* one ML reference, owned */
+    bool create;                                 /* the load may create the ML */
     struct topic_waiter *waiters, *waiters_tail; /* owned, FIFO */
-    struct event *ev_notify;    /* owned; runs waiters of a loaded topic */
-    struct mg_map producers;    /* name -> topic_producer (owned) */
-    struct topic_producer *exclusive; /* borrowed: the producer holding the topic */
-    struct mg_map last_seq;     /* producer name -> int64_t * (owned) */
-    struct mg_map subs;         /* name -> topic_sub (owned) */
+    struct event *ev_notify;                     /* owned; runs waiters of a loaded topic */
+    struct mg_map producers;                     /* name -> topic_producer (owned) */
+    struct topic_producer *exclusive;            /* borrowed: the producer holding the topic */
+    struct mg_map last_seq;                      /* producer name -> int64_t * (owned) */
+    struct mg_map subs;                          /* name -> topic_sub (owned) */
     int64_t msg_in, bytes_in;
     int64_t msg_out_closed, bytes_out_closed; /* counters of subscriptions gone */
-    bool fence_pending; /* an unload after fencing is scheduled */
+    bool fence_pending;                       /* an unload after fencing is scheduled */
     /* statistics (topic_registry_stats_update) */
-    int64_t entries_in, entries_out;  /* entries written / dispatched */
+    int64_t entries_in, entries_out;      /* entries written / dispatched */
     uint64_t created_ms, last_publish_ms; /* wall clock */
-    uint64_t stats_ms;                /* monotonic ms of the last roll (or load) */
+    uint64_t stats_ms;                    /* monotonic ms of the last roll (or load) */
     int64_t prev_msg_in, prev_bytes_in, prev_entries_in, prev_entries_out;
     double rate_msg_in, rate_bytes_in, rate_entries_in, rate_entries_out;
     int64_t lat_cur[TOPIC_LAT_BUCKETS], lat_last[TOPIC_LAT_BUCKETS];
@@ -79,17 +77,17 @@ struct topic {
 };
 
 struct topic_producer {
-    struct topic *topic;        /* borrowed; NULL after the topic closed */
-    char *name;                 /* owned */
+    struct topic *topic; /* borrowed; NULL after the topic closed */
+    char *name;          /* owned */
     enum topic_access_mode mode;
-    void *owner;                /* borrowed */
+    void *owner;                          /* borrowed */
     const struct topic_producer_ops *ops; /* borrowed */
-    int pending;                /* publishes not yet completed */
-    bool closed;                /* freed when pending reaches 0 */
-    int64_t last_seq;           /* highest sequence id of this producer */
+    int pending;                          /* publishes not yet completed */
+    bool closed;                          /* freed when pending reaches 0 */
+    int64_t last_seq;                     /* highest sequence id of this producer */
     int64_t msg_in, bytes_in;
-    uint64_t id;                /* registry-wide creation order */
-    uint64_t connected_ms;      /* wall clock */
+    uint64_t id;           /* registry-wide creation order */
+    uint64_t connected_ms; /* wall clock */
     int64_t prev_msg_in, prev_bytes_in;
     double rate_msg_in, rate_bytes_in;
 };
@@ -97,17 +95,17 @@ struct topic_producer {
 /* One in-flight publish (owned by itself, freed after its callback). */
 struct topic_publish {
     struct ml_append_req req;
-    struct topic_producer *p;   /* keeps the producer alive through p->pending */
+    struct topic_producer *p; /* keeps the producer alive through p->pending */
     uint64_t seq;
-    uint64_t start_us;          /* monotonic: publish latency */
+    uint64_t start_us; /* monotonic: publish latency */
     topic_publish_cb cb;
     void *cb_data;
 };
 
 /* A sent, unacknowledged entry of one consumer (value in topic_consumer.pending). */
 struct sub_pending {
-    int32_t msgs;       /* messages it still counts for (unacked batch indexes) */
-    uint32_t key_hash;  /* for Key_Shared replays */
+    int32_t msgs;      /* messages it still counts for (unacked batch indexes) */
+    uint32_t key_hash; /* for Key_Shared replays */
 };
 
 /* A position waiting for redelivery (sorted array in topic_sub.replay). */
@@ -118,9 +116,9 @@ struct sub_replay {
 
 /* A point of the Key_Shared AUTO_SPLIT hash ring. */
 struct sub_ring_point {
-    uint32_t point;                 /* in [0, 65535] */
-    uint64_t consumer_id;           /* tie-break for equal points */
-    struct topic_consumer *c;       /* borrowed */
+    uint32_t point;           /* in [0, 65535] */
+    uint64_t consumer_id;     /* tie-break for equal points */
+    struct topic_consumer *c; /* borrowed */
 };
 
 enum sub_notify {
@@ -130,25 +128,25 @@ enum sub_notify {
 };
 
 struct topic_consumer {
-    int refs;                       /* the subscription's (1) plus sends in progress */
-    bool dead;                      /* closed: no more callbacks */
-    struct topic_sub *sub;          /* borrowed */
-    void *owner;                    /* borrowed */
+    int refs;                             /* the subscription's (1) plus sends in progress */
+    bool dead;                            /* closed: no more callbacks */
+    struct topic_sub *sub;                /* borrowed */
+    void *owner;                          /* borrowed */
     const struct topic_consumer_ops *ops; /* borrowed */
-    char *name;                     /* owned, never NULL ("" when not given) */
-    uint64_t id;                    /* connect order within the subscription */
+    char *name;                           /* owned, never NULL ("" when not given) */
+    uint64_t id;                          /* connect order within the subscription */
     int32_t priority;
-    int64_t permits;                /* may go negative */
-    int64_t unacked;                /* messages in pending */
-    bool paused;                    /* over the outbound watermark */
-    enum sub_notify notify;         /* active_change to send from the dispatch event */
-    struct mg_map pending;          /* position -> struct sub_pending (owned) */
-    int32_t (*ranges)[2];           /* owned, Key_Shared STICKY */
+    int64_t permits;        /* may go negative */
+    int64_t unacked;        /* messages in pending */
+    bool paused;            /* over the outbound watermark */
+    enum sub_notify notify; /* active_change to send from the dispatch event */
+    struct mg_map pending;  /* position -> struct sub_pending (owned) */
+    int32_t (*ranges)[2];   /* owned, Key_Shared STICKY */
     int n_ranges;
-    bool holding;                   /* Key_Shared: entries >= join_pos held */
+    bool holding; /* Key_Shared: entries >= join_pos held */
     struct ml_position join_pos;
     int64_t msg_out, bytes_out;
-    uint64_t connected_ms;          /* wall clock */
+    uint64_t connected_ms; /* wall clock */
     int64_t prev_msg_out, prev_bytes_out;
     double rate_msg_out, rate_bytes_out;
 };
@@ -157,49 +155,49 @@ struct sub_read;
 struct sub_seek;
 
 struct topic_sub {
-    int refs;                       /* the topic's (1) plus dispatch passes */
+    int refs; /* the topic's (1) plus dispatch passes */
     bool dead;
-    struct topic *topic;            /* borrowed */
-    char *name;                     /* owned */
+    struct topic *topic; /* borrowed */
+    char *name;          /* owned */
     bool durable;
     enum topic_sub_type type;
-    struct ml_cursor *cursor;       /* owned */
-    int partition_index;            /* Failover choice; -1 = not partitioned */
+    struct ml_cursor *cursor;          /* owned */
+    int partition_index;               /* Failover choice; -1 = not partitioned */
     struct topic_consumer **consumers; /* owned array of owned consumers, connect order */
     int n_consumers, cap_consumers;
     uint64_t next_consumer_id;
-    struct topic_consumer *active;  /* borrowed: Exclusive/Failover */
-    struct topic_consumer *rr_cur;  /* borrowed: Shared round robin */
+    struct topic_consumer *active; /* borrowed: Exclusive/Failover */
+    struct topic_consumer *rr_cur; /* borrowed: Shared round robin */
     int rr_count;
     bool ks_sticky;
-    struct sub_ring_point *ring;    /* owned, sorted */
+    struct sub_ring_point *ring; /* owned, sorted */
     int n_ring;
-    struct sub_replay *replay;      /* owned, sorted by position, unique */
+    struct sub_replay *replay; /* owned, sorted by position, unique */
     int n_replay, cap_replay;
-    struct mg_map stuck;            /* Key_Shared: key hash -> count in replay */
-    struct mg_map redeliveries;     /* position -> redelivery count (uintptr_t) */
-    struct ml_entry **ready;        /* owned refs: read, not yet dispatched */
+    struct mg_map stuck;        /* Key_Shared: key hash -> count in replay */
+    struct mg_map redeliveries; /* position -> redelivery count (uintptr_t) */
+    struct ml_entry **ready;    /* owned refs: read, not yet dispatched */
     int ready_n, ready_head;
     bool ready_is_replay;
-    struct sub_read *read;          /* in-flight read, owned by its callback */
-    uint64_t epoch;                 /* bumped by rewinds: stale reads are dropped */
-    struct event *ev_dispatch;      /* owned */
-    struct event *ev_failover;      /* owned */
-    struct event *ev_retry;         /* owned: read errors back off */
+    struct sub_read *read;     /* in-flight read, owned by its callback */
+    uint64_t epoch;            /* bumped by rewinds: stale reads are dropped */
+    struct event *ev_dispatch; /* owned */
+    struct event *ev_failover; /* owned */
+    struct event *ev_retry;    /* owned: read errors back off */
     bool failover_wait;
-    struct sub_seek *seek;          /* borrowed: a seek in progress */
+    struct sub_seek *seek; /* borrowed: a seek in progress */
     int64_t unacked;
     int64_t msg_out, bytes_out;
-    bool has_type;                  /* a consumer attached once (else type "None") */
-    int64_t acks, redelivered;      /* counters for the rates */
+    bool has_type;                            /* a consumer attached once (else type "None") */
+    int64_t acks, redelivered;                /* counters for the rates */
     uint64_t last_consumed_ms, last_acked_ms; /* wall clock, 0 = never */
     int64_t prev_msg_out, prev_bytes_out, prev_acks, prev_redelivered;
     double rate_msg_out, rate_bytes_out, rate_acks, rate_redelivered;
 };
 
 /* Internal calls between topic.c and topic_sub.c. */
-struct topic_sub *sub_new(struct topic *t, const char *name, bool durable,
-                          struct ml_position start, int *err);
+struct topic_sub *sub_new(struct topic *t, const char *name, bool durable, struct ml_position start,
+                          int *err);
 /* Close a subscription: consumers get closed callbacks when notify; the cursor is
  * deleted when delete_cursor, else closed. */
 void sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor);

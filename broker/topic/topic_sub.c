@@ -37,23 +37,23 @@
 
 struct sub_read {
     struct ml_read_req req;
-    struct topic_sub *s;        /* borrowed; NULL once the subscription is gone */
+    struct topic_sub *s; /* borrowed; NULL once the subscription is gone */
     uint64_t epoch;
     bool replay;
-    struct sub_replay *taken;   /* owned: replay positions this read took */
+    struct sub_replay *taken; /* owned: replay positions this read took */
     int n_taken;
 };
 
 struct sub_seek {
-    struct topic_sub *s;        /* borrowed; NULL once the subscription is gone */
-    struct event *ev;           /* owned (by id) */
+    struct topic_sub *s; /* borrowed; NULL once the subscription is gone */
+    struct event *ev;    /* owned (by id) */
     struct ml_position pos;
     topic_done_cb cb;
     void *data;
 };
 
 struct sub_lastid {
-    struct event *ev;           /* owned (empty topic) */
+    struct event *ev; /* owned (empty topic) */
     struct ml_position last, mark_delete;
     topic_last_id_cb cb;
     void *data;
@@ -703,8 +703,7 @@ static void sub_read_more(struct topic_sub *s)
                 s->read = NULL;
                 for (int i = 0; i < r->n_taken; i++)
                     replay_add(s, r->taken[i].pos, r->taken[i].key_hash);
-                MG_WARN(MOD, "%s/%s: replay: %s", s->topic->name.full, s->name,
-                        mg_strerror(rc));
+                MG_WARN(MOD, "%s/%s: replay: %s", s->topic->name.full, s->name, mg_strerror(rc));
                 mg_free(r->taken);
                 mg_free(r);
             }
@@ -800,8 +799,8 @@ static void sub_dispatch_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- subscription lifetime ------------------------------------------------------------- */
 
-struct topic_sub *sub_new(struct topic *t, const char *name, bool durable,
-                          struct ml_position start, int *err)
+struct topic_sub *sub_new(struct topic *t, const char *name, bool durable, struct ml_position start,
+                          int *err)
 {
     struct ml_cursor *cur = ml_cursor_open(t->ml, name, durable, start, err);
     if (!cur) {
@@ -1006,8 +1005,7 @@ static bool ranges_overlap(const int32_t (*a)[2], int na, const int32_t (*b)[2],
 }
 
 int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_sub_options *o,
-                    void *owner, const struct topic_consumer_ops *ops,
-                    struct topic_consumer **out)
+                    void *owner, const struct topic_consumer_ops *ops, struct topic_consumer **out)
 {
     if (t->state != TOPIC_READY || !t->reg)
         return -MG_ECLOSED;
@@ -1035,8 +1033,7 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
                 return -MG_ECONSUMERBUSY;
             for (int i = 0; sticky && i < s->n_consumers; i++)
                 if (ranges_overlap((const int32_t(*)[2])s->consumers[i]->ranges,
-                                   s->consumers[i]->n_ranges, o->sticky_ranges,
-                                   o->n_sticky_ranges))
+                                   s->consumers[i]->n_ranges, o->sticky_ranges, o->n_sticky_ranges))
                     return -MG_EASSIGN;
         }
     }

@@ -36,7 +36,7 @@ static void build_tables(void)
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p,
-                                                             size_t len)
+                                                            size_t len)
 {
     uint64_t c = crc;
     while (len >= 8) {
@@ -56,15 +56,14 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
 static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
 {
     while (len >= 8) {
-        uint32_t lo = ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                       (uint32_t)p[3] << 24) ^
-                      crc;
-        uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
-                      (uint32_t)p[7] << 24;
-        crc = c_table[7][lo & 0xff] ^ c_table[6][(lo >> 8) & 0xff] ^
-              c_table[5][(lo >> 16) & 0xff] ^ c_table[4][lo >> 24] ^ c_table[3][hi & 0xff] ^
-              c_table[2][(hi >> 8) & 0xff] ^ c_table[1][(hi >> 16) & 0xff] ^
-              c_table[0][hi >> 24];
+        uint32_t lo =
+            ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24) ^
+            crc;
+        uint32_t hi =
+            (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+        crc = c_table[7][lo & 0xff] ^ c_table[6][(lo >> 8) & 0xff] ^ c_table[5][(lo >> 16) & 0xff] ^
+              c_table[4][lo >> 24] ^ c_table[3][hi & 0xff] ^ c_table[2][(hi >> 8) & 0xff] ^
+              c_table[1][(hi >> 16) & 0xff] ^ c_table[0][hi >> 24];
         p += 8;
         len -= 8;
     }

@@ -9,33 +9,33 @@
 #define MG_ERR_H
 
 /* X(name, text, pulsar ServerError value) */
-#define MG_ERR_LIST(X)                                                                   \
-    X(MG_OK, "ok", 0)                                                                    \
-    X(MG_ENOMEM, "out of memory", 0)                                                     \
-    X(MG_EINVAL, "invalid argument", 0)                                                  \
-    X(MG_ENOTSUP, "operation not supported", 22)                                         \
-    X(MG_ECANCELED, "operation canceled", 6)                                             \
-    X(MG_ETOOBIG, "message too large", 0)                                                \
-    X(MG_ECHECKSUM, "checksum mismatch", 9)                                              \
-    X(MG_EPROTO, "protocol error", 0)                                                    \
-    X(MG_ENOTFOUND, "not found", 11)                                                     \
-    X(MG_EEXIST, "already exists", 0)                                                    \
-    X(MG_EBUSY, "busy", 5)                                                               \
-    X(MG_EIO, "I/O error", 2)                                                            \
-    X(MG_EFENCED, "ledger fenced", 2)                                                    \
-    X(MG_ETIMEDOUT, "timed out", 6)                                                      \
-    X(MG_ECLOSED, "closed", 6)                                                           \
-    X(MG_EBADNAME, "invalid topic name", 17)                                             \
-    X(MG_ECONSUMERBUSY, "consumer busy", 5)                                              \
-    X(MG_EPRODUCERBUSY, "producer busy", 16)                                             \
-    X(MG_EPRODUCERFENCED, "producer fenced", 25)                                         \
-    X(MG_ENOSUB, "subscription not found", 12)                                           \
-    X(MG_ENOTREADY, "service not ready", 6)                                              \
-    X(MG_EASSIGN, "consumer assign error", 19)                                           \
-    X(MG_ENOTALLOWED, "not allowed", 22)                                                 \
-    X(MG_ETERMINATED, "topic terminated", 15)                                            \
-    X(MG_EMETA, "metadata error", 1)                                                     \
-    X(MG_EREADONLY, "read-only", 2)                                                      \
+#define MG_ERR_LIST(X)                                                                             \
+    X(MG_OK, "ok", 0)                                                                              \
+    X(MG_ENOMEM, "out of memory", 0)                                                               \
+    X(MG_EINVAL, "invalid argument", 0)                                                            \
+    X(MG_ENOTSUP, "operation not supported", 22)                                                   \
+    X(MG_ECANCELED, "operation canceled", 6)                                                       \
+    X(MG_ETOOBIG, "message too large", 0)                                                          \
+    X(MG_ECHECKSUM, "checksum mismatch", 9)                                                        \
+    X(MG_EPROTO, "protocol error", 0)                                                              \
+    X(MG_ENOTFOUND, "not found", 11)                                                               \
+    X(MG_EEXIST, "already exists", 0)                                                              \
+    X(MG_EBUSY, "busy", 5)                                                                         \
+    X(MG_EIO, "I/O error", 2)                                                                      \
+    X(MG_EFENCED, "ledger fenced", 2)                                                              \
+    X(MG_ETIMEDOUT, "timed out", 6)                                                                \
+    X(MG_ECLOSED, "closed", 6)                                                                     \
+    X(MG_EBADNAME, "invalid topic name", 17)                                                       \
+    X(MG_ECONSUMERBUSY, "consumer busy", 5)                                                        \
+    X(MG_EPRODUCERBUSY, "producer busy", 16)                                                       \
+    X(MG_EPRODUCERFENCED, "producer fenced", 25)                                                   \
+    X(MG_ENOSUB, "subscription not found", 12)                                                     \
+    X(MG_ENOTREADY, "service not ready", 6)                                                        \
+    X(MG_EASSIGN, "consumer assign error", 19)                                                     \
+    X(MG_ENOTALLOWED, "not allowed", 22)                                                           \
+    X(MG_ETERMINATED, "topic terminated", 15)                                                      \
+    X(MG_EMETA, "metadata error", 1)                                                               \
+    X(MG_EREADONLY, "read-only", 2)                                                                \
     X(MG_EAGAIN, "try again", 14)
 
 #define MG_ERR_ENUM(name, text, se) name,

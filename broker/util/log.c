@@ -39,8 +39,8 @@ void mg_log_write(enum mg_log_level lvl, const char *module, const char *fmt, ..
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s %-6s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(tv.tv_usec / 1000), level_name[lvl], module);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(tv.tv_usec / 1000), level_name[lvl], module);
     if (n < 0)
         return;
     va_list ap;
@@ -56,7 +56,7 @@ void mg_log_write(enum mg_log_level lvl, const char *module, const char *fmt, ..
 
 static void libevent_log_cb(int severity, const char *msg)
 {
-    enum mg_log_level lvl = severity >= EVENT_LOG_ERR ? MG_LOG_ERROR
+    enum mg_log_level lvl = severity >= EVENT_LOG_ERR    ? MG_LOG_ERROR
                             : severity == EVENT_LOG_WARN ? MG_LOG_WARN
                             : severity == EVENT_LOG_MSG  ? MG_LOG_INFO
                                                          : MG_LOG_DEBUG;

@@ -21,10 +21,10 @@ void mg_log_hook_libevent(void);
 void mg_log_write(enum mg_log_level lvl, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define MG_LOG(lvl, module, ...)                                                         \
-    do {                                                                                 \
-        if ((lvl) >= mg_log_min_level)                                                   \
-            mg_log_write((lvl), (module), __VA_ARGS__);                                  \
+#define MG_LOG(lvl, module, ...)                                                                   \
+    do {                                                                                           \
+        if ((lvl) >= mg_log_min_level)                                                             \
+            mg_log_write((lvl), (module), __VA_ARGS__);                                            \
     } while (0)
 
 #define MG_DEBUG(module, ...) MG_LOG(MG_LOG_DEBUG, module, __VA_ARGS__)
@@ -33,10 +33,10 @@ void mg_log_write(enum mg_log_level lvl, const char *module, const char *fmt, ..
 #define MG_ERROR(module, ...) MG_LOG(MG_LOG_ERROR, module, __VA_ARGS__)
 
 /* Always compiled in; only for our own invariants, never for peer input. */
-#define MG_ASSERT(cond)                                                                  \
-    do {                                                                                 \
-        if (!(cond))                                                                     \
-            mg_assert_fail(#cond, __FILE__, __LINE__);                                   \
+#define MG_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            mg_assert_fail(#cond, __FILE__, __LINE__);                                             \
     } while (0)
 _Noreturn void mg_assert_fail(const char *cond, const char *file, int line);
 

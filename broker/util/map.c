@@ -38,8 +38,7 @@ void mg_map_fini(struct mg_map *m)
     memset(m, 0, sizeof *m);
 }
 
-static struct mg_map_slot *find(const struct mg_map *m, const void *key, size_t klen,
-                                uint64_t h)
+static struct mg_map_slot *find(const struct mg_map *m, const void *key, size_t klen, uint64_t h)
 {
     if (!m->cap)
         return NULL;
@@ -148,8 +147,7 @@ void *mg_map_del_u64(struct mg_map *m, uint64_t key)
     return mg_map_del(m, &key, sizeof key);
 }
 
-int mg_map_next(const struct mg_map *m, size_t *pos, const char **key, size_t *klen,
-                void **value)
+int mg_map_next(const struct mg_map *m, size_t *pos, const char **key, size_t *klen, void **value)
 {
     while (*pos < m->cap) {
         struct mg_map_slot *s = &m->slots[(*pos)++];

@@ -2,8 +2,9 @@
  * map.h - an open-addressing hash map from byte-string keys to borrowed void * values.
  *
  * Keys are copied into the map (owned by it) with a NUL after their bytes, so string keys
- * returned by mg_map_next are C strings; values are borrowed (the map never frees them). Used for topics by name, producers and consumers by id. Helpers for uint64 keys
- * pass the 8 bytes of the number. Not thread-safe: each map belongs to one loop thread.
+ * returned by mg_map_next are C strings; values are borrowed (the map never frees them). Used for
+ * topics by name, producers and consumers by id. Helpers for uint64 keys pass the 8 bytes of the
+ * number. Not thread-safe: each map belongs to one loop thread.
  */
 #ifndef MG_MAP_H
 #define MG_MAP_H
@@ -42,7 +43,6 @@ void *mg_map_del_u64(struct mg_map *m, uint64_t key);
 
 /* Iterate: start with *pos = 0; returns 0 at the end. Do not insert while iterating;
  * deleting the current entry is allowed. */
-int mg_map_next(const struct mg_map *m, size_t *pos, const char **key, size_t *klen,
-                void **value);
+int mg_map_next(const struct mg_map *m, size_t *pos, const char **key, size_t *klen, void **value);
 
 #endif

@@ -163,9 +163,9 @@ int main(int argc, char **argv)
              "\"fsync_p99_ms\": %.3f, \"gc_msg_per_s\": %.1f, \"gc_groups_per_s\": %.1f, "
              "\"gc_mb_per_s\": %.1f, \"gc_record_size\": %zu, \"gc_outstanding\": %zu, "
              "\"gc_latency_ms\": {\"p50\": %.3f, \"p99\": %.3f}}\n",
-             fsync_rate, fl.n ? (double)fl.sum_us / (double)fl.n / 1000.0 : 0,
-             bc_pct_ms(&fl, 50), bc_pct_ms(&fl, 99), (double)msgs / el, (double)groups / el,
-             (double)bytes / el / 1e6, size, window, bc_pct_ms(&gl, 50), bc_pct_ms(&gl, 99));
+             fsync_rate, fl.n ? (double)fl.sum_us / (double)fl.n / 1000.0 : 0, bc_pct_ms(&fl, 50),
+             bc_pct_ms(&fl, 99), (double)msgs / el, (double)groups / el, (double)bytes / el / 1e6,
+             size, window, bc_pct_ms(&gl, 50), bc_pct_ms(&gl, 99));
     printf("%s", out);
     if (json) {
         FILE *f = fopen(json, "w");

@@ -185,8 +185,7 @@ int main(int argc, char **argv)
     while (bc_now_ns() < deadline) {
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
-            fprintf(stderr, "ready_probe: %s exited before it was ready (see %s)\n", argv[i],
-                    logp);
+            fprintf(stderr, "ready_probe: %s exited before it was ready (see %s)\n", argv[i], logp);
             return 1;
         }
         if (try_ready(proto, port)) {

@@ -186,8 +186,7 @@ static uint8_t *cl_recv_frame(int fd, size_t *len)
 }
 
 /* A BookKeeper entry body: header (ledger, entry, lac, length), 4-byte digest, payload. */
-static uint8_t *make_entry(int64_t ledger, int64_t entry, int64_t lac, size_t payload,
-                           size_t *len)
+static uint8_t *make_entry(int64_t ledger, int64_t entry, int64_t lac, size_t payload, size_t *len)
 {
     *len = 32 + 4 + payload;
     uint8_t *b = mg_malloc(*len);
@@ -201,8 +200,8 @@ static uint8_t *make_entry(int64_t ledger, int64_t entry, int64_t lac, size_t pa
     return b;
 }
 
-static void v2_add_send(int fd, int64_t ledger, int64_t entry, const uint8_t *key,
-                        unsigned flags, size_t payload)
+static void v2_add_send(int fd, int64_t ledger, int64_t entry, const uint8_t *key, unsigned flags,
+                        size_t payload)
 {
     size_t len;
     uint8_t *e = make_entry(ledger, entry, entry - 1, payload, &len);
@@ -238,8 +237,8 @@ static int v2_add(int fd, int64_t ledger, int64_t entry, const uint8_t *key, uns
 }
 
 /* v2 READ; returns rc and the body (owned) in *body when EOK. */
-static int v2_read(int fd, int64_t ledger, int64_t entry, const uint8_t *fence_key,
-                   uint8_t **body, size_t *blen)
+static int v2_read(int fd, int64_t ledger, int64_t entry, const uint8_t *fence_key, uint8_t **body,
+                   size_t *blen)
 {
     uint8_t f[4 + 4 + 16 + 20];
     size_t n = fence_key ? sizeof f : 24;
@@ -547,9 +546,9 @@ START_TEST(test_fencing)
     ck_assert_int_eq(v2_read(fd, 5, -1, KEY_A, &body, &blen), 0);
     ck_assert_int_eq((int64_t)bk_get_be64(body + 8), 3);
     mg_free(body);
-    ck_assert_int_eq(v2_add(fd, 5, 4, KEY_A, 0), 104);       /* EFENCED */
-    ck_assert_int_eq(v2_add(fd, 5, 4, KEY_A, 0x0002), 0);    /* recovery add */
-    ck_assert_int_eq(v2_add(fd, 5, 2, KEY_A, 0x0002), 0);    /* re-add: re-acked */
+    ck_assert_int_eq(v2_add(fd, 5, 4, KEY_A, 0), 104);    /* EFENCED */
+    ck_assert_int_eq(v2_add(fd, 5, 4, KEY_A, 0x0002), 0); /* recovery add */
+    ck_assert_int_eq(v2_add(fd, 5, 2, KEY_A, 0x0002), 0); /* re-add: re-acked */
     /* v3 fencing of an unknown ledger creates it fenced */
     int fd3 = cl_connect(h.port);
     Bookkeeper__Proto__Response *r = v3_read(fd3, 6, -1, KEY_A);
@@ -763,8 +762,10 @@ START_TEST(test_readonly_tmpfs)
     char root[] = "/tmp/check_bookie_tmpfs.XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(root));
     if (mount("tmpfs", root, "tmpfs", 0, "size=4m") != 0) {
-        fprintf(stderr, "test_readonly_tmpfs: SKIPPED: cannot mount a tmpfs (%s); "
-                "needs root\n", strerror(errno));
+        fprintf(stderr,
+                "test_readonly_tmpfs: SKIPPED: cannot mount a tmpfs (%s); "
+                "needs root\n",
+                strerror(errno));
         rmdir(root);
         return;
     }

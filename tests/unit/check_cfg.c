@@ -24,8 +24,8 @@ static char errbuf[512];
 
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "%s/check_cfg.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR")
-                                                                           : "/tmp");
+    snprintf(tmpdir, sizeof tmpdir, "%s/check_cfg.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
     errbuf[0] = '\0';
 }
@@ -55,7 +55,7 @@ static const char *write_yaml(const char *name, const char *text)
     return path;
 }
 
-#define ASSERT_ERR_HAS(s)                                                                \
+#define ASSERT_ERR_HAS(s)                                                                          \
     ck_assert_msg(strstr(errbuf, (s)) != NULL, "'%s' not in '%s'", (s), errbuf)
 
 /* Load path into a fresh config and expect failure; c is left finished. */
@@ -233,14 +233,14 @@ START_TEST(test_bad_enum_and_bool)
 
     struct cfg c;
     cfg_init(&c);
-    ck_assert_int_eq(cfg_set(&c, "allowAutoTopicCreation", "false", "--set", errbuf,
-                             sizeof errbuf), 0);
+    ck_assert_int_eq(cfg_set(&c, "allowAutoTopicCreation", "false", "--set", errbuf, sizeof errbuf),
+                     0);
     ck_assert(!c.allow_auto_topic_creation);
-    ck_assert_int_eq(cfg_set(&c, "allowAutoTopicCreationType", "partitioned", "--set", errbuf,
-                             sizeof errbuf), 0);
+    ck_assert_int_eq(
+        cfg_set(&c, "allowAutoTopicCreationType", "partitioned", "--set", errbuf, sizeof errbuf),
+        0);
     ck_assert_str_eq(c.allow_auto_topic_creation_type, "partitioned");
-    ck_assert_int_eq(cfg_set(&c, "clusterName", "", "--set", errbuf, sizeof errbuf),
-                     -MG_EINVAL);
+    ck_assert_int_eq(cfg_set(&c, "clusterName", "", "--set", errbuf, sizeof errbuf), -MG_EINVAL);
     ASSERT_ERR_HAS("--set: bad value '' for key 'clusterName'");
     cfg_fini(&c);
 }
@@ -420,10 +420,10 @@ START_TEST(test_fini)
     cfg_fini(&c); /* zeroed struct */
     cfg_fini(NULL);
     cfg_init(&c);
-    ck_assert_int_eq(cfg_set(&c, "dataDirectory", "/var/lib/magnetar", "--set", errbuf,
-                             sizeof errbuf), 0);
-    ck_assert_int_eq(cfg_set(&c, "dataDirectory", c.data_directory, "--set", errbuf,
-                             sizeof errbuf), 0); /* value aliasing the field */
+    ck_assert_int_eq(
+        cfg_set(&c, "dataDirectory", "/var/lib/magnetar", "--set", errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(cfg_set(&c, "dataDirectory", c.data_directory, "--set", errbuf, sizeof errbuf),
+                     0); /* value aliasing the field */
     ck_assert_str_eq(c.data_directory, "/var/lib/magnetar");
     const char *path = write_yaml("x.yaml", "dataDirectory: d\n");
     ck_assert_int_eq(cfg_load_file(&c, path, errbuf, sizeof errbuf), 0);

@@ -233,11 +233,11 @@ START_TEST(test_lookup_and_partitioned_metadata)
     cmd.lookuptopic = &l;
     send_cmd(fd, &cmd);
     struct wire_frame f;
-    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE, &f),
-                     1);
+    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE, &f), 1);
     Pulsar__Proto__CommandLookupTopicResponse *r = f.cmd->lookuptopicresponse;
     ck_assert_int_eq(r->request_id, 7);
-    ck_assert_int_eq(r->response, PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Connect);
+    ck_assert_int_eq(r->response,
+                     PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Connect);
     ck_assert(r->authoritative);
     char want[64];
     snprintf(want, sizeof want, "pulsar://127.0.0.1:%d", svc_broker_port(fx.svc));
@@ -248,8 +248,7 @@ START_TEST(test_lookup_and_partitioned_metadata)
     l.topic = "persistent://nope/none/t";
     l.request_id = 8;
     send_cmd(fd, &cmd);
-    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE, &f),
-                     1);
+    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE, &f), 1);
     ck_assert_int_eq(f.cmd->lookuptopicresponse->response,
                      PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Failed);
     ck_assert(f.cmd->lookuptopicresponse->has_error);
@@ -287,8 +286,8 @@ static void create_producer(int fd, struct evbuffer *in, const char *topic)
     cmd.producer = &p;
     send_cmd(fd, &cmd);
     struct wire_frame f;
-    ck_assert_int_eq(
-        read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER_SUCCESS, &f), 1);
+    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER_SUCCESS, &f),
+                     1);
     ck_assert_int_eq(f.cmd->producer_success->request_id, 2);
     ck_assert_ptr_nonnull(f.cmd->producer_success->producer_name);
     ck_assert(strlen(f.cmd->producer_success->producer_name) > 0);

@@ -192,10 +192,10 @@ static bool owned_by(int i, const char *topic)
     return o;
 }
 
-#define T0 "persistent://public/default/own-3" /* bundle 0 */
-#define T1 "persistent://public/default/own-2" /* bundle 1 */
-#define T2 "persistent://public/default/own-0" /* bundle 2 */
-#define T3 "persistent://public/default/own-1" /* bundle 3 */
+#define T0 "persistent://public/default/own-3"  /* bundle 0 */
+#define T1 "persistent://public/default/own-2"  /* bundle 1 */
+#define T2 "persistent://public/default/own-0"  /* bundle 2 */
+#define T3 "persistent://public/default/own-1"  /* bundle 3 */
 #define T0B "persistent://public/default/own-7" /* bundle 0 too */
 
 struct get_result {
@@ -306,12 +306,12 @@ START_TEST(test_unload_moves)
 {
     int owner = serve(0, T1);
     struct done_result d = {0};
-    ck_assert_int_eq(svc_bundle_unload(fx.svc[1 - owner], "public/default",
-                                       "0x40000000_0x80000000", done_cb, &d),
-                     -MG_ENOTFOUND);
-    ck_assert_int_eq(svc_bundle_unload(fx.svc[owner], "public/default", "0x40000000_0x80000000",
+    ck_assert_int_eq(svc_bundle_unload(fx.svc[1 - owner], "public/default", "0x40000000_0x80000000",
                                        done_cb, &d),
-                     0);
+                     -MG_ENOTFOUND);
+    ck_assert_int_eq(
+        svc_bundle_unload(fx.svc[owner], "public/default", "0x40000000_0x80000000", done_cb, &d),
+        0);
     ck_assert(!owned_by(owner, T1)); /* at once: no new producers */
     for (int k = 0; k < 8000 && !d.done; k++)
         pump(1);
@@ -337,7 +337,8 @@ START_TEST(test_expiry_drops)
     memset(&req, 0, sizeof req);
     struct get_result g = {0};
     req.data = &g;
-    ck_assert_int_eq(meta_delete(fx.meta[1 - owner], "/namespace/public/default/0xc0000000_0xffffffff",
+    ck_assert_int_eq(meta_delete(fx.meta[1 - owner],
+                                 "/namespace/public/default/0xc0000000_0xffffffff",
                                  META_VERSION_ANY, &req, get_cb),
                      0);
     for (int k = 0; k < 2000 && !g.done; k++)
@@ -446,8 +447,8 @@ static int connect_to(int i, struct evbuffer *in)
     return fd;
 }
 
-static void lookup_frame(int fd, struct evbuffer *in, const char *topic, bool auth,
-                         int *response, char *url, size_t ulen)
+static void lookup_frame(int fd, struct evbuffer *in, const char *topic, bool auth, int *response,
+                         char *url, size_t ulen)
 {
     Pulsar__Proto__CommandLookupTopic l = PULSAR__PROTO__COMMAND_LOOKUP_TOPIC__INIT;
     l.topic = (char *)topic;
@@ -459,8 +460,7 @@ static void lookup_frame(int fd, struct evbuffer *in, const char *topic, bool au
     cmd.lookuptopic = &l;
     send_cmd(fd, &cmd);
     struct wire_frame f;
-    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE, &f),
-                     1);
+    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE, &f), 1);
     const Pulsar__Proto__CommandLookupTopicResponse *r = f.cmd->lookuptopicresponse;
     ck_assert_uint_eq(r->request_id, 7);
     *response = (int)r->response;
@@ -527,11 +527,10 @@ START_TEST(test_producer_not_owner)
                      1);
     wire_frame_clear(&f);
     struct done_result d = {0};
-    ck_assert_int_eq(svc_bundle_unload(fx.svc[owner], "public/default", "0x00000000_0x40000000",
-                                       done_cb, &d),
-                     0);
-    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER, &f),
-                     1);
+    ck_assert_int_eq(
+        svc_bundle_unload(fx.svc[owner], "public/default", "0x00000000_0x40000000", done_cb, &d),
+        0);
+    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER, &f), 1);
     ck_assert_uint_eq(f.cmd->close_producer->producer_id, 1);
     wire_frame_clear(&f);
     for (int k = 0; k < 8000 && !d.done; k++)

@@ -264,8 +264,7 @@ static struct topic_sub_options opts(enum topic_sub_type type)
     return o;
 }
 
-static int sub_o(struct topic *t, const char *sub, const struct topic_sub_options *o,
-                 struct fc *f)
+static int sub_o(struct topic *t, const char *sub, const struct topic_sub_options *o, struct fc *f)
 {
     return topic_subscribe(t, sub, o, f, &fc_ops, &f->c);
 }
@@ -301,8 +300,8 @@ START_TEST(test_names)
         int partition;
         bool persistent;
     } good[] = {
-        {"persistent://t/ns/x", "persistent://t/ns/x", "t", "ns", "x", "persistent://t/ns/x",
-         -1, true},
+        {"persistent://t/ns/x", "persistent://t/ns/x", "t", "ns", "x", "persistent://t/ns/x", -1,
+         true},
         {"x", "persistent://public/default/x", "public", "default", "x",
          "persistent://public/default/x", -1, true},
         {"t/ns/x", "persistent://t/ns/x", "t", "ns", "x", "persistent://t/ns/x", -1, true},
@@ -319,8 +318,8 @@ START_TEST(test_names)
         {"persistent://t/ns/x-partition-", "persistent://t/ns/x-partition-", "t", "ns",
          "x-partition-", "persistent://t/ns/x-partition-", -1, true},
         {"persistent://t/ns/a-partition-1-partition-12",
-         "persistent://t/ns/a-partition-1-partition-12", "t", "ns",
-         "a-partition-1-partition-12", "persistent://t/ns/a-partition-1", 12, true},
+         "persistent://t/ns/a-partition-1-partition-12", "t", "ns", "a-partition-1-partition-12",
+         "persistent://t/ns/a-partition-1", 12, true},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         struct topic_name n;
@@ -335,8 +334,17 @@ START_TEST(test_names)
         topic_name_fini(&n);
     }
     static const char *bad[] = {
-        "", "persistent://", "persistent://t/ns", "persistent://t//x", "persistent:///ns/x",
-        "persistent://t/ns/", "foo://t/ns/x", "t/x", "a/b/c/d", "/ns/x", "t/ns/",
+        "",
+        "persistent://",
+        "persistent://t/ns",
+        "persistent://t//x",
+        "persistent:///ns/x",
+        "persistent://t/ns/",
+        "foo://t/ns/x",
+        "t/x",
+        "a/b/c/d",
+        "/ns/x",
+        "t/ns/",
         "persistent://t/c/ns/",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -482,9 +490,9 @@ START_TEST(test_exclusive_permits)
     ck_assert_int_eq(a->n, 10);
     for (int i = 0; i < 10; i++)
         ck_assert_int_eq(ml_pos_cmp(a->pos[i], pubs.pos[i]), 0);
-    ck_assert_int_eq(sub_o(t, "s", &(struct topic_sub_options){.type = TOPIC_SUB_EXCLUSIVE,
-                                                               .durable = true,
-                                                               .partition_index = -1},
+    ck_assert_int_eq(sub_o(t, "s",
+                           &(struct topic_sub_options){
+                               .type = TOPIC_SUB_EXCLUSIVE, .durable = true, .partition_index = -1},
                            b),
                      -MG_ECONSUMERBUSY);
     struct topic_sub_options o = opts(TOPIC_SUB_SHARED);
