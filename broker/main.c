@@ -46,6 +46,21 @@ static const char *const role_name[] = {"standalone", "broker", "bookie"};
 static const char *const role_config[] = {"conf/standalone.yaml", "conf/broker.yaml",
                                           "conf/bookie.yaml"};
 
+/* A role's own built-in defaults, applied before any file: the standalone is a local
+ * development server wherever it is started (loopback only, its bookies in the same process
+ * with one copy of each entry), whether or not conf/standalone.yaml is found. */
+static const char *const standalone_defaults[] = {
+    "bindAddress=127.0.0.1",
+    "advertisedAddress=127.0.0.1",
+    "dataDirectory=data/standalone",
+    "bookiePort=0",
+    "managedLedgerDefaultEnsembleSize=1",
+    "managedLedgerDefaultWriteQuorum=1",
+    "managedLedgerDefaultAckQuorum=1",
+    NULL,
+};
+static const char *const *const role_defaults[] = {standalone_defaults, NULL, NULL};
+
 struct main_opts {
     const char *config; /* borrowed from argv */
     const char *port_file;
@@ -164,13 +179,13 @@ static int parse_opts(int argc, char **argv, struct main_opts *o, bool allow_por
     return 0;
 }
 
-static int load_config(const struct main_opts *o, const char *default_path, struct cfg *cfg)
+static int load_config(const struct main_opts *o, enum role role, struct cfg *cfg)
 {
     const char *path = o->config;
-    if (!path && access(default_path, R_OK) == 0)
-        path = default_path;
+    if (!path && access(role_config[role], R_OK) == 0)
+        path = role_config[role];
     char err[512];
-    if (cfg_load(cfg, path, environ, o->nsets, o->sets, err, sizeof err) < 0) {
+    if (cfg_load(cfg, role_defaults[role], path, environ, o->nsets, o->sets, err, sizeof err) < 0) {
         fprintf(stderr, "magnetar: configuration error: %s\n", err);
         return -1;
     }
@@ -377,7 +392,18 @@ static int cmd_role(enum role role, int argc, char **argv)
     struct proc p;
     memset(&p, 0, sizeof p);
     p.role = role;
-    if (load_config(&o, role_config[role], &p.cfg) < 0) {
+    if (load_config(&o, role, &p.cfg) < 0) {
+        mg_free(o.sets);
+        return EXIT_USAGE;
+    }
+    if (role == ROLE_BROKER && strcmp(p.cfg.managed_ledger_store, "bookkeeper") == 0 &&
+        !meta_url_is_shared(p.cfg.metadata_store_url)) {
+        fprintf(stderr,
+                "magnetar: configuration error: %s: metadataStoreUrl '%s': a broker keeps "
+                "topics on the bookies registered in a shared metadata store; set "
+                "metadataStoreUrl=zk:host:2181[/root] (or run `magnetar standalone`)\n",
+                p.cfg.file ? p.cfg.file : "built-in default", p.cfg.metadata_store_url);
+        cfg_fini(&p.cfg);
         mg_free(o.sets);
         return EXIT_USAGE;
     }
@@ -450,7 +476,7 @@ static int cmd_config(int argc, char **argv)
         return rc > 0 ? 0 : EXIT_USAGE;
     }
     struct cfg cfg;
-    if (load_config(&o, role_config[ROLE_STANDALONE], &cfg) < 0) {
+    if (load_config(&o, ROLE_STANDALONE, &cfg) < 0) {
         mg_free(o.sets);
         return EXIT_USAGE;
     }

@@ -56,6 +56,7 @@ struct cfg_key {
 
 static const char *const cfg_log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const cfg_topic_types[] = {"non-partitioned", "partitioned", NULL};
+static const char *const cfg_ml_stores[] = {"bookkeeper", "memory", NULL};
 
 #define CFG_OFF(field) offsetof(struct cfg, field)
 #define CFG_STR(key, field, def)                                                                   \
@@ -112,7 +113,8 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("defaultNumPartitions", default_num_partitions, "1", 1, INT_MAX),
     CFG_STR("dataDirectory", data_directory, "data"),
     CFG_STR("metadataStoreUrl", metadata_store_url, "embedded"),
-    CFG_STR("managedLedgerStore", managed_ledger_store, "memory"),
+    CFG_ENUM("managedLedgerStore", managed_ledger_store, "bookkeeper", cfg_ml_stores),
+    CFG_BOOL("allowVolatileTopics", allow_volatile_topics, "false"),
     CFG_INT("managedLedgerDefaultEnsembleSize", managed_ledger_ensemble_size, "2", 1, 64),
     CFG_INT("managedLedgerDefaultWriteQuorum", managed_ledger_write_quorum, "2", 1, 64),
     CFG_INT("managedLedgerDefaultAckQuorum", managed_ledger_ack_quorum, "2", 1, 64),
@@ -520,12 +522,19 @@ int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
     return rc;
 }
 
-int cfg_load(struct cfg *c, const char *path, char *const *envp, int nsets, char *const *sets,
-             char *err, size_t errlen)
+int cfg_load(struct cfg *c, const char *const *defaults, const char *path, char *const *envp,
+             int nsets, char *const *sets, char *err, size_t errlen)
 {
     cfg_init(c);
     int rc = 0;
-    if (path != NULL)
+    for (const char *const *d = defaults; rc == 0 && d && *d; d++) {
+        const char *eq = strchr(*d, '=');
+        MG_ASSERT(eq != NULL);
+        char *key = mg_strndup(*d, (size_t)(eq - *d));
+        rc = cfg_set(c, key, eq + 1, "built-in default", err, errlen);
+        mg_free(key);
+    }
+    if (rc == 0 && path != NULL)
         rc = cfg_load_file(c, path, err, errlen);
     if (rc == 0)
         rc = cfg_apply_env(c, envp, err, errlen);

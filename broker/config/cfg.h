@@ -49,17 +49,21 @@ struct cfg {
                                                   store session; bundles are lost after it */
     int load_balancer_report_interval_ms;      /* loadBalancerReportUpdateMinIntervalMillis (5000):
                                                   broker registration / load report refresh */
-    int broker_shutdown_timeout_ms;       /* brokerShutdownTimeoutMs (60000): bound on SIGTERM */
-    bool allow_auto_topic_creation;       /* allowAutoTopicCreation (true) */
-    char *allow_auto_topic_creation_type; /* allowAutoTopicCreationType ("non-partitioned"
-                                             or "partitioned") */
-    int default_num_partitions;           /* defaultNumPartitions (1) */
-    char *data_directory;                 /* dataDirectory ("data") */
-    char *metadata_store_url;             /* metadataStoreUrl ("embedded") */
-    char *managed_ledger_store;       /* managedLedgerStore ("memory"): topics' storage backend */
-    int managed_ledger_ensemble_size; /* managedLedgerDefaultEnsembleSize (2) */
-    int managed_ledger_write_quorum;  /* managedLedgerDefaultWriteQuorum (2) */
-    int managed_ledger_ack_quorum;    /* managedLedgerDefaultAckQuorum (2) */
+    int broker_shutdown_timeout_ms;        /* brokerShutdownTimeoutMs (60000): bound on SIGTERM */
+    bool allow_auto_topic_creation;        /* allowAutoTopicCreation (true) */
+    char *allow_auto_topic_creation_type;  /* allowAutoTopicCreationType ("non-partitioned"
+                                              or "partitioned") */
+    int default_num_partitions;            /* defaultNumPartitions (1) */
+    char *data_directory;                  /* dataDirectory ("data") */
+    char *metadata_store_url;              /* metadataStoreUrl ("embedded") */
+    char *managed_ledger_store;            /* managedLedgerStore ("bookkeeper"|"memory"): topics'
+                                              storage; memory is not durable (tests only) */
+    bool allow_volatile_topics;            /* allowVolatileTopics (false): must be true for
+                                              managedLedgerStore=memory on a shared (ZooKeeper)
+                                              metadata store */
+    int managed_ledger_ensemble_size;      /* managedLedgerDefaultEnsembleSize (2) */
+    int managed_ledger_write_quorum;       /* managedLedgerDefaultWriteQuorum (2) */
+    int managed_ledger_ack_quorum;         /* managedLedgerDefaultAckQuorum (2) */
     bool bookkeeper_use_v2_wire_protocol;  /* bookkeeperUseV2WireProtocol (true) */
     int bookkeeper_client_timeout_seconds; /* bookkeeperClientTimeoutInSeconds (30) */
     int default_retention_time_minutes;    /* defaultRetentionTimeInMinutes (0; -1 = forever) */
@@ -127,14 +131,16 @@ int cfg_set(struct cfg *c, const char *key, const char *value, const char *origi
 int cfg_apply_env(struct cfg *c, char *const *envp, char *err, size_t errlen);
 
 /*
- * The whole start-up sequence: cfg_init(c), then the file at path (skipped if NULL), then
+ * The whole start-up sequence: cfg_init(c), then defaults (a NULL-terminated list of
+ * "key=value" strings: a role's own built-in defaults, e.g. the standalone's loopback
+ * bindAddress; may be NULL), then the file at path (skipped if NULL), then
  * envp (skipped if NULL), then each of the nsets "key=value" strings of sets (an entry
  * without '=' is an error). c's previous contents are overwritten, not freed.
  * Returns 0, or -MG_EINVAL with err filled; on failure c has already been cfg_fini'd (a
  * further cfg_fini is harmless). On success the caller owns c and calls cfg_fini.
  */
-int cfg_load(struct cfg *c, const char *path, char *const *envp, int nsets, char *const *sets,
-             char *err, size_t errlen);
+int cfg_load(struct cfg *c, const char *const *defaults, const char *path, char *const *envp,
+             int nsets, char *const *sets, char *err, size_t errlen);
 
 /*
  * Print the effective configuration to out as YAML, one "key: value" line per key in table

@@ -39,6 +39,15 @@ static const struct meta_backend {
 
 static void meta_flush_cb(evutil_socket_t fd, short what, void *arg);
 
+bool meta_url_is_shared(const char *url)
+{
+    for (size_t i = 0; i < sizeof meta_backends / sizeof meta_backends[0]; i++)
+        if (meta_backends[i].prefix &&
+            strncmp(url, meta_backends[i].scheme, strlen(meta_backends[i].scheme)) == 0)
+            return true;
+    return false;
+}
+
 static void meta_store_free(struct meta_store *m)
 {
     if (m->flush_ev)

@@ -89,6 +89,9 @@ int meta_open_peer(struct meta_store *peer, const struct meta_options *o, struct
 void meta_close(struct meta_store *m);
 /* The backend's name ("memory", "embedded", "zookeeper"). */
 const char *meta_backend_name(const struct meta_store *m);
+/* Does url name a store that several processes share (ZooKeeper), as opposed to one that
+ * lives inside this process ("memory", "embedded", "none")? */
+bool meta_url_is_shared(const char *url);
 
 struct meta_req;
 typedef void (*meta_cb)(struct meta_req *req, int status);

@@ -16,6 +16,7 @@
 #include "bkc/bkc.h"
 #include "config/cfg.h"
 #include "conn/conn.h"
+#include "meta/meta.h"
 #include "ml/ml.h"
 #include "svc/svc_int.h"
 #include "topic/topic.h"
@@ -125,6 +126,24 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
         .write_quorum = cfg->managed_ledger_write_quorum,
         .ack_quorum = cfg->managed_ledger_ack_quorum,
     };
+    if (strcmp(cfg->managed_ledger_store, "memory") == 0) {
+        /* Volatile topics on a store other brokers share would let a broker crash lose
+         * acknowledged messages while every other broker believes the topic exists: only
+         * with a second, explicit opt-in. */
+        if (meta && strcmp(meta_backend_name(meta), "zookeeper") == 0 &&
+            !cfg->allow_volatile_topics) {
+            MG_ERROR("svc",
+                     "managedLedgerStore=memory keeps topics in RAM only; with a shared "
+                     "metadata store (%s) a crashed broker would lose acknowledged "
+                     "messages. Use managedLedgerStore=bookkeeper, or also set "
+                     "allowVolatileTopics=true if that loss is acceptable",
+                     cfg->metadata_store_url);
+            svc_free(s);
+            return NULL;
+        }
+        MG_WARN("svc", "managedLedgerStore=memory: topics are NOT durable (kept in RAM only; "
+                       "acknowledged messages are lost when the broker stops)");
+    }
     if (strcmp(cfg->managed_ledger_store, "bookkeeper") == 0) {
         if (!meta) {
             MG_ERROR("svc", "managedLedgerStore=bookkeeper needs a metadata store "

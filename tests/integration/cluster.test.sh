@@ -23,7 +23,7 @@
 # Prints PASS:/FAIL: lines and a SUMMARY line (sent, acknowledged, found); exits non-zero on
 # any failure (logs of every process are printed then). Everything started is stopped by pid.
 #
-# Environment: MAGNETAR_BIN (the binary), IT_ML_STORE (bookkeeper; memory only to debug the script), CLUSTER_MESSAGES (20000), CLUSTER_RATE (1000/s),
+# Environment: MAGNETAR_BIN (the binary), CLUSTER_MESSAGES (20000), CLUSTER_RATE (1000/s),
 # CLUSTER_BK_TIMEOUT_S (5), CLUSTER_STOP_S (timeout + 3), CLUSTER_SEED (random choice of
 # the victims; default: $RANDOM).
 set -u
@@ -62,7 +62,7 @@ pass "3 bookies registered"
 mkdir -p "$T/broker"
 broker_args=(--config "$IT_TOP/conf/broker.yaml" --set bindAddress=127.0.0.1
     --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL"
-    --set dataDirectory="$T/broker" --set managedLedgerStore="$ML_STORE"
+    --set dataDirectory="$T/broker"
     --set managedLedgerDefaultEnsembleSize=2 --set managedLedgerDefaultWriteQuorum=2
     --set managedLedgerDefaultAckQuorum=2 --set bookkeeperClientTimeoutInSeconds="$BK_TIMEOUT"
     --set keepAliveIntervalSeconds=5)

@@ -56,7 +56,7 @@ done
 
 broker_args=(--config "$IT_TOP/conf/broker.yaml" --set bindAddress=127.0.0.1
     --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL"
-    --set managedLedgerStore="$ML_STORE" --set managedLedgerDefaultEnsembleSize=2
+    --set managedLedgerDefaultEnsembleSize=2
     --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2
     --set bookkeeperClientTimeoutInSeconds=5 --set keepAliveIntervalSeconds=5
     --set zooKeeperSessionTimeoutMillis="$SESSION_MS"

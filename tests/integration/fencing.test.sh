@@ -20,7 +20,7 @@
 #      twice; none of A's sends after the takeover is readable.
 # Prints PASS:/FAIL: lines and a SUMMARY line; exits non-zero on failure (logs printed).
 #
-# Environment: MAGNETAR_BIN, IT_ML_STORE (bookkeeper; memory only to debug the script).
+# Environment: MAGNETAR_BIN.
 set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 it_init fencing
@@ -53,7 +53,7 @@ start_broker() {
         --config "$IT_TOP/conf/broker.yaml" --set brokerServicePort=0 --set webServicePort=0 \
         --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
         --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/broker$b" \
-        --set managedLedgerStore="$ML_STORE" --set managedLedgerDefaultEnsembleSize=2 \
+        --set managedLedgerDefaultEnsembleSize=2 \
         --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2 \
         --set bookkeeperClientTimeoutInSeconds=5 --set keepAliveIntervalSeconds=5 \
         --set loadBalancerReportUpdateMinIntervalMillis=500 || exit 1

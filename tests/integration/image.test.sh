@@ -315,7 +315,7 @@ done
 echo "figure: bookie start to accepting ${bk_ready_ms} ms; registered: $reg"
 bport=$(free_port); wport=$(free_port)
 t0=$(now_ms)
-(in_image MAGNETAR_metadataStoreUrl="$zkurl" MAGNETAR_managedLedgerStore=bookkeeper \
+(in_image MAGNETAR_metadataStoreUrl="$zkurl" \
    MAGNETAR_managedLedgerDefaultEnsembleSize=1 MAGNETAR_managedLedgerDefaultWriteQuorum=1 \
    MAGNETAR_managedLedgerDefaultAckQuorum=1 MAGNETAR_advertisedAddress=127.0.0.1 \
    MAGNETAR_brokerServicePort="$bport" MAGNETAR_webServicePort="$wport" -- "${entrypoint[@]}" broker) \

@@ -24,7 +24,7 @@
 # Prints PASS:/FAIL: lines and a SUMMARY line with the counts; exits non-zero on failure
 # (logs printed). Everything started is stopped by pid.
 #
-# Environment: MAGNETAR_BIN, IT_ML_STORE (bookkeeper; memory only to debug the script),
+# Environment: MAGNETAR_BIN,
 # CRASH_MESSAGES (10000), CRASH_BOOKIES (2: in-process bookies, and E=Qw=Qa),
 # CRASH_SETTLE_S (3), CRASH_FLUSH_S (the store's cursor flush
 # interval, 1).
@@ -47,7 +47,7 @@ DATA="$T/data"
 NBK=${CRASH_BOOKIES:-2}
 sa_args=(--config "$IT_TOP/conf/standalone.yaml" --set dataDirectory="$DATA"
     --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 --set bookiePort=0
-    --set managedLedgerStore="$ML_STORE" --set standaloneBookies="$NBK"
+    --set standaloneBookies="$NBK"
     --set managedLedgerDefaultEnsembleSize="$NBK" --set managedLedgerDefaultWriteQuorum="$NBK"
     --set managedLedgerDefaultAckQuorum="$NBK" --set bookkeeperClientTimeoutInSeconds=10
     --set keepAliveIntervalSeconds=5)

@@ -97,7 +97,8 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.default_num_partitions, 1);
     ck_assert_str_eq(c.data_directory, "data");
     ck_assert_str_eq(c.metadata_store_url, "embedded");
-    ck_assert_str_eq(c.managed_ledger_store, "memory");
+    ck_assert_str_eq(c.managed_ledger_store, "bookkeeper");
+    ck_assert(!c.allow_volatile_topics);
     ck_assert_str_eq(c.log_level, "info");
 
     char host[256] = "";
@@ -111,7 +112,7 @@ START_TEST(test_standalone_yaml)
 {
     struct cfg c;
     const char *path = MG_TOP_SRCDIR "/conf/standalone.yaml";
-    ck_assert_int_eq(cfg_load(&c, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(cfg_load(&c, NULL, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
     ck_assert_str_eq(c.file, path);
     ck_assert_str_eq(c.advertised_address, "127.0.0.1");
     ck_assert_str_eq(c.bind_address, "127.0.0.1");
@@ -127,11 +128,12 @@ START_TEST(test_broker_yaml)
 {
     struct cfg c, d;
     const char *path = MG_TOP_SRCDIR "/conf/broker.yaml";
-    ck_assert_int_eq(cfg_load(&c, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(cfg_load(&c, NULL, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
     cfg_init(&d);
     ck_assert_str_eq(c.bind_address, "0.0.0.0");
     ck_assert_str_eq(c.advertised_address, d.advertised_address); /* commented out */
-    ck_assert_str_eq(c.metadata_store_url, "embedded");
+    ck_assert_str_eq(c.metadata_store_url, "zk:127.0.0.1:2181");
+    ck_assert_str_eq(c.managed_ledger_store, "bookkeeper");
     cfg_fini(&d);
     cfg_fini(&c);
 }
@@ -209,7 +211,7 @@ START_TEST(test_out_of_range)
     /* port 0 is valid: any free port */
     struct cfg c;
     path = write_yaml("ok.yaml", "brokerServicePort: 0\nwebServicePort: 0\n");
-    ck_assert_int_eq(cfg_load(&c, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(cfg_load(&c, NULL, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
     ck_assert_int_eq(c.broker_service_port, 0);
     ck_assert_int_eq(c.web_service_port, 0);
     cfg_fini(&c);
@@ -264,19 +266,19 @@ START_TEST(test_set_overrides_file)
     const char *path = write_yaml("x.yaml", "brokerServicePort: 7000\nclusterName: a\n");
     char *sets[] = {"brokerServicePort=7001", "logLevel=debug"};
     struct cfg c;
-    ck_assert_int_eq(cfg_load(&c, path, NULL, 2, sets, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(cfg_load(&c, NULL, path, NULL, 2, sets, errbuf, sizeof errbuf), 0);
     ck_assert_int_eq(c.broker_service_port, 7001);
     ck_assert_str_eq(c.log_level, "debug");
     ck_assert_str_eq(c.cluster_name, "a");
     cfg_fini(&c);
 
     char *bad[] = {"brokerServicePort=x"};
-    ck_assert_int_eq(cfg_load(&c, path, NULL, 1, bad, errbuf, sizeof errbuf), -MG_EINVAL);
+    ck_assert_int_eq(cfg_load(&c, NULL, path, NULL, 1, bad, errbuf, sizeof errbuf), -MG_EINVAL);
     ASSERT_ERR_HAS("--set: bad value 'x' for key 'brokerServicePort'");
     cfg_fini(&c); /* harmless after a failed cfg_load */
 
     char *unknown[] = {"nope=1"};
-    ck_assert_int_eq(cfg_load(&c, NULL, NULL, 1, unknown, errbuf, sizeof errbuf), -MG_EINVAL);
+    ck_assert_int_eq(cfg_load(&c, NULL, NULL, NULL, 1, unknown, errbuf, sizeof errbuf), -MG_EINVAL);
     ASSERT_ERR_HAS("--set: unknown key 'nope'");
 }
 END_TEST
@@ -290,14 +292,14 @@ START_TEST(test_env_precedence)
                     "MAGNETAR_brokerServicePort=7100", "HOME=/root", NULL};
     char *sets[] = {"brokerServicePort=7200"};
     struct cfg c;
-    ck_assert_int_eq(cfg_load(&c, path, envp, 1, sets, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(cfg_load(&c, NULL, path, envp, 1, sets, errbuf, sizeof errbuf), 0);
     ck_assert_str_eq(c.advertised_address, "env.example"); /* env beats file */
     ck_assert_int_eq(c.broker_service_port, 7200);         /* --set beats env */
     ck_assert_int_eq(c.web_service_port, 9000);            /* file beats default */
     cfg_fini(&c);
 
     char *bad_env[] = {"MAGNETAR_webServicePort=http", NULL};
-    ck_assert_int_eq(cfg_load(&c, path, bad_env, 0, NULL, errbuf, sizeof errbuf), -MG_EINVAL);
+    ck_assert_int_eq(cfg_load(&c, NULL, path, bad_env, 0, NULL, errbuf, sizeof errbuf), -MG_EINVAL);
     ASSERT_ERR_HAS("environment variable MAGNETAR_webServicePort");
     ASSERT_ERR_HAS("'http'");
 }
@@ -323,14 +325,14 @@ START_TEST(test_set_without_equals)
 {
     char *sets[] = {"logLevel=warn", "brokerServicePort"};
     struct cfg c;
-    ck_assert_int_eq(cfg_load(&c, NULL, NULL, 2, sets, errbuf, sizeof errbuf), -MG_EINVAL);
+    ck_assert_int_eq(cfg_load(&c, NULL, NULL, NULL, 2, sets, errbuf, sizeof errbuf), -MG_EINVAL);
     ASSERT_ERR_HAS("'brokerServicePort'");
     ASSERT_ERR_HAS("key=value");
     ck_assert_ptr_null(c.log_level); /* finished on failure */
 
     /* the value may itself contain '=' */
     char *eq[] = {"metadataStoreUrl=zk:a:2181/x?y=z"};
-    ck_assert_int_eq(cfg_load(&c, NULL, NULL, 1, eq, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(cfg_load(&c, NULL, NULL, NULL, 1, eq, errbuf, sizeof errbuf), 0);
     ck_assert_str_eq(c.metadata_store_url, "zk:a:2181/x?y=z");
     cfg_fini(&c);
 }
@@ -363,16 +365,16 @@ START_TEST(test_empty_and_null_values)
 {
     struct cfg c;
     const char *path = write_yaml("empty.yaml", "# nothing but a comment\n");
-    ck_assert_int_eq(cfg_load(&c, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(cfg_load(&c, NULL, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
     ck_assert_int_eq(c.broker_service_port, 6650);
     cfg_fini(&c);
 
     path = write_yaml("zero.yaml", "");
-    ck_assert_int_eq(cfg_load(&c, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(cfg_load(&c, NULL, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
     cfg_fini(&c);
 
     path = write_yaml("null.yaml", "advertisedAddress:\nclusterName: ~\nwebServicePort: 81\n");
-    ck_assert_int_eq(cfg_load(&c, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(cfg_load(&c, NULL, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
     ck_assert_str_eq(c.cluster_name, "standalone");
     ck_assert_int_eq(c.web_service_port, 81);
     cfg_fini(&c);
@@ -385,14 +387,14 @@ START_TEST(test_dump_roundtrip)
     char *sets[] = {"clusterName=we \"quote\" \\ and: colon", "brokerServicePort=0",
                     "allowAutoTopicCreation=false", "logLevel=error"};
     struct cfg c, d;
-    ck_assert_int_eq(cfg_load(&c, NULL, NULL, 4, sets, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(cfg_load(&c, NULL, NULL, NULL, 4, sets, errbuf, sizeof errbuf), 0);
     char path[512];
     snprintf(path, sizeof path, "%s/dump.yaml", tmpdir);
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(cfg_dump(&c, f), 0);
     fclose(f);
-    ck_assert_int_eq(cfg_load(&d, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(cfg_load(&d, NULL, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
     ck_assert_str_eq(d.cluster_name, c.cluster_name);
     ck_assert_int_eq(d.broker_service_port, 0);
     ck_assert(!d.allow_auto_topic_creation);

@@ -43,6 +43,7 @@ static void setup(void)
                      0);
     ck_assert_int_eq(cfg_set(&fx.cfg, "brokerServicePort", "0", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&fx.cfg, "webServicePort", "0", "test", err, sizeof err), 0);
+    ck_assert_int_eq(cfg_set(&fx.cfg, "managedLedgerStore", "memory", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&fx.cfg, "maxMessageSize", "65536", "test", err, sizeof err), 0);
     fx.base = event_base_new();
     fx.svc = svc_new(fx.base, &fx.cfg, NULL);

@@ -105,6 +105,7 @@ static void setup(void)
                      0);
     ck_assert_int_eq(cfg_set(&fx.cfg, "brokerServicePort", "0", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&fx.cfg, "webServicePort", "0", "test", err, sizeof err), 0);
+    ck_assert_int_eq(cfg_set(&fx.cfg, "managedLedgerStore", "memory", "test", err, sizeof err), 0);
     fx.base = event_base_new();
     struct meta_options mo = {.url = "memory"};
     ck_assert_int_eq(meta_open(fx.base, &mo, &fx.meta[0]), 0);

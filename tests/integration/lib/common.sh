@@ -41,9 +41,6 @@ unset MAGNETAR_BIN
 for _v in $(compgen -e | grep '^MAGNETAR_' || true); do unset "$_v"; done
 unset _v
 
-# The managed-ledger store the tests run with: bookkeeper (durable). IT_ML_STORE=memory only
-# to develop the scripts themselves (the durability checks then fail, as they should).
-ML_STORE=${IT_ML_STORE:-bookkeeper}
 
 IT_FAILED=0
 IT_PASSES=0
