@@ -32,8 +32,9 @@ if command -v git >/dev/null 2>&1 && git rev-parse --is-inside-work-tree >/dev/n
   list() { git ls-files; }
 else
   list() {
-    find . \( -name node_modules -o -name .git -o -name 'build*' -o -name autom4te.cache \
-      -o -name build-aux -o -name m4 \) -prune -o -type f -print | sed 's|^\./||' |
+    find . -type d \( -name node_modules -o -name .git -o -name 'build*' \
+      -o -name autom4te.cache -o -name build-aux -o -name m4 \) -prune -o -type f -print |
+      sed 's|^\./||' |
       grep -vE '(^|/)(Makefile\.in|Makefile|configure|aclocal\.m4|config\.(log|status))$|\.pb-c\.[ch]$|\.(o|a)$'
   }
 fi
