@@ -45,7 +45,7 @@ step() {
     echo "PASS $name ($((SECONDS - start))s)"
   else
     echo "FAIL $name ($((SECONDS - start))s): $why; log $log"
-    grep -m 5 -E 'error|warning' "$log" | sed 's/^/    /'
+    grep -m 5 -A 3 -E 'error|warning' "$log" | head -n 20 | sed 's/^/    /'
     failed=1
   fi
 }
