@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench.sh - magnetar measured side by side with Redis Streams and NATS JetStream, next to
-# this machine's physical limits, in one run on loopback with the real disk (issue 5).
+# this machine's physical limits, in one run on loopback with the real disk.
 # Not part of `make check`; reports figures, asserts nothing. scripts/bench/README.md
 # explains every number.
 #

@@ -2,7 +2,7 @@
 # build.sh - configure and build magnetar out of tree.
 #
 #   scripts/build.sh [configure flags...]
-# Environment: BUILD_DIR (default build), JOBS (default nproc).
+# Environment: BUILD_DIR (default build), JOBS (default nproc), CC (compiler, e.g. clang).
 # Prints the path of the built binary on its last line.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,9 +18,11 @@ fi
 mkdir -p "$build"
 cd "$build"
 flags="$*"
-if [ ! -f Makefile ] || [ "$(cat .configure-flags 2>/dev/null)" != "$flags" ]; then
+# Reconfigure when the flags or the compiler changed (CC=clang scripts/build.sh ...).
+key="CC=${CC:-} $flags"
+if [ ! -f Makefile ] || [ "$(cat .configure-flags 2>/dev/null)" != "$key" ]; then
   "$top/configure" -q $flags
-  printf '%s' "$flags" > .configure-flags
+  printf '%s' "$key" > .configure-flags
 fi
 make -s -j"$jobs" >/dev/null
 echo "$build/magnetar"

@@ -6,7 +6,7 @@
  * segments (URLDecoder semantics: %XX and '+' as space) and dispatched to the handlers of
  * admin_res.c (clusters, brokers, tenants, namespaces), admin_topics.c (persistent topics,
  * lookup) and admin_metrics.c (/metrics). Mutations answer 204, reads 200 with JSON, errors
- * a status with {"reason": "..."} as Pulsar does (pulsar-admin.md §1). A timer rolls the
+ * a status with {"reason": "..."} as Pulsar does (docs/admin.md §1). A timer rolls the
  * topics' statistics every statsUpdateFrequencyInSecs (rates are averages over it).
  *
  * Failure modes: unknown paths 404 and wrong methods 405 (framework-style, plain text, as

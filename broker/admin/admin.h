@@ -1,7 +1,7 @@
 /*
  * admin.h - the admin HTTP server (webServicePort): pulsar-admin REST paths, lookup,
  * health and readiness probes, Prometheus metrics. Built on libevent's evhttp; JSON with
- * jansson. Paths, status codes and JSON shapes follow shared/reference/pulsar-admin.md.
+ * jansson. Paths, status codes and JSON shapes follow Pulsar's (docs/admin.md).
  * Loop thread only.
  */
 #ifndef MG_ADMIN_H

@@ -57,7 +57,7 @@ struct admin_req {
 void admin_reply_raw(struct evhttp_request *req, int code, const char *ctype, const char *body);
 /* Takes the reference of j. */
 void admin_reply_json(struct evhttp_request *req, int code, json_t *j);
-/* {"reason": reason} with code (pulsar-admin.md §1). */
+/* {"reason": reason} with code (docs/admin.md §1). */
 void admin_reply_error(struct evhttp_request *req, int code, const char *reason);
 void admin_reply_errorf(struct evhttp_request *req, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

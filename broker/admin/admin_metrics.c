@@ -1,6 +1,6 @@
 /*
  * admin_metrics.c - GET /metrics: Prometheus text exposition 0.0.4 with Pulsar's metric
- * names (pulsar-admin.md §9).
+ * names (docs/admin.md §9).
  *
  * Happy path: one pass over the loaded topics collects a row of values per topic (or, with
  * exposeTopicLevelMetricsInPrometheus=false, per namespace); then each metric family is

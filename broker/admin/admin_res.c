@@ -1,5 +1,5 @@
 /*
- * admin_res.c - clusters, brokers, tenants and namespaces (pulsar-admin.md §2-§4).
+ * admin_res.c - clusters, brokers, tenants and namespaces (docs/admin.md §2-§4).
  *
  * Happy path: reads answer from the svc's resource cache; mutations validate in Pulsar's
  * order, update the cache through svc_* and answer 204 once the metadata store has the
@@ -206,7 +206,7 @@ static json_t *bundles_json(int n)
     return json_pack("{s:o,s:i}", "boundaries", b, "numBundles", n);
 }
 
-/* Policies of a namespace, fields in Java order (pulsar-admin.md §4). */
+/* Policies of a namespace, fields in Java order (docs/admin.md §4). */
 static json_t *policies_json(struct svc *s, const char *ns)
 {
     json_t *p = json_object();

@@ -1,5 +1,5 @@
 /*
- * admin_topics.c - persistent topics (pulsar-admin.md §5-§7) and HTTP lookup (§8).
+ * admin_topics.c - persistent topics (docs/admin.md §5-§7) and HTTP lookup (§8).
  *
  * Happy path: a request on P/{topic}[/...] becomes a struct topic_op naming the topics it
  * touches (the topic, or every partition of a partitioned topic). Topics that are not loaded
@@ -276,7 +276,7 @@ static json_t *sub_json(struct topic *t, const struct topic_sub_stats *ss)
     return j;
 }
 
-/* TopicStats (pulsar-admin.md §6), fields in a 4.x answer's order. */
+/* TopicStats (docs/admin.md §6), fields in a 4.x answer's order. */
 static json_t *topic_stats_json(struct admin *a, struct topic *t)
 {
     struct topic_stats st;
@@ -409,7 +409,7 @@ static json_t *pos_json(struct ml_position p)
     return json_string(buf);
 }
 
-/* Internal stats (pulsar-admin.md §7). */
+/* Internal stats (docs/admin.md §7). */
 static json_t *internal_stats_json(struct topic *t)
 {
     struct ml_ledger *ml = topic_ml(t);
@@ -936,7 +936,7 @@ static void h_partitions(struct admin_req *r, struct topic_op *op)
         }
         return;
     }
-    /* POST: grow (4.x statuses, pulsar-admin.md §5). */
+    /* POST: grow (4.x statuses, docs/admin.md §5). */
     if (cur == 0) {
         admin_reply_errorf(r->req, 409, "Topic %s is not the partitioned topic.", op->tn.full);
         return op_free(op);

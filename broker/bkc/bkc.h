@@ -1,6 +1,6 @@
 /*
  * bkc.h - the broker's BookKeeper ledger client: ledgers striped over bookies with write and
- * ack quorums, ensemble changes, fencing and recovery (reference/bookkeeper-wire.md §2-§4, §7).
+ * ack quorums, ensemble changes, fencing and recovery (docs/wire-bookkeeper.md §2-§5, §7).
  *
  * A client (struct bkc_client) owns one connection per bookie (v2 framing by default, what
  * Pulsar brokers use; v3 with bkc_config.use_v3) and reaches ledger metadata through the
@@ -15,7 +15,7 @@
  *
  * Threading: a client and its ledgers belong to the thread running the event_base given to
  * bkc_client_new; call everything on it. The meta store must use the same base.
- * Async calls (STYLE.md §2) take a caller-owned struct bkc_req: a synchronous failure
+ * Async calls (docs/style.md §2) take a caller-owned struct bkc_req: a synchronous failure
  * returns <0 and the callback never runs; otherwise the callback runs exactly once, on the
  * loop thread, after the call has returned (never from inside a bkc call). Freeing a ledger
  * handle or the client completes its pending requests with -MG_ECANCELED.

@@ -1,6 +1,6 @@
 /*
  * bkc_conn.c - one connection per bookie, BookKeeper v2 framing (the default, like Pulsar's
- * bookkeeperUseV2WireProtocol) or v3 framing when cfg.use_v3 (bookkeeper-wire.md §1-§2).
+ * bookkeeperUseV2WireProtocol) or v3 framing when cfg.use_v3 (docs/wire-bookkeeper.md §2-§3).
  *
  * Happy path: bkc_bookie_add/read append a frame to the bufferevent's output (connecting
  * first if needed; libevent flushes the output once connected) and record a struct bkc_op
@@ -437,7 +437,7 @@ static void add_payload(struct evbuffer *out, struct evbuffer *payload)
     }
 }
 
-/* ---- v3 framing (bookkeeper-wire.md §1) -------------------------------------------------- */
+/* ---- v3 framing (docs/wire-bookkeeper.md §3) ---------------------------------------------- */
 
 #define PB_WT_VARINT 0
 #define PB_WT_LEN 2

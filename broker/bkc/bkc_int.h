@@ -27,7 +27,7 @@
 struct bufferevent;
 struct event;
 
-/* ---- v2 wire constants (bookkeeper-wire.md §2) ---------------------------------------- */
+/* ---- v2 wire constants (docs/wire-bookkeeper.md §2) ------------------------------------ */
 
 #define BKC_V2_VERSION 2
 #define BKC_OP_ADD 1

@@ -1,6 +1,6 @@
 /*
  * bkc_ledger.c - ledger handles: create, adds with quorum tracking, ensemble changes, close,
- * reads, LAC reads, fencing and recovery (bookkeeper-wire.md §4).
+ * reads, LAC reads, fencing and recovery (docs/wire-bookkeeper.md §5).
  *
  * Add path: bkc_add gives the entry the next id, builds its 32-byte header and digest once,
  * and sends it to the Qw bookies of its write set (ensemble[(e+i) % E]); the payload is

@@ -1,5 +1,5 @@
 /*
- * bkc_md.c - BookKeeper ledger metadata (bookkeeper-wire.md §7): LedgerMetadataFormat encoded
+ * bkc_md.c - BookKeeper ledger metadata (docs/wire-bookkeeper.md §7): LedgerMetadataFormat encoded
  * and decoded by hand (the message is small and stable; no generated code needed).
  *
  * Format v3: "BookieMetadataFormatVersion\t3\n", varint32 length, binary protobuf.

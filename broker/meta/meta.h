@@ -11,7 +11,7 @@
  * must exist before children are created (META_CREATE_PARENTS creates missing ones as
  * empty persistent nodes). Versions start at 0 on create and grow by one per update.
  *
- * Async calls follow STYLE.md §2: a synchronous failure returns <0 and the callback never
+ * Async calls follow docs/style.md §2: a synchronous failure returns <0 and the callback never
  * runs; otherwise the callback runs exactly once, on the loop thread, after the call
  * returned. Closing the store completes pending requests with -MG_ECANCELED.
  */

@@ -35,7 +35,7 @@
 
 #define ML_MOD "ml"
 
-/* One explicit table of stores (STYLE.md §2). */
+/* One explicit table of stores (docs/style.md §2). */
 static const struct ml_store_ops *const ml_stores[] = {
     &ml_store_memory,
     &ml_store_bookkeeper,
@@ -1438,7 +1438,7 @@ void ml_maybe_trim(struct ml_ledger *ml, const struct ml_cursor *moved)
     if (moved && ml_pos_cmp(moved->mark_delete, first_end) < 0)
         return;
     /* Only durable cursors hold data; with none, keep everything (documented in
-     * README.md: Pulsar would trim consumed ledgers, we wait for a first subscriber). */
+     * broker/ml/README.md: Pulsar would trim consumed ledgers, we wait for a first subscriber). */
     bool any = false;
     struct ml_position min = {0, 0};
     for (int i = 0; i < ml->n_cursors; i++) {

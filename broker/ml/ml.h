@@ -3,18 +3,18 @@
  *
  * A managed ledger (ML) is a list of ledgers; only the last one takes appends. A position
  * (ledger, entry) is a Pulsar MessageId. Entries are the stored message bytes (from the
- * 0x0e01 checksum magic to the end of the payload, pulsar-wire.md §1.1), refcounted and
+ * 0x0e01 checksum magic to the end of the payload, docs/wire-pulsar.md §1.1), refcounted and
  * immutable once appended, so dispatch shares them with connections without copying.
  *
  * Storage sits behind `struct ml_store_ops` (ml_int.h): "memory" (tests) and
- * "bookkeeper" (ledgers on bookies, metadata in the meta store; README.md).
+ * "bookkeeper" (ledgers on bookies, metadata in the meta store; broker/ml/README.md).
  *
  * Cursors track what a subscription has consumed: the mark-delete position M (every entry
  * <= M is acknowledged), individually acknowledged entries beyond M (kept as ranges), and
  * per-entry batch-index ack sets. The read position is where the next read starts.
  *
  * Threading: everything here runs on the loop thread that owns the factory.
- * Async calls follow STYLE.md §2: a synchronous failure returns <0 and the callback never
+ * Async calls follow docs/style.md §2: a synchronous failure returns <0 and the callback never
  * runs; otherwise the callback runs exactly once, after the call has returned.
  */
 #ifndef MG_ML_H

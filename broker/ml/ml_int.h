@@ -74,7 +74,7 @@ struct ml_store_req {
     struct ml_store_req *next_;
 };
 
-/* A storage backend (STYLE.md §2): a const table picked by name in ml_factory_new.
+/* A storage backend (docs/style.md §2): a const table picked by name in ml_factory_new.
  * Required: init, fini, create_ledger, add_entry, read_range, delete_ledger.
  * Optional (NULL = nothing to do): close_ledger and the metadata hooks. A store with no
  * load_ml hook keeps nothing across an ML's close, so the core deletes an ML's ledgers

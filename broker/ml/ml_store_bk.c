@@ -1,7 +1,7 @@
 /*
  * ml_store_bk.c - the "bookkeeper" managed-ledger store: ledgers on a quorum of bookies
  * (bkc), the ML's ledger list and its cursors' state in the metadata store, in Pulsar's
- * layout and formats (reference/bookkeeper-wire.md §8; broker/ml/README.md "Durable store").
+ * layout and formats (docs/metadata.md §6; broker/ml/README.md "Durable store").
  *
  *   /managed-ledgers/<ML name>                     ManagedLedgerInfo (ledger list)
  *   /managed-ledgers/<ML name>/<url-encoded cursor> ManagedCursorInfo, cursorsLedgerId=-1

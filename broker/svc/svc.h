@@ -6,8 +6,9 @@
  * (tenants, namespaces, partitioned-topic metadata). Nothing here is global: a second
  * loop would get its own svc.
  *
- * Resources are kept in memory in this version (the metadata-store issue moves them into
- * the store); tenant "public", "pulsar" and namespace "public/default" exist from the start.
+ * Resources live in the metadata store and are cached here (docs/metadata.md §5); a new
+ * cluster starts with tenants "public" and "pulsar", namespaces "public/default" and
+ * "pulsar/system".
  */
 #ifndef MG_SVC_H
 #define MG_SVC_H
@@ -111,7 +112,7 @@ int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only,
 /* Can a topic of this name be served (namespace exists)? Fills a reason when not. */
 int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reason);
 
-/* ---- bundles and ownership (svc_own.c; broker/svc/OWNERSHIP.md) ----------------------------
+/* ---- bundles and ownership (svc_own.c; docs/ownership.md) -----------------------------
  *
  * A namespace of n bundles splits the 32-bit hash space at 0, 2^32/n, ..., 0xffffffff; a
  * topic belongs to the range holding mg_crc32(full name) (a partition hashes its own

@@ -2,7 +2,7 @@
  * svc_own.c - namespace bundles, bundle ownership by ephemeral keys, broker registration,
  * LOOKUP decisions, bundle unload and the loss of every bundle on session expiry.
  *
- * Happy path (see OWNERSHIP.md): svc_own_start registers the broker under
+ * Happy path (docs/ownership.md): svc_own_start registers the broker under
  * /loadbalance/brokers/<host:webPort> (ephemeral, JSON load report refreshed every
  * loadBalancerReportUpdateMinIntervalMillis). A LOOKUP for a bundle owned here is answered
  * at once; otherwise the bundle's key /namespace/<t>/<ns>/<range> is read: it names the

@@ -1,7 +1,7 @@
 /*
  * svc_res.c - cluster resources: tenants, namespaces and partitioned-topic metadata.
  *
- * The metadata store holds them under Pulsar's paths (pulsar-wire.md §9):
+ * The metadata store holds them under Pulsar's paths (docs/metadata.md §4):
  *   /admin/clusters/<cluster>                               ClusterData JSON
  *   /admin/policies/<tenant>                                TenantInfo JSON
  *   /admin/policies/<tenant>/<ns>                           Policies JSON (bundles,
@@ -17,8 +17,8 @@
  * next restart would not see — the admin API reports the error so the user retries).
  * Without a metadata store (managedLedgerStore=memory tests) the cache is all there is.
  *
- * Other brokers' changes are seen after a restart; watches come with multi-broker
- * ownership.
+ * With a shared (ZooKeeper) store the cache is reloaded every few seconds in the
+ * background, so what other brokers create is seen here (svc_res_refresh_start).
  */
 #include "config/cfg.h"
 #include "meta/meta.h"

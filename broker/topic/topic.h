@@ -4,7 +4,7 @@
  * A topic owns one managed ledger (ml.h). Producers publish entries into it; each
  * subscription owns one cursor and a dispatcher that sends entries to its consumers
  * within their FLOW permits, following the subscription type's rules (Exclusive,
- * Failover, Shared, Key_Shared: pulsar-wire.md §6).
+ * Failover, Shared, Key_Shared: docs/wire-pulsar.md §6).
  *
  * The topic module knows nothing about sockets. A connection registers a producer or a
  * consumer with an `owner` pointer and a table of callbacks (topic_consumer_ops /
@@ -205,7 +205,7 @@ int topic_consumer_last_message_id(struct topic_consumer *c, topic_last_id_cb cb
 
 /* ---- admin / stats ----------------------------------------------------------------------- */
 
-/* Histogram buckets of the topic metrics (pulsar-admin.md §9.2), NOT cumulative: each
+/* Histogram buckets of the topic metrics (docs/admin.md §9.2), NOT cumulative: each
  * counts its own range. Write latency bounds in ms: 0.5, 1, 5, 10, 20, 50, 100, 200, 1000,
  * then overflow. Entry size bounds in bytes: 128, 512, 1 KiB, 2 KiB, 4 KiB, 16 KiB,
  * 100 KiB, 1 MiB, then overflow. */

@@ -1,7 +1,7 @@
 /*
  * topic_name.c - parsing Pulsar topic names and deriving managed-ledger names.
  *
- * Accepted forms (pulsar-wire.md §7, as Java TopicName):
+ * Accepted forms (docs/wire-pulsar.md §7, as Java TopicName):
  *   {persistent|non-persistent}://tenant/ns/local          v2
  *   {persistent|non-persistent}://tenant/cluster/ns/local  legacy v1: ns = "cluster/ns"
  *   tenant/ns/local                                        -> persistent://tenant/ns/local

@@ -1,5 +1,5 @@
 /*
- * topic_sub.c - subscriptions, consumers and the dispatcher (pulsar-wire.md §5.4, §6).
+ * topic_sub.c - subscriptions, consumers and the dispatcher (docs/wire-pulsar.md §5.4, §6).
  *
  * Each subscription owns one ml_cursor and one dispatcher. The dispatcher runs from a
  * per-subscription event (FLOW, acks, consumer changes and read completions schedule

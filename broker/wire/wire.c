@@ -1,5 +1,5 @@
 /*
- * wire.c - Pulsar binary protocol framing codec (pulsar-wire.md §1-§2). No event loop, no I/O.
+ * wire.c - Pulsar binary protocol framing codec (docs/wire-pulsar.md §1-§2). No event loop, no I/O.
  *
  * Happy path (decode): wire_frame_read peeks the 4-byte total size, checks it against the
  * frame limit before waiting for or allocating anything, waits (returns 0, drains nothing)
@@ -327,7 +327,7 @@ static ssize_t base64_decode(const char *in, size_t len, uint8_t *out)
     return (ssize_t)n;
 }
 
-/* Sticky key hash (pulsar-wire.md §6 Key_Shared). An invalid base64 partition key is hashed
+/* Sticky key hash (docs/wire-pulsar.md §6, Key_Shared). An invalid base64 partition key is hashed
  * as its raw bytes rather than failing the entry. */
 static uint32_t sticky_key_hash(const Pulsar__Proto__MessageMetadata *md)
 {

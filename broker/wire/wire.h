@@ -1,5 +1,5 @@
 /*
- * wire.h - Pulsar binary protocol framing (pulsar-wire.md §1), no event loop, no I/O.
+ * wire.h - Pulsar binary protocol framing (docs/wire-pulsar.md §1), no event loop, no I/O.
  *
  * Decoding takes whole frames out of an input evbuffer (frames may arrive in any number of
  * pieces), unpacks the BaseCommand with protobuf-c and, for payload commands (SEND,
@@ -55,7 +55,7 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
 /* Free what a frame owns; accepts a zeroed frame. */
 void wire_frame_clear(struct wire_frame *f);
 
-/* What the broker reads from a stored entry's MessageMetadata (pulsar-wire.md §2). */
+/* What the broker reads from a stored entry's MessageMetadata (docs/wire-pulsar.md §2). */
 struct wire_msg_info {
     int32_t num_messages; /* num_messages_in_batch, or 1 when absent */
     bool batched;         /* num_messages_in_batch present */

@@ -1,6 +1,6 @@
 'use strict';
-// Admin REST API and /metrics (issue 4): every path pulsar-admin uses, with the status codes,
-// JSON shapes and {"reason": ...} error bodies of shared/reference/pulsar-admin.md.
+// Admin REST API and /metrics: every path pulsar-admin uses, with the status codes,
+// JSON shapes and {"reason": ...} error bodies of docs/admin.md.
 const { test } = require('node:test');
 const assert = require('node:assert');
 const f = require('./lib/flex');

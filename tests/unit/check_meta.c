@@ -83,9 +83,10 @@ static void req_cb(struct meta_req *req, int status)
 }
 
 /* Issue with meta_*, wait for the callback; returns the status (or the synchronous error).
- * req's results stay for the caller (meta_req_fini). */
+ * req's results stay for the caller (meta_req_fini). A GNU statement expression, marked
+ * __extension__ for -Wpedantic (tests may use what gcc and clang both have). */
 #define SYNC(req, call)                                                                            \
-    ({                                                                                             \
+    __extension__({                                                                                \
         struct waiter w_ = {0};                                                                    \
         memset((req), 0, sizeof *(req));                                                           \
         (req)->data = &w_;                                                                         \

@@ -1,6 +1,6 @@
 'use strict';
 // A tiny, dependency-free encoder/decoder for the few Pulsar binary-protocol
-// frames the raw-socket tests need (see shared/reference/pulsar-wire.md).
+// frames the raw-socket tests need (see docs/wire-pulsar.md).
 //
 // Framing:  simple  = [u32 totalSize][u32 cmdSize][BaseCommand]
 //           payload = [u32 totalSize][u32 cmdSize][BaseCommand]

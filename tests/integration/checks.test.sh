@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# checks.test.sh - the repository's check scripts find what they are meant to find.
+#
+# Each checker runs on a small tree made here (never on the repository itself: the test
+# command runs them on the repository), once clean and once with known faults:
+#   1. scripts/check-links.sh: a clean tree passes; a link to a missing file, a missing
+#      anchor, a link that leaves the tree, a citation of a missing document, of a missing
+#      section, a missing quoted heading, a path outside the tree and a missing code-span
+#      path are each reported with file and line, and the exit status is 1.
+#   2. scripts/modgraph.sh: the graph of an acyclic tree, exit 0 with and without --check;
+#      a cycle is printed, exit 0 by default and 1 with --check.
+#   3. scripts/check-format.sh: formatted files pass; a misformatted one is named, exit 1.
+# No process is left behind; nothing here needs the magnetar binary.
+# check-links: ignore-file (the fixtures below are faulty on purpose)
+set -u
+. "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
+it_init checks
+TOP=$IT_TOP
+
+if ! command -v git >/dev/null 2>&1; then
+    fail "git not found"
+    exit 1
+fi
+g() { git -c user.email=t@t -c user.name=t "$@"; }
+
+# 1 ---------------------------------------------------------------------------------------
+L=$T/links
+mkdir -p "$L/scripts" "$L/docs" "$L/broker/x"
+cp "$TOP/scripts/check-links.sh" "$L/scripts/"
+cat >"$L/docs/a.md" <<'EOF'
+# A page
+
+See [b](b.md), [its part](b.md#2-second-part) and `broker/x/x.c`.
+
+## 1. First
+
+### 1.1 Detail
+
+## 2. Second
+EOF
+cat >"$L/docs/b.md" <<'EOF'
+# B
+
+## 2. Second part
+
+Back to [a](a.md#11-detail); this page's §2.
+EOF
+printf '/* x.c - see docs/a.md §1.1, §2 and docs/b.md "Second part". */\n' >"$L/broker/x/x.c"
+(cd "$L" && g init -q && g add docs broker) # the checker itself is not part of the tree
+if out=$(cd "$L" && scripts/check-links.sh 2>&1); then
+    pass "check-links: a clean tree passes"
+else
+    fail "check-links: a clean tree fails: $out"
+fi
+
+cat >>"$L/docs/a.md" <<'EOF'
+[gone](c.md) [no anchor](b.md#nowhere) [up](../../x.md)
+Cites docs/b.md §7 and docs/b.md "No such part" and `broker/x/none.c`.
+EOF
+printf '/* see STYLE.md §2 and ../shared/DESIGN.md */\n' >>"$L/broker/x/x.c"
+(cd "$L" && g add docs broker)
+out=$(cd "$L" && scripts/check-links.sh 2>&1)
+rc=$?
+if [ "$rc" = 1 ]; then
+    pass "check-links: faults give exit 1"
+else
+    fail "check-links: faults give exit $rc, want 1: $out"
+fi
+for want in \
+    "docs/a.md:10: link c.md: no such file" \
+    "docs/a.md:10: link b.md#nowhere: no heading with id #nowhere" \
+    "docs/a.md:10: link ../../x.md leaves the repository" \
+    "docs/a.md:11: docs/b.md has no section 7" \
+    'docs/a.md:11: docs/b.md has no heading "No such part"' \
+    "docs/a.md:11: path broker/x/none.c does not exist" \
+    "broker/x/x.c:2: STYLE.md: no such file in the repository" \
+    "broker/x/x.c:2: refers to a location outside the repository"; do
+    if grep -qF "$want" <<<"$out"; then
+        pass "check-links reports: $want"
+    else
+        fail "check-links does not report: $want (got: $out)"
+    fi
+done
+
+# 2 ---------------------------------------------------------------------------------------
+M=$T/mods
+mkdir -p "$M/broker/a" "$M/broker/b" "$M/broker/c"
+printf '#include "b/b.h"\n#include "a/a_int.h"\n' >"$M/broker/a/a.c"
+printf '#include "c/c.h"\n' >"$M/broker/b/b.h"
+printf '#include <stdio.h>\n' >"$M/broker/c/c.c"
+out=$("$TOP/scripts/modgraph.sh" --check "$M" 2>&1)
+rc=$?
+if [ "$rc" = 0 ] && grep -qE '^a +-> b$' <<<"$out" && grep -qx 'cycles: none' <<<"$out"; then
+    pass "modgraph: acyclic graph printed, --check passes"
+else
+    fail "modgraph on an acyclic tree: exit $rc: $out"
+fi
+printf '#include "a/a.h"\n' >>"$M/broker/c/c.c"
+out=$("$TOP/scripts/modgraph.sh" "$M" 2>&1)
+rc=$?
+if [ "$rc" = 0 ] && grep -q 'a -> b -> c -> a' <<<"$out"; then
+    pass "modgraph: a cycle is reported, default mode exits 0"
+else
+    fail "modgraph default mode on a cycle: exit $rc: $out"
+fi
+"$TOP/scripts/modgraph.sh" --check "$M" >/dev/null 2>&1
+rc=$?
+if [ "$rc" = 1 ]; then
+    pass "modgraph --check: a cycle exits 1"
+else
+    fail "modgraph --check on a cycle: exit $rc, want 1"
+fi
+
+# 3 ---------------------------------------------------------------------------------------
+if ! command -v clang-format >/dev/null 2>&1; then
+    echo "SKIP: check-format: clang-format not installed (scripts/setup.sh --test)"
+else
+    F=$T/fmt
+    mkdir -p "$F/scripts" "$F/src"
+    cp "$TOP/scripts/check-format.sh" "$F/scripts/"
+    cp "$TOP/.clang-format" "$F/"
+    printf 'int f(int x)\n{\n    return x + 1;\n}\n' >"$F/src/good.c"
+    (cd "$F" && g init -q && g add -A)
+    if out=$("$F/scripts/check-format.sh" 2>&1); then
+        pass "check-format: formatted files pass"
+    else
+        fail "check-format on formatted files: $out"
+    fi
+    printf 'int  g(int x) { return x; }\n' >"$F/src/bad.c"
+    (cd "$F" && g add -A)
+    out=$("$F/scripts/check-format.sh" 2>&1)
+    rc=$?
+    if [ "$rc" = 1 ] && grep -q 'src/bad.c' <<<"$out" && ! grep -q 'src/good.c' <<<"$out"; then
+        pass "check-format: the misformatted file is named, exit 1"
+    else
+        fail "check-format on a misformatted file: exit $rc: $out"
+    fi
+fi
+exit 0
