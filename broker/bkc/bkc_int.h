@@ -181,15 +181,17 @@ void bkc_bookie_fail(struct bkc_bookie *bk, int err, const char *why);
 struct bkc_mop;
 typedef void (*bkc_mop_fn)(struct bkc_mop *mop, int status);
 /* One metadata request. The meta store may complete it after its owner is gone: the owner
- * marks it dead and the completion then only frees it. */
+ * marks it dead and the completion then only frees it. A live mop is on its owner's list
+ * (owner->mops), or on the client's (c->mops) when it has no owner, so that killing the
+ * mops of one handle costs only that handle's mops, however many others are in flight. */
 struct bkc_mop {
     struct meta_req mr;
     struct bkc_client *c;
-    void *owner;          /* borrowed: a ledger handle, or NULL */
-    struct bkc_req *ureq; /* borrowed: a user request completed by fn (delete) */
+    struct bkc_ledger *owner; /* borrowed: a ledger handle, or NULL */
+    struct bkc_req *ureq;     /* borrowed: a user request completed by fn (delete) */
     bkc_mop_fn fn;
     bool dead;
-    TAILQ_ENTRY(bkc_mop) link;
+    TAILQ_ENTRY(bkc_mop) link; /* owner->mops, or c->mops; unlinked once dead */
 };
 TAILQ_HEAD(bkc_mop_list, bkc_mop);
 
@@ -205,13 +207,14 @@ struct bkc_client {
     struct bkc_bookie_list bookie_list;
     struct bkc_ledger_list ledgers;        /* every handle, including ones being created/opened */
     struct bkc_ledger_list zombies;        /* aborted handles, freed at the next loop pass */
-    struct bkc_mop_list mops;              /* metadata requests in flight */
+    struct bkc_mop_list mops;              /* metadata requests in flight without an owner */
     struct bkc_req *done_head, *done_tail; /* completed requests waiting for their callback */
     struct event *done_ev;                 /* owned */
     struct event *tick_ev;                 /* owned: timeouts */
     uint64_t rng;
-    bool draining;       /* inside the done_ev handler */
-    bool free_on_return; /* bkc_client_free was called from a callback */
+    bool draining;           /* inside the done_ev handler */
+    bool free_on_return;     /* bkc_client_free was called from a callback */
+    uint64_t mop_kill_steps; /* mops looked at by bkc_mops_kill, ever (tests: stays linear) */
 };
 
 uint64_t bkc_now_ms(void);
@@ -220,12 +223,13 @@ uint64_t bkc_rand(struct bkc_client *c);
 void bkc_complete(struct bkc_client *c, struct bkc_req *req, int status);
 /* Start a metadata request: returns the mop (its mr ready for meta_*) tracked by the
  * client; call bkc_mop_start's result with meta_* and bkc_mop_cb as callback. */
-struct bkc_mop *bkc_mop_new(struct bkc_client *c, void *owner, bkc_mop_fn fn);
+struct bkc_mop *bkc_mop_new(struct bkc_client *c, struct bkc_ledger *owner, bkc_mop_fn fn);
 void bkc_mop_cb(struct meta_req *mr, int status);
 /* Drop a mop whose meta_* call failed synchronously (it never went in flight). */
 void bkc_mop_drop(struct bkc_mop *mop);
-/* Mark every mop of owner dead. */
-void bkc_mops_kill(struct bkc_client *c, void *owner);
+/* Mark every mop of owner dead (owner NULL: the client's own). Costs the number of mops of
+ * that owner, not of the client. */
+void bkc_mops_kill(struct bkc_client *c, struct bkc_ledger *owner);
 /* master key and digests */
 void bkc_master_key(const uint8_t *pw, size_t pw_len, uint8_t out[BKC_MASTER_KEY_LEN]);
 int bkc_digest_len(int digest);
@@ -303,6 +307,7 @@ struct bkc_rrd {
 struct bkc_ledger {
     struct bkc_client *c; /* borrowed */
     TAILQ_ENTRY(bkc_ledger) link;
+    struct bkc_mop_list mops; /* its metadata requests in flight (borrowed; the client's) */
     int64_t id;
     char *path; /* owned */
     enum bkc_mode mode;

@@ -82,6 +82,7 @@ struct bkc_ledger *bkc_ledger_alloc(struct bkc_client *c, int64_t id, enum bkc_m
     lh->lac = lh->last_pushed = -1;
     TAILQ_INIT(&lh->adds);
     TAILQ_INIT(&lh->reads);
+    TAILQ_INIT(&lh->mops);
     TAILQ_INSERT_TAIL(&c->ledgers, lh, link);
     return lh;
 }

@@ -995,6 +995,72 @@ START_TEST(test_client_free_in_callback)
 }
 END_TEST
 
+/* Destroying a ledger handle marks its metadata requests dead. It must cost that handle's
+ * requests only, not every request in flight on the client: with N handles each freed while
+ * N deletes and its own close are pending, a scan of the client's list per handle is ~N^2
+ * steps (millions here); the per-handle lists make it one step per request. */
+struct cnt {
+    int n, n_cancel, n_notfound, other;
+};
+
+static void cnt_cb(struct bkc_req *req, int status)
+{
+    struct cnt *c = req->data;
+    c->n++;
+    if (status == -MG_ECANCELED)
+        c->n_cancel++;
+    else if (status == -MG_ENOTFOUND)
+        c->n_notfound++;
+    else if (status != 0)
+        c->other++;
+}
+
+START_TEST(test_mops_kill_linear)
+{
+    enum { N = 1500 };
+    fx_setup(1, 1, 1, 1, 30000);
+    struct bkc_req *creq = calloc(N, sizeof *creq), *dreq = calloc(N, sizeof *dreq),
+                   *xreq = calloc(N, sizeof *xreq);
+    struct cnt made = {0}, deleted = {0}, closed = {0};
+    for (int i = 0; i < N; i++) {
+        creq[i].data = &made;
+        ck_assert_int_eq(bkc_create(cl, NULL, &creq[i], cnt_cb), 0);
+    }
+    uint64_t end = bkc_now_ms() + 30000;
+    while (made.n < N && bkc_now_ms() < end)
+        pump(1);
+    ck_assert_int_eq(made.n, N);
+    ck_assert_int_eq(made.n_cancel + made.n_notfound + made.other, 0);
+    /* N deletes (no owner) and one close per handle (owned by it), all in flight */
+    for (int i = 0; i < N; i++) {
+        dreq[i].data = &deleted;
+        ck_assert_int_eq(bkc_delete(cl, 1000000 + i, &dreq[i], cnt_cb), 0);
+        xreq[i].data = &closed;
+        ck_assert_int_eq(bkc_close(creq[i].ledger, &xreq[i], cnt_cb), 0);
+    }
+    uint64_t before = cl->mop_kill_steps;
+    for (int i = 0; i < N; i++)
+        bkc_ledger_free(creq[i].ledger);
+    uint64_t steps = cl->mop_kill_steps - before;
+    ck_assert_msg(steps <= (uint64_t)N, "%llu steps to free %d handles with %d requests in flight",
+                  (unsigned long long)steps, N, 2 * N);
+    /* Every request still completes exactly once: closes canceled, deletes answered. */
+    end = bkc_now_ms() + 30000;
+    while ((closed.n < N || deleted.n < N) && bkc_now_ms() < end)
+        pump(1);
+    ck_assert_int_eq(closed.n, N);
+    ck_assert_int_eq(closed.n_cancel, N);
+    ck_assert_int_eq(deleted.n, N);
+    ck_assert_int_eq(deleted.n_notfound, N);
+    pump(5);
+    ck_assert_int_eq(closed.n + deleted.n, 2 * N);
+    free(creq);
+    free(dreq);
+    free(xreq);
+    fx_teardown();
+}
+END_TEST
+
 /* ---- tests: recovery ---------------------------------------------------------------------- */
 
 START_TEST(test_recovery_dead_writer)
@@ -1983,6 +2049,7 @@ static Suite *bkc_suite(void)
     tcase_add_test(t, test_fenced_adds);
     tcase_add_test(t, test_free_cancels);
     tcase_add_test(t, test_client_free_in_callback);
+    tcase_add_test(t, test_mops_kill_linear);
     tcase_add_test(t, test_recovery_dead_writer);
     tcase_add_test(t, test_recovery_empty_ledger);
     tcase_add_test(t, test_recovery_bookie_down);
