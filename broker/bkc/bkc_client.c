@@ -36,7 +36,7 @@ void bkc_config_default(struct bkc_config *cfg)
     cfg->password = "";
     cfg->timeout_ms = 30000;
     cfg->use_v3 = false;
-    cfg->max_frame_size = 5 * 1024 * 1024 + 64 * 1024;
+    cfg->max_frame_size = 5 * 1024 * 1024 + BKC_FRAME_PADDING;
     cfg->ledgers_root = "/ledgers";
 }
 

@@ -149,6 +149,7 @@ struct bkc_bookie {
     struct bkc_op_list ops;  /* every outstanding op, in send order (deadline order) */
     int n_ops;
     struct event *fail_ev; /* owned: deferred failure of a connection that never started */
+    size_t skip;           /* bytes of an oversized response still to drop */
     int64_t add_count, add_errors, add_lat_sum_us; /* bkc_client_bookie_stats_next */
     int64_t add_lat[BKC_LAT_BUCKETS];
     TAILQ_ENTRY(bkc_bookie) link;
@@ -165,6 +166,11 @@ void bkc_bookie_free(struct bkc_bookie *bk);
 struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
                               const uint8_t *master_key, const uint8_t *ehdr, size_t ehdr_len,
                               struct evbuffer *payload, bkc_op_cb cb, void *arg, int slot);
+/* Bytes on the wire (the 4-byte length field included, as Netty's frame decoder counts them)
+ * of an ADD with ehdr_len bytes of entry header and digest and plen bytes of payload; for v3
+ * with the largest txnId, so it bounds the frame sent to every bookie. */
+size_t bkc_add_frame_size(bool v3, int64_t ledger, int64_t entry, uint16_t flags, size_t ehdr_len,
+                          size_t plen);
 /* Send a READ; master_key is sent when flags has BKC_FLAG_FENCE (v3: FENCE_LEDGER). */
 struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
                                const uint8_t *master_key, bkc_op_cb cb, void *arg, int slot);
@@ -270,7 +276,7 @@ TAILQ_HEAD(bkc_add_list, bkc_add);
 /* A range read. */
 struct bkc_rd_ent {
     struct bkc_op *op;
-    int tries, n_missing, n_corrupt;
+    int tries, n_missing, n_corrupt, n_toobig;
     struct evbuffer *payload; /* owned once read */
     int64_t length;           /* the entry's length field */
 };

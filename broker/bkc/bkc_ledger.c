@@ -404,6 +404,17 @@ int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req
     req->cb = cb;
     req->errmsg[0] = '\0';
     int64_t len = (int64_t)evbuffer_get_length(payload);
+    /* A frame over the bookies' limit would make them drop the connection, failing every
+     * request of every ledger on it: refuse this entry alone, before anything is sent. */
+    size_t fl = bkc_add_frame_size(lh->c->cfg.use_v3, lh->id, lh->last_pushed + 1, 0,
+                                   BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len, (size_t)len);
+    if (fl > lh->c->cfg.max_frame_size) {
+        snprintf(req->errmsg, sizeof(req->errmsg),
+                 "entry of %" PRId64 " bytes makes a bookie frame of %zu bytes, over the frame "
+                 "limit of %zu (nettyMaxFrameSizeBytes)",
+                 len, fl, lh->c->cfg.max_frame_size);
+        return -MG_ETOOBIG;
+    }
     struct bkc_add *a = push_add(lh, payload, false, 0, lh->pushed_length + len, req);
     req->entry_id = a->entry;
     return 0;
@@ -759,8 +770,9 @@ static void rd_finish(struct bkc_rd *rd, int status, int64_t bad_entry)
         struct bkc_rd_ent *e = &rd->ents[bad_entry - rd->first];
         snprintf(req->errmsg, sizeof(req->errmsg),
                  "ledger %" PRId64 " entry %" PRId64 ": no "
-                 "readable copy on %d bookie(s) (%d missing, %d corrupt)",
-                 lh->id, bad_entry, e->tries, e->n_missing, e->n_corrupt);
+                 "readable copy on %d bookie(s) (%d missing, %d corrupt, %d over the frame "
+                 "limit)",
+                 lh->id, bad_entry, e->tries, e->n_missing, e->n_corrupt, e->n_toobig);
     }
     bkc_complete(lh->c, req, status);
     rd_free(rd);
@@ -792,6 +804,8 @@ static void rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         ent->n_corrupt++;
     } else if (rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
         ent->n_missing++;
+    } else if (rc == -MG_ETOOBIG) {
+        ent->n_toobig++; /* its response was over the frame limit (logged by the connection) */
     } else {
         MG_DEBUG(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: %s", lh->id, e,
                  op->bk->id, bkc_rc_str(rc));
@@ -800,9 +814,10 @@ static void rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         rd_send(rd, i);
         return;
     }
-    int st = ent->n_missing == ent->tries ? -MG_ENOTFOUND
-             : ent->n_corrupt > 0         ? -MG_ECHECKSUM
-                                          : -MG_EIO;
+    int st = ent->n_missing == ent->tries  ? -MG_ENOTFOUND
+             : ent->n_corrupt > 0          ? -MG_ECHECKSUM
+             : ent->n_toobig == ent->tries ? -MG_ETOOBIG
+                                           : -MG_EIO;
     rd_finish(rd, st, e);
 }
 
@@ -1228,6 +1243,18 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
             evbuffer_drain(payload, BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len);
             rrd_free(r);
             lh->rrd = NULL;
+            size_t plen = evbuffer_get_length(payload);
+            size_t fl = bkc_add_frame_size(lh->c->cfg.use_v3, lh->id, e,
+                                           BKC_FLAG_RECOVERY_ADD | BKC_FLAG_HIGH_PRIORITY,
+                                           BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len, plen);
+            if (fl > lh->c->cfg.max_frame_size) {
+                evbuffer_free(payload);
+                lh_fail(lh, -MG_ETOOBIG,
+                        "recovery of ledger %" PRId64 ": entry %" PRId64 " (%zu bytes) cannot be "
+                        "written back: a frame of %zu bytes is over the limit of %zu",
+                        lh->id, e, plen, fl, lh->c->cfg.max_frame_size);
+                return;
+            }
             MG_DEBUG(MOD, "ledger %" PRId64 ": recovered entry %" PRId64, lh->id, e);
             push_add(lh, payload, true, BKC_FLAG_RECOVERY_ADD | BKC_FLAG_HIGH_PRIORITY, length,
                      NULL);

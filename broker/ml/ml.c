@@ -1164,6 +1164,18 @@ static void send_unsent(struct ml_ledger *ml)
         op->sreq.entry = op->entry;
         ml_hold(ml);
         int rc = f->ops->add_entry(f->impl, ml, &op->sreq);
+        if (rc == -MG_ETOOBIG) {
+            /* The store can never take this entry (over its frame limit) and sent nothing:
+             * it alone fails, in order; the ledger goes on with the same entry id. */
+            ml_release(ml);
+            cur->next_entry--;
+            cur->assigned_size -= (int64_t)op->entry->size;
+            op->entry->pos = (struct ml_position){-1, -1};
+            op->done = true;
+            op->status = rc;
+            schedule_drain(ml);
+            continue;
+        }
         if (rc < 0) {
             ml_release(ml);
             op->done = true;

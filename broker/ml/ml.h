@@ -130,7 +130,8 @@ struct ml_append_req {
  * entry is stored (durably, for durable stores). Errors: -MG_ECLOSED, -MG_EFENCED (sync or
  * async: the ML is fenced for good, see ml_is_fenced), -MG_EIO and other store errors
  * (async: this append and those queued behind it failed; the ML rolls to a new ledger on
- * the next append, so a resend may succeed).
+ * the next append, so a resend may succeed), -MG_ETOOBIG (async: this entry alone is over
+ * what the store can ever take, the bookies' frame limit; the appends around it go on).
  * Cursors waiting for entries are woken once the append completes. */
 int ml_append(struct ml_ledger *ml, struct evbuffer *data, struct ml_append_req *req,
               ml_append_cb cb);

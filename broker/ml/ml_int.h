@@ -88,7 +88,10 @@ struct ml_store_ops {
     /* New ledger; req->ledger_id set before cb. */
     int (*create_ledger)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
     /* Store req->entry as entry req->entry->pos.entry of ledger req->ledger_id. Entries
-     * of a ledger arrive in order; completions come back in the same order. */
+     * of a ledger arrive in order; completions come back in the same order. -MG_ETOOBIG
+     * (sync): the entry can never be stored (over the store's frame limit); nothing was
+     * sent, the ledger is unaffected and the next entry takes the same id. Other sync
+     * errors: nothing more may go to this ledger. */
     int (*add_entry)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
     /* Read [first, last] of ledger_id. -MG_ENOTFOUND (at cb) if the ledger or the first
      * entry is gone. */

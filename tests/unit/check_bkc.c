@@ -1692,6 +1692,188 @@ static void read_sizes(struct bkc_ledger *lh, const size_t *sz, int64_t first, i
     bkc_req_fini(&req);
 }
 
+/* The frame limit (nettyMaxFrameSizeBytes = maxMessageSize + BKC_FRAME_PADDING on client and
+ * bookie, as Pulsar sets them). One real bookie, E=Qw=Qa=1, two ledgers sharing its
+ * connection: an entry carrying a maxMessageSize payload (plus room for a Pulsar entry's
+ * magic, checksum and metadata) is stored and read back; the largest entry whose frame fits
+ * exactly is stored; one byte more, and an entry well over the bookie's limit, are refused
+ * synchronously with -MG_ETOOBIG and nothing is sent, so the bookie never drops the connection: the adds in flight on both ledgers around
+ * it all succeed, in order, and the connection generation does not change. (Without the
+ * check the oversized frame goes out, the bookie closes the connection and every add in
+ * flight fails.) _i: 0 = v2, 1 = v3. */
+static size_t largest_fitting(bool v3, int64_t ledger, int64_t entry, size_t limit)
+{
+    size_t plen = limit;
+    while (bkc_add_frame_size(v3, ledger, entry, 0, BKC_ENTRY_HDR_LEN + 4, plen) > limit)
+        plen--;
+    return plen;
+}
+
+START_TEST(test_frame_limit)
+{
+    use_v3 = _i == 1;
+    const size_t max_message = 200 * 1024 + 17; /* any maxMessageSize */
+    const size_t limit = max_message + BKC_FRAME_PADDING;
+    base = event_base_new();
+    struct meta_options mo = {.url = "memory"};
+    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
+    char *dir = tmpdir_new();
+    struct bk_options o;
+    bk_options_default(&o);
+    char *j = mg_asprintf("%s/b0/journal", dir), *l = mg_asprintf("%s/b0/ledgers", dir);
+    o.bind_address = o.advertised_address = "127.0.0.1";
+    o.port = 0;
+    o.journal_dir = j;
+    o.ledger_dir = l;
+    o.meta = meta;
+    o.disk_usage_threshold_pct = 100;
+    o.max_frame_size = (int)limit;
+    struct bk_server *bs = NULL;
+    ck_assert_int_eq(bk_server_new(base, &o, &bs), 0);
+    mg_free(j);
+    mg_free(l);
+    wait_registered(1);
+    struct bkc_config cfg;
+    bkc_config_default(&cfg);
+    cfg.use_v3 = use_v3;
+    cfg.ensemble_size = cfg.write_quorum = cfg.ack_quorum = 1;
+    cfg.timeout_ms = 10000;
+    cfg.max_frame_size = limit;
+    ck_assert_int_eq(bkc_client_new(base, meta, &cfg, &cl), 0);
+    struct bkc_ledger *la = create_sync(cl, 0), *lb = create_sync(cl, 0);
+    /* B: small adds in flight on the shared connection */
+    struct addb b = {0};
+    for (int i = 0; i < 8; i++)
+        add_one(&b, lb);
+    /* A: entry 0 = a maxMessageSize message, entry 1 = exactly at the limit */
+    size_t sz[3] = {max_message + 512, largest_fitting(use_v3, bkc_ledger_id(la), 1, limit), 100};
+    struct evbuffer *pa[3];
+    struct bkc_req ra[3];
+    struct res rs[3];
+    memset(ra, 0, sizeof(ra));
+    memset(rs, 0, sizeof(rs));
+    for (int i = 0; i < 2; i++) {
+        pa[i] = evbuffer_new();
+        fill_payload(pa[i], sz[i], i);
+        ra[i].data = &rs[i];
+        ck_assert_int_eq(bkc_add(la, pa[i], &ra[i], res_cb), 0);
+        ck_assert_int_eq(ra[i].entry_id, i);
+    }
+    /* one byte more than fits: refused before anything is sent */
+    struct evbuffer *big = evbuffer_new();
+    fill_payload(big, sz[1] + 1, 9);
+    ck_assert_uint_gt(
+        bkc_add_frame_size(use_v3, bkc_ledger_id(la), 2, 0, BKC_ENTRY_HDR_LEN + 4, sz[1] + 1),
+        limit);
+    struct bkc_req rbig = {0};
+    struct res rsbig = {0};
+    rbig.data = &rsbig;
+    ck_assert_int_eq(bkc_add(la, big, &rbig, res_cb), -MG_ETOOBIG);
+    ck_assert_msg(strstr(rbig.errmsg, "frame limit") != NULL, "errmsg: %s", rbig.errmsg);
+    /* and one well over the bookie's own limit (sent, it would close the connection) */
+    fill_payload(big, 4096, 9);
+    ck_assert_int_eq(bkc_add(la, big, &rbig, res_cb), -MG_ETOOBIG);
+    /* the ledger goes on with the next id */
+    pa[2] = evbuffer_new();
+    fill_payload(pa[2], sz[2], 2);
+    ra[2].data = &rs[2];
+    ck_assert_int_eq(bkc_add(la, pa[2], &ra[2], res_cb), 0);
+    ck_assert_int_eq(ra[2].entry_id, 2);
+    for (int i = 0; i < 8; i++)
+        add_one(&b, lb);
+    struct bkc_bookie *bk = mg_map_get_str(&cl->bookies, bkc_ledger_bookie(la, 0));
+    ck_assert_ptr_nonnull(bk);
+    uint64_t gen = bk->gen;
+    for (int i = 0; i < 3; i++)
+        wait_for(&rs[i].done);
+    addb_wait(&b);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(rs[i].status == 0, "add %d of %zu bytes: %s (%s)", i, sz[i],
+                      mg_errname(rs[i].status), ra[i].errmsg);
+    for (int i = 0; i < b.n; i++) {
+        ck_assert_msg(b.status[i] == 0, "add %d on the other ledger: %s", i,
+                      mg_errname(b.status[i]));
+        ck_assert_int_eq(b.order[i], i);
+    }
+    ck_assert(!rsbig.done);
+    ck_assert_uint_eq(bk->gen, gen); /* the connection was never dropped */
+    ck_assert_int_eq(bkc_ledger_lac(la), 2);
+    read_sizes(la, sz, 0, 2);
+    check_read(lb, 0, 15);
+    ck_assert(!rsbig.done);
+    ck_assert_uint_eq(bk->gen, gen);
+    bkc_ledger_free(la);
+    bkc_ledger_free(lb);
+    bkc_client_free(cl);
+    cl = NULL;
+    bk_server_shutdown(bs);
+    sleep_loop(20);
+    bk_server_free(bs);
+    pump(5);
+    for (int i = 0; i < 3; i++)
+        evbuffer_free(pa[i]);
+    evbuffer_free(big);
+    addb_fini(&b);
+    meta_close(meta);
+    meta = NULL;
+    pump(5);
+    event_base_free(base);
+    base = NULL;
+    rm_rf(dir);
+    mg_free(dir);
+    use_v3 = false;
+}
+END_TEST
+
+/* A response over the client's frame limit (a bookie with a larger limit holding an entry
+ * another writer stored) fails only the request it answers, with -MG_ETOOBIG: its body is
+ * skipped as it arrives and the reads queued behind it on the same connection succeed.
+ * (Before, the connection was dropped and every request on it failed.) */
+START_TEST(test_oversized_response)
+{
+    fx_setup(1, 1, 1, 1, 10000);
+    bkc_client_free(cl);
+    struct bkc_config cfg;
+    bkc_config_default(&cfg);
+    cfg.ensemble_size = cfg.write_quorum = cfg.ack_quorum = 1;
+    cfg.max_frame_size = 4096;
+    ck_assert_int_eq(bkc_client_new(base, meta, &cfg, &cl), 0);
+    struct bkc_ledger *lh = create_sync(cl, 0);
+    struct addb b = {0};
+    for (int i = 0; i < 3; i++)
+        add_one(&b, lh);
+    addb_wait(&b);
+    /* the bookie's copy of entry 1 grows past the client's limit */
+    struct fb_entry *x = fb_find(fb[0], bkc_ledger_id(lh), 1);
+    ck_assert_ptr_nonnull(x);
+    uint8_t junk[1000] = {0};
+    for (int i = 0; i < 10; i++)
+        evbuffer_add(x->body, junk, sizeof(junk));
+    struct bkc_bookie *bk = mg_map_get_str(&cl->bookies, fb[0]->id);
+    uint64_t gen = bk->gen;
+    struct res r1 = {0}, r0 = {0}, r2 = {0};
+    struct bkc_req q1 = {.data = &r1}, q0 = {.data = &r0}, q2 = {.data = &r2};
+    ck_assert_int_eq(bkc_read(lh, 1, 1, &q1, res_cb), 0); /* answered first, oversized */
+    ck_assert_int_eq(bkc_read(lh, 0, 0, &q0, res_cb), 0);
+    ck_assert_int_eq(bkc_read(lh, 2, 2, &q2, res_cb), 0);
+    wait_for(&r1.done);
+    wait_for(&r0.done);
+    wait_for(&r2.done);
+    ck_assert_msg(r1.status == -MG_ETOOBIG, "oversized read: %s (%s)", mg_errname(r1.status),
+                  q1.errmsg);
+    ck_assert_msg(r0.status == 0, "read 0: %s (%s)", mg_errname(r0.status), q0.errmsg);
+    ck_assert_msg(r2.status == 0, "read 2: %s (%s)", mg_errname(r2.status), q2.errmsg);
+    ck_assert_uint_eq(bk->gen, gen);
+    bkc_req_fini(&q0);
+    bkc_req_fini(&q2);
+    check_read(lh, 2, 2); /* the connection still serves */
+    ck_assert_uint_eq(bk->gen, gen);
+    bkc_ledger_free(lh);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
 START_TEST(test_real_bookies_sizes_recovery)
 {
     use_v3 = _i == 1;
@@ -2050,6 +2232,7 @@ static Suite *bkc_suite(void)
     tcase_add_test(t, test_free_cancels);
     tcase_add_test(t, test_client_free_in_callback);
     tcase_add_test(t, test_mops_kill_linear);
+    tcase_add_test(t, test_oversized_response);
     tcase_add_test(t, test_recovery_dead_writer);
     tcase_add_test(t, test_recovery_empty_ledger);
     tcase_add_test(t, test_recovery_bookie_down);
@@ -2067,6 +2250,7 @@ static Suite *bkc_suite(void)
     tcase_add_loop_test(real, test_real_bookies_inprocess, 0, 2);
     tcase_add_loop_test(real, test_real_bookie_processes_sigkill, 0, 2);
     tcase_add_loop_test(real, test_real_bookies_sizes_recovery, 0, 2);
+    tcase_add_loop_test(real, test_frame_limit, 0, 2);
     tcase_add_test(real, test_v3_frames);
     suite_add_tcase(s, real);
     return s;

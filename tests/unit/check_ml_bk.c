@@ -154,6 +154,8 @@ static struct ml_config ml_cfg(int e, int qw, int qa, int64_t max_entries, size_
     return c;
 }
 
+static size_t bkc_frame_limit; /* 0 = bkc's default */
+
 static void broker_new(struct broker *b, struct ml_config cfg, bool peer)
 {
     memset(b, 0, sizeof *b);
@@ -169,6 +171,8 @@ static void broker_new(struct broker *b, struct ml_config cfg, bool peer)
     bc.write_quorum = cfg.write_quorum;
     bc.ack_quorum = cfg.ack_quorum;
     bc.timeout_ms = 3000;
+    if (bkc_frame_limit)
+        bc.max_frame_size = bkc_frame_limit;
     ck_assert_int_eq(bkc_client_new(base, b->meta, &bc, &b->bkc), 0);
     cfg.meta = b->meta;
     cfg.bkc = b->bkc;
@@ -390,6 +394,61 @@ START_TEST(test_roundtrip_standalone)
     ml_cursor_close(c);
     ml_close(ml);
     broker_free(&b);
+    env_free();
+}
+END_TEST
+
+/* An entry over the BookKeeper client's frame limit fails alone with -MG_ETOOBIG, in order:
+ * the appends before and after it (all in flight together) are stored in the same ledger
+ * with consecutive entry ids, nothing rolls, and a cursor reads them all. */
+START_TEST(test_oversized_append_alone)
+{
+    env_new(1);
+    bkc_frame_limit = 64 * 1024;
+    struct broker b;
+    broker_new(&b, ml_cfg(1, 1, 1, 1000, 1 << 20), false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/big", NULL);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    struct ml_stats st;
+    ml_get_stats(ml, &st);
+    int ledgers = st.num_ledgers;
+    enum { N = 11, BIG = 5 };
+    struct app a[N];
+    memset(a, 0, sizeof a);
+    for (int i = 0; i < N; i++) {
+        struct evbuffer *data = payload(i);
+        if (i == BIG) {
+            char pad[1024];
+            memset(pad, 'x', sizeof pad);
+            for (int k = 0; k < 80; k++)
+                evbuffer_add(data, pad, sizeof pad);
+        }
+        a[i].req.data = &a[i];
+        ck_assert_int_eq(ml_append(ml, data, &a[i].req, app_cb), 0);
+    }
+    for (int i = 0; i < N; i++)
+        loop_until(&a[i].done);
+    int64_t ledger = a[0].pos.ledger;
+    for (int i = 0, e = 0; i < N; i++) {
+        if (i == BIG) {
+            ck_assert_msg(a[i].status == -MG_ETOOBIG, "big append: %s", mg_errname(a[i].status));
+            continue;
+        }
+        ck_assert_msg(a[i].status == 0, "append %d: %s", i, mg_errname(a[i].status));
+        ck_assert_int_eq(a[i].pos.ledger, ledger);
+        ck_assert_int_eq(a[i].pos.entry, e++);
+    }
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.num_ledgers, ledgers);
+    ck_assert_int_eq(st.number_of_entries, N - 1);
+    int seen[N];
+    ck_assert_int_eq(read_all(c, seen, N, NULL), N - 1);
+    for (int i = 0, k = 0; i < N; i++)
+        if (i != BIG)
+            ck_assert_int_eq(seen[k++], i);
+    ml_close(ml);
+    broker_free(&b);
+    bkc_frame_limit = 0;
     env_free();
 }
 END_TEST
@@ -726,6 +785,7 @@ static Suite *ml_bk_suite(void)
     TCase *tc = tcase_create("bookkeeper");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_roundtrip_standalone);
+    tcase_add_test(tc, test_oversized_append_alone);
     tcase_add_test(tc, test_rollover_recorded);
     tcase_add_test(tc, test_reopen);
     tcase_add_test(tc, test_cursor_survives_reopen);
