@@ -129,7 +129,7 @@ struct bkc_create_opts {
 /* Create a ledger: take an id from the metadata store, pick E distinct writable bookies
  * from /ledgers/available (at random, "readonly" excluded) and write its metadata
  * (state OPEN). On success req->ledger is a writer handle and req->ledger_id its id.
- * Sync errors: -MG_EINVAL (bad quorums). Async errors: -MG_EIO (not enough writable
+ * Sync errors: -MG_EINVAL (bad quorums). Async errors: -MG_ENOBOOKIES (not enough writable
  * bookies; req->errmsg says how many were found), the meta store's errors, -MG_ECANCELED. */
 int bkc_create(struct bkc_client *c, const struct bkc_create_opts *o, struct bkc_req *req,
                bkc_cb cb);
@@ -162,8 +162,9 @@ int bkc_delete(struct bkc_client *c, int64_t ledger_id, struct bkc_req *req, bkc
  * Sync errors: -MG_ETOOBIG (see above), -MG_ENOTALLOWED (not a writer handle), -MG_ECLOSED
  * (close started),
  * -MG_EFENCED / -MG_EIO / -MG_ENOTALLOWED (the ledger failed earlier; the same error as
- * then). Async errors: -MG_EFENCED (someone recovered the ledger), -MG_EIO (not enough
- * bookies for an ensemble change, metadata write failed; errmsg names the cause),
+ * then). Async errors: -MG_EFENCED (someone recovered the ledger), -MG_ENOBOOKIES (not
+ * enough writable bookies for an ensemble change, e.g. the others answered EREADONLY: their
+ * disks are full; errmsg names the bookie and its answer), -MG_EIO (metadata write failed),
  * -MG_ENOTALLOWED (a bookie refused the password), -MG_ECANCELED. */
 int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req, bkc_cb cb);
 

@@ -332,6 +332,7 @@ struct bkc_ledger {
     bool changing;
     int err; /* sticky failure of the writer */
     char errmsg[200];
+    char fail_why[96]; /* why the last ensemble index failed (for the error message) */
     bool closing;
     struct bkc_req *close_req; /* borrowed */
     struct bkc_rd_list reads;

@@ -330,6 +330,8 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
             "ledger %" PRId64 ": add of entry %" PRId64 " on bookie %s (index %d) "
             "failed: %s; replacing the bookie",
             lh->id, a->entry, op->bk->id, idx, bkc_rc_str(rc));
+    snprintf(lh->fail_why, sizeof(lh->fail_why), "bookie %s answered %s%s", op->bk->id,
+             bkc_rc_str(rc), rc == BKC_RC_EREADONLY ? " (read-only: its disk is full?)" : "");
     lh->failed |= BIT(idx);
     struct bkc_add *p;
     TAILQ_FOREACH(p, &lh->adds, link)
@@ -515,10 +517,10 @@ static void change_list_done(struct bkc_mop *mop, int status)
     const char *pick[BKC_MAX_ENSEMBLE];
     int have = pick_bookies(lh->c, &mop->mr, last->bookies, E, need, pick);
     if (have < need) {
-        lh_fail(lh, -MG_EIO,
+        lh_fail(lh, -MG_ENOBOOKIES,
                 "ledger %" PRId64 ": ensemble change: not enough bookies: need %d "
-                "replacement(s) outside the ensemble, %d writable bookie(s) available",
-                lh->id, need, have);
+                "replacement(s) outside the ensemble, %d writable bookie(s) available%s%s",
+                lh->id, need, have, lh->fail_why[0] ? "; " : "", lh->fail_why);
         return;
     }
     char *ids[BKC_MAX_ENSEMBLE];
@@ -1039,9 +1041,9 @@ static void create_bookies_done(struct bkc_mop *mop, int status)
     const char *pick[BKC_MAX_ENSEMBLE];
     int have = status < 0 ? 0 : pick_bookies(lh->c, &mop->mr, NULL, 0, E, pick);
     if (have < E) {
-        open_fail(lh, -MG_EIO,
+        open_fail(lh, -MG_ENOBOOKIES,
                   "create ledger: not enough writable bookies: need %d, %d "
-                  "registered under %s/available",
+                  "registered under %s/available (read-only ones do not count)",
                   E, have, lh->c->root);
         return;
     }

@@ -10,7 +10,7 @@
  * Covers: metadata v3 round trip and v2 text parsing, ledger paths; create/add/read/close with
  * E=3 Qw=2 Qa=2 and striping per bookie; in-order completions with out-of-order acks; an
  * erroring, a killed and a silent (timeout) bookie -> ensemble change recorded in metadata,
- * everything readable; not enough bookies -> clear -MG_EIO, and create works again once
+ * everything readable; not enough bookies -> -MG_ENOBOOKIES, and create works again once
  * bookies are back; EFENCED -> -MG_EFENCED; recovery of a dead writer's ledger (including
  * entries written but never acknowledged to it) and the old writer fenced; Qa-acked entries
  * surviving recovery with a bookie down; digest mismatch -> failover and -MG_ECHECKSUM;
@@ -869,13 +869,13 @@ START_TEST(test_not_enough_bookies)
     addb_wait(&b);
     ck_assert_int_eq(b.status[0], 0);
     for (int i = 1; i < 5; i++) {
-        ck_assert_int_eq(b.status[i], -MG_EIO);
+        ck_assert_int_eq(b.status[i], -MG_ENOBOOKIES);
         ck_assert_msg(strstr(b.req[i].errmsg, "not enough bookies") != NULL, "%s", b.req[i].errmsg);
     }
     /* later adds fail at once with the same error */
     struct evbuffer *p = evbuffer_new();
     struct bkc_req req = {0};
-    ck_assert_int_eq(bkc_add(lh, p, &req, add_cb), -MG_EIO);
+    ck_assert_int_eq(bkc_add(lh, p, &req, add_cb), -MG_ENOBOOKIES);
     evbuffer_free(p);
     /* close still records what was confirmed */
     ck_assert_int_eq(close_sync(lh), 0);
@@ -886,11 +886,46 @@ START_TEST(test_not_enough_bookies)
     struct bkc_req cr = {.data = &r};
     ck_assert_int_eq(bkc_create(cl, NULL, &cr, res_cb), 0);
     wait_for(&r.done);
-    ck_assert_int_eq(r.status, -MG_EIO);
+    ck_assert_int_eq(r.status, -MG_ENOBOOKIES);
     ck_assert_msg(strstr(cr.errmsg, "not enough writable bookies") != NULL, "%s", cr.errmsg);
     /* a bookie comes back: create works again */
     fb[3] = fbk_new(true);
     lh = create_sync(cl, 0);
+    bkc_ledger_free(lh);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+/* A bookie whose disk filled up turns read-only: it answers adds with EREADONLY and moves its
+ * registration under /ledgers/available/readonly. With no writable replacement the writer
+ * fails with -MG_ENOBOOKIES (not a generic I/O error), naming the bookie and its answer,
+ * and creating a ledger fails the same way. */
+START_TEST(test_readonly_bookies)
+{
+    fx_setup(2, 2, 2, 2, 30000);
+    struct bkc_ledger *lh = create_sync(cl, 0);
+    struct addb b = {0};
+    add_one(&b, lh);
+    addb_wait(&b);
+    ck_assert_int_eq(b.status[0], 0);
+    fb[0]->add_rc = 105; /* EREADONLY */
+    char p[128];
+    snprintf(p, sizeof(p), "/ledgers/available/%s", fb[0]->id);
+    ck_assert_int_eq(meta_del_sync(p), 0);
+    snprintf(p, sizeof(p), "/ledgers/available/readonly/%s", fb[0]->id);
+    ck_assert_int_eq(meta_put_sync(p, "", 0, META_EPHEMERAL), 0);
+    add_one(&b, lh);
+    addb_wait(&b);
+    ck_assert_msg(b.status[1] == -MG_ENOBOOKIES, "add: %s (%s)", mg_errname(b.status[1]),
+                  b.req[1].errmsg);
+    ck_assert_msg(strstr(b.req[1].errmsg, "EREADONLY") != NULL, "%s", b.req[1].errmsg);
+    ck_assert_str_eq(mg_strerror(b.status[1]), "not enough writable bookies");
+    struct res r = {0};
+    struct bkc_req cr = {.data = &r};
+    ck_assert_int_eq(bkc_create(cl, NULL, &cr, res_cb), 0);
+    wait_for(&r.done);
+    ck_assert_msg(r.status == -MG_ENOBOOKIES, "create: %s (%s)", mg_errname(r.status), cr.errmsg);
     bkc_ledger_free(lh);
     addb_fini(&b);
     fx_teardown();
@@ -1697,10 +1732,10 @@ static void read_sizes(struct bkc_ledger *lh, const size_t *sz, int64_t first, i
  * connection: an entry carrying a maxMessageSize payload (plus room for a Pulsar entry's
  * magic, checksum and metadata) is stored and read back; the largest entry whose frame fits
  * exactly is stored; one byte more, and an entry well over the bookie's limit, are refused
- * synchronously with -MG_ETOOBIG and nothing is sent, so the bookie never drops the connection: the adds in flight on both ledgers around
- * it all succeed, in order, and the connection generation does not change. (Without the
- * check the oversized frame goes out, the bookie closes the connection and every add in
- * flight fails.) _i: 0 = v2, 1 = v3. */
+ * synchronously with -MG_ETOOBIG and nothing is sent, so the bookie never drops the connection: the
+ * adds in flight on both ledgers around it all succeed, in order, and the connection generation
+ * does not change. (Without the check the oversized frame goes out, the bookie closes the
+ * connection and every add in flight fails.) _i: 0 = v2, 1 = v3. */
 static size_t largest_fitting(bool v3, int64_t ledger, int64_t entry, size_t limit)
 {
     size_t plen = limit;
@@ -2228,6 +2263,7 @@ static Suite *bkc_suite(void)
     tcase_add_test(t, test_ensemble_change_killed);
     tcase_add_test(t, test_ensemble_change_timeout);
     tcase_add_test(t, test_not_enough_bookies);
+    tcase_add_test(t, test_readonly_bookies);
     tcase_add_test(t, test_fenced_adds);
     tcase_add_test(t, test_free_cancels);
     tcase_add_test(t, test_client_free_in_callback);
