@@ -134,6 +134,15 @@ struct ml_store_ops {
 extern const struct ml_store_ops ml_store_memory;
 extern const struct ml_store_ops ml_store_bookkeeper;
 
+/* The bookkeeper store's failed cursor writes (tests, diagnostics). */
+struct ml_bk_cursor_stats {
+    int64_t write_failures; /* cursor writes that failed (each is retried with backoff) */
+    int64_t log_lines;      /* lines logged about them (one per 10 s at most, + recovery) */
+};
+void ml_bk_cursor_stats(struct ml_factory *f, struct ml_bk_cursor_stats *out);
+/* Replace the clock that paces those log lines (ms; NULL = monotonic). */
+void ml_bk_set_clock(struct ml_factory *f, int64_t (*clock)(void *arg), void *arg);
+
 /* ---- factory ------------------------------------------------------------------------ */
 
 TAILQ_HEAD(ml_ledger_list, ml_ledger);

@@ -68,6 +68,7 @@ struct bkcur {
     char *path;      /* owned */
     int64_t version; /* META_VERSION_NONE: not stored yet */
     bool dirty, writing, removed;
+    int fails;         /* consecutive failed writes: the retry backs off */
     uint8_t *next_buf; /* owned: a snapshot waiting for the write in flight */
     size_t next_len;
     struct event *timer; /* owned */
@@ -133,7 +134,27 @@ struct bks {
     struct bk_op_list ops;
     int flush_ms, max_ranges;
     int ensemble, write_q, ack_q;
+    /* failed cursor writes: one log line per BK_FAIL_LOG_MS with a count */
+    int64_t (*clock)(void *arg); /* ms; monotonic unless a test sets one */
+    void *clock_arg;
+    struct ml_bk_cursor_stats cst;
+    int64_t fail_unlogged; /* failures since the last line */
+    int64_t fail_log_at;   /* when the last line was logged */
+    bool fail_logged_once; /* a line was ever logged */
+    bool fail_reported;    /* a failure was logged since the last success */
+    char fail_last[200];   /* the last failure, for the next line */
 };
+
+#define BK_FAIL_LOG_MS 10000 /* at most one "cursor not stored" line per this period */
+#define BK_RETRY_MAX_SHIFT 4 /* retries back off to 16 flush intervals */
+
+static int64_t mono_clock(void *arg)
+{
+    (void)arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int64_t wall_ms(void)
 {
@@ -495,6 +516,7 @@ static int bk_init(struct ml_factory *f, void **impl)
     s->ensemble = cfg->ensemble_size;
     s->write_q = cfg->write_quorum;
     s->ack_q = cfg->ack_quorum;
+    s->clock = mono_clock;
     *impl = s;
     return 0;
 }
@@ -972,6 +994,59 @@ static void cursor_delete_node(struct bkml *m, const char *path, struct ml_store
     }
 }
 
+/* A cursor write failed (the metadata store is unreachable or full): the cursor retries
+ * with backoff; the failures of every cursor are reported together, one line per
+ * BK_FAIL_LOG_MS with their count and the last cause. */
+static void cursor_failed(struct bkcur *cur, int status)
+{
+    struct bks *s = cur->m->s;
+    cur->dirty = true;
+    cur->fails++;
+    s->cst.write_failures++;
+    s->fail_unlogged++;
+    snprintf(s->fail_last, sizeof s->fail_last, "%s cursor %s: %s", cur->m->name, cur->name,
+             mg_strerror(status));
+    int64_t now = s->clock(s->clock_arg);
+    if (s->fail_logged_once && now - s->fail_log_at < BK_FAIL_LOG_MS)
+        return;
+    MG_WARN(BK_MOD,
+            "cursor state not stored: %" PRId64 " failed write(s)%s (last: %s); the positions "
+            "are kept in memory, retrying with backoff",
+            s->fail_unlogged, s->fail_logged_once ? " since the last report" : "", s->fail_last);
+    s->cst.log_lines++;
+    s->fail_unlogged = 0;
+    s->fail_log_at = now;
+    s->fail_logged_once = true;
+    s->fail_reported = true;
+}
+
+static void cursor_stored(struct bkcur *cur)
+{
+    struct bks *s = cur->m->s;
+    cur->fails = 0;
+    if (!s->fail_reported)
+        return;
+    s->fail_reported = false;
+    MG_INFO(BK_MOD, "cursor state is stored again (%" PRId64 " failed write(s) in all)",
+            s->cst.write_failures);
+    s->cst.log_lines++;
+}
+
+void ml_bk_cursor_stats(struct ml_factory *f, struct ml_bk_cursor_stats *out)
+{
+    MG_ASSERT(f->ops == &ml_store_bookkeeper);
+    struct bks *s = f->impl;
+    *out = s->cst;
+}
+
+void ml_bk_set_clock(struct ml_factory *f, int64_t (*clock)(void *arg), void *arg)
+{
+    MG_ASSERT(f->ops == &ml_store_bookkeeper);
+    struct bks *s = f->impl;
+    s->clock = clock ? clock : mono_clock;
+    s->clock_arg = arg;
+}
+
 static void cursor_written(struct bk_op *op, int status)
 {
     struct bkcur *cur = op->cur;
@@ -983,15 +1058,14 @@ static void cursor_written(struct bk_op *op, int status)
     cur->writing = false;
     if (status == 0) {
         cur->version = op->mr.stat.version;
+        cursor_stored(cur);
     } else if (meta_conflict(status, cur->version) && !cur->removed) {
         MG_WARN(BK_MOD, "%s: cursor %s changed by someone else: fenced", m->name, cur->name);
         m->fenced = true;
         if (m->ml)
             ml_fence(m->ml);
     } else if (status < 0) {
-        MG_WARN(BK_MOD, "%s: cursor %s not stored (%s): retrying", m->name, cur->name,
-                mg_strerror(status));
-        cur->dirty = true;
+        cursor_failed(cur, status);
     }
     if (cur->removed) {
         mg_map_del_str(&m->cursors, cur->name);
@@ -1030,9 +1104,8 @@ static void cursor_write(struct bkcur *cur, uint8_t *buf, size_t len)
                       meta_step_cb);
     mg_free(buf);
     if (rc < 0) {
-        MG_WARN(BK_MOD, "%s: cursor %s not stored: %s", m->name, cur->name, mg_strerror(rc));
         cur->writing = false;
-        cur->dirty = true;
+        cursor_failed(cur, rc);
         op_end(op);
         cursor_arm(cur);
     }
@@ -1073,6 +1146,13 @@ static void cursor_arm(struct bkcur *cur)
     if (!cur->timer || evtimer_pending(cur->timer, NULL))
         return;
     int ms = s->flush_ms > 0 ? s->flush_ms : 0;
+    if (cur->fails > 0) {
+        /* A retry: back off, doubling up to 16 flush intervals (100 ms when every change
+         * is written at once), so a full or unreachable store is not hammered. */
+        int base = ms > 0 ? ms : 100;
+        int shift = cur->fails - 1 < BK_RETRY_MAX_SHIFT ? cur->fails - 1 : BK_RETRY_MAX_SHIFT;
+        ms = base << shift;
+    }
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(cur->timer, &tv);
 }

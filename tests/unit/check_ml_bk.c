@@ -16,6 +16,7 @@
 #include "bkc/bkc.h"
 #include "bookie/bookie.h"
 #include "meta/meta.h"
+#include "meta/meta_int.h"
 #include "ml/ml.h"
 #include "ml/ml_int.h"
 #include "util/alloc.h"
@@ -24,6 +25,7 @@
 #include "MLDataFormats.pb-c.h"
 
 #include <check.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -105,6 +107,8 @@ static void bookie_stop(int i)
     bookies[i] = NULL;
 }
 
+static bool env_embedded; /* env_new: an embedded metadata store (fault injection) */
+
 static void env_new(int nb)
 {
     base = event_base_new();
@@ -112,10 +116,12 @@ static void env_new(int nb)
     tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
     struct timeval tv = {0, 2000};
     event_add(tick, &tv);
-    struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
     snprintf(root, sizeof root, "/tmp/check_ml_bk.XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(root));
+    char mdir[300];
+    snprintf(mdir, sizeof mdir, "%s/meta", root);
+    struct meta_options mo = {.url = env_embedded ? "embedded" : "memory", .data_dir = mdir};
+    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
     n_bookies = nb;
     for (int i = 0; i < nb; i++) {
         bookie_port[i] = 0;
@@ -132,6 +138,7 @@ static void env_free(void)
     pump_ms(10);
     meta_close(meta);
     meta = NULL;
+    env_embedded = false;
     event_free(tick);
     event_base_free(base);
     base = NULL;
@@ -449,6 +456,111 @@ START_TEST(test_oversized_append_alone)
     ml_close(ml);
     broker_free(&b);
     bkc_frame_limit = 0;
+    env_free();
+}
+END_TEST
+
+/* The metadata store refuses writes (its disk is full): every cursor keeps retrying, with
+ * backoff (at most ~5 attempts per cursor in a second at a 50 ms flush interval, instead
+ * of 20), and the failures of all cursors make one log line per 10 s (a fake clock) with
+ * their count, not one line per cursor per retry. Once space is back every cursor's state
+ * is stored and one line says so. */
+static int64_t fake_now;
+
+static int64_t fake_clock(void *arg)
+{
+    (void)arg;
+    return fake_now;
+}
+
+static int meta_full; /* errno for the embedded store's writes, 0 = none */
+
+static int meta_fault(void *arg, const char *op, size_t *len)
+{
+    (void)arg;
+    (void)len;
+    return strcmp(op, "write") == 0 ? meta_full : 0;
+}
+
+static struct ml_position stored_mark_delete(const char *ml, const char *cursor)
+{
+    char *path = mg_asprintf("/managed-ledgers/%s/%s", ml, cursor);
+    struct mget g;
+    struct ml_position p = {-2, -2};
+    if (meta_get_sync(path, &g) == 0) {
+        Pulsar__Ml__ManagedCursorInfo *ci =
+            pulsar__ml__managed_cursor_info__unpack(NULL, g.req.len, (const uint8_t *)g.req.value);
+        ck_assert_ptr_nonnull(ci);
+        p = (struct ml_position){ci->markdeleteledgerid, ci->markdeleteentryid};
+        pulsar__ml__managed_cursor_info__free_unpacked(ci, NULL);
+    }
+    meta_req_fini(&g.req);
+    mg_free(path);
+    return p;
+}
+
+START_TEST(test_cursor_retry_backoff)
+{
+    env_embedded = true;
+    env_new(1);
+    struct broker b;
+    broker_new(&b, ml_cfg(1, 1, 1, 1000, 1 << 20), false);
+    fake_now = 1000000;
+    ml_bk_set_clock(b.f, fake_clock, NULL);
+    const char *name = "t/ns/persistent/full";
+    struct ml_ledger *ml = open_ml(&b, name, NULL);
+    enum { NC = 3 };
+    struct ml_cursor *c[NC];
+    char cname[NC][8];
+    for (int i = 0; i < NC; i++) {
+        snprintf(cname[i], sizeof cname[i], "s%d", i);
+        c[i] = ml_cursor_open(ml, cname[i], true, ML_POS_EARLIEST, NULL);
+        ck_assert_ptr_nonnull(c[i]);
+    }
+    struct ml_position last;
+    ck_assert_int_eq(append_n(ml, 0, 10, &last, NULL), 10);
+    pump_ms(100); /* the new cursors are stored */
+    meta_embedded_set_fault(meta, meta_fault, NULL);
+    meta_full = ENOSPC;
+    for (int i = 0; i < NC; i++)
+        ml_cursor_ack_cumulative(c[i], last);
+    pump_ms(1000);
+    struct ml_bk_cursor_stats st;
+    ml_bk_cursor_stats(b.f, &st);
+    ck_assert_int_ge(st.write_failures, NC);
+    ck_assert_msg(st.write_failures <= NC * 6, "%lld retries in 1 s", (long long)st.write_failures);
+    ck_assert_int_eq(st.log_lines, 1);
+    /* 10 s later (on the log clock) the next failure makes one more line */
+    fake_now += 10001;
+    int64_t failures = st.write_failures, end = mono_ms() + 5000;
+    while (st.write_failures == failures && mono_ms() < end) {
+        event_base_loop(base, EVLOOP_ONCE);
+        ml_bk_cursor_stats(b.f, &st);
+    }
+    ck_assert_int_gt(st.write_failures, failures);
+    ck_assert_int_eq(st.log_lines, 2);
+    for (int i = 0; i < NC; i++)
+        ck_assert_int_eq(stored_mark_delete(name, cname[i]).entry, -1);
+    /* space is back: every cursor is stored, one line says so */
+    meta_full = 0;
+    end = mono_ms() + 10000;
+    int stored = 0;
+    while (stored < NC && mono_ms() < end) {
+        pump_ms(50);
+        stored = 0;
+        for (int i = 0; i < NC; i++)
+            stored += ml_pos_cmp(stored_mark_delete(name, cname[i]), last) == 0;
+    }
+    ck_assert_int_eq(stored, NC);
+    ml_bk_cursor_stats(b.f, &st);
+    ck_assert_int_eq(st.log_lines, 3);
+    failures = st.write_failures;
+    pump_ms(300);
+    ml_bk_cursor_stats(b.f, &st);
+    ck_assert_int_eq(st.write_failures, failures); /* no more retries */
+    meta_embedded_set_fault(meta, NULL, NULL);
+    ml_close(ml);
+    broker_free(&b);
     env_free();
 }
 END_TEST
@@ -787,6 +899,7 @@ static Suite *ml_bk_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_roundtrip_standalone);
     tcase_add_test(tc, test_oversized_append_alone);
+    tcase_add_test(tc, test_cursor_retry_backoff);
     tcase_add_test(tc, test_rollover_recorded);
     tcase_add_test(tc, test_reopen);
     tcase_add_test(tc, test_cursor_survives_reopen);
