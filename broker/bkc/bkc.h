@@ -141,8 +141,10 @@ int bkc_create(struct bkc_client *c, const struct bkc_create_opts *o, struct bkc
  * may have acknowledged (re-written to their full write quorum) and close it at the last
  * entry found; concurrent recoverers converge through the metadata CAS. On success
  * req->ledger is a read handle. Async errors: -MG_ENOTFOUND (no such ledger), -MG_EIO
- * (bookies unreachable, not enough bookies for recovery; see errmsg), -MG_ENOTALLOWED
- * (a bookie refused the password), -MG_EPROTO (corrupt metadata), meta errors. */
+ * (bookies unreachable, not enough bookies for recovery; see errmsg), -MG_ECHECKSUM
+ * (recovery: every copy of an entry that answered is corrupt and none is missing),
+ * -MG_ENOTALLOWED (a bookie refused the password), -MG_EPROTO (corrupt metadata), meta
+ * errors. */
 int bkc_open(struct bkc_client *c, int64_t ledger_id, bool recovery, struct bkc_req *req,
              bkc_cb cb);
 

@@ -307,7 +307,7 @@ struct bkc_lacrd {
 struct bkc_rrd {
     int64_t entry;
     struct bkc_op *ops[BKC_MAX_ENSEMBLE];
-    int n_pending, n_missing, n_failed;
+    int n_pending, n_missing, n_failed, n_corrupt;
 };
 
 struct bkc_ledger {

@@ -1266,7 +1266,7 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         }
         MG_WARN(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: corrupt copy", lh->id, e,
                 op->bk->id);
-        r->n_failed++;
+        r->n_corrupt++;
     } else if (rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
         if (++r->n_missing >= lh->md.write_quorum - lh->md.ack_quorum + 1) {
             rrd_free(r);
@@ -1289,10 +1289,10 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         r->n_failed++;
     }
     if (r->n_pending == 0)
-        lh_fail(lh, -MG_EIO,
+        lh_fail(lh, r->n_failed == 0 ? -MG_ECHECKSUM : -MG_EIO,
                 "recovery of ledger %" PRId64 ": entry %" PRId64 " is neither "
-                "readable nor confirmed missing (%d bookie(s) failed, %d missing)",
-                lh->id, e, r->n_failed, r->n_missing);
+                "readable nor confirmed missing (%d bookie(s) failed, %d corrupt, %d missing)",
+                lh->id, e, r->n_failed, r->n_corrupt, r->n_missing);
 }
 
 static void rrd_start(struct bkc_ledger *lh)

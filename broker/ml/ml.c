@@ -568,6 +568,7 @@ static void ml_free(struct ml_ledger *ml)
         f->ops->free_ml(f->impl, ml);
     mg_free(ml->doomed);
     mg_free(ml->doomed_seq);
+    mg_free(ml->lost);
     mg_free(ml->cursors);
     mg_free(ml->ledgers);
     mg_free(ml->name);
@@ -1401,6 +1402,56 @@ int ml_append(struct ml_ledger *ml, struct evbuffer *data, struct ml_append_req 
     TAILQ_INSERT_TAIL(&ml->unsent, op, link);
     ml->n_pending++;
     send_unsent(ml);
+    return 0;
+}
+
+/* ---- data that cannot be read back ---------------------------------------------------- */
+
+/* Has the loss of ledger been reported? Notes it if not. */
+static bool lost_reported(struct ml_ledger *ml, int64_t ledger)
+{
+    for (int i = 0; i < ml->n_lost; i++)
+        if (ml->lost[i] == ledger)
+            return true;
+    if (ml->n_lost == ml->cap_lost) {
+        ml->cap_lost = ml->cap_lost ? ml->cap_lost * 2 : 4;
+        ml->lost = mg_realloc(ml->lost, (size_t)ml->cap_lost * sizeof *ml->lost);
+    }
+    ml->lost[ml->n_lost++] = ledger;
+    return false;
+}
+
+int ml_data_lost(struct ml_ledger *ml, int64_t ledger, int64_t first, int64_t last)
+{
+    const struct ml_ledger_info *li = ml_find_ledger(ml, ledger);
+    if (!li || li->entries == 0)
+        return 0; /* trimmed meanwhile: nothing in the list is lost */
+    bool whole = first < 0;
+    if (whole) {
+        first = 0;
+        last = li->entries - 1;
+    }
+    if (last >= li->entries)
+        last = li->entries - 1;
+    bool skip = ml->f->cfg.auto_skip_non_recoverable_data;
+    if (!lost_reported(ml, ledger)) {
+        if (skip)
+            MG_ERROR(ML_MOD,
+                     "%s: ledger %" PRId64 "%s: entries %" PRId64 "..%" PRId64
+                     " cannot be read back; autoSkipNonRecoverableData: skipped and "
+                     "acknowledged for every subscription (lost)",
+                     ml->name, ledger, whole ? " is gone" : "", first, last);
+        else
+            MG_ERROR(ML_MOD,
+                     "%s: ledger %" PRId64 "%s: entries %" PRId64 "..%" PRId64
+                     " cannot be read back: reads stop there (autoSkipNonRecoverableData=true "
+                     "would skip them)",
+                     ml->name, ledger, whole ? " is gone" : "", first, last);
+    }
+    if (!skip)
+        return -MG_ENONRECOVERABLE;
+    for (int i = 0; i < ml->n_cursors; i++)
+        ml_cursor_ack_lost(ml->cursors[i], ledger, first, last);
     return 0;
 }
 

@@ -79,6 +79,12 @@ struct ml_config {
                                           0 = 1000; < 0 = write every change at once */
     int max_unacked_ranges_to_persist; /* managedLedgerMaxUnackedRangesToPersistInZooKeeper:
                                           more ranges: only mark-delete is written; 0 = 1000 */
+    /* autoSkipNonRecoverableData: data in the ledger list that can never be read back (the
+     * ledger is gone, no bookie has the entry, every copy is corrupt). false: ml_open fails
+     * with -MG_ENONRECOVERABLE when it is the last ledger (recovered at load), and a read
+     * reaching it fails with that code (after the entries before it); true: it is skipped
+     * and acknowledged for every cursor, with an ERROR log per ledger (Pulsar's rule). */
+    bool auto_skip_non_recoverable_data;
 };
 
 /* The factory owns the storage backend and every open ML. store = "memory" (tests,

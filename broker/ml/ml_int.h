@@ -93,8 +93,9 @@ struct ml_store_ops {
      * sent, the ledger is unaffected and the next entry takes the same id. Other sync
      * errors: nothing more may go to this ledger. */
     int (*add_entry)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
-    /* Read [first, last] of ledger_id. -MG_ENOTFOUND (at cb) if the ledger or the first
-     * entry is gone. */
+    /* Read [first, last] of ledger_id. At cb: -MG_ENOTFOUND if the ledger is gone (deleted,
+     * or lost if it is still in the list); -MG_ENONRECOVERABLE if the ledger exists but an
+     * entry of the range can never be read (no replica has it, every copy is corrupt). */
     int (*read_range)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
     /* Seal a ledger (no more adds) once its adds completed; completes with 0 when it is
      * sealed already. -MG_EFENCED: someone else recovered it. req NULL: fire and forget. */
@@ -239,6 +240,8 @@ struct ml_ledger {
     struct ml_read_list waiters; /* read ops waiting for appends (borrowed) */
     struct ml_cache cache;
     int64_t entries_added;
+    int64_t *lost; /* owned: ledgers whose unreadable data was reported (one log each) */
+    int n_lost, cap_lost;
     bool retention_set; /* ml_set_retention: these override the factory's */
     int64_t retention_time_minutes, retention_size_mb;
     struct ml_store_req open_req; /* open chain: load_ml, then create_ledger */
@@ -267,6 +270,10 @@ void ml_persist_cursor(struct ml_cursor *c, bool now);
 /* The store found that another owner took the ML (a metadata CAS lost): fail every
  * pending and later append with -MG_EFENCED, stop persisting. */
 void ml_fence(struct ml_ledger *ml);
+/* Entries first..last of a ledger in the list (first < 0: all of them) can never be read
+ * back. autoSkipNonRecoverableData: they are acknowledged for every cursor and 0 is
+ * returned; otherwise -MG_ENONRECOVERABLE. Logs once per ledger. */
+int ml_data_lost(struct ml_ledger *ml, int64_t ledger, int64_t first, int64_t last);
 /* Restore hooks for a store's load_ml. */
 void ml_restore_ledger(struct ml_ledger *ml, int64_t id, int64_t entries, int64_t size);
 struct ml_cursor *ml_restore_cursor(struct ml_ledger *ml, const char *name,
@@ -313,6 +320,7 @@ struct ml_read_op {
     struct ml_entry **out; /* owned, referenced */
     int n_out;
     size_t bytes;
+    bool narrow; /* a range read hit unreadable data: read one entry at a time */
     struct ml_task task;
     struct ml_store_req sreq;
     TAILQ_ENTRY(ml_read_op) wait_link;
@@ -345,5 +353,11 @@ struct ml_cursor *ml_cursor_new(struct ml_ledger *ml, const char *name, bool dur
 void ml_cursor_destroy(struct ml_cursor *c, int status);
 /* Appends completed: move waiting reads to the task queue. */
 void ml_wake_waiters(struct ml_ledger *ml);
+/* Acknowledge entries first..last of ledger that can never be read (autoSkip). */
+void ml_cursor_ack_lost(struct ml_cursor *c, int64_t ledger, int64_t first, int64_t last);
+
+/* Tests: the memory store loses an entry (reads of a range with it fail with
+ * -MG_ENONRECOVERABLE) or, entry < 0, a whole ledger (it reads as deleted). */
+void ml_store_mem_lose(struct ml_factory *f, int64_t ledger, int64_t entry);
 
 #endif

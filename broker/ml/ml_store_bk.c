@@ -134,6 +134,7 @@ struct bks {
     struct bk_op_list ops;
     int flush_ms, max_ranges;
     int ensemble, write_q, ack_q;
+    bool auto_skip; /* autoSkipNonRecoverableData */
     /* failed cursor writes: one log line per BK_FAIL_LOG_MS with a count */
     int64_t (*clock)(void *arg); /* ms; monotonic unless a test sets one */
     void *clock_arg;
@@ -516,6 +517,7 @@ static int bk_init(struct ml_factory *f, void **impl)
     s->ensemble = cfg->ensemble_size;
     s->write_q = cfg->write_quorum;
     s->ack_q = cfg->ack_quorum;
+    s->auto_skip = cfg->auto_skip_non_recoverable_data;
     s->clock = mono_clock;
     *impl = s;
     return 0;
@@ -767,9 +769,42 @@ static void load_recovered(struct bkc_req *br, int status)
     struct bkml *m = op->m;
     struct ml_ledger *ml = m->ml;
     struct ml_ledger_info *li = &ml->ledgers[ml->n_ledgers - 1];
+    /* Never readable again: the ledger is gone from BookKeeper's metadata, its metadata is
+     * corrupt, or every copy of an entry is corrupt. Transient failures (bookies down) are
+     * not: the load fails and is tried again later. */
+    bool lost = status == -MG_ENOTFOUND || status == -MG_EPROTO || status == -MG_ECHECKSUM;
+    int64_t n = status == 0 ? bkc_ledger_lac(br->ledger) + 1 : 0;
+    if (status == 0 && n < li->entries) {
+        /* Recovery found fewer entries than the list says were confirmed: no bookie has the
+         * rest any more. */
+        lost = true;
+        snprintf(br->errmsg, sizeof br->errmsg,
+                 "recovered %" PRId64 " entries, the ledger list has %" PRId64 " confirmed", n,
+                 li->entries);
+    }
     if (status == -MG_ENOTFOUND && li->entries == 0) {
         /* Created but never written to the metadata of BookKeeper: drop it. */
         MG_WARN(BK_MOD, "%s: last ledger %" PRId64 " does not exist, dropped", m->name, li->id);
+        ml->n_ledgers--;
+    } else if (lost && !op->s->auto_skip) {
+        MG_ERROR(BK_MOD,
+                 "%s: ledger %" PRId64 " cannot be recovered (%s%s%s): refusing to load the "
+                 "topic; autoSkipNonRecoverableData=true would skip it and lose its %" PRId64
+                 " entries",
+                 m->name, li->id, status < 0 ? mg_strerror(status) : "entries lost",
+                 br->errmsg[0] ? ": " : "", br->errmsg, li->entries);
+        if (status == 0) {
+            bkc_ledger_free(br->ledger);
+            br->ledger = NULL;
+        }
+        load_finish(op, -MG_ENONRECOVERABLE);
+        return;
+    } else if (lost && status < 0) {
+        MG_ERROR(BK_MOD,
+                 "%s: autoSkipNonRecoverableData: ledger %" PRId64 " cannot be recovered (%s%s%s): "
+                 "skipped, its %" PRId64 " entries are lost",
+                 m->name, li->id, mg_strerror(status), br->errmsg[0] ? ": " : "", br->errmsg,
+                 li->entries);
         ml->n_ledgers--;
     } else if (status < 0) {
         MG_WARN(BK_MOD, "%s: recovery of ledger %" PRId64 " failed: %s %s", m->name, li->id,
@@ -777,9 +812,13 @@ static void load_recovered(struct bkc_req *br, int status)
         load_finish(op, status);
         return;
     } else {
+        if (lost)
+            MG_ERROR(BK_MOD,
+                     "%s: autoSkipNonRecoverableData: ledger %" PRId64 " %s: entries %" PRId64
+                     "..%" PRId64 " are lost",
+                     m->name, li->id, br->errmsg, n, li->entries - 1);
         struct bkc_ledger *lh = br->ledger;
         br->ledger = NULL;
-        int64_t n = bkc_ledger_lac(lh) + 1;
         li->entries = li->next_entry = n;
         li->size = li->assigned_size = bkc_ledger_length(lh);
         li->publish_known = n == 0;
@@ -1394,6 +1433,11 @@ static void read_done(struct bkc_req *br, int status)
 {
     struct bk_op *op = br->data;
     struct ml_store_req *req = op->req;
+    if (status == -MG_ENOTFOUND || status == -MG_ECHECKSUM) {
+        /* No replica has an entry of the range, or every copy is corrupt. */
+        MG_DEBUG(BK_MOD, "%s: %s", op->m->name, br->errmsg);
+        status = -MG_ENONRECOVERABLE;
+    }
     if (status == 0 && req) {
         req->n = br->n_entries;
         req->entries = mg_malloc((size_t)(req->n ? req->n : 1) * sizeof *req->entries);
@@ -1422,7 +1466,8 @@ static void read_start(struct bk_op *op)
     int64_t lac = h->lh ? bkc_ledger_lac(h->lh) : -1;
     int64_t first = req->first < 0 ? 0 : req->first;
     int64_t last = req->last > lac ? lac : req->last;
-    int rc = -MG_ENOTFOUND;
+    /* Beyond the LAC of an open handle: the bookies do not have entries the list has. */
+    int rc = h->lh ? -MG_ENONRECOVERABLE : -MG_ENOTFOUND;
     if (h->lh && first <= last) {
         op->br.data = op;
         rc = bkc_read(h->lh, first, last, &op->br, read_done);
@@ -1452,6 +1497,11 @@ static void open_done(struct bkc_req *br, int status)
     } else if (status == 0) {
         bkc_ledger_free(br->ledger);
         status = -MG_ENOTFOUND;
+    } else if (status == -MG_EPROTO || status == -MG_ECHECKSUM) {
+        /* Corrupt metadata, or recovery found only corrupt copies: never readable. */
+        MG_WARN(BK_MOD, "%s: ledger %" PRId64 " cannot be opened: %s %s", op->m->name, h->id,
+                mg_strerror(status), br->errmsg);
+        status = -MG_ENONRECOVERABLE;
     }
     br->ledger = NULL;
     struct bk_op *w = h->waiting;

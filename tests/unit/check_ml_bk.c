@@ -565,6 +565,150 @@ START_TEST(test_cursor_retry_backoff)
 }
 END_TEST
 
+/* Delete a ledger's BookKeeper metadata behind the ML's back (the ledger is lost). */
+static void lose_ledger(int64_t id)
+{
+    char *path = bkc_ledger_path("/ledgers", id);
+    struct mget g;
+    memset(&g, 0, sizeof g);
+    g.req.data = &g;
+    ck_assert_int_eq(meta_delete(meta, path, META_VERSION_ANY, &g.req, mget_cb), 0);
+    loop_until(&g.done);
+    ck_assert_int_eq(g.status, 0);
+    meta_req_fini(&g.req);
+    mg_free(path);
+}
+
+/* A ledger in the middle of the list is gone from BookKeeper (nothing can read it again).
+ * autoSkipNonRecoverableData=false (_i 0): a cursor gets the entries before it, then
+ * -MG_ENONRECOVERABLE, again and again; true (_i 1): the cursor reads on past it. */
+START_TEST(test_lost_middle_ledger)
+{
+    env_new(1);
+    struct broker b;
+    struct ml_config cfg = ml_cfg(1, 1, 1, 3, 0);
+    cfg.auto_skip_non_recoverable_data = _i == 1;
+    broker_new(&b, cfg, false);
+    const char *name = "t/ns/persistent/mid";
+    struct ml_ledger *ml = open_ml(&b, name, NULL);
+    ck_assert_int_eq(append_n(ml, 0, 9, NULL, NULL), 9);
+    ck_assert_int_ge(ml->n_ledgers, 3);
+    int64_t l2 = ml->ledgers[1].id;
+    ml_close(ml);
+    broker_free(&b);
+    lose_ledger(l2);
+    broker_new(&b, cfg, false);
+    ml = open_ml(&b, name, NULL);
+    struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
+    int seen[16];
+    struct rd r = {0};
+    r.req.data = &r;
+    ck_assert_int_eq(ml_cursor_read(c, 100, 0, &r.req, rd_cb), 0);
+    loop_until(&r.done);
+    ck_assert_msg(r.status == 0, "read: %s", mg_errname(r.status));
+    int n = 0;
+    for (int i = 0; i < r.req.n; i++) {
+        char buf[32] = {0};
+        evbuffer_copyout(r.req.entries[i]->data, buf, sizeof buf - 1);
+        ck_assert_int_eq(sscanf(buf, "message-%d", &seen[n++]), 1);
+        ml_entry_unref(r.req.entries[i]);
+    }
+    mg_free(r.req.entries);
+    if (_i == 0) {
+        ck_assert_int_eq(n, 3);
+        for (int k = 0; k < 2; k++) {
+            memset(&r, 0, sizeof r);
+            r.req.data = &r;
+            ck_assert_int_eq(ml_cursor_read(c, 100, 0, &r.req, rd_cb), 0);
+            loop_until(&r.done);
+            ck_assert_msg(r.status == -MG_ENONRECOVERABLE, "read: %s", mg_errname(r.status));
+        }
+    } else {
+        ck_assert_int_eq(n, 6);
+        const int want[] = {0, 1, 2, 6, 7, 8};
+        for (int i = 0; i < 6; i++)
+            ck_assert_int_eq(seen[i], want[i]);
+    }
+    ml_cursor_close(c);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
+/* The last ledger (recovered at load) cannot be recovered: its metadata is gone although
+ * the stored list says it holds entries, or its metadata is corrupt. false (_i 0): the
+ * topic refuses to load with -MG_ENONRECOVERABLE; true (_i 1): it loads without that
+ * ledger (gone from the stored list too) and takes appends. */
+START_TEST(test_lost_last_ledger)
+{
+    for (int how = 0; how < 2; how++) {
+        env_new(1);
+        struct broker b;
+        struct ml_config cfg = ml_cfg(1, 1, 1, 5, 0);
+        cfg.auto_skip_non_recoverable_data = _i == 1;
+        broker_new(&b, cfg, false);
+        const char *name = "t/ns/persistent/last";
+        struct ml_ledger *ml = open_ml(&b, name, NULL);
+        struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+        struct ml_position last;
+        ck_assert_int_eq(append_n(ml, 0, 7, &last, NULL), 7);
+        /* consuming everything trims the first ledger: the list is stored with the last
+         * ledger's 2 entries */
+        ml_cursor_ack_cumulative(c, last);
+        int64_t end = mono_ms() + 5000;
+        while (ml->n_ledgers > 1 && mono_ms() < end)
+            event_base_loop(base, EVLOOP_ONCE);
+        ck_assert_int_eq(ml->n_ledgers, 1);
+        int64_t lid = ml->ledgers[0].id;
+        pump_ms(100);
+        Pulsar__Ml__ManagedLedgerInfo *info = ml_info(name);
+        ck_assert_int_eq((int)info->n_ledgerinfo, 1);
+        ck_assert_int_eq(info->ledgerinfo[0]->entries, 2);
+        pulsar__ml__managed_ledger_info__free_unpacked(info, NULL);
+        ml_cursor_close(c);
+        ml_close(ml);
+        broker_free(&b);
+        if (how == 0) {
+            lose_ledger(lid);
+        } else {
+            char *path = bkc_ledger_path("/ledgers", lid);
+            struct mget g;
+            memset(&g, 0, sizeof g);
+            g.req.data = &g;
+            ck_assert_int_eq(
+                meta_put(meta, path, "garbage", 7, META_VERSION_ANY, 0, &g.req, mget_cb), 0);
+            loop_until(&g.done);
+            ck_assert_int_eq(g.status, 0);
+            meta_req_fini(&g.req);
+            mg_free(path);
+        }
+        broker_new(&b, cfg, false);
+        int status = 0;
+        ml = open_ml(&b, name, &status);
+        if (_i == 0) {
+            ck_assert_msg(status == -MG_ENONRECOVERABLE, "open: %s", mg_errname(status));
+            ck_assert_ptr_null(ml);
+        } else {
+            ck_assert_msg(status == 0, "open: %s", mg_errname(status));
+            ck_assert_int_eq(append_n(ml, 100, 3, NULL, NULL), 3);
+            info = ml_info(name);
+            for (size_t i = 0; i < info->n_ledgerinfo; i++)
+                ck_assert_int_ne(info->ledgerinfo[i]->ledgerid, lid);
+            pulsar__ml__managed_ledger_info__free_unpacked(info, NULL);
+            c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+            int seen[8];
+            ck_assert_int_eq(read_all(c, seen, 8, NULL), 3);
+            ck_assert_int_eq(seen[0], 100);
+            ml_cursor_close(c);
+            ml_close(ml);
+        }
+        broker_free(&b);
+        env_free();
+    }
+}
+END_TEST
+
 START_TEST(test_rollover_recorded)
 {
     env_new(3);
@@ -900,6 +1044,8 @@ static Suite *ml_bk_suite(void)
     tcase_add_test(tc, test_roundtrip_standalone);
     tcase_add_test(tc, test_oversized_append_alone);
     tcase_add_test(tc, test_cursor_retry_backoff);
+    tcase_add_loop_test(tc, test_lost_middle_ledger, 0, 2);
+    tcase_add_loop_test(tc, test_lost_last_ledger, 0, 2);
     tcase_add_test(tc, test_rollover_recorded);
     tcase_add_test(tc, test_reopen);
     tcase_add_test(tc, test_cursor_survives_reopen);
