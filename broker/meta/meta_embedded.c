@@ -87,17 +87,18 @@ struct meta_emb {
     struct meta_mem mem; /* first member: the memory ops work on the embedded store */
     char *dir;           /* owned */
     int dir_fd, lock_fd, log_fd;
-    uint64_t gen;          /* generation of the snapshot and of the current log */
-    uint64_t log_bytes;    /* size of meta.log */
-    uint64_t synced_bytes; /* size of meta.log at the last successful sync */
-    uint64_t log_records;  /* records in meta.log */
-    bool dirty;            /* written since the last fdatasync */
-    bool broken;           /* the files must be rewritten (snapshot) before the next change */
-    int failed;            /* while broken: the cause, refused changes get it */
-    uint64_t retry_at_ms;  /* broken: no rewrite before this (monotonic) */
-    int retry_ms;          /* interval between rewrite attempts */
-    int64_t refused;       /* changes refused in the current failure episode */
-    struct emb_undo *undo; /* owned: changes since the last sync, oldest first */
+    uint64_t gen;            /* generation of the snapshot and of the current log */
+    uint64_t log_bytes;      /* size of meta.log */
+    uint64_t synced_bytes;   /* size of meta.log at the last successful sync */
+    uint64_t log_records;    /* records in meta.log */
+    uint64_t synced_records; /* records in meta.log at the last successful sync */
+    bool dirty;              /* written since the last fdatasync */
+    bool broken;             /* the files must be rewritten (snapshot) before the next change */
+    int failed;              /* while broken: the cause, refused changes get it */
+    uint64_t retry_at_ms;    /* broken: no rewrite before this (monotonic) */
+    int retry_ms;            /* interval between rewrite attempts */
+    int64_t refused;         /* changes refused in the current failure episode */
+    struct emb_undo *undo;   /* owned: changes since the last sync, oldest first */
     size_t n_undo, cap_undo;
     struct emb_buf rec;       /* framed records of the operation in progress */
     struct emb_buf payload;   /* scratch */
@@ -359,7 +360,7 @@ static int emb_new_log(struct meta_emb *e, uint64_t gen)
     e->log_fd = fd;
     e->gen = gen;
     e->log_bytes = e->synced_bytes = EMB_HDR_LEN;
-    e->log_records = 0;
+    e->log_records = e->synced_records = 0;
     e->dirty = false;
     return 0;
 }
@@ -600,7 +601,7 @@ static int emb_ready(struct meta_emb *e)
 
 /* Append the records of the operation just applied; on failure, take the operation back
  * (undo records from `from` on) and leave the log as it was. */
-static int emb_append(struct meta_emb *e, size_t from)
+static int emb_append(struct meta_emb *e, size_t from, uint64_t records)
 {
     if (e->rec.len == 0)
         return 0;
@@ -613,6 +614,7 @@ static int emb_append(struct meta_emb *e, size_t from)
             emb_break(e, rc);
         }
         emb_undo_to(e, from);
+        e->log_records = records;
         return rc;
     }
     e->log_bytes += e->rec.len;
@@ -953,11 +955,13 @@ static int emb_open(struct meta_store *m, const char *arg)
             if (e->log_fd < 0 || emb_truncate(e, e->log_fd, e->log_bytes) < 0)
                 rc = emb_errno(e, "cannot reopen", "meta.log");
             e->synced_bytes = e->log_bytes;
+            e->synced_records = e->log_records;
         }
     } else {
         e->log_fd = openat(e->dir_fd, "meta.log", O_WRONLY | O_APPEND | O_CLOEXEC);
         rc = e->log_fd < 0 ? emb_errno(e, "cannot open", "meta.log") : 0;
         e->synced_bytes = e->log_bytes;
+        e->synced_records = e->log_records;
     }
     if (rc < 0 || e->broken) {
         rc = rc < 0 ? rc : e->failed;
@@ -1003,10 +1007,11 @@ static int emb_put(struct meta_store *m, const char *path, const void *value, si
     if (rc == 0) {
         e->rec.len = 0;
         size_t from = e->n_undo;
+        uint64_t records = e->log_records;
         rc = meta_tree_put(e->mem.tree, e->mem.session, path, value, len, expected_version, flags,
                            req);
         /* Even a refused put may have created parents (META_CREATE_PARENTS): log them. */
-        int arc = emb_append(e, from);
+        int arc = emb_append(e, from, records);
         if (arc < 0) {
             rc = arc;
             io_failed = true;
@@ -1025,8 +1030,9 @@ static int emb_del(struct meta_store *m, const char *path, int64_t expected_vers
     if (rc == 0) {
         e->rec.len = 0;
         size_t from = e->n_undo;
+        uint64_t records = e->log_records;
         rc = meta_tree_delete(e->mem.tree, path, expected_version);
-        int arc = emb_append(e, from);
+        int arc = emb_append(e, from, records);
         if (arc < 0) {
             rc = arc;
             io_failed = true;
@@ -1054,11 +1060,13 @@ static int emb_before_flush(struct meta_store *m)
             e->dirty = false;
             if (emb_truncate(e, e->log_fd, e->synced_bytes) == 0)
                 e->log_bytes = e->synced_bytes;
+            e->log_records = e->synced_records;
             emb_break(e, rc);
             return rc;
         }
         e->dirty = false;
         e->synced_bytes = e->log_bytes;
+        e->synced_records = e->log_records;
         emb_undo_clear(e);
         e->mem.unsynced = false;
         emb_writable(e);
