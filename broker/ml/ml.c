@@ -598,6 +598,16 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define ML_ROLL_BACKOFF_MIN_MS 250
+#define ML_ROLL_BACKOFF_MAX_MS 5000
+
 /* ---- ledger-list writes ---------------------------------------------------------------- */
 
 typedef void (*ml_saved_fn)(struct ml_ledger *ml, int status);
@@ -1152,6 +1162,12 @@ static void send_unsent(struct ml_ledger *ml)
            (op = TAILQ_FIRST(&ml->unsent)) != NULL) {
         struct ml_ledger_info *cur = current_ledger(ml);
         if (ml->broken || ledger_full(ml, cur)) {
+            if (ml->roll_error && mono_ms() < ml->roll_retry_at) {
+                /* The last roll failed a moment ago: fail fast, try again later. */
+                fail_unsent(ml, ml->roll_error);
+                schedule_drain(ml);
+                break;
+            }
             start_rollover(ml);
             continue;
         }
@@ -1198,8 +1214,16 @@ static void roll_fail(struct ml_ledger *ml, int status)
         ml_fence(ml);
         return;
     }
-    MG_WARN(ML_MOD, "%s: cannot roll to a new ledger: %s", ml->name, mg_strerror(status));
-    /* The queued appends fail (clients resend); the next append tries again. */
+    ml->roll_backoff_ms = ml->roll_backoff_ms ? ml->roll_backoff_ms * 2 : ML_ROLL_BACKOFF_MIN_MS;
+    if (ml->roll_backoff_ms > ML_ROLL_BACKOFF_MAX_MS)
+        ml->roll_backoff_ms = ML_ROLL_BACKOFF_MAX_MS;
+    ml->roll_retry_at = mono_ms() + ml->roll_backoff_ms;
+    ml->roll_error = status;
+    MG_WARN(ML_MOD,
+            "%s: cannot roll to a new ledger: %s; appends fail for %d ms, then it is "
+            "tried again",
+            ml->name, mg_strerror(status), ml->roll_backoff_ms);
+    /* The queued appends fail (clients resend); an append after the delay tries again. */
     fail_unsent(ml, status);
     schedule_drain(ml);
 }
@@ -1219,6 +1243,8 @@ static void roll_saved(struct ml_ledger *ml, int status)
     ml->rolling = false;
     ml->roll_phase = ML_ROLL_NONE;
     ml->broken = false;
+    ml->roll_error = 0;
+    ml->roll_backoff_ms = 0;
     MG_DEBUG(ML_MOD, "%s: rolled over to ledger %" PRId64, ml->name, current_ledger(ml)->id);
     send_unsent(ml);
     ml_maybe_trim(ml, NULL);
@@ -1316,6 +1342,7 @@ static void start_rollover(struct ml_ledger *ml)
         return;
     ml->rolling = true;
     ml->roll_phase = ML_ROLL_DRAIN;
+    ml->roll_attempts++;
     roll_continue(ml);
 }
 

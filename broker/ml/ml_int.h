@@ -218,11 +218,19 @@ struct ml_ledger {
     bool deleted;
     bool rolling; /* rolling over (roll_phase); appends wait in `unsent` */
     enum ml_roll_phase roll_phase;
-    bool fenced;      /* another owner took the ML: appends fail with -MG_EFENCED */
-    bool broken;      /* the current ledger failed an add: roll before the next send */
-    int fail_sent;    /* != 0: complete every in-flight add with this (after a failure) */
-    void *store_priv; /* owned by the store (free_ml) */
-    int64_t *doomed;  /* owned: ledgers off the list, deleted after the next saved list */
+    /* A failed roll (no bookies, metadata store full) is not tried again before
+     * roll_retry_at (monotonic ms; the delay doubles per failure up to ML_ROLL_BACKOFF_MAX_MS):
+     * appends meanwhile fail at once with roll_error, so a producer's retries do not become
+     * a ledger create (and its log lines) each. */
+    int64_t roll_retry_at;
+    int roll_backoff_ms;
+    int roll_error;
+    int64_t roll_attempts; /* rollovers started (tests) */
+    bool fenced;           /* another owner took the ML: appends fail with -MG_EFENCED */
+    bool broken;           /* the current ledger failed an add: roll before the next send */
+    int fail_sent;         /* != 0: complete every in-flight add with this (after a failure) */
+    void *store_priv;      /* owned by the store (free_ml) */
+    int64_t *doomed;       /* owned: ledgers off the list, deleted after the next saved list */
     uint64_t *doomed_seq;
     int n_doomed, cap_doomed;
     uint64_t save_seq; /* bumped per list change that dooms ledgers */

@@ -709,6 +709,46 @@ START_TEST(test_lost_last_ledger)
 }
 END_TEST
 
+/* No writable bookies: a failed roll is not tried again at once. Appends meanwhile fail at
+ * once with the cause (-MG_ENOBOOKIES), so 100 appends make a handful of ledger creates (and
+ * WARN lines), not 100; once bookies are back an append after the delay succeeds. */
+START_TEST(test_roll_backoff)
+{
+    env_new(3);
+    struct broker b;
+    broker_new(&b, ml_cfg(3, 2, 2, 1000, 0), false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/backoff", NULL);
+    ck_assert_int_eq(append_n(ml, 0, 5, NULL, NULL), 5);
+    bookie_stop(1);
+    bookie_stop(2);
+    int64_t before = ml->roll_attempts;
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < 100; i++) {
+        int err = 0;
+        ck_assert_int_eq(append_n(ml, 5, 1, NULL, &err), 0);
+        ck_assert_msg(err == -MG_ENOBOOKIES, "append %d: %s", i, mg_errname(err));
+    }
+    int64_t attempts = ml->roll_attempts - before;
+    ck_assert_msg(attempts >= 1 && attempts <= 2 + (mono_ms() - t0) / 250,
+                  "%lld rollovers for 100 appends in %lld ms", (long long)attempts,
+                  (long long)(mono_ms() - t0));
+    bookie_start(1);
+    bookie_start(2);
+    int ok = 0;
+    int64_t end = mono_ms() + 15000;
+    while (!ok && mono_ms() < end) {
+        ok = append_n(ml, 5, 1, NULL, NULL);
+        if (!ok)
+            pump_ms(50);
+    }
+    ck_assert_int_eq(ok, 1);
+    ck_assert_int_eq(append_n(ml, 6, 4, NULL, NULL), 4);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
 START_TEST(test_rollover_recorded)
 {
     env_new(3);
@@ -1044,6 +1084,7 @@ static Suite *ml_bk_suite(void)
     tcase_add_test(tc, test_roundtrip_standalone);
     tcase_add_test(tc, test_oversized_append_alone);
     tcase_add_test(tc, test_cursor_retry_backoff);
+    tcase_add_test(tc, test_roll_backoff);
     tcase_add_loop_test(tc, test_lost_middle_ledger, 0, 2);
     tcase_add_loop_test(tc, test_lost_last_ledger, 0, 2);
     tcase_add_test(tc, test_rollover_recorded);
