@@ -26,8 +26,9 @@
  *    answered from the undone changes (their completions are "durable" while unsynced);
  *  - after a failed sync (or a failed truncate, or a new log that cannot be started after
  *    a snapshot was renamed in) the files are rewritten before the next change: a snapshot
- *    of the tree (= what is durable), tried at most once per retry interval (1 s) when a
- *    change comes; until it succeeds, changes are refused with the cause. So the store
+ *    of the tree (= what is durable), tried when a change comes, at most once per retry
+ *    interval (1 s, doubling per failed attempt up to 30 s); until it succeeds, changes are
+ *    refused with the cause. So the store
  *    recovers by itself once space returns, without a restart.
  * A failed snapshot otherwise only logs a warning (the log keeps everything). Watches of
  * undone changes fire (once more) so watchers re-read. The first refusal of an episode is
@@ -96,7 +97,8 @@ struct meta_emb {
     bool broken;             /* the files must be rewritten (snapshot) before the next change */
     int failed;              /* while broken: the cause, refused changes get it */
     uint64_t retry_at_ms;    /* broken: no rewrite before this (monotonic) */
-    int retry_ms;            /* interval between rewrite attempts */
+    int retry_ms;            /* first interval between rewrite attempts (1 s) */
+    int retry_cur;           /* the current one: doubles per failed rewrite, up to 30 s */
     int64_t refused;         /* changes refused in the current failure episode */
     struct emb_undo *undo;   /* owned: changes since the last sync, oldest first */
     size_t n_undo, cap_undo;
@@ -557,6 +559,7 @@ static void emb_break(struct meta_emb *e, int rc)
     e->broken = true;
     e->failed = rc;
     e->retry_at_ms = 0; /* the next change tries at once */
+    e->retry_cur = e->retry_ms;
 }
 
 /* Writes work (again). */
@@ -584,13 +587,12 @@ static int emb_ready(struct meta_emb *e)
     uint64_t now = mono_ms();
     if (now < e->retry_at_ms)
         return e->failed;
-    e->retry_at_ms = now + (uint64_t)e->retry_ms;
     int rc = emb_snapshot(e);
     if (rc < 0) {
-        if (!e->broken)
-            emb_break(e, rc);
+        /* A full disk makes each attempt write until it fails: space them out. */
         e->failed = rc;
-        e->retry_at_ms = now + (uint64_t)e->retry_ms;
+        e->retry_at_ms = now + (uint64_t)e->retry_cur;
+        e->retry_cur = e->retry_cur * 2 > 30000 ? 30000 : e->retry_cur * 2;
         return rc;
     }
     e->broken = false;
@@ -903,7 +905,7 @@ static int emb_open(struct meta_store *m, const char *arg)
     struct meta_emb *e = mg_calloc(1, sizeof *e);
     e->dir = mg_strdup(m->data_dir);
     e->dir_fd = e->lock_fd = e->log_fd = -1;
-    e->retry_ms = 1000;
+    e->retry_ms = e->retry_cur = 1000;
     e->mem.m = m;
     m->impl = e;
     int rc;
@@ -1092,7 +1094,7 @@ void meta_embedded_set_retry_ms(struct meta_store *m, int ms)
 {
     MG_ASSERT(m->ops == &meta_embedded_ops);
     struct meta_emb *e = emb_of(m);
-    e->retry_ms = ms;
+    e->retry_ms = e->retry_cur = ms;
     uint64_t limit = mono_ms() + (uint64_t)ms;
     if (e->retry_at_ms > limit)
         e->retry_at_ms = limit;
