@@ -52,9 +52,19 @@ struct bkc_config {
     int timeout_ms;           /* bookkeeperClientTimeoutInSeconds*1000: per request [30000] */
     bool use_v3;              /* !bookkeeperUseV2WireProtocol: speak v3 (protobuf Request,
                                  txnId matching) instead of v2 [false] */
-    size_t max_frame_size;    /* largest response frame accepted, bytes [5 MiB + 64 KiB] */
+    size_t max_frame_size;    /* nettyMaxFrameSizeBytes: the largest frame, 4-byte length
+                                 included, sent to or accepted from a bookie; an add whose
+                                 frame would be larger is refused (-MG_ETOOBIG), a larger
+                                 response fails only its request. Pulsar's broker uses
+                                 maxMessageSize + BKC_FRAME_PADDING, as bookies should
+                                 [5 MiB + 10 KiB] */
     const char *ledgers_root; /* metadata root [/ledgers] */
 };
+
+/* What Pulsar adds to maxMessageSize for the frame limits of its connections and of its
+ * BookKeeper client (Commands.MESSAGE_SIZE_FRAME_PADDING): room for the headers around an
+ * entry of maxMessageSize. */
+#define BKC_FRAME_PADDING 10240
 
 /* Fill cfg with the defaults above. */
 void bkc_config_default(struct bkc_config *cfg);
@@ -119,7 +129,7 @@ struct bkc_create_opts {
 /* Create a ledger: take an id from the metadata store, pick E distinct writable bookies
  * from /ledgers/available (at random, "readonly" excluded) and write its metadata
  * (state OPEN). On success req->ledger is a writer handle and req->ledger_id its id.
- * Sync errors: -MG_EINVAL (bad quorums). Async errors: -MG_EIO (not enough writable
+ * Sync errors: -MG_EINVAL (bad quorums). Async errors: -MG_ENOBOOKIES (not enough writable
  * bookies; req->errmsg says how many were found), the meta store's errors, -MG_ECANCELED. */
 int bkc_create(struct bkc_client *c, const struct bkc_create_opts *o, struct bkc_req *req,
                bkc_cb cb);
@@ -131,8 +141,10 @@ int bkc_create(struct bkc_client *c, const struct bkc_create_opts *o, struct bkc
  * may have acknowledged (re-written to their full write quorum) and close it at the last
  * entry found; concurrent recoverers converge through the metadata CAS. On success
  * req->ledger is a read handle. Async errors: -MG_ENOTFOUND (no such ledger), -MG_EIO
- * (bookies unreachable, not enough bookies for recovery; see errmsg), -MG_ENOTALLOWED
- * (a bookie refused the password), -MG_EPROTO (corrupt metadata), meta errors. */
+ * (bookies unreachable, not enough bookies for recovery; see errmsg), -MG_ECHECKSUM
+ * (recovery: every copy of an entry that answered is corrupt and none is missing),
+ * -MG_ENOTALLOWED (a bookie refused the password), -MG_EPROTO (corrupt metadata), meta
+ * errors. */
 int bkc_open(struct bkc_client *c, int64_t ledger_id, bool recovery, struct bkc_req *req,
              bkc_cb cb);
 
@@ -143,13 +155,18 @@ int bkc_delete(struct bkc_client *c, int64_t ledger_id, struct bkc_req *req, bkc
 /* Append payload (borrowed: it must stay alive and unchanged until the callback; its bytes
  * are referenced into the bookie connections, never copied, unless it already holds
  * references itself) as the next entry. req->entry_id is set before bkc_add returns.
+ * An entry whose ADD frame would exceed cfg.max_frame_size is refused synchronously with
+ * -MG_ETOOBIG (req->errmsg says by how much): nothing is sent, no entry id is used and the
+ * ledger takes the next add as if this one had not been tried.
  * The entry completes once ack-quorum bookies of its write set stored it; callbacks run
  * strictly in entry order. Bookie errors and timeouts lead to an ensemble change (adds are
  * held meanwhile and unacknowledged entries are resent to the replacement).
- * Sync errors: -MG_ENOTALLOWED (not a writer handle), -MG_ECLOSED (close started),
+ * Sync errors: -MG_ETOOBIG (see above), -MG_ENOTALLOWED (not a writer handle), -MG_ECLOSED
+ * (close started),
  * -MG_EFENCED / -MG_EIO / -MG_ENOTALLOWED (the ledger failed earlier; the same error as
- * then). Async errors: -MG_EFENCED (someone recovered the ledger), -MG_EIO (not enough
- * bookies for an ensemble change, metadata write failed; errmsg names the cause),
+ * then). Async errors: -MG_EFENCED (someone recovered the ledger), -MG_ENOBOOKIES (not
+ * enough writable bookies for an ensemble change, e.g. the others answered EREADONLY: their
+ * disks are full; errmsg names the bookie and its answer), -MG_EIO (metadata write failed),
  * -MG_ENOTALLOWED (a bookie refused the password), -MG_ECANCELED. */
 int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req, bkc_cb cb);
 

@@ -36,7 +36,7 @@ void bkc_config_default(struct bkc_config *cfg)
     cfg->password = "";
     cfg->timeout_ms = 30000;
     cfg->use_v3 = false;
-    cfg->max_frame_size = 5 * 1024 * 1024 + 64 * 1024;
+    cfg->max_frame_size = 5 * 1024 * 1024 + BKC_FRAME_PADDING;
     cfg->ledgers_root = "/ledgers";
 }
 
@@ -114,14 +114,20 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- metadata requests -------------------------------------------------------------------- */
 
-struct bkc_mop *bkc_mop_new(struct bkc_client *c, void *owner, bkc_mop_fn fn)
+/* The list a live mop is on: its owner's, or the client's. */
+static struct bkc_mop_list *mop_list(struct bkc_client *c, struct bkc_ledger *owner)
+{
+    return owner ? &owner->mops : &c->mops;
+}
+
+struct bkc_mop *bkc_mop_new(struct bkc_client *c, struct bkc_ledger *owner, bkc_mop_fn fn)
 {
     struct bkc_mop *mop = mg_calloc(1, sizeof(*mop));
     mop->c = c;
     mop->owner = owner;
     mop->fn = fn;
     mop->mr.data = mop;
-    TAILQ_INSERT_TAIL(&c->mops, mop, link);
+    TAILQ_INSERT_TAIL(mop_list(c, owner), mop, link);
     return mop;
 }
 
@@ -129,29 +135,28 @@ void bkc_mop_cb(struct meta_req *mr, int status)
 {
     struct bkc_mop *mop = mr->data;
     if (!mop->dead) {
-        TAILQ_REMOVE(&mop->c->mops, mop, link);
+        TAILQ_REMOVE(mop_list(mop->c, mop->owner), mop, link);
         mop->fn(mop, status);
     }
     meta_req_fini(&mop->mr);
     mg_free(mop);
 }
 
-void bkc_mops_kill(struct bkc_client *c, void *owner)
+void bkc_mops_kill(struct bkc_client *c, struct bkc_ledger *owner)
 {
-    struct bkc_mop *mop = TAILQ_FIRST(&c->mops), *next;
-    for (; mop; mop = next) {
-        next = TAILQ_NEXT(mop, link);
-        if (mop->owner == owner) {
-            TAILQ_REMOVE(&c->mops, mop, link);
-            mop->dead = true;
-        }
+    struct bkc_mop_list *l = mop_list(c, owner);
+    struct bkc_mop *mop;
+    while ((mop = TAILQ_FIRST(l))) {
+        c->mop_kill_steps++;
+        TAILQ_REMOVE(l, mop, link);
+        mop->dead = true;
     }
 }
 
 /* A synchronous meta failure: the mop is not in flight, drop it. */
 void bkc_mop_drop(struct bkc_mop *mop)
 {
-    TAILQ_REMOVE(&mop->c->mops, mop, link);
+    TAILQ_REMOVE(mop_list(mop->c, mop->owner), mop, link);
     meta_req_fini(&mop->mr);
     mg_free(mop);
 }

@@ -206,6 +206,7 @@ static void drop_bev(struct bkc_bookie *bk)
         bk->bev = NULL;
     }
     bk->state = BKC_BK_IDLE;
+    bk->skip = 0;
 }
 
 static void op_record(struct bkc_op *op, int rc);
@@ -247,6 +248,39 @@ void bkc_bookie_free(struct bkc_bookie *bk)
 
 static void conn_read_v3(struct bkc_bookie *bk, struct evbuffer *in);
 
+/* Drop what is left of an oversized response. Returns true while bytes of it are missing. */
+static bool skip_oversized(struct bkc_bookie *bk, struct evbuffer *in)
+{
+    if (bk->skip == 0)
+        return false;
+    size_t n = evbuffer_get_length(in);
+    if (n > bk->skip)
+        n = bk->skip;
+    evbuffer_drain(in, n);
+    bk->skip -= n;
+    return bk->skip > 0;
+}
+
+/* A response over the frame limit: its request (if still outstanding) fails with
+ * -MG_ETOOBIG; the connection and every other request on it go on. */
+static void fail_oversized(struct bkc_bookie *bk, struct bkc_op *op, size_t total)
+{
+    if (!op) {
+        MG_DEBUG(MOD, "bookie %s: unmatched response of %zu bytes over the frame limit skipped",
+                 bk->id, total);
+        return;
+    }
+    MG_WARN(MOD,
+            "bookie %s: response of %zu bytes to op %d L%lld E%lld is over the frame limit of "
+            "%zu (nettyMaxFrameSizeBytes): skipped, that request fails",
+            bk->id, total, op->opcode, (long long)op->ledger, (long long)op->entry,
+            bk->c->cfg.max_frame_size);
+    op_unlink(op);
+    op_record(op, -MG_ETOOBIG);
+    op->cb(op, -MG_ETOOBIG, NULL);
+    mg_free(op);
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
     struct bkc_bookie *bk = arg;
@@ -257,15 +291,18 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     }
     uint64_t gen = bk->gen;
     while (bk->gen == gen) {
+        if (skip_oversized(bk, in))
+            return;
         uint8_t h[28];
         if (evbuffer_copyout(in, h, 4) < 4)
             return;
         uint32_t flen = get_be32(h);
-        if (flen < 24 || flen > bk->c->cfg.max_frame_size) {
+        if (flen < 24) {
             bkc_bookie_fail(bk, -MG_EIO, "bad response frame length");
             return;
         }
-        if (evbuffer_get_length(in) < 4 + (size_t)flen)
+        bool oversized = 4 + (size_t)flen > bk->c->cfg.max_frame_size;
+        if (evbuffer_get_length(in) < (oversized ? sizeof(h) : 4 + (size_t)flen))
             return;
         evbuffer_remove(in, h, sizeof(h));
         uint32_t hdr = get_be32(h + 4);
@@ -273,19 +310,24 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         int64_t ledger = (int64_t)get_be64(h + 12);
         int64_t entry = (int64_t)get_be64(h + 20);
         uint8_t opcode = (uint8_t)((hdr >> 16) & 0xff);
-        struct evbuffer *body = NULL;
-        if (flen > 24) {
-            body = evbuffer_new();
-            evbuffer_remove_buffer(in, body, flen - 24);
-        }
         if (opcode != BKC_OP_ADD && opcode != BKC_OP_READ) {
-            evbuffer_free(body);
             bkc_bookie_fail(bk, -MG_EIO, "unexpected response opcode");
             return;
         }
         uint8_t key[17];
         size_t kl = v2_key(key, ledger, entry, opcode);
         struct bkc_op *op = mg_map_get(&bk->match, key, kl);
+        if (oversized) {
+            /* Fail its request alone and skip the body as it arrives. */
+            bk->skip = flen - 24;
+            fail_oversized(bk, op, 4 + (size_t)flen);
+            continue;
+        }
+        struct evbuffer *body = NULL;
+        if (flen > 24) {
+            body = evbuffer_new();
+            evbuffer_remove_buffer(in, body, flen - 24);
+        }
         if (!op) {
             MG_DEBUG(MOD, "bookie %s: unmatched response op %d L%lld E%lld rc %d", bk->id, opcode,
                      (long long)ledger, (long long)entry, rc);
@@ -526,6 +568,43 @@ static int v3_status_rc(int st)
  * and digest, then the payload by reference) is appended as in v2 and the payload is never
  * copied. Fields go in field-number order, flag (RECOVERY_ADD) after the body.
  */
+/* The sizes of a v3 ADD: the packed Request header (hn), the AddRequest fields before the
+ * body's bytes (a_head) and after them (a_tail), the AddRequest (alen) and the frame after
+ * its length field (total). */
+struct v3_add_sizes {
+    size_t hn, a_head, a_tail;
+    uint64_t blen, alen, total;
+};
+
+static void v3_add_sizes(uint64_t txn, int64_t ledger, int64_t entry, uint16_t flags,
+                         size_t ehdr_len, size_t plen, struct v3_add_sizes *z)
+{
+    Bookkeeper__Proto__Request r = BOOKKEEPER__PROTO__REQUEST__INIT;
+    Bookkeeper__Proto__BKPacketHeader h = BOOKKEEPER__PROTO__BKPACKET_HEADER__INIT;
+    v3_header(&h, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, txn, flags);
+    r.header = &h;
+    z->hn = bookkeeper__proto__request__get_packed_size(&r);
+    z->blen = ehdr_len + plen;
+    z->a_head = 1 + pb_varint_len((uint64_t)ledger) + 1 + pb_varint_len((uint64_t)entry) + 1 + 1 +
+                BKC_MASTER_KEY_LEN + 1 + pb_varint_len(z->blen);
+    z->a_tail =
+        (flags & BKC_FLAG_RECOVERY_ADD) ? pb_varint_len(pb_tag(PB_ADD_FLAG, PB_WT_VARINT)) + 1 : 0;
+    z->alen = z->a_head + z->blen + z->a_tail;
+    z->total =
+        z->hn + pb_varint_len(pb_tag(PB_REQUEST_ADD, PB_WT_LEN)) + pb_varint_len(z->alen) + z->alen;
+}
+
+size_t bkc_add_frame_size(bool v3, int64_t ledger, int64_t entry, uint16_t flags, size_t ehdr_len,
+                          size_t plen)
+{
+    if (!v3)
+        return 4 + 4 + BKC_MASTER_KEY_LEN + ehdr_len + plen;
+    /* The txnId is per bookie: count the largest one (a 10-byte varint). */
+    struct v3_add_sizes z;
+    v3_add_sizes(UINT64_MAX, ledger, entry, flags, ehdr_len, plen, &z);
+    return 4 + (size_t)z.total;
+}
+
 static void v3_send_add(struct bkc_bookie *bk, struct bkc_op *op, uint16_t flags,
                         const uint8_t *master_key, const uint8_t *ehdr, size_t ehdr_len,
                         struct evbuffer *payload, size_t plen)
@@ -534,18 +613,15 @@ static void v3_send_add(struct bkc_bookie *bk, struct bkc_op *op, uint16_t flags
     Bookkeeper__Proto__BKPacketHeader h = BOOKKEEPER__PROTO__BKPACKET_HEADER__INIT;
     v3_header(&h, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, op->txn, flags);
     r.header = &h;
-    size_t hn = bookkeeper__proto__request__get_packed_size(&r);
+    struct v3_add_sizes z;
+    v3_add_sizes(op->txn, op->ledger, op->entry, flags, ehdr_len, plen, &z);
+    size_t hn = z.hn;
     bool recovery = (flags & BKC_FLAG_RECOVERY_ADD) != 0;
-    uint64_t blen = ehdr_len + plen;
+    uint64_t blen = z.blen;
     uint64_t add_tag = pb_tag(PB_REQUEST_ADD, PB_WT_LEN);
     uint64_t flag_tag = pb_tag(PB_ADD_FLAG, PB_WT_VARINT);
-    /* AddRequest fields before the body's bytes */
-    size_t a_head = 1 + pb_varint_len((uint64_t)op->ledger) + 1 +
-                    pb_varint_len((uint64_t)op->entry) + 1 + 1 + BKC_MASTER_KEY_LEN + 1 +
-                    pb_varint_len(blen);
-    size_t a_tail = recovery ? pb_varint_len(flag_tag) + 1 : 0;
-    uint64_t alen = a_head + blen + a_tail;
-    uint64_t total = hn + pb_varint_len(add_tag) + pb_varint_len(alen) + alen;
+    size_t a_head = z.a_head, a_tail = z.a_tail;
+    uint64_t alen = z.alen, total = z.total;
 
     uint8_t pre[4 + 64 + 16 + 64 + BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN];
     MG_ASSERT(hn <= 64 && ehdr_len <= BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN);
@@ -613,6 +689,49 @@ static void v3_send_read(struct bkc_bookie *bk, struct bkc_op *op, uint16_t flag
     evbuffer_commit_space(out, &v, 1);
 }
 
+/* Bytes of an oversized v3 response looked at to find its txnId: the header is field 1,
+ * encoded first, and is far smaller (version, operation, txnId, priority). */
+#define V3_PEEK 64
+
+static int pb_get_varint(const uint8_t *p, size_t n, size_t *off, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*off >= n)
+            return -1;
+        uint8_t b = p[(*off)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/* The txnId of a Response from its first n bytes (Response.header = field 1, then
+ * BKPacketHeader{version=1, operation=2, txnId=3, priority=4}, all varints). */
+static int v3_peek_txn(const uint8_t *p, size_t n, uint64_t *txn)
+{
+    size_t off = 0;
+    uint64_t tag, hlen, v;
+    if (pb_get_varint(p, n, &off, &tag) < 0 || tag != pb_tag(1, PB_WT_LEN) ||
+        pb_get_varint(p, n, &off, &hlen) < 0 || hlen > n - off)
+        return -1;
+    size_t end = off + (size_t)hlen;
+    bool have = false, v3 = false;
+    while (off < end) {
+        if (pb_get_varint(p, end, &off, &tag) < 0 || (tag & 7) != PB_WT_VARINT ||
+            pb_get_varint(p, end, &off, &v) < 0)
+            return -1;
+        if (tag >> 3 == 1)
+            v3 = v == BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE;
+        else if (tag >> 3 == 3) {
+            *txn = v;
+            have = true;
+        }
+    }
+    return have && v3 ? 0 : -1;
+}
+
 static void v3_resp_cleanup(const void *data, size_t len, void *arg)
 {
     (void)data;
@@ -624,13 +743,33 @@ static void conn_read_v3(struct bkc_bookie *bk, struct evbuffer *in)
 {
     uint64_t gen = bk->gen;
     while (bk->gen == gen) {
+        if (skip_oversized(bk, in))
+            return;
         uint8_t h[4];
         if (evbuffer_copyout(in, h, 4) < 4)
             return;
         uint32_t flen = get_be32(h);
-        if (flen < 2 || flen > bk->c->cfg.max_frame_size) {
+        if (flen < 2) {
             bkc_bookie_fail(bk, -MG_EIO, "bad v3 response frame length");
             return;
+        }
+        if (4 + (size_t)flen > bk->c->cfg.max_frame_size) {
+            /* Only the header is needed to know whose response it is. */
+            size_t peek = flen < V3_PEEK ? flen : V3_PEEK;
+            if (evbuffer_get_length(in) < 4 + peek)
+                return;
+            const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)(4 + peek));
+            uint64_t txn;
+            if (!p || v3_peek_txn(p + 4, peek, &txn) < 0) {
+                bkc_bookie_fail(bk, -MG_EIO, "undecodable oversized v3 response");
+                return;
+            }
+            evbuffer_drain(in, 4);
+            bk->skip = flen;
+            uint8_t key[17];
+            size_t kl = v3_key(key, txn);
+            fail_oversized(bk, mg_map_get(&bk->match, key, kl), 4 + (size_t)flen);
+            continue;
         }
         if (evbuffer_get_length(in) < 4 + (size_t)flen)
             return;

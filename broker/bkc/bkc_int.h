@@ -149,6 +149,7 @@ struct bkc_bookie {
     struct bkc_op_list ops;  /* every outstanding op, in send order (deadline order) */
     int n_ops;
     struct event *fail_ev; /* owned: deferred failure of a connection that never started */
+    size_t skip;           /* bytes of an oversized response still to drop */
     int64_t add_count, add_errors, add_lat_sum_us; /* bkc_client_bookie_stats_next */
     int64_t add_lat[BKC_LAT_BUCKETS];
     TAILQ_ENTRY(bkc_bookie) link;
@@ -165,6 +166,11 @@ void bkc_bookie_free(struct bkc_bookie *bk);
 struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
                               const uint8_t *master_key, const uint8_t *ehdr, size_t ehdr_len,
                               struct evbuffer *payload, bkc_op_cb cb, void *arg, int slot);
+/* Bytes on the wire (the 4-byte length field included, as Netty's frame decoder counts them)
+ * of an ADD with ehdr_len bytes of entry header and digest and plen bytes of payload; for v3
+ * with the largest txnId, so it bounds the frame sent to every bookie. */
+size_t bkc_add_frame_size(bool v3, int64_t ledger, int64_t entry, uint16_t flags, size_t ehdr_len,
+                          size_t plen);
 /* Send a READ; master_key is sent when flags has BKC_FLAG_FENCE (v3: FENCE_LEDGER). */
 struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
                                const uint8_t *master_key, bkc_op_cb cb, void *arg, int slot);
@@ -181,15 +187,17 @@ void bkc_bookie_fail(struct bkc_bookie *bk, int err, const char *why);
 struct bkc_mop;
 typedef void (*bkc_mop_fn)(struct bkc_mop *mop, int status);
 /* One metadata request. The meta store may complete it after its owner is gone: the owner
- * marks it dead and the completion then only frees it. */
+ * marks it dead and the completion then only frees it. A live mop is on its owner's list
+ * (owner->mops), or on the client's (c->mops) when it has no owner, so that killing the
+ * mops of one handle costs only that handle's mops, however many others are in flight. */
 struct bkc_mop {
     struct meta_req mr;
     struct bkc_client *c;
-    void *owner;          /* borrowed: a ledger handle, or NULL */
-    struct bkc_req *ureq; /* borrowed: a user request completed by fn (delete) */
+    struct bkc_ledger *owner; /* borrowed: a ledger handle, or NULL */
+    struct bkc_req *ureq;     /* borrowed: a user request completed by fn (delete) */
     bkc_mop_fn fn;
     bool dead;
-    TAILQ_ENTRY(bkc_mop) link;
+    TAILQ_ENTRY(bkc_mop) link; /* owner->mops, or c->mops; unlinked once dead */
 };
 TAILQ_HEAD(bkc_mop_list, bkc_mop);
 
@@ -205,13 +213,14 @@ struct bkc_client {
     struct bkc_bookie_list bookie_list;
     struct bkc_ledger_list ledgers;        /* every handle, including ones being created/opened */
     struct bkc_ledger_list zombies;        /* aborted handles, freed at the next loop pass */
-    struct bkc_mop_list mops;              /* metadata requests in flight */
+    struct bkc_mop_list mops;              /* metadata requests in flight without an owner */
     struct bkc_req *done_head, *done_tail; /* completed requests waiting for their callback */
     struct event *done_ev;                 /* owned */
     struct event *tick_ev;                 /* owned: timeouts */
     uint64_t rng;
-    bool draining;       /* inside the done_ev handler */
-    bool free_on_return; /* bkc_client_free was called from a callback */
+    bool draining;           /* inside the done_ev handler */
+    bool free_on_return;     /* bkc_client_free was called from a callback */
+    uint64_t mop_kill_steps; /* mops looked at by bkc_mops_kill, ever (tests: stays linear) */
 };
 
 uint64_t bkc_now_ms(void);
@@ -220,12 +229,13 @@ uint64_t bkc_rand(struct bkc_client *c);
 void bkc_complete(struct bkc_client *c, struct bkc_req *req, int status);
 /* Start a metadata request: returns the mop (its mr ready for meta_*) tracked by the
  * client; call bkc_mop_start's result with meta_* and bkc_mop_cb as callback. */
-struct bkc_mop *bkc_mop_new(struct bkc_client *c, void *owner, bkc_mop_fn fn);
+struct bkc_mop *bkc_mop_new(struct bkc_client *c, struct bkc_ledger *owner, bkc_mop_fn fn);
 void bkc_mop_cb(struct meta_req *mr, int status);
 /* Drop a mop whose meta_* call failed synchronously (it never went in flight). */
 void bkc_mop_drop(struct bkc_mop *mop);
-/* Mark every mop of owner dead. */
-void bkc_mops_kill(struct bkc_client *c, void *owner);
+/* Mark every mop of owner dead (owner NULL: the client's own). Costs the number of mops of
+ * that owner, not of the client. */
+void bkc_mops_kill(struct bkc_client *c, struct bkc_ledger *owner);
 /* master key and digests */
 void bkc_master_key(const uint8_t *pw, size_t pw_len, uint8_t out[BKC_MASTER_KEY_LEN]);
 int bkc_digest_len(int digest);
@@ -266,7 +276,7 @@ TAILQ_HEAD(bkc_add_list, bkc_add);
 /* A range read. */
 struct bkc_rd_ent {
     struct bkc_op *op;
-    int tries, n_missing, n_corrupt;
+    int tries, n_missing, n_corrupt, n_toobig;
     struct evbuffer *payload; /* owned once read */
     int64_t length;           /* the entry's length field */
 };
@@ -297,12 +307,13 @@ struct bkc_lacrd {
 struct bkc_rrd {
     int64_t entry;
     struct bkc_op *ops[BKC_MAX_ENSEMBLE];
-    int n_pending, n_missing, n_failed;
+    int n_pending, n_missing, n_failed, n_corrupt;
 };
 
 struct bkc_ledger {
     struct bkc_client *c; /* borrowed */
     TAILQ_ENTRY(bkc_ledger) link;
+    struct bkc_mop_list mops; /* its metadata requests in flight (borrowed; the client's) */
     int64_t id;
     char *path; /* owned */
     enum bkc_mode mode;
@@ -321,6 +332,7 @@ struct bkc_ledger {
     bool changing;
     int err; /* sticky failure of the writer */
     char errmsg[200];
+    char fail_why[96]; /* why the last ensemble index failed (for the error message) */
     bool closing;
     struct bkc_req *close_req; /* borrowed */
     struct bkc_rd_list reads;

@@ -82,6 +82,7 @@ struct bkc_ledger *bkc_ledger_alloc(struct bkc_client *c, int64_t id, enum bkc_m
     lh->lac = lh->last_pushed = -1;
     TAILQ_INIT(&lh->adds);
     TAILQ_INIT(&lh->reads);
+    TAILQ_INIT(&lh->mops);
     TAILQ_INSERT_TAIL(&c->ledgers, lh, link);
     return lh;
 }
@@ -329,6 +330,8 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
             "ledger %" PRId64 ": add of entry %" PRId64 " on bookie %s (index %d) "
             "failed: %s; replacing the bookie",
             lh->id, a->entry, op->bk->id, idx, bkc_rc_str(rc));
+    snprintf(lh->fail_why, sizeof(lh->fail_why), "bookie %s answered %s%s", op->bk->id,
+             bkc_rc_str(rc), rc == BKC_RC_EREADONLY ? " (read-only: its disk is full?)" : "");
     lh->failed |= BIT(idx);
     struct bkc_add *p;
     TAILQ_FOREACH(p, &lh->adds, link)
@@ -403,6 +406,17 @@ int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req
     req->cb = cb;
     req->errmsg[0] = '\0';
     int64_t len = (int64_t)evbuffer_get_length(payload);
+    /* A frame over the bookies' limit would make them drop the connection, failing every
+     * request of every ledger on it: refuse this entry alone, before anything is sent. */
+    size_t fl = bkc_add_frame_size(lh->c->cfg.use_v3, lh->id, lh->last_pushed + 1, 0,
+                                   BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len, (size_t)len);
+    if (fl > lh->c->cfg.max_frame_size) {
+        snprintf(req->errmsg, sizeof(req->errmsg),
+                 "entry of %" PRId64 " bytes makes a bookie frame of %zu bytes, over the frame "
+                 "limit of %zu (nettyMaxFrameSizeBytes)",
+                 len, fl, lh->c->cfg.max_frame_size);
+        return -MG_ETOOBIG;
+    }
     struct bkc_add *a = push_add(lh, payload, false, 0, lh->pushed_length + len, req);
     req->entry_id = a->entry;
     return 0;
@@ -503,10 +517,10 @@ static void change_list_done(struct bkc_mop *mop, int status)
     const char *pick[BKC_MAX_ENSEMBLE];
     int have = pick_bookies(lh->c, &mop->mr, last->bookies, E, need, pick);
     if (have < need) {
-        lh_fail(lh, -MG_EIO,
+        lh_fail(lh, -MG_ENOBOOKIES,
                 "ledger %" PRId64 ": ensemble change: not enough bookies: need %d "
-                "replacement(s) outside the ensemble, %d writable bookie(s) available",
-                lh->id, need, have);
+                "replacement(s) outside the ensemble, %d writable bookie(s) available%s%s",
+                lh->id, need, have, lh->fail_why[0] ? "; " : "", lh->fail_why);
         return;
     }
     char *ids[BKC_MAX_ENSEMBLE];
@@ -758,8 +772,9 @@ static void rd_finish(struct bkc_rd *rd, int status, int64_t bad_entry)
         struct bkc_rd_ent *e = &rd->ents[bad_entry - rd->first];
         snprintf(req->errmsg, sizeof(req->errmsg),
                  "ledger %" PRId64 " entry %" PRId64 ": no "
-                 "readable copy on %d bookie(s) (%d missing, %d corrupt)",
-                 lh->id, bad_entry, e->tries, e->n_missing, e->n_corrupt);
+                 "readable copy on %d bookie(s) (%d missing, %d corrupt, %d over the frame "
+                 "limit)",
+                 lh->id, bad_entry, e->tries, e->n_missing, e->n_corrupt, e->n_toobig);
     }
     bkc_complete(lh->c, req, status);
     rd_free(rd);
@@ -791,6 +806,8 @@ static void rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         ent->n_corrupt++;
     } else if (rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
         ent->n_missing++;
+    } else if (rc == -MG_ETOOBIG) {
+        ent->n_toobig++; /* its response was over the frame limit (logged by the connection) */
     } else {
         MG_DEBUG(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: %s", lh->id, e,
                  op->bk->id, bkc_rc_str(rc));
@@ -799,9 +816,10 @@ static void rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         rd_send(rd, i);
         return;
     }
-    int st = ent->n_missing == ent->tries ? -MG_ENOTFOUND
-             : ent->n_corrupt > 0         ? -MG_ECHECKSUM
-                                          : -MG_EIO;
+    int st = ent->n_missing == ent->tries  ? -MG_ENOTFOUND
+             : ent->n_corrupt > 0          ? -MG_ECHECKSUM
+             : ent->n_toobig == ent->tries ? -MG_ETOOBIG
+                                           : -MG_EIO;
     rd_finish(rd, st, e);
 }
 
@@ -1023,9 +1041,9 @@ static void create_bookies_done(struct bkc_mop *mop, int status)
     const char *pick[BKC_MAX_ENSEMBLE];
     int have = status < 0 ? 0 : pick_bookies(lh->c, &mop->mr, NULL, 0, E, pick);
     if (have < E) {
-        open_fail(lh, -MG_EIO,
+        open_fail(lh, -MG_ENOBOOKIES,
                   "create ledger: not enough writable bookies: need %d, %d "
-                  "registered under %s/available",
+                  "registered under %s/available (read-only ones do not count)",
                   E, have, lh->c->root);
         return;
     }
@@ -1227,6 +1245,18 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
             evbuffer_drain(payload, BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len);
             rrd_free(r);
             lh->rrd = NULL;
+            size_t plen = evbuffer_get_length(payload);
+            size_t fl = bkc_add_frame_size(lh->c->cfg.use_v3, lh->id, e,
+                                           BKC_FLAG_RECOVERY_ADD | BKC_FLAG_HIGH_PRIORITY,
+                                           BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len, plen);
+            if (fl > lh->c->cfg.max_frame_size) {
+                evbuffer_free(payload);
+                lh_fail(lh, -MG_ETOOBIG,
+                        "recovery of ledger %" PRId64 ": entry %" PRId64 " (%zu bytes) cannot be "
+                        "written back: a frame of %zu bytes is over the limit of %zu",
+                        lh->id, e, plen, fl, lh->c->cfg.max_frame_size);
+                return;
+            }
             MG_DEBUG(MOD, "ledger %" PRId64 ": recovered entry %" PRId64, lh->id, e);
             push_add(lh, payload, true, BKC_FLAG_RECOVERY_ADD | BKC_FLAG_HIGH_PRIORITY, length,
                      NULL);
@@ -1236,7 +1266,7 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         }
         MG_WARN(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: corrupt copy", lh->id, e,
                 op->bk->id);
-        r->n_failed++;
+        r->n_corrupt++;
     } else if (rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
         if (++r->n_missing >= lh->md.write_quorum - lh->md.ack_quorum + 1) {
             rrd_free(r);
@@ -1259,10 +1289,10 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         r->n_failed++;
     }
     if (r->n_pending == 0)
-        lh_fail(lh, -MG_EIO,
+        lh_fail(lh, r->n_failed == 0 ? -MG_ECHECKSUM : -MG_EIO,
                 "recovery of ledger %" PRId64 ": entry %" PRId64 " is neither "
-                "readable nor confirmed missing (%d bookie(s) failed, %d missing)",
-                lh->id, e, r->n_failed, r->n_missing);
+                "readable nor confirmed missing (%d bookie(s) failed, %d corrupt, %d missing)",
+                lh->id, e, r->n_failed, r->n_corrupt, r->n_missing);
 }
 
 static void rrd_start(struct bkc_ledger *lh)

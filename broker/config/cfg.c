@@ -118,6 +118,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("managedLedgerDefaultEnsembleSize", managed_ledger_ensemble_size, "2", 1, 64),
     CFG_INT("managedLedgerDefaultWriteQuorum", managed_ledger_write_quorum, "2", 1, 64),
     CFG_INT("managedLedgerDefaultAckQuorum", managed_ledger_ack_quorum, "2", 1, 64),
+    CFG_BOOL("autoSkipNonRecoverableData", auto_skip_non_recoverable_data, "false"),
     CFG_BOOL("bookkeeperUseV2WireProtocol", bookkeeper_use_v2_wire_protocol, "true"),
     CFG_INT("bookkeeperClientTimeoutInSeconds", bookkeeper_client_timeout_seconds, "30", 1, 3600),
     CFG_INT("defaultRetentionTimeInMinutes", default_retention_time_minutes, "0", -1, INT_MAX),

@@ -64,6 +64,8 @@ struct cfg {
     int managed_ledger_ensemble_size;      /* managedLedgerDefaultEnsembleSize (2) */
     int managed_ledger_write_quorum;       /* managedLedgerDefaultWriteQuorum (2) */
     int managed_ledger_ack_quorum;         /* managedLedgerDefaultAckQuorum (2) */
+    bool auto_skip_non_recoverable_data;   /* autoSkipNonRecoverableData (false): skip ledgers
+                                              and entries that can never be read back */
     bool bookkeeper_use_v2_wire_protocol;  /* bookkeeperUseV2WireProtocol (true) */
     int bookkeeper_client_timeout_seconds; /* bookkeeperClientTimeoutInSeconds (30) */
     int default_retention_time_minutes;    /* defaultRetentionTimeInMinutes (0; -1 = forever) */

@@ -201,7 +201,9 @@ static void meta_flush_cb(evutil_socket_t fd, short what, void *arg)
         if (q->kind == META_Q_REQ) {
             struct meta_req *req = q->req;
             int status = q->status;
-            if (q->durable && sync_rc < 0 && status == 0)
+            /* A durable item depends on the sync: a write it claims, or (embedded) an answer
+             * read from changes not yet synced, which the failed sync undid. */
+            if (q->durable && sync_rc < 0)
                 status = sync_rc;
             mg_free(q);
             req->cb(req, status);

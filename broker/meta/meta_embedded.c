@@ -17,11 +17,22 @@
  *
  * Failure modes: data dir not creatable/writable → meta_open -MG_EIO; already open →
  * -MG_EBUSY; a corrupt snapshot, a log newer than the snapshot or a record that does not
- * apply → -MG_EIO (never guess). A failed log write or fdatasync fails the requests it
- * covers with -MG_EIO and makes the store refuse every later mutation (the tree may hold
- * a change the disk does not: reopen to get back to what is durable). A failed snapshot
- * only logs a warning (the log keeps everything), unless the new log cannot be started
- * after the snapshot was renamed into place, which is treated like a failed write.
+ * apply → -MG_EIO (never guess). A failed write or sync never leaves a trace (the file
+ * errno becomes the status: ENOSPC/EDQUOT → -MG_ENOSPC, EROFS → -MG_EREADONLY, else -MG_EIO):
+ *  - every change applied to the tree since the last sync has an undo record; a failed
+ *    log append truncates the partial record away and undoes that change alone; a failed
+ *    fdatasync undoes every change since the last sync (newest first) and truncates the log
+ *    to its synced length, and the requests of that flush fail — also reads and refusals
+ *    answered from the undone changes (their completions are "durable" while unsynced);
+ *  - after a failed sync (or a failed truncate, or a new log that cannot be started after
+ *    a snapshot was renamed in) the files are rewritten before the next change: a snapshot
+ *    of the tree (= what is durable), tried when a change comes, at most once per retry
+ *    interval (1 s, doubling per failed attempt up to 30 s); until it succeeds, changes are
+ *    refused with the cause. So the store
+ *    recovers by itself once space returns, without a restart.
+ * A failed snapshot otherwise only logs a warning (the log keeps everything). Watches of
+ * undone changes fire (once more) so watchers re-read. The first refusal of an episode is
+ * logged, the others counted and reported when writes succeed again.
  * The fdatasync runs on the loop thread: metadata mutations are small and grouped.
  */
 #include "meta/meta_int.h"
@@ -37,6 +48,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EMB_LOG_MAGIC "MGMETLOG"
@@ -64,18 +76,37 @@ struct emb_buf {
     size_t len, cap;
 };
 
+/* How to take back one change of the tree (the state before it). */
+struct emb_undo {
+    enum meta_effect_kind kind; /* the change: CREATE, SET (before state) or DELETE */
+    char *path;                 /* owned */
+    struct meta_node was;       /* SET/DELETE: value (owned), len, version, times, seq, owner */
+    uint64_t parent_seq;        /* CREATE: the parent's counter before it */
+};
+
 struct meta_emb {
     struct meta_mem mem; /* first member: the memory ops work on the embedded store */
     char *dir;           /* owned */
     int dir_fd, lock_fd, log_fd;
-    uint64_t gen;             /* generation of the snapshot and of the current log */
-    uint64_t log_bytes;       /* size of meta.log */
-    uint64_t log_records;     /* records in meta.log */
-    bool dirty;               /* written since the last fdatasync */
-    int failed;               /* 0, or the sticky error after a failed write/sync */
+    uint64_t gen;            /* generation of the snapshot and of the current log */
+    uint64_t log_bytes;      /* size of meta.log */
+    uint64_t synced_bytes;   /* size of meta.log at the last successful sync */
+    uint64_t log_records;    /* records in meta.log */
+    uint64_t synced_records; /* records in meta.log at the last successful sync */
+    bool dirty;              /* written since the last fdatasync */
+    bool broken;             /* the files must be rewritten (snapshot) before the next change */
+    int failed;              /* while broken: the cause, refused changes get it */
+    uint64_t retry_at_ms;    /* broken: no rewrite before this (monotonic) */
+    int retry_ms;            /* first interval between rewrite attempts (1 s) */
+    int retry_cur;           /* the current one: doubles per failed rewrite, up to 30 s */
+    int64_t refused;         /* changes refused in the current failure episode */
+    struct emb_undo *undo;   /* owned: changes since the last sync, oldest first */
+    size_t n_undo, cap_undo;
     struct emb_buf rec;       /* framed records of the operation in progress */
     struct emb_buf payload;   /* scratch */
     struct event *snap_timer; /* owned, may be NULL */
+    meta_emb_fault_fn fault;  /* tests */
+    void *fault_arg;
 };
 
 /* ---- encoding ------------------------------------------------------------------------- */
@@ -183,17 +214,61 @@ static size_t get_str(struct rd *r, const uint8_t **out)
     return *out ? n : 0;
 }
 
+static void emb_undo_clear(struct meta_emb *e);
+static void emb_break(struct meta_emb *e, int rc);
+
 /* ---- files ---------------------------------------------------------------------------- */
+
+/* The status for a failed file operation: the cause where callers can act on it. */
+static int emb_status(int err)
+{
+    switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+        return -MG_ENOSPC;
+    case EROFS:
+        return -MG_EREADONLY;
+    default:
+        return -MG_EIO;
+    }
+}
 
 static int emb_errno(struct meta_emb *e, const char *what, const char *name)
 {
     int err = errno;
     snprintf(e->mem.m->errmsg, sizeof e->mem.m->errmsg, "%s %s/%s: %s", what, e->dir,
              name ? name : "", strerror(err));
-    return -MG_EIO;
+    return emb_status(err);
 }
 
-static int write_all(int fd, const void *p, size_t n)
+/* The test hook's verdict for op: 0, or -1 with errno set. */
+static int emb_fault(struct meta_emb *e, const char *op, size_t *len)
+{
+    int err = e->fault ? e->fault(e->fault_arg, op, len) : 0;
+    if (err == 0)
+        return 0;
+    errno = err;
+    return -1;
+}
+
+static int emb_sync(struct meta_emb *e, int fd, bool data_only)
+{
+    if (emb_fault(e, "sync", NULL) < 0)
+        return -1;
+    return data_only ? fdatasync(fd) : fsync(fd);
+}
+
+/* Cut fd back to len bytes and write from there on. */
+static int emb_truncate(struct meta_emb *e, int fd, uint64_t len)
+{
+    if (emb_fault(e, "truncate", NULL) < 0)
+        return -1;
+    if (ftruncate(fd, (off_t)len) < 0 || lseek(fd, (off_t)len, SEEK_SET) < 0)
+        return -1;
+    return 0;
+}
+
+static int write_raw(int fd, const void *p, size_t n)
 {
     const uint8_t *b = p;
     while (n > 0) {
@@ -207,6 +282,20 @@ static int write_all(int fd, const void *p, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+/* write(2) all of p, through the test hook (which may make it a partial write). */
+static int write_all(struct meta_emb *e, int fd, const void *p, size_t n)
+{
+    size_t allow = n;
+    if (emb_fault(e, "write", &allow) < 0) {
+        int err = errno;
+        if (allow < n && allow > 0)
+            write_raw(fd, p, allow);
+        errno = err;
+        return -1;
+    }
+    return write_raw(fd, p, n);
 }
 
 /* Read a whole file; -1 with errno on failure (ENOENT if missing). */
@@ -255,14 +344,15 @@ static int emb_new_log(struct meta_emb *e, uint64_t gen)
         return emb_errno(e, "cannot create", "meta.log.tmp");
     struct emb_buf h = {0};
     header(&h, EMB_LOG_MAGIC, gen);
-    int rc = write_all(fd, h.p, h.len);
+    int rc = write_all(e, fd, h.p, h.len);
     mg_free(h.p);
-    if (rc < 0 || fdatasync(fd) < 0) {
+    if (rc < 0 || emb_sync(e, fd, true) < 0) {
         rc = emb_errno(e, "cannot write", "meta.log.tmp");
         close(fd);
         return rc;
     }
-    if (renameat(e->dir_fd, "meta.log.tmp", e->dir_fd, "meta.log") < 0 || fsync(e->dir_fd) < 0) {
+    if (renameat(e->dir_fd, "meta.log.tmp", e->dir_fd, "meta.log") < 0 ||
+        emb_sync(e, e->dir_fd, false) < 0) {
         rc = emb_errno(e, "cannot rename", "meta.log.tmp");
         close(fd);
         return rc;
@@ -271,8 +361,8 @@ static int emb_new_log(struct meta_emb *e, uint64_t gen)
         close(e->log_fd);
     e->log_fd = fd;
     e->gen = gen;
-    e->log_bytes = EMB_HDR_LEN;
-    e->log_records = 0;
+    e->log_bytes = e->synced_bytes = EMB_HDR_LEN;
+    e->log_records = e->synced_records = 0;
     e->dirty = false;
     return 0;
 }
@@ -287,7 +377,7 @@ struct snap_writer {
 
 static int snap_flush(struct snap_writer *w)
 {
-    if (w->out.len && write_all(w->fd, w->out.p, w->out.len) < 0)
+    if (w->out.len && write_all(w->e, w->fd, w->out.p, w->out.len) < 0)
         return -1;
     w->out.len = 0;
     return 0;
@@ -333,7 +423,7 @@ static int emb_snapshot(struct meta_emb *e)
         rc = snap_flush(&w);
     }
     if (rc == 0)
-        rc = fsync(w.fd);
+        rc = emb_sync(e, w.fd, false);
     if (rc < 0) {
         rc = emb_errno(e, "cannot write", "meta.snap.tmp");
         close(w.fd);
@@ -343,18 +433,20 @@ static int emb_snapshot(struct meta_emb *e)
     }
     close(w.fd);
     mg_free(w.out.p);
-    if (renameat(e->dir_fd, "meta.snap.tmp", e->dir_fd, "meta.snap") < 0 || fsync(e->dir_fd) < 0) {
+    if (renameat(e->dir_fd, "meta.snap.tmp", e->dir_fd, "meta.snap") < 0 ||
+        emb_sync(e, e->dir_fd, false) < 0) {
         rc = emb_errno(e, "cannot rename", "meta.snap.tmp");
         unlinkat(e->dir_fd, "meta.snap.tmp", 0);
         return rc;
     }
-    /* From here the old log is obsolete: the snapshot holds everything. If the new log
-     * cannot be started, later appends would go to a log the next open ignores. */
+    /* The snapshot holds the whole tree, durably: the changes not yet synced are stored. */
+    emb_undo_clear(e);
+    e->mem.unsynced = false;
+    /* From here the old log is obsolete. If the new log cannot be started, later appends
+     * would go to a log the next open ignores: rewrite before the next change. */
     rc = emb_new_log(e, gen);
     if (rc < 0) {
-        e->failed = rc;
-        MG_ERROR("meta", "embedded store %s: %s; refusing further changes", e->dir,
-                 e->mem.m->errmsg);
+        emb_break(e, rc);
         return rc;
     }
     MG_DEBUG("meta", "embedded store %s: snapshot %llu (%llu nodes)", e->dir,
@@ -364,6 +456,29 @@ static int emb_snapshot(struct meta_emb *e)
 
 /* ---- the effect hook: changes become log records --------------------------------------- */
 
+static void undo_push(struct meta_emb *e, enum meta_effect_kind kind, const char *path,
+                      const struct meta_node *n, uint64_t parent_seq)
+{
+    if (e->n_undo == e->cap_undo) {
+        e->cap_undo = e->cap_undo ? e->cap_undo * 2 : 16;
+        e->undo = mg_realloc(e->undo, e->cap_undo * sizeof *e->undo);
+    }
+    struct emb_undo *u = &e->undo[e->n_undo++];
+    memset(u, 0, sizeof *u);
+    u->kind = kind;
+    u->path = mg_strdup(path);
+    u->parent_seq = parent_seq;
+    if (kind != META_EFFECT_CREATE) {
+        u->was.len = n->len;
+        u->was.value = n->len ? mg_strndup(n->value, n->len) : NULL;
+        u->was.version = n->version;
+        u->was.ctime_ms = n->ctime_ms;
+        u->was.mtime_ms = n->mtime_ms;
+        u->was.seq = n->seq;
+        u->was.owner = n->owner;
+    }
+}
+
 static void emb_effect(void *arg, enum meta_effect_kind kind, const char *path,
                        const struct meta_node *n, bool sequential)
 {
@@ -371,7 +486,11 @@ static void emb_effect(void *arg, enum meta_effect_kind kind, const char *path,
     struct emb_buf *p = &e->payload;
     p->len = 0;
     switch (kind) {
+    case META_EFFECT_BEFORE_SET:
+        undo_push(e, META_EFFECT_SET, path, n, 0);
+        return;
     case META_EFFECT_CREATE:
+        undo_push(e, META_EFFECT_CREATE, path, n, n->parent->seq - (sequential ? 1 : 0));
         put_u8(p, EMB_REC_CREATE);
         put_u8(p, (uint8_t)((n->owner ? EMB_CREATE_EPHEMERAL : 0) |
                             (sequential ? EMB_CREATE_SEQUENTIAL : 0)));
@@ -388,6 +507,7 @@ static void emb_effect(void *arg, enum meta_effect_kind kind, const char *path,
         put_str(p, n->value, n->len);
         break;
     case META_EFFECT_DELETE:
+        undo_push(e, META_EFFECT_DELETE, path, n, 0);
         put_u8(p, EMB_REC_DELETE);
         put_str(p, path, strlen(path));
         break;
@@ -396,20 +516,113 @@ static void emb_effect(void *arg, enum meta_effect_kind kind, const char *path,
     e->log_records++;
 }
 
-/* Append the records of the operation just applied. */
-static int emb_append(struct meta_emb *e)
+/* Take back the changes from undo index `from` on, newest first. */
+static void emb_undo_to(struct meta_emb *e, size_t from)
+{
+    while (e->n_undo > from) {
+        struct emb_undo *u = &e->undo[--e->n_undo];
+        struct meta_tree *t = e->mem.tree;
+        int rc = u->kind == META_EFFECT_CREATE ? meta_tree_undo_create(t, u->path, u->parent_seq)
+                 : u->kind == META_EFFECT_SET
+                     ? meta_tree_undo_set(t, u->path, u->was.value, u->was.len, u->was.version,
+                                          u->was.mtime_ms)
+                     : meta_tree_undo_delete(t, u->path, &u->was);
+        MG_ASSERT(rc == 0); /* undo records mirror the tree exactly */
+        mg_free(u->path);
+        mg_free(u->was.value);
+    }
+}
+
+/* The changes since the last sync are durable: forget how to undo them. */
+static void emb_undo_clear(struct meta_emb *e)
+{
+    for (size_t i = 0; i < e->n_undo; i++) {
+        mg_free(e->undo[i].path);
+        mg_free(e->undo[i].was.value);
+    }
+    e->n_undo = 0;
+}
+
+/* A change was refused (status rc): the first of an episode is logged, the others counted. */
+static void emb_refused(struct meta_emb *e, int rc)
+{
+    if (e->refused++ == 0)
+        MG_ERROR("meta",
+                 "embedded store %s: %s: %s; changes are refused (not stored) until it "
+                 "can write again",
+                 e->dir, mg_strerror(rc), e->mem.m->errmsg);
+}
+
+/* The files must be rewritten before the next change. */
+static void emb_break(struct meta_emb *e, int rc)
+{
+    e->broken = true;
+    e->failed = rc;
+    e->retry_at_ms = 0; /* the next change tries at once */
+    e->retry_cur = e->retry_ms;
+}
+
+/* Writes work (again). */
+static void emb_writable(struct meta_emb *e)
+{
+    if (e->refused > 0)
+        MG_INFO("meta", "embedded store %s: writable again (%lld change(s) were refused)", e->dir,
+                (long long)e->refused);
+    e->refused = 0;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Can a change be applied now? A broken store first rewrites its files from the tree (which
+ * holds exactly what is durable), at most once per retry interval. Returns 0 or the cause. */
+static int emb_ready(struct meta_emb *e)
+{
+    if (!e->broken)
+        return 0;
+    uint64_t now = mono_ms();
+    if (now < e->retry_at_ms)
+        return e->failed;
+    int rc = emb_snapshot(e);
+    if (rc < 0) {
+        /* A full disk makes each attempt write until it fails: space them out. */
+        e->failed = rc;
+        e->retry_at_ms = now + (uint64_t)e->retry_cur;
+        e->retry_cur = e->retry_cur * 2 > 30000 ? 30000 : e->retry_cur * 2;
+        return rc;
+    }
+    e->broken = false;
+    e->failed = 0;
+    emb_writable(e);
+    return 0;
+}
+
+/* Append the records of the operation just applied; on failure, take the operation back
+ * (undo records from `from` on) and leave the log as it was. */
+static int emb_append(struct meta_emb *e, size_t from, uint64_t records)
 {
     if (e->rec.len == 0)
         return 0;
-    if (write_all(e->log_fd, e->rec.p, e->rec.len) < 0) {
-        e->failed = emb_errno(e, "cannot append to", "meta.log");
-        MG_ERROR("meta", "embedded store: %s; refusing further changes", e->mem.m->errmsg);
+    if (write_all(e, e->log_fd, e->rec.p, e->rec.len) < 0) {
+        int rc = emb_errno(e, "cannot append to", "meta.log");
         e->rec.len = 0;
-        return e->failed;
+        /* A partial record would end every later replay early: cut it off. */
+        if (emb_truncate(e, e->log_fd, e->log_bytes) < 0) {
+            emb_errno(e, "cannot truncate", "meta.log");
+            emb_break(e, rc);
+        }
+        emb_undo_to(e, from);
+        e->log_records = records;
+        return rc;
     }
     e->log_bytes += e->rec.len;
     e->rec.len = 0;
     e->dirty = true;
+    e->mem.unsynced = true;
     return 0;
 }
 
@@ -652,7 +865,7 @@ static int mkdir_p(const char *dir)
 static void emb_snap_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct meta_emb *e = arg;
-    if (e->failed || e->log_records == 0)
+    if (e->broken || e->log_records == 0)
         return;
     if (emb_snapshot(e) < 0)
         MG_WARN("meta", "embedded store: snapshot failed: %s", e->mem.m->errmsg);
@@ -667,10 +880,12 @@ static void emb_free(struct meta_emb *e)
         meta_mem_detach(&e->mem);
     }
     if (e->log_fd >= 0) {
-        if (e->dirty && fdatasync(e->log_fd) < 0)
+        if (e->dirty && emb_sync(e, e->log_fd, true) < 0)
             MG_WARN("meta", "embedded store %s: fdatasync at close: %s", e->dir, strerror(errno));
         close(e->log_fd);
     }
+    emb_undo_clear(e);
+    mg_free(e->undo);
     if (e->lock_fd >= 0)
         close(e->lock_fd);
     if (e->dir_fd >= 0)
@@ -690,6 +905,7 @@ static int emb_open(struct meta_store *m, const char *arg)
     struct meta_emb *e = mg_calloc(1, sizeof *e);
     e->dir = mg_strdup(m->data_dir);
     e->dir_fd = e->lock_fd = e->log_fd = -1;
+    e->retry_ms = e->retry_cur = 1000;
     e->mem.m = m;
     m->impl = e;
     int rc;
@@ -729,11 +945,27 @@ static int emb_open(struct meta_store *m, const char *arg)
         rc = emb_new_log(e, snap_gen);
     } else if (need_snapshot) {
         rc = emb_snapshot(e);
+        if (rc < 0 && !e->broken) {
+            /* Compaction failed before replacing anything (a full disk): go on with the log
+             * as it is, its torn tail cut off; the snapshot is tried again later. */
+            MG_WARN("meta",
+                    "embedded store %s: compaction at open failed (%s): appending to "
+                    "the log",
+                    e->dir, m->errmsg);
+            rc = 0;
+            e->log_fd = openat(e->dir_fd, "meta.log", O_WRONLY | O_APPEND | O_CLOEXEC);
+            if (e->log_fd < 0 || emb_truncate(e, e->log_fd, e->log_bytes) < 0)
+                rc = emb_errno(e, "cannot reopen", "meta.log");
+            e->synced_bytes = e->log_bytes;
+            e->synced_records = e->log_records;
+        }
     } else {
         e->log_fd = openat(e->dir_fd, "meta.log", O_WRONLY | O_APPEND | O_CLOEXEC);
         rc = e->log_fd < 0 ? emb_errno(e, "cannot open", "meta.log") : 0;
+        e->synced_bytes = e->log_bytes;
+        e->synced_records = e->log_records;
     }
-    if (rc < 0 || e->failed) {
+    if (rc < 0 || e->broken) {
         rc = rc < 0 ? rc : e->failed;
         goto fail;
     }
@@ -758,20 +990,36 @@ static void emb_close(struct meta_store *m)
     emb_free(emb_of(m));
 }
 
+/* Complete a mutation. A success depends on the next sync; so does a refusal answered
+ * while the tree holds unsynced changes (it may be their consequence: -MG_EEXIST after an
+ * unsynced create). A refusal for lack of space does not: it is the disk's answer. */
+static void emb_complete(struct meta_emb *e, struct meta_req *req, int rc, bool io_failed)
+{
+    if (io_failed)
+        emb_refused(e, rc);
+    meta_req_complete(e->mem.m, req, rc, rc == 0 || (!io_failed && e->mem.unsynced));
+}
+
 static int emb_put(struct meta_store *m, const char *path, const void *value, size_t len,
                    int64_t expected_version, int flags, struct meta_req *req)
 {
     struct meta_emb *e = emb_of(m);
-    int rc = e->failed;
+    int rc = emb_ready(e);
+    bool io_failed = rc < 0;
     if (rc == 0) {
         e->rec.len = 0;
+        size_t from = e->n_undo;
+        uint64_t records = e->log_records;
         rc = meta_tree_put(e->mem.tree, e->mem.session, path, value, len, expected_version, flags,
                            req);
-        int arc = emb_append(e);
-        if (rc == 0)
+        /* Even a refused put may have created parents (META_CREATE_PARENTS): log them. */
+        int arc = emb_append(e, from, records);
+        if (arc < 0) {
             rc = arc;
+            io_failed = true;
+        }
     }
-    meta_req_complete(m, req, rc, rc == 0);
+    emb_complete(e, req, rc, io_failed);
     return 0;
 }
 
@@ -779,15 +1027,20 @@ static int emb_del(struct meta_store *m, const char *path, int64_t expected_vers
                    struct meta_req *req)
 {
     struct meta_emb *e = emb_of(m);
-    int rc = e->failed;
+    int rc = emb_ready(e);
+    bool io_failed = rc < 0;
     if (rc == 0) {
         e->rec.len = 0;
+        size_t from = e->n_undo;
+        uint64_t records = e->log_records;
         rc = meta_tree_delete(e->mem.tree, path, expected_version);
-        int arc = emb_append(e);
-        if (rc == 0)
+        int arc = emb_append(e, from, records);
+        if (arc < 0) {
             rc = arc;
+            io_failed = true;
+        }
     }
-    meta_req_complete(m, req, rc, rc == 0);
+    emb_complete(e, req, rc, io_failed);
     return 0;
 }
 
@@ -796,20 +1049,55 @@ static int emb_before_flush(struct meta_store *m)
 {
     struct meta_emb *e = emb_of(m);
     if (e->dirty) {
-        if (fdatasync(e->log_fd) < 0) {
-            e->failed = emb_errno(e, "cannot fdatasync", "meta.log");
-            MG_ERROR("meta", "embedded store: %s; refusing further changes", m->errmsg);
-            return e->failed;
+        if (emb_sync(e, e->log_fd, true) < 0) {
+            /* After a failed sync the kernel may have dropped the unsynced pages: none of
+             * those changes is stored. Take them all back, cut them off the log (so that a
+             * restart cannot replay them) and rewrite the files before the next change. */
+            int rc = emb_errno(e, "cannot fdatasync", "meta.log");
+            MG_ERROR("meta", "embedded store %s: %s; %zu unsynced change(s) taken back", e->dir,
+                     m->errmsg, e->n_undo);
+            e->refused += e->n_undo ? (int64_t)e->n_undo : 1;
+            emb_undo_to(e, 0);
+            e->mem.unsynced = false;
+            e->dirty = false;
+            if (emb_truncate(e, e->log_fd, e->synced_bytes) == 0)
+                e->log_bytes = e->synced_bytes;
+            e->log_records = e->synced_records;
+            emb_break(e, rc);
+            return rc;
         }
         e->dirty = false;
+        e->synced_bytes = e->log_bytes;
+        e->synced_records = e->log_records;
+        emb_undo_clear(e);
+        e->mem.unsynced = false;
+        emb_writable(e);
     }
-    if (e->failed)
-        return e->failed;
+    if (e->broken)
+        return 0; /* nothing of this flush depends on the files */
     /* The items of this flush are durable now; a failed snapshot does not change that
      * (a failure to restart the log only blocks later mutations, through e->failed). */
     if (e->log_bytes > m->o.snapshot_log_bytes && emb_snapshot(e) < 0)
         MG_WARN("meta", "embedded store: snapshot failed: %s", m->errmsg);
     return 0;
+}
+
+void meta_embedded_set_fault(struct meta_store *m, meta_emb_fault_fn fn, void *arg)
+{
+    MG_ASSERT(m->ops == &meta_embedded_ops);
+    struct meta_emb *e = emb_of(m);
+    e->fault = fn;
+    e->fault_arg = arg;
+}
+
+void meta_embedded_set_retry_ms(struct meta_store *m, int ms)
+{
+    MG_ASSERT(m->ops == &meta_embedded_ops);
+    struct meta_emb *e = emb_of(m);
+    e->retry_ms = e->retry_cur = ms;
+    uint64_t limit = mono_ms() + (uint64_t)ms;
+    if (e->retry_at_ms > limit)
+        e->retry_at_ms = limit;
 }
 
 const struct meta_ops meta_embedded_ops = {

@@ -158,6 +158,7 @@ enum meta_effect_kind {
     META_EFFECT_CREATE = 0, /* node created (n); parent's seq is n->parent->seq */
     META_EFFECT_SET,        /* node's value/version/mtime changed */
     META_EFFECT_DELETE,     /* node at path removed (n is still valid during the call) */
+    META_EFFECT_BEFORE_SET, /* node n is about to change (SET follows): its current state */
 };
 /* Called for every change a tree operation makes, in order (embedded: logs it). */
 typedef void (*meta_effect_fn)(void *arg, enum meta_effect_kind kind, const char *path,
@@ -177,6 +178,10 @@ struct meta_mem {
     struct meta_store *m;   /* borrowed back pointer */
     struct meta_tree *tree; /* one reference */
     uint64_t session;
+    /* embedded: the tree holds changes not yet synced. Reads then complete as "durable":
+     * if the sync fails (and the changes are undone) they fail too, so no answer ever
+     * reflects a change that was not stored. */
+    bool unsynced;
 };
 
 struct meta_tree *meta_tree_new(void);
@@ -188,6 +193,12 @@ void meta_stat_of(const struct meta_node *n, struct meta_stat *st);
 int meta_tree_put(struct meta_tree *t, uint64_t session, const char *path, const void *value,
                   size_t len, int64_t expected_version, int flags, struct meta_req *req);
 int meta_tree_delete(struct meta_tree *t, const char *path, int64_t expected_version);
+/* Undo one change the disk refused (embedded), newest first: no effect hook; the watches
+ * of the path fire as for the opposite change. -MG_EIO if the tree does not match. */
+int meta_tree_undo_create(struct meta_tree *t, const char *path, uint64_t parent_seq);
+int meta_tree_undo_set(struct meta_tree *t, const char *path, const void *value, size_t len,
+                       int64_t version, int64_t mtime_ms);
+int meta_tree_undo_delete(struct meta_tree *t, const char *path, const struct meta_node *was);
 /* Replay (no watches, no effect hook): 0 or -MG_EIO on an inconsistency. */
 int meta_tree_apply_create(struct meta_tree *t, const char *path, const void *value, size_t len,
                            int64_t ctime_ms, uint64_t owner, uint64_t parent_seq);
@@ -210,5 +221,17 @@ int meta_mem_children(struct meta_store *m, const char *path, struct meta_req *r
 int meta_mem_exists(struct meta_store *m, const char *path, struct meta_req *req);
 int meta_mem_watch(struct meta_store *m, struct meta_watch *w);
 void meta_mem_unwatch(struct meta_store *m, struct meta_watch *w);
+
+/* ---- embedded: test hooks ------------------------------------------------------------- */
+
+/* Fault injection into an embedded store's file I/O (tests). fn runs before each write
+ * (op "write"; lowering *len writes that many bytes first, a partial write), each
+ * fdatasync/fsync (op "sync") and ftruncate (op "truncate"); it returns 0 to go on or an
+ * errno to fail with. fn NULL removes the hook. */
+typedef int (*meta_emb_fault_fn)(void *arg, const char *op, size_t *len);
+void meta_embedded_set_fault(struct meta_store *m, meta_emb_fault_fn fn, void *arg);
+/* After a failure that needs the files rewritten, the store tries again at most once per
+ * this interval (default 1000 ms; tests use 0). */
+void meta_embedded_set_retry_ms(struct meta_store *m, int ms);
 
 #endif

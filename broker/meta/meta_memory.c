@@ -221,6 +221,7 @@ int meta_tree_put(struct meta_tree *t, uint64_t session, const char *path, const
                 return -MG_EEXIST;
             if (expected_version >= 0 && n->version != expected_version)
                 return -MG_EBUSY;
+            effect(t, META_EFFECT_BEFORE_SET, path, n, false);
             node_set_value(n, value, len);
             n->version++;
             n->mtime_ms = meta_now_ms();
@@ -285,6 +286,52 @@ int meta_tree_delete(struct meta_tree *t, const char *path, int64_t expected_ver
     effect(t, META_EFFECT_DELETE, path, n, false);
     node_remove(n);
     tree_fire(t, path, 3, META_WATCH_DELETED);
+    tree_fire_parent(t, path);
+    return 0;
+}
+
+/* ---- undo (embedded: a change the disk refused) ------------------------------------------ */
+
+int meta_tree_undo_create(struct meta_tree *t, const char *path, uint64_t parent_seq)
+{
+    struct meta_node *n = meta_tree_lookup(t, path);
+    if (!n || !n->parent || n->children.count > 0)
+        return -MG_EIO;
+    n->parent->seq = parent_seq;
+    node_remove(n);
+    tree_fire(t, path, 3, META_WATCH_DELETED);
+    tree_fire_parent(t, path);
+    return 0;
+}
+
+int meta_tree_undo_set(struct meta_tree *t, const char *path, const void *value, size_t len,
+                       int64_t version, int64_t mtime_ms)
+{
+    struct meta_node *n = meta_tree_lookup(t, path);
+    if (!n)
+        return -MG_EIO;
+    node_set_value(n, value, len);
+    n->version = version;
+    n->mtime_ms = mtime_ms;
+    tree_fire(t, path, 1, META_WATCH_CHANGED);
+    return 0;
+}
+
+int meta_tree_undo_delete(struct meta_tree *t, const char *path, const struct meta_node *was)
+{
+    size_t plen = meta_path_parent_len(path);
+    struct meta_node *parent = plen ? lookup_n(t, path, plen) : NULL;
+    const char *name = strrchr(path, '/') + 1;
+    if (!parent || mg_map_get_str(&parent->children, name))
+        return -MG_EIO;
+    struct meta_node *n = node_new(parent, name, strlen(name));
+    node_set_value(n, was->value, was->len);
+    n->version = was->version;
+    n->ctime_ms = was->ctime_ms;
+    n->mtime_ms = was->mtime_ms;
+    n->seq = was->seq;
+    n->owner = was->owner;
+    tree_fire(t, path, 3, META_WATCH_CREATED);
     tree_fire_parent(t, path);
     return 0;
 }
@@ -466,9 +513,10 @@ static struct meta_mem *mem_of(struct meta_store *m)
 
 int meta_mem_get(struct meta_store *m, const char *path, struct meta_req *req)
 {
+    bool unsynced = mem_of(m)->unsynced;
     struct meta_node *n = meta_tree_lookup(mem_of(m)->tree, path);
     if (!n) {
-        meta_req_complete(m, req, -MG_ENOTFOUND, false);
+        meta_req_complete(m, req, -MG_ENOTFOUND, unsynced);
         return 0;
     }
     req->value = mg_malloc(n->len + 1);
@@ -477,15 +525,16 @@ int meta_mem_get(struct meta_store *m, const char *path, struct meta_req *req)
     req->value[n->len] = '\0';
     req->len = n->len;
     meta_stat_of(n, &req->stat);
-    meta_req_complete(m, req, 0, false);
+    meta_req_complete(m, req, 0, unsynced);
     return 0;
 }
 
 int meta_mem_children(struct meta_store *m, const char *path, struct meta_req *req)
 {
+    bool unsynced = mem_of(m)->unsynced;
     struct meta_node *n = meta_tree_lookup(mem_of(m)->tree, path);
     if (!n) {
-        meta_req_complete(m, req, -MG_ENOTFOUND, false);
+        meta_req_complete(m, req, -MG_ENOTFOUND, unsynced);
         return 0;
     }
     int cnt = (int)n->children.count;
@@ -499,7 +548,7 @@ int meta_mem_children(struct meta_store *m, const char *path, struct meta_req *r
         names[i++] = mg_strndup(key, klen);
     meta_req_set_children(req, names, i);
     meta_stat_of(n, &req->stat);
-    meta_req_complete(m, req, 0, false);
+    meta_req_complete(m, req, 0, unsynced);
     return 0;
 }
 
@@ -508,7 +557,7 @@ int meta_mem_exists(struct meta_store *m, const char *path, struct meta_req *req
     struct meta_node *n = meta_tree_lookup(mem_of(m)->tree, path);
     if (n)
         meta_stat_of(n, &req->stat);
-    meta_req_complete(m, req, n ? 0 : -MG_ENOTFOUND, false);
+    meta_req_complete(m, req, n ? 0 : -MG_ENOTFOUND, mem_of(m)->unsynced);
     return 0;
 }
 

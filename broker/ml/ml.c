@@ -568,6 +568,7 @@ static void ml_free(struct ml_ledger *ml)
         f->ops->free_ml(f->impl, ml);
     mg_free(ml->doomed);
     mg_free(ml->doomed_seq);
+    mg_free(ml->lost);
     mg_free(ml->cursors);
     mg_free(ml->ledgers);
     mg_free(ml->name);
@@ -596,6 +597,16 @@ static int64_t now_ms(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define ML_ROLL_BACKOFF_MIN_MS 250
+#define ML_ROLL_BACKOFF_MAX_MS 5000
 
 /* ---- ledger-list writes ---------------------------------------------------------------- */
 
@@ -1151,6 +1162,12 @@ static void send_unsent(struct ml_ledger *ml)
            (op = TAILQ_FIRST(&ml->unsent)) != NULL) {
         struct ml_ledger_info *cur = current_ledger(ml);
         if (ml->broken || ledger_full(ml, cur)) {
+            if (ml->roll_error && mono_ms() < ml->roll_retry_at) {
+                /* The last roll failed a moment ago: fail fast, try again later. */
+                fail_unsent(ml, ml->roll_error);
+                schedule_drain(ml);
+                break;
+            }
             start_rollover(ml);
             continue;
         }
@@ -1164,6 +1181,18 @@ static void send_unsent(struct ml_ledger *ml)
         op->sreq.entry = op->entry;
         ml_hold(ml);
         int rc = f->ops->add_entry(f->impl, ml, &op->sreq);
+        if (rc == -MG_ETOOBIG) {
+            /* The store can never take this entry (over its frame limit) and sent nothing:
+             * it alone fails, in order; the ledger goes on with the same entry id. */
+            ml_release(ml);
+            cur->next_entry--;
+            cur->assigned_size -= (int64_t)op->entry->size;
+            op->entry->pos = (struct ml_position){-1, -1};
+            op->done = true;
+            op->status = rc;
+            schedule_drain(ml);
+            continue;
+        }
         if (rc < 0) {
             ml_release(ml);
             op->done = true;
@@ -1185,8 +1214,16 @@ static void roll_fail(struct ml_ledger *ml, int status)
         ml_fence(ml);
         return;
     }
-    MG_WARN(ML_MOD, "%s: cannot roll to a new ledger: %s", ml->name, mg_strerror(status));
-    /* The queued appends fail (clients resend); the next append tries again. */
+    ml->roll_backoff_ms = ml->roll_backoff_ms ? ml->roll_backoff_ms * 2 : ML_ROLL_BACKOFF_MIN_MS;
+    if (ml->roll_backoff_ms > ML_ROLL_BACKOFF_MAX_MS)
+        ml->roll_backoff_ms = ML_ROLL_BACKOFF_MAX_MS;
+    ml->roll_retry_at = mono_ms() + ml->roll_backoff_ms;
+    ml->roll_error = status;
+    MG_WARN(ML_MOD,
+            "%s: cannot roll to a new ledger: %s; appends fail for %d ms, then it is "
+            "tried again",
+            ml->name, mg_strerror(status), ml->roll_backoff_ms);
+    /* The queued appends fail (clients resend); an append after the delay tries again. */
     fail_unsent(ml, status);
     schedule_drain(ml);
 }
@@ -1206,6 +1243,8 @@ static void roll_saved(struct ml_ledger *ml, int status)
     ml->rolling = false;
     ml->roll_phase = ML_ROLL_NONE;
     ml->broken = false;
+    ml->roll_error = 0;
+    ml->roll_backoff_ms = 0;
     MG_DEBUG(ML_MOD, "%s: rolled over to ledger %" PRId64, ml->name, current_ledger(ml)->id);
     send_unsent(ml);
     ml_maybe_trim(ml, NULL);
@@ -1303,6 +1342,7 @@ static void start_rollover(struct ml_ledger *ml)
         return;
     ml->rolling = true;
     ml->roll_phase = ML_ROLL_DRAIN;
+    ml->roll_attempts++;
     roll_continue(ml);
 }
 
@@ -1389,6 +1429,56 @@ int ml_append(struct ml_ledger *ml, struct evbuffer *data, struct ml_append_req 
     TAILQ_INSERT_TAIL(&ml->unsent, op, link);
     ml->n_pending++;
     send_unsent(ml);
+    return 0;
+}
+
+/* ---- data that cannot be read back ---------------------------------------------------- */
+
+/* Has the loss of ledger been reported? Notes it if not. */
+static bool lost_reported(struct ml_ledger *ml, int64_t ledger)
+{
+    for (int i = 0; i < ml->n_lost; i++)
+        if (ml->lost[i] == ledger)
+            return true;
+    if (ml->n_lost == ml->cap_lost) {
+        ml->cap_lost = ml->cap_lost ? ml->cap_lost * 2 : 4;
+        ml->lost = mg_realloc(ml->lost, (size_t)ml->cap_lost * sizeof *ml->lost);
+    }
+    ml->lost[ml->n_lost++] = ledger;
+    return false;
+}
+
+int ml_data_lost(struct ml_ledger *ml, int64_t ledger, int64_t first, int64_t last)
+{
+    const struct ml_ledger_info *li = ml_find_ledger(ml, ledger);
+    if (!li || li->entries == 0)
+        return 0; /* trimmed meanwhile: nothing in the list is lost */
+    bool whole = first < 0;
+    if (whole) {
+        first = 0;
+        last = li->entries - 1;
+    }
+    if (last >= li->entries)
+        last = li->entries - 1;
+    bool skip = ml->f->cfg.auto_skip_non_recoverable_data;
+    if (!lost_reported(ml, ledger)) {
+        if (skip)
+            MG_ERROR(ML_MOD,
+                     "%s: ledger %" PRId64 "%s: entries %" PRId64 "..%" PRId64
+                     " cannot be read back; autoSkipNonRecoverableData: skipped and "
+                     "acknowledged for every subscription (lost)",
+                     ml->name, ledger, whole ? " is gone" : "", first, last);
+        else
+            MG_ERROR(ML_MOD,
+                     "%s: ledger %" PRId64 "%s: entries %" PRId64 "..%" PRId64
+                     " cannot be read back: reads stop there (autoSkipNonRecoverableData=true "
+                     "would skip them)",
+                     ml->name, ledger, whole ? " is gone" : "", first, last);
+    }
+    if (!skip)
+        return -MG_ENONRECOVERABLE;
+    for (int i = 0; i < ml->n_cursors; i++)
+        ml_cursor_ack_lost(ml->cursors[i], ledger, first, last);
     return 0;
 }
 

@@ -79,6 +79,12 @@ struct ml_config {
                                           0 = 1000; < 0 = write every change at once */
     int max_unacked_ranges_to_persist; /* managedLedgerMaxUnackedRangesToPersistInZooKeeper:
                                           more ranges: only mark-delete is written; 0 = 1000 */
+    /* autoSkipNonRecoverableData: data in the ledger list that can never be read back (the
+     * ledger is gone, no bookie has the entry, every copy is corrupt). false: ml_open fails
+     * with -MG_ENONRECOVERABLE when it is the last ledger (recovered at load), and a read
+     * reaching it fails with that code (after the entries before it); true: it is skipped
+     * and acknowledged for every cursor, with an ERROR log per ledger (Pulsar's rule). */
+    bool auto_skip_non_recoverable_data;
 };
 
 /* The factory owns the storage backend and every open ML. store = "memory" (tests,
@@ -130,7 +136,8 @@ struct ml_append_req {
  * entry is stored (durably, for durable stores). Errors: -MG_ECLOSED, -MG_EFENCED (sync or
  * async: the ML is fenced for good, see ml_is_fenced), -MG_EIO and other store errors
  * (async: this append and those queued behind it failed; the ML rolls to a new ledger on
- * the next append, so a resend may succeed).
+ * the next append, so a resend may succeed), -MG_ETOOBIG (async: this entry alone is over
+ * what the store can ever take, the bookies' frame limit; the appends around it go on).
  * Cursors waiting for entries are woken once the append completes. */
 int ml_append(struct ml_ledger *ml, struct evbuffer *data, struct ml_append_req *req,
               ml_append_cb cb);

@@ -542,6 +542,24 @@ int ml_cursor_ack(struct ml_cursor *c, struct ml_position pos, const int64_t *ac
     return 1;
 }
 
+void ml_cursor_ack_lost(struct ml_cursor *c, int64_t ledger, int64_t first, int64_t last)
+{
+    struct ml_ledger *ml = c->ml;
+    bool any = false;
+    for (int64_t e = first; e <= last; e++) {
+        struct ml_position p = {ledger, e};
+        if (ml_pos_cmp(p, c->mark_delete) <= 0 || ml_pos_cmp(p, ml->lac) > 0 || bit_test(c, p))
+            continue;
+        batch_drop(c, p);
+        bit_set(c, p);
+        any = true;
+    }
+    if (!any)
+        return;
+    merge_into_md(c);
+    md_changed(c);
+}
+
 void ml_cursor_ack_cumulative(struct ml_cursor *c, struct ml_position pos)
 {
     if (!c)
@@ -803,6 +821,30 @@ static void read_store_done(struct ml_store_req *sreq, int status)
         read_finish(op, op->status ? op->status : -MG_ECANCELED);
         return;
     }
+    const struct ml_ledger_info *li = ml_find_ledger(op->ml, sreq->ledger_id);
+    bool listed = li && sreq->first < li->entries;
+    if (listed && (status == -MG_ENOTFOUND || status == -MG_ENONRECOVERABLE)) {
+        /* Data the list has can never be read back: a gone ledger (all of it), or an entry
+         * of the range (narrow down to it, one entry per read). */
+        if (status == -MG_ENONRECOVERABLE && sreq->first < sreq->last) {
+            op->narrow = true;
+            op->state = ML_READ_QUEUED;
+            read_run(op);
+            return;
+        }
+        int rc = status == -MG_ENOTFOUND
+                     ? ml_data_lost(op->ml, sreq->ledger_id, -1, -1)
+                     : ml_data_lost(op->ml, sreq->ledger_id, sreq->first, sreq->last);
+        if (rc < 0) {
+            /* What was read before it goes out first; the next read stops here again. */
+            read_finish(op, op->n_out > 0 ? 0 : rc);
+            return;
+        }
+        /* Skipped: those entries are acknowledged now, the targets pass over them. */
+        op->state = ML_READ_QUEUED;
+        read_run(op);
+        return;
+    }
     if (status < 0 && status != -MG_ENOTFOUND) {
         read_finish(op, status);
         return;
@@ -844,7 +886,7 @@ static void read_run(struct ml_read_op *op)
             }
             /* One store read for the run of targets ahead in this ledger. */
             int64_t last = p.entry;
-            for (int j = op->idx + 1; j < op->n_targets; j++) {
+            for (int j = op->idx + 1; j < op->n_targets && !op->narrow; j++) {
                 struct ml_position q = op->targets[j];
                 if (q.ledger != p.ledger || q.entry <= last || q.entry >= li->entries ||
                     q.entry - p.entry >= 1000)

@@ -88,10 +88,14 @@ struct ml_store_ops {
     /* New ledger; req->ledger_id set before cb. */
     int (*create_ledger)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
     /* Store req->entry as entry req->entry->pos.entry of ledger req->ledger_id. Entries
-     * of a ledger arrive in order; completions come back in the same order. */
+     * of a ledger arrive in order; completions come back in the same order. -MG_ETOOBIG
+     * (sync): the entry can never be stored (over the store's frame limit); nothing was
+     * sent, the ledger is unaffected and the next entry takes the same id. Other sync
+     * errors: nothing more may go to this ledger. */
     int (*add_entry)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
-    /* Read [first, last] of ledger_id. -MG_ENOTFOUND (at cb) if the ledger or the first
-     * entry is gone. */
+    /* Read [first, last] of ledger_id. At cb: -MG_ENOTFOUND if the ledger is gone (deleted,
+     * or lost if it is still in the list); -MG_ENONRECOVERABLE if the ledger exists but an
+     * entry of the range can never be read (no replica has it, every copy is corrupt). */
     int (*read_range)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
     /* Seal a ledger (no more adds) once its adds completed; completes with 0 when it is
      * sealed already. -MG_EFENCED: someone else recovered it. req NULL: fire and forget. */
@@ -130,6 +134,15 @@ struct ml_store_ops {
 
 extern const struct ml_store_ops ml_store_memory;
 extern const struct ml_store_ops ml_store_bookkeeper;
+
+/* The bookkeeper store's failed cursor writes (tests, diagnostics). */
+struct ml_bk_cursor_stats {
+    int64_t write_failures; /* cursor writes that failed (each is retried with backoff) */
+    int64_t log_lines;      /* lines logged about them (one per 10 s at most, + recovery) */
+};
+void ml_bk_cursor_stats(struct ml_factory *f, struct ml_bk_cursor_stats *out);
+/* Replace the clock that paces those log lines (ms; NULL = monotonic). */
+void ml_bk_set_clock(struct ml_factory *f, int64_t (*clock)(void *arg), void *arg);
 
 /* ---- factory ------------------------------------------------------------------------ */
 
@@ -205,11 +218,19 @@ struct ml_ledger {
     bool deleted;
     bool rolling; /* rolling over (roll_phase); appends wait in `unsent` */
     enum ml_roll_phase roll_phase;
-    bool fenced;      /* another owner took the ML: appends fail with -MG_EFENCED */
-    bool broken;      /* the current ledger failed an add: roll before the next send */
-    int fail_sent;    /* != 0: complete every in-flight add with this (after a failure) */
-    void *store_priv; /* owned by the store (free_ml) */
-    int64_t *doomed;  /* owned: ledgers off the list, deleted after the next saved list */
+    /* A failed roll (no bookies, metadata store full) is not tried again before
+     * roll_retry_at (monotonic ms; the delay doubles per failure up to ML_ROLL_BACKOFF_MAX_MS):
+     * appends meanwhile fail at once with roll_error, so a producer's retries do not become
+     * a ledger create (and its log lines) each. */
+    int64_t roll_retry_at;
+    int roll_backoff_ms;
+    int roll_error;
+    int64_t roll_attempts; /* rollovers started (tests) */
+    bool fenced;           /* another owner took the ML: appends fail with -MG_EFENCED */
+    bool broken;           /* the current ledger failed an add: roll before the next send */
+    int fail_sent;         /* != 0: complete every in-flight add with this (after a failure) */
+    void *store_priv;      /* owned by the store (free_ml) */
+    int64_t *doomed;       /* owned: ledgers off the list, deleted after the next saved list */
     uint64_t *doomed_seq;
     int n_doomed, cap_doomed;
     uint64_t save_seq; /* bumped per list change that dooms ledgers */
@@ -227,6 +248,8 @@ struct ml_ledger {
     struct ml_read_list waiters; /* read ops waiting for appends (borrowed) */
     struct ml_cache cache;
     int64_t entries_added;
+    int64_t *lost; /* owned: ledgers whose unreadable data was reported (one log each) */
+    int n_lost, cap_lost;
     bool retention_set; /* ml_set_retention: these override the factory's */
     int64_t retention_time_minutes, retention_size_mb;
     struct ml_store_req open_req; /* open chain: load_ml, then create_ledger */
@@ -255,6 +278,10 @@ void ml_persist_cursor(struct ml_cursor *c, bool now);
 /* The store found that another owner took the ML (a metadata CAS lost): fail every
  * pending and later append with -MG_EFENCED, stop persisting. */
 void ml_fence(struct ml_ledger *ml);
+/* Entries first..last of a ledger in the list (first < 0: all of them) can never be read
+ * back. autoSkipNonRecoverableData: they are acknowledged for every cursor and 0 is
+ * returned; otherwise -MG_ENONRECOVERABLE. Logs once per ledger. */
+int ml_data_lost(struct ml_ledger *ml, int64_t ledger, int64_t first, int64_t last);
 /* Restore hooks for a store's load_ml. */
 void ml_restore_ledger(struct ml_ledger *ml, int64_t id, int64_t entries, int64_t size);
 struct ml_cursor *ml_restore_cursor(struct ml_ledger *ml, const char *name,
@@ -301,6 +328,7 @@ struct ml_read_op {
     struct ml_entry **out; /* owned, referenced */
     int n_out;
     size_t bytes;
+    bool narrow; /* a range read hit unreadable data: read one entry at a time */
     struct ml_task task;
     struct ml_store_req sreq;
     TAILQ_ENTRY(ml_read_op) wait_link;
@@ -333,5 +361,11 @@ struct ml_cursor *ml_cursor_new(struct ml_ledger *ml, const char *name, bool dur
 void ml_cursor_destroy(struct ml_cursor *c, int status);
 /* Appends completed: move waiting reads to the task queue. */
 void ml_wake_waiters(struct ml_ledger *ml);
+/* Acknowledge entries first..last of ledger that can never be read (autoSkip). */
+void ml_cursor_ack_lost(struct ml_cursor *c, int64_t ledger, int64_t first, int64_t last);
+
+/* Tests: the memory store loses an entry (reads of a range with it fail with
+ * -MG_ENONRECOVERABLE) or, entry < 0, a whole ledger (it reads as deleted). */
+void ml_store_mem_lose(struct ml_factory *f, int64_t ledger, int64_t entry);
 
 #endif

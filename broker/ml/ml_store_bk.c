@@ -68,6 +68,7 @@ struct bkcur {
     char *path;      /* owned */
     int64_t version; /* META_VERSION_NONE: not stored yet */
     bool dirty, writing, removed;
+    int fails;         /* consecutive failed writes: the retry backs off */
     uint8_t *next_buf; /* owned: a snapshot waiting for the write in flight */
     size_t next_len;
     struct event *timer; /* owned */
@@ -133,7 +134,28 @@ struct bks {
     struct bk_op_list ops;
     int flush_ms, max_ranges;
     int ensemble, write_q, ack_q;
+    bool auto_skip; /* autoSkipNonRecoverableData */
+    /* failed cursor writes: one log line per BK_FAIL_LOG_MS with a count */
+    int64_t (*clock)(void *arg); /* ms; monotonic unless a test sets one */
+    void *clock_arg;
+    struct ml_bk_cursor_stats cst;
+    int64_t fail_unlogged; /* failures since the last line */
+    int64_t fail_log_at;   /* when the last line was logged */
+    bool fail_logged_once; /* a line was ever logged */
+    bool fail_reported;    /* a failure was logged since the last success */
+    char fail_last[200];   /* the last failure, for the next line */
 };
+
+#define BK_FAIL_LOG_MS 10000 /* at most one "cursor not stored" line per this period */
+#define BK_RETRY_MAX_SHIFT 4 /* retries back off to 16 flush intervals */
+
+static int64_t mono_clock(void *arg)
+{
+    (void)arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int64_t wall_ms(void)
 {
@@ -495,6 +517,8 @@ static int bk_init(struct ml_factory *f, void **impl)
     s->ensemble = cfg->ensemble_size;
     s->write_q = cfg->write_quorum;
     s->ack_q = cfg->ack_quorum;
+    s->auto_skip = cfg->auto_skip_non_recoverable_data;
+    s->clock = mono_clock;
     *impl = s;
     return 0;
 }
@@ -745,9 +769,42 @@ static void load_recovered(struct bkc_req *br, int status)
     struct bkml *m = op->m;
     struct ml_ledger *ml = m->ml;
     struct ml_ledger_info *li = &ml->ledgers[ml->n_ledgers - 1];
+    /* Never readable again: the ledger is gone from BookKeeper's metadata, its metadata is
+     * corrupt, or every copy of an entry is corrupt. Transient failures (bookies down) are
+     * not: the load fails and is tried again later. */
+    bool lost = status == -MG_ENOTFOUND || status == -MG_EPROTO || status == -MG_ECHECKSUM;
+    int64_t n = status == 0 ? bkc_ledger_lac(br->ledger) + 1 : 0;
+    if (status == 0 && n < li->entries) {
+        /* Recovery found fewer entries than the list says were confirmed: no bookie has the
+         * rest any more. */
+        lost = true;
+        snprintf(br->errmsg, sizeof br->errmsg,
+                 "recovered %" PRId64 " entries, the ledger list has %" PRId64 " confirmed", n,
+                 li->entries);
+    }
     if (status == -MG_ENOTFOUND && li->entries == 0) {
         /* Created but never written to the metadata of BookKeeper: drop it. */
         MG_WARN(BK_MOD, "%s: last ledger %" PRId64 " does not exist, dropped", m->name, li->id);
+        ml->n_ledgers--;
+    } else if (lost && !op->s->auto_skip) {
+        MG_ERROR(BK_MOD,
+                 "%s: ledger %" PRId64 " cannot be recovered (%s%s%s): refusing to load the "
+                 "topic; autoSkipNonRecoverableData=true would skip it and lose its %" PRId64
+                 " entries",
+                 m->name, li->id, status < 0 ? mg_strerror(status) : "entries lost",
+                 br->errmsg[0] ? ": " : "", br->errmsg, li->entries);
+        if (status == 0) {
+            bkc_ledger_free(br->ledger);
+            br->ledger = NULL;
+        }
+        load_finish(op, -MG_ENONRECOVERABLE);
+        return;
+    } else if (lost && status < 0) {
+        MG_ERROR(BK_MOD,
+                 "%s: autoSkipNonRecoverableData: ledger %" PRId64 " cannot be recovered (%s%s%s): "
+                 "skipped, its %" PRId64 " entries are lost",
+                 m->name, li->id, mg_strerror(status), br->errmsg[0] ? ": " : "", br->errmsg,
+                 li->entries);
         ml->n_ledgers--;
     } else if (status < 0) {
         MG_WARN(BK_MOD, "%s: recovery of ledger %" PRId64 " failed: %s %s", m->name, li->id,
@@ -755,9 +812,13 @@ static void load_recovered(struct bkc_req *br, int status)
         load_finish(op, status);
         return;
     } else {
+        if (lost)
+            MG_ERROR(BK_MOD,
+                     "%s: autoSkipNonRecoverableData: ledger %" PRId64 " %s: entries %" PRId64
+                     "..%" PRId64 " are lost",
+                     m->name, li->id, br->errmsg, n, li->entries - 1);
         struct bkc_ledger *lh = br->ledger;
         br->ledger = NULL;
-        int64_t n = bkc_ledger_lac(lh) + 1;
         li->entries = li->next_entry = n;
         li->size = li->assigned_size = bkc_ledger_length(lh);
         li->publish_known = n == 0;
@@ -972,6 +1033,59 @@ static void cursor_delete_node(struct bkml *m, const char *path, struct ml_store
     }
 }
 
+/* A cursor write failed (the metadata store is unreachable or full): the cursor retries
+ * with backoff; the failures of every cursor are reported together, one line per
+ * BK_FAIL_LOG_MS with their count and the last cause. */
+static void cursor_failed(struct bkcur *cur, int status)
+{
+    struct bks *s = cur->m->s;
+    cur->dirty = true;
+    cur->fails++;
+    s->cst.write_failures++;
+    s->fail_unlogged++;
+    snprintf(s->fail_last, sizeof s->fail_last, "%s cursor %s: %s", cur->m->name, cur->name,
+             mg_strerror(status));
+    int64_t now = s->clock(s->clock_arg);
+    if (s->fail_logged_once && now - s->fail_log_at < BK_FAIL_LOG_MS)
+        return;
+    MG_WARN(BK_MOD,
+            "cursor state not stored: %" PRId64 " failed write(s)%s (last: %s); the positions "
+            "are kept in memory, retrying with backoff",
+            s->fail_unlogged, s->fail_logged_once ? " since the last report" : "", s->fail_last);
+    s->cst.log_lines++;
+    s->fail_unlogged = 0;
+    s->fail_log_at = now;
+    s->fail_logged_once = true;
+    s->fail_reported = true;
+}
+
+static void cursor_stored(struct bkcur *cur)
+{
+    struct bks *s = cur->m->s;
+    cur->fails = 0;
+    if (!s->fail_reported)
+        return;
+    s->fail_reported = false;
+    MG_INFO(BK_MOD, "cursor state is stored again (%" PRId64 " failed write(s) in all)",
+            s->cst.write_failures);
+    s->cst.log_lines++;
+}
+
+void ml_bk_cursor_stats(struct ml_factory *f, struct ml_bk_cursor_stats *out)
+{
+    MG_ASSERT(f->ops == &ml_store_bookkeeper);
+    struct bks *s = f->impl;
+    *out = s->cst;
+}
+
+void ml_bk_set_clock(struct ml_factory *f, int64_t (*clock)(void *arg), void *arg)
+{
+    MG_ASSERT(f->ops == &ml_store_bookkeeper);
+    struct bks *s = f->impl;
+    s->clock = clock ? clock : mono_clock;
+    s->clock_arg = arg;
+}
+
 static void cursor_written(struct bk_op *op, int status)
 {
     struct bkcur *cur = op->cur;
@@ -983,15 +1097,14 @@ static void cursor_written(struct bk_op *op, int status)
     cur->writing = false;
     if (status == 0) {
         cur->version = op->mr.stat.version;
+        cursor_stored(cur);
     } else if (meta_conflict(status, cur->version) && !cur->removed) {
         MG_WARN(BK_MOD, "%s: cursor %s changed by someone else: fenced", m->name, cur->name);
         m->fenced = true;
         if (m->ml)
             ml_fence(m->ml);
     } else if (status < 0) {
-        MG_WARN(BK_MOD, "%s: cursor %s not stored (%s): retrying", m->name, cur->name,
-                mg_strerror(status));
-        cur->dirty = true;
+        cursor_failed(cur, status);
     }
     if (cur->removed) {
         mg_map_del_str(&m->cursors, cur->name);
@@ -1030,9 +1143,8 @@ static void cursor_write(struct bkcur *cur, uint8_t *buf, size_t len)
                       meta_step_cb);
     mg_free(buf);
     if (rc < 0) {
-        MG_WARN(BK_MOD, "%s: cursor %s not stored: %s", m->name, cur->name, mg_strerror(rc));
         cur->writing = false;
-        cur->dirty = true;
+        cursor_failed(cur, rc);
         op_end(op);
         cursor_arm(cur);
     }
@@ -1073,6 +1185,13 @@ static void cursor_arm(struct bkcur *cur)
     if (!cur->timer || evtimer_pending(cur->timer, NULL))
         return;
     int ms = s->flush_ms > 0 ? s->flush_ms : 0;
+    if (cur->fails > 0) {
+        /* A retry: back off, doubling up to 16 flush intervals (100 ms when every change
+         * is written at once), so a full or unreachable store is not hammered. */
+        int base = ms > 0 ? ms : 100;
+        int shift = cur->fails - 1 < BK_RETRY_MAX_SHIFT ? cur->fails - 1 : BK_RETRY_MAX_SHIFT;
+        ms = base << shift;
+    }
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(cur->timer, &tv);
 }
@@ -1314,6 +1433,11 @@ static void read_done(struct bkc_req *br, int status)
 {
     struct bk_op *op = br->data;
     struct ml_store_req *req = op->req;
+    if (status == -MG_ENOTFOUND || status == -MG_ECHECKSUM) {
+        /* No replica has an entry of the range, or every copy is corrupt. */
+        MG_DEBUG(BK_MOD, "%s: %s", op->m->name, br->errmsg);
+        status = -MG_ENONRECOVERABLE;
+    }
     if (status == 0 && req) {
         req->n = br->n_entries;
         req->entries = mg_malloc((size_t)(req->n ? req->n : 1) * sizeof *req->entries);
@@ -1342,7 +1466,8 @@ static void read_start(struct bk_op *op)
     int64_t lac = h->lh ? bkc_ledger_lac(h->lh) : -1;
     int64_t first = req->first < 0 ? 0 : req->first;
     int64_t last = req->last > lac ? lac : req->last;
-    int rc = -MG_ENOTFOUND;
+    /* Beyond the LAC of an open handle: the bookies do not have entries the list has. */
+    int rc = h->lh ? -MG_ENONRECOVERABLE : -MG_ENOTFOUND;
     if (h->lh && first <= last) {
         op->br.data = op;
         rc = bkc_read(h->lh, first, last, &op->br, read_done);
@@ -1372,6 +1497,11 @@ static void open_done(struct bkc_req *br, int status)
     } else if (status == 0) {
         bkc_ledger_free(br->ledger);
         status = -MG_ENOTFOUND;
+    } else if (status == -MG_EPROTO || status == -MG_ECHECKSUM) {
+        /* Corrupt metadata, or recovery found only corrupt copies: never readable. */
+        MG_WARN(BK_MOD, "%s: ledger %" PRId64 " cannot be opened: %s %s", op->m->name, h->id,
+                mg_strerror(status), br->errmsg);
+        status = -MG_ENONRECOVERABLE;
     }
     br->ledger = NULL;
     struct bk_op *w = h->waiting;

@@ -9,8 +9,10 @@
  *
  * Failure modes: an add to an unknown ledger or out of sequence fails synchronously
  * (-MG_ENOTFOUND / -MG_EINVAL: a core bug); a read of a deleted ledger or of entries that
- * do not exist completes with -MG_ENOTFOUND. The metadata hooks are absent: with nothing
- * to load an ML from, the core drops an ML's ledgers when it closes.
+ * do not exist completes with -MG_ENOTFOUND. Tests can lose data (ml_store_mem_lose): a
+ * lost ledger reads as deleted, a range with a lost entry fails with -MG_ENONRECOVERABLE. The
+ * metadata hooks are absent: with nothing to load an ML from, the core drops an ML's ledgers when
+ * it closes.
  */
 #include "ml/ml_int.h"
 #include "util/alloc.h"
@@ -130,6 +132,12 @@ static int mem_read_range(void *impl, struct ml_ledger *ml, struct ml_store_req 
         mem_complete(s, req, -MG_ENOTFOUND);
         return 0;
     }
+    for (int64_t e = first; e <= last; e++) {
+        if (!l->entries[e]) { /* lost (ml_store_mem_lose) */
+            mem_complete(s, req, -MG_ENONRECOVERABLE);
+            return 0;
+        }
+    }
     req->n = (int)(last - first + 1);
     req->entries = mg_malloc((size_t)req->n * sizeof *req->entries);
     for (int i = 0; i < req->n; i++)
@@ -167,3 +175,19 @@ const struct ml_store_ops ml_store_memory = {
     .free_ml = NULL,
     .pending = NULL,
 };
+
+void ml_store_mem_lose(struct ml_factory *f, int64_t ledger, int64_t entry)
+{
+    MG_ASSERT(f->ops == &ml_store_memory);
+    struct mem_store *s = f->impl;
+    struct mem_ledger *l = mg_map_get_u64(&s->ledgers, (uint64_t)ledger);
+    if (!l)
+        return;
+    if (entry < 0) {
+        mg_map_del_u64(&s->ledgers, (uint64_t)ledger);
+        mem_ledger_free(l);
+    } else if (entry < l->n) {
+        ml_entry_unref(l->entries[entry]);
+        l->entries[entry] = NULL;
+    }
+}

@@ -125,6 +125,7 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
         .ensemble_size = cfg->managed_ledger_ensemble_size,
         .write_quorum = cfg->managed_ledger_write_quorum,
         .ack_quorum = cfg->managed_ledger_ack_quorum,
+        .auto_skip_non_recoverable_data = cfg->auto_skip_non_recoverable_data,
     };
     if (strcmp(cfg->managed_ledger_store, "memory") == 0) {
         /* Volatile topics on a store other brokers share would let a broker crash lose
@@ -168,7 +169,7 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
         bc.ack_quorum = cfg->managed_ledger_ack_quorum;
         bc.timeout_ms = cfg->bookkeeper_client_timeout_seconds * 1000;
         bc.use_v3 = !cfg->bookkeeper_use_v2_wire_protocol;
-        bc.max_frame_size = (size_t)cfg->max_message_size + 65536 + 1024;
+        bc.max_frame_size = (size_t)cfg->max_message_size + BKC_FRAME_PADDING;
         int rc = bkc_client_new(base, meta, &bc, &s->bkc);
         if (rc < 0) {
             MG_ERROR("svc", "cannot create the BookKeeper client: %s", mg_strerror(rc));

@@ -55,8 +55,10 @@ int mg_err_from_errno(int e)
     case ECANCELED:
         return -MG_ECANCELED;
     case EROFS:
-    case ENOSPC:
         return -MG_EREADONLY;
+    case ENOSPC:
+    case EDQUOT:
+        return -MG_ENOSPC;
     case EAGAIN:
         return -MG_EAGAIN;
     default:

@@ -36,7 +36,18 @@
     X(MG_ETERMINATED, "topic terminated", 15)                                                      \
     X(MG_EMETA, "metadata error", 1)                                                               \
     X(MG_EREADONLY, "read-only", 2)                                                                \
-    X(MG_EAGAIN, "try again", 14)
+    X(MG_EAGAIN, "try again", 14)                                                                  \
+    /* A disk is full (ENOSPC, EDQUOT): nothing was stored; it clears once space is freed.         \
+     * BookKeeper: what makes a bookie read-only (its adds then answer EREADONLY). */              \
+    X(MG_ENOSPC, "no space left on device", 2)                                                     \
+    /* Too few writable bookies for a ledger's ensemble (all read-only, e.g. their disks are       \
+     * full, or down). BookKeeper: BKNotEnoughBookiesException (-6), Pulsar: PersistenceError. */  \
+    X(MG_ENOBOOKIES, "not enough writable bookies", 2)                                             \
+    /* Stored data that can never be read back: its ledger is gone from the metadata, or no        \
+     * bookie has the entry, or every copy is corrupt (autoSkipNonRecoverableData decides).        \
+     * BookKeeper: NoSuchLedgerExists (-7), NoSuchEntry (-13), DigestMatch (-5); Pulsar:           \
+     * ManagedLedgerException.NonRecoverableLedgerException -> PersistenceError. */                \
+    X(MG_ENONRECOVERABLE, "data not recoverable", 2)
 
 #define MG_ERR_ENUM(name, text, se) name,
 enum mg_err { MG_ERR_LIST(MG_ERR_ENUM) MG_ERR__COUNT };

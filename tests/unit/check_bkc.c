@@ -10,7 +10,7 @@
  * Covers: metadata v3 round trip and v2 text parsing, ledger paths; create/add/read/close with
  * E=3 Qw=2 Qa=2 and striping per bookie; in-order completions with out-of-order acks; an
  * erroring, a killed and a silent (timeout) bookie -> ensemble change recorded in metadata,
- * everything readable; not enough bookies -> clear -MG_EIO, and create works again once
+ * everything readable; not enough bookies -> -MG_ENOBOOKIES, and create works again once
  * bookies are back; EFENCED -> -MG_EFENCED; recovery of a dead writer's ledger (including
  * entries written but never acknowledged to it) and the old writer fenced; Qa-acked entries
  * surviving recovery with a bookie down; digest mismatch -> failover and -MG_ECHECKSUM;
@@ -869,13 +869,13 @@ START_TEST(test_not_enough_bookies)
     addb_wait(&b);
     ck_assert_int_eq(b.status[0], 0);
     for (int i = 1; i < 5; i++) {
-        ck_assert_int_eq(b.status[i], -MG_EIO);
+        ck_assert_int_eq(b.status[i], -MG_ENOBOOKIES);
         ck_assert_msg(strstr(b.req[i].errmsg, "not enough bookies") != NULL, "%s", b.req[i].errmsg);
     }
     /* later adds fail at once with the same error */
     struct evbuffer *p = evbuffer_new();
     struct bkc_req req = {0};
-    ck_assert_int_eq(bkc_add(lh, p, &req, add_cb), -MG_EIO);
+    ck_assert_int_eq(bkc_add(lh, p, &req, add_cb), -MG_ENOBOOKIES);
     evbuffer_free(p);
     /* close still records what was confirmed */
     ck_assert_int_eq(close_sync(lh), 0);
@@ -886,11 +886,46 @@ START_TEST(test_not_enough_bookies)
     struct bkc_req cr = {.data = &r};
     ck_assert_int_eq(bkc_create(cl, NULL, &cr, res_cb), 0);
     wait_for(&r.done);
-    ck_assert_int_eq(r.status, -MG_EIO);
+    ck_assert_int_eq(r.status, -MG_ENOBOOKIES);
     ck_assert_msg(strstr(cr.errmsg, "not enough writable bookies") != NULL, "%s", cr.errmsg);
     /* a bookie comes back: create works again */
     fb[3] = fbk_new(true);
     lh = create_sync(cl, 0);
+    bkc_ledger_free(lh);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+/* A bookie whose disk filled up turns read-only: it answers adds with EREADONLY and moves its
+ * registration under /ledgers/available/readonly. With no writable replacement the writer
+ * fails with -MG_ENOBOOKIES (not a generic I/O error), naming the bookie and its answer,
+ * and creating a ledger fails the same way. */
+START_TEST(test_readonly_bookies)
+{
+    fx_setup(2, 2, 2, 2, 30000);
+    struct bkc_ledger *lh = create_sync(cl, 0);
+    struct addb b = {0};
+    add_one(&b, lh);
+    addb_wait(&b);
+    ck_assert_int_eq(b.status[0], 0);
+    fb[0]->add_rc = 105; /* EREADONLY */
+    char p[128];
+    snprintf(p, sizeof(p), "/ledgers/available/%s", fb[0]->id);
+    ck_assert_int_eq(meta_del_sync(p), 0);
+    snprintf(p, sizeof(p), "/ledgers/available/readonly/%s", fb[0]->id);
+    ck_assert_int_eq(meta_put_sync(p, "", 0, META_EPHEMERAL), 0);
+    add_one(&b, lh);
+    addb_wait(&b);
+    ck_assert_msg(b.status[1] == -MG_ENOBOOKIES, "add: %s (%s)", mg_errname(b.status[1]),
+                  b.req[1].errmsg);
+    ck_assert_msg(strstr(b.req[1].errmsg, "EREADONLY") != NULL, "%s", b.req[1].errmsg);
+    ck_assert_str_eq(mg_strerror(b.status[1]), "not enough writable bookies");
+    struct res r = {0};
+    struct bkc_req cr = {.data = &r};
+    ck_assert_int_eq(bkc_create(cl, NULL, &cr, res_cb), 0);
+    wait_for(&r.done);
+    ck_assert_msg(r.status == -MG_ENOBOOKIES, "create: %s (%s)", mg_errname(r.status), cr.errmsg);
     bkc_ledger_free(lh);
     addb_fini(&b);
     fx_teardown();
@@ -991,6 +1026,72 @@ START_TEST(test_client_free_in_callback)
     pump(10);
     ck_assert_int_eq(free_in_cb_n, 3);
     evbuffer_free(p);
+    fx_teardown();
+}
+END_TEST
+
+/* Destroying a ledger handle marks its metadata requests dead. It must cost that handle's
+ * requests only, not every request in flight on the client: with N handles each freed while
+ * N deletes and its own close are pending, a scan of the client's list per handle is ~N^2
+ * steps (millions here); the per-handle lists make it one step per request. */
+struct cnt {
+    int n, n_cancel, n_notfound, other;
+};
+
+static void cnt_cb(struct bkc_req *req, int status)
+{
+    struct cnt *c = req->data;
+    c->n++;
+    if (status == -MG_ECANCELED)
+        c->n_cancel++;
+    else if (status == -MG_ENOTFOUND)
+        c->n_notfound++;
+    else if (status != 0)
+        c->other++;
+}
+
+START_TEST(test_mops_kill_linear)
+{
+    enum { N = 1500 };
+    fx_setup(1, 1, 1, 1, 30000);
+    struct bkc_req *creq = calloc(N, sizeof *creq), *dreq = calloc(N, sizeof *dreq),
+                   *xreq = calloc(N, sizeof *xreq);
+    struct cnt made = {0}, deleted = {0}, closed = {0};
+    for (int i = 0; i < N; i++) {
+        creq[i].data = &made;
+        ck_assert_int_eq(bkc_create(cl, NULL, &creq[i], cnt_cb), 0);
+    }
+    uint64_t end = bkc_now_ms() + 30000;
+    while (made.n < N && bkc_now_ms() < end)
+        pump(1);
+    ck_assert_int_eq(made.n, N);
+    ck_assert_int_eq(made.n_cancel + made.n_notfound + made.other, 0);
+    /* N deletes (no owner) and one close per handle (owned by it), all in flight */
+    for (int i = 0; i < N; i++) {
+        dreq[i].data = &deleted;
+        ck_assert_int_eq(bkc_delete(cl, 1000000 + i, &dreq[i], cnt_cb), 0);
+        xreq[i].data = &closed;
+        ck_assert_int_eq(bkc_close(creq[i].ledger, &xreq[i], cnt_cb), 0);
+    }
+    uint64_t before = cl->mop_kill_steps;
+    for (int i = 0; i < N; i++)
+        bkc_ledger_free(creq[i].ledger);
+    uint64_t steps = cl->mop_kill_steps - before;
+    ck_assert_msg(steps <= (uint64_t)N, "%llu steps to free %d handles with %d requests in flight",
+                  (unsigned long long)steps, N, 2 * N);
+    /* Every request still completes exactly once: closes canceled, deletes answered. */
+    end = bkc_now_ms() + 30000;
+    while ((closed.n < N || deleted.n < N) && bkc_now_ms() < end)
+        pump(1);
+    ck_assert_int_eq(closed.n, N);
+    ck_assert_int_eq(closed.n_cancel, N);
+    ck_assert_int_eq(deleted.n, N);
+    ck_assert_int_eq(deleted.n_notfound, N);
+    pump(5);
+    ck_assert_int_eq(closed.n + deleted.n, 2 * N);
+    free(creq);
+    free(dreq);
+    free(xreq);
     fx_teardown();
 }
 END_TEST
@@ -1626,6 +1727,188 @@ static void read_sizes(struct bkc_ledger *lh, const size_t *sz, int64_t first, i
     bkc_req_fini(&req);
 }
 
+/* The frame limit (nettyMaxFrameSizeBytes = maxMessageSize + BKC_FRAME_PADDING on client and
+ * bookie, as Pulsar sets them). One real bookie, E=Qw=Qa=1, two ledgers sharing its
+ * connection: an entry carrying a maxMessageSize payload (plus room for a Pulsar entry's
+ * magic, checksum and metadata) is stored and read back; the largest entry whose frame fits
+ * exactly is stored; one byte more, and an entry well over the bookie's limit, are refused
+ * synchronously with -MG_ETOOBIG and nothing is sent, so the bookie never drops the connection: the
+ * adds in flight on both ledgers around it all succeed, in order, and the connection generation
+ * does not change. (Without the check the oversized frame goes out, the bookie closes the
+ * connection and every add in flight fails.) _i: 0 = v2, 1 = v3. */
+static size_t largest_fitting(bool v3, int64_t ledger, int64_t entry, size_t limit)
+{
+    size_t plen = limit;
+    while (bkc_add_frame_size(v3, ledger, entry, 0, BKC_ENTRY_HDR_LEN + 4, plen) > limit)
+        plen--;
+    return plen;
+}
+
+START_TEST(test_frame_limit)
+{
+    use_v3 = _i == 1;
+    const size_t max_message = 200 * 1024 + 17; /* any maxMessageSize */
+    const size_t limit = max_message + BKC_FRAME_PADDING;
+    base = event_base_new();
+    struct meta_options mo = {.url = "memory"};
+    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
+    char *dir = tmpdir_new();
+    struct bk_options o;
+    bk_options_default(&o);
+    char *j = mg_asprintf("%s/b0/journal", dir), *l = mg_asprintf("%s/b0/ledgers", dir);
+    o.bind_address = o.advertised_address = "127.0.0.1";
+    o.port = 0;
+    o.journal_dir = j;
+    o.ledger_dir = l;
+    o.meta = meta;
+    o.disk_usage_threshold_pct = 100;
+    o.max_frame_size = (int)limit;
+    struct bk_server *bs = NULL;
+    ck_assert_int_eq(bk_server_new(base, &o, &bs), 0);
+    mg_free(j);
+    mg_free(l);
+    wait_registered(1);
+    struct bkc_config cfg;
+    bkc_config_default(&cfg);
+    cfg.use_v3 = use_v3;
+    cfg.ensemble_size = cfg.write_quorum = cfg.ack_quorum = 1;
+    cfg.timeout_ms = 10000;
+    cfg.max_frame_size = limit;
+    ck_assert_int_eq(bkc_client_new(base, meta, &cfg, &cl), 0);
+    struct bkc_ledger *la = create_sync(cl, 0), *lb = create_sync(cl, 0);
+    /* B: small adds in flight on the shared connection */
+    struct addb b = {0};
+    for (int i = 0; i < 8; i++)
+        add_one(&b, lb);
+    /* A: entry 0 = a maxMessageSize message, entry 1 = exactly at the limit */
+    size_t sz[3] = {max_message + 512, largest_fitting(use_v3, bkc_ledger_id(la), 1, limit), 100};
+    struct evbuffer *pa[3];
+    struct bkc_req ra[3];
+    struct res rs[3];
+    memset(ra, 0, sizeof(ra));
+    memset(rs, 0, sizeof(rs));
+    for (int i = 0; i < 2; i++) {
+        pa[i] = evbuffer_new();
+        fill_payload(pa[i], sz[i], i);
+        ra[i].data = &rs[i];
+        ck_assert_int_eq(bkc_add(la, pa[i], &ra[i], res_cb), 0);
+        ck_assert_int_eq(ra[i].entry_id, i);
+    }
+    /* one byte more than fits: refused before anything is sent */
+    struct evbuffer *big = evbuffer_new();
+    fill_payload(big, sz[1] + 1, 9);
+    ck_assert_uint_gt(
+        bkc_add_frame_size(use_v3, bkc_ledger_id(la), 2, 0, BKC_ENTRY_HDR_LEN + 4, sz[1] + 1),
+        limit);
+    struct bkc_req rbig = {0};
+    struct res rsbig = {0};
+    rbig.data = &rsbig;
+    ck_assert_int_eq(bkc_add(la, big, &rbig, res_cb), -MG_ETOOBIG);
+    ck_assert_msg(strstr(rbig.errmsg, "frame limit") != NULL, "errmsg: %s", rbig.errmsg);
+    /* and one well over the bookie's own limit (sent, it would close the connection) */
+    fill_payload(big, 4096, 9);
+    ck_assert_int_eq(bkc_add(la, big, &rbig, res_cb), -MG_ETOOBIG);
+    /* the ledger goes on with the next id */
+    pa[2] = evbuffer_new();
+    fill_payload(pa[2], sz[2], 2);
+    ra[2].data = &rs[2];
+    ck_assert_int_eq(bkc_add(la, pa[2], &ra[2], res_cb), 0);
+    ck_assert_int_eq(ra[2].entry_id, 2);
+    for (int i = 0; i < 8; i++)
+        add_one(&b, lb);
+    struct bkc_bookie *bk = mg_map_get_str(&cl->bookies, bkc_ledger_bookie(la, 0));
+    ck_assert_ptr_nonnull(bk);
+    uint64_t gen = bk->gen;
+    for (int i = 0; i < 3; i++)
+        wait_for(&rs[i].done);
+    addb_wait(&b);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(rs[i].status == 0, "add %d of %zu bytes: %s (%s)", i, sz[i],
+                      mg_errname(rs[i].status), ra[i].errmsg);
+    for (int i = 0; i < b.n; i++) {
+        ck_assert_msg(b.status[i] == 0, "add %d on the other ledger: %s", i,
+                      mg_errname(b.status[i]));
+        ck_assert_int_eq(b.order[i], i);
+    }
+    ck_assert(!rsbig.done);
+    ck_assert_uint_eq(bk->gen, gen); /* the connection was never dropped */
+    ck_assert_int_eq(bkc_ledger_lac(la), 2);
+    read_sizes(la, sz, 0, 2);
+    check_read(lb, 0, 15);
+    ck_assert(!rsbig.done);
+    ck_assert_uint_eq(bk->gen, gen);
+    bkc_ledger_free(la);
+    bkc_ledger_free(lb);
+    bkc_client_free(cl);
+    cl = NULL;
+    bk_server_shutdown(bs);
+    sleep_loop(20);
+    bk_server_free(bs);
+    pump(5);
+    for (int i = 0; i < 3; i++)
+        evbuffer_free(pa[i]);
+    evbuffer_free(big);
+    addb_fini(&b);
+    meta_close(meta);
+    meta = NULL;
+    pump(5);
+    event_base_free(base);
+    base = NULL;
+    rm_rf(dir);
+    mg_free(dir);
+    use_v3 = false;
+}
+END_TEST
+
+/* A response over the client's frame limit (a bookie with a larger limit holding an entry
+ * another writer stored) fails only the request it answers, with -MG_ETOOBIG: its body is
+ * skipped as it arrives and the reads queued behind it on the same connection succeed.
+ * (Before, the connection was dropped and every request on it failed.) */
+START_TEST(test_oversized_response)
+{
+    fx_setup(1, 1, 1, 1, 10000);
+    bkc_client_free(cl);
+    struct bkc_config cfg;
+    bkc_config_default(&cfg);
+    cfg.ensemble_size = cfg.write_quorum = cfg.ack_quorum = 1;
+    cfg.max_frame_size = 4096;
+    ck_assert_int_eq(bkc_client_new(base, meta, &cfg, &cl), 0);
+    struct bkc_ledger *lh = create_sync(cl, 0);
+    struct addb b = {0};
+    for (int i = 0; i < 3; i++)
+        add_one(&b, lh);
+    addb_wait(&b);
+    /* the bookie's copy of entry 1 grows past the client's limit */
+    struct fb_entry *x = fb_find(fb[0], bkc_ledger_id(lh), 1);
+    ck_assert_ptr_nonnull(x);
+    uint8_t junk[1000] = {0};
+    for (int i = 0; i < 10; i++)
+        evbuffer_add(x->body, junk, sizeof(junk));
+    struct bkc_bookie *bk = mg_map_get_str(&cl->bookies, fb[0]->id);
+    uint64_t gen = bk->gen;
+    struct res r1 = {0}, r0 = {0}, r2 = {0};
+    struct bkc_req q1 = {.data = &r1}, q0 = {.data = &r0}, q2 = {.data = &r2};
+    ck_assert_int_eq(bkc_read(lh, 1, 1, &q1, res_cb), 0); /* answered first, oversized */
+    ck_assert_int_eq(bkc_read(lh, 0, 0, &q0, res_cb), 0);
+    ck_assert_int_eq(bkc_read(lh, 2, 2, &q2, res_cb), 0);
+    wait_for(&r1.done);
+    wait_for(&r0.done);
+    wait_for(&r2.done);
+    ck_assert_msg(r1.status == -MG_ETOOBIG, "oversized read: %s (%s)", mg_errname(r1.status),
+                  q1.errmsg);
+    ck_assert_msg(r0.status == 0, "read 0: %s (%s)", mg_errname(r0.status), q0.errmsg);
+    ck_assert_msg(r2.status == 0, "read 2: %s (%s)", mg_errname(r2.status), q2.errmsg);
+    ck_assert_uint_eq(bk->gen, gen);
+    bkc_req_fini(&q0);
+    bkc_req_fini(&q2);
+    check_read(lh, 2, 2); /* the connection still serves */
+    ck_assert_uint_eq(bk->gen, gen);
+    bkc_ledger_free(lh);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
 START_TEST(test_real_bookies_sizes_recovery)
 {
     use_v3 = _i == 1;
@@ -1980,9 +2263,12 @@ static Suite *bkc_suite(void)
     tcase_add_test(t, test_ensemble_change_killed);
     tcase_add_test(t, test_ensemble_change_timeout);
     tcase_add_test(t, test_not_enough_bookies);
+    tcase_add_test(t, test_readonly_bookies);
     tcase_add_test(t, test_fenced_adds);
     tcase_add_test(t, test_free_cancels);
     tcase_add_test(t, test_client_free_in_callback);
+    tcase_add_test(t, test_mops_kill_linear);
+    tcase_add_test(t, test_oversized_response);
     tcase_add_test(t, test_recovery_dead_writer);
     tcase_add_test(t, test_recovery_empty_ledger);
     tcase_add_test(t, test_recovery_bookie_down);
@@ -2000,6 +2286,7 @@ static Suite *bkc_suite(void)
     tcase_add_loop_test(real, test_real_bookies_inprocess, 0, 2);
     tcase_add_loop_test(real, test_real_bookie_processes_sigkill, 0, 2);
     tcase_add_loop_test(real, test_real_bookies_sizes_recovery, 0, 2);
+    tcase_add_loop_test(real, test_frame_limit, 0, 2);
     tcase_add_test(real, test_v3_frames);
     suite_add_tcase(s, real);
     return s;

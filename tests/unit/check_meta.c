@@ -9,9 +9,11 @@
  * store's event_base until its callbacks ran. Run under ASan with CK_FORK=no.
  */
 #include "meta/meta.h"
+#include "meta/meta_int.h"
 #include "util/err.h"
 
 #include <check.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -964,6 +966,149 @@ START_TEST(t_emb_group_commit)
 }
 END_TEST
 
+/* ---- embedded: a full disk ----------------------------------------------------------------- */
+
+/* Fault injection through meta_embedded_set_fault: the next writes / syncs fail with an
+ * errno, a write after `partial` bytes (a torn record in the log). */
+struct fault {
+    int write_err, sync_err;
+    size_t partial; /* write: bytes written before failing */
+    int writes, syncs;
+};
+
+static int fault_fn(void *arg, const char *op, size_t *len)
+{
+    struct fault *f = arg;
+    if (strcmp(op, "write") == 0) {
+        f->writes++;
+        if (f->write_err && len && *len > f->partial)
+            *len = f->partial;
+        return f->write_err;
+    }
+    if (strcmp(op, "sync") == 0) {
+        f->syncs++;
+        return f->sync_err;
+    }
+    return 0;
+}
+
+static int seq_put(const char *prefix, char *out, size_t cap)
+{
+    struct meta_req r;
+    int rc = put(st, prefix, "", 0, META_VERSION_NONE, META_SEQUENTIAL | META_CREATE_PARENTS, &r);
+    if (rc == 0)
+        snprintf(out, cap, "%s", r.path);
+    meta_req_fini(&r);
+    return rc;
+}
+
+/* Log appends fail (ENOSPC after a partial record): each change is refused with
+ * -MG_ENOSPC and leaves no trace (gets, exists, children, sequential counters, a retried
+ * create is refused the same way, not -MG_EEXIST); once space is back the store takes
+ * changes again without a reopen, and a reopen replays everything (the partial record was
+ * cut off, or the records after it would be lost). */
+START_TEST(t_emb_enospc_write)
+{
+    struct fault f = {0};
+    meta_embedded_set_fault(st, fault_fn, &f);
+    meta_embedded_set_retry_ms(st, 0);
+    ck_assert_int_eq(put_s("/keep", "v", META_VERSION_NONE, 0), 0);
+    char seq[64];
+    ck_assert_int_eq(seq_put("/ids/ID-", seq, sizeof seq), 0);
+    ck_assert_str_eq(seq, "/ids/ID-0000000000");
+    f.write_err = ENOSPC;
+    f.partial = 5;
+    ck_assert_int_eq(put_s("/t/new", "x", META_VERSION_NONE, META_CREATE_PARENTS), -MG_ENOSPC);
+    ck_assert_int_eq(put_s("/t/new", "x", META_VERSION_NONE, META_CREATE_PARENTS), -MG_ENOSPC);
+    ck_assert_int_eq(get(st, "/t/new", NULL), -MG_ENOTFOUND);
+    ck_assert_int_eq(exists(st, "/t", NULL), -MG_ENOTFOUND);
+    ck_assert_int_eq(put_s("/keep", "w", 0, 0), -MG_ENOSPC);
+    ck_assert_int_eq(del(st, "/keep", META_VERSION_ANY), -MG_ENOSPC);
+    check_key("/keep", "v", 0);
+    ck_assert_int_eq(seq_put("/ids/ID-", seq, sizeof seq), -MG_ENOSPC);
+    struct meta_req r;
+    ck_assert_int_eq(children(st, "/ids", &r), 0);
+    ck_assert_int_eq(r.n_children, 1);
+    meta_req_fini(&r);
+    ck_assert_int_gt(f.writes, 0);
+    /* space is back */
+    f.write_err = 0;
+    ck_assert_int_eq(put_s("/t/new", "x", META_VERSION_NONE, META_CREATE_PARENTS), 0);
+    ck_assert_int_eq(put_s("/keep", "w", 0, 0), 0);
+    ck_assert_int_eq(seq_put("/ids/ID-", seq, sizeof seq), 0);
+    ck_assert_str_eq(seq, "/ids/ID-0000000001");
+    reopen();
+    check_key("/t/new", "x", 0);
+    check_key("/keep", "w", 1);
+    ck_assert_int_eq(children(st, "/ids", &r), 0);
+    ck_assert_int_eq(r.n_children, 2);
+    meta_req_fini(&r);
+}
+END_TEST
+
+/* The group fdatasync fails: every change it covered is taken back and fails, and so do the
+ * answers computed from them meanwhile (a get of a new node, an -MG_EEXIST for a second
+ * create of it); the store rewrites its files before the next change, at most once per
+ * retry interval, and takes changes again once that works. A reopen shows only what was
+ * acknowledged. */
+START_TEST(t_emb_enospc_sync)
+{
+    struct fault f = {0};
+    meta_embedded_set_fault(st, fault_fn, &f);
+    meta_embedded_set_retry_ms(st, 0);
+    ck_assert_int_eq(put_s("/a", "1", META_VERSION_NONE, 0), 0);
+    struct wrec wr = {0};
+    ck_assert_ptr_nonnull(meta_watch(st, "/b", false, watch_cb, &wr));
+    f.sync_err = ENOSPC;
+    /* issued in one pass: one group, one (failing) sync */
+    enum { N = 5 };
+    struct meta_req q[N];
+    struct waiter w[N];
+    memset(q, 0, sizeof q);
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < N; i++)
+        q[i].data = &w[i];
+    ck_assert_int_eq(meta_put(st, "/b", "new", 3, META_VERSION_NONE, 0, &q[0], req_cb), 0);
+    ck_assert_int_eq(meta_put(st, "/a", "2", 1, 0, 0, &q[1], req_cb), 0);
+    ck_assert_int_eq(meta_get(st, "/b", &q[2], req_cb), 0);
+    ck_assert_int_eq(meta_put(st, "/b", "again", 5, META_VERSION_NONE, 0, &q[3], req_cb), 0);
+    ck_assert_int_eq(meta_exists(st, "/b", &q[4], req_cb), 0);
+    ck_assert(run_until(&w[N - 1].done, 10000));
+    for (int i = 0; i < N; i++) {
+        ck_assert(w[i].done);
+        ck_assert_msg(w[i].status == -MG_ENOSPC, "request %d: %s", i, mg_errname(w[i].status));
+        meta_req_fini(&q[i]);
+    }
+    ck_assert_int_eq(get(st, "/b", NULL), -MG_ENOTFOUND);
+    check_key("/a", "1", 0);
+    ck_assert(wr.fired); /* the watcher heard of /b and, re-reading, finds it absent */
+    /* still full: the rewrite fails, nothing changes */
+    int syncs = f.syncs;
+    ck_assert_int_eq(put_s("/c", "c", META_VERSION_NONE, 0), -MG_ENOSPC);
+    ck_assert_int_gt(f.syncs, syncs);
+    ck_assert_int_eq(get(st, "/c", NULL), -MG_ENOTFOUND);
+    /* within the retry interval no rewrite is even tried */
+    meta_embedded_set_retry_ms(st, 60000);
+    ck_assert_int_eq(put_s("/c", "c", META_VERSION_NONE, 0), -MG_ENOSPC); /* tries, arms */
+    int writes = f.writes;
+    syncs = f.syncs;
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(put_s("/c", "c", META_VERSION_NONE, 0), -MG_ENOSPC);
+    ck_assert_int_eq(f.writes, writes);
+    ck_assert_int_eq(f.syncs, syncs);
+    /* space is back: the next change (after the interval) works, no reopen needed */
+    f.sync_err = 0;
+    meta_embedded_set_retry_ms(st, 0);
+    ck_assert_int_eq(put_s("/c", "c", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(put_s("/b", "b", META_VERSION_NONE, 0), 0);
+    check_key("/c", "c", 0);
+    reopen();
+    check_key("/a", "1", 0);
+    check_key("/b", "b", 0);
+    check_key("/c", "c", 0);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------------------------ */
 
 static Suite *meta_suite(void)
@@ -1010,6 +1155,8 @@ static Suite *meta_suite(void)
     tcase_add_test(tc, t_emb_snapshots);
     tcase_add_test(tc, t_emb_dirs);
     tcase_add_test(tc, t_emb_group_commit);
+    tcase_add_test(tc, t_emb_enospc_write);
+    tcase_add_test(tc, t_emb_enospc_sync);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -26,12 +26,15 @@
 static struct event_base *base;
 static struct ml_factory *fac;
 
+static bool auto_skip; /* fx_new: autoSkipNonRecoverableData */
+
 static void fx_new(size_t cache, int64_t max_entries)
 {
     struct ml_config cfg = {
         .cache_size_bytes = cache,
         .max_entries_per_ledger = max_entries,
         .max_size_per_ledger = 1 << 30,
+        .auto_skip_non_recoverable_data = auto_skip,
     };
     base = event_base_new();
     ck_assert_ptr_nonnull(base);
@@ -965,6 +968,85 @@ START_TEST(test_reads_from_store)
 }
 END_TEST
 
+/* Data in the ledger list that can never be read back (an entry no replica has, a ledger
+ * gone from the metadata). autoSkipNonRecoverableData=false (_i 0): a read delivers what
+ * comes before it, then fails with -MG_ENONRECOVERABLE every time (nothing is skipped
+ * silently); true (_i 1): it is skipped and acknowledged for every cursor, and reads go on
+ * past it. */
+static void ck_texts(struct rd *r, const char *const *want, int n)
+{
+    ck_assert_int_eq(r->req.n, n);
+    for (int i = 0; i < n; i++)
+        ck_entry_text(r->req.entries[i], want[i]);
+}
+
+START_TEST(test_lost_data)
+{
+    auto_skip = _i == 1;
+    fx_new(0, 4); /* no tail cache: every read goes to the store */
+    struct ml_ledger *ml = open_ml("t/ns/persistent/lost");
+    char tmp[8];
+    for (int i = 0; i < 10; i++) {
+        snprintf(tmp, sizeof tmp, "v%d", i);
+        append_str(ml, tmp);
+    }
+    ck_assert_int_eq(ml->n_ledgers, 3); /* v0..v3 | v4..v7 | v8 v9 */
+    int64_t L1 = ml->ledgers[0].id, L2 = ml->ledgers[1].id, L3 = ml->ledgers[2].id;
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    struct ml_cursor *c2 = ml_cursor_open(ml, "s2", true, ML_POS_EARLIEST, NULL);
+    ml_cursor_ack_cumulative(c2, P(L1, 1));
+    ml_store_mem_lose(fac, L1, 2);
+    ml_store_mem_lose(fac, L2, -1);
+    struct rd r;
+    if (!auto_skip) {
+        read_sync(c, 100, &r);
+        const char *want[] = {"v0", "v1"};
+        ck_texts(&r, want, 2);
+        rd_release(&r);
+        for (int k = 0; k < 2; k++) {
+            memset(&r, 0, sizeof r);
+            r.req.data = &r;
+            ck_assert_int_eq(ml_cursor_read(c, 100, 0, &r.req, rd_cb), 0);
+            loop_until(&r.done);
+            ck_assert_int_eq(r.status, -MG_ENONRECOVERABLE);
+            ck_assert_int_eq(r.req.n, 0);
+        }
+        ck_assert_pos(ml_cursor_mark_delete(c2), L1, 1);
+        ck_assert(!ml_cursor_is_acked(c2, P(L1, 2)));
+        ck_assert_int_eq(ml_cursor_backlog(c2), 8);
+        /* a reader at the gone ledger stops there too (it used to skip it silently) */
+        struct ml_cursor *c3 = ml_cursor_open(ml, "s3", false, P(L2, 0), NULL);
+        memset(&r, 0, sizeof r);
+        r.req.data = &r;
+        ck_assert_int_eq(ml_cursor_read(c3, 100, 0, &r.req, rd_cb), 0);
+        loop_until(&r.done);
+        ck_assert_int_eq(r.status, -MG_ENONRECOVERABLE);
+        ml_cursor_close(c3);
+    } else {
+        read_sync(c, 100, &r);
+        const char *want[] = {"v0", "v1", "v3", "v8", "v9"};
+        ck_texts(&r, want, 5);
+        rd_release(&r);
+        /* acknowledged for every cursor */
+        ck_assert_pos(ml_cursor_mark_delete(c2), L1, 2);
+        ck_assert(ml_cursor_is_acked(c2, P(L2, 0)) && ml_cursor_is_acked(c2, P(L2, 3)));
+        ck_assert_int_eq(ml_cursor_backlog(c2), 3);
+        ck_assert_int_eq(ml_cursor_backlog(c), 5);
+        ml_cursor_rewind(c);
+        read_sync(c, 100, &r);
+        ck_texts(&r, want, 5);
+        rd_release(&r);
+        ml_cursor_ack_cumulative(c, P(L3, 1));
+        ck_assert_int_eq(ml_cursor_backlog(c), 0);
+    }
+    ml_cursor_close(c);
+    ml_cursor_close(c2);
+    ml_close(ml);
+    fx_free();
+    auto_skip = false;
+}
+END_TEST
+
 struct get_res {
     bool done;
     int status;
@@ -1288,6 +1370,7 @@ static Suite *ml_suite(void)
     tcase_add_test(tc, test_durable_vs_nondurable);
     tcase_add_test(tc, test_replay);
     tcase_add_test(tc, test_reads_from_store);
+    tcase_add_loop_test(tc, test_lost_data, 0, 2);
     tcase_add_test(tc, test_get_entry);
     tcase_add_test(tc, test_trim);
     tcase_add_test(tc, test_find_by_time);
