@@ -759,7 +759,7 @@ static void conn_read_v3(struct bkc_bookie *bk, struct evbuffer *in)
             if (evbuffer_get_length(in) < 4 + peek)
                 return;
             const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)(4 + peek));
-            uint64_t txn;
+            uint64_t txn = 0;
             if (!p || v3_peek_txn(p + 4, peek, &txn) < 0) {
                 bkc_bookie_fail(bk, -MG_EIO, "undecodable oversized v3 response");
                 return;
