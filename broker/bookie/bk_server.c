@@ -36,7 +36,9 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #define V2_ADD 1
 #define V2_READ 2
@@ -906,6 +908,25 @@ static struct evconnlistener *listen_on(struct bk_server *s, const char *addr, i
     return l;
 }
 
+/* Lock the journal and ledger directories (once when they are the same directory): a second
+ * bookie on them would replay and append to this one's live journal. */
+static int lock_dirs(struct bk_server *s)
+{
+    int fd = bk_dir_lock(s->journal_dir, "journalDirectory");
+    if (fd < 0)
+        return fd;
+    s->lock_fd[0] = fd;
+    struct stat a, b;
+    if (bk_mkdirs(s->ledger_dir) == 0 && stat(s->journal_dir, &a) == 0 &&
+        stat(s->ledger_dir, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        return 0;
+    fd = bk_dir_lock(s->ledger_dir, "ledgerDirectories");
+    if (fd < 0)
+        return fd;
+    s->lock_fd[1] = fd;
+    return 0;
+}
+
 static struct timeval ms_tv(int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -924,10 +945,20 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     s->store.log_fd = -1;
     s->journal.fd = -1;
     s->journal.notify_fd = -1;
+    s->lock_fd[0] = s->lock_fd[1] = -1;
+    int rc = lock_dirs(s);
+    if (rc < 0) { /* nothing else is open yet */
+        if (s->lock_fd[0] >= 0)
+            close(s->lock_fd[0]);
+        mg_free(s->ledger_dir);
+        mg_free(s->journal_dir);
+        mg_free(s);
+        return rc;
+    }
     if (!o->journal_sync)
         MG_WARN(BK_MODULE, "journalSyncData=false: adds are acknowledged WITHOUT fsync; a "
                            "power loss loses acknowledged data (benchmarks and tests only)");
-    int rc = bk_store_open(&s->store, o->ledger_dir, o->entry_log_max_size);
+    rc = bk_store_open(&s->store, o->ledger_dir, o->entry_log_max_size);
     if (rc == 0)
         rc = bk_journal_init(&s->journal, s, o);
     uint64_t mf = 0, mo = 0;
@@ -1045,6 +1076,9 @@ void bk_server_free(struct bk_server *s)
         event_free(s->disk_ev);
     bk_journal_fini(&s->journal);
     bk_store_close(&s->store, s->unclean);
+    for (int i = 0; i < 2; i++)
+        if (s->lock_fd[i] >= 0)
+            close(s->lock_fd[i]); /* last: the directories are ours until everything is closed */
     mg_free(s->bookie_id);
     mg_free(s->ledger_dir);
     mg_free(s->journal_dir);

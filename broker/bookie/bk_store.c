@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -70,6 +71,53 @@ int bk_fsync_dir(const char *dir)
     int rc = fsync(fd) != 0 ? mg_err_from_errno(errno) : 0;
     close(fd);
     return rc;
+}
+
+int bk_dir_lock(const char *dir, const char *key)
+{
+    int rc = bk_mkdirs(dir);
+    if (rc < 0) {
+        MG_ERROR(BK_MODULE, "%s %s: cannot create it: %s", key, dir, mg_strerror(rc));
+        return rc;
+    }
+    char *path = mg_asprintf("%s/" BK_LOCK_FILE, dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        MG_ERROR(BK_MODULE, "%s %s: cannot open %s: %s", key, dir, path, strerror(e));
+        mg_free(path);
+        return mg_err_from_errno(e);
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EWOULDBLOCK) {
+            /* the holder wrote its pid when it took the lock */
+            char who[64] = "";
+            ssize_t n = pread(fd, who, sizeof who - 1, 0);
+            who[n > 0 ? n : 0] = '\0';
+            long pid = strncmp(who, "pid=", 4) == 0 ? strtol(who + 4, NULL, 10) : 0;
+            char holder[48] = "holder unknown";
+            if (pid > 0)
+                snprintf(holder, sizeof holder, "held by pid %ld", pid);
+            MG_ERROR(BK_MODULE,
+                     "%s %s is in use by another bookie (%s, lock %s): stop that bookie or give "
+                     "this one its own directories",
+                     key, dir, holder, path);
+            rc = -MG_EBUSY;
+        } else {
+            MG_ERROR(BK_MODULE, "%s %s: cannot lock %s: %s", key, dir, path, strerror(e));
+            rc = mg_err_from_errno(e);
+        }
+        close(fd);
+        mg_free(path);
+        return rc;
+    }
+    char who[32];
+    int n = snprintf(who, sizeof who, "pid=%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, who, (size_t)n, 0) != n)
+        MG_WARN(BK_MODULE, "cannot record our pid in %s: %s", path, strerror(errno));
+    mg_free(path);
+    return fd;
 }
 
 static void cache_key(uint8_t k[16], int64_t ledger, int64_t entry)

@@ -38,6 +38,7 @@ struct evconnlistener;
 #define BK_META_FORCE_LEDGER (-0x4000)
 #define BK_META_EXPLICIT_LAC (-0x8000)
 
+#define BK_LOCK_FILE "bookie.lock" /* in the journal and ledger directories */
 #define BK_JOURNAL_HEADER_SIZE 512 /* "BKLG" + BE int version + zeros */
 #define BK_JOURNAL_VERSION 6
 #define BK_ENTRY_LOG_HEADER_SIZE 1024 /* "BKLO" + BE int version + zeros */
@@ -297,6 +298,7 @@ struct bk_server {
     char *bookie_id;   /* owned */
     char *ledger_dir;  /* owned */
     char *journal_dir; /* owned */
+    int lock_fd[2];    /* owned flock fds of the journal and ledger directories, or -1 */
     int max_frame;
     int disk_threshold_pct;
     struct bk_store store;
@@ -329,6 +331,12 @@ void bk_server_free_unclean(struct bk_server *s);
 /* Called by bk_reg when the registration reached its target (shutdown completes). */
 void bk_server_reg_idle(struct bk_server *s);
 
+/* Create dir if needed and take an exclusive flock on dir/bookie.lock, recording our pid in
+ * it, so that a second bookie cannot use the directory while this one runs (the lock goes
+ * with the process). key names the configuration key in messages. Returns the lock's fd
+ * (owned: closing it releases the lock), -MG_EBUSY when another process holds it (logged with
+ * the holder's pid when known) or another -MG_E*. */
+int bk_dir_lock(const char *dir, const char *key);
 /* mkdir -p; returns 0 or -MG_E*. */
 int bk_mkdirs(const char *path);
 /* fsync a directory so that a created or renamed entry in it is durable. */

@@ -10,10 +10,12 @@
 #include "BookkeeperProtocol.pb-c.h"
 #include "bookie/bookie_int.h"
 #include "util/alloc.h"
+#include "util/err.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -100,6 +102,58 @@ static void h_rm(struct harness *h)
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", h->dir);
     ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Capture what the process writes to stderr (the log) between cap_start and cap_end. */
+struct capture {
+    int saved;
+    char path[64];
+};
+
+static void cap_start(struct capture *c)
+{
+    snprintf(c->path, sizeof c->path, "/tmp/check_bookie_log.XXXXXX");
+    int fd = mkstemp(c->path);
+    ck_assert_int_ge(fd, 0);
+    fflush(stderr);
+    c->saved = dup(2);
+    ck_assert_int_ge(c->saved, 0);
+    ck_assert_int_ge(dup2(fd, 2), 0);
+    close(fd);
+}
+
+/* The captured text (owned, NUL-terminated); stderr is restored. */
+static char *cap_end(struct capture *c)
+{
+    fflush(stderr);
+    dup2(c->saved, 2);
+    close(c->saved);
+    FILE *f = fopen(c->path, "rb");
+    ck_assert_ptr_nonnull(f);
+    char *buf = mg_malloc(1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    unlink(c->path);
+    fputs(buf, stderr); /* still visible in the test log */
+    return buf;
+}
+
+/* Number of files in dir whose name ends with suffix. */
+static int count_files(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *de;
+    size_t sl = strlen(suffix);
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l > sl && strcmp(de->d_name + l - sl, suffix) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
 }
 
 struct on_loop {
@@ -796,6 +850,54 @@ START_TEST(test_readonly_tmpfs)
 }
 END_TEST
 
+START_TEST(test_dir_lock)
+{
+    struct harness a, b;
+    h_init_dirs(&a, NULL);
+    h_start(&a);
+    int fd = cl_connect(a.port);
+    ck_assert_int_eq(v2_add(fd, 71, 0, KEY_A, 0), 0);
+    char jcur[400];
+    snprintf(jcur, sizeof jcur, "%s/current", a.jdir);
+    int journals = count_files(jcur, ".txn");
+    /* a second bookie on the same directories is refused before it touches anything */
+    h_init_dirs(&b, a.dir);
+    b.base = event_base_new();
+    struct capture cap;
+    cap_start(&cap);
+    int rc = bk_server_new(b.base, &b.o, &b.srv);
+    char *log = cap_end(&cap);
+    ck_assert_int_eq(rc, -MG_EBUSY);
+    ck_assert_ptr_null(b.srv);
+    ck_assert_ptr_nonnull(strstr(log, a.jdir));
+    char pid[32];
+    snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
+    ck_assert_ptr_nonnull(strstr(log, pid));
+    mg_free(log);
+    ck_assert_int_eq(count_files(jcur, ".txn"), journals);
+    /* a different journal directory on the same ledger directory is refused too */
+    char other[400];
+    snprintf(other, sizeof other, "%s/journal2", a.dir);
+    b.o.journal_dir = other;
+    cap_start(&cap);
+    rc = bk_server_new(b.base, &b.o, &b.srv);
+    log = cap_end(&cap);
+    ck_assert_int_eq(rc, -MG_EBUSY);
+    ck_assert_ptr_nonnull(strstr(log, a.ldir));
+    mg_free(log);
+    /* the first bookie is unaffected */
+    ck_assert_int_eq(v2_add(fd, 71, 1, KEY_A, 0), 0);
+    close(fd);
+    h_stop(&a, true);
+    /* once it is gone the directories can be used again */
+    b.o.journal_dir = b.jdir;
+    ck_assert_int_eq(bk_server_new(b.base, &b.o, &b.srv), 0);
+    bk_server_free(b.srv);
+    event_base_free(b.base);
+    h_rm(&a);
+}
+END_TEST
+
 static Suite *bookie_suite(void)
 {
     Suite *s = suite_create("bookie");
@@ -810,6 +912,7 @@ static Suite *bookie_suite(void)
     tcase_add_test(tc, test_garbage_frame);
     tcase_add_test(tc, test_readonly_injected);
     tcase_add_test(tc, test_readonly_tmpfs);
+    tcase_add_test(tc, test_dir_lock);
     suite_add_tcase(s, tc);
     return s;
 }
