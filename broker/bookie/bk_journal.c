@@ -60,6 +60,19 @@ uint64_t bk_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+bool bk_ratelimit(struct bk_ratelimit *r, int interval_ms, uint64_t *held)
+{
+    uint64_t now = bk_now_ns();
+    if (r->next_ns != 0 && now < r->next_ns) {
+        r->suppressed++;
+        return false;
+    }
+    r->next_ns = now + (uint64_t)interval_ms * 1000000u;
+    *held = r->suppressed;
+    r->suppressed = 0;
+    return true;
+}
+
 static char *journal_path(const struct bk_journal *j, uint64_t id)
 {
     return mg_asprintf("%s/%" PRIx64 ".txn", j->dir, id);

@@ -93,19 +93,19 @@ void bk_options_default(struct bk_options *o)
     o->flush_interval_ms = 10000;
     o->disk_usage_threshold_pct = 95;
     o->disk_check_interval_ms = 10000;
-    o->max_frame_size = 5 * 1024 * 1024;
+    o->max_frame_size = BK_DEFAULT_MAX_FRAME;
 }
 
 /* ---- connections ------------------------------------------------------------------------ */
 
-static void conn_unref(struct bk_conn *c)
+static void bk_conn_unref(struct bk_conn *c)
 {
     MG_ASSERT(c->refs > 0);
     if (--c->refs == 0)
         mg_free(c);
 }
 
-static void conn_close_socket(struct bk_conn *c)
+static void bk_conn_close(struct bk_conn *c)
 {
     if (!c->bev)
         return;
@@ -123,12 +123,12 @@ static void conn_close_socket(struct bk_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
-    conn_unref(c);
+    bk_conn_unref(c);
 }
 
-static void conn_fail(struct bk_conn *c, const char *fmt, ...)
+static void bk_conn_fail(struct bk_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static void conn_fail(struct bk_conn *c, const char *fmt, ...)
+static void bk_conn_fail(struct bk_conn *c, const char *fmt, ...)
 {
     if (c->closing)
         return;
@@ -156,7 +156,7 @@ static void v3_send(struct bk_conn *c, int op, uint64_t txn, int status,
     struct evbuffer *out = bufferevent_get_output(c->bev);
     struct evbuffer_iovec v;
     if (evbuffer_reserve_space(out, (ev_ssize_t)(4 + n), &v, 1) < 1) {
-        conn_fail(c, "out of output buffer space");
+        bk_conn_fail(c, "out of output buffer space");
         return;
     }
     bk_put_be32(v.iov_base, (uint32_t)n);
@@ -348,7 +348,7 @@ static void complete(struct bk_server *s, struct bk_jreq *r)
             /* frames may already be buffered: run the read callback from the loop */
             bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
         }
-        conn_unref(c);
+        bk_conn_unref(c);
     }
     mg_free(r->data);
     mg_free(r);
@@ -443,7 +443,7 @@ static void handle_v2(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
     unsigned flags = version == 0 ? 0 : hdr & 0xffff;
     if (op == V2_ADD) {
         if (rest < V2_MASTER_KEY_LEN + 16) {
-            conn_fail(c, "v2 ADD of %zu bytes is too short", rest);
+            bk_conn_fail(c, "v2 ADD of %zu bytes is too short", rest);
             evbuffer_drain(in, rest);
             return;
         }
@@ -467,7 +467,7 @@ static void handle_v2(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
     }
     if (op == V2_READ) {
         if (rest < 16) {
-            conn_fail(c, "v2 READ of %zu bytes is too short", rest);
+            bk_conn_fail(c, "v2 READ of %zu bytes is too short", rest);
             evbuffer_drain(in, rest);
             return;
         }
@@ -498,7 +498,7 @@ static void handle_v2(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
         return;
     }
     evbuffer_drain(in, rest);
-    conn_fail(c, "unsupported v2 opcode %u (version %u)", op, version);
+    bk_conn_fail(c, "unsupported v2 opcode %u (version %u)", op, version);
 }
 
 /* ---- v3 --------------------------------------------------------------------------------- */
@@ -662,7 +662,7 @@ static void handle_v3(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
     Bookkeeper__Proto__Request *req = bookkeeper__proto__request__unpack(NULL, flen, data);
     evbuffer_drain(in, flen);
     if (!req) {
-        conn_fail(c, "undecodable v3 request (%zu bytes)", flen);
+        bk_conn_fail(c, "undecodable v3 request (%zu bytes)", flen);
         return;
     }
     Bookkeeper__Proto__BKPacketHeader *h = req->header;
@@ -708,6 +708,66 @@ static void handle_v3(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
 
 /* ---- connection callbacks --------------------------------------------------------------- */
 
+/*
+ * A frame above nettyMaxFrameSizeBytes: answer its request EBADREQ from the first n bytes of
+ * the frame's body (p) and let the caller skip the rest as it arrives, never buffering it.
+ * Returns false (connection marked closing) when the request cannot be identified, so that
+ * there is nothing to answer.
+ */
+static bool refuse_oversized(struct bk_server *s, struct bk_conn *c, const uint8_t *p, size_t n,
+                             uint32_t flen)
+{
+    char what[96];
+    if (c->proto == BK_PROTO_V2) {
+        uint32_t hdr = bk_get_be32(p);
+        unsigned version = hdr >> 24;
+        unsigned op = version == 0 ? hdr : (hdr >> 16) & 0xff;
+        size_t at; /* offset of ledger id, entry id */
+        if (op == V2_ADD && n >= 4 + V2_MASTER_KEY_LEN + 16)
+            at = 4 + V2_MASTER_KEY_LEN;
+        else if (op == V2_READ && n >= 4 + 16)
+            at = 4;
+        else {
+            bk_conn_fail(c, "frame of %u bytes (v2 opcode %u) exceeds nettyMaxFrameSizeBytes=%d",
+                         flen, op, s->max_frame);
+            return false;
+        }
+        int64_t ledger = (int64_t)bk_get_be64(p + at);
+        int64_t entry = (int64_t)bk_get_be64(p + at + 8);
+        v2_send(c, hdr, BK_EBADREQ, ledger, entry, NULL, 0);
+        snprintf(what, sizeof what, "v2 %s of ledger %" PRId64 " entry %" PRId64,
+                 op == V2_ADD ? "ADD" : "READ", ledger, entry);
+    } else {
+        /* v3: Request.header (field 1, length-delimited) comes first */
+        Bookkeeper__Proto__BKPacketHeader *h = NULL;
+        size_t hl = 0, i = 1;
+        for (unsigned shift = 0; i < n && shift < 35; shift += 7) {
+            hl |= (size_t)(p[i] & 0x7f) << shift;
+            if (!(p[i++] & 0x80))
+                break;
+        }
+        if (p[0] == 0x0A && i < n && hl <= n - i)
+            h = bookkeeper__proto__bkpacket_header__unpack(NULL, hl, p + i);
+        if (!h) {
+            bk_conn_fail(c,
+                         "frame of %u bytes (v3, no readable header) exceeds "
+                         "nettyMaxFrameSizeBytes=%d",
+                         flen, s->max_frame);
+            return false;
+        }
+        v3_error(c, (int)h->operation, h->txnid, BK_EBADREQ);
+        snprintf(what, sizeof what, "v3 operation %d txnId %" PRIu64, (int)h->operation, h->txnid);
+        bookkeeper__proto__bkpacket_header__free_unpacked(h, NULL);
+    }
+    uint64_t held;
+    if (bk_ratelimit(&s->rl_frame, BK_LOG_INTERVAL_MS, &held))
+        MG_WARN(BK_MODULE,
+                "conn %" PRIu64 " %s: %s: frame of %u bytes exceeds nettyMaxFrameSizeBytes=%d: "
+                "answered EBADREQ, frame skipped (%" PRIu64 " more since the last such line)",
+                c->id, c->peer, what, flen, s->max_frame, held);
+    return true;
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
     struct bk_conn *c = arg;
@@ -716,21 +776,31 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     c->refs++; /* c must survive until the end of this callback */
     while (!c->closing && !c->paused) {
         size_t avail = evbuffer_get_length(in);
+        if (c->skip > 0) { /* the rest of an oversized frame: drop what has arrived */
+            size_t n = avail < c->skip ? avail : (size_t)c->skip;
+            evbuffer_drain(in, n);
+            c->skip -= n;
+            if (c->skip > 0)
+                break;
+            continue;
+        }
         if (avail < 4)
             break;
-        uint8_t lb[5];
+        uint8_t lb[4 + BK_FRAME_PEEK];
         evbuffer_copyout(in, lb, avail >= 5 ? 5 : 4);
         uint32_t flen = bk_get_be32(lb);
-        if (flen > (uint32_t)s->max_frame) {
-            conn_fail(c, "frame of %u bytes exceeds the limit of %d (nettyMaxFrameSizeBytes)", flen,
-                      s->max_frame);
+        if (flen > INT32_MAX) { /* a negative Java int: no client sends such a length */
+            bk_conn_fail(c, "frame length 0x%08x is not a valid length", flen);
             break;
         }
         if (flen < 4) {
-            conn_fail(c, "frame of %u bytes is too short", flen);
+            bk_conn_fail(c, "frame of %u bytes is too short", flen);
             break;
         }
-        if (avail < 4 + (size_t)flen)
+        /* an oversized frame: only wait for enough of it to identify the request */
+        bool oversized = flen > (uint32_t)s->max_frame;
+        size_t peek = flen < BK_FRAME_PEEK ? flen : BK_FRAME_PEEK;
+        if (avail < 4 + (oversized ? peek : (size_t)flen))
             break;
         if (c->proto == BK_PROTO_UNKNOWN) {
             if (lb[4] == 0x0A)
@@ -738,10 +808,18 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
             else if (lb[4] <= 2)
                 c->proto = BK_PROTO_V2;
             else {
-                conn_fail(c, "first frame is neither v2 nor v3 (byte 0x%02x)", lb[4]);
+                bk_conn_fail(c, "first frame is neither v2 nor v3 (byte 0x%02x)", lb[4]);
                 break;
             }
             MG_DEBUG(BK_MODULE, "conn %" PRIu64 " speaks v%d", c->id, (int)c->proto);
+        }
+        if (oversized) {
+            evbuffer_copyout(in, lb, 4 + peek);
+            if (!refuse_oversized(s, c, lb + 4, peek, flen))
+                break;
+            evbuffer_drain(in, 4);
+            c->skip = flen;
+            continue;
         }
         evbuffer_drain(in, 4);
         if (c->proto == BK_PROTO_V3)
@@ -755,8 +833,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     }
     submit_pending(s);
     if (c->closing)
-        conn_close_socket(c);
-    conn_unref(c);
+        bk_conn_close(c);
+    bk_conn_unref(c);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -764,11 +842,11 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     struct bk_conn *c = arg;
     if (what & BEV_EVENT_ERROR)
-        conn_fail(c, "socket error: %s", strerror(errno));
+        bk_conn_fail(c, "socket error: %s", strerror(errno));
     else if (what & BEV_EVENT_EOF)
         c->closing = true; /* peer closed: not worth an info line */
     if (c->closing)
-        conn_close_socket(c);
+        bk_conn_close(c);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -940,7 +1018,7 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     s->base = base;
     s->ledger_dir = mg_strdup(o->ledger_dir);
     s->journal_dir = mg_strdup(o->journal_dir);
-    s->max_frame = o->max_frame_size > 0 ? o->max_frame_size : 5 * 1024 * 1024;
+    s->max_frame = o->max_frame_size > 0 ? o->max_frame_size : BK_DEFAULT_MAX_FRAME;
     s->disk_threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95;
     s->store.log_fd = -1;
     s->journal.fd = -1;
@@ -1067,7 +1145,7 @@ void bk_server_free(struct bk_server *s)
         struct bk_conn *c = s->conns;
         /* best effort: hand the last replies to the kernel before closing */
         evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
-        conn_close_socket(c);
+        bk_conn_close(c);
     }
     bk_reg_fini(s);
     if (s->checkpoint_ev)

@@ -17,6 +17,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Bytes a bookie frame may carry beyond the largest message: nettyMaxFrameSizeBytes defaults to
+ * maxMessageSize (5 MiB) plus this, as in Pulsar's bookkeeper.conf (5253120), so that a
+ * message of exactly maxMessageSize still fits once framed as an add. */
+#define BK_FRAME_PADDING 10240
+#define BK_DEFAULT_MAX_FRAME (5 * 1024 * 1024 + BK_FRAME_PADDING)
+
 struct event_base;
 struct meta_store;
 struct bk_server;
@@ -37,7 +43,7 @@ struct bk_options {
     int flush_interval_ms;          /* checkpoint period */
     int disk_usage_threshold_pct;   /* read-only above this disk usage, 1..100 */
     int disk_check_interval_ms;
-    int max_frame_size;         /* largest accepted frame, bytes */
+    int max_frame_size;         /* nettyMaxFrameSizeBytes: larger requests get EBADREQ */
     int64_t entry_log_max_size; /* 0 = 1 GiB: roll entry logs beyond this */
     struct meta_store *meta;    /* borrowed, may be NULL: register under /ledgers/available */
 };

@@ -45,6 +45,17 @@ struct evconnlistener;
 #define BK_DEFAULT_ENTRY_LOG_MAX (1LL << 30)
 #define BK_WRITE_CACHE_MAX (64u << 20) /* checkpoint early beyond this many cached bytes */
 #define BK_CONN_MAX_INFLIGHT 10000     /* stop reading a connection with more adds in flight */
+#define BK_FRAME_PEEK 64         /* bytes of an oversized frame read to identify its request */
+#define BK_LOG_INTERVAL_MS 10000 /* repeated warnings: at most one line per interval */
+
+/* At most one log line per interval for a repeating condition. */
+struct bk_ratelimit {
+    uint64_t next_ns;    /* no line before this (CLOCK_MONOTONIC) */
+    uint64_t suppressed; /* calls held back since the last line */
+};
+/* true when the caller may log now; *held gets the number of calls held back since the last
+ * line (and is reset). One thread per instance. */
+bool bk_ratelimit(struct bk_ratelimit *r, int interval_ms, uint64_t *held);
 
 /* BookKeeper v3 status codes; used internally and mapped to v2 rc by bk_status_v2. */
 enum bk_status {
@@ -287,6 +298,7 @@ struct bk_conn {
     unsigned inflight; /* journal requests that will answer on this connection */
     bool closing;      /* close at the end of the current callback */
     bool paused;       /* reading disabled: too many adds in flight */
+    uint64_t skip;     /* bytes of a refused oversized frame still to drop as they arrive */
     char reason[128];  /* why it is being closed */
     char peer[64];
 };
@@ -314,6 +326,7 @@ struct bk_server {
     bool exit_when_unregistered;
     bool unclean; /* test hook: bk_server_free skips the final checkpoint and flushes */
     uint64_t checkpoints, replayed;
+    struct bk_ratelimit rl_frame; /* oversized frames */
 };
 
 /* Enter (set) or leave (clear) a read-only reason; logs and updates the registration. */

@@ -139,7 +139,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("flushInterval", flush_interval_ms, "10000", 1, INT_MAX),
     CFG_INT("diskUsageThresholdPercent", disk_usage_threshold_percent, "95", 1, 100),
     CFG_INT("diskCheckInterval", disk_check_interval_ms, "10000", 1, INT_MAX),
-    CFG_INT("nettyMaxFrameSizeBytes", netty_max_frame_size_bytes, "5242880", 1024, INT_MAX),
+    CFG_INT("nettyMaxFrameSizeBytes", netty_max_frame_size_bytes, "5253120", 1024, INT_MAX),
     CFG_ENUM("logLevel", log_level, "info", cfg_log_levels),
 };
 

@@ -85,7 +85,7 @@ struct cfg {
     int flush_interval_ms;                  /* flushInterval (10000): checkpoint period, ms */
     int disk_usage_threshold_percent;       /* diskUsageThresholdPercent (95) */
     int disk_check_interval_ms;             /* diskCheckInterval (10000), ms */
-    int netty_max_frame_size_bytes;         /* nettyMaxFrameSizeBytes (5242880) */
+    int netty_max_frame_size_bytes;         /* nettyMaxFrameSizeBytes (5253120) */
     char *log_level;                        /* logLevel ("info": debug|info|warn|error) */
 };
 

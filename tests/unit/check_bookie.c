@@ -763,10 +763,11 @@ START_TEST(test_garbage_frame)
     uint8_t x;
     ck_assert_int_eq(recv(bad, &x, 1, 0), 0); /* closed by the bookie */
     close(bad);
-    /* oversized frame */
+    /* a length no client sends (negative as a Java int); oversized frames of real requests
+     * are answered instead: test_oversized_frame */
     bad = cl_connect(h.port);
     uint8_t big[8];
-    bk_put_be32(big, 6u << 20);
+    bk_put_be32(big, 0x80000000u);
     bk_put_be32(big + 4, (2u << 24) | (1u << 16));
     cl_send(bad, big, sizeof big);
     ck_assert_int_eq(recv(bad, &x, 1, 0), 0);
@@ -781,6 +782,153 @@ START_TEST(test_garbage_frame)
     ck_assert_int_eq(v2_add(good, 41, 1, KEY_A, 0), 0);
     ck_assert_int_eq(v2_read(good, 41, 1, NULL, NULL, NULL), 0);
     close(good);
+    h_stop(&h, true);
+    h_rm(&h);
+}
+END_TEST
+
+/* Receive one v2 response (any opcode); returns rc, sets *ledger and *entry. */
+static int v2_recv_any(int fd, int64_t *ledger, int64_t *entry)
+{
+    size_t n;
+    uint8_t *b = cl_recv_frame(fd, &n);
+    ck_assert_msg(b != NULL, "connection closed by the bookie");
+    ck_assert_uint_ge(n, 24);
+    int rc = (int)bk_get_be32(b + 4);
+    *ledger = (int64_t)bk_get_be64(b + 8);
+    *entry = (int64_t)bk_get_be64(b + 16);
+    mg_free(b);
+    return rc;
+}
+
+/* With the default nettyMaxFrameSizeBytes a message of the broker's default maxMessageSize
+ * (5 MiB) fits in an add once framed, in v2 and in v3. */
+START_TEST(test_max_message_frame)
+{
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    struct bk_options def;
+    bk_options_default(&def);
+    ck_assert_int_eq(h.o.max_frame_size, def.max_frame_size);
+    h_start(&h);
+    int fd = cl_connect(h.port);
+    /* a Pulsar message of maxMessageSize plus its metadata (a few hundred bytes) */
+    const size_t max_message = 5u << 20;
+    const size_t sizes[] = {max_message - 1, max_message, max_message + 1024};
+    for (int i = 0; i < 3; i++) {
+        v2_add_send(fd, 81, i, KEY_A, 0, sizes[i]);
+        ck_assert_int_eq(v2_add_recv(fd, 81, i), 0);
+        uint8_t *body;
+        size_t blen, elen;
+        ck_assert_int_eq(v2_read(fd, 81, i, NULL, &body, &blen), 0);
+        uint8_t *want = make_entry(81, i, i - 1, sizes[i], &elen);
+        ck_assert_uint_eq(blen, elen);
+        ck_assert_mem_eq(body, want, elen);
+        mg_free(body);
+        mg_free(want);
+    }
+    close(fd);
+    /* v3 */
+    fd = cl_connect(h.port);
+    Bookkeeper__Proto__Request req = BOOKKEEPER__PROTO__REQUEST__INIT;
+    Bookkeeper__Proto__AddRequest a = BOOKKEEPER__PROTO__ADD_REQUEST__INIT;
+    size_t len;
+    uint8_t *e = make_entry(82, 0, -1, max_message + 1024, &len);
+    a.ledgerid = 82;
+    a.entryid = 0;
+    a.masterkey.data = (uint8_t *)KEY_A;
+    a.masterkey.len = 20;
+    a.body.data = e;
+    a.body.len = len;
+    req.addrequest = &a;
+    Bookkeeper__Proto__Response *r = v3_call(fd, &req, OP(ADD_ENTRY), 3);
+    ck_assert_int_eq(r->status, ST(EOK));
+    bookkeeper__proto__response__free_unpacked(r, NULL);
+    mg_free(e);
+    close(fd);
+    h_stop(&h, true);
+    h_rm(&h);
+}
+END_TEST
+
+/* A frame above the limit fails only its request (EBADREQ, matched by ledger/entry in v2 and
+ * by txnId in v3); the bookie answers from its first bytes without waiting for the rest, and
+ * the connection and the requests around it go on. */
+START_TEST(test_oversized_frame)
+{
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    h.o.max_frame_size = 64 * 1024;
+    h_start(&h);
+    int fd = cl_connect(h.port);
+    int other = cl_connect(h.port);
+    ck_assert_int_eq(v2_add(other, 92, 0, KEY_A, 0), 0);
+    /* pipelined: small, oversized (3x the limit), small */
+    v2_add_send(fd, 91, 0, KEY_A, 0, 1000);
+    v2_add_send(fd, 91, 1, KEY_A, 0, 3 * 64 * 1024);
+    v2_add_send(fd, 91, 2, KEY_A, 0, 1000);
+    int rc[3] = {-1, -1, -1};
+    for (int i = 0; i < 3; i++) {
+        int64_t l, e;
+        int st = v2_recv_any(fd, &l, &e);
+        ck_assert_int_eq(l, 91);
+        ck_assert(e >= 0 && e < 3 && rc[e] == -1);
+        rc[e] = st;
+    }
+    ck_assert_int_eq(rc[0], 0);
+    ck_assert_int_eq(rc[1], 100); /* EBADREQ */
+    ck_assert_int_eq(rc[2], 0);
+    ck_assert_int_eq(v2_read(fd, 91, 0, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(v2_read(fd, 91, 1, NULL, NULL, NULL), 2); /* ENOENTRY: never stored */
+    ck_assert_int_eq(v2_read(fd, 91, 2, NULL, NULL, NULL), 0);
+
+    /* the answer comes from the first bytes: send 64 MiB's header and a few bytes only */
+    uint8_t head[4 + 4 + 20 + 16 + 64];
+    memset(head, 0, sizeof head);
+    bk_put_be32(head, 64u << 20);
+    bk_put_be32(head + 4, (2u << 24) | (1u << 16));
+    memcpy(head + 8, KEY_A, 20);
+    bk_put_be64(head + 28, 91);
+    bk_put_be64(head + 36, 3);
+    cl_send(fd, head, sizeof head);
+    int64_t l, e;
+    ck_assert_int_eq(v2_recv_any(fd, &l, &e), 100);
+    ck_assert_int_eq(l, 91);
+    ck_assert_int_eq(e, 3);
+    /* the rest of that frame is skipped as it arrives, in pieces */
+    size_t left = (64u << 20) - (sizeof head - 4);
+    uint8_t *junk = mg_calloc(1, 1 << 20);
+    while (left > 0) {
+        size_t n = left < (1u << 20) ? left : (1u << 20);
+        cl_send(fd, junk, n);
+        left -= n;
+    }
+    mg_free(junk);
+    ck_assert_int_eq(v2_add(fd, 91, 4, KEY_A, 0), 0);
+    close(fd);
+
+    /* v3: answered by txnId with the request's operation */
+    fd = cl_connect(h.port);
+    Bookkeeper__Proto__Request req = BOOKKEEPER__PROTO__REQUEST__INIT;
+    Bookkeeper__Proto__AddRequest a = BOOKKEEPER__PROTO__ADD_REQUEST__INIT;
+    size_t len;
+    uint8_t *big = make_entry(93, 0, -1, 100 * 1024, &len);
+    a.ledgerid = 93;
+    a.entryid = 0;
+    a.masterkey.data = (uint8_t *)KEY_A;
+    a.masterkey.len = 20;
+    a.body.data = big;
+    a.body.len = len;
+    req.addrequest = &a;
+    Bookkeeper__Proto__Response *r = v3_call(fd, &req, OP(ADD_ENTRY), 3);
+    ck_assert_int_eq(r->status, ST(EBADREQ));
+    bookkeeper__proto__response__free_unpacked(r, NULL);
+    mg_free(big);
+    ck_assert_int_eq(v3_add(fd, 93, 0, KEY_A, false, NULL, NULL), ST(EOK));
+    close(fd);
+    /* the other connection never noticed */
+    ck_assert_int_eq(v2_add(other, 92, 1, KEY_A, 0), 0);
+    close(other);
     h_stop(&h, true);
     h_rm(&h);
 }
@@ -910,6 +1058,8 @@ static Suite *bookie_suite(void)
     tcase_add_test(tc, test_fsync_per_add);
     tcase_add_test(tc, test_replay_unclean);
     tcase_add_test(tc, test_garbage_frame);
+    tcase_add_test(tc, test_max_message_frame);
+    tcase_add_test(tc, test_oversized_frame);
     tcase_add_test(tc, test_readonly_injected);
     tcase_add_test(tc, test_readonly_tmpfs);
     tcase_add_test(tc, test_dir_lock);
