@@ -3,16 +3,16 @@
  *
  * Happy path: the loop thread builds bk_jreq records while it parses a batch of frames and
  * hands the whole batch over once (bk_journal_submit: one lock, one condition signal). The
- * journal thread takes records off the queue into a group, serialising each one as
- * [BE32 len][body] into its group buffer, and closes the group when
+ * journal thread takes records off the queue into a group, serialising each one with its
+ * checksum into its group buffer, and closes the group when
  *   - the entries threshold is reached (journalBufferedEntriesThreshold > 0), or
  *   - the buffered bytes reach journalBufferedWritesThreshold, or
  *   - the queue is empty (adaptive: nothing else is coming right now), or
  *   - the oldest record of the group has waited journalMaxGroupWaitMSec.
- * It then write()s the group to the current file, fdatasyncs once, stamps every record with
- * its (file id, end offset) and moves the group to the done list, waking the loop thread
- * through an eventfd (memcached thread.c style). The loop thread applies each record to
- * storage and only then sends the replies: nothing is acknowledged before the fsync that
+ * It then writes the group to the current file, fdatasyncs once, stamps every record with
+ * the group's (file id, end offset) and moves the group to the done list, waking the loop
+ * thread through an eventfd (memcached thread.c style). The loop thread applies each record
+ * to storage and only then sends the replies: nothing is acknowledged before the fsync that
  * covers it.
  *
  * Why never sleep for more: the thread does not wait for the group timer when the queue is
@@ -21,20 +21,36 @@
  * during one fsync" (throughput), and a lone add is synced at once (latency). The time bound
  * only caps how long a group keeps absorbing a continuous stream before it is synced.
  *
- * Files: <journalDirectory>/current/<hex id>.txn, a 512-byte header ("BKLG", BE32 version 6)
- * then records. Meta-records share the entry shape with reserved entry ids: LEDGER_KEY
+ * Files (format version 7): <journalDirectory>/current/<hex id>.txn, a 512-byte header
+ * ("BKLG", BE32 version 7, BE64 file id, zeros), then one group per write:
+ *   group header  BE32 "BKGR", BE32 body bytes, BE32 records, BE32 0, BE64 offset of this
+ *                 header in the file, BE32 CRC32C(BE64 file id, the 24 bytes before)
+ *   records       BE32 len, BE32 CRC32C(the len field, body), body (len bytes)
+ * then zeros (preallocated space). A record's body is the entry as received, or a
+ * meta-record of the same shape with a reserved entry id: LEDGER_KEY
  * [ledger][-0x1000][BE32 len][key], FENCE [ledger][-0x2000], EXPLICIT_LAC
  * [ledger][-0x8000][BE32 len][body], FORCE_LEDGER [ledger][-0x4000]. A new file is started at
- * every start and when the current one passes journalMaxSizeMB.
+ * every start and when the current one passes journalMaxSizeMB. Version 6 files (the
+ * previous format: [BE32 len][body] records, no group headers, no checksums) are replayed,
+ * never written.
+ *
+ * Replay and damage: groups are written one at a time, each only after the previous one was
+ * synced, so a crash can leave one incomplete group, at the tail of the last journal file,
+ * with nothing valid after it. Replay checks every group header and record; where one fails,
+ * it looks at the rest of the file: zeros are the end of the data; other bytes with no valid
+ * group after them, in the last file, are that torn write, and the file is truncated there
+ * (WARN line); anything else (a valid group further on, or a file that is not the last) is
+ * damage to synced data and the bookie refuses to start, naming the file and offset and
+ * saying how to proceed. The group header carries its own offset and the file id under its
+ * checksum, so a stale or copied header cannot pass for a later group.
  *
  * Failure modes: a failed write or fdatasync (or an injected error) fails that group and
  * every later record with the errno's -MG_E* code; the journal never writes again (the file's
- * state is unknown), and the server turns read-only. Replay stops at the first record whose
- * length is impossible or that runs past the end of the file (a torn tail: never
- * acknowledged).
+ * state is unknown), and the server turns read-only.
  */
 #include "bookie/bookie_int.h"
 #include "util/alloc.h"
+#include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -47,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,6 +93,20 @@ bool bk_ratelimit(struct bk_ratelimit *r, int interval_ms, uint64_t *held)
 static char *journal_path(const struct bk_journal *j, uint64_t id)
 {
     return mg_asprintf("%s/%" PRIx64 ".txn", j->dir, id);
+}
+
+/* CRC32C of a record: its length field and its body (rec points at the record header). */
+static uint32_t record_crc(const uint8_t *rec, uint32_t len)
+{
+    return mg_crc32c(mg_crc32c(0, rec, 4), rec + BK_RECORD_HEADER_SIZE, len);
+}
+
+/* CRC32C of a group header: the file id, then the header's first 24 bytes. */
+static uint32_t group_crc(uint64_t file_id, const uint8_t *h)
+{
+    uint8_t idb[8];
+    bk_put_be64(idb, file_id);
+    return mg_crc32c(mg_crc32c(0, idb, 8), h, 24);
 }
 
 /* Sorted ids of the journal files in the directory; returns the count (*ids owned). */
@@ -149,75 +180,331 @@ int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk
     return 0;
 }
 
-/* Apply every valid record of one file from offset; returns the offset replay stopped at. */
-static uint64_t replay_file(struct bk_journal *j, struct bk_store *st, uint64_t id, uint64_t from,
-                            uint64_t *count)
+/* ---- replay ----------------------------------------------------------------------------- */
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0)
+            return false;
+    return true;
+}
+
+/* Whether h (BK_GROUP_HEADER_SIZE bytes) is a group header written at offset at of file id;
+ * if so its body length and record count. */
+static bool group_header_ok(const uint8_t *h, uint64_t id, uint64_t at, uint32_t *body_len,
+                            uint32_t *nrec)
+{
+    if (bk_get_be32(h) != BK_GROUP_MAGIC || bk_get_be64(h + 16) != at)
+        return false;
+    if (bk_get_be32(h + 24) != group_crc(id, h))
+        return false;
+    *body_len = bk_get_be32(h + 4);
+    *nrec = bk_get_be32(h + 8);
+    return true;
+}
+
+/*
+ * Look at [from, size) of a journal file after replay stopped at from: whether it holds any
+ * non-zero byte (*nonzero), and the offset of the first valid group header after from
+ * (*later, 0 if none). Reads the rest of the file once, in 1 MiB pieces; normally that is the
+ * preallocated zeros of the last file (journalPreAllocSizeMB).
+ */
+static int scan_rest(int fd, uint64_t id, uint64_t from, uint64_t size, bool *nonzero,
+                     uint64_t *later)
+{
+    enum { CHUNK = 1 << 20 };
+    uint8_t *buf = mg_malloc(CHUNK + BK_GROUP_HEADER_SIZE);
+    *nonzero = false;
+    *later = 0;
+    int rc = 0;
+    for (uint64_t pos = from; pos < size && *later == 0;) {
+        size_t want = size - pos < CHUNK + BK_GROUP_HEADER_SIZE ? (size_t)(size - pos)
+                                                                : CHUNK + BK_GROUP_HEADER_SIZE;
+        ssize_t n = pread(fd, buf, want, (off_t)pos);
+        if (n <= 0) {
+            rc = n < 0 ? mg_err_from_errno(errno) : 0;
+            break;
+        }
+        size_t body = (size_t)n < CHUNK ? (size_t)n : CHUNK; /* the rest overlaps the next */
+        if (!*nonzero && !all_zero(buf, body))
+            *nonzero = true;
+        for (size_t i = 0; i < body && i + BK_GROUP_HEADER_SIZE <= (size_t)n; i++) {
+            uint32_t bl, nr;
+            if (buf[i] == (uint8_t)(BK_GROUP_MAGIC >> 24) && pos + i > from &&
+                group_header_ok(buf + i, id, pos + i, &bl, &nr)) {
+                *later = pos + i;
+                break;
+            }
+        }
+        pos += body;
+    }
+    mg_free(buf);
+    return rc;
+}
+
+/* Apply one journal record body (ledger, entry id, ...): an entry or a meta-record. */
+static void apply_record(struct bk_store *st, const uint8_t *body, size_t len)
+{
+    int64_t ledger = (int64_t)bk_get_be64(body);
+    int64_t entry = (int64_t)bk_get_be64(body + 8);
+    if (entry >= 0) {
+        uint8_t *copy = mg_malloc(len);
+        memcpy(copy, body, len);
+        bk_store_apply(st, ledger, entry, copy, len); /* takes copy */
+    } else if (entry == BK_META_LEDGER_KEY || entry == BK_META_EXPLICIT_LAC) {
+        if (len >= 20) {
+            uint32_t n = bk_get_be32(body + 16);
+            if (n <= len - 20)
+                bk_store_apply(st, ledger, entry, (uint8_t *)(uintptr_t)(body + 20), n);
+        }
+    } else {
+        bk_store_apply(st, ledger, entry, NULL, 0);
+    }
+}
+
+/* Where and why replay of a file stopped before its end. */
+struct bk_stop {
+    uint64_t at;
+    char why[160];
+};
+
+static int truncate_journal(const char *path, uint64_t at)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int e = 0;
+    if (fd < 0 || ftruncate(fd, (off_t)at) != 0 || fdatasync(fd) != 0)
+        e = errno;
+    if (fd >= 0)
+        close(fd);
+    if (e) {
+        MG_ERROR(BK_MODULE, "journal %s: cannot truncate it to %" PRIu64 ": %s", path, at,
+                 strerror(e));
+        return mg_err_from_errno(e);
+    }
+    return 0;
+}
+
+/*
+ * Replay stopped at stop->at, before the end of the file (size bytes). Zeros from there on are
+ * the end of the data (preallocated space). Anything else is a torn write only at the tail of
+ * the last journal file: each group is written only after the previous one was synced, so a
+ * crash can leave one incomplete group, at the very end, and nothing valid after it; it is
+ * truncated. Damage anywhere else stops the start: returns -MG_ECHECKSUM with a message
+ * that names the file and offset and says how to proceed.
+ */
+static int replay_stopped(const char *path, int fd, uint64_t id, uint64_t size, bool is_last,
+                          const struct bk_stop *stop)
+{
+    bool nonzero;
+    uint64_t later;
+    int rc = scan_rest(fd, id, stop->at, size, &nonzero, &later);
+    if (rc < 0) {
+        MG_ERROR(BK_MODULE, "journal %s: cannot read it: %s", path, mg_strerror(rc));
+        return rc;
+    }
+    if (!nonzero && later == 0)
+        return 0; /* zeros: the end of the data */
+    if (later == 0 && is_last) {
+        MG_WARN(BK_MODULE,
+                "journal %s: %s at offset %" PRIu64 ": a torn write at the tail of the last "
+                "journal file (a crash during its last group write, which was never "
+                "acknowledged); truncating the file to %" PRIu64 " (%" PRIu64 " bytes dropped)",
+                path, stop->why, stop->at, stop->at, size - stop->at);
+        return truncate_journal(path, stop->at);
+    }
+    char after[96];
+    if (later)
+        snprintf(after, sizeof after, "a valid group follows at offset %" PRIu64, later);
+    else
+        snprintf(after, sizeof after, "later journal files follow");
+    MG_ERROR(BK_MODULE,
+             "journal %s: %s at offset %" PRIu64 ", and %s: this is damage to synced (and "
+             "acknowledged) records, not a torn write at the tail. The bookie does not start, "
+             "so that nothing is dropped silently. To proceed: check the disk; keep a copy of "
+             "the file; if the records from that offset on may be given up (the brokers read "
+             "the entries of each ledger from the other bookies of its ensemble), cut the file "
+             "there with `truncate -s %" PRIu64 " %s` (this also drops the valid records after "
+             "it in that file) and start the bookie again",
+             path, stop->why, stop->at, after, stop->at, path);
+    return -MG_ECHECKSUM;
+}
+
+/* Version 7: [group header][records...] groups (see the top of this file). */
+static int replay_v7(int fd, uint64_t id, uint64_t from, uint64_t size, struct bk_store *st,
+                     uint64_t *count, struct bk_stop *stop)
+{
+    uint64_t off = from;
+    while (off < size) {
+        uint8_t h[BK_GROUP_HEADER_SIZE];
+        uint32_t body_len, nrec;
+        if (size - off < BK_GROUP_HEADER_SIZE || pread(fd, h, sizeof h, (off_t)off) != sizeof h) {
+            stop->at = off;
+            snprintf(stop->why, sizeof stop->why, "incomplete group header");
+            return 1;
+        }
+        if (!group_header_ok(h, id, off, &body_len, &nrec)) {
+            stop->at = off;
+            snprintf(stop->why, sizeof stop->why, "%s",
+                     all_zero(h, sizeof h) ? "end of data" : "invalid group header");
+            return 1;
+        }
+        uint64_t base = off + BK_GROUP_HEADER_SIZE;
+        size_t avail = size - base < body_len ? (size_t)(size - base) : body_len;
+        uint8_t *b = mg_malloc(avail ? avail : 1);
+        if (pread(fd, b, avail, (off_t)base) != (ssize_t)avail) {
+            int e = errno;
+            mg_free(b);
+            return mg_err_from_errno(e ? e : EIO);
+        }
+        size_t p = 0;
+        uint32_t k = 0;
+        stop->why[0] = '\0';
+        while (p < avail) {
+            if (avail - p < BK_RECORD_HEADER_SIZE) {
+                snprintf(stop->why, sizeof stop->why, "incomplete record header");
+                break;
+            }
+            uint32_t len = bk_get_be32(b + p);
+            if (len < 16 || len > avail - p - BK_RECORD_HEADER_SIZE) {
+                snprintf(stop->why, sizeof stop->why, "record length %" PRIu32 " impossible", len);
+                break;
+            }
+            if (bk_get_be32(b + p + 4) != record_crc(b + p, len)) {
+                snprintf(stop->why, sizeof stop->why,
+                         "record of %" PRIu32 " bytes fails its CRC32C checksum", len);
+                break;
+            }
+            apply_record(st, b + p + BK_RECORD_HEADER_SIZE, len);
+            (*count)++;
+            k++;
+            p += BK_RECORD_HEADER_SIZE + len;
+        }
+        mg_free(b);
+        if (stop->why[0] == '\0' && avail == body_len && k != nrec) {
+            snprintf(stop->why, sizeof stop->why,
+                     "group of %" PRIu32 " records, its header says %" PRIu32, k, nrec);
+            stop->at = off;
+            return 1;
+        }
+        if (stop->why[0] != '\0') {
+            stop->at = base + p;
+            return 1;
+        }
+        if (avail < body_len)
+            return 0; /* cut by the end of the file: nothing more in it */
+        off = base + body_len;
+        st->mark_off = off;
+    }
+    return 0;
+}
+
+/* Version 6 (magnetar before checksums): [BE32 len][body] records, read only. A record of
+ * impossible length or running past the end stops replay; there is nothing to check a
+ * record's contents with. */
+static int replay_v6(int fd, uint64_t from, uint64_t size, struct bk_store *st, uint64_t *count,
+                     struct bk_stop *stop)
+{
+    uint64_t off = from;
+    while (off < size) {
+        uint8_t lb[4];
+        if (size - off < 4 || pread(fd, lb, 4, (off_t)off) != 4) {
+            stop->at = off;
+            snprintf(stop->why, sizeof stop->why, "incomplete record length");
+            return 1;
+        }
+        uint32_t len = bk_get_be32(lb);
+        if (len < 16 || len > BK_JOURNAL_MAX_RECORD || len > size - off - 4) {
+            stop->at = off;
+            snprintf(stop->why, sizeof stop->why, "%s",
+                     len == 0 ? "end of data" : "impossible or torn record length");
+            return 1;
+        }
+        uint8_t *b = mg_malloc(len);
+        if (pread(fd, b, len, (off_t)(off + 4)) != (ssize_t)len) {
+            int e = errno;
+            mg_free(b);
+            return mg_err_from_errno(e ? e : EIO);
+        }
+        apply_record(st, b, len);
+        mg_free(b);
+        (*count)++;
+        off += 4 + (uint64_t)len;
+        st->mark_off = off;
+    }
+    return 0;
+}
+
+/* Replay one file from offset from (0 = its start). Returns 0 or -MG_E* (logged). */
+static int replay_file(struct bk_journal *j, struct bk_store *st, uint64_t id, uint64_t from,
+                       bool is_last, uint64_t *count)
 {
     char *path = journal_path(j, id);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        MG_WARN(BK_MODULE, "journal %s: %s", path, strerror(errno));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        int e = errno;
+        MG_ERROR(BK_MODULE, "journal %s: %s", path, strerror(e));
+        if (fd >= 0)
+            close(fd);
         mg_free(path);
-        return from;
+        return mg_err_from_errno(e);
     }
-    uint8_t hdr[8];
-    if (fread(hdr, 1, sizeof hdr, f) != sizeof hdr || memcmp(hdr, "BKLG", 4) != 0) {
-        MG_WARN(BK_MODULE, "journal %s: bad header, skipped", path);
-        fclose(f);
+    uint64_t size = (uint64_t)sb.st_size;
+    uint8_t hdr[8] = {0};
+    bool hdr_ok =
+        size >= BK_JOURNAL_HEADER_SIZE && pread(fd, hdr, 8, 0) == 8 && memcmp(hdr, "BKLG", 4) == 0;
+    int rc = 0;
+    if (!hdr_ok) {
+        /* a file is created by writing and syncing its header before anything else goes in:
+         * a crash in between leaves at most the header's space */
+        if (size <= BK_JOURNAL_HEADER_SIZE && is_last) {
+            MG_WARN(BK_MODULE,
+                    "journal %s: incomplete header (%" PRIu64 " bytes: the file was being "
+                    "created at a crash, nothing was written to it): removed",
+                    path, size);
+            if (unlink(path) != 0)
+                rc = mg_err_from_errno(errno);
+        } else {
+            MG_ERROR(BK_MODULE,
+                     "journal %s: its header is damaged (not \"BKLG\"), %" PRIu64 " bytes: the "
+                     "bookie does not start. Check the disk; if the file's records may be given "
+                     "up, move it out of the journal directory and start again",
+                     path, size);
+            rc = -MG_ECHECKSUM;
+        }
+        close(fd);
         mg_free(path);
-        return from;
+        return rc;
     }
+    uint32_t version = bk_get_be32(hdr + 4);
     if (from < BK_JOURNAL_HEADER_SIZE)
         from = BK_JOURNAL_HEADER_SIZE;
-    uint64_t off = from;
-    if (fseeko(f, (off_t)off, SEEK_SET) != 0) {
-        fclose(f);
-        mg_free(path);
-        return from;
+    struct bk_stop stop = {0};
+    st->mark_file = id;
+    st->mark_off = from;
+    if (version == BK_JOURNAL_VERSION) {
+        rc = replay_v7(fd, id, from, size, st, count, &stop);
+    } else if (version == BK_JOURNAL_VERSION_V6) {
+        MG_INFO(BK_MODULE,
+                "journal %s is in the previous format (version 6, records without checksums): "
+                "replayed as such; new journal files are version %d",
+                path, BK_JOURNAL_VERSION);
+        rc = replay_v6(fd, from, size, st, count, &stop);
+    } else {
+        MG_ERROR(BK_MODULE,
+                 "journal %s: format version %" PRIu32 " is not one this bookie reads (%d and "
+                 "%d): the bookie does not start; it was written by another program or version",
+                 path, version, BK_JOURNAL_VERSION_V6, BK_JOURNAL_VERSION);
+        rc = -MG_EINVAL;
     }
-    for (;;) {
-        uint8_t lb[4];
-        if (fread(lb, 1, 4, f) != 4)
-            break;
-        int32_t len = (int32_t)bk_get_be32(lb);
-        if (len < 16 || (uint32_t)len > BK_JOURNAL_MAX_RECORD) {
-            if (len != 0)
-                MG_WARN(BK_MODULE,
-                        "journal %s: bad record length %d at %" PRIu64
-                        ", replay of this file stops",
-                        path, len, off);
-            break;
-        }
-        uint8_t *body = mg_malloc((size_t)len);
-        if (fread(body, 1, (size_t)len, f) != (size_t)len) {
-            MG_WARN(BK_MODULE, "journal %s: torn record at %" PRIu64 " (never acknowledged)", path,
-                    off);
-            mg_free(body);
-            break;
-        }
-        off += 4 + (uint64_t)len;
-        int64_t ledger = (int64_t)bk_get_be64(body);
-        int64_t entry = (int64_t)bk_get_be64(body + 8);
-        if (entry >= 0) {
-            bk_store_apply(st, ledger, entry, body, (size_t)len); /* takes body */
-            body = NULL;
-        } else if (entry == BK_META_LEDGER_KEY || entry == BK_META_EXPLICIT_LAC) {
-            if (len >= 20) {
-                uint32_t n = bk_get_be32(body + 16);
-                if (n <= (uint32_t)len - 20)
-                    bk_store_apply(st, ledger, entry, body + 20, n);
-            }
-        } else {
-            bk_store_apply(st, ledger, entry, NULL, 0);
-        }
-        mg_free(body);
-        st->mark_file = id;
-        st->mark_off = off;
-        (*count)++;
-    }
-    fclose(f);
+    if (rc < 0 && rc != -MG_EINVAL)
+        MG_ERROR(BK_MODULE, "journal %s: cannot read it: %s", path, mg_strerror(rc));
+    if (rc == 1)
+        rc = replay_stopped(path, fd, id, size, is_last, &stop);
+    close(fd);
     mg_free(path);
-    return off;
+    return rc;
 }
 
 int bk_journal_replay(struct bk_journal *j, struct bk_store *st, uint64_t mark_file,
@@ -226,17 +513,18 @@ int bk_journal_replay(struct bk_journal *j, struct bk_store *st, uint64_t mark_f
     uint64_t *ids;
     size_t n = list_files(j->dir, &ids);
     *replayed = 0;
-    for (size_t i = 0; i < n; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
         if (ids[i] < mark_file)
             continue;
-        replay_file(j, st, ids[i], ids[i] == mark_file ? mark_off : 0, replayed);
+        rc = replay_file(j, st, ids[i], ids[i] == mark_file ? mark_off : 0, i == n - 1, replayed);
     }
     mg_free(ids);
     if (*replayed)
         MG_INFO(BK_MODULE,
                 "journal: replayed %" PRIu64 " records since lastMark %" PRIx64 ":%" PRIu64,
                 *replayed, mark_file, mark_off);
-    return 0;
+    return rc;
 }
 
 /* Journal thread (or before start): create file_id + 1 and make it current. */
@@ -255,7 +543,8 @@ static int open_next_file(struct bk_journal *j)
     memset(hdr, 0, sizeof hdr);
     memcpy(hdr, "BKLG", 4);
     bk_put_be32(hdr + 4, BK_JOURNAL_VERSION);
-    ssize_t w = write(fd, hdr, sizeof hdr);
+    bk_put_be64(hdr + 8, id);
+    ssize_t w = pwrite(fd, hdr, sizeof hdr, 0);
     int rc = 0;
     if (w != (ssize_t)sizeof hdr || (j->sync && fdatasync(fd) != 0)) {
         rc = mg_err_from_errno(w < 0 ? errno : EIO);
@@ -307,12 +596,12 @@ static size_t record_size(const struct bk_jreq *r)
 {
     switch (r->type) {
     case BK_J_ADD:
-        return 4 + r->len;
+        return BK_RECORD_HEADER_SIZE + r->len;
     case BK_J_KEY:
     case BK_J_LAC:
-        return 4 + 16 + 4 + r->len;
+        return BK_RECORD_HEADER_SIZE + 16 + 4 + r->len;
     default:
-        return 4 + 16;
+        return BK_RECORD_HEADER_SIZE + 16;
     }
 }
 
@@ -324,12 +613,13 @@ static void serialize(struct bk_journal *j, size_t *used, const struct bk_jreq *
             j->buf_cap *= 2;
         j->buf = mg_realloc(j->buf, j->buf_cap);
     }
-    uint8_t *p = j->buf + *used;
+    uint8_t *rec = j->buf + *used, *p = rec + BK_RECORD_HEADER_SIZE;
     *used += need;
-    bk_put_be32(p, (uint32_t)(need - 4));
-    p += 4;
+    uint32_t len = (uint32_t)(need - BK_RECORD_HEADER_SIZE);
+    bk_put_be32(rec, len);
     if (r->type == BK_J_ADD) {
         memcpy(p, r->data, r->len);
+        bk_put_be32(rec + 4, record_crc(rec, len));
         return;
     }
     static const int64_t ids[] = {
@@ -345,10 +635,11 @@ static void serialize(struct bk_journal *j, size_t *used, const struct bk_jreq *
         if (r->len)
             memcpy(p + 20, r->data, r->len);
     }
+    bk_put_be32(rec + 4, record_crc(rec, len));
 }
 
 /* Write and sync one group; returns 0 or -MG_E*. */
-static int write_group(struct bk_journal *j, size_t used)
+static int write_group(struct bk_journal *j, size_t used, uint32_t nrec)
 {
     int inj = atomic_exchange(&j->inject_errno, 0);
     if (inj != 0) {
@@ -370,10 +661,18 @@ static int write_group(struct bk_journal *j, size_t used)
             return mg_err_from_errno(-e);
         }
     }
+    uint8_t *h = j->buf; /* the group header: its position ties it to this file and offset */
+    bk_put_be32(h, BK_GROUP_MAGIC);
+    bk_put_be32(h + 4, (uint32_t)(used - BK_GROUP_HEADER_SIZE));
+    bk_put_be32(h + 8, nrec);
+    bk_put_be32(h + 12, 0);
+    bk_put_be64(h + 16, j->file_off);
+    bk_put_be32(h + 24, group_crc(j->file_id, h));
     const uint8_t *p = j->buf;
     size_t left = used;
+    uint64_t at = j->file_off;
     while (left > 0) {
-        ssize_t n = write(j->fd, p, left);
+        ssize_t n = pwrite(j->fd, p, left, (off_t)at);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -383,6 +682,7 @@ static int write_group(struct bk_journal *j, size_t used)
             return mg_err_from_errno(e);
         }
         p += n;
+        at += (uint64_t)n;
         left -= (size_t)n;
     }
     if (j->sync) {
@@ -419,7 +719,7 @@ static void *journal_main(void *arg)
     struct bk_journal *j = arg;
     for (;;) {
         struct bk_jreq *head = NULL, *tail = NULL;
-        size_t n = 0, used = 0;
+        size_t n = 0, used = BK_GROUP_HEADER_SIZE; /* the header is filled in at the write */
         uint64_t oldest = 0;
         bool stop = false;
         pthread_mutex_lock(&j->lock);
@@ -472,23 +772,22 @@ static void *journal_main(void *arg)
         }
         int status = -MG_EIO;
         if (!j->failed) {
-            status = write_group(j, used);
+            status = write_group(j, used, (uint32_t)n);
             if (status < 0)
                 j->failed = true;
+            else
+                j->file_off += used;
         }
-        /* stamp positions: offsets are only meaningful when the group was written */
-        uint64_t off = j->file_off;
+        /* Every record of a group gets the group's end as its position: lastMark always
+         * falls between groups, where replay can resume (meaningful only when written). */
         for (struct bk_jreq *r = head; r; r = r->next) {
             r->status = status;
-            off += record_size(r);
             r->jfile = j->file_id;
-            r->jend = off;
+            r->jend = j->file_off;
             atomic_fetch_add(&j->st_records, 1);
             if (r->type == BK_J_ADD)
                 atomic_fetch_add(&j->st_adds, 1);
         }
-        if (status == 0)
-            j->file_off = off;
         complete_group(j, head, tail);
     }
     return NULL;

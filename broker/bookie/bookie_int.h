@@ -38,9 +38,13 @@ struct evconnlistener;
 #define BK_META_FORCE_LEDGER (-0x4000)
 #define BK_META_EXPLICIT_LAC (-0x8000)
 
-#define BK_LOCK_FILE "bookie.lock" /* in the journal and ledger directories */
-#define BK_JOURNAL_HEADER_SIZE 512 /* "BKLG" + BE int version + zeros */
-#define BK_JOURNAL_VERSION 6
+#define BK_LOCK_FILE "bookie.lock"    /* in the journal and ledger directories */
+#define BK_JOURNAL_HEADER_SIZE 512    /* "BKLG", BE32 version, BE64 file id (v7), zeros */
+#define BK_JOURNAL_VERSION 7          /* written: checksummed groups and records */
+#define BK_JOURNAL_VERSION_V6 6       /* read only: [BE32 len][body] records, no checksums */
+#define BK_GROUP_MAGIC 0x424B4752u    /* "BKGR" */
+#define BK_GROUP_HEADER_SIZE 28       /* magic, body length, records, 0, offset, CRC32C */
+#define BK_RECORD_HEADER_SIZE 8       /* BE32 length, BE32 CRC32C */
 #define BK_ENTRY_LOG_HEADER_SIZE 1024 /* "BKLO" + BE int version + zeros */
 #define BK_DEFAULT_ENTRY_LOG_MAX (1LL << 30)
 #define BK_WRITE_CACHE_MAX (64u << 20) /* checkpoint early beyond this many cached bytes */

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define OP(x) BOOKKEEPER__PROTO__OPERATION_TYPE__##x
@@ -417,6 +418,80 @@ static Bookkeeper__Proto__Response *v3_read(int fd, int64_t ledger, int64_t entr
     return r;
 }
 
+/* ---- journal files ------------------------------------------------------------------------ */
+
+/* Path of the journal file with the highest id (the last one). */
+static void last_journal(struct harness *h, char *path, size_t n)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/current", h->jdir);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    unsigned long long best = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        unsigned long long id = strtoull(de->d_name, &end, 16);
+        if (end != de->d_name && strcmp(end, ".txn") == 0 && id > best)
+            best = id;
+    }
+    closedir(d);
+    ck_assert_uint_gt(best, 0);
+    snprintf(path, n, "%s/%llx.txn", dir, best);
+}
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = mg_malloc((size_t)sz + 1);
+    ck_assert_uint_eq(fread(b, 1, (size_t)sz, f), (size_t)sz);
+    fclose(f);
+    *len = (size_t)sz;
+    return b;
+}
+
+/* Offsets of the groups of a version-7 journal file (at most max); returns the count. */
+static int journal_groups(const uint8_t *b, size_t len, uint64_t *offs, int max)
+{
+    ck_assert_uint_ge(len, BK_JOURNAL_HEADER_SIZE);
+    ck_assert_uint_eq(bk_get_be32(b + 4), BK_JOURNAL_VERSION);
+    int n = 0;
+    uint64_t off = BK_JOURNAL_HEADER_SIZE;
+    while (off + BK_GROUP_HEADER_SIZE <= len && bk_get_be32(b + off) == BK_GROUP_MAGIC) {
+        ck_assert_int_lt(n, max);
+        offs[n++] = off;
+        off += BK_GROUP_HEADER_SIZE + bk_get_be32(b + off + 4);
+    }
+    return n;
+}
+
+/* Overwrite n bytes of a file at off with their complement. */
+static void flip_bytes(const char *path, uint64_t off, size_t n)
+{
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    uint8_t b[16];
+    ck_assert_uint_le(n, sizeof b);
+    fseek(f, (long)off, SEEK_SET);
+    ck_assert_uint_eq(fread(b, 1, n, f), n);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)~b[i];
+    fseek(f, (long)off, SEEK_SET);
+    ck_assert_uint_eq(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    return sb.st_size;
+}
+
 /* ---- tests ------------------------------------------------------------------------------- */
 
 START_TEST(test_v2_add_read)
@@ -685,13 +760,13 @@ START_TEST(test_fsync_per_add)
 }
 END_TEST
 
-static void check_entries(int fd, int64_t ledger, int from, int to)
+static void check_entries(int fd, int64_t ledger, int from, int to, size_t payload)
 {
     for (int e = from; e < to; e++) {
         uint8_t *body;
         size_t blen, elen;
         ck_assert_int_eq(v2_read(fd, ledger, e, NULL, &body, &blen), 0);
-        uint8_t *want = make_entry(ledger, e, e - 1, 1000, &elen);
+        uint8_t *want = make_entry(ledger, e, e - 1, payload, &elen);
         ck_assert_uint_eq(blen, elen);
         ck_assert_mem_eq(body, want, elen);
         mg_free(body);
@@ -717,7 +792,7 @@ START_TEST(test_replay_unclean)
         v2_add_send(fd, 31, e, KEY_A, 0, 1000);
     for (int e = 100; e < 200; e++)
         ck_assert_int_eq(v2_add_recv(fd, 31, e), 0);
-    check_entries(fd, 31, 0, 200);
+    check_entries(fd, 31, 0, 200, 1000);
     close(fd);
     /* crash: no final checkpoint, unflushed entry-log data dropped */
     h_stop(&h, false);
@@ -727,7 +802,7 @@ START_TEST(test_replay_unclean)
     bk_server_stats(h.srv, &st);
     ck_assert_uint_ge(st.replayed, 100);
     fd = cl_connect(h.port);
-    check_entries(fd, 31, 0, 200);
+    check_entries(fd, 31, 0, 200, 1000);
     uint8_t *body;
     size_t blen;
     ck_assert_int_eq(v2_read(fd, 31, -1, NULL, &body, &blen), 0);
@@ -742,7 +817,206 @@ START_TEST(test_replay_unclean)
     bk_server_stats(h.srv, &st);
     ck_assert_uint_eq(st.replayed, 0);
     fd = cl_connect(h.port);
-    check_entries(fd, 31, 0, 200);
+    check_entries(fd, 31, 0, 200, 1000);
+    close(fd);
+    h_stop(&h, true);
+    h_rm(&h);
+}
+END_TEST
+
+/* Damage in the last record of the last journal file is a torn write: the bookie truncates it
+ * (logged) and starts; what comes before is intact and nothing damaged is ever served. */
+START_TEST(test_journal_torn_tail)
+{
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    h_start(&h);
+    int fd = cl_connect(h.port);
+    const int n = 20;
+    for (int e = 0; e < n; e++) { /* one at a time: one group each */
+        v2_add_send(fd, 101, e, KEY_A, 0, 1000);
+        ck_assert_int_eq(v2_add_recv(fd, 101, e), 0);
+    }
+    close(fd);
+    h_stop(&h, false); /* crash: everything is still to be replayed */
+
+    char path[512];
+    last_journal(&h, path, sizeof path);
+    size_t len;
+    uint8_t *b = read_file(path, &len);
+    uint64_t g[64];
+    int ng = journal_groups(b, len, g, 64);
+    ck_assert_int_ge(ng, n);
+    uint64_t last = g[ng - 1], rec = last + BK_GROUP_HEADER_SIZE;
+    ck_assert_int_eq((int64_t)bk_get_be64(b + rec + BK_RECORD_HEADER_SIZE + 8), n - 1);
+    uint32_t rlen = bk_get_be32(b + rec);
+    mg_free(b);
+    /* four bytes in the middle of the last entry's payload */
+    flip_bytes(path, rec + BK_RECORD_HEADER_SIZE + rlen / 2, 4);
+
+    struct capture cap;
+    cap_start(&cap);
+    h_start(&h);
+    char *log = cap_end(&cap);
+    ck_assert_ptr_nonnull(strstr(log, "torn write"));
+    ck_assert_ptr_nonnull(strstr(log, path));
+    mg_free(log);
+    ck_assert_int_eq(file_size(path), (off_t)rec); /* truncated at the damaged record */
+    fd = cl_connect(h.port);
+    check_entries(fd, 101, 0, n - 1, 1000);
+    ck_assert_int_eq(v2_read(fd, 101, n - 1, NULL, NULL, NULL), 2); /* ENOENTRY, not damaged */
+    ck_assert_int_eq(v2_add(fd, 101, n - 1, KEY_A, 0), 0);          /* the writer re-adds it */
+    close(fd);
+    h_stop(&h, true);
+
+    /* a last file whose creation was cut short (header incomplete) holds nothing: removed */
+    char dir[400], extra[512];
+    snprintf(dir, sizeof dir, "%s/current", h.jdir);
+    last_journal(&h, path, sizeof path);
+    unsigned long long id = strtoull(strrchr(path, '/') + 1, NULL, 16);
+    snprintf(extra, sizeof extra, "%s/%llx.txn", dir, id + 10);
+    FILE *f = fopen(extra, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite("BK", 1, 2, f);
+    fclose(f);
+    h_start(&h);
+    ck_assert_int_ne(access(extra, F_OK), 0);
+    fd = cl_connect(h.port);
+    check_entries(fd, 101, 0, n - 1, 1000);
+    close(fd);
+    h_stop(&h, true);
+    h_rm(&h);
+}
+END_TEST
+
+/* Damage before the tail (a record length, or a record's contents, with valid groups after
+ * it) stops the start with an error naming the file and offset and saying how to proceed;
+ * following that advice (cut the file there) lets the bookie start with what came before. */
+START_TEST(test_journal_corrupt_middle)
+{
+    for (int how = 0; how < 2; how++) { /* 0: a length field, 1: four payload bytes */
+        struct harness h;
+        h_init_dirs(&h, NULL);
+        h_start(&h);
+        int fd = cl_connect(h.port);
+        const int n = 30;
+        for (int e = 0; e < n; e++) {
+            v2_add_send(fd, 102, e, KEY_A, 0, 1000);
+            ck_assert_int_eq(v2_add_recv(fd, 102, e), 0);
+        }
+        close(fd);
+        h_stop(&h, false);
+
+        char path[512];
+        last_journal(&h, path, sizeof path);
+        size_t len;
+        uint8_t *b = read_file(path, &len);
+        uint64_t g[64];
+        int ng = journal_groups(b, len, g, 64);
+        ck_assert_int_ge(ng, n);
+        uint64_t rec = g[ng / 2] + BK_GROUP_HEADER_SIZE;
+        int64_t victim = (int64_t)bk_get_be64(b + rec + BK_RECORD_HEADER_SIZE + 8);
+        ck_assert(victim > 0 && victim < n - 1);
+        uint32_t rlen = bk_get_be32(b + rec);
+        mg_free(b);
+        if (how == 0)
+            flip_bytes(path, rec, 2); /* the high half of the length */
+        else
+            flip_bytes(path, rec + BK_RECORD_HEADER_SIZE + rlen - 8, 4);
+
+        h.base = event_base_new();
+        struct capture cap;
+        cap_start(&cap);
+        int rc = bk_server_new(h.base, &h.o, &h.srv);
+        char *log = cap_end(&cap);
+        ck_assert_int_eq(rc, -MG_ECHECKSUM);
+        ck_assert_ptr_null(h.srv);
+        char want[700];
+        snprintf(want, sizeof want, "journal %s: ", path);
+        ck_assert_ptr_nonnull(strstr(log, want));
+        snprintf(want, sizeof want, "at offset %llu", (unsigned long long)rec);
+        ck_assert_ptr_nonnull(strstr(log, want));
+        snprintf(want, sizeof want, "truncate -s %llu %s", (unsigned long long)rec, path);
+        ck_assert_ptr_nonnull(strstr(log, want));
+        mg_free(log);
+        event_base_free(h.base);
+        h.base = NULL;
+        ck_assert_int_eq(file_size(path) > (off_t)rec, 1); /* nothing was cut by the bookie */
+
+        /* the advice works: cut the file there and start */
+        ck_assert_int_eq(truncate(path, (off_t)rec), 0);
+        h_start(&h);
+        fd = cl_connect(h.port);
+        check_entries(fd, 102, 0, (int)victim, 1000);
+        ck_assert_int_eq(v2_read(fd, 102, victim, NULL, NULL, NULL), 2);
+        close(fd);
+        h_stop(&h, true);
+        h_rm(&h);
+    }
+}
+END_TEST
+
+/* A journal of the previous format (version 6: [BE32 len][body] records, no checksums) is
+ * still replayed, its torn tail ignored; the bookie then writes version 7. */
+START_TEST(test_journal_v6)
+{
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    char dir[400], path[512];
+    snprintf(dir, sizeof dir, "%s/current", h.jdir);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/5.txn", dir);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    uint8_t hdr[BK_JOURNAL_HEADER_SIZE] = {0};
+    memcpy(hdr, "BKLG", 4);
+    bk_put_be32(hdr + 4, 6);
+    fwrite(hdr, 1, sizeof hdr, f);
+    uint8_t key[4 + 16 + 4 + 20];
+    bk_put_be32(key, 16 + 4 + 20);
+    bk_put_be64(key + 4, 103);
+    bk_put_be64(key + 12, (uint64_t)BK_META_LEDGER_KEY);
+    bk_put_be32(key + 20, 20);
+    memcpy(key + 24, KEY_A, 20);
+    fwrite(key, 1, sizeof key, f);
+    for (int e = 0; e < 10; e++) {
+        size_t len;
+        uint8_t *en = make_entry(103, e, e - 1, 1000, &len);
+        uint8_t lb[4];
+        bk_put_be32(lb, (uint32_t)len);
+        fwrite(lb, 1, 4, f);
+        fwrite(en, 1, len, f);
+        mg_free(en);
+    }
+    uint8_t torn[4 + 30];
+    bk_put_be32(torn, 1000); /* a record cut short at the end */
+    memset(torn + 4, 7, 30);
+    fwrite(torn, 1, sizeof torn, f);
+    fclose(f);
+
+    h_start(&h);
+    struct bk_stats st;
+    bk_server_stats(h.srv, &st);
+    ck_assert_uint_eq(st.replayed, 11);
+    int fd = cl_connect(h.port);
+    check_entries(fd, 103, 0, 10, 1000);
+    ck_assert_int_eq(v2_add(fd, 103, 10, KEY_B, 0), 102); /* the key came from the journal */
+    ck_assert_int_eq(v2_add(fd, 103, 10, KEY_A, 0), 0);
+    close(fd);
+    h_stop(&h, false);
+    /* the new file is version 7 and everything replays again */
+    last_journal(&h, path, sizeof path);
+    size_t len;
+    uint8_t *b = read_file(path, &len);
+    uint64_t g[8];
+    ck_assert_int_ge(journal_groups(b, len, g, 8), 1);
+    mg_free(b);
+    h_start(&h);
+    fd = cl_connect(h.port);
+    check_entries(fd, 103, 0, 10, 1000);
+    ck_assert_int_eq(v2_read(fd, 103, 10, NULL, NULL, NULL), 0);
     close(fd);
     h_stop(&h, true);
     h_rm(&h);
@@ -1057,6 +1331,9 @@ static Suite *bookie_suite(void)
     tcase_add_test(tc, test_group_commit);
     tcase_add_test(tc, test_fsync_per_add);
     tcase_add_test(tc, test_replay_unclean);
+    tcase_add_test(tc, test_journal_torn_tail);
+    tcase_add_test(tc, test_journal_corrupt_middle);
+    tcase_add_test(tc, test_journal_v6);
     tcase_add_test(tc, test_garbage_frame);
     tcase_add_test(tc, test_max_message_frame);
     tcase_add_test(tc, test_oversized_frame);
