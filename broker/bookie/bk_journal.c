@@ -44,9 +44,14 @@
  * saying how to proceed. The group header carries its own offset and the file id under its
  * checksum, so a stale or copied header cannot pass for a later group.
  *
- * Failure modes: a failed write or fdatasync (or an injected error) fails that group and
- * every later record with the errno's -MG_E* code; the journal never writes again (the file's
- * state is unknown), and the server turns read-only.
+ * Failure modes: a write that runs out of space (ENOSPC, EDQUOT) fails its group with
+ * -MG_EREADONLY: what reached the file is cut off again (the file ends with its last synced
+ * group), the loop thread answers the group EREADONLY and turns read-only, and the journal
+ * writes again once space returns. Any other failed write, and any failed fdatasync (the
+ * state of the written pages is then unknown), fails that group and every later record with
+ * the errno's -MG_E* code; the journal never writes again and the server turns read-only
+ * until restarted. Preallocation stays under diskUsageThreshold (see preallocate). Repeated
+ * failures log one line per BK_LOG_INTERVAL_MS.
  */
 #include "bookie/bookie_int.h"
 #include "util/alloc.h"
@@ -59,11 +64,13 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -164,6 +171,7 @@ int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk
         o->buffered_entries_threshold > 0 ? (size_t)o->buffered_entries_threshold : 0;
     j->max_size = o->journal_max_size > 0 ? (uint64_t)o->journal_max_size : (2048ULL << 20);
     j->sync = o->journal_sync;
+    j->threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95.0;
     pthread_mutex_init(&j->lock, NULL);
     pthread_cond_init(&j->cond, NULL);
     int rc = bk_mkdirs(j->dir);
@@ -303,8 +311,14 @@ static int replay_stopped(const char *path, int fd, uint64_t id, uint64_t size, 
         MG_ERROR(BK_MODULE, "journal %s: cannot read it: %s", path, mg_strerror(rc));
         return rc;
     }
-    if (!nonzero && later == 0)
-        return 0; /* zeros: the end of the data */
+    if (!nonzero && later == 0) {
+        /* zeros: the end of the data. The last file's preallocated tail is given back now:
+         * on a full disk it may be what keeps the new journal file from being created. */
+        if (is_last && stop->at < size && truncate_journal(path, stop->at) == 0)
+            MG_DEBUG(BK_MODULE, "journal %s: %" PRIu64 " preallocated bytes released", path,
+                     size - stop->at);
+        return 0;
+    }
     if (later == 0 && is_last) {
         MG_WARN(BK_MODULE,
                 "journal %s: %s at offset %" PRIu64 ": a torn write at the tail of the last "
@@ -528,6 +542,30 @@ int bk_journal_replay(struct bk_journal *j, struct bk_store *st, uint64_t mark_f
 }
 
 /* Journal thread (or before start): create file_id + 1 and make it current. */
+static bool no_space(int e)
+{
+    return e == ENOSPC || e == EDQUOT;
+}
+
+/* Log a failure of the journal thread: at most one line per interval (while out of space the
+ * same failure comes back with every group). */
+static void journal_error(struct bk_journal *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void journal_error(struct bk_journal *j, const char *fmt, ...)
+{
+    uint64_t held;
+    if (!bk_ratelimit(&j->rl_error, BK_LOG_INTERVAL_MS, &held))
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    MG_ERROR(BK_MODULE, "%s (%" PRIu64 " more journal failures since the last line)", line, held);
+}
+
+/* Journal thread (or before start): create file_id + 1 and make it current. Out of space:
+ * -MG_EREADONLY (the current file stays; nothing is left behind). */
 static int open_next_file(struct bk_journal *j)
 {
     uint64_t id = j->file_id + 1;
@@ -535,9 +573,10 @@ static int open_next_file(struct bk_journal *j)
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
-        MG_ERROR(BK_MODULE, "cannot create journal %s: %s", path, strerror(e));
+        journal_error(j, "cannot create journal %s: %s", path, strerror(e));
         mg_free(path);
-        return mg_err_from_errno(e);
+        atomic_store(&j->failed_errno, e);
+        return no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
     }
     uint8_t hdr[BK_JOURNAL_HEADER_SIZE];
     memset(hdr, 0, sizeof hdr);
@@ -545,37 +584,66 @@ static int open_next_file(struct bk_journal *j)
     bk_put_be32(hdr + 4, BK_JOURNAL_VERSION);
     bk_put_be64(hdr + 8, id);
     ssize_t w = pwrite(fd, hdr, sizeof hdr, 0);
-    int rc = 0;
-    if (w != (ssize_t)sizeof hdr || (j->sync && fdatasync(fd) != 0)) {
-        rc = mg_err_from_errno(w < 0 ? errno : EIO);
-        MG_ERROR(BK_MODULE, "cannot write journal %s: %s", path, strerror(errno));
+    int e = w < 0 ? errno : w != (ssize_t)sizeof hdr ? ENOSPC : 0;
+    if (e == 0 && j->sync && fdatasync(fd) != 0)
+        e = errno;
+    if (e != 0) {
+        journal_error(j, "cannot write journal %s: %s", path, strerror(e));
         close(fd);
-    } else {
-        if (j->sync)
-            bk_fsync_dir(j->dir);
-        if (j->fd >= 0)
-            close(j->fd);
-        j->fd = fd;
-        j->file_id = id;
-        j->file_off = BK_JOURNAL_HEADER_SIZE;
-        j->alloc_end = BK_JOURNAL_HEADER_SIZE;
+        unlink(path); /* no half-made file may stay behind as the "last" journal */
+        mg_free(path);
+        atomic_store(&j->failed_errno, e);
+        return no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
     }
+    if (j->sync)
+        bk_fsync_dir(j->dir);
+    if (j->fd >= 0)
+        close(j->fd);
+    j->fd = fd;
+    j->file_id = id;
+    j->file_off = BK_JOURNAL_HEADER_SIZE;
+    j->alloc_end = BK_JOURNAL_HEADER_SIZE;
     mg_free(path);
-    return rc;
+    return 0;
+}
+
+/* Bytes the journal's file system can still take before its usage passes
+ * diskUsageThreshold; UINT64_MAX when there is no threshold or it cannot be known. */
+static uint64_t room_below_threshold(const struct bk_journal *j)
+{
+    struct statvfs sv;
+    if (j->threshold_pct >= 100.0 || statvfs(j->dir, &sv) != 0 || sv.f_blocks == 0)
+        return UINT64_MAX;
+    double total = (double)sv.f_blocks * (double)sv.f_frsize;
+    double used = (double)(sv.f_blocks - sv.f_bavail) * (double)sv.f_frsize;
+    double room = total * j->threshold_pct / 100.0 - used;
+    return room > 0 ? (uint64_t)room : 0;
 }
 
 /*
  * Zero-fill the journal ahead of the writes (BookKeeper's journalPreAllocSizeMB). Appending
  * to a file grows its size, so every group's fdatasync would also have to write the inode;
  * writing inside blocks that already exist flushes only the data. Replay stops at the first
- * zero length, so the zeros read as the end of the journal.
+ * zero group header, so the zeros read as the end of the journal.
+ *
+ * The disk-usage threshold is checked first: preallocation never takes the file system past
+ * diskUsageThreshold (it stays within the room left, or is skipped and the group written
+ * without it), and the loop thread is asked to check the disks at once when room is short,
+ * so that the bookie turns read-only before the disk is full rather than after.
  */
 static int preallocate(struct bk_journal *j, uint64_t needed)
 {
     static const uint8_t zeros[1 << 16];
     uint64_t end = j->alloc_end + BK_JOURNAL_PREALLOC;
+    if (end > j->max_size)
+        end = j->max_size; /* the file rolls there */
     if (end < needed)
         end = needed;
+    uint64_t room = room_below_threshold(j);
+    if (end - j->alloc_end > room) {
+        atomic_store(&j->disk_check_due, 1);
+        end = needed - j->alloc_end > room ? j->alloc_end : j->alloc_end + room;
+    }
     uint64_t off = j->alloc_end;
     while (off < end) {
         size_t n = end - off < sizeof zeros ? (size_t)(end - off) : sizeof zeros;
@@ -590,6 +658,29 @@ static int preallocate(struct bk_journal *j, uint64_t needed)
         return -errno;
     j->alloc_end = off;
     return 0;
+}
+
+/*
+ * A group could not be written for lack of space: cut off whatever part of it reached the
+ * file, so that the file ends with its last synced group again and the journal can go on
+ * when space returns. Returns -MG_EREADONLY (the group's adds are answered EREADONLY), or
+ * -MG_EIO when the file cannot be cut back (then the journal stops for good).
+ */
+static int group_no_space(struct bk_journal *j, int e, const char *what)
+{
+    atomic_store(&j->failed_errno, e);
+    atomic_store(&j->disk_check_due, 1);
+    journal_error(j, "journal %" PRIx64 ": %s: %s: the group's requests are refused (EREADONLY)",
+                  j->file_id, what, strerror(e));
+    if (ftruncate(j->fd, (off_t)j->file_off) != 0 || (j->sync && fdatasync(j->fd) != 0)) {
+        MG_ERROR(BK_MODULE,
+                 "journal %" PRIx64 ": cannot cut it back to %" PRIu64 " after a failed write: "
+                 "%s; the journal stops (read-only until restart)",
+                 j->file_id, j->file_off, strerror(errno));
+        return -MG_EIO;
+    }
+    j->alloc_end = j->file_off;
+    return -MG_EREADONLY;
 }
 
 static size_t record_size(const struct bk_jreq *r)
@@ -639,10 +730,14 @@ static void serialize(struct bk_journal *j, size_t *used, const struct bk_jreq *
 }
 
 /* Write and sync one group; returns 0 or -MG_E*. */
+/* Write and sync one group; returns 0, -MG_EREADONLY (out of space: nothing of it stays in
+ * the file, the journal goes on) or another -MG_E* (the journal stops). */
 static int write_group(struct bk_journal *j, size_t used, uint32_t nrec)
 {
     int inj = atomic_exchange(&j->inject_errno, 0);
     if (inj != 0) {
+        if (no_space(inj))
+            return group_no_space(j, inj, "write failed (injected)");
         atomic_store(&j->failed_errno, inj);
         MG_ERROR(BK_MODULE, "journal: write failed: %s (injected)", strerror(inj));
         return mg_err_from_errno(inj);
@@ -677,6 +772,8 @@ static int write_group(struct bk_journal *j, size_t used, uint32_t nrec)
             if (errno == EINTR)
                 continue;
             int e = errno;
+            if (no_space(e))
+                return group_no_space(j, e, "write failed");
             atomic_store(&j->failed_errno, e);
             MG_ERROR(BK_MODULE, "journal %" PRIx64 ": write failed: %s", j->file_id, strerror(e));
             return mg_err_from_errno(e);
@@ -686,6 +783,7 @@ static int write_group(struct bk_journal *j, size_t used, uint32_t nrec)
         left -= (size_t)n;
     }
     if (j->sync) {
+        /* a failed fdatasync leaves the state of the written pages unknown: stop for good */
         if (fdatasync(j->fd) != 0) {
             int e = errno;
             atomic_store(&j->failed_errno, e);
@@ -773,10 +871,10 @@ static void *journal_main(void *arg)
         int status = -MG_EIO;
         if (!j->failed) {
             status = write_group(j, used, (uint32_t)n);
-            if (status < 0)
-                j->failed = true;
-            else
+            if (status == 0)
                 j->file_off += used;
+            else if (status != -MG_EREADONLY)
+                j->failed = true;
         }
         /* Every record of a group gets the group's end as its position: lastMark always
          * falls between groups, where replay can resume (meaningful only when written). */

@@ -11,12 +11,17 @@
  * sends its reply. v3 replies carry the request's txnId and may leave out of order; v2
  * replies are matched by (ledger, entry).
  *
- * Failure modes: a frame above max_frame, shorter than a header, of an unknown framing or
- * that does not decode closes that connection with a logged reason (other connections go
- * on). A journal failure answers the affected adds EIO (never EOK) and turns the bookie
- * read-only, as do a failed entry-log write and a disk fuller than the threshold; read-only
- * adds get EREADONLY, reads go on. Connections closed while adds are in the journal are
- * kept (refcounted) until those complete; the adds are still applied.
+ * Failure modes: a frame above max_frame (nettyMaxFrameSizeBytes) fails only its request:
+ * EBADREQ from its first bytes, the rest skipped as it arrives (refuse_oversized). A frame
+ * shorter than a header, of an unknown framing, with a length above 2^31-1 or that does not
+ * decode closes that connection with a logged reason (other connections go on). Disk space
+ * (usage above diskUsageThreshold, or a write out of space) turns the bookie read-only with
+ * EREADONLY for adds, the group that could not be journalled included, until usage is below
+ * diskUsageLwmThreshold again and pending writes went through (check_disk); any other
+ * journal or entry-log failure answers the affected adds EIO (never EOK) and keeps the bookie
+ * read-only until restarted. Reads go on. Connections closed while adds are in the journal
+ * are kept (refcounted) until those complete; the adds are still applied. The journal and
+ * ledger directories are locked for the life of the server (lock_dirs).
  */
 #include "BookkeeperProtocol.pb-c.h"
 #include "bookie/bookie_int.h"
@@ -91,7 +96,8 @@ void bk_options_default(struct bk_options *o)
     o->journal_max_size = 2048LL << 20;
     o->journal_sync = true;
     o->flush_interval_ms = 10000;
-    o->disk_usage_threshold_pct = 95;
+    o->disk_usage_threshold_pct = 95.0;
+    o->disk_usage_lwm_pct = 95.0;
     o->disk_check_interval_ms = 10000;
     o->max_frame_size = BK_DEFAULT_MAX_FRAME;
 }
@@ -311,20 +317,36 @@ static void complete(struct bk_server *s, struct bk_jreq *r)
         } else {
             rc = bk_store_apply(&s->store, r->ledger_id, meta_ids[r->type], r->data, r->len);
         }
-        if (rc < 0)
+        if (rc == -MG_EREADONLY)
+            bk_server_set_readonly(s, BK_RO_NOSPACE, true,
+                                   "entry log write: no space left on device");
+        else if (rc < 0)
             bk_server_set_readonly(s, BK_RO_IOERR, true, "entry log write failed");
         s->store.mark_file = r->jfile;
         s->store.mark_off = r->jend;
-    } else if (!(s->readonly & BK_RO_IOERR)) {
+    } else {
+        if (r->type == BK_J_KEY) { /* journal the key again with the ledger's next request */
+            struct bk_ledger *l = bk_store_ledger(&s->store, r->ledger_id, false);
+            if (l)
+                l->key_unjournaled = true;
+        }
         char why[128];
         int e = atomic_load(&s->journal.failed_errno);
-        snprintf(why, sizeof why, "journal write/fsync failed: %s",
-                 e ? strerror(e) : mg_strerror(r->status));
-        bk_server_set_readonly(s, BK_RO_IOERR, true, why);
+        if (r->status == -MG_EREADONLY) {
+            snprintf(why, sizeof why, "journal write: %s", strerror(e ? e : ENOSPC));
+            bk_server_set_readonly(s, BK_RO_NOSPACE, true, why);
+        } else if (!(s->readonly & BK_RO_IOERR)) {
+            snprintf(why, sizeof why, "journal write/fsync failed: %s",
+                     e ? strerror(e) : mg_strerror(r->status));
+            bk_server_set_readonly(s, BK_RO_IOERR, true, why);
+        }
     }
     struct bk_conn *c = r->conn;
     if (c) {
-        int st = r->status == 0 ? BK_EOK : BK_EIO;
+        /* out of space: BookKeeper's read-only code, so that the client writes elsewhere */
+        int st = r->status == 0                                                  ? BK_EOK
+                 : r->status == -MG_EREADONLY && r->reply != BK_REPLY_FENCE_READ ? BK_EREADONLY
+                                                                                 : BK_EIO;
         if (c->bev) {
             switch (r->reply) {
             case BK_REPLY_ADD:
@@ -354,6 +376,8 @@ static void complete(struct bk_server *s, struct bk_jreq *r)
     mg_free(r);
 }
 
+static void check_disk(struct bk_server *s, bool may_clear);
+
 void bk_server_journal_done(struct bk_server *s)
 {
     struct bk_jreq *r = bk_journal_take_done(&s->journal);
@@ -362,7 +386,10 @@ void bk_server_journal_done(struct bk_server *s)
         complete(s, r);
         r = next;
     }
-    if (s->store.cache_bytes > BK_WRITE_CACHE_MAX && !s->store.io_failed)
+    if (atomic_exchange(&s->journal.disk_check_due, 0))
+        check_disk(s, false); /* room is short: turn read-only now, not at the next check */
+    /* out of space the cache waits for the disk check's retry */
+    if (s->store.cache_bytes > BK_WRITE_CACHE_MAX && !s->store.io_failed && !s->store.nospace)
         bk_server_checkpoint(s);
 }
 
@@ -376,8 +403,11 @@ static int check_key(struct bk_server *s, int64_t ledger, const uint8_t *key, si
         return BK_EBADREQ;
     struct bk_ledger *l = bk_store_ledger(&s->store, ledger, true);
     *out = l;
-    if (l->has_key)
-        return l->key_len == klen && memcmp(l->key, key, klen) == 0 ? BK_EOK : BK_EUA;
+    if (l->has_key && (l->key_len != klen || memcmp(l->key, key, klen) != 0))
+        return BK_EUA;
+    if (l->has_key && !l->key_unjournaled)
+        return BK_EOK;
+    l->key_unjournaled = false;
     l->has_key = true;
     l->key_len = (uint8_t)klen;
     memcpy(l->key, key, klen);
@@ -392,7 +422,8 @@ static int check_key(struct bk_server *s, int64_t ledger, const uint8_t *key, si
 static int add_admit(struct bk_server *s, int64_t ledger, int64_t entry, const uint8_t *key,
                      size_t klen, bool recovery, bool high_prio)
 {
-    if (s->readonly && !(high_prio && s->readonly == BK_RO_DISK))
+    /* high-priority (recovery) adds still go in when the only reason is disk space */
+    if (s->readonly && !(high_prio && !(s->readonly & ~(BK_RO_DISK | BK_RO_NOSPACE))))
         return BK_EREADONLY;
     if (ledger < 0 || entry < 0)
         return BK_EBADREQ;
@@ -897,7 +928,8 @@ void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const
     unsigned old = s->readonly;
     s->readonly = on ? (old | reason) : (old & ~reason);
     if (old == 0 && s->readonly != 0)
-        MG_WARN(BK_MODULE, "bookie is now READ-ONLY: %s; adds are refused, reads go on", why);
+        MG_WARN(BK_MODULE, "bookie is now READ-ONLY: %s; adds are refused (EREADONLY), reads go on",
+                why);
     else if (old != 0 && s->readonly == 0)
         MG_INFO(BK_MODULE, "bookie is writable again: %s", why);
     else if (on && !(old & reason))
@@ -915,21 +947,47 @@ static int disk_usage_pct(const char *dir, double *pct)
     return 0;
 }
 
-void bk_server_check_disk(struct bk_server *s)
+/*
+ * BookKeeper's disk thresholds: read-only (BK_RO_DISK) as soon as the ledger or journal disk
+ * is fuller than diskUsageThreshold; writable again only once both are below
+ * diskUsageLwmThreshold. A write that ran out of space (BK_RO_NOSPACE) is retried here too:
+ * once both disks are below the low-water mark, the entry-log data kept in memory is written
+ * (a checkpoint) and the bookie is writable again if that worked. may_clear is false for the
+ * immediate check the journal asks for when room is short: it only ever turns read-only.
+ */
+static void check_disk(struct bk_server *s, bool may_clear)
 {
     const char *dirs[2] = {s->ledger_dir, s->journal_dir};
-    bool full = false;
-    char why[512] = "disk usage below the threshold";
+    bool full = false, below_lwm = true;
+    char why[600] = "";
     for (int i = 0; i < 2; i++) {
         double pct;
-        if (disk_usage_pct(dirs[i], &pct) == 0 && pct > s->disk_threshold_pct) {
+        if (disk_usage_pct(dirs[i], &pct) != 0)
+            continue;
+        if (pct > s->disk_threshold_pct && !full) {
             full = true;
-            snprintf(why, sizeof why, "disk of %s is %.1f%% full (diskUsageThresholdPercent=%d)",
-                     dirs[i], pct, s->disk_threshold_pct);
+            snprintf(why, sizeof why,
+                     "no space: disk of %s is %.1f%% full (diskUsageThreshold=%.2f)", dirs[i], pct,
+                     s->disk_threshold_pct / 100.0);
         }
+        if (pct >= s->disk_lwm_pct)
+            below_lwm = false;
     }
-    if (full != ((s->readonly & BK_RO_DISK) != 0))
-        bk_server_set_readonly(s, BK_RO_DISK, full, why);
+    if (full && !(s->readonly & BK_RO_DISK))
+        bk_server_set_readonly(s, BK_RO_DISK, true, why);
+    if (!may_clear || !below_lwm || !(s->readonly & (BK_RO_DISK | BK_RO_NOSPACE)))
+        return;
+    if ((s->readonly & BK_RO_NOSPACE) && s->store.nospace && bk_server_checkpoint(s) < 0)
+        return; /* still cannot write what is pending (logged, rate-limited) */
+    snprintf(why, sizeof why, "disk usage below diskUsageLwmThreshold=%.2f",
+             s->disk_lwm_pct / 100.0);
+    bk_server_set_readonly(s, BK_RO_DISK | BK_RO_NOSPACE, false, why);
+}
+
+void bk_server_check_disk(struct bk_server *s)
+{
+    s->disk_checks++;
+    check_disk(s, true);
 }
 
 int bk_server_checkpoint(struct bk_server *s)
@@ -938,6 +996,8 @@ int bk_server_checkpoint(struct bk_server *s)
     if (rc < 0) {
         if (s->store.io_failed)
             bk_server_set_readonly(s, BK_RO_IOERR, true, "entry log sync failed");
+        else if (rc == -MG_EREADONLY)
+            bk_server_set_readonly(s, BK_RO_NOSPACE, true, "checkpoint: no space left on device");
         return rc;
     }
     s->checkpoints++;
@@ -1019,7 +1079,10 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     s->ledger_dir = mg_strdup(o->ledger_dir);
     s->journal_dir = mg_strdup(o->journal_dir);
     s->max_frame = o->max_frame_size > 0 ? o->max_frame_size : BK_DEFAULT_MAX_FRAME;
-    s->disk_threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95;
+    s->disk_threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95.0;
+    s->disk_lwm_pct = o->disk_usage_lwm_pct > 0 && o->disk_usage_lwm_pct < s->disk_threshold_pct
+                          ? o->disk_usage_lwm_pct
+                          : s->disk_threshold_pct;
     s->store.log_fd = -1;
     s->journal.fd = -1;
     s->journal.notify_fd = -1;
@@ -1047,10 +1110,21 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
         s->store.mark_off = mo;
         rc = bk_journal_replay(&s->journal, &s->store, mf, mo, &s->replayed);
     }
-    if (rc == 0 && s->replayed > 0)
-        rc = bk_server_checkpoint(s); /* replayed data is on disk now; trim the journal */
     if (rc == 0)
         rc = bk_journal_start(&s->journal, base);
+    if (rc == 0) {
+        /* Write what was replayed to the entry logs and the index and move lastMark to the
+         * new journal file: every older file, the previous run's last one (with its
+         * preallocated tail) included, goes now instead of lingering until the new file
+         * fills up, which on a nearly full disk made a restarted bookie read-only again. */
+        s->store.mark_file = s->journal.file_id;
+        s->store.mark_off = BK_JOURNAL_HEADER_SIZE;
+        if (bk_server_checkpoint(s) < 0)
+            MG_WARN(BK_MODULE,
+                    "start: checkpoint failed; the journal keeps the %" PRIu64
+                    " replayed records, the checkpoint is retried every flushInterval",
+                    s->replayed);
+    }
     if (rc == 0) {
         s->listener = listen_on(s, o->bind_address ? o->bind_address : "0.0.0.0", o->port);
         if (!s->listener)
@@ -1100,6 +1174,7 @@ void bk_server_stats(const struct bk_server *s, struct bk_stats *out)
     out->bytes = atomic_load(&j->st_bytes);
     out->checkpoints = s->checkpoints;
     out->replayed = s->replayed;
+    out->disk_checks = s->disk_checks;
 }
 
 void bk_server_inject_journal_error(struct bk_server *s, int err)
@@ -1191,7 +1266,8 @@ void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char
     o->journal_max_size = (int64_t)cfg->journal_max_size_mb << 20;
     o->journal_sync = cfg->journal_sync_data;
     o->flush_interval_ms = cfg->flush_interval_ms;
-    o->disk_usage_threshold_pct = cfg->disk_usage_threshold_percent;
+    o->disk_usage_threshold_pct = cfg->disk_usage_threshold * 100.0;
+    o->disk_usage_lwm_pct = cfg->disk_usage_lwm_threshold * 100.0;
     o->disk_check_interval_ms = cfg->disk_check_interval_ms;
     o->max_frame_size = cfg->netty_max_frame_size_bytes;
 }

@@ -78,8 +78,10 @@ int bk_status_v2(int st);
 
 /* Reasons for read-only mode (bits of bk_server.readonly). */
 enum bk_ro_reason {
-    BK_RO_DISK = 1 << 0,  /* disk usage above the threshold; clears when it drops */
-    BK_RO_IOERR = 1 << 1, /* a journal or storage write/fsync failed; until restart */
+    BK_RO_DISK = 1 << 0,    /* disk usage above the threshold; clears when it drops */
+    BK_RO_IOERR = 1 << 1,   /* a journal or storage write/fsync failed; until restart */
+    BK_RO_NOSPACE = 1 << 2, /* a write ran out of space; clears below the low-water mark once
+                               the pending writes succeed */
 };
 
 /* ---- ledger state and storage (bk_store.c) -------------------------------------------- */
@@ -88,7 +90,8 @@ struct bk_ledger {
     int64_t id;
     bool has_key;
     bool fenced;
-    bool dirty; /* changed since the last checkpoint */
+    bool dirty;           /* changed since the last checkpoint */
+    bool key_unjournaled; /* its LEDGER_KEY record failed: journal it with the next request */
     uint8_t key_len;
     uint8_t key[BK_MASTER_KEY_MAX];
     int64_t last_entry;    /* highest stored entry id, -1 if none */
@@ -120,16 +123,19 @@ struct bk_store {
     struct mg_map ledgers; /* u64 id -> owned struct bk_ledger */
     struct mg_map cache;   /* 16-byte key -> owned struct bk_cached */
     size_t cache_bytes;
-    struct mg_map logs; /* u64 log id -> owned struct bk_log_file (open for reads) */
-    uint32_t log_id;    /* current entry log */
-    int log_fd;         /* borrowed from logs */
-    uint64_t log_off;   /* size of the current log including log_buf */
-    uint8_t *log_buf;   /* owned write buffer of the current log */
-    size_t log_buf_len;
+    struct mg_map logs;   /* u64 log id -> owned struct bk_log_file (open for reads) */
+    uint32_t log_id;      /* current entry log */
+    int log_fd;           /* borrowed from logs */
+    uint64_t log_off;     /* size of the current log including log_buf */
+    uint64_t log_flushed; /* bytes of it in the file: log_buf goes there */
+    uint8_t *log_buf;     /* owned write buffer of the current log */
+    size_t log_buf_len, log_buf_cap;
     int64_t log_max;
     uint64_t mark_file, mark_off; /* journal position of the last applied record */
     bool io_failed;               /* entry log write failed: never checkpoint again */
+    bool nospace;                 /* entry log write out of space: log_buf waits for room */
     int inject_errno;             /* test hook: the next entry log write fails with this */
+    struct bk_ratelimit rl_nospace, rl_ckpt; /* repeated failures: one line per interval */
 };
 
 int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max);
@@ -139,8 +145,9 @@ void bk_store_close(struct bk_store *st, bool skip_flush);
  * and create is false. */
 struct bk_ledger *bk_store_ledger(struct bk_store *st, int64_t ledger_id, bool create);
 /* Apply one journalled record (at request completion and during replay). data is owned by
- * the call for ADD (kept in the write cache) and borrowed otherwise. Returns 0 or -MG_EIO
- * (entry log write failed; the entry stays readable from memory). */
+ * the call for ADD (kept in the write cache) and borrowed otherwise. Returns 0, -MG_EREADONLY
+ * (the entry log is out of space: the entry waits in memory, readable) or -MG_EIO (entry log
+ * write failed for good; the entry stays readable from memory). */
 int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t *data,
                    size_t len);
 /* Find an entry. Returns BK_EOK with *data (borrowed from the cache, or owned: *owned set,
@@ -148,7 +155,8 @@ int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uin
 int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t **data,
                   size_t *len, bool *owned);
 /* Sync entry logs, commit the index and ledger metadata, persist lastMark, drop the write
- * cache. Returns 0 or -MG_EIO (nothing was lost; the journal is simply not trimmed). */
+ * cache. Returns 0, -MG_EREADONLY (out of space) or -MG_EIO; on failure nothing was lost:
+ * the journal is simply not trimmed. */
 int bk_store_checkpoint(struct bk_store *st);
 /* Read the persisted lastMark; 0 and zeros if none. */
 int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off);
@@ -204,6 +212,7 @@ struct bk_stats {
     uint64_t bytes;
     uint64_t checkpoints;
     uint64_t replayed;
+    uint64_t disk_checks; /* periodic disk checks run */
 };
 
 struct bk_server;
@@ -217,6 +226,7 @@ struct bk_journal {
     size_t entries_threshold; /* 0 = off */
     uint64_t max_size;
     bool sync;
+    double threshold_pct; /* diskUsageThreshold in percent: preallocation stays under it */
     /* shared with the journal thread, under lock */
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -236,7 +246,9 @@ struct bk_journal {
     uint8_t *buf;       /* owned group buffer */
     size_t buf_cap;
     bool failed;
-    _Atomic int failed_errno; /* errno of the failure, for the loop thread's log line */
+    struct bk_ratelimit rl_error; /* journal thread's repeated failures */
+    _Atomic int failed_errno;     /* errno of the failure, for the loop thread's log line */
+    _Atomic int disk_check_due;   /* room is short: the loop thread checks the disks now */
     /* statistics and test hooks, any thread */
     _Atomic uint64_t st_records, st_adds, st_groups, st_fsyncs, st_bytes;
     _Atomic int inject_errno; /* the next group write fails with this errno */
@@ -316,7 +328,8 @@ struct bk_server {
     char *journal_dir; /* owned */
     int lock_fd[2];    /* owned flock fds of the journal and ledger directories, or -1 */
     int max_frame;
-    int disk_threshold_pct;
+    double disk_threshold_pct; /* diskUsageThreshold, percent */
+    double disk_lwm_pct;       /* diskUsageLwmThreshold, percent (<= the threshold) */
     struct bk_store store;
     struct bk_journal journal;
     struct bk_reg reg;
@@ -329,13 +342,14 @@ struct bk_server {
     bool shutting_down;
     bool exit_when_unregistered;
     bool unclean; /* test hook: bk_server_free skips the final checkpoint and flushes */
-    uint64_t checkpoints, replayed;
+    uint64_t checkpoints, replayed, disk_checks;
     struct bk_ratelimit rl_frame; /* oversized frames */
 };
 
 /* Enter (set) or leave (clear) a read-only reason; logs and updates the registration. */
 void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const char *why);
-/* Run the disk-usage check now (tests). */
+/* The periodic disk check (also callable by tests): read-only above diskUsageThreshold,
+ * writable again below diskUsageLwmThreshold once pending writes succeed. */
 void bk_server_check_disk(struct bk_server *s);
 /* Checkpoint now (tests). Returns 0 or -MG_EIO. */
 int bk_server_checkpoint(struct bk_server *s);

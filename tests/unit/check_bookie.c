@@ -9,6 +9,7 @@
  */
 #include "BookkeeperProtocol.pb-c.h"
 #include "bookie/bookie_int.h"
+#include "config/cfg.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -29,6 +30,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define OP(x) BOOKKEEPER__PROTO__OPERATION_TYPE__##x
@@ -140,6 +142,15 @@ static char *cap_end(struct capture *c)
     return buf;
 }
 
+/* Number of occurrences of needle in text. */
+static int count_str(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
 /* Number of files in dir whose name ends with suffix. */
 static int count_files(const char *dir, const char *suffix)
 {
@@ -159,9 +170,11 @@ static int count_files(const char *dir, const char *suffix)
 
 struct on_loop {
     struct harness *h;
-    int what; /* 0 checkpoint, 1 disk check */
+    int what; /* 0 checkpoint, 1 disk check, 2 read state */
     int rc;
     sem_t done;
+    struct bk_stats st; /* what 2 */
+    bool readonly;      /* what 2 */
 };
 
 static void on_loop_cb(evutil_socket_t fd, short ev, void *arg)
@@ -171,20 +184,42 @@ static void on_loop_cb(evutil_socket_t fd, short ev, void *arg)
     struct on_loop *r = arg;
     if (r->what == 0)
         r->rc = bk_server_checkpoint(r->h->srv);
-    else
+    else if (r->what == 1)
         bk_server_check_disk(r->h->srv);
+    bk_server_stats(r->h->srv, &r->st);
+    r->readonly = bk_server_readonly(r->h->srv);
     sem_post(&r->done);
 }
 
-static int run_on_loop(struct harness *h, int what)
+static int run_on_loop_state(struct harness *h, int what, struct bk_stats *st, bool *readonly)
 {
-    struct on_loop r = {h, what, 0, {{0}}};
+    struct on_loop r;
+    memset(&r, 0, sizeof r);
+    r.h = h;
+    r.what = what;
     sem_init(&r.done, 0, 0);
     struct timeval zero = {0, 0};
     ck_assert_int_eq(event_base_once(h->base, -1, EV_TIMEOUT, on_loop_cb, &r, &zero), 0);
     sem_wait(&r.done);
     sem_destroy(&r.done);
+    if (st)
+        *st = r.st;
+    if (readonly)
+        *readonly = r.readonly;
     return r.rc;
+}
+
+static int run_on_loop(struct harness *h, int what)
+{
+    return run_on_loop_state(h, what, NULL, NULL);
+}
+
+/* The server's read-only state, read on its loop thread. */
+static bool h_readonly(struct harness *h)
+{
+    bool ro;
+    run_on_loop_state(h, 2, NULL, &ro);
+    return ro;
 }
 
 /* ---- client ------------------------------------------------------------------------------ */
@@ -860,8 +895,10 @@ START_TEST(test_journal_torn_tail)
     char *log = cap_end(&cap);
     ck_assert_ptr_nonnull(strstr(log, "torn write"));
     ck_assert_ptr_nonnull(strstr(log, path));
+    char want[64]; /* truncated at the damaged record (then trimmed by the start checkpoint) */
+    snprintf(want, sizeof want, "truncating the file to %llu ", (unsigned long long)rec);
+    ck_assert_ptr_nonnull(strstr(log, want));
     mg_free(log);
-    ck_assert_int_eq(file_size(path), (off_t)rec); /* truncated at the damaged record */
     fd = cl_connect(h.port);
     check_entries(fd, 101, 0, n - 1, 1000);
     ck_assert_int_eq(v2_read(fd, 101, n - 1, NULL, NULL, NULL), 2); /* ENOENTRY, not damaged */
@@ -1216,7 +1253,7 @@ START_TEST(test_readonly_injected)
     int fd = cl_connect(h.port);
     ck_assert_int_eq(v2_add(fd, 51, 0, KEY_A, 0), 0);
     ck_assert(!bk_server_readonly(h.srv));
-    bk_server_inject_journal_error(h.srv, ENOSPC);
+    bk_server_inject_journal_error(h.srv, EIO); /* out of space: test_nospace_journal */
     /* the add whose journal write failed is NOT acknowledged EOK */
     ck_assert_int_eq(v2_add(fd, 51, 1, KEY_A, 0), 101); /* EIO */
     ck_assert_int_eq(v2_add(fd, 51, 2, KEY_A, 0), 105); /* EREADONLY */
@@ -1272,6 +1309,271 @@ START_TEST(test_readonly_tmpfs)
 }
 END_TEST
 
+/* ---- disk space ------------------------------------------------------------------------ */
+
+/* Mount a tmpfs of size_mb at a new directory (path); false (with a SKIP: line) when mounting
+ * is not permitted here. */
+static bool tmpfs_mount(char *path, size_t n, int size_mb, const char *test)
+{
+    snprintf(path, n, "/tmp/check_bookie_tmpfs.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(path));
+    char opt[32];
+    snprintf(opt, sizeof opt, "size=%dm", size_mb);
+    if (mount("tmpfs", path, "tmpfs", 0, opt) != 0) {
+        printf("SKIP: %s: cannot mount a %d MiB tmpfs (%s): needs root\n", test, size_mb,
+               strerror(errno));
+        fprintf(stderr, "SKIP: %s: cannot mount a tmpfs (%s)\n", test, strerror(errno));
+        rmdir(path);
+        return false;
+    }
+    return true;
+}
+
+static void tmpfs_unmount(const char *path)
+{
+    ck_assert_int_eq(umount(path), 0);
+    rmdir(path);
+}
+
+/* Percentage of the file system of path in use (as the bookie computes it). */
+static double usage_pct(const char *path)
+{
+    struct statvfs sv;
+    ck_assert_int_eq(statvfs(path, &sv), 0);
+    return 100.0 * (double)(sv.f_blocks - sv.f_bavail) / (double)sv.f_blocks;
+}
+
+/* Write a file of mb MiB (or until the disk is full when mb < 0). */
+static void fill_file(const char *path, int mb)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    static uint8_t chunk[1 << 16];
+    memset(chunk, 0x5a, sizeof chunk);
+    for (long i = 0; mb < 0 || i < (long)mb * 16; i++)
+        if (fwrite(chunk, 1, sizeof chunk, f) != sizeof chunk)
+            break;
+    fclose(f);
+}
+
+/* Wait (at most 20 s) until n more periodic disk checks have run; the read-only state then. */
+static bool wait_disk_checks(struct harness *h, uint64_t n)
+{
+    struct bk_stats st;
+    bool ro;
+    run_on_loop_state(h, 2, &st, &ro);
+    uint64_t want = st.disk_checks + n;
+    for (int i = 0; i < 2000 && st.disk_checks < want; i++) {
+        usleep(10000);
+        run_on_loop_state(h, 2, &st, &ro);
+    }
+    ck_assert_uint_ge(st.disk_checks, want);
+    return ro;
+}
+
+/* Add entries (ledger, from..) of payload bytes until one is refused; returns the number
+ * acknowledged and the refusing status in *rc. */
+static int add_until_refused(int fd, int64_t ledger, int from, size_t payload, int max, int *rc)
+{
+    int acked = 0;
+    *rc = 0;
+    for (int e = from; e < from + max; e++) {
+        v2_add_send(fd, ledger, e, KEY_A, 0, payload);
+        *rc = v2_add_recv(fd, ledger, e);
+        if (*rc != 0)
+            break;
+        acked++;
+    }
+    return acked;
+}
+
+/* The journal's disk runs out of space: the add whose group could not be written is
+ * refused with EREADONLY (never EIO, never EOK), the bookie turns read-only saying why,
+ * repeated failures log one line per interval, and once space is freed the bookie is
+ * writable again by itself, without a restart. */
+START_TEST(test_nospace_journal)
+{
+    char jroot[64];
+    if (!tmpfs_mount(jroot, sizeof jroot, 8, "test_nospace_journal"))
+        return;
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    snprintf(h.jdir, sizeof h.jdir, "%s/journal", jroot);
+    h.o.disk_usage_threshold_pct = 100; /* only a real ENOSPC stops it */
+    h.o.disk_usage_lwm_pct = 90;
+    struct capture cap;
+    cap_start(&cap);
+    h_start(&h);
+    char filler[128];
+    snprintf(filler, sizeof filler, "%s/filler", jroot);
+    fill_file(filler, -1); /* the journal disk is full but for what the journal preallocated */
+    int fd = cl_connect(h.port);
+    int rc, acked = add_until_refused(fd, 111, 0, 64 * 1024, 1000, &rc);
+    ck_assert_int_eq(rc, 105); /* EREADONLY */
+    ck_assert(h_readonly(&h));
+    ck_assert_int_eq(v2_add(fd, 111, acked, KEY_A, 0), 105);
+    /* high-priority adds still reach the journal, and fail there, 200 times */
+    for (int i = 0; i < 200; i++)
+        v2_add_send(fd, 111, acked + i, KEY_A, 0x4 /* HIGH_PRIORITY */, 64 * 1024);
+    for (int i = 0; i < 200; i++)
+        ck_assert_int_eq(v2_add_recv(fd, 111, acked + i), 105);
+    for (int e = 0; e < acked; e++) /* reads go on */
+        ck_assert_int_eq(v2_read(fd, 111, e, NULL, NULL, NULL), 0);
+    char *log = cap_end(&cap);
+    ck_assert_ptr_nonnull(strstr(log, "READ-ONLY: journal write: No space left on device"));
+    int lines = count_str(log, "journal failures since the last line");
+    ck_assert_msg(lines >= 1 && lines <= 2, "%d journal failure lines for 201 failures", lines);
+    mg_free(log);
+    /* space returns: the next disk check makes the bookie writable */
+    ck_assert_int_eq(unlink(filler), 0);
+    ck_assert(h_readonly(&h));
+    run_on_loop(&h, 1);
+    ck_assert(!h_readonly(&h));
+    ck_assert_int_eq(v2_add(fd, 111, acked, KEY_A, 0), 0);
+    for (int e = 0; e <= acked; e++)
+        ck_assert_int_eq(v2_read(fd, 111, e, NULL, NULL, NULL), 0);
+    close(fd);
+    h_stop(&h, false); /* crash: the journal holds it all */
+    h_start(&h);
+    fd = cl_connect(h.port);
+    for (int e = 0; e <= acked; e++)
+        ck_assert_int_eq(v2_read(fd, 111, e, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(v2_read(fd, 111, acked + 1, NULL, NULL, NULL), 2);
+    close(fd);
+    h_stop(&h, true);
+    tmpfs_unmount(jroot);
+    h_rm(&h);
+}
+END_TEST
+
+/* The ledger disk runs out of space: the entries stay acknowledged (they are in the journal)
+ * and readable, the bookie turns read-only (EREADONLY), and when space returns the data kept
+ * in memory is written out and the bookie is writable again, without a restart. */
+START_TEST(test_nospace_entry_log)
+{
+    char lroot[64];
+    if (!tmpfs_mount(lroot, sizeof lroot, 8, "test_nospace_entry_log"))
+        return;
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    snprintf(h.ldir, sizeof h.ldir, "%s/ledgers", lroot);
+    h.o.disk_usage_threshold_pct = 100;
+    h.o.disk_usage_lwm_pct = 90;
+    h_start(&h);
+    char filler[128];
+    snprintf(filler, sizeof filler, "%s/filler", lroot);
+    fill_file(filler, -1);
+    int fd = cl_connect(h.port);
+    int rc, acked = add_until_refused(fd, 112, 0, 64 * 1024, 1000, &rc);
+    ck_assert_int_eq(rc, 105);
+    ck_assert_int_gt(acked, 0);
+    ck_assert(h_readonly(&h));
+    for (int e = 0; e < acked; e++) {
+        uint8_t *body;
+        size_t blen, elen;
+        ck_assert_int_eq(v2_read(fd, 112, e, NULL, &body, &blen), 0);
+        uint8_t *want = make_entry(112, e, e - 1, 64 * 1024, &elen);
+        ck_assert_uint_eq(blen, elen);
+        ck_assert_mem_eq(body, want, elen);
+        mg_free(body);
+        mg_free(want);
+    }
+    ck_assert_int_eq(run_on_loop(&h, 0), -MG_EREADONLY); /* a checkpoint cannot write yet */
+    run_on_loop(&h, 1);
+    ck_assert(h_readonly(&h)); /* still full */
+    ck_assert_int_eq(unlink(filler), 0);
+    run_on_loop(&h, 1);
+    ck_assert(!h_readonly(&h));
+    ck_assert_int_eq(v2_add(fd, 112, acked, KEY_A, 0), 0);
+    close(fd);
+    /* what was kept in memory reached the entry logs and the index: after a clean stop
+     * nothing is replayed and everything is there */
+    h_stop(&h, true);
+    h_start(&h);
+    struct bk_stats st;
+    bk_server_stats(h.srv, &st);
+    ck_assert_uint_eq(st.replayed, 0);
+    fd = cl_connect(h.port);
+    check_entries(fd, 112, 0, acked, 64 * 1024);
+    close(fd);
+    h_stop(&h, true);
+    tmpfs_unmount(lroot);
+    h_rm(&h);
+}
+END_TEST
+
+/* The journal's preallocation never takes the disk past diskUsageThreshold (it used to take
+ * its 16 MiB first, filling a small disk before the threshold check fired). */
+START_TEST(test_prealloc_threshold)
+{
+    char root[64];
+    if (!tmpfs_mount(root, sizeof root, 32, "test_prealloc_threshold"))
+        return;
+    char filler[128];
+    snprintf(filler, sizeof filler, "%s/filler", root);
+    fill_file(filler, 20); /* 62.5% */
+    struct harness h;
+    h_init_dirs(&h, root);
+    h.o.disk_usage_threshold_pct = 80;
+    h_start(&h);
+    ck_assert(!h_readonly(&h));
+    int fd = cl_connect(h.port);
+    ck_assert_int_eq(v2_add(fd, 113, 0, KEY_A, 0), 0);
+    ck_assert_double_le(usage_pct(root), 80.0);
+    ck_assert(!h_readonly(&h));
+    /* and writing on: read-only (EREADONLY) before the disk is full */
+    int rc, acked = add_until_refused(fd, 113, 1, 256 * 1024, 200, &rc);
+    ck_assert_int_eq(rc, 105);
+    ck_assert_int_gt(acked, 0);
+    ck_assert_double_lt(usage_pct(root), 100.0);
+    close(fd);
+    h_stop(&h, true);
+    tmpfs_unmount(root);
+}
+END_TEST
+
+/* A restarted bookie does not turn read-only because of the previous run's journal: its data
+ * is in the entry logs by then, and the start checkpoint trims it (it used to linger until
+ * the new journal file filled up, doubling the bookie's disk usage). */
+START_TEST(test_restart_trims_journal)
+{
+    char root[64];
+    if (!tmpfs_mount(root, sizeof root, 32, "test_restart_trims_journal"))
+        return;
+    struct harness h;
+    h_init_dirs(&h, root);
+    h.o.disk_usage_threshold_pct = 90;
+    h.o.disk_check_interval_ms = 20;
+    h_start(&h);
+    int fd = cl_connect(h.port);
+    const int n = 44; /* 11 MiB: in the journal and in the entry logs, about 70% of the disk */
+    for (int e = 0; e < n; e++) {
+        v2_add_send(fd, 114, e, KEY_A, 0, 256 * 1024);
+        ck_assert_int_eq(v2_add_recv(fd, 114, e), 0);
+    }
+    close(fd);
+    h_stop(&h, true);
+    double before = usage_pct(root);
+    ck_assert_double_gt(before, 60.0);
+
+    /* restart with a lower threshold: the entry logs alone are well below it */
+    h.o.disk_usage_threshold_pct = 60;
+    h_start(&h);
+    ck_assert_msg(!wait_disk_checks(&h, 3), "read-only again after the restart (%.1f%% used)",
+                  usage_pct(root));
+    ck_assert_double_lt(usage_pct(root), 50.0);
+    char jcur[400];
+    snprintf(jcur, sizeof jcur, "%s/current", h.jdir);
+    ck_assert_int_eq(count_files(jcur, ".txn"), 1); /* only the new one */
+    fd = cl_connect(h.port);
+    ck_assert_int_eq(v2_add(fd, 114, n, KEY_A, 0), 0);
+    check_entries(fd, 114, 0, n, 256 * 1024);
+    close(fd);
+    h_stop(&h, true);
+    tmpfs_unmount(root);
+}
+END_TEST
+
 START_TEST(test_dir_lock)
 {
     struct harness a, b;
@@ -1320,6 +1622,45 @@ START_TEST(test_dir_lock)
 }
 END_TEST
 
+/* The bookie's options from the configuration: BookKeeper's disk keys (fractions) and the
+ * frame limit's default. */
+START_TEST(test_options_from_cfg)
+{
+    struct cfg c;
+    cfg_init(&c);
+    struct bk_options o;
+    bk_options_from_cfg(&o, &c, "ledgers");
+    ck_assert_int_eq(o.max_frame_size, 5 * 1024 * 1024 + 10 * 1024); /* Pulsar's 5253120 */
+    ck_assert_int_eq(o.max_frame_size, BK_DEFAULT_MAX_FRAME);
+    ck_assert_double_eq_tol(o.disk_usage_threshold_pct, 95.0, 1e-9);
+    ck_assert_double_eq_tol(o.disk_usage_lwm_pct, 95.0, 1e-9);
+    char err[256];
+    ck_assert_int_eq(cfg_set(&c, "diskUsageThreshold", "0.9", "test", err, sizeof err), 0);
+    ck_assert_int_eq(cfg_set(&c, "diskUsageLwmThreshold", ".85", "test", err, sizeof err), 0);
+    bk_options_from_cfg(&o, &c, "ledgers");
+    ck_assert_double_eq_tol(o.disk_usage_threshold_pct, 90.0, 1e-9);
+    ck_assert_double_eq_tol(o.disk_usage_lwm_pct, 85.0, 1e-9);
+    const char *bad[] = {"1", "0", "1.5", "0.95x", " 0.9", "-0.5", "1e-1", "0x0.8", "nan", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        ck_assert_int_eq(cfg_set(&c, "diskUsageThreshold", bad[i], "test", err, sizeof err),
+                         -MG_EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "diskUsageThreshold"));
+    }
+    ck_assert_double_eq_tol(c.disk_usage_threshold, 0.9, 1e-12); /* unchanged */
+    /* the dump reads back */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_int_eq(cfg_dump(&c, f), 0);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, "\ndiskUsageThreshold: 0.9"));
+    ck_assert_ptr_nonnull(strstr(buf, "\ndiskUsageLwmThreshold: 0.85"));
+    free(buf);
+    cfg_fini(&c);
+}
+END_TEST
+
 static Suite *bookie_suite(void)
 {
     Suite *s = suite_create("bookie");
@@ -1339,7 +1680,12 @@ static Suite *bookie_suite(void)
     tcase_add_test(tc, test_oversized_frame);
     tcase_add_test(tc, test_readonly_injected);
     tcase_add_test(tc, test_readonly_tmpfs);
+    tcase_add_test(tc, test_nospace_journal);
+    tcase_add_test(tc, test_nospace_entry_log);
+    tcase_add_test(tc, test_prealloc_threshold);
+    tcase_add_test(tc, test_restart_trims_journal);
     tcase_add_test(tc, test_dir_lock);
+    tcase_add_test(tc, test_options_from_cfg);
     suite_add_tcase(s, tc);
     return s;
 }
