@@ -471,11 +471,13 @@ static int replay_file(struct bk_journal *j, struct bk_store *st, uint64_t id, u
     int rc = 0;
     if (!hdr_ok) {
         /* a file is created by writing and syncing its header before anything else goes in:
-         * a crash in between leaves at most the header's space */
-        if (size <= BK_JOURNAL_HEADER_SIZE && is_last) {
+         * a crash (or a failed write) in between leaves at most the header's space, which
+         * cannot hold a record */
+        if (size <= BK_JOURNAL_HEADER_SIZE) {
             MG_WARN(BK_MODULE,
                     "journal %s: incomplete header (%" PRIu64 " bytes: the file was being "
-                    "created at a crash, nothing was written to it): removed",
+                    "created when a crash or a failed write stopped it, nothing is in it): "
+                    "removed",
                     path, size);
             if (unlink(path) != 0)
                 rc = mg_err_from_errno(errno);
@@ -514,8 +516,22 @@ static int replay_file(struct bk_journal *j, struct bk_store *st, uint64_t id, u
     }
     if (rc < 0 && rc != -MG_EINVAL)
         MG_ERROR(BK_MODULE, "journal %s: cannot read it: %s", path, mg_strerror(rc));
-    if (rc == 1)
+    if (rc == 1 && version == BK_JOURNAL_VERSION_V6 && !is_last) {
+        /* Earlier versions never cut a torn tail off, and a later start then created the
+         * next file: in this format a torn write before a later file cannot be told apart
+         * from damage. Replayed as those versions did. */
+        bool nonzero;
+        uint64_t later;
+        rc = scan_rest(fd, id, stop.at, size, &nonzero, &later);
+        if (rc == 0 && nonzero)
+            MG_WARN(BK_MODULE,
+                    "journal %s (version 6, no checksums): %s at offset %" PRIu64 ": replay of "
+                    "this file stops there (%" PRIu64 " bytes not replayed), as earlier "
+                    "versions did",
+                    path, stop.why, stop.at, size - stop.at);
+    } else if (rc == 1) {
         rc = replay_stopped(path, fd, id, size, is_last, &stop);
+    }
     close(fd);
     mg_free(path);
     return rc;
