@@ -962,8 +962,10 @@ static void check_disk(struct bk_server *s, bool may_clear)
     char why[600] = "";
     for (int i = 0; i < 2; i++) {
         double pct;
-        if (disk_usage_pct(dirs[i], &pct) != 0)
+        if (disk_usage_pct(dirs[i], &pct) != 0) {
+            below_lwm = false; /* no evidence that space came back */
             continue;
+        }
         if (pct > s->disk_threshold_pct && !full) {
             full = true;
             snprintf(why, sizeof why,
