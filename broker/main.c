@@ -330,6 +330,11 @@ static int start_bookies(struct proc *p)
             bk_options_from_cfg(&o, &p->cfg, p->bookie_dirs[i]);
             o.journal_dir = p->bookie_journals[i];
             o.bookie_id = NULL;
+            /* this broker's own bookies: a message of maxMessageSize must fit in one frame */
+            if (o.max_frame_size - BK_FRAME_PADDING < p->cfg.max_message_size)
+                o.max_frame_size = p->cfg.max_message_size > INT_MAX - BK_FRAME_PADDING
+                                       ? INT_MAX
+                                       : p->cfg.max_message_size + BK_FRAME_PADDING;
             int port = remembered_port(base);
             o.port = port > 0 ? port : p->cfg.bookie_port ? p->cfg.bookie_port + i : 0;
             mg_free(base);

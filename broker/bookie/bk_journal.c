@@ -3,16 +3,16 @@
  *
  * Happy path: the loop thread builds bk_jreq records while it parses a batch of frames and
  * hands the whole batch over once (bk_journal_submit: one lock, one condition signal). The
- * journal thread takes records off the queue into a group, serialising each one as
- * [BE32 len][body] into its group buffer, and closes the group when
+ * journal thread takes records off the queue into a group, serialising each one with its
+ * checksum into its group buffer, and closes the group when
  *   - the entries threshold is reached (journalBufferedEntriesThreshold > 0), or
  *   - the buffered bytes reach journalBufferedWritesThreshold, or
  *   - the queue is empty (adaptive: nothing else is coming right now), or
  *   - the oldest record of the group has waited journalMaxGroupWaitMSec.
- * It then write()s the group to the current file, fdatasyncs once, stamps every record with
- * its (file id, end offset) and moves the group to the done list, waking the loop thread
- * through an eventfd (memcached thread.c style). The loop thread applies each record to
- * storage and only then sends the replies: nothing is acknowledged before the fsync that
+ * It then writes the group to the current file, fdatasyncs once, stamps every record with
+ * the group's (file id, end offset) and moves the group to the done list, waking the loop
+ * thread through an eventfd (memcached thread.c style). The loop thread applies each record
+ * to storage and only then sends the replies: nothing is acknowledged before the fsync that
  * covers it.
  *
  * Why never sleep for more: the thread does not wait for the group timer when the queue is
@@ -21,20 +21,41 @@
  * during one fsync" (throughput), and a lone add is synced at once (latency). The time bound
  * only caps how long a group keeps absorbing a continuous stream before it is synced.
  *
- * Files: <journalDirectory>/current/<hex id>.txn, a 512-byte header ("BKLG", BE32 version 6)
- * then records. Meta-records share the entry shape with reserved entry ids: LEDGER_KEY
+ * Files (format version 7): <journalDirectory>/current/<hex id>.txn, a 512-byte header
+ * ("BKLG", BE32 version 7, BE64 file id, zeros), then one group per write:
+ *   group header  BE32 "BKGR", BE32 body bytes, BE32 records, BE32 0, BE64 offset of this
+ *                 header in the file, BE32 CRC32C(BE64 file id, the 24 bytes before)
+ *   records       BE32 len, BE32 CRC32C(the len field, body), body (len bytes)
+ * then zeros (preallocated space). A record's body is the entry as received, or a
+ * meta-record of the same shape with a reserved entry id: LEDGER_KEY
  * [ledger][-0x1000][BE32 len][key], FENCE [ledger][-0x2000], EXPLICIT_LAC
  * [ledger][-0x8000][BE32 len][body], FORCE_LEDGER [ledger][-0x4000]. A new file is started at
- * every start and when the current one passes journalMaxSizeMB.
+ * every start and when the current one passes journalMaxSizeMB. Version 6 files (the
+ * previous format: [BE32 len][body] records, no group headers, no checksums) are replayed,
+ * never written.
  *
- * Failure modes: a failed write or fdatasync (or an injected error) fails that group and
- * every later record with the errno's -MG_E* code; the journal never writes again (the file's
- * state is unknown), and the server turns read-only. Replay stops at the first record whose
- * length is impossible or that runs past the end of the file (a torn tail: never
- * acknowledged).
+ * Replay and damage: groups are written one at a time, each only after the previous one was
+ * synced, so a crash can leave one incomplete group, at the tail of the last journal file,
+ * with nothing valid after it. Replay checks every group header and record; where one fails,
+ * it looks at the rest of the file: zeros are the end of the data; other bytes with no valid
+ * group after them, in the last file, are that torn write, and the file is truncated there
+ * (WARN line); anything else (a valid group further on, or a file that is not the last) is
+ * damage to synced data and the bookie refuses to start, naming the file and offset and
+ * saying how to proceed. The group header carries its own offset and the file id under its
+ * checksum, so a stale or copied header cannot pass for a later group.
+ *
+ * Failure modes: a write that runs out of space (ENOSPC, EDQUOT) fails its group with
+ * -MG_EREADONLY: what reached the file is cut off again (the file ends with its last synced
+ * group), the loop thread answers the group EREADONLY and turns read-only, and the journal
+ * writes again once space returns. Any other failed write, and any failed fdatasync (the
+ * state of the written pages is then unknown), fails that group and every later record with
+ * the errno's -MG_E* code; the journal never writes again and the server turns read-only
+ * until restarted. Preallocation stays under diskUsageThreshold (see preallocate). Repeated
+ * failures log one line per BK_LOG_INTERVAL_MS.
  */
 #include "bookie/bookie_int.h"
 #include "util/alloc.h"
+#include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -43,10 +64,13 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,9 +84,36 @@ uint64_t bk_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+bool bk_ratelimit(struct bk_ratelimit *r, int interval_ms, uint64_t *held)
+{
+    uint64_t now = bk_now_ns();
+    if (r->next_ns != 0 && now < r->next_ns) {
+        r->suppressed++;
+        return false;
+    }
+    r->next_ns = now + (uint64_t)interval_ms * 1000000u;
+    *held = r->suppressed;
+    r->suppressed = 0;
+    return true;
+}
+
 static char *journal_path(const struct bk_journal *j, uint64_t id)
 {
     return mg_asprintf("%s/%" PRIx64 ".txn", j->dir, id);
+}
+
+/* CRC32C of a record: its length field and its body (rec points at the record header). */
+static uint32_t record_crc(const uint8_t *rec, uint32_t len)
+{
+    return mg_crc32c(mg_crc32c(0, rec, 4), rec + BK_RECORD_HEADER_SIZE, len);
+}
+
+/* CRC32C of a group header: the file id, then the header's first 24 bytes. */
+static uint32_t group_crc(uint64_t file_id, const uint8_t *h)
+{
+    uint8_t idb[8];
+    bk_put_be64(idb, file_id);
+    return mg_crc32c(mg_crc32c(0, idb, 8), h, 24);
 }
 
 /* Sorted ids of the journal files in the directory; returns the count (*ids owned). */
@@ -120,6 +171,7 @@ int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk
         o->buffered_entries_threshold > 0 ? (size_t)o->buffered_entries_threshold : 0;
     j->max_size = o->journal_max_size > 0 ? (uint64_t)o->journal_max_size : (2048ULL << 20);
     j->sync = o->journal_sync;
+    j->threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95.0;
     pthread_mutex_init(&j->lock, NULL);
     pthread_cond_init(&j->cond, NULL);
     int rc = bk_mkdirs(j->dir);
@@ -136,75 +188,353 @@ int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk
     return 0;
 }
 
-/* Apply every valid record of one file from offset; returns the offset replay stopped at. */
-static uint64_t replay_file(struct bk_journal *j, struct bk_store *st, uint64_t id, uint64_t from,
-                            uint64_t *count)
+/* ---- replay ----------------------------------------------------------------------------- */
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0)
+            return false;
+    return true;
+}
+
+/* Whether h (BK_GROUP_HEADER_SIZE bytes) is a group header written at offset at of file id;
+ * if so its body length and record count. */
+static bool group_header_ok(const uint8_t *h, uint64_t id, uint64_t at, uint32_t *body_len,
+                            uint32_t *nrec)
+{
+    if (bk_get_be32(h) != BK_GROUP_MAGIC || bk_get_be64(h + 16) != at)
+        return false;
+    if (bk_get_be32(h + 24) != group_crc(id, h))
+        return false;
+    *body_len = bk_get_be32(h + 4);
+    *nrec = bk_get_be32(h + 8);
+    return true;
+}
+
+/*
+ * Look at [from, size) of a journal file after replay stopped at from: whether it holds any
+ * non-zero byte (*nonzero), and the offset of the first valid group header after from
+ * (*later, 0 if none). Reads the rest of the file once, in 1 MiB pieces; normally that is the
+ * preallocated zeros of the last file (journalPreAllocSizeMB).
+ */
+static int scan_rest(int fd, uint64_t id, uint64_t from, uint64_t size, bool *nonzero,
+                     uint64_t *later)
+{
+    enum { CHUNK = 1 << 20 };
+    uint8_t *buf = mg_malloc(CHUNK + BK_GROUP_HEADER_SIZE);
+    *nonzero = false;
+    *later = 0;
+    int rc = 0;
+    for (uint64_t pos = from; pos < size && *later == 0;) {
+        size_t want = size - pos < CHUNK + BK_GROUP_HEADER_SIZE ? (size_t)(size - pos)
+                                                                : CHUNK + BK_GROUP_HEADER_SIZE;
+        ssize_t n = pread(fd, buf, want, (off_t)pos);
+        if (n <= 0) {
+            rc = n < 0 ? mg_err_from_errno(errno) : 0;
+            break;
+        }
+        size_t body = (size_t)n < CHUNK ? (size_t)n : CHUNK; /* the rest overlaps the next */
+        if (!*nonzero && !all_zero(buf, body))
+            *nonzero = true;
+        for (size_t i = 0; i < body && i + BK_GROUP_HEADER_SIZE <= (size_t)n; i++) {
+            uint32_t bl, nr;
+            if (buf[i] == (uint8_t)(BK_GROUP_MAGIC >> 24) && pos + i > from &&
+                group_header_ok(buf + i, id, pos + i, &bl, &nr)) {
+                *later = pos + i;
+                break;
+            }
+        }
+        pos += body;
+    }
+    mg_free(buf);
+    return rc;
+}
+
+/* Apply one journal record body (ledger, entry id, ...): an entry or a meta-record. */
+static void apply_record(struct bk_store *st, const uint8_t *body, size_t len)
+{
+    int64_t ledger = (int64_t)bk_get_be64(body);
+    int64_t entry = (int64_t)bk_get_be64(body + 8);
+    if (entry >= 0) {
+        uint8_t *copy = mg_malloc(len);
+        memcpy(copy, body, len);
+        bk_store_apply(st, ledger, entry, copy, len); /* takes copy */
+    } else if (entry == BK_META_LEDGER_KEY || entry == BK_META_EXPLICIT_LAC) {
+        if (len >= 20) {
+            uint32_t n = bk_get_be32(body + 16);
+            if (n <= len - 20)
+                bk_store_apply(st, ledger, entry, (uint8_t *)(uintptr_t)(body + 20), n);
+        }
+    } else {
+        bk_store_apply(st, ledger, entry, NULL, 0);
+    }
+}
+
+/* Where and why replay of a file stopped before its end. */
+struct bk_stop {
+    uint64_t at;
+    char why[160];
+};
+
+static int truncate_journal(const char *path, uint64_t at)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int e = 0;
+    if (fd < 0 || ftruncate(fd, (off_t)at) != 0 || fdatasync(fd) != 0)
+        e = errno;
+    if (fd >= 0)
+        close(fd);
+    if (e) {
+        MG_ERROR(BK_MODULE, "journal %s: cannot truncate it to %" PRIu64 ": %s", path, at,
+                 strerror(e));
+        return mg_err_from_errno(e);
+    }
+    return 0;
+}
+
+/*
+ * Replay stopped at stop->at, before the end of the file (size bytes). Zeros from there on are
+ * the end of the data (preallocated space). Anything else is a torn write only at the tail of
+ * the last journal file: each group is written only after the previous one was synced, so a
+ * crash can leave one incomplete group, at the very end, and nothing valid after it; it is
+ * truncated. Damage anywhere else stops the start: returns -MG_ECHECKSUM with a message
+ * that names the file and offset and says how to proceed.
+ */
+static int replay_stopped(const char *path, int fd, uint64_t id, uint64_t size, bool is_last,
+                          const struct bk_stop *stop)
+{
+    bool nonzero;
+    uint64_t later;
+    int rc = scan_rest(fd, id, stop->at, size, &nonzero, &later);
+    if (rc < 0) {
+        MG_ERROR(BK_MODULE, "journal %s: cannot read it: %s", path, mg_strerror(rc));
+        return rc;
+    }
+    if (!nonzero && later == 0) {
+        /* zeros: the end of the data. The last file's preallocated tail is given back now:
+         * on a full disk it may be what keeps the new journal file from being created. */
+        if (is_last && stop->at < size && truncate_journal(path, stop->at) == 0)
+            MG_DEBUG(BK_MODULE, "journal %s: %" PRIu64 " preallocated bytes released", path,
+                     size - stop->at);
+        return 0;
+    }
+    if (later == 0 && is_last) {
+        MG_WARN(BK_MODULE,
+                "journal %s: %s at offset %" PRIu64 ": a torn write at the tail of the last "
+                "journal file (a crash during its last group write, which was never "
+                "acknowledged); truncating the file to %" PRIu64 " (%" PRIu64 " bytes dropped)",
+                path, stop->why, stop->at, stop->at, size - stop->at);
+        return truncate_journal(path, stop->at);
+    }
+    char after[96];
+    if (later)
+        snprintf(after, sizeof after, "a valid group follows at offset %" PRIu64, later);
+    else
+        snprintf(after, sizeof after, "later journal files follow");
+    MG_ERROR(BK_MODULE,
+             "journal %s: %s at offset %" PRIu64 ", and %s: this is damage to synced (and "
+             "acknowledged) records, not a torn write at the tail. The bookie does not start, "
+             "so that nothing is dropped silently. To proceed: check the disk; keep a copy of "
+             "the file; if the records from that offset on may be given up (the brokers read "
+             "the entries of each ledger from the other bookies of its ensemble), cut the file "
+             "there with `truncate -s %" PRIu64 " %s` (this also drops the valid records after "
+             "it in that file) and start the bookie again",
+             path, stop->why, stop->at, after, stop->at, path);
+    return -MG_ECHECKSUM;
+}
+
+/* Version 7: [group header][records...] groups (see the top of this file). */
+static int replay_v7(int fd, uint64_t id, uint64_t from, uint64_t size, struct bk_store *st,
+                     uint64_t *count, struct bk_stop *stop)
+{
+    uint64_t off = from;
+    while (off < size) {
+        uint8_t h[BK_GROUP_HEADER_SIZE];
+        uint32_t body_len, nrec;
+        if (size - off < BK_GROUP_HEADER_SIZE || pread(fd, h, sizeof h, (off_t)off) != sizeof h) {
+            stop->at = off;
+            snprintf(stop->why, sizeof stop->why, "incomplete group header");
+            return 1;
+        }
+        if (!group_header_ok(h, id, off, &body_len, &nrec)) {
+            stop->at = off;
+            snprintf(stop->why, sizeof stop->why, "%s",
+                     all_zero(h, sizeof h) ? "end of data" : "invalid group header");
+            return 1;
+        }
+        uint64_t base = off + BK_GROUP_HEADER_SIZE;
+        size_t avail = size - base < body_len ? (size_t)(size - base) : body_len;
+        uint8_t *b = mg_malloc(avail ? avail : 1);
+        if (pread(fd, b, avail, (off_t)base) != (ssize_t)avail) {
+            int e = errno;
+            mg_free(b);
+            return mg_err_from_errno(e ? e : EIO);
+        }
+        size_t p = 0;
+        uint32_t k = 0;
+        stop->why[0] = '\0';
+        while (p < avail) {
+            if (avail - p < BK_RECORD_HEADER_SIZE) {
+                snprintf(stop->why, sizeof stop->why, "incomplete record header");
+                break;
+            }
+            uint32_t len = bk_get_be32(b + p);
+            if (len < 16 || len > avail - p - BK_RECORD_HEADER_SIZE) {
+                snprintf(stop->why, sizeof stop->why, "record length %" PRIu32 " impossible", len);
+                break;
+            }
+            if (bk_get_be32(b + p + 4) != record_crc(b + p, len)) {
+                snprintf(stop->why, sizeof stop->why,
+                         "record of %" PRIu32 " bytes fails its CRC32C checksum", len);
+                break;
+            }
+            apply_record(st, b + p + BK_RECORD_HEADER_SIZE, len);
+            (*count)++;
+            k++;
+            p += BK_RECORD_HEADER_SIZE + len;
+        }
+        mg_free(b);
+        if (stop->why[0] == '\0' && avail == body_len && k != nrec) {
+            snprintf(stop->why, sizeof stop->why,
+                     "group of %" PRIu32 " records, its header says %" PRIu32, k, nrec);
+            stop->at = off;
+            return 1;
+        }
+        if (stop->why[0] != '\0') {
+            stop->at = base + p;
+            return 1;
+        }
+        if (avail < body_len)
+            return 0; /* cut by the end of the file: nothing more in it */
+        off = base + body_len;
+        st->mark_off = off;
+    }
+    return 0;
+}
+
+/* Version 6 (magnetar before checksums): [BE32 len][body] records, read only. A record of
+ * impossible length or running past the end stops replay; there is nothing to check a
+ * record's contents with. */
+static int replay_v6(int fd, uint64_t from, uint64_t size, struct bk_store *st, uint64_t *count,
+                     struct bk_stop *stop)
+{
+    uint64_t off = from;
+    while (off < size) {
+        uint8_t lb[4];
+        if (size - off < 4 || pread(fd, lb, 4, (off_t)off) != 4) {
+            stop->at = off;
+            snprintf(stop->why, sizeof stop->why, "incomplete record length");
+            return 1;
+        }
+        uint32_t len = bk_get_be32(lb);
+        if (len < 16 || len > BK_JOURNAL_MAX_RECORD || len > size - off - 4) {
+            stop->at = off;
+            snprintf(stop->why, sizeof stop->why, "%s",
+                     len == 0 ? "end of data" : "impossible or torn record length");
+            return 1;
+        }
+        uint8_t *b = mg_malloc(len);
+        if (pread(fd, b, len, (off_t)(off + 4)) != (ssize_t)len) {
+            int e = errno;
+            mg_free(b);
+            return mg_err_from_errno(e ? e : EIO);
+        }
+        apply_record(st, b, len);
+        mg_free(b);
+        (*count)++;
+        off += 4 + (uint64_t)len;
+        st->mark_off = off;
+    }
+    return 0;
+}
+
+/* Replay one file from offset from (0 = its start). Returns 0 or -MG_E* (logged). */
+static int replay_file(struct bk_journal *j, struct bk_store *st, uint64_t id, uint64_t from,
+                       bool is_last, uint64_t *count)
 {
     char *path = journal_path(j, id);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        MG_WARN(BK_MODULE, "journal %s: %s", path, strerror(errno));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        int e = errno;
+        MG_ERROR(BK_MODULE, "journal %s: %s", path, strerror(e));
+        if (fd >= 0)
+            close(fd);
         mg_free(path);
-        return from;
+        return mg_err_from_errno(e);
     }
-    uint8_t hdr[8];
-    if (fread(hdr, 1, sizeof hdr, f) != sizeof hdr || memcmp(hdr, "BKLG", 4) != 0) {
-        MG_WARN(BK_MODULE, "journal %s: bad header, skipped", path);
-        fclose(f);
+    uint64_t size = (uint64_t)sb.st_size;
+    uint8_t hdr[8] = {0};
+    bool hdr_ok =
+        size >= BK_JOURNAL_HEADER_SIZE && pread(fd, hdr, 8, 0) == 8 && memcmp(hdr, "BKLG", 4) == 0;
+    int rc = 0;
+    if (!hdr_ok) {
+        /* a file is created by writing and syncing its header before anything else goes in:
+         * a crash (or a failed write) in between leaves at most the header's space, which
+         * cannot hold a record */
+        if (size <= BK_JOURNAL_HEADER_SIZE) {
+            MG_WARN(BK_MODULE,
+                    "journal %s: incomplete header (%" PRIu64 " bytes: the file was being "
+                    "created when a crash or a failed write stopped it, nothing is in it): "
+                    "removed",
+                    path, size);
+            if (unlink(path) != 0)
+                rc = mg_err_from_errno(errno);
+        } else {
+            MG_ERROR(BK_MODULE,
+                     "journal %s: its header is damaged (not \"BKLG\"), %" PRIu64 " bytes: the "
+                     "bookie does not start. Check the disk; if the file's records may be given "
+                     "up, move it out of the journal directory and start again",
+                     path, size);
+            rc = -MG_ECHECKSUM;
+        }
+        close(fd);
         mg_free(path);
-        return from;
+        return rc;
     }
+    uint32_t version = bk_get_be32(hdr + 4);
     if (from < BK_JOURNAL_HEADER_SIZE)
         from = BK_JOURNAL_HEADER_SIZE;
-    uint64_t off = from;
-    if (fseeko(f, (off_t)off, SEEK_SET) != 0) {
-        fclose(f);
-        mg_free(path);
-        return from;
+    struct bk_stop stop = {0};
+    st->mark_file = id;
+    st->mark_off = from;
+    if (version == BK_JOURNAL_VERSION) {
+        rc = replay_v7(fd, id, from, size, st, count, &stop);
+    } else if (version == BK_JOURNAL_VERSION_V6) {
+        MG_INFO(BK_MODULE,
+                "journal %s is in the previous format (version 6, records without checksums): "
+                "replayed as such; new journal files are version %d",
+                path, BK_JOURNAL_VERSION);
+        rc = replay_v6(fd, from, size, st, count, &stop);
+    } else {
+        MG_ERROR(BK_MODULE,
+                 "journal %s: format version %" PRIu32 " is not one this bookie reads (%d and "
+                 "%d): the bookie does not start; it was written by another program or version",
+                 path, version, BK_JOURNAL_VERSION_V6, BK_JOURNAL_VERSION);
+        rc = -MG_EINVAL;
     }
-    for (;;) {
-        uint8_t lb[4];
-        if (fread(lb, 1, 4, f) != 4)
-            break;
-        int32_t len = (int32_t)bk_get_be32(lb);
-        if (len < 16 || (uint32_t)len > BK_JOURNAL_MAX_RECORD) {
-            if (len != 0)
-                MG_WARN(BK_MODULE,
-                        "journal %s: bad record length %d at %" PRIu64
-                        ", replay of this file stops",
-                        path, len, off);
-            break;
-        }
-        uint8_t *body = mg_malloc((size_t)len);
-        if (fread(body, 1, (size_t)len, f) != (size_t)len) {
-            MG_WARN(BK_MODULE, "journal %s: torn record at %" PRIu64 " (never acknowledged)", path,
-                    off);
-            mg_free(body);
-            break;
-        }
-        off += 4 + (uint64_t)len;
-        int64_t ledger = (int64_t)bk_get_be64(body);
-        int64_t entry = (int64_t)bk_get_be64(body + 8);
-        if (entry >= 0) {
-            bk_store_apply(st, ledger, entry, body, (size_t)len); /* takes body */
-            body = NULL;
-        } else if (entry == BK_META_LEDGER_KEY || entry == BK_META_EXPLICIT_LAC) {
-            if (len >= 20) {
-                uint32_t n = bk_get_be32(body + 16);
-                if (n <= (uint32_t)len - 20)
-                    bk_store_apply(st, ledger, entry, body + 20, n);
-            }
-        } else {
-            bk_store_apply(st, ledger, entry, NULL, 0);
-        }
-        mg_free(body);
-        st->mark_file = id;
-        st->mark_off = off;
-        (*count)++;
+    if (rc < 0 && rc != -MG_EINVAL)
+        MG_ERROR(BK_MODULE, "journal %s: cannot read it: %s", path, mg_strerror(rc));
+    if (rc == 1 && version == BK_JOURNAL_VERSION_V6 && !is_last) {
+        /* Earlier versions never cut a torn tail off, and a later start then created the
+         * next file: in this format a torn write before a later file cannot be told apart
+         * from damage. Replayed as those versions did. */
+        bool nonzero;
+        uint64_t later;
+        rc = scan_rest(fd, id, stop.at, size, &nonzero, &later);
+        if (rc == 0 && nonzero)
+            MG_WARN(BK_MODULE,
+                    "journal %s (version 6, no checksums): %s at offset %" PRIu64 ": replay of "
+                    "this file stops there (%" PRIu64 " bytes not replayed), as earlier "
+                    "versions did",
+                    path, stop.why, stop.at, size - stop.at);
+    } else if (rc == 1) {
+        rc = replay_stopped(path, fd, id, size, is_last, &stop);
     }
-    fclose(f);
+    close(fd);
     mg_free(path);
-    return off;
+    return rc;
 }
 
 int bk_journal_replay(struct bk_journal *j, struct bk_store *st, uint64_t mark_file,
@@ -213,20 +543,45 @@ int bk_journal_replay(struct bk_journal *j, struct bk_store *st, uint64_t mark_f
     uint64_t *ids;
     size_t n = list_files(j->dir, &ids);
     *replayed = 0;
-    for (size_t i = 0; i < n; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
         if (ids[i] < mark_file)
             continue;
-        replay_file(j, st, ids[i], ids[i] == mark_file ? mark_off : 0, replayed);
+        rc = replay_file(j, st, ids[i], ids[i] == mark_file ? mark_off : 0, i == n - 1, replayed);
     }
     mg_free(ids);
     if (*replayed)
         MG_INFO(BK_MODULE,
                 "journal: replayed %" PRIu64 " records since lastMark %" PRIx64 ":%" PRIu64,
                 *replayed, mark_file, mark_off);
-    return 0;
+    return rc;
 }
 
 /* Journal thread (or before start): create file_id + 1 and make it current. */
+static bool no_space(int e)
+{
+    return e == ENOSPC || e == EDQUOT;
+}
+
+/* Log a failure of the journal thread: at most one line per interval (while out of space the
+ * same failure comes back with every group). */
+static void journal_error(struct bk_journal *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void journal_error(struct bk_journal *j, const char *fmt, ...)
+{
+    uint64_t held;
+    if (!bk_ratelimit(&j->rl_error, BK_LOG_INTERVAL_MS, &held))
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    MG_ERROR(BK_MODULE, "%s (%" PRIu64 " more journal failures since the last line)", line, held);
+}
+
+/* Journal thread (or before start): create file_id + 1 and make it current. Out of space:
+ * -MG_EREADONLY (the current file stays; nothing is left behind). */
 static int open_next_file(struct bk_journal *j)
 {
     uint64_t id = j->file_id + 1;
@@ -234,46 +589,77 @@ static int open_next_file(struct bk_journal *j)
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
-        MG_ERROR(BK_MODULE, "cannot create journal %s: %s", path, strerror(e));
+        journal_error(j, "cannot create journal %s: %s", path, strerror(e));
         mg_free(path);
-        return mg_err_from_errno(e);
+        atomic_store(&j->failed_errno, e);
+        return no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
     }
     uint8_t hdr[BK_JOURNAL_HEADER_SIZE];
     memset(hdr, 0, sizeof hdr);
     memcpy(hdr, "BKLG", 4);
     bk_put_be32(hdr + 4, BK_JOURNAL_VERSION);
-    ssize_t w = write(fd, hdr, sizeof hdr);
-    int rc = 0;
-    if (w != (ssize_t)sizeof hdr || (j->sync && fdatasync(fd) != 0)) {
-        rc = mg_err_from_errno(w < 0 ? errno : EIO);
-        MG_ERROR(BK_MODULE, "cannot write journal %s: %s", path, strerror(errno));
+    bk_put_be64(hdr + 8, id);
+    ssize_t w = pwrite(fd, hdr, sizeof hdr, 0);
+    int e = w < 0 ? errno : w != (ssize_t)sizeof hdr ? ENOSPC : 0;
+    if (e == 0 && j->sync && fdatasync(fd) != 0)
+        e = errno;
+    if (e != 0) {
+        journal_error(j, "cannot write journal %s: %s", path, strerror(e));
         close(fd);
-    } else {
-        if (j->sync)
-            bk_fsync_dir(j->dir);
-        if (j->fd >= 0)
-            close(j->fd);
-        j->fd = fd;
-        j->file_id = id;
-        j->file_off = BK_JOURNAL_HEADER_SIZE;
-        j->alloc_end = BK_JOURNAL_HEADER_SIZE;
+        unlink(path); /* no half-made file may stay behind as the "last" journal */
+        mg_free(path);
+        atomic_store(&j->failed_errno, e);
+        return no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
     }
+    if (j->sync)
+        bk_fsync_dir(j->dir);
+    if (j->fd >= 0)
+        close(j->fd);
+    j->fd = fd;
+    j->file_id = id;
+    j->file_off = BK_JOURNAL_HEADER_SIZE;
+    j->alloc_end = BK_JOURNAL_HEADER_SIZE;
     mg_free(path);
-    return rc;
+    return 0;
+}
+
+/* Bytes the journal's file system can still take before its usage passes
+ * diskUsageThreshold; UINT64_MAX when there is no threshold or it cannot be known. */
+static uint64_t room_below_threshold(const struct bk_journal *j)
+{
+    struct statvfs sv;
+    if (j->threshold_pct >= 100.0 || statvfs(j->dir, &sv) != 0 || sv.f_blocks == 0)
+        return UINT64_MAX;
+    double total = (double)sv.f_blocks * (double)sv.f_frsize;
+    double used = (double)(sv.f_blocks - sv.f_bavail) * (double)sv.f_frsize;
+    double room = total * j->threshold_pct / 100.0 - used;
+    return room > 0 ? (uint64_t)room : 0;
 }
 
 /*
  * Zero-fill the journal ahead of the writes (BookKeeper's journalPreAllocSizeMB). Appending
  * to a file grows its size, so every group's fdatasync would also have to write the inode;
  * writing inside blocks that already exist flushes only the data. Replay stops at the first
- * zero length, so the zeros read as the end of the journal.
+ * zero group header, so the zeros read as the end of the journal.
+ *
+ * The disk-usage threshold is checked first: preallocation never takes the file system past
+ * diskUsageThreshold (it stays within the room left, or is skipped and the group written
+ * without it), and the loop thread is asked to check the disks at once when room is short,
+ * so that the bookie turns read-only before the disk is full rather than after.
  */
 static int preallocate(struct bk_journal *j, uint64_t needed)
 {
     static const uint8_t zeros[1 << 16];
     uint64_t end = j->alloc_end + BK_JOURNAL_PREALLOC;
+    if (end > j->max_size)
+        end = j->max_size; /* the file rolls there */
     if (end < needed)
         end = needed;
+    uint64_t room = room_below_threshold(j);
+    if (end - j->alloc_end > room) {
+        atomic_store(&j->disk_check_due, 1);
+        end = needed - j->alloc_end > room ? j->alloc_end : j->alloc_end + room;
+    }
     uint64_t off = j->alloc_end;
     while (off < end) {
         size_t n = end - off < sizeof zeros ? (size_t)(end - off) : sizeof zeros;
@@ -290,16 +676,39 @@ static int preallocate(struct bk_journal *j, uint64_t needed)
     return 0;
 }
 
+/*
+ * A group could not be written for lack of space: cut off whatever part of it reached the
+ * file, so that the file ends with its last synced group again and the journal can go on
+ * when space returns. Returns -MG_EREADONLY (the group's adds are answered EREADONLY), or
+ * -MG_EIO when the file cannot be cut back (then the journal stops for good).
+ */
+static int group_no_space(struct bk_journal *j, int e, const char *what)
+{
+    atomic_store(&j->failed_errno, e);
+    atomic_store(&j->disk_check_due, 1);
+    journal_error(j, "journal %" PRIx64 ": %s: %s: the group's requests are refused (EREADONLY)",
+                  j->file_id, what, strerror(e));
+    if (ftruncate(j->fd, (off_t)j->file_off) != 0 || (j->sync && fdatasync(j->fd) != 0)) {
+        MG_ERROR(BK_MODULE,
+                 "journal %" PRIx64 ": cannot cut it back to %" PRIu64 " after a failed write: "
+                 "%s; the journal stops (read-only until restart)",
+                 j->file_id, j->file_off, strerror(errno));
+        return -MG_EIO;
+    }
+    j->alloc_end = j->file_off;
+    return -MG_EREADONLY;
+}
+
 static size_t record_size(const struct bk_jreq *r)
 {
     switch (r->type) {
     case BK_J_ADD:
-        return 4 + r->len;
+        return BK_RECORD_HEADER_SIZE + r->len;
     case BK_J_KEY:
     case BK_J_LAC:
-        return 4 + 16 + 4 + r->len;
+        return BK_RECORD_HEADER_SIZE + 16 + 4 + r->len;
     default:
-        return 4 + 16;
+        return BK_RECORD_HEADER_SIZE + 16;
     }
 }
 
@@ -311,12 +720,13 @@ static void serialize(struct bk_journal *j, size_t *used, const struct bk_jreq *
             j->buf_cap *= 2;
         j->buf = mg_realloc(j->buf, j->buf_cap);
     }
-    uint8_t *p = j->buf + *used;
+    uint8_t *rec = j->buf + *used, *p = rec + BK_RECORD_HEADER_SIZE;
     *used += need;
-    bk_put_be32(p, (uint32_t)(need - 4));
-    p += 4;
+    uint32_t len = (uint32_t)(need - BK_RECORD_HEADER_SIZE);
+    bk_put_be32(rec, len);
     if (r->type == BK_J_ADD) {
         memcpy(p, r->data, r->len);
+        bk_put_be32(rec + 4, record_crc(rec, len));
         return;
     }
     static const int64_t ids[] = {
@@ -332,13 +742,18 @@ static void serialize(struct bk_journal *j, size_t *used, const struct bk_jreq *
         if (r->len)
             memcpy(p + 20, r->data, r->len);
     }
+    bk_put_be32(rec + 4, record_crc(rec, len));
 }
 
 /* Write and sync one group; returns 0 or -MG_E*. */
-static int write_group(struct bk_journal *j, size_t used)
+/* Write and sync one group; returns 0, -MG_EREADONLY (out of space: nothing of it stays in
+ * the file, the journal goes on) or another -MG_E* (the journal stops). */
+static int write_group(struct bk_journal *j, size_t used, uint32_t nrec)
 {
     int inj = atomic_exchange(&j->inject_errno, 0);
     if (inj != 0) {
+        if (no_space(inj))
+            return group_no_space(j, inj, "write failed (injected)");
         atomic_store(&j->failed_errno, inj);
         MG_ERROR(BK_MODULE, "journal: write failed: %s (injected)", strerror(inj));
         return mg_err_from_errno(inj);
@@ -357,22 +772,34 @@ static int write_group(struct bk_journal *j, size_t used)
             return mg_err_from_errno(-e);
         }
     }
+    uint8_t *h = j->buf; /* the group header: its position ties it to this file and offset */
+    bk_put_be32(h, BK_GROUP_MAGIC);
+    bk_put_be32(h + 4, (uint32_t)(used - BK_GROUP_HEADER_SIZE));
+    bk_put_be32(h + 8, nrec);
+    bk_put_be32(h + 12, 0);
+    bk_put_be64(h + 16, j->file_off);
+    bk_put_be32(h + 24, group_crc(j->file_id, h));
     const uint8_t *p = j->buf;
     size_t left = used;
+    uint64_t at = j->file_off;
     while (left > 0) {
-        ssize_t n = write(j->fd, p, left);
+        ssize_t n = pwrite(j->fd, p, left, (off_t)at);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             int e = errno;
+            if (no_space(e))
+                return group_no_space(j, e, "write failed");
             atomic_store(&j->failed_errno, e);
             MG_ERROR(BK_MODULE, "journal %" PRIx64 ": write failed: %s", j->file_id, strerror(e));
             return mg_err_from_errno(e);
         }
         p += n;
+        at += (uint64_t)n;
         left -= (size_t)n;
     }
     if (j->sync) {
+        /* a failed fdatasync leaves the state of the written pages unknown: stop for good */
         if (fdatasync(j->fd) != 0) {
             int e = errno;
             atomic_store(&j->failed_errno, e);
@@ -406,7 +833,7 @@ static void *journal_main(void *arg)
     struct bk_journal *j = arg;
     for (;;) {
         struct bk_jreq *head = NULL, *tail = NULL;
-        size_t n = 0, used = 0;
+        size_t n = 0, used = BK_GROUP_HEADER_SIZE; /* the header is filled in at the write */
         uint64_t oldest = 0;
         bool stop = false;
         pthread_mutex_lock(&j->lock);
@@ -459,23 +886,22 @@ static void *journal_main(void *arg)
         }
         int status = -MG_EIO;
         if (!j->failed) {
-            status = write_group(j, used);
-            if (status < 0)
+            status = write_group(j, used, (uint32_t)n);
+            if (status == 0)
+                j->file_off += used;
+            else if (status != -MG_EREADONLY)
                 j->failed = true;
         }
-        /* stamp positions: offsets are only meaningful when the group was written */
-        uint64_t off = j->file_off;
+        /* Every record of a group gets the group's end as its position: lastMark always
+         * falls between groups, where replay can resume (meaningful only when written). */
         for (struct bk_jreq *r = head; r; r = r->next) {
             r->status = status;
-            off += record_size(r);
             r->jfile = j->file_id;
-            r->jend = off;
+            r->jend = j->file_off;
             atomic_fetch_add(&j->st_records, 1);
             if (r->type == BK_J_ADD)
                 atomic_fetch_add(&j->st_adds, 1);
         }
-        if (status == 0)
-            j->file_off = off;
         complete_group(j, head, tail);
     }
     return NULL;

@@ -11,12 +11,17 @@
  * sends its reply. v3 replies carry the request's txnId and may leave out of order; v2
  * replies are matched by (ledger, entry).
  *
- * Failure modes: a frame above max_frame, shorter than a header, of an unknown framing or
- * that does not decode closes that connection with a logged reason (other connections go
- * on). A journal failure answers the affected adds EIO (never EOK) and turns the bookie
- * read-only, as do a failed entry-log write and a disk fuller than the threshold; read-only
- * adds get EREADONLY, reads go on. Connections closed while adds are in the journal are
- * kept (refcounted) until those complete; the adds are still applied.
+ * Failure modes: a frame above max_frame (nettyMaxFrameSizeBytes) fails only its request:
+ * EBADREQ from its first bytes, the rest skipped as it arrives (refuse_oversized). A frame
+ * shorter than a header, of an unknown framing, with a length above 2^31-1 or that does not
+ * decode closes that connection with a logged reason (other connections go on). Disk space
+ * (usage above diskUsageThreshold, or a write out of space) turns the bookie read-only with
+ * EREADONLY for adds, the group that could not be journalled included, until usage is below
+ * diskUsageLwmThreshold again and pending writes went through (check_disk); any other
+ * journal or entry-log failure answers the affected adds EIO (never EOK) and keeps the bookie
+ * read-only until restarted. Reads go on. Connections closed while adds are in the journal
+ * are kept (refcounted) until those complete; the adds are still applied. The journal and
+ * ledger directories are locked for the life of the server (lock_dirs).
  */
 #include "BookkeeperProtocol.pb-c.h"
 #include "bookie/bookie_int.h"
@@ -36,7 +41,9 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #define V2_ADD 1
 #define V2_READ 2
@@ -89,21 +96,22 @@ void bk_options_default(struct bk_options *o)
     o->journal_max_size = 2048LL << 20;
     o->journal_sync = true;
     o->flush_interval_ms = 10000;
-    o->disk_usage_threshold_pct = 95;
+    o->disk_usage_threshold_pct = 95.0;
+    o->disk_usage_lwm_pct = 95.0;
     o->disk_check_interval_ms = 10000;
-    o->max_frame_size = 5 * 1024 * 1024;
+    o->max_frame_size = BK_DEFAULT_MAX_FRAME;
 }
 
 /* ---- connections ------------------------------------------------------------------------ */
 
-static void conn_unref(struct bk_conn *c)
+static void bk_conn_unref(struct bk_conn *c)
 {
     MG_ASSERT(c->refs > 0);
     if (--c->refs == 0)
         mg_free(c);
 }
 
-static void conn_close_socket(struct bk_conn *c)
+static void bk_conn_close(struct bk_conn *c)
 {
     if (!c->bev)
         return;
@@ -121,12 +129,12 @@ static void conn_close_socket(struct bk_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
-    conn_unref(c);
+    bk_conn_unref(c);
 }
 
-static void conn_fail(struct bk_conn *c, const char *fmt, ...)
+static void bk_conn_fail(struct bk_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static void conn_fail(struct bk_conn *c, const char *fmt, ...)
+static void bk_conn_fail(struct bk_conn *c, const char *fmt, ...)
 {
     if (c->closing)
         return;
@@ -154,7 +162,7 @@ static void v3_send(struct bk_conn *c, int op, uint64_t txn, int status,
     struct evbuffer *out = bufferevent_get_output(c->bev);
     struct evbuffer_iovec v;
     if (evbuffer_reserve_space(out, (ev_ssize_t)(4 + n), &v, 1) < 1) {
-        conn_fail(c, "out of output buffer space");
+        bk_conn_fail(c, "out of output buffer space");
         return;
     }
     bk_put_be32(v.iov_base, (uint32_t)n);
@@ -309,20 +317,36 @@ static void complete(struct bk_server *s, struct bk_jreq *r)
         } else {
             rc = bk_store_apply(&s->store, r->ledger_id, meta_ids[r->type], r->data, r->len);
         }
-        if (rc < 0)
+        if (rc == -MG_EREADONLY)
+            bk_server_set_readonly(s, BK_RO_NOSPACE, true,
+                                   "entry log write: no space left on device");
+        else if (rc < 0)
             bk_server_set_readonly(s, BK_RO_IOERR, true, "entry log write failed");
         s->store.mark_file = r->jfile;
         s->store.mark_off = r->jend;
-    } else if (!(s->readonly & BK_RO_IOERR)) {
+    } else {
+        if (r->type == BK_J_KEY) { /* journal the key again with the ledger's next request */
+            struct bk_ledger *l = bk_store_ledger(&s->store, r->ledger_id, false);
+            if (l)
+                l->key_unjournaled = true;
+        }
         char why[128];
         int e = atomic_load(&s->journal.failed_errno);
-        snprintf(why, sizeof why, "journal write/fsync failed: %s",
-                 e ? strerror(e) : mg_strerror(r->status));
-        bk_server_set_readonly(s, BK_RO_IOERR, true, why);
+        if (r->status == -MG_EREADONLY) {
+            snprintf(why, sizeof why, "journal write: %s", strerror(e ? e : ENOSPC));
+            bk_server_set_readonly(s, BK_RO_NOSPACE, true, why);
+        } else if (!(s->readonly & BK_RO_IOERR)) {
+            snprintf(why, sizeof why, "journal write/fsync failed: %s",
+                     e ? strerror(e) : mg_strerror(r->status));
+            bk_server_set_readonly(s, BK_RO_IOERR, true, why);
+        }
     }
     struct bk_conn *c = r->conn;
     if (c) {
-        int st = r->status == 0 ? BK_EOK : BK_EIO;
+        /* out of space: BookKeeper's read-only code, so that the client writes elsewhere */
+        int st = r->status == 0                                                  ? BK_EOK
+                 : r->status == -MG_EREADONLY && r->reply != BK_REPLY_FENCE_READ ? BK_EREADONLY
+                                                                                 : BK_EIO;
         if (c->bev) {
             switch (r->reply) {
             case BK_REPLY_ADD:
@@ -346,11 +370,13 @@ static void complete(struct bk_server *s, struct bk_jreq *r)
             /* frames may already be buffered: run the read callback from the loop */
             bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
         }
-        conn_unref(c);
+        bk_conn_unref(c);
     }
     mg_free(r->data);
     mg_free(r);
 }
+
+static void check_disk(struct bk_server *s, bool may_clear);
 
 void bk_server_journal_done(struct bk_server *s)
 {
@@ -360,7 +386,10 @@ void bk_server_journal_done(struct bk_server *s)
         complete(s, r);
         r = next;
     }
-    if (s->store.cache_bytes > BK_WRITE_CACHE_MAX && !s->store.io_failed)
+    if (atomic_exchange(&s->journal.disk_check_due, 0))
+        check_disk(s, false); /* room is short: turn read-only now, not at the next check */
+    /* out of space the cache waits for the disk check's retry */
+    if (s->store.cache_bytes > BK_WRITE_CACHE_MAX && !s->store.io_failed && !s->store.nospace)
         bk_server_checkpoint(s);
 }
 
@@ -374,8 +403,11 @@ static int check_key(struct bk_server *s, int64_t ledger, const uint8_t *key, si
         return BK_EBADREQ;
     struct bk_ledger *l = bk_store_ledger(&s->store, ledger, true);
     *out = l;
-    if (l->has_key)
-        return l->key_len == klen && memcmp(l->key, key, klen) == 0 ? BK_EOK : BK_EUA;
+    if (l->has_key && (l->key_len != klen || memcmp(l->key, key, klen) != 0))
+        return BK_EUA;
+    if (l->has_key && !l->key_unjournaled)
+        return BK_EOK;
+    l->key_unjournaled = false;
     l->has_key = true;
     l->key_len = (uint8_t)klen;
     memcpy(l->key, key, klen);
@@ -390,7 +422,8 @@ static int check_key(struct bk_server *s, int64_t ledger, const uint8_t *key, si
 static int add_admit(struct bk_server *s, int64_t ledger, int64_t entry, const uint8_t *key,
                      size_t klen, bool recovery, bool high_prio)
 {
-    if (s->readonly && !(high_prio && s->readonly == BK_RO_DISK))
+    /* high-priority (recovery) adds still go in when the only reason is disk space */
+    if (s->readonly && !(high_prio && !(s->readonly & ~(BK_RO_DISK | BK_RO_NOSPACE))))
         return BK_EREADONLY;
     if (ledger < 0 || entry < 0)
         return BK_EBADREQ;
@@ -441,7 +474,7 @@ static void handle_v2(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
     unsigned flags = version == 0 ? 0 : hdr & 0xffff;
     if (op == V2_ADD) {
         if (rest < V2_MASTER_KEY_LEN + 16) {
-            conn_fail(c, "v2 ADD of %zu bytes is too short", rest);
+            bk_conn_fail(c, "v2 ADD of %zu bytes is too short", rest);
             evbuffer_drain(in, rest);
             return;
         }
@@ -465,7 +498,7 @@ static void handle_v2(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
     }
     if (op == V2_READ) {
         if (rest < 16) {
-            conn_fail(c, "v2 READ of %zu bytes is too short", rest);
+            bk_conn_fail(c, "v2 READ of %zu bytes is too short", rest);
             evbuffer_drain(in, rest);
             return;
         }
@@ -496,7 +529,7 @@ static void handle_v2(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
         return;
     }
     evbuffer_drain(in, rest);
-    conn_fail(c, "unsupported v2 opcode %u (version %u)", op, version);
+    bk_conn_fail(c, "unsupported v2 opcode %u (version %u)", op, version);
 }
 
 /* ---- v3 --------------------------------------------------------------------------------- */
@@ -660,7 +693,7 @@ static void handle_v3(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
     Bookkeeper__Proto__Request *req = bookkeeper__proto__request__unpack(NULL, flen, data);
     evbuffer_drain(in, flen);
     if (!req) {
-        conn_fail(c, "undecodable v3 request (%zu bytes)", flen);
+        bk_conn_fail(c, "undecodable v3 request (%zu bytes)", flen);
         return;
     }
     Bookkeeper__Proto__BKPacketHeader *h = req->header;
@@ -706,6 +739,66 @@ static void handle_v3(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
 
 /* ---- connection callbacks --------------------------------------------------------------- */
 
+/*
+ * A frame above nettyMaxFrameSizeBytes: answer its request EBADREQ from the first n bytes of
+ * the frame's body (p) and let the caller skip the rest as it arrives, never buffering it.
+ * Returns false (connection marked closing) when the request cannot be identified, so that
+ * there is nothing to answer.
+ */
+static bool refuse_oversized(struct bk_server *s, struct bk_conn *c, const uint8_t *p, size_t n,
+                             uint32_t flen)
+{
+    char what[96];
+    if (c->proto == BK_PROTO_V2) {
+        uint32_t hdr = bk_get_be32(p);
+        unsigned version = hdr >> 24;
+        unsigned op = version == 0 ? hdr : (hdr >> 16) & 0xff;
+        size_t at; /* offset of ledger id, entry id */
+        if (op == V2_ADD && n >= 4 + V2_MASTER_KEY_LEN + 16)
+            at = 4 + V2_MASTER_KEY_LEN;
+        else if (op == V2_READ && n >= 4 + 16)
+            at = 4;
+        else {
+            bk_conn_fail(c, "frame of %u bytes (v2 opcode %u) exceeds nettyMaxFrameSizeBytes=%d",
+                         flen, op, s->max_frame);
+            return false;
+        }
+        int64_t ledger = (int64_t)bk_get_be64(p + at);
+        int64_t entry = (int64_t)bk_get_be64(p + at + 8);
+        v2_send(c, hdr, BK_EBADREQ, ledger, entry, NULL, 0);
+        snprintf(what, sizeof what, "v2 %s of ledger %" PRId64 " entry %" PRId64,
+                 op == V2_ADD ? "ADD" : "READ", ledger, entry);
+    } else {
+        /* v3: Request.header (field 1, length-delimited) comes first */
+        Bookkeeper__Proto__BKPacketHeader *h = NULL;
+        size_t hl = 0, i = 1;
+        for (unsigned shift = 0; i < n && shift < 35; shift += 7) {
+            hl |= (size_t)(p[i] & 0x7f) << shift;
+            if (!(p[i++] & 0x80))
+                break;
+        }
+        if (p[0] == 0x0A && i < n && hl <= n - i)
+            h = bookkeeper__proto__bkpacket_header__unpack(NULL, hl, p + i);
+        if (!h) {
+            bk_conn_fail(c,
+                         "frame of %u bytes (v3, no readable header) exceeds "
+                         "nettyMaxFrameSizeBytes=%d",
+                         flen, s->max_frame);
+            return false;
+        }
+        v3_error(c, (int)h->operation, h->txnid, BK_EBADREQ);
+        snprintf(what, sizeof what, "v3 operation %d txnId %" PRIu64, (int)h->operation, h->txnid);
+        bookkeeper__proto__bkpacket_header__free_unpacked(h, NULL);
+    }
+    uint64_t held;
+    if (bk_ratelimit(&s->rl_frame, BK_LOG_INTERVAL_MS, &held))
+        MG_WARN(BK_MODULE,
+                "conn %" PRIu64 " %s: %s: frame of %u bytes exceeds nettyMaxFrameSizeBytes=%d: "
+                "answered EBADREQ, frame skipped (%" PRIu64 " more since the last such line)",
+                c->id, c->peer, what, flen, s->max_frame, held);
+    return true;
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
     struct bk_conn *c = arg;
@@ -714,21 +807,31 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     c->refs++; /* c must survive until the end of this callback */
     while (!c->closing && !c->paused) {
         size_t avail = evbuffer_get_length(in);
+        if (c->skip > 0) { /* the rest of an oversized frame: drop what has arrived */
+            size_t n = avail < c->skip ? avail : (size_t)c->skip;
+            evbuffer_drain(in, n);
+            c->skip -= n;
+            if (c->skip > 0)
+                break;
+            continue;
+        }
         if (avail < 4)
             break;
-        uint8_t lb[5];
+        uint8_t lb[4 + BK_FRAME_PEEK];
         evbuffer_copyout(in, lb, avail >= 5 ? 5 : 4);
         uint32_t flen = bk_get_be32(lb);
-        if (flen > (uint32_t)s->max_frame) {
-            conn_fail(c, "frame of %u bytes exceeds the limit of %d (nettyMaxFrameSizeBytes)", flen,
-                      s->max_frame);
+        if (flen > INT32_MAX) { /* a negative Java int: no client sends such a length */
+            bk_conn_fail(c, "frame length 0x%08x is not a valid length", flen);
             break;
         }
         if (flen < 4) {
-            conn_fail(c, "frame of %u bytes is too short", flen);
+            bk_conn_fail(c, "frame of %u bytes is too short", flen);
             break;
         }
-        if (avail < 4 + (size_t)flen)
+        /* an oversized frame: only wait for enough of it to identify the request */
+        bool oversized = flen > (uint32_t)s->max_frame;
+        size_t peek = flen < BK_FRAME_PEEK ? flen : BK_FRAME_PEEK;
+        if (avail < 4 + (oversized ? peek : (size_t)flen))
             break;
         if (c->proto == BK_PROTO_UNKNOWN) {
             if (lb[4] == 0x0A)
@@ -736,10 +839,18 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
             else if (lb[4] <= 2)
                 c->proto = BK_PROTO_V2;
             else {
-                conn_fail(c, "first frame is neither v2 nor v3 (byte 0x%02x)", lb[4]);
+                bk_conn_fail(c, "first frame is neither v2 nor v3 (byte 0x%02x)", lb[4]);
                 break;
             }
             MG_DEBUG(BK_MODULE, "conn %" PRIu64 " speaks v%d", c->id, (int)c->proto);
+        }
+        if (oversized) {
+            evbuffer_copyout(in, lb, 4 + peek);
+            if (!refuse_oversized(s, c, lb + 4, peek, flen))
+                break;
+            evbuffer_drain(in, 4);
+            c->skip = flen;
+            continue;
         }
         evbuffer_drain(in, 4);
         if (c->proto == BK_PROTO_V3)
@@ -753,8 +864,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     }
     submit_pending(s);
     if (c->closing)
-        conn_close_socket(c);
-    conn_unref(c);
+        bk_conn_close(c);
+    bk_conn_unref(c);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -762,11 +873,11 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     struct bk_conn *c = arg;
     if (what & BEV_EVENT_ERROR)
-        conn_fail(c, "socket error: %s", strerror(errno));
+        bk_conn_fail(c, "socket error: %s", strerror(errno));
     else if (what & BEV_EVENT_EOF)
         c->closing = true; /* peer closed: not worth an info line */
     if (c->closing)
-        conn_close_socket(c);
+        bk_conn_close(c);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -817,7 +928,8 @@ void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const
     unsigned old = s->readonly;
     s->readonly = on ? (old | reason) : (old & ~reason);
     if (old == 0 && s->readonly != 0)
-        MG_WARN(BK_MODULE, "bookie is now READ-ONLY: %s; adds are refused, reads go on", why);
+        MG_WARN(BK_MODULE, "bookie is now READ-ONLY: %s; adds are refused (EREADONLY), reads go on",
+                why);
     else if (old != 0 && s->readonly == 0)
         MG_INFO(BK_MODULE, "bookie is writable again: %s", why);
     else if (on && !(old & reason))
@@ -835,21 +947,49 @@ static int disk_usage_pct(const char *dir, double *pct)
     return 0;
 }
 
-void bk_server_check_disk(struct bk_server *s)
+/*
+ * BookKeeper's disk thresholds: read-only (BK_RO_DISK) as soon as the ledger or journal disk
+ * is fuller than diskUsageThreshold; writable again only once both are below
+ * diskUsageLwmThreshold. A write that ran out of space (BK_RO_NOSPACE) is retried here too:
+ * once both disks are below the low-water mark, the entry-log data kept in memory is written
+ * (a checkpoint) and the bookie is writable again if that worked. may_clear is false for the
+ * immediate check the journal asks for when room is short: it only ever turns read-only.
+ */
+static void check_disk(struct bk_server *s, bool may_clear)
 {
     const char *dirs[2] = {s->ledger_dir, s->journal_dir};
-    bool full = false;
-    char why[512] = "disk usage below the threshold";
+    bool full = false, below_lwm = true;
+    char why[600] = "";
     for (int i = 0; i < 2; i++) {
         double pct;
-        if (disk_usage_pct(dirs[i], &pct) == 0 && pct > s->disk_threshold_pct) {
-            full = true;
-            snprintf(why, sizeof why, "disk of %s is %.1f%% full (diskUsageThresholdPercent=%d)",
-                     dirs[i], pct, s->disk_threshold_pct);
+        if (disk_usage_pct(dirs[i], &pct) != 0) {
+            below_lwm = false; /* no evidence that space came back */
+            continue;
         }
+        if (pct > s->disk_threshold_pct && !full) {
+            full = true;
+            snprintf(why, sizeof why,
+                     "no space: disk of %s is %.1f%% full (diskUsageThreshold=%.2f)", dirs[i], pct,
+                     s->disk_threshold_pct / 100.0);
+        }
+        if (pct >= s->disk_lwm_pct)
+            below_lwm = false;
     }
-    if (full != ((s->readonly & BK_RO_DISK) != 0))
-        bk_server_set_readonly(s, BK_RO_DISK, full, why);
+    if (full && !(s->readonly & BK_RO_DISK))
+        bk_server_set_readonly(s, BK_RO_DISK, true, why);
+    if (!may_clear || !below_lwm || !(s->readonly & (BK_RO_DISK | BK_RO_NOSPACE)))
+        return;
+    if ((s->readonly & BK_RO_NOSPACE) && s->store.nospace && bk_server_checkpoint(s) < 0)
+        return; /* still cannot write what is pending (logged, rate-limited) */
+    snprintf(why, sizeof why, "disk usage below diskUsageLwmThreshold=%.2f",
+             s->disk_lwm_pct / 100.0);
+    bk_server_set_readonly(s, BK_RO_DISK | BK_RO_NOSPACE, false, why);
+}
+
+void bk_server_check_disk(struct bk_server *s)
+{
+    s->disk_checks++;
+    check_disk(s, true);
 }
 
 int bk_server_checkpoint(struct bk_server *s)
@@ -858,6 +998,8 @@ int bk_server_checkpoint(struct bk_server *s)
     if (rc < 0) {
         if (s->store.io_failed)
             bk_server_set_readonly(s, BK_RO_IOERR, true, "entry log sync failed");
+        else if (rc == -MG_EREADONLY)
+            bk_server_set_readonly(s, BK_RO_NOSPACE, true, "checkpoint: no space left on device");
         return rc;
     }
     s->checkpoints++;
@@ -906,6 +1048,25 @@ static struct evconnlistener *listen_on(struct bk_server *s, const char *addr, i
     return l;
 }
 
+/* Lock the journal and ledger directories (once when they are the same directory): a second
+ * bookie on them would replay and append to this one's live journal. */
+static int lock_dirs(struct bk_server *s)
+{
+    int fd = bk_dir_lock(s->journal_dir, "journalDirectory");
+    if (fd < 0)
+        return fd;
+    s->lock_fd[0] = fd;
+    struct stat a, b;
+    if (bk_mkdirs(s->ledger_dir) == 0 && stat(s->journal_dir, &a) == 0 &&
+        stat(s->ledger_dir, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        return 0;
+    fd = bk_dir_lock(s->ledger_dir, "ledgerDirectories");
+    if (fd < 0)
+        return fd;
+    s->lock_fd[1] = fd;
+    return 0;
+}
+
 static struct timeval ms_tv(int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -919,15 +1080,28 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     s->base = base;
     s->ledger_dir = mg_strdup(o->ledger_dir);
     s->journal_dir = mg_strdup(o->journal_dir);
-    s->max_frame = o->max_frame_size > 0 ? o->max_frame_size : 5 * 1024 * 1024;
-    s->disk_threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95;
+    s->max_frame = o->max_frame_size > 0 ? o->max_frame_size : BK_DEFAULT_MAX_FRAME;
+    s->disk_threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95.0;
+    s->disk_lwm_pct = o->disk_usage_lwm_pct > 0 && o->disk_usage_lwm_pct < s->disk_threshold_pct
+                          ? o->disk_usage_lwm_pct
+                          : s->disk_threshold_pct;
     s->store.log_fd = -1;
     s->journal.fd = -1;
     s->journal.notify_fd = -1;
+    s->lock_fd[0] = s->lock_fd[1] = -1;
+    int rc = lock_dirs(s);
+    if (rc < 0) { /* nothing else is open yet */
+        if (s->lock_fd[0] >= 0)
+            close(s->lock_fd[0]);
+        mg_free(s->ledger_dir);
+        mg_free(s->journal_dir);
+        mg_free(s);
+        return rc;
+    }
     if (!o->journal_sync)
         MG_WARN(BK_MODULE, "journalSyncData=false: adds are acknowledged WITHOUT fsync; a "
                            "power loss loses acknowledged data (benchmarks and tests only)");
-    int rc = bk_store_open(&s->store, o->ledger_dir, o->entry_log_max_size);
+    rc = bk_store_open(&s->store, o->ledger_dir, o->entry_log_max_size);
     if (rc == 0)
         rc = bk_journal_init(&s->journal, s, o);
     uint64_t mf = 0, mo = 0;
@@ -938,10 +1112,21 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
         s->store.mark_off = mo;
         rc = bk_journal_replay(&s->journal, &s->store, mf, mo, &s->replayed);
     }
-    if (rc == 0 && s->replayed > 0)
-        rc = bk_server_checkpoint(s); /* replayed data is on disk now; trim the journal */
     if (rc == 0)
         rc = bk_journal_start(&s->journal, base);
+    if (rc == 0) {
+        /* Write what was replayed to the entry logs and the index and move lastMark to the
+         * new journal file: every older file, the previous run's last one (with its
+         * preallocated tail) included, goes now instead of lingering until the new file
+         * fills up, which on a nearly full disk made a restarted bookie read-only again. */
+        s->store.mark_file = s->journal.file_id;
+        s->store.mark_off = BK_JOURNAL_HEADER_SIZE;
+        if (bk_server_checkpoint(s) < 0)
+            MG_WARN(BK_MODULE,
+                    "start: checkpoint failed; the journal keeps the %" PRIu64
+                    " replayed records, the checkpoint is retried every flushInterval",
+                    s->replayed);
+    }
     if (rc == 0) {
         s->listener = listen_on(s, o->bind_address ? o->bind_address : "0.0.0.0", o->port);
         if (!s->listener)
@@ -991,6 +1176,7 @@ void bk_server_stats(const struct bk_server *s, struct bk_stats *out)
     out->bytes = atomic_load(&j->st_bytes);
     out->checkpoints = s->checkpoints;
     out->replayed = s->replayed;
+    out->disk_checks = s->disk_checks;
 }
 
 void bk_server_inject_journal_error(struct bk_server *s, int err)
@@ -1036,7 +1222,7 @@ void bk_server_free(struct bk_server *s)
         struct bk_conn *c = s->conns;
         /* best effort: hand the last replies to the kernel before closing */
         evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
-        conn_close_socket(c);
+        bk_conn_close(c);
     }
     bk_reg_fini(s);
     if (s->checkpoint_ev)
@@ -1045,6 +1231,9 @@ void bk_server_free(struct bk_server *s)
         event_free(s->disk_ev);
     bk_journal_fini(&s->journal);
     bk_store_close(&s->store, s->unclean);
+    for (int i = 0; i < 2; i++)
+        if (s->lock_fd[i] >= 0)
+            close(s->lock_fd[i]); /* last: the directories are ours until everything is closed */
     mg_free(s->bookie_id);
     mg_free(s->ledger_dir);
     mg_free(s->journal_dir);
@@ -1079,7 +1268,8 @@ void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char
     o->journal_max_size = (int64_t)cfg->journal_max_size_mb << 20;
     o->journal_sync = cfg->journal_sync_data;
     o->flush_interval_ms = cfg->flush_interval_ms;
-    o->disk_usage_threshold_pct = cfg->disk_usage_threshold_percent;
+    o->disk_usage_threshold_pct = cfg->disk_usage_threshold * 100.0;
+    o->disk_usage_lwm_pct = cfg->disk_usage_lwm_threshold * 100.0;
     o->disk_check_interval_ms = cfg->disk_check_interval_ms;
     o->max_frame_size = cfg->netty_max_frame_size_bytes;
 }

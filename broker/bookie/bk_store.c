@@ -15,9 +15,14 @@
  * then records), index/ (LMDB: "index" and "ledgers" databases), lastMark (16 bytes: BE64
  * journal file id, BE64 offset).
  *
- * Failure modes: an entry-log write or sync failure sets io_failed: the entry stays in the
- * write cache, checkpoints stop (so lastMark never moves past data that is not on disk and
- * the journal keeps it for replay) and the server turns read-only. A crash at any point of
+ * Failure modes: an entry-log write out of space (ENOSPC, EDQUOT) sets nospace: the records
+ * stay in the (growing) write buffer and the write cache, readable, and checkpoints fail
+ * until a later write of the buffer succeeds (the server retries when space returns);
+ * -MG_EREADONLY. Any other entry-log write or sync failure sets io_failed: the entry stays
+ * in the write cache, checkpoints stop for good (so lastMark never moves past data that is
+ * not on disk and the journal keeps it for replay) and the server turns read-only. Index and
+ * lastMark failures only fail that checkpoint. Repeated failures log one line per
+ * BK_LOG_INTERVAL_MS. A crash at any point of
  * a checkpoint is safe: the index never points at unsynced log data (logs are synced
  * before the commit), and replaying from the previous lastMark re-applies the same records
  * (overwriting index entries).
@@ -34,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,6 +78,53 @@ int bk_fsync_dir(const char *dir)
     return rc;
 }
 
+int bk_dir_lock(const char *dir, const char *key)
+{
+    int rc = bk_mkdirs(dir);
+    if (rc < 0) {
+        MG_ERROR(BK_MODULE, "%s %s: cannot create it: %s", key, dir, mg_strerror(rc));
+        return rc;
+    }
+    char *path = mg_asprintf("%s/" BK_LOCK_FILE, dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        MG_ERROR(BK_MODULE, "%s %s: cannot open %s: %s", key, dir, path, strerror(e));
+        mg_free(path);
+        return mg_err_from_errno(e);
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EWOULDBLOCK) {
+            /* the holder wrote its pid when it took the lock */
+            char who[64] = "";
+            ssize_t n = pread(fd, who, sizeof who - 1, 0);
+            who[n > 0 ? n : 0] = '\0';
+            long pid = strncmp(who, "pid=", 4) == 0 ? strtol(who + 4, NULL, 10) : 0;
+            char holder[48] = "holder unknown";
+            if (pid > 0)
+                snprintf(holder, sizeof holder, "held by pid %ld", pid);
+            MG_ERROR(BK_MODULE,
+                     "%s %s is in use by another bookie (%s, lock %s): stop that bookie or give "
+                     "this one its own directories",
+                     key, dir, holder, path);
+            rc = -MG_EBUSY;
+        } else {
+            MG_ERROR(BK_MODULE, "%s %s: cannot lock %s: %s", key, dir, path, strerror(e));
+            rc = mg_err_from_errno(e);
+        }
+        close(fd);
+        mg_free(path);
+        return rc;
+    }
+    char who[32];
+    int n = snprintf(who, sizeof who, "pid=%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, who, (size_t)n, 0) != n)
+        MG_WARN(BK_MODULE, "cannot record our pid in %s: %s", path, strerror(errno));
+    mg_free(path);
+    return fd;
+}
+
 static void cache_key(uint8_t k[16], int64_t ledger, int64_t entry)
 {
     bk_put_be64(k, (uint64_t)ledger);
@@ -99,6 +152,34 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
     return 0;
 }
 
+static bool no_space(int e)
+{
+    return e == ENOSPC || e == EDQUOT;
+}
+
+/* pwrite all of buf at off or fail; returns 0 or an errno. */
+static int pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, buf, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        buf += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Write the buffered records at the end of the current entry log. Out of space (ENOSPC,
+ * EDQUOT) is not an error of the data: the records stay buffered (and readable from the
+ * write cache), whatever part of them reached the file is cut off again, and a later call
+ * retries; -MG_EREADONLY. Any other failure sets io_failed; -MG_EIO.
+ */
 static int log_flush_buf(struct bk_store *st)
 {
     if (st->log_buf_len == 0)
@@ -106,13 +187,35 @@ static int log_flush_buf(struct bk_store *st)
     int e = st->inject_errno;
     st->inject_errno = 0;
     if (e == 0)
-        e = write_all(st->log_fd, st->log_buf, st->log_buf_len);
+        e = pwrite_all(st->log_fd, st->log_buf, st->log_buf_len, st->log_flushed);
+    if (e != 0 && no_space(e)) {
+        if (ftruncate(st->log_fd, (off_t)st->log_flushed) != 0)
+            MG_DEBUG(BK_MODULE, "entry log %x: ftruncate: %s", st->log_id, strerror(errno));
+        st->nospace = true;
+        uint64_t held;
+        if (bk_ratelimit(&st->rl_nospace, BK_LOG_INTERVAL_MS, &held))
+            MG_ERROR(BK_MODULE,
+                     "entry log %x: write failed: %s: %zu bytes kept in memory until space "
+                     "returns (%" PRIu64 " more such failures since the last line)",
+                     st->log_id, strerror(e), st->log_buf_len, held);
+        return -MG_EREADONLY;
+    }
     if (e != 0) {
         MG_ERROR(BK_MODULE, "entry log %x: write failed: %s", st->log_id, strerror(e));
         st->io_failed = true;
         return -MG_EIO;
     }
+    if (st->nospace)
+        MG_INFO(BK_MODULE, "entry log %x: the %zu bytes kept in memory are written", st->log_id,
+                st->log_buf_len);
+    st->nospace = false;
+    st->log_flushed += st->log_buf_len;
     st->log_buf_len = 0;
+    if (st->log_buf_cap > 2 * BK_LOG_BUF_SIZE) { /* it grew while out of space */
+        st->log_buf_cap = BK_LOG_BUF_SIZE;
+        mg_free(st->log_buf);
+        st->log_buf = mg_malloc(st->log_buf_cap);
+    }
     return 0;
 }
 
@@ -143,6 +246,7 @@ static int log_open_new(struct bk_store *st, uint32_t id)
     st->log_id = id;
     st->log_fd = fd;
     st->log_off = BK_ENTRY_LOG_HEADER_SIZE;
+    st->log_flushed = BK_ENTRY_LOG_HEADER_SIZE;
     return 0;
 }
 
@@ -220,7 +324,8 @@ int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
         }
         closedir(d);
     }
-    st->log_buf = mg_malloc(BK_LOG_BUF_SIZE);
+    st->log_buf_cap = BK_LOG_BUF_SIZE;
+    st->log_buf = mg_malloc(st->log_buf_cap);
     return log_open_new(st, max_id + 1);
 }
 
@@ -242,8 +347,12 @@ static void free_cache(struct bk_store *st)
 
 void bk_store_close(struct bk_store *st, bool skip_flush)
 {
-    if (!skip_flush && st->log_fd >= 0 && !st->io_failed)
-        log_flush_buf(st);
+    if (!skip_flush && st->log_fd >= 0 && !st->io_failed && st->log_buf_len > 0 &&
+        log_flush_buf(st) == -MG_EREADONLY)
+        MG_WARN(BK_MODULE,
+                "entry log %x: %zu bytes could not be written for lack of space: "
+                "the journal keeps them (lastMark did not pass them)",
+                st->log_id, st->log_buf_len);
     free_cache(st);
     mg_map_fini(&st->cache);
     size_t pos = 0;
@@ -378,53 +487,43 @@ static int store_add(struct bk_store *st, int64_t ledger_id, int64_t entry_id, u
                      size_t len)
 {
     int rc = 0;
-    if (!st->io_failed) {
-        size_t rec = 4 + len;
-        if (st->log_off + rec > (uint64_t)st->log_max && st->log_off > BK_ENTRY_LOG_HEADER_SIZE) {
-            /* roll: the old log is complete, sync it now so checkpoints only sync one */
-            rc = log_flush_buf(st);
-            if (rc == 0 && fdatasync(st->log_fd) != 0) {
-                MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id,
-                         strerror(errno));
-                st->io_failed = true;
-                rc = -MG_EIO;
-            }
-            if (rc == 0)
-                rc = log_open_new(st, st->log_id + 1);
-            if (rc < 0) {
-                st->io_failed = true;
-                rc = -MG_EIO;
-            }
+    size_t rec = 4 + len;
+    if (!st->io_failed && !st->nospace && st->log_off + rec > (uint64_t)st->log_max &&
+        st->log_off > BK_ENTRY_LOG_HEADER_SIZE) {
+        /* roll: the old log is complete, sync it now so checkpoints only sync one */
+        rc = log_flush_buf(st);
+        if (rc == 0 && fdatasync(st->log_fd) != 0) {
+            MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id, strerror(errno));
+            st->io_failed = true;
+            rc = -MG_EIO;
+        }
+        if (rc == 0 && log_open_new(st, st->log_id + 1) < 0) {
+            st->io_failed = true;
+            rc = -MG_EIO;
         }
     }
     uint32_t log_id = st->log_id;
     uint64_t off = st->log_off + 4;
-    if (!st->io_failed) {
-        uint8_t lb[4];
-        bk_put_be32(lb, (uint32_t)len);
-        if (st->log_buf_len + 4 + len > BK_LOG_BUF_SIZE)
-            rc = log_flush_buf(st);
-        if (rc == 0 && 4 + len > BK_LOG_BUF_SIZE) {
-            /* bigger than the buffer: write it through */
-            memcpy(st->log_buf, lb, 4);
-            st->log_buf_len = 4;
-            rc = log_flush_buf(st);
-            if (rc == 0) {
-                int e = write_all(st->log_fd, data, len);
-                if (e != 0) {
-                    MG_ERROR(BK_MODULE, "entry log %x: write failed: %s", st->log_id, strerror(e));
-                    st->io_failed = true;
-                    rc = -MG_EIO;
-                }
-            }
-        } else if (rc == 0) {
-            memcpy(st->log_buf + st->log_buf_len, lb, 4);
-            memcpy(st->log_buf + st->log_buf_len + 4, data, len);
-            st->log_buf_len += 4 + len;
-        }
-        st->log_off += 4 + len;
-    } else {
+    if (st->io_failed) {
         rc = -MG_EIO;
+    } else {
+        /* out of space the buffer grows (adds are refused meanwhile, so only what was
+         * already journalled and high-priority adds land here) */
+        if (st->log_buf_len > 0 && st->log_buf_len + rec > BK_LOG_BUF_SIZE && !st->nospace)
+            rc = log_flush_buf(st);
+        if (st->log_buf_len + rec > st->log_buf_cap) {
+            while (st->log_buf_len + rec > st->log_buf_cap)
+                st->log_buf_cap *= 2;
+            st->log_buf = mg_realloc(st->log_buf, st->log_buf_cap);
+        }
+        bk_put_be32(st->log_buf + st->log_buf_len, (uint32_t)len);
+        memcpy(st->log_buf + st->log_buf_len + 4, data, len);
+        st->log_buf_len += rec;
+        st->log_off += rec;
+        if (st->log_buf_len >= BK_LOG_BUF_SIZE && !st->nospace) /* a big entry: write it now */
+            rc = log_flush_buf(st);
+        if (rc == 0 && st->nospace)
+            rc = -MG_EREADONLY;
     }
     uint8_t kb[16];
     cache_key(kb, ledger_id, entry_id);
@@ -565,17 +664,19 @@ static int write_mark(struct bk_store *st)
     bk_put_be64(b, st->mark_file);
     bk_put_be64(b + 8, st->mark_off);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return mg_err_from_errno(errno);
-    int e = write_all(fd, b, sizeof b);
+    int e = fd < 0 ? errno : write_all(fd, b, sizeof b);
     if (e == 0 && fsync(fd) != 0)
         e = errno;
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     if (e == 0 && rename(tmp, path) != 0)
         e = errno;
     if (e != 0) {
-        MG_ERROR(BK_MODULE, "cannot write %s: %s", path, strerror(e));
-        return mg_err_from_errno(e);
+        uint64_t held;
+        if (bk_ratelimit(&st->rl_ckpt, BK_LOG_INTERVAL_MS, &held))
+            MG_ERROR(BK_MODULE, "cannot write %s: %s (%" PRIu64 " more since the last line)", path,
+                     strerror(e), held);
+        return no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
     }
     return bk_fsync_dir(st->dir);
 }
@@ -601,6 +702,17 @@ int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off)
     return 0;
 }
 
+/* A failed index transaction: nothing is lost (the journal is not trimmed) and the next
+ * checkpoint tries again. -MG_EREADONLY when the disk is full, else -MG_EIO. */
+static int index_failed(struct bk_store *st, const char *what, int mrc)
+{
+    uint64_t held;
+    if (bk_ratelimit(&st->rl_ckpt, BK_LOG_INTERVAL_MS, &held))
+        MG_ERROR(BK_MODULE, "index: %s: %s (%" PRIu64 " more since the last line)", what,
+                 mdb_strerror(mrc), held);
+    return no_space(mrc) ? -MG_EREADONLY : -MG_EIO;
+}
+
 int bk_store_checkpoint(struct bk_store *st)
 {
     if (st->io_failed)
@@ -615,10 +727,8 @@ int bk_store_checkpoint(struct bk_store *st)
     }
     MDB_txn *txn;
     int mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
-    if (mrc != 0) {
-        MG_ERROR(BK_MODULE, "index: cannot begin a transaction: %s", mdb_strerror(mrc));
-        return -MG_EIO;
-    }
+    if (mrc != 0)
+        return index_failed(st, "cannot begin a transaction", mrc);
     size_t pos = 0;
     const char *k;
     size_t kl;
@@ -649,10 +759,8 @@ int bk_store_checkpoint(struct bk_store *st)
         mrc = mdb_txn_commit(txn);
     else
         mdb_txn_abort(txn);
-    if (mrc != 0) {
-        MG_ERROR(BK_MODULE, "index: commit failed: %s", mdb_strerror(mrc));
-        return -MG_EIO;
-    }
+    if (mrc != 0)
+        return index_failed(st, "commit failed", mrc);
     pos = 0;
     while (mg_map_next(&st->ledgers, &pos, &k, &kl, &v))
         ((struct bk_ledger *)v)->dirty = false;

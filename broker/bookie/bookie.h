@@ -17,27 +17,36 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Bytes a bookie frame may carry beyond the largest message: nettyMaxFrameSizeBytes defaults to
+ * maxMessageSize (5 MiB) plus this, as in Pulsar's bookkeeper.conf (5253120), so that a
+ * message of exactly maxMessageSize still fits once framed as an add. */
+#define BK_FRAME_PADDING 10240
+#define BK_DEFAULT_MAX_FRAME (5 * 1024 * 1024 + BK_FRAME_PADDING)
+
 struct event_base;
 struct meta_store;
 struct bk_server;
 
 /* Options of a bookie. Strings are borrowed for the duration of bk_server_new only. */
 struct bk_options {
-    const char *bind_address;       /* "0.0.0.0" */
-    int port;                       /* 0 = any free port (see bk_server_port) */
-    const char *bookie_id;          /* registration name; NULL = "<advertised>:<port>" */
-    const char *advertised_address; /* host part of the default bookie id */
-    const char *journal_dir;        /* created if missing */
-    const char *ledger_dir;         /* created if missing */
-    int max_group_wait_ms;          /* journalMaxGroupWaitMSec */
-    int buffered_writes_threshold;  /* journalBufferedWritesThreshold, bytes */
-    int buffered_entries_threshold; /* journalBufferedEntriesThreshold, 0 = off */
-    int64_t journal_max_size;       /* bytes: roll the journal file beyond this */
-    bool journal_sync;              /* false: no fsync (benchmarks only) */
-    int flush_interval_ms;          /* checkpoint period */
-    int disk_usage_threshold_pct;   /* read-only above this disk usage, 1..100 */
+    const char *bind_address;        /* "0.0.0.0" */
+    int port;                        /* 0 = any free port (see bk_server_port) */
+    const char *bookie_id;           /* registration name; NULL = "<advertised>:<port>" */
+    const char *advertised_address;  /* host part of the default bookie id */
+    const char *journal_dir;         /* created if missing */
+    const char *ledger_dir;          /* created if missing */
+    int max_group_wait_ms;           /* journalMaxGroupWaitMSec */
+    int buffered_writes_threshold;   /* journalBufferedWritesThreshold, bytes */
+    int buffered_entries_threshold;  /* journalBufferedEntriesThreshold, 0 = off */
+    int64_t journal_max_size;        /* bytes: roll the journal file beyond this */
+    bool journal_sync;               /* false: no fsync (benchmarks only) */
+    int flush_interval_ms;           /* checkpoint period */
+    double disk_usage_threshold_pct; /* diskUsageThreshold x 100: read-only above this disk
+                                        usage, (0, 100]; also caps journal preallocation */
+    double disk_usage_lwm_pct;       /* diskUsageLwmThreshold x 100: writable again below it;
+                                        0 or above the threshold = the threshold */
     int disk_check_interval_ms;
-    int max_frame_size;         /* largest accepted frame, bytes */
+    int max_frame_size;         /* nettyMaxFrameSizeBytes: larger requests get EBADREQ */
     int64_t entry_log_max_size; /* 0 = 1 GiB: roll entry logs beyond this */
     struct meta_store *meta;    /* borrowed, may be NULL: register under /ledgers/available */
 };
@@ -56,7 +65,8 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
 /* The bound port (useful with port 0). */
 int bk_server_port(const struct bk_server *s);
 
-/* true while adds are refused (disk full, journal or storage I/O error). */
+/* true while adds are refused (disk full or out of space: until usage falls below
+ * diskUsageLwmThreshold; journal or storage I/O error: until restart). */
 bool bk_server_readonly(const struct bk_server *s);
 
 /*

@@ -38,12 +38,28 @@ struct evconnlistener;
 #define BK_META_FORCE_LEDGER (-0x4000)
 #define BK_META_EXPLICIT_LAC (-0x8000)
 
-#define BK_JOURNAL_HEADER_SIZE 512 /* "BKLG" + BE int version + zeros */
-#define BK_JOURNAL_VERSION 6
+#define BK_LOCK_FILE "bookie.lock"    /* in the journal and ledger directories */
+#define BK_JOURNAL_HEADER_SIZE 512    /* "BKLG", BE32 version, BE64 file id (v7), zeros */
+#define BK_JOURNAL_VERSION 7          /* written: checksummed groups and records */
+#define BK_JOURNAL_VERSION_V6 6       /* read only: [BE32 len][body] records, no checksums */
+#define BK_GROUP_MAGIC 0x424B4752u    /* "BKGR" */
+#define BK_GROUP_HEADER_SIZE 28       /* magic, body length, records, 0, offset, CRC32C */
+#define BK_RECORD_HEADER_SIZE 8       /* BE32 length, BE32 CRC32C */
 #define BK_ENTRY_LOG_HEADER_SIZE 1024 /* "BKLO" + BE int version + zeros */
 #define BK_DEFAULT_ENTRY_LOG_MAX (1LL << 30)
 #define BK_WRITE_CACHE_MAX (64u << 20) /* checkpoint early beyond this many cached bytes */
 #define BK_CONN_MAX_INFLIGHT 10000     /* stop reading a connection with more adds in flight */
+#define BK_FRAME_PEEK 64         /* bytes of an oversized frame read to identify its request */
+#define BK_LOG_INTERVAL_MS 10000 /* repeated warnings: at most one line per interval */
+
+/* At most one log line per interval for a repeating condition. */
+struct bk_ratelimit {
+    uint64_t next_ns;    /* no line before this (CLOCK_MONOTONIC) */
+    uint64_t suppressed; /* calls held back since the last line */
+};
+/* true when the caller may log now; *held gets the number of calls held back since the last
+ * line (and is reset). One thread per instance. */
+bool bk_ratelimit(struct bk_ratelimit *r, int interval_ms, uint64_t *held);
 
 /* BookKeeper v3 status codes; used internally and mapped to v2 rc by bk_status_v2. */
 enum bk_status {
@@ -62,8 +78,10 @@ int bk_status_v2(int st);
 
 /* Reasons for read-only mode (bits of bk_server.readonly). */
 enum bk_ro_reason {
-    BK_RO_DISK = 1 << 0,  /* disk usage above the threshold; clears when it drops */
-    BK_RO_IOERR = 1 << 1, /* a journal or storage write/fsync failed; until restart */
+    BK_RO_DISK = 1 << 0,    /* disk usage above the threshold; clears when it drops */
+    BK_RO_IOERR = 1 << 1,   /* a journal or storage write/fsync failed; until restart */
+    BK_RO_NOSPACE = 1 << 2, /* a write ran out of space; clears below the low-water mark once
+                               the pending writes succeed */
 };
 
 /* ---- ledger state and storage (bk_store.c) -------------------------------------------- */
@@ -72,7 +90,8 @@ struct bk_ledger {
     int64_t id;
     bool has_key;
     bool fenced;
-    bool dirty; /* changed since the last checkpoint */
+    bool dirty;           /* changed since the last checkpoint */
+    bool key_unjournaled; /* its LEDGER_KEY record failed: journal it with the next request */
     uint8_t key_len;
     uint8_t key[BK_MASTER_KEY_MAX];
     int64_t last_entry;    /* highest stored entry id, -1 if none */
@@ -104,16 +123,19 @@ struct bk_store {
     struct mg_map ledgers; /* u64 id -> owned struct bk_ledger */
     struct mg_map cache;   /* 16-byte key -> owned struct bk_cached */
     size_t cache_bytes;
-    struct mg_map logs; /* u64 log id -> owned struct bk_log_file (open for reads) */
-    uint32_t log_id;    /* current entry log */
-    int log_fd;         /* borrowed from logs */
-    uint64_t log_off;   /* size of the current log including log_buf */
-    uint8_t *log_buf;   /* owned write buffer of the current log */
-    size_t log_buf_len;
+    struct mg_map logs;   /* u64 log id -> owned struct bk_log_file (open for reads) */
+    uint32_t log_id;      /* current entry log */
+    int log_fd;           /* borrowed from logs */
+    uint64_t log_off;     /* size of the current log including log_buf */
+    uint64_t log_flushed; /* bytes of it in the file: log_buf goes there */
+    uint8_t *log_buf;     /* owned write buffer of the current log */
+    size_t log_buf_len, log_buf_cap;
     int64_t log_max;
     uint64_t mark_file, mark_off; /* journal position of the last applied record */
     bool io_failed;               /* entry log write failed: never checkpoint again */
+    bool nospace;                 /* entry log write out of space: log_buf waits for room */
     int inject_errno;             /* test hook: the next entry log write fails with this */
+    struct bk_ratelimit rl_nospace, rl_ckpt; /* repeated failures: one line per interval */
 };
 
 int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max);
@@ -123,8 +145,9 @@ void bk_store_close(struct bk_store *st, bool skip_flush);
  * and create is false. */
 struct bk_ledger *bk_store_ledger(struct bk_store *st, int64_t ledger_id, bool create);
 /* Apply one journalled record (at request completion and during replay). data is owned by
- * the call for ADD (kept in the write cache) and borrowed otherwise. Returns 0 or -MG_EIO
- * (entry log write failed; the entry stays readable from memory). */
+ * the call for ADD (kept in the write cache) and borrowed otherwise. Returns 0, -MG_EREADONLY
+ * (the entry log is out of space: the entry waits in memory, readable) or -MG_EIO (entry log
+ * write failed for good; the entry stays readable from memory). */
 int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t *data,
                    size_t len);
 /* Find an entry. Returns BK_EOK with *data (borrowed from the cache, or owned: *owned set,
@@ -132,7 +155,8 @@ int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uin
 int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t **data,
                   size_t *len, bool *owned);
 /* Sync entry logs, commit the index and ledger metadata, persist lastMark, drop the write
- * cache. Returns 0 or -MG_EIO (nothing was lost; the journal is simply not trimmed). */
+ * cache. Returns 0, -MG_EREADONLY (out of space) or -MG_EIO; on failure nothing was lost:
+ * the journal is simply not trimmed. */
 int bk_store_checkpoint(struct bk_store *st);
 /* Read the persisted lastMark; 0 and zeros if none. */
 int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off);
@@ -188,6 +212,7 @@ struct bk_stats {
     uint64_t bytes;
     uint64_t checkpoints;
     uint64_t replayed;
+    uint64_t disk_checks; /* periodic disk checks run */
 };
 
 struct bk_server;
@@ -201,6 +226,7 @@ struct bk_journal {
     size_t entries_threshold; /* 0 = off */
     uint64_t max_size;
     bool sync;
+    double threshold_pct; /* diskUsageThreshold in percent: preallocation stays under it */
     /* shared with the journal thread, under lock */
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -220,7 +246,9 @@ struct bk_journal {
     uint8_t *buf;       /* owned group buffer */
     size_t buf_cap;
     bool failed;
-    _Atomic int failed_errno; /* errno of the failure, for the loop thread's log line */
+    struct bk_ratelimit rl_error; /* journal thread's repeated failures */
+    _Atomic int failed_errno;     /* errno of the failure, for the loop thread's log line */
+    _Atomic int disk_check_due;   /* room is short: the loop thread checks the disks now */
     /* statistics and test hooks, any thread */
     _Atomic uint64_t st_records, st_adds, st_groups, st_fsyncs, st_bytes;
     _Atomic int inject_errno; /* the next group write fails with this errno */
@@ -286,6 +314,7 @@ struct bk_conn {
     unsigned inflight; /* journal requests that will answer on this connection */
     bool closing;      /* close at the end of the current callback */
     bool paused;       /* reading disabled: too many adds in flight */
+    uint64_t skip;     /* bytes of a refused oversized frame still to drop as they arrive */
     char reason[128];  /* why it is being closed */
     char peer[64];
 };
@@ -297,8 +326,10 @@ struct bk_server {
     char *bookie_id;   /* owned */
     char *ledger_dir;  /* owned */
     char *journal_dir; /* owned */
+    int lock_fd[2];    /* owned flock fds of the journal and ledger directories, or -1 */
     int max_frame;
-    int disk_threshold_pct;
+    double disk_threshold_pct; /* diskUsageThreshold, percent */
+    double disk_lwm_pct;       /* diskUsageLwmThreshold, percent (<= the threshold) */
     struct bk_store store;
     struct bk_journal journal;
     struct bk_reg reg;
@@ -311,12 +342,14 @@ struct bk_server {
     bool shutting_down;
     bool exit_when_unregistered;
     bool unclean; /* test hook: bk_server_free skips the final checkpoint and flushes */
-    uint64_t checkpoints, replayed;
+    uint64_t checkpoints, replayed, disk_checks;
+    struct bk_ratelimit rl_frame; /* oversized frames */
 };
 
 /* Enter (set) or leave (clear) a read-only reason; logs and updates the registration. */
 void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const char *why);
-/* Run the disk-usage check now (tests). */
+/* The periodic disk check (also callable by tests): read-only above diskUsageThreshold,
+ * writable again below diskUsageLwmThreshold once pending writes succeed. */
 void bk_server_check_disk(struct bk_server *s);
 /* Checkpoint now (tests). Returns 0 or -MG_EIO. */
 int bk_server_checkpoint(struct bk_server *s);
@@ -329,6 +362,12 @@ void bk_server_free_unclean(struct bk_server *s);
 /* Called by bk_reg when the registration reached its target (shutdown completes). */
 void bk_server_reg_idle(struct bk_server *s);
 
+/* Create dir if needed and take an exclusive flock on dir/bookie.lock, recording our pid in
+ * it, so that a second bookie cannot use the directory while this one runs (the lock goes
+ * with the process). key names the configuration key in messages. Returns the lock's fd
+ * (owned: closing it releases the lock), -MG_EBUSY when another process holds it (logged with
+ * the holder's pid when known) or another -MG_E*. */
+int bk_dir_lock(const char *dir, const char *key);
 /* mkdir -p; returns 0 or -MG_E*. */
 int bk_mkdirs(const char *path);
 /* fsync a directory so that a created or renamed entry in it is durable. */

@@ -43,6 +43,7 @@ enum cfg_type {
     CFG_T_INT,        /* int in [min, max] */
     CFG_T_BOOL,       /* bool: true|false */
     CFG_T_ENUM,       /* char *, one of choices */
+    CFG_T_FRACTION,   /* double in (0, 1), as BookKeeper's float keys */
 };
 
 struct cfg_key {
@@ -74,6 +75,10 @@ static const char *const cfg_ml_stores[] = {"bookkeeper", "memory", NULL};
 #define CFG_ENUM(key, field, def, choices)                                                         \
     {                                                                                              \
         key, CFG_T_ENUM, CFG_OFF(field), def, 0, 0, choices                                        \
+    }
+#define CFG_FRACTION(key, field, def)                                                              \
+    {                                                                                              \
+        key, CFG_T_FRACTION, CFG_OFF(field), def, 0, 0, NULL                                       \
     }
 
 /* The order here is the order of cfg_dump and cfg_key_next. */
@@ -138,9 +143,10 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("journalMaxSizeMB", journal_max_size_mb, "2048", 1, 1048576),
     CFG_BOOL("journalSyncData", journal_sync_data, "true"),
     CFG_INT("flushInterval", flush_interval_ms, "10000", 1, INT_MAX),
-    CFG_INT("diskUsageThresholdPercent", disk_usage_threshold_percent, "95", 1, 100),
+    CFG_FRACTION("diskUsageThreshold", disk_usage_threshold, "0.95"),
+    CFG_FRACTION("diskUsageLwmThreshold", disk_usage_lwm_threshold, "0.95"),
     CFG_INT("diskCheckInterval", disk_check_interval_ms, "10000", 1, INT_MAX),
-    CFG_INT("nettyMaxFrameSizeBytes", netty_max_frame_size_bytes, "5242880", 1024, INT_MAX),
+    CFG_INT("nettyMaxFrameSizeBytes", netty_max_frame_size_bytes, "5253120", 1024, INT_MAX),
     CFG_ENUM("logLevel", log_level, "info", cfg_log_levels),
 };
 
@@ -149,6 +155,7 @@ static const struct cfg_key cfg_keys[] = {
 /* A parsed, validated value not yet stored. */
 union cfg_value {
     int i;
+    double d;
     bool b;
     const char *s; /* borrowed from the text being parsed */
 };
@@ -214,6 +221,24 @@ static int parse_value(const struct cfg_key *k, const char *value, const char *o
         }
         return bad_value(k, value, origin, expected, err, errlen);
     }
+    case CFG_T_FRACTION: {
+        /* plain decimals only: strtod would also take blanks, exponents, hex, inf, nan */
+        size_t digits = 0, dots = 0, i = 0;
+        for (; value[i] != '\0'; i++) {
+            if (value[i] == '.')
+                dots++;
+            else if (value[i] >= '0' && value[i] <= '9')
+                digits++;
+            else
+                break;
+        }
+        double v = strtod(value, NULL);
+        if (value[i] != '\0' || dots > 1 || digits == 0 || !(v > 0.0 && v < 1.0))
+            return bad_value(k, value, origin, "a number between 0 and 1 (exclusive), e.g. 0.95",
+                             err, errlen);
+        out->d = v;
+        return 0;
+    }
     case CFG_T_INT: {
         /* strtol alone would accept leading blanks, "" and trailing junk */
         if (value[0] != '-' && value[0] != '+' && (value[0] < '0' || value[0] > '9'))
@@ -256,6 +281,9 @@ static void store_value(struct cfg *c, const struct cfg_key *k, const union cfg_
         break;
     case CFG_T_BOOL:
         *(bool *)(void *)field = v->b;
+        break;
+    case CFG_T_FRACTION:
+        *(double *)(void *)field = v->d;
         break;
     }
 }
@@ -594,6 +622,9 @@ int cfg_dump(const struct cfg *c, FILE *out)
             break;
         case CFG_T_BOOL:
             fputs(*(const bool *)(const void *)field ? "true" : "false", out);
+            break;
+        case CFG_T_FRACTION:
+            fprintf(out, "%.15g", *(const double *)(const void *)field);
             break;
         }
         fputc('\n', out);

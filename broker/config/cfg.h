@@ -85,9 +85,10 @@ struct cfg {
     int journal_max_size_mb;                /* journalMaxSizeMB (2048) */
     bool journal_sync_data;                 /* journalSyncData (true) */
     int flush_interval_ms;                  /* flushInterval (10000): checkpoint period, ms */
-    int disk_usage_threshold_percent;       /* diskUsageThresholdPercent (95) */
+    double disk_usage_threshold;            /* diskUsageThreshold (0.95): read-only above */
+    double disk_usage_lwm_threshold;        /* diskUsageLwmThreshold (0.95): writable below */
     int disk_check_interval_ms;             /* diskCheckInterval (10000), ms */
-    int netty_max_frame_size_bytes;         /* nettyMaxFrameSizeBytes (5242880) */
+    int netty_max_frame_size_bytes;         /* nettyMaxFrameSizeBytes (5253120) */
     char *log_level;                        /* logLevel ("info": debug|info|warn|error) */
 };
 

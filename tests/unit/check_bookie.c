@@ -9,11 +9,14 @@
  */
 #include "BookkeeperProtocol.pb-c.h"
 #include "bookie/bookie_int.h"
+#include "config/cfg.h"
 #include "util/alloc.h"
+#include "util/err.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -26,6 +29,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define OP(x) BOOKKEEPER__PROTO__OPERATION_TYPE__##x
@@ -102,11 +107,74 @@ static void h_rm(struct harness *h)
     ck_assert_int_eq(system(cmd), 0);
 }
 
+/* Capture what the process writes to stderr (the log) between cap_start and cap_end. */
+struct capture {
+    int saved;
+    char path[64];
+};
+
+static void cap_start(struct capture *c)
+{
+    snprintf(c->path, sizeof c->path, "/tmp/check_bookie_log.XXXXXX");
+    int fd = mkstemp(c->path);
+    ck_assert_int_ge(fd, 0);
+    fflush(stderr);
+    c->saved = dup(2);
+    ck_assert_int_ge(c->saved, 0);
+    ck_assert_int_ge(dup2(fd, 2), 0);
+    close(fd);
+}
+
+/* The captured text (owned, NUL-terminated); stderr is restored. */
+static char *cap_end(struct capture *c)
+{
+    fflush(stderr);
+    dup2(c->saved, 2);
+    close(c->saved);
+    FILE *f = fopen(c->path, "rb");
+    ck_assert_ptr_nonnull(f);
+    char *buf = mg_malloc(1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    unlink(c->path);
+    fputs(buf, stderr); /* still visible in the test log */
+    return buf;
+}
+
+/* Number of occurrences of needle in text. */
+static int count_str(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+/* Number of files in dir whose name ends with suffix. */
+static int count_files(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *de;
+    size_t sl = strlen(suffix);
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l > sl && strcmp(de->d_name + l - sl, suffix) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
 struct on_loop {
     struct harness *h;
-    int what; /* 0 checkpoint, 1 disk check */
+    int what; /* 0 checkpoint, 1 disk check, 2 read state */
     int rc;
     sem_t done;
+    struct bk_stats st; /* what 2 */
+    bool readonly;      /* what 2 */
 };
 
 static void on_loop_cb(evutil_socket_t fd, short ev, void *arg)
@@ -116,20 +184,42 @@ static void on_loop_cb(evutil_socket_t fd, short ev, void *arg)
     struct on_loop *r = arg;
     if (r->what == 0)
         r->rc = bk_server_checkpoint(r->h->srv);
-    else
+    else if (r->what == 1)
         bk_server_check_disk(r->h->srv);
+    bk_server_stats(r->h->srv, &r->st);
+    r->readonly = bk_server_readonly(r->h->srv);
     sem_post(&r->done);
 }
 
-static int run_on_loop(struct harness *h, int what)
+static int run_on_loop_state(struct harness *h, int what, struct bk_stats *st, bool *readonly)
 {
-    struct on_loop r = {h, what, 0, {{0}}};
+    struct on_loop r;
+    memset(&r, 0, sizeof r);
+    r.h = h;
+    r.what = what;
     sem_init(&r.done, 0, 0);
     struct timeval zero = {0, 0};
     ck_assert_int_eq(event_base_once(h->base, -1, EV_TIMEOUT, on_loop_cb, &r, &zero), 0);
     sem_wait(&r.done);
     sem_destroy(&r.done);
+    if (st)
+        *st = r.st;
+    if (readonly)
+        *readonly = r.readonly;
     return r.rc;
+}
+
+static int run_on_loop(struct harness *h, int what)
+{
+    return run_on_loop_state(h, what, NULL, NULL);
+}
+
+/* The server's read-only state, read on its loop thread. */
+static bool h_readonly(struct harness *h)
+{
+    bool ro;
+    run_on_loop_state(h, 2, NULL, &ro);
+    return ro;
 }
 
 /* ---- client ------------------------------------------------------------------------------ */
@@ -361,6 +451,80 @@ static Bookkeeper__Proto__Response *v3_read(int fd, int64_t ledger, int64_t entr
     ck_assert_ptr_nonnull(r->readresponse);
     ck_assert_int_eq(r->readresponse->status, r->status);
     return r;
+}
+
+/* ---- journal files ------------------------------------------------------------------------ */
+
+/* Path of the journal file with the highest id (the last one). */
+static void last_journal(struct harness *h, char *path, size_t n)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/current", h->jdir);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    unsigned long long best = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        unsigned long long id = strtoull(de->d_name, &end, 16);
+        if (end != de->d_name && strcmp(end, ".txn") == 0 && id > best)
+            best = id;
+    }
+    closedir(d);
+    ck_assert_uint_gt(best, 0);
+    snprintf(path, n, "%s/%llx.txn", dir, best);
+}
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = mg_malloc((size_t)sz + 1);
+    ck_assert_uint_eq(fread(b, 1, (size_t)sz, f), (size_t)sz);
+    fclose(f);
+    *len = (size_t)sz;
+    return b;
+}
+
+/* Offsets of the groups of a version-7 journal file (at most max); returns the count. */
+static int journal_groups(const uint8_t *b, size_t len, uint64_t *offs, int max)
+{
+    ck_assert_uint_ge(len, BK_JOURNAL_HEADER_SIZE);
+    ck_assert_uint_eq(bk_get_be32(b + 4), BK_JOURNAL_VERSION);
+    int n = 0;
+    uint64_t off = BK_JOURNAL_HEADER_SIZE;
+    while (off + BK_GROUP_HEADER_SIZE <= len && bk_get_be32(b + off) == BK_GROUP_MAGIC) {
+        ck_assert_int_lt(n, max);
+        offs[n++] = off;
+        off += BK_GROUP_HEADER_SIZE + bk_get_be32(b + off + 4);
+    }
+    return n;
+}
+
+/* Overwrite n bytes of a file at off with their complement. */
+static void flip_bytes(const char *path, uint64_t off, size_t n)
+{
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    uint8_t b[16];
+    ck_assert_uint_le(n, sizeof b);
+    fseek(f, (long)off, SEEK_SET);
+    ck_assert_uint_eq(fread(b, 1, n, f), n);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)~b[i];
+    fseek(f, (long)off, SEEK_SET);
+    ck_assert_uint_eq(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    return sb.st_size;
 }
 
 /* ---- tests ------------------------------------------------------------------------------- */
@@ -631,13 +795,13 @@ START_TEST(test_fsync_per_add)
 }
 END_TEST
 
-static void check_entries(int fd, int64_t ledger, int from, int to)
+static void check_entries(int fd, int64_t ledger, int from, int to, size_t payload)
 {
     for (int e = from; e < to; e++) {
         uint8_t *body;
         size_t blen, elen;
         ck_assert_int_eq(v2_read(fd, ledger, e, NULL, &body, &blen), 0);
-        uint8_t *want = make_entry(ledger, e, e - 1, 1000, &elen);
+        uint8_t *want = make_entry(ledger, e, e - 1, payload, &elen);
         ck_assert_uint_eq(blen, elen);
         ck_assert_mem_eq(body, want, elen);
         mg_free(body);
@@ -663,7 +827,7 @@ START_TEST(test_replay_unclean)
         v2_add_send(fd, 31, e, KEY_A, 0, 1000);
     for (int e = 100; e < 200; e++)
         ck_assert_int_eq(v2_add_recv(fd, 31, e), 0);
-    check_entries(fd, 31, 0, 200);
+    check_entries(fd, 31, 0, 200, 1000);
     close(fd);
     /* crash: no final checkpoint, unflushed entry-log data dropped */
     h_stop(&h, false);
@@ -673,7 +837,7 @@ START_TEST(test_replay_unclean)
     bk_server_stats(h.srv, &st);
     ck_assert_uint_ge(st.replayed, 100);
     fd = cl_connect(h.port);
-    check_entries(fd, 31, 0, 200);
+    check_entries(fd, 31, 0, 200, 1000);
     uint8_t *body;
     size_t blen;
     ck_assert_int_eq(v2_read(fd, 31, -1, NULL, &body, &blen), 0);
@@ -688,7 +852,227 @@ START_TEST(test_replay_unclean)
     bk_server_stats(h.srv, &st);
     ck_assert_uint_eq(st.replayed, 0);
     fd = cl_connect(h.port);
-    check_entries(fd, 31, 0, 200);
+    check_entries(fd, 31, 0, 200, 1000);
+    close(fd);
+    h_stop(&h, true);
+    h_rm(&h);
+}
+END_TEST
+
+/* Damage in the last record of the last journal file is a torn write: the bookie truncates it
+ * (logged) and starts; what comes before is intact and nothing damaged is ever served. */
+START_TEST(test_journal_torn_tail)
+{
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    h_start(&h);
+    int fd = cl_connect(h.port);
+    const int n = 20;
+    for (int e = 0; e < n; e++) { /* one at a time: one group each */
+        v2_add_send(fd, 101, e, KEY_A, 0, 1000);
+        ck_assert_int_eq(v2_add_recv(fd, 101, e), 0);
+    }
+    close(fd);
+    h_stop(&h, false); /* crash: everything is still to be replayed */
+
+    char path[512];
+    last_journal(&h, path, sizeof path);
+    size_t len;
+    uint8_t *b = read_file(path, &len);
+    uint64_t g[64];
+    int ng = journal_groups(b, len, g, 64);
+    ck_assert_int_ge(ng, n);
+    uint64_t last = g[ng - 1], rec = last + BK_GROUP_HEADER_SIZE;
+    ck_assert_int_eq((int64_t)bk_get_be64(b + rec + BK_RECORD_HEADER_SIZE + 8), n - 1);
+    uint32_t rlen = bk_get_be32(b + rec);
+    mg_free(b);
+    /* four bytes in the middle of the last entry's payload */
+    flip_bytes(path, rec + BK_RECORD_HEADER_SIZE + rlen / 2, 4);
+
+    struct capture cap;
+    cap_start(&cap);
+    h_start(&h);
+    char *log = cap_end(&cap);
+    ck_assert_ptr_nonnull(strstr(log, "torn write"));
+    ck_assert_ptr_nonnull(strstr(log, path));
+    char want[64]; /* truncated at the damaged record (then trimmed by the start checkpoint) */
+    snprintf(want, sizeof want, "truncating the file to %llu ", (unsigned long long)rec);
+    ck_assert_ptr_nonnull(strstr(log, want));
+    mg_free(log);
+    fd = cl_connect(h.port);
+    check_entries(fd, 101, 0, n - 1, 1000);
+    ck_assert_int_eq(v2_read(fd, 101, n - 1, NULL, NULL, NULL), 2); /* ENOENTRY, not damaged */
+    ck_assert_int_eq(v2_add(fd, 101, n - 1, KEY_A, 0), 0);          /* the writer re-adds it */
+    close(fd);
+    h_stop(&h, true);
+
+    /* a last file whose creation was cut short (header incomplete) holds nothing: removed */
+    char dir[400], extra[512];
+    snprintf(dir, sizeof dir, "%s/current", h.jdir);
+    last_journal(&h, path, sizeof path);
+    unsigned long long id = strtoull(strrchr(path, '/') + 1, NULL, 16);
+    snprintf(extra, sizeof extra, "%s/%llx.txn", dir, id + 10);
+    FILE *f = fopen(extra, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite("BK", 1, 2, f);
+    fclose(f);
+    h_start(&h);
+    ck_assert_int_ne(access(extra, F_OK), 0);
+    fd = cl_connect(h.port);
+    check_entries(fd, 101, 0, n - 1, 1000);
+    close(fd);
+    h_stop(&h, true);
+    h_rm(&h);
+}
+END_TEST
+
+/* Damage before the tail (a record length, or a record's contents, with valid groups after
+ * it) stops the start with an error naming the file and offset and saying how to proceed;
+ * following that advice (cut the file there) lets the bookie start with what came before. */
+START_TEST(test_journal_corrupt_middle)
+{
+    for (int how = 0; how < 2; how++) { /* 0: a length field, 1: four payload bytes */
+        struct harness h;
+        h_init_dirs(&h, NULL);
+        h_start(&h);
+        int fd = cl_connect(h.port);
+        const int n = 30;
+        for (int e = 0; e < n; e++) {
+            v2_add_send(fd, 102, e, KEY_A, 0, 1000);
+            ck_assert_int_eq(v2_add_recv(fd, 102, e), 0);
+        }
+        close(fd);
+        h_stop(&h, false);
+
+        char path[512];
+        last_journal(&h, path, sizeof path);
+        size_t len;
+        uint8_t *b = read_file(path, &len);
+        uint64_t g[64];
+        int ng = journal_groups(b, len, g, 64);
+        ck_assert_int_ge(ng, n);
+        uint64_t rec = g[ng / 2] + BK_GROUP_HEADER_SIZE;
+        int64_t victim = (int64_t)bk_get_be64(b + rec + BK_RECORD_HEADER_SIZE + 8);
+        ck_assert(victim > 0 && victim < n - 1);
+        uint32_t rlen = bk_get_be32(b + rec);
+        mg_free(b);
+        if (how == 0)
+            flip_bytes(path, rec, 2); /* the high half of the length */
+        else
+            flip_bytes(path, rec + BK_RECORD_HEADER_SIZE + rlen - 8, 4);
+
+        h.base = event_base_new();
+        struct capture cap;
+        cap_start(&cap);
+        int rc = bk_server_new(h.base, &h.o, &h.srv);
+        char *log = cap_end(&cap);
+        ck_assert_int_eq(rc, -MG_ECHECKSUM);
+        ck_assert_ptr_null(h.srv);
+        char want[700];
+        snprintf(want, sizeof want, "journal %s: ", path);
+        ck_assert_ptr_nonnull(strstr(log, want));
+        snprintf(want, sizeof want, "at offset %llu", (unsigned long long)rec);
+        ck_assert_ptr_nonnull(strstr(log, want));
+        snprintf(want, sizeof want, "truncate -s %llu %s", (unsigned long long)rec, path);
+        ck_assert_ptr_nonnull(strstr(log, want));
+        mg_free(log);
+        event_base_free(h.base);
+        h.base = NULL;
+        ck_assert_int_eq(file_size(path) > (off_t)rec, 1); /* nothing was cut by the bookie */
+
+        /* the advice works: cut the file there and start */
+        ck_assert_int_eq(truncate(path, (off_t)rec), 0);
+        h_start(&h);
+        fd = cl_connect(h.port);
+        check_entries(fd, 102, 0, (int)victim, 1000);
+        ck_assert_int_eq(v2_read(fd, 102, victim, NULL, NULL, NULL), 2);
+        close(fd);
+        h_stop(&h, true);
+        h_rm(&h);
+    }
+}
+END_TEST
+
+/* A journal of the previous format (version 6: [BE32 len][body] records, no checksums) is
+ * still replayed, its torn tail ignored; the bookie then writes version 7. */
+START_TEST(test_journal_v6)
+{
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    char dir[400], path[512];
+    snprintf(dir, sizeof dir, "%s/current", h.jdir);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/5.txn", dir);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    uint8_t hdr[BK_JOURNAL_HEADER_SIZE] = {0};
+    memcpy(hdr, "BKLG", 4);
+    bk_put_be32(hdr + 4, 6);
+    fwrite(hdr, 1, sizeof hdr, f);
+    uint8_t key[4 + 16 + 4 + 20];
+    bk_put_be32(key, 16 + 4 + 20);
+    bk_put_be64(key + 4, 103);
+    bk_put_be64(key + 12, (uint64_t)BK_META_LEDGER_KEY);
+    bk_put_be32(key + 20, 20);
+    memcpy(key + 24, KEY_A, 20);
+    fwrite(key, 1, sizeof key, f);
+    for (int e = 0; e < 10; e++) {
+        size_t len;
+        uint8_t *en = make_entry(103, e, e - 1, 1000, &len);
+        uint8_t lb[4];
+        bk_put_be32(lb, (uint32_t)len);
+        fwrite(lb, 1, 4, f);
+        fwrite(en, 1, len, f);
+        mg_free(en);
+    }
+    uint8_t torn[4 + 30];
+    bk_put_be32(torn, 1000); /* a record cut short at the end */
+    memset(torn + 4, 7, 30);
+    fwrite(torn, 1, sizeof torn, f);
+    fclose(f);
+    /* an earlier file whose torn tail an earlier version left behind (it never cut them) */
+    snprintf(path, sizeof path, "%s/4.txn", dir);
+    f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(hdr, 1, sizeof hdr, f);
+    bk_put_be64(key + 4, 104);
+    fwrite(key, 1, sizeof key, f);
+    for (int e = 0; e < 3; e++) {
+        size_t len;
+        uint8_t *en = make_entry(104, e, e - 1, 1000, &len);
+        uint8_t lb[4];
+        bk_put_be32(lb, (uint32_t)len);
+        fwrite(lb, 1, 4, f);
+        fwrite(en, 1, len, f);
+        mg_free(en);
+    }
+    fwrite(torn, 1, sizeof torn, f);
+    fclose(f);
+
+    h_start(&h);
+    struct bk_stats st;
+    bk_server_stats(h.srv, &st);
+    ck_assert_uint_eq(st.replayed, 15);
+    int fd = cl_connect(h.port);
+    check_entries(fd, 103, 0, 10, 1000);
+    check_entries(fd, 104, 0, 3, 1000);
+    ck_assert_int_eq(v2_add(fd, 103, 10, KEY_B, 0), 102); /* the key came from the journal */
+    ck_assert_int_eq(v2_add(fd, 103, 10, KEY_A, 0), 0);
+    close(fd);
+    h_stop(&h, false);
+    /* the new file is version 7 and everything replays again */
+    last_journal(&h, path, sizeof path);
+    size_t len;
+    uint8_t *b = read_file(path, &len);
+    uint64_t g[8];
+    ck_assert_int_ge(journal_groups(b, len, g, 8), 1);
+    mg_free(b);
+    h_start(&h);
+    fd = cl_connect(h.port);
+    check_entries(fd, 103, 0, 10, 1000);
+    ck_assert_int_eq(v2_read(fd, 103, 10, NULL, NULL, NULL), 0);
     close(fd);
     h_stop(&h, true);
     h_rm(&h);
@@ -709,10 +1093,11 @@ START_TEST(test_garbage_frame)
     uint8_t x;
     ck_assert_int_eq(recv(bad, &x, 1, 0), 0); /* closed by the bookie */
     close(bad);
-    /* oversized frame */
+    /* a length no client sends (negative as a Java int); oversized frames of real requests
+     * are answered instead: test_oversized_frame */
     bad = cl_connect(h.port);
     uint8_t big[8];
-    bk_put_be32(big, 6u << 20);
+    bk_put_be32(big, 0x80000000u);
     bk_put_be32(big + 4, (2u << 24) | (1u << 16));
     cl_send(bad, big, sizeof big);
     ck_assert_int_eq(recv(bad, &x, 1, 0), 0);
@@ -732,6 +1117,153 @@ START_TEST(test_garbage_frame)
 }
 END_TEST
 
+/* Receive one v2 response (any opcode); returns rc, sets *ledger and *entry. */
+static int v2_recv_any(int fd, int64_t *ledger, int64_t *entry)
+{
+    size_t n;
+    uint8_t *b = cl_recv_frame(fd, &n);
+    ck_assert_msg(b != NULL, "connection closed by the bookie");
+    ck_assert_uint_ge(n, 24);
+    int rc = (int)bk_get_be32(b + 4);
+    *ledger = (int64_t)bk_get_be64(b + 8);
+    *entry = (int64_t)bk_get_be64(b + 16);
+    mg_free(b);
+    return rc;
+}
+
+/* With the default nettyMaxFrameSizeBytes a message of the broker's default maxMessageSize
+ * (5 MiB) fits in an add once framed, in v2 and in v3. */
+START_TEST(test_max_message_frame)
+{
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    struct bk_options def;
+    bk_options_default(&def);
+    ck_assert_int_eq(h.o.max_frame_size, def.max_frame_size);
+    h_start(&h);
+    int fd = cl_connect(h.port);
+    /* a Pulsar message of maxMessageSize plus its metadata (a few hundred bytes) */
+    const size_t max_message = 5u << 20;
+    const size_t sizes[] = {max_message - 1, max_message, max_message + 1024};
+    for (int i = 0; i < 3; i++) {
+        v2_add_send(fd, 81, i, KEY_A, 0, sizes[i]);
+        ck_assert_int_eq(v2_add_recv(fd, 81, i), 0);
+        uint8_t *body;
+        size_t blen, elen;
+        ck_assert_int_eq(v2_read(fd, 81, i, NULL, &body, &blen), 0);
+        uint8_t *want = make_entry(81, i, i - 1, sizes[i], &elen);
+        ck_assert_uint_eq(blen, elen);
+        ck_assert_mem_eq(body, want, elen);
+        mg_free(body);
+        mg_free(want);
+    }
+    close(fd);
+    /* v3 */
+    fd = cl_connect(h.port);
+    Bookkeeper__Proto__Request req = BOOKKEEPER__PROTO__REQUEST__INIT;
+    Bookkeeper__Proto__AddRequest a = BOOKKEEPER__PROTO__ADD_REQUEST__INIT;
+    size_t len;
+    uint8_t *e = make_entry(82, 0, -1, max_message + 1024, &len);
+    a.ledgerid = 82;
+    a.entryid = 0;
+    a.masterkey.data = (uint8_t *)KEY_A;
+    a.masterkey.len = 20;
+    a.body.data = e;
+    a.body.len = len;
+    req.addrequest = &a;
+    Bookkeeper__Proto__Response *r = v3_call(fd, &req, OP(ADD_ENTRY), 3);
+    ck_assert_int_eq(r->status, ST(EOK));
+    bookkeeper__proto__response__free_unpacked(r, NULL);
+    mg_free(e);
+    close(fd);
+    h_stop(&h, true);
+    h_rm(&h);
+}
+END_TEST
+
+/* A frame above the limit fails only its request (EBADREQ, matched by ledger/entry in v2 and
+ * by txnId in v3); the bookie answers from its first bytes without waiting for the rest, and
+ * the connection and the requests around it go on. */
+START_TEST(test_oversized_frame)
+{
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    h.o.max_frame_size = 64 * 1024;
+    h_start(&h);
+    int fd = cl_connect(h.port);
+    int other = cl_connect(h.port);
+    ck_assert_int_eq(v2_add(other, 92, 0, KEY_A, 0), 0);
+    /* pipelined: small, oversized (3x the limit), small */
+    v2_add_send(fd, 91, 0, KEY_A, 0, 1000);
+    v2_add_send(fd, 91, 1, KEY_A, 0, 3 * 64 * 1024);
+    v2_add_send(fd, 91, 2, KEY_A, 0, 1000);
+    int rc[3] = {-1, -1, -1};
+    for (int i = 0; i < 3; i++) {
+        int64_t l, e;
+        int st = v2_recv_any(fd, &l, &e);
+        ck_assert_int_eq(l, 91);
+        ck_assert(e >= 0 && e < 3 && rc[e] == -1);
+        rc[e] = st;
+    }
+    ck_assert_int_eq(rc[0], 0);
+    ck_assert_int_eq(rc[1], 100); /* EBADREQ */
+    ck_assert_int_eq(rc[2], 0);
+    ck_assert_int_eq(v2_read(fd, 91, 0, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(v2_read(fd, 91, 1, NULL, NULL, NULL), 2); /* ENOENTRY: never stored */
+    ck_assert_int_eq(v2_read(fd, 91, 2, NULL, NULL, NULL), 0);
+
+    /* the answer comes from the first bytes: send 64 MiB's header and a few bytes only */
+    uint8_t head[4 + 4 + 20 + 16 + 64];
+    memset(head, 0, sizeof head);
+    bk_put_be32(head, 64u << 20);
+    bk_put_be32(head + 4, (2u << 24) | (1u << 16));
+    memcpy(head + 8, KEY_A, 20);
+    bk_put_be64(head + 28, 91);
+    bk_put_be64(head + 36, 3);
+    cl_send(fd, head, sizeof head);
+    int64_t l, e;
+    ck_assert_int_eq(v2_recv_any(fd, &l, &e), 100);
+    ck_assert_int_eq(l, 91);
+    ck_assert_int_eq(e, 3);
+    /* the rest of that frame is skipped as it arrives, in pieces */
+    size_t left = (64u << 20) - (sizeof head - 4);
+    uint8_t *junk = mg_calloc(1, 1 << 20);
+    while (left > 0) {
+        size_t n = left < (1u << 20) ? left : (1u << 20);
+        cl_send(fd, junk, n);
+        left -= n;
+    }
+    mg_free(junk);
+    ck_assert_int_eq(v2_add(fd, 91, 4, KEY_A, 0), 0);
+    close(fd);
+
+    /* v3: answered by txnId with the request's operation */
+    fd = cl_connect(h.port);
+    Bookkeeper__Proto__Request req = BOOKKEEPER__PROTO__REQUEST__INIT;
+    Bookkeeper__Proto__AddRequest a = BOOKKEEPER__PROTO__ADD_REQUEST__INIT;
+    size_t len;
+    uint8_t *big = make_entry(93, 0, -1, 100 * 1024, &len);
+    a.ledgerid = 93;
+    a.entryid = 0;
+    a.masterkey.data = (uint8_t *)KEY_A;
+    a.masterkey.len = 20;
+    a.body.data = big;
+    a.body.len = len;
+    req.addrequest = &a;
+    Bookkeeper__Proto__Response *r = v3_call(fd, &req, OP(ADD_ENTRY), 3);
+    ck_assert_int_eq(r->status, ST(EBADREQ));
+    bookkeeper__proto__response__free_unpacked(r, NULL);
+    mg_free(big);
+    ck_assert_int_eq(v3_add(fd, 93, 0, KEY_A, false, NULL, NULL), ST(EOK));
+    close(fd);
+    /* the other connection never noticed */
+    ck_assert_int_eq(v2_add(other, 92, 1, KEY_A, 0), 0);
+    close(other);
+    h_stop(&h, true);
+    h_rm(&h);
+}
+END_TEST
+
 START_TEST(test_readonly_injected)
 {
     struct harness h;
@@ -740,7 +1272,7 @@ START_TEST(test_readonly_injected)
     int fd = cl_connect(h.port);
     ck_assert_int_eq(v2_add(fd, 51, 0, KEY_A, 0), 0);
     ck_assert(!bk_server_readonly(h.srv));
-    bk_server_inject_journal_error(h.srv, ENOSPC);
+    bk_server_inject_journal_error(h.srv, EIO); /* out of space: test_nospace_journal */
     /* the add whose journal write failed is NOT acknowledged EOK */
     ck_assert_int_eq(v2_add(fd, 51, 1, KEY_A, 0), 101); /* EIO */
     ck_assert_int_eq(v2_add(fd, 51, 2, KEY_A, 0), 105); /* EREADONLY */
@@ -796,6 +1328,358 @@ START_TEST(test_readonly_tmpfs)
 }
 END_TEST
 
+/* ---- disk space ------------------------------------------------------------------------ */
+
+/* Mount a tmpfs of size_mb at a new directory (path); false (with a SKIP: line) when mounting
+ * is not permitted here. */
+static bool tmpfs_mount(char *path, size_t n, int size_mb, const char *test)
+{
+    snprintf(path, n, "/tmp/check_bookie_tmpfs.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(path));
+    char opt[32];
+    snprintf(opt, sizeof opt, "size=%dm", size_mb);
+    if (mount("tmpfs", path, "tmpfs", 0, opt) != 0) {
+        printf("SKIP: %s: cannot mount a %d MiB tmpfs (%s): needs root\n", test, size_mb,
+               strerror(errno));
+        fprintf(stderr, "SKIP: %s: cannot mount a tmpfs (%s)\n", test, strerror(errno));
+        rmdir(path);
+        return false;
+    }
+    return true;
+}
+
+static void tmpfs_unmount(const char *path)
+{
+    ck_assert_int_eq(umount(path), 0);
+    rmdir(path);
+}
+
+/* Percentage of the file system of path in use (as the bookie computes it). */
+static double usage_pct(const char *path)
+{
+    struct statvfs sv;
+    ck_assert_int_eq(statvfs(path, &sv), 0);
+    return 100.0 * (double)(sv.f_blocks - sv.f_bavail) / (double)sv.f_blocks;
+}
+
+/* Write a file of mb MiB (or until the disk is full when mb < 0). */
+static void fill_file(const char *path, int mb)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    static uint8_t chunk[1 << 16];
+    memset(chunk, 0x5a, sizeof chunk);
+    for (long i = 0; mb < 0 || i < (long)mb * 16; i++)
+        if (fwrite(chunk, 1, sizeof chunk, f) != sizeof chunk)
+            break;
+    fclose(f);
+}
+
+/* Wait (at most 20 s) until n more periodic disk checks have run; the read-only state then. */
+static bool wait_disk_checks(struct harness *h, uint64_t n)
+{
+    struct bk_stats st;
+    bool ro;
+    run_on_loop_state(h, 2, &st, &ro);
+    uint64_t want = st.disk_checks + n;
+    for (int i = 0; i < 2000 && st.disk_checks < want; i++) {
+        usleep(10000);
+        run_on_loop_state(h, 2, &st, &ro);
+    }
+    ck_assert_uint_ge(st.disk_checks, want);
+    return ro;
+}
+
+/* Add entries (ledger, from..) of payload bytes until one is refused; returns the number
+ * acknowledged and the refusing status in *rc. */
+static int add_until_refused(int fd, int64_t ledger, int from, size_t payload, int max, int *rc)
+{
+    int acked = 0;
+    *rc = 0;
+    for (int e = from; e < from + max; e++) {
+        v2_add_send(fd, ledger, e, KEY_A, 0, payload);
+        *rc = v2_add_recv(fd, ledger, e);
+        if (*rc != 0)
+            break;
+        acked++;
+    }
+    return acked;
+}
+
+/* The journal's disk runs out of space: the add whose group could not be written is
+ * refused with EREADONLY (never EIO, never EOK), the bookie turns read-only saying why,
+ * repeated failures log one line per interval, and once space is freed the bookie is
+ * writable again by itself, without a restart. */
+START_TEST(test_nospace_journal)
+{
+    char jroot[64];
+    if (!tmpfs_mount(jroot, sizeof jroot, 8, "test_nospace_journal"))
+        return;
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    snprintf(h.jdir, sizeof h.jdir, "%s/journal", jroot);
+    h.o.disk_usage_threshold_pct = 100; /* only a real ENOSPC stops it */
+    h.o.disk_usage_lwm_pct = 90;
+    struct capture cap;
+    cap_start(&cap);
+    h_start(&h);
+    char filler[128];
+    snprintf(filler, sizeof filler, "%s/filler", jroot);
+    fill_file(filler, -1); /* the journal disk is full but for what the journal preallocated */
+    int fd = cl_connect(h.port);
+    int rc, acked = add_until_refused(fd, 111, 0, 64 * 1024, 1000, &rc);
+    ck_assert_int_eq(rc, 105); /* EREADONLY */
+    ck_assert(h_readonly(&h));
+    ck_assert_int_eq(v2_add(fd, 111, acked, KEY_A, 0), 105);
+    /* high-priority adds still reach the journal, and fail there, 200 times */
+    for (int i = 0; i < 200; i++)
+        v2_add_send(fd, 111, acked + i, KEY_A, 0x4 /* HIGH_PRIORITY */, 64 * 1024);
+    for (int i = 0; i < 200; i++)
+        ck_assert_int_eq(v2_add_recv(fd, 111, acked + i), 105);
+    for (int e = 0; e < acked; e++) /* reads go on */
+        ck_assert_int_eq(v2_read(fd, 111, e, NULL, NULL, NULL), 0);
+    char *log = cap_end(&cap);
+    ck_assert_ptr_nonnull(strstr(log, "READ-ONLY: journal write: No space left on device"));
+    int lines = count_str(log, "journal failures since the last line");
+    ck_assert_msg(lines >= 1 && lines <= 2, "%d journal failure lines for 201 failures", lines);
+    mg_free(log);
+    /* space returns: the next disk check makes the bookie writable */
+    ck_assert_int_eq(unlink(filler), 0);
+    ck_assert(h_readonly(&h));
+    run_on_loop(&h, 1);
+    ck_assert(!h_readonly(&h));
+    ck_assert_int_eq(v2_add(fd, 111, acked, KEY_A, 0), 0);
+    for (int e = 0; e <= acked; e++)
+        ck_assert_int_eq(v2_read(fd, 111, e, NULL, NULL, NULL), 0);
+    close(fd);
+    h_stop(&h, false); /* crash: the journal holds it all */
+    h_start(&h);
+    fd = cl_connect(h.port);
+    for (int e = 0; e <= acked; e++)
+        ck_assert_int_eq(v2_read(fd, 111, e, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(v2_read(fd, 111, acked + 1, NULL, NULL, NULL), 2);
+    close(fd);
+    h_stop(&h, true);
+    tmpfs_unmount(jroot);
+    h_rm(&h);
+}
+END_TEST
+
+/* The ledger disk runs out of space: the entries stay acknowledged (they are in the journal)
+ * and readable, the bookie turns read-only (EREADONLY), and when space returns the data kept
+ * in memory is written out and the bookie is writable again, without a restart. */
+START_TEST(test_nospace_entry_log)
+{
+    char lroot[64];
+    if (!tmpfs_mount(lroot, sizeof lroot, 8, "test_nospace_entry_log"))
+        return;
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    snprintf(h.ldir, sizeof h.ldir, "%s/ledgers", lroot);
+    h.o.disk_usage_threshold_pct = 100;
+    h.o.disk_usage_lwm_pct = 90;
+    h_start(&h);
+    char filler[128];
+    snprintf(filler, sizeof filler, "%s/filler", lroot);
+    fill_file(filler, -1);
+    int fd = cl_connect(h.port);
+    int rc, acked = add_until_refused(fd, 112, 0, 64 * 1024, 1000, &rc);
+    ck_assert_int_eq(rc, 105);
+    ck_assert_int_gt(acked, 0);
+    ck_assert(h_readonly(&h));
+    for (int e = 0; e < acked; e++) {
+        uint8_t *body;
+        size_t blen, elen;
+        ck_assert_int_eq(v2_read(fd, 112, e, NULL, &body, &blen), 0);
+        uint8_t *want = make_entry(112, e, e - 1, 64 * 1024, &elen);
+        ck_assert_uint_eq(blen, elen);
+        ck_assert_mem_eq(body, want, elen);
+        mg_free(body);
+        mg_free(want);
+    }
+    ck_assert_int_eq(run_on_loop(&h, 0), -MG_EREADONLY); /* a checkpoint cannot write yet */
+    run_on_loop(&h, 1);
+    ck_assert(h_readonly(&h)); /* still full */
+    ck_assert_int_eq(unlink(filler), 0);
+    run_on_loop(&h, 1);
+    ck_assert(!h_readonly(&h));
+    ck_assert_int_eq(v2_add(fd, 112, acked, KEY_A, 0), 0);
+    close(fd);
+    /* what was kept in memory reached the entry logs and the index: after a clean stop
+     * nothing is replayed and everything is there */
+    h_stop(&h, true);
+    h_start(&h);
+    struct bk_stats st;
+    bk_server_stats(h.srv, &st);
+    ck_assert_uint_eq(st.replayed, 0);
+    fd = cl_connect(h.port);
+    check_entries(fd, 112, 0, acked, 64 * 1024);
+    close(fd);
+    h_stop(&h, true);
+    tmpfs_unmount(lroot);
+    h_rm(&h);
+}
+END_TEST
+
+/* The journal's preallocation never takes the disk past diskUsageThreshold (it used to take
+ * its 16 MiB first, filling a small disk before the threshold check fired). */
+START_TEST(test_prealloc_threshold)
+{
+    char root[64];
+    if (!tmpfs_mount(root, sizeof root, 32, "test_prealloc_threshold"))
+        return;
+    char filler[128];
+    snprintf(filler, sizeof filler, "%s/filler", root);
+    fill_file(filler, 20); /* 62.5% */
+    struct harness h;
+    h_init_dirs(&h, root);
+    h.o.disk_usage_threshold_pct = 80;
+    h_start(&h);
+    ck_assert(!h_readonly(&h));
+    int fd = cl_connect(h.port);
+    ck_assert_int_eq(v2_add(fd, 113, 0, KEY_A, 0), 0);
+    ck_assert_double_le(usage_pct(root), 80.0);
+    ck_assert(!h_readonly(&h));
+    /* and writing on: read-only (EREADONLY) before the disk is full */
+    int rc, acked = add_until_refused(fd, 113, 1, 256 * 1024, 200, &rc);
+    ck_assert_int_eq(rc, 105);
+    ck_assert_int_gt(acked, 0);
+    ck_assert_double_lt(usage_pct(root), 100.0);
+    close(fd);
+    h_stop(&h, true);
+    tmpfs_unmount(root);
+}
+END_TEST
+
+/* A restarted bookie does not turn read-only because of the previous run's journal: its data
+ * is in the entry logs by then, and the start checkpoint trims it (it used to linger until
+ * the new journal file filled up, doubling the bookie's disk usage). */
+START_TEST(test_restart_trims_journal)
+{
+    char root[64];
+    if (!tmpfs_mount(root, sizeof root, 32, "test_restart_trims_journal"))
+        return;
+    struct harness h;
+    h_init_dirs(&h, root);
+    h.o.disk_usage_threshold_pct = 90;
+    h.o.disk_check_interval_ms = 20;
+    h_start(&h);
+    int fd = cl_connect(h.port);
+    const int n = 44; /* 11 MiB: in the journal and in the entry logs, about 70% of the disk */
+    for (int e = 0; e < n; e++) {
+        v2_add_send(fd, 114, e, KEY_A, 0, 256 * 1024);
+        ck_assert_int_eq(v2_add_recv(fd, 114, e), 0);
+    }
+    close(fd);
+    h_stop(&h, true);
+    double before = usage_pct(root);
+    ck_assert_double_gt(before, 60.0);
+
+    /* restart with a lower threshold: the entry logs alone are well below it */
+    h.o.disk_usage_threshold_pct = 60;
+    h_start(&h);
+    ck_assert_msg(!wait_disk_checks(&h, 3), "read-only again after the restart (%.1f%% used)",
+                  usage_pct(root));
+    ck_assert_double_lt(usage_pct(root), 50.0);
+    char jcur[400];
+    snprintf(jcur, sizeof jcur, "%s/current", h.jdir);
+    ck_assert_int_eq(count_files(jcur, ".txn"), 1); /* only the new one */
+    fd = cl_connect(h.port);
+    ck_assert_int_eq(v2_add(fd, 114, n, KEY_A, 0), 0);
+    check_entries(fd, 114, 0, n, 256 * 1024);
+    close(fd);
+    h_stop(&h, true);
+    tmpfs_unmount(root);
+}
+END_TEST
+
+START_TEST(test_dir_lock)
+{
+    struct harness a, b;
+    h_init_dirs(&a, NULL);
+    h_start(&a);
+    int fd = cl_connect(a.port);
+    ck_assert_int_eq(v2_add(fd, 71, 0, KEY_A, 0), 0);
+    char jcur[400];
+    snprintf(jcur, sizeof jcur, "%s/current", a.jdir);
+    int journals = count_files(jcur, ".txn");
+    /* a second bookie on the same directories is refused before it touches anything */
+    h_init_dirs(&b, a.dir);
+    b.base = event_base_new();
+    struct capture cap;
+    cap_start(&cap);
+    int rc = bk_server_new(b.base, &b.o, &b.srv);
+    char *log = cap_end(&cap);
+    ck_assert_int_eq(rc, -MG_EBUSY);
+    ck_assert_ptr_null(b.srv);
+    ck_assert_ptr_nonnull(strstr(log, a.jdir));
+    char pid[32];
+    snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
+    ck_assert_ptr_nonnull(strstr(log, pid));
+    mg_free(log);
+    ck_assert_int_eq(count_files(jcur, ".txn"), journals);
+    /* a different journal directory on the same ledger directory is refused too */
+    char other[400];
+    snprintf(other, sizeof other, "%s/journal2", a.dir);
+    b.o.journal_dir = other;
+    cap_start(&cap);
+    rc = bk_server_new(b.base, &b.o, &b.srv);
+    log = cap_end(&cap);
+    ck_assert_int_eq(rc, -MG_EBUSY);
+    ck_assert_ptr_nonnull(strstr(log, a.ldir));
+    mg_free(log);
+    /* the first bookie is unaffected */
+    ck_assert_int_eq(v2_add(fd, 71, 1, KEY_A, 0), 0);
+    close(fd);
+    h_stop(&a, true);
+    /* once it is gone the directories can be used again */
+    b.o.journal_dir = b.jdir;
+    ck_assert_int_eq(bk_server_new(b.base, &b.o, &b.srv), 0);
+    bk_server_free(b.srv);
+    event_base_free(b.base);
+    h_rm(&a);
+}
+END_TEST
+
+/* The bookie's options from the configuration: BookKeeper's disk keys (fractions) and the
+ * frame limit's default. */
+START_TEST(test_options_from_cfg)
+{
+    struct cfg c;
+    cfg_init(&c);
+    struct bk_options o;
+    bk_options_from_cfg(&o, &c, "ledgers");
+    ck_assert_int_eq(o.max_frame_size, 5 * 1024 * 1024 + 10 * 1024); /* Pulsar's 5253120 */
+    ck_assert_int_eq(o.max_frame_size, BK_DEFAULT_MAX_FRAME);
+    ck_assert_double_eq_tol(o.disk_usage_threshold_pct, 95.0, 1e-9);
+    ck_assert_double_eq_tol(o.disk_usage_lwm_pct, 95.0, 1e-9);
+    char err[256];
+    ck_assert_int_eq(cfg_set(&c, "diskUsageThreshold", "0.9", "test", err, sizeof err), 0);
+    ck_assert_int_eq(cfg_set(&c, "diskUsageLwmThreshold", ".85", "test", err, sizeof err), 0);
+    bk_options_from_cfg(&o, &c, "ledgers");
+    ck_assert_double_eq_tol(o.disk_usage_threshold_pct, 90.0, 1e-9);
+    ck_assert_double_eq_tol(o.disk_usage_lwm_pct, 85.0, 1e-9);
+    const char *bad[] = {"1", "0", "1.5", "0.95x", " 0.9", "-0.5", "1e-1", "0x0.8", "nan", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        ck_assert_int_eq(cfg_set(&c, "diskUsageThreshold", bad[i], "test", err, sizeof err),
+                         -MG_EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "diskUsageThreshold"));
+    }
+    ck_assert_double_eq_tol(c.disk_usage_threshold, 0.9, 1e-12); /* unchanged */
+    /* the dump reads back */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_int_eq(cfg_dump(&c, f), 0);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, "\ndiskUsageThreshold: 0.9"));
+    ck_assert_ptr_nonnull(strstr(buf, "\ndiskUsageLwmThreshold: 0.85"));
+    free(buf);
+    cfg_fini(&c);
+}
+END_TEST
+
 static Suite *bookie_suite(void)
 {
     Suite *s = suite_create("bookie");
@@ -807,9 +1691,20 @@ static Suite *bookie_suite(void)
     tcase_add_test(tc, test_group_commit);
     tcase_add_test(tc, test_fsync_per_add);
     tcase_add_test(tc, test_replay_unclean);
+    tcase_add_test(tc, test_journal_torn_tail);
+    tcase_add_test(tc, test_journal_corrupt_middle);
+    tcase_add_test(tc, test_journal_v6);
     tcase_add_test(tc, test_garbage_frame);
+    tcase_add_test(tc, test_max_message_frame);
+    tcase_add_test(tc, test_oversized_frame);
     tcase_add_test(tc, test_readonly_injected);
     tcase_add_test(tc, test_readonly_tmpfs);
+    tcase_add_test(tc, test_nospace_journal);
+    tcase_add_test(tc, test_nospace_entry_log);
+    tcase_add_test(tc, test_prealloc_threshold);
+    tcase_add_test(tc, test_restart_trims_journal);
+    tcase_add_test(tc, test_dir_lock);
+    tcase_add_test(tc, test_options_from_cfg);
     suite_add_tcase(s, tc);
     return s;
 }
