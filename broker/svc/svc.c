@@ -244,6 +244,7 @@ void svc_free(struct svc *s)
     if (s->listener)
         evconnlistener_free(s->listener);
     s->listener = NULL;
+    svc_res_cancel(s);
     close_all_conns(s, false);
     admin_free(s->admin);
     s->admin = NULL;

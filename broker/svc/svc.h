@@ -59,8 +59,10 @@ int64_t svc_total_connections(const struct svc *s);
  * Pulsar's paths (/admin/policies/<tenant>[/<ns>], /admin/partitioned-topics/...); the
  * service keeps a cache loaded at start. Reads answer from the cache. Mutations validate,
  * update the cache at once and write the store; cb (may be NULL) runs once the write is
- * durable, always after the call returned, with 0 or the store's error. A synchronous
- * error returns <0 and cb never runs. */
+ * durable, always after the call returned, with 0 or the store's error. When the write
+ * failed, the cache entry is already back to what it was before (unless a later mutation
+ * of the same entry replaced it), so an answer never claims what the store does not hold
+ * and a retry starts from the truth. A synchronous error returns <0 and cb never runs. */
 
 typedef void (*svc_done_cb)(void *data, int status);
 

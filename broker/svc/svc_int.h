@@ -18,6 +18,7 @@ struct bkc_client;
 struct topic_registry;
 struct meta_store;
 struct res_load;
+struct res_write;
 struct svc_own;
 
 struct svc {
@@ -49,6 +50,11 @@ struct svc {
     int res_load_error;            /* first error while loading */
     struct event *res_refresh_ev;  /* owned: periodic reload with a shared store */
     struct res_load *res_inflight; /* metadata reads of the load walk still in flight */
+    struct res_write *res_writes;  /* metadata writes not yet completed */
+    struct mg_map res_gens;        /* "kind:key" -> number of its latest pending mutation */
+    uint64_t res_gen;              /* mutations numbered so far */
+    int res_fail_writes;           /* test seam: fail this many next writes ... */
+    int res_fail_status;           /* ... with this status */
     struct svc_own *own;           /* owned: bundle ownership and registration (svc_own.c) */
     uint64_t shutdown_deadline_ms; /* brokerShutdownTimeoutMs after svc_shutdown began */
     bool shutdown_released;        /* bundles released (or given up on): closing connections */
@@ -63,6 +69,12 @@ void svc_conn_closed(struct svc *s, struct conn *c);
 void svc_res_init(struct svc *s);
 int svc_res_load(struct svc *s);
 void svc_res_fini(struct svc *s);
+/* The service is going away: writes still in flight will not call their callbacks (their
+ * callers, admin requests and connections, are freed first). */
+void svc_res_cancel(struct svc *s);
+/* Test seam: the next n metadata writes of resources fail with status (a negative -MG_E*
+ * code) as if the store had refused them, completing on the next loop pass. */
+void svc_res_fail_writes(struct svc *s, int n, int status);
 /* With a shared (ZooKeeper) store: reload the cache periodically, adding what other
  * brokers created. */
 void svc_res_refresh_start(struct svc *s);
