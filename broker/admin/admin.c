@@ -136,11 +136,17 @@ void admin_reply_done(void *data, int status)
 static char *url_decode(const char *s, size_t n)
 {
     char *tmp = mg_strndup(s, n);
-    char *dec = evhttp_uridecode(tmp, 1, NULL);
+    size_t len = 0;
+    char *dec = evhttp_uridecode(tmp, 1, &len);
     mg_free(tmp);
     if (!dec)
         return mg_strdup("");
-    char *r = mg_strdup(dec);
+    /* A decoded %00 cannot live in a C string: keep it as DEL (0x7f), a control character
+     * every name check refuses, instead of cutting the name there ("a%00b" is not "a"). */
+    for (size_t i = 0; i < len; i++)
+        if (dec[i] == '\0')
+            dec[i] = 0x7f;
+    char *r = mg_strndup(dec, len);
     free(dec);
     return r;
 }

@@ -7,7 +7,9 @@
  *
  * Failure modes: a frame that cannot be decoded (garbage, truncated then closed, oversized
  * length, a non-CONNECT first frame, a SEND for an unknown producer) closes this connection
- * with one logged line; other connections are untouched. A client that sends nothing for a
+ * with one logged line; other connections are untouched. A topic name that cannot be served as
+ * given (a control character, a NUL byte inside the protobuf string, too long) answers
+ * InvalidTopicName, as Pulsar does for a name it cannot parse. A client that sends nothing for a
  * keep-alive interval after our PING is closed. Peer FIN closes the connection (clients such
  * as pulsar-flex clean up on close).
  *
@@ -117,9 +119,11 @@ struct conn {
     int max_pending_publish;
     size_t max_outbound;
     bool read_paused;
-    bool shutting_down;      /* conn_shutdown: close once the output is flushed */
-    struct mg_map producers; /* id -> struct conn_producer (attached ones) */
-    struct mg_map consumers; /* id -> struct conn_consumer */
+    bool shutting_down;          /* conn_shutdown: close once the output is flushed */
+    const char *frame_nul_field; /* static: the frame being dispatched had a NUL in this
+                                    string field (wire_frame.nul_string_field), or NULL */
+    struct mg_map producers;     /* id -> struct conn_producer (attached ones) */
+    struct mg_map consumers;     /* id -> struct conn_consumer */
     struct conn_producer_list all_producers;
     struct conn_consumer_list all_consumers;
 };
@@ -596,8 +600,19 @@ static void consumer_topic_ready(struct topic *t, int status, void *data)
 
 /* ---- command handlers -------------------------------------------------------------------- */
 
+/* Parse and check the topic of a PRODUCER, SUBSCRIBE, LOOKUP or PARTITIONED_METADATA. A
+ * string of the command that held a NUL byte refuses it: the C string stops at the NUL, and
+ * serving "a" when "a\0b" was asked for would be serving another topic. */
 static int parse_topic(struct conn *c, const char *name, struct topic_name *tn, const char **reason)
 {
+    memset(tn, 0, sizeof *tn);
+    if (c->frame_nul_field) {
+        bool topic = strcmp(c->frame_nul_field, "topic") == 0;
+        MG_INFO("conn", "[%" PRIu64 "] refused: the %s field holds a NUL byte", c->id,
+                c->frame_nul_field);
+        *reason = topic ? "Invalid topic name" : "A string of the command holds a NUL character";
+        return topic ? -MG_EBADNAME : -MG_EINVAL;
+    }
     if (topic_name_parse(name, tn) < 0) {
         *reason = "Invalid topic name";
         return -MG_EBADNAME;
@@ -1298,6 +1313,7 @@ static void conn_dispatch(struct conn *c, struct wire_frame *f)
 {
     wire_cmd *cmd = f->cmd;
     c->received_since_tick = true;
+    c->frame_nul_field = f->nul_string_field; /* for parse_topic, during this dispatch */
     if (c->state == CONN_AWAIT_CONNECT) {
         if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECT) {
             char why[96];
@@ -1413,6 +1429,7 @@ static void conn_process_input(struct conn *c)
             break;
         }
         conn_dispatch(c, &f);
+        c->frame_nul_field = NULL;
         wire_frame_clear(&f);
         if (i == CONN_MAX_FRAMES_PER_PASS - 1 && conn_open(c) && evbuffer_get_length(in) > 0)
             event_active(c->resume_ev, EV_READ, 0); /* let other connections run first */
