@@ -120,6 +120,8 @@ struct conn {
     size_t max_outbound;
     bool read_paused;
     bool shutting_down;          /* conn_shutdown: close once the output is flushed */
+    bool refusing;               /* conn_refuse: input is discarded, closed soon */
+    bool refuse_fin_sent;        /* our side is shut down after the ERROR went out */
     const char *frame_nul_field; /* static: the frame being dispatched had a NUL in this
                                     string field (wire_frame.nul_string_field), or NULL */
     struct mg_map producers;     /* id -> struct conn_producer (attached ones) */
@@ -1439,8 +1441,12 @@ static void conn_process_input(struct conn *c)
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    conn_process_input(arg);
+    struct conn *c = arg;
+    if (c->refusing) { /* read and drop what the refused client sends, so that closing */
+        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        return; /* does not reset the connection before it read our ERROR */
+    }
+    conn_process_input(c);
 }
 
 static void conn_resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -1458,6 +1464,13 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
     if (!conn_open(c))
         return;
+    if (c->refusing) {
+        if (!c->refuse_fin_sent && evbuffer_get_length(conn_out(c)) == 0) {
+            c->refuse_fin_sent = true; /* ERROR flushed: FIN; close on the client's EOF */
+            shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+        }
+        return;
+    }
     if (c->shutting_down && evbuffer_get_length(conn_out(c)) == 0) {
         conn_close(c, NULL);
         return;
@@ -1477,7 +1490,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     struct conn *c = arg;
-    if (what & BEV_EVENT_EOF)
+    if ((what & BEV_EVENT_EOF) || c->refusing)
         conn_close(c, NULL);
     else if (what & BEV_EVENT_ERROR)
         conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -1491,6 +1504,10 @@ static void conn_keepalive_cb(evutil_socket_t fd, short what, void *arg)
     if (!conn_open(c))
         return;
     c->ticks++;
+    if (c->refusing) { /* the refused client did not close within the grace period */
+        conn_close(c, NULL);
+        return;
+    }
     if (c->state == CONN_AWAIT_CONNECT) {
         conn_close(c, "handshake not completed within the keep-alive interval");
         return;
@@ -1594,6 +1611,21 @@ void conn_close(struct conn *c, const char *reason)
     svc_conn_closed(c->svc, c);
     conn_unref(c); /* the svc's reference */
     conn_unref(c);
+}
+
+#define CONN_REFUSE_GRACE_MS 1000
+
+void conn_refuse(struct conn *c, int err, const char *message)
+{
+    if (!conn_open(c) || c->refusing)
+        return;
+    c->refusing = true;
+    MG_DEBUG("conn", "[%" PRIu64 "] %s refused: %s", c->id, c->peer, message);
+    /* As Pulsar: ERROR with request id -1, then close. */
+    send_error(c, UINT64_MAX, err, message);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0); /* write_cb once flushed */
+    struct timeval tv = {CONN_REFUSE_GRACE_MS / 1000, (CONN_REFUSE_GRACE_MS % 1000) * 1000};
+    event_add(c->keepalive_ev, &tv); /* closes it if the client does not */
 }
 
 void conn_shutdown(struct conn *c)

@@ -11,7 +11,7 @@ struct conn;
 struct cfg;
 struct event;
 struct event_base;
-struct evconnlistener;
+struct mg_listener;
 struct admin;
 struct ml_factory;
 struct bkc_client;
@@ -22,15 +22,21 @@ struct res_write;
 struct svc_own;
 
 struct svc {
-    const struct cfg *cfg;           /* borrowed */
-    struct event_base *base;         /* borrowed */
-    struct meta_store *meta;         /* borrowed; may be NULL */
-    struct evconnlistener *listener; /* owned */
-    struct admin *admin;             /* owned */
-    struct ml_factory *mlf;          /* owned */
-    struct bkc_client *bkc;          /* owned; NULL unless managedLedgerStore=bookkeeper */
-    struct topic_registry *topics;   /* owned */
-    struct mg_map conns;             /* id -> struct conn (the svc holds one reference) */
+    const struct cfg *cfg;         /* borrowed */
+    struct event_base *base;       /* borrowed */
+    struct meta_store *meta;       /* borrowed; may be NULL */
+    struct mg_listener *listener;  /* owned; NULL once shutting down */
+    struct admin *admin;           /* owned */
+    struct ml_factory *mlf;        /* owned */
+    struct bkc_client *bkc;        /* owned; NULL unless managedLedgerStore=bookkeeper */
+    struct topic_registry *topics; /* owned */
+    struct mg_map conns;           /* id -> struct conn (the svc holds one reference) */
+    struct mg_map conn_ips;        /* id of an admitted conn -> its IPv4 address + 1 */
+    struct mg_map ip_conns;        /* IPv4 address (4 bytes) -> admitted conns from it */
+    int n_admitted;                /* conns not refused by the connection limits */
+    int64_t refused_conns;         /* refused by brokerMaxConnections[PerIp] */
+    int64_t refuse_log_pending;    /* refusals since the last log line */
+    uint64_t refuse_log_ms;        /* when that line was written */
     uint64_t next_conn_id;
     int64_t total_conns;
     int broker_port, web_port;
