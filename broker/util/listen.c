@@ -23,6 +23,7 @@
 #include <event2/listener.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -101,18 +102,38 @@ int mg_fds_raise_limit(void)
     return mg_fds_limit();
 }
 
-int mg_fds_open(void)
+/* Count the entries of /proc/self/fd, all of them or only those below limit (the numbers a
+ * new descriptor can take: RLIMIT_NOFILE bounds the number, and descriptors inherited above
+ * it take no room below it). -1 when unknown; at EMFILE, limit (nothing free). */
+static int count_fds(int below)
 {
     DIR *d = opendir("/proc/self/fd");
     if (!d)
-        return errno == EMFILE || errno == ENFILE ? mg_fds_limit() : -1;
+        return errno == EMFILE || errno == ENFILE ? below : -1;
+    int self = dirfd(d);
     int n = 0;
     struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        int fd = atoi(e->d_name);
+        if (fd != self && fd < below)
             n++;
+    }
     closedir(d);
-    return n > 0 ? n - 1 : 0; /* not counting the directory's own descriptor */
+    return n;
+}
+
+int mg_fds_open(void)
+{
+    return count_fds(INT32_MAX);
+}
+
+int mg_fds_free(void)
+{
+    int limit = mg_fds_limit();
+    int used = count_fds(limit);
+    return used < 0 ? -1 : limit - used;
 }
 
 int mg_fds_default_reserve(int limit)
@@ -122,14 +143,15 @@ int mg_fds_default_reserve(int limit)
 }
 
 /* Descriptors free under the soft limit, from a fresh count when the cached one is old or
- * close to the reserve; INT32_MAX when unknown (no /proc: only EMFILE pauses then). */
+ * close to the reserve; INT32_MAX when unknown (no /proc: only EMFILE pauses then). The
+ * cache counts descriptors in use below the limit and moves by one with each connection. */
 static int fds_free(struct mg_listener *l, bool fresh)
 {
     int limit = mg_fds_limit();
     uint64_t now = mono_ms();
     if (fresh || now - l->fds_counted_ms >= FD_COUNT_TTL_MS || l->fds_cached < 0 ||
         limit - l->fds_cached < 2 * l->reserve + 8) {
-        l->fds_cached = mg_fds_open();
+        l->fds_cached = count_fds(limit);
         l->fds_counted_ms = now;
     }
     if (l->fds_cached < 0)

@@ -90,10 +90,12 @@ void mg_listener_get_stats(const struct mg_listener *l, struct mg_listener_stats
 int mg_fds_raise_limit(void);
 /* The soft RLIMIT_NOFILE. */
 int mg_fds_limit(void);
-/* Descriptors open in this process (entries of /proc/self/fd), or -1 when unknown (no
- * /proc). Opens one descriptor while counting: at the limit it fails and returns the
- * limit. */
+/* Descriptors open in this process (entries of /proc/self/fd, not counting the one used to
+ * read it), or -1 when unknown (no /proc). */
 int mg_fds_open(void);
+/* Descriptors a new open() can still take: the soft limit minus those open below it; 0 at
+ * the limit, -1 when unknown. */
+int mg_fds_free(void);
 /* The default reserve for a process allowed `limit` descriptors: 1/16 of it, between 32
  * and 1024 (room for the ledger client's and ZooKeeper's connections and for files). */
 int mg_fds_default_reserve(int limit);
