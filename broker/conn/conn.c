@@ -656,6 +656,7 @@ static void handle_partitioned_metadata(struct conn *c,
     r.has_response = 1;
     struct topic_name tn;
     const char *reason = NULL;
+    char reason_buf[96];
     int rc = parse_topic(c, m->topic, &tn, &reason);
     if (rc < 0) {
         r.response =
@@ -666,16 +667,31 @@ static void handle_partitioned_metadata(struct conn *c,
     } else {
         int n = tn.partition >= 0 ? 0 : svc_partitions_get(c->svc, tn.full);
         const struct cfg *cfg = svc_cfg(c->svc);
+        int made = 0;
         if (n == 0 && tn.partition < 0 && cfg->allow_auto_topic_creation &&
             strcmp(cfg->allow_auto_topic_creation_type, "partitioned") == 0 &&
-            !topic_find(svc_topics(c->svc), tn.full) && cfg->default_num_partitions > 0 &&
-            svc_partitions_set(c->svc, tn.full, cfg->default_num_partitions, true, NULL, NULL) == 0)
-            n = cfg->default_num_partitions;
-        r.response =
-            PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success;
-        r.has_partitions = 1;
-        r.partitions = (uint32_t)n;
+            !topic_find(svc_topics(c->svc), tn.full) && cfg->default_num_partitions > 0) {
+            made =
+                svc_partitions_set(c->svc, tn.full, cfg->default_num_partitions, true, NULL, NULL);
+            if (made == 0)
+                n = cfg->default_num_partitions;
+        }
         topic_name_fini(&tn);
+        if (made == -MG_ENOTALLOWED) { /* defaultNumPartitions above the bound: as Pulsar */
+            snprintf(reason_buf, sizeof reason_buf,
+                     "Number of partitions should be less than or equal to %d",
+                     cfg->max_num_partitions_per_partitioned_topic);
+            r.response =
+                PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Failed;
+            r.has_error = 1;
+            r.error = (Pulsar__Proto__ServerError)mg_err_server_error(made);
+            r.message = reason_buf;
+        } else {
+            r.response =
+                PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success;
+            r.has_partitions = 1;
+            r.partitions = (uint32_t)n;
+        }
     }
     wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
     cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA_RESPONSE;

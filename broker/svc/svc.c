@@ -294,6 +294,7 @@ void svc_free(struct svc *s)
         return;
     mg_listener_free(s->listener);
     s->listener = NULL;
+    svc_bulk_cancel(s);
     svc_res_cancel(s);
     close_all_conns(s, false);
     admin_free(s->admin);

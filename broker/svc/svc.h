@@ -95,10 +95,19 @@ int svc_namespace_retention_set(struct svc *s, const char *tenant_ns, bool remov
 /* Partitioned topics: base full name -> partition count. 0 = not partitioned. */
 int svc_partitions_get(struct svc *s, const char *base_full_name);
 /* Create (-MG_EEXIST if a partitioned or plain topic of that name exists) or update
- * (grow only: -MG_EINVAL otherwise; -MG_ENOTFOUND if not partitioned) the count. */
+ * (grow only: -MG_EINVAL otherwise; -MG_ENOTFOUND if not partitioned) the count.
+ * -MG_ENOTALLOWED: n is above maxNumPartitionsPerPartitionedTopic. */
 int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool create,
                        svc_done_cb cb, void *data);
 int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb cb, void *data);
+/* Delete a partitioned topic: its partitions (those loaded, and those stored but not loaded;
+ * partitions never created are skipped), then its metadata. The work is done in slices
+ * that yield to the loop (svc_bulk.c), so other clients are served meanwhile. Without
+ * force, a partition with producers or consumers fails it with -MG_EBUSY before anything
+ * is deleted. Synchronously: -MG_ENOTFOUND (not partitioned), -MG_EBADNAME. cb runs once
+ * with 0 or the error (never if the service is freed first). */
+int svc_partitioned_delete(struct svc *s, const char *base_full_name, bool force, svc_done_cb cb,
+                           void *data);
 /* Iterate: *pos = 0 first; NULL at the end; *n gets the count. */
 const char *svc_partitions_next(struct svc *s, size_t *pos, int *n);
 

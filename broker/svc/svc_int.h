@@ -19,6 +19,7 @@ struct topic_registry;
 struct meta_store;
 struct res_load;
 struct res_write;
+struct svc_pdel;
 struct svc_own;
 
 struct svc {
@@ -62,6 +63,7 @@ struct svc {
     int res_fail_writes;           /* test seam: fail this many next writes ... */
     int res_fail_status;           /* ... with this status */
     struct svc_own *own;           /* owned: bundle ownership and registration (svc_own.c) */
+    struct svc_pdel *bulk_jobs;    /* sliced partitioned-topic deletes in progress */
     uint64_t shutdown_deadline_ms; /* brokerShutdownTimeoutMs after svc_shutdown began */
     bool shutdown_released;        /* bundles released (or given up on): closing connections */
 };
@@ -94,6 +96,10 @@ void svc_own_start(struct svc *s);
 void svc_own_stop(struct svc *s);
 void svc_own_release_all(struct svc *s);
 bool svc_own_released(struct svc *s);
+
+/* Bulk work (svc_bulk.c): the service is going away; jobs in progress stop without
+ * calling back. Call before svc_res_cancel. */
+void svc_bulk_cancel(struct svc *s);
 
 /* Close every topic and wait (running the loop, bounded) for their metadata writes. */
 void svc_drain(struct svc *s);

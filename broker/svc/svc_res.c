@@ -535,6 +535,9 @@ int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool cr
     int cur = svc_partitions_get(s, base_full_name);
     if (n <= 0)
         return -MG_EINVAL;
+    int max = s->cfg->max_num_partitions_per_partitioned_topic;
+    if (max > 0 && n > max)
+        return -MG_ENOTALLOWED;
     if (create) {
         if (cur > 0 || topic_find(s->topics, base_full_name))
             return -MG_EEXIST;
@@ -787,14 +790,11 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Names are collected with duplicates (a loaded topic is also stored, a partition also
+ * listed from its metadata); list_finish sorts them and drops the duplicates: O(n log n),
+ * where checking each new name against the list was quadratic in a namespace's topics. */
 static void list_add(char ***names, int *n, int *cap, char *name)
 {
-    for (int i = 0; i < *n; i++) {
-        if (strcmp((*names)[i], name) == 0) {
-            mg_free(name);
-            return;
-        }
-    }
     if (*n == *cap) {
         *cap = *cap ? *cap * 2 : 16;
         *names = mg_realloc(*names, (size_t)*cap * sizeof **names);
@@ -842,6 +842,14 @@ static void list_finish(struct res_list *l, int status, char **children, int n_c
     mg_free(prefix);
     if (n > 1)
         qsort(names, (size_t)n, sizeof *names, cmp_name);
+    int u = 0;
+    for (int i = 0; i < n; i++) {
+        if (u > 0 && strcmp(names[u - 1], names[i]) == 0)
+            mg_free(names[i]);
+        else
+            names[u++] = names[i];
+    }
+    n = u;
     l->cb(l->data, status, names, n);
     for (int i = 0; i < n; i++)
         mg_free(names[i]);

@@ -5,6 +5,11 @@
  * makes the store refuse the next writes. After a refused write the cache must say what
  * the store holds: a retried create succeeds (no "already exists") and a service started
  * again on the same store sees exactly what the answers claimed.
+ *
+ * Bulk work: a partitioned topic's delete runs in slices (a bounded number of partitions per
+ * loop turn), refuses without force while a partition has a producer, and stops without a
+ * callback when the service goes away; partition counts are bounded; namespace listings are
+ * sorted and unique.
  */
 #include "config/cfg.h"
 #include "meta/meta.h"
@@ -17,6 +22,7 @@
 
 #include <check.h>
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -246,6 +252,185 @@ START_TEST(test_free_with_writes_in_flight)
 }
 END_TEST
 
+/* ---- bulk work ---------------------------------------------------------------------------- */
+
+static void loaded_cb(struct topic *t, int status, void *data)
+{
+    (void)t;
+    int *pending = data;
+    ck_assert_int_eq(status, 0);
+    (*pending)--;
+}
+
+static void load_partitions(const char *base, int n)
+{
+    int pending = n;
+    for (int i = 0; i < n; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "%s-partition-%d", base, i);
+        ck_assert_int_eq(topic_get(svc_topics(fx.svc), name, true, loaded_cb, &pending), 0);
+    }
+    for (int k = 0; k < 20000 && pending > 0; k++)
+        pump(1);
+    ck_assert_int_eq(pending, 0);
+}
+
+static int loaded_partitions(const char *base, int n)
+{
+    int c = 0;
+    for (int i = 0; i < n; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "%s-partition-%d", base, i);
+        c += topic_find(svc_topics(fx.svc), name) != NULL;
+    }
+    return c;
+}
+
+/* A partitioned topic's delete is spread over many loop turns (the loop serves others in
+ * between), deletes every loaded partition, then the metadata. */
+START_TEST(test_partitioned_delete_is_sliced)
+{
+    const char *base = "persistent://public/default/many";
+    const int n = 600;
+    struct done d = {0};
+    ck_assert_int_eq(svc_partitions_set(fx.svc, base, n, true, done_cb, &d), 0);
+    ck_assert_int_eq(wait_done(&d), 0);
+    load_partitions(base, n);
+    ck_assert_int_eq(loaded_partitions(base, n), n);
+    memset(&d, 0, sizeof d);
+    ck_assert_int_eq(svc_partitioned_delete(fx.svc, base, true, done_cb, &d), 0);
+    ck_assert(!d.called);
+    int turns = 0, max_in_one_turn = 0, left = n;
+    while (!d.called && turns < 100000) {
+        event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        turns++;
+        int now = loaded_partitions(base, n);
+        if (left - now > max_in_one_turn)
+            max_in_one_turn = left - now;
+        left = now;
+    }
+    ck_assert(d.called);
+    ck_assert_int_eq(d.status, 0);
+    ck_assert_int_eq(left, 0);
+    ck_assert_int_eq(svc_partitions_get(fx.svc, base), 0);
+    ck_assert_msg(max_in_one_turn <= 64, "%d partitions deleted in one loop turn", max_in_one_turn);
+    ck_assert_msg(turns >= n / 64, "done in %d loop turns", turns);
+}
+END_TEST
+
+static void prod_closed(void *owner, struct topic_producer *p)
+{
+    (void)owner;
+    (void)p;
+}
+
+/* Without force, a partition with a producer refuses the delete before anything is gone. */
+START_TEST(test_partitioned_delete_busy)
+{
+    const char *base = "persistent://public/default/busy";
+    struct done d = {0};
+    ck_assert_int_eq(svc_partitions_set(fx.svc, base, 200, true, done_cb, &d), 0);
+    ck_assert_int_eq(wait_done(&d), 0);
+    load_partitions(base, 200);
+    static const struct topic_producer_ops ops = {.closed = prod_closed};
+    struct topic_producer *p = NULL;
+    struct topic *t =
+        topic_find(svc_topics(fx.svc), "persistent://public/default/busy-partition-150");
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &ops, &p), 0);
+    memset(&d, 0, sizeof d);
+    ck_assert_int_eq(svc_partitioned_delete(fx.svc, base, false, done_cb, &d), 0);
+    ck_assert_int_eq(wait_done(&d), -MG_EBUSY);
+    ck_assert_int_eq(loaded_partitions(base, 200), 200);
+    ck_assert_int_eq(svc_partitions_get(fx.svc, base), 200);
+    topic_producer_close(p);
+    memset(&d, 0, sizeof d);
+    ck_assert_int_eq(svc_partitioned_delete(fx.svc, base, false, done_cb, &d), 0);
+    ck_assert_int_eq(wait_done(&d), 0);
+    ck_assert_int_eq(loaded_partitions(base, 200), 0);
+    ck_assert_int_eq(svc_partitioned_delete(fx.svc, base, false, done_cb, &d), -MG_ENOTFOUND);
+}
+END_TEST
+
+/* The service freed in the middle of a delete: no callback, nothing touched after (ASan). */
+START_TEST(test_partitioned_delete_cancelled)
+{
+    const char *base = "persistent://public/default/cancelled";
+    struct done d = {0};
+    ck_assert_int_eq(svc_partitions_set(fx.svc, base, 300, true, done_cb, &d), 0);
+    ck_assert_int_eq(wait_done(&d), 0);
+    load_partitions(base, 300);
+    memset(&d, 0, sizeof d);
+    ck_assert_int_eq(svc_partitioned_delete(fx.svc, base, true, done_cb, &d), 0);
+    event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    svc_free(fx.svc);
+    fx.svc = NULL;
+    pump(10);
+    ck_assert(!d.called);
+}
+END_TEST
+
+/* maxNumPartitionsPerPartitionedTopic bounds creating and growing. */
+START_TEST(test_partitions_bounded)
+{
+    cfg_set_ok("maxNumPartitionsPerPartitionedTopic", "8");
+    const char *base = "persistent://public/default/bounded";
+    struct done d = {0};
+    ck_assert_int_eq(svc_partitions_set(fx.svc, base, 9, true, done_cb, &d), -MG_ENOTALLOWED);
+    ck_assert_int_eq(svc_partitions_set(fx.svc, base, 8, true, done_cb, &d), 0);
+    ck_assert_int_eq(wait_done(&d), 0);
+    ck_assert_int_eq(svc_partitions_set(fx.svc, base, 9, false, done_cb, &d), -MG_ENOTALLOWED);
+    ck_assert_int_eq(svc_partitions_get(fx.svc, base), 8);
+}
+END_TEST
+
+struct listing {
+    bool done;
+    int status, n;
+    bool sorted_unique;
+    int partitions;
+};
+
+static void listed_cb(void *data, int status, char **names, int n)
+{
+    struct listing *l = data;
+    l->done = true;
+    l->status = status;
+    l->n = n;
+    l->sorted_unique = true;
+    for (int i = 1; i < n; i++)
+        if (strcmp(names[i - 1], names[i]) >= 0)
+            l->sorted_unique = false;
+    for (int i = 0; i < n; i++)
+        l->partitions += strstr(names[i], "/wide-partition-") != NULL;
+}
+
+/* A namespace listing holds each topic once, sorted: partitions (also loaded ones) and
+ * plain topics. */
+START_TEST(test_list_topics_unique_sorted)
+{
+    const char *base = "persistent://public/default/wide";
+    struct done d = {0};
+    ck_assert_int_eq(svc_partitions_set(fx.svc, base, 3000, true, done_cb, &d), 0);
+    ck_assert_int_eq(wait_done(&d), 0);
+    load_partitions(base, 20); /* listed from the metadata and as loaded topics */
+    int pending = 1;
+    ck_assert_int_eq(topic_get(svc_topics(fx.svc), "persistent://public/default/plain", true,
+                               loaded_cb, &pending),
+                     0);
+    for (int k = 0; k < 2000 && pending; k++)
+        pump(1);
+    struct listing l = {0};
+    ck_assert_int_eq(svc_list_topics(fx.svc, "public/default", false, listed_cb, &l), 0);
+    for (int k = 0; k < 2000 && !l.done; k++)
+        pump(1);
+    ck_assert(l.done);
+    ck_assert_int_eq(l.status, 0);
+    ck_assert(l.sorted_unique);
+    ck_assert_int_eq(l.partitions, 3000);
+    ck_assert_int_eq(l.n, 3001);
+}
+END_TEST
+
 static Suite *svc_suite(void)
 {
     Suite *s = suite_create("svc");
@@ -258,6 +443,15 @@ static Suite *svc_suite(void)
     tcase_add_test(tc, test_failed_partitions_roll_back);
     tcase_add_test(tc, test_failure_does_not_undo_later_mutation);
     tcase_add_test(tc, test_free_with_writes_in_flight);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("bulk");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_partitioned_delete_is_sliced);
+    tcase_add_test(tc, test_partitioned_delete_busy);
+    tcase_add_test(tc, test_partitioned_delete_cancelled);
+    tcase_add_test(tc, test_partitions_bounded);
+    tcase_add_test(tc, test_list_topics_unique_sorted);
     suite_add_tcase(s, tc);
     return s;
 }
