@@ -71,20 +71,46 @@ static const char *over_limits(struct svc *s, const struct sockaddr *addr, uint3
     return NULL;
 }
 
-static void note_refused(struct svc *s, const char *why, const char *peer)
+/* Refusals are logged at most once per SVC_REFUSE_LOG_MS, with how many there were; what
+ * happened after a line is reported by a timer at the end of its interval. */
+static void refuse_log(struct svc *s)
 {
-    s->refused_conns++;
-    s->refuse_log_pending++;
-    uint64_t now = now_ms();
-    if (s->refuse_log_ms && now - s->refuse_log_ms < SVC_REFUSE_LOG_MS)
-        return;
     MG_WARN("svc",
             "refused %" PRId64 " connection(s) in the last %d s (brokerMaxConnections=%d, "
             "brokerMaxConnectionsPerIp=%d); latest from %s: %s",
             s->refuse_log_pending, SVC_REFUSE_LOG_MS / 1000, s->cfg->broker_max_connections,
-            s->cfg->broker_max_connections_per_ip, peer, why);
-    s->refuse_log_ms = now;
+            s->cfg->broker_max_connections_per_ip, s->refuse_last_peer, s->refuse_last_why);
+    s->refuse_log_ms = now_ms();
     s->refuse_log_pending = 0;
+}
+
+static void refuse_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct svc *s = arg;
+    if (s->refuse_log_pending > 0)
+        refuse_log(s);
+}
+
+static void note_refused(struct svc *s, const char *why, const char *peer)
+{
+    s->refused_conns++;
+    s->refuse_log_pending++;
+    s->refuse_last_why = why;
+    snprintf(s->refuse_last_peer, sizeof s->refuse_last_peer, "%s", peer);
+    uint64_t now = now_ms();
+    if (!s->refuse_log_ms || now - s->refuse_log_ms >= SVC_REFUSE_LOG_MS) {
+        refuse_log(s);
+        return;
+    }
+    if (!s->refuse_ev)
+        s->refuse_ev = evtimer_new(s->base, refuse_flush, s);
+    if (!evtimer_pending(s->refuse_ev, NULL)) {
+        uint64_t left = s->refuse_log_ms + SVC_REFUSE_LOG_MS - now;
+        struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+        evtimer_add(s->refuse_ev, &tv);
+    }
 }
 
 static void accept_fn(void *arg, int fd, const struct sockaddr *addr, int socklen)
@@ -104,10 +130,13 @@ static void accept_fn(void *arg, int fd, const struct sockaddr *addr, int sockle
     const char *why = over_limits(s, addr, &ip);
     if (why) {
         char msg[128];
-        char peer[INET_ADDRSTRLEN] = "?";
-        if (addr && addr->sa_family == AF_INET)
-            inet_ntop(AF_INET, &ip, peer, sizeof peer);
-        /* Pulsar appends the remote address to the per-address message */
+        char ipbuf[INET_ADDRSTRLEN] = "?", peer[INET_ADDRSTRLEN + 8] = "?";
+        if (addr && addr->sa_family == AF_INET) {
+            inet_ntop(AF_INET, &ip, ipbuf, sizeof ipbuf);
+            snprintf(peer, sizeof peer, "%s:%u", ipbuf,
+                     ntohs(((const struct sockaddr_in *)(const void *)addr)->sin_port));
+        }
+        /* Pulsar appends the remote address (Java's "/ip:port") to the per-address message */
         if (strstr(why, "on address"))
             snprintf(msg, sizeof msg, "%s/%s", why, peer);
         else
@@ -305,6 +334,8 @@ void svc_free(struct svc *s)
     bkc_client_free(s->bkc);
     if (s->shutdown_ev)
         event_free(s->shutdown_ev);
+    if (s->refuse_ev)
+        event_free(s->refuse_ev);
     mg_map_fini(&s->conns);
     mg_map_fini(&s->conn_ips);
     mg_map_fini(&s->ip_conns);

@@ -38,6 +38,9 @@ struct svc {
     int64_t refused_conns;         /* refused by brokerMaxConnections[PerIp] */
     int64_t refuse_log_pending;    /* refusals since the last log line */
     uint64_t refuse_log_ms;        /* when that line was written */
+    struct event *refuse_ev;       /* owned: writes the line at the end of an interval */
+    const char *refuse_last_why;   /* static text of the latest refusal */
+    char refuse_last_peer[32];     /* its peer "ip:port" */
     uint64_t next_conn_id;
     int64_t total_conns;
     int broker_port, web_port;

@@ -5,6 +5,7 @@
 //
 //   node tests/compat/lib/conn-flood.js --port P --count N --status FILE --hold-file F
 //        [--host 127.0.0.1] [--connect-timeout-ms 5000] [--deadline-s 120] [--pulsar]
+//        [--local-address 127.0.0.2]
 //
 // Starts N connects at once. A connect that does not complete within --connect-timeout-ms
 // counts as timed out (the peer's backlog is full). With --pulsar each connected socket
@@ -17,7 +18,7 @@ const net = require('node:net');
 const fs = require('node:fs');
 const { FrameReader, TYPE, cmd, pb } = require('./frames');
 
-const o = { host: '127.0.0.1', port: 0, count: 0, status: '', 'hold-file': '', 'connect-timeout-ms': 5000, 'deadline-s': 120, pulsar: false };
+const o = { host: '127.0.0.1', port: 0, count: 0, status: '', 'hold-file': '', 'connect-timeout-ms': 5000, 'deadline-s': 120, pulsar: false, 'local-address': '' };
 const a = process.argv.slice(2);
 for (let i = 0; i < a.length; i++) {
   const k = a[i].replace(/^--/, '');
@@ -42,7 +43,7 @@ const write = () => { // atomically: a reader never sees a half-written file
 };
 
 for (let i = 0; i < o.count; i++) {
-  const s = net.connect({ host: o.host, port: o.port });
+  const s = net.connect({ host: o.host, port: o.port, ...(o['local-address'] ? { localAddress: o['local-address'] } : {}) });
   sockets.push(s);
   let connected = false;
   let destroying = false;
