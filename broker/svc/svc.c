@@ -115,13 +115,7 @@ static void note_refused(struct svc *s, const char *why, const char *peer)
 
 static void accept_fn(void *arg, int fd, const struct sockaddr *addr, int socklen)
 {
-    struct svc *s = arg;
-    if (s->shutting_down) { /* not reached: the listener goes first; kept for safety */
-        evutil_closesocket(fd);
-        if (s->listener)
-            mg_listener_conn_closed(s->listener);
-        return;
-    }
+    struct svc *s = arg; /* (svc_shutdown frees the listener: no accept after it) */
     uint64_t id = ++s->next_conn_id;
     struct conn *c = conn_new(s, fd, addr, socklen, id);
     mg_map_put_u64(&s->conns, id, c);

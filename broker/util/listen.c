@@ -212,8 +212,9 @@ static void pause_accepting(struct mg_listener *l, enum pause_reason why)
     report(l, false);
 }
 
-/* Resume if nothing stands in the way; else stay paused (timer re-armed, backing off). */
-static void try_resume(struct mg_listener *l)
+/* Resume if nothing stands in the way; else stay paused: the timer's own attempts back off
+ * (doubling up to MG_LISTENER_RETRY_MAX_MS), a close's attempt leaves the timer as it is. */
+static void try_resume(struct mg_listener *l, bool from_timer)
 {
     if (l->paused == PAUSE_NONE || !l->lev)
         return;
@@ -224,9 +225,13 @@ static void try_resume(struct mg_listener *l)
     }
     if (l->reserve > 0 && fds_free(l, true) <= l->reserve) {
         l->paused = PAUSE_RESERVE;
-        l->retry_ms =
-            l->retry_ms * 2 > MG_LISTENER_RETRY_MAX_MS ? MG_LISTENER_RETRY_MAX_MS : l->retry_ms * 2;
-        arm_retry(l);
+        if (from_timer) {
+            l->retry_ms = l->retry_ms * 2 > MG_LISTENER_RETRY_MAX_MS ? MG_LISTENER_RETRY_MAX_MS
+                                                                     : l->retry_ms * 2;
+            arm_retry(l);
+        } else if (!evtimer_pending(l->retry_ev, NULL)) {
+            arm_retry(l); /* paused for the connection limit until now: no timer ran */
+        }
         report(l, false);
         return;
     }
@@ -242,7 +247,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    try_resume(arg);
+    try_resume(arg, true);
 }
 
 /* A connection was taken (by us or the library): count it, and pause before the next one
@@ -271,7 +276,7 @@ void mg_listener_conn_closed(struct mg_listener *l)
     if (l->fds_cached > 0)
         l->fds_cached--;
     if (l->paused != PAUSE_NONE)
-        try_resume(l);
+        try_resume(l, false);
 }
 
 /* ---- accepting ------------------------------------------------------------------------ */

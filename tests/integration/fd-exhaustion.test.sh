@@ -2,8 +2,9 @@
 # fd-exhaustion.test.sh - running out of descriptors pauses accepting: no busy loop, no log
 # flood, and what the broker already serves keeps working.
 #
-# The standalone runs under `ulimit -n 256` (soft and hard, so raising the soft limit to the
-# hard one at start changes nothing) with two in-process bookies, every ledger on both
+# The standalone starts with a hard descriptor limit of 256 and a soft one of 100: it must
+# raise the soft limit to the hard one (checked in /proc/PID/limits). It runs two in-process
+# bookies, every ledger on both
 # (E=Qw=Qa=2: no spare bookie to replace one it cannot reach). A probe producer is created
 # before the first flood but sends its first message only once that flood holds the
 # process's descriptors: the ledger client then has to open its connections to the bookies
@@ -32,7 +33,7 @@ NOFILE=256
 
 # The standalone, with its descriptor limit lowered (a subshell, so only it is affected).
 start_sa() {
-    (ulimit -n "$NOFILE" && exec "$BIN" standalone --set brokerServicePort=0 \
+    (ulimit -Sn 100 && ulimit -Hn "$NOFILE" && exec "$BIN" standalone --set brokerServicePort=0 \
         --set webServicePort=0 --set bookiePort=0 --set dataDirectory="$T/sa" \
         --set standaloneBookies=2 --set managedLedgerDefaultEnsembleSize=2 \
         --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2 \
@@ -50,9 +51,13 @@ PID=$(pid_of sa)
 BPORT=$(port_of sa brokerServicePort)
 WPORT=$(port_of sa webServicePort)
 KPORT=$(port_of sa bookiePort)
-limit=$(awk '/Max open files/ {print $4}' "/proc/$PID/limits")
-note "standalone pid $PID: descriptor limit $limit, ports $BPORT/$WPORT/$KPORT"
-[ "$limit" = "$NOFILE" ] || fail "the standalone runs with a descriptor limit of $limit, not $NOFILE"
+limit=$(awk '/Max open files/ {print $4 "/" $5}' "/proc/$PID/limits")
+note "standalone pid $PID: descriptor limit (soft/hard) $limit, ports $BPORT/$WPORT/$KPORT"
+if [ "$limit" = "$NOFILE/$NOFILE" ]; then
+    pass "the soft descriptor limit was raised to the hard one ($limit)"
+else
+    fail "descriptor limit (soft/hard) $limit, want $NOFILE/$NOFILE"
+fi
 
 start_node probe 600 lib/probe-produce.js --url "pulsar://127.0.0.1:$BPORT" \
     --topic persistent://public/default/fd-probe --out "$T/probe.json" --stop-file "$T/probe.stop" \
