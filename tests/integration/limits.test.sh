@@ -12,7 +12,9 @@
 #      in at most 2 lines (one per 10 s interval), not one per refused connection.
 #   2. Admin port: with 4 idle HTTP connections open, a request on a 5th connection gets no
 #      answer (the listener waits, the connection stays in the backlog); once they close,
-#      requests are answered again.
+#      requests are answered again, also after 240 connections that end in every way
+#      (request, keep-alive, 404, garbage, nothing sent, half a request): each is counted
+#      closed.
 #   3. Admin topic paths: a name with %00 or %01 answers 412 "Invalid topic name" and
 #      creates nothing (no topic named after what precedes the %00).
 # Everything started is stopped by pid.
@@ -110,6 +112,27 @@ release h
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$WPORT/admin/v2/brokers/ready")
 [ "$code" = 200 ] && pass "once they closed, requests are answered again" ||
     fail "after the idle connections closed: $code"
+
+# 2b: every way an HTTP connection can end is counted as closed (a leak would hold the
+# admin port shut at 4): 200 connections of all kinds, then a request is still answered.
+ready="http://127.0.0.1:$WPORT/admin/v2/brokers/ready"
+for i in $(seq 1 40); do
+    curl -s -o /dev/null --max-time 5 "$ready"                      # one request
+    curl -s --max-time 5 "$ready" "$ready" "$ready" >/dev/null      # keep-alive, 3 requests
+    curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$WPORT/nope" # 404
+    { exec 3<>"/dev/tcp/127.0.0.1/$WPORT" && printf 'GARBAGE\r\n\r\n' >&3 && exec 3>&-; } 2>/dev/null
+    { exec 3<>"/dev/tcp/127.0.0.1/$WPORT" && exec 3>&-; } 2>/dev/null # nothing sent
+    { exec 3<>"/dev/tcp/127.0.0.1/$WPORT" && printf 'GET / HTTP/1.1\r\nHost: x\r\n' >&3 &&
+        exec 3>&-; } 2>/dev/null # half a request
+done
+code=000
+for _ in $(seq 1 50); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$ready")
+    [ "$code" = 200 ] && break
+    sleep 0.2
+done
+[ "$code" = 200 ] && pass "after 240 HTTP connections ending every way, the admin port still answers" ||
+    fail "after 240 HTTP connections ending every way, the admin port answers $code (connections not counted closed)"
 
 # 3 ---------------------------------------------------------------------------------------
 ADMIN="http://127.0.0.1:$WPORT/admin/v2/persistent/public/default"
