@@ -29,8 +29,12 @@
 #include <sys/socket.h>
 #include <time.h>
 
-/* The cached descriptor count is trusted for this long while it is far from the reserve. */
-#define FD_COUNT_TTL_MS 50
+/* Counting /proc/self/fd costs time in proportion to the descriptors open, so the count is
+ * cached and moved by one with each of our connections opened or closed; it is taken again
+ * when older than FD_COUNT_FAR_MS, or FD_COUNT_NEAR_MS when close to the reserve (other
+ * descriptors, files and outgoing connections, change it meanwhile). */
+#define FD_COUNT_FAR_MS 1000
+#define FD_COUNT_NEAR_MS 20
 
 enum pause_reason {
     PAUSE_NONE = 0,
@@ -142,15 +146,15 @@ int mg_fds_default_reserve(int limit)
     return r < 32 ? 32 : r > 1024 ? 1024 : r;
 }
 
-/* Descriptors free under the soft limit, from a fresh count when the cached one is old or
- * close to the reserve; INT32_MAX when unknown (no /proc: only EMFILE pauses then). The
- * cache counts descriptors in use below the limit and moves by one with each connection. */
+/* Descriptors free under the soft limit (INT32_MAX when unknown: no /proc, then only EMFILE
+ * pauses). fresh: count now whatever the cache's age. */
 static int fds_free(struct mg_listener *l, bool fresh)
 {
     int limit = mg_fds_limit();
     uint64_t now = mono_ms();
-    if (fresh || now - l->fds_counted_ms >= FD_COUNT_TTL_MS || l->fds_cached < 0 ||
-        limit - l->fds_cached < 2 * l->reserve + 8) {
+    uint64_t age = now - l->fds_counted_ms;
+    bool near = l->fds_cached >= 0 && limit - l->fds_cached < 2 * l->reserve + 8;
+    if (fresh || l->fds_cached < 0 || age >= FD_COUNT_FAR_MS || (near && age >= FD_COUNT_NEAR_MS)) {
         l->fds_cached = count_fds(limit);
         l->fds_counted_ms = now;
     }
@@ -223,7 +227,7 @@ static void try_resume(struct mg_listener *l, bool from_timer)
         evtimer_del(l->retry_ev);
         return;
     }
-    if (l->reserve > 0 && fds_free(l, true) <= l->reserve) {
+    if (l->reserve > 0 && fds_free(l, from_timer) <= l->reserve) {
         l->paused = PAUSE_RESERVE;
         if (from_timer) {
             l->retry_ms = l->retry_ms * 2 > MG_LISTENER_RETRY_MAX_MS ? MG_LISTENER_RETRY_MAX_MS
