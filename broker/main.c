@@ -18,6 +18,7 @@
 #include "svc/svc.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/listen.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -414,6 +415,12 @@ static int cmd_role(enum role role, int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     mg_log_hook_libevent();
+    /* Every connection is a descriptor: use all the hard limit allows (as the JVM does for
+     * Pulsar). The listeners keep a reserve of it for our own outgoing connections. */
+    int fd_limit = mg_fds_raise_limit();
+    if (fd_limit > 0)
+        MG_INFO("main", "descriptor limit %d (%d kept free for the broker's own connections)",
+                fd_limit, mg_fds_default_reserve(fd_limit));
     int exit_code = 1;
     struct event *sigterm = NULL, *sigint = NULL;
     struct event_config *ec = event_config_new();

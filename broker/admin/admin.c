@@ -20,12 +20,14 @@
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/listen.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -136,11 +138,17 @@ void admin_reply_done(void *data, int status)
 static char *url_decode(const char *s, size_t n)
 {
     char *tmp = mg_strndup(s, n);
-    char *dec = evhttp_uridecode(tmp, 1, NULL);
+    size_t len = 0;
+    char *dec = evhttp_uridecode(tmp, 1, &len);
     mg_free(tmp);
     if (!dec)
         return mg_strdup("");
-    char *r = mg_strdup(dec);
+    /* A decoded %00 cannot live in a C string: keep it as DEL (0x7f), a control character
+     * every name check refuses, instead of cutting the name there ("a%00b" is not "a"). */
+    for (size_t i = 0; i < len; i++)
+        if (dec[i] == '\0')
+            dec[i] = 0x7f;
+    char *r = mg_strndup(dec, len);
     free(dec);
     return r;
 }
@@ -386,6 +394,62 @@ static void stats_tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
+/*
+ * Connection accounting for the admin port. evhttp (libevent 2.1) has no bound on its
+ * connections and owns the accept callback of the listener it is given, so: the listener is
+ * an mg_listener (pauses on EMFILE and below the descriptor reserve, and while
+ * maxHttpServerConnections connections are open, as Jetty's ConnectionLimit behind
+ * Pulsar's key); evhttp creates each connection's bufferevent through http_bev_cb, which
+ * counts it; once evhttp has set the connection up (same loop pass, before any I/O on it),
+ * http_track_cb registers a close callback that counts it closed. A connection evhttp
+ * dropped before that is counted closed there.
+ */
+static void http_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    struct admin *a = arg;
+    if (!a->freeing)
+        mg_listener_conn_closed(a->listener);
+}
+
+static void http_track_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct admin *a = arg;
+    for (int i = 0; i < a->n_new_bevs; i++) {
+        struct bufferevent *bev = a->new_bevs[i];
+        bufferevent_event_cb ecb = NULL;
+        void *cbarg = NULL;
+        bufferevent_getcb(bev, NULL, NULL, &ecb, &cbarg);
+        /* evhttp's callbacks carry the connection; they are gone once it was freed */
+        struct evhttp_connection *evcon = cbarg;
+        if (ecb && evcon && evhttp_connection_get_bufferevent(evcon) == bev)
+            evhttp_connection_set_closecb(evcon, http_closed_cb, a);
+        else
+            mg_listener_conn_closed(a->listener);
+        bufferevent_decref(bev);
+    }
+    a->n_new_bevs = 0;
+}
+
+static struct bufferevent *http_bev_cb(struct event_base *base, void *arg)
+{
+    struct admin *a = arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev)
+        return NULL;         /* evhttp makes its own; that connection goes uncounted */
+    bufferevent_incref(bev); /* until http_track_cb looked at it */
+    if (a->n_new_bevs == a->cap_new_bevs) {
+        a->cap_new_bevs = a->cap_new_bevs ? a->cap_new_bevs * 2 : 16;
+        a->new_bevs = mg_realloc(a->new_bevs, (size_t)a->cap_new_bevs * sizeof *a->new_bevs);
+    }
+    a->new_bevs[a->n_new_bevs++] = bev;
+    mg_listener_conn_opened(a->listener); /* may pause accepting */
+    event_active(a->track_ev, EV_TIMEOUT, 1);
+    return bev;
+}
+
 struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr, int port)
 {
     struct admin *a = mg_calloc(1, sizeof *a);
@@ -400,17 +464,26 @@ struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
     evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
     evhttp_set_gencb(a->http, route, a);
-    a->sock = evhttp_bind_socket_with_handle(a->http, addr, (uint16_t)port);
-    if (!a->sock) {
-        MG_ERROR("admin", "cannot listen on %s:%d: %s", addr, port, strerror(errno));
+    struct mg_listener_options lo = {
+        .name = "admin HTTP",
+        .max_conns = svc_cfg(s)->max_http_server_connections,
+        .reserve_fds = mg_fds_default_reserve(mg_fds_limit()),
+    };
+    a->listener = mg_listener_new(base, addr, port, &lo, NULL, NULL);
+    if (!a->listener) {
         evhttp_free(a->http);
         mg_free(a);
         return NULL;
     }
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    getsockname(evhttp_bound_socket_get_fd(a->sock), (struct sockaddr *)&ss, &len);
-    a->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    a->track_ev = event_new(base, -1, 0, http_track_cb, a);
+    evhttp_set_bevcb(a->http, http_bev_cb, a);
+    a->sock = evhttp_bind_listener(a->http, mg_listener_evconn(a->listener));
+    if (!a->sock) {
+        MG_ERROR("admin", "cannot serve HTTP on %s:%d", addr, port);
+        admin_free(a);
+        return NULL;
+    }
+    a->port = mg_listener_port(a->listener);
     int secs = svc_cfg(s)->stats_update_frequency_secs;
     a->stats_ev = event_new(base, -1, EV_PERSIST, stats_tick, a);
     struct timeval tv = {secs > 0 ? secs : 60, 0};
@@ -431,7 +504,16 @@ void admin_free(struct admin *a)
         return;
     if (a->stats_ev)
         event_free(a->stats_ev);
+    if (a->track_ev)
+        event_free(a->track_ev);
+    for (int i = 0; i < a->n_new_bevs; i++)
+        bufferevent_decref(a->new_bevs[i]);
+    mg_free(a->new_bevs);
+    a->freeing = true;
+    if (a->sock) /* evhttp owns the evconnlistener from here and frees it */
+        mg_listener_evconn_gone(a->listener);
     evhttp_free(a->http);
+    mg_listener_free(a->listener);
     mg_map_fini(&a->owned_reqs);
     mg_free(a);
 }

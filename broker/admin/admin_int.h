@@ -30,11 +30,20 @@
 
 struct event;
 struct topic;
+struct mg_listener;
+struct bufferevent;
 
 struct admin {
     struct svc *svc;                  /* borrowed */
     struct evhttp *http;              /* owned */
     struct evhttp_bound_socket *sock; /* owned by http */
+    struct mg_listener *listener;     /* owned; its evconnlistener is owned by http */
+    struct bufferevent **new_bevs;    /* owned array: connections accepted this loop pass,
+                                         each holding a reference, whose close is not yet
+                                         tracked (admin_new's connection accounting) */
+    int n_new_bevs, cap_new_bevs;
+    struct event *track_ev; /* owned: tracks new_bevs once evhttp set them up */
+    bool freeing;           /* admin_free: evhttp_free's close callbacks count nothing */
     int port;
     struct event *stats_ev;   /* owned: statsUpdateFrequencyInSecs timer */
     uint64_t stats_rolls;     /* intervals completed */

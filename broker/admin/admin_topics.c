@@ -26,6 +26,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -851,6 +852,17 @@ static void partitions_updated(void *data, int status)
     op_run(op, do_copy_subs, false);
 }
 
+static void partitions_deleted(void *data, int status)
+{
+    struct evhttp_request *req = data;
+    if (status == -MG_EBUSY)
+        admin_reply_error(req, 412, "Topic has active producers/subscriptions");
+    else if (status < 0)
+        admin_reply_error(req, 500, mg_strerror(status));
+    else
+        admin_reply_no_content(req);
+}
+
 static void h_partitions(struct admin_req *r, struct topic_op *op)
 {
     struct svc *s = r->a->svc;
@@ -882,9 +894,14 @@ static void h_partitions(struct admin_req *r, struct topic_op *op)
             admin_reply_errorf(r->req, 404, "Partitioned topic %s does not exist", op->tn.full);
             return op_free(op);
         }
-        op->partitions = cur;
-        op->force = admin_query_flag(r, "force");
-        return op_run(op, do_delete, false);
+        /* Sliced in svc (svc_partitioned_delete): thousands of partitions must not hold
+         * the loop in one turn, nor be loaded only to be deleted. */
+        int rc = svc_partitioned_delete(s, op->tn.full, admin_query_flag(r, "force"),
+                                        partitions_deleted, r->req);
+        op_free(op);
+        if (rc < 0)
+            admin_reply_errorf(r->req, 404, "Partitioned topic does not exist");
+        return;
     }
     if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_POST) {
         mg_free(ns);
@@ -907,11 +924,12 @@ static void h_partitions(struct admin_req *r, struct topic_op *op)
         op_free(op);
         return admin_reply_error(r->req, 406, "Number of partitions should be more than 0");
     }
-    if (n > 100000) {
+    int maxp = svc_cfg(s)->max_num_partitions_per_partitioned_topic;
+    if ((maxp > 0 && n > maxp) || n > INT_MAX) {
         op_free(op);
-        return admin_reply_error(r->req, 406,
-                                 "Number of partitions should be less than or "
-                                 "equal to 100000");
+        return admin_reply_errorf(r->req, 406,
+                                  "Number of partitions should be less than or equal to %d",
+                                  maxp > 0 ? maxp : INT_MAX);
     }
     if (r->method == EVHTTP_REQ_PUT) {
         if (strstr(op->tn.local, "-partition-")) {

@@ -28,6 +28,7 @@
 #include "config/cfg.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/listen.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
@@ -35,7 +36,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -122,6 +122,8 @@ static void bk_conn_close(struct bk_conn *c)
         MG_DEBUG(BK_MODULE, "conn %" PRIu64 " %s closed", c->id, c->peer);
     bufferevent_free(c->bev);
     c->bev = NULL;
+    if (s->listener)
+        mg_listener_conn_closed(s->listener); /* a descriptor is free: resume a paused one */
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -880,15 +882,16 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         bk_conn_close(c);
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int socklen, void *arg)
+/* A connection the listener kept (util/listen.h: it pauses instead of spinning when
+ * descriptors run short). */
+static void accept_cb(void *arg, int fd, const struct sockaddr *sa, int socklen)
 {
-    (void)l;
     (void)socklen;
     struct bk_server *s = arg;
     struct bufferevent *bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!bev) {
         evutil_closesocket(fd);
+        mg_listener_conn_closed(s->listener);
         return;
     }
     int one = 1;
@@ -899,7 +902,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->id = ++s->next_conn_id;
     c->refs = 1;
     if (sa->sa_family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)(void *)sa;
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
         char ip[INET_ADDRSTRLEN];
         inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
         snprintf(c->peer, sizeof c->peer, "%s:%d", ip, ntohs(sin->sin_port));
@@ -912,13 +915,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_setcb(bev, conn_read_cb, NULL, conn_event_cb, c);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     MG_DEBUG(BK_MODULE, "conn %" PRIu64 " from %s", c->id, c->peer);
-}
-
-static void accept_error_cb(struct evconnlistener *l, void *arg)
-{
-    (void)l;
-    (void)arg;
-    MG_WARN(BK_MODULE, "accept failed: %s", strerror(errno));
 }
 
 /* ---- read-only mode, checkpoints, disk checks ------------------------------------------- */
@@ -1023,28 +1019,18 @@ static void disk_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
-static struct evconnlistener *listen_on(struct bk_server *s, const char *addr, int port)
+/* The bookie's listener keeps half the usual descriptor reserve: in a standalone it shares
+ * the process with the broker, whose listeners stop first, so the ledger client can still
+ * reach its in-process bookie when clients have taken what the broker allows them. */
+static struct mg_listener *listen_on(struct bk_server *s, const char *addr, int port)
 {
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
-        MG_ERROR(BK_MODULE, "bindAddress '%s' is not an IPv4 address", addr);
-        return NULL;
-    }
-    struct evconnlistener *l =
-        evconnlistener_new_bind(s->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-                                512, (struct sockaddr *)&sin, sizeof sin);
-    if (!l) {
-        MG_ERROR(BK_MODULE, "cannot listen on %s:%d: %s", addr, port, strerror(errno));
-        return NULL;
-    }
-    evconnlistener_set_error_cb(l, accept_error_cb);
-    struct sockaddr_in got;
-    socklen_t len = sizeof got;
-    getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&got, &len);
-    s->port = ntohs(got.sin_port);
+    struct mg_listener_options lo = {
+        .name = "bookie",
+        .reserve_fds = mg_fds_default_reserve(mg_fds_limit()) / 2,
+    };
+    struct mg_listener *l = mg_listener_new(s->base, addr, port, &lo, accept_cb, s);
+    if (l)
+        s->port = mg_listener_port(l);
     return l;
 }
 
@@ -1195,8 +1181,7 @@ void bk_server_shutdown(struct bk_server *s)
     if (s->shutting_down)
         return;
     s->shutting_down = true;
-    if (s->listener)
-        evconnlistener_free(s->listener);
+    mg_listener_free(s->listener);
     s->listener = NULL;
     MG_INFO(BK_MODULE, "bookie %s shutting down: no new connections", s->bookie_id);
     s->reg.stopped = true;
@@ -1210,8 +1195,7 @@ void bk_server_free(struct bk_server *s)
 {
     if (!s)
         return;
-    if (s->listener)
-        evconnlistener_free(s->listener);
+    mg_listener_free(s->listener);
     s->listener = NULL;
     submit_pending(s);
     bk_journal_stop(&s->journal); /* writes and syncs everything queued */

@@ -27,7 +27,7 @@
 
 struct event;
 struct bufferevent;
-struct evconnlistener;
+struct mg_listener;
 
 #define BK_MODULE "bookie"
 #define BK_MASTER_KEY_MAX 64 /* upstream keys are 20 bytes (SHA-1); refuse anything longer */
@@ -320,8 +320,8 @@ struct bk_conn {
 };
 
 struct bk_server {
-    struct event_base *base;         /* borrowed */
-    struct evconnlistener *listener; /* owned, NULL after shutdown */
+    struct event_base *base;      /* borrowed */
+    struct mg_listener *listener; /* owned, NULL after shutdown */
     int port;
     char *bookie_id;   /* owned */
     char *ledger_dir;  /* owned */

@@ -7,7 +7,9 @@
  *
  * Failure modes: a frame that cannot be decoded (garbage, truncated then closed, oversized
  * length, a non-CONNECT first frame, a SEND for an unknown producer) closes this connection
- * with one logged line; other connections are untouched. A client that sends nothing for a
+ * with one logged line; other connections are untouched. A topic name that cannot be served as
+ * given (a control character, a NUL byte inside the protobuf string, too long) answers
+ * InvalidTopicName, as Pulsar does for a name it cannot parse. A client that sends nothing for a
  * keep-alive interval after our PING is closed. Peer FIN closes the connection (clients such
  * as pulsar-flex clean up on close).
  *
@@ -117,9 +119,13 @@ struct conn {
     int max_pending_publish;
     size_t max_outbound;
     bool read_paused;
-    bool shutting_down;      /* conn_shutdown: close once the output is flushed */
-    struct mg_map producers; /* id -> struct conn_producer (attached ones) */
-    struct mg_map consumers; /* id -> struct conn_consumer */
+    bool shutting_down;          /* conn_shutdown: close once the output is flushed */
+    bool refusing;               /* conn_refuse: input is discarded, closed soon */
+    bool refuse_fin_sent;        /* our side is shut down after the ERROR went out */
+    const char *frame_nul_field; /* static: the frame being dispatched had a NUL in this
+                                    string field (wire_frame.nul_string_field), or NULL */
+    struct mg_map producers;     /* id -> struct conn_producer (attached ones) */
+    struct mg_map consumers;     /* id -> struct conn_consumer */
     struct conn_producer_list all_producers;
     struct conn_consumer_list all_consumers;
 };
@@ -596,8 +602,19 @@ static void consumer_topic_ready(struct topic *t, int status, void *data)
 
 /* ---- command handlers -------------------------------------------------------------------- */
 
+/* Parse and check the topic of a PRODUCER, SUBSCRIBE, LOOKUP or PARTITIONED_METADATA. A
+ * string of the command that held a NUL byte refuses it: the C string stops at the NUL, and
+ * serving "a" when "a\0b" was asked for would be serving another topic. */
 static int parse_topic(struct conn *c, const char *name, struct topic_name *tn, const char **reason)
 {
+    memset(tn, 0, sizeof *tn);
+    if (c->frame_nul_field) {
+        bool topic = strcmp(c->frame_nul_field, "topic") == 0;
+        MG_INFO("conn", "[%" PRIu64 "] refused: the %s field holds a NUL byte", c->id,
+                c->frame_nul_field);
+        *reason = topic ? "Invalid topic name" : "A string of the command holds a NUL character";
+        return topic ? -MG_EBADNAME : -MG_EINVAL;
+    }
     if (topic_name_parse(name, tn) < 0) {
         *reason = "Invalid topic name";
         return -MG_EBADNAME;
@@ -639,6 +656,7 @@ static void handle_partitioned_metadata(struct conn *c,
     r.has_response = 1;
     struct topic_name tn;
     const char *reason = NULL;
+    char reason_buf[96];
     int rc = parse_topic(c, m->topic, &tn, &reason);
     if (rc < 0) {
         r.response =
@@ -649,16 +667,31 @@ static void handle_partitioned_metadata(struct conn *c,
     } else {
         int n = tn.partition >= 0 ? 0 : svc_partitions_get(c->svc, tn.full);
         const struct cfg *cfg = svc_cfg(c->svc);
+        int made = 0;
         if (n == 0 && tn.partition < 0 && cfg->allow_auto_topic_creation &&
             strcmp(cfg->allow_auto_topic_creation_type, "partitioned") == 0 &&
-            !topic_find(svc_topics(c->svc), tn.full) && cfg->default_num_partitions > 0 &&
-            svc_partitions_set(c->svc, tn.full, cfg->default_num_partitions, true, NULL, NULL) == 0)
-            n = cfg->default_num_partitions;
-        r.response =
-            PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success;
-        r.has_partitions = 1;
-        r.partitions = (uint32_t)n;
+            !topic_find(svc_topics(c->svc), tn.full) && cfg->default_num_partitions > 0) {
+            made =
+                svc_partitions_set(c->svc, tn.full, cfg->default_num_partitions, true, NULL, NULL);
+            if (made == 0)
+                n = cfg->default_num_partitions;
+        }
         topic_name_fini(&tn);
+        if (made == -MG_ENOTALLOWED) { /* defaultNumPartitions above the bound: as Pulsar */
+            snprintf(reason_buf, sizeof reason_buf,
+                     "Number of partitions should be less than or equal to %d",
+                     cfg->max_num_partitions_per_partitioned_topic);
+            r.response =
+                PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Failed;
+            r.has_error = 1;
+            r.error = (Pulsar__Proto__ServerError)mg_err_server_error(made);
+            r.message = reason_buf;
+        } else {
+            r.response =
+                PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success;
+            r.has_partitions = 1;
+            r.partitions = (uint32_t)n;
+        }
     }
     wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
     cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA_RESPONSE;
@@ -1298,6 +1331,7 @@ static void conn_dispatch(struct conn *c, struct wire_frame *f)
 {
     wire_cmd *cmd = f->cmd;
     c->received_since_tick = true;
+    c->frame_nul_field = f->nul_string_field; /* for parse_topic, during this dispatch */
     if (c->state == CONN_AWAIT_CONNECT) {
         if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECT) {
             char why[96];
@@ -1413,6 +1447,7 @@ static void conn_process_input(struct conn *c)
             break;
         }
         conn_dispatch(c, &f);
+        c->frame_nul_field = NULL;
         wire_frame_clear(&f);
         if (i == CONN_MAX_FRAMES_PER_PASS - 1 && conn_open(c) && evbuffer_get_length(in) > 0)
             event_active(c->resume_ev, EV_READ, 0); /* let other connections run first */
@@ -1422,8 +1457,12 @@ static void conn_process_input(struct conn *c)
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    conn_process_input(arg);
+    struct conn *c = arg;
+    if (c->refusing) { /* read and drop what the refused client sends, so that closing */
+        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        return; /* does not reset the connection before it read our ERROR */
+    }
+    conn_process_input(c);
 }
 
 static void conn_resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -1441,6 +1480,13 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
     if (!conn_open(c))
         return;
+    if (c->refusing) {
+        if (!c->refuse_fin_sent && evbuffer_get_length(conn_out(c)) == 0) {
+            c->refuse_fin_sent = true; /* ERROR flushed: FIN; close on the client's EOF */
+            shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+        }
+        return;
+    }
     if (c->shutting_down && evbuffer_get_length(conn_out(c)) == 0) {
         conn_close(c, NULL);
         return;
@@ -1460,7 +1506,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     struct conn *c = arg;
-    if (what & BEV_EVENT_EOF)
+    if ((what & BEV_EVENT_EOF) || c->refusing)
         conn_close(c, NULL);
     else if (what & BEV_EVENT_ERROR)
         conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -1474,6 +1520,10 @@ static void conn_keepalive_cb(evutil_socket_t fd, short what, void *arg)
     if (!conn_open(c))
         return;
     c->ticks++;
+    if (c->refusing) { /* the refused client did not close within the grace period */
+        conn_close(c, NULL);
+        return;
+    }
     if (c->state == CONN_AWAIT_CONNECT) {
         conn_close(c, "handshake not completed within the keep-alive interval");
         return;
@@ -1577,6 +1627,21 @@ void conn_close(struct conn *c, const char *reason)
     svc_conn_closed(c->svc, c);
     conn_unref(c); /* the svc's reference */
     conn_unref(c);
+}
+
+#define CONN_REFUSE_GRACE_MS 1000
+
+void conn_refuse(struct conn *c, int err, const char *message)
+{
+    if (!conn_open(c) || c->refusing)
+        return;
+    c->refusing = true;
+    MG_DEBUG("conn", "[%" PRIu64 "] %s refused: %s", c->id, c->peer, message);
+    /* As Pulsar: ERROR with request id -1, then close. */
+    send_error(c, UINT64_MAX, err, message);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0); /* write_cb once flushed */
+    struct timeval tv = {CONN_REFUSE_GRACE_MS / 1000, (CONN_REFUSE_GRACE_MS % 1000) * 1000};
+    event_add(c->keepalive_ev, &tv); /* closes it if the client does not */
 }
 
 void conn_shutdown(struct conn *c)

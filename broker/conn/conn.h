@@ -28,6 +28,11 @@ struct conn *conn_new(struct svc *s, evutil_socket_t fd, const struct sockaddr *
 /* Close: logs reason (NULL = normal close at INFO level is skipped), releases producers and
  * consumers, frees the socket; the struct goes with the last reference. Idempotent. */
 void conn_close(struct conn *c, const char *reason);
+/* Refuse a connection just accepted (over a connection limit): ERROR with request id -1,
+ * err's ServerError and message, as Pulsar does; then the connection is closed once the
+ * client closed its side or after a short grace period (input is discarded meanwhile, so
+ * the client reads the ERROR before the close). */
+void conn_refuse(struct conn *c, int err, const char *message);
 /* Graceful broker-side close (shutdown): flush what is queued, then close. */
 void conn_shutdown(struct conn *c);
 uint64_t conn_id(const struct conn *c);

@@ -9,7 +9,12 @@
  * loop once they are gone or a grace timer fires.
  *
  * Failure modes: a port that cannot be bound makes svc_new return NULL with the reason
- * logged; accept errors are logged and accepting goes on.
+ * logged. The listener (util/listen.h) pauses accepting when descriptors run short (EMFILE,
+ * or fewer free than its reserve, kept for the ledger client's and ZooKeeper's connections)
+ * and resumes when a connection closes or on a timer; it never spins. A connection over
+ * brokerMaxConnections or brokerMaxConnectionsPerIp gets ERROR NotAllowedError and is
+ * closed, as Pulsar's ConnectionController does; refusals are logged once per 10 s with a
+ * count.
  */
 #include "svc/svc.h"
 #include "admin/admin.h"
@@ -22,13 +27,13 @@
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/listen.h"
 #include "util/log.h"
 #include "util/map.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -38,6 +43,7 @@
 #include <sys/time.h>
 
 #define SVC_DRAIN_SECONDS 5
+#define SVC_REFUSE_LOG_MS 10000 /* at most one line per interval about refused connections */
 
 static uint64_t now_ms(void)
 {
@@ -46,57 +52,117 @@ static uint64_t now_ms(void)
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
-                      int socklen, void *arg)
+/* brokerMaxConnections / brokerMaxConnectionsPerIp, as Pulsar's ConnectionController: a
+ * connection over either bound gets ERROR NotAllowedError and is closed. Only IPv4 peers
+ * are counted per address (as Pulsar). Returns NULL to admit, else the reason. */
+static const char *over_limits(struct svc *s, const struct sockaddr *addr, uint32_t *ip)
 {
-    (void)l;
+    const struct cfg *cfg = s->cfg;
+    *ip = 0;
+    if (addr && addr->sa_family == AF_INET)
+        *ip = ((const struct sockaddr_in *)(const void *)addr)->sin_addr.s_addr;
+    if (cfg->broker_max_connections > 0 && s->n_admitted >= cfg->broker_max_connections)
+        return "Reached the maximum number of connections";
+    if (cfg->broker_max_connections_per_ip > 0 && addr && addr->sa_family == AF_INET) {
+        intptr_t n = (intptr_t)mg_map_get(&s->ip_conns, ip, sizeof *ip);
+        if (n >= cfg->broker_max_connections_per_ip)
+            return "Reached the maximum number of connections on address";
+    }
+    return NULL;
+}
+
+/* Refusals are logged at most once per SVC_REFUSE_LOG_MS, with how many there were; what
+ * happened after a line is reported by a timer at the end of its interval. */
+static void refuse_log(struct svc *s)
+{
+    MG_WARN("svc",
+            "refused %" PRId64 " connection(s) in the last %d s (brokerMaxConnections=%d, "
+            "brokerMaxConnectionsPerIp=%d); latest from %s: %s",
+            s->refuse_log_pending, SVC_REFUSE_LOG_MS / 1000, s->cfg->broker_max_connections,
+            s->cfg->broker_max_connections_per_ip, s->refuse_last_peer, s->refuse_last_why);
+    s->refuse_log_ms = now_ms();
+    s->refuse_log_pending = 0;
+}
+
+static void refuse_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
     struct svc *s = arg;
-    if (s->shutting_down) {
-        evutil_closesocket(fd);
+    if (s->refuse_log_pending > 0)
+        refuse_log(s);
+}
+
+static void note_refused(struct svc *s, const char *why, const char *peer)
+{
+    s->refused_conns++;
+    s->refuse_log_pending++;
+    s->refuse_last_why = why;
+    snprintf(s->refuse_last_peer, sizeof s->refuse_last_peer, "%s", peer);
+    uint64_t now = now_ms();
+    if (!s->refuse_log_ms || now - s->refuse_log_ms >= SVC_REFUSE_LOG_MS) {
+        refuse_log(s);
         return;
     }
+    if (!s->refuse_ev)
+        s->refuse_ev = evtimer_new(s->base, refuse_flush, s);
+    if (!evtimer_pending(s->refuse_ev, NULL)) {
+        uint64_t left = s->refuse_log_ms + SVC_REFUSE_LOG_MS - now;
+        struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+        evtimer_add(s->refuse_ev, &tv);
+    }
+}
+
+static void accept_fn(void *arg, int fd, const struct sockaddr *addr, int socklen)
+{
+    struct svc *s = arg; /* (svc_shutdown frees the listener: no accept after it) */
     uint64_t id = ++s->next_conn_id;
     struct conn *c = conn_new(s, fd, addr, socklen, id);
     mg_map_put_u64(&s->conns, id, c);
     s->total_conns++;
-}
-
-static void accept_error_cb(struct evconnlistener *l, void *arg)
-{
-    (void)l;
-    (void)arg;
-    int err = EVUTIL_SOCKET_ERROR();
-    MG_ERROR("svc", "accept failed: %s", evutil_socket_error_to_string(err));
+    uint32_t ip;
+    const char *why = over_limits(s, addr, &ip);
+    if (why) {
+        char msg[128];
+        char ipbuf[INET_ADDRSTRLEN] = "?", peer[INET_ADDRSTRLEN + 8] = "?";
+        if (addr && addr->sa_family == AF_INET) {
+            inet_ntop(AF_INET, &ip, ipbuf, sizeof ipbuf);
+            snprintf(peer, sizeof peer, "%s:%u", ipbuf,
+                     ntohs(((const struct sockaddr_in *)(const void *)addr)->sin_port));
+        }
+        /* Pulsar appends the remote address (Java's "/ip:port") to the per-address message */
+        if (strstr(why, "on address"))
+            snprintf(msg, sizeof msg, "%s/%s", why, peer);
+        else
+            snprintf(msg, sizeof msg, "%s", why);
+        note_refused(s, why, peer);
+        conn_refuse(c, -MG_ENOTALLOWED, msg);
+        return;
+    }
+    s->n_admitted++;
+    mg_map_put_u64(&s->conn_ips, id, (void *)(uintptr_t)((uint64_t)ip + 1));
+    if (addr && addr->sa_family == AF_INET) {
+        intptr_t n = (intptr_t)mg_map_get(&s->ip_conns, &ip, sizeof ip);
+        mg_map_put(&s->ip_conns, &ip, sizeof ip, (void *)(n + 1));
+    }
 }
 
 void svc_conn_closed(struct svc *s, struct conn *c)
 {
-    mg_map_del_u64(&s->conns, conn_id(c));
-}
-
-static struct evconnlistener *listen_on(struct svc *s, const char *addr, int port, int *bound)
-{
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
-        MG_ERROR("svc", "bindAddress '%s' is not an IPv4 address", addr);
-        return NULL;
+    uint64_t id = conn_id(c);
+    mg_map_del_u64(&s->conns, id);
+    void *v = mg_map_del_u64(&s->conn_ips, id);
+    if (v) { /* an admitted connection */
+        s->n_admitted--;
+        uint32_t ip = (uint32_t)((uintptr_t)v - 1);
+        intptr_t n = (intptr_t)mg_map_get(&s->ip_conns, &ip, sizeof ip);
+        if (n > 1)
+            mg_map_put(&s->ip_conns, &ip, sizeof ip, (void *)(n - 1));
+        else
+            mg_map_del(&s->ip_conns, &ip, sizeof ip);
     }
-    struct evconnlistener *l =
-        evconnlistener_new_bind(s->base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-                                512, (struct sockaddr *)&sin, sizeof sin);
-    if (!l) {
-        MG_ERROR("svc", "cannot listen on %s:%d: %s", addr, port, strerror(errno));
-        return NULL;
-    }
-    evconnlistener_set_error_cb(l, accept_error_cb);
-    struct sockaddr_in got;
-    socklen_t len = sizeof got;
-    getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&got, &len);
-    *bound = ntohs(got.sin_port);
-    return l;
+    if (s->listener)
+        mg_listener_conn_closed(s->listener);
 }
 
 struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_store *meta)
@@ -107,6 +173,8 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
     s->base = base;
     s->start_ms = now_ms();
     mg_map_init(&s->conns);
+    mg_map_init(&s->conn_ips);
+    mg_map_init(&s->ip_conns);
     svc_res_init(s);
     if (svc_res_load(s) < 0) {
         MG_ERROR("svc", "cannot load tenants, namespaces and partitioned topics from the "
@@ -197,11 +265,17 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
     };
     s->topics = topic_registry_new(base, s->mlf, &tc);
 
-    s->listener = listen_on(s, cfg->bind_address, cfg->broker_service_port, &s->broker_port);
+    struct mg_listener_options lo = {
+        .name = "Pulsar protocol",
+        .reserve_fds = mg_fds_default_reserve(mg_fds_limit()),
+    };
+    s->listener =
+        mg_listener_new(base, cfg->bind_address, cfg->broker_service_port, &lo, accept_fn, s);
     if (!s->listener) {
         svc_free(s);
         return NULL;
     }
+    s->broker_port = mg_listener_port(s->listener);
     s->broker_url = mg_asprintf("pulsar://%s:%d", cfg->advertised_address, s->broker_port);
     s->admin = admin_new(s, base, cfg->bind_address, cfg->web_service_port);
     if (!s->admin) {
@@ -242,9 +316,10 @@ void svc_free(struct svc *s)
 {
     if (!s)
         return;
-    if (s->listener)
-        evconnlistener_free(s->listener);
+    mg_listener_free(s->listener);
     s->listener = NULL;
+    svc_bulk_cancel(s);
+    svc_res_cancel(s);
     close_all_conns(s, false);
     admin_free(s->admin);
     s->admin = NULL;
@@ -254,7 +329,11 @@ void svc_free(struct svc *s)
     bkc_client_free(s->bkc);
     if (s->shutdown_ev)
         event_free(s->shutdown_ev);
+    if (s->refuse_ev)
+        event_free(s->refuse_ev);
     mg_map_fini(&s->conns);
+    mg_map_fini(&s->conn_ips);
+    mg_map_fini(&s->ip_conns);
     svc_res_fini(s);
     mg_free(s->broker_url);
     mg_free(s->web_url);
@@ -331,10 +410,8 @@ void svc_shutdown(struct svc *s)
     MG_INFO("svc", "shutting down: releasing %d bundles, then closing %zu connections",
             svc_owned_bundles(s), s->conns.count);
     s->shutdown_deadline_ms = now_ms() + (uint64_t)s->cfg->broker_shutdown_timeout_ms;
-    if (s->listener) {
-        evconnlistener_free(s->listener);
-        s->listener = NULL;
-    }
+    mg_listener_free(s->listener);
+    s->listener = NULL;
     svc_own_release_all(s);
     s->shutdown_ev = event_new(s->base, -1, EV_PERSIST, shutdown_tick, s);
     struct timeval tv = {0, 100000};

@@ -60,8 +60,10 @@ int64_t svc_total_connections(const struct svc *s);
  * Pulsar's paths (/admin/policies/<tenant>[/<ns>], /admin/partitioned-topics/...); the
  * service keeps a cache loaded at start. Reads answer from the cache. Mutations validate,
  * update the cache at once and write the store; cb (may be NULL) runs once the write is
- * durable, always after the call returned, with 0 or the store's error. A synchronous
- * error returns <0 and cb never runs. */
+ * durable, always after the call returned, with 0 or the store's error. When the write
+ * failed, the cache entry is already back to what it was before (unless a later mutation
+ * of the same entry replaced it), so an answer never claims what the store does not hold
+ * and a retry starts from the truth. A synchronous error returns <0 and cb never runs. */
 
 typedef void (*svc_done_cb)(void *data, int status);
 
@@ -94,10 +96,19 @@ int svc_namespace_retention_set(struct svc *s, const char *tenant_ns, bool remov
 /* Partitioned topics: base full name -> partition count. 0 = not partitioned. */
 int svc_partitions_get(struct svc *s, const char *base_full_name);
 /* Create (-MG_EEXIST if a partitioned or plain topic of that name exists) or update
- * (grow only: -MG_EINVAL otherwise; -MG_ENOTFOUND if not partitioned) the count. */
+ * (grow only: -MG_EINVAL otherwise; -MG_ENOTFOUND if not partitioned) the count.
+ * -MG_ENOTALLOWED: n is above maxNumPartitionsPerPartitionedTopic. */
 int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool create,
                        svc_done_cb cb, void *data);
 int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb cb, void *data);
+/* Delete a partitioned topic: its partitions (those loaded, and those stored but not loaded;
+ * partitions never created are skipped), then its metadata. The work is done in slices
+ * that yield to the loop (svc_bulk.c), so other clients are served meanwhile. Without
+ * force, a partition with producers or consumers fails it with -MG_EBUSY before anything
+ * is deleted. Synchronously: -MG_ENOTFOUND (not partitioned), -MG_EBADNAME. cb runs once
+ * with 0 or the error (never if the service is freed first). */
+int svc_partitioned_delete(struct svc *s, const char *base_full_name, bool force, svc_done_cb cb,
+                           void *data);
 /* Iterate: *pos = 0 first; NULL at the end; *n gets the count. */
 const char *svc_partitions_next(struct svc *s, size_t *pos, int *n);
 

@@ -11,25 +11,36 @@ struct conn;
 struct cfg;
 struct event;
 struct event_base;
-struct evconnlistener;
+struct mg_listener;
 struct admin;
 struct ml_factory;
 struct bkc_client;
 struct topic_registry;
 struct meta_store;
 struct res_load;
+struct res_write;
+struct svc_pdel;
 struct svc_own;
 
 struct svc {
-    const struct cfg *cfg;           /* borrowed */
-    struct event_base *base;         /* borrowed */
-    struct meta_store *meta;         /* borrowed; may be NULL */
-    struct evconnlistener *listener; /* owned */
-    struct admin *admin;             /* owned */
-    struct ml_factory *mlf;          /* owned */
-    struct bkc_client *bkc;          /* owned; NULL unless managedLedgerStore=bookkeeper */
-    struct topic_registry *topics;   /* owned */
-    struct mg_map conns;             /* id -> struct conn (the svc holds one reference) */
+    const struct cfg *cfg;         /* borrowed */
+    struct event_base *base;       /* borrowed */
+    struct meta_store *meta;       /* borrowed; may be NULL */
+    struct mg_listener *listener;  /* owned; NULL once shutting down */
+    struct admin *admin;           /* owned */
+    struct ml_factory *mlf;        /* owned */
+    struct bkc_client *bkc;        /* owned; NULL unless managedLedgerStore=bookkeeper */
+    struct topic_registry *topics; /* owned */
+    struct mg_map conns;           /* id -> struct conn (the svc holds one reference) */
+    struct mg_map conn_ips;        /* id of an admitted conn -> its IPv4 address + 1 */
+    struct mg_map ip_conns;        /* IPv4 address (4 bytes) -> admitted conns from it */
+    int n_admitted;                /* conns not refused by the connection limits */
+    int64_t refused_conns;         /* refused by brokerMaxConnections[PerIp] */
+    int64_t refuse_log_pending;    /* refusals since the last log line */
+    uint64_t refuse_log_ms;        /* when that line was written */
+    struct event *refuse_ev;       /* owned: writes the line at the end of an interval */
+    const char *refuse_last_why;   /* static text of the latest refusal */
+    char refuse_last_peer[32];     /* its peer "ip:port" */
     uint64_t next_conn_id;
     int64_t total_conns;
     int broker_port, web_port;
@@ -49,7 +60,13 @@ struct svc {
     int res_load_error;            /* first error while loading */
     struct event *res_refresh_ev;  /* owned: periodic reload with a shared store */
     struct res_load *res_inflight; /* metadata reads of the load walk still in flight */
+    struct res_write *res_writes;  /* metadata writes not yet completed */
+    struct mg_map res_gens;        /* "kind:key" -> number of its latest pending mutation */
+    uint64_t res_gen;              /* mutations numbered so far */
+    int res_fail_writes;           /* test seam: fail this many next writes ... */
+    int res_fail_status;           /* ... with this status */
     struct svc_own *own;           /* owned: bundle ownership and registration (svc_own.c) */
+    struct svc_pdel *bulk_jobs;    /* sliced partitioned-topic deletes in progress */
     uint64_t shutdown_deadline_ms; /* brokerShutdownTimeoutMs after svc_shutdown began */
     bool shutdown_released;        /* bundles released (or given up on): closing connections */
 };
@@ -63,6 +80,12 @@ void svc_conn_closed(struct svc *s, struct conn *c);
 void svc_res_init(struct svc *s);
 int svc_res_load(struct svc *s);
 void svc_res_fini(struct svc *s);
+/* The service is going away: writes still in flight will not call their callbacks (their
+ * callers, admin requests and connections, are freed first). */
+void svc_res_cancel(struct svc *s);
+/* Test seam: the next n metadata writes of resources fail with status (a negative -MG_E*
+ * code) as if the store had refused them, completing on the next loop pass. */
+void svc_res_fail_writes(struct svc *s, int n, int status);
 /* With a shared (ZooKeeper) store: reload the cache periodically, adding what other
  * brokers created. */
 void svc_res_refresh_start(struct svc *s);
@@ -76,6 +99,10 @@ void svc_own_start(struct svc *s);
 void svc_own_stop(struct svc *s);
 void svc_own_release_all(struct svc *s);
 bool svc_own_released(struct svc *s);
+
+/* Bulk work (svc_bulk.c): the service is going away; jobs in progress stop without
+ * calling back. Call before svc_res_cancel. */
+void svc_bulk_cancel(struct svc *s);
 
 /* Close every topic and wait (running the loop, bounded) for their metadata writes. */
 void svc_drain(struct svc *s);

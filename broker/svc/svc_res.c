@@ -10,12 +10,17 @@
  * The service keeps a cache. Happy path: at start svc_res_load reads everything (running
  * the loop until done, bounded), creating the cluster, tenants "public" and "pulsar" and
  * namespaces "public/default" and "pulsar/system" on first start; mutations update the
- * cache at once and write through to the store, completing their callback when durable.
+ * cache at once (so a concurrent create of the same name sees it and answers 409) and write
+ * through to the store, completing their callback when durable.
  *
- * Failure modes: a store that cannot be read at start fails svc_new; a failed write is
- * logged and reported to the caller's callback (the cache keeps the new value, which the
- * next restart would not see — the admin API reports the error so the user retries).
- * Without a metadata store (managedLedgerStore=memory tests) the cache is all there is.
+ * Failure modes: a store that cannot be read at start fails svc_new. A failed write is
+ * logged, the cache entry it changed is put back as it was before (unless a later mutation
+ * of the same entry replaced it meanwhile: that one's own outcome decides), and only then
+ * is the caller's callback told: the cache never claims what the store does not hold, so a
+ * retry creates the tenant again instead of answering "already exists". A write whose
+ * outcome is unknown (ZooKeeper connection lost in flight) is rolled back the same way; the
+ * retry overwrites. Without a metadata store (managedLedgerStore=memory tests) the cache is
+ * all there is.
  *
  * With a shared (ZooKeeper) store the cache is reloaded every few seconds in the
  * background, so what other brokers create is seen here (svc_res_refresh_start).
@@ -72,10 +77,229 @@ void svc_res_init(struct svc *s)
     mg_map_init(&s->namespaces);
     mg_map_init(&s->partitions);
     mg_map_init(&s->retention);
+    mg_map_init(&s->res_gens);
+}
+
+/* ---- writes ------------------------------------------------------------------------------ */
+
+/* What a mutation changed in the cache, to put it back if the store write fails. Each
+ * cache entry is one key of the store: a tenant, a namespace (bundles and retention share
+ * its Policies value) or a partitioned topic. */
+enum res_kind {
+    RES_K_TENANT = 0,
+    RES_K_NAMESPACE,
+    RES_K_PARTITIONS,
+};
+
+struct res_undo {
+    enum res_kind kind;
+    char *key; /* owned */
+    bool had;  /* the entry existed before */
+    intptr_t value;
+    bool had_ret; /* namespace: a retention policy was set before */
+    struct svc_retention ret;
+    uint64_t gen; /* this mutation's number for the entry (s->res_gens) */
+};
+
+struct res_write {
+    struct svc *s; /* borrowed; NULL once the service is gone (svc_res_fini) */
+    svc_done_cb cb;
+    void *data;
+    char *path; /* owned */
+    bool is_delete;
+    struct res_undo undo;
+    struct event *ev; /* owned: completes a write that never reached the store */
+    int sync_status;  /* with ev: the status to complete with */
+    struct meta_req req;
+    struct res_write *next, **pprev; /* in s->res_writes */
+};
+
+static struct mg_map *res_cache(struct svc *s, enum res_kind k)
+{
+    return k == RES_K_TENANT ? &s->tenants : k == RES_K_NAMESPACE ? &s->namespaces : &s->partitions;
+}
+
+static char *gen_key(enum res_kind k, const char *key)
+{
+    return mg_asprintf("%d:%s", (int)k, key);
+}
+
+/* Record the entry's state before a mutation and number the mutation. */
+static void res_snapshot(struct svc *s, enum res_kind k, const char *key, struct res_undo *u)
+{
+    memset(u, 0, sizeof *u);
+    u->kind = k;
+    u->key = mg_strdup(key);
+    void *v = mg_map_get_str(res_cache(s, k), key);
+    u->had = v != NULL;
+    u->value = (intptr_t)v;
+    if (k == RES_K_NAMESPACE) {
+        const struct svc_retention *r = mg_map_get_str(&s->retention, key);
+        u->had_ret = r != NULL;
+        if (r)
+            u->ret = *r;
+    }
+    u->gen = ++s->res_gen;
+    char *gk = gen_key(k, key);
+    mg_map_put_str(&s->res_gens, gk, (void *)(uintptr_t)u->gen);
+    mg_free(gk);
+}
+
+static void set_retention(struct svc *s, const char *ns, const struct svc_retention *val)
+{
+    struct svc_retention *r = mg_map_get_str(&s->retention, ns);
+    if (!val) {
+        mg_free(r);
+        mg_map_del_str(&s->retention, ns);
+        return;
+    }
+    if (!r) {
+        r = mg_calloc(1, sizeof *r);
+        mg_map_put_str(&s->retention, ns, r);
+    }
+    *r = *val;
+}
+
+/* The write of u's mutation is over: forget its number, and on failure put the entry back
+ * unless a later mutation of the same entry is the one the cache shows now. */
+static void res_settle(struct svc *s, struct res_undo *u, int status)
+{
+    char *gk = gen_key(u->kind, u->key);
+    bool latest = (uint64_t)(uintptr_t)mg_map_get_str(&s->res_gens, gk) == u->gen;
+    if (latest)
+        mg_map_del_str(&s->res_gens, gk);
+    mg_free(gk);
+    if (status >= 0 || !latest)
+        return;
+    struct mg_map *m = res_cache(s, u->kind);
+    if (u->had)
+        mg_map_put_str(m, u->key, (void *)u->value);
+    else
+        mg_map_del_str(m, u->key);
+    if (u->kind == RES_K_NAMESPACE)
+        set_retention(s, u->key, u->had_ret ? &u->ret : NULL);
+    MG_WARN("svc", "metadata write failed: %s is back to what the store holds (%s)", u->key,
+            u->had ? "present" : "absent");
+}
+
+static void res_write_free(struct res_write *w)
+{
+    if (w->s) {
+        *w->pprev = w->next;
+        if (w->next)
+            w->next->pprev = w->pprev;
+    }
+    if (w->ev)
+        event_free(w->ev);
+    mg_free(w->undo.key);
+    mg_free(w->path);
+    mg_free(w);
+}
+
+static void res_write_finish(struct res_write *w, int status)
+{
+    if (status == -MG_ENOTFOUND && w->is_delete)
+        status = 0; /* deleting what is already gone */
+    if (status < 0)
+        MG_ERROR("svc", "metadata write of %s failed: %s", w->path, mg_strerror(status));
+    if (w->s)
+        res_settle(w->s, &w->undo, status); /* before the caller hears of it */
+    if (w->cb)
+        w->cb(w->data, status);
+    res_write_free(w);
+}
+
+static void res_write_done(struct meta_req *req, int status)
+{
+    struct res_write *w = req->data;
+    meta_req_fini(req);
+    res_write_finish(w, status);
+}
+
+static void res_write_deferred(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct res_write *w = arg;
+    res_write_finish(w, w->sync_status);
+}
+
+/* Write json at path (json NULL: delete path); undo (moved in) tells how to put the cache
+ * back if the write fails. cb runs after the call returned. */
+static void res_persist(struct svc *s, const char *path, json_t *json, struct res_undo *undo,
+                        svc_done_cb cb, void *data)
+{
+    struct res_write *w = mg_calloc(1, sizeof *w);
+    w->s = s;
+    w->cb = cb;
+    w->data = data;
+    w->path = mg_strdup(path);
+    w->is_delete = json == NULL;
+    if (undo) {
+        w->undo = *undo;
+        undo->key = NULL;
+    } else {
+        w->undo.key = mg_strdup(""); /* nothing to put back (gen 0 never matches) */
+    }
+    w->req.data = w;
+    w->next = s->res_writes;
+    if (w->next)
+        w->next->pprev = &w->next;
+    w->pprev = &s->res_writes;
+    s->res_writes = w;
+    int rc = 0;
+    if (s->meta && s->res_fail_writes > 0) {
+        /* test seam (svc_res_fail_writes): the store refuses this write */
+        s->res_fail_writes--;
+        rc = s->res_fail_status;
+        json_decref(json);
+    } else if (s->meta && json) {
+        char *text = json_dumps(json, JSON_COMPACT);
+        json_decref(json);
+        rc = meta_put(s->meta, path, text, strlen(text), META_VERSION_ANY, META_CREATE_PARENTS,
+                      &w->req, res_write_done);
+        free(text);
+    } else if (s->meta) {
+        rc = meta_delete(s->meta, path, META_VERSION_ANY, &w->req, res_write_done);
+    } else {
+        json_decref(json);
+    }
+    if (!s->meta || rc < 0) {
+        /* No store (the cache is all there is), or a synchronous failure: complete on the
+         * next loop pass all the same (res_write_finish logs the failure). */
+        w->sync_status = rc;
+        w->ev = evtimer_new(s->base, res_write_deferred, w);
+        struct timeval zero = {0, 0};
+        evtimer_add(w->ev, &zero);
+    }
+}
+
+void svc_res_fail_writes(struct svc *s, int n, int status)
+{
+    s->res_fail_writes = n;
+    s->res_fail_status = status;
+}
+
+void svc_res_cancel(struct svc *s)
+{
+    for (struct res_write *w = s->res_writes; w; w = w->next)
+        w->cb = NULL; /* the callers (admin requests, connections) are going away */
 }
 
 void svc_res_fini(struct svc *s)
 {
+    svc_res_cancel(s);
+    while (s->res_writes) {
+        struct res_write *w = s->res_writes;
+        s->res_writes = w->next;
+        if (w->ev) { /* never reached the store: nothing else holds it */
+            w->s = NULL;
+            res_write_free(w);
+        } else { /* the store completes it later (at the latest when it is closed) */
+            w->s = NULL;
+        }
+    }
+    mg_map_fini(&s->res_gens);
     if (s->res_refresh_ev)
         event_free(s->res_refresh_ev);
     s->res_refresh_ev = NULL;
@@ -91,76 +315,6 @@ void svc_res_fini(struct svc *s)
     while (mg_map_next(&s->retention, &pos, &k, NULL, &v))
         mg_free(v);
     mg_map_fini(&s->retention);
-}
-
-/* ---- writes ------------------------------------------------------------------------------ */
-
-struct res_write {
-    struct svc *s; /* borrowed */
-    svc_done_cb cb;
-    void *data;
-    char *path; /* owned */
-    bool is_delete;
-    struct meta_req req;
-};
-
-static void res_write_done(struct meta_req *req, int status)
-{
-    struct res_write *w = req->data;
-    if (status == -MG_ENOTFOUND && w->is_delete)
-        status = 0; /* deleting what is already gone */
-    if (status < 0)
-        MG_ERROR("svc", "metadata write of %s failed: %s", w->path, mg_strerror(status));
-    if (w->cb)
-        w->cb(w->data, status);
-    meta_req_fini(req);
-    mg_free(w->path);
-    mg_free(w);
-}
-
-static void res_write_deferred(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct res_write *w = arg;
-    if (w->cb)
-        w->cb(w->data, w->s->meta ? -MG_EIO : 0);
-    mg_free(w->path);
-    mg_free(w);
-}
-
-/* Write json at path (json NULL: delete path). cb runs after the call returned. */
-static void res_persist(struct svc *s, const char *path, json_t *json, svc_done_cb cb, void *data)
-{
-    struct res_write *w = mg_calloc(1, sizeof *w);
-    w->s = s;
-    w->cb = cb;
-    w->data = data;
-    w->path = mg_strdup(path);
-    w->is_delete = json == NULL;
-    w->req.data = w;
-    int rc;
-    if (!s->meta) {
-        json_decref(json);
-        struct timeval zero = {0, 0};
-        event_base_once(s->base, -1, EV_TIMEOUT, res_write_deferred, w, &zero);
-        return;
-    }
-    if (json) {
-        char *text = json_dumps(json, JSON_COMPACT);
-        json_decref(json);
-        rc = meta_put(s->meta, path, text, strlen(text), META_VERSION_ANY, META_CREATE_PARENTS,
-                      &w->req, res_write_done);
-        free(text);
-    } else {
-        rc = meta_delete(s->meta, path, META_VERSION_ANY, &w->req, res_write_done);
-    }
-    if (rc < 0) {
-        /* Synchronous failure: report it on the next loop pass all the same. */
-        MG_ERROR("svc", "metadata write of %s refused: %s", path, mg_strerror(rc));
-        struct timeval zero = {0, 0};
-        event_base_once(s->base, -1, EV_TIMEOUT, res_write_deferred, w, &zero);
-    }
 }
 
 static char *tenant_path(const char *tenant)
@@ -238,9 +392,11 @@ int svc_tenant_create(struct svc *s, const char *tenant, svc_done_cb cb, void *d
         return -MG_EINVAL;
     if (svc_tenant_exists(s, tenant))
         return -MG_EEXIST;
+    struct res_undo u;
+    res_snapshot(s, RES_K_TENANT, tenant, &u);
     mg_map_put_str(&s->tenants, tenant, (void *)1);
     char *path = tenant_path(tenant);
-    res_persist(s, path, tenant_json(s), cb, data);
+    res_persist(s, path, tenant_json(s), &u, cb, data);
     mg_free(path);
     return 0;
 }
@@ -255,9 +411,11 @@ int svc_tenant_delete(struct svc *s, const char *tenant, svc_done_cb cb, void *d
     while (mg_map_next(&s->namespaces, &pos, &ns, NULL, NULL))
         if (strncmp(ns, tenant, tl) == 0 && ns[tl] == '/')
             return -MG_EBUSY;
+    struct res_undo u;
+    res_snapshot(s, RES_K_TENANT, tenant, &u);
     mg_map_del_str(&s->tenants, tenant);
     char *path = tenant_path(tenant);
-    res_persist(s, path, NULL, cb, data);
+    res_persist(s, path, NULL, &u, cb, data);
     mg_free(path);
     return 0;
 }
@@ -292,9 +450,12 @@ int svc_namespace_create(struct svc *s, const char *tenant_ns, int bundles, svc_
         return -MG_EEXIST;
     if (bundles <= 0 || bundles > 1024)
         bundles = s->cfg->default_number_of_namespace_bundles;
+    struct res_undo u;
+    res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     mg_map_put_str(&s->namespaces, tenant_ns, (void *)(intptr_t)bundles);
+    set_retention(s, tenant_ns, NULL);
     char *path = tenant_path(tenant_ns);
-    res_persist(s, path, namespace_json(s, bundles, NULL), cb, data);
+    res_persist(s, path, namespace_json(s, bundles, NULL), &u, cb, data);
     mg_free(path);
     return 0;
 }
@@ -318,11 +479,12 @@ int svc_namespace_delete(struct svc *s, const char *tenant_ns, svc_done_cb cb, v
     mg_free(prefix);
     if (busy)
         return -MG_EBUSY;
+    struct res_undo u;
+    res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     mg_map_del_str(&s->namespaces, tenant_ns);
-    mg_free(mg_map_get_str(&s->retention, tenant_ns));
-    mg_map_del_str(&s->retention, tenant_ns);
+    set_retention(s, tenant_ns, NULL);
     char *path = tenant_path(tenant_ns);
-    res_persist(s, path, NULL, cb, data);
+    res_persist(s, path, NULL, &u, cb, data);
     mg_free(path);
     return 0;
 }
@@ -350,21 +512,14 @@ int svc_namespace_retention_set(struct svc *s, const char *tenant_ns, bool remov
 {
     if (!svc_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
-    struct svc_retention *r = mg_map_get_str(&s->retention, tenant_ns);
-    if (remove) {
-        mg_free(r);
-        mg_map_del_str(&s->retention, tenant_ns);
-        r = NULL;
-    } else {
-        if (!r) {
-            r = mg_calloc(1, sizeof *r);
-            mg_map_put_str(&s->retention, tenant_ns, r);
-        }
-        r->time_minutes = time_minutes;
-        r->size_mb = size_mb;
-    }
+    struct res_undo u;
+    res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
+    struct svc_retention val = {time_minutes, size_mb};
+    set_retention(s, tenant_ns, remove ? NULL : &val);
     char *path = tenant_path(tenant_ns);
-    res_persist(s, path, namespace_json(s, svc_namespace_bundles(s, tenant_ns), r), cb, data);
+    res_persist(s, path,
+                namespace_json(s, svc_namespace_bundles(s, tenant_ns), remove ? NULL : &val), &u,
+                cb, data);
     mg_free(path);
     return 0;
 }
@@ -380,6 +535,9 @@ int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool cr
     int cur = svc_partitions_get(s, base_full_name);
     if (n <= 0)
         return -MG_EINVAL;
+    int max = s->cfg->max_num_partitions_per_partitioned_topic;
+    if (max > 0 && n > max)
+        return -MG_ENOTALLOWED;
     if (create) {
         if (cur > 0 || topic_find(s->topics, base_full_name))
             return -MG_EEXIST;
@@ -392,8 +550,10 @@ int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool cr
     char *path = partitions_path(base_full_name);
     if (!path)
         return -MG_EBADNAME;
+    struct res_undo u;
+    res_snapshot(s, RES_K_PARTITIONS, base_full_name, &u);
     mg_map_put_str(&s->partitions, base_full_name, (void *)(intptr_t)n);
-    res_persist(s, path, json_pack("{s:i}", "partitions", n), cb, data);
+    res_persist(s, path, json_pack("{s:i}", "partitions", n), &u, cb, data);
     mg_free(path);
     return 0;
 }
@@ -405,8 +565,10 @@ int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb
     char *path = partitions_path(base_full_name);
     if (!path)
         return -MG_EBADNAME;
+    struct res_undo u;
+    res_snapshot(s, RES_K_PARTITIONS, base_full_name, &u);
     mg_map_del_str(&s->partitions, base_full_name);
-    res_persist(s, path, NULL, cb, data);
+    res_persist(s, path, NULL, &u, cb, data);
     mg_free(path);
     return 0;
 }
@@ -598,7 +760,7 @@ int svc_res_load(struct svc *s)
     /* First start of a cluster: what initialize-cluster-metadata creates. */
     if (!svc_tenant_exists(s, "public")) {
         char *cluster = mg_asprintf("/admin/clusters/%s", s->cfg->cluster_name);
-        res_persist(s, cluster, json_object(), NULL, NULL);
+        res_persist(s, cluster, json_object(), NULL, NULL, NULL);
         mg_free(cluster);
         svc_tenant_create(s, "public", NULL, NULL);
         svc_namespace_create(s, "public/default", bundles, NULL, NULL);
@@ -628,14 +790,11 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Names are collected with duplicates (a loaded topic is also stored, a partition also
+ * listed from its metadata); list_finish sorts them and drops the duplicates: O(n log n),
+ * where checking each new name against the list was quadratic in a namespace's topics. */
 static void list_add(char ***names, int *n, int *cap, char *name)
 {
-    for (int i = 0; i < *n; i++) {
-        if (strcmp((*names)[i], name) == 0) {
-            mg_free(name);
-            return;
-        }
-    }
     if (*n == *cap) {
         *cap = *cap ? *cap * 2 : 16;
         *names = mg_realloc(*names, (size_t)*cap * sizeof **names);
@@ -683,6 +842,14 @@ static void list_finish(struct res_list *l, int status, char **children, int n_c
     mg_free(prefix);
     if (n > 1)
         qsort(names, (size_t)n, sizeof *names, cmp_name);
+    int u = 0;
+    for (int i = 0; i < n; i++) {
+        if (u > 0 && strcmp(names[u - 1], names[i]) == 0)
+            mg_free(names[i]);
+        else
+            names[u++] = names[i];
+    }
+    n = u;
     l->cb(l->data, status, names, n);
     for (int i = 0; i < n; i++)
         mg_free(names[i]);

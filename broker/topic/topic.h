@@ -45,8 +45,13 @@ struct topic_name {
     char *base;    /* full name without the -partition-N suffix */
     int partition; /* N of -partition-N, or -1 */
 };
+/* Longest full topic name accepted ("persistent://t/ns/local" without a -partition-N
+ * suffix), in bytes. Pulsar sets none; ours keeps every name printable in a log line and
+ * its metadata paths (the local part is URL-encoded, up to 3 bytes per byte) small. */
+#define TOPIC_NAME_MAX_LEN 1024
 /* Parse "persistent://t/ns/x", "t/ns/x" or "x" (-> public/default), and the legacy
- * 4-part "persistent://t/cluster/ns/x". Returns 0 or -MG_EBADNAME. */
+ * 4-part "persistent://t/cluster/ns/x". Returns 0 or -MG_EBADNAME (also for a control
+ * character anywhere, or a name longer than TOPIC_NAME_MAX_LEN). */
 int topic_name_parse(const char *s, struct topic_name *out);
 void topic_name_fini(struct topic_name *n);
 /* Managed-ledger name "tenant/ns/persistent/<url-encoded local>"; caller frees. */

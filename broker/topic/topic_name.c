@@ -9,7 +9,11 @@
  * The local part of a full name may itself contain '/' only in the 4-part form (the
  * fourth part takes the rest, as Java's split("/", 4)). A local name ending in
  * "-partition-N" (N decimal without leading zeros, fits an int) is partition N of base.
- * Any empty part, unknown domain or wrong part count gives -MG_EBADNAME.
+ * Any empty part, unknown domain or wrong part count gives -MG_EBADNAME. So does a control
+ * character anywhere (bytes 0x00-0x1f and 0x7f: a name must print in a log line and cannot
+ * hold the NUL that ends a C string), and a name longer than TOPIC_NAME_MAX_LEN bytes once
+ * completed to its full form, without a -partition-N suffix (so every partition of a
+ * partitioned topic that was accepted is accepted too).
  */
 #include "topic/topic.h"
 #include "util/alloc.h"
@@ -47,6 +51,14 @@ int topic_name_parse(const char *s, struct topic_name *out)
     out->partition = -1;
     if (!s || !*s)
         return -MG_EBADNAME;
+    /* Bounded before any work: the longest acceptable input is a full name of the limit
+     * plus the longest partition suffix ("-partition-2147483647"). */
+    size_t in_len = strnlen(s, TOPIC_NAME_MAX_LEN + 64);
+    if (in_len > TOPIC_NAME_MAX_LEN + 32)
+        return -MG_EBADNAME;
+    for (size_t i = 0; i < in_len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return -MG_EBADNAME;
 
     bool persistent = true;
     const char *rest = s;
@@ -125,6 +137,10 @@ int topic_name_parse(const char *s, struct topic_name *out)
         out->base = mg_strndup(out->full, strlen(out->full) - cut);
     } else {
         out->base = mg_strdup(out->full);
+    }
+    if (strlen(out->base) > TOPIC_NAME_MAX_LEN) {
+        topic_name_fini(out);
+        return -MG_EBADNAME;
     }
     return 0;
 

@@ -169,6 +169,64 @@ static bool missing_submessage(const wire_cmd *cmd)
     return sub == NULL;
 }
 
+/* protobuf-c unpacks a string field into a NUL-terminated C string, so a string whose
+ * bytes hold a NUL would silently lose everything after it ("a\0b" becomes "a"). Walk the
+ * raw bytes of a message that already unpacked (so they are well-formed) with its
+ * descriptor and return the name of the first string field holding a NUL, or NULL. Linear
+ * in len; nesting is bounded. */
+static bool read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *i < len; shift += 7) {
+        uint8_t b = p[(*i)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+static const char *nul_string_field(const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                                    size_t len, int depth)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint64_t key, v;
+        if (!read_varint(p, len, &i, &key))
+            return NULL;
+        switch (key & 7) {
+        case 0: /* varint */
+            if (!read_varint(p, len, &i, &v))
+                return NULL;
+            break;
+        case 1: /* 64-bit */
+            i += 8;
+            break;
+        case 5: /* 32-bit */
+            i += 4;
+            break;
+        case 2: { /* length-delimited */
+            if (!read_varint(p, len, &i, &v) || v > len - i)
+                return NULL;
+            const ProtobufCFieldDescriptor *fd =
+                protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3));
+            if (fd && fd->type == PROTOBUF_C_TYPE_STRING && memchr(p + i, 0, (size_t)v))
+                return fd->name;
+            if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE && depth < 8) {
+                const char *r = nul_string_field(fd->descriptor, p + i, (size_t)v, depth + 1);
+                if (r)
+                    return r;
+            }
+            i += (size_t)v;
+            break;
+        }
+        default: /* groups: not in Pulsar's protocol */
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
 static bool is_payload_type(int type)
 {
     return type == PULSAR__PROTO__BASE_COMMAND__TYPE__SEND ||
@@ -220,6 +278,8 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
         set_err(errmsg, errlen, "%s command without its sub-message", wire_command_name(cmd->type));
         goto proto_err;
     }
+    const char *nul_field =
+        nul_string_field(&pulsar__proto__base_command__descriptor, p + 8, cmd_size, 0);
 
     size_t rest = (size_t)total - 4 - cmd_size;
     if (!is_payload_type(cmd->type)) {
@@ -231,6 +291,7 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
         evbuffer_drain(in, 4 + (size_t)total);
         f->cmd = cmd;
         f->frame_size = 4 + (size_t)total;
+        f->nul_string_field = nul_field;
         return 1;
     }
 
@@ -275,6 +336,7 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
     f->had_checksum = l.had_checksum;
     f->checksum_ok = !l.had_checksum || crc == l.crc_sent;
     f->frame_size = 4 + (size_t)total;
+    f->nul_string_field = nul_field;
     return 1;
 
 proto_err:

@@ -31,16 +31,19 @@ typedef Pulsar__Proto__BaseCommand wire_cmd;
 
 /* One decoded frame. */
 struct wire_frame {
-    wire_cmd *cmd;            /* owned; unpacked BaseCommand, never NULL after success */
-    struct evbuffer *payload; /* owned; payload commands only (else NULL): the stored-entry
-                                 form, always starting with 0x0e01 + CRC32C (added by
-                                 wire_frame_read when the sender omitted it). A 0x0e02
-                                 section is dropped from a SEND; on a MESSAGE it is kept
-                                 in front of the 0x0e01 */
-    bool had_checksum;        /* the sender included magic + checksum */
-    bool checksum_ok;         /* CRC32C over metadata size + metadata + payload matches
-                                 (true when the sender sent none) */
-    size_t frame_size;        /* bytes the frame took on the wire, incl. the size field */
+    wire_cmd *cmd;                /* owned; unpacked BaseCommand, never NULL after success */
+    struct evbuffer *payload;     /* owned; payload commands only (else NULL): the stored-entry
+                                     form, always starting with 0x0e01 + CRC32C (added by
+                                     wire_frame_read when the sender omitted it). A 0x0e02
+                                     section is dropped from a SEND; on a MESSAGE it is kept
+                                     in front of the 0x0e01 */
+    bool had_checksum;            /* the sender included magic + checksum */
+    bool checksum_ok;             /* CRC32C over metadata size + metadata + payload matches
+                                     (true when the sender sent none) */
+    size_t frame_size;            /* bytes the frame took on the wire, incl. the size field */
+    const char *nul_string_field; /* static: name of a string field of the command whose
+                                     bytes held a NUL (its C string in cmd stops there), or
+                                     NULL */
 };
 
 /* Take one frame from the front of in.

@@ -8,6 +8,7 @@
  */
 #include "config/cfg.h"
 #include "svc/svc.h"
+#include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -426,6 +427,130 @@ START_TEST(test_second_exclusive_consumer_refused)
 }
 END_TEST
 
+/* Send cmd with every "@" of its packed bytes replaced by a NUL (protobuf-c packs C strings,
+ * so a string holding a NUL is made after packing; the lengths do not change). */
+static void send_cmd_nul(int fd, wire_cmd *cmd)
+{
+    struct evbuffer *b = evbuffer_new();
+    wire_write_command(b, cmd);
+    size_t n = evbuffer_get_length(b);
+    unsigned char *p = evbuffer_pullup(b, (ev_ssize_t)n);
+    int patched = 0;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '@') {
+            p[i] = '\0';
+            patched++;
+        }
+    ck_assert_int_gt(patched, 0);
+    client_write(fd, b);
+    evbuffer_free(b);
+}
+
+static void expect_error(int fd, struct evbuffer *in, uint64_t request_id, int error)
+{
+    struct wire_frame f;
+    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__ERROR, &f), 1);
+    ck_assert_int_eq(f.cmd->error->request_id, request_id);
+    ck_assert_int_eq(f.cmd->error->error, error);
+    wire_frame_clear(&f);
+}
+
+/* A topic name holding a NUL byte or a control character, or too long, is refused with
+ * InvalidTopicName on every command that names a topic; nothing is served under the name
+ * cut at the NUL, and the connection goes on. */
+START_TEST(test_bad_topic_names_refused)
+{
+    int fd = client_connect();
+    struct evbuffer *in = evbuffer_new();
+    handshake(fd, in);
+    const char *nul_name = "persistent://public/default/a@b";
+    struct wire_frame f;
+
+    Pulsar__Proto__CommandLookupTopic l = PULSAR__PROTO__COMMAND_LOOKUP_TOPIC__INIT;
+    l.topic = (char *)nul_name;
+    l.request_id = 11;
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP;
+    cmd.lookuptopic = &l;
+    send_cmd_nul(fd, &cmd);
+    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE, &f), 1);
+    ck_assert_int_eq(f.cmd->lookuptopicresponse->request_id, 11);
+    ck_assert_int_eq(f.cmd->lookuptopicresponse->response,
+                     PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Failed);
+    ck_assert_int_eq(f.cmd->lookuptopicresponse->error,
+                     PULSAR__PROTO__SERVER_ERROR__InvalidTopicName);
+    wire_frame_clear(&f);
+
+    Pulsar__Proto__CommandPartitionedTopicMetadata pm =
+        PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA__INIT;
+    pm.topic = (char *)nul_name;
+    pm.request_id = 12;
+    wire_cmd pcmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    pcmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA;
+    pcmd.partitionmetadata = &pm;
+    send_cmd_nul(fd, &pcmd);
+    ck_assert_int_eq(
+        read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA_RESPONSE, &f),
+        1);
+    ck_assert_int_eq(f.cmd->partitionmetadataresponse->request_id, 12);
+    ck_assert_int_eq(
+        f.cmd->partitionmetadataresponse->response,
+        PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Failed);
+    ck_assert_int_eq(f.cmd->partitionmetadataresponse->error,
+                     PULSAR__PROTO__SERVER_ERROR__InvalidTopicName);
+    wire_frame_clear(&f);
+
+    Pulsar__Proto__CommandProducer pr = PULSAR__PROTO__COMMAND_PRODUCER__INIT;
+    pr.topic = (char *)nul_name;
+    pr.producer_id = 1;
+    pr.request_id = 13;
+    wire_cmd prcmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    prcmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER;
+    prcmd.producer = &pr;
+    send_cmd_nul(fd, &prcmd);
+    expect_error(fd, in, 13, PULSAR__PROTO__SERVER_ERROR__InvalidTopicName);
+
+    Pulsar__Proto__CommandSubscribe sub = PULSAR__PROTO__COMMAND_SUBSCRIBE__INIT;
+    sub.topic = (char *)nul_name;
+    sub.subscription = "s";
+    sub.consumer_id = 1;
+    sub.request_id = 14;
+    wire_cmd scmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    scmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SUBSCRIBE;
+    scmd.subscribe = &sub;
+    send_cmd_nul(fd, &scmd);
+    expect_error(fd, in, 14, PULSAR__PROTO__SERVER_ERROR__InvalidTopicName);
+    pump(20);
+    ck_assert_ptr_null(topic_find(svc_topics(fx.svc), "persistent://public/default/a"));
+
+    /* a control character, and a name over the length bound */
+    pr.topic = "persistent://public/default/a\x01"
+               "b";
+    pr.request_id = 15;
+    send_cmd(fd, &prcmd);
+    expect_error(fd, in, 15, PULSAR__PROTO__SERVER_ERROR__InvalidTopicName);
+    char *longname = mg_malloc(TOPIC_NAME_MAX_LEN + 2);
+    memset(longname, 'x', TOPIC_NAME_MAX_LEN + 1);
+    longname[TOPIC_NAME_MAX_LEN + 1] = '\0';
+    pr.topic = longname;
+    pr.request_id = 16;
+    send_cmd(fd, &prcmd);
+    expect_error(fd, in, 16, PULSAR__PROTO__SERVER_ERROR__InvalidTopicName);
+    mg_free(longname);
+
+    /* the connection goes on */
+    Pulsar__Proto__CommandPing p = PULSAR__PROTO__COMMAND_PING__INIT;
+    wire_cmd ping = PULSAR__PROTO__BASE_COMMAND__INIT;
+    ping.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PING;
+    ping.ping = &p;
+    send_cmd(fd, &ping);
+    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__PONG, &f), 1);
+    wire_frame_clear(&f);
+    close(fd);
+    evbuffer_free(in);
+}
+END_TEST
+
 static Suite *conn_suite(void)
 {
     Suite *s = suite_create("conn");
@@ -439,6 +564,7 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, test_produce_consume_round_trip);
     tcase_add_test(tc, test_send_for_unknown_producer_closes);
     tcase_add_test(tc, test_second_exclusive_consumer_refused);
+    tcase_add_test(tc, test_bad_topic_names_refused);
     suite_add_tcase(s, tc);
     return s;
 }

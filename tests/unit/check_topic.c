@@ -8,6 +8,7 @@
 #include "PulsarApi.pb-c.h"
 #include "ml/ml.h"
 #include "topic/topic.h"
+#include "util/alloc.h"
 #include "util/crc.h"
 #include "util/err.h"
 
@@ -363,6 +364,56 @@ START_TEST(test_names)
     ck_assert_str_eq(ml, "public/default/persistent/x.y-z*_9");
     free(ml);
     topic_name_fini(&n);
+}
+END_TEST
+
+/* Control characters are refused anywhere in a name; names are bounded in length, the
+ * bound applying to the name without a partition suffix. */
+START_TEST(test_names_refused)
+{
+    static const char *bad[] = {
+        "persistent://t/ns/a\x01b", "a\tb", "persistent://t/n\ns/x", "x\x7f", "\x1bx", "t/ns/x\r",
+        "persistent://t\x1f/ns/x",
+    };
+    struct topic_name n;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(topic_name_parse(bad[i], &n) == -MG_EBADNAME, "control char in #%zu", i);
+    /* "persistent://t/ns/" + local: accepted up to TOPIC_NAME_MAX_LEN bytes in all */
+    const char *prefix = "persistent://t/ns/";
+    size_t room = TOPIC_NAME_MAX_LEN - strlen(prefix);
+    char *name = mg_malloc(TOPIC_NAME_MAX_LEN + 64);
+    strcpy(name, prefix);
+    memset(name + strlen(prefix), 'x', room);
+    name[TOPIC_NAME_MAX_LEN] = '\0';
+    ck_assert_int_eq(topic_name_parse(name, &n), 0);
+    topic_name_fini(&n);
+    /* its partitions too, and the largest partition index */
+    strcpy(name + TOPIC_NAME_MAX_LEN, "-partition-2147483647");
+    ck_assert_int_eq(topic_name_parse(name, &n), 0);
+    ck_assert_int_eq(n.partition, 2147483647);
+    ck_assert_uint_eq(strlen(n.base), TOPIC_NAME_MAX_LEN);
+    topic_name_fini(&n);
+    /* one byte more is refused, with or without a partition suffix */
+    memset(name + strlen(prefix), 'x', room + 1);
+    name[TOPIC_NAME_MAX_LEN + 1] = '\0';
+    ck_assert_int_eq(topic_name_parse(name, &n), -MG_EBADNAME);
+    strcpy(name + TOPIC_NAME_MAX_LEN + 1, "-partition-1");
+    ck_assert_int_eq(topic_name_parse(name, &n), -MG_EBADNAME);
+    /* the short form completes to public/default: the bound applies to the full name */
+    memset(name, 'y', TOPIC_NAME_MAX_LEN);
+    name[TOPIC_NAME_MAX_LEN - strlen("persistent://public/default/") + 1] = '\0';
+    ck_assert_int_eq(topic_name_parse(name, &n), -MG_EBADNAME);
+    name[TOPIC_NAME_MAX_LEN - strlen("persistent://public/default/")] = '\0';
+    ck_assert_int_eq(topic_name_parse(name, &n), 0);
+    topic_name_fini(&n);
+    /* a huge name is refused without being copied (bounded work) */
+    size_t huge = 1u << 20;
+    char *big = mg_malloc(huge + 1);
+    memset(big, 'z', huge);
+    big[huge] = '\0';
+    ck_assert_int_eq(topic_name_parse(big, &n), -MG_EBADNAME);
+    mg_free(big);
+    mg_free(name);
 }
 END_TEST
 
@@ -1167,6 +1218,7 @@ static Suite *topic_suite(void)
     Suite *s = suite_create("topic");
     TCase *tc = tcase_create("names");
     tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_names_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("topic");

@@ -798,6 +798,54 @@ START_TEST(test_crc32c_vector)
 }
 END_TEST
 
+/* Strings with a NUL byte inside (which protobuf-c's C strings would cut) are reported by
+ * field name, also inside nested messages; clean frames report none. */
+static const char *nul_field_of(wire_cmd *cmd)
+{
+    struct evbuffer *b = evbuffer_new();
+    wire_write_command(b, cmd);
+    size_t n = evbuffer_get_length(b);
+    unsigned char *p = evbuffer_pullup(b, (ev_ssize_t)n);
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '@')
+            p[i] = '\0';
+    struct wire_frame f;
+    memset(&f, 0, sizeof f);
+    char err[128];
+    ck_assert_int_eq(wire_frame_read(b, MAX_FRAME, &f, err, sizeof err), 1);
+    const char *r = f.nul_string_field;
+    wire_frame_clear(&f);
+    evbuffer_free(b);
+    return r;
+}
+
+START_TEST(test_nul_in_string_reported)
+{
+    Pulsar__Proto__CommandProducer pr = PULSAR__PROTO__COMMAND_PRODUCER__INIT;
+    pr.topic = "persistent://t/ns/x";
+    pr.producer_id = 1;
+    pr.request_id = 2;
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER;
+    cmd.producer = &pr;
+    ck_assert_ptr_null(nul_field_of(&cmd));
+    pr.topic = "persistent://t/ns/a@b";
+    ck_assert_str_eq(nul_field_of(&cmd), "topic");
+    pr.topic = "persistent://t/ns/x";
+    pr.producer_name = "p@";
+    ck_assert_str_eq(nul_field_of(&cmd), "producer_name");
+    /* nested: a metadata key/value of the producer */
+    pr.producer_name = NULL;
+    Pulsar__Proto__KeyValue kv = PULSAR__PROTO__KEY_VALUE__INIT;
+    kv.key = "k";
+    kv.value = "v@v";
+    Pulsar__Proto__KeyValue *kvs[] = {&kv};
+    pr.n_metadata = 1;
+    pr.metadata = kvs;
+    ck_assert_str_eq(nul_field_of(&cmd), "value");
+}
+END_TEST
+
 START_TEST(test_command_names)
 {
     ck_assert_str_eq(wire_command_name(PULSAR__PROTO__BASE_COMMAND__TYPE__SEND), "SEND");
@@ -826,6 +874,7 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, test_murmur3_vectors);
     tcase_add_test(tc, test_crc32c_vector);
     tcase_add_test(tc, test_command_names);
+    tcase_add_test(tc, test_nul_in_string_reported);
     suite_add_tcase(s, tc);
     return s;
 }
