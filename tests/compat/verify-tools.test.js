@@ -113,12 +113,14 @@ test('the fault tests\' checkers fail on a lost, duplicated, unsent, forbidden o
       });
       const vf = (name, args) => runLib('verify-failed.js',
         ['--expect', failedSum, '--out', path.join(dir, `${name}.json`), ...args], path.join(dir, `${name}.json`));
-      const [both, one, none, bound] = await Promise.all([
+      const [both, one, none, bound, perFault] = await Promise.all([
         vf('both', ['--faults', `stop@${t0 + 20000}-${t0 + 30000},kill@${t0 + 85000}-${t0 + 85000}`, '--heal-ms', '6000']),
         vf('one', ['--faults', `stop@${t0 + 20000}-${t0 + 30000}`, '--heal-ms', '6000']),
         vf('none', []),
         vf('bound', ['--faults', `stop@${t0 + 20000}-${t0 + 30000},kill@${t0 + 85000}-${t0 + 85000}`,
           '--heal-ms', '6000', '--max', '1']),
+        vf('per-fault', ['--faults', `stop@${t0 + 20000}-${t0 + 30000}:0,kill@${t0 + 85000}-${t0 + 85000}`,
+          '--heal-ms', '6000']),
       ]);
       assert.strictEqual(both.code, 0, `failed sends inside fault windows: ${both.stdout}`);
       assert.deepStrictEqual(both.out.byFault, { stop: 1, kill: 1 });
@@ -128,6 +130,8 @@ test('the fault tests\' checkers fail on a lost, duplicated, unsent, forbidden o
       assert.strictEqual(none.code, 1, `failed sends without any fault passed: ${none.stdout}`);
       assert.strictEqual(none.out.unexplained, 2);
       assert.strictEqual(bound.code, 1, `more failed sends than --max passed: ${bound.stdout}`);
+      assert.strictEqual(perFault.code, 1, `more failed sends than a fault's bound passed: ${perFault.stdout}`);
+      assert.deepStrictEqual(perFault.out.byFault, { stop: 1, kill: 1 });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

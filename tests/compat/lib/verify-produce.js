@@ -16,8 +16,9 @@
 // for good (its sockets destroyed: pulsar-flex can neither reconnect nor resend it, so a
 // counter is never sent twice). The next counter goes out on a new producer (created with
 // retries until the deadline; with several brokers in --url, each attempt looks the topic
-// up through the next one), unless --no-recreate: then the remaining counters are "not
-// sent".
+// up through the next one) after a back-off, as a Pulsar client reconnects (100 ms, doubled
+// after each failed producer up to 5 s, back to 100 ms at the next receipt), unless
+// --no-recreate: then the remaining counters are "not sent".
 //
 // --pause-after K: after the first K counters, wait until every send settled, write
 // "paused=1" into the progress file and wait (until the deadline) for --resume-file to exist;
@@ -75,6 +76,9 @@ let paused = 0;
 let firstError = null;
 let resumedAt = null; // counts when resumed after --pause-after
 let firstErrorResumed = null;
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+let backoffMs = BACKOFF_MIN_MS;
 
 function noteError(why) {
   if (firstError === null) firstError = String(why);
@@ -157,6 +161,7 @@ function sendOne(gen, c) {
     gen.outstanding.delete(c);
     if (ok) {
       acked.push(c);
+      backoffMs = BACKOFF_MIN_MS;
     } else {
       failed.push(c);
       failedSends.push([c, sentAt, Date.now()]);
@@ -214,6 +219,10 @@ async function main() {
       if (gen && o['no-recreate']) {
         notSent += o.count - i;
         break;
+      }
+      if (gen) {
+        await u.sleep(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS);
       }
       gen = await newProducer();
       if (!gen) {
