@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -72,7 +73,10 @@ struct waiter {
     bool done;
     int status;
     int calls;
+    int order; /* of this callback among all callbacks of the program */
 };
+
+static int n_callbacks;
 
 static void req_cb(struct meta_req *req, int status)
 {
@@ -80,6 +84,17 @@ static void req_cb(struct meta_req *req, int status)
     w->done = true;
     w->status = status;
     w->calls++;
+    w->order = n_callbacks++;
+}
+
+/* Every fdatasync(2) of this program goes through here (a definition in the program takes
+ * the place of libc's), so that t_emb_group_commit can count the embedded store's syncs. */
+static int n_fdatasync;
+
+int fdatasync(int fd)
+{
+    n_fdatasync++;
+    return (int)syscall(SYS_fdatasync, fd);
 }
 
 /* Issue with meta_*, wait for the callback; returns the status (or the synchronous error).
@@ -943,6 +958,7 @@ START_TEST(t_emb_group_commit)
     enum { N = 100 };
     static struct meta_req reqs[N];
     static struct waiter ws[N];
+    int syncs0 = n_fdatasync;
     for (int i = 0; i < N; i++) {
         char p[32];
         snprintf(p, sizeof p, "/g%d", i);
@@ -952,11 +968,17 @@ START_TEST(t_emb_group_commit)
         ck_assert_int_eq(meta_put(st, p, "x", 1, META_VERSION_NONE, 0, &reqs[i], req_cb), 0);
     }
     ck_assert(run_until(&ws[N - 1].done, 10000));
+    int syncs = n_fdatasync - syncs0;
     for (int i = 0; i < N; i++) {
         ck_assert(ws[i].done);
         ck_assert_int_eq(ws[i].status, 0);
+        if (i > 0)
+            ck_assert_int_gt(ws[i].order, ws[i - 1].order);
         meta_req_fini(&reqs[i]);
     }
+    /* synced (durable) but not one sync per mutation: at least 10 share each on average */
+    ck_assert_int_ge(syncs, 1);
+    ck_assert_msg(syncs * 10 <= N, "%d fdatasyncs for %d mutations", syncs, N);
     reopen();
     check_key("/g0", "x", 0);
     check_key("/g99", "x", 0);
