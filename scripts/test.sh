@@ -88,21 +88,21 @@ for log in "$BUILD_DIR"/tests/unit/*.log; do
     echo "---- $log"; tail -n 60 "$log"
     continue
   fi
-  read -r checks failures errors < <(echo "$summary" | sed -E 's/^[0-9]+%: Checks: ([0-9]+), Failures: ([0-9]+), Errors: ([0-9]+).*/\1 \2 \3/')
+  read -r checks nfailures errors < <(echo "$summary" | sed -E 's/^[0-9]+%: Checks: ([0-9]+), Failures: ([0-9]+), Errors: ([0-9]+).*/\1 \2 \3/')
   if [ "$n_skip" -gt 0 ]; then echo "  $prog: $summary ($n_skip of them skipped)"; else echo "  $prog: $summary"; fi
-  passed=$((passed + checks - failures - errors - n_skip))
+  passed=$((passed + checks - nfailures - errors - n_skip))
   # each failing test by name: Check prints "file:line:F|E:tcase:test:iteration: message"
   while IFS= read -r line; do
     fail "unit $prog ${line}"
   done < <(grep -E '^[^:]+:[0-9]+:[FE]:' "$log")
   nf=$(grep -cE '^[^:]+:[0-9]+:[FE]:' "$log")
-  if [ "$nf" -ne $((failures + errors)) ]; then
-    fail "unit $prog: $((failures + errors)) failed but $nf named in the log"
+  if [ "$nf" -ne $((nfailures + errors)) ]; then
+    fail "unit $prog: $((nfailures + errors)) failed but $nf named in the log"
   fi
-  if grep -qE ':test-result: (FAIL|ERROR)' "$trs" 2>/dev/null && [ $((failures + errors)) = 0 ]; then
+  if grep -qE ':test-result: (FAIL|ERROR)' "$trs" 2>/dev/null && [ $((nfailures + errors)) = 0 ]; then
     fail "unit $prog: the program failed after its tests ($(exit_status "$log"); a sanitizer report at exit?)"
   fi
-  if [ $((failures + errors)) -gt 0 ] || grep -qE ':test-result: (FAIL|ERROR)' "$trs" 2>/dev/null; then
+  if [ $((nfailures + errors)) -gt 0 ] || grep -qE ':test-result: (FAIL|ERROR)' "$trs" 2>/dev/null; then
     echo "---- $log"; tail -n 80 "$log"
   fi
 done

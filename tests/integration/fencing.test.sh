@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # fencing.test.sh - a broker that lost a topic to another one can no longer append to it.
 #
-# One real ZooKeeper, two `magnetar bookie`s, two `magnetar broker`s A and B (both
-# managedLedgerStore=bookkeeper, E=Qw=Qa=2) on the same store. A owns the topic's bundle
+# One real ZooKeeper, two `magnetar bookie`s, two `magnetar broker`s A and B (both on
+# conf/broker.yaml as a user runs them: managedLedgerStore bookkeeper, E=Qw=Qa=2, timeouts,
+# keep-alive and load-report interval left at their defaults) on the same store, and
+# pulsar-flex clients with a user's 30 s send timeout. A owns the topic's bundle
 # by an ephemeral lease; the test deletes that lease behind A's back (A's session is still
 # alive, as in the moments before an expiry reaches it), so that B takes the bundle while A
 # still believes it owns it. The ledger fencing of B's managed-ledger open is then what
@@ -15,9 +17,12 @@
 #      must be acknowledged.
 #   4. A's producer (the same one, same connection) sends 100 more (2000..2099): none may be
 #      acknowledged, and the first must fail with an error (SEND_ERROR, the producer or the
-#      connection closed by the broker), not by silence until the client's 30 s timeout.
+#      connection closed by the broker), not by silence until the client's 30 s timeout:
+#      every failed send of the test must be given up within 10 s of that resume (and none
+#      of B's may fail: check_failed_sends).
 #   5. A consumer through B receives every acknowledged message of A and B, in order, none
-#      twice; none of A's sends after the takeover is readable.
+#      twice, nothing that was never sent; none of A's sends after the takeover is readable
+#      (--forbid 2000-2099).
 # Prints PASS:/FAIL: lines and a SUMMARY line; exits non-zero on failure (logs printed).
 #
 # Environment: MAGNETAR_BIN.
@@ -54,9 +59,7 @@ start_broker() {
         --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
         --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/broker$b" \
         --set managedLedgerDefaultEnsembleSize=2 \
-        --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2 \
-        --set bookkeeperClientTimeoutInSeconds=5 --set keepAliveIntervalSeconds=5 \
-        --set loadBalancerReportUpdateMinIntervalMillis=500 || exit 1
+        --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2 || exit 1
 }
 start_broker A
 URLA="pulsar://127.0.0.1:$(port_of brokerA brokerServicePort)"
@@ -103,6 +106,7 @@ zkcli() {
 }
 KEY="/namespace/public/default/$RANGE"
 DATA="{\"nativeUrl\":\"$URLB\",\"httpUrl\":\"http://127.0.0.1:$WB\",\"disabled\":false,\"advertisedListeners\":{}}"
+T_LEASE=$(now_ms)
 if [ -n "$RANGE" ] && zkcli delete "$KEY" && zkcli create "$KEY" "$DATA"; then
     pass "A's lease on bundle $RANGE taken away behind its back (the key now names B)"
 else
@@ -121,6 +125,7 @@ fi
 [ -s "$T/produceB.json" ] || echo '{"acked":[]}' >"$T/produceB.json"
 
 # ---- 4. A's producer again --------------------------------------------------------------------
+T_RESUME=$(now_ms)
 touch "$T/resume"
 wait_exit producerA 120
 rc=$?
@@ -140,11 +145,13 @@ case "$RERR" in
 "no receipt within"*) fail "A's send was neither acknowledged nor refused (silence until the client timeout: $RERR)" ;;
 *) pass "A's send was refused: $RERR" ;;
 esac
+check_failed_sends "failed sends" "takeover@$T_LEASE-$T_RESUME:$NA2" "$NA2" "$T/produceA.json,$T/produceB.json"
 
 # ---- 5. everything acknowledged is readable through B ---------------------------------------------
 if run_node 200 consumer lib/verify-consume.js --url "$URLB" --topic "$TOPIC" --sub "$SUB" \
-    --out "$T/consume.json" --expect "$T/produceA.json,$T/produceB.json" --deadline-s 120; then
-    pass "through B: every message acknowledged by A or B received, in order, once: $(cat "$T/consumer.out")"
+    --out "$T/consume.json" --expect "$T/produceA.json,$T/produceB.json" \
+    --forbid "$RESUME_START-$((RESUME_START + NA2 - 1))" --deadline-s 120; then
+    pass "through B: every message acknowledged by A or B received, in order, once; nothing unsent, none of A's after the takeover: $(cat "$T/consumer.out")"
 else
     fail "through B: $(cat "$T/consumer.out") $(tail -n 3 "$T/consumer.err")"
 fi

@@ -990,7 +990,7 @@ END_TEST
 /* Stands for the zk backend's contract tests when no ZooKeeper is named. */
 START_TEST(t_zk_skipped)
 {
-    printf("SKIP: check_meta zk backend (the contract tests against ZooKeeper): "
+    printf("SKIP: zk backend (the contract tests against ZooKeeper): "
            "MAGNETAR_TEST_ZK is not set; tests/integration/meta_zk.test.sh runs them\n");
     fflush(stdout);
 }
