@@ -12,9 +12,9 @@
 #   1. A durable subscription is created through A.
 #   2. A pulsar-flex producer on A sends 1,000 messages (counters 0..999): all acknowledged.
 #      It stays connected, paused (verify-produce.js --pause-after).
-#   3. A's lease is deleted in ZooKeeper; a producer on B sends 1,000 more (1000..1999): B
-#      takes the bundle and loads the topic, whose open recovers and fences A's ledger; all
-#      must be acknowledged.
+#   3. A's lease is deleted in ZooKeeper and B takes the bundle (an authoritative lookup at
+#      B); a producer on B sends 1,000 more (1000..1999): B loads the topic, whose open
+#      recovers and fences A's ledger; all must be acknowledged, by B (its log).
 #   4. A's producer (the same one, same connection) sends 100 more (2000..2099): none may be
 #      acknowledged, and the first must fail with an error (SEND_ERROR, the producer or the
 #      connection closed by the broker), not by silence until the client's 30 s timeout:
@@ -95,8 +95,10 @@ URLB="pulsar://127.0.0.1:$(port_of brokerB brokerServicePort)"
 # away behind A's back (as when A's session is about to expire but A has not noticed): B
 # is then free to take the bundle and load the topic, which recovers and fences the ledger
 # A still has open. A must not be able to add to it any more.
-# The key is replaced by one naming B (as B would write it), so that B's next lookup
-# takes the bundle whatever the load reports say.
+# The key is replaced by one naming B (as B would write it); then an authoritative lookup
+# at B (what a Pulsar client sends after a redirect to B) makes B take the bundle, whatever
+# the load reports say (a non-authoritative one may hand the bundle to A again: B sees a key
+# of its own URL that it does not hold, removes it as stale and assigns by load).
 WA=$(port_of brokerA webServicePort)
 WB=$(port_of brokerB webServicePort)
 RANGE=$(curl -sf "http://127.0.0.1:$WA/lookup/v2/topic/persistent/public/default/$TOPIC/bundle")
@@ -112,12 +114,19 @@ if [ -n "$RANGE" ] && zkcli delete "$KEY" && zkcli create "$KEY" "$DATA"; then
 else
     fail "could not replace A's ownership of ${RANGE:-?}: $(tail -n 3 "$T/zkcli.log")"
 fi
+LOOKUP=$(curl -sf --max-time 30 "http://127.0.0.1:$WB/lookup/v2/topic/persistent/public/default/$TOPIC?authoritative=true")
+if [[ "$LOOKUP" == *"\"brokerUrl\":\"$URLB\""* ]] && wait_log brokerB "bundle public/default/$RANGE acquired" 30; then
+    pass "broker B took bundle $RANGE on an authoritative lookup"
+else
+    fail "broker B did not take bundle $RANGE: lookup answered '$LOOKUP'"
+fi
 
 run_node 200 producerB lib/verify-produce.js --url "$URLB" --topic "$TOPIC" --start "$NA" \
     --count "$NB" --send-timeout-ms 30000 --deadline-s 150 --out "$T/produceB.json"
 rc=$?
 AB=$(json "$T/produceB.json" ackedCount)
-if [ $rc -eq 0 ] && [ "${AB:-0}" = "$NB" ]; then
+if [ $rc -eq 0 ] && [ "${AB:-0}" = "$NB" ] \
+    && grep -qE "producer [0-9]+ '.*' on persistent://public/default/$TOPIC\$" "$T/brokerB.log"; then
     pass "broker B (after loading the topic A has open) acknowledged all $NB messages"
 else
     fail "broker B: exit $rc, ${AB:-?} of $NB acknowledged: $(cat "$T/producerB.out") $(tail -n 3 "$T/producerB.err")"
