@@ -30,7 +30,7 @@
 # Integration scripts get MAGNETAR_BIN and BUILD_DIR.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+cd "$top" || exit 1
 export BUILD_DIR=${BUILD_DIR:-$top/build-test}
 passed=0; failed=0; skipped=0; failures=(); skips=()
 ok()   { passed=$((passed + 1)); echo "PASS: $*"; }

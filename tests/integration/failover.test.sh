@@ -244,7 +244,6 @@ M_FOUND=$((VERIFIED_FOUND - ${FOUND:-0}))
 
 # ---- 2. split brain --------------------------------------------------------------------------
 start_broker b3 || exit 1
-U3=$(url_of b3)
 SURV=$OTHER
 subscribe_all b3 fo "$SB" || exit 1
 O2=""
