@@ -48,7 +48,7 @@ for (const [typeName, subType] of [['Exclusive', f.SUB_TYPES.EXCLUSIVE], ['Share
       await f.sendAll(producer, msgs.slice(20));
       await s.waitFor(() => gotB.length >= msgs.length - ACKED, 30000,
         () => `B to receive ${msgs.length - ACKED} messages (got ${gotB.length}: ${gotB.map(indexOf).join(',')})`);
-      await f.sleep(1500);
+      await f.flushWithMarker(s, producer, gotB);
 
       const indexes = gotB.map(indexOf);
       const ackedSeen = indexes.filter((i) => i < ACKED);
@@ -97,7 +97,7 @@ test('Shared: a negative ack redelivers exactly that message (same id, redeliver
     await f.sendAll(producer, msgs);
     await s.waitFor(() => ackedCount >= msgs.length, 30000,
       () => `all 10 acked, #${NACKED} after its redelivery (deliveries: ${got.map(indexOf).join(',')})`);
-    await f.sleep(1500);
+    await f.flushWithMarker(s, producer, got);
 
     const copies = got.filter((r) => indexOf(r) === NACKED);
     assert.strictEqual(copies.length, 2, `#${NACKED} should be delivered twice, got ${copies.length}`);

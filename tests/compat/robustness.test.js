@@ -164,7 +164,7 @@ test(`raw-socket garbage and malformed frames are closed by the broker while a p
 
     await produce;
     await s.waitFor(() => got.length >= N, 60000, () => `${N} messages (received ${got.length})`);
-    await f.sleep(1500);
+    await f.flushWithMarker(s, producer, got);
 
     for (const { attack, r, closed, ms, error } of results) {
       t.diagnostic(`${attack.name}: ${error ? `failed: ${error.message}` : closed ? `closed after ${ms} ms` : 'NOT closed'}`
