@@ -10,7 +10,7 @@
 # Every producer is tests/compat/lib/verify-produce.js (each counter sent once, never resent)
 # and every check is on the exact set of counters (verify-consume.js): each acknowledged one
 # received once, in order, nothing that was never sent; every send without a receipt must
-# have been outstanding during a fault the test caused (verify-failed.js), at most one
+# have been given up while a fault the test caused was on (verify-failed.js), at most one
 # window per producer.
 #   1. Failover. Eight producers on eight topics over every bundle (service URL naming both
 #      brokers: lookups redirect) and one busy producer (one topic, service URL = the broker
