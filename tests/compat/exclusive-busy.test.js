@@ -49,7 +49,7 @@ test('a second consumer on an Exclusive subscription gets ConsumerBusy; the firs
     const got3 = await f.collect(c3);
     await f.sendAll(producer, msgs.slice(5));
     await s.waitFor(() => got3.length >= 5, 20000, () => `5 messages on the third consumer (got ${got3.length})`);
-    await f.sleep(1200);
+    await f.flushWithMarker(s, producer, got3);
     f.checkExactSequence(got1, msgs.slice(0, 5), 'first consumer');
     f.checkExactSequence(got3, msgs.slice(5), 'third consumer');
   }));

@@ -18,7 +18,7 @@ test(`Exclusive subscription: ${N} messages arrive once each, in order, payloads
 
     await f.sendAll(producer, msgs, { window: 50 });
     await s.waitFor(() => got.length >= N, 60000, () => `${N} messages (received ${got.length})`);
-    await f.sleep(1500); // duplicates or extras would show up within the consumer's 1 s poll
+    await f.flushWithMarker(s, producer, got); // duplicates or extras would be in by then
 
     f.checkExactSequence(got, msgs, 'Exclusive consumer');
     f.checkIdsIncrease(got, 'Exclusive consumer message ids');

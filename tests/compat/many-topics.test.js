@@ -26,7 +26,7 @@ test(`${TOPICS} producers on ${TOPICS} topics at once: all ${TOPICS * PER_TOPIC}
       return `all messages (total ${total()}/${TOPICS * PER_TOPIC}; short topics: ` +
         `${short.slice(0, 10).map(([i, n]) => `#${i}=${n}`).join(' ')})`;
     });
-    await f.sleep(1500);
+    await Promise.all(producers.map((p, i) => f.flushWithMarker(s, p, gots[i], { timeoutMs: 60000 })));
 
     for (let i = 0; i < TOPICS; i++) f.checkExactSequence(gots[i], msgs[i], `topic #${i}`);
     assert.strictEqual(total(), TOPICS * PER_TOPIC);

@@ -29,7 +29,7 @@ test('admin PUT .../partitions=3, GET returns {"partitions":3}, each -partition-
     await Promise.all(producers.map((p, i) => f.sendAll(p, msgs[i])));
     await s.waitFor(() => gots.every((g) => g.length >= 20), 30000,
       () => `20 messages on every partition (got ${gots.map((g) => g.length).join('/')})`);
-    await f.sleep(1500);
+    await Promise.all(producers.map((p, i) => f.flushWithMarker(s, p, gots[i])));
     for (let i = 0; i < PARTITIONS; i++) f.checkExactSequence(gots[i], msgs[i], `partition ${i}`);
     assert.deepStrictEqual(s.problems(), [], 'pulsar-flex logged warnings/errors');
   }));

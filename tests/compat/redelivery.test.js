@@ -48,7 +48,7 @@ for (const [typeName, subType] of [['Exclusive', f.SUB_TYPES.EXCLUSIVE], ['Share
       await f.sendAll(producer, msgs.slice(20));
       await s.waitFor(() => gotB.length >= msgs.length - ACKED, 30000,
         () => `B to receive ${msgs.length - ACKED} messages (got ${gotB.length}: ${gotB.map(indexOf).join(',')})`);
-      await f.sleep(1500);
+      await f.flushWithMarker(s, producer, gotB);
 
       const indexes = gotB.map(indexOf);
       const ackedSeen = indexes.filter((i) => i < ACKED);
@@ -97,7 +97,7 @@ test('Shared: a negative ack redelivers exactly that message (same id, redeliver
     await f.sendAll(producer, msgs);
     await s.waitFor(() => ackedCount >= msgs.length, 30000,
       () => `all 10 acked, #${NACKED} after its redelivery (deliveries: ${got.map(indexOf).join(',')})`);
-    await f.sleep(1500);
+    await f.flushWithMarker(s, producer, got);
 
     const copies = got.filter((r) => indexOf(r) === NACKED);
     assert.strictEqual(copies.length, 2, `#${NACKED} should be delivered twice, got ${copies.length}`);
@@ -109,12 +109,17 @@ test('Shared: a negative ack redelivers exactly that message (same id, redeliver
     assert.ok(copies[1].redeliveryCount >= 1,
       `redeliveryCount of the redelivered copy is ${copies[1].redeliveryCount}, expected >= 1`);
 
-    // Everything is acked now: a fresh consumer on the subscription gets nothing.
+    // Everything is acked now: a fresh consumer on the subscription gets nothing but a new
+    // message (the marker), which is dispatched after anything the subscription would
+    // redeliver: once the marker is in, any wrong redelivery is too.
     await s.closeOne(c);
     const again = await s.consumer({ topic, subscription: sub, subType: f.SUB_TYPES.SHARED, name: 'after' });
     const gotAgain = await f.collect(again);
-    await f.sleep(2500);
-    assert.deepStrictEqual(gotAgain.map(indexOf), [], 'acked messages were delivered again');
+    const marker = f.makeMessages(11, 'nack')[10];
+    await f.sendAll(producer, [marker]);
+    await s.waitFor(() => gotAgain.some((r) => indexOf(r) === 10), 30000,
+      () => `the marker message (got ${gotAgain.map(indexOf).join(',')})`);
+    assert.deepStrictEqual(gotAgain.map(indexOf), [10], 'acked messages were delivered again');
     assert.deepStrictEqual(got.errors, []);
     assert.deepStrictEqual(s.problems(), [], 'pulsar-flex logged warnings/errors');
   }));

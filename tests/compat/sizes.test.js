@@ -22,7 +22,7 @@ test('message sizes 1 KB, 100 KB and 4.5 MB round-trip byte-identical', { timeou
       await s.waitFor(() => got.length > i, 30000,
         () => `the ${payload.length}-byte message (received ${got.length} of ${i + 1})`);
     }
-    await f.sleep(1500);
+    await f.flushWithMarker(s, producer, got);
 
     assert.strictEqual(got.length, payloads.length, 'exactly one delivery per message');
     for (const [i, payload] of payloads.entries()) {

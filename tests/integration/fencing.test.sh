@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # fencing.test.sh - a broker that lost a topic to another one can no longer append to it.
 #
-# One real ZooKeeper, two `magnetar bookie`s, two `magnetar broker`s A and B (both
-# managedLedgerStore=bookkeeper, E=Qw=Qa=2) on the same store. A owns the topic's bundle
+# One real ZooKeeper, two `magnetar bookie`s, two `magnetar broker`s A and B (both on
+# conf/broker.yaml as a user runs them: managedLedgerStore bookkeeper, E=Qw=Qa=2, timeouts,
+# keep-alive and load-report interval left at their defaults) on the same store, and
+# pulsar-flex clients with a user's 30 s send timeout. A owns the topic's bundle
 # by an ephemeral lease; the test deletes that lease behind A's back (A's session is still
 # alive, as in the moments before an expiry reaches it), so that B takes the bundle while A
 # still believes it owns it. The ledger fencing of B's managed-ledger open is then what
@@ -10,14 +12,17 @@
 #   1. A durable subscription is created through A.
 #   2. A pulsar-flex producer on A sends 1,000 messages (counters 0..999): all acknowledged.
 #      It stays connected, paused (verify-produce.js --pause-after).
-#   3. A's lease is deleted in ZooKeeper; a producer on B sends 1,000 more (1000..1999): B
-#      takes the bundle and loads the topic, whose open recovers and fences A's ledger; all
-#      must be acknowledged.
+#   3. A's lease is deleted in ZooKeeper and B takes the bundle (an authoritative lookup at
+#      B); a producer on B sends 1,000 more (1000..1999): B loads the topic, whose open
+#      recovers and fences A's ledger; all must be acknowledged, by B (its log).
 #   4. A's producer (the same one, same connection) sends 100 more (2000..2099): none may be
 #      acknowledged, and the first must fail with an error (SEND_ERROR, the producer or the
-#      connection closed by the broker), not by silence until the client's 30 s timeout.
+#      connection closed by the broker), not by silence until the client's 30 s timeout:
+#      every failed send of the test must be given up within 10 s of that resume (and none
+#      of B's may fail: check_failed_sends).
 #   5. A consumer through B receives every acknowledged message of A and B, in order, none
-#      twice; none of A's sends after the takeover is readable.
+#      twice, nothing that was never sent; none of A's sends after the takeover is readable
+#      (--forbid 2000-2099).
 # Prints PASS:/FAIL: lines and a SUMMARY line; exits non-zero on failure (logs printed).
 #
 # Environment: MAGNETAR_BIN.
@@ -54,9 +59,7 @@ start_broker() {
         --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
         --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/broker$b" \
         --set managedLedgerDefaultEnsembleSize=2 \
-        --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2 \
-        --set bookkeeperClientTimeoutInSeconds=5 --set keepAliveIntervalSeconds=5 \
-        --set loadBalancerReportUpdateMinIntervalMillis=500 || exit 1
+        --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2 || exit 1
 }
 start_broker A
 URLA="pulsar://127.0.0.1:$(port_of brokerA brokerServicePort)"
@@ -92,8 +95,10 @@ URLB="pulsar://127.0.0.1:$(port_of brokerB brokerServicePort)"
 # away behind A's back (as when A's session is about to expire but A has not noticed): B
 # is then free to take the bundle and load the topic, which recovers and fences the ledger
 # A still has open. A must not be able to add to it any more.
-# The key is replaced by one naming B (as B would write it), so that B's next lookup
-# takes the bundle whatever the load reports say.
+# The key is replaced by one naming B (as B would write it); then an authoritative lookup
+# at B (what a Pulsar client sends after a redirect to B) makes B take the bundle, whatever
+# the load reports say (a non-authoritative one may hand the bundle to A again: B sees a key
+# of its own URL that it does not hold, removes it as stale and assigns by load).
 WA=$(port_of brokerA webServicePort)
 WB=$(port_of brokerB webServicePort)
 RANGE=$(curl -sf "http://127.0.0.1:$WA/lookup/v2/topic/persistent/public/default/$TOPIC/bundle")
@@ -103,17 +108,25 @@ zkcli() {
 }
 KEY="/namespace/public/default/$RANGE"
 DATA="{\"nativeUrl\":\"$URLB\",\"httpUrl\":\"http://127.0.0.1:$WB\",\"disabled\":false,\"advertisedListeners\":{}}"
+T_LEASE=$(now_ms)
 if [ -n "$RANGE" ] && zkcli delete "$KEY" && zkcli create "$KEY" "$DATA"; then
     pass "A's lease on bundle $RANGE taken away behind its back (the key now names B)"
 else
     fail "could not replace A's ownership of ${RANGE:-?}: $(tail -n 3 "$T/zkcli.log")"
+fi
+LOOKUP=$(curl -sf --max-time 30 "http://127.0.0.1:$WB/lookup/v2/topic/persistent/public/default/$TOPIC?authoritative=true")
+if [[ "$LOOKUP" == *"\"brokerUrl\":\"$URLB\""* ]] && wait_log brokerB "bundle public/default/$RANGE acquired" 30; then
+    pass "broker B took bundle $RANGE on an authoritative lookup"
+else
+    fail "broker B did not take bundle $RANGE: lookup answered '$LOOKUP'"
 fi
 
 run_node 200 producerB lib/verify-produce.js --url "$URLB" --topic "$TOPIC" --start "$NA" \
     --count "$NB" --send-timeout-ms 30000 --deadline-s 150 --out "$T/produceB.json"
 rc=$?
 AB=$(json "$T/produceB.json" ackedCount)
-if [ $rc -eq 0 ] && [ "${AB:-0}" = "$NB" ]; then
+if [ $rc -eq 0 ] && [ "${AB:-0}" = "$NB" ] \
+    && grep -qE "producer [0-9]+ '.*' on persistent://public/default/$TOPIC\$" "$T/brokerB.log"; then
     pass "broker B (after loading the topic A has open) acknowledged all $NB messages"
 else
     fail "broker B: exit $rc, ${AB:-?} of $NB acknowledged: $(cat "$T/producerB.out") $(tail -n 3 "$T/producerB.err")"
@@ -121,6 +134,7 @@ fi
 [ -s "$T/produceB.json" ] || echo '{"acked":[]}' >"$T/produceB.json"
 
 # ---- 4. A's producer again --------------------------------------------------------------------
+T_RESUME=$(now_ms)
 touch "$T/resume"
 wait_exit producerA 120
 rc=$?
@@ -140,11 +154,13 @@ case "$RERR" in
 "no receipt within"*) fail "A's send was neither acknowledged nor refused (silence until the client timeout: $RERR)" ;;
 *) pass "A's send was refused: $RERR" ;;
 esac
+check_failed_sends "failed sends" "takeover@$T_LEASE-$T_RESUME:$NA2" "$NA2" "$T/produceA.json,$T/produceB.json"
 
 # ---- 5. everything acknowledged is readable through B ---------------------------------------------
 if run_node 200 consumer lib/verify-consume.js --url "$URLB" --topic "$TOPIC" --sub "$SUB" \
-    --out "$T/consume.json" --expect "$T/produceA.json,$T/produceB.json" --deadline-s 120; then
-    pass "through B: every message acknowledged by A or B received, in order, once: $(cat "$T/consumer.out")"
+    --out "$T/consume.json" --expect "$T/produceA.json,$T/produceB.json" \
+    --forbid "$RESUME_START-$((RESUME_START + NA2 - 1))" --deadline-s 120; then
+    pass "through B: every message acknowledged by A or B received, in order, once; nothing unsent, none of A's after the takeover: $(cat "$T/consumer.out")"
 else
     fail "through B: $(cat "$T/consumer.out") $(tail -n 3 "$T/consumer.err")"
 fi

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# standalone-crash.test.sh - a `magnetar standalone` (managedLedgerStore=bookkeeper, two
-# in-process bookies, E=Qw=Qa=2) is SIGKILLed and restarted on the same dataDirectory.
+# standalone-crash.test.sh - a `magnetar standalone` (conf/standalone.yaml as a user runs
+# it, with two in-process bookies and E=Qw=Qa=2; timeouts and keep-alive left at their
+# defaults) is SIGKILLed and restarted on the same dataDirectory. Clients have a user's
+# 30 s send timeout.
 #
 #   1. A durable Exclusive subscription is created; 10,000 messages are produced with
 #      receipts (tests/compat/lib/verify-produce.js; payload = increasing counter). All must be
@@ -11,7 +13,9 @@
 #      mark-delete position), then stays connected without acking more.
 #   3. After CRASH_SETTLE_S (3 s: longer than the store's 1 s cursor flush interval) a second
 #      producer starts sending 4,000 more at ~2000/s; once >= 1,000 of them are acknowledged
-#      the standalone gets SIGKILL in mid-stream.
+#      the standalone gets SIGKILL in mid-stream. Only sends outstanding then may fail (at
+#      most its window, 500, given up within 10 s of the kill; check_failed_sends); no send
+#      of the other producers may fail.
 #   4. Restart on the same dataDirectory and the same ports (a new free port only if those
 #      are taken; noted). The bookie ports are remembered under dataDirectory.
 #   5. 2,000 more messages are produced; all must be acknowledged.
@@ -20,7 +24,7 @@
 #      none twice; of the messages acked in step 2 none may come again (mark-delete position
 #      and acked ranges survived: the acks are older than the flush interval; if the kill
 #      came sooner after the last ack, all of them are allowed). Messages whose send got no
-#      receipt may appear.
+#      receipt may appear (counted); a message that was never sent fails the test.
 # Prints PASS:/FAIL: lines and a SUMMARY line with the counts; exits non-zero on failure
 # (logs printed). Everything started is stopped by pid.
 #
@@ -37,6 +41,7 @@ N=${CRASH_MESSAGES:-10000}
 K=$((N * 4 / 10))
 HOLES=200 # unacked messages among the acked ones: 200 acked ranges past mark-delete
 NB=4000 # sent while the standalone is killed
+WINDOW_B=500 # their producer's window
 N2=2000 # after the restart
 SETTLE=${CRASH_SETTLE_S:-3}
 FLUSH_S=${CRASH_FLUSH_S:-1}
@@ -49,8 +54,7 @@ sa_args=(--config "$IT_TOP/conf/standalone.yaml" --set dataDirectory="$DATA"
     --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 --set bookiePort=0
     --set standaloneBookies="$NBK"
     --set managedLedgerDefaultEnsembleSize="$NBK" --set managedLedgerDefaultWriteQuorum="$NBK"
-    --set managedLedgerDefaultAckQuorum="$NBK" --set bookkeeperClientTimeoutInSeconds=10
-    --set keepAliveIntervalSeconds=5)
+    --set managedLedgerDefaultAckQuorum="$NBK")
 PORT_KEYS="brokerServicePort webServicePort bookiePort"
 for ((i = 1; i < NBK; i++)); do PORT_KEYS="$PORT_KEYS bookiePort.$i"; done
 bookie_ports() { local k out=; for k in $PORT_KEYS; do case $k in bookiePort*) out="$out${out:+ }$(port_of sa "$k")" ;; esac; done; echo "$out"; }
@@ -97,11 +101,11 @@ sleep "$SETTLE"
 
 # ---- 3. SIGKILL in mid-stream -----------------------------------------------------------------
 start_node producerB 300 lib/verify-produce.js --url "$URL" --topic "$TOPIC" --start "$N" \
-    --count "$NB" --rate 2000 --send-timeout-ms 5000 --deadline-s 120 --no-recreate \
+    --count "$NB" --rate 2000 --window "$WINDOW_B" --send-timeout-ms 30000 --deadline-s 120 --no-recreate \
     --out "$T/produceB.json" --progress "$T/produceB.progress"
 wait_progress producerB "$T/produceB.progress" acked 1000 60 \
     || fail "the mid-stream producer got no 1000 receipts within 60 s ($(cat "$T/produceB.progress" 2>/dev/null))"
-KILL_MS=$(date +%s%3N)
+KILL_MS=$(now_ms)
 note "SIGKILL standalone (pid $(pid_of sa)) at $(cat "$T/produceB.progress")"
 kill_proc sa
 wait_exit producerB 60 || fail "mid-stream producer exit code $?"
@@ -144,6 +148,8 @@ else
     fail "after the restart: exit $rc, ${A2:-?} of $N2 acknowledged: $(cat "$T/producer2.out") $(tail -n 3 "$T/producer2.err")"
 fi
 for f in produce1 produceB produce2; do [ -s "$T/$f.json" ] || echo '{"acked":[]}' >"$T/$f.json"; done
+check_failed_sends "failed sends" "kill-standalone@$KILL_MS-$KILL_MS:$WINDOW_B" "$WINDOW_B" \
+    "$T/produce1.json,$T/produceB.json,$T/produce2.json"
 
 # ---- 6. what the subscription delivers now -----------------------------------------------------
 LAST_ACK_MS=$(json "$T/acker.json" lastAckAt)
@@ -178,7 +184,8 @@ summary=$(echo "standalone-crash sent=$((N + $(json "$T/produceB.json" sent) + N
     "found=$(json "$T/consume.json" unique) missing=$(json "$T/consume.json" missing)" \
     "duplicates=$(json "$T/consume.json" dups) out_of_order=$(json "$T/consume.json" disorder)" \
     "redelivered_acked=$(json "$T/consume.json" redelivered) first_after_restart=$FIRST" \
-    "extra_unacknowledged=$(json "$T/consume.json" extra)")
+    "extra_unacknowledged=$(json "$T/consume.json" extra) never_sent=$(json "$T/consume.json" phantom)" \
+    "failed_sends=$FAILED_SENDS")
 echo "SUMMARY: $summary"
 [ "$IT_FAILED" -eq 0 ] && echo "PASS: standalone crash test: $summary" || echo "FAIL: standalone crash test: $summary"
 exit "$IT_FAILED"

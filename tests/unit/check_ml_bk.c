@@ -108,6 +108,7 @@ static void bookie_stop(int i)
 }
 
 static bool env_embedded; /* env_new: an embedded metadata store (fault injection) */
+static void wait_registered(int n);
 
 static void env_new(int nb)
 {
@@ -127,7 +128,7 @@ static void env_new(int nb)
         bookie_port[i] = 0;
         bookie_start(i);
     }
-    pump_ms(20);
+    wait_registered(nb);
 }
 
 static void env_free(void)
@@ -368,6 +369,62 @@ static bool ledger_exists(int64_t id)
     meta_req_fini(&g.req);
     mg_free(path);
     return rc == 0;
+}
+
+/* Bookies registered as writable (children of /ledgers/available but "readonly"). */
+static int registered(void)
+{
+    struct mget g;
+    memset(&g, 0, sizeof g);
+    g.req.data = &g;
+    ck_assert_int_eq(meta_children(meta, "/ledgers/available", &g.req, mget_cb), 0);
+    loop_until(&g.done);
+    int n = 0;
+    for (int i = 0; g.status == 0 && i < g.req.n_children; i++)
+        n += strcmp(g.req.children[i], "readonly") != 0;
+    meta_req_fini(&g.req);
+    return n;
+}
+
+/* Until n bookies are registered (10 s). */
+static void wait_registered(int n)
+{
+    int64_t end = mono_ms() + 10000;
+    int have;
+    while ((have = registered()) < n) {
+        ck_assert_msg(mono_ms() < end, "only %d of %d bookies registered within 10 s", have, n);
+        pump_ms(5);
+    }
+}
+
+/* Until cond(arg) holds, running the loop (10 s); returns cond's last value. */
+static bool wait_until(bool (*cond)(const void *), const void *arg)
+{
+    int64_t end = mono_ms() + 10000;
+    bool ok;
+    while (!(ok = cond(arg)) && mono_ms() < end)
+        pump_ms(5);
+    return ok;
+}
+
+/* Nothing in flight for ml: no rollover, no trim, no store operation of its factory. */
+static bool ml_settled(const void *arg)
+{
+    const struct ml_ledger *ml = arg;
+    return !ml->rolling && !ml->trimming && ml_factory_pending(ml->f) == 0;
+}
+
+static bool ledger_gone(const void *id)
+{
+    return !ledger_exists(*(const int64_t *)id);
+}
+
+static bool path_gone(const void *path)
+{
+    struct mget g;
+    int rc = meta_get_sync(path, &g);
+    meta_req_fini(&g.req);
+    return rc == -MG_ENOTFOUND;
 }
 
 /* ---- tests ------------------------------------------------------------------------------ */
@@ -849,10 +906,8 @@ START_TEST(test_cursor_survives_reopen)
     meta_req_fini(&g.req);
     /* delete removes the node */
     ml_cursor_delete(c);
-    pump_ms(50);
-    ck_assert_int_eq(meta_get_sync("/managed-ledgers/t/ns/persistent/cur/my+sub%2F1", &g),
-                     -MG_ENOTFOUND);
-    meta_req_fini(&g.req);
+    ck_assert_msg(wait_until(path_gone, "/managed-ledgers/t/ns/persistent/cur/my+sub%2F1"),
+                  "the deleted cursor's node is still there after 10 s");
     ml_close(ml);
     broker_free(&b);
     env_free();
@@ -884,12 +939,19 @@ START_TEST(test_takeover_fences_and_skips_nothing)
     ck_assert_int_eq(st.number_of_entries, 6);
     struct ml_cursor *c2 = ml_cursor_open(ml2, "s", true, ML_POS_LATEST, NULL);
     ck_assert_ptr_nonnull(c2);
-    /* Acks since the last flush come again; nothing unacked is skipped. */
+    /* Acks since the last flush may come again (1 and 3); nothing unacked is skipped (0, 2,
+     * 4, 5); each at most once, in order, and nothing else. */
     int n = read_all(c2, seen, 16, NULL);
     ck_assert_int_ge(n, 4);
+    ck_assert_int_le(n, 6);
     bool have[6] = {0};
-    for (int i = 0; i < n && i < 16; i++)
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_ge(seen[i], 0);
+        ck_assert_int_lt(seen[i], 6);
+        if (i > 0)
+            ck_assert_int_gt(seen[i], seen[i - 1]);
         have[seen[i]] = true;
+    }
     ck_assert(have[0] && have[2] && have[4] && have[5]);
 
     /* a's next append fails: its ledger was fenced by b's recovery. */
@@ -921,7 +983,7 @@ START_TEST(test_bookie_lost_midstream)
     bookie_port[3] = 0;
     bookie_start(3);
     n_bookies = 4;
-    pump_ms(20);
+    wait_registered(4);
     int victim = 0;
     bookie_stop(victim);
     int err = 0;
@@ -968,7 +1030,7 @@ START_TEST(test_not_enough_bookies_then_back)
     ck_assert_msg(err == -MG_ENOBOOKIES, "append: %s", mg_errname(err));
     bookie_start(1);
     bookie_start(2);
-    pump_ms(50);
+    wait_registered(3);
     ok = 0;
     for (int tries = 0; tries < 20 && ok == 0; tries++) {
         ok = append_n(ml, 5, 1, NULL, &err);
@@ -1011,17 +1073,21 @@ START_TEST(test_trim_consumed)
     int64_t first_ids[3] = {ml->ledgers[0].id, ml->ledgers[1].id, ml->ledgers[2].id};
     for (int i = 0; i < 3; i++)
         ck_assert(ledger_exists(first_ids[i]));
+    ck_assert(wait_until(ml_settled, ml)); /* the rollover after the last full ledger */
     ml_cursor_ack_cumulative(c, ml_last_confirmed(ml));
-    pump_ms(100);
+    /* The three consumed, full ledgers leave the list at once (only the empty current one
+     * stays); their BookKeeper ledgers are deleted after the list is stored. */
     struct ml_stats st;
     ml_get_stats(ml, &st);
-    ck_assert_int_le(st.num_ledgers, 2);
-    for (int i = 0; i < 2; i++)
-        ck_assert(!ledger_exists(first_ids[i]));
+    ck_assert_int_eq(st.num_ledgers, 1);
+    ck_assert_int_eq(st.number_of_entries, 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(wait_until(ledger_gone, &first_ids[i]),
+                      "trimmed ledger %lld still exists after 10 s", (long long)first_ids[i]);
     Pulsar__Ml__ManagedLedgerInfo *info = ml_info("t/ns/persistent/trim");
-    for (size_t i = 0; i < info->n_ledgerinfo; i++)
-        ck_assert(info->ledgerinfo[i]->ledgerid != first_ids[0] &&
-                  info->ledgerinfo[i]->ledgerid != first_ids[1]);
+    ck_assert_int_eq((int)info->n_ledgerinfo, 1);
+    for (int i = 0; i < 3; i++)
+        ck_assert(info->ledgerinfo[0]->ledgerid != first_ids[i]);
     pulsar__ml__managed_ledger_info__free_unpacked(info, NULL);
     ml_close(ml);
     broker_free(&b);
@@ -1031,22 +1097,38 @@ END_TEST
 
 START_TEST(test_retention_keeps)
 {
+    /* Two MLs alike, consumed alike: "ctl" with the factory's retention (0: keep nothing
+     * consumed) and "ret" with retention -1/-1 (keep forever). Once ctl's consumed ledgers
+     * are deleted and nothing is in flight, every trim check of ret has run too: its
+     * ledgers must all still be there. */
     env_new(1);
     struct broker b;
-    struct ml_config cfg = ml_cfg(1, 1, 1, 3, 1 << 20);
-    cfg.retention_time_minutes = -1;
-    cfg.retention_size_mb = -1;
-    broker_new(&b, cfg, false);
-    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/ret", NULL);
-    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
-    ck_assert_int_eq(append_n(ml, 0, 9, NULL, NULL), 9);
-    ml_cursor_ack_cumulative(c, ml_last_confirmed(ml));
-    pump_ms(50);
+    broker_new(&b, ml_cfg(1, 1, 1, 3, 1 << 20), false);
+    struct ml_ledger *ret = open_ml(&b, "t/ns/persistent/ret", NULL);
+    struct ml_ledger *ctl = open_ml(&b, "t/ns/persistent/ctl", NULL);
+    ml_set_retention(ret, -1, -1);
+    struct ml_cursor *cr = ml_cursor_open(ret, "s", true, ML_POS_EARLIEST, NULL);
+    struct ml_cursor *cc = ml_cursor_open(ctl, "s", true, ML_POS_EARLIEST, NULL);
+    ck_assert_int_eq(append_n(ret, 0, 9, NULL, NULL), 9);
+    ck_assert_int_eq(append_n(ctl, 0, 9, NULL, NULL), 9);
+    int64_t ret_ids[3] = {ret->ledgers[0].id, ret->ledgers[1].id, ret->ledgers[2].id};
+    int64_t ctl_first = ctl->ledgers[0].id;
+    ml_cursor_ack_cumulative(cr, ml_last_confirmed(ret));
+    ml_cursor_ack_cumulative(cc, ml_last_confirmed(ctl));
+    ck_assert_msg(wait_until(ledger_gone, &ctl_first),
+                  "the control ML's consumed ledger was not trimmed within 10 s");
+    ck_assert(wait_until(ml_settled, ctl));
+    ck_assert(wait_until(ml_settled, ret));
     struct ml_stats st;
-    ml_get_stats(ml, &st);
+    ml_get_stats(ret, &st);
     ck_assert_int_ge(st.num_ledgers, 3);
-    ck_assert(ledger_exists(ml->ledgers[0].id));
-    ml_close(ml);
+    ck_assert_int_eq(st.number_of_entries, 9);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(ret->ledgers[i].id, ret_ids[i]);
+        ck_assert(ledger_exists(ret_ids[i]));
+    }
+    ml_close(ret);
+    ml_close(ctl);
     broker_free(&b);
     env_free();
 }
@@ -1062,14 +1144,13 @@ START_TEST(test_delete_ml)
     ck_assert_ptr_nonnull(c);
     ck_assert_int_eq(append_n(ml, 0, 5, NULL, NULL), 5);
     int64_t ids[2] = {ml->ledgers[0].id, ml->ledgers[1].id};
-    pump_ms(20);
+    ck_assert(wait_until(ml_settled, ml)); /* the rollover after the 3rd entry is done */
     ck_assert_int_eq(ml_delete(ml, true), 0);
-    pump_ms(100);
-    struct mget g;
-    ck_assert_int_eq(meta_get_sync("/managed-ledgers/t/ns/persistent/del", &g), -MG_ENOTFOUND);
-    meta_req_fini(&g.req);
-    ck_assert(!ledger_exists(ids[0]));
-    ck_assert(!ledger_exists(ids[1]));
+    ck_assert_msg(wait_until(path_gone, "/managed-ledgers/t/ns/persistent/del"),
+                  "the deleted ML's node is still there after 10 s");
+    for (int i = 0; i < 2; i++)
+        ck_assert_msg(wait_until(ledger_gone, &ids[i]),
+                      "ledger %lld of the deleted ML still exists", (long long)ids[i]);
     ml_close(ml);
     broker_free(&b);
     env_free();

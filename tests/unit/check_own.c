@@ -95,6 +95,35 @@ static void pump(int rounds)
     }
 }
 
+struct get_result {
+    bool done;
+    int status;
+    char value[512];
+};
+
+static void get_cb(struct meta_req *req, int status)
+{
+    struct get_result *g = req->data;
+    g->done = true;
+    g->status = status;
+    if (status == 0)
+        snprintf(g->value, sizeof g->value, "%.*s", (int)req->len, req->value);
+    meta_req_fini(req);
+}
+
+static int meta_get_sync(const char *path, struct get_result *g)
+{
+    struct meta_req req;
+    memset(&req, 0, sizeof req);
+    memset(g, 0, sizeof *g);
+    req.data = g;
+    ck_assert_int_eq(meta_get(fx.meta[0], path, &req, get_cb), 0);
+    for (int k = 0; k < 2000 && !g->done; k++)
+        pump(1);
+    ck_assert(g->done);
+    return g->status;
+}
+
 static void setup(void)
 {
     mg_log_set_level(MG_LOG_ERROR);
@@ -114,7 +143,16 @@ static void setup(void)
         fx.svc[i] = svc_new(fx.base, &fx.cfg, fx.meta[i]);
         ck_assert_ptr_nonnull(fx.svc[i]);
     }
-    pump(20); /* registrations */
+    /* until both brokers are registered */
+    for (int i = 0; i < 2; i++) {
+        char *path = mg_asprintf("/loadbalance/brokers/%s", svc_broker_id(fx.svc[i]));
+        struct get_result g;
+        int rc = -1;
+        for (int k = 0; k < 2000 && (rc = meta_get_sync(path, &g)) != 0; k++)
+            pump(1);
+        ck_assert_msg(rc == 0, "broker %d not registered at %s", i, path);
+        mg_free(path);
+    }
 }
 
 static void teardown(void)
@@ -198,35 +236,6 @@ static bool owned_by(int i, const char *topic)
 #define T2 "persistent://public/default/own-0"  /* bundle 2 */
 #define T3 "persistent://public/default/own-1"  /* bundle 3 */
 #define T0B "persistent://public/default/own-7" /* bundle 0 too */
-
-struct get_result {
-    bool done;
-    int status;
-    char value[512];
-};
-
-static void get_cb(struct meta_req *req, int status)
-{
-    struct get_result *g = req->data;
-    g->done = true;
-    g->status = status;
-    if (status == 0)
-        snprintf(g->value, sizeof g->value, "%.*s", (int)req->len, req->value);
-    meta_req_fini(req);
-}
-
-static int meta_get_sync(const char *path, struct get_result *g)
-{
-    struct meta_req req;
-    memset(&req, 0, sizeof req);
-    memset(g, 0, sizeof *g);
-    req.data = g;
-    ck_assert_int_eq(meta_get(fx.meta[0], path, &req, get_cb), 0);
-    for (int k = 0; k < 2000 && !g->done; k++)
-        pump(1);
-    ck_assert(g->done);
-    return g->status;
-}
 
 START_TEST(test_registered)
 {

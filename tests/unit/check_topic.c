@@ -2,8 +2,8 @@
  * check_topic.c - unit tests of the topic module over the real managed ledger (memory
  * store) and a fake connection that records what the dispatcher sends.
  *
- * The loop is driven with bounded EVLOOP_ONCE|EVLOOP_NONBLOCK passes (spin) or a short
- * timed dispatch (spin_ms) where timers are involved.
+ * The loop is driven with bounded EVLOOP_ONCE|EVLOOP_NONBLOCK passes (spin), or until an
+ * awaited count is reached with a deadline (spin_until) where timers are involved.
  */
 #include "PulsarApi.pb-c.h"
 #include "ml/ml.h"
@@ -11,12 +11,14 @@
 #include "util/alloc.h"
 #include "util/crc.h"
 #include "util/err.h"
+#include "wire/wire.h"
 
 #include <check.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAXREC 512
 
@@ -40,12 +42,31 @@ static void spin(void)
         event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 }
 
-static void spin_ms(int ms)
+static int64_t now_ms(void)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    event_base_loopexit(base, &tv);
-    event_base_dispatch(base);
-    spin();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* Run the loop (timers included) until *v >= want or max_ms passed; the final *v. */
+static int spin_until(const int *v, int want, int max_ms)
+{
+    struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+    struct timeval tv = {0, 5000};
+    event_add(tick, &tv);
+    int64_t end = now_ms() + max_ms;
+    while (*v < want && now_ms() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(tick);
+    return *v;
 }
 
 static void default_cfg(void)
@@ -653,13 +674,15 @@ START_TEST(test_failover_delay)
     topic_consumer_flow(b->c, 10);
     spin(); /* the first active consumer does not wait */
     ck_assert_int_eq(a->n, 3);
+    int64_t closed_at = now_ms();
     topic_consumer_close(a->c);
     a->c = NULL;
     spin();
     ck_assert(b->active);
     ck_assert_int_eq(b->n, 0); /* waits for the failover delay */
-    spin_ms(80);
-    ck_assert_int_eq(b->n, 3);
+    ck_assert_int_eq(spin_until(&b->n, 3, 5000), 3);
+    /* not before the delay (a little slack for the clocks' granularity) */
+    ck_assert_int_ge(now_ms() - closed_at, 45);
 }
 END_TEST
 
@@ -876,6 +899,24 @@ START_TEST(test_key_shared_sticky)
         publish_full(p, 1, 0, keys[i % 8]);
     spin();
     ck_assert_int_eq(a->n + b->n, 40);
+    /* Routed by hash range: a key's messages go to the consumer whose sticky range holds
+     * the key's hash (Pulsar's: Murmur3_32 of the key, & INT_MAX, % 65536), and nowhere
+     * else. */
+    int to_a = 0, to_b = 0;
+    for (int i = 0; i < 40; i++) {
+        const char *k = keys[i % 8];
+        uint32_t h = (wire_murmur3_32(k, strlen(k), 0) & 0x7fffffffu) % 65536u;
+        struct fc *want = h <= 32767 ? a : b, *other = h <= 32767 ? b : a;
+        ck_assert_msg(has_pos(want, pubs.pos[i]) && !has_pos(other, pubs.pos[i]),
+                      "message %d (key %s, hash %u) not routed to the range holding its hash", i, k,
+                      h);
+        to_a += want == a;
+        to_b += want == b;
+    }
+    ck_assert_int_eq(a->n, to_a);
+    ck_assert_int_eq(b->n, to_b);
+    ck_assert_int_gt(to_a, 0); /* these keys cover both ranges */
+    ck_assert_int_gt(to_b, 0);
 }
 END_TEST
 
@@ -1166,6 +1207,19 @@ START_TEST(test_last_id)
 }
 END_TEST
 
+struct open_rec {
+    int calls, status;
+    struct ml_ledger *ml;
+};
+
+static void open_cb(struct ml_ledger *ml, int status, void *data)
+{
+    struct open_rec *r = data;
+    r->calls++;
+    r->status = status;
+    r->ml = ml;
+}
+
 START_TEST(test_unsubscribe_unload)
 {
     struct topic *t = load("un");
@@ -1200,16 +1254,37 @@ START_TEST(test_unsubscribe_unload)
     ck_assert_int_eq(topic_admin_clear_backlog(t, "adm"), 0);
     ck_assert_int_eq(topic_admin_delete_sub(t, "s2", false), -MG_ECONSUMERBUSY);
     ck_assert_int_eq(topic_delete(t, false), -MG_EBUSY);
+    /* The memory store forgets an ML at its last close; hold a reference across the unload,
+     * so that the ML keeps its cursors as a durable store would. */
+    struct open_rec held = {0};
+    ck_assert_int_eq(ml_open(mlf, "public/default/persistent/un", open_cb, &held), 0);
+    spin();
+    ck_assert_int_eq(held.calls, 1);
+    ck_assert_int_eq(held.status, 0);
     topic_unload(t);
     ck_assert_int_eq(c->closed, 1);
-    /* Reload: the durable subscriptions come back. */
+    /* Reload: the durable subscriptions come back, with their positions: "adm" (backlog
+     * cleared) and "s2" (Failover, nothing acked: the 3 messages published after it). "s"
+     * was unsubscribed and stays gone. */
     t = load("un");
     it = 0;
     int n = 0;
-    while (topic_sub_stats_next(t, &it, &ss))
+    bool adm = false, s2 = false;
+    while (topic_sub_stats_next(t, &it, &ss)) {
         n++;
-    ck_assert_int_ge(n, 0); /* memory store: may or may not keep cursors across close */
+        if (!strcmp(ss.name, "adm")) {
+            adm = true;
+            ck_assert_int_eq(ss.backlog, 0);
+        } else if (!strcmp(ss.name, "s2")) {
+            s2 = true;
+            ck_assert_int_eq(ss.backlog, 3);
+        }
+        ck_assert_int_eq(ss.n_consumers, 0);
+    }
+    ck_assert_int_eq(n, 2);
+    ck_assert(adm && s2);
     ck_assert_int_eq(topic_delete(t, false), 0);
+    ml_close(held.ml);
 }
 END_TEST
 

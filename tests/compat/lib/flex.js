@@ -263,6 +263,20 @@ async function collect(consumer, { autoAck = true, onEach } = {}) {
   return got;
 }
 
+// Ends a check of "these messages and nothing more": sends one marker message through the
+// same producer, waits until the consumer has it, and takes it out of `got`. A consumer
+// that is alone on its subscription gets the messages in order, redeliveries first, so
+// whatever the broker would wrongly deliver before it (a duplicate, a redelivery of an
+// acked message) is in `got` by then: no fixed wait for late arrivals. (`s` is the scope,
+// for its waitFor.)
+async function flushWithMarker(s, producer, got, { timeoutMs = 30000 } = {}) {
+  const id = uniqueName('marker');
+  const isMarker = (r) => r.properties && r.properties.marker === id;
+  await sendAll(producer, [{ payload: Buffer.from(id), properties: { marker: id } }], { what: 'marker' });
+  await s.waitFor(() => got.some(isMarker), timeoutMs, () => `the marker message (after ${got.length} others)`);
+  got.splice(got.findIndex(isMarker), 1);
+}
+
 // Asserts that `got` (records from collect) carries exactly `expected` (from makeMessages)
 // in order, byte for byte, with their properties. Throws with the first difference.
 function checkExactSequence(got, expected, what = 'messages') {
@@ -531,6 +545,7 @@ async function withScope(name, body) {
 }
 
 module.exports = {
+  flushWithMarker,
   Producer,
   Consumer,
   logLevel,

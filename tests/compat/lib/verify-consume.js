@@ -1,7 +1,7 @@
 'use strict';
 // verify-consume.js - a pulsar-flex consumer for the crash/durability integration tests.
 //
-//   node tests/compat/lib/verify-consume.js --url pulsar://127.0.0.1:PORT --topic T --sub S
+//   node tests/compat/lib/verify-consume.js --url pulsar://127.0.0.1:PORT[,H:P..] --topic T --sub S
 //        --out FILE MODE [options]
 //
 // Modes:
@@ -18,22 +18,30 @@
 //                         left unacked, time of the last ACK_RESPONSE) and stay connected
 //                         (acking nothing more) until --hold-s passes or the process is killed:
 //                         the test crashes the broker meanwhile.
-//   (default) verify      --expect F1[,F2..]: verify-produce.js summaries; every counter they
-//                         list as acked must be received, except those in --exclude F (an
-//                         earlier --ack-first summary: acked by a consumer before a crash; its
-//                         uncertain acks may or may not come again).
+//   (default) verify      --expect F1[,F2..]: the verify-produce.js summaries of EVERY producer
+//                         of the topic; every counter they list as acked must be received,
+//                         except those in --exclude F (an earlier --ack-first summary: acked by
+//                         a consumer before a crash; its uncertain acks may or may not come
+//                         again).
 //                         Receives until all are in or --deadline-s, then --quiet-ms more (to
 //                         see late duplicates), acks everything, closes, and checks:
 //                           missing   expected counters not received            must be 0
 //                           dups      counters received more than once          must be 0
 //                           disorder  received counters not strictly increasing must be 0
 //                           redelivered  received counters from --exclude  <= --max-redelivered
-//                         Counters received that no producer saw acked ("extra": sends that got
-//                         no receipt but were stored) are allowed and counted.
+//                           phantom   received counters no summary lists as sent (neither
+//                                     acked nor failed): nobody sent them       must be 0
+//                           forbidden received counters in --forbid A-B        must be 0
+//                           extra     received counters sent without a receipt (failed sends
+//                                     that were stored anyway)            <= --max-extra
+//                         (--max-extra -1, the default: any number, counted and reported; a
+//                         failed send is one the producer gave up on, so it may or may not be
+//                         stored).
 // Options: --type Exclusive|Shared|Failover (Exclusive), --receive-queue 5000,
 //          --deadline-s 120, --idle-s 60 (verify: give up after that long without any
 //          message), --quiet-ms 2000, --hold-s 120, --tag m (payload tag),
-//          --max-redelivered 0.
+//          --max-redelivered 0, --max-extra -1, --forbid A-B (counters A..B, e.g. the sends
+//          of a writer that was fenced, must never be read).
 // --out FILE gets one JSON object with the counts (and, for --ack-first, the acked list).
 // Prints one summary line. Exit 0 = checks passed (or mode done), 1 = a check failed or the
 // consumer could not subscribe, 2 = bad usage.
@@ -55,6 +63,8 @@ const o = u.parseArgs(process.argv.slice(2), {
   expect: '',
   exclude: '',
   'max-redelivered': 0,
+  'max-extra': -1,
+  forbid: '',
   'receive-queue': 5000,
   'deadline-s': 120,
   'quiet-ms': 2000,
@@ -68,7 +78,15 @@ if (mode === 'verify' && !o.expect) u.die('verify mode needs --expect');
 const subType = { Exclusive: u.Consumer.SUB_TYPES.EXCLUSIVE, Shared: u.Consumer.SUB_TYPES.SHARED,
   Failover: u.Consumer.SUB_TYPES.FAILOVER }[o.type];
 if (subType === undefined) u.die(`--type ${o.type}: Exclusive, Shared or Failover`);
-const server = u.hostPort(o.url);
+const serverList = u.hostPorts(o.url);
+let forbidLo = null;
+let forbidHi = null;
+if (o.forbid) {
+  const fm = /^(\d+)-(\d+)$/.exec(o.forbid);
+  if (!fm) u.die(`--forbid A-B, got ${o.forbid}`);
+  forbidLo = Number(fm[1]);
+  forbidHi = Number(fm[2]);
+}
 const topic = o.topic.includes('://') ? o.topic : `persistent://public/default/${o.topic}`;
 const WHO = `consume ${o.sub}`;
 const t0 = Date.now();
@@ -85,7 +103,7 @@ async function subscribe() {
     subType,
     consumerName: `verify-${process.pid}`,
     receiveQueueSize: o['receive-queue'],
-    discoveryServers: [server],
+    discoveryServers: serverList,
     logLevel: u.logLevel.WARN,
     logCreator: u.logCreator(`consumer ${o.sub}`),
   });
@@ -203,7 +221,9 @@ async function modeAckFirst() {
 }
 
 async function modeVerify() {
-  const expected = new Set(u.readAcked(o.expect));
+  const sums = u.readSummaries(o.expect);
+  const expected = new Set(sums.acked);
+  const sentFailed = new Set(sums.failed.filter((c) => !expected.has(c)));
   const excluded = new Set();
   const uncertain = new Set();
   if (o.exclude) {
@@ -274,7 +294,11 @@ async function modeVerify() {
     }
   }
   const redelivered = [...seen.keys()].filter((c) => excluded.has(c)).sort((a, b) => a - b);
-  const extra = [...seen.keys()].filter((c) => !expected.has(c) && !excluded.has(c) && !uncertain.has(c)).length;
+  const unexpected = [...seen.keys()].filter((c) => !expected.has(c) && !excluded.has(c) && !uncertain.has(c));
+  const extra = unexpected.filter((c) => sentFailed.has(c)).length;
+  const phantom = unexpected.filter((c) => !sentFailed.has(c)).sort((a, b) => a - b);
+  const forbidden = forbidLo === null ? []
+    : [...seen.keys()].filter((c) => c >= forbidLo && c <= forbidHi).sort((a, b) => a - b);
   const summary = {
     mode, topic, sub: o.sub,
     expectedAcked: expected.size, excluded: excluded.size, needed: needed.size,
@@ -284,7 +308,10 @@ async function modeVerify() {
     disorder, disorderFirst: disorderAt,
     redelivered: redelivered.length, redeliveredFirst: redelivered.slice(0, 20),
     maxRedelivered: o['max-redelivered'],
-    extra, foreign,
+    sentWithoutReceipt: sentFailed.size, extra, maxExtra: o['max-extra'],
+    phantom: phantom.length, phantomFirst: phantom.slice(0, 20),
+    forbidden: forbidden.length, forbiddenFirst: forbidden.slice(0, 20),
+    foreign,
     first: received.length ? received[0] : null,
     last: received.length ? received[received.length - 1] : null,
     ledgers, ackErrors, acks: acksPending,
@@ -298,6 +325,17 @@ async function modeVerify() {
   if (redelivered.length > o['max-redelivered']) {
     problems.push(`${redelivered.length} messages acked before the crash delivered again ` +
       `(allowed ${o['max-redelivered']}; first: ${redelivered.slice(0, 10).join(',')})`);
+  }
+  if (phantom.length) {
+    problems.push(`${phantom.length} message(s) received that no producer summary lists as sent ` +
+      `(first: ${phantom.slice(0, 10).join(',')})`);
+  }
+  if (forbidden.length) {
+    problems.push(`${forbidden.length} message(s) of the forbidden range ${o.forbid} received ` +
+      `(first: ${forbidden.slice(0, 10).join(',')})`);
+  }
+  if (o['max-extra'] >= 0 && extra > o['max-extra']) {
+    problems.push(`${extra} sends without a receipt were stored (allowed ${o['max-extra']})`);
   }
   if (foreign) problems.push(`${foreign} messages without a counter of tag ${o.tag}`);
   summary.problems = problems;

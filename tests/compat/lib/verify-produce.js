@@ -1,7 +1,7 @@
 'use strict';
 // verify-produce.js - a pulsar-flex producer for the crash/durability integration tests.
 //
-//   node tests/compat/lib/verify-produce.js --url pulsar://127.0.0.1:PORT --topic T --count N
+//   node tests/compat/lib/verify-produce.js --url pulsar://127.0.0.1:PORT[,HOST:PORT..] --topic T --count N
 //        --out FILE [--start 0] [--window 500] [--rate 0] [--size 64] [--tag m]
 //        [--send-timeout-ms 30000] [--create-timeout-ms 20000] [--deadline-s 300]
 //        [--progress FILE] [--no-recreate]
@@ -15,8 +15,10 @@
 // and every other outstanding send of that producer "failed", and the producer is abandoned
 // for good (its sockets destroyed: pulsar-flex can neither reconnect nor resend it, so a
 // counter is never sent twice). The next counter goes out on a new producer (created with
-// retries until the deadline), unless --no-recreate: then the remaining counters are "not
-// sent".
+// retries until the deadline; with several brokers in --url, each attempt looks the topic
+// up through the next one) after a back-off, as a Pulsar client reconnects (100 ms, doubled
+// after each failed producer up to 5 s, back to 100 ms at the next receipt), unless
+// --no-recreate: then the remaining counters are "not sent".
 //
 // --pause-after K: after the first K counters, wait until every send settled, write
 // "paused=1" into the progress file and wait (until the deadline) for --resume-file to exist;
@@ -24,7 +26,9 @@
 // on the same producer: the fencing test lets another broker take the topic meanwhile.
 //
 // --out FILE gets one JSON object: { topic, start, count, sent, ackedCount, failedCount,
-// notSent, acked: [counters], failed: [counters], errors: {reason: n}, firstError, producers,
+// notSent, acked: [counters], failed: [counters], failedSends: [[counter, sentAtMs,
+// failedAtMs]] (epoch ms: when that send went out and when it was given up; the fault tests
+// check each one overlaps a fault they caused), errors: {reason: n}, firstError, producers,
 // elapsedMs, and with --pause-after: resumed: { sent, acked, failed, notSent, firstError } }.
 // --progress FILE is rewritten every 100 ms: "sent=S acked=A failed=F producers=P".
 // Exit 0 when the run completed (whatever was acked), 1 on an internal error, 2 on bad usage.
@@ -53,7 +57,7 @@ const o = u.parseArgs(process.argv.slice(2), {
 }, USAGE);
 if (o['pause-after'] > 0 && !o['resume-file']) u.die('--pause-after needs --resume-file');
 if (!o.topic || !o.out || o.count <= 0) u.die(USAGE);
-const server = u.hostPort(o.url);
+const serverList = u.hostPorts(o.url);
 const topic = o.topic.includes('://') ? o.topic : `persistent://public/default/${o.topic}`;
 const WHO = `produce ${o.tag}`;
 
@@ -61,6 +65,7 @@ const t0 = Date.now();
 const deadline = t0 + o['deadline-s'] * 1000;
 const acked = [];
 const failed = [];
+const failedSends = []; // [counter, sentAt, failedAt]
 const errors = {};
 let sent = 0;
 let notSent = 0;
@@ -71,6 +76,9 @@ let paused = 0;
 let firstError = null;
 let resumedAt = null; // counts when resumed after --pause-after
 let firstErrorResumed = null;
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+let backoffMs = BACKOFF_MIN_MS;
 
 function noteError(why) {
   if (firstError === null) firstError = String(why);
@@ -111,7 +119,7 @@ async function newProducer() {
     u.takeSockets();
     const p = new u.Producer({
       topic,
-      discoveryServers: [server],
+      discoveryServers: u.servers(serverList, attempt - 1),
       producerAccessMode: u.Producer.ACCESS_MODES.SHARED,
       logLevel: u.logLevel.WARN,
       logCreator: u.logCreator(`producer#${n}`),
@@ -145,6 +153,7 @@ function sendOne(gen, c) {
   sent++;
   let done = false;
   let timer = null;
+  const sentAt = Date.now();
   const settle = (ok, why) => {
     if (done) return;
     done = true;
@@ -152,8 +161,10 @@ function sendOne(gen, c) {
     gen.outstanding.delete(c);
     if (ok) {
       acked.push(c);
+      backoffMs = BACKOFF_MIN_MS;
     } else {
       failed.push(c);
+      failedSends.push([c, sentAt, Date.now()]);
       noteError(why);
       abandon(gen, `send of ${c} failed: ${why}`);
     }
@@ -209,6 +220,10 @@ async function main() {
         notSent += o.count - i;
         break;
       }
+      if (gen) {
+        await u.sleep(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS);
+      }
       gen = await newProducer();
       if (!gen) {
         notSent += o.count - i;
@@ -224,6 +239,7 @@ async function main() {
   progress();
   acked.sort((a, b) => a - b);
   failed.sort((a, b) => a - b);
+  failedSends.sort((a, b) => a[0] - b[0]);
   const summary = {
     topic,
     start: o.start,
@@ -238,6 +254,7 @@ async function main() {
     elapsedMs: Date.now() - t0,
     acked,
     failed,
+    failedSends,
   };
   if (resumedAt) {
     summary.resumed = {
@@ -249,7 +266,7 @@ async function main() {
     };
   }
   u.writeAtomic(o.out, JSON.stringify(summary) + '\n');
-  const { acked: _a, failed: _f, ...short } = summary;
+  const { acked: _a, failed: _f, failedSends: _fs, ...short } = summary;
   console.log(JSON.stringify(short));
   // Close the last producer politely (bounded); then exit whatever pulsar-flex still holds.
   if (gen && !gen.dead) {

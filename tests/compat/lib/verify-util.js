@@ -1,6 +1,6 @@
 'use strict';
 // Shared by verify-produce.js and verify-consume.js, the pulsar-flex clients of the crash and
-// durability integration tests (tests/integration/{cluster,standalone-crash,fencing}.test.sh).
+// durability integration tests (tests/integration/{cluster,failover,fencing,standalone-crash}.test.sh).
 // Not a node:test file: these run as plain scripts, print one JSON summary, exit 0/1.
 //
 // Must be required before pulsar-flex: it
@@ -88,10 +88,26 @@ function die(msg) {
   process.exit(2);
 }
 
+// pulsar://H:P or pulsar://H1:P1,H2:P2,... (a service URL naming several brokers) ->
+// ["H:P", ...]. Lookups go to the first; servers(list, n) rotates it for the n-th attempt:
+// pulsar-flex gives up at the first server it cannot connect to instead of trying the
+// next, so a retry must start elsewhere when one of the brokers is down.
+function hostPorts(url) {
+  const m = /^pulsar:\/\/([^/]+?)\/?$/.exec(url || '');
+  const list = m ? m[1].split(',') : [];
+  if (!list.length || !list.every((hp) => /^[^/:,]+:\d+$/.test(hp))) {
+    die(`--url must be pulsar://HOST:PORT[,HOST:PORT...], got ${url}`);
+  }
+  return list;
+}
+
 function hostPort(url) {
-  const m = /^pulsar:\/\/([^/:]+):(\d+)\/?$/.exec(url || '');
-  if (!m) die(`--url must be pulsar://HOST:PORT, got ${url}`);
-  return `${m[1]}:${m[2]}`;
+  return hostPorts(url)[0];
+}
+
+function servers(list, attempt) {
+  const k = attempt % list.length;
+  return [...list.slice(k), ...list.slice(0, k)];
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -140,15 +156,23 @@ function counterOf(payload, properties, tag) {
   return c;
 }
 
-// Reads the "acked" list of one or more produce summaries (comma-separated paths).
-function readAcked(paths) {
-  const out = [];
+// Reads one or more produce summaries (comma-separated paths): every counter they list as
+// acknowledged, and every counter they list as sent without a receipt ("failed"). A
+// placeholder summary of a producer that wrote none may hold only {"acked": []}.
+function readSummaries(paths) {
+  const acked = [];
+  const failed = [];
   for (const p of paths.split(',').filter(Boolean)) {
     const j = JSON.parse(fs.readFileSync(p, 'utf8'));
     if (!Array.isArray(j.acked)) die(`${p}: no "acked" array`);
-    for (const c of j.acked) out.push(c);
+    for (const c of j.acked) acked.push(c);
+    for (const c of j.failed || []) failed.push(c);
   }
-  return out;
+  return { acked, failed };
+}
+
+function readAcked(paths) {
+  return readSummaries(paths).acked;
 }
 
 module.exports = {
@@ -160,6 +184,8 @@ module.exports = {
   parseArgs,
   die,
   hostPort,
+  hostPorts,
+  servers,
   sleep,
   withTimeout,
   logCreator,
@@ -168,4 +194,5 @@ module.exports = {
   payloadFor,
   counterOf,
   readAcked,
+  readSummaries,
 };

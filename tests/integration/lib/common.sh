@@ -4,6 +4,8 @@
 #   . "$(dirname "$0")/lib/common.sh"
 #   it_init NAME            work dir $T (mktemp), PASS/FAIL counters, EXIT trap (cleanup)
 #   pass MSG / fail MSG     print PASS:/FAIL: lines (fail marks the run failed)
+#   it_skip REASON          print "SKIP: REASON" and exit 77 (scripts/test.sh counts a skip,
+#                           not a pass): for a test that cannot run here, never for a failure
 #   need_bin                checks $BIN (from MAGNETAR_BIN, which is then unset)
 #   start_magnetar NAME ROLE KEYS TIMEOUT_S -- ARGS...
 #                           runs `magnetar ROLE --port-file $T/NAME.ports ARGS...` in the
@@ -24,6 +26,18 @@
 #   kv FILE KEY             a value from a "k=v k=v" progress file
 #   wait_progress NAME FILE KEY MIN S   until KEY >= MIN there (or NAME exited), bounded
 #   json FILE KEY           a top-level value of a JSON file (node)
+#   cfg_value KEY ARGS...   the value of KEY that `magnetar config show ARGS...` resolves
+#                           (--config FILE --set k=v ...): what a process started with those
+#                           arguments uses, defaults included
+#   now_ms                  epoch milliseconds (the clock verify-produce.js stamps sends with)
+#   check_failed_sends WHAT FAULTS MAX SUMMARY[,SUMMARY..]
+#                           every send of those verify-produce summaries that got no receipt
+#                           was given up while one of FAULTS was on ("NAME@START-END[:MAX],.."
+#                           in epoch ms, each extended by IT_HEAL_MS, default 10000, for the
+#                           cluster to notice a process is back; at most MAX counted for it),
+#                           and at most MAX failed in all (-1: no count bound); PASS/FAIL line
+#                           with the counts per fault (lib/verify-failed.js); sets FAILED_SENDS
+#                           (the count) and FAILED_BY_FAULT (JSON)
 #   zk_start / zk_stop      a ZooKeeper for this test (tests/integration/zk.sh) in $T/zk;
 #                           sets ZK_PORT
 #
@@ -49,6 +63,7 @@ IT_NAMES=()
 declare -A IT_PID=()
 
 pass() { IT_PASSES=$((IT_PASSES + 1)); echo "PASS: $*"; }
+it_skip() { IT_SKIPPED=1; echo "SKIP: $*"; exit 77; }
 fail() { IT_FAILS=$((IT_FAILS + 1)); IT_FAILED=1; echo "FAIL: $*"; }
 note() { echo "$(date +%H:%M:%S) $IT_NAME: $*"; }
 
@@ -227,6 +242,27 @@ wait_progress() {
     [ -n "$v" ] && [ "$v" -ge "$min" ]
 }
 
+now_ms() { date +%s%3N; }
+
+cfg_value() {
+    local key=$1
+    shift
+    "$BIN" config show "$@" 2>/dev/null | sed -n "s/^$key: //p" | tr -d '"' | head -n 1
+}
+
+check_failed_sends() {
+    local what=$1 faults=$2 max=$3 files=$4 out
+    out="$T/failed-$(echo "$what" | tr -c 'A-Za-z0-9' '-').json"
+    if run_node 60 verify-failed lib/verify-failed.js --expect "$files" --faults "$faults" \
+        --heal-ms "${IT_HEAL_MS:-10000}" --max "$max" --out "$out"; then
+        pass "$what: $(json "$out" failed) failed send(s), each while a fault was on (by fault: $(json "$out" byFault), bounds $(json "$out" faultMax); in all at most $max)"
+    else
+        fail "$what: $(cat "$T/verify-failed.out") $(tail -n 2 "$T/verify-failed.err")"
+    fi
+    FAILED_SENDS=$(json "$out" failed)
+    FAILED_BY_FAULT=$(json "$out" byFault)
+}
+
 json() {
     node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
              const v = j[process.argv[2]];
@@ -282,6 +318,10 @@ it_cleanup() {
         stop_proc "${IT_NAMES[$i]}" 10 >/dev/null 2>&1
     done
     zk_stop >/dev/null 2>&1
+    if [ "${IT_SKIPPED:-0}" = 1 ] && [ "$IT_FAILED" -eq 0 ]; then
+        rm -rf "$T"
+        exit 77
+    fi
     [ $rc -ne 0 ] && IT_FAILED=1
     if [ "$IT_FAILED" -ne 0 ]; then
         dump_logs
