@@ -73,73 +73,130 @@ static const char *phrase_of(int code)
     }
 }
 
-void admin_reply_raw(struct evhttp_request *req, int code, const char *ctype, const char *body)
+/* ---- calls: one per routed request, completed by its one reply ---------------------------- */
+
+static struct admin_call *call_new(struct admin *a, struct evhttp_request *req)
+{
+    struct admin_call *c = mg_calloc(1, sizeof *c);
+    c->a = a;
+    c->req = req;
+    c->next = a->calls;
+    if (c->next)
+        c->next->pprev = &c->next;
+    c->pprev = &a->calls;
+    a->calls = c;
+    a->calls_open++;
+    a->calls_total++;
+    return c;
+}
+
+/* The reply went out (or cannot any more): forget the call. */
+static void call_done(struct admin_call *c)
+{
+    if (c->a) {
+        *c->pprev = c->next;
+        if (c->next)
+            c->next->pprev = c->pprev;
+        c->a->calls_open--;
+    }
+    mg_free(c);
+}
+
+bool admin_call_gone(struct admin_call *c)
+{
+    if (c->a)
+        return false;
+    call_done(c);
+    return true;
+}
+
+void admin_reply_buf(struct admin_call *c, int code, const char *ctype, struct evbuffer *buf)
+{
+    if (c->req) {
+        if (ctype)
+            evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type", ctype);
+        evhttp_send_reply(c->req, code, phrase_of(code), buf);
+    }
+    call_done(c);
+}
+
+void admin_reply_raw(struct admin_call *c, int code, const char *ctype, const char *body)
 {
     struct evbuffer *b = evbuffer_new();
     if (body)
         evbuffer_add(b, body, strlen(body));
-    if (ctype)
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
-    evhttp_send_reply(req, code, phrase_of(code), b);
+    admin_reply_buf(c, code, ctype, b);
     evbuffer_free(b);
 }
 
-void admin_reply_json(struct evhttp_request *req, int code, json_t *j)
+void admin_reply_json(struct admin_call *c, int code, json_t *j)
 {
     char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
     json_decref(j);
-    admin_reply_raw(req, code, "application/json", s);
+    admin_reply_raw(c, code, "application/json", s);
     free(s);
 }
 
-void admin_reply_error(struct evhttp_request *req, int code, const char *reason)
+void admin_reply_error(struct admin_call *c, int code, const char *reason)
 {
-    admin_reply_json(req, code, json_pack("{s:s}", "reason", reason));
+    admin_reply_json(c, code, json_pack("{s:s}", "reason", reason));
 }
 
-void admin_reply_errorf(struct evhttp_request *req, int code, const char *fmt, ...)
+void admin_reply_errorf(struct admin_call *c, int code, const char *fmt, ...)
 {
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    admin_reply_error(req, code, buf);
+    admin_reply_error(c, code, buf);
 }
 
-void admin_reply_no_content(struct evhttp_request *req)
+void admin_reply_no_content(struct admin_call *c)
 {
-    admin_reply_raw(req, 204, NULL, NULL);
+    admin_reply_raw(c, 204, NULL, NULL);
 }
 
-void admin_reply_not_found(struct evhttp_request *req)
+void admin_reply_redirect(struct admin_call *c, const char *location)
 {
-    admin_reply_raw(req, 404, "text/plain", "Not Found");
+    if (c->req)
+        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", location);
+    admin_reply_raw(c, 307, NULL, NULL);
 }
 
-void admin_reply_bad_method(struct evhttp_request *req)
+void admin_reply_not_found(struct admin_call *c)
 {
-    admin_reply_raw(req, 405, "text/plain", "Method Not Allowed");
+    admin_reply_raw(c, 404, "text/plain", "Not Found");
+}
+
+void admin_reply_bad_method(struct admin_call *c)
+{
+    admin_reply_raw(c, 405, "text/plain", "Method Not Allowed");
 }
 
 void admin_reply_done(void *data, int status)
 {
-    struct evhttp_request *req = data;
+    struct admin_call *c = data;
     if (status < 0)
-        admin_reply_error(req, 500, mg_strerror(status));
+        admin_reply_error(c, 500, mg_strerror(status));
     else
-        admin_reply_no_content(req);
+        admin_reply_no_content(c);
 }
 
 /* ---- request helpers --------------------------------------------------------------------- */
 
-static char *url_decode(const char *s, size_t n)
+/* URLDecoder semantics; *nul set when the result holds a NUL byte (%00), which a C string
+ * cannot carry: such a segment is refused rather than silently cut short. */
+static char *url_decode(const char *s, size_t n, bool *nul)
 {
     char *tmp = mg_strndup(s, n);
-    char *dec = evhttp_uridecode(tmp, 1, NULL);
+    size_t len = 0;
+    char *dec = evhttp_uridecode(tmp, 1, &len);
     mg_free(tmp);
+    *nul = false;
     if (!dec)
         return mg_strdup("");
+    *nul = strlen(dec) != len;
     char *r = mg_strdup(dec);
     free(dec);
     return r;
@@ -165,7 +222,11 @@ static int parse_request(struct admin_req *r)
         size_t n = e ? (size_t)(e - p) : strlen(p);
         if (r->nseg == ADMIN_MAX_SEGMENTS)
             return -MG_EINVAL;
-        r->seg[r->nseg++] = url_decode(p, n);
+        bool nul;
+        r->seg[r->nseg] = url_decode(p, n, &nul);
+        if (nul && r->nul_seg < 0)
+            r->nul_seg = r->nseg;
+        r->nseg++;
         p += n;
     }
     return 0;
@@ -221,11 +282,39 @@ json_t *admin_body_json(struct evhttp_request *req, bool *bad)
 
 bool admin_valid_name(const char *s)
 {
-    if (!*s)
+    size_t n = strlen(s);
+    if (n == 0 || n > ADMIN_MAX_NAME || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
         return false;
     for (; *s; s++)
         if (!isalnum((unsigned char)*s) && !strchr("-=:._", *s))
             return false;
+    return true;
+}
+
+static void refreshed(void *data, int status)
+{
+    struct admin_call *c = data;
+    if (admin_call_gone(c))
+        return;
+    if (status < 0 && status != -MG_ENOTFOUND)
+        return admin_reply_errorf(c, 500, "Cannot read the metadata store: %s",
+                                  mg_strerror(status));
+    admin_route(c); /* the cache answers now, whichever way */
+}
+
+bool admin_refresh_tenant(struct admin_req *r, const char *tenant)
+{
+    if (r->call->tenant_synced || svc_tenant_sync(r->a->svc, tenant, refreshed, r->call) < 0)
+        return false;
+    r->call->tenant_synced = true;
+    return true;
+}
+
+bool admin_refresh_namespace(struct admin_req *r, const char *tenant_ns)
+{
+    if (r->call->ns_synced || svc_namespace_sync(r->a->svc, tenant_ns, refreshed, r->call) < 0)
+        return false;
+    r->call->ns_synced = true;
     return true;
 }
 
@@ -243,8 +332,8 @@ void admin_iso_time(uint64_t ms, char *buf, size_t len)
 
 /* A health check in progress: the heartbeat topic's load, bounded by a timer. */
 struct health_op {
-    struct evhttp_request *req; /* borrowed until replied */
-    struct event *timer;        /* owned */
+    struct admin_call *call; /* until replied */
+    struct event *timer;     /* owned */
     bool replied;
     int refs; /* the timer and the topic_get callback */
 };
@@ -265,9 +354,9 @@ static void health_loaded(struct topic *t, int status, void *data)
         h->replied = true;
         event_del(h->timer);
         if (status < 0)
-            admin_reply_raw(h->req, 500, "text/plain", mg_strerror(status));
+            admin_reply_raw(h->call, 500, "text/plain", mg_strerror(status));
         else
-            admin_reply_raw(h->req, 200, "text/plain", "ok");
+            admin_reply_raw(h->call, 200, "text/plain", "ok");
         h->refs--; /* the timer's: it will not fire */
     }
     health_unref(h);
@@ -280,7 +369,7 @@ static void health_timeout(evutil_socket_t fd, short what, void *arg)
     struct health_op *h = arg;
     if (!h->replied) {
         h->replied = true;
-        admin_reply_raw(h->req, 500, "text/plain", "health check timed out");
+        admin_reply_raw(h->call, 500, "text/plain", "health check timed out");
     }
     health_unref(h);
 }
@@ -297,7 +386,7 @@ static void h_health(struct admin_req *r)
                      : mg_asprintf("persistent://pulsar/%s/%s/healthcheck",
                                    svc_cfg(s)->cluster_name, svc_broker_id(s));
     struct health_op *h = mg_calloc(1, sizeof *h);
-    h->req = r->req;
+    h->call = r->call;
     h->timer = evtimer_new(svc_base(s), health_timeout, h);
     h->refs = 2;
     int rc = topic_get(svc_topics(s), name, true, health_loaded, h);
@@ -305,7 +394,7 @@ static void h_health(struct admin_req *r)
     if (rc < 0) {
         event_free(h->timer);
         mg_free(h);
-        return admin_reply_raw(r->req, 500, "text/plain", mg_strerror(rc));
+        return admin_reply_raw(r->call, 500, "text/plain", mg_strerror(rc));
     }
     struct timeval tv = {HEALTH_TIMEOUT_S, 0};
     evtimer_add(h->timer, &tv);
@@ -318,37 +407,66 @@ static bool seg_is(struct admin_req *r, int i, const char *s)
     return r->nseg > i && strcmp(r->seg[i], s) == 0;
 }
 
-static void route(struct evhttp_request *req, void *arg);
-
-void admin_route(struct evhttp_request *req, struct admin *a)
+/* A path segment decoded to a NUL byte: the error Pulsar gives for a bad name there. */
+static void reply_nul_name(struct admin_req *r)
 {
-    route(req, a);
+    int i = r->nul_seg;
+    const char *what = NULL;
+    bool v2 = seg_is(r, 0, "admin") && seg_is(r, 1, "v2");
+    bool topics = v2 && (seg_is(r, 2, "persistent") || seg_is(r, 2, "non-persistent"));
+    bool list = r->nseg == 5 || (r->nseg == 6 && seg_is(r, 5, "partitioned"));
+    if (v2 && seg_is(r, 2, "tenants") && i == 3)
+        what = "Tenant name is not valid";
+    else if (v2 && seg_is(r, 2, "clusters") && i == 3)
+        what = "Cluster name is not valid";
+    else if (v2 && seg_is(r, 2, "namespaces") && i == 3 && r->nseg == 4)
+        what = "Tenant name is not valid";
+    else if (v2 && seg_is(r, 2, "namespaces") && (i == 3 || i == 4))
+        what = "Namespace name is not valid";
+    else if (topics && list && (i == 3 || i == 4))
+        what = "Namespace name is not valid";
+    else if (topics && i >= 3 && i <= 5)
+        what = "Topic name is not valid";
+    else if (seg_is(r, 0, "lookup") && i >= 4 && i <= 6)
+        what = "Topic name is not valid";
+    else if (topics && i == 7 && seg_is(r, 6, "subscription"))
+        what = "Subscription name is not valid";
+    if (what)
+        admin_reply_error(r->call, 412, what);
+    else
+        admin_reply_error(r->call, 400, "Bad request path");
 }
 
-static void route(struct evhttp_request *req, void *arg)
+static void dispatch(struct admin_call *c)
 {
     struct admin_req r;
     memset(&r, 0, sizeof r);
-    r.a = arg;
-    r.req = req;
-    r.method = evhttp_request_get_command(req);
+    r.a = c->a;
+    r.call = c;
+    r.req = c->req;
+    r.nul_seg = -1;
+    r.method = evhttp_request_get_command(c->req);
     if (parse_request(&r) < 0) {
         free_request(&r);
-        return admin_reply_error(req, 400, "Bad request path");
+        return admin_reply_error(c, 400, "Bad request path");
+    }
+    if (r.nul_seg >= 0) {
+        reply_nul_name(&r);
+        return free_request(&r);
     }
     bool get = r.method == EVHTTP_REQ_GET || r.method == EVHTTP_REQ_HEAD;
     if (r.nseg == 1 && seg_is(&r, 0, "metrics") && get)
         admin_h_metrics(&r);
     else if (r.nseg == 1 && seg_is(&r, 0, "status.html") && get)
-        admin_reply_raw(req, 200, "text/plain", "OK");
+        admin_reply_raw(c, 200, "text/plain", "OK");
     else if (seg_is(&r, 0, "lookup") && seg_is(&r, 1, "v2") && seg_is(&r, 2, "topic"))
-        get ? admin_h_lookup(&r) : admin_reply_bad_method(req);
+        get ? admin_h_lookup(&r) : admin_reply_bad_method(c);
     else if (!seg_is(&r, 0, "admin") || !seg_is(&r, 1, "v2") || r.nseg < 3)
-        admin_reply_not_found(req);
+        admin_reply_not_found(c);
     else if (seg_is(&r, 2, "brokers") && r.nseg == 4 && seg_is(&r, 3, "health"))
-        get ? h_health(&r) : admin_reply_bad_method(req);
+        get ? h_health(&r) : admin_reply_bad_method(c);
     else if (seg_is(&r, 2, "brokers") && r.nseg == 4 && seg_is(&r, 3, "ready"))
-        get ? admin_reply_raw(req, 200, "text/plain", "ok") : admin_reply_bad_method(req);
+        get ? admin_reply_raw(c, 200, "text/plain", "ok") : admin_reply_bad_method(c);
     else if (seg_is(&r, 2, "brokers"))
         admin_h_brokers(&r);
     else if (seg_is(&r, 2, "clusters"))
@@ -360,10 +478,21 @@ static void route(struct evhttp_request *req, void *arg)
     else if (seg_is(&r, 2, "persistent"))
         admin_h_persistent(&r);
     else if (seg_is(&r, 2, "non-persistent"))
-        admin_reply_error(req, 405, "Non-persistent topics are not supported");
+        admin_reply_error(c, 405, "Non-persistent topics are not supported");
     else
-        admin_reply_not_found(req);
+        admin_reply_not_found(c);
     free_request(&r);
+}
+
+void admin_route(struct admin_call *c)
+{
+    dispatch(c);
+}
+
+/* evhttp's callback: a complete request. */
+static void route(struct evhttp_request *req, void *arg)
+{
+    dispatch(call_new(arg, req));
 }
 
 /* ---- statistics interval ----------------------------------------------------------------- */
@@ -390,7 +519,6 @@ struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr
 {
     struct admin *a = mg_calloc(1, sizeof *a);
     a->svc = s;
-    mg_map_init(&a->owned_reqs);
     a->http = evhttp_new(base);
     if (!a->http) {
         mg_free(a);
@@ -431,7 +559,12 @@ void admin_free(struct admin *a)
         return;
     if (a->stats_ev)
         event_free(a->stats_ev);
+    /* Calls still in progress end later against nothing: their requests go with the server. */
+    for (struct admin_call *c = a->calls; c; c = c->next) {
+        c->a = NULL;
+        c->req = NULL;
+    }
+    a->calls = NULL;
     evhttp_free(a->http);
-    mg_map_fini(&a->owned_reqs);
     mg_free(a);
 }

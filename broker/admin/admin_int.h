@@ -8,9 +8,15 @@
  *                    lookup
  *   admin_metrics.c  /metrics (Prometheus text)
  *
- * Everything runs on the loop thread of the svc. Handlers that finish asynchronously copy
- * what they need out of struct admin_req (which lives only during the routing call) and keep
- * the struct evhttp_request, which evhttp keeps until a reply is sent.
+ * Everything runs on the loop thread of the svc. Every request routed to a handler becomes a
+ * struct admin_call, which lives until its one reply: every reply helper below completes the
+ * call (sends the reply and frees the call), so a request is answered exactly once and the
+ * number of calls still open (admin_calls_open, /metrics magnetar_admin_requests_open) must
+ * come back to 0 (1 counting the /metrics request itself) once nothing is in progress.
+ * Handlers that finish asynchronously copy what they need out of struct admin_req (which
+ * lives only during the routing call) and keep the call. When the server is freed with calls
+ * still open, those calls are detached (a and req NULL): the asynchronous step that ends one
+ * must check admin_call_gone() before touching the server and then only complete it.
  */
 #ifndef MG_ADMIN_INT_H
 #define MG_ADMIN_INT_H
@@ -18,6 +24,7 @@
 #include "admin/admin.h"
 
 #include "util/map.h"
+#include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -31,6 +38,8 @@
 struct event;
 struct topic;
 
+struct admin_call;
+
 struct admin {
     struct svc *svc;                  /* borrowed */
     struct evhttp *http;              /* owned */
@@ -38,35 +47,55 @@ struct admin {
     int port;
     struct event *stats_ev;   /* owned: statsUpdateFrequencyInSecs timer */
     uint64_t stats_rolls;     /* intervals completed */
-    struct mg_map owned_reqs; /* requests routed again after this broker took their topic's
-                                 bundle (evhttp_request pointer -> 1): not gated twice */
+    struct admin_call *calls; /* requests routed and not answered yet (list) */
+    int64_t calls_open;       /* length of calls */
+    uint64_t calls_total;     /* requests routed since start */
+};
+
+/* One request from routing to its reply. */
+struct admin_call {
+    struct admin *a;                  /* borrowed; NULL once the server is freed */
+    struct evhttp_request *req;       /* borrowed from evhttp until the reply; NULL once freed */
+    bool gated;                       /* routed again after this broker took the topic's bundle */
+    bool tenant_synced;               /* routed again after reading its tenant from the store */
+    bool ns_synced;                   /* routed again after reading its namespace from the store */
+    struct admin_call *next, **pprev; /* in a->calls */
 };
 
 /* One parsed request; lives during route() only. */
 struct admin_req {
     struct admin *a;
-    struct evhttp_request *req; /* borrowed from evhttp */
+    struct admin_call *call;    /* the reply goes here */
+    struct evhttp_request *req; /* borrowed from evhttp: method, path, headers, body */
     enum evhttp_cmd_type method;
     char *seg[ADMIN_MAX_SEGMENTS]; /* owned, decoded */
     int nseg;
+    int nul_seg;            /* index of the first segment that decoded to a NUL byte, or -1 */
     struct evkeyvalq query; /* owned */
 };
 
-/* ---- replies (admin.c) ---------------------------------------------------------------- */
+/* ---- replies (admin.c): each completes (and frees) the call ------------------------------ */
 
-void admin_reply_raw(struct evhttp_request *req, int code, const char *ctype, const char *body);
+void admin_reply_raw(struct admin_call *c, int code, const char *ctype, const char *body);
+/* The body is moved out of buf (the caller keeps and frees buf). */
+void admin_reply_buf(struct admin_call *c, int code, const char *ctype, struct evbuffer *buf);
 /* Takes the reference of j. */
-void admin_reply_json(struct evhttp_request *req, int code, json_t *j);
+void admin_reply_json(struct admin_call *c, int code, json_t *j);
 /* {"reason": reason} with code (pulsar-admin.md §1). */
-void admin_reply_error(struct evhttp_request *req, int code, const char *reason);
-void admin_reply_errorf(struct evhttp_request *req, int code, const char *fmt, ...)
+void admin_reply_error(struct admin_call *c, int code, const char *reason);
+void admin_reply_errorf(struct admin_call *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void admin_reply_no_content(struct evhttp_request *req);
+void admin_reply_no_content(struct admin_call *c);
+/* 307 to location (an absolute URL), empty body. */
+void admin_reply_redirect(struct admin_call *c, const char *location);
 /* Framework-style (no {"reason"}) 404 and 405. */
-void admin_reply_not_found(struct evhttp_request *req);
-void admin_reply_bad_method(struct evhttp_request *req);
-/* svc_done_cb for metadata mutations: data is the evhttp_request; 204 or 500. */
+void admin_reply_not_found(struct admin_call *c);
+void admin_reply_bad_method(struct admin_call *c);
+/* svc_done_cb for metadata mutations: data is the call; 204 or 500. */
 void admin_reply_done(void *data, int status);
+/* True when the server was freed while c was in progress: c is then completed (freed) here
+ * and the caller must drop it without touching the server. */
+bool admin_call_gone(struct admin_call *c);
 
 /* ---- request helpers (admin.c) -------------------------------------------------------- */
 
@@ -77,8 +106,16 @@ char *admin_body_string(struct evhttp_request *req);
 /* The body parsed as JSON (any value); NULL if empty. *bad is set when the body is present
  * but not JSON. */
 json_t *admin_body_json(struct evhttp_request *req, bool *bad);
-/* NamedEntity.checkName: [-=:.\w]+ */
+/* A tenant, namespace or cluster name: NamedEntity.checkName's [-=:.\w]+, not "." or ".."
+ * (they would be path steps in the metadata store), at most ADMIN_MAX_NAME bytes. */
+#define ADMIN_MAX_NAME 255
 bool admin_valid_name(const char *s);
+/* The tenant (or namespace "t/ns") of the request is not in the cache: read it from the
+ * store once (another broker may have just created it) and route the call again. Returns
+ * true when that read started (the call is answered later), false when the caller should
+ * answer from the cache now (already read once, or no other broker writes the store). */
+bool admin_refresh_tenant(struct admin_req *r, const char *tenant);
+bool admin_refresh_namespace(struct admin_req *r, const char *tenant_ns);
 /* ISO-8601 UTC with milliseconds ("2025-10-24T18:44:12.299Z") of a wall-clock ms time. */
 void admin_iso_time(uint64_t ms, char *buf, size_t len);
 
@@ -96,8 +133,8 @@ void admin_apply_retention(struct admin *a, const char *tenant_ns);
 
 /* admin_topics.c */
 void admin_h_persistent(struct admin_req *r);
-/* Route a request (again): used once a topic request waited for its bundle's ownership. */
-void admin_route(struct evhttp_request *req, struct admin *a);
+/* Route a call again: used once a topic request waited for its bundle's ownership. */
+void admin_route(struct admin_call *c);
 void admin_h_lookup(struct admin_req *r);
 
 /* admin_metrics.c */

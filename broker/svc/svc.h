@@ -71,6 +71,20 @@ int svc_tenant_create(struct svc *s, const char *tenant, svc_done_cb cb, void *d
 int svc_tenant_delete(struct svc *s, const char *tenant, svc_done_cb cb, void *data);
 /* Iterate tenant names in sorted order: *pos = 0 first, NULL at the end. */
 const char *svc_tenant_next(struct svc *s, size_t *pos);
+/* Role i of a tenant's adminRoles (TenantInfo), NULL past the last one or for no tenant.
+ * Valid until the tenant changes. */
+const char *svc_tenant_role(struct svc *s, const char *tenant, size_t i);
+/* Replace a tenant's adminRoles (stored in its TenantInfo): -MG_ENOTFOUND. */
+int svc_tenant_set_roles(struct svc *s, const char *tenant, const char *const *roles, size_t n,
+                         svc_done_cb cb, void *data);
+/* Read one tenant's TenantInfo, or one namespace's Policies, from the store into the cache
+ * (another broker may have created it since the last refresh): cb with 0 once read (the
+ * cache then has it), -MG_ENOTFOUND when the store does not have it, or the store's error
+ * (-MG_ECANCELED when the service is freed first). Synchronously -MG_ENOTSUP when no other
+ * broker writes the store (embedded, memory or none: the cache is complete), -MG_EINVAL for
+ * a malformed name. */
+int svc_tenant_sync(struct svc *s, const char *tenant, svc_done_cb cb, void *data);
+int svc_namespace_sync(struct svc *s, const char *tenant_ns, svc_done_cb cb, void *data);
 
 bool svc_namespace_exists(struct svc *s, const char *tenant_ns);
 /* -MG_EINVAL (not "t/ns"), -MG_ENOTFOUND (no tenant), -MG_EEXIST */
@@ -151,6 +165,12 @@ int svc_owned_bundles(const struct svc *s);
 typedef void (*svc_lookup_cb)(void *data, int status, const char *url, const char *message);
 int svc_lookup(struct svc *s, const struct topic_name *n, bool authoritative, svc_lookup_cb cb,
                void *data);
+
+/* The web service URL ("http://h:p") of the broker whose service URL is broker_url (this
+ * broker, or one of the live brokers as last read from their registrations: a lookup that
+ * redirects to a broker it chose has just read them), or NULL when unknown. Valid until the
+ * next lookup. */
+const char *svc_broker_web_url(struct svc *s, const char *broker_url);
 
 /* Owner of a bundle, for admin: reads the ownership key (never takes the bundle). */
 enum svc_owner_kind {

@@ -41,7 +41,8 @@ struct svc {
     struct event *shutdown_ev; /* owned: polls until connections are gone */
     int shutdown_ticks;
     /* resources (svc_res.c): a cache of what the metadata store holds */
-    struct mg_map tenants;         /* name -> (void *)1 */
+    struct mg_map tenants;         /* name -> owned json_t * array: its adminRoles */
+    uint64_t res_gen;              /* local tenant changes so far (stale reads lose to them) */
     struct mg_map namespaces;      /* "t/ns" -> bundles count (intptr) */
     struct mg_map partitions;      /* base full name -> partition count (intptr) */
     struct mg_map retention;       /* "t/ns" -> owned struct svc_retention (set policies only) */
