@@ -310,6 +310,15 @@ bool admin_refresh_tenant(struct admin_req *r, const char *tenant)
     return true;
 }
 
+bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name)
+{
+    if (r->call->pt_synced ||
+        svc_partitions_sync(r->a->svc, base_full_name, refreshed, r->call) < 0)
+        return false;
+    r->call->pt_synced = true;
+    return true;
+}
+
 bool admin_refresh_namespace(struct admin_req *r, const char *tenant_ns)
 {
     if (r->call->ns_synced || svc_namespace_sync(r->a->svc, tenant_ns, refreshed, r->call) < 0)
@@ -565,6 +574,7 @@ void admin_free(struct admin *a)
         c->req = NULL;
     }
     a->calls = NULL;
+    admin_fan_cancel_all(a);
     evhttp_free(a->http);
     mg_free(a);
 }

@@ -7,6 +7,8 @@
  *   admin_topics.c   persistent topics, partitions, stats, internal stats, subscriptions,
  *                    lookup
  *   admin_metrics.c  /metrics (Prometheus text)
+ *   admin_fanout.c   one call answered from sub-requests to the admin API (partitions,
+ *                    bundles), each served by its owner
  *
  * Everything runs on the loop thread of the svc. Every request routed to a handler becomes a
  * struct admin_call, which lives until its one reply: every reply helper below completes the
@@ -39,6 +41,7 @@ struct event;
 struct topic;
 
 struct admin_call;
+struct admin_fan;
 
 struct admin {
     struct svc *svc;                  /* borrowed */
@@ -50,6 +53,7 @@ struct admin {
     struct admin_call *calls; /* requests routed and not answered yet (list) */
     int64_t calls_open;       /* length of calls */
     uint64_t calls_total;     /* requests routed since start */
+    struct admin_fan *fans;   /* fan-outs in progress (list) */
 };
 
 /* One request from routing to its reply. */
@@ -59,6 +63,7 @@ struct admin_call {
     bool gated;                       /* routed again after this broker took the topic's bundle */
     bool tenant_synced;               /* routed again after reading its tenant from the store */
     bool ns_synced;                   /* routed again after reading its namespace from the store */
+    bool pt_synced;                   /* routed again after reading partitioned metadata */
     struct admin_call *next, **pprev; /* in a->calls */
 };
 
@@ -116,6 +121,9 @@ bool admin_valid_name(const char *s);
  * answer from the cache now (already read once, or no other broker writes the store). */
 bool admin_refresh_tenant(struct admin_req *r, const char *tenant);
 bool admin_refresh_namespace(struct admin_req *r, const char *tenant_ns);
+/* The same for a partitioned topic's metadata (base full name): another broker may have
+ * created or deleted it since the last refresh. */
+bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name);
 /* ISO-8601 UTC with milliseconds ("2025-10-24T18:44:12.299Z") of a wall-clock ms time. */
 void admin_iso_time(uint64_t ms, char *buf, size_t len);
 
@@ -139,5 +147,31 @@ void admin_h_lookup(struct admin_req *r);
 
 /* admin_metrics.c */
 void admin_h_metrics(struct admin_req *r);
+
+/* ---- fan-out (admin_fanout.c) ----------------------------------------------------------- */
+
+/* The answer to one sub-request. */
+struct admin_sub {
+    char *path;   /* owned: path and query it was sent with */
+    int status;   /* HTTP status; 0 when no answer came (unreachable, timed out) */
+    char *body;   /* owned; NULL without an answer */
+    json_t *json; /* owned: body parsed as JSON, or NULL */
+};
+/* All sub-requests answered: answer c (subs are freed after the call; arg is the caller's
+ * and is the caller's to free). */
+typedef void (*admin_fan_done)(struct admin_call *c, void *arg, struct admin_sub *subs, int n);
+/* Send n sub-requests (method, each path with its query; the same body, or NULL) to this
+ * broker's admin web service, following redirects to the brokers that serve them. paths
+ * (each an owned string) are taken. done runs once all are answered (possibly before this
+ * returns, when none could be sent), or never if the server is freed first: then free_arg
+ * (may be NULL) frees arg and the call is completed. */
+void admin_fan(struct admin_call *c, enum evhttp_cmd_type method, char **paths, int n,
+               const char *body, admin_fan_done done, void (*free_arg)(void *), void *arg);
+/* The server is going away: cancel every fan-out (admin_free). */
+void admin_fan_cancel_all(struct admin *a);
+/* Index of the first answer that is not 2xx and not ignore_status, or -1. */
+int admin_fan_first_error(const struct admin_sub *subs, int n, int ignore_status);
+/* Answer c as the sub-request answered ({"reason"} passed on; 503 for no answer). */
+void admin_fan_reply_error(struct admin_call *c, const struct admin_sub *sub);
 
 #endif

@@ -530,27 +530,61 @@ static void unload_bundle(struct admin_req *r, const char *ns, const char *range
     }
 }
 
-/* PUT .../unload: every bundle of the namespace this broker owns. */
+/* PUT .../unload: every bundle of the namespace, each by its owner (Pulsar unloads them one
+ * by one through its admin API): a sub-request per bundle, which unloads a bundle owned
+ * here, redirects to the owner of one owned elsewhere, and is a no-op for an unowned one. */
+static void unload_fanned(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
+{
+    (void)arg;
+    int bad = admin_fan_first_error(subs, n, 0);
+    if (bad >= 0)
+        return admin_fan_reply_error(c, &subs[bad]);
+    admin_reply_no_content(c);
+}
+
 static void unload_namespace(struct admin_req *r, const char *ns)
 {
-    struct svc *s = r->a->svc;
-    size_t nslen = strlen(ns), pos = 0;
-    const char *key;
-    char **ranges = NULL;
-    int n = 0;
-    /* Unloading changes the owned table: collect first. */
-    while ((key = svc_owned_bundle_next(s, &pos))) {
-        if (strncmp(key, ns, nslen) == 0 && key[nslen] == '/') {
-            ranges = mg_realloc(ranges, (size_t)(n + 1) * sizeof *ranges);
-            ranges[n++] = mg_strdup(key + nslen + 1);
-        }
-    }
+    int n = svc_namespace_bundles(r->a->svc, ns);
+    char **paths = mg_calloc((size_t)n + 1, sizeof *paths);
+    char *t = evhttp_uriencode(r->seg[3], -1, 0), *local = evhttp_uriencode(r->seg[4], -1, 0);
+    char range[SVC_BUNDLE_NAME_LEN];
     for (int i = 0; i < n; i++) {
-        svc_bundle_unload(s, ns, ranges[i], NULL, NULL);
-        mg_free(ranges[i]);
+        svc_bundle_name(n, i, range);
+        paths[i] = mg_asprintf("/admin/v2/namespaces/%s/%s/%s/unload", t, local, range);
     }
-    mg_free(ranges);
-    admin_reply_no_content(r->call);
+    free(t);
+    free(local);
+    admin_fan(r->call, EVHTTP_REQ_PUT, paths, n, NULL, unload_fanned, NULL, NULL);
+    mg_free(paths);
+}
+
+/* DELETE namespace: refused while any broker stores or serves a topic in it. */
+struct ns_delete_op {
+    struct admin_call *call;
+    char *ns; /* owned */
+};
+
+static void ns_delete_listed(void *data, int status, char **names, int n)
+{
+    (void)names;
+    struct ns_delete_op *op = data;
+    struct admin_call *c = op->call;
+    if (admin_call_gone(c)) {
+    } else if (status < 0) {
+        admin_reply_error(c, 500, mg_strerror(status));
+    } else if (n > 0) {
+        admin_reply_error(c, 409, "Cannot delete non empty namespace");
+    } else {
+        int rc = svc_namespace_delete(c->a->svc, op->ns, admin_reply_done, c);
+        if (rc == -MG_ENOTFOUND)
+            admin_reply_errorf(c, 404, "Namespace %s does not exist.", op->ns);
+        else if (rc == -MG_EBUSY)
+            admin_reply_error(c, 409, "Cannot delete non empty namespace");
+        else if (rc < 0)
+            admin_reply_error(c, 500, mg_strerror(rc));
+    }
+    mg_free(op->ns);
+    mg_free(op);
 }
 
 #define MAX_BUNDLES 1024 /* bundles of one namespace (Pulsar allows up to 2^32) */
@@ -673,13 +707,15 @@ static void h_namespace(struct admin_req *r, const char *t, const char *ns)
         if (admin_query_flag(r, "force"))
             return admin_reply_error(r->call, 405,
                                      "Broker doesn't allow forced deletion of namespaces");
-        int rc = svc_namespace_delete(s, ns, admin_reply_done, r->call);
-        if (rc == -MG_ENOTFOUND)
+        /* Topics stored or loaded by any broker (the store's list), not only ours. */
+        struct ns_delete_op *op = mg_calloc(1, sizeof *op);
+        op->call = r->call;
+        op->ns = mg_strdup(ns);
+        if (svc_list_topics(s, ns, false, ns_delete_listed, op) < 0) {
+            mg_free(op->ns);
+            mg_free(op);
             return admin_reply_errorf(r->call, 404, "Namespace %s does not exist.", ns);
-        if (rc == -MG_EBUSY)
-            return admin_reply_error(r->call, 409, "Cannot delete non empty namespace");
-        if (rc < 0)
-            return admin_reply_error(r->call, 500, mg_strerror(rc));
+        }
         return;
     }
     default:

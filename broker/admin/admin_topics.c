@@ -50,12 +50,15 @@ struct topic_op {
     int pending;
     int status; /* first failure */
     topic_op_fn fn;
-    int step;        /* reset by time: the partition being reset */
-    uint64_t ts;     /* reset by time */
-    int new_from;    /* partition update: first new partition */
-    bool must_exist; /* a plain topic must be stored already (op_run) */
-    int reloads;     /* resolutions started again after a topic closed meanwhile */
-    char **subs;     /* partition update: subscriptions to copy */
+    int step;              /* reset by time: the partition being reset */
+    uint64_t ts;           /* reset by time */
+    int new_from;          /* partition update: first new partition */
+    bool must_exist;       /* a plain topic must be stored already (op_run) */
+    char *body_text;       /* owned: the request's body, or NULL (sub-requests) */
+    struct event *wait_ev; /* owned: delete, polling the store until the data is gone */
+    int wait_tries;
+    int reloads; /* resolutions started again after a topic closed meanwhile */
+    char **subs; /* partition update: subscriptions to copy */
     int n_subs;
 };
 
@@ -71,7 +74,15 @@ static void op_free(struct topic_op *op)
     for (int i = 0; i < op->n_subs; i++)
         mg_free(op->subs[i]);
     mg_free(op->subs);
+    mg_free(op->body_text);
+    if (op->wait_ev)
+        event_free(op->wait_ev);
     mg_free(op);
+}
+
+static void op_free_arg(void *arg)
+{
+    op_free(arg);
 }
 
 static void op_add_name(struct topic_op *op, char *name)
@@ -96,6 +107,8 @@ static void reply_topic_not_found(struct topic_op *op)
 #define OP_MAX_RELOADS 3
 
 static void op_run(struct topic_op *op, topic_op_fn fn, bool must_exist);
+static bool op_names_here(struct topic_op *op);
+static void op_fan(struct topic_op *op);
 
 static void op_finish(struct topic_op *op)
 {
@@ -190,6 +203,8 @@ static void op_run(struct topic_op *op, topic_op_fn fn, bool must_exist)
         else
             op_add_name(op, mg_strdup(op->tn.full));
     }
+    if (op->partitions > 0 && !op_names_here(op))
+        return op_fan(op);
     if (op->partitions == 0 && must_exist && !topic_find(svc_topics(op->a->svc), op->tn.full)) {
         char *ns = mg_asprintf("%s/%s", op->tn.tenant, op->tn.ns);
         int rc = svc_list_topics(op->a->svc, ns, false, op_listed, op);
@@ -761,6 +776,12 @@ static void do_last_message_id(struct topic_op *op, struct topic **topics)
     op_free(op);
 }
 
+#define DELETE_WAIT_MS 20
+#define DELETE_WAIT_TRIES 250 /* 5 s */
+
+static void delete_wait_next(struct topic_op *op);
+static void delete_wait_tick(evutil_socket_t fd, short what, void *arg);
+
 static void do_delete(struct topic_op *op, struct topic **topics)
 {
     for (int i = 0; i < op->n; i++) {
@@ -780,6 +801,16 @@ static void do_delete(struct topic_op *op, struct topic **topics)
             return op_free(op);
         }
     }
+    op->step = 0;
+    op->wait_ev = evtimer_new(svc_base(op->a->svc), delete_wait_tick, op);
+    delete_wait_next(op);
+}
+
+/* The deleted topics' data leave the store after topic_delete returned: the answer waits
+ * until the store no longer has them (bounded), so that whatever follows, on any broker
+ * (a namespace deletion, a listing), finds them gone. */
+static void delete_finish(struct topic_op *op)
+{
     if (op->partitions > 0) {
         int rc = svc_partitions_delete(op->a->svc, op->tn.full, admin_reply_done, op->call);
         if (rc < 0)
@@ -788,6 +819,44 @@ static void do_delete(struct topic_op *op, struct topic **topics)
         admin_reply_no_content(op->call);
     }
     op_free(op);
+}
+
+static void delete_wait_stored(void *data, int status)
+{
+    struct topic_op *op = data;
+    if (admin_call_gone(op->call))
+        return op_free(op);
+    if (status == 1 && op->wait_tries < DELETE_WAIT_TRIES) {
+        op->wait_tries++;
+        struct timeval tv = {0, DELETE_WAIT_MS * 1000};
+        event_add(op->wait_ev, &tv);
+        return;
+    }
+    if (status != 0)
+        MG_WARN("admin", "%s: deleted, but the store %s", op->names[op->step],
+                status == 1 ? "still has its data" : mg_strerror(status));
+    op->step++;
+    delete_wait_next(op);
+}
+
+static void delete_wait_next(struct topic_op *op)
+{
+    if (op->step == op->n)
+        return delete_finish(op);
+    if (svc_topic_stored(op->a->svc, op->names[op->step], delete_wait_stored, op) < 0) {
+        op->step++;
+        delete_wait_next(op);
+    }
+}
+
+static void delete_wait_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct topic_op *op = arg;
+    if (admin_call_gone(op->call))
+        return op_free(op);
+    delete_wait_next(op);
 }
 
 static void do_created(struct topic_op *op, struct topic **topics)
@@ -881,6 +950,264 @@ static void partitions_updated(void *data, int status)
     }
     op_partition_names(op, op->new_from, op->partitions);
     op_run(op, do_copy_subs, false);
+}
+
+/* ---- partitioned topics across brokers ---------------------------------------------------
+ *
+ * An operation on a partitioned topic runs here, on the loaded partitions, only when this
+ * broker owns the bundle of every partition it touches. Otherwise it is split into one
+ * sub-request per partition (admin_fan), each served by the partition's owner, and the
+ * answers are combined as the local operation would have: sums of stats, the union of
+ * subscriptions, 204 when every partition did it, else the first partition's error.
+ */
+
+/* Does this broker own the bundle of every topic op names? */
+static bool op_names_here(struct topic_op *op)
+{
+    struct svc *s = op->a->svc;
+    bool here = true;
+    for (int i = 0; i < op->n && here; i++) {
+        struct topic_name tn;
+        if (topic_name_parse(op->names[i], &tn) < 0)
+            return false;
+        here = svc_topic_owned(s, &tn);
+        topic_name_fini(&tn);
+    }
+    return here;
+}
+
+static char *uri_enc(const char *s)
+{
+    char *e = evhttp_uriencode(s, -1, 0);
+    char *r = mg_strdup(e ? e : "");
+    free(e);
+    return r;
+}
+
+/* The admin path of topic full_name (in op's namespace) followed by suffix (already
+ * encoded) and query. */
+static char *topic_path(struct topic_op *op, const char *full, const char *suffix,
+                        const char *query)
+{
+    const char *local =
+        full + strlen("persistent://") + strlen(op->tn.tenant) + 1 + strlen(op->tn.ns) + 1;
+    char *t = uri_enc(op->tn.tenant), *n = uri_enc(op->tn.ns), *l = uri_enc(local);
+    char *p = mg_asprintf("/admin/v2/persistent/%s/%s/%s%s%s%s", t, n, l, suffix,
+                          query && *query ? "?" : "", query && *query ? query : "");
+    mg_free(t);
+    mg_free(n);
+    mg_free(l);
+    return p;
+}
+
+/* Every partition answered 2xx (or ignore_status): 204; else the first one's error. */
+static bool fan_all_ok(struct admin_call *c, struct admin_sub *subs, int n, int ignore_status)
+{
+    int bad = admin_fan_first_error(subs, n, ignore_status);
+    if (bad >= 0) {
+        admin_fan_reply_error(c, &subs[bad]);
+        return false;
+    }
+    return true;
+}
+
+static void fan_done_ok(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
+{
+    if (fan_all_ok(c, subs, n, 0))
+        admin_reply_no_content(c);
+    op_free(arg);
+}
+
+/* Deleting a subscription: 404 only when no partition has it. */
+static void fan_done_delete_sub(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
+{
+    struct topic_op *op = arg;
+    int found = 0;
+    for (int i = 0; i < n; i++)
+        found += subs[i].status != 404;
+    if (found == 0)
+        admin_reply_errorf(c, 404, "Subscription %s not found for topic %s", op->sub, op->tn.full);
+    else if (fan_all_ok(c, subs, n, 404))
+        admin_reply_no_content(c);
+    op_free(op);
+}
+
+static void fan_done_stats(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
+{
+    struct topic_op *op = arg;
+    if (!fan_all_ok(c, subs, n, 0))
+        return op_free(op);
+    json_t *sum = NULL;
+    json_t *parts = json_object();
+    for (int i = 0; i < n; i++) {
+        json_t *one = json_is_object(subs[i].json) ? subs[i].json : json_object();
+        if (!sum)
+            sum = json_deep_copy(one);
+        else
+            json_merge_sum(sum, one);
+        json_object_set(parts, op->names[i], one);
+        if (one != subs[i].json)
+            json_decref(one);
+    }
+    json_object_set_new(sum, "metadata", json_pack("{s:i}", "partitions", op->partitions));
+    if (op->force) /* perPartition (default true) is carried in force for this action */
+        json_object_set_new(sum, "partitions", parts);
+    else
+        json_decref(parts);
+    admin_reply_json(c, 200, sum);
+    op_free(op);
+}
+
+static void fan_done_internal_stats(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
+{
+    struct topic_op *op = arg;
+    if (!fan_all_ok(c, subs, n, 0))
+        return op_free(op);
+    json_t *parts = json_object();
+    for (int i = 0; i < n; i++)
+        json_object_set(parts, op->names[i], subs[i].json ? subs[i].json : json_object());
+    admin_reply_json(
+        c, 200,
+        json_pack("{s:{s:i},s:o}", "metadata", "partitions", op->partitions, "partitions", parts));
+    op_free(op);
+}
+
+static void fan_done_list_subs(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
+{
+    if (!fan_all_ok(c, subs, n, 0))
+        return op_free(arg);
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        for (size_t k = 0; k < json_array_size(subs[i].json); k++) {
+            const char *name = json_string_value(json_array_get(subs[i].json, k));
+            bool dup = !name;
+            for (size_t j = 0; j < json_array_size(arr) && !dup; j++)
+                dup = strcmp(json_string_value(json_array_get(arr, j)), name) == 0;
+            if (!dup)
+                json_array_append_new(arr, json_string(name));
+        }
+    }
+    admin_reply_json(c, 200, arr);
+    op_free(arg);
+}
+
+/* Deleting a partitioned topic: its partitions (a partition never created answers 404),
+ * then, only if all went, its metadata. */
+static void fan_done_delete(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
+{
+    struct topic_op *op = arg;
+    if (fan_all_ok(c, subs, n, 404)) {
+        int rc = svc_partitions_delete(op->a->svc, op->tn.full, admin_reply_done, c);
+        if (rc < 0)
+            admin_reply_error(c, 404, "Partitioned topic does not exist");
+    }
+    op_free(op);
+}
+
+/* The subscriptions copied onto new partitions may already exist there. */
+static void fan_done_copy_subs(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
+{
+    if (fan_all_ok(c, subs, n, 409))
+        admin_reply_no_content(c);
+    op_free(arg);
+}
+
+static void op_fan(struct topic_op *op)
+{
+    enum evhttp_cmd_type m = EVHTTP_REQ_GET;
+    const char *query = NULL, *body = NULL;
+    char *suffix = NULL;
+    admin_fan_done done = fan_done_ok;
+    char *sub = op->sub ? uri_enc(op->sub) : NULL;
+    if (op->fn == do_partitioned_stats) {
+        suffix = mg_strdup("/stats");
+        done = fan_done_stats;
+    } else if (op->fn == do_partitioned_internal_stats) {
+        suffix = mg_strdup("/internalStats");
+        done = fan_done_internal_stats;
+    } else if (op->fn == do_list_subs) {
+        suffix = mg_strdup("/subscriptions");
+        done = fan_done_list_subs;
+    } else if (op->fn == do_unload) {
+        m = EVHTTP_REQ_PUT;
+        suffix = mg_strdup("/unload");
+    } else if (op->fn == do_create_sub) {
+        m = EVHTTP_REQ_PUT;
+        suffix = mg_asprintf("/subscription/%s", sub);
+        body = op->body_text;
+    } else if (op->fn == do_delete_sub) {
+        m = EVHTTP_REQ_DELETE;
+        suffix = mg_asprintf("/subscription/%s", sub);
+        query = op->force ? "force=true" : NULL;
+        done = fan_done_delete_sub;
+    } else if (op->fn == do_skip_all) {
+        m = EVHTTP_REQ_POST;
+        suffix = mg_asprintf("/subscription/%s/skip_all", sub);
+    } else if (op->fn == do_reset_by_time) {
+        m = EVHTTP_REQ_POST;
+        char *ts = uri_enc(op->arg);
+        suffix = mg_asprintf("/subscription/%s/resetcursor/%s", sub, ts);
+        mg_free(ts);
+    } else if (op->fn == do_delete) {
+        m = EVHTTP_REQ_DELETE;
+        suffix = mg_strdup("");
+        query = op->force ? "force=true" : NULL;
+        done = fan_done_delete;
+    } else if (op->fn == do_copy_subs) {
+        /* every new partition gets every subscription, from its start */
+        char **paths = mg_calloc((size_t)(op->n * op->n_subs) + 1, sizeof *paths);
+        int k = 0;
+        for (int i = 0; i < op->n; i++) {
+            for (int j = 0; j < op->n_subs; j++) {
+                char *sj = uri_enc(op->subs[j]);
+                char *sfx = mg_asprintf("/subscription/%s", sj);
+                paths[k++] = topic_path(op, op->names[i], sfx, NULL);
+                mg_free(sfx);
+                mg_free(sj);
+            }
+        }
+        mg_free(sub);
+        admin_fan(op->call, EVHTTP_REQ_PUT, paths, k, "\"earliest\"", fan_done_copy_subs,
+                  op_free_arg, op);
+        return mg_free(paths);
+    } else {
+        mg_free(sub);
+        admin_reply_error(op->call, 500, "Operation not available across brokers");
+        return op_free(op);
+    }
+    char **paths = mg_calloc((size_t)op->n + 1, sizeof *paths);
+    for (int i = 0; i < op->n; i++)
+        paths[i] = topic_path(op, op->names[i], suffix, query);
+    mg_free(suffix);
+    mg_free(sub);
+    admin_fan(op->call, m, paths, op->n, body, done, op_free_arg, op);
+    mg_free(paths);
+}
+
+/* POST partitions, across brokers: the durable subscriptions of the existing partitions,
+ * read from their owners, to copy onto the new ones. */
+static void grow_partitions_set(struct topic_op *op);
+
+static void fan_done_grow_stats(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
+{
+    struct topic_op *op = arg;
+    if (!fan_all_ok(c, subs, n, 0))
+        return op_free(op);
+    for (int i = 0; i < n; i++) {
+        const char *name;
+        json_t *v;
+        json_object_foreach(json_object_get(subs[i].json, "subscriptions"), name, v)
+        {
+            bool dup = !json_is_true(json_object_get(v, "isDurable"));
+            for (int k = 0; k < op->n_subs && !dup; k++)
+                dup = strcmp(op->subs[k], name) == 0;
+            if (dup)
+                continue;
+            op->subs = mg_realloc(op->subs, (size_t)(op->n_subs + 1) * sizeof *op->subs);
+            op->subs[op->n_subs++] = mg_strdup(name);
+        }
+    }
+    grow_partitions_set(op);
 }
 
 static void h_partitions(struct admin_req *r, struct topic_op *op)
@@ -984,11 +1311,20 @@ static void h_partitions(struct admin_req *r, struct topic_op *op)
         admin_reply_no_content(r->call);
         return op_free(op);
     }
-    /* Subscriptions of the loaded partitions, to copy onto the new ones. */
+    /* The subscriptions of the existing partitions are copied onto the new ones: read from
+     * the loaded partitions when this broker owns them all, else from their owners. */
+    op->new_from = cur;
+    op->partitions = (int)n;
+    op_partition_names(op, 0, cur);
+    if (!op_names_here(op)) {
+        char **paths = mg_calloc((size_t)cur + 1, sizeof *paths);
+        for (int i = 0; i < cur; i++)
+            paths[i] = topic_path(op, op->names[i], "/stats", NULL);
+        admin_fan(op->call, EVHTTP_REQ_GET, paths, cur, NULL, fan_done_grow_stats, op_free_arg, op);
+        return mg_free(paths);
+    }
     for (int i = 0; i < cur; i++) {
-        char *pn = mg_asprintf("%s-partition-%d", op->tn.full, i);
-        struct topic *t = topic_find(svc_topics(s), pn);
-        mg_free(pn);
+        struct topic *t = topic_find(svc_topics(s), op->names[i]);
         size_t pos = 0;
         struct topic_sub_stats ss;
         while (t && topic_sub_stats_next(t, &pos, &ss)) {
@@ -1001,11 +1337,18 @@ static void h_partitions(struct admin_req *r, struct topic_op *op)
             op->subs[op->n_subs++] = mg_strdup(ss.name);
         }
     }
-    op->new_from = cur;
-    op->partitions = (int)n;
-    int rc = svc_partitions_set(s, op->tn.full, (int)n, false, partitions_updated, op);
+    grow_partitions_set(op);
+}
+
+static void grow_partitions_set(struct topic_op *op)
+{
+    for (int i = 0; i < op->n; i++) /* the existing partitions' names: not needed any more */
+        mg_free(op->names[i]);
+    op->n = 0;
+    int rc =
+        svc_partitions_set(op->a->svc, op->tn.full, op->partitions, false, partitions_updated, op);
     if (rc < 0) {
-        admin_reply_error(r->call, 500, mg_strerror(rc));
+        admin_reply_error(op->call, 500, mg_strerror(rc));
         op_free(op);
     }
 }
@@ -1285,8 +1628,15 @@ void admin_h_persistent(struct admin_req *r)
         mg_free(op);
         return admin_reply_error(r->call, 412, "Topic name is not valid");
     }
+    /* With other brokers writing the store, its partitioned metadata first: created or
+     * deleted elsewhere since the last refresh? (One read of the store per call.) */
+    if (admin_refresh_partitions(r, op->tn.base)) {
+        topic_name_fini(&op->tn);
+        return mg_free(op);
+    }
     const char *action = r->nseg >= 7 ? r->seg[6] : NULL;
     int parts = svc_partitions_get(s, op->tn.full);
+    op->body_text = admin_body_string(r->req);
     enum evhttp_cmd_type m = r->method;
     bool get = m == EVHTTP_REQ_GET, post = m == EVHTTP_REQ_POST;
     op->force = admin_query_flag(r, "force");

@@ -111,6 +111,9 @@ int svc_partitions_get(struct svc *s, const char *base_full_name);
 int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool create,
                        svc_done_cb cb, void *data);
 int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb cb, void *data);
+/* Read one partitioned topic's metadata from the store into the cache, as svc_namespace_sync
+ * (-MG_ENOTFOUND: not partitioned; a cached count is then dropped). */
+int svc_partitions_sync(struct svc *s, const char *base_full_name, svc_done_cb cb, void *data);
 /* Iterate: *pos = 0 first; NULL at the end; *n gets the count. */
 const char *svc_partitions_next(struct svc *s, size_t *pos, int *n);
 
@@ -121,6 +124,11 @@ const char *svc_partitions_next(struct svc *s, size_t *pos, int *n);
 typedef void (*svc_topics_cb)(void *data, int status, char **names, int n);
 int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only, svc_topics_cb cb,
                     void *data);
+
+/* Does the store still hold a topic's managed ledger (its data)? cb status 1 (yes), 0 (no:
+ * never created, or deleted and gone) or the store's error; after the call returned.
+ * Synchronously -MG_EBADNAME or the store's refusal. */
+int svc_topic_stored(struct svc *s, const char *full_name, svc_done_cb cb, void *data);
 
 /* Can a topic of this name be served (namespace exists)? Fills a reason when not. */
 int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reason);

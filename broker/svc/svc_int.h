@@ -42,7 +42,8 @@ struct svc {
     int shutdown_ticks;
     /* resources (svc_res.c): a cache of what the metadata store holds */
     struct mg_map tenants;         /* name -> owned json_t * array: its adminRoles */
-    uint64_t res_gen;              /* local tenant changes so far (stale reads lose to them) */
+    uint64_t res_gen;              /* local tenant and partitioned-topic changes so far: a
+                                      store read sent before one is stale for them */
     struct mg_map namespaces;      /* "t/ns" -> bundles count (intptr) */
     struct mg_map partitions;      /* base full name -> partition count (intptr) */
     struct mg_map retention;       /* "t/ns" -> owned struct svc_retention (set policies only) */

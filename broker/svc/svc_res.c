@@ -439,6 +439,7 @@ int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool cr
     if (!path)
         return -MG_EBADNAME;
     mg_map_put_str(&s->partitions, base_full_name, (void *)(intptr_t)n);
+    s->res_gen++;
     res_persist(s, path, json_pack("{s:i}", "partitions", n), cb, data);
     mg_free(path);
     return 0;
@@ -452,6 +453,7 @@ int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb
     if (!path)
         return -MG_EBADNAME;
     mg_map_del_str(&s->partitions, base_full_name);
+    s->res_gen++;
     res_persist(s, path, NULL, cb, data);
     mg_free(path);
     return 0;
@@ -487,6 +489,20 @@ int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reas
 /* ---- loading ----------------------------------------------------------------------------- */
 
 static void res_load_issue(struct svc *s, enum res_step step, char *path);
+
+/* The base full name of a partitioned topic from its metadata path after
+ * /admin/partitioned-topics/ (<t>/<ns>/persistent/<url-encoded local>), or NULL. */
+static char *pt_full_name(const char *rest)
+{
+    char *copy = mg_strdup(rest);
+    char *t = strtok(copy, "/"), *ns = strtok(NULL, "/"), *dom = strtok(NULL, "/");
+    char *enc = strtok(NULL, "");
+    char *local = enc ? evhttp_uridecode(enc, 1, NULL) : NULL;
+    char *full = t && ns && dom && local ? mg_asprintf("%s://%s/%s/%s", dom, t, ns, local) : NULL;
+    free(local);
+    mg_free(copy);
+    return full;
+}
 
 /* A namespace's stored Policies: its bundles and retention into the cache. */
 static void cache_namespace(struct svc *s, const char *tenant_ns, json_t *j)
@@ -548,8 +564,15 @@ static void res_load_done(struct meta_req *req, int status)
     if (!l->cb)
         s->res_loading--;
     if (status == -MG_ENOTFOUND) {
-        if (!l->cb)
+        if (!l->cb) {
             status = 0; /* nothing stored there yet */
+        } else if (l->step == RES_PT_VALUE && l->gen == s->res_gen) {
+            /* a sync: deleted by another broker since we cached it */
+            char *full = pt_full_name(l->path + strlen("/admin/partitioned-topics/"));
+            if (full)
+                mg_map_del_str(&s->partitions, full);
+            mg_free(full);
+        }
     } else if (status < 0) {
         MG_LOG(s->res_refresh_ev || l->cb ? MG_LOG_DEBUG : MG_LOG_ERROR, "svc",
                "reading %s from the metadata store: %s", l->path, mg_strerror(status));
@@ -569,21 +592,14 @@ static void res_load_done(struct meta_req *req, int status)
         if (l->step == RES_NS_VALUE) {
             cache_namespace(s, rest, j);
         } else {
-            /* rest = <t>/<ns>/persistent/<url-encoded local> */
             json_t *np = json_object_get(j, "partitions");
-            char *copy = mg_strdup(rest);
-            char *t = strtok(copy, "/"), *ns = strtok(NULL, "/"), *dom = strtok(NULL, "/");
-            char *enc = strtok(NULL, "");
-            char *local = enc ? evhttp_uridecode(enc, 1, NULL) : NULL;
-            if (t && ns && dom && local && json_is_integer(np) && json_integer_value(np) > 0) {
-                char *full = mg_asprintf("%s://%s/%s/%s", dom, t, ns, local);
-                mg_map_put_str(&s->partitions, full, (void *)(intptr_t)json_integer_value(np));
-                mg_free(full);
-            } else {
+            char *full = pt_full_name(rest);
+            if (full && json_is_integer(np) && json_integer_value(np) > 0) {
+                if (!l->cb || l->gen == s->res_gen) /* a sync older than a local change loses */
+                    mg_map_put_str(&s->partitions, full, (void *)(intptr_t)json_integer_value(np));
+            } else
                 MG_WARN("svc", "ignoring unreadable partitioned-topic metadata at %s", l->path);
-            }
-            free(local);
-            mg_free(copy);
+            mg_free(full);
         }
         json_decref(j);
     } else {
@@ -675,6 +691,16 @@ int svc_tenant_sync(struct svc *s, const char *tenant, svc_done_cb cb, void *dat
     if (!*tenant || strchr(tenant, '/'))
         return -MG_EINVAL;
     return res_read(s, RES_TENANT_VALUE, tenant_path(tenant), cb, data);
+}
+
+int svc_partitions_sync(struct svc *s, const char *base_full_name, svc_done_cb cb, void *data)
+{
+    if (!res_shared(s))
+        return -MG_ENOTSUP;
+    char *path = partitions_path(base_full_name);
+    if (!path)
+        return -MG_EINVAL;
+    return res_read(s, RES_PT_VALUE, path, cb, data);
 }
 
 int svc_namespace_sync(struct svc *s, const char *tenant_ns, svc_done_cb cb, void *data)
@@ -856,6 +882,60 @@ int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only,
     }
     struct timeval zero = {0, 0};
     event_base_once(s->base, -1, EV_TIMEOUT, list_deferred, l, &zero);
+    return 0;
+}
+
+/* ---- is a topic's data stored ------------------------------------------------------------- */
+
+struct res_stored {
+    svc_done_cb cb;
+    void *data;
+    struct meta_req req;
+};
+
+static void stored_read(struct meta_req *req, int status)
+{
+    struct res_stored *q = req->data;
+    q->cb(q->data, status == 0 ? 1 : status == -MG_ENOTFOUND ? 0 : status);
+    meta_req_fini(req);
+    mg_free(q);
+}
+
+static void stored_none(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct res_stored *q = arg;
+    q->cb(q->data, 0);
+    mg_free(q);
+}
+
+int svc_topic_stored(struct svc *s, const char *full_name, svc_done_cb cb, void *data)
+{
+    struct topic_name tn;
+    if (topic_name_parse(full_name, &tn) < 0)
+        return -MG_EBADNAME;
+    struct res_stored *q = mg_calloc(1, sizeof *q);
+    q->cb = cb;
+    q->data = data;
+    q->req.data = q;
+    int rc = -MG_ENOTSUP;
+    if (s->meta) {
+        char *ml = topic_name_ml(&tn);
+        char *path = mg_asprintf("/managed-ledgers/%s", ml);
+        rc = meta_get(s->meta, path, &q->req, stored_read);
+        mg_free(path);
+        mg_free(ml);
+    }
+    topic_name_fini(&tn);
+    if (rc < 0) { /* no store: nothing is stored; a store that refused: say so later */
+        struct timeval zero = {0, 0};
+        if (rc != -MG_ENOTSUP) {
+            mg_free(q);
+            return rc;
+        }
+        event_base_once(s->base, -1, EV_TIMEOUT, stored_none, q, &zero);
+    }
     return 0;
 }
 

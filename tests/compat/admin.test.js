@@ -586,3 +586,74 @@ test('every path answers bad input, and no admin request is left open', { timeou
   await call('DELETE', `/admin/v2/tenants/${t}`);
   assert.strictEqual(await openRequests(), 1, 'admin requests routed but never answered');
 });
+
+// Item 9 of issue 9: in a cluster, a topic call on a bundle nobody owns yet (or just
+// unloaded) is served at once or redirected to the broker that takes it; never "503 retry".
+// Runs when MAGNETAR_ADMIN_PEER names a second broker of the same cluster
+// (tests/integration/admin-cluster.test.sh).
+const PEER = process.env.MAGNETAR_ADMIN_PEER;
+test('cluster: topic calls on unowned and unloaded bundles are served or redirected, each once', { skip: !PEER, timeout: 180000 }, async () => {
+  const peer = { base: PEER };
+  const both = [{}, peer];
+  const cluster = (await call('GET', '/admin/v2/clusters')).json[0];
+  const t = f.uniqueName('clu');
+  await expect('PUT', `/admin/v2/tenants/${t}`, 204, { allowedClusters: [cluster] });
+  const ns = `${t}/ns`;
+  await expect('PUT', `${NS}/${ns}`, 204, { bundles: { numBundles: 16 } });
+  const TP = `/admin/v2/persistent/${ns}`;
+  let redirects = 0;
+  const on = async (where, method, path, status, body) => {
+    const r = await call(method, path, body, where);
+    assert.strictEqual(r.status, status, `${method} ${path} via ${where.base || 'this broker'} -> HTTP ${r.status} ${r.text}`);
+    redirects += r.hops;
+    return r;
+  };
+  // Created through either broker, right after the namespace (created on this one).
+  const names = [...Array(24).keys()].map((i) => `c${i}`);
+  await Promise.all(names.map((n, i) => on(both[i % 2], 'PUT', `${TP}/${n}`, 204)));
+  await Promise.all(names.map((n, i) => on(both[(i + 1) % 2], 'PUT', `${TP}/${n}`, 409)));
+  for (const where of both) {
+    const list = (await on(where, 'GET', TP, 200)).json;
+    assert.deepStrictEqual(list, names.map((n) => `persistent://${ns}/${n}`).sort(), `list via ${where.base || 'this broker'}`);
+  }
+  const owners = async () => Promise.all(names.map(async (n) => {
+    const a = (await on({}, 'GET', `${TP}/${n}/stats`, 200)).json.ownerBroker;
+    const b = (await on(peer, 'GET', `${TP}/${n}/stats`, 200)).json.ownerBroker;
+    assert.strictEqual(a, b, `${n}: served by ${a} through one broker and by ${b} through the other`);
+    return a;
+  }));
+  await owners();
+  // Half of the calls went to a broker that was not chosen for the bundle (whichever the
+  // least-loaded choice was), so some were redirected.
+  assert.ok(redirects > 0, 'some calls were redirected to the other broker');
+  // Every bundle unloaded (through this broker, each by its owner), then read again at once.
+  await on({}, 'PUT', `${NS}/${ns}/unload`, 204);
+  await owners();
+  // A partitioned topic whose partitions land on both brokers.
+  await on({}, 'PUT', `${TP}/parted/partitions`, 204, '6');
+  await on(peer, 'PUT', `${TP}/parted/subscription/keep`, 204);
+  const ps = (await on({}, 'GET', `${TP}/parted/partitioned-stats`, 200)).json;
+  assert.strictEqual(Object.keys(ps.partitions).length, 6);
+  for (const [name, p] of Object.entries(ps.partitions)) {
+    assert.ok(p.subscriptions.keep, JSON.stringify(p));
+    const one = (await on(peer, 'GET', `${TP}/${encodeURIComponent(f.localName(name))}/stats`, 200)).json;
+    assert.strictEqual(one.ownerBroker, p.ownerBroker, `${name} served by one broker`);
+  }
+  assert.deepStrictEqual((await on(peer, 'GET', `${TP}/parted/subscriptions`, 200)).json, ['keep']);
+  await on(peer, 'POST', `${TP}/parted/partitions`, 204, '8');
+  assert.deepStrictEqual((await on({}, 'GET', `${TP}/parted-partition-7/subscriptions`, 200)).json, ['keep']);
+  await on({}, 'DELETE', `${TP}/parted/subscription/keep`, 204);
+  await on(peer, 'DELETE', `${TP}/parted/partitions`, 204);
+  await on({}, 'DELETE', `${TP}/parted/partitions`, 404);
+  // Deleted through either broker, each once; then the namespace.
+  await on({}, 'DELETE', `${NS}/${ns}`, 409);
+  await Promise.all(names.map((n, i) => on(both[i % 2], 'DELETE', `${TP}/${n}`, 204)));
+  await Promise.all(names.map((n, i) => on(both[(i + 1) % 2], 'DELETE', `${TP}/${n}`, 404)));
+  for (const where of both) assert.deepStrictEqual((await on(where, 'GET', TP, 200)).json, []);
+  await on({}, 'DELETE', `${NS}/${ns}`, 204);
+  await on({}, 'DELETE', `/admin/v2/tenants/${t}`, 204);
+  for (const where of both) {
+    const m = parseMetrics((await call('GET', '/metrics', undefined, where)).text);
+    assert.strictEqual(find(m, 'magnetar_admin_requests_open', {})[0].value, 1, `open requests on ${where.base || 'this broker'}`);
+  }
+});
