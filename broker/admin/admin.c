@@ -501,6 +501,7 @@ void admin_route(struct admin_call *c)
 /* evhttp's callback: a complete request. */
 static void route(struct evhttp_request *req, void *arg)
 {
+    admin_conn_request_read(arg, req);
     dispatch(call_new(arg, req));
 }
 
@@ -536,10 +537,12 @@ struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_POST |
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
     evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
+    admin_conn_setup(a);
     evhttp_set_gencb(a->http, route, a);
     a->sock = evhttp_bind_socket_with_handle(a->http, addr, (uint16_t)port);
     if (!a->sock) {
         MG_ERROR("admin", "cannot listen on %s:%d: %s", addr, port, strerror(errno));
+        admin_conn_teardown(a);
         evhttp_free(a->http);
         mg_free(a);
         return NULL;
@@ -575,6 +578,7 @@ void admin_free(struct admin *a)
     }
     a->calls = NULL;
     admin_fan_cancel_all(a);
+    admin_conn_teardown(a);
     evhttp_free(a->http);
     mg_free(a);
 }

@@ -7,6 +7,8 @@
  *   admin_topics.c   persistent topics, partitions, stats, internal stats, subscriptions,
  *                    lookup
  *   admin_metrics.c  /metrics (Prometheus text)
+ *   admin_conn.c     per-connection limits ahead of evhttp: header size and count (431),
+ *                    read deadline (408)
  *   admin_fanout.c   one call answered from sub-requests to the admin API (partitions,
  *                    bundles), each served by its owner
  *
@@ -36,6 +38,15 @@
 
 #define ADMIN_MAX_SEGMENTS 12
 #define ADMIN_MAX_BODY (1 << 20)
+#define ADMIN_MAX_HEADERS 100 /* header fields of one request (Apache's LimitRequestFields) */
+
+/* Why a connection was refused before its request reached the router (admin_conn.c). */
+enum admin_refusal {
+    ADMIN_REFUSED_HEADER_SIZE = 0, /* 431: over httpMaxRequestHeaderSize */
+    ADMIN_REFUSED_HEADER_COUNT,    /* 431: over ADMIN_MAX_HEADERS fields */
+    ADMIN_REFUSED_TIMEOUT,         /* 408: not read within httpRequestReadTimeoutSeconds */
+    ADMIN_REFUSED_COUNT,
+};
 
 struct event;
 struct topic;
@@ -54,6 +65,8 @@ struct admin {
     int64_t calls_open;       /* length of calls */
     uint64_t calls_total;     /* requests routed since start */
     struct admin_fan *fans;   /* fan-outs in progress (list) */
+    struct mg_map conns;      /* bufferevent pointer -> struct admin_conn (admin_conn.c) */
+    uint64_t refused[ADMIN_REFUSED_COUNT]; /* connections refused, by reason */
 };
 
 /* One request from routing to its reply. */
@@ -147,6 +160,16 @@ void admin_h_lookup(struct admin_req *r);
 
 /* admin_metrics.c */
 void admin_h_metrics(struct admin_req *r);
+
+/* ---- connections (admin_conn.c) -------------------------------------------------------- */
+
+/* Give evhttp filtered connections with the header limits and the read deadline; set its
+ * own limits and idle timeout (admin_new). */
+void admin_conn_setup(struct admin *a);
+/* The router got req: its connection's next bytes begin a new request. */
+void admin_conn_request_read(struct admin *a, struct evhttp_request *req);
+/* The server is being freed: connections freed later must not touch it. */
+void admin_conn_teardown(struct admin *a);
 
 /* ---- fan-out (admin_fanout.c) ----------------------------------------------------------- */
 
