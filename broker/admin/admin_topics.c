@@ -1786,9 +1786,18 @@ void admin_h_lookup(struct admin_req *r)
     int rc = topic_name_parse(name, &tn);
     mg_free(name);
     if (rc < 0)
-        return admin_reply_error(r->call, 412, "Invalid topic name");
+        return admin_reply_error(r->call, 412, "Topic name is not valid");
     const char *reason = NULL;
     rc = svc_check_topic(s, &tn, &reason);
+    if (rc == -MG_ENOTFOUND) { /* created on another broker since the last refresh? */
+        char *ns = mg_asprintf("%s/%s", tn.tenant, tn.ns);
+        bool reading = admin_refresh_namespace(r, ns);
+        mg_free(ns);
+        if (reading) {
+            topic_name_fini(&tn);
+            return;
+        }
+    }
     if (rc < 0) {
         topic_name_fini(&tn);
         return admin_reply_error(r->call, 404, reason);
