@@ -10,7 +10,8 @@
  *
  *   - it follows the request head (request line and header fields, up to the empty line)
  *     and counts its bytes and lines; past httpMaxRequestHeaderSize bytes, or past
- *     ADMIN_MAX_HEADERS fields, the request is answered 431 and the connection closed;
+ *     ADMIN_MAX_HEADERS fields, the request is answered 431 (414 when the request line
+ *     alone is that long, as Jetty answers a URI too long) and the connection closed;
  *   - from the head's first byte the whole request (head and body) must arrive within
  *     httpRequestReadTimeoutSeconds, else it is answered 408 and the connection closed;
  *   - after the head, bytes pass untouched until evhttp hands the request to the router
@@ -155,11 +156,13 @@ static enum bufferevent_filter_result conn_out_filter(struct evbuffer *src, stru
     return n > 0 ? BEV_OK : BEV_NEED_MORE;
 }
 
-/* The peer is gone as far as evhttp is concerned: it frees the connection (deferred). */
+/* Answer 431/414/408 straight on the socket, shut its write side, then drop what comes
+ * until the client closes or the linger bound. */
 static void conn_refuse(struct admin_conn *k, enum admin_refusal why)
 {
     static const char *const lines[] = {
         [ADMIN_REFUSED_HEADER_SIZE] = "431 Request Header Fields Too Large",
+        [ADMIN_REFUSED_URI_SIZE] = "414 URI Too Long",
         [ADMIN_REFUSED_HEADER_COUNT] = "431 Request Header Fields Too Large",
         [ADMIN_REFUSED_TIMEOUT] = "408 Request Timeout",
     };
@@ -168,6 +171,9 @@ static void conn_refuse(struct admin_conn *k, enum admin_refusal why)
     char reason[128], resp[512];
     if (why == ADMIN_REFUSED_HEADER_SIZE)
         snprintf(reason, sizeof reason, "Request header is larger than %d bytes",
+                 cfg->http_max_request_header_size);
+    else if (why == ADMIN_REFUSED_URI_SIZE)
+        snprintf(reason, sizeof reason, "Request line is longer than %d bytes",
                  cfg->http_max_request_header_size);
     else if (why == ADMIN_REFUSED_HEADER_COUNT)
         snprintf(reason, sizeof reason, "Request has more than %d header fields",
@@ -234,7 +240,7 @@ static ssize_t scan_head(struct admin_conn *k, const unsigned char *p, size_t n,
             k->last = (char)p[i];
         }
         if (k->head_bytes > max) {
-            conn_refuse(k, ADMIN_REFUSED_HEADER_SIZE);
+            conn_refuse(k, k->lines == 0 ? ADMIN_REFUSED_URI_SIZE : ADMIN_REFUSED_HEADER_SIZE);
             return -1;
         }
     }

@@ -43,6 +43,7 @@
 /* Why a connection was refused before its request reached the router (admin_conn.c). */
 enum admin_refusal {
     ADMIN_REFUSED_HEADER_SIZE = 0, /* 431: over httpMaxRequestHeaderSize */
+    ADMIN_REFUSED_URI_SIZE,        /* 414: the request line alone is over it (as Jetty) */
     ADMIN_REFUSED_HEADER_COUNT,    /* 431: over ADMIN_MAX_HEADERS fields */
     ADMIN_REFUSED_TIMEOUT,         /* 408: not read within httpRequestReadTimeoutSeconds */
     ADMIN_REFUSED_COUNT,

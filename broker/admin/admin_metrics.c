@@ -568,14 +568,15 @@ void admin_h_metrics(struct admin_req *r)
                         "magnetar_admin_requests_total %" PRIu64 "\n",
                         r->a->calls_open, r->a->calls_total);
     /* Connections refused before routing (admin_conn.c), by reason. */
-    evbuffer_add_printf(b,
-                        "# TYPE magnetar_admin_refused_total counter\n"
-                        "magnetar_admin_refused_total{reason=\"header_size\"} %" PRIu64 "\n"
-                        "magnetar_admin_refused_total{reason=\"header_count\"} %" PRIu64 "\n"
-                        "magnetar_admin_refused_total{reason=\"read_timeout\"} %" PRIu64 "\n",
-                        r->a->refused[ADMIN_REFUSED_HEADER_SIZE],
-                        r->a->refused[ADMIN_REFUSED_HEADER_COUNT],
-                        r->a->refused[ADMIN_REFUSED_TIMEOUT]);
+    evbuffer_add_printf(
+        b,
+        "# TYPE magnetar_admin_refused_total counter\n"
+        "magnetar_admin_refused_total{reason=\"header_size\"} %" PRIu64 "\n"
+        "magnetar_admin_refused_total{reason=\"uri_size\"} %" PRIu64 "\n"
+        "magnetar_admin_refused_total{reason=\"header_count\"} %" PRIu64 "\n"
+        "magnetar_admin_refused_total{reason=\"read_timeout\"} %" PRIu64 "\n",
+        r->a->refused[ADMIN_REFUSED_HEADER_SIZE], r->a->refused[ADMIN_REFUSED_URI_SIZE],
+        r->a->refused[ADMIN_REFUSED_HEADER_COUNT], r->a->refused[ADMIN_REFUSED_TIMEOUT]);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

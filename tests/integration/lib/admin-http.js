@@ -146,6 +146,16 @@ async function main() {
     else fail(`a head just over the limit: ${JSON.stringify(c.data.slice(0, 200))} closed ${c.closed}`);
   }
 
+  // A request line over the limit (a name far too long for any path): 414, as Jetty.
+  {
+    const c = await open();
+    c.s.write(`PUT /admin/v2/persistent/public/default/${'t'.repeat(200000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await closedWithin(c, 5000);
+    if (status(c) === 414 && /"reason":"Request line is longer than/.test(c.data) && c.closed)
+      pass('a 200,000-byte topic name in the path gets 414 with a reason, then the close');
+    else fail(`a 200,000-byte request line: ${JSON.stringify(c.data.slice(0, 200))} closed ${c.closed}`);
+  }
+
   // Too many header fields, each tiny (the whole head is far under the size limit).
   {
     const c = await open();
@@ -240,10 +250,12 @@ async function main() {
   if (open_requests === 1) pass('no admin request left open (magnetar_admin_requests_open 1)');
   else fail(`magnetar_admin_requests_open ${open_requests}`);
   const size = await metric('magnetar_admin_refused_total', '{reason="header_size"}');
+  const uri = await metric('magnetar_admin_refused_total', '{reason="uri_size"}');
   const count = await metric('magnetar_admin_refused_total', '{reason="header_count"}');
   const tmo = await metric('magnetar_admin_refused_total', '{reason="read_timeout"}');
-  if (size >= 3 && count >= 1 && tmo >= 3) pass(`refusals counted: header_size ${size}, header_count ${count}, read_timeout ${tmo}`);
-  else fail(`refusals counted: header_size ${size}, header_count ${count}, read_timeout ${tmo}`);
+  const counted = `header_size ${size}, uri_size ${uri}, header_count ${count}, read_timeout ${tmo}`;
+  if (size >= 3 && uri >= 1 && count >= 1 && tmo >= 3) pass(`refusals counted: ${counted}`);
+  else fail(`refusals counted: ${counted}`);
   // Descriptors back to where they were (bounded wait for the last closes).
   let fds = NaN;
   for (let i = 0; i < 50; i++) {
