@@ -1383,7 +1383,7 @@ static bool is(const char *a, const char *b)
  * asked again a bounded number of times, so a valid request never needs a client retry;
  * only a bundle that stays unavailable for LOCATE_TRIES rounds answers 503.
  */
-#define LOCATE_TRIES 30     /* rounds of svc_lookup before 503 */
+#define LOCATE_TRIES 50     /* rounds of svc_lookup before 503: 5 s, past an unload (3 s) */
 #define LOCATE_RETRY_MS 100 /* between rounds */
 
 struct locate_op {
