@@ -75,76 +75,132 @@ static const char *phrase_of(int code)
     }
 }
 
-void admin_reply_raw(struct evhttp_request *req, int code, const char *ctype, const char *body)
+/* ---- calls: one per routed request, completed by its one reply ---------------------------- */
+
+static struct admin_call *call_new(struct admin *a, struct evhttp_request *req)
+{
+    struct admin_call *c = mg_calloc(1, sizeof *c);
+    c->a = a;
+    c->req = req;
+    c->next = a->calls;
+    if (c->next)
+        c->next->pprev = &c->next;
+    c->pprev = &a->calls;
+    a->calls = c;
+    a->calls_open++;
+    a->calls_total++;
+    return c;
+}
+
+/* The reply went out (or cannot any more): forget the call. */
+static void call_done(struct admin_call *c)
+{
+    if (c->a) {
+        *c->pprev = c->next;
+        if (c->next)
+            c->next->pprev = c->pprev;
+        c->a->calls_open--;
+    }
+    mg_free(c);
+}
+
+bool admin_call_gone(struct admin_call *c)
+{
+    if (c->a)
+        return false;
+    call_done(c);
+    return true;
+}
+
+void admin_reply_buf(struct admin_call *c, int code, const char *ctype, struct evbuffer *buf)
+{
+    if (c->req) {
+        if (ctype)
+            evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type", ctype);
+        evhttp_send_reply(c->req, code, phrase_of(code), buf);
+    }
+    call_done(c);
+}
+
+void admin_reply_raw(struct admin_call *c, int code, const char *ctype, const char *body)
 {
     struct evbuffer *b = evbuffer_new();
     if (body)
         evbuffer_add(b, body, strlen(body));
-    if (ctype)
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
-    evhttp_send_reply(req, code, phrase_of(code), b);
+    admin_reply_buf(c, code, ctype, b);
     evbuffer_free(b);
 }
 
-void admin_reply_json(struct evhttp_request *req, int code, json_t *j)
+void admin_reply_json(struct admin_call *c, int code, json_t *j)
 {
     char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
     json_decref(j);
-    admin_reply_raw(req, code, "application/json", s);
+    admin_reply_raw(c, code, "application/json", s);
     free(s);
 }
 
-void admin_reply_error(struct evhttp_request *req, int code, const char *reason)
+void admin_reply_error(struct admin_call *c, int code, const char *reason)
 {
-    admin_reply_json(req, code, json_pack("{s:s}", "reason", reason));
+    admin_reply_json(c, code, json_pack("{s:s}", "reason", reason));
 }
 
-void admin_reply_errorf(struct evhttp_request *req, int code, const char *fmt, ...)
+void admin_reply_errorf(struct admin_call *c, int code, const char *fmt, ...)
 {
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    admin_reply_error(req, code, buf);
+    admin_reply_error(c, code, buf);
 }
 
-void admin_reply_no_content(struct evhttp_request *req)
+void admin_reply_no_content(struct admin_call *c)
 {
-    admin_reply_raw(req, 204, NULL, NULL);
+    admin_reply_raw(c, 204, NULL, NULL);
 }
 
-void admin_reply_not_found(struct evhttp_request *req)
+void admin_reply_redirect(struct admin_call *c, const char *location)
 {
-    admin_reply_raw(req, 404, "text/plain", "Not Found");
+    if (c->req)
+        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", location);
+    admin_reply_raw(c, 307, NULL, NULL);
 }
 
-void admin_reply_bad_method(struct evhttp_request *req)
+void admin_reply_not_found(struct admin_call *c)
 {
-    admin_reply_raw(req, 405, "text/plain", "Method Not Allowed");
+    admin_reply_raw(c, 404, "text/plain", "Not Found");
+}
+
+void admin_reply_bad_method(struct admin_call *c)
+{
+    admin_reply_raw(c, 405, "text/plain", "Method Not Allowed");
 }
 
 void admin_reply_done(void *data, int status)
 {
-    struct evhttp_request *req = data;
+    struct admin_call *c = data;
     if (status < 0)
-        admin_reply_error(req, 500, mg_strerror(status));
+        admin_reply_error(c, 500, mg_strerror(status));
     else
-        admin_reply_no_content(req);
+        admin_reply_no_content(c);
 }
 
 /* ---- request helpers --------------------------------------------------------------------- */
 
-static char *url_decode(const char *s, size_t n)
+/* URLDecoder semantics; *nul set when the result holds a NUL byte (%00), which a C string
+ * cannot carry: such a segment is refused rather than silently cut short. */
+static char *url_decode(const char *s, size_t n, bool *nul)
 {
     char *tmp = mg_strndup(s, n);
     size_t len = 0;
     char *dec = evhttp_uridecode(tmp, 1, &len);
     mg_free(tmp);
+    *nul = false;
     if (!dec)
         return mg_strdup("");
     /* A decoded %00 cannot live in a C string: keep it as DEL (0x7f), a control character
      * every name check refuses, instead of cutting the name there ("a%00b" is not "a"). */
+    *nul = strlen(dec) != len;
     for (size_t i = 0; i < len; i++)
         if (dec[i] == '\0')
             dec[i] = 0x7f;
@@ -173,7 +229,11 @@ static int parse_request(struct admin_req *r)
         size_t n = e ? (size_t)(e - p) : strlen(p);
         if (r->nseg == ADMIN_MAX_SEGMENTS)
             return -MG_EINVAL;
-        r->seg[r->nseg++] = url_decode(p, n);
+        bool nul;
+        r->seg[r->nseg] = url_decode(p, n, &nul);
+        if (nul && r->nul_seg < 0)
+            r->nul_seg = r->nseg;
+        r->nseg++;
         p += n;
     }
     return 0;
@@ -229,11 +289,49 @@ json_t *admin_body_json(struct evhttp_request *req, bool *bad)
 
 bool admin_valid_name(const char *s)
 {
-    if (!*s)
+    size_t n = strlen(s);
+    if (n == 0 || n > ADMIN_MAX_NAME || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
         return false;
     for (; *s; s++)
         if (!isalnum((unsigned char)*s) && !strchr("-=:._", *s))
             return false;
+    return true;
+}
+
+static void refreshed(void *data, int status)
+{
+    struct admin_call *c = data;
+    if (admin_call_gone(c))
+        return;
+    if (status < 0 && status != -MG_ENOTFOUND) {
+        admin_reply_errorf(c, 500, "Cannot read the metadata store: %s", mg_strerror(status));
+        return;
+    }
+    admin_route(c); /* the cache answers now, whichever way */
+}
+
+bool admin_refresh_tenant(struct admin_req *r, const char *tenant)
+{
+    if (r->call->tenant_synced || svc_tenant_sync(r->a->svc, tenant, refreshed, r->call) < 0)
+        return false;
+    r->call->tenant_synced = true;
+    return true;
+}
+
+bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name)
+{
+    if (r->call->pt_synced ||
+        svc_partitions_sync(r->a->svc, base_full_name, refreshed, r->call) < 0)
+        return false;
+    r->call->pt_synced = true;
+    return true;
+}
+
+bool admin_refresh_namespace(struct admin_req *r, const char *tenant_ns)
+{
+    if (r->call->ns_synced || svc_namespace_sync(r->a->svc, tenant_ns, refreshed, r->call) < 0)
+        return false;
+    r->call->ns_synced = true;
     return true;
 }
 
@@ -251,8 +349,8 @@ void admin_iso_time(uint64_t ms, char *buf, size_t len)
 
 /* A health check in progress: the heartbeat topic's load, bounded by a timer. */
 struct health_op {
-    struct evhttp_request *req; /* borrowed until replied */
-    struct event *timer;        /* owned */
+    struct admin_call *call; /* until replied */
+    struct event *timer;     /* owned */
     bool replied;
     int refs; /* the timer and the topic_get callback */
 };
@@ -273,9 +371,9 @@ static void health_loaded(struct topic *t, int status, void *data)
         h->replied = true;
         event_del(h->timer);
         if (status < 0)
-            admin_reply_raw(h->req, 500, "text/plain", mg_strerror(status));
+            admin_reply_raw(h->call, 500, "text/plain", mg_strerror(status));
         else
-            admin_reply_raw(h->req, 200, "text/plain", "ok");
+            admin_reply_raw(h->call, 200, "text/plain", "ok");
         h->refs--; /* the timer's: it will not fire */
     }
     health_unref(h);
@@ -288,7 +386,7 @@ static void health_timeout(evutil_socket_t fd, short what, void *arg)
     struct health_op *h = arg;
     if (!h->replied) {
         h->replied = true;
-        admin_reply_raw(h->req, 500, "text/plain", "health check timed out");
+        admin_reply_raw(h->call, 500, "text/plain", "health check timed out");
     }
     health_unref(h);
 }
@@ -305,7 +403,7 @@ static void h_health(struct admin_req *r)
                      : mg_asprintf("persistent://pulsar/%s/%s/healthcheck",
                                    svc_cfg(s)->cluster_name, svc_broker_id(s));
     struct health_op *h = mg_calloc(1, sizeof *h);
-    h->req = r->req;
+    h->call = r->call;
     h->timer = evtimer_new(svc_base(s), health_timeout, h);
     h->refs = 2;
     int rc = topic_get(svc_topics(s), name, true, health_loaded, h);
@@ -313,7 +411,8 @@ static void h_health(struct admin_req *r)
     if (rc < 0) {
         event_free(h->timer);
         mg_free(h);
-        return admin_reply_raw(r->req, 500, "text/plain", mg_strerror(rc));
+        admin_reply_raw(r->call, 500, "text/plain", mg_strerror(rc));
+        return;
     }
     struct timeval tv = {HEALTH_TIMEOUT_S, 0};
     evtimer_add(h->timer, &tv);
@@ -326,37 +425,68 @@ static bool seg_is(struct admin_req *r, int i, const char *s)
     return r->nseg > i && strcmp(r->seg[i], s) == 0;
 }
 
-static void route(struct evhttp_request *req, void *arg);
-
-void admin_route(struct evhttp_request *req, struct admin *a)
+/* A path segment decoded to a NUL byte: the error Pulsar gives for a bad name there. */
+static void reply_nul_name(struct admin_req *r)
 {
-    route(req, a);
+    int i = r->nul_seg;
+    const char *what = NULL;
+    bool v2 = seg_is(r, 0, "admin") && seg_is(r, 1, "v2");
+    bool topics = v2 && (seg_is(r, 2, "persistent") || seg_is(r, 2, "non-persistent"));
+    bool list = r->nseg == 5 || (r->nseg == 6 && seg_is(r, 5, "partitioned"));
+    if (v2 && seg_is(r, 2, "tenants") && i == 3)
+        what = "Tenant name is not valid";
+    else if (v2 && seg_is(r, 2, "clusters") && i == 3)
+        what = "Cluster name is not valid";
+    else if (v2 && seg_is(r, 2, "namespaces") && i == 3 && r->nseg == 4)
+        what = "Tenant name is not valid";
+    else if (v2 && seg_is(r, 2, "namespaces") && (i == 3 || i == 4))
+        what = "Namespace name is not valid";
+    else if (topics && list && (i == 3 || i == 4))
+        what = "Namespace name is not valid";
+    else if (topics && i >= 3 && i <= 5)
+        what = "Topic name is not valid";
+    else if (seg_is(r, 0, "lookup") && i >= 4 && i <= 6)
+        what = "Topic name is not valid";
+    else if (topics && i == 7 && seg_is(r, 6, "subscription"))
+        what = "Subscription name is not valid";
+    if (what)
+        admin_reply_error(r->call, 412, what);
+    else
+        admin_reply_error(r->call, 400, "Bad request path");
 }
 
-static void route(struct evhttp_request *req, void *arg)
+static void dispatch(struct admin_call *c)
 {
     struct admin_req r;
     memset(&r, 0, sizeof r);
-    r.a = arg;
-    r.req = req;
-    r.method = evhttp_request_get_command(req);
+    r.a = c->a;
+    r.call = c;
+    r.req = c->req;
+    r.nul_seg = -1;
+    r.method = evhttp_request_get_command(c->req);
     if (parse_request(&r) < 0) {
         free_request(&r);
-        return admin_reply_error(req, 400, "Bad request path");
+        admin_reply_error(c, 400, "Bad request path");
+        return;
+    }
+    if (r.nul_seg >= 0) {
+        reply_nul_name(&r);
+        free_request(&r);
+        return;
     }
     bool get = r.method == EVHTTP_REQ_GET || r.method == EVHTTP_REQ_HEAD;
     if (r.nseg == 1 && seg_is(&r, 0, "metrics") && get)
         admin_h_metrics(&r);
     else if (r.nseg == 1 && seg_is(&r, 0, "status.html") && get)
-        admin_reply_raw(req, 200, "text/plain", "OK");
+        admin_reply_raw(c, 200, "text/plain", "OK");
     else if (seg_is(&r, 0, "lookup") && seg_is(&r, 1, "v2") && seg_is(&r, 2, "topic"))
-        get ? admin_h_lookup(&r) : admin_reply_bad_method(req);
+        get ? admin_h_lookup(&r) : admin_reply_bad_method(c);
     else if (!seg_is(&r, 0, "admin") || !seg_is(&r, 1, "v2") || r.nseg < 3)
-        admin_reply_not_found(req);
+        admin_reply_not_found(c);
     else if (seg_is(&r, 2, "brokers") && r.nseg == 4 && seg_is(&r, 3, "health"))
-        get ? h_health(&r) : admin_reply_bad_method(req);
+        get ? h_health(&r) : admin_reply_bad_method(c);
     else if (seg_is(&r, 2, "brokers") && r.nseg == 4 && seg_is(&r, 3, "ready"))
-        get ? admin_reply_raw(req, 200, "text/plain", "ok") : admin_reply_bad_method(req);
+        get ? admin_reply_raw(c, 200, "text/plain", "ok") : admin_reply_bad_method(c);
     else if (seg_is(&r, 2, "brokers"))
         admin_h_brokers(&r);
     else if (seg_is(&r, 2, "clusters"))
@@ -368,10 +498,22 @@ static void route(struct evhttp_request *req, void *arg)
     else if (seg_is(&r, 2, "persistent"))
         admin_h_persistent(&r);
     else if (seg_is(&r, 2, "non-persistent"))
-        admin_reply_error(req, 405, "Non-persistent topics are not supported");
+        admin_reply_error(c, 405, "Non-persistent topics are not supported");
     else
-        admin_reply_not_found(req);
+        admin_reply_not_found(c);
     free_request(&r);
+}
+
+void admin_route(struct admin_call *c)
+{
+    dispatch(c);
+}
+
+/* evhttp's callback: a complete request. */
+static void route(struct evhttp_request *req, void *arg)
+{
+    admin_conn_request_read(arg, req);
+    dispatch(call_new(arg, req));
 }
 
 /* ---- statistics interval ----------------------------------------------------------------- */
@@ -394,67 +536,10 @@ static void stats_tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
-/*
- * Connection accounting for the admin port. evhttp (libevent 2.1) has no bound on its
- * connections and owns the accept callback of the listener it is given, so: the listener is
- * an mg_listener (pauses on EMFILE and below the descriptor reserve, and while
- * maxHttpServerConnections connections are open, as Jetty's ConnectionLimit behind
- * Pulsar's key); evhttp creates each connection's bufferevent through http_bev_cb, which
- * counts it; once evhttp has set the connection up (same loop pass, before any I/O on it),
- * http_track_cb registers a close callback that counts it closed. A connection evhttp
- * dropped before that is counted closed there.
- */
-static void http_closed_cb(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    struct admin *a = arg;
-    if (!a->freeing)
-        mg_listener_conn_closed(a->listener);
-}
-
-static void http_track_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct admin *a = arg;
-    for (int i = 0; i < a->n_new_bevs; i++) {
-        struct bufferevent *bev = a->new_bevs[i];
-        bufferevent_event_cb ecb = NULL;
-        void *cbarg = NULL;
-        bufferevent_getcb(bev, NULL, NULL, &ecb, &cbarg);
-        /* evhttp's callbacks carry the connection; they are gone once it was freed */
-        struct evhttp_connection *evcon = cbarg;
-        if (ecb && evcon && evhttp_connection_get_bufferevent(evcon) == bev)
-            evhttp_connection_set_closecb(evcon, http_closed_cb, a);
-        else
-            mg_listener_conn_closed(a->listener);
-        bufferevent_decref(bev);
-    }
-    a->n_new_bevs = 0;
-}
-
-static struct bufferevent *http_bev_cb(struct event_base *base, void *arg)
-{
-    struct admin *a = arg;
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev)
-        return NULL;         /* evhttp makes its own; that connection goes uncounted */
-    bufferevent_incref(bev); /* until http_track_cb looked at it */
-    if (a->n_new_bevs == a->cap_new_bevs) {
-        a->cap_new_bevs = a->cap_new_bevs ? a->cap_new_bevs * 2 : 16;
-        a->new_bevs = mg_realloc(a->new_bevs, (size_t)a->cap_new_bevs * sizeof *a->new_bevs);
-    }
-    a->new_bevs[a->n_new_bevs++] = bev;
-    mg_listener_conn_opened(a->listener); /* may pause accepting */
-    event_active(a->track_ev, EV_TIMEOUT, 1);
-    return bev;
-}
-
 struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr, int port)
 {
     struct admin *a = mg_calloc(1, sizeof *a);
     a->svc = s;
-    mg_map_init(&a->owned_reqs);
     a->http = evhttp_new(base);
     if (!a->http) {
         mg_free(a);
@@ -463,7 +548,12 @@ struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_POST |
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
     evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
+    admin_conn_setup(a);
     evhttp_set_gencb(a->http, route, a);
+    /* The listener pauses on EMFILE, below the descriptor reserve and while
+     * maxHttpServerConnections connections are open (as Jetty's ConnectionLimit behind
+     * Pulsar's key): evhttp (libevent 2.1) has no bound of its own. admin_conn.c counts each
+     * connection opened and closed (mg_listener_conn_opened/closed). */
     struct mg_listener_options lo = {
         .name = "admin HTTP",
         .max_conns = svc_cfg(s)->max_http_server_connections,
@@ -471,12 +561,11 @@ struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr
     };
     a->listener = mg_listener_new(base, addr, port, &lo, NULL, NULL);
     if (!a->listener) {
+        admin_conn_teardown(a);
         evhttp_free(a->http);
         mg_free(a);
         return NULL;
     }
-    a->track_ev = event_new(base, -1, 0, http_track_cb, a);
-    evhttp_set_bevcb(a->http, http_bev_cb, a);
     a->sock = evhttp_bind_listener(a->http, mg_listener_evconn(a->listener));
     if (!a->sock) {
         MG_ERROR("admin", "cannot serve HTTP on %s:%d", addr, port);
@@ -504,16 +593,17 @@ void admin_free(struct admin *a)
         return;
     if (a->stats_ev)
         event_free(a->stats_ev);
-    if (a->track_ev)
-        event_free(a->track_ev);
-    for (int i = 0; i < a->n_new_bevs; i++)
-        bufferevent_decref(a->new_bevs[i]);
-    mg_free(a->new_bevs);
-    a->freeing = true;
-    if (a->sock) /* evhttp owns the evconnlistener from here and frees it */
+    /* Calls still in progress end later against nothing: their requests go with the server. */
+    for (struct admin_call *c = a->calls; c; c = c->next) {
+        c->a = NULL;
+        c->req = NULL;
+    }
+    a->calls = NULL;
+    admin_fan_cancel_all(a);
+    admin_conn_teardown(a); /* connections freed from here on count nothing */
+    if (a->sock)            /* evhttp owns the evconnlistener from here and frees it */
         mg_listener_evconn_gone(a->listener);
     evhttp_free(a->http);
     mg_listener_free(a->listener);
-    mg_map_fini(&a->owned_reqs);
     mg_free(a);
 }

@@ -7,10 +7,20 @@
  *   admin_topics.c   persistent topics, partitions, stats, internal stats, subscriptions,
  *                    lookup
  *   admin_metrics.c  /metrics (Prometheus text)
+ *   admin_conn.c     per-connection limits ahead of evhttp: header size and count (431),
+ *                    read deadline (408)
+ *   admin_fanout.c   one call answered from sub-requests to the admin API (partitions,
+ *                    bundles), each served by its owner
  *
- * Everything runs on the loop thread of the svc. Handlers that finish asynchronously copy
- * what they need out of struct admin_req (which lives only during the routing call) and keep
- * the struct evhttp_request, which evhttp keeps until a reply is sent.
+ * Everything runs on the loop thread of the svc. Every request routed to a handler becomes a
+ * struct admin_call, which lives until its one reply: every reply helper below completes the
+ * call (sends the reply and frees the call), so a request is answered exactly once and the
+ * number of calls still open (admin_calls_open, /metrics magnetar_admin_requests_open) must
+ * come back to 0 (1 counting the /metrics request itself) once nothing is in progress.
+ * Handlers that finish asynchronously copy what they need out of struct admin_req (which
+ * lives only during the routing call) and keep the call. When the server is freed with calls
+ * still open, those calls are detached (a and req NULL): the asynchronous step that ends one
+ * must check admin_call_gone() before touching the server and then only complete it.
  */
 #ifndef MG_ADMIN_INT_H
 #define MG_ADMIN_INT_H
@@ -18,6 +28,7 @@
 #include "admin/admin.h"
 
 #include "util/map.h"
+#include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -27,55 +38,86 @@
 
 #define ADMIN_MAX_SEGMENTS 12
 #define ADMIN_MAX_BODY (1 << 20)
+#define ADMIN_MAX_HEADERS 100 /* header fields of one request (Apache's LimitRequestFields) */
+
+/* Why a connection was refused before its request reached the router (admin_conn.c). */
+enum admin_refusal {
+    ADMIN_REFUSED_HEADER_SIZE = 0, /* 431: over httpMaxRequestHeaderSize */
+    ADMIN_REFUSED_URI_SIZE,        /* 414: the request line alone is over it (as Jetty) */
+    ADMIN_REFUSED_HEADER_COUNT,    /* 431: over ADMIN_MAX_HEADERS fields */
+    ADMIN_REFUSED_TIMEOUT,         /* 408: not read within httpRequestReadTimeoutSeconds */
+    ADMIN_REFUSED_COUNT,
+};
 
 struct event;
 struct topic;
 struct mg_listener;
 struct bufferevent;
 
+struct admin_call;
+struct admin_fan;
+
 struct admin {
     struct svc *svc;                  /* borrowed */
     struct evhttp *http;              /* owned */
     struct evhttp_bound_socket *sock; /* owned by http */
     struct mg_listener *listener;     /* owned; its evconnlistener is owned by http */
-    struct bufferevent **new_bevs;    /* owned array: connections accepted this loop pass,
-                                         each holding a reference, whose close is not yet
-                                         tracked (admin_new's connection accounting) */
-    int n_new_bevs, cap_new_bevs;
-    struct event *track_ev; /* owned: tracks new_bevs once evhttp set them up */
-    bool freeing;           /* admin_free: evhttp_free's close callbacks count nothing */
     int port;
     struct event *stats_ev;   /* owned: statsUpdateFrequencyInSecs timer */
     uint64_t stats_rolls;     /* intervals completed */
-    struct mg_map owned_reqs; /* requests routed again after this broker took their topic's
-                                 bundle (evhttp_request pointer -> 1): not gated twice */
+    struct admin_call *calls; /* requests routed and not answered yet (list) */
+    int64_t calls_open;       /* length of calls */
+    uint64_t calls_total;     /* requests routed since start */
+    struct admin_fan *fans;   /* fan-outs in progress (list) */
+    struct mg_map conns;      /* bufferevent pointer -> struct admin_conn (admin_conn.c) */
+    uint64_t refused[ADMIN_REFUSED_COUNT]; /* connections refused, by reason */
+};
+
+/* One request from routing to its reply. */
+struct admin_call {
+    struct admin *a;                  /* borrowed; NULL once the server is freed */
+    struct evhttp_request *req;       /* borrowed from evhttp until the reply; NULL once freed */
+    bool gated;                       /* routed again after this broker took the topic's bundle */
+    bool tenant_synced;               /* routed again after reading its tenant from the store */
+    bool ns_synced;                   /* routed again after reading its namespace from the store */
+    bool pt_synced;                   /* routed again after reading partitioned metadata */
+    struct admin_call *next, **pprev; /* in a->calls */
 };
 
 /* One parsed request; lives during route() only. */
 struct admin_req {
     struct admin *a;
-    struct evhttp_request *req; /* borrowed from evhttp */
+    struct admin_call *call;    /* the reply goes here */
+    struct evhttp_request *req; /* borrowed from evhttp: method, path, headers, body */
     enum evhttp_cmd_type method;
     char *seg[ADMIN_MAX_SEGMENTS]; /* owned, decoded */
     int nseg;
+    int nul_seg;            /* index of the first segment that decoded to a NUL byte, or -1 */
     struct evkeyvalq query; /* owned */
 };
 
-/* ---- replies (admin.c) ---------------------------------------------------------------- */
+/* ---- replies (admin.c): each completes (and frees) the call ------------------------------ */
 
-void admin_reply_raw(struct evhttp_request *req, int code, const char *ctype, const char *body);
+void admin_reply_raw(struct admin_call *c, int code, const char *ctype, const char *body);
+/* The body is moved out of buf (the caller keeps and frees buf). */
+void admin_reply_buf(struct admin_call *c, int code, const char *ctype, struct evbuffer *buf);
 /* Takes the reference of j. */
-void admin_reply_json(struct evhttp_request *req, int code, json_t *j);
+void admin_reply_json(struct admin_call *c, int code, json_t *j);
 /* {"reason": reason} with code (docs/admin.md §1). */
-void admin_reply_error(struct evhttp_request *req, int code, const char *reason);
-void admin_reply_errorf(struct evhttp_request *req, int code, const char *fmt, ...)
+void admin_reply_error(struct admin_call *c, int code, const char *reason);
+void admin_reply_errorf(struct admin_call *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void admin_reply_no_content(struct evhttp_request *req);
+void admin_reply_no_content(struct admin_call *c);
+/* 307 to location (an absolute URL), empty body. */
+void admin_reply_redirect(struct admin_call *c, const char *location);
 /* Framework-style (no {"reason"}) 404 and 405. */
-void admin_reply_not_found(struct evhttp_request *req);
-void admin_reply_bad_method(struct evhttp_request *req);
-/* svc_done_cb for metadata mutations: data is the evhttp_request; 204 or 500. */
+void admin_reply_not_found(struct admin_call *c);
+void admin_reply_bad_method(struct admin_call *c);
+/* svc_done_cb for metadata mutations: data is the call; 204 or 500. */
 void admin_reply_done(void *data, int status);
+/* True when the server was freed while c was in progress: c is then completed (freed) here
+ * and the caller must drop it without touching the server. */
+bool admin_call_gone(struct admin_call *c);
 
 /* ---- request helpers (admin.c) -------------------------------------------------------- */
 
@@ -86,8 +128,19 @@ char *admin_body_string(struct evhttp_request *req);
 /* The body parsed as JSON (any value); NULL if empty. *bad is set when the body is present
  * but not JSON. */
 json_t *admin_body_json(struct evhttp_request *req, bool *bad);
-/* NamedEntity.checkName: [-=:.\w]+ */
+/* A tenant, namespace or cluster name: NamedEntity.checkName's [-=:.\w]+, not "." or ".."
+ * (they would be path steps in the metadata store), at most ADMIN_MAX_NAME bytes. */
+#define ADMIN_MAX_NAME 255
 bool admin_valid_name(const char *s);
+/* The tenant (or namespace "t/ns") of the request is not in the cache: read it from the
+ * store once (another broker may have just created it) and route the call again. Returns
+ * true when that read started (the call is answered later), false when the caller should
+ * answer from the cache now (already read once, or no other broker writes the store). */
+bool admin_refresh_tenant(struct admin_req *r, const char *tenant);
+bool admin_refresh_namespace(struct admin_req *r, const char *tenant_ns);
+/* The same for a partitioned topic's metadata (base full name): another broker may have
+ * created or deleted it since the last refresh. */
+bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name);
 /* ISO-8601 UTC with milliseconds ("2025-10-24T18:44:12.299Z") of a wall-clock ms time. */
 void admin_iso_time(uint64_t ms, char *buf, size_t len);
 
@@ -105,11 +158,47 @@ void admin_apply_retention(struct admin *a, const char *tenant_ns);
 
 /* admin_topics.c */
 void admin_h_persistent(struct admin_req *r);
-/* Route a request (again): used once a topic request waited for its bundle's ownership. */
-void admin_route(struct evhttp_request *req, struct admin *a);
+/* Route a call again: used once a topic request waited for its bundle's ownership. */
+void admin_route(struct admin_call *c);
 void admin_h_lookup(struct admin_req *r);
 
 /* admin_metrics.c */
 void admin_h_metrics(struct admin_req *r);
+
+/* ---- connections (admin_conn.c) -------------------------------------------------------- */
+
+/* Give evhttp filtered connections with the header limits and the read deadline; set its
+ * own limits and idle timeout (admin_new). */
+void admin_conn_setup(struct admin *a);
+/* The router got req: its connection's next bytes begin a new request. */
+void admin_conn_request_read(struct admin *a, struct evhttp_request *req);
+/* The server is being freed: connections freed later must not touch it. */
+void admin_conn_teardown(struct admin *a);
+
+/* ---- fan-out (admin_fanout.c) ----------------------------------------------------------- */
+
+/* The answer to one sub-request. */
+struct admin_sub {
+    char *path;   /* owned: path and query it was sent with */
+    int status;   /* HTTP status; 0 when no answer came (unreachable, timed out) */
+    char *body;   /* owned; NULL without an answer */
+    json_t *json; /* owned: body parsed as JSON, or NULL */
+};
+/* All sub-requests answered: answer c (subs are freed after the call; arg is the caller's
+ * and is the caller's to free). */
+typedef void (*admin_fan_done)(struct admin_call *c, void *arg, struct admin_sub *subs, int n);
+/* Send n sub-requests (method, each path with its query; the same body, or NULL) to this
+ * broker's admin web service, following redirects to the brokers that serve them. paths
+ * (each an owned string) are taken. done runs once all are answered (possibly before this
+ * returns, when none could be sent), or never if the server is freed first: then free_arg
+ * (may be NULL) frees arg and the call is completed. */
+void admin_fan(struct admin_call *c, enum evhttp_cmd_type method, char **paths, int n,
+               const char *body, admin_fan_done done, void (*free_arg)(void *), void *arg);
+/* The server is going away: cancel every fan-out (admin_free). */
+void admin_fan_cancel_all(struct admin *a);
+/* Index of the first answer that is not 2xx and not ignore_status, or -1. */
+int admin_fan_first_error(const struct admin_sub *subs, int n, int ignore_status);
+/* Answer c as the sub-request answered ({"reason"} passed on; 503 for no answer). */
+void admin_fan_reply_error(struct admin_call *c, const struct admin_sub *sub);
 
 #endif

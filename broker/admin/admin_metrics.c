@@ -559,6 +559,25 @@ void admin_h_metrics(struct admin_req *r)
     write_bookies(b, s, cluster);
     mg_free(cl);
 
+    /* The admin server's own accounting (magnetar_, not Pulsar's): requests routed to a
+     * handler and not answered yet (this /metrics request included), and all routed. */
+    evbuffer_add_printf(b,
+                        "# TYPE magnetar_admin_requests_open gauge\n"
+                        "magnetar_admin_requests_open %" PRId64 "\n"
+                        "# TYPE magnetar_admin_requests_total counter\n"
+                        "magnetar_admin_requests_total %" PRIu64 "\n",
+                        r->a->calls_open, r->a->calls_total);
+    /* Connections refused before routing (admin_conn.c), by reason. */
+    evbuffer_add_printf(
+        b,
+        "# TYPE magnetar_admin_refused_total counter\n"
+        "magnetar_admin_refused_total{reason=\"header_size\"} %" PRIu64 "\n"
+        "magnetar_admin_refused_total{reason=\"uri_size\"} %" PRIu64 "\n"
+        "magnetar_admin_refused_total{reason=\"header_count\"} %" PRIu64 "\n"
+        "magnetar_admin_refused_total{reason=\"read_timeout\"} %" PRIu64 "\n",
+        r->a->refused[ADMIN_REFUSED_HEADER_SIZE], r->a->refused[ADMIN_REFUSED_URI_SIZE],
+        r->a->refused[ADMIN_REFUSED_HEADER_COUNT], r->a->refused[ADMIN_REFUSED_TIMEOUT]);
+
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
@@ -584,8 +603,6 @@ void admin_h_metrics(struct admin_req *r)
         mg_free(rows[i].ns);
     }
     mg_free(rows);
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type",
-                      "text/plain; version=0.0.4; charset=utf-8");
-    evhttp_send_reply(r->req, 200, "OK", b);
+    admin_reply_buf(r->call, 200, "text/plain; version=0.0.4; charset=utf-8", b);
     evbuffer_free(b);
 }

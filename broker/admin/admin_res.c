@@ -44,151 +44,298 @@ void admin_h_clusters(struct admin_req *r)
     struct svc *s = r->a->svc;
     const char *cluster = svc_cfg(s)->cluster_name;
     if (r->nseg == 3) {
-        if (r->method != EVHTTP_REQ_GET)
-            return admin_reply_bad_method(r->req);
-        return admin_reply_json(r->req, 200, json_pack("[s]", cluster));
+        if (r->method != EVHTTP_REQ_GET) {
+            admin_reply_bad_method(r->call);
+            return;
+        }
+        admin_reply_json(r->call, 200, json_pack("[s]", cluster));
+        return;
     }
-    if (r->nseg != 4)
-        return admin_reply_not_found(r->req);
+    if (r->nseg != 4) {
+        admin_reply_not_found(r->call);
+        return;
+    }
     const char *c = r->seg[3];
     switch (r->method) {
     case EVHTTP_REQ_GET:
-        if (strcmp(c, cluster) != 0)
-            return admin_reply_error(r->req, 404, "Cluster does not exist");
-        return admin_reply_json(r->req, 200, cluster_data(s));
+        if (strcmp(c, cluster) != 0) {
+            admin_reply_error(r->call, 404, "Cluster does not exist");
+            return;
+        }
+        admin_reply_json(r->call, 200, cluster_data(s));
+        return;
     case EVHTTP_REQ_PUT:
-        if (!admin_valid_name(c))
-            return admin_reply_error(r->req, 412, "Cluster name is not valid");
-        if (strcmp(c, cluster) == 0)
-            return admin_reply_error(r->req, 409, "Cluster already exists");
-        return admin_reply_error(r->req, 405, "This broker serves a single cluster");
+        if (!admin_valid_name(c)) {
+            admin_reply_error(r->call, 412, "Cluster name is not valid");
+            return;
+        }
+        if (strcmp(c, cluster) == 0) {
+            admin_reply_error(r->call, 409, "Cluster already exists");
+            return;
+        }
+        admin_reply_error(r->call, 405, "This broker serves a single cluster");
+        return;
     case EVHTTP_REQ_POST:
-        if (strcmp(c, cluster) != 0)
-            return admin_reply_error(r->req, 404, "Cluster does not exist");
-        return admin_reply_raw(r->req, 200, NULL, NULL);
-    default:
-        return admin_reply_bad_method(r->req);
+        if (strcmp(c, cluster) != 0) {
+            admin_reply_error(r->call, 404, "Cluster does not exist");
+            return;
+        }
+        admin_reply_raw(r->call, 200, NULL, NULL);
+        return;
+    default: {
+        admin_reply_bad_method(r->call);
+        return;
+    }
     }
 }
 
 static void brokers_listed(void *data, int status, char **ids, int n)
 {
-    struct evhttp_request *req = data;
-    if (status < 0)
-        return admin_reply_error(req, 500, mg_strerror(status));
+    struct admin_call *c = data;
+    if (status < 0) {
+        admin_reply_error(c, 500, mg_strerror(status));
+        return;
+    }
     json_t *arr = json_array();
     for (int i = 0; i < n; i++)
         json_array_append_new(arr, json_string(ids[i]));
-    admin_reply_json(req, 200, arr);
+    admin_reply_json(c, 200, arr);
+}
+
+/* There is no leader election: every broker names the same one, the first live broker in
+ * id order (this one when the list is unavailable). */
+static void leader_listed(void *data, int status, char **ids, int n)
+{
+    struct admin_call *c = data;
+    if (admin_call_gone(c))
+        return;
+    struct svc *s = c->a->svc;
+    const char *id = status == 0 && n > 0 ? ids[0] : svc_broker_id(s);
+    char *url = strcmp(id, svc_broker_id(s)) == 0 ? mg_strdup(svc_web_url(s))
+                                                  : mg_asprintf("http://%s", id);
+    admin_reply_json(c, 200, json_pack("{s:s,s:s}", "serviceUrl", url, "brokerId", id));
+    mg_free(url);
 }
 
 void admin_h_brokers(struct admin_req *r)
 {
     struct svc *s = r->a->svc;
-    if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_HEAD)
-        return admin_reply_bad_method(r->req);
+    if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_HEAD) {
+        admin_reply_bad_method(r->call);
+        return;
+    }
     if (r->nseg == 3 || (r->nseg == 4 && strcmp(r->seg[3], "leaderBroker") != 0 &&
                          strcmp(r->seg[3], "version") != 0)) {
         /* GET /admin/v2/brokers[/{cluster}]: the live brokers; any cluster name is accepted
          * (authorization disabled), as Pulsar does. */
-        if (svc_list_brokers(s, brokers_listed, r->req) < 0)
-            admin_reply_json(r->req, 200, json_pack("[s]", svc_broker_id(s)));
+        if (svc_list_brokers(s, brokers_listed, r->call) < 0)
+            admin_reply_json(r->call, 200, json_pack("[s]", svc_broker_id(s)));
         return;
     }
-    if (r->nseg == 4 && strcmp(r->seg[3], "leaderBroker") == 0)
-        return admin_reply_json(
-            r->req, 200,
-            json_pack("{s:s,s:s}", "serviceUrl", svc_web_url(s), "brokerId", svc_broker_id(s)));
-    if (r->nseg == 4 && strcmp(r->seg[3], "version") == 0)
-        return admin_reply_raw(r->req, 200, "text/plain", PACKAGE_VERSION);
-    admin_reply_not_found(r->req);
+    if (r->nseg == 4 && strcmp(r->seg[3], "leaderBroker") == 0) {
+        if (svc_list_brokers(s, leader_listed, r->call) < 0)
+            leader_listed(r->call, 0, NULL, 0);
+        return;
+    }
+    if (r->nseg == 4 && strcmp(r->seg[3], "version") == 0) {
+        admin_reply_raw(r->call, 200, "text/plain", PACKAGE_VERSION);
+        return;
+    }
+    admin_reply_not_found(r->call);
 }
 
 /* ---- tenants ----------------------------------------------------------------------------- */
 
-/* TenantInfo body check, in Pulsar's order: clusters (412), then the caller checks the
- * name and existence. Returns NULL when fine, else the 412 reason. */
-static const char *check_tenant_body(struct admin_req *r, bool *bad_json)
+/* A TenantInfo body: {"adminRoles": [...], "allowedClusters": [...]}. */
+struct tenant_info {
+    json_t *body;       /* owned; NULL when none */
+    const char **roles; /* owned array of strings borrowed from body */
+    size_t n_roles;
+};
+
+static void tenant_info_fini(struct tenant_info *ti)
 {
-    json_t *j = admin_body_json(r->req, bad_json);
-    if (*bad_json)
-        return NULL;
-    json_t *clusters = j ? json_object_get(j, "allowedClusters") : NULL;
-    const char *reason = NULL;
-    if (!clusters || !json_is_array(clusters) || json_array_size(clusters) == 0) {
-        reason = "Clusters can not be empty";
-    } else {
-        for (size_t i = 0; i < json_array_size(clusters) && !reason; i++) {
-            const char *cn = json_string_value(json_array_get(clusters, i));
-            if (!cn || !*cn || strspn(cn, " \t") == strlen(cn))
-                reason = "Clusters can not be empty";
-            else if (strcmp(cn, svc_cfg(r->a->svc)->cluster_name) != 0)
-                reason = "Clusters do not exist";
+    mg_free(ti->roles);
+    json_decref(ti->body);
+}
+
+enum tenant_check {
+    TENANT_OK = 0,
+    TENANT_BAD_BODY,     /* does not map onto a TenantInfo: 400 framework-style, as Jersey */
+    TENANT_NO_CLUSTERS,  /* 412 "Clusters can not be empty" */
+    TENANT_BAD_CLUSTERS, /* 412 "Clusters do not exist" */
+};
+
+/* Parse and check a TenantInfo body, in Pulsar's order. */
+static enum tenant_check parse_tenant_info(struct admin_req *r, struct tenant_info *ti)
+{
+    memset(ti, 0, sizeof *ti);
+    bool bad = false;
+    ti->body = admin_body_json(r->req, &bad);
+    if (bad || (ti->body && !json_is_object(ti->body)))
+        return TENANT_BAD_BODY;
+    json_t *roles = json_object_get(ti->body, "adminRoles");
+    if (roles && !json_is_null(roles)) {
+        if (!json_is_array(roles))
+            return TENANT_BAD_BODY;
+        ti->roles = mg_calloc(json_array_size(roles) + 1, sizeof *ti->roles);
+        for (size_t i = 0; i < json_array_size(roles); i++) {
+            const char *role = json_string_value(json_array_get(roles, i));
+            if (!role)
+                return TENANT_BAD_BODY;
+            bool dup = false;
+            for (size_t k = 0; k < ti->n_roles && !dup; k++)
+                dup = strcmp(ti->roles[k], role) == 0; /* a Set in Pulsar */
+            if (!dup)
+                ti->roles[ti->n_roles++] = role;
         }
     }
-    json_decref(j);
-    return reason;
+    json_t *clusters = json_object_get(ti->body, "allowedClusters");
+    if (clusters && !json_is_null(clusters) && !json_is_array(clusters))
+        return TENANT_BAD_BODY;
+    if (json_array_size(clusters) == 0)
+        return TENANT_NO_CLUSTERS;
+    for (size_t i = 0; i < json_array_size(clusters); i++) {
+        const char *cn = json_string_value(json_array_get(clusters, i));
+        if (!cn)
+            return TENANT_BAD_BODY;
+        if (!*cn || strspn(cn, " \t") == strlen(cn))
+            return TENANT_NO_CLUSTERS;
+    }
+    for (size_t i = 0; i < json_array_size(clusters); i++)
+        if (strcmp(json_string_value(json_array_get(clusters, i)),
+                   svc_cfg(r->a->svc)->cluster_name))
+            return TENANT_BAD_CLUSTERS;
+    return TENANT_OK;
+}
+
+/* Answer a failed parse_tenant_info. */
+static void reply_tenant_info(struct admin_call *c, enum tenant_check rc)
+{
+    if (rc == TENANT_BAD_BODY)
+        admin_reply_raw(c, 400, "text/plain", "Bad Request");
+    else if (rc == TENANT_NO_CLUSTERS)
+        admin_reply_error(c, 412, "Clusters can not be empty");
+    else
+        admin_reply_error(c, 412, "Clusters do not exist");
+}
+
+/* The tenant is neither cached nor (after one read of the store) stored. Returns true when
+ * the call was answered or will be: a read of the store started. */
+static bool tenant_missing(struct admin_req *r, const char *t)
+{
+    return !svc_tenant_exists(r->a->svc, t) && admin_valid_name(t) && admin_refresh_tenant(r, t);
 }
 
 void admin_h_tenants(struct admin_req *r)
 {
     struct svc *s = r->a->svc;
     if (r->nseg == 3) { /* admin/v2/tenants */
-        if (r->method != EVHTTP_REQ_GET)
-            return admin_reply_bad_method(r->req);
+        if (r->method != EVHTTP_REQ_GET) {
+            admin_reply_bad_method(r->call);
+            return;
+        }
         json_t *arr = json_array();
         size_t pos = 0;
         const char *t;
         while ((t = svc_tenant_next(s, &pos)))
             json_array_append_new(arr, json_string(t));
-        return admin_reply_json(r->req, 200, arr);
+        admin_reply_json(r->call, 200, arr);
+        return;
     }
     const char *t = r->seg[3];
-    bool bad = false;
-    const char *reason;
+    struct tenant_info ti;
+    enum tenant_check chk;
+    int rc;
     switch (r->method) {
-    case EVHTTP_REQ_GET:
-        if (!svc_tenant_exists(s, t))
-            return admin_reply_error(r->req, 404, "Tenant does not exist");
-        return admin_reply_json(
-            r->req, 200,
-            json_pack("{s:[],s:[s]}", "adminRoles", "allowedClusters", svc_cfg(s)->cluster_name));
-    case EVHTTP_REQ_PUT:
-        reason = check_tenant_body(r, &bad);
-        if (bad)
-            return admin_reply_raw(r->req, 400, "text/plain", "Bad Request");
-        if (reason)
-            return admin_reply_error(r->req, 412, reason);
-        if (!admin_valid_name(t))
-            return admin_reply_error(r->req, 412, "Tenant name is not valid");
-        if (svc_tenant_create(s, t, admin_reply_done, r->req) < 0)
-            return admin_reply_error(r->req, 409, "Tenant already exist");
-        return;
-    case EVHTTP_REQ_POST:
-        if (!svc_tenant_exists(s, t))
-            return admin_reply_errorf(r->req, 404, "Tenant %s not found", t);
-        reason = check_tenant_body(r, &bad);
-        if (bad)
-            return admin_reply_raw(r->req, 400, "text/plain", "Bad Request");
-        if (reason)
-            return admin_reply_error(r->req, 412, reason);
-        /* Admin roles are not kept (no authorization); the cluster list can only be ours. */
-        return admin_reply_no_content(r->req);
-    case EVHTTP_REQ_DELETE: {
-        if (admin_query_flag(r, "force"))
-            return admin_reply_error(r->req, 405,
-                                     "Broker doesn't allow forced deletion of tenants");
-        int rc = svc_tenant_delete(s, t, admin_reply_done, r->req);
-        if (rc == -MG_ENOTFOUND)
-            return admin_reply_error(r->req, 404, "Tenant doesn't exist");
-        if (rc == -MG_EBUSY)
-            return admin_reply_error(r->req, 409, "The tenant still has active namespaces");
-        if (rc < 0)
-            return admin_reply_error(r->req, 500, mg_strerror(rc));
+    case EVHTTP_REQ_GET: {
+        if (tenant_missing(r, t))
+            return;
+        if (!svc_tenant_exists(s, t)) {
+            admin_reply_error(r->call, 404, "Tenant does not exist");
+            return;
+        }
+        json_t *roles = json_array();
+        const char *role;
+        for (size_t i = 0; (role = svc_tenant_role(s, t, i)); i++)
+            json_array_append_new(roles, json_string(role));
+        admin_reply_json(r->call, 200,
+                         json_pack("{s:o,s:[s]}", "adminRoles", roles, "allowedClusters",
+                                   svc_cfg(s)->cluster_name));
         return;
     }
-    default:
-        return admin_reply_bad_method(r->req);
+    case EVHTTP_REQ_PUT:
+        chk = parse_tenant_info(r, &ti);
+        if (chk != TENANT_OK) {
+            tenant_info_fini(&ti);
+            reply_tenant_info(r->call, chk);
+            return;
+        }
+        if (!admin_valid_name(t)) {
+            tenant_info_fini(&ti);
+            admin_reply_error(r->call, 412, "Tenant name is not valid");
+            return;
+        }
+        if (tenant_missing(r, t)) { /* created elsewhere? then 409 */
+            tenant_info_fini(&ti);
+            return;
+        }
+        /* Two writes of the same key, in order: the second (with the roles) answers. */
+        if (svc_tenant_create(s, t, ti.n_roles ? NULL : admin_reply_done, r->call) < 0) {
+            tenant_info_fini(&ti);
+            admin_reply_error(r->call, 409, "Tenant already exist");
+            return;
+        }
+        if (ti.n_roles &&
+            svc_tenant_set_roles(s, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
+            admin_reply_error(r->call, 500, "Tenant vanished while being created");
+        tenant_info_fini(&ti);
+        return;
+    case EVHTTP_REQ_POST:
+        if (tenant_missing(r, t))
+            return;
+        if (!svc_tenant_exists(s, t)) {
+            admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
+            return;
+        }
+        chk = parse_tenant_info(r, &ti);
+        if (chk != TENANT_OK) {
+            tenant_info_fini(&ti);
+            reply_tenant_info(r->call, chk);
+            return;
+        }
+        /* The cluster list can only be ours; the roles are stored (no authorization here,
+         * but pulsar-admin shows and edits them). */
+        if (svc_tenant_set_roles(s, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
+            admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
+        tenant_info_fini(&ti);
+        return;
+    case EVHTTP_REQ_DELETE: {
+        if (admin_query_flag(r, "force")) {
+            admin_reply_error(r->call, 405, "Broker doesn't allow forced deletion of tenants");
+            return;
+        }
+        if (tenant_missing(r, t))
+            return;
+        rc = svc_tenant_delete(s, t, admin_reply_done, r->call);
+        if (rc == -MG_ENOTFOUND) {
+            admin_reply_error(r->call, 404, "Tenant doesn't exist");
+            return;
+        }
+        if (rc == -MG_EBUSY) {
+            admin_reply_error(r->call, 409, "The tenant still has active namespaces");
+            return;
+        }
+        if (rc < 0) {
+            admin_reply_error(r->call, 500, mg_strerror(rc));
+            return;
+        }
+        return;
+    }
+    default: {
+        admin_reply_bad_method(r->call);
+        return;
+    }
     }
 }
 
@@ -240,13 +387,15 @@ static json_t *policies_json(struct svc *s, const char *ns)
 
 static void topics_listed(void *data, int status, char **names, int n)
 {
-    struct evhttp_request *req = data;
-    if (status < 0)
-        return admin_reply_error(req, 500, mg_strerror(status));
+    struct admin_call *c = data;
+    if (status < 0) {
+        admin_reply_error(c, 500, mg_strerror(status));
+        return;
+    }
     json_t *arr = json_array();
     for (int i = 0; i < n; i++)
         json_array_append_new(arr, json_string(names[i]));
-    admin_reply_json(req, 200, arr);
+    admin_reply_json(c, 200, arr);
 }
 
 /* Apply (or reset) the namespace's retention to one topic's managed ledger. */
@@ -299,16 +448,16 @@ void admin_apply_retention(struct admin *a, const char *tenant_ns)
 /* Retention change stored: apply it, then 204. */
 struct retention_op {
     struct admin *a;
-    struct evhttp_request *req;
+    struct admin_call *call;
     char *ns; /* owned */
 };
 
 static void retention_done(void *data, int status)
 {
     struct retention_op *op = data;
-    if (status == 0)
+    if (status == 0 && op->call->a)
         admin_apply_retention(op->a, op->ns);
-    admin_reply_done(op->req, status);
+    admin_reply_done(op->call, status);
     mg_free(op->ns);
     mg_free(op);
 }
@@ -316,26 +465,32 @@ static void retention_done(void *data, int status)
 static void h_retention(struct admin_req *r, const char *ns)
 {
     struct svc *s = r->a->svc;
-    if (!svc_namespace_exists(s, ns))
-        return admin_reply_error(r->req, 404, "Namespace does not exist");
+    if (!svc_namespace_exists(s, ns)) {
+        admin_reply_error(r->call, 404, "Namespace does not exist");
+        return;
+    }
     int64_t tm = 0, mb = 0;
     bool remove = false;
     switch (r->method) {
     case EVHTTP_REQ_GET:
-        if (svc_namespace_retention_get(s, ns, &tm, &mb) != 1)
-            return admin_reply_no_content(r->req);
-        return admin_reply_json(r->req, 200,
-                                json_pack("{s:I,s:I}", "retentionTimeInMinutes", (json_int_t)tm,
-                                          "retentionSizeInMB", (json_int_t)mb));
+        if (svc_namespace_retention_get(s, ns, &tm, &mb) != 1) {
+            admin_reply_no_content(r->call);
+            return;
+        }
+        admin_reply_json(r->call, 200,
+                         json_pack("{s:I,s:I}", "retentionTimeInMinutes", (json_int_t)tm,
+                                   "retentionSizeInMB", (json_int_t)mb));
+        return;
     case EVHTTP_REQ_POST: {
         bool bad = false;
         json_t *j = admin_body_json(r->req, &bad);
         if (bad || !json_is_object(j)) {
             json_decref(j);
-            return admin_reply_error(r->req, 400,
-                                     "Invalid retention policy: a JSON object "
-                                     "with retentionTimeInMinutes and "
-                                     "retentionSizeInMB is required");
+            admin_reply_error(r->call, 400,
+                              "Invalid retention policy: a JSON object "
+                              "with retentionTimeInMinutes and "
+                              "retentionSizeInMB is required");
+            return;
         }
         json_t *jt = json_object_get(j, "retentionTimeInMinutes");
         json_t *js = json_object_get(j, "retentionSizeInMB");
@@ -343,33 +498,38 @@ static void h_retention(struct admin_req *r, const char *ns)
         tm = json_is_integer(jt) ? json_integer_value(jt) : 0;
         mb = json_is_integer(js) ? json_integer_value(js) : 0;
         json_decref(j);
-        if (!types_ok)
-            return admin_reply_error(r->req, 400,
-                                     "Invalid retention policy: values must be "
-                                     "integers");
-        if (tm < -1 || mb < -1 || ((tm == 0) != (mb == 0)))
-            return admin_reply_errorf(r->req, 400,
-                                      "Invalid retention policy: retentionTimeInMinutes=%" PRId64
-                                      ", retentionSizeInMB=%" PRId64
-                                      " (each >= -1, both 0 or neither 0)",
-                                      tm, mb);
+        if (!types_ok) {
+            admin_reply_error(r->call, 400,
+                              "Invalid retention policy: values must be "
+                              "integers");
+            return;
+        }
+        if (tm < -1 || mb < -1 || ((tm == 0) != (mb == 0))) {
+            admin_reply_errorf(r->call, 400,
+                               "Invalid retention policy: retentionTimeInMinutes=%" PRId64
+                               ", retentionSizeInMB=%" PRId64 " (each >= -1, both 0 or neither 0)",
+                               tm, mb);
+            return;
+        }
         break;
     }
     case EVHTTP_REQ_DELETE:
         remove = true;
         break;
-    default:
-        return admin_reply_bad_method(r->req);
+    default: {
+        admin_reply_bad_method(r->call);
+        return;
+    }
     }
     struct retention_op *op = mg_calloc(1, sizeof *op);
     op->a = r->a;
-    op->req = r->req;
+    op->call = r->call;
     op->ns = mg_strdup(ns);
     int rc = svc_namespace_retention_set(s, ns, remove, tm, mb, retention_done, op);
     if (rc < 0) {
         mg_free(op->ns);
         mg_free(op);
-        admin_reply_error(r->req, rc == -MG_ENOTFOUND ? 404 : 500,
+        admin_reply_error(r->call, rc == -MG_ENOTFOUND ? 404 : 500,
                           rc == -MG_ENOTFOUND ? "Namespace does not exist" : mg_strerror(rc));
     }
 }
@@ -388,8 +548,8 @@ static bool valid_bundle(struct svc *s, const char *ns, const char *range)
 }
 
 struct unload_op {
-    struct evhttp_request *req; /* borrowed until replied */
-    char *path;                 /* owned: the request path, for a redirect */
+    struct admin_call *call; /* until replied */
+    char *path;              /* owned: the request path, for a redirect */
 };
 
 /* Who owns a bundle we do not: redirect to it (307), or a no-op 204 when nobody does. */
@@ -397,14 +557,13 @@ static void unload_owner_known(void *data, int status, const struct svc_owner *o
 {
     struct unload_op *op = data;
     if (status < 0) {
-        admin_reply_error(op->req, 500, mg_strerror(status));
+        admin_reply_error(op->call, 500, mg_strerror(status));
     } else if (o->kind == SVC_OWNER_OTHER && o->web_url) {
         char *loc = mg_asprintf("%s%s", o->web_url, op->path);
-        evhttp_add_header(evhttp_request_get_output_headers(op->req), "Location", loc);
-        admin_reply_raw(op->req, 307, NULL, NULL);
+        admin_reply_redirect(op->call, loc);
         mg_free(loc);
     } else {
-        admin_reply_no_content(op->req); /* nobody owns it: nothing to unload */
+        admin_reply_no_content(op->call); /* nobody owns it: nothing to unload */
     }
     mg_free(op->path);
     mg_free(op);
@@ -414,44 +573,159 @@ static void unload_owner_known(void *data, int status, const struct svc_owner *o
 static void unload_bundle(struct admin_req *r, const char *ns, const char *range)
 {
     struct svc *s = r->a->svc;
-    if (!valid_bundle(s, ns, range))
-        return admin_reply_errorf(r->req, 412, "Invalid bundle range %s", range);
+    if (!valid_bundle(s, ns, range)) {
+        admin_reply_errorf(r->call, 412, "Invalid bundle range %s", range);
+        return;
+    }
     if (svc_bundle_owned(s, ns, range)) {
-        if (svc_bundle_unload(s, ns, range, admin_reply_done, r->req) < 0)
-            admin_reply_no_content(r->req);
+        if (svc_bundle_unload(s, ns, range, admin_reply_done, r->call) < 0)
+            admin_reply_no_content(r->call);
         return;
     }
     struct unload_op *op = mg_calloc(1, sizeof *op);
-    op->req = r->req;
+    op->call = r->call;
     op->path = mg_strdup(evhttp_request_get_uri(r->req));
     if (svc_bundle_owner(s, ns, range, unload_owner_known, op) < 0) {
         mg_free(op->path);
         mg_free(op);
-        admin_reply_no_content(r->req);
+        admin_reply_no_content(r->call);
     }
 }
 
-/* PUT .../unload: every bundle of the namespace this broker owns. */
+/* PUT .../unload: every bundle of the namespace, each by its owner (Pulsar unloads them one
+ * by one through its admin API): a sub-request per bundle, which unloads a bundle owned
+ * here, redirects to the owner of one owned elsewhere, and is a no-op for an unowned one. */
+static void unload_fanned(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
+{
+    (void)arg;
+    int bad = admin_fan_first_error(subs, n, 0);
+    if (bad >= 0) {
+        admin_fan_reply_error(c, &subs[bad]);
+        return;
+    }
+    admin_reply_no_content(c);
+}
+
 static void unload_namespace(struct admin_req *r, const char *ns)
 {
-    struct svc *s = r->a->svc;
-    size_t nslen = strlen(ns), pos = 0;
-    const char *key;
-    char **ranges = NULL;
-    int n = 0;
-    /* Unloading changes the owned table: collect first. */
-    while ((key = svc_owned_bundle_next(s, &pos))) {
-        if (strncmp(key, ns, nslen) == 0 && key[nslen] == '/') {
-            ranges = mg_realloc(ranges, (size_t)(n + 1) * sizeof *ranges);
-            ranges[n++] = mg_strdup(key + nslen + 1);
+    int n = svc_namespace_bundles(r->a->svc, ns);
+    char **paths = mg_calloc((size_t)n + 1, sizeof *paths);
+    char *t = evhttp_uriencode(r->seg[3], -1, 0), *local = evhttp_uriencode(r->seg[4], -1, 0);
+    char range[SVC_BUNDLE_NAME_LEN];
+    for (int i = 0; i < n; i++) {
+        svc_bundle_name(n, i, range);
+        paths[i] = mg_asprintf("/admin/v2/namespaces/%s/%s/%s/unload", t, local, range);
+    }
+    free(t);
+    free(local);
+    admin_fan(r->call, EVHTTP_REQ_PUT, paths, n, NULL, unload_fanned, NULL, NULL);
+    mg_free(paths);
+}
+
+/* DELETE namespace: refused while any broker stores or serves a topic in it. */
+struct ns_delete_op {
+    struct admin_call *call;
+    char *ns; /* owned */
+};
+
+static void ns_delete_listed(void *data, int status, char **names, int n)
+{
+    (void)names;
+    struct ns_delete_op *op = data;
+    struct admin_call *c = op->call;
+    if (admin_call_gone(c)) {
+    } else if (status < 0) {
+        admin_reply_error(c, 500, mg_strerror(status));
+    } else if (n > 0) {
+        admin_reply_error(c, 409, "Cannot delete non empty namespace");
+    } else {
+        int rc = svc_namespace_delete(c->a->svc, op->ns, admin_reply_done, c);
+        if (rc == -MG_ENOTFOUND)
+            admin_reply_errorf(c, 404, "Namespace %s does not exist.", op->ns);
+        else if (rc == -MG_EBUSY)
+            admin_reply_error(c, 409, "Cannot delete non empty namespace");
+        else if (rc < 0)
+            admin_reply_error(c, 500, mg_strerror(rc));
+    }
+    mg_free(op->ns);
+    mg_free(op);
+}
+
+#define MAX_BUNDLES 1024 /* bundles of one namespace (Pulsar allows up to 2^32) */
+
+/* Check a Policies body of a namespace creation (NULL: none). Returns 0 with *bundles (0:
+ * the default), or the status to answer: 400 with *reason NULL when the body does not map
+ * onto Pulsar's Policies (Jersey answers that one, without a reason), else with *reason
+ * Pulsar's (400 bad bundles, 403 a replication cluster the tenant may not use). */
+static int check_policies(struct svc *s, const char *tenant, json_t *j, int *bundles, char *why,
+                          size_t why_len, const char **reason)
+{
+    *bundles = 0;
+    *reason = NULL;
+    if (!j || json_is_null(j))
+        return 0;
+    if (!json_is_object(j))
+        return 400;
+    json_t *b = json_object_get(j, "bundles");
+    json_t *clusters = json_object_get(j, "replication_clusters");
+    json_t *retention = json_object_get(j, "retention_policies");
+    if ((b && !json_is_null(b) && !json_is_object(b)) ||
+        (clusters && !json_is_null(clusters) && !json_is_array(clusters)) ||
+        (retention && !json_is_null(retention) && !json_is_object(retention)))
+        return 400;
+    for (size_t i = 0; i < json_array_size(clusters); i++) {
+        const char *c = json_string_value(json_array_get(clusters, i));
+        if (!c)
+            return 400;
+        if (strcmp(c, svc_cfg(s)->cluster_name) != 0) {
+            snprintf(why, why_len,
+                     "Cluster [%.40s] is not in the list of allowed clusters list for tenant "
+                     "[%.60s]",
+                     c, tenant);
+            *reason = why;
+            return 403;
         }
     }
-    for (int i = 0; i < n; i++) {
-        svc_bundle_unload(s, ns, ranges[i], NULL, NULL);
-        mg_free(ranges[i]);
+    json_t *nb = json_object_get(b, "numBundles");
+    json_t *bounds = json_object_get(b, "boundaries");
+    if ((nb && !json_is_null(nb) && !json_is_integer(nb)) ||
+        (bounds && !json_is_null(bounds) && !json_is_array(bounds)))
+        return 400;
+    json_int_t n = json_is_integer(nb) ? json_integer_value(nb) : 0;
+    size_t nbounds = json_array_size(bounds);
+    if (n > 0 && nbounds > 0) {
+        /* Pulsar takes the boundaries; here they must be the n equal bundles. */
+        for (size_t i = 0; i < nbounds; i++)
+            if (!json_is_string(json_array_get(bounds, i)))
+                return 400;
+        const char *first = json_string_value(json_array_get(bounds, 0));
+        const char *last = json_string_value(json_array_get(bounds, nbounds - 1));
+        if (strcmp(first, "0x00000000") != 0 || strcmp(last, "0xffffffff") != 0) {
+            snprintf(why, why_len,
+                     "Input bundles do not cover the whole hash range. first:%.12s, last:%.12s",
+                     first, last);
+            *reason = why;
+            return 400;
+        }
+        n = (json_int_t)nbounds - 1;
+        bool equal = n >= 1 && n <= MAX_BUNDLES;
+        char buf[24];
+        for (size_t i = 0; equal && i + 1 < nbounds; i++) {
+            snprintf(buf, sizeof buf, "0x%08" PRIx32, svc_bundle_lower((int)n, (int)i));
+            equal = strcmp(buf, json_string_value(json_array_get(bounds, i))) == 0;
+        }
+        if (!equal) {
+            *reason = "Only equal bundle boundaries are supported (give numBundles alone)";
+            return 400;
+        }
     }
-    mg_free(ranges);
-    admin_reply_no_content(r->req);
+    if (n > MAX_BUNDLES) {
+        *reason = "Invalid number of bundles. Number of bundles has to be in the range of "
+                  "(0, 1024].";
+        return 400;
+    }
+    *bundles = n > 0 ? (int)n : 0; /* Pulsar: numBundles <= 0 means the default */
+    return 0;
 }
 
 static void h_namespace(struct admin_req *r, const char *t, const char *ns)
@@ -459,49 +733,79 @@ static void h_namespace(struct admin_req *r, const char *t, const char *ns)
     struct svc *s = r->a->svc;
     switch (r->method) {
     case EVHTTP_REQ_GET:
-        if (!svc_namespace_exists(s, ns))
-            return admin_reply_error(r->req, 404, "Namespace does not exist");
-        return admin_reply_json(r->req, 200, policies_json(s, ns));
+        if (!svc_namespace_exists(s, ns)) {
+            admin_reply_error(r->call, 404, "Namespace does not exist");
+            return;
+        }
+        admin_reply_json(r->call, 200, policies_json(s, ns));
+        return;
     case EVHTTP_REQ_PUT: {
         bool bad = false;
         json_t *j = admin_body_json(r->req, &bad);
-        if (bad) {
-            json_decref(j);
-            return admin_reply_raw(r->req, 400, "text/plain", "Bad Request");
-        }
-        int bundles = svc_cfg(s)->default_number_of_namespace_bundles;
-        json_t *nb = j ? json_object_get(json_object_get(j, "bundles"), "numBundles") : NULL;
-        if (nb && json_is_integer(nb))
-            bundles = (int)json_integer_value(nb);
+        int bundles = 0, status = bad ? 400 : 0;
+        const char *reason = NULL;
+        char why[192];
+        if (!bad)
+            status = check_policies(s, t, j, &bundles, why, sizeof why, &reason);
         json_decref(j);
-        if (!admin_valid_name(t) || !admin_valid_name(r->seg[4]))
-            return admin_reply_error(r->req, 412, "Namespace name is not valid");
-        if (nb && (bundles <= 0 || bundles > 1024))
-            return admin_reply_error(r->req, 412, "Invalid number of bundles");
-        int rc = svc_namespace_create(s, ns, bundles, admin_reply_done, r->req);
-        if (rc == -MG_ENOTFOUND)
-            return admin_reply_error(r->req, 404, "Tenant does not exist");
-        if (rc == -MG_EEXIST)
-            return admin_reply_error(r->req, 409, "Namespace already exists");
-        if (rc < 0)
-            return admin_reply_error(r->req, 412, "Namespace name is not valid");
+        if (status == 400 && !reason) /* does not map onto Policies: Jersey's answer */
+        {
+            admin_reply_raw(r->call, 400, "text/plain", "Bad Request");
+            return;
+        }
+        if (!admin_valid_name(t) || !admin_valid_name(r->seg[4])) {
+            admin_reply_error(r->call, 412, "Namespace name is not valid");
+            return;
+        }
+        if (tenant_missing(r, t) ||
+            (!svc_namespace_exists(s, ns) && admin_refresh_namespace(r, ns)))
+            return; /* read from the store first: created elsewhere? */
+        if (!svc_tenant_exists(s, t)) {
+            admin_reply_error(r->call, 404, "Tenant does not exist");
+            return;
+        }
+        if (status) {
+            admin_reply_errorf(r->call, status, "%s", reason);
+            return;
+        }
+        if (bundles <= 0)
+            bundles = svc_cfg(s)->default_number_of_namespace_bundles;
+        int rc = svc_namespace_create(s, ns, bundles, admin_reply_done, r->call);
+        if (rc == -MG_ENOTFOUND) {
+            admin_reply_error(r->call, 404, "Tenant does not exist");
+            return;
+        }
+        if (rc == -MG_EEXIST) {
+            admin_reply_error(r->call, 409, "Namespace already exists");
+            return;
+        }
+        if (rc < 0) {
+            admin_reply_error(r->call, 412, "Namespace name is not valid");
+            return;
+        }
         return;
     }
     case EVHTTP_REQ_DELETE: {
-        if (admin_query_flag(r, "force"))
-            return admin_reply_error(r->req, 405,
-                                     "Broker doesn't allow forced deletion of namespaces");
-        int rc = svc_namespace_delete(s, ns, admin_reply_done, r->req);
-        if (rc == -MG_ENOTFOUND)
-            return admin_reply_errorf(r->req, 404, "Namespace %s does not exist.", ns);
-        if (rc == -MG_EBUSY)
-            return admin_reply_error(r->req, 409, "Cannot delete non empty namespace");
-        if (rc < 0)
-            return admin_reply_error(r->req, 500, mg_strerror(rc));
+        if (admin_query_flag(r, "force")) {
+            admin_reply_error(r->call, 405, "Broker doesn't allow forced deletion of namespaces");
+            return;
+        }
+        /* Topics stored or loaded by any broker (the store's list), not only ours. */
+        struct ns_delete_op *op = mg_calloc(1, sizeof *op);
+        op->call = r->call;
+        op->ns = mg_strdup(ns);
+        if (svc_list_topics(s, ns, false, ns_delete_listed, op) < 0) {
+            mg_free(op->ns);
+            mg_free(op);
+            admin_reply_errorf(r->call, 404, "Namespace %s does not exist.", ns);
+            return;
+        }
         return;
     }
-    default:
-        return admin_reply_bad_method(r->req);
+    default: {
+        admin_reply_bad_method(r->call);
+        return;
+    }
     }
 }
 
@@ -510,51 +814,67 @@ void admin_h_namespaces(struct admin_req *r)
     struct svc *s = r->a->svc;
     const char *t = r->seg[3];
     if (r->nseg == 4) { /* admin/v2/namespaces/{t} */
-        if (r->method != EVHTTP_REQ_GET)
-            return admin_reply_bad_method(r->req);
-        if (!admin_valid_name(t))
-            return admin_reply_error(r->req, 412, "Tenant name is not valid");
-        if (!svc_tenant_exists(s, t))
-            return admin_reply_error(r->req, 404, "Tenant not found");
+        if (r->method != EVHTTP_REQ_GET) {
+            admin_reply_bad_method(r->call);
+            return;
+        }
+        if (!admin_valid_name(t)) {
+            admin_reply_error(r->call, 412, "Tenant name is not valid");
+            return;
+        }
+        if (tenant_missing(r, t))
+            return;
+        if (!svc_tenant_exists(s, t)) {
+            admin_reply_error(r->call, 404, "Tenant not found");
+            return;
+        }
         json_t *arr = json_array();
         size_t pos = 0, tl = strlen(t);
         const char *ns;
         while ((ns = svc_namespace_next(s, &pos)))
             if (strncmp(ns, t, tl) == 0 && ns[tl] == '/')
                 json_array_append_new(arr, json_string(ns));
-        return admin_reply_json(r->req, 200, arr);
+        admin_reply_json(r->call, 200, arr);
+        return;
     }
     char *full = mg_asprintf("%s/%s", t, r->seg[4]);
     const char *what = r->nseg >= 6 ? r->seg[5] : NULL;
-    if (r->nseg == 5) {
+    bool named = admin_valid_name(t) && admin_valid_name(r->seg[4]);
+    if (r->nseg == 5 && r->method == EVHTTP_REQ_PUT) {
+        h_namespace(r, t, full); /* its own order: body, name, tenant, policies, exists */
+    } else if (!named) {
+        admin_reply_error(r->call, 412, "Namespace name is not valid");
+    } else if (!svc_namespace_exists(s, full) && admin_refresh_namespace(r, full)) {
+        /* read from the store first: created on another broker? then routed again */
+    } else if (r->nseg == 5) {
         h_namespace(r, t, full);
     } else if (!svc_namespace_exists(s, full)) {
-        admin_reply_error(r->req, 404, "Namespace does not exist");
+        admin_reply_error(r->call, 404, "Namespace does not exist");
     } else if (r->nseg == 6 && strcmp(what, "topics") == 0) {
         if (r->method != EVHTTP_REQ_GET)
-            admin_reply_bad_method(r->req);
-        else if (svc_list_topics(s, full, false, topics_listed, r->req) < 0)
-            admin_reply_error(r->req, 404, "Namespace does not exist");
+            admin_reply_bad_method(r->call);
+        else if (svc_list_topics(s, full, false, topics_listed, r->call) < 0)
+            admin_reply_error(r->call, 404, "Namespace does not exist");
     } else if (r->nseg == 6 && strcmp(what, "retention") == 0) {
         h_retention(r, full);
     } else if (r->nseg == 6 && strcmp(what, "bundles") == 0) {
         if (r->method != EVHTTP_REQ_GET)
-            admin_reply_bad_method(r->req);
+            admin_reply_bad_method(r->call);
         else
-            admin_reply_json(r->req, 200, bundles_json(svc_namespace_bundles(s, full)));
+            admin_reply_json(r->call, 200, bundles_json(svc_namespace_bundles(s, full)));
     } else if (r->nseg == 6 && strcmp(what, "unload") == 0) {
         if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_POST)
-            admin_reply_bad_method(r->req);
+            admin_reply_bad_method(r->call);
         else
             unload_namespace(r, full);
     } else if (r->nseg == 7 && strcmp(r->seg[6], "unload") == 0) {
         /* PUT (pulsar-admin) or POST .../{bundle}/unload */
         if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_POST)
-            admin_reply_bad_method(r->req);
+            admin_reply_bad_method(r->call);
         else
             unload_bundle(r, full, what);
     } else {
-        admin_reply_not_found(r->req);
+        admin_reply_not_found(r->call);
     }
     mg_free(full);
 }

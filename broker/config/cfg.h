@@ -95,6 +95,14 @@ struct cfg {
     int disk_check_interval_ms;             /* diskCheckInterval (10000), ms */
     int netty_max_frame_size_bytes;         /* nettyMaxFrameSizeBytes (5253120) */
     char *log_level;                        /* logLevel ("info": debug|info|warn|error) */
+
+    /* admin HTTP server limits: httpMaxRequestHeaderSize (8192 bytes of request line and
+     * headers; past it 431), httpRequestReadTimeoutSeconds (10: a request must arrive within
+     * it, else 408), httpIdleTimeoutSeconds (30: a connection with no request in progress
+     * is closed after it) */
+    int http_max_request_header_size;
+    int http_request_read_timeout_seconds;
+    int http_idle_timeout_seconds;
 };
 
 /*

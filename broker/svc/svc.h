@@ -74,6 +74,20 @@ int svc_tenant_create(struct svc *s, const char *tenant, svc_done_cb cb, void *d
 int svc_tenant_delete(struct svc *s, const char *tenant, svc_done_cb cb, void *data);
 /* Iterate tenant names in sorted order: *pos = 0 first, NULL at the end. */
 const char *svc_tenant_next(struct svc *s, size_t *pos);
+/* Role i of a tenant's adminRoles (TenantInfo), NULL past the last one or for no tenant.
+ * Valid until the tenant changes. */
+const char *svc_tenant_role(struct svc *s, const char *tenant, size_t i);
+/* Replace a tenant's adminRoles (stored in its TenantInfo): -MG_ENOTFOUND. */
+int svc_tenant_set_roles(struct svc *s, const char *tenant, const char *const *roles, size_t n,
+                         svc_done_cb cb, void *data);
+/* Read one tenant's TenantInfo, or one namespace's Policies, from the store into the cache
+ * (another broker may have created it since the last refresh): cb with 0 once read (the
+ * cache then has it), -MG_ENOTFOUND when the store does not have it, or the store's error
+ * (-MG_ECANCELED when the service is freed first). Synchronously -MG_ENOTSUP when no other
+ * broker writes the store (embedded, memory or none: the cache is complete), -MG_EINVAL for
+ * a malformed name. */
+int svc_tenant_sync(struct svc *s, const char *tenant, svc_done_cb cb, void *data);
+int svc_namespace_sync(struct svc *s, const char *tenant_ns, svc_done_cb cb, void *data);
 
 bool svc_namespace_exists(struct svc *s, const char *tenant_ns);
 /* -MG_EINVAL (not "t/ns"), -MG_ENOTFOUND (no tenant), -MG_EEXIST */
@@ -109,6 +123,9 @@ int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb
  * with 0 or the error (never if the service is freed first). */
 int svc_partitioned_delete(struct svc *s, const char *base_full_name, bool force, svc_done_cb cb,
                            void *data);
+/* Read one partitioned topic's metadata from the store into the cache, as svc_namespace_sync
+ * (-MG_ENOTFOUND: not partitioned; a cached count is then dropped). */
+int svc_partitions_sync(struct svc *s, const char *base_full_name, svc_done_cb cb, void *data);
 /* Iterate: *pos = 0 first; NULL at the end; *n gets the count. */
 const char *svc_partitions_next(struct svc *s, size_t *pos, int *n);
 
@@ -119,6 +136,11 @@ const char *svc_partitions_next(struct svc *s, size_t *pos, int *n);
 typedef void (*svc_topics_cb)(void *data, int status, char **names, int n);
 int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only, svc_topics_cb cb,
                     void *data);
+
+/* Does the store still hold a topic's managed ledger (its data)? cb status 1 (yes), 0 (no:
+ * never created, or deleted and gone) or the store's error; after the call returned.
+ * Synchronously -MG_EBADNAME or the store's refusal. */
+int svc_topic_stored(struct svc *s, const char *full_name, svc_done_cb cb, void *data);
 
 /* Can a topic of this name be served (namespace exists)? Fills a reason when not. */
 int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reason);
@@ -163,6 +185,12 @@ int svc_owned_bundles(const struct svc *s);
 typedef void (*svc_lookup_cb)(void *data, int status, const char *url, const char *message);
 int svc_lookup(struct svc *s, const struct topic_name *n, bool authoritative, svc_lookup_cb cb,
                void *data);
+
+/* The web service URL ("http://h:p") of the broker whose service URL is broker_url (this
+ * broker, or one of the live brokers as last read from their registrations: a lookup that
+ * redirects to a broker it chose has just read them), or NULL when unknown. Valid until the
+ * next lookup. */
+const char *svc_broker_web_url(struct svc *s, const char *broker_url);
 
 /* Owner of a bundle, for admin: reads the ownership key (never takes the bundle). */
 enum svc_owner_kind {

@@ -52,7 +52,7 @@ struct svc {
     struct event *shutdown_ev; /* owned: polls until connections are gone */
     int shutdown_ticks;
     /* resources (svc_res.c): a cache of what the metadata store holds */
-    struct mg_map tenants;         /* name -> (void *)1 */
+    struct mg_map tenants;         /* name -> owned json_t * array: its adminRoles */
     struct mg_map namespaces;      /* "t/ns" -> bundles count (intptr) */
     struct mg_map partitions;      /* base full name -> partition count (intptr) */
     struct mg_map retention;       /* "t/ns" -> owned struct svc_retention (set policies only) */
@@ -62,7 +62,8 @@ struct svc {
     struct res_load *res_inflight; /* metadata reads of the load walk still in flight */
     struct res_write *res_writes;  /* metadata writes not yet completed */
     struct mg_map res_gens;        /* "kind:key" -> number of its latest pending mutation */
-    uint64_t res_gen;              /* mutations numbered so far */
+    uint64_t res_gen;              /* local mutations numbered so far: a store read sent
+                                      before one is stale (svc_*_sync, refresh) */
     int res_fail_writes;           /* test seam: fail this many next writes ... */
     int res_fail_status;           /* ... with this status */
     struct svc_own *own;           /* owned: bundle ownership and registration (svc_own.c) */

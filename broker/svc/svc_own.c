@@ -76,6 +76,7 @@ struct own_bundle {
 struct own_broker {
     char *id;  /* owned: "host:webPort" */
     char *url; /* owned: pulsarServiceUrl */
+    char *web; /* owned: webServiceUrl */
     int bundles;
     int assigned; /* bundles this broker redirected to it since the list was read */
 };
@@ -135,6 +136,7 @@ static void brokers_clear(struct svc_own *o)
     for (int i = 0; i < o->n_brokers; i++) {
         mg_free(o->brokers[i].id);
         mg_free(o->brokers[i].url);
+        mg_free(o->brokers[i].web);
     }
     mg_free(o->brokers);
     o->brokers = NULL;
@@ -687,6 +689,7 @@ static void refresh_finish(struct own_refresh *r)
     for (int i = 0; r->found && i < r->n; i++) {
         mg_free(r->found[i].id);
         mg_free(r->found[i].url);
+        mg_free(r->found[i].web);
     }
     mg_free(r->found);
     for (int i = 0; i < r->n; i++)
@@ -719,9 +722,12 @@ static void refresh_got(struct meta_req *req, int status)
         json_error_t err;
         json_t *j = json_loadb(req->value, req->len, 0, &err);
         const char *url = j ? json_string_value(json_object_get(j, "pulsarServiceUrl")) : NULL;
+        const char *web = j ? json_string_value(json_object_get(j, "webServiceUrl")) : NULL;
         json_t *nb = j ? json_object_get(j, "numBundles") : NULL;
         if (url)
             r->found[i].url = mg_strdup(url);
+        if (web)
+            r->found[i].web = mg_strdup(web);
         r->found[i].bundles = json_is_integer(nb) ? (int)json_integer_value(nb) : 0;
         json_decref(j);
     }
@@ -917,6 +923,17 @@ int svc_lookup(struct svc *s, const struct topic_name *n, bool authoritative, sv
         return -MG_EMETA;
     }
     return 0;
+}
+
+const char *svc_broker_web_url(struct svc *s, const char *broker_url)
+{
+    if (strcmp(broker_url, svc_broker_url(s)) == 0)
+        return svc_web_url(s);
+    struct svc_own *o = s->own;
+    for (int i = 0; o && i < o->n_brokers; i++)
+        if (o->brokers[i].url && strcmp(o->brokers[i].url, broker_url) == 0)
+            return o->brokers[i].web;
+    return NULL;
 }
 
 /* ---- owner query (admin) ------------------------------------------------------------------- */

@@ -3,7 +3,8 @@
  *
  * The metadata store holds them under Pulsar's paths (docs/metadata.md §4):
  *   /admin/clusters/<cluster>                               ClusterData JSON
- *   /admin/policies/<tenant>                                TenantInfo JSON
+ *   /admin/policies/<tenant>                                TenantInfo JSON (adminRoles,
+ *                                                           allowedClusters)
  *   /admin/policies/<tenant>/<ns>                           Policies JSON (bundles,
  *                                                           retention_policies)
  *   /admin/partitioned-topics/<tenant>/<ns>/persistent/<enc> {"partitions":N}
@@ -24,6 +25,9 @@
  *
  * With a shared (ZooKeeper) store the cache is reloaded every few seconds in the
  * background, so what other brokers create is seen here (svc_res_refresh_start).
+ * Other brokers' changes are seen by the periodic refresh below, and on demand:
+ * svc_tenant_sync / svc_namespace_sync read one tenant or namespace (the admin server asks
+ * before it answers 404 for one it does not know).
  */
 #include "config/cfg.h"
 #include "meta/meta.h"
@@ -53,6 +57,7 @@ struct svc_retention {
  * partitioned topic's value. */
 enum res_step {
     RES_TENANTS = 0,   /* children of /admin/policies: tenants */
+    RES_TENANT_VALUE,  /* value of /admin/policies/<t>: adminRoles */
     RES_NAMESPACES,    /* children of /admin/policies/<t>: namespaces */
     RES_NS_VALUE,      /* value of /admin/policies/<t>/<ns>: bundles */
     RES_PT_TENANTS,    /* children of /admin/partitioned-topics */
@@ -66,7 +71,10 @@ enum res_step {
 struct res_load {
     struct svc *s; /* borrowed; NULL once the service is gone (svc_res_fini) */
     enum res_step step;
-    char *path; /* owned */
+    char *path;     /* owned */
+    svc_done_cb cb; /* a sync (svc_tenant_sync, svc_namespace_sync): its caller; else NULL */
+    void *data;     /* of cb */
+    uint64_t gen;   /* s->res_gen when the read was sent */
     struct meta_req req;
     struct res_load *next, **pprev; /* in s->res_inflight */
 };
@@ -93,10 +101,11 @@ enum res_kind {
 
 struct res_undo {
     enum res_kind kind;
-    char *key; /* owned */
-    bool had;  /* the entry existed before */
-    intptr_t value;
-    bool had_ret; /* namespace: a retention policy was set before */
+    char *key;      /* owned */
+    bool had;       /* the entry existed before */
+    intptr_t value; /* namespaces, partitioned topics: the value before */
+    json_t *roles;  /* tenants: a reference to the adminRoles before (NULL once settled) */
+    bool had_ret;   /* namespace: a retention policy was set before */
     struct svc_retention ret;
     uint64_t gen; /* this mutation's number for the entry (s->res_gens) */
 };
@@ -133,6 +142,8 @@ static void res_snapshot(struct svc *s, enum res_kind k, const char *key, struct
     void *v = mg_map_get_str(res_cache(s, k), key);
     u->had = v != NULL;
     u->value = (intptr_t)v;
+    if (k == RES_K_TENANT && v)
+        u->roles = json_incref(v);
     if (k == RES_K_NAMESPACE) {
         const struct svc_retention *r = mg_map_get_str(&s->retention, key);
         u->had_ret = r != NULL;
@@ -169,13 +180,25 @@ static void res_settle(struct svc *s, struct res_undo *u, int status)
     if (latest)
         mg_map_del_str(&s->res_gens, gk);
     mg_free(gk);
-    if (status >= 0 || !latest)
+    if (status >= 0 || !latest) {
+        json_decref(u->roles);
+        u->roles = NULL;
         return;
+    }
     struct mg_map *m = res_cache(s, u->kind);
-    if (u->had)
+    if (u->kind == RES_K_TENANT) {
+        json_decref(mg_map_get_str(m, u->key)); /* the value the failed write put there */
+        if (u->had) {
+            mg_map_put_str(m, u->key, u->roles); /* the reference moves back to the cache */
+            u->roles = NULL;
+        } else {
+            mg_map_del_str(m, u->key);
+        }
+    } else if (u->had) {
         mg_map_put_str(m, u->key, (void *)u->value);
-    else
+    } else {
         mg_map_del_str(m, u->key);
+    }
     if (u->kind == RES_K_NAMESPACE)
         set_retention(s, u->key, u->had_ret ? &u->ret : NULL);
     MG_WARN("svc", "metadata write failed: %s is back to what the store holds (%s)", u->key,
@@ -191,6 +214,7 @@ static void res_write_free(struct res_write *w)
     }
     if (w->ev)
         event_free(w->ev);
+    json_decref(w->undo.roles); /* never settled (the service went first) */
     mg_free(w->undo.key);
     mg_free(w->path);
     mg_free(w);
@@ -303,9 +327,19 @@ void svc_res_fini(struct svc *s)
     if (s->res_refresh_ev)
         event_free(s->res_refresh_ev);
     s->res_refresh_ev = NULL;
-    for (struct res_load *l = s->res_inflight; l; l = l->next)
+    for (struct res_load *l = s->res_inflight; l; l = l->next) {
         l->s = NULL; /* completions still to come must not touch the service */
+        if (l->cb) {
+            svc_done_cb cb = l->cb;
+            l->cb = NULL;
+            cb(l->data, -MG_ECANCELED);
+        }
+    }
     s->res_inflight = NULL;
+    size_t tpos = 0;
+    void *roles;
+    while (mg_map_next(&s->tenants, &tpos, NULL, NULL, &roles))
+        json_decref(roles);
     mg_map_fini(&s->tenants);
     mg_map_fini(&s->namespaces);
     mg_map_fini(&s->partitions);
@@ -334,9 +368,11 @@ static char *partitions_path(const char *base_full_name)
     return p;
 }
 
-static json_t *tenant_json(struct svc *s)
+/* TenantInfo of a tenant whose adminRoles are roles (a JSON array; NULL: none). */
+static json_t *tenant_json(struct svc *s, json_t *roles)
 {
-    return json_pack("{s:[],s:[s]}", "adminRoles", "allowedClusters", s->cfg->cluster_name);
+    json_t *r = roles ? json_incref(roles) : json_array();
+    return json_pack("{s:o,s:[s]}", "adminRoles", r, "allowedClusters", s->cfg->cluster_name);
 }
 
 static json_t *namespace_json(struct svc *s, int bundles, const struct svc_retention *ret)
@@ -394,9 +430,10 @@ int svc_tenant_create(struct svc *s, const char *tenant, svc_done_cb cb, void *d
         return -MG_EEXIST;
     struct res_undo u;
     res_snapshot(s, RES_K_TENANT, tenant, &u);
-    mg_map_put_str(&s->tenants, tenant, (void *)1);
+    json_t *roles = json_array();
+    mg_map_put_str(&s->tenants, tenant, roles);
     char *path = tenant_path(tenant);
-    res_persist(s, path, tenant_json(s), &u, cb, data);
+    res_persist(s, path, tenant_json(s, roles), &u, cb, data);
     mg_free(path);
     return 0;
 }
@@ -412,7 +449,8 @@ int svc_tenant_delete(struct svc *s, const char *tenant, svc_done_cb cb, void *d
         if (strncmp(ns, tenant, tl) == 0 && ns[tl] == '/')
             return -MG_EBUSY;
     struct res_undo u;
-    res_snapshot(s, RES_K_TENANT, tenant, &u);
+    res_snapshot(s, RES_K_TENANT, tenant, &u); /* holds its own reference to the roles */
+    json_decref(mg_map_get_str(&s->tenants, tenant));
     mg_map_del_str(&s->tenants, tenant);
     char *path = tenant_path(tenant);
     res_persist(s, path, NULL, &u, cb, data);
@@ -423,6 +461,31 @@ int svc_tenant_delete(struct svc *s, const char *tenant, svc_done_cb cb, void *d
 const char *svc_tenant_next(struct svc *s, size_t *pos)
 {
     return sorted_nth(&s->tenants, (*pos)++);
+}
+
+const char *svc_tenant_role(struct svc *s, const char *tenant, size_t i)
+{
+    json_t *roles = mg_map_get_str(&s->tenants, tenant);
+    return json_string_value(json_array_get(roles, i));
+}
+
+int svc_tenant_set_roles(struct svc *s, const char *tenant, const char *const *roles, size_t n,
+                         svc_done_cb cb, void *data)
+{
+    json_t *old = mg_map_get_str(&s->tenants, tenant);
+    if (!old)
+        return -MG_ENOTFOUND;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(roles[i]));
+    struct res_undo u;
+    res_snapshot(s, RES_K_TENANT, tenant, &u); /* holds its own reference to old */
+    json_decref(old);
+    mg_map_put_str(&s->tenants, tenant, arr);
+    char *path = tenant_path(tenant);
+    res_persist(s, path, tenant_json(s, arr), &u, cb, data);
+    mg_free(path);
+    return 0;
 }
 
 bool svc_namespace_exists(struct svc *s, const char *tenant_ns)
@@ -604,6 +667,64 @@ int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reas
 
 static void res_load_issue(struct svc *s, enum res_step step, char *path);
 
+/* The base full name of a partitioned topic from its metadata path after
+ * /admin/partitioned-topics/ (<t>/<ns>/persistent/<url-encoded local>), or NULL. */
+static char *pt_full_name(const char *rest)
+{
+    char *copy = mg_strdup(rest);
+    char *t = strtok(copy, "/"), *ns = strtok(NULL, "/"), *dom = strtok(NULL, "/");
+    char *enc = strtok(NULL, "");
+    char *local = enc ? evhttp_uridecode(enc, 1, NULL) : NULL;
+    char *full = t && ns && dom && local ? mg_asprintf("%s://%s/%s/%s", dom, t, ns, local) : NULL;
+    free(local);
+    mg_free(copy);
+    return full;
+}
+
+/* A namespace's stored Policies: its bundles and retention into the cache. */
+static void cache_namespace(struct svc *s, const char *tenant_ns, json_t *j)
+{
+    json_t *nb = json_object_get(json_object_get(j, "bundles"), "numBundles");
+    int bundles = json_is_integer(nb) ? (int)json_integer_value(nb)
+                                      : s->cfg->default_number_of_namespace_bundles;
+    mg_map_put_str(&s->namespaces, tenant_ns, (void *)(intptr_t)bundles);
+    json_t *rp = json_object_get(j, "retention_policies");
+    json_t *rt = json_object_get(rp, "retentionTimeInMinutes");
+    json_t *rs = json_object_get(rp, "retentionSizeInMB");
+    if (json_is_integer(rt) && json_is_integer(rs)) {
+        struct svc_retention *r = mg_map_get_str(&s->retention, tenant_ns);
+        if (!r) {
+            r = mg_calloc(1, sizeof *r);
+            mg_map_put_str(&s->retention, tenant_ns, r);
+        }
+        r->time_minutes = json_integer_value(rt);
+        r->size_mb = json_integer_value(rs);
+    }
+    /* Its tenant exists too (created elsewhere, perhaps since the last refresh). */
+    const char *slash = strchr(tenant_ns, '/');
+    if (slash) {
+        char *tenant = mg_strndup(tenant_ns, (size_t)(slash - tenant_ns));
+        if (!mg_map_get_str(&s->tenants, tenant))
+            mg_map_put_str(&s->tenants, tenant, json_array());
+        mg_free(tenant);
+    }
+}
+
+/* A tenant's stored TenantInfo (j NULL: only its name is known): adminRoles into the cache. */
+static void cache_tenant(struct svc *s, const char *tenant, json_t *j)
+{
+    json_t *old = mg_map_get_str(&s->tenants, tenant);
+    json_t *roles = json_object_get(j, "adminRoles");
+    if (old && !json_is_array(roles))
+        return;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < json_array_size(roles); i++)
+        if (json_is_string(json_array_get(roles, i)))
+            json_array_append(arr, json_array_get(roles, i));
+    json_decref(old);
+    mg_map_put_str(&s->tenants, tenant, arr);
+}
+
 static void res_load_done(struct meta_req *req, int status)
 {
     struct res_load *l = req->data;
@@ -617,51 +738,45 @@ static void res_load_done(struct meta_req *req, int status)
     *l->pprev = l->next;
     if (l->next)
         l->next->pprev = l->pprev;
-    s->res_loading--;
+    if (!l->cb)
+        s->res_loading--;
     if (status == -MG_ENOTFOUND) {
-        status = 0; /* nothing stored there yet */
+        if (!l->cb) {
+            status = 0; /* nothing stored there yet */
+        } else if (l->step == RES_PT_VALUE && l->gen == s->res_gen) {
+            /* a sync: deleted by another broker since we cached it */
+            char *full = pt_full_name(l->path + strlen("/admin/partitioned-topics/"));
+            if (full)
+                mg_map_del_str(&s->partitions, full);
+            mg_free(full);
+        }
     } else if (status < 0) {
-        MG_LOG(s->res_refresh_ev ? MG_LOG_DEBUG : MG_LOG_ERROR, "svc",
+        MG_LOG(s->res_refresh_ev || l->cb ? MG_LOG_DEBUG : MG_LOG_ERROR, "svc",
                "reading %s from the metadata store: %s", l->path, mg_strerror(status));
-        if (!s->res_load_error)
+        if (!s->res_load_error && !l->cb)
             s->res_load_error = status;
+    } else if (l->step == RES_TENANT_VALUE) {
+        json_t *j = json_loadb(req->value ? req->value : "", req->len, 0, NULL);
+        /* A value read before a local change of the tenants is stale: the change wins (the
+         * next refresh reads the stored result). */
+        if (l->gen == s->res_gen)
+            cache_tenant(s, l->path + strlen("/admin/policies/"), j);
+        json_decref(j);
     } else if (l->step == RES_NS_VALUE || l->step == RES_PT_VALUE) {
         json_t *j = json_loadb(req->value ? req->value : "", req->len, 0, NULL);
         const char *rest = l->path + strlen(l->step == RES_NS_VALUE ? "/admin/policies/"
                                                                     : "/admin/partitioned-topics/");
         if (l->step == RES_NS_VALUE) {
-            json_t *nb = json_object_get(json_object_get(j, "bundles"), "numBundles");
-            int bundles = json_is_integer(nb) ? (int)json_integer_value(nb)
-                                              : s->cfg->default_number_of_namespace_bundles;
-            mg_map_put_str(&s->namespaces, rest, (void *)(intptr_t)bundles);
-            json_t *rp = json_object_get(j, "retention_policies");
-            json_t *rt = json_object_get(rp, "retentionTimeInMinutes");
-            json_t *rs = json_object_get(rp, "retentionSizeInMB");
-            if (json_is_integer(rt) && json_is_integer(rs)) {
-                struct svc_retention *r = mg_map_get_str(&s->retention, rest);
-                if (!r) {
-                    r = mg_calloc(1, sizeof *r);
-                    mg_map_put_str(&s->retention, rest, r);
-                }
-                r->time_minutes = json_integer_value(rt);
-                r->size_mb = json_integer_value(rs);
-            }
+            cache_namespace(s, rest, j);
         } else {
-            /* rest = <t>/<ns>/persistent/<url-encoded local> */
             json_t *np = json_object_get(j, "partitions");
-            char *copy = mg_strdup(rest);
-            char *t = strtok(copy, "/"), *ns = strtok(NULL, "/"), *dom = strtok(NULL, "/");
-            char *enc = strtok(NULL, "");
-            char *local = enc ? evhttp_uridecode(enc, 1, NULL) : NULL;
-            if (t && ns && dom && local && json_is_integer(np) && json_integer_value(np) > 0) {
-                char *full = mg_asprintf("%s://%s/%s/%s", dom, t, ns, local);
-                mg_map_put_str(&s->partitions, full, (void *)(intptr_t)json_integer_value(np));
-                mg_free(full);
-            } else {
+            char *full = pt_full_name(rest);
+            if (full && json_is_integer(np) && json_integer_value(np) > 0) {
+                if (!l->cb || l->gen == s->res_gen) /* a sync older than a local change loses */
+                    mg_map_put_str(&s->partitions, full, (void *)(intptr_t)json_integer_value(np));
+            } else
                 MG_WARN("svc", "ignoring unreadable partitioned-topic metadata at %s", l->path);
-            }
-            free(local);
-            mg_free(copy);
+            mg_free(full);
         }
         json_decref(j);
     } else {
@@ -669,7 +784,9 @@ static void res_load_done(struct meta_req *req, int status)
             char *child = mg_asprintf("%s/%s", l->path, req->children[i]);
             switch (l->step) {
             case RES_TENANTS:
-                mg_map_put_str(&s->tenants, req->children[i], (void *)1);
+                if (!mg_map_get_str(&s->tenants, req->children[i]))
+                    cache_tenant(s, req->children[i], NULL);
+                res_load_issue(s, RES_TENANT_VALUE, mg_strdup(child));
                 res_load_issue(s, RES_NAMESPACES, child);
                 break;
             case RES_NAMESPACES:
@@ -693,35 +810,84 @@ static void res_load_done(struct meta_req *req, int status)
             }
         }
     }
+    if (l->cb)
+        l->cb(l->data, status);
     meta_req_fini(req);
     mg_free(l->path);
     mg_free(l);
 }
 
-/* Takes ownership of path. */
-static void res_load_issue(struct svc *s, enum res_step step, char *path)
+/* Send one read of the walk (cb NULL) or of a sync (cb set: not counted in res_loading).
+ * Takes ownership of path. Returns 0, or the store's synchronous error. */
+static int res_read(struct svc *s, enum res_step step, char *path, svc_done_cb cb, void *data)
 {
     struct res_load *l = mg_calloc(1, sizeof *l);
     l->s = s;
     l->step = step;
     l->path = path;
+    l->cb = cb;
+    l->data = data;
+    l->gen = s->res_gen;
     l->req.data = l;
-    bool value = step == RES_NS_VALUE || step == RES_PT_VALUE;
+    bool value = step == RES_NS_VALUE || step == RES_PT_VALUE || step == RES_TENANT_VALUE;
     int rc = value ? meta_get(s->meta, path, &l->req, res_load_done)
                    : meta_children(s->meta, path, &l->req, res_load_done);
     if (rc < 0) {
-        if (!s->res_load_error)
-            s->res_load_error = rc;
         mg_free(l->path);
         mg_free(l);
-        return;
+        return rc;
     }
     l->next = s->res_inflight;
     if (l->next)
         l->next->pprev = &l->next;
     l->pprev = &s->res_inflight;
     s->res_inflight = l;
-    s->res_loading++;
+    if (!cb)
+        s->res_loading++;
+    return 0;
+}
+
+/* Takes ownership of path. */
+static void res_load_issue(struct svc *s, enum res_step step, char *path)
+{
+    int rc = res_read(s, step, path, NULL, NULL);
+    if (rc < 0 && !s->res_load_error)
+        s->res_load_error = rc;
+}
+
+/* Only a shared (ZooKeeper) store is written by other brokers. */
+static bool res_shared(struct svc *s)
+{
+    return s->meta && strcmp(meta_backend_name(s->meta), "zookeeper") == 0;
+}
+
+int svc_tenant_sync(struct svc *s, const char *tenant, svc_done_cb cb, void *data)
+{
+    if (!res_shared(s))
+        return -MG_ENOTSUP;
+    if (!*tenant || strchr(tenant, '/'))
+        return -MG_EINVAL;
+    return res_read(s, RES_TENANT_VALUE, tenant_path(tenant), cb, data);
+}
+
+int svc_partitions_sync(struct svc *s, const char *base_full_name, svc_done_cb cb, void *data)
+{
+    if (!res_shared(s))
+        return -MG_ENOTSUP;
+    char *path = partitions_path(base_full_name);
+    if (!path)
+        return -MG_EINVAL;
+    return res_read(s, RES_PT_VALUE, path, cb, data);
+}
+
+int svc_namespace_sync(struct svc *s, const char *tenant_ns, svc_done_cb cb, void *data)
+{
+    if (!res_shared(s))
+        return -MG_ENOTSUP;
+    const char *slash = strchr(tenant_ns, '/');
+    if (!slash || slash == tenant_ns || !slash[1] || strchr(slash + 1, '/'))
+        return -MG_EINVAL;
+    return res_read(s, RES_NS_VALUE, tenant_path(tenant_ns), cb, data);
 }
 
 static void load_timeout(evutil_socket_t fd, short what, void *arg)
@@ -736,8 +902,8 @@ int svc_res_load(struct svc *s)
 {
     int bundles = s->cfg->default_number_of_namespace_bundles;
     if (!s->meta) {
-        mg_map_put_str(&s->tenants, "public", (void *)1);
-        mg_map_put_str(&s->tenants, "pulsar", (void *)1);
+        mg_map_put_str(&s->tenants, "public", json_array());
+        mg_map_put_str(&s->tenants, "pulsar", json_array());
         mg_map_put_str(&s->namespaces, "public/default", (void *)(intptr_t)bundles);
         mg_map_put_str(&s->namespaces, "pulsar/system", (void *)(intptr_t)bundles);
         return 0;
@@ -901,6 +1067,60 @@ int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only,
     return 0;
 }
 
+/* ---- is a topic's data stored ------------------------------------------------------------- */
+
+struct res_stored {
+    svc_done_cb cb;
+    void *data;
+    struct meta_req req;
+};
+
+static void stored_read(struct meta_req *req, int status)
+{
+    struct res_stored *q = req->data;
+    q->cb(q->data, status == 0 ? 1 : status == -MG_ENOTFOUND ? 0 : status);
+    meta_req_fini(req);
+    mg_free(q);
+}
+
+static void stored_none(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct res_stored *q = arg;
+    q->cb(q->data, 0);
+    mg_free(q);
+}
+
+int svc_topic_stored(struct svc *s, const char *full_name, svc_done_cb cb, void *data)
+{
+    struct topic_name tn;
+    if (topic_name_parse(full_name, &tn) < 0)
+        return -MG_EBADNAME;
+    struct res_stored *q = mg_calloc(1, sizeof *q);
+    q->cb = cb;
+    q->data = data;
+    q->req.data = q;
+    int rc = -MG_ENOTSUP;
+    if (s->meta) {
+        char *ml = topic_name_ml(&tn);
+        char *path = mg_asprintf("/managed-ledgers/%s", ml);
+        rc = meta_get(s->meta, path, &q->req, stored_read);
+        mg_free(path);
+        mg_free(ml);
+    }
+    topic_name_fini(&tn);
+    if (rc < 0) { /* no store: nothing is stored; a store that refused: say so later */
+        struct timeval zero = {0, 0};
+        if (rc != -MG_ENOTSUP) {
+            mg_free(q);
+            return rc;
+        }
+        event_base_once(s->base, -1, EV_TIMEOUT, stored_none, q, &zero);
+    }
+    return 0;
+}
+
 /* ---- refresh (several brokers) --------------------------------------------------------- */
 
 /*
@@ -925,7 +1145,7 @@ static void refresh_tick(evutil_socket_t fd, short what, void *arg)
 
 void svc_res_refresh_start(struct svc *s)
 {
-    if (!s->meta || strcmp(meta_backend_name(s->meta), "zookeeper") != 0)
+    if (!res_shared(s))
         return; /* only this process writes an embedded or memory store */
     s->res_refresh_ev = event_new(s->base, -1, EV_PERSIST, refresh_tick, s);
     struct timeval tv = {SVC_RES_REFRESH_MS / 1000, (SVC_RES_REFRESH_MS % 1000) * 1000};

@@ -1,16 +1,62 @@
 'use strict';
 // Admin REST API and /metrics: every path pulsar-admin uses, with the status codes,
 // JSON shapes and {"reason": ...} error bodies of docs/admin.md.
+//
+// In a cluster (tests/integration/admin-cluster.test.sh runs this file against each broker)
+// a topic request may be redirected (307) to the broker that owns, or was just assigned,
+// the topic's bundle; call() follows redirects as pulsar-admin does, and the answer after
+// them is what is checked.
 const { test } = require('node:test');
 const assert = require('node:assert');
+const http = require('node:http');
 const f = require('./lib/flex');
 
 const NS = '/admin/v2/namespaces';
 const P = '/admin/v2/persistent/public/default';
 const enc = (t) => encodeURIComponent(f.localName(t));
+const MAX_REDIRECTS = 5;
+
+// One HTTP request with the path sent exactly as given (no URL normalisation: "..", "%00"
+// reach the broker), following 307s. Resolves {status, text, json, headers, hops}.
+function call(method, path, body, { timeoutMs = 10000, base = process.env.MAGNETAR_ADMIN } = {}) {
+  const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  const once = (url, p) => new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = http.request({
+      host: u.hostname, port: u.port, path: p, method, timeout: timeoutMs,
+      headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {},
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json;
+        try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+        resolve({ status: res.statusCode, text, json, headers: res.headers });
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${p} got no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
+  return (async () => {
+    let url = base.replace(/\/+$/, '');
+    let p = path;
+    for (let hops = 0; ; hops++) {
+      const r = await once(url, p);
+      if (r.status !== 307 || hops === MAX_REDIRECTS) return { ...r, hops };
+      assert.ok(r.headers.location, `${method} ${p}: 307 without Location`);
+      const loc = new URL(r.headers.location);
+      url = loc.origin;
+      p = loc.pathname + loc.search;
+    }
+  })();
+}
 
 async function expect(method, path, status, body) {
-  const r = await f.admin(method, path, body);
+  const r = await call(method, path, body);
   assert.strictEqual(r.status, status, `${method} ${path} -> HTTP ${r.status} ${r.text}`);
   if (status >= 400 && r.headers['content-type'] === 'application/json') {
     assert.ok(r.json && typeof r.json.reason === 'string', `${method} ${path}: no reason: ${r.text}`);
@@ -82,7 +128,7 @@ test('clusters, brokers, health, readiness', { timeout: 30000 }, async () => {
 });
 
 test('tenants: create, list, get, update, delete and errors', { timeout: 30000 }, async () => {
-  const cluster = (await f.admin('GET', '/admin/v2/clusters')).json[0];
+  const cluster = (await call('GET', '/admin/v2/clusters')).json[0];
   const t = f.uniqueName('tenant');
   const info = { adminRoles: [], allowedClusters: [cluster] };
   await expectReason('PUT', `/admin/v2/tenants/${t}`, 412);                       // no body
@@ -109,7 +155,7 @@ test('tenants: create, list, get, update, delete and errors', { timeout: 30000 }
 });
 
 test('namespaces: create, list, policies, retention, bundles, delete and errors', { timeout: 30000 }, async () => {
-  const cluster = (await f.admin('GET', '/admin/v2/clusters')).json[0];
+  const cluster = (await call('GET', '/admin/v2/clusters')).json[0];
   const t = f.uniqueName('nst');
   await expect('PUT', `/admin/v2/tenants/${t}`, 204, { allowedClusters: [cluster] });
   const ns = `${t}/ns`;
@@ -270,7 +316,7 @@ test('stats, internal stats, subscriptions (create, skip, clear, reset, delete) 
     assert.strictEqual(is.cursors.idle.individuallyDeletedMessages, '[]');
 
     // skip 3 -> 7; clear -> 0; reset to the start (timestamp 0) -> 10; reset by id.
-    const backlog = async (sub) => (await f.admin('GET', `${P}/${enc(t)}/stats`)).json.subscriptions[sub].msgBacklog;
+    const backlog = async (sub) => (await call('GET', `${P}/${enc(t)}/stats`)).json.subscriptions[sub].msgBacklog;
     await expect('POST', `${P}/${enc(t)}/subscription/idle/skip/3`, 204);
     assert.strictEqual(await backlog('idle'), 7);
     await expectReason('POST', `${P}/${enc(t)}/subscription/idle/skip/abc`, 400);
@@ -307,13 +353,15 @@ test('stats, internal stats, subscriptions (create, skip, clear, reset, delete) 
     assert.match(bundle.text, /^0x[0-9a-f]{8}_0x[0-9a-f]{8}$/);
     await expectReason('GET', '/lookup/v2/topic/persistent/public/missing-ns/x', 404);
 
-    // Metrics: one # TYPE per name, gauges, the topic's series with its labels.
-    const res = await f.admin('GET', '/metrics');
+    // Metrics: one # TYPE per name, gauges, the topic's series with its labels (from the
+    // broker that serves the topic).
+    const owner = { base: lk.json.httpUrl };
+    const res = await call('GET', '/metrics', undefined, owner);
     assert.strictEqual(res.status, 200);
     assert.match(res.headers['content-type'], /^text\/plain/);
     const m = parseMetrics(res.text);
     for (const [name, n] of m.typeCount) assert.strictEqual(n, 1, `# TYPE ${name} written ${n} times`);
-    const labels = { cluster: (await f.admin('GET', '/admin/v2/clusters')).json[0], namespace: 'public/default', topic: t };
+    const labels = { cluster: (await call('GET', '/admin/v2/clusters')).json[0], namespace: 'public/default', topic: t };
     const one = (name) => {
       const v = find(m, name, labels);
       assert.strictEqual(v.length, 1, `${name}${JSON.stringify(labels)}: ${v.length} samples`);
@@ -367,7 +415,7 @@ test('stats, internal stats, subscriptions (create, skip, clear, reset, delete) 
 
     // Counters move after producing more.
     await f.sendAll(prod, f.makeMessages(5, 'more'));
-    const m2 = parseMetrics((await f.admin('GET', '/metrics')).text);
+    const m2 = parseMetrics((await call('GET', '/metrics', undefined, owner)).text);
     assert.strictEqual(find(m2, 'pulsar_in_messages_total', labels)[0].value, 15);
     const bl = find(m2, 'pulsar_msg_backlog', labels)[0].value; // from-start 15 + live's unread
     assert.ok(bl >= 15 && bl <= 20, `pulsar_msg_backlog ${bl}`);
@@ -385,4 +433,227 @@ test('create-subscription auto-creates a missing topic; unload; lastMessageId', 
   assert.deepStrictEqual((await expect('GET', `${P}/${enc(t)}/subscriptions`, 200)).json, ['s']);
   await expect('DELETE', `${P}/${enc(t)}/subscription/s`, 204);
   await expect('DELETE', `${P}/${enc(t)}`, 204);
+});
+
+// Item 10 of issue 9: names are checked as Pulsar's NamedEntity does, and bounded.
+test('tenant, namespace and topic names: refused with Pulsar\'s 412 and reason, nothing created', { timeout: 30000 }, async () => {
+  const cluster = (await call('GET', '/admin/v2/clusters')).json[0];
+  const info = { allowedClusters: [cluster] };
+  const long = 'n'.repeat(300);
+  for (const bad of ['..', '.', '%2E%2E', long, 'a%00b', 'a%01b', 'a%0Ab', 'a%2Fb', 'a%20b', 'a%7Fb', '%C3%A9t%C3%A9']) {
+    const r = await expectReason('PUT', `/admin/v2/tenants/${bad}`, 412, info);
+    assert.strictEqual(r.json.reason, 'Tenant name is not valid', `tenant ${bad}`);
+    await expectReason('GET', `${NS}/${bad}`, 412);
+  }
+  const tenants = (await expect('GET', '/admin/v2/tenants', 200)).json;
+  assert.ok(tenants.every((t) => t.length <= 255 && /^[-=:.\w]+$/.test(t) && t !== '.' && t !== '..'), tenants.join(','));
+  // The longest valid name is accepted.
+  const t = f.uniqueName('nm');
+  const max = t + 'x'.repeat(255 - t.length);
+  await expect('PUT', `/admin/v2/tenants/${max}`, 204, info);
+  await expect('GET', `/admin/v2/tenants/${max}`, 200);
+  for (const bad of ['..', long, 'a%00b', 'a%09b']) {
+    const r = await expectReason('PUT', `${NS}/${max}/${bad}`, 412);
+    assert.strictEqual(r.json.reason, 'Namespace name is not valid', `namespace ${bad}`);
+    await expectReason('GET', `${NS}/${max}/${bad}`, 412);
+    await expectReason('GET', `/admin/v2/persistent/${max}/${bad}`, 412);
+  }
+  assert.deepStrictEqual((await expect('GET', `${NS}/${max}`, 200)).json, []);
+  // A topic segment that decodes to NUL, or to another namespace's name, is refused.
+  for (const bad of ['a%00b', 'x%2Fy']) {
+    const r = await expectReason('PUT', `${P}/${bad}`, 412);
+    assert.strictEqual(r.json.reason, 'Topic name is not valid', `topic ${bad}`);
+  }
+  await expectReason('GET', `${P}/a%00b/stats`, 412);
+  await expectReason('PUT', `${P}/${enc(f.uniqueTopic('nul'))}/subscription/a%00b`, 412);
+  await expect('DELETE', `/admin/v2/tenants/${max}`, 204);
+});
+
+test('namespace policies bodies are checked before anything is created', { timeout: 30000 }, async () => {
+  const cluster = (await call('GET', '/admin/v2/clusters')).json[0];
+  const t = f.uniqueName('nsb');
+  await expect('PUT', `/admin/v2/tenants/${t}`, 204, { allowedClusters: [cluster] });
+  // Bodies that do not map onto Policies: Jersey's 400 (no reason), as Pulsar.
+  for (const body of ['[1]', '3', '"x"', 'not json', '{"bundles":5}', '{"bundles":{"numBundles":"x"}}',
+    '{"bundles":{"numBundles":1.5}}', '{"bundles":{"boundaries":"0x0"}}', '{"replication_clusters":"x"}',
+    '{"replication_clusters":[1]}', '{"retention_policies":[]}']) {
+    const r = await call('PUT', `${NS}/${t}/ns`, body);
+    assert.strictEqual(r.status, 400, `${body} -> HTTP ${r.status} ${r.text}`);
+  }
+  await expectReason('PUT', `${NS}/${t}/ns`, 400, { bundles: { numBundles: 100000 } });
+  await expectReason('PUT', `${NS}/${t}/ns`, 400, { bundles: { numBundles: 2, boundaries: ['0x00000000', '0x10000000'] } });
+  await expectReason('PUT', `${NS}/${t}/ns`, 400, { bundles: { numBundles: 2, boundaries: ['0x00000000', '0x10000000', '0xffffffff'] } });
+  await expectReason('PUT', `${NS}/${t}/ns`, 403, { replication_clusters: ['nowhere'] });
+  await expectReason('GET', `${NS}/${t}/ns`, 404);
+  assert.deepStrictEqual((await expect('GET', `${NS}/${t}`, 200)).json, []);
+  // Valid ones: numBundles <= 0 means the default (as Pulsar), equal boundaries, unknown fields.
+  await expect('PUT', `${NS}/${t}/a`, 204, { bundles: { numBundles: 0 }, someFutureField: 1 });
+  assert.strictEqual((await expect('GET', `${NS}/${t}/a/bundles`, 200)).json.numBundles >= 1, true);
+  await expect('PUT', `${NS}/${t}/b`, 204, { bundles: { numBundles: 2, boundaries: ['0x00000000', '0x80000000', '0xffffffff'] }, replication_clusters: [cluster] });
+  assert.strictEqual((await expect('GET', `${NS}/${t}/b/bundles`, 200)).json.numBundles, 2);
+  await expect('DELETE', `${NS}/${t}/a`, 204);
+  await expect('DELETE', `${NS}/${t}/b`, 204);
+  await expect('DELETE', `/admin/v2/tenants/${t}`, 204);
+});
+
+test('tenant update stores adminRoles (and a bad TenantInfo changes nothing)', { timeout: 30000 }, async () => {
+  const cluster = (await call('GET', '/admin/v2/clusters')).json[0];
+  const t = f.uniqueName('roles');
+  await expect('PUT', `/admin/v2/tenants/${t}`, 204, { adminRoles: ['alice'], allowedClusters: [cluster] });
+  assert.deepStrictEqual((await expect('GET', `/admin/v2/tenants/${t}`, 200)).json,
+    { adminRoles: ['alice'], allowedClusters: [cluster] });
+  await expect('POST', `/admin/v2/tenants/${t}`, 204, { adminRoles: ['bob', 'carol', 'bob'], allowedClusters: [cluster] });
+  assert.deepStrictEqual((await expect('GET', `/admin/v2/tenants/${t}`, 200)).json,
+    { adminRoles: ['bob', 'carol'], allowedClusters: [cluster] });
+  await expectReason('POST', `/admin/v2/tenants/${t}`, 412, { adminRoles: ['x'], allowedClusters: ['nowhere'] });
+  assert.strictEqual((await call('POST', `/admin/v2/tenants/${t}`, { adminRoles: 'x', allowedClusters: [cluster] })).status, 400);
+  assert.deepStrictEqual((await expect('GET', `/admin/v2/tenants/${t}`, 200)).json.adminRoles, ['bob', 'carol']);
+  await expect('POST', `/admin/v2/tenants/${t}`, 204, { allowedClusters: [cluster] });
+  assert.deepStrictEqual((await expect('GET', `/admin/v2/tenants/${t}`, 200)).json.adminRoles, []);
+  await expect('DELETE', `/admin/v2/tenants/${t}`, 204);
+});
+
+// Item 3 of issue 9: every admin request completes exactly once, on every path. The broker
+// counts the requests it routed and has not answered (magnetar_admin_requests_open, which
+// includes the /metrics request that reports it): after a run of bad inputs on every path,
+// each must have been answered and the count must be back to 1.
+async function openRequests() {
+  const m = parseMetrics((await call('GET', '/metrics')).text);
+  const v = find(m, 'magnetar_admin_requests_open', {});
+  assert.strictEqual(v.length, 1, 'magnetar_admin_requests_open is exported');
+  assert.strictEqual(m.types.get('magnetar_admin_requests_open'), 'gauge');
+  return v[0].value;
+}
+
+test('every path answers bad input, and no admin request is left open', { timeout: 120000 }, async () => {
+  const t = f.uniqueName('bad');
+  const tp = f.uniqueTopic('bad');
+  const pp = f.uniqueTopic('badp');
+  const x = enc(tp);
+  await expect('PUT', `${P}/${enc(pp)}/partitions`, 204, '2');
+  const paths = [];
+  const methods = ['GET', 'PUT', 'POST', 'DELETE'];
+  const bodies = [undefined, '', '[1]', '{', '"x"', '-1', '{"a":1}', '{"ledgerId":"x"}', '99999999999999999999'];
+  const add = (p) => { for (const m of methods) for (const b of [bodies[0], bodies[2], bodies[3]]) paths.push([m, p, b]); };
+  for (const p of ['/', '/x', '/admin', '/admin/v2', '/admin/v2/x', '/metrics', '/status.html', '/admin/v2/brokers/health',
+    '/admin/v2/brokers/ready', '/admin/v2/brokers/x/y', '/admin/v2/brokers/leaderBroker', '/admin/v2/brokers/version',
+    '/admin/v2/clusters', '/admin/v2/clusters/..', '/admin/v2/clusters/nowhere', '/admin/v2/clusters/a%00b',
+    '/admin/v2/tenants', `/admin/v2/tenants/${t}`, '/admin/v2/tenants/..', '/admin/v2/tenants/a%00b', '/admin/v2/tenants/x/y',
+    `${NS}/${t}`, `${NS}/${t}/ns`, `${NS}/..`, `${NS}/public/..`, `${NS}/public/missing/topics`, `${NS}/public/default/x`,
+    `${NS}/public/default/retention`, `${NS}/public/missing/retention`, `${NS}/public/default/bundles`,
+    `${NS}/public/missing/unload`, `${NS}/public/default/0x0_0x1/unload`, `${NS}/public/default/zz/unload`,
+    '/admin/v2/persistent', '/admin/v2/persistent/public', '/admin/v2/persistent/public/missing',
+    '/admin/v2/persistent/public/missing/x', `${P}/partitioned`, `${P}/a%2Fb`, `${P}/a%00b`, `${P}/%2F`, `${P}/x%2F..%2F..`,
+    `${P}/${x}`, `${P}/${x}/partitions`, `${P}/${x}/stats`, `${P}/${x}/partitioned-stats`, `${P}/${x}/internalStats`,
+    `${P}/${x}/partitioned-internalStats`, `${P}/${x}/subscriptions`, `${P}/${x}/unload`, `${P}/${x}/lastMessageId`,
+    `${P}/${x}/subscription/s`, `${P}/${x}/subscription/s/skip/x`, `${P}/${x}/subscription/s/skip/-1`,
+    `${P}/${x}/subscription/s/skip_all`, `${P}/${x}/subscription/s/resetcursor`, `${P}/${x}/subscription/s/resetcursor/x`,
+    `${P}/${x}/subscription/s/x/y/z`, `${P}/${x}/x`, `${P}/${enc(pp)}`, `${P}/${enc(pp)}/partitions`,
+    `${P}/${enc(pp)}/stats`, `${P}/${enc(pp)}/lastMessageId`, `${P}/${enc(pp)}/subscription/s/skip/1`,
+    `${P}/${enc(pp)}/subscription/s/resetcursor`, `${P}/${enc(pp)}-partition-0/subscription/s/resetcursor/1`,
+    '/admin/v2/non-persistent/public/default/x', '/lookup/v2/topic/persistent/public/default/a%2Fb',
+    '/lookup/v2/topic/persistent/public/missing/x', '/lookup/v2/topic/persistent/public/default/a%00b',
+    '/lookup/v2/topic/non-persistent/public/default/x', '/lookup/v2/topic/persistent/public/default/x/nobundle',
+    '/lookup/v2/topic/persistent', `/a/${'b/'.repeat(20)}`]) add(p);
+  for (const b of bodies) {
+    paths.push(['PUT', `${P}/${enc(pp)}/partitions`, b], ['POST', `${P}/${enc(pp)}/partitions`, b],
+      ['PUT', `${NS}/public/${t}`, b], ['POST', `${NS}/public/default/retention`, b],
+      ['PUT', `/admin/v2/tenants/${t}`, b], ['POST', '/admin/v2/tenants/public', b],
+      ['PUT', `${P}/${x}/subscription/s`, b], ['POST', `${P}/${x}/subscription/s/resetcursor`, b]);
+  }
+  // Deleting the partitioned topic races with itself when sent concurrently: those go last,
+  // one at a time.
+  const last = paths.filter(([m, p]) => m === 'DELETE' && p.includes(enc(pp)));
+  const first = paths.filter((e) => !last.includes(e));
+  const failures = [];
+  for (const [i, n] of [...Array(Math.ceil(first.length / 16)).keys()].map((k) => [k * 16, 16]).concat(last.map((_, k) => [first.length + k, 1]))) {
+    await Promise.all([...first, ...last].slice(i, i + n).map(async ([m, p, b]) => {
+      try {
+        const r = await call(m, p, b, { timeoutMs: 15000 });
+        if (!(r.status >= 200 && r.status < 600)) failures.push(`${m} ${p}: HTTP ${r.status}`);
+        if (r.status >= 500) failures.push(`${m} ${p} ${b}: HTTP ${r.status} ${r.text}`);
+      } catch (e) {
+        failures.push(`${m} ${p} ${b === undefined ? '' : b}: ${e.message}`);
+      }
+    }));
+  }
+  assert.deepStrictEqual(failures, [], `${failures.length} of ${paths.length} requests were not answered properly`);
+  // Clean up what the valid ones among them created, then count.
+  await call('DELETE', `${P}/${x}/subscription/s?force=true`);
+  await call('DELETE', `${P}/${x}?force=true`);
+  await call('DELETE', `${P}/${enc(pp)}/partitions?force=true`);
+  await call('DELETE', `${NS}/public/${t}`);
+  await call('DELETE', `/admin/v2/tenants/${t}`);
+  assert.strictEqual(await openRequests(), 1, 'admin requests routed but never answered');
+});
+
+// Item 9 of issue 9: in a cluster, a topic call on a bundle nobody owns yet (or just
+// unloaded) is served at once or redirected to the broker that takes it; never "503 retry".
+// Runs when MAGNETAR_ADMIN_PEER names a second broker of the same cluster
+// (tests/integration/admin-cluster.test.sh).
+const PEER = process.env.MAGNETAR_ADMIN_PEER;
+test('cluster: topic calls on unowned and unloaded bundles are served or redirected, each once', { skip: !PEER, timeout: 180000 }, async () => {
+  const peer = { base: PEER };
+  const both = [{}, peer];
+  const cluster = (await call('GET', '/admin/v2/clusters')).json[0];
+  const t = f.uniqueName('clu');
+  await expect('PUT', `/admin/v2/tenants/${t}`, 204, { allowedClusters: [cluster] });
+  const ns = `${t}/ns`;
+  await expect('PUT', `${NS}/${ns}`, 204, { bundles: { numBundles: 16 } });
+  const TP = `/admin/v2/persistent/${ns}`;
+  let redirects = 0;
+  const on = async (where, method, path, status, body) => {
+    const r = await call(method, path, body, where);
+    assert.strictEqual(r.status, status, `${method} ${path} via ${where.base || 'this broker'} -> HTTP ${r.status} ${r.text}`);
+    redirects += r.hops;
+    return r;
+  };
+  // Created through either broker, right after the namespace (created on this one).
+  const names = [...Array(24).keys()].map((i) => `c${i}`);
+  await Promise.all(names.map((n, i) => on(both[i % 2], 'PUT', `${TP}/${n}`, 204)));
+  await Promise.all(names.map((n, i) => on(both[(i + 1) % 2], 'PUT', `${TP}/${n}`, 409)));
+  for (const where of both) {
+    const list = (await on(where, 'GET', TP, 200)).json;
+    assert.deepStrictEqual(list, names.map((n) => `persistent://${ns}/${n}`).sort(), `list via ${where.base || 'this broker'}`);
+  }
+  const owners = async () => Promise.all(names.map(async (n) => {
+    const a = (await on({}, 'GET', `${TP}/${n}/stats`, 200)).json.ownerBroker;
+    const b = (await on(peer, 'GET', `${TP}/${n}/stats`, 200)).json.ownerBroker;
+    assert.strictEqual(a, b, `${n}: served by ${a} through one broker and by ${b} through the other`);
+    return a;
+  }));
+  await owners();
+  // Half of the calls went to a broker that was not chosen for the bundle (whichever the
+  // least-loaded choice was), so some were redirected.
+  assert.ok(redirects > 0, 'some calls were redirected to the other broker');
+  // Every bundle unloaded (through this broker, each by its owner), then read again at once.
+  await on({}, 'PUT', `${NS}/${ns}/unload`, 204);
+  await owners();
+  // A partitioned topic whose partitions land on both brokers.
+  await on({}, 'PUT', `${TP}/parted/partitions`, 204, '6');
+  await on(peer, 'PUT', `${TP}/parted/subscription/keep`, 204);
+  const ps = (await on({}, 'GET', `${TP}/parted/partitioned-stats`, 200)).json;
+  assert.strictEqual(Object.keys(ps.partitions).length, 6);
+  for (const [name, p] of Object.entries(ps.partitions)) {
+    assert.ok(p.subscriptions.keep, JSON.stringify(p));
+    const one = (await on(peer, 'GET', `${TP}/${encodeURIComponent(f.localName(name))}/stats`, 200)).json;
+    assert.strictEqual(one.ownerBroker, p.ownerBroker, `${name} served by one broker`);
+  }
+  assert.deepStrictEqual((await on(peer, 'GET', `${TP}/parted/subscriptions`, 200)).json, ['keep']);
+  await on(peer, 'POST', `${TP}/parted/partitions`, 204, '8');
+  assert.deepStrictEqual((await on({}, 'GET', `${TP}/parted-partition-7/subscriptions`, 200)).json, ['keep']);
+  await on({}, 'DELETE', `${TP}/parted/subscription/keep`, 204);
+  await on(peer, 'DELETE', `${TP}/parted/partitions`, 204);
+  await on({}, 'DELETE', `${TP}/parted/partitions`, 404);
+  // Deleted through either broker, each once; then the namespace.
+  await on({}, 'DELETE', `${NS}/${ns}`, 409);
+  await Promise.all(names.map((n, i) => on(both[i % 2], 'DELETE', `${TP}/${n}`, 204)));
+  await Promise.all(names.map((n, i) => on(both[(i + 1) % 2], 'DELETE', `${TP}/${n}`, 404)));
+  for (const where of both) assert.deepStrictEqual((await on(where, 'GET', TP, 200)).json, []);
+  await on({}, 'DELETE', `${NS}/${ns}`, 204);
+  await on({}, 'DELETE', `/admin/v2/tenants/${t}`, 204);
+  for (const where of both) {
+    const m = parseMetrics((await call('GET', '/metrics', undefined, where)).text);
+    assert.strictEqual(find(m, 'magnetar_admin_requests_open', {})[0].value, 1, `open requests on ${where.base || 'this broker'}`);
+  }
 });

@@ -1,0 +1,256 @@
+/*
+ * admin_fanout.c - one admin call made of several sub-requests to the admin web service.
+ *
+ * Pulsar's broker serves an operation on a partitioned topic, or on every bundle of a
+ * namespace, by calling its own admin API once per partition (or bundle) and combining the
+ * answers: each sub-request is served by the broker that owns that partition's bundle,
+ * whichever broker received the original call. admin_fan does the same: the sub-requests
+ * go to this broker's own web service over HTTP, where the ownership gate serves them or
+ * redirects them (307) to the owner; redirects are followed here. When every sub-request
+ * has an answer the caller's done function runs with all of them.
+ *
+ * Happy path: at most ADMIN_FAN_PARALLEL sub-requests are in flight; each has its own
+ * connection ("Connection: close"), a timeout (ADMIN_FAN_TIMEOUT_S) and at most
+ * ADMIN_FAN_REDIRECTS redirects. Failure modes: a sub-request that cannot be sent, times
+ * out or loses its connection has status 0 (the caller answers 503 for it); a redirect
+ * without a usable Location keeps its 307. When the admin server is freed first, the
+ * sub-requests in flight are cancelled and the fan is freed with its argument (free_arg),
+ * without done.
+ */
+#include "admin/admin_int.h"
+#include "svc/svc.h"
+#include "util/alloc.h"
+#include "util/log.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ADMIN_FAN_PARALLEL 8
+#define ADMIN_FAN_REDIRECTS 5
+#define ADMIN_FAN_TIMEOUT_S 30
+
+struct fan_req {
+    struct admin_fan *f;
+    int idx;
+    int hops;
+    struct evhttp_request *req; /* in flight, or NULL */
+    bool sending;               /* inside evhttp_make_request */
+    bool failed_sync;           /* evhttp answered (failed) it before make_request returned */
+};
+
+struct admin_fan {
+    struct admin *a;         /* borrowed */
+    struct admin_call *call; /* the original call, answered by done */
+    enum evhttp_cmd_type method;
+    char *body;             /* owned, or NULL */
+    struct admin_sub *subs; /* owned: one per sub-request */
+    struct fan_req *reqs;   /* owned: one per sub-request */
+    int n, next, pending;
+    admin_fan_done done;
+    void (*free_arg)(void *);
+    void *arg;
+    struct admin_fan *next_fan, **pprev; /* in a->fans */
+};
+
+static void fan_free(struct admin_fan *f)
+{
+    if (f->pprev) {
+        *f->pprev = f->next_fan;
+        if (f->next_fan)
+            f->next_fan->pprev = f->pprev;
+    }
+    for (int i = 0; i < f->n; i++) {
+        mg_free(f->subs[i].path);
+        mg_free(f->subs[i].body);
+        json_decref(f->subs[i].json);
+    }
+    mg_free(f->subs);
+    mg_free(f->reqs);
+    mg_free(f->body);
+    mg_free(f);
+}
+
+static int fan_send(struct fan_req *r, const char *host, int port, const char *path);
+
+/* Everything answered: hand over to the caller. */
+static void fan_finish(struct admin_fan *f)
+{
+    for (int i = 0; i < f->n; i++)
+        if (f->subs[i].body)
+            f->subs[i].json = json_loads(f->subs[i].body, JSON_DECODE_ANY, NULL);
+    f->done(f->call, f->arg, f->subs, f->n);
+    fan_free(f);
+}
+
+static void fan_start_next(struct admin_fan *f)
+{
+    const char *web = svc_web_url(f->a->svc);
+    struct evhttp_uri *u = evhttp_uri_parse(web);
+    const char *host = u ? evhttp_uri_get_host(u) : NULL;
+    int port = u ? evhttp_uri_get_port(u) : -1;
+    while (f->next < f->n && f->pending < ADMIN_FAN_PARALLEL) {
+        struct fan_req *r = &f->reqs[f->next++];
+        /* status stays 0 when it cannot be sent (not even to ourselves) */
+        if (host && port > 0 && fan_send(r, host, port, f->subs[r->idx].path) == 0)
+            f->pending++;
+    }
+    if (u)
+        evhttp_uri_free(u);
+    if (f->pending == 0 && f->next == f->n)
+        fan_finish(f);
+}
+
+static void fan_answered(struct evhttp_request *req, void *arg)
+{
+    struct fan_req *r = arg;
+    struct admin_fan *f = r->f;
+    struct admin_sub *sub = &f->subs[r->idx];
+    r->req = NULL;
+    if (r->sending) { /* a failed connect, reported from inside evhttp_make_request */
+        r->failed_sync = true;
+        return;
+    }
+    int code = req ? evhttp_request_get_response_code(req) : 0;
+    if (code == 307 && r->hops < ADMIN_FAN_REDIRECTS) {
+        const char *loc = evhttp_find_header(evhttp_request_get_input_headers(req), "Location");
+        struct evhttp_uri *u = loc ? evhttp_uri_parse(loc) : NULL;
+        if (u && evhttp_uri_get_host(u) && evhttp_uri_get_port(u) > 0) {
+            const char *p = evhttp_uri_get_path(u);
+            const char *q = evhttp_uri_get_query(u);
+            char *path = mg_asprintf("%s%s%s", p && *p ? p : "/", q ? "?" : "", q ? q : "");
+            r->hops++;
+            int rc = fan_send(r, evhttp_uri_get_host(u), evhttp_uri_get_port(u), path);
+            mg_free(path);
+            evhttp_uri_free(u);
+            if (rc == 0)
+                return; /* answered later */
+            req = NULL; /* could not follow it: no answer */
+            code = 0;
+        } else if (u) {
+            evhttp_uri_free(u);
+        }
+    }
+    sub->status = code;
+    if (req) {
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        size_t len = evbuffer_get_length(in);
+        if (len > ADMIN_MAX_BODY * 16)
+            len = ADMIN_MAX_BODY * 16; /* a stats answer of a huge topic: cut, not unbounded */
+        sub->body = mg_malloc(len + 1);
+        evbuffer_copyout(in, sub->body, len);
+        sub->body[len] = '\0';
+    }
+    f->pending--;
+    fan_start_next(f);
+}
+
+/* Send (or send again, after a redirect) one sub-request: 0, or -1 when it cannot be. */
+static int fan_send(struct fan_req *r, const char *host, int port, const char *path)
+{
+    struct admin_fan *f = r->f;
+    struct evhttp_connection *conn =
+        evhttp_connection_base_new(svc_base(f->a->svc), NULL, host, (ev_uint16_t)port);
+    struct evhttp_request *req = conn ? evhttp_request_new(fan_answered, r) : NULL;
+    if (!req) {
+        if (conn)
+            evhttp_connection_free(conn);
+        return -1;
+    }
+    evhttp_connection_set_timeout(conn, ADMIN_FAN_TIMEOUT_S);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    char hostport[300];
+    snprintf(hostport, sizeof hostport, "%s:%d", host, port);
+    evhttp_add_header(h, "Host", hostport);
+    evhttp_add_header(h, "Connection", "close");
+    if (f->body) {
+        evhttp_add_header(h, "Content-Type", "application/json");
+        evbuffer_add(evhttp_request_get_output_buffer(req), f->body, strlen(f->body));
+    }
+    r->req = req;
+    r->sending = true;
+    r->failed_sync = false;
+    int rc = evhttp_make_request(conn, req, f->method, path);
+    r->sending = false;
+    if (rc < 0 || r->failed_sync) {
+        if (rc < 0 && !r->failed_sync)
+            evhttp_request_free(req); /* still ours */
+        r->req = NULL;
+        if (rc < 0)
+            evhttp_connection_free(conn);
+        else
+            evhttp_connection_free_on_completion(conn);
+        return -1;
+    }
+    evhttp_connection_free_on_completion(conn);
+    return 0;
+}
+
+void admin_fan(struct admin_call *c, enum evhttp_cmd_type method, char **paths, int n,
+               const char *body, admin_fan_done done, void (*free_arg)(void *), void *arg)
+{
+    struct admin *a = c->a;
+    struct admin_fan *f = mg_calloc(1, sizeof *f);
+    f->a = a;
+    f->call = c;
+    f->method = method;
+    f->body = body ? mg_strdup(body) : NULL;
+    f->n = n;
+    f->subs = mg_calloc((size_t)n + 1, sizeof *f->subs);
+    f->reqs = mg_calloc((size_t)n + 1, sizeof *f->reqs);
+    for (int i = 0; i < n; i++) {
+        f->subs[i].path = paths[i]; /* taken */
+        f->reqs[i].f = f;
+        f->reqs[i].idx = i;
+    }
+    f->done = done;
+    f->free_arg = free_arg;
+    f->arg = arg;
+    f->next_fan = a->fans;
+    if (f->next_fan)
+        f->next_fan->pprev = &f->next_fan;
+    f->pprev = &a->fans;
+    a->fans = f;
+    fan_start_next(f);
+}
+
+void admin_fan_cancel_all(struct admin *a)
+{
+    while (a->fans) {
+        struct admin_fan *f = a->fans;
+        f->a = NULL;
+        for (int i = 0; i < f->n; i++)
+            if (f->reqs[i].req)
+                evhttp_cancel_request(f->reqs[i].req); /* no callback */
+        if (f->free_arg)
+            f->free_arg(f->arg);
+        if (!admin_call_gone(f->call))
+            admin_reply_error(f->call, 503, "Broker is shutting down");
+        fan_free(f); /* unlinks it */
+    }
+}
+
+/* ---- helpers for the callers --------------------------------------------------------------- */
+
+int admin_fan_first_error(const struct admin_sub *subs, int n, int ignore_status)
+{
+    for (int i = 0; i < n; i++)
+        if ((subs[i].status < 200 || subs[i].status >= 300) && subs[i].status != ignore_status)
+            return i;
+    return -1;
+}
+
+void admin_fan_reply_error(struct admin_call *c, const struct admin_sub *sub)
+{
+    if (sub->status == 0) {
+        admin_reply_errorf(c, 503, "No answer for %s", sub->path);
+        return;
+    }
+    const char *reason = json_string_value(json_object_get(sub->json, "reason"));
+    if (reason) {
+        admin_reply_error(c, sub->status, reason);
+        return;
+    }
+    admin_reply_raw(c, sub->status, "text/plain", sub->body ? sub->body : "");
+}
