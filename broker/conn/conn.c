@@ -26,6 +26,7 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/map.h"
+#include "util/ratelimit.h"
 #include "wire/wire.h"
 
 #include <arpa/inet.h>
@@ -103,6 +104,7 @@ TAILQ_HEAD(conn_consumer_list, conn_consumer);
 struct conn {
     int refs;
     uint64_t id;
+    struct mg_ratelimit rl_publish; /* failed publishes: one WARN line per interval */
     enum conn_state state;
     struct svc *svc;            /* borrowed */
     struct bufferevent *bev;    /* owned; NULL once closed */
@@ -375,8 +377,12 @@ static void publish_done(void *data, int status, struct ml_position pos)
             cmd.send_receipt = &r;
             conn_send(c, &cmd);
         } else {
-            MG_WARN("conn", "[%" PRIu64 "] publish on %s failed: %s", c->id, p->topic,
-                    mg_strerror(status));
+            uint64_t held;
+            if (mg_ratelimit_allow(&c->rl_publish, MG_RATELIMIT_INTERVAL_MS, &held))
+                MG_WARN("conn",
+                        "[%" PRIu64 "] publish on %s failed: %s (%" PRIu64
+                        " more failed publishes on this connection since the last line)",
+                        c->id, p->topic, mg_strerror(status), held);
             send_send_error(c, p->id, pub.seq, PULSAR__PROTO__SERVER_ERROR__PersistenceError,
                             mg_strerror(status));
         }

@@ -13,6 +13,7 @@
 
 #include "topic/topic.h"
 #include "util/map.h"
+#include "util/ratelimit.h"
 
 #include <event2/event.h>
 
@@ -157,8 +158,9 @@ struct sub_seek;
 struct topic_sub {
     int refs; /* the topic's (1) plus dispatch passes */
     bool dead;
-    struct topic *topic; /* borrowed */
-    char *name;          /* owned */
+    struct mg_ratelimit rl_read; /* failed reads: one WARN line per interval */
+    struct topic *topic;         /* borrowed */
+    char *name;                  /* owned */
     bool durable;
     enum topic_sub_type type;
     struct ml_cursor *cursor;          /* owned */

@@ -26,7 +26,9 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/ratelimit.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,8 +285,11 @@ static void sub_read_done(struct ml_read_req *req, int status)
             for (int i = 0; i < r->n_taken; i++)
                 replay_add(s, r->taken[i].pos, r->taken[i].key_hash);
         if (s && status < 0 && status != -MG_ECANCELED && !s->dead) {
-            MG_WARN(MOD, "%s/%s: read failed: %s", s->topic->name.full, s->name,
-                    mg_strerror(status));
+            uint64_t held;
+            if (mg_ratelimit_allow(&s->rl_read, MG_RATELIMIT_INTERVAL_MS, &held))
+                MG_WARN(MOD,
+                        "%s/%s: read failed: %s; retrying (%" PRIu64 " more since the last line)",
+                        s->topic->name.full, s->name, mg_strerror(status), held);
             struct timeval tv = {0, 100 * 1000};
             evtimer_add(s->ev_retry, &tv);
         } else if (s) {
@@ -703,7 +708,10 @@ static void sub_read_more(struct topic_sub *s)
                 s->read = NULL;
                 for (int i = 0; i < r->n_taken; i++)
                     replay_add(s, r->taken[i].pos, r->taken[i].key_hash);
-                MG_WARN(MOD, "%s/%s: replay: %s", s->topic->name.full, s->name, mg_strerror(rc));
+                uint64_t held;
+                if (mg_ratelimit_allow(&s->rl_read, MG_RATELIMIT_INTERVAL_MS, &held))
+                    MG_WARN(MOD, "%s/%s: replay: %s (%" PRIu64 " more since the last line)",
+                            s->topic->name.full, s->name, mg_strerror(rc), held);
                 mg_free(r->taken);
                 mg_free(r);
             }
@@ -724,8 +732,10 @@ static void sub_read_more(struct topic_sub *s)
     if (rc < 0) {
         s->read = NULL;
         mg_free(r);
-        if (rc != -MG_EBUSY)
-            MG_WARN(MOD, "%s/%s: read: %s", s->topic->name.full, s->name, mg_strerror(rc));
+        uint64_t held;
+        if (rc != -MG_EBUSY && mg_ratelimit_allow(&s->rl_read, MG_RATELIMIT_INTERVAL_MS, &held))
+            MG_WARN(MOD, "%s/%s: read: %s (%" PRIu64 " more since the last line)",
+                    s->topic->name.full, s->name, mg_strerror(rc), held);
     }
 }
 

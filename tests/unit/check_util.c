@@ -5,6 +5,7 @@
 #include "util/listen.h"
 #include "util/log.h"
 #include "util/map.h"
+#include "util/ratelimit.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -334,6 +335,31 @@ START_TEST(test_fds_limit_helpers)
 }
 END_TEST
 
+/* A condition repeating thousands of times within one interval logs once; the next allowed
+ * line is told how many were held back. */
+START_TEST(test_ratelimit)
+{
+    struct mg_ratelimit r = {0};
+    uint64_t held = 99;
+    int allowed = 0;
+    ck_assert(mg_ratelimit_allow(&r, 60000, &held)); /* the first is free */
+    ck_assert_uint_eq(held, 0);
+    for (int i = 0; i < 5000; i++)
+        allowed += mg_ratelimit_allow(&r, 60000, &held);
+    ck_assert_int_eq(allowed, 0);
+    ck_assert_uint_eq(r.held, 5000);
+    r.next_ms = 1; /* the interval is over */
+    ck_assert(mg_ratelimit_allow(&r, 60000, &held));
+    ck_assert_uint_eq(held, 5000);
+    ck_assert_uint_eq(r.held, 0);
+    ck_assert(!mg_ratelimit_allow(&r, 60000, NULL));
+    /* interval 0: every call may log */
+    struct mg_ratelimit z = {0};
+    for (int i = 0; i < 10; i++)
+        ck_assert(mg_ratelimit_allow(&z, 0, &held));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
@@ -342,6 +368,7 @@ int main(void)
     tcase_add_test(tc, test_map_many);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_crc);
+    tcase_add_test(tc, test_ratelimit);
     suite_add_tcase(s, tc);
     tc = tcase_create("listen");
     tcase_add_checked_fixture(tc, nofile_save, nofile_restore);
