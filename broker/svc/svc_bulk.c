@@ -17,6 +17,10 @@
  * may deliver many per turn, stay bounded too; (4) delete the partitioned-topic metadata;
  * cb.
  *
+ * Unloading many topics (a bundle unloaded, a session expired, a shutdown) is a queue of
+ * names worked off the same way: svc_unload_topics appends, each slice unloads at most
+ * SVC_SLICE_ITEMS topics or SVC_SLICE_MS of them.
+ *
  * Failure modes: a partition with clients (without force) fails the job with -MG_EBUSY
  * before anything was deleted; a listing or load error fails it with that error (what was
  * deleted stays deleted: the metadata is kept, so the delete can be retried). The service
@@ -307,8 +311,72 @@ int svc_partitioned_delete(struct svc *s, const char *base_full_name, bool force
     return 0;
 }
 
+/* ---- unloading many topics ---------------------------------------------------------------- */
+
+static void unload_slice(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct svc *s = arg;
+    struct topic_registry *reg = svc_topics(s);
+    uint64_t t0 = mono_ms();
+    for (int k = 0; k < SVC_SLICE_ITEMS && s->unload_head < s->unload_n; k++) {
+        char *name = s->unload_q[s->unload_head++];
+        struct topic *t = reg ? topic_find(reg, name) : NULL;
+        if (t)
+            topic_unload(t);
+        mg_free(name);
+        if (mono_ms() - t0 >= SVC_SLICE_MS)
+            break;
+    }
+    if (s->unload_head < s->unload_n) {
+        struct timeval zero = {0, 0};
+        evtimer_add(s->unload_ev, &zero);
+        return;
+    }
+    s->unload_head = s->unload_n = 0;
+}
+
+void svc_unload_topics(struct svc *s, char **names, size_t n)
+{
+    if (n > 0 && s->unload_n + n > s->unload_cap) {
+        /* compact what is done, then grow */
+        memmove(s->unload_q, s->unload_q + s->unload_head,
+                (s->unload_n - s->unload_head) * sizeof *s->unload_q);
+        s->unload_n -= s->unload_head;
+        s->unload_head = 0;
+        if (s->unload_n + n > s->unload_cap) {
+            s->unload_cap = (s->unload_n + n) * 2;
+            s->unload_q = mg_realloc(s->unload_q, s->unload_cap * sizeof *s->unload_q);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        s->unload_q[s->unload_n++] = names[i];
+    mg_free(names);
+    if (s->unload_head < s->unload_n) {
+        if (!s->unload_ev)
+            s->unload_ev = evtimer_new(s->base, unload_slice, s);
+        struct timeval zero = {0, 0};
+        evtimer_add(s->unload_ev, &zero);
+    }
+}
+
+size_t svc_unload_pending(const struct svc *s)
+{
+    return s->unload_n - s->unload_head;
+}
+
 void svc_bulk_cancel(struct svc *s)
 {
+    /* Unloads not done yet: svc_drain closes every topic when the service is freed. */
+    while (s->unload_head < s->unload_n)
+        mg_free(s->unload_q[s->unload_head++]);
+    mg_free(s->unload_q);
+    s->unload_q = NULL;
+    s->unload_head = s->unload_n = s->unload_cap = 0;
+    if (s->unload_ev)
+        event_free(s->unload_ev);
+    s->unload_ev = NULL;
     while (s->bulk_jobs) {
         struct svc_pdel *j = s->bulk_jobs;
         s->bulk_jobs = j->next_job;

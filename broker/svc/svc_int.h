@@ -68,8 +68,11 @@ struct svc {
     int res_fail_status;           /* ... with this status */
     struct svc_own *own;           /* owned: bundle ownership and registration (svc_own.c) */
     struct svc_pdel *bulk_jobs;    /* sliced partitioned-topic deletes in progress */
-    uint64_t shutdown_deadline_ms; /* brokerShutdownTimeoutMs after svc_shutdown began */
-    bool shutdown_released;        /* bundles released (or given up on): closing connections */
+    char **unload_q;               /* owned names of topics to unload (svc_unload_topics) */
+    size_t unload_head, unload_n, unload_cap; /* unload_q[unload_head..unload_n) to do */
+    struct event *unload_ev;                  /* owned: runs the next unload slice */
+    uint64_t shutdown_deadline_ms;            /* brokerShutdownTimeoutMs after svc_shutdown began */
+    bool shutdown_released; /* bundles released (or given up on): closing connections */
 };
 
 /* A connection closed itself: drop the service's reference to it. */
@@ -104,6 +107,11 @@ bool svc_own_released(struct svc *s);
 /* Bulk work (svc_bulk.c): the service is going away; jobs in progress stop without
  * calling back. Call before svc_res_cancel. */
 void svc_bulk_cancel(struct svc *s);
+/* Unload the loaded topics named by names[0..n) (an owned array of owned strings, moved in;
+ * names no longer loaded are skipped) in slices that yield to the loop, after those queued
+ * before. svc_unload_pending: how many are still to be unloaded. */
+void svc_unload_topics(struct svc *s, char **names, size_t n);
+size_t svc_unload_pending(const struct svc *s);
 
 /* Close every topic and wait (running the loop, bounded) for their metadata writes. */
 void svc_drain(struct svc *s);

@@ -286,8 +286,9 @@ static void bundle_set_state(struct own_bundle *b, enum own_state st)
         b->own->n_owned++;
 }
 
-/* Close every loaded topic of bundle key (NULL: every topic). Names first: unloading
- * changes the registry. */
+/* Close every loaded topic of bundle key (NULL: every topic), in slices that yield to the
+ * loop (svc_unload_topics); svc_unload_pending tells when they are closed. Names first:
+ * unloading changes the registry. */
 static void unload_topics(struct svc *s, const char *key)
 {
     struct topic_registry *reg = svc_topics(s);
@@ -314,13 +315,7 @@ static void unload_topics(struct svc *s, const char *key)
         }
         names[n++] = mg_strdup(topic_full_name(t));
     }
-    for (size_t i = 0; i < n; i++) {
-        struct topic *tt = topic_find(reg, names[i]);
-        if (tt)
-            topic_unload(tt);
-        mg_free(names[i]);
-    }
-    mg_free(names);
+    svc_unload_topics(s, names, n);
 }
 
 /* Every bundle is gone (session expired): stop serving all of them now. */
@@ -1076,6 +1071,13 @@ static void unload_poll(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct own_bundle *b = arg;
     struct svc *s = b->own->s;
+    if (s && svc_unload_pending(s) > 0) {
+        /* topics still being closed (in slices): the flush bound starts once they are */
+        b->flush_deadline_ms = now_ms() + OWN_FLUSH_MAX_MS;
+        struct timeval tv = {0, OWN_POLL_MS * 1000};
+        event_add(b->flush_ev, &tv);
+        return;
+    }
     if (s && s->mlf && ml_factory_pending(s->mlf) > 0 && now_ms() < b->flush_deadline_ms) {
         struct timeval tv = {0, OWN_POLL_MS * 1000};
         event_add(b->flush_ev, &tv);
@@ -1133,6 +1135,12 @@ static void release_all_poll(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct svc *s = arg;
     struct svc_own *o = s->own;
+    if (svc_unload_pending(s) > 0) {
+        o->release_deadline_ms = now_ms() + OWN_FLUSH_MAX_MS;
+        struct timeval tv = {0, OWN_POLL_MS * 1000};
+        event_add(o->release_ev, &tv);
+        return;
+    }
     if (s->mlf && ml_factory_pending(s->mlf) > 0 && now_ms() < o->release_deadline_ms) {
         struct timeval tv = {0, OWN_POLL_MS * 1000};
         event_add(o->release_ev, &tv);

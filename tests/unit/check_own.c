@@ -337,6 +337,68 @@ START_TEST(test_unload_moves)
 }
 END_TEST
 
+static void loaded_cb(struct topic *t, int status, void *data)
+{
+    (void)t;
+    int *n = data;
+    ck_assert_int_eq(status, 0);
+    (*n)++;
+}
+
+/* Unloading a bundle with many loaded topics closes them in slices: no single loop turn
+ * closes them all, every one is closed in the end, and only then is the key deleted. */
+START_TEST(test_unload_in_slices)
+{
+    enum { N = 400 };
+    int owner = serve(0, T1);
+    struct svc *s = fx.svc[owner];
+    char *names[N];
+    int n = 0, loaded = 0;
+    for (int i = 0; n < N && i < 100 * N; i++) {
+        char *name = mg_asprintf("persistent://public/default/slice-%d", i);
+        struct topic_name tn;
+        ck_assert_int_eq(topic_name_parse(name, &tn), 0);
+        char range[SVC_BUNDLE_NAME_LEN];
+        svc_topic_bundle(s, &tn, range);
+        topic_name_fini(&tn);
+        if (strcmp(range, "0x40000000_0x80000000") == 0) {
+            names[n++] = name;
+            ck_assert_int_eq(topic_get(svc_topics(s), name, true, loaded_cb, &loaded), 0);
+        } else {
+            mg_free(name);
+        }
+    }
+    ck_assert_int_eq(n, N);
+    for (int k = 0; k < 8000 && loaded < N; k++)
+        pump(1);
+    ck_assert_int_eq(loaded, N);
+    struct done_result d = {0};
+    ck_assert_int_eq(svc_bundle_unload(s, "public/default", "0x40000000_0x80000000", done_cb, &d),
+                     0);
+    int left = 0;
+    for (int i = 0; i < N; i++)
+        left += topic_find(svc_topics(s), names[i]) != NULL;
+    ck_assert_int_eq(left, N); /* nothing closed inside the call */
+    event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    left = 0;
+    for (int i = 0; i < N; i++)
+        left += topic_find(svc_topics(s), names[i]) != NULL;
+    ck_assert_msg(left > 0 && left < N, "one loop turn closed %d of %d topics", N - left, N);
+    ck_assert(!d.done);
+    for (int k = 0; k < 8000 && !d.done; k++)
+        pump(1);
+    ck_assert(d.done);
+    ck_assert_int_eq(d.status, 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_ptr_null(topic_find(svc_topics(s), names[i]));
+        mg_free(names[i]);
+    }
+    struct get_result g;
+    ck_assert_int_eq(meta_get_sync("/namespace/public/default/0x40000000_0x80000000", &g),
+                     -MG_ENOTFOUND);
+}
+END_TEST
+
 START_TEST(test_expiry_drops)
 {
     int owner = serve(0, T3);
@@ -597,6 +659,7 @@ static Suite *own_suite(void)
     tcase_add_test(tc, test_spread);
     tcase_add_test(tc, test_authoritative_takes);
     tcase_add_test(tc, test_unload_moves);
+    tcase_add_test(tc, test_unload_in_slices);
     tcase_add_test(tc, test_expiry_drops);
     tcase_add_test(tc, test_stale_own_key);
     tcase_add_test(tc, test_producer_not_owner);
