@@ -61,6 +61,8 @@ struct topic_op {
     int reloads; /* resolutions started again after a topic closed meanwhile */
     char **subs; /* partition update: subscriptions to copy */
     int n_subs;
+    int load_next;         /* op_load_all: the next name to look at */
+    struct event *load_ev; /* owned: op_load_all's next slice when no load is in flight */
 };
 
 static void op_free(struct topic_op *op)
@@ -78,6 +80,8 @@ static void op_free(struct topic_op *op)
     mg_free(op->body_text);
     if (op->wait_ev)
         event_free(op->wait_ev);
+    if (op->load_ev)
+        event_free(op->load_ev);
     mg_free(op);
 }
 
@@ -94,8 +98,11 @@ static void op_add_name(struct topic_op *op, char *name)
 
 static void op_partition_names(struct topic_op *op, int from, int to)
 {
+    if (to <= from)
+        return;
+    op->names = mg_realloc(op->names, (size_t)(op->n + to - from) * sizeof *op->names);
     for (int i = from; i < to; i++)
-        op_add_name(op, mg_asprintf("%s-partition-%d", op->tn.full, i));
+        op->names[op->n++] = mg_asprintf("%s-partition-%d", op->tn.full, i);
 }
 
 static void reply_topic_not_found(struct topic_op *op)
@@ -151,23 +158,33 @@ static void op_finish(struct topic_op *op)
     mg_free(topics);
 }
 
-static void op_loaded(struct topic *t, int status, void *data)
+/* Loading the named topics is windowed: at most OP_LOAD_WINDOW loads in flight and
+ * OP_LOAD_SLICE names looked at per step, so a partitioned topic with thousands of
+ * partitions neither loads them all at once nor holds the loop for one turn. A completion
+ * takes the next step; with none in flight the next step runs on the next loop turn. */
+#define OP_LOAD_WINDOW 16
+#define OP_LOAD_SLICE 64
+
+static void op_load_step(struct topic_op *op);
+static void op_loaded(struct topic *t, int status, void *data);
+
+static void op_load_tick(evutil_socket_t fd, short what, void *arg)
 {
-    (void)t;
-    struct topic_op *op = data;
-    if (status < 0 && op->status == 0)
-        op->status = status;
-    if (--op->pending == 0)
-        op_finish(op);
+    (void)fd;
+    (void)what;
+    op_load_step(arg);
 }
 
-static void op_load_all(struct topic_op *op)
+static void op_load_step(struct topic_op *op)
 {
-    op->pending = 1;
-    for (int i = 0; i < op->n; i++) {
-        if (topic_find(svc_topics(op->a->svc), op->names[i]))
+    struct topic_registry *reg = svc_topics(op->a->svc);
+    for (int looked = 0;
+         op->load_next < op->n && op->pending < OP_LOAD_WINDOW && looked < OP_LOAD_SLICE;
+         looked++) {
+        const char *name = op->names[op->load_next++];
+        if (topic_find(reg, name))
             continue;
-        int rc = topic_get(svc_topics(op->a->svc), op->names[i], true, op_loaded, op);
+        int rc = topic_get(reg, name, true, op_loaded, op); /* cb after return */
         if (rc < 0) {
             if (op->status == 0)
                 op->status = rc;
@@ -175,12 +192,37 @@ static void op_load_all(struct topic_op *op)
         }
         op->pending++;
     }
-    if (--op->pending == 0)
-        op_finish(op);
+    if (op->pending > 0)
+        return; /* a completion takes the next step */
+    if (op->load_next < op->n) {
+        if (!op->load_ev)
+            op->load_ev = evtimer_new(svc_base(op->a->svc), op_load_tick, op);
+        struct timeval zero = {0, 0};
+        evtimer_add(op->load_ev, &zero);
+        return;
+    }
+    op_finish(op);
 }
 
-/* The stored topic list of the namespace answered: a plain topic exists if listed. */
-static void op_listed(void *data, int status, char **names, int n)
+static void op_loaded(struct topic *t, int status, void *data)
+{
+    (void)t;
+    struct topic_op *op = data;
+    if (status < 0 && op->status == 0)
+        op->status = status;
+    op->pending--;
+    op_load_step(op);
+}
+
+static void op_load_all(struct topic_op *op)
+{
+    op->pending = 0;
+    op->load_next = 0;
+    op_load_step(op);
+}
+
+/* Whether the path's plain topic is stored answered: load it, or 404. */
+static void op_stored(void *data, int status)
 {
     struct topic_op *op = data;
     if (admin_call_gone(op->call)) {
@@ -192,10 +234,7 @@ static void op_listed(void *data, int status, char **names, int n)
         op_free(op);
         return;
     }
-    bool found = false;
-    for (int i = 0; i < n && !found; i++)
-        found = strcmp(names[i], op->tn.full) == 0;
-    if (!found) {
+    if (status == 0) {
         reply_topic_not_found(op);
         op_free(op);
         return;
@@ -220,11 +259,25 @@ static void op_run(struct topic_op *op, topic_op_fn fn, bool must_exist)
         return;
     }
     if (op->partitions == 0 && must_exist && !topic_find(svc_topics(op->a->svc), op->tn.full)) {
+        /* Exists: a partition of a partitioned topic, or stored. One key is read, never the
+         * namespace's whole list: a partitioned operation fanned out over thousands of
+         * partitions would list the namespace once per partition. */
+        struct svc *s = op->a->svc;
         char *ns = mg_asprintf("%s/%s", op->tn.tenant, op->tn.ns);
-        int rc = svc_list_topics(op->a->svc, ns, false, op_listed, op);
+        bool ns_ok = svc_namespace_exists(s, ns);
         mg_free(ns);
-        if (rc < 0) {
+        if (!ns_ok) {
             admin_reply_error(op->call, 404, "Namespace does not exist");
+            op_free(op);
+            return;
+        }
+        if (op->tn.partition >= 0 && op->tn.partition < svc_partitions_get(s, op->tn.base)) {
+            op_load_all(op);
+            return;
+        }
+        int rc = svc_topic_stored(s, op->tn.full, op_stored, op);
+        if (rc < 0) {
+            admin_reply_error(op->call, 500, mg_strerror(rc));
             op_free(op);
         }
         return;

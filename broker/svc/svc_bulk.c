@@ -341,8 +341,9 @@ void svc_unload_topics(struct svc *s, char **names, size_t n)
 {
     if (n > 0 && s->unload_n + n > s->unload_cap) {
         /* compact what is done, then grow */
-        memmove(s->unload_q, s->unload_q + s->unload_head,
-                (s->unload_n - s->unload_head) * sizeof *s->unload_q);
+        if (s->unload_head > 0)
+            memmove(s->unload_q, s->unload_q + s->unload_head,
+                    (s->unload_n - s->unload_head) * sizeof *s->unload_q);
         s->unload_n -= s->unload_head;
         s->unload_head = 0;
         if (s->unload_n + n > s->unload_cap) {
