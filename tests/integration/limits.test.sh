@@ -15,7 +15,7 @@
 #      requests are answered again, also after 240 connections that end in every way
 #      (request, keep-alive, 404, garbage, nothing sent, half a request): each is counted
 #      closed.
-#   3. Admin topic paths: a name with %00 or %01 answers 412 "Invalid topic name" and
+#   3. Admin topic paths: a name with %00 or %01 answers 412 "Topic name is not valid" (Pulsar's AdminResource) and
 #      creates nothing (no topic named after what precedes the %00).
 # Everything started is stopped by pid.
 set -u
@@ -138,10 +138,10 @@ done
 ADMIN="http://127.0.0.1:$WPORT/admin/v2/persistent/public/default"
 for enc in 'a%00b' 'a%01b' 'c%00'; do
     out=$(curl -s -X PUT -w ' %{http_code}' "$ADMIN/$enc")
-    if [ "${out##* }" = 412 ] && [[ "$out" == *"Invalid topic name"* ]]; then
+    if [ "${out##* }" = 412 ] && [[ "$out" == *"Topic name is not valid"* ]]; then
         pass "PUT topic $enc: $out"
     else
-        fail "PUT topic $enc: $out (want 412 Invalid topic name)"
+        fail "PUT topic $enc: $out (want 412 Topic name is not valid)"
     fi
 done
 out=$(curl -s -X PUT -H 'Content-Type: application/json' -d 2 -w ' %{http_code}' "$ADMIN/d%00x/partitions")
