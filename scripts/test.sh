@@ -11,6 +11,11 @@
 #   3. integration tests (tests/integration/*.test.sh), each starting the processes it needs
 #      and bounded by INTEGRATION_TIMEOUT_S (900)
 #   4. the frame-decoder fuzzer for FUZZ_SECONDS (default 60)
+#   5. static checks: clang-format (scripts/check-format.sh), links and citations that
+#      leave the repository (scripts/check-links.sh), the module include graph
+#      (scripts/modgraph.sh), and the gcc and clang -Werror builds plus make distcheck
+#      (scripts/check-build.sh)
+# The test build itself uses --enable-werror: a warning fails the run.
 # Every process started here is stopped by PID; logs of failed parts are printed.
 #
 # Counting: every unit test (Check test function, or each iteration of a loop test), every
@@ -25,7 +30,7 @@
 #   - an integration script exits 77 after printing "SKIP: <why>" (it_skip in
 #     tests/integration/lib/common.sh).
 # Environment: SKIP_FUZZ=1 skips step 4 (reported as skipped); TEST_PARTS (default
-# unit,compat,integration,fuzz: the steps to run, the others are reported as skipped);
+# unit,compat,integration,fuzz,static: the steps to run, the others are reported as skipped);
 # INTEGRATION_TESTS (names, default every one); BUILD_DIR (default build-test).
 # Integration scripts get MAGNETAR_BIN and BUILD_DIR.
 set -uo pipefail
@@ -38,11 +43,11 @@ fail() { failed=$((failed + 1)); failures+=("$*"); echo "FAIL: $*"; }
 skip() { skipped=$((skipped + 1)); skips+=("$*"); echo "SKIP: $*"; }
 t_start=$SECONDS
 took() { echo "  ($(( SECONDS - $1 )) s)"; }
-TEST_PARTS=${TEST_PARTS:-unit,compat,integration,fuzz}
+TEST_PARTS=${TEST_PARTS:-unit,compat,integration,fuzz,static}
 part() { [[ ",$TEST_PARTS," == *",$1,"* ]] || { skip "$2: not in TEST_PARTS=$TEST_PARTS"; return 1; }; }
 
 scripts/setup.sh --test || { echo "test: setup failed"; exit 1; }
-bin=$(scripts/build.sh --enable-sanitizers | tail -n 1) || { echo "test: build failed"; exit 1; }
+bin=$(scripts/build.sh --enable-sanitizers --enable-werror | tail -n 1) || { echo "test: build failed"; exit 1; }
 [ -x "$bin" ] || { echo "test: no binary at $bin"; exit 1; }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
@@ -200,6 +205,31 @@ elif [ "${SKIP_FUZZ:-0}" != 1 ]; then
 else
   skip "fuzz_frame: SKIP_FUZZ=1"
 fi
+
+# ---- 5. static checks -------------------------------------------------------------------
+static_checks() {
+  echo "== static checks"
+  t0=$SECONDS
+  if scripts/check-format.sh >"$work/format.log" 2>&1; then ok "format (clang-format)"; else fail "format (clang-format)"; tail -n 40 "$work/format.log"; fi
+  if scripts/check-links.sh >"$work/links.log" 2>&1; then ok "links stay in the repository"; else fail "links stay in the repository"; tail -n 40 "$work/links.log"; fi
+  # MODGRAPH_CHECK=0 only reports the cycles (while svc, conn and admin are untangled)
+  if scripts/modgraph.sh ${MODGRAPH_CHECK:+--check} >"$work/modgraph.log" 2>&1; then
+    ok "module include graph${MODGRAPH_CHECK:+ has no cycle}"
+  else
+    fail "module include graph has a cycle"
+  fi
+  sed 's/^/  /' "$work/modgraph.log"
+  scripts/check-build.sh "$work/check-build" >"$work/check-build.log" 2>&1
+  while IFS= read -r line; do
+    case $line in
+    PASS\ *) ok "build ${line#PASS }" ;;
+    FAIL\ *) fail "build ${line#FAIL }" ;;
+    esac
+  done <"$work/check-build.log"
+  grep -qE '^(PASS|FAIL) ' "$work/check-build.log" || { fail "build checks: no result"; tail -n 40 "$work/check-build.log"; }
+  took $t0
+}
+part static "static checks" && static_checks
 
 echo
 echo "== summary ($(( SECONDS - t_start )) s)"

@@ -227,8 +227,13 @@ static void try_resume(struct mg_listener *l, bool from_timer)
         evtimer_del(l->retry_ev);
         return;
     }
-    if (l->reserve > 0 && fds_free(l, from_timer) <= l->reserve) {
-        l->paused = PAUSE_RESERVE;
+    /* Out of descriptors (EMFILE) and none freed yet: re-enabling would only fail the
+     * same accept again; stay paused and back off (ENFILE, system-wide, cannot be seen
+     * from here: that one is retried). */
+    bool still_out = l->paused == PAUSE_ERROR && fds_free(l, true) <= 0;
+    if (still_out || (l->reserve > 0 && fds_free(l, from_timer) <= l->reserve)) {
+        if (!still_out)
+            l->paused = PAUSE_RESERVE;
         if (from_timer) {
             l->retry_ms = l->retry_ms * 2 > MG_LISTENER_RETRY_MAX_MS ? MG_LISTENER_RETRY_MAX_MS
                                                                      : l->retry_ms * 2;
