@@ -29,6 +29,7 @@
  */
 #include "bkc/bkc_int.h"
 #include "util/alloc.h"
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -77,42 +78,18 @@ const char *bkc_rc_str(int rc)
     }
 }
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    put_be32(p, (uint32_t)(v >> 32));
-    put_be32(p + 4, (uint32_t)v);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4);
-}
-
 /* The match key: v2 (ledger, entry, op), 17 bytes; v3 the txnId, 8 bytes. */
 static size_t v2_key(uint8_t key[17], int64_t ledger, int64_t entry, uint8_t opcode)
 {
-    put_be64(key, (uint64_t)ledger);
-    put_be64(key + 8, (uint64_t)entry);
+    mg_put_be64(key, (uint64_t)ledger);
+    mg_put_be64(key + 8, (uint64_t)entry);
     key[16] = opcode;
     return 17;
 }
 
 static size_t v3_key(uint8_t key[17], uint64_t txn)
 {
-    put_be64(key, txn);
+    mg_put_be64(key, txn);
     return 8;
 }
 
@@ -296,7 +273,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         uint8_t h[28];
         if (evbuffer_copyout(in, h, 4) < 4)
             return;
-        uint32_t flen = get_be32(h);
+        uint32_t flen = mg_get_be32(h);
         if (flen < 24) {
             bkc_bookie_fail(bk, -MG_EIO, "bad response frame length");
             return;
@@ -305,10 +282,10 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         if (evbuffer_get_length(in) < (oversized ? sizeof(h) : 4 + (size_t)flen))
             return;
         evbuffer_remove(in, h, sizeof(h));
-        uint32_t hdr = get_be32(h + 4);
-        int rc = (int)get_be32(h + 8);
-        int64_t ledger = (int64_t)get_be64(h + 12);
-        int64_t entry = (int64_t)get_be64(h + 20);
+        uint32_t hdr = mg_get_be32(h + 4);
+        int rc = (int)mg_get_be32(h + 8);
+        int64_t ledger = (int64_t)mg_get_be64(h + 12);
+        int64_t entry = (int64_t)mg_get_be64(h + 20);
         uint8_t opcode = (uint8_t)((hdr >> 16) & 0xff);
         if (opcode != BKC_OP_ADD && opcode != BKC_OP_READ) {
             bkc_bookie_fail(bk, -MG_EIO, "unexpected response opcode");
@@ -626,7 +603,7 @@ static void v3_send_add(struct bkc_bookie *bk, struct bkc_op *op, uint16_t flags
     uint8_t pre[4 + 64 + 16 + 64 + BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN];
     MG_ASSERT(hn <= 64 && ehdr_len <= BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN);
     size_t n = 0;
-    put_be32(pre, (uint32_t)total);
+    mg_put_be32(pre, (uint32_t)total);
     n += 4;
     n += bookkeeper__proto__request__pack(&r, pre + n);
     n += pb_put_varint(pre + n, add_tag);
@@ -683,7 +660,7 @@ static void v3_send_read(struct bkc_bookie *bk, struct bkc_op *op, uint16_t flag
     struct evbuffer_iovec v;
     /* only fails on allocation failure */
     MG_ASSERT(evbuffer_reserve_space(out, (ev_ssize_t)(4 + n), &v, 1) == 1);
-    put_be32(v.iov_base, (uint32_t)n);
+    mg_put_be32(v.iov_base, (uint32_t)n);
     bookkeeper__proto__request__pack(&r, (uint8_t *)v.iov_base + 4);
     v.iov_len = 4 + n;
     evbuffer_commit_space(out, &v, 1);
@@ -748,7 +725,7 @@ static void conn_read_v3(struct bkc_bookie *bk, struct evbuffer *in)
         uint8_t h[4];
         if (evbuffer_copyout(in, h, 4) < 4)
             return;
-        uint32_t flen = get_be32(h);
+        uint32_t flen = mg_get_be32(h);
         if (flen < 2) {
             bkc_bookie_fail(bk, -MG_EIO, "bad v3 response frame length");
             return;
@@ -862,8 +839,8 @@ struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t ent
     uint8_t pre[8 + BKC_MASTER_KEY_LEN + BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN];
     size_t plen = evbuffer_get_length(payload);
     size_t n = 8 + BKC_MASTER_KEY_LEN + ehdr_len;
-    put_be32(pre, (uint32_t)(n - 4 + plen));
-    put_be32(pre + 4, ((uint32_t)BKC_V2_VERSION << 24) | ((uint32_t)BKC_OP_ADD << 16) | flags);
+    mg_put_be32(pre, (uint32_t)(n - 4 + plen));
+    mg_put_be32(pre + 4, ((uint32_t)BKC_V2_VERSION << 24) | ((uint32_t)BKC_OP_ADD << 16) | flags);
     memcpy(pre + 8, master_key, BKC_MASTER_KEY_LEN);
     memcpy(pre + 8 + BKC_MASTER_KEY_LEN, ehdr, ehdr_len);
     struct evbuffer *out = bufferevent_get_output(bk->bev);
@@ -885,10 +862,10 @@ struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t en
     uint8_t f[4 + 4 + 16 + BKC_MASTER_KEY_LEN];
     bool fence = (flags & BKC_FLAG_FENCE) != 0;
     size_t n = 24 + (fence ? BKC_MASTER_KEY_LEN : 0);
-    put_be32(f, (uint32_t)(n - 4));
-    put_be32(f + 4, ((uint32_t)BKC_V2_VERSION << 24) | ((uint32_t)BKC_OP_READ << 16) | flags);
-    put_be64(f + 8, (uint64_t)ledger);
-    put_be64(f + 16, (uint64_t)entry);
+    mg_put_be32(f, (uint32_t)(n - 4));
+    mg_put_be32(f + 4, ((uint32_t)BKC_V2_VERSION << 24) | ((uint32_t)BKC_OP_READ << 16) | flags);
+    mg_put_be64(f + 8, (uint64_t)ledger);
+    mg_put_be64(f + 16, (uint64_t)entry);
     if (fence)
         memcpy(f + 24, master_key, BKC_MASTER_KEY_LEN);
     evbuffer_add(bufferevent_get_output(bk->bev), f, n);

@@ -27,6 +27,7 @@
 #include "bookie/bookie_int.h"
 #include "config/cfg.h"
 #include "util/alloc.h"
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/listen.h"
 #include "util/log.h"
@@ -167,7 +168,7 @@ static void v3_send(struct bk_conn *c, int op, uint64_t txn, int status,
         bk_conn_fail(c, "out of output buffer space");
         return;
     }
-    bk_put_be32(v.iov_base, (uint32_t)n);
+    mg_put_be32(v.iov_base, (uint32_t)n);
     bookkeeper__proto__response__pack(resp, (uint8_t *)v.iov_base + 4);
     v.iov_len = 4 + n;
     evbuffer_commit_space(out, &v, 1);
@@ -186,11 +187,11 @@ static void v2_send(struct bk_conn *c, uint32_t req_hdr, int status, int64_t led
     if (!c->bev)
         return;
     uint8_t b[28];
-    bk_put_be32(b, (uint32_t)(24 + len));
-    bk_put_be32(b + 4, v2_resp_hdr(req_hdr));
-    bk_put_be32(b + 8, (uint32_t)bk_status_v2(status));
-    bk_put_be64(b + 12, (uint64_t)ledger);
-    bk_put_be64(b + 20, (uint64_t)entry);
+    mg_put_be32(b, (uint32_t)(24 + len));
+    mg_put_be32(b + 4, v2_resp_hdr(req_hdr));
+    mg_put_be32(b + 8, (uint32_t)bk_status_v2(status));
+    mg_put_be64(b + 12, (uint64_t)ledger);
+    mg_put_be64(b + 20, (uint64_t)entry);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add(out, b, sizeof b);
     if (len)
@@ -470,7 +471,7 @@ static void handle_v2(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
     uint8_t hb[4];
     evbuffer_remove(in, hb, 4);
     size_t rest = flen - 4;
-    uint32_t hdr = bk_get_be32(hb);
+    uint32_t hdr = mg_get_be32(hb);
     unsigned version = hdr >> 24;
     unsigned op = version == 0 ? hdr : (hdr >> 16) & 0xff;
     unsigned flags = version == 0 ? 0 : hdr & 0xffff;
@@ -485,8 +486,8 @@ static void handle_v2(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
         size_t len = rest - V2_MASTER_KEY_LEN;
         uint8_t *body = mg_malloc(len);
         evbuffer_remove(in, body, len);
-        int64_t ledger = (int64_t)bk_get_be64(body);
-        int64_t entry = (int64_t)bk_get_be64(body + 8);
+        int64_t ledger = (int64_t)mg_get_be64(body);
+        int64_t entry = (int64_t)mg_get_be64(body + 8);
         int st = add_admit(s, ledger, entry, key, sizeof key, (flags & V2_FLAG_RECOVERY_ADD) != 0,
                            (flags & V2_FLAG_HIGH_PRIORITY) != 0);
         if (st != BK_EOK) {
@@ -508,8 +509,8 @@ static void handle_v2(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
         size_t take = rest >= sizeof b ? sizeof b : 16;
         evbuffer_remove(in, b, take);
         evbuffer_drain(in, rest - take);
-        int64_t ledger = (int64_t)bk_get_be64(b);
-        int64_t entry = (int64_t)bk_get_be64(b + 8);
+        int64_t ledger = (int64_t)mg_get_be64(b);
+        int64_t entry = (int64_t)mg_get_be64(b + 8);
         if (flags & V2_FLAG_DO_FENCING)
             fence_read(s, c, BK_PROTO_V2, hdr, 0, ledger, entry, b + 16, V2_MASTER_KEY_LEN,
                        take == sizeof b);
@@ -523,8 +524,8 @@ static void handle_v2(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
         am.authpluginname = (char *)AUTH_PLUGIN;
         size_t n = bookkeeper__proto__auth_message__get_packed_size(&am);
         uint8_t *b = mg_malloc(8 + n);
-        bk_put_be32(b, (uint32_t)(4 + n));
-        bk_put_be32(b + 4, v2_resp_hdr(hdr));
+        mg_put_be32(b, (uint32_t)(4 + n));
+        mg_put_be32(b + 4, v2_resp_hdr(hdr));
         bookkeeper__proto__auth_message__pack(&am, b + 8);
         evbuffer_add(bufferevent_get_output(c->bev), b, 8 + n);
         mg_free(b);
@@ -752,7 +753,7 @@ static bool refuse_oversized(struct bk_server *s, struct bk_conn *c, const uint8
 {
     char what[96];
     if (c->proto == BK_PROTO_V2) {
-        uint32_t hdr = bk_get_be32(p);
+        uint32_t hdr = mg_get_be32(p);
         unsigned version = hdr >> 24;
         unsigned op = version == 0 ? hdr : (hdr >> 16) & 0xff;
         size_t at; /* offset of ledger id, entry id */
@@ -765,8 +766,8 @@ static bool refuse_oversized(struct bk_server *s, struct bk_conn *c, const uint8
                          flen, op, s->max_frame);
             return false;
         }
-        int64_t ledger = (int64_t)bk_get_be64(p + at);
-        int64_t entry = (int64_t)bk_get_be64(p + at + 8);
+        int64_t ledger = (int64_t)mg_get_be64(p + at);
+        int64_t entry = (int64_t)mg_get_be64(p + at + 8);
         v2_send(c, hdr, BK_EBADREQ, ledger, entry, NULL, 0);
         snprintf(what, sizeof what, "v2 %s of ledger %" PRId64 " entry %" PRId64,
                  op == V2_ADD ? "ADD" : "READ", ledger, entry);
@@ -821,7 +822,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
             break;
         uint8_t lb[4 + BK_FRAME_PEEK];
         evbuffer_copyout(in, lb, avail >= 5 ? 5 : 4);
-        uint32_t flen = bk_get_be32(lb);
+        uint32_t flen = mg_get_be32(lb);
         if (flen > INT32_MAX) { /* a negative Java int: no client sends such a length */
             bk_conn_fail(c, "frame length 0x%08x is not a valid length", flen);
             break;

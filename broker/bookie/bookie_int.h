@@ -374,26 +374,4 @@ int bk_mkdirs(const char *path);
 int bk_fsync_dir(const char *dir);
 uint64_t bk_now_ns(void);
 
-/* Big-endian helpers. */
-static inline void bk_put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-static inline void bk_put_be64(uint8_t *p, uint64_t v)
-{
-    bk_put_be32(p, (uint32_t)(v >> 32));
-    bk_put_be32(p + 4, (uint32_t)v);
-}
-static inline uint32_t bk_get_be32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-static inline uint64_t bk_get_be64(const uint8_t *p)
-{
-    return ((uint64_t)bk_get_be32(p) << 32) | bk_get_be32(p + 4);
-}
-
 #endif
