@@ -545,10 +545,11 @@ static int store_add(struct bk_store *st, int64_t ledger_id, int64_t entry_id, u
     struct bk_ledger *l = bk_store_ledger(st, ledger_id, true);
     if (entry_id > l->last_entry)
         l->last_entry = entry_id;
-    if (len >= 24) {
-        int64_t lac = (int64_t)mg_get_be64(data + 16);
-        if (lac > l->lac)
-            l->lac = lac;
+    if (len >= WIRE_BK_ENTRY_HDR_LEN) {
+        struct wire_bk_entry_hdr h;
+        wire_bk_entry_hdr_get(data, &h);
+        if (h.lac > l->lac)
+            l->lac = h.lac;
     }
     l->dirty = true;
     return rc;
@@ -601,22 +602,22 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
     *owned = false;
     struct bk_ledger *l = bk_store_ledger(st, ledger_id, false);
     if (!l)
-        return BK_ENOLEDGER;
+        return WIRE_BK_ENOLEDGER;
     if (entry_id < 0)
         entry_id = l->last_entry;
     if (entry_id < 0)
-        return BK_ENOENTRY;
+        return WIRE_BK_ENOENTRY;
     uint8_t kb[16];
     cache_key(kb, ledger_id, entry_id);
     struct bk_cached *c = mg_map_get(&st->cache, kb, sizeof kb);
     if (c) {
         *data = c->data;
         *len = c->len;
-        return BK_EOK;
+        return WIRE_BK_EOK;
     }
     MDB_txn *txn;
     if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
-        return BK_EIO;
+        return WIRE_BK_EIO;
     MDB_val k = {sizeof kb, kb}, v;
     int rc = mdb_get(txn, st->idx_dbi, &k, &v);
     uint8_t loc[16];
@@ -624,9 +625,9 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
         memcpy(loc, v.mv_data, 16);
     mdb_txn_abort(txn);
     if (rc == MDB_NOTFOUND)
-        return BK_ENOENTRY;
+        return WIRE_BK_ENOENTRY;
     if (rc != 0 || v.mv_size != 16)
-        return BK_EIO;
+        return WIRE_BK_EIO;
     uint32_t log_id = mg_get_be32(loc);
     uint64_t off = mg_get_be64(loc + 4);
     uint32_t n = mg_get_be32(loc + 12);
@@ -634,7 +635,7 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
     if (fd < 0) {
         MG_ERROR(BK_MODULE, "entry log %x missing for ledger %" PRId64 " entry %" PRId64, log_id,
                  ledger_id, entry_id);
-        return BK_EIO;
+        return WIRE_BK_EIO;
     }
     uint8_t *b = mg_malloc(n ? n : 1);
     size_t got = 0;
@@ -646,14 +647,14 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
             MG_ERROR(BK_MODULE, "entry log %x: read at %" PRIu64 " failed: %s", log_id, off,
                      r < 0 ? strerror(errno) : "short file");
             mg_free(b);
-            return BK_EIO;
+            return WIRE_BK_EIO;
         }
         got += (size_t)r;
     }
     *data = b;
     *len = n;
     *owned = true;
-    return BK_EOK;
+    return WIRE_BK_EOK;
 }
 
 static int write_mark(struct bk_store *st)

@@ -1739,7 +1739,7 @@ static void read_sizes(struct bkc_ledger *lh, const size_t *sz, int64_t first, i
 static size_t largest_fitting(bool v3, int64_t ledger, int64_t entry, size_t limit)
 {
     size_t plen = limit;
-    while (bkc_add_frame_size(v3, ledger, entry, 0, BKC_ENTRY_HDR_LEN + 4, plen) > limit)
+    while (wire_bk_add_frame_size(v3, ledger, entry, 0, WIRE_BK_ENTRY_HDR_LEN + 4, plen) > limit)
         plen--;
     return plen;
 }
@@ -1797,9 +1797,9 @@ START_TEST(test_frame_limit)
     /* one byte more than fits: refused before anything is sent */
     struct evbuffer *big = evbuffer_new();
     fill_payload(big, sz[1] + 1, 9);
-    ck_assert_uint_gt(
-        bkc_add_frame_size(use_v3, bkc_ledger_id(la), 2, 0, BKC_ENTRY_HDR_LEN + 4, sz[1] + 1),
-        limit);
+    ck_assert_uint_gt(wire_bk_add_frame_size(use_v3, bkc_ledger_id(la), 2, 0,
+                                             WIRE_BK_ENTRY_HDR_LEN + 4, sz[1] + 1),
+                      limit);
     struct bkc_req rbig = {0};
     struct res rsbig = {0};
     rbig.data = &rsbig;
@@ -2106,21 +2106,22 @@ START_TEST(test_v3_frames)
     char id[64];
     snprintf(id, sizeof(id), "127.0.0.1:%d", sn.port);
     struct bkc_bookie *bk = bkc_bookie_get(cl, id);
-    uint8_t key[BKC_MASTER_KEY_LEN];
-    for (int i = 0; i < BKC_MASTER_KEY_LEN; i++)
+    uint8_t key[WIRE_BK_MASTER_KEY_LEN];
+    for (int i = 0; i < WIRE_BK_MASTER_KEY_LEN; i++)
         key[i] = (uint8_t)(0xA0 + i);
-    uint8_t ehdr[BKC_ENTRY_HDR_LEN + 4];
+    uint8_t ehdr[WIRE_BK_ENTRY_HDR_LEN + 4];
     for (size_t i = 0; i < sizeof(ehdr); i++)
         ehdr[i] = (uint8_t)i;
     struct evbuffer *pl = evbuffer_new();
     evbuffer_add(pl, "hello v3", 8);
     struct opres o = {0};
     /* 1: a recovery add, 2: a plain add, 3: a fencing read of -1, 4: a plain read */
-    ck_assert_ptr_nonnull(bkc_bookie_add(bk, 7, 3, BKC_FLAG_RECOVERY_ADD | BKC_FLAG_HIGH_PRIORITY,
+    ck_assert_ptr_nonnull(bkc_bookie_add(bk, 7, 3,
+                                         WIRE_BK_FLAG_RECOVERY_ADD | WIRE_BK_FLAG_HIGH_PRIORITY,
                                          key, ehdr, sizeof(ehdr), pl, sniff_op_cb, &o, 1));
     ck_assert_ptr_nonnull(
         bkc_bookie_add(bk, 7, 4, 0, key, ehdr, sizeof(ehdr), pl, sniff_op_cb, &o, 2));
-    ck_assert_ptr_nonnull(bkc_bookie_read(bk, 7, -1, BKC_FLAG_FENCE, key, sniff_op_cb, &o, 3));
+    ck_assert_ptr_nonnull(bkc_bookie_read(bk, 7, -1, WIRE_BK_FLAG_FENCE, key, sniff_op_cb, &o, 3));
     ck_assert_ptr_nonnull(bkc_bookie_read(bk, 7, 5, 0, key, sniff_op_cb, &o, 4));
     ck_assert_int_eq(o.n, 0);
     uint64_t txn[4];
@@ -2132,8 +2133,8 @@ START_TEST(test_v3_frames)
         ck_assert_ptr_nonnull(a);
         ck_assert_int_eq(a->ledgerid, 7);
         ck_assert_int_eq(a->entryid, 3 + i);
-        ck_assert_uint_eq(a->masterkey.len, BKC_MASTER_KEY_LEN);
-        ck_assert(memcmp(a->masterkey.data, key, BKC_MASTER_KEY_LEN) == 0);
+        ck_assert_uint_eq(a->masterkey.len, WIRE_BK_MASTER_KEY_LEN);
+        ck_assert(memcmp(a->masterkey.data, key, WIRE_BK_MASTER_KEY_LEN) == 0);
         ck_assert_uint_eq(a->body.len, sizeof(ehdr) + 8);
         ck_assert(memcmp(a->body.data, ehdr, sizeof(ehdr)) == 0);
         ck_assert(memcmp(a->body.data + sizeof(ehdr), "hello v3", 8) == 0);
@@ -2158,7 +2159,7 @@ START_TEST(test_v3_frames)
         ck_assert_int_eq(rr->has_masterkey, i == 2);
         if (i == 2) {
             ck_assert_int_eq(rr->flag, BOOKKEEPER__PROTO__READ_REQUEST__FLAG__FENCE_LEDGER);
-            ck_assert(memcmp(rr->masterkey.data, key, BKC_MASTER_KEY_LEN) == 0);
+            ck_assert(memcmp(rr->masterkey.data, key, WIRE_BK_MASTER_KEY_LEN) == 0);
         }
         bookkeeper__proto__request__free_unpacked(r, NULL);
     }
@@ -2205,14 +2206,14 @@ START_TEST(test_v3_frames)
     }
     ck_assert_int_eq(o.n, 4);
     ck_assert_int_eq(o.slot[0], 4);
-    ck_assert_int_eq(o.rc[0], BKC_RC_ENOENTRY);
+    ck_assert_int_eq(o.rc[0], WIRE_BK_ENOENTRY);
     ck_assert_int_eq(o.slot[1], 3);
-    ck_assert_int_eq(o.rc[1], BKC_RC_EOK);
+    ck_assert_int_eq(o.rc[1], WIRE_BK_EOK);
     ck_assert_str_eq(o.body[1], "the body");
     ck_assert_int_eq(o.slot[2], 2);
-    ck_assert_int_eq(o.rc[2], BKC_RC_EFENCED);
+    ck_assert_int_eq(o.rc[2], WIRE_BK_EFENCED);
     ck_assert_int_eq(o.slot[3], 1);
-    ck_assert_int_eq(o.rc[3], BKC_RC_EBADREQ);
+    ck_assert_int_eq(o.rc[3], WIRE_BK_EBADREQ);
     ck_assert_int_eq(bk->n_ops, 0);
     /* an answer to an unknown txnId is dropped; one whose operation does not match its
      * request drops the connection and fails what was sent on it */
