@@ -68,6 +68,11 @@ static void pb_free(void *data, void *p)
 
 static ProtobufCAllocator pb_allocator = {.alloc = pb_alloc, .free = pb_free};
 
+ProtobufCAllocator *wire_bk_allocator(void)
+{
+    return &pb_allocator;
+}
+
 /* ---- status codes --------------------------------------------------------------------------- */
 
 const char *wire_bk_status_str(int status)

@@ -104,6 +104,11 @@ void wire_bk_entry_hdr_get(const uint8_t *p, struct wire_bk_entry_hdr *h);
 size_t wire_bk_varint_put(uint8_t *p, uint64_t v);
 int wire_bk_varint_get(const uint8_t *p, size_t n, uint64_t *v);
 
+/* The allocator the codec unpacks with (mg_malloc / mg_free: out of memory aborts, and
+ * bytes fields can be taken over). For other BookKeeper messages (ledger metadata) unpacked,
+ * or built and freed with protobuf_c_message_free_unpacked, the same way. */
+ProtobufCAllocator *wire_bk_allocator(void);
+
 /* ---- client side: requests ----------------------------------------------------------------- */
 
 struct wire_bk_add {

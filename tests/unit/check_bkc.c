@@ -690,6 +690,89 @@ START_TEST(test_md_roundtrip)
 }
 END_TEST
 
+/* The v3 bytes are BookKeeper's (LedgerMetadataSerDe: header, writeDelimitedTo): fields in
+ * number order, lastEntryId only once CLOSED, ackQuorumSize always, negative values as
+ * ten-byte varints. The expected bytes were worked out from the proto by hand. A message
+ * without its required state, and v2 text whose segment has no firstEntryId, are refused. */
+START_TEST(test_md_bytes)
+{
+    static const uint8_t open_md[] = {
+        0x40, 0x08, 0x01, 0x10, 0x01, 0x18, 0x00, 0x28, 0x01, 0x32, 0x12, 0x0a, 0x0e,
+        0x31, 0x32, 0x37, 0x2e, 0x30, 0x2e, 0x30, 0x2e, 0x31, 0x3a, 0x33, 0x31, 0x38,
+        0x31, 0x10, 0x00, 0x38, 0x03, 0x42, 0x00, 0x48, 0x01, 0x50, 0x80, 0xd0, 0x95,
+        0xff, 0xbc, 0x31, 0x5a, 0x15, 0x0a, 0x0b, 0x61, 0x70, 0x70, 0x6c, 0x69, 0x63,
+        0x61, 0x74, 0x69, 0x6f, 0x6e, 0x12, 0x06, 0x70, 0x75, 0x6c, 0x73, 0x61, 0x72};
+    static const uint8_t closed_md[] = {
+        0x34, 0x08, 0x02, 0x10, 0x02, 0x18, 0x80, 0x20, 0x20, 0x63, 0x28, 0x03, 0x32, 0x0c,
+        0x0a, 0x03, 0x61, 0x3a, 0x31, 0x0a, 0x03, 0x62, 0x3a, 0x31, 0x10, 0x00, 0x32, 0x0c,
+        0x0a, 0x03, 0x61, 0x3a, 0x31, 0x0a, 0x03, 0x63, 0x3a, 0x31, 0x10, 0x32, 0x48, 0x02,
+        0x60, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    const char *hdr = "BookieMetadataFormatVersion\t3\n";
+    uint8_t *buf;
+    size_t len;
+
+    char *b1[] = {"127.0.0.1:3181"};
+    struct bkc_md md = {0};
+    md.ensemble_size = md.write_quorum = md.ack_quorum = 1;
+    md.state = BKC_STATE_OPEN;
+    md.last_entry = 5; /* not written while OPEN */
+    md.digest = BKC_DIGEST_CRC32C;
+    md.has_password = true;
+    md.password = (uint8_t *)mg_strdup("");
+    md.has_ctime = true;
+    md.ctime = 1700000000000;
+    bkc_md_set_last_segment(&md, 0, b1);
+    md.custom = mg_calloc(1, sizeof(*md.custom));
+    md.custom[0].key = mg_strdup("application");
+    md.custom[0].value = (uint8_t *)mg_strdup("pulsar");
+    md.custom[0].len = 6;
+    md.n_custom = 1;
+    bkc_md_encode(&md, &buf, &len);
+    ck_assert_uint_eq(len, 30 + sizeof(open_md));
+    ck_assert_mem_eq(buf, hdr, 30);
+    ck_assert_mem_eq(buf + 30, open_md, sizeof(open_md));
+    mg_free(buf);
+    bkc_md_fini(&md);
+
+    char *s1[] = {"a:1", "b:1"}, *s2[] = {"a:1", "c:1"};
+    memset(&md, 0, sizeof(md));
+    md.ensemble_size = md.write_quorum = md.ack_quorum = 2;
+    md.state = BKC_STATE_CLOSED;
+    md.last_entry = 99;
+    md.length = 4096;
+    md.has_ctoken = true;
+    md.ctoken = -1;
+    bkc_md_set_last_segment(&md, 0, s1);
+    bkc_md_set_last_segment(&md, 50, s2);
+    bkc_md_encode(&md, &buf, &len);
+    ck_assert_uint_eq(len, 30 + sizeof(closed_md));
+    ck_assert_mem_eq(buf + 30, closed_md, sizeof(closed_md));
+    struct bkc_md out;
+    ck_assert_int_eq(bkc_md_decode(buf, len, &out), 0);
+    ck_assert_int_eq(out.ctoken, -1);
+    ck_assert_int_eq(out.last_entry, 99);
+    ck_assert_str_eq(out.segs[1].bookies[1], "c:1");
+    bkc_md_fini(&out);
+    mg_free(buf);
+    bkc_md_fini(&md);
+
+    /* the closed ledger without state (field 5: 0x28 0x03): protobuf-c must not default it */
+    uint8_t nostate[30 + sizeof(closed_md)];
+    memcpy(nostate, hdr, 30);
+    size_t n = 30;
+    nostate[n++] = (uint8_t)(closed_md[0] - 2);
+    for (size_t i = 1; i < sizeof(closed_md); i++)
+        if (!(i >= 10 && i < 12))
+            nostate[n++] = closed_md[i];
+    ck_assert_int_eq(bkc_md_decode(nostate, n, &out), -MG_EPROTO);
+
+    const char *v2 = "BookieMetadataFormatVersion\t2\n"
+                     "quorumSize: 1\nensembleSize: 1\nlength: 0\nstate: OPEN\n"
+                     "segment {\n  ensembleMember: \"a:1\"\n}\n";
+    ck_assert_int_eq(bkc_md_decode(v2, strlen(v2), &out), -MG_EPROTO);
+}
+END_TEST
+
 /* ---- tests: write path ------------------------------------------------------------------- */
 
 START_TEST(test_roundtrip_striping)
@@ -2258,6 +2341,7 @@ static Suite *bkc_suite(void)
     TCase *t = tcase_create("bkc");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, test_md_roundtrip);
+    tcase_add_test(t, test_md_bytes);
     tcase_add_test(t, test_roundtrip_striping);
     tcase_add_test(t, test_out_of_order_acks);
     tcase_add_test(t, test_ensemble_change_error);
