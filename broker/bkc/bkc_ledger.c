@@ -44,22 +44,6 @@ static void change_start(struct bkc_ledger *lh);
 static void md_close(struct bkc_ledger *lh);
 static void rrd_start(struct bkc_ledger *lh);
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static void set_errmsg(char *dst, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_errmsg(char *dst, size_t cap, const char *fmt, ...)
@@ -266,18 +250,19 @@ static int verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_t ex
     uint8_t h[WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN], d[WIRE_BK_MAX_DIGEST_LEN];
     if (n < hl || evbuffer_copyout(body, h, hl) < (ev_ssize_t)hl)
         return -MG_EPROTO;
-    int64_t l = (int64_t)get_be64(h), e = (int64_t)get_be64(h + 8);
-    if (l != lh->id || (expect >= -1 && e != expect))
+    struct wire_bk_entry_hdr eh;
+    wire_bk_entry_hdr_get(h, &eh);
+    if (eh.ledger != lh->id || (expect >= -1 && eh.entry != expect))
         return -MG_EPROTO;
     bkc_digest(lh->digest, lh->mac_key, h, body, hl, n - hl, d);
     if (memcmp(d, h + WIRE_BK_ENTRY_HDR_LEN, (size_t)lh->digest_len) != 0)
         return -MG_ECHECKSUM;
     if (entry)
-        *entry = e;
+        *entry = eh.entry;
     if (lac)
-        *lac = (int64_t)get_be64(h + 16);
+        *lac = eh.lac;
     if (length)
-        *length = (int64_t)get_be64(h + 24);
+        *length = eh.length;
     return 0;
 }
 
@@ -361,10 +346,9 @@ static void add_send(struct bkc_ledger *lh, struct bkc_add *a)
 {
     if (!a->sent) {
         size_t len = evbuffer_get_length(a->payload);
-        put_be64(a->ehdr, (uint64_t)lh->id);
-        put_be64(a->ehdr + 8, (uint64_t)a->entry);
-        put_be64(a->ehdr + 16, (uint64_t)lh->lac);
-        put_be64(a->ehdr + 24, (uint64_t)a->length);
+        struct wire_bk_entry_hdr eh = {
+            .ledger = lh->id, .entry = a->entry, .lac = lh->lac, .length = a->length};
+        wire_bk_entry_hdr_put(a->ehdr, &eh);
         bkc_digest(lh->digest, lh->mac_key, a->ehdr, a->payload, 0, len,
                    a->ehdr + WIRE_BK_ENTRY_HDR_LEN);
         a->ehdr_len = WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len;
