@@ -531,10 +531,12 @@ static int v3_response_read(struct evbuffer *in, size_t max_frame, struct wire_b
         /* The body protobuf-c unpacked becomes the evbuffer's, freed with its last
          * reference (the reader may keep it long after this call). */
         size_t len = rr->body.len;
-        uint8_t *body = wire_bk_take_bytes(&rr->body);
         r->body = evbuffer_new();
         MG_ASSERT(r->body);
-        MG_ASSERT(evbuffer_add_reference(r->body, body, len, free_cb, body) == 0);
+        if (len > 0) {
+            uint8_t *body = wire_bk_take_bytes(&rr->body);
+            MG_ASSERT(evbuffer_add_reference(r->body, body, len, free_cb, body) == 0);
+        }
     }
     bookkeeper__proto__response__free_unpacked(resp, &pb_allocator);
     return 1;

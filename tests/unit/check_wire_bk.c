@@ -725,7 +725,7 @@ END_TEST
 
 /* The outer status decides when it reports a failure, the inner one otherwise: a request
  * refused before it ran (EBADVERSION, no inner message) and an inner EFENCED under an outer
- * EOK both reach the caller. */
+ * EOK both reach the caller. An EOK read with an empty body gives an empty buffer. */
 START_TEST(test_v3_outer_status)
 {
     Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
@@ -747,6 +747,19 @@ START_TEST(test_v3_outer_status)
                      0);
     ck_assert_int_eq(wire_bk_response_read(out, true, LIMIT, &g, NULL, 0), 1);
     ck_assert_int_eq(g.status, WIRE_BK_EFENCED);
+    wire_bk_response_clear(&g);
+
+    /* an EOK read of an empty body: an empty buffer, not none */
+    Bookkeeper__Proto__Response r2 = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    Bookkeeper__Proto__ReadResponse rr = BOOKKEEPER__PROTO__READ_RESPONSE__INIT;
+    rr.has_body = 1;
+    r2.readresponse = &rr;
+    ck_assert_int_eq(wire_bk_write_v3_response(out, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY,
+                                               11, WIRE_BK_EOK, &r2),
+                     0);
+    ck_assert_int_eq(wire_bk_response_read(out, true, LIMIT, &g, NULL, 0), 1);
+    ck_assert_ptr_nonnull(g.body);
+    ck_assert_uint_eq(evbuffer_get_length(g.body), 0);
     wire_bk_response_clear(&g);
     evbuffer_free(out);
 }
