@@ -362,8 +362,8 @@ static struct bkc_op *op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledg
     op->arg = arg;
     op->slot = slot;
     op->gen = bk->gen;
-    op->deadline_ms = bkc_now_ms() + (uint64_t)bk->c->cfg.timeout_ms;
-    op->sent_us = now_us();
+    op->sent_us = now_us(); /* one clock read: bkc_now_ms() is the same clock in ms */
+    op->deadline_ms = op->sent_us / 1000 + (uint64_t)bk->c->cfg.timeout_ms;
     if (bk->v3)
         op->txn = bk->next_txn++;
     uint8_t key[17];

@@ -3,10 +3,10 @@
  * ledger client (broker/bkc) and the bookie (broker/bookie). No event loop, no I/O.
  *
  * Happy path, client: wire_bk_write_add / wire_bk_write_read append a request frame. A v3 ADD
- * is packed by protobuf-c through a ProtobufCBuffer (add_sink) that gathers the bytes before
- * AddRequest.body into one small copy and, when protobuf-c hands it the body, appends the
- * entry header and a reference to the payload instead: the payload is never copied, in v3 as
- * in v2, and protobuf-c still writes every field. wire_bk_response_read takes one response:
+ * is packed by protobuf-c through a ProtobufCBuffer (add_sink) that gathers the bytes around
+ * AddRequest.body and, where protobuf-c hands it the body, puts the entry header and a
+ * reference to the payload instead: the payload is never copied, in v3 as in v2, and
+ * protobuf-c still writes every field. wire_bk_response_read takes one response:
  * v2 moves a read body into its own evbuffer (evbuffer_remove_buffer); v3 pulls the bounded
  * frame up, unpacks the Response and takes the body protobuf-c unpacked (wire_bk_take_bytes)
  * without copying it again.
@@ -264,42 +264,37 @@ bool wire_bk_skip(struct evbuffer *in, uint64_t *skip)
  * masterKey=3, body=4, flag=100}}, fields in number order. AddRequest.body is given the
  * right length and, as data, the address of the sink itself; protobuf-c appends every bytes
  * field with one append(len, data) call (protobuf-c.c, required_field_pack_to_buffer), so
- * when that address comes the sink appends the gathered bytes, the entry header and the
- * payload by reference instead. The bytes before the body are the length field, the header
- * and the AddRequest's fields (at most ~100 bytes); after it only the flag.
+ * the sink knows where the body goes without reading it. It gathers what comes before (the
+ * header and the AddRequest's fields, at most ~100 bytes; the entry header and digest go
+ * behind them) and after (the flag) the body; once protobuf-c returned the frame's size, the
+ * length field, the gathered head, the payload by reference and the tail are appended.
  */
 struct add_sink {
     ProtobufCBuffer base;
-    struct evbuffer *out;
     const struct wire_bk_add *a;
-    struct evbuffer *payload;
-    size_t n;
-    bool body_done;
-    uint8_t buf[4 + 128 + WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN];
+    size_t n, tail_n;
+    bool body_seen;
+    uint8_t head[4 + 128 + WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN];
+    uint8_t tail[16];
 };
-
-static void add_sink_flush(struct add_sink *s)
-{
-    if (s->n)
-        MG_ASSERT(evbuffer_add(s->out, s->buf, s->n) == 0);
-    s->n = 0;
-}
 
 static void add_sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
 {
     struct add_sink *s = (struct add_sink *)b;
     if (data == (const uint8_t *)s) {
-        MG_ASSERT(!s->body_done && s->n + s->a->ehdr_len <= sizeof(s->buf));
-        memcpy(s->buf + s->n, s->a->ehdr, s->a->ehdr_len);
+        MG_ASSERT(!s->body_seen && s->n + s->a->ehdr_len <= sizeof(s->head));
+        memcpy(s->head + s->n, s->a->ehdr, s->a->ehdr_len);
         s->n += s->a->ehdr_len;
-        add_sink_flush(s);
-        wire_append_shared(s->out, s->payload);
-        s->body_done = true;
-        return;
+        s->body_seen = true;
+    } else if (!s->body_seen) {
+        MG_ASSERT(s->n + len <= sizeof(s->head));
+        memcpy(s->head + s->n, data, len);
+        s->n += len;
+    } else {
+        MG_ASSERT(s->tail_n + len <= sizeof(s->tail));
+        memcpy(s->tail + s->tail_n, data, len);
+        s->tail_n += len;
     }
-    MG_ASSERT(s->n + len <= sizeof(s->buf));
-    memcpy(s->buf + s->n, data, len);
-    s->n += len;
 }
 
 /* The v3 ADD Request of a (header and AddRequest on the caller's stack); the body's data is
@@ -356,13 +351,15 @@ void wire_bk_write_add(struct evbuffer *out, bool v3, const struct wire_bk_add *
     Bookkeeper__Proto__BKPacketHeader h = BOOKKEEPER__PROTO__BKPACKET_HEADER__INIT;
     Bookkeeper__Proto__AddRequest ar = BOOKKEEPER__PROTO__ADD_REQUEST__INIT;
     v3_add_request(&r, &h, &ar, a, plen);
-    struct add_sink s = {.base.append = add_sink_append, .out = out, .a = a, .payload = payload};
+    struct add_sink s = {.base.append = add_sink_append, .a = a, .n = 4};
     ar.body.data = (uint8_t *)&s;
-    size_t n = protobuf_c_message_get_packed_size(&r.base);
-    mg_put_be32(s.buf, (uint32_t)n);
-    s.n = 4;
-    MG_ASSERT(protobuf_c_message_pack_to_buffer(&r.base, &s.base) == n && s.body_done);
-    add_sink_flush(&s);
+    size_t n = protobuf_c_message_pack_to_buffer(&r.base, &s.base);
+    MG_ASSERT(s.body_seen && n == s.n - 4 + plen + s.tail_n);
+    mg_put_be32(s.head, (uint32_t)n);
+    MG_ASSERT(evbuffer_add(out, s.head, s.n) == 0);
+    wire_append_shared(out, payload);
+    if (s.tail_n)
+        MG_ASSERT(evbuffer_add(out, s.tail, s.tail_n) == 0);
 }
 
 void wire_bk_write_v3_request(struct evbuffer *out, int op, uint64_t txn, uint16_t flags,
@@ -413,7 +410,7 @@ void wire_bk_response_clear(struct wire_bk_response *r)
 {
     if (r->body)
         evbuffer_free(r->body);
-    memset(r, 0, sizeof(*r));
+    r->body = NULL;
 }
 
 static void free_cb(const void *data, size_t len, void *arg)
@@ -546,11 +543,9 @@ int wire_bk_response_read(struct evbuffer *in, bool v3, size_t max_frame,
                           struct wire_bk_response *r, char *errmsg, size_t errlen)
 {
     memset(r, 0, sizeof(*r));
-    int rc = v3 ? v3_response_read(in, max_frame, r, errmsg, errlen)
-                : v2_response_read(in, max_frame, r, errmsg, errlen);
-    if (rc != 1)
-        wire_bk_response_clear(r);
-    return rc;
+    /* Both make the body last, once nothing can fail: r owns nothing unless they return 1. */
+    return v3 ? v3_response_read(in, max_frame, r, errmsg, errlen)
+              : v2_response_read(in, max_frame, r, errmsg, errlen);
 }
 
 /* ---- bookie: requests ----------------------------------------------------------------------- */
@@ -558,9 +553,10 @@ int wire_bk_response_read(struct evbuffer *in, bool v3, size_t max_frame,
 void wire_bk_request_clear(struct wire_bk_request *rq)
 {
     mg_free(rq->body);
+    rq->body = NULL;
     if (rq->v3)
         bookkeeper__proto__request__free_unpacked(rq->v3, &pb_allocator);
-    memset(rq, 0, sizeof(*rq));
+    rq->v3 = NULL;
 }
 
 /* What identifies an oversized request, from the first n bytes of its body (p). */
@@ -707,11 +703,8 @@ int wire_bk_request_read(struct evbuffer *in, int *proto, size_t max_frame,
         rc = rq->proto == WIRE_BK_PROTO_V3 ? v3_request_read(in, flen, rq, errmsg, errlen)
                                            : v2_request_read(in, flen, rq, errmsg, errlen);
     }
-    if (rc != 1) {
-        int p = rq->proto;
+    if (rc != 1)
         wire_bk_request_clear(rq);
-        rq->proto = p;
-    }
     return rc;
 }
 

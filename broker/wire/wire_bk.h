@@ -166,8 +166,8 @@ struct wire_bk_response {
  * limit (with the length field). Returns 1 (r filled; the frame, or for an oversized one the
  * part read, drained), 0 (more bytes needed; nothing drained) or -MG_EPROTO (a length below
  * the smallest response, an undecodable v3 Response or one of another protocol version, an
- * oversized v3 frame without a readable header) with errmsg set. r is always initialised;
- * free it with wire_bk_response_clear. */
+ * oversized v3 frame without a readable header) with errmsg set. r is always initialised and
+ * owns something (the body) only after 1; wire_bk_response_clear frees it. */
 int wire_bk_response_read(struct evbuffer *in, bool v3, size_t max_frame,
                           struct wire_bk_response *r, char *errmsg, size_t errlen);
 void wire_bk_response_clear(struct wire_bk_response *r);
@@ -201,7 +201,7 @@ struct wire_bk_request {
  * first frame of neither framing, a v2 ADD or READ too short for its fields, an undecodable
  * v3 Request) or -MG_ETOOBIG (an oversized frame whose request cannot be identified), with
  * errmsg set. Other v2 opcodes are returned (drained) for the caller to refuse. rq is always
- * initialised; free it with wire_bk_request_clear. */
+ * initialised and owns something (body, v3) only after 1; wire_bk_request_clear frees it. */
 int wire_bk_request_read(struct evbuffer *in, int *proto, size_t max_frame,
                          struct wire_bk_request *rq, char *errmsg, size_t errlen);
 void wire_bk_request_clear(struct wire_bk_request *rq);
