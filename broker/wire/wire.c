@@ -23,6 +23,7 @@
  * returned as frames (the connection decides). Only our own invariants use MG_ASSERT.
  */
 #include "wire/wire.h"
+#include "wire/wire_int.h"
 
 #include "util/alloc.h"
 #include "util/bytes.h"
@@ -49,10 +50,7 @@ struct wire_layout {
     size_t tail_len;   /* metadataSize field + metadata + payload */
 };
 
-static void set_err(char *errmsg, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errmsg, size_t errlen, const char *fmt, ...)
+void wire_set_err(char *errmsg, size_t errlen, const char *fmt, ...)
 {
     if (!errmsg || errlen == 0)
         return;
@@ -84,13 +82,13 @@ static int layout_parse(struct evbuffer *b, size_t off, size_t len, struct wire_
     if (end - pos >= 2 && peek_at(b, pos, h, 2) == 0 &&
         (h[0] << 8 | h[1]) == WIRE_MAGIC_BROKER_ENTRY_METADATA) {
         if (end - pos < 6 || peek_at(b, pos, h, 6) < 0) {
-            set_err(errmsg, errlen, "truncated broker entry metadata header");
+            wire_set_err(errmsg, errlen, "truncated broker entry metadata header");
             return -MG_EPROTO;
         }
         uint32_t bem_size = mg_get_be32(h + 2);
         if (bem_size > end - pos - 6) {
-            set_err(errmsg, errlen, "broker entry metadata size %u exceeds the %zu bytes left",
-                    bem_size, end - pos - 6);
+            wire_set_err(errmsg, errlen, "broker entry metadata size %u exceeds the %zu bytes left",
+                         bem_size, end - pos - 6);
             return -MG_EPROTO;
         }
         l->bem_len = 6 + (size_t)bem_size;
@@ -98,7 +96,7 @@ static int layout_parse(struct evbuffer *b, size_t off, size_t len, struct wire_
     }
     if (end - pos >= 2 && peek_at(b, pos, h, 2) == 0 && (h[0] << 8 | h[1]) == WIRE_MAGIC_CHECKSUM) {
         if (end - pos < 6 || peek_at(b, pos, h, 6) < 0) {
-            set_err(errmsg, errlen, "truncated checksum");
+            wire_set_err(errmsg, errlen, "truncated checksum");
             return -MG_EPROTO;
         }
         l->had_checksum = true;
@@ -106,15 +104,15 @@ static int layout_parse(struct evbuffer *b, size_t off, size_t len, struct wire_
         pos += 6;
     }
     if (end - pos < 4 || peek_at(b, pos, h, 4) < 0) {
-        set_err(errmsg, errlen, "no room for the metadata size (%zu bytes left)", end - pos);
+        wire_set_err(errmsg, errlen, "no room for the metadata size (%zu bytes left)", end - pos);
         return -MG_EPROTO;
     }
     l->md_off = pos;
     l->md_size = mg_get_be32(h);
     l->tail_len = end - pos;
     if (l->md_size > end - pos - 4) {
-        set_err(errmsg, errlen, "metadata size %u exceeds the %zu bytes left", l->md_size,
-                end - pos - 4);
+        wire_set_err(errmsg, errlen, "metadata size %u exceeds the %zu bytes left", l->md_size,
+                     end - pos - 4);
         return -MG_EPROTO;
     }
     return 0;
@@ -230,19 +228,19 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
     total = mg_get_be32(hdr);
     /* Checked before waiting for the rest so a hostile size never makes us buffer it. */
     if (total > max_frame_size) {
-        set_err(errmsg, errlen, "frame size %u exceeds the limit of %u bytes", total,
-                max_frame_size);
+        wire_set_err(errmsg, errlen, "frame size %u exceeds the limit of %u bytes", total,
+                     max_frame_size);
         return -MG_ETOOBIG;
     }
     if (total < 5) {
-        set_err(errmsg, errlen, "frame size %u too small for a command", total);
+        wire_set_err(errmsg, errlen, "frame size %u too small for a command", total);
         return -MG_EPROTO;
     }
     if (avail < 8)
         return 0;
     cmd_size = mg_get_be32(hdr + 4);
     if (cmd_size == 0 || cmd_size > total - 4) {
-        set_err(errmsg, errlen, "command size %u does not fit frame size %u", cmd_size, total);
+        wire_set_err(errmsg, errlen, "command size %u does not fit frame size %u", cmd_size, total);
         return -MG_EPROTO;
     }
     if (avail - 4 < total)
@@ -253,11 +251,12 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
     MG_ASSERT(p != NULL);
     wire_cmd *cmd = pulsar__proto__base_command__unpack(NULL, cmd_size, p + 8);
     if (!cmd) {
-        set_err(errmsg, errlen, "unparsable BaseCommand (%u bytes)", cmd_size);
+        wire_set_err(errmsg, errlen, "unparsable BaseCommand (%u bytes)", cmd_size);
         return -MG_EPROTO;
     }
     if (missing_submessage(cmd)) {
-        set_err(errmsg, errlen, "%s command without its sub-message", wire_command_name(cmd->type));
+        wire_set_err(errmsg, errlen, "%s command without its sub-message",
+                     wire_command_name(cmd->type));
         goto proto_err;
     }
     const char *nul_field =
@@ -266,8 +265,8 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
     size_t rest = (size_t)total - 4 - cmd_size;
     if (!is_payload_type(cmd->type)) {
         if (rest != 0) {
-            set_err(errmsg, errlen, "%zu bytes after a %s command, which carries no payload", rest,
-                    wire_command_name(cmd->type));
+            wire_set_err(errmsg, errlen, "%zu bytes after a %s command, which carries no payload",
+                         rest, wire_command_name(cmd->type));
             goto proto_err;
         }
         evbuffer_drain(in, 4 + (size_t)total);
@@ -282,8 +281,8 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
         goto proto_err;
     Pulsar__Proto__MessageMetadata *md = metadata_unpack(in, &l);
     if (!md) {
-        set_err(errmsg, errlen, "unparsable MessageMetadata (%u bytes) in %s", l.md_size,
-                wire_command_name(cmd->type));
+        wire_set_err(errmsg, errlen, "unparsable MessageMetadata (%u bytes) in %s", l.md_size,
+                     wire_command_name(cmd->type));
         goto proto_err;
     }
     pulsar__proto__message_metadata__free_unpacked(md, NULL);

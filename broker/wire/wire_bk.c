@@ -32,25 +32,13 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "wire/wire.h"
+#include "wire/wire_int.h"
 
 #include <event2/buffer.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #define V3_HEADER_TAG 0x0A /* field 1 (header), length-delimited: the first byte of a v3 body */
-
-static void set_err(char *errmsg, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *errmsg, size_t errlen, const char *fmt, ...)
-{
-    if (!errmsg || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errmsg, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* protobuf-c allocates unpacked messages with ours: out of memory aborts like everywhere
  * else, and bytes fields can be taken over (wire_bk_take_bytes). */
@@ -75,55 +63,49 @@ ProtobufCAllocator *wire_bk_allocator(void)
 
 /* ---- status codes --------------------------------------------------------------------------- */
 
+/* Every status with its name and v3 StatusCode; the index is no code of its own. */
+static const struct {
+    int status;
+    Bookkeeper__Proto__StatusCode v3;
+    const char *name;
+} statuses[] = {
+#define WIRE_BK_STATUS_ROW(name, v2)                                                               \
+    {WIRE_BK_##name, BOOKKEEPER__PROTO__STATUS_CODE__##name, #name},
+    WIRE_BK_STATUSES(WIRE_BK_STATUS_ROW)
+#undef WIRE_BK_STATUS_ROW
+};
+#define N_STATUSES (sizeof(statuses) / sizeof(statuses[0]))
+
+/* The row of status (by v2 value) or of a v3 code, or -1. */
+static int status_row(int value, bool v3)
+{
+    for (size_t i = 0; i < N_STATUSES; i++)
+        if ((v3 ? (int)statuses[i].v3 : statuses[i].status) == value)
+            return (int)i;
+    return -1;
+}
+
 const char *wire_bk_status_str(int status)
 {
-    switch (status) {
-#define WIRE_BK_STATUS_NAME(name, v2)                                                              \
-    case WIRE_BK_##name:                                                                           \
-        return #name;
-        WIRE_BK_STATUSES(WIRE_BK_STATUS_NAME)
-#undef WIRE_BK_STATUS_NAME
-    default:
-        return status < 0 ? mg_errname(status) : "unknown status";
-    }
+    int i = status_row(status, false);
+    return i >= 0 ? statuses[i].name : status < 0 ? mg_errname(status) : "unknown status";
 }
 
 Bookkeeper__Proto__StatusCode wire_bk_status_to_v3(int status)
 {
-    switch (status) {
-#define WIRE_BK_STATUS_TO_V3(name, v2)                                                             \
-    case WIRE_BK_##name:                                                                           \
-        return BOOKKEEPER__PROTO__STATUS_CODE__##name;
-        WIRE_BK_STATUSES(WIRE_BK_STATUS_TO_V3)
-#undef WIRE_BK_STATUS_TO_V3
-    default:
-        return BOOKKEEPER__PROTO__STATUS_CODE__EIO;
-    }
+    int i = status_row(status, false);
+    return i >= 0 ? statuses[i].v3 : BOOKKEEPER__PROTO__STATUS_CODE__EIO;
 }
 
 int wire_bk_status_from_v3(int code)
 {
-    switch (code) {
-#define WIRE_BK_STATUS_FROM_V3(name, v2)                                                           \
-    case BOOKKEEPER__PROTO__STATUS_CODE__##name:                                                   \
-        return WIRE_BK_##name;
-        WIRE_BK_STATUSES(WIRE_BK_STATUS_FROM_V3)
-#undef WIRE_BK_STATUS_FROM_V3
-    default:
-        return WIRE_BK_EIO;
-    }
+    int i = status_row(code, true);
+    return i >= 0 ? statuses[i].status : WIRE_BK_EIO;
 }
 
 int wire_bk_status_from_v2(int32_t rc)
 {
-    switch (rc) {
-#define WIRE_BK_STATUS_FROM_V2(name, v2) case v2:
-        WIRE_BK_STATUSES(WIRE_BK_STATUS_FROM_V2)
-#undef WIRE_BK_STATUS_FROM_V2
-        return rc;
-    default:
-        return WIRE_BK_EIO;
-    }
+    return status_row(rc, false) >= 0 ? rc : WIRE_BK_EIO;
 }
 
 /* ---- small pieces --------------------------------------------------------------------------- */
@@ -428,7 +410,7 @@ static int v2_response_read(struct evbuffer *in, size_t max_frame, struct wire_b
         return 0;
     uint32_t flen = mg_get_be32(h);
     if (flen < WIRE_BK_V2_RESPONSE_LEN) {
-        set_err(errmsg, errlen, "bad v2 response frame length %u", flen);
+        wire_set_err(errmsg, errlen, "bad v2 response frame length %u", flen);
         return -MG_EPROTO;
     }
     r->frame_size = 4 + (size_t)flen;
@@ -460,7 +442,7 @@ static int v3_response_read(struct evbuffer *in, size_t max_frame, struct wire_b
         return 0;
     uint32_t flen = mg_get_be32(lb);
     if (flen < 2) {
-        set_err(errmsg, errlen, "bad v3 response frame length %u", flen);
+        wire_set_err(errmsg, errlen, "bad v3 response frame length %u", flen);
         return -MG_EPROTO;
     }
     r->frame_size = 4 + (size_t)flen;
@@ -483,7 +465,7 @@ static int v3_response_read(struct evbuffer *in, size_t max_frame, struct wire_b
         if (h)
             bookkeeper__proto__bkpacket_header__free_unpacked(h, &pb_allocator);
         if (!ok) {
-            set_err(errmsg, errlen, "undecodable oversized v3 response (%u bytes)", flen);
+            wire_set_err(errmsg, errlen, "undecodable oversized v3 response (%u bytes)", flen);
             return -MG_EPROTO;
         }
         return 1;
@@ -496,12 +478,12 @@ static int v3_response_read(struct evbuffer *in, size_t max_frame, struct wire_b
         data ? bookkeeper__proto__response__unpack(&pb_allocator, flen, data) : NULL;
     evbuffer_drain(in, flen);
     if (!resp) {
-        set_err(errmsg, errlen, "undecodable v3 response (%u bytes)", flen);
+        wire_set_err(errmsg, errlen, "undecodable v3 response (%u bytes)", flen);
         return -MG_EPROTO;
     }
     const Bookkeeper__Proto__BKPacketHeader *h = resp->header;
     if (h->version != BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE) {
-        set_err(errmsg, errlen, "v3 response with protocol version %d", (int)h->version);
+        wire_set_err(errmsg, errlen, "v3 response with protocol version %d", (int)h->version);
         bookkeeper__proto__response__free_unpacked(resp, &pb_allocator);
         return -MG_EPROTO;
     }
@@ -572,8 +554,9 @@ static int oversized_request(const uint8_t *p, size_t n, uint32_t flen, size_t m
         else if (rq->op == WIRE_BK_OP_READ && n >= 4 + 16)
             at = 4;
         else {
-            set_err(errmsg, errlen, "frame of %u bytes (v2 opcode %u) exceeds the limit of %zu",
-                    flen, rq->op, max_frame);
+            wire_set_err(errmsg, errlen,
+                         "frame of %u bytes (v2 opcode %u) exceeds the limit of %zu", flen, rq->op,
+                         max_frame);
             return -MG_ETOOBIG;
         }
         rq->ledger = (int64_t)mg_get_be64(p + at);
@@ -582,9 +565,9 @@ static int oversized_request(const uint8_t *p, size_t n, uint32_t flen, size_t m
     }
     Bookkeeper__Proto__BKPacketHeader *h = v3_peek_header(p, n);
     if (!h) {
-        set_err(errmsg, errlen,
-                "frame of %u bytes (v3, no readable header) exceeds the limit of %zu", flen,
-                max_frame);
+        wire_set_err(errmsg, errlen,
+                     "frame of %u bytes (v3, no readable header) exceeds the limit of %zu", flen,
+                     max_frame);
         return -MG_ETOOBIG;
     }
     rq->op = (unsigned)h->operation;
@@ -605,7 +588,7 @@ static int v2_request_read(struct evbuffer *in, uint32_t flen, struct wire_bk_re
         /* master key, then the entry body: its header names the ledger and entry */
         if (rest < WIRE_BK_MASTER_KEY_LEN + 16) {
             evbuffer_drain(in, rest);
-            set_err(errmsg, errlen, "v2 ADD of %zu bytes is too short", rest);
+            wire_set_err(errmsg, errlen, "v2 ADD of %zu bytes is too short", rest);
             return -MG_EPROTO;
         }
         MG_ASSERT(evbuffer_remove(in, rq->master_key, WIRE_BK_MASTER_KEY_LEN) ==
@@ -622,7 +605,7 @@ static int v2_request_read(struct evbuffer *in, uint32_t flen, struct wire_bk_re
         /* ledger, entry, then the master key of a fencing read */
         if (rest < 16) {
             evbuffer_drain(in, rest);
-            set_err(errmsg, errlen, "v2 READ of %zu bytes is too short", rest);
+            wire_set_err(errmsg, errlen, "v2 READ of %zu bytes is too short", rest);
             return -MG_EPROTO;
         }
         uint8_t b[16 + WIRE_BK_MASTER_KEY_LEN];
@@ -647,7 +630,7 @@ static int v3_request_read(struct evbuffer *in, uint32_t flen, struct wire_bk_re
     rq->v3 = data ? bookkeeper__proto__request__unpack(&pb_allocator, flen, data) : NULL;
     evbuffer_drain(in, flen);
     if (!rq->v3) {
-        set_err(errmsg, errlen, "undecodable v3 request (%u bytes)", flen);
+        wire_set_err(errmsg, errlen, "undecodable v3 request (%u bytes)", flen);
         return -MG_EPROTO;
     }
     rq->op = (unsigned)rq->v3->header->operation;
@@ -666,11 +649,11 @@ int wire_bk_request_read(struct evbuffer *in, int *proto, size_t max_frame,
     MG_ASSERT(evbuffer_copyout(in, lb, avail >= 5 ? 5 : 4) >= 4);
     uint32_t flen = mg_get_be32(lb);
     if (flen > INT32_MAX) { /* a negative Java int: no client sends such a length */
-        set_err(errmsg, errlen, "frame length 0x%08x is not a valid length", flen);
+        wire_set_err(errmsg, errlen, "frame length 0x%08x is not a valid length", flen);
         return -MG_EPROTO;
     }
     if (flen < 4) {
-        set_err(errmsg, errlen, "frame of %u bytes is too short", flen);
+        wire_set_err(errmsg, errlen, "frame of %u bytes is too short", flen);
         return -MG_EPROTO;
     }
     rq->frame_size = 4 + (size_t)flen;
@@ -684,7 +667,7 @@ int wire_bk_request_read(struct evbuffer *in, int *proto, size_t max_frame,
         } else if (lb[4] <= 2) {
             *proto = WIRE_BK_PROTO_V2;
         } else {
-            set_err(errmsg, errlen, "first frame is neither v2 nor v3 (byte 0x%02x)", lb[4]);
+            wire_set_err(errmsg, errlen, "first frame is neither v2 nor v3 (byte 0x%02x)", lb[4]);
             return -MG_EPROTO;
         }
     }

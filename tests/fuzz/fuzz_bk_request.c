@@ -22,19 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FUZZ_CHUNK 13
-#define FUZZ_MAX_FRAMES 64
-#define DEFAULT_LIMIT (5 * 1024 * 1024 + 10240)
+#define FUZZ_TARGET "fuzz_bk_request"
+#include "fuzz_bk.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int cond, const char *what)
-{
-    if (!cond) {
-        fprintf(stderr, "fuzz_bk_request: broken promise: %s\n", what);
-        abort();
-    }
-}
 
 /* Read back what the client's encoders wrote: one whole, non-oversized request. */
 static void reread(struct evbuffer *out, int proto, struct wire_bk_request *g)
@@ -141,14 +132,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int proto = (data[0] & 3) == 1   ? WIRE_BK_PROTO_V2
                 : (data[0] & 3) == 2 ? WIRE_BK_PROTO_V3
                                      : WIRE_BK_PROTO_UNKNOWN;
-    size_t limit = (data[0] & 4) ? 32 + 8 * (size_t)(data[0] >> 3) : DEFAULT_LIMIT;
-    data++;
-    size--;
-    struct evbuffer *in = evbuffer_new();
-    for (size_t off = 0; off < size; off += FUZZ_CHUNK) {
-        size_t n = size - off < FUZZ_CHUNK ? size - off : FUZZ_CHUNK;
-        evbuffer_add_reference(in, data + off, n, NULL, NULL);
-    }
+    size_t limit = fuzz_bk_limit(data[0]);
+    struct evbuffer *in = fuzz_bk_stream(data + 1, size - 1);
     uint64_t skip = 0;
     for (int k = 0; k < FUZZ_MAX_FRAMES; k++) {
         if (wire_bk_skip(in, &skip))
@@ -160,11 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc = wire_bk_request_read(in, &proto, limit, &rq, err, sizeof(err));
         check(was == WIRE_BK_PROTO_UNKNOWN || proto == was, "framing never changes");
         if (rc <= 0) {
-            if (rc == 0)
-                check(evbuffer_get_length(in) == before, "nothing drained without a frame");
-            else
-                check(err[0] != '\0', "errmsg set on failure");
-            check(rq.v3 == NULL && rq.body == NULL, "nothing owned on failure");
+            fuzz_bk_no_frame(rc, in, before, err, rq.v3 || rq.body);
             break;
         }
         check(rc == 1, "1 for a request");

@@ -21,19 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FUZZ_CHUNK 13
-#define FUZZ_MAX_FRAMES 64
-#define DEFAULT_LIMIT (5 * 1024 * 1024 + 10240)
+#define FUZZ_TARGET "fuzz_bk_response"
+#include "fuzz_bk.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int cond, const char *what)
-{
-    if (!cond) {
-        fprintf(stderr, "fuzz_bk_response: broken promise: %s\n", what);
-        abort();
-    }
-}
 
 static uint8_t *flat(struct evbuffer *b, size_t *len)
 {
@@ -107,14 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     bool v3 = data[0] & 1;
-    size_t limit = (data[0] & 4) ? 32 + 8 * (size_t)(data[0] >> 3) : DEFAULT_LIMIT;
-    data++;
-    size--;
-    struct evbuffer *in = evbuffer_new();
-    for (size_t off = 0; off < size; off += FUZZ_CHUNK) {
-        size_t n = size - off < FUZZ_CHUNK ? size - off : FUZZ_CHUNK;
-        evbuffer_add_reference(in, data + off, n, NULL, NULL);
-    }
+    size_t limit = fuzz_bk_limit(data[0]);
+    struct evbuffer *in = fuzz_bk_stream(data + 1, size - 1);
     uint64_t skip = 0;
     for (int k = 0; k < FUZZ_MAX_FRAMES; k++) {
         if (wire_bk_skip(in, &skip))
@@ -124,11 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t before = evbuffer_get_length(in);
         int rc = wire_bk_response_read(in, v3, limit, &r, err, sizeof(err));
         if (rc <= 0) {
-            if (rc == 0)
-                check(evbuffer_get_length(in) == before, "nothing drained without a frame");
-            else
-                check(err[0] != '\0', "errmsg set on failure");
-            check(r.body == NULL, "nothing owned on failure");
+            fuzz_bk_no_frame(rc, in, before, err, r.body != NULL);
             break;
         }
         check(rc == 1, "1 for a response");

@@ -120,43 +120,43 @@ static void requests(const char *dir)
     read_req(b, true, 3, -1, WIRE_BK_FLAG_FENCE);
     save(dir, t, "v3_add_read_fence", REQ_V3, b);
 
-    Bookkeeper__Proto__Request r = BOOKKEEPER__PROTO__REQUEST__INIT;
+    /* every other operation the bookie answers, one Request each */
     Bookkeeper__Proto__ReadLacRequest rl = BOOKKEEPER__PROTO__READ_LAC_REQUEST__INIT;
-    rl.ledgerid = 3;
-    r.readlacrequest = &rl;
-    wire_bk_write_v3_request(b, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_LAC, 11, 0, &r);
-    r.readlacrequest = NULL;
     Bookkeeper__Proto__WriteLacRequest wl = BOOKKEEPER__PROTO__WRITE_LAC_REQUEST__INIT;
+    Bookkeeper__Proto__GetBookieInfoRequest gi = BOOKKEEPER__PROTO__GET_BOOKIE_INFO_REQUEST__INIT;
+    Bookkeeper__Proto__ForceLedgerRequest fl = BOOKKEEPER__PROTO__FORCE_LEDGER_REQUEST__INIT;
+    Bookkeeper__Proto__AuthMessage am = BOOKKEEPER__PROTO__AUTH_MESSAGE__INIT;
+    Bookkeeper__Proto__StartTLSRequest tls = BOOKKEEPER__PROTO__START_TLSREQUEST__INIT;
     uint8_t lac[20] = {0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4};
-    wl.ledgerid = 3;
+    rl.ledgerid = wl.ledgerid = fl.ledgerid = 3;
     wl.lac = 1;
     wl.masterkey.data = (uint8_t *)key;
     wl.masterkey.len = sizeof(key);
     wl.body.data = lac;
     wl.body.len = sizeof(lac);
-    r.writelacrequest = &wl;
-    wire_bk_write_v3_request(b, BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC, 12, 0, &r);
-    save(dir, t, "v3_lac", REQ_V3, b);
-    r.writelacrequest = NULL;
-    Bookkeeper__Proto__GetBookieInfoRequest gi = BOOKKEEPER__PROTO__GET_BOOKIE_INFO_REQUEST__INIT;
     gi.has_requested = 1;
     gi.requested = 3;
-    r.getbookieinforequest = &gi;
-    wire_bk_write_v3_request(b, BOOKKEEPER__PROTO__OPERATION_TYPE__GET_BOOKIE_INFO, 13, 0, &r);
-    r.getbookieinforequest = NULL;
-    Bookkeeper__Proto__ForceLedgerRequest fl = BOOKKEEPER__PROTO__FORCE_LEDGER_REQUEST__INIT;
-    fl.ledgerid = 3;
-    r.forceledgerrequest = &fl;
-    wire_bk_write_v3_request(b, BOOKKEEPER__PROTO__OPERATION_TYPE__FORCE_LEDGER, 14, 0, &r);
-    r.forceledgerrequest = NULL;
-    Bookkeeper__Proto__AuthMessage am = BOOKKEEPER__PROTO__AUTH_MESSAGE__INIT;
     am.authpluginname = "AuthDisabledPlugin";
-    r.authrequest = &am;
-    wire_bk_write_v3_request(b, BOOKKEEPER__PROTO__OPERATION_TYPE__AUTH, 15, 0, &r);
-    r.authrequest = NULL;
-    Bookkeeper__Proto__StartTLSRequest tls = BOOKKEEPER__PROTO__START_TLSREQUEST__INIT;
-    r.starttlsrequest = &tls;
-    wire_bk_write_v3_request(b, BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS, 16, 0, &r);
+    static const int ops[6] = {BOOKKEEPER__PROTO__OPERATION_TYPE__READ_LAC,
+                               BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC,
+                               BOOKKEEPER__PROTO__OPERATION_TYPE__GET_BOOKIE_INFO,
+                               BOOKKEEPER__PROTO__OPERATION_TYPE__FORCE_LEDGER,
+                               BOOKKEEPER__PROTO__OPERATION_TYPE__AUTH,
+                               BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS};
+    Bookkeeper__Proto__Request r[6];
+    for (int i = 0; i < 6; i++)
+        bookkeeper__proto__request__init(&r[i]);
+    r[0].readlacrequest = &rl;
+    r[1].writelacrequest = &wl;
+    r[2].getbookieinforequest = &gi;
+    r[3].forceledgerrequest = &fl;
+    r[4].authrequest = &am;
+    r[5].starttlsrequest = &tls;
+    for (int i = 0; i < 6; i++) {
+        wire_bk_write_v3_request(b, ops[i], 11 + (uint64_t)i, 0, &r[i]);
+        if (i == 1)
+            save(dir, t, "v3_lac", REQ_V3, b);
+    }
     save(dir, t, "v3_info_force_auth_tls", REQ_UNKNOWN, b);
     evbuffer_free(b);
 }

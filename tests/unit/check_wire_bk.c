@@ -90,10 +90,25 @@ static size_t ehdr_make(uint8_t *e, int64_t ledger, int64_t entry)
     return WIRE_BK_ENTRY_HDR_LEN + 4;
 }
 
-/* Feed frame (all of in) to the request reader one byte at a time: nothing is taken before
- * the last byte, then exactly the frame. */
-static int request_bytewise(struct evbuffer *in, int *proto, size_t max_frame,
-                            struct wire_bk_request *rq)
+/* One of the two readers, with what it needs: a request (proto, rq) or a response (v3, r). */
+struct reader {
+    int *proto;
+    struct wire_bk_request *rq;
+    bool v3;
+    struct wire_bk_response *r;
+};
+
+static int reader_read(const struct reader *rd, struct evbuffer *in, size_t max_frame, char *err,
+                       size_t errlen)
+{
+    if (rd->rq)
+        return wire_bk_request_read(in, rd->proto, max_frame, rd->rq, err, errlen);
+    return wire_bk_response_read(in, rd->v3, max_frame, rd->r, err, errlen);
+}
+
+/* Feed a frame (all of in) to a reader one byte at a time: nothing is taken before the last
+ * byte, then exactly the frame. */
+static int bytewise(struct evbuffer *in, size_t max_frame, const struct reader *rd)
 {
     size_t n;
     uint8_t *all = flat(in, &n);
@@ -102,9 +117,9 @@ static int request_bytewise(struct evbuffer *in, int *proto, size_t max_frame,
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         evbuffer_add(in, all + i, 1);
-        rc = wire_bk_request_read(in, proto, max_frame, rq, err, sizeof(err));
+        rc = reader_read(rd, in, max_frame, err, sizeof(err));
         if (i + 1 < n) {
-            ck_assert_msg(rc == 0, "request complete after %zu of %zu bytes (%d: %s)", i + 1, n, rc,
+            ck_assert_msg(rc == 0, "frame complete after %zu of %zu bytes (%d: %s)", i + 1, n, rc,
                           err);
             ck_assert_uint_eq(evbuffer_get_length(in), i + 1);
         }
@@ -113,25 +128,18 @@ static int request_bytewise(struct evbuffer *in, int *proto, size_t max_frame,
     return rc;
 }
 
+static int request_bytewise(struct evbuffer *in, int *proto, size_t max_frame,
+                            struct wire_bk_request *rq)
+{
+    struct reader rd = {.proto = proto, .rq = rq};
+    return bytewise(in, max_frame, &rd);
+}
+
 static int response_bytewise(struct evbuffer *in, bool v3, size_t max_frame,
                              struct wire_bk_response *r)
 {
-    size_t n;
-    uint8_t *all = flat(in, &n);
-    evbuffer_drain(in, n);
-    char err[160];
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        evbuffer_add(in, all + i, 1);
-        rc = wire_bk_response_read(in, v3, max_frame, r, err, sizeof(err));
-        if (i + 1 < n) {
-            ck_assert_msg(rc == 0, "response complete after %zu of %zu bytes (%d: %s)", i + 1, n,
-                          rc, err);
-            ck_assert_uint_eq(evbuffer_get_length(in), i + 1);
-        }
-    }
-    free(all);
-    return rc;
+    struct reader rd = {.v3 = v3, .r = r};
+    return bytewise(in, max_frame, &rd);
 }
 
 /* ---- status codes, entry header, varints ---------------------------------------------------- */
