@@ -2,11 +2,11 @@
  * bkc_int.h - struct bodies and internal interfaces of the bkc module (and its tests).
  *
  * Layers, bottom up:
- *   bkc_md.c      ledger metadata: LedgerMetadataFormat v3 (binary) encode/decode, v2 (text)
- *                 decode, hierarchical paths.
- *   bkc_conn.c    one connection per bookie, v2 framing (default) or v3 (cfg.use_v3); requests
- *                 (struct bkc_op) matched to responses by (ledger, entry, op) in FIFO order (v2)
- *                 or by txnId (v3), per-request timeouts.
+ *   bkc_md.c      ledger metadata: LedgerMetadataFormat v3 (binary, protobuf-c) encode/decode,
+ *                 v2 (text) decode, hierarchical paths.
+ *   bkc_conn.c    one connection per bookie, v2 framing (default) or v3 (cfg.use_v3), frames
+ *                 by the codec wire/wire_bk.h; requests (struct bkc_op) matched to responses by
+ *                 (ledger, entry, op) in FIFO order (v2) or by txnId (v3), per-request timeouts.
  *   bkc_client.c  the client: config, deferred completions, metadata requests, digests,
  *                 create / open / delete.
  *   bkc_ledger.c  a ledger handle: adds with quorum tracking, ensemble changes, close, reads,

@@ -2,8 +2,9 @@
  * bk_server.c - the bookie's network side and request semantics (loop thread).
  *
  * Happy path: accept -> per-connection bufferevent. Each complete frame [BE32 len][body] is
- * decoded; the first one fixes the connection's framing (v3: the body starts with 0x0A, the
- * tag of Request.header; v2: the first byte is the packet version 0..2). Reads, READ_LAC,
+ * decoded by the codec shared with the client (wire_bk_request_read, wire/wire_bk.h); the
+ * first one fixes the connection's framing (v3: the body starts with 0x0A, the tag of
+ * Request.header; v2: the first byte is the packet version 0..2). Reads, READ_LAC,
  * GET_BOOKIE_INFO, AUTH are answered at once. Adds (and masterKey, fence, explicit-LAC and
  * force meta-records) become bk_jreq records, collected during the read callback and handed
  * to the journal thread at its end in one batch. When the journal thread has written and
@@ -11,8 +12,9 @@
  * sends its reply. v3 replies carry the request's txnId and may leave out of order; v2
  * replies are matched by (ledger, entry).
  *
- * Failure modes: a frame above max_frame (nettyMaxFrameSizeBytes) fails only its request:
- * EBADREQ from its first bytes, the rest skipped as it arrives (refuse_oversized). A frame
+ * Failure modes: a frame above max_frame (nettyMaxFrameSizeBytes, the length field counted)
+ * fails only its request: EBADREQ from its first bytes, the rest skipped as it arrives
+ * (refuse_oversized). A frame
  * shorter than a header, of an unknown framing, with a length above 2^31-1 or that does not
  * decode closes that connection with a logged reason (other connections go on). Disk space
  * (usage above diskUsageThreshold, or a write out of space) turns the bookie read-only with

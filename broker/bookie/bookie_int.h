@@ -3,8 +3,9 @@
  * the broker/bookie/ sources and tests/unit/check_bookie.c include this.
  *
  * Pieces and their threads:
- *   bk_server.c   loop thread: listener, connections, v2/v3 decoding, request semantics,
- *                 replies, checkpoint and disk-check timers, read-only mode.
+ *   bk_server.c   loop thread: listener, connections, request semantics, replies (frames
+ *                 decoded and encoded by wire/wire_bk.h), checkpoint and disk-check timers,
+ *                 read-only mode.
  *   bk_journal.c  journal thread: group commit (write + fdatasync), file rolling; replay and
  *                 trimming run on the loop thread while the journal thread is not running
  *                 or on files it no longer touches.
