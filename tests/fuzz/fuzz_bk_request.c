@@ -23,7 +23,7 @@
 #include <string.h>
 
 #define FUZZ_TARGET "fuzz_bk_request"
-#include "fuzz_bk.h"
+#include "wire_bk_fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -22,7 +22,7 @@
 #include <string.h>
 
 #define FUZZ_TARGET "fuzz_bk_response"
-#include "fuzz_bk.h"
+#include "wire_bk_fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
