@@ -176,7 +176,7 @@ static void sha1_2(const void *a, size_t al, const void *b, size_t bl, uint8_t o
     EVP_MD_CTX_free(ctx);
 }
 
-void bkc_master_key(const uint8_t *pw, size_t pw_len, uint8_t out[BKC_MASTER_KEY_LEN])
+void bkc_master_key(const uint8_t *pw, size_t pw_len, uint8_t out[WIRE_BK_MASTER_KEY_LEN])
 {
     sha1_2("ledger", 6, pw, pw_len, out);
 }
@@ -243,7 +243,7 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
     uint32_t crc;
     switch (digest) {
     case BKC_DIGEST_CRC32C:
-        crc = mg_crc32c(0, hdr, BKC_ENTRY_HDR_LEN);
+        crc = mg_crc32c(0, hdr, WIRE_BK_ENTRY_HDR_LEN);
         crc = mg_crc32c_evbuffer(crc, payload, off, len);
         out[0] = (uint8_t)(crc >> 24);
         out[1] = (uint8_t)(crc >> 16);
@@ -251,7 +251,7 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
         out[3] = (uint8_t)crc;
         break;
     case BKC_DIGEST_CRC32:
-        crc = mg_crc32(0, hdr, BKC_ENTRY_HDR_LEN);
+        crc = mg_crc32(0, hdr, WIRE_BK_ENTRY_HDR_LEN);
         for_chunks(payload, off, len, crc32_chunk, &crc);
         memset(out, 0, 4);
         out[4] = (uint8_t)(crc >> 24);
@@ -265,7 +265,7 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
         size_t n = 20;
         MG_ASSERT(k && ctx);
         EVP_DigestSignInit(ctx, NULL, EVP_sha1(), NULL, k);
-        EVP_DigestSignUpdate(ctx, hdr, BKC_ENTRY_HDR_LEN);
+        EVP_DigestSignUpdate(ctx, hdr, WIRE_BK_ENTRY_HDR_LEN);
         for_chunks(payload, off, len, hmac_chunk, ctx);
         EVP_DigestSignFinal(ctx, out, &n);
         EVP_MD_CTX_free(ctx);

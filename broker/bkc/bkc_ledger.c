@@ -44,22 +44,6 @@ static void change_start(struct bkc_ledger *lh);
 static void md_close(struct bkc_ledger *lh);
 static void rrd_start(struct bkc_ledger *lh);
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static void set_errmsg(char *dst, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_errmsg(char *dst, size_t cap, const char *fmt, ...)
@@ -261,23 +245,24 @@ static void lh_fail(struct bkc_ledger *lh, int err, const char *fmt, ...)
 static int verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_t expect,
                         int64_t *entry, int64_t *lac, int64_t *length)
 {
-    size_t hl = BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len;
+    size_t hl = WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len;
     size_t n = evbuffer_get_length(body);
-    uint8_t h[BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN], d[BKC_MAX_DIGEST_LEN];
+    uint8_t h[WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN], d[WIRE_BK_MAX_DIGEST_LEN];
     if (n < hl || evbuffer_copyout(body, h, hl) < (ev_ssize_t)hl)
         return -MG_EPROTO;
-    int64_t l = (int64_t)get_be64(h), e = (int64_t)get_be64(h + 8);
-    if (l != lh->id || (expect >= -1 && e != expect))
+    struct wire_bk_entry_hdr eh;
+    wire_bk_entry_hdr_get(h, &eh);
+    if (eh.ledger != lh->id || (expect >= -1 && eh.entry != expect))
         return -MG_EPROTO;
     bkc_digest(lh->digest, lh->mac_key, h, body, hl, n - hl, d);
-    if (memcmp(d, h + BKC_ENTRY_HDR_LEN, (size_t)lh->digest_len) != 0)
+    if (memcmp(d, h + WIRE_BK_ENTRY_HDR_LEN, (size_t)lh->digest_len) != 0)
         return -MG_ECHECKSUM;
     if (entry)
-        *entry = e;
+        *entry = eh.entry;
     if (lac)
-        *lac = (int64_t)get_be64(h + 16);
+        *lac = eh.lac;
     if (length)
-        *length = (int64_t)get_be64(h + 24);
+        *length = eh.length;
     return 0;
 }
 
@@ -299,7 +284,7 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     struct bkc_ledger *lh = a->lh;
     int idx = op->slot;
     a->ops[idx] = NULL;
-    if (rc == BKC_RC_EOK) {
+    if (rc == WIRE_BK_EOK) {
         if (lh->failed & BIT(idx))
             return;
         if (!(a->acked & BIT(idx))) {
@@ -310,14 +295,14 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
             lh_deliver(lh);
         return;
     }
-    if (rc == BKC_RC_EFENCED) {
+    if (rc == WIRE_BK_EFENCED) {
         lh_fail(lh, -MG_EFENCED,
                 "ledger %" PRId64 " is fenced (bookie %s: EFENCED): it was "
                 "recovered by another client",
                 lh->id, op->bk->id);
         return;
     }
-    if (rc == BKC_RC_EUA) {
+    if (rc == WIRE_BK_EUA) {
         lh_fail(lh, -MG_ENOTALLOWED,
                 "ledger %" PRId64 ": bookie %s refused the master key "
                 "(EUA)",
@@ -329,9 +314,10 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     MG_WARN(MOD,
             "ledger %" PRId64 ": add of entry %" PRId64 " on bookie %s (index %d) "
             "failed: %s; replacing the bookie",
-            lh->id, a->entry, op->bk->id, idx, bkc_rc_str(rc));
+            lh->id, a->entry, op->bk->id, idx, wire_bk_status_str(rc));
     snprintf(lh->fail_why, sizeof(lh->fail_why), "bookie %s answered %s%s", op->bk->id,
-             bkc_rc_str(rc), rc == BKC_RC_EREADONLY ? " (read-only: its disk is full?)" : "");
+             wire_bk_status_str(rc),
+             rc == WIRE_BK_EREADONLY ? " (read-only: its disk is full?)" : "");
     lh->failed |= BIT(idx);
     struct bkc_add *p;
     TAILQ_FOREACH(p, &lh->adds, link)
@@ -360,13 +346,12 @@ static void add_send(struct bkc_ledger *lh, struct bkc_add *a)
 {
     if (!a->sent) {
         size_t len = evbuffer_get_length(a->payload);
-        put_be64(a->ehdr, (uint64_t)lh->id);
-        put_be64(a->ehdr + 8, (uint64_t)a->entry);
-        put_be64(a->ehdr + 16, (uint64_t)lh->lac);
-        put_be64(a->ehdr + 24, (uint64_t)a->length);
+        struct wire_bk_entry_hdr eh = {
+            .ledger = lh->id, .entry = a->entry, .lac = lh->lac, .length = a->length};
+        wire_bk_entry_hdr_put(a->ehdr, &eh);
         bkc_digest(lh->digest, lh->mac_key, a->ehdr, a->payload, 0, len,
-                   a->ehdr + BKC_ENTRY_HDR_LEN);
-        a->ehdr_len = BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len;
+                   a->ehdr + WIRE_BK_ENTRY_HDR_LEN);
+        a->ehdr_len = WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len;
         a->sent = true;
     }
     int e = lh->md.ensemble_size;
@@ -408,8 +393,8 @@ int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req
     int64_t len = (int64_t)evbuffer_get_length(payload);
     /* A frame over the bookies' limit would make them drop the connection, failing every
      * request of every ledger on it: refuse this entry alone, before anything is sent. */
-    size_t fl = bkc_add_frame_size(lh->c->cfg.use_v3, lh->id, lh->last_pushed + 1, 0,
-                                   BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len, (size_t)len);
+    size_t fl = wire_bk_add_frame_size(lh->c->cfg.use_v3, lh->id, lh->last_pushed + 1, 0,
+                                       WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len, (size_t)len);
     if (fl > lh->c->cfg.max_frame_size) {
         snprintf(req->errmsg, sizeof(req->errmsg),
                  "entry of %" PRId64 " bytes makes a bookie frame of %zu bytes, over the frame "
@@ -788,12 +773,12 @@ static void rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     struct bkc_rd_ent *ent = &rd->ents[i];
     int64_t e = rd->first + i;
     ent->op = NULL;
-    if (rc == BKC_RC_EOK && body && *body) {
+    if (rc == WIRE_BK_EOK && body && *body) {
         int v = verify_entry(lh, *body, e, NULL, NULL, &ent->length);
         if (v == 0) {
             ent->payload = *body;
             *body = NULL;
-            evbuffer_drain(ent->payload, BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len);
+            evbuffer_drain(ent->payload, WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len);
             if (++rd->n_done == rd->n)
                 rd_finish(rd, 0, -1);
             return;
@@ -804,13 +789,13 @@ static void rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
                 lh->id, e, op->bk->id,
                 v == -MG_ECHECKSUM ? "digest mismatch" : "wrong entry header");
         ent->n_corrupt++;
-    } else if (rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
+    } else if (rc == WIRE_BK_ENOENTRY || rc == WIRE_BK_ENOLEDGER) {
         ent->n_missing++;
     } else if (rc == -MG_ETOOBIG) {
         ent->n_toobig++; /* its response was over the frame limit (logged by the connection) */
     } else {
         MG_DEBUG(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: %s", lh->id, e,
-                 op->bk->id, bkc_rc_str(rc));
+                 op->bk->id, wire_bk_status_str(rc));
     }
     if (ent->tries < lh->md.write_quorum) {
         rd_send(rd, i);
@@ -913,7 +898,7 @@ static void lacrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     lr->ops[idx] = NULL;
     lr->n_pending--;
     int64_t lac;
-    if (rc == BKC_RC_EOK && body && *body) {
+    if (rc == WIRE_BK_EOK && body && *body) {
         if (verify_entry(lh, *body, -2, NULL, &lac, NULL) == 0) {
             lr->answer[idx] = 1;
             if (lac > lr->max_lac)
@@ -923,9 +908,9 @@ static void lacrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
                     op->bk->id);
             lr->answer[idx] = 2;
         }
-    } else if (rc == BKC_RC_EOK || rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
+    } else if (rc == WIRE_BK_EOK || rc == WIRE_BK_ENOENTRY || rc == WIRE_BK_ENOLEDGER) {
         lr->answer[idx] = 1;
-    } else if (rc == BKC_RC_EUA) {
+    } else if (rc == WIRE_BK_EUA) {
         if (lr->req)
             lacrd_finish(lh, -MG_ENOTALLOWED);
         else
@@ -936,7 +921,7 @@ static void lacrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         return;
     } else {
         MG_WARN(MOD, "ledger %" PRId64 ": %s read of the last entry on bookie %s: %s", lh->id,
-                lr->fence ? "fencing" : "LAC", op->bk->id, bkc_rc_str(rc));
+                lr->fence ? "fencing" : "LAC", op->bk->id, wire_bk_status_str(rc));
         lr->answer[idx] = 2;
     }
     if (lacrd_covered(lh, lr))
@@ -955,7 +940,7 @@ static void lacrd_start(struct bkc_ledger *lh, bool fence, struct bkc_req *req)
     lh->lacrd = lr;
     for (int i = 0; i < lh->md.ensemble_size; i++) {
         lr->n_pending++;
-        lr->ops[i] = bkc_bookie_read(lh->ens[i], lh->id, -1, fence ? BKC_FLAG_FENCE : 0,
+        lr->ops[i] = bkc_bookie_read(lh->ens[i], lh->id, -1, fence ? WIRE_BK_FLAG_FENCE : 0,
                                      lh->master_key, lacrd_op_cb, lh, i);
     }
 }
@@ -1238,17 +1223,18 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     int64_t e = r->entry, length = 0;
     r->ops[idx] = NULL;
     r->n_pending--;
-    if (rc == BKC_RC_EOK && body && *body) {
+    if (rc == WIRE_BK_EOK && body && *body) {
         if (verify_entry(lh, *body, e, NULL, NULL, &length) == 0) {
             struct evbuffer *payload = *body;
             *body = NULL;
-            evbuffer_drain(payload, BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len);
+            evbuffer_drain(payload, WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len);
             rrd_free(r);
             lh->rrd = NULL;
             size_t plen = evbuffer_get_length(payload);
-            size_t fl = bkc_add_frame_size(lh->c->cfg.use_v3, lh->id, e,
-                                           BKC_FLAG_RECOVERY_ADD | BKC_FLAG_HIGH_PRIORITY,
-                                           BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len, plen);
+            size_t fl =
+                wire_bk_add_frame_size(lh->c->cfg.use_v3, lh->id, e,
+                                       WIRE_BK_FLAG_RECOVERY_ADD | WIRE_BK_FLAG_HIGH_PRIORITY,
+                                       WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len, plen);
             if (fl > lh->c->cfg.max_frame_size) {
                 evbuffer_free(payload);
                 lh_fail(lh, -MG_ETOOBIG,
@@ -1258,8 +1244,8 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
                 return;
             }
             MG_DEBUG(MOD, "ledger %" PRId64 ": recovered entry %" PRId64, lh->id, e);
-            push_add(lh, payload, true, BKC_FLAG_RECOVERY_ADD | BKC_FLAG_HIGH_PRIORITY, length,
-                     NULL);
+            push_add(lh, payload, true, WIRE_BK_FLAG_RECOVERY_ADD | WIRE_BK_FLAG_HIGH_PRIORITY,
+                     length, NULL);
             if (lh->mode == BKC_MODE_RECOVERING)
                 rrd_start(lh);
             return;
@@ -1267,7 +1253,7 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         MG_WARN(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: corrupt copy", lh->id, e,
                 op->bk->id);
         r->n_corrupt++;
-    } else if (rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
+    } else if (rc == WIRE_BK_ENOENTRY || rc == WIRE_BK_ENOLEDGER) {
         if (++r->n_missing >= lh->md.write_quorum - lh->md.ack_quorum + 1) {
             rrd_free(r);
             lh->rrd = NULL;
@@ -1279,7 +1265,7 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
             lh_check_drained(lh);
             return;
         }
-    } else if (rc == BKC_RC_EUA) {
+    } else if (rc == WIRE_BK_EUA) {
         lh_fail(lh, -MG_ENOTALLOWED,
                 "recovery of ledger %" PRId64 ": bookie %s refused the "
                 "master key (EUA)",
@@ -1305,8 +1291,8 @@ static void rrd_start(struct bkc_ledger *lh)
         int idx = (int)((r->entry + i) % E);
         r->n_pending++;
         r->ops[idx] = bkc_bookie_read(lh->rec_ens[idx], lh->id, r->entry,
-                                      BKC_FLAG_FENCE | BKC_FLAG_HIGH_PRIORITY, lh->master_key,
-                                      rrd_op_cb, lh, idx);
+                                      WIRE_BK_FLAG_FENCE | WIRE_BK_FLAG_HIGH_PRIORITY,
+                                      lh->master_key, rrd_op_cb, lh, idx);
     }
 }
 

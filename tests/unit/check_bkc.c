@@ -711,6 +711,78 @@ START_TEST(test_md_roundtrip)
 }
 END_TEST
 
+/* The v3 bytes are BookKeeper's (LedgerMetadataSerDe: header, writeDelimitedTo): fields in
+ * number order, lastEntryId only once CLOSED, ackQuorumSize always, negative values as
+ * ten-byte varints. The expected bytes were worked out from the proto by hand; the ledgers
+ * come from their format-v2 text, so the text converts field for field. A message without its
+ * required state, and v2 text whose segment has no firstEntryId, are refused. */
+START_TEST(test_md_bytes)
+{
+    static const uint8_t open_md[] = {
+        0x40, 0x08, 0x01, 0x10, 0x01, 0x18, 0x00, 0x28, 0x01, 0x32, 0x12, 0x0a, 0x0e,
+        0x31, 0x32, 0x37, 0x2e, 0x30, 0x2e, 0x30, 0x2e, 0x31, 0x3a, 0x33, 0x31, 0x38,
+        0x31, 0x10, 0x00, 0x38, 0x03, 0x42, 0x00, 0x48, 0x01, 0x50, 0x80, 0xd0, 0x95,
+        0xff, 0xbc, 0x31, 0x5a, 0x15, 0x0a, 0x0b, 0x61, 0x70, 0x70, 0x6c, 0x69, 0x63,
+        0x61, 0x74, 0x69, 0x6f, 0x6e, 0x12, 0x06, 0x70, 0x75, 0x6c, 0x73, 0x61, 0x72};
+    static const uint8_t closed_md[] = {
+        0x34, 0x08, 0x02, 0x10, 0x02, 0x18, 0x80, 0x20, 0x20, 0x63, 0x28, 0x03, 0x32, 0x0c,
+        0x0a, 0x03, 0x61, 0x3a, 0x31, 0x0a, 0x03, 0x62, 0x3a, 0x31, 0x10, 0x00, 0x32, 0x0c,
+        0x0a, 0x03, 0x61, 0x3a, 0x31, 0x0a, 0x03, 0x63, 0x3a, 0x31, 0x10, 0x32, 0x48, 0x02,
+        0x60, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    const char *hdr = "BookieMetadataFormatVersion\t3\n";
+    /* the same two ledgers in format v2, as an older cluster stored them */
+    const char *open_v2 =
+        "BookieMetadataFormatVersion\t2\nquorumSize: 1\nensembleSize: 1\nlength: 0\n"
+        "lastEntryId: 5\nstate: OPEN\n" /* lastEntryId: not kept while OPEN */
+        "segment {\n  ensembleMember: \"127.0.0.1:3181\"\n  firstEntryId: 0\n}\n"
+        "digestType: CRC32C\npassword: \"\"\nackQuorumSize: 1\nctime: 1700000000000\n"
+        "customMetadata {\n  key: \"application\"\n  value: \"pulsar\"\n}\n";
+    const char *closed_v2 =
+        "BookieMetadataFormatVersion\t2\nquorumSize: 2\nensembleSize: 2\nlength: 4096\n"
+        "lastEntryId: 99\nstate: CLOSED\n"
+        "segment {\n  ensembleMember: \"a:1\"\n  ensembleMember: \"b:1\"\n  firstEntryId: 0\n}\n"
+        "segment {\n  ensembleMember: \"a:1\"\n  ensembleMember: \"c:1\"\n  firstEntryId: 50\n}\n"
+        "ackQuorumSize: 2\ncToken: -1\n";
+    const char *v2[2] = {open_v2, closed_v2};
+    const uint8_t *want[2] = {open_md, closed_md};
+    size_t want_len[2] = {sizeof(open_md), sizeof(closed_md)};
+    for (int k = 0; k < 2; k++) {
+        struct bkc_md md, out;
+        uint8_t *buf;
+        size_t len;
+        ck_assert_int_eq(bkc_md_decode(v2[k], strlen(v2[k]), &md), 0);
+        bkc_md_encode(&md, &buf, &len);
+        ck_assert_uint_eq(len, 30 + want_len[k]);
+        ck_assert_mem_eq(buf, hdr, 30);
+        ck_assert_mem_eq(buf + 30, want[k], want_len[k]);
+        ck_assert_int_eq(bkc_md_decode(buf, len, &out), 0);
+        ck_assert_int_eq(out.last_entry, k ? 99 : -1);
+        ck_assert_int_eq(out.has_ctoken, k == 1);
+        ck_assert_int_eq(out.n_segs, k + 1);
+        ck_assert_str_eq(out.segs[k].bookies[k], k ? "c:1" : "127.0.0.1:3181");
+        bkc_md_fini(&out);
+        bkc_md_fini(&md);
+        mg_free(buf);
+    }
+    struct bkc_md out;
+
+    /* the closed ledger without state (field 5: 0x28 0x03): protobuf-c must not default it */
+    uint8_t nostate[30 + sizeof(closed_md)];
+    memcpy(nostate, hdr, 30);
+    size_t n = 30;
+    nostate[n++] = (uint8_t)(closed_md[0] - 2);
+    for (size_t i = 1; i < sizeof(closed_md); i++)
+        if (!(i >= 10 && i < 12))
+            nostate[n++] = closed_md[i];
+    ck_assert_int_eq(bkc_md_decode(nostate, n, &out), -MG_EPROTO);
+
+    const char *nofirst = "BookieMetadataFormatVersion\t2\n"
+                          "quorumSize: 1\nensembleSize: 1\nlength: 0\nstate: OPEN\n"
+                          "segment {\n  ensembleMember: \"a:1\"\n}\n";
+    ck_assert_int_eq(bkc_md_decode(nofirst, strlen(nofirst), &out), -MG_EPROTO);
+}
+END_TEST
+
 /* ---- tests: write path ------------------------------------------------------------------- */
 
 START_TEST(test_roundtrip_striping)
@@ -1760,7 +1832,7 @@ static void read_sizes(struct bkc_ledger *lh, const size_t *sz, int64_t first, i
 static size_t largest_fitting(bool v3, int64_t ledger, int64_t entry, size_t limit)
 {
     size_t plen = limit;
-    while (bkc_add_frame_size(v3, ledger, entry, 0, BKC_ENTRY_HDR_LEN + 4, plen) > limit)
+    while (wire_bk_add_frame_size(v3, ledger, entry, 0, WIRE_BK_ENTRY_HDR_LEN + 4, plen) > limit)
         plen--;
     return plen;
 }
@@ -1818,9 +1890,9 @@ START_TEST(test_frame_limit)
     /* one byte more than fits: refused before anything is sent */
     struct evbuffer *big = evbuffer_new();
     fill_payload(big, sz[1] + 1, 9);
-    ck_assert_uint_gt(
-        bkc_add_frame_size(use_v3, bkc_ledger_id(la), 2, 0, BKC_ENTRY_HDR_LEN + 4, sz[1] + 1),
-        limit);
+    ck_assert_uint_gt(wire_bk_add_frame_size(use_v3, bkc_ledger_id(la), 2, 0,
+                                             WIRE_BK_ENTRY_HDR_LEN + 4, sz[1] + 1),
+                      limit);
     struct bkc_req rbig = {0};
     struct res rsbig = {0};
     rbig.data = &rsbig;
@@ -2127,21 +2199,22 @@ START_TEST(test_v3_frames)
     char id[64];
     snprintf(id, sizeof(id), "127.0.0.1:%d", sn.port);
     struct bkc_bookie *bk = bkc_bookie_get(cl, id);
-    uint8_t key[BKC_MASTER_KEY_LEN];
-    for (int i = 0; i < BKC_MASTER_KEY_LEN; i++)
+    uint8_t key[WIRE_BK_MASTER_KEY_LEN];
+    for (int i = 0; i < WIRE_BK_MASTER_KEY_LEN; i++)
         key[i] = (uint8_t)(0xA0 + i);
-    uint8_t ehdr[BKC_ENTRY_HDR_LEN + 4];
+    uint8_t ehdr[WIRE_BK_ENTRY_HDR_LEN + 4];
     for (size_t i = 0; i < sizeof(ehdr); i++)
         ehdr[i] = (uint8_t)i;
     struct evbuffer *pl = evbuffer_new();
     evbuffer_add(pl, "hello v3", 8);
     struct opres o = {0};
     /* 1: a recovery add, 2: a plain add, 3: a fencing read of -1, 4: a plain read */
-    ck_assert_ptr_nonnull(bkc_bookie_add(bk, 7, 3, BKC_FLAG_RECOVERY_ADD | BKC_FLAG_HIGH_PRIORITY,
+    ck_assert_ptr_nonnull(bkc_bookie_add(bk, 7, 3,
+                                         WIRE_BK_FLAG_RECOVERY_ADD | WIRE_BK_FLAG_HIGH_PRIORITY,
                                          key, ehdr, sizeof(ehdr), pl, sniff_op_cb, &o, 1));
     ck_assert_ptr_nonnull(
         bkc_bookie_add(bk, 7, 4, 0, key, ehdr, sizeof(ehdr), pl, sniff_op_cb, &o, 2));
-    ck_assert_ptr_nonnull(bkc_bookie_read(bk, 7, -1, BKC_FLAG_FENCE, key, sniff_op_cb, &o, 3));
+    ck_assert_ptr_nonnull(bkc_bookie_read(bk, 7, -1, WIRE_BK_FLAG_FENCE, key, sniff_op_cb, &o, 3));
     ck_assert_ptr_nonnull(bkc_bookie_read(bk, 7, 5, 0, key, sniff_op_cb, &o, 4));
     ck_assert_int_eq(o.n, 0);
     uint64_t txn[4];
@@ -2153,8 +2226,8 @@ START_TEST(test_v3_frames)
         ck_assert_ptr_nonnull(a);
         ck_assert_int_eq(a->ledgerid, 7);
         ck_assert_int_eq(a->entryid, 3 + i);
-        ck_assert_uint_eq(a->masterkey.len, BKC_MASTER_KEY_LEN);
-        ck_assert(memcmp(a->masterkey.data, key, BKC_MASTER_KEY_LEN) == 0);
+        ck_assert_uint_eq(a->masterkey.len, WIRE_BK_MASTER_KEY_LEN);
+        ck_assert(memcmp(a->masterkey.data, key, WIRE_BK_MASTER_KEY_LEN) == 0);
         ck_assert_uint_eq(a->body.len, sizeof(ehdr) + 8);
         ck_assert(memcmp(a->body.data, ehdr, sizeof(ehdr)) == 0);
         ck_assert(memcmp(a->body.data + sizeof(ehdr), "hello v3", 8) == 0);
@@ -2179,7 +2252,7 @@ START_TEST(test_v3_frames)
         ck_assert_int_eq(rr->has_masterkey, i == 2);
         if (i == 2) {
             ck_assert_int_eq(rr->flag, BOOKKEEPER__PROTO__READ_REQUEST__FLAG__FENCE_LEDGER);
-            ck_assert(memcmp(rr->masterkey.data, key, BKC_MASTER_KEY_LEN) == 0);
+            ck_assert(memcmp(rr->masterkey.data, key, WIRE_BK_MASTER_KEY_LEN) == 0);
         }
         bookkeeper__proto__request__free_unpacked(r, NULL);
     }
@@ -2226,14 +2299,14 @@ START_TEST(test_v3_frames)
     }
     ck_assert_int_eq(o.n, 4);
     ck_assert_int_eq(o.slot[0], 4);
-    ck_assert_int_eq(o.rc[0], BKC_RC_ENOENTRY);
+    ck_assert_int_eq(o.rc[0], WIRE_BK_ENOENTRY);
     ck_assert_int_eq(o.slot[1], 3);
-    ck_assert_int_eq(o.rc[1], BKC_RC_EOK);
+    ck_assert_int_eq(o.rc[1], WIRE_BK_EOK);
     ck_assert_str_eq(o.body[1], "the body");
     ck_assert_int_eq(o.slot[2], 2);
-    ck_assert_int_eq(o.rc[2], BKC_RC_EFENCED);
+    ck_assert_int_eq(o.rc[2], WIRE_BK_EFENCED);
     ck_assert_int_eq(o.slot[3], 1);
-    ck_assert_int_eq(o.rc[3], BKC_RC_EBADREQ);
+    ck_assert_int_eq(o.rc[3], WIRE_BK_EBADREQ);
     ck_assert_int_eq(bk->n_ops, 0);
     /* an answer to an unknown txnId is dropped; one whose operation does not match its
      * request drops the connection and fails what was sent on it */
@@ -2278,6 +2351,7 @@ static Suite *bkc_suite(void)
     TCase *t = tcase_create("bkc");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, test_md_roundtrip);
+    tcase_add_test(t, test_md_bytes);
     tcase_add_test(t, test_roundtrip_striping);
     tcase_add_test(t, test_out_of_order_acks);
     tcase_add_test(t, test_ensemble_change_error);
