@@ -763,8 +763,8 @@ START_TEST(test_group_commit)
         uint8_t *e = make_entry(21, i, i - 1, PAYLOAD, &elen);
         ck_assert_uint_eq(8 + 20 + elen, one);
         uint8_t *f = all + (size_t)i * one;
-        bk_put_be32(f, (uint32_t)(one - 4));
-        bk_put_be32(f + 4, (2u << 24) | (1u << 16));
+        mg_put_be32(f, (uint32_t)(one - 4));
+        mg_put_be32(f + 4, (2u << 24) | (1u << 16));
         memcpy(f + 8, KEY_A, 20);
         memcpy(f + 28, e, elen);
         mg_free(e);
