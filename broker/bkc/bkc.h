@@ -13,8 +13,9 @@
  *   bkc_create -> bkc_add ... (completions in entry order) -> bkc_close -> bkc_ledger_free
  *   bkc_open(recovery=true) -> bkc_read ... -> bkc_ledger_free;  bkc_delete
  *
- * Threading: a client and its ledgers belong to the thread running the event_base given to
- * bkc_client_new; call everything on it. The meta store must use the same base.
+ * Threading: a client and its ledgers belong to the thread running the loop given to
+ * bkc_client_new (whose clock and timers it uses); call everything on it. The meta store must
+ * use the same loop.
  * Async calls (docs/style.md §2) take a caller-owned struct bkc_req: a synchronous failure
  * returns <0 and the callback never runs; otherwise the callback runs exactly once, on the
  * loop thread, after the call has returned (never from inside a bkc call). Freeing a ledger
@@ -27,11 +28,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct event_base;
 struct evbuffer;
+struct mg_loop;
 struct meta_store;
 struct bkc_client;
 struct bkc_ledger;
+struct bkc_transport;
 
 /* Digest types, with the values of LedgerMetadataFormat.DigestType. */
 enum bkc_digest {
@@ -59,6 +61,10 @@ struct bkc_config {
                                  maxMessageSize + BKC_FRAME_PADDING, as bookies should
                                  [5 MiB + 10 KiB] */
     const char *ledgers_root; /* metadata root [/ledgers] */
+    /* How requests reach the bookies (borrowed: must outlive the client); NULL = TCP
+     * connections [NULL]. Tests and the simulation pass bkc_fake_transport(fake). */
+    const struct bkc_transport *transport;
+    uint64_t seed; /* the seed of the bookie choice; 0 = from the clock and the pid [0] */
 };
 
 /* What Pulsar adds to maxMessageSize for the frame limits of its connections and of its
@@ -69,10 +75,10 @@ struct bkc_config {
 /* Fill cfg with the defaults above. */
 void bkc_config_default(struct bkc_config *cfg);
 
-/* New client on base, reaching metadata through meta (borrowed; it must outlive the
- * client). Returns 0 and *out, or -MG_EINVAL (quorums not E >= Qw >= Qa >= 1, E > 64,
- * unknown digest). No connection is made until a ledger needs a bookie. */
-int bkc_client_new(struct event_base *base, struct meta_store *meta, const struct bkc_config *cfg,
+/* New client on loop (borrowed; it must outlive the client), reaching metadata through meta
+ * (borrowed; it must outlive the client). Returns 0 and *out, or -MG_EINVAL (quorums not E >= Qw >=
+ * Qa >= 1, E > 64, unknown digest). No connection is made until a ledger needs a bookie. */
+int bkc_client_new(struct mg_loop *loop, struct meta_store *meta, const struct bkc_config *cfg,
                    struct bkc_client **out);
 /* Free every ledger handle still open (the handles are invalid afterwards), close the bookie
  * connections and free the client. Every callback still owed runs before this returns (with
@@ -95,7 +101,7 @@ struct bkc_req {
     struct bkc_ledger *ledger; /* create/open: the new handle on success; owned by the
                                   caller, release with bkc_ledger_free */
     int64_t ledger_id;         /* create: the new ledger's id */
-    int64_t entry_id;          /* add: the entry's id, set synchronously by bkc_add */
+    int64_t entry_id;          /* add: the entry's id (bkc_add's entry_id) */
     struct evbuffer **entries; /* read: n_entries payloads in entry order, owned by the
                                   request (bkc_req_fini frees them; take one by setting its
                                   slot to NULL) */
@@ -154,21 +160,24 @@ int bkc_delete(struct bkc_client *c, int64_t ledger_id, struct bkc_req *req, bkc
 
 /* Append payload (borrowed: it must stay alive and unchanged until the callback; its bytes
  * are referenced into the bookie connections, never copied, unless it already holds
- * references itself) as the next entry. req->entry_id is set before bkc_add returns.
+ * references itself) as entry entry_id, which must be the next entry of the ledger
+ * (bkc_ledger_next_entry): the caller decides the id, bkc checks it (anything else is
+ * refused synchronously with -MG_EINVAL, nothing is sent). req->entry_id = entry_id.
  * An entry whose ADD frame would exceed cfg.max_frame_size is refused synchronously with
  * -MG_ETOOBIG (req->errmsg says by how much): nothing is sent, no entry id is used and the
  * ledger takes the next add as if this one had not been tried.
  * The entry completes once ack-quorum bookies of its write set stored it; callbacks run
  * strictly in entry order. Bookie errors and timeouts lead to an ensemble change (adds are
  * held meanwhile and unacknowledged entries are resent to the replacement).
- * Sync errors: -MG_ETOOBIG (see above), -MG_ENOTALLOWED (not a writer handle), -MG_ECLOSED
- * (close started),
+ * Sync errors: -MG_ETOOBIG (see above), -MG_EINVAL (entry_id is not the next entry),
+ * -MG_ENOTALLOWED (not a writer handle), -MG_ECLOSED (close started),
  * -MG_EFENCED / -MG_EIO / -MG_ENOTALLOWED (the ledger failed earlier; the same error as
  * then). Async errors: -MG_EFENCED (someone recovered the ledger), -MG_ENOBOOKIES (not
  * enough writable bookies for an ensemble change, e.g. the others answered EREADONLY: their
  * disks are full; errmsg names the bookie and its answer), -MG_EIO (metadata write failed),
  * -MG_ENOTALLOWED (a bookie refused the password), -MG_ECANCELED. */
-int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req, bkc_cb cb);
+int bkc_add(struct bkc_ledger *lh, int64_t entry_id, struct evbuffer *payload, struct bkc_req *req,
+            bkc_cb cb);
 
 /* Close a writer: wait for the pending adds to complete or fail, then CAS the metadata to
  * CLOSED at the last add confirmed. For a read handle it completes with 0 at once (async).
@@ -204,6 +213,8 @@ int64_t bkc_ledger_id(const struct bkc_ledger *lh);
 /* Last add confirmed: a writer's highest entry with it and all before it acknowledged;
  * a closed ledger's last entry; -1 when none. */
 int64_t bkc_ledger_lac(const struct bkc_ledger *lh);
+/* A writer's next entry id: the one the next bkc_add must name (entries sent so far + 1). */
+int64_t bkc_ledger_next_entry(const struct bkc_ledger *lh);
 /* Payload bytes up to and including the LAC entry (the metadata length once closed). */
 int64_t bkc_ledger_length(const struct bkc_ledger *lh);
 bool bkc_ledger_is_closed(const struct bkc_ledger *lh);

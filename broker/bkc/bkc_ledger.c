@@ -92,13 +92,13 @@ static void lh_set_ensemble(struct bkc_ledger *lh)
 {
     struct bkc_segment *s = &lh->md.segs[lh->md.n_segs - 1];
     for (int i = 0; i < lh->md.ensemble_size; i++)
-        lh->ens[i] = bkc_bookie_get(lh->c, s->bookies[i]);
+        lh->ens[i] = lh->c->tp.ops->bookie_get(lh->c, s->bookies[i]);
 }
 
 static void add_free(struct bkc_ledger *lh, struct bkc_add *a)
 {
     for (int i = 0; i < lh->md.ensemble_size && i < BKC_MAX_ENSEMBLE; i++)
-        bkc_op_cancel(a->ops[i]);
+        bkc_op_cancel_tp(lh->c, a->ops[i]);
     if (a->own_payload)
         evbuffer_free(a->payload);
     mg_free(a);
@@ -107,7 +107,7 @@ static void add_free(struct bkc_ledger *lh, struct bkc_add *a)
 static void rd_free(struct bkc_rd *rd)
 {
     for (int i = 0; i < rd->n; i++) {
-        bkc_op_cancel(rd->ents[i].op);
+        bkc_op_cancel_tp(rd->lh->c, rd->ents[i].op);
         if (rd->ents[i].payload)
             evbuffer_free(rd->ents[i].payload);
     }
@@ -118,14 +118,14 @@ static void rd_free(struct bkc_rd *rd)
 static void lacrd_free(struct bkc_lacrd *lr)
 {
     for (int i = 0; i < BKC_MAX_ENSEMBLE; i++)
-        bkc_op_cancel(lr->ops[i]);
+        bkc_op_cancel_tp(lr->lh->c, lr->ops[i]);
     mg_free(lr);
 }
 
-static void rrd_free(struct bkc_rrd *r)
+static void rrd_free(struct bkc_client *c, struct bkc_rrd *r)
 {
     for (int i = 0; i < BKC_MAX_ENSEMBLE; i++)
-        bkc_op_cancel(r->ops[i]);
+        bkc_op_cancel_tp(c, r->ops[i]);
     mg_free(r);
 }
 
@@ -171,7 +171,7 @@ void bkc_ledger_destroy(struct bkc_ledger *lh, int status, bool defer)
         lh->lacrd = NULL;
     }
     if (lh->rrd) {
-        rrd_free(lh->rrd);
+        rrd_free(lh->c, lh->rrd);
         lh->rrd = NULL;
     }
     if (lh->close_req) {
@@ -337,7 +337,7 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     TAILQ_FOREACH(p, &lh->adds, link)
     {
         if (p->ops[idx]) {
-            bkc_op_cancel(p->ops[idx]);
+            bkc_op_cancel_tp(lh->c, p->ops[idx]);
             p->ops[idx] = NULL;
         }
         if (p->acked & BIT(idx)) {
@@ -351,9 +351,9 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
 
 static void add_send_slot(struct bkc_ledger *lh, struct bkc_add *a, int idx)
 {
-    bkc_op_cancel(a->ops[idx]);
-    a->ops[idx] = bkc_bookie_add(lh->ens[idx], lh->id, a->entry, a->flags, lh->master_key, a->ehdr,
-                                 a->ehdr_len, a->payload, add_op_cb, a, idx);
+    bkc_op_cancel_tp(lh->c, a->ops[idx]);
+    a->ops[idx] = lh->c->tp.ops->add(lh->ens[idx], lh->id, a->entry, a->flags, lh->master_key,
+                                     a->ehdr, a->ehdr_len, a->payload, add_op_cb, a, idx);
 }
 
 static void add_send(struct bkc_ledger *lh, struct bkc_add *a)
@@ -395,7 +395,8 @@ static struct bkc_add *push_add(struct bkc_ledger *lh, struct evbuffer *payload,
     return a;
 }
 
-int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req, bkc_cb cb)
+int bkc_add(struct bkc_ledger *lh, int64_t entry_id, struct evbuffer *payload, struct bkc_req *req,
+            bkc_cb cb)
 {
     if (lh->mode != BKC_MODE_WRITER)
         return -MG_ENOTALLOWED;
@@ -405,6 +406,15 @@ int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req
         return lh->err;
     req->cb = cb;
     req->errmsg[0] = '\0';
+    if (entry_id != lh->last_pushed + 1) {
+        /* The caller decides entry ids (the managed ledger's positions); one that is not the
+         * next would leave a gap or a duplicate in the ledger: refuse it, send nothing. */
+        snprintf(req->errmsg, sizeof(req->errmsg),
+                 "ledger %" PRId64 ": add of entry %" PRId64 ", but the next entry is %" PRId64,
+                 lh->id, entry_id, lh->last_pushed + 1);
+        MG_ERROR(MOD, "%s", req->errmsg);
+        return -MG_EINVAL;
+    }
     int64_t len = (int64_t)evbuffer_get_length(payload);
     /* A frame over the bookies' limit would make them drop the connection, failing every
      * request of every ledger on it: refuse this entry alone, before anything is sent. */
@@ -418,6 +428,7 @@ int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req
         return -MG_ETOOBIG;
     }
     struct bkc_add *a = push_add(lh, payload, false, 0, lh->pushed_length + len, req);
+    MG_ASSERT(a->entry == entry_id);
     req->entry_id = a->entry;
     return 0;
 }
@@ -831,8 +842,8 @@ static void rd_send(struct bkc_rd *rd, int i)
     struct bkc_rd_ent *ent = &rd->ents[i];
     int idx = (int)((e + ent->tries) % lh->md.ensemble_size);
     ent->tries++;
-    struct bkc_bookie *bk = bkc_bookie_get(lh->c, s->bookies[idx]);
-    ent->op = bkc_bookie_read(bk, lh->id, e, 0, NULL, rd_op_cb, rd, i);
+    struct bkc_bookie *bk = lh->c->tp.ops->bookie_get(lh->c, s->bookies[idx]);
+    ent->op = lh->c->tp.ops->read(bk, lh->id, e, 0, NULL, rd_op_cb, rd, i);
 }
 
 static struct bkc_rd *rd_start(struct bkc_ledger *lh, int64_t first, int64_t last,
@@ -955,8 +966,8 @@ static void lacrd_start(struct bkc_ledger *lh, bool fence, struct bkc_req *req)
     lh->lacrd = lr;
     for (int i = 0; i < lh->md.ensemble_size; i++) {
         lr->n_pending++;
-        lr->ops[i] = bkc_bookie_read(lh->ens[i], lh->id, -1, fence ? BKC_FLAG_FENCE : 0,
-                                     lh->master_key, lacrd_op_cb, lh, i);
+        lr->ops[i] = lh->c->tp.ops->read(lh->ens[i], lh->id, -1, fence ? BKC_FLAG_FENCE : 0,
+                                         lh->master_key, lacrd_op_cb, lh, i);
     }
 }
 
@@ -1243,7 +1254,7 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
             struct evbuffer *payload = *body;
             *body = NULL;
             evbuffer_drain(payload, BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len);
-            rrd_free(r);
+            rrd_free(lh->c, r);
             lh->rrd = NULL;
             size_t plen = evbuffer_get_length(payload);
             size_t fl = bkc_add_frame_size(lh->c->cfg.use_v3, lh->id, e,
@@ -1269,7 +1280,7 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         r->n_corrupt++;
     } else if (rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
         if (++r->n_missing >= lh->md.write_quorum - lh->md.ack_quorum + 1) {
-            rrd_free(r);
+            rrd_free(lh->c, r);
             lh->rrd = NULL;
             lh->rec_reads_done = true;
             MG_DEBUG(MOD,
@@ -1304,9 +1315,9 @@ static void rrd_start(struct bkc_ledger *lh)
     for (int i = 0; i < lh->md.write_quorum; i++) {
         int idx = (int)((r->entry + i) % E);
         r->n_pending++;
-        r->ops[idx] = bkc_bookie_read(lh->rec_ens[idx], lh->id, r->entry,
-                                      BKC_FLAG_FENCE | BKC_FLAG_HIGH_PRIORITY, lh->master_key,
-                                      rrd_op_cb, lh, idx);
+        r->ops[idx] = lh->c->tp.ops->read(lh->rec_ens[idx], lh->id, r->entry,
+                                          BKC_FLAG_FENCE | BKC_FLAG_HIGH_PRIORITY, lh->master_key,
+                                          rrd_op_cb, lh, idx);
     }
 }
 
@@ -1320,6 +1331,11 @@ int64_t bkc_ledger_id(const struct bkc_ledger *lh)
 int64_t bkc_ledger_lac(const struct bkc_ledger *lh)
 {
     return lh->lac;
+}
+
+int64_t bkc_ledger_next_entry(const struct bkc_ledger *lh)
+{
+    return lh->last_pushed + 1;
 }
 
 int64_t bkc_ledger_length(const struct bkc_ledger *lh)

@@ -109,7 +109,8 @@ TAILQ_HEAD(meta_watch_list, meta_watch);
 struct meta_store {
     const struct meta_ops *ops;
     void *impl;              /* owned by the backend */
-    struct event_base *base; /* borrowed */
+    struct mg_loop *loop;    /* borrowed: clock and timers */
+    struct event_base *base; /* borrowed: loop's */
     struct meta_options o;   /* copy; url and data_dir point at the owned copies below */
     char *url;               /* owned */
     char *data_dir;          /* owned, may be NULL */
@@ -137,7 +138,6 @@ void meta_watch_free(struct meta_watch *w);
 bool meta_path_valid(const char *path, bool sequential_prefix);
 /* Length of the parent's path ("/a/b" → 2, "/a" → 1 meaning "/"); 0 for "/". */
 size_t meta_path_parent_len(const char *path);
-int64_t meta_now_ms(void);
 /* Copy children names into req (sorted); takes ownership of names[] and each name. */
 void meta_req_set_children(struct meta_req *req, char **names, int n);
 
@@ -166,8 +166,10 @@ typedef void (*meta_effect_fn)(void *arg, enum meta_effect_kind kind, const char
 
 struct meta_tree {
     int refs;
-    struct meta_node *root; /* owned */
-    struct mg_map watches;  /* path → struct meta_watch_list * (owned lists, borrowed watches) */
+    const struct mg_loop *clock; /* borrowed: the loop of the store that made it (its peers
+                                    share it); stamps ctime/mtime */
+    struct meta_node *root;      /* owned */
+    struct mg_map watches; /* path → struct meta_watch_list * (owned lists, borrowed watches) */
     uint64_t next_session;
     meta_effect_fn effect; /* may be NULL */
     void *effect_arg;
@@ -184,7 +186,7 @@ struct meta_mem {
     bool unsynced;
 };
 
-struct meta_tree *meta_tree_new(void);
+struct meta_tree *meta_tree_new(const struct mg_loop *clock);
 void meta_tree_unref(struct meta_tree *t);
 struct meta_node *meta_tree_lookup(struct meta_tree *t, const char *path);
 void meta_stat_of(const struct meta_node *n, struct meta_stat *st);

@@ -25,13 +25,12 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "wire/wire.h"
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 #include <inttypes.h>
 #include <string.h>
-#include <time.h>
 
 #define ML_MOD "ml"
 
@@ -104,11 +103,10 @@ struct ml_entry *ml_entry_new(struct evbuffer *data)
 
 /* ---- deferred tasks ----------------------------------------------------------------- */
 
-static void task_ev_cb(evutil_socket_t fd, short what, void *arg)
+static void task_tmr_cb(struct mg_timer *tmr, void *arg)
 {
     struct ml_factory *f = arg;
-    (void)fd;
-    (void)what;
+    (void)tmr;
     /* Run what was queued before this pass; work queued by the callbacks waits for the
      * next pass so I/O is not starved. */
     int n = f->n_tasks;
@@ -121,12 +119,10 @@ static void task_ev_cb(evutil_socket_t fd, short what, void *arg)
         t->fn(t->arg, 0);
     }
     f->running_tasks = false;
-    /* A zero timeout rather than event_active: libevent would run an event activated from
+    /* A zero timeout rather than an activation: libevent would run an event activated from
      * its own callback again in this same pass. */
-    if (!TAILQ_EMPTY(&f->tasks) && !f->closing) {
-        static const struct timeval zero = {0, 0};
-        event_add(f->task_ev, &zero);
-    }
+    if (!TAILQ_EMPTY(&f->tasks) && !f->closing)
+        mg_timer_start(&f->task_tmr, 0);
 }
 
 void ml_defer(struct ml_factory *f, struct ml_task *t, ml_task_fn fn, void *arg)
@@ -138,7 +134,7 @@ void ml_defer(struct ml_factory *f, struct ml_task *t, ml_task_fn fn, void *arg)
     TAILQ_INSERT_TAIL(&f->tasks, t, link);
     f->n_tasks++;
     if (!f->closing && !f->running_tasks)
-        event_active(f->task_ev, EV_TIMEOUT, 0);
+        mg_timer_activate(&f->task_tmr);
 }
 
 void ml_task_cancel(struct ml_factory *f, struct ml_task *t)
@@ -175,7 +171,7 @@ void ml_defer_call(struct ml_factory *f, ml_task_fn fn, void *arg)
 
 /* ---- factory ------------------------------------------------------------------------ */
 
-struct ml_factory *ml_factory_new(struct event_base *base, const char *store,
+struct ml_factory *ml_factory_new(struct mg_loop *loop, const char *store,
                                   const struct ml_config *cfg)
 {
     const struct ml_store_ops *ops = NULL;
@@ -187,12 +183,12 @@ struct ml_factory *ml_factory_new(struct event_base *base, const char *store,
                  store ? store : "(null)");
         return NULL;
     }
-    if (!base) {
-        MG_ERROR(ML_MOD, "ml_factory_new: no event base");
+    if (!loop) {
+        MG_ERROR(ML_MOD, "ml_factory_new: no loop");
         return NULL;
     }
     struct ml_factory *f = mg_calloc(1, sizeof *f);
-    f->base = base;
+    f->loop = loop;
     if (cfg) {
         f->cfg = *cfg;
     } else {
@@ -204,17 +200,11 @@ struct ml_factory *ml_factory_new(struct event_base *base, const char *store,
     mg_map_init(&f->by_name);
     TAILQ_INIT(&f->all);
     TAILQ_INIT(&f->tasks);
-    f->task_ev = event_new(base, -1, 0, task_ev_cb, f);
-    if (!f->task_ev) {
-        MG_ERROR(ML_MOD, "ml_factory_new: event_new failed");
-        mg_map_fini(&f->by_name);
-        mg_free(f);
-        return NULL;
-    }
+    mg_timer_init(&f->task_tmr, loop, task_tmr_cb, f);
     int rc = ops->init(f, &f->impl);
     if (rc < 0) {
         MG_ERROR(ML_MOD, "store %s: init failed: %s", ops->name, mg_strerror(rc));
-        event_free(f->task_ev);
+        mg_timer_fini(&f->task_tmr);
         mg_map_fini(&f->by_name);
         mg_free(f);
         return NULL;
@@ -257,7 +247,7 @@ void ml_factory_free(struct ml_factory *f)
         MG_WARN(ML_MOD, "%s: still held at factory free", ml->name);
         ml_free(ml);
     }
-    event_free(f->task_ev);
+    mg_timer_fini(&f->task_tmr);
     mg_map_fini(&f->by_name);
     mg_free(f);
 }
@@ -591,18 +581,15 @@ static struct ml_ledger *ml_new(struct ml_factory *f, const char *name)
     return ml;
 }
 
-static int64_t now_ms(void)
+/* Wall-clock ms (ledger close times, retention) and monotonic ms (backoff) of ml's loop. */
+static int64_t now_ms(const struct ml_ledger *ml)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return mg_loop_wall_ms(ml->f->loop);
 }
 
-static int64_t mono_ms(void)
+static int64_t mono_ms(const struct ml_ledger *ml)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)mg_loop_mono_ms(ml->f->loop);
 }
 
 #define ML_ROLL_BACKOFF_MIN_MS 250
@@ -1002,7 +989,7 @@ static void open_loaded(struct ml_store_req *req, int status)
         /* Restored ledgers are closed: seal their times for retention. */
         for (int i = 0; i < ml->n_ledgers; i++)
             if (ml->ledgers[i].timestamp == 0)
-                ml->ledgers[i].timestamp = now_ms();
+                ml->ledgers[i].timestamp = now_ms(ml);
         status = open_create_ledger(ml);
     }
     if (status < 0)
@@ -1162,7 +1149,7 @@ static void send_unsent(struct ml_ledger *ml)
            (op = TAILQ_FIRST(&ml->unsent)) != NULL) {
         struct ml_ledger_info *cur = current_ledger(ml);
         if (ml->broken || ledger_full(ml, cur)) {
-            if (ml->roll_error && mono_ms() < ml->roll_retry_at) {
+            if (ml->roll_error && mono_ms(ml) < ml->roll_retry_at) {
                 /* The last roll failed a moment ago: fail fast, try again later. */
                 fail_unsent(ml, ml->roll_error);
                 schedule_drain(ml);
@@ -1217,7 +1204,7 @@ static void roll_fail(struct ml_ledger *ml, int status)
     ml->roll_backoff_ms = ml->roll_backoff_ms ? ml->roll_backoff_ms * 2 : ML_ROLL_BACKOFF_MIN_MS;
     if (ml->roll_backoff_ms > ML_ROLL_BACKOFF_MAX_MS)
         ml->roll_backoff_ms = ML_ROLL_BACKOFF_MAX_MS;
-    ml->roll_retry_at = mono_ms() + ml->roll_backoff_ms;
+    ml->roll_retry_at = mono_ms(ml) + ml->roll_backoff_ms;
     ml->roll_error = status;
     MG_WARN(ML_MOD,
             "%s: cannot roll to a new ledger: %s; appends fail for %d ms, then it is "
@@ -1306,7 +1293,7 @@ static void roll_closed(struct ml_store_req *req, int status)
         if (status < 0)
             MG_WARN(ML_MOD, "%s: ledger %" PRId64 " not closed: %s", ml->name,
                     current_ledger(ml)->id, mg_strerror(status));
-        current_ledger(ml)->timestamp = now_ms();
+        current_ledger(ml)->timestamp = now_ms(ml);
         roll_create(ml);
     }
     ml_release(ml);
@@ -1324,7 +1311,7 @@ static void roll_continue(struct ml_ledger *ml)
     }
     ml->roll_phase = ML_ROLL_CLOSE;
     if (!f->ops->close_ledger) {
-        current_ledger(ml)->timestamp = now_ms();
+        current_ledger(ml)->timestamp = now_ms(ml);
         roll_create(ml);
         return;
     }
@@ -1498,7 +1485,7 @@ static bool retention_allows(const struct ml_ledger *ml, const struct ml_ledger_
     }
     if (t == 0 || sz == 0)
         return true;
-    if (t > 0 && li->timestamp > 0 && now_ms() - li->timestamp > t * 60000)
+    if (t > 0 && li->timestamp > 0 && now_ms(ml) - li->timestamp > t * 60000)
         return true;
     if (sz > 0 && remaining - li->size > sz * (int64_t)1048576)
         return true;

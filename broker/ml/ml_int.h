@@ -10,21 +10,20 @@
  *       optionally, metadata persistence for the ML's ledger list and cursor state.
  *
  * Deferred work: everything that must run "after the call has returned" goes through the
- * factory's task queue (ml_defer), drained by one libevent event on the factory's base.
+ * factory's task queue (ml_defer), drained by one timer of the factory's loop.
  * ml_factory_free drains it with status -MG_ECANCELED, so no task outlives the factory.
  */
 #ifndef MG_ML_INT_H
 #define MG_ML_INT_H
 
 #include "ml/ml.h"
+#include "util/loop.h"
 #include "util/map.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
-
-struct event;
 
 /* ---- deferred tasks ----------------------------------------------------------------- */
 
@@ -141,15 +140,13 @@ struct ml_bk_cursor_stats {
     int64_t log_lines;      /* lines logged about them (one per 10 s at most, + recovery) */
 };
 void ml_bk_cursor_stats(struct ml_factory *f, struct ml_bk_cursor_stats *out);
-/* Replace the clock that paces those log lines (ms; NULL = monotonic). */
-void ml_bk_set_clock(struct ml_factory *f, int64_t (*clock)(void *arg), void *arg);
 
 /* ---- factory ------------------------------------------------------------------------ */
 
 TAILQ_HEAD(ml_ledger_list, ml_ledger);
 
 struct ml_factory {
-    struct event_base *base; /* borrowed */
+    struct mg_loop *loop; /* borrowed */
     struct ml_config cfg;
     const struct ml_store_ops *ops; /* borrowed: static table */
     void *impl;                     /* owned by the store (ops->fini) */
@@ -157,9 +154,9 @@ struct ml_factory {
     struct ml_ledger_list all;      /* every ML struct still allocated (incl. closing) */
     struct ml_task_list tasks;      /* deferred work, FIFO */
     int n_tasks;
-    bool running_tasks;    /* inside the task event: re-arm once at its end */
-    struct event *task_ev; /* owned */
-    size_t cache_bytes;    /* sum of all MLs' tail caches */
+    bool running_tasks;       /* inside the task timer: re-arm once at its end */
+    struct mg_timer task_tmr; /* runs the task queue */
+    size_t cache_bytes;       /* sum of all MLs' tail caches */
     bool closing;
 };
 

@@ -36,12 +36,10 @@
 #include "MLDataFormats.pb-c.h"
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <time.h>
 
 #define BK_MOD "ml-bk"
 #define BK_ROOT "/managed-ledgers"
@@ -71,7 +69,7 @@ struct bkcur {
     int fails;         /* consecutive failed writes: the retry backs off */
     uint8_t *next_buf; /* owned: a snapshot waiting for the write in flight */
     size_t next_len;
-    struct event *timer; /* owned */
+    struct mg_timer timer; /* the next write (flush interval, retry backoff) */
 };
 
 /* Per-ML state. Refcounted: the ML (until free_ml), each op, each successor link. */
@@ -122,8 +120,8 @@ struct bk_op {
 LIST_HEAD(bk_op_list, bk_op);
 
 struct bks {
-    struct ml_factory *f; /* borrowed; NULL once fini ran */
-    struct event_base *base;
+    struct ml_factory *f;    /* borrowed; NULL once fini ran */
+    struct mg_loop *loop;    /* borrowed: the factory's */
     struct meta_store *meta; /* borrowed */
     struct bkc_client *bkc;  /* borrowed */
     int refs;                /* 1 until fini + 1 per bkml + 1 per op */
@@ -136,8 +134,6 @@ struct bks {
     int ensemble, write_q, ack_q;
     bool auto_skip; /* autoSkipNonRecoverableData */
     /* failed cursor writes: one log line per BK_FAIL_LOG_MS with a count */
-    int64_t (*clock)(void *arg); /* ms; monotonic unless a test sets one */
-    void *clock_arg;
     struct ml_bk_cursor_stats cst;
     int64_t fail_unlogged; /* failures since the last line */
     int64_t fail_log_at;   /* when the last line was logged */
@@ -148,21 +144,6 @@ struct bks {
 
 #define BK_FAIL_LOG_MS 10000 /* at most one "cursor not stored" line per this period */
 #define BK_RETRY_MAX_SHIFT 4 /* retries back off to 16 flush intervals */
-
-static int64_t mono_clock(void *arg)
-{
-    (void)arg;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- names ---------------------------------------------------------------------------- */
 
@@ -263,8 +244,7 @@ static struct bkh *handle_new(struct bkml *m, int64_t id, struct bkc_ledger *lh,
 
 static void cursor_free(struct bkcur *cur)
 {
-    if (cur->timer)
-        event_free(cur->timer);
+    mg_timer_fini(&cur->timer);
     mg_free(cur->next_buf);
     mg_free(cur->name);
     mg_free(cur->path);
@@ -272,6 +252,7 @@ static void cursor_free(struct bkcur *cur)
 }
 
 static void load_start(struct bkml *m, struct ml_store_req *req);
+static void cursor_timer_cb(struct mg_timer *t, void *arg);
 
 static void bkml_unref(struct bkml *m)
 {
@@ -436,7 +417,8 @@ static void range_collect(struct ml_position lower, struct ml_position upper, vo
 
 /* Snapshot of a cursor as ManagedCursorInfo (cursorsLedgerId = -1: the state is here).
  * More than max_ranges ranges: only the mark-delete position (redelivery, never a skip). */
-static uint8_t *encode_cursor(const struct ml_cursor *c, int max_ranges, size_t *len)
+static uint8_t *encode_cursor(const struct ml_cursor *c, int max_ranges, int64_t now_wall_ms,
+                              size_t *len)
 {
     Pulsar__Ml__ManagedCursorInfo ci = PULSAR__ML__MANAGED_CURSOR_INFO__INIT;
     ci.cursorsledgerid = -1;
@@ -444,7 +426,7 @@ static uint8_t *encode_cursor(const struct ml_cursor *c, int max_ranges, size_t 
     ci.markdeleteledgerid = c->mark_delete.ledger;
     ci.markdeleteentryid = c->mark_delete.entry;
     ci.has_lastactive = true;
-    ci.lastactive = wall_ms();
+    ci.lastactive = now_wall_ms;
     struct range_acc a = {0};
     if (c->n_ranges > 0 && c->n_ranges <= max_ranges) {
         a.cap = c->n_ranges;
@@ -504,7 +486,7 @@ static int bk_init(struct ml_factory *f, void **impl)
     }
     struct bks *s = mg_calloc(1, sizeof *s);
     s->f = f;
-    s->base = f->base;
+    s->loop = f->loop;
     s->meta = cfg->meta;
     s->bkc = cfg->bkc;
     s->refs = 1;
@@ -518,7 +500,6 @@ static int bk_init(struct ml_factory *f, void **impl)
     s->write_q = cfg->write_quorum;
     s->ack_q = cfg->ack_quorum;
     s->auto_skip = cfg->auto_skip_non_recoverable_data;
-    s->clock = mono_clock;
     *impl = s;
     return 0;
 }
@@ -555,8 +536,7 @@ static void bk_fini(void *impl)
         void *v;
         while (mg_map_next(&m->cursors, &it, &key, &klen, &v)) {
             struct bkcur *cur = v;
-            if (cur->timer)
-                event_del(cur->timer);
+            mg_timer_stop(&cur->timer);
         }
         /* Reads parked on opening handles never reached bkc: end them here. */
         it = 0;
@@ -612,8 +592,7 @@ static void bk_free_ml(void *impl, struct ml_ledger *ml)
     void *v;
     while (mg_map_next(&m->cursors, &it, &key, &klen, &v)) {
         struct bkcur *cur = v;
-        if (cur->timer)
-            event_del(cur->timer);
+        mg_timer_stop(&cur->timer);
     }
     /* Handles nobody works on go now; a close in flight keeps its own. */
     it = 0;
@@ -696,6 +675,7 @@ static void load_got_cursor(struct bk_op *op, int status)
         char *name = url_decode(op->names[op->idx]);
         struct bkcur *cur = mg_calloc(1, sizeof *cur);
         cur->m = m;
+        mg_timer_init(&cur->timer, m->s->loop, cursor_timer_cb, cur);
         cur->name = name;
         cur->path = mg_asprintf("%s/%s", m->path, op->names[op->idx]);
         cur->version = op->mr.stat.version;
@@ -1045,7 +1025,7 @@ static void cursor_failed(struct bkcur *cur, int status)
     s->fail_unlogged++;
     snprintf(s->fail_last, sizeof s->fail_last, "%s cursor %s: %s", cur->m->name, cur->name,
              mg_strerror(status));
-    int64_t now = s->clock(s->clock_arg);
+    int64_t now = (int64_t)mg_loop_mono_ms(s->loop);
     if (s->fail_logged_once && now - s->fail_log_at < BK_FAIL_LOG_MS)
         return;
     MG_WARN(BK_MOD,
@@ -1076,14 +1056,6 @@ void ml_bk_cursor_stats(struct ml_factory *f, struct ml_bk_cursor_stats *out)
     MG_ASSERT(f->ops == &ml_store_bookkeeper);
     struct bks *s = f->impl;
     *out = s->cst;
-}
-
-void ml_bk_set_clock(struct ml_factory *f, int64_t (*clock)(void *arg), void *arg)
-{
-    MG_ASSERT(f->ops == &ml_store_bookkeeper);
-    struct bks *s = f->impl;
-    s->clock = clock ? clock : mono_clock;
-    s->clock_arg = arg;
 }
 
 static void cursor_written(struct bk_op *op, int status)
@@ -1158,12 +1130,11 @@ static struct ml_cursor *find_cursor(struct ml_ledger *ml, const char *name)
     return NULL;
 }
 
-static void cursor_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void cursor_timer_cb(struct mg_timer *t, void *arg)
 {
     struct bkcur *cur = arg;
     struct bkml *m = cur->m;
-    (void)fd;
-    (void)what;
+    (void)t;
     if (m->s->dead || m->fenced || m->deleted || cur->writing || !cur->dirty)
         return;
     struct ml_cursor *c = find_cursor(m->ml, cur->name);
@@ -1171,7 +1142,7 @@ static void cursor_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     cur->dirty = false;
     size_t len;
-    uint8_t *buf = encode_cursor(c, m->s->max_ranges, &len);
+    uint8_t *buf = encode_cursor(c, m->s->max_ranges, mg_loop_wall_ms(m->s->loop), &len);
     cursor_write(cur, buf, len);
 }
 
@@ -1180,9 +1151,7 @@ static void cursor_arm(struct bkcur *cur)
     struct bks *s = cur->m->s;
     if (s->dead || !cur->m->ml)
         return;
-    if (!cur->timer)
-        cur->timer = event_new(s->base, -1, 0, cursor_timer_cb, cur);
-    if (!cur->timer || evtimer_pending(cur->timer, NULL))
+    if (mg_timer_pending(&cur->timer))
         return;
     int ms = s->flush_ms > 0 ? s->flush_ms : 0;
     if (cur->fails > 0) {
@@ -1192,8 +1161,7 @@ static void cursor_arm(struct bkcur *cur)
         int shift = cur->fails - 1 < BK_RETRY_MAX_SHIFT ? cur->fails - 1 : BK_RETRY_MAX_SHIFT;
         ms = base << shift;
     }
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(cur->timer, &tv);
+    mg_timer_start(&cur->timer, (uint64_t)ms);
 }
 
 static int bk_save_cursor(void *impl, struct ml_ledger *ml, struct ml_cursor *c, bool now,
@@ -1212,6 +1180,7 @@ static int bk_save_cursor(void *impl, struct ml_ledger *ml, struct ml_cursor *c,
     if (!cur) {
         cur = mg_calloc(1, sizeof *cur);
         cur->m = m;
+        mg_timer_init(&cur->timer, s->loop, cursor_timer_cb, cur);
         cur->name = mg_strdup(c->name);
         char *enc = url_encode(c->name);
         cur->path = mg_asprintf("%s/%s", m->path, enc);
@@ -1222,10 +1191,9 @@ static int bk_save_cursor(void *impl, struct ml_ledger *ml, struct ml_cursor *c,
     }
     if (now || s->flush_ms < 0) {
         cur->dirty = false;
-        if (cur->timer)
-            event_del(cur->timer);
+        mg_timer_stop(&cur->timer);
         size_t len;
-        uint8_t *buf = encode_cursor(c, s->max_ranges, &len);
+        uint8_t *buf = encode_cursor(c, s->max_ranges, mg_loop_wall_ms(s->loop), &len);
         cursor_write(cur, buf, len);
     } else {
         cur->dirty = true;
@@ -1248,8 +1216,7 @@ static int bk_remove_cursor(void *impl, struct ml_ledger *ml, const char *name,
         cur->removed = true;
         mg_free(cur->next_buf);
         cur->next_buf = NULL;
-        if (cur->timer)
-            event_del(cur->timer);
+        mg_timer_stop(&cur->timer);
         if (req)
             complete_later(s, req, 0);
         return 0;
@@ -1417,15 +1384,13 @@ static int bk_add_entry(void *impl, struct ml_ledger *ml, struct ml_store_req *r
     /* bkc borrows the evbuffer until its callback: the reference keeps it alive. */
     op->entry = ml_entry_ref(req->entry);
     op->br.data = op;
-    int rc = bkc_add(h->lh, req->entry->data, &op->br, add_done);
+    /* The core decided the entry id (its position); bkc refuses any other than the next. */
+    int rc = bkc_add(h->lh, req->entry->pos.entry, req->entry->data, &op->br, add_done);
     if (rc < 0) {
         op->req = NULL;
         op_end(op);
         return rc;
     }
-    if (op->br.entry_id != req->entry->pos.entry)
-        MG_ERROR(BK_MOD, "%s: ledger %" PRId64 ": entry %" PRId64 " went out as %" PRId64, m->name,
-                 req->ledger_id, req->entry->pos.entry, op->br.entry_id);
     return 0;
 }
 

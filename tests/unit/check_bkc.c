@@ -27,6 +27,7 @@
 #include "meta/meta.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/loop.h"
 
 #include "BookkeeperProtocol.pb-c.h"
 
@@ -46,6 +47,7 @@
 #include <unistd.h>
 
 static struct event_base *base;
+static struct mg_loop *loop;
 static struct meta_store *meta;
 
 static void pump(int n)
@@ -57,8 +59,8 @@ static void pump(int n)
 /* Run the loop (blocking passes, bounded by a 10 s wall clock) until *flag. */
 static void wait_for(const bool *flag)
 {
-    uint64_t end = bkc_now_ms() + 10000;
-    while (!*flag && bkc_now_ms() < end) {
+    uint64_t end = mg_mono_ms() + 10000;
+    while (!*flag && mg_mono_ms() < end) {
         struct timeval tv = {0, 5000};
         event_base_loopexit(base, &tv);
         event_base_loop(base, EVLOOP_ONCE);
@@ -68,8 +70,8 @@ static void wait_for(const bool *flag)
 
 static void sleep_loop(int ms)
 {
-    uint64_t end = bkc_now_ms() + (uint64_t)ms;
-    while (bkc_now_ms() < end) {
+    uint64_t end = mg_mono_ms() + (uint64_t)ms;
+    while (mg_mono_ms() < end) {
         struct timeval tv = {0, 5000};
         event_base_loopexit(base, &tv);
         event_base_loop(base, EVLOOP_ONCE);
@@ -447,7 +449,7 @@ static struct bkc_client *client_new(int e, int w, int a, int timeout_ms)
     cfg.ack_quorum = a;
     cfg.timeout_ms = timeout_ms;
     struct bkc_client *c = NULL;
-    ck_assert_int_eq(bkc_client_new(base, meta, &cfg, &c), 0);
+    ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
     return c;
 }
 
@@ -455,8 +457,9 @@ static void fx_setup(int n_bookies, int e, int w, int a, int timeout_ms)
 {
     use_v3 = false; /* the fake bookies speak v2 only */
     base = event_base_new();
+    loop = mg_loop_new(base);
     struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
+    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
     for (int i = 0; i < NFB; i++)
         fb[i] = i < n_bookies ? fbk_new(true) : NULL;
     cl = client_new(e, w, a, timeout_ms);
@@ -474,6 +477,7 @@ static void fx_teardown(void)
     meta_close(meta);
     meta = NULL;
     pump(5);
+    mg_loop_free(loop);
     event_base_free(base);
     base = NULL;
 }
@@ -558,7 +562,7 @@ static int add_one(struct addb *b, struct bkc_ledger *lh)
     const char *t = payload_text(bkc_ledger_id(lh), i);
     evbuffer_add(b->payload[i], t, strlen(t));
     b->req[i].data = b;
-    int rc = bkc_add(lh, b->payload[i], &b->req[i], add_cb);
+    int rc = bkc_add(lh, bkc_ledger_next_entry(lh), b->payload[i], &b->req[i], add_cb);
     if (rc == 0)
         b->n++;
     else
@@ -568,8 +572,8 @@ static int add_one(struct addb *b, struct bkc_ledger *lh)
 
 static void addb_wait(struct addb *b)
 {
-    uint64_t end = bkc_now_ms() + 10000;
-    while (b->n_done < b->n && bkc_now_ms() < end) {
+    uint64_t end = mg_mono_ms() + 10000;
+    while (b->n_done < b->n && mg_mono_ms() < end) {
         struct timeval tv = {0, 5000};
         event_base_loopexit(base, &tv);
         event_base_loop(base, EVLOOP_ONCE);
@@ -723,7 +727,8 @@ START_TEST(test_roundtrip_striping)
     check_read(lh, 0, 11);
     ck_assert_int_eq(close_sync(lh), 0);
     ck_assert(bkc_ledger_is_closed(lh));
-    ck_assert_int_eq(bkc_add(lh, b.payload[0], &b.req[0], add_cb), -MG_ENOTALLOWED);
+    ck_assert_int_eq(bkc_add(lh, bkc_ledger_next_entry(lh), b.payload[0], &b.req[0], add_cb),
+                     -MG_ENOTALLOWED);
     struct bkc_md md;
     md_read(id, &md);
     ck_assert_int_eq(md.state, BKC_STATE_CLOSED);
@@ -875,7 +880,7 @@ START_TEST(test_not_enough_bookies)
     /* later adds fail at once with the same error */
     struct evbuffer *p = evbuffer_new();
     struct bkc_req req = {0};
-    ck_assert_int_eq(bkc_add(lh, p, &req, add_cb), -MG_ENOBOOKIES);
+    ck_assert_int_eq(bkc_add(lh, bkc_ledger_next_entry(lh), p, &req, add_cb), -MG_ENOBOOKIES);
     evbuffer_free(p);
     /* close still records what was confirmed */
     ck_assert_int_eq(close_sync(lh), 0);
@@ -951,7 +956,7 @@ START_TEST(test_fenced_adds)
         ck_assert_int_eq(b.status[i], -MG_EFENCED);
     struct evbuffer *p = evbuffer_new();
     struct bkc_req req = {0};
-    ck_assert_int_eq(bkc_add(lh, p, &req, add_cb), -MG_EFENCED);
+    ck_assert_int_eq(bkc_add(lh, bkc_ledger_next_entry(lh), p, &req, add_cb), -MG_EFENCED);
     evbuffer_free(p);
     bkc_ledger_free(lh);
     addb_fini(&b);
@@ -1012,12 +1017,12 @@ START_TEST(test_client_free_in_callback)
     memset(req, 0, sizeof(req));
     fb[1]->hold = true; /* only entry 0 will be acknowledged by both */
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(bkc_add(lh, p, &req[i], free_in_cb), 0);
+        ck_assert_int_eq(bkc_add(lh, bkc_ledger_next_entry(lh), p, &req[i], free_in_cb), 0);
     sleep_loop(20);
     ck_assert_int_eq(fb[1]->n_held, 3);
     bufferevent_write_buffer(fb[1]->held[0].bev, fb[1]->held[0].resp);
-    uint64_t end = bkc_now_ms() + 5000;
-    while (free_in_cb_n < 3 && bkc_now_ms() < end)
+    uint64_t end = mg_mono_ms() + 5000;
+    while (free_in_cb_n < 3 && mg_mono_ms() < end)
         pump(1);
     ck_assert_int_eq(free_in_cb_n, 3);
     ck_assert_int_eq(free_in_cb_status[0], 0);
@@ -1061,8 +1066,8 @@ START_TEST(test_mops_kill_linear)
         creq[i].data = &made;
         ck_assert_int_eq(bkc_create(cl, NULL, &creq[i], cnt_cb), 0);
     }
-    uint64_t end = bkc_now_ms() + 30000;
-    while (made.n < N && bkc_now_ms() < end)
+    uint64_t end = mg_mono_ms() + 30000;
+    while (made.n < N && mg_mono_ms() < end)
         pump(1);
     ck_assert_int_eq(made.n, N);
     ck_assert_int_eq(made.n_cancel + made.n_notfound + made.other, 0);
@@ -1080,8 +1085,8 @@ START_TEST(test_mops_kill_linear)
     ck_assert_msg(steps <= (uint64_t)N, "%llu steps to free %d handles with %d requests in flight",
                   (unsigned long long)steps, N, 2 * N);
     /* Every request still completes exactly once: closes canceled, deletes answered. */
-    end = bkc_now_ms() + 30000;
-    while ((closed.n < N || deleted.n < N) && bkc_now_ms() < end)
+    end = mg_mono_ms() + 30000;
+    while ((closed.n < N || deleted.n < N) && mg_mono_ms() < end)
         pump(1);
     ck_assert_int_eq(closed.n, N);
     ck_assert_int_eq(closed.n_cancel, N);
@@ -1291,7 +1296,7 @@ static struct bk_server *real_bookie(const char *dir, int i)
 /* Wait until n bookies are registered under /ledgers/available. */
 static void wait_registered(int n)
 {
-    uint64_t end = bkc_now_ms() + 10000;
+    uint64_t end = mg_mono_ms() + 10000;
     for (;;) {
         struct mres m = {0};
         struct meta_req r = {.data = &m};
@@ -1303,7 +1308,7 @@ static void wait_registered(int n)
         meta_req_fini(&r);
         if (have >= n)
             return;
-        ck_assert_msg(bkc_now_ms() < end, "only %d bookies registered", have);
+        ck_assert_msg(mg_mono_ms() < end, "only %d bookies registered", have);
         sleep_loop(10);
     }
 }
@@ -1313,8 +1318,9 @@ START_TEST(test_real_bookies_inprocess)
 {
     use_v3 = _i == 1;
     base = event_base_new();
+    loop = mg_loop_new(base);
     struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
+    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
     char *dir = tmpdir_new();
     struct bk_server *bs[4];
     for (int i = 0; i < 4; i++)
@@ -1381,6 +1387,7 @@ START_TEST(test_real_bookies_inprocess)
     meta_close(meta);
     meta = NULL;
     pump(5);
+    mg_loop_free(loop);
     event_base_free(base);
     base = NULL;
     rm_rf(dir);
@@ -1415,9 +1422,9 @@ static pid_t spawn_bookie(const char *bin, const char *dir, int i, int *port)
               "--set", ld, "--set", dd, "--port-file", pf, (char *)NULL);
         _exit(127);
     }
-    uint64_t end = bkc_now_ms() + 10000;
+    uint64_t end = mg_mono_ms() + 10000;
     *port = 0;
-    while (!*port && bkc_now_ms() < end) {
+    while (!*port && mg_mono_ms() < end) {
         FILE *f = fopen(pf, "r");
         if (f) {
             if (fscanf(f, "bookiePort=%d", port) != 1)
@@ -1446,8 +1453,9 @@ START_TEST(test_real_bookie_processes_sigkill)
         return;
     }
     base = event_base_new();
+    loop = mg_loop_new(base);
     struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
+    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
     char *dir = tmpdir_new();
     pid_t pids[4];
     int ports[4];
@@ -1506,6 +1514,7 @@ START_TEST(test_real_bookie_processes_sigkill)
     meta_close(meta);
     meta = NULL;
     pump(5);
+    mg_loop_free(loop);
     event_base_free(base);
     base = NULL;
     rm_rf(dir);
@@ -1636,7 +1645,7 @@ static void digest_case(enum bkc_digest d)
     cfg.digest = d;
     cfg.password = "secret";
     struct bkc_client *c = NULL;
-    ck_assert_int_eq(bkc_client_new(base, meta, &cfg, &c), 0);
+    ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
     struct bkc_ledger *w = create_sync(c, 0);
     struct addb b = {0};
     for (int i = 0; i < 3; i++)
@@ -1750,8 +1759,9 @@ START_TEST(test_frame_limit)
     const size_t max_message = 200 * 1024 + 17; /* any maxMessageSize */
     const size_t limit = max_message + BKC_FRAME_PADDING;
     base = event_base_new();
+    loop = mg_loop_new(base);
     struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
+    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
     char *dir = tmpdir_new();
     struct bk_options o;
     bk_options_default(&o);
@@ -1774,7 +1784,7 @@ START_TEST(test_frame_limit)
     cfg.ensemble_size = cfg.write_quorum = cfg.ack_quorum = 1;
     cfg.timeout_ms = 10000;
     cfg.max_frame_size = limit;
-    ck_assert_int_eq(bkc_client_new(base, meta, &cfg, &cl), 0);
+    ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &cl), 0);
     struct bkc_ledger *la = create_sync(cl, 0), *lb = create_sync(cl, 0);
     /* B: small adds in flight on the shared connection */
     struct addb b = {0};
@@ -1791,7 +1801,7 @@ START_TEST(test_frame_limit)
         pa[i] = evbuffer_new();
         fill_payload(pa[i], sz[i], i);
         ra[i].data = &rs[i];
-        ck_assert_int_eq(bkc_add(la, pa[i], &ra[i], res_cb), 0);
+        ck_assert_int_eq(bkc_add(la, bkc_ledger_next_entry(la), pa[i], &ra[i], res_cb), 0);
         ck_assert_int_eq(ra[i].entry_id, i);
     }
     /* one byte more than fits: refused before anything is sent */
@@ -1803,16 +1813,16 @@ START_TEST(test_frame_limit)
     struct bkc_req rbig = {0};
     struct res rsbig = {0};
     rbig.data = &rsbig;
-    ck_assert_int_eq(bkc_add(la, big, &rbig, res_cb), -MG_ETOOBIG);
+    ck_assert_int_eq(bkc_add(la, bkc_ledger_next_entry(la), big, &rbig, res_cb), -MG_ETOOBIG);
     ck_assert_msg(strstr(rbig.errmsg, "frame limit") != NULL, "errmsg: %s", rbig.errmsg);
     /* and one well over the bookie's own limit (sent, it would close the connection) */
     fill_payload(big, 4096, 9);
-    ck_assert_int_eq(bkc_add(la, big, &rbig, res_cb), -MG_ETOOBIG);
+    ck_assert_int_eq(bkc_add(la, bkc_ledger_next_entry(la), big, &rbig, res_cb), -MG_ETOOBIG);
     /* the ledger goes on with the next id */
     pa[2] = evbuffer_new();
     fill_payload(pa[2], sz[2], 2);
     ra[2].data = &rs[2];
-    ck_assert_int_eq(bkc_add(la, pa[2], &ra[2], res_cb), 0);
+    ck_assert_int_eq(bkc_add(la, bkc_ledger_next_entry(la), pa[2], &ra[2], res_cb), 0);
     ck_assert_int_eq(ra[2].entry_id, 2);
     for (int i = 0; i < 8; i++)
         add_one(&b, lb);
@@ -1852,6 +1862,7 @@ START_TEST(test_frame_limit)
     meta_close(meta);
     meta = NULL;
     pump(5);
+    mg_loop_free(loop);
     event_base_free(base);
     base = NULL;
     rm_rf(dir);
@@ -1872,7 +1883,7 @@ START_TEST(test_oversized_response)
     bkc_config_default(&cfg);
     cfg.ensemble_size = cfg.write_quorum = cfg.ack_quorum = 1;
     cfg.max_frame_size = 4096;
-    ck_assert_int_eq(bkc_client_new(base, meta, &cfg, &cl), 0);
+    ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &cl), 0);
     struct bkc_ledger *lh = create_sync(cl, 0);
     struct addb b = {0};
     for (int i = 0; i < 3; i++)
@@ -1913,8 +1924,9 @@ START_TEST(test_real_bookies_sizes_recovery)
 {
     use_v3 = _i == 1;
     base = event_base_new();
+    loop = mg_loop_new(base);
     struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
+    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
     char *dir = tmpdir_new();
     struct bk_server *bs[3];
     for (int i = 0; i < 3; i++)
@@ -1939,7 +1951,7 @@ START_TEST(test_real_bookies_sizes_recovery)
         b.payload[i] = evbuffer_new();
         fill_payload(b.payload[i], sz[i], i);
         b.req[i].data = &b;
-        ck_assert_int_eq(bkc_add(w, b.payload[i], &b.req[i], add_cb), 0);
+        ck_assert_int_eq(bkc_add(w, bkc_ledger_next_entry(w), b.payload[i], &b.req[i], add_cb), 0);
         b.n++;
         if (i == n - 2) /* the last entry then carries LAC n-2 */
             addb_wait(&b);
@@ -1980,6 +1992,7 @@ START_TEST(test_real_bookies_sizes_recovery)
     meta_close(meta);
     meta = NULL;
     pump(5);
+    mg_loop_free(loop);
     event_base_free(base);
     base = NULL;
     rm_rf(dir);
@@ -2020,13 +2033,13 @@ static void sniff_accept(struct evconnlistener *l, evutil_socket_t fd, struct so
 /* Take the next frame from sn->got as a v3 Request (waiting for it). */
 static Bookkeeper__Proto__Request *sniff_next(struct sniff *sn)
 {
-    uint64_t end = bkc_now_ms() + 10000;
+    uint64_t end = mg_mono_ms() + 10000;
     for (;;) {
         uint8_t h[4];
         if (evbuffer_copyout(sn->got, h, 4) == 4 &&
             evbuffer_get_length(sn->got) >= 4 + (size_t)be32(h))
             break;
-        ck_assert_msg(bkc_now_ms() < end, "no frame");
+        ck_assert_msg(mg_mono_ms() < end, "no frame");
         struct timeval tv = {0, 5000};
         event_base_loopexit(base, &tv);
         event_base_loop(base, EVLOOP_ONCE);
@@ -2087,8 +2100,9 @@ START_TEST(test_v3_frames)
 {
     use_v3 = true;
     base = event_base_new();
+    loop = mg_loop_new(base);
     struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
+    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
     struct sniff sn = {0};
     sn.got = evbuffer_new();
     struct sockaddr_in sin = {0};
@@ -2197,8 +2211,8 @@ START_TEST(test_v3_frames)
     Bookkeeper__Proto__Response r1 = BOOKKEEPER__PROTO__RESPONSE__INIT;
     sniff_reply(&sn, &r1, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, txn[0],
                 BOOKKEEPER__PROTO__STATUS_CODE__EBADREQ);
-    uint64_t end = bkc_now_ms() + 10000;
-    while (o.n < 4 && bkc_now_ms() < end) {
+    uint64_t end = mg_mono_ms() + 10000;
+    while (o.n < 4 && mg_mono_ms() < end) {
         struct timeval tv = {0, 5000};
         event_base_loopexit(base, &tv);
         event_base_loop(base, EVLOOP_ONCE);
@@ -2226,8 +2240,8 @@ START_TEST(test_v3_frames)
     Bookkeeper__Proto__Response rm = BOOKKEEPER__PROTO__RESPONSE__INIT;
     sniff_reply(&sn, &rm, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, t5,
                 BOOKKEEPER__PROTO__STATUS_CODE__EOK);
-    end = bkc_now_ms() + 10000;
-    while (o.n < 5 && bkc_now_ms() < end) {
+    end = mg_mono_ms() + 10000;
+    while (o.n < 5 && mg_mono_ms() < end) {
         struct timeval tv = {0, 5000};
         event_base_loopexit(base, &tv);
         event_base_loop(base, EVLOOP_ONCE);
@@ -2245,6 +2259,7 @@ START_TEST(test_v3_frames)
     meta_close(meta);
     meta = NULL;
     pump(5);
+    mg_loop_free(loop);
     event_base_free(base);
     base = NULL;
     use_v3 = false;
