@@ -245,6 +245,80 @@ int bkc_client_bookie_stats_next(struct bkc_client *c, size_t *pos, struct bkc_b
 /* The upper bound (ms) of latency bucket i < BKC_LAT_BUCKETS - 1. */
 double bkc_latency_bound_ms(int i);
 
+/* ---- fake bookies (tests, simulation) --------------------------------------------------- */
+
+/* An in-memory BookKeeper cluster (bkc_fake.c) on a loop: bookies that store entries, fence
+ * ledgers and answer as a bookie does, with time from the loop and every random choice from
+ * one seed (the same calls on a simulated loop replay exactly). A client uses it with
+ * bkc_config.transport = bkc_fake_transport(fake). The bookies must also be registered
+ * under <ledgers root>/available in the meta store for bkc_create and ensemble changes to
+ * pick them (the fake does not touch the meta store). Free the clients first. */
+struct bkc_fake;
+struct bkc_fake *bkc_fake_new(struct mg_loop *loop, uint64_t seed);
+void bkc_fake_free(struct bkc_fake *f);
+/* Add a bookie named id ("host:port", as registered); returns its index (0, 1, ...). */
+int bkc_fake_add_bookie(struct bkc_fake *f, const char *id);
+int bkc_fake_n_bookies(const struct bkc_fake *f);
+const char *bkc_fake_bookie_id(const struct bkc_fake *f, int i);
+/* The index of the bookie named id, or -1. */
+int bkc_fake_bookie_index(const struct bkc_fake *f, const char *id);
+const struct bkc_transport *bkc_fake_transport(struct bkc_fake *f);
+
+/* Faults per request: the filter sees each request when it is sent and may change its fate
+ * (the action starts as the random faults chose: PASS, no delay). */
+enum bkc_fake_verdict {
+    BKC_FAKE_PASS = 0,    /* the bookie applies it and answers */
+    BKC_FAKE_DROP,        /* the request is lost: never applied, never answered (timeout) */
+    BKC_FAKE_LOSE_ANSWER, /* applied (and made durable), the answer is lost (timeout) */
+    BKC_FAKE_ERROR,       /* not applied; answered with rc (a BookKeeper response code) */
+};
+struct bkc_fake_req {
+    int bookie; /* index */
+    bool add;   /* else a read */
+    int64_t ledger, entry;
+    bool fence, recovery; /* fencing read; recovery add */
+};
+struct bkc_fake_action {
+    enum bkc_fake_verdict verdict;
+    int rc;       /* BKC_FAKE_ERROR: 0 EOK, 1 ENOLEDGER, 2 ENOENTRY, 101 EIO, 104 EFENCED, ... */
+    int delay_ms; /* extra delay of the answer (reorders answers) */
+    bool corrupt; /* a read's answer has a byte flipped */
+};
+typedef void (*bkc_fake_filter)(void *arg, const struct bkc_fake_req *r, struct bkc_fake_action *a);
+void bkc_fake_set_filter(struct bkc_fake *f, bkc_fake_filter fn, void *arg);
+/* Random faults per request, drawn from the seed (per mille; NULL: none). Errors are the
+ * ones a healthy cluster gives (EIO, ETOOMANYREQUESTS, EREADONLY), never a false EFENCED or
+ * a false "no such entry". */
+struct bkc_fake_random {
+    int drop_permille, lose_answer_permille, error_permille, delay_permille;
+    int max_delay_ms; /* delays are 1..max_delay_ms [50] */
+};
+void bkc_fake_set_random(struct bkc_fake *f, const struct bkc_fake_random *r);
+/* Network latency each way (and journal sync time) of bookie i (< 0: all), drawn uniformly
+ * in [min_ms, max_ms] per message [1, 3]. */
+void bkc_fake_set_latency(struct bkc_fake *f, int i, int min_ms, int max_ms);
+/* Crash bookie i: requests in flight to it fail with -MG_EIO, new ones are refused until
+ * bkc_fake_restart; what it applied but had not made durable (answered) is lost, each item
+ * with probability 1/2. */
+void bkc_fake_crash(struct bkc_fake *f, int i);
+void bkc_fake_restart(struct bkc_fake *f, int i);
+/* Partition bookie i (on) or heal it: requests and answers are silently lost meanwhile. */
+void bkc_fake_partition(struct bkc_fake *f, int i, bool on);
+/* Bookie i answers adds with EREADONLY (its disk is full). */
+void bkc_fake_set_read_only(struct bkc_fake *f, int i, bool on);
+bool bkc_fake_is_up(const struct bkc_fake *f, int i);
+
+/* Inspection (what bookie i stores now). */
+bool bkc_fake_has_entry(const struct bkc_fake *f, int i, int64_t ledger, int64_t entry);
+int64_t bkc_fake_count_entries(const struct bkc_fake *f, int i, int64_t ledger);
+bool bkc_fake_is_fenced(const struct bkc_fake *f, int i, int64_t ledger);
+/* Flip a byte of the stored copy (its digest no longer matches). */
+void bkc_fake_corrupt_entry(struct bkc_fake *f, int i, int64_t ledger, int64_t entry);
+struct bkc_fake_stats {
+    int64_t adds, recovery_adds, reads, fence_reads; /* requests that reached the bookie */
+};
+void bkc_fake_get_stats(const struct bkc_fake *f, int i, struct bkc_fake_stats *out);
+
 /* ---- metadata helpers (exported for tools and tests) ----------------------------------- */
 
 /* The hierarchical metadata path of ledger id under root ("/ledgers"): id 42 ->

@@ -163,11 +163,11 @@ TAILQ_HEAD(bkc_bookie_list, bkc_bookie);
 
 /* ---- the transport ---------------------------------------------------------------------- */
 
-/* How the ledger layer reaches bookies (canonical/raft's raft_io plays the same part). A
- * transport keeps one struct bkc_bookie per bookie id for the client (a connection: in
- * c->bookies and c->bookie_list; a transport may allocate a larger struct starting with it)
- * and one struct bkc_op per request in flight (it may allocate a larger struct starting with
- * it, and keeps ops in bk->ops in send order with n_ops counting them). The contract:
+/* How the ledger layer reaches bookies. A transport keeps one struct bkc_bookie per bookie id for
+ * the client (a connection: in c->bookies and c->bookie_list; a transport may allocate a larger
+ * struct starting with it) and one struct bkc_op per request in flight (it may allocate a larger
+ * struct starting with it, and keeps ops in bk->ops in send order with n_ops counting them). The
+ * contract:
  *   - add/read send one request and return its op; the op's callback runs exactly once
  *     (with a bookie rc >= 0, -MG_ETIMEDOUT past op->deadline_ms, -MG_EIO when the
  *     connection to the bookie is lost or refused, -MG_ETOOBIG for an answer over the frame
