@@ -520,8 +520,8 @@ START_TEST(test_cursor_retry_backoff)
     for (int i = 0; i < NC; i++)
         ml_cursor_ack_cumulative(c[i], last);
     pump_ms(1000);
-    struct ml_bk_cursor_stats st;
-    ml_bk_cursor_stats(b.f, &st);
+    struct ml_meta_cursor_stats st;
+    ml_meta_cursor_stats(b.f, &st);
     ck_assert_int_ge(st.write_failures, NC);
     ck_assert_msg(st.write_failures <= NC * 6, "%lld retries in 1 s", (long long)st.write_failures);
     ck_assert_int_eq(st.log_lines, 1);
@@ -529,7 +529,7 @@ START_TEST(test_cursor_retry_backoff)
     int64_t failures = st.write_failures, end = mono_ms() + 15000;
     while (st.log_lines < 2 && mono_ms() < end) {
         event_base_loop(base, EVLOOP_ONCE);
-        ml_bk_cursor_stats(b.f, &st);
+        ml_meta_cursor_stats(b.f, &st);
     }
     ck_assert_int_gt(st.write_failures, failures);
     ck_assert_int_eq(st.log_lines, 2);
@@ -546,11 +546,11 @@ START_TEST(test_cursor_retry_backoff)
             stored += ml_pos_cmp(stored_mark_delete(name, cname[i]), last) == 0;
     }
     ck_assert_int_eq(stored, NC);
-    ml_bk_cursor_stats(b.f, &st);
+    ml_meta_cursor_stats(b.f, &st);
     ck_assert_int_eq(st.log_lines, 3);
     failures = st.write_failures;
     pump_ms(300);
-    ml_bk_cursor_stats(b.f, &st);
+    ml_meta_cursor_stats(b.f, &st);
     ck_assert_int_eq(st.write_failures, failures); /* no more retries */
     meta_embedded_set_fault(meta, NULL, NULL);
     ml_close(ml);
