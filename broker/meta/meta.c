@@ -354,9 +354,14 @@ static void meta_req_reset(struct meta_req *req, meta_cb cb)
     req->impl = NULL;
 }
 
+void meta_set_offline(struct meta_store *m, bool on)
+{
+    m->offline = on;
+}
+
 static int meta_check(struct meta_store *m, const char *path, struct meta_req *req, meta_cb cb)
 {
-    if (!m || m->closed)
+    if (!m || m->closed || m->offline)
         return -MG_ECLOSED;
     if (!req || !cb || !meta_path_valid(path, false))
         return -MG_EINVAL;
@@ -377,7 +382,7 @@ int meta_get(struct meta_store *m, const char *path, struct meta_req *req, meta_
 int meta_put(struct meta_store *m, const char *path, const void *value, size_t len,
              int64_t expected_version, int flags, struct meta_req *req, meta_cb cb)
 {
-    if (!m || m->closed)
+    if (!m || m->closed || m->offline)
         return -MG_ECLOSED;
     bool seq = (flags & META_SEQUENTIAL) != 0;
     if (!req || !cb || !meta_path_valid(path, seq) || (len > 0 && !value))

@@ -118,6 +118,7 @@ struct meta_store {
     uint64_t qseq;           /* last seq given to a queue item */
     struct event *flush_ev;  /* owned: runs the queue */
     bool closed;             /* meta_close ran */
+    bool offline;            /* meta_set_offline: every call fails (tests: a crashed broker) */
     int dispatch_depth;      /* > 0 while a callback of this store runs */
     bool free_pending;       /* meta_close ran inside a callback: free on return */
     char errmsg[256];
@@ -223,6 +224,13 @@ int meta_mem_children(struct meta_store *m, const char *path, struct meta_req *r
 int meta_mem_exists(struct meta_store *m, const char *path, struct meta_req *req);
 int meta_mem_watch(struct meta_store *m, struct meta_watch *w);
 void meta_mem_unwatch(struct meta_store *m, struct meta_watch *w);
+
+/* ---- test hooks ----------------------------------------------------------------------- */
+
+/* Make every later call on m fail synchronously with -MG_ECLOSED (on = true), as for a
+ * process that died: what m already accepted still completes. Tests and the simulation use
+ * it to crash a broker, then free its objects, then meta_close m. */
+void meta_set_offline(struct meta_store *m, bool on);
 
 /* ---- embedded: test hooks ------------------------------------------------------------- */
 
