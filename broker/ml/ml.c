@@ -1490,7 +1490,18 @@ static void drain(struct ml_ledger *ml)
             stored = true;
             req->pos = e->pos;
             req->entry = e;
-        } else if (e->pos.ledger >= 0 && !ml->fail_sent && status != -MG_ECANCELED) {
+        }
+        if (status != 0 && e->pos.ledger >= 0 && status != -MG_ECANCELED) {
+            /* Its position never comes to exist (nor do those of the appends behind it on
+             * this ledger, which fail too): the ledger ends at its last confirmed entry, as
+             * its close and a reopen will say, so positions and cursors skip the rest. */
+            struct ml_ledger_info *li = ml_find_ledger(ml, e->pos.ledger);
+            if (li) {
+                li->next_entry = li->entries;
+                li->assigned_size = li->size;
+            }
+        }
+        if (status != 0 && e->pos.ledger >= 0 && !ml->fail_sent && status != -MG_ECANCELED) {
             /* A failed add on the ledger: what follows on it fails too, queued appends
              * fail, and the next append rolls to a new ledger. */
             ml->fail_sent = status;

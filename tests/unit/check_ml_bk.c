@@ -1200,6 +1200,54 @@ START_TEST(test_partial_adds_recovered)
 }
 END_TEST
 
+/* Adds of entry 3 on fail at every bookie (the filter answers EIO), with no spare bookie. */
+static int64_t fail_adds_from = -1;
+
+static void fail_filter(void *arg, const struct bkc_fake_req *r, struct bkc_fake_action *a)
+{
+    (void)arg;
+    if (r->add && fail_adds_from >= 0 && r->entry >= fail_adds_from) {
+        a->verdict = BKC_FAKE_ERROR;
+        a->rc = 101; /* EIO */
+    }
+}
+
+/* Appends that failed leave no positions behind: once the ledger they went to failed, its
+ * entries end at the last confirmed one, so a cursor whose every entry is acknowledged
+ * individually has its mark-delete at the last entry, with no range left, as after a reopen.
+ * (Before, the failed appends' positions still counted as entries of the broken ledger until
+ * the ML was reopened: mark-delete stayed in front of them and every later ack became a
+ * range.) */
+START_TEST(test_failed_appends_leave_no_positions)
+{
+    env_new(2);
+    bkc_fake_set_filter(fake, fail_filter, NULL);
+    struct broker b;
+    broker_new(&b, ml_cfg(2, 2, 2, 1000, 1 << 20), false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/failed", NULL);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    ck_assert_int_eq(append_n(ml, 0, 3, NULL, NULL), 3);
+    fail_adds_from = 3;
+    int err = 0;
+    ck_assert_int_eq(append_n(ml, 3, 2, NULL, &err), 0);
+    ck_assert_msg(err == -MG_ENOBOOKIES, "append: %s", mg_errname(err));
+    fail_adds_from = -1;
+    struct ml_position last;
+    ck_assert_int_eq(append_n(ml, 5, 2, &last, NULL), 2); /* on a new ledger */
+    int seen[16];
+    struct ml_position pos[16];
+    ck_assert_int_eq(read_all(c, seen, 16, pos), 5);
+    for (int i = 4; i >= 0; i--) /* individually, newest first */
+        ml_cursor_ack(c, pos[i], NULL, 0, 0);
+    ck_assert_int_eq(ml_pos_cmp(ml_cursor_mark_delete(c), last), 0);
+    ck_assert_int_eq(ml_cursor_num_ranges(c), 0);
+    ck_assert_int_eq(ml_cursor_backlog(c), 0);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
 static Suite *ml_bk_suite(void)
 {
     Suite *s = suite_create("ml_bk");
@@ -1217,6 +1265,7 @@ static Suite *ml_bk_suite(void)
     tcase_add_test(tc, test_takeover_fences_and_skips_nothing);
     tcase_add_test(tc, test_cursor_recovery_after_crash);
     tcase_add_test(tc, test_partial_adds_recovered);
+    tcase_add_test(tc, test_failed_appends_leave_no_positions);
     tcase_add_test(tc, test_bookie_lost_midstream);
     tcase_add_test(tc, test_not_enough_bookies_then_back);
     tcase_add_test(tc, test_trim_consumed);
