@@ -384,6 +384,8 @@ struct bkc_ledger {
     int err; /* sticky failure of the writer */
     char errmsg[200];
     char fail_why[96]; /* why the last ensemble index failed (for the error message) */
+    char **failed_ids; /* owned: bookies that failed on this handle; never picked again by it */
+    int n_failed_ids;
     bool closing;
     struct bkc_req *close_req; /* borrowed */
     struct bkc_rd_list reads;

@@ -188,6 +188,9 @@ void bkc_ledger_destroy(struct bkc_ledger *lh, int status, bool defer)
         return;
     }
 release:
+    for (int i = 0; i < lh->n_failed_ids; i++)
+        mg_free(lh->failed_ids[i]);
+    mg_free(lh->failed_ids);
     bkc_md_fini(&lh->md);
     bkc_md_fini(&lh->new_md);
     mg_free(lh->path);
@@ -292,6 +295,18 @@ static bool in_write_set(const struct bkc_ledger *lh, int64_t entry, int idx)
     return false;
 }
 
+/* A bookie failed on this handle: ensemble changes of this handle never pick it again, so
+ * that two bookies that refuse at once (down but still registered) cannot be swapped for
+ * each other forever: once every candidate failed, the writer fails with -MG_ENOBOOKIES. */
+static void note_failed_bookie(struct bkc_ledger *lh, const char *id)
+{
+    for (int i = 0; i < lh->n_failed_ids; i++)
+        if (strcmp(lh->failed_ids[i], id) == 0)
+            return;
+    lh->failed_ids = mg_realloc(lh->failed_ids, (size_t)(lh->n_failed_ids + 1) * sizeof(char *));
+    lh->failed_ids[lh->n_failed_ids++] = mg_strdup(id);
+}
+
 static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
 {
     (void)body;
@@ -333,6 +348,7 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     snprintf(lh->fail_why, sizeof(lh->fail_why), "bookie %s answered %s%s", op->bk->id,
              bkc_rc_str(rc), rc == BKC_RC_EREADONLY ? " (read-only: its disk is full?)" : "");
     lh->failed |= BIT(idx);
+    note_failed_bookie(lh, op->bk->id);
     struct bkc_add *p;
     TAILQ_FOREACH(p, &lh->adds, link)
     {
@@ -526,12 +542,19 @@ static void change_list_done(struct bkc_mop *mop, int status)
     struct bkc_segment *last = &lh->md.segs[lh->md.n_segs - 1];
     int need = popcount64(lh->changing_set);
     const char *pick[BKC_MAX_ENSEMBLE];
-    int have = pick_bookies(lh->c, &mop->mr, last->bookies, E, need, pick);
+    /* not the ensemble's bookies, nor any that failed on this handle */
+    char **exclude = mg_malloc((size_t)(E + lh->n_failed_ids) * sizeof(char *));
+    memcpy(exclude, last->bookies, (size_t)E * sizeof(char *));
+    if (lh->n_failed_ids)
+        memcpy(exclude + E, lh->failed_ids, (size_t)lh->n_failed_ids * sizeof(char *));
+    int have = pick_bookies(lh->c, &mop->mr, exclude, E + lh->n_failed_ids, need, pick);
+    mg_free(exclude);
     if (have < need) {
         lh_fail(lh, -MG_ENOBOOKIES,
                 "ledger %" PRId64 ": ensemble change: not enough bookies: need %d "
-                "replacement(s) outside the ensemble, %d writable bookie(s) available%s%s",
-                lh->id, need, have, lh->fail_why[0] ? "; " : "", lh->fail_why);
+                "replacement(s) outside the ensemble and the %d that failed on it, %d writable "
+                "bookie(s) available%s%s",
+                lh->id, need, lh->n_failed_ids, have, lh->fail_why[0] ? "; " : "", lh->fail_why);
         return;
     }
     char *ids[BKC_MAX_ENSEMBLE];

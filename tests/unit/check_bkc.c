@@ -708,6 +708,34 @@ START_TEST(test_not_enough_bookies)
 }
 END_TEST
 
+/* Bookies that are down but still registered (their sessions have not expired) refuse at
+ * once: an ensemble change must not swap them for each other forever. A bookie that failed
+ * on the handle is not picked again by it; once none is left the add fails with
+ * -MG_ENOBOOKIES, after at most one change per candidate. (Before, the changes went on
+ * without end at the same instant: the simulated loop reported a livelock.) */
+START_TEST(test_no_swap_between_dead_bookies)
+{
+    fx_setup(5, 2, 2, 2, 30000);
+    struct bkc_ledger *lh = create_sync(cl, 0);
+    struct addb b = {0};
+    add_one(&b, lh);
+    addb_wait(&b);
+    /* every bookie but ensemble[0] goes down, all stay registered */
+    int keep = fb_index(bkc_ledger_bookie(lh, 0));
+    for (int i = 0; i < 5; i++)
+        if (i != keep)
+            bkc_fake_crash(fake, i);
+    add_one(&b, lh);
+    addb_wait(&b);
+    ck_assert_msg(b.status[1] == -MG_ENOBOOKIES, "add: %s (%s)", mg_errname(b.status[1]),
+                  b.req[1].errmsg);
+    ck_assert_int_le(bkc_ledger_num_segments(lh), 1 + 3); /* one change per spare at most */
+    bkc_ledger_free(lh);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
 /* A bookie whose disk filled up turns read-only: it answers adds with EREADONLY and moves its
  * registration under /ledgers/available/readonly. With no writable replacement the writer
  * fails with -MG_ENOBOOKIES (not a generic I/O error), naming the bookie and its answer,
@@ -1353,6 +1381,7 @@ static Suite *bkc_suite(void)
     tcase_add_test(t, test_ensemble_change_crashed);
     tcase_add_test(t, test_ensemble_change_timeout);
     tcase_add_test(t, test_not_enough_bookies);
+    tcase_add_test(t, test_no_swap_between_dead_bookies);
     tcase_add_test(t, test_readonly_bookies);
     tcase_add_test(t, test_fenced_adds);
     tcase_add_test(t, test_free_cancels);
