@@ -488,6 +488,7 @@ static int popcount64(uint64_t v)
 static void change_list_done(struct bkc_mop *mop, int status);
 static void change_put_done(struct bkc_mop *mop, int status);
 static void change_reread_done(struct bkc_mop *mop, int status);
+static void change_installed(struct bkc_ledger *lh, int64_t version);
 
 static void change_start(struct bkc_ledger *lh)
 {
@@ -563,6 +564,14 @@ static void change_list_done(struct bkc_mop *mop, int status)
     bkc_md_fini(&lh->new_md);
     bkc_md_copy(&lh->new_md, &lh->md);
     bkc_md_set_last_segment(&lh->new_md, lh->lac + 1, ids);
+    if (lh->mode == BKC_MODE_RECOVERING) {
+        /* Recovery keeps its ensemble changes to itself and writes them with the CLOSED
+         * state (one CAS), as BookKeeper does: a recovery that fails half-way leaves the
+         * metadata as it found it, so the next recoverer fences and reads the ensemble that
+         * holds the entries, not a replacement that never had them. */
+        change_installed(lh, lh->md_version);
+        return;
+    }
     uint8_t *buf;
     size_t len;
     bkc_md_encode(&lh->new_md, &buf, &len);
@@ -594,11 +603,18 @@ static void change_put_done(struct bkc_mop *mop, int status)
                 mg_strerror(status));
         return;
     }
+    change_installed(lh, mop->mr.stat.version);
+}
+
+/* The new ensemble (lh->new_md) is in force from here on (stored at version, or, during
+ * recovery, kept until the CLOSED write): resend to the replacements and go on. */
+static void change_installed(struct bkc_ledger *lh, int64_t version)
+{
     uint64_t done = lh->changing_set;
     bkc_md_fini(&lh->md);
     lh->md = lh->new_md;
     memset(&lh->new_md, 0, sizeof(lh->new_md));
-    lh->md_version = mop->mr.stat.version;
+    lh->md_version = version;
     lh_set_ensemble(lh);
     lh->failed &= ~done;
     lh->changing = false;

@@ -1368,6 +1368,112 @@ START_TEST(test_digest_failover)
 }
 END_TEST
 
+/* Recovery adds fail on these bookies (recovery_fail_on[i]). */
+static bool recovery_fail_on[NFB];
+
+static void recovery_filter(void *arg, const struct bkc_fake_req *r, struct bkc_fake_action *a)
+{
+    filter(arg, r, a);
+    if (r->add && r->recovery && recovery_fail_on[r->bookie]) {
+        a->verdict = BKC_FAKE_ERROR;
+        a->rc = 101; /* EIO */
+    }
+}
+
+/* A recovery that changed ensembles and then failed must leave the metadata as it found it
+ * (E = Qw = Qa = 3, 4 bookies): the first recoverer's re-add of entry 4 fails on ensemble[2]
+ * and on the spare that replaces it, so it gives up. Had it written the new ensemble (whose
+ * spare never had the entries), the next recoverer would fence and read that ensemble, hear
+ * "no such entry" from the spare (one answer is enough with Qw - Qa + 1 = 1) and close the
+ * ledger before entry 4, which the writer had acknowledged. Recovery keeps its ensemble
+ * changes local until it writes CLOSED, as BookKeeper does. (Before, the second recovery
+ * closed the ledger at entry 3: an acknowledged entry lost.) */
+START_TEST(test_failed_recovery_leaves_metadata)
+{
+    fx_setup(4, 3, 3, 3, 30000);
+    memset(recovery_fail_on, 0, sizeof recovery_fail_on);
+    bkc_fake_set_filter(fake, recovery_filter, NULL);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    int64_t id = bkc_ledger_id(w);
+    struct addb b = {0};
+    for (int i = 0; i < 5; i++) {
+        add_one(&b, w);
+        addb_wait(&b);
+        ck_assert_int_eq(b.status[i], 0);
+    }
+    /* the writer dies; the first recoverer's re-adds fail on ensemble[2] and the spare */
+    int e2 = fb_index(bkc_ledger_bookie(w, 2));
+    for (int i = 0; i < 4; i++)
+        recovery_fail_on[i] = i == e2 || (i != fb_index(bkc_ledger_bookie(w, 0)) &&
+                                          i != fb_index(bkc_ledger_bookie(w, 1)));
+    struct bkc_client *c2 = client_new(3, 3, 3, 30000);
+    struct res r = {0};
+    struct bkc_req q = {.data = &r};
+    ck_assert_int_eq(bkc_open(c2, id, true, &q, res_cb), 0);
+    wait_for(&r.done);
+    ck_assert_msg(r.status < 0, "the first recovery should fail");
+    struct bkc_md md;
+    md_read(id, &md);
+    ck_assert_int_eq(md.n_segs, 1); /* the ensemble it found */
+    ck_assert_int_eq(md.state, BKC_STATE_IN_RECOVERY);
+    bkc_md_fini(&md);
+    /* the bookies work again: the next recoverer keeps every acknowledged entry */
+    memset(recovery_fail_on, 0, sizeof recovery_fail_on);
+    struct bkc_ledger *rl = open_sync(c2, id, true, 0);
+    ck_assert_int_eq(bkc_ledger_lac(rl), 4);
+    check_read(rl, 0, 4);
+    bkc_ledger_free(rl);
+    bkc_ledger_free(w);
+    bkc_client_free(c2);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
+/* The entries of a recovery that changed ensembles on the way are all where the metadata
+ * it closed with says: the re-add of entry 4 fails on ensemble[2], a spare takes its place,
+ * and the CLOSED metadata names the spare for the entries re-added. */
+START_TEST(test_recovery_ensemble_change_closed_with)
+{
+    fx_setup(4, 3, 3, 3, 30000);
+    memset(recovery_fail_on, 0, sizeof recovery_fail_on);
+    bkc_fake_set_filter(fake, recovery_filter, NULL);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    int64_t id = bkc_ledger_id(w);
+    struct addb b = {0};
+    for (int i = 0; i < 5; i++) {
+        add_one(&b, w);
+        addb_wait(&b);
+    }
+    int e2 = fb_index(bkc_ledger_bookie(w, 2));
+    recovery_fail_on[e2] = true;
+    struct bkc_client *c2 = client_new(3, 3, 3, 30000);
+    struct bkc_ledger *rl = open_sync(c2, id, true, 0);
+    ck_assert_int_eq(bkc_ledger_lac(rl), 4);
+    struct bkc_md md;
+    md_read(id, &md);
+    ck_assert_int_eq(md.state, BKC_STATE_CLOSED);
+    ck_assert_int_eq(md.last_entry, 4);
+    ck_assert_int_eq(md.n_segs, 2);
+    ck_assert_int_eq(md.segs[1].first, 4);
+    ck_assert_str_ne(md.segs[1].bookies[2], fb_id(e2));
+    ck_assert(bkc_fake_has_entry(fake, fb_index(md.segs[1].bookies[2]), id, 4));
+    bkc_md_fini(&md);
+    memset(recovery_fail_on, 0, sizeof recovery_fail_on);
+    /* another client reads it all through the closed metadata */
+    struct bkc_client *c3 = client_new(3, 3, 3, 30000);
+    struct bkc_ledger *rd = open_sync(c3, id, false, 0);
+    check_read(rd, 0, 4);
+    bkc_ledger_free(rd);
+    bkc_client_free(c3);
+    bkc_ledger_free(rl);
+    bkc_ledger_free(w);
+    bkc_client_free(c2);
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
 static Suite *bkc_suite(void)
 {
     Suite *s = suite_create("bkc");
@@ -1395,6 +1501,8 @@ static Suite *bkc_suite(void)
     tcase_add_test(t, test_recovery_concurrent);
     tcase_add_test(t, test_recovery_after_ensemble_change);
     tcase_add_test(t, test_change_sees_recovery);
+    tcase_add_test(t, test_failed_recovery_leaves_metadata);
+    tcase_add_test(t, test_recovery_ensemble_change_closed_with);
     tcase_add_test(t, test_crash_keeps_acknowledged);
     tcase_add_test(t, test_unauthorized);
     tcase_add_test(t, test_digest_types);
