@@ -399,6 +399,7 @@ struct bkc_ledger {
     struct bkc_rrd *rrd;                          /* owned: recovery read in progress */
     struct bkc_bookie *rec_ens[BKC_MAX_ENSEMBLE]; /* borrowed: the ensemble fenced */
     bool rec_reads_done;
+    int64_t rec_start;    /* the LAC the fencing reads established: what re-adds piggyback */
     bool md_closing;      /* the CLOSED metadata write is in flight */
     struct bkc_md new_md; /* the metadata an ensemble change is writing */
 };

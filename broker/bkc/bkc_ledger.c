@@ -378,7 +378,13 @@ static void add_send(struct bkc_ledger *lh, struct bkc_add *a)
         size_t len = evbuffer_get_length(a->payload);
         put_be64(a->ehdr, (uint64_t)lh->id);
         put_be64(a->ehdr + 8, (uint64_t)a->entry);
-        put_be64(a->ehdr + 16, (uint64_t)lh->lac);
+        /* The piggybacked LAC tells a later reader or recoverer that the entries up to it
+         * have Qa copies on the ensembles the metadata names. A recovery's own re-adds may
+         * have been acknowledged by replacements the metadata does not name yet (written
+         * only with CLOSED): they vouch only for what the fencing established. */
+        int64_t lac =
+            lh->mode == BKC_MODE_RECOVERING && lh->lac > lh->rec_start ? lh->rec_start : lh->lac;
+        put_be64(a->ehdr + 16, (uint64_t)lac);
         put_be64(a->ehdr + 24, (uint64_t)a->length);
         bkc_digest(lh->digest, lh->mac_key, a->ehdr, a->payload, 0, len,
                    a->ehdr + BKC_ENTRY_HDR_LEN);
@@ -1272,7 +1278,7 @@ static void rec_fenced(struct bkc_ledger *lh, int status, int64_t max_lac)
     if (max_lac > start)
         start = max_lac;
     MG_INFO(MOD, "ledger %" PRId64 ": fenced; recovering from entry %" PRId64, lh->id, start + 1);
-    lh->lac = lh->last_pushed = start;
+    lh->lac = lh->last_pushed = lh->rec_start = start;
     lh->lac_length = lh->pushed_length = 0;
     if (start >= 0)
         rd_start(lh, start, start, NULL, rec_len_done);

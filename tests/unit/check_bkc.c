@@ -996,7 +996,8 @@ END_TEST
  * every entry kept is readable with its exact bytes and the old writer is fenced. */
 static int64_t partial_entry = -1; /* entries >= this reach only the bookies in partial_to */
 static bool partial_to[NFB];
-static int slow_reader = -1; /* this bookie answers reads 500 ms late */
+static int slow_reader = -1;         /* this bookie answers reads 500 ms late */
+static int64_t slow_reads_from = -1; /* reads of entries from this one on: 300 ms late */
 
 static void partial_filter(void *arg, const struct bkc_fake_req *r, struct bkc_fake_action *a)
 {
@@ -1378,6 +1379,10 @@ static void recovery_filter(void *arg, const struct bkc_fake_req *r, struct bkc_
         a->verdict = BKC_FAKE_ERROR;
         a->rc = 101; /* EIO */
     }
+    if (!r->add && r->bookie == slow_reader)
+        a->delay_ms += 500;
+    if (!r->add && slow_reads_from >= 0 && r->entry >= slow_reads_from)
+        a->delay_ms += 300;
 }
 
 /* A recovery that changed ensembles and then failed must leave the metadata as it found it
@@ -1474,6 +1479,80 @@ START_TEST(test_recovery_ensemble_change_closed_with)
 }
 END_TEST
 
+/* Copies of entry e of ledger id on the bookies its segment in md names. */
+static int copies_in_segment(const struct bkc_md *md, int64_t id, int64_t e)
+{
+    const struct bkc_segment *sg = &md->segs[bkc_md_segment_for(md, e)];
+    int n = 0;
+    for (int k = 0; k < md->write_quorum; k++) {
+        int i = bkc_fake_bookie_index(fake, sg->bookies[(e + k) % md->ensemble_size]);
+        n += i >= 0 && bkc_fake_has_entry(fake, i, id, e);
+    }
+    return n;
+}
+
+/* A recovery's re-adds must not vouch for entries outside the metadata's ensembles (E = Qw =
+ * Qa = 2, 3 bookies): the dead writer left entries 0 and 1 on ensemble[0] only. The first
+ * recoverer re-adds entry 0 to ensemble[0] and a replacement of ensemble[1] (an ensemble
+ * change kept in the handle), then fails on entry 1, leaving entry 1's re-add on
+ * ensemble[0]. Had that re-add carried the LAC the recovery had reached (0), the next
+ * recoverer would take entry 0 as confirmed on the ensemble the metadata names, where it has
+ * one copy, and close the ledger with it: losing that bookie would lose the entry. Re-adds
+ * carry the LAC the recovery started from. After the second recovery every entry of the
+ * ledger has Qa copies on the bookies its segment names. (Before: entry 0 had one.) */
+START_TEST(test_recovery_readds_vouch_for_nothing)
+{
+    fx_setup(3, 2, 2, 2, 30000);
+    memset(recovery_fail_on, 0, sizeof recovery_fail_on);
+    bkc_fake_set_filter(fake, recovery_filter, NULL);
+    struct bkc_ledger *w = create_sync(cl, 0);
+    int64_t id = bkc_ledger_id(w);
+    int e0 = fb_index(bkc_ledger_bookie(w, 0)), e1 = fb_index(bkc_ledger_bookie(w, 1));
+    int spare = 3 - e0 - e1;
+    fm[e1].drop_adds = true; /* entries 0 and 1 reach ensemble[0] only */
+    struct addb b = {0};
+    add_one(&b, w);
+    add_one(&b, w);
+    sleep_loop(50);
+    ck_assert_int_eq(b.n_done, 0);
+    fm[e1].drop_adds = false;
+    /* recovery 1: re-adds fail on ensemble[1], then on the spare from entry 1 on (and
+     * ensemble[1] answers reads last, so the copies on ensemble[0] are found) */
+    recovery_fail_on[e1] = true;
+    slow_reader = e1;
+    slow_reads_from = 1; /* entry 0's re-add is acknowledged before entry 1's is sent */
+    struct bkc_client *c2 = client_new(2, 2, 2, 30000);
+    fm[spare].add_rc = 101;
+    fm[spare].add_rc_from = 1;
+    struct res r = {0};
+    struct bkc_req q = {.data = &r};
+    ck_assert_int_eq(bkc_open(c2, id, true, &q, res_cb), 0);
+    wait_for(&r.done);
+    ck_assert_msg(r.status < 0, "the first recovery should fail");
+    ck_assert(bkc_fake_has_entry(fake, spare, id, 0)); /* the replacement got entry 0 */
+    /* recovery 2, nothing failing */
+    memset(recovery_fail_on, 0, sizeof recovery_fail_on);
+    fm[spare].add_rc = 0;
+    struct bkc_ledger *rl = open_sync(c2, id, true, 0);
+    int64_t lac = bkc_ledger_lac(rl);
+    struct bkc_md md;
+    md_read(id, &md);
+    ck_assert_int_eq(md.state, BKC_STATE_CLOSED);
+    for (int64_t e = 0; e <= lac; e++)
+        ck_assert_msg(copies_in_segment(&md, id, e) >= 2,
+                      "entry %lld has %d copies on the bookies its segment names", (long long)e,
+                      copies_in_segment(&md, id, e));
+    bkc_md_fini(&md);
+    bkc_ledger_free(rl);
+    bkc_ledger_free(w);
+    bkc_client_free(c2);
+    slow_reader = -1;
+    slow_reads_from = -1;
+    addb_fini(&b);
+    fx_teardown();
+}
+END_TEST
+
 static Suite *bkc_suite(void)
 {
     Suite *s = suite_create("bkc");
@@ -1503,6 +1582,7 @@ static Suite *bkc_suite(void)
     tcase_add_test(t, test_change_sees_recovery);
     tcase_add_test(t, test_failed_recovery_leaves_metadata);
     tcase_add_test(t, test_recovery_ensemble_change_closed_with);
+    tcase_add_test(t, test_recovery_readds_vouch_for_nothing);
     tcase_add_test(t, test_crash_keeps_acknowledged);
     tcase_add_test(t, test_unauthorized);
     tcase_add_test(t, test_digest_types);
