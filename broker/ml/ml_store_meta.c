@@ -268,6 +268,15 @@ static void complete_later(struct mms *s, struct ml_store_req *req, int status)
     ml_defer(s->f, &req->task, later_task, req);
 }
 
+/* Keep the children names of op->mr's answer in op->names (the next step reuses op->mr). */
+static void op_take_children(struct mop *op)
+{
+    op->n_names = op->mr.n_children;
+    op->names = mg_calloc((size_t)(op->n_names ? op->n_names : 1), sizeof *op->names);
+    for (int i = 0; i < op->n_names; i++)
+        op->names[i] = mg_strdup(op->mr.children[i]);
+}
+
 static void meta_step_cb(struct meta_req *mr, int status)
 {
     struct mop *op = mr->data;
@@ -609,10 +618,7 @@ static void load_got_children(struct mop *op, int status)
         load_finish(op, status);
         return;
     } else {
-        op->n_names = op->mr.n_children;
-        op->names = mg_calloc((size_t)(op->n_names ? op->n_names : 1), sizeof *op->names);
-        for (int i = 0; i < op->n_names; i++)
-            op->names[i] = mg_strdup(op->mr.children[i]);
+        op_take_children(op);
     }
     op->idx = 0;
     load_next_cursor(op);
@@ -1089,10 +1095,7 @@ static void remove_step(struct mop *op, int status)
 static void remove_got_children(struct mop *op, int status)
 {
     if (status == 0) {
-        op->n_names = op->mr.n_children;
-        op->names = mg_calloc((size_t)(op->n_names ? op->n_names : 1), sizeof *op->names);
-        for (int i = 0; i < op->n_names; i++)
-            op->names[i] = mg_strdup(op->mr.children[i]);
+        op_take_children(op);
     } else if (status != -MG_ENOTFOUND) {
         op_complete(op, status);
         op_end(op);
