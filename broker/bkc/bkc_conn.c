@@ -31,6 +31,7 @@
 #include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "wire/wire_bk.h"
 
 #include <event2/buffer.h>
@@ -42,7 +43,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #define MOD "bkc"
 
@@ -316,13 +316,6 @@ static void ensure_conn(struct bkc_bookie *bk)
     }
 }
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static const int64_t lat_bounds_us[BKC_LAT_BUCKETS - 1] = {500,   1000,   5000,   10000,  20000,
                                                            50000, 100000, 200000, 1000000};
 
@@ -341,7 +334,7 @@ static void op_record(struct bkc_op *op, int rc)
         bk->add_errors++;
         return;
     }
-    int64_t lat = (int64_t)(now_us() - op->sent_us);
+    int64_t lat = (int64_t)(mg_loop_mono_us(bk->c->loop) - op->sent_us);
     int i = 0;
     while (i < BKC_LAT_BUCKETS - 1 && lat > lat_bounds_us[i])
         i++;
@@ -362,8 +355,8 @@ static struct bkc_op *op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledg
     op->arg = arg;
     op->slot = slot;
     op->gen = bk->gen;
-    op->sent_us = now_us(); /* one clock read: bkc_now_ms() is the same clock in ms */
-    op->deadline_ms = op->sent_us / 1000 + (uint64_t)bk->c->cfg.timeout_ms;
+    op->sent_us = mg_loop_mono_us(bk->c->loop);
+    op->deadline_ms = op->sent_us / 1000u + (uint64_t)bk->c->cfg.timeout_ms;
     if (bk->v3)
         op->txn = bk->next_txn++;
     uint8_t key[17];

@@ -4,9 +4,14 @@
  * Layers, bottom up:
  *   bkc_md.c      ledger metadata: LedgerMetadataFormat v3 (binary, protobuf-c) encode/decode,
  *                 v2 (text) decode, hierarchical paths.
- *   bkc_conn.c    one connection per bookie, v2 framing (default) or v3 (cfg.use_v3), frames
- *                 by the codec wire/wire_bk.h; requests (struct bkc_op) matched to responses by
- *                 (ledger, entry, op) in FIFO order (v2) or by txnId (v3), per-request timeouts.
+ *   transport     how requests reach the bookies: struct bkc_transport_ops, called by the
+ *                 layers above through c->tp (one indirect call per request). Two of them:
+ *     bkc_conn.c  one TCP connection per bookie, v2 framing (default) or v3 (cfg.use_v3),
+ *                 frames by the codec wire/wire_bk.h; requests (struct bkc_op) matched to
+ *                 responses by (ledger, entry, op) in FIFO order (v2) or by txnId (v3),
+ *                 per-request timeouts;
+ *     bkc_fake.c  in-memory bookies on the client's loop with injected faults (tests, the
+ *                 simulation).
  *   bkc_client.c  the client: config, deferred completions, metadata requests, digests,
  *                 create / open / delete.
  *   bkc_ledger.c  a ledger handle: adds with quorum tracking, ensemble changes, close, reads,
@@ -17,6 +22,7 @@
 
 #include "bkc/bkc.h"
 #include "meta/meta.h"
+#include "util/loop.h"
 #include "util/map.h"
 #include "wire/wire_bk.h"
 
@@ -130,6 +136,49 @@ struct bkc_bookie {
 };
 TAILQ_HEAD(bkc_bookie_list, bkc_bookie);
 
+/* ---- the transport ---------------------------------------------------------------------- */
+
+/* How the ledger layer reaches bookies. A transport keeps one struct bkc_bookie per bookie id for
+ * the client (a connection: in c->bookies and c->bookie_list; a transport may allocate a larger
+ * struct starting with it) and one struct bkc_op per request in flight (it may allocate a larger
+ * struct starting with it, and keeps ops in bk->ops in send order with n_ops counting them). The
+ * contract:
+ *   - add/read send one request and return its op; the op's callback runs exactly once
+ *     (with a bookie rc >= 0, -MG_ETIMEDOUT past op->deadline_ms, -MG_EIO when the
+ *     connection to the bookie is lost or refused, -MG_ETOOBIG for an answer over the frame
+ *     limit), never inside add/read, unless the op is cancelled first;
+ *   - cancel forgets an op (its callback will not run; a late answer is dropped);
+ *   - check_timeouts fails the ops of bk whose deadline is at or before now_ms;
+ *   - bookie_free cancels what bk still has and frees it (client teardown).
+ * A bookie going away shows as -MG_EIO on every op in flight to it; the ledger layer needs
+ * no other signal (it replaces the bookie on the first failed add). */
+struct bkc_transport_ops {
+    const char *name;
+    /* The bookie for id, created (without connecting) if new. */
+    struct bkc_bookie *(*bookie_get)(struct bkc_client *c, const char *id);
+    void (*bookie_free)(struct bkc_bookie *bk);
+    /* An ADD of entry `entry` (header and digest in ehdr, payload referenced, not copied). */
+    struct bkc_op *(*add)(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
+                          const uint8_t *master_key, const uint8_t *ehdr, size_t ehdr_len,
+                          struct evbuffer *payload, bkc_op_cb cb, void *arg, int slot);
+    /* A READ (entry -1: the last entry); master_key is sent with WIRE_BK_FLAG_FENCE. */
+    struct bkc_op *(*read)(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
+                           const uint8_t *master_key, bkc_op_cb cb, void *arg, int slot);
+    void (*cancel)(struct bkc_op *op);
+    void (*check_timeouts)(struct bkc_bookie *bk, uint64_t now_ms);
+};
+
+/* A transport and its state (bkc_config.transport). */
+struct bkc_transport {
+    const struct bkc_transport_ops *ops;
+    void *impl; /* the transport's (bkc_fake: the fake cluster) */
+};
+
+/* The TCP transport (bkc_conn.c's functions below). */
+extern const struct bkc_transport_ops bkc_tcp_transport_ops;
+
+/* ---- bookie connections over TCP (bkc_conn.c) -------------------------------------------- */
+
 /* The bookie for id, created (without connecting) if new. */
 struct bkc_bookie *bkc_bookie_get(struct bkc_client *c, const char *id);
 void bkc_bookie_free(struct bkc_bookie *bk);
@@ -173,8 +222,10 @@ TAILQ_HEAD(bkc_mop_list, bkc_mop);
 TAILQ_HEAD(bkc_ledger_list, bkc_ledger);
 
 struct bkc_client {
-    struct event_base *base; /* borrowed */
+    struct mg_loop *loop;    /* borrowed: clock and timers */
+    struct event_base *base; /* borrowed: the loop's */
     struct meta_store *meta; /* borrowed */
+    struct bkc_transport tp; /* cfg.transport, or TCP */
     struct bkc_config cfg;   /* strings point into the owned copies below */
     char *password;          /* owned */
     char *root;              /* owned: "/ledgers" */
@@ -185,15 +236,16 @@ struct bkc_client {
     struct bkc_mop_list mops;              /* metadata requests in flight without an owner */
     struct bkc_req *done_head, *done_tail; /* completed requests waiting for their callback */
     struct event *done_ev;                 /* owned */
-    struct event *tick_ev;                 /* owned: timeouts */
+    struct mg_timer tick;                  /* request timeouts */
     uint64_t rng;
     bool draining;           /* inside the done_ev handler */
     bool free_on_return;     /* bkc_client_free was called from a callback */
     uint64_t mop_kill_steps; /* mops looked at by bkc_mops_kill, ever (tests: stays linear) */
 };
 
-uint64_t bkc_now_ms(void);
 uint64_t bkc_rand(struct bkc_client *c);
+/* Cancel op through the client's transport. Accepts NULL. */
+void bkc_op_cancel_tp(struct bkc_client *c, struct bkc_op *op);
 /* Queue req's callback with status (runs from the loop, FIFO). */
 void bkc_complete(struct bkc_client *c, struct bkc_req *req, int status);
 /* Start a metadata request: returns the mop (its mr ready for meta_*) tracked by the
@@ -302,6 +354,8 @@ struct bkc_ledger {
     int err; /* sticky failure of the writer */
     char errmsg[200];
     char fail_why[96]; /* why the last ensemble index failed (for the error message) */
+    char **failed_ids; /* owned: bookies that failed on this handle; never picked again by it */
+    int n_failed_ids;
     bool closing;
     struct bkc_req *close_req; /* borrowed */
     struct bkc_rd_list reads;
@@ -315,6 +369,7 @@ struct bkc_ledger {
     struct bkc_rrd *rrd;                          /* owned: recovery read in progress */
     struct bkc_bookie *rec_ens[BKC_MAX_ENSEMBLE]; /* borrowed: the ensemble fenced */
     bool rec_reads_done;
+    int64_t rec_start;    /* the LAC the fencing reads established: what re-adds piggyback */
     bool md_closing;      /* the CLOSED metadata write is in flight */
     struct bkc_md new_md; /* the metadata an ensemble change is writing */
 };

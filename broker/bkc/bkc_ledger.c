@@ -76,13 +76,13 @@ static void lh_set_ensemble(struct bkc_ledger *lh)
 {
     struct bkc_segment *s = &lh->md.segs[lh->md.n_segs - 1];
     for (int i = 0; i < lh->md.ensemble_size; i++)
-        lh->ens[i] = bkc_bookie_get(lh->c, s->bookies[i]);
+        lh->ens[i] = lh->c->tp.ops->bookie_get(lh->c, s->bookies[i]);
 }
 
 static void add_free(struct bkc_ledger *lh, struct bkc_add *a)
 {
     for (int i = 0; i < lh->md.ensemble_size && i < BKC_MAX_ENSEMBLE; i++)
-        bkc_op_cancel(a->ops[i]);
+        bkc_op_cancel_tp(lh->c, a->ops[i]);
     if (a->own_payload)
         evbuffer_free(a->payload);
     mg_free(a);
@@ -91,7 +91,7 @@ static void add_free(struct bkc_ledger *lh, struct bkc_add *a)
 static void rd_free(struct bkc_rd *rd)
 {
     for (int i = 0; i < rd->n; i++) {
-        bkc_op_cancel(rd->ents[i].op);
+        bkc_op_cancel_tp(rd->lh->c, rd->ents[i].op);
         if (rd->ents[i].payload)
             evbuffer_free(rd->ents[i].payload);
     }
@@ -102,14 +102,14 @@ static void rd_free(struct bkc_rd *rd)
 static void lacrd_free(struct bkc_lacrd *lr)
 {
     for (int i = 0; i < BKC_MAX_ENSEMBLE; i++)
-        bkc_op_cancel(lr->ops[i]);
+        bkc_op_cancel_tp(lr->lh->c, lr->ops[i]);
     mg_free(lr);
 }
 
-static void rrd_free(struct bkc_rrd *r)
+static void rrd_free(struct bkc_client *c, struct bkc_rrd *r)
 {
     for (int i = 0; i < BKC_MAX_ENSEMBLE; i++)
-        bkc_op_cancel(r->ops[i]);
+        bkc_op_cancel_tp(c, r->ops[i]);
     mg_free(r);
 }
 
@@ -155,7 +155,7 @@ void bkc_ledger_destroy(struct bkc_ledger *lh, int status, bool defer)
         lh->lacrd = NULL;
     }
     if (lh->rrd) {
-        rrd_free(lh->rrd);
+        rrd_free(lh->c, lh->rrd);
         lh->rrd = NULL;
     }
     if (lh->close_req) {
@@ -172,6 +172,9 @@ void bkc_ledger_destroy(struct bkc_ledger *lh, int status, bool defer)
         return;
     }
 release:
+    for (int i = 0; i < lh->n_failed_ids; i++)
+        mg_free(lh->failed_ids[i]);
+    mg_free(lh->failed_ids);
     bkc_md_fini(&lh->md);
     bkc_md_fini(&lh->new_md);
     mg_free(lh->path);
@@ -277,6 +280,18 @@ static bool in_write_set(const struct bkc_ledger *lh, int64_t entry, int idx)
     return false;
 }
 
+/* A bookie failed on this handle: ensemble changes of this handle never pick it again, so
+ * that two bookies that refuse at once (down but still registered) cannot be swapped for
+ * each other forever: once every candidate failed, the writer fails with -MG_ENOBOOKIES. */
+static void note_failed_bookie(struct bkc_ledger *lh, const char *id)
+{
+    for (int i = 0; i < lh->n_failed_ids; i++)
+        if (strcmp(lh->failed_ids[i], id) == 0)
+            return;
+    lh->failed_ids = mg_realloc(lh->failed_ids, (size_t)(lh->n_failed_ids + 1) * sizeof(char *));
+    lh->failed_ids[lh->n_failed_ids++] = mg_strdup(id);
+}
+
 static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
 {
     (void)body;
@@ -319,11 +334,12 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
              wire_bk_status_str(rc),
              rc == WIRE_BK_EREADONLY ? " (read-only: its disk is full?)" : "");
     lh->failed |= BIT(idx);
+    note_failed_bookie(lh, op->bk->id);
     struct bkc_add *p;
     TAILQ_FOREACH(p, &lh->adds, link)
     {
         if (p->ops[idx]) {
-            bkc_op_cancel(p->ops[idx]);
+            bkc_op_cancel_tp(lh->c, p->ops[idx]);
             p->ops[idx] = NULL;
         }
         if (p->acked & BIT(idx)) {
@@ -337,17 +353,23 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
 
 static void add_send_slot(struct bkc_ledger *lh, struct bkc_add *a, int idx)
 {
-    bkc_op_cancel(a->ops[idx]);
-    a->ops[idx] = bkc_bookie_add(lh->ens[idx], lh->id, a->entry, a->flags, lh->master_key, a->ehdr,
-                                 a->ehdr_len, a->payload, add_op_cb, a, idx);
+    bkc_op_cancel_tp(lh->c, a->ops[idx]);
+    a->ops[idx] = lh->c->tp.ops->add(lh->ens[idx], lh->id, a->entry, a->flags, lh->master_key,
+                                     a->ehdr, a->ehdr_len, a->payload, add_op_cb, a, idx);
 }
 
 static void add_send(struct bkc_ledger *lh, struct bkc_add *a)
 {
     if (!a->sent) {
         size_t len = evbuffer_get_length(a->payload);
+        /* The piggybacked LAC tells a later reader or recoverer that the entries up to it
+         * have Qa copies on the ensembles the metadata names. A recovery's own re-adds may
+         * have been acknowledged by replacements the metadata does not name yet (written
+         * only with CLOSED): they vouch only for what the fencing established. */
+        int64_t lac =
+            lh->mode == BKC_MODE_RECOVERING && lh->lac > lh->rec_start ? lh->rec_start : lh->lac;
         struct wire_bk_entry_hdr eh = {
-            .ledger = lh->id, .entry = a->entry, .lac = lh->lac, .length = a->length};
+            .ledger = lh->id, .entry = a->entry, .lac = lac, .length = a->length};
         wire_bk_entry_hdr_put(a->ehdr, &eh);
         bkc_digest(lh->digest, lh->mac_key, a->ehdr, a->payload, 0, len,
                    a->ehdr + WIRE_BK_ENTRY_HDR_LEN);
@@ -380,7 +402,8 @@ static struct bkc_add *push_add(struct bkc_ledger *lh, struct evbuffer *payload,
     return a;
 }
 
-int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req, bkc_cb cb)
+int bkc_add(struct bkc_ledger *lh, int64_t entry_id, struct evbuffer *payload, struct bkc_req *req,
+            bkc_cb cb)
 {
     if (lh->mode != BKC_MODE_WRITER)
         return -MG_ENOTALLOWED;
@@ -390,6 +413,15 @@ int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req
         return lh->err;
     req->cb = cb;
     req->errmsg[0] = '\0';
+    if (entry_id != lh->last_pushed + 1) {
+        /* The caller decides entry ids (the managed ledger's positions); one that is not the
+         * next would leave a gap or a duplicate in the ledger: refuse it, send nothing. */
+        snprintf(req->errmsg, sizeof(req->errmsg),
+                 "ledger %" PRId64 ": add of entry %" PRId64 ", but the next entry is %" PRId64,
+                 lh->id, entry_id, lh->last_pushed + 1);
+        MG_ERROR(MOD, "%s", req->errmsg);
+        return -MG_EINVAL;
+    }
     int64_t len = (int64_t)evbuffer_get_length(payload);
     /* A frame over the bookies' limit would make them drop the connection, failing every
      * request of every ledger on it: refuse this entry alone, before anything is sent. */
@@ -403,6 +435,7 @@ int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req
         return -MG_ETOOBIG;
     }
     struct bkc_add *a = push_add(lh, payload, false, 0, lh->pushed_length + len, req);
+    MG_ASSERT(a->entry == entry_id);
     req->entry_id = a->entry;
     return 0;
 }
@@ -446,6 +479,7 @@ static int popcount64(uint64_t v)
 static void change_list_done(struct bkc_mop *mop, int status);
 static void change_put_done(struct bkc_mop *mop, int status);
 static void change_reread_done(struct bkc_mop *mop, int status);
+static void change_installed(struct bkc_ledger *lh, int64_t version);
 
 static void change_start(struct bkc_ledger *lh)
 {
@@ -500,12 +534,19 @@ static void change_list_done(struct bkc_mop *mop, int status)
     struct bkc_segment *last = &lh->md.segs[lh->md.n_segs - 1];
     int need = popcount64(lh->changing_set);
     const char *pick[BKC_MAX_ENSEMBLE];
-    int have = pick_bookies(lh->c, &mop->mr, last->bookies, E, need, pick);
+    /* not the ensemble's bookies, nor any that failed on this handle */
+    char **exclude = mg_malloc((size_t)(E + lh->n_failed_ids) * sizeof(char *));
+    memcpy(exclude, last->bookies, (size_t)E * sizeof(char *));
+    if (lh->n_failed_ids)
+        memcpy(exclude + E, lh->failed_ids, (size_t)lh->n_failed_ids * sizeof(char *));
+    int have = pick_bookies(lh->c, &mop->mr, exclude, E + lh->n_failed_ids, need, pick);
+    mg_free(exclude);
     if (have < need) {
         lh_fail(lh, -MG_ENOBOOKIES,
                 "ledger %" PRId64 ": ensemble change: not enough bookies: need %d "
-                "replacement(s) outside the ensemble, %d writable bookie(s) available%s%s",
-                lh->id, need, have, lh->fail_why[0] ? "; " : "", lh->fail_why);
+                "replacement(s) outside the ensemble and the %d that failed on it, %d writable "
+                "bookie(s) available%s%s",
+                lh->id, need, lh->n_failed_ids, have, lh->fail_why[0] ? "; " : "", lh->fail_why);
         return;
     }
     char *ids[BKC_MAX_ENSEMBLE];
@@ -514,6 +555,14 @@ static void change_list_done(struct bkc_mop *mop, int status)
     bkc_md_fini(&lh->new_md);
     bkc_md_copy(&lh->new_md, &lh->md);
     bkc_md_set_last_segment(&lh->new_md, lh->lac + 1, ids);
+    if (lh->mode == BKC_MODE_RECOVERING) {
+        /* Recovery keeps its ensemble changes to itself and writes them with the CLOSED
+         * state (one CAS), as BookKeeper does: a recovery that fails half-way leaves the
+         * metadata as it found it, so the next recoverer fences and reads the ensemble that
+         * holds the entries, not a replacement that never had them. */
+        change_installed(lh, lh->md_version);
+        return;
+    }
     uint8_t *buf;
     size_t len;
     bkc_md_encode(&lh->new_md, &buf, &len);
@@ -545,11 +594,18 @@ static void change_put_done(struct bkc_mop *mop, int status)
                 mg_strerror(status));
         return;
     }
+    change_installed(lh, mop->mr.stat.version);
+}
+
+/* The new ensemble (lh->new_md) is in force from here on (stored at version, or, during
+ * recovery, kept until the CLOSED write): resend to the replacements and go on. */
+static void change_installed(struct bkc_ledger *lh, int64_t version)
+{
     uint64_t done = lh->changing_set;
     bkc_md_fini(&lh->md);
     lh->md = lh->new_md;
     memset(&lh->new_md, 0, sizeof(lh->new_md));
-    lh->md_version = mop->mr.stat.version;
+    lh->md_version = version;
     lh_set_ensemble(lh);
     lh->failed &= ~done;
     lh->changing = false;
@@ -816,8 +872,8 @@ static void rd_send(struct bkc_rd *rd, int i)
     struct bkc_rd_ent *ent = &rd->ents[i];
     int idx = (int)((e + ent->tries) % lh->md.ensemble_size);
     ent->tries++;
-    struct bkc_bookie *bk = bkc_bookie_get(lh->c, s->bookies[idx]);
-    ent->op = bkc_bookie_read(bk, lh->id, e, 0, NULL, rd_op_cb, rd, i);
+    struct bkc_bookie *bk = lh->c->tp.ops->bookie_get(lh->c, s->bookies[idx]);
+    ent->op = lh->c->tp.ops->read(bk, lh->id, e, 0, NULL, rd_op_cb, rd, i);
 }
 
 static struct bkc_rd *rd_start(struct bkc_ledger *lh, int64_t first, int64_t last,
@@ -940,8 +996,8 @@ static void lacrd_start(struct bkc_ledger *lh, bool fence, struct bkc_req *req)
     lh->lacrd = lr;
     for (int i = 0; i < lh->md.ensemble_size; i++) {
         lr->n_pending++;
-        lr->ops[i] = bkc_bookie_read(lh->ens[i], lh->id, -1, fence ? WIRE_BK_FLAG_FENCE : 0,
-                                     lh->master_key, lacrd_op_cb, lh, i);
+        lr->ops[i] = lh->c->tp.ops->read(lh->ens[i], lh->id, -1, fence ? WIRE_BK_FLAG_FENCE : 0,
+                                         lh->master_key, lacrd_op_cb, lh, i);
     }
 }
 
@@ -1207,7 +1263,7 @@ static void rec_fenced(struct bkc_ledger *lh, int status, int64_t max_lac)
     if (max_lac > start)
         start = max_lac;
     MG_INFO(MOD, "ledger %" PRId64 ": fenced; recovering from entry %" PRId64, lh->id, start + 1);
-    lh->lac = lh->last_pushed = start;
+    lh->lac = lh->last_pushed = lh->rec_start = start;
     lh->lac_length = lh->pushed_length = 0;
     if (start >= 0)
         rd_start(lh, start, start, NULL, rec_len_done);
@@ -1228,7 +1284,7 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
             struct evbuffer *payload = *body;
             *body = NULL;
             evbuffer_drain(payload, WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len);
-            rrd_free(r);
+            rrd_free(lh->c, r);
             lh->rrd = NULL;
             size_t plen = evbuffer_get_length(payload);
             size_t fl =
@@ -1255,7 +1311,7 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         r->n_corrupt++;
     } else if (rc == WIRE_BK_ENOENTRY || rc == WIRE_BK_ENOLEDGER) {
         if (++r->n_missing >= lh->md.write_quorum - lh->md.ack_quorum + 1) {
-            rrd_free(r);
+            rrd_free(lh->c, r);
             lh->rrd = NULL;
             lh->rec_reads_done = true;
             MG_DEBUG(MOD,
@@ -1290,9 +1346,9 @@ static void rrd_start(struct bkc_ledger *lh)
     for (int i = 0; i < lh->md.write_quorum; i++) {
         int idx = (int)((r->entry + i) % E);
         r->n_pending++;
-        r->ops[idx] = bkc_bookie_read(lh->rec_ens[idx], lh->id, r->entry,
-                                      WIRE_BK_FLAG_FENCE | WIRE_BK_FLAG_HIGH_PRIORITY,
-                                      lh->master_key, rrd_op_cb, lh, idx);
+        r->ops[idx] = lh->c->tp.ops->read(lh->rec_ens[idx], lh->id, r->entry,
+                                          WIRE_BK_FLAG_FENCE | WIRE_BK_FLAG_HIGH_PRIORITY,
+                                          lh->master_key, rrd_op_cb, lh, idx);
     }
 }
 
@@ -1306,6 +1362,11 @@ int64_t bkc_ledger_id(const struct bkc_ledger *lh)
 int64_t bkc_ledger_lac(const struct bkc_ledger *lh)
 {
     return lh->lac;
+}
+
+int64_t bkc_ledger_next_entry(const struct bkc_ledger *lh)
+{
+    return lh->last_pushed + 1;
 }
 
 int64_t bkc_ledger_length(const struct bkc_ledger *lh)

@@ -29,6 +29,7 @@
 #include "util/err.h"
 #include "util/listen.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "util/map.h"
 
 #include <arpa/inet.h>
@@ -165,11 +166,13 @@ void svc_conn_closed(struct svc *s, struct conn *c)
         mg_listener_conn_closed(s->listener);
 }
 
-struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_store *meta)
+struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_store *meta)
 {
     struct svc *s = mg_calloc(1, sizeof *s);
+    struct event_base *base = mg_loop_base(loop);
     s->cfg = cfg;
     s->meta = meta;
+    s->loop = loop;
     s->base = base;
     s->start_ms = now_ms();
     mg_map_init(&s->conns);
@@ -238,7 +241,7 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
         bc.timeout_ms = cfg->bookkeeper_client_timeout_seconds * 1000;
         bc.use_v3 = !cfg->bookkeeper_use_v2_wire_protocol;
         bc.max_frame_size = (size_t)cfg->max_message_size + BKC_FRAME_PADDING;
-        int rc = bkc_client_new(base, meta, &bc, &s->bkc);
+        int rc = bkc_client_new(loop, meta, &bc, &s->bkc);
         if (rc < 0) {
             MG_ERROR("svc", "cannot create the BookKeeper client: %s", mg_strerror(rc));
             svc_free(s);
@@ -247,7 +250,7 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
         mlc.meta = meta;
         mlc.bkc = s->bkc;
     }
-    s->mlf = ml_factory_new(base, cfg->managed_ledger_store, &mlc);
+    s->mlf = ml_factory_new(loop, cfg->managed_ledger_store, &mlc);
     if (!s->mlf) {
         svc_free(s);
         return NULL;

@@ -21,10 +21,12 @@ struct res_load;
 struct res_write;
 struct svc_pdel;
 struct svc_own;
+struct mg_loop;
 
 struct svc {
     const struct cfg *cfg;         /* borrowed */
-    struct event_base *base;       /* borrowed */
+    struct mg_loop *loop;          /* borrowed */
+    struct event_base *base;       /* borrowed: the loop's */
     struct meta_store *meta;       /* borrowed; may be NULL */
     struct mg_listener *listener;  /* owned; NULL once shutting down */
     struct admin *admin;           /* owned */

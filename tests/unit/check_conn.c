@@ -12,6 +12,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "wire/wire.h"
 
 #include <arpa/inet.h>
@@ -29,6 +30,7 @@
 struct fixture {
     struct cfg cfg;
     struct event_base *base;
+    struct mg_loop *loop;
     struct svc *svc;
 };
 
@@ -47,13 +49,15 @@ static void setup(void)
     ck_assert_int_eq(cfg_set(&fx.cfg, "managedLedgerStore", "memory", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&fx.cfg, "maxMessageSize", "65536", "test", err, sizeof err), 0);
     fx.base = event_base_new();
-    fx.svc = svc_new(fx.base, &fx.cfg, NULL);
+    fx.loop = mg_loop_new(fx.base);
+    fx.svc = svc_new(fx.loop, &fx.cfg, NULL);
     ck_assert_ptr_nonnull(fx.svc);
 }
 
 static void teardown(void)
 {
     svc_free(fx.svc);
+    mg_loop_free(fx.loop);
     event_base_free(fx.base);
     cfg_fini(&fx.cfg);
 }

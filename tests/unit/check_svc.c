@@ -19,6 +19,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <check.h>
 #include <event2/event.h>
@@ -30,6 +31,7 @@
 struct fixture {
     struct cfg cfg;
     struct event_base *base;
+    struct mg_loop *loop;
     struct meta_store *meta;
     struct svc *svc;
 };
@@ -60,9 +62,10 @@ static void setup(void)
     cfg_set_ok("webServicePort", "0");
     cfg_set_ok("managedLedgerStore", "memory");
     fx.base = event_base_new();
+    fx.loop = mg_loop_new(fx.base);
     struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(fx.base, &mo, &fx.meta), 0);
-    fx.svc = svc_new(fx.base, &fx.cfg, fx.meta);
+    ck_assert_int_eq(meta_open(fx.loop, &mo, &fx.meta), 0);
+    fx.svc = svc_new(fx.loop, &fx.cfg, fx.meta);
     ck_assert_ptr_nonnull(fx.svc);
     pump(5);
 }
@@ -71,6 +74,7 @@ static void teardown(void)
 {
     svc_free(fx.svc);
     meta_close(fx.meta);
+    mg_loop_free(fx.loop);
     event_base_free(fx.base);
     cfg_fini(&fx.cfg);
 }
@@ -79,7 +83,7 @@ static void teardown(void)
 static void restart(void)
 {
     svc_free(fx.svc);
-    fx.svc = svc_new(fx.base, &fx.cfg, fx.meta);
+    fx.svc = svc_new(fx.loop, &fx.cfg, fx.meta);
     ck_assert_ptr_nonnull(fx.svc);
 }
 
