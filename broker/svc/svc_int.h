@@ -95,6 +95,8 @@ void svc_res_fail_writes(struct svc *s, int n, int status);
 /* With a shared (ZooKeeper) store: reload the cache periodically, adding what other
  * brokers created. */
 void svc_res_refresh_start(struct svc *s);
+/* Test hook: start one refresh walk now (any store). */
+void svc_res_refresh_now(struct svc *s);
 
 /* Ownership (svc_own.c): start (register the broker when there is a store, start the load
  * report timer); stop (cancel timers; pending store requests complete later and find the

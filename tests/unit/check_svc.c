@@ -189,6 +189,40 @@ START_TEST(test_failed_namespace_mutations_roll_back)
 }
 END_TEST
 
+/* A refresh walk whose reads were sent before a local delete answers with what the store
+ * held then: it must not bring the deleted namespace or tenant back. The deletes land at
+ * each step of the walk in turn (the first round: while the tenant list is being read). */
+START_TEST(test_refresh_does_not_resurrect)
+{
+    struct svc *s = fx.svc;
+    for (int round = 0; round < 8; round++) {
+        char tenant[32], ns[48];
+        snprintf(tenant, sizeof tenant, "rt%d", round);
+        snprintf(ns, sizeof ns, "%s/a", tenant);
+        struct done d = {0};
+        ck_assert_int_eq(svc_tenant_create(s, tenant, done_cb, &d), 0);
+        ck_assert_int_eq(wait_done(&d), 0);
+        memset(&d, 0, sizeof d);
+        ck_assert_int_eq(svc_namespace_create(s, ns, 4, done_cb, &d), 0);
+        ck_assert_int_eq(wait_done(&d), 0);
+        svc_res_refresh_now(s);
+        for (int k = 0; k < round; k++)
+            event_base_loop(fx.base, EVLOOP_NONBLOCK);
+        struct done d2 = {0};
+        memset(&d, 0, sizeof d);
+        ck_assert_int_eq(svc_namespace_delete(s, ns, done_cb, &d), 0);
+        ck_assert_int_eq(svc_tenant_delete(s, tenant, done_cb, &d2), 0);
+        ck_assert_int_eq(wait_done(&d), 0);
+        ck_assert_int_eq(wait_done(&d2), 0);
+        for (int k = 0; k < 5000 && s->res_loading > 0; k++)
+            pump(1);
+        ck_assert_int_eq(s->res_loading, 0);
+        ck_assert_msg(!svc_namespace_exists(s, ns), "round %d: %s came back", round, ns);
+        ck_assert_msg(!svc_tenant_exists(s, tenant), "round %d: %s came back", round, tenant);
+    }
+}
+END_TEST
+
 START_TEST(test_failed_partitions_roll_back)
 {
     struct svc *s = fx.svc;
@@ -447,6 +481,7 @@ static Suite *svc_suite(void)
     tcase_add_test(tc, test_failed_partitions_roll_back);
     tcase_add_test(tc, test_failure_does_not_undo_later_mutation);
     tcase_add_test(tc, test_free_with_writes_in_flight);
+    tcase_add_test(tc, test_refresh_does_not_resurrect);
     suite_add_tcase(s, tc);
     tc = tcase_create("bulk");
     tcase_add_checked_fixture(tc, setup, teardown);
