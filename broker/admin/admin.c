@@ -2,11 +2,12 @@
  * admin.c - admin HTTP server (webServicePort): router, reply helpers, health probes and the
  * statistics interval timer.
  *
- * Happy path: evhttp hands every request to route(); the path is split into decoded
- * segments (URLDecoder semantics: %XX and '+' as space) and dispatched to the handlers of
- * admin_res.c (clusters, brokers, tenants, namespaces), admin_topics.c (persistent topics,
- * lookup) and admin_metrics.c (/metrics). Mutations answer 204, reads 200 with JSON, errors
- * a status with {"reason": "..."} as Pulsar does (docs/admin.md §1). A timer rolls the
+ * Happy path: evhttp hands every request to admin_on_request(); the path is split into
+ * decoded segments (URLDecoder semantics: %XX and '+' as space) and matched against the
+ * route table admin_routes (every path served, with its methods and handler), whose
+ * handlers are in admin_res.c (clusters, brokers, tenants, namespaces), admin_topics.c
+ * (persistent topics, lookup) and admin_metrics.c (/metrics). Mutations answer 204, reads 200 with
+ * JSON, errors a status with {"reason": "..."} as Pulsar does (docs/admin.md §1). A timer rolls the
  * topics' statistics every statsUpdateFrequencyInSecs (rates are averages over it).
  *
  * Failure modes: unknown paths 404 and wrong methods 405 (framework-style, plain text, as
@@ -30,6 +31,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +79,7 @@ static const char *phrase_of(int code)
 
 /* ---- calls: one per routed request, completed by its one reply ---------------------------- */
 
-static struct admin_call *call_new(struct admin *a, struct evhttp_request *req)
+static struct admin_call *admin_call_new(struct admin *a, struct evhttp_request *req)
 {
     struct admin_call *c = mg_calloc(1, sizeof *c);
     c->a = a;
@@ -189,7 +191,7 @@ void admin_reply_done(void *data, int status)
 
 /* URLDecoder semantics; *nul set when the result holds a NUL byte (%00), which a C string
  * cannot carry: such a segment is refused rather than silently cut short. */
-static char *url_decode(const char *s, size_t n, bool *nul)
+static char *admin_url_decode(const char *s, size_t n, bool *nul)
 {
     char *tmp = mg_strndup(s, n);
     size_t len = 0;
@@ -209,7 +211,33 @@ static char *url_decode(const char *s, size_t n, bool *nul)
     return r;
 }
 
-static int parse_request(struct admin_req *r)
+int admin_path_split(const char *path, char **seg, int max, int *nul_seg)
+{
+    int n = 0;
+    *nul_seg = -1;
+    for (const char *p = path; *p;) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (n == max) {
+            for (int i = 0; i < n; i++)
+                mg_free(seg[i]);
+            return -MG_EINVAL;
+        }
+        bool nul;
+        seg[n] = admin_url_decode(p, len, &nul);
+        if (nul && *nul_seg < 0)
+            *nul_seg = n;
+        n++;
+        p += len;
+    }
+    return n;
+}
+
+static int admin_parse_request(struct admin_req *r)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
     const char *path = evhttp_uri_get_path(uri);
@@ -217,29 +245,14 @@ static int parse_request(struct admin_req *r)
     TAILQ_INIT(&r->query);
     if (query && evhttp_parse_query_str(query, &r->query) < 0)
         return -MG_EINVAL;
-    if (!path)
-        path = "/";
-    const char *p = path;
-    while (*p) {
-        while (*p == '/')
-            p++;
-        if (!*p)
-            break;
-        const char *e = strchr(p, '/');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (r->nseg == ADMIN_MAX_SEGMENTS)
-            return -MG_EINVAL;
-        bool nul;
-        r->seg[r->nseg] = url_decode(p, n, &nul);
-        if (nul && r->nul_seg < 0)
-            r->nul_seg = r->nseg;
-        r->nseg++;
-        p += n;
-    }
+    int n = admin_path_split(path ? path : "/", r->seg, ADMIN_MAX_SEGMENTS, &r->nul_seg);
+    if (n < 0)
+        return n;
+    r->nseg = n;
     return 0;
 }
 
-static void free_request(struct admin_req *r)
+static void admin_free_request(struct admin_req *r)
 {
     for (int i = 0; i < r->nseg; i++)
         mg_free(r->seg[i]);
@@ -394,7 +407,7 @@ static void health_timeout(evutil_socket_t fd, short what, void *arg)
 /* GET /admin/v2/brokers/health: Pulsar writes and reads its heartbeat topic; we load
  * (creating) it, which takes the metadata store and, with durable storage, a ledger on the
  * bookies. */
-static void h_health(struct admin_req *r)
+static void admin_h_health(struct admin_req *r)
 {
     struct svc *s = r->a->svc;
     const char *v2 = admin_query(r, "topicVersion");
@@ -418,44 +431,190 @@ static void h_health(struct admin_req *r)
     evtimer_add(h->timer, &tv);
 }
 
+/* ---- routes ------------------------------------------------------------------------------ */
+
+static void admin_h_status(struct admin_req *r)
+{
+    admin_reply_raw(r->call, 200, "text/plain", "OK");
+}
+
+static void admin_h_ready(struct admin_req *r)
+{
+    admin_reply_raw(r->call, 200, "text/plain", "ok");
+}
+
+static void admin_h_non_persistent(struct admin_req *r)
+{
+    admin_reply_error(r->call, 405, "Non-persistent topics are not supported");
+}
+
+void admin_h_not_found(struct admin_req *r)
+{
+    admin_reply_not_found(r->call);
+}
+
+void admin_h_bad_method(struct admin_req *r)
+{
+    admin_reply_bad_method(r->call);
+}
+
+/* Every path the admin server answers (docs/admin.md), in matching order. */
+const struct admin_route admin_routes[] = {
+    /* clang-format off */
+    {ADMIN_GET_HEAD, "/metrics",                    admin_h_metrics,        0},
+    {ADMIN_ANY,      "/metrics",                    admin_h_not_found,      0},
+    {ADMIN_GET_HEAD, "/status.html",                admin_h_status,         0},
+    {ADMIN_ANY,      "/status.html",                admin_h_not_found,      0},
+    {ADMIN_GET_HEAD, "/lookup/v2/topic/**",         admin_h_lookup,         0},
+    {ADMIN_GET_HEAD, "/admin/v2/brokers/health",    admin_h_health,         0},
+    {ADMIN_GET_HEAD, "/admin/v2/brokers/ready",     admin_h_ready,          0},
+    {ADMIN_ANY,      "/admin/v2/brokers/**",        admin_h_brokers,        0},
+    {ADMIN_ANY,      "/admin/v2/clusters/**",       admin_h_clusters,       0},
+    {ADMIN_ANY,      "/admin/v2/tenants",           admin_h_tenants,        0},
+    {ADMIN_ANY,      "/admin/v2/tenants/{tenant}",  admin_h_tenants,        0},
+    {ADMIN_ANY,      "/admin/v2/namespaces/{tenant}/**", admin_h_namespaces, 0},
+    {ADMIN_ANY,      "/admin/v2/persistent/**",     admin_h_persistent,     0},
+    {ADMIN_ANY,      "/admin/v2/non-persistent/**", admin_h_non_persistent, 0},
+    /* clang-format on */
+};
+const size_t admin_routes_count = sizeof admin_routes / sizeof *admin_routes;
+
+/* A path segment that decoded to a NUL byte is refused before routing, with the error
+ * Pulsar gives for a bad name there: the reason of the first rule whose pattern matches
+ * the path and captures that segment, else 400 "Bad request path". */
+static const struct {
+    const char *pattern;
+    const char *reason;
+} admin_nul_rules[] = {
+    /* clang-format off */
+    {"/admin/v2/tenants/{tenant}/**",                   "Tenant name is not valid"},
+    {"/admin/v2/clusters/{cluster}/**",                 "Cluster name is not valid"},
+    {"/admin/v2/namespaces/{tenant}",                   "Tenant name is not valid"},
+    {"/admin/v2/namespaces/{tenant}/{namespace}/**",    "Namespace name is not valid"},
+    {"/admin/v2/persistent/{tenant}/{namespace}",       "Namespace name is not valid"},
+    {"/admin/v2/persistent/{tenant}/{namespace}/partitioned", "Namespace name is not valid"},
+    {"/admin/v2/persistent/{tenant}",                   "Topic name is not valid"},
+    {"/admin/v2/persistent/{tenant}/{namespace}/{topic}/**", "Topic name is not valid"},
+    {"/admin/v2/persistent/*/*/*/subscription/{subscription}/**", "Subscription name is not valid"},
+    {"/admin/v2/non-persistent/{tenant}/{namespace}",   "Namespace name is not valid"},
+    {"/admin/v2/non-persistent/{tenant}/{namespace}/partitioned", "Namespace name is not valid"},
+    {"/admin/v2/non-persistent/{tenant}",               "Topic name is not valid"},
+    {"/admin/v2/non-persistent/{tenant}/{namespace}/{topic}/**", "Topic name is not valid"},
+    {"/admin/v2/non-persistent/*/*/*/subscription/{subscription}/**", "Subscription name is not valid"},
+    {"/lookup/*/*/*/{tenant}",                          "Topic name is not valid"},
+    {"/lookup/*/*/*/{tenant}/{namespace}",              "Topic name is not valid"},
+    {"/lookup/*/*/*/{tenant}/{namespace}/{topic}/**",   "Topic name is not valid"},
+    /* clang-format on */
+};
+
+/* The names a pattern may capture, and where they go. */
+static const struct {
+    const char *name;
+    size_t off;
+} admin_captures[] = {
+    {"tenant", offsetof(struct admin_path, tenant)},
+    {"namespace", offsetof(struct admin_path, ns)},
+    {"topic", offsetof(struct admin_path, topic)},
+    {"subscription", offsetof(struct admin_path, sub)},
+    {"cluster", offsetof(struct admin_path, cluster)},
+    {"bundle", offsetof(struct admin_path, bundle)},
+    {"domain", offsetof(struct admin_path, domain)},
+    {"numMessages", offsetof(struct admin_path, arg)},
+    {"timestamp", offsetof(struct admin_path, arg)},
+};
+
+/* Where capture {name} (n bytes, without the braces) goes, or -1 for an unknown name. */
+static long admin_capture_off(const char *name, size_t n)
+{
+    for (size_t i = 0; i < sizeof admin_captures / sizeof *admin_captures; i++)
+        if (strlen(admin_captures[i].name) == n && memcmp(admin_captures[i].name, name, n) == 0)
+            return (long)admin_captures[i].off;
+    return -1;
+}
+
+bool admin_path_match(const char *pattern, char *const *seg, int nseg, struct admin_path *p,
+                      unsigned *cap_mask)
+{
+    struct admin_path caps = {0};
+    unsigned mask = 0;
+    int i = 0;
+    for (const char *s = pattern; *s;) {
+        if (*s == '/') {
+            s++;
+            continue;
+        }
+        const char *e = strchr(s, '/');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n == 2 && memcmp(s, "**", 2) == 0) {
+            i = nseg; /* the rest of the path, nothing included */
+            break;
+        }
+        if (i == nseg)
+            return false;
+        if (n >= 2 && s[0] == '{' && s[n - 1] == '}') {
+            long off = admin_capture_off(s + 1, n - 2);
+            MG_ASSERT(off >= 0); /* admin_routes_check */
+            *(const char **)((char *)&caps + off) = seg[i];
+            mask |= 1u << i;
+        } else if (!(n == 1 && *s == '*') && (strlen(seg[i]) != n || memcmp(seg[i], s, n) != 0)) {
+            return false;
+        }
+        i++;
+        s += n;
+    }
+    if (i != nseg)
+        return false;
+    if (p)
+        *p = caps;
+    if (cap_mask)
+        *cap_mask = mask;
+    return true;
+}
+
+const struct admin_route *admin_route_find(enum evhttp_cmd_type method, char *const *seg, int nseg,
+                                           bool *path_known)
+{
+    *path_known = false;
+    for (size_t i = 0; i < admin_routes_count; i++) {
+        const struct admin_route *rt = &admin_routes[i];
+        if (!admin_path_match(rt->pattern, seg, nseg, NULL, NULL))
+            continue;
+        if (rt->methods & (unsigned)method)
+            return rt;
+        *path_known = true;
+    }
+    return NULL;
+}
+
+const char *admin_nul_reason(char *const *seg, int nseg, int nul_seg)
+{
+    for (size_t i = 0; i < sizeof admin_nul_rules / sizeof *admin_nul_rules; i++) {
+        unsigned mask = 0;
+        if (nul_seg >= 0 && nul_seg < ADMIN_MAX_SEGMENTS &&
+            admin_path_match(admin_nul_rules[i].pattern, seg, nseg, NULL, &mask) &&
+            (mask & (1u << nul_seg)))
+            return admin_nul_rules[i].reason;
+    }
+    return NULL;
+}
+
+/* Every capture of every pattern has a known name (a typo would never match). */
+static void admin_routes_check(void)
+{
+    for (size_t i = 0; i < admin_routes_count + sizeof admin_nul_rules / sizeof *admin_nul_rules;
+         i++) {
+        const char *pat = i < admin_routes_count ? admin_routes[i].pattern
+                                                 : admin_nul_rules[i - admin_routes_count].pattern;
+        for (const char *s = strchr(pat, '{'); s; s = strchr(s + 1, '{')) {
+            const char *e = strchr(s, '}');
+            MG_ASSERT(e && admin_capture_off(s + 1, (size_t)(e - s - 1)) >= 0);
+        }
+    }
+}
+
 /* ---- router ------------------------------------------------------------------------------ */
 
-static bool seg_is(struct admin_req *r, int i, const char *s)
-{
-    return r->nseg > i && strcmp(r->seg[i], s) == 0;
-}
-
-/* A path segment decoded to a NUL byte: the error Pulsar gives for a bad name there. */
-static void reply_nul_name(struct admin_req *r)
-{
-    int i = r->nul_seg;
-    const char *what = NULL;
-    bool v2 = seg_is(r, 0, "admin") && seg_is(r, 1, "v2");
-    bool topics = v2 && (seg_is(r, 2, "persistent") || seg_is(r, 2, "non-persistent"));
-    bool list = r->nseg == 5 || (r->nseg == 6 && seg_is(r, 5, "partitioned"));
-    if (v2 && seg_is(r, 2, "tenants") && i == 3)
-        what = "Tenant name is not valid";
-    else if (v2 && seg_is(r, 2, "clusters") && i == 3)
-        what = "Cluster name is not valid";
-    else if (v2 && seg_is(r, 2, "namespaces") && i == 3 && r->nseg == 4)
-        what = "Tenant name is not valid";
-    else if (v2 && seg_is(r, 2, "namespaces") && (i == 3 || i == 4))
-        what = "Namespace name is not valid";
-    else if (topics && list && (i == 3 || i == 4))
-        what = "Namespace name is not valid";
-    else if (topics && i >= 3 && i <= 5)
-        what = "Topic name is not valid";
-    else if (seg_is(r, 0, "lookup") && i >= 4 && i <= 6)
-        what = "Topic name is not valid";
-    else if (topics && i == 7 && seg_is(r, 6, "subscription"))
-        what = "Subscription name is not valid";
-    if (what)
-        admin_reply_error(r->call, 412, what);
-    else
-        admin_reply_error(r->call, 400, "Bad request path");
-}
-
-static void dispatch(struct admin_call *c)
+static void admin_dispatch(struct admin_call *c)
 {
     struct admin_req r;
     memset(&r, 0, sizeof r);
@@ -464,56 +623,41 @@ static void dispatch(struct admin_call *c)
     r.req = c->req;
     r.nul_seg = -1;
     r.method = evhttp_request_get_command(c->req);
-    if (parse_request(&r) < 0) {
-        free_request(&r);
+    if (admin_parse_request(&r) < 0) {
+        admin_free_request(&r);
         admin_reply_error(c, 400, "Bad request path");
         return;
     }
     if (r.nul_seg >= 0) {
-        reply_nul_name(&r);
-        free_request(&r);
+        const char *why = admin_nul_reason(r.seg, r.nseg, r.nul_seg);
+        admin_reply_error(c, why ? 412 : 400, why ? why : "Bad request path");
+        admin_free_request(&r);
         return;
     }
-    bool get = r.method == EVHTTP_REQ_GET || r.method == EVHTTP_REQ_HEAD;
-    if (r.nseg == 1 && seg_is(&r, 0, "metrics") && get)
-        admin_h_metrics(&r);
-    else if (r.nseg == 1 && seg_is(&r, 0, "status.html") && get)
-        admin_reply_raw(c, 200, "text/plain", "OK");
-    else if (seg_is(&r, 0, "lookup") && seg_is(&r, 1, "v2") && seg_is(&r, 2, "topic"))
-        get ? admin_h_lookup(&r) : admin_reply_bad_method(c);
-    else if (!seg_is(&r, 0, "admin") || !seg_is(&r, 1, "v2") || r.nseg < 3)
-        admin_reply_not_found(c);
-    else if (seg_is(&r, 2, "brokers") && r.nseg == 4 && seg_is(&r, 3, "health"))
-        get ? h_health(&r) : admin_reply_bad_method(c);
-    else if (seg_is(&r, 2, "brokers") && r.nseg == 4 && seg_is(&r, 3, "ready"))
-        get ? admin_reply_raw(c, 200, "text/plain", "ok") : admin_reply_bad_method(c);
-    else if (seg_is(&r, 2, "brokers"))
-        admin_h_brokers(&r);
-    else if (seg_is(&r, 2, "clusters"))
-        admin_h_clusters(&r);
-    else if (seg_is(&r, 2, "tenants") && r.nseg <= 4)
-        admin_h_tenants(&r);
-    else if (seg_is(&r, 2, "namespaces") && r.nseg >= 4)
-        admin_h_namespaces(&r);
-    else if (seg_is(&r, 2, "persistent"))
-        admin_h_persistent(&r);
-    else if (seg_is(&r, 2, "non-persistent"))
-        admin_reply_error(c, 405, "Non-persistent topics are not supported");
-    else
-        admin_reply_not_found(c);
-    free_request(&r);
+    bool known = false;
+    r.route = admin_route_find(r.method, r.seg, r.nseg, &known);
+    if (!r.route) {
+        if (known)
+            admin_reply_bad_method(c);
+        else
+            admin_reply_not_found(c);
+    } else {
+        admin_path_match(r.route->pattern, r.seg, r.nseg, &r.p, NULL);
+        r.route->handler(&r);
+    }
+    admin_free_request(&r);
 }
 
 void admin_route(struct admin_call *c)
 {
-    dispatch(c);
+    admin_dispatch(c);
 }
 
 /* evhttp's callback: a complete request. */
-static void route(struct evhttp_request *req, void *arg)
+static void admin_on_request(struct evhttp_request *req, void *arg)
 {
     admin_conn_request_read(arg, req);
-    dispatch(call_new(arg, req));
+    admin_dispatch(admin_call_new(arg, req));
 }
 
 /* ---- statistics interval ----------------------------------------------------------------- */
@@ -549,7 +693,8 @@ struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
     evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
     admin_conn_setup(a);
-    evhttp_set_gencb(a->http, route, a);
+    admin_routes_check();
+    evhttp_set_gencb(a->http, admin_on_request, a);
     /* The listener pauses on EMFILE, below the descriptor reserve and while
      * maxHttpServerConnections connections are open (as Jetty's ConnectionLimit behind
      * Pulsar's key): evhttp (libevent 2.1) has no bound of its own. admin_conn.c counts each

@@ -84,6 +84,44 @@ struct admin_call {
     struct admin_call *next, **pprev; /* in a->calls */
 };
 
+/* The segments a route's pattern captures ({tenant}, {namespace}...; admin.c's
+ * admin_captures lists the names): borrowed from struct admin_req's seg, NULL when the
+ * pattern has none of that name. */
+struct admin_path {
+    const char *tenant;
+    const char *ns; /* {namespace}: the namespace's local name */
+    const char *topic;
+    const char *sub; /* {subscription} */
+    const char *cluster;
+    const char *bundle;
+    const char *domain; /* {domain}: persistent, non-persistent... */
+    const char *arg;    /* {numMessages}, {timestamp} */
+};
+
+struct admin_req;
+typedef void (*admin_handler)(struct admin_req *r);
+
+/* One row of the route table (admin.c): the methods (EVHTTP_REQ_* bits, ADMIN_ANY) and the
+ * path pattern it answers, the handler, and what the router checks before the handler runs
+ * (ADMIN_R_*). A pattern is '/'-separated segments: a literal matches itself (after URL
+ * decoding), {name} matches any one segment and captures it into struct admin_path, * any
+ * one segment without capturing it, and a final ** the rest of the path (nothing included). */
+struct admin_route {
+    unsigned methods;
+    const char *pattern;
+    admin_handler handler;
+    unsigned flags;
+};
+
+#define ADMIN_ANY (~0u)
+#define ADMIN_GET_HEAD (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)
+
+/* The route table, in matching order: the first row whose pattern matches the path and whose
+ * methods include the request's answers; when rows match the path but none the method, 405;
+ * when none matches the path, 404 (framework-style, docs/admin.md §1). */
+extern const struct admin_route admin_routes[];
+extern const size_t admin_routes_count;
+
 /* One parsed request; lives during route() only. */
 struct admin_req {
     struct admin *a;
@@ -94,6 +132,8 @@ struct admin_req {
     int nseg;
     int nul_seg;            /* index of the first segment that decoded to a NUL byte, or -1 */
     struct evkeyvalq query; /* owned */
+    const struct admin_route *route; /* the row that matched */
+    struct admin_path p;             /* its captures */
 };
 
 /* ---- replies (admin.c): each completes (and frees) the call ------------------------------ */
@@ -143,6 +183,29 @@ bool admin_refresh_namespace(struct admin_req *r, const char *tenant_ns);
 bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name);
 /* ISO-8601 UTC with milliseconds ("2025-10-24T18:44:12.299Z") of a wall-clock ms time. */
 void admin_iso_time(uint64_t ms, char *buf, size_t len);
+
+/* ---- routing (admin.c) ------------------------------------------------------------------ */
+
+/* Split a request path into decoded segments (URLDecoder semantics: %XX is a byte, '+' a
+ * space; empty segments are skipped; a decoded NUL byte is kept as DEL, 0x7f, and the first
+ * such segment's index goes to *nul_seg, else -1). seg gets at most max owned strings (free
+ * each with mg_free). Returns the number of segments, or -MG_EINVAL for more than max. */
+int admin_path_split(const char *path, char **seg, int max, int *nul_seg);
+/* Match segments against a route pattern (struct admin_route). On a match, p (may be NULL)
+ * gets the captures and *cap_mask (may be NULL) a bit per captured segment index. */
+bool admin_path_match(const char *pattern, char *const *seg, int nseg, struct admin_path *p,
+                      unsigned *cap_mask);
+/* The route for method and segments: NULL when none matches, with *path_known set when some
+ * row matched the path (405) rather than none (404). */
+const struct admin_route *admin_route_find(enum evhttp_cmd_type method, char *const *seg, int nseg,
+                                           bool *path_known);
+/* The 412 reason for a path whose segment nul_seg decoded to a NUL byte, or NULL when no
+ * name is expected there (400 "Bad request path"). */
+const char *admin_nul_reason(char *const *seg, int nseg, int nul_seg);
+
+/* Handlers that only answer: 404 and 405 framework-style (for rows of the table). */
+void admin_h_not_found(struct admin_req *r);
+void admin_h_bad_method(struct admin_req *r);
 
 /* ---- handlers ------------------------------------------------------------------------- */
 
