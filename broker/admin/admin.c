@@ -4,11 +4,13 @@
  *
  * Happy path: evhttp hands every request to admin_on_request(); the path is split into
  * decoded segments (URLDecoder semantics: %XX and '+' as space) and matched against the
- * route table admin_routes (every path served, with its methods and handler), whose
- * handlers are in admin_res.c (clusters, brokers, tenants, namespaces), admin_topics.c
- * (persistent topics, lookup) and admin_metrics.c (/metrics). Mutations answer 204, reads 200 with
- * JSON, errors a status with {"reason": "..."} as Pulsar does (docs/admin.md §1). A timer rolls the
- * topics' statistics every statsUpdateFrequencyInSecs (rates are averages over it).
+ * route table admin_routes, one row per path and method(s) served: the router checks what
+ * the row's flags ask (names, the namespace, the topic's owner, the body) and runs its
+ * handler, in admin_res.c (clusters, brokers, tenants, namespaces), admin_topics.c
+ * (persistent topics, lookup), admin_metrics.c (/metrics) or here (probes). Mutations
+ * answer 204, reads 200 with JSON, errors a status with {"reason": "..."} as Pulsar does
+ * (docs/admin.md §1). A timer rolls the topics' statistics every statsUpdateFrequencyInSecs
+ * (rates are averages over it).
  *
  * Failure modes: unknown paths 404 and wrong methods 405 (framework-style, plain text, as
  * Jersey answers them); unparsable bodies 400; everything else as the reference gives it.
@@ -178,6 +180,19 @@ void admin_reply_bad_method(struct admin_call *c)
     admin_reply_raw(c, 405, "text/plain", "Method Not Allowed");
 }
 
+void admin_reply_names(void *data, int status, char **names, int n)
+{
+    struct admin_call *c = data;
+    if (status < 0) {
+        admin_reply_error(c, 500, mg_strerror(status));
+        return;
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(names[i]));
+    admin_reply_json(c, 200, arr);
+}
+
 void admin_reply_done(void *data, int status)
 {
     struct admin_call *c = data;
@@ -257,6 +272,9 @@ static void admin_free_request(struct admin_req *r)
     for (int i = 0; i < r->nseg; i++)
         mg_free(r->seg[i]);
     evhttp_clear_headers(&r->query);
+    mg_free(r->tenant_ns);
+    topic_name_fini(&r->tn);
+    json_decref(r->body);
 }
 
 bool admin_query_flag(struct admin_req *r, const char *key)
@@ -448,35 +466,139 @@ static void admin_h_non_persistent(struct admin_req *r)
     admin_reply_error(r->call, 405, "Non-persistent topics are not supported");
 }
 
-void admin_h_not_found(struct admin_req *r)
+static void admin_h_not_found(struct admin_req *r)
 {
     admin_reply_not_found(r->call);
 }
 
-void admin_h_bad_method(struct admin_req *r)
+static void admin_h_bad_method(struct admin_req *r)
 {
     admin_reply_bad_method(r->call);
 }
 
-/* Every path the admin server answers (docs/admin.md), in matching order. */
+/* Every path the admin server answers (docs/admin.md), in matching order: the first row
+ * whose pattern matches the path and whose methods include the request's is served. Rows
+ * with ANY after a path's own rows give that path's answer to the other methods where it is
+ * not the framework's immediate 405: 404 for the probes, and 405 (or 404) only after the
+ * path's checks (its flags), as the resources did before the table. */
+#define GH ADMIN_GET_HEAD
+#define GET EVHTTP_REQ_GET
+#define PUT EVHTTP_REQ_PUT
+#define POST EVHTTP_REQ_POST
+#define DEL EVHTTP_REQ_DELETE
+#define PP (EVHTTP_REQ_PUT | EVHTTP_REQ_POST)
+#define ANY ADMIN_ANY
+#define R_NAMED ADMIN_R_NAMESPACE
+#define R_NS ADMIN_R_NS
+#define R_TOPIC ADMIN_R_TOPIC
+#define R_GATED ADMIN_R_GATED
+#define R_JSON ADMIN_R_JSON
+#define LK "/lookup/v2/topic"
+#define NS "/admin/v2/namespaces/{tenant}/{namespace}"
+#define PT "/admin/v2/persistent/{tenant}/{namespace}"
+#define T PT "/{topic}"
+#define SUB T "/subscription/{subscription}"
 const struct admin_route admin_routes[] = {
     /* clang-format off */
-    {ADMIN_GET_HEAD, "/metrics",                    admin_h_metrics,        0},
-    {ADMIN_ANY,      "/metrics",                    admin_h_not_found,      0},
-    {ADMIN_GET_HEAD, "/status.html",                admin_h_status,         0},
-    {ADMIN_ANY,      "/status.html",                admin_h_not_found,      0},
-    {ADMIN_GET_HEAD, "/lookup/v2/topic/**",         admin_h_lookup,         0},
-    {ADMIN_GET_HEAD, "/admin/v2/brokers/health",    admin_h_health,         0},
-    {ADMIN_GET_HEAD, "/admin/v2/brokers/ready",     admin_h_ready,          0},
-    {ADMIN_ANY,      "/admin/v2/brokers/**",        admin_h_brokers,        0},
-    {ADMIN_ANY,      "/admin/v2/clusters/**",       admin_h_clusters,       0},
-    {ADMIN_ANY,      "/admin/v2/tenants",           admin_h_tenants,        0},
-    {ADMIN_ANY,      "/admin/v2/tenants/{tenant}",  admin_h_tenants,        0},
-    {ADMIN_ANY,      "/admin/v2/namespaces/{tenant}/**", admin_h_namespaces, 0},
-    {ADMIN_ANY,      "/admin/v2/persistent/**",     admin_h_persistent,     0},
-    {ADMIN_ANY,      "/admin/v2/non-persistent/**", admin_h_non_persistent, 0},
+    /* probes, metrics, HTTP lookup (docs/admin.md §2, §8, §9) */
+    {GH,   "/metrics",                        admin_h_metrics,                    0},
+    {ANY,  "/metrics",                        admin_h_not_found,                  0},
+    {GH,   "/status.html",                    admin_h_status,                     0},
+    {ANY,  "/status.html",                    admin_h_not_found,                  0},
+    {GH,   LK "/persistent/{tenant}/{namespace}/{topic}",
+                                              admin_h_lookup,                     0},
+    {GH,   LK "/persistent/{tenant}/{namespace}/{topic}/bundle",
+                                              admin_h_lookup_bundle,              0},
+    {GH,   LK "/{domain}/{tenant}/{namespace}/{topic}",
+                                              admin_h_non_persistent,             0},
+    {GH,   LK "/{domain}/{tenant}/{namespace}/{topic}/bundle",
+                                              admin_h_non_persistent,             0},
+    {GH,   LK "/**",                          admin_h_not_found,                  0},
+    /* brokers and clusters (§2) */
+    {GH,   "/admin/v2/brokers/health",        admin_h_health,                     0},
+    {GH,   "/admin/v2/brokers/ready",         admin_h_ready,                      0},
+    {GH,   "/admin/v2/brokers",               admin_h_brokers,                    0},
+    {GH,   "/admin/v2/brokers/leaderBroker",  admin_h_leader_broker,              0},
+    {GH,   "/admin/v2/brokers/version",       admin_h_version,                    0},
+    {GH,   "/admin/v2/brokers/{cluster}",     admin_h_brokers,                    0},
+    {GH,   "/admin/v2/brokers/**",            admin_h_not_found,                  0},
+    {GET,  "/admin/v2/clusters",              admin_h_clusters,                   0},
+    {GET,  "/admin/v2/clusters/{cluster}",    admin_h_cluster_get,                0},
+    {PUT,  "/admin/v2/clusters/{cluster}",    admin_h_cluster_create,             0},
+    {POST, "/admin/v2/clusters/{cluster}",    admin_h_cluster_update,             0},
+    /* tenants (§3) */
+    {GET,  "/admin/v2/tenants",               admin_h_tenants,                    0},
+    {GET,  "/admin/v2/tenants/{tenant}",      admin_h_tenant_get,                 0},
+    {PUT,  "/admin/v2/tenants/{tenant}",      admin_h_tenant_create,              R_JSON},
+    {POST, "/admin/v2/tenants/{tenant}",      admin_h_tenant_update,              R_JSON},
+    {DEL,  "/admin/v2/tenants/{tenant}",      admin_h_tenant_delete,              0},
+    /* namespaces (§4) */
+    {GET,  "/admin/v2/namespaces/{tenant}",   admin_h_namespaces,                 0},
+    {PUT,  NS,                                admin_h_namespace_create,           R_JSON},
+    {GET,  NS,                                admin_h_namespace_get,              R_NS},
+    {DEL,  NS,                                admin_h_namespace_delete,           R_NAMED},
+    {ANY,  NS,                                admin_h_bad_method,                 R_NAMED},
+    {GET,  NS "/topics",                      admin_h_topics,                     R_NS},
+    {ANY,  NS "/topics",                      admin_h_bad_method,                 R_NS},
+    {GET,  NS "/retention",                   admin_h_retention_get,              R_NS},
+    {POST, NS "/retention",                   admin_h_retention_set,              R_NS | R_JSON},
+    {DEL,  NS "/retention",                   admin_h_retention_remove,           R_NS},
+    {ANY,  NS "/retention",                   admin_h_bad_method,                 R_NS},
+    {GET,  NS "/bundles",                     admin_h_bundles,                    R_NS},
+    {ANY,  NS "/bundles",                     admin_h_bad_method,                 R_NS},
+    {PP,   NS "/unload",                      admin_h_namespace_unload,           R_NS},
+    {ANY,  NS "/unload",                      admin_h_bad_method,                 R_NS},
+    {PP,   NS "/{bundle}/unload",             admin_h_bundle_unload,              R_NS},
+    {ANY,  NS "/{bundle}/unload",             admin_h_bad_method,                 R_NS},
+    {ANY,  NS "/**",                          admin_h_not_found,                  R_NS},
+    /* persistent topics (§5-§7): T is a topic; the operations of a partitioned topic run on
+     * its partitions, each served by its owner (admin_topics.c, admin_fanout.c) */
+    {GET,  PT,                                admin_h_topics,                     R_NS},
+    {ANY,  PT,                                admin_h_bad_method,                 R_NS},
+    {GET,  PT "/partitioned",                 admin_h_partitioned_topics,         R_NS},
+    {ANY,  PT "/partitioned",                 admin_h_bad_method,                 R_NS},
+    {GET,  T "/partitions",                   admin_h_partitions_get,             R_TOPIC},
+    {PUT,  T "/partitions",                   admin_h_partitions_create,          R_TOPIC | R_JSON},
+    {POST, T "/partitions",                   admin_h_partitions_update,          R_TOPIC | R_JSON},
+    {DEL,  T "/partitions",                   admin_h_partitions_delete,          R_TOPIC},
+    {ANY,  T "/partitions",                   admin_h_bad_method,                 R_TOPIC},
+    {PUT,  T,                                 admin_h_topic_create,               R_GATED},
+    {DEL,  T,                                 admin_h_topic_delete,               R_GATED},
+    {ANY,  T,                                 admin_h_bad_method,                 R_GATED},
+    {GET,  T "/stats",                        admin_h_topic_stats,                R_GATED},
+    {GET,  T "/partitioned-stats",            admin_h_partitioned_stats,          R_GATED},
+    {GET,  T "/internalStats",                admin_h_internal_stats,             R_GATED},
+    {GET,  T "/partitioned-internalStats",    admin_h_partitioned_internal_stats, R_GATED},
+    {GET,  T "/subscriptions",                admin_h_subscriptions,              R_GATED},
+    {PUT,  T "/unload",                       admin_h_topic_unload,               R_GATED},
+    {GET,  T "/lastMessageId",                admin_h_last_message_id,            R_GATED},
+    {PUT,  SUB,                               admin_h_sub_create,                 R_GATED | R_JSON},
+    {DEL,  SUB,                               admin_h_sub_delete,                 R_GATED},
+    {POST, SUB "/skip/{numMessages}",         admin_h_sub_skip,                   R_GATED},
+    {POST, SUB "/skip_all",                   admin_h_sub_skip_all,               R_GATED},
+    {POST, SUB "/resetcursor/{timestamp}",    admin_h_sub_reset_by_time,          R_GATED},
+    {POST, SUB "/resetcursor",                admin_h_sub_reset_by_id,            R_GATED | R_JSON},
+    {ANY,  T "/**",                           admin_h_not_found,                  R_GATED},
+    {ANY,  "/admin/v2/non-persistent/**",     admin_h_non_persistent,             0},
     /* clang-format on */
 };
+#undef GH
+#undef GET
+#undef PUT
+#undef POST
+#undef DEL
+#undef PP
+#undef ANY
+#undef R_NAMED
+#undef R_NS
+#undef R_TOPIC
+#undef R_GATED
+#undef R_JSON
+#undef LK
+#undef NS
+#undef PT
+#undef T
+#undef SUB
 const size_t admin_routes_count = sizeof admin_routes / sizeof *admin_routes;
 
 /* A path segment that decoded to a NUL byte is refused before routing, with the error
@@ -487,23 +609,24 @@ static const struct {
     const char *reason;
 } admin_nul_rules[] = {
     /* clang-format off */
-    {"/admin/v2/tenants/{tenant}/**",                   "Tenant name is not valid"},
-    {"/admin/v2/clusters/{cluster}/**",                 "Cluster name is not valid"},
-    {"/admin/v2/namespaces/{tenant}",                   "Tenant name is not valid"},
-    {"/admin/v2/namespaces/{tenant}/{namespace}/**",    "Namespace name is not valid"},
-    {"/admin/v2/persistent/{tenant}/{namespace}",       "Namespace name is not valid"},
-    {"/admin/v2/persistent/{tenant}/{namespace}/partitioned", "Namespace name is not valid"},
-    {"/admin/v2/persistent/{tenant}",                   "Topic name is not valid"},
-    {"/admin/v2/persistent/{tenant}/{namespace}/{topic}/**", "Topic name is not valid"},
+    {"/admin/v2/tenants/{tenant}/**",                             "Tenant name is not valid"},
+    {"/admin/v2/clusters/{cluster}/**",                           "Cluster name is not valid"},
+    {"/admin/v2/namespaces/{tenant}",                             "Tenant name is not valid"},
+    {"/admin/v2/namespaces/{tenant}/{namespace}/**",              "Namespace name is not valid"},
+    {"/admin/v2/persistent/{tenant}/{namespace}",                 "Namespace name is not valid"},
+    {"/admin/v2/persistent/{tenant}/{namespace}/partitioned",     "Namespace name is not valid"},
+    {"/admin/v2/persistent/{tenant}",                             "Topic name is not valid"},
+    {"/admin/v2/persistent/{tenant}/{namespace}/{topic}/**",      "Topic name is not valid"},
     {"/admin/v2/persistent/*/*/*/subscription/{subscription}/**", "Subscription name is not valid"},
-    {"/admin/v2/non-persistent/{tenant}/{namespace}",   "Namespace name is not valid"},
+    {"/admin/v2/non-persistent/{tenant}/{namespace}",             "Namespace name is not valid"},
     {"/admin/v2/non-persistent/{tenant}/{namespace}/partitioned", "Namespace name is not valid"},
-    {"/admin/v2/non-persistent/{tenant}",               "Topic name is not valid"},
-    {"/admin/v2/non-persistent/{tenant}/{namespace}/{topic}/**", "Topic name is not valid"},
-    {"/admin/v2/non-persistent/*/*/*/subscription/{subscription}/**", "Subscription name is not valid"},
-    {"/lookup/*/*/*/{tenant}",                          "Topic name is not valid"},
-    {"/lookup/*/*/*/{tenant}/{namespace}",              "Topic name is not valid"},
-    {"/lookup/*/*/*/{tenant}/{namespace}/{topic}/**",   "Topic name is not valid"},
+    {"/admin/v2/non-persistent/{tenant}",                         "Topic name is not valid"},
+    {"/admin/v2/non-persistent/{tenant}/{namespace}/{topic}/**",  "Topic name is not valid"},
+    {"/admin/v2/non-persistent/*/*/*/subscription/{subscription}/**",
+                                                                 "Subscription name is not valid"},
+    {"/lookup/*/*/*/{tenant}",                                    "Topic name is not valid"},
+    {"/lookup/*/*/*/{tenant}/{namespace}",                        "Topic name is not valid"},
+    {"/lookup/*/*/*/{tenant}/{namespace}/{topic}/**",             "Topic name is not valid"},
     /* clang-format on */
 };
 
@@ -614,6 +737,55 @@ static void admin_routes_check(void)
 
 /* ---- router ------------------------------------------------------------------------------ */
 
+/* The checks of the route's flags (admin_int.h, ADMIN_R_*). False when the call was answered
+ * here, or will be routed again (after a read of the store, or once this broker owns the
+ * topic's bundle). */
+static bool admin_route_checks(struct admin_req *r)
+{
+    struct svc *s = r->a->svc;
+    unsigned f = r->route->flags;
+    if (f & ADMIN_R_NAMESPACE) {
+        if (!admin_valid_name(r->p.tenant) || !admin_valid_name(r->p.ns)) {
+            admin_reply_error(r->call, 412,
+                              f & ADMIN_R_TOPIC_NAME ? "Topic name is not valid"
+                                                     : "Namespace name is not valid");
+            return false;
+        }
+        r->tenant_ns = mg_asprintf("%s/%s", r->p.tenant, r->p.ns);
+        if (!svc_namespace_exists(s, r->tenant_ns)) {
+            if (admin_refresh_namespace(r, r->tenant_ns))
+                return false; /* created on another broker? routed again once read */
+            if (f & ADMIN_R_NS_EXISTS) {
+                admin_reply_error(r->call, 404, "Namespace does not exist");
+                return false;
+            }
+        }
+    }
+    if (f & ADMIN_R_TOPIC_NAME) {
+        char *name = mg_asprintf("persistent://%s/%s", r->tenant_ns, r->p.topic);
+        int rc = topic_name_parse(name, &r->tn);
+        mg_free(name);
+        /* The local name is one path segment: a '/' in it (%2F) would name a topic of
+         * another (legacy) namespace than the path's. */
+        if (rc < 0 || strcmp(r->tn.tenant, r->p.tenant) != 0 || strcmp(r->tn.ns, r->p.ns) != 0) {
+            if (rc == 0)
+                topic_name_fini(&r->tn);
+            memset(&r->tn, 0, sizeof r->tn);
+            admin_reply_error(r->call, 412, "Topic name is not valid");
+            return false;
+        }
+        /* With other brokers writing the store, its partitioned metadata first: created or
+         * deleted elsewhere since the last refresh? (One read of the store per call.) */
+        if (admin_refresh_partitions(r, r->tn.base))
+            return false;
+    }
+    if ((f & ADMIN_R_OWNER) && svc_partitions_get(s, r->tn.full) == 0 && !admin_topic_gate(r))
+        return false;
+    if (f & ADMIN_R_JSON)
+        r->body = admin_body_json(r->req, &r->body_bad);
+    return true;
+}
+
 static void admin_dispatch(struct admin_call *c)
 {
     struct admin_req r;
@@ -643,7 +815,8 @@ static void admin_dispatch(struct admin_call *c)
             admin_reply_not_found(c);
     } else {
         admin_path_match(r.route->pattern, r.seg, r.nseg, &r.p, NULL);
-        r.route->handler(&r);
+        if (admin_route_checks(&r))
+            r.route->handler(&r);
     }
     admin_free_request(&r);
 }

@@ -1221,77 +1221,110 @@ static void fan_done_copy_subs(struct admin_call *c, void *arg, struct admin_sub
     op_free(arg);
 }
 
+/* Partition update: every new partition gets every subscription, from its start. */
+static void fan_copy_subs(struct topic_op *op)
+{
+    char **paths = mg_calloc((size_t)(op->n * op->n_subs) + 1, sizeof *paths);
+    int k = 0;
+    for (int i = 0; i < op->n; i++) {
+        for (int j = 0; j < op->n_subs; j++) {
+            char *sj = uri_enc(op->subs[j]);
+            char *sfx = mg_asprintf("/subscription/%s", sj);
+            paths[k++] = topic_path(op, op->names[i], sfx, NULL);
+            mg_free(sfx);
+            mg_free(sj);
+        }
+    }
+    admin_fan(op->call, EVHTTP_REQ_PUT, paths, k, "\"earliest\"", fan_done_copy_subs, op_free_arg,
+              op);
+    mg_free(paths);
+}
+
+/* How an operation on partitions owned by several brokers is split: for each partition, the
+ * sub-request method, path (the partition's path, then "/subscription/{subscription}" when
+ * sub, suffix, and "/{arg}" when arg), query (force=true when force and op->force) and body
+ * (the call's own when body), and the function that combines the answers; or a function of
+ * its own (fan). Operations missing here run only on a plain topic. */
+static const struct {
+    topic_op_fn fn;
+    enum evhttp_cmd_type method;
+    bool sub;
+    const char *suffix;
+    bool arg, force, body;
+    admin_fan_done done;
+    void (*fan)(struct topic_op *op);
+} op_fans[] = {
+    {.fn = do_partitioned_stats,
+     .method = EVHTTP_REQ_GET,
+     .suffix = "/stats",
+     .done = fan_done_stats},
+    {.fn = do_partitioned_internal_stats,
+     .method = EVHTTP_REQ_GET,
+     .suffix = "/internalStats",
+     .done = fan_done_internal_stats},
+    {.fn = do_list_subs,
+     .method = EVHTTP_REQ_GET,
+     .suffix = "/subscriptions",
+     .done = fan_done_list_subs},
+    {.fn = do_unload, .method = EVHTTP_REQ_PUT, .suffix = "/unload", .done = fan_done_ok},
+    {.fn = do_create_sub,
+     .method = EVHTTP_REQ_PUT,
+     .sub = true,
+     .suffix = "",
+     .body = true,
+     .done = fan_done_ok},
+    {.fn = do_delete_sub,
+     .method = EVHTTP_REQ_DELETE,
+     .sub = true,
+     .suffix = "",
+     .force = true,
+     .done = fan_done_delete_sub},
+    {.fn = do_skip_all,
+     .method = EVHTTP_REQ_POST,
+     .sub = true,
+     .suffix = "/skip_all",
+     .done = fan_done_ok},
+    {.fn = do_reset_by_time,
+     .method = EVHTTP_REQ_POST,
+     .sub = true,
+     .suffix = "/resetcursor",
+     .arg = true,
+     .done = fan_done_ok},
+    {.fn = do_delete,
+     .method = EVHTTP_REQ_DELETE,
+     .suffix = "",
+     .force = true,
+     .done = fan_done_delete},
+    {.fn = do_copy_subs, .fan = fan_copy_subs},
+};
+
 static void op_fan(struct topic_op *op)
 {
-    enum evhttp_cmd_type m = EVHTTP_REQ_GET;
-    const char *query = NULL, *body = NULL;
-    char *suffix = NULL;
-    admin_fan_done done = fan_done_ok;
-    char *sub = op->sub ? uri_enc(op->sub) : NULL;
-    if (op->fn == do_partitioned_stats) {
-        suffix = mg_strdup("/stats");
-        done = fan_done_stats;
-    } else if (op->fn == do_partitioned_internal_stats) {
-        suffix = mg_strdup("/internalStats");
-        done = fan_done_internal_stats;
-    } else if (op->fn == do_list_subs) {
-        suffix = mg_strdup("/subscriptions");
-        done = fan_done_list_subs;
-    } else if (op->fn == do_unload) {
-        m = EVHTTP_REQ_PUT;
-        suffix = mg_strdup("/unload");
-    } else if (op->fn == do_create_sub) {
-        m = EVHTTP_REQ_PUT;
-        suffix = mg_asprintf("/subscription/%s", sub);
-        body = op->body_text;
-    } else if (op->fn == do_delete_sub) {
-        m = EVHTTP_REQ_DELETE;
-        suffix = mg_asprintf("/subscription/%s", sub);
-        query = op->force ? "force=true" : NULL;
-        done = fan_done_delete_sub;
-    } else if (op->fn == do_skip_all) {
-        m = EVHTTP_REQ_POST;
-        suffix = mg_asprintf("/subscription/%s/skip_all", sub);
-    } else if (op->fn == do_reset_by_time) {
-        m = EVHTTP_REQ_POST;
-        char *ts = uri_enc(op->arg);
-        suffix = mg_asprintf("/subscription/%s/resetcursor/%s", sub, ts);
-        mg_free(ts);
-    } else if (op->fn == do_delete) {
-        m = EVHTTP_REQ_DELETE;
-        suffix = mg_strdup("");
-        query = op->force ? "force=true" : NULL;
-        done = fan_done_delete;
-    } else if (op->fn == do_copy_subs) {
-        /* every new partition gets every subscription, from its start */
-        char **paths = mg_calloc((size_t)(op->n * op->n_subs) + 1, sizeof *paths);
-        int k = 0;
-        for (int i = 0; i < op->n; i++) {
-            for (int j = 0; j < op->n_subs; j++) {
-                char *sj = uri_enc(op->subs[j]);
-                char *sfx = mg_asprintf("/subscription/%s", sj);
-                paths[k++] = topic_path(op, op->names[i], sfx, NULL);
-                mg_free(sfx);
-                mg_free(sj);
-            }
-        }
-        mg_free(sub);
-        admin_fan(op->call, EVHTTP_REQ_PUT, paths, k, "\"earliest\"", fan_done_copy_subs,
-                  op_free_arg, op);
-        mg_free(paths);
-        return;
-    } else {
-        mg_free(sub);
+    size_t k = 0;
+    while (k < sizeof op_fans / sizeof *op_fans && op_fans[k].fn != op->fn)
+        k++;
+    if (k == sizeof op_fans / sizeof *op_fans) {
         admin_reply_error(op->call, 500, "Operation not available across brokers");
         op_free(op);
         return;
     }
+    if (op_fans[k].fan) {
+        op_fans[k].fan(op);
+        return;
+    }
+    char *sub = op_fans[k].sub ? uri_enc(op->sub) : NULL;
+    char *arg = op_fans[k].arg ? uri_enc(op->arg) : NULL;
+    char *suffix = mg_asprintf("%s%s%s%s%s", sub ? "/subscription/" : "", sub ? sub : "",
+                               op_fans[k].suffix, arg ? "/" : "", arg ? arg : "");
+    const char *query = op_fans[k].force && op->force ? "force=true" : NULL;
     char **paths = mg_calloc((size_t)op->n + 1, sizeof *paths);
     for (int i = 0; i < op->n; i++)
         paths[i] = topic_path(op, op->names[i], suffix, query);
     mg_free(suffix);
     mg_free(sub);
-    admin_fan(op->call, m, paths, op->n, body, done, op_free_arg, op);
+    mg_free(arg);
+    admin_fan(op->call, op_fans[k].method, paths, op->n, op_fans[k].body ? op->body_text : NULL,
+              op_fans[k].done, op_free_arg, op);
     mg_free(paths);
 }
 
@@ -1336,114 +1369,130 @@ static void partitions_deleted(void *data, int status)
         admin_reply_no_content(c);
 }
 
-static void h_partitions(struct admin_req *r, struct topic_op *op)
+/* The operation on the path's topic (the router checked it, ADMIN_R_TOPIC): op->tn is
+ * moved out of r; the path's subscription and argument ({numMessages}, {timestamp}) when it
+ * has them. */
+static struct topic_op *op_new(struct admin_req *r)
+{
+    struct topic_op *op = mg_calloc(1, sizeof *op);
+    op->a = r->a;
+    op->call = r->call;
+    op->tn = r->tn;
+    memset(&r->tn, 0, sizeof r->tn);
+    op->sub = r->p.sub ? mg_strdup(r->p.sub) : NULL;
+    op->arg = r->p.arg ? mg_strdup(r->p.arg) : NULL;
+    op->body_text = admin_body_string(r->req);
+    op->force = admin_query_flag(r, "force");
+    op->partitions = svc_partitions_get(r->a->svc, op->tn.full);
+    return op;
+}
+
+/* GET P/{topic}/partitions: {"partitions": N}, 0 for a plain topic; 404 when nothing exists,
+ * unless checkAllowAutoCreation with auto-creation on. */
+void admin_h_partitions_get(struct admin_req *r)
 {
     struct svc *s = r->a->svc;
-    int cur = svc_partitions_get(s, op->tn.full);
-    char *ns = mg_asprintf("%s/%s", op->tn.tenant, op->tn.ns);
-    if (r->method == EVHTTP_REQ_GET) {
-        if (cur > 0) {
-            admin_reply_json(r->call, 200, json_pack("{s:i}", "partitions", cur));
-            op_free(op);
-        } else if (topic_find(svc_topics(s), op->tn.full)) {
-            admin_reply_json(r->call, 200, json_pack("{s:i}", "partitions", 0));
-            op_free(op);
-        } else {
-            op->force = admin_query_flag(r, "checkAllowAutoCreation");
-            if (svc_list_topics(s, ns, false, partitions_meta_listed, op) < 0) {
-                admin_reply_error(r->call, 404, "Namespace does not exist");
-                op_free(op);
-            }
-        }
-        mg_free(ns);
-        return;
-    }
-    if (r->method == EVHTTP_REQ_DELETE) {
-        mg_free(ns);
-        if (cur == 0) {
-            if (topic_find(svc_topics(s), op->tn.full)) {
-                admin_reply_errorf(r->call, 409, "%s is not a partitioned topic", op->tn.full);
-                op_free(op);
-                return;
-            }
-            admin_reply_errorf(r->call, 404, "Partitioned topic %s does not exist", op->tn.full);
-            op_free(op);
-            return;
-        }
-        op->partitions = cur;
-        op->force = admin_query_flag(r, "force");
-        op_partition_names(op, 0, cur);
-        if (!op_names_here(op)) /* some partitions are served by other brokers: ask each */
-        {
-            op_run(op, do_delete, false);
-            return;
-        }
-        /* Every partition is served here: sliced in svc (svc_partitioned_delete), so that
-         * thousands of partitions neither hold the loop in one turn nor get loaded only to
-         * be deleted. */
-        int rc = svc_partitioned_delete(s, op->tn.full, op->force, partitions_deleted, r->call);
+    struct topic_op *op = op_new(r);
+    if (op->partitions > 0) {
+        admin_reply_json(r->call, 200, json_pack("{s:i}", "partitions", op->partitions));
         op_free(op);
-        if (rc < 0)
-            admin_reply_errorf(r->call, 404, "Partitioned topic does not exist");
-        return;
-    }
-    if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_POST) {
-        mg_free(ns);
+    } else if (topic_find(svc_topics(s), op->tn.full)) {
+        admin_reply_json(r->call, 200, json_pack("{s:i}", "partitions", 0));
         op_free(op);
-        admin_reply_bad_method(r->call);
-        return;
-    }
-    mg_free(ns);
-    bool bad = false;
-    json_t *j = admin_body_json(r->req, &bad);
-    bool is_int = json_is_integer(j);
-    json_int_t n = is_int ? json_integer_value(j) : 0;
-    json_decref(j);
-    if (bad || !is_int) {
-        op_free(op);
-        admin_reply_error(r->call, 400,
-                          "The request body must be the number of "
-                          "partitions");
-        return;
-    }
-    if (n <= 0) {
-        op_free(op);
-        admin_reply_error(r->call, 406, "Number of partitions should be more than 0");
-        return;
-    }
-    int maxp = svc_cfg(s)->max_num_partitions_per_partitioned_topic;
-    if ((maxp > 0 && n > maxp) || n > INT_MAX) {
-        op_free(op);
-        admin_reply_errorf(r->call, 406, "Number of partitions should be less than or equal to %d",
-                           maxp > 0 ? maxp : INT_MAX);
-        return;
-    }
-    if (r->method == EVHTTP_REQ_PUT) {
-        if (strstr(op->tn.local, "-partition-")) {
-            op_free(op);
-            admin_reply_error(r->call, 412,
-                              "Partitioned Topic Name should not contain "
-                              "'-partition-'");
-            return;
-        }
-        if (cur > 0 || topic_find(svc_topics(s), op->tn.full)) {
-            op_free(op);
-            admin_reply_error(r->call, 409,
-                              cur > 0 ? "Partitioned topic already exists"
-                                      : "This topic already exists");
-            return;
-        }
-        op->partitions = (int)n;
-        char *nsn = mg_asprintf("%s/%s", op->tn.tenant, op->tn.ns);
-        int rc = svc_list_topics(s, nsn, false, partitions_create_listed, op);
-        mg_free(nsn);
-        if (rc < 0) {
+    } else {
+        op->force = admin_query_flag(r, "checkAllowAutoCreation");
+        if (svc_list_topics(s, r->tenant_ns, false, partitions_meta_listed, op) < 0) {
             admin_reply_error(r->call, 404, "Namespace does not exist");
             op_free(op);
         }
+    }
+}
+
+void admin_h_partitions_delete(struct admin_req *r)
+{
+    struct svc *s = r->a->svc;
+    struct topic_op *op = op_new(r);
+    if (op->partitions == 0) {
+        if (topic_find(svc_topics(s), op->tn.full))
+            admin_reply_errorf(r->call, 409, "%s is not a partitioned topic", op->tn.full);
+        else
+            admin_reply_errorf(r->call, 404, "Partitioned topic %s does not exist", op->tn.full);
+        op_free(op);
         return;
     }
-    /* POST: grow (4.x statuses, docs/admin.md §5). */
+    op_partition_names(op, 0, op->partitions);
+    if (!op_names_here(op)) { /* some partitions are served by other brokers: ask each */
+        op_run(op, do_delete, false);
+        return;
+    }
+    /* Every partition is served here: sliced in svc (svc_partitioned_delete), so that
+     * thousands of partitions neither hold the loop in one turn nor get loaded only to be
+     * deleted. */
+    int rc = svc_partitioned_delete(s, op->tn.full, op->force, partitions_deleted, r->call);
+    op_free(op);
+    if (rc < 0)
+        admin_reply_errorf(r->call, 404, "Partitioned topic does not exist");
+}
+
+/* The body of PUT and POST P/{topic}/partitions: the number of partitions (bare JSON). False
+ * when answered: 400 not a number, 406 out of range. */
+static bool partitions_count(struct admin_req *r, int *count)
+{
+    if (r->body_bad || !json_is_integer(r->body)) {
+        admin_reply_error(r->call, 400, "The request body must be the number of partitions");
+        return false;
+    }
+    json_int_t n = json_integer_value(r->body);
+    if (n <= 0) {
+        admin_reply_error(r->call, 406, "Number of partitions should be more than 0");
+        return false;
+    }
+    int maxp = svc_cfg(r->a->svc)->max_num_partitions_per_partitioned_topic;
+    if ((maxp > 0 && n > maxp) || n > INT_MAX) {
+        admin_reply_errorf(r->call, 406, "Number of partitions should be less than or equal to %d",
+                           maxp > 0 ? maxp : INT_MAX);
+        return false;
+    }
+    *count = (int)n;
+    return true;
+}
+
+/* PUT P/{topic}/partitions: creates the partitioned topic. */
+void admin_h_partitions_create(struct admin_req *r)
+{
+    struct svc *s = r->a->svc;
+    int n;
+    if (!partitions_count(r, &n))
+        return;
+    if (strstr(r->tn.local, "-partition-")) {
+        admin_reply_error(r->call, 412, "Partitioned Topic Name should not contain '-partition-'");
+        return;
+    }
+    struct topic_op *op = op_new(r);
+    if (op->partitions > 0 || topic_find(svc_topics(s), op->tn.full)) {
+        admin_reply_error(r->call, 409,
+                          op->partitions > 0 ? "Partitioned topic already exists"
+                                             : "This topic already exists");
+        op_free(op);
+        return;
+    }
+    op->partitions = n;
+    if (svc_list_topics(s, r->tenant_ns, false, partitions_create_listed, op) < 0) {
+        admin_reply_error(r->call, 404, "Namespace does not exist");
+        op_free(op);
+    }
+}
+
+/* POST P/{topic}/partitions: grows it (4.x statuses, docs/admin.md §5); the subscriptions of
+ * the existing partitions are copied onto the new ones. */
+void admin_h_partitions_update(struct admin_req *r)
+{
+    struct svc *s = r->a->svc;
+    int n;
+    if (!partitions_count(r, &n))
+        return;
+    struct topic_op *op = op_new(r);
+    int cur = op->partitions;
     if (cur == 0) {
         admin_reply_errorf(r->call, 409, "Topic %s is not the partitioned topic.", op->tn.full);
         op_free(op);
@@ -1451,9 +1500,8 @@ static void h_partitions(struct admin_req *r, struct topic_op *op)
     }
     if (n < cur) {
         admin_reply_errorf(r->call, 422,
-                           "Desired partitions %lld can't be less than the current "
-                           "partitions %d.",
-                           (long long)n, cur);
+                           "Desired partitions %d can't be less than the current partitions %d.", n,
+                           cur);
         op_free(op);
         return;
     }
@@ -1462,10 +1510,10 @@ static void h_partitions(struct admin_req *r, struct topic_op *op)
         op_free(op);
         return;
     }
-    /* The subscriptions of the existing partitions are copied onto the new ones: read from
-     * the loaded partitions when this broker owns them all, else from their owners. */
+    /* The subscriptions to copy: read from the loaded partitions when this broker owns them
+     * all, else from their owners. */
     op->new_from = cur;
-    op->partitions = (int)n;
+    op->partitions = n;
     op_partition_names(op, 0, cur);
     if (!op_names_here(op)) {
         char **paths = mg_calloc((size_t)cur + 1, sizeof *paths);
@@ -1503,26 +1551,6 @@ static void grow_partitions_set(struct topic_op *op)
         admin_reply_error(op->call, 500, mg_strerror(rc));
         op_free(op);
     }
-}
-
-/* ---- router for P = /admin/v2/persistent/{t}/{ns}[/...] ---------------------------------- */
-
-static void topics_listed(void *data, int status, char **names, int n)
-{
-    struct admin_call *c = data;
-    if (status < 0) {
-        admin_reply_error(c, 500, mg_strerror(status));
-        return;
-    }
-    json_t *arr = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(arr, json_string(names[i]));
-    admin_reply_json(c, 200, arr);
-}
-
-static bool is(const char *a, const char *b)
-{
-    return a && strcmp(a, b) == 0;
 }
 
 /* ---- ownership: serve here, or redirect to the broker that serves ------------------------
@@ -1758,289 +1786,249 @@ static void locate_start(struct admin_req *r, const struct topic_name *tn, bool 
     locate_step(l);
 }
 
-/* Returns true when the request may go on here now; otherwise the call is answered (or
- * routed again) later. */
-static bool gate_topic(struct admin_req *r, const struct topic_name *tn)
+bool admin_topic_gate(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
-    if (r->call->gated || svc_topic_owned(s, tn))
+    if (r->call->gated || svc_topic_owned(r->a->svc, &r->tn))
         return true;
-    locate_start(r, tn, false);
+    locate_start(r, &r->tn, false);
     return false;
 }
 
-void admin_h_persistent(struct admin_req *r)
+/* ---- handlers of P = /admin/v2/persistent/{tenant}/{namespace}[/...] ---------------------- */
+
+/* GET P, and GET /admin/v2/namespaces/{tenant}/{namespace}/topics: every topic of the
+ * namespace, loaded or not, partitions included. */
+void admin_h_topics(struct admin_req *r)
+{
+    if (svc_list_topics(r->a->svc, r->tenant_ns, false, admin_reply_names, r->call) < 0)
+        admin_reply_error(r->call, 404, "Namespace does not exist");
+}
+
+/* GET P/partitioned: the partitioned topics' base names. */
+void admin_h_partitioned_topics(struct admin_req *r)
+{
+    if (svc_list_topics(r->a->svc, r->tenant_ns, true, admin_reply_names, r->call) < 0)
+        admin_reply_error(r->call, 404, "Namespace does not exist");
+}
+
+/* PUT P/{topic}: a plain topic, unless one of that name (plain or partitioned) exists. */
+void admin_h_topic_create(struct admin_req *r)
 {
     struct svc *s = r->a->svc;
-    if (r->nseg < 5) {
-        admin_reply_not_found(r->call);
+    struct topic_op *op = op_new(r);
+    if (op->partitions > 0 || topic_find(svc_topics(s), op->tn.full)) {
+        admin_reply_error(r->call, 409, "This topic already exists");
+        op_free(op);
         return;
     }
-    bool list = r->nseg == 5 || (r->nseg == 6 && is(r->seg[5], "partitioned"));
-    if (!admin_valid_name(r->seg[3]) || !admin_valid_name(r->seg[4])) {
-        admin_reply_error(r->call, 412,
-                          list ? "Namespace name is not valid" : "Topic name is not valid");
-        return;
+    if (svc_list_topics(s, r->tenant_ns, false, create_listed, op) < 0) {
+        admin_reply_error(r->call, 404, "Namespace does not exist");
+        op_free(op);
     }
-    char *ns = mg_asprintf("%s/%s", r->seg[3], r->seg[4]);
-    if (!svc_namespace_exists(s, ns)) {
-        if (!admin_refresh_namespace(r, ns))
-            admin_reply_error(r->call, 404, "Namespace does not exist");
-        mg_free(ns);
-        return;
-    }
-    if (list) {
-        if (r->method != EVHTTP_REQ_GET)
-            admin_reply_bad_method(r->call);
-        else if (svc_list_topics(s, ns, r->nseg == 6, topics_listed, r->call) < 0)
-            admin_reply_error(r->call, 404, "Namespace does not exist");
-        mg_free(ns);
-        return;
-    }
-    char *name = mg_asprintf("persistent://%s/%s", ns, r->seg[5]);
-    struct topic_op *op = mg_calloc(1, sizeof *op);
-    op->a = r->a;
-    op->call = r->call;
-    int rc = topic_name_parse(name, &op->tn);
-    mg_free(name);
-    /* The local name is one path segment: a '/' in it (%2F) would name a topic of another
-     * (legacy) namespace than the path's. */
-    bool same_ns =
-        rc == 0 && strcmp(op->tn.tenant, r->seg[3]) == 0 && strcmp(op->tn.ns, r->seg[4]) == 0;
-    mg_free(ns);
-    if (rc < 0 || !same_ns || !*r->seg[5]) {
-        topic_name_fini(&op->tn);
-        mg_free(op);
-        admin_reply_error(r->call, 412, "Topic name is not valid");
-        return;
-    }
-    /* With other brokers writing the store, its partitioned metadata first: created or
-     * deleted elsewhere since the last refresh? (One read of the store per call.) */
-    if (admin_refresh_partitions(r, op->tn.base)) {
-        topic_name_fini(&op->tn);
-        mg_free(op);
-        return;
-    }
-    const char *action = r->nseg >= 7 ? r->seg[6] : NULL;
-    int parts = svc_partitions_get(s, op->tn.full);
-    op->body_text = admin_body_string(r->req);
-    enum evhttp_cmd_type m = r->method;
-    bool get = m == EVHTTP_REQ_GET, post = m == EVHTTP_REQ_POST;
-    op->force = admin_query_flag(r, "force");
+}
 
-    if (is(action, "partitions") && r->nseg == 7) {
-        h_partitions(r, op);
-        return;
-    }
-    if (parts == 0 && !gate_topic(r, &op->tn)) {
+/* DELETE P/{topic}[?force=true]: a plain topic (a partitioned one has its own call). */
+void admin_h_topic_delete(struct admin_req *r)
+{
+    struct topic_op *op = op_new(r);
+    if (op->partitions > 0) {
+        admin_reply_errorf(r->call, 409,
+                           "%s is a partitioned topic, instead of calling delete topic, "
+                           "please call delete-partitioned-topic.",
+                           op->tn.full);
         op_free(op);
         return;
     }
-    if (!action) {
-        if (m == EVHTTP_REQ_PUT) {
-            if (parts > 0 || topic_find(svc_topics(s), op->tn.full)) {
-                admin_reply_error(r->call, 409, "This topic already exists");
-                op_free(op);
-                return;
-            }
-            char *nsn = mg_asprintf("%s/%s", op->tn.tenant, op->tn.ns);
-            int lrc = svc_list_topics(s, nsn, false, create_listed, op);
-            mg_free(nsn);
-            if (lrc < 0) {
-                admin_reply_error(r->call, 404, "Namespace does not exist");
-                op_free(op);
-            }
-            return;
-        }
-        if (m == EVHTTP_REQ_DELETE) {
-            if (parts > 0) {
-                admin_reply_errorf(r->call, 409,
-                                   "%s is a partitioned topic, instead of calling delete topic, "
-                                   "please call delete-partitioned-topic.",
-                                   op->tn.full);
-                op_free(op);
-                return;
-            }
-            op_run(op, do_delete, true);
-            return;
-        }
+    op_run(op, do_delete, true);
+}
+
+/* A call on a plain topic only (not a partitioned topic's base name, which Pulsar answers as
+ * a topic not found): run fn. */
+static void run_on_plain_topic(struct topic_op *op, topic_op_fn fn)
+{
+    if (op->partitions > 0) {
+        reply_topic_not_found(op);
         op_free(op);
-        admin_reply_bad_method(r->call);
         return;
     }
-    op->partitions = parts;
-    if (r->nseg == 7 && get && is(action, "stats")) {
-        if (parts > 0) {
-            reply_topic_not_found(op);
-            op_free(op);
-            return;
-        }
-        op_run(op, do_stats, true);
+    op_run(op, fn, true);
+}
+
+/* A call on a partitioned topic's base name only: run fn on its partitions. */
+static void run_on_partitioned(struct topic_op *op, topic_op_fn fn)
+{
+    if (op->partitions == 0) {
+        admin_reply_errorf(op->call, 404, "Partitioned Topic %s not found", op->tn.full);
+        op_free(op);
         return;
     }
-    if (r->nseg == 7 && get && is(action, "partitioned-stats")) {
-        if (parts == 0) {
-            admin_reply_errorf(r->call, 404, "Partitioned Topic %s not found", op->tn.full);
-            op_free(op);
-            return;
-        }
-        const char *per = admin_query(r, "perPartition");
-        op->force = !per || strcmp(per, "false") != 0;
-        op_run(op, do_partitioned_stats, true);
+    op_run(op, fn, true);
+}
+
+void admin_h_topic_stats(struct admin_req *r)
+{
+    run_on_plain_topic(op_new(r), do_stats);
+}
+
+void admin_h_internal_stats(struct admin_req *r)
+{
+    run_on_plain_topic(op_new(r), do_internal_stats);
+}
+
+void admin_h_partitioned_stats(struct admin_req *r)
+{
+    struct topic_op *op = op_new(r);
+    const char *per = admin_query(r, "perPartition"); /* default true: carried in force */
+    op->force = !per || strcmp(per, "false") != 0;
+    run_on_partitioned(op, do_partitioned_stats);
+}
+
+void admin_h_partitioned_internal_stats(struct admin_req *r)
+{
+    run_on_partitioned(op_new(r), do_partitioned_internal_stats);
+}
+
+void admin_h_subscriptions(struct admin_req *r)
+{
+    op_run(op_new(r), do_list_subs, true);
+}
+
+void admin_h_topic_unload(struct admin_req *r)
+{
+    op_run(op_new(r), do_unload, true);
+}
+
+void admin_h_last_message_id(struct admin_req *r)
+{
+    struct topic_op *op = op_new(r);
+    if (op->partitions > 0) {
+        admin_reply_error(r->call, 405,
+                          "Get last message id on a partitioned topic is not allowed");
+        op_free(op);
         return;
     }
-    if (r->nseg == 7 && get && is(action, "internalStats")) {
-        if (parts > 0) {
-            reply_topic_not_found(op);
-            op_free(op);
-            return;
-        }
-        op_run(op, do_internal_stats, true);
+    op_run(op, do_last_message_id, true);
+}
+
+/* PUT P/{topic}/subscription/{subscription}: an optional ResetCursorData body (default
+ * latest); a missing topic is created when auto-creation is allowed. */
+void admin_h_sub_create(struct admin_req *r)
+{
+    struct topic_op *op = op_new(r);
+    if (r->body_bad) {
+        admin_reply_error(r->call, 400, "Invalid reset cursor data");
+        op_free(op);
         return;
     }
-    if (r->nseg == 7 && get && is(action, "partitioned-internalStats")) {
-        if (parts == 0) {
-            admin_reply_errorf(r->call, 404, "Partitioned Topic %s not found", op->tn.full);
-            op_free(op);
-            return;
-        }
-        op_run(op, do_partitioned_internal_stats, true);
+    op->body = r->body;
+    r->body = NULL;
+    op_run(op, do_create_sub, !svc_cfg(r->a->svc)->allow_auto_topic_creation);
+}
+
+void admin_h_sub_delete(struct admin_req *r)
+{
+    op_run(op_new(r), do_delete_sub, true);
+}
+
+void admin_h_sub_skip(struct admin_req *r)
+{
+    struct topic_op *op = op_new(r);
+    if (op->partitions > 0) {
+        admin_reply_error(r->call, 405, "Skip messages on a partitioned topic is not allowed");
+        op_free(op);
         return;
     }
-    if (r->nseg == 7 && get && is(action, "subscriptions")) {
-        op_run(op, do_list_subs, true);
+    op_run(op, do_skip, true);
+}
+
+void admin_h_sub_skip_all(struct admin_req *r)
+{
+    op_run(op_new(r), do_skip_all, true);
+}
+
+void admin_h_sub_reset_by_time(struct admin_req *r)
+{
+    op_run(op_new(r), do_reset_by_time, true);
+}
+
+/* POST .../resetcursor: to a message id (ResetCursorData); not on a partitioned base name. */
+void admin_h_sub_reset_by_id(struct admin_req *r)
+{
+    struct topic_op *op = op_new(r);
+    if (op->partitions > 0) {
+        admin_reply_error(r->call, 405,
+                          "Reset-cursor at position is not allowed for partitioned-topic");
+        op_free(op);
         return;
     }
-    if (r->nseg == 7 && m == EVHTTP_REQ_PUT && is(action, "unload")) {
-        op_run(op, do_unload, true);
+    if (r->body_bad || !r->body) {
+        admin_reply_error(r->call, 400,
+                          "Invalid reset cursor data: ledgerId and entryId are required");
+        op_free(op);
         return;
     }
-    if (r->nseg == 7 && get && is(action, "lastMessageId")) {
-        if (parts > 0) {
-            admin_reply_error(r->call, 405,
-                              "Get last message id on a partitioned topic is not "
-                              "allowed");
-            op_free(op);
-            return;
-        }
-        op_run(op, do_last_message_id, true);
-        return;
-    }
-    if (r->nseg >= 8 && is(action, "subscription")) {
-        op->sub = mg_strdup(r->seg[7]);
-        const char *sub_action = r->nseg >= 9 ? r->seg[8] : NULL;
-        if (r->nseg == 8 && m == EVHTTP_REQ_PUT) {
-            bool bad = false;
-            op->body = admin_body_json(r->req, &bad);
-            if (bad) {
-                admin_reply_error(r->call, 400, "Invalid reset cursor data");
-                op_free(op);
-                return;
-            }
-            /* A missing topic is auto-created when auto-creation is allowed. */
-            bool auto_create = svc_cfg(s)->allow_auto_topic_creation;
-            op_run(op, do_create_sub, !auto_create);
-            return;
-        }
-        if (r->nseg == 8 && m == EVHTTP_REQ_DELETE) {
-            op_run(op, do_delete_sub, true);
-            return;
-        }
-        if (r->nseg == 10 && post && is(sub_action, "skip")) {
-            if (parts > 0) {
-                admin_reply_error(r->call, 405,
-                                  "Skip messages on a partitioned topic is not "
-                                  "allowed");
-                op_free(op);
-                return;
-            }
-            op->arg = mg_strdup(r->seg[9]);
-            op_run(op, do_skip, true);
-            return;
-        }
-        if (r->nseg == 9 && post && is(sub_action, "skip_all")) {
-            op_run(op, do_skip_all, true);
-            return;
-        }
-        if (r->nseg == 10 && post && is(sub_action, "resetcursor")) {
-            op->arg = mg_strdup(r->seg[9]);
-            op_run(op, do_reset_by_time, true);
-            return;
-        }
-        if (r->nseg == 9 && post && is(sub_action, "resetcursor")) {
-            if (parts > 0) {
-                admin_reply_error(r->call, 405,
-                                  "Reset-cursor at position is not allowed for "
-                                  "partitioned-topic");
-                op_free(op);
-                return;
-            }
-            bool bad = false;
-            op->body = admin_body_json(r->req, &bad);
-            if (bad || !op->body) {
-                admin_reply_error(r->call, 400,
-                                  "Invalid reset cursor data: ledgerId and "
-                                  "entryId are required");
-                op_free(op);
-                return;
-            }
-            op_run(op, do_reset_by_id, true);
-            return;
-        }
-    }
-    op_free(op);
-    admin_reply_not_found(r->call);
+    op->body = r->body;
+    r->body = NULL;
+    op_run(op, do_reset_by_id, true);
 }
 
 /* ---- lookup ----------------------------------------------------------------------------- */
 
-void admin_h_lookup(struct admin_req *r)
+/* The topic of a lookup path, checked: false when answered (or routed again after a read of
+ * the store). */
+static bool lookup_topic(struct admin_req *r, struct topic_name *tn, char *range)
 {
-    /* lookup/v2/topic/{domain}/{t}/{ns}/{topic}[/bundle] */
     struct svc *s = r->a->svc;
-    if (r->nseg < 7 || r->nseg > 8 || (r->nseg == 8 && strcmp(r->seg[7], "bundle") != 0)) {
-        admin_reply_not_found(r->call);
-        return;
-    }
-    if (strcmp(r->seg[3], "persistent") != 0) {
-        admin_reply_error(r->call, 405, "Non-persistent topics are not supported");
-        return;
-    }
-    char *name = mg_asprintf("persistent://%s/%s/%s", r->seg[4], r->seg[5], r->seg[6]);
-    struct topic_name tn;
-    int rc = topic_name_parse(name, &tn);
+    char *name = mg_asprintf("persistent://%s/%s/%s", r->p.tenant, r->p.ns, r->p.topic);
+    int rc = topic_name_parse(name, tn);
     mg_free(name);
     if (rc < 0) {
         admin_reply_error(r->call, 412, "Topic name is not valid");
-        return;
+        return false;
     }
     const char *reason = NULL;
-    rc = svc_check_topic(s, &tn, &reason);
+    rc = svc_check_topic(s, tn, &reason);
     if (rc == -MG_ENOTFOUND) { /* created on another broker since the last refresh? */
-        char *ns = mg_asprintf("%s/%s", tn.tenant, tn.ns);
+        char *ns = mg_asprintf("%s/%s", tn->tenant, tn->ns);
         bool reading = admin_refresh_namespace(r, ns);
         mg_free(ns);
         if (reading) {
-            topic_name_fini(&tn);
-            return;
+            topic_name_fini(tn);
+            return false;
         }
     }
     if (rc < 0) {
-        topic_name_fini(&tn);
+        topic_name_fini(tn);
         admin_reply_error(r->call, 404, reason);
-        return;
+        return false;
     }
-    char range[SVC_BUNDLE_NAME_LEN];
-    if (svc_topic_bundle(s, &tn, range) < 0) {
-        topic_name_fini(&tn);
+    if (svc_topic_bundle(s, tn, range) < 0) {
+        topic_name_fini(tn);
         admin_reply_error(r->call, 404, "Namespace does not exist");
-        return;
+        return false;
     }
-    if (r->nseg == 8) {
-        topic_name_fini(&tn);
-        admin_reply_raw(r->call, 200, "text/plain", range);
+    return true;
+}
+
+/* GET /lookup/v2/topic/persistent/{tenant}/{namespace}/{topic}: the owner's URLs, from the
+ * owner (307 to it from any other broker). */
+void admin_h_lookup(struct admin_req *r)
+{
+    struct topic_name tn;
+    char range[SVC_BUNDLE_NAME_LEN];
+    if (!lookup_topic(r, &tn, range))
         return;
-    }
     locate_start(r, &tn, true);
     topic_name_fini(&tn);
+}
+
+/* GET .../bundle: the topic's bundle range, plain text. */
+void admin_h_lookup_bundle(struct admin_req *r)
+{
+    struct topic_name tn;
+    char range[SVC_BUNDLE_NAME_LEN];
+    if (!lookup_topic(r, &tn, range))
+        return;
+    topic_name_fini(&tn);
+    admin_reply_raw(r->call, 200, "text/plain", range);
 }
