@@ -45,7 +45,7 @@
 
 /* ---- responses --------------------------------------------------------------------------- */
 
-static const char *phrase_of(int code)
+static const char *admin_phrase_of(int code)
 {
     switch (code) {
     case 200:
@@ -97,7 +97,7 @@ static struct admin_call *admin_call_new(struct admin *a, struct evhttp_request 
 }
 
 /* The reply went out (or cannot any more): forget the call. */
-static void call_done(struct admin_call *c)
+static void admin_call_done(struct admin_call *c)
 {
     if (c->a) {
         *c->pprev = c->next;
@@ -112,7 +112,7 @@ bool admin_call_gone(struct admin_call *c)
 {
     if (c->a)
         return false;
-    call_done(c);
+    admin_call_done(c);
     return true;
 }
 
@@ -121,9 +121,9 @@ void admin_reply_buf(struct admin_call *c, int code, const char *ctype, struct e
     if (c->req) {
         if (ctype)
             evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type", ctype);
-        evhttp_send_reply(c->req, code, phrase_of(code), buf);
+        evhttp_send_reply(c->req, code, admin_phrase_of(code), buf);
     }
-    call_done(c);
+    admin_call_done(c);
 }
 
 void admin_reply_raw(struct admin_call *c, int code, const char *ctype, const char *body)
@@ -329,7 +329,7 @@ bool admin_valid_name(const char *s)
     return true;
 }
 
-static void refreshed(void *data, int status)
+static void admin_refreshed(void *data, int status)
 {
     struct admin_call *c = data;
     if (admin_call_gone(c))
@@ -343,7 +343,7 @@ static void refreshed(void *data, int status)
 
 bool admin_refresh_tenant(struct admin_req *r, const char *tenant)
 {
-    if (r->call->tenant_synced || svc_tenant_sync(r->a->svc, tenant, refreshed, r->call) < 0)
+    if (r->call->tenant_synced || svc_tenant_sync(r->a->svc, tenant, admin_refreshed, r->call) < 0)
         return false;
     r->call->tenant_synced = true;
     return true;
@@ -352,7 +352,7 @@ bool admin_refresh_tenant(struct admin_req *r, const char *tenant)
 bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name)
 {
     if (r->call->pt_synced ||
-        svc_partitions_sync(r->a->svc, base_full_name, refreshed, r->call) < 0)
+        svc_partitions_sync(r->a->svc, base_full_name, admin_refreshed, r->call) < 0)
         return false;
     r->call->pt_synced = true;
     return true;
@@ -360,7 +360,8 @@ bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name)
 
 bool admin_refresh_namespace(struct admin_req *r, const char *tenant_ns)
 {
-    if (r->call->ns_synced || svc_namespace_sync(r->a->svc, tenant_ns, refreshed, r->call) < 0)
+    if (r->call->ns_synced ||
+        svc_namespace_sync(r->a->svc, tenant_ns, admin_refreshed, r->call) < 0)
         return false;
     r->call->ns_synced = true;
     return true;
@@ -386,7 +387,7 @@ struct health_op {
     int refs; /* the timer and the topic_get callback */
 };
 
-static void health_unref(struct health_op *h)
+static void admin_health_unref(struct health_op *h)
 {
     if (--h->refs == 0) {
         event_free(h->timer);
@@ -394,7 +395,7 @@ static void health_unref(struct health_op *h)
     }
 }
 
-static void health_loaded(struct topic *t, int status, void *data)
+static void admin_health_loaded(struct topic *t, int status, void *data)
 {
     (void)t;
     struct health_op *h = data;
@@ -407,10 +408,10 @@ static void health_loaded(struct topic *t, int status, void *data)
             admin_reply_raw(h->call, 200, "text/plain", "ok");
         h->refs--; /* the timer's: it will not fire */
     }
-    health_unref(h);
+    admin_health_unref(h);
 }
 
-static void health_timeout(evutil_socket_t fd, short what, void *arg)
+static void admin_health_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -419,7 +420,7 @@ static void health_timeout(evutil_socket_t fd, short what, void *arg)
         h->replied = true;
         admin_reply_raw(h->call, 500, "text/plain", "health check timed out");
     }
-    health_unref(h);
+    admin_health_unref(h);
 }
 
 /* GET /admin/v2/brokers/health: Pulsar writes and reads its heartbeat topic; we load
@@ -435,9 +436,9 @@ static void admin_h_health(struct admin_req *r)
                                    svc_cfg(s)->cluster_name, svc_broker_id(s));
     struct health_op *h = mg_calloc(1, sizeof *h);
     h->call = r->call;
-    h->timer = evtimer_new(svc_base(s), health_timeout, h);
+    h->timer = evtimer_new(svc_base(s), admin_health_timeout, h);
     h->refs = 2;
-    int rc = topic_get(svc_topics(s), name, true, health_loaded, h);
+    int rc = topic_get(svc_topics(s), name, true, admin_health_loaded, h);
     mg_free(name);
     if (rc < 0) {
         event_free(h->timer);
@@ -835,19 +836,19 @@ static void admin_on_request(struct evhttp_request *req, void *arg)
 
 /* ---- statistics interval ----------------------------------------------------------------- */
 
-static uint64_t mono_ms(void)
+static uint64_t admin_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void stats_tick(evutil_socket_t fd, short what, void *arg)
+static void admin_stats_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct admin *a = arg;
-    topic_registry_stats_update(svc_topics(a->svc), mono_ms());
+    topic_registry_stats_update(svc_topics(a->svc), admin_mono_ms());
     a->stats_rolls++;
 }
 
@@ -892,7 +893,7 @@ struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr
     }
     a->port = mg_listener_port(a->listener);
     int secs = svc_cfg(s)->stats_update_frequency_secs;
-    a->stats_ev = event_new(base, -1, EV_PERSIST, stats_tick, a);
+    a->stats_ev = event_new(base, -1, EV_PERSIST, admin_stats_tick, a);
     struct timeval tv = {secs > 0 ? secs : 60, 0};
     event_add(a->stats_ev, &tv);
     if (svc_topics(s))

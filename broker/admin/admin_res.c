@@ -33,7 +33,7 @@
 
 /* ---- clusters and brokers ---------------------------------------------------------------- */
 
-static json_t *cluster_data(struct svc *s)
+static json_t *admin_res_cluster_data(struct svc *s)
 {
     return json_pack("{s:s,s:s}", "serviceUrl", svc_web_url(s), "brokerServiceUrl",
                      svc_broker_url(s));
@@ -52,7 +52,7 @@ void admin_h_cluster_get(struct admin_req *r)
         admin_reply_error(r->call, 404, "Cluster does not exist");
         return;
     }
-    admin_reply_json(r->call, 200, cluster_data(s));
+    admin_reply_json(r->call, 200, admin_res_cluster_data(s));
 }
 
 /* PUT: clusters cannot be created (one cluster per deployment). */
@@ -81,7 +81,7 @@ void admin_h_cluster_update(struct admin_req *r)
 
 /* There is no leader election: every broker names the same one, the first live broker in
  * id order (this one when the list is unavailable). */
-static void leader_listed(void *data, int status, char **ids, int n)
+static void admin_res_leader_listed(void *data, int status, char **ids, int n)
 {
     struct admin_call *c = data;
     if (admin_call_gone(c))
@@ -105,8 +105,8 @@ void admin_h_brokers(struct admin_req *r)
 
 void admin_h_leader_broker(struct admin_req *r)
 {
-    if (svc_list_brokers(r->a->svc, leader_listed, r->call) < 0)
-        leader_listed(r->call, 0, NULL, 0);
+    if (svc_list_brokers(r->a->svc, admin_res_leader_listed, r->call) < 0)
+        admin_res_leader_listed(r->call, 0, NULL, 0);
 }
 
 void admin_h_version(struct admin_req *r)
@@ -122,7 +122,7 @@ struct tenant_info {
     size_t n_roles;
 };
 
-static void tenant_info_fini(struct tenant_info *ti)
+static void admin_res_tenant_info_fini(struct tenant_info *ti)
 {
     mg_free(ti->roles);
 }
@@ -135,7 +135,7 @@ enum tenant_check {
 };
 
 /* Parse and check a TenantInfo body (r->body, ADMIN_R_JSON), in Pulsar's order. */
-static enum tenant_check parse_tenant_info(struct admin_req *r, struct tenant_info *ti)
+static enum tenant_check admin_res_parse_tenant_info(struct admin_req *r, struct tenant_info *ti)
 {
     memset(ti, 0, sizeof *ti);
     if (r->body_bad || (r->body && !json_is_object(r->body)))
@@ -175,8 +175,8 @@ static enum tenant_check parse_tenant_info(struct admin_req *r, struct tenant_in
     return TENANT_OK;
 }
 
-/* Answer a failed parse_tenant_info. */
-static void reply_tenant_info(struct admin_call *c, enum tenant_check rc)
+/* Answer a failed admin_res_parse_tenant_info. */
+static void admin_res_reply_tenant_info(struct admin_call *c, enum tenant_check rc)
 {
     if (rc == TENANT_BAD_BODY)
         admin_reply_raw(c, 400, "text/plain", "Bad Request");
@@ -188,7 +188,7 @@ static void reply_tenant_info(struct admin_call *c, enum tenant_check rc)
 
 /* The tenant is neither cached nor (after one read of the store) stored. Returns true when
  * the call was answered or will be: a read of the store started. */
-static bool tenant_missing(struct admin_req *r, const char *t)
+static bool admin_res_tenant_missing(struct admin_req *r, const char *t)
 {
     return !svc_tenant_exists(r->a->svc, t) && admin_valid_name(t) && admin_refresh_tenant(r, t);
 }
@@ -208,7 +208,7 @@ void admin_h_tenant_get(struct admin_req *r)
 {
     struct svc *s = r->a->svc;
     const char *t = r->p.tenant;
-    if (tenant_missing(r, t))
+    if (admin_res_tenant_missing(r, t))
         return;
     if (!svc_tenant_exists(s, t)) {
         admin_reply_error(r->call, 404, "Tenant does not exist");
@@ -229,31 +229,31 @@ void admin_h_tenant_create(struct admin_req *r)
     struct svc *s = r->a->svc;
     const char *t = r->p.tenant;
     struct tenant_info ti;
-    enum tenant_check chk = parse_tenant_info(r, &ti);
+    enum tenant_check chk = admin_res_parse_tenant_info(r, &ti);
     if (chk != TENANT_OK) {
-        tenant_info_fini(&ti);
-        reply_tenant_info(r->call, chk);
+        admin_res_tenant_info_fini(&ti);
+        admin_res_reply_tenant_info(r->call, chk);
         return;
     }
     if (!admin_valid_name(t)) {
-        tenant_info_fini(&ti);
+        admin_res_tenant_info_fini(&ti);
         admin_reply_error(r->call, 412, "Tenant name is not valid");
         return;
     }
-    if (tenant_missing(r, t)) { /* created elsewhere? then 409 */
-        tenant_info_fini(&ti);
+    if (admin_res_tenant_missing(r, t)) { /* created elsewhere? then 409 */
+        admin_res_tenant_info_fini(&ti);
         return;
     }
     /* Two writes of the same key, in order: the second (with the roles) answers. */
     if (svc_tenant_create(s, t, ti.n_roles ? NULL : admin_reply_done, r->call) < 0) {
-        tenant_info_fini(&ti);
+        admin_res_tenant_info_fini(&ti);
         admin_reply_error(r->call, 409, "Tenant already exist");
         return;
     }
     if (ti.n_roles &&
         svc_tenant_set_roles(s, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
         admin_reply_error(r->call, 500, "Tenant vanished while being created");
-    tenant_info_fini(&ti);
+    admin_res_tenant_info_fini(&ti);
 }
 
 /* POST: the cluster list can only be ours; the roles are stored (no authorization here, but
@@ -262,22 +262,22 @@ void admin_h_tenant_update(struct admin_req *r)
 {
     struct svc *s = r->a->svc;
     const char *t = r->p.tenant;
-    if (tenant_missing(r, t))
+    if (admin_res_tenant_missing(r, t))
         return;
     if (!svc_tenant_exists(s, t)) {
         admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
         return;
     }
     struct tenant_info ti;
-    enum tenant_check chk = parse_tenant_info(r, &ti);
+    enum tenant_check chk = admin_res_parse_tenant_info(r, &ti);
     if (chk != TENANT_OK) {
-        tenant_info_fini(&ti);
-        reply_tenant_info(r->call, chk);
+        admin_res_tenant_info_fini(&ti);
+        admin_res_reply_tenant_info(r->call, chk);
         return;
     }
     if (svc_tenant_set_roles(s, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
         admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
-    tenant_info_fini(&ti);
+    admin_res_tenant_info_fini(&ti);
 }
 
 void admin_h_tenant_delete(struct admin_req *r)
@@ -287,7 +287,7 @@ void admin_h_tenant_delete(struct admin_req *r)
         admin_reply_error(r->call, 405, "Broker doesn't allow forced deletion of tenants");
         return;
     }
-    if (tenant_missing(r, t))
+    if (admin_res_tenant_missing(r, t))
         return;
     int rc = svc_tenant_delete(r->a->svc, t, admin_reply_done, r->call);
     if (rc == -MG_ENOTFOUND)
@@ -300,7 +300,7 @@ void admin_h_tenant_delete(struct admin_req *r)
 
 /* ---- namespaces -------------------------------------------------------------------------- */
 
-static json_t *bundles_json(int n)
+static json_t *admin_res_bundles_json(int n)
 {
     json_t *b = json_array();
     char buf[24];
@@ -313,14 +313,14 @@ static json_t *bundles_json(int n)
 }
 
 /* Policies of a namespace, fields in Java order (docs/admin.md §4). */
-static json_t *policies_json(struct svc *s, const char *ns)
+static json_t *admin_res_policies_json(struct svc *s, const char *ns)
 {
     json_t *p = json_object();
     json_object_set_new(p, "auth_policies",
                         json_pack("{s:{},s:{},s:{}}", "namespace_auth", "destination_auth",
                                   "subscription_auth_roles"));
     json_object_set_new(p, "replication_clusters", json_pack("[s]", svc_cfg(s)->cluster_name));
-    json_object_set_new(p, "bundles", bundles_json(svc_namespace_bundles(s, ns)));
+    json_object_set_new(p, "bundles", admin_res_bundles_json(svc_namespace_bundles(s, ns)));
     static const char *const empty_maps[] = {"backlog_quota_map",      "clusterDispatchRate",
                                              "topicDispatchRate",      "subscriptionDispatchRate",
                                              "replicatorDispatchRate", "clusterSubscribeRate",
@@ -345,7 +345,7 @@ static json_t *policies_json(struct svc *s, const char *ns)
 }
 
 /* Apply (or reset) the namespace's retention to one topic's managed ledger. */
-static void apply_retention_to(struct svc *s, struct topic *t)
+static void admin_res_apply_retention_to(struct svc *s, struct topic *t)
 {
     struct topic_name tn;
     if (topic_name_parse(topic_full_name(t), &tn) < 0)
@@ -375,7 +375,7 @@ void admin_topic_loaded(void *arg, struct topic *t)
     mg_free(ns);
     topic_name_fini(&tn);
     if (set)
-        apply_retention_to(a->svc, t);
+        admin_res_apply_retention_to(a->svc, t);
 }
 
 void admin_apply_retention(struct admin *a, const char *tenant_ns)
@@ -387,7 +387,7 @@ void admin_apply_retention(struct admin *a, const char *tenant_ns)
     while ((t = topic_next(svc_topics(a->svc), &pos)))
         if (strncmp(topic_full_name(t), prefix, plen) == 0 &&
             !strchr(topic_full_name(t) + plen, '/'))
-            apply_retention_to(a->svc, t);
+            admin_res_apply_retention_to(a->svc, t);
     mg_free(prefix);
 }
 
@@ -398,7 +398,7 @@ struct retention_op {
     char *ns; /* owned */
 };
 
-static void retention_done(void *data, int status)
+static void admin_res_retention_done(void *data, int status)
 {
     struct retention_op *op = data;
     if (status == 0 && op->call->a)
@@ -421,14 +421,14 @@ void admin_h_retention_get(struct admin_req *r)
 }
 
 /* Store the policy (or remove it), then apply it to the namespace's loaded topics: 204. */
-static void retention_store(struct admin_req *r, bool remove, int64_t tm, int64_t mb)
+static void admin_res_retention_store(struct admin_req *r, bool remove, int64_t tm, int64_t mb)
 {
     struct retention_op *op = mg_calloc(1, sizeof *op);
     op->a = r->a;
     op->call = r->call;
     op->ns = mg_strdup(r->tenant_ns);
-    int rc =
-        svc_namespace_retention_set(r->a->svc, r->tenant_ns, remove, tm, mb, retention_done, op);
+    int rc = svc_namespace_retention_set(r->a->svc, r->tenant_ns, remove, tm, mb,
+                                         admin_res_retention_done, op);
     if (rc < 0) {
         mg_free(op->ns);
         mg_free(op);
@@ -464,22 +464,23 @@ void admin_h_retention_set(struct admin_req *r)
                            tm, mb);
         return;
     }
-    retention_store(r, false, tm, mb);
+    admin_res_retention_store(r, false, tm, mb);
 }
 
 void admin_h_retention_remove(struct admin_req *r)
 {
-    retention_store(r, true, 0, 0);
+    admin_res_retention_store(r, true, 0, 0);
 }
 
 /* GET .../bundles */
 void admin_h_bundles(struct admin_req *r)
 {
-    admin_reply_json(r->call, 200, bundles_json(svc_namespace_bundles(r->a->svc, r->tenant_ns)));
+    admin_reply_json(r->call, 200,
+                     admin_res_bundles_json(svc_namespace_bundles(r->a->svc, r->tenant_ns)));
 }
 
 /* Is range one of the namespace's bundles? */
-static bool valid_bundle(struct svc *s, const char *ns, const char *range)
+static bool admin_res_valid_bundle(struct svc *s, const char *ns, const char *range)
 {
     int n = svc_namespace_bundles(s, ns);
     char buf[SVC_BUNDLE_NAME_LEN];
@@ -497,7 +498,7 @@ struct unload_op {
 };
 
 /* Who owns a bundle we do not: redirect to it (307), or a no-op 204 when nobody does. */
-static void unload_owner_known(void *data, int status, const struct svc_owner *o)
+static void admin_res_unload_owner_known(void *data, int status, const struct svc_owner *o)
 {
     struct unload_op *op = data;
     if (status < 0) {
@@ -518,7 +519,7 @@ void admin_h_bundle_unload(struct admin_req *r)
 {
     struct svc *s = r->a->svc;
     const char *ns = r->tenant_ns, *range = r->p.bundle;
-    if (!valid_bundle(s, ns, range)) {
+    if (!admin_res_valid_bundle(s, ns, range)) {
         admin_reply_errorf(r->call, 412, "Invalid bundle range %s", range);
         return;
     }
@@ -530,7 +531,7 @@ void admin_h_bundle_unload(struct admin_req *r)
     struct unload_op *op = mg_calloc(1, sizeof *op);
     op->call = r->call;
     op->path = mg_strdup(evhttp_request_get_uri(r->req));
-    if (svc_bundle_owner(s, ns, range, unload_owner_known, op) < 0) {
+    if (svc_bundle_owner(s, ns, range, admin_res_unload_owner_known, op) < 0) {
         mg_free(op->path);
         mg_free(op);
         admin_reply_no_content(r->call);
@@ -540,7 +541,7 @@ void admin_h_bundle_unload(struct admin_req *r)
 /* PUT .../unload: every bundle of the namespace, each by its owner (Pulsar unloads them one
  * by one through its admin API): a sub-request per bundle, which unloads a bundle owned
  * here, redirects to the owner of one owned elsewhere, and is a no-op for an unowned one. */
-static void unload_fanned(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
+static void admin_res_unload_fanned(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
 {
     (void)arg;
     int bad = admin_fan_first_error(subs, n, 0);
@@ -563,7 +564,7 @@ void admin_h_namespace_unload(struct admin_req *r)
     }
     free(t);
     free(local);
-    admin_fan(r->call, EVHTTP_REQ_PUT, paths, n, NULL, unload_fanned, NULL, NULL);
+    admin_fan(r->call, EVHTTP_REQ_PUT, paths, n, NULL, admin_res_unload_fanned, NULL, NULL);
     mg_free(paths);
 }
 
@@ -573,7 +574,7 @@ struct ns_delete_op {
     char *ns; /* owned */
 };
 
-static void ns_delete_listed(void *data, int status, char **names, int n)
+static void admin_res_ns_delete_listed(void *data, int status, char **names, int n)
 {
     (void)names;
     struct ns_delete_op *op = data;
@@ -602,8 +603,8 @@ static void ns_delete_listed(void *data, int status, char **names, int n)
  * the default), or the status to answer: 400 with *reason NULL when the body does not map
  * onto Pulsar's Policies (Jersey answers that one, without a reason), else with *reason
  * Pulsar's (400 bad bundles, 403 a replication cluster the tenant may not use). */
-static int check_policies(struct svc *s, const char *tenant, json_t *j, int *bundles, char *why,
-                          size_t why_len, const char **reason)
+static int admin_res_check_policies(struct svc *s, const char *tenant, json_t *j, int *bundles,
+                                    char *why, size_t why_len, const char **reason)
 {
     *bundles = 0;
     *reason = NULL;
@@ -682,7 +683,7 @@ void admin_h_namespaces(struct admin_req *r)
         admin_reply_error(r->call, 412, "Tenant name is not valid");
         return;
     }
-    if (tenant_missing(r, t))
+    if (admin_res_tenant_missing(r, t))
         return;
     if (!svc_tenant_exists(s, t)) {
         admin_reply_error(r->call, 404, "Tenant not found");
@@ -707,7 +708,7 @@ void admin_h_namespace_create(struct admin_req *r)
     const char *reason = NULL;
     char why[192];
     if (!r->body_bad)
-        status = check_policies(s, t, r->body, &bundles, why, sizeof why, &reason);
+        status = admin_res_check_policies(s, t, r->body, &bundles, why, sizeof why, &reason);
     if (status == 400 && !reason) { /* does not map onto Policies: Jersey's answer */
         admin_reply_raw(r->call, 400, "text/plain", "Bad Request");
         return;
@@ -717,7 +718,8 @@ void admin_h_namespace_create(struct admin_req *r)
         return;
     }
     char *ns = mg_asprintf("%s/%s", t, r->p.ns);
-    if (tenant_missing(r, t) || (!svc_namespace_exists(s, ns) && admin_refresh_namespace(r, ns))) {
+    if (admin_res_tenant_missing(r, t) ||
+        (!svc_namespace_exists(s, ns) && admin_refresh_namespace(r, ns))) {
         mg_free(ns); /* read from the store first: created elsewhere? */
         return;
     }
@@ -742,7 +744,7 @@ void admin_h_namespace_create(struct admin_req *r)
 /* GET: the Policies */
 void admin_h_namespace_get(struct admin_req *r)
 {
-    admin_reply_json(r->call, 200, policies_json(r->a->svc, r->tenant_ns));
+    admin_reply_json(r->call, 200, admin_res_policies_json(r->a->svc, r->tenant_ns));
 }
 
 /* DELETE: refused while topics exist (stored or loaded by any broker: the store's list). */
@@ -755,7 +757,7 @@ void admin_h_namespace_delete(struct admin_req *r)
     struct ns_delete_op *op = mg_calloc(1, sizeof *op);
     op->call = r->call;
     op->ns = mg_strdup(r->tenant_ns);
-    if (svc_list_topics(r->a->svc, r->tenant_ns, false, ns_delete_listed, op) < 0) {
+    if (svc_list_topics(r->a->svc, r->tenant_ns, false, admin_res_ns_delete_listed, op) < 0) {
         mg_free(op->ns);
         mg_free(op);
         admin_reply_errorf(r->call, 404, "Namespace %s does not exist.", r->tenant_ns);
