@@ -467,12 +467,12 @@ static void admin_h_non_persistent(struct admin_req *r)
     admin_reply_error(r->call, 405, "Non-persistent topics are not supported");
 }
 
-static void admin_h_not_found(struct admin_req *r)
+void admin_h_not_found(struct admin_req *r)
 {
     admin_reply_not_found(r->call);
 }
 
-static void admin_h_bad_method(struct admin_req *r)
+void admin_h_bad_method(struct admin_req *r)
 {
     admin_reply_bad_method(r->call);
 }

@@ -244,6 +244,10 @@ const char *admin_nul_reason(char *const *seg, int nseg, int nul_seg);
 
 /* One handler per route of admin_routes (admin.c); each answers the call, now or later. */
 
+/* admin.c: the framework's 404 and 405 (plain text), for rows of the table */
+void admin_h_not_found(struct admin_req *r);
+void admin_h_bad_method(struct admin_req *r);
+
 /* admin_res.c: clusters, brokers, tenants, namespaces */
 void admin_h_clusters(struct admin_req *r);
 void admin_h_cluster_get(struct admin_req *r);
