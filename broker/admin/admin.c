@@ -656,19 +656,28 @@ static long admin_capture_off(const char *name, size_t n)
     return -1;
 }
 
+const char *admin_pattern_next(const char **pos, size_t *n)
+{
+    const char *s = *pos;
+    while (*s == '/')
+        s++;
+    if (!*s)
+        return NULL;
+    const char *e = strchr(s, '/');
+    *n = e ? (size_t)(e - s) : strlen(s);
+    *pos = s + *n;
+    return s;
+}
+
 bool admin_path_match(const char *pattern, char *const *seg, int nseg, struct admin_path *p,
                       unsigned *cap_mask)
 {
     struct admin_path caps = {0};
     unsigned mask = 0;
     int i = 0;
-    for (const char *s = pattern; *s;) {
-        if (*s == '/') {
-            s++;
-            continue;
-        }
-        const char *e = strchr(s, '/');
-        size_t n = e ? (size_t)(e - s) : strlen(s);
+    const char *pos = pattern, *s;
+    size_t n;
+    while ((s = admin_pattern_next(&pos, &n))) {
         if (n == 2 && memcmp(s, "**", 2) == 0) {
             i = nseg; /* the rest of the path, nothing included */
             break;
@@ -684,7 +693,6 @@ bool admin_path_match(const char *pattern, char *const *seg, int nseg, struct ad
             return false;
         }
         i++;
-        s += n;
     }
     if (i != nseg)
         return false;

@@ -228,6 +228,9 @@ void admin_iso_time(uint64_t ms, char *buf, size_t len);
  * such segment's index goes to *nul_seg, else -1). seg gets at most max owned strings (free
  * each with mg_free). Returns the number of segments, or -MG_EINVAL for more than max. */
 int admin_path_split(const char *path, char **seg, int max, int *nul_seg);
+/* The next segment of a route pattern from *pos (which moves past it): its first byte, with
+ * *n its length; NULL after the last one. */
+const char *admin_pattern_next(const char **pos, size_t *n);
 /* Match segments against a route pattern (struct admin_route). On a match, p (may be NULL)
  * gets the captures and *cap_mask (may be NULL) a bit per captured segment index. */
 bool admin_path_match(const char *pattern, char *const *seg, int nseg, struct admin_path *p,

@@ -204,16 +204,28 @@ void admin_h_tenants(struct admin_req *r)
     admin_reply_json(r->call, 200, arr);
 }
 
+/* The path's tenant exists (read from the store first when not cached). False when answered
+ * (404, with Pulsar's reason of the GET or, named, of the POST) or to be routed again. */
+static bool admin_res_tenant_found(struct admin_req *r, bool named)
+{
+    const char *t = r->p.tenant;
+    if (admin_res_tenant_missing(r, t))
+        return false;
+    if (svc_tenant_exists(r->a->svc, t))
+        return true;
+    if (named)
+        admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
+    else
+        admin_reply_error(r->call, 404, "Tenant does not exist");
+    return false;
+}
+
 void admin_h_tenant_get(struct admin_req *r)
 {
     struct svc *s = r->a->svc;
     const char *t = r->p.tenant;
-    if (admin_res_tenant_missing(r, t))
+    if (!admin_res_tenant_found(r, false))
         return;
-    if (!svc_tenant_exists(s, t)) {
-        admin_reply_error(r->call, 404, "Tenant does not exist");
-        return;
-    }
     json_t *roles = json_array();
     const char *role;
     for (size_t i = 0; (role = svc_tenant_role(s, t, i)); i++)
@@ -262,12 +274,8 @@ void admin_h_tenant_update(struct admin_req *r)
 {
     struct svc *s = r->a->svc;
     const char *t = r->p.tenant;
-    if (admin_res_tenant_missing(r, t))
+    if (!admin_res_tenant_found(r, true))
         return;
-    if (!svc_tenant_exists(s, t)) {
-        admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
-        return;
-    }
     struct tenant_info ti;
     enum tenant_check chk = admin_res_parse_tenant_info(r, &ti);
     if (chk != TENANT_OK) {

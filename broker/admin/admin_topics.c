@@ -1913,16 +1913,22 @@ void admin_h_topic_unload(struct admin_req *r)
     admin_tp_op_run(admin_tp_op_new(r), admin_tp_do_unload, true);
 }
 
+/* A call Pulsar refuses on a partitioned topic's base name: 405 with reason there. True when
+ * answered (op is freed). */
+static bool admin_tp_partitioned_405(struct topic_op *op, const char *reason)
+{
+    if (op->partitions == 0)
+        return false;
+    admin_reply_error(op->call, 405, reason);
+    admin_tp_op_free(op);
+    return true;
+}
+
 void admin_h_last_message_id(struct admin_req *r)
 {
     struct topic_op *op = admin_tp_op_new(r);
-    if (op->partitions > 0) {
-        admin_reply_error(r->call, 405,
-                          "Get last message id on a partitioned topic is not allowed");
-        admin_tp_op_free(op);
-        return;
-    }
-    admin_tp_op_run(op, admin_tp_do_last_message_id, true);
+    if (!admin_tp_partitioned_405(op, "Get last message id on a partitioned topic is not allowed"))
+        admin_tp_op_run(op, admin_tp_do_last_message_id, true);
 }
 
 /* PUT P/{topic}/subscription/{subscription}: an optional ResetCursorData body (default
@@ -1948,12 +1954,8 @@ void admin_h_sub_delete(struct admin_req *r)
 void admin_h_sub_skip(struct admin_req *r)
 {
     struct topic_op *op = admin_tp_op_new(r);
-    if (op->partitions > 0) {
-        admin_reply_error(r->call, 405, "Skip messages on a partitioned topic is not allowed");
-        admin_tp_op_free(op);
-        return;
-    }
-    admin_tp_op_run(op, admin_tp_do_skip, true);
+    if (!admin_tp_partitioned_405(op, "Skip messages on a partitioned topic is not allowed"))
+        admin_tp_op_run(op, admin_tp_do_skip, true);
 }
 
 void admin_h_sub_skip_all(struct admin_req *r)
@@ -1970,12 +1972,9 @@ void admin_h_sub_reset_by_time(struct admin_req *r)
 void admin_h_sub_reset_by_id(struct admin_req *r)
 {
     struct topic_op *op = admin_tp_op_new(r);
-    if (op->partitions > 0) {
-        admin_reply_error(r->call, 405,
-                          "Reset-cursor at position is not allowed for partitioned-topic");
-        admin_tp_op_free(op);
+    if (admin_tp_partitioned_405(op,
+                                 "Reset-cursor at position is not allowed for partitioned-topic"))
         return;
-    }
     if (r->body_bad || !r->body) {
         admin_reply_error(r->call, 400,
                           "Invalid reset cursor data: ledgerId and entryId are required");

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FUZZ_DEADLINE_S 5
@@ -178,13 +179,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    *(bool *)arg = true;
-}
-
+/* Wakes the loop every millisecond, so that each turn re-checks the deadline and retries a
+ * send the socket buffer refused. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -192,25 +188,36 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)arg;
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* One turn of the loop; false once the input's deadline passed. */
+static bool turn(struct event_base *base, uint64_t deadline)
+{
+    event_base_loop(base, EVLOOP_ONCE);
+    return mono_ms() < deadline;
+}
+
 static void serve(const uint8_t *data, size_t size)
 {
+    uint64_t deadline = mono_ms() + FUZZ_DEADLINE_S * 1000u;
     struct event_base *base = event_base_new();
+    struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval ms = {0, 1000};
+    evtimer_add(tick, &ms);
     struct meta_store *meta = NULL;
     struct meta_options mo = {.url = "memory"};
     check(meta_open(base, &mo, &meta) == 0, "meta_open memory");
     struct svc *s = svc_new(base, &fuzz_cfg, meta);
     check(s != NULL, "svc_new");
-    bool expired = false;
-    struct event *deadline = evtimer_new(base, on_deadline, &expired);
-    struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
-    struct timeval tv = {FUZZ_DEADLINE_S, 0}, ms = {0, 1000};
-    evtimer_add(deadline, &tv);
-    evtimer_add(tick, &ms);
-    while (!expired &&
-           !(svc_tenant_exists(s, "public") && svc_namespace_exists(s, "public/default")))
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(tick);
-    check(!expired, "the service loads its resources");
+    bool live = true;
+    while (live && !(svc_tenant_exists(s, "public") && svc_namespace_exists(s, "public/default")))
+        live = turn(base, deadline);
+    check(live, "the service loads its resources");
 
     struct client c = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
     check(c.fd >= 0, "socket");
@@ -221,46 +228,43 @@ static void serve(const uint8_t *data, size_t size)
      * the loopback's ephemeral ports */
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     check(setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0, "SO_LINGER");
-    if (connect(c.fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    /* Not blocking: an input larger than the socket buffers would block, and the server reads
+     * only when the loop runs; so the connection completes and the input goes out over the
+     * loop's turns. (A signal of libFuzzer's may interrupt a call: it is retried next turn.) */
+    check(fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) | O_NONBLOCK) == 0, "O_NONBLOCK");
+    if (connect(c.fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS &&
+        errno != EINTR) {
         fprintf(stderr, "fuzz_admin: connect: %s\n", strerror(errno));
         check(0, "connect to the admin port");
     }
-    /* an input larger than the socket buffers would block: the server reads only when the
-     * loop runs, so send what goes, then the rest from the loop's turns */
-    check(fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) | O_NONBLOCK) == 0, "O_NONBLOCK");
     struct event *rd = event_new(base, c.fd, EV_READ | EV_PERSIST, on_read, &c);
     event_add(rd, NULL);
-    tick = event_new(base, -1, EV_PERSIST, on_tick, NULL); /* send retries */
-    evtimer_add(tick, &ms);
     size_t sent = 0;
     bool shut = false;
-    while (!c.closed && !expired) {
+    while (live && !c.closed) {
         while (sent < size) {
             ssize_t n = send(c.fd, data + sent, size - sent, MSG_NOSIGNAL);
             if (n <= 0)
                 break;
             sent += (size_t)n;
         }
-        if (!shut && (sent == size || c.closed)) {
-            shutdown(c.fd, SHUT_WR); /* the end of the client's stream */
-            shut = true;
-        }
-        event_base_loop(base, EVLOOP_ONCE);
+        if (!shut && sent == size) /* the end of the client's stream, once connected */
+            shut = shutdown(c.fd, SHUT_WR) == 0;
+        live = turn(base, deadline);
     }
     event_free(rd);
     close(c.fd);
     /* A request whose client went away is still answered: its call ends when its last
      * asynchronous step does. */
-    while (!expired && s->admin->calls_open > 0)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(tick);
-    if (expired && fuzz_slow++ < 5)
+    while (live && s->admin->calls_open > 0)
+        live = turn(base, deadline);
+    if (!live && fuzz_slow++ < 5)
         fprintf(stderr,
                 "fuzz_admin: input of %zu bytes not finished within %d s (%lld calls open)\n", size,
                 FUZZ_DEADLINE_S, (long long)s->admin->calls_open);
-    event_free(deadline);
     svc_free(s);
     meta_close(meta);
+    event_free(tick);
     event_base_free(base);
 }
 

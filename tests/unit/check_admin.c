@@ -470,15 +470,10 @@ static const char *sample(const char *name, size_t n)
 /* A concrete path for pattern: captures get their sample, '*' "x", '**' rest. */
 static void path_for(const char *pattern, const char *rest, char *out, size_t len)
 {
-    size_t o = 0;
+    size_t o = 0, n;
     out[0] = '\0';
-    for (const char *s = pattern; *s;) {
-        if (*s == '/') {
-            s++;
-            continue;
-        }
-        const char *e = strchr(s, '/');
-        size_t n = e ? (size_t)(e - s) : strlen(s);
+    const char *pos = pattern, *s;
+    while ((s = admin_pattern_next(&pos, &n))) {
         const char *v;
         size_t vn;
         if (n == 2 && memcmp(s, "**", 2) == 0) {
@@ -496,7 +491,6 @@ static void path_for(const char *pattern, const char *rest, char *out, size_t le
         }
         if (vn > 0)
             o += (size_t)snprintf(out + o, len - o, "/%.*s", (int)vn, v);
-        s += n;
     }
     if (o == 0)
         snprintf(out, len, "/");
