@@ -735,12 +735,13 @@ static void admin_routes_check(void)
 {
     for (size_t i = 0; i < admin_routes_count + sizeof admin_nul_rules / sizeof *admin_nul_rules;
          i++) {
-        const char *pat = i < admin_routes_count ? admin_routes[i].pattern
+        const char *pos = i < admin_routes_count ? admin_routes[i].pattern
                                                  : admin_nul_rules[i - admin_routes_count].pattern;
-        for (const char *s = strchr(pat, '{'); s; s = strchr(s + 1, '{')) {
-            const char *e = strchr(s, '}');
-            MG_ASSERT(e && admin_capture_off(s + 1, (size_t)(e - s - 1)) >= 0);
-        }
+        const char *s;
+        size_t n;
+        while ((s = admin_pattern_next(&pos, &n)))
+            MG_ASSERT(s[0] != '{' ||
+                      (n >= 2 && s[n - 1] == '}' && admin_capture_off(s + 1, n - 2) >= 0));
     }
 }
 
@@ -777,8 +778,7 @@ static bool admin_route_checks(struct admin_req *r)
         /* The local name is one path segment: a '/' in it (%2F) would name a topic of
          * another (legacy) namespace than the path's. */
         if (rc < 0 || strcmp(r->tn.tenant, r->p.tenant) != 0 || strcmp(r->tn.ns, r->p.ns) != 0) {
-            if (rc == 0)
-                topic_name_fini(&r->tn);
+            topic_name_fini(&r->tn);
             memset(&r->tn, 0, sizeof r->tn);
             admin_reply_error(r->call, 412, "Topic name is not valid");
             return false;
