@@ -26,6 +26,7 @@
 #include "svc/svc_int.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -206,13 +207,14 @@ static void serve(const uint8_t *data, size_t size)
 {
     uint64_t deadline = mono_ms() + FUZZ_DEADLINE_S * 1000u;
     struct event_base *base = event_base_new();
+    struct mg_loop *loop = mg_loop_new(base);
     struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
     struct timeval ms = {0, 1000};
     evtimer_add(tick, &ms);
     struct meta_store *meta = NULL;
     struct meta_options mo = {.url = "memory"};
-    check(meta_open(base, &mo, &meta) == 0, "meta_open memory");
-    struct svc *s = svc_new(base, &fuzz_cfg, meta);
+    check(meta_open(loop, &mo, &meta) == 0, "meta_open memory");
+    struct svc *s = svc_new(loop, &fuzz_cfg, meta);
     check(s != NULL, "svc_new");
     bool live = true;
     while (live && !(svc_tenant_exists(s, "public") && svc_namespace_exists(s, "public/default")))
@@ -265,6 +267,7 @@ static void serve(const uint8_t *data, size_t size)
     svc_free(s);
     meta_close(meta);
     event_free(tick);
+    mg_loop_free(loop);
     event_base_free(base);
 }
 

@@ -22,6 +22,7 @@
 #include "topic/topic.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <check.h>
 #include <event2/buffer.h>
@@ -39,6 +40,7 @@
 struct fixture {
     struct cfg cfg;
     struct event_base *base;
+    struct mg_loop *loop;
     struct meta_store *meta[2];
     struct svc *svc[2]; /* [1] only in the two-broker tests */
 };
@@ -109,7 +111,7 @@ static void cfg_set_ok(const char *k, const char *v)
 
 static void start_svc(int i)
 {
-    fx.svc[i] = svc_new(fx.base, &fx.cfg, fx.meta[i]);
+    fx.svc[i] = svc_new(fx.loop, &fx.cfg, fx.meta[i]);
     ck_assert_ptr_nonnull(fx.svc[i]);
     ck_assert_msg(run_until(svc_loaded, fx.svc[i], 10), "resources not loaded");
 }
@@ -127,8 +129,9 @@ static void setup(void)
     cfg_set_ok("managedLedgerStore", "memory");
     cfg_set_ok("allowAutoTopicCreation", "true");
     fx.base = event_base_new();
+    fx.loop = mg_loop_new(fx.base);
     struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(fx.base, &mo, &fx.meta[0]), 0);
+    ck_assert_int_eq(meta_open(fx.loop, &mo, &fx.meta[0]), 0);
     start_svc(0);
 }
 
@@ -149,6 +152,7 @@ static void teardown(void)
         if (fx.meta[i])
             meta_close(fx.meta[i]);
     }
+    mg_loop_free(fx.loop);
     event_base_free(fx.base);
     cfg_fini(&fx.cfg);
 }
