@@ -64,6 +64,7 @@ static void wait_for(const bool *flag)
 }
 
 #include "bkc_test.h"
+#include "lib/tl.h"
 
 /* ---- fake bookies and their faults --------------------------------------------------------- */
 
@@ -1469,48 +1470,23 @@ END_TEST
 static Suite *bkc_suite(void)
 {
     Suite *s = suite_create("bkc");
-    TCase *t = tcase_create("bkc");
-    tcase_set_timeout(t, 60);
-    tcase_add_test(t, test_md_roundtrip);
-    tcase_add_test(t, test_md_bytes);
-    tcase_add_test(t, test_roundtrip_striping);
-    tcase_add_test(t, test_add_entry_id_decided_by_caller);
-    tcase_add_test(t, test_out_of_order_acks);
-    tcase_add_test(t, test_ensemble_change_error);
-    tcase_add_test(t, test_ensemble_change_crashed);
-    tcase_add_test(t, test_ensemble_change_timeout);
-    tcase_add_test(t, test_not_enough_bookies);
-    tcase_add_test(t, test_no_swap_between_dead_bookies);
-    tcase_add_test(t, test_readonly_bookies);
-    tcase_add_test(t, test_fenced_adds);
-    tcase_add_test(t, test_free_cancels);
-    tcase_add_test(t, test_client_free_in_callback);
-    tcase_add_test(t, test_mops_kill_linear);
-    tcase_add_test(t, test_recovery_dead_writer);
+    TCase *t = tl_tcase(s, "bkc", 60, NULL, NULL);
+    tl_add(t, test_md_roundtrip, test_md_bytes, test_roundtrip_striping,
+           test_add_entry_id_decided_by_caller, test_out_of_order_acks, test_ensemble_change_error,
+           test_ensemble_change_crashed, test_ensemble_change_timeout, test_not_enough_bookies,
+           test_no_swap_between_dead_bookies, test_readonly_bookies, test_fenced_adds,
+           test_free_cancels, test_client_free_in_callback, test_mops_kill_linear,
+           test_recovery_dead_writer);
     tcase_add_loop_test(t, test_recovery_partial_adds, 0, 2);
-    tcase_add_test(t, test_recovery_empty_ledger);
-    tcase_add_test(t, test_recovery_bookie_down);
-    tcase_add_test(t, test_read_lac);
-    tcase_add_test(t, test_recovery_concurrent);
-    tcase_add_test(t, test_recovery_after_ensemble_change);
-    tcase_add_test(t, test_change_sees_recovery);
-    tcase_add_test(t, test_failed_recovery_leaves_metadata);
-    tcase_add_test(t, test_recovery_ensemble_change_closed_with);
-    tcase_add_test(t, test_recovery_readds_vouch_for_nothing);
-    tcase_add_test(t, test_crash_keeps_acknowledged);
-    tcase_add_test(t, test_unauthorized);
-    tcase_add_test(t, test_digest_types);
-    tcase_add_test(t, test_read_timeout_failover);
-    tcase_add_test(t, test_digest_failover);
-    suite_add_tcase(s, t);
+    tl_add(t, test_recovery_empty_ledger, test_recovery_bookie_down, test_read_lac,
+           test_recovery_concurrent, test_recovery_after_ensemble_change, test_change_sees_recovery,
+           test_failed_recovery_leaves_metadata, test_recovery_ensemble_change_closed_with,
+           test_recovery_readds_vouch_for_nothing, test_crash_keeps_acknowledged, test_unauthorized,
+           test_digest_types, test_read_timeout_failover, test_digest_failover);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(bkc_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(bkc_suite());
 }

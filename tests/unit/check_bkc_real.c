@@ -74,6 +74,7 @@ static void sleep_loop(int ms)
 }
 
 #include "bkc_test.h"
+#include "lib/tl.h"
 
 /* ---- a TCP fake bookie ------------------------------------------------------------------ */
 
@@ -1249,27 +1250,18 @@ END_TEST
 static Suite *bkc_suite(void)
 {
     Suite *s = suite_create("bkc_real");
-    TCase *t = tcase_create("tcp");
-    tcase_set_timeout(t, 60);
-    tcase_add_test(t, test_oversized_response);
-    tcase_add_test(t, test_read_timeout_failover);
-    suite_add_tcase(s, t);
-    TCase *real = tcase_create("real_bookies");
-    tcase_set_timeout(real, 120);
+    TCase *t = tl_tcase(s, "tcp", 60, NULL, NULL);
+    tl_add(t, test_oversized_response, test_read_timeout_failover);
+    TCase *real = tl_tcase(s, "real_bookies", 120, NULL, NULL);
     tcase_add_loop_test(real, test_real_bookies_inprocess, 0, 2);
     tcase_add_loop_test(real, test_real_bookie_processes_sigkill, 0, 2);
     tcase_add_loop_test(real, test_real_bookies_sizes_recovery, 0, 2);
     tcase_add_loop_test(real, test_frame_limit, 0, 2);
-    tcase_add_test(real, test_v3_frames);
-    suite_add_tcase(s, real);
+    tl_add(real, test_v3_frames);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(bkc_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(bkc_suite());
 }

@@ -8,6 +8,7 @@
  * removed afterwards; tests/integration/meta_zk.sh starts one). Each test drives the
  * store's event_base until its callbacks ran. Run under ASan with CK_FORK=no.
  */
+#include "lib/tl.h"
 #include "meta/meta.h"
 #include "meta/meta_int.h"
 #include "util/err.h"
@@ -1149,52 +1150,36 @@ END_TEST
 static Suite *meta_suite(void)
 {
     Suite *s = suite_create("meta");
-    const TTest *contract[] = {
-        t_create_get_update,
-        t_create_only_and_cas,
-        t_delete,
-        t_children_sorted,
-        t_parents,
-        t_sequential,
-        t_ephemeral,
-        t_watch_data,
-        t_watch_children,
-        t_unwatch,
-        t_binary_and_large,
-        t_bad_arguments,
-        t_close_cancels,
-        t_two_sessions,
-        t_session_events,
-        t_many_pipelined,
-    };
+    const TTest *const contract[] = {t_create_get_update,
+                                     t_create_only_and_cas,
+                                     t_delete,
+                                     t_children_sorted,
+                                     t_parents,
+                                     t_sequential,
+                                     t_ephemeral,
+                                     t_watch_data,
+                                     t_watch_children,
+                                     t_unwatch,
+                                     t_binary_and_large,
+                                     t_bad_arguments,
+                                     t_close_cancels,
+                                     t_two_sessions,
+                                     t_session_events,
+                                     t_many_pipelined,
+                                     NULL};
     void (*setups[])(void) = {setup_memory, setup_embedded, setup_zk};
     bool have_zk = getenv("MAGNETAR_TEST_ZK") && getenv("MAGNETAR_TEST_ZK")[0];
     for (int b = 0; b < 3; b++) {
         if (b == 2 && !have_zk) {
             /* one test that says so: scripts/test.sh counts it as a skip, not a pass */
-            TCase *tc = tcase_create(backends[b].name);
-            tcase_add_test(tc, t_zk_skipped);
-            suite_add_tcase(s, tc);
+            tl_add(tl_tcase(s, backends[b].name, 0, NULL, NULL), t_zk_skipped);
             continue;
         }
-        TCase *tc = tcase_create(backends[b].name);
-        tcase_add_checked_fixture(tc, setups[b], teardown);
-        tcase_set_timeout(tc, 60);
-        for (size_t i = 0; i < sizeof contract / sizeof contract[0]; i++)
-            tcase_add_test(tc, contract[i]);
-        suite_add_tcase(s, tc);
+        tl_add_list(tl_tcase(s, backends[b].name, 60, setups[b], teardown), contract);
     }
-    TCase *tc = tcase_create("embedded-durability");
-    tcase_add_checked_fixture(tc, setup_embedded, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, t_emb_reopen);
-    tcase_add_test(tc, t_emb_torn_tail);
-    tcase_add_test(tc, t_emb_snapshots);
-    tcase_add_test(tc, t_emb_dirs);
-    tcase_add_test(tc, t_emb_group_commit);
-    tcase_add_test(tc, t_emb_enospc_write);
-    tcase_add_test(tc, t_emb_enospc_sync);
-    suite_add_tcase(s, tc);
+    TCase *tc = tl_tcase(s, "embedded-durability", 60, setup_embedded, teardown);
+    tl_add(tc, t_emb_reopen, t_emb_torn_tail, t_emb_snapshots, t_emb_dirs, t_emb_group_commit,
+           t_emb_enospc_write, t_emb_enospc_sync);
     return s;
 }
 
@@ -1250,9 +1235,5 @@ int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "probe") == 0)
         return probe_main(argv[2], atoi(argv[3]), atoi(argv[4]));
-    SRunner *sr = srunner_create(meta_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tl_run(meta_suite());
 }

@@ -10,6 +10,7 @@
  * The event loop is driven with EVLOOP_ONCE|EVLOOP_NONBLOCK in bounded loops.
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
+#include "lib/tl.h"
 #include "ml/ml.h"
 #include "ml/ml_int.h"
 #include "util/alloc.h"
@@ -1365,42 +1366,19 @@ END_TEST
 static Suite *ml_suite(void)
 {
     Suite *s = suite_create("ml");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_unknown_store);
-    tcase_add_test(tc, test_append_order_async);
-    tcase_add_test(tc, test_entry_metadata);
-    tcase_add_test(tc, test_rollover);
-    tcase_add_test(tc, test_rollover_by_size);
-    tcase_add_test(tc, test_cursor_latest_earliest);
-    tcase_add_test(tc, test_read_waits);
-    tcase_add_test(tc, test_cancel_read);
-    tcase_add_test(tc, test_individual_acks);
-    tcase_add_test(tc, test_acks_across_ledgers);
-    tcase_add_test(tc, test_cumulative_ack);
-    tcase_add_test(tc, test_batch_ack);
-    tcase_add_test(tc, test_rewind);
-    tcase_add_test(tc, test_reset);
-    tcase_add_test(tc, test_skip_clear_backlog);
-    tcase_add_test(tc, test_durable_vs_nondurable);
-    tcase_add_test(tc, test_replay);
-    tcase_add_test(tc, test_reads_from_store);
+    TCase *tc = tl_tcase(s, "core", 60, NULL, NULL);
+    tl_add(tc, test_unknown_store, test_append_order_async, test_entry_metadata, test_rollover,
+           test_rollover_by_size, test_cursor_latest_earliest, test_read_waits, test_cancel_read,
+           test_individual_acks, test_acks_across_ledgers, test_cumulative_ack, test_batch_ack,
+           test_rewind, test_reset, test_skip_clear_backlog, test_durable_vs_nondurable,
+           test_replay, test_reads_from_store);
     tcase_add_loop_test(tc, test_lost_data, 0, 2);
-    tcase_add_test(tc, test_get_entry);
-    tcase_add_test(tc, test_trim);
-    tcase_add_test(tc, test_find_by_time);
-    tcase_add_test(tc, test_close_pending);
-    tcase_add_test(tc, test_delete);
-    tcase_add_test(tc, test_ack_stress);
-    suite_add_tcase(s, tc);
+    tl_add(tc, test_get_entry, test_trim, test_find_by_time, test_close_pending, test_delete,
+           test_ack_stress);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ml_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(ml_suite());
 }

@@ -26,6 +26,7 @@
 #include "util/loop.h"
 
 #include "MLDataFormats.pb-c.h"
+#include "lib/tl.h"
 
 #include <check.h>
 #include <errno.h>
@@ -1332,35 +1333,20 @@ END_TEST
 static Suite *ml_bk_suite(void)
 {
     Suite *s = suite_create("ml_bk");
-    TCase *tc = tcase_create("bookkeeper");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_roundtrip_standalone);
-    tcase_add_test(tc, test_oversized_append_alone);
-    tcase_add_test(tc, test_cursor_retry_backoff);
-    tcase_add_test(tc, test_roll_backoff);
+    TCase *tc = tl_tcase(s, "bookkeeper", 120, NULL, NULL);
+    tl_add(tc, test_roundtrip_standalone, test_oversized_append_alone, test_cursor_retry_backoff,
+           test_roll_backoff);
     tcase_add_loop_test(tc, test_lost_middle_ledger, 0, 2);
     tcase_add_loop_test(tc, test_lost_last_ledger, 0, 2);
-    tcase_add_test(tc, test_rollover_recorded);
-    tcase_add_test(tc, test_reopen);
-    tcase_add_test(tc, test_cursor_survives_reopen);
-    tcase_add_test(tc, test_takeover_fences_and_skips_nothing);
-    tcase_add_test(tc, test_cursor_recovery_after_crash);
-    tcase_add_test(tc, test_partial_adds_recovered);
-    tcase_add_test(tc, test_failed_appends_leave_no_positions);
-    tcase_add_test(tc, test_bookie_lost_midstream);
-    tcase_add_test(tc, test_not_enough_bookies_then_back);
-    tcase_add_test(tc, test_trim_consumed);
-    tcase_add_test(tc, test_retention_keeps);
-    tcase_add_test(tc, test_delete_ml);
-    suite_add_tcase(s, tc);
+    tl_add(tc, test_rollover_recorded, test_reopen, test_cursor_survives_reopen,
+           test_takeover_fences_and_skips_nothing, test_cursor_recovery_after_crash,
+           test_partial_adds_recovered, test_failed_appends_leave_no_positions,
+           test_bookie_lost_midstream, test_not_enough_bookies_then_back, test_trim_consumed,
+           test_retention_keeps, test_delete_ml);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ml_bk_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(ml_bk_suite());
 }

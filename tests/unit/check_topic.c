@@ -6,6 +6,7 @@
  * awaited count is reached with a deadline (spin_until) where timers are involved.
  */
 #include "PulsarApi.pb-c.h"
+#include "lib/tl.h"
 #include "ml/ml.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
@@ -1295,46 +1296,21 @@ END_TEST
 static Suite *topic_suite(void)
 {
     Suite *s = suite_create("topic");
-    TCase *tc = tcase_create("names");
-    tcase_add_test(tc, test_names);
-    tcase_add_test(tc, test_names_refused);
-    suite_add_tcase(s, tc);
+    TCase *tc = tl_tcase(s, "names", 0, NULL, NULL);
+    tl_add(tc, test_names, test_names_refused);
 
-    tc = tcase_create("topic");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_registry_get);
-    tcase_add_test(tc, test_producers);
-    tcase_add_test(tc, test_publish_order);
-    tcase_add_test(tc, test_exclusive_permits);
-    tcase_add_test(tc, test_failover_partitioned_choice);
-    tcase_add_test(tc, test_failover_switch);
-    tcase_add_test(tc, test_failover_delay);
-    tcase_add_test(tc, test_shared_two);
-    tcase_add_test(tc, test_shared_priority);
-    tcase_add_test(tc, test_shared_close_redelivers);
-    tcase_add_test(tc, test_shared_redeliver);
-    tcase_add_test(tc, test_close_inside_send);
-    tcase_add_test(tc, test_failover_redeliver_ids);
-    tcase_add_test(tc, test_key_shared_auto);
-    tcase_add_test(tc, test_key_shared_sticky);
-    tcase_add_test(tc, test_key_shared_waits);
-    tcase_add_test(tc, test_key_shared_join_hold);
-    tcase_add_test(tc, test_batch_permits);
-    tcase_add_test(tc, test_max_unacked);
-    tcase_add_test(tc, test_watermark);
-    tcase_add_test(tc, test_seek);
-    tcase_add_test(tc, test_reader);
-    tcase_add_test(tc, test_last_id);
-    tcase_add_test(tc, test_unsubscribe_unload);
-    suite_add_tcase(s, tc);
+    tc = tl_tcase(s, "topic", 0, setup, teardown);
+    tl_add(tc, test_registry_get, test_producers, test_publish_order, test_exclusive_permits,
+           test_failover_partitioned_choice, test_failover_switch, test_failover_delay,
+           test_shared_two, test_shared_priority, test_shared_close_redelivers,
+           test_shared_redeliver, test_close_inside_send, test_failover_redeliver_ids,
+           test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
+           test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_watermark,
+           test_seek, test_reader, test_last_id, test_unsubscribe_unload);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(topic_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(topic_suite());
 }

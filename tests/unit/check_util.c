@@ -1,4 +1,5 @@
 /* check_util.c - the util module: hash map, error table, CRCs, listener, loop clock and timers. */
+#include "lib/tl.h"
 #include "util/alloc.h"
 #include "util/crc.h"
 #include "util/err.h"
@@ -562,28 +563,12 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("util");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_map_basic);
-    tcase_add_test(tc, test_map_many);
-    tcase_add_test(tc, test_errors);
-    tcase_add_test(tc, test_crc);
-    tcase_add_test(tc, test_ratelimit);
-    tcase_add_test(tc, test_loop_sim_order);
-    tcase_add_test(tc, test_loop_sim_rearm);
-    tcase_add_test(tc, test_loop_sim_runs_active_events);
-    tcase_add_test(tc, test_loop_real);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("listen");
-    tcase_add_checked_fixture(tc, nofile_save, nofile_restore);
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, test_listener_emfile_pauses);
-    tcase_add_test(tc, test_listener_keeps_reserve);
-    tcase_add_test(tc, test_listener_max_conns);
-    tcase_add_test(tc, test_fds_limit_helpers);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
+    tl_add(tc, test_map_basic, test_map_many, test_errors, test_crc, test_ratelimit,
+           test_loop_sim_order, test_loop_sim_rearm, test_loop_sim_runs_active_events,
+           test_loop_real);
+    tc = tl_tcase(s, "listen", 30, nofile_save, nofile_restore);
+    tl_add(tc, test_listener_emfile_pauses, test_listener_keeps_reserve, test_listener_max_conns,
+           test_fds_limit_helpers);
+    return tl_run(s);
 }

@@ -7,6 +7,7 @@
  * MESSAGE encoding by reference, Murmur3_32 and CRC32C known vectors.
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
+#include "lib/tl.h"
 #include "util/crc.h"
 #include "util/err.h"
 #include "wire/wire.h"
@@ -860,30 +861,16 @@ END_TEST
 static Suite *wire_suite(void)
 {
     Suite *s = suite_create("wire");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_roundtrip_commands);
-    tcase_add_test(tc, test_send_split_every_byte);
-    tcase_add_test(tc, test_bad_checksum);
-    tcase_add_test(tc, test_no_checksum_gets_one);
-    tcase_add_test(tc, test_too_big);
-    tcase_add_test(tc, test_garbage);
-    tcase_add_test(tc, test_back_to_back);
-    tcase_add_test(tc, test_entry_parse);
-    tcase_add_test(tc, test_message_encoding);
-    tcase_add_test(tc, test_broker_entry_metadata_sections);
-    tcase_add_test(tc, test_murmur3_vectors);
-    tcase_add_test(tc, test_crc32c_vector);
-    tcase_add_test(tc, test_command_names);
-    tcase_add_test(tc, test_nul_in_string_reported);
-    suite_add_tcase(s, tc);
+    TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
+    tl_add(tc, test_roundtrip_commands, test_send_split_every_byte, test_bad_checksum,
+           test_no_checksum_gets_one, test_too_big, test_garbage, test_back_to_back,
+           test_entry_parse, test_message_encoding, test_broker_entry_metadata_sections,
+           test_murmur3_vectors, test_crc32c_vector, test_command_names,
+           test_nul_in_string_reported);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(wire_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tl_run(wire_suite());
 }
