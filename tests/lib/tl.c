@@ -155,7 +155,8 @@ void tl_passes(struct event_base *b, int n)
 
 char *tl_tmpdir(const char *name)
 {
-    char *d = mg_asprintf("/tmp/%s.XXXXXX", name);
+    const char *t = getenv("TMPDIR");
+    char *d = mg_asprintf("%s/%s.XXXXXX", t && *t ? t : "/tmp", name);
     ck_assert_msg(mkdtemp(d) != NULL, "mkdtemp %s failed", d);
     return d;
 }

@@ -79,7 +79,8 @@ void tl_passes(struct event_base *b, int n);
 
 /* ---- files ----------------------------------------------------------------------------- */
 
-/* A new empty directory /tmp/<name>.XXXXXX; the path is owned by the caller (mg_free). */
+/* A new empty directory $TMPDIR/<name>.XXXXXX ($TMPDIR: /tmp when unset); the path is owned
+ * by the caller (mg_free). */
 char *tl_tmpdir(const char *name);
 /* Remove path and everything below it (a missing path is fine). */
 void tl_rm_rf(const char *path);

@@ -358,6 +358,7 @@ void tl_open_cb(struct ml_ledger *ml, int status, void *data)
 {
     struct tl_open *r = data;
     r->done = true;
+    r->calls++;
     r->ml = ml;
     r->status = status;
 }

@@ -131,6 +131,7 @@ const char *tl_bookie_id(const struct bk_server *s, char *buf, size_t len);
 /* The outcome of an ml_open (data: points to it; callback tl_open_cb). */
 struct tl_open {
     bool done;
+    int calls;
     struct ml_ledger *ml;
     int status;
 };

@@ -7,10 +7,10 @@
  */
 #include "config/cfg.h"
 #include "lib/tl.h"
+#include "util/alloc.h"
 #include "util/err.h"
 
 #include <check.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,28 +20,20 @@
 #error "MG_TOP_SRCDIR must name the source tree (see broker/config/Makefile.inc)"
 #endif
 
-static char tmpdir[256];
+static char *tmpdir; /* the test's files (tl_tmpdir) */
 static char errbuf[512];
 
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "%s/check_cfg.XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    tmpdir = tl_tmpdir("check_cfg");
     errbuf[0] = '\0';
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static void teardown(void)
 {
-    nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    tl_rm_rf(tmpdir);
+    mg_free(tmpdir);
+    tmpdir = NULL;
 }
 
 /* Write text to <tmpdir>/name; returns the path (static buffer, one at a time). */

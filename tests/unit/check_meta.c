@@ -11,6 +11,7 @@
 #include "lib/tl.h"
 #include "meta/meta.h"
 #include "meta/meta_int.h"
+#include "util/alloc.h"
 #include "util/err.h"
 #include "util/loop.h"
 
@@ -18,13 +19,11 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 struct backend {
@@ -43,7 +42,7 @@ static const struct backend *cur;
 static struct event_base *base;
 static struct mg_loop *loop;
 static struct meta_store *st;
-static char tmpdir[256];
+static char *tmpdir; /* the test's files (tl_tmpdir) */
 static char datadir[300];
 static char zk_chroot[128];
 static char url[512];
@@ -52,26 +51,10 @@ static uint64_t snapshot_bytes; /* embedded: 0 = default */
 
 /* ---- running the loop ------------------------------------------------------------------ */
 
-static void noop_cb(evutil_socket_t fd, short what, void *arg)
-{
-}
-
-static int64_t now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* Run the loop until *flag or ms elapsed; returns *flag. */
 static bool run_until(const bool *flag, int ms)
 {
-    int64_t deadline = now_ms() + ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    event_base_once(base, -1, EV_TIMEOUT, noop_cb, NULL, &tv);
-    while (!*flag && now_ms() < deadline)
-        event_base_loop(base, EVLOOP_ONCE);
-    return *flag;
+    return tl_until_flag(loop, flag, (uint64_t)ms);
 }
 
 struct waiter {
@@ -239,9 +222,7 @@ static void setup_common(void)
     base = event_base_new();
     loop = mg_loop_new(base);
     ck_assert_ptr_nonnull(base);
-    const char *t = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(tmpdir, sizeof tmpdir, "%s/check_meta.XXXXXX", t);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    tmpdir = tl_tmpdir("check_meta");
     snprintf(datadir, sizeof datadir, "%s/data", tmpdir);
     memset(session_events, 0, sizeof session_events);
     snapshot_bytes = 0;
@@ -249,7 +230,7 @@ static void setup_common(void)
     if (strcmp(cur->name, "zk") == 0) {
         static int seq;
         snprintf(zk_chroot, sizeof zk_chroot, "/check_meta/%d-%lld-%d", (int)getpid(),
-                 (long long)now_ms(), seq++);
+                 (long long)mg_wall_ms(), seq++);
         struct meta_store *a = zk_admin();
         ck_assert_int_eq(put(a, zk_chroot, "", 0, META_VERSION_NONE, META_CREATE_PARENTS, NULL), 0);
         meta_close(a);
@@ -258,11 +239,6 @@ static void setup_common(void)
         snprintf(url, sizeof url, "%s", cur->name);
     }
     ck_assert_int_eq(open_store(&st), 0);
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
 }
 
 static void teardown(void)
@@ -274,7 +250,9 @@ static void teardown(void)
         zk_rm_r(a, zk_chroot);
         meta_close(a);
     }
-    nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    tl_rm_rf(tmpdir);
+    mg_free(tmpdir);
+    tmpdir = NULL;
     mg_loop_free(loop);
     event_base_free(base);
     base = NULL;

@@ -3,10 +3,10 @@
  * store) and a fake connection that records what the dispatcher sends.
  *
  * The loop is driven with bounded EVLOOP_ONCE|EVLOOP_NONBLOCK passes (spin), or until an
- * awaited count is reached with a deadline (spin_until) where timers are involved.
+ * awaited count is reached with a deadline (tl_until_count) where timers are involved.
  */
 #include "PulsarApi.pb-c.h"
-#include "lib/tl.h"
+#include "lib/tl_bk.h"
 #include "ml/ml.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
@@ -20,7 +20,6 @@
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAXREC 512
 
@@ -39,37 +38,10 @@ struct pub_rec {
 };
 static struct pub_rec pubs;
 
+/* Run what is ready (64 non-blocking passes: no timer waits). */
 static void spin(void)
 {
-    for (int i = 0; i < 64; i++)
-        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-/* Run the loop (timers included) until *v >= want or max_ms passed; the final *v. */
-static int spin_until(const int *v, int want, int max_ms)
-{
-    struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
-    struct timeval tv = {0, 5000};
-    event_add(tick, &tv);
-    int64_t end = now_ms() + max_ms;
-    while (*v < want && now_ms() < end)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(tick);
-    return *v;
+    tl_passes(base, 64);
 }
 
 static void default_cfg(void)
@@ -679,15 +651,15 @@ START_TEST(test_failover_delay)
     topic_consumer_flow(b->c, 10);
     spin(); /* the first active consumer does not wait */
     ck_assert_int_eq(a->n, 3);
-    int64_t closed_at = now_ms();
+    uint64_t closed_at = mg_mono_ms();
     topic_consumer_close(a->c);
     a->c = NULL;
     spin();
     ck_assert(b->active);
     ck_assert_int_eq(b->n, 0); /* waits for the failover delay */
-    ck_assert_int_eq(spin_until(&b->n, 3, 5000), 3);
+    ck_assert_int_eq(tl_until_count(loop, &b->n, 3, 5000), 3);
     /* not before the delay (a little slack for the clocks' granularity) */
-    ck_assert_int_ge(now_ms() - closed_at, 45);
+    ck_assert_uint_ge(mg_mono_ms() - closed_at, 45);
 }
 END_TEST
 
@@ -1212,19 +1184,6 @@ START_TEST(test_last_id)
 }
 END_TEST
 
-struct open_rec {
-    int calls, status;
-    struct ml_ledger *ml;
-};
-
-static void open_cb(struct ml_ledger *ml, int status, void *data)
-{
-    struct open_rec *r = data;
-    r->calls++;
-    r->status = status;
-    r->ml = ml;
-}
-
 START_TEST(test_unsubscribe_unload)
 {
     struct topic *t = load("un");
@@ -1261,8 +1220,8 @@ START_TEST(test_unsubscribe_unload)
     ck_assert_int_eq(topic_delete(t, false), -MG_EBUSY);
     /* The memory store forgets an ML at its last close; hold a reference across the unload,
      * so that the ML keeps its cursors as a durable store would. */
-    struct open_rec held = {0};
-    ck_assert_int_eq(ml_open(mlf, "public/default/persistent/un", open_cb, &held), 0);
+    struct tl_open held = {0};
+    ck_assert_int_eq(ml_open(mlf, "public/default/persistent/un", tl_open_cb, &held), 0);
     spin();
     ck_assert_int_eq(held.calls, 1);
     ck_assert_int_eq(held.status, 0);
