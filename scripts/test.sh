@@ -72,13 +72,15 @@ unit_tests() {
 echo "== unit tests (make check, ASan+UBSan, CK_FORK=yes)"
 t0=$SECONDS
 rm -f "$BUILD_DIR"/tests/unit/*.log "$BUILD_DIR"/tests/unit/*.trs
+# (tests/integration/check_*: the Check programs that need sockets or processes)
+rm -f "$BUILD_DIR"/tests/integration/*.log "$BUILD_DIR"/tests/integration/*.trs
 (cd "$BUILD_DIR" && CK_FORK=yes timeout -k 30 "${UNIT_TIMEOUT_S:-1800}" \
   make -s check LOG_COMPILER="timeout -k 10 ${UNIT_PROGRAM_TIMEOUT_S:-600}" >"$work/unit.log" 2>&1)
 make_rc=$?
 n_logs=0
 # automake's test-driver ends each log with "PASS|FAIL|... NAME (exit status: N)"
 exit_status() { sed -n 's/.*(\(exit status: [0-9]*\))$/\1/p' "$1" | tail -n 1; }
-for log in "$BUILD_DIR"/tests/unit/*.log; do
+for log in "$BUILD_DIR"/tests/unit/*.log "$BUILD_DIR"/tests/integration/*.log; do
   [ -f "$log" ] || continue
   n_logs=$((n_logs + 1))
   prog=$(basename "$log" .log)

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 /* ---- suites ---------------------------------------------------------------------------- */
@@ -149,6 +150,20 @@ void tl_passes(struct event_base *b, int n)
 {
     for (int i = 0; i < n; i++)
         event_base_loop(b, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+/* ---- the descriptor limit ------------------------------------------------------------------ */
+
+static struct rlimit tl_saved_nofile;
+
+void tl_nofile_save(void)
+{
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &tl_saved_nofile), 0);
+}
+
+void tl_nofile_restore(void)
+{
+    setrlimit(RLIMIT_NOFILE, &tl_saved_nofile);
 }
 
 /* ---- files ----------------------------------------------------------------------------- */

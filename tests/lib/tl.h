@@ -77,6 +77,13 @@ void tl_run_due(struct mg_loop *l);
 /* n non-blocking passes of b: what is ready runs, nothing waits. */
 void tl_passes(struct event_base *b, int n);
 
+/* ---- the descriptor limit ------------------------------------------------------------------ */
+
+/* A fixture pair for tests that lower RLIMIT_NOFILE: save it; restore it (also after a failed
+ * test, so that the next ones get their descriptors back). */
+void tl_nofile_save(void);
+void tl_nofile_restore(void);
+
 /* ---- files ----------------------------------------------------------------------------- */
 
 /* A new empty directory $TMPDIR/<name>.XXXXXX ($TMPDIR: /tmp when unset); the path is owned

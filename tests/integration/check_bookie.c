@@ -1,5 +1,6 @@
 /*
- * check_bookie.c - unit tests of the bookie module (Check).
+ * check_bookie.c - the bookie module (Check), over real sockets: in tests/integration
+ * because each test runs a server on a thread and talks TCP to it (make check runs it).
  *
  * Each test starts a bk_server in process on port 0 with temporary directories; its event
  * loop runs on a helper thread, and the test talks to it over real sockets with a small
