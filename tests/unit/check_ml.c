@@ -11,6 +11,7 @@
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "lib/tl_bk.h"
+#include "lib/tl_pulsar.h"
 #include "ml/ml.h"
 #include "ml/ml_int.h"
 #include "util/alloc.h"
@@ -154,16 +155,7 @@ static void ck_ranges(const struct ml_cursor *c, const char *want)
 /* A stored Pulsar entry (the SEND payload form) with the given publish time. */
 static struct evbuffer *pulsar_entry(uint64_t seq, uint64_t publish_time, int32_t batch)
 {
-    wire_cmd cmd;
-    Pulsar__Proto__CommandSend send;
-    Pulsar__Proto__MessageMetadata md;
-    pulsar__proto__base_command__init(&cmd);
-    pulsar__proto__command_send__init(&send);
-    send.producer_id = 1;
-    send.sequence_id = seq;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND;
-    cmd.send = &send;
-    pulsar__proto__message_metadata__init(&md);
+    Pulsar__Proto__MessageMetadata md = PULSAR__PROTO__MESSAGE_METADATA__INIT;
     md.producer_name = "p";
     md.sequence_id = seq;
     md.publish_time = publish_time;
@@ -171,17 +163,7 @@ static struct evbuffer *pulsar_entry(uint64_t seq, uint64_t publish_time, int32_
         md.has_num_messages_in_batch = true;
         md.num_messages_in_batch = batch;
     }
-    struct evbuffer *frame = evbuffer_new();
-    wire_write_send(frame, &cmd, &md, "payload", 7);
-    struct wire_frame f;
-    memset(&f, 0, sizeof f);
-    char err[128];
-    ck_assert_int_eq(wire_frame_read(frame, 1 << 20, &f, err, sizeof err), 1);
-    struct evbuffer *entry = f.payload;
-    f.payload = NULL;
-    wire_frame_clear(&f);
-    evbuffer_free(frame);
-    return entry;
+    return tl_pulsar_entry(&md, "payload", 7);
 }
 
 /* ---- appends and positions ----------------------------------------------------------- */

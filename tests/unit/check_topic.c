@@ -7,10 +7,10 @@
  */
 #include "PulsarApi.pb-c.h"
 #include "lib/tl_bk.h"
+#include "lib/tl_pulsar.h"
 #include "ml/ml.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
-#include "util/crc.h"
 #include "util/err.h"
 #include "util/loop.h"
 #include "wire/wire.h"
@@ -127,28 +127,8 @@ static struct evbuffer *make_entry(uint64_t publish_time, int batch, const char 
         md.ordering_key.data = (uint8_t *)key;
         md.ordering_key.len = strlen(key);
     }
-    size_t mlen = pulsar__proto__message_metadata__get_packed_size(&md);
     const char payload[] = "hello";
-    size_t tail = 4 + mlen + sizeof payload;
-    unsigned char *b = malloc(6 + tail);
-    b[0] = 0x0e;
-    b[1] = 0x01;
-    unsigned char *t = b + 6;
-    t[0] = (unsigned char)(mlen >> 24);
-    t[1] = (unsigned char)(mlen >> 16);
-    t[2] = (unsigned char)(mlen >> 8);
-    t[3] = (unsigned char)mlen;
-    pulsar__proto__message_metadata__pack(&md, t + 4);
-    memcpy(t + 4 + mlen, payload, sizeof payload);
-    uint32_t crc = mg_crc32c(0, t, tail);
-    b[2] = (unsigned char)(crc >> 24);
-    b[3] = (unsigned char)(crc >> 16);
-    b[4] = (unsigned char)(crc >> 8);
-    b[5] = (unsigned char)crc;
-    struct evbuffer *e = evbuffer_new();
-    evbuffer_add(e, b, 6 + tail);
-    free(b);
-    return e;
+    return tl_pulsar_entry(&md, payload, sizeof payload);
 }
 
 static void pub_cb(void *data, int status, struct ml_position pos)

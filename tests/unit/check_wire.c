@@ -7,7 +7,8 @@
  * MESSAGE encoding by reference, Murmur3_32 and CRC32C known vectors.
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
-#include "lib/tl.h"
+#include "lib/tl_pulsar.h"
+#include "util/bytes.h"
 #include "util/crc.h"
 #include "util/err.h"
 #include "wire/wire.h"
@@ -18,19 +19,6 @@
 #include <string.h>
 
 #define MAX_FRAME (WIRE_DEFAULT_MAX_MESSAGE_SIZE + WIRE_FRAME_PADDING)
-
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 /* Flatten a whole evbuffer into a malloc'd copy (test helper only). */
 static uint8_t *flat(struct evbuffer *b, size_t *len)
@@ -76,8 +64,8 @@ static void write_raw(struct evbuffer *out, const wire_cmd *cmd, const void *tai
     size_t n = protobuf_c_message_get_packed_size(&cmd->base);
     uint8_t *buf = malloc(8 + n);
     ck_assert_ptr_nonnull(buf);
-    put32(buf, (uint32_t)(4 + n + tlen));
-    put32(buf + 4, (uint32_t)n);
+    mg_put_be32(buf, (uint32_t)(4 + n + tlen));
+    mg_put_be32(buf + 4, (uint32_t)n);
     protobuf_c_message_pack(&cmd->base, buf + 8);
     evbuffer_add(out, buf, 8 + n);
     if (tlen)
@@ -89,7 +77,7 @@ static void write_raw(struct evbuffer *out, const wire_cmd *cmd, const void *tai
 static size_t md_tail(const Pulsar__Proto__MessageMetadata *md, const char *payload, uint8_t *out)
 {
     size_t n = protobuf_c_message_get_packed_size(&md->base);
-    put32(out, (uint32_t)n);
+    mg_put_be32(out, (uint32_t)n);
     protobuf_c_message_pack(&md->base, out + 4);
     memcpy(out + 4 + n, payload, strlen(payload));
     return 4 + n + strlen(payload);
@@ -213,7 +201,7 @@ START_TEST(test_send_split_every_byte)
     size_t len;
     uint8_t *bytes = flat(src, &len);
     evbuffer_free(src);
-    uint32_t cmd_size = be32(bytes + 4);
+    uint32_t cmd_size = mg_get_be32(bytes + 4);
     size_t pay_off = 8 + cmd_size;
 
     for (size_t k = 1; k < len; k++) {
@@ -271,7 +259,7 @@ START_TEST(test_bad_checksum)
 
     /* Payload intact again, the checksum itself corrupted (magic at +0, crc at +2). */
     bytes[len - 1] ^= 0x20;
-    bytes[8 + be32(bytes + 4) + 3] ^= 0x01;
+    bytes[8 + mg_get_be32(bytes + 4) + 3] ^= 0x01;
     evbuffer_add(b, bytes, len);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert(f.had_checksum);
@@ -303,7 +291,7 @@ START_TEST(test_no_checksum_gets_one)
     ck_assert_uint_eq(plen, 6 + tlen);
     ck_assert_uint_eq(p[0], 0x0e);
     ck_assert_uint_eq(p[1], 0x01);
-    ck_assert_uint_eq(be32(p + 2), mg_crc32c(0, tail, tlen));
+    ck_assert_uint_eq(mg_get_be32(p + 2), mg_crc32c(0, tail, tlen));
     ck_assert_mem_eq(p + 6, tail, tlen);
     free(p);
 
@@ -328,7 +316,7 @@ START_TEST(test_too_big)
     char err[128] = "";
     uint8_t h[4];
 
-    put32(h, 0x7fffffff);
+    mg_put_be32(h, 0x7fffffff);
     evbuffer_add(b, h, 4);
     ck_assert_int_eq(wire_frame_read(b, MAX_FRAME, &f, err, sizeof(err)), -MG_ETOOBIG);
     ck_assert(err[0] != '\0');
@@ -337,7 +325,7 @@ START_TEST(test_too_big)
     evbuffer_drain(b, 4);
 
     /* Exactly the limit is allowed (and waits), one more is not. */
-    put32(h, 1000);
+    mg_put_be32(h, 1000);
     evbuffer_add(b, h, 4);
     ck_assert_int_eq(wire_frame_read(b, 1000, &f, err, sizeof(err)), 0);
     ck_assert_int_eq(wire_frame_read(b, 999, &f, err, sizeof(err)), -MG_ETOOBIG);
@@ -373,8 +361,8 @@ START_TEST(test_garbage)
     uint8_t buf[128];
 
     /* An unparsable command: field 31 with invalid wire type 7. */
-    put32(buf, 64);
-    put32(buf + 4, 60);
+    mg_put_be32(buf, 64);
+    mg_put_be32(buf + 4, 60);
     memset(buf + 8, 0xff, 60);
     expect_proto(buf, 68);
 
@@ -382,8 +370,8 @@ START_TEST(test_garbage)
      * with an invalid tag (field 0) so the frame can never parse. */
     srand(12345);
     for (int round = 0; round < 50; round++) {
-        put32(buf, 100);
-        put32(buf + 4, 60);
+        mg_put_be32(buf, 100);
+        mg_put_be32(buf + 4, 60);
         for (int i = 8; i < 104; i++)
             buf[i] = (uint8_t)rand();
         buf[8] = 0x00;
@@ -391,15 +379,15 @@ START_TEST(test_garbage)
     }
 
     /* cmdSize 0 */
-    put32(buf, 10);
-    put32(buf + 4, 0);
+    mg_put_be32(buf, 10);
+    mg_put_be32(buf + 4, 0);
     expect_proto(buf, 8);
     /* cmdSize > totalSize - 4 (detected from the first 8 bytes) */
-    put32(buf, 10);
-    put32(buf + 4, 7);
+    mg_put_be32(buf, 10);
+    mg_put_be32(buf + 4, 7);
     expect_proto(buf, 8);
     /* totalSize too small for any command */
-    put32(buf, 2);
+    mg_put_be32(buf, 2);
     expect_proto(buf, 4);
 
     struct evbuffer *b = evbuffer_new();
@@ -436,7 +424,7 @@ START_TEST(test_garbage)
     Pulsar__Proto__MessageMetadata md;
     init_md(&md, 1);
     size_t tlen = md_tail(&md, "p", buf);
-    put32(buf, (uint32_t)tlen);
+    mg_put_be32(buf, (uint32_t)tlen);
     write_raw(b, &cmd, buf, tlen);
     expect_proto_buf(b);
 
@@ -516,18 +504,7 @@ END_TEST
 /* Build a stored entry (0x0e01 + crc + mdSize + md + payload) from md via a SEND frame. */
 static struct evbuffer *entry_from(const Pulsar__Proto__MessageMetadata *md, const char *payload)
 {
-    wire_cmd cmd;
-    Pulsar__Proto__CommandSend send;
-    struct evbuffer *b = evbuffer_new();
-    struct wire_frame f;
-    init_send(&cmd, &send, md->sequence_id);
-    wire_write_send(b, &cmd, md, payload, strlen(payload));
-    ck_assert_int_eq(read_one(b, &f), 1);
-    struct evbuffer *e = f.payload;
-    f.payload = NULL;
-    wire_frame_clear(&f);
-    evbuffer_free(b);
-    return e;
+    return tl_pulsar_entry(md, payload, strlen(payload));
 }
 
 static uint32_t key_hash(const void *k, size_t n)
@@ -679,8 +656,8 @@ START_TEST(test_message_encoding)
     uint8_t *o = flat(out, &olen);
     size_t cmd_size = protobuf_c_message_get_packed_size(&cmd.base);
     ck_assert_uint_eq(olen, 8 + cmd_size + elen);
-    ck_assert_uint_eq(be32(o), 4 + cmd_size + elen);
-    ck_assert_uint_eq(be32(o + 4), cmd_size);
+    ck_assert_uint_eq(mg_get_be32(o), 4 + cmd_size + elen);
+    ck_assert_uint_eq(mg_get_be32(o + 4), cmd_size);
     ck_assert_mem_eq(o + 8 + cmd_size, ebytes, elen);
     free(o);
 
@@ -732,7 +709,7 @@ START_TEST(test_broker_entry_metadata_sections)
     memcpy(frame_tail, bem, sizeof(bem));
     frame_tail[8] = 0x0e;
     frame_tail[9] = 0x01;
-    put32(frame_tail + 10, mg_crc32c(0, tail, n));
+    mg_put_be32(frame_tail + 10, mg_crc32c(0, tail, n));
     memcpy(frame_tail + 14, tail, n);
     size_t ftl = 14 + n;
 
