@@ -24,23 +24,25 @@
 
 /* ---- the metadata store, synchronously ------------------------------------------------------ */
 
+/* A metadata call's outcome: its callback must run exactly once. */
 struct tl_mres {
-    bool done;
+    int calls;
     int status;
 };
 
 static void tl_meta_cb(struct meta_req *r, int status)
 {
-    struct tl_mres *m = r->data;
-    m->status = status;
-    m->done = true;
+    struct tl_mres *res = r->data;
+    res->calls++;
+    res->status = status;
 }
 
 /* Wait for the callback of a call that returned rc; the status. */
 static int tl_meta_wait(struct meta_store *m, int rc, struct tl_mres *res)
 {
     ck_assert_msg(rc == 0, "meta call failed at once: %s", mg_errname(rc));
-    tl_wait(m->loop, &res->done);
+    ck_assert_msg(tl_until_count(m->loop, &res->calls, 1, tl_wait_ms(m->loop)) == 1,
+                  "meta callback: %d calls", res->calls);
     return res->status;
 }
 
@@ -64,24 +66,26 @@ int tl_meta_del(struct meta_store *m, const char *path)
     return status;
 }
 
-int tl_meta_get(struct meta_store *m, const char *path, struct meta_req *r)
+/* A read (meta_get or meta_children) whose answer stays in *r. */
+static int tl_meta_read(struct meta_store *m, const char *path, struct meta_req *r,
+                        int (*call)(struct meta_store *, const char *, struct meta_req *, meta_cb))
 {
     struct tl_mres res = {0};
     memset(r, 0, sizeof *r);
     r->data = &res;
-    int status = tl_meta_wait(m, meta_get(m, path, r, tl_meta_cb), &res);
+    int status = tl_meta_wait(m, call(m, path, r, tl_meta_cb), &res);
     r->data = NULL;
     return status;
 }
 
+int tl_meta_get(struct meta_store *m, const char *path, struct meta_req *r)
+{
+    return tl_meta_read(m, path, r, meta_get);
+}
+
 int tl_meta_children(struct meta_store *m, const char *path, struct meta_req *r)
 {
-    struct tl_mres res = {0};
-    memset(r, 0, sizeof *r);
-    r->data = &res;
-    int status = tl_meta_wait(m, meta_children(m, path, r, tl_meta_cb), &res);
-    r->data = NULL;
-    return status;
+    return tl_meta_read(m, path, r, meta_children);
 }
 
 int tl_bookies_registered(struct meta_store *m)

@@ -28,6 +28,15 @@
 
 /* ---- stored entries ---------------------------------------------------------------------- */
 
+void tl_pulsar_md(Pulsar__Proto__MessageMetadata *md, const char *producer, uint64_t seq,
+                  uint64_t publish_time)
+{
+    pulsar__proto__message_metadata__init(md);
+    md->producer_name = (char *)producer;
+    md->sequence_id = seq;
+    md->publish_time = publish_time;
+}
+
 struct evbuffer *tl_pulsar_entry(const Pulsar__Proto__MessageMetadata *md, const void *payload,
                                  size_t len)
 {
@@ -166,6 +175,15 @@ bool tl_peer_wait_closed(struct tl_peer *p)
 
 /* ---- commands ------------------------------------------------------------------------------ */
 
+/* The id of entry ledger:entry. */
+static Pulsar__Proto__MessageIdData tl_msg_id(uint64_t ledger, uint64_t entry)
+{
+    Pulsar__Proto__MessageIdData id = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
+    id.ledgerid = ledger;
+    id.entryid = entry;
+    return id;
+}
+
 #define TL_CMD(var, TYPE, field, sub)                                                              \
     wire_cmd var = PULSAR__PROTO__BASE_COMMAND__INIT;                                              \
     var.type = PULSAR__PROTO__BASE_COMMAND__TYPE__##TYPE;                                          \
@@ -195,10 +213,8 @@ void tl_send_producer(struct tl_peer *p, const char *topic, uint64_t producer_id
 void tl_send_send(struct tl_peer *p, uint64_t producer_id, uint64_t seq, const void *payload,
                   size_t len)
 {
-    Pulsar__Proto__MessageMetadata md = PULSAR__PROTO__MESSAGE_METADATA__INIT;
-    md.producer_name = "p";
-    md.sequence_id = seq;
-    md.publish_time = 1000 + seq;
+    Pulsar__Proto__MessageMetadata md;
+    tl_pulsar_md(&md, "p", seq, 1000 + seq);
     Pulsar__Proto__CommandSend c = PULSAR__PROTO__COMMAND_SEND__INIT;
     c.producer_id = producer_id;
     c.sequence_id = seq;
@@ -296,9 +312,7 @@ void tl_send_error(struct tl_peer *p, uint64_t request_id, int error, const char
 void tl_send_receipt(struct tl_peer *p, uint64_t producer_id, uint64_t sequence_id, uint64_t ledger,
                      uint64_t entry)
 {
-    Pulsar__Proto__MessageIdData id = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
-    id.ledgerid = ledger;
-    id.entryid = entry;
+    Pulsar__Proto__MessageIdData id = tl_msg_id(ledger, entry);
     Pulsar__Proto__CommandSendReceipt c = PULSAR__PROTO__COMMAND_SEND_RECEIPT__INIT;
     c.producer_id = producer_id;
     c.sequence_id = sequence_id;
@@ -322,9 +336,7 @@ void tl_send_send_error(struct tl_peer *p, uint64_t producer_id, uint64_t sequen
 void tl_send_message(struct tl_peer *p, uint64_t consumer_id, uint64_t ledger, uint64_t entry,
                      struct evbuffer *stored)
 {
-    Pulsar__Proto__MessageIdData id = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
-    id.ledgerid = ledger;
-    id.entryid = entry;
+    Pulsar__Proto__MessageIdData id = tl_msg_id(ledger, entry);
     Pulsar__Proto__CommandMessage c = PULSAR__PROTO__COMMAND_MESSAGE__INIT;
     c.consumer_id = consumer_id;
     c.message_id = &id;

@@ -26,6 +26,10 @@ struct evbuffer;
 
 /* ---- stored entries ---------------------------------------------------------------------- */
 
+/* Metadata of a message (the rest of *md zeroed): its producer, sequence id, publish time. */
+void tl_pulsar_md(Pulsar__Proto__MessageMetadata *md, const char *producer, uint64_t seq,
+                  uint64_t publish_time);
+
 /* A message as a broker stores it (a SEND's payload: 0x0e01, CRC32C, metadata size,
  * metadata, payload), built without the wire codec. Owned by the caller. */
 struct evbuffer *tl_pulsar_entry(const Pulsar__Proto__MessageMetadata *md, const void *payload,

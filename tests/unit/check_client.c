@@ -604,10 +604,8 @@ static struct evbuffer *batch_entry(const char *const *texts, int n)
     struct client_buf buf = {0};
     for (int i = 0; i < n; i++)
         client_batch_append(&buf, texts[i], strlen(texts[i]), 20 + (uint64_t)i);
-    Pulsar__Proto__MessageMetadata md = PULSAR__PROTO__MESSAGE_METADATA__INIT;
-    md.producer_name = "p";
-    md.sequence_id = 20;
-    md.publish_time = 5678;
+    Pulsar__Proto__MessageMetadata md;
+    tl_pulsar_md(&md, "p", 20, 5678);
     md.has_num_messages_in_batch = 1;
     md.num_messages_in_batch = n;
     struct evbuffer *e = tl_pulsar_entry(&md, buf.data, buf.len);
@@ -656,10 +654,8 @@ START_TEST(test_consumer)
     tl_wait(fx.loop, &s->ready);
     ck_assert_int_eq(s->ready_status, 0);
 
-    Pulsar__Proto__MessageMetadata md = PULSAR__PROTO__MESSAGE_METADATA__INIT;
-    md.producer_name = "p";
-    md.sequence_id = 5;
-    md.publish_time = 1234;
+    Pulsar__Proto__MessageMetadata md;
+    tl_pulsar_md(&md, "p", 5, 1234);
     struct evbuffer *single = tl_pulsar_entry(&md, "hello", 5);
     tl_send_message(b, cid, 3, 0, single);
     static const char *const texts[] = {"a", "bb", "ccc"};

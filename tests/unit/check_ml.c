@@ -155,10 +155,8 @@ static void ck_ranges(const struct ml_cursor *c, const char *want)
 /* A stored Pulsar entry (the SEND payload form) with the given publish time. */
 static struct evbuffer *pulsar_entry(uint64_t seq, uint64_t publish_time, int32_t batch)
 {
-    Pulsar__Proto__MessageMetadata md = PULSAR__PROTO__MESSAGE_METADATA__INIT;
-    md.producer_name = "p";
-    md.sequence_id = seq;
-    md.publish_time = publish_time;
+    Pulsar__Proto__MessageMetadata md;
+    tl_pulsar_md(&md, "p", seq, publish_time);
     if (batch > 0) {
         md.has_num_messages_in_batch = true;
         md.num_messages_in_batch = batch;

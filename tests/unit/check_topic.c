@@ -114,10 +114,8 @@ static struct topic *load(const char *name)
 /* A stored entry: [0x0e01][crc32c][u32 md size][MessageMetadata][payload]. */
 static struct evbuffer *make_entry(uint64_t publish_time, int batch, const char *key)
 {
-    Pulsar__Proto__MessageMetadata md = PULSAR__PROTO__MESSAGE_METADATA__INIT;
-    md.producer_name = "p";
-    md.sequence_id = 0;
-    md.publish_time = publish_time;
+    Pulsar__Proto__MessageMetadata md;
+    tl_pulsar_md(&md, "p", 0, publish_time);
     if (batch > 0) {
         md.has_num_messages_in_batch = 1;
         md.num_messages_in_batch = batch;

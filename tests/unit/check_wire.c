@@ -32,10 +32,7 @@ static uint8_t *flat(struct evbuffer *b, size_t *len)
 
 static void init_md(Pulsar__Proto__MessageMetadata *md, uint64_t seq)
 {
-    pulsar__proto__message_metadata__init(md);
-    md->producer_name = "standalone-0-1";
-    md->sequence_id = seq;
-    md->publish_time = 1700000000000ull + seq;
+    tl_pulsar_md(md, "standalone-0-1", seq, 1700000000000ull + seq);
 }
 
 static void init_send(wire_cmd *cmd, Pulsar__Proto__CommandSend *send, uint64_t seq)
