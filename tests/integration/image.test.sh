@@ -303,16 +303,11 @@ t0=$(now_ms)
 bk_pid=$!; pids+=("$bk_pid")
 wait_tcp "$bkport" 30 || die "bookie not accepting on $bkport within 30 s"
 bk_ready_ms=$(( $(now_ms) - t0 ))
-# registered in ZooKeeper: ask with ZooKeeper's own CLI
-reg=""
-for _ in $(seq 1 50); do
-  reg=$(timeout 30 /usr/share/zookeeper/bin/zkCli.sh -server "127.0.0.1:$zkport" ls /ledgers/available 2>/dev/null \
-        | grep -F "127.0.0.1:$bkport" || true)
-  [ -n "$reg" ] && break
-  sleep 0.2
-done
-[ -n "$reg" ] || die "bookie 127.0.0.1:$bkport not registered under /ledgers/available"
-echo "figure: bookie start to accepting ${bk_ready_ms} ms; registered: $reg"
+# registered in ZooKeeper: its ephemeral node under /ledgers/available (as every cluster test
+# waits for its bookies: zk.sh registered)
+"$here/zk.sh" registered "$work/zk" 10 "127.0.0.1:$bkport" \
+  || die "bookie 127.0.0.1:$bkport not registered under /ledgers/available"
+echo "figure: bookie start to accepting ${bk_ready_ms} ms; registered: 127.0.0.1:$bkport"
 bport=$(free_port); wport=$(free_port)
 t0=$(now_ms)
 (in_image MAGNETAR_metadataStoreUrl="$zkurl" \
