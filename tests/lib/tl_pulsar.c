@@ -184,10 +184,17 @@ static Pulsar__Proto__MessageIdData tl_msg_id(uint64_t ledger, uint64_t entry)
     return id;
 }
 
+/* A BaseCommand var of TYPE with its field pointing to sub. */
 #define TL_CMD(var, TYPE, field, sub)                                                              \
     wire_cmd var = PULSAR__PROTO__BASE_COMMAND__INIT;                                              \
     var.type = PULSAR__PROTO__BASE_COMMAND__TYPE__##TYPE;                                          \
     var.field = &(sub)
+/* Send sub as the command TYPE (field: its BaseCommand field). */
+#define TL_SEND(p, TYPE, field, sub)                                                               \
+    do {                                                                                           \
+        TL_CMD(cmd_, TYPE, field, sub);                                                            \
+        tl_peer_send((p), &cmd_);                                                                  \
+    } while (0)
 
 void tl_send_connect(struct tl_peer *p, const char *client_version, int protocol_version)
 {
@@ -195,8 +202,7 @@ void tl_send_connect(struct tl_peer *p, const char *client_version, int protocol
     c.client_version = (char *)client_version;
     c.has_protocol_version = 1;
     c.protocol_version = protocol_version;
-    TL_CMD(cmd, CONNECT, connect, c);
-    tl_peer_send(p, &cmd);
+    TL_SEND(p, CONNECT, connect, c);
 }
 
 void tl_send_producer(struct tl_peer *p, const char *topic, uint64_t producer_id,
@@ -206,8 +212,7 @@ void tl_send_producer(struct tl_peer *p, const char *topic, uint64_t producer_id
     c.topic = (char *)topic;
     c.producer_id = producer_id;
     c.request_id = request_id;
-    TL_CMD(cmd, PRODUCER, producer, c);
-    tl_peer_send(p, &cmd);
+    TL_SEND(p, PRODUCER, producer, c);
 }
 
 void tl_send_send(struct tl_peer *p, uint64_t producer_id, uint64_t seq, const void *payload,
@@ -233,15 +238,13 @@ void tl_send_connected(struct tl_peer *p, int protocol_version, int max_message_
         c.has_max_message_size = 1;
         c.max_message_size = max_message_size;
     }
-    TL_CMD(cmd, CONNECTED, connected, c);
-    tl_peer_send(p, &cmd);
+    TL_SEND(p, CONNECTED, connected, c);
 }
 
 void tl_send_ping(struct tl_peer *p)
 {
     Pulsar__Proto__CommandPing c = PULSAR__PROTO__COMMAND_PING__INIT;
-    TL_CMD(cmd, PING, ping, c);
-    tl_peer_send(p, &cmd);
+    TL_SEND(p, PING, ping, c);
 }
 
 void tl_send_lookup_response(struct tl_peer *p, uint64_t request_id, int response, const char *url,
@@ -260,8 +263,7 @@ void tl_send_lookup_response(struct tl_peer *p, uint64_t request_id, int respons
         c.error = (Pulsar__Proto__ServerError)error;
         c.message = (char *)message;
     }
-    TL_CMD(cmd, LOOKUP_RESPONSE, lookuptopicresponse, c);
-    tl_peer_send(p, &cmd);
+    TL_SEND(p, LOOKUP_RESPONSE, lookuptopicresponse, c);
 }
 
 void tl_send_partitions(struct tl_peer *p, uint64_t request_id, uint32_t partitions)
@@ -273,8 +275,7 @@ void tl_send_partitions(struct tl_peer *p, uint64_t request_id, uint32_t partiti
     c.partitions = partitions;
     c.has_response = 1;
     c.response = PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success;
-    TL_CMD(cmd, PARTITIONED_METADATA_RESPONSE, partitionmetadataresponse, c);
-    tl_peer_send(p, &cmd);
+    TL_SEND(p, PARTITIONED_METADATA_RESPONSE, partitionmetadataresponse, c);
 }
 
 void tl_send_producer_success(struct tl_peer *p, uint64_t request_id, const char *name,
@@ -287,16 +288,14 @@ void tl_send_producer_success(struct tl_peer *p, uint64_t request_id, const char
         c.has_last_sequence_id = 1;
         c.last_sequence_id = last_sequence_id;
     }
-    TL_CMD(cmd, PRODUCER_SUCCESS, producer_success, c);
-    tl_peer_send(p, &cmd);
+    TL_SEND(p, PRODUCER_SUCCESS, producer_success, c);
 }
 
 void tl_send_success(struct tl_peer *p, uint64_t request_id)
 {
     Pulsar__Proto__CommandSuccess c = PULSAR__PROTO__COMMAND_SUCCESS__INIT;
     c.request_id = request_id;
-    TL_CMD(cmd, SUCCESS, success, c);
-    tl_peer_send(p, &cmd);
+    TL_SEND(p, SUCCESS, success, c);
 }
 
 void tl_send_error(struct tl_peer *p, uint64_t request_id, int error, const char *message)
@@ -305,8 +304,7 @@ void tl_send_error(struct tl_peer *p, uint64_t request_id, int error, const char
     c.request_id = request_id;
     c.error = (Pulsar__Proto__ServerError)error;
     c.message = (char *)message;
-    TL_CMD(cmd, ERROR, error, c);
-    tl_peer_send(p, &cmd);
+    TL_SEND(p, ERROR, error, c);
 }
 
 void tl_send_receipt(struct tl_peer *p, uint64_t producer_id, uint64_t sequence_id, uint64_t ledger,
@@ -317,8 +315,7 @@ void tl_send_receipt(struct tl_peer *p, uint64_t producer_id, uint64_t sequence_
     c.producer_id = producer_id;
     c.sequence_id = sequence_id;
     c.message_id = &id;
-    TL_CMD(cmd, SEND_RECEIPT, send_receipt, c);
-    tl_peer_send(p, &cmd);
+    TL_SEND(p, SEND_RECEIPT, send_receipt, c);
 }
 
 void tl_send_send_error(struct tl_peer *p, uint64_t producer_id, uint64_t sequence_id, int error,
@@ -329,8 +326,7 @@ void tl_send_send_error(struct tl_peer *p, uint64_t producer_id, uint64_t sequen
     c.sequence_id = sequence_id;
     c.error = (Pulsar__Proto__ServerError)error;
     c.message = (char *)message;
-    TL_CMD(cmd, SEND_ERROR, send_error, c);
-    tl_peer_send(p, &cmd);
+    TL_SEND(p, SEND_ERROR, send_error, c);
 }
 
 void tl_send_message(struct tl_peer *p, uint64_t consumer_id, uint64_t ledger, uint64_t entry,
@@ -349,6 +345,5 @@ void tl_send_close_producer(struct tl_peer *p, uint64_t producer_id)
 {
     Pulsar__Proto__CommandCloseProducer c = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
     c.producer_id = producer_id;
-    TL_CMD(cmd, CLOSE_PRODUCER, close_producer, c);
-    tl_peer_send(p, &cmd);
+    TL_SEND(p, CLOSE_PRODUCER, close_producer, c);
 }
