@@ -86,27 +86,12 @@ static void recheck_v2(const struct wire_bk_request *rq)
     evbuffer_free(out);
 }
 
-/* protobuf-c accepts a few encodings it does not reproduce (see fuzz_frame.c); such
- * requests are protobuf-c's business, not the framing's. */
-static int protobuf_round_trips(const Bookkeeper__Proto__Request *req)
-{
-    size_t n = bookkeeper__proto__request__get_packed_size(req);
-    uint8_t *buf = malloc(n + 1);
-    bookkeeper__proto__request__pack(req, buf);
-    Bookkeeper__Proto__Request *again = bookkeeper__proto__request__unpack(NULL, n, buf);
-    free(buf);
-    if (!again)
-        return 0;
-    bookkeeper__proto__request__free_unpacked(again, NULL);
-    return 1;
-}
-
 static void recheck_v3(const struct wire_bk_request *rq)
 {
     check(rq->v3 != NULL && rq->v3->header != NULL, "v3 request unpacked with its header");
     check(rq->op == (unsigned)rq->v3->header->operation && rq->txn == rq->v3->header->txnid,
           "op and txnId are the header's");
-    if (!protobuf_round_trips(rq->v3))
+    if (!fuzz_protobuf_round_trips(&rq->v3->base))
         return;
     struct evbuffer *out = evbuffer_new();
     struct wire_bk_request g;
@@ -133,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 : (data[0] & 3) == 2 ? WIRE_BK_PROTO_V3
                                      : WIRE_BK_PROTO_UNKNOWN;
     size_t limit = fuzz_bk_limit(data[0]);
-    struct evbuffer *in = fuzz_bk_stream(data + 1, size - 1);
+    struct evbuffer *in = fuzz_stream(data + 1, size - 1);
     uint64_t skip = 0;
     for (int k = 0; k < FUZZ_MAX_FRAMES; k++) {
         if (wire_bk_skip(in, &skip))

@@ -99,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     bool v3 = data[0] & 1;
     size_t limit = fuzz_bk_limit(data[0]);
-    struct evbuffer *in = fuzz_bk_stream(data + 1, size - 1);
+    struct evbuffer *in = fuzz_stream(data + 1, size - 1);
     uint64_t skip = 0;
     for (int k = 0; k < FUZZ_MAX_FRAMES; k++) {
         if (wire_bk_skip(in, &skip))

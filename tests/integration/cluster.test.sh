@@ -174,7 +174,7 @@ check_failed_sends "sends during the bookie faults" \
 # ---- 5. healthy again ----------------------------------------------------------------------
 produce_all producer2 "$T/produce2.json" 200 "$N2" "after the failures, new messages" \
     --url "$URL" --topic "$TOPIC" --start "$N" --send-timeout-ms "$SEND_TIMEOUT_MS" --deadline-s 180
-ACKED2=$ACKED
+ACKED2=$PRODUCE_ACKED
 [ -s "$T/produce2.json" ] || echo '{"acked":[]}' >"$T/produce2.json"
 
 # ---- 6. every acknowledged message, in order, once ------------------------------------------

@@ -71,7 +71,7 @@ cp "$T/sa.ports" "$T/sa.ports.first"
 subscribe sub "$URL" "$TOPIC" "$SUB"
 produce_all producer1 "$T/produce1.json" 300 "$N" "before the crash" --url "$URL" \
     --topic "$TOPIC" --send-timeout-ms 30000 --deadline-s 240 || exit 1
-A1=$ACKED
+A1=$PRODUCE_ACKED
 
 # ---- 2. ack the first 40% (with holes) and hold --------------------------------------------------
 start_node acker 400 lib/verify-consume.js --url "$URL" --topic "$TOPIC" --sub "$SUB" \
@@ -127,7 +127,7 @@ BK_PORTS2=$(bookie_ports)
 START2=$((N + NB))
 produce_all producer2 "$T/produce2.json" 300 "$N2" "after the restart" --url "$URL" \
     --topic "$TOPIC" --start "$START2" --send-timeout-ms 30000 --deadline-s 240
-A2=$ACKED
+A2=$PRODUCE_ACKED
 for f in produce1 produceB produce2; do [ -s "$T/$f.json" ] || echo '{"acked":[]}' >"$T/$f.json"; done
 check_failed_sends "failed sends" "kill-standalone@$KILL_MS-$KILL_MS:$WINDOW_B" "$WINDOW_B" \
     "$T/produce1.json,$T/produceB.json,$T/produce2.json"

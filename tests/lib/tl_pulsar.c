@@ -175,8 +175,7 @@ bool tl_peer_wait_closed(struct tl_peer *p)
 
 /* ---- commands ------------------------------------------------------------------------------ */
 
-/* The id of entry ledger:entry. */
-static Pulsar__Proto__MessageIdData tl_msg_id(uint64_t ledger, uint64_t entry)
+Pulsar__Proto__MessageIdData tl_msg_id(uint64_t ledger, uint64_t entry)
 {
     Pulsar__Proto__MessageIdData id = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
     id.ledgerid = ledger;
@@ -184,15 +183,11 @@ static Pulsar__Proto__MessageIdData tl_msg_id(uint64_t ledger, uint64_t entry)
     return id;
 }
 
-/* A BaseCommand var of TYPE with its field pointing to sub. */
-#define TL_CMD(var, TYPE, field, sub)                                                              \
-    wire_cmd var = PULSAR__PROTO__BASE_COMMAND__INIT;                                              \
-    var.type = PULSAR__PROTO__BASE_COMMAND__TYPE__##TYPE;                                          \
-    var.field = &(sub)
 /* Send sub as the command TYPE (field: its BaseCommand field). */
 #define TL_SEND(p, TYPE, field, sub)                                                               \
     do {                                                                                           \
-        TL_CMD(cmd_, TYPE, field, sub);                                                            \
+        wire_cmd cmd_;                                                                             \
+        tl_cmd_set(cmd_, TYPE, field, sub);                                                        \
         tl_peer_send((p), &cmd_);                                                                  \
     } while (0)
 
@@ -223,7 +218,8 @@ void tl_send_send(struct tl_peer *p, uint64_t producer_id, uint64_t seq, const v
     Pulsar__Proto__CommandSend c = PULSAR__PROTO__COMMAND_SEND__INIT;
     c.producer_id = producer_id;
     c.sequence_id = seq;
-    TL_CMD(cmd, SEND, send, c);
+    wire_cmd cmd;
+    tl_cmd_set(cmd, SEND, send, c);
     ck_assert_ptr_nonnull(p->bev);
     wire_write_send(bufferevent_get_output(p->bev), &cmd, &md, payload, len);
 }
@@ -336,7 +332,8 @@ void tl_send_message(struct tl_peer *p, uint64_t consumer_id, uint64_t ledger, u
     Pulsar__Proto__CommandMessage c = PULSAR__PROTO__COMMAND_MESSAGE__INIT;
     c.consumer_id = consumer_id;
     c.message_id = &id;
-    TL_CMD(cmd, MESSAGE, message, c);
+    wire_cmd cmd;
+    tl_cmd_set(cmd, MESSAGE, message, c);
     ck_assert_ptr_nonnull(p->bev);
     wire_write_message(bufferevent_get_output(p->bev), &cmd, stored);
 }

@@ -24,6 +24,19 @@ struct bufferevent;
 struct event_base;
 struct evbuffer;
 
+/* ---- commands ------------------------------------------------------------------------------ */
+
+/* Make cmd (a wire_cmd) a command of TYPE (PULSAR__PROTO__BASE_COMMAND__TYPE__<TYPE>) whose
+ * sub-message field points to sub (both already filled in or zeroed by the test). */
+#define tl_cmd_set(cmd, TYPE, field, sub)                                                          \
+    do {                                                                                           \
+        pulsar__proto__base_command__init(&(cmd));                                                 \
+        (cmd).type = PULSAR__PROTO__BASE_COMMAND__TYPE__##TYPE;                                    \
+        (cmd).field = &(sub);                                                                      \
+    } while (0)
+/* The id of entry ledger:entry. */
+Pulsar__Proto__MessageIdData tl_msg_id(uint64_t ledger, uint64_t entry);
+
 /* ---- stored entries ---------------------------------------------------------------------- */
 
 /* Metadata of a message (the rest of *md zeroed): its producer, sequence id, publish time. */

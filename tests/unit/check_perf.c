@@ -9,7 +9,7 @@
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "client/client_int.h"
-#include "lib/tl.h"
+#include "lib/tl_pulsar.h"
 #include "perf/perf_int.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -417,9 +417,8 @@ START_TEST(test_batch_round_trip)
     send.sequence_id = 1000;
     send.has_num_messages = 1;
     send.num_messages = 50;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND;
-    cmd.send = &send;
+    wire_cmd cmd;
+    tl_cmd_set(cmd, SEND, send, send);
     struct evbuffer *frame = evbuffer_new();
     wire_write_send(frame, &cmd, &md, b.data, b.len);
     struct wire_frame f;

@@ -37,12 +37,10 @@ static void init_md(Pulsar__Proto__MessageMetadata *md, uint64_t seq)
 
 static void init_send(wire_cmd *cmd, Pulsar__Proto__CommandSend *send, uint64_t seq)
 {
-    pulsar__proto__base_command__init(cmd);
     pulsar__proto__command_send__init(send);
     send->producer_id = 7;
     send->sequence_id = seq;
-    cmd->type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND;
-    cmd->send = send;
+    tl_cmd_set(*cmd, SEND, send, *send);
 }
 
 static void write_send(struct evbuffer *out, uint64_t seq, const char *payload)
@@ -94,13 +92,11 @@ START_TEST(test_roundtrip_commands)
 
     /* CONNECT */
     Pulsar__Proto__CommandConnect conn;
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_connect__init(&conn);
     conn.client_version = "Pulsar-CPP-v3.5";
     conn.has_protocol_version = 1;
     conn.protocol_version = 21;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECT;
-    cmd.connect = &conn;
+    tl_cmd_set(cmd, CONNECT, connect, conn);
     wire_write_command(b, &cmd);
     size_t wrote = evbuffer_get_length(b);
     ck_assert_int_eq(read_one(b, &f), 1);
@@ -115,12 +111,10 @@ START_TEST(test_roundtrip_commands)
 
     /* FLOW */
     Pulsar__Proto__CommandFlow flow;
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_flow__init(&flow);
     flow.consumer_id = 42;
     flow.messagepermits = 1000;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__FLOW;
-    cmd.flow = &flow;
+    tl_cmd_set(cmd, FLOW, flow, flow);
     wire_write_command(b, &cmd);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert_int_eq(f.cmd->type, PULSAR__PROTO__BASE_COMMAND__TYPE__FLOW);
@@ -130,14 +124,12 @@ START_TEST(test_roundtrip_commands)
 
     /* SEND_ERROR */
     Pulsar__Proto__CommandSendError se;
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_send_error__init(&se);
     se.producer_id = 3;
     se.sequence_id = 99;
     se.error = PULSAR__PROTO__SERVER_ERROR__ChecksumError;
     se.message = "checksum mismatch";
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND_ERROR;
-    cmd.send_error = &se;
+    tl_cmd_set(cmd, SEND_ERROR, send_error, se);
     wire_write_command(b, &cmd);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert_uint_eq(f.cmd->send_error->sequence_id, 99);
@@ -147,10 +139,8 @@ START_TEST(test_roundtrip_commands)
 
     /* PING (empty sub-message: the frame is still 4+cmdSize) */
     Pulsar__Proto__CommandPing ping;
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_ping__init(&ping);
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PING;
-    cmd.ping = &ping;
+    tl_cmd_set(cmd, PING, ping, ping);
     wire_write_command(b, &cmd);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert_int_eq(f.cmd->type, PULSAR__PROTO__BASE_COMMAND__TYPE__PING);
@@ -392,10 +382,8 @@ START_TEST(test_garbage)
 
     /* payload on a PING */
     Pulsar__Proto__CommandPing ping;
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_ping__init(&ping);
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PING;
-    cmd.ping = &ping;
+    tl_cmd_set(cmd, PING, ping, ping);
     write_raw(b, &cmd, "xyz", 3);
     expect_proto_buf(b);
 
@@ -447,17 +435,13 @@ START_TEST(test_back_to_back)
     Pulsar__Proto__CommandPong pong;
     struct wire_frame f;
 
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_ping__init(&ping);
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PING;
-    cmd.ping = &ping;
+    tl_cmd_set(cmd, PING, ping, ping);
     wire_write_command(b, &cmd);
     write_send(b, 100, "first");
     write_send(b, 101, "second");
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_pong__init(&pong);
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PONG;
-    cmd.pong = &pong;
+    tl_cmd_set(cmd, PONG, pong, pong);
     wire_write_command(b, &cmd);
     /* and half of a third SEND */
     struct evbuffer *tmp = evbuffer_new();
@@ -633,15 +617,11 @@ START_TEST(test_message_encoding)
     wire_cmd cmd;
     Pulsar__Proto__CommandMessage msg;
     Pulsar__Proto__MessageIdData id;
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_message__init(&msg);
-    pulsar__proto__message_id_data__init(&id);
-    id.ledgerid = 12;
-    id.entryid = 34;
+    id = tl_msg_id(12, 34);
     msg.consumer_id = 5;
     msg.message_id = &id;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__MESSAGE;
-    cmd.message = &msg;
+    tl_cmd_set(cmd, MESSAGE, message, msg);
 
     struct evbuffer *out = evbuffer_new();
     wire_write_message(out, &cmd, entry);
@@ -726,12 +706,10 @@ START_TEST(test_broker_entry_metadata_sections)
     /* On a MESSAGE it is kept in front. */
     Pulsar__Proto__CommandMessage msg;
     Pulsar__Proto__MessageIdData id;
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_message__init(&msg);
     pulsar__proto__message_id_data__init(&id);
     msg.message_id = &id;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__MESSAGE;
-    cmd.message = &msg;
+    tl_cmd_set(cmd, MESSAGE, message, msg);
     write_raw(b, &cmd, frame_tail, ftl);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert(f.checksum_ok);
@@ -800,9 +778,8 @@ START_TEST(test_nul_in_string_reported)
     pr.topic = "persistent://t/ns/x";
     pr.producer_id = 1;
     pr.request_id = 2;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER;
-    cmd.producer = &pr;
+    wire_cmd cmd;
+    tl_cmd_set(cmd, PRODUCER, producer, pr);
     ck_assert_ptr_null(nul_field_of(&cmd));
     pr.topic = "persistent://t/ns/a@b";
     ck_assert_str_eq(nul_field_of(&cmd), "topic");

@@ -40,7 +40,7 @@
 #                           verify-produce.js ARGS --count N --out OUT under a TMO s timeout
 #                           (output $T/NAME.*): PASS "WHAT: all N messages acknowledged" when
 #                           it exits 0 with all N acknowledged, else FAIL with its exit code,
-#                           the count and its output, and return 1; sets ACKED
+#                           the count and its output, and return 1; sets PRODUCE_ACKED
 #   stop_clean S NAME...    stop each (stop_proc, S seconds) and FAIL for any exit code but 0
 #   check_failed_sends WHAT FAULTS MAX SUMMARY[,SUMMARY..]
 #                           every send of those verify-produce summaries that got no receipt
@@ -289,12 +289,12 @@ produce_all() {
     shift 5
     run_node "$tmo" "$name" lib/verify-produce.js "$@" --count "$n" --out "$out"
     rc=$?
-    ACKED=$(json "$out" ackedCount)
-    if [ $rc -eq 0 ] && [ "${ACKED:-0}" = "$n" ]; then
+    PRODUCE_ACKED=$(json "$out" ackedCount)
+    if [ $rc -eq 0 ] && [ "${PRODUCE_ACKED:-0}" = "$n" ]; then
         pass "$what: all $n messages acknowledged"
         return 0
     fi
-    fail "$what: exit $rc, ${ACKED:-?} of $n acknowledged, first error: $(json "$out" firstError) $(cat "$T/$name.out") $(tail -n 3 "$T/$name.err")"
+    fail "$what: exit $rc, ${PRODUCE_ACKED:-?} of $n acknowledged, first error: $(json "$out" firstError) $(cat "$T/$name.out") $(tail -n 3 "$T/$name.err")"
     return 1
 }
 
