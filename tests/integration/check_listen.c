@@ -132,6 +132,23 @@ static double cpu_ms(void)
            (double)ru.ru_stime.tv_sec * 1e3 + (double)ru.ru_stime.tv_usec / 1e3;
 }
 
+/* Listen with o, leave room descriptors free (room < 0: the limit as it is), connect every
+ * client and run the loop for ms; the listener's stats then in *st. Returns the CPU time
+ * (ms) the process used meanwhile. */
+static double lfx_run(struct lfx *x, const struct mg_listener_options *o, int room, int ms,
+                      struct mg_listener_stats *st)
+{
+    lfx_start(x, o);
+    if (room >= 0)
+        leave_free(room);
+    lfx_connect_all(x);
+    double c0 = cpu_ms();
+    lfx_pump_ms(x, ms);
+    double used = cpu_ms() - c0;
+    mg_listener_get_stats(x->l, st);
+    return used;
+}
+
 /* Out of descriptors (EMFILE): accepting pauses and retries on a timer; no busy loop, a
  * bounded number of failed accept() calls; once descriptors are free again the waiting
  * clients are all accepted. */
@@ -139,14 +156,8 @@ START_TEST(test_listener_emfile_pauses)
 {
     struct lfx x;
     struct mg_listener_options o = {.name = "test"};
-    lfx_start(&x, &o);
-    leave_free(2); /* room for two accepts, then EMFILE */
-    lfx_connect_all(&x);
-    double c0 = cpu_ms();
-    lfx_pump_ms(&x, 400);
-    double used = cpu_ms() - c0;
     struct mg_listener_stats st;
-    mg_listener_get_stats(x.l, &st);
+    double used = lfx_run(&x, &o, 2, 400, &st); /* room for two accepts, then EMFILE */
     ck_assert_int_eq(x.n_accepted, 2);
     ck_assert(st.paused);
     ck_assert_int_ge(st.accept_errors, 1);
@@ -171,12 +182,8 @@ START_TEST(test_listener_keeps_reserve)
 {
     struct lfx x;
     struct mg_listener_options o = {.name = "test", .reserve_fds = 16};
-    lfx_start(&x, &o);
-    leave_free(19); /* three accepts leave the reserve's 16 */
-    lfx_connect_all(&x);
-    lfx_pump_ms(&x, 300);
     struct mg_listener_stats st;
-    mg_listener_get_stats(x.l, &st);
+    lfx_run(&x, &o, 19, 300, &st); /* three accepts leave the reserve's 16 */
     ck_assert_int_eq(x.n_accepted, 3);
     ck_assert(st.paused);
     ck_assert_int_eq(st.accept_errors, 0);
@@ -194,11 +201,8 @@ START_TEST(test_listener_max_conns)
 {
     struct lfx x;
     struct mg_listener_options o = {.name = "test", .max_conns = 4};
-    lfx_start(&x, &o);
-    lfx_connect_all(&x);
-    lfx_pump_ms(&x, 200);
     struct mg_listener_stats st;
-    mg_listener_get_stats(x.l, &st);
+    lfx_run(&x, &o, -1, 200, &st);
     ck_assert_int_eq(x.n_accepted, 4);
     ck_assert_int_eq(st.open_conns, 4);
     ck_assert(st.paused);

@@ -87,6 +87,8 @@ struct fixture {
     int n;
     bool refuse; /* dial fails */
     struct pstate ps[2];
+    struct client_producer *p; /* producer_ready's */
+    uint64_t pid;              /* its producer id */
     struct cstate cs;
     struct parts parts;
 };
@@ -113,6 +115,12 @@ static void setup(void)
     memset(&fx, 0, sizeof fx);
     fx.base = event_base_new();
     fx.loop = mg_loop_new(fx.base);
+    /* the client under test, on SERVICE_URL through fake_dial */
+    struct client_opts o = {.service_url = SERVICE_URL};
+    char err[200];
+    ck_assert_int_eq(client_new(fx.base, &o, &fx.cl, err, sizeof err), 0);
+    fx.cl->dial = fake_dial;
+    fx.cl->dial_arg = &fx;
 }
 
 static void teardown(void)
@@ -124,17 +132,6 @@ static void teardown(void)
     mg_loop_free(fx.loop);
     event_base_free(fx.base);
     memset(&fx, 0, sizeof fx);
-}
-
-/* The client under test, on SERVICE_URL through fake_dial (operation timeout: 0 default). */
-static void client_start(unsigned operation_timeout_ms)
-{
-    struct client_opts o = {.service_url = SERVICE_URL,
-                            .operation_timeout_ms = operation_timeout_ms};
-    char err[200];
-    ck_assert_int_eq(client_new(fx.base, &o, &fx.cl, err, sizeof err), 0);
-    fx.cl->dial = fake_dial;
-    fx.cl->dial_arg = &fx;
 }
 
 /* The broker side of the k-th connection, once the client dialed it. */
@@ -225,18 +222,28 @@ static struct client_producer *producer_new(bool batching, unsigned batch_max, s
     return p;
 }
 
-/* A producer on TOPIC, created through connection 0 (the broker names it "p-1"); its id. */
-static struct client_producer *producer_ready(bool batching, unsigned batch_max, struct pstate *s,
-                                              uint64_t *id)
+/* A producer on TOPIC (fx.p, its callbacks into fx.ps[0]) whose lookup, on connection 0, the
+ * broker answers with response (and url); the broker side of connection 0. */
+static struct tl_peer *producer_looked_up(bool batching, unsigned batch_max, int response,
+                                          const char *url)
 {
-    struct client_producer *p = producer_new(batching, batch_max, s);
+    fx.p = producer_new(batching, batch_max, &fx.ps[0]);
     struct tl_peer *b = dialed(0);
     accept_connect(b, 0);
-    answer_lookup(b, false, LOOKUP_CONNECT, SERVICE_URL);
-    *id = accept_producer(b, NULL, 0, "p-1");
+    answer_lookup(b, false, response, url);
+    return b;
+}
+
+/* A producer on TOPIC (fx.p, its id fx.pid, its callbacks into fx.ps[0]), created through
+ * connection 0, whose broker side this returns; the broker names it "p-1". */
+static struct tl_peer *producer_ready(bool batching, unsigned batch_max)
+{
+    struct pstate *s = &fx.ps[0];
+    struct tl_peer *b = producer_looked_up(batching, batch_max, LOOKUP_CONNECT, SERVICE_URL);
+    fx.pid = accept_producer(b, NULL, 0, "p-1");
     tl_wait(fx.loop, &s->ready);
     ck_assert_int_eq(s->ready_status, 0);
-    return p;
+    return b;
 }
 
 static void send_str(struct client_producer *p, const char *text, struct pstate *s)
@@ -284,6 +291,9 @@ static void expect_single_send(struct tl_peer *b, uint64_t id, uint64_t seq, con
     wire_frame_clear(&f);
 }
 
+/* The first producer's callbacks record into this (producer_ready's, most tests'). */
+static struct pstate *const ps = &fx.ps[0];
+
 /* ---- tests: handshake and lookup ----------------------------------------------------------- */
 
 /* CONNECT is all the client sends until CONNECTED; a lookup naming the service URL itself
@@ -291,9 +301,7 @@ static void expect_single_send(struct tl_peer *b, uint64_t id, uint64_t seq, con
  * is the producer's; CONNECTED's maxMessageSize bounds what may be sent. */
 START_TEST(test_handshake_lookup_producer)
 {
-    client_start(0);
-    struct pstate *s = &fx.ps[0];
-    struct client_producer *p = producer_new(false, 0, s);
+    struct client_producer *p = producer_new(false, 0, ps);
     struct tl_peer *b = dialed(0);
     ck_assert_str_eq(fx.url[0], SERVICE_URL);
     struct wire_frame f;
@@ -304,14 +312,14 @@ START_TEST(test_handshake_lookup_producer)
     tl_send_connected(b, WIRE_PROTOCOL_VERSION, 4096);
     answer_lookup(b, false, LOOKUP_CONNECT, SERVICE_URL);
     uint64_t id = accept_producer(b, NULL, 0, "p-1");
-    tl_wait(fx.loop, &s->ready);
-    ck_assert_int_eq(s->ready_calls, 1);
-    ck_assert_int_eq(s->ready_status, 0);
+    tl_wait(fx.loop, &ps->ready);
+    ck_assert_int_eq(ps->ready_calls, 1);
+    ck_assert_int_eq(ps->ready_status, 0);
     ck_assert_str_eq(client_producer_name(p), "p-1");
     ck_assert_int_eq(fx.n, 1);
     static char big[4096];
-    ck_assert_int_eq(client_producer_send(p, big, 4096 - 64 + 1, p_sent, s), -MG_ETOOBIG);
-    send_str(p, "fits", s);
+    ck_assert_int_eq(client_producer_send(p, big, 4096 - 64 + 1, p_sent, ps), -MG_ETOOBIG);
+    send_str(p, "fits", ps);
     expect_single_send(b, id, 0, "fits");
     client_producer_free(p);
 }
@@ -320,18 +328,16 @@ END_TEST
 /* An ERROR instead of CONNECTED fails creation with the broker's reason. */
 START_TEST(test_connect_refused)
 {
-    client_start(0);
-    struct pstate *s = &fx.ps[0];
-    struct client_producer *p = producer_new(false, 0, s);
+    struct client_producer *p = producer_new(false, 0, ps);
     struct tl_peer *b = dialed(0);
     struct wire_frame f;
     tl_peer_expect(b, T(CONNECT), &f);
     wire_frame_clear(&f);
     tl_send_error(b, 0, PULSAR__PROTO__SERVER_ERROR__AuthenticationError, "go away");
-    tl_wait(fx.loop, &s->ready);
-    ck_assert_int_eq(s->ready_status, -MG_EPROTO);
-    ck_assert_msg(strstr(s->ready_msg, "refused the connection: go away"), "%s", s->ready_msg);
-    ck_assert_int_eq(client_producer_send(p, "x", 1, p_sent, s), -MG_ECLOSED);
+    tl_wait(fx.loop, &ps->ready);
+    ck_assert_int_eq(ps->ready_status, -MG_EPROTO);
+    ck_assert_msg(strstr(ps->ready_msg, "refused the connection: go away"), "%s", ps->ready_msg);
+    ck_assert_int_eq(client_producer_send(p, "x", 1, p_sent, ps), -MG_ECLOSED);
     ck_assert(tl_peer_wait_closed(b));
     client_producer_free(p);
 }
@@ -341,15 +347,13 @@ END_TEST
  * connection that cannot be made fails it too. */
 START_TEST(test_not_a_broker)
 {
-    client_start(0);
-    struct pstate *s = &fx.ps[0];
-    struct client_producer *p = producer_new(false, 0, s);
+    struct client_producer *p = producer_new(false, 0, ps);
     struct tl_peer *b = dialed(0);
     const char http[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
     tl_peer_send_raw(b, http, sizeof http - 1);
-    tl_wait(fx.loop, &s->ready);
-    ck_assert_int_lt(s->ready_status, 0);
-    ck_assert_msg(strstr(s->ready_msg, "does not answer as a Pulsar broker"), "%s", s->ready_msg);
+    tl_wait(fx.loop, &ps->ready);
+    ck_assert_int_lt(ps->ready_status, 0);
+    ck_assert_msg(strstr(ps->ready_msg, "does not answer as a Pulsar broker"), "%s", ps->ready_msg);
     ck_assert(tl_peer_wait_closed(b));
     client_producer_free(p);
 
@@ -367,38 +371,26 @@ END_TEST
  * the producer is created there, not on the service URL's broker. */
 START_TEST(test_lookup_redirect)
 {
-    client_start(0);
-    struct pstate *s = &fx.ps[0];
-    struct client_producer *p = producer_new(false, 0, s);
-    struct tl_peer *a = dialed(0);
-    accept_connect(a, 0);
-    answer_lookup(a, false, LOOKUP_REDIRECT, OTHER_URL);
+    struct tl_peer *a = producer_looked_up(false, 0, LOOKUP_REDIRECT, OTHER_URL);
     struct tl_peer *b = dialed(1);
     ck_assert_str_eq(fx.url[1], OTHER_URL);
     accept_connect(b, 0);
     answer_lookup(b, true, LOOKUP_CONNECT, OTHER_URL);
     accept_producer(b, NULL, 0, "p-b");
-    tl_wait(fx.loop, &s->ready);
-    ck_assert_int_eq(s->ready_status, 0);
+    tl_wait(fx.loop, &ps->ready);
+    ck_assert_int_eq(ps->ready_status, 0);
     ck_assert_int_eq(fx.n, 2);
     ck_assert_uint_eq(tl_peer_pending(a), 0); /* nothing more on the first broker */
-    client_producer_free(p);
 }
 END_TEST
 
 /* A failed lookup fails creation with the broker's error and message. */
 START_TEST(test_lookup_failed)
 {
-    client_start(0);
-    struct pstate *s = &fx.ps[0];
-    struct client_producer *p = producer_new(false, 0, s);
-    struct tl_peer *b = dialed(0);
-    accept_connect(b, 0);
-    answer_lookup(b, false, LOOKUP_FAILED, NULL);
-    tl_wait(fx.loop, &s->ready);
-    ck_assert_int_eq(s->ready_status, -MG_ENOTFOUND);
-    ck_assert_msg(strstr(s->ready_msg, "no such topic here"), "%s", s->ready_msg);
-    client_producer_free(p);
+    producer_looked_up(false, 0, LOOKUP_FAILED, NULL);
+    tl_wait(fx.loop, &ps->ready);
+    ck_assert_int_eq(ps->ready_status, -MG_ENOTFOUND);
+    ck_assert_msg(strstr(ps->ready_msg, "no such topic here"), "%s", ps->ready_msg);
 }
 END_TEST
 
@@ -410,19 +402,15 @@ END_TEST
  * the entry's id and its index in the batch. */
 START_TEST(test_producer_batches)
 {
-    client_start(0);
-    struct pstate *s = &fx.ps[0];
-    uint64_t id;
-    struct client_producer *p = producer_ready(true, 3, s, &id);
-    struct tl_peer *b = &fx.peer[0];
+    struct tl_peer *b = producer_ready(true, 3);
     const char *texts[] = {"m0", "m-one", "m2", "last"};
     for (int i = 0; i < 3; i++)
-        send_str(p, texts[i], s);
-    ck_assert_uint_eq(client_producer_pending(p), 3);
+        send_str(fx.p, texts[i], ps);
+    ck_assert_uint_eq(client_producer_pending(fx.p), 3);
     struct wire_frame f;
     tl_peer_expect(b, T(SEND), &f);
     const Pulsar__Proto__CommandSend *send = f.cmd->send;
-    ck_assert_uint_eq(send->producer_id, id);
+    ck_assert_uint_eq(send->producer_id, fx.pid);
     ck_assert_uint_eq(send->sequence_id, 0);
     ck_assert_int_eq(send->num_messages, 3);
     ck_assert(send->has_highest_sequence_id);
@@ -451,26 +439,25 @@ START_TEST(test_producer_batches)
     ck_assert_uint_eq(off, len);
     pulsar__proto__message_metadata__free_unpacked(md, NULL);
     wire_frame_clear(&f);
-    send_str(p, texts[3], s);
-    client_producer_flush(p);
+    send_str(fx.p, texts[3], ps);
+    client_producer_flush(fx.p);
     tl_peer_expect(b, T(SEND), &f);
     ck_assert_uint_eq(f.cmd->send->sequence_id, 3);
     ck_assert_int_eq(f.cmd->send->num_messages, 1);
     wire_frame_clear(&f);
-    tl_send_receipt(b, id, 0, 7, 1);
-    tl_send_receipt(b, id, 3, 7, 2);
-    ck_assert_int_eq(tl_until_count(fx.loop, &s->n, 4, TL_REAL_WAIT_MS), 4);
+    tl_send_receipt(b, fx.pid, 0, 7, 1);
+    tl_send_receipt(b, fx.pid, 3, 7, 2);
+    ck_assert_int_eq(tl_until_count(fx.loop, &ps->n, 4, TL_REAL_WAIT_MS), 4);
     for (int i = 0; i < 4; i++) {
-        ck_assert_int_eq(s->res[i].status, 0);
-        ck_assert_uint_eq(s->res[i].sequence_id, (uint64_t)i);
-        ck_assert_uint_eq(s->res[i].size, strlen(texts[i]));
-        ck_assert_uint_eq(s->res[i].id.ledger_id, 7);
-        ck_assert_uint_eq(s->res[i].id.entry_id, i < 3 ? 1 : 2);
-        ck_assert_int_eq(s->res[i].id.batch_index, i < 3 ? i : 0);
-        ck_assert_int_eq(s->res[i].id.batch_size, i < 3 ? 3 : 1);
+        ck_assert_int_eq(ps->res[i].status, 0);
+        ck_assert_uint_eq(ps->res[i].sequence_id, (uint64_t)i);
+        ck_assert_uint_eq(ps->res[i].size, strlen(texts[i]));
+        ck_assert_uint_eq(ps->res[i].id.ledger_id, 7);
+        ck_assert_uint_eq(ps->res[i].id.entry_id, i < 3 ? 1 : 2);
+        ck_assert_int_eq(ps->res[i].id.batch_index, i < 3 ? i : 0);
+        ck_assert_int_eq(ps->res[i].id.batch_size, i < 3 ? 3 : 1);
     }
-    ck_assert_uint_eq(client_producer_pending(p), 0);
-    client_producer_free(p);
+    ck_assert_uint_eq(client_producer_pending(fx.p), 0);
 }
 END_TEST
 
@@ -479,31 +466,26 @@ END_TEST
  * a connection that goes on. */
 START_TEST(test_producer_single_and_send_error)
 {
-    client_start(0);
-    struct pstate *s = &fx.ps[0];
-    uint64_t id;
-    struct client_producer *p = producer_ready(false, 0, s, &id);
-    struct tl_peer *b = &fx.peer[0];
+    struct tl_peer *b = producer_ready(false, 0);
     const char *texts[] = {"first", "second", "third"};
     for (int i = 0; i < 3; i++)
-        send_str(p, texts[i], s);
+        send_str(fx.p, texts[i], ps);
     for (int i = 0; i < 3; i++)
-        expect_single_send(b, id, (uint64_t)i, texts[i]);
-    tl_send_send_error(b, id, 0, PULSAR__PROTO__SERVER_ERROR__ChecksumError, "bad checksum");
-    tl_send_receipt(b, id, 1, 9, 0);
-    tl_send_receipt(b, id, 2, 9, 1);
-    ck_assert_int_eq(tl_until_count(fx.loop, &s->n, 3, TL_REAL_WAIT_MS), 3);
-    ck_assert_int_eq(s->res[0].status, -MG_ECHECKSUM);
-    ck_assert_uint_eq(s->res[0].sequence_id, 0);
+        expect_single_send(b, fx.pid, (uint64_t)i, texts[i]);
+    tl_send_send_error(b, fx.pid, 0, PULSAR__PROTO__SERVER_ERROR__ChecksumError, "bad checksum");
+    tl_send_receipt(b, fx.pid, 1, 9, 0);
+    tl_send_receipt(b, fx.pid, 2, 9, 1);
+    ck_assert_int_eq(tl_until_count(fx.loop, &ps->n, 3, TL_REAL_WAIT_MS), 3);
+    ck_assert_int_eq(ps->res[0].status, -MG_ECHECKSUM);
+    ck_assert_uint_eq(ps->res[0].sequence_id, 0);
     for (int i = 1; i < 3; i++) {
-        ck_assert_int_eq(s->res[i].status, 0);
-        ck_assert_uint_eq(s->res[i].sequence_id, (uint64_t)i);
-        ck_assert_uint_eq(s->res[i].id.entry_id, (uint64_t)i - 1);
-        ck_assert_int_eq(s->res[i].id.batch_index, -1);
+        ck_assert_int_eq(ps->res[i].status, 0);
+        ck_assert_uint_eq(ps->res[i].sequence_id, (uint64_t)i);
+        ck_assert_uint_eq(ps->res[i].id.entry_id, (uint64_t)i - 1);
+        ck_assert_int_eq(ps->res[i].id.batch_index, -1);
     }
     ck_assert_int_eq(fx.n, 1);
     ck_assert(!b->eof);
-    client_producer_free(p);
 }
 END_TEST
 
@@ -513,41 +495,36 @@ END_TEST
  * broker does the same on the connection it has. */
 START_TEST(test_producer_reconnects_and_resends)
 {
-    client_start(0);
-    struct pstate *s = &fx.ps[0];
-    uint64_t id;
-    struct client_producer *p = producer_ready(false, 0, s, &id);
-    struct tl_peer *a = &fx.peer[0];
-    send_str(p, "one", s);
-    send_str(p, "two", s);
-    expect_single_send(a, id, 0, "one");
-    expect_single_send(a, id, 1, "two");
+    struct tl_peer *a = producer_ready(false, 0);
+    send_str(fx.p, "one", ps);
+    send_str(fx.p, "two", ps);
+    expect_single_send(a, fx.pid, 0, "one");
+    expect_single_send(a, fx.pid, 1, "two");
     tl_peer_close(a);
     struct tl_peer *b = dialed(1);
     ck_assert_str_eq(fx.url[1], SERVICE_URL);
     accept_connect(b, 0);
     answer_lookup(b, false, LOOKUP_CONNECT, SERVICE_URL);
-    ck_assert_uint_eq(accept_producer(b, "p-1", 1, "p-1"), id);
-    expect_single_send(b, id, 0, "one");
-    expect_single_send(b, id, 1, "two");
-    ck_assert_int_eq(s->n, 0);
-    tl_send_receipt(b, id, 0, 4, 0);
-    ck_assert_int_eq(tl_until_count(fx.loop, &s->n, 1, TL_REAL_WAIT_MS), 1);
+    ck_assert_uint_eq(accept_producer(b, "p-1", 1, "p-1"), fx.pid);
+    expect_single_send(b, fx.pid, 0, "one");
+    expect_single_send(b, fx.pid, 1, "two");
+    ck_assert_int_eq(ps->n, 0);
+    tl_send_receipt(b, fx.pid, 0, 4, 0);
+    ck_assert_int_eq(tl_until_count(fx.loop, &ps->n, 1, TL_REAL_WAIT_MS), 1);
     /* the broker closes the producer: again, on the same connection */
-    tl_send_close_producer(b, id);
+    tl_send_close_producer(b, fx.pid);
     answer_lookup(b, false, LOOKUP_CONNECT, SERVICE_URL);
     accept_producer(b, "p-1", 2, "p-1");
-    expect_single_send(b, id, 1, "two");
-    tl_send_receipt(b, id, 1, 4, 1);
-    ck_assert_int_eq(tl_until_count(fx.loop, &s->n, 2, TL_REAL_WAIT_MS), 2);
+    expect_single_send(b, fx.pid, 1, "two");
+    tl_send_receipt(b, fx.pid, 1, 4, 1);
+    ck_assert_int_eq(tl_until_count(fx.loop, &ps->n, 2, TL_REAL_WAIT_MS), 2);
     for (int i = 0; i < 2; i++) {
-        ck_assert_int_eq(s->res[i].status, 0);
-        ck_assert_uint_eq(s->res[i].sequence_id, (uint64_t)i);
-        ck_assert_uint_eq(s->res[i].id.entry_id, (uint64_t)i);
+        ck_assert_int_eq(ps->res[i].status, 0);
+        ck_assert_uint_eq(ps->res[i].sequence_id, (uint64_t)i);
+        ck_assert_uint_eq(ps->res[i].id.entry_id, (uint64_t)i);
     }
     ck_assert_int_eq(fx.n, 2);
-    ck_assert_int_eq(s->ready_calls, 1); /* ready once, not at each reconnection */
-    client_producer_free(p);
+    ck_assert_int_eq(ps->ready_calls, 1); /* ready once, not at each reconnection */
 }
 END_TEST
 
@@ -555,20 +532,16 @@ END_TEST
  * tells the broker (CLOSE_PRODUCER). */
 START_TEST(test_producer_free_cancels)
 {
-    client_start(0);
-    struct pstate *s = &fx.ps[0];
-    uint64_t id;
-    struct client_producer *p = producer_ready(false, 0, s, &id);
-    struct tl_peer *b = &fx.peer[0];
-    send_str(p, "a", s);
-    send_str(p, "b", s);
-    client_producer_free(p);
-    ck_assert_int_eq(s->n, 2);
-    ck_assert_int_eq(s->res[0].status, -MG_ECANCELED);
-    ck_assert_int_eq(s->res[1].status, -MG_ECANCELED);
+    struct tl_peer *b = producer_ready(false, 0);
+    send_str(fx.p, "a", ps);
+    send_str(fx.p, "b", ps);
+    client_producer_free(fx.p);
+    ck_assert_int_eq(ps->n, 2);
+    ck_assert_int_eq(ps->res[0].status, -MG_ECANCELED);
+    ck_assert_int_eq(ps->res[1].status, -MG_ECANCELED);
     struct wire_frame f;
     ck_assert_int_eq(tl_peer_skip_to(b, T(CLOSE_PRODUCER), &f), 1);
-    ck_assert_uint_eq(f.cmd->close_producer->producer_id, id);
+    ck_assert_uint_eq(f.cmd->close_producer->producer_id, fx.pid);
     wire_frame_clear(&f);
 }
 END_TEST
@@ -620,7 +593,6 @@ static struct evbuffer *batch_entry(const char *const *texts, int n)
  * messages are. The broker's PING is answered with PONG. */
 START_TEST(test_consumer)
 {
-    client_start(0);
     struct cstate *s = &fx.cs;
     struct client_consumer_opts o = {.topic = "t",
                                      .subscription = "sub",
@@ -721,7 +693,6 @@ static void parts_cb(struct client *c, int status, uint32_t partitions, const ch
 /* PARTITIONED_METADATA goes to the service URL's broker with the full topic name. */
 START_TEST(test_partitions)
 {
-    client_start(0);
     struct parts *r = &fx.parts;
     ck_assert_int_eq(client_get_partitions(fx.cl, "t", parts_cb, r), 0);
     struct tl_peer *b = dialed(0);
@@ -741,17 +712,16 @@ END_TEST
  * (checked on the client's 1 s tick). */
 START_TEST(test_request_times_out)
 {
-    client_start(200);
-    struct pstate *s = &fx.ps[0];
-    struct client_producer *p = producer_new(false, 0, s);
+    fx.cl->operation_timeout_ms = 200;
+    struct client_producer *p = producer_new(false, 0, ps);
     struct tl_peer *b = dialed(0);
     accept_connect(b, 0);
     struct wire_frame f;
     tl_peer_expect(b, T(LOOKUP), &f); /* and no answer */
     wire_frame_clear(&f);
-    ck_assert(tl_until_flag(fx.loop, &s->ready, 5000));
-    ck_assert_int_eq(s->ready_status, -MG_ETIMEDOUT);
-    ck_assert_msg(strstr(s->ready_msg, "timed out"), "%s", s->ready_msg);
+    ck_assert(tl_until_flag(fx.loop, &ps->ready, 5000));
+    ck_assert_int_eq(ps->ready_status, -MG_ETIMEDOUT);
+    ck_assert_msg(strstr(ps->ready_msg, "timed out"), "%s", ps->ready_msg);
     client_producer_free(p);
 }
 END_TEST
