@@ -363,21 +363,41 @@ static struct bk_server *real_bookie(int i)
     return tl_bookie_start(base, dir, i, &o);
 }
 
+#define NBS 4
+static struct bk_server *bs[NBS]; /* the in-process bookies (NULL: none, or stopped) */
+
+/* n in-process bookies, registered, and a client of them (E=3 Qw=2 Qa=2, use_v3). */
+static void bookies_start(int n)
+{
+    env_open(true);
+    for (int i = 0; i < n; i++)
+        bs[i] = real_bookie(i);
+    tl_wait_bookies(meta, n);
+    cl = client_new(3, 2, 2, 5000);
+}
+
+/* Free the client, stop the bookies, close what env_open opened. */
+static void bookies_stop(void)
+{
+    bkc_client_free(cl);
+    cl = NULL;
+    for (int i = 0; i < NBS; i++) {
+        tl_bookie_stop(bs[i], base);
+        bs[i] = NULL;
+    }
+    tl_passes(base, 5);
+    env_close();
+}
+
 /* _i: 0 = v2, 1 = v3 */
 START_TEST(test_real_bookies_inprocess)
 {
     use_v3 = _i == 1;
-    env_open(true);
-    struct bk_server *bs[4];
-    for (int i = 0; i < 4; i++)
-        bs[i] = real_bookie(i);
-    tl_wait_bookies(meta, 4);
-    cl = client_new(3, 2, 2, 5000);
+    bookies_start(4);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     struct tl_adds b = {0};
-    for (int i = 0; i < 10; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 10);
     tl_adds_wait(&b);
     tl_bkc_check_read(w, 0, 9);
     /* stop a bookie of the ensemble while adds are in flight */
@@ -390,12 +410,10 @@ START_TEST(test_real_bookies_inprocess)
             vi = i;
     }
     ck_assert_int_ge(vi, 0);
-    for (int i = 0; i < 10; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 10);
     tl_bookie_stop(bs[vi], base);
     bs[vi] = NULL;
-    for (int i = 0; i < 10; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 10);
     tl_adds_wait(&b);
     for (int i = 0; i < 30; i++) {
         ck_assert_msg(b.status[i] == 0, "add %d: %s", i, b.req[i].errmsg);
@@ -414,13 +432,8 @@ START_TEST(test_real_bookies_inprocess)
     bkc_ledger_free(r);
     bkc_ledger_free(w);
     bkc_client_free(c2);
-    bkc_client_free(cl);
-    cl = NULL;
-    for (int i = 0; i < 4; i++)
-        tl_bookie_stop(bs[i], base);
-    tl_passes(base, 5);
     tl_adds_fini(&b);
-    env_close();
+    bookies_stop();
 }
 END_TEST
 
@@ -509,24 +522,21 @@ START_TEST(test_real_bookie_processes_sigkill)
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     struct tl_adds b = {0};
-    for (int i = 0; i < 10; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 10);
     tl_adds_wait(&b);
     int vi = -1;
     for (int i = 0; i < 4; i++)
         if (!strcmp(ids[i], bkc_ledger_bookie(w, 1)))
             vi = i;
     ck_assert_int_ge(vi, 0);
-    for (int i = 0; i < 10; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 10);
     kill(pids[vi], SIGKILL);
     waitpid(pids[vi], NULL, 0);
     pids[vi] = 0;
     char *p = mg_asprintf("/ledgers/available/%s", ids[vi]);
     tl_meta_del(meta, p);
     mg_free(p);
-    for (int i = 0; i < 10; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 10);
     tl_adds_wait(&b);
     for (int i = 0; i < 30; i++)
         ck_assert_msg(b.status[i] == 0, "add %d: %s (logs in %s)", i, b.req[i].errmsg, dir);
@@ -558,8 +568,7 @@ START_TEST(test_read_timeout_failover)
     fx_setup(2, 2, 2, 2, 200);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     struct tl_adds b = {0};
-    for (int i = 0; i < 4; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 4);
     tl_adds_wait(&b);
     ck_assert_int_eq(tl_bkc_close(w), 0);
     /* a bookie that accepts connections but never reads */
@@ -639,7 +648,7 @@ START_TEST(test_frame_limit)
     o.meta = meta;
     o.disk_usage_threshold_pct = 100;
     o.max_frame_size = (int)limit;
-    struct bk_server *bs = tl_bookie_start(base, dir, 0, &o);
+    struct bk_server *server = tl_bookie_start(base, dir, 0, &o);
     tl_wait_bookies(meta, 1);
     struct bkc_config cfg;
     bkc_config_default(&cfg);
@@ -651,8 +660,7 @@ START_TEST(test_frame_limit)
     struct bkc_ledger *la = tl_bkc_create(cl, 0), *lb = tl_bkc_create(cl, 0);
     /* B: small adds in flight on the shared connection */
     struct tl_adds b = {0};
-    for (int i = 0; i < 8; i++)
-        tl_adds_one(&b, lb);
+    tl_adds_n(&b, lb, 8);
     /* A: entry 0 = a maxMessageSize message, entry 1 = exactly at the limit */
     size_t sz[3] = {max_message + 512, largest_fitting(use_v3, bkc_ledger_id(la), 1, limit), 100};
     struct evbuffer *pa[3];
@@ -687,8 +695,7 @@ START_TEST(test_frame_limit)
     ra[2].data = &rs[2];
     ck_assert_int_eq(bkc_add(la, bkc_ledger_next_entry(la), pa[2], &ra[2], tl_res_cb), 0);
     ck_assert_int_eq(ra[2].entry_id, 2);
-    for (int i = 0; i < 8; i++)
-        tl_adds_one(&b, lb);
+    tl_adds_n(&b, lb, 8);
     struct bkc_bookie *bk = mg_map_get_str(&cl->bookies, bkc_ledger_bookie(la, 0));
     ck_assert_ptr_nonnull(bk);
     uint64_t gen = bk->gen;
@@ -714,7 +721,7 @@ START_TEST(test_frame_limit)
     bkc_ledger_free(lb);
     bkc_client_free(cl);
     cl = NULL;
-    tl_bookie_stop(bs, base);
+    tl_bookie_stop(server, base);
     tl_passes(base, 5);
     for (int i = 0; i < 3; i++)
         evbuffer_free(pa[i]);
@@ -739,8 +746,7 @@ START_TEST(test_oversized_response)
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &cl), 0);
     struct bkc_ledger *lh = tl_bkc_create(cl, 0);
     struct tl_adds b = {0};
-    for (int i = 0; i < 3; i++)
-        tl_adds_one(&b, lh);
+    tl_adds_n(&b, lh, 3);
     tl_adds_wait(&b);
     /* the bookie's copy of entry 1 grows past the client's limit */
     struct fb_entry *x = fb_find(fb[0], bkc_ledger_id(lh), 1);
@@ -776,12 +782,7 @@ END_TEST
 START_TEST(test_real_bookies_sizes_recovery)
 {
     use_v3 = _i == 1;
-    env_open(true);
-    struct bk_server *bs[3];
-    for (int i = 0; i < 3; i++)
-        bs[i] = real_bookie(i);
-    tl_wait_bookies(meta, 3);
-    cl = client_new(3, 2, 2, 5000);
+    bookies_start(3);
     struct bkc_client *c2 = client_new(3, 2, 2, 5000);
     /* an empty ledger: the fencing reads find nothing */
     struct bkc_ledger *w0 = tl_bkc_create(cl, 0);
@@ -830,13 +831,8 @@ START_TEST(test_real_bookies_sizes_recovery)
     read_sizes(r, sz, 0, n - 1);
     bkc_ledger_free(r);
     bkc_client_free(c2);
-    bkc_client_free(cl);
-    cl = NULL;
-    for (int i = 0; i < 3; i++)
-        tl_bookie_stop(bs[i], base);
-    tl_passes(base, 5);
     tl_adds_fini(&b);
-    env_close();
+    bookies_stop();
 }
 END_TEST
 
@@ -878,8 +874,9 @@ static bool sniff_has_frame(const void *arg)
            evbuffer_get_length(sn->got) >= 4 + (size_t)mg_get_be32(h);
 }
 
-/* Take the next frame from sn->got as a v3 Request (waiting for it). */
-static Bookkeeper__Proto__Request *sniff_next(struct sniff *sn)
+/* Take the next frame from sn->got as a v3 Request (waiting for it) of operation op; its
+ * txnId in *txn. */
+static Bookkeeper__Proto__Request *sniff_next(struct sniff *sn, int op, uint64_t *txn)
 {
     ck_assert_msg(tl_until(loop, sniff_has_frame, sn, 10000), "no frame");
     uint8_t h[4];
@@ -891,6 +888,8 @@ static Bookkeeper__Proto__Request *sniff_next(struct sniff *sn)
     ck_assert_ptr_nonnull(r);
     evbuffer_drain(sn->got, n);
     ck_assert_int_eq(r->header->version, BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE);
+    ck_assert_int_eq(r->header->operation, op);
+    *txn = r->header->txnid;
     return r;
 }
 
@@ -909,6 +908,24 @@ static void sniff_reply(struct sniff *sn, Bookkeeper__Proto__Response *resp, int
     bookkeeper__proto__response__pack(resp, b + 4);
     bufferevent_write(sn->bev, b, 4 + n);
     mg_free(b);
+}
+
+/* Answer a read of ledger:entry: status inside and out, the body when not NULL. */
+static void sniff_read_reply(struct sniff *sn, uint64_t txn, int status, int64_t ledger,
+                             int64_t entry, const char *body)
+{
+    Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    Bookkeeper__Proto__ReadResponse rr = BOOKKEEPER__PROTO__READ_RESPONSE__INIT;
+    rr.status = (Bookkeeper__Proto__StatusCode)status;
+    rr.ledgerid = ledger;
+    rr.entryid = entry;
+    if (body) {
+        rr.has_body = true;
+        rr.body.data = (uint8_t *)body;
+        rr.body.len = strlen(body);
+    }
+    r.readresponse = &rr;
+    sniff_reply(sn, &r, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn, status);
 }
 
 struct opres {
@@ -965,9 +982,8 @@ START_TEST(test_v3_frames)
     ck_assert_int_eq(o.n, 0);
     uint64_t txn[4];
     for (int i = 0; i < 2; i++) {
-        Bookkeeper__Proto__Request *r = sniff_next(&sn);
-        ck_assert_int_eq(r->header->operation, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY);
-        txn[i] = r->header->txnid;
+        Bookkeeper__Proto__Request *r =
+            sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, &txn[i]);
         Bookkeeper__Proto__AddRequest *a = r->addrequest;
         ck_assert_ptr_nonnull(a);
         ck_assert_int_eq(a->ledgerid, 7);
@@ -987,9 +1003,8 @@ START_TEST(test_v3_frames)
         bookkeeper__proto__request__free_unpacked(r, NULL);
     }
     for (int i = 2; i < 4; i++) {
-        Bookkeeper__Proto__Request *r = sniff_next(&sn);
-        ck_assert_int_eq(r->header->operation, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY);
-        txn[i] = r->header->txnid;
+        Bookkeeper__Proto__Request *r =
+            sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, &txn[i]);
         Bookkeeper__Proto__ReadRequest *rr = r->readrequest;
         ck_assert_ptr_nonnull(rr);
         ck_assert_int_eq(rr->ledgerid, 7);
@@ -1007,25 +1022,8 @@ START_TEST(test_v3_frames)
             ck_assert(txn[i] != txn[j]);
     /* answers out of order: the plain read (ENOENTRY), the fencing read (EOK + body), the
      * plain add (EFENCED), the recovery add (the outer status only: EBADREQ) */
-    Bookkeeper__Proto__Response r4 = BOOKKEEPER__PROTO__RESPONSE__INIT;
-    Bookkeeper__Proto__ReadResponse rr4 = BOOKKEEPER__PROTO__READ_RESPONSE__INIT;
-    rr4.status = BOOKKEEPER__PROTO__STATUS_CODE__ENOENTRY;
-    rr4.ledgerid = 7;
-    rr4.entryid = 5;
-    r4.readresponse = &rr4;
-    sniff_reply(&sn, &r4, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn[3],
-                BOOKKEEPER__PROTO__STATUS_CODE__ENOENTRY);
-    Bookkeeper__Proto__Response r3 = BOOKKEEPER__PROTO__RESPONSE__INIT;
-    Bookkeeper__Proto__ReadResponse rr3 = BOOKKEEPER__PROTO__READ_RESPONSE__INIT;
-    rr3.status = BOOKKEEPER__PROTO__STATUS_CODE__EOK;
-    rr3.ledgerid = 7;
-    rr3.entryid = 4;
-    rr3.has_body = true;
-    rr3.body.data = (uint8_t *)"the body";
-    rr3.body.len = 8;
-    r3.readresponse = &rr3;
-    sniff_reply(&sn, &r3, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn[2],
-                BOOKKEEPER__PROTO__STATUS_CODE__EOK);
+    sniff_read_reply(&sn, txn[3], BOOKKEEPER__PROTO__STATUS_CODE__ENOENTRY, 7, 5, NULL);
+    sniff_read_reply(&sn, txn[2], BOOKKEEPER__PROTO__STATUS_CODE__EOK, 7, 4, "the body");
     Bookkeeper__Proto__Response r2 = BOOKKEEPER__PROTO__RESPONSE__INIT;
     Bookkeeper__Proto__AddResponse ar2 = BOOKKEEPER__PROTO__ADD_RESPONSE__INIT;
     ar2.status = BOOKKEEPER__PROTO__STATUS_CODE__EFENCED;
@@ -1051,8 +1049,9 @@ START_TEST(test_v3_frames)
     /* an answer to an unknown txnId is dropped; one whose operation does not match its
      * request drops the connection and fails what was sent on it */
     ck_assert_ptr_nonnull(bkc_bookie_read(bk, 7, 6, 0, key, sniff_op_cb, &o, 5));
-    Bookkeeper__Proto__Request *rq = sniff_next(&sn);
-    uint64_t t5 = rq->header->txnid;
+    uint64_t t5;
+    Bookkeeper__Proto__Request *rq =
+        sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, &t5);
     bookkeeper__proto__request__free_unpacked(rq, NULL);
     Bookkeeper__Proto__Response ru = BOOKKEEPER__PROTO__RESPONSE__INIT;
     sniff_reply(&sn, &ru, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, t5 + 1000,

@@ -215,6 +215,12 @@ int tl_adds_one(struct tl_adds *b, struct bkc_ledger *lh)
     return rc;
 }
 
+void tl_adds_n(struct tl_adds *b, struct bkc_ledger *lh, int n)
+{
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(tl_adds_one(b, lh), 0);
+}
+
 static bool tl_adds_done(const void *arg)
 {
     const struct tl_adds *b = arg;

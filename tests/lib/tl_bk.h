@@ -79,6 +79,8 @@ void tl_adds_cb(struct bkc_req *req, int status);
 /* Add the batch's next entry (its entry id: its index in the batch, one batch per ledger,
  * its payload tl_bkc_payload). Returns bkc_add's result (0: counted in the batch). */
 int tl_adds_one(struct tl_adds *b, struct bkc_ledger *lh);
+/* Add n entries to the batch; each must be accepted (tl_adds_one returns 0). */
+void tl_adds_n(struct tl_adds *b, struct bkc_ledger *lh, int n);
 /* Until every add of the batch completed (fails the test if some did not). */
 void tl_adds_wait(struct tl_adds *b);
 void tl_adds_fini(struct tl_adds *b);

@@ -316,8 +316,7 @@ START_TEST(test_roundtrip_striping)
     int64_t id = bkc_ledger_id(lh);
     ck_assert_int_eq(bkc_ledger_ensemble_size(lh), 3);
     struct tl_adds b = {0};
-    for (int i = 0; i < 12; i++)
-        ck_assert_int_eq(tl_adds_one(&b, lh), 0);
+    tl_adds_n(&b, lh, 12);
     ck_assert_int_eq(b.req[11].entry_id, 11);
     ck_assert_int_eq(b.n_done, 0);
     tl_adds_wait(&b);
@@ -407,8 +406,7 @@ START_TEST(test_out_of_order_acks)
     fm[0].add_delay_step = 5;
     fm[1].add_delay = 1000;
     struct tl_adds b = {0};
-    for (int i = 0; i < 8; i++)
-        ck_assert_int_eq(tl_adds_one(&b, lh), 0);
+    tl_adds_n(&b, lh, 8);
     tl_run_for(loop, 600);
     ck_assert_int_eq(b.n_done, 0); /* one bookie acked everything; Qa = 2 */
     tl_adds_wait(&b);
@@ -432,8 +430,7 @@ static void ensemble_change_case(int mode)
     struct bkc_ledger *lh = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(lh);
     struct tl_adds b = {0};
-    for (int i = 0; i < 6; i++)
-        tl_adds_one(&b, lh);
+    tl_adds_n(&b, lh, 6);
     tl_adds_wait(&b);
     int victim = fb_index(bkc_ledger_bookie(lh, 1));
     if (mode == 0)
@@ -442,8 +439,7 @@ static void ensemble_change_case(int mode)
         tl_fakebk_stop(&env, victim);
     else
         fm[victim].drop_adds = true;
-    for (int i = 0; i < 10; i++)
-        ck_assert_int_eq(tl_adds_one(&b, lh), 0);
+    tl_adds_n(&b, lh, 10);
     tl_adds_wait(&b);
     for (int i = 0; i < 16; i++) {
         ck_assert_msg(b.status[i] == 0, "add %d: %d (%s)", i, b.status[i], b.req[i].errmsg);
@@ -513,8 +509,7 @@ START_TEST(test_not_enough_bookies)
     tl_adds_one(&b, lh);
     tl_adds_wait(&b);
     tl_fakebk_stop(&env, 0);
-    for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(tl_adds_one(&b, lh), 0);
+    tl_adds_n(&b, lh, 4);
     tl_adds_wait(&b);
     ck_assert_int_eq(b.status[0], 0);
     for (int i = 1; i < 5; i++) {
@@ -777,8 +772,7 @@ START_TEST(test_recovery_dead_writer)
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     struct tl_adds b = {0};
-    for (int i = 0; i < 5; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 5);
     tl_adds_wait(&b);
     /* entries 5 and 6 reach the bookies but their acks never come back to the writer */
     for (int i = 0; i < 3; i++) {
@@ -854,8 +848,7 @@ START_TEST(test_recovery_partial_adds)
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     struct tl_adds b = {0};
-    for (int i = 0; i < 4; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 4);
     tl_adds_wait(&b);
     int b0 = fb_index(bkc_ledger_bookie(w, 0)), b1 = fb_index(bkc_ledger_bookie(w, 1));
     partial_entry = 4;
@@ -921,8 +914,7 @@ START_TEST(test_recovery_bookie_down)
     int slow = fb_index(bkc_ledger_bookie(w, 2));
     fm[slow].drop_adds = true; /* stores nothing, acks nothing */
     struct tl_adds b = {0};
-    for (int i = 0; i < 6; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 6);
     tl_adds_wait(&b);
     for (int i = 0; i < 6; i++)
         ck_assert_int_eq(b.status[i], 0);
@@ -972,8 +964,7 @@ START_TEST(test_recovery_concurrent)
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     struct tl_adds b = {0};
-    for (int i = 0; i < 9; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 9);
     tl_adds_wait(&b);
     struct bkc_client *c2 = client_new(3, 2, 2, 30000), *c3 = client_new(3, 2, 2, 30000);
     struct tl_res r2 = {0}, r3 = {0};
@@ -1010,12 +1001,10 @@ START_TEST(test_recovery_after_ensemble_change)
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     struct tl_adds b = {0};
-    for (int i = 0; i < 5; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 5);
     tl_adds_wait(&b);
     tl_fakebk_stop(&env, fb_index(bkc_ledger_bookie(w, 0)));
-    for (int i = 0; i < 5; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 5);
     tl_adds_wait(&b);
     for (int i = 0; i < 10; i++)
         ck_assert_int_eq(b.status[i], 0);
@@ -1072,16 +1061,14 @@ START_TEST(test_crash_keeps_acknowledged)
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     struct tl_adds b = {0};
-    for (int i = 0; i < 6; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 6);
     tl_adds_wait(&b);
     int v = fb_index(bkc_ledger_bookie(w, 0));
     int64_t had = bkc_fake_count_entries(fake, v, id);
     ck_assert_int_eq(had, 6);
     bkc_fake_crash(fake, v);
     ck_assert(!bkc_fake_is_up(fake, v));
-    for (int i = 0; i < 4; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 4);
     tl_adds_wait(&b);
     for (int i = 0; i < 10; i++)
         ck_assert_int_eq(b.status[i], 0);
@@ -1126,8 +1113,7 @@ static void digest_case(enum bkc_digest d)
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
     struct bkc_ledger *w = tl_bkc_create(c, 0);
     struct tl_adds b = {0};
-    for (int i = 0; i < 3; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 3);
     tl_adds_wait(&b);
     ck_assert_int_eq(tl_bkc_close(w), 0);
     /* a client configured with other defaults takes digest and password from metadata */
@@ -1161,8 +1147,7 @@ START_TEST(test_read_timeout_failover)
     fx_setup(2, 2, 2, 2, 200);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     struct tl_adds b = {0};
-    for (int i = 0; i < 4; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 4);
     tl_adds_wait(&b);
     ck_assert_int_eq(tl_bkc_close(w), 0);
     /* a bookie that never answers reads */
@@ -1181,8 +1166,7 @@ START_TEST(test_digest_failover)
     fx_setup(2, 2, 2, 2, 30000);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     struct tl_adds b = {0};
-    for (int i = 0; i < 4; i++)
-        tl_adds_one(&b, w);
+    tl_adds_n(&b, w, 4);
     tl_adds_wait(&b);
     ck_assert_int_eq(tl_bkc_close(w), 0);
     /* entries 0 and 2 are read first from ensemble[0], 1 and 3 from ensemble[1] */
