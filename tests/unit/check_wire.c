@@ -53,6 +53,26 @@ static void write_send(struct evbuffer *out, uint64_t seq, const char *payload)
     wire_write_send(out, &cmd, &md, payload, strlen(payload));
 }
 
+/* The frame's payload (its stored entry) is exactly the len bytes of want. */
+static void ck_payload(const struct wire_frame *f, const void *want, size_t len)
+{
+    size_t plen;
+    uint8_t *p = flat(f->payload, &plen);
+    ck_assert_uint_eq(plen, len);
+    ck_assert_mem_eq(p, want, len);
+    free(p);
+}
+
+/* The bytes of a SEND frame (write_send's) in a malloc'd copy; its length in *len. */
+static uint8_t *send_bytes(uint64_t seq, const char *payload, size_t *len)
+{
+    struct evbuffer *b = evbuffer_new();
+    write_send(b, seq, payload);
+    uint8_t *bytes = flat(b, len);
+    evbuffer_free(b);
+    return bytes;
+}
+
 /* Append a raw frame: [total][cmdSize][cmd bytes][tail bytes]. */
 static void write_raw(struct evbuffer *out, const wire_cmd *cmd, const void *tail, size_t tlen)
 {
@@ -183,11 +203,8 @@ END_TEST
 
 START_TEST(test_send_split_every_byte)
 {
-    struct evbuffer *src = evbuffer_new();
-    write_send(src, 11, "payload bytes of a split frame");
     size_t len;
-    uint8_t *bytes = flat(src, &len);
-    evbuffer_free(src);
+    uint8_t *bytes = send_bytes(11, "payload bytes of a split frame", &len);
     uint32_t cmd_size = mg_get_be32(bytes + 4);
     size_t pay_off = 8 + cmd_size;
 
@@ -202,11 +219,7 @@ START_TEST(test_send_split_every_byte)
         ck_assert_uint_eq(evbuffer_get_length(in), 0);
         ck_assert_uint_eq(f.frame_size, len);
         ck_assert(f.checksum_ok);
-        size_t plen;
-        uint8_t *p = flat(f.payload, &plen);
-        ck_assert_uint_eq(plen, len - pay_off);
-        ck_assert_mem_eq(p, bytes + pay_off, plen);
-        free(p);
+        ck_payload(&f, bytes + pay_off, len - pay_off);
         ck_assert_uint_eq(f.cmd->send->sequence_id, 11);
         wire_frame_clear(&f);
         evbuffer_free(in);
@@ -232,10 +245,8 @@ END_TEST
 START_TEST(test_bad_checksum)
 {
     struct evbuffer *b = evbuffer_new();
-    write_send(b, 1, "abcdef");
     size_t len;
-    uint8_t *bytes = flat(b, &len);
-    evbuffer_drain(b, len);
+    uint8_t *bytes = send_bytes(1, "abcdef", &len);
     bytes[len - 1] ^= 0x20; /* flip a payload bit */
     evbuffer_add(b, bytes, len);
     struct wire_frame f;
@@ -444,10 +455,8 @@ START_TEST(test_back_to_back)
     tl_cmd_set(cmd, PONG, pong, pong);
     wire_write_command(b, &cmd);
     /* and half of a third SEND */
-    struct evbuffer *tmp = evbuffer_new();
-    write_send(tmp, 102, "third");
     size_t tl;
-    uint8_t *t = flat(tmp, &tl);
+    uint8_t *t = send_bytes(102, "third", &tl);
     evbuffer_add(b, t, tl / 2);
 
     ck_assert_int_eq(read_one(b, &f), 1);
@@ -477,7 +486,6 @@ START_TEST(test_back_to_back)
     wire_frame_clear(&f);
     ck_assert_uint_eq(evbuffer_get_length(b), 0);
     free(t);
-    evbuffer_free(tmp);
     evbuffer_free(b);
 }
 END_TEST
@@ -645,11 +653,7 @@ START_TEST(test_message_encoding)
     ck_assert_uint_eq(f.cmd->message->message_id->entryid, 34);
     ck_assert(f.had_checksum);
     ck_assert(f.checksum_ok);
-    size_t plen;
-    uint8_t *p = flat(f.payload, &plen);
-    ck_assert_uint_eq(plen, elen);
-    ck_assert_mem_eq(p, ebytes, elen);
-    free(p);
+    ck_payload(&f, ebytes, elen);
 
     /* f.payload was moved out of a buffer that referenced the entry, so it holds reference
      * chains (as data through an in-process bufferevent pair would): libevent refuses to
@@ -661,10 +665,7 @@ START_TEST(test_message_encoding)
     ck_assert_uint_eq(evbuffer_get_length(f.payload), elen);
     wire_frame_clear(&f);
     ck_assert_int_eq(read_one(out, &f), 1);
-    p = flat(f.payload, &plen);
-    ck_assert_uint_eq(plen, elen);
-    ck_assert_mem_eq(p, ebytes, elen);
-    free(p);
+    ck_payload(&f, ebytes, elen);
     wire_frame_clear(&f);
 
     free(ebytes);
@@ -696,11 +697,7 @@ START_TEST(test_broker_entry_metadata_sections)
     write_raw(b, &cmd, frame_tail, ftl);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert(f.checksum_ok);
-    size_t plen;
-    uint8_t *p = flat(f.payload, &plen);
-    ck_assert_uint_eq(plen, ftl - sizeof(bem));
-    ck_assert_mem_eq(p, frame_tail + sizeof(bem), plen);
-    free(p);
+    ck_payload(&f, frame_tail + sizeof(bem), ftl - sizeof(bem));
     wire_frame_clear(&f);
 
     /* On a MESSAGE it is kept in front. */
@@ -713,10 +710,7 @@ START_TEST(test_broker_entry_metadata_sections)
     write_raw(b, &cmd, frame_tail, ftl);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert(f.checksum_ok);
-    p = flat(f.payload, &plen);
-    ck_assert_uint_eq(plen, ftl);
-    ck_assert_mem_eq(p, frame_tail, plen);
-    free(p);
+    ck_payload(&f, frame_tail, ftl);
     wire_frame_clear(&f);
     evbuffer_free(b);
 }
