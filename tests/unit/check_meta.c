@@ -467,6 +467,21 @@ START_TEST(t_ephemeral)
 }
 END_TEST
 
+/* A new watch on path (its children when children) recording into wr, cleared first. */
+static void watch_anew(struct wrec *wr, const char *path, bool children)
+{
+    memset(wr, 0, sizeof *wr);
+    ck_assert_ptr_nonnull(meta_watch(st, path, children, watch_cb, wr));
+}
+
+/* After a round trip to the store at path (every event before it is delivered by then), wr
+ * has seen n events in all. */
+static void expect_fired(const struct wrec *wr, const char *path, int n)
+{
+    ck_assert_int_eq(exists(st, path, NULL), 0);
+    ck_assert_int_eq(wr->count, n);
+}
+
 static void expect_one(struct wrec *wr, enum meta_watch_event ev, const char *path)
 {
     ck_assert_msg(run_until(&wr->fired, 10000), "watch on %s did not fire (expected %d)", path,
@@ -484,28 +499,22 @@ START_TEST(t_watch_data)
     ck_assert_int_eq(put_s("/w", "1", META_VERSION_NONE, 0), 0);
     expect_one(&wr, META_WATCH_CREATED, "/w");
     ck_assert_int_eq(put_s("/w", "2", META_VERSION_ANY, 0), 0); /* one-shot: no more */
-    ck_assert_int_eq(exists(st, "/w", NULL), 0);
-    ck_assert_int_eq(wr.count, 1);
+    expect_fired(&wr, "/w", 1);
     /* data change */
-    memset(&wr, 0, sizeof wr);
-    ck_assert_ptr_nonnull(meta_watch(st, "/w", false, watch_cb, &wr));
+    watch_anew(&wr, "/w", false);
     ck_assert_int_eq(put_s("/w/kid", "", META_VERSION_NONE, 0), 0); /* not a data change */
-    ck_assert_int_eq(exists(st, "/w", NULL), 0);
-    ck_assert_int_eq(wr.count, 0);
+    expect_fired(&wr, "/w", 0);
     ck_assert_int_eq(put_s("/w", "3", META_VERSION_ANY, 0), 0);
     expect_one(&wr, META_WATCH_CHANGED, "/w");
     ck_assert_int_eq(put_s("/w", "4", META_VERSION_ANY, 0), 0);
-    ck_assert_int_eq(exists(st, "/w", NULL), 0);
-    ck_assert_int_eq(wr.count, 1);
+    expect_fired(&wr, "/w", 1);
     /* deletion */
-    memset(&wr, 0, sizeof wr);
-    ck_assert_ptr_nonnull(meta_watch(st, "/w", false, watch_cb, &wr));
+    watch_anew(&wr, "/w", false);
     ck_assert_int_eq(del(st, "/w/kid", META_VERSION_ANY), 0);
     ck_assert_int_eq(del(st, "/w", META_VERSION_ANY), 0);
     expect_one(&wr, META_WATCH_DELETED, "/w");
     ck_assert_int_eq(put_s("/w", "5", META_VERSION_NONE, 0), 0);
-    ck_assert_int_eq(exists(st, "/w", NULL), 0);
-    ck_assert_int_eq(wr.count, 1);
+    expect_fired(&wr, "/w", 1);
 }
 END_TEST
 
@@ -515,27 +524,22 @@ START_TEST(t_watch_children)
     ck_assert_int_eq(put_s("/wc", "", META_VERSION_NONE, 0), 0);
     ck_assert_ptr_nonnull(meta_watch(st, "/wc", true, watch_cb, &wr));
     ck_assert_int_eq(put_s("/wc", "data", META_VERSION_ANY, 0), 0); /* not a child change */
-    ck_assert_int_eq(exists(st, "/wc", NULL), 0);
-    ck_assert_int_eq(wr.count, 0);
+    expect_fired(&wr, "/wc", 0);
     ck_assert_int_eq(put_s("/wc/a", "", META_VERSION_NONE, 0), 0);
     expect_one(&wr, META_WATCH_CHILDREN, "/wc");
     ck_assert_int_eq(put_s("/wc/b", "", META_VERSION_NONE, 0), 0);
-    ck_assert_int_eq(exists(st, "/wc", NULL), 0);
-    ck_assert_int_eq(wr.count, 1);
+    expect_fired(&wr, "/wc", 1);
     /* removal of a child */
-    memset(&wr, 0, sizeof wr);
-    ck_assert_ptr_nonnull(meta_watch(st, "/wc", true, watch_cb, &wr));
+    watch_anew(&wr, "/wc", true);
     ck_assert_int_eq(del(st, "/wc/a", META_VERSION_ANY), 0);
     expect_one(&wr, META_WATCH_CHILDREN, "/wc");
     /* deletion of the node itself */
     ck_assert_int_eq(del(st, "/wc/b", META_VERSION_ANY), 0);
-    memset(&wr, 0, sizeof wr);
-    ck_assert_ptr_nonnull(meta_watch(st, "/wc", true, watch_cb, &wr));
+    watch_anew(&wr, "/wc", true);
     ck_assert_int_eq(del(st, "/wc", META_VERSION_ANY), 0);
     expect_one(&wr, META_WATCH_DELETED, "/wc");
     /* a children watch on a missing node reports its creation */
-    memset(&wr, 0, sizeof wr);
-    ck_assert_ptr_nonnull(meta_watch(st, "/wc2", true, watch_cb, &wr));
+    watch_anew(&wr, "/wc2", true);
     ck_assert_int_eq(exists(st, "/wc2", NULL), -MG_ENOTFOUND);
     ck_assert_int_eq(put_s("/wc2", "", META_VERSION_NONE, 0), 0);
     expect_one(&wr, META_WATCH_CREATED, "/wc2");
@@ -557,8 +561,7 @@ START_TEST(t_unwatch)
     w = meta_watch(st, "/u", true, watch_cb, &wr);
     meta_unwatch(st, w);
     ck_assert_int_eq(put_s("/u/k", "", META_VERSION_NONE, 0), 0);
-    ck_assert_int_eq(exists(st, "/u", NULL), 0);
-    ck_assert_int_eq(wr.count, 0);
+    expect_fired(&wr, "/u", 0);
     /* a fired but not yet delivered watch */
     w = meta_watch(st, "/u", false, watch_cb, &wr);
     ck_assert_int_eq(exists(st, "/u", NULL), 0);
