@@ -19,6 +19,7 @@
  */
 #include "conn/conn.h"
 #include "config/cfg.h"
+#include "ns/ns.h"
 #include "svc/svc.h"
 #include "svc/svc_int.h"
 #include "topic/topic.h"
@@ -625,7 +626,7 @@ static int parse_topic(struct conn *c, const char *name, struct topic_name *tn, 
         *reason = "Invalid topic name";
         return -MG_EBADNAME;
     }
-    int rc = svc_check_topic(c->svc, tn, reason);
+    int rc = ns_check_topic(svc_ns(c->svc), tn, reason);
     if (rc < 0)
         topic_name_fini(tn);
     return rc;
@@ -671,14 +672,14 @@ static void handle_partitioned_metadata(struct conn *c,
         r.error = (Pulsar__Proto__ServerError)mg_err_server_error(rc);
         r.message = (char *)reason;
     } else {
-        int n = tn.partition >= 0 ? 0 : svc_partitions_get(c->svc, tn.full);
+        int n = tn.partition >= 0 ? 0 : ns_partitions_get(svc_ns(c->svc), tn.full);
         const struct cfg *cfg = svc_cfg(c->svc);
         int made = 0;
         if (n == 0 && tn.partition < 0 && cfg->allow_auto_topic_creation &&
             strcmp(cfg->allow_auto_topic_creation_type, "partitioned") == 0 &&
             !topic_find(svc_topics(c->svc), tn.full) && cfg->default_num_partitions > 0) {
-            made =
-                svc_partitions_set(c->svc, tn.full, cfg->default_num_partitions, true, NULL, NULL);
+            made = ns_partitions_set(svc_ns(c->svc), tn.full, cfg->default_num_partitions, true,
+                                     NULL, NULL);
             if (made == 0)
                 n = cfg->default_num_partitions;
         }
@@ -722,7 +723,7 @@ static void send_lookup_response(struct conn *c, uint64_t request_id, int status
          * chosen for an unowned bundle; both authoritative (that broker takes it). */
         r.response = url ? PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Redirect
                          : PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Connect;
-        r.brokerserviceurl = (char *)(url ? url : svc_broker_url(c->svc));
+        r.brokerserviceurl = (char *)(url ? url : ns_broker_url(svc_ns(c->svc)));
         r.has_authoritative = 1;
         r.authoritative = 1;
     }
@@ -732,7 +733,7 @@ static void send_lookup_response(struct conn *c, uint64_t request_id, int status
     conn_send(c, &cmd);
 }
 
-/* A lookup waiting for the ownership decision (svc_lookup). */
+/* A lookup waiting for the ownership decision (ns_lookup). */
 struct conn_lookup {
     struct conn *conn; /* counted reference */
     uint64_t request_id;
@@ -766,7 +767,7 @@ static void handle_lookup(struct conn *c, const Pulsar__Proto__CommandLookupTopi
     w->request_id = l->request_id;
     conn_ref(c);
     bool authoritative = l->has_authoritative && l->authoritative;
-    rc = svc_lookup(c->svc, &tn, authoritative, lookup_decided, w);
+    rc = ns_lookup(svc_ns(c->svc), &tn, authoritative, lookup_decided, w);
     if (rc != 0) {
         /* 1: owned here, answer at once; < 0: refused at once. */
         char msg[200];
@@ -781,10 +782,10 @@ static void handle_lookup(struct conn *c, const Pulsar__Proto__CommandLookupTopi
 /* ServiceNotReady unless this broker owns the topic's bundle (clients look up again). */
 static int check_owned(struct conn *c, const struct topic_name *tn, char *msg, size_t len)
 {
-    if (svc_topic_owned(c->svc, tn))
+    if (ns_topic_owned(svc_ns(c->svc), tn))
         return 0;
-    char range[SVC_BUNDLE_NAME_LEN] = "?";
-    svc_topic_bundle(c->svc, tn, range);
+    char range[NS_BUNDLE_NAME_LEN] = "?";
+    ns_topic_bundle(svc_ns(c->svc), tn, range);
     snprintf(msg, len,
              "Namespace bundle %s/%s/%s of topic %s not served by this instance. Please redo "
              "the lookup.",
@@ -866,7 +867,7 @@ static void handle_producer(struct conn *c, const Pulsar__Proto__CommandProducer
     /* Serve only an owned bundle; an unowned one is taken here (an authoritative lookup),
      * one owned elsewhere is refused. */
     p->ops++;
-    rc = svc_lookup(c->svc, &tn, true, producer_owner_decided, p);
+    rc = ns_lookup(svc_ns(c->svc), &tn, true, producer_owner_decided, p);
     topic_name_fini(&tn);
     if (rc == 1)
         producer_owner_decided(p, 0, NULL, NULL);
@@ -1021,7 +1022,7 @@ static void handle_subscribe(struct conn *c, const Pulsar__Proto__CommandSubscri
                  (!m->has_force_topic_creation || m->force_topic_creation);
     /* As for producers: an owned bundle, or an unowned one taken here. */
     cc->ops++;
-    rc = svc_lookup(c->svc, &tn, true, consumer_owner_decided, cc);
+    rc = ns_lookup(svc_ns(c->svc), &tn, true, consumer_owner_decided, cc);
     topic_name_fini(&tn);
     if (rc == 1)
         consumer_owner_decided(cc, 0, NULL, NULL);
@@ -1274,7 +1275,7 @@ static void handle_get_topics(struct conn *c, const Pulsar__Proto__CommandGetTop
         return;
     }
     struct conn_req *r = req_new(c, m->request_id, 0, -1);
-    int rc = svc_list_topics(c->svc, m->namespace_, false, topics_listed, r);
+    int rc = ns_list_topics(svc_ns(c->svc), m->namespace_, false, topics_listed, r);
     if (rc < 0) {
         req_free(r);
         send_error(c, m->request_id, rc, "Namespace does not exist");

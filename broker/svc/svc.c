@@ -1,12 +1,14 @@
 /*
- * svc.c - the broker service: listeners, connections, topics and cluster resources.
+ * svc.c - the broker service: the composition root of one loop's broker.
  *
- * Happy path: svc_new binds the Pulsar port and the admin port (either may be 0 = any free
- * port; the bound ports are then used in the advertised URLs), creates the managed-ledger
- * factory and the topic registry, and accepts connections, each handed to conn_new.
- * svc_shutdown stops accepting, asks every connection to close its producers and
- * consumers (CLOSE_PRODUCER/CLOSE_CONSUMER, so clients reconnect elsewhere) and exits the
- * loop once they are gone or a grace timer fires.
+ * Happy path: svc_new creates the namespace module and loads it from the metadata store,
+ * the BookKeeper client (managedLedgerStore=bookkeeper), the managed-ledger factory and the
+ * topic registry, binds the Pulsar port and the admin port (either may be 0 = any free
+ * port; the bound ports are then used in the advertised URLs), starts the namespace module
+ * (ownership) and accepts connections, each handed to conn_new. svc_shutdown stops
+ * accepting, releases the bundles, asks every
+ * connection to close its producers and consumers (CLOSE_PRODUCER/CLOSE_CONSUMER, so
+ * clients reconnect elsewhere) and exits the loop once they are gone or a grace timer fires.
  *
  * Failure modes: a port that cannot be bound makes svc_new return NULL with the reason
  * logged. The listener (util/listen.h) pauses accepting when descriptors run short (EMFILE,
@@ -23,6 +25,7 @@
 #include "conn/conn.h"
 #include "meta/meta.h"
 #include "ml/ml.h"
+#include "ns/ns.h"
 #include "svc/svc_int.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
@@ -165,6 +168,21 @@ void svc_conn_closed(struct svc *s, struct conn *c)
         mg_listener_conn_closed(s->listener);
 }
 
+/* The connection counters admin's /metrics reads (struct admin_env). */
+static int svc_num_connections(void *data)
+{
+    const struct svc *s = data;
+    return (int)s->conns.count;
+}
+
+static int64_t svc_total_connections(void *data)
+{
+    const struct svc *s = data;
+    return s->total_conns;
+}
+
+static void svc_drain(struct svc *s);
+
 struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_store *meta)
 {
     struct svc *s = mg_calloc(1, sizeof *s);
@@ -175,14 +193,13 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
     mg_map_init(&s->conns);
     mg_map_init(&s->conn_ips);
     mg_map_init(&s->ip_conns);
-    svc_res_init(s);
-    if (svc_res_load(s) < 0) {
+    s->ns = ns_new(base, cfg, meta);
+    if (ns_load(s->ns) < 0) {
         MG_ERROR("svc", "cannot load tenants, namespaces and partitioned topics from the "
                         "metadata store");
         svc_free(s);
         return NULL;
     }
-    svc_res_refresh_start(s);
 
     struct ml_config mlc = {
         .cache_size_bytes = (size_t)cfg->managed_ledger_cache_size_mb << 20,
@@ -276,18 +293,27 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
         return NULL;
     }
     s->broker_port = mg_listener_port(s->listener);
-    s->broker_url = mg_asprintf("pulsar://%s:%d", cfg->advertised_address, s->broker_port);
-    s->admin = admin_new(s, base, cfg->bind_address, cfg->web_service_port);
+    s->admin_env = (struct admin_env){
+        .cfg = cfg,
+        .base = base,
+        .topics = s->topics,
+        .ns = s->ns,
+        .bkc = s->bkc,
+        .start_time_ms = s->start_ms,
+        .num_connections = svc_num_connections,
+        .total_connections = svc_total_connections,
+        .data = s,
+    };
+    s->admin = admin_new(&s->admin_env, base, cfg->bind_address, cfg->web_service_port);
     if (!s->admin) {
         svc_free(s);
         return NULL;
     }
     s->web_port = admin_port(s->admin);
-    s->web_url = mg_asprintf("http://%s:%d", cfg->advertised_address, s->web_port);
-    s->broker_id = mg_asprintf("%s:%d", cfg->advertised_address, s->web_port);
+    ns_start(s->ns, s->topics, s->mlf, s->broker_port, s->web_port);
     MG_INFO("svc", "serving Pulsar protocol on %s:%d (advertised %s), admin on %s:%d",
-            cfg->bind_address, s->broker_port, s->broker_url, cfg->bind_address, s->web_port);
-    svc_own_start(s);
+            cfg->bind_address, s->broker_port, ns_broker_url(s->ns), cfg->bind_address,
+            s->web_port);
     return s;
 }
 
@@ -318,12 +344,13 @@ void svc_free(struct svc *s)
         return;
     mg_listener_free(s->listener);
     s->listener = NULL;
-    svc_bulk_cancel(s);
-    svc_res_cancel(s);
+    if (s->ns)
+        ns_cancel(s->ns); /* the callers of pending requests are going away */
     close_all_conns(s, false);
     admin_free(s->admin);
     s->admin = NULL;
-    svc_own_stop(s);
+    if (s->ns)
+        ns_stop(s->ns);
     svc_drain(s);
     ml_factory_free(s->mlf);
     bkc_client_free(s->bkc);
@@ -334,10 +361,7 @@ void svc_free(struct svc *s)
     mg_map_fini(&s->conns);
     mg_map_fini(&s->conn_ips);
     mg_map_fini(&s->ip_conns);
-    svc_res_fini(s);
-    mg_free(s->broker_url);
-    mg_free(s->web_url);
-    mg_free(s->broker_id);
+    ns_free(s->ns);
     mg_free(s);
 }
 
@@ -354,9 +378,9 @@ static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
     if (!s->shutdown_released) {
         /* Leave at least a second of the bound for the connections. */
         bool release_late = now_ms() + 1000 >= s->shutdown_deadline_ms;
-        if (!svc_own_released(s) && !release_late)
+        if (!ns_released(s->ns) && !release_late)
             return;
-        if (!svc_own_released(s))
+        if (!ns_released(s->ns))
             MG_WARN("svc", "bundles not released within the shutdown bound; going on");
         s->shutdown_released = true;
         MG_INFO("svc", "bundles released: closing %zu connections", s->conns.count);
@@ -382,7 +406,7 @@ static void drain_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* Close every topic (cursors flush their positions, ledgers close) and run the loop until
  * the managed ledgers' metadata writes are done, bounded in time. */
-void svc_drain(struct svc *s)
+static void svc_drain(struct svc *s)
 {
     if (s->topics) {
         topic_registry_free(s->topics);
@@ -408,11 +432,11 @@ void svc_shutdown(struct svc *s)
         return;
     s->shutting_down = true;
     MG_INFO("svc", "shutting down: releasing %d bundles, then closing %zu connections",
-            svc_owned_bundles(s), s->conns.count);
+            ns_owned_bundles(s->ns), s->conns.count);
     s->shutdown_deadline_ms = now_ms() + (uint64_t)s->cfg->broker_shutdown_timeout_ms;
     mg_listener_free(s->listener);
     s->listener = NULL;
-    svc_own_release_all(s);
+    ns_shutdown(s->ns);
     s->shutdown_ev = event_new(s->base, -1, EV_PERSIST, shutdown_tick, s);
     struct timeval tv = {0, 100000};
     event_add(s->shutdown_ev, &tv);
@@ -422,48 +446,33 @@ int svc_broker_port(const struct svc *s)
 {
     return s->broker_port;
 }
+
 int svc_web_port(const struct svc *s)
 {
     return s->web_port;
 }
-const char *svc_broker_url(const struct svc *s)
-{
-    return s->broker_url;
-}
-const char *svc_web_url(const struct svc *s)
-{
-    return s->web_url;
-}
-const char *svc_broker_id(const struct svc *s)
-{
-    return s->broker_id;
-}
+
 const struct cfg *svc_cfg(const struct svc *s)
 {
     return s->cfg;
 }
+
 struct event_base *svc_base(const struct svc *s)
 {
     return s->base;
 }
+
 struct topic_registry *svc_topics(struct svc *s)
 {
     return s->topics;
 }
 
-struct bkc_client *svc_bkc(struct svc *s)
+struct ns *svc_ns(struct svc *s)
 {
-    return s->bkc;
+    return s->ns;
 }
-uint64_t svc_start_time_ms(const struct svc *s)
+
+void svc_session_event(struct svc *s, int meta_session_event)
 {
-    return s->start_ms;
-}
-int svc_num_connections(const struct svc *s)
-{
-    return (int)s->conns.count;
-}
-int64_t svc_total_connections(const struct svc *s)
-{
-    return s->total_conns;
+    ns_session_event(s->ns, meta_session_event);
 }

@@ -7,6 +7,7 @@
  * consume round trips, and that bad input closes only the offending connection.
  */
 #include "config/cfg.h"
+#include "ns/ns.h"
 #include "svc/svc.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
@@ -257,7 +258,8 @@ START_TEST(test_lookup_and_partitioned_metadata)
     wire_frame_clear(&f);
 
     ck_assert_int_eq(
-        svc_partitions_set(fx.svc, "persistent://public/default/parts", 3, true, NULL, NULL), 0);
+        ns_partitions_set(svc_ns(fx.svc), "persistent://public/default/parts", 3, true, NULL, NULL),
+        0);
     Pulsar__Proto__CommandPartitionedTopicMetadata pm =
         PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA__INIT;
     pm.topic = "parts";

@@ -1,7 +1,7 @@
 /*
- * check_svc.c - the service's cluster resources (broker/svc/svc_res.c) and bulk work.
+ * check_ns.c - cluster resources (broker/ns/ns_res.c) and bulk work (ns_bulk.c).
  *
- * Resources: a service on an in-memory metadata store; the test seam svc_res_fail_writes
+ * Resources: a service on an in-memory metadata store; the test seam ns_res_fail_writes
  * makes the store refuse the next writes. After a refused write the cache must say what
  * the store holds: a retried create succeeds (no "already exists") and a service started
  * again on the same store sees exactly what the answers claimed.
@@ -13,8 +13,9 @@
  */
 #include "config/cfg.h"
 #include "meta/meta.h"
+#include "ns/ns.h"
+#include "ns/ns_int.h"
 #include "svc/svc.h"
-#include "svc/svc_int.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -105,133 +106,131 @@ static int wait_done(struct done *d)
 
 START_TEST(test_failed_tenant_create_rolls_back)
 {
-    struct svc *s = fx.svc;
+    struct ns *s = svc_ns(fx.svc);
     struct done d = {0};
-    svc_res_fail_writes(s, 1, -MG_EIO);
-    ck_assert_int_eq(svc_tenant_create(s, "t1", done_cb, &d), 0);
+    ns_res_fail_writes(s, 1, -MG_EIO);
+    ck_assert_int_eq(ns_tenant_create(s, "t1", done_cb, &d), 0);
     ck_assert(!d.called);
     ck_assert_int_eq(wait_done(&d), -MG_EIO);
-    ck_assert_msg(!svc_tenant_exists(s, "t1"), "the cache claims a tenant the store never got");
+    ck_assert_msg(!ns_tenant_exists(s, "t1"), "the cache claims a tenant the store never got");
     /* the retry creates it (no "already exists") and it survives a restart */
     memset(&d, 0, sizeof d);
-    ck_assert_int_eq(svc_tenant_create(s, "t1", done_cb, &d), 0);
+    ck_assert_int_eq(ns_tenant_create(s, "t1", done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), 0);
     restart();
-    ck_assert(svc_tenant_exists(fx.svc, "t1"));
+    ck_assert(ns_tenant_exists(svc_ns(fx.svc), "t1"));
 }
 END_TEST
 
 START_TEST(test_failed_tenant_delete_rolls_back)
 {
     struct done d = {0};
-    ck_assert_int_eq(svc_tenant_create(fx.svc, "t2", done_cb, &d), 0);
+    ck_assert_int_eq(ns_tenant_create(svc_ns(fx.svc), "t2", done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), 0);
     memset(&d, 0, sizeof d);
-    svc_res_fail_writes(fx.svc, 1, -MG_EIO);
-    ck_assert_int_eq(svc_tenant_delete(fx.svc, "t2", done_cb, &d), 0);
+    ns_res_fail_writes(svc_ns(fx.svc), 1, -MG_EIO);
+    ck_assert_int_eq(ns_tenant_delete(svc_ns(fx.svc), "t2", done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), -MG_EIO);
-    ck_assert(svc_tenant_exists(fx.svc, "t2"));
+    ck_assert(ns_tenant_exists(svc_ns(fx.svc), "t2"));
     restart();
-    ck_assert(svc_tenant_exists(fx.svc, "t2"));
+    ck_assert(ns_tenant_exists(svc_ns(fx.svc), "t2"));
 }
 END_TEST
 
 START_TEST(test_failed_namespace_mutations_roll_back)
 {
-    struct svc *s = fx.svc;
+    struct ns *s = svc_ns(fx.svc);
     struct done d = {0};
-    ck_assert_int_eq(svc_tenant_create(s, "t3", done_cb, &d), 0);
+    ck_assert_int_eq(ns_tenant_create(s, "t3", done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), 0);
     /* create */
     memset(&d, 0, sizeof d);
-    svc_res_fail_writes(s, 1, -MG_ETIMEDOUT);
-    ck_assert_int_eq(svc_namespace_create(s, "t3/ns", 4, done_cb, &d), 0);
+    ns_res_fail_writes(s, 1, -MG_ETIMEDOUT);
+    ck_assert_int_eq(ns_namespace_create(s, "t3/ns", 4, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), -MG_ETIMEDOUT);
-    ck_assert(!svc_namespace_exists(s, "t3/ns"));
+    ck_assert(!ns_namespace_exists(s, "t3/ns"));
     memset(&d, 0, sizeof d);
-    ck_assert_int_eq(svc_namespace_create(s, "t3/ns", 4, done_cb, &d), 0);
+    ck_assert_int_eq(ns_namespace_create(s, "t3/ns", 4, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), 0);
     /* retention set: a failed set leaves the previous policy (none) */
     memset(&d, 0, sizeof d);
-    svc_res_fail_writes(s, 1, -MG_EIO);
-    ck_assert_int_eq(svc_namespace_retention_set(s, "t3/ns", false, 60, 100, done_cb, &d), 0);
+    ns_res_fail_writes(s, 1, -MG_EIO);
+    ck_assert_int_eq(ns_namespace_retention_set(s, "t3/ns", false, 60, 100, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), -MG_EIO);
     int64_t tm = 0, mb = 0;
-    ck_assert_int_eq(svc_namespace_retention_get(s, "t3/ns", &tm, &mb), 0);
+    ck_assert_int_eq(ns_namespace_retention_get(s, "t3/ns", &tm, &mb), 0);
     memset(&d, 0, sizeof d);
-    ck_assert_int_eq(svc_namespace_retention_set(s, "t3/ns", false, 60, 100, done_cb, &d), 0);
+    ck_assert_int_eq(ns_namespace_retention_set(s, "t3/ns", false, 60, 100, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), 0);
     /* a failed change keeps the stored policy */
     memset(&d, 0, sizeof d);
-    svc_res_fail_writes(s, 1, -MG_EIO);
-    ck_assert_int_eq(svc_namespace_retention_set(s, "t3/ns", false, 5, 5, done_cb, &d), 0);
+    ns_res_fail_writes(s, 1, -MG_EIO);
+    ck_assert_int_eq(ns_namespace_retention_set(s, "t3/ns", false, 5, 5, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), -MG_EIO);
-    ck_assert_int_eq(svc_namespace_retention_get(s, "t3/ns", &tm, &mb), 1);
+    ck_assert_int_eq(ns_namespace_retention_get(s, "t3/ns", &tm, &mb), 1);
     ck_assert_int_eq(tm, 60);
     ck_assert_int_eq(mb, 100);
     /* delete: the namespace and its policy come back */
     memset(&d, 0, sizeof d);
-    svc_res_fail_writes(s, 1, -MG_EIO);
-    ck_assert_int_eq(svc_namespace_delete(s, "t3/ns", done_cb, &d), 0);
+    ns_res_fail_writes(s, 1, -MG_EIO);
+    ck_assert_int_eq(ns_namespace_delete(s, "t3/ns", done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), -MG_EIO);
-    ck_assert(svc_namespace_exists(s, "t3/ns"));
-    ck_assert_int_eq(svc_namespace_bundles(s, "t3/ns"), 4);
-    ck_assert_int_eq(svc_namespace_retention_get(s, "t3/ns", &tm, &mb), 1);
+    ck_assert(ns_namespace_exists(s, "t3/ns"));
+    ck_assert_int_eq(ns_namespace_bundles(s, "t3/ns"), 4);
+    ck_assert_int_eq(ns_namespace_retention_get(s, "t3/ns", &tm, &mb), 1);
     ck_assert_int_eq(tm, 60);
     restart();
-    ck_assert(svc_namespace_exists(fx.svc, "t3/ns"));
-    ck_assert_int_eq(svc_namespace_retention_get(fx.svc, "t3/ns", &tm, &mb), 1);
+    ck_assert(ns_namespace_exists(svc_ns(fx.svc), "t3/ns"));
+    ck_assert_int_eq(ns_namespace_retention_get(svc_ns(fx.svc), "t3/ns", &tm, &mb), 1);
     ck_assert_int_eq(mb, 100);
 }
 END_TEST
 
 START_TEST(test_failed_partitions_roll_back)
 {
-    struct svc *s = fx.svc;
+    struct ns *s = svc_ns(fx.svc);
     const char *pt = "persistent://public/default/pt";
     struct done d = {0};
-    svc_res_fail_writes(s, 1, -MG_EIO);
-    ck_assert_int_eq(svc_partitions_set(s, pt, 3, true, done_cb, &d), 0);
+    ns_res_fail_writes(s, 1, -MG_EIO);
+    ck_assert_int_eq(ns_partitions_set(s, pt, 3, true, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), -MG_EIO);
-    ck_assert_int_eq(svc_partitions_get(s, pt), 0);
+    ck_assert_int_eq(ns_partitions_get(s, pt), 0);
     memset(&d, 0, sizeof d);
-    ck_assert_int_eq(svc_partitions_set(s, pt, 3, true, done_cb, &d), 0);
+    ck_assert_int_eq(ns_partitions_set(s, pt, 3, true, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), 0);
     /* a failed grow keeps the stored count */
     memset(&d, 0, sizeof d);
-    svc_res_fail_writes(s, 1, -MG_EIO);
-    ck_assert_int_eq(svc_partitions_set(s, pt, 8, false, done_cb, &d), 0);
+    ns_res_fail_writes(s, 1, -MG_EIO);
+    ck_assert_int_eq(ns_partitions_set(s, pt, 8, false, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), -MG_EIO);
-    ck_assert_int_eq(svc_partitions_get(s, pt), 3);
+    ck_assert_int_eq(ns_partitions_get(s, pt), 3);
     /* a failed delete keeps it */
     memset(&d, 0, sizeof d);
-    svc_res_fail_writes(s, 1, -MG_EIO);
-    ck_assert_int_eq(svc_partitions_delete(s, pt, done_cb, &d), 0);
+    ns_res_fail_writes(s, 1, -MG_EIO);
+    ck_assert_int_eq(ns_partitions_delete(s, pt, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), -MG_EIO);
-    ck_assert_int_eq(svc_partitions_get(s, pt), 3);
+    ck_assert_int_eq(ns_partitions_get(s, pt), 3);
     restart();
-    ck_assert_int_eq(svc_partitions_get(fx.svc, pt), 3);
+    ck_assert_int_eq(ns_partitions_get(svc_ns(fx.svc), pt), 3);
 }
 END_TEST
 
 /* A failed write must not undo a later mutation of the same entry that succeeded. */
 START_TEST(test_failure_does_not_undo_later_mutation)
 {
-    struct svc *s = fx.svc;
+    struct ns *s = svc_ns(fx.svc);
     struct done d1 = {0}, d2 = {0};
-    svc_res_fail_writes(s, 1, -MG_EIO);
-    ck_assert_int_eq(svc_namespace_retention_set(s, "public/default", false, 1, 1, done_cb, &d1),
-                     0);
-    ck_assert_int_eq(svc_namespace_retention_set(s, "public/default", false, 7, 9, done_cb, &d2),
-                     0);
+    ns_res_fail_writes(s, 1, -MG_EIO);
+    ck_assert_int_eq(ns_namespace_retention_set(s, "public/default", false, 1, 1, done_cb, &d1), 0);
+    ck_assert_int_eq(ns_namespace_retention_set(s, "public/default", false, 7, 9, done_cb, &d2), 0);
     ck_assert_int_eq(wait_done(&d1), -MG_EIO);
     ck_assert_int_eq(wait_done(&d2), 0);
     int64_t tm = 0, mb = 0;
-    ck_assert_int_eq(svc_namespace_retention_get(s, "public/default", &tm, &mb), 1);
+    ck_assert_int_eq(ns_namespace_retention_get(s, "public/default", &tm, &mb), 1);
     ck_assert_int_eq(tm, 7);
     ck_assert_int_eq(mb, 9);
     restart();
-    ck_assert_int_eq(svc_namespace_retention_get(fx.svc, "public/default", &tm, &mb), 1);
+    ck_assert_int_eq(ns_namespace_retention_get(svc_ns(fx.svc), "public/default", &tm, &mb), 1);
     ck_assert_int_eq(tm, 7);
 }
 END_TEST
@@ -241,9 +240,9 @@ END_TEST
 START_TEST(test_free_with_writes_in_flight)
 {
     struct done d1 = {0}, d2 = {0};
-    svc_res_fail_writes(fx.svc, 1, -MG_EIO);
-    ck_assert_int_eq(svc_tenant_create(fx.svc, "t5", done_cb, &d1), 0);
-    ck_assert_int_eq(svc_tenant_create(fx.svc, "t6", done_cb, &d2), 0);
+    ns_res_fail_writes(svc_ns(fx.svc), 1, -MG_EIO);
+    ck_assert_int_eq(ns_tenant_create(svc_ns(fx.svc), "t5", done_cb, &d1), 0);
+    ck_assert_int_eq(ns_tenant_create(svc_ns(fx.svc), "t6", done_cb, &d2), 0);
     svc_free(fx.svc);
     fx.svc = NULL;
     pump(5);
@@ -293,12 +292,12 @@ START_TEST(test_partitioned_delete_is_sliced)
     const char *base = "persistent://public/default/many";
     const int n = 600;
     struct done d = {0};
-    ck_assert_int_eq(svc_partitions_set(fx.svc, base, n, true, done_cb, &d), 0);
+    ck_assert_int_eq(ns_partitions_set(svc_ns(fx.svc), base, n, true, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), 0);
     load_partitions(base, n);
     ck_assert_int_eq(loaded_partitions(base, n), n);
     memset(&d, 0, sizeof d);
-    ck_assert_int_eq(svc_partitioned_delete(fx.svc, base, true, done_cb, &d), 0);
+    ck_assert_int_eq(ns_partitioned_delete(svc_ns(fx.svc), base, true, done_cb, &d), 0);
     ck_assert(!d.called);
     int turns = 0, max_in_one_turn = 0, left = n;
     while (!d.called && turns < 100000) {
@@ -312,7 +311,7 @@ START_TEST(test_partitioned_delete_is_sliced)
     ck_assert(d.called);
     ck_assert_int_eq(d.status, 0);
     ck_assert_int_eq(left, 0);
-    ck_assert_int_eq(svc_partitions_get(fx.svc, base), 0);
+    ck_assert_int_eq(ns_partitions_get(svc_ns(fx.svc), base), 0);
     ck_assert_msg(max_in_one_turn <= 64, "%d partitions deleted in one loop turn", max_in_one_turn);
     ck_assert_msg(turns >= n / 64, "done in %d loop turns", turns);
 }
@@ -329,7 +328,7 @@ START_TEST(test_partitioned_delete_busy)
 {
     const char *base = "persistent://public/default/busy";
     struct done d = {0};
-    ck_assert_int_eq(svc_partitions_set(fx.svc, base, 200, true, done_cb, &d), 0);
+    ck_assert_int_eq(ns_partitions_set(svc_ns(fx.svc), base, 200, true, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), 0);
     load_partitions(base, 200);
     static const struct topic_producer_ops ops = {.closed = prod_closed};
@@ -338,16 +337,17 @@ START_TEST(test_partitioned_delete_busy)
         topic_find(svc_topics(fx.svc), "persistent://public/default/busy-partition-150");
     ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &ops, &p), 0);
     memset(&d, 0, sizeof d);
-    ck_assert_int_eq(svc_partitioned_delete(fx.svc, base, false, done_cb, &d), 0);
+    ck_assert_int_eq(ns_partitioned_delete(svc_ns(fx.svc), base, false, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), -MG_EBUSY);
     ck_assert_int_eq(loaded_partitions(base, 200), 200);
-    ck_assert_int_eq(svc_partitions_get(fx.svc, base), 200);
+    ck_assert_int_eq(ns_partitions_get(svc_ns(fx.svc), base), 200);
     topic_producer_close(p);
     memset(&d, 0, sizeof d);
-    ck_assert_int_eq(svc_partitioned_delete(fx.svc, base, false, done_cb, &d), 0);
+    ck_assert_int_eq(ns_partitioned_delete(svc_ns(fx.svc), base, false, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), 0);
     ck_assert_int_eq(loaded_partitions(base, 200), 0);
-    ck_assert_int_eq(svc_partitioned_delete(fx.svc, base, false, done_cb, &d), -MG_ENOTFOUND);
+    ck_assert_int_eq(ns_partitioned_delete(svc_ns(fx.svc), base, false, done_cb, &d),
+                     -MG_ENOTFOUND);
 }
 END_TEST
 
@@ -356,11 +356,11 @@ START_TEST(test_partitioned_delete_cancelled)
 {
     const char *base = "persistent://public/default/cancelled";
     struct done d = {0};
-    ck_assert_int_eq(svc_partitions_set(fx.svc, base, 300, true, done_cb, &d), 0);
+    ck_assert_int_eq(ns_partitions_set(svc_ns(fx.svc), base, 300, true, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), 0);
     load_partitions(base, 300);
     memset(&d, 0, sizeof d);
-    ck_assert_int_eq(svc_partitioned_delete(fx.svc, base, true, done_cb, &d), 0);
+    ck_assert_int_eq(ns_partitioned_delete(svc_ns(fx.svc), base, true, done_cb, &d), 0);
     event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
     svc_free(fx.svc);
     fx.svc = NULL;
@@ -375,11 +375,13 @@ START_TEST(test_partitions_bounded)
     cfg_set_ok("maxNumPartitionsPerPartitionedTopic", "8");
     const char *base = "persistent://public/default/bounded";
     struct done d = {0};
-    ck_assert_int_eq(svc_partitions_set(fx.svc, base, 9, true, done_cb, &d), -MG_ENOTALLOWED);
-    ck_assert_int_eq(svc_partitions_set(fx.svc, base, 8, true, done_cb, &d), 0);
+    ck_assert_int_eq(ns_partitions_set(svc_ns(fx.svc), base, 9, true, done_cb, &d),
+                     -MG_ENOTALLOWED);
+    ck_assert_int_eq(ns_partitions_set(svc_ns(fx.svc), base, 8, true, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), 0);
-    ck_assert_int_eq(svc_partitions_set(fx.svc, base, 9, false, done_cb, &d), -MG_ENOTALLOWED);
-    ck_assert_int_eq(svc_partitions_get(fx.svc, base), 8);
+    ck_assert_int_eq(ns_partitions_set(svc_ns(fx.svc), base, 9, false, done_cb, &d),
+                     -MG_ENOTALLOWED);
+    ck_assert_int_eq(ns_partitions_get(svc_ns(fx.svc), base), 8);
 }
 END_TEST
 
@@ -410,7 +412,7 @@ START_TEST(test_list_topics_unique_sorted)
 {
     const char *base = "persistent://public/default/wide";
     struct done d = {0};
-    ck_assert_int_eq(svc_partitions_set(fx.svc, base, 3000, true, done_cb, &d), 0);
+    ck_assert_int_eq(ns_partitions_set(svc_ns(fx.svc), base, 3000, true, done_cb, &d), 0);
     ck_assert_int_eq(wait_done(&d), 0);
     load_partitions(base, 20); /* listed from the metadata and as loaded topics */
     int pending = 1;
@@ -420,7 +422,7 @@ START_TEST(test_list_topics_unique_sorted)
     for (int k = 0; k < 2000 && pending; k++)
         pump(1);
     struct listing l = {0};
-    ck_assert_int_eq(svc_list_topics(fx.svc, "public/default", false, listed_cb, &l), 0);
+    ck_assert_int_eq(ns_list_topics(svc_ns(fx.svc), "public/default", false, listed_cb, &l), 0);
     for (int k = 0; k < 2000 && !l.done; k++)
         pump(1);
     ck_assert(l.done);
@@ -431,9 +433,9 @@ START_TEST(test_list_topics_unique_sorted)
 }
 END_TEST
 
-static Suite *svc_suite(void)
+static Suite *ns_suite(void)
 {
-    Suite *s = suite_create("svc");
+    Suite *s = suite_create("ns");
     TCase *tc = tcase_create("resources");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
@@ -458,7 +460,7 @@ static Suite *svc_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(svc_suite());
+    SRunner *sr = srunner_create(ns_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

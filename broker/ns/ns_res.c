@@ -1,5 +1,5 @@
 /*
- * svc_res.c - cluster resources: tenants, namespaces and partitioned-topic metadata.
+ * ns_res.c - cluster resources: tenants, namespaces and partitioned-topic metadata.
  *
  * The metadata store holds them under Pulsar's paths (docs/metadata.md §4):
  *   /admin/clusters/<cluster>                               ClusterData JSON
@@ -8,13 +8,13 @@
  *   /admin/policies/<tenant>/<ns>                           Policies JSON (bundles,
  *                                                           retention_policies)
  *   /admin/partitioned-topics/<tenant>/<ns>/persistent/<enc> {"partitions":N}
- * The service keeps a cache. Happy path: at start svc_res_load reads everything (running
+ * The module keeps a cache. Happy path: at start ns_res_load reads everything (running
  * the loop until done, bounded), creating the cluster, tenants "public" and "pulsar" and
  * namespaces "public/default" and "pulsar/system" on first start; mutations update the
  * cache at once (so a concurrent create of the same name sees it and answers 409) and write
  * through to the store, completing their callback when durable.
  *
- * Failure modes: a store that cannot be read at start fails svc_new. A failed write is
+ * Failure modes: a store that cannot be read at start fails ns_load. A failed write is
  * logged, the cache entry it changed is put back as it was before (unless a later mutation
  * of the same entry replaced it meanwhile: that one's own outcome decides), and only then
  * is the caller's callback told: the cache never claims what the store does not hold, so a
@@ -24,15 +24,15 @@
  * all there is.
  *
  * With a shared (ZooKeeper) store the cache is reloaded every few seconds in the
- * background, so what other brokers create is seen here (svc_res_refresh_start).
+ * background, so what other brokers create is seen here (ns_res_refresh_start).
  * Other brokers' changes are seen by the periodic refresh below, and on demand:
- * svc_tenant_sync / svc_namespace_sync read one tenant or namespace (the admin server asks
+ * ns_tenant_sync / ns_namespace_sync read one tenant or namespace (the admin server asks
  * before it answers 404 for one it does not know).
  */
 #include "config/cfg.h"
 #include "meta/meta.h"
-#include "svc/svc.h"
-#include "svc/svc_int.h"
+#include "ns/ns.h"
+#include "ns/ns_int.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -48,7 +48,7 @@
 #define RES_LOAD_TIMEOUT_MS 30000
 
 /* A namespace's retention policy, when one was set. */
-struct svc_retention {
+struct ns_retention {
     int64_t time_minutes;
     int64_t size_mb;
 };
@@ -67,19 +67,19 @@ enum res_step {
     RES_PT_VALUE,      /* value of a partitioned topic */
 };
 
-/* One read of the load walk (svc_res_load, refresh). */
+/* One read of the load walk (ns_res_load, refresh). */
 struct res_load {
-    struct svc *s; /* borrowed; NULL once the service is gone (svc_res_fini) */
+    struct ns *s; /* borrowed; NULL once the module is gone (ns_res_fini) */
     enum res_step step;
-    char *path;     /* owned */
-    svc_done_cb cb; /* a sync (svc_tenant_sync, svc_namespace_sync): its caller; else NULL */
-    void *data;     /* of cb */
-    uint64_t gen;   /* s->res_gen when the read was sent */
+    char *path;    /* owned */
+    ns_done_cb cb; /* a sync (ns_tenant_sync, ns_namespace_sync): its caller; else NULL */
+    void *data;    /* of cb */
+    uint64_t gen;  /* s->res_gen when the read was sent */
     struct meta_req req;
     struct res_load *next, **pprev; /* in s->res_inflight */
 };
 
-void svc_res_init(struct svc *s)
+void ns_res_init(struct ns *s)
 {
     mg_map_init(&s->tenants);
     mg_map_init(&s->namespaces);
@@ -106,13 +106,13 @@ struct res_undo {
     intptr_t value; /* namespaces, partitioned topics: the value before */
     json_t *roles;  /* tenants: a reference to the adminRoles before (NULL once settled) */
     bool had_ret;   /* namespace: a retention policy was set before */
-    struct svc_retention ret;
+    struct ns_retention ret;
     uint64_t gen; /* this mutation's number for the entry (s->res_gens) */
 };
 
 struct res_write {
-    struct svc *s; /* borrowed; NULL once the service is gone (svc_res_fini) */
-    svc_done_cb cb;
+    struct ns *s; /* borrowed; NULL once the module is gone (ns_res_fini) */
+    ns_done_cb cb;
     void *data;
     char *path; /* owned */
     bool is_delete;
@@ -123,7 +123,7 @@ struct res_write {
     struct res_write *next, **pprev; /* in s->res_writes */
 };
 
-static struct mg_map *res_cache(struct svc *s, enum res_kind k)
+static struct mg_map *res_cache(struct ns *s, enum res_kind k)
 {
     return k == RES_K_TENANT ? &s->tenants : k == RES_K_NAMESPACE ? &s->namespaces : &s->partitions;
 }
@@ -134,7 +134,7 @@ static char *gen_key(enum res_kind k, const char *key)
 }
 
 /* Record the entry's state before a mutation and number the mutation. */
-static void res_snapshot(struct svc *s, enum res_kind k, const char *key, struct res_undo *u)
+static void res_snapshot(struct ns *s, enum res_kind k, const char *key, struct res_undo *u)
 {
     memset(u, 0, sizeof *u);
     u->kind = k;
@@ -145,7 +145,7 @@ static void res_snapshot(struct svc *s, enum res_kind k, const char *key, struct
     if (k == RES_K_TENANT && v)
         u->roles = json_incref(v);
     if (k == RES_K_NAMESPACE) {
-        const struct svc_retention *r = mg_map_get_str(&s->retention, key);
+        const struct ns_retention *r = mg_map_get_str(&s->retention, key);
         u->had_ret = r != NULL;
         if (r)
             u->ret = *r;
@@ -156,9 +156,9 @@ static void res_snapshot(struct svc *s, enum res_kind k, const char *key, struct
     mg_free(gk);
 }
 
-static void set_retention(struct svc *s, const char *ns, const struct svc_retention *val)
+static void set_retention(struct ns *s, const char *ns, const struct ns_retention *val)
 {
-    struct svc_retention *r = mg_map_get_str(&s->retention, ns);
+    struct ns_retention *r = mg_map_get_str(&s->retention, ns);
     if (!val) {
         mg_free(r);
         mg_map_del_str(&s->retention, ns);
@@ -173,7 +173,7 @@ static void set_retention(struct svc *s, const char *ns, const struct svc_retent
 
 /* The write of u's mutation is over: forget its number, and on failure put the entry back
  * unless a later mutation of the same entry is the one the cache shows now. */
-static void res_settle(struct svc *s, struct res_undo *u, int status)
+static void res_settle(struct ns *s, struct res_undo *u, int status)
 {
     char *gk = gen_key(u->kind, u->key);
     bool latest = (uint64_t)(uintptr_t)mg_map_get_str(&s->res_gens, gk) == u->gen;
@@ -201,7 +201,7 @@ static void res_settle(struct svc *s, struct res_undo *u, int status)
     }
     if (u->kind == RES_K_NAMESPACE)
         set_retention(s, u->key, u->had_ret ? &u->ret : NULL);
-    MG_WARN("svc", "metadata write failed: %s is back to what the store holds (%s)", u->key,
+    MG_WARN("ns", "metadata write failed: %s is back to what the store holds (%s)", u->key,
             u->had ? "present" : "absent");
 }
 
@@ -214,7 +214,7 @@ static void res_write_free(struct res_write *w)
     }
     if (w->ev)
         event_free(w->ev);
-    json_decref(w->undo.roles); /* never settled (the service went first) */
+    json_decref(w->undo.roles); /* never settled (the module went first) */
     mg_free(w->undo.key);
     mg_free(w->path);
     mg_free(w);
@@ -225,7 +225,7 @@ static void res_write_finish(struct res_write *w, int status)
     if (status == -MG_ENOTFOUND && w->is_delete)
         status = 0; /* deleting what is already gone */
     if (status < 0)
-        MG_ERROR("svc", "metadata write of %s failed: %s", w->path, mg_strerror(status));
+        MG_ERROR("ns", "metadata write of %s failed: %s", w->path, mg_strerror(status));
     if (w->s)
         res_settle(w->s, &w->undo, status); /* before the caller hears of it */
     if (w->cb)
@@ -250,8 +250,8 @@ static void res_write_deferred(evutil_socket_t fd, short what, void *arg)
 
 /* Write json at path (json NULL: delete path); undo (moved in) tells how to put the cache
  * back if the write fails. cb runs after the call returned. */
-static void res_persist(struct svc *s, const char *path, json_t *json, struct res_undo *undo,
-                        svc_done_cb cb, void *data)
+static void res_persist(struct ns *s, const char *path, json_t *json, struct res_undo *undo,
+                        ns_done_cb cb, void *data)
 {
     struct res_write *w = mg_calloc(1, sizeof *w);
     w->s = s;
@@ -273,7 +273,7 @@ static void res_persist(struct svc *s, const char *path, json_t *json, struct re
     s->res_writes = w;
     int rc = 0;
     if (s->meta && s->res_fail_writes > 0) {
-        /* test seam (svc_res_fail_writes): the store refuses this write */
+        /* test seam (ns_res_fail_writes): the store refuses this write */
         s->res_fail_writes--;
         rc = s->res_fail_status;
         json_decref(json);
@@ -298,21 +298,21 @@ static void res_persist(struct svc *s, const char *path, json_t *json, struct re
     }
 }
 
-void svc_res_fail_writes(struct svc *s, int n, int status)
+void ns_res_fail_writes(struct ns *s, int n, int status)
 {
     s->res_fail_writes = n;
     s->res_fail_status = status;
 }
 
-void svc_res_cancel(struct svc *s)
+void ns_res_cancel(struct ns *s)
 {
     for (struct res_write *w = s->res_writes; w; w = w->next)
         w->cb = NULL; /* the callers (admin requests, connections) are going away */
 }
 
-void svc_res_fini(struct svc *s)
+void ns_res_fini(struct ns *s)
 {
-    svc_res_cancel(s);
+    ns_res_cancel(s);
     while (s->res_writes) {
         struct res_write *w = s->res_writes;
         s->res_writes = w->next;
@@ -328,9 +328,9 @@ void svc_res_fini(struct svc *s)
         event_free(s->res_refresh_ev);
     s->res_refresh_ev = NULL;
     for (struct res_load *l = s->res_inflight; l; l = l->next) {
-        l->s = NULL; /* completions still to come must not touch the service */
+        l->s = NULL; /* completions still to come must not touch the module */
         if (l->cb) {
-            svc_done_cb cb = l->cb;
+            ns_done_cb cb = l->cb;
             l->cb = NULL;
             cb(l->data, -MG_ECANCELED);
         }
@@ -369,18 +369,18 @@ static char *partitions_path(const char *base_full_name)
 }
 
 /* TenantInfo of a tenant whose adminRoles are roles (a JSON array; NULL: none). */
-static json_t *tenant_json(struct svc *s, json_t *roles)
+static json_t *tenant_json(struct ns *s, json_t *roles)
 {
     json_t *r = roles ? json_incref(roles) : json_array();
     return json_pack("{s:o,s:[s]}", "adminRoles", r, "allowedClusters", s->cfg->cluster_name);
 }
 
-static json_t *namespace_json(struct svc *s, int bundles, const struct svc_retention *ret)
+static json_t *namespace_json(struct ns *s, int bundles, const struct ns_retention *ret)
 {
     json_t *b = json_array();
     char buf[24];
     for (int i = 0; i < bundles; i++) {
-        snprintf(buf, sizeof buf, "0x%08" PRIx32, svc_bundle_lower(bundles, i));
+        snprintf(buf, sizeof buf, "0x%08" PRIx32, ns_bundle_lower(bundles, i));
         json_array_append_new(b, json_string(buf));
     }
     json_array_append_new(b, json_string("0xffffffff"));
@@ -417,16 +417,16 @@ static const char *sorted_nth(const struct mg_map *m, size_t idx)
     return r;
 }
 
-bool svc_tenant_exists(struct svc *s, const char *tenant)
+bool ns_tenant_exists(struct ns *s, const char *tenant)
 {
     return mg_map_get_str(&s->tenants, tenant) != NULL;
 }
 
-int svc_tenant_create(struct svc *s, const char *tenant, svc_done_cb cb, void *data)
+int ns_tenant_create(struct ns *s, const char *tenant, ns_done_cb cb, void *data)
 {
     if (!*tenant || strchr(tenant, '/'))
         return -MG_EINVAL;
-    if (svc_tenant_exists(s, tenant))
+    if (ns_tenant_exists(s, tenant))
         return -MG_EEXIST;
     struct res_undo u;
     res_snapshot(s, RES_K_TENANT, tenant, &u);
@@ -438,9 +438,9 @@ int svc_tenant_create(struct svc *s, const char *tenant, svc_done_cb cb, void *d
     return 0;
 }
 
-int svc_tenant_delete(struct svc *s, const char *tenant, svc_done_cb cb, void *data)
+int ns_tenant_delete(struct ns *s, const char *tenant, ns_done_cb cb, void *data)
 {
-    if (!svc_tenant_exists(s, tenant))
+    if (!ns_tenant_exists(s, tenant))
         return -MG_ENOTFOUND;
     size_t pos = 0;
     const char *ns;
@@ -458,19 +458,19 @@ int svc_tenant_delete(struct svc *s, const char *tenant, svc_done_cb cb, void *d
     return 0;
 }
 
-const char *svc_tenant_next(struct svc *s, size_t *pos)
+const char *ns_tenant_next(struct ns *s, size_t *pos)
 {
     return sorted_nth(&s->tenants, (*pos)++);
 }
 
-const char *svc_tenant_role(struct svc *s, const char *tenant, size_t i)
+const char *ns_tenant_role(struct ns *s, const char *tenant, size_t i)
 {
     json_t *roles = mg_map_get_str(&s->tenants, tenant);
     return json_string_value(json_array_get(roles, i));
 }
 
-int svc_tenant_set_roles(struct svc *s, const char *tenant, const char *const *roles, size_t n,
-                         svc_done_cb cb, void *data)
+int ns_tenant_set_roles(struct ns *s, const char *tenant, const char *const *roles, size_t n,
+                        ns_done_cb cb, void *data)
 {
     json_t *old = mg_map_get_str(&s->tenants, tenant);
     if (!old)
@@ -488,28 +488,27 @@ int svc_tenant_set_roles(struct svc *s, const char *tenant, const char *const *r
     return 0;
 }
 
-bool svc_namespace_exists(struct svc *s, const char *tenant_ns)
+bool ns_namespace_exists(struct ns *s, const char *tenant_ns)
 {
     return mg_map_get_str(&s->namespaces, tenant_ns) != NULL;
 }
 
-int svc_namespace_bundles(struct svc *s, const char *tenant_ns)
+int ns_namespace_bundles(struct ns *s, const char *tenant_ns)
 {
     return (int)(intptr_t)mg_map_get_str(&s->namespaces, tenant_ns);
 }
 
-int svc_namespace_create(struct svc *s, const char *tenant_ns, int bundles, svc_done_cb cb,
-                         void *data)
+int ns_namespace_create(struct ns *s, const char *tenant_ns, int bundles, ns_done_cb cb, void *data)
 {
     const char *slash = strchr(tenant_ns, '/');
     if (!slash || slash == tenant_ns || !slash[1] || strchr(slash + 1, '/'))
         return -MG_EINVAL;
     char *tenant = mg_strndup(tenant_ns, (size_t)(slash - tenant_ns));
-    bool tenant_ok = svc_tenant_exists(s, tenant);
+    bool tenant_ok = ns_tenant_exists(s, tenant);
     mg_free(tenant);
     if (!tenant_ok)
         return -MG_ENOTFOUND;
-    if (svc_namespace_exists(s, tenant_ns))
+    if (ns_namespace_exists(s, tenant_ns))
         return -MG_EEXIST;
     if (bundles <= 0 || bundles > 1024)
         bundles = s->cfg->default_number_of_namespace_bundles;
@@ -523,9 +522,9 @@ int svc_namespace_create(struct svc *s, const char *tenant_ns, int bundles, svc_
     return 0;
 }
 
-int svc_namespace_delete(struct svc *s, const char *tenant_ns, svc_done_cb cb, void *data)
+int ns_namespace_delete(struct ns *s, const char *tenant_ns, ns_done_cb cb, void *data)
 {
-    if (!svc_namespace_exists(s, tenant_ns))
+    if (!ns_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
     char *prefix = mg_asprintf("persistent://%s/", tenant_ns);
     size_t plen = strlen(prefix);
@@ -537,7 +536,7 @@ int svc_namespace_delete(struct svc *s, const char *tenant_ns, svc_done_cb cb, v
     const char *base;
     int n;
     pos = 0;
-    while (!busy && (base = svc_partitions_next(s, &pos, &n)))
+    while (!busy && (base = ns_partitions_next(s, &pos, &n)))
         busy = strncmp(base, prefix, plen) == 0;
     mg_free(prefix);
     if (busy)
@@ -552,17 +551,17 @@ int svc_namespace_delete(struct svc *s, const char *tenant_ns, svc_done_cb cb, v
     return 0;
 }
 
-const char *svc_namespace_next(struct svc *s, size_t *pos)
+const char *ns_namespace_next(struct ns *s, size_t *pos)
 {
     return sorted_nth(&s->namespaces, (*pos)++);
 }
 
-int svc_namespace_retention_get(struct svc *s, const char *tenant_ns, int64_t *time_minutes,
-                                int64_t *size_mb)
+int ns_namespace_retention_get(struct ns *s, const char *tenant_ns, int64_t *time_minutes,
+                               int64_t *size_mb)
 {
-    if (!svc_namespace_exists(s, tenant_ns))
+    if (!ns_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
-    const struct svc_retention *r = mg_map_get_str(&s->retention, tenant_ns);
+    const struct ns_retention *r = mg_map_get_str(&s->retention, tenant_ns);
     if (!r)
         return 0;
     *time_minutes = r->time_minutes;
@@ -570,32 +569,32 @@ int svc_namespace_retention_get(struct svc *s, const char *tenant_ns, int64_t *t
     return 1;
 }
 
-int svc_namespace_retention_set(struct svc *s, const char *tenant_ns, bool remove,
-                                int64_t time_minutes, int64_t size_mb, svc_done_cb cb, void *data)
+int ns_namespace_retention_set(struct ns *s, const char *tenant_ns, bool remove,
+                               int64_t time_minutes, int64_t size_mb, ns_done_cb cb, void *data)
 {
-    if (!svc_namespace_exists(s, tenant_ns))
+    if (!ns_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
     struct res_undo u;
     res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
-    struct svc_retention val = {time_minutes, size_mb};
+    struct ns_retention val = {time_minutes, size_mb};
     set_retention(s, tenant_ns, remove ? NULL : &val);
     char *path = tenant_path(tenant_ns);
     res_persist(s, path,
-                namespace_json(s, svc_namespace_bundles(s, tenant_ns), remove ? NULL : &val), &u,
-                cb, data);
+                namespace_json(s, ns_namespace_bundles(s, tenant_ns), remove ? NULL : &val), &u, cb,
+                data);
     mg_free(path);
     return 0;
 }
 
-int svc_partitions_get(struct svc *s, const char *base_full_name)
+int ns_partitions_get(struct ns *s, const char *base_full_name)
 {
     return (int)(intptr_t)mg_map_get_str(&s->partitions, base_full_name);
 }
 
-int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool create,
-                       svc_done_cb cb, void *data)
+int ns_partitions_set(struct ns *s, const char *base_full_name, int n, bool create, ns_done_cb cb,
+                      void *data)
 {
-    int cur = svc_partitions_get(s, base_full_name);
+    int cur = ns_partitions_get(s, base_full_name);
     if (n <= 0)
         return -MG_EINVAL;
     int max = s->cfg->max_num_partitions_per_partitioned_topic;
@@ -621,7 +620,7 @@ int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool cr
     return 0;
 }
 
-int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb cb, void *data)
+int ns_partitions_delete(struct ns *s, const char *base_full_name, ns_done_cb cb, void *data)
 {
     if (!mg_map_get_str(&s->partitions, base_full_name))
         return -MG_ENOTFOUND;
@@ -636,7 +635,7 @@ int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb
     return 0;
 }
 
-const char *svc_partitions_next(struct svc *s, size_t *pos, int *n)
+const char *ns_partitions_next(struct ns *s, size_t *pos, int *n)
 {
     const char *k;
     void *v;
@@ -647,14 +646,14 @@ const char *svc_partitions_next(struct svc *s, size_t *pos, int *n)
     return k;
 }
 
-int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reason)
+int ns_check_topic(struct ns *s, const struct topic_name *n, const char **reason)
 {
     if (!n->persistent) {
         *reason = "Non-persistent topics are not supported";
         return -MG_ENOTALLOWED;
     }
     char *ns = mg_asprintf("%s/%s", n->tenant, n->ns);
-    bool ok = svc_namespace_exists(s, ns);
+    bool ok = ns_namespace_exists(s, ns);
     mg_free(ns);
     if (!ok) {
         *reason = "Namespace does not exist";
@@ -665,7 +664,7 @@ int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reas
 
 /* ---- loading ----------------------------------------------------------------------------- */
 
-static void res_load_issue(struct svc *s, enum res_step step, char *path);
+static void res_load_issue(struct ns *s, enum res_step step, char *path);
 
 /* The base full name of a partitioned topic from its metadata path after
  * /admin/partitioned-topics/ (<t>/<ns>/persistent/<url-encoded local>), or NULL. */
@@ -682,7 +681,7 @@ static char *pt_full_name(const char *rest)
 }
 
 /* A namespace's stored Policies: its bundles and retention into the cache. */
-static void cache_namespace(struct svc *s, const char *tenant_ns, json_t *j)
+static void cache_namespace(struct ns *s, const char *tenant_ns, json_t *j)
 {
     json_t *nb = json_object_get(json_object_get(j, "bundles"), "numBundles");
     int bundles = json_is_integer(nb) ? (int)json_integer_value(nb)
@@ -692,7 +691,7 @@ static void cache_namespace(struct svc *s, const char *tenant_ns, json_t *j)
     json_t *rt = json_object_get(rp, "retentionTimeInMinutes");
     json_t *rs = json_object_get(rp, "retentionSizeInMB");
     if (json_is_integer(rt) && json_is_integer(rs)) {
-        struct svc_retention *r = mg_map_get_str(&s->retention, tenant_ns);
+        struct ns_retention *r = mg_map_get_str(&s->retention, tenant_ns);
         if (!r) {
             r = mg_calloc(1, sizeof *r);
             mg_map_put_str(&s->retention, tenant_ns, r);
@@ -711,7 +710,7 @@ static void cache_namespace(struct svc *s, const char *tenant_ns, json_t *j)
 }
 
 /* A tenant's stored TenantInfo (j NULL: only its name is known): adminRoles into the cache. */
-static void cache_tenant(struct svc *s, const char *tenant, json_t *j)
+static void cache_tenant(struct ns *s, const char *tenant, json_t *j)
 {
     json_t *old = mg_map_get_str(&s->tenants, tenant);
     json_t *roles = json_object_get(j, "adminRoles");
@@ -728,8 +727,8 @@ static void cache_tenant(struct svc *s, const char *tenant, json_t *j)
 static void res_load_done(struct meta_req *req, int status)
 {
     struct res_load *l = req->data;
-    struct svc *s = l->s;
-    if (!s) { /* the service was freed while this read was in flight */
+    struct ns *s = l->s;
+    if (!s) { /* the module was freed while this read was in flight */
         meta_req_fini(req);
         mg_free(l->path);
         mg_free(l);
@@ -751,7 +750,7 @@ static void res_load_done(struct meta_req *req, int status)
             mg_free(full);
         }
     } else if (status < 0) {
-        MG_LOG(s->res_refresh_ev || l->cb ? MG_LOG_DEBUG : MG_LOG_ERROR, "svc",
+        MG_LOG(s->res_refresh_ev || l->cb ? MG_LOG_DEBUG : MG_LOG_ERROR, "ns",
                "reading %s from the metadata store: %s", l->path, mg_strerror(status));
         if (!s->res_load_error && !l->cb)
             s->res_load_error = status;
@@ -775,7 +774,7 @@ static void res_load_done(struct meta_req *req, int status)
                 if (!l->cb || l->gen == s->res_gen) /* a sync older than a local change loses */
                     mg_map_put_str(&s->partitions, full, (void *)(intptr_t)json_integer_value(np));
             } else
-                MG_WARN("svc", "ignoring unreadable partitioned-topic metadata at %s", l->path);
+                MG_WARN("ns", "ignoring unreadable partitioned-topic metadata at %s", l->path);
             mg_free(full);
         }
         json_decref(j);
@@ -819,7 +818,7 @@ static void res_load_done(struct meta_req *req, int status)
 
 /* Send one read of the walk (cb NULL) or of a sync (cb set: not counted in res_loading).
  * Takes ownership of path. Returns 0, or the store's synchronous error. */
-static int res_read(struct svc *s, enum res_step step, char *path, svc_done_cb cb, void *data)
+static int res_read(struct ns *s, enum res_step step, char *path, ns_done_cb cb, void *data)
 {
     struct res_load *l = mg_calloc(1, sizeof *l);
     l->s = s;
@@ -848,7 +847,7 @@ static int res_read(struct svc *s, enum res_step step, char *path, svc_done_cb c
 }
 
 /* Takes ownership of path. */
-static void res_load_issue(struct svc *s, enum res_step step, char *path)
+static void res_load_issue(struct ns *s, enum res_step step, char *path)
 {
     int rc = res_read(s, step, path, NULL, NULL);
     if (rc < 0 && !s->res_load_error)
@@ -856,12 +855,12 @@ static void res_load_issue(struct svc *s, enum res_step step, char *path)
 }
 
 /* Only a shared (ZooKeeper) store is written by other brokers. */
-static bool res_shared(struct svc *s)
+static bool res_shared(struct ns *s)
 {
     return s->meta && strcmp(meta_backend_name(s->meta), "zookeeper") == 0;
 }
 
-int svc_tenant_sync(struct svc *s, const char *tenant, svc_done_cb cb, void *data)
+int ns_tenant_sync(struct ns *s, const char *tenant, ns_done_cb cb, void *data)
 {
     if (!res_shared(s))
         return -MG_ENOTSUP;
@@ -870,7 +869,7 @@ int svc_tenant_sync(struct svc *s, const char *tenant, svc_done_cb cb, void *dat
     return res_read(s, RES_TENANT_VALUE, tenant_path(tenant), cb, data);
 }
 
-int svc_partitions_sync(struct svc *s, const char *base_full_name, svc_done_cb cb, void *data)
+int ns_partitions_sync(struct ns *s, const char *base_full_name, ns_done_cb cb, void *data)
 {
     if (!res_shared(s))
         return -MG_ENOTSUP;
@@ -880,7 +879,7 @@ int svc_partitions_sync(struct svc *s, const char *base_full_name, svc_done_cb c
     return res_read(s, RES_PT_VALUE, path, cb, data);
 }
 
-int svc_namespace_sync(struct svc *s, const char *tenant_ns, svc_done_cb cb, void *data)
+int ns_namespace_sync(struct ns *s, const char *tenant_ns, ns_done_cb cb, void *data)
 {
     if (!res_shared(s))
         return -MG_ENOTSUP;
@@ -898,7 +897,7 @@ static void load_timeout(evutil_socket_t fd, short what, void *arg)
     *expired = true;
 }
 
-int svc_res_load(struct svc *s)
+int ns_res_load(struct ns *s)
 {
     int bundles = s->cfg->default_number_of_namespace_bundles;
     if (!s->meta) {
@@ -918,24 +917,24 @@ int svc_res_load(struct svc *s)
         event_base_loop(s->base, EVLOOP_ONCE);
     event_free(timer);
     if (s->res_loading > 0) {
-        MG_ERROR("svc", "metadata store did not answer within %d s", RES_LOAD_TIMEOUT_MS / 1000);
+        MG_ERROR("ns", "metadata store did not answer within %d s", RES_LOAD_TIMEOUT_MS / 1000);
         return -MG_ETIMEDOUT;
     }
     if (s->res_load_error)
         return s->res_load_error;
     /* First start of a cluster: what initialize-cluster-metadata creates. */
-    if (!svc_tenant_exists(s, "public")) {
+    if (!ns_tenant_exists(s, "public")) {
         char *cluster = mg_asprintf("/admin/clusters/%s", s->cfg->cluster_name);
         res_persist(s, cluster, json_object(), NULL, NULL, NULL);
         mg_free(cluster);
-        svc_tenant_create(s, "public", NULL, NULL);
-        svc_namespace_create(s, "public/default", bundles, NULL, NULL);
+        ns_tenant_create(s, "public", NULL, NULL);
+        ns_namespace_create(s, "public/default", bundles, NULL, NULL);
     }
-    if (!svc_tenant_exists(s, "pulsar")) {
-        svc_tenant_create(s, "pulsar", NULL, NULL);
-        svc_namespace_create(s, "pulsar/system", bundles, NULL, NULL);
+    if (!ns_tenant_exists(s, "pulsar")) {
+        ns_tenant_create(s, "pulsar", NULL, NULL);
+        ns_namespace_create(s, "pulsar/system", bundles, NULL, NULL);
     }
-    MG_INFO("svc", "loaded %zu tenants, %zu namespaces, %zu partitioned topics", s->tenants.count,
+    MG_INFO("ns", "loaded %zu tenants, %zu namespaces, %zu partitioned topics", s->tenants.count,
             s->namespaces.count, s->partitions.count);
     return 0;
 }
@@ -943,10 +942,10 @@ int svc_res_load(struct svc *s)
 /* ---- topic listing ----------------------------------------------------------------------- */
 
 struct res_list {
-    struct svc *s; /* borrowed */
-    char *ns;      /* owned: "t/ns" */
+    struct ns *s; /* borrowed */
+    char *ns;     /* owned: "t/ns" */
     bool partitioned_only;
-    svc_topics_cb cb;
+    ns_topics_cb cb;
     void *data;
     struct meta_req req;
 };
@@ -971,7 +970,7 @@ static void list_add(char ***names, int *n, int *cap, char *name)
 /* Finish a listing: stored names (children, may be NULL) + loaded topics + partitions. */
 static void list_finish(struct res_list *l, int status, char **children, int n_children)
 {
-    struct svc *s = l->s;
+    struct ns *s = l->s;
     char **names = NULL;
     int n = 0, cap = 0;
     char *prefix = mg_asprintf("persistent://%s/", l->ns);
@@ -979,7 +978,7 @@ static void list_finish(struct res_list *l, int status, char **children, int n_c
     size_t pos = 0;
     int parts;
     const char *base;
-    while ((base = svc_partitions_next(s, &pos, &parts))) {
+    while ((base = ns_partitions_next(s, &pos, &parts))) {
         if (strncmp(base, prefix, plen) != 0 || strchr(base + plen, '/'))
             continue;
         if (l->partitioned_only) {
@@ -1043,10 +1042,10 @@ static void list_deferred(evutil_socket_t fd, short what, void *arg)
     mg_free(l);
 }
 
-int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only, svc_topics_cb cb,
-                    void *data)
+int ns_list_topics(struct ns *s, const char *tenant_ns, bool partitioned_only, ns_topics_cb cb,
+                   void *data)
 {
-    if (!svc_namespace_exists(s, tenant_ns))
+    if (!ns_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
     struct res_list *l = mg_calloc(1, sizeof *l);
     l->s = s;
@@ -1070,7 +1069,7 @@ int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only,
 /* ---- is a topic's data stored ------------------------------------------------------------- */
 
 struct res_stored {
-    svc_done_cb cb;
+    ns_done_cb cb;
     void *data;
     struct meta_req req;
 };
@@ -1092,7 +1091,7 @@ static void stored_none(evutil_socket_t fd, short what, void *arg)
     mg_free(q);
 }
 
-int svc_topic_stored(struct svc *s, const char *full_name, svc_done_cb cb, void *data)
+int ns_topic_stored(struct ns *s, const char *full_name, ns_done_cb cb, void *data)
 {
     struct topic_name tn;
     if (topic_name_parse(full_name, &tn) < 0)
@@ -1125,17 +1124,17 @@ int svc_topic_stored(struct svc *s, const char *full_name, svc_done_cb cb, void 
 
 /*
  * With a shared store (ZooKeeper), another broker may create tenants, namespaces and
- * partitioned topics. Every SVC_RES_REFRESH_MS the same walk as at start runs again in the
+ * partitioned topics. Every NS_RES_REFRESH_MS the same walk as at start runs again in the
  * background and adds what it finds to the cache (values are updated, nothing is removed:
  * a namespace deleted elsewhere stays known here until restart).
  */
-#define SVC_RES_REFRESH_MS 3000
+#define NS_RES_REFRESH_MS 3000
 
 static void refresh_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct svc *s = arg;
+    struct ns *s = arg;
     if (s->res_loading > 0)
         return; /* the previous walk is still running */
     s->res_load_error = 0;
@@ -1143,11 +1142,11 @@ static void refresh_tick(evutil_socket_t fd, short what, void *arg)
     res_load_issue(s, RES_PT_TENANTS, mg_strdup("/admin/partitioned-topics"));
 }
 
-void svc_res_refresh_start(struct svc *s)
+void ns_res_refresh_start(struct ns *s)
 {
     if (!res_shared(s))
         return; /* only this process writes an embedded or memory store */
     s->res_refresh_ev = event_new(s->base, -1, EV_PERSIST, refresh_tick, s);
-    struct timeval tv = {SVC_RES_REFRESH_MS / 1000, (SVC_RES_REFRESH_MS % 1000) * 1000};
+    struct timeval tv = {NS_RES_REFRESH_MS / 1000, (NS_RES_REFRESH_MS % 1000) * 1000};
     event_add(s->res_refresh_ev, &tv);
 }
