@@ -16,7 +16,7 @@
  */
 #include "admin/admin_int.h"
 #include "config/cfg.h"
-#include "svc/svc.h"
+#include "ns/ns.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -312,7 +312,7 @@ static void refreshed(void *data, int status)
 
 bool admin_refresh_tenant(struct admin_req *r, const char *tenant)
 {
-    if (r->call->tenant_synced || svc_tenant_sync(r->a->svc, tenant, refreshed, r->call) < 0)
+    if (r->call->tenant_synced || ns_tenant_sync(r->a->env->ns, tenant, refreshed, r->call) < 0)
         return false;
     r->call->tenant_synced = true;
     return true;
@@ -321,7 +321,7 @@ bool admin_refresh_tenant(struct admin_req *r, const char *tenant)
 bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name)
 {
     if (r->call->pt_synced ||
-        svc_partitions_sync(r->a->svc, base_full_name, refreshed, r->call) < 0)
+        ns_partitions_sync(r->a->env->ns, base_full_name, refreshed, r->call) < 0)
         return false;
     r->call->pt_synced = true;
     return true;
@@ -329,7 +329,7 @@ bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name)
 
 bool admin_refresh_namespace(struct admin_req *r, const char *tenant_ns)
 {
-    if (r->call->ns_synced || svc_namespace_sync(r->a->svc, tenant_ns, refreshed, r->call) < 0)
+    if (r->call->ns_synced || ns_namespace_sync(r->a->env->ns, tenant_ns, refreshed, r->call) < 0)
         return false;
     r->call->ns_synced = true;
     return true;
@@ -396,17 +396,17 @@ static void health_timeout(evutil_socket_t fd, short what, void *arg)
  * bookies. */
 static void h_health(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     const char *v2 = admin_query(r, "topicVersion");
     char *name = v2 && strcmp(v2, "V2") == 0
-                     ? mg_asprintf("persistent://pulsar/%s/healthcheck", svc_broker_id(s))
-                     : mg_asprintf("persistent://pulsar/%s/%s/healthcheck",
-                                   svc_cfg(s)->cluster_name, svc_broker_id(s));
+                     ? mg_asprintf("persistent://pulsar/%s/healthcheck", ns_broker_id(s->ns))
+                     : mg_asprintf("persistent://pulsar/%s/%s/healthcheck", s->cfg->cluster_name,
+                                   ns_broker_id(s->ns));
     struct health_op *h = mg_calloc(1, sizeof *h);
     h->call = r->call;
-    h->timer = evtimer_new(svc_base(s), health_timeout, h);
+    h->timer = evtimer_new(s->base, health_timeout, h);
     h->refs = 2;
-    int rc = topic_get(svc_topics(s), name, true, health_loaded, h);
+    int rc = topic_get(s->topics, name, true, health_loaded, h);
     mg_free(name);
     if (rc < 0) {
         event_free(h->timer);
@@ -530,16 +530,17 @@ static void stats_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct admin *a = arg;
-    topic_registry_stats_update(svc_topics(a->svc), mono_ms());
+    topic_registry_stats_update(a->env->topics, mono_ms());
     a->stats_rolls++;
 }
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
-struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr, int port)
+struct admin *admin_new(const struct admin_env *s, struct event_base *base, const char *addr,
+                        int port)
 {
     struct admin *a = mg_calloc(1, sizeof *a);
-    a->svc = s;
+    a->env = s;
     a->http = evhttp_new(base);
     if (!a->http) {
         mg_free(a);
@@ -556,7 +557,7 @@ struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr
      * connection opened and closed (mg_listener_conn_opened/closed). */
     struct mg_listener_options lo = {
         .name = "admin HTTP",
-        .max_conns = svc_cfg(s)->max_http_server_connections,
+        .max_conns = s->cfg->max_http_server_connections,
         .reserve_fds = mg_fds_default_reserve(mg_fds_limit()),
     };
     a->listener = mg_listener_new(base, addr, port, &lo, NULL, NULL);
@@ -573,12 +574,12 @@ struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr
         return NULL;
     }
     a->port = mg_listener_port(a->listener);
-    int secs = svc_cfg(s)->stats_update_frequency_secs;
+    int secs = s->cfg->stats_update_frequency_secs;
     a->stats_ev = event_new(base, -1, EV_PERSIST, stats_tick, a);
     struct timeval tv = {secs > 0 ? secs : 60, 0};
     event_add(a->stats_ev, &tv);
-    if (svc_topics(s))
-        topic_registry_set_loaded_hook(svc_topics(s), admin_topic_loaded, a);
+    if (s->topics)
+        topic_registry_set_loaded_hook(s->topics, admin_topic_loaded, a);
     return a;
 }
 

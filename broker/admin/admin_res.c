@@ -1,10 +1,10 @@
 /*
  * admin_res.c - clusters, brokers, tenants and namespaces (docs/admin.md §2-§4).
  *
- * Happy path: reads answer from the svc's resource cache; mutations validate in Pulsar's
- * order, update the cache through svc_* and answer 204 once the metadata store has the
+ * Happy path: reads answer from the namespace module's cache; mutations validate in Pulsar's
+ * order, update the cache through ns_* and answer 204 once the metadata store has the
  * change (admin_reply_done). Namespace retention policies live in the namespace's Policies
- * JSON in the store (svc_namespace_retention_*) and are applied to the managed ledgers of
+ * JSON in the store (ns_namespace_retention_*) and are applied to the managed ledgers of
  * the namespace's topics: at once to loaded topics, at load time to the others
  * (admin_topic_loaded).
  *
@@ -15,7 +15,7 @@
 #include "admin/admin_int.h"
 #include "config/cfg.h"
 #include "ml/ml.h"
-#include "svc/svc.h"
+#include "ns/ns.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/crc.h"
@@ -33,16 +33,16 @@
 
 /* ---- clusters and brokers ---------------------------------------------------------------- */
 
-static json_t *cluster_data(struct svc *s)
+static json_t *cluster_data(const struct admin_env *s)
 {
-    return json_pack("{s:s,s:s}", "serviceUrl", svc_web_url(s), "brokerServiceUrl",
-                     svc_broker_url(s));
+    return json_pack("{s:s,s:s}", "serviceUrl", ns_web_url(s->ns), "brokerServiceUrl",
+                     ns_broker_url(s->ns));
 }
 
 void admin_h_clusters(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
-    const char *cluster = svc_cfg(s)->cluster_name;
+    const struct admin_env *s = r->a->env;
+    const char *cluster = s->cfg->cluster_name;
     if (r->nseg == 3) {
         if (r->method != EVHTTP_REQ_GET) {
             admin_reply_bad_method(r->call);
@@ -109,17 +109,17 @@ static void leader_listed(void *data, int status, char **ids, int n)
     struct admin_call *c = data;
     if (admin_call_gone(c))
         return;
-    struct svc *s = c->a->svc;
-    const char *id = status == 0 && n > 0 ? ids[0] : svc_broker_id(s);
-    char *url = strcmp(id, svc_broker_id(s)) == 0 ? mg_strdup(svc_web_url(s))
-                                                  : mg_asprintf("http://%s", id);
+    const struct admin_env *s = c->a->env;
+    const char *id = status == 0 && n > 0 ? ids[0] : ns_broker_id(s->ns);
+    char *url = strcmp(id, ns_broker_id(s->ns)) == 0 ? mg_strdup(ns_web_url(s->ns))
+                                                     : mg_asprintf("http://%s", id);
     admin_reply_json(c, 200, json_pack("{s:s,s:s}", "serviceUrl", url, "brokerId", id));
     mg_free(url);
 }
 
 void admin_h_brokers(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_HEAD) {
         admin_reply_bad_method(r->call);
         return;
@@ -128,12 +128,12 @@ void admin_h_brokers(struct admin_req *r)
                          strcmp(r->seg[3], "version") != 0)) {
         /* GET /admin/v2/brokers[/{cluster}]: the live brokers; any cluster name is accepted
          * (authorization disabled), as Pulsar does. */
-        if (svc_list_brokers(s, brokers_listed, r->call) < 0)
-            admin_reply_json(r->call, 200, json_pack("[s]", svc_broker_id(s)));
+        if (ns_list_brokers(s->ns, brokers_listed, r->call) < 0)
+            admin_reply_json(r->call, 200, json_pack("[s]", ns_broker_id(s->ns)));
         return;
     }
     if (r->nseg == 4 && strcmp(r->seg[3], "leaderBroker") == 0) {
-        if (svc_list_brokers(s, leader_listed, r->call) < 0)
+        if (ns_list_brokers(s->ns, leader_listed, r->call) < 0)
             leader_listed(r->call, 0, NULL, 0);
         return;
     }
@@ -203,8 +203,7 @@ static enum tenant_check parse_tenant_info(struct admin_req *r, struct tenant_in
             return TENANT_NO_CLUSTERS;
     }
     for (size_t i = 0; i < json_array_size(clusters); i++)
-        if (strcmp(json_string_value(json_array_get(clusters, i)),
-                   svc_cfg(r->a->svc)->cluster_name))
+        if (strcmp(json_string_value(json_array_get(clusters, i)), r->a->env->cfg->cluster_name))
             return TENANT_BAD_CLUSTERS;
     return TENANT_OK;
 }
@@ -224,12 +223,12 @@ static void reply_tenant_info(struct admin_call *c, enum tenant_check rc)
  * the call was answered or will be: a read of the store started. */
 static bool tenant_missing(struct admin_req *r, const char *t)
 {
-    return !svc_tenant_exists(r->a->svc, t) && admin_valid_name(t) && admin_refresh_tenant(r, t);
+    return !ns_tenant_exists(r->a->env->ns, t) && admin_valid_name(t) && admin_refresh_tenant(r, t);
 }
 
 void admin_h_tenants(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     if (r->nseg == 3) { /* admin/v2/tenants */
         if (r->method != EVHTTP_REQ_GET) {
             admin_reply_bad_method(r->call);
@@ -238,7 +237,7 @@ void admin_h_tenants(struct admin_req *r)
         json_t *arr = json_array();
         size_t pos = 0;
         const char *t;
-        while ((t = svc_tenant_next(s, &pos)))
+        while ((t = ns_tenant_next(s->ns, &pos)))
             json_array_append_new(arr, json_string(t));
         admin_reply_json(r->call, 200, arr);
         return;
@@ -251,17 +250,17 @@ void admin_h_tenants(struct admin_req *r)
     case EVHTTP_REQ_GET: {
         if (tenant_missing(r, t))
             return;
-        if (!svc_tenant_exists(s, t)) {
+        if (!ns_tenant_exists(s->ns, t)) {
             admin_reply_error(r->call, 404, "Tenant does not exist");
             return;
         }
         json_t *roles = json_array();
         const char *role;
-        for (size_t i = 0; (role = svc_tenant_role(s, t, i)); i++)
+        for (size_t i = 0; (role = ns_tenant_role(s->ns, t, i)); i++)
             json_array_append_new(roles, json_string(role));
-        admin_reply_json(r->call, 200,
-                         json_pack("{s:o,s:[s]}", "adminRoles", roles, "allowedClusters",
-                                   svc_cfg(s)->cluster_name));
+        admin_reply_json(
+            r->call, 200,
+            json_pack("{s:o,s:[s]}", "adminRoles", roles, "allowedClusters", s->cfg->cluster_name));
         return;
     }
     case EVHTTP_REQ_PUT:
@@ -281,20 +280,20 @@ void admin_h_tenants(struct admin_req *r)
             return;
         }
         /* Two writes of the same key, in order: the second (with the roles) answers. */
-        if (svc_tenant_create(s, t, ti.n_roles ? NULL : admin_reply_done, r->call) < 0) {
+        if (ns_tenant_create(s->ns, t, ti.n_roles ? NULL : admin_reply_done, r->call) < 0) {
             tenant_info_fini(&ti);
             admin_reply_error(r->call, 409, "Tenant already exist");
             return;
         }
         if (ti.n_roles &&
-            svc_tenant_set_roles(s, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
+            ns_tenant_set_roles(s->ns, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
             admin_reply_error(r->call, 500, "Tenant vanished while being created");
         tenant_info_fini(&ti);
         return;
     case EVHTTP_REQ_POST:
         if (tenant_missing(r, t))
             return;
-        if (!svc_tenant_exists(s, t)) {
+        if (!ns_tenant_exists(s->ns, t)) {
             admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
             return;
         }
@@ -306,7 +305,7 @@ void admin_h_tenants(struct admin_req *r)
         }
         /* The cluster list can only be ours; the roles are stored (no authorization here,
          * but pulsar-admin shows and edits them). */
-        if (svc_tenant_set_roles(s, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
+        if (ns_tenant_set_roles(s->ns, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
             admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
         tenant_info_fini(&ti);
         return;
@@ -317,7 +316,7 @@ void admin_h_tenants(struct admin_req *r)
         }
         if (tenant_missing(r, t))
             return;
-        rc = svc_tenant_delete(s, t, admin_reply_done, r->call);
+        rc = ns_tenant_delete(s->ns, t, admin_reply_done, r->call);
         if (rc == -MG_ENOTFOUND) {
             admin_reply_error(r->call, 404, "Tenant doesn't exist");
             return;
@@ -346,7 +345,7 @@ static json_t *bundles_json(int n)
     json_t *b = json_array();
     char buf[24];
     for (int i = 0; i < n; i++) {
-        snprintf(buf, sizeof buf, "0x%08" PRIx32, svc_bundle_lower(n, i));
+        snprintf(buf, sizeof buf, "0x%08" PRIx32, ns_bundle_lower(n, i));
         json_array_append_new(b, json_string(buf));
     }
     json_array_append_new(b, json_string("0xffffffff"));
@@ -354,14 +353,14 @@ static json_t *bundles_json(int n)
 }
 
 /* Policies of a namespace, fields in Java order (docs/admin.md §4). */
-static json_t *policies_json(struct svc *s, const char *ns)
+static json_t *policies_json(const struct admin_env *s, const char *ns)
 {
     json_t *p = json_object();
     json_object_set_new(p, "auth_policies",
                         json_pack("{s:{},s:{},s:{}}", "namespace_auth", "destination_auth",
                                   "subscription_auth_roles"));
-    json_object_set_new(p, "replication_clusters", json_pack("[s]", svc_cfg(s)->cluster_name));
-    json_object_set_new(p, "bundles", bundles_json(svc_namespace_bundles(s, ns)));
+    json_object_set_new(p, "replication_clusters", json_pack("[s]", s->cfg->cluster_name));
+    json_object_set_new(p, "bundles", bundles_json(ns_namespace_bundles(s->ns, ns)));
     static const char *const empty_maps[] = {"backlog_quota_map",      "clusterDispatchRate",
                                              "topicDispatchRate",      "subscriptionDispatchRate",
                                              "replicatorDispatchRate", "clusterSubscribeRate",
@@ -378,7 +377,7 @@ static json_t *policies_json(struct svc *s, const char *ns)
     json_object_set_new(p, "subscription_types_enabled", json_array());
     json_object_set_new(p, "properties", json_object());
     int64_t tm, mb;
-    if (svc_namespace_retention_get(s, ns, &tm, &mb) == 1)
+    if (ns_namespace_retention_get(s->ns, ns, &tm, &mb) == 1)
         json_object_set_new(p, "retention_policies",
                             json_pack("{s:I,s:I}", "retentionTimeInMinutes", (json_int_t)tm,
                                       "retentionSizeInMB", (json_int_t)mb));
@@ -399,7 +398,7 @@ static void topics_listed(void *data, int status, char **names, int n)
 }
 
 /* Apply (or reset) the namespace's retention to one topic's managed ledger. */
-static void apply_retention_to(struct svc *s, struct topic *t)
+static void apply_retention_to(const struct admin_env *s, struct topic *t)
 {
     struct topic_name tn;
     if (topic_name_parse(topic_full_name(t), &tn) < 0)
@@ -408,7 +407,7 @@ static void apply_retention_to(struct svc *s, struct topic *t)
     int64_t tm = 0, mb = 0;
     struct ml_ledger *ml = topic_ml(t);
     if (ml) {
-        if (svc_namespace_retention_get(s, ns, &tm, &mb) == 1)
+        if (ns_namespace_retention_get(s->ns, ns, &tm, &mb) == 1)
             ml_set_retention(ml, tm, mb);
         else
             ml_reset_retention(ml);
@@ -425,11 +424,11 @@ void admin_topic_loaded(void *arg, struct topic *t)
         return;
     char *ns = mg_asprintf("%s/%s", tn.tenant, tn.ns);
     int64_t tm, mb;
-    bool set = svc_namespace_retention_get(a->svc, ns, &tm, &mb) == 1;
+    bool set = ns_namespace_retention_get(a->env->ns, ns, &tm, &mb) == 1;
     mg_free(ns);
     topic_name_fini(&tn);
     if (set)
-        apply_retention_to(a->svc, t);
+        apply_retention_to(a->env, t);
 }
 
 void admin_apply_retention(struct admin *a, const char *tenant_ns)
@@ -438,10 +437,10 @@ void admin_apply_retention(struct admin *a, const char *tenant_ns)
     size_t plen = strlen(prefix);
     size_t pos = 0;
     struct topic *t;
-    while ((t = topic_next(svc_topics(a->svc), &pos)))
+    while ((t = topic_next(a->env->topics, &pos)))
         if (strncmp(topic_full_name(t), prefix, plen) == 0 &&
             !strchr(topic_full_name(t) + plen, '/'))
-            apply_retention_to(a->svc, t);
+            apply_retention_to(a->env, t);
     mg_free(prefix);
 }
 
@@ -464,8 +463,8 @@ static void retention_done(void *data, int status)
 
 static void h_retention(struct admin_req *r, const char *ns)
 {
-    struct svc *s = r->a->svc;
-    if (!svc_namespace_exists(s, ns)) {
+    const struct admin_env *s = r->a->env;
+    if (!ns_namespace_exists(s->ns, ns)) {
         admin_reply_error(r->call, 404, "Namespace does not exist");
         return;
     }
@@ -473,7 +472,7 @@ static void h_retention(struct admin_req *r, const char *ns)
     bool remove = false;
     switch (r->method) {
     case EVHTTP_REQ_GET:
-        if (svc_namespace_retention_get(s, ns, &tm, &mb) != 1) {
+        if (ns_namespace_retention_get(s->ns, ns, &tm, &mb) != 1) {
             admin_reply_no_content(r->call);
             return;
         }
@@ -525,7 +524,7 @@ static void h_retention(struct admin_req *r, const char *ns)
     op->a = r->a;
     op->call = r->call;
     op->ns = mg_strdup(ns);
-    int rc = svc_namespace_retention_set(s, ns, remove, tm, mb, retention_done, op);
+    int rc = ns_namespace_retention_set(s->ns, ns, remove, tm, mb, retention_done, op);
     if (rc < 0) {
         mg_free(op->ns);
         mg_free(op);
@@ -535,12 +534,12 @@ static void h_retention(struct admin_req *r, const char *ns)
 }
 
 /* Is range one of the namespace's bundles? */
-static bool valid_bundle(struct svc *s, const char *ns, const char *range)
+static bool valid_bundle(const struct admin_env *s, const char *ns, const char *range)
 {
-    int n = svc_namespace_bundles(s, ns);
-    char buf[SVC_BUNDLE_NAME_LEN];
+    int n = ns_namespace_bundles(s->ns, ns);
+    char buf[NS_BUNDLE_NAME_LEN];
     for (int i = 0; i < n; i++) {
-        svc_bundle_name(n, i, buf);
+        ns_bundle_name(n, i, buf);
         if (strcmp(buf, range) == 0)
             return true;
     }
@@ -553,12 +552,12 @@ struct unload_op {
 };
 
 /* Who owns a bundle we do not: redirect to it (307), or a no-op 204 when nobody does. */
-static void unload_owner_known(void *data, int status, const struct svc_owner *o)
+static void unload_owner_known(void *data, int status, const struct ns_owner *o)
 {
     struct unload_op *op = data;
     if (status < 0) {
         admin_reply_error(op->call, 500, mg_strerror(status));
-    } else if (o->kind == SVC_OWNER_OTHER && o->web_url) {
+    } else if (o->kind == NS_OWNER_OTHER && o->web_url) {
         char *loc = mg_asprintf("%s%s", o->web_url, op->path);
         admin_reply_redirect(op->call, loc);
         mg_free(loc);
@@ -572,20 +571,20 @@ static void unload_owner_known(void *data, int status, const struct svc_owner *o
 /* PUT|POST .../{bundle}/unload: unload here when owned here, else redirect to the owner. */
 static void unload_bundle(struct admin_req *r, const char *ns, const char *range)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     if (!valid_bundle(s, ns, range)) {
         admin_reply_errorf(r->call, 412, "Invalid bundle range %s", range);
         return;
     }
-    if (svc_bundle_owned(s, ns, range)) {
-        if (svc_bundle_unload(s, ns, range, admin_reply_done, r->call) < 0)
+    if (ns_bundle_owned(s->ns, ns, range)) {
+        if (ns_bundle_unload(s->ns, ns, range, admin_reply_done, r->call) < 0)
             admin_reply_no_content(r->call);
         return;
     }
     struct unload_op *op = mg_calloc(1, sizeof *op);
     op->call = r->call;
     op->path = mg_strdup(evhttp_request_get_uri(r->req));
-    if (svc_bundle_owner(s, ns, range, unload_owner_known, op) < 0) {
+    if (ns_bundle_owner(s->ns, ns, range, unload_owner_known, op) < 0) {
         mg_free(op->path);
         mg_free(op);
         admin_reply_no_content(r->call);
@@ -608,12 +607,12 @@ static void unload_fanned(struct admin_call *c, void *arg, struct admin_sub *sub
 
 static void unload_namespace(struct admin_req *r, const char *ns)
 {
-    int n = svc_namespace_bundles(r->a->svc, ns);
+    int n = ns_namespace_bundles(r->a->env->ns, ns);
     char **paths = mg_calloc((size_t)n + 1, sizeof *paths);
     char *t = evhttp_uriencode(r->seg[3], -1, 0), *local = evhttp_uriencode(r->seg[4], -1, 0);
-    char range[SVC_BUNDLE_NAME_LEN];
+    char range[NS_BUNDLE_NAME_LEN];
     for (int i = 0; i < n; i++) {
-        svc_bundle_name(n, i, range);
+        ns_bundle_name(n, i, range);
         paths[i] = mg_asprintf("/admin/v2/namespaces/%s/%s/%s/unload", t, local, range);
     }
     free(t);
@@ -639,7 +638,7 @@ static void ns_delete_listed(void *data, int status, char **names, int n)
     } else if (n > 0) {
         admin_reply_error(c, 409, "Cannot delete non empty namespace");
     } else {
-        int rc = svc_namespace_delete(c->a->svc, op->ns, admin_reply_done, c);
+        int rc = ns_namespace_delete(c->a->env->ns, op->ns, admin_reply_done, c);
         if (rc == -MG_ENOTFOUND)
             admin_reply_errorf(c, 404, "Namespace %s does not exist.", op->ns);
         else if (rc == -MG_EBUSY)
@@ -657,8 +656,8 @@ static void ns_delete_listed(void *data, int status, char **names, int n)
  * the default), or the status to answer: 400 with *reason NULL when the body does not map
  * onto Pulsar's Policies (Jersey answers that one, without a reason), else with *reason
  * Pulsar's (400 bad bundles, 403 a replication cluster the tenant may not use). */
-static int check_policies(struct svc *s, const char *tenant, json_t *j, int *bundles, char *why,
-                          size_t why_len, const char **reason)
+static int check_policies(const struct admin_env *s, const char *tenant, json_t *j, int *bundles,
+                          char *why, size_t why_len, const char **reason)
 {
     *bundles = 0;
     *reason = NULL;
@@ -677,7 +676,7 @@ static int check_policies(struct svc *s, const char *tenant, json_t *j, int *bun
         const char *c = json_string_value(json_array_get(clusters, i));
         if (!c)
             return 400;
-        if (strcmp(c, svc_cfg(s)->cluster_name) != 0) {
+        if (strcmp(c, s->cfg->cluster_name) != 0) {
             snprintf(why, why_len,
                      "Cluster [%.40s] is not in the list of allowed clusters list for tenant "
                      "[%.60s]",
@@ -711,7 +710,7 @@ static int check_policies(struct svc *s, const char *tenant, json_t *j, int *bun
         bool equal = n >= 1 && n <= MAX_BUNDLES;
         char buf[24];
         for (size_t i = 0; equal && i + 1 < nbounds; i++) {
-            snprintf(buf, sizeof buf, "0x%08" PRIx32, svc_bundle_lower((int)n, (int)i));
+            snprintf(buf, sizeof buf, "0x%08" PRIx32, ns_bundle_lower((int)n, (int)i));
             equal = strcmp(buf, json_string_value(json_array_get(bounds, i))) == 0;
         }
         if (!equal) {
@@ -730,10 +729,10 @@ static int check_policies(struct svc *s, const char *tenant, json_t *j, int *bun
 
 static void h_namespace(struct admin_req *r, const char *t, const char *ns)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     switch (r->method) {
     case EVHTTP_REQ_GET:
-        if (!svc_namespace_exists(s, ns)) {
+        if (!ns_namespace_exists(s->ns, ns)) {
             admin_reply_error(r->call, 404, "Namespace does not exist");
             return;
         }
@@ -758,9 +757,9 @@ static void h_namespace(struct admin_req *r, const char *t, const char *ns)
             return;
         }
         if (tenant_missing(r, t) ||
-            (!svc_namespace_exists(s, ns) && admin_refresh_namespace(r, ns)))
+            (!ns_namespace_exists(s->ns, ns) && admin_refresh_namespace(r, ns)))
             return; /* read from the store first: created elsewhere? */
-        if (!svc_tenant_exists(s, t)) {
+        if (!ns_tenant_exists(s->ns, t)) {
             admin_reply_error(r->call, 404, "Tenant does not exist");
             return;
         }
@@ -769,8 +768,8 @@ static void h_namespace(struct admin_req *r, const char *t, const char *ns)
             return;
         }
         if (bundles <= 0)
-            bundles = svc_cfg(s)->default_number_of_namespace_bundles;
-        int rc = svc_namespace_create(s, ns, bundles, admin_reply_done, r->call);
+            bundles = s->cfg->default_number_of_namespace_bundles;
+        int rc = ns_namespace_create(s->ns, ns, bundles, admin_reply_done, r->call);
         if (rc == -MG_ENOTFOUND) {
             admin_reply_error(r->call, 404, "Tenant does not exist");
             return;
@@ -794,7 +793,7 @@ static void h_namespace(struct admin_req *r, const char *t, const char *ns)
         struct ns_delete_op *op = mg_calloc(1, sizeof *op);
         op->call = r->call;
         op->ns = mg_strdup(ns);
-        if (svc_list_topics(s, ns, false, ns_delete_listed, op) < 0) {
+        if (ns_list_topics(s->ns, ns, false, ns_delete_listed, op) < 0) {
             mg_free(op->ns);
             mg_free(op);
             admin_reply_errorf(r->call, 404, "Namespace %s does not exist.", ns);
@@ -811,7 +810,7 @@ static void h_namespace(struct admin_req *r, const char *t, const char *ns)
 
 void admin_h_namespaces(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     const char *t = r->seg[3];
     if (r->nseg == 4) { /* admin/v2/namespaces/{t} */
         if (r->method != EVHTTP_REQ_GET) {
@@ -824,14 +823,14 @@ void admin_h_namespaces(struct admin_req *r)
         }
         if (tenant_missing(r, t))
             return;
-        if (!svc_tenant_exists(s, t)) {
+        if (!ns_tenant_exists(s->ns, t)) {
             admin_reply_error(r->call, 404, "Tenant not found");
             return;
         }
         json_t *arr = json_array();
         size_t pos = 0, tl = strlen(t);
         const char *ns;
-        while ((ns = svc_namespace_next(s, &pos)))
+        while ((ns = ns_namespace_next(s->ns, &pos)))
             if (strncmp(ns, t, tl) == 0 && ns[tl] == '/')
                 json_array_append_new(arr, json_string(ns));
         admin_reply_json(r->call, 200, arr);
@@ -844,16 +843,16 @@ void admin_h_namespaces(struct admin_req *r)
         h_namespace(r, t, full); /* its own order: body, name, tenant, policies, exists */
     } else if (!named) {
         admin_reply_error(r->call, 412, "Namespace name is not valid");
-    } else if (!svc_namespace_exists(s, full) && admin_refresh_namespace(r, full)) {
+    } else if (!ns_namespace_exists(s->ns, full) && admin_refresh_namespace(r, full)) {
         /* read from the store first: created on another broker? then routed again */
     } else if (r->nseg == 5) {
         h_namespace(r, t, full);
-    } else if (!svc_namespace_exists(s, full)) {
+    } else if (!ns_namespace_exists(s->ns, full)) {
         admin_reply_error(r->call, 404, "Namespace does not exist");
     } else if (r->nseg == 6 && strcmp(what, "topics") == 0) {
         if (r->method != EVHTTP_REQ_GET)
             admin_reply_bad_method(r->call);
-        else if (svc_list_topics(s, full, false, topics_listed, r->call) < 0)
+        else if (ns_list_topics(s->ns, full, false, topics_listed, r->call) < 0)
             admin_reply_error(r->call, 404, "Namespace does not exist");
     } else if (r->nseg == 6 && strcmp(what, "retention") == 0) {
         h_retention(r, full);
@@ -861,7 +860,7 @@ void admin_h_namespaces(struct admin_req *r)
         if (r->method != EVHTTP_REQ_GET)
             admin_reply_bad_method(r->call);
         else
-            admin_reply_json(r->call, 200, bundles_json(svc_namespace_bundles(s, full)));
+            admin_reply_json(r->call, 200, bundles_json(ns_namespace_bundles(s->ns, full)));
     } else if (r->nseg == 6 && strcmp(what, "unload") == 0) {
         if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_POST)
             admin_reply_bad_method(r->call);

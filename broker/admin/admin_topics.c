@@ -17,7 +17,7 @@
 #include "admin/admin_int.h"
 #include "config/cfg.h"
 #include "ml/ml.h"
-#include "svc/svc.h"
+#include "ns/ns.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/crc.h"
@@ -126,8 +126,8 @@ static void op_finish(struct topic_op *op)
     }
     bool closed = op->status == -MG_ECLOSED;
     for (int i = 0; i < op->n && op->status == 0; i++)
-        closed = closed || !topic_find(svc_topics(op->a->svc), op->names[i]);
-    if (closed && op->partitions > 0 && svc_partitions_get(op->a->svc, op->tn.full) == 0) {
+        closed = closed || !topic_find(op->a->env->topics, op->names[i]);
+    if (closed && op->partitions > 0 && ns_partitions_get(op->a->env->ns, op->tn.full) == 0) {
         admin_reply_errorf(op->call, 404, "Partitioned Topic %s not found", op->tn.full);
         {
             op_free(op);
@@ -153,7 +153,7 @@ static void op_finish(struct topic_op *op)
     }
     struct topic **topics = mg_calloc((size_t)op->n + 1, sizeof *topics);
     for (int i = 0; i < op->n; i++)
-        topics[i] = topic_find(svc_topics(op->a->svc), op->names[i]);
+        topics[i] = topic_find(op->a->env->topics, op->names[i]);
     op->fn(op, topics); /* replies (now or later) and frees op */
     mg_free(topics);
 }
@@ -177,7 +177,7 @@ static void op_load_tick(evutil_socket_t fd, short what, void *arg)
 
 static void op_load_step(struct topic_op *op)
 {
-    struct topic_registry *reg = svc_topics(op->a->svc);
+    struct topic_registry *reg = op->a->env->topics;
     for (int looked = 0;
          op->load_next < op->n && op->pending < OP_LOAD_WINDOW && looked < OP_LOAD_SLICE;
          looked++) {
@@ -196,7 +196,7 @@ static void op_load_step(struct topic_op *op)
         return; /* a completion takes the next step */
     if (op->load_next < op->n) {
         if (!op->load_ev)
-            op->load_ev = evtimer_new(svc_base(op->a->svc), op_load_tick, op);
+            op->load_ev = evtimer_new(op->a->env->base, op_load_tick, op);
         struct timeval zero = {0, 0};
         evtimer_add(op->load_ev, &zero);
         return;
@@ -258,24 +258,24 @@ static void op_run(struct topic_op *op, topic_op_fn fn, bool must_exist)
         op_fan(op);
         return;
     }
-    if (op->partitions == 0 && must_exist && !topic_find(svc_topics(op->a->svc), op->tn.full)) {
+    if (op->partitions == 0 && must_exist && !topic_find(op->a->env->topics, op->tn.full)) {
         /* Exists: a partition of a partitioned topic, or stored. One key is read, never the
          * namespace's whole list: a partitioned operation fanned out over thousands of
          * partitions would list the namespace once per partition. */
-        struct svc *s = op->a->svc;
+        const struct admin_env *s = op->a->env;
         char *ns = mg_asprintf("%s/%s", op->tn.tenant, op->tn.ns);
-        bool ns_ok = svc_namespace_exists(s, ns);
+        bool ns_ok = ns_namespace_exists(s->ns, ns);
         mg_free(ns);
         if (!ns_ok) {
             admin_reply_error(op->call, 404, "Namespace does not exist");
             op_free(op);
             return;
         }
-        if (op->tn.partition >= 0 && op->tn.partition < svc_partitions_get(s, op->tn.base)) {
+        if (op->tn.partition >= 0 && op->tn.partition < ns_partitions_get(s->ns, op->tn.base)) {
             op_load_all(op);
             return;
         }
-        int rc = svc_topic_stored(s, op->tn.full, op_stored, op);
+        int rc = ns_topic_stored(s->ns, op->tn.full, op_stored, op);
         if (rc < 0) {
             admin_reply_error(op->call, 500, mg_strerror(rc));
             op_free(op);
@@ -450,7 +450,7 @@ static json_t *topic_stats_json(struct admin *a, struct topic *t)
                                   "lastCompactionSucceedTimestamp", 0,
                                   "lastCompactionFailedTimestamp", 0,
                                   "lastCompactionDurationTimeInMills", 0));
-    json_object_set_new(j, "ownerBroker", json_string(svc_broker_id(a->svc)));
+    json_object_set_new(j, "ownerBroker", json_string(ns_broker_id(a->env->ns)));
     json_object_set_new(j, "topicCreationTimeStamp", json_integer((json_int_t)st.created_ms));
     json_object_set_new(j, "lastPublishTimeStamp", json_integer((json_int_t)st.last_publish_ms));
     return j;
@@ -791,7 +791,7 @@ static void reset_time_found(struct ml_position pos, int status, void *data)
         op_free(op);
         return;
     }
-    struct topic *t = topic_find(svc_topics(op->a->svc), op->names[op->step]);
+    struct topic *t = topic_find(op->a->env->topics, op->names[op->step]);
     if (status < 0 || !t) {
         admin_reply_errorf(op->call, 412, "Unable to find position for timestamp %" PRIu64, op->ts);
         op_free(op);
@@ -814,7 +814,7 @@ static void reset_time_next(struct topic_op *op)
         op_free(op);
         return;
     }
-    struct topic *t = topic_find(svc_topics(op->a->svc), op->names[op->step]);
+    struct topic *t = topic_find(op->a->env->topics, op->names[op->step]);
     int rc = t ? ml_find_by_time(topic_ml(t), op->ts, reset_time_found, op) : -MG_ECLOSED;
     if (rc < 0) {
         admin_reply_errorf(op->call, 412, "Unable to find position for timestamp %" PRIu64, op->ts);
@@ -886,7 +886,7 @@ static void do_delete(struct topic_op *op, struct topic **topics)
         }
     }
     op->step = 0;
-    op->wait_ev = evtimer_new(svc_base(op->a->svc), delete_wait_tick, op);
+    op->wait_ev = evtimer_new(op->a->env->base, delete_wait_tick, op);
     delete_wait_next(op);
 }
 
@@ -896,7 +896,7 @@ static void do_delete(struct topic_op *op, struct topic **topics)
 static void delete_finish(struct topic_op *op)
 {
     if (op->partitions > 0) {
-        int rc = svc_partitions_delete(op->a->svc, op->tn.full, admin_reply_done, op->call);
+        int rc = ns_partitions_delete(op->a->env->ns, op->tn.full, admin_reply_done, op->call);
         if (rc < 0)
             admin_reply_error(op->call, 404, "Partitioned topic does not exist");
     } else {
@@ -931,7 +931,7 @@ static void delete_wait_next(struct topic_op *op)
         delete_finish(op);
         return;
     }
-    if (svc_topic_stored(op->a->svc, op->names[op->step], delete_wait_stored, op) < 0) {
+    if (ns_topic_stored(op->a->env->ns, op->names[op->step], delete_wait_stored, op) < 0) {
         op->step++;
         delete_wait_next(op);
     }
@@ -991,8 +991,8 @@ static void partitions_meta_listed(void *data, int status, char **names, int n)
     bool found = false;
     for (int i = 0; status == 0 && i < n && !found; i++)
         found = strcmp(names[i], op->tn.full) == 0;
-    struct svc *s = op->a->svc;
-    if (found || (op->force && svc_cfg(s)->allow_auto_topic_creation))
+    const struct admin_env *s = op->a->env;
+    if (found || (op->force && s->cfg->allow_auto_topic_creation))
         admin_reply_json(op->call, 200, json_pack("{s:i}", "partitions", 0));
     else
         reply_topic_not_found(op);
@@ -1014,8 +1014,8 @@ static void partitions_create_listed(void *data, int status, char **names, int n
             return;
         }
     }
-    int rc = svc_partitions_set(op->a->svc, op->tn.full, op->partitions, true, admin_reply_done,
-                                op->call);
+    int rc = ns_partitions_set(op->a->env->ns, op->tn.full, op->partitions, true, admin_reply_done,
+                               op->call);
     if (rc == -MG_EEXIST)
         admin_reply_error(op->call, 409, "This topic already exists");
     else if (rc < 0)
@@ -1067,13 +1067,13 @@ static void partitions_updated(void *data, int status)
 /* Does this broker own the bundle of every topic op names? */
 static bool op_names_here(struct topic_op *op)
 {
-    struct svc *s = op->a->svc;
+    const struct admin_env *s = op->a->env;
     bool here = true;
     for (int i = 0; i < op->n && here; i++) {
         struct topic_name tn;
         if (topic_name_parse(op->names[i], &tn) < 0)
             return false;
-        here = svc_topic_owned(s, &tn);
+        here = ns_topic_owned(s->ns, &tn);
         topic_name_fini(&tn);
     }
     return here;
@@ -1206,7 +1206,7 @@ static void fan_done_delete(struct admin_call *c, void *arg, struct admin_sub *s
 {
     struct topic_op *op = arg;
     if (fan_all_ok(c, subs, n, 404)) {
-        int rc = svc_partitions_delete(op->a->svc, op->tn.full, admin_reply_done, c);
+        int rc = ns_partitions_delete(op->a->env->ns, op->tn.full, admin_reply_done, c);
         if (rc < 0)
             admin_reply_error(c, 404, "Partitioned topic does not exist");
     }
@@ -1338,19 +1338,19 @@ static void partitions_deleted(void *data, int status)
 
 static void h_partitions(struct admin_req *r, struct topic_op *op)
 {
-    struct svc *s = r->a->svc;
-    int cur = svc_partitions_get(s, op->tn.full);
+    const struct admin_env *s = r->a->env;
+    int cur = ns_partitions_get(s->ns, op->tn.full);
     char *ns = mg_asprintf("%s/%s", op->tn.tenant, op->tn.ns);
     if (r->method == EVHTTP_REQ_GET) {
         if (cur > 0) {
             admin_reply_json(r->call, 200, json_pack("{s:i}", "partitions", cur));
             op_free(op);
-        } else if (topic_find(svc_topics(s), op->tn.full)) {
+        } else if (topic_find(s->topics, op->tn.full)) {
             admin_reply_json(r->call, 200, json_pack("{s:i}", "partitions", 0));
             op_free(op);
         } else {
             op->force = admin_query_flag(r, "checkAllowAutoCreation");
-            if (svc_list_topics(s, ns, false, partitions_meta_listed, op) < 0) {
+            if (ns_list_topics(s->ns, ns, false, partitions_meta_listed, op) < 0) {
                 admin_reply_error(r->call, 404, "Namespace does not exist");
                 op_free(op);
             }
@@ -1361,7 +1361,7 @@ static void h_partitions(struct admin_req *r, struct topic_op *op)
     if (r->method == EVHTTP_REQ_DELETE) {
         mg_free(ns);
         if (cur == 0) {
-            if (topic_find(svc_topics(s), op->tn.full)) {
+            if (topic_find(s->topics, op->tn.full)) {
                 admin_reply_errorf(r->call, 409, "%s is not a partitioned topic", op->tn.full);
                 op_free(op);
                 return;
@@ -1378,10 +1378,10 @@ static void h_partitions(struct admin_req *r, struct topic_op *op)
             op_run(op, do_delete, false);
             return;
         }
-        /* Every partition is served here: sliced in svc (svc_partitioned_delete), so that
+        /* Every partition is served here: sliced in ns (ns_partitioned_delete), so that
          * thousands of partitions neither hold the loop in one turn nor get loaded only to
          * be deleted. */
-        int rc = svc_partitioned_delete(s, op->tn.full, op->force, partitions_deleted, r->call);
+        int rc = ns_partitioned_delete(s->ns, op->tn.full, op->force, partitions_deleted, r->call);
         op_free(op);
         if (rc < 0)
             admin_reply_errorf(r->call, 404, "Partitioned topic does not exist");
@@ -1411,7 +1411,7 @@ static void h_partitions(struct admin_req *r, struct topic_op *op)
         admin_reply_error(r->call, 406, "Number of partitions should be more than 0");
         return;
     }
-    int maxp = svc_cfg(s)->max_num_partitions_per_partitioned_topic;
+    int maxp = s->cfg->max_num_partitions_per_partitioned_topic;
     if ((maxp > 0 && n > maxp) || n > INT_MAX) {
         op_free(op);
         admin_reply_errorf(r->call, 406, "Number of partitions should be less than or equal to %d",
@@ -1426,7 +1426,7 @@ static void h_partitions(struct admin_req *r, struct topic_op *op)
                               "'-partition-'");
             return;
         }
-        if (cur > 0 || topic_find(svc_topics(s), op->tn.full)) {
+        if (cur > 0 || topic_find(s->topics, op->tn.full)) {
             op_free(op);
             admin_reply_error(r->call, 409,
                               cur > 0 ? "Partitioned topic already exists"
@@ -1435,7 +1435,7 @@ static void h_partitions(struct admin_req *r, struct topic_op *op)
         }
         op->partitions = (int)n;
         char *nsn = mg_asprintf("%s/%s", op->tn.tenant, op->tn.ns);
-        int rc = svc_list_topics(s, nsn, false, partitions_create_listed, op);
+        int rc = ns_list_topics(s->ns, nsn, false, partitions_create_listed, op);
         mg_free(nsn);
         if (rc < 0) {
             admin_reply_error(r->call, 404, "Namespace does not exist");
@@ -1476,7 +1476,7 @@ static void h_partitions(struct admin_req *r, struct topic_op *op)
         return;
     }
     for (int i = 0; i < cur; i++) {
-        struct topic *t = topic_find(svc_topics(s), op->names[i]);
+        struct topic *t = topic_find(s->topics, op->names[i]);
         size_t pos = 0;
         struct topic_sub_stats ss;
         while (t && topic_sub_stats_next(t, &pos, &ss)) {
@@ -1497,8 +1497,8 @@ static void grow_partitions_set(struct topic_op *op)
     for (int i = 0; i < op->n; i++) /* the existing partitions' names: not needed any more */
         mg_free(op->names[i]);
     op->n = 0;
-    int rc =
-        svc_partitions_set(op->a->svc, op->tn.full, op->partitions, false, partitions_updated, op);
+    int rc = ns_partitions_set(op->a->env->ns, op->tn.full, op->partitions, false,
+                               partitions_updated, op);
     if (rc < 0) {
         admin_reply_error(op->call, 500, mg_strerror(rc));
         op_free(op);
@@ -1529,7 +1529,7 @@ static bool is(const char *a, const char *b)
  *
  * A topic is served only by the broker that owns its bundle (loading it without the lease
  * would recover and fence the owner's ledger). A topic request or an HTTP lookup first
- * asks svc_lookup, as a binary LOOKUP does, which assigns an unowned bundle there and then:
+ * asks ns_lookup, as a binary LOOKUP does, which assigns an unowned bundle there and then:
  * owned or taken here -> the call is routed again and served here (a lookup answers with
  * this broker); owned by, or assigned to, another broker -> 307 to that broker's web URL
  * with authoritative=true, and that broker takes the bundle without choosing again. A
@@ -1537,7 +1537,7 @@ static bool is(const char *a, const char *b)
  * asked again a bounded number of times, so a valid request never needs a client retry;
  * only a bundle that stays unavailable for LOCATE_TRIES rounds answers 503.
  */
-#define LOCATE_TRIES 50     /* rounds of svc_lookup before 503: 5 s, past an unload (3 s) */
+#define LOCATE_TRIES 50     /* rounds of ns_lookup before 503: 5 s, past an unload (3 s) */
 #define LOCATE_RETRY_MS 100 /* between rounds */
 
 struct locate_op {
@@ -1545,7 +1545,7 @@ struct locate_op {
     struct admin_call *call; /* until replied */
     char *topic;             /* owned: full name */
     char *ns;                /* owned: "t/ns" */
-    char range[SVC_BUNDLE_NAME_LEN];
+    char range[NS_BUNDLE_NAME_LEN];
     bool authoritative;
     bool lookup; /* HTTP lookup: answer with this broker's URLs; else route the call again */
     int tries;
@@ -1563,11 +1563,12 @@ static void locate_free(struct locate_op *l)
     mg_free(l);
 }
 
-static void lookup_reply_self(struct admin_call *c, struct svc *s)
+static void lookup_reply_self(struct admin_call *c, const struct admin_env *s)
 {
     admin_reply_json(c, 200,
-                     json_pack("{s:s,s:s,s:s,s:s}", "brokerUrl", svc_broker_url(s), "httpUrl",
-                               svc_web_url(s), "nativeUrl", svc_broker_url(s), "brokerUrlSsl", ""));
+                     json_pack("{s:s,s:s,s:s,s:s}", "brokerUrl", ns_broker_url(s->ns), "httpUrl",
+                               ns_web_url(s->ns), "nativeUrl", ns_broker_url(s->ns), "brokerUrlSsl",
+                               ""));
 }
 
 /* The request's URI on another broker: its path and query, with authoritative=true instead
@@ -1607,7 +1608,7 @@ static void locate_here(struct locate_op *l)
 {
     struct admin_call *c = l->call;
     if (l->lookup) {
-        lookup_reply_self(c, l->a->svc);
+        lookup_reply_self(c, l->a->env);
     } else {
         c->gated = true;
         admin_route(c);
@@ -1651,7 +1652,7 @@ static void locate_retry_cb(evutil_socket_t fd, short what, void *arg)
     locate_step(l);
 }
 
-static void locate_owner(void *data, int status, const struct svc_owner *o)
+static void locate_owner(void *data, int status, const struct ns_owner *o)
 {
     struct locate_op *l = data;
     if (admin_call_gone(l->call)) {
@@ -1663,7 +1664,7 @@ static void locate_owner(void *data, int status, const struct svc_owner *o)
         locate_free(l);
         return;
     }
-    if (status == 0 && o->kind == SVC_OWNER_OTHER && o->web_url && !o->disabled) {
+    if (status == 0 && o->kind == NS_OWNER_OTHER && o->web_url && !o->disabled) {
         locate_redirect(l, o->web_url);
         return;
     }
@@ -1678,7 +1679,7 @@ static void locate_decided(void *data, int status, const char *url, const char *
         locate_free(l);
         return;
     }
-    struct svc *s = l->a->svc;
+    const struct admin_env *s = l->a->env;
     if (status == -MG_ECANCELED) {
         admin_reply_error(l->call, 503, "Broker is shutting down");
         locate_free(l);
@@ -1693,31 +1694,31 @@ static void locate_decided(void *data, int status, const char *url, const char *
         locate_free(l);
         return;
     }
-    if (!url || strcmp(url, svc_broker_url(s)) == 0) {
+    if (!url || strcmp(url, ns_broker_url(s->ns)) == 0) {
         locate_here(l);
         return;
     }
     /* Owned by, or just assigned to, another broker: its web URL from its registration, or
      * else from the ownership key. */
-    const char *web = svc_broker_web_url(s, url);
+    const char *web = ns_broker_web_url(s->ns, url);
     if (web) {
         locate_redirect(l, web);
         return;
     }
-    if (svc_bundle_owner(s, l->ns, l->range, locate_owner, l) < 0)
+    if (ns_bundle_owner(s->ns, l->ns, l->range, locate_owner, l) < 0)
         locate_again(l, "Owner of the topic's bundle is not known");
 }
 
 static void locate_step(struct locate_op *l)
 {
-    struct svc *s = l->a->svc;
+    const struct admin_env *s = l->a->env;
     struct topic_name tn;
     if (topic_name_parse(l->topic, &tn) < 0) { /* it parsed when the call was routed */
         admin_reply_error(l->call, 500, "Invalid topic name");
         locate_free(l);
         return;
     }
-    int rc = svc_lookup(s, &tn, l->authoritative, locate_decided, l);
+    int rc = ns_lookup(s->ns, &tn, l->authoritative, locate_decided, l);
     topic_name_fini(&tn);
     if (rc == 1) {
         locate_here(l);
@@ -1749,8 +1750,8 @@ static void locate_start(struct admin_req *r, const struct topic_name *tn, bool 
     l->ns = mg_asprintf("%s/%s", tn->tenant, tn->ns);
     l->authoritative = admin_query_flag(r, "authoritative");
     l->lookup = lookup;
-    l->retry_ev = evtimer_new(svc_base(r->a->svc), locate_retry_cb, l);
-    if (svc_topic_bundle(r->a->svc, tn, l->range) < 0) {
+    l->retry_ev = evtimer_new(r->a->env->base, locate_retry_cb, l);
+    if (ns_topic_bundle(r->a->env->ns, tn, l->range) < 0) {
         admin_reply_error(r->call, 404, "Namespace does not exist");
         locate_free(l);
         return;
@@ -1762,8 +1763,8 @@ static void locate_start(struct admin_req *r, const struct topic_name *tn, bool 
  * routed again) later. */
 static bool gate_topic(struct admin_req *r, const struct topic_name *tn)
 {
-    struct svc *s = r->a->svc;
-    if (r->call->gated || svc_topic_owned(s, tn))
+    const struct admin_env *s = r->a->env;
+    if (r->call->gated || ns_topic_owned(s->ns, tn))
         return true;
     locate_start(r, tn, false);
     return false;
@@ -1771,7 +1772,7 @@ static bool gate_topic(struct admin_req *r, const struct topic_name *tn)
 
 void admin_h_persistent(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     if (r->nseg < 5) {
         admin_reply_not_found(r->call);
         return;
@@ -1783,7 +1784,7 @@ void admin_h_persistent(struct admin_req *r)
         return;
     }
     char *ns = mg_asprintf("%s/%s", r->seg[3], r->seg[4]);
-    if (!svc_namespace_exists(s, ns)) {
+    if (!ns_namespace_exists(s->ns, ns)) {
         if (!admin_refresh_namespace(r, ns))
             admin_reply_error(r->call, 404, "Namespace does not exist");
         mg_free(ns);
@@ -1792,7 +1793,7 @@ void admin_h_persistent(struct admin_req *r)
     if (list) {
         if (r->method != EVHTTP_REQ_GET)
             admin_reply_bad_method(r->call);
-        else if (svc_list_topics(s, ns, r->nseg == 6, topics_listed, r->call) < 0)
+        else if (ns_list_topics(s->ns, ns, r->nseg == 6, topics_listed, r->call) < 0)
             admin_reply_error(r->call, 404, "Namespace does not exist");
         mg_free(ns);
         return;
@@ -1822,7 +1823,7 @@ void admin_h_persistent(struct admin_req *r)
         return;
     }
     const char *action = r->nseg >= 7 ? r->seg[6] : NULL;
-    int parts = svc_partitions_get(s, op->tn.full);
+    int parts = ns_partitions_get(s->ns, op->tn.full);
     op->body_text = admin_body_string(r->req);
     enum evhttp_cmd_type m = r->method;
     bool get = m == EVHTTP_REQ_GET, post = m == EVHTTP_REQ_POST;
@@ -1838,13 +1839,13 @@ void admin_h_persistent(struct admin_req *r)
     }
     if (!action) {
         if (m == EVHTTP_REQ_PUT) {
-            if (parts > 0 || topic_find(svc_topics(s), op->tn.full)) {
+            if (parts > 0 || topic_find(s->topics, op->tn.full)) {
                 admin_reply_error(r->call, 409, "This topic already exists");
                 op_free(op);
                 return;
             }
             char *nsn = mg_asprintf("%s/%s", op->tn.tenant, op->tn.ns);
-            int lrc = svc_list_topics(s, nsn, false, create_listed, op);
+            int lrc = ns_list_topics(s->ns, nsn, false, create_listed, op);
             mg_free(nsn);
             if (lrc < 0) {
                 admin_reply_error(r->call, 404, "Namespace does not exist");
@@ -1938,7 +1939,7 @@ void admin_h_persistent(struct admin_req *r)
                 return;
             }
             /* A missing topic is auto-created when auto-creation is allowed. */
-            bool auto_create = svc_cfg(s)->allow_auto_topic_creation;
+            bool auto_create = s->cfg->allow_auto_topic_creation;
             op_run(op, do_create_sub, !auto_create);
             return;
         }
@@ -1997,7 +1998,7 @@ void admin_h_persistent(struct admin_req *r)
 void admin_h_lookup(struct admin_req *r)
 {
     /* lookup/v2/topic/{domain}/{t}/{ns}/{topic}[/bundle] */
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     if (r->nseg < 7 || r->nseg > 8 || (r->nseg == 8 && strcmp(r->seg[7], "bundle") != 0)) {
         admin_reply_not_found(r->call);
         return;
@@ -2015,7 +2016,7 @@ void admin_h_lookup(struct admin_req *r)
         return;
     }
     const char *reason = NULL;
-    rc = svc_check_topic(s, &tn, &reason);
+    rc = ns_check_topic(s->ns, &tn, &reason);
     if (rc == -MG_ENOTFOUND) { /* created on another broker since the last refresh? */
         char *ns = mg_asprintf("%s/%s", tn.tenant, tn.ns);
         bool reading = admin_refresh_namespace(r, ns);
@@ -2030,8 +2031,8 @@ void admin_h_lookup(struct admin_req *r)
         admin_reply_error(r->call, 404, reason);
         return;
     }
-    char range[SVC_BUNDLE_NAME_LEN];
-    if (svc_topic_bundle(s, &tn, range) < 0) {
+    char range[NS_BUNDLE_NAME_LEN];
+    if (ns_topic_bundle(s->ns, &tn, range) < 0) {
         topic_name_fini(&tn);
         admin_reply_error(r->call, 404, "Namespace does not exist");
         return;
