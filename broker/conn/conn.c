@@ -20,8 +20,6 @@
 #include "conn/conn.h"
 #include "config/cfg.h"
 #include "ns/ns.h"
-#include "svc/svc.h"
-#include "svc/svc_int.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -107,7 +105,7 @@ struct conn {
     uint64_t id;
     struct mg_ratelimit rl_publish; /* failed publishes: one WARN line per interval */
     enum conn_state state;
-    struct svc *svc;            /* borrowed */
+    const struct conn_env *env; /* borrowed */
     struct bufferevent *bev;    /* owned; NULL once closed */
     struct event *keepalive_ev; /* owned */
     struct event *resume_ev;    /* owned; deferred re-read after a pause */
@@ -626,7 +624,7 @@ static int parse_topic(struct conn *c, const char *name, struct topic_name *tn, 
         *reason = "Invalid topic name";
         return -MG_EBADNAME;
     }
-    int rc = ns_check_topic(svc_ns(c->svc), tn, reason);
+    int rc = ns_check_topic(c->env->ns, tn, reason);
     if (rc < 0)
         topic_name_fini(tn);
     return rc;
@@ -644,7 +642,7 @@ static void handle_connect(struct conn *c, const Pulsar__Proto__CommandConnect *
     r.has_protocol_version = 1;
     r.protocol_version = c->protocol_version;
     r.has_max_message_size = 1;
-    r.max_message_size = svc_cfg(c->svc)->max_message_size;
+    r.max_message_size = c->env->cfg->max_message_size;
     wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
     cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECTED;
     cmd.connected = &r;
@@ -672,14 +670,14 @@ static void handle_partitioned_metadata(struct conn *c,
         r.error = (Pulsar__Proto__ServerError)mg_err_server_error(rc);
         r.message = (char *)reason;
     } else {
-        int n = tn.partition >= 0 ? 0 : ns_partitions_get(svc_ns(c->svc), tn.full);
-        const struct cfg *cfg = svc_cfg(c->svc);
+        int n = tn.partition >= 0 ? 0 : ns_partitions_get(c->env->ns, tn.full);
+        const struct cfg *cfg = c->env->cfg;
         int made = 0;
         if (n == 0 && tn.partition < 0 && cfg->allow_auto_topic_creation &&
             strcmp(cfg->allow_auto_topic_creation_type, "partitioned") == 0 &&
-            !topic_find(svc_topics(c->svc), tn.full) && cfg->default_num_partitions > 0) {
-            made = ns_partitions_set(svc_ns(c->svc), tn.full, cfg->default_num_partitions, true,
-                                     NULL, NULL);
+            !topic_find(c->env->topics, tn.full) && cfg->default_num_partitions > 0) {
+            made = ns_partitions_set(c->env->ns, tn.full, cfg->default_num_partitions, true, NULL,
+                                     NULL);
             if (made == 0)
                 n = cfg->default_num_partitions;
         }
@@ -723,7 +721,7 @@ static void send_lookup_response(struct conn *c, uint64_t request_id, int status
          * chosen for an unowned bundle; both authoritative (that broker takes it). */
         r.response = url ? PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Redirect
                          : PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Connect;
-        r.brokerserviceurl = (char *)(url ? url : ns_broker_url(svc_ns(c->svc)));
+        r.brokerserviceurl = (char *)(url ? url : ns_broker_url(c->env->ns));
         r.has_authoritative = 1;
         r.authoritative = 1;
     }
@@ -767,7 +765,7 @@ static void handle_lookup(struct conn *c, const Pulsar__Proto__CommandLookupTopi
     w->request_id = l->request_id;
     conn_ref(c);
     bool authoritative = l->has_authoritative && l->authoritative;
-    rc = ns_lookup(svc_ns(c->svc), &tn, authoritative, lookup_decided, w);
+    rc = ns_lookup(c->env->ns, &tn, authoritative, lookup_decided, w);
     if (rc != 0) {
         /* 1: owned here, answer at once; < 0: refused at once. */
         char msg[200];
@@ -782,10 +780,10 @@ static void handle_lookup(struct conn *c, const Pulsar__Proto__CommandLookupTopi
 /* ServiceNotReady unless this broker owns the topic's bundle (clients look up again). */
 static int check_owned(struct conn *c, const struct topic_name *tn, char *msg, size_t len)
 {
-    if (ns_topic_owned(svc_ns(c->svc), tn))
+    if (ns_topic_owned(c->env->ns, tn))
         return 0;
     char range[NS_BUNDLE_NAME_LEN] = "?";
-    ns_topic_bundle(svc_ns(c->svc), tn, range);
+    ns_topic_bundle(c->env->ns, tn, range);
     snprintf(msg, len,
              "Namespace bundle %s/%s/%s of topic %s not served by this instance. Please redo "
              "the lookup.",
@@ -825,7 +823,7 @@ static void producer_owner_decided(void *data, int status, const char *url, cons
         return;
     }
     p->ops++;
-    int rc = topic_get(svc_topics(c->svc), p->topic, svc_cfg(c->svc)->allow_auto_topic_creation,
+    int rc = topic_get(c->env->topics, p->topic, c->env->cfg->allow_auto_topic_creation,
                        producer_topic_ready, p);
     if (rc < 0) {
         p->ops--;
@@ -867,7 +865,7 @@ static void handle_producer(struct conn *c, const Pulsar__Proto__CommandProducer
     /* Serve only an owned bundle; an unowned one is taken here (an authoritative lookup),
      * one owned elsewhere is refused. */
     p->ops++;
-    rc = ns_lookup(svc_ns(c->svc), &tn, true, producer_owner_decided, p);
+    rc = ns_lookup(c->env->ns, &tn, true, producer_owner_decided, p);
     topic_name_fini(&tn);
     if (rc == 1)
         producer_owner_decided(p, 0, NULL, NULL);
@@ -940,7 +938,7 @@ static void consumer_owner_decided(void *data, int status, const char *url, cons
         return;
     }
     cc->ops++;
-    int rc = topic_get(svc_topics(c->svc), cc->topic, cc->create, consumer_topic_ready, cc);
+    int rc = topic_get(c->env->topics, cc->topic, cc->create, consumer_topic_ready, cc);
     if (rc < 0) {
         cc->ops--;
         send_error(c, cc->request_id, rc, mg_strerror(rc));
@@ -1018,11 +1016,11 @@ static void handle_subscribe(struct conn *c, const Pulsar__Proto__CommandSubscri
     cc->attached = true;
     TAILQ_INSERT_TAIL(&c->all_consumers, cc, link);
     mg_map_put_u64(&c->consumers, cc->id, cc);
-    cc->create = svc_cfg(c->svc)->allow_auto_topic_creation &&
+    cc->create = c->env->cfg->allow_auto_topic_creation &&
                  (!m->has_force_topic_creation || m->force_topic_creation);
     /* As for producers: an owned bundle, or an unowned one taken here. */
     cc->ops++;
-    rc = ns_lookup(svc_ns(c->svc), &tn, true, consumer_owner_decided, cc);
+    rc = ns_lookup(c->env->ns, &tn, true, consumer_owner_decided, cc);
     topic_name_fini(&tn);
     if (rc == 1)
         consumer_owner_decided(cc, 0, NULL, NULL);
@@ -1275,7 +1273,7 @@ static void handle_get_topics(struct conn *c, const Pulsar__Proto__CommandGetTop
         return;
     }
     struct conn_req *r = req_new(c, m->request_id, 0, -1);
-    int rc = ns_list_topics(svc_ns(c->svc), m->namespace_, false, topics_listed, r);
+    int rc = ns_list_topics(c->env->ns, m->namespace_, false, topics_listed, r);
     if (rc < 0) {
         req_free(r);
         send_error(c, m->request_id, rc, "Namespace does not exist");
@@ -1490,7 +1488,9 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     if (c->refusing) {
         if (!c->refuse_fin_sent && evbuffer_get_length(conn_out(c)) == 0) {
             c->refuse_fin_sent = true; /* ERROR flushed: FIN; close on the client's EOF */
-            shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+            evutil_socket_t fd = bufferevent_getfd(c->bev);
+            if (fd >= 0) /* a socket (an in-process pair has none) */
+                shutdown(fd, SHUT_WR);
         }
         return;
     }
@@ -1544,14 +1544,14 @@ static void conn_keepalive_cb(evutil_socket_t fd, short what, void *arg)
         send_simple(c, PULSAR__PROTO__BASE_COMMAND__TYPE__PING);
 }
 
-struct conn *conn_new(struct svc *s, evutil_socket_t fd, const struct sockaddr *addr, int socklen,
+struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const char *peer,
                       uint64_t id)
 {
     struct conn *c = mg_calloc(1, sizeof *c);
-    const struct cfg *cfg = svc_cfg(s);
-    c->refs = 1; /* the svc's */
+    const struct cfg *cfg = env->cfg;
+    c->refs = 1; /* the creator's, dropped when the connection closes */
     c->id = id;
-    c->svc = s;
+    c->env = env;
     c->state = CONN_AWAIT_CONNECT;
     c->max_frame = (uint32_t)cfg->max_message_size + WIRE_FRAME_PADDING;
     c->max_pending_publish =
@@ -1563,36 +1563,43 @@ struct conn *conn_new(struct svc *s, evutil_socket_t fd, const struct sockaddr *
     mg_map_init(&c->consumers);
     TAILQ_INIT(&c->all_producers);
     TAILQ_INIT(&c->all_consumers);
-    c->peer[0] = '\0';
-    if (addr && addr->sa_family == AF_INET && socklen >= (int)sizeof(struct sockaddr_in)) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
-        char ip[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
-        snprintf(c->peer, sizeof c->peer, "%s:%u", ip, ntohs(sin->sin_port));
-    } else if (addr && addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)addr;
-        char ip[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof ip);
-        snprintf(c->peer, sizeof c->peer, "[%s]:%u", ip, ntohs(sin6->sin6_port));
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    evutil_make_socket_nonblocking(fd);
-    struct event_base *base = svc_base(s);
-    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-    MG_ASSERT(c->bev);
+    snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
+    c->bev = bev;
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     /* Stop reading when a full maximum-size frame is buffered and not yet consumed. */
     bufferevent_setwatermark(c->bev, EV_READ, 0, c->max_frame + 4 + 65536);
     bufferevent_setwatermark(c->bev, EV_WRITE, c->max_outbound / 4, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    c->resume_ev = event_new(base, -1, 0, conn_resume_cb, c);
+    c->resume_ev = event_new(env->base, -1, 0, conn_resume_cb, c);
     int ka = cfg->keep_alive_interval_seconds > 0 ? cfg->keep_alive_interval_seconds : 30;
-    c->keepalive_ev = event_new(base, -1, EV_PERSIST, conn_keepalive_cb, c);
+    c->keepalive_ev = event_new(env->base, -1, EV_PERSIST, conn_keepalive_cb, c);
     struct timeval tv = {ka, 0};
     event_add(c->keepalive_ev, &tv);
     MG_DEBUG("conn", "[%" PRIu64 "] accepted %s", c->id, c->peer);
     return c;
+}
+
+struct conn *conn_accept(const struct conn_env *env, evutil_socket_t fd,
+                         const struct sockaddr *addr, int socklen, uint64_t id)
+{
+    char peer[64] = "";
+    if (addr && addr->sa_family == AF_INET && socklen >= (int)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
+        snprintf(peer, sizeof peer, "%s:%u", ip, ntohs(sin->sin_port));
+    } else if (addr && addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)addr;
+        char ip[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof ip);
+        snprintf(peer, sizeof peer, "[%s]:%u", ip, ntohs(sin6->sin6_port));
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    evutil_make_socket_nonblocking(fd);
+    struct bufferevent *bev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    MG_ASSERT(bev);
+    return conn_new(env, bev, peer, id);
 }
 
 void conn_close(struct conn *c, const char *reason)
@@ -1631,8 +1638,9 @@ void conn_close(struct conn *c, const char *reason)
         bufferevent_free(c->bev);
         c->bev = NULL;
     }
-    svc_conn_closed(c->svc, c);
-    conn_unref(c); /* the svc's reference */
+    if (c->env->closed)
+        c->env->closed(c->env->data, c);
+    conn_unref(c); /* the creator's reference */
     conn_unref(c);
 }
 

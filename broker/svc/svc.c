@@ -5,8 +5,9 @@
  * the BookKeeper client (managedLedgerStore=bookkeeper), the managed-ledger factory and the
  * topic registry, binds the Pulsar port and the admin port (either may be 0 = any free
  * port; the bound ports are then used in the advertised URLs), starts the namespace module
- * (ownership) and accepts connections, each handed to conn_new. svc_shutdown stops
- * accepting, releases the bundles, asks every
+ * (ownership) and accepts connections, each handed to conn_accept with the environment
+ * every connection borrows (struct conn_env). svc_shutdown stops accepting, releases the
+ * bundles, asks every
  * connection to close its producers and consumers (CLOSE_PRODUCER/CLOSE_CONSUMER, so
  * clients reconnect elsewhere) and exits the loop once they are gone or a grace timer fires.
  *
@@ -26,7 +27,6 @@
 #include "meta/meta.h"
 #include "ml/ml.h"
 #include "ns/ns.h"
-#include "svc/svc_int.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -47,6 +47,39 @@
 
 #define SVC_DRAIN_SECONDS 5
 #define SVC_REFUSE_LOG_MS 10000 /* at most one line per interval about refused connections */
+
+struct svc {
+    const struct cfg *cfg;         /* borrowed */
+    struct event_base *base;       /* borrowed */
+    struct meta_store *meta;       /* borrowed; may be NULL */
+    struct mg_listener *listener;  /* owned; NULL once shutting down */
+    struct admin *admin;           /* owned */
+    struct admin_env admin_env;    /* what admin borrows */
+    struct conn_env conn_env;      /* what every connection borrows */
+    struct ml_factory *mlf;        /* owned */
+    struct bkc_client *bkc;        /* owned; NULL unless managedLedgerStore=bookkeeper */
+    struct topic_registry *topics; /* owned */
+    struct ns *ns;                 /* owned: tenants, namespaces, bundles, lookup */
+    struct mg_map conns;           /* id -> struct conn (the svc holds one reference) */
+    struct mg_map conn_ips;        /* id of an admitted conn -> its IPv4 address + 1 */
+    struct mg_map ip_conns;        /* IPv4 address (4 bytes) -> admitted conns from it */
+    int n_admitted;                /* conns not refused by the connection limits */
+    int64_t refused_conns;         /* refused by brokerMaxConnections[PerIp] */
+    int64_t refuse_log_pending;    /* refusals since the last log line */
+    uint64_t refuse_log_ms;        /* when that line was written */
+    struct event *refuse_ev;       /* owned: writes the line at the end of an interval */
+    const char *refuse_last_why;   /* static text of the latest refusal */
+    char refuse_last_peer[32];     /* its peer "ip:port" */
+    uint64_t next_conn_id;
+    int64_t total_conns;
+    int broker_port, web_port;
+    uint64_t start_ms;
+    bool shutting_down;
+    struct event *shutdown_ev; /* owned: polls until connections are gone */
+    int shutdown_ticks;
+    uint64_t shutdown_deadline_ms; /* brokerShutdownTimeoutMs after svc_shutdown began */
+    bool shutdown_released;        /* bundles released (or given up on): closing connections */
+};
 
 static uint64_t now_ms(void)
 {
@@ -120,7 +153,7 @@ static void accept_fn(void *arg, int fd, const struct sockaddr *addr, int sockle
 {
     struct svc *s = arg; /* (svc_shutdown frees the listener: no accept after it) */
     uint64_t id = ++s->next_conn_id;
-    struct conn *c = conn_new(s, fd, addr, socklen, id);
+    struct conn *c = conn_accept(&s->conn_env, fd, addr, socklen, id);
     mg_map_put_u64(&s->conns, id, c);
     s->total_conns++;
     uint32_t ip;
@@ -150,8 +183,10 @@ static void accept_fn(void *arg, int fd, const struct sockaddr *addr, int sockle
     }
 }
 
-void svc_conn_closed(struct svc *s, struct conn *c)
+/* A connection closed itself: drop the service's reference to it. */
+static void svc_conn_closed(void *data, struct conn *c)
 {
+    struct svc *s = data;
     uint64_t id = conn_id(c);
     mg_map_del_u64(&s->conns, id);
     void *v = mg_map_del_u64(&s->conn_ips, id);
@@ -281,6 +316,14 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
         .broker_index = 0,
     };
     s->topics = topic_registry_new(base, s->mlf, &tc);
+    s->conn_env = (struct conn_env){
+        .cfg = cfg,
+        .base = base,
+        .topics = s->topics,
+        .ns = s->ns,
+        .closed = svc_conn_closed,
+        .data = s,
+    };
 
     struct mg_listener_options lo = {
         .name = "Pulsar protocol",
@@ -450,16 +493,6 @@ int svc_broker_port(const struct svc *s)
 int svc_web_port(const struct svc *s)
 {
     return s->web_port;
-}
-
-const struct cfg *svc_cfg(const struct svc *s)
-{
-    return s->cfg;
-}
-
-struct event_base *svc_base(const struct svc *s)
-{
-    return s->base;
 }
 
 struct topic_registry *svc_topics(struct svc *s)

@@ -36,8 +36,6 @@ void svc_shutdown(struct svc *s);
 int svc_broker_port(const struct svc *s);
 int svc_web_port(const struct svc *s);
 
-const struct cfg *svc_cfg(const struct svc *s);
-struct event_base *svc_base(const struct svc *s);
 /* The topic registry; borrowed. */
 struct topic_registry *svc_topics(struct svc *s);
 /* The namespace module (tenants, namespaces, bundles, ownership, lookup) the service
