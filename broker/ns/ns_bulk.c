@@ -75,14 +75,14 @@ struct ns_pdel {
     struct ns_pdel *next_job, **pprev;
 };
 
-static uint64_t mono_ms(void)
+static uint64_t ns_bulk_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void pdel_free(struct ns_pdel *j)
+static void ns_pdel_free(struct ns_pdel *j)
 {
     if (j->s) {
         *j->pprev = j->next_job;
@@ -98,14 +98,14 @@ static void pdel_free(struct ns_pdel *j)
     mg_free(j);
 }
 
-static void pdel_schedule(struct ns_pdel *j)
+static void ns_pdel_schedule(struct ns_pdel *j)
 {
     struct timeval zero = {0, 0};
     evtimer_add(j->ev, &zero);
 }
 
 /* The job is over: report (unless cancelled) and free, once no load is in flight. */
-static void pdel_finish(struct ns_pdel *j, int status)
+static void ns_pdel_finish(struct ns_pdel *j, int status)
 {
     if (j->status == 0)
         j->status = status;
@@ -121,16 +121,16 @@ static void pdel_finish(struct ns_pdel *j, int status)
         if (j->cb)
             j->cb(j->data, j->status);
     }
-    pdel_free(j);
+    ns_pdel_free(j);
 }
 
-static int cmp_child(const void *key, const void *elem)
+static int ns_bulk_cmp_child(const void *key, const void *elem)
 {
     return strcmp(key, *(char *const *)elem);
 }
 
 /* Is partition i stored (its managed ledger exists in the metadata store)? */
-static bool pdel_stored(struct ns_pdel *j, const char *full)
+static bool ns_pdel_stored(struct ns_pdel *j, const char *full)
 {
     if (!j->listed || j->list.n_children == 0)
         return false;
@@ -141,12 +141,12 @@ static bool pdel_stored(struct ns_pdel *j, const char *full)
     topic_name_fini(&tn);
     const char *enc = strrchr(ml, '/');
     bool found = enc && bsearch(enc + 1, j->list.children, (size_t)j->list.n_children,
-                                sizeof *j->list.children, cmp_child) != NULL;
+                                sizeof *j->list.children, ns_bulk_cmp_child) != NULL;
     mg_free(ml);
     return found;
 }
 
-static void pdel_loaded(struct topic *t, int status, void *data)
+static void ns_pdel_loaded(struct topic *t, int status, void *data)
 {
     struct ns_pdel *j = data;
     j->loading--;
@@ -163,19 +163,19 @@ static void pdel_loaded(struct topic *t, int status, void *data)
     }
     if (!j->s || j->status < 0) {
         if (j->loading == 0)
-            pdel_finish(j, j->status);
+            ns_pdel_finish(j, j->status);
         return;
     }
-    pdel_schedule(j); /* a load slot is free */
+    ns_pdel_schedule(j); /* a load slot is free */
 }
 
-static void pdel_meta_done(void *data, int status)
+static void ns_pdel_meta_done(void *data, int status)
 {
-    pdel_finish(data, status);
+    ns_pdel_finish(data, status);
 }
 
 /* One slice of the current phase. */
-static void pdel_slice(evutil_socket_t fd, short what, void *arg)
+static void ns_pdel_slice(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -184,13 +184,13 @@ static void pdel_slice(evutil_socket_t fd, short what, void *arg)
     if (!s || j->phase == PDEL_LISTING || j->phase == PDEL_METADATA)
         return;
     if (j->status < 0) {
-        pdel_finish(j, j->status);
+        ns_pdel_finish(j, j->status);
         return;
     }
-    uint64_t until = mono_ms() + NS_SLICE_MS;
+    uint64_t until = ns_bulk_mono_ms() + NS_SLICE_MS;
     char name[TOPIC_NAME_MAX_LEN + 64];
     for (int k = 0; k < NS_SLICE_ITEMS && j->next < j->n; k++) {
-        if (k > 0 && mono_ms() >= until)
+        if (k > 0 && ns_bulk_mono_ms() >= until)
             break;
         if (j->phase == PDEL_DELETING && j->loading >= NS_BULK_LOADS)
             return; /* resumed by a load's completion */
@@ -209,7 +209,7 @@ static void pdel_slice(evutil_socket_t fd, short what, void *arg)
             if (t) {
                 topic_get_stats(t, &st);
                 if (st.n_producers > 0 || st.n_consumers > 0) {
-                    pdel_finish(j, -MG_EBUSY);
+                    ns_pdel_finish(j, -MG_EBUSY);
                     return;
                 }
             }
@@ -222,53 +222,53 @@ static void pdel_slice(evutil_socket_t fd, short what, void *arg)
             rc = topic_delete(t, j->force);
             if (rc == 0)
                 j->deleted++;
-        } else if (pdel_stored(j, name)) {
+        } else if (ns_pdel_stored(j, name)) {
             /* create=true: an empty stored ledger loads too (create=false treats an ML
              * that never had entries as missing, which would leave it in the store) */
             j->loading++;
-            rc = topic_get(s->topics, name, true, pdel_loaded, j);
+            rc = topic_get(s->topics, name, true, ns_pdel_loaded, j);
             if (rc < 0)
                 j->loading--;
             if (rc == -MG_ENOTFOUND)
                 rc = 0;
         }
         if (rc < 0) {
-            pdel_finish(j, rc);
+            ns_pdel_finish(j, rc);
             return;
         }
     }
     if (j->next < j->n) {
-        pdel_schedule(j);
+        ns_pdel_schedule(j);
         return;
     }
     if (j->phase == PDEL_CHECKING) {
         j->phase = PDEL_DELETING;
         j->next = 0;
-        pdel_schedule(j);
+        ns_pdel_schedule(j);
         return;
     }
     if (j->loading > 0)
         return; /* the last load reschedules */
     j->phase = PDEL_METADATA;
-    int rc = ns_partitions_delete(s, j->base, pdel_meta_done, j);
+    int rc = ns_partitions_delete(s, j->base, ns_pdel_meta_done, j);
     if (rc < 0)
-        pdel_finish(j, rc == -MG_ENOTFOUND ? 0 : rc); /* removed meanwhile: done */
+        ns_pdel_finish(j, rc == -MG_ENOTFOUND ? 0 : rc); /* removed meanwhile: done */
 }
 
-static void pdel_listed(struct meta_req *req, int status)
+static void ns_pdel_listed(struct meta_req *req, int status)
 {
     struct ns_pdel *j = req->data;
     j->listed = true; /* results are kept (searched in place) until the job ends */
     if (!j->s) {
-        pdel_free(j);
+        ns_pdel_free(j);
         return;
     }
     if (status < 0 && status != -MG_ENOTFOUND) {
-        pdel_finish(j, status);
+        ns_pdel_finish(j, status);
         return;
     }
     j->phase = j->force ? PDEL_DELETING : PDEL_CHECKING;
-    pdel_slice(-1, 0, j);
+    ns_pdel_slice(-1, 0, j);
 }
 
 int ns_partitioned_delete(struct ns *s, const char *base_full_name, bool force, ns_done_cb cb,
@@ -288,7 +288,7 @@ int ns_partitioned_delete(struct ns *s, const char *base_full_name, bool force, 
     j->force = force;
     j->cb = cb;
     j->data = data;
-    j->ev = evtimer_new(s->base, pdel_slice, j);
+    j->ev = evtimer_new(s->base, ns_pdel_slice, j);
     j->list.data = j;
     j->next_job = s->bulk_jobs;
     if (j->next_job)
@@ -300,33 +300,33 @@ int ns_partitioned_delete(struct ns *s, const char *base_full_name, bool force, 
     int rc = -MG_ENOTFOUND;
     if (s->meta) {
         char *path = mg_asprintf("/managed-ledgers/%s/%s/persistent", tn.tenant, tn.ns);
-        rc = meta_children(s->meta, path, &j->list, pdel_listed);
+        rc = meta_children(s->meta, path, &j->list, ns_pdel_listed);
         mg_free(path);
     }
     topic_name_fini(&tn);
     if (rc < 0) { /* no store, or nothing to list: only loaded partitions can exist */
         j->phase = force ? PDEL_DELETING : PDEL_CHECKING;
-        pdel_schedule(j);
+        ns_pdel_schedule(j);
     }
     return 0;
 }
 
 /* ---- unloading many topics ---------------------------------------------------------------- */
 
-static void unload_slice(evutil_socket_t fd, short what, void *arg)
+static void ns_bulk_unload_slice(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct ns *s = arg;
     struct topic_registry *reg = s->topics;
-    uint64_t t0 = mono_ms();
+    uint64_t t0 = ns_bulk_mono_ms();
     for (int k = 0; k < NS_SLICE_ITEMS && s->unload_head < s->unload_n; k++) {
         char *name = s->unload_q[s->unload_head++];
         struct topic *t = reg ? topic_find(reg, name) : NULL;
         if (t)
             topic_unload(t);
         mg_free(name);
-        if (mono_ms() - t0 >= NS_SLICE_MS)
+        if (ns_bulk_mono_ms() - t0 >= NS_SLICE_MS)
             break;
     }
     if (s->unload_head < s->unload_n) {
@@ -356,7 +356,7 @@ void ns_unload_topics(struct ns *s, char **names, size_t n)
     mg_free(names);
     if (s->unload_head < s->unload_n) {
         if (!s->unload_ev)
-            s->unload_ev = evtimer_new(s->base, unload_slice, s);
+            s->unload_ev = evtimer_new(s->base, ns_bulk_unload_slice, s);
         struct timeval zero = {0, 0};
         evtimer_add(s->unload_ev, &zero);
     }
@@ -387,6 +387,6 @@ void ns_bulk_cancel(struct ns *s)
         /* The listing and loads still in flight free the job when they complete. The
          * metadata write's callback is dropped by ns_res_cancel, which runs next. */
         if (j->loading == 0 && j->phase != PDEL_LISTING)
-            pdel_free(j);
+            ns_pdel_free(j);
     }
 }

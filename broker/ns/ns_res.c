@@ -123,23 +123,23 @@ struct res_write {
     struct res_write *next, **pprev; /* in s->res_writes */
 };
 
-static struct mg_map *res_cache(struct ns *s, enum res_kind k)
+static struct mg_map *ns_res_cache(struct ns *s, enum res_kind k)
 {
     return k == RES_K_TENANT ? &s->tenants : k == RES_K_NAMESPACE ? &s->namespaces : &s->partitions;
 }
 
-static char *gen_key(enum res_kind k, const char *key)
+static char *ns_res_gen_key(enum res_kind k, const char *key)
 {
     return mg_asprintf("%d:%s", (int)k, key);
 }
 
 /* Record the entry's state before a mutation and number the mutation. */
-static void res_snapshot(struct ns *s, enum res_kind k, const char *key, struct res_undo *u)
+static void ns_res_snapshot(struct ns *s, enum res_kind k, const char *key, struct res_undo *u)
 {
     memset(u, 0, sizeof *u);
     u->kind = k;
     u->key = mg_strdup(key);
-    void *v = mg_map_get_str(res_cache(s, k), key);
+    void *v = mg_map_get_str(ns_res_cache(s, k), key);
     u->had = v != NULL;
     u->value = (intptr_t)v;
     if (k == RES_K_TENANT && v)
@@ -151,12 +151,12 @@ static void res_snapshot(struct ns *s, enum res_kind k, const char *key, struct 
             u->ret = *r;
     }
     u->gen = ++s->res_gen;
-    char *gk = gen_key(k, key);
+    char *gk = ns_res_gen_key(k, key);
     mg_map_put_str(&s->res_gens, gk, (void *)(uintptr_t)u->gen);
     mg_free(gk);
 }
 
-static void set_retention(struct ns *s, const char *ns, const struct ns_retention *val)
+static void ns_res_set_retention(struct ns *s, const char *ns, const struct ns_retention *val)
 {
     struct ns_retention *r = mg_map_get_str(&s->retention, ns);
     if (!val) {
@@ -173,9 +173,9 @@ static void set_retention(struct ns *s, const char *ns, const struct ns_retentio
 
 /* The write of u's mutation is over: forget its number, and on failure put the entry back
  * unless a later mutation of the same entry is the one the cache shows now. */
-static void res_settle(struct ns *s, struct res_undo *u, int status)
+static void ns_res_settle(struct ns *s, struct res_undo *u, int status)
 {
-    char *gk = gen_key(u->kind, u->key);
+    char *gk = ns_res_gen_key(u->kind, u->key);
     bool latest = (uint64_t)(uintptr_t)mg_map_get_str(&s->res_gens, gk) == u->gen;
     if (latest)
         mg_map_del_str(&s->res_gens, gk);
@@ -185,7 +185,7 @@ static void res_settle(struct ns *s, struct res_undo *u, int status)
         u->roles = NULL;
         return;
     }
-    struct mg_map *m = res_cache(s, u->kind);
+    struct mg_map *m = ns_res_cache(s, u->kind);
     if (u->kind == RES_K_TENANT) {
         json_decref(mg_map_get_str(m, u->key)); /* the value the failed write put there */
         if (u->had) {
@@ -200,12 +200,12 @@ static void res_settle(struct ns *s, struct res_undo *u, int status)
         mg_map_del_str(m, u->key);
     }
     if (u->kind == RES_K_NAMESPACE)
-        set_retention(s, u->key, u->had_ret ? &u->ret : NULL);
+        ns_res_set_retention(s, u->key, u->had_ret ? &u->ret : NULL);
     MG_WARN("ns", "metadata write failed: %s is back to what the store holds (%s)", u->key,
             u->had ? "present" : "absent");
 }
 
-static void res_write_free(struct res_write *w)
+static void ns_res_write_free(struct res_write *w)
 {
     if (w->s) {
         *w->pprev = w->next;
@@ -220,38 +220,38 @@ static void res_write_free(struct res_write *w)
     mg_free(w);
 }
 
-static void res_write_finish(struct res_write *w, int status)
+static void ns_res_write_finish(struct res_write *w, int status)
 {
     if (status == -MG_ENOTFOUND && w->is_delete)
         status = 0; /* deleting what is already gone */
     if (status < 0)
         MG_ERROR("ns", "metadata write of %s failed: %s", w->path, mg_strerror(status));
     if (w->s)
-        res_settle(w->s, &w->undo, status); /* before the caller hears of it */
+        ns_res_settle(w->s, &w->undo, status); /* before the caller hears of it */
     if (w->cb)
         w->cb(w->data, status);
-    res_write_free(w);
+    ns_res_write_free(w);
 }
 
-static void res_write_done(struct meta_req *req, int status)
+static void ns_res_write_done(struct meta_req *req, int status)
 {
     struct res_write *w = req->data;
     meta_req_fini(req);
-    res_write_finish(w, status);
+    ns_res_write_finish(w, status);
 }
 
-static void res_write_deferred(evutil_socket_t fd, short what, void *arg)
+static void ns_res_write_deferred(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct res_write *w = arg;
-    res_write_finish(w, w->sync_status);
+    ns_res_write_finish(w, w->sync_status);
 }
 
 /* Write json at path (json NULL: delete path); undo (moved in) tells how to put the cache
  * back if the write fails. cb runs after the call returned. */
-static void res_persist(struct ns *s, const char *path, json_t *json, struct res_undo *undo,
-                        ns_done_cb cb, void *data)
+static void ns_res_persist(struct ns *s, const char *path, json_t *json, struct res_undo *undo,
+                           ns_done_cb cb, void *data)
 {
     struct res_write *w = mg_calloc(1, sizeof *w);
     w->s = s;
@@ -281,18 +281,18 @@ static void res_persist(struct ns *s, const char *path, json_t *json, struct res
         char *text = json_dumps(json, JSON_COMPACT);
         json_decref(json);
         rc = meta_put(s->meta, path, text, strlen(text), META_VERSION_ANY, META_CREATE_PARENTS,
-                      &w->req, res_write_done);
+                      &w->req, ns_res_write_done);
         free(text);
     } else if (s->meta) {
-        rc = meta_delete(s->meta, path, META_VERSION_ANY, &w->req, res_write_done);
+        rc = meta_delete(s->meta, path, META_VERSION_ANY, &w->req, ns_res_write_done);
     } else {
         json_decref(json);
     }
     if (!s->meta || rc < 0) {
         /* No store (the cache is all there is), or a synchronous failure: complete on the
-         * next loop pass all the same (res_write_finish logs the failure). */
+         * next loop pass all the same (ns_res_write_finish logs the failure). */
         w->sync_status = rc;
-        w->ev = evtimer_new(s->base, res_write_deferred, w);
+        w->ev = evtimer_new(s->base, ns_res_write_deferred, w);
         struct timeval zero = {0, 0};
         evtimer_add(w->ev, &zero);
     }
@@ -318,7 +318,7 @@ void ns_res_fini(struct ns *s)
         s->res_writes = w->next;
         if (w->ev) { /* never reached the store: nothing else holds it */
             w->s = NULL;
-            res_write_free(w);
+            ns_res_write_free(w);
         } else { /* the store completes it later (at the latest when it is closed) */
             w->s = NULL;
         }
@@ -351,12 +351,12 @@ void ns_res_fini(struct ns *s)
     mg_map_fini(&s->retention);
 }
 
-static char *tenant_path(const char *tenant)
+static char *ns_res_tenant_path(const char *tenant)
 {
     return mg_asprintf("/admin/policies/%s", tenant);
 }
 
-static char *partitions_path(const char *base_full_name)
+static char *ns_res_partitions_path(const char *base_full_name)
 {
     struct topic_name tn;
     if (topic_name_parse(base_full_name, &tn) < 0)
@@ -369,13 +369,13 @@ static char *partitions_path(const char *base_full_name)
 }
 
 /* TenantInfo of a tenant whose adminRoles are roles (a JSON array; NULL: none). */
-static json_t *tenant_json(struct ns *s, json_t *roles)
+static json_t *ns_res_tenant_json(struct ns *s, json_t *roles)
 {
     json_t *r = roles ? json_incref(roles) : json_array();
     return json_pack("{s:o,s:[s]}", "adminRoles", r, "allowedClusters", s->cfg->cluster_name);
 }
 
-static json_t *namespace_json(struct ns *s, int bundles, const struct ns_retention *ret)
+static json_t *ns_res_namespace_json(struct ns *s, int bundles, const struct ns_retention *ret)
 {
     json_t *b = json_array();
     char buf[24];
@@ -396,13 +396,13 @@ static json_t *namespace_json(struct ns *s, int bundles, const struct ns_retenti
 
 /* ---- cache + write-through --------------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
+static int ns_res_cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* The n-th name of a map in sorted order (maps are small: tenants, namespaces). */
-static const char *sorted_nth(const struct mg_map *m, size_t idx)
+static const char *ns_res_sorted_nth(const struct mg_map *m, size_t idx)
 {
     if (idx >= m->count)
         return NULL;
@@ -411,7 +411,7 @@ static const char *sorted_nth(const struct mg_map *m, size_t idx)
     const char *k;
     while (mg_map_next(m, &pos, &k, NULL, NULL))
         names[n++] = k;
-    qsort(names, n, sizeof *names, cmp_str);
+    qsort(names, n, sizeof *names, ns_res_cmp_str);
     const char *r = names[idx];
     mg_free(names);
     return r;
@@ -429,11 +429,11 @@ int ns_tenant_create(struct ns *s, const char *tenant, ns_done_cb cb, void *data
     if (ns_tenant_exists(s, tenant))
         return -MG_EEXIST;
     struct res_undo u;
-    res_snapshot(s, RES_K_TENANT, tenant, &u);
+    ns_res_snapshot(s, RES_K_TENANT, tenant, &u);
     json_t *roles = json_array();
     mg_map_put_str(&s->tenants, tenant, roles);
-    char *path = tenant_path(tenant);
-    res_persist(s, path, tenant_json(s, roles), &u, cb, data);
+    char *path = ns_res_tenant_path(tenant);
+    ns_res_persist(s, path, ns_res_tenant_json(s, roles), &u, cb, data);
     mg_free(path);
     return 0;
 }
@@ -449,18 +449,18 @@ int ns_tenant_delete(struct ns *s, const char *tenant, ns_done_cb cb, void *data
         if (strncmp(ns, tenant, tl) == 0 && ns[tl] == '/')
             return -MG_EBUSY;
     struct res_undo u;
-    res_snapshot(s, RES_K_TENANT, tenant, &u); /* holds its own reference to the roles */
+    ns_res_snapshot(s, RES_K_TENANT, tenant, &u); /* holds its own reference to the roles */
     json_decref(mg_map_get_str(&s->tenants, tenant));
     mg_map_del_str(&s->tenants, tenant);
-    char *path = tenant_path(tenant);
-    res_persist(s, path, NULL, &u, cb, data);
+    char *path = ns_res_tenant_path(tenant);
+    ns_res_persist(s, path, NULL, &u, cb, data);
     mg_free(path);
     return 0;
 }
 
 const char *ns_tenant_next(struct ns *s, size_t *pos)
 {
-    return sorted_nth(&s->tenants, (*pos)++);
+    return ns_res_sorted_nth(&s->tenants, (*pos)++);
 }
 
 const char *ns_tenant_role(struct ns *s, const char *tenant, size_t i)
@@ -479,11 +479,11 @@ int ns_tenant_set_roles(struct ns *s, const char *tenant, const char *const *rol
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, json_string(roles[i]));
     struct res_undo u;
-    res_snapshot(s, RES_K_TENANT, tenant, &u); /* holds its own reference to old */
+    ns_res_snapshot(s, RES_K_TENANT, tenant, &u); /* holds its own reference to old */
     json_decref(old);
     mg_map_put_str(&s->tenants, tenant, arr);
-    char *path = tenant_path(tenant);
-    res_persist(s, path, tenant_json(s, arr), &u, cb, data);
+    char *path = ns_res_tenant_path(tenant);
+    ns_res_persist(s, path, ns_res_tenant_json(s, arr), &u, cb, data);
     mg_free(path);
     return 0;
 }
@@ -513,11 +513,11 @@ int ns_namespace_create(struct ns *s, const char *tenant_ns, int bundles, ns_don
     if (bundles <= 0 || bundles > 1024)
         bundles = s->cfg->default_number_of_namespace_bundles;
     struct res_undo u;
-    res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
+    ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     mg_map_put_str(&s->namespaces, tenant_ns, (void *)(intptr_t)bundles);
-    set_retention(s, tenant_ns, NULL);
-    char *path = tenant_path(tenant_ns);
-    res_persist(s, path, namespace_json(s, bundles, NULL), &u, cb, data);
+    ns_res_set_retention(s, tenant_ns, NULL);
+    char *path = ns_res_tenant_path(tenant_ns);
+    ns_res_persist(s, path, ns_res_namespace_json(s, bundles, NULL), &u, cb, data);
     mg_free(path);
     return 0;
 }
@@ -542,18 +542,18 @@ int ns_namespace_delete(struct ns *s, const char *tenant_ns, ns_done_cb cb, void
     if (busy)
         return -MG_EBUSY;
     struct res_undo u;
-    res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
+    ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     mg_map_del_str(&s->namespaces, tenant_ns);
-    set_retention(s, tenant_ns, NULL);
-    char *path = tenant_path(tenant_ns);
-    res_persist(s, path, NULL, &u, cb, data);
+    ns_res_set_retention(s, tenant_ns, NULL);
+    char *path = ns_res_tenant_path(tenant_ns);
+    ns_res_persist(s, path, NULL, &u, cb, data);
     mg_free(path);
     return 0;
 }
 
 const char *ns_namespace_next(struct ns *s, size_t *pos)
 {
-    return sorted_nth(&s->namespaces, (*pos)++);
+    return ns_res_sorted_nth(&s->namespaces, (*pos)++);
 }
 
 int ns_namespace_retention_get(struct ns *s, const char *tenant_ns, int64_t *time_minutes,
@@ -575,13 +575,13 @@ int ns_namespace_retention_set(struct ns *s, const char *tenant_ns, bool remove,
     if (!ns_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
     struct res_undo u;
-    res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
+    ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     struct ns_retention val = {time_minutes, size_mb};
-    set_retention(s, tenant_ns, remove ? NULL : &val);
-    char *path = tenant_path(tenant_ns);
-    res_persist(s, path,
-                namespace_json(s, ns_namespace_bundles(s, tenant_ns), remove ? NULL : &val), &u, cb,
-                data);
+    ns_res_set_retention(s, tenant_ns, remove ? NULL : &val);
+    char *path = ns_res_tenant_path(tenant_ns);
+    ns_res_persist(
+        s, path, ns_res_namespace_json(s, ns_namespace_bundles(s, tenant_ns), remove ? NULL : &val),
+        &u, cb, data);
     mg_free(path);
     return 0;
 }
@@ -609,13 +609,13 @@ int ns_partitions_set(struct ns *s, const char *base_full_name, int n, bool crea
         if (n <= cur)
             return -MG_EINVAL;
     }
-    char *path = partitions_path(base_full_name);
+    char *path = ns_res_partitions_path(base_full_name);
     if (!path)
         return -MG_EBADNAME;
     struct res_undo u;
-    res_snapshot(s, RES_K_PARTITIONS, base_full_name, &u);
+    ns_res_snapshot(s, RES_K_PARTITIONS, base_full_name, &u);
     mg_map_put_str(&s->partitions, base_full_name, (void *)(intptr_t)n);
-    res_persist(s, path, json_pack("{s:i}", "partitions", n), &u, cb, data);
+    ns_res_persist(s, path, json_pack("{s:i}", "partitions", n), &u, cb, data);
     mg_free(path);
     return 0;
 }
@@ -624,13 +624,13 @@ int ns_partitions_delete(struct ns *s, const char *base_full_name, ns_done_cb cb
 {
     if (!mg_map_get_str(&s->partitions, base_full_name))
         return -MG_ENOTFOUND;
-    char *path = partitions_path(base_full_name);
+    char *path = ns_res_partitions_path(base_full_name);
     if (!path)
         return -MG_EBADNAME;
     struct res_undo u;
-    res_snapshot(s, RES_K_PARTITIONS, base_full_name, &u);
+    ns_res_snapshot(s, RES_K_PARTITIONS, base_full_name, &u);
     mg_map_del_str(&s->partitions, base_full_name);
-    res_persist(s, path, NULL, &u, cb, data);
+    ns_res_persist(s, path, NULL, &u, cb, data);
     mg_free(path);
     return 0;
 }
@@ -664,11 +664,11 @@ int ns_check_topic(struct ns *s, const struct topic_name *n, const char **reason
 
 /* ---- loading ----------------------------------------------------------------------------- */
 
-static void res_load_issue(struct ns *s, enum res_step step, char *path);
+static void ns_res_load_issue(struct ns *s, enum res_step step, char *path);
 
 /* The base full name of a partitioned topic from its metadata path after
  * /admin/partitioned-topics/ (<t>/<ns>/persistent/<url-encoded local>), or NULL. */
-static char *pt_full_name(const char *rest)
+static char *ns_res_pt_full_name(const char *rest)
 {
     char *copy = mg_strdup(rest);
     char *t = strtok(copy, "/"), *ns = strtok(NULL, "/"), *dom = strtok(NULL, "/");
@@ -681,7 +681,7 @@ static char *pt_full_name(const char *rest)
 }
 
 /* A namespace's stored Policies: its bundles and retention into the cache. */
-static void cache_namespace(struct ns *s, const char *tenant_ns, json_t *j)
+static void ns_res_cache_namespace(struct ns *s, const char *tenant_ns, json_t *j)
 {
     json_t *nb = json_object_get(json_object_get(j, "bundles"), "numBundles");
     int bundles = json_is_integer(nb) ? (int)json_integer_value(nb)
@@ -710,7 +710,7 @@ static void cache_namespace(struct ns *s, const char *tenant_ns, json_t *j)
 }
 
 /* A tenant's stored TenantInfo (j NULL: only its name is known): adminRoles into the cache. */
-static void cache_tenant(struct ns *s, const char *tenant, json_t *j)
+static void ns_res_cache_tenant(struct ns *s, const char *tenant, json_t *j)
 {
     json_t *old = mg_map_get_str(&s->tenants, tenant);
     json_t *roles = json_object_get(j, "adminRoles");
@@ -724,7 +724,7 @@ static void cache_tenant(struct ns *s, const char *tenant, json_t *j)
     mg_map_put_str(&s->tenants, tenant, arr);
 }
 
-static void res_load_done(struct meta_req *req, int status)
+static void ns_res_load_done(struct meta_req *req, int status)
 {
     struct res_load *l = req->data;
     struct ns *s = l->s;
@@ -744,7 +744,7 @@ static void res_load_done(struct meta_req *req, int status)
             status = 0; /* nothing stored there yet */
         } else if (l->step == RES_PT_VALUE && l->gen == s->res_gen) {
             /* a sync: deleted by another broker since we cached it */
-            char *full = pt_full_name(l->path + strlen("/admin/partitioned-topics/"));
+            char *full = ns_res_pt_full_name(l->path + strlen("/admin/partitioned-topics/"));
             if (full)
                 mg_map_del_str(&s->partitions, full);
             mg_free(full);
@@ -759,17 +759,17 @@ static void res_load_done(struct meta_req *req, int status)
         /* A value read before a local change of the tenants is stale: the change wins (the
          * next refresh reads the stored result). */
         if (l->gen == s->res_gen)
-            cache_tenant(s, l->path + strlen("/admin/policies/"), j);
+            ns_res_cache_tenant(s, l->path + strlen("/admin/policies/"), j);
         json_decref(j);
     } else if (l->step == RES_NS_VALUE || l->step == RES_PT_VALUE) {
         json_t *j = json_loadb(req->value ? req->value : "", req->len, 0, NULL);
         const char *rest = l->path + strlen(l->step == RES_NS_VALUE ? "/admin/policies/"
                                                                     : "/admin/partitioned-topics/");
         if (l->step == RES_NS_VALUE) {
-            cache_namespace(s, rest, j);
+            ns_res_cache_namespace(s, rest, j);
         } else {
             json_t *np = json_object_get(j, "partitions");
-            char *full = pt_full_name(rest);
+            char *full = ns_res_pt_full_name(rest);
             if (full && json_is_integer(np) && json_integer_value(np) > 0) {
                 if (!l->cb || l->gen == s->res_gen) /* a sync older than a local change loses */
                     mg_map_put_str(&s->partitions, full, (void *)(intptr_t)json_integer_value(np));
@@ -784,24 +784,24 @@ static void res_load_done(struct meta_req *req, int status)
             switch (l->step) {
             case RES_TENANTS:
                 if (!mg_map_get_str(&s->tenants, req->children[i]))
-                    cache_tenant(s, req->children[i], NULL);
-                res_load_issue(s, RES_TENANT_VALUE, mg_strdup(child));
-                res_load_issue(s, RES_NAMESPACES, child);
+                    ns_res_cache_tenant(s, req->children[i], NULL);
+                ns_res_load_issue(s, RES_TENANT_VALUE, mg_strdup(child));
+                ns_res_load_issue(s, RES_NAMESPACES, child);
                 break;
             case RES_NAMESPACES:
-                res_load_issue(s, RES_NS_VALUE, child);
+                ns_res_load_issue(s, RES_NS_VALUE, child);
                 break;
             case RES_PT_TENANTS:
-                res_load_issue(s, RES_PT_NAMESPACES, child);
+                ns_res_load_issue(s, RES_PT_NAMESPACES, child);
                 break;
             case RES_PT_NAMESPACES:
-                res_load_issue(s, RES_PT_DOMAINS, child);
+                ns_res_load_issue(s, RES_PT_DOMAINS, child);
                 break;
             case RES_PT_DOMAINS:
-                res_load_issue(s, RES_PT_TOPICS, child);
+                ns_res_load_issue(s, RES_PT_TOPICS, child);
                 break;
             case RES_PT_TOPICS:
-                res_load_issue(s, RES_PT_VALUE, child);
+                ns_res_load_issue(s, RES_PT_VALUE, child);
                 break;
             default:
                 mg_free(child);
@@ -818,7 +818,7 @@ static void res_load_done(struct meta_req *req, int status)
 
 /* Send one read of the walk (cb NULL) or of a sync (cb set: not counted in res_loading).
  * Takes ownership of path. Returns 0, or the store's synchronous error. */
-static int res_read(struct ns *s, enum res_step step, char *path, ns_done_cb cb, void *data)
+static int ns_res_read(struct ns *s, enum res_step step, char *path, ns_done_cb cb, void *data)
 {
     struct res_load *l = mg_calloc(1, sizeof *l);
     l->s = s;
@@ -829,8 +829,8 @@ static int res_read(struct ns *s, enum res_step step, char *path, ns_done_cb cb,
     l->gen = s->res_gen;
     l->req.data = l;
     bool value = step == RES_NS_VALUE || step == RES_PT_VALUE || step == RES_TENANT_VALUE;
-    int rc = value ? meta_get(s->meta, path, &l->req, res_load_done)
-                   : meta_children(s->meta, path, &l->req, res_load_done);
+    int rc = value ? meta_get(s->meta, path, &l->req, ns_res_load_done)
+                   : meta_children(s->meta, path, &l->req, ns_res_load_done);
     if (rc < 0) {
         mg_free(l->path);
         mg_free(l);
@@ -847,49 +847,49 @@ static int res_read(struct ns *s, enum res_step step, char *path, ns_done_cb cb,
 }
 
 /* Takes ownership of path. */
-static void res_load_issue(struct ns *s, enum res_step step, char *path)
+static void ns_res_load_issue(struct ns *s, enum res_step step, char *path)
 {
-    int rc = res_read(s, step, path, NULL, NULL);
+    int rc = ns_res_read(s, step, path, NULL, NULL);
     if (rc < 0 && !s->res_load_error)
         s->res_load_error = rc;
 }
 
 /* Only a shared (ZooKeeper) store is written by other brokers. */
-static bool res_shared(struct ns *s)
+static bool ns_res_shared(struct ns *s)
 {
     return s->meta && strcmp(meta_backend_name(s->meta), "zookeeper") == 0;
 }
 
 int ns_tenant_sync(struct ns *s, const char *tenant, ns_done_cb cb, void *data)
 {
-    if (!res_shared(s))
+    if (!ns_res_shared(s))
         return -MG_ENOTSUP;
     if (!*tenant || strchr(tenant, '/'))
         return -MG_EINVAL;
-    return res_read(s, RES_TENANT_VALUE, tenant_path(tenant), cb, data);
+    return ns_res_read(s, RES_TENANT_VALUE, ns_res_tenant_path(tenant), cb, data);
 }
 
 int ns_partitions_sync(struct ns *s, const char *base_full_name, ns_done_cb cb, void *data)
 {
-    if (!res_shared(s))
+    if (!ns_res_shared(s))
         return -MG_ENOTSUP;
-    char *path = partitions_path(base_full_name);
+    char *path = ns_res_partitions_path(base_full_name);
     if (!path)
         return -MG_EINVAL;
-    return res_read(s, RES_PT_VALUE, path, cb, data);
+    return ns_res_read(s, RES_PT_VALUE, path, cb, data);
 }
 
 int ns_namespace_sync(struct ns *s, const char *tenant_ns, ns_done_cb cb, void *data)
 {
-    if (!res_shared(s))
+    if (!ns_res_shared(s))
         return -MG_ENOTSUP;
     const char *slash = strchr(tenant_ns, '/');
     if (!slash || slash == tenant_ns || !slash[1] || strchr(slash + 1, '/'))
         return -MG_EINVAL;
-    return res_read(s, RES_NS_VALUE, tenant_path(tenant_ns), cb, data);
+    return ns_res_read(s, RES_NS_VALUE, ns_res_tenant_path(tenant_ns), cb, data);
 }
 
-static void load_timeout(evutil_socket_t fd, short what, void *arg)
+static void ns_res_load_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -907,10 +907,10 @@ int ns_res_load(struct ns *s)
         mg_map_put_str(&s->namespaces, "pulsar/system", (void *)(intptr_t)bundles);
         return 0;
     }
-    res_load_issue(s, RES_TENANTS, mg_strdup("/admin/policies"));
-    res_load_issue(s, RES_PT_TENANTS, mg_strdup("/admin/partitioned-topics"));
+    ns_res_load_issue(s, RES_TENANTS, mg_strdup("/admin/policies"));
+    ns_res_load_issue(s, RES_PT_TENANTS, mg_strdup("/admin/partitioned-topics"));
     bool expired = false;
-    struct event *timer = evtimer_new(s->base, load_timeout, &expired);
+    struct event *timer = evtimer_new(s->base, ns_res_load_timeout, &expired);
     struct timeval tv = {RES_LOAD_TIMEOUT_MS / 1000, 0};
     evtimer_add(timer, &tv);
     while (s->res_loading > 0 && !expired)
@@ -925,7 +925,7 @@ int ns_res_load(struct ns *s)
     /* First start of a cluster: what initialize-cluster-metadata creates. */
     if (!ns_tenant_exists(s, "public")) {
         char *cluster = mg_asprintf("/admin/clusters/%s", s->cfg->cluster_name);
-        res_persist(s, cluster, json_object(), NULL, NULL, NULL);
+        ns_res_persist(s, cluster, json_object(), NULL, NULL, NULL);
         mg_free(cluster);
         ns_tenant_create(s, "public", NULL, NULL);
         ns_namespace_create(s, "public/default", bundles, NULL, NULL);
@@ -950,15 +950,15 @@ struct res_list {
     struct meta_req req;
 };
 
-static int cmp_name(const void *a, const void *b)
+static int ns_res_cmp_name(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Names are collected with duplicates (a loaded topic is also stored, a partition also
- * listed from its metadata); list_finish sorts them and drops the duplicates: O(n log n),
+ * listed from its metadata); ns_res_list_finish sorts them and drops the duplicates: O(n log n),
  * where checking each new name against the list was quadratic in a namespace's topics. */
-static void list_add(char ***names, int *n, int *cap, char *name)
+static void ns_res_list_add(char ***names, int *n, int *cap, char *name)
 {
     if (*n == *cap) {
         *cap = *cap ? *cap * 2 : 16;
@@ -968,7 +968,7 @@ static void list_add(char ***names, int *n, int *cap, char *name)
 }
 
 /* Finish a listing: stored names (children, may be NULL) + loaded topics + partitions. */
-static void list_finish(struct res_list *l, int status, char **children, int n_children)
+static void ns_res_list_finish(struct res_list *l, int status, char **children, int n_children)
 {
     struct ns *s = l->s;
     char **names = NULL;
@@ -982,11 +982,11 @@ static void list_finish(struct res_list *l, int status, char **children, int n_c
         if (strncmp(base, prefix, plen) != 0 || strchr(base + plen, '/'))
             continue;
         if (l->partitioned_only) {
-            list_add(&names, &n, &cap, mg_strdup(base));
+            ns_res_list_add(&names, &n, &cap, mg_strdup(base));
             continue;
         }
         for (int i = 0; i < parts; i++)
-            list_add(&names, &n, &cap, mg_asprintf("%s-partition-%d", base, i));
+            ns_res_list_add(&names, &n, &cap, mg_asprintf("%s-partition-%d", base, i));
     }
     if (!l->partitioned_only) {
         struct topic *t;
@@ -994,19 +994,19 @@ static void list_finish(struct res_list *l, int status, char **children, int n_c
         while (s->topics && (t = topic_next(s->topics, &pos))) {
             const char *full = topic_full_name(t);
             if (strncmp(full, prefix, plen) == 0 && !strchr(full + plen, '/'))
-                list_add(&names, &n, &cap, mg_strdup(full));
+                ns_res_list_add(&names, &n, &cap, mg_strdup(full));
         }
         for (int i = 0; i < n_children; i++) {
             char *local = evhttp_uridecode(children[i], 1, NULL);
             if (local) {
-                list_add(&names, &n, &cap, mg_asprintf("%s%s", prefix, local));
+                ns_res_list_add(&names, &n, &cap, mg_asprintf("%s%s", prefix, local));
                 free(local);
             }
         }
     }
     mg_free(prefix);
     if (n > 1)
-        qsort(names, (size_t)n, sizeof *names, cmp_name);
+        qsort(names, (size_t)n, sizeof *names, ns_res_cmp_name);
     int u = 0;
     for (int i = 0; i < n; i++) {
         if (u > 0 && strcmp(names[u - 1], names[i]) == 0)
@@ -1021,23 +1021,24 @@ static void list_finish(struct res_list *l, int status, char **children, int n_c
     mg_free(names);
 }
 
-static void list_done(struct meta_req *req, int status)
+static void ns_res_list_done(struct meta_req *req, int status)
 {
     struct res_list *l = req->data;
     if (status == -MG_ENOTFOUND)
         status = 0; /* no topic was ever stored in this namespace */
-    list_finish(l, status, status == 0 ? req->children : NULL, status == 0 ? req->n_children : 0);
+    ns_res_list_finish(l, status, status == 0 ? req->children : NULL,
+                       status == 0 ? req->n_children : 0);
     meta_req_fini(req);
     mg_free(l->ns);
     mg_free(l);
 }
 
-static void list_deferred(evutil_socket_t fd, short what, void *arg)
+static void ns_res_list_deferred(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct res_list *l = arg;
-    list_finish(l, 0, NULL, 0);
+    ns_res_list_finish(l, 0, NULL, 0);
     mg_free(l->ns);
     mg_free(l);
 }
@@ -1056,13 +1057,13 @@ int ns_list_topics(struct ns *s, const char *tenant_ns, bool partitioned_only, n
     l->req.data = l;
     if (s->meta && !partitioned_only) {
         char *path = mg_asprintf("/managed-ledgers/%s/persistent", tenant_ns);
-        int rc = meta_children(s->meta, path, &l->req, list_done);
+        int rc = meta_children(s->meta, path, &l->req, ns_res_list_done);
         mg_free(path);
         if (rc == 0)
             return 0;
     }
     struct timeval zero = {0, 0};
-    event_base_once(s->base, -1, EV_TIMEOUT, list_deferred, l, &zero);
+    event_base_once(s->base, -1, EV_TIMEOUT, ns_res_list_deferred, l, &zero);
     return 0;
 }
 
@@ -1074,7 +1075,7 @@ struct res_stored {
     struct meta_req req;
 };
 
-static void stored_read(struct meta_req *req, int status)
+static void ns_res_stored_read(struct meta_req *req, int status)
 {
     struct res_stored *q = req->data;
     q->cb(q->data, status == 0 ? 1 : status == -MG_ENOTFOUND ? 0 : status);
@@ -1082,7 +1083,7 @@ static void stored_read(struct meta_req *req, int status)
     mg_free(q);
 }
 
-static void stored_none(evutil_socket_t fd, short what, void *arg)
+static void ns_res_stored_none(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -1104,7 +1105,7 @@ int ns_topic_stored(struct ns *s, const char *full_name, ns_done_cb cb, void *da
     if (s->meta) {
         char *ml = topic_name_ml(&tn);
         char *path = mg_asprintf("/managed-ledgers/%s", ml);
-        rc = meta_get(s->meta, path, &q->req, stored_read);
+        rc = meta_get(s->meta, path, &q->req, ns_res_stored_read);
         mg_free(path);
         mg_free(ml);
     }
@@ -1115,7 +1116,7 @@ int ns_topic_stored(struct ns *s, const char *full_name, ns_done_cb cb, void *da
             mg_free(q);
             return rc;
         }
-        event_base_once(s->base, -1, EV_TIMEOUT, stored_none, q, &zero);
+        event_base_once(s->base, -1, EV_TIMEOUT, ns_res_stored_none, q, &zero);
     }
     return 0;
 }
@@ -1130,7 +1131,7 @@ int ns_topic_stored(struct ns *s, const char *full_name, ns_done_cb cb, void *da
  */
 #define NS_RES_REFRESH_MS 3000
 
-static void refresh_tick(evutil_socket_t fd, short what, void *arg)
+static void ns_res_refresh_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -1138,15 +1139,15 @@ static void refresh_tick(evutil_socket_t fd, short what, void *arg)
     if (s->res_loading > 0)
         return; /* the previous walk is still running */
     s->res_load_error = 0;
-    res_load_issue(s, RES_TENANTS, mg_strdup("/admin/policies"));
-    res_load_issue(s, RES_PT_TENANTS, mg_strdup("/admin/partitioned-topics"));
+    ns_res_load_issue(s, RES_TENANTS, mg_strdup("/admin/policies"));
+    ns_res_load_issue(s, RES_PT_TENANTS, mg_strdup("/admin/partitioned-topics"));
 }
 
 void ns_res_refresh_start(struct ns *s)
 {
-    if (!res_shared(s))
+    if (!ns_res_shared(s))
         return; /* only this process writes an embedded or memory store */
-    s->res_refresh_ev = event_new(s->base, -1, EV_PERSIST, refresh_tick, s);
+    s->res_refresh_ev = event_new(s->base, -1, EV_PERSIST, ns_res_refresh_tick, s);
     struct timeval tv = {NS_RES_REFRESH_MS / 1000, (NS_RES_REFRESH_MS % 1000) * 1000};
     event_add(s->res_refresh_ev, &tv);
 }

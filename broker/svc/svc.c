@@ -81,7 +81,7 @@ struct svc {
     bool shutdown_released;        /* bundles released (or given up on): closing connections */
 };
 
-static uint64_t now_ms(void)
+static uint64_t svc_now_ms(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -91,7 +91,7 @@ static uint64_t now_ms(void)
 /* brokerMaxConnections / brokerMaxConnectionsPerIp, as Pulsar's ConnectionController: a
  * connection over either bound gets ERROR NotAllowedError and is closed. Only IPv4 peers
  * are counted per address (as Pulsar). Returns NULL to admit, else the reason. */
-static const char *over_limits(struct svc *s, const struct sockaddr *addr, uint32_t *ip)
+static const char *svc_over_limits(struct svc *s, const struct sockaddr *addr, uint32_t *ip)
 {
     const struct cfg *cfg = s->cfg;
     *ip = 0;
@@ -109,39 +109,39 @@ static const char *over_limits(struct svc *s, const struct sockaddr *addr, uint3
 
 /* Refusals are logged at most once per SVC_REFUSE_LOG_MS, with how many there were; what
  * happened after a line is reported by a timer at the end of its interval. */
-static void refuse_log(struct svc *s)
+static void svc_refuse_log(struct svc *s)
 {
     MG_WARN("svc",
             "refused %" PRId64 " connection(s) in the last %d s (brokerMaxConnections=%d, "
             "brokerMaxConnectionsPerIp=%d); latest from %s: %s",
             s->refuse_log_pending, SVC_REFUSE_LOG_MS / 1000, s->cfg->broker_max_connections,
             s->cfg->broker_max_connections_per_ip, s->refuse_last_peer, s->refuse_last_why);
-    s->refuse_log_ms = now_ms();
+    s->refuse_log_ms = svc_now_ms();
     s->refuse_log_pending = 0;
 }
 
-static void refuse_flush(evutil_socket_t fd, short what, void *arg)
+static void svc_refuse_flush(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct svc *s = arg;
     if (s->refuse_log_pending > 0)
-        refuse_log(s);
+        svc_refuse_log(s);
 }
 
-static void note_refused(struct svc *s, const char *why, const char *peer)
+static void svc_note_refused(struct svc *s, const char *why, const char *peer)
 {
     s->refused_conns++;
     s->refuse_log_pending++;
     s->refuse_last_why = why;
     snprintf(s->refuse_last_peer, sizeof s->refuse_last_peer, "%s", peer);
-    uint64_t now = now_ms();
+    uint64_t now = svc_now_ms();
     if (!s->refuse_log_ms || now - s->refuse_log_ms >= SVC_REFUSE_LOG_MS) {
-        refuse_log(s);
+        svc_refuse_log(s);
         return;
     }
     if (!s->refuse_ev)
-        s->refuse_ev = evtimer_new(s->base, refuse_flush, s);
+        s->refuse_ev = evtimer_new(s->base, svc_refuse_flush, s);
     if (!evtimer_pending(s->refuse_ev, NULL)) {
         uint64_t left = s->refuse_log_ms + SVC_REFUSE_LOG_MS - now;
         struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
@@ -149,7 +149,7 @@ static void note_refused(struct svc *s, const char *why, const char *peer)
     }
 }
 
-static void accept_fn(void *arg, int fd, const struct sockaddr *addr, int socklen)
+static void svc_accept_fn(void *arg, int fd, const struct sockaddr *addr, int socklen)
 {
     struct svc *s = arg; /* (svc_shutdown frees the listener: no accept after it) */
     uint64_t id = ++s->next_conn_id;
@@ -157,7 +157,7 @@ static void accept_fn(void *arg, int fd, const struct sockaddr *addr, int sockle
     mg_map_put_u64(&s->conns, id, c);
     s->total_conns++;
     uint32_t ip;
-    const char *why = over_limits(s, addr, &ip);
+    const char *why = svc_over_limits(s, addr, &ip);
     if (why) {
         char msg[128];
         char ipbuf[INET_ADDRSTRLEN] = "?", peer[INET_ADDRSTRLEN + 8] = "?";
@@ -171,7 +171,7 @@ static void accept_fn(void *arg, int fd, const struct sockaddr *addr, int sockle
             snprintf(msg, sizeof msg, "%s/%s", why, peer);
         else
             snprintf(msg, sizeof msg, "%s", why);
-        note_refused(s, why, peer);
+        svc_note_refused(s, why, peer);
         conn_refuse(c, -MG_ENOTALLOWED, msg);
         return;
     }
@@ -224,7 +224,7 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
     s->cfg = cfg;
     s->meta = meta;
     s->base = base;
-    s->start_ms = now_ms();
+    s->start_ms = svc_now_ms();
     mg_map_init(&s->conns);
     mg_map_init(&s->conn_ips);
     mg_map_init(&s->ip_conns);
@@ -330,7 +330,7 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
         .reserve_fds = mg_fds_default_reserve(mg_fds_limit()),
     };
     s->listener =
-        mg_listener_new(base, cfg->bind_address, cfg->broker_service_port, &lo, accept_fn, s);
+        mg_listener_new(base, cfg->bind_address, cfg->broker_service_port, &lo, svc_accept_fn, s);
     if (!s->listener) {
         svc_free(s);
         return NULL;
@@ -360,7 +360,7 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
     return s;
 }
 
-static void close_all_conns(struct svc *s, bool graceful)
+static void svc_close_all_conns(struct svc *s, bool graceful)
 {
     size_t pos = 0;
     void *v;
@@ -389,7 +389,7 @@ void svc_free(struct svc *s)
     s->listener = NULL;
     if (s->ns)
         ns_cancel(s->ns); /* the callers of pending requests are going away */
-    close_all_conns(s, false);
+    svc_close_all_conns(s, false);
     admin_free(s->admin);
     s->admin = NULL;
     if (s->ns)
@@ -411,23 +411,23 @@ void svc_free(struct svc *s)
 /* Shutdown, polled every 100 ms: first the bundles are released (topics closed, cursor
  * writes landed, ownership keys and the registration deleted), then connections are closed
  * gracefully; brokerShutdownTimeoutMs bounds the whole. */
-static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
+static void svc_shutdown_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct svc *s = arg;
     s->shutdown_ticks++;
-    bool late = now_ms() >= s->shutdown_deadline_ms;
+    bool late = svc_now_ms() >= s->shutdown_deadline_ms;
     if (!s->shutdown_released) {
         /* Leave at least a second of the bound for the connections. */
-        bool release_late = now_ms() + 1000 >= s->shutdown_deadline_ms;
+        bool release_late = svc_now_ms() + 1000 >= s->shutdown_deadline_ms;
         if (!ns_released(s->ns) && !release_late)
             return;
         if (!ns_released(s->ns))
             MG_WARN("svc", "bundles not released within the shutdown bound; going on");
         s->shutdown_released = true;
         MG_INFO("svc", "bundles released: closing %zu connections", s->conns.count);
-        close_all_conns(s, true);
+        svc_close_all_conns(s, true);
     }
     if (s->conns.count == 0 || late) {
         if (s->conns.count)
@@ -435,12 +435,12 @@ static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
                     "%zu connections still open at the shutdown bound (%d ms); closing "
                     "them",
                     s->conns.count, s->cfg->broker_shutdown_timeout_ms);
-        close_all_conns(s, false);
+        svc_close_all_conns(s, false);
         event_base_loopexit(s->base, NULL);
     }
 }
 
-static void drain_timeout(evutil_socket_t fd, short what, void *arg)
+static void svc_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -458,7 +458,7 @@ static void svc_drain(struct svc *s)
     if (!s->mlf || ml_factory_pending(s->mlf) == 0)
         return;
     bool expired = false;
-    struct event *timer = evtimer_new(s->base, drain_timeout, &expired);
+    struct event *timer = evtimer_new(s->base, svc_drain_timeout, &expired);
     struct timeval tv = {SVC_DRAIN_SECONDS, 0};
     evtimer_add(timer, &tv);
     while (ml_factory_pending(s->mlf) > 0 && !expired)
@@ -476,11 +476,11 @@ void svc_shutdown(struct svc *s)
     s->shutting_down = true;
     MG_INFO("svc", "shutting down: releasing %d bundles, then closing %zu connections",
             ns_owned_bundles(s->ns), s->conns.count);
-    s->shutdown_deadline_ms = now_ms() + (uint64_t)s->cfg->broker_shutdown_timeout_ms;
+    s->shutdown_deadline_ms = svc_now_ms() + (uint64_t)s->cfg->broker_shutdown_timeout_ms;
     mg_listener_free(s->listener);
     s->listener = NULL;
     ns_shutdown(s->ns);
-    s->shutdown_ev = event_new(s->base, -1, EV_PERSIST, shutdown_tick, s);
+    s->shutdown_ev = event_new(s->base, -1, EV_PERSIST, svc_shutdown_tick, s);
     struct timeval tv = {0, 100000};
     event_add(s->shutdown_ev, &tv);
 }
