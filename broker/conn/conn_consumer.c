@@ -289,6 +289,13 @@ void conn_handle_subscribe(struct conn *c, const Pulsar__Proto__CommandSubscribe
         conn_consumer_owner_decided(cc, rc, NULL, NULL);
 }
 
+/* UNSUBSCRIBE, SEEK or GET_LAST_MESSAGE_ID for a consumer this connection does not have:
+ * Pulsar answers MetadataError "Consumer not found" (its clients retry that one). */
+static void conn_send_unknown_consumer(struct conn *c, uint64_t request_id)
+{
+    conn_send_error(c, request_id, -MG_EMETA, "Consumer not found");
+}
+
 static struct conn_consumer *conn_ready_consumer(struct conn *c, uint64_t id)
 {
     struct conn_consumer *cc = mg_map_get_u64(&c->consumers, id);
@@ -364,7 +371,7 @@ void conn_handle_unsubscribe(struct conn *c, const Pulsar__Proto__CommandUnsubsc
 {
     struct conn_consumer *cc = conn_ready_consumer(c, m->consumer_id);
     if (!cc) {
-        conn_send_error(c, m->request_id, -MG_ENOTFOUND, "Consumer not found");
+        conn_send_unknown_consumer(c, m->request_id);
         return;
     }
     int rc = topic_consumer_unsubscribe(cc->tc, m->has_force && m->force);
@@ -394,7 +401,7 @@ void conn_handle_seek(struct conn *c, const Pulsar__Proto__CommandSeek *m)
 {
     struct conn_consumer *cc = conn_ready_consumer(c, m->consumer_id);
     if (!cc) {
-        conn_send_error(c, m->request_id, -MG_ENOTFOUND, "Consumer not found");
+        conn_send_unknown_consumer(c, m->request_id);
         return;
     }
     bool by_time = !m->message_id && m->has_message_publish_time;
@@ -459,7 +466,7 @@ void conn_handle_get_last_message_id(struct conn *c,
 {
     struct conn_consumer *cc = conn_ready_consumer(c, m->consumer_id);
     if (!cc) {
-        conn_send_error(c, m->request_id, -MG_ENOTFOUND, "Consumer not found");
+        conn_send_unknown_consumer(c, m->request_id);
         return;
     }
     struct conn_req *r = conn_req_new(c, m->request_id, m->consumer_id, cc->partition);
