@@ -292,7 +292,7 @@ void conn_handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s, struc
     conn_receipt_push(p, s->sequence_id, hseq);
     p->ops++;
     c->pending_publish++;
-    int rc = topic_publish(p->tp, data, s->sequence_id, hseq, conn_publish_done, p);
+    int rc = topic_publish(p->tp, data, &f->msg, s->sequence_id, hseq, conn_publish_done, p);
     if (rc < 0) {
         /* Synchronous failure: no callback; answer now, keeping receipt order intact
          * because nothing after this one can be queued ahead of it. */

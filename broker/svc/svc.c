@@ -246,6 +246,7 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
         .write_quorum = cfg->managed_ledger_write_quorum,
         .ack_quorum = cfg->managed_ledger_ack_quorum,
         .auto_skip_non_recoverable_data = cfg->auto_skip_non_recoverable_data,
+        .entry_info = topic_entry_info, /* entries read back from bookies */
     };
     if (strcmp(cfg->managed_ledger_store, "memory") == 0) {
         /* Volatile topics on a store other brokers share would let a broker crash lose
