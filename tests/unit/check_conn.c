@@ -1319,6 +1319,43 @@ END_TEST
 /* SEEK resets the subscription to a message id or a publish time: the broker closes its
  * consumers (CLOSE_CONSUMER), answers SUCCESS, and a consumer subscribing again gets the
  * messages from there on. */
+/* SEEK to a message id (pos) or, with pos NULL, a publish time (ts; 0: neither). */
+static void seek(struct client *cl, uint64_t consumer_id, uint64_t request_id,
+                 const struct ml_position *pos, uint64_t ts)
+{
+    Pulsar__Proto__MessageIdData id = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
+    Pulsar__Proto__CommandSeek sk = PULSAR__PROTO__COMMAND_SEEK__INIT;
+    sk.consumer_id = consumer_id;
+    sk.request_id = request_id;
+    if (pos) {
+        id.ledgerid = (uint64_t)pos->ledger;
+        id.entryid = (uint64_t)pos->entry;
+        sk.message_id = &id;
+    } else if (ts) {
+        sk.has_message_publish_time = 1;
+        sk.message_publish_time = ts;
+    }
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = T(SEEK);
+    cmd.seek = &sk;
+    send_cmd(cl, &cmd);
+}
+
+/* After a SEEK of consumer `old`: CLOSE_CONSUMER, SUCCESS; a consumer subscribing again gets
+ * the messages from first to last. */
+static void expect_seeked(struct client *cl, uint64_t old, uint64_t request_id, uint64_t again,
+                          uint64_t first, uint64_t last)
+{
+    expect_close_consumer(cl, old);
+    expect_success(cl, request_id);
+    struct sub_opts early = {.type = EXCLUSIVE, .earliest = true};
+    subscribe(cl, TOPIC("seek"), "s", again, &early);
+    flow(cl, again, 10);
+    for (uint64_t seq = first; seq <= last; seq++)
+        ck_assert_uint_eq(expect_message(cl, again).seq, seq);
+    expect_nothing(cl);
+}
+
 START_TEST(test_seek)
 {
     start();
@@ -1332,52 +1369,15 @@ START_TEST(test_seek)
     flow(cl, 1, 10);
     for (uint64_t seq = 0; seq < 5; seq++)
         ck_assert_uint_eq(expect_message(cl, 1).seq, seq);
-
-    Pulsar__Proto__MessageIdData id = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
-    id.ledgerid = (uint64_t)r[2].ledger;
-    id.entryid = (uint64_t)r[2].entry;
-    Pulsar__Proto__CommandSeek sk = PULSAR__PROTO__COMMAND_SEEK__INIT;
-    sk.consumer_id = 1;
-    sk.request_id = 101;
-    sk.message_id = &id;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(SEEK);
-    cmd.seek = &sk;
-    send_cmd(cl, &cmd);
-    expect_close_consumer(cl, 1);
-    expect_success(cl, 101);
-    subscribe(cl, TOPIC("seek"), "s", 2, &early);
-    flow(cl, 2, 10);
-    for (uint64_t seq = 2; seq < 5; seq++)
-        ck_assert_uint_eq(expect_message(cl, 2).seq, seq);
-    expect_nothing(cl);
-
+    seek(cl, 1, 101, &r[2], 0);
+    expect_seeked(cl, 1, 101, 2, 2, 4);
     /* by publish time: the first message published at or after 1003 */
-    Pulsar__Proto__CommandSeek st = PULSAR__PROTO__COMMAND_SEEK__INIT;
-    st.consumer_id = 2;
-    st.request_id = 102;
-    st.has_message_publish_time = 1;
-    st.message_publish_time = 1003;
-    cmd.seek = &st;
-    send_cmd(cl, &cmd);
-    expect_close_consumer(cl, 2);
-    expect_success(cl, 102);
-    subscribe(cl, TOPIC("seek"), "s", 3, &early);
-    flow(cl, 3, 10);
-    for (uint64_t seq = 3; seq < 5; seq++)
-        ck_assert_uint_eq(expect_message(cl, 3).seq, seq);
-    expect_nothing(cl);
-
+    seek(cl, 2, 102, NULL, 1003);
+    expect_seeked(cl, 2, 102, 3, 3, 4);
     /* neither an id nor a time; an unknown consumer (Pulsar: MetadataError) */
-    Pulsar__Proto__CommandSeek bad = PULSAR__PROTO__COMMAND_SEEK__INIT;
-    bad.consumer_id = 3;
-    bad.request_id = 103;
-    cmd.seek = &bad;
-    send_cmd(cl, &cmd);
+    seek(cl, 3, 103, NULL, 0);
     expect_error(cl, 103, SE(UnknownError), "Seek needs a message id or a publish time");
-    bad.consumer_id = 77;
-    bad.request_id = 104;
-    send_cmd(cl, &cmd);
+    seek(cl, 77, 104, &r[0], 0);
     expect_error(cl, 104, SE(MetadataError), "Consumer not found");
 }
 END_TEST
