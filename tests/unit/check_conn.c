@@ -10,7 +10,8 @@
  * (docs/wire-pulsar.md §5, §6). Only the keep-alive test waits for the loop's timer, with a
  * deadline.
  *
- * White-box checks (the bounds of §5.1) read the connection's own fields through conn_int.h.
+ * White-box checks of the bounds (docs/wire-pulsar.md §5.1) read the connection's own
+ * fields through conn_int.h.
  */
 #include "config/cfg.h"
 #include "conn/conn.h"
