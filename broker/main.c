@@ -20,6 +20,7 @@
 #include "util/err.h"
 #include "util/listen.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -74,6 +75,7 @@ struct proc {
     enum role role;
     struct cfg cfg;
     struct event_base *base;                /* owned */
+    struct mg_loop *loop;                   /* owned: base's clock and timers */
     struct meta_store *meta;                /* owned; NULL when no store is used */
     struct bk_server *bookies[MAX_BOOKIES]; /* owned */
     char *bookie_dirs[MAX_BOOKIES];         /* owned: ledger dir strings the options borrow */
@@ -266,7 +268,7 @@ static int open_meta(struct proc *p)
         .session_cb = on_session,
         .session_data = p,
     };
-    int rc = meta_open(p->base, &mo, &p->meta);
+    int rc = meta_open(p->loop, &mo, &p->meta);
     if (rc < 0)
         MG_ERROR("main", "cannot open the metadata store %s: %s", url, mg_strerror(rc));
     mg_free(dir);
@@ -381,6 +383,7 @@ static void proc_free(struct proc *p)
     }
     if (p->meta)
         meta_close(p->meta);
+    mg_loop_free(p->loop);
     if (p->base)
         event_base_free(p->base);
     cfg_fini(&p->cfg);
@@ -431,6 +434,7 @@ static int cmd_role(enum role role, int argc, char **argv)
         MG_ERROR("main", "cannot create the event loop");
         goto out;
     }
+    p.loop = mg_loop_new(p.base);
     if (role != ROLE_BOOKIE && mkdir_p(p.cfg.data_directory) < 0) {
         MG_ERROR("main", "cannot create dataDirectory %s: %s", p.cfg.data_directory,
                  strerror(errno));
@@ -441,7 +445,7 @@ static int cmd_role(enum role role, int argc, char **argv)
     if ((role == ROLE_BOOKIE || role == ROLE_STANDALONE) && start_bookies(&p) < 0)
         goto out;
     if (role != ROLE_BOOKIE) {
-        p.svc = svc_new(p.base, &p.cfg, p.meta);
+        p.svc = svc_new(p.loop, &p.cfg, p.meta);
         if (!p.svc)
             goto out;
     }

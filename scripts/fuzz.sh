@@ -2,9 +2,15 @@
 # fuzz.sh - build the libFuzzer targets with clang in their own build directory and fuzz
 # each one for a bounded time on a copy of its seed corpus.
 #
-# Usage: scripts/fuzz.sh [target...]       (default: every target with a corpus; now: frame)
-# Environment: FUZZ_SECONDS (per target, default 60), FUZZ_BUILD_DIR (default
-# /tmp/magnetar-fuzz-build), FUZZ_JOBS (make -j, default nproc).
+# Usage: scripts/fuzz.sh [target...]
+#   Targets are the corpus folders of tests/fuzz/corpus (frame, bk_request, bk_response,
+#   meta_replay, config,
+#   ledger_md, ledger_md_text); the default is all of them, or FUZZ_TARGETS (space-separated).
+# Environment: FUZZ_SECONDS (per target, default 60), or FUZZ_TOTAL_SECONDS (shared out
+# evenly, at least 1 s a target; overrides FUZZ_SECONDS), FUZZ_BUILD_DIR (default
+# /tmp/magnetar-fuzz-build), FUZZ_JOBS (make -j, default nproc), FUZZ_CC (default clang).
+# Prints, per target, the executions, executions per second and coverage (libFuzzer's cov:
+# edges and ft: features) it reached, and a summary table at the end.
 # Exit status: 0 when every target ran its time without a crash, leak, timeout or
 # sanitizer report; non-zero otherwise (the crashing input is kept as <build>/crash-*).
 set -euo pipefail
@@ -17,11 +23,23 @@ cc=${FUZZ_CC:-clang}
 
 if [ "$#" -gt 0 ]; then
     targets=("$@")
+elif [ -n "${FUZZ_TARGETS:-}" ]; then
+    read -r -a targets <<<"$FUZZ_TARGETS"
 else
     targets=()
     for d in "$src"/tests/fuzz/corpus/*/; do
         targets+=("$(basename "$d")")
     done
+fi
+for t in "${targets[@]}"; do
+    if [ ! -d "$src/tests/fuzz/corpus/$t" ]; then
+        echo "fuzz.sh: unknown target $t (no tests/fuzz/corpus/$t)" >&2
+        exit 2
+    fi
+done
+if [ -n "${FUZZ_TOTAL_SECONDS:-}" ]; then
+    seconds=$((FUZZ_TOTAL_SECONDS / ${#targets[@]}))
+    [ "$seconds" -ge 1 ] || seconds=1
 fi
 
 have_libfuzzer() {
@@ -69,6 +87,7 @@ make -j"$jobs" "${bins[@]}"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 status=0
+summary=()
 for t in "${targets[@]}"; do
     work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz-$t.XXXXXX")
     cp -r "$src/tests/fuzz/corpus/$t/." "$work/"
@@ -77,12 +96,21 @@ for t in "${targets[@]}"; do
     "./tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
         -artifact_prefix="$build/crash-$t-" "$work" 2>&1 | tee "$build/fuzz-$t.log" || rc=$?
     rm -rf "$work"
+    log=$build/fuzz-$t.log
+    execs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || true)
+    persec=$(grep -Eo 'exec/s: *[0-9]+' "$log" | tail -n 1 | grep -Eo '[0-9]+$' || true)
+    cov=$(grep -Eo 'cov: *[0-9]+' "$log" | tail -n 1 | grep -Eo '[0-9]+$' || true)
+    ft=$(grep -Eo 'ft: *[0-9]+' "$log" | tail -n 1 | grep -Eo '[0-9]+$' || true)
+    line="$t: ${execs:-?} execs, ${persec:-?} exec/s, cov ${cov:-?}, ft ${ft:-?} in ${seconds}s"
     if [ "$rc" -ne 0 ]; then
-        echo "fuzz.sh: $t FAILED (exit $rc); log $build/fuzz-$t.log" >&2
+        echo "fuzz.sh: $t FAILED (exit $rc); log $log" >&2
+        summary+=("FAILED $line")
         status=1
     else
-        echo "fuzz.sh: $t ok ($(grep -Eo 'stat::number_of_executed_units: *[0-9]+' \
-            "$build/fuzz-$t.log" | grep -Eo '[0-9]+$') execs)"
+        echo "fuzz.sh: $t ok ($line)"
+        summary+=("ok     $line")
     fi
 done
+echo "fuzz.sh: summary"
+printf '  %s\n' "${summary[@]}"
 exit "$status"

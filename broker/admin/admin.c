@@ -2,12 +2,15 @@
  * admin.c - admin HTTP server (webServicePort): router, reply helpers, health probes and the
  * statistics interval timer.
  *
- * Happy path: evhttp hands every request to route(); the path is split into decoded
- * segments (URLDecoder semantics: %XX and '+' as space) and dispatched to the handlers of
- * admin_res.c (clusters, brokers, tenants, namespaces), admin_topics.c (persistent topics,
- * lookup) and admin_metrics.c (/metrics). Mutations answer 204, reads 200 with JSON, errors
- * a status with {"reason": "..."} as Pulsar does (docs/admin.md §1). A timer rolls the
- * topics' statistics every statsUpdateFrequencyInSecs (rates are averages over it).
+ * Happy path: evhttp hands every request to admin_on_request(); the path is split into
+ * decoded segments (URLDecoder semantics: %XX and '+' as space) and matched against the
+ * route table admin_routes, one row per path and method(s) served: the router checks what
+ * the row's flags ask (names, the namespace, the topic's owner, the body) and runs its
+ * handler, in admin_res.c (clusters, brokers, tenants, namespaces), admin_topics.c
+ * (persistent topics, lookup), admin_metrics.c (/metrics) or here (probes). Mutations
+ * answer 204, reads 200 with JSON, errors a status with {"reason": "..."} as Pulsar does
+ * (docs/admin.md §1). A timer rolls the topics' statistics every statsUpdateFrequencyInSecs
+ * (rates are averages over it).
  *
  * Failure modes: unknown paths 404 and wrong methods 405 (framework-style, plain text, as
  * Jersey answers them); unparsable bodies 400; everything else as the reference gives it.
@@ -30,6 +33,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +45,7 @@
 
 /* ---- responses --------------------------------------------------------------------------- */
 
-static const char *phrase_of(int code)
+static const char *admin_phrase_of(int code)
 {
     switch (code) {
     case 200:
@@ -77,7 +81,7 @@ static const char *phrase_of(int code)
 
 /* ---- calls: one per routed request, completed by its one reply ---------------------------- */
 
-static struct admin_call *call_new(struct admin *a, struct evhttp_request *req)
+static struct admin_call *admin_call_new(struct admin *a, struct evhttp_request *req)
 {
     struct admin_call *c = mg_calloc(1, sizeof *c);
     c->a = a;
@@ -93,7 +97,7 @@ static struct admin_call *call_new(struct admin *a, struct evhttp_request *req)
 }
 
 /* The reply went out (or cannot any more): forget the call. */
-static void call_done(struct admin_call *c)
+static void admin_call_done(struct admin_call *c)
 {
     if (c->a) {
         *c->pprev = c->next;
@@ -108,7 +112,7 @@ bool admin_call_gone(struct admin_call *c)
 {
     if (c->a)
         return false;
-    call_done(c);
+    admin_call_done(c);
     return true;
 }
 
@@ -117,9 +121,9 @@ void admin_reply_buf(struct admin_call *c, int code, const char *ctype, struct e
     if (c->req) {
         if (ctype)
             evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type", ctype);
-        evhttp_send_reply(c->req, code, phrase_of(code), buf);
+        evhttp_send_reply(c->req, code, admin_phrase_of(code), buf);
     }
-    call_done(c);
+    admin_call_done(c);
 }
 
 void admin_reply_raw(struct admin_call *c, int code, const char *ctype, const char *body)
@@ -176,6 +180,19 @@ void admin_reply_bad_method(struct admin_call *c)
     admin_reply_raw(c, 405, "text/plain", "Method Not Allowed");
 }
 
+void admin_reply_names(void *data, int status, char **names, int n)
+{
+    struct admin_call *c = data;
+    if (status < 0) {
+        admin_reply_error(c, 500, mg_strerror(status));
+        return;
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(names[i]));
+    admin_reply_json(c, 200, arr);
+}
+
 void admin_reply_done(void *data, int status)
 {
     struct admin_call *c = data;
@@ -189,7 +206,7 @@ void admin_reply_done(void *data, int status)
 
 /* URLDecoder semantics; *nul set when the result holds a NUL byte (%00), which a C string
  * cannot carry: such a segment is refused rather than silently cut short. */
-static char *url_decode(const char *s, size_t n, bool *nul)
+static char *admin_url_decode(const char *s, size_t n, bool *nul)
 {
     char *tmp = mg_strndup(s, n);
     size_t len = 0;
@@ -209,7 +226,33 @@ static char *url_decode(const char *s, size_t n, bool *nul)
     return r;
 }
 
-static int parse_request(struct admin_req *r)
+int admin_path_split(const char *path, char **seg, int max, int *nul_seg)
+{
+    int n = 0;
+    *nul_seg = -1;
+    for (const char *p = path; *p;) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (n == max) {
+            for (int i = 0; i < n; i++)
+                mg_free(seg[i]);
+            return -MG_EINVAL;
+        }
+        bool nul;
+        seg[n] = admin_url_decode(p, len, &nul);
+        if (nul && *nul_seg < 0)
+            *nul_seg = n;
+        n++;
+        p += len;
+    }
+    return n;
+}
+
+static int admin_parse_request(struct admin_req *r)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
     const char *path = evhttp_uri_get_path(uri);
@@ -217,33 +260,21 @@ static int parse_request(struct admin_req *r)
     TAILQ_INIT(&r->query);
     if (query && evhttp_parse_query_str(query, &r->query) < 0)
         return -MG_EINVAL;
-    if (!path)
-        path = "/";
-    const char *p = path;
-    while (*p) {
-        while (*p == '/')
-            p++;
-        if (!*p)
-            break;
-        const char *e = strchr(p, '/');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (r->nseg == ADMIN_MAX_SEGMENTS)
-            return -MG_EINVAL;
-        bool nul;
-        r->seg[r->nseg] = url_decode(p, n, &nul);
-        if (nul && r->nul_seg < 0)
-            r->nul_seg = r->nseg;
-        r->nseg++;
-        p += n;
-    }
+    int n = admin_path_split(path ? path : "/", r->seg, ADMIN_MAX_SEGMENTS, &r->nul_seg);
+    if (n < 0)
+        return n;
+    r->nseg = n;
     return 0;
 }
 
-static void free_request(struct admin_req *r)
+static void admin_free_request(struct admin_req *r)
 {
     for (int i = 0; i < r->nseg; i++)
         mg_free(r->seg[i]);
     evhttp_clear_headers(&r->query);
+    mg_free(r->tenant_ns);
+    topic_name_fini(&r->tn);
+    json_decref(r->body);
 }
 
 bool admin_query_flag(struct admin_req *r, const char *key)
@@ -298,7 +329,7 @@ bool admin_valid_name(const char *s)
     return true;
 }
 
-static void refreshed(void *data, int status)
+static void admin_refreshed(void *data, int status)
 {
     struct admin_call *c = data;
     if (admin_call_gone(c))
@@ -312,7 +343,8 @@ static void refreshed(void *data, int status)
 
 bool admin_refresh_tenant(struct admin_req *r, const char *tenant)
 {
-    if (r->call->tenant_synced || ns_tenant_sync(r->a->env->ns, tenant, refreshed, r->call) < 0)
+    if (r->call->tenant_synced ||
+        ns_tenant_sync(r->a->env->ns, tenant, admin_refreshed, r->call) < 0)
         return false;
     r->call->tenant_synced = true;
     return true;
@@ -321,7 +353,7 @@ bool admin_refresh_tenant(struct admin_req *r, const char *tenant)
 bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name)
 {
     if (r->call->pt_synced ||
-        ns_partitions_sync(r->a->env->ns, base_full_name, refreshed, r->call) < 0)
+        ns_partitions_sync(r->a->env->ns, base_full_name, admin_refreshed, r->call) < 0)
         return false;
     r->call->pt_synced = true;
     return true;
@@ -329,7 +361,8 @@ bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name)
 
 bool admin_refresh_namespace(struct admin_req *r, const char *tenant_ns)
 {
-    if (r->call->ns_synced || ns_namespace_sync(r->a->env->ns, tenant_ns, refreshed, r->call) < 0)
+    if (r->call->ns_synced ||
+        ns_namespace_sync(r->a->env->ns, tenant_ns, admin_refreshed, r->call) < 0)
         return false;
     r->call->ns_synced = true;
     return true;
@@ -355,7 +388,7 @@ struct health_op {
     int refs; /* the timer and the topic_get callback */
 };
 
-static void health_unref(struct health_op *h)
+static void admin_health_unref(struct health_op *h)
 {
     if (--h->refs == 0) {
         event_free(h->timer);
@@ -363,7 +396,7 @@ static void health_unref(struct health_op *h)
     }
 }
 
-static void health_loaded(struct topic *t, int status, void *data)
+static void admin_health_loaded(struct topic *t, int status, void *data)
 {
     (void)t;
     struct health_op *h = data;
@@ -376,10 +409,10 @@ static void health_loaded(struct topic *t, int status, void *data)
             admin_reply_raw(h->call, 200, "text/plain", "ok");
         h->refs--; /* the timer's: it will not fire */
     }
-    health_unref(h);
+    admin_health_unref(h);
 }
 
-static void health_timeout(evutil_socket_t fd, short what, void *arg)
+static void admin_health_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -388,13 +421,13 @@ static void health_timeout(evutil_socket_t fd, short what, void *arg)
         h->replied = true;
         admin_reply_raw(h->call, 500, "text/plain", "health check timed out");
     }
-    health_unref(h);
+    admin_health_unref(h);
 }
 
 /* GET /admin/v2/brokers/health: Pulsar writes and reads its heartbeat topic; we load
  * (creating) it, which takes the metadata store and, with durable storage, a ledger on the
  * bookies. */
-static void h_health(struct admin_req *r)
+static void admin_h_health(struct admin_req *r)
 {
     const struct admin_env *s = r->a->env;
     const char *v2 = admin_query(r, "topicVersion");
@@ -404,9 +437,9 @@ static void h_health(struct admin_req *r)
                                    ns_broker_id(s->ns));
     struct health_op *h = mg_calloc(1, sizeof *h);
     h->call = r->call;
-    h->timer = evtimer_new(s->base, health_timeout, h);
+    h->timer = evtimer_new(s->base, admin_health_timeout, h);
     h->refs = 2;
-    int rc = topic_get(s->topics, name, true, health_loaded, h);
+    int rc = topic_get(s->topics, name, true, admin_health_loaded, h);
     mg_free(name);
     if (rc < 0) {
         event_free(h->timer);
@@ -418,44 +451,352 @@ static void h_health(struct admin_req *r)
     evtimer_add(h->timer, &tv);
 }
 
+/* ---- routes ------------------------------------------------------------------------------ */
+
+static void admin_h_status(struct admin_req *r)
+{
+    admin_reply_raw(r->call, 200, "text/plain", "OK");
+}
+
+static void admin_h_ready(struct admin_req *r)
+{
+    admin_reply_raw(r->call, 200, "text/plain", "ok");
+}
+
+static void admin_h_non_persistent(struct admin_req *r)
+{
+    admin_reply_error(r->call, 405, "Non-persistent topics are not supported");
+}
+
+void admin_h_not_found(struct admin_req *r)
+{
+    admin_reply_not_found(r->call);
+}
+
+void admin_h_bad_method(struct admin_req *r)
+{
+    admin_reply_bad_method(r->call);
+}
+
+/* Every path the admin server answers (docs/admin.md), in matching order: the first row
+ * whose pattern matches the path and whose methods include the request's is served. Rows
+ * with ANY after a path's own rows give that path's answer to the other methods where it is
+ * not the framework's immediate 405: 404 for the probes, and 405 (or 404) only after the
+ * path's checks (its flags), as the resources did before the table. */
+#define GH ADMIN_GET_HEAD
+#define GET EVHTTP_REQ_GET
+#define PUT EVHTTP_REQ_PUT
+#define POST EVHTTP_REQ_POST
+#define DEL EVHTTP_REQ_DELETE
+#define PP (EVHTTP_REQ_PUT | EVHTTP_REQ_POST)
+#define ANY ADMIN_ANY
+#define R_NAMED ADMIN_R_NAMESPACE
+#define R_NS ADMIN_R_NS
+#define R_TOPIC ADMIN_R_TOPIC
+#define R_GATED ADMIN_R_GATED
+#define R_JSON ADMIN_R_JSON
+#define LK "/lookup/v2/topic"
+#define NS "/admin/v2/namespaces/{tenant}/{namespace}"
+#define PT "/admin/v2/persistent/{tenant}/{namespace}"
+#define T PT "/{topic}"
+#define SUB T "/subscription/{subscription}"
+const struct admin_route admin_routes[] = {
+    /* clang-format off */
+    /* probes, metrics, HTTP lookup (docs/admin.md §2, §8, §9) */
+    {GH,   "/metrics",                        admin_h_metrics,                    0},
+    {ANY,  "/metrics",                        admin_h_not_found,                  0},
+    {GH,   "/status.html",                    admin_h_status,                     0},
+    {ANY,  "/status.html",                    admin_h_not_found,                  0},
+    {GH,   LK "/persistent/{tenant}/{namespace}/{topic}",
+                                              admin_h_lookup,                     0},
+    {GH,   LK "/persistent/{tenant}/{namespace}/{topic}/bundle",
+                                              admin_h_lookup_bundle,              0},
+    {GH,   LK "/{domain}/{tenant}/{namespace}/{topic}",
+                                              admin_h_non_persistent,             0},
+    {GH,   LK "/{domain}/{tenant}/{namespace}/{topic}/bundle",
+                                              admin_h_non_persistent,             0},
+    {GH,   LK "/**",                          admin_h_not_found,                  0},
+    /* brokers and clusters (§2) */
+    {GH,   "/admin/v2/brokers/health",        admin_h_health,                     0},
+    {GH,   "/admin/v2/brokers/ready",         admin_h_ready,                      0},
+    {GH,   "/admin/v2/brokers",               admin_h_brokers,                    0},
+    {GH,   "/admin/v2/brokers/leaderBroker",  admin_h_leader_broker,              0},
+    {GH,   "/admin/v2/brokers/version",       admin_h_version,                    0},
+    {GH,   "/admin/v2/brokers/{cluster}",     admin_h_brokers,                    0},
+    {GH,   "/admin/v2/brokers/**",            admin_h_not_found,                  0},
+    {GET,  "/admin/v2/clusters",              admin_h_clusters,                   0},
+    {GET,  "/admin/v2/clusters/{cluster}",    admin_h_cluster_get,                0},
+    {PUT,  "/admin/v2/clusters/{cluster}",    admin_h_cluster_create,             0},
+    {POST, "/admin/v2/clusters/{cluster}",    admin_h_cluster_update,             0},
+    /* tenants (§3) */
+    {GET,  "/admin/v2/tenants",               admin_h_tenants,                    0},
+    {GET,  "/admin/v2/tenants/{tenant}",      admin_h_tenant_get,                 0},
+    {PUT,  "/admin/v2/tenants/{tenant}",      admin_h_tenant_create,              R_JSON},
+    {POST, "/admin/v2/tenants/{tenant}",      admin_h_tenant_update,              R_JSON},
+    {DEL,  "/admin/v2/tenants/{tenant}",      admin_h_tenant_delete,              0},
+    /* namespaces (§4) */
+    {GET,  "/admin/v2/namespaces/{tenant}",   admin_h_namespaces,                 0},
+    {PUT,  NS,                                admin_h_namespace_create,           R_JSON},
+    {GET,  NS,                                admin_h_namespace_get,              R_NS},
+    {DEL,  NS,                                admin_h_namespace_delete,           R_NAMED},
+    {ANY,  NS,                                admin_h_bad_method,                 R_NAMED},
+    {GET,  NS "/topics",                      admin_h_topics,                     R_NS},
+    {ANY,  NS "/topics",                      admin_h_bad_method,                 R_NS},
+    {GET,  NS "/retention",                   admin_h_retention_get,              R_NS},
+    {POST, NS "/retention",                   admin_h_retention_set,              R_NS | R_JSON},
+    {DEL,  NS "/retention",                   admin_h_retention_remove,           R_NS},
+    {ANY,  NS "/retention",                   admin_h_bad_method,                 R_NS},
+    {GET,  NS "/bundles",                     admin_h_bundles,                    R_NS},
+    {ANY,  NS "/bundles",                     admin_h_bad_method,                 R_NS},
+    {PP,   NS "/unload",                      admin_h_namespace_unload,           R_NS},
+    {ANY,  NS "/unload",                      admin_h_bad_method,                 R_NS},
+    {PP,   NS "/{bundle}/unload",             admin_h_bundle_unload,              R_NS},
+    {ANY,  NS "/{bundle}/unload",             admin_h_bad_method,                 R_NS},
+    {ANY,  NS "/**",                          admin_h_not_found,                  R_NS},
+    /* persistent topics (§5-§7): T is a topic; the operations of a partitioned topic run on
+     * its partitions, each served by its owner (admin_topics.c, admin_fanout.c) */
+    {GET,  PT,                                admin_h_topics,                     R_NS},
+    {ANY,  PT,                                admin_h_bad_method,                 R_NS},
+    {GET,  PT "/partitioned",                 admin_h_partitioned_topics,         R_NS},
+    {ANY,  PT "/partitioned",                 admin_h_bad_method,                 R_NS},
+    {GET,  T "/partitions",                   admin_h_partitions_get,             R_TOPIC},
+    {PUT,  T "/partitions",                   admin_h_partitions_create,          R_TOPIC | R_JSON},
+    {POST, T "/partitions",                   admin_h_partitions_update,          R_TOPIC | R_JSON},
+    {DEL,  T "/partitions",                   admin_h_partitions_delete,          R_TOPIC},
+    {ANY,  T "/partitions",                   admin_h_bad_method,                 R_TOPIC},
+    {PUT,  T,                                 admin_h_topic_create,               R_GATED},
+    {DEL,  T,                                 admin_h_topic_delete,               R_GATED},
+    {ANY,  T,                                 admin_h_bad_method,                 R_GATED},
+    {GET,  T "/stats",                        admin_h_topic_stats,                R_GATED},
+    {GET,  T "/partitioned-stats",            admin_h_partitioned_stats,          R_GATED},
+    {GET,  T "/internalStats",                admin_h_internal_stats,             R_GATED},
+    {GET,  T "/partitioned-internalStats",    admin_h_partitioned_internal_stats, R_GATED},
+    {GET,  T "/subscriptions",                admin_h_subscriptions,              R_GATED},
+    {PUT,  T "/unload",                       admin_h_topic_unload,               R_GATED},
+    {GET,  T "/lastMessageId",                admin_h_last_message_id,            R_GATED},
+    {PUT,  SUB,                               admin_h_sub_create,                 R_GATED | R_JSON},
+    {DEL,  SUB,                               admin_h_sub_delete,                 R_GATED},
+    {POST, SUB "/skip/{numMessages}",         admin_h_sub_skip,                   R_GATED},
+    {POST, SUB "/skip_all",                   admin_h_sub_skip_all,               R_GATED},
+    {POST, SUB "/resetcursor/{timestamp}",    admin_h_sub_reset_by_time,          R_GATED},
+    {POST, SUB "/resetcursor",                admin_h_sub_reset_by_id,            R_GATED | R_JSON},
+    {ANY,  T "/**",                           admin_h_not_found,                  R_GATED},
+    {ANY,  "/admin/v2/non-persistent/**",     admin_h_non_persistent,             0},
+    /* clang-format on */
+};
+#undef GH
+#undef GET
+#undef PUT
+#undef POST
+#undef DEL
+#undef PP
+#undef ANY
+#undef R_NAMED
+#undef R_NS
+#undef R_TOPIC
+#undef R_GATED
+#undef R_JSON
+#undef LK
+#undef NS
+#undef PT
+#undef T
+#undef SUB
+const size_t admin_routes_count = sizeof admin_routes / sizeof *admin_routes;
+
+/* A path segment that decoded to a NUL byte is refused before routing, with the error
+ * Pulsar gives for a bad name there: the reason of the first rule whose pattern matches
+ * the path and captures that segment, else 400 "Bad request path". */
+static const struct {
+    const char *pattern;
+    const char *reason;
+} admin_nul_rules[] = {
+    /* clang-format off */
+    {"/admin/v2/tenants/{tenant}/**",                             "Tenant name is not valid"},
+    {"/admin/v2/clusters/{cluster}/**",                           "Cluster name is not valid"},
+    {"/admin/v2/namespaces/{tenant}",                             "Tenant name is not valid"},
+    {"/admin/v2/namespaces/{tenant}/{namespace}/**",              "Namespace name is not valid"},
+    {"/admin/v2/persistent/{tenant}/{namespace}",                 "Namespace name is not valid"},
+    {"/admin/v2/persistent/{tenant}/{namespace}/partitioned",     "Namespace name is not valid"},
+    {"/admin/v2/persistent/{tenant}",                             "Topic name is not valid"},
+    {"/admin/v2/persistent/{tenant}/{namespace}/{topic}/**",      "Topic name is not valid"},
+    {"/admin/v2/persistent/*/*/*/subscription/{subscription}/**", "Subscription name is not valid"},
+    {"/admin/v2/non-persistent/{tenant}/{namespace}",             "Namespace name is not valid"},
+    {"/admin/v2/non-persistent/{tenant}/{namespace}/partitioned", "Namespace name is not valid"},
+    {"/admin/v2/non-persistent/{tenant}",                         "Topic name is not valid"},
+    {"/admin/v2/non-persistent/{tenant}/{namespace}/{topic}/**",  "Topic name is not valid"},
+    {"/admin/v2/non-persistent/*/*/*/subscription/{subscription}/**",
+                                                                 "Subscription name is not valid"},
+    {"/lookup/*/*/*/{tenant}",                                    "Topic name is not valid"},
+    {"/lookup/*/*/*/{tenant}/{namespace}",                        "Topic name is not valid"},
+    {"/lookup/*/*/*/{tenant}/{namespace}/{topic}/**",             "Topic name is not valid"},
+    /* clang-format on */
+};
+
+/* The names a pattern may capture, and where they go. */
+static const struct {
+    const char *name;
+    size_t off;
+} admin_captures[] = {
+    {"tenant", offsetof(struct admin_path, tenant)},
+    {"namespace", offsetof(struct admin_path, ns)},
+    {"topic", offsetof(struct admin_path, topic)},
+    {"subscription", offsetof(struct admin_path, sub)},
+    {"cluster", offsetof(struct admin_path, cluster)},
+    {"bundle", offsetof(struct admin_path, bundle)},
+    {"domain", offsetof(struct admin_path, domain)},
+    {"numMessages", offsetof(struct admin_path, arg)},
+    {"timestamp", offsetof(struct admin_path, arg)},
+};
+
+/* Where capture {name} (n bytes, without the braces) goes, or -1 for an unknown name. */
+static long admin_capture_off(const char *name, size_t n)
+{
+    for (size_t i = 0; i < sizeof admin_captures / sizeof *admin_captures; i++)
+        if (strlen(admin_captures[i].name) == n && memcmp(admin_captures[i].name, name, n) == 0)
+            return (long)admin_captures[i].off;
+    return -1;
+}
+
+const char *admin_pattern_next(const char **pos, size_t *n)
+{
+    const char *s = *pos;
+    while (*s == '/')
+        s++;
+    if (!*s)
+        return NULL;
+    const char *e = strchr(s, '/');
+    *n = e ? (size_t)(e - s) : strlen(s);
+    *pos = s + *n;
+    return s;
+}
+
+bool admin_path_match(const char *pattern, char *const *seg, int nseg, struct admin_path *p,
+                      unsigned *cap_mask)
+{
+    struct admin_path caps = {0};
+    unsigned mask = 0;
+    int i = 0;
+    const char *pos = pattern, *s;
+    size_t n;
+    while ((s = admin_pattern_next(&pos, &n))) {
+        if (n == 2 && memcmp(s, "**", 2) == 0) {
+            i = nseg; /* the rest of the path, nothing included */
+            break;
+        }
+        if (i == nseg)
+            return false;
+        if (n >= 2 && s[0] == '{' && s[n - 1] == '}') {
+            long off = admin_capture_off(s + 1, n - 2);
+            MG_ASSERT(off >= 0); /* admin_routes_check */
+            *(const char **)((char *)&caps + off) = seg[i];
+            mask |= 1u << i;
+        } else if (!(n == 1 && *s == '*') && (strlen(seg[i]) != n || memcmp(seg[i], s, n) != 0)) {
+            return false;
+        }
+        i++;
+    }
+    if (i != nseg)
+        return false;
+    if (p)
+        *p = caps;
+    if (cap_mask)
+        *cap_mask = mask;
+    return true;
+}
+
+const struct admin_route *admin_route_find(enum evhttp_cmd_type method, char *const *seg, int nseg,
+                                           bool *path_known)
+{
+    *path_known = false;
+    for (size_t i = 0; i < admin_routes_count; i++) {
+        const struct admin_route *rt = &admin_routes[i];
+        if (!admin_path_match(rt->pattern, seg, nseg, NULL, NULL))
+            continue;
+        if (rt->methods & (unsigned)method)
+            return rt;
+        *path_known = true;
+    }
+    return NULL;
+}
+
+const char *admin_nul_reason(char *const *seg, int nseg, int nul_seg)
+{
+    for (size_t i = 0; i < sizeof admin_nul_rules / sizeof *admin_nul_rules; i++) {
+        unsigned mask = 0;
+        if (nul_seg >= 0 && nul_seg < ADMIN_MAX_SEGMENTS &&
+            admin_path_match(admin_nul_rules[i].pattern, seg, nseg, NULL, &mask) &&
+            (mask & (1u << nul_seg)))
+            return admin_nul_rules[i].reason;
+    }
+    return NULL;
+}
+
+/* Every capture of every pattern has a known name (a typo would never match). */
+static void admin_routes_check(void)
+{
+    for (size_t i = 0; i < admin_routes_count + sizeof admin_nul_rules / sizeof *admin_nul_rules;
+         i++) {
+        const char *pos = i < admin_routes_count ? admin_routes[i].pattern
+                                                 : admin_nul_rules[i - admin_routes_count].pattern;
+        const char *s;
+        size_t n;
+        while ((s = admin_pattern_next(&pos, &n)))
+            MG_ASSERT(s[0] != '{' ||
+                      (n >= 2 && s[n - 1] == '}' && admin_capture_off(s + 1, n - 2) >= 0));
+    }
+}
+
 /* ---- router ------------------------------------------------------------------------------ */
 
-static bool seg_is(struct admin_req *r, int i, const char *s)
+/* The checks of the route's flags (admin_int.h, ADMIN_R_*). False when the call was answered
+ * here, or will be routed again (after a read of the store, or once this broker owns the
+ * topic's bundle). */
+static bool admin_route_checks(struct admin_req *r)
 {
-    return r->nseg > i && strcmp(r->seg[i], s) == 0;
+    const struct admin_env *s = r->a->env;
+    unsigned f = r->route->flags;
+    if (f & ADMIN_R_NAMESPACE) {
+        if (!admin_valid_name(r->p.tenant) || !admin_valid_name(r->p.ns)) {
+            admin_reply_error(r->call, 412,
+                              f & ADMIN_R_TOPIC_NAME ? "Topic name is not valid"
+                                                     : "Namespace name is not valid");
+            return false;
+        }
+        r->tenant_ns = mg_asprintf("%s/%s", r->p.tenant, r->p.ns);
+        if (!ns_namespace_exists(s->ns, r->tenant_ns)) {
+            if (admin_refresh_namespace(r, r->tenant_ns))
+                return false; /* created on another broker? routed again once read */
+            if (f & ADMIN_R_NS_EXISTS) {
+                admin_reply_error(r->call, 404, "Namespace does not exist");
+                return false;
+            }
+        }
+    }
+    if (f & ADMIN_R_TOPIC_NAME) {
+        char *name = mg_asprintf("persistent://%s/%s", r->tenant_ns, r->p.topic);
+        int rc = topic_name_parse(name, &r->tn);
+        mg_free(name);
+        /* The local name is one path segment: a '/' in it (%2F) would name a topic of
+         * another (legacy) namespace than the path's. */
+        if (rc < 0 || strcmp(r->tn.tenant, r->p.tenant) != 0 || strcmp(r->tn.ns, r->p.ns) != 0) {
+            topic_name_fini(&r->tn);
+            memset(&r->tn, 0, sizeof r->tn);
+            admin_reply_error(r->call, 412, "Topic name is not valid");
+            return false;
+        }
+        /* With other brokers writing the store, its partitioned metadata first: created or
+         * deleted elsewhere since the last refresh? (One read of the store per call.) */
+        if (admin_refresh_partitions(r, r->tn.base))
+            return false;
+    }
+    if ((f & ADMIN_R_OWNER) && ns_partitions_get(s->ns, r->tn.full) == 0 && !admin_topic_gate(r))
+        return false;
+    if (f & ADMIN_R_JSON)
+        r->body = admin_body_json(r->req, &r->body_bad);
+    return true;
 }
 
-/* A path segment decoded to a NUL byte: the error Pulsar gives for a bad name there. */
-static void reply_nul_name(struct admin_req *r)
-{
-    int i = r->nul_seg;
-    const char *what = NULL;
-    bool v2 = seg_is(r, 0, "admin") && seg_is(r, 1, "v2");
-    bool topics = v2 && (seg_is(r, 2, "persistent") || seg_is(r, 2, "non-persistent"));
-    bool list = r->nseg == 5 || (r->nseg == 6 && seg_is(r, 5, "partitioned"));
-    if (v2 && seg_is(r, 2, "tenants") && i == 3)
-        what = "Tenant name is not valid";
-    else if (v2 && seg_is(r, 2, "clusters") && i == 3)
-        what = "Cluster name is not valid";
-    else if (v2 && seg_is(r, 2, "namespaces") && i == 3 && r->nseg == 4)
-        what = "Tenant name is not valid";
-    else if (v2 && seg_is(r, 2, "namespaces") && (i == 3 || i == 4))
-        what = "Namespace name is not valid";
-    else if (topics && list && (i == 3 || i == 4))
-        what = "Namespace name is not valid";
-    else if (topics && i >= 3 && i <= 5)
-        what = "Topic name is not valid";
-    else if (seg_is(r, 0, "lookup") && i >= 4 && i <= 6)
-        what = "Topic name is not valid";
-    else if (topics && i == 7 && seg_is(r, 6, "subscription"))
-        what = "Subscription name is not valid";
-    if (what)
-        admin_reply_error(r->call, 412, what);
-    else
-        admin_reply_error(r->call, 400, "Bad request path");
-}
-
-static void dispatch(struct admin_call *c)
+static void admin_dispatch(struct admin_call *c)
 {
     struct admin_req r;
     memset(&r, 0, sizeof r);
@@ -464,73 +805,59 @@ static void dispatch(struct admin_call *c)
     r.req = c->req;
     r.nul_seg = -1;
     r.method = evhttp_request_get_command(c->req);
-    if (parse_request(&r) < 0) {
-        free_request(&r);
+    if (admin_parse_request(&r) < 0) {
+        admin_free_request(&r);
         admin_reply_error(c, 400, "Bad request path");
         return;
     }
     if (r.nul_seg >= 0) {
-        reply_nul_name(&r);
-        free_request(&r);
+        const char *why = admin_nul_reason(r.seg, r.nseg, r.nul_seg);
+        admin_reply_error(c, why ? 412 : 400, why ? why : "Bad request path");
+        admin_free_request(&r);
         return;
     }
-    bool get = r.method == EVHTTP_REQ_GET || r.method == EVHTTP_REQ_HEAD;
-    if (r.nseg == 1 && seg_is(&r, 0, "metrics") && get)
-        admin_h_metrics(&r);
-    else if (r.nseg == 1 && seg_is(&r, 0, "status.html") && get)
-        admin_reply_raw(c, 200, "text/plain", "OK");
-    else if (seg_is(&r, 0, "lookup") && seg_is(&r, 1, "v2") && seg_is(&r, 2, "topic"))
-        get ? admin_h_lookup(&r) : admin_reply_bad_method(c);
-    else if (!seg_is(&r, 0, "admin") || !seg_is(&r, 1, "v2") || r.nseg < 3)
-        admin_reply_not_found(c);
-    else if (seg_is(&r, 2, "brokers") && r.nseg == 4 && seg_is(&r, 3, "health"))
-        get ? h_health(&r) : admin_reply_bad_method(c);
-    else if (seg_is(&r, 2, "brokers") && r.nseg == 4 && seg_is(&r, 3, "ready"))
-        get ? admin_reply_raw(c, 200, "text/plain", "ok") : admin_reply_bad_method(c);
-    else if (seg_is(&r, 2, "brokers"))
-        admin_h_brokers(&r);
-    else if (seg_is(&r, 2, "clusters"))
-        admin_h_clusters(&r);
-    else if (seg_is(&r, 2, "tenants") && r.nseg <= 4)
-        admin_h_tenants(&r);
-    else if (seg_is(&r, 2, "namespaces") && r.nseg >= 4)
-        admin_h_namespaces(&r);
-    else if (seg_is(&r, 2, "persistent"))
-        admin_h_persistent(&r);
-    else if (seg_is(&r, 2, "non-persistent"))
-        admin_reply_error(c, 405, "Non-persistent topics are not supported");
-    else
-        admin_reply_not_found(c);
-    free_request(&r);
+    bool known = false;
+    r.route = admin_route_find(r.method, r.seg, r.nseg, &known);
+    if (!r.route) {
+        if (known)
+            admin_reply_bad_method(c);
+        else
+            admin_reply_not_found(c);
+    } else {
+        admin_path_match(r.route->pattern, r.seg, r.nseg, &r.p, NULL);
+        if (admin_route_checks(&r))
+            r.route->handler(&r);
+    }
+    admin_free_request(&r);
 }
 
 void admin_route(struct admin_call *c)
 {
-    dispatch(c);
+    admin_dispatch(c);
 }
 
 /* evhttp's callback: a complete request. */
-static void route(struct evhttp_request *req, void *arg)
+static void admin_on_request(struct evhttp_request *req, void *arg)
 {
     admin_conn_request_read(arg, req);
-    dispatch(call_new(arg, req));
+    admin_dispatch(admin_call_new(arg, req));
 }
 
 /* ---- statistics interval ----------------------------------------------------------------- */
 
-static uint64_t mono_ms(void)
+static uint64_t admin_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void stats_tick(evutil_socket_t fd, short what, void *arg)
+static void admin_stats_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct admin *a = arg;
-    topic_registry_stats_update(a->env->topics, mono_ms());
+    topic_registry_stats_update(a->env->topics, admin_mono_ms());
     a->stats_rolls++;
 }
 
@@ -550,7 +877,8 @@ struct admin *admin_new(const struct admin_env *s, struct event_base *base, cons
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
     evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
     admin_conn_setup(a);
-    evhttp_set_gencb(a->http, route, a);
+    admin_routes_check();
+    evhttp_set_gencb(a->http, admin_on_request, a);
     /* The listener pauses on EMFILE, below the descriptor reserve and while
      * maxHttpServerConnections connections are open (as Jetty's ConnectionLimit behind
      * Pulsar's key): evhttp (libevent 2.1) has no bound of its own. admin_conn.c counts each
@@ -575,7 +903,7 @@ struct admin *admin_new(const struct admin_env *s, struct event_base *base, cons
     }
     a->port = mg_listener_port(a->listener);
     int secs = s->cfg->stats_update_frequency_secs;
-    a->stats_ev = event_new(base, -1, EV_PERSIST, stats_tick, a);
+    a->stats_ev = event_new(base, -1, EV_PERSIST, admin_stats_tick, a);
     struct timeval tv = {secs > 0 ? secs : 60, 0};
     event_add(a->stats_ev, &tv);
     if (s->topics)

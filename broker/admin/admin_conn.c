@@ -73,14 +73,14 @@ struct admin_conn {
 /* evhttp still holds the bufferevent (it clears the callbacks when it frees it; the memory
  * stays until libevent finalizes it, which frees this struct and its events). Touching a
  * freed one would take a new reference and release it twice. */
-static bool conn_live(struct admin_conn *k)
+static bool admin_conn_live(struct admin_conn *k)
 {
     bufferevent_event_cb ecb = NULL;
     bufferevent_getcb(k->bev, NULL, NULL, &ecb, NULL);
     return ecb != NULL;
 }
 
-static void conn_free(void *arg)
+static void admin_conn_free(void *arg)
 {
     struct admin_conn *k = arg;
     if (k->a) {
@@ -99,7 +99,8 @@ static void conn_free(void *arg)
 /* libevent 2.1's filter passes output on only while writing is enabled on it, and evhttp
  * enables writing just after it queued a reply: without a push the reply would wait for a
  * write event of the socket that may never come. Output queued: push it on the next turn. */
-static void conn_out_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+static void admin_conn_out_added(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                                 void *arg)
 {
     (void)buf;
     struct admin_conn *k = arg;
@@ -107,12 +108,12 @@ static void conn_out_added(struct evbuffer *buf, const struct evbuffer_cb_info *
         event_active(k->flush, EV_TIMEOUT, 0);
 }
 
-static void conn_flush(evutil_socket_t fd, short what, void *arg)
+static void admin_conn_flush(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct admin_conn *k = arg;
-    if (conn_live(k))
+    if (admin_conn_live(k))
         bufferevent_flush(k->bev, EV_WRITE, BEV_NORMAL);
 }
 
@@ -120,7 +121,7 @@ static void conn_flush(evutil_socket_t fd, short what, void *arg)
  * enabled return what was queued, then end of file (Linux drops what arrives later), and
  * evhttp frees the connection on that as on any peer close. (Raising the event on the
  * bufferevent instead races with evhttp freeing it.) */
-static void conn_close(struct admin_conn *k)
+static void admin_conn_close(struct admin_conn *k)
 {
     evutil_socket_t fd = bufferevent_getfd(k->bev);
     if (k->closing || fd < 0)
@@ -133,9 +134,10 @@ static void conn_close(struct admin_conn *k)
  * evhttp takes a reply as sent (and may free the connection, shutting the socket down)
  * once the filter's output is empty, so nothing may still wait below it. What the socket
  * does not take stays in the filter's output until it is writable again. */
-static enum bufferevent_filter_result conn_out_filter(struct evbuffer *src, struct evbuffer *dst,
-                                                      ev_ssize_t lim,
-                                                      enum bufferevent_flush_mode mode, void *ctx)
+static enum bufferevent_filter_result admin_conn_out_filter(struct evbuffer *src,
+                                                            struct evbuffer *dst, ev_ssize_t lim,
+                                                            enum bufferevent_flush_mode mode,
+                                                            void *ctx)
 {
     (void)dst;
     (void)lim;
@@ -148,12 +150,13 @@ static enum bufferevent_filter_result conn_out_filter(struct evbuffer *src, stru
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         /* the peer is gone: drop the reply; the next read sees the end */
         evbuffer_drain(src, evbuffer_get_length(src));
-        conn_close(k);
+        admin_conn_close(k);
         return BEV_OK;
     }
     if (evbuffer_get_length(src) > 0) {
         if (!k->writable)
-            k->writable = event_new(bufferevent_get_base(k->bev), fd, EV_WRITE, conn_flush, k);
+            k->writable =
+                event_new(bufferevent_get_base(k->bev), fd, EV_WRITE, admin_conn_flush, k);
         event_add(k->writable, NULL);
     }
     return n > 0 ? BEV_OK : BEV_NEED_MORE;
@@ -161,7 +164,7 @@ static enum bufferevent_filter_result conn_out_filter(struct evbuffer *src, stru
 
 /* Answer 431/414/408 straight on the socket, shut its write side, then drop what comes
  * until the client closes or the linger bound. */
-static void conn_refuse(struct admin_conn *k, enum admin_refusal why)
+static void admin_conn_refuse(struct admin_conn *k, enum admin_refusal why)
 {
     static const char *const lines[] = {
         [ADMIN_REFUSED_HEADER_SIZE] = "431 Request Header Fields Too Large",
@@ -206,24 +209,25 @@ static void conn_refuse(struct admin_conn *k, enum admin_refusal why)
     event_add(k->timer, &tv);
 }
 
-static void conn_timer(evutil_socket_t fd, short what, void *arg)
+static void admin_conn_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct admin_conn *k = arg;
-    if (!k->a || !conn_live(k))
+    if (!k->a || !admin_conn_live(k))
         return;
     if (k->state == CONN_REFUSED) {
-        conn_close(k);
+        admin_conn_close(k);
         return;
     } /* lingered long enough */
     if (k->state == CONN_HEAD || k->state == CONN_BODY)
-        conn_refuse(k, ADMIN_REFUSED_TIMEOUT);
+        admin_conn_refuse(k, ADMIN_REFUSED_TIMEOUT);
 }
 
 /* Follow the head through n new bytes: returns how many of them belong to it (all, or up to
  * and including its empty line; *end set then), or -1 when it is refused. */
-static ssize_t scan_head(struct admin_conn *k, const unsigned char *p, size_t n, bool *end)
+static ssize_t admin_conn_scan_head(struct admin_conn *k, const unsigned char *p, size_t n,
+                                    bool *end)
 {
     const struct cfg *cfg = k->a->env->cfg;
     size_t max = (size_t)cfg->http_max_request_header_size;
@@ -236,7 +240,7 @@ static ssize_t scan_head(struct admin_conn *k, const unsigned char *p, size_t n,
                 return (ssize_t)i + 1;
             }
             if (++k->lines > ADMIN_MAX_HEADERS + 1) { /* the request line is not a field */
-                conn_refuse(k, ADMIN_REFUSED_HEADER_COUNT);
+                admin_conn_refuse(k, ADMIN_REFUSED_HEADER_COUNT);
                 return -1;
             }
             k->line_len = 0;
@@ -245,14 +249,15 @@ static ssize_t scan_head(struct admin_conn *k, const unsigned char *p, size_t n,
             k->last = (char)p[i];
         }
         if (k->head_bytes > max) {
-            conn_refuse(k, k->lines == 0 ? ADMIN_REFUSED_URI_SIZE : ADMIN_REFUSED_HEADER_SIZE);
+            admin_conn_refuse(k,
+                              k->lines == 0 ? ADMIN_REFUSED_URI_SIZE : ADMIN_REFUSED_HEADER_SIZE);
             return -1;
         }
     }
     return (ssize_t)n;
 }
 
-static void head_start(struct admin_conn *k)
+static void admin_conn_head_start(struct admin_conn *k)
 {
     k->state = CONN_HEAD;
     k->head_bytes = 0;
@@ -263,9 +268,9 @@ static void head_start(struct admin_conn *k)
     event_add(k->timer, &tv);
 }
 
-static enum bufferevent_filter_result conn_filter(struct evbuffer *src, struct evbuffer *dst,
-                                                  ev_ssize_t lim, enum bufferevent_flush_mode mode,
-                                                  void *ctx)
+static enum bufferevent_filter_result admin_conn_filter(struct evbuffer *src, struct evbuffer *dst,
+                                                        ev_ssize_t lim,
+                                                        enum bufferevent_flush_mode mode, void *ctx)
 {
     (void)mode;
     struct admin_conn *k = ctx;
@@ -277,7 +282,7 @@ static enum bufferevent_filter_result conn_filter(struct evbuffer *src, struct e
         k->dropped += avail;
         evbuffer_drain(src, avail);
         if (k->a && k->dropped > ADMIN_LINGER_BYTES)
-            conn_close(k);
+            admin_conn_close(k);
         return BEV_NEED_MORE; /* nothing for evhttp: its timeout is not reset either */
     }
     size_t pass = avail;
@@ -295,8 +300,8 @@ static enum bufferevent_filter_result conn_filter(struct evbuffer *src, struct e
                 break;
             for (int i = 0; i < nv && i < 8 && !end; i++) {
                 if (k->state == CONN_IDLE)
-                    head_start(k);
-                ssize_t used = scan_head(k, vec[i].iov_base, vec[i].iov_len, &end);
+                    admin_conn_head_start(k);
+                ssize_t used = admin_conn_scan_head(k, vec[i].iov_base, vec[i].iov_len, &end);
                 if (used < 0) {
                     k->dropped = avail;
                     evbuffer_drain(src, avail);
@@ -317,7 +322,7 @@ static enum bufferevent_filter_result conn_filter(struct evbuffer *src, struct e
 }
 
 /* evhttp_set_bevcb: each accepted connection's bufferevent, a filter over the socket. */
-static struct bufferevent *conn_bev(struct event_base *base, void *arg)
+static struct bufferevent *admin_conn_bev(struct event_base *base, void *arg)
 {
     struct admin *a = arg;
     struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -325,10 +330,10 @@ static struct bufferevent *conn_bev(struct event_base *base, void *arg)
         return NULL;
     struct admin_conn *k = mg_calloc(1, sizeof *k);
     k->a = a;
-    k->timer = evtimer_new(base, conn_timer, k);
-    k->flush = evtimer_new(base, conn_flush, k);
-    struct bufferevent *f = bufferevent_filter_new(sock, conn_filter, conn_out_filter,
-                                                   BEV_OPT_CLOSE_ON_FREE, conn_free, k);
+    k->timer = evtimer_new(base, admin_conn_timer, k);
+    k->flush = evtimer_new(base, admin_conn_flush, k);
+    struct bufferevent *f = bufferevent_filter_new(sock, admin_conn_filter, admin_conn_out_filter,
+                                                   BEV_OPT_CLOSE_ON_FREE, admin_conn_free, k);
     if (!f) {
         bufferevent_free(sock);
         event_free(k->timer);
@@ -337,8 +342,8 @@ static struct bufferevent *conn_bev(struct event_base *base, void *arg)
         return NULL;
     }
     k->bev = f;
-    k->out_cb = evbuffer_add_cb(bufferevent_get_output(f), conn_out_added, k);
-    /* Output never goes through the socket bufferevent (conn_out_filter writes to the
+    k->out_cb = evbuffer_add_cb(bufferevent_get_output(f), admin_conn_out_added, k);
+    /* Output never goes through the socket bufferevent (admin_conn_out_filter writes to the
      * socket), and its write events must not run the filter's output either: libevent 2.1
      * runs it from there without holding a reference, and evhttp freeing the connection
      * inside (a reply with Connection: close) re-arms a timer of freed memory. */
@@ -352,7 +357,7 @@ void admin_conn_setup(struct admin *a)
 {
     const struct cfg *cfg = a->env->cfg;
     mg_map_init(&a->conns);
-    evhttp_set_bevcb(a->http, conn_bev, a);
+    evhttp_set_bevcb(a->http, admin_conn_bev, a);
     evhttp_set_max_headers_size(a->http, cfg->http_max_request_header_size);
     evhttp_set_timeout(a->http, cfg->http_idle_timeout_seconds);
 }
@@ -368,7 +373,7 @@ void admin_conn_request_read(struct admin *a, struct evhttp_request *req)
     /* Bytes already passed on behind this request (a pipelined one) were not followed:
      * evhttp's own header limit bounds them, and the read deadline runs for them. */
     if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
-        head_start(k);
+        admin_conn_head_start(k);
         k->state = CONN_BODY;
     } else {
         k->state = CONN_IDLE;

@@ -54,7 +54,7 @@ struct admin_fan {
     struct admin_fan *next_fan, **pprev; /* in a->fans */
 };
 
-static void fan_free(struct admin_fan *f)
+static void admin_fan_free(struct admin_fan *f)
 {
     if (f->pprev) {
         *f->pprev = f->next_fan;
@@ -72,19 +72,19 @@ static void fan_free(struct admin_fan *f)
     mg_free(f);
 }
 
-static int fan_send(struct fan_req *r, const char *host, int port, const char *path);
+static int admin_fan_send(struct fan_req *r, const char *host, int port, const char *path);
 
 /* Everything answered: hand over to the caller. */
-static void fan_finish(struct admin_fan *f)
+static void admin_fan_finish(struct admin_fan *f)
 {
     for (int i = 0; i < f->n; i++)
         if (f->subs[i].body)
             f->subs[i].json = json_loads(f->subs[i].body, JSON_DECODE_ANY, NULL);
     f->done(f->call, f->arg, f->subs, f->n);
-    fan_free(f);
+    admin_fan_free(f);
 }
 
-static void fan_start_next(struct admin_fan *f)
+static void admin_fan_start_next(struct admin_fan *f)
 {
     const char *web = ns_web_url(f->a->env->ns);
     struct evhttp_uri *u = evhttp_uri_parse(web);
@@ -93,16 +93,16 @@ static void fan_start_next(struct admin_fan *f)
     while (f->next < f->n && f->pending < ADMIN_FAN_PARALLEL) {
         struct fan_req *r = &f->reqs[f->next++];
         /* status stays 0 when it cannot be sent (not even to ourselves) */
-        if (host && port > 0 && fan_send(r, host, port, f->subs[r->idx].path) == 0)
+        if (host && port > 0 && admin_fan_send(r, host, port, f->subs[r->idx].path) == 0)
             f->pending++;
     }
     if (u)
         evhttp_uri_free(u);
     if (f->pending == 0 && f->next == f->n)
-        fan_finish(f);
+        admin_fan_finish(f);
 }
 
-static void fan_answered(struct evhttp_request *req, void *arg)
+static void admin_fan_answered(struct evhttp_request *req, void *arg)
 {
     struct fan_req *r = arg;
     struct admin_fan *f = r->f;
@@ -121,7 +121,7 @@ static void fan_answered(struct evhttp_request *req, void *arg)
             const char *q = evhttp_uri_get_query(u);
             char *path = mg_asprintf("%s%s%s", p && *p ? p : "/", q ? "?" : "", q ? q : "");
             r->hops++;
-            int rc = fan_send(r, evhttp_uri_get_host(u), evhttp_uri_get_port(u), path);
+            int rc = admin_fan_send(r, evhttp_uri_get_host(u), evhttp_uri_get_port(u), path);
             mg_free(path);
             evhttp_uri_free(u);
             if (rc == 0)
@@ -143,16 +143,16 @@ static void fan_answered(struct evhttp_request *req, void *arg)
         sub->body[len] = '\0';
     }
     f->pending--;
-    fan_start_next(f);
+    admin_fan_start_next(f);
 }
 
 /* Send (or send again, after a redirect) one sub-request: 0, or -1 when it cannot be. */
-static int fan_send(struct fan_req *r, const char *host, int port, const char *path)
+static int admin_fan_send(struct fan_req *r, const char *host, int port, const char *path)
 {
     struct admin_fan *f = r->f;
     struct evhttp_connection *conn =
         evhttp_connection_base_new(f->a->env->base, NULL, host, (ev_uint16_t)port);
-    struct evhttp_request *req = conn ? evhttp_request_new(fan_answered, r) : NULL;
+    struct evhttp_request *req = conn ? evhttp_request_new(admin_fan_answered, r) : NULL;
     if (!req) {
         if (conn)
             evhttp_connection_free(conn);
@@ -212,7 +212,7 @@ void admin_fan(struct admin_call *c, enum evhttp_cmd_type method, char **paths, 
         f->next_fan->pprev = &f->next_fan;
     f->pprev = &a->fans;
     a->fans = f;
-    fan_start_next(f);
+    admin_fan_start_next(f);
 }
 
 void admin_fan_cancel_all(struct admin *a)
@@ -227,7 +227,7 @@ void admin_fan_cancel_all(struct admin *a)
             f->free_arg(f->arg);
         if (!admin_call_gone(f->call))
             admin_reply_error(f->call, 503, "Broker is shutting down");
-        fan_free(f); /* unlinks it */
+        admin_fan_free(f); /* unlinks it */
     }
 }
 

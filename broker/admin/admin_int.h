@@ -26,6 +26,7 @@
 #define MG_ADMIN_INT_H
 
 #include "admin/admin.h"
+#include "topic/topic.h"
 
 #include "util/map.h"
 #include <event2/buffer.h>
@@ -84,6 +85,71 @@ struct admin_call {
     struct admin_call *next, **pprev; /* in a->calls */
 };
 
+/* The segments a route's pattern captures ({tenant}, {namespace}...; admin.c's
+ * admin_captures lists the names): borrowed from struct admin_req's seg, NULL when the
+ * pattern has none of that name. */
+struct admin_path {
+    const char *tenant;
+    const char *ns; /* {namespace}: the namespace's local name */
+    const char *topic;
+    const char *sub; /* {subscription} */
+    const char *cluster;
+    const char *bundle;
+    const char *domain; /* {domain}: persistent, non-persistent... */
+    const char *arg;    /* {numMessages}, {timestamp} */
+};
+
+struct admin_req;
+typedef void (*admin_handler)(struct admin_req *r);
+
+/* One row of the route table (admin.c): the methods (EVHTTP_REQ_* bits, ADMIN_ANY) and the
+ * path pattern it answers, the handler, and what the router checks before the handler runs
+ * (ADMIN_R_*). A pattern is '/'-separated segments: a literal matches itself (after URL
+ * decoding), {name} matches any one segment and captures it into struct admin_path, * any
+ * one segment without capturing it, and a final ** the rest of the path (nothing included). */
+struct admin_route {
+    unsigned methods;
+    const char *pattern;
+    admin_handler handler;
+    unsigned flags;
+};
+
+#define ADMIN_ANY (~0u)
+#define ADMIN_GET_HEAD (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)
+
+/* What the router checks before a route's handler runs (struct admin_route.flags), in this
+ * order; a check that fails answers the call (or routes it again later) instead:
+ *   ADMIN_R_NAMESPACE  {tenant} and {namespace} are valid names (admin_valid_name), else 412
+ *                      "Namespace name is not valid" ("Topic name is not valid" with
+ *                      ADMIN_R_TOPIC_NAME); r->tenant_ns is set; a namespace not cached is
+ *                      read from the store once (another broker may have created it) and
+ *                      the call routed again
+ *   ADMIN_R_NS_EXISTS  and it exists, else 404 "Namespace does not exist"
+ *   ADMIN_R_TOPIC_NAME {topic} is a topic of that namespace (r->tn), else 412 "Topic name is
+ *                      not valid"; its partitioned metadata is read from the store once
+ *   ADMIN_R_OWNER      the ownership gate: a topic (not a partitioned topic's base name,
+ *                      whose partitions are gated one by one) is served only by the owner
+ *                      of its bundle: 307 to the owner, or the bundle taken here first
+ *                      (docs/admin.md §1)
+ *   ADMIN_R_JSON       the body is parsed as JSON into r->body (r->body_bad when it is not
+ *                      JSON); the handler decides what a missing or bad body answers */
+#define ADMIN_R_NAMESPACE (1u << 0)
+#define ADMIN_R_NS_EXISTS (1u << 1)
+#define ADMIN_R_TOPIC_NAME (1u << 2)
+#define ADMIN_R_OWNER (1u << 3)
+#define ADMIN_R_JSON (1u << 4)
+/* The usual combinations: a namespace's path, a topic's path, a topic's path served by
+ * the owner of the topic's bundle. */
+#define ADMIN_R_NS (ADMIN_R_NAMESPACE | ADMIN_R_NS_EXISTS)
+#define ADMIN_R_TOPIC (ADMIN_R_NS | ADMIN_R_TOPIC_NAME)
+#define ADMIN_R_GATED (ADMIN_R_TOPIC | ADMIN_R_OWNER)
+
+/* The route table, in matching order: the first row whose pattern matches the path and whose
+ * methods include the request's answers; when rows match the path but none the method, 405;
+ * when none matches the path, 404 (framework-style, docs/admin.md §1). */
+extern const struct admin_route admin_routes[];
+extern const size_t admin_routes_count;
+
 /* One parsed request; lives during route() only. */
 struct admin_req {
     struct admin *a;
@@ -94,6 +160,14 @@ struct admin_req {
     int nseg;
     int nul_seg;            /* index of the first segment that decoded to a NUL byte, or -1 */
     struct evkeyvalq query; /* owned */
+    const struct admin_route *route; /* the row that matched */
+    struct admin_path p;             /* its captures */
+    char *tenant_ns;                 /* owned: "{tenant}/{namespace}" (ADMIN_R_NAMESPACE) */
+    struct topic_name tn; /* owned: the path's topic (ADMIN_R_TOPIC_NAME; a handler may move it
+                           * out, leaving it zeroed) */
+    json_t *body;         /* owned: the body (ADMIN_R_JSON), NULL when empty or not JSON; a
+                           * handler may take it (setting it NULL) */
+    bool body_bad;        /* ADMIN_R_JSON: a body is there but is not JSON */
 };
 
 /* ---- replies (admin.c): each completes (and frees) the call ------------------------------ */
@@ -113,6 +187,9 @@ void admin_reply_redirect(struct admin_call *c, const char *location);
 /* Framework-style (no {"reason"}) 404 and 405. */
 void admin_reply_not_found(struct admin_call *c);
 void admin_reply_bad_method(struct admin_call *c);
+/* A list of names (ns_topics_cb, also for brokers): data is the call; 200 with a JSON
+ * array of the names, or 500. */
+void admin_reply_names(void *data, int status, char **names, int n);
 /* ns_done_cb for metadata mutations: data is the call; 204 or 500. */
 void admin_reply_done(void *data, int status);
 /* True when the server was freed while c was in progress: c is then completed (freed) here
@@ -144,23 +221,94 @@ bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name);
 /* ISO-8601 UTC with milliseconds ("2025-10-24T18:44:12.299Z") of a wall-clock ms time. */
 void admin_iso_time(uint64_t ms, char *buf, size_t len);
 
+/* ---- routing (admin.c) ------------------------------------------------------------------ */
+
+/* Split a request path into decoded segments (URLDecoder semantics: %XX is a byte, '+' a
+ * space; empty segments are skipped; a decoded NUL byte is kept as DEL, 0x7f, and the first
+ * such segment's index goes to *nul_seg, else -1). seg gets at most max owned strings (free
+ * each with mg_free). Returns the number of segments, or -MG_EINVAL for more than max. */
+int admin_path_split(const char *path, char **seg, int max, int *nul_seg);
+/* The next segment of a route pattern from *pos (which moves past it): its first byte, with
+ * *n its length; NULL after the last one. */
+const char *admin_pattern_next(const char **pos, size_t *n);
+/* Match segments against a route pattern (struct admin_route). On a match, p (may be NULL)
+ * gets the captures and *cap_mask (may be NULL) a bit per captured segment index. */
+bool admin_path_match(const char *pattern, char *const *seg, int nseg, struct admin_path *p,
+                      unsigned *cap_mask);
+/* The route for method and segments: NULL when none matches, with *path_known set when some
+ * row matched the path (405) rather than none (404). */
+const struct admin_route *admin_route_find(enum evhttp_cmd_type method, char *const *seg, int nseg,
+                                           bool *path_known);
+/* The 412 reason for a path whose segment nul_seg decoded to a NUL byte, or NULL when no
+ * name is expected there (400 "Bad request path"). */
+const char *admin_nul_reason(char *const *seg, int nseg, int nul_seg);
+
 /* ---- handlers ------------------------------------------------------------------------- */
 
-/* admin_res.c */
+/* One handler per route of admin_routes (admin.c); each answers the call, now or later. */
+
+/* admin.c: the framework's 404 and 405 (plain text), for rows of the table */
+void admin_h_not_found(struct admin_req *r);
+void admin_h_bad_method(struct admin_req *r);
+
+/* admin_res.c: clusters, brokers, tenants, namespaces */
 void admin_h_clusters(struct admin_req *r);
+void admin_h_cluster_get(struct admin_req *r);
+void admin_h_cluster_create(struct admin_req *r);
+void admin_h_cluster_update(struct admin_req *r);
 void admin_h_brokers(struct admin_req *r);
+void admin_h_leader_broker(struct admin_req *r);
+void admin_h_version(struct admin_req *r);
 void admin_h_tenants(struct admin_req *r);
+void admin_h_tenant_get(struct admin_req *r);
+void admin_h_tenant_create(struct admin_req *r);
+void admin_h_tenant_update(struct admin_req *r);
+void admin_h_tenant_delete(struct admin_req *r);
 void admin_h_namespaces(struct admin_req *r);
+void admin_h_namespace_create(struct admin_req *r);
+void admin_h_namespace_get(struct admin_req *r);
+void admin_h_namespace_delete(struct admin_req *r);
+void admin_h_retention_get(struct admin_req *r);
+void admin_h_retention_set(struct admin_req *r);
+void admin_h_retention_remove(struct admin_req *r);
+void admin_h_bundles(struct admin_req *r);
+void admin_h_namespace_unload(struct admin_req *r);
+void admin_h_bundle_unload(struct admin_req *r);
 /* topic_loaded_fn: apply the namespace's retention policy to a freshly loaded topic. */
 void admin_topic_loaded(void *arg, struct topic *t);
 /* Apply the retention policy of tenant_ns to its loaded topics. */
 void admin_apply_retention(struct admin *a, const char *tenant_ns);
 
-/* admin_topics.c */
-void admin_h_persistent(struct admin_req *r);
-/* Route a call again: used once a topic request waited for its bundle's ownership. */
-void admin_route(struct admin_call *c);
+/* admin_topics.c: topics, partitions, subscriptions, lookup */
+void admin_h_topics(struct admin_req *r);
+void admin_h_partitioned_topics(struct admin_req *r);
+void admin_h_partitions_get(struct admin_req *r);
+void admin_h_partitions_create(struct admin_req *r);
+void admin_h_partitions_update(struct admin_req *r);
+void admin_h_partitions_delete(struct admin_req *r);
+void admin_h_topic_create(struct admin_req *r);
+void admin_h_topic_delete(struct admin_req *r);
+void admin_h_topic_stats(struct admin_req *r);
+void admin_h_partitioned_stats(struct admin_req *r);
+void admin_h_internal_stats(struct admin_req *r);
+void admin_h_partitioned_internal_stats(struct admin_req *r);
+void admin_h_subscriptions(struct admin_req *r);
+void admin_h_topic_unload(struct admin_req *r);
+void admin_h_last_message_id(struct admin_req *r);
+void admin_h_sub_create(struct admin_req *r);
+void admin_h_sub_delete(struct admin_req *r);
+void admin_h_sub_skip(struct admin_req *r);
+void admin_h_sub_skip_all(struct admin_req *r);
+void admin_h_sub_reset_by_time(struct admin_req *r);
+void admin_h_sub_reset_by_id(struct admin_req *r);
 void admin_h_lookup(struct admin_req *r);
+void admin_h_lookup_bundle(struct admin_req *r);
+/* ADMIN_R_OWNER: true when r may be served here now; otherwise the call is answered (307,
+ * 503...) or routed again once this broker took the topic's bundle. */
+bool admin_topic_gate(struct admin_req *r);
+/* Route a call again: used once a topic request waited for its bundle's ownership, or a
+ * resource was read from the store. */
+void admin_route(struct admin_call *c);
 
 /* admin_metrics.c */
 void admin_h_metrics(struct admin_req *r);

@@ -62,10 +62,10 @@ enum topic_metric {
     TM_COUNT = TM_SIZE + TOPIC_SIZE_BUCKETS + 2,
 };
 
-static const char *const lat_suffix[TOPIC_LAT_BUCKETS + 2] = {
+static const char *const admin_metrics_lat_suffix[TOPIC_LAT_BUCKETS + 2] = {
     "le_0_5", "le_1",   "le_5",    "le_10",    "le_20", "le_50",
     "le_100", "le_200", "le_1000", "overflow", "count", "sum"};
-static const char *const size_suffix[TOPIC_SIZE_BUCKETS + 2] = {
+static const char *const admin_metrics_size_suffix[TOPIC_SIZE_BUCKETS + 2] = {
     "le_128",    "le_512",  "le_1_kb",     "le_2_kb", "le_4_kb", "le_16_kb",
     "le_100_kb", "le_1_mb", "le_overflow", "count",   "sum"};
 
@@ -74,7 +74,7 @@ struct family {
     bool topic_only; /* not written in namespace mode */
 };
 
-static void family_names(struct family *f)
+static void admin_metrics_family_names(struct family *f)
 {
     static const char *const base[TM_LAT] = {
         "pulsar_subscriptions_count",
@@ -108,13 +108,14 @@ static void family_names(struct family *f)
     }
     for (int i = 0; i < TOPIC_LAT_BUCKETS + 2; i++) {
         snprintf(f[TM_LAT + i].name, sizeof f[0].name, "pulsar_storage_write_latency_%s",
-                 lat_suffix[i]);
+                 admin_metrics_lat_suffix[i]);
         snprintf(f[TM_LEDGER_LAT + i].name, sizeof f[0].name,
-                 "pulsar_storage_ledger_write_latency_%s", lat_suffix[i]);
+                 "pulsar_storage_ledger_write_latency_%s", admin_metrics_lat_suffix[i]);
         f[TM_LAT + i].topic_only = f[TM_LEDGER_LAT + i].topic_only = false;
     }
     for (int i = 0; i < TOPIC_SIZE_BUCKETS + 2; i++) {
-        snprintf(f[TM_SIZE + i].name, sizeof f[0].name, "pulsar_entry_size_%s", size_suffix[i]);
+        snprintf(f[TM_SIZE + i].name, sizeof f[0].name, "pulsar_entry_size_%s",
+                 admin_metrics_size_suffix[i]);
         f[TM_SIZE + i].topic_only = false;
     }
 }
@@ -127,7 +128,8 @@ struct row {
 };
 
 /* Escape a label value into b. */
-static void add_label(struct evbuffer *b, const char *key, const char *val, bool first)
+static void admin_metrics_add_label(struct evbuffer *b, const char *key, const char *val,
+                                    bool first)
 {
     evbuffer_add_printf(b, "%s%s=\"", first ? "" : ",", key);
     for (const char *p = val; *p; p++) {
@@ -141,16 +143,17 @@ static void add_label(struct evbuffer *b, const char *key, const char *val, bool
     evbuffer_add(b, "\"", 1);
 }
 
-static char *labels_text(const char *cluster, const char *ns, const char *topic, const char *sub)
+static char *admin_metrics_labels_text(const char *cluster, const char *ns, const char *topic,
+                                       const char *sub)
 {
     struct evbuffer *b = evbuffer_new();
-    add_label(b, "cluster", cluster, true);
+    admin_metrics_add_label(b, "cluster", cluster, true);
     if (ns)
-        add_label(b, "namespace", ns, false);
+        admin_metrics_add_label(b, "namespace", ns, false);
     if (topic)
-        add_label(b, "topic", topic, false);
+        admin_metrics_add_label(b, "topic", topic, false);
     if (sub)
-        add_label(b, "subscription", sub, false);
+        admin_metrics_add_label(b, "subscription", sub, false);
     size_t n = evbuffer_get_length(b);
     char *s = mg_malloc(n + 1);
     evbuffer_remove(b, s, n);
@@ -159,7 +162,7 @@ static char *labels_text(const char *cluster, const char *ns, const char *topic,
     return s;
 }
 
-static void sample(struct evbuffer *b, const char *name, const char *labels, double v)
+static void admin_metrics_sample(struct evbuffer *b, const char *name, const char *labels, double v)
 {
     if (isnan(v))
         evbuffer_add_printf(b, "%s{%s} NaN\n", name, labels);
@@ -169,12 +172,12 @@ static void sample(struct evbuffer *b, const char *name, const char *labels, dou
         evbuffer_add_printf(b, "%s{%s} %.6g\n", name, labels, v);
 }
 
-static void type_line(struct evbuffer *b, const char *name, const char *type)
+static void admin_metrics_type_line(struct evbuffer *b, const char *name, const char *type)
 {
     evbuffer_add_printf(b, "# TYPE %s %s\n", name, type);
 }
 
-static void fill_topic_row(struct row *r, struct topic *t, int write_quorum)
+static void admin_metrics_fill_topic_row(struct row *r, struct topic *t, int write_quorum)
 {
     struct topic_stats st;
     topic_get_stats(t, &st);
@@ -217,7 +220,7 @@ static void fill_topic_row(struct row *r, struct topic *t, int write_quorum)
     v[TM_SIZE + TOPIC_SIZE_BUCKETS + 1] = (double)st.entry_size_sum;
 }
 
-static long read_rss_bytes(void)
+static long admin_metrics_read_rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f)
@@ -231,7 +234,7 @@ static long read_rss_bytes(void)
     return kb * 1024;
 }
 
-static int count_open_fds(void)
+static int admin_metrics_count_open_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
     if (!d)
@@ -245,13 +248,14 @@ static int count_open_fds(void)
     return n > 0 ? n - 1 : 0; /* the directory's own fd */
 }
 
-static int cmp_double(const void *a, const void *b)
+static int admin_metrics_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-static void write_subscriptions(struct evbuffer *b, const struct admin_env *s, const char *cluster)
+static void admin_metrics_write_subscriptions(struct evbuffer *b, const struct admin_env *s,
+                                              const char *cluster)
 {
     enum {
         SM_BACKLOG = 0,
@@ -291,7 +295,7 @@ static void write_subscriptions(struct evbuffer *b, const struct admin_env *s, c
         "pulsar_subscription_consumers_count",
     };
     for (int k = 0; k < SM_COUNT; k++) {
-        type_line(b, names[k], "gauge");
+        admin_metrics_type_line(b, names[k], "gauge");
         size_t pos = 0;
         struct topic *t;
         while ((t = topic_next(s->topics, &pos))) {
@@ -315,8 +319,8 @@ static void write_subscriptions(struct evbuffer *b, const struct admin_env *s, c
                 v[SM_LAST_ACKED] = (double)ss.last_acked_ms;
                 v[SM_LAST_CONSUMED] = (double)ss.last_consumed_ms;
                 v[SM_CONSUMERS] = ss.n_consumers;
-                char *labels = labels_text(cluster, ns, tn.full, ss.name);
-                sample(b, names[k], labels, v[k]);
+                char *labels = admin_metrics_labels_text(cluster, ns, tn.full, ss.name);
+                admin_metrics_sample(b, names[k], labels, v[k]);
                 mg_free(labels);
             }
             mg_free(ns);
@@ -325,14 +329,15 @@ static void write_subscriptions(struct evbuffer *b, const struct admin_env *s, c
     }
 }
 
-static void write_bookies(struct evbuffer *b, const struct admin_env *s, const char *cluster)
+static void admin_metrics_write_bookies(struct evbuffer *b, const struct admin_env *s,
+                                        const char *cluster)
 {
     struct bkc_client *c = s->bkc;
     if (!c)
         return;
     /* Per-bookie add latency as a Prometheus histogram (cumulative buckets, seconds). */
     static const char *const h = "pulsar_managedLedger_client_bookie_add_latency_seconds";
-    type_line(b, h, "histogram");
+    admin_metrics_type_line(b, h, "histogram");
     size_t pos = 0;
     struct bkc_bookie_stats bs;
     while (bkc_client_bookie_stats_next(c, &pos, &bs)) {
@@ -357,7 +362,7 @@ static void write_bookies(struct evbuffer *b, const struct admin_env *s, const c
                                         "pulsar_managedLedger_client_bookie_outstanding",
                                         "pulsar_managedLedger_client_bookie_connected"};
     for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
-        type_line(b, names[k], "gauge");
+        admin_metrics_type_line(b, names[k], "gauge");
         pos = 0;
         while (bkc_client_bookie_stats_next(c, &pos, &bs)) {
             double v = k == 0 ? (double)bs.add_errors : k == 1 ? bs.outstanding : bs.connected;
@@ -375,7 +380,7 @@ void admin_h_metrics(struct admin_req *r)
     bool topic_level = cfg->expose_topic_level_metrics;
     int wq = s->bkc ? cfg->managed_ledger_write_quorum : 1;
     struct family fam[TM_COUNT];
-    family_names(fam);
+    admin_metrics_family_names(fam);
 
     /* Collect rows: per topic, or per namespace. */
     struct row *rows = NULL;
@@ -392,7 +397,7 @@ void admin_h_metrics(struct admin_req *r)
         n_topics++;
         struct row one;
         memset(&one, 0, sizeof one);
-        fill_topic_row(&one, t, wq);
+        admin_metrics_fill_topic_row(&one, t, wq);
         for (int i = 0; i < TM_COUNT; i++)
             total.v[i] += one.v[i];
         char *ns = mg_asprintf("%s/%s", tn.tenant, tn.ns);
@@ -406,7 +411,8 @@ void admin_h_metrics(struct admin_req *r)
             at = n_rows++;
             memset(&rows[at], 0, sizeof rows[at]);
             rows[at].ns = mg_strdup(ns);
-            rows[at].labels = labels_text(cluster, ns, topic_level ? tn.full : NULL, NULL);
+            rows[at].labels =
+                admin_metrics_labels_text(cluster, ns, topic_level ? tn.full : NULL, NULL);
         }
         for (int i = 0; i < TM_COUNT; i++)
             rows[at].v[i] += one.v[i];
@@ -420,22 +426,22 @@ void admin_h_metrics(struct admin_req *r)
             continue;
         if (n_rows == 0)
             continue;
-        type_line(b, fam[k].name, "gauge");
+        admin_metrics_type_line(b, fam[k].name, "gauge");
         for (int i = 0; i < n_rows; i++) {
             if (!topic_level && k == TM_MSG_BACKLOG) {
                 char *l = mg_asprintf("%s,remote_cluster=\"local\"", rows[i].labels);
-                sample(b, fam[k].name, l, rows[i].v[k]);
+                admin_metrics_sample(b, fam[k].name, l, rows[i].v[k]);
                 mg_free(l);
             } else {
-                sample(b, fam[k].name, rows[i].labels, rows[i].v[k]);
+                admin_metrics_sample(b, fam[k].name, rows[i].labels, rows[i].v[k]);
             }
         }
     }
     if (topic_level && n_rows > 0)
-        write_subscriptions(b, s, cluster);
+        admin_metrics_write_subscriptions(b, s, cluster);
 
     /* pulsar_topics_count{cluster,namespace}: loaded topics per namespace. */
-    type_line(b, "pulsar_topics_count", "gauge");
+    admin_metrics_type_line(b, "pulsar_topics_count", "gauge");
     {
         char **seen = NULL;
         int *counts = NULL, n_seen = 0;
@@ -468,8 +474,8 @@ void admin_h_metrics(struct admin_req *r)
             }
         }
         for (int k = 0; k < n_seen; k++) {
-            char *l = labels_text(cluster, seen[k], NULL, NULL);
-            sample(b, "pulsar_topics_count", l, counts[k]);
+            char *l = admin_metrics_labels_text(cluster, seen[k], NULL, NULL);
+            admin_metrics_sample(b, "pulsar_topics_count", l, counts[k]);
             mg_free(l);
         }
         mg_free(seen);
@@ -477,7 +483,7 @@ void admin_h_metrics(struct admin_req *r)
     }
 
     /* Broker totals (label cluster only), written even with no topics. */
-    char *cl = labels_text(cluster, NULL, NULL, NULL);
+    char *cl = admin_metrics_labels_text(cluster, NULL, NULL, NULL);
     struct {
         const char *name;
         double v;
@@ -499,8 +505,8 @@ void admin_h_metrics(struct admin_req *r)
         {"pulsar_broker_in_messages_total", total.v[TM_IN_MSGS]},
     };
     for (size_t i = 0; i < sizeof totals / sizeof *totals; i++) {
-        type_line(b, totals[i].name, "gauge");
-        sample(b, totals[i].name, cl, totals[i].v);
+        admin_metrics_type_line(b, totals[i].name, "gauge");
+        admin_metrics_sample(b, totals[i].name, cl, totals[i].v);
     }
     /* Out bytes of every subscription, for pulsar_broker_out_bytes_total. */
     double out_bytes = 0;
@@ -510,16 +516,17 @@ void admin_h_metrics(struct admin_req *r)
         topic_get_stats(t, &st);
         out_bytes += (double)st.bytes_out_counter;
     }
-    type_line(b, "pulsar_broker_in_bytes_total", "gauge");
+    admin_metrics_type_line(b, "pulsar_broker_in_bytes_total", "gauge");
     evbuffer_add_printf(b, "pulsar_broker_in_bytes_total{%s,system_topic=\"false\"} %.1f\n", cl,
                         total.v[TM_IN_BYTES]);
     evbuffer_add_printf(b, "pulsar_broker_in_bytes_total{%s,system_topic=\"true\"} 0.0\n", cl);
-    type_line(b, "pulsar_broker_out_bytes_total", "gauge");
+    admin_metrics_type_line(b, "pulsar_broker_out_bytes_total", "gauge");
     evbuffer_add_printf(b, "pulsar_broker_out_bytes_total{%s,system_subscription=\"false\"} %.1f\n",
                         cl, out_bytes);
     evbuffer_add_printf(b, "pulsar_broker_out_bytes_total{%s,system_subscription=\"true\"} 0.0\n",
                         cl);
-    type_line(b, "pulsar_broker_storage_backlog_quota_exceeded_evictions_total", "gauge");
+    admin_metrics_type_line(b, "pulsar_broker_storage_backlog_quota_exceeded_evictions_total",
+                            "gauge");
     evbuffer_add_printf(b,
                         "pulsar_broker_storage_backlog_quota_exceeded_evictions_total{%s,"
                         "quota_type=\"size\"} 0.0\n"
@@ -533,10 +540,10 @@ void admin_h_metrics(struct admin_req *r)
         int64_t count;
         double sum;
         int n = topic_registry_publish_latency(s->topics, lat, 4096, &count, &sum);
-        qsort(lat, (size_t)n, sizeof *lat, cmp_double);
+        qsort(lat, (size_t)n, sizeof *lat, admin_metrics_cmp_double);
         static const char *const qs[] = {"0.0", "0.5", "0.95", "0.99", "0.999", "0.9999", "1.0"};
         static const double qv[] = {0.0, 0.5, 0.95, 0.99, 0.999, 0.9999, 1.0};
-        type_line(b, "pulsar_broker_publish_latency", "summary");
+        admin_metrics_type_line(b, "pulsar_broker_publish_latency", "summary");
         for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
             double v = NAN;
             if (n > 0) {
@@ -544,19 +551,20 @@ void admin_h_metrics(struct admin_req *r)
                 v = lat[idx < 0 ? 0 : idx >= n ? n - 1 : idx];
             }
             char *l = mg_asprintf("%s,quantile=\"%s\"", cl, qs[i]);
-            sample(b, "pulsar_broker_publish_latency", l, v);
+            admin_metrics_sample(b, "pulsar_broker_publish_latency", l, v);
             mg_free(l);
         }
-        sample(b, "pulsar_broker_publish_latency_count", cl, (double)count);
-        sample(b, "pulsar_broker_publish_latency_sum", cl, sum);
+        admin_metrics_sample(b, "pulsar_broker_publish_latency_count", cl, (double)count);
+        admin_metrics_sample(b, "pulsar_broker_publish_latency_sum", cl, sum);
         mg_free(lat);
     }
 
-    type_line(b, "pulsar_active_connections", "gauge");
-    sample(b, "pulsar_active_connections", cl, s->num_connections(s->data));
-    type_line(b, "pulsar_connection_created_total_count", "gauge");
-    sample(b, "pulsar_connection_created_total_count", cl, (double)s->total_connections(s->data));
-    write_bookies(b, s, cluster);
+    admin_metrics_type_line(b, "pulsar_active_connections", "gauge");
+    admin_metrics_sample(b, "pulsar_active_connections", cl, s->num_connections(s->data));
+    admin_metrics_type_line(b, "pulsar_connection_created_total_count", "gauge");
+    admin_metrics_sample(b, "pulsar_connection_created_total_count", cl,
+                         (double)s->total_connections(s->data));
+    admin_metrics_write_bookies(b, s, cluster);
     mg_free(cl);
 
     /* The admin server's own accounting (magnetar_, not Pulsar's): requests routed to a
@@ -595,8 +603,8 @@ void admin_h_metrics(struct admin_req *r)
                         "process_max_fds %.0f\n"
                         "# TYPE process_start_time_seconds gauge\n"
                         "process_start_time_seconds %.3f\n",
-                        read_rss_bytes(), cpu, count_open_fds(), max_fds,
-                        (double)s->start_time_ms / 1000.0);
+                        admin_metrics_read_rss_bytes(), cpu, admin_metrics_count_open_fds(),
+                        max_fds, (double)s->start_time_ms / 1000.0);
 
     for (int i = 0; i < n_rows; i++) {
         mg_free(rows[i].labels);

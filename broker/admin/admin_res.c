@@ -33,78 +33,55 @@
 
 /* ---- clusters and brokers ---------------------------------------------------------------- */
 
-static json_t *cluster_data(const struct admin_env *s)
+static json_t *admin_res_cluster_data(const struct admin_env *s)
 {
     return json_pack("{s:s,s:s}", "serviceUrl", ns_web_url(s->ns), "brokerServiceUrl",
                      ns_broker_url(s->ns));
 }
 
+/* GET /admin/v2/clusters */
 void admin_h_clusters(struct admin_req *r)
 {
-    const struct admin_env *s = r->a->env;
-    const char *cluster = s->cfg->cluster_name;
-    if (r->nseg == 3) {
-        if (r->method != EVHTTP_REQ_GET) {
-            admin_reply_bad_method(r->call);
-            return;
-        }
-        admin_reply_json(r->call, 200, json_pack("[s]", cluster));
-        return;
-    }
-    if (r->nseg != 4) {
-        admin_reply_not_found(r->call);
-        return;
-    }
-    const char *c = r->seg[3];
-    switch (r->method) {
-    case EVHTTP_REQ_GET:
-        if (strcmp(c, cluster) != 0) {
-            admin_reply_error(r->call, 404, "Cluster does not exist");
-            return;
-        }
-        admin_reply_json(r->call, 200, cluster_data(s));
-        return;
-    case EVHTTP_REQ_PUT:
-        if (!admin_valid_name(c)) {
-            admin_reply_error(r->call, 412, "Cluster name is not valid");
-            return;
-        }
-        if (strcmp(c, cluster) == 0) {
-            admin_reply_error(r->call, 409, "Cluster already exists");
-            return;
-        }
-        admin_reply_error(r->call, 405, "This broker serves a single cluster");
-        return;
-    case EVHTTP_REQ_POST:
-        if (strcmp(c, cluster) != 0) {
-            admin_reply_error(r->call, 404, "Cluster does not exist");
-            return;
-        }
-        admin_reply_raw(r->call, 200, NULL, NULL);
-        return;
-    default: {
-        admin_reply_bad_method(r->call);
-        return;
-    }
-    }
+    admin_reply_json(r->call, 200, json_pack("[s]", r->a->env->cfg->cluster_name));
 }
 
-static void brokers_listed(void *data, int status, char **ids, int n)
+void admin_h_cluster_get(struct admin_req *r)
 {
-    struct admin_call *c = data;
-    if (status < 0) {
-        admin_reply_error(c, 500, mg_strerror(status));
+    const struct admin_env *s = r->a->env;
+    if (strcmp(r->p.cluster, s->cfg->cluster_name) != 0) {
+        admin_reply_error(r->call, 404, "Cluster does not exist");
         return;
     }
-    json_t *arr = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(arr, json_string(ids[i]));
-    admin_reply_json(c, 200, arr);
+    admin_reply_json(r->call, 200, admin_res_cluster_data(s));
+}
+
+/* PUT: clusters cannot be created (one cluster per deployment). */
+void admin_h_cluster_create(struct admin_req *r)
+{
+    if (!admin_valid_name(r->p.cluster)) {
+        admin_reply_error(r->call, 412, "Cluster name is not valid");
+        return;
+    }
+    if (strcmp(r->p.cluster, r->a->env->cfg->cluster_name) == 0) {
+        admin_reply_error(r->call, 409, "Cluster already exists");
+        return;
+    }
+    admin_reply_error(r->call, 405, "This broker serves a single cluster");
+}
+
+/* POST: accepted for the configured cluster, nothing changes. */
+void admin_h_cluster_update(struct admin_req *r)
+{
+    if (strcmp(r->p.cluster, r->a->env->cfg->cluster_name) != 0) {
+        admin_reply_error(r->call, 404, "Cluster does not exist");
+        return;
+    }
+    admin_reply_raw(r->call, 200, NULL, NULL);
 }
 
 /* There is no leader election: every broker names the same one, the first live broker in
  * id order (this one when the list is unavailable). */
-static void leader_listed(void *data, int status, char **ids, int n)
+static void admin_res_leader_listed(void *data, int status, char **ids, int n)
 {
     struct admin_call *c = data;
     if (admin_call_gone(c))
@@ -117,46 +94,37 @@ static void leader_listed(void *data, int status, char **ids, int n)
     mg_free(url);
 }
 
+/* GET /admin/v2/brokers[/{cluster}]: the live brokers; any cluster name is accepted
+ * (authorization disabled), as Pulsar does. */
 void admin_h_brokers(struct admin_req *r)
 {
     const struct admin_env *s = r->a->env;
-    if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_HEAD) {
-        admin_reply_bad_method(r->call);
-        return;
-    }
-    if (r->nseg == 3 || (r->nseg == 4 && strcmp(r->seg[3], "leaderBroker") != 0 &&
-                         strcmp(r->seg[3], "version") != 0)) {
-        /* GET /admin/v2/brokers[/{cluster}]: the live brokers; any cluster name is accepted
-         * (authorization disabled), as Pulsar does. */
-        if (ns_list_brokers(s->ns, brokers_listed, r->call) < 0)
-            admin_reply_json(r->call, 200, json_pack("[s]", ns_broker_id(s->ns)));
-        return;
-    }
-    if (r->nseg == 4 && strcmp(r->seg[3], "leaderBroker") == 0) {
-        if (ns_list_brokers(s->ns, leader_listed, r->call) < 0)
-            leader_listed(r->call, 0, NULL, 0);
-        return;
-    }
-    if (r->nseg == 4 && strcmp(r->seg[3], "version") == 0) {
-        admin_reply_raw(r->call, 200, "text/plain", PACKAGE_VERSION);
-        return;
-    }
-    admin_reply_not_found(r->call);
+    if (ns_list_brokers(s->ns, admin_reply_names, r->call) < 0)
+        admin_reply_json(r->call, 200, json_pack("[s]", ns_broker_id(s->ns)));
+}
+
+void admin_h_leader_broker(struct admin_req *r)
+{
+    if (ns_list_brokers(r->a->env->ns, admin_res_leader_listed, r->call) < 0)
+        admin_res_leader_listed(r->call, 0, NULL, 0);
+}
+
+void admin_h_version(struct admin_req *r)
+{
+    admin_reply_raw(r->call, 200, "text/plain", PACKAGE_VERSION);
 }
 
 /* ---- tenants ----------------------------------------------------------------------------- */
 
 /* A TenantInfo body: {"adminRoles": [...], "allowedClusters": [...]}. */
 struct tenant_info {
-    json_t *body;       /* owned; NULL when none */
-    const char **roles; /* owned array of strings borrowed from body */
+    const char **roles; /* owned array of strings borrowed from the request's body */
     size_t n_roles;
 };
 
-static void tenant_info_fini(struct tenant_info *ti)
+static void admin_res_tenant_info_fini(struct tenant_info *ti)
 {
     mg_free(ti->roles);
-    json_decref(ti->body);
 }
 
 enum tenant_check {
@@ -166,15 +134,13 @@ enum tenant_check {
     TENANT_BAD_CLUSTERS, /* 412 "Clusters do not exist" */
 };
 
-/* Parse and check a TenantInfo body, in Pulsar's order. */
-static enum tenant_check parse_tenant_info(struct admin_req *r, struct tenant_info *ti)
+/* Parse and check a TenantInfo body (r->body, ADMIN_R_JSON), in Pulsar's order. */
+static enum tenant_check admin_res_parse_tenant_info(struct admin_req *r, struct tenant_info *ti)
 {
     memset(ti, 0, sizeof *ti);
-    bool bad = false;
-    ti->body = admin_body_json(r->req, &bad);
-    if (bad || (ti->body && !json_is_object(ti->body)))
+    if (r->body_bad || (r->body && !json_is_object(r->body)))
         return TENANT_BAD_BODY;
-    json_t *roles = json_object_get(ti->body, "adminRoles");
+    json_t *roles = json_object_get(r->body, "adminRoles");
     if (roles && !json_is_null(roles)) {
         if (!json_is_array(roles))
             return TENANT_BAD_BODY;
@@ -190,7 +156,7 @@ static enum tenant_check parse_tenant_info(struct admin_req *r, struct tenant_in
                 ti->roles[ti->n_roles++] = role;
         }
     }
-    json_t *clusters = json_object_get(ti->body, "allowedClusters");
+    json_t *clusters = json_object_get(r->body, "allowedClusters");
     if (clusters && !json_is_null(clusters) && !json_is_array(clusters))
         return TENANT_BAD_BODY;
     if (json_array_size(clusters) == 0)
@@ -208,8 +174,8 @@ static enum tenant_check parse_tenant_info(struct admin_req *r, struct tenant_in
     return TENANT_OK;
 }
 
-/* Answer a failed parse_tenant_info. */
-static void reply_tenant_info(struct admin_call *c, enum tenant_check rc)
+/* Answer a failed admin_res_parse_tenant_info. */
+static void admin_res_reply_tenant_info(struct admin_call *c, enum tenant_check rc)
 {
     if (rc == TENANT_BAD_BODY)
         admin_reply_raw(c, 400, "text/plain", "Bad Request");
@@ -221,126 +187,127 @@ static void reply_tenant_info(struct admin_call *c, enum tenant_check rc)
 
 /* The tenant is neither cached nor (after one read of the store) stored. Returns true when
  * the call was answered or will be: a read of the store started. */
-static bool tenant_missing(struct admin_req *r, const char *t)
+static bool admin_res_tenant_missing(struct admin_req *r, const char *t)
 {
     return !ns_tenant_exists(r->a->env->ns, t) && admin_valid_name(t) && admin_refresh_tenant(r, t);
 }
 
+/* GET /admin/v2/tenants: sorted names */
 void admin_h_tenants(struct admin_req *r)
 {
+    json_t *arr = json_array();
+    size_t pos = 0;
+    const char *t;
+    while ((t = ns_tenant_next(r->a->env->ns, &pos)))
+        json_array_append_new(arr, json_string(t));
+    admin_reply_json(r->call, 200, arr);
+}
+
+/* The path's tenant exists (read from the store first when not cached). False when answered
+ * (404, with Pulsar's reason of the GET or, named, of the POST) or to be routed again. */
+static bool admin_res_tenant_found(struct admin_req *r, bool named)
+{
+    const char *t = r->p.tenant;
+    if (admin_res_tenant_missing(r, t))
+        return false;
+    if (ns_tenant_exists(r->a->env->ns, t))
+        return true;
+    if (named)
+        admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
+    else
+        admin_reply_error(r->call, 404, "Tenant does not exist");
+    return false;
+}
+
+void admin_h_tenant_get(struct admin_req *r)
+{
     const struct admin_env *s = r->a->env;
-    if (r->nseg == 3) { /* admin/v2/tenants */
-        if (r->method != EVHTTP_REQ_GET) {
-            admin_reply_bad_method(r->call);
-            return;
-        }
-        json_t *arr = json_array();
-        size_t pos = 0;
-        const char *t;
-        while ((t = ns_tenant_next(s->ns, &pos)))
-            json_array_append_new(arr, json_string(t));
-        admin_reply_json(r->call, 200, arr);
+    const char *t = r->p.tenant;
+    if (!admin_res_tenant_found(r, false))
         return;
-    }
-    const char *t = r->seg[3];
+    json_t *roles = json_array();
+    const char *role;
+    for (size_t i = 0; (role = ns_tenant_role(s->ns, t, i)); i++)
+        json_array_append_new(roles, json_string(role));
+    admin_reply_json(
+        r->call, 200,
+        json_pack("{s:o,s:[s]}", "adminRoles", roles, "allowedClusters", s->cfg->cluster_name));
+}
+
+/* PUT: checked in Pulsar's order: the body, the name, whether it exists. */
+void admin_h_tenant_create(struct admin_req *r)
+{
+    const struct admin_env *s = r->a->env;
+    const char *t = r->p.tenant;
     struct tenant_info ti;
-    enum tenant_check chk;
-    int rc;
-    switch (r->method) {
-    case EVHTTP_REQ_GET: {
-        if (tenant_missing(r, t))
-            return;
-        if (!ns_tenant_exists(s->ns, t)) {
-            admin_reply_error(r->call, 404, "Tenant does not exist");
-            return;
-        }
-        json_t *roles = json_array();
-        const char *role;
-        for (size_t i = 0; (role = ns_tenant_role(s->ns, t, i)); i++)
-            json_array_append_new(roles, json_string(role));
-        admin_reply_json(
-            r->call, 200,
-            json_pack("{s:o,s:[s]}", "adminRoles", roles, "allowedClusters", s->cfg->cluster_name));
+    enum tenant_check chk = admin_res_parse_tenant_info(r, &ti);
+    if (chk != TENANT_OK) {
+        admin_res_tenant_info_fini(&ti);
+        admin_res_reply_tenant_info(r->call, chk);
         return;
     }
-    case EVHTTP_REQ_PUT:
-        chk = parse_tenant_info(r, &ti);
-        if (chk != TENANT_OK) {
-            tenant_info_fini(&ti);
-            reply_tenant_info(r->call, chk);
-            return;
-        }
-        if (!admin_valid_name(t)) {
-            tenant_info_fini(&ti);
-            admin_reply_error(r->call, 412, "Tenant name is not valid");
-            return;
-        }
-        if (tenant_missing(r, t)) { /* created elsewhere? then 409 */
-            tenant_info_fini(&ti);
-            return;
-        }
-        /* Two writes of the same key, in order: the second (with the roles) answers. */
-        if (ns_tenant_create(s->ns, t, ti.n_roles ? NULL : admin_reply_done, r->call) < 0) {
-            tenant_info_fini(&ti);
-            admin_reply_error(r->call, 409, "Tenant already exist");
-            return;
-        }
-        if (ti.n_roles &&
-            ns_tenant_set_roles(s->ns, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
-            admin_reply_error(r->call, 500, "Tenant vanished while being created");
-        tenant_info_fini(&ti);
-        return;
-    case EVHTTP_REQ_POST:
-        if (tenant_missing(r, t))
-            return;
-        if (!ns_tenant_exists(s->ns, t)) {
-            admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
-            return;
-        }
-        chk = parse_tenant_info(r, &ti);
-        if (chk != TENANT_OK) {
-            tenant_info_fini(&ti);
-            reply_tenant_info(r->call, chk);
-            return;
-        }
-        /* The cluster list can only be ours; the roles are stored (no authorization here,
-         * but pulsar-admin shows and edits them). */
-        if (ns_tenant_set_roles(s->ns, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
-            admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
-        tenant_info_fini(&ti);
-        return;
-    case EVHTTP_REQ_DELETE: {
-        if (admin_query_flag(r, "force")) {
-            admin_reply_error(r->call, 405, "Broker doesn't allow forced deletion of tenants");
-            return;
-        }
-        if (tenant_missing(r, t))
-            return;
-        rc = ns_tenant_delete(s->ns, t, admin_reply_done, r->call);
-        if (rc == -MG_ENOTFOUND) {
-            admin_reply_error(r->call, 404, "Tenant doesn't exist");
-            return;
-        }
-        if (rc == -MG_EBUSY) {
-            admin_reply_error(r->call, 409, "The tenant still has active namespaces");
-            return;
-        }
-        if (rc < 0) {
-            admin_reply_error(r->call, 500, mg_strerror(rc));
-            return;
-        }
+    if (!admin_valid_name(t)) {
+        admin_res_tenant_info_fini(&ti);
+        admin_reply_error(r->call, 412, "Tenant name is not valid");
         return;
     }
-    default: {
-        admin_reply_bad_method(r->call);
+    if (admin_res_tenant_missing(r, t)) { /* created elsewhere? then 409 */
+        admin_res_tenant_info_fini(&ti);
         return;
     }
+    /* Two writes of the same key, in order: the second (with the roles) answers. */
+    if (ns_tenant_create(s->ns, t, ti.n_roles ? NULL : admin_reply_done, r->call) < 0) {
+        admin_res_tenant_info_fini(&ti);
+        admin_reply_error(r->call, 409, "Tenant already exist");
+        return;
     }
+    if (ti.n_roles &&
+        ns_tenant_set_roles(s->ns, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
+        admin_reply_error(r->call, 500, "Tenant vanished while being created");
+    admin_res_tenant_info_fini(&ti);
+}
+
+/* POST: the cluster list can only be ours; the roles are stored (no authorization here, but
+ * pulsar-admin shows and edits them). */
+void admin_h_tenant_update(struct admin_req *r)
+{
+    const struct admin_env *s = r->a->env;
+    const char *t = r->p.tenant;
+    if (!admin_res_tenant_found(r, true))
+        return;
+    struct tenant_info ti;
+    enum tenant_check chk = admin_res_parse_tenant_info(r, &ti);
+    if (chk != TENANT_OK) {
+        admin_res_tenant_info_fini(&ti);
+        admin_res_reply_tenant_info(r->call, chk);
+        return;
+    }
+    if (ns_tenant_set_roles(s->ns, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
+        admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
+    admin_res_tenant_info_fini(&ti);
+}
+
+void admin_h_tenant_delete(struct admin_req *r)
+{
+    const char *t = r->p.tenant;
+    if (admin_query_flag(r, "force")) {
+        admin_reply_error(r->call, 405, "Broker doesn't allow forced deletion of tenants");
+        return;
+    }
+    if (admin_res_tenant_missing(r, t))
+        return;
+    int rc = ns_tenant_delete(r->a->env->ns, t, admin_reply_done, r->call);
+    if (rc == -MG_ENOTFOUND)
+        admin_reply_error(r->call, 404, "Tenant doesn't exist");
+    else if (rc == -MG_EBUSY)
+        admin_reply_error(r->call, 409, "The tenant still has active namespaces");
+    else if (rc < 0)
+        admin_reply_error(r->call, 500, mg_strerror(rc));
 }
 
 /* ---- namespaces -------------------------------------------------------------------------- */
 
-static json_t *bundles_json(int n)
+static json_t *admin_res_bundles_json(int n)
 {
     json_t *b = json_array();
     char buf[24];
@@ -353,14 +320,14 @@ static json_t *bundles_json(int n)
 }
 
 /* Policies of a namespace, fields in Java order (docs/admin.md §4). */
-static json_t *policies_json(const struct admin_env *s, const char *ns)
+static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns)
 {
     json_t *p = json_object();
     json_object_set_new(p, "auth_policies",
                         json_pack("{s:{},s:{},s:{}}", "namespace_auth", "destination_auth",
                                   "subscription_auth_roles"));
     json_object_set_new(p, "replication_clusters", json_pack("[s]", s->cfg->cluster_name));
-    json_object_set_new(p, "bundles", bundles_json(ns_namespace_bundles(s->ns, ns)));
+    json_object_set_new(p, "bundles", admin_res_bundles_json(ns_namespace_bundles(s->ns, ns)));
     static const char *const empty_maps[] = {"backlog_quota_map",      "clusterDispatchRate",
                                              "topicDispatchRate",      "subscriptionDispatchRate",
                                              "replicatorDispatchRate", "clusterSubscribeRate",
@@ -384,21 +351,8 @@ static json_t *policies_json(const struct admin_env *s, const char *ns)
     return p;
 }
 
-static void topics_listed(void *data, int status, char **names, int n)
-{
-    struct admin_call *c = data;
-    if (status < 0) {
-        admin_reply_error(c, 500, mg_strerror(status));
-        return;
-    }
-    json_t *arr = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(arr, json_string(names[i]));
-    admin_reply_json(c, 200, arr);
-}
-
 /* Apply (or reset) the namespace's retention to one topic's managed ledger. */
-static void apply_retention_to(const struct admin_env *s, struct topic *t)
+static void admin_res_apply_retention_to(const struct admin_env *s, struct topic *t)
 {
     struct topic_name tn;
     if (topic_name_parse(topic_full_name(t), &tn) < 0)
@@ -428,7 +382,7 @@ void admin_topic_loaded(void *arg, struct topic *t)
     mg_free(ns);
     topic_name_fini(&tn);
     if (set)
-        apply_retention_to(a->env, t);
+        admin_res_apply_retention_to(a->env, t);
 }
 
 void admin_apply_retention(struct admin *a, const char *tenant_ns)
@@ -440,7 +394,7 @@ void admin_apply_retention(struct admin *a, const char *tenant_ns)
     while ((t = topic_next(a->env->topics, &pos)))
         if (strncmp(topic_full_name(t), prefix, plen) == 0 &&
             !strchr(topic_full_name(t) + plen, '/'))
-            apply_retention_to(a->env, t);
+            admin_res_apply_retention_to(a->env, t);
     mg_free(prefix);
 }
 
@@ -451,7 +405,7 @@ struct retention_op {
     char *ns; /* owned */
 };
 
-static void retention_done(void *data, int status)
+static void admin_res_retention_done(void *data, int status)
 {
     struct retention_op *op = data;
     if (status == 0 && op->call->a)
@@ -461,70 +415,27 @@ static void retention_done(void *data, int status)
     mg_free(op);
 }
 
-static void h_retention(struct admin_req *r, const char *ns)
+void admin_h_retention_get(struct admin_req *r)
 {
-    const struct admin_env *s = r->a->env;
-    if (!ns_namespace_exists(s->ns, ns)) {
-        admin_reply_error(r->call, 404, "Namespace does not exist");
-        return;
-    }
     int64_t tm = 0, mb = 0;
-    bool remove = false;
-    switch (r->method) {
-    case EVHTTP_REQ_GET:
-        if (ns_namespace_retention_get(s->ns, ns, &tm, &mb) != 1) {
-            admin_reply_no_content(r->call);
-            return;
-        }
-        admin_reply_json(r->call, 200,
-                         json_pack("{s:I,s:I}", "retentionTimeInMinutes", (json_int_t)tm,
-                                   "retentionSizeInMB", (json_int_t)mb));
-        return;
-    case EVHTTP_REQ_POST: {
-        bool bad = false;
-        json_t *j = admin_body_json(r->req, &bad);
-        if (bad || !json_is_object(j)) {
-            json_decref(j);
-            admin_reply_error(r->call, 400,
-                              "Invalid retention policy: a JSON object "
-                              "with retentionTimeInMinutes and "
-                              "retentionSizeInMB is required");
-            return;
-        }
-        json_t *jt = json_object_get(j, "retentionTimeInMinutes");
-        json_t *js = json_object_get(j, "retentionSizeInMB");
-        bool types_ok = (!jt || json_is_integer(jt)) && (!js || json_is_integer(js));
-        tm = json_is_integer(jt) ? json_integer_value(jt) : 0;
-        mb = json_is_integer(js) ? json_integer_value(js) : 0;
-        json_decref(j);
-        if (!types_ok) {
-            admin_reply_error(r->call, 400,
-                              "Invalid retention policy: values must be "
-                              "integers");
-            return;
-        }
-        if (tm < -1 || mb < -1 || ((tm == 0) != (mb == 0))) {
-            admin_reply_errorf(r->call, 400,
-                               "Invalid retention policy: retentionTimeInMinutes=%" PRId64
-                               ", retentionSizeInMB=%" PRId64 " (each >= -1, both 0 or neither 0)",
-                               tm, mb);
-            return;
-        }
-        break;
-    }
-    case EVHTTP_REQ_DELETE:
-        remove = true;
-        break;
-    default: {
-        admin_reply_bad_method(r->call);
+    if (ns_namespace_retention_get(r->a->env->ns, r->tenant_ns, &tm, &mb) != 1) {
+        admin_reply_no_content(r->call); /* never set */
         return;
     }
-    }
+    admin_reply_json(r->call, 200,
+                     json_pack("{s:I,s:I}", "retentionTimeInMinutes", (json_int_t)tm,
+                               "retentionSizeInMB", (json_int_t)mb));
+}
+
+/* Store the policy (or remove it), then apply it to the namespace's loaded topics: 204. */
+static void admin_res_retention_store(struct admin_req *r, bool remove, int64_t tm, int64_t mb)
+{
     struct retention_op *op = mg_calloc(1, sizeof *op);
     op->a = r->a;
     op->call = r->call;
-    op->ns = mg_strdup(ns);
-    int rc = ns_namespace_retention_set(s->ns, ns, remove, tm, mb, retention_done, op);
+    op->ns = mg_strdup(r->tenant_ns);
+    int rc = ns_namespace_retention_set(r->a->env->ns, r->tenant_ns, remove, tm, mb,
+                                        admin_res_retention_done, op);
     if (rc < 0) {
         mg_free(op->ns);
         mg_free(op);
@@ -533,8 +444,50 @@ static void h_retention(struct admin_req *r, const char *ns)
     }
 }
 
+/* POST: {"retentionTimeInMinutes", "retentionSizeInMB"}, each >= -1, both 0 or neither. */
+void admin_h_retention_set(struct admin_req *r)
+{
+    json_t *j = r->body;
+    if (r->body_bad || !json_is_object(j)) {
+        admin_reply_error(r->call, 400,
+                          "Invalid retention policy: a JSON object "
+                          "with retentionTimeInMinutes and "
+                          "retentionSizeInMB is required");
+        return;
+    }
+    json_t *jt = json_object_get(j, "retentionTimeInMinutes");
+    json_t *js = json_object_get(j, "retentionSizeInMB");
+    bool types_ok = (!jt || json_is_integer(jt)) && (!js || json_is_integer(js));
+    int64_t tm = json_is_integer(jt) ? json_integer_value(jt) : 0;
+    int64_t mb = json_is_integer(js) ? json_integer_value(js) : 0;
+    if (!types_ok) {
+        admin_reply_error(r->call, 400, "Invalid retention policy: values must be integers");
+        return;
+    }
+    if (tm < -1 || mb < -1 || ((tm == 0) != (mb == 0))) {
+        admin_reply_errorf(r->call, 400,
+                           "Invalid retention policy: retentionTimeInMinutes=%" PRId64
+                           ", retentionSizeInMB=%" PRId64 " (each >= -1, both 0 or neither 0)",
+                           tm, mb);
+        return;
+    }
+    admin_res_retention_store(r, false, tm, mb);
+}
+
+void admin_h_retention_remove(struct admin_req *r)
+{
+    admin_res_retention_store(r, true, 0, 0);
+}
+
+/* GET .../bundles */
+void admin_h_bundles(struct admin_req *r)
+{
+    admin_reply_json(r->call, 200,
+                     admin_res_bundles_json(ns_namespace_bundles(r->a->env->ns, r->tenant_ns)));
+}
+
 /* Is range one of the namespace's bundles? */
-static bool valid_bundle(const struct admin_env *s, const char *ns, const char *range)
+static bool admin_res_valid_bundle(const struct admin_env *s, const char *ns, const char *range)
 {
     int n = ns_namespace_bundles(s->ns, ns);
     char buf[NS_BUNDLE_NAME_LEN];
@@ -552,7 +505,7 @@ struct unload_op {
 };
 
 /* Who owns a bundle we do not: redirect to it (307), or a no-op 204 when nobody does. */
-static void unload_owner_known(void *data, int status, const struct ns_owner *o)
+static void admin_res_unload_owner_known(void *data, int status, const struct ns_owner *o)
 {
     struct unload_op *op = data;
     if (status < 0) {
@@ -569,10 +522,11 @@ static void unload_owner_known(void *data, int status, const struct ns_owner *o)
 }
 
 /* PUT|POST .../{bundle}/unload: unload here when owned here, else redirect to the owner. */
-static void unload_bundle(struct admin_req *r, const char *ns, const char *range)
+void admin_h_bundle_unload(struct admin_req *r)
 {
     const struct admin_env *s = r->a->env;
-    if (!valid_bundle(s, ns, range)) {
+    const char *ns = r->tenant_ns, *range = r->p.bundle;
+    if (!admin_res_valid_bundle(s, ns, range)) {
         admin_reply_errorf(r->call, 412, "Invalid bundle range %s", range);
         return;
     }
@@ -584,7 +538,7 @@ static void unload_bundle(struct admin_req *r, const char *ns, const char *range
     struct unload_op *op = mg_calloc(1, sizeof *op);
     op->call = r->call;
     op->path = mg_strdup(evhttp_request_get_uri(r->req));
-    if (ns_bundle_owner(s->ns, ns, range, unload_owner_known, op) < 0) {
+    if (ns_bundle_owner(s->ns, ns, range, admin_res_unload_owner_known, op) < 0) {
         mg_free(op->path);
         mg_free(op);
         admin_reply_no_content(r->call);
@@ -594,7 +548,7 @@ static void unload_bundle(struct admin_req *r, const char *ns, const char *range
 /* PUT .../unload: every bundle of the namespace, each by its owner (Pulsar unloads them one
  * by one through its admin API): a sub-request per bundle, which unloads a bundle owned
  * here, redirects to the owner of one owned elsewhere, and is a no-op for an unowned one. */
-static void unload_fanned(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
+static void admin_res_unload_fanned(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
 {
     (void)arg;
     int bad = admin_fan_first_error(subs, n, 0);
@@ -605,11 +559,11 @@ static void unload_fanned(struct admin_call *c, void *arg, struct admin_sub *sub
     admin_reply_no_content(c);
 }
 
-static void unload_namespace(struct admin_req *r, const char *ns)
+void admin_h_namespace_unload(struct admin_req *r)
 {
-    int n = ns_namespace_bundles(r->a->env->ns, ns);
+    int n = ns_namespace_bundles(r->a->env->ns, r->tenant_ns);
     char **paths = mg_calloc((size_t)n + 1, sizeof *paths);
-    char *t = evhttp_uriencode(r->seg[3], -1, 0), *local = evhttp_uriencode(r->seg[4], -1, 0);
+    char *t = evhttp_uriencode(r->p.tenant, -1, 0), *local = evhttp_uriencode(r->p.ns, -1, 0);
     char range[NS_BUNDLE_NAME_LEN];
     for (int i = 0; i < n; i++) {
         ns_bundle_name(n, i, range);
@@ -617,7 +571,7 @@ static void unload_namespace(struct admin_req *r, const char *ns)
     }
     free(t);
     free(local);
-    admin_fan(r->call, EVHTTP_REQ_PUT, paths, n, NULL, unload_fanned, NULL, NULL);
+    admin_fan(r->call, EVHTTP_REQ_PUT, paths, n, NULL, admin_res_unload_fanned, NULL, NULL);
     mg_free(paths);
 }
 
@@ -627,7 +581,7 @@ struct ns_delete_op {
     char *ns; /* owned */
 };
 
-static void ns_delete_listed(void *data, int status, char **names, int n)
+static void admin_res_ns_delete_listed(void *data, int status, char **names, int n)
 {
     (void)names;
     struct ns_delete_op *op = data;
@@ -656,8 +610,8 @@ static void ns_delete_listed(void *data, int status, char **names, int n)
  * the default), or the status to answer: 400 with *reason NULL when the body does not map
  * onto Pulsar's Policies (Jersey answers that one, without a reason), else with *reason
  * Pulsar's (400 bad bundles, 403 a replication cluster the tenant may not use). */
-static int check_policies(const struct admin_env *s, const char *tenant, json_t *j, int *bundles,
-                          char *why, size_t why_len, const char **reason)
+static int admin_res_check_policies(const struct admin_env *s, const char *tenant, json_t *j,
+                                    int *bundles, char *why, size_t why_len, const char **reason)
 {
     *bundles = 0;
     *reason = NULL;
@@ -727,153 +681,92 @@ static int check_policies(const struct admin_env *s, const char *tenant, json_t 
     return 0;
 }
 
-static void h_namespace(struct admin_req *r, const char *t, const char *ns)
-{
-    const struct admin_env *s = r->a->env;
-    switch (r->method) {
-    case EVHTTP_REQ_GET:
-        if (!ns_namespace_exists(s->ns, ns)) {
-            admin_reply_error(r->call, 404, "Namespace does not exist");
-            return;
-        }
-        admin_reply_json(r->call, 200, policies_json(s, ns));
-        return;
-    case EVHTTP_REQ_PUT: {
-        bool bad = false;
-        json_t *j = admin_body_json(r->req, &bad);
-        int bundles = 0, status = bad ? 400 : 0;
-        const char *reason = NULL;
-        char why[192];
-        if (!bad)
-            status = check_policies(s, t, j, &bundles, why, sizeof why, &reason);
-        json_decref(j);
-        if (status == 400 && !reason) /* does not map onto Policies: Jersey's answer */
-        {
-            admin_reply_raw(r->call, 400, "text/plain", "Bad Request");
-            return;
-        }
-        if (!admin_valid_name(t) || !admin_valid_name(r->seg[4])) {
-            admin_reply_error(r->call, 412, "Namespace name is not valid");
-            return;
-        }
-        if (tenant_missing(r, t) ||
-            (!ns_namespace_exists(s->ns, ns) && admin_refresh_namespace(r, ns)))
-            return; /* read from the store first: created elsewhere? */
-        if (!ns_tenant_exists(s->ns, t)) {
-            admin_reply_error(r->call, 404, "Tenant does not exist");
-            return;
-        }
-        if (status) {
-            admin_reply_errorf(r->call, status, "%s", reason);
-            return;
-        }
-        if (bundles <= 0)
-            bundles = s->cfg->default_number_of_namespace_bundles;
-        int rc = ns_namespace_create(s->ns, ns, bundles, admin_reply_done, r->call);
-        if (rc == -MG_ENOTFOUND) {
-            admin_reply_error(r->call, 404, "Tenant does not exist");
-            return;
-        }
-        if (rc == -MG_EEXIST) {
-            admin_reply_error(r->call, 409, "Namespace already exists");
-            return;
-        }
-        if (rc < 0) {
-            admin_reply_error(r->call, 412, "Namespace name is not valid");
-            return;
-        }
-        return;
-    }
-    case EVHTTP_REQ_DELETE: {
-        if (admin_query_flag(r, "force")) {
-            admin_reply_error(r->call, 405, "Broker doesn't allow forced deletion of namespaces");
-            return;
-        }
-        /* Topics stored or loaded by any broker (the store's list), not only ours. */
-        struct ns_delete_op *op = mg_calloc(1, sizeof *op);
-        op->call = r->call;
-        op->ns = mg_strdup(ns);
-        if (ns_list_topics(s->ns, ns, false, ns_delete_listed, op) < 0) {
-            mg_free(op->ns);
-            mg_free(op);
-            admin_reply_errorf(r->call, 404, "Namespace %s does not exist.", ns);
-            return;
-        }
-        return;
-    }
-    default: {
-        admin_reply_bad_method(r->call);
-        return;
-    }
-    }
-}
-
+/* GET /admin/v2/namespaces/{tenant}: the tenant's namespaces, "t/ns" */
 void admin_h_namespaces(struct admin_req *r)
 {
     const struct admin_env *s = r->a->env;
-    const char *t = r->seg[3];
-    if (r->nseg == 4) { /* admin/v2/namespaces/{t} */
-        if (r->method != EVHTTP_REQ_GET) {
-            admin_reply_bad_method(r->call);
-            return;
-        }
-        if (!admin_valid_name(t)) {
-            admin_reply_error(r->call, 412, "Tenant name is not valid");
-            return;
-        }
-        if (tenant_missing(r, t))
-            return;
-        if (!ns_tenant_exists(s->ns, t)) {
-            admin_reply_error(r->call, 404, "Tenant not found");
-            return;
-        }
-        json_t *arr = json_array();
-        size_t pos = 0, tl = strlen(t);
-        const char *ns;
-        while ((ns = ns_namespace_next(s->ns, &pos)))
-            if (strncmp(ns, t, tl) == 0 && ns[tl] == '/')
-                json_array_append_new(arr, json_string(ns));
-        admin_reply_json(r->call, 200, arr);
+    const char *t = r->p.tenant;
+    if (!admin_valid_name(t)) {
+        admin_reply_error(r->call, 412, "Tenant name is not valid");
         return;
     }
-    char *full = mg_asprintf("%s/%s", t, r->seg[4]);
-    const char *what = r->nseg >= 6 ? r->seg[5] : NULL;
-    bool named = admin_valid_name(t) && admin_valid_name(r->seg[4]);
-    if (r->nseg == 5 && r->method == EVHTTP_REQ_PUT) {
-        h_namespace(r, t, full); /* its own order: body, name, tenant, policies, exists */
-    } else if (!named) {
-        admin_reply_error(r->call, 412, "Namespace name is not valid");
-    } else if (!ns_namespace_exists(s->ns, full) && admin_refresh_namespace(r, full)) {
-        /* read from the store first: created on another broker? then routed again */
-    } else if (r->nseg == 5) {
-        h_namespace(r, t, full);
-    } else if (!ns_namespace_exists(s->ns, full)) {
-        admin_reply_error(r->call, 404, "Namespace does not exist");
-    } else if (r->nseg == 6 && strcmp(what, "topics") == 0) {
-        if (r->method != EVHTTP_REQ_GET)
-            admin_reply_bad_method(r->call);
-        else if (ns_list_topics(s->ns, full, false, topics_listed, r->call) < 0)
-            admin_reply_error(r->call, 404, "Namespace does not exist");
-    } else if (r->nseg == 6 && strcmp(what, "retention") == 0) {
-        h_retention(r, full);
-    } else if (r->nseg == 6 && strcmp(what, "bundles") == 0) {
-        if (r->method != EVHTTP_REQ_GET)
-            admin_reply_bad_method(r->call);
-        else
-            admin_reply_json(r->call, 200, bundles_json(ns_namespace_bundles(s->ns, full)));
-    } else if (r->nseg == 6 && strcmp(what, "unload") == 0) {
-        if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_POST)
-            admin_reply_bad_method(r->call);
-        else
-            unload_namespace(r, full);
-    } else if (r->nseg == 7 && strcmp(r->seg[6], "unload") == 0) {
-        /* PUT (pulsar-admin) or POST .../{bundle}/unload */
-        if (r->method != EVHTTP_REQ_PUT && r->method != EVHTTP_REQ_POST)
-            admin_reply_bad_method(r->call);
-        else
-            unload_bundle(r, full, what);
-    } else {
-        admin_reply_not_found(r->call);
+    if (admin_res_tenant_missing(r, t))
+        return;
+    if (!ns_tenant_exists(s->ns, t)) {
+        admin_reply_error(r->call, 404, "Tenant not found");
+        return;
     }
-    mg_free(full);
+    json_t *arr = json_array();
+    size_t pos = 0, tl = strlen(t);
+    const char *ns;
+    while ((ns = ns_namespace_next(s->ns, &pos)))
+        if (strncmp(ns, t, tl) == 0 && ns[tl] == '/')
+            json_array_append_new(arr, json_string(ns));
+    admin_reply_json(r->call, 200, arr);
+}
+
+/* PUT: checked in its own order: the body, the names, the tenant, the policies, whether it
+ * exists. */
+void admin_h_namespace_create(struct admin_req *r)
+{
+    const struct admin_env *s = r->a->env;
+    const char *t = r->p.tenant;
+    int bundles = 0, status = r->body_bad ? 400 : 0;
+    const char *reason = NULL;
+    char why[192];
+    if (!r->body_bad)
+        status = admin_res_check_policies(s, t, r->body, &bundles, why, sizeof why, &reason);
+    if (status == 400 && !reason) { /* does not map onto Policies: Jersey's answer */
+        admin_reply_raw(r->call, 400, "text/plain", "Bad Request");
+        return;
+    }
+    if (!admin_valid_name(t) || !admin_valid_name(r->p.ns)) {
+        admin_reply_error(r->call, 412, "Namespace name is not valid");
+        return;
+    }
+    char *ns = mg_asprintf("%s/%s", t, r->p.ns);
+    if (admin_res_tenant_missing(r, t) ||
+        (!ns_namespace_exists(s->ns, ns) && admin_refresh_namespace(r, ns))) {
+        mg_free(ns); /* read from the store first: created elsewhere? */
+        return;
+    }
+    int rc = 0;
+    if (!ns_tenant_exists(s->ns, t))
+        admin_reply_error(r->call, 404, "Tenant does not exist");
+    else if (status)
+        admin_reply_errorf(r->call, status, "%s", reason);
+    else
+        rc = ns_namespace_create(
+            s->ns, ns, bundles > 0 ? bundles : s->cfg->default_number_of_namespace_bundles,
+            admin_reply_done, r->call);
+    mg_free(ns);
+    if (rc == -MG_ENOTFOUND)
+        admin_reply_error(r->call, 404, "Tenant does not exist");
+    else if (rc == -MG_EEXIST)
+        admin_reply_error(r->call, 409, "Namespace already exists");
+    else if (rc < 0)
+        admin_reply_error(r->call, 412, "Namespace name is not valid");
+}
+
+/* GET: the Policies */
+void admin_h_namespace_get(struct admin_req *r)
+{
+    admin_reply_json(r->call, 200, admin_res_policies_json(r->a->env, r->tenant_ns));
+}
+
+/* DELETE: refused while topics exist (stored or loaded by any broker: the store's list). */
+void admin_h_namespace_delete(struct admin_req *r)
+{
+    if (admin_query_flag(r, "force")) {
+        admin_reply_error(r->call, 405, "Broker doesn't allow forced deletion of namespaces");
+        return;
+    }
+    struct ns_delete_op *op = mg_calloc(1, sizeof *op);
+    op->call = r->call;
+    op->ns = mg_strdup(r->tenant_ns);
+    if (ns_list_topics(r->a->env->ns, r->tenant_ns, false, admin_res_ns_delete_listed, op) < 0) {
+        mg_free(op->ns);
+        mg_free(op);
+        admin_reply_errorf(r->call, 404, "Namespace %s does not exist.", r->tenant_ns);
+    }
 }

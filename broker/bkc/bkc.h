@@ -13,8 +13,9 @@
  *   bkc_create -> bkc_add ... (completions in entry order) -> bkc_close -> bkc_ledger_free
  *   bkc_open(recovery=true) -> bkc_read ... -> bkc_ledger_free;  bkc_delete
  *
- * Threading: a client and its ledgers belong to the thread running the event_base given to
- * bkc_client_new; call everything on it. The meta store must use the same base.
+ * Threading: a client and its ledgers belong to the thread running the loop given to
+ * bkc_client_new (whose clock and timers it uses); call everything on it. The meta store must
+ * use the same loop.
  * Async calls (docs/style.md §2) take a caller-owned struct bkc_req: a synchronous failure
  * returns <0 and the callback never runs; otherwise the callback runs exactly once, on the
  * loop thread, after the call has returned (never from inside a bkc call). Freeing a ledger
@@ -27,11 +28,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct event_base;
 struct evbuffer;
+struct mg_loop;
 struct meta_store;
 struct bkc_client;
 struct bkc_ledger;
+struct bkc_transport;
 
 /* Digest types, with the values of LedgerMetadataFormat.DigestType. */
 enum bkc_digest {
@@ -59,6 +61,10 @@ struct bkc_config {
                                  maxMessageSize + BKC_FRAME_PADDING, as bookies should
                                  [5 MiB + 10 KiB] */
     const char *ledgers_root; /* metadata root [/ledgers] */
+    /* How requests reach the bookies (borrowed: must outlive the client); NULL = TCP
+     * connections [NULL]. Tests and the simulation pass bkc_fake_transport(fake). */
+    const struct bkc_transport *transport;
+    uint64_t seed; /* the seed of the bookie choice; 0 = from the clock and the pid [0] */
 };
 
 /* What Pulsar adds to maxMessageSize for the frame limits of its connections and of its
@@ -69,10 +75,10 @@ struct bkc_config {
 /* Fill cfg with the defaults above. */
 void bkc_config_default(struct bkc_config *cfg);
 
-/* New client on base, reaching metadata through meta (borrowed; it must outlive the
- * client). Returns 0 and *out, or -MG_EINVAL (quorums not E >= Qw >= Qa >= 1, E > 64,
- * unknown digest). No connection is made until a ledger needs a bookie. */
-int bkc_client_new(struct event_base *base, struct meta_store *meta, const struct bkc_config *cfg,
+/* New client on loop (borrowed; it must outlive the client), reaching metadata through meta
+ * (borrowed; it must outlive the client). Returns 0 and *out, or -MG_EINVAL (quorums not E >= Qw >=
+ * Qa >= 1, E > 64, unknown digest). No connection is made until a ledger needs a bookie. */
+int bkc_client_new(struct mg_loop *loop, struct meta_store *meta, const struct bkc_config *cfg,
                    struct bkc_client **out);
 /* Free every ledger handle still open (the handles are invalid afterwards), close the bookie
  * connections and free the client. Every callback still owed runs before this returns (with
@@ -95,7 +101,7 @@ struct bkc_req {
     struct bkc_ledger *ledger; /* create/open: the new handle on success; owned by the
                                   caller, release with bkc_ledger_free */
     int64_t ledger_id;         /* create: the new ledger's id */
-    int64_t entry_id;          /* add: the entry's id, set synchronously by bkc_add */
+    int64_t entry_id;          /* add: the entry's id (bkc_add's entry_id) */
     struct evbuffer **entries; /* read: n_entries payloads in entry order, owned by the
                                   request (bkc_req_fini frees them; take one by setting its
                                   slot to NULL) */
@@ -154,21 +160,24 @@ int bkc_delete(struct bkc_client *c, int64_t ledger_id, struct bkc_req *req, bkc
 
 /* Append payload (borrowed: it must stay alive and unchanged until the callback; its bytes
  * are referenced into the bookie connections, never copied, unless it already holds
- * references itself) as the next entry. req->entry_id is set before bkc_add returns.
+ * references itself) as entry entry_id, which must be the next entry of the ledger
+ * (bkc_ledger_next_entry): the caller decides the id, bkc checks it (anything else is
+ * refused synchronously with -MG_EINVAL, nothing is sent). req->entry_id = entry_id.
  * An entry whose ADD frame would exceed cfg.max_frame_size is refused synchronously with
  * -MG_ETOOBIG (req->errmsg says by how much): nothing is sent, no entry id is used and the
  * ledger takes the next add as if this one had not been tried.
  * The entry completes once ack-quorum bookies of its write set stored it; callbacks run
  * strictly in entry order. Bookie errors and timeouts lead to an ensemble change (adds are
  * held meanwhile and unacknowledged entries are resent to the replacement).
- * Sync errors: -MG_ETOOBIG (see above), -MG_ENOTALLOWED (not a writer handle), -MG_ECLOSED
- * (close started),
+ * Sync errors: -MG_ETOOBIG (see above), -MG_EINVAL (entry_id is not the next entry),
+ * -MG_ENOTALLOWED (not a writer handle), -MG_ECLOSED (close started),
  * -MG_EFENCED / -MG_EIO / -MG_ENOTALLOWED (the ledger failed earlier; the same error as
  * then). Async errors: -MG_EFENCED (someone recovered the ledger), -MG_ENOBOOKIES (not
  * enough writable bookies for an ensemble change, e.g. the others answered EREADONLY: their
  * disks are full; errmsg names the bookie and its answer), -MG_EIO (metadata write failed),
  * -MG_ENOTALLOWED (a bookie refused the password), -MG_ECANCELED. */
-int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req, bkc_cb cb);
+int bkc_add(struct bkc_ledger *lh, int64_t entry_id, struct evbuffer *payload, struct bkc_req *req,
+            bkc_cb cb);
 
 /* Close a writer: wait for the pending adds to complete or fail, then CAS the metadata to
  * CLOSED at the last add confirmed. For a read handle it completes with 0 at once (async).
@@ -204,6 +213,8 @@ int64_t bkc_ledger_id(const struct bkc_ledger *lh);
 /* Last add confirmed: a writer's highest entry with it and all before it acknowledged;
  * a closed ledger's last entry; -1 when none. */
 int64_t bkc_ledger_lac(const struct bkc_ledger *lh);
+/* A writer's next entry id: the one the next bkc_add must name (entries sent so far + 1). */
+int64_t bkc_ledger_next_entry(const struct bkc_ledger *lh);
 /* Payload bytes up to and including the LAC entry (the metadata length once closed). */
 int64_t bkc_ledger_length(const struct bkc_ledger *lh);
 bool bkc_ledger_is_closed(const struct bkc_ledger *lh);
@@ -233,6 +244,80 @@ struct bkc_bookie_stats {
 int bkc_client_bookie_stats_next(struct bkc_client *c, size_t *pos, struct bkc_bookie_stats *out);
 /* The upper bound (ms) of latency bucket i < BKC_LAT_BUCKETS - 1. */
 double bkc_latency_bound_ms(int i);
+
+/* ---- fake bookies (tests, simulation) --------------------------------------------------- */
+
+/* An in-memory BookKeeper cluster (bkc_fake.c) on a loop: bookies that store entries, fence
+ * ledgers and answer as a bookie does, with time from the loop and every random choice from
+ * one seed (the same calls on a simulated loop replay exactly). A client uses it with
+ * bkc_config.transport = bkc_fake_transport(fake). The bookies must also be registered
+ * under <ledgers root>/available in the meta store for bkc_create and ensemble changes to
+ * pick them (the fake does not touch the meta store). Free the clients first. */
+struct bkc_fake;
+struct bkc_fake *bkc_fake_new(struct mg_loop *loop, uint64_t seed);
+void bkc_fake_free(struct bkc_fake *f);
+/* Add a bookie named id ("host:port", as registered); returns its index (0, 1, ...). */
+int bkc_fake_add_bookie(struct bkc_fake *f, const char *id);
+int bkc_fake_n_bookies(const struct bkc_fake *f);
+const char *bkc_fake_bookie_id(const struct bkc_fake *f, int i);
+/* The index of the bookie named id, or -1. */
+int bkc_fake_bookie_index(const struct bkc_fake *f, const char *id);
+const struct bkc_transport *bkc_fake_transport(struct bkc_fake *f);
+
+/* Faults per request: the filter sees each request when it is sent and may change its fate
+ * (the action starts as the random faults chose: PASS, no delay). */
+enum bkc_fake_verdict {
+    BKC_FAKE_PASS = 0,    /* the bookie applies it and answers */
+    BKC_FAKE_DROP,        /* the request is lost: never applied, never answered (timeout) */
+    BKC_FAKE_LOSE_ANSWER, /* applied (and made durable), the answer is lost (timeout) */
+    BKC_FAKE_ERROR,       /* not applied; answered with rc (a BookKeeper response code) */
+};
+struct bkc_fake_req {
+    int bookie; /* index */
+    bool add;   /* else a read */
+    int64_t ledger, entry;
+    bool fence, recovery; /* fencing read; recovery add */
+};
+struct bkc_fake_action {
+    enum bkc_fake_verdict verdict;
+    int rc;       /* BKC_FAKE_ERROR: 0 EOK, 1 ENOLEDGER, 2 ENOENTRY, 101 EIO, 104 EFENCED, ... */
+    int delay_ms; /* extra delay of the answer (reorders answers) */
+    bool corrupt; /* a read's answer has a byte flipped */
+};
+typedef void (*bkc_fake_filter)(void *arg, const struct bkc_fake_req *r, struct bkc_fake_action *a);
+void bkc_fake_set_filter(struct bkc_fake *f, bkc_fake_filter fn, void *arg);
+/* Random faults per request, drawn from the seed (per mille; NULL: none). Errors are the
+ * ones a healthy cluster gives (EIO, ETOOMANYREQUESTS, EREADONLY), never a false EFENCED or
+ * a false "no such entry". */
+struct bkc_fake_random {
+    int drop_permille, lose_answer_permille, error_permille, delay_permille;
+    int max_delay_ms; /* delays are 1..max_delay_ms [50] */
+};
+void bkc_fake_set_random(struct bkc_fake *f, const struct bkc_fake_random *r);
+/* Network latency each way (and journal sync time) of bookie i (< 0: all), drawn uniformly
+ * in [min_ms, max_ms] per message [1, 3]. */
+void bkc_fake_set_latency(struct bkc_fake *f, int i, int min_ms, int max_ms);
+/* Crash bookie i: requests in flight to it fail with -MG_EIO, new ones are refused until
+ * bkc_fake_restart; what it applied but had not made durable (answered) is lost, each item
+ * with probability 1/2. */
+void bkc_fake_crash(struct bkc_fake *f, int i);
+void bkc_fake_restart(struct bkc_fake *f, int i);
+/* Partition bookie i (on) or heal it: requests and answers are silently lost meanwhile. */
+void bkc_fake_partition(struct bkc_fake *f, int i, bool on);
+/* Bookie i answers adds with EREADONLY (its disk is full). */
+void bkc_fake_set_read_only(struct bkc_fake *f, int i, bool on);
+bool bkc_fake_is_up(const struct bkc_fake *f, int i);
+
+/* Inspection (what bookie i stores now). */
+bool bkc_fake_has_entry(const struct bkc_fake *f, int i, int64_t ledger, int64_t entry);
+int64_t bkc_fake_count_entries(const struct bkc_fake *f, int i, int64_t ledger);
+bool bkc_fake_is_fenced(const struct bkc_fake *f, int i, int64_t ledger);
+/* Flip a byte of the stored copy (its digest no longer matches). */
+void bkc_fake_corrupt_entry(struct bkc_fake *f, int i, int64_t ledger, int64_t entry);
+struct bkc_fake_stats {
+    int64_t adds, recovery_adds, reads, fence_reads; /* requests that reached the bookie */
+};
+void bkc_fake_get_stats(const struct bkc_fake *f, int i, struct bkc_fake_stats *out);
 
 /* ---- metadata helpers (exported for tools and tests) ----------------------------------- */
 

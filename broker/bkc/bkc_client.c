@@ -8,7 +8,9 @@
  * Metadata requests (struct bkc_mop) are heap objects tracked by the client: the meta
  * store may complete them after their owner (a ledger handle, the client) is gone, in which
  * case the completion only frees them.
- * A periodic tick fails bookie requests past their deadline (bkc_config.timeout_ms).
+ * A periodic tick (a timer on the client's loop) fails bookie requests past their deadline
+ * (bkc_config.timeout_ms). Requests reach the bookies through the transport the config names
+ * (bkc_int.h struct bkc_transport_ops): TCP connections by default, the in-memory fake in tests.
  */
 #include "bkc/bkc_int.h"
 #include "util/alloc.h"
@@ -21,7 +23,6 @@
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MOD "bkc"
@@ -40,11 +41,20 @@ void bkc_config_default(struct bkc_config *cfg)
     cfg->ledgers_root = "/ledgers";
 }
 
-uint64_t bkc_now_ms(void)
+const struct bkc_transport_ops bkc_tcp_transport_ops = {
+    .name = "tcp",
+    .bookie_get = bkc_bookie_get,
+    .bookie_free = bkc_bookie_free,
+    .add = bkc_bookie_add,
+    .read = bkc_bookie_read,
+    .cancel = bkc_op_cancel,
+    .check_timeouts = bkc_bookie_check_timeouts,
+};
+
+void bkc_op_cancel_tp(struct bkc_client *c, struct bkc_op *op)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    if (op)
+        c->tp.ops->cancel(op);
 }
 
 uint64_t bkc_rand(struct bkc_client *c)
@@ -101,15 +111,20 @@ static void done_ev_cb(evutil_socket_t fd, short what, void *arg)
     run_done(arg);
 }
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
+static int tick_ms(const struct bkc_client *c)
 {
-    (void)fd;
-    (void)what;
+    int tick = c->cfg.timeout_ms / 10;
+    return tick < 10 ? 10 : tick > 1000 ? 1000 : tick;
+}
+
+static void tick_cb(struct mg_timer *t, void *arg)
+{
     struct bkc_client *c = arg;
-    uint64_t now = bkc_now_ms();
+    mg_timer_start(t, (uint64_t)tick_ms(c));
+    uint64_t now = mg_loop_mono_ms(c->loop);
     struct bkc_bookie *bk;
     TAILQ_FOREACH(bk, &c->bookie_list, link)
-    bkc_bookie_check_timeouts(bk, now);
+    c->tp.ops->check_timeouts(bk, now);
 }
 
 /* ---- metadata requests -------------------------------------------------------------------- */
@@ -176,7 +191,7 @@ static void sha1_2(const void *a, size_t al, const void *b, size_t bl, uint8_t o
     EVP_MD_CTX_free(ctx);
 }
 
-void bkc_master_key(const uint8_t *pw, size_t pw_len, uint8_t out[BKC_MASTER_KEY_LEN])
+void bkc_master_key(const uint8_t *pw, size_t pw_len, uint8_t out[WIRE_BK_MASTER_KEY_LEN])
 {
     sha1_2("ledger", 6, pw, pw_len, out);
 }
@@ -243,7 +258,7 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
     uint32_t crc;
     switch (digest) {
     case BKC_DIGEST_CRC32C:
-        crc = mg_crc32c(0, hdr, BKC_ENTRY_HDR_LEN);
+        crc = mg_crc32c(0, hdr, WIRE_BK_ENTRY_HDR_LEN);
         crc = mg_crc32c_evbuffer(crc, payload, off, len);
         out[0] = (uint8_t)(crc >> 24);
         out[1] = (uint8_t)(crc >> 16);
@@ -251,7 +266,7 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
         out[3] = (uint8_t)crc;
         break;
     case BKC_DIGEST_CRC32:
-        crc = mg_crc32(0, hdr, BKC_ENTRY_HDR_LEN);
+        crc = mg_crc32(0, hdr, WIRE_BK_ENTRY_HDR_LEN);
         for_chunks(payload, off, len, crc32_chunk, &crc);
         memset(out, 0, 4);
         out[4] = (uint8_t)(crc >> 24);
@@ -265,7 +280,7 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
         size_t n = 20;
         MG_ASSERT(k && ctx);
         EVP_DigestSignInit(ctx, NULL, EVP_sha1(), NULL, k);
-        EVP_DigestSignUpdate(ctx, hdr, BKC_ENTRY_HDR_LEN);
+        EVP_DigestSignUpdate(ctx, hdr, WIRE_BK_ENTRY_HDR_LEN);
         for_chunks(payload, off, len, hmac_chunk, ctx);
         EVP_DigestSignFinal(ctx, out, &n);
         EVP_MD_CTX_free(ctx);
@@ -279,7 +294,7 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
 
 /* ---- client ------------------------------------------------------------------------------ */
 
-int bkc_client_new(struct event_base *base, struct meta_store *meta, const struct bkc_config *in,
+int bkc_client_new(struct mg_loop *loop, struct meta_store *meta, const struct bkc_config *in,
                    struct bkc_client **out)
 {
     struct bkc_config cfg;
@@ -302,6 +317,8 @@ int bkc_client_new(struct event_base *base, struct meta_store *meta, const struc
             cfg.max_frame_size = in->max_frame_size;
         if (in->ledgers_root)
             cfg.ledgers_root = in->ledgers_root;
+        cfg.transport = in->transport;
+        cfg.seed = in->seed;
     }
     if (cfg.ensemble_size > BKC_MAX_ENSEMBLE || cfg.write_quorum > cfg.ensemble_size ||
         cfg.ack_quorum > cfg.write_quorum || cfg.ack_quorum < 1 || bkc_digest_len(cfg.digest) < 0) {
@@ -310,8 +327,14 @@ int bkc_client_new(struct event_base *base, struct meta_store *meta, const struc
         return -MG_EINVAL;
     }
     struct bkc_client *c = mg_calloc(1, sizeof(*c));
-    c->base = base;
+    c->loop = loop;
+    c->base = mg_loop_base(loop);
     c->meta = meta;
+    if (cfg.transport)
+        c->tp = *cfg.transport;
+    else
+        c->tp.ops = &bkc_tcp_transport_ops;
+    cfg.transport = NULL; /* copied into c->tp */
     c->password = mg_strdup(cfg.password);
     c->root = mg_strdup(cfg.ledgers_root);
     cfg.password = c->password;
@@ -322,16 +345,16 @@ int bkc_client_new(struct event_base *base, struct meta_store *meta, const struc
     TAILQ_INIT(&c->ledgers);
     TAILQ_INIT(&c->zombies);
     TAILQ_INIT(&c->mops);
-    c->done_ev = event_new(base, -1, 0, done_ev_cb, c);
-    c->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, c);
-    int tick = cfg.timeout_ms / 10;
-    tick = tick < 10 ? 10 : tick > 1000 ? 1000 : tick;
-    struct timeval tv = {tick / 1000, (tick % 1000) * 1000};
-    event_add(c->tick_ev, &tv);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    c->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40) ^
-             (uint64_t)(uintptr_t)c;
+    c->done_ev = event_new(c->base, -1, 0, done_ev_cb, c);
+    mg_timer_init(&c->tick, loop, tick_cb, c);
+    mg_timer_start(&c->tick, (uint64_t)tick_ms(c));
+    if (cfg.seed) {
+        c->rng = cfg.seed;
+    } else {
+        uint64_t us = mg_mono_us();
+        c->rng = ((uint64_t)mg_wall_ms() << 20) ^ us ^ ((uint64_t)getpid() << 40) ^
+                 (uint64_t)(uintptr_t)c;
+    }
     if (!c->rng)
         c->rng = 88172645463325252ULL;
     *out = c;
@@ -364,11 +387,10 @@ void bkc_client_free(struct bkc_client *c)
     struct bkc_bookie *bk;
     while ((bk = TAILQ_FIRST(&c->bookie_list))) {
         TAILQ_REMOVE(&c->bookie_list, bk, link);
-        bkc_bookie_free(bk);
+        c->tp.ops->bookie_free(bk);
     }
     mg_map_fini(&c->bookies);
-    event_free(c->tick_ev);
-    c->tick_ev = NULL;
+    mg_timer_fini(&c->tick);
     if (c->draining) {
         /* Called from a callback: the drain loop finishes the queue and frees. */
         c->free_on_return = true;
@@ -422,9 +444,7 @@ int bkc_create(struct bkc_client *c, const struct bkc_create_opts *o, struct bkc
     lh->md.password = mg_malloc(lh->md.password_len + 1);
     memcpy(lh->md.password, c->password, lh->md.password_len + 1);
     lh->md.has_ctime = true;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    lh->md.ctime = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    lh->md.ctime = mg_loop_wall_ms(c->loop);
     if (o && o->n_custom > 0) {
         lh->md.custom = mg_calloc((size_t)o->n_custom, sizeof(*lh->md.custom));
         for (int i = 0; i < o->n_custom; i++) {

@@ -2,11 +2,16 @@
  * bkc_int.h - struct bodies and internal interfaces of the bkc module (and its tests).
  *
  * Layers, bottom up:
- *   bkc_md.c      ledger metadata: LedgerMetadataFormat v3 (binary) encode/decode, v2 (text)
- *                 decode, hierarchical paths.
- *   bkc_conn.c    one connection per bookie, v2 framing (default) or v3 (cfg.use_v3); requests
- *                 (struct bkc_op) matched to responses by (ledger, entry, op) in FIFO order (v2)
- *                 or by txnId (v3), per-request timeouts.
+ *   bkc_md.c      ledger metadata: LedgerMetadataFormat v3 (binary, protobuf-c) encode/decode,
+ *                 v2 (text) decode, hierarchical paths.
+ *   transport     how requests reach the bookies: struct bkc_transport_ops, called by the
+ *                 layers above through c->tp (one indirect call per request). Two of them:
+ *     bkc_conn.c  one TCP connection per bookie, v2 framing (default) or v3 (cfg.use_v3),
+ *                 frames by the codec wire/wire_bk.h; requests (struct bkc_op) matched to
+ *                 responses by (ledger, entry, op) in FIFO order (v2) or by txnId (v3),
+ *                 per-request timeouts;
+ *     bkc_fake.c  in-memory bookies on the client's loop with injected faults (tests, the
+ *                 simulation).
  *   bkc_client.c  the client: config, deferred completions, metadata requests, digests,
  *                 create / open / delete.
  *   bkc_ledger.c  a ledger handle: adds with quorum tracking, ensemble changes, close, reads,
@@ -17,7 +22,9 @@
 
 #include "bkc/bkc.h"
 #include "meta/meta.h"
+#include "util/loop.h"
 #include "util/map.h"
+#include "wire/wire_bk.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,35 +34,7 @@
 struct bufferevent;
 struct event;
 
-/* ---- v2 wire constants (docs/wire-bookkeeper.md §2) ------------------------------------ */
-
-#define BKC_V2_VERSION 2
-#define BKC_OP_ADD 1
-#define BKC_OP_READ 2
-#define BKC_FLAG_FENCE 0x0001
-#define BKC_FLAG_RECOVERY_ADD 0x0002
-#define BKC_FLAG_HIGH_PRIORITY 0x0004
-#define BKC_MASTER_KEY_LEN 20
-#define BKC_ENTRY_HDR_LEN 32 /* ledgerId, entryId, LAC, length */
-#define BKC_MAX_DIGEST_LEN 20
 #define BKC_MAX_ENSEMBLE 64
-
-/* v2 response codes (rc >= 0 in op callbacks; local failures are -MG_E*). v3 StatusCodes are
- * mapped onto these by the connection layer, so callers see one set of codes. */
-enum bkc_rc {
-    BKC_RC_EOK = 0,
-    BKC_RC_ENOLEDGER = 1,
-    BKC_RC_ENOENTRY = 2,
-    BKC_RC_EBADREQ = 100,
-    BKC_RC_EIO = 101,
-    BKC_RC_EUA = 102,
-    BKC_RC_EBADVERSION = 103,
-    BKC_RC_EFENCED = 104,
-    BKC_RC_EREADONLY = 105,
-    BKC_RC_ETOOMANYREQUESTS = 106,
-    BKC_RC_EUNKNOWNLEDGERSTATE = 107,
-};
-const char *bkc_rc_str(int rc);
 
 /* ---- metadata (bkc_md.c) --------------------------------------------------------------- */
 
@@ -107,8 +86,9 @@ void bkc_md_set_last_segment(struct bkc_md *md, int64_t first, char *const *book
 /* ---- bookie connections (bkc_conn.c) ---------------------------------------------------- */
 
 struct bkc_op;
-/* rc: a bookie response code (>= 0) or a local failure (-MG_ETIMEDOUT, -MG_EIO for a lost
- * or refused connection). *body: READ responses with EOK, owned by the callback if it sets
+/* rc: a bookie's answer (enum wire_bk_status, >= 0, from either framing) or a local failure
+ * (-MG_ETIMEDOUT, -MG_EIO for a lost or refused connection, -MG_ETOOBIG for a response over
+ * the frame limit). *body: READ responses with EOK, owned by the callback if it sets
  * *body = NULL, else freed after it. The op is freed after the callback returns. */
 typedef void (*bkc_op_cb)(struct bkc_op *op, int rc, struct evbuffer **body);
 
@@ -149,29 +129,67 @@ struct bkc_bookie {
     struct bkc_op_list ops;  /* every outstanding op, in send order (deadline order) */
     int n_ops;
     struct event *fail_ev; /* owned: deferred failure of a connection that never started */
-    size_t skip;           /* bytes of an oversized response still to drop */
+    uint64_t skip;         /* bytes of an oversized response still to drop */
     int64_t add_count, add_errors, add_lat_sum_us; /* bkc_client_bookie_stats_next */
     int64_t add_lat[BKC_LAT_BUCKETS];
     TAILQ_ENTRY(bkc_bookie) link;
 };
 TAILQ_HEAD(bkc_bookie_list, bkc_bookie);
 
+/* ---- the transport ---------------------------------------------------------------------- */
+
+/* How the ledger layer reaches bookies. A transport keeps one struct bkc_bookie per bookie id for
+ * the client (a connection: in c->bookies and c->bookie_list; a transport may allocate a larger
+ * struct starting with it) and one struct bkc_op per request in flight (it may allocate a larger
+ * struct starting with it, and keeps ops in bk->ops in send order with n_ops counting them). The
+ * contract:
+ *   - add/read send one request and return its op; the op's callback runs exactly once
+ *     (with a bookie rc >= 0, -MG_ETIMEDOUT past op->deadline_ms, -MG_EIO when the
+ *     connection to the bookie is lost or refused, -MG_ETOOBIG for an answer over the frame
+ *     limit), never inside add/read, unless the op is cancelled first;
+ *   - cancel forgets an op (its callback will not run; a late answer is dropped);
+ *   - check_timeouts fails the ops of bk whose deadline is at or before now_ms;
+ *   - bookie_free cancels what bk still has and frees it (client teardown).
+ * A bookie going away shows as -MG_EIO on every op in flight to it; the ledger layer needs
+ * no other signal (it replaces the bookie on the first failed add). */
+struct bkc_transport_ops {
+    const char *name;
+    /* The bookie for id, created (without connecting) if new. */
+    struct bkc_bookie *(*bookie_get)(struct bkc_client *c, const char *id);
+    void (*bookie_free)(struct bkc_bookie *bk);
+    /* An ADD of entry `entry` (header and digest in ehdr, payload referenced, not copied). */
+    struct bkc_op *(*add)(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
+                          const uint8_t *master_key, const uint8_t *ehdr, size_t ehdr_len,
+                          struct evbuffer *payload, bkc_op_cb cb, void *arg, int slot);
+    /* A READ (entry -1: the last entry); master_key is sent with WIRE_BK_FLAG_FENCE. */
+    struct bkc_op *(*read)(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
+                           const uint8_t *master_key, bkc_op_cb cb, void *arg, int slot);
+    void (*cancel)(struct bkc_op *op);
+    void (*check_timeouts)(struct bkc_bookie *bk, uint64_t now_ms);
+};
+
+/* A transport and its state (bkc_config.transport). */
+struct bkc_transport {
+    const struct bkc_transport_ops *ops;
+    void *impl; /* the transport's (bkc_fake: the fake cluster) */
+};
+
+/* The TCP transport (bkc_conn.c's functions below). */
+extern const struct bkc_transport_ops bkc_tcp_transport_ops;
+
+/* ---- bookie connections over TCP (bkc_conn.c) -------------------------------------------- */
+
 /* The bookie for id, created (without connecting) if new. */
 struct bkc_bookie *bkc_bookie_get(struct bkc_client *c, const char *id);
 void bkc_bookie_free(struct bkc_bookie *bk);
-/* Send an ADD: the frame head (v2 header and master key, or the v3 Request up to the body;
- * built here), the entry header and digest (ehdr; copied) and a reference to payload's bytes.
- * flags: BKC_FLAG_RECOVERY_ADD, BKC_FLAG_HIGH_PRIORITY (v3: header priority 100).
+/* Send an ADD (wire_bk_write_add): the frame head, the entry header and digest (ehdr;
+ * copied) and a reference to payload's bytes. flags: WIRE_BK_FLAG_RECOVERY_ADD,
+ * WIRE_BK_FLAG_HIGH_PRIORITY.
  * Never calls cb before returning. */
 struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
                               const uint8_t *master_key, const uint8_t *ehdr, size_t ehdr_len,
                               struct evbuffer *payload, bkc_op_cb cb, void *arg, int slot);
-/* Bytes on the wire (the 4-byte length field included, as Netty's frame decoder counts them)
- * of an ADD with ehdr_len bytes of entry header and digest and plen bytes of payload; for v3
- * with the largest txnId, so it bounds the frame sent to every bookie. */
-size_t bkc_add_frame_size(bool v3, int64_t ledger, int64_t entry, uint16_t flags, size_t ehdr_len,
-                          size_t plen);
-/* Send a READ; master_key is sent when flags has BKC_FLAG_FENCE (v3: FENCE_LEDGER). */
+/* Send a READ; master_key is sent when flags has WIRE_BK_FLAG_FENCE. */
 struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
                                const uint8_t *master_key, bkc_op_cb cb, void *arg, int slot);
 /* Forget an outstanding op: its callback will not run; a late response is dropped.
@@ -204,8 +222,10 @@ TAILQ_HEAD(bkc_mop_list, bkc_mop);
 TAILQ_HEAD(bkc_ledger_list, bkc_ledger);
 
 struct bkc_client {
-    struct event_base *base; /* borrowed */
+    struct mg_loop *loop;    /* borrowed: clock and timers */
+    struct event_base *base; /* borrowed: the loop's */
     struct meta_store *meta; /* borrowed */
+    struct bkc_transport tp; /* cfg.transport, or TCP */
     struct bkc_config cfg;   /* strings point into the owned copies below */
     char *password;          /* owned */
     char *root;              /* owned: "/ledgers" */
@@ -216,15 +236,16 @@ struct bkc_client {
     struct bkc_mop_list mops;              /* metadata requests in flight without an owner */
     struct bkc_req *done_head, *done_tail; /* completed requests waiting for their callback */
     struct event *done_ev;                 /* owned */
-    struct event *tick_ev;                 /* owned: timeouts */
+    struct mg_timer tick;                  /* request timeouts */
     uint64_t rng;
     bool draining;           /* inside the done_ev handler */
     bool free_on_return;     /* bkc_client_free was called from a callback */
     uint64_t mop_kill_steps; /* mops looked at by bkc_mops_kill, ever (tests: stays linear) */
 };
 
-uint64_t bkc_now_ms(void);
 uint64_t bkc_rand(struct bkc_client *c);
+/* Cancel op through the client's transport. Accepts NULL. */
+void bkc_op_cancel_tp(struct bkc_client *c, struct bkc_op *op);
 /* Queue req's callback with status (runs from the loop, FIFO). */
 void bkc_complete(struct bkc_client *c, struct bkc_req *req, int status);
 /* Start a metadata request: returns the mop (its mr ready for meta_*) tracked by the
@@ -237,7 +258,7 @@ void bkc_mop_drop(struct bkc_mop *mop);
  * that owner, not of the client. */
 void bkc_mops_kill(struct bkc_client *c, struct bkc_ledger *owner);
 /* master key and digests */
-void bkc_master_key(const uint8_t *pw, size_t pw_len, uint8_t out[BKC_MASTER_KEY_LEN]);
+void bkc_master_key(const uint8_t *pw, size_t pw_len, uint8_t out[WIRE_BK_MASTER_KEY_LEN]);
 int bkc_digest_len(int digest);
 /* Digest over hdr (32 bytes) then len bytes of payload from offset off. */
 void bkc_digest(int digest, const uint8_t *mac_key, const uint8_t *hdr, struct evbuffer *payload,
@@ -263,7 +284,7 @@ struct bkc_add {
     bool own_payload;
     bool sent; /* false while held by an ensemble change */
     uint16_t flags;
-    uint8_t ehdr[BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN]; /* built at first send */
+    uint8_t ehdr[WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN]; /* built at first send */
     size_t ehdr_len;
     uint64_t acked; /* ensemble indexes that acknowledged */
     int n_acked;
@@ -319,7 +340,7 @@ struct bkc_ledger {
     enum bkc_mode mode;
     struct bkc_md md; /* current metadata */
     int64_t md_version;
-    uint8_t master_key[BKC_MASTER_KEY_LEN];
+    uint8_t master_key[WIRE_BK_MASTER_KEY_LEN];
     uint8_t mac_key[20];
     int digest, digest_len;
     struct bkc_bookie *ens[BKC_MAX_ENSEMBLE]; /* borrowed: the last segment's bookies */
@@ -333,6 +354,8 @@ struct bkc_ledger {
     int err; /* sticky failure of the writer */
     char errmsg[200];
     char fail_why[96]; /* why the last ensemble index failed (for the error message) */
+    char **failed_ids; /* owned: bookies that failed on this handle; never picked again by it */
+    int n_failed_ids;
     bool closing;
     struct bkc_req *close_req; /* borrowed */
     struct bkc_rd_list reads;
@@ -346,6 +369,7 @@ struct bkc_ledger {
     struct bkc_rrd *rrd;                          /* owned: recovery read in progress */
     struct bkc_bookie *rec_ens[BKC_MAX_ENSEMBLE]; /* borrowed: the ensemble fenced */
     bool rec_reads_done;
+    int64_t rec_start;    /* the LAC the fencing reads established: what re-adds piggyback */
     bool md_closing;      /* the CLOSED metadata write is in flight */
     struct bkc_md new_md; /* the metadata an ensemble change is writing */
 };

@@ -44,22 +44,6 @@ static void change_start(struct bkc_ledger *lh);
 static void md_close(struct bkc_ledger *lh);
 static void rrd_start(struct bkc_ledger *lh);
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static void set_errmsg(char *dst, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_errmsg(char *dst, size_t cap, const char *fmt, ...)
@@ -92,13 +76,13 @@ static void lh_set_ensemble(struct bkc_ledger *lh)
 {
     struct bkc_segment *s = &lh->md.segs[lh->md.n_segs - 1];
     for (int i = 0; i < lh->md.ensemble_size; i++)
-        lh->ens[i] = bkc_bookie_get(lh->c, s->bookies[i]);
+        lh->ens[i] = lh->c->tp.ops->bookie_get(lh->c, s->bookies[i]);
 }
 
 static void add_free(struct bkc_ledger *lh, struct bkc_add *a)
 {
     for (int i = 0; i < lh->md.ensemble_size && i < BKC_MAX_ENSEMBLE; i++)
-        bkc_op_cancel(a->ops[i]);
+        bkc_op_cancel_tp(lh->c, a->ops[i]);
     if (a->own_payload)
         evbuffer_free(a->payload);
     mg_free(a);
@@ -107,7 +91,7 @@ static void add_free(struct bkc_ledger *lh, struct bkc_add *a)
 static void rd_free(struct bkc_rd *rd)
 {
     for (int i = 0; i < rd->n; i++) {
-        bkc_op_cancel(rd->ents[i].op);
+        bkc_op_cancel_tp(rd->lh->c, rd->ents[i].op);
         if (rd->ents[i].payload)
             evbuffer_free(rd->ents[i].payload);
     }
@@ -118,14 +102,14 @@ static void rd_free(struct bkc_rd *rd)
 static void lacrd_free(struct bkc_lacrd *lr)
 {
     for (int i = 0; i < BKC_MAX_ENSEMBLE; i++)
-        bkc_op_cancel(lr->ops[i]);
+        bkc_op_cancel_tp(lr->lh->c, lr->ops[i]);
     mg_free(lr);
 }
 
-static void rrd_free(struct bkc_rrd *r)
+static void rrd_free(struct bkc_client *c, struct bkc_rrd *r)
 {
     for (int i = 0; i < BKC_MAX_ENSEMBLE; i++)
-        bkc_op_cancel(r->ops[i]);
+        bkc_op_cancel_tp(c, r->ops[i]);
     mg_free(r);
 }
 
@@ -171,7 +155,7 @@ void bkc_ledger_destroy(struct bkc_ledger *lh, int status, bool defer)
         lh->lacrd = NULL;
     }
     if (lh->rrd) {
-        rrd_free(lh->rrd);
+        rrd_free(lh->c, lh->rrd);
         lh->rrd = NULL;
     }
     if (lh->close_req) {
@@ -188,6 +172,9 @@ void bkc_ledger_destroy(struct bkc_ledger *lh, int status, bool defer)
         return;
     }
 release:
+    for (int i = 0; i < lh->n_failed_ids; i++)
+        mg_free(lh->failed_ids[i]);
+    mg_free(lh->failed_ids);
     bkc_md_fini(&lh->md);
     bkc_md_fini(&lh->new_md);
     mg_free(lh->path);
@@ -261,23 +248,24 @@ static void lh_fail(struct bkc_ledger *lh, int err, const char *fmt, ...)
 static int verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_t expect,
                         int64_t *entry, int64_t *lac, int64_t *length)
 {
-    size_t hl = BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len;
+    size_t hl = WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len;
     size_t n = evbuffer_get_length(body);
-    uint8_t h[BKC_ENTRY_HDR_LEN + BKC_MAX_DIGEST_LEN], d[BKC_MAX_DIGEST_LEN];
+    uint8_t h[WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN], d[WIRE_BK_MAX_DIGEST_LEN];
     if (n < hl || evbuffer_copyout(body, h, hl) < (ev_ssize_t)hl)
         return -MG_EPROTO;
-    int64_t l = (int64_t)get_be64(h), e = (int64_t)get_be64(h + 8);
-    if (l != lh->id || (expect >= -1 && e != expect))
+    struct wire_bk_entry_hdr eh;
+    wire_bk_entry_hdr_get(h, &eh);
+    if (eh.ledger != lh->id || (expect >= -1 && eh.entry != expect))
         return -MG_EPROTO;
     bkc_digest(lh->digest, lh->mac_key, h, body, hl, n - hl, d);
-    if (memcmp(d, h + BKC_ENTRY_HDR_LEN, (size_t)lh->digest_len) != 0)
+    if (memcmp(d, h + WIRE_BK_ENTRY_HDR_LEN, (size_t)lh->digest_len) != 0)
         return -MG_ECHECKSUM;
     if (entry)
-        *entry = e;
+        *entry = eh.entry;
     if (lac)
-        *lac = (int64_t)get_be64(h + 16);
+        *lac = eh.lac;
     if (length)
-        *length = (int64_t)get_be64(h + 24);
+        *length = eh.length;
     return 0;
 }
 
@@ -292,6 +280,18 @@ static bool in_write_set(const struct bkc_ledger *lh, int64_t entry, int idx)
     return false;
 }
 
+/* A bookie failed on this handle: ensemble changes of this handle never pick it again, so
+ * that two bookies that refuse at once (down but still registered) cannot be swapped for
+ * each other forever: once every candidate failed, the writer fails with -MG_ENOBOOKIES. */
+static void note_failed_bookie(struct bkc_ledger *lh, const char *id)
+{
+    for (int i = 0; i < lh->n_failed_ids; i++)
+        if (strcmp(lh->failed_ids[i], id) == 0)
+            return;
+    lh->failed_ids = mg_realloc(lh->failed_ids, (size_t)(lh->n_failed_ids + 1) * sizeof(char *));
+    lh->failed_ids[lh->n_failed_ids++] = mg_strdup(id);
+}
+
 static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
 {
     (void)body;
@@ -299,7 +299,7 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     struct bkc_ledger *lh = a->lh;
     int idx = op->slot;
     a->ops[idx] = NULL;
-    if (rc == BKC_RC_EOK) {
+    if (rc == WIRE_BK_EOK) {
         if (lh->failed & BIT(idx))
             return;
         if (!(a->acked & BIT(idx))) {
@@ -310,14 +310,14 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
             lh_deliver(lh);
         return;
     }
-    if (rc == BKC_RC_EFENCED) {
+    if (rc == WIRE_BK_EFENCED) {
         lh_fail(lh, -MG_EFENCED,
                 "ledger %" PRId64 " is fenced (bookie %s: EFENCED): it was "
                 "recovered by another client",
                 lh->id, op->bk->id);
         return;
     }
-    if (rc == BKC_RC_EUA) {
+    if (rc == WIRE_BK_EUA) {
         lh_fail(lh, -MG_ENOTALLOWED,
                 "ledger %" PRId64 ": bookie %s refused the master key "
                 "(EUA)",
@@ -329,15 +329,17 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     MG_WARN(MOD,
             "ledger %" PRId64 ": add of entry %" PRId64 " on bookie %s (index %d) "
             "failed: %s; replacing the bookie",
-            lh->id, a->entry, op->bk->id, idx, bkc_rc_str(rc));
+            lh->id, a->entry, op->bk->id, idx, wire_bk_status_str(rc));
     snprintf(lh->fail_why, sizeof(lh->fail_why), "bookie %s answered %s%s", op->bk->id,
-             bkc_rc_str(rc), rc == BKC_RC_EREADONLY ? " (read-only: its disk is full?)" : "");
+             wire_bk_status_str(rc),
+             rc == WIRE_BK_EREADONLY ? " (read-only: its disk is full?)" : "");
     lh->failed |= BIT(idx);
+    note_failed_bookie(lh, op->bk->id);
     struct bkc_add *p;
     TAILQ_FOREACH(p, &lh->adds, link)
     {
         if (p->ops[idx]) {
-            bkc_op_cancel(p->ops[idx]);
+            bkc_op_cancel_tp(lh->c, p->ops[idx]);
             p->ops[idx] = NULL;
         }
         if (p->acked & BIT(idx)) {
@@ -351,22 +353,27 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
 
 static void add_send_slot(struct bkc_ledger *lh, struct bkc_add *a, int idx)
 {
-    bkc_op_cancel(a->ops[idx]);
-    a->ops[idx] = bkc_bookie_add(lh->ens[idx], lh->id, a->entry, a->flags, lh->master_key, a->ehdr,
-                                 a->ehdr_len, a->payload, add_op_cb, a, idx);
+    bkc_op_cancel_tp(lh->c, a->ops[idx]);
+    a->ops[idx] = lh->c->tp.ops->add(lh->ens[idx], lh->id, a->entry, a->flags, lh->master_key,
+                                     a->ehdr, a->ehdr_len, a->payload, add_op_cb, a, idx);
 }
 
 static void add_send(struct bkc_ledger *lh, struct bkc_add *a)
 {
     if (!a->sent) {
         size_t len = evbuffer_get_length(a->payload);
-        put_be64(a->ehdr, (uint64_t)lh->id);
-        put_be64(a->ehdr + 8, (uint64_t)a->entry);
-        put_be64(a->ehdr + 16, (uint64_t)lh->lac);
-        put_be64(a->ehdr + 24, (uint64_t)a->length);
+        /* The piggybacked LAC tells a later reader or recoverer that the entries up to it
+         * have Qa copies on the ensembles the metadata names. A recovery's own re-adds may
+         * have been acknowledged by replacements the metadata does not name yet (written
+         * only with CLOSED): they vouch only for what the fencing established. */
+        int64_t lac =
+            lh->mode == BKC_MODE_RECOVERING && lh->lac > lh->rec_start ? lh->rec_start : lh->lac;
+        struct wire_bk_entry_hdr eh = {
+            .ledger = lh->id, .entry = a->entry, .lac = lac, .length = a->length};
+        wire_bk_entry_hdr_put(a->ehdr, &eh);
         bkc_digest(lh->digest, lh->mac_key, a->ehdr, a->payload, 0, len,
-                   a->ehdr + BKC_ENTRY_HDR_LEN);
-        a->ehdr_len = BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len;
+                   a->ehdr + WIRE_BK_ENTRY_HDR_LEN);
+        a->ehdr_len = WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len;
         a->sent = true;
     }
     int e = lh->md.ensemble_size;
@@ -395,7 +402,8 @@ static struct bkc_add *push_add(struct bkc_ledger *lh, struct evbuffer *payload,
     return a;
 }
 
-int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req, bkc_cb cb)
+int bkc_add(struct bkc_ledger *lh, int64_t entry_id, struct evbuffer *payload, struct bkc_req *req,
+            bkc_cb cb)
 {
     if (lh->mode != BKC_MODE_WRITER)
         return -MG_ENOTALLOWED;
@@ -405,11 +413,20 @@ int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req
         return lh->err;
     req->cb = cb;
     req->errmsg[0] = '\0';
+    if (entry_id != lh->last_pushed + 1) {
+        /* The caller decides entry ids (the managed ledger's positions); one that is not the
+         * next would leave a gap or a duplicate in the ledger: refuse it, send nothing. */
+        snprintf(req->errmsg, sizeof(req->errmsg),
+                 "ledger %" PRId64 ": add of entry %" PRId64 ", but the next entry is %" PRId64,
+                 lh->id, entry_id, lh->last_pushed + 1);
+        MG_ERROR(MOD, "%s", req->errmsg);
+        return -MG_EINVAL;
+    }
     int64_t len = (int64_t)evbuffer_get_length(payload);
     /* A frame over the bookies' limit would make them drop the connection, failing every
      * request of every ledger on it: refuse this entry alone, before anything is sent. */
-    size_t fl = bkc_add_frame_size(lh->c->cfg.use_v3, lh->id, lh->last_pushed + 1, 0,
-                                   BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len, (size_t)len);
+    size_t fl = wire_bk_add_frame_size(lh->c->cfg.use_v3, lh->id, lh->last_pushed + 1, 0,
+                                       WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len, (size_t)len);
     if (fl > lh->c->cfg.max_frame_size) {
         snprintf(req->errmsg, sizeof(req->errmsg),
                  "entry of %" PRId64 " bytes makes a bookie frame of %zu bytes, over the frame "
@@ -418,6 +435,7 @@ int bkc_add(struct bkc_ledger *lh, struct evbuffer *payload, struct bkc_req *req
         return -MG_ETOOBIG;
     }
     struct bkc_add *a = push_add(lh, payload, false, 0, lh->pushed_length + len, req);
+    MG_ASSERT(a->entry == entry_id);
     req->entry_id = a->entry;
     return 0;
 }
@@ -461,6 +479,7 @@ static int popcount64(uint64_t v)
 static void change_list_done(struct bkc_mop *mop, int status);
 static void change_put_done(struct bkc_mop *mop, int status);
 static void change_reread_done(struct bkc_mop *mop, int status);
+static void change_installed(struct bkc_ledger *lh, int64_t version);
 
 static void change_start(struct bkc_ledger *lh)
 {
@@ -515,12 +534,19 @@ static void change_list_done(struct bkc_mop *mop, int status)
     struct bkc_segment *last = &lh->md.segs[lh->md.n_segs - 1];
     int need = popcount64(lh->changing_set);
     const char *pick[BKC_MAX_ENSEMBLE];
-    int have = pick_bookies(lh->c, &mop->mr, last->bookies, E, need, pick);
+    /* not the ensemble's bookies, nor any that failed on this handle */
+    char **exclude = mg_malloc((size_t)(E + lh->n_failed_ids) * sizeof(char *));
+    memcpy(exclude, last->bookies, (size_t)E * sizeof(char *));
+    if (lh->n_failed_ids)
+        memcpy(exclude + E, lh->failed_ids, (size_t)lh->n_failed_ids * sizeof(char *));
+    int have = pick_bookies(lh->c, &mop->mr, exclude, E + lh->n_failed_ids, need, pick);
+    mg_free(exclude);
     if (have < need) {
         lh_fail(lh, -MG_ENOBOOKIES,
                 "ledger %" PRId64 ": ensemble change: not enough bookies: need %d "
-                "replacement(s) outside the ensemble, %d writable bookie(s) available%s%s",
-                lh->id, need, have, lh->fail_why[0] ? "; " : "", lh->fail_why);
+                "replacement(s) outside the ensemble and the %d that failed on it, %d writable "
+                "bookie(s) available%s%s",
+                lh->id, need, lh->n_failed_ids, have, lh->fail_why[0] ? "; " : "", lh->fail_why);
         return;
     }
     char *ids[BKC_MAX_ENSEMBLE];
@@ -529,6 +555,14 @@ static void change_list_done(struct bkc_mop *mop, int status)
     bkc_md_fini(&lh->new_md);
     bkc_md_copy(&lh->new_md, &lh->md);
     bkc_md_set_last_segment(&lh->new_md, lh->lac + 1, ids);
+    if (lh->mode == BKC_MODE_RECOVERING) {
+        /* Recovery keeps its ensemble changes to itself and writes them with the CLOSED
+         * state (one CAS), as BookKeeper does: a recovery that fails half-way leaves the
+         * metadata as it found it, so the next recoverer fences and reads the ensemble that
+         * holds the entries, not a replacement that never had them. */
+        change_installed(lh, lh->md_version);
+        return;
+    }
     uint8_t *buf;
     size_t len;
     bkc_md_encode(&lh->new_md, &buf, &len);
@@ -560,11 +594,18 @@ static void change_put_done(struct bkc_mop *mop, int status)
                 mg_strerror(status));
         return;
     }
+    change_installed(lh, mop->mr.stat.version);
+}
+
+/* The new ensemble (lh->new_md) is in force from here on (stored at version, or, during
+ * recovery, kept until the CLOSED write): resend to the replacements and go on. */
+static void change_installed(struct bkc_ledger *lh, int64_t version)
+{
     uint64_t done = lh->changing_set;
     bkc_md_fini(&lh->md);
     lh->md = lh->new_md;
     memset(&lh->new_md, 0, sizeof(lh->new_md));
-    lh->md_version = mop->mr.stat.version;
+    lh->md_version = version;
     lh_set_ensemble(lh);
     lh->failed &= ~done;
     lh->changing = false;
@@ -788,12 +829,12 @@ static void rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     struct bkc_rd_ent *ent = &rd->ents[i];
     int64_t e = rd->first + i;
     ent->op = NULL;
-    if (rc == BKC_RC_EOK && body && *body) {
+    if (rc == WIRE_BK_EOK && body && *body) {
         int v = verify_entry(lh, *body, e, NULL, NULL, &ent->length);
         if (v == 0) {
             ent->payload = *body;
             *body = NULL;
-            evbuffer_drain(ent->payload, BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len);
+            evbuffer_drain(ent->payload, WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len);
             if (++rd->n_done == rd->n)
                 rd_finish(rd, 0, -1);
             return;
@@ -804,13 +845,13 @@ static void rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
                 lh->id, e, op->bk->id,
                 v == -MG_ECHECKSUM ? "digest mismatch" : "wrong entry header");
         ent->n_corrupt++;
-    } else if (rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
+    } else if (rc == WIRE_BK_ENOENTRY || rc == WIRE_BK_ENOLEDGER) {
         ent->n_missing++;
     } else if (rc == -MG_ETOOBIG) {
         ent->n_toobig++; /* its response was over the frame limit (logged by the connection) */
     } else {
         MG_DEBUG(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: %s", lh->id, e,
-                 op->bk->id, bkc_rc_str(rc));
+                 op->bk->id, wire_bk_status_str(rc));
     }
     if (ent->tries < lh->md.write_quorum) {
         rd_send(rd, i);
@@ -831,8 +872,8 @@ static void rd_send(struct bkc_rd *rd, int i)
     struct bkc_rd_ent *ent = &rd->ents[i];
     int idx = (int)((e + ent->tries) % lh->md.ensemble_size);
     ent->tries++;
-    struct bkc_bookie *bk = bkc_bookie_get(lh->c, s->bookies[idx]);
-    ent->op = bkc_bookie_read(bk, lh->id, e, 0, NULL, rd_op_cb, rd, i);
+    struct bkc_bookie *bk = lh->c->tp.ops->bookie_get(lh->c, s->bookies[idx]);
+    ent->op = lh->c->tp.ops->read(bk, lh->id, e, 0, NULL, rd_op_cb, rd, i);
 }
 
 static struct bkc_rd *rd_start(struct bkc_ledger *lh, int64_t first, int64_t last,
@@ -913,7 +954,7 @@ static void lacrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     lr->ops[idx] = NULL;
     lr->n_pending--;
     int64_t lac;
-    if (rc == BKC_RC_EOK && body && *body) {
+    if (rc == WIRE_BK_EOK && body && *body) {
         if (verify_entry(lh, *body, -2, NULL, &lac, NULL) == 0) {
             lr->answer[idx] = 1;
             if (lac > lr->max_lac)
@@ -923,9 +964,9 @@ static void lacrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
                     op->bk->id);
             lr->answer[idx] = 2;
         }
-    } else if (rc == BKC_RC_EOK || rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
+    } else if (rc == WIRE_BK_EOK || rc == WIRE_BK_ENOENTRY || rc == WIRE_BK_ENOLEDGER) {
         lr->answer[idx] = 1;
-    } else if (rc == BKC_RC_EUA) {
+    } else if (rc == WIRE_BK_EUA) {
         if (lr->req)
             lacrd_finish(lh, -MG_ENOTALLOWED);
         else
@@ -936,7 +977,7 @@ static void lacrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         return;
     } else {
         MG_WARN(MOD, "ledger %" PRId64 ": %s read of the last entry on bookie %s: %s", lh->id,
-                lr->fence ? "fencing" : "LAC", op->bk->id, bkc_rc_str(rc));
+                lr->fence ? "fencing" : "LAC", op->bk->id, wire_bk_status_str(rc));
         lr->answer[idx] = 2;
     }
     if (lacrd_covered(lh, lr))
@@ -955,8 +996,8 @@ static void lacrd_start(struct bkc_ledger *lh, bool fence, struct bkc_req *req)
     lh->lacrd = lr;
     for (int i = 0; i < lh->md.ensemble_size; i++) {
         lr->n_pending++;
-        lr->ops[i] = bkc_bookie_read(lh->ens[i], lh->id, -1, fence ? BKC_FLAG_FENCE : 0,
-                                     lh->master_key, lacrd_op_cb, lh, i);
+        lr->ops[i] = lh->c->tp.ops->read(lh->ens[i], lh->id, -1, fence ? WIRE_BK_FLAG_FENCE : 0,
+                                         lh->master_key, lacrd_op_cb, lh, i);
     }
 }
 
@@ -1222,7 +1263,7 @@ static void rec_fenced(struct bkc_ledger *lh, int status, int64_t max_lac)
     if (max_lac > start)
         start = max_lac;
     MG_INFO(MOD, "ledger %" PRId64 ": fenced; recovering from entry %" PRId64, lh->id, start + 1);
-    lh->lac = lh->last_pushed = start;
+    lh->lac = lh->last_pushed = lh->rec_start = start;
     lh->lac_length = lh->pushed_length = 0;
     if (start >= 0)
         rd_start(lh, start, start, NULL, rec_len_done);
@@ -1238,17 +1279,18 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     int64_t e = r->entry, length = 0;
     r->ops[idx] = NULL;
     r->n_pending--;
-    if (rc == BKC_RC_EOK && body && *body) {
+    if (rc == WIRE_BK_EOK && body && *body) {
         if (verify_entry(lh, *body, e, NULL, NULL, &length) == 0) {
             struct evbuffer *payload = *body;
             *body = NULL;
-            evbuffer_drain(payload, BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len);
-            rrd_free(r);
+            evbuffer_drain(payload, WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len);
+            rrd_free(lh->c, r);
             lh->rrd = NULL;
             size_t plen = evbuffer_get_length(payload);
-            size_t fl = bkc_add_frame_size(lh->c->cfg.use_v3, lh->id, e,
-                                           BKC_FLAG_RECOVERY_ADD | BKC_FLAG_HIGH_PRIORITY,
-                                           BKC_ENTRY_HDR_LEN + (size_t)lh->digest_len, plen);
+            size_t fl =
+                wire_bk_add_frame_size(lh->c->cfg.use_v3, lh->id, e,
+                                       WIRE_BK_FLAG_RECOVERY_ADD | WIRE_BK_FLAG_HIGH_PRIORITY,
+                                       WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len, plen);
             if (fl > lh->c->cfg.max_frame_size) {
                 evbuffer_free(payload);
                 lh_fail(lh, -MG_ETOOBIG,
@@ -1258,8 +1300,8 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
                 return;
             }
             MG_DEBUG(MOD, "ledger %" PRId64 ": recovered entry %" PRId64, lh->id, e);
-            push_add(lh, payload, true, BKC_FLAG_RECOVERY_ADD | BKC_FLAG_HIGH_PRIORITY, length,
-                     NULL);
+            push_add(lh, payload, true, WIRE_BK_FLAG_RECOVERY_ADD | WIRE_BK_FLAG_HIGH_PRIORITY,
+                     length, NULL);
             if (lh->mode == BKC_MODE_RECOVERING)
                 rrd_start(lh);
             return;
@@ -1267,9 +1309,9 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         MG_WARN(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: corrupt copy", lh->id, e,
                 op->bk->id);
         r->n_corrupt++;
-    } else if (rc == BKC_RC_ENOENTRY || rc == BKC_RC_ENOLEDGER) {
+    } else if (rc == WIRE_BK_ENOENTRY || rc == WIRE_BK_ENOLEDGER) {
         if (++r->n_missing >= lh->md.write_quorum - lh->md.ack_quorum + 1) {
-            rrd_free(r);
+            rrd_free(lh->c, r);
             lh->rrd = NULL;
             lh->rec_reads_done = true;
             MG_DEBUG(MOD,
@@ -1279,7 +1321,7 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
             lh_check_drained(lh);
             return;
         }
-    } else if (rc == BKC_RC_EUA) {
+    } else if (rc == WIRE_BK_EUA) {
         lh_fail(lh, -MG_ENOTALLOWED,
                 "recovery of ledger %" PRId64 ": bookie %s refused the "
                 "master key (EUA)",
@@ -1304,9 +1346,9 @@ static void rrd_start(struct bkc_ledger *lh)
     for (int i = 0; i < lh->md.write_quorum; i++) {
         int idx = (int)((r->entry + i) % E);
         r->n_pending++;
-        r->ops[idx] = bkc_bookie_read(lh->rec_ens[idx], lh->id, r->entry,
-                                      BKC_FLAG_FENCE | BKC_FLAG_HIGH_PRIORITY, lh->master_key,
-                                      rrd_op_cb, lh, idx);
+        r->ops[idx] = lh->c->tp.ops->read(lh->rec_ens[idx], lh->id, r->entry,
+                                          WIRE_BK_FLAG_FENCE | WIRE_BK_FLAG_HIGH_PRIORITY,
+                                          lh->master_key, rrd_op_cb, lh, idx);
     }
 }
 
@@ -1320,6 +1362,11 @@ int64_t bkc_ledger_id(const struct bkc_ledger *lh)
 int64_t bkc_ledger_lac(const struct bkc_ledger *lh)
 {
     return lh->lac;
+}
+
+int64_t bkc_ledger_next_entry(const struct bkc_ledger *lh)
+{
+    return lh->last_pushed + 1;
 }
 
 int64_t bkc_ledger_length(const struct bkc_ledger *lh)

@@ -1,21 +1,35 @@
 /*
- * bkc_md.c - BookKeeper ledger metadata (docs/wire-bookkeeper.md §7): LedgerMetadataFormat encoded
- * and decoded by hand (the message is small and stable; no generated code needed).
+ * bkc_md.c - BookKeeper ledger metadata (docs/wire-bookkeeper.md §7): LedgerMetadataFormat
+ * (proto/DataFormats.proto, upstream's field numbers) packed and unpacked by protobuf-c, and
+ * ledger paths.
  *
- * Format v3: "BookieMetadataFormatVersion\t3\n", varint32 length, binary protobuf.
- * Format v2: the same header with 2, then the protobuf text format (read only).
- * Decoding never trusts lengths: every varint and length is checked against what is left;
- * anything malformed gives -MG_EPROTO and an empty struct.
+ * Format v3 (written and read): "BookieMetadataFormatVersion\t3\n", a varint length, the
+ * binary message - what BookKeeper's LedgerMetadataSerDe writes (writeDelimitedTo), field for
+ * field and byte for byte: lastEntryId only once CLOSED, ackQuorumSize always.
+ * Format v2 (read only): the same header with 2, then the protobuf text format, which
+ * protobuf-c does not read: a small parser here builds the same generated struct, so both
+ * formats go through one check and conversion (md_from_pb).
+ * Failure modes: a wrong header or length, a message protobuf-c cannot unpack (lengths are
+ * checked against what is there, required fields must be present), text that does not
+ * parse, or values no ledger can have (quorums, ensemble sizes, state, segments) give
+ * -MG_EPROTO and an empty struct.
  */
 #include "bkc/bkc_int.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/log.h"
+
+#include "DataFormats.pb-c.h"
 
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+typedef Bookkeeper__Proto__LedgerMetadataFormat md_pb;
+typedef Bookkeeper__Proto__LedgerMetadataFormat__Segment md_pb_seg;
+typedef Bookkeeper__Proto__LedgerMetadataFormat__CMetadataMapEntry md_pb_kv;
 
 #define MD_HDR "BookieMetadataFormatVersion\t"
 
@@ -95,350 +109,128 @@ void bkc_md_set_last_segment(struct bkc_md *md, int64_t first, char *const *book
 
 /* ---- encoding ------------------------------------------------------------------------- */
 
-struct pbuf {
-    uint8_t *p;
-    size_t len, cap;
-};
-
-static void pb_need(struct pbuf *b, size_t n)
-{
-    if (b->len + n <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap * 2 : 256;
-    while (cap < b->len + n)
-        cap *= 2;
-    b->p = mg_realloc(b->p, cap);
-    b->cap = cap;
-}
-
-static void pb_varint(struct pbuf *b, uint64_t v)
-{
-    pb_need(b, 10);
-    while (v >= 0x80) {
-        b->p[b->len++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    b->p[b->len++] = (uint8_t)v;
-}
-
-static void pb_tag(struct pbuf *b, int field, int wt)
-{
-    pb_varint(b, ((uint64_t)field << 3) | (uint64_t)wt);
-}
-
-/* int32 / int64 / enum: negative values take 10 bytes (two's complement as uint64). */
-static void pb_int(struct pbuf *b, int field, int64_t v)
-{
-    pb_tag(b, field, 0);
-    pb_varint(b, (uint64_t)v);
-}
-
-static void pb_bytes(struct pbuf *b, int field, const void *p, size_t n)
-{
-    pb_tag(b, field, 2);
-    pb_varint(b, n);
-    pb_need(b, n);
-    if (n)
-        memcpy(b->p + b->len, p, n);
-    b->len += n;
-}
-
 void bkc_md_encode(const struct bkc_md *md, uint8_t **out, size_t *len)
 {
-    struct pbuf m = {0};
-    pb_int(&m, 1, md->write_quorum);
-    pb_int(&m, 2, md->ensemble_size);
-    pb_int(&m, 3, md->length);
-    if (md->state == BKC_STATE_CLOSED)
-        pb_int(&m, 4, md->last_entry);
-    pb_int(&m, 5, md->state);
+    md_pb m = BOOKKEEPER__PROTO__LEDGER_METADATA_FORMAT__INIT;
+    m.quorumsize = md->write_quorum;
+    m.ensemblesize = md->ensemble_size;
+    m.length = md->length;
+    m.has_lastentryid = md->state == BKC_STATE_CLOSED;
+    m.lastentryid = md->last_entry;
+    m.state = (Bookkeeper__Proto__LedgerMetadataFormat__State)md->state;
+    /* The message points into md; only the pointer arrays are ours. */
+    md_pb_seg *segs = mg_calloc((size_t)md->n_segs, sizeof(*segs));
+    md_pb_seg **segp = mg_calloc((size_t)md->n_segs, sizeof(*segp));
     for (int i = 0; i < md->n_segs; i++) {
-        struct pbuf s = {0};
-        for (int j = 0; j < md->ensemble_size; j++)
-            pb_bytes(&s, 1, md->segs[i].bookies[j], strlen(md->segs[i].bookies[j]));
-        pb_int(&s, 2, md->segs[i].first);
-        pb_bytes(&m, 6, s.p, s.len);
-        mg_free(s.p);
+        bookkeeper__proto__ledger_metadata_format__segment__init(&segs[i]);
+        segs[i].n_ensemblemember = (size_t)md->ensemble_size;
+        segs[i].ensemblemember = md->segs[i].bookies;
+        segs[i].firstentryid = md->segs[i].first;
+        segp[i] = &segs[i];
     }
-    if (md->digest)
-        pb_int(&m, 7, md->digest);
-    if (md->has_password)
-        pb_bytes(&m, 8, md->password, md->password_len);
-    pb_int(&m, 9, md->ack_quorum);
-    if (md->has_ctime)
-        pb_int(&m, 10, md->ctime);
+    m.n_segment = (size_t)md->n_segs;
+    m.segment = segp;
+    m.has_digesttype = md->digest != 0;
+    m.digesttype = (Bookkeeper__Proto__LedgerMetadataFormat__DigestType)md->digest;
+    m.has_password = md->has_password;
+    m.password.data = md->password;
+    m.password.len = md->password_len;
+    m.has_ackquorumsize = true;
+    m.ackquorumsize = md->ack_quorum;
+    m.has_ctime = md->has_ctime;
+    m.ctime = md->ctime;
+    md_pb_kv *kvs = mg_calloc((size_t)md->n_custom, sizeof(*kvs));
+    md_pb_kv **kvp = mg_calloc((size_t)md->n_custom, sizeof(*kvp));
     for (int i = 0; i < md->n_custom; i++) {
-        struct pbuf s = {0};
-        pb_bytes(&s, 1, md->custom[i].key, strlen(md->custom[i].key));
-        pb_bytes(&s, 2, md->custom[i].value, md->custom[i].len);
-        pb_bytes(&m, 11, s.p, s.len);
-        mg_free(s.p);
+        bookkeeper__proto__ledger_metadata_format__c_metadata_map_entry__init(&kvs[i]);
+        kvs[i].key = md->custom[i].key;
+        kvs[i].has_value = true;
+        kvs[i].value.data = md->custom[i].value;
+        kvs[i].value.len = md->custom[i].len;
+        kvp[i] = &kvs[i];
     }
-    if (md->has_ctoken)
-        pb_int(&m, 12, md->ctoken);
+    m.n_custommetadata = (size_t)md->n_custom;
+    m.custommetadata = kvp;
+    m.has_ctoken = md->has_ctoken;
+    m.ctoken = md->ctoken;
 
-    struct pbuf o = {0};
     const char *hdr = MD_HDR "3\n";
-    pb_need(&o, strlen(hdr));
-    memcpy(o.p, hdr, strlen(hdr));
-    o.len = strlen(hdr);
-    pb_varint(&o, m.len);
-    pb_need(&o, m.len);
-    if (m.len)
-        memcpy(o.p + o.len, m.p, m.len);
-    o.len += m.len;
-    mg_free(m.p);
-    *out = o.p;
-    *len = o.len;
+    size_t hl = strlen(hdr), n = bookkeeper__proto__ledger_metadata_format__get_packed_size(&m);
+    uint8_t *o = mg_malloc(hl + 10 + n);
+    memcpy(o, hdr, hl);
+    size_t vl = wire_bk_varint_put(o + hl, n);
+    MG_ASSERT(bookkeeper__proto__ledger_metadata_format__pack(&m, o + hl + vl) == n);
+    mg_free(segs);
+    mg_free(segp);
+    mg_free(kvs);
+    mg_free(kvp);
+    *out = o;
+    *len = hl + vl + n;
 }
 
-/* ---- binary decoding ------------------------------------------------------------------ */
+/* ---- decoding --------------------------------------------------------------------------- */
 
-struct rd {
-    const uint8_t *p, *end;
-};
-
-static int rd_varint(struct rd *r, uint64_t *v)
+/* Check what a ledger's metadata must satisfy and copy it into md (zeroed by the caller). */
+static int md_from_pb(const md_pb *m, struct bkc_md *md)
 {
-    uint64_t x = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (r->p >= r->end)
-            return -1;
-        uint8_t b = *r->p++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* Skip a field of wire type wt. */
-static int rd_skip(struct rd *r, int wt)
-{
-    uint64_t v;
-    switch (wt) {
-    case 0:
-        return rd_varint(r, &v);
-    case 1:
-        if (r->end - r->p < 8)
-            return -1;
-        r->p += 8;
-        return 0;
-    case 2:
-        if (rd_varint(r, &v) < 0 || v > (uint64_t)(r->end - r->p))
-            return -1;
-        r->p += v;
-        return 0;
-    case 5:
-        if (r->end - r->p < 4)
-            return -1;
-        r->p += 4;
-        return 0;
-    default:
+    int e = m->ensemblesize, w = m->quorumsize, st = (int)m->state;
+    int a = m->has_ackquorumsize ? m->ackquorumsize : w; /* absent: = quorumSize */
+    if (e < 1 || e > BKC_MAX_ENSEMBLE || w < 1 || w > e || a < 1 || a > w || m->n_segment < 1 ||
+        st < BKC_STATE_OPEN || st > BKC_STATE_CLOSED)
         return -1;
+    for (size_t i = 0; i < m->n_segment; i++)
+        if (m->segment[i]->n_ensemblemember != (size_t)e ||
+            (i > 0 && m->segment[i]->firstentryid < m->segment[i - 1]->firstentryid))
+            return -1;
+    md->ensemble_size = e;
+    md->write_quorum = w;
+    md->ack_quorum = a;
+    md->length = m->length;
+    md->state = st;
+    md->last_entry = md->state == BKC_STATE_CLOSED && m->has_lastentryid ? m->lastentryid : -1;
+    md->segs = mg_calloc(m->n_segment, sizeof(*md->segs));
+    for (size_t i = 0; i < m->n_segment; i++) {
+        md->segs[i].first = m->segment[i]->firstentryid;
+        md->segs[i].bookies = mg_calloc((size_t)e, sizeof(char *));
+        for (int j = 0; j < e; j++)
+            md->segs[i].bookies[j] = mg_strdup(m->segment[i]->ensemblemember[j]);
     }
-}
-
-static int rd_lenfield(struct rd *r, struct rd *sub)
-{
-    uint64_t n;
-    if (rd_varint(r, &n) < 0 || n > (uint64_t)(r->end - r->p))
-        return -1;
-    sub->p = r->p;
-    sub->end = r->p + n;
-    r->p += n;
+    md->n_segs = (int)m->n_segment;
+    md->digest = m->has_digesttype ? (int)m->digesttype : 0;
+    if (m->has_password) {
+        md->has_password = true;
+        md->password = dup_bytes(m->password.data, m->password.len);
+        md->password_len = m->password.len;
+    }
+    md->has_ctime = m->has_ctime;
+    md->ctime = m->ctime;
+    md->custom = mg_calloc(m->n_custommetadata, sizeof(*md->custom));
+    for (size_t i = 0; i < m->n_custommetadata; i++) {
+        const md_pb_kv *kv = m->custommetadata[i];
+        md->custom[i].key = mg_strdup(kv->key ? kv->key : "");
+        md->custom[i].len = kv->has_value ? kv->value.len : 0;
+        md->custom[i].value = dup_bytes(kv->value.data, md->custom[i].len);
+    }
+    md->n_custom = (int)m->n_custommetadata;
+    md->has_ctoken = m->has_ctoken;
+    md->ctoken = m->ctoken;
     return 0;
 }
 
-/* Pending segments while decoding: members are collected before the ensemble size is
- * checked. */
-struct dseg {
-    int64_t first;
-    char **members;
-    int n;
-};
-
-static void dsegs_free(struct dseg *s, int n)
-{
-    for (int i = 0; i < n; i++) {
-        for (int j = 0; j < s[i].n; j++)
-            mg_free(s[i].members[j]);
-        mg_free(s[i].members);
-    }
-    mg_free(s);
-}
-
-static void dseg_add_member(struct dseg *s, const char *p, size_t n)
-{
-    s->members = mg_realloc(s->members, sizeof(char *) * (size_t)(s->n + 1));
-    s->members[s->n++] = mg_strndup(p, n);
-}
-
-static void md_add_custom(struct bkc_md *md, const char *k, size_t kl, const uint8_t *v, size_t vl)
-{
-    md->custom = mg_realloc(md->custom, sizeof(*md->custom) * (size_t)(md->n_custom + 1));
-    struct bkc_md_kv *kv = &md->custom[md->n_custom++];
-    kv->key = mg_strndup(k, kl);
-    kv->value = dup_bytes(v, vl);
-    kv->len = vl;
-}
-
-/* Move decoded segments into md after validation. */
-static int md_finish(struct bkc_md *md, struct dseg *segs, int n_segs, bool have_ack,
-                     bool have_required)
-{
-    if (!have_required || md->ensemble_size < 1 || md->ensemble_size > BKC_MAX_ENSEMBLE ||
-        md->write_quorum < 1 || md->write_quorum > md->ensemble_size || n_segs < 1)
-        return -1;
-    if (!have_ack)
-        md->ack_quorum = md->write_quorum;
-    if (md->ack_quorum < 1 || md->ack_quorum > md->write_quorum)
-        return -1;
-    if (md->state < BKC_STATE_OPEN || md->state > BKC_STATE_CLOSED)
-        return -1;
-    for (int i = 0; i < n_segs; i++) {
-        if (segs[i].n != md->ensemble_size)
-            return -1;
-        if (i > 0 && segs[i].first < segs[i - 1].first)
-            return -1;
-    }
-    md->segs = mg_calloc((size_t)n_segs, sizeof(*md->segs));
-    for (int i = 0; i < n_segs; i++) {
-        md->segs[i].first = segs[i].first;
-        md->segs[i].bookies = segs[i].members;
-        segs[i].members = NULL;
-        segs[i].n = 0;
-    }
-    md->n_segs = n_segs;
-    if (md->state != BKC_STATE_CLOSED)
-        md->last_entry = -1;
-    return 0;
-}
-
+/* Format v3: a varint length, then exactly that many bytes of binary protobuf. */
 static int md_decode_v3(const uint8_t *p, size_t len, struct bkc_md *md)
 {
-    struct rd r = {p, p + len};
-    uint64_t mlen;
-    if (rd_varint(&r, &mlen) < 0 || mlen != (uint64_t)(r.end - r.p))
+    uint64_t n;
+    int k = wire_bk_varint_get(p, len, &n);
+    if (k < 0 || n != len - (size_t)k)
         return -1;
-    struct dseg *segs = NULL;
-    int n_segs = 0;
-    int have = 0; /* bits: 1 quorum, 2 ensemble, 4 length, 8 state */
-    bool have_ack = false;
-    md->last_entry = -1;
-    while (r.p < r.end) {
-        uint64_t tag, v;
-        if (rd_varint(&r, &tag) < 0)
-            goto bad;
-        int field = (int)(tag >> 3), wt = (int)(tag & 7);
-        if (wt == 0 && field >= 1 && field <= 12 && field != 6 && field != 8 && field != 11) {
-            if (rd_varint(&r, &v) < 0)
-                goto bad;
-            switch (field) {
-            case 1:
-                md->write_quorum = (int)(int32_t)v;
-                have |= 1;
-                break;
-            case 2:
-                md->ensemble_size = (int)(int32_t)v;
-                have |= 2;
-                break;
-            case 3:
-                md->length = (int64_t)v;
-                have |= 4;
-                break;
-            case 4:
-                md->last_entry = (int64_t)v;
-                break;
-            case 5:
-                md->state = (int)v;
-                have |= 8;
-                break;
-            case 7:
-                md->digest = (int)v;
-                break;
-            case 9:
-                md->ack_quorum = (int)(int32_t)v;
-                have_ack = true;
-                break;
-            case 10:
-                md->ctime = (int64_t)v;
-                md->has_ctime = true;
-                break;
-            case 12:
-                md->ctoken = (int64_t)v;
-                md->has_ctoken = true;
-                break;
-            }
-        } else if (wt == 2 && field == 6) {
-            struct rd s;
-            if (rd_lenfield(&r, &s) < 0)
-                goto bad;
-            segs = mg_realloc(segs, sizeof(*segs) * (size_t)(n_segs + 1));
-            struct dseg *d = &segs[n_segs++];
-            memset(d, 0, sizeof(*d));
-            bool have_first = false;
-            while (s.p < s.end) {
-                uint64_t t2;
-                if (rd_varint(&s, &t2) < 0)
-                    goto bad;
-                if (t2 == ((1 << 3) | 2)) {
-                    struct rd m;
-                    if (rd_lenfield(&s, &m) < 0 || d->n >= BKC_MAX_ENSEMBLE)
-                        goto bad;
-                    dseg_add_member(d, (const char *)m.p, (size_t)(m.end - m.p));
-                } else if (t2 == ((2 << 3) | 0)) {
-                    if (rd_varint(&s, &v) < 0)
-                        goto bad;
-                    d->first = (int64_t)v;
-                    have_first = true;
-                } else if (rd_skip(&s, (int)(t2 & 7)) < 0) {
-                    goto bad;
-                }
-            }
-            if (!have_first)
-                goto bad;
-        } else if (wt == 2 && field == 8) {
-            struct rd s;
-            if (rd_lenfield(&r, &s) < 0)
-                goto bad;
-            mg_free(md->password);
-            md->password = dup_bytes(s.p, (size_t)(s.end - s.p));
-            md->password_len = (size_t)(s.end - s.p);
-            md->has_password = true;
-        } else if (wt == 2 && field == 11) {
-            struct rd s, k = {NULL, NULL}, val = {NULL, NULL};
-            if (rd_lenfield(&r, &s) < 0)
-                goto bad;
-            while (s.p < s.end) {
-                uint64_t t2;
-                if (rd_varint(&s, &t2) < 0)
-                    goto bad;
-                if (t2 == ((1 << 3) | 2)) {
-                    if (rd_lenfield(&s, &k) < 0)
-                        goto bad;
-                } else if (t2 == ((2 << 3) | 2)) {
-                    if (rd_lenfield(&s, &val) < 0)
-                        goto bad;
-                } else if (rd_skip(&s, (int)(t2 & 7)) < 0) {
-                    goto bad;
-                }
-            }
-            md_add_custom(md, k.p ? (const char *)k.p : "", k.p ? (size_t)(k.end - k.p) : 0, val.p,
-                          val.p ? (size_t)(val.end - val.p) : 0);
-        } else if (rd_skip(&r, wt) < 0) {
-            goto bad;
-        }
-    }
-    if (md_finish(md, segs, n_segs, have_ack, have == 15) < 0)
-        goto bad;
-    dsegs_free(segs, n_segs);
-    return 0;
-bad:
-    dsegs_free(segs, n_segs);
-    return -1;
+    md_pb *m =
+        bookkeeper__proto__ledger_metadata_format__unpack(wire_bk_allocator(), (size_t)n, p + k);
+    if (!m)
+        return -1;
+    int rc = md_from_pb(m, md);
+    bookkeeper__proto__ledger_metadata_format__free_unpacked(m, wire_bk_allocator());
+    return rc;
 }
 
 /* ---- text decoding (format v2) ---------------------------------------------------------- */
@@ -539,75 +331,99 @@ static int tx_int(struct tx *t, int64_t *v)
     return 0;
 }
 
-static int md_decode_text(const char *p, size_t len, struct bkc_md *md)
+/* Append to a repeated field of a message built here (freed by protobuf-c with
+ * wire_bk_allocator, like an unpacked one). */
+static void *pb_append(void *arr, size_t *n, size_t elt)
 {
-    struct tx t = {p, p + len};
-    struct dseg *segs = NULL;
-    int n_segs = 0, have = 0;
-    bool have_ack = false;
+    arr = mg_realloc(arr, elt * (*n + 1));
+    (*n)++;
+    return arr;
+}
+
+/* One `segment { ... }` or `customMetadata { ... }` block, the opening brace eaten. */
+static int tx_block(struct tx *t, md_pb *m, bool seg)
+{
+    if (seg) {
+        md_pb_seg *s = mg_malloc(sizeof(*s));
+        bookkeeper__proto__ledger_metadata_format__segment__init(s);
+        m->segment = pb_append(m->segment, &m->n_segment, sizeof(*m->segment));
+        m->segment[m->n_segment - 1] = s;
+    } else {
+        md_pb_kv *kv = mg_malloc(sizeof(*kv));
+        bookkeeper__proto__ledger_metadata_format__c_metadata_map_entry__init(kv);
+        m->custommetadata =
+            pb_append(m->custommetadata, &m->n_custommetadata, sizeof(*m->custommetadata));
+        m->custommetadata[m->n_custommetadata - 1] = kv;
+    }
+    bool have_first = false;
+    while (!tx_eat(t, '}')) {
+        char f[64];
+        uint8_t *str;
+        size_t sl;
+        int64_t v;
+        if (tx_ident(t, f, sizeof(f)) < 0 || !tx_eat(t, ':'))
+            return -1;
+        if (seg) {
+            md_pb_seg *s = m->segment[m->n_segment - 1];
+            if (!strcmp(f, "ensembleMember") && s->n_ensemblemember < BKC_MAX_ENSEMBLE &&
+                tx_string(t, &str, &sl) == 0) {
+                s->ensemblemember =
+                    pb_append(s->ensemblemember, &s->n_ensemblemember, sizeof(char *));
+                s->ensemblemember[s->n_ensemblemember - 1] = (char *)str;
+            } else if (!strcmp(f, "firstEntryId") && tx_int(t, &v) == 0) {
+                s->firstentryid = v;
+                have_first = true;
+            } else {
+                return -1;
+            }
+        } else {
+            md_pb_kv *kv = m->custommetadata[m->n_custommetadata - 1];
+            if (!strcmp(f, "key") && !kv->key && tx_string(t, &str, &sl) == 0) {
+                kv->key = (char *)str;
+            } else if (!strcmp(f, "value") && !kv->has_value && tx_string(t, &str, &sl) == 0) {
+                kv->has_value = true;
+                kv->value.data = str;
+                kv->value.len = sl;
+            } else {
+                return -1;
+            }
+        }
+    }
+    return seg && !have_first ? -1 : 0; /* firstEntryId is required */
+}
+
+/* Format v2: the text format, into m. Unknown scalar fields are ignored. */
+static int md_parse_text(struct tx *t, md_pb *m)
+{
+    int have = 0; /* the required scalars: 1 quorumSize, 2 ensembleSize, 4 length, 8 state */
     char name[64], val[64];
-    md->last_entry = -1;
     for (;;) {
-        tx_ws(&t);
-        if (t.p >= t.end)
+        tx_ws(t);
+        if (t->p >= t->end)
             break;
-        if (tx_ident(&t, name, sizeof(name)) < 0)
-            goto bad;
+        if (tx_ident(t, name, sizeof(name)) < 0)
+            return -1;
         int64_t v;
         if (!strcmp(name, "segment") || !strcmp(name, "customMetadata")) {
-            tx_eat(&t, ':');
-            if (!tx_eat(&t, '{'))
-                goto bad;
-            bool seg = !strcmp(name, "segment");
-            struct dseg d = {0};
-            uint8_t *k = NULL, *vb = NULL;
-            size_t kl = 0, vl = 0;
-            bool ok = true;
-            while (ok && !tx_eat(&t, '}')) {
-                char f[64];
-                uint8_t *s;
-                size_t sl;
-                if (tx_ident(&t, f, sizeof(f)) < 0 || !tx_eat(&t, ':')) {
-                    ok = false;
-                } else if (seg && !strcmp(f, "ensembleMember") && d.n < BKC_MAX_ENSEMBLE &&
-                           tx_string(&t, &s, &sl) == 0) {
-                    dseg_add_member(&d, (const char *)s, sl);
-                    mg_free(s);
-                } else if (seg && !strcmp(f, "firstEntryId") && tx_int(&t, &v) == 0) {
-                    d.first = v;
-                } else if (!seg && !strcmp(f, "key") && !k && tx_string(&t, &k, &kl) == 0) {
-                } else if (!seg && !strcmp(f, "value") && !vb && tx_string(&t, &vb, &vl) == 0) {
-                } else {
-                    ok = false;
-                }
-            }
-            if (seg) {
-                segs = mg_realloc(segs, sizeof(*segs) * (size_t)(n_segs + 1));
-                segs[n_segs++] = d;
-            } else {
-                if (ok)
-                    md_add_custom(md, k ? (const char *)k : "", kl, vb, vl);
-                mg_free(k);
-                mg_free(vb);
-            }
-            if (!ok)
-                goto bad;
+            tx_eat(t, ':');
+            if (!tx_eat(t, '{') || tx_block(t, m, !strcmp(name, "segment")) < 0)
+                return -1;
             continue;
         }
-        if (!tx_eat(&t, ':'))
-            goto bad;
+        if (!tx_eat(t, ':'))
+            return -1;
         if (!strcmp(name, "password")) {
-            uint8_t *s;
+            uint8_t *str;
             size_t sl;
-            if (tx_string(&t, &s, &sl) < 0)
-                goto bad;
-            mg_free(md->password);
-            md->password = s;
-            md->password_len = sl;
-            md->has_password = true;
+            if (tx_string(t, &str, &sl) < 0)
+                return -1;
+            mg_free(m->password.data);
+            m->has_password = true;
+            m->password.data = str;
+            m->password.len = sl;
         } else if (!strcmp(name, "state") || !strcmp(name, "digestType")) {
-            if (tx_ident(&t, val, sizeof(val)) < 0)
-                goto bad;
+            if (tx_ident(t, val, sizeof(val)) < 0)
+                return -1;
             static const char *const states[] = {NULL, "OPEN", "IN_RECOVERY", "CLOSED"};
             static const char *const digests[] = {NULL, "CRC32", "HMAC", "CRC32C", "DUMMY"};
             bool st = !strcmp(name, "state");
@@ -616,46 +432,52 @@ static int md_decode_text(const char *p, size_t len, struct bkc_md *md)
                 if (!strcmp(val, st ? states[i] : digests[i]))
                     found = i;
             if (!found)
-                goto bad;
+                return -1;
             if (st) {
-                md->state = found;
+                m->state = (Bookkeeper__Proto__LedgerMetadataFormat__State)found;
                 have |= 8;
             } else {
-                md->digest = found;
+                m->has_digesttype = true;
+                m->digesttype = (Bookkeeper__Proto__LedgerMetadataFormat__DigestType)found;
             }
         } else {
-            if (tx_int(&t, &v) < 0)
-                goto bad;
+            if (tx_int(t, &v) < 0)
+                return -1;
             if (!strcmp(name, "quorumSize")) {
-                md->write_quorum = (int)v;
+                m->quorumsize = (int32_t)v;
                 have |= 1;
             } else if (!strcmp(name, "ensembleSize")) {
-                md->ensemble_size = (int)v;
+                m->ensemblesize = (int32_t)v;
                 have |= 2;
             } else if (!strcmp(name, "length")) {
-                md->length = v;
+                m->length = v;
                 have |= 4;
             } else if (!strcmp(name, "lastEntryId")) {
-                md->last_entry = v;
+                m->has_lastentryid = true;
+                m->lastentryid = v;
             } else if (!strcmp(name, "ackQuorumSize")) {
-                md->ack_quorum = (int)v;
-                have_ack = true;
+                m->has_ackquorumsize = true;
+                m->ackquorumsize = (int32_t)v;
             } else if (!strcmp(name, "ctime")) {
-                md->ctime = v;
-                md->has_ctime = true;
+                m->has_ctime = true;
+                m->ctime = v;
             } else if (!strcmp(name, "cToken")) {
-                md->ctoken = v;
-                md->has_ctoken = true;
-            } /* unknown scalar fields are ignored */
+                m->has_ctoken = true;
+                m->ctoken = v;
+            }
         }
     }
-    if (md_finish(md, segs, n_segs, have_ack, have == 15) < 0)
-        goto bad;
-    dsegs_free(segs, n_segs);
-    return 0;
-bad:
-    dsegs_free(segs, n_segs);
-    return -1;
+    return have == 15 ? 0 : -1;
+}
+
+static int md_decode_text(const char *p, size_t len, struct bkc_md *md)
+{
+    struct tx t = {p, p + len};
+    md_pb *m = mg_malloc(sizeof(*m));
+    bookkeeper__proto__ledger_metadata_format__init(m);
+    int rc = md_parse_text(&t, m) == 0 ? md_from_pb(m, md) : -1;
+    bookkeeper__proto__ledger_metadata_format__free_unpacked(m, wire_bk_allocator());
+    return rc;
 }
 
 int bkc_md_decode(const void *buf, size_t len, struct bkc_md *md)

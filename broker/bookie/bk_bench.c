@@ -12,6 +12,7 @@
  * (rc != 0) or a closed connection ends the run with an error message and exit 1.
  */
 #include "bookie/bookie_int.h"
+#include "util/bytes.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -99,8 +100,8 @@ static int bench_add(int argc, char **argv)
 
     size_t body = 32 + 4 + size, frame = 4 + 4 + 20 + body;
     uint8_t *req = calloc(1, frame);
-    bk_put_be32(req, (uint32_t)(frame - 4));
-    bk_put_be32(req + 4, (2u << 24) | (1u << 16));
+    mg_put_be32(req, (uint32_t)(frame - 4));
+    mg_put_be32(req + 4, (2u << 24) | (1u << 16));
     memcpy(req + 8, "bk_bench-master-key!", 20);
     size_t cap = (size_t)outstanding + 16;
     double *sent_at = calloc(cap, sizeof *sent_at);
@@ -125,9 +126,9 @@ static int bench_add(int argc, char **argv)
                 int64_t ledger = ledger0 + next_entry % nledgers;
                 int64_t entry = next_entry / nledgers;
                 uint8_t *e = req + 28;
-                bk_put_be64(e, (uint64_t)ledger);
-                bk_put_be64(e + 8, (uint64_t)entry);
-                bk_put_be64(e + 16, (uint64_t)(entry - 1));
+                mg_put_be64(e, (uint64_t)ledger);
+                mg_put_be64(e + 8, (uint64_t)entry);
+                mg_put_be64(e + 16, (uint64_t)(entry - 1));
                 memcpy(out + out_len, req, frame);
                 out_len += frame;
                 sent_at[(size_t)((head + inflight) % (long)cap)] = t;
@@ -154,7 +155,7 @@ static int bench_add(int argc, char **argv)
             size_t off = 0;
             double tr = now_s();
             while (in_len - off >= 28) {
-                int rc = (int)bk_get_be32(in + off + 8);
+                int rc = (int)mg_get_be32(in + off + 8);
                 if (rc != 0) {
                     fprintf(stderr, "bk_bench: add refused with rc %d\n", rc);
                     return 1;

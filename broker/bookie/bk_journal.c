@@ -55,6 +55,7 @@
  */
 #include "bookie/bookie_int.h"
 #include "util/alloc.h"
+#include "util/bytes.h"
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -112,7 +113,7 @@ static uint32_t record_crc(const uint8_t *rec, uint32_t len)
 static uint32_t group_crc(uint64_t file_id, const uint8_t *h)
 {
     uint8_t idb[8];
-    bk_put_be64(idb, file_id);
+    mg_put_be64(idb, file_id);
     return mg_crc32c(mg_crc32c(0, idb, 8), h, 24);
 }
 
@@ -203,12 +204,12 @@ static bool all_zero(const uint8_t *p, size_t n)
 static bool group_header_ok(const uint8_t *h, uint64_t id, uint64_t at, uint32_t *body_len,
                             uint32_t *nrec)
 {
-    if (bk_get_be32(h) != BK_GROUP_MAGIC || bk_get_be64(h + 16) != at)
+    if (mg_get_be32(h) != BK_GROUP_MAGIC || mg_get_be64(h + 16) != at)
         return false;
-    if (bk_get_be32(h + 24) != group_crc(id, h))
+    if (mg_get_be32(h + 24) != group_crc(id, h))
         return false;
-    *body_len = bk_get_be32(h + 4);
-    *nrec = bk_get_be32(h + 8);
+    *body_len = mg_get_be32(h + 4);
+    *nrec = mg_get_be32(h + 8);
     return true;
 }
 
@@ -254,15 +255,15 @@ static int scan_rest(int fd, uint64_t id, uint64_t from, uint64_t size, bool *no
 /* Apply one journal record body (ledger, entry id, ...): an entry or a meta-record. */
 static void apply_record(struct bk_store *st, const uint8_t *body, size_t len)
 {
-    int64_t ledger = (int64_t)bk_get_be64(body);
-    int64_t entry = (int64_t)bk_get_be64(body + 8);
+    int64_t ledger = (int64_t)mg_get_be64(body);
+    int64_t entry = (int64_t)mg_get_be64(body + 8);
     if (entry >= 0) {
         uint8_t *copy = mg_malloc(len);
         memcpy(copy, body, len);
         bk_store_apply(st, ledger, entry, copy, len); /* takes copy */
     } else if (entry == BK_META_LEDGER_KEY || entry == BK_META_EXPLICIT_LAC) {
         if (len >= 20) {
-            uint32_t n = bk_get_be32(body + 16);
+            uint32_t n = mg_get_be32(body + 16);
             if (n <= len - 20)
                 bk_store_apply(st, ledger, entry, (uint8_t *)(uintptr_t)(body + 20), n);
         }
@@ -379,12 +380,12 @@ static int replay_v7(int fd, uint64_t id, uint64_t from, uint64_t size, struct b
                 snprintf(stop->why, sizeof stop->why, "incomplete record header");
                 break;
             }
-            uint32_t len = bk_get_be32(b + p);
+            uint32_t len = mg_get_be32(b + p);
             if (len < 16 || len > avail - p - BK_RECORD_HEADER_SIZE) {
                 snprintf(stop->why, sizeof stop->why, "record length %" PRIu32 " impossible", len);
                 break;
             }
-            if (bk_get_be32(b + p + 4) != record_crc(b + p, len)) {
+            if (mg_get_be32(b + p + 4) != record_crc(b + p, len)) {
                 snprintf(stop->why, sizeof stop->why,
                          "record of %" PRIu32 " bytes fails its CRC32C checksum", len);
                 break;
@@ -427,7 +428,7 @@ static int replay_v6(int fd, uint64_t from, uint64_t size, struct bk_store *st, 
             snprintf(stop->why, sizeof stop->why, "incomplete record length");
             return 1;
         }
-        uint32_t len = bk_get_be32(lb);
+        uint32_t len = mg_get_be32(lb);
         if (len < 16 || len > BK_JOURNAL_MAX_RECORD || len > size - off - 4) {
             stop->at = off;
             snprintf(stop->why, sizeof stop->why, "%s",
@@ -493,7 +494,7 @@ static int replay_file(struct bk_journal *j, struct bk_store *st, uint64_t id, u
         mg_free(path);
         return rc;
     }
-    uint32_t version = bk_get_be32(hdr + 4);
+    uint32_t version = mg_get_be32(hdr + 4);
     if (from < BK_JOURNAL_HEADER_SIZE)
         from = BK_JOURNAL_HEADER_SIZE;
     struct bk_stop stop = {0};
@@ -597,8 +598,8 @@ static int open_next_file(struct bk_journal *j)
     uint8_t hdr[BK_JOURNAL_HEADER_SIZE];
     memset(hdr, 0, sizeof hdr);
     memcpy(hdr, "BKLG", 4);
-    bk_put_be32(hdr + 4, BK_JOURNAL_VERSION);
-    bk_put_be64(hdr + 8, id);
+    mg_put_be32(hdr + 4, BK_JOURNAL_VERSION);
+    mg_put_be64(hdr + 8, id);
     ssize_t w = pwrite(fd, hdr, sizeof hdr, 0);
     int e = w < 0 ? errno : w != (ssize_t)sizeof hdr ? ENOSPC : 0;
     if (e == 0 && j->sync && fdatasync(fd) != 0)
@@ -723,10 +724,10 @@ static void serialize(struct bk_journal *j, size_t *used, const struct bk_jreq *
     uint8_t *rec = j->buf + *used, *p = rec + BK_RECORD_HEADER_SIZE;
     *used += need;
     uint32_t len = (uint32_t)(need - BK_RECORD_HEADER_SIZE);
-    bk_put_be32(rec, len);
+    mg_put_be32(rec, len);
     if (r->type == BK_J_ADD) {
         memcpy(p, r->data, r->len);
-        bk_put_be32(rec + 4, record_crc(rec, len));
+        mg_put_be32(rec + 4, record_crc(rec, len));
         return;
     }
     static const int64_t ids[] = {
@@ -735,14 +736,14 @@ static void serialize(struct bk_journal *j, size_t *used, const struct bk_jreq *
         [BK_J_LAC] = BK_META_EXPLICIT_LAC,
         [BK_J_FORCE] = BK_META_FORCE_LEDGER,
     };
-    bk_put_be64(p, (uint64_t)r->ledger_id);
-    bk_put_be64(p + 8, (uint64_t)ids[r->type]);
+    mg_put_be64(p, (uint64_t)r->ledger_id);
+    mg_put_be64(p + 8, (uint64_t)ids[r->type]);
     if (r->type == BK_J_KEY || r->type == BK_J_LAC) {
-        bk_put_be32(p + 16, (uint32_t)r->len);
+        mg_put_be32(p + 16, (uint32_t)r->len);
         if (r->len)
             memcpy(p + 20, r->data, r->len);
     }
-    bk_put_be32(rec + 4, record_crc(rec, len));
+    mg_put_be32(rec + 4, record_crc(rec, len));
 }
 
 /* Write and sync one group; returns 0 or -MG_E*. */
@@ -773,12 +774,12 @@ static int write_group(struct bk_journal *j, size_t used, uint32_t nrec)
         }
     }
     uint8_t *h = j->buf; /* the group header: its position ties it to this file and offset */
-    bk_put_be32(h, BK_GROUP_MAGIC);
-    bk_put_be32(h + 4, (uint32_t)(used - BK_GROUP_HEADER_SIZE));
-    bk_put_be32(h + 8, nrec);
-    bk_put_be32(h + 12, 0);
-    bk_put_be64(h + 16, j->file_off);
-    bk_put_be32(h + 24, group_crc(j->file_id, h));
+    mg_put_be32(h, BK_GROUP_MAGIC);
+    mg_put_be32(h + 4, (uint32_t)(used - BK_GROUP_HEADER_SIZE));
+    mg_put_be32(h + 8, nrec);
+    mg_put_be32(h + 12, 0);
+    mg_put_be64(h + 16, j->file_off);
+    mg_put_be32(h + 24, group_crc(j->file_id, h));
     const uint8_t *p = j->buf;
     size_t left = used;
     uint64_t at = j->file_off;

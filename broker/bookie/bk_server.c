@@ -2,8 +2,9 @@
  * bk_server.c - the bookie's network side and request semantics (loop thread).
  *
  * Happy path: accept -> per-connection bufferevent. Each complete frame [BE32 len][body] is
- * decoded; the first one fixes the connection's framing (v3: the body starts with 0x0A, the
- * tag of Request.header; v2: the first byte is the packet version 0..2). Reads, READ_LAC,
+ * decoded by the codec shared with the client (wire_bk_request_read, wire/wire_bk.h); the
+ * first one fixes the connection's framing (v3: the body starts with 0x0A, the tag of
+ * Request.header; v2: the first byte is the packet version 0..2). Reads, READ_LAC,
  * GET_BOOKIE_INFO, AUTH are answered at once. Adds (and masterKey, fence, explicit-LAC and
  * force meta-records) become bk_jreq records, collected during the read callback and handed
  * to the journal thread at its end in one batch. When the journal thread has written and
@@ -11,8 +12,9 @@
  * sends its reply. v3 replies carry the request's txnId and may leave out of order; v2
  * replies are matched by (ledger, entry).
  *
- * Failure modes: a frame above max_frame (nettyMaxFrameSizeBytes) fails only its request:
- * EBADREQ from its first bytes, the rest skipped as it arrives (refuse_oversized). A frame
+ * Failure modes: a frame above max_frame (nettyMaxFrameSizeBytes, the length field counted)
+ * fails only its request: EBADREQ from its first bytes, the rest skipped as it arrives
+ * (refuse_oversized). A frame
  * shorter than a header, of an unknown framing, with a length above 2^31-1 or that does not
  * decode closes that connection with a logged reason (other connections go on). Disk space
  * (usage above diskUsageThreshold, or a write out of space) turns the bookie read-only with
@@ -23,13 +25,13 @@
  * are kept (refcounted) until those complete; the adds are still applied. The journal and
  * ledger directories are locked for the life of the server (lock_dirs).
  */
-#include "BookkeeperProtocol.pb-c.h"
 #include "bookie/bookie_int.h"
 #include "config/cfg.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/listen.h"
 #include "util/log.h"
+#include "wire/wire_bk.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,42 +47,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#define V2_ADD 1
-#define V2_READ 2
-#define V2_AUTH 3
-#define V2_FLAG_DO_FENCING 0x0001
-#define V2_FLAG_RECOVERY_ADD 0x0002
-#define V2_FLAG_HIGH_PRIORITY 0x0004
-#define V2_MASTER_KEY_LEN 20
 #define AUTH_PLUGIN "AuthDisabledPlugin"
-
-int bk_status_v2(int st)
-{
-    switch (st) {
-    case BK_EOK:
-        return 0;
-    case BK_ENOLEDGER:
-        return 1;
-    case BK_ENOENTRY:
-        return 2;
-    case BK_EBADREQ:
-        return 100;
-    case BK_EIO:
-        return 101;
-    case BK_EUA:
-        return 102;
-    case BK_EBADVERSION:
-        return 103;
-    case BK_EFENCED:
-        return 104;
-    case BK_EREADONLY:
-        return 105;
-    case BK_ETOOMANYREQUESTS:
-        return 106;
-    default:
-        return 101;
-    }
-}
 
 void bk_options_default(struct bk_options *o)
 {
@@ -152,61 +119,29 @@ static void bk_conn_fail(struct bk_conn *c, const char *fmt, ...)
 static void v3_send(struct bk_conn *c, int op, uint64_t txn, int status,
                     Bookkeeper__Proto__Response *resp)
 {
-    if (!c->bev)
-        return;
-    Bookkeeper__Proto__BKPacketHeader h = BOOKKEEPER__PROTO__BKPACKET_HEADER__INIT;
-    h.version = BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE;
-    h.operation = (Bookkeeper__Proto__OperationType)op;
-    h.txnid = txn;
-    resp->header = &h;
-    resp->status = (Bookkeeper__Proto__StatusCode)status;
-    size_t n = bookkeeper__proto__response__get_packed_size(resp);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)(4 + n), &v, 1) < 1) {
+    if (c->bev &&
+        wire_bk_write_v3_response(bufferevent_get_output(c->bev), op, txn, status, resp) < 0)
         bk_conn_fail(c, "out of output buffer space");
-        return;
-    }
-    bk_put_be32(v.iov_base, (uint32_t)n);
-    bookkeeper__proto__response__pack(resp, (uint8_t *)v.iov_base + 4);
-    v.iov_len = 4 + n;
-    evbuffer_commit_space(out, &v, 1);
-}
-
-static uint32_t v2_resp_hdr(uint32_t req_hdr)
-{
-    if ((req_hdr >> 24) == 0)
-        return req_hdr; /* version 0: the whole int is the opcode */
-    return req_hdr & 0xffff0000u;
 }
 
 static void v2_send(struct bk_conn *c, uint32_t req_hdr, int status, int64_t ledger, int64_t entry,
                     const uint8_t *body, size_t len)
 {
-    if (!c->bev)
-        return;
-    uint8_t b[28];
-    bk_put_be32(b, (uint32_t)(24 + len));
-    bk_put_be32(b + 4, v2_resp_hdr(req_hdr));
-    bk_put_be32(b + 8, (uint32_t)bk_status_v2(status));
-    bk_put_be64(b + 12, (uint64_t)ledger);
-    bk_put_be64(b + 20, (uint64_t)entry);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_add(out, b, sizeof b);
-    if (len)
-        evbuffer_add(out, body, len);
+    if (c->bev)
+        wire_bk_write_v2_response(bufferevent_get_output(c->bev), req_hdr, status, ledger, entry,
+                                  body, len);
 }
 
 static void reply_add(struct bk_conn *c, int proto, uint32_t v2hdr, uint64_t txn, int status,
                       int64_t ledger, int64_t entry)
 {
-    if (proto == BK_PROTO_V2) {
+    if (proto == WIRE_BK_PROTO_V2) {
         v2_send(c, v2hdr, status, ledger, entry, NULL, 0);
         return;
     }
     Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
     Bookkeeper__Proto__AddResponse a = BOOKKEEPER__PROTO__ADD_RESPONSE__INIT;
-    a.status = (Bookkeeper__Proto__StatusCode)status;
+    a.status = wire_bk_status_to_v3(status);
     a.ledgerid = ledger;
     a.entryid = entry;
     r.addresponse = &a;
@@ -220,17 +155,17 @@ static void reply_read(struct bk_server *s, struct bk_conn *c, int proto, uint32
     uint8_t *data = NULL;
     size_t len = 0;
     bool owned = false;
-    if (status == BK_EOK)
+    if (status == WIRE_BK_EOK)
         status = bk_store_read(&s->store, ledger, entry, &data, &len, &owned);
-    if (proto == BK_PROTO_V2) {
-        v2_send(c, v2hdr, status, ledger, entry, data, status == BK_EOK ? len : 0);
+    if (proto == WIRE_BK_PROTO_V2) {
+        v2_send(c, v2hdr, status, ledger, entry, data, status == WIRE_BK_EOK ? len : 0);
     } else {
         Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
         Bookkeeper__Proto__ReadResponse rr = BOOKKEEPER__PROTO__READ_RESPONSE__INIT;
-        rr.status = (Bookkeeper__Proto__StatusCode)status;
+        rr.status = wire_bk_status_to_v3(status);
         rr.ledgerid = ledger;
         rr.entryid = entry;
-        if (status == BK_EOK) {
+        if (status == WIRE_BK_EOK) {
             rr.has_body = true;
             rr.body.data = data;
             rr.body.len = len;
@@ -253,11 +188,11 @@ static void reply_simple(struct bk_conn *c, int op, uint64_t txn, int status, in
     Bookkeeper__Proto__WriteLacResponse w = BOOKKEEPER__PROTO__WRITE_LAC_RESPONSE__INIT;
     Bookkeeper__Proto__ForceLedgerResponse f = BOOKKEEPER__PROTO__FORCE_LEDGER_RESPONSE__INIT;
     if (op == BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC) {
-        w.status = (Bookkeeper__Proto__StatusCode)status;
+        w.status = wire_bk_status_to_v3(status);
         w.ledgerid = ledger;
         r.writelacresponse = &w;
     } else {
-        f.status = (Bookkeeper__Proto__StatusCode)status;
+        f.status = wire_bk_status_to_v3(status);
         f.ledgerid = ledger;
         r.forceledgerresponse = &f;
     }
@@ -346,9 +281,9 @@ static void complete(struct bk_server *s, struct bk_jreq *r)
     struct bk_conn *c = r->conn;
     if (c) {
         /* out of space: BookKeeper's read-only code, so that the client writes elsewhere */
-        int st = r->status == 0                                                  ? BK_EOK
-                 : r->status == -MG_EREADONLY && r->reply != BK_REPLY_FENCE_READ ? BK_EREADONLY
-                                                                                 : BK_EIO;
+        int st = r->status == 0                                                  ? WIRE_BK_EOK
+                 : r->status == -MG_EREADONLY && r->reply != BK_REPLY_FENCE_READ ? WIRE_BK_EREADONLY
+                                                                                 : WIRE_BK_EIO;
         if (c->bev) {
             switch (r->reply) {
             case BK_REPLY_ADD:
@@ -402,13 +337,13 @@ static int check_key(struct bk_server *s, int64_t ledger, const uint8_t *key, si
                      struct bk_ledger **out)
 {
     if (klen > BK_MASTER_KEY_MAX)
-        return BK_EBADREQ;
+        return WIRE_BK_EBADREQ;
     struct bk_ledger *l = bk_store_ledger(&s->store, ledger, true);
     *out = l;
     if (l->has_key && (l->key_len != klen || memcmp(l->key, key, klen) != 0))
-        return BK_EUA;
+        return WIRE_BK_EUA;
     if (l->has_key && !l->key_unjournaled)
-        return BK_EOK;
+        return WIRE_BK_EOK;
     l->key_unjournaled = false;
     l->has_key = true;
     l->key_len = (uint8_t)klen;
@@ -417,25 +352,25 @@ static int check_key(struct bk_server *s, int64_t ledger, const uint8_t *key, si
     uint8_t *k = mg_malloc(klen ? klen : 1);
     memcpy(k, key, klen);
     jreq_new(s, BK_J_KEY, ledger, BK_META_LEDGER_KEY, k, klen);
-    return BK_EOK;
+    return WIRE_BK_EOK;
 }
 
-/* Admission of an add; returns BK_EOK (the ADD record may be queued) or the error status. */
+/* Admission of an add; returns WIRE_BK_EOK (the ADD record may be queued) or the error status. */
 static int add_admit(struct bk_server *s, int64_t ledger, int64_t entry, const uint8_t *key,
                      size_t klen, bool recovery, bool high_prio)
 {
     /* high-priority (recovery) adds still go in when the only reason is disk space */
     if (s->readonly && !(high_prio && !(s->readonly & ~(BK_RO_DISK | BK_RO_NOSPACE))))
-        return BK_EREADONLY;
+        return WIRE_BK_EREADONLY;
     if (ledger < 0 || entry < 0)
-        return BK_EBADREQ;
+        return WIRE_BK_EBADREQ;
     struct bk_ledger *l;
     int st = check_key(s, ledger, key, klen, &l);
-    if (st != BK_EOK)
+    if (st != WIRE_BK_EOK)
         return st;
     if (l->fenced && !recovery)
-        return BK_EFENCED;
-    return BK_EOK;
+        return WIRE_BK_EFENCED;
+    return WIRE_BK_EOK;
 }
 
 /* Fencing read: mark fenced now (later adds get EFENCED at once), answer once durable. */
@@ -443,15 +378,15 @@ static void fence_read(struct bk_server *s, struct bk_conn *c, int proto, uint32
                        uint64_t txn, int64_t ledger, int64_t entry, const uint8_t *key, size_t klen,
                        bool has_key)
 {
-    int st = BK_EOK;
+    int st = WIRE_BK_EOK;
     struct bk_ledger *l = NULL;
     if (!has_key)
-        st = BK_EUA;
+        st = WIRE_BK_EUA;
     else if (s->readonly & BK_RO_IOERR)
-        st = BK_EIO;
+        st = WIRE_BK_EIO;
     else
         st = check_key(s, ledger, key, klen, &l);
-    if (st != BK_EOK) {
+    if (st != WIRE_BK_EOK) {
         reply_read(s, c, proto, v2hdr, txn, ledger, entry, st);
         return;
     }
@@ -465,73 +400,35 @@ static void fence_read(struct bk_server *s, struct bk_conn *c, int proto, uint32
 
 /* ---- v2 --------------------------------------------------------------------------------- */
 
-static void handle_v2(struct bk_server *s, struct bk_conn *c, struct evbuffer *in, size_t flen)
+static void handle_v2(struct bk_server *s, struct bk_conn *c, struct wire_bk_request *rq)
 {
-    uint8_t hb[4];
-    evbuffer_remove(in, hb, 4);
-    size_t rest = flen - 4;
-    uint32_t hdr = bk_get_be32(hb);
-    unsigned version = hdr >> 24;
-    unsigned op = version == 0 ? hdr : (hdr >> 16) & 0xff;
-    unsigned flags = version == 0 ? 0 : hdr & 0xffff;
-    if (op == V2_ADD) {
-        if (rest < V2_MASTER_KEY_LEN + 16) {
-            bk_conn_fail(c, "v2 ADD of %zu bytes is too short", rest);
-            evbuffer_drain(in, rest);
+    if (rq->op == WIRE_BK_OP_ADD) {
+        int st = add_admit(s, rq->ledger, rq->entry, rq->master_key, sizeof(rq->master_key),
+                           (rq->flags & WIRE_BK_FLAG_RECOVERY_ADD) != 0,
+                           (rq->flags & WIRE_BK_FLAG_HIGH_PRIORITY) != 0);
+        if (st != WIRE_BK_EOK) {
+            v2_send(c, rq->v2_hdr, st, rq->ledger, rq->entry, NULL, 0);
             return;
         }
-        uint8_t key[V2_MASTER_KEY_LEN];
-        evbuffer_remove(in, key, sizeof key);
-        size_t len = rest - V2_MASTER_KEY_LEN;
-        uint8_t *body = mg_malloc(len);
-        evbuffer_remove(in, body, len);
-        int64_t ledger = (int64_t)bk_get_be64(body);
-        int64_t entry = (int64_t)bk_get_be64(body + 8);
-        int st = add_admit(s, ledger, entry, key, sizeof key, (flags & V2_FLAG_RECOVERY_ADD) != 0,
-                           (flags & V2_FLAG_HIGH_PRIORITY) != 0);
-        if (st != BK_EOK) {
-            mg_free(body);
-            v2_send(c, hdr, st, ledger, entry, NULL, 0);
-            return;
-        }
-        struct bk_jreq *r = jreq_new(s, BK_J_ADD, ledger, entry, body, len);
-        jreq_reply_to(r, c, BK_REPLY_ADD, BK_PROTO_V2, hdr, 0, 0);
+        struct bk_jreq *r = jreq_new(s, BK_J_ADD, rq->ledger, rq->entry, rq->body, rq->body_len);
+        rq->body = NULL; /* the journal record's now */
+        jreq_reply_to(r, c, BK_REPLY_ADD, WIRE_BK_PROTO_V2, rq->v2_hdr, 0, 0);
         return;
     }
-    if (op == V2_READ) {
-        if (rest < 16) {
-            bk_conn_fail(c, "v2 READ of %zu bytes is too short", rest);
-            evbuffer_drain(in, rest);
-            return;
-        }
-        uint8_t b[16 + V2_MASTER_KEY_LEN];
-        size_t take = rest >= sizeof b ? sizeof b : 16;
-        evbuffer_remove(in, b, take);
-        evbuffer_drain(in, rest - take);
-        int64_t ledger = (int64_t)bk_get_be64(b);
-        int64_t entry = (int64_t)bk_get_be64(b + 8);
-        if (flags & V2_FLAG_DO_FENCING)
-            fence_read(s, c, BK_PROTO_V2, hdr, 0, ledger, entry, b + 16, V2_MASTER_KEY_LEN,
-                       take == sizeof b);
+    if (rq->op == WIRE_BK_OP_READ) {
+        if (rq->flags & WIRE_BK_FLAG_FENCE)
+            fence_read(s, c, WIRE_BK_PROTO_V2, rq->v2_hdr, 0, rq->ledger, rq->entry, rq->master_key,
+                       sizeof(rq->master_key), rq->has_key);
         else
-            reply_read(s, c, BK_PROTO_V2, hdr, 0, ledger, entry, BK_EOK);
+            reply_read(s, c, WIRE_BK_PROTO_V2, rq->v2_hdr, 0, rq->ledger, rq->entry, WIRE_BK_EOK);
         return;
     }
-    if (op == V2_AUTH) {
-        evbuffer_drain(in, rest);
-        Bookkeeper__Proto__AuthMessage am = BOOKKEEPER__PROTO__AUTH_MESSAGE__INIT;
-        am.authpluginname = (char *)AUTH_PLUGIN;
-        size_t n = bookkeeper__proto__auth_message__get_packed_size(&am);
-        uint8_t *b = mg_malloc(8 + n);
-        bk_put_be32(b, (uint32_t)(4 + n));
-        bk_put_be32(b + 4, v2_resp_hdr(hdr));
-        bookkeeper__proto__auth_message__pack(&am, b + 8);
-        evbuffer_add(bufferevent_get_output(c->bev), b, 8 + n);
-        mg_free(b);
+    if (rq->op == WIRE_BK_OP_AUTH) {
+        if (c->bev)
+            wire_bk_write_v2_auth(bufferevent_get_output(c->bev), rq->v2_hdr, AUTH_PLUGIN);
         return;
     }
-    evbuffer_drain(in, rest);
-    bk_conn_fail(c, "unsupported v2 opcode %u (version %u)", op, version);
+    bk_conn_fail(c, "unsupported v2 opcode %u (version %u)", rq->op, rq->v2_hdr >> 24);
 }
 
 /* ---- v3 --------------------------------------------------------------------------------- */
@@ -547,21 +444,21 @@ static void v3_add(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Re
     uint64_t txn = req->header->txnid;
     Bookkeeper__Proto__AddRequest *a = req->addrequest;
     if (!a) {
-        v3_error(c, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, txn, BK_EBADREQ);
+        v3_error(c, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, txn, WIRE_BK_EBADREQ);
         return;
     }
     bool recovery = a->has_flag && a->flag == BOOKKEEPER__PROTO__ADD_REQUEST__FLAG__RECOVERY_ADD;
     bool prio = req->header->has_priority && req->header->priority > 0;
     int st =
         add_admit(s, a->ledgerid, a->entryid, a->masterkey.data, a->masterkey.len, recovery, prio);
-    if (st != BK_EOK) {
-        reply_add(c, BK_PROTO_V3, 0, txn, st, a->ledgerid, a->entryid);
+    if (st != WIRE_BK_EOK) {
+        reply_add(c, WIRE_BK_PROTO_V3, 0, txn, st, a->ledgerid, a->entryid);
         return;
     }
-    uint8_t *body = mg_malloc(a->body.len ? a->body.len : 1);
-    memcpy(body, a->body.data, a->body.len);
-    struct bk_jreq *r = jreq_new(s, BK_J_ADD, a->ledgerid, a->entryid, body, a->body.len);
-    jreq_reply_to(r, c, BK_REPLY_ADD, BK_PROTO_V3, 0, txn,
+    size_t len = a->body.len;
+    uint8_t *body = wire_bk_take_bytes(&a->body); /* not copied again: the journal's now */
+    struct bk_jreq *r = jreq_new(s, BK_J_ADD, a->ledgerid, a->entryid, body, len);
+    jreq_reply_to(r, c, BK_REPLY_ADD, WIRE_BK_PROTO_V3, 0, txn,
                   BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY);
 }
 
@@ -570,15 +467,15 @@ static void v3_read(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__R
     uint64_t txn = req->header->txnid;
     Bookkeeper__Proto__ReadRequest *rr = req->readrequest;
     if (!rr) {
-        v3_error(c, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn, BK_EBADREQ);
+        v3_error(c, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn, WIRE_BK_EBADREQ);
         return;
     }
     /* Long polls (previousLAC/timeOut) are answered at once with the current state. */
     if (rr->has_flag && rr->flag == BOOKKEEPER__PROTO__READ_REQUEST__FLAG__FENCE_LEDGER)
-        fence_read(s, c, BK_PROTO_V3, 0, txn, rr->ledgerid, rr->entryid, rr->masterkey.data,
+        fence_read(s, c, WIRE_BK_PROTO_V3, 0, txn, rr->ledgerid, rr->entryid, rr->masterkey.data,
                    rr->masterkey.len, rr->has_masterkey);
     else
-        reply_read(s, c, BK_PROTO_V3, 0, txn, rr->ledgerid, rr->entryid, BK_EOK);
+        reply_read(s, c, WIRE_BK_PROTO_V3, 0, txn, rr->ledgerid, rr->entryid, WIRE_BK_EOK);
 }
 
 static void v3_read_lac(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
@@ -586,7 +483,7 @@ static void v3_read_lac(struct bk_server *s, struct bk_conn *c, Bookkeeper__Prot
     int op = BOOKKEEPER__PROTO__OPERATION_TYPE__READ_LAC;
     uint64_t txn = req->header->txnid;
     if (!req->readlacrequest) {
-        v3_error(c, op, txn, BK_EBADREQ);
+        v3_error(c, op, txn, WIRE_BK_EBADREQ);
         return;
     }
     int64_t ledger = req->readlacrequest->ledgerid;
@@ -596,24 +493,24 @@ static void v3_read_lac(struct bk_server *s, struct bk_conn *c, Bookkeeper__Prot
     uint8_t *data = NULL;
     size_t len = 0;
     bool owned = false;
-    int st = BK_ENOLEDGER;
+    int st = WIRE_BK_ENOLEDGER;
     struct bk_ledger *l = bk_store_ledger(&s->store, ledger, false);
     if (l) {
-        st = BK_ENOENTRY;
+        st = WIRE_BK_ENOENTRY;
         if (l->explicit_lac) {
             lr.has_lacbody = true;
             lr.lacbody.data = l->explicit_lac;
             lr.lacbody.len = l->explicit_lac_len;
-            st = BK_EOK;
+            st = WIRE_BK_EOK;
         }
-        if (bk_store_read(&s->store, ledger, -1, &data, &len, &owned) == BK_EOK) {
+        if (bk_store_read(&s->store, ledger, -1, &data, &len, &owned) == WIRE_BK_EOK) {
             lr.has_lastentrybody = true;
             lr.lastentrybody.data = data;
             lr.lastentrybody.len = len;
-            st = BK_EOK;
+            st = WIRE_BK_EOK;
         }
     }
-    lr.status = (Bookkeeper__Proto__StatusCode)st;
+    lr.status = wire_bk_status_to_v3(st);
     r.readlacresponse = &lr;
     v3_send(c, op, txn, st, &r);
     if (owned)
@@ -626,21 +523,21 @@ static void v3_write_lac(struct bk_server *s, struct bk_conn *c, Bookkeeper__Pro
     uint64_t txn = req->header->txnid;
     Bookkeeper__Proto__WriteLacRequest *w = req->writelacrequest;
     if (!w) {
-        v3_error(c, op, txn, BK_EBADREQ);
+        v3_error(c, op, txn, WIRE_BK_EBADREQ);
         return;
     }
-    int st = s->readonly ? BK_EREADONLY : BK_EOK;
+    int st = s->readonly ? WIRE_BK_EREADONLY : WIRE_BK_EOK;
     struct bk_ledger *l;
-    if (st == BK_EOK)
+    if (st == WIRE_BK_EOK)
         st = check_key(s, w->ledgerid, w->masterkey.data, w->masterkey.len, &l);
-    if (st != BK_EOK) {
+    if (st != WIRE_BK_EOK) {
         reply_simple(c, op, txn, st, w->ledgerid);
         return;
     }
-    uint8_t *b = mg_malloc(w->body.len ? w->body.len : 1);
-    memcpy(b, w->body.data, w->body.len);
-    struct bk_jreq *r = jreq_new(s, BK_J_LAC, w->ledgerid, BK_META_EXPLICIT_LAC, b, w->body.len);
-    jreq_reply_to(r, c, BK_REPLY_WRITE_LAC, BK_PROTO_V3, 0, txn, op);
+    size_t len = w->body.len;
+    uint8_t *b = wire_bk_take_bytes(&w->body);
+    struct bk_jreq *r = jreq_new(s, BK_J_LAC, w->ledgerid, BK_META_EXPLICIT_LAC, b, len);
+    jreq_reply_to(r, c, BK_REPLY_WRITE_LAC, WIRE_BK_PROTO_V3, 0, txn, op);
 }
 
 static void v3_force(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
@@ -648,18 +545,18 @@ static void v3_force(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__
     int op = BOOKKEEPER__PROTO__OPERATION_TYPE__FORCE_LEDGER;
     uint64_t txn = req->header->txnid;
     if (!req->forceledgerrequest) {
-        v3_error(c, op, txn, BK_EBADREQ);
+        v3_error(c, op, txn, WIRE_BK_EBADREQ);
         return;
     }
     int64_t ledger = req->forceledgerrequest->ledgerid;
     if (s->readonly & BK_RO_IOERR) {
-        reply_simple(c, op, txn, BK_EIO, ledger);
+        reply_simple(c, op, txn, WIRE_BK_EIO, ledger);
         return;
     }
     /* Every add is synced before its ack, so forcing only needs to wait for the records
      * queued before it: a FORCE_LEDGER record rides the same group commit. */
     struct bk_jreq *r = jreq_new(s, BK_J_FORCE, ledger, BK_META_FORCE_LEDGER, NULL, 0);
-    jreq_reply_to(r, c, BK_REPLY_FORCE, BK_PROTO_V3, 0, txn, op);
+    jreq_reply_to(r, c, BK_REPLY_FORCE, WIRE_BK_PROTO_V3, 0, txn, op);
 }
 
 static void v3_bookie_info(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
@@ -671,9 +568,9 @@ static void v3_bookie_info(struct bk_server *s, struct bk_conn *c, Bookkeeper__P
                        ? req->getbookieinforequest->requested
                        : 0;
     struct statvfs sv;
-    int st = BK_EOK;
+    int st = WIRE_BK_EOK;
     if (statvfs(s->ledger_dir, &sv) != 0) {
-        st = BK_EIO;
+        st = WIRE_BK_EIO;
     } else {
         if (want & BOOKKEEPER__PROTO__GET_BOOKIE_INFO_REQUEST__FLAGS__TOTAL_DISK_CAPACITY) {
             gi.has_totaldiskcapacity = true;
@@ -684,24 +581,18 @@ static void v3_bookie_info(struct bk_server *s, struct bk_conn *c, Bookkeeper__P
             gi.freediskspace = (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
         }
     }
-    gi.status = (Bookkeeper__Proto__StatusCode)st;
+    gi.status = wire_bk_status_to_v3(st);
     r.getbookieinforesponse = &gi;
     v3_send(c, op, req->header->txnid, st, &r);
 }
 
-static void handle_v3(struct bk_server *s, struct bk_conn *c, struct evbuffer *in, size_t flen)
+static void handle_v3(struct bk_server *s, struct bk_conn *c, struct wire_bk_request *rq)
 {
-    uint8_t *data = evbuffer_pullup(in, (ev_ssize_t)flen);
-    Bookkeeper__Proto__Request *req = bookkeeper__proto__request__unpack(NULL, flen, data);
-    evbuffer_drain(in, flen);
-    if (!req) {
-        bk_conn_fail(c, "undecodable v3 request (%zu bytes)", flen);
-        return;
-    }
+    Bookkeeper__Proto__Request *req = rq->v3;
     Bookkeeper__Proto__BKPacketHeader *h = req->header;
     int op = (int)h->operation;
     if (h->version != BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE) {
-        v3_error(c, op, h->txnid, BK_EBADVERSION);
+        v3_error(c, op, h->txnid, WIRE_BK_EBADVERSION);
     } else {
         switch (op) {
         case BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY:
@@ -727,78 +618,41 @@ static void handle_v3(struct bk_server *s, struct bk_conn *c, struct evbuffer *i
             Bookkeeper__Proto__AuthMessage am = BOOKKEEPER__PROTO__AUTH_MESSAGE__INIT;
             am.authpluginname = (char *)AUTH_PLUGIN;
             r.authresponse = &am;
-            v3_send(c, op, h->txnid, BK_EOK, &r);
+            v3_send(c, op, h->txnid, WIRE_BK_EOK, &r);
             break;
         }
         case BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS: /* no TLS configured */
         default:
-            v3_error(c, op, h->txnid, BK_EBADREQ);
+            v3_error(c, op, h->txnid, WIRE_BK_EBADREQ);
             break;
         }
     }
-    bookkeeper__proto__request__free_unpacked(req, NULL);
 }
 
 /* ---- connection callbacks --------------------------------------------------------------- */
 
 /*
- * A frame above nettyMaxFrameSizeBytes: answer its request EBADREQ from the first n bytes of
- * the frame's body (p) and let the caller skip the rest as it arrives, never buffering it.
- * Returns false (connection marked closing) when the request cannot be identified, so that
- * there is nothing to answer.
+ * A frame above nettyMaxFrameSizeBytes, identified by the codec from its first bytes: answer
+ * its request EBADREQ; the caller skips the rest as it arrives, never buffering it.
  */
-static bool refuse_oversized(struct bk_server *s, struct bk_conn *c, const uint8_t *p, size_t n,
-                             uint32_t flen)
+static void refuse_oversized(struct bk_server *s, struct bk_conn *c,
+                             const struct wire_bk_request *rq)
 {
     char what[96];
-    if (c->proto == BK_PROTO_V2) {
-        uint32_t hdr = bk_get_be32(p);
-        unsigned version = hdr >> 24;
-        unsigned op = version == 0 ? hdr : (hdr >> 16) & 0xff;
-        size_t at; /* offset of ledger id, entry id */
-        if (op == V2_ADD && n >= 4 + V2_MASTER_KEY_LEN + 16)
-            at = 4 + V2_MASTER_KEY_LEN;
-        else if (op == V2_READ && n >= 4 + 16)
-            at = 4;
-        else {
-            bk_conn_fail(c, "frame of %u bytes (v2 opcode %u) exceeds nettyMaxFrameSizeBytes=%d",
-                         flen, op, s->max_frame);
-            return false;
-        }
-        int64_t ledger = (int64_t)bk_get_be64(p + at);
-        int64_t entry = (int64_t)bk_get_be64(p + at + 8);
-        v2_send(c, hdr, BK_EBADREQ, ledger, entry, NULL, 0);
+    if (rq->proto == WIRE_BK_PROTO_V2) {
+        v2_send(c, rq->v2_hdr, WIRE_BK_EBADREQ, rq->ledger, rq->entry, NULL, 0);
         snprintf(what, sizeof what, "v2 %s of ledger %" PRId64 " entry %" PRId64,
-                 op == V2_ADD ? "ADD" : "READ", ledger, entry);
+                 rq->op == WIRE_BK_OP_ADD ? "ADD" : "READ", rq->ledger, rq->entry);
     } else {
-        /* v3: Request.header (field 1, length-delimited) comes first */
-        Bookkeeper__Proto__BKPacketHeader *h = NULL;
-        size_t hl = 0, i = 1;
-        for (unsigned shift = 0; i < n && shift < 35; shift += 7) {
-            hl |= (size_t)(p[i] & 0x7f) << shift;
-            if (!(p[i++] & 0x80))
-                break;
-        }
-        if (p[0] == 0x0A && i < n && hl <= n - i)
-            h = bookkeeper__proto__bkpacket_header__unpack(NULL, hl, p + i);
-        if (!h) {
-            bk_conn_fail(c,
-                         "frame of %u bytes (v3, no readable header) exceeds "
-                         "nettyMaxFrameSizeBytes=%d",
-                         flen, s->max_frame);
-            return false;
-        }
-        v3_error(c, (int)h->operation, h->txnid, BK_EBADREQ);
-        snprintf(what, sizeof what, "v3 operation %d txnId %" PRIu64, (int)h->operation, h->txnid);
-        bookkeeper__proto__bkpacket_header__free_unpacked(h, NULL);
+        v3_error(c, (int)rq->op, rq->txn, WIRE_BK_EBADREQ);
+        snprintf(what, sizeof what, "v3 operation %u txnId %" PRIu64, rq->op, rq->txn);
     }
     uint64_t held;
     if (bk_ratelimit(&s->rl_frame, BK_LOG_INTERVAL_MS, &held))
         MG_WARN(BK_MODULE,
-                "conn %" PRIu64 " %s: %s: frame of %u bytes exceeds nettyMaxFrameSizeBytes=%d: "
+                "conn %" PRIu64 " %s: %s: frame of %zu bytes exceeds nettyMaxFrameSizeBytes=%d: "
                 "answered EBADREQ, frame skipped (%" PRIu64 " more since the last such line)",
-                c->id, c->peer, what, flen, s->max_frame, held);
-    return true;
+                c->id, c->peer, what, rq->frame_size, s->max_frame, held);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -808,57 +662,32 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     c->refs++; /* c must survive until the end of this callback */
     while (!c->closing && !c->paused) {
-        size_t avail = evbuffer_get_length(in);
-        if (c->skip > 0) { /* the rest of an oversized frame: drop what has arrived */
-            size_t n = avail < c->skip ? avail : (size_t)c->skip;
-            evbuffer_drain(in, n);
-            c->skip -= n;
-            if (c->skip > 0)
-                break;
-            continue;
-        }
-        if (avail < 4)
+        if (wire_bk_skip(in, &c->skip)) /* the rest of an oversized frame */
             break;
-        uint8_t lb[4 + BK_FRAME_PEEK];
-        evbuffer_copyout(in, lb, avail >= 5 ? 5 : 4);
-        uint32_t flen = bk_get_be32(lb);
-        if (flen > INT32_MAX) { /* a negative Java int: no client sends such a length */
-            bk_conn_fail(c, "frame length 0x%08x is not a valid length", flen);
+        struct wire_bk_request rq;
+        char err[128];
+        int was = c->proto;
+        int rc = wire_bk_request_read(in, &c->proto, (size_t)s->max_frame, &rq, err, sizeof err);
+        if (c->proto != was)
+            MG_DEBUG(BK_MODULE, "conn %" PRIu64 " speaks v%d", c->id, c->proto);
+        if (rc < 0) {
+            if (rc == -MG_ETOOBIG)
+                bk_conn_fail(c, "%s (nettyMaxFrameSizeBytes=%d)", err, s->max_frame);
+            else
+                bk_conn_fail(c, "%s", err);
             break;
         }
-        if (flen < 4) {
-            bk_conn_fail(c, "frame of %u bytes is too short", flen);
+        if (rc == 0)
             break;
+        if (rq.oversized) {
+            refuse_oversized(s, c, &rq);
+            c->skip = rq.skip;
+        } else if (rq.proto == WIRE_BK_PROTO_V3) {
+            handle_v3(s, c, &rq);
+        } else {
+            handle_v2(s, c, &rq);
         }
-        /* an oversized frame: only wait for enough of it to identify the request */
-        bool oversized = flen > (uint32_t)s->max_frame;
-        size_t peek = flen < BK_FRAME_PEEK ? flen : BK_FRAME_PEEK;
-        if (avail < 4 + (oversized ? peek : (size_t)flen))
-            break;
-        if (c->proto == BK_PROTO_UNKNOWN) {
-            if (lb[4] == 0x0A)
-                c->proto = BK_PROTO_V3;
-            else if (lb[4] <= 2)
-                c->proto = BK_PROTO_V2;
-            else {
-                bk_conn_fail(c, "first frame is neither v2 nor v3 (byte 0x%02x)", lb[4]);
-                break;
-            }
-            MG_DEBUG(BK_MODULE, "conn %" PRIu64 " speaks v%d", c->id, (int)c->proto);
-        }
-        if (oversized) {
-            evbuffer_copyout(in, lb, 4 + peek);
-            if (!refuse_oversized(s, c, lb + 4, peek, flen))
-                break;
-            evbuffer_drain(in, 4);
-            c->skip = flen;
-            continue;
-        }
-        evbuffer_drain(in, 4);
-        if (c->proto == BK_PROTO_V3)
-            handle_v3(s, c, in, flen);
-        else
-            handle_v2(s, c, in, flen);
+        wire_bk_request_clear(&rq);
         if (c->inflight >= BK_CONN_MAX_INFLIGHT && !c->paused) {
             c->paused = true;
             bufferevent_disable(bev, EV_READ);

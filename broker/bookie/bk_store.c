@@ -29,6 +29,7 @@
  */
 #include "bookie/bookie_int.h"
 #include "util/alloc.h"
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -127,8 +128,8 @@ int bk_dir_lock(const char *dir, const char *key)
 
 static void cache_key(uint8_t k[16], int64_t ledger, int64_t entry)
 {
-    bk_put_be64(k, (uint64_t)ledger);
-    bk_put_be64(k + 8, (uint64_t)entry);
+    mg_put_be64(k, (uint64_t)ledger);
+    mg_put_be64(k + 8, (uint64_t)entry);
 }
 
 static int log_path(const struct bk_store *st, uint32_t id, char *buf, size_t n)
@@ -231,7 +232,7 @@ static int log_open_new(struct bk_store *st, uint32_t id)
     uint8_t hdr[BK_ENTRY_LOG_HEADER_SIZE];
     memset(hdr, 0, sizeof hdr);
     memcpy(hdr, "BKLO", 4);
-    bk_put_be32(hdr + 4, 1);
+    mg_put_be32(hdr + 4, 1);
     int e = write_all(fd, hdr, sizeof hdr);
     if (e != 0) {
         MG_ERROR(BK_MODULE, "cannot write entry log %s: %s", path, strerror(e));
@@ -392,9 +393,9 @@ static uint8_t *ledger_encode(const struct bk_ledger *l, size_t *len)
     *p++ = l->key_len;
     memcpy(p, l->key, l->key_len);
     p += l->key_len;
-    bk_put_be64(p, (uint64_t)l->last_entry);
-    bk_put_be64(p + 8, (uint64_t)l->lac);
-    bk_put_be32(p + 16, (uint32_t)l->explicit_lac_len);
+    mg_put_be64(p, (uint64_t)l->last_entry);
+    mg_put_be64(p + 8, (uint64_t)l->lac);
+    mg_put_be32(p + 16, (uint32_t)l->explicit_lac_len);
     p += 20;
     if (l->explicit_lac_len)
         memcpy(p, l->explicit_lac, l->explicit_lac_len);
@@ -414,9 +415,9 @@ static bool ledger_decode(struct bk_ledger *l, const uint8_t *b, size_t n)
     l->key_len = (uint8_t)kl;
     memcpy(l->key, b + 3, kl);
     const uint8_t *p = b + 3 + kl;
-    l->last_entry = (int64_t)bk_get_be64(p);
-    l->lac = (int64_t)bk_get_be64(p + 8);
-    size_t el = bk_get_be32(p + 16);
+    l->last_entry = (int64_t)mg_get_be64(p);
+    l->lac = (int64_t)mg_get_be64(p + 8);
+    size_t el = mg_get_be32(p + 16);
     if (n < 3 + kl + 20 + el)
         return false;
     if (el) {
@@ -443,8 +444,8 @@ static int64_t index_last_entry(struct bk_store *st, MDB_txn *txn, int64_t ledge
     else
         rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
     int64_t last = -1;
-    if (rc == 0 && k.mv_size == 16 && (int64_t)bk_get_be64(k.mv_data) == ledger)
-        last = (int64_t)bk_get_be64((uint8_t *)k.mv_data + 8);
+    if (rc == 0 && k.mv_size == 16 && (int64_t)mg_get_be64(k.mv_data) == ledger)
+        last = (int64_t)mg_get_be64((uint8_t *)k.mv_data + 8);
     mdb_cursor_close(cur);
     return last;
 }
@@ -462,7 +463,7 @@ struct bk_ledger *bk_store_ledger(struct bk_store *st, int64_t ledger_id, bool c
     MDB_txn *txn;
     if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) == 0) {
         uint8_t kb[8];
-        bk_put_be64(kb, (uint64_t)ledger_id);
+        mg_put_be64(kb, (uint64_t)ledger_id);
         MDB_val k = {sizeof kb, kb}, v;
         if (mdb_get(txn, st->meta_dbi, &k, &v) == 0)
             found = ledger_decode(l, v.mv_data, v.mv_size);
@@ -516,7 +517,7 @@ static int store_add(struct bk_store *st, int64_t ledger_id, int64_t entry_id, u
                 st->log_buf_cap *= 2;
             st->log_buf = mg_realloc(st->log_buf, st->log_buf_cap);
         }
-        bk_put_be32(st->log_buf + st->log_buf_len, (uint32_t)len);
+        mg_put_be32(st->log_buf + st->log_buf_len, (uint32_t)len);
         memcpy(st->log_buf + st->log_buf_len + 4, data, len);
         st->log_buf_len += rec;
         st->log_off += rec;
@@ -544,10 +545,11 @@ static int store_add(struct bk_store *st, int64_t ledger_id, int64_t entry_id, u
     struct bk_ledger *l = bk_store_ledger(st, ledger_id, true);
     if (entry_id > l->last_entry)
         l->last_entry = entry_id;
-    if (len >= 24) {
-        int64_t lac = (int64_t)bk_get_be64(data + 16);
-        if (lac > l->lac)
-            l->lac = lac;
+    if (len >= WIRE_BK_ENTRY_HDR_LEN) {
+        struct wire_bk_entry_hdr h;
+        wire_bk_entry_hdr_get(data, &h);
+        if (h.lac > l->lac)
+            l->lac = h.lac;
     }
     l->dirty = true;
     return rc;
@@ -582,7 +584,7 @@ int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uin
             l->explicit_lac_len = len;
         }
         if (len >= 16) {
-            int64_t lac = (int64_t)bk_get_be64(data + 8);
+            int64_t lac = (int64_t)mg_get_be64(data + 8);
             if (lac > l->lac)
                 l->lac = lac;
         }
@@ -600,22 +602,22 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
     *owned = false;
     struct bk_ledger *l = bk_store_ledger(st, ledger_id, false);
     if (!l)
-        return BK_ENOLEDGER;
+        return WIRE_BK_ENOLEDGER;
     if (entry_id < 0)
         entry_id = l->last_entry;
     if (entry_id < 0)
-        return BK_ENOENTRY;
+        return WIRE_BK_ENOENTRY;
     uint8_t kb[16];
     cache_key(kb, ledger_id, entry_id);
     struct bk_cached *c = mg_map_get(&st->cache, kb, sizeof kb);
     if (c) {
         *data = c->data;
         *len = c->len;
-        return BK_EOK;
+        return WIRE_BK_EOK;
     }
     MDB_txn *txn;
     if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
-        return BK_EIO;
+        return WIRE_BK_EIO;
     MDB_val k = {sizeof kb, kb}, v;
     int rc = mdb_get(txn, st->idx_dbi, &k, &v);
     uint8_t loc[16];
@@ -623,17 +625,17 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
         memcpy(loc, v.mv_data, 16);
     mdb_txn_abort(txn);
     if (rc == MDB_NOTFOUND)
-        return BK_ENOENTRY;
+        return WIRE_BK_ENOENTRY;
     if (rc != 0 || v.mv_size != 16)
-        return BK_EIO;
-    uint32_t log_id = bk_get_be32(loc);
-    uint64_t off = bk_get_be64(loc + 4);
-    uint32_t n = bk_get_be32(loc + 12);
+        return WIRE_BK_EIO;
+    uint32_t log_id = mg_get_be32(loc);
+    uint64_t off = mg_get_be64(loc + 4);
+    uint32_t n = mg_get_be32(loc + 12);
     int fd = log_fd_for(st, log_id);
     if (fd < 0) {
         MG_ERROR(BK_MODULE, "entry log %x missing for ledger %" PRId64 " entry %" PRId64, log_id,
                  ledger_id, entry_id);
-        return BK_EIO;
+        return WIRE_BK_EIO;
     }
     uint8_t *b = mg_malloc(n ? n : 1);
     size_t got = 0;
@@ -645,14 +647,14 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
             MG_ERROR(BK_MODULE, "entry log %x: read at %" PRIu64 " failed: %s", log_id, off,
                      r < 0 ? strerror(errno) : "short file");
             mg_free(b);
-            return BK_EIO;
+            return WIRE_BK_EIO;
         }
         got += (size_t)r;
     }
     *data = b;
     *len = n;
     *owned = true;
-    return BK_EOK;
+    return WIRE_BK_EOK;
 }
 
 static int write_mark(struct bk_store *st)
@@ -661,8 +663,8 @@ static int write_mark(struct bk_store *st)
     snprintf(path, sizeof path, "%s/lastMark", st->dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     uint8_t b[16];
-    bk_put_be64(b, st->mark_file);
-    bk_put_be64(b + 8, st->mark_off);
+    mg_put_be64(b, st->mark_file);
+    mg_put_be64(b + 8, st->mark_off);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int e = fd < 0 ? errno : write_all(fd, b, sizeof b);
     if (e == 0 && fsync(fd) != 0)
@@ -697,8 +699,8 @@ int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off)
         MG_ERROR(BK_MODULE, "%s is truncated", path);
         return -MG_EIO;
     }
-    *file = bk_get_be64(b);
-    *off = bk_get_be64(b + 8);
+    *file = mg_get_be64(b);
+    *off = mg_get_be64(b + 8);
     return 0;
 }
 
@@ -736,9 +738,9 @@ int bk_store_checkpoint(struct bk_store *st)
     while (mrc == 0 && mg_map_next(&st->cache, &pos, &k, &kl, &v)) {
         struct bk_cached *c = v;
         uint8_t loc[16];
-        bk_put_be32(loc, c->log_id);
-        bk_put_be64(loc + 4, c->offset);
-        bk_put_be32(loc + 12, (uint32_t)c->len);
+        mg_put_be32(loc, c->log_id);
+        mg_put_be64(loc + 4, c->offset);
+        mg_put_be32(loc + 12, (uint32_t)c->len);
         MDB_val mk = {kl, (void *)k}, mv = {sizeof loc, loc};
         mrc = mdb_put(txn, st->idx_dbi, &mk, &mv, 0);
     }
@@ -748,7 +750,7 @@ int bk_store_checkpoint(struct bk_store *st)
         if (!l->dirty)
             continue;
         uint8_t kb[8];
-        bk_put_be64(kb, (uint64_t)l->id);
+        mg_put_be64(kb, (uint64_t)l->id);
         size_t n;
         uint8_t *rec = ledger_encode(l, &n);
         MDB_val mk = {sizeof kb, kb}, mv = {n, rec};

@@ -3,8 +3,9 @@
  * the broker/bookie/ sources and tests/unit/check_bookie.c include this.
  *
  * Pieces and their threads:
- *   bk_server.c   loop thread: listener, connections, v2/v3 decoding, request semantics,
- *                 replies, checkpoint and disk-check timers, read-only mode.
+ *   bk_server.c   loop thread: listener, connections, request semantics, replies (frames
+ *                 decoded and encoded by wire/wire_bk.h), checkpoint and disk-check timers,
+ *                 read-only mode.
  *   bk_journal.c  journal thread: group commit (write + fdatasync), file rolling; replay and
  *                 trimming run on the loop thread while the journal thread is not running
  *                 or on files it no longer touches.
@@ -17,6 +18,7 @@
 
 #include "bookie/bookie.h"
 #include "util/map.h"
+#include "wire/wire_bk.h"
 
 #include <lmdb.h>
 #include <pthread.h>
@@ -49,8 +51,7 @@ struct mg_listener;
 #define BK_DEFAULT_ENTRY_LOG_MAX (1LL << 30)
 #define BK_WRITE_CACHE_MAX (64u << 20) /* checkpoint early beyond this many cached bytes */
 #define BK_CONN_MAX_INFLIGHT 10000     /* stop reading a connection with more adds in flight */
-#define BK_FRAME_PEEK 64         /* bytes of an oversized frame read to identify its request */
-#define BK_LOG_INTERVAL_MS 10000 /* repeated warnings: at most one line per interval */
+#define BK_LOG_INTERVAL_MS 10000       /* repeated warnings: at most one line per interval */
 
 /* At most one log line per interval for a repeating condition. */
 struct bk_ratelimit {
@@ -60,21 +61,6 @@ struct bk_ratelimit {
 /* true when the caller may log now; *held gets the number of calls held back since the last
  * line (and is reset). One thread per instance. */
 bool bk_ratelimit(struct bk_ratelimit *r, int interval_ms, uint64_t *held);
-
-/* BookKeeper v3 status codes; used internally and mapped to v2 rc by bk_status_v2. */
-enum bk_status {
-    BK_EOK = 0,
-    BK_ENOLEDGER = 402,
-    BK_ENOENTRY = 403,
-    BK_EBADREQ = 404,
-    BK_EIO = 501,
-    BK_EUA = 502,
-    BK_EBADVERSION = 503,
-    BK_EFENCED = 504,
-    BK_EREADONLY = 505,
-    BK_ETOOMANYREQUESTS = 506,
-};
-int bk_status_v2(int st);
 
 /* Reasons for read-only mode (bits of bk_server.readonly). */
 enum bk_ro_reason {
@@ -150,8 +136,9 @@ struct bk_ledger *bk_store_ledger(struct bk_store *st, int64_t ledger_id, bool c
  * write failed for good; the entry stays readable from memory). */
 int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t *data,
                    size_t len);
-/* Find an entry. Returns BK_EOK with *data (borrowed from the cache, or owned: *owned set,
- * free with mg_free), BK_ENOLEDGER, BK_ENOENTRY or BK_EIO. entry_id -1 = the last entry. */
+/* Find an entry. Returns WIRE_BK_EOK with *data (borrowed from the cache, or owned: *owned set,
+ * free with mg_free), WIRE_BK_ENOLEDGER, WIRE_BK_ENOENTRY or WIRE_BK_EIO. entry_id -1 = the last
+ * entry. */
 int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t **data,
                   size_t *len, bool *owned);
 /* Sync entry logs, commit the index and ledger metadata, persist lastMark, drop the write
@@ -198,7 +185,7 @@ struct bk_jreq {
     /* reply context, loop thread */
     struct bk_conn *conn; /* counted reference, NULL = no reply */
     enum bk_reply reply;
-    int proto;       /* 2 or 3 */
+    int proto;       /* WIRE_BK_PROTO_V2 or _V3 */
     uint64_t txn_id; /* v3 */
     uint32_t v2_hdr; /* v2: request header (version and opcode echoed) */
     int op;          /* v3 operation echoed */
@@ -302,14 +289,12 @@ bool bk_reg_meta_linked(void);
 
 /* ---- server (bk_server.c) --------------------------------------------------------------- */
 
-enum bk_conn_proto { BK_PROTO_UNKNOWN = 0, BK_PROTO_V2 = 2, BK_PROTO_V3 = 3 };
-
 struct bk_conn {
     struct bk_conn *prev, *next; /* in bk_server.conns while the socket is open */
     struct bk_server *srv;       /* borrowed */
     struct bufferevent *bev;     /* owned; NULL once closed */
     uint64_t id;
-    enum bk_conn_proto proto;
+    int proto;         /* enum wire_bk_proto: fixed by the first frame */
     int refs;          /* 1 for the open socket + 1 per request in the journal */
     unsigned inflight; /* journal requests that will answer on this connection */
     bool closing;      /* close at the end of the current callback */
@@ -373,27 +358,5 @@ int bk_mkdirs(const char *path);
 /* fsync a directory so that a created or renamed entry in it is durable. */
 int bk_fsync_dir(const char *dir);
 uint64_t bk_now_ns(void);
-
-/* Big-endian helpers. */
-static inline void bk_put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-static inline void bk_put_be64(uint8_t *p, uint64_t v)
-{
-    bk_put_be32(p, (uint32_t)(v >> 32));
-    bk_put_be32(p + 4, (uint32_t)v);
-}
-static inline uint32_t bk_get_be32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-static inline uint64_t bk_get_be64(const uint8_t *p)
-{
-    return ((uint64_t)bk_get_be32(p) << 32) | bk_get_be32(p + 4);
-}
 
 #endif

@@ -29,6 +29,7 @@
 #include "client/client_int.h"
 
 #include "util/alloc.h"
+#include "util/bytes.h"
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -64,19 +65,6 @@ static uint64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
 }
 
 static struct timeval tv_ms(unsigned ms)
@@ -221,7 +209,7 @@ void client_batch_append(struct client_buf *b, const void *payload, size_t len, 
     smm.sequence_id = seq;
     size_t sz = pulsar__proto__single_message_metadata__get_packed_size(&smm);
     client_buf_reserve(b, 4 + sz + len);
-    put_be32(b->data + b->len, (uint32_t)sz);
+    mg_put_be32(b->data + b->len, (uint32_t)sz);
     pulsar__proto__single_message_metadata__pack(&smm, b->data + b->len + 4);
     if (len > 0)
         memcpy(b->data + b->len + 4 + sz, payload, len);
@@ -237,7 +225,7 @@ int client_batch_next(const uint8_t *p, size_t len, size_t *off,
         return 0;
     if (len - *off < 4)
         return -MG_EPROTO;
-    uint32_t sz = get_be32(p + *off);
+    uint32_t sz = mg_get_be32(p + *off);
     if (sz > len - *off - 4)
         return -MG_EPROTO;
     Pulsar__Proto__SingleMessageMetadata *m =
@@ -1601,14 +1589,14 @@ static void consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
                                .batch_index = -1};
     if (!p)
         return;
-    if (len >= 6 && get_be32(p) >> 16 == WIRE_MAGIC_BROKER_ENTRY_METADATA) {
-        uint32_t bl = get_be32(p + 2);
+    if (len >= 6 && mg_get_be32(p) >> 16 == WIRE_MAGIC_BROKER_ENTRY_METADATA) {
+        uint32_t bl = mg_get_be32(p + 2);
         if (bl > len - 6)
             goto bad;
         off = 6 + bl;
     }
     if (len - off >= 6 && ((uint32_t)p[off] << 8 | p[off + 1]) == WIRE_MAGIC_CHECKSUM) {
-        uint32_t sent = get_be32(p + off + 2);
+        uint32_t sent = mg_get_be32(p + off + 2);
         off += 6;
         if (mg_crc32c(0, p + off, len - off) != sent) {
             MG_WARN(MOD, "%s: checksum mismatch on %llu:%llu, message dropped", c->ep.topic,
@@ -1618,7 +1606,7 @@ static void consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
     }
     if (len - off < 4)
         goto bad;
-    uint32_t mdlen = get_be32(p + off);
+    uint32_t mdlen = mg_get_be32(p + off);
     off += 4;
     if (mdlen > len - off)
         goto bad;

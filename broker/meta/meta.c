@@ -19,11 +19,11 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* URL → backend: exact names, or a prefix followed by the backend's argument. */
 static const struct meta_backend {
@@ -57,12 +57,13 @@ static void meta_store_free(struct meta_store *m)
     mg_free(m);
 }
 
-static struct meta_store *meta_store_new(struct event_base *base, const struct meta_options *o,
+static struct meta_store *meta_store_new(struct mg_loop *loop, const struct meta_options *o,
                                          const struct meta_ops *ops)
 {
     struct meta_store *m = mg_calloc(1, sizeof *m);
     m->ops = ops;
-    m->base = base;
+    m->loop = loop;
+    m->base = mg_loop_base(loop);
     m->o = *o;
     m->url = mg_strdup(o->url ? o->url : "");
     m->data_dir = o->data_dir ? mg_strdup(o->data_dir) : NULL;
@@ -77,15 +78,15 @@ static struct meta_store *meta_store_new(struct event_base *base, const struct m
     if (m->o.snapshot_interval_ms == 0)
         m->o.snapshot_interval_ms = 300000;
     TAILQ_INIT(&m->queue);
-    m->flush_ev = event_new(base, -1, 0, meta_flush_cb, m);
+    m->flush_ev = event_new(m->base, -1, 0, meta_flush_cb, m);
     MG_ASSERT(m->flush_ev != NULL);
     return m;
 }
 
-int meta_open(struct event_base *base, const struct meta_options *o, struct meta_store **out)
+int meta_open(struct mg_loop *loop, const struct meta_options *o, struct meta_store **out)
 {
     *out = NULL;
-    if (!base || !o || !o->url) {
+    if (!loop || !o || !o->url) {
         MG_ERROR("meta", "meta_open: no URL");
         return -MG_EINVAL;
     }
@@ -109,7 +110,7 @@ int meta_open(struct event_base *base, const struct meta_options *o, struct meta
     }
     if (!b->ops->open)
         return -MG_ENOTSUP;
-    struct meta_store *m = meta_store_new(base, o, b->ops);
+    struct meta_store *m = meta_store_new(loop, o, b->ops);
     int rc = m->ops->open(m, arg);
     if (rc < 0) {
         MG_ERROR("meta", "cannot open %s store '%s': %s%s%s", b->ops->name, o->url, mg_strerror(rc),
@@ -131,7 +132,7 @@ int meta_open_peer(struct meta_store *peer, const struct meta_options *o, struct
     struct meta_options po = o ? *o : peer->o;
     po.url = peer->url;
     po.data_dir = peer->data_dir;
-    struct meta_store *m = meta_store_new(peer->base, &po, peer->ops);
+    struct meta_store *m = meta_store_new(peer->loop, &po, peer->ops);
     int rc = m->ops->open_peer(m, peer);
     if (rc < 0) {
         MG_ERROR("meta", "cannot open a peer session of '%s': %s%s%s", peer->url, mg_strerror(rc),
@@ -339,13 +340,6 @@ size_t meta_path_parent_len(const char *path)
     return s == path ? 1 : (size_t)(s - path);
 }
 
-int64_t meta_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- the calls ------------------------------------------------------------------------ */
 
 static void meta_req_reset(struct meta_req *req, meta_cb cb)
@@ -360,9 +354,14 @@ static void meta_req_reset(struct meta_req *req, meta_cb cb)
     req->impl = NULL;
 }
 
+void meta_set_offline(struct meta_store *m, bool on)
+{
+    m->offline = on;
+}
+
 static int meta_check(struct meta_store *m, const char *path, struct meta_req *req, meta_cb cb)
 {
-    if (!m || m->closed)
+    if (!m || m->closed || m->offline)
         return -MG_ECLOSED;
     if (!req || !cb || !meta_path_valid(path, false))
         return -MG_EINVAL;
@@ -383,7 +382,7 @@ int meta_get(struct meta_store *m, const char *path, struct meta_req *req, meta_
 int meta_put(struct meta_store *m, const char *path, const void *value, size_t len,
              int64_t expected_version, int flags, struct meta_req *req, meta_cb cb)
 {
-    if (!m || m->closed)
+    if (!m || m->closed || m->offline)
         return -MG_ECLOSED;
     bool seq = (flags & META_SEQUENTIAL) != 0;
     if (!req || !cb || !meta_path_valid(path, seq) || (len > 0 && !value))

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct event_base;
+struct mg_loop;
 struct meta_store;
 
 #define META_VERSION_ANY (-1)  /* put/delete: no version check */
@@ -66,8 +66,9 @@ struct meta_options {
     int snapshot_interval_ms;
 };
 
-/* Open a store. Returns 0 and *out, or -MG_EINVAL (unknown URL scheme, with a logged
- * reason) / -MG_EIO (embedded: data dir not creatable/writable, corrupt files) / -MG_EBUSY
+/* Open a store on loop (borrowed: it must outlive the store; its clock stamps ctime/mtime,
+ * its timers run the backend's). Returns 0 and *out, or -MG_EINVAL (unknown URL scheme, with a
+ * logged reason) / -MG_EIO (embedded: data dir not creatable/writable, corrupt files) / -MG_EBUSY
  * (embedded: the data dir is already open, by this or another process). For zookeeper, the
  * store starts connecting; operations issued before the session is established wait for it
  * (bounded by op_timeout_ms). Session events: CONNECTED when a session is established;
@@ -75,8 +76,8 @@ struct meta_options {
  * the session is gone — the store then opens a new session by itself and reports
  * CONNECTED again. After EXPIRED the caller must re-create its ephemeral keys and re-read
  * what it watched (watches of the old session fire once, as META_WATCH_CHANGED). */
-int meta_open(struct event_base *base, const struct meta_options *o, struct meta_store **out);
-/* Open a second session on the same data as peer, on peer's event base (o may be NULL:
+int meta_open(struct mg_loop *loop, const struct meta_options *o, struct meta_store **out);
+/* Open a second session on the same data as peer, on peer's loop (o may be NULL:
  * peer's options are used; o->url and o->data_dir are ignored). memory: the two stores
  * share one tree, each with its own ephemeral keys and watches (fakes of several brokers
  * in one test); zookeeper: a new ZooKeeper session on the same ensemble and chroot;

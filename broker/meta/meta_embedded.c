@@ -40,6 +40,7 @@
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -102,10 +103,10 @@ struct meta_emb {
     int64_t refused;         /* changes refused in the current failure episode */
     struct emb_undo *undo;   /* owned: changes since the last sync, oldest first */
     size_t n_undo, cap_undo;
-    struct emb_buf rec;       /* framed records of the operation in progress */
-    struct emb_buf payload;   /* scratch */
-    struct event *snap_timer; /* owned, may be NULL */
-    meta_emb_fault_fn fault;  /* tests */
+    struct emb_buf rec;         /* framed records of the operation in progress */
+    struct emb_buf payload;     /* scratch */
+    struct mg_timer snap_timer; /* snapshot_interval_ms (zeroed when there is none) */
+    meta_emb_fault_fn fault;    /* tests */
     void *fault_arg;
 };
 
@@ -571,20 +572,13 @@ static void emb_writable(struct meta_emb *e)
     e->refused = 0;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Can a change be applied now? A broken store first rewrites its files from the tree (which
  * holds exactly what is durable), at most once per retry interval. Returns 0 or the cause. */
 static int emb_ready(struct meta_emb *e)
 {
     if (!e->broken)
         return 0;
-    uint64_t now = mono_ms();
+    uint64_t now = mg_loop_mono_ms(e->mem.m->loop);
     if (now < e->retry_at_ms)
         return e->failed;
     int rc = emb_snapshot(e);
@@ -862,9 +856,10 @@ static int mkdir_p(const char *dir)
     return rc;
 }
 
-static void emb_snap_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void emb_snap_timer_cb(struct mg_timer *t, void *arg)
 {
     struct meta_emb *e = arg;
+    mg_timer_start(t, (uint64_t)e->mem.m->o.snapshot_interval_ms);
     if (e->broken || e->log_records == 0)
         return;
     if (emb_snapshot(e) < 0)
@@ -873,8 +868,7 @@ static void emb_snap_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void emb_free(struct meta_emb *e)
 {
-    if (e->snap_timer)
-        event_free(e->snap_timer);
+    mg_timer_fini(&e->snap_timer);
     if (e->mem.tree) {
         e->mem.tree->effect = NULL;
         meta_mem_detach(&e->mem);
@@ -928,7 +922,7 @@ static int emb_open(struct meta_store *m, const char *arg)
         emb_errno(e, "cannot lock", "meta.lock");
         goto fail;
     }
-    struct meta_tree *t = meta_tree_new();
+    struct meta_tree *t = meta_tree_new(m->loop);
     meta_mem_attach(&e->mem, m, t);
     meta_tree_unref(t);
 
@@ -972,10 +966,8 @@ static int emb_open(struct meta_store *m, const char *arg)
     t->effect = emb_effect;
     t->effect_arg = e;
     if (m->o.snapshot_interval_ms > 0) {
-        e->snap_timer = event_new(m->base, -1, EV_PERSIST, emb_snap_timer_cb, e);
-        struct timeval tv = {m->o.snapshot_interval_ms / 1000,
-                             (m->o.snapshot_interval_ms % 1000) * 1000};
-        event_add(e->snap_timer, &tv);
+        mg_timer_init(&e->snap_timer, m->loop, emb_snap_timer_cb, e);
+        mg_timer_start(&e->snap_timer, (uint64_t)m->o.snapshot_interval_ms);
     }
     MG_INFO("meta", "embedded store %s open (generation %llu)", e->dir, (unsigned long long)e->gen);
     return 0;
@@ -1095,7 +1087,7 @@ void meta_embedded_set_retry_ms(struct meta_store *m, int ms)
     MG_ASSERT(m->ops == &meta_embedded_ops);
     struct meta_emb *e = emb_of(m);
     e->retry_ms = e->retry_cur = ms;
-    uint64_t limit = mono_ms() + (uint64_t)ms;
+    uint64_t limit = mg_loop_mono_ms(m->loop) + (uint64_t)ms;
     if (e->retry_at_ms > limit)
         e->retry_at_ms = limit;
 }

@@ -109,7 +109,8 @@ TAILQ_HEAD(meta_watch_list, meta_watch);
 struct meta_store {
     const struct meta_ops *ops;
     void *impl;              /* owned by the backend */
-    struct event_base *base; /* borrowed */
+    struct mg_loop *loop;    /* borrowed: clock and timers */
+    struct event_base *base; /* borrowed: loop's */
     struct meta_options o;   /* copy; url and data_dir point at the owned copies below */
     char *url;               /* owned */
     char *data_dir;          /* owned, may be NULL */
@@ -117,6 +118,7 @@ struct meta_store {
     uint64_t qseq;           /* last seq given to a queue item */
     struct event *flush_ev;  /* owned: runs the queue */
     bool closed;             /* meta_close ran */
+    bool offline;            /* meta_set_offline: every call fails (tests: a crashed broker) */
     int dispatch_depth;      /* > 0 while a callback of this store runs */
     bool free_pending;       /* meta_close ran inside a callback: free on return */
     char errmsg[256];
@@ -137,7 +139,6 @@ void meta_watch_free(struct meta_watch *w);
 bool meta_path_valid(const char *path, bool sequential_prefix);
 /* Length of the parent's path ("/a/b" → 2, "/a" → 1 meaning "/"); 0 for "/". */
 size_t meta_path_parent_len(const char *path);
-int64_t meta_now_ms(void);
 /* Copy children names into req (sorted); takes ownership of names[] and each name. */
 void meta_req_set_children(struct meta_req *req, char **names, int n);
 
@@ -166,8 +167,10 @@ typedef void (*meta_effect_fn)(void *arg, enum meta_effect_kind kind, const char
 
 struct meta_tree {
     int refs;
-    struct meta_node *root; /* owned */
-    struct mg_map watches;  /* path → struct meta_watch_list * (owned lists, borrowed watches) */
+    const struct mg_loop *clock; /* borrowed: the loop of the store that made it (its peers
+                                    share it); stamps ctime/mtime */
+    struct meta_node *root;      /* owned */
+    struct mg_map watches; /* path → struct meta_watch_list * (owned lists, borrowed watches) */
     uint64_t next_session;
     meta_effect_fn effect; /* may be NULL */
     void *effect_arg;
@@ -184,7 +187,7 @@ struct meta_mem {
     bool unsynced;
 };
 
-struct meta_tree *meta_tree_new(void);
+struct meta_tree *meta_tree_new(const struct mg_loop *clock);
 void meta_tree_unref(struct meta_tree *t);
 struct meta_node *meta_tree_lookup(struct meta_tree *t, const char *path);
 void meta_stat_of(const struct meta_node *n, struct meta_stat *st);
@@ -221,6 +224,13 @@ int meta_mem_children(struct meta_store *m, const char *path, struct meta_req *r
 int meta_mem_exists(struct meta_store *m, const char *path, struct meta_req *req);
 int meta_mem_watch(struct meta_store *m, struct meta_watch *w);
 void meta_mem_unwatch(struct meta_store *m, struct meta_watch *w);
+
+/* ---- test hooks ----------------------------------------------------------------------- */
+
+/* Make every later call on m fail synchronously with -MG_ECLOSED (on = true), as for a
+ * process that died: what m already accepted still completes. Tests and the simulation use
+ * it to crash a broker, then free its objects, then meta_close m. */
+void meta_set_offline(struct meta_store *m, bool on);
 
 /* ---- embedded: test hooks ------------------------------------------------------------- */
 

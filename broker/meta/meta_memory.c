@@ -19,6 +19,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -82,10 +83,11 @@ void meta_stat_of(const struct meta_node *n, struct meta_stat *st)
 
 /* ---- the tree ------------------------------------------------------------------------- */
 
-struct meta_tree *meta_tree_new(void)
+struct meta_tree *meta_tree_new(const struct mg_loop *clock)
 {
     struct meta_tree *t = mg_calloc(1, sizeof *t);
     t->refs = 1;
+    t->clock = clock;
     t->root = node_new(NULL, "", 0);
     mg_map_init(&t->watches);
     t->next_session = 1;
@@ -175,7 +177,7 @@ static struct meta_node *tree_create(struct meta_tree *t, struct meta_node *pare
 {
     struct meta_node *n = node_new(parent, name, strlen(name));
     node_set_value(n, value, len);
-    n->ctime_ms = n->mtime_ms = meta_now_ms();
+    n->ctime_ms = n->mtime_ms = mg_loop_wall_ms(t->clock);
     n->owner = owner;
     effect(t, META_EFFECT_CREATE, path, n, sequential);
     tree_fire(t, path, 3, META_WATCH_CREATED);
@@ -224,7 +226,7 @@ int meta_tree_put(struct meta_tree *t, uint64_t session, const char *path, const
             effect(t, META_EFFECT_BEFORE_SET, path, n, false);
             node_set_value(n, value, len);
             n->version++;
-            n->mtime_ms = meta_now_ms();
+            n->mtime_ms = mg_loop_wall_ms(t->clock);
             effect(t, META_EFFECT_SET, path, n, false);
             tree_fire(t, path, 1, META_WATCH_CHANGED);
             if (req) {
@@ -610,7 +612,7 @@ static int mem_del(struct meta_store *m, const char *path, int64_t expected_vers
 static int mem_open(struct meta_store *m, const char *arg)
 {
     struct meta_mem *s = mg_calloc(1, sizeof *s);
-    struct meta_tree *t = meta_tree_new();
+    struct meta_tree *t = meta_tree_new(m->loop);
     meta_mem_attach(s, m, t);
     meta_tree_unref(t); /* the session holds the only reference */
     m->impl = s;

@@ -37,6 +37,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -159,7 +160,7 @@ static _Thread_local struct zk_log_slot {
 /* true if this line was logged recently (and counts it). */
 static bool zk_log_repeated(const char *text, size_t len)
 {
-    int64_t now = meta_now_ms();
+    int64_t now = mg_wall_ms();
     char key[sizeof zk_log_recent[0].text];
     snprintf(key, sizeof key, "%.*s", (int)len, text);
     struct zk_log_slot *oldest = &zk_log_recent[0];

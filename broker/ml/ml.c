@@ -25,19 +25,24 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #define ML_MOD "ml"
 
-/* One explicit table of stores (docs/style.md §2). */
-static const struct ml_store_ops *const ml_stores[] = {
-    &ml_store_memory,
-    &ml_store_bookkeeper,
+/* One explicit table of stores (docs/style.md §2): where entries live, and where the
+ * ledger list and cursors are kept (NULL: nowhere, they die with the ML). */
+static const struct ml_store {
+    const char *name;
+    const struct ml_ledger_ops *ledgers;
+    const struct ml_meta_ops *meta;
+} ml_stores[] = {
+    {"memory", &ml_ledgers_memory, NULL},
+    {"bookkeeper", &ml_ledgers_bookkeeper, &ml_meta_store},
 };
 
 /* ---- positions and entries --------------------------------------------------------- */
@@ -98,11 +103,10 @@ struct ml_entry *ml_entry_stored(const struct ml_factory *f, struct evbuffer *da
 
 /* ---- deferred tasks ----------------------------------------------------------------- */
 
-static void task_ev_cb(evutil_socket_t fd, short what, void *arg)
+static void task_tmr_cb(struct mg_timer *tmr, void *arg)
 {
     struct ml_factory *f = arg;
-    (void)fd;
-    (void)what;
+    (void)tmr;
     /* Run what was queued before this pass; work queued by the callbacks waits for the
      * next pass so I/O is not starved. */
     int n = f->n_tasks;
@@ -115,12 +119,10 @@ static void task_ev_cb(evutil_socket_t fd, short what, void *arg)
         t->fn(t->arg, 0);
     }
     f->running_tasks = false;
-    /* A zero timeout rather than event_active: libevent would run an event activated from
+    /* A zero timeout rather than an activation: libevent would run an event activated from
      * its own callback again in this same pass. */
-    if (!TAILQ_EMPTY(&f->tasks) && !f->closing) {
-        static const struct timeval zero = {0, 0};
-        event_add(f->task_ev, &zero);
-    }
+    if (!TAILQ_EMPTY(&f->tasks) && !f->closing)
+        mg_timer_start(&f->task_tmr, 0);
 }
 
 void ml_defer(struct ml_factory *f, struct ml_task *t, ml_task_fn fn, void *arg)
@@ -132,7 +134,7 @@ void ml_defer(struct ml_factory *f, struct ml_task *t, ml_task_fn fn, void *arg)
     TAILQ_INSERT_TAIL(&f->tasks, t, link);
     f->n_tasks++;
     if (!f->closing && !f->running_tasks)
-        event_active(f->task_ev, EV_TIMEOUT, 0);
+        mg_timer_activate(&f->task_tmr);
 }
 
 void ml_task_cancel(struct ml_factory *f, struct ml_task *t)
@@ -169,24 +171,24 @@ void ml_defer_call(struct ml_factory *f, ml_task_fn fn, void *arg)
 
 /* ---- factory ------------------------------------------------------------------------ */
 
-struct ml_factory *ml_factory_new(struct event_base *base, const char *store,
+struct ml_factory *ml_factory_new(struct mg_loop *loop, const char *store,
                                   const struct ml_config *cfg)
 {
-    const struct ml_store_ops *ops = NULL;
+    const struct ml_store *st = NULL;
     for (size_t i = 0; i < sizeof ml_stores / sizeof ml_stores[0]; i++)
-        if (store && strcmp(ml_stores[i]->name, store) == 0)
-            ops = ml_stores[i];
-    if (!ops) {
+        if (store && strcmp(ml_stores[i].name, store) == 0)
+            st = &ml_stores[i];
+    if (!st) {
         MG_ERROR(ML_MOD, "unknown managed-ledger store \"%s\" (known: memory, bookkeeper)",
                  store ? store : "(null)");
         return NULL;
     }
-    if (!base) {
-        MG_ERROR(ML_MOD, "ml_factory_new: no event base");
+    if (!loop) {
+        MG_ERROR(ML_MOD, "ml_factory_new: no loop");
         return NULL;
     }
     struct ml_factory *f = mg_calloc(1, sizeof *f);
-    f->base = base;
+    f->loop = loop;
     if (cfg) {
         f->cfg = *cfg;
     } else {
@@ -194,26 +196,27 @@ struct ml_factory *ml_factory_new(struct event_base *base, const char *store,
         f->cfg.max_entries_per_ledger = 50000;
         f->cfg.max_size_per_ledger = (int64_t)2048 << 20;
     }
-    f->ops = ops;
+    f->store = st->name;
+    f->lops = st->ledgers;
+    f->mops = st->meta;
     mg_map_init(&f->by_name);
     TAILQ_INIT(&f->all);
     TAILQ_INIT(&f->tasks);
-    f->task_ev = event_new(base, -1, 0, task_ev_cb, f);
-    if (!f->task_ev) {
-        MG_ERROR(ML_MOD, "ml_factory_new: event_new failed");
-        mg_map_fini(&f->by_name);
-        mg_free(f);
-        return NULL;
+    mg_timer_init(&f->task_tmr, loop, task_tmr_cb, f);
+    int rc = f->lops->init(f, &f->limpl);
+    if (rc == 0 && f->mops) {
+        rc = f->mops->init(f, &f->mimpl);
+        if (rc < 0)
+            f->lops->fini(f->limpl);
     }
-    int rc = ops->init(f, &f->impl);
     if (rc < 0) {
-        MG_ERROR(ML_MOD, "store %s: init failed: %s", ops->name, mg_strerror(rc));
-        event_free(f->task_ev);
+        MG_ERROR(ML_MOD, "store %s: init failed: %s", st->name, mg_strerror(rc));
+        mg_timer_fini(&f->task_tmr);
         mg_map_fini(&f->by_name);
         mg_free(f);
         return NULL;
     }
-    MG_DEBUG(ML_MOD, "factory with store %s", ops->name);
+    MG_DEBUG(ML_MOD, "factory with store %s", st->name);
     return f;
 }
 
@@ -244,14 +247,17 @@ void ml_factory_free(struct ml_factory *f)
             t->queued = false;
             t->fn(t->arg, -MG_ECANCELED);
         }
-        if (pass == 0)
-            f->ops->fini(f->impl);
+        if (pass == 0) {
+            if (f->mops)
+                f->mops->fini(f->mimpl);
+            f->lops->fini(f->limpl);
+        }
     }
     while ((ml = TAILQ_FIRST(&f->all)) != NULL) {
         MG_WARN(ML_MOD, "%s: still held at factory free", ml->name);
         ml_free(ml);
     }
-    event_free(f->task_ev);
+    mg_timer_fini(&f->task_tmr);
     mg_map_fini(&f->by_name);
     mg_free(f);
 }
@@ -558,8 +564,10 @@ static void ml_free(struct ml_ledger *ml)
         ml->open_waiters = w->next;
         mg_free(w);
     }
-    if (f->ops->free_ml)
-        f->ops->free_ml(f->impl, ml);
+    if (f->mops && f->mops->free_ml)
+        f->mops->free_ml(f->mimpl, ml);
+    if (f->lops->free_ml)
+        f->lops->free_ml(f->limpl, ml);
     mg_free(ml->doomed);
     mg_free(ml->doomed_seq);
     mg_free(ml->lost);
@@ -585,18 +593,15 @@ static struct ml_ledger *ml_new(struct ml_factory *f, const char *name)
     return ml;
 }
 
-static int64_t now_ms(void)
+/* Wall-clock ms (ledger close times, retention) and monotonic ms (backoff) of ml's loop. */
+static int64_t now_ms(const struct ml_ledger *ml)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return mg_loop_wall_ms(ml->f->loop);
 }
 
-static int64_t mono_ms(void)
+static int64_t mono_ms(const struct ml_ledger *ml)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)mg_loop_mono_ms(ml->f->loop);
 }
 
 #define ML_ROLL_BACKOFF_MIN_MS 250
@@ -635,7 +640,7 @@ static void purge_doomed(struct ml_ledger *ml, uint64_t upto)
     for (int i = 0; i < ml->n_doomed; i++) {
         if (ml->doomed_seq[i] <= upto) {
             MG_DEBUG(ML_MOD, "%s: deleting ledger %" PRId64, ml->name, ml->doomed[i]);
-            f->ops->delete_ledger(f->impl, ml, ml->doomed[i], NULL);
+            f->lops->delete_ledger(f->limpl, ml, ml->doomed[i], NULL);
         } else {
             ml->doomed[k] = ml->doomed[i];
             ml->doomed_seq[k++] = ml->doomed_seq[i];
@@ -666,7 +671,7 @@ static void save_done(struct ml_store_req *req, int status)
 static void ml_save(struct ml_ledger *ml, ml_saved_fn then)
 {
     struct ml_factory *f = ml->f;
-    if (!f->ops->save_ml) {
+    if (!f->mops) {
         purge_doomed(ml, ml->save_seq);
         if (then)
             then(ml, 0);
@@ -679,7 +684,7 @@ static void ml_save(struct ml_ledger *ml, ml_saved_fn then)
     op->req.data = op;
     op->req.cb = save_done;
     ml_hold(ml);
-    int rc = ml->fenced ? -MG_EFENCED : f->ops->save_ml(f->impl, ml, &op->req);
+    int rc = ml->fenced ? -MG_EFENCED : f->mops->save_ml(f->mimpl, ml, &op->req);
     if (rc < 0) {
         mg_free(op);
         if (then)
@@ -691,9 +696,8 @@ static void ml_save(struct ml_ledger *ml, ml_saved_fn then)
 void ml_persist_cursor(struct ml_cursor *c, bool now)
 {
     struct ml_ledger *ml = c->ml;
-    if (c->durable && ml->f->ops->save_cursor && ml->state == ML_READY && !ml->deleted &&
-        !ml->fenced)
-        ml->f->ops->save_cursor(ml->f->impl, ml, c, now, NULL);
+    if (c->durable && ml->f->mops && ml->state == ML_READY && !ml->deleted && !ml->fenced)
+        ml->f->mops->save_cursor(ml->f->mimpl, ml, c, now, NULL);
 }
 
 struct req_cancel {
@@ -754,8 +758,8 @@ static void destroy_cursors(struct ml_ledger *ml, bool remove_stored)
 {
     while (ml->n_cursors > 0) {
         struct ml_cursor *c = ml->cursors[--ml->n_cursors];
-        if (remove_stored && c->durable && ml->f->ops->remove_cursor)
-            ml->f->ops->remove_cursor(ml->f->impl, ml, c->name, NULL);
+        if (remove_stored && c->durable && ml->f->mops)
+            ml->f->mops->remove_cursor(ml->f->mimpl, ml, c->name, NULL);
         ml_cursor_destroy(c, -MG_ECANCELED);
     }
 }
@@ -784,10 +788,10 @@ static void ml_shutdown(struct ml_ledger *ml)
         return;
     bool was_ready = ml->state == ML_READY;
     /* Durable cursors' last state goes out now (the store snapshots it in the call). */
-    if (was_ready && !ml->deleted && !ml->fenced && f->ops->save_cursor)
+    if (was_ready && !ml->deleted && !ml->fenced && f->mops)
         for (int i = 0; i < ml->n_cursors; i++)
             if (ml->cursors[i]->durable)
-                f->ops->save_cursor(f->impl, ml, ml->cursors[i], true, NULL);
+                f->mops->save_cursor(f->mimpl, ml, ml->cursors[i], true, NULL);
     ml->state = ML_CLOSED;
     if (mg_map_get_str(&f->by_name, ml->name) == ml)
         mg_map_del_str(&f->by_name, ml->name);
@@ -804,12 +808,12 @@ static void ml_shutdown(struct ml_ledger *ml)
     destroy_cursors(ml, false);
     cancel_adds(ml, -MG_ECANCELED);
     /* A store that cannot load an ML back (memory) would keep its ledgers forever. */
-    bool drop = !f->ops->load_ml;
+    bool drop = !f->mops;
     for (int i = 0; i < ml->n_ledgers; i++) {
         if (drop)
-            f->ops->delete_ledger(f->impl, ml, ml->ledgers[i].id, NULL);
-        else if (i == ml->n_ledgers - 1 && f->ops->close_ledger && was_ready)
-            f->ops->close_ledger(f->impl, ml, ml->ledgers[i].id, NULL);
+            f->lops->delete_ledger(f->limpl, ml, ml->ledgers[i].id, NULL);
+        else if (i == ml->n_ledgers - 1 && f->lops->close_ledger && was_ready)
+            f->lops->close_ledger(f->limpl, ml, ml->ledgers[i].id, NULL);
     }
     cache_clear(ml);
     MG_DEBUG(ML_MOD, "%s: closed", ml->name);
@@ -841,7 +845,7 @@ static void delete_meta_done(struct ml_store_req *req, int status)
      * metadata naming a deleted ledger. */
     if (status == 0 || status == -MG_ENOTFOUND) {
         for (int i = 0; i < op->n; i++)
-            ml->f->ops->delete_ledger(ml->f->impl, ml, op->ids[i], NULL);
+            ml->f->lops->delete_ledger(ml->f->limpl, ml, op->ids[i], NULL);
     } else {
         MG_WARN(ML_MOD, "%s: metadata not deleted (%s): ledgers kept", ml->name,
                 mg_strerror(status));
@@ -880,8 +884,8 @@ int ml_delete(struct ml_ledger *ml, bool force)
     op->req.data = op;
     op->req.cb = delete_meta_done;
     ml_hold(ml);
-    int rc = f->ops->remove_ml ? f->ops->remove_ml(f->impl, ml, &op->req) : 0;
-    if (!f->ops->remove_ml || rc < 0)
+    int rc = f->mops ? f->mops->remove_ml(f->mimpl, ml, &op->req) : 0;
+    if (!f->mops || rc < 0)
         delete_meta_done(&op->req, rc);
     MG_INFO(ML_MOD, "%s: deleted", ml->name);
     return 0;
@@ -894,9 +898,12 @@ bool ml_is_fenced(const struct ml_ledger *ml)
 
 int ml_factory_pending(const struct ml_factory *f)
 {
-    if (!f || !f->ops->pending)
+    if (!f)
         return 0;
-    return f->ops->pending(f->impl);
+    int n = f->lops->pending ? f->lops->pending(f->limpl) : 0;
+    if (f->mops && f->mops->pending)
+        n += f->mops->pending(f->mimpl);
+    return n;
 }
 
 /* ---- open ----------------------------------------------------------------------------- */
@@ -927,7 +934,7 @@ static void open_saved(struct ml_ledger *ml, int status)
     if (status < 0) {
         /* The new ledger is not in the stored list: nobody will ever read it. */
         struct ml_ledger_info *cur = current_ledger(ml);
-        f->ops->delete_ledger(f->impl, ml, cur->id, NULL);
+        f->lops->delete_ledger(f->limpl, ml, cur->id, NULL);
         ml->n_ledgers--;
         open_fail(ml, status);
         return;
@@ -958,7 +965,7 @@ static void open_created(struct ml_store_req *req, int status)
     struct ml_factory *f = ml->f;
     if (ml->state == ML_CLOSED) {
         if (status == 0)
-            f->ops->delete_ledger(f->impl, ml, req->ledger_id, NULL);
+            f->lops->delete_ledger(f->limpl, ml, req->ledger_id, NULL);
         ml_release(ml);
         return;
     }
@@ -979,13 +986,15 @@ static int open_create_ledger(struct ml_ledger *ml)
     ml->open_req.data = ml;
     ml->open_req.cb = open_created;
     ml_hold(ml);
-    int rc = ml->f->ops->create_ledger(ml->f->impl, ml, &ml->open_req);
+    int rc = ml->f->lops->create_ledger(ml->f->limpl, ml, &ml->open_req);
     if (rc < 0)
         ml_release(ml);
     return rc;
 }
 
-static void open_loaded(struct ml_store_req *req, int status)
+/* Third step of the open chain (after the ledger list and the recovery of its last ledger):
+ * the durable cursors, then the first ledger of this session. */
+static void open_cursors_loaded(struct ml_store_req *req, int status)
 {
     struct ml_ledger *ml = req->data;
     if (ml->state == ML_CLOSED) {
@@ -996,8 +1005,115 @@ static void open_loaded(struct ml_store_req *req, int status)
         /* Restored ledgers are closed: seal their times for retention. */
         for (int i = 0; i < ml->n_ledgers; i++)
             if (ml->ledgers[i].timestamp == 0)
-                ml->ledgers[i].timestamp = now_ms();
+                ml->ledgers[i].timestamp = now_ms(ml);
         status = open_create_ledger(ml);
+    }
+    if (status < 0)
+        open_fail(ml, status);
+    ml_release(ml);
+}
+
+static int open_load_cursors(struct ml_ledger *ml)
+{
+    ml->open_req.data = ml;
+    ml->open_req.cb = open_cursors_loaded;
+    ml_hold(ml);
+    int rc = ml->f->mops->load_cursors(ml->f->mimpl, ml, &ml->open_req);
+    if (rc < 0)
+        ml_release(ml);
+    return rc;
+}
+
+/* The last ledger of the list is recovered: its true end replaces what the list says, or,
+ * if it can never be read (gone from the store, corrupt metadata, every copy of an entry
+ * corrupt, fewer entries than the list confirmed), autoSkipNonRecoverableData decides. */
+static void open_recovered(struct ml_store_req *req, int status)
+{
+    struct ml_ledger *ml = req->data;
+    if (ml->state == ML_CLOSED) {
+        ml_release(ml);
+        return;
+    }
+    struct ml_ledger_info *li = current_ledger(ml);
+    const char *why = req->errmsg ? req->errmsg : "";
+    char msg[120];
+    /* Never readable again; transient failures (bookies down) are not: the open fails and is
+     * tried again later. */
+    bool lost = status == -MG_ENOTFOUND || status == -MG_EPROTO || status == -MG_ECHECKSUM;
+    int64_t n = status == 0 ? req->last + 1 : 0;
+    if (status == 0 && n < li->entries) {
+        /* Fewer entries than the list says were confirmed: no replica has the rest. */
+        lost = true;
+        snprintf(msg, sizeof msg,
+                 "recovered %" PRId64 " entries, the ledger list has %" PRId64 " confirmed", n,
+                 li->entries);
+        why = msg;
+    }
+    if (status == -MG_ENOTFOUND && li->entries == 0) {
+        /* Created but never written to the ledger store's metadata: drop it. */
+        MG_WARN(ML_MOD, "%s: last ledger %" PRId64 " does not exist, dropped", ml->name, li->id);
+        ml->n_ledgers--;
+    } else if (lost && !ml->f->cfg.auto_skip_non_recoverable_data) {
+        MG_ERROR(ML_MOD,
+                 "%s: ledger %" PRId64 " cannot be recovered (%s%s%s): refusing to load the "
+                 "topic; autoSkipNonRecoverableData=true would skip it and lose its %" PRId64
+                 " entries",
+                 ml->name, li->id, status < 0 ? mg_strerror(status) : "entries lost",
+                 why[0] ? ": " : "", why, li->entries);
+        open_fail(ml, -MG_ENONRECOVERABLE);
+        ml_release(ml);
+        return;
+    } else if (lost && status < 0) {
+        MG_ERROR(ML_MOD,
+                 "%s: autoSkipNonRecoverableData: ledger %" PRId64 " cannot be recovered "
+                 "(%s%s%s): skipped, its %" PRId64 " entries are lost",
+                 ml->name, li->id, mg_strerror(status), why[0] ? ": " : "", why, li->entries);
+        ml->n_ledgers--;
+    } else if (status < 0) {
+        MG_WARN(ML_MOD, "%s: recovery of ledger %" PRId64 " failed: %s %s", ml->name, li->id,
+                mg_strerror(status), why);
+        open_fail(ml, status);
+        ml_release(ml);
+        return;
+    } else {
+        if (lost)
+            MG_ERROR(ML_MOD,
+                     "%s: autoSkipNonRecoverableData: ledger %" PRId64 " %s: entries %" PRId64
+                     "..%" PRId64 " are lost",
+                     ml->name, li->id, why, n, li->entries - 1);
+        li->entries = li->next_entry = n;
+        li->size = li->assigned_size = req->length;
+        li->publish_known = n == 0;
+        MG_DEBUG(ML_MOD, "%s: recovered ledger %" PRId64 ": %" PRId64 " entries", ml->name, li->id,
+                 n);
+    }
+    status = open_load_cursors(ml);
+    if (status < 0)
+        open_fail(ml, status);
+    ml_release(ml);
+}
+
+/* Second step: the ledger list is loaded; the last ledger may still be open (a previous
+ * owner, or a crash): recover it, which fences its previous writer and gives its true end. */
+static void open_loaded(struct ml_store_req *req, int status)
+{
+    struct ml_ledger *ml = req->data;
+    struct ml_factory *f = ml->f;
+    if (ml->state == ML_CLOSED) {
+        ml_release(ml);
+        return;
+    }
+    if (status == 0 && ml->n_ledgers > 0 && f->lops->recover_ledger) {
+        memset(req, 0, sizeof *req);
+        req->data = ml;
+        req->cb = open_recovered;
+        req->ledger_id = current_ledger(ml)->id;
+        ml_hold(ml);
+        status = f->lops->recover_ledger(f->limpl, ml, req);
+        if (status < 0)
+            ml_release(ml);
+    } else if (status == 0) {
+        status = open_load_cursors(ml);
     }
     if (status < 0)
         open_fail(ml, status);
@@ -1054,11 +1170,11 @@ int ml_open(struct ml_factory *f, const char *name, ml_open_cb cb, void *data)
     if (!fresh)
         return 0;
     int rc;
-    if (f->ops->load_ml) {
+    if (f->mops) {
         ml->open_req.data = ml;
         ml->open_req.cb = open_loaded;
         ml_hold(ml);
-        rc = f->ops->load_ml(f->impl, ml, &ml->open_req);
+        rc = f->mops->load_ml(f->mimpl, ml, &ml->open_req);
         if (rc < 0)
             ml_release(ml);
     } else {
@@ -1156,7 +1272,7 @@ static void send_unsent(struct ml_ledger *ml)
            (op = TAILQ_FIRST(&ml->unsent)) != NULL) {
         struct ml_ledger_info *cur = current_ledger(ml);
         if (ml->broken || ledger_full(ml, cur)) {
-            if (ml->roll_error && mono_ms() < ml->roll_retry_at) {
+            if (ml->roll_error && mono_ms(ml) < ml->roll_retry_at) {
                 /* The last roll failed a moment ago: fail fast, try again later. */
                 fail_unsent(ml, ml->roll_error);
                 schedule_drain(ml);
@@ -1174,7 +1290,7 @@ static void send_unsent(struct ml_ledger *ml)
         op->sreq.ledger_id = cur->id;
         op->sreq.entry = op->entry;
         ml_hold(ml);
-        int rc = f->ops->add_entry(f->impl, ml, &op->sreq);
+        int rc = f->lops->add_entry(f->limpl, ml, &op->sreq);
         if (rc == -MG_ETOOBIG) {
             /* The store can never take this entry (over its frame limit) and sent nothing:
              * it alone fails, in order; the ledger goes on with the same entry id. */
@@ -1211,7 +1327,7 @@ static void roll_fail(struct ml_ledger *ml, int status)
     ml->roll_backoff_ms = ml->roll_backoff_ms ? ml->roll_backoff_ms * 2 : ML_ROLL_BACKOFF_MIN_MS;
     if (ml->roll_backoff_ms > ML_ROLL_BACKOFF_MAX_MS)
         ml->roll_backoff_ms = ML_ROLL_BACKOFF_MAX_MS;
-    ml->roll_retry_at = mono_ms() + ml->roll_backoff_ms;
+    ml->roll_retry_at = mono_ms(ml) + ml->roll_backoff_ms;
     ml->roll_error = status;
     MG_WARN(ML_MOD,
             "%s: cannot roll to a new ledger: %s; appends fail for %d ms, then it is "
@@ -1229,7 +1345,7 @@ static void roll_saved(struct ml_ledger *ml, int status)
         return;
     if (status < 0) {
         /* Not in the stored list: drop the new ledger, keep the old one as current. */
-        f->ops->delete_ledger(f->impl, ml, current_ledger(ml)->id, NULL);
+        f->lops->delete_ledger(f->limpl, ml, current_ledger(ml)->id, NULL);
         ml->n_ledgers--;
         roll_fail(ml, status);
         return;
@@ -1250,7 +1366,7 @@ static void roll_created(struct ml_store_req *req, int status)
     struct ml_factory *f = ml->f;
     if (ml->state == ML_CLOSED || ml->deleted) {
         if (status == 0)
-            f->ops->delete_ledger(f->impl, ml, req->ledger_id, NULL);
+            f->lops->delete_ledger(f->limpl, ml, req->ledger_id, NULL);
         ml_release(ml);
         return;
     }
@@ -1260,7 +1376,7 @@ static void roll_created(struct ml_store_req *req, int status)
         return;
     }
     if (ml->fenced) {
-        f->ops->delete_ledger(f->impl, ml, req->ledger_id, NULL);
+        f->lops->delete_ledger(f->limpl, ml, req->ledger_id, NULL);
         roll_fail(ml, -MG_EFENCED);
         ml_release(ml);
         return;
@@ -1278,7 +1394,7 @@ static void roll_create(struct ml_ledger *ml)
     ml->roll_req.data = ml;
     ml->roll_req.cb = roll_created;
     ml_hold(ml);
-    int rc = f->ops->create_ledger(f->impl, ml, &ml->roll_req);
+    int rc = f->lops->create_ledger(f->limpl, ml, &ml->roll_req);
     if (rc < 0) {
         ml_release(ml);
         roll_fail(ml, rc);
@@ -1300,7 +1416,7 @@ static void roll_closed(struct ml_store_req *req, int status)
         if (status < 0)
             MG_WARN(ML_MOD, "%s: ledger %" PRId64 " not closed: %s", ml->name,
                     current_ledger(ml)->id, mg_strerror(status));
-        current_ledger(ml)->timestamp = now_ms();
+        current_ledger(ml)->timestamp = now_ms(ml);
         roll_create(ml);
     }
     ml_release(ml);
@@ -1317,15 +1433,15 @@ static void roll_continue(struct ml_ledger *ml)
         return;
     }
     ml->roll_phase = ML_ROLL_CLOSE;
-    if (!f->ops->close_ledger) {
-        current_ledger(ml)->timestamp = now_ms();
+    if (!f->lops->close_ledger) {
+        current_ledger(ml)->timestamp = now_ms(ml);
         roll_create(ml);
         return;
     }
     ml->roll_req.data = ml;
     ml->roll_req.cb = roll_closed;
     ml_hold(ml);
-    int rc = f->ops->close_ledger(f->impl, ml, current_ledger(ml)->id, &ml->roll_req);
+    int rc = f->lops->close_ledger(f->limpl, ml, current_ledger(ml)->id, &ml->roll_req);
     if (rc < 0)
         roll_closed(&ml->roll_req, rc); /* releases the hold taken for the request */
 }
@@ -1368,7 +1484,18 @@ static void drain(struct ml_ledger *ml)
             stored = true;
             req->pos = e->pos;
             req->entry = e;
-        } else if (e->pos.ledger >= 0 && !ml->fail_sent && status != -MG_ECANCELED) {
+        }
+        if (status != 0 && e->pos.ledger >= 0 && status != -MG_ECANCELED) {
+            /* Its position never comes to exist (nor do those of the appends behind it on
+             * this ledger, which fail too): the ledger ends at its last confirmed entry, as
+             * its close and a reopen will say, so positions and cursors skip the rest. */
+            struct ml_ledger_info *li = ml_find_ledger(ml, e->pos.ledger);
+            if (li) {
+                li->next_entry = li->entries;
+                li->assigned_size = li->size;
+            }
+        }
+        if (status != 0 && e->pos.ledger >= 0 && !ml->fail_sent && status != -MG_ECANCELED) {
             /* A failed add on the ledger: what follows on it fails too, queued appends
              * fail, and the next append rolls to a new ledger. */
             ml->fail_sent = status;
@@ -1492,7 +1619,7 @@ static bool retention_allows(const struct ml_ledger *ml, const struct ml_ledger_
     }
     if (t == 0 || sz == 0)
         return true;
-    if (t > 0 && li->timestamp > 0 && now_ms() - li->timestamp > t * 60000)
+    if (t > 0 && li->timestamp > 0 && now_ms(ml) - li->timestamp > t * 60000)
         return true;
     if (sz > 0 && remaining - li->size > sz * (int64_t)1048576)
         return true;
@@ -1634,7 +1761,7 @@ int ml_get_entry(struct ml_ledger *ml, struct ml_position pos, ml_get_cb cb, voi
         op->sreq.cb = get_read_done;
         op->sreq.ledger_id = pos.ledger;
         op->sreq.first = op->sreq.last = pos.entry;
-        int rc = ml->f->ops->read_range(ml->f->impl, ml, &op->sreq);
+        int rc = ml->f->lops->read_range(ml->f->limpl, ml, &op->sreq);
         if (rc < 0) {
             mg_free(op);
             ml_release(ml);
@@ -1720,7 +1847,7 @@ static void find_step(struct find_op *op)
         op->sreq.ledger_id = li->id;
         op->sreq.first = 0;
         op->sreq.last = li->entries - 1;
-        int rc = ml->f->ops->read_range(ml->f->impl, ml, &op->sreq);
+        int rc = ml->f->lops->read_range(ml->f->limpl, ml, &op->sreq);
         if (rc == 0)
             return;
         op->status = rc;

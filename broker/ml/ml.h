@@ -13,7 +13,7 @@
  * <= M is acknowledged), individually acknowledged entries beyond M (kept as ranges), and
  * per-entry batch-index ack sets. The read position is where the next read starts.
  *
- * Threading: everything here runs on the loop thread that owns the factory.
+ * Threading: everything here runs on the thread of the factory's loop.
  * Async calls follow docs/style.md §2: a synchronous failure returns <0 and the callback never
  * runs; otherwise the callback runs exactly once, after the call has returned.
  */
@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct event_base;
+struct mg_loop;
 struct evbuffer;
 struct ml_factory;
 struct ml_ledger;
@@ -102,12 +102,14 @@ struct ml_config {
     int (*entry_info)(struct evbuffer *data, struct ml_entry_info *info);
 };
 
-/* The factory owns the storage backend and every open ML. store = "memory" (tests,
+/* The factory owns the storage backend and every open ML, on loop (borrowed: it must outlive
+ * the factory; its clock times rollover backoff, retention and cursor writes, and stamps
+ * ledger close times). store = "memory" (tests,
  * nothing survives the process) or "bookkeeper" (ledgers on bookies through cfg->bkc,
  * metadata in cfg->meta, both required; broker/ml/README.md "Durable store").
  * Returns NULL (with a logged reason) if the store name is unknown or its config is
  * incomplete. */
-struct ml_factory *ml_factory_new(struct event_base *base, const char *store,
+struct ml_factory *ml_factory_new(struct mg_loop *loop, const char *store,
                                   const struct ml_config *cfg);
 /* Closes every ML and cursor (pending requests complete with -MG_ECANCELED first).
  * Metadata writes still in flight (cursor flushes of closed MLs) are abandoned: for a clean

@@ -449,8 +449,8 @@ void ml_cursor_delete(struct ml_cursor *c)
     if (!c)
         return;
     struct ml_ledger *ml = c->ml;
-    if (c->durable && ml->f->ops->remove_cursor && ml->state == ML_READY && !ml->deleted)
-        ml->f->ops->remove_cursor(ml->f->impl, ml, c->name, NULL);
+    if (c->durable && ml->f->mops && ml->state == ML_READY && !ml->deleted)
+        ml->f->mops->remove_cursor(ml->f->mimpl, ml, c->name, NULL);
     unlink_cursor(c);
     ml_cursor_destroy(c, -MG_ECANCELED);
     /* The slowest durable cursor may be gone: more ledgers may be consumed now. */
@@ -901,7 +901,7 @@ static void read_run(struct ml_read_op *op)
             op->sreq.entries = NULL;
             op->sreq.n = 0;
             op->state = ML_READ_STORE;
-            int rc = f->ops->read_range(f->impl, op->ml, &op->sreq);
+            int rc = f->lops->read_range(f->limpl, op->ml, &op->sreq);
             if (rc < 0) {
                 op->state = ML_READ_QUEUED;
                 read_finish(op, rc);

@@ -5,26 +5,26 @@
  *
  * Layers:
  *   core (ml.c, ml_cursor.c): ledger list, positions, appends, tail cache, cursors,
- *       waiting reads, trimming. Talks to storage only through struct ml_store_ops.
- *   store (ml_store_mem.c, ml_store_bk.c): ledgers of entries and,
- *       optionally, metadata persistence for the ML's ledger list and cursor state.
+ *       waiting reads, trimming, the open chain (load, recovery of the last ledger). Talks to
+ *       storage only through struct ml_ledger_ops and struct ml_meta_ops.
+ *   ledgers (ml_store_mem.c, ml_store_bk.c): ledgers of entries.
+ *   metadata (ml_store_meta.c): the ML's ledger list and cursor state in the meta store.
  *
  * Deferred work: everything that must run "after the call has returned" goes through the
- * factory's task queue (ml_defer), drained by one libevent event on the factory's base.
+ * factory's task queue (ml_defer), drained by one timer of the factory's loop.
  * ml_factory_free drains it with status -MG_ECANCELED, so no task outlives the factory.
  */
 #ifndef MG_ML_INT_H
 #define MG_ML_INT_H
 
 #include "ml/ml.h"
+#include "util/loop.h"
 #include "util/map.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
-
-struct event;
 
 /* ---- deferred tasks ----------------------------------------------------------------- */
 
@@ -49,6 +49,14 @@ void ml_defer_call(struct ml_factory *f, ml_task_fn fn, void *arg);
 
 /* ---- storage interface -------------------------------------------------------------- */
 
+/* Storage is two interfaces, picked together by a store name from one table in ml.c:
+ *   ledgers  (struct ml_ledger_ops)  where entries live: "memory" (ml_store_mem.c) or
+ *            "bookkeeper" (ml_store_bk.c, bkc ledgers);
+ *   metadata (struct ml_meta_ops)    the ML's ledger list and its durable cursors' state:
+ *            none (memory: nothing survives the ML) or the meta store (ml_store_meta.c).
+ * So the ledger and cursor recovery of the durable store runs in unit tests on the memory
+ * meta store and the fake bookies (bkc_fake.c), with no socket. */
+
 struct ml_store_req;
 typedef void (*ml_store_cb)(struct ml_store_req *req, int status);
 
@@ -59,39 +67,42 @@ typedef void (*ml_store_cb)(struct ml_store_req *req, int status);
 struct ml_store_req {
     void *data;                /* the core's */
     ml_store_cb cb;            /* the core's completion */
-    int64_t ledger_id;         /* in: add/read/close/delete; out: create_ledger */
+    int64_t ledger_id;         /* in: add/read/close/delete/recover; out: create_ledger */
     int64_t first;             /* read_range: first entry id */
-    int64_t last;              /* read_range: last entry id (inclusive) */
+    int64_t last;              /* read_range: last entry id (inclusive); out: recover_ledger's
+                                  last entry (-1: empty) */
+    int64_t length;            /* out: recover_ledger's bytes up to its last entry */
     struct ml_entry *entry;    /* add_entry: borrowed; the store takes its own reference if
                                   it keeps the entry */
     struct ml_entry **entries; /* read_range out on success: n entries (those of
                                   [first, last] that exist, ascending), each referenced;
                                   array mg_malloc'd; both handed to the core */
     int n;
+    const char *errmsg; /* out, may be NULL: why it failed; borrowed during cb */
     /* private to the store */
     int status;
     struct ml_task task;
     struct ml_store_req *next_;
 };
 
-/* A storage backend (docs/style.md §2): a const table picked by name in ml_factory_new.
+/* Where entries live (docs/style.md §2): a const table.
  * Required: init, fini, create_ledger, add_entry, read_range, delete_ledger.
- * Optional (NULL = nothing to do): close_ledger and the metadata hooks. A store with no
- * load_ml hook keeps nothing across an ML's close, so the core deletes an ML's ledgers
- * when its last reference closes (the memory store).
+ * Optional (NULL = nothing to do): close_ledger, recover_ledger, free_ml, pending.
  * Every op gets the ML it works for (borrowed; alive until the op's cb ran, as the core
  * holds it while a request is out; fire-and-forget ops (req NULL) must not keep it). */
-struct ml_store_ops {
+struct ml_ledger_ops {
     const char *name;
     int (*init)(struct ml_factory *f, void **impl);
     void (*fini)(void *impl);
     /* New ledger; req->ledger_id set before cb. */
     int (*create_ledger)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
-    /* Store req->entry as entry req->entry->pos.entry of ledger req->ledger_id. Entries
-     * of a ledger arrive in order; completions come back in the same order. -MG_ETOOBIG
-     * (sync): the entry can never be stored (over the store's frame limit); nothing was
-     * sent, the ledger is unaffected and the next entry takes the same id. Other sync
-     * errors: nothing more may go to this ledger. */
+    /* Store req->entry as entry req->entry->pos.entry of ledger req->ledger_id: the core
+     * decides the id (the position), the store writes exactly that entry or refuses (a
+     * mismatch is a bug of ours: -MG_EINVAL, nothing stored). Entries of a ledger arrive in
+     * order; completions come back in the same order. -MG_ETOOBIG (sync): the entry can
+     * never be stored (over the store's frame limit); nothing was sent, the ledger is
+     * unaffected and the next entry takes the same id. Other sync errors: nothing more may go
+     * to this ledger. */
     int (*add_entry)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
     /* Read [first, last] of ledger_id. At cb: -MG_ENOTFOUND if the ledger is gone (deleted,
      * or lost if it is still in the list); -MG_ENONRECOVERABLE if the ledger exists but an
@@ -104,14 +115,36 @@ struct ml_store_ops {
     /* Drop a ledger and its entries. req NULL: fire and forget. */
     int (*delete_ledger)(void *impl, struct ml_ledger *ml, int64_t ledger_id,
                          struct ml_store_req *req);
+    /* At load, the ML's last ledger (req->ledger_id) may still be open (a previous owner, a
+     * crash): seal it where it really ends, so that its previous writer can add nothing more
+     * (BookKeeper: recovery with fencing), and give its last entry (req->last) and length.
+     * Errors at cb: -MG_ENOTFOUND (the ledger does not exist), -MG_EPROTO (its metadata is
+     * corrupt), -MG_ECHECKSUM (every copy of an entry is corrupt): it can never be read;
+     * others (-MG_EIO: bookies unreachable...) are transient. NULL: the ledger list is the
+     * truth (memory). */
+    int (*recover_ledger)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
+    /* The ML struct is being freed: drop ml->ledger_priv (requests in flight may go on). */
+    void (*free_ml)(void *impl, struct ml_ledger *ml);
+    /* Operations still in flight (ledger closes). */
+    int (*pending)(void *impl);
+};
 
-    /* Metadata hooks. The store reads what it persists from the struct bodies below
-     * (ml->ledgers, cursor mark-delete, ml_cursor_foreach_range, c->batch) and restores
-     * with ml_restore_ledger / ml_restore_cursor / ml_cursor_restore_*.
-     * On open, before the first ledger is created: fill the ML's ledger list (the last
-     * ledger recovered: its true entry count) and durable cursors from storage. Completes
-     * with 0 also when nothing was stored. May set ml->store_priv (freed by free_ml). */
+/* The ML's metadata (docs/style.md §2): a const table; required: init, fini and every op but
+ * free_ml and pending. The store reads what it persists from the struct bodies below
+ * (ml->ledgers, cursor mark-delete, ml_cursor_foreach_range, c->batch) and restores with
+ * ml_restore_ledger / ml_restore_cursor / ml_cursor_restore_*. Without metadata ops (memory)
+ * the core cannot find an ML again after it closed, so it deletes an ML's ledgers when its
+ * last reference closes. */
+struct ml_meta_ops {
+    const char *name;
+    int (*init)(struct ml_factory *f, void **impl);
+    void (*fini)(void *impl);
+    /* On open, first: fill the ML's ledger list from storage (entries and size of the last
+     * ledger as last stored; the core recovers it next). Completes with 0 also when nothing
+     * was stored. May set ml->meta_priv (freed by free_ml). */
     int (*load_ml)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
+    /* On open, once the last ledger is recovered: restore the durable cursors. */
+    int (*load_cursors)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
     /* Persist the ledger list (open, rollover, trim); cb once a write that covers the
      * state at the time of the call is stored. -MG_EFENCED: someone else changed it (the
      * ML is fenced). req is never NULL. */
@@ -126,40 +159,42 @@ struct ml_store_ops {
     /* ml_delete: the ML's metadata (its cursors and ledger list); the core deletes the
      * ledgers after this completed. */
     int (*remove_ml)(void *impl, struct ml_ledger *ml, struct ml_store_req *req);
-    /* The ML struct is being freed: drop ml->store_priv (in-flight writes may go on). */
+    /* The ML struct is being freed: drop ml->meta_priv (in-flight writes may go on). */
     void (*free_ml)(void *impl, struct ml_ledger *ml);
-    /* Store operations still in flight (metadata writes, ledger closes). */
+    /* Writes still in flight. */
     int (*pending)(void *impl);
 };
 
-extern const struct ml_store_ops ml_store_memory;
-extern const struct ml_store_ops ml_store_bookkeeper;
+extern const struct ml_ledger_ops ml_ledgers_memory;
+extern const struct ml_ledger_ops ml_ledgers_bookkeeper;
+extern const struct ml_meta_ops ml_meta_store;
 
-/* The bookkeeper store's failed cursor writes (tests, diagnostics). */
-struct ml_bk_cursor_stats {
+/* The metadata store's failed cursor writes (tests, diagnostics). */
+struct ml_meta_cursor_stats {
     int64_t write_failures; /* cursor writes that failed (each is retried with backoff) */
     int64_t log_lines;      /* lines logged about them (one per 10 s at most, + recovery) */
 };
-void ml_bk_cursor_stats(struct ml_factory *f, struct ml_bk_cursor_stats *out);
-/* Replace the clock that paces those log lines (ms; NULL = monotonic). */
-void ml_bk_set_clock(struct ml_factory *f, int64_t (*clock)(void *arg), void *arg);
+void ml_meta_cursor_stats(struct ml_factory *f, struct ml_meta_cursor_stats *out);
 
 /* ---- factory ------------------------------------------------------------------------ */
 
 TAILQ_HEAD(ml_ledger_list, ml_ledger);
 
 struct ml_factory {
-    struct event_base *base; /* borrowed */
+    struct mg_loop *loop; /* borrowed */
     struct ml_config cfg;
-    const struct ml_store_ops *ops; /* borrowed: static table */
-    void *impl;                     /* owned by the store (ops->fini) */
-    struct mg_map by_name;          /* name -> borrowed ml_ledger *, open MLs */
-    struct ml_ledger_list all;      /* every ML struct still allocated (incl. closing) */
-    struct ml_task_list tasks;      /* deferred work, FIFO */
+    const char *store;                /* the store's name */
+    const struct ml_ledger_ops *lops; /* borrowed: static table */
+    void *limpl;                      /* owned by the ledger store (lops->fini) */
+    const struct ml_meta_ops *mops;   /* borrowed: static table; NULL = no metadata */
+    void *mimpl;                      /* owned by the metadata store (mops->fini) */
+    struct mg_map by_name;            /* name -> borrowed ml_ledger *, open MLs */
+    struct ml_ledger_list all;        /* every ML struct still allocated (incl. closing) */
+    struct ml_task_list tasks;        /* deferred work, FIFO */
     int n_tasks;
-    bool running_tasks;    /* inside the task event: re-arm once at its end */
-    struct event *task_ev; /* owned */
-    size_t cache_bytes;    /* sum of all MLs' tail caches */
+    bool running_tasks;       /* inside the task timer: re-arm once at its end */
+    struct mg_timer task_tmr; /* runs the task queue */
+    size_t cache_bytes;       /* sum of all MLs' tail caches */
     bool closing;
 };
 
@@ -229,7 +264,8 @@ struct ml_ledger {
     bool fenced;           /* another owner took the ML: appends fail with -MG_EFENCED */
     bool broken;           /* the current ledger failed an add: roll before the next send */
     int fail_sent;         /* != 0: complete every in-flight add with this (after a failure) */
-    void *store_priv;      /* owned by the store (free_ml) */
+    void *ledger_priv;     /* owned by the ledger store (free_ml) */
+    void *meta_priv;       /* owned by the metadata store (free_ml) */
     int64_t *doomed;       /* owned: ledgers off the list, deleted after the next saved list */
     uint64_t *doomed_seq;
     int n_doomed, cap_doomed;
@@ -252,7 +288,8 @@ struct ml_ledger {
     int n_lost, cap_lost;
     bool retention_set; /* ml_set_retention: these override the factory's */
     int64_t retention_time_minutes, retention_size_mb;
-    struct ml_store_req open_req; /* open chain: load_ml, then create_ledger */
+    struct ml_store_req open_req; /* open chain: load_ml, recover_ledger, load_cursors,
+                                     create_ledger */
     struct ml_store_req roll_req; /* rollover: close, create, save in turn */
     struct ml_task drain_task;    /* completes appends that failed synchronously */
     TAILQ_ENTRY(ml_ledger) link;  /* factory->all */

@@ -1,5 +1,5 @@
 /*
- * ml_store_mem.c - the "memory" managed-ledger store: ledgers are arrays of referenced
+ * ml_store_mem.c - the "memory" ledgers (struct ml_ledger_ops): arrays of referenced
  * entries in this process; nothing survives the factory.
  *
  * Happy path: create_ledger hands out ids from a counter starting at 1 (per factory, so
@@ -11,8 +11,8 @@
  * (-MG_ENOTFOUND / -MG_EINVAL: a core bug); a read of a deleted ledger or of entries that
  * do not exist completes with -MG_ENOTFOUND. Tests can lose data (ml_store_mem_lose): a
  * lost ledger reads as deleted, a range with a lost entry fails with -MG_ENONRECOVERABLE. The
- * metadata hooks are absent: with nothing to load an ML from, the core drops an ML's ledgers when
- * it closes.
+ * "memory" store has no metadata ops: with nothing to load an ML from, the core drops an ML's
+ * ledgers when it closes.
  */
 #include "ml/ml_int.h"
 #include "util/alloc.h"
@@ -158,7 +158,7 @@ static int mem_delete_ledger(void *impl, struct ml_ledger *ml, int64_t ledger_id
     return 0;
 }
 
-const struct ml_store_ops ml_store_memory = {
+const struct ml_ledger_ops ml_ledgers_memory = {
     .name = "memory",
     .init = mem_init,
     .fini = mem_fini,
@@ -167,19 +167,15 @@ const struct ml_store_ops ml_store_memory = {
     .read_range = mem_read_range,
     .close_ledger = NULL,
     .delete_ledger = mem_delete_ledger,
-    .load_ml = NULL,
-    .save_ml = NULL,
-    .save_cursor = NULL,
-    .remove_cursor = NULL,
-    .remove_ml = NULL,
+    .recover_ledger = NULL,
     .free_ml = NULL,
     .pending = NULL,
 };
 
 void ml_store_mem_lose(struct ml_factory *f, int64_t ledger, int64_t entry)
 {
-    MG_ASSERT(f->ops == &ml_store_memory);
-    struct mem_store *s = f->impl;
+    MG_ASSERT(f->lops == &ml_ledgers_memory);
+    struct mem_store *s = f->limpl;
     struct mem_ledger *l = mg_map_get_u64(&s->ledgers, (uint64_t)ledger);
     if (!l)
         return;

@@ -68,6 +68,8 @@ void ns_res_cancel(struct ns *s);
 /* With a shared (ZooKeeper) store: reload the cache periodically, adding what other
  * brokers created. */
 void ns_res_refresh_start(struct ns *s);
+/* Test hook: start one refresh walk now (any store). */
+void ns_res_refresh_now(struct ns *s);
 
 /* Ownership (ns_own.c): start (register the broker when there is a store, start the load
  * report timer); stop (cancel timers; pending store requests complete later and find the

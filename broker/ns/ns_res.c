@@ -766,7 +766,10 @@ static void ns_res_load_done(struct meta_req *req, int status)
         const char *rest = l->path + strlen(l->step == RES_NS_VALUE ? "/admin/policies/"
                                                                     : "/admin/partitioned-topics/");
         if (l->step == RES_NS_VALUE) {
-            ns_res_cache_namespace(s, rest, j);
+            /* A read sent before a local change (a namespace deleted here meanwhile) is
+             * stale: the change wins; the next refresh reads what is stored then. */
+            if (l->gen == s->res_gen)
+                ns_res_cache_namespace(s, rest, j);
         } else {
             json_t *np = json_object_get(j, "partitions");
             char *full = ns_res_pt_full_name(rest);
@@ -783,7 +786,7 @@ static void ns_res_load_done(struct meta_req *req, int status)
             char *child = mg_asprintf("%s/%s", l->path, req->children[i]);
             switch (l->step) {
             case RES_TENANTS:
-                if (!mg_map_get_str(&s->tenants, req->children[i]))
+                if (l->gen == s->res_gen && !mg_map_get_str(&s->tenants, req->children[i]))
                     ns_res_cache_tenant(s, req->children[i], NULL);
                 ns_res_load_issue(s, RES_TENANT_VALUE, mg_strdup(child));
                 ns_res_load_issue(s, RES_NAMESPACES, child);
@@ -1127,7 +1130,9 @@ int ns_topic_stored(struct ns *s, const char *full_name, ns_done_cb cb, void *da
  * With a shared store (ZooKeeper), another broker may create tenants, namespaces and
  * partitioned topics. Every NS_RES_REFRESH_MS the same walk as at start runs again in the
  * background and adds what it finds to the cache (values are updated, nothing is removed:
- * a namespace deleted elsewhere stays known here until restart).
+ * a namespace deleted elsewhere stays known here until restart). A read sent before a local
+ * change is stale (s->res_gen moved on): its answer is dropped, so a walk that was under way
+ * when a namespace was deleted here cannot bring it back.
  */
 #define NS_RES_REFRESH_MS 3000
 
@@ -1141,6 +1146,11 @@ static void ns_res_refresh_tick(evutil_socket_t fd, short what, void *arg)
     s->res_load_error = 0;
     ns_res_load_issue(s, RES_TENANTS, mg_strdup("/admin/policies"));
     ns_res_load_issue(s, RES_PT_TENANTS, mg_strdup("/admin/partitioned-topics"));
+}
+
+void ns_res_refresh_now(struct ns *s)
+{
+    ns_res_refresh_tick(-1, 0, s);
 }
 
 void ns_res_refresh_start(struct ns *s)

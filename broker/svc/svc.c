@@ -32,6 +32,7 @@
 #include "util/err.h"
 #include "util/listen.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "util/map.h"
 
 #include <arpa/inet.h>
@@ -50,7 +51,8 @@
 
 struct svc {
     const struct cfg *cfg;         /* borrowed */
-    struct event_base *base;       /* borrowed */
+    struct mg_loop *loop;          /* borrowed */
+    struct event_base *base;       /* borrowed: the loop's */
     struct meta_store *meta;       /* borrowed; may be NULL */
     struct mg_listener *listener;  /* owned; NULL once shutting down */
     struct admin *admin;           /* owned */
@@ -218,11 +220,13 @@ static int64_t svc_total_connections(void *data)
 
 static void svc_drain(struct svc *s);
 
-struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_store *meta)
+struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_store *meta)
 {
+    struct event_base *base = mg_loop_base(loop);
     struct svc *s = mg_calloc(1, sizeof *s);
     s->cfg = cfg;
     s->meta = meta;
+    s->loop = loop;
     s->base = base;
     s->start_ms = svc_now_ms();
     mg_map_init(&s->conns);
@@ -291,7 +295,7 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
         bc.timeout_ms = cfg->bookkeeper_client_timeout_seconds * 1000;
         bc.use_v3 = !cfg->bookkeeper_use_v2_wire_protocol;
         bc.max_frame_size = (size_t)cfg->max_message_size + BKC_FRAME_PADDING;
-        int rc = bkc_client_new(base, meta, &bc, &s->bkc);
+        int rc = bkc_client_new(loop, meta, &bc, &s->bkc);
         if (rc < 0) {
             MG_ERROR("svc", "cannot create the BookKeeper client: %s", mg_strerror(rc));
             svc_free(s);
@@ -300,7 +304,7 @@ struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_
         mlc.meta = meta;
         mlc.bkc = s->bkc;
     }
-    s->mlf = ml_factory_new(base, cfg->managed_ledger_store, &mlc);
+    s->mlf = ml_factory_new(loop, cfg->managed_ledger_store, &mlc);
     if (!s->mlf) {
         svc_free(s);
         return NULL;
@@ -504,6 +508,11 @@ struct topic_registry *svc_topics(struct svc *s)
 struct ns *svc_ns(struct svc *s)
 {
     return s->ns;
+}
+
+struct admin *svc_admin(struct svc *s)
+{
+    return s->admin;
 }
 
 void svc_session_event(struct svc *s, int meta_session_event)

@@ -15,17 +15,19 @@
 #include <stdint.h>
 
 struct event_base;
+struct mg_loop;
 struct cfg;
 struct svc;
 struct topic_registry;
 struct ns;
 
-/* Create the service on base with the given (loaded, validated) configuration, bind the
+/* Create the service on loop (borrowed; the managed ledgers and the BookKeeper client use its
+ * clock and timers) with the given (loaded, validated) configuration, bind the
  * protocol and admin ports and start accepting. meta is the metadata store (may be NULL
  * when managedLedgerStore is "memory"). Returns NULL with a logged reason (e.g. the port is
  * in use). cfg and meta are borrowed and must outlive the svc. */
 struct meta_store;
-struct svc *svc_new(struct event_base *base, const struct cfg *cfg, struct meta_store *meta);
+struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_store *meta);
 /* Stop accepting, close every connection and topic, free everything. Accepts NULL. */
 void svc_free(struct svc *s);
 /* Begin a graceful shutdown: stop accepting; connections get CLOSE_PRODUCER/CONSUMER and
@@ -41,6 +43,9 @@ struct topic_registry *svc_topics(struct svc *s);
 /* The namespace module (tenants, namespaces, bundles, ownership, lookup) the service
  * created; borrowed. */
 struct ns *svc_ns(struct svc *s);
+/* The admin server (borrowed; tests read its request accounting). */
+struct admin;
+struct admin *svc_admin(struct svc *s);
 
 /* Metadata-store session events (main.c forwards them to the namespace module:
  * ns_session_event). */

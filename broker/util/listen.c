@@ -15,6 +15,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -27,7 +28,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 
 /* Counting /proc/self/fd costs time in proportion to the descriptors open, so the count is
  * cached and moved by one with each of our connections opened or closed; it is taken again
@@ -69,13 +69,6 @@ struct mg_listener {
     int64_t log_refused, log_errors, log_pauses;
     int last_errno;
 };
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- descriptors ---------------------------------------------------------------------- */
 
@@ -151,7 +144,7 @@ int mg_fds_default_reserve(int limit)
 static int fds_free(struct mg_listener *l, bool fresh)
 {
     int limit = mg_fds_limit();
-    uint64_t now = mono_ms();
+    uint64_t now = mg_mono_ms();
     uint64_t age = now - l->fds_counted_ms;
     bool near = l->fds_cached >= 0 && limit - l->fds_cached < 2 * l->reserve + 8;
     if (fresh || l->fds_cached < 0 || age >= FD_COUNT_FAR_MS || (near && age >= FD_COUNT_NEAR_MS)) {
@@ -167,7 +160,7 @@ static int fds_free(struct mg_listener *l, bool fresh)
 
 static void report(struct mg_listener *l, bool force)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = mg_mono_ms();
     if (!force && l->last_log_ms && now - l->last_log_ms < MG_LISTENER_LOG_INTERVAL_MS)
         return;
     if (!l->log_refused && !l->log_errors && !l->log_pauses)
@@ -202,7 +195,7 @@ static void pause_accepting(struct mg_listener *l, enum pause_reason why)
         l->st.pauses++;
         if (why != PAUSE_LIMIT) /* a bound reached is normal operation, not news */
             l->log_pauses++;
-        l->paused_at_ms = mono_ms();
+        l->paused_at_ms = mg_mono_ms();
         l->retry_ms = MG_LISTENER_RETRY_MIN_MS;
         if (why == PAUSE_LIMIT)
             MG_DEBUG("listen", "%s port %d: %d connections open, pausing until one closes", l->name,
@@ -245,7 +238,7 @@ static void try_resume(struct mg_listener *l, bool from_timer)
         return;
     }
     MG_DEBUG("listen", "%s port %d: accepting again after %" PRIu64 " ms (%s)", l->name, l->port,
-             mono_ms() - l->paused_at_ms, pause_name[l->paused]);
+             mg_mono_ms() - l->paused_at_ms, pause_name[l->paused]);
     l->paused = PAUSE_NONE;
     evtimer_del(l->retry_ev);
     evconnlistener_enable(l->lev);

@@ -1,13 +1,13 @@
 /* log.c - stderr logging: "2026-11-25T21:40:01.123Z INFO  conn  text". */
 #include "util/log.h"
 #include "util/err.h"
+#include "util/loop.h"
 
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 enum mg_log_level mg_log_min_level = MG_LOG_INFO;
@@ -34,13 +34,13 @@ void mg_log_set_level(enum mg_log_level lvl)
 void mg_log_write(enum mg_log_level lvl, const char *module, const char *fmt, ...)
 {
     char line[1024];
-    struct timeval tv;
     struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
+    int64_t now = mg_wall_ms();
+    time_t sec = (time_t)(now / 1000);
+    gmtime_r(&sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s %-6s ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (int)(tv.tv_usec / 1000), level_name[lvl], module);
+                     (int)(now % 1000), level_name[lvl], module);
     if (n < 0)
         return;
     va_list ap;

@@ -23,8 +23,10 @@
  * returned as frames (the connection decides). Only our own invariants use MG_ASSERT.
  */
 #include "wire/wire.h"
+#include "wire/wire_int.h"
 
 #include "util/alloc.h"
+#include "util/bytes.h"
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -48,10 +50,7 @@ struct wire_layout {
     size_t tail_len;   /* metadataSize field + metadata + payload */
 };
 
-static void set_err(char *errmsg, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errmsg, size_t errlen, const char *fmt, ...)
+void wire_set_err(char *errmsg, size_t errlen, const char *fmt, ...)
 {
     if (!errmsg || errlen == 0)
         return;
@@ -59,25 +58,6 @@ static void set_err(char *errmsg, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(errmsg, errlen, fmt, ap);
     va_end(ap);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void put_be16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
 }
 
 /* Copy n bytes at off out of b without draining; 0 or -1 when fewer are there. */
@@ -102,13 +82,13 @@ static int layout_parse(struct evbuffer *b, size_t off, size_t len, struct wire_
     if (end - pos >= 2 && peek_at(b, pos, h, 2) == 0 &&
         (h[0] << 8 | h[1]) == WIRE_MAGIC_BROKER_ENTRY_METADATA) {
         if (end - pos < 6 || peek_at(b, pos, h, 6) < 0) {
-            set_err(errmsg, errlen, "truncated broker entry metadata header");
+            wire_set_err(errmsg, errlen, "truncated broker entry metadata header");
             return -MG_EPROTO;
         }
-        uint32_t bem_size = get_be32(h + 2);
+        uint32_t bem_size = mg_get_be32(h + 2);
         if (bem_size > end - pos - 6) {
-            set_err(errmsg, errlen, "broker entry metadata size %u exceeds the %zu bytes left",
-                    bem_size, end - pos - 6);
+            wire_set_err(errmsg, errlen, "broker entry metadata size %u exceeds the %zu bytes left",
+                         bem_size, end - pos - 6);
             return -MG_EPROTO;
         }
         l->bem_len = 6 + (size_t)bem_size;
@@ -116,23 +96,23 @@ static int layout_parse(struct evbuffer *b, size_t off, size_t len, struct wire_
     }
     if (end - pos >= 2 && peek_at(b, pos, h, 2) == 0 && (h[0] << 8 | h[1]) == WIRE_MAGIC_CHECKSUM) {
         if (end - pos < 6 || peek_at(b, pos, h, 6) < 0) {
-            set_err(errmsg, errlen, "truncated checksum");
+            wire_set_err(errmsg, errlen, "truncated checksum");
             return -MG_EPROTO;
         }
         l->had_checksum = true;
-        l->crc_sent = get_be32(h + 2);
+        l->crc_sent = mg_get_be32(h + 2);
         pos += 6;
     }
     if (end - pos < 4 || peek_at(b, pos, h, 4) < 0) {
-        set_err(errmsg, errlen, "no room for the metadata size (%zu bytes left)", end - pos);
+        wire_set_err(errmsg, errlen, "no room for the metadata size (%zu bytes left)", end - pos);
         return -MG_EPROTO;
     }
     l->md_off = pos;
-    l->md_size = get_be32(h);
+    l->md_size = mg_get_be32(h);
     l->tail_len = end - pos;
     if (l->md_size > end - pos - 4) {
-        set_err(errmsg, errlen, "metadata size %u exceeds the %zu bytes left", l->md_size,
-                end - pos - 4);
+        wire_set_err(errmsg, errlen, "metadata size %u exceeds the %zu bytes left", l->md_size,
+                     end - pos - 4);
         return -MG_EPROTO;
     }
     return 0;
@@ -259,22 +239,22 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
         return 0;
     if (evbuffer_copyout(in, hdr, avail < 8 ? 4 : 8) < 4)
         return 0;
-    total = get_be32(hdr);
+    total = mg_get_be32(hdr);
     /* Checked before waiting for the rest so a hostile size never makes us buffer it. */
     if (total > max_frame_size) {
-        set_err(errmsg, errlen, "frame size %u exceeds the limit of %u bytes", total,
-                max_frame_size);
+        wire_set_err(errmsg, errlen, "frame size %u exceeds the limit of %u bytes", total,
+                     max_frame_size);
         return -MG_ETOOBIG;
     }
     if (total < 5) {
-        set_err(errmsg, errlen, "frame size %u too small for a command", total);
+        wire_set_err(errmsg, errlen, "frame size %u too small for a command", total);
         return -MG_EPROTO;
     }
     if (avail < 8)
         return 0;
-    cmd_size = get_be32(hdr + 4);
+    cmd_size = mg_get_be32(hdr + 4);
     if (cmd_size == 0 || cmd_size > total - 4) {
-        set_err(errmsg, errlen, "command size %u does not fit frame size %u", cmd_size, total);
+        wire_set_err(errmsg, errlen, "command size %u does not fit frame size %u", cmd_size, total);
         return -MG_EPROTO;
     }
     if (avail - 4 < total)
@@ -285,11 +265,12 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
     MG_ASSERT(p != NULL);
     wire_cmd *cmd = pulsar__proto__base_command__unpack(NULL, cmd_size, p + 8);
     if (!cmd) {
-        set_err(errmsg, errlen, "unparsable BaseCommand (%u bytes)", cmd_size);
+        wire_set_err(errmsg, errlen, "unparsable BaseCommand (%u bytes)", cmd_size);
         return -MG_EPROTO;
     }
     if (missing_submessage(cmd)) {
-        set_err(errmsg, errlen, "%s command without its sub-message", wire_command_name(cmd->type));
+        wire_set_err(errmsg, errlen, "%s command without its sub-message",
+                     wire_command_name(cmd->type));
         goto proto_err;
     }
     const char *nul_field =
@@ -298,8 +279,8 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
     size_t rest = (size_t)total - 4 - cmd_size;
     if (!is_payload_type(cmd->type)) {
         if (rest != 0) {
-            set_err(errmsg, errlen, "%zu bytes after a %s command, which carries no payload", rest,
-                    wire_command_name(cmd->type));
+            wire_set_err(errmsg, errlen, "%zu bytes after a %s command, which carries no payload",
+                         rest, wire_command_name(cmd->type));
             goto proto_err;
         }
         evbuffer_drain(in, 4 + (size_t)total);
@@ -314,8 +295,8 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
         goto proto_err;
     Pulsar__Proto__MessageMetadata *md = metadata_unpack(in, &l);
     if (!md) {
-        set_err(errmsg, errlen, "unparsable MessageMetadata (%u bytes) in %s", l.md_size,
-                wire_command_name(cmd->type));
+        wire_set_err(errmsg, errlen, "unparsable MessageMetadata (%u bytes) in %s", l.md_size,
+                     wire_command_name(cmd->type));
         goto proto_err;
     }
     wire_msg_info_fill(md, &f->msg);
@@ -339,8 +320,8 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
     }
     if (!l.had_checksum) {
         uint8_t ck[6];
-        put_be16(ck, WIRE_MAGIC_CHECKSUM);
-        put_be32(ck + 2, crc);
+        mg_put_be16(ck, WIRE_MAGIC_CHECKSUM);
+        mg_put_be32(ck + 2, crc);
         evbuffer_add(payload, ck, sizeof(ck));
     }
     moved = evbuffer_remove_buffer(in, payload, move);
@@ -456,8 +437,8 @@ static uint8_t *frame_head_begin(struct evbuffer *out, struct evbuffer_iovec *io
     MG_ASSERT(evbuffer_reserve_space(out, (ev_ssize_t)head, iov, 1) == 1);
     MG_ASSERT(iov->iov_len >= head);
     uint8_t *p = iov->iov_base;
-    put_be32(p, (uint32_t)(4 + cmd_size + extra + after));
-    put_be32(p + 4, (uint32_t)cmd_size);
+    mg_put_be32(p, (uint32_t)(4 + cmd_size + extra + after));
+    mg_put_be32(p + 4, (uint32_t)cmd_size);
     MG_ASSERT(protobuf_c_message_pack(&cmd->base, p + 8) == cmd_size);
     iov->iov_len = head;
     return p + 8 + cmd_size;
@@ -471,27 +452,23 @@ void wire_write_command(struct evbuffer *out, const wire_cmd *cmd)
     MG_ASSERT(evbuffer_commit_space(out, &iov, 1) == 0);
 }
 
-/* The entry is shared with evbuffer_add_buffer_reference: libevent 2.1 marks the entry's
- * chains immutable and refcounted, so the bytes stay valid until out has sent them, even if
- * the entry is freed meanwhile, and later appends to the entry go to new chains. The entry
- * must not contain chains that are themselves references of another buffer (libevent
- * refuses to reference those); entries are built by moving data in, so that only happens
- * to data that came through an in-process bufferevent pair, and then we copy instead. */
-void wire_write_message(struct evbuffer *out, const wire_cmd *cmd, struct evbuffer *entry)
+/* libevent 2.1 marks a referenced buffer's chains immutable and refcounted, so the bytes stay
+ * valid until out has sent them, even if src is freed meanwhile, and later appends to src go
+ * to new chains. src must not contain chains that are themselves references of another
+ * buffer (libevent refuses to reference those); entries are built by moving data in, so that
+ * only happens to data that came through an in-process bufferevent pair, and then we copy
+ * instead. */
+void wire_append_shared(struct evbuffer *out, struct evbuffer *src)
 {
-    struct evbuffer_iovec iov;
-    size_t len = evbuffer_get_length(entry);
-
-    frame_head_begin(out, &iov, cmd, 0, len);
-    MG_ASSERT(evbuffer_commit_space(out, &iov, 1) == 0);
-    if (len == 0 || evbuffer_add_buffer_reference(out, entry) == 0)
+    size_t len = evbuffer_get_length(src);
+    if (len == 0 || evbuffer_add_buffer_reference(out, src) == 0)
         return;
 
     struct evbuffer_ptr pos;
-    MG_ASSERT(evbuffer_ptr_set(entry, &pos, 0, EVBUFFER_PTR_SET) == 0);
+    MG_ASSERT(evbuffer_ptr_set(src, &pos, 0, EVBUFFER_PTR_SET) == 0);
     while (len > 0) {
         struct evbuffer_iovec v[8];
-        int n = evbuffer_peek(entry, (ev_ssize_t)len, &pos, v, 8);
+        int n = evbuffer_peek(src, (ev_ssize_t)len, &pos, v, 8);
         MG_ASSERT(n > 0);
         size_t done = 0;
         for (int i = 0; i < n && i < 8; i++) {
@@ -501,8 +478,17 @@ void wire_write_message(struct evbuffer *out, const wire_cmd *cmd, struct evbuff
         }
         len -= done;
         if (len > 0)
-            MG_ASSERT(evbuffer_ptr_set(entry, &pos, done, EVBUFFER_PTR_ADD) == 0);
+            MG_ASSERT(evbuffer_ptr_set(src, &pos, done, EVBUFFER_PTR_ADD) == 0);
     }
+}
+
+void wire_write_message(struct evbuffer *out, const wire_cmd *cmd, struct evbuffer *entry)
+{
+    struct evbuffer_iovec iov;
+
+    frame_head_begin(out, &iov, cmd, 0, evbuffer_get_length(entry));
+    MG_ASSERT(evbuffer_commit_space(out, &iov, 1) == 0);
+    wire_append_shared(out, entry);
 }
 
 void wire_write_send(struct evbuffer *out, const wire_cmd *cmd,
@@ -514,12 +500,12 @@ void wire_write_send(struct evbuffer *out, const wire_cmd *cmd,
     size_t extra = 6 + 4 + md_size;
     uint8_t *p = frame_head_begin(out, &iov, cmd, extra, payload_len);
 
-    put_be16(p, WIRE_MAGIC_CHECKSUM);
-    put_be32(p + 6, (uint32_t)md_size);
+    mg_put_be16(p, WIRE_MAGIC_CHECKSUM);
+    mg_put_be32(p + 6, (uint32_t)md_size);
     MG_ASSERT(protobuf_c_message_pack(&md->base, p + 10) == md_size);
     uint32_t crc = mg_crc32c(0, p + 6, 4 + md_size);
     crc = mg_crc32c(crc, payload, payload_len);
-    put_be32(p + 2, crc);
+    mg_put_be32(p + 2, crc);
     MG_ASSERT(evbuffer_commit_space(out, &iov, 1) == 0);
     if (payload_len > 0)
         MG_ASSERT(evbuffer_add(out, payload, payload_len) == 0);

@@ -92,6 +92,10 @@ void wire_write_command(struct evbuffer *out, const wire_cmd *cmd);
  * that came through an in-process bufferevent pair) cannot be referenced; its bytes are
  * copied then. */
 void wire_write_message(struct evbuffer *out, const wire_cmd *cmd, struct evbuffer *entry);
+/* Append src's bytes to out without copying them (evbuffer_add_buffer_reference), or by
+ * copying when src holds chains libevent cannot reference again; src is not drained. The
+ * rules of wire_write_message's entry apply to src. Also used for BookKeeper adds (wire_bk.h). */
+void wire_append_shared(struct evbuffer *out, struct evbuffer *src);
 /* Client side (perf tool, tests): append a SEND frame with checksum over the metadata and
  * payload. */
 void wire_write_send(struct evbuffer *out, const wire_cmd *cmd,

@@ -11,6 +11,7 @@
 #include "bookie/bookie_int.h"
 #include "config/cfg.h"
 #include "util/alloc.h"
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -269,7 +270,7 @@ static uint8_t *cl_recv_frame(int fd, size_t *len)
     uint8_t lb[4];
     if (!cl_recv_exact(fd, lb, 4))
         return NULL;
-    *len = bk_get_be32(lb);
+    *len = mg_get_be32(lb);
     uint8_t *b = mg_malloc(*len + 1);
     ck_assert(cl_recv_exact(fd, b, *len));
     return b;
@@ -280,11 +281,11 @@ static uint8_t *make_entry(int64_t ledger, int64_t entry, int64_t lac, size_t pa
 {
     *len = 32 + 4 + payload;
     uint8_t *b = mg_malloc(*len);
-    bk_put_be64(b, (uint64_t)ledger);
-    bk_put_be64(b + 8, (uint64_t)entry);
-    bk_put_be64(b + 16, (uint64_t)lac);
-    bk_put_be64(b + 24, (uint64_t)(payload * (uint64_t)(entry + 1)));
-    bk_put_be32(b + 32, 0xdeadbeef);
+    mg_put_be64(b, (uint64_t)ledger);
+    mg_put_be64(b + 8, (uint64_t)entry);
+    mg_put_be64(b + 16, (uint64_t)lac);
+    mg_put_be64(b + 24, (uint64_t)(payload * (uint64_t)(entry + 1)));
+    mg_put_be32(b + 32, 0xdeadbeef);
     for (size_t i = 0; i < payload; i++)
         b[36 + i] = (uint8_t)(entry * 31 + (int64_t)i);
     return b;
@@ -296,8 +297,8 @@ static void v2_add_send(int fd, int64_t ledger, int64_t entry, const uint8_t *ke
     size_t len;
     uint8_t *e = make_entry(ledger, entry, entry - 1, payload, &len);
     uint8_t *f = mg_malloc(8 + 20 + len);
-    bk_put_be32(f, (uint32_t)(4 + 20 + len));
-    bk_put_be32(f + 4, (2u << 24) | (1u << 16) | flags);
+    mg_put_be32(f, (uint32_t)(4 + 20 + len));
+    mg_put_be32(f + 4, (2u << 24) | (1u << 16) | flags);
     memcpy(f + 8, key, 20);
     memcpy(f + 28, e, len);
     cl_send(fd, f, 28 + len);
@@ -312,10 +313,10 @@ static int v2_add_recv(int fd, int64_t ledger, int64_t entry)
     uint8_t *b = cl_recv_frame(fd, &n);
     ck_assert_ptr_nonnull(b);
     ck_assert_uint_eq(n, 24);
-    ck_assert_uint_eq(bk_get_be32(b), (2u << 24) | (1u << 16));
-    int rc = (int)bk_get_be32(b + 4);
-    ck_assert_int_eq((int64_t)bk_get_be64(b + 8), ledger);
-    ck_assert_int_eq((int64_t)bk_get_be64(b + 16), entry);
+    ck_assert_uint_eq(mg_get_be32(b), (2u << 24) | (1u << 16));
+    int rc = (int)mg_get_be32(b + 4);
+    ck_assert_int_eq((int64_t)mg_get_be64(b + 8), ledger);
+    ck_assert_int_eq((int64_t)mg_get_be64(b + 16), entry);
     mg_free(b);
     return rc;
 }
@@ -332,10 +333,10 @@ static int v2_read(int fd, int64_t ledger, int64_t entry, const uint8_t *fence_k
 {
     uint8_t f[4 + 4 + 16 + 20];
     size_t n = fence_key ? sizeof f : 24;
-    bk_put_be32(f, (uint32_t)(n - 4));
-    bk_put_be32(f + 4, (2u << 24) | (2u << 16) | (fence_key ? 1u : 0u));
-    bk_put_be64(f + 8, (uint64_t)ledger);
-    bk_put_be64(f + 16, (uint64_t)entry);
+    mg_put_be32(f, (uint32_t)(n - 4));
+    mg_put_be32(f + 4, (2u << 24) | (2u << 16) | (fence_key ? 1u : 0u));
+    mg_put_be64(f + 8, (uint64_t)ledger);
+    mg_put_be64(f + 16, (uint64_t)entry);
     if (fence_key)
         memcpy(f + 24, fence_key, 20);
     cl_send(fd, f, n);
@@ -343,10 +344,10 @@ static int v2_read(int fd, int64_t ledger, int64_t entry, const uint8_t *fence_k
     uint8_t *b = cl_recv_frame(fd, &len);
     ck_assert_ptr_nonnull(b);
     ck_assert_uint_ge(len, 24);
-    ck_assert_uint_eq(bk_get_be32(b), (2u << 24) | (2u << 16));
-    int rc = (int)bk_get_be32(b + 4);
-    ck_assert_int_eq((int64_t)bk_get_be64(b + 8), ledger);
-    ck_assert_int_eq((int64_t)bk_get_be64(b + 16), entry);
+    ck_assert_uint_eq(mg_get_be32(b), (2u << 24) | (2u << 16));
+    int rc = (int)mg_get_be32(b + 4);
+    ck_assert_int_eq((int64_t)mg_get_be64(b + 8), ledger);
+    ck_assert_int_eq((int64_t)mg_get_be64(b + 16), entry);
     if (rc != 0)
         ck_assert_uint_eq(len, 24);
     if (body) {
@@ -364,7 +365,7 @@ static void v3_send_req(int fd, Bookkeeper__Proto__Request *req)
 {
     size_t n = bookkeeper__proto__request__get_packed_size(req);
     uint8_t *b = mg_malloc(4 + n);
-    bk_put_be32(b, (uint32_t)n);
+    mg_put_be32(b, (uint32_t)n);
     bookkeeper__proto__request__pack(req, b + 4);
     cl_send(fd, b, 4 + n);
     mg_free(b);
@@ -493,13 +494,13 @@ static uint8_t *read_file(const char *path, size_t *len)
 static int journal_groups(const uint8_t *b, size_t len, uint64_t *offs, int max)
 {
     ck_assert_uint_ge(len, BK_JOURNAL_HEADER_SIZE);
-    ck_assert_uint_eq(bk_get_be32(b + 4), BK_JOURNAL_VERSION);
+    ck_assert_uint_eq(mg_get_be32(b + 4), BK_JOURNAL_VERSION);
     int n = 0;
     uint64_t off = BK_JOURNAL_HEADER_SIZE;
-    while (off + BK_GROUP_HEADER_SIZE <= len && bk_get_be32(b + off) == BK_GROUP_MAGIC) {
+    while (off + BK_GROUP_HEADER_SIZE <= len && mg_get_be32(b + off) == BK_GROUP_MAGIC) {
         ck_assert_int_lt(n, max);
         offs[n++] = off;
-        off += BK_GROUP_HEADER_SIZE + bk_get_be32(b + off + 4);
+        off += BK_GROUP_HEADER_SIZE + mg_get_be32(b + off + 4);
     }
     return n;
 }
@@ -551,7 +552,7 @@ START_TEST(test_v2_add_read)
     uint8_t *body;
     size_t blen;
     ck_assert_int_eq(v2_read(fd, 7, -1, NULL, &body, &blen), 0);
-    ck_assert_int_eq((int64_t)bk_get_be64(body + 8), 2);
+    ck_assert_int_eq((int64_t)mg_get_be64(body + 8), 2);
     mg_free(body);
     ck_assert_int_eq(v2_read(fd, 999, 0, NULL, NULL, NULL), 1); /* ENOLEDGER */
     ck_assert_int_eq(v2_read(fd, 7, 10, NULL, NULL, NULL), 2);  /* ENOENTRY */
@@ -612,9 +613,9 @@ START_TEST(test_v3_ops)
     Bookkeeper__Proto__Request req2 = BOOKKEEPER__PROTO__REQUEST__INIT;
     Bookkeeper__Proto__WriteLacRequest wl = BOOKKEEPER__PROTO__WRITE_LAC_REQUEST__INIT;
     uint8_t lacbuf[20];
-    bk_put_be64(lacbuf, 11);
-    bk_put_be64(lacbuf + 8, 1);
-    bk_put_be32(lacbuf + 16, 0x12345678);
+    mg_put_be64(lacbuf, 11);
+    mg_put_be64(lacbuf + 8, 1);
+    mg_put_be32(lacbuf + 16, 0x12345678);
     wl.ledgerid = 11;
     wl.lac = 1;
     wl.masterkey.data = (uint8_t *)KEY_A;
@@ -708,7 +709,7 @@ START_TEST(test_fencing)
     uint8_t *body;
     size_t blen;
     ck_assert_int_eq(v2_read(fd, 5, -1, KEY_A, &body, &blen), 0);
-    ck_assert_int_eq((int64_t)bk_get_be64(body + 8), 3);
+    ck_assert_int_eq((int64_t)mg_get_be64(body + 8), 3);
     mg_free(body);
     ck_assert_int_eq(v2_add(fd, 5, 4, KEY_A, 0), 104);    /* EFENCED */
     ck_assert_int_eq(v2_add(fd, 5, 4, KEY_A, 0x0002), 0); /* recovery add */
@@ -762,8 +763,8 @@ START_TEST(test_group_commit)
         uint8_t *e = make_entry(21, i, i - 1, PAYLOAD, &elen);
         ck_assert_uint_eq(8 + 20 + elen, one);
         uint8_t *f = all + (size_t)i * one;
-        bk_put_be32(f, (uint32_t)(one - 4));
-        bk_put_be32(f + 4, (2u << 24) | (1u << 16));
+        mg_put_be32(f, (uint32_t)(one - 4));
+        mg_put_be32(f + 4, (2u << 24) | (1u << 16));
         memcpy(f + 8, KEY_A, 20);
         memcpy(f + 28, e, elen);
         mg_free(e);
@@ -856,7 +857,7 @@ START_TEST(test_replay_unclean)
     uint8_t *body;
     size_t blen;
     ck_assert_int_eq(v2_read(fd, 31, -1, NULL, &body, &blen), 0);
-    ck_assert_int_eq((int64_t)bk_get_be64(body + 8), 199);
+    ck_assert_int_eq((int64_t)mg_get_be64(body + 8), 199);
     mg_free(body);
     ck_assert_int_eq(v2_add(fd, 31, 200, KEY_A, 0), 0);
     close(fd);
@@ -898,8 +899,8 @@ START_TEST(test_journal_torn_tail)
     int ng = journal_groups(b, len, g, 64);
     ck_assert_int_ge(ng, n);
     uint64_t last = g[ng - 1], rec = last + BK_GROUP_HEADER_SIZE;
-    ck_assert_int_eq((int64_t)bk_get_be64(b + rec + BK_RECORD_HEADER_SIZE + 8), n - 1);
-    uint32_t rlen = bk_get_be32(b + rec);
+    ck_assert_int_eq((int64_t)mg_get_be64(b + rec + BK_RECORD_HEADER_SIZE + 8), n - 1);
+    uint32_t rlen = mg_get_be32(b + rec);
     mg_free(b);
     /* four bytes in the middle of the last entry's payload */
     flip_bytes(path, rec + BK_RECORD_HEADER_SIZE + rlen / 2, 4);
@@ -967,9 +968,9 @@ START_TEST(test_journal_corrupt_middle)
         int ng = journal_groups(b, len, g, 64);
         ck_assert_int_ge(ng, n);
         uint64_t rec = g[ng / 2] + BK_GROUP_HEADER_SIZE;
-        int64_t victim = (int64_t)bk_get_be64(b + rec + BK_RECORD_HEADER_SIZE + 8);
+        int64_t victim = (int64_t)mg_get_be64(b + rec + BK_RECORD_HEADER_SIZE + 8);
         ck_assert(victim > 0 && victim < n - 1);
-        uint32_t rlen = bk_get_be32(b + rec);
+        uint32_t rlen = mg_get_be32(b + rec);
         mg_free(b);
         if (how == 0)
             flip_bytes(path, rec, 2); /* the high half of the length */
@@ -1024,26 +1025,26 @@ START_TEST(test_journal_v6)
     ck_assert_ptr_nonnull(f);
     uint8_t hdr[BK_JOURNAL_HEADER_SIZE] = {0};
     memcpy(hdr, "BKLG", 4);
-    bk_put_be32(hdr + 4, 6);
+    mg_put_be32(hdr + 4, 6);
     fwrite(hdr, 1, sizeof hdr, f);
     uint8_t key[4 + 16 + 4 + 20];
-    bk_put_be32(key, 16 + 4 + 20);
-    bk_put_be64(key + 4, 103);
-    bk_put_be64(key + 12, (uint64_t)BK_META_LEDGER_KEY);
-    bk_put_be32(key + 20, 20);
+    mg_put_be32(key, 16 + 4 + 20);
+    mg_put_be64(key + 4, 103);
+    mg_put_be64(key + 12, (uint64_t)BK_META_LEDGER_KEY);
+    mg_put_be32(key + 20, 20);
     memcpy(key + 24, KEY_A, 20);
     fwrite(key, 1, sizeof key, f);
     for (int e = 0; e < 10; e++) {
         size_t len;
         uint8_t *en = make_entry(103, e, e - 1, 1000, &len);
         uint8_t lb[4];
-        bk_put_be32(lb, (uint32_t)len);
+        mg_put_be32(lb, (uint32_t)len);
         fwrite(lb, 1, 4, f);
         fwrite(en, 1, len, f);
         mg_free(en);
     }
     uint8_t torn[4 + 30];
-    bk_put_be32(torn, 1000); /* a record cut short at the end */
+    mg_put_be32(torn, 1000); /* a record cut short at the end */
     memset(torn + 4, 7, 30);
     fwrite(torn, 1, sizeof torn, f);
     fclose(f);
@@ -1052,13 +1053,13 @@ START_TEST(test_journal_v6)
     f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);
     fwrite(hdr, 1, sizeof hdr, f);
-    bk_put_be64(key + 4, 104);
+    mg_put_be64(key + 4, 104);
     fwrite(key, 1, sizeof key, f);
     for (int e = 0; e < 3; e++) {
         size_t len;
         uint8_t *en = make_entry(104, e, e - 1, 1000, &len);
         uint8_t lb[4];
-        bk_put_be32(lb, (uint32_t)len);
+        mg_put_be32(lb, (uint32_t)len);
         fwrite(lb, 1, 4, f);
         fwrite(en, 1, len, f);
         mg_free(en);
@@ -1112,8 +1113,8 @@ START_TEST(test_garbage_frame)
      * are answered instead: test_oversized_frame */
     bad = cl_connect(h.port);
     uint8_t big[8];
-    bk_put_be32(big, 0x80000000u);
-    bk_put_be32(big + 4, (2u << 24) | (1u << 16));
+    mg_put_be32(big, 0x80000000u);
+    mg_put_be32(big + 4, (2u << 24) | (1u << 16));
     cl_send(bad, big, sizeof big);
     ck_assert_int_eq(recv(bad, &x, 1, 0), 0);
     close(bad);
@@ -1139,9 +1140,9 @@ static int v2_recv_any(int fd, int64_t *ledger, int64_t *entry)
     uint8_t *b = cl_recv_frame(fd, &n);
     ck_assert_msg(b != NULL, "connection closed by the bookie");
     ck_assert_uint_ge(n, 24);
-    int rc = (int)bk_get_be32(b + 4);
-    *ledger = (int64_t)bk_get_be64(b + 8);
-    *entry = (int64_t)bk_get_be64(b + 16);
+    int rc = (int)mg_get_be32(b + 4);
+    *ledger = (int64_t)mg_get_be64(b + 8);
+    *entry = (int64_t)mg_get_be64(b + 16);
     mg_free(b);
     return rc;
 }
@@ -1230,11 +1231,11 @@ START_TEST(test_oversized_frame)
     /* the answer comes from the first bytes: send 64 MiB's header and a few bytes only */
     uint8_t head[4 + 4 + 20 + 16 + 64];
     memset(head, 0, sizeof head);
-    bk_put_be32(head, 64u << 20);
-    bk_put_be32(head + 4, (2u << 24) | (1u << 16));
+    mg_put_be32(head, 64u << 20);
+    mg_put_be32(head + 4, (2u << 24) | (1u << 16));
     memcpy(head + 8, KEY_A, 20);
-    bk_put_be64(head + 28, 91);
-    bk_put_be64(head + 36, 3);
+    mg_put_be64(head + 28, 91);
+    mg_put_be64(head + 36, 3);
     cl_send(fd, head, sizeof head);
     int64_t l, e;
     ck_assert_int_eq(v2_recv_any(fd, &l, &e), 100);

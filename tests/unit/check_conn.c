@@ -22,6 +22,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "wire/wire.h"
 
 #include <check.h>
@@ -47,6 +48,7 @@ struct client {
 struct fixture {
     struct cfg cfg;
     struct event_base *base;
+    struct mg_loop *loop;
     struct ml_factory *mlf;
     struct topic_registry *topics;
     struct ns *ns;
@@ -100,7 +102,8 @@ static void start(void)
         .retention_time_minutes = cfg->default_retention_time_minutes,
         .retention_size_mb = cfg->default_retention_size_mb,
     };
-    fx.mlf = ml_factory_new(fx.base, "memory", &mlc);
+    fx.loop = mg_loop_new(fx.base);
+    fx.mlf = ml_factory_new(fx.loop, "memory", &mlc);
     ck_assert_ptr_nonnull(fx.mlf);
     struct topic_config tc = {
         .max_pending_publish_per_conn = cfg->max_pending_publish_per_conn,
@@ -140,6 +143,7 @@ static void teardown(void)
         event_base_loop(fx.base, EVLOOP_NONBLOCK);
         ml_factory_free(fx.mlf);
         ns_free(fx.ns);
+        mg_loop_free(fx.loop);
         event_base_free(fx.base);
     }
     cfg_fini(&fx.cfg);

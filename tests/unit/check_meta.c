@@ -11,6 +11,7 @@
 #include "meta/meta.h"
 #include "meta/meta_int.h"
 #include "util/err.h"
+#include "util/loop.h"
 
 #include <check.h>
 #include <errno.h>
@@ -39,6 +40,7 @@ static const struct backend backends[] = {
 
 static const struct backend *cur;
 static struct event_base *base;
+static struct mg_loop *loop;
 static struct meta_store *st;
 static char tmpdir[256];
 static char datadir[300];
@@ -203,7 +205,7 @@ static int open_store(struct meta_store **out)
         .session_cb = session_cb,
         .snapshot_log_bytes = snapshot_bytes,
     };
-    return meta_open(base, &o, out);
+    return meta_open(loop, &o, out);
 }
 
 /* The zk test root: a non-chroot session creates or removes it. */
@@ -227,13 +229,14 @@ static struct meta_store *zk_admin(void)
     snprintf(u, sizeof u, "zk:%s", getenv("MAGNETAR_TEST_ZK"));
     struct meta_options o = {.url = u, .op_timeout_ms = 10000};
     struct meta_store *m = NULL;
-    ck_assert_int_eq(meta_open(base, &o, &m), 0);
+    ck_assert_int_eq(meta_open(loop, &o, &m), 0);
     return m;
 }
 
 static void setup_common(void)
 {
     base = event_base_new();
+    loop = mg_loop_new(base);
     ck_assert_ptr_nonnull(base);
     const char *t = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     snprintf(tmpdir, sizeof tmpdir, "%s/check_meta.XXXXXX", t);
@@ -271,6 +274,7 @@ static void teardown(void)
         meta_close(a);
     }
     nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    mg_loop_free(loop);
     event_base_free(base);
     base = NULL;
 }
@@ -928,16 +932,16 @@ START_TEST(t_emb_dirs)
     char bad[600];
     snprintf(bad, sizeof bad, "%s/sub", file);
     struct meta_options o = {.url = "embedded", .data_dir = bad};
-    ck_assert_int_eq(meta_open(base, &o, &b), -MG_EIO);
+    ck_assert_int_eq(meta_open(loop, &o, &b), -MG_EIO);
     o.data_dir = NULL;
-    ck_assert_int_eq(meta_open(base, &o, &b), -MG_EINVAL);
+    ck_assert_int_eq(meta_open(loop, &o, &b), -MG_EINVAL);
     o.url = "nosuchbackend";
-    ck_assert_int_eq(meta_open(base, &o, &b), -MG_EINVAL);
+    ck_assert_int_eq(meta_open(loop, &o, &b), -MG_EINVAL);
     /* nested dirs are created */
     snprintf(bad, sizeof bad, "%s/a/b/c", tmpdir);
     o.url = "embedded";
     o.data_dir = bad;
-    ck_assert_int_eq(meta_open(base, &o, &b), 0);
+    ck_assert_int_eq(meta_open(loop, &o, &b), 0);
     meta_close(b);
     /* a corrupt snapshot is an error, not a silent empty store */
     meta_close(st);
@@ -1224,17 +1228,19 @@ static void probe_session_cb(struct meta_store *m, enum meta_session_event ev, v
 static int probe_main(const char *u, int seconds, int session_timeout_ms)
 {
     base = event_base_new();
+    loop = mg_loop_new(base);
     struct meta_options o = {.url = u,
                              .session_timeout_ms = session_timeout_ms,
                              .op_timeout_ms = 60000,
                              .session_cb = probe_session_cb};
     struct meta_store *m = NULL;
-    if (meta_open(base, &o, &m) < 0)
+    if (meta_open(loop, &o, &m) < 0)
         return 1;
     struct timeval tv = {seconds, 0};
     event_base_loopexit(base, &tv);
     event_base_dispatch(base);
     meta_close(m);
+    mg_loop_free(loop);
     event_base_free(base);
     printf("exit\n");
     return 0;

@@ -14,6 +14,7 @@
 #include "ml/ml_int.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/loop.h"
 
 #include <check.h>
 #include <event2/buffer.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 
 static struct event_base *base;
+static struct mg_loop *loop;
 static struct ml_factory *fac;
 
 static bool auto_skip; /* fx_new: autoSkipNonRecoverableData */
@@ -36,8 +38,9 @@ static void fx_new(size_t cache, int64_t max_entries)
         .auto_skip_non_recoverable_data = auto_skip,
     };
     base = event_base_new();
+    loop = mg_loop_new(base);
     ck_assert_ptr_nonnull(base);
-    fac = ml_factory_new(base, "memory", &cfg);
+    fac = ml_factory_new(loop, "memory", &cfg);
     ck_assert_ptr_nonnull(fac);
 }
 
@@ -45,6 +48,7 @@ static void fx_free(void)
 {
     ml_factory_free(fac);
     fac = NULL;
+    mg_loop_free(loop);
     event_base_free(base);
     base = NULL;
 }
@@ -220,7 +224,9 @@ static void ck_ranges(const struct ml_cursor *c, const char *want)
 START_TEST(test_unknown_store)
 {
     struct event_base *b = event_base_new();
-    ck_assert_ptr_null(ml_factory_new(b, "nope", NULL));
+    struct mg_loop *l = mg_loop_new(b);
+    ck_assert_ptr_null(ml_factory_new(l, "nope", NULL));
+    mg_loop_free(l);
     event_base_free(b);
     ml_factory_free(NULL);
     ml_entry_unref(NULL);
@@ -374,7 +380,8 @@ START_TEST(test_rollover_by_size)
     struct ml_config cfg = {
         .cache_size_bytes = 8, .max_entries_per_ledger = 0, .max_size_per_ledger = 10};
     base = event_base_new();
-    fac = ml_factory_new(base, "memory", &cfg);
+    loop = mg_loop_new(base);
+    fac = ml_factory_new(loop, "memory", &cfg);
     struct ml_ledger *ml = open_ml("t/ns/persistent/size");
     int64_t L = ml_last_confirmed(ml).ledger;
     struct ml_position p[4];

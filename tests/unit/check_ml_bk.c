@@ -1,26 +1,29 @@
 /*
- * check_ml_bk.c - unit tests of the managed ledger's "bookkeeper" store: real in-process
- * bookies (bk_server on the test's event base, port 0, temp dirs), the bkc client and the
- * memory metadata store.
+ * check_ml_bk.c - unit tests of the managed ledger's durable store ("bookkeeper": ledgers
+ * through bkc, ledger list and cursors in the meta store) over the fake bookies of bkc_fake.c
+ * and the "memory" (or "embedded") metadata store, on a simulated loop: no sockets, no
+ * sleeps; waits are bounded in simulated time.
  *
- * Covers: append/read round trip (tail cache and bookie reads), rollover recorded in
- * ManagedLedgerInfo, close + reopen by a new factory/client (old last ledger closed at the
- * right entry, a new ledger created, all entries readable), durable cursor state (mark-
- * delete, individual ranges) surviving a reopen, nothing unacked skipped after a "crash"
- * (a second broker taking over without a flush), fencing of the first broker, a bookie lost
- * mid-stream (ensemble change), not enough bookies then bookies back, trimming of consumed
- * ledgers (metadata and BookKeeper ledger gone), retention, ml_delete.
- * The loop is driven with EVLOOP_ONCE plus a 2 ms tick in loops bounded in time.
+ * Covers: append/read round trip (tail cache and bookie reads), an oversized append failing
+ * alone, rollover recorded in ManagedLedgerInfo, close + reopen by a new factory/client (old
+ * last ledger closed at the right entry, a new ledger created, all entries readable), durable
+ * cursor state (mark-delete, individual ranges) surviving a reopen, cursor recovery after a
+ * crash (the last flushed state, nothing unacked skipped, flushed acks not redelivered),
+ * recovery of a last ledger whose last appends reached only some bookies, a second broker
+ * taking over (fencing of the first, nothing unacked skipped), a bookie crashing mid-stream
+ * (ensemble change), not enough bookies then bookies back, roll backoff, lost ledgers with
+ * and without autoSkipNonRecoverableData, cursor write retries with one log line per 10 s,
+ * trimming of consumed ledgers (metadata and BookKeeper ledger gone), retention, ml_delete.
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "bkc/bkc.h"
-#include "bookie/bookie.h"
 #include "meta/meta.h"
 #include "meta/meta_int.h"
 #include "ml/ml.h"
 #include "ml/ml_int.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/loop.h"
 
 #include "MLDataFormats.pb-c.h"
 
@@ -31,16 +34,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#define MAX_BOOKIES 4
+#define MAX_BOOKIES 6
 
 static struct event_base *base;
-static struct event *tick;
+static struct mg_loop *loop;
 static struct meta_store *meta;
+static struct bkc_fake *fake;
 static char root[256];
-static struct bk_server *bookies[MAX_BOOKIES];
-static int bookie_port[MAX_BOOKIES];
 static int n_bookies;
 
 /* One "broker": a bkc client and an ML factory on a metadata session. */
@@ -51,60 +52,72 @@ struct broker {
     struct ml_factory *f;
 };
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
 static int64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)mg_loop_mono_ms(loop);
 }
 
+/* Let ms of simulated time pass. */
 static void pump_ms(int ms)
 {
-    int64_t end = mono_ms() + ms;
-    while (mono_ms() < end)
-        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert_int_ge(mg_loop_advance(loop, (uint64_t)ms), 0);
 }
 
-/* Run the loop until *flag or 20 s. */
+/* Run the loop until *flag, at most 60 s of simulated time. */
 static void loop_until(const bool *flag)
 {
-    int64_t end = mono_ms() + 20000;
-    while (!*flag && mono_ms() < end)
-        event_base_loop(base, EVLOOP_ONCE);
-    ck_assert_msg(*flag, "timed out");
+    int64_t end = mono_ms() + 60000;
+    ck_assert_int_ge(mg_loop_run_due(loop), 0);
+    while (!*flag && mono_ms() < end && mg_loop_step(loop, (uint64_t)(end - mono_ms())))
+        ;
+    ck_assert_msg(*flag, "timed out (simulated time)");
 }
 
+struct mput {
+    bool done;
+    int status;
+};
+
+static void mput_cb(struct meta_req *req, int status)
+{
+    struct mput *m = req->data;
+    m->done = true;
+    m->status = status;
+}
+
+/* (Un)register fake bookie i under /ledgers/available. */
+static void bookie_register(int i, bool on)
+{
+    char *path = mg_asprintf("/ledgers/available/%s", bkc_fake_bookie_id(fake, i));
+    struct mput m = {0};
+    struct meta_req r = {.data = &m};
+    int rc = on ? meta_put(meta, path, "", 0, META_VERSION_ANY, META_CREATE_PARENTS, &r, mput_cb)
+                : meta_delete(meta, path, META_VERSION_ANY, &r, mput_cb);
+    ck_assert_int_eq(rc, 0);
+    loop_until(&m.done);
+    meta_req_fini(&r);
+    mg_free(path);
+}
+
+/* Bookie i comes up (a new one if i == n_bookies, else a restart). */
 static void bookie_start(int i)
 {
-    char jdir[300], ldir[300];
-    snprintf(jdir, sizeof jdir, "%s/bk%d/journal", root, i);
-    snprintf(ldir, sizeof ldir, "%s/bk%d/ledgers", root, i);
-    struct bk_options o;
-    bk_options_default(&o);
-    o.bind_address = "127.0.0.1";
-    o.advertised_address = "127.0.0.1";
-    o.port = bookie_port[i];
-    o.journal_dir = jdir;
-    o.ledger_dir = ldir;
-    o.flush_interval_ms = 3600 * 1000;
-    o.disk_check_interval_ms = 3600 * 1000;
-    o.meta = meta;
-    ck_assert_int_eq(bk_server_new(base, &o, &bookies[i]), 0);
-    bookie_port[i] = bk_server_port(bookies[i]);
+    if (i == n_bookies) {
+        char id[64];
+        snprintf(id, sizeof id, "10.0.1.%d:3181", i + 1);
+        ck_assert_int_eq(bkc_fake_add_bookie(fake, id), i);
+        n_bookies++;
+    } else {
+        bkc_fake_restart(fake, i);
+    }
+    bookie_register(i, true);
 }
 
+/* Bookie i crashes (and its registration goes, as its session would). */
 static void bookie_stop(int i)
 {
-    bk_server_shutdown(bookies[i]);
-    bk_server_free(bookies[i]);
-    bookies[i] = NULL;
+    bkc_fake_crash(fake, i);
+    bookie_register(i, false);
 }
 
 static bool env_embedded; /* env_new: an embedded metadata store (fault injection) */
@@ -114,33 +127,30 @@ static void env_new(int nb)
 {
     base = event_base_new();
     ck_assert_ptr_nonnull(base);
-    tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
-    struct timeval tv = {0, 2000};
-    event_add(tick, &tv);
+    loop = mg_loop_new_sim(base, 1000000, 1700000000000);
     snprintf(root, sizeof root, "/tmp/check_ml_bk.XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(root));
     char mdir[300];
     snprintf(mdir, sizeof mdir, "%s/meta", root);
     struct meta_options mo = {.url = env_embedded ? "embedded" : "memory", .data_dir = mdir};
-    ck_assert_int_eq(meta_open(base, &mo, &meta), 0);
-    n_bookies = nb;
-    for (int i = 0; i < nb; i++) {
-        bookie_port[i] = 0;
+    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
+    fake = bkc_fake_new(loop, 11);
+    n_bookies = 0;
+    for (int i = 0; i < nb; i++)
         bookie_start(i);
-    }
-    wait_registered(nb);
 }
 
 static void env_free(void)
 {
-    for (int i = 0; i < n_bookies; i++)
-        if (bookies[i])
-            bookie_stop(i);
     pump_ms(10);
     meta_close(meta);
     meta = NULL;
     env_embedded = false;
-    event_free(tick);
+    ck_assert_int_ge(mg_loop_run_due(loop), 0);
+    bkc_fake_free(fake);
+    fake = NULL;
+    mg_loop_free(loop);
+    loop = NULL;
     event_base_free(base);
     base = NULL;
     char cmd[600];
@@ -179,12 +189,14 @@ static void broker_new(struct broker *b, struct ml_config cfg, bool peer)
     bc.write_quorum = cfg.write_quorum;
     bc.ack_quorum = cfg.ack_quorum;
     bc.timeout_ms = 3000;
+    bc.transport = bkc_fake_transport(fake);
+    bc.seed = 5;
     if (bkc_frame_limit)
         bc.max_frame_size = bkc_frame_limit;
-    ck_assert_int_eq(bkc_client_new(base, b->meta, &bc, &b->bkc), 0);
+    ck_assert_int_eq(bkc_client_new(loop, b->meta, &bc, &b->bkc), 0);
     cfg.meta = b->meta;
     cfg.bkc = b->bkc;
-    b->f = ml_factory_new(base, "bookkeeper", &cfg);
+    b->f = ml_factory_new(loop, "bookkeeper", &cfg);
     ck_assert_ptr_nonnull(b->f);
 }
 
@@ -193,7 +205,8 @@ static void broker_free(struct broker *b)
 {
     int64_t end = mono_ms() + 10000;
     while (ml_factory_pending(b->f) > 0 && mono_ms() < end)
-        event_base_loop(base, EVLOOP_ONCE);
+        pump_ms(1);
+    ck_assert_int_eq(ml_factory_pending(b->f), 0);
     ml_factory_free(b->f);
     bkc_client_free(b->bkc);
     pump_ms(5);
@@ -582,16 +595,9 @@ END_TEST
 
 /* The metadata store refuses writes (its disk is full): every cursor keeps retrying, with
  * backoff (at most ~5 attempts per cursor in a second at a 50 ms flush interval, instead
- * of 20), and the failures of all cursors make one log line per 10 s (a fake clock) with
- * their count, not one line per cursor per retry. Once space is back every cursor's state
- * is stored and one line says so. */
-static int64_t fake_now;
-
-static int64_t fake_clock(void *arg)
-{
-    (void)arg;
-    return fake_now;
-}
+ * of 20), and the failures of all cursors make one log line per 10 s (on the loop's simulated
+ * clock) with their count, not one line per cursor per retry. Once space is back every cursor's
+ * state is stored and one line says so. */
 
 static int meta_full; /* errno for the embedded store's writes, 0 = none */
 
@@ -625,8 +631,6 @@ START_TEST(test_cursor_retry_backoff)
     env_new(1);
     struct broker b;
     broker_new(&b, ml_cfg(1, 1, 1, 1000, 1 << 20), false);
-    fake_now = 1000000;
-    ml_bk_set_clock(b.f, fake_clock, NULL);
     const char *name = "t/ns/persistent/full";
     struct ml_ledger *ml = open_ml(&b, name, NULL);
     enum { NC = 3 };
@@ -645,25 +649,27 @@ START_TEST(test_cursor_retry_backoff)
     for (int i = 0; i < NC; i++)
         ml_cursor_ack_cumulative(c[i], last);
     pump_ms(1000);
-    struct ml_bk_cursor_stats st;
-    ml_bk_cursor_stats(b.f, &st);
+    struct ml_meta_cursor_stats st;
+    ml_meta_cursor_stats(b.f, &st);
     ck_assert_int_ge(st.write_failures, NC);
     ck_assert_msg(st.write_failures <= NC * 6, "%lld retries in 1 s", (long long)st.write_failures);
     ck_assert_int_eq(st.log_lines, 1);
-    /* 10 s later (on the log clock) the next failure makes one more line */
-    fake_now += 10001;
-    int64_t failures = st.write_failures, end = mono_ms() + 5000;
-    while (st.write_failures == failures && mono_ms() < end) {
-        event_base_loop(base, EVLOOP_ONCE);
-        ml_bk_cursor_stats(b.f, &st);
-    }
+    /* the failures of the next 10 s (on the loop's clock) make one more line */
+    int64_t failures = st.write_failures;
+    pump_ms(8000);
+    ml_meta_cursor_stats(b.f, &st);
+    ck_assert_int_gt(st.write_failures, failures);
+    ck_assert_int_eq(st.log_lines, 1); /* less than 10 s since the first line */
+    failures = st.write_failures;
+    pump_ms(3000);
+    ml_meta_cursor_stats(b.f, &st);
     ck_assert_int_gt(st.write_failures, failures);
     ck_assert_int_eq(st.log_lines, 2);
     for (int i = 0; i < NC; i++)
         ck_assert_int_eq(stored_mark_delete(name, cname[i]).entry, -1);
     /* space is back: every cursor is stored, one line says so */
     meta_full = 0;
-    end = mono_ms() + 10000;
+    int64_t end = mono_ms() + 10000;
     int stored = 0;
     while (stored < NC && mono_ms() < end) {
         pump_ms(50);
@@ -672,11 +678,11 @@ START_TEST(test_cursor_retry_backoff)
             stored += ml_pos_cmp(stored_mark_delete(name, cname[i]), last) == 0;
     }
     ck_assert_int_eq(stored, NC);
-    ml_bk_cursor_stats(b.f, &st);
+    ml_meta_cursor_stats(b.f, &st);
     ck_assert_int_eq(st.log_lines, 3);
     failures = st.write_failures;
     pump_ms(300);
-    ml_bk_cursor_stats(b.f, &st);
+    ml_meta_cursor_stats(b.f, &st);
     ck_assert_int_eq(st.write_failures, failures); /* no more retries */
     meta_embedded_set_fault(meta, NULL, NULL);
     ml_close(ml);
@@ -778,7 +784,7 @@ START_TEST(test_lost_last_ledger)
         ml_cursor_ack_cumulative(c, last);
         int64_t end = mono_ms() + 5000;
         while (ml->n_ledgers > 1 && mono_ms() < end)
-            event_base_loop(base, EVLOOP_ONCE);
+            pump_ms(1);
         ck_assert_int_eq(ml->n_ledgers, 1);
         int64_t lid = ml->ledgers[0].id;
         pump_ms(100);
@@ -1042,11 +1048,8 @@ START_TEST(test_bookie_lost_midstream)
     broker_new(&b, ml_cfg(3, 2, 2, 1000, 0), false);
     struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/lost", NULL);
     ck_assert_int_eq(append_n(ml, 0, 10, NULL, NULL), 10);
-    /* A spare bookie joins; bookie 0 (in the ensemble: E = 3 of 3) goes. */
-    bookie_port[3] = 0;
+    /* A spare bookie joins; bookie 0 (in the ensemble: E = 3 of 3) crashes. */
     bookie_start(3);
-    n_bookies = 4;
-    wait_registered(4);
     int victim = 0;
     bookie_stop(victim);
     int err = 0;
@@ -1220,6 +1223,175 @@ START_TEST(test_delete_ml)
 }
 END_TEST
 
+/* A crash of broker b: its metadata session ends and nothing more leaves it (no cursor
+ * flush, no ledger close succeeds); the requests it had sent to bookies still land. */
+static void broker_crash(struct broker *b)
+{
+    ck_assert(b->own_meta);
+    meta_set_offline(b->meta, true);
+    ml_factory_free(b->f);
+    bkc_client_free(b->bkc);
+    meta_close(b->meta);
+    pump_ms(5);
+    memset(b, 0, sizeof *b);
+}
+
+/* Cursor recovery after a crash: the cursor restarts at its last flushed state: the acks
+ * flushed before the crash stay (their entries are not delivered again), the ones after it
+ * come again, nothing unacknowledged is skipped, and the mark-delete position does not go
+ * back behind what was stored. */
+START_TEST(test_cursor_recovery_after_crash)
+{
+    env_new(3);
+    struct broker a, b;
+    struct ml_config cfg = ml_cfg(3, 2, 2, 4, 1 << 20);
+    cfg.cursor_flush_interval_ms = 1000;
+    broker_new(&a, cfg, true);
+    const char *name = "t/ns/persistent/crash";
+    struct ml_ledger *ml = open_ml(&a, name, NULL);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    struct ml_position pos[16];
+    int seen[16];
+    ck_assert_int_eq(append_n(ml, 0, 10, NULL, NULL), 10);
+    ck_assert_int_eq(read_all(c, seen, 16, pos), 10);
+    ml_cursor_ack_cumulative(c, pos[3]);
+    ml_cursor_ack(c, pos[6], NULL, 0, 0);
+    pump_ms(1500); /* flushed: M = 3, 6 acked */
+    struct ml_position flushed = ml_cursor_mark_delete(c);
+    ck_assert_int_eq(ml_pos_cmp(flushed, pos[3]), 0);
+    ck_assert_int_eq(ml_pos_cmp(stored_mark_delete(name, "s"), pos[3]), 0);
+    ml_cursor_ack_cumulative(c, pos[5]); /* M moves to 6 in memory only */
+    ml_cursor_ack(c, pos[8], NULL, 0, 0);
+    ck_assert_int_eq(ml_pos_cmp(ml_cursor_mark_delete(c), pos[6]), 0);
+    pump_ms(100); /* less than the flush interval */
+    broker_crash(&a);
+
+    broker_new(&b, cfg, false);
+    ml = open_ml(&b, name, NULL);
+    c = ml_cursor_open(ml, "s", true, ML_POS_LATEST, NULL);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(ml_pos_cmp(ml_cursor_mark_delete(c), flushed), 0);
+    ck_assert_int_eq(ml_cursor_num_ranges(c), 1);
+    int n = read_all(c, seen, 16, NULL);
+    const int want[] = {4, 5, 7, 8, 9};
+    ck_assert_int_eq(n, 5);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(seen[i], want[i]);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
+/* Appends reach only the bookies the filter lets through (E = Qw = 3, Qa = 2). */
+static bool add_reaches[MAX_BOOKIES];
+static bool add_filter_on;
+
+static void reach_filter(void *arg, const struct bkc_fake_req *r, struct bkc_fake_action *a)
+{
+    (void)arg;
+    if (add_filter_on && r->add && !r->recovery && !add_reaches[r->bookie])
+        a->verdict = BKC_FAKE_DROP;
+}
+
+/* The broker crashes while its last appends reached only some bookies: two (acknowledged,
+ * Qa = 2) then one (never acknowledged). The next owner recovers the ledger: every
+ * acknowledged append is there at its position with its bytes, the unacknowledged one is
+ * there or not (both are correct), and nothing else is. */
+START_TEST(test_partial_adds_recovered)
+{
+    env_new(3);
+    bkc_fake_set_filter(fake, reach_filter, NULL);
+    struct broker a, b;
+    struct ml_config cfg = ml_cfg(3, 3, 2, 1000, 1 << 20);
+    broker_new(&a, cfg, true);
+    const char *name = "t/ns/persistent/partial";
+    struct ml_ledger *ml = open_ml(&a, name, NULL);
+    ck_assert_int_eq(append_n(ml, 0, 5, NULL, NULL), 5);
+    add_filter_on = true;
+    add_reaches[0] = add_reaches[1] = true;
+    struct ml_position last;
+    ck_assert_int_eq(append_n(ml, 5, 3, &last, NULL), 3); /* two copies: acknowledged */
+    add_reaches[1] = false;
+    struct app x = {0};
+    x.req.data = &x;
+    ck_assert_int_eq(ml_append(ml, payload(8), NULL, &x.req, app_cb), 0);
+    pump_ms(100);
+    ck_assert(!x.done); /* one copy: never acknowledged */
+    add_filter_on = false;
+    broker_crash(&a);
+    ck_assert(x.done);
+
+    broker_new(&b, cfg, false);
+    ml = open_ml(&b, name, NULL);
+    struct ml_stats st;
+    ml_get_stats(ml, &st);
+    ck_assert_int_ge(st.number_of_entries, 8);
+    ck_assert_int_le(st.number_of_entries, 9);
+    struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
+    int seen[16];
+    struct ml_position pos[16];
+    int n = read_all(c, seen, 16, pos);
+    ck_assert_int_eq(n, st.number_of_entries);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(seen[i], i);
+    ck_assert_int_eq(ml_pos_cmp(pos[7], last), 0);
+    ml_cursor_close(c);
+    ml_close(ml);
+    broker_free(&b);
+    memset(add_reaches, 0, sizeof add_reaches);
+    env_free();
+}
+END_TEST
+
+/* Adds of entry 3 on fail at every bookie (the filter answers EIO), with no spare bookie. */
+static int64_t fail_adds_from = -1;
+
+static void fail_filter(void *arg, const struct bkc_fake_req *r, struct bkc_fake_action *a)
+{
+    (void)arg;
+    if (r->add && fail_adds_from >= 0 && r->entry >= fail_adds_from) {
+        a->verdict = BKC_FAKE_ERROR;
+        a->rc = 101; /* EIO */
+    }
+}
+
+/* Appends that failed leave no positions behind: once the ledger they went to failed, its
+ * entries end at the last confirmed one, so a cursor whose every entry is acknowledged
+ * individually has its mark-delete at the last entry, with no range left, as after a reopen.
+ * (Before, the failed appends' positions still counted as entries of the broken ledger until
+ * the ML was reopened: mark-delete stayed in front of them and every later ack became a
+ * range.) */
+START_TEST(test_failed_appends_leave_no_positions)
+{
+    env_new(2);
+    bkc_fake_set_filter(fake, fail_filter, NULL);
+    struct broker b;
+    broker_new(&b, ml_cfg(2, 2, 2, 1000, 1 << 20), false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/failed", NULL);
+    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    ck_assert_int_eq(append_n(ml, 0, 3, NULL, NULL), 3);
+    fail_adds_from = 3;
+    int err = 0;
+    ck_assert_int_eq(append_n(ml, 3, 2, NULL, &err), 0);
+    ck_assert_msg(err == -MG_ENOBOOKIES, "append: %s", mg_errname(err));
+    fail_adds_from = -1;
+    struct ml_position last;
+    ck_assert_int_eq(append_n(ml, 5, 2, &last, NULL), 2); /* on a new ledger */
+    int seen[16];
+    struct ml_position pos[16];
+    ck_assert_int_eq(read_all(c, seen, 16, pos), 5);
+    for (int i = 4; i >= 0; i--) /* individually, newest first */
+        ml_cursor_ack(c, pos[i], NULL, 0, 0);
+    ck_assert_int_eq(ml_pos_cmp(ml_cursor_mark_delete(c), last), 0);
+    ck_assert_int_eq(ml_cursor_num_ranges(c), 0);
+    ck_assert_int_eq(ml_cursor_backlog(c), 0);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
 static Suite *ml_bk_suite(void)
 {
     Suite *s = suite_create("ml_bk");
@@ -1236,6 +1408,9 @@ static Suite *ml_bk_suite(void)
     tcase_add_test(tc, test_reopen);
     tcase_add_test(tc, test_cursor_survives_reopen);
     tcase_add_test(tc, test_takeover_fences_and_skips_nothing);
+    tcase_add_test(tc, test_cursor_recovery_after_crash);
+    tcase_add_test(tc, test_partial_adds_recovered);
+    tcase_add_test(tc, test_failed_appends_leave_no_positions);
     tcase_add_test(tc, test_bookie_lost_midstream);
     tcase_add_test(tc, test_not_enough_bookies_then_back);
     tcase_add_test(tc, test_trim_consumed);

@@ -20,6 +20,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <check.h>
 #include <event2/event.h>
@@ -31,6 +32,7 @@
 struct fixture {
     struct cfg cfg;
     struct event_base *base;
+    struct mg_loop *loop;
     struct meta_store *meta;
     struct svc *svc;
 };
@@ -61,9 +63,10 @@ static void setup(void)
     cfg_set_ok("webServicePort", "0");
     cfg_set_ok("managedLedgerStore", "memory");
     fx.base = event_base_new();
+    fx.loop = mg_loop_new(fx.base);
     struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(fx.base, &mo, &fx.meta), 0);
-    fx.svc = svc_new(fx.base, &fx.cfg, fx.meta);
+    ck_assert_int_eq(meta_open(fx.loop, &mo, &fx.meta), 0);
+    fx.svc = svc_new(fx.loop, &fx.cfg, fx.meta);
     ck_assert_ptr_nonnull(fx.svc);
     pump(5);
 }
@@ -72,6 +75,7 @@ static void teardown(void)
 {
     svc_free(fx.svc);
     meta_close(fx.meta);
+    mg_loop_free(fx.loop);
     event_base_free(fx.base);
     cfg_fini(&fx.cfg);
 }
@@ -80,7 +84,7 @@ static void teardown(void)
 static void restart(void)
 {
     svc_free(fx.svc);
-    fx.svc = svc_new(fx.base, &fx.cfg, fx.meta);
+    fx.svc = svc_new(fx.loop, &fx.cfg, fx.meta);
     ck_assert_ptr_nonnull(fx.svc);
 }
 
@@ -183,6 +187,40 @@ START_TEST(test_failed_namespace_mutations_roll_back)
     ck_assert(ns_namespace_exists(svc_ns(fx.svc), "t3/ns"));
     ck_assert_int_eq(ns_namespace_retention_get(svc_ns(fx.svc), "t3/ns", &tm, &mb), 1);
     ck_assert_int_eq(mb, 100);
+}
+END_TEST
+
+/* A refresh walk whose reads were sent before a local delete answers with what the store
+ * held then: it must not bring the deleted namespace or tenant back. The deletes land at
+ * each step of the walk in turn (the first round: while the tenant list is being read). */
+START_TEST(test_refresh_does_not_resurrect)
+{
+    struct ns *s = svc_ns(fx.svc);
+    for (int round = 0; round < 8; round++) {
+        char tenant[32], ns[48];
+        snprintf(tenant, sizeof tenant, "rt%d", round);
+        snprintf(ns, sizeof ns, "%s/a", tenant);
+        struct done d = {0};
+        ck_assert_int_eq(ns_tenant_create(s, tenant, done_cb, &d), 0);
+        ck_assert_int_eq(wait_done(&d), 0);
+        memset(&d, 0, sizeof d);
+        ck_assert_int_eq(ns_namespace_create(s, ns, 4, done_cb, &d), 0);
+        ck_assert_int_eq(wait_done(&d), 0);
+        ns_res_refresh_now(s);
+        for (int k = 0; k < round; k++)
+            event_base_loop(fx.base, EVLOOP_NONBLOCK);
+        struct done d2 = {0};
+        memset(&d, 0, sizeof d);
+        ck_assert_int_eq(ns_namespace_delete(s, ns, done_cb, &d), 0);
+        ck_assert_int_eq(ns_tenant_delete(s, tenant, done_cb, &d2), 0);
+        ck_assert_int_eq(wait_done(&d), 0);
+        ck_assert_int_eq(wait_done(&d2), 0);
+        for (int k = 0; k < 5000 && s->res_loading > 0; k++)
+            pump(1);
+        ck_assert_int_eq(s->res_loading, 0);
+        ck_assert_msg(!ns_namespace_exists(s, ns), "round %d: %s came back", round, ns);
+        ck_assert_msg(!ns_tenant_exists(s, tenant), "round %d: %s came back", round, tenant);
+    }
 }
 END_TEST
 
@@ -445,6 +483,7 @@ static Suite *ns_suite(void)
     tcase_add_test(tc, test_failed_partitions_roll_back);
     tcase_add_test(tc, test_failure_does_not_undo_later_mutation);
     tcase_add_test(tc, test_free_with_writes_in_flight);
+    tcase_add_test(tc, test_refresh_does_not_resurrect);
     suite_add_tcase(s, tc);
     tc = tcase_create("bulk");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -16,6 +16,7 @@
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "wire/wire.h"
 
 #include <arpa/inet.h>
@@ -82,6 +83,7 @@ END_TEST
 struct fixture {
     struct cfg cfg;
     struct event_base *base;
+    struct mg_loop *loop;
     struct meta_store *meta[2];
     struct svc *svc[2];
 };
@@ -137,11 +139,12 @@ static void setup(void)
     ck_assert_int_eq(cfg_set(&fx.cfg, "webServicePort", "0", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&fx.cfg, "managedLedgerStore", "memory", "test", err, sizeof err), 0);
     fx.base = event_base_new();
+    fx.loop = mg_loop_new(fx.base);
     struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(fx.base, &mo, &fx.meta[0]), 0);
+    ck_assert_int_eq(meta_open(fx.loop, &mo, &fx.meta[0]), 0);
     ck_assert_int_eq(meta_open_peer(fx.meta[0], NULL, &fx.meta[1]), 0);
     for (int i = 0; i < 2; i++) {
-        fx.svc[i] = svc_new(fx.base, &fx.cfg, fx.meta[i]);
+        fx.svc[i] = svc_new(fx.loop, &fx.cfg, fx.meta[i]);
         ck_assert_ptr_nonnull(fx.svc[i]);
     }
     /* until both brokers are registered */
@@ -162,6 +165,7 @@ static void teardown(void)
         svc_free(fx.svc[i]);
     for (int i = 0; i < 2; i++)
         meta_close(fx.meta[i]);
+    mg_loop_free(fx.loop);
     event_base_free(fx.base);
     cfg_fini(&fx.cfg);
 }

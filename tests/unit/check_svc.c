@@ -15,6 +15,7 @@
 #include "svc/svc.h"
 #include "topic/topic.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "wire/wire.h"
 
 #include <arpa/inet.h>
@@ -35,6 +36,7 @@
 struct fixture {
     struct cfg cfg;
     struct event_base *base;
+    struct mg_loop *loop;
     struct svc *svc;
 };
 
@@ -61,13 +63,15 @@ static void setup(void)
 static void start(void)
 {
     fx.base = event_base_new();
-    fx.svc = svc_new(fx.base, &fx.cfg, NULL);
+    fx.loop = mg_loop_new(fx.base);
+    fx.svc = svc_new(fx.loop, &fx.cfg, NULL);
     ck_assert_ptr_nonnull(fx.svc);
 }
 
 static void teardown(void)
 {
     svc_free(fx.svc);
+    mg_loop_free(fx.loop);
     if (fx.base)
         event_base_free(fx.base);
     cfg_fini(&fx.cfg);

@@ -11,6 +11,7 @@
 #include "util/alloc.h"
 #include "util/crc.h"
 #include "util/err.h"
+#include "util/loop.h"
 #include "wire/wire.h"
 
 #include <check.h>
@@ -23,6 +24,7 @@
 #define MAXREC 512
 
 static struct event_base *base;
+static struct mg_loop *loop;
 static struct ml_factory *mlf;
 static struct topic_registry *reg;
 static struct topic_config cfg;
@@ -83,10 +85,11 @@ static void setup_with(const struct topic_config *c)
     memset(&pubs, 0, sizeof pubs);
     fc_used = 0;
     base = event_base_new();
+    loop = mg_loop_new(base);
     struct ml_config mc = {.cache_size_bytes = 1 << 20,
                            .max_entries_per_ledger = 1000,
                            .max_size_per_ledger = 1 << 30};
-    mlf = ml_factory_new(base, "memory", &mc);
+    mlf = ml_factory_new(loop, "memory", &mc);
     ck_assert_ptr_nonnull(mlf);
     reg = topic_registry_new(base, mlf, c);
 }
@@ -102,6 +105,7 @@ static void teardown(void)
     topic_registry_free(reg);
     spin();
     ml_factory_free(mlf);
+    mg_loop_free(loop);
     event_base_free(base);
     reg = NULL;
     mlf = NULL;

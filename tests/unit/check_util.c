@@ -1,9 +1,10 @@
-/* check_util.c - the util module: hash map, error table, CRCs. */
+/* check_util.c - the util module: hash map, error table, CRCs, listener, loop clock and timers. */
 #include "util/alloc.h"
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/listen.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "util/map.h"
 #include "util/ratelimit.h"
 
@@ -360,6 +361,204 @@ START_TEST(test_ratelimit)
 }
 END_TEST
 
+/* ---- loop context ------------------------------------------------------------------------ */
+
+struct fired {
+    int order[64];
+    uint64_t at[64];
+    int n;
+    struct mg_loop *l;
+};
+
+struct tmr {
+    struct mg_timer t;
+    struct fired *f;
+    int id;
+    int restart_ms;       /* > 0: re-arm once from the callback */
+    struct tmr *activate; /* activate this one from the callback */
+};
+
+static void tmr_cb(struct mg_timer *t, void *arg)
+{
+    struct tmr *x = arg;
+    ck_assert_ptr_eq(t, &x->t);
+    x->f->order[x->f->n] = x->id;
+    x->f->at[x->f->n++] = mg_loop_mono_ms(x->f->l);
+    if (x->restart_ms > 0) {
+        int ms = x->restart_ms;
+        x->restart_ms = 0;
+        mg_timer_start(t, (uint64_t)ms);
+    }
+    if (x->activate) {
+        mg_timer_activate(&x->activate->t);
+        x->activate = NULL;
+    }
+}
+
+/* A simulated loop: time stands still until advanced; timers fire in deadline order, equal
+ * deadlines in the order they were started (whatever the heap's shape); both clocks move
+ * together by exactly what was advanced. */
+START_TEST(test_loop_sim_order)
+{
+    struct event_base *base = event_base_new();
+    struct mg_loop *l = mg_loop_new_sim(base, 5000, 1700000000000);
+    ck_assert(mg_loop_is_sim(l));
+    ck_assert_uint_eq(mg_loop_mono_ms(l), 5000);
+    ck_assert_int_eq(mg_loop_wall_ms(l), 1700000000000);
+    struct fired f = {.l = l};
+    enum { N = 40 };
+    struct tmr x[N];
+    /* Deadlines 10, 20, 30 (ms), each with several timers started in a scrambled order. */
+    int dl[N], started[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = (struct tmr){.f = &f, .id = i};
+        mg_timer_init(&x[i].t, l, tmr_cb, &x[i]);
+        dl[i] = 10 * (1 + (i * 7) % 3);
+    }
+    for (int k = 0; k < N; k++) {
+        int i = (k * 13) % N; /* 13 is prime to 40: a permutation */
+        started[k] = i;
+        mg_timer_start(&x[i].t, (uint64_t)dl[i]);
+    }
+    ck_assert_uint_eq(mg_loop_timers_pending(l), N);
+    ck_assert_int_eq(mg_loop_run_due(l), 0);
+    ck_assert_int_eq(f.n, 0);
+    ck_assert_int_eq(mg_loop_advance(l, 9), 0);
+    ck_assert_int_eq(f.n, 0);
+    ck_assert_uint_eq(mg_loop_mono_ms(l), 5009);
+    mg_loop_advance(l, 21);
+    ck_assert_int_eq(f.n, N);
+    ck_assert_uint_eq(mg_loop_mono_ms(l), 5030);
+    ck_assert_int_eq(mg_loop_wall_ms(l), 1700000000030);
+    /* Expected: by deadline, then by start order. */
+    int k = 0;
+    for (int d = 10; d <= 30; d += 10)
+        for (int s = 0; s < N; s++)
+            if (dl[started[s]] == d) {
+                ck_assert_int_eq(f.order[k], started[s]);
+                ck_assert_uint_eq(f.at[k], 5000 + (uint64_t)d);
+                k++;
+            }
+    for (int i = 0; i < N; i++)
+        mg_timer_fini(&x[i].t);
+    mg_loop_free(l);
+    event_base_free(base);
+}
+END_TEST
+
+/* Stop, re-arm, activate, step: a stopped timer never fires, a re-armed one fires at its new
+ * deadline only, an activated one fires before time moves, and step stops at the next
+ * deadline within its bound. */
+START_TEST(test_loop_sim_rearm)
+{
+    struct event_base *base = event_base_new();
+    struct mg_loop *l = mg_loop_new_sim(base, 0, 0);
+    struct fired f = {.l = l};
+    struct tmr a = {.f = &f, .id = 1}, b = {.f = &f, .id = 2}, c = {.f = &f, .id = 3};
+    mg_timer_init(&a.t, l, tmr_cb, &a);
+    mg_timer_init(&b.t, l, tmr_cb, &b);
+    mg_timer_init(&c.t, l, tmr_cb, &c);
+    mg_timer_start(&a.t, 100);
+    mg_timer_start(&b.t, 50);
+    mg_timer_stop(&b.t);
+    ck_assert(!mg_timer_pending(&b.t));
+    mg_timer_start(&a.t, 200); /* re-arm: only the new deadline counts */
+    ck_assert(mg_timer_pending(&a.t));
+    ck_assert(!mg_loop_step(l, 150));
+    ck_assert_uint_eq(mg_loop_mono_ms(l), 0);
+    /* a fires at 200, re-arms itself for +10 and activates c, which runs at 200 */
+    a.restart_ms = 10;
+    a.activate = &c;
+    ck_assert(mg_loop_step(l, 1000));
+    ck_assert_int_eq(f.n, 2);
+    ck_assert_int_eq(f.order[0], 1);
+    ck_assert_int_eq(f.order[1], 3);
+    ck_assert_uint_eq(f.at[1], 200);
+    ck_assert(mg_loop_step(l, 1000));
+    ck_assert_int_eq(f.n, 3);
+    ck_assert_uint_eq(f.at[2], 210);
+    ck_assert(!mg_loop_step(l, 1000000));
+    ck_assert_int_eq(f.n, 3);
+    mg_timer_fini(&a.t);
+    mg_timer_fini(&b.t);
+    mg_timer_fini(&c.t);
+    mg_timer_fini(&c.t); /* twice is fine */
+    mg_loop_free(l);
+    event_base_free(base);
+}
+END_TEST
+
+static void active_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct fired *f = arg;
+    f->order[f->n] = 100;
+    f->at[f->n++] = mg_loop_mono_ms(f->l);
+}
+
+/* The base's active events (deferred completions) run before a later timer, at the time
+ * they were activated. */
+START_TEST(test_loop_sim_runs_active_events)
+{
+    struct event_base *base = event_base_new();
+    struct mg_loop *l = mg_loop_new_sim(base, 1000, 0);
+    struct fired f = {.l = l};
+    struct event *ev = event_new(base, -1, 0, active_ev_cb, &f);
+    struct tmr a = {.f = &f, .id = 1};
+    mg_timer_init(&a.t, l, tmr_cb, &a);
+    mg_timer_start(&a.t, 5);
+    event_active(ev, 0, 0);
+    mg_loop_advance(l, 10);
+    ck_assert_int_eq(f.n, 2);
+    ck_assert_int_eq(f.order[0], 100);
+    ck_assert_uint_eq(f.at[0], 1000);
+    ck_assert_int_eq(f.order[1], 1);
+    ck_assert_uint_eq(f.at[1], 1005);
+    event_free(ev);
+    mg_timer_fini(&a.t);
+    mg_loop_free(l);
+    event_base_free(base);
+}
+END_TEST
+
+/* A real loop: its clocks are the process's, and a timer fires after its delay from the
+ * base's dispatch; activate runs it on the next pass. */
+START_TEST(test_loop_real)
+{
+    /* As main.c does: libevent's default timer clock is coarse (a few ms). */
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+    struct event_base *base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    struct mg_loop *l = mg_loop_new(base);
+    ck_assert(!mg_loop_is_sim(l));
+    uint64_t m0 = mg_mono_ms();
+    ck_assert_uint_ge(mg_loop_mono_ms(l), m0);
+    int64_t w = mg_wall_ms();
+    ck_assert_int_ge(mg_loop_wall_ms(l), w);
+    struct fired f = {.l = l};
+    struct tmr a = {.f = &f, .id = 1}, b = {.f = &f, .id = 2};
+    mg_timer_init(&a.t, l, tmr_cb, &a);
+    mg_timer_init(&b.t, l, tmr_cb, &b);
+    mg_timer_start(&a.t, 20);
+    mg_timer_activate(&b.t);
+    ck_assert(mg_timer_pending(&a.t));
+    uint64_t end = mg_mono_ms() + 5000;
+    while (f.n < 2 && mg_mono_ms() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert_int_eq(f.n, 2);
+    ck_assert_int_eq(f.order[0], 2);
+    ck_assert_int_eq(f.order[1], 1);
+    ck_assert_uint_ge(f.at[1], m0 + 20);
+    ck_assert(!mg_timer_pending(&a.t));
+    mg_timer_fini(&a.t);
+    mg_timer_fini(&b.t);
+    mg_loop_free(l);
+    event_base_free(base);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
@@ -369,6 +568,10 @@ int main(void)
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_crc);
     tcase_add_test(tc, test_ratelimit);
+    tcase_add_test(tc, test_loop_sim_order);
+    tcase_add_test(tc, test_loop_sim_rearm);
+    tcase_add_test(tc, test_loop_sim_runs_active_events);
+    tcase_add_test(tc, test_loop_real);
     suite_add_tcase(s, tc);
     tc = tcase_create("listen");
     tcase_add_checked_fixture(tc, nofile_save, nofile_restore);

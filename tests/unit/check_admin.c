@@ -1,0 +1,1438 @@
+/*
+ * check_admin.c - the admin HTTP server (broker/admin): route table, path decoding, and the
+ * answers of every resource over real HTTP.
+ *
+ * The route table and the path decoder are checked directly (admin_path_split,
+ * admin_path_match, admin_route_find, admin_nul_reason): every row of admin_routes is
+ * reached by some path and method (no row hides behind an earlier one) and captures what
+ * its pattern names. Everything else runs the whole service in-process (svc_new, ports 0 on
+ * 127.0.0.1, the in-memory metadata store, managedLedgerStore=memory) and talks to its
+ * admin port with libevent's HTTP client on the same loop: the loop runs until the reply
+ * arrives, bounded by a deadline (no sleeps). Every request checks that the admin server has
+ * no call left open once its reply arrived (magnetar_admin_requests_open back to 0). Two
+ * brokers on one loop (two sessions of one in-memory metadata tree, as check_own.c) show
+ * the ownership gate: a topic call on the broker that does not own the topic's bundle is
+ * redirected (307) to the owner, with authoritative=true.
+ */
+#include "admin/admin_int.h"
+#include "config/cfg.h"
+#include "meta/meta.h"
+#include "ns/ns.h"
+#include "svc/svc.h"
+#include "topic/topic.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/loop.h"
+
+#include <check.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REPLY_DEADLINE_S 20
+
+struct fixture {
+    struct cfg cfg;
+    struct event_base *base;
+    struct mg_loop *loop;
+    struct meta_store *meta[2];
+    struct svc *svc[2]; /* [1] only in the two-broker tests */
+};
+
+static struct fixture fx;
+
+/* The last reply (rq() frees the one before). */
+struct reply {
+    bool done;
+    int status; /* 0: no answer (connection failed) */
+    char *body;
+    char ctype[128];
+    char location[1024];
+};
+
+static struct reply last;
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* Run the loop until cond(arg) holds or secs pass; a 1 ms tick re-checks conditions that no
+ * event of ours signals. Returns cond's last value. */
+static bool run_until(bool (*cond)(void *), void *arg, int secs)
+{
+    bool expired = false;
+    struct event *deadline = evtimer_new(fx.base, on_deadline, &expired);
+    struct event *tick = event_new(fx.base, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval tv = {secs, 0}, ms = {0, 1000};
+    evtimer_add(deadline, &tv);
+    evtimer_add(tick, &ms);
+    while (!cond(arg) && !expired)
+        event_base_loop(fx.base, EVLOOP_ONCE);
+    event_free(tick);
+    event_free(deadline);
+    return cond(arg);
+}
+
+static bool reply_done(void *arg)
+{
+    return ((struct reply *)arg)->done;
+}
+
+static bool svc_loaded(void *arg)
+{
+    return ns_tenant_exists(svc_ns(arg), "public") &&
+           ns_namespace_exists(svc_ns(arg), "public/default");
+}
+
+/* ---- fixture ------------------------------------------------------------------------------- */
+
+static void cfg_set_ok(const char *k, const char *v)
+{
+    char err[256];
+    ck_assert_msg(cfg_set(&fx.cfg, k, v, "test", err, sizeof err) == 0, "%s", err);
+}
+
+static void start_svc(int i)
+{
+    fx.svc[i] = svc_new(fx.loop, &fx.cfg, fx.meta[i]);
+    ck_assert_ptr_nonnull(fx.svc[i]);
+    ck_assert_msg(run_until(svc_loaded, fx.svc[i], 10), "resources not loaded");
+}
+
+static void setup(void)
+{
+    mg_log_set_level(MG_LOG_ERROR);
+    memset(&fx, 0, sizeof fx);
+    memset(&last, 0, sizeof last);
+    cfg_init(&fx.cfg);
+    cfg_set_ok("bindAddress", "127.0.0.1");
+    cfg_set_ok("advertisedAddress", "127.0.0.1");
+    cfg_set_ok("brokerServicePort", "0");
+    cfg_set_ok("webServicePort", "0");
+    cfg_set_ok("managedLedgerStore", "memory");
+    cfg_set_ok("allowAutoTopicCreation", "true");
+    fx.base = event_base_new();
+    fx.loop = mg_loop_new(fx.base);
+    struct meta_options mo = {.url = "memory"};
+    ck_assert_int_eq(meta_open(fx.loop, &mo, &fx.meta[0]), 0);
+    start_svc(0);
+}
+
+/* A second broker on a second session of the same metadata tree. */
+static void setup2(void)
+{
+    setup();
+    ck_assert_int_eq(meta_open_peer(fx.meta[0], NULL, &fx.meta[1]), 0);
+    start_svc(1);
+}
+
+static void teardown(void)
+{
+    free(last.body);
+    memset(&last, 0, sizeof last);
+    for (int i = 1; i >= 0; i--) {
+        svc_free(fx.svc[i]);
+        if (fx.meta[i])
+            meta_close(fx.meta[i]);
+    }
+    mg_loop_free(fx.loop);
+    event_base_free(fx.base);
+    cfg_fini(&fx.cfg);
+}
+
+/* Admin calls routed and not answered yet on broker i. */
+static int64_t calls_open(int i)
+{
+    return svc_admin(fx.svc[i])->calls_open;
+}
+
+/* ---- an HTTP client on the loop ------------------------------------------------------------- */
+
+static void on_reply(struct evhttp_request *req, void *arg)
+{
+    struct reply *r = arg;
+    r->done = true;
+    if (!req)
+        return;
+    r->status = evhttp_request_get_response_code(req);
+    struct evbuffer *b = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(b);
+    r->body = malloc(n + 1);
+    evbuffer_copyout(b, r->body, n);
+    r->body[n] = '\0';
+    const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *ct = evhttp_find_header(h, "Content-Type");
+    const char *loc = evhttp_find_header(h, "Location");
+    snprintf(r->ctype, sizeof r->ctype, "%s", ct ? ct : "");
+    snprintf(r->location, sizeof r->location, "%s", loc ? loc : "");
+}
+
+static enum evhttp_cmd_type method_of(const char *m)
+{
+    if (strcmp(m, "GET") == 0)
+        return EVHTTP_REQ_GET;
+    if (strcmp(m, "HEAD") == 0)
+        return EVHTTP_REQ_HEAD;
+    if (strcmp(m, "PUT") == 0)
+        return EVHTTP_REQ_PUT;
+    if (strcmp(m, "POST") == 0)
+        return EVHTTP_REQ_POST;
+    ck_assert_str_eq(m, "DELETE");
+    return EVHTTP_REQ_DELETE;
+}
+
+/* Send one request to broker i's admin port and wait for its reply (into last). body NULL:
+ * none. Checks that no admin call is left open on either broker afterwards. */
+static int rq_on(int i, const char *method, const char *path, const char *body)
+{
+    free(last.body);
+    memset(&last, 0, sizeof last);
+    struct evhttp_connection *conn = evhttp_connection_base_new(
+        fx.base, NULL, "127.0.0.1", (unsigned short)svc_web_port(fx.svc[i]));
+    ck_assert_ptr_nonnull(conn);
+    struct evhttp_request *req = evhttp_request_new(on_reply, &last);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Host", "127.0.0.1");
+    if (body) {
+        evhttp_add_header(h, "Content-Type", "application/json");
+        evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+    }
+    ck_assert_int_eq(evhttp_make_request(conn, req, method_of(method), path), 0);
+    bool done = run_until(reply_done, &last, REPLY_DEADLINE_S);
+    evhttp_connection_free(conn);
+    ck_assert_msg(done, "%s %s: no reply within %d s", method, path, REPLY_DEADLINE_S);
+    ck_assert_msg(last.status != 0, "%s %s: connection failed", method, path);
+    for (int k = 0; k < 2; k++)
+        if (fx.svc[k])
+            ck_assert_msg(calls_open(k) == 0, "%s %s: %lld admin calls left open on broker %d",
+                          method, path, (long long)calls_open(k), k);
+    if (!last.body)
+        last.body = strdup("");
+    return last.status;
+}
+
+static int rq(const char *method, const char *path, const char *body)
+{
+    return rq_on(0, method, path, body);
+}
+
+/* The reply has status and, when json is not NULL, a JSON body equal to json. */
+static void expect_json_on(int i, const char *method, const char *path, const char *body,
+                           int status, const char *json)
+{
+    int got = rq_on(i, method, path, body);
+    ck_assert_msg(got == status, "%s %s: status %d (want %d), body %s", method, path, got, status,
+                  last.body);
+    if (!json)
+        return;
+    ck_assert_msg(strncmp(last.ctype, "application/json", 16) == 0, "%s %s: Content-Type %s",
+                  method, path, last.ctype);
+    json_error_t e;
+    json_t *want = json_loads(json, JSON_DECODE_ANY, &e);
+    ck_assert_msg(want != NULL, "bad expected JSON %s: %s", json, e.text);
+    json_t *have = json_loads(last.body, JSON_DECODE_ANY, NULL);
+    bool eq = have && json_equal(want, have);
+    json_decref(want);
+    json_decref(have);
+    ck_assert_msg(eq, "%s %s: body %s (want %s)", method, path, last.body, json);
+}
+
+static void expect_json(const char *method, const char *path, const char *body, int status,
+                        const char *json)
+{
+    expect_json_on(0, method, path, body, status, json);
+}
+
+/* {"reason": reason} with status. */
+static void expect_reason(const char *method, const char *path, const char *body, int status,
+                          const char *reason)
+{
+    json_t *j = json_pack("{s:s}", "reason", reason);
+    char *s = json_dumps(j, JSON_COMPACT);
+    expect_json(method, path, body, status, s);
+    free(s);
+    json_decref(j);
+}
+
+/* A plain-text reply: status and exactly text. */
+static void expect_text(const char *method, const char *path, const char *body, int status,
+                        const char *text)
+{
+    int got = rq(method, path, body);
+    ck_assert_msg(got == status, "%s %s: status %d (want %d), body %s", method, path, got, status,
+                  last.body);
+    ck_assert_msg(strncmp(last.ctype, "text/plain", 10) == 0, "%s %s: Content-Type %s", method,
+                  path, last.ctype);
+    if (strcmp(method, "HEAD") == 0)
+        text = ""; /* the head of the answer only */
+    ck_assert_msg(strcmp(last.body, text) == 0, "%s %s: body '%s' (want '%s')", method, path,
+                  last.body, text);
+}
+
+/* The framework's answers: 404 and 405 as plain text. */
+static void expect_404(const char *method, const char *path)
+{
+    expect_text(method, path, NULL, 404, "Not Found");
+}
+
+static void expect_405(const char *method, const char *path)
+{
+    expect_text(method, path, NULL, 405, "Method Not Allowed");
+}
+
+static void expect_status(const char *method, const char *path, const char *body, int status)
+{
+    expect_json(method, path, body, status, NULL);
+}
+
+/* The value at key of the last JSON reply (borrowed until the next reply's parse). */
+static json_t *last_json;
+
+static json_t *reply_json(void)
+{
+    json_decref(last_json);
+    last_json = json_loads(last.body, JSON_DECODE_ANY, NULL);
+    ck_assert_msg(last_json != NULL, "not JSON: %s", last.body);
+    return last_json;
+}
+
+static void reply_json_free(void)
+{
+    json_decref(last_json);
+    last_json = NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A 200 JSON array of names, in any order, equal to the comma-separated list want. */
+static void expect_names(const char *method, const char *path, const char *want)
+{
+    expect_json(method, path, NULL, 200, NULL);
+    json_t *arr = reply_json();
+    ck_assert(json_is_array(arr));
+    size_t n = json_array_size(arr);
+    const char **names = calloc(n + 1, sizeof *names);
+    for (size_t i = 0; i < n; i++) {
+        names[i] = json_string_value(json_array_get(arr, i));
+        ck_assert_ptr_nonnull(names[i]);
+    }
+    qsort(names, n, sizeof *names, cmp_str);
+    char got[1024] = "";
+    for (size_t i = 0; i < n; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? "," : "", names[i]);
+    free(names);
+    reply_json_free();
+    ck_assert_msg(strcmp(got, want) == 0, "%s %s: names %s (want %s)", method, path, got, want);
+}
+
+/* ---- path decoding and the route table (no server) ------------------------------------------ */
+
+struct split {
+    char *seg[ADMIN_MAX_SEGMENTS];
+    int n;
+    int nul;
+};
+
+static void split(struct split *sp, const char *path)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->n = admin_path_split(path, sp->seg, ADMIN_MAX_SEGMENTS, &sp->nul);
+}
+
+static void split_free(struct split *sp)
+{
+    for (int i = 0; i < sp->n; i++)
+        free(sp->seg[i]);
+}
+
+START_TEST(test_path_split_decodes_like_urldecoder)
+{
+    struct split sp;
+    split(&sp, "/admin/v2/persistent/a+b/c%2Fd/%41%62");
+    ck_assert_int_eq(sp.n, 6);
+    ck_assert_int_eq(sp.nul, -1);
+    ck_assert_str_eq(sp.seg[3], "a b"); /* '+' is a space */
+    ck_assert_str_eq(sp.seg[4], "c/d"); /* %2F stays inside its segment */
+    ck_assert_str_eq(sp.seg[5], "Ab");
+    split_free(&sp);
+    split(&sp, "//a///b/");
+    ck_assert_int_eq(sp.n, 2); /* empty segments are skipped */
+    ck_assert_str_eq(sp.seg[0], "a");
+    ck_assert_str_eq(sp.seg[1], "b");
+    split_free(&sp);
+    split(&sp, "/");
+    ck_assert_int_eq(sp.n, 0);
+    split_free(&sp);
+    /* a literal %2B is a '+', a bad escape is kept as it is */
+    split(&sp, "/x%2By/%zz");
+    ck_assert_int_eq(sp.n, 2);
+    ck_assert_str_eq(sp.seg[0], "x+y");
+    ck_assert_str_eq(sp.seg[1], "%zz");
+    split_free(&sp);
+}
+END_TEST
+
+START_TEST(test_path_split_keeps_nul_as_control)
+{
+    struct split sp;
+    split(&sp, "/a/b%00c/%00");
+    ck_assert_int_eq(sp.n, 3);
+    ck_assert_int_eq(sp.nul, 1);             /* the first segment that held a NUL */
+    ck_assert_uint_eq(strlen(sp.seg[1]), 3); /* not cut short at the NUL */
+    ck_assert_int_eq(sp.seg[1][1], 0x7f);
+    ck_assert_int_eq(sp.seg[2][0], 0x7f);
+    ck_assert(!admin_valid_name(sp.seg[1]));
+    split_free(&sp);
+}
+END_TEST
+
+START_TEST(test_path_split_bounds_segments)
+{
+    struct split sp;
+    split(&sp, "/1/2/3/4/5/6/7/8/9/10/11/12");
+    ck_assert_int_eq(sp.n, 12);
+    split_free(&sp);
+    split(&sp, "/1/2/3/4/5/6/7/8/9/10/11/12/13");
+    ck_assert_int_eq(sp.n, -MG_EINVAL);
+}
+END_TEST
+
+START_TEST(test_path_match_captures)
+{
+    struct split sp;
+    struct admin_path p;
+    unsigned mask = 0;
+    split(&sp, "/admin/v2/persistent/t/ns/x/subscription/s/skip/5");
+    ck_assert(admin_path_match("/admin/v2/persistent/{tenant}/{namespace}/{topic}/subscription/"
+                               "{subscription}/skip/{numMessages}",
+                               sp.seg, sp.n, &p, &mask));
+    ck_assert_str_eq(p.tenant, "t");
+    ck_assert_str_eq(p.ns, "ns");
+    ck_assert_str_eq(p.topic, "x");
+    ck_assert_str_eq(p.sub, "s");
+    ck_assert_str_eq(p.arg, "5");
+    ck_assert_ptr_null(p.cluster);
+    ck_assert_uint_eq(mask, (1u << 3) | (1u << 4) | (1u << 5) | (1u << 7) | (1u << 9));
+    /* literals must match, lengths must match */
+    ck_assert(!admin_path_match("/admin/v2/persistent/{tenant}/{namespace}/{topic}", sp.seg, sp.n,
+                                NULL, NULL));
+    ck_assert(!admin_path_match("/admin/v2/non-persistent/**", sp.seg, sp.n, NULL, NULL));
+    /* ** takes the rest, also nothing; * one segment without capturing */
+    ck_assert(admin_path_match("/admin/v2/**", sp.seg, sp.n, NULL, NULL));
+    ck_assert(admin_path_match("/admin/*/persistent/**", sp.seg, sp.n, &p, &mask));
+    ck_assert_uint_eq(mask, 0);
+    ck_assert_ptr_null(p.tenant);
+    split_free(&sp);
+    split(&sp, "/admin/v2");
+    ck_assert(admin_path_match("/admin/v2/**", sp.seg, sp.n, NULL, NULL));
+    ck_assert(!admin_path_match("/admin/v2/{tenant}", sp.seg, sp.n, NULL, NULL));
+    split_free(&sp);
+}
+END_TEST
+
+/* A value for each capture name that reaches the row it is in. */
+static const char *sample(const char *name, size_t n)
+{
+    static const char *const v[][2] = {
+        {"tenant", "rt"},
+        {"namespace", "ns"},
+        {"topic", "t"},
+        {"subscription", "s"},
+        {"cluster", "standalone"},
+        {"bundle", "0x00000000_0x40000000"},
+        {"domain", "non-persistent"},
+        {"numMessages", "1"},
+        {"timestamp", "0"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++)
+        if (strlen(v[i][0]) == n && memcmp(v[i][0], name, n) == 0)
+            return v[i][1];
+    ck_abort_msg("no sample for capture %.*s", (int)n, name);
+    return NULL;
+}
+
+/* A concrete path for pattern: captures get their sample, '*' "x", '**' rest. */
+static void path_for(const char *pattern, const char *rest, char *out, size_t len)
+{
+    size_t o = 0, n;
+    out[0] = '\0';
+    const char *pos = pattern, *s;
+    while ((s = admin_pattern_next(&pos, &n))) {
+        const char *v;
+        size_t vn;
+        if (n == 2 && memcmp(s, "**", 2) == 0) {
+            v = rest;
+            vn = strlen(rest);
+        } else if (s[0] == '{') {
+            v = sample(s + 1, n - 2);
+            vn = strlen(v);
+        } else if (n == 1 && *s == '*') {
+            v = "x";
+            vn = 1;
+        } else {
+            v = s;
+            vn = n;
+        }
+        if (vn > 0)
+            o += (size_t)snprintf(out + o, len - o, "/%.*s", (int)vn, v);
+    }
+    if (o == 0)
+        snprintf(out, len, "/");
+}
+
+static const enum evhttp_cmd_type all_methods[] = {EVHTTP_REQ_GET, EVHTTP_REQ_HEAD, EVHTTP_REQ_PUT,
+                                                   EVHTTP_REQ_POST, EVHTTP_REQ_DELETE};
+
+/* A path and method that reach row i (false when none does: an earlier row hides it). */
+static bool reach(size_t i, char *path, size_t len, enum evhttp_cmd_type *method)
+{
+    static const char *const rests[] = {"", "zz", "zz/zz/zz"};
+    const struct admin_route *rt = &admin_routes[i];
+    for (size_t k = 0; k < sizeof rests / sizeof *rests; k++) {
+        path_for(rt->pattern, rests[k], path, len);
+        struct split sp;
+        split(&sp, path);
+        for (size_t m = 0; m < sizeof all_methods / sizeof *all_methods; m++) {
+            if (!(rt->methods & (unsigned)all_methods[m]))
+                continue;
+            bool known;
+            if (admin_route_find(all_methods[m], sp.seg, sp.n, &known) == rt) {
+                *method = all_methods[m];
+                split_free(&sp);
+                return true;
+            }
+        }
+        split_free(&sp);
+    }
+    return false;
+}
+
+START_TEST(test_every_route_reachable)
+{
+    ck_assert_uint_ge(admin_routes_count, 60);
+    for (size_t i = 0; i < admin_routes_count; i++) {
+        char path[512];
+        enum evhttp_cmd_type m;
+        ck_assert_msg(reach(i, path, sizeof path, &m), "route %zu (%s) is never reached", i,
+                      admin_routes[i].pattern);
+        /* its captures are the samples */
+        struct split sp;
+        struct admin_path p;
+        split(&sp, path);
+        ck_assert(admin_path_match(admin_routes[i].pattern, sp.seg, sp.n, &p, NULL));
+        if (strstr(admin_routes[i].pattern, "{tenant}"))
+            ck_assert_str_eq(p.tenant, "rt");
+        if (strstr(admin_routes[i].pattern, "{namespace}"))
+            ck_assert_str_eq(p.ns, "ns");
+        if (strstr(admin_routes[i].pattern, "{topic}"))
+            ck_assert_str_eq(p.topic, "t");
+        if (strstr(admin_routes[i].pattern, "{subscription}"))
+            ck_assert_str_eq(p.sub, "s");
+        split_free(&sp);
+        /* a flag that needs a capture has it */
+        if (admin_routes[i].flags & ADMIN_R_NAMESPACE)
+            ck_assert(strstr(admin_routes[i].pattern, "{tenant}/{namespace}"));
+        if (admin_routes[i].flags & ADMIN_R_TOPIC_NAME)
+            ck_assert(strstr(admin_routes[i].pattern, "{namespace}/{topic}"));
+        if (admin_routes[i].flags & ADMIN_R_OWNER)
+            ck_assert(admin_routes[i].flags & ADMIN_R_TOPIC_NAME);
+    }
+}
+END_TEST
+
+/* The method of a path no row answers with: 405 where rows know the path, 404 where none. */
+START_TEST(test_route_find_404_405)
+{
+    static const struct {
+        const char *method, *path;
+        bool found, known;
+    } cases[] = {
+        {"GET", "/admin/v2/tenants", true, true},
+        {"HEAD", "/admin/v2/tenants", false, true},
+        {"DELETE", "/admin/v2/clusters", false, true},
+        {"DELETE", "/admin/v2/clusters/c", false, true},
+        {"GET", "/admin/v2/clusters/c/x", false, false},
+        {"GET", "/admin/v2/tenants/t/x", false, false},
+        {"GET", "/admin/v2/namespaces", false, false},
+        {"GET", "/admin/v2/persistent/t", false, false},
+        {"GET", "/admin/v2/nope", false, false},
+        {"GET", "/admin/v1/clusters", false, false},
+        {"POST", "/lookup/v2/topic/persistent/t/n/x", false, true},
+        {"POST", "/lookup/v2/topic/x", false, true},
+        {"GET", "/lookup/v2/topic/x", true, true},
+        {"POST", "/admin/v2/brokers/x/y", false, true},
+        {"PUT", "/metrics", true, true}, /* the ANY row: 404 as before the table */
+        {"GET", "/", false, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct split sp;
+        split(&sp, cases[i].path);
+        bool known = false;
+        const struct admin_route *rt =
+            admin_route_find(method_of(cases[i].method), sp.seg, sp.n, &known);
+        ck_assert_msg((rt != NULL) == cases[i].found, "%s %s: %s", cases[i].method, cases[i].path,
+                      rt ? rt->pattern : "no route");
+        if (!rt)
+            ck_assert_msg(known == cases[i].known, "%s %s: known %d", cases[i].method,
+                          cases[i].path, known);
+        split_free(&sp);
+    }
+}
+END_TEST
+
+START_TEST(test_nul_reasons)
+{
+    static const struct {
+        const char *path;
+        const char *reason; /* NULL: 400 Bad request path */
+    } cases[] = {
+        {"/admin/v2/tenants/a%00", "Tenant name is not valid"},
+        {"/admin/v2/tenants/a%00/x/y", "Tenant name is not valid"},
+        {"/admin/v2/clusters/a%00", "Cluster name is not valid"},
+        {"/admin/v2/namespaces/a%00", "Tenant name is not valid"},
+        {"/admin/v2/namespaces/a%00/ns", "Namespace name is not valid"},
+        {"/admin/v2/namespaces/t/n%00/topics", "Namespace name is not valid"},
+        {"/admin/v2/namespaces/t/n/b%00/unload", NULL},
+        {"/admin/v2/persistent/a%00", "Topic name is not valid"},
+        {"/admin/v2/persistent/a%00/ns", "Namespace name is not valid"},
+        {"/admin/v2/persistent/t/n%00/partitioned", "Namespace name is not valid"},
+        {"/admin/v2/persistent/t/n/x%00", "Topic name is not valid"},
+        {"/admin/v2/persistent/t/n%00/x/stats", "Topic name is not valid"},
+        {"/admin/v2/persistent/t/n/x/subscription/s%00", "Subscription name is not valid"},
+        {"/admin/v2/persistent/t/n/x/subscription/s%00/skip_all", "Subscription name is not valid"},
+        {"/admin/v2/persistent/t/n/x/y%00", NULL},
+        {"/admin/v2/non-persistent/t/n%00", "Namespace name is not valid"},
+        {"/admin/v2/non-persistent/t/n/x%00", "Topic name is not valid"},
+        {"/lookup/v2/topic/persistent/a%00", "Topic name is not valid"},
+        {"/lookup/v2/topic/persistent/t/n/x%00", "Topic name is not valid"},
+        {"/lookup/v2/topic/p%00/t/n/x", NULL},
+        {"/admin/v2/x%00", NULL},
+        {"/metrics%00", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct split sp;
+        split(&sp, cases[i].path);
+        ck_assert_int_ge(sp.nul, 0);
+        const char *why = admin_nul_reason(sp.seg, sp.n, sp.nul);
+        if (cases[i].reason)
+            ck_assert_msg(why && strcmp(why, cases[i].reason) == 0, "%s: %s", cases[i].path,
+                          why ? why : "(400)");
+        else
+            ck_assert_msg(why == NULL, "%s: %s (want 400)", cases[i].path, why);
+        split_free(&sp);
+    }
+}
+END_TEST
+
+/* ---- every route over HTTP ------------------------------------------------------------------ */
+
+/* The resources the samples of sample() name: tenant rt, namespace rt/ns, topic t with
+ * subscription s. */
+static void make_samples(void)
+{
+    expect_status("PUT", "/admin/v2/tenants/rt", "{\"allowedClusters\":[\"standalone\"]}", 204);
+    expect_status("PUT", "/admin/v2/namespaces/rt/ns", NULL, 204);
+    expect_status("PUT", "/admin/v2/persistent/rt/ns/t", NULL, 204);
+    expect_status("PUT", "/admin/v2/persistent/rt/ns/t/subscription/s", NULL, 204);
+}
+
+START_TEST(test_every_route_answers_over_http)
+{
+    make_samples();
+    for (size_t i = 0; i < admin_routes_count; i++) {
+        const struct admin_route *rt = &admin_routes[i];
+        char path[512];
+        enum evhttp_cmd_type m;
+        ck_assert(reach(i, path, sizeof path, &m));
+        const char *method = m == EVHTTP_REQ_GET    ? "GET"
+                             : m == EVHTTP_REQ_HEAD ? "HEAD"
+                             : m == EVHTTP_REQ_PUT  ? "PUT"
+                             : m == EVHTTP_REQ_POST ? "POST"
+                                                    : "DELETE";
+        if (m == EVHTTP_REQ_DELETE && (strcmp(rt->pattern, "/admin/v2/tenants/{tenant}") == 0 ||
+                                       strstr(rt->pattern, "{topic}")))
+            continue; /* keep the samples for the rows after it */
+        int status = rq(method, path, NULL);
+        bool framework_404 = status == 404 && strncmp(last.ctype, "text/plain", 10) == 0;
+        bool framework_405 = status == 405 && strncmp(last.ctype, "text/plain", 10) == 0;
+        if (rt->handler == admin_h_not_found)
+            ck_assert_msg(framework_404, "%s %s: %d %s", method, path, status, last.body);
+        else if (rt->handler == admin_h_bad_method)
+            ck_assert_msg(framework_405, "%s %s: %d %s", method, path, status, last.body);
+        else
+            ck_assert_msg(!framework_404 && !framework_405 && status != 0,
+                          "%s %s: %d %s (the router's answer, not the handler's)", method, path,
+                          status, last.body);
+    }
+}
+END_TEST
+
+/* ---- framework answers ---------------------------------------------------------------------- */
+
+START_TEST(test_unknown_paths_404)
+{
+    expect_404("GET", "/");
+    expect_404("GET", "/admin");
+    expect_404("GET", "/admin/v2");
+    expect_404("GET", "/admin/v2/nope");
+    expect_404("GET", "/admin/v1/clusters");
+    expect_404("GET", "/admin/v2/clusters/standalone/x");
+    expect_404("GET", "/admin/v2/tenants/public/x");
+    expect_404("GET", "/admin/v2/namespaces");
+    expect_404("GET", "/admin/v2/persistent");
+    expect_404("GET", "/admin/v2/persistent/public");
+    expect_404("GET", "/admin/v2/brokers/a/b");
+    expect_404("GET", "/metrics/x");
+    expect_404("GET", "/lookup/v2/topic/x");
+    expect_404("GET", "/lookup/v2/topic/persistent/public/default/t/other");
+    /* after the namespace's checks */
+    expect_404("GET", "/admin/v2/namespaces/public/default/bogus");
+    expect_404("GET", "/admin/v2/namespaces/public/default/a/b/c");
+    /* after the topic's checks and its ownership */
+    expect_404("GET", "/admin/v2/persistent/public/default/t/bogus");
+    expect_404("POST", "/admin/v2/persistent/public/default/t/stats");
+    expect_404("HEAD", "/admin/v2/persistent/public/default/t/stats");
+    expect_404("GET", "/admin/v2/persistent/public/default/t/subscription/s/bogus");
+    /* the probes answer other methods 404, as before the table */
+    expect_404("PUT", "/metrics");
+    expect_404("POST", "/status.html");
+    /* more than 12 segments or a bad query: 400 */
+    expect_reason("GET", "/a/b/c/d/e/f/g/h/i/j/k/l/m", NULL, 400, "Bad request path");
+    expect_reason("GET", "/admin/v2/tenants?a=1&b", NULL, 400, "Bad request path");
+}
+END_TEST
+
+START_TEST(test_wrong_methods_405)
+{
+    expect_405("DELETE", "/admin/v2/clusters");
+    expect_405("HEAD", "/admin/v2/clusters");
+    expect_405("DELETE", "/admin/v2/clusters/standalone");
+    expect_405("PUT", "/admin/v2/tenants");
+    expect_405("HEAD", "/admin/v2/tenants/public");
+    expect_405("POST", "/admin/v2/namespaces/public");
+    expect_405("POST", "/admin/v2/brokers");
+    expect_405("POST", "/admin/v2/brokers/health");
+    expect_405("PUT", "/admin/v2/brokers/x/y");
+    expect_405("POST", "/lookup/v2/topic/persistent/public/default/t");
+    expect_405("DELETE", "/lookup/v2/topic/x");
+    /* after the path's checks */
+    expect_405("POST", "/admin/v2/namespaces/public/default");
+    expect_405("PUT", "/admin/v2/namespaces/public/default/topics");
+    expect_405("PUT", "/admin/v2/namespaces/public/default/retention");
+    expect_405("POST", "/admin/v2/namespaces/public/default/bundles");
+    expect_405("GET", "/admin/v2/namespaces/public/default/unload");
+    expect_405("GET", "/admin/v2/namespaces/public/default/0x00000000_0x40000000/unload");
+    expect_405("PUT", "/admin/v2/persistent/public/default");
+    expect_405("PUT", "/admin/v2/persistent/public/default/partitioned");
+    expect_405("HEAD", "/admin/v2/persistent/public/default/t/partitions");
+    expect_405("GET", "/admin/v2/persistent/public/default/t");
+    expect_405("POST", "/admin/v2/persistent/public/default/t");
+    /* the checks come first: a bad name or a missing namespace, whatever the method */
+    expect_reason("POST", "/admin/v2/namespaces/b!d/ns", NULL, 412, "Namespace name is not valid");
+    expect_reason("PUT", "/admin/v2/namespaces/public/nope/topics", NULL, 404,
+                  "Namespace does not exist");
+    expect_405("POST", "/admin/v2/namespaces/public/nope"); /* no existence check there */
+    expect_reason("PUT", "/admin/v2/persistent/public/nope/partitioned", NULL, 404,
+                  "Namespace does not exist");
+    expect_reason("GET", "/admin/v2/persistent/b!d/default/t", NULL, 412,
+                  "Topic name is not valid");
+    expect_reason("PUT", "/admin/v2/persistent/b!d/default", NULL, 412,
+                  "Namespace name is not valid");
+    /* non-persistent topics, any method */
+    expect_reason("GET", "/admin/v2/non-persistent/public/default/t", NULL, 405,
+                  "Non-persistent topics are not supported");
+    expect_reason("DELETE", "/admin/v2/non-persistent", NULL, 405,
+                  "Non-persistent topics are not supported");
+}
+END_TEST
+
+/* ---- clusters, brokers, probes -------------------------------------------------------------- */
+
+START_TEST(test_clusters_brokers_probes)
+{
+    struct svc *s = fx.svc[0];
+    char buf[512];
+    expect_json("GET", "/admin/v2/clusters", NULL, 200, "[\"standalone\"]");
+    snprintf(buf, sizeof buf, "{\"serviceUrl\":\"%s\",\"brokerServiceUrl\":\"%s\"}",
+             ns_web_url(svc_ns(s)), ns_broker_url(svc_ns(s)));
+    expect_json("GET", "/admin/v2/clusters/standalone", NULL, 200, buf);
+    expect_reason("GET", "/admin/v2/clusters/other", NULL, 404, "Cluster does not exist");
+    expect_reason("PUT", "/admin/v2/clusters/standalone", "{}", 409, "Cluster already exists");
+    expect_reason("PUT", "/admin/v2/clusters/other", "{}", 405,
+                  "This broker serves a single cluster");
+    expect_reason("PUT", "/admin/v2/clusters/b!d", "{}", 412, "Cluster name is not valid");
+    expect_status("POST", "/admin/v2/clusters/standalone", "{}", 200);
+    expect_reason("POST", "/admin/v2/clusters/other", "{}", 404, "Cluster does not exist");
+    snprintf(buf, sizeof buf, "[\"%s\"]", ns_broker_id(svc_ns(s)));
+    expect_json("GET", "/admin/v2/brokers", NULL, 200, buf);
+    expect_json("GET", "/admin/v2/brokers/standalone", NULL, 200, buf);
+    expect_json("GET", "/admin/v2/brokers/any-cluster", NULL, 200, buf);
+    snprintf(buf, sizeof buf, "{\"serviceUrl\":\"%s\",\"brokerId\":\"%s\"}", ns_web_url(svc_ns(s)),
+             ns_broker_id(svc_ns(s)));
+    expect_json("GET", "/admin/v2/brokers/leaderBroker", NULL, 200, buf);
+    ck_assert_int_eq(rq("GET", "/admin/v2/brokers/version", NULL), 200);
+    ck_assert_str_eq(last.body, PACKAGE_VERSION);
+    expect_text("GET", "/admin/v2/brokers/ready", NULL, 200, "ok");
+    expect_text("GET", "/admin/v2/brokers/health", NULL, 200, "ok");
+    expect_text("GET", "/admin/v2/brokers/health?topicVersion=V2", NULL, 200, "ok");
+    expect_text("GET", "/status.html", NULL, 200, "OK");
+    ck_assert_int_eq(rq("HEAD", "/status.html", NULL), 200);
+    ck_assert_str_eq(last.body, "");
+    /* /metrics counts itself as the one open request */
+    ck_assert_int_eq(rq("GET", "/metrics", NULL), 200);
+    ck_assert_ptr_nonnull(strstr(last.body, "\nmagnetar_admin_requests_open 1\n"));
+    ck_assert_ptr_nonnull(strstr(last.ctype, "version=0.0.4"));
+}
+END_TEST
+
+/* ---- tenants -------------------------------------------------------------------------------- */
+
+#define TI "{\"allowedClusters\":[\"standalone\"]}"
+
+START_TEST(test_tenant_crud)
+{
+    expect_json("GET", "/admin/v2/tenants", NULL, 200, "[\"public\",\"pulsar\"]");
+    expect_reason("GET", "/admin/v2/tenants/t1", NULL, 404, "Tenant does not exist");
+    expect_status("PUT", "/admin/v2/tenants/t1", TI, 204);
+    ck_assert_str_eq(last.body, "");
+    expect_json("GET", "/admin/v2/tenants", NULL, 200, "[\"public\",\"pulsar\",\"t1\"]");
+    expect_json("GET", "/admin/v2/tenants/t1", NULL, 200,
+                "{\"adminRoles\":[],\"allowedClusters\":[\"standalone\"]}");
+    expect_reason("PUT", "/admin/v2/tenants/t1", TI, 409, "Tenant already exist");
+    /* update: the roles are stored, once each */
+    expect_status("POST", "/admin/v2/tenants/t1",
+                  "{\"adminRoles\":[\"r1\",\"r2\",\"r1\"],\"allowedClusters\":[\"standalone\"]}",
+                  204);
+    expect_json("GET", "/admin/v2/tenants/t1", NULL, 200,
+                "{\"adminRoles\":[\"r1\",\"r2\"],\"allowedClusters\":[\"standalone\"]}");
+    expect_reason("POST", "/admin/v2/tenants/nope", TI, 404, "Tenant nope not found");
+    /* created with roles */
+    expect_status("PUT", "/admin/v2/tenants/t2",
+                  "{\"adminRoles\":[\"a\"],\"allowedClusters\":[\"standalone\"]}", 204);
+    expect_json("GET", "/admin/v2/tenants/t2", NULL, 200,
+                "{\"adminRoles\":[\"a\"],\"allowedClusters\":[\"standalone\"]}");
+    /* delete */
+    expect_reason("DELETE", "/admin/v2/tenants/t1?force=true", NULL, 405,
+                  "Broker doesn't allow forced deletion of tenants");
+    expect_status("DELETE", "/admin/v2/tenants/t1", NULL, 204);
+    expect_reason("GET", "/admin/v2/tenants/t1", NULL, 404, "Tenant does not exist");
+    expect_reason("DELETE", "/admin/v2/tenants/t1", NULL, 404, "Tenant doesn't exist");
+    /* not while it has namespaces */
+    expect_status("PUT", "/admin/v2/namespaces/t2/ns", NULL, 204);
+    expect_reason("DELETE", "/admin/v2/tenants/t2", NULL, 409,
+                  "The tenant still has active namespaces");
+    expect_status("DELETE", "/admin/v2/namespaces/t2/ns", NULL, 204);
+    expect_status("DELETE", "/admin/v2/tenants/t2", NULL, 204);
+    expect_json("GET", "/admin/v2/tenants", NULL, 200, "[\"public\",\"pulsar\"]");
+}
+END_TEST
+
+START_TEST(test_tenant_validation)
+{
+    /* Pulsar's order: the body, then the name, then whether it exists */
+    expect_reason("PUT", "/admin/v2/tenants/t1", NULL, 412, "Clusters can not be empty");
+    expect_reason("PUT", "/admin/v2/tenants/t1", "{}", 412, "Clusters can not be empty");
+    expect_reason("PUT", "/admin/v2/tenants/t1", "{\"allowedClusters\":[]}", 412,
+                  "Clusters can not be empty");
+    expect_reason("PUT", "/admin/v2/tenants/t1", "{\"allowedClusters\":[\" \"]}", 412,
+                  "Clusters can not be empty");
+    expect_reason("PUT", "/admin/v2/tenants/t1", "{\"allowedClusters\":[\"other\"]}", 412,
+                  "Clusters do not exist");
+    /* bodies that are not a TenantInfo: Jersey's 400 */
+    static const char *const bad[] = {"x",
+                                      "[]",
+                                      "3",
+                                      "{\"allowedClusters\":\"standalone\"}",
+                                      "{\"allowedClusters\":[1]}",
+                                      "{\"adminRoles\":\"r\",\"allowedClusters\":[\"standalone\"]}",
+                                      "{\"adminRoles\":[1],\"allowedClusters\":[\"standalone\"]}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        expect_text("PUT", "/admin/v2/tenants/t1", bad[i], 400, "Bad Request");
+        expect_text("POST", "/admin/v2/tenants/public", bad[i], 400, "Bad Request");
+    }
+    /* names: NamedEntity, not . or .., at most 255 bytes */
+    char longname[300];
+    memset(longname, 'x', 256);
+    longname[256] = '\0';
+    char path[400];
+    snprintf(path, sizeof path, "/admin/v2/tenants/%s", longname);
+    static const char *const names[] = {"/admin/v2/tenants/b!d", "/admin/v2/tenants/.",
+                                        "/admin/v2/tenants/..", "/admin/v2/tenants/a%01b",
+                                        "/admin/v2/tenants/a%20b"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        expect_reason("PUT", names[i], TI, 412, "Tenant name is not valid");
+    expect_reason("PUT", path, TI, 412, "Tenant name is not valid");
+    expect_reason("PUT", "/admin/v2/tenants/a%00b", TI, 412, "Tenant name is not valid");
+    longname[255] = '\0';
+    snprintf(path, sizeof path, "/admin/v2/tenants/%s", longname);
+    expect_status("PUT", path, TI, 204);
+    expect_status("PUT", "/admin/v2/tenants/a-b=c:d.e_f", TI, 204);
+    /* nothing else was created */
+    ck_assert_int_eq(rq("GET", "/admin/v2/tenants", NULL), 200);
+    ck_assert_uint_eq(json_array_size(reply_json()), 4);
+    reply_json_free();
+}
+END_TEST
+
+/* ---- namespaces ----------------------------------------------------------------------------- */
+
+START_TEST(test_namespace_crud)
+{
+    expect_json("GET", "/admin/v2/namespaces/public", NULL, 200, "[\"public/default\"]");
+    expect_reason("GET", "/admin/v2/namespaces/nope", NULL, 404, "Tenant not found");
+    expect_reason("GET", "/admin/v2/namespaces/b!d", NULL, 412, "Tenant name is not valid");
+    expect_status("PUT", "/admin/v2/namespaces/public/n1", NULL, 204);
+    expect_reason("PUT", "/admin/v2/namespaces/public/n1", NULL, 409, "Namespace already exists");
+    expect_status("PUT", "/admin/v2/namespaces/public/n2", "{\"bundles\":{\"numBundles\":2}}", 204);
+    expect_json("GET", "/admin/v2/namespaces/public", NULL, 200,
+                "[\"public/default\",\"public/n1\",\"public/n2\"]");
+    expect_json("GET", "/admin/v2/namespaces/public/n2/bundles", NULL, 200,
+                "{\"boundaries\":[\"0x00000000\",\"0x80000000\",\"0xffffffff\"],"
+                "\"numBundles\":2}");
+    /* the default count (defaultNumberOfNamespaceBundles, 4) */
+    expect_json("GET", "/admin/v2/namespaces/public/n1/bundles", NULL, 200,
+                "{\"boundaries\":[\"0x00000000\",\"0x40000000\",\"0x80000000\",\"0xc0000000\","
+                "\"0xffffffff\"],\"numBundles\":4}");
+    ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/n2", NULL), 200);
+    json_t *pol = reply_json();
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(pol, "bundles"), "numBundles")), 2);
+    ck_assert_str_eq(
+        json_string_value(json_array_get(json_object_get(pol, "replication_clusters"), 0)),
+        "standalone");
+    ck_assert_ptr_null(json_object_get(pol, "retention_policies")); /* never set */
+    reply_json_free();
+    expect_reason("GET", "/admin/v2/namespaces/public/nope", NULL, 404, "Namespace does not exist");
+    expect_reason("PUT", "/admin/v2/namespaces/nope/n1", NULL, 404, "Tenant does not exist");
+    /* listed topics */
+    expect_json("GET", "/admin/v2/namespaces/public/n1/topics", NULL, 200, "[]");
+    expect_status("PUT", "/admin/v2/persistent/public/n1/t", NULL, 204);
+    expect_json("GET", "/admin/v2/namespaces/public/n1/topics", NULL, 200,
+                "[\"persistent://public/n1/t\"]");
+    /* delete: not while topics exist; not forced */
+    expect_reason("DELETE", "/admin/v2/namespaces/public/n1", NULL, 409,
+                  "Cannot delete non empty namespace");
+    expect_reason("DELETE", "/admin/v2/namespaces/public/n1?force=true", NULL, 405,
+                  "Broker doesn't allow forced deletion of namespaces");
+    expect_status("DELETE", "/admin/v2/persistent/public/n1/t", NULL, 204);
+    expect_status("DELETE", "/admin/v2/namespaces/public/n1", NULL, 204);
+    expect_reason("GET", "/admin/v2/namespaces/public/n1", NULL, 404, "Namespace does not exist");
+    expect_reason("DELETE", "/admin/v2/namespaces/public/n1", NULL, 404,
+                  "Namespace public/n1 does not exist.");
+    expect_reason("GET", "/admin/v2/namespaces/public/n1/topics", NULL, 404,
+                  "Namespace does not exist");
+}
+END_TEST
+
+START_TEST(test_namespace_validation)
+{
+    /* a body that is not a Policies: Jersey's 400, before the name */
+    static const char *const bad[] = {"x",
+                                      "[]",
+                                      "{\"bundles\":\"x\"}",
+                                      "{\"replication_clusters\":\"standalone\"}",
+                                      "{\"bundles\":{\"numBundles\":\"2\"}}",
+                                      "{\"retention_policies\":1}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        expect_text("PUT", "/admin/v2/namespaces/public/b!d", bad[i], 400, "Bad Request");
+    expect_reason("PUT", "/admin/v2/namespaces/public/b!d", NULL, 412,
+                  "Namespace name is not valid");
+    expect_reason("PUT", "/admin/v2/namespaces/b!d/ns", NULL, 412, "Namespace name is not valid");
+    expect_reason("PUT", "/admin/v2/namespaces/public/..", NULL, 412,
+                  "Namespace name is not valid");
+    /* policies Pulsar refuses: after the name and the tenant */
+    expect_reason("PUT", "/admin/v2/namespaces/public/n1", "{\"bundles\":{\"numBundles\":5000}}",
+                  400,
+                  "Invalid number of bundles. Number of bundles has to be in the range of "
+                  "(0, 1024].");
+    expect_reason("PUT", "/admin/v2/namespaces/public/n1", "{\"replication_clusters\":[\"other\"]}",
+                  403,
+                  "Cluster [other] is not in the list of allowed clusters list for tenant "
+                  "[public]");
+    expect_reason("PUT", "/admin/v2/namespaces/public/n1",
+                  "{\"bundles\":{\"boundaries\":[\"0x00000001\",\"0xffffffff\"],"
+                  "\"numBundles\":1}}",
+                  400,
+                  "Input bundles do not cover the whole hash range. first:0x00000001, "
+                  "last:0xffffffff");
+    expect_reason("PUT", "/admin/v2/namespaces/public/n1",
+                  "{\"bundles\":{\"boundaries\":[\"0x00000000\",\"0x70000000\",\"0xffffffff\"],"
+                  "\"numBundles\":2}}",
+                  400, "Only equal bundle boundaries are supported (give numBundles alone)");
+    expect_reason("PUT", "/admin/v2/namespaces/nope/n1", "{\"bundles\":{\"numBundles\":5000}}", 404,
+                  "Tenant does not exist");
+    /* nothing was created */
+    expect_json("GET", "/admin/v2/namespaces/public", NULL, 200, "[\"public/default\"]");
+    /* equal boundaries are accepted */
+    expect_status("PUT", "/admin/v2/namespaces/public/n1",
+                  "{\"bundles\":{\"boundaries\":[\"0x00000000\",\"0x80000000\",\"0xffffffff\"],"
+                  "\"numBundles\":2}}",
+                  204);
+    expect_json("GET", "/admin/v2/namespaces/public/n1/bundles", NULL, 200,
+                "{\"boundaries\":[\"0x00000000\",\"0x80000000\",\"0xffffffff\"],"
+                "\"numBundles\":2}");
+}
+END_TEST
+
+START_TEST(test_namespace_retention)
+{
+    const char *p = "/admin/v2/namespaces/public/default/retention";
+    expect_status("GET", p, NULL, 204); /* never set */
+    ck_assert_str_eq(last.body, "");
+    expect_status("POST", p, "{\"retentionTimeInMinutes\":60,\"retentionSizeInMB\":100}", 204);
+    expect_json("GET", p, NULL, 200, "{\"retentionTimeInMinutes\":60,\"retentionSizeInMB\":100}");
+    ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
+    ck_assert_ptr_nonnull(json_object_get(reply_json(), "retention_policies"));
+    reply_json_free();
+    expect_status("POST", p, "{\"retentionTimeInMinutes\":-1,\"retentionSizeInMB\":-1}", 204);
+    expect_json("GET", p, NULL, 200, "{\"retentionTimeInMinutes\":-1,\"retentionSizeInMB\":-1}");
+    const char *need = "Invalid retention policy: a JSON object with retentionTimeInMinutes "
+                       "and retentionSizeInMB is required";
+    expect_reason("POST", p, NULL, 400, need);
+    expect_reason("POST", p, "x", 400, need);
+    expect_reason("POST", p, "[1]", 400, need);
+    expect_reason("POST", p, "{\"retentionTimeInMinutes\":\"1\"}", 400,
+                  "Invalid retention policy: values must be integers");
+    expect_reason("POST", p, "{\"retentionTimeInMinutes\":-2,\"retentionSizeInMB\":5}", 400,
+                  "Invalid retention policy: retentionTimeInMinutes=-2, retentionSizeInMB=5 "
+                  "(each >= -1, both 0 or neither 0)");
+    expect_reason("POST", p, "{\"retentionTimeInMinutes\":10}", 400,
+                  "Invalid retention policy: retentionTimeInMinutes=10, retentionSizeInMB=0 "
+                  "(each >= -1, both 0 or neither 0)");
+    /* the refused ones changed nothing */
+    expect_json("GET", p, NULL, 200, "{\"retentionTimeInMinutes\":-1,\"retentionSizeInMB\":-1}");
+    expect_status("DELETE", p, NULL, 204);
+    expect_status("GET", p, NULL, 204);
+    expect_reason("GET", "/admin/v2/namespaces/public/nope/retention", NULL, 404,
+                  "Namespace does not exist");
+}
+END_TEST
+
+START_TEST(test_namespace_unload)
+{
+    expect_status("PUT", "/admin/v2/persistent/public/default/t", NULL, 204);
+    expect_status("PUT", "/admin/v2/namespaces/public/default/unload", NULL, 204);
+    expect_status("POST", "/admin/v2/namespaces/public/default/unload", NULL, 204);
+    expect_status("PUT", "/admin/v2/namespaces/public/default/0x00000000_0x40000000/unload", NULL,
+                  204);
+    expect_reason("PUT", "/admin/v2/namespaces/public/default/0x00000000_0x10000000/unload", NULL,
+                  412, "Invalid bundle range 0x00000000_0x10000000");
+    expect_reason("POST", "/admin/v2/namespaces/public/default/topics/unload", NULL, 412,
+                  "Invalid bundle range topics");
+    /* the bundles were released: the topic is not loaded here any more */
+    ck_assert_ptr_null(topic_find(svc_topics(fx.svc[0]), "persistent://public/default/t"));
+}
+END_TEST
+
+/* ---- topics --------------------------------------------------------------------------------- */
+
+#define T "/admin/v2/persistent/public/default"
+
+START_TEST(test_topic_crud)
+{
+    expect_json("GET", T, NULL, 200, "[]");
+    expect_reason("GET", T "/t1/stats", NULL, 404,
+                  "Topic persistent://public/default/t1 not found");
+    expect_status("PUT", T "/t1", NULL, 204);
+    expect_reason("PUT", T "/t1", NULL, 409, "This topic already exists");
+    expect_json("GET", T, NULL, 200, "[\"persistent://public/default/t1\"]");
+    expect_json("GET", T "/partitioned", NULL, 200, "[]");
+    ck_assert_int_eq(rq("GET", T "/t1/stats", NULL), 200);
+    json_t *st = reply_json();
+    ck_assert(json_is_array(json_object_get(st, "publishers")));
+    ck_assert(json_is_object(json_object_get(st, "subscriptions")));
+    ck_assert_int_eq(json_integer_value(json_object_get(st, "msgInCounter")), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(st, "ownerBroker")),
+                     ns_broker_id(svc_ns(fx.svc[0])));
+    reply_json_free();
+    ck_assert_int_eq(rq("GET", T "/t1/internalStats", NULL), 200);
+    ck_assert(json_is_array(json_object_get(reply_json(), "ledgers")));
+    reply_json_free();
+    ck_assert_int_eq(rq("GET", T "/t1/lastMessageId", NULL), 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(reply_json(), "partitionIndex")), -1);
+    reply_json_free();
+    expect_json("GET", T "/t1/partitions", NULL, 200, "{\"partitions\":0}");
+    expect_json("GET", T "/t1/subscriptions", NULL, 200, "[]");
+    expect_status("PUT", T "/t1/unload", NULL, 204);
+    ck_assert_ptr_null(topic_find(svc_topics(fx.svc[0]), "persistent://public/default/t1"));
+    expect_status("PUT", T "/t1", NULL, 204); /* managedLedgerStore=memory: gone with the unload */
+    /* delete */
+    expect_status("DELETE", T "/t1", NULL, 204);
+    expect_reason("GET", T "/t1/stats", NULL, 404,
+                  "Topic persistent://public/default/t1 not found");
+    expect_reason("DELETE", T "/t1", NULL, 404, "Topic persistent://public/default/t1 not found");
+    expect_json("GET", T, NULL, 200, "[]");
+    /* a request on a missing topic creates nothing */
+    expect_reason("GET", T "/t2/subscriptions", NULL, 404,
+                  "Topic persistent://public/default/t2 not found");
+    expect_reason("PUT", T "/t2/unload", NULL, 404,
+                  "Topic persistent://public/default/t2 not found");
+    expect_json("GET", T, NULL, 200, "[]");
+    expect_reason("GET", T "/t2/partitions", NULL, 404,
+                  "Topic persistent://public/default/t2 not found");
+    expect_json("GET", T "/t2/partitions?checkAllowAutoCreation=true", NULL, 200,
+                "{\"partitions\":0}");
+    expect_json("GET", T, NULL, 200, "[]");
+    /* a missing namespace */
+    expect_reason("PUT", "/admin/v2/persistent/public/nope/t", NULL, 404,
+                  "Namespace does not exist");
+    expect_reason("GET", "/admin/v2/persistent/public/nope", NULL, 404, "Namespace does not exist");
+}
+END_TEST
+
+START_TEST(test_topic_names)
+{
+    /* a '/' (%2F) in the topic segment would name a topic of another namespace */
+    expect_reason("PUT", T "/a%2Fb", NULL, 412, "Topic name is not valid");
+    expect_reason("PUT", T "/a%2Fb%2Fc", NULL, 412, "Topic name is not valid");
+    /* control characters, a decoded NUL included */
+    expect_reason("PUT", T "/a%00b", NULL, 412, "Topic name is not valid");
+    expect_reason("PUT", T "/a%01b", NULL, 412, "Topic name is not valid");
+    expect_reason("PUT", T "/a%00b/partitions", "2", 412, "Topic name is not valid");
+    expect_reason("PUT", T "/t/subscription/s%00", NULL, 412, "Subscription name is not valid");
+    expect_reason("PUT", "/admin/v2/persistent/pub!ic/default/t", NULL, 412,
+                  "Topic name is not valid");
+    expect_reason("GET", "/admin/v2/persistent/pub!ic/default", NULL, 412,
+                  "Namespace name is not valid");
+    expect_json("GET", T, NULL, 200, "[]"); /* nothing created, "a" included */
+    /* '+' is a space; %2B a '+' */
+    expect_status("PUT", T "/x%2By", NULL, 204);
+    expect_json("GET", T, NULL, 200, "[\"persistent://public/default/x+y\"]");
+    expect_status("GET", T "/x%2By/stats", NULL, 200);
+    expect_reason("GET", T "/x+y/stats", NULL, 404,
+                  "Topic persistent://public/default/x y not found");
+}
+END_TEST
+
+START_TEST(test_subscriptions)
+{
+    expect_status("PUT", T "/t", NULL, 204);
+    expect_status("PUT", T "/t/subscription/s1", NULL, 204);
+    expect_reason("PUT", T "/t/subscription/s1", NULL, 409,
+                  "Subscription already exists for topic");
+    expect_status("PUT", T "/t/subscription/s2", "\"earliest\"", 204);
+    expect_status("PUT", T "/t/subscription/s3", "{\"ledgerId\":-1,\"entryId\":-1}", 204);
+    expect_reason("PUT", T "/t/subscription/s4", "x", 400, "Invalid reset cursor data");
+    expect_reason("PUT", T "/t/subscription/s4", "[1]", 400, "Invalid reset cursor data");
+    expect_names("GET", T "/t/subscriptions", "s1,s2,s3");
+    ck_assert_int_eq(rq("GET", T "/t/stats", NULL), 200);
+    ck_assert_ptr_nonnull(json_object_get(json_object_get(reply_json(), "subscriptions"), "s2"));
+    reply_json_free();
+    expect_status("POST", T "/t/subscription/s1/skip/3", NULL, 204);
+    expect_reason("POST", T "/t/subscription/s1/skip/x", NULL, 400,
+                  "Invalid number of messages to skip");
+    expect_reason("POST", T "/t/subscription/s1/skip/-1", NULL, 400,
+                  "Invalid number of messages to skip");
+    expect_status("POST", T "/t/subscription/s1/skip_all", NULL, 204);
+    expect_status("POST", T "/t/subscription/s1/resetcursor/0", NULL, 204);
+    expect_reason("POST", T "/t/subscription/s1/resetcursor/x", NULL, 400, "Invalid timestamp");
+    expect_status("POST", T "/t/subscription/s1/resetcursor", "{\"ledgerId\":0,\"entryId\":0}",
+                  204);
+    const char *need = "Invalid reset cursor data: ledgerId and entryId are required";
+    expect_reason("POST", T "/t/subscription/s1/resetcursor", NULL, 400, need);
+    expect_reason("POST", T "/t/subscription/s1/resetcursor", "x", 400, need);
+    expect_reason("POST", T "/t/subscription/s1/resetcursor", "{\"ledgerId\":\"a\"}", 400, need);
+    expect_reason("POST", T "/t/subscription/nope/skip_all", NULL, 404,
+                  "Subscription nope not found for topic persistent://public/default/t");
+    expect_status("DELETE", T "/t/subscription/s1", NULL, 204);
+    expect_reason("DELETE", T "/t/subscription/s1", NULL, 404,
+                  "Subscription s1 not found for topic persistent://public/default/t");
+    expect_names("GET", T "/t/subscriptions", "s2,s3");
+    /* on a missing topic a subscription creates it (allowAutoTopicCreation) */
+    expect_status("PUT", T "/auto/subscription/s", NULL, 204);
+    expect_json("GET", T "/auto/subscriptions", NULL, 200, "[\"s\"]");
+}
+END_TEST
+
+START_TEST(test_partitioned_topics)
+{
+    const char *pt = T "/pt/partitions";
+    expect_reason("PUT", pt, NULL, 400, "The request body must be the number of partitions");
+    expect_reason("PUT", pt, "x", 400, "The request body must be the number of partitions");
+    expect_reason("PUT", pt, "\"3\"", 400, "The request body must be the number of partitions");
+    expect_reason("PUT", pt, "1.5", 400, "The request body must be the number of partitions");
+    expect_reason("PUT", pt, "0", 406, "Number of partitions should be more than 0");
+    expect_reason("PUT", pt, "-1", 406, "Number of partitions should be more than 0");
+    expect_reason("PUT", T "/x-partition-1/partitions", "2", 412,
+                  "Partitioned Topic Name should not contain '-partition-'");
+    expect_status("PUT", pt, "3", 204);
+    expect_reason("PUT", pt, "3", 409, "Partitioned topic already exists");
+    expect_json("GET", pt, NULL, 200, "{\"partitions\":3}");
+    expect_json("GET", T "/partitioned", NULL, 200, "[\"persistent://public/default/pt\"]");
+    /* a plain topic of that name, or a partitioned topic of a plain topic's name */
+    expect_reason("PUT", T "/pt", NULL, 409, "This topic already exists");
+    expect_status("PUT", T "/plain", NULL, 204);
+    expect_reason("PUT", T "/plain/partitions", "2", 409, "This topic already exists");
+    expect_reason("POST", T "/plain/partitions", "4", 409,
+                  "Topic persistent://public/default/plain is not the partitioned topic.");
+    /* grow only */
+    expect_status("POST", pt, "5", 204);
+    expect_json("GET", pt, NULL, 200, "{\"partitions\":5}");
+    expect_status("POST", pt, "5", 204);
+    expect_reason("POST", pt, "4", 422,
+                  "Desired partitions 4 can't be less than the current partitions 5.");
+    /* calls on the partitions */
+    expect_status("PUT", T "/pt/subscription/ps", "\"earliest\"", 204);
+    expect_json("GET", T "/pt/subscriptions", NULL, 200, "[\"ps\"]");
+    expect_json("GET", T "/pt-partition-4/subscriptions", NULL, 200, "[\"ps\"]");
+    ck_assert_int_eq(rq("GET", T "/pt/partitioned-stats", NULL), 200);
+    json_t *st = reply_json();
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(st, "metadata"), "partitions")), 5);
+    ck_assert_uint_eq(json_object_size(json_object_get(st, "partitions")), 5);
+    reply_json_free();
+    ck_assert_int_eq(rq("GET", T "/pt/partitioned-stats?perPartition=false", NULL), 200);
+    ck_assert_ptr_null(json_object_get(reply_json(), "partitions"));
+    reply_json_free();
+    ck_assert_int_eq(rq("GET", T "/pt/partitioned-internalStats", NULL), 200);
+    ck_assert_uint_eq(json_object_size(json_object_get(reply_json(), "partitions")), 5);
+    reply_json_free();
+    expect_status("POST", T "/pt/subscription/ps/skip_all", NULL, 204);
+    expect_status("POST", T "/pt/subscription/ps/resetcursor/0", NULL, 204);
+    /* calls only a plain topic answers */
+    expect_reason("GET", T "/pt/stats", NULL, 404,
+                  "Topic persistent://public/default/pt not found");
+    expect_reason("GET", T "/pt/internalStats", NULL, 404,
+                  "Topic persistent://public/default/pt not found");
+    expect_reason("GET", T "/pt/lastMessageId", NULL, 405,
+                  "Get last message id on a partitioned topic is not allowed");
+    expect_reason("POST", T "/pt/subscription/ps/skip/1", NULL, 405,
+                  "Skip messages on a partitioned topic is not allowed");
+    expect_reason("POST", T "/pt/subscription/ps/resetcursor", "{\"ledgerId\":0,\"entryId\":0}",
+                  405, "Reset-cursor at position is not allowed for partitioned-topic");
+    expect_reason("GET", T "/plain/partitioned-stats", NULL, 404,
+                  "Partitioned Topic persistent://public/default/plain not found");
+    expect_reason("DELETE", T "/pt", NULL, 409,
+                  "persistent://public/default/pt is a partitioned topic, instead of calling "
+                  "delete topic, please call delete-partitioned-topic.");
+    /* delete */
+    expect_status("DELETE", T "/pt/subscription/ps", NULL, 204);
+    expect_reason("DELETE", T "/pt/subscription/ps", NULL, 404,
+                  "Subscription ps not found for topic persistent://public/default/pt");
+    expect_status("PUT", T "/pt/unload", NULL, 204);
+    for (int i = 0; i < 5; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "persistent://public/default/pt-partition-%d", i);
+        ck_assert_ptr_null(topic_find(svc_topics(fx.svc[0]), name));
+    }
+    expect_status("DELETE", pt, NULL, 204);
+    expect_reason("GET", pt, NULL, 404, "Topic persistent://public/default/pt not found");
+    expect_reason("DELETE", pt, NULL, 404,
+                  "Partitioned topic persistent://public/default/pt does not exist");
+    expect_reason("DELETE", T "/plain/partitions", NULL, 409,
+                  "persistent://public/default/plain is not a partitioned topic");
+    expect_json("GET", T "/partitioned", NULL, 200, "[]");
+    expect_json("GET", T, NULL, 200, "[\"persistent://public/default/plain\"]");
+}
+END_TEST
+
+START_TEST(test_partitions_bounded)
+{
+    char err[256];
+    ck_assert_int_eq(
+        cfg_set(&fx.cfg, "maxNumPartitionsPerPartitionedTopic", "8", "test", err, sizeof err), 0);
+    expect_reason("PUT", T "/pt/partitions", "9", 406,
+                  "Number of partitions should be less than or equal to 8");
+    expect_status("PUT", T "/pt/partitions", "8", 204);
+    expect_reason("POST", T "/pt/partitions", "99999999999", 406,
+                  "Number of partitions should be less than or equal to 8");
+}
+END_TEST
+
+/* ---- lookup --------------------------------------------------------------------------------- */
+
+START_TEST(test_lookup)
+{
+    struct svc *s = fx.svc[0];
+    char want[512];
+    snprintf(want, sizeof want,
+             "{\"brokerUrl\":\"%s\",\"httpUrl\":\"%s\",\"nativeUrl\":\"%s\",\"brokerUrlSsl\":\"\"}",
+             ns_broker_url(svc_ns(s)), ns_web_url(svc_ns(s)), ns_broker_url(svc_ns(s)));
+    expect_json("GET", "/lookup/v2/topic/persistent/public/default/lk", NULL, 200, want);
+    ck_assert_int_eq(rq("GET", "/lookup/v2/topic/persistent/public/default/lk/bundle", NULL), 200);
+    ck_assert_str_eq(last.ctype, "text/plain");
+    ck_assert_int_eq(strlen(last.body), 21); /* 0x........_0x........ */
+    ck_assert(strncmp(last.body, "0x", 2) == 0 && last.body[10] == '_');
+    expect_reason("GET", "/lookup/v2/topic/non-persistent/public/default/lk", NULL, 405,
+                  "Non-persistent topics are not supported");
+    expect_reason("GET", "/lookup/v2/topic/non-persistent/public/default/lk/bundle", NULL, 405,
+                  "Non-persistent topics are not supported");
+    expect_reason("GET", "/lookup/v2/topic/persistent/public/nope/lk", NULL, 404,
+                  "Namespace does not exist");
+    /* a '/' in the topic: the legacy name public/default(cluster)/a/b, of a namespace that
+     * does not exist */
+    expect_reason("GET", "/lookup/v2/topic/persistent/public/default/a%2Fb", NULL, 404,
+                  "Namespace does not exist");
+    expect_reason("GET", "/lookup/v2/topic/persistent/public/default/a%01b", NULL, 412,
+                  "Topic name is not valid");
+    expect_405("PUT", "/lookup/v2/topic/persistent/public/default/lk");
+}
+END_TEST
+
+/* ---- the ownership gate: two brokers --------------------------------------------------------- */
+
+/* Index of the broker that owns topic's bundle, or -1. */
+static int owner_of(const char *full)
+{
+    struct topic_name tn;
+    ck_assert_int_eq(topic_name_parse(full, &tn), 0);
+    int who = -1;
+    for (int i = 0; i < 2; i++)
+        if (ns_topic_owned(svc_ns(fx.svc[i]), &tn))
+            who = i;
+    topic_name_fini(&tn);
+    return who;
+}
+
+/* The request on broker i, following one redirect to the other broker. */
+static int rq_follow(int i, const char *method, const char *path, const char *body)
+{
+    int st = rq_on(i, method, path, body);
+    if (st != 307)
+        return st;
+    const char *other = ns_web_url(svc_ns(fx.svc[1 - i]));
+    ck_assert_msg(strncmp(last.location, other, strlen(other)) == 0, "Location %s (want %s...)",
+                  last.location, other);
+    char next[1024];
+    snprintf(next, sizeof next, "%s", last.location + strlen(other));
+    return rq_on(1 - i, method, next, body);
+}
+
+START_TEST(test_gate_redirects_to_owner)
+{
+    /* whoever takes the bundle, the topic is created once */
+    ck_assert_int_eq(rq_follow(0, "PUT", T "/g", NULL), 204);
+    int own = owner_of("persistent://public/default/g");
+    ck_assert_int_ge(own, 0);
+    int other = 1 - own;
+    /* the owner serves; the other redirects with the same path and authoritative=true */
+    expect_json_on(own, "GET", T "/g/stats", NULL, 200, NULL);
+    expect_json_on(other, "GET", T "/g/stats?x=1&authoritative=false", NULL, 307, NULL);
+    char want[1024];
+    snprintf(want, sizeof want, "%s%s", ns_web_url(svc_ns(fx.svc[own])),
+             T "/g/stats?x=1&authoritative=true");
+    ck_assert_str_eq(last.location, want);
+    ck_assert_str_eq(last.body, "");
+    /* 405 and 404 only from the owner: the other broker redirects first */
+    expect_json_on(other, "GET", T "/g", NULL, 307, NULL);
+    expect_json_on(own, "GET", T "/g", NULL, 405, NULL);
+    expect_json_on(other, "GET", T "/g/bogus", NULL, 307, NULL);
+    expect_json_on(own, "GET", T "/g/bogus", NULL, 404, NULL);
+    /* the non-owner's topic registry never loaded it (that would fence the owner) */
+    ck_assert_ptr_null(topic_find(svc_topics(fx.svc[other]), "persistent://public/default/g"));
+    /* HTTP lookup: the owner answers with itself, the other redirects */
+    expect_json_on(other, "GET", "/lookup/v2/topic/persistent/public/default/g", NULL, 307, NULL);
+    ck_assert(strncmp(last.location, ns_web_url(svc_ns(fx.svc[own])),
+                      strlen(ns_web_url(svc_ns(fx.svc[own])))) == 0);
+    ck_assert_int_eq(rq_on(own, "GET", "/lookup/v2/topic/persistent/public/default/g", NULL), 200);
+    ck_assert_str_eq(json_string_value(json_object_get(reply_json(), "brokerUrl")),
+                     ns_broker_url(svc_ns(fx.svc[own])));
+    reply_json_free();
+    /* partitioned metadata is not gated: answered where asked (the other broker's
+     * managedLedgerStore=memory does not hold g) */
+    expect_json_on(other, "GET", T "/g/partitions", NULL, 404,
+                   "{\"reason\":\"Topic persistent://public/default/g not found\"}");
+}
+END_TEST
+
+#undef T
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+/* The server freed while a call is in progress (a namespace unload waiting for its
+ * sub-requests): the call is completed without an answer and detached, the fan-out is
+ * cancelled, nothing leaks (ASan) and the client sees its connection end. */
+START_TEST(test_free_with_call_in_progress)
+{
+    struct evhttp_connection *conn = evhttp_connection_base_new(
+        fx.base, NULL, "127.0.0.1", (unsigned short)svc_web_port(fx.svc[0]));
+    struct reply r = {0};
+    struct evhttp_request *req = evhttp_request_new(on_reply, &r);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "127.0.0.1");
+    ck_assert_int_eq(evhttp_make_request(conn, req, EVHTTP_REQ_PUT,
+                                         "/admin/v2/namespaces/public/default/unload"),
+                     0);
+    struct admin *a = svc_admin(fx.svc[0]);
+    while (a->calls_total == 0 && !r.done) /* one loop turn at a time until it is routed */
+        event_base_loop(fx.base, EVLOOP_ONCE);
+    ck_assert(!r.done);
+    ck_assert_int_eq(a->calls_open, 1); /* its sub-requests are not routed yet */
+    svc_free(fx.svc[0]);
+    fx.svc[0] = NULL;
+    ck_assert(run_until(reply_done, &r, REPLY_DEADLINE_S));
+    ck_assert_int_eq(r.status, 0); /* no answer: the connection ended */
+    evhttp_connection_free(conn);
+    free(r.body);
+}
+END_TEST
+
+static Suite *admin_suite(void)
+{
+    Suite *s = suite_create("admin");
+    TCase *tc = tcase_create("routes");
+    tcase_add_test(tc, test_path_split_decodes_like_urldecoder);
+    tcase_add_test(tc, test_path_split_keeps_nul_as_control);
+    tcase_add_test(tc, test_path_split_bounds_segments);
+    tcase_add_test(tc, test_path_match_captures);
+    tcase_add_test(tc, test_every_route_reachable);
+    tcase_add_test(tc, test_route_find_404_405);
+    tcase_add_test(tc, test_nul_reasons);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("http");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_every_route_answers_over_http);
+    tcase_add_test(tc, test_unknown_paths_404);
+    tcase_add_test(tc, test_wrong_methods_405);
+    tcase_add_test(tc, test_clusters_brokers_probes);
+    tcase_add_test(tc, test_tenant_crud);
+    tcase_add_test(tc, test_tenant_validation);
+    tcase_add_test(tc, test_namespace_crud);
+    tcase_add_test(tc, test_namespace_validation);
+    tcase_add_test(tc, test_namespace_retention);
+    tcase_add_test(tc, test_namespace_unload);
+    tcase_add_test(tc, test_topic_crud);
+    tcase_add_test(tc, test_topic_names);
+    tcase_add_test(tc, test_subscriptions);
+    tcase_add_test(tc, test_partitioned_topics);
+    tcase_add_test(tc, test_partitions_bounded);
+    tcase_add_test(tc, test_lookup);
+    tcase_add_test(tc, test_free_with_call_in_progress);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("brokers");
+    tcase_add_checked_fixture(tc, setup2, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_gate_redirects_to_owner);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(admin_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
