@@ -232,12 +232,33 @@ static void conn_handle_connect(struct conn *c, const Pulsar__Proto__CommandConn
             c->client_version, c->protocol_version);
 }
 
+/* The commands whose handlers check a NUL in their strings themselves (conn_parse_topic)
+ * and answer with their own error. */
+static bool conn_refuses_nul_itself(int type)
+{
+    return type == PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER ||
+           type == PULSAR__PROTO__BASE_COMMAND__TYPE__SUBSCRIBE ||
+           type == PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP ||
+           type == PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA;
+}
+
 /* Handle one decoded frame. The frame is cleared by the caller. */
 static void conn_dispatch(struct conn *c, struct wire_frame *f)
 {
     wire_cmd *cmd = f->cmd;
     c->received_since_tick = true;
     c->frame_nul_field = f->nul_string_field; /* for conn_parse_topic, during this dispatch */
+    if (f->nul_string_field && !conn_refuses_nul_itself(cmd->type)) {
+        /* A C string stops at the NUL: acting on what is left would act on another name
+         * (a namespace, a schema's topic). The commands that name a topic answer their own
+         * error (conn_parse_topic); any other one closes the connection, as a malformed
+         * frame does. */
+        char why[128];
+        snprintf(why, sizeof why, "the %s field of %s holds a NUL byte", f->nul_string_field,
+                 wire_command_name(cmd->type));
+        conn_close(c, why);
+        return;
+    }
     if (c->state == CONN_AWAIT_CONNECT) {
         if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECT) {
             char why[96];

@@ -1576,6 +1576,37 @@ static void send_cmd_nul(struct client *cl, wire_cmd *cmd)
     evbuffer_free(b);
 }
 
+/* A NUL byte in a string of a command that names no topic (a namespace, a schema's topic,
+ * the client version) closes that connection with a reason: the name cut at the NUL is
+ * never acted on; other connections go on. */
+START_TEST(test_nul_in_other_commands_closes)
+{
+    start();
+    struct client *other = connected(17);
+    struct client *cl = connected(17);
+    Pulsar__Proto__CommandGetTopicsOfNamespace g =
+        PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__INIT;
+    g.namespace_ = "public/def@ault";
+    g.request_id = 21;
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = T(GET_TOPICS_OF_NAMESPACE);
+    cmd.gettopicsofnamespace = &g;
+    send_cmd_nul(cl, &cmd);
+    expect_closed(cl);
+
+    struct client *sc = connected(17);
+    Pulsar__Proto__CommandGetSchema gs = PULSAR__PROTO__COMMAND_GET_SCHEMA__INIT;
+    gs.topic = "persistent://public/default/s@x";
+    gs.request_id = 22;
+    wire_cmd scmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    scmd.type = T(GET_SCHEMA);
+    scmd.getschema = &gs;
+    send_cmd_nul(sc, &scmd);
+    expect_closed(sc);
+    ck_assert(!other->closed);
+}
+END_TEST
+
 /* A topic name holding a NUL byte or a control character, or too long, is refused with
  * InvalidTopicName on every command that names a topic; nothing is served under the name
  * cut at the NUL, and the connection goes on. */
@@ -1690,6 +1721,7 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, test_get_last_message_id);
     tcase_add_test(tc, test_consumer_stats);
     tcase_add_test(tc, test_bad_topic_names_refused);
+    tcase_add_test(tc, test_nul_in_other_commands_closes);
     suite_add_tcase(s, tc);
     return s;
 }
