@@ -148,7 +148,7 @@ static int append_n(struct ml_ledger *ml, int first, int n, struct ml_position *
     int sync_fail = 0, ok = 0;
     for (int i = 0; i < n; i++) {
         a[i].req.data = &a[i];
-        int rc = ml_append(ml, payload(first + i), &a[i].req, tl_append_cb);
+        int rc = ml_append(ml, payload(first + i), NULL, &a[i].req, tl_append_cb);
         if (rc < 0) {
             a[i].done = true;
             a[i].status = rc;
@@ -287,6 +287,69 @@ START_TEST(test_roundtrip_standalone)
 }
 END_TEST
 
+/* The managed ledger does not read entry bytes: an entry read back from a bookie gets its
+ * content from ml_config.entry_info (the broker's reads the MessageMetadata); without the
+ * hook, one message and no metadata. Here the hook reads the test's own format. */
+static int test_entry_info(struct evbuffer *data, struct ml_entry_info *info)
+{
+    char buf[32] = {0};
+    evbuffer_copyout(data, buf, sizeof buf - 1);
+    int num;
+    if (sscanf(buf, "message-%d", &num) != 1)
+        return -MG_EPROTO;
+    info->num_messages = num % 5 + 1;
+    info->batched = true;
+    info->publish_time = 1000 + (uint64_t)num;
+    info->key_hash = (uint32_t)num;
+    return 0;
+}
+
+static void read_infos(struct ml_ledger *ml, int n, bool hooked)
+{
+    struct ml_cursor *c = ml_cursor_open(ml, hooked ? "h" : "n", false, ML_POS_EARLIEST, NULL);
+    ck_assert_ptr_nonnull(c);
+    int got = 0;
+    for (int guard = 0; guard < 1000 && ml_cursor_has_more(c); guard++) {
+        struct tl_read r = {0};
+        r.req.data = &r;
+        ck_assert_int_eq(ml_cursor_read(c, 7, 0, &r.req, tl_read_cb), 0);
+        tl_wait(loop, &r.done);
+        ck_assert_int_eq(r.status, 0);
+        for (int i = 0; i < r.req.n; i++, got++) {
+            struct ml_entry *e = r.req.entries[i];
+            ck_assert_int_eq(e->num_messages, hooked ? got % 5 + 1 : 1);
+            ck_assert_int_eq(e->batched, hooked);
+            ck_assert_uint_eq(e->publish_time, hooked ? 1000 + (uint64_t)got : 0);
+            ck_assert_uint_eq(e->key_hash, hooked ? (uint32_t)got : 0);
+            ml_entry_unref(e);
+        }
+        mg_free(r.req.entries);
+    }
+    ck_assert_int_eq(got, n);
+    ml_cursor_close(c);
+}
+
+START_TEST(test_entry_info_of_bookie_reads)
+{
+    env_new(1);
+    struct broker b;
+    struct ml_config cfg = ml_cfg(1, 1, 1, 1000, 0); /* no cache: every read goes to the bookie */
+    cfg.entry_info = test_entry_info;
+    broker_new(&b, cfg, false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/info", NULL);
+    ck_assert_int_eq(append_n(ml, 0, 12, NULL, NULL), 12);
+    read_infos(ml, 12, true);
+    ml_close(ml);
+    broker_free(&b);
+    broker_new(&b, ml_cfg(1, 1, 1, 1000, 0), false); /* no hook */
+    ml = open_ml(&b, "t/ns/persistent/info", NULL);
+    read_infos(ml, 12, false);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
 /* An entry over the BookKeeper client's frame limit fails alone with -MG_ETOOBIG, in order:
  * the appends before and after it (all in flight together) are stored in the same ledger
  * with consecutive entry ids, nothing rolls, and a cursor reads them all. */
@@ -313,7 +376,7 @@ START_TEST(test_oversized_append_alone)
                 evbuffer_add(data, pad, sizeof pad);
         }
         a[i].req.data = &a[i];
-        ck_assert_int_eq(ml_append(ml, data, &a[i].req, tl_append_cb), 0);
+        ck_assert_int_eq(ml_append(ml, data, NULL, &a[i].req, tl_append_cb), 0);
     }
     for (int i = 0; i < N; i++)
         tl_wait(loop, &a[i].done);
@@ -766,7 +829,7 @@ START_TEST(test_takeover_fences_and_skips_nothing)
     ck_assert(ml_is_fenced(ml));
     struct tl_append x = {0};
     x.req.data = &x;
-    ck_assert_int_eq(ml_append(ml, payload(1), &x.req, tl_append_cb), -MG_EFENCED);
+    ck_assert_int_eq(ml_append(ml, payload(1), NULL, &x.req, tl_append_cb), -MG_EFENCED);
     /* b works */
     ck_assert_int_eq(append_n(ml2, 6, 3, NULL, NULL), 3);
     ml_close(ml);
@@ -1051,7 +1114,7 @@ START_TEST(test_partial_adds_recovered)
     add_reaches[1] = false;
     struct tl_append x = {0};
     x.req.data = &x;
-    ck_assert_int_eq(ml_append(ml, payload(8), &x.req, tl_append_cb), 0);
+    ck_assert_int_eq(ml_append(ml, payload(8), NULL, &x.req, tl_append_cb), 0);
     tl_run_for(loop, 100);
     ck_assert(!x.done); /* one copy: never acknowledged */
     add_filter_on = false;
@@ -1132,8 +1195,8 @@ static Suite *ml_bk_suite(void)
 {
     Suite *s = suite_create("ml_bk");
     TCase *tc = tl_tcase(s, "bookkeeper", 120, NULL, NULL);
-    tl_add(tc, test_roundtrip_standalone, test_oversized_append_alone, test_cursor_retry_backoff,
-           test_roll_backoff);
+    tl_add(tc, test_roundtrip_standalone, test_entry_info_of_bookie_reads,
+           test_oversized_append_alone, test_cursor_retry_backoff, test_roll_backoff);
     tcase_add_loop_test(tc, test_lost_middle_ledger, 0, 2);
     tcase_add_loop_test(tc, test_lost_last_ledger, 0, 2);
     tl_add(tc, test_rollover_recorded, test_reopen, test_cursor_survives_reopen,

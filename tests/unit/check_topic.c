@@ -140,7 +140,7 @@ static void pub_cb(void *data, int status, struct ml_position pos)
 static void publish_full(struct topic_producer *p, uint64_t ts, int batch, const char *key)
 {
     static uint64_t seq;
-    ck_assert_int_eq(topic_publish(p, make_entry(ts, batch, key), seq, 0, pub_cb, &pubs), 0);
+    ck_assert_int_eq(topic_publish(p, make_entry(ts, batch, key), NULL, seq, 0, pub_cb, &pubs), 0);
     seq++;
 }
 
@@ -448,8 +448,8 @@ START_TEST(test_producers)
     /* Exclusive while shared producers exist. */
     ck_assert_int_eq(topic_producer_add(t, "ex", TOPIC_ACCESS_EXCLUSIVE, NULL, &prod_ops, &d),
                      -MG_EPRODUCERFENCED);
-    ck_assert_int_eq(topic_publish(c, make_entry(1, 0, NULL), 7, 0, pub_cb, &pubs), 0);
-    ck_assert_int_eq(topic_publish(c, make_entry(1, 3, NULL), 8, 10, pub_cb, &pubs), 0);
+    ck_assert_int_eq(topic_publish(c, make_entry(1, 0, NULL), NULL, 7, 0, pub_cb, &pubs), 0);
+    ck_assert_int_eq(topic_publish(c, make_entry(1, 3, NULL), NULL, 8, 10, pub_cb, &pubs), 0);
     topic_producer_close(c); /* pending publishes still complete */
     topic_producer_close(a);
     topic_producer_close(b);
@@ -496,6 +496,49 @@ START_TEST(test_publish_order)
             ck_assert_int_lt(ml_pos_cmp(pubs.pos[i - 1], pubs.pos[i]), 0);
     }
     ck_assert_int_eq(topic_producer_last_sequence(p), 49);
+}
+END_TEST
+
+/* The metadata a publish comes with (wire_frame.msg, read once by the frame decoder) is
+ * what the stored entry carries: the topic hands it down instead of reading the bytes
+ * again. Without it, the topic reads the bytes itself; topic_entry_info reads stored bytes
+ * (for entries coming back from bookies). */
+START_TEST(test_publish_hands_metadata_down)
+{
+    struct topic *t = load("handdown");
+    struct topic_producer *p = mkprod(t);
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, true, a);
+    topic_consumer_flow(a->c, 100);
+    /* bytes that are not a Pulsar entry, with the metadata the decoder read */
+    struct wire_msg_info msg = {.num_messages = 6, .batched = true, .publish_time = 55};
+    struct evbuffer *raw = evbuffer_new();
+    evbuffer_add(raw, "opaque", 6);
+    ck_assert_int_eq(topic_publish(p, raw, &msg, 100, 0, pub_cb, &pubs), 0);
+    /* a Pulsar entry without it: read here */
+    ck_assert_int_eq(topic_publish(p, make_entry(77, 3, NULL), NULL, 101, 0, pub_cb, &pubs), 0);
+    spin();
+    ck_assert_int_eq(pubs.n, 2);
+    ck_assert_int_eq(a->n, 2);
+    ck_assert_int_eq(a->msgs[0], 6);
+    ck_assert_int_eq(a->msgs[1], 3);
+    struct topic_stats st;
+    topic_get_stats(t, &st);
+    ck_assert_int_eq(st.msg_in_counter, 9);
+
+    struct ml_entry_info info;
+    struct evbuffer *e = make_entry(1234, 4, "key");
+    ck_assert_int_eq(topic_entry_info(e, &info), 0);
+    ck_assert_int_eq(info.num_messages, 4);
+    ck_assert(info.batched);
+    ck_assert_uint_eq(info.publish_time, 1234);
+    ck_assert_uint_eq(info.key_hash, (wire_murmur3_32("key", 3, 0) & 0x7fffffffu) % 65536u);
+    evbuffer_free(e);
+    e = evbuffer_new();
+    evbuffer_add(e, "opaque", 6);
+    ck_assert_int_eq(topic_entry_info(e, &info), -MG_EPROTO);
+    evbuffer_free(e);
+    topic_producer_close(p);
 }
 END_TEST
 
@@ -1237,7 +1280,8 @@ static Suite *topic_suite(void)
     tl_add(tc, test_names, test_names_refused);
 
     tc = tl_tcase(s, "topic", 0, setup, teardown);
-    tl_add(tc, test_registry_get, test_producers, test_publish_order, test_exclusive_permits,
+    tl_add(tc, test_registry_get, test_producers, test_publish_order,
+           test_publish_hands_metadata_down, test_exclusive_permits,
            test_failover_partitioned_choice, test_failover_switch, test_failover_delay,
            test_shared_two, test_shared_priority, test_shared_close_redelivers,
            test_shared_redeliver, test_close_inside_send, test_failover_redeliver_ids,

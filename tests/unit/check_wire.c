@@ -614,6 +614,76 @@ START_TEST(test_entry_parse)
 }
 END_TEST
 
+/* The decoder hands down the MessageMetadata it read while checking a SEND (wire_frame.msg),
+ * so nobody needs to unpack it again: it is what wire_entry_parse reads from the stored
+ * bytes, field for field. */
+static void assert_frame_msg(const Pulsar__Proto__MessageMetadata *md)
+{
+    wire_cmd cmd;
+    Pulsar__Proto__CommandSend send;
+    struct evbuffer *b = evbuffer_new();
+    struct wire_frame f;
+    init_send(&cmd, &send, md->sequence_id);
+    wire_write_send(b, &cmd, md, "payload", 7);
+    ck_assert_int_eq(read_one(b, &f), 1);
+    struct wire_msg_info info;
+    ck_assert_int_eq(wire_entry_parse(f.payload, &info), 0);
+    ck_assert_int_eq(f.msg.num_messages, info.num_messages);
+    ck_assert_int_eq(f.msg.batched, info.batched);
+    ck_assert_uint_eq(f.msg.publish_time, info.publish_time);
+    ck_assert_uint_eq(f.msg.sequence_id, info.sequence_id);
+    ck_assert_uint_eq(f.msg.highest_sequence_id, info.highest_sequence_id);
+    ck_assert_int_eq(f.msg.deliver_at_time, info.deliver_at_time);
+    ck_assert_uint_eq(f.msg.key_hash, info.key_hash);
+    /* and the values themselves */
+    ck_assert_uint_eq(f.msg.sequence_id, md->sequence_id);
+    ck_assert_uint_eq(f.msg.publish_time, md->publish_time);
+    ck_assert_int_eq(f.msg.num_messages,
+                     md->has_num_messages_in_batch ? md->num_messages_in_batch : 1);
+    wire_frame_clear(&f);
+    evbuffer_free(b);
+}
+
+START_TEST(test_frame_carries_metadata)
+{
+    Pulsar__Proto__MessageMetadata md;
+    init_md(&md, 1);
+    assert_frame_msg(&md);
+    init_md(&md, 2);
+    md.has_num_messages_in_batch = 1;
+    md.num_messages_in_batch = 7;
+    md.has_highest_sequence_id = 1;
+    md.highest_sequence_id = 8;
+    md.has_deliver_at_time = 1;
+    md.deliver_at_time = 1700000001234ll;
+    md.partition_key = "aGVsbG8=";
+    md.has_partition_key_b64_encoded = 1;
+    md.partition_key_b64_encoded = 1;
+    assert_frame_msg(&md);
+    ck_assert_uint_ne(key_hash("hello", 5), key_hash("NONE_KEY", 8));
+    init_md(&md, 3);
+    md.has_ordering_key = 1;
+    md.ordering_key.data = (uint8_t *)"order";
+    md.ordering_key.len = 5;
+    assert_frame_msg(&md);
+
+    /* a command without payload carries none */
+    struct evbuffer *b = evbuffer_new();
+    wire_cmd cmd;
+    pulsar__proto__base_command__init(&cmd);
+    Pulsar__Proto__CommandPing ping = PULSAR__PROTO__COMMAND_PING__INIT;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PING;
+    cmd.ping = &ping;
+    wire_write_command(b, &cmd);
+    struct wire_frame f;
+    ck_assert_int_eq(read_one(b, &f), 1);
+    ck_assert_int_eq(f.msg.num_messages, 0);
+    ck_assert_uint_eq(f.msg.sequence_id, 0);
+    wire_frame_clear(&f);
+    evbuffer_free(b);
+}
+END_TEST
+
 START_TEST(test_message_encoding)
 {
     Pulsar__Proto__MessageMetadata md;
@@ -809,9 +879,9 @@ static Suite *wire_suite(void)
     TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
     tl_add(tc, test_roundtrip_commands, test_send_split_every_byte, test_bad_checksum,
            test_no_checksum_gets_one, test_too_big, test_garbage, test_back_to_back,
-           test_entry_parse, test_message_encoding, test_broker_entry_metadata_sections,
-           test_murmur3_vectors, test_crc32c_vector, test_command_names,
-           test_nul_in_string_reported);
+           test_entry_parse, test_frame_carries_metadata, test_message_encoding,
+           test_broker_entry_metadata_sections, test_murmur3_vectors, test_crc32c_vector,
+           test_command_names, test_nul_in_string_reported);
     return s;
 }
 
