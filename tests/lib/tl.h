@@ -9,9 +9,12 @@
  *                batches of adds; fake bookies on a simulated loop; in-process bookies
  *   tl_pulsar.h  Pulsar frames: commands built in one call, and a peer that sends frames and
  *                awaits them over a socket on the test's loop (either side of a connection)
+ *   tl_svc.h     whole brokers (svc_new) in this process: their configuration, one
+ *                in-memory metadata tree shared by their sessions
  *
- * Three headers, one prefix: the BookKeeper and Pulsar helpers pull in their protocols'
- * generated types, which a suite of the other side (or of neither) has no use for.
+ * Four headers, one prefix: the BookKeeper and Pulsar helpers pull in their protocols'
+ * generated types, which a suite of the other side (or of neither) has no use for, and the
+ * brokers the whole service.
  *
  * Every helper asserts with Check, so a failure fails the calling test: they are for Check
  * programs, linked with $(TL_LIBS) (tests/Makefile.inc). Every wait is bounded; on a

@@ -80,15 +80,33 @@ void tl_peer_open(struct tl_peer *p, struct event_base *b, int fd)
     bufferevent_enable(p->bev, EV_READ | EV_WRITE);
 }
 
-void tl_peer_connect(struct tl_peer *p, struct event_base *b, int port)
+void tl_peer_open_bev(struct tl_peer *p, struct event_base *b, struct bufferevent *bev)
+{
+    memset(p, 0, sizeof *p);
+    p->base = b;
+    p->wait_ms = TL_REAL_WAIT_MS;
+    ck_assert_ptr_nonnull(bev);
+    p->bev = bev;
+    bufferevent_setcb(p->bev, NULL, NULL, tl_peer_event_cb, p);
+    bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+}
+
+int tl_connect_fd(int port, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(fd, 0);
+    if (rcvbuf > 0)
+        ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_msg(connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0,
                   "connect to 127.0.0.1:%d failed", port);
-    tl_peer_open(p, b, fd);
+    return fd;
+}
+
+void tl_peer_connect(struct tl_peer *p, struct event_base *b, int port)
+{
+    tl_peer_open(p, b, tl_connect_fd(port, 0));
 }
 
 void tl_peer_close(struct tl_peer *p)
@@ -208,6 +226,62 @@ void tl_send_producer(struct tl_peer *p, const char *topic, uint64_t producer_id
     c.producer_id = producer_id;
     c.request_id = request_id;
     TL_SEND(p, PRODUCER, producer, c);
+}
+
+void tl_peer_handshake(struct tl_peer *p, int protocol_version, struct wire_frame *f)
+{
+    tl_send_connect(p, "check", protocol_version);
+    struct wire_frame own;
+    struct wire_frame *c = f ? f : &own;
+    tl_peer_expect(p, PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECTED, c);
+    int want = protocol_version < WIRE_PROTOCOL_VERSION ? protocol_version : WIRE_PROTOCOL_VERSION;
+    ck_assert(c->cmd->connected->has_protocol_version);
+    ck_assert_int_eq(c->cmd->connected->protocol_version, want);
+    if (!f)
+        wire_frame_clear(&own);
+}
+
+void tl_send_lookup(struct tl_peer *p, const char *topic, uint64_t request_id, bool authoritative)
+{
+    Pulsar__Proto__CommandLookupTopic c = PULSAR__PROTO__COMMAND_LOOKUP_TOPIC__INIT;
+    c.topic = (char *)topic;
+    c.request_id = request_id;
+    c.has_authoritative = 1;
+    c.authoritative = authoritative;
+    TL_SEND(p, LOOKUP, lookuptopic, c);
+}
+
+void tl_send_subscribe(struct tl_peer *p, const char *topic, const char *sub, uint64_t consumer_id,
+                       uint64_t request_id, const struct tl_sub_opts *o)
+{
+    static const struct tl_sub_opts defaults;
+    if (!o)
+        o = &defaults;
+    Pulsar__Proto__CommandSubscribe c = PULSAR__PROTO__COMMAND_SUBSCRIBE__INIT;
+    c.topic = (char *)topic;
+    c.subscription = (char *)sub;
+    c.subtype = (Pulsar__Proto__CommandSubscribe__SubType)o->type;
+    c.consumer_id = consumer_id;
+    c.request_id = request_id;
+    c.consumer_name = (char *)o->name;
+    if (o->earliest) {
+        c.has_initialposition = 1;
+        c.initialposition = PULSAR__PROTO__COMMAND_SUBSCRIBE__INITIAL_POSITION__Earliest;
+    }
+    if (o->non_durable) {
+        c.has_durable = 1;
+        c.durable = 0;
+    }
+    c.start_message_id = (Pulsar__Proto__MessageIdData *)o->start;
+    TL_SEND(p, SUBSCRIBE, subscribe, c);
+}
+
+void tl_send_flow(struct tl_peer *p, uint64_t consumer_id, uint32_t permits)
+{
+    Pulsar__Proto__CommandFlow c = PULSAR__PROTO__COMMAND_FLOW__INIT;
+    c.consumer_id = consumer_id;
+    c.messagepermits = permits;
+    TL_SEND(p, FLOW, flow, c);
 }
 
 void tl_send_send(struct tl_peer *p, uint64_t producer_id, uint64_t seq, const void *payload,
@@ -343,4 +417,25 @@ void tl_send_close_producer(struct tl_peer *p, uint64_t producer_id)
     Pulsar__Proto__CommandCloseProducer c = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
     c.producer_id = producer_id;
     TL_SEND(p, CLOSE_PRODUCER, close_producer, c);
+}
+
+/* ---- answers a client expects ------------------------------------------------------------ */
+
+void tl_expect_success(struct tl_peer *p, uint64_t request_id)
+{
+    struct wire_frame f;
+    tl_peer_expect(p, PULSAR__PROTO__BASE_COMMAND__TYPE__SUCCESS, &f);
+    ck_assert_uint_eq(f.cmd->success->request_id, request_id);
+    wire_frame_clear(&f);
+}
+
+void tl_expect_error(struct tl_peer *p, uint64_t request_id, int error, const char *message)
+{
+    struct wire_frame f;
+    tl_peer_expect(p, PULSAR__PROTO__BASE_COMMAND__TYPE__ERROR, &f);
+    ck_assert_uint_eq(f.cmd->error->request_id, request_id);
+    ck_assert_int_eq(f.cmd->error->error, error);
+    if (message)
+        ck_assert_str_eq(f.cmd->error->message, message);
+    wire_frame_clear(&f);
 }

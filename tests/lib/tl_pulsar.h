@@ -59,8 +59,15 @@ struct tl_peer {
 
 /* A peer on a connected stream socket (it owns fd, made non-blocking here). */
 void tl_peer_open(struct tl_peer *p, struct event_base *b, int fd);
+/* A peer on a bufferevent the test made (one end of a bufferevent_pair_new), which the peer
+ * owns from now on. A pair does not report its other end's close as EOF: a test that learns
+ * of the close another way sets p->eof itself. */
+void tl_peer_open_bev(struct tl_peer *p, struct event_base *b, struct bufferevent *bev);
 /* A peer connected to 127.0.0.1:port (blocking connect: the listener is in this process). */
 void tl_peer_connect(struct tl_peer *p, struct event_base *b, int port);
+/* A stream socket connected to 127.0.0.1:port (blocking); rcvbuf > 0: that SO_RCVBUF, set
+ * before connecting (it bounds the window). For tl_peer_open. */
+int tl_connect_fd(int port, int rcvbuf);
 /* Close the socket (the other side sees EOF); accepts a closed peer. */
 void tl_peer_close(struct tl_peer *p);
 
@@ -84,8 +91,25 @@ bool tl_peer_wait_closed(struct tl_peer *p);
 /* ---- commands: a client's ---------------------------------------------------------------- */
 
 void tl_send_connect(struct tl_peer *p, const char *client_version, int protocol_version);
+/* CONNECT (client version "check") and its answer, which must be CONNECTED at
+ * min(protocol_version, WIRE_PROTOCOL_VERSION); the frame is left in *f when f is not NULL
+ * (wire_frame_clear it). */
+void tl_peer_handshake(struct tl_peer *p, int protocol_version, struct wire_frame *f);
 void tl_send_producer(struct tl_peer *p, const char *topic, uint64_t producer_id,
                       uint64_t request_id);
+/* LOOKUP (authoritative set as given). */
+void tl_send_lookup(struct tl_peer *p, const char *topic, uint64_t request_id, bool authoritative);
+/* What a SUBSCRIBE sets besides its ids (NULL: all defaults: Exclusive, Latest, durable). */
+struct tl_sub_opts {
+    int type;                                  /* PULSAR__PROTO__COMMAND_SUBSCRIBE__SUB_TYPE__* */
+    const char *name;                          /* consumer_name, or NULL */
+    bool earliest;                             /* initial position Earliest */
+    bool non_durable;                          /* durable = false (a reader) */
+    const Pulsar__Proto__MessageIdData *start; /* start_message_id, or NULL */
+};
+void tl_send_subscribe(struct tl_peer *p, const char *topic, const char *sub, uint64_t consumer_id,
+                       uint64_t request_id, const struct tl_sub_opts *o);
+void tl_send_flow(struct tl_peer *p, uint64_t consumer_id, uint32_t permits);
 /* A SEND of one message (metadata: producer "p", sequence seq, publish time 1000 + seq). */
 void tl_send_send(struct tl_peer *p, uint64_t producer_id, uint64_t seq, const void *payload,
                   size_t len);
@@ -114,5 +138,13 @@ void tl_send_send_error(struct tl_peer *p, uint64_t producer_id, uint64_t sequen
 void tl_send_message(struct tl_peer *p, uint64_t consumer_id, uint64_t ledger, uint64_t entry,
                      struct evbuffer *stored);
 void tl_send_close_producer(struct tl_peer *p, uint64_t producer_id);
+
+/* ---- answers a client expects ------------------------------------------------------------ */
+
+/* The next frame must be SUCCESS for request_id. */
+void tl_expect_success(struct tl_peer *p, uint64_t request_id);
+/* The next frame must be ERROR for request_id with error (a PULSAR__PROTO__SERVER_ERROR__*)
+ * and, when message is not NULL, that message. */
+void tl_expect_error(struct tl_peer *p, uint64_t request_id, int error, const char *message);
 
 #endif
