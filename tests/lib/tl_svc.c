@@ -93,3 +93,27 @@ void tl_svc_fini(struct tl_svc *f)
     cfg_fini(&f->cfg);
     memset(f, 0, sizeof *f);
 }
+
+/* ---- the brokers' callbacks ---------------------------------------------------------------- */
+
+void tl_done_cb(void *data, int status)
+{
+    struct tl_done *d = data;
+    d->called = true;
+    d->calls++;
+    d->status = status;
+}
+
+int tl_done_wait(struct tl_svc *f, struct tl_done *d)
+{
+    ck_assert_msg(tl_until_flag(f->loop, &d->called, TL_REAL_WAIT_MS), "callback never ran");
+    ck_assert_int_eq(d->calls, 1);
+    return d->status;
+}
+
+void tl_topic_loaded_cb(struct topic *t, int status, void *data)
+{
+    (void)t;
+    ck_assert_msg(status == 0, "topic load: %s", mg_errname(status));
+    (*(int *)data)++;
+}

@@ -21,6 +21,7 @@ struct event_base;
 struct meta_store;
 struct mg_loop;
 struct svc;
+struct topic;
 
 /* cfg_set(c, key, value) that must succeed (the error fails the test). */
 void tl_cfg_set(struct cfg *c, const char *key, const char *value);
@@ -51,5 +52,21 @@ void tl_svc_stop(struct tl_svc *f, int i);
 /* Stop every broker, then close the sessions, free the loop, the base and the
  * configuration. */
 void tl_svc_fini(struct tl_svc *f);
+
+/* ---- the brokers' callbacks ---------------------------------------------------------------- */
+
+/* The outcome of a call taking an ns_done_cb (data points to it; callback tl_done_cb). */
+struct tl_done {
+    bool called;
+    int calls; /* exactly 1 once called */
+    int status;
+};
+void tl_done_cb(void *data, int status);
+/* Wait for d's callback on f's loop (fails the test when it does not come within
+ * TL_REAL_WAIT_MS, or came more than once); returns its status. */
+int tl_done_wait(struct tl_svc *f, struct tl_done *d);
+/* A topic_get callback that counts the topics loaded in *(int *)data; the load must have
+ * succeeded. */
+void tl_topic_loaded_cb(struct topic *t, int status, void *data);
 
 #endif
