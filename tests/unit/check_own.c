@@ -7,7 +7,9 @@
  * they see each other's registrations and ephemeral ownership keys. Lookups go through
  * ns_lookup; a PRODUCER on a non-owner goes through a real socket.
  */
-#include "config/cfg.h"
+#include "lib/tl_bk.h"
+#include "lib/tl_pulsar.h"
+#include "lib/tl_svc.h"
 #include "meta/meta.h"
 #include "ns/ns.h"
 #include "svc/svc.h"
@@ -15,20 +17,14 @@
 #include "util/alloc.h"
 #include "util/crc.h"
 #include "util/err.h"
-#include "util/log.h"
-#include "util/loop.h"
 #include "wire/wire.h"
 
-#include <arpa/inet.h>
 #include <check.h>
-#include <errno.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
-#include <netinet/in.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+
+#define T(x) PULSAR__PROTO__BASE_COMMAND__TYPE__##x
 
 /* ---- bundle arithmetic --------------------------------------------------------------------- */
 
@@ -80,94 +76,59 @@ END_TEST
 
 /* ---- two brokers on one memory tree ------------------------------------------------------- */
 
-struct fixture {
-    struct cfg cfg;
-    struct event_base *base;
-    struct mg_loop *loop;
-    struct meta_store *meta[2];
-    struct svc *svc[2];
-};
+static struct tl_svc fx;
 
-static struct fixture fx;
-
-static void pump(int rounds)
+static struct ns *ns_of(int i)
 {
-    for (int i = 0; i < rounds; i++) {
-        event_base_loop(fx.base, EVLOOP_NONBLOCK);
-        usleep(500);
-    }
+    return svc_ns(fx.svc[i]);
 }
 
-struct get_result {
-    bool done;
-    int status;
-    char value[512];
-};
-
-static void get_cb(struct meta_req *req, int status)
+/* The value at path in the shared tree into v (NUL-terminated), or the status. */
+static int read_key(const char *path, char *v, size_t len)
 {
-    struct get_result *g = req->data;
-    g->done = true;
-    g->status = status;
-    if (status == 0)
-        snprintf(g->value, sizeof g->value, "%.*s", (int)req->len, req->value);
-    meta_req_fini(req);
+    struct meta_req r;
+    int st = tl_meta_get(fx.meta[0], path, &r);
+    snprintf(v, len, "%.*s", st == 0 ? (int)r.len : 0, st == 0 ? (const char *)r.value : "");
+    meta_req_fini(&r);
+    return st;
 }
 
-static int meta_get_sync(const char *path, struct get_result *g)
+/* The status of a read of path: 0 when the key is there. */
+static int key_status(const char *path)
 {
-    struct meta_req req;
-    memset(&req, 0, sizeof req);
-    memset(g, 0, sizeof *g);
-    req.data = g;
-    ck_assert_int_eq(meta_get(fx.meta[0], path, &req, get_cb), 0);
-    for (int k = 0; k < 2000 && !g->done; k++)
-        pump(1);
-    ck_assert(g->done);
-    return g->status;
+    char v[8];
+    return read_key(path, v, sizeof v);
+}
+
+static bool key_exists(const void *path)
+{
+    return key_status(path) == 0;
+}
+
+static char *registration_path(int i)
+{
+    return mg_asprintf("/loadbalance/brokers/%s", ns_broker_id(ns_of(i)));
 }
 
 static void setup(void)
 {
-    mg_log_set_level(MG_LOG_ERROR);
-    cfg_init(&fx.cfg);
-    char err[256];
-    ck_assert_int_eq(cfg_set(&fx.cfg, "bindAddress", "127.0.0.1", "test", err, sizeof err), 0);
-    ck_assert_int_eq(cfg_set(&fx.cfg, "advertisedAddress", "127.0.0.1", "test", err, sizeof err),
-                     0);
-    ck_assert_int_eq(cfg_set(&fx.cfg, "brokerServicePort", "0", "test", err, sizeof err), 0);
-    ck_assert_int_eq(cfg_set(&fx.cfg, "webServicePort", "0", "test", err, sizeof err), 0);
-    ck_assert_int_eq(cfg_set(&fx.cfg, "managedLedgerStore", "memory", "test", err, sizeof err), 0);
-    fx.base = event_base_new();
-    fx.loop = mg_loop_new(fx.base);
-    struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(fx.loop, &mo, &fx.meta[0]), 0);
-    ck_assert_int_eq(meta_open_peer(fx.meta[0], NULL, &fx.meta[1]), 0);
+    tl_svc_init(&fx);
     for (int i = 0; i < 2; i++) {
-        fx.svc[i] = svc_new(fx.loop, &fx.cfg, fx.meta[i]);
-        ck_assert_ptr_nonnull(fx.svc[i]);
+        tl_svc_meta(&fx, i);
+        tl_svc_start(&fx, i);
     }
     /* until both brokers are registered */
     for (int i = 0; i < 2; i++) {
-        char *path = mg_asprintf("/loadbalance/brokers/%s", ns_broker_id(svc_ns(fx.svc[i])));
-        struct get_result g;
-        int rc = -1;
-        for (int k = 0; k < 2000 && (rc = meta_get_sync(path, &g)) != 0; k++)
-            pump(1);
-        ck_assert_msg(rc == 0, "broker %d not registered at %s", i, path);
+        char *path = registration_path(i);
+        ck_assert_msg(tl_base_until(fx.base, key_exists, path, TL_REAL_WAIT_MS),
+                      "broker %d not registered at %s", i, path);
         mg_free(path);
     }
 }
 
 static void teardown(void)
 {
-    for (int i = 0; i < 2; i++)
-        svc_free(fx.svc[i]);
-    for (int i = 0; i < 2; i++)
-        meta_close(fx.meta[i]);
-    mg_loop_free(fx.loop);
-    event_base_free(fx.base);
-    cfg_fini(&fx.cfg);
+    tl_svc_fini(&fx);
 }
 
 struct lookup_result {
@@ -194,7 +155,7 @@ static int lookup_at(int i, const char *topic, bool authoritative, struct lookup
     struct topic_name tn;
     ck_assert_int_eq(topic_name_parse(topic, &tn), 0);
     memset(r, 0, sizeof *r);
-    int rc = ns_lookup(svc_ns(fx.svc[i]), &tn, authoritative, lookup_cb, r);
+    int rc = ns_lookup(ns_of(i), &tn, authoritative, lookup_cb, r);
     topic_name_fini(&tn);
     if (rc == 1) {
         r->done = true;
@@ -202,15 +163,13 @@ static int lookup_at(int i, const char *topic, bool authoritative, struct lookup
         return i;
     }
     ck_assert_int_eq(rc, 0);
-    for (int k = 0; k < 4000 && !r->done; k++)
-        pump(1);
-    ck_assert(r->done);
+    tl_wait(fx.loop, &r->done);
     if (r->status < 0)
         return -1;
     if (r->connect_here)
         return i;
     for (int j = 0; j < 2; j++)
-        if (strcmp(r->url, ns_broker_url(svc_ns(fx.svc[j]))) == 0)
+        if (strcmp(r->url, ns_broker_url(ns_of(j))) == 0)
             return 10 + j; /* redirect to j */
     ck_abort_msg("redirect to unknown url %s", r->url);
     return -1;
@@ -231,7 +190,7 @@ static bool owned_by(int i, const char *topic)
 {
     struct topic_name tn;
     ck_assert_int_eq(topic_name_parse(topic, &tn), 0);
-    bool o = ns_topic_owned(svc_ns(fx.svc[i]), &tn);
+    bool o = ns_topic_owned(ns_of(i), &tn);
     topic_name_fini(&tn);
     return o;
 }
@@ -244,12 +203,12 @@ static bool owned_by(int i, const char *topic)
 
 START_TEST(test_registered)
 {
-    struct get_result g;
+    char v[512];
     for (int i = 0; i < 2; i++) {
-        char *path = mg_asprintf("/loadbalance/brokers/%s", ns_broker_id(svc_ns(fx.svc[i])));
-        ck_assert_int_eq(meta_get_sync(path, &g), 0);
-        ck_assert_ptr_nonnull(strstr(g.value, ns_broker_url(svc_ns(fx.svc[i]))));
-        ck_assert_ptr_nonnull(strstr(g.value, "\"numBundles\":0"));
+        char *path = registration_path(i);
+        ck_assert_int_eq(read_key(path, v, sizeof v), 0);
+        ck_assert_ptr_nonnull(strstr(v, ns_broker_url(ns_of(i))));
+        ck_assert_ptr_nonnull(strstr(v, "\"numBundles\":0"));
         mg_free(path);
     }
 }
@@ -269,15 +228,15 @@ START_TEST(test_assign_redirect_and_owner)
     /* the same bundle: the same owner */
     ck_assert_int_eq(serve(1 - owner, T0B), owner);
     /* the ownership key is Pulsar's NamespaceEphemeralData */
-    struct get_result g;
-    ck_assert_int_eq(meta_get_sync("/namespace/public/default/0x00000000_0x40000000", &g), 0);
-    ck_assert_ptr_nonnull(strstr(g.value, ns_broker_url(svc_ns(fx.svc[owner]))));
-    ck_assert_ptr_nonnull(strstr(g.value, "\"disabled\":false"));
-    ck_assert_int_eq(ns_owned_bundles(svc_ns(fx.svc[owner])), 1);
+    char v[512];
+    ck_assert_int_eq(read_key("/namespace/public/default/0x00000000_0x40000000", v, sizeof v), 0);
+    ck_assert_ptr_nonnull(strstr(v, ns_broker_url(ns_of(owner))));
+    ck_assert_ptr_nonnull(strstr(v, "\"disabled\":false"));
+    ck_assert_int_eq(ns_owned_bundles(ns_of(owner)), 1);
     size_t pos = 0;
-    ck_assert_str_eq(ns_owned_bundle_next(svc_ns(fx.svc[owner]), &pos),
+    ck_assert_str_eq(ns_owned_bundle_next(ns_of(owner), &pos),
                      "public/default/0x00000000_0x40000000");
-    ck_assert_ptr_null(ns_owned_bundle_next(svc_ns(fx.svc[owner]), &pos));
+    ck_assert_ptr_null(ns_owned_bundle_next(ns_of(owner), &pos));
 }
 END_TEST
 
@@ -290,8 +249,8 @@ START_TEST(test_spread)
         n[serve(0, topics[i])]++;
     ck_assert_int_eq(n[0], 2);
     ck_assert_int_eq(n[1], 2);
-    ck_assert_int_eq(ns_owned_bundles(svc_ns(fx.svc[0])), 2);
-    ck_assert_int_eq(ns_owned_bundles(svc_ns(fx.svc[1])), 2);
+    ck_assert_int_eq(ns_owned_bundles(ns_of(0)), 2);
+    ck_assert_int_eq(ns_owned_bundles(ns_of(1)), 2);
 }
 END_TEST
 
@@ -305,50 +264,25 @@ START_TEST(test_authoritative_takes)
 }
 END_TEST
 
-struct done_result {
-    bool done;
-    int status;
-};
-
-static void done_cb(void *data, int status)
-{
-    struct done_result *d = data;
-    d->done = true;
-    d->status = status;
-}
-
 START_TEST(test_unload_moves)
 {
     int owner = serve(0, T1);
-    struct done_result d = {0};
-    ck_assert_int_eq(ns_bundle_unload(svc_ns(fx.svc[1 - owner]), "public/default",
-                                      "0x40000000_0x80000000", done_cb, &d),
+    struct tl_done d = {0};
+    ck_assert_int_eq(ns_bundle_unload(ns_of(1 - owner), "public/default", "0x40000000_0x80000000",
+                                      tl_done_cb, &d),
                      -MG_ENOTFOUND);
-    ck_assert_int_eq(ns_bundle_unload(svc_ns(fx.svc[owner]), "public/default",
-                                      "0x40000000_0x80000000", done_cb, &d),
-                     0);
+    ck_assert_int_eq(
+        ns_bundle_unload(ns_of(owner), "public/default", "0x40000000_0x80000000", tl_done_cb, &d),
+        0);
     ck_assert(!owned_by(owner, T1)); /* at once: no new producers */
-    for (int k = 0; k < 8000 && !d.done; k++)
-        pump(1);
-    ck_assert(d.done);
-    ck_assert_int_eq(d.status, 0);
-    struct get_result g;
-    ck_assert_int_eq(meta_get_sync("/namespace/public/default/0x40000000_0x80000000", &g),
-                     -MG_ENOTFOUND);
+    ck_assert_int_eq(tl_done_wait(&fx, &d), 0);
+    ck_assert_int_eq(key_status("/namespace/public/default/0x40000000_0x80000000"), -MG_ENOTFOUND);
     /* the other broker takes it when asked with authority */
     struct lookup_result r;
     ck_assert_int_eq(lookup_at(1 - owner, T1, true, &r), 1 - owner);
     ck_assert(owned_by(1 - owner, T1));
 }
 END_TEST
-
-static void loaded_cb(struct topic *t, int status, void *data)
-{
-    (void)t;
-    int *n = data;
-    ck_assert_int_eq(status, 0);
-    (*n)++;
-}
 
 /* Unloading a bundle with many loaded topics closes them in slices: no single loop turn
  * closes them all, every one is closed in the end, and only then is the key deleted. */
@@ -369,17 +303,15 @@ START_TEST(test_unload_in_slices)
         topic_name_fini(&tn);
         if (strcmp(range, "0x40000000_0x80000000") == 0) {
             names[n++] = name;
-            ck_assert_int_eq(topic_get(svc_topics(sv), name, true, loaded_cb, &loaded), 0);
+            ck_assert_int_eq(topic_get(svc_topics(sv), name, true, tl_topic_loaded_cb, &loaded), 0);
         } else {
             mg_free(name);
         }
     }
     ck_assert_int_eq(n, N);
-    for (int k = 0; k < 8000 && loaded < N; k++)
-        pump(1);
-    ck_assert_int_eq(loaded, N);
-    struct done_result d = {0};
-    ck_assert_int_eq(ns_bundle_unload(s, "public/default", "0x40000000_0x80000000", done_cb, &d),
+    ck_assert_int_eq(tl_until_count(fx.loop, &loaded, N, TL_REAL_WAIT_MS), N);
+    struct tl_done d = {0};
+    ck_assert_int_eq(ns_bundle_unload(s, "public/default", "0x40000000_0x80000000", tl_done_cb, &d),
                      0);
     int left = 0;
     for (int i = 0; i < N; i++)
@@ -390,18 +322,13 @@ START_TEST(test_unload_in_slices)
     for (int i = 0; i < N; i++)
         left += topic_find(svc_topics(sv), names[i]) != NULL;
     ck_assert_msg(left > 0 && left < N, "one loop turn closed %d of %d topics", N - left, N);
-    ck_assert(!d.done);
-    for (int k = 0; k < 8000 && !d.done; k++)
-        pump(1);
-    ck_assert(d.done);
-    ck_assert_int_eq(d.status, 0);
+    ck_assert(!d.called);
+    ck_assert_int_eq(tl_done_wait(&fx, &d), 0);
     for (int i = 0; i < N; i++) {
         ck_assert_ptr_null(topic_find(svc_topics(sv), names[i]));
         mg_free(names[i]);
     }
-    struct get_result g;
-    ck_assert_int_eq(meta_get_sync("/namespace/public/default/0x40000000_0x80000000", &g),
-                     -MG_ENOTFOUND);
+    ck_assert_int_eq(key_status("/namespace/public/default/0x40000000_0x80000000"), -MG_ENOTFOUND);
 }
 END_TEST
 
@@ -411,20 +338,11 @@ START_TEST(test_expiry_drops)
     ck_assert(owned_by(owner, T3));
     /* The store says the session expired: its keys are gone (delete the key by hand: the
      * memory store's session does not really expire). */
-    struct meta_req req;
-    memset(&req, 0, sizeof req);
-    struct get_result g = {0};
-    req.data = &g;
-    ck_assert_int_eq(meta_delete(fx.meta[1 - owner],
-                                 "/namespace/public/default/0xc0000000_0xffffffff",
-                                 META_VERSION_ANY, &req, get_cb),
-                     0);
-    for (int k = 0; k < 2000 && !g.done; k++)
-        pump(1);
-    ck_assert_int_eq(g.status, 0);
+    ck_assert_int_eq(
+        tl_meta_del(fx.meta[1 - owner], "/namespace/public/default/0xc0000000_0xffffffff"), 0);
     svc_session_event(fx.svc[owner], META_SESSION_EXPIRED);
     ck_assert(!owned_by(owner, T3));
-    ck_assert_int_eq(ns_owned_bundles(svc_ns(fx.svc[owner])), 0);
+    ck_assert_int_eq(ns_owned_bundles(ns_of(owner)), 0);
     /* while disconnected (new session not yet up) it takes nothing */
     svc_session_event(fx.svc[owner], META_SESSION_DISCONNECTED);
     struct lookup_result r;
@@ -441,18 +359,11 @@ START_TEST(test_stale_own_key)
     /* A key naming broker 0's URL that broker 0 does not hold (a previous process on the
      * same address): broker 0 removes it and takes the bundle; broker 1 redirects there. */
     char *v = mg_asprintf("{\"nativeUrl\":\"%s\",\"httpUrl\":\"%s\",\"disabled\":false}",
-                          ns_broker_url(svc_ns(fx.svc[0])), ns_web_url(svc_ns(fx.svc[0])));
-    struct meta_req req;
-    memset(&req, 0, sizeof req);
-    struct get_result g = {0};
-    req.data = &g;
-    ck_assert_int_eq(meta_put(fx.meta[1], "/namespace/public/default/0x80000000_0xc0000000", v,
-                              strlen(v), META_VERSION_NONE, META_CREATE_PARENTS, &req, get_cb),
-                     0);
+                          ns_broker_url(ns_of(0)), ns_web_url(ns_of(0)));
+    const char *key = "/namespace/public/default/0x80000000_0xc0000000";
+    ck_assert_int_eq(key_status(key), -MG_ENOTFOUND); /* written as a new key */
+    ck_assert_int_eq(tl_meta_put(fx.meta[1], key, v, strlen(v), 0), 0);
     mg_free(v);
-    for (int k = 0; k < 2000 && !g.done; k++)
-        pump(1);
-    ck_assert_int_eq(g.status, 0);
     struct lookup_result r;
     ck_assert_int_eq(lookup_at(1, T2, false, &r), 10);
     ck_assert(!owned_by(0, T2));
@@ -463,88 +374,43 @@ END_TEST
 
 /* ---- PRODUCER on a broker that does not own the bundle ------------------------------------ */
 
-static int read_frame(int fd, struct evbuffer *in, int want, struct wire_frame *f)
+/* The next frame of type (others are skipped) into *f. */
+static void next_of(struct tl_peer *p, int type, struct wire_frame *f)
 {
-    for (int i = 0; i < 4000; i++) {
-        memset(f, 0, sizeof *f);
-        char err[128];
-        int rc = wire_frame_read(in, 1 << 24, f, err, sizeof err);
-        ck_assert_int_ge(rc, 0);
-        if (rc == 1) {
-            if ((int)f->cmd->type == want)
-                return 1;
-            wire_frame_clear(f);
-            continue;
-        }
-        pump(1);
-        char buf[65536];
-        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (n == 0)
-            return 0;
-        if (n > 0)
-            evbuffer_add(in, buf, (size_t)n);
-    }
-    return -1;
+    ck_assert_msg(tl_peer_skip_to(p, type, f) == 1, "no %s", wire_command_name(type));
 }
 
-static void send_cmd(int fd, wire_cmd *cmd)
+/* A client of broker i, past its handshake. */
+static void connect_to(struct tl_peer *p, int i)
 {
-    struct evbuffer *b = evbuffer_new();
-    wire_write_command(b, cmd);
-    while (evbuffer_get_length(b) > 0) {
-        ssize_t n = evbuffer_write(b, fd);
-        if (n < 0 && errno != EAGAIN)
-            ck_abort_msg("write failed: %s", strerror(errno));
-        pump(1);
-    }
-    evbuffer_free(b);
+    tl_peer_connect(p, fx.base, svc_broker_port(fx.svc[i]));
+    tl_peer_handshake(p, 17, NULL);
 }
 
-static int connect_to(int i, struct evbuffer *in)
+/* LOOKUP over the wire: the response type, and its broker URL into url. */
+static int lookup_frame(struct tl_peer *p, const char *topic, bool auth, char *url, size_t ulen)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)svc_broker_port(fx.svc[i]));
-    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-    pump(5);
-    Pulsar__Proto__CommandConnect c = PULSAR__PROTO__COMMAND_CONNECT__INIT;
-    c.client_version = "check";
-    c.has_protocol_version = 1;
-    c.protocol_version = 17;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECT;
-    cmd.connect = &c;
-    send_cmd(fd, &cmd);
+    tl_send_lookup(p, topic, 7, auth);
     struct wire_frame f;
-    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECTED, &f), 1);
-    wire_frame_clear(&f);
-    return fd;
-}
-
-static void lookup_frame(int fd, struct evbuffer *in, const char *topic, bool auth, int *response,
-                         char *url, size_t ulen)
-{
-    Pulsar__Proto__CommandLookupTopic l = PULSAR__PROTO__COMMAND_LOOKUP_TOPIC__INIT;
-    l.topic = (char *)topic;
-    l.request_id = 7;
-    l.has_authoritative = 1;
-    l.authoritative = auth;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP;
-    cmd.lookuptopic = &l;
-    send_cmd(fd, &cmd);
-    struct wire_frame f;
-    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE, &f), 1);
+    next_of(p, T(LOOKUP_RESPONSE), &f);
     const Pulsar__Proto__CommandLookupTopicResponse *r = f.cmd->lookuptopicresponse;
     ck_assert_uint_eq(r->request_id, 7);
-    *response = (int)r->response;
+    int response = (int)r->response;
     snprintf(url, ulen, "%s", r->brokerserviceurl ? r->brokerserviceurl : "");
     if (r->response != PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Failed)
         ck_assert(r->has_authoritative && r->authoritative);
+    wire_frame_clear(&f);
+    return response;
+}
+
+/* The next ERROR answers request_id with ServiceNotReady; its message into msg. */
+static void expect_not_ready(struct tl_peer *p, uint64_t request_id, char *msg, size_t len)
+{
+    struct wire_frame f;
+    next_of(p, T(ERROR), &f);
+    ck_assert_uint_eq(f.cmd->error->request_id, request_id);
+    ck_assert_int_eq(f.cmd->error->error, PULSAR__PROTO__SERVER_ERROR__ServiceNotReady);
+    snprintf(msg, len, "%s", f.cmd->error->message ? f.cmd->error->message : "");
     wire_frame_clear(&f);
 }
 
@@ -552,70 +418,39 @@ START_TEST(test_producer_not_owner)
 {
     int owner = serve(0, T0);
     int other = 1 - owner;
-    struct evbuffer *in = evbuffer_new();
-    int fd = connect_to(other, in);
+    struct tl_peer p;
+    connect_to(&p, other);
     /* LOOKUP over the wire: Redirect to the owner */
-    int resp;
-    char url[128];
-    lookup_frame(fd, in, T0, false, &resp, url, sizeof url);
-    ck_assert_int_eq(resp, PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Redirect);
-    ck_assert_str_eq(url, ns_broker_url(svc_ns(fx.svc[owner])));
-    Pulsar__Proto__CommandProducer p = PULSAR__PROTO__COMMAND_PRODUCER__INIT;
-    p.topic = T0;
-    p.producer_id = 1;
-    p.request_id = 2;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER;
-    cmd.producer = &p;
-    send_cmd(fd, &cmd);
-    struct wire_frame f;
-    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__ERROR, &f), 1);
-    ck_assert_uint_eq(f.cmd->error->request_id, 2);
-    ck_assert_int_eq(f.cmd->error->error, PULSAR__PROTO__SERVER_ERROR__ServiceNotReady);
-    ck_assert_ptr_nonnull(strstr(f.cmd->error->message, "Please redo the lookup"));
-    wire_frame_clear(&f);
+    char url[128], msg[400];
+    ck_assert_int_eq(lookup_frame(&p, T0, false, url, sizeof url),
+                     PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Redirect);
+    ck_assert_str_eq(url, ns_broker_url(ns_of(owner)));
+    tl_send_producer(&p, T0, 1, 2);
+    expect_not_ready(&p, 2, msg, sizeof msg);
+    ck_assert_ptr_nonnull(strstr(msg, "Please redo the lookup"));
     /* SUBSCRIBE likewise */
-    Pulsar__Proto__CommandSubscribe s = PULSAR__PROTO__COMMAND_SUBSCRIBE__INIT;
-    s.topic = T0;
-    s.subscription = "sub";
-    s.consumer_id = 1;
-    s.request_id = 3;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SUBSCRIBE;
-    cmd.producer = NULL;
-    cmd.subscribe = &s;
-    send_cmd(fd, &cmd);
-    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__ERROR, &f), 1);
-    ck_assert_uint_eq(f.cmd->error->request_id, 3);
-    ck_assert_int_eq(f.cmd->error->error, PULSAR__PROTO__SERVER_ERROR__ServiceNotReady);
-    wire_frame_clear(&f);
-    close(fd);
-    evbuffer_free(in);
+    tl_send_subscribe(&p, T0, "sub", 1, 3, NULL);
+    expect_not_ready(&p, 3, msg, sizeof msg);
+    tl_peer_close(&p);
 
     /* at the owner, the producer is created; unloading the bundle closes it */
-    in = evbuffer_new();
-    fd = connect_to(owner, in);
-    lookup_frame(fd, in, T0, false, &resp, url, sizeof url);
-    ck_assert_int_eq(resp, PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Connect);
-    ck_assert_str_eq(url, ns_broker_url(svc_ns(fx.svc[owner])));
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER;
-    cmd.subscribe = NULL;
-    cmd.producer = &p;
-    send_cmd(fd, &cmd);
-    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER_SUCCESS, &f),
-                     1);
+    connect_to(&p, owner);
+    ck_assert_int_eq(lookup_frame(&p, T0, false, url, sizeof url),
+                     PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Connect);
+    ck_assert_str_eq(url, ns_broker_url(ns_of(owner)));
+    tl_send_producer(&p, T0, 1, 2);
+    struct wire_frame f;
+    next_of(&p, T(PRODUCER_SUCCESS), &f);
     wire_frame_clear(&f);
-    struct done_result d = {0};
-    ck_assert_int_eq(ns_bundle_unload(svc_ns(fx.svc[owner]), "public/default",
-                                      "0x00000000_0x40000000", done_cb, &d),
-                     0);
-    ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER, &f), 1);
+    struct tl_done d = {0};
+    ck_assert_int_eq(
+        ns_bundle_unload(ns_of(owner), "public/default", "0x00000000_0x40000000", tl_done_cb, &d),
+        0);
+    next_of(&p, T(CLOSE_PRODUCER), &f);
     ck_assert_uint_eq(f.cmd->close_producer->producer_id, 1);
     wire_frame_clear(&f);
-    for (int k = 0; k < 8000 && !d.done; k++)
-        pump(1);
-    ck_assert(d.done);
-    close(fd);
-    evbuffer_free(in);
+    tl_done_wait(&fx, &d);
+    tl_peer_close(&p);
 }
 END_TEST
 
@@ -637,48 +472,24 @@ static void brokers_cb(void *data, int status, char **ids, int n)
 START_TEST(test_list_brokers)
 {
     struct brokers_result r = {0};
-    ck_assert_int_eq(ns_list_brokers(svc_ns(fx.svc[0]), brokers_cb, &r), 0);
+    ck_assert_int_eq(ns_list_brokers(ns_of(0), brokers_cb, &r), 0);
     ck_assert(!r.done); /* never inside the call */
-    for (int k = 0; k < 2000 && !r.done; k++)
-        pump(1);
-    ck_assert(r.done);
+    tl_wait(fx.loop, &r.done);
     ck_assert_int_eq(r.status, 0);
     ck_assert_int_eq(r.n, 2);
-    ck_assert(strcmp(r.first, ns_broker_id(svc_ns(fx.svc[0]))) == 0 ||
-              strcmp(r.first, ns_broker_id(svc_ns(fx.svc[1]))) == 0);
+    ck_assert(strcmp(r.first, ns_broker_id(ns_of(0))) == 0 ||
+              strcmp(r.first, ns_broker_id(ns_of(1))) == 0);
 }
 END_TEST
 
-static Suite *own_suite(void)
-{
-    Suite *s = suite_create("own");
-    TCase *tc = tcase_create("bundles");
-    tcase_add_test(tc, test_crc32_is_zlib);
-    tcase_add_test(tc, test_bundle_names);
-    tcase_add_test(tc, test_bundle_index);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("ownership");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, test_registered);
-    tcase_add_test(tc, test_assign_redirect_and_owner);
-    tcase_add_test(tc, test_spread);
-    tcase_add_test(tc, test_authoritative_takes);
-    tcase_add_test(tc, test_unload_moves);
-    tcase_add_test(tc, test_unload_in_slices);
-    tcase_add_test(tc, test_expiry_drops);
-    tcase_add_test(tc, test_stale_own_key);
-    tcase_add_test(tc, test_producer_not_owner);
-    tcase_add_test(tc, test_list_brokers);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    SRunner *sr = srunner_create(own_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    Suite *s = suite_create("own");
+    TCase *tc = tl_tcase(s, "bundles", 0, NULL, NULL);
+    tl_add(tc, test_crc32_is_zlib, test_bundle_names, test_bundle_index);
+    tc = tl_tcase(s, "ownership", 30, setup, teardown);
+    tl_add(tc, test_registered, test_assign_redirect_and_owner, test_spread,
+           test_authoritative_takes, test_unload_moves, test_unload_in_slices, test_expiry_drops,
+           test_stale_own_key, test_producer_not_owner, test_list_brokers);
+    return tl_run(s);
 }
