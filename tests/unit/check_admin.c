@@ -15,14 +15,11 @@
  * redirected (307) to the owner, with authoritative=true.
  */
 #include "admin/admin_int.h"
-#include "config/cfg.h"
-#include "meta/meta.h"
+#include "lib/tl_svc.h"
 #include "ns/ns.h"
 #include "svc/svc.h"
 #include "topic/topic.h"
 #include "util/err.h"
-#include "util/log.h"
-#include "util/loop.h"
 
 #include <check.h>
 #include <event2/buffer.h>
@@ -30,22 +27,13 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define REPLY_DEADLINE_S 20
+#define REPLY_DEADLINE_MS 20000
 
-struct fixture {
-    struct cfg cfg;
-    struct event_base *base;
-    struct mg_loop *loop;
-    struct meta_store *meta[2];
-    struct svc *svc[2]; /* [1] only in the two-broker tests */
-};
-
-static struct fixture fx;
+static struct tl_svc fx; /* broker 1 only in the two-broker tests */
 
 /* The last reply (rq() frees the one before). */
 struct reply {
@@ -58,104 +46,35 @@ struct reply {
 
 static struct reply last;
 
-/* ---- the loop ----------------------------------------------------------------------------- */
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
+static bool reply_done(const void *arg)
 {
-    (void)fd;
-    (void)what;
-    *(bool *)arg = true;
-}
-
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-/* Run the loop until cond(arg) holds or secs pass; a 1 ms tick re-checks conditions that no
- * event of ours signals. Returns cond's last value. */
-static bool run_until(bool (*cond)(void *), void *arg, int secs)
-{
-    bool expired = false;
-    struct event *deadline = evtimer_new(fx.base, on_deadline, &expired);
-    struct event *tick = event_new(fx.base, -1, EV_PERSIST, on_tick, NULL);
-    struct timeval tv = {secs, 0}, ms = {0, 1000};
-    evtimer_add(deadline, &tv);
-    evtimer_add(tick, &ms);
-    while (!cond(arg) && !expired)
-        event_base_loop(fx.base, EVLOOP_ONCE);
-    event_free(tick);
-    event_free(deadline);
-    return cond(arg);
-}
-
-static bool reply_done(void *arg)
-{
-    return ((struct reply *)arg)->done;
-}
-
-static bool svc_loaded(void *arg)
-{
-    return ns_tenant_exists(svc_ns(arg), "public") &&
-           ns_namespace_exists(svc_ns(arg), "public/default");
+    return ((const struct reply *)arg)->done;
 }
 
 /* ---- fixture ------------------------------------------------------------------------------- */
 
-static void cfg_set_ok(const char *k, const char *v)
-{
-    char err[256];
-    ck_assert_msg(cfg_set(&fx.cfg, k, v, "test", err, sizeof err) == 0, "%s", err);
-}
-
-static void start_svc(int i)
-{
-    fx.svc[i] = svc_new(fx.loop, &fx.cfg, fx.meta[i]);
-    ck_assert_ptr_nonnull(fx.svc[i]);
-    ck_assert_msg(run_until(svc_loaded, fx.svc[i], 10), "resources not loaded");
-}
-
 static void setup(void)
 {
-    mg_log_set_level(MG_LOG_ERROR);
-    memset(&fx, 0, sizeof fx);
     memset(&last, 0, sizeof last);
-    cfg_init(&fx.cfg);
-    cfg_set_ok("bindAddress", "127.0.0.1");
-    cfg_set_ok("advertisedAddress", "127.0.0.1");
-    cfg_set_ok("brokerServicePort", "0");
-    cfg_set_ok("webServicePort", "0");
-    cfg_set_ok("managedLedgerStore", "memory");
-    cfg_set_ok("allowAutoTopicCreation", "true");
-    fx.base = event_base_new();
-    fx.loop = mg_loop_new(fx.base);
-    struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(fx.loop, &mo, &fx.meta[0]), 0);
-    start_svc(0);
+    tl_svc_init(&fx);
+    tl_cfg_set(&fx.cfg, "allowAutoTopicCreation", "true");
+    tl_svc_meta(&fx, 0);
+    tl_svc_start(&fx, 0);
 }
 
 /* A second broker on a second session of the same metadata tree. */
 static void setup2(void)
 {
     setup();
-    ck_assert_int_eq(meta_open_peer(fx.meta[0], NULL, &fx.meta[1]), 0);
-    start_svc(1);
+    tl_svc_meta(&fx, 1);
+    tl_svc_start(&fx, 1);
 }
 
 static void teardown(void)
 {
     free(last.body);
     memset(&last, 0, sizeof last);
-    for (int i = 1; i >= 0; i--) {
-        svc_free(fx.svc[i]);
-        if (fx.meta[i])
-            meta_close(fx.meta[i]);
-    }
-    mg_loop_free(fx.loop);
-    event_base_free(fx.base);
-    cfg_fini(&fx.cfg);
+    tl_svc_fini(&fx);
 }
 
 /* Admin calls routed and not answered yet on broker i. */
@@ -216,9 +135,9 @@ static int rq_on(int i, const char *method, const char *path, const char *body)
         evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
     }
     ck_assert_int_eq(evhttp_make_request(conn, req, method_of(method), path), 0);
-    bool done = run_until(reply_done, &last, REPLY_DEADLINE_S);
+    bool done = tl_base_until(fx.base, reply_done, &last, REPLY_DEADLINE_MS);
     evhttp_connection_free(conn);
-    ck_assert_msg(done, "%s %s: no reply within %d s", method, path, REPLY_DEADLINE_S);
+    ck_assert_msg(done, "%s %s: no reply within %d ms", method, path, REPLY_DEADLINE_MS);
     ck_assert_msg(last.status != 0, "%s %s: connection failed", method, path);
     for (int k = 0; k < 2; k++)
         if (fx.svc[k])
@@ -1249,9 +1168,7 @@ END_TEST
 
 START_TEST(test_partitions_bounded)
 {
-    char err[256];
-    ck_assert_int_eq(
-        cfg_set(&fx.cfg, "maxNumPartitionsPerPartitionedTopic", "8", "test", err, sizeof err), 0);
+    tl_cfg_set(&fx.cfg, "maxNumPartitionsPerPartitionedTopic", "8");
     expect_reason("PUT", T "/pt/partitions", "9", 406,
                   "Number of partitions should be less than or equal to 8");
     expect_status("PUT", T "/pt/partitions", "8", 204);
@@ -1378,61 +1295,29 @@ START_TEST(test_free_with_call_in_progress)
         event_base_loop(fx.base, EVLOOP_ONCE);
     ck_assert(!r.done);
     ck_assert_int_eq(a->calls_open, 1); /* its sub-requests are not routed yet */
-    svc_free(fx.svc[0]);
-    fx.svc[0] = NULL;
-    ck_assert(run_until(reply_done, &r, REPLY_DEADLINE_S));
+    tl_svc_stop(&fx, 0);
+    ck_assert(tl_base_until(fx.base, reply_done, &r, REPLY_DEADLINE_MS));
     ck_assert_int_eq(r.status, 0); /* no answer: the connection ended */
     evhttp_connection_free(conn);
     free(r.body);
 }
 END_TEST
 
-static Suite *admin_suite(void)
-{
-    Suite *s = suite_create("admin");
-    TCase *tc = tcase_create("routes");
-    tcase_add_test(tc, test_path_split_decodes_like_urldecoder);
-    tcase_add_test(tc, test_path_split_keeps_nul_as_control);
-    tcase_add_test(tc, test_path_split_bounds_segments);
-    tcase_add_test(tc, test_path_match_captures);
-    tcase_add_test(tc, test_every_route_reachable);
-    tcase_add_test(tc, test_route_find_404_405);
-    tcase_add_test(tc, test_nul_reasons);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("http");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_every_route_answers_over_http);
-    tcase_add_test(tc, test_unknown_paths_404);
-    tcase_add_test(tc, test_wrong_methods_405);
-    tcase_add_test(tc, test_clusters_brokers_probes);
-    tcase_add_test(tc, test_tenant_crud);
-    tcase_add_test(tc, test_tenant_validation);
-    tcase_add_test(tc, test_namespace_crud);
-    tcase_add_test(tc, test_namespace_validation);
-    tcase_add_test(tc, test_namespace_retention);
-    tcase_add_test(tc, test_namespace_unload);
-    tcase_add_test(tc, test_topic_crud);
-    tcase_add_test(tc, test_topic_names);
-    tcase_add_test(tc, test_subscriptions);
-    tcase_add_test(tc, test_partitioned_topics);
-    tcase_add_test(tc, test_partitions_bounded);
-    tcase_add_test(tc, test_lookup);
-    tcase_add_test(tc, test_free_with_call_in_progress);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("brokers");
-    tcase_add_checked_fixture(tc, setup2, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_gate_redirects_to_owner);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    SRunner *sr = srunner_create(admin_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    Suite *s = suite_create("admin");
+    TCase *tc = tl_tcase(s, "routes", 0, NULL, NULL);
+    tl_add(tc, test_path_split_decodes_like_urldecoder, test_path_split_keeps_nul_as_control,
+           test_path_split_bounds_segments, test_path_match_captures, test_every_route_reachable,
+           test_route_find_404_405, test_nul_reasons);
+    tc = tl_tcase(s, "http", 60, setup, teardown);
+    tl_add(tc, test_every_route_answers_over_http, test_unknown_paths_404, test_wrong_methods_405,
+           test_clusters_brokers_probes, test_tenant_crud, test_tenant_validation,
+           test_namespace_crud, test_namespace_validation, test_namespace_retention,
+           test_namespace_unload, test_topic_crud, test_topic_names, test_subscriptions,
+           test_partitioned_topics, test_partitions_bounded, test_lookup,
+           test_free_with_call_in_progress);
+    tc = tl_tcase(s, "brokers", 60, setup2, teardown);
+    tl_add(tc, test_gate_redirects_to_owner);
+    return tl_run(s);
 }
