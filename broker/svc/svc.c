@@ -220,6 +220,37 @@ static int64_t svc_total_connections(void *data)
 
 static void svc_drain(struct svc *s);
 
+void svc_ml_config(const struct cfg *cfg, struct ml_config *mlc)
+{
+    *mlc = (struct ml_config){
+        .cache_size_bytes = (size_t)cfg->managed_ledger_cache_size_mb << 20,
+        .max_entries_per_ledger = cfg->managed_ledger_max_entries_per_ledger,
+        .max_size_per_ledger = (int64_t)cfg->managed_ledger_max_size_per_ledger_mb << 20,
+        .retention_time_minutes = cfg->default_retention_time_minutes,
+        .retention_size_mb = cfg->default_retention_size_mb,
+        .ensemble_size = cfg->managed_ledger_ensemble_size,
+        .write_quorum = cfg->managed_ledger_write_quorum,
+        .ack_quorum = cfg->managed_ledger_ack_quorum,
+        .auto_skip_non_recoverable_data = cfg->auto_skip_non_recoverable_data,
+        .entry_info = topic_entry_info, /* entries read back from bookies */
+    };
+}
+
+void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
+{
+    *tc = (struct topic_config){
+        .max_pending_publish_per_conn = cfg->max_pending_publish_per_conn,
+        .max_unacked_per_consumer = cfg->max_unacked_per_consumer,
+        .max_unacked_per_subscription = cfg->max_unacked_per_subscription,
+        .dispatch_max_round_robin = cfg->dispatcher_max_round_robin_batch_size,
+        .dispatch_max_read_batch = cfg->dispatcher_max_read_batch_size,
+        .consumer_outbound_high_water = (size_t)cfg->connection_max_outbound_bytes,
+        .active_consumer_failover_delay_ms = cfg->active_consumer_failover_delay_ms,
+        .cluster_name = cfg->cluster_name,
+        .broker_index = 0,
+    };
+}
+
 struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_store *meta)
 {
     struct event_base *base = mg_loop_base(loop);
@@ -240,18 +271,8 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
         return NULL;
     }
 
-    struct ml_config mlc = {
-        .cache_size_bytes = (size_t)cfg->managed_ledger_cache_size_mb << 20,
-        .max_entries_per_ledger = cfg->managed_ledger_max_entries_per_ledger,
-        .max_size_per_ledger = (int64_t)cfg->managed_ledger_max_size_per_ledger_mb << 20,
-        .retention_time_minutes = cfg->default_retention_time_minutes,
-        .retention_size_mb = cfg->default_retention_size_mb,
-        .ensemble_size = cfg->managed_ledger_ensemble_size,
-        .write_quorum = cfg->managed_ledger_write_quorum,
-        .ack_quorum = cfg->managed_ledger_ack_quorum,
-        .auto_skip_non_recoverable_data = cfg->auto_skip_non_recoverable_data,
-        .entry_info = topic_entry_info, /* entries read back from bookies */
-    };
+    struct ml_config mlc;
+    svc_ml_config(cfg, &mlc);
     if (strcmp(cfg->managed_ledger_store, "memory") == 0) {
         /* Volatile topics on a store other brokers share would let a broker crash lose
          * acknowledged messages while every other broker believes the topic exists: only
@@ -309,17 +330,8 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
         svc_free(s);
         return NULL;
     }
-    struct topic_config tc = {
-        .max_pending_publish_per_conn = cfg->max_pending_publish_per_conn,
-        .max_unacked_per_consumer = cfg->max_unacked_per_consumer,
-        .max_unacked_per_subscription = cfg->max_unacked_per_subscription,
-        .dispatch_max_round_robin = cfg->dispatcher_max_round_robin_batch_size,
-        .dispatch_max_read_batch = cfg->dispatcher_max_read_batch_size,
-        .consumer_outbound_high_water = (size_t)cfg->connection_max_outbound_bytes,
-        .active_consumer_failover_delay_ms = cfg->active_consumer_failover_delay_ms,
-        .cluster_name = cfg->cluster_name,
-        .broker_index = 0,
-    };
+    struct topic_config tc;
+    svc_topic_config(cfg, &tc);
     s->topics = topic_registry_new(base, s->mlf, &tc);
     s->conn_env = (struct conn_env){
         .cfg = cfg,

@@ -51,4 +51,12 @@ struct admin *svc_admin(struct svc *s);
  * ns_session_event). */
 void svc_session_event(struct svc *s, int meta_session_event);
 
+/* What svc_new derives from the configuration for the managed-ledger factory (without its
+ * store: meta and bkc are left NULL) and for the topic registry; for tests that build a
+ * connection's environment (struct conn_env) without the whole service. */
+struct ml_config;
+struct topic_config;
+void svc_ml_config(const struct cfg *cfg, struct ml_config *mlc);
+void svc_topic_config(const struct cfg *cfg, struct topic_config *tc);
+
 #endif

@@ -2,13 +2,14 @@
  * check_conn.c - one client connection, driven over an in-process bufferevent pair.
  *
  * Each test builds what a connection borrows (struct conn_env): the configuration, an event
- * loop, a real topic registry on the in-memory managed-ledger store and a namespace module
- * without a metadata store (this broker owns every bundle). A client is one end of a
- * bufferevent pair; conn_new takes the other end. The test writes frames into its end, runs
- * the loop until it is idle (no sleeps: nothing here waits on a socket) and decodes the frames
- * the connection wrote back, asserting their contents as Pulsar defines them
- * (docs/wire-pulsar.md §5, §6). Only the keep-alive test waits for the loop's timer, with a
- * deadline.
+ * loop, a real topic registry on the in-memory managed-ledger store (configured as svc_new
+ * configures it: svc_ml_config, svc_topic_config) and a namespace module without a metadata
+ * store (this broker owns every bundle). A client is one end of a bufferevent pair, held by
+ * a peer of the test library (tl_pulsar.h); conn_new takes the other end. The test writes
+ * frames through the peer, runs the loop until it is idle (no sleeps: nothing here waits on
+ * a socket) and decodes the frames the connection wrote back, asserting their contents as
+ * Pulsar defines them (docs/wire-pulsar.md §5, §6). Only the keep-alive test waits for the
+ * loop's timer, with a deadline.
  *
  * White-box checks of the bounds (docs/wire-pulsar.md §5.1) read the connection's own
  * fields through conn_int.h.
@@ -16,8 +17,11 @@
 #include "config/cfg.h"
 #include "conn/conn.h"
 #include "conn/conn_int.h"
+#include "lib/tl_pulsar.h"
+#include "lib/tl_svc.h"
 #include "ml/ml.h"
 #include "ns/ns.h"
+#include "svc/svc.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -30,7 +34,6 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -39,10 +42,9 @@
 #define NO_ID UINT64_MAX /* an id the protocol writes as -1 */
 
 struct client {
-    struct bufferevent *bev;    /* ours (owned) */
+    struct tl_peer peer;        /* ours; peer.eof once the connection closed */
     struct bufferevent *server; /* the connection's end, owned by it; NULL once closed */
     struct conn *conn;          /* NULL once closed */
-    bool closed;                /* the connection closed (conn_env.closed) */
 };
 
 struct fixture {
@@ -62,18 +64,13 @@ static struct fixture fx;
 
 /* ---- the fixture ------------------------------------------------------------------------- */
 
-static void cfg_set_ok(const char *k, const char *v)
-{
-    char err[256];
-    ck_assert_msg(cfg_set(&fx.cfg, k, v, "test", err, sizeof err) == 0, "%s", err);
-}
-
+/* The connection closed (conn_env.closed): a pair does not tell its other end. */
 static void on_closed(void *data, struct conn *c)
 {
     struct fixture *f = data;
     for (int i = 0; i < f->n_cl; i++) {
         if (f->cl[i].conn == c) {
-            f->cl[i].closed = true;
+            f->cl[i].peer.eof = true;
             f->cl[i].conn = NULL;
             f->cl[i].server = NULL;
         }
@@ -85,9 +82,9 @@ static void setup(void)
     mg_log_set_level(MG_LOG_ERROR);
     memset(&fx, 0, sizeof fx);
     cfg_init(&fx.cfg);
-    cfg_set_ok("advertisedAddress", "127.0.0.1");
-    cfg_set_ok("managedLedgerStore", "memory");
-    cfg_set_ok("maxMessageSize", "65536");
+    tl_cfg_set(&fx.cfg, "advertisedAddress", "127.0.0.1");
+    tl_cfg_set(&fx.cfg, "managedLedgerStore", "memory");
+    tl_cfg_set(&fx.cfg, "maxMessageSize", "65536");
 }
 
 /* Build the environment from fx.cfg (tests change the configuration before). */
@@ -95,26 +92,13 @@ static void start(void)
 {
     const struct cfg *cfg = &fx.cfg;
     fx.base = event_base_new();
-    struct ml_config mlc = {
-        .cache_size_bytes = (size_t)cfg->managed_ledger_cache_size_mb << 20,
-        .max_entries_per_ledger = cfg->managed_ledger_max_entries_per_ledger,
-        .max_size_per_ledger = (int64_t)cfg->managed_ledger_max_size_per_ledger_mb << 20,
-        .retention_time_minutes = cfg->default_retention_time_minutes,
-        .retention_size_mb = cfg->default_retention_size_mb,
-    };
     fx.loop = mg_loop_new(fx.base);
+    struct ml_config mlc;
+    svc_ml_config(cfg, &mlc);
     fx.mlf = ml_factory_new(fx.loop, "memory", &mlc);
     ck_assert_ptr_nonnull(fx.mlf);
-    struct topic_config tc = {
-        .max_pending_publish_per_conn = cfg->max_pending_publish_per_conn,
-        .max_unacked_per_consumer = cfg->max_unacked_per_consumer,
-        .max_unacked_per_subscription = cfg->max_unacked_per_subscription,
-        .dispatch_max_round_robin = cfg->dispatcher_max_round_robin_batch_size,
-        .dispatch_max_read_batch = cfg->dispatcher_max_read_batch_size,
-        .consumer_outbound_high_water = (size_t)cfg->connection_max_outbound_bytes,
-        .active_consumer_failover_delay_ms = cfg->active_consumer_failover_delay_ms,
-        .cluster_name = cfg->cluster_name,
-    };
+    struct topic_config tc;
+    svc_topic_config(cfg, &tc);
     fx.topics = topic_registry_new(fx.base, fx.mlf, &tc);
     fx.ns = ns_new(fx.base, cfg, NULL);
     ck_assert_int_eq(ns_load(fx.ns), 0);
@@ -134,7 +118,7 @@ static void teardown(void)
     for (int i = 0; i < fx.n_cl; i++) {
         if (fx.cl[i].conn)
             conn_close(fx.cl[i].conn, NULL);
-        bufferevent_free(fx.cl[i].bev);
+        tl_peer_close(&fx.cl[i].peer);
     }
     if (fx.base) {
         ns_cancel(fx.ns);
@@ -152,7 +136,7 @@ static void teardown(void)
 /* Run the loop until nothing is left to do now (timers in the future wait). */
 static void pump(void)
 {
-    event_base_loop(fx.base, EVLOOP_NONBLOCK);
+    tl_passes(fx.base, 1);
 }
 
 static struct client *client_new(void)
@@ -162,9 +146,8 @@ static struct client *client_new(void)
     ck_assert_int_eq(
         bufferevent_pair_new(fx.base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair), 0);
     struct client *cl = &fx.cl[fx.n_cl++];
-    cl->bev = pair[1];
+    tl_peer_open_bev(&cl->peer, fx.base, pair[1]);
     cl->server = pair[0];
-    bufferevent_enable(cl->bev, EV_READ | EV_WRITE);
     cl->conn = conn_new(&fx.env, pair[0], "pair", ++fx.next_id);
     return cl;
 }
@@ -173,43 +156,50 @@ static struct client *client_new(void)
 
 static void send_buf(struct client *cl, struct evbuffer *b)
 {
-    ck_assert_int_eq(bufferevent_write_buffer(cl->bev, b), 0);
+    ck_assert_int_eq(bufferevent_write_buffer(cl->peer.bev, b), 0);
     pump();
 }
 
 static void send_cmd(struct client *cl, wire_cmd *cmd)
 {
+    tl_peer_send(&cl->peer, cmd);
+    pump();
+}
+
+/* Send cmd with every "@" of its packed bytes replaced by a NUL (protobuf-c packs C strings,
+ * so a string holding a NUL is made after packing; the lengths do not change). */
+static void send_cmd_nul(struct client *cl, wire_cmd *cmd)
+{
     struct evbuffer *b = evbuffer_new();
     wire_write_command(b, cmd);
+    size_t n = evbuffer_get_length(b);
+    unsigned char *p = evbuffer_pullup(b, (ev_ssize_t)n);
+    int patched = 0;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '@') {
+            p[i] = '\0';
+            patched++;
+        }
+    ck_assert_int_gt(patched, 0);
     send_buf(cl, b);
     evbuffer_free(b);
 }
 
-/* The next frame the connection wrote: 1 and *f, or 0 when it closed with nothing more. */
-static int next_frame(struct client *cl, struct wire_frame *f)
-{
-    struct evbuffer *in = bufferevent_get_input(cl->bev);
-    for (int i = 0; i < 100; i++) {
-        char err[160] = "";
-        int rc = wire_frame_read(in, 1 << 24, f, err, sizeof err);
-        ck_assert_msg(rc >= 0, "the broker wrote a bad frame: %s", err);
-        if (rc == 1)
-            return 1;
-        if (cl->closed)
-            return 0;
-        pump();
-    }
-    return 0;
-}
+/* Send sub as the command TYPE (field: its BaseCommand field) with send (send_cmd, or
+ * send_cmd_nul). */
+#define SEND_WITH(send, cl, TYPE, field, sub)                                                      \
+    do {                                                                                           \
+        wire_cmd cmd_;                                                                             \
+        tl_cmd_set(cmd_, TYPE, field, sub);                                                        \
+        send((cl), &cmd_);                                                                         \
+    } while (0)
+#define SEND(cl, TYPE, field, sub) SEND_WITH(send_cmd, cl, TYPE, field, sub)
+#define SEND_NUL(cl, TYPE, field, sub) SEND_WITH(send_cmd_nul, cl, TYPE, field, sub)
 
 /* The next frame must be of this type. */
 static void expect(struct client *cl, int type, struct wire_frame *f)
 {
-    int rc = next_frame(cl, f);
-    ck_assert_msg(rc == 1, "expected %s, got nothing%s", wire_command_name(type),
-                  cl->closed ? " (closed)" : "");
-    ck_assert_msg((int)f->cmd->type == type, "expected %s, got %s", wire_command_name(type),
-                  wire_command_name(f->cmd->type));
+    tl_peer_expect(&cl->peer, type, f);
 }
 
 /* The connection wrote nothing more (after running the loop until idle). */
@@ -218,7 +208,7 @@ static void expect_nothing(struct client *cl)
     pump();
     struct wire_frame f;
     memset(&f, 0, sizeof f);
-    struct evbuffer *in = bufferevent_get_input(cl->bev);
+    struct evbuffer *in = bufferevent_get_input(cl->peer.bev);
     if (evbuffer_get_length(in) > 0 && wire_frame_read(in, 1 << 24, &f, NULL, 0) == 1) {
         const char *name = wire_command_name(f.cmd->type);
         wire_frame_clear(&f);
@@ -229,48 +219,34 @@ static void expect_nothing(struct client *cl)
 
 static void expect_success(struct client *cl, uint64_t request_id)
 {
-    struct wire_frame f;
-    expect(cl, T(SUCCESS), &f);
-    ck_assert_uint_eq(f.cmd->success->request_id, request_id);
-    wire_frame_clear(&f);
+    tl_expect_success(&cl->peer, request_id);
 }
 
 static void expect_error(struct client *cl, uint64_t request_id, int error, const char *message)
 {
-    struct wire_frame f;
-    expect(cl, T(ERROR), &f);
-    ck_assert_uint_eq(f.cmd->error->request_id, request_id);
-    ck_assert_int_eq(f.cmd->error->error, error);
-    if (message)
-        ck_assert_str_eq(f.cmd->error->message, message);
-    wire_frame_clear(&f);
+    tl_expect_error(&cl->peer, request_id, error, message);
 }
 
 static void expect_closed(struct client *cl)
 {
-    struct wire_frame f;
-    memset(&f, 0, sizeof f);
-    for (int i = 0; i < 100 && !cl->closed; i++)
-        pump();
-    ck_assert_msg(cl->closed, "the connection is still open");
+    ck_assert_msg(tl_peer_wait_closed(&cl->peer), "the connection is still open");
 }
 
 /* ---- commands ------------------------------------------------------------------------------ */
 
+/* CONNECT at version (< 0: none given) must be answered at want, with our maximum message
+ * size. */
 static void handshake_v(struct client *cl, int version, int want)
 {
-    Pulsar__Proto__CommandConnect c = PULSAR__PROTO__COMMAND_CONNECT__INIT;
-    c.client_version = "check";
-    if (version >= 0) {
-        c.has_protocol_version = 1;
-        c.protocol_version = version;
-    }
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(CONNECT);
-    cmd.connect = &c;
-    send_cmd(cl, &cmd);
     struct wire_frame f;
-    expect(cl, T(CONNECTED), &f);
+    if (version >= 0) {
+        tl_peer_handshake(&cl->peer, version, &f);
+    } else {
+        Pulsar__Proto__CommandConnect c = PULSAR__PROTO__COMMAND_CONNECT__INIT;
+        c.client_version = "check";
+        SEND(cl, CONNECT, connect, c);
+        expect(cl, T(CONNECTED), &f);
+    }
     ck_assert_str_eq(f.cmd->connected->server_version, "magnetar " PACKAGE_VERSION);
     ck_assert(f.cmd->connected->has_protocol_version);
     ck_assert_int_eq(f.cmd->connected->protocol_version, want);
@@ -288,20 +264,21 @@ static struct client *connected(int version)
 
 static void send_ping(struct client *cl)
 {
-    Pulsar__Proto__CommandPing p = PULSAR__PROTO__COMMAND_PING__INIT;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(PING);
-    cmd.ping = &p;
-    send_cmd(cl, &cmd);
+    tl_send_ping(&cl->peer);
+    pump();
+}
+
+static void expect_pong(struct client *cl)
+{
+    struct wire_frame f;
+    expect(cl, T(PONG), &f);
+    wire_frame_clear(&f);
 }
 
 static void send_pong(struct client *cl)
 {
     Pulsar__Proto__CommandPong p = PULSAR__PROTO__COMMAND_PONG__INIT;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(PONG);
-    cmd.pong = &p;
-    send_cmd(cl, &cmd);
+    SEND(cl, PONG, pong, p);
 }
 
 /* PRODUCER; returns the type of the answer (the frame is checked and cleared). */
@@ -316,12 +293,9 @@ static int producer_v(struct client *cl, const char *topic, uint64_t producer_id
         p.has_producer_access_mode = 1;
         p.producer_access_mode = (Pulsar__Proto__ProducerAccessMode)access_mode;
     }
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(PRODUCER);
-    cmd.producer = &p;
-    send_cmd(cl, &cmd);
+    SEND(cl, PRODUCER, producer, p);
     struct wire_frame f;
-    ck_assert_int_eq(next_frame(cl, &f), 1);
+    ck_assert_int_eq(tl_peer_next(&cl->peer, &f), 1);
     int type = (int)f.cmd->type;
     if (type == T(PRODUCER_SUCCESS)) {
         ck_assert_uint_eq(f.cmd->producer_success->request_id, request_id);
@@ -354,10 +328,8 @@ struct msg_opts {
 static void write_send(struct evbuffer *b, uint64_t producer_id, uint64_t seq, const char *payload,
                        const struct msg_opts *o)
 {
-    Pulsar__Proto__MessageMetadata md = PULSAR__PROTO__MESSAGE_METADATA__INIT;
-    md.producer_name = "p";
-    md.sequence_id = seq;
-    md.publish_time = o && o->publish_time ? o->publish_time : 1000 + seq;
+    Pulsar__Proto__MessageMetadata md;
+    tl_pulsar_md(&md, "p", seq, o && o->publish_time ? o->publish_time : 1000 + seq);
     if (o && o->key)
         md.partition_key = (char *)o->key;
     if (o && o->batch > 0) {
@@ -367,9 +339,8 @@ static void write_send(struct evbuffer *b, uint64_t producer_id, uint64_t seq, c
     Pulsar__Proto__CommandSend s = PULSAR__PROTO__COMMAND_SEND__INIT;
     s.producer_id = producer_id;
     s.sequence_id = seq;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(SEND);
-    cmd.send = &s;
+    wire_cmd cmd;
+    tl_cmd_set(cmd, SEND, send, s);
     wire_write_send(b, &cmd, &md, payload, strlen(payload));
 }
 
@@ -412,47 +383,27 @@ static struct ml_position publish(struct client *cl, uint64_t producer_id, uint6
     return expect_receipt(cl, producer_id, seq);
 }
 
-struct sub_opts {
-    int type; /* PULSAR__PROTO__COMMAND_SUBSCRIBE__SUB_TYPE__* */
-    const char *name;
-    bool earliest;
-    bool non_durable;
-    const struct ml_position *start;
-};
+/* Publish sequence ids first..last with producer_id, each receipt awaited; their positions
+ * into r[seq] when r is not NULL. */
+static void publish_range(struct client *cl, uint64_t producer_id, uint64_t first, uint64_t last,
+                          struct ml_position *r)
+{
+    for (uint64_t seq = first; seq <= last; seq++) {
+        struct ml_position pos = publish(cl, producer_id, seq, NULL);
+        if (r)
+            r[seq] = pos;
+    }
+}
 
 static void subscribe_req(struct client *cl, const char *topic, const char *sub,
-                          uint64_t consumer_id, uint64_t request_id, const struct sub_opts *o)
+                          uint64_t consumer_id, uint64_t request_id, const struct tl_sub_opts *o)
 {
-    Pulsar__Proto__CommandSubscribe s = PULSAR__PROTO__COMMAND_SUBSCRIBE__INIT;
-    Pulsar__Proto__MessageIdData start = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
-    s.topic = (char *)topic;
-    s.subscription = (char *)sub;
-    s.subtype = o ? (Pulsar__Proto__CommandSubscribe__SubType)o->type : 0;
-    s.consumer_id = consumer_id;
-    s.request_id = request_id;
-    if (o && o->name)
-        s.consumer_name = (char *)o->name;
-    if (o && o->earliest) {
-        s.has_initialposition = 1;
-        s.initialposition = PULSAR__PROTO__COMMAND_SUBSCRIBE__INITIAL_POSITION__Earliest;
-    }
-    if (o && o->non_durable) {
-        s.has_durable = 1;
-        s.durable = 0;
-    }
-    if (o && o->start) {
-        start.ledgerid = (uint64_t)o->start->ledger;
-        start.entryid = (uint64_t)o->start->entry;
-        s.start_message_id = &start;
-    }
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(SUBSCRIBE);
-    cmd.subscribe = &s;
-    send_cmd(cl, &cmd);
+    tl_send_subscribe(&cl->peer, topic, sub, consumer_id, request_id, o);
+    pump();
 }
 
 static void subscribe(struct client *cl, const char *topic, const char *sub, uint64_t consumer_id,
-                      const struct sub_opts *o)
+                      const struct tl_sub_opts *o)
 {
     subscribe_req(cl, topic, sub, consumer_id, 2000 + consumer_id, o);
     expect_success(cl, 2000 + consumer_id);
@@ -460,13 +411,8 @@ static void subscribe(struct client *cl, const char *topic, const char *sub, uin
 
 static void flow(struct client *cl, uint64_t consumer_id, uint32_t permits)
 {
-    Pulsar__Proto__CommandFlow fl = PULSAR__PROTO__COMMAND_FLOW__INIT;
-    fl.consumer_id = consumer_id;
-    fl.messagepermits = permits;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(FLOW);
-    cmd.flow = &fl;
-    send_cmd(cl, &cmd);
+    tl_send_flow(&cl->peer, consumer_id, permits);
+    pump();
 }
 
 /* A MESSAGE as the client sees it. */
@@ -516,9 +462,7 @@ static struct got expect_message_any(struct client *cl)
 static void ack(struct client *cl, uint64_t consumer_id, struct ml_position pos, bool cumulative,
                 const int64_t *ack_set, int n_words, int32_t batch_size, uint64_t request_id)
 {
-    Pulsar__Proto__MessageIdData id = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
-    id.ledgerid = (uint64_t)pos.ledger;
-    id.entryid = (uint64_t)pos.entry;
+    Pulsar__Proto__MessageIdData id = tl_msg_id((uint64_t)pos.ledger, (uint64_t)pos.entry);
     if (ack_set) {
         id.n_ack_set = (size_t)n_words;
         id.ack_set = (int64_t *)ack_set;
@@ -538,21 +482,30 @@ static void ack(struct client *cl, uint64_t consumer_id, struct ml_position pos,
         a.has_request_id = 1;
         a.request_id = request_id;
     }
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(ACK);
-    cmd.ack = &a;
-    send_cmd(cl, &cmd);
+    SEND(cl, ACK, ack, a);
+}
+
+/* ACK_RESPONSE for consumer_id and request_id; ok, or error with message. */
+static void expect_ack_response(struct client *cl, uint64_t consumer_id, uint64_t request_id,
+                                int error, const char *message)
+{
+    struct wire_frame f;
+    expect(cl, T(ACK_RESPONSE), &f);
+    const Pulsar__Proto__CommandAckResponse *r = f.cmd->ackresponse;
+    ck_assert_uint_eq(r->consumer_id, consumer_id);
+    ck_assert(r->has_request_id);
+    ck_assert_uint_eq(r->request_id, request_id);
+    ck_assert_int_eq(r->has_error, message != NULL);
+    if (message) {
+        ck_assert_int_eq(r->error, error);
+        ck_assert_str_eq(r->message, message);
+    }
+    wire_frame_clear(&f);
 }
 
 static void expect_ack_ok(struct client *cl, uint64_t consumer_id, uint64_t request_id)
 {
-    struct wire_frame f;
-    expect(cl, T(ACK_RESPONSE), &f);
-    ck_assert_uint_eq(f.cmd->ackresponse->consumer_id, consumer_id);
-    ck_assert(f.cmd->ackresponse->has_request_id);
-    ck_assert_uint_eq(f.cmd->ackresponse->request_id, request_id);
-    ck_assert(!f.cmd->ackresponse->has_error);
-    wire_frame_clear(&f);
+    expect_ack_response(cl, consumer_id, request_id, 0, NULL);
 }
 
 static void redeliver(struct client *cl, uint64_t consumer_id)
@@ -560,10 +513,7 @@ static void redeliver(struct client *cl, uint64_t consumer_id)
     Pulsar__Proto__CommandRedeliverUnacknowledgedMessages r =
         PULSAR__PROTO__COMMAND_REDELIVER_UNACKNOWLEDGED_MESSAGES__INIT;
     r.consumer_id = consumer_id;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(REDELIVER_UNACKNOWLEDGED_MESSAGES);
-    cmd.redeliverunacknowledgedmessages = &r;
-    send_cmd(cl, &cmd);
+    SEND(cl, REDELIVER_UNACKNOWLEDGED_MESSAGES, redeliverunacknowledgedmessages, r);
 }
 
 static void close_consumer(struct client *cl, uint64_t consumer_id, uint64_t request_id)
@@ -571,10 +521,7 @@ static void close_consumer(struct client *cl, uint64_t consumer_id, uint64_t req
     Pulsar__Proto__CommandCloseConsumer c = PULSAR__PROTO__COMMAND_CLOSE_CONSUMER__INIT;
     c.consumer_id = consumer_id;
     c.request_id = request_id;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(CLOSE_CONSUMER);
-    cmd.close_consumer = &c;
-    send_cmd(cl, &cmd);
+    SEND(cl, CLOSE_CONSUMER, close_consumer, c);
 }
 
 static void expect_close_consumer(struct client *cl, uint64_t consumer_id)
@@ -595,6 +542,13 @@ static void expect_active(struct client *cl, uint64_t consumer_id, bool active)
     wire_frame_clear(&f);
 }
 
+/* The first subscription of a loaded topic. */
+static void first_sub(const char *topic, struct topic_sub_stats *st)
+{
+    size_t pos = 0;
+    ck_assert(topic_sub_stats_next(topic_find(fx.topics, topic), &pos, st));
+}
+
 /* Does subscription sub of a loaded topic exist? */
 static bool sub_exists(const char *topic, const char *sub)
 {
@@ -606,6 +560,54 @@ static bool sub_exists(const char *topic, const char *sub)
         if (strcmp(st.name, sub) == 0)
             return true;
     return false;
+}
+
+/* LOOKUP_RESPONSE for request_id: Failed with error. */
+static void expect_lookup_failed(struct client *cl, uint64_t request_id, int error)
+{
+    struct wire_frame f;
+    expect(cl, T(LOOKUP_RESPONSE), &f);
+    const Pulsar__Proto__CommandLookupTopicResponse *r = f.cmd->lookuptopicresponse;
+    ck_assert_uint_eq(r->request_id, request_id);
+    ck_assert_int_eq(r->response,
+                     PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Failed);
+    ck_assert(r->has_error);
+    ck_assert_int_eq(r->error, error);
+    wire_frame_clear(&f);
+}
+
+static void partitioned_metadata(struct client *cl, const char *topic, uint64_t request_id)
+{
+    Pulsar__Proto__CommandPartitionedTopicMetadata pm =
+        PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA__INIT;
+    pm.topic = (char *)topic;
+    pm.request_id = request_id;
+    SEND(cl, PARTITIONED_METADATA, partitionmetadata, pm);
+}
+
+/* PARTITIONED_METADATA_RESPONSE for request_id: Success with n partitions, or (n < 0)
+ * Failed with error. */
+static void expect_partitions(struct client *cl, uint64_t request_id, int n, int error)
+{
+    struct wire_frame f;
+    expect(cl, T(PARTITIONED_METADATA_RESPONSE), &f);
+    const Pulsar__Proto__CommandPartitionedTopicMetadataResponse *r =
+        f.cmd->partitionmetadataresponse;
+    ck_assert_uint_eq(r->request_id, request_id);
+    ck_assert(r->has_response);
+    if (n >= 0) {
+        ck_assert_int_eq(
+            r->response,
+            PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success);
+        ck_assert_int_eq(r->partitions, n);
+    } else {
+        ck_assert_int_eq(
+            r->response,
+            PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Failed);
+        ck_assert(r->has_error);
+        ck_assert_int_eq(r->error, error);
+    }
+    wire_frame_clear(&f);
 }
 
 #define TOPIC(local) "persistent://public/default/" local
@@ -622,11 +624,9 @@ START_TEST(test_handshake_and_ping)
     start();
     struct client *cl = connected(17);
     send_ping(cl);
-    struct wire_frame f;
-    expect(cl, T(PONG), &f);
-    wire_frame_clear(&f);
+    expect_pong(cl);
     expect_nothing(cl);
-    ck_assert(!cl->closed);
+    ck_assert(!cl->peer.eof);
 }
 END_TEST
 
@@ -644,7 +644,7 @@ START_TEST(test_protocol_versions)
     handshake_v(none, -1, 0);
     /* Failover subscriptions tell a v12+ consumer whether it is active, not an older one */
     struct client *old = connected(11), *cur = connected(21);
-    struct sub_opts fo = {.type = FAILOVER};
+    struct tl_sub_opts fo = {.type = FAILOVER};
     subscribe(old, TOPIC("versions"), "old", 1, &fo);
     expect_nothing(old);
     subscribe(cur, TOPIC("versions"), "cur", 1, &fo);
@@ -663,10 +663,7 @@ START_TEST(test_first_frame_must_be_connect)
     struct client *twice = connected(17);
     Pulsar__Proto__CommandConnect c = PULSAR__PROTO__COMMAND_CONNECT__INIT;
     c.client_version = "again";
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(CONNECT);
-    cmd.connect = &c;
-    send_cmd(twice, &cmd);
+    SEND(twice, CONNECT, connect, c);
     expect_closed(twice);
 }
 END_TEST
@@ -688,10 +685,8 @@ START_TEST(test_garbage_closes_only_that_connection)
     expect_closed(big);
     evbuffer_free(g);
     send_ping(good);
-    struct wire_frame f;
-    expect(good, T(PONG), &f);
-    wire_frame_clear(&f);
-    ck_assert(!good->closed);
+    expect_pong(good);
+    ck_assert(!good->peer.eof);
 }
 END_TEST
 
@@ -700,7 +695,7 @@ END_TEST
  * A connection that never finished its handshake is closed at the first tick. */
 START_TEST(test_keepalive_closes_silent_client)
 {
-    cfg_set_ok("keepAliveIntervalSeconds", "1");
+    tl_cfg_set(&fx.cfg, "keepAliveIntervalSeconds", "1");
     start();
     struct client *silent = client_new(); /* never sends CONNECT */
     struct client *cl = connected(17);
@@ -714,7 +709,7 @@ START_TEST(test_keepalive_closes_silent_client)
         ck_assert_msg(now.tv_sec - t0.tv_sec < 10, "no keep-alive close within 10 s");
         event_base_loop(fx.base, EVLOOP_ONCE); /* waits for the next event: a tick */
         struct wire_frame f;
-        struct evbuffer *in = bufferevent_get_input(cl->bev);
+        struct evbuffer *in = bufferevent_get_input(cl->peer.bev);
         while (wire_frame_read(in, 1 << 24, &f, NULL, 0) == 1) {
             ck_assert_int_eq(f.cmd->type, T(PING));
             wire_frame_clear(&f);
@@ -724,12 +719,12 @@ START_TEST(test_keepalive_closes_silent_client)
                 answered = true;
             }
         }
-        if (cl->closed)
+        if (cl->peer.eof)
             break;
     }
     ck_assert(answered);
     ck_assert_int_eq(pings, 2); /* alive after the answered PING, closed after the other */
-    ck_assert(silent->closed);
+    ck_assert(silent->peer.eof);
 }
 END_TEST
 
@@ -744,15 +739,15 @@ END_TEST
 START_TEST(test_pending_publishes_bounded)
 {
     enum { MAX = 4, N = 23 };
-    cfg_set_ok("maxPendingPublishRequestsPerConnection", "4");
-    cfg_set_ok("managedLedgerMaxEntriesPerLedger", "3");
+    tl_cfg_set(&fx.cfg, "maxPendingPublishRequestsPerConnection", "4");
+    tl_cfg_set(&fx.cfg, "managedLedgerMaxEntriesPerLedger", "3");
     start();
     struct client *cl = connected(21);
     producer(cl, TOPIC("pending"), 1);
     struct evbuffer *b = evbuffer_new();
     for (int i = 0; i < N; i++)
         write_send(b, 1, (uint64_t)i, "payload", NULL);
-    ck_assert_int_eq(bufferevent_write_buffer(cl->bev, b), 0);
+    ck_assert_int_eq(bufferevent_write_buffer(cl->peer.bev, b), 0);
     evbuffer_free(b);
     struct evbuffer *server_in = bufferevent_get_input(cl->server);
     int max_seen = 0, paused_full = 0, receipts = 0;
@@ -765,7 +760,7 @@ START_TEST(test_pending_publishes_bounded)
         if (c->read_paused && c->pending_publish == MAX && evbuffer_get_length(server_in) > 0)
             paused_full++;
         struct wire_frame f;
-        while (wire_frame_read(bufferevent_get_input(cl->bev), 1 << 24, &f, NULL, 0) == 1) {
+        while (wire_frame_read(bufferevent_get_input(cl->peer.bev), 1 << 24, &f, NULL, 0) == 1) {
             ck_assert_int_eq(f.cmd->type, T(SEND_RECEIPT));
             ck_assert_uint_eq(f.cmd->send_receipt->sequence_id, (uint64_t)receipts);
             receipts++;
@@ -788,12 +783,12 @@ END_TEST
 START_TEST(test_outbound_bytes_bounded)
 {
     enum { N = 100, BOUND = 16384 };
-    cfg_set_ok("connectionMaxOutboundBytes", "16384");
+    tl_cfg_set(&fx.cfg, "connectionMaxOutboundBytes", "16384");
     start();
     struct client *cons = connected(21), *prod = connected(21);
     subscribe(cons, TOPIC("outbound"), "s", 1, NULL);
     flow(cons, 1, 1000);
-    bufferevent_disable(cons->bev, EV_READ); /* the client stops reading */
+    bufferevent_disable(cons->peer.bev, EV_READ); /* the client stops reading */
     producer(prod, TOPIC("outbound"), 1);
     char payload[1001];
     memset(payload, 'x', 1000);
@@ -808,13 +803,11 @@ START_TEST(test_outbound_bytes_bounded)
     ck_assert_uint_lt(queued, BOUND + 2000); /* one MESSAGE of 1000 bytes beyond the bound */
     /* commands are not read either while the output is over the bound */
     struct evbuffer *b = evbuffer_new();
-    for (int i = 0; i < 10; i++) {
-        Pulsar__Proto__CommandPing p = PULSAR__PROTO__COMMAND_PING__INIT;
-        wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-        cmd.type = T(PING);
-        cmd.ping = &p;
-        wire_write_command(b, &cmd);
-    }
+    Pulsar__Proto__CommandPing p = PULSAR__PROTO__COMMAND_PING__INIT;
+    wire_cmd ping;
+    tl_cmd_set(ping, PING, ping, p);
+    for (int i = 0; i < 10; i++)
+        wire_write_command(b, &ping);
     size_t pings = evbuffer_get_length(b);
     send_buf(cons, b);
     evbuffer_free(b);
@@ -822,11 +815,11 @@ START_TEST(test_outbound_bytes_bounded)
     ck_assert_uint_eq(evbuffer_get_length(bufferevent_get_input(cons->server)), pings);
     ck_assert_uint_eq(evbuffer_get_length(bufferevent_get_output(cons->server)), queued);
     /* the client reads again: every message, in order, then the PONGs */
-    bufferevent_enable(cons->bev, EV_READ);
+    bufferevent_enable(cons->peer.bev, EV_READ);
     int got = 0, pongs = 0;
     for (int k = 0; k < 10000 && (got < N || pongs < 10); k++) {
         struct wire_frame f;
-        ck_assert_int_eq(next_frame(cons, &f), 1);
+        ck_assert_int_eq(tl_peer_next(&cons->peer, &f), 1);
         if (f.cmd->type == T(PONG)) {
             pongs++;
         } else {
@@ -850,13 +843,7 @@ START_TEST(test_lookup_and_partitioned_metadata)
 {
     start();
     struct client *cl = connected(17);
-    Pulsar__Proto__CommandLookupTopic l = PULSAR__PROTO__COMMAND_LOOKUP_TOPIC__INIT;
-    l.topic = "my-topic";
-    l.request_id = 7;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(LOOKUP);
-    cmd.lookuptopic = &l;
-    send_cmd(cl, &cmd);
+    tl_send_lookup(&cl->peer, "my-topic", 7, false);
     struct wire_frame f;
     expect(cl, T(LOOKUP_RESPONSE), &f);
     Pulsar__Proto__CommandLookupTopicResponse *r = f.cmd->lookuptopicresponse;
@@ -869,46 +856,15 @@ START_TEST(test_lookup_and_partitioned_metadata)
     wire_frame_clear(&f);
 
     /* a lookup in a namespace that does not exist fails with the error set */
-    l.topic = "persistent://nope/none/t";
-    l.request_id = 8;
-    send_cmd(cl, &cmd);
-    expect(cl, T(LOOKUP_RESPONSE), &f);
-    ck_assert_uint_eq(f.cmd->lookuptopicresponse->request_id, 8);
-    ck_assert_int_eq(f.cmd->lookuptopicresponse->response,
-                     PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Failed);
-    ck_assert(f.cmd->lookuptopicresponse->has_error);
-    ck_assert_int_eq(f.cmd->lookuptopicresponse->error, SE(TopicNotFound));
-    wire_frame_clear(&f);
+    tl_send_lookup(&cl->peer, "persistent://nope/none/t", 8, false);
+    expect_lookup_failed(cl, 8, SE(TopicNotFound));
 
     ck_assert_int_eq(ns_partitions_set(fx.ns, TOPIC("parts"), 3, true, NULL, NULL), 0);
-    Pulsar__Proto__CommandPartitionedTopicMetadata pm =
-        PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA__INIT;
-    pm.topic = "parts";
-    pm.request_id = 9;
-    wire_cmd pcmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    pcmd.type = T(PARTITIONED_METADATA);
-    pcmd.partitionmetadata = &pm;
-    send_cmd(cl, &pcmd);
-    expect(cl, T(PARTITIONED_METADATA_RESPONSE), &f);
-    ck_assert_uint_eq(f.cmd->partitionmetadataresponse->request_id, 9);
-    ck_assert(f.cmd->partitionmetadataresponse->has_response);
-    ck_assert_int_eq(
-        f.cmd->partitionmetadataresponse->response,
-        PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success);
-    ck_assert_int_eq(f.cmd->partitionmetadataresponse->partitions, 3);
-    wire_frame_clear(&f);
+    partitioned_metadata(cl, "parts", 9);
+    expect_partitions(cl, 9, 3, 0);
     /* a plain topic has 0 partitions, a success all the same */
-    pm.topic = "plain";
-    pm.request_id = 10;
-    send_cmd(cl, &pcmd);
-    expect(cl, T(PARTITIONED_METADATA_RESPONSE), &f);
-    ck_assert_uint_eq(f.cmd->partitionmetadataresponse->request_id, 10);
-    ck_assert(f.cmd->partitionmetadataresponse->has_response);
-    ck_assert_int_eq(
-        f.cmd->partitionmetadataresponse->response,
-        PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success);
-    ck_assert_int_eq(f.cmd->partitionmetadataresponse->partitions, 0);
-    wire_frame_clear(&f);
+    partitioned_metadata(cl, "plain", 10);
+    expect_partitions(cl, 10, 0, 0);
 }
 END_TEST
 
@@ -922,10 +878,7 @@ static void get_topics(struct client *cl, const char *ns, uint64_t request_id, b
         g.has_mode = 1;
         g.mode = PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__NON_PERSISTENT;
     }
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(GET_TOPICS_OF_NAMESPACE);
-    cmd.gettopicsofnamespace = &g;
-    send_cmd(cl, &cmd);
+    SEND(cl, GET_TOPICS_OF_NAMESPACE, gettopicsofnamespace, g);
 }
 
 /* GET_TOPICS_OF_NAMESPACE: the persistent topics of the namespace, loaded or not, with the
@@ -971,10 +924,7 @@ START_TEST(test_schema_queries)
     Pulsar__Proto__CommandGetSchema gs = PULSAR__PROTO__COMMAND_GET_SCHEMA__INIT;
     gs.topic = TOPIC("schema");
     gs.request_id = 41;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(GET_SCHEMA);
-    cmd.getschema = &gs;
-    send_cmd(cl, &cmd);
+    SEND(cl, GET_SCHEMA, getschema, gs);
     struct wire_frame f;
     expect(cl, T(GET_SCHEMA_RESPONSE), &f);
     Pulsar__Proto__CommandGetSchemaResponse *r = f.cmd->getschemaresponse;
@@ -992,10 +942,7 @@ START_TEST(test_schema_queries)
     gc.topic = TOPIC("schema");
     gc.request_id = 42;
     gc.schema = &schema;
-    wire_cmd ccmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    ccmd.type = T(GET_OR_CREATE_SCHEMA);
-    ccmd.getorcreateschema = &gc;
-    send_cmd(cl, &ccmd);
+    SEND(cl, GET_OR_CREATE_SCHEMA, getorcreateschema, gc);
     expect(cl, T(GET_OR_CREATE_SCHEMA_RESPONSE), &f);
     Pulsar__Proto__CommandGetOrCreateSchemaResponse *c = f.cmd->getorcreateschemaresponse;
     ck_assert_uint_eq(c->request_id, 42);
@@ -1073,10 +1020,7 @@ START_TEST(test_exclusive_producer)
     Pulsar__Proto__CommandCloseProducer cp = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
     cp.producer_id = 1;
     cp.request_id = 55;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(CLOSE_PRODUCER);
-    cmd.close_producer = &cp;
-    send_cmd(a, &cmd);
+    SEND(a, CLOSE_PRODUCER, close_producer, cp);
     expect_success(a, 55);
     ck_assert_int_eq(producer_v(b, TOPIC("excl"), 4, 56, EXCL), T(PRODUCER_SUCCESS));
     publish(b, 4, 1, NULL);
@@ -1089,7 +1033,7 @@ START_TEST(test_second_exclusive_consumer_refused)
 {
     start();
     struct client *cl = connected(17);
-    struct sub_opts ex = {.type = EXCLUSIVE};
+    struct tl_sub_opts ex = {.type = EXCLUSIVE};
     subscribe(cl, "exclusive", "s", 1, &ex);
     subscribe_req(cl, "exclusive", "s", 2, 2, &ex);
     expect_error(cl, 2, SE(ConsumerBusy), "Exclusive consumer is already connected");
@@ -1103,10 +1047,9 @@ START_TEST(test_initial_position)
     start();
     struct client *cl = connected(21);
     producer(cl, TOPIC("pos"), 1);
-    for (uint64_t seq = 0; seq < 3; seq++)
-        publish(cl, 1, seq, NULL);
+    publish_range(cl, 1, 0, 2, NULL);
     subscribe(cl, TOPIC("pos"), "late", 1, NULL);
-    struct sub_opts early = {.type = EXCLUSIVE, .earliest = true};
+    struct tl_sub_opts early = {.type = EXCLUSIVE, .earliest = true};
     subscribe(cl, TOPIC("pos"), "early", 2, &early);
     flow(cl, 1, 10);
     expect_nothing(cl);
@@ -1134,9 +1077,9 @@ START_TEST(test_non_durable_reader)
     struct client *cl = connected(21);
     producer(cl, TOPIC("reader"), 1);
     struct ml_position r[4];
-    for (uint64_t seq = 0; seq < 4; seq++)
-        r[seq] = publish(cl, 1, seq, NULL);
-    struct sub_opts reader = {.type = EXCLUSIVE, .non_durable = true, .start = &r[1]};
+    publish_range(cl, 1, 0, 3, r);
+    Pulsar__Proto__MessageIdData start = tl_msg_id((uint64_t)r[1].ledger, (uint64_t)r[1].entry);
+    struct tl_sub_opts reader = {.type = EXCLUSIVE, .non_durable = true, .start = &start};
     subscribe(cl, TOPIC("reader"), "reader-1", 1, &reader);
     flow(cl, 1, 10);
     for (uint64_t seq = 1; seq < 4; seq++) {
@@ -1145,7 +1088,7 @@ START_TEST(test_non_durable_reader)
         ck_assert_int_eq(ml_pos_cmp(g.pos, r[seq]), 0);
     }
     expect_nothing(cl);
-    struct sub_opts durable = {.type = EXCLUSIVE, .earliest = true};
+    struct tl_sub_opts durable = {.type = EXCLUSIVE, .earliest = true};
     subscribe(cl, TOPIC("reader"), "durable", 2, &durable);
     ck_assert(sub_exists(TOPIC("reader"), "reader-1"));
     close_consumer(cl, 1, 61);
@@ -1167,8 +1110,7 @@ START_TEST(test_cumulative_ack)
     subscribe(cl, TOPIC("cumul"), "s", 1, NULL);
     producer(cl, TOPIC("cumul"), 1);
     struct ml_position r[5];
-    for (uint64_t seq = 0; seq < 5; seq++)
-        r[seq] = publish(cl, 1, seq, NULL);
+    publish_range(cl, 1, 0, 4, r);
     flow(cl, 1, 10);
     for (uint64_t seq = 0; seq < 5; seq++)
         ck_assert_uint_eq(expect_message(cl, 1).seq, seq);
@@ -1181,18 +1123,11 @@ START_TEST(test_cumulative_ack)
         ck_assert_uint_eq(expect_message(cl, 1).seq, seq);
     expect_nothing(cl);
     struct topic_sub_stats st;
-    size_t pos = 0;
-    ck_assert(topic_sub_stats_next(topic_find(fx.topics, TOPIC("cumul")), &pos, &st));
+    first_sub(TOPIC("cumul"), &st);
     ck_assert_int_eq(ml_pos_cmp(st.mark_delete, r[2]), 0);
     /* an ACK of an unknown consumer answers ConsumerNotFound */
     ack(cl, 9, r[3], false, NULL, 0, 0, 72);
-    struct wire_frame f;
-    expect(cl, T(ACK_RESPONSE), &f);
-    ck_assert_uint_eq(f.cmd->ackresponse->request_id, 72);
-    ck_assert(f.cmd->ackresponse->has_error);
-    ck_assert_int_eq(f.cmd->ackresponse->error, SE(ConsumerNotFound));
-    ck_assert_str_eq(f.cmd->ackresponse->message, "Consumer not found");
-    wire_frame_clear(&f);
+    expect_ack_response(cl, 9, 72, SE(ConsumerNotFound), "Consumer not found");
 }
 END_TEST
 
@@ -1203,7 +1138,7 @@ START_TEST(test_batch_index_ack)
 {
     start();
     struct client *cl = connected(21);
-    struct sub_opts sh = {.type = SHARED};
+    struct tl_sub_opts sh = {.type = SHARED};
     subscribe(cl, TOPIC("batch"), "s", 1, &sh);
     producer(cl, TOPIC("batch"), 1);
     struct msg_opts four = {.batch = 4};
@@ -1228,8 +1163,7 @@ START_TEST(test_batch_index_ack)
     redeliver(cl, 1);
     expect_nothing(cl);
     struct topic_sub_stats st;
-    size_t pos = 0;
-    ck_assert(topic_sub_stats_next(topic_find(fx.topics, TOPIC("batch")), &pos, &st));
+    first_sub(TOPIC("batch"), &st);
     ck_assert_int_eq(st.backlog, 0);
     ck_assert_int_eq(ml_pos_cmp(st.mark_delete, r), 0);
 }
@@ -1240,10 +1174,10 @@ END_TEST
  * what was not acknowledged, then the rest. */
 START_TEST(test_failover_subscription)
 {
-    cfg_set_ok("activeConsumerFailoverDelayTimeMillis", "0");
+    tl_cfg_set(&fx.cfg, "activeConsumerFailoverDelayTimeMillis", "0");
     start();
     struct client *a = connected(21), *b = connected(21), *p = connected(21);
-    struct sub_opts fa = {.type = FAILOVER, .name = "a"}, fb = {.type = FAILOVER, .name = "b"};
+    struct tl_sub_opts fa = {.type = FAILOVER, .name = "a"}, fb = {.type = FAILOVER, .name = "b"};
     subscribe(a, TOPIC("failover"), "f", 1, &fa);
     expect_active(a, 1, true);
     subscribe(b, TOPIC("failover"), "f", 2, &fb);
@@ -1252,8 +1186,7 @@ START_TEST(test_failover_subscription)
     flow(b, 2, 10);
     producer(p, TOPIC("failover"), 1);
     struct ml_position r[5];
-    for (uint64_t seq = 0; seq < 3; seq++)
-        r[seq] = publish(p, 1, seq, NULL);
+    publish_range(p, 1, 0, 2, r);
     for (uint64_t seq = 0; seq < 3; seq++)
         ck_assert_uint_eq(expect_message(a, 1).seq, seq);
     expect_nothing(b);
@@ -1263,8 +1196,7 @@ START_TEST(test_failover_subscription)
     expect_success(a, 92);
     expect_active(b, 2, true);
     ck_assert_uint_eq(expect_message(b, 2).seq, 2);
-    for (uint64_t seq = 3; seq < 5; seq++)
-        r[seq] = publish(p, 1, seq, NULL);
+    publish_range(p, 1, 3, 4, r);
     for (uint64_t seq = 3; seq < 5; seq++)
         ck_assert_uint_eq(expect_message(b, 2).seq, seq);
     expect_nothing(b);
@@ -1279,8 +1211,8 @@ START_TEST(test_key_shared_subscription)
     enum { KEYS = 10, PER_KEY = 4, N = KEYS * PER_KEY };
     start();
     struct client *a = connected(21), *b = connected(21), *p = connected(21);
-    struct sub_opts ka = {.type = KEY_SHARED, .name = "ka"},
-                    kb = {.type = KEY_SHARED, .name = "kb"};
+    struct tl_sub_opts ka = {.type = KEY_SHARED, .name = "ka"},
+                       kb = {.type = KEY_SHARED, .name = "kb"};
     subscribe(a, TOPIC("keys"), "k", 1, &ka);
     subscribe(b, TOPIC("keys"), "k", 2, &kb);
     flow(a, 1, 1000);
@@ -1302,7 +1234,7 @@ START_TEST(test_key_shared_subscription)
     struct client *who[2] = {a, b};
     for (int c = 0; c < 2; c++) {
         pump();
-        while (evbuffer_get_length(bufferevent_get_input(who[c]->bev)) > 0) {
+        while (evbuffer_get_length(bufferevent_get_input(who[c]->peer.bev)) > 0) {
             struct got g = expect_message(who[c], (uint64_t)c + 1);
             int seq = (int)g.seq, k = seq % KEYS;
             ck_assert_int_lt(seq, N);
@@ -1340,10 +1272,7 @@ static void seek(struct client *cl, uint64_t consumer_id, uint64_t request_id,
         sk.has_message_publish_time = 1;
         sk.message_publish_time = ts;
     }
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(SEEK);
-    cmd.seek = &sk;
-    send_cmd(cl, &cmd);
+    SEND(cl, SEEK, seek, sk);
 }
 
 /* After a SEEK of consumer `old`: CLOSE_CONSUMER, SUCCESS; a consumer subscribing again gets
@@ -1353,7 +1282,7 @@ static void expect_seeked(struct client *cl, uint64_t old, uint64_t request_id, 
 {
     expect_close_consumer(cl, old);
     expect_success(cl, request_id);
-    struct sub_opts early = {.type = EXCLUSIVE, .earliest = true};
+    struct tl_sub_opts early = {.type = EXCLUSIVE, .earliest = true};
     subscribe(cl, TOPIC("seek"), "s", again, &early);
     flow(cl, again, 10);
     for (uint64_t seq = first; seq <= last; seq++)
@@ -1367,9 +1296,8 @@ START_TEST(test_seek)
     struct client *cl = connected(21);
     producer(cl, TOPIC("seek"), 1);
     struct ml_position r[5];
-    for (uint64_t seq = 0; seq < 5; seq++)
-        r[seq] = publish(cl, 1, seq, NULL);
-    struct sub_opts early = {.type = EXCLUSIVE, .earliest = true};
+    publish_range(cl, 1, 0, 4, r);
+    struct tl_sub_opts early = {.type = EXCLUSIVE, .earliest = true};
     subscribe(cl, TOPIC("seek"), "s", 1, &early);
     flow(cl, 1, 10);
     for (uint64_t seq = 0; seq < 5; seq++)
@@ -1396,10 +1324,7 @@ static void unsubscribe(struct client *cl, uint64_t consumer_id, uint64_t reques
         u.has_force = 1;
         u.force = 1;
     }
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(UNSUBSCRIBE);
-    cmd.unsubscribe = &u;
-    send_cmd(cl, &cmd);
+    SEND(cl, UNSUBSCRIBE, unsubscribe, u);
 }
 
 /* UNSUBSCRIBE deletes the subscription when the caller is its only consumer; with others
@@ -1408,7 +1333,7 @@ START_TEST(test_unsubscribe)
 {
     start();
     struct client *a = connected(21), *b = connected(21);
-    struct sub_opts sh = {.type = SHARED};
+    struct tl_sub_opts sh = {.type = SHARED};
     subscribe(a, TOPIC("unsub"), "u", 1, &sh);
     subscribe(b, TOPIC("unsub"), "u", 2, &sh);
     unsubscribe(a, 1, 111, false);
@@ -1437,10 +1362,7 @@ static void get_last_id(struct client *cl, uint64_t consumer_id, uint64_t reques
     Pulsar__Proto__CommandGetLastMessageId g = PULSAR__PROTO__COMMAND_GET_LAST_MESSAGE_ID__INIT;
     g.consumer_id = consumer_id;
     g.request_id = request_id;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(GET_LAST_MESSAGE_ID);
-    cmd.getlastmessageid = &g;
-    send_cmd(cl, &cmd);
+    SEND(cl, GET_LAST_MESSAGE_ID, getlastmessageid, g);
 }
 
 /* The last stored id, its batch index (messages in a batch - 1, else -1) and partition, and
@@ -1481,8 +1403,7 @@ START_TEST(test_get_last_message_id)
 
     producer(cl, TOPIC("last"), 1);
     struct ml_position r[4];
-    for (uint64_t seq = 0; seq < 3; seq++)
-        r[seq] = publish(cl, 1, seq, NULL);
+    publish_range(cl, 1, 0, 2, r);
     ck_assert_int_eq(r[0].ledger, ledger);
     struct ml_position none = {ledger, -1};
     get_last_id(cl, 1, 122);
@@ -1510,10 +1431,7 @@ static void consumer_stats(struct client *cl, uint64_t consumer_id, uint64_t req
     Pulsar__Proto__CommandConsumerStats c = PULSAR__PROTO__COMMAND_CONSUMER_STATS__INIT;
     c.consumer_id = consumer_id;
     c.request_id = request_id;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(CONSUMER_STATS);
-    cmd.consumerstats = &c;
-    send_cmd(cl, &cmd);
+    SEND(cl, CONSUMER_STATS, consumerstats, c);
 }
 
 /* CONSUMER_STATS answers the consumer's name, address and subscription type; an unknown
@@ -1522,9 +1440,9 @@ START_TEST(test_consumer_stats)
 {
     start();
     struct client *cl = connected(21);
-    struct sub_opts named = {.type = SHARED, .name = "cname"};
+    struct tl_sub_opts named = {.type = SHARED, .name = "cname"};
     subscribe(cl, TOPIC("stats"), "s", 3, &named);
-    struct sub_opts fo = {.type = FAILOVER};
+    struct tl_sub_opts fo = {.type = FAILOVER};
     subscribe(cl, TOPIC("stats"), "f", 4, &fo);
     expect_active(cl, 4, true);
     consumer_stats(cl, 3, 131);
@@ -1557,24 +1475,7 @@ START_TEST(test_consumer_stats)
 }
 END_TEST
 
-/* Send cmd with every "@" of its packed bytes replaced by a NUL (protobuf-c packs C strings,
- * so a string holding a NUL is made after packing; the lengths do not change). */
-static void send_cmd_nul(struct client *cl, wire_cmd *cmd)
-{
-    struct evbuffer *b = evbuffer_new();
-    wire_write_command(b, cmd);
-    size_t n = evbuffer_get_length(b);
-    unsigned char *p = evbuffer_pullup(b, (ev_ssize_t)n);
-    int patched = 0;
-    for (size_t i = 0; i < n; i++)
-        if (p[i] == '@') {
-            p[i] = '\0';
-            patched++;
-        }
-    ck_assert_int_gt(patched, 0);
-    send_buf(cl, b);
-    evbuffer_free(b);
-}
+/* ---- names -------------------------------------------------------------------------------- */
 
 /* A NUL byte in a string of a command that names no topic (a namespace, a schema's topic,
  * the client version) closes that connection with a reason: the name cut at the NUL is
@@ -1588,22 +1489,16 @@ START_TEST(test_nul_in_other_commands_closes)
         PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__INIT;
     g.namespace_ = "public/def@ault";
     g.request_id = 21;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(GET_TOPICS_OF_NAMESPACE);
-    cmd.gettopicsofnamespace = &g;
-    send_cmd_nul(cl, &cmd);
+    SEND_NUL(cl, GET_TOPICS_OF_NAMESPACE, gettopicsofnamespace, g);
     expect_closed(cl);
 
     struct client *sc = connected(17);
     Pulsar__Proto__CommandGetSchema gs = PULSAR__PROTO__COMMAND_GET_SCHEMA__INIT;
     gs.topic = "persistent://public/default/s@x";
     gs.request_id = 22;
-    wire_cmd scmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    scmd.type = T(GET_SCHEMA);
-    scmd.getschema = &gs;
-    send_cmd_nul(sc, &scmd);
+    SEND_NUL(sc, GET_SCHEMA, getschema, gs);
     expect_closed(sc);
-    ck_assert(!other->closed);
+    ck_assert(!other->peer.eof);
 }
 END_TEST
 
@@ -1615,46 +1510,25 @@ START_TEST(test_bad_topic_names_refused)
     start();
     struct client *cl = connected(17);
     const char *nul_name = "persistent://public/default/a@b";
-    struct wire_frame f;
 
     Pulsar__Proto__CommandLookupTopic l = PULSAR__PROTO__COMMAND_LOOKUP_TOPIC__INIT;
     l.topic = (char *)nul_name;
     l.request_id = 11;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = T(LOOKUP);
-    cmd.lookuptopic = &l;
-    send_cmd_nul(cl, &cmd);
-    expect(cl, T(LOOKUP_RESPONSE), &f);
-    ck_assert_uint_eq(f.cmd->lookuptopicresponse->request_id, 11);
-    ck_assert_int_eq(f.cmd->lookuptopicresponse->response,
-                     PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Failed);
-    ck_assert_int_eq(f.cmd->lookuptopicresponse->error, SE(InvalidTopicName));
-    wire_frame_clear(&f);
+    SEND_NUL(cl, LOOKUP, lookuptopic, l);
+    expect_lookup_failed(cl, 11, SE(InvalidTopicName));
 
     Pulsar__Proto__CommandPartitionedTopicMetadata pm =
         PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA__INIT;
     pm.topic = (char *)nul_name;
     pm.request_id = 12;
-    wire_cmd pcmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    pcmd.type = T(PARTITIONED_METADATA);
-    pcmd.partitionmetadata = &pm;
-    send_cmd_nul(cl, &pcmd);
-    expect(cl, T(PARTITIONED_METADATA_RESPONSE), &f);
-    ck_assert_uint_eq(f.cmd->partitionmetadataresponse->request_id, 12);
-    ck_assert_int_eq(
-        f.cmd->partitionmetadataresponse->response,
-        PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Failed);
-    ck_assert_int_eq(f.cmd->partitionmetadataresponse->error, SE(InvalidTopicName));
-    wire_frame_clear(&f);
+    SEND_NUL(cl, PARTITIONED_METADATA, partitionmetadata, pm);
+    expect_partitions(cl, 12, -1, SE(InvalidTopicName));
 
     Pulsar__Proto__CommandProducer pr = PULSAR__PROTO__COMMAND_PRODUCER__INIT;
     pr.topic = (char *)nul_name;
     pr.producer_id = 1;
     pr.request_id = 13;
-    wire_cmd prcmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    prcmd.type = T(PRODUCER);
-    prcmd.producer = &pr;
-    send_cmd_nul(cl, &prcmd);
+    SEND_NUL(cl, PRODUCER, producer, pr);
     expect_error(cl, 13, SE(InvalidTopicName), NULL);
 
     Pulsar__Proto__CommandSubscribe sub = PULSAR__PROTO__COMMAND_SUBSCRIBE__INIT;
@@ -1662,75 +1536,48 @@ START_TEST(test_bad_topic_names_refused)
     sub.subscription = "s";
     sub.consumer_id = 1;
     sub.request_id = 14;
-    wire_cmd scmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    scmd.type = T(SUBSCRIBE);
-    scmd.subscribe = &sub;
-    send_cmd_nul(cl, &scmd);
+    SEND_NUL(cl, SUBSCRIBE, subscribe, sub);
     expect_error(cl, 14, SE(InvalidTopicName), NULL);
     ck_assert_ptr_null(topic_find(fx.topics, TOPIC("a")));
 
     /* a control character, and a name over the length bound */
-    pr.topic = "persistent://public/default/a\x01"
-               "b";
-    pr.request_id = 15;
-    send_cmd(cl, &prcmd);
+    tl_send_producer(&cl->peer,
+                     "persistent://public/default/a\x01"
+                     "b",
+                     1, 15);
     expect_error(cl, 15, SE(InvalidTopicName), NULL);
     char *longname = mg_malloc(TOPIC_NAME_MAX_LEN + 2);
     memset(longname, 'x', TOPIC_NAME_MAX_LEN + 1);
     longname[TOPIC_NAME_MAX_LEN + 1] = '\0';
-    pr.topic = longname;
-    pr.request_id = 16;
-    send_cmd(cl, &prcmd);
+    tl_send_producer(&cl->peer, longname, 1, 16);
     expect_error(cl, 16, SE(InvalidTopicName), NULL);
     mg_free(longname);
 
     send_ping(cl); /* the connection goes on */
-    expect(cl, T(PONG), &f);
-    wire_frame_clear(&f);
+    expect_pong(cl);
 }
 END_TEST
 
-static Suite *conn_suite(void)
-{
-    Suite *s = suite_create("conn");
-    TCase *tc = tcase_create("core");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, test_handshake_and_ping);
-    tcase_add_test(tc, test_protocol_versions);
-    tcase_add_test(tc, test_first_frame_must_be_connect);
-    tcase_add_test(tc, test_garbage_closes_only_that_connection);
-    tcase_add_test(tc, test_keepalive_closes_silent_client);
-    tcase_add_test(tc, test_pending_publishes_bounded);
-    tcase_add_test(tc, test_outbound_bytes_bounded);
-    tcase_add_test(tc, test_lookup_and_partitioned_metadata);
-    tcase_add_test(tc, test_get_topics_of_namespace);
-    tcase_add_test(tc, test_schema_queries);
-    tcase_add_test(tc, test_produce_consume_round_trip);
-    tcase_add_test(tc, test_send_for_unknown_producer_closes);
-    tcase_add_test(tc, test_exclusive_producer);
-    tcase_add_test(tc, test_second_exclusive_consumer_refused);
-    tcase_add_test(tc, test_initial_position);
-    tcase_add_test(tc, test_non_durable_reader);
-    tcase_add_test(tc, test_cumulative_ack);
-    tcase_add_test(tc, test_batch_index_ack);
-    tcase_add_test(tc, test_failover_subscription);
-    tcase_add_test(tc, test_key_shared_subscription);
-    tcase_add_test(tc, test_seek);
-    tcase_add_test(tc, test_unsubscribe);
-    tcase_add_test(tc, test_get_last_message_id);
-    tcase_add_test(tc, test_consumer_stats);
-    tcase_add_test(tc, test_bad_topic_names_refused);
-    tcase_add_test(tc, test_nul_in_other_commands_closes);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    SRunner *sr = srunner_create(conn_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    Suite *s = suite_create("conn");
+    TCase *tc = tl_tcase(s, "connection", 30, setup, teardown);
+    tl_add(tc, test_handshake_and_ping, test_protocol_versions, test_first_frame_must_be_connect,
+           test_garbage_closes_only_that_connection, test_keepalive_closes_silent_client);
+    tc = tl_tcase(s, "backpressure", 30, setup, teardown);
+    tl_add(tc, test_pending_publishes_bounded, test_outbound_bytes_bounded);
+    tc = tl_tcase(s, "lookups", 30, setup, teardown);
+    tl_add(tc, test_lookup_and_partitioned_metadata, test_get_topics_of_namespace,
+           test_schema_queries);
+    tc = tl_tcase(s, "producing", 30, setup, teardown);
+    tl_add(tc, test_produce_consume_round_trip, test_send_for_unknown_producer_closes,
+           test_exclusive_producer);
+    tc = tl_tcase(s, "consuming", 30, setup, teardown);
+    tl_add(tc, test_second_exclusive_consumer_refused, test_initial_position,
+           test_non_durable_reader, test_cumulative_ack, test_batch_index_ack,
+           test_failover_subscription, test_key_shared_subscription, test_seek, test_unsubscribe,
+           test_get_last_message_id, test_consumer_stats);
+    tc = tl_tcase(s, "names", 30, setup, teardown);
+    tl_add(tc, test_bad_topic_names_refused, test_nul_in_other_commands_closes);
+    return tl_run(s);
 }
