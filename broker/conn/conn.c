@@ -96,20 +96,14 @@ void conn_send_error(struct conn *c, uint64_t request_id, int err, const char *m
     e.request_id = request_id;
     e.error = (Pulsar__Proto__ServerError)mg_err_server_error(err);
     e.message = (char *)message;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__ERROR;
-    cmd.error = &e;
-    conn_send(c, &cmd);
+    CONN_SEND(c, ERROR, error, e);
 }
 
 void conn_send_success(struct conn *c, uint64_t request_id)
 {
     Pulsar__Proto__CommandSuccess s = PULSAR__PROTO__COMMAND_SUCCESS__INIT;
     s.request_id = request_id;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SUCCESS;
-    cmd.success = &s;
-    conn_send(c, &cmd);
+    CONN_SEND(c, SUCCESS, success, s);
 }
 
 static void conn_send_simple(struct conn *c, Pulsar__Proto__BaseCommand__Type type)
@@ -130,10 +124,7 @@ void conn_send_close_producer(struct conn *c, uint64_t producer_id)
     Pulsar__Proto__CommandCloseProducer cp = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
     cp.producer_id = producer_id;
     cp.request_id = UINT64_MAX; /* broker-initiated: no request to answer */
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER;
-    cmd.close_producer = &cp;
-    conn_send(c, &cmd);
+    CONN_SEND(c, CLOSE_PRODUCER, close_producer, cp);
 }
 
 void conn_send_close_consumer(struct conn *c, uint64_t consumer_id)
@@ -141,10 +132,7 @@ void conn_send_close_consumer(struct conn *c, uint64_t consumer_id)
     Pulsar__Proto__CommandCloseConsumer cl = PULSAR__PROTO__COMMAND_CLOSE_CONSUMER__INIT;
     cl.consumer_id = consumer_id;
     cl.request_id = UINT64_MAX;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_CONSUMER;
-    cmd.close_consumer = &cl;
-    conn_send(c, &cmd);
+    CONN_SEND(c, CLOSE_CONSUMER, close_consumer, cl);
 }
 
 void conn_send_send_error(struct conn *c, uint64_t producer_id, uint64_t seq,
@@ -155,10 +143,7 @@ void conn_send_send_error(struct conn *c, uint64_t producer_id, uint64_t seq,
     e.sequence_id = seq;
     e.error = error;
     e.message = (char *)message;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND_ERROR;
-    cmd.send_error = &e;
-    conn_send(c, &cmd);
+    CONN_SEND(c, SEND_ERROR, send_error, e);
 }
 
 /* ---- flow control ------------------------------------------------------------------------ */
@@ -210,6 +195,13 @@ void conn_req_free(struct conn_req *r)
     mg_free(r);
 }
 
+void conn_req_fail(struct conn_req *r, int err, const char *message)
+{
+    if (conn_is_open(r->conn))
+        conn_send_error(r->conn, r->request_id, err, message ? message : mg_strerror(err));
+    conn_req_free(r);
+}
+
 static void conn_handle_connect(struct conn *c, const Pulsar__Proto__CommandConnect *cc)
 {
     int client_ver = cc->has_protocol_version ? cc->protocol_version : 0;
@@ -223,11 +215,8 @@ static void conn_handle_connect(struct conn *c, const Pulsar__Proto__CommandConn
     r.protocol_version = c->protocol_version;
     r.has_max_message_size = 1;
     r.max_message_size = c->env->cfg->max_message_size;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECTED;
-    cmd.connected = &r;
     conn_set_state(c, CONN_READY);
-    conn_send(c, &cmd);
+    CONN_SEND(c, CONNECTED, connected, r);
     MG_INFO("conn", "[%" PRIu64 "] %s connected: client '%s', protocol v%d", c->id, c->peer,
             c->client_version, c->protocol_version);
 }
@@ -421,11 +410,11 @@ static void conn_io_write(struct bufferevent *bev, void *arg)
         return;
     }
     conn_ref(c);
-    struct conn_consumer *cc, *tmp;
-    TAILQ_FOREACH_SAFE(cc, &c->all_consumers, link, tmp)
+    struct conn_endpoint *e, *tmp;
+    TAILQ_FOREACH_SAFE(e, &c->endpoints, link, tmp)
     {
-        if (cc->tc && conn_is_open(c))
-            topic_consumer_resume(cc->tc);
+        if (e->ops->resume)
+            e->ops->resume(e);
     }
     conn_maybe_resume(c);
     conn_unref(c);
@@ -483,8 +472,7 @@ struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const
                                                         : 4 << 20);
     mg_map_init(&c->producers);
     mg_map_init(&c->consumers);
-    TAILQ_INIT(&c->all_producers);
-    TAILQ_INIT(&c->all_consumers);
+    TAILQ_INIT(&c->endpoints);
     snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
     c->bev = bev;
     bufferevent_setcb(c->bev, conn_io_read, conn_io_write, conn_io_event, c);
@@ -536,17 +524,10 @@ void conn_close(struct conn *c, const char *reason)
     conn_ref(c);
     /* Producers: stop accepting; pending publishes still complete (their receipts go
      * nowhere). Consumers: unacked messages go back to the subscription. */
-    struct conn_producer *p, *ptmp;
-    TAILQ_FOREACH_SAFE(p, &c->all_producers, link, ptmp)
+    struct conn_endpoint *e, *tmp;
+    TAILQ_FOREACH_SAFE(e, &c->endpoints, link, tmp)
     {
-        conn_producer_detach(p);
-        conn_producer_release(p);
-    }
-    struct conn_consumer *cc, *ctmp;
-    TAILQ_FOREACH_SAFE(cc, &c->all_consumers, link, ctmp)
-    {
-        conn_consumer_detach(cc, true);
-        conn_consumer_release(cc);
+        conn_endpoint_drop(e);
     }
     if (c->keepalive_ev) {
         event_free(c->keepalive_ev);
@@ -587,17 +568,11 @@ void conn_shutdown(struct conn *c)
         return;
     bufferevent_disable(c->bev, EV_READ);
     c->shutting_down = true;
-    struct conn_producer *p, *ptmp;
-    TAILQ_FOREACH_SAFE(p, &c->all_producers, link, ptmp)
+    struct conn_endpoint *e;
+    TAILQ_FOREACH(e, &c->endpoints, link)
     {
-        if (p->attached && p->ready)
-            conn_send_close_producer(c, p->id);
-    }
-    struct conn_consumer *cc, *ctmp;
-    TAILQ_FOREACH_SAFE(cc, &c->all_consumers, link, ctmp)
-    {
-        if (cc->attached && cc->ready)
-            conn_send_close_consumer(c, cc->id);
+        if (e->attached && e->ready)
+            e->ops->send_close(c, e->id);
     }
     if (evbuffer_get_length(conn_out(c)) == 0)
         conn_close(c, NULL);

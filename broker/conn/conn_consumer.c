@@ -4,8 +4,9 @@
  * dispatcher pushes (conn_consumer_ops).
  *
  * Happy path: SUBSCRIBE parses the topic and its options (type, durable, initial position,
- * start message id, priority, Key_Shared ranges), makes sure this broker owns the topic's
- * bundle, loads the topic and subscribes (SUCCESS). MESSAGE frames share the stored entry's
+ * start message id, priority, Key_Shared ranges), goes through the setup producers and
+ * consumers share (conn_endpoint.c: this broker owns the topic's bundle, the topic loaded)
+ * and subscribes (SUCCESS). MESSAGE frames share the stored entry's
  * bytes by reference; dispatch pauses while the connection's output is above
  * connectionMaxOutboundBytes and resumes when it drains (conn.c).
  *
@@ -29,39 +30,11 @@
 #include <stdio.h>
 #include <string.h>
 
-void conn_consumer_release(struct conn_consumer *cc)
-{
-    if (cc->ops > 0 || cc->attached)
-        return;
-    struct conn *c = cc->conn;
-    TAILQ_REMOVE(&c->all_consumers, cc, link);
-    mg_free(cc->topic);
-    mg_free(cc->sub);
-    mg_free(cc->consumer_name);
-    mg_free(cc->ranges);
-    mg_free(cc);
-    conn_unref(c);
-}
-
-void conn_consumer_detach(struct conn_consumer *cc, bool close_in_topic)
-{
-    if (cc->attached) {
-        mg_map_del_u64(&cc->conn->consumers, cc->id);
-        cc->attached = false;
-    }
-    if (cc->tc) {
-        struct topic_consumer *tc = cc->tc;
-        cc->tc = NULL;
-        if (close_in_topic)
-            topic_consumer_close(tc);
-    }
-}
-
 static void conn_consumer_send(void *owner, struct topic_consumer *tc, struct ml_entry *e,
                                uint32_t redelivery_count, const int64_t *ack_set, int n_words)
 {
     struct conn_consumer *cc = owner;
-    struct conn *c = cc->conn;
+    struct conn *c = cc->e.conn;
     (void)tc;
     if (!conn_is_open(c))
         return;
@@ -71,7 +44,7 @@ static void conn_consumer_send(void *owner, struct topic_consumer *tc, struct ml
     mid.has_partition = 1;
     mid.partition = cc->partition;
     Pulsar__Proto__CommandMessage m = PULSAR__PROTO__COMMAND_MESSAGE__INIT;
-    m.consumer_id = cc->id;
+    m.consumer_id = cc->e.id;
     m.message_id = &mid;
     if (redelivery_count) {
         m.has_redelivery_count = 1;
@@ -90,37 +63,30 @@ static void conn_consumer_send(void *owner, struct topic_consumer *tc, struct ml
 static void conn_consumer_active_change(void *owner, struct topic_consumer *tc, bool active)
 {
     struct conn_consumer *cc = owner;
-    struct conn *c = cc->conn;
+    struct conn *c = cc->e.conn;
     (void)tc;
     if (!conn_is_open(c) || c->protocol_version < 12)
         return;
     Pulsar__Proto__CommandActiveConsumerChange a =
         PULSAR__PROTO__COMMAND_ACTIVE_CONSUMER_CHANGE__INIT;
-    a.consumer_id = cc->id;
+    a.consumer_id = cc->e.id;
     a.has_is_active = 1;
     a.is_active = active;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__ACTIVE_CONSUMER_CHANGE;
-    cmd.active_consumer_change = &a;
-    conn_send(c, &cmd);
+    CONN_SEND(c, ACTIVE_CONSUMER_CHANGE, active_consumer_change, a);
 }
 
 static void conn_consumer_closed(void *owner, struct topic_consumer *tc)
 {
     struct conn_consumer *cc = owner;
-    struct conn *c = cc->conn;
     (void)tc;
     cc->tc = NULL;
-    if (conn_is_open(c) && cc->attached)
-        conn_send_close_consumer(c, cc->id);
-    conn_consumer_detach(cc, false);
-    conn_consumer_release(cc);
+    conn_endpoint_closed(&cc->e);
 }
 
 static size_t conn_consumer_outbound_bytes(void *owner)
 {
     struct conn_consumer *cc = owner;
-    struct conn *c = cc->conn;
+    struct conn *c = cc->e.conn;
     if (!conn_is_open(c))
         return SIZE_MAX;
     return evbuffer_get_length(conn_out(c));
@@ -133,111 +99,91 @@ static const struct topic_consumer_ops conn_consumer_ops = {
     .outbound_bytes = conn_consumer_outbound_bytes,
 };
 
-static void conn_consumer_topic_ready(struct topic *t, int status, void *data)
+static int conn_consumer_add(struct conn_endpoint *e, struct topic *t, char *msg, size_t len)
 {
-    struct conn_consumer *cc = data;
-    struct conn *c = cc->conn;
-    cc->ops--;
-    if (!conn_is_open(c) || !cc->attached) {
-        conn_consumer_release(cc);
-        return;
-    }
-    if (status < 0) {
-        conn_send_error(c, cc->request_id, status,
-                        status == -MG_ENOTFOUND ? "Topic does not exist" : mg_strerror(status));
-        conn_consumer_detach(cc, false);
-        conn_consumer_release(cc);
-        return;
-    }
-    char omsg[400];
-    int rc = conn_check_owned_name(c, cc->topic, omsg, sizeof omsg);
+    struct conn_consumer *cc = (struct conn_consumer *)e;
+    int rc = topic_subscribe(t, cc->sub, &cc->opts, cc, &conn_consumer_ops, &cc->tc);
     if (rc < 0) {
-        topic_unload(t); /* the bundle went away while the topic loaded */
-        conn_send_error(c, cc->request_id, rc, omsg);
-        conn_consumer_detach(cc, false);
-        conn_consumer_release(cc);
-        return;
-    }
-    rc = topic_subscribe(t, cc->sub, &cc->opts, cc, &conn_consumer_ops, &cc->tc);
-    if (rc < 0) {
-        const char *msg = mg_strerror(rc);
-        if (rc == -MG_ECONSUMERBUSY)
-            msg = cc->opts.type == TOPIC_SUB_EXCLUSIVE ? "Exclusive consumer is already connected"
-                                                       : "Subscription is of different type";
-        MG_INFO("conn", "[%" PRIu64 "] subscribe %s/%s refused: %s", c->id, cc->topic, cc->sub,
-                msg);
         cc->tc = NULL;
-        conn_send_error(c, cc->request_id, rc, msg);
-        conn_consumer_detach(cc, false);
-        conn_consumer_release(cc);
-        return;
+        const char *why = mg_strerror(rc);
+        if (rc == -MG_ECONSUMERBUSY)
+            why = cc->opts.type == TOPIC_SUB_EXCLUSIVE ? "Exclusive consumer is already connected"
+                                                       : "Subscription is of different type";
+        snprintf(msg, len, "%s", why);
+        return rc;
     }
-    cc->ready = true;
-    MG_INFO("conn", "[%" PRIu64 "] consumer %" PRIu64 " subscribed to %s sub '%s'", c->id, cc->id,
-            cc->topic, cc->sub);
-    conn_send_success(c, cc->request_id);
+    MG_INFO("conn", "[%" PRIu64 "] consumer %" PRIu64 " subscribed to %s sub '%s'", e->conn->id,
+            e->id, e->topic, cc->sub);
+    conn_send_success(e->conn, e->request_id);
+    return 0;
 }
 
-static void conn_consumer_owner_decided(void *data, int status, const char *url,
-                                        const char *message)
+static const char *conn_consumer_label(const struct conn_endpoint *e)
 {
-    struct conn_consumer *cc = data;
-    struct conn *c = cc->conn;
-    cc->ops--;
-    if (!conn_is_open(c) || !cc->attached) {
-        conn_consumer_release(cc);
-        return;
-    }
-    if (status < 0 || url) {
-        char msg[400];
-        conn_check_owned_name(c, cc->topic, msg, sizeof msg);
-        MG_INFO("conn", "[%" PRIu64 "] subscribe %s/%s refused: %s%s%s", c->id, cc->topic, cc->sub,
-                msg, message ? " " : "", message ? message : "");
-        conn_send_error(c, cc->request_id, -MG_ENOTREADY, msg);
-        conn_consumer_detach(cc, false);
-        conn_consumer_release(cc);
-        return;
-    }
-    cc->ops++;
-    int rc = topic_get(c->env->topics, cc->topic, cc->create, conn_consumer_topic_ready, cc);
-    if (rc < 0) {
-        cc->ops--;
-        conn_send_error(c, cc->request_id, rc, mg_strerror(rc));
-        conn_consumer_detach(cc, false);
-        conn_consumer_release(cc);
+    return ((const struct conn_consumer *)e)->sub;
+}
+
+static void conn_consumer_close_in_topic(struct conn_endpoint *e)
+{
+    struct conn_consumer *cc = (struct conn_consumer *)e;
+    if (cc->tc) {
+        struct topic_consumer *tc = cc->tc;
+        cc->tc = NULL;
+        topic_consumer_close(tc);
     }
 }
+
+static void conn_consumer_resume(struct conn_endpoint *e)
+{
+    struct conn_consumer *cc = (struct conn_consumer *)e;
+    if (cc->tc && conn_is_open(e->conn))
+        topic_consumer_resume(cc->tc);
+}
+
+static void conn_consumer_free(struct conn_endpoint *e)
+{
+    struct conn_consumer *cc = (struct conn_consumer *)e;
+    mg_free(cc->sub);
+    mg_free(cc->consumer_name);
+    mg_free(cc->ranges);
+    mg_free(cc);
+}
+
+/* A SUBSCRIBE for a ready consumer: SUCCESS again. */
+static void conn_consumer_again(struct conn_endpoint *e, uint64_t request_id)
+{
+    conn_send_success(e->conn, request_id);
+}
+
+static const struct conn_endpoint_ops conn_consumer_endpoint_ops = {
+    .kind = "consumer",
+    .present = "Consumer is already present on the connection",
+    .topic_missing = "Topic does not exist",
+    .again = conn_consumer_again,
+    .label = conn_consumer_label,
+    .add = conn_consumer_add,
+    .send_close = conn_send_close_consumer,
+    .close_in_topic = conn_consumer_close_in_topic,
+    .resume = conn_consumer_resume,
+    .free = conn_consumer_free,
+};
 
 void conn_handle_subscribe(struct conn *c, const Pulsar__Proto__CommandSubscribe *m)
 {
-    if (mg_map_get_u64(&c->consumers, m->consumer_id)) {
-        struct conn_consumer *old = mg_map_get_u64(&c->consumers, m->consumer_id);
-        if (old->ready)
-            conn_send_success(c, m->request_id);
-        else
-            conn_send_error(c, m->request_id, -MG_ENOTREADY,
-                            "Consumer is already present on the connection");
-        return;
-    }
     struct topic_name tn;
-    const char *reason = NULL;
-    int rc = conn_parse_topic(c, m->topic, &tn, &reason);
-    if (rc < 0) {
-        conn_send_error(c, m->request_id, rc, reason);
+    if (!conn_endpoint_begin(c, &conn_consumer_endpoint_ops, &c->consumers, m->consumer_id,
+                             m->request_id, m->topic, &tn))
         return;
-    }
     if (!m->subscription || !*m->subscription) {
         topic_name_fini(&tn);
         conn_send_error(c, m->request_id, -MG_EINVAL, "Empty subscription name");
         return;
     }
     struct conn_consumer *cc = mg_calloc(1, sizeof *cc);
-    cc->conn = c;
-    conn_ref(c);
-    cc->id = m->consumer_id;
-    cc->request_id = m->request_id;
+    conn_endpoint_init(&cc->e, &conn_consumer_endpoint_ops, c, &c->consumers, m->consumer_id,
+                       m->request_id, &tn);
+    cc->e.create = cc->e.create && (!m->has_force_topic_creation || m->force_topic_creation);
     cc->partition = tn.partition;
-    cc->topic = mg_strdup(tn.full);
     cc->sub = mg_strdup(m->subscription);
     struct topic_sub_options *o = &cc->opts;
     o->type = (enum topic_sub_type)m->subtype;
@@ -274,32 +220,25 @@ void conn_handle_subscribe(struct conn *c, const Pulsar__Proto__CommandSubscribe
             o->n_sticky_ranges = (int)n;
         }
     }
-    cc->attached = true;
-    TAILQ_INSERT_TAIL(&c->all_consumers, cc, link);
-    mg_map_put_u64(&c->consumers, cc->id, cc);
-    cc->create = c->env->cfg->allow_auto_topic_creation &&
-                 (!m->has_force_topic_creation || m->force_topic_creation);
-    /* As for producers: an owned bundle, or an unowned one taken here. */
-    cc->ops++;
-    rc = ns_lookup(c->env->ns, &tn, true, conn_consumer_owner_decided, cc);
+    conn_endpoint_start(&cc->e, &tn);
     topic_name_fini(&tn);
-    if (rc == 1)
-        conn_consumer_owner_decided(cc, 0, NULL, NULL);
-    else if (rc < 0)
-        conn_consumer_owner_decided(cc, rc, NULL, NULL);
-}
-
-/* UNSUBSCRIBE, SEEK or GET_LAST_MESSAGE_ID for a consumer this connection does not have:
- * Pulsar answers MetadataError "Consumer not found" (its clients retry that one). */
-static void conn_send_unknown_consumer(struct conn *c, uint64_t request_id)
-{
-    conn_send_error(c, request_id, -MG_EMETA, "Consumer not found");
 }
 
 static struct conn_consumer *conn_ready_consumer(struct conn *c, uint64_t id)
 {
     struct conn_consumer *cc = mg_map_get_u64(&c->consumers, id);
-    return cc && cc->ready && cc->tc ? cc : NULL;
+    return cc && cc->e.ready && cc->tc ? cc : NULL;
+}
+
+/* The ready consumer an UNSUBSCRIBE, SEEK or GET_LAST_MESSAGE_ID names; NULL when this
+ * connection has none such, answered as Pulsar does: MetadataError "Consumer not found"
+ * (its clients retry that one). */
+static struct conn_consumer *conn_request_consumer(struct conn *c, uint64_t id, uint64_t request_id)
+{
+    struct conn_consumer *cc = conn_ready_consumer(c, id);
+    if (!cc)
+        conn_send_error(c, request_id, -MG_EMETA, "Consumer not found");
+    return cc;
 }
 
 void conn_handle_flow(struct conn *c, const Pulsar__Proto__CommandFlow *m)
@@ -345,10 +284,7 @@ void conn_handle_ack(struct conn *c, const Pulsar__Proto__CommandAck *m)
                                       : (Pulsar__Proto__ServerError)mg_err_server_error(rc);
         r.message = rc == -MG_ENOTFOUND ? "Consumer not found" : (char *)mg_strerror(rc);
     }
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__ACK_RESPONSE;
-    cmd.ackresponse = &r;
-    conn_send(c, &cmd);
+    CONN_SEND(c, ACK_RESPONSE, ackresponse, r);
 }
 
 void conn_handle_redeliver(struct conn *c,
@@ -369,41 +305,36 @@ void conn_handle_redeliver(struct conn *c,
 
 void conn_handle_unsubscribe(struct conn *c, const Pulsar__Proto__CommandUnsubscribe *m)
 {
-    struct conn_consumer *cc = conn_ready_consumer(c, m->consumer_id);
-    if (!cc) {
-        conn_send_unknown_consumer(c, m->request_id);
+    struct conn_consumer *cc = conn_request_consumer(c, m->consumer_id, m->request_id);
+    if (!cc)
         return;
-    }
     int rc = topic_consumer_unsubscribe(cc->tc, m->has_force && m->force);
     if (rc < 0) {
         conn_send_error(c, m->request_id, rc, "Subscription has other connected consumers");
         return;
     }
     cc->tc = NULL; /* freed by the topic */
-    conn_consumer_detach(cc, false);
-    conn_consumer_release(cc);
+    conn_endpoint_drop(&cc->e);
     conn_send_success(c, m->request_id);
 }
 
 static void conn_seek_done(void *data, int status)
 {
     struct conn_req *r = data;
-    if (conn_is_open(r->conn)) {
-        if (status < 0)
-            conn_send_error(r->conn, r->request_id, status, mg_strerror(status));
-        else
-            conn_send_success(r->conn, r->request_id);
+    if (status < 0) {
+        conn_req_fail(r, status, NULL);
+        return;
     }
+    if (conn_is_open(r->conn))
+        conn_send_success(r->conn, r->request_id);
     conn_req_free(r);
 }
 
 void conn_handle_seek(struct conn *c, const Pulsar__Proto__CommandSeek *m)
 {
-    struct conn_consumer *cc = conn_ready_consumer(c, m->consumer_id);
-    if (!cc) {
-        conn_send_unknown_consumer(c, m->request_id);
+    struct conn_consumer *cc = conn_request_consumer(c, m->consumer_id, m->request_id);
+    if (!cc)
         return;
-    }
     bool by_time = !m->message_id && m->has_message_publish_time;
     if (!m->message_id && !by_time) {
         conn_send_error(c, m->request_id, -MG_EINVAL, "Seek needs a message id or a publish time");
@@ -417,10 +348,8 @@ void conn_handle_seek(struct conn *c, const Pulsar__Proto__CommandSeek *m)
     struct conn_req *r = conn_req_new(c, m->request_id, m->consumer_id, cc->partition);
     int rc = topic_consumer_seek(cc->tc, by_time, pos, by_time ? m->message_publish_time : 0,
                                  conn_seek_done, r);
-    if (rc < 0) {
-        conn_req_free(r);
-        conn_send_error(c, m->request_id, rc, mg_strerror(rc));
-    }
+    if (rc < 0)
+        conn_req_fail(r, rc, NULL);
 }
 
 static void conn_fill_id(Pulsar__Proto__MessageIdData *id, struct ml_position pos, int partition,
@@ -438,52 +367,41 @@ static void conn_last_id_done(void *data, int status, struct ml_position pos, in
                               struct ml_position mark_delete)
 {
     struct conn_req *r = data;
-    struct conn *c = r->conn;
-    if (conn_is_open(c)) {
-        if (status < 0) {
-            conn_send_error(c, r->request_id, status, mg_strerror(status));
-        } else {
-            Pulsar__Proto__MessageIdData last = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
-            Pulsar__Proto__MessageIdData md = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
-            conn_fill_id(&last, pos, r->partition, batch_index);
-            conn_fill_id(&md, mark_delete, r->partition, -1);
-            Pulsar__Proto__CommandGetLastMessageIdResponse resp =
-                PULSAR__PROTO__COMMAND_GET_LAST_MESSAGE_ID_RESPONSE__INIT;
-            resp.request_id = r->request_id;
-            resp.last_message_id = &last;
-            resp.consumer_mark_delete_position = &md;
-            wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-            cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__GET_LAST_MESSAGE_ID_RESPONSE;
-            cmd.getlastmessageidresponse = &resp;
-            conn_send(c, &cmd);
-        }
+    if (status < 0) {
+        conn_req_fail(r, status, NULL);
+        return;
     }
+    Pulsar__Proto__MessageIdData last = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
+    Pulsar__Proto__MessageIdData md = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
+    conn_fill_id(&last, pos, r->partition, batch_index);
+    conn_fill_id(&md, mark_delete, r->partition, -1);
+    Pulsar__Proto__CommandGetLastMessageIdResponse resp =
+        PULSAR__PROTO__COMMAND_GET_LAST_MESSAGE_ID_RESPONSE__INIT;
+    resp.request_id = r->request_id;
+    resp.last_message_id = &last;
+    resp.consumer_mark_delete_position = &md;
+    CONN_SEND(r->conn, GET_LAST_MESSAGE_ID_RESPONSE, getlastmessageidresponse,
+              resp); /* nothing once the connection closed */
     conn_req_free(r);
 }
 
 void conn_handle_get_last_message_id(struct conn *c,
                                      const Pulsar__Proto__CommandGetLastMessageId *m)
 {
-    struct conn_consumer *cc = conn_ready_consumer(c, m->consumer_id);
-    if (!cc) {
-        conn_send_unknown_consumer(c, m->request_id);
+    struct conn_consumer *cc = conn_request_consumer(c, m->consumer_id, m->request_id);
+    if (!cc)
         return;
-    }
     struct conn_req *r = conn_req_new(c, m->request_id, m->consumer_id, cc->partition);
     int rc = topic_consumer_last_message_id(cc->tc, conn_last_id_done, r);
-    if (rc < 0) {
-        conn_req_free(r);
-        conn_send_error(c, m->request_id, rc, mg_strerror(rc));
-    }
+    if (rc < 0)
+        conn_req_fail(r, rc, NULL);
 }
 
 void conn_handle_close_consumer(struct conn *c, const Pulsar__Proto__CommandCloseConsumer *m)
 {
     struct conn_consumer *cc = mg_map_get_u64(&c->consumers, m->consumer_id);
-    if (cc) {
-        conn_consumer_detach(cc, true);
-        conn_consumer_release(cc);
-    }
+    if (cc)
+        conn_endpoint_drop(&cc->e);
     conn_send_success(c, m->request_id);
 }
 
@@ -503,8 +421,5 @@ void conn_handle_consumer_stats(struct conn *c, const Pulsar__Proto__CommandCons
         r.address = c->peer;
         r.type = (char *)type_names[cc->opts.type & 3];
     }
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CONSUMER_STATS_RESPONSE;
-    cmd.consumerstatsresponse = &r;
-    conn_send(c, &cmd);
+    CONN_SEND(c, CONSUMER_STATS_RESPONSE, consumerstatsresponse, r);
 }

@@ -11,6 +11,9 @@
  *                    MESSAGEs from the topic's dispatcher
  *   conn_lookup.c    topic names and ownership checks, LOOKUP, PARTITIONED_METADATA,
  *                    GET_TOPICS_OF_NAMESPACE, GET_SCHEMA, GET_OR_CREATE_SCHEMA
+ *   conn_endpoint.c  what producers and consumers share: the setup of a PRODUCER or a
+ *                    SUBSCRIBE (the bundle's owner, the topic loaded, then added to it) and
+ *                    the close by their topic
  */
 #ifndef MG_CONN_INT_H
 #define MG_CONN_INT_H
@@ -41,6 +44,47 @@ enum conn_state {
     CONN_CLOSED,
 };
 
+struct conn_endpoint;
+
+/* What a producer or a consumer does at the steps of the setup they share (conn_endpoint.c). */
+struct conn_endpoint_ops {
+    const char *kind;          /* "producer" or "consumer", for log lines */
+    const char *present;       /* the ERROR's message for an id still being set up */
+    const char *topic_missing; /* the ERROR's message when the topic does not exist */
+    /* Answer again the command for an id that is ready (Pulsar's clients resend it). */
+    void (*again)(struct conn_endpoint *e, uint64_t request_id);
+    /* A name for log lines besides the id and the topic (the subscription), or NULL. */
+    const char *(*label)(const struct conn_endpoint *e);
+    /* Add the endpoint to its loaded topic t: 0 once it is there and the client has its
+     * answer (PRODUCER_SUCCESS, SUCCESS), else < 0 with the reason for the client in msg. */
+    int (*add)(struct conn_endpoint *e, struct topic *t, char *msg, size_t len);
+    /* CLOSE_PRODUCER or CLOSE_CONSUMER for an endpoint the topic closed. */
+    void (*send_close)(struct conn *c, uint64_t id);
+    /* Close the endpoint in its topic, if it is in one (topic_producer_close,
+     * topic_consumer_close). */
+    void (*close_in_topic)(struct conn_endpoint *e);
+    /* The connection's output drained: what waited for it may go on (NULL: nothing). */
+    void (*resume)(struct conn_endpoint *e);
+    /* Free what is its own, and the struct. */
+    void (*free)(struct conn_endpoint *e);
+};
+
+/* What a producer and a consumer share (the first member of both): the client's id for it,
+ * its topic, and the state of its setup. */
+struct conn_endpoint {
+    const struct conn_endpoint_ops *ops;
+    TAILQ_ENTRY(conn_endpoint) link; /* in the connection's endpoints */
+    struct conn *conn;               /* counted reference */
+    uint64_t id;                     /* the producer or consumer id */
+    uint64_t request_id;             /* of the PRODUCER or SUBSCRIBE command */
+    char *topic;                     /* owned: full name */
+    struct mg_map *map;              /* the connection's map of them (producers, consumers) */
+    bool create;                     /* the setup may create the topic */
+    bool ready;                      /* added to its topic, the client answered */
+    bool attached;                   /* still in the connection's map */
+    int holds; /* asynchronous operations holding the struct (setup steps, publishes) */
+};
+
 /* A publish waiting for its receipt. */
 struct conn_pub {
     uint64_t seq;
@@ -48,43 +92,27 @@ struct conn_pub {
 };
 
 struct conn_producer {
-    TAILQ_ENTRY(conn_producer) link;
-    struct conn *conn;         /* counted reference */
+    struct conn_endpoint e;    /* first: ready once PRODUCER_SUCCESS is sent */
     struct topic_producer *tp; /* borrowed (owned by the topic); NULL until created or once
                                   closed */
-    uint64_t id;
-    uint64_t request_id; /* of the PRODUCER command */
-    char *topic;         /* owned */
-    char *name;          /* owned; requested name, may be NULL */
+    char *name;                /* owned; requested name, may be NULL */
     int access_mode;
-    bool ready;    /* PRODUCER_SUCCESS sent */
-    bool attached; /* still in the connection's producer map */
-    int ops;       /* async operations holding this struct (topic_get, publishes) */
     /* receipts queue (publishes complete in order) */
     struct conn_pub *ring; /* owned */
     size_t ring_cap, ring_head, ring_len;
 };
 
 struct conn_consumer {
-    TAILQ_ENTRY(conn_consumer) link;
-    struct conn *conn;         /* counted reference */
+    struct conn_endpoint e;    /* first: ready once SUCCESS is sent */
     struct topic_consumer *tc; /* borrowed (owned by the topic) */
-    uint64_t id;
-    uint64_t request_id;
-    int partition; /* partition index of the topic, -1 if not a partition */
-    char *topic;   /* owned */
-    char *sub;     /* owned */
+    int partition;             /* partition index of the topic, -1 if not a partition */
+    char *sub;                 /* owned */
     struct topic_sub_options opts;
     char *consumer_name;  /* owned */
     int32_t (*ranges)[2]; /* owned sticky ranges */
-    bool create;          /* auto-create the topic */
-    bool ready;
-    bool attached;
-    int ops;
 };
 
-TAILQ_HEAD(conn_producer_list, conn_producer);
-TAILQ_HEAD(conn_consumer_list, conn_consumer);
+TAILQ_HEAD(conn_endpoint_list, conn_endpoint);
 
 struct conn {
     int refs;
@@ -106,15 +134,15 @@ struct conn {
     int max_pending_publish;
     size_t max_outbound;
     bool read_paused;
-    bool shutting_down;          /* conn_shutdown: close once the output is flushed */
-    bool refusing;               /* conn_refuse: input is discarded, closed soon */
-    bool refuse_fin_sent;        /* our side is shut down after the ERROR went out */
-    const char *frame_nul_field; /* static: the frame being dispatched had a NUL in this
-                                    string field (wire_frame.nul_string_field), or NULL */
-    struct mg_map producers;     /* id -> struct conn_producer (attached ones) */
-    struct mg_map consumers;     /* id -> struct conn_consumer */
-    struct conn_producer_list all_producers;
-    struct conn_consumer_list all_consumers;
+    bool shutting_down;                  /* conn_shutdown: close once the output is flushed */
+    bool refusing;                       /* conn_refuse: input is discarded, closed soon */
+    bool refuse_fin_sent;                /* our side is shut down after the ERROR went out */
+    const char *frame_nul_field;         /* static: the frame being dispatched had a NUL in this
+                                            string field (wire_frame.nul_string_field), or NULL */
+    struct mg_map producers;             /* id -> struct conn_producer (attached ones) */
+    struct mg_map consumers;             /* id -> struct conn_consumer */
+    struct conn_endpoint_list endpoints; /* every producer and consumer not freed yet, in
+                                            creation order */
 };
 
 /* A request answered later (SEEK, GET_LAST_MESSAGE_ID, GET_TOPICS_OF_NAMESPACE). */
@@ -134,6 +162,15 @@ bool conn_is_open(const struct conn *c);
 struct evbuffer *conn_out(struct conn *c);
 /* Append a command frame to the output (nothing once closed). */
 void conn_send(struct conn *c, wire_cmd *cmd);
+/* conn_send of sub (a command's message, filled in) as the command TYPE
+ * (PULSAR__PROTO__BASE_COMMAND__TYPE__<TYPE>); field: sub's member of the BaseCommand. */
+#define CONN_SEND(c, TYPE, field, sub)                                                             \
+    do {                                                                                           \
+        wire_cmd cmd_ = PULSAR__PROTO__BASE_COMMAND__INIT;                                         \
+        cmd_.type = PULSAR__PROTO__BASE_COMMAND__TYPE__##TYPE;                                     \
+        cmd_.field = &(sub);                                                                       \
+        conn_send((c), &cmd_);                                                                     \
+    } while (0)
 void conn_send_error(struct conn *c, uint64_t request_id, int err, const char *message);
 void conn_send_success(struct conn *c, uint64_t request_id);
 void conn_send_close_producer(struct conn *c, uint64_t producer_id);
@@ -146,23 +183,47 @@ void conn_maybe_resume(struct conn *c);
 struct conn_req *conn_req_new(struct conn *c, uint64_t request_id, uint64_t consumer_id,
                               int partition);
 void conn_req_free(struct conn_req *r);
+/* Answer ERROR(err, message; NULL: err's text) to r's request while its connection is open,
+ * then free r. */
+void conn_req_fail(struct conn_req *r, int err, const char *message);
+
+/* ---- conn_endpoint.c ------------------------------------------------------------------------ */
+
+/* The checks a PRODUCER or SUBSCRIBE for id (in map: c->producers, c->consumers) on topic
+ * goes through first: false when it is answered here (id names one the connection has:
+ * answered again when it is ready, else ERROR ops->present; or the topic is refused, with
+ * conn_parse_topic's error), else true with tn filled (the caller finis it). */
+bool conn_endpoint_begin(struct conn *c, const struct conn_endpoint_ops *ops, struct mg_map *map,
+                         uint64_t id, uint64_t request_id, const char *topic,
+                         struct topic_name *tn);
+/* A new endpoint (e: zeroed, the first member of its producer or consumer) of c for the
+ * topic tn with the client's id and request id, in c's endpoints and attached in map
+ * (c->producers, c->consumers), holding a reference to c. */
+void conn_endpoint_init(struct conn_endpoint *e, const struct conn_endpoint_ops *ops,
+                        struct conn *c, struct mg_map *map, uint64_t id, uint64_t request_id,
+                        const struct topic_name *tn);
+/* Detach e (out of its connection's map, closed in its topic), then release it. */
+void conn_endpoint_drop(struct conn_endpoint *e);
+/* Free e once it is detached and no operation holds it (else nothing). */
+void conn_endpoint_release(struct conn_endpoint *e);
+/* Set up e (attached, in its connection's map) for the topic tn: this broker must own the
+ * topic's bundle (an authoritative ns_lookup: an unowned bundle is taken here, one owned
+ * elsewhere refused with ServiceNotReady), the topic is loaded (created when e->create) and
+ * e->ops->add runs. A step that fails answers ERROR to e's command, logged once, and
+ * detaches and releases e. */
+void conn_endpoint_start(struct conn_endpoint *e, const struct topic_name *tn);
+/* The topic closed e (unload, delete): the client is told (CLOSE_PRODUCER, CLOSE_CONSUMER)
+ * while e is attached, then e is detached and released. */
+void conn_endpoint_closed(struct conn_endpoint *e);
 
 /* ---- conn_producer.c ------------------------------------------------------------------------ */
 
-/* Detach: out of the producer map, closed in its topic. Release: freed once detached and no
- * operation holds it. */
-void conn_producer_detach(struct conn_producer *p);
-void conn_producer_release(struct conn_producer *p);
 void conn_handle_producer(struct conn *c, const Pulsar__Proto__CommandProducer *m);
 void conn_handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s, struct wire_frame *f);
 void conn_handle_close_producer(struct conn *c, const Pulsar__Proto__CommandCloseProducer *m);
 
 /* ---- conn_consumer.c ------------------------------------------------------------------------ */
 
-/* Detach: out of the consumer map (and closed in its topic when close_in_topic). Release:
- * freed once detached and no operation holds it. */
-void conn_consumer_detach(struct conn_consumer *cc, bool close_in_topic);
-void conn_consumer_release(struct conn_consumer *cc);
 void conn_handle_subscribe(struct conn *c, const Pulsar__Proto__CommandSubscribe *m);
 void conn_handle_flow(struct conn *c, const Pulsar__Proto__CommandFlow *m);
 void conn_handle_ack(struct conn *c, const Pulsar__Proto__CommandAck *m);

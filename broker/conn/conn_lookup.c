@@ -100,10 +100,7 @@ void conn_handle_partitioned_metadata(struct conn *c,
             r.partitions = (uint32_t)n;
         }
     }
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA_RESPONSE;
-    cmd.partitionmetadataresponse = &r;
-    conn_send(c, &cmd);
+    CONN_SEND(c, PARTITIONED_METADATA_RESPONSE, partitionmetadataresponse, r);
 }
 
 static void conn_send_lookup_response(struct conn *c, uint64_t request_id, int status,
@@ -127,10 +124,7 @@ static void conn_send_lookup_response(struct conn *c, uint64_t request_id, int s
         r.has_authoritative = 1;
         r.authoritative = 1;
     }
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE;
-    cmd.lookuptopicresponse = &r;
-    conn_send(c, &cmd);
+    CONN_SEND(c, LOOKUP_RESPONSE, lookuptopicresponse, r);
 }
 
 /* A lookup waiting for the ownership decision (ns_lookup). */
@@ -208,21 +202,17 @@ int conn_check_owned_name(struct conn *c, const char *full, char *msg, size_t le
 static void conn_topics_listed(void *data, int status, char **names, int n)
 {
     struct conn_req *r = data;
-    if (conn_is_open(r->conn)) {
-        if (status < 0) {
-            conn_send_error(r->conn, r->request_id, status, "Cannot list the namespace's topics");
-        } else {
-            Pulsar__Proto__CommandGetTopicsOfNamespaceResponse resp =
-                PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE_RESPONSE__INIT;
-            resp.request_id = r->request_id;
-            resp.n_topics = (size_t)n;
-            resp.topics = names;
-            wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-            cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__GET_TOPICS_OF_NAMESPACE_RESPONSE;
-            cmd.gettopicsofnamespaceresponse = &resp;
-            conn_send(r->conn, &cmd);
-        }
+    if (status < 0) {
+        conn_req_fail(r, status, "Cannot list the namespace's topics");
+        return;
     }
+    Pulsar__Proto__CommandGetTopicsOfNamespaceResponse resp =
+        PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE_RESPONSE__INIT;
+    resp.request_id = r->request_id;
+    resp.n_topics = (size_t)n;
+    resp.topics = names;
+    CONN_SEND(r->conn, GET_TOPICS_OF_NAMESPACE_RESPONSE, gettopicsofnamespaceresponse,
+              resp); /* nothing once the connection closed */
     conn_req_free(r);
 }
 
@@ -235,10 +225,8 @@ void conn_handle_get_topics(struct conn *c, const Pulsar__Proto__CommandGetTopic
     }
     struct conn_req *r = conn_req_new(c, m->request_id, 0, -1);
     int rc = ns_list_topics(c->env->ns, m->namespace_, false, conn_topics_listed, r);
-    if (rc < 0) {
-        conn_req_free(r);
-        conn_send_error(c, m->request_id, rc, "Namespace does not exist");
-    }
+    if (rc < 0)
+        conn_req_fail(r, rc, "Namespace does not exist");
 }
 
 void conn_handle_get_schema(struct conn *c, const Pulsar__Proto__CommandGetSchema *m)
@@ -248,10 +236,7 @@ void conn_handle_get_schema(struct conn *c, const Pulsar__Proto__CommandGetSchem
     r.has_error_code = 1;
     r.error_code = PULSAR__PROTO__SERVER_ERROR__TopicNotFound;
     r.error_message = "Topic has no schema";
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__GET_SCHEMA_RESPONSE;
-    cmd.getschemaresponse = &r;
-    conn_send(c, &cmd);
+    CONN_SEND(c, GET_SCHEMA_RESPONSE, getschemaresponse, r);
 }
 
 void conn_handle_get_or_create_schema(struct conn *c,
@@ -264,8 +249,5 @@ void conn_handle_get_or_create_schema(struct conn *c,
     r.has_schema_version = 1;
     r.schema_version.len = sizeof version0;
     r.schema_version.data = version0;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__GET_OR_CREATE_SCHEMA_RESPONSE;
-    cmd.getorcreateschemaresponse = &r;
-    conn_send(c, &cmd);
+    CONN_SEND(c, GET_OR_CREATE_SCHEMA_RESPONSE, getorcreateschemaresponse, r);
 }

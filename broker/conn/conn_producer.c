@@ -1,11 +1,11 @@
 /*
  * conn_producer.c - the producers of a connection: PRODUCER, SEND, CLOSE_PRODUCER.
  *
- * Happy path: PRODUCER parses the topic, makes sure this broker owns its bundle (ns_lookup,
- * authoritative: an unowned bundle is taken here), loads the topic (topic_get) and attaches
- * a producer (PRODUCER_SUCCESS). Each SEND moves the payload bytes into the topic's publish
- * (topic_publish; never copied) and queues its sequence id; receipts (SEND_RECEIPT with the
- * entry's ledger and entry id) leave in send order as the topic completes the publishes.
+ * Happy path: PRODUCER goes through the setup producers and consumers share
+ * (conn_endpoint.c: the topic parsed, this broker owns its bundle, the topic loaded), then
+ * attaches a producer to the topic (PRODUCER_SUCCESS). Each SEND moves the payload bytes into the
+ * topic's publish (topic_publish; never copied) and queues its sequence id; receipts (SEND_RECEIPT
+ * with the entry's ledger and entry id) leave in send order as the topic completes the publishes.
  *
  * Failure modes: a topic whose bundle is owned elsewhere, or lost while the topic loaded,
  * is refused with ServiceNotReady (the client looks up again); a busy name or an exclusive
@@ -29,32 +29,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-
-void conn_producer_release(struct conn_producer *p)
-{
-    if (p->ops > 0 || p->attached)
-        return;
-    struct conn *c = p->conn;
-    TAILQ_REMOVE(&c->all_producers, p, link);
-    mg_free(p->ring);
-    mg_free(p->topic);
-    mg_free(p->name);
-    mg_free(p);
-    conn_unref(c);
-}
-
-void conn_producer_detach(struct conn_producer *p)
-{
-    if (p->attached) {
-        mg_map_del_u64(&p->conn->producers, p->id);
-        p->attached = false;
-    }
-    if (p->tp) {
-        struct topic_producer *tp = p->tp;
-        p->tp = NULL;
-        topic_producer_close(tp);
-    }
-}
 
 static void conn_receipt_push(struct conn_producer *p, uint64_t seq, uint64_t hseq)
 {
@@ -86,11 +60,7 @@ static void conn_producer_closed(void *owner, struct topic_producer *tp)
     struct conn_producer *p = owner;
     (void)tp;
     p->tp = NULL;
-    struct conn *c = p->conn;
-    if (conn_is_open(c) && p->attached)
-        conn_send_close_producer(c, p->id);
-    conn_producer_detach(p);
-    conn_producer_release(p);
+    conn_endpoint_closed(&p->e);
 }
 
 static const struct topic_producer_ops conn_producer_ops = {
@@ -100,187 +70,131 @@ static const struct topic_producer_ops conn_producer_ops = {
 static void conn_publish_done(void *data, int status, struct ml_position pos)
 {
     struct conn_producer *p = data;
-    struct conn *c = p->conn;
+    struct conn *c = p->e.conn;
     struct conn_pub pub = conn_receipt_pop(p);
-    p->ops--;
+    p->e.holds--;
     if (conn_is_open(c)) {
         c->pending_publish--;
-        wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
         if (status == 0) {
             Pulsar__Proto__MessageIdData mid = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
             mid.ledgerid = (uint64_t)pos.ledger;
             mid.entryid = (uint64_t)pos.entry;
             Pulsar__Proto__CommandSendReceipt r = PULSAR__PROTO__COMMAND_SEND_RECEIPT__INIT;
-            r.producer_id = p->id;
+            r.producer_id = p->e.id;
             r.sequence_id = pub.seq;
             r.message_id = &mid;
             if (pub.highest_seq) {
                 r.has_highest_sequence_id = 1;
                 r.highest_sequence_id = pub.highest_seq;
             }
-            cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND_RECEIPT;
-            cmd.send_receipt = &r;
-            conn_send(c, &cmd);
+            CONN_SEND(c, SEND_RECEIPT, send_receipt, r);
         } else {
             uint64_t held;
             if (mg_ratelimit_allow(&c->rl_publish, MG_RATELIMIT_INTERVAL_MS, &held))
                 MG_WARN("conn",
                         "[%" PRIu64 "] publish on %s failed: %s (%" PRIu64
                         " more failed publishes on this connection since the last line)",
-                        c->id, p->topic, mg_strerror(status), held);
-            conn_send_send_error(c, p->id, pub.seq, PULSAR__PROTO__SERVER_ERROR__PersistenceError,
+                        c->id, p->e.topic, mg_strerror(status), held);
+            conn_send_send_error(c, p->e.id, pub.seq, PULSAR__PROTO__SERVER_ERROR__PersistenceError,
                                  mg_strerror(status));
         }
         conn_maybe_resume(c);
     }
-    conn_producer_release(p);
+    conn_endpoint_release(&p->e);
 }
 
 static void conn_send_producer_success(struct conn *c, struct conn_producer *p)
 {
     Pulsar__Proto__CommandProducerSuccess ps = PULSAR__PROTO__COMMAND_PRODUCER_SUCCESS__INIT;
-    ps.request_id = p->request_id;
+    ps.request_id = p->e.request_id;
     ps.producer_name = (char *)topic_producer_name(p->tp);
     ps.has_last_sequence_id = 1;
     ps.last_sequence_id = -1;
     ps.has_producer_ready = 1;
     ps.producer_ready = 1;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER_SUCCESS;
-    cmd.producer_success = &ps;
-    conn_send(c, &cmd);
+    CONN_SEND(c, PRODUCER_SUCCESS, producer_success, ps);
 }
 
-static void conn_producer_topic_ready(struct topic *t, int status, void *data)
+static int conn_producer_add(struct conn_endpoint *e, struct topic *t, char *msg, size_t len)
 {
-    struct conn_producer *p = data;
-    struct conn *c = p->conn;
-    p->ops--;
-    if (!conn_is_open(c) || !p->attached) {
-        conn_producer_release(p);
-        return;
-    }
-    if (status < 0) {
-        MG_INFO("conn", "[%" PRIu64 "] producer %" PRIu64 " on %s refused: %s", c->id, p->id,
-                p->topic, mg_strerror(status));
-        conn_send_error(c, p->request_id, status,
-                        status == -MG_ENOTFOUND ? "Topic not found" : mg_strerror(status));
-        conn_producer_detach(p);
-        conn_producer_release(p);
-        return;
-    }
-    char omsg[400];
-    int rc = conn_check_owned_name(c, p->topic, omsg, sizeof omsg);
+    struct conn_producer *p = (struct conn_producer *)e;
+    int rc = topic_producer_add(t, p->name, (enum topic_access_mode)p->access_mode, p,
+                                &conn_producer_ops, &p->tp);
     if (rc < 0) {
-        /* The bundle went away while the topic loaded: do not serve it. */
-        topic_unload(t);
-        conn_send_error(c, p->request_id, rc, omsg);
-        conn_producer_detach(p);
-        conn_producer_release(p);
-        return;
-    }
-    rc = topic_producer_add(t, p->name, (enum topic_access_mode)p->access_mode, p,
-                            &conn_producer_ops, &p->tp);
-    if (rc < 0) {
-        char msg[256];
-        if (rc == -MG_EPRODUCERBUSY && p->name && *p->name)
-            snprintf(msg, sizeof msg, "Producer with name '%s' is already connected to topic",
-                     p->name);
-        else
-            snprintf(msg, sizeof msg, "%s", mg_strerror(rc));
-        conn_send_error(c, p->request_id, rc, msg);
         p->tp = NULL;
-        conn_producer_detach(p);
-        conn_producer_release(p);
-        return;
+        if (rc == -MG_EPRODUCERBUSY && p->name && *p->name)
+            snprintf(msg, len, "Producer with name '%s' is already connected to topic", p->name);
+        else
+            snprintf(msg, len, "%s", mg_strerror(rc));
+        return rc;
     }
-    p->ready = true;
-    MG_INFO("conn", "[%" PRIu64 "] producer %" PRIu64 " '%s' on %s", c->id, p->id,
-            topic_producer_name(p->tp), p->topic);
-    conn_send_producer_success(c, p);
+    MG_INFO("conn", "[%" PRIu64 "] producer %" PRIu64 " '%s' on %s", e->conn->id, e->id,
+            topic_producer_name(p->tp), e->topic);
+    conn_send_producer_success(e->conn, p);
+    return 0;
 }
 
-static void conn_producer_owner_decided(void *data, int status, const char *url,
-                                        const char *message)
+static void conn_producer_close_in_topic(struct conn_endpoint *e)
 {
-    struct conn_producer *p = data;
-    struct conn *c = p->conn;
-    p->ops--;
-    if (!conn_is_open(c) || !p->attached) {
-        conn_producer_release(p);
-        return;
-    }
-    if (status < 0 || url) {
-        char msg[400];
-        conn_check_owned_name(c, p->topic, msg, sizeof msg);
-        MG_INFO("conn", "[%" PRIu64 "] producer %" PRIu64 " refused: %s%s%s", c->id, p->id, msg,
-                message ? " " : "", message ? message : "");
-        conn_send_error(c, p->request_id, -MG_ENOTREADY, msg);
-        conn_producer_detach(p);
-        conn_producer_release(p);
-        return;
-    }
-    p->ops++;
-    int rc = topic_get(c->env->topics, p->topic, c->env->cfg->allow_auto_topic_creation,
-                       conn_producer_topic_ready, p);
-    if (rc < 0) {
-        p->ops--;
-        conn_send_error(c, p->request_id, rc, mg_strerror(rc));
-        conn_producer_detach(p);
-        conn_producer_release(p);
+    struct conn_producer *p = (struct conn_producer *)e;
+    if (p->tp) {
+        struct topic_producer *tp = p->tp;
+        p->tp = NULL;
+        topic_producer_close(tp);
     }
 }
+
+static void conn_producer_free(struct conn_endpoint *e)
+{
+    struct conn_producer *p = (struct conn_producer *)e;
+    mg_free(p->ring);
+    mg_free(p->name);
+    mg_free(p);
+}
+
+/* A PRODUCER for a ready producer: its PRODUCER_SUCCESS again (that of its first request). */
+static void conn_producer_again(struct conn_endpoint *e, uint64_t request_id)
+{
+    (void)request_id;
+    conn_send_producer_success(e->conn, (struct conn_producer *)e);
+}
+
+static const struct conn_endpoint_ops conn_producer_endpoint_ops = {
+    .kind = "producer",
+    .present = "Producer is already present on the connection",
+    .topic_missing = "Topic not found",
+    .again = conn_producer_again,
+    .add = conn_producer_add,
+    .send_close = conn_send_close_producer,
+    .close_in_topic = conn_producer_close_in_topic,
+    .free = conn_producer_free,
+};
 
 void conn_handle_producer(struct conn *c, const Pulsar__Proto__CommandProducer *m)
 {
-    struct conn_producer *old = mg_map_get_u64(&c->producers, m->producer_id);
-    if (old) {
-        if (old->ready)
-            conn_send_producer_success(c, old);
-        else
-            conn_send_error(c, m->request_id, -MG_ENOTREADY,
-                            "Producer is already present on the connection");
-        return;
-    }
     struct topic_name tn;
-    const char *reason = NULL;
-    int rc = conn_parse_topic(c, m->topic, &tn, &reason);
-    if (rc < 0) {
-        conn_send_error(c, m->request_id, rc, reason);
+    if (!conn_endpoint_begin(c, &conn_producer_endpoint_ops, &c->producers, m->producer_id,
+                             m->request_id, m->topic, &tn))
         return;
-    }
     struct conn_producer *p = mg_calloc(1, sizeof *p);
-    p->conn = c;
-    conn_ref(c);
-    p->id = m->producer_id;
-    p->request_id = m->request_id;
-    p->topic = mg_strdup(tn.full);
+    conn_endpoint_init(&p->e, &conn_producer_endpoint_ops, c, &c->producers, m->producer_id,
+                       m->request_id, &tn);
     p->name = m->producer_name && *m->producer_name ? mg_strdup(m->producer_name) : NULL;
     p->access_mode = m->has_producer_access_mode ? (int)m->producer_access_mode : 0;
-    p->attached = true;
-    TAILQ_INSERT_TAIL(&c->all_producers, p, link);
-    mg_map_put_u64(&c->producers, p->id, p);
-    /* Serve only an owned bundle; an unowned one is taken here (an authoritative lookup),
-     * one owned elsewhere is refused. */
-    p->ops++;
-    rc = ns_lookup(c->env->ns, &tn, true, conn_producer_owner_decided, p);
+    conn_endpoint_start(&p->e, &tn);
     topic_name_fini(&tn);
-    if (rc == 1)
-        conn_producer_owner_decided(p, 0, NULL, NULL);
-    else if (rc < 0)
-        conn_producer_owner_decided(p, rc, NULL, NULL);
 }
 
 void conn_handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s, struct wire_frame *f)
 {
     struct conn_producer *p = mg_map_get_u64(&c->producers, s->producer_id);
-    if (!p || !p->ready || !p->tp) {
+    if (!p || !p->e.ready || !p->tp) {
         conn_close(c, "SEND for a producer that is not ready on this connection");
         return;
     }
     if (!f->checksum_ok) {
         MG_WARN("conn", "[%" PRIu64 "] checksum mismatch on SEND seq %" PRIu64 " for %s", c->id,
-                s->sequence_id, p->topic);
+                s->sequence_id, p->e.topic);
         conn_send_send_error(c, s->producer_id, s->sequence_id,
                              PULSAR__PROTO__SERVER_ERROR__ChecksumError,
                              "Checksum failed on the broker");
@@ -290,13 +204,13 @@ void conn_handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s, struc
     struct evbuffer *data = f->payload;
     f->payload = NULL;
     conn_receipt_push(p, s->sequence_id, hseq);
-    p->ops++;
+    p->e.holds++;
     c->pending_publish++;
     int rc = topic_publish(p->tp, data, &f->msg, s->sequence_id, hseq, conn_publish_done, p);
     if (rc < 0) {
         /* Synchronous failure: no callback; answer now, keeping receipt order intact
          * because nothing after this one can be queued ahead of it. */
-        p->ops--;
+        p->e.holds--;
         c->pending_publish--;
         p->ring_len--;
         conn_send_send_error(c, s->producer_id, s->sequence_id,
@@ -310,9 +224,7 @@ void conn_handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s, struc
 void conn_handle_close_producer(struct conn *c, const Pulsar__Proto__CommandCloseProducer *m)
 {
     struct conn_producer *p = mg_map_get_u64(&c->producers, m->producer_id);
-    if (p) {
-        conn_producer_detach(p);
-        conn_producer_release(p);
-    }
+    if (p)
+        conn_endpoint_drop(&p->e);
     conn_send_success(c, m->request_id);
 }
