@@ -86,11 +86,7 @@ static struct admin_call *admin_call_new(struct admin *a, struct evhttp_request 
     struct admin_call *c = mg_calloc(1, sizeof *c);
     c->a = a;
     c->req = req;
-    c->next = a->calls;
-    if (c->next)
-        c->next->pprev = &c->next;
-    c->pprev = &a->calls;
-    a->calls = c;
+    LIST_INSERT_HEAD(&a->calls, c, link);
     a->calls_open++;
     a->calls_total++;
     return c;
@@ -100,9 +96,7 @@ static struct admin_call *admin_call_new(struct admin *a, struct evhttp_request 
 static void admin_call_done(struct admin_call *c)
 {
     if (c->a) {
-        *c->pprev = c->next;
-        if (c->next)
-            c->next->pprev = c->pprev;
+        LIST_REMOVE(c, link);
         c->a->calls_open--;
     }
     mg_free(c);
@@ -341,31 +335,49 @@ static void admin_refreshed(void *data, int status)
     admin_route(c); /* the cache answers now, whichever way */
 }
 
+/* Read name from the store with sync (ns_tenant_sync, ns_namespace_sync,
+ * ns_partitions_sync) and route the call again, unless the call did once (*synced) or the
+ * read cannot start: true when it started. */
+static bool admin_refresh(struct admin_req *r, bool *synced,
+                          int (*sync)(struct ns *, const char *, ns_done_cb, void *),
+                          const char *name)
+{
+    if (*synced || sync(r->a->env->ns, name, admin_refreshed, r->call) < 0)
+        return false;
+    *synced = true;
+    return true;
+}
+
 bool admin_refresh_tenant(struct admin_req *r, const char *tenant)
 {
-    if (r->call->tenant_synced ||
-        ns_tenant_sync(r->a->env->ns, tenant, admin_refreshed, r->call) < 0)
-        return false;
-    r->call->tenant_synced = true;
-    return true;
+    return admin_refresh(r, &r->call->tenant_synced, ns_tenant_sync, tenant);
 }
 
 bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name)
 {
-    if (r->call->pt_synced ||
-        ns_partitions_sync(r->a->env->ns, base_full_name, admin_refreshed, r->call) < 0)
-        return false;
-    r->call->pt_synced = true;
-    return true;
+    return admin_refresh(r, &r->call->pt_synced, ns_partitions_sync, base_full_name);
 }
 
 bool admin_refresh_namespace(struct admin_req *r, const char *tenant_ns)
 {
-    if (r->call->ns_synced ||
-        ns_namespace_sync(r->a->env->ns, tenant_ns, admin_refreshed, r->call) < 0)
-        return false;
-    r->call->ns_synced = true;
-    return true;
+    return admin_refresh(r, &r->call->ns_synced, ns_namespace_sync, tenant_ns);
+}
+
+char *admin_buf_string(struct evbuffer *b)
+{
+    size_t n = evbuffer_get_length(b);
+    char *s = mg_malloc(n + 1);
+    evbuffer_remove(b, s, n);
+    s[n] = '\0';
+    evbuffer_free(b);
+    return s;
+}
+
+char *admin_topic_ns(struct topic *t, struct topic_name *tn)
+{
+    if (topic_name_parse(topic_full_name(t), tn) < 0)
+        return NULL;
+    return mg_asprintf("%s/%s", tn->tenant, tn->ns);
 }
 
 void admin_iso_time(uint64_t ms, char *buf, size_t len)
@@ -923,11 +935,13 @@ void admin_free(struct admin *a)
     if (a->stats_ev)
         event_free(a->stats_ev);
     /* Calls still in progress end later against nothing: their requests go with the server. */
-    for (struct admin_call *c = a->calls; c; c = c->next) {
+    struct admin_call *c;
+    LIST_FOREACH(c, &a->calls, link)
+    {
         c->a = NULL;
         c->req = NULL;
     }
-    a->calls = NULL;
+    LIST_INIT(&a->calls);
     admin_fan_cancel_all(a);
     admin_conn_teardown(a); /* connections freed from here on count nothing */
     if (a->sock)            /* evhttp owns the evconnlistener from here and frees it */

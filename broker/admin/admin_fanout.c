@@ -51,16 +51,12 @@ struct admin_fan {
     admin_fan_done done;
     void (*free_arg)(void *);
     void *arg;
-    struct admin_fan *next_fan, **pprev; /* in a->fans */
+    LIST_ENTRY(admin_fan) link; /* in a->fans */
 };
 
 static void admin_fan_free(struct admin_fan *f)
 {
-    if (f->pprev) {
-        *f->pprev = f->next_fan;
-        if (f->next_fan)
-            f->next_fan->pprev = f->pprev;
-    }
+    LIST_REMOVE(f, link);
     for (int i = 0; i < f->n; i++) {
         mg_free(f->subs[i].path);
         mg_free(f->subs[i].body);
@@ -207,18 +203,14 @@ void admin_fan(struct admin_call *c, enum evhttp_cmd_type method, char **paths, 
     f->done = done;
     f->free_arg = free_arg;
     f->arg = arg;
-    f->next_fan = a->fans;
-    if (f->next_fan)
-        f->next_fan->pprev = &f->next_fan;
-    f->pprev = &a->fans;
-    a->fans = f;
+    LIST_INSERT_HEAD(&a->fans, f, link);
     admin_fan_start_next(f);
 }
 
 void admin_fan_cancel_all(struct admin *a)
 {
-    while (a->fans) {
-        struct admin_fan *f = a->fans;
+    struct admin_fan *f;
+    while ((f = LIST_FIRST(&a->fans))) {
         f->a = NULL;
         for (int i = 0; i < f->n; i++)
             if (f->reqs[i].req)

@@ -36,6 +36,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #define ADMIN_MAX_SEGMENTS 12
 #define ADMIN_MAX_BODY (1 << 20)
@@ -64,25 +65,25 @@ struct admin {
     struct evhttp_bound_socket *sock; /* owned by http */
     struct mg_listener *listener;     /* owned; its evconnlistener is owned by http */
     int port;
-    struct event *stats_ev;   /* owned: statsUpdateFrequencyInSecs timer */
-    uint64_t stats_rolls;     /* intervals completed */
-    struct admin_call *calls; /* requests routed and not answered yet (list) */
-    int64_t calls_open;       /* length of calls */
-    uint64_t calls_total;     /* requests routed since start */
-    struct admin_fan *fans;   /* fan-outs in progress (list) */
-    struct mg_map conns;      /* bufferevent pointer -> struct admin_conn (admin_conn.c) */
+    struct event *stats_ev;        /* owned: statsUpdateFrequencyInSecs timer */
+    uint64_t stats_rolls;          /* intervals completed */
+    LIST_HEAD(, admin_call) calls; /* requests routed and not answered yet */
+    int64_t calls_open;            /* length of calls */
+    uint64_t calls_total;          /* requests routed since start */
+    LIST_HEAD(, admin_fan) fans;   /* fan-outs in progress */
+    struct mg_map conns;           /* bufferevent pointer -> struct admin_conn (admin_conn.c) */
     uint64_t refused[ADMIN_REFUSED_COUNT]; /* connections refused, by reason */
 };
 
 /* One request from routing to its reply. */
 struct admin_call {
-    struct admin *a;                  /* borrowed; NULL once the server is freed */
-    struct evhttp_request *req;       /* borrowed from evhttp until the reply; NULL once freed */
-    bool gated;                       /* routed again after this broker took the topic's bundle */
-    bool tenant_synced;               /* routed again after reading its tenant from the store */
-    bool ns_synced;                   /* routed again after reading its namespace from the store */
-    bool pt_synced;                   /* routed again after reading partitioned metadata */
-    struct admin_call *next, **pprev; /* in a->calls */
+    struct admin *a;             /* borrowed; NULL once the server is freed */
+    struct evhttp_request *req;  /* borrowed from evhttp until the reply; NULL once freed */
+    bool gated;                  /* routed again after this broker took the topic's bundle */
+    bool tenant_synced;          /* routed again after reading its tenant from the store */
+    bool ns_synced;              /* routed again after reading its namespace from the store */
+    bool pt_synced;              /* routed again after reading partitioned metadata */
+    LIST_ENTRY(admin_call) link; /* in a->calls while a is set */
 };
 
 /* The segments a route's pattern captures ({tenant}, {namespace}...; admin.c's
@@ -218,6 +219,11 @@ bool admin_refresh_namespace(struct admin_req *r, const char *tenant_ns);
 /* The same for a partitioned topic's metadata (base full name): another broker may have
  * created or deleted it since the last refresh. */
 bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name);
+/* The bytes of b as a NUL-terminated string (owned: mg_free); b is freed. */
+char *admin_buf_string(struct evbuffer *b);
+/* t's name parsed into tn (the caller finis it) and its namespace "tenant/ns" (owned:
+ * mg_free); NULL (tn untouched) when the name does not parse. */
+char *admin_topic_ns(struct topic *t, struct topic_name *tn);
 /* ISO-8601 UTC with milliseconds ("2025-10-24T18:44:12.299Z") of a wall-clock ms time. */
 void admin_iso_time(uint64_t ms, char *buf, size_t len);
 

@@ -124,6 +124,7 @@ static void admin_metrics_family_names(struct family *f)
 struct row {
     char *labels; /* owned: the text inside {} */
     char *ns;     /* owned: "t/ns" */
+    int topics;   /* topics counted in it */
     double v[TM_COUNT];
 };
 
@@ -154,12 +155,32 @@ static char *admin_metrics_labels_text(const char *cluster, const char *ns, cons
         admin_metrics_add_label(b, "topic", topic, false);
     if (sub)
         admin_metrics_add_label(b, "subscription", sub, false);
-    size_t n = evbuffer_get_length(b);
-    char *s = mg_malloc(n + 1);
-    evbuffer_remove(b, s, n);
-    s[n] = '\0';
-    evbuffer_free(b);
-    return s;
+    return admin_buf_string(b);
+}
+
+/* The row of namespace ns (topic NULL: a namespace's topics share one), or of topic (each
+ * its own), in rows: added when there is none yet. */
+static struct row *admin_metrics_row(struct row **rows, int *n, const char *cluster, const char *ns,
+                                     const char *topic)
+{
+    for (int i = 0; !topic && i < *n; i++)
+        if (strcmp((*rows)[i].ns, ns) == 0)
+            return &(*rows)[i];
+    *rows = mg_realloc(*rows, (size_t)(*n + 1) * sizeof **rows);
+    struct row *r = &(*rows)[(*n)++];
+    memset(r, 0, sizeof *r);
+    r->ns = mg_strdup(ns);
+    r->labels = admin_metrics_labels_text(cluster, ns, topic, NULL);
+    return r;
+}
+
+static void admin_metrics_rows_free(struct row *rows, int n)
+{
+    for (int i = 0; i < n; i++) {
+        mg_free(rows[i].labels);
+        mg_free(rows[i].ns);
+    }
+    mg_free(rows);
 }
 
 static void admin_metrics_sample(struct evbuffer *b, const char *name, const char *labels, double v)
@@ -254,79 +275,95 @@ static int admin_metrics_cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void admin_metrics_write_subscriptions(struct evbuffer *b, const struct admin_env *s,
-                                              const char *cluster)
+/* Subscription-level families (exposeTopicLevelMetricsInPrometheus), in output order. */
+enum sub_metric {
+    SM_BACKLOG = 0,
+    SM_BACKLOG_ND,
+    SM_DELAYED,
+    SM_REDELIVER,
+    SM_UNACKED,
+    SM_BLOCKED,
+    SM_RATE_OUT,
+    SM_ACK_RATE,
+    SM_TP_OUT,
+    SM_OUT_BYTES,
+    SM_OUT_MSGS,
+    SM_LAST_ACKED,
+    SM_LAST_CONSUMED,
+    SM_RATE_EXPIRED,
+    SM_TOTAL_EXPIRED,
+    SM_CONSUMERS,
+    SM_COUNT
+};
+
+static const char *const admin_metrics_sub_names[SM_COUNT] = {
+    "pulsar_subscription_back_log",
+    "pulsar_subscription_back_log_no_delayed",
+    "pulsar_subscription_delayed",
+    "pulsar_subscription_msg_rate_redeliver",
+    "pulsar_subscription_unacked_messages",
+    "pulsar_subscription_blocked_on_unacked_messages",
+    "pulsar_subscription_msg_rate_out",
+    "pulsar_subscription_msg_ack_rate",
+    "pulsar_subscription_msg_throughput_out",
+    "pulsar_out_bytes_total",
+    "pulsar_out_messages_total",
+    "pulsar_subscription_last_acked_timestamp",
+    "pulsar_subscription_last_consumed_timestamp",
+    "pulsar_subscription_msg_rate_expired",
+    "pulsar_subscription_total_msg_expired",
+    "pulsar_subscription_consumers_count",
+};
+
+/* One subscription's row (labels cluster, namespace, topic, subscription). */
+struct sub_row {
+    char *labels; /* owned */
+    double v[SM_COUNT];
+};
+
+/* Add a row for each subscription of t (tn: its name, ns its namespace) to rows. */
+static void admin_metrics_collect_subs(struct sub_row **rows, int *n, struct topic *t,
+                                       const char *cluster, const struct topic_name *tn,
+                                       const char *ns)
 {
-    enum {
-        SM_BACKLOG = 0,
-        SM_BACKLOG_ND,
-        SM_DELAYED,
-        SM_REDELIVER,
-        SM_UNACKED,
-        SM_BLOCKED,
-        SM_RATE_OUT,
-        SM_ACK_RATE,
-        SM_TP_OUT,
-        SM_OUT_BYTES,
-        SM_OUT_MSGS,
-        SM_LAST_ACKED,
-        SM_LAST_CONSUMED,
-        SM_RATE_EXPIRED,
-        SM_TOTAL_EXPIRED,
-        SM_CONSUMERS,
-        SM_COUNT
-    };
-    static const char *const names[SM_COUNT] = {
-        "pulsar_subscription_back_log",
-        "pulsar_subscription_back_log_no_delayed",
-        "pulsar_subscription_delayed",
-        "pulsar_subscription_msg_rate_redeliver",
-        "pulsar_subscription_unacked_messages",
-        "pulsar_subscription_blocked_on_unacked_messages",
-        "pulsar_subscription_msg_rate_out",
-        "pulsar_subscription_msg_ack_rate",
-        "pulsar_subscription_msg_throughput_out",
-        "pulsar_out_bytes_total",
-        "pulsar_out_messages_total",
-        "pulsar_subscription_last_acked_timestamp",
-        "pulsar_subscription_last_consumed_timestamp",
-        "pulsar_subscription_msg_rate_expired",
-        "pulsar_subscription_total_msg_expired",
-        "pulsar_subscription_consumers_count",
-    };
-    for (int k = 0; k < SM_COUNT; k++) {
-        admin_metrics_type_line(b, names[k], "gauge");
-        size_t pos = 0;
-        struct topic *t;
-        while ((t = topic_next(s->topics, &pos))) {
-            struct topic_name tn;
-            if (topic_name_parse(topic_full_name(t), &tn) < 0)
-                continue;
-            char *ns = mg_asprintf("%s/%s", tn.tenant, tn.ns);
-            size_t sp = 0;
-            struct topic_sub_stats ss;
-            while (topic_sub_stats_next(t, &sp, &ss)) {
-                double v[SM_COUNT] = {0};
-                v[SM_BACKLOG] = (double)ss.backlog;
-                v[SM_BACKLOG_ND] = (double)ss.backlog;
-                v[SM_REDELIVER] = ss.msg_rate_redeliver;
-                v[SM_UNACKED] = (double)ss.unacked;
-                v[SM_RATE_OUT] = ss.msg_rate_out;
-                v[SM_ACK_RATE] = ss.ack_rate;
-                v[SM_TP_OUT] = ss.throughput_out;
-                v[SM_OUT_BYTES] = (double)ss.bytes_out_counter;
-                v[SM_OUT_MSGS] = (double)ss.msg_out_counter;
-                v[SM_LAST_ACKED] = (double)ss.last_acked_ms;
-                v[SM_LAST_CONSUMED] = (double)ss.last_consumed_ms;
-                v[SM_CONSUMERS] = ss.n_consumers;
-                char *labels = admin_metrics_labels_text(cluster, ns, tn.full, ss.name);
-                admin_metrics_sample(b, names[k], labels, v[k]);
-                mg_free(labels);
-            }
-            mg_free(ns);
-            topic_name_fini(&tn);
-        }
+    size_t sp = 0;
+    struct topic_sub_stats ss;
+    while (topic_sub_stats_next(t, &sp, &ss)) {
+        *rows = mg_realloc(*rows, (size_t)(*n + 1) * sizeof **rows);
+        struct sub_row *r = &(*rows)[(*n)++];
+        memset(r, 0, sizeof *r);
+        double *v = r->v;
+        v[SM_BACKLOG] = (double)ss.backlog;
+        v[SM_BACKLOG_ND] = (double)ss.backlog;
+        v[SM_REDELIVER] = ss.msg_rate_redeliver;
+        v[SM_UNACKED] = (double)ss.unacked;
+        v[SM_RATE_OUT] = ss.msg_rate_out;
+        v[SM_ACK_RATE] = ss.ack_rate;
+        v[SM_TP_OUT] = ss.throughput_out;
+        v[SM_OUT_BYTES] = (double)ss.bytes_out_counter;
+        v[SM_OUT_MSGS] = (double)ss.msg_out_counter;
+        v[SM_LAST_ACKED] = (double)ss.last_acked_ms;
+        v[SM_LAST_CONSUMED] = (double)ss.last_consumed_ms;
+        v[SM_CONSUMERS] = ss.n_consumers;
+        r->labels = admin_metrics_labels_text(cluster, ns, tn->full, ss.name);
     }
+}
+
+/* Each subscription family with a sample per row. */
+static void admin_metrics_write_subscriptions(struct evbuffer *b, const struct sub_row *rows, int n)
+{
+    for (int k = 0; k < SM_COUNT; k++) {
+        admin_metrics_type_line(b, admin_metrics_sub_names[k], "gauge");
+        for (int i = 0; i < n; i++)
+            admin_metrics_sample(b, admin_metrics_sub_names[k], rows[i].labels, rows[i].v[k]);
+    }
+}
+
+static void admin_metrics_sub_rows_free(struct sub_row *rows, int n)
+{
+    for (int i = 0; i < n; i++)
+        mg_free(rows[i].labels);
+    mg_free(rows);
 }
 
 static void admin_metrics_write_bookies(struct evbuffer *b, const struct admin_env *s,
@@ -382,9 +419,11 @@ void admin_h_metrics(struct admin_req *r)
     struct family fam[TM_COUNT];
     admin_metrics_family_names(fam);
 
-    /* Collect rows: per topic, or per namespace. */
-    struct row *rows = NULL;
-    int n_rows = 0;
+    /* Collect rows: per topic, or per namespace; the topics of each namespace; and with
+     * topic-level metrics the subscriptions. */
+    struct row *rows = NULL, *ns_rows = NULL;
+    struct sub_row *subs = NULL;
+    int n_rows = 0, n_ns = 0, n_subs = 0;
     struct row total;
     memset(&total, 0, sizeof total);
     int n_topics = 0;
@@ -392,30 +431,22 @@ void admin_h_metrics(struct admin_req *r)
     struct topic *t;
     while ((t = topic_next(s->topics, &pos))) {
         struct topic_name tn;
-        if (topic_name_parse(topic_full_name(t), &tn) < 0)
+        char *ns = admin_topic_ns(t, &tn);
+        if (!ns)
             continue;
         n_topics++;
         struct row one;
         memset(&one, 0, sizeof one);
         admin_metrics_fill_topic_row(&one, t, wq);
-        for (int i = 0; i < TM_COUNT; i++)
+        struct row *at =
+            admin_metrics_row(&rows, &n_rows, cluster, ns, topic_level ? tn.full : NULL);
+        for (int i = 0; i < TM_COUNT; i++) {
             total.v[i] += one.v[i];
-        char *ns = mg_asprintf("%s/%s", tn.tenant, tn.ns);
-        int at = -1;
-        if (!topic_level)
-            for (int i = 0; i < n_rows && at < 0; i++)
-                if (strcmp(rows[i].ns, ns) == 0)
-                    at = i;
-        if (at < 0) {
-            rows = mg_realloc(rows, (size_t)(n_rows + 1) * sizeof *rows);
-            at = n_rows++;
-            memset(&rows[at], 0, sizeof rows[at]);
-            rows[at].ns = mg_strdup(ns);
-            rows[at].labels =
-                admin_metrics_labels_text(cluster, ns, topic_level ? tn.full : NULL, NULL);
+            at->v[i] += one.v[i];
         }
-        for (int i = 0; i < TM_COUNT; i++)
-            rows[at].v[i] += one.v[i];
+        admin_metrics_row(&ns_rows, &n_ns, cluster, ns, NULL)->topics++;
+        if (topic_level)
+            admin_metrics_collect_subs(&subs, &n_subs, t, cluster, &tn, ns);
         mg_free(ns);
         topic_name_fini(&tn);
     }
@@ -438,49 +469,12 @@ void admin_h_metrics(struct admin_req *r)
         }
     }
     if (topic_level && n_rows > 0)
-        admin_metrics_write_subscriptions(b, s, cluster);
+        admin_metrics_write_subscriptions(b, subs, n_subs);
 
     /* pulsar_topics_count{cluster,namespace}: loaded topics per namespace. */
     admin_metrics_type_line(b, "pulsar_topics_count", "gauge");
-    {
-        char **seen = NULL;
-        int *counts = NULL, n_seen = 0;
-        for (int i = 0; i < n_rows; i++) {
-            int at = -1;
-            for (int k = 0; k < n_seen && at < 0; k++)
-                if (strcmp(seen[k], rows[i].ns) == 0)
-                    at = k;
-            if (at < 0) {
-                seen = mg_realloc(seen, (size_t)(n_seen + 1) * sizeof *seen);
-                counts = mg_realloc(counts, (size_t)(n_seen + 1) * sizeof *counts);
-                seen[n_seen] = rows[i].ns;
-                counts[n_seen] = 0;
-                at = n_seen++;
-            }
-            counts[at] += topic_level ? 1 : 0;
-        }
-        if (!topic_level) { /* count topics per namespace again */
-            pos = 0;
-            while ((t = topic_next(s->topics, &pos))) {
-                struct topic_name tn;
-                if (topic_name_parse(topic_full_name(t), &tn) < 0)
-                    continue;
-                char *ns = mg_asprintf("%s/%s", tn.tenant, tn.ns);
-                for (int k = 0; k < n_seen; k++)
-                    if (strcmp(seen[k], ns) == 0)
-                        counts[k]++;
-                mg_free(ns);
-                topic_name_fini(&tn);
-            }
-        }
-        for (int k = 0; k < n_seen; k++) {
-            char *l = admin_metrics_labels_text(cluster, seen[k], NULL, NULL);
-            admin_metrics_sample(b, "pulsar_topics_count", l, counts[k]);
-            mg_free(l);
-        }
-        mg_free(seen);
-        mg_free(counts);
-    }
+    for (int i = 0; i < n_ns; i++)
+        admin_metrics_sample(b, "pulsar_topics_count", ns_rows[i].labels, ns_rows[i].topics);
 
     /* Broker totals (label cluster only), written even with no topics. */
     char *cl = admin_metrics_labels_text(cluster, NULL, NULL, NULL);
@@ -606,11 +600,9 @@ void admin_h_metrics(struct admin_req *r)
                         admin_metrics_read_rss_bytes(), cpu, admin_metrics_count_open_fds(),
                         max_fds, (double)s->start_time_ms / 1000.0);
 
-    for (int i = 0; i < n_rows; i++) {
-        mg_free(rows[i].labels);
-        mg_free(rows[i].ns);
-    }
-    mg_free(rows);
+    admin_metrics_rows_free(rows, n_rows);
+    admin_metrics_rows_free(ns_rows, n_ns);
+    admin_metrics_sub_rows_free(subs, n_subs);
     admin_reply_buf(r->call, 200, "text/plain; version=0.0.4; charset=utf-8", b);
     evbuffer_free(b);
 }

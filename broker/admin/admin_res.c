@@ -174,15 +174,20 @@ static enum tenant_check admin_res_parse_tenant_info(struct admin_req *r, struct
     return TENANT_OK;
 }
 
-/* Answer a failed admin_res_parse_tenant_info. */
-static void admin_res_reply_tenant_info(struct admin_call *c, enum tenant_check rc)
+/* The request's TenantInfo into ti: false when it was refused (and answered: 400, 412). */
+static bool admin_res_tenant_info(struct admin_req *r, struct tenant_info *ti)
 {
+    enum tenant_check rc = admin_res_parse_tenant_info(r, ti);
+    if (rc == TENANT_OK)
+        return true;
+    admin_res_tenant_info_fini(ti);
     if (rc == TENANT_BAD_BODY)
-        admin_reply_raw(c, 400, "text/plain", "Bad Request");
+        admin_reply_raw(r->call, 400, "text/plain", "Bad Request");
     else if (rc == TENANT_NO_CLUSTERS)
-        admin_reply_error(c, 412, "Clusters can not be empty");
+        admin_reply_error(r->call, 412, "Clusters can not be empty");
     else
-        admin_reply_error(c, 412, "Clusters do not exist");
+        admin_reply_error(r->call, 412, "Clusters do not exist");
+    return false;
 }
 
 /* The tenant is neither cached nor (after one read of the store) stored. Returns true when
@@ -240,12 +245,8 @@ void admin_h_tenant_create(struct admin_req *r)
     const struct admin_env *s = r->a->env;
     const char *t = r->p.tenant;
     struct tenant_info ti;
-    enum tenant_check chk = admin_res_parse_tenant_info(r, &ti);
-    if (chk != TENANT_OK) {
-        admin_res_tenant_info_fini(&ti);
-        admin_res_reply_tenant_info(r->call, chk);
+    if (!admin_res_tenant_info(r, &ti))
         return;
-    }
     if (!admin_valid_name(t)) {
         admin_res_tenant_info_fini(&ti);
         admin_reply_error(r->call, 412, "Tenant name is not valid");
@@ -276,12 +277,8 @@ void admin_h_tenant_update(struct admin_req *r)
     if (!admin_res_tenant_found(r, true))
         return;
     struct tenant_info ti;
-    enum tenant_check chk = admin_res_parse_tenant_info(r, &ti);
-    if (chk != TENANT_OK) {
-        admin_res_tenant_info_fini(&ti);
-        admin_res_reply_tenant_info(r->call, chk);
+    if (!admin_res_tenant_info(r, &ti))
         return;
-    }
     if (ns_tenant_set_roles(s->ns, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
         admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
     admin_res_tenant_info_fini(&ti);
@@ -351,19 +348,20 @@ static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns
     return p;
 }
 
-/* Apply (or reset) the namespace's retention to one topic's managed ledger. */
-static void admin_res_apply_retention_to(const struct admin_env *s, struct topic *t)
+/* Apply the namespace's retention policy to one topic's managed ledger; without one, reset
+ * it to the broker's defaults when reset (a topic just loaded has them already). */
+static void admin_res_apply_retention_to(const struct admin_env *s, struct topic *t, bool reset)
 {
     struct topic_name tn;
-    if (topic_name_parse(topic_full_name(t), &tn) < 0)
+    char *ns = admin_topic_ns(t, &tn);
+    if (!ns)
         return;
-    char *ns = mg_asprintf("%s/%s", tn.tenant, tn.ns);
     int64_t tm = 0, mb = 0;
     struct ml_ledger *ml = topic_ml(t);
     if (ml) {
         if (ns_namespace_retention_get(s->ns, ns, &tm, &mb) == 1)
             ml_set_retention(ml, tm, mb);
-        else
+        else if (reset)
             ml_reset_retention(ml);
     }
     mg_free(ns);
@@ -373,16 +371,7 @@ static void admin_res_apply_retention_to(const struct admin_env *s, struct topic
 void admin_topic_loaded(void *arg, struct topic *t)
 {
     struct admin *a = arg;
-    struct topic_name tn;
-    if (topic_name_parse(topic_full_name(t), &tn) < 0)
-        return;
-    char *ns = mg_asprintf("%s/%s", tn.tenant, tn.ns);
-    int64_t tm, mb;
-    bool set = ns_namespace_retention_get(a->env->ns, ns, &tm, &mb) == 1;
-    mg_free(ns);
-    topic_name_fini(&tn);
-    if (set)
-        admin_res_apply_retention_to(a->env, t);
+    admin_res_apply_retention_to(a->env, t, false);
 }
 
 void admin_apply_retention(struct admin *a, const char *tenant_ns)
@@ -394,7 +383,7 @@ void admin_apply_retention(struct admin *a, const char *tenant_ns)
     while ((t = topic_next(a->env->topics, &pos)))
         if (strncmp(topic_full_name(t), prefix, plen) == 0 &&
             !strchr(topic_full_name(t) + plen, '/'))
-            admin_res_apply_retention_to(a->env, t);
+            admin_res_apply_retention_to(a->env, t, true);
     mg_free(prefix);
 }
 

@@ -105,9 +105,46 @@ static void admin_tp_op_partition_names(struct topic_op *op, int from, int to)
         op->names[op->n++] = mg_asprintf("%s-partition-%d", op->tn.full, i);
 }
 
-static void admin_tp_reply_topic_not_found(struct topic_op *op)
+/* The call went away while op waited (the server was freed): op is freed, true. */
+static bool admin_tp_op_gone(struct topic_op *op)
+{
+    if (!admin_call_gone(op->call))
+        return false;
+    admin_tp_op_free(op);
+    return true;
+}
+
+/* Answer the call with status and {"reason": reason}, and end op. */
+static void admin_tp_op_fail(struct topic_op *op, int status, const char *reason)
+{
+    admin_reply_error(op->call, status, reason);
+    admin_tp_op_free(op);
+}
+
+/* 404 "Topic ... not found" for the path's topic, and end op. */
+static void admin_tp_op_not_found(struct topic_op *op)
 {
     admin_reply_errorf(op->call, 404, "Topic %s not found", op->tn.full);
+    admin_tp_op_free(op);
+}
+
+/* A store's answer (status < 0: its error) for op came: false when op ended here, the call
+ * gone or answered 500 with the error. */
+static bool admin_tp_op_store_ok(struct topic_op *op, int status)
+{
+    if (admin_tp_op_gone(op))
+        return false;
+    if (status >= 0)
+        return true;
+    admin_tp_op_fail(op, 500, mg_strerror(status));
+    return false;
+}
+
+/* Answer the call 204 and end op. */
+static void admin_tp_op_done(struct topic_op *op)
+{
+    admin_reply_no_content(op->call);
+    admin_tp_op_free(op);
 }
 
 /* ---- resolving: load every named topic, then run fn ------------------------------------ */
@@ -120,19 +157,16 @@ static void admin_tp_op_fan(struct topic_op *op);
 
 static void admin_tp_op_finish(struct topic_op *op)
 {
-    if (admin_call_gone(op->call)) {
-        admin_tp_op_free(op);
+    if (admin_tp_op_gone(op))
         return;
-    }
     bool closed = op->status == -MG_ECLOSED;
     for (int i = 0; i < op->n && op->status == 0; i++)
         closed = closed || !topic_find(op->a->env->topics, op->names[i]);
     if (closed && op->partitions > 0 && ns_partitions_get(op->a->env->ns, op->tn.full) == 0) {
+        /* deleted meanwhile: not to be created again by loading it */
         admin_reply_errorf(op->call, 404, "Partitioned Topic %s not found", op->tn.full);
-        {
-            admin_tp_op_free(op);
-            return;
-        } /* deleted meanwhile: not to be created again by loading it */
+        admin_tp_op_free(op);
+        return;
     }
     if (closed && op->reloads < OP_MAX_RELOADS) {
         /* A topic was closed (unloaded, deleted) while this request waited for it: resolve
@@ -144,7 +178,7 @@ static void admin_tp_op_finish(struct topic_op *op)
     }
     if (op->status < 0 || closed) {
         if (op->status == -MG_ENOTFOUND)
-            admin_tp_reply_topic_not_found(op);
+            admin_tp_op_not_found(op);
         else
             admin_reply_errorf(op->call, 500, "Failed to load topic: %s",
                                mg_strerror(closed ? -MG_ECLOSED : op->status));
@@ -225,18 +259,10 @@ static void admin_tp_op_load_all(struct topic_op *op)
 static void admin_tp_op_stored(void *data, int status)
 {
     struct topic_op *op = data;
-    if (admin_call_gone(op->call)) {
-        admin_tp_op_free(op);
+    if (!admin_tp_op_store_ok(op, status))
         return;
-    }
-    if (status < 0) {
-        admin_reply_error(op->call, 500, mg_strerror(status));
-        admin_tp_op_free(op);
-        return;
-    }
     if (status == 0) {
-        admin_tp_reply_topic_not_found(op);
-        admin_tp_op_free(op);
+        admin_tp_op_not_found(op);
         return;
     }
     admin_tp_op_load_all(op);
@@ -267,8 +293,7 @@ static void admin_tp_op_run(struct topic_op *op, topic_op_fn fn, bool must_exist
         bool ns_ok = ns_namespace_exists(s->ns, ns);
         mg_free(ns);
         if (!ns_ok) {
-            admin_reply_error(op->call, 404, "Namespace does not exist");
-            admin_tp_op_free(op);
+            admin_tp_op_fail(op, 404, "Namespace does not exist");
             return;
         }
         if (op->tn.partition >= 0 && op->tn.partition < ns_partitions_get(s->ns, op->tn.base)) {
@@ -277,8 +302,7 @@ static void admin_tp_op_run(struct topic_op *op, topic_op_fn fn, bool must_exist
         }
         int rc = ns_topic_stored(s->ns, op->tn.full, admin_tp_op_stored, op);
         if (rc < 0) {
-            admin_reply_error(op->call, 500, mg_strerror(rc));
-            admin_tp_op_free(op);
+            admin_tp_op_fail(op, 500, mg_strerror(rc));
         }
         return;
     }
@@ -485,25 +509,36 @@ static void admin_tp_do_stats(struct topic_op *op, struct topic **topics)
     admin_tp_op_free(op);
 }
 
-static void admin_tp_do_partitioned_stats(struct topic_op *op, struct topic **topics)
+/* Answer PartitionedTopicStats from each partition's TopicStats (one[i], op->names[i]'s: n
+ * references, taken): their sums, the metadata, and the partitions' own unless
+ * perPartition=false (carried in op->force for this action); op is freed. */
+static void admin_tp_reply_partitioned_stats(struct topic_op *op, json_t **one, int n)
 {
     json_t *sum = NULL;
     json_t *parts = json_object();
-    for (int i = 0; i < op->n; i++) {
-        json_t *one = admin_tp_topic_stats_json(op->a, topics[i]);
+    for (int i = 0; i < n; i++) {
         if (!sum)
-            sum = json_deep_copy(one);
+            sum = json_deep_copy(one[i]);
         else
-            admin_tp_json_merge_sum(sum, one);
-        json_object_set_new(parts, op->names[i], one);
+            admin_tp_json_merge_sum(sum, one[i]);
+        json_object_set_new(parts, op->names[i], one[i]);
     }
     json_object_set_new(sum, "metadata", json_pack("{s:i}", "partitions", op->partitions));
-    if (op->force) /* perPartition (default true) is carried in force for this action */
+    if (op->force)
         json_object_set_new(sum, "partitions", parts);
     else
         json_decref(parts);
     admin_reply_json(op->call, 200, sum);
     admin_tp_op_free(op);
+}
+
+static void admin_tp_do_partitioned_stats(struct topic_op *op, struct topic **topics)
+{
+    json_t **one = mg_calloc((size_t)op->n + 1, sizeof *one);
+    for (int i = 0; i < op->n; i++)
+        one[i] = admin_tp_topic_stats_json(op->a, topics[i]);
+    admin_tp_reply_partitioned_stats(op, one, op->n);
+    mg_free(one);
 }
 
 static json_t *admin_tp_pos_json(struct ml_position p)
@@ -586,18 +621,48 @@ static void admin_tp_do_internal_stats(struct topic_op *op, struct topic **topic
     admin_tp_op_free(op);
 }
 
-static void admin_tp_do_partitioned_internal_stats(struct topic_op *op, struct topic **topics)
+/* Answer PartitionedManagedLedgerInternalStats from each partition's internal stats (one[i],
+ * op->names[i]'s: n references, taken); op is freed. */
+static void admin_tp_reply_partitioned_internal_stats(struct topic_op *op, json_t **one, int n)
 {
     json_t *parts = json_object();
-    for (int i = 0; i < op->n; i++)
-        json_object_set_new(parts, op->names[i], admin_tp_internal_stats_json(topics[i]));
+    for (int i = 0; i < n; i++)
+        json_object_set_new(parts, op->names[i], one[i]);
     admin_reply_json(
         op->call, 200,
         json_pack("{s:{s:i},s:o}", "metadata", "partitions", op->partitions, "partitions", parts));
     admin_tp_op_free(op);
 }
 
+static void admin_tp_do_partitioned_internal_stats(struct topic_op *op, struct topic **topics)
+{
+    json_t **one = mg_calloc((size_t)op->n + 1, sizeof *one);
+    for (int i = 0; i < op->n; i++)
+        one[i] = admin_tp_internal_stats_json(topics[i]);
+    admin_tp_reply_partitioned_internal_stats(op, one, op->n);
+    mg_free(one);
+}
+
 /* ---- subscriptions ---------------------------------------------------------------------- */
+
+/* Append name (a subscription of a partition) to the names arr unless it is there already. */
+static void admin_tp_add_name(json_t *arr, const char *name)
+{
+    for (size_t k = 0; k < json_array_size(arr); k++)
+        if (strcmp(json_string_value(json_array_get(arr, k)), name) == 0)
+            return;
+    json_array_append_new(arr, json_string(name));
+}
+
+/* Add name to the subscriptions a partition update copies, unless it is there already. */
+static void admin_tp_op_add_sub(struct topic_op *op, const char *name)
+{
+    for (int k = 0; k < op->n_subs; k++)
+        if (strcmp(op->subs[k], name) == 0)
+            return;
+    op->subs = mg_realloc(op->subs, (size_t)(op->n_subs + 1) * sizeof *op->subs);
+    op->subs[op->n_subs++] = mg_strdup(name);
+}
 
 static void admin_tp_do_list_subs(struct topic_op *op, struct topic **topics)
 {
@@ -605,13 +670,8 @@ static void admin_tp_do_list_subs(struct topic_op *op, struct topic **topics)
     for (int i = 0; i < op->n; i++) {
         size_t pos = 0;
         struct topic_sub_stats ss;
-        while (topic_sub_stats_next(topics[i], &pos, &ss)) {
-            bool dup = false;
-            for (size_t k = 0; k < json_array_size(arr) && !dup; k++)
-                dup = strcmp(json_string_value(json_array_get(arr, k)), ss.name) == 0;
-            if (!dup)
-                json_array_append_new(arr, json_string(ss.name));
-        }
+        while (topic_sub_stats_next(topics[i], &pos, &ss))
+            admin_tp_add_name(arr, ss.name);
     }
     admin_reply_json(op->call, 200, arr);
     admin_tp_op_free(op);
@@ -657,13 +717,11 @@ static void admin_tp_do_create_sub(struct topic_op *op, struct topic **topics)
     for (int i = 0; i < op->n; i++) {
         struct ml_position p;
         if (admin_tp_reset_position(topics[i], op->body, &p) < 0) {
-            admin_reply_error(op->call, 400, "Invalid reset cursor data");
-            admin_tp_op_free(op);
+            admin_tp_op_fail(op, 400, "Invalid reset cursor data");
             return;
         }
         if (topic_sub_cursor(topics[i], op->sub)) {
-            admin_reply_error(op->call, 409, "Subscription already exists for topic");
-            admin_tp_op_free(op);
+            admin_tp_op_fail(op, 409, "Subscription already exists for topic");
             return;
         }
     }
@@ -672,20 +730,17 @@ static void admin_tp_do_create_sub(struct topic_op *op, struct topic **topics)
         int kind = admin_tp_reset_position(topics[i], op->body, &p);
         int rc = topic_admin_create_sub(topics[i], op->sub, kind == 0);
         if (rc == -MG_EEXIST) {
-            admin_reply_error(op->call, 409, "Subscription already exists for topic");
-            admin_tp_op_free(op);
+            admin_tp_op_fail(op, 409, "Subscription already exists for topic");
             return;
         }
         if (rc < 0) {
-            admin_reply_error(op->call, 500, mg_strerror(rc));
-            admin_tp_op_free(op);
+            admin_tp_op_fail(op, 500, mg_strerror(rc));
             return;
         }
         if (kind == 0 && ml_pos_cmp(p, ml_first_position(topic_ml(topics[i]))) > 0)
             topic_admin_reset_cursor(topics[i], op->sub, p);
     }
-    admin_reply_no_content(op->call);
-    admin_tp_op_free(op);
+    admin_tp_op_done(op);
 }
 
 static void admin_tp_do_delete_sub(struct topic_op *op, struct topic **topics)
@@ -699,8 +754,7 @@ static void admin_tp_do_delete_sub(struct topic_op *op, struct topic **topics)
         size_t pos = 0;
         while (topic_sub_stats_next(topics[i], &pos, &ss))
             if (strcmp(ss.name, op->sub) == 0 && ss.n_consumers > 0 && !op->force) {
-                admin_reply_error(op->call, 412, "Subscription has active connected consumers");
-                admin_tp_op_free(op);
+                admin_tp_op_fail(op, 412, "Subscription has active connected consumers");
                 return;
             }
     }
@@ -713,16 +767,13 @@ static void admin_tp_do_delete_sub(struct topic_op *op, struct topic **topics)
     for (int i = 0; i < op->n; i++) {
         int rc = topic_admin_delete_sub(topics[i], op->sub, op->force);
         if (rc < 0 && rc != -MG_ENOSUB) {
-            admin_reply_error(op->call, rc == -MG_ECONSUMERBUSY ? 412 : 500,
-                              rc == -MG_ECONSUMERBUSY
-                                  ? "Subscription has active connected consumers"
-                                  : mg_strerror(rc));
-            admin_tp_op_free(op);
+            admin_tp_op_fail(op, rc == -MG_ECONSUMERBUSY ? 412 : 500,
+                             rc == -MG_ECONSUMERBUSY ? "Subscription has active connected consumers"
+                                                     : mg_strerror(rc));
             return;
         }
     }
-    admin_reply_no_content(op->call);
-    admin_tp_op_free(op);
+    admin_tp_op_done(op);
 }
 
 static bool admin_tp_sub_missing(struct topic_op *op, struct topic **topics)
@@ -746,13 +797,11 @@ static void admin_tp_do_skip(struct topic_op *op, struct topic **topics)
     errno = 0;
     long long n = strtoll(op->arg, &end, 10);
     if (errno || end == op->arg || *end || n < 0) {
-        admin_reply_error(op->call, 400, "Invalid number of messages to skip");
-        admin_tp_op_free(op);
+        admin_tp_op_fail(op, 400, "Invalid number of messages to skip");
         return;
     }
     topic_admin_skip(topics[0], op->sub, (int64_t)n);
-    admin_reply_no_content(op->call);
-    admin_tp_op_free(op);
+    admin_tp_op_done(op);
 }
 
 static void admin_tp_do_skip_all(struct topic_op *op, struct topic **topics)
@@ -761,8 +810,7 @@ static void admin_tp_do_skip_all(struct topic_op *op, struct topic **topics)
         return;
     for (int i = 0; i < op->n; i++)
         topic_admin_clear_backlog(topics[i], op->sub);
-    admin_reply_no_content(op->call);
-    admin_tp_op_free(op);
+    admin_tp_op_done(op);
 }
 
 static void admin_tp_do_reset_by_id(struct topic_op *op, struct topic **topics)
@@ -771,15 +819,13 @@ static void admin_tp_do_reset_by_id(struct topic_op *op, struct topic **topics)
         return;
     struct ml_position p;
     if (admin_tp_reset_position(topics[0], op->body, &p) < 0) {
-        admin_reply_error(op->call, 400,
-                          "Invalid reset cursor data: ledgerId and entryId "
-                          "are required");
-        admin_tp_op_free(op);
+        admin_tp_op_fail(op, 400,
+                         "Invalid reset cursor data: ledgerId and entryId "
+                         "are required");
         return;
     }
     topic_admin_reset_cursor(topics[0], op->sub, p);
-    admin_reply_no_content(op->call);
-    admin_tp_op_free(op);
+    admin_tp_op_done(op);
 }
 
 static void admin_tp_reset_time_next(struct topic_op *op);
@@ -787,10 +833,8 @@ static void admin_tp_reset_time_next(struct topic_op *op);
 static void admin_tp_reset_time_found(struct ml_position pos, int status, void *data)
 {
     struct topic_op *op = data;
-    if (admin_call_gone(op->call)) {
-        admin_tp_op_free(op);
+    if (admin_tp_op_gone(op))
         return;
-    }
     struct topic *t = topic_find(op->a->env->topics, op->names[op->step]);
     if (status < 0 || !t) {
         admin_reply_errorf(op->call, 412, "Unable to find position for timestamp %" PRIu64, op->ts);
@@ -810,8 +854,7 @@ static void admin_tp_reset_time_found(struct ml_position pos, int status, void *
 static void admin_tp_reset_time_next(struct topic_op *op)
 {
     if (op->step == op->n) {
-        admin_reply_no_content(op->call);
-        admin_tp_op_free(op);
+        admin_tp_op_done(op);
         return;
     }
     struct topic *t = topic_find(op->a->env->topics, op->names[op->step]);
@@ -830,8 +873,7 @@ static void admin_tp_do_reset_by_time(struct topic_op *op, struct topic **topics
     errno = 0;
     unsigned long long ts = strtoull(op->arg, &end, 10);
     if (errno || end == op->arg || *end) {
-        admin_reply_error(op->call, 400, "Invalid timestamp");
-        admin_tp_op_free(op);
+        admin_tp_op_fail(op, 400, "Invalid timestamp");
         return;
     }
     op->ts = ts;
@@ -845,8 +887,7 @@ static void admin_tp_do_unload(struct topic_op *op, struct topic **topics)
 {
     for (int i = 0; i < op->n; i++)
         topic_unload(topics[i]);
-    admin_reply_no_content(op->call);
-    admin_tp_op_free(op);
+    admin_tp_op_done(op);
 }
 
 static void admin_tp_do_last_message_id(struct topic_op *op, struct topic **topics)
@@ -870,18 +911,16 @@ static void admin_tp_do_delete(struct topic_op *op, struct topic **topics)
         struct topic_stats st;
         topic_get_stats(topics[i], &st);
         if (!op->force && (st.n_producers > 0 || st.n_consumers > 0)) {
-            admin_reply_error(op->call, 412, "Topic has active producers/subscriptions");
-            admin_tp_op_free(op);
+            admin_tp_op_fail(op, 412, "Topic has active producers/subscriptions");
             return;
         }
     }
     for (int i = 0; i < op->n; i++) {
         int rc = topic_delete(topics[i], op->force);
         if (rc < 0) {
-            admin_reply_error(op->call, rc == -MG_EBUSY ? 412 : 500,
-                              rc == -MG_EBUSY ? "Topic has active producers/subscriptions"
-                                              : mg_strerror(rc));
-            admin_tp_op_free(op);
+            admin_tp_op_fail(op, rc == -MG_EBUSY ? 412 : 500,
+                             rc == -MG_EBUSY ? "Topic has active producers/subscriptions"
+                                             : mg_strerror(rc));
             return;
         }
     }
@@ -908,10 +947,8 @@ static void admin_tp_delete_finish(struct topic_op *op)
 static void admin_tp_delete_wait_stored(void *data, int status)
 {
     struct topic_op *op = data;
-    if (admin_call_gone(op->call)) {
-        admin_tp_op_free(op);
+    if (admin_tp_op_gone(op))
         return;
-    }
     if (status == 1 && op->wait_tries < DELETE_WAIT_TRIES) {
         op->wait_tries++;
         struct timeval tv = {0, DELETE_WAIT_MS * 1000};
@@ -942,37 +979,26 @@ static void admin_tp_delete_wait_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct topic_op *op = arg;
-    if (admin_call_gone(op->call)) {
-        admin_tp_op_free(op);
+    if (admin_tp_op_gone(op))
         return;
-    }
     admin_tp_delete_wait_next(op);
 }
 
 static void admin_tp_do_created(struct topic_op *op, struct topic **topics)
 {
     (void)topics;
-    admin_reply_no_content(op->call);
-    admin_tp_op_free(op);
+    admin_tp_op_done(op);
 }
 
 /* PUT P/{topic}: 409 when a topic of that name is stored, else create (load) it. */
 static void admin_tp_create_listed(void *data, int status, char **names, int n)
 {
     struct topic_op *op = data;
-    if (admin_call_gone(op->call)) {
-        admin_tp_op_free(op);
+    if (!admin_tp_op_store_ok(op, status))
         return;
-    }
-    if (status < 0) {
-        admin_reply_error(op->call, 500, mg_strerror(status));
-        admin_tp_op_free(op);
-        return;
-    }
     for (int i = 0; i < n; i++) {
         if (strcmp(names[i], op->tn.full) == 0) {
-            admin_reply_error(op->call, 409, "This topic already exists");
-            admin_tp_op_free(op);
+            admin_tp_op_fail(op, 409, "This topic already exists");
             return;
         }
     }
@@ -984,18 +1010,17 @@ static void admin_tp_create_listed(void *data, int status, char **names, int n)
 static void admin_tp_partitions_meta_listed(void *data, int status, char **names, int n)
 {
     struct topic_op *op = data;
-    if (admin_call_gone(op->call)) {
-        admin_tp_op_free(op);
+    if (admin_tp_op_gone(op))
         return;
-    }
     bool found = false;
     for (int i = 0; status == 0 && i < n && !found; i++)
         found = strcmp(names[i], op->tn.full) == 0;
     const struct admin_env *s = op->a->env;
-    if (found || (op->force && s->cfg->allow_auto_topic_creation))
-        admin_reply_json(op->call, 200, json_pack("{s:i}", "partitions", 0));
-    else
-        admin_tp_reply_topic_not_found(op);
+    if (!found && !(op->force && s->cfg->allow_auto_topic_creation)) {
+        admin_tp_op_not_found(op);
+        return;
+    }
+    admin_reply_json(op->call, 200, json_pack("{s:i}", "partitions", 0));
     admin_tp_op_free(op);
 }
 
@@ -1003,14 +1028,11 @@ static void admin_tp_partitions_meta_listed(void *data, int status, char **names
 static void admin_tp_partitions_create_listed(void *data, int status, char **names, int n)
 {
     struct topic_op *op = data;
-    if (admin_call_gone(op->call)) {
-        admin_tp_op_free(op);
+    if (admin_tp_op_gone(op))
         return;
-    }
     for (int i = 0; status == 0 && i < n; i++) {
         if (strcmp(names[i], op->tn.full) == 0) {
-            admin_reply_error(op->call, 409, "This topic already exists");
-            admin_tp_op_free(op);
+            admin_tp_op_fail(op, 409, "This topic already exists");
             return;
         }
     }
@@ -1030,25 +1052,16 @@ static void admin_tp_do_copy_subs(struct topic_op *op, struct topic **topics)
         for (int k = 0; k < op->n_subs; k++)
             if (!topic_sub_cursor(topics[i], op->subs[k]))
                 topic_admin_create_sub(topics[i], op->subs[k], true);
-    admin_reply_no_content(op->call);
-    admin_tp_op_free(op);
+    admin_tp_op_done(op);
 }
 
 static void admin_tp_partitions_updated(void *data, int status)
 {
     struct topic_op *op = data;
-    if (admin_call_gone(op->call)) {
-        admin_tp_op_free(op);
+    if (!admin_tp_op_store_ok(op, status))
         return;
-    }
-    if (status < 0) {
-        admin_reply_error(op->call, 500, mg_strerror(status));
-        admin_tp_op_free(op);
-        return;
-    }
     if (op->n_subs == 0) {
-        admin_reply_no_content(op->call);
-        admin_tp_op_free(op);
+        admin_tp_op_done(op);
         return;
     }
     admin_tp_op_partition_names(op, op->new_from, op->partitions);
@@ -1145,25 +1158,11 @@ static void admin_tp_fan_done_stats(struct admin_call *c, void *arg, struct admi
         admin_tp_op_free(op);
         return;
     }
-    json_t *sum = NULL;
-    json_t *parts = json_object();
-    for (int i = 0; i < n; i++) {
-        json_t *one = json_is_object(subs[i].json) ? subs[i].json : json_object();
-        if (!sum)
-            sum = json_deep_copy(one);
-        else
-            admin_tp_json_merge_sum(sum, one);
-        json_object_set(parts, op->names[i], one);
-        if (one != subs[i].json)
-            json_decref(one);
-    }
-    json_object_set_new(sum, "metadata", json_pack("{s:i}", "partitions", op->partitions));
-    if (op->force) /* perPartition (default true) is carried in force for this action */
-        json_object_set_new(sum, "partitions", parts);
-    else
-        json_decref(parts);
-    admin_reply_json(c, 200, sum);
-    admin_tp_op_free(op);
+    json_t **one = mg_calloc((size_t)n + 1, sizeof *one);
+    for (int i = 0; i < n; i++)
+        one[i] = json_is_object(subs[i].json) ? json_incref(subs[i].json) : json_object();
+    admin_tp_reply_partitioned_stats(op, one, n);
+    mg_free(one);
 }
 
 static void admin_tp_fan_done_internal_stats(struct admin_call *c, void *arg,
@@ -1174,13 +1173,11 @@ static void admin_tp_fan_done_internal_stats(struct admin_call *c, void *arg,
         admin_tp_op_free(op);
         return;
     }
-    json_t *parts = json_object();
+    json_t **one = mg_calloc((size_t)n + 1, sizeof *one);
     for (int i = 0; i < n; i++)
-        json_object_set(parts, op->names[i], subs[i].json ? subs[i].json : json_object());
-    admin_reply_json(
-        c, 200,
-        json_pack("{s:{s:i},s:o}", "metadata", "partitions", op->partitions, "partitions", parts));
-    admin_tp_op_free(op);
+        one[i] = subs[i].json ? json_incref(subs[i].json) : json_object();
+    admin_tp_reply_partitioned_internal_stats(op, one, n);
+    mg_free(one);
 }
 
 static void admin_tp_fan_done_list_subs(struct admin_call *c, void *arg, struct admin_sub *subs,
@@ -1194,11 +1191,8 @@ static void admin_tp_fan_done_list_subs(struct admin_call *c, void *arg, struct 
     for (int i = 0; i < n; i++) {
         for (size_t k = 0; k < json_array_size(subs[i].json); k++) {
             const char *name = json_string_value(json_array_get(subs[i].json, k));
-            bool dup = !name;
-            for (size_t j = 0; j < json_array_size(arr) && !dup; j++)
-                dup = strcmp(json_string_value(json_array_get(arr, j)), name) == 0;
-            if (!dup)
-                json_array_append_new(arr, json_string(name));
+            if (name)
+                admin_tp_add_name(arr, name);
         }
     }
     admin_reply_json(c, 200, arr);
@@ -1314,8 +1308,7 @@ static void admin_tp_op_fan(struct topic_op *op)
            admin_tp_op_fans[k].fn != op->fn)
         k++;
     if (k == sizeof admin_tp_op_fans / sizeof *admin_tp_op_fans) {
-        admin_reply_error(op->call, 500, "Operation not available across brokers");
-        admin_tp_op_free(op);
+        admin_tp_op_fail(op, 500, "Operation not available across brokers");
         return;
     }
     if (admin_tp_op_fans[k].fan) {
@@ -1356,13 +1349,8 @@ static void admin_tp_fan_done_grow_stats(struct admin_call *c, void *arg, struct
         json_t *v;
         json_object_foreach(json_object_get(subs[i].json, "subscriptions"), name, v)
         {
-            bool dup = !json_is_true(json_object_get(v, "isDurable"));
-            for (int k = 0; k < op->n_subs && !dup; k++)
-                dup = strcmp(op->subs[k], name) == 0;
-            if (dup)
-                continue;
-            op->subs = mg_realloc(op->subs, (size_t)(op->n_subs + 1) * sizeof *op->subs);
-            op->subs[op->n_subs++] = mg_strdup(name);
+            if (json_is_true(json_object_get(v, "isDurable")))
+                admin_tp_op_add_sub(op, name);
         }
     }
     admin_tp_grow_partitions_set(op);
@@ -1414,8 +1402,7 @@ void admin_h_partitions_get(struct admin_req *r)
     } else {
         op->force = admin_query_flag(r, "checkAllowAutoCreation");
         if (ns_list_topics(s->ns, r->tenant_ns, false, admin_tp_partitions_meta_listed, op) < 0) {
-            admin_reply_error(r->call, 404, "Namespace does not exist");
-            admin_tp_op_free(op);
+            admin_tp_op_fail(op, 404, "Namespace does not exist");
         }
     }
 }
@@ -1483,16 +1470,14 @@ void admin_h_partitions_create(struct admin_req *r)
     }
     struct topic_op *op = admin_tp_op_new(r);
     if (op->partitions > 0 || topic_find(s->topics, op->tn.full)) {
-        admin_reply_error(r->call, 409,
-                          op->partitions > 0 ? "Partitioned topic already exists"
-                                             : "This topic already exists");
-        admin_tp_op_free(op);
+        admin_tp_op_fail(op, 409,
+                         op->partitions > 0 ? "Partitioned topic already exists"
+                                            : "This topic already exists");
         return;
     }
     op->partitions = n;
     if (ns_list_topics(s->ns, r->tenant_ns, false, admin_tp_partitions_create_listed, op) < 0) {
-        admin_reply_error(r->call, 404, "Namespace does not exist");
-        admin_tp_op_free(op);
+        admin_tp_op_fail(op, 404, "Namespace does not exist");
     }
 }
 
@@ -1507,20 +1492,19 @@ void admin_h_partitions_update(struct admin_req *r)
     struct topic_op *op = admin_tp_op_new(r);
     int cur = op->partitions;
     if (cur == 0) {
-        admin_reply_errorf(r->call, 409, "Topic %s is not the partitioned topic.", op->tn.full);
+        admin_reply_errorf(op->call, 409, "Topic %s is not the partitioned topic.", op->tn.full);
         admin_tp_op_free(op);
         return;
     }
     if (n < cur) {
-        admin_reply_errorf(r->call, 422,
+        admin_reply_errorf(op->call, 422,
                            "Desired partitions %d can't be less than the current partitions %d.", n,
                            cur);
         admin_tp_op_free(op);
         return;
     }
     if (n == cur) {
-        admin_reply_no_content(r->call);
-        admin_tp_op_free(op);
+        admin_tp_op_done(op);
         return;
     }
     /* The subscriptions to copy: read from the loaded partitions when this broker owns them
@@ -1541,15 +1525,9 @@ void admin_h_partitions_update(struct admin_req *r)
         struct topic *t = topic_find(s->topics, op->names[i]);
         size_t pos = 0;
         struct topic_sub_stats ss;
-        while (t && topic_sub_stats_next(t, &pos, &ss)) {
-            bool dup = !ss.durable;
-            for (int k = 0; k < op->n_subs && !dup; k++)
-                dup = strcmp(op->subs[k], ss.name) == 0;
-            if (dup)
-                continue;
-            op->subs = mg_realloc(op->subs, (size_t)(op->n_subs + 1) * sizeof *op->subs);
-            op->subs[op->n_subs++] = mg_strdup(ss.name);
-        }
+        while (t && topic_sub_stats_next(t, &pos, &ss))
+            if (ss.durable)
+                admin_tp_op_add_sub(op, ss.name);
     }
     admin_tp_grow_partitions_set(op);
 }
@@ -1562,8 +1540,7 @@ static void admin_tp_grow_partitions_set(struct topic_op *op)
     int rc = ns_partitions_set(op->a->env->ns, op->tn.full, op->partitions, false,
                                admin_tp_partitions_updated, op);
     if (rc < 0) {
-        admin_reply_error(op->call, 500, mg_strerror(rc));
-        admin_tp_op_free(op);
+        admin_tp_op_fail(op, 500, mg_strerror(rc));
     }
 }
 
@@ -1605,6 +1582,21 @@ static void admin_tp_locate_free(struct locate_op *l)
     mg_free(l);
 }
 
+/* As admin_tp_op_gone, admin_tp_op_fail: for a locate_op. */
+static bool admin_tp_locate_gone(struct locate_op *l)
+{
+    if (!admin_call_gone(l->call))
+        return false;
+    admin_tp_locate_free(l);
+    return true;
+}
+
+static void admin_tp_locate_fail(struct locate_op *l, int status, const char *reason)
+{
+    admin_reply_error(l->call, status, reason);
+    admin_tp_locate_free(l);
+}
+
 static void admin_tp_lookup_reply_self(struct admin_call *c, const struct admin_env *s)
 {
     admin_reply_json(c, 200,
@@ -1635,12 +1627,7 @@ static char *admin_tp_redirect_location(struct evhttp_request *req, const char *
             p++;
     }
     evbuffer_add_printf(b, "authoritative=true");
-    size_t len = evbuffer_get_length(b);
-    char *loc = mg_malloc(len + 1);
-    evbuffer_remove(b, loc, len);
-    loc[len] = '\0';
-    evbuffer_free(b);
-    return loc;
+    return admin_buf_string(b);
 }
 
 static void admin_tp_locate_step(struct locate_op *l);
@@ -1687,23 +1674,18 @@ static void admin_tp_locate_retry_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct locate_op *l = arg;
-    if (admin_call_gone(l->call)) {
-        admin_tp_locate_free(l);
+    if (admin_tp_locate_gone(l))
         return;
-    }
     admin_tp_locate_step(l);
 }
 
 static void admin_tp_locate_owner(void *data, int status, const struct ns_owner *o)
 {
     struct locate_op *l = data;
-    if (admin_call_gone(l->call)) {
-        admin_tp_locate_free(l);
+    if (admin_tp_locate_gone(l))
         return;
-    }
     if (status == -MG_ECANCELED) {
-        admin_reply_error(l->call, 503, "Broker is shutting down");
-        admin_tp_locate_free(l);
+        admin_tp_locate_fail(l, 503, "Broker is shutting down");
         return;
     }
     if (status == 0 && o->kind == NS_OWNER_OTHER && o->web_url && !o->disabled) {
@@ -1718,14 +1700,11 @@ static void admin_tp_locate_owner(void *data, int status, const struct ns_owner 
 static void admin_tp_locate_decided(void *data, int status, const char *url, const char *message)
 {
     struct locate_op *l = data;
-    if (admin_call_gone(l->call)) {
-        admin_tp_locate_free(l);
+    if (admin_tp_locate_gone(l))
         return;
-    }
     const struct admin_env *s = l->a->env;
     if (status == -MG_ECANCELED) {
-        admin_reply_error(l->call, 503, "Broker is shutting down");
-        admin_tp_locate_free(l);
+        admin_tp_locate_fail(l, 503, "Broker is shutting down");
         return;
     }
     if (status == -MG_ENOTREADY) {
@@ -1733,8 +1712,7 @@ static void admin_tp_locate_decided(void *data, int status, const char *url, con
         return;
     }
     if (status < 0) {
-        admin_reply_error(l->call, 500, message ? message : mg_strerror(status));
-        admin_tp_locate_free(l);
+        admin_tp_locate_fail(l, 500, message ? message : mg_strerror(status));
         return;
     }
     if (!url || strcmp(url, ns_broker_url(s->ns)) == 0) {
@@ -1757,8 +1735,7 @@ static void admin_tp_locate_step(struct locate_op *l)
     const struct admin_env *s = l->a->env;
     struct topic_name tn;
     if (topic_name_parse(l->topic, &tn) < 0) { /* it parsed when the call was routed */
-        admin_reply_error(l->call, 500, "Invalid topic name");
-        admin_tp_locate_free(l);
+        admin_tp_locate_fail(l, 500, "Invalid topic name");
         return;
     }
     int rc = ns_lookup(s->ns, &tn, l->authoritative, admin_tp_locate_decided, l);
@@ -1772,13 +1749,11 @@ static void admin_tp_locate_step(struct locate_op *l)
         return;
     }
     if (rc == -MG_ENOTFOUND) {
-        admin_reply_error(l->call, 404, "Namespace does not exist");
-        admin_tp_locate_free(l);
+        admin_tp_locate_fail(l, 404, "Namespace does not exist");
         return;
     }
     if (rc < 0) {
-        admin_reply_error(l->call, 503, mg_strerror(rc));
-        admin_tp_locate_free(l);
+        admin_tp_locate_fail(l, 503, mg_strerror(rc));
         return;
     }
 }
@@ -1833,13 +1808,11 @@ void admin_h_topic_create(struct admin_req *r)
     const struct admin_env *s = r->a->env;
     struct topic_op *op = admin_tp_op_new(r);
     if (op->partitions > 0 || topic_find(s->topics, op->tn.full)) {
-        admin_reply_error(r->call, 409, "This topic already exists");
-        admin_tp_op_free(op);
+        admin_tp_op_fail(op, 409, "This topic already exists");
         return;
     }
     if (ns_list_topics(s->ns, r->tenant_ns, false, admin_tp_create_listed, op) < 0) {
-        admin_reply_error(r->call, 404, "Namespace does not exist");
-        admin_tp_op_free(op);
+        admin_tp_op_fail(op, 404, "Namespace does not exist");
     }
 }
 
@@ -1848,7 +1821,7 @@ void admin_h_topic_delete(struct admin_req *r)
 {
     struct topic_op *op = admin_tp_op_new(r);
     if (op->partitions > 0) {
-        admin_reply_errorf(r->call, 409,
+        admin_reply_errorf(op->call, 409,
                            "%s is a partitioned topic, instead of calling delete topic, "
                            "please call delete-partitioned-topic.",
                            op->tn.full);
@@ -1863,8 +1836,7 @@ void admin_h_topic_delete(struct admin_req *r)
 static void admin_tp_run_on_plain_topic(struct topic_op *op, topic_op_fn fn)
 {
     if (op->partitions > 0) {
-        admin_tp_reply_topic_not_found(op);
-        admin_tp_op_free(op);
+        admin_tp_op_not_found(op);
         return;
     }
     admin_tp_op_run(op, fn, true);
@@ -1920,8 +1892,7 @@ static bool admin_tp_partitioned_405(struct topic_op *op, const char *reason)
 {
     if (op->partitions == 0)
         return false;
-    admin_reply_error(op->call, 405, reason);
-    admin_tp_op_free(op);
+    admin_tp_op_fail(op, 405, reason);
     return true;
 }
 
@@ -1938,8 +1909,7 @@ void admin_h_sub_create(struct admin_req *r)
 {
     struct topic_op *op = admin_tp_op_new(r);
     if (r->body_bad) {
-        admin_reply_error(r->call, 400, "Invalid reset cursor data");
-        admin_tp_op_free(op);
+        admin_tp_op_fail(op, 400, "Invalid reset cursor data");
         return;
     }
     op->body = r->body;
@@ -1977,9 +1947,7 @@ void admin_h_sub_reset_by_id(struct admin_req *r)
                                  "Reset-cursor at position is not allowed for partitioned-topic"))
         return;
     if (r->body_bad || !r->body) {
-        admin_reply_error(r->call, 400,
-                          "Invalid reset cursor data: ledgerId and entryId are required");
-        admin_tp_op_free(op);
+        admin_tp_op_fail(op, 400, "Invalid reset cursor data: ledgerId and entryId are required");
         return;
     }
     op->body = r->body;
