@@ -14,6 +14,9 @@
 #include "config/cfg.h"
 #include "ns/ns_int.h"
 #include "util/alloc.h"
+#include "util/err.h"
+
+#include <event2/event.h>
 
 struct ns *ns_new(struct event_base *base, const struct cfg *cfg, struct meta_store *meta)
 {
@@ -97,4 +100,32 @@ const char *ns_web_url(const struct ns *s)
 const char *ns_broker_id(const struct ns *s)
 {
     return s->broker_id;
+}
+
+/* A function to run on the next loop pass (ns_later). */
+struct ns_later_call {
+    void (*fn)(void *arg);
+    void *arg;
+};
+
+static void ns_later_run(evutil_socket_t fd, short what, void *p)
+{
+    (void)fd;
+    (void)what;
+    struct ns_later_call call = *(struct ns_later_call *)p;
+    mg_free(p);
+    call.fn(call.arg);
+}
+
+int ns_later(struct ns *s, void (*fn)(void *arg), void *arg)
+{
+    struct ns_later_call *call = mg_malloc(sizeof *call);
+    call->fn = fn;
+    call->arg = arg;
+    struct timeval zero = {0, 0};
+    if (event_base_once(s->base, -1, EV_TIMEOUT, ns_later_run, call, &zero) < 0) {
+        mg_free(call);
+        return -MG_EIO;
+    }
+    return 0;
 }

@@ -69,10 +69,10 @@ struct ns_pdel {
     int loading; /* topic_get calls in flight */
     int status;  /* first failure */
     int deleted;
-    struct meta_req list; /* children: the stored topics (url-encoded local names) */
-    bool listed;          /* list holds results to free */
-    struct event *ev;     /* owned: runs the next slice */
-    struct ns_pdel *next_job, **pprev;
+    struct meta_req list;     /* children: the stored topics (url-encoded local names) */
+    bool listed;              /* list holds results to free */
+    struct event *ev;         /* owned: runs the next slice */
+    LIST_ENTRY(ns_pdel) link; /* in s->bulk_jobs while s is set */
 };
 
 static uint64_t ns_bulk_mono_ms(void)
@@ -84,11 +84,8 @@ static uint64_t ns_bulk_mono_ms(void)
 
 static void ns_pdel_free(struct ns_pdel *j)
 {
-    if (j->s) {
-        *j->pprev = j->next_job;
-        if (j->next_job)
-            j->next_job->pprev = j->pprev;
-    }
+    if (j->s)
+        LIST_REMOVE(j, link);
     if (j->listed)
         meta_req_fini(&j->list);
     if (j->ev)
@@ -290,11 +287,7 @@ int ns_partitioned_delete(struct ns *s, const char *base_full_name, bool force, 
     j->data = data;
     j->ev = evtimer_new(s->base, ns_pdel_slice, j);
     j->list.data = j;
-    j->next_job = s->bulk_jobs;
-    if (j->next_job)
-        j->next_job->pprev = &j->next_job;
-    j->pprev = &s->bulk_jobs;
-    s->bulk_jobs = j;
+    LIST_INSERT_HEAD(&s->bulk_jobs, j, link);
     MG_INFO("ns", "deleting partitioned topic %s (%d partitions%s)", base_full_name, n,
             force ? ", force" : "");
     int rc = -MG_ENOTFOUND;
@@ -378,9 +371,9 @@ void ns_bulk_cancel(struct ns *s)
     if (s->unload_ev)
         event_free(s->unload_ev);
     s->unload_ev = NULL;
-    while (s->bulk_jobs) {
-        struct ns_pdel *j = s->bulk_jobs;
-        s->bulk_jobs = j->next_job;
+    struct ns_pdel *j;
+    while ((j = LIST_FIRST(&s->bulk_jobs))) {
+        LIST_REMOVE(j, link);
         j->s = NULL;
         j->cb = NULL;
         evtimer_del(j->ev);

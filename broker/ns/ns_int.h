@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 struct cfg;
 struct event;
@@ -32,26 +33,31 @@ struct ns {
     int web_port;
     bool shutting_down; /* ns_shutdown began: no bundle is served or taken any more */
     /* resources (ns_res.c): a cache of what the metadata store holds */
-    struct mg_map tenants;         /* name -> owned json_t * array: its adminRoles */
-    struct mg_map namespaces;      /* "t/ns" -> bundles count (intptr) */
-    struct mg_map partitions;      /* base full name -> partition count (intptr) */
-    struct mg_map retention;       /* "t/ns" -> owned struct ns_retention (set policies only) */
-    int res_loading;               /* metadata reads outstanding while loading */
-    int res_load_error;            /* first error while loading */
-    struct event *res_refresh_ev;  /* owned: periodic reload with a shared store */
-    struct res_load *res_inflight; /* metadata reads of the load walk still in flight */
-    struct res_write *res_writes;  /* metadata writes not yet completed */
-    struct mg_map res_gens;        /* "kind:key" -> number of its latest pending mutation */
-    uint64_t res_gen;              /* local mutations numbered so far: a store read sent
-                                      before one is stale (ns_*_sync, refresh) */
-    int res_fail_writes;           /* test seam: fail this many next writes ... */
-    int res_fail_status;           /* ... with this status */
-    struct ns_own *own;            /* owned: bundle ownership and registration (ns_own.c) */
-    struct ns_pdel *bulk_jobs;     /* sliced partitioned-topic deletes in progress */
-    char **unload_q;               /* owned names of topics to unload (ns_unload_topics) */
+    struct mg_map tenants;        /* name -> owned json_t * array: its adminRoles */
+    struct mg_map namespaces;     /* "t/ns" -> bundles count (intptr) */
+    struct mg_map partitions;     /* base full name -> partition count (intptr) */
+    struct mg_map retention;      /* "t/ns" -> owned struct ns_retention (set policies only) */
+    int res_loading;              /* metadata reads outstanding while loading */
+    int res_load_error;           /* first error while loading */
+    struct event *res_refresh_ev; /* owned: periodic reload with a shared store */
+    LIST_HEAD(, res_load) res_inflight; /* metadata reads of the load walk still in flight */
+    LIST_HEAD(, res_write) res_writes;  /* metadata writes not yet completed */
+    struct mg_map res_gens;             /* "kind:key" -> number of its latest pending mutation */
+    uint64_t res_gen;                   /* local mutations numbered so far: a store read sent
+                                           before one is stale (ns_*_sync, refresh) */
+    int res_fail_writes;                /* test seam: fail this many next writes ... */
+    int res_fail_status;                /* ... with this status */
+    struct ns_own *own;                 /* owned: bundle ownership and registration (ns_own.c) */
+    LIST_HEAD(, ns_pdel) bulk_jobs;     /* sliced partitioned-topic deletes in progress */
+    char **unload_q;                    /* owned names of topics to unload (ns_unload_topics) */
     size_t unload_head, unload_n, unload_cap; /* unload_q[unload_head..unload_n) to do */
     struct event *unload_ev;                  /* owned: runs the next unload slice */
 };
+
+/* Run fn(arg) on the next pass of the module's loop: the answer of a call that has nothing to
+ * wait for, which must still come after the call returned. 0, or -MG_EIO (fn will not
+ * run). */
+int ns_later(struct ns *s, void (*fn)(void *arg), void *arg);
 
 /* Test seam: the next n metadata writes of resources fail with status (a negative -MG_E*
  * code) as if the store had refused them, completing on the next loop pass. */

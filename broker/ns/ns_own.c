@@ -318,16 +318,25 @@ static void ns_own_unload_topics(struct ns *s, const char *key)
     ns_unload_topics(s, names, n);
 }
 
+/* The bundles of the table, in an array (owned: mg_free) of *n: dropping one changes the
+ * table. */
+static struct own_bundle **ns_own_bundle_list(struct ns_own *o, int *n)
+{
+    size_t pos = 0;
+    void *v;
+    *n = 0;
+    struct own_bundle **list = o->bundles.count ? mg_malloc(o->bundles.count * sizeof *list) : NULL;
+    while (mg_map_next(&o->bundles, &pos, NULL, NULL, &v))
+        list[(*n)++] = v;
+    return list;
+}
+
 /* Every bundle is gone (session expired): stop serving all of them now. */
 static void ns_own_drop_all(struct ns *s, const char *why)
 {
     struct ns_own *o = s->own;
-    size_t pos = 0;
-    void *v;
-    int n = 0;
-    struct own_bundle **list = o->bundles.count ? mg_malloc(o->bundles.count * sizeof *list) : NULL;
-    while (mg_map_next(&o->bundles, &pos, NULL, NULL, &v))
-        list[n++] = v;
+    int n;
+    struct own_bundle **list = ns_own_bundle_list(o, &n);
     for (int i = 0; i < n; i++) {
         if (list[i]->state != OWN_ACQUIRING)
             MG_WARN(MOD, "bundle %s lost (%s): closing its topics", list[i]->key, why);
@@ -934,14 +943,50 @@ const char *ns_broker_web_url(struct ns *s, const char *broker_url)
     return NULL;
 }
 
-/* ---- owner query (admin) ------------------------------------------------------------------- */
+/* ---- queries of the store for admin (the owner of a bundle, the live brokers) ------------- */
 
+/* One query: answered from the store's reply, or (no store in use) by this broker alone on
+ * the next loop pass. */
 struct own_query {
     struct ns_own *own; /* counted reference */
-    ns_owner_cb cb;
+    union {
+        ns_owner_cb owner;
+        ns_brokers_cb brokers;
+    } cb;
     void *data;
     struct meta_req req;
 };
+
+/* Start q: a read of path (children: a listing) with read as its callback, or, when no store
+ * is in use, local on the next loop pass. On failure q is freed and the error returned. */
+static int ns_own_query_start(struct ns *s, struct own_query *q, const char *path, bool children,
+                              meta_cb read, void (*local)(void *q))
+{
+    q->own = s->own;
+    q->req.data = q;
+    int rc;
+    if (!ns_own_active(s)) {
+        rc = ns_later(s, local, q);
+    } else {
+        rc = children ? meta_children(s->meta, path, &q->req, read)
+                      : meta_get(s->meta, path, &q->req, read);
+    }
+    if (rc < 0) {
+        mg_free(q);
+        return rc;
+    }
+    ns_own_ref(q->own);
+    return 0;
+}
+
+/* q answered: free it and its request. */
+static void ns_own_query_free(struct own_query *q)
+{
+    struct ns_own *o = q->own;
+    meta_req_fini(&q->req);
+    mg_free(q);
+    ns_own_unref(o);
+}
 
 static void ns_own_owner_read(struct meta_req *req, int status)
 {
@@ -965,27 +1010,22 @@ static void ns_own_owner_read(struct meta_req *req, int status)
     } else if (status != -MG_ECANCELED) {
         status = -MG_EMETA;
     }
-    q->cb(q->data, status, &info);
+    q->cb.owner(q->data, status, &info);
     json_decref(j);
-    meta_req_fini(req);
-    mg_free(q);
-    ns_own_unref(o);
+    ns_own_query_free(q);
 }
 
-static void ns_own_owner_local(evutil_socket_t fd, short what, void *arg)
+static void ns_own_owner_local(void *arg)
 {
-    (void)fd;
-    (void)what;
     struct own_query *q = arg;
+    struct ns *s = q->own->s;
     struct ns_owner info = {.kind = NS_OWNER_HERE};
-    if (q->own->s) {
-        info.broker_url = ns_broker_url(q->own->s);
-        info.web_url = ns_web_url(q->own->s);
+    if (s) {
+        info.broker_url = ns_broker_url(s);
+        info.web_url = ns_web_url(s);
     }
-    q->cb(q->data, q->own->s ? 0 : -MG_ECANCELED, &info);
-    struct ns_own *o = q->own;
-    mg_free(q);
-    ns_own_unref(o);
+    q->cb.owner(q->data, s ? 0 : -MG_ECANCELED, &info);
+    ns_own_query_free(q);
 }
 
 int ns_bundle_owner(struct ns *s, const char *tenant_ns, const char *range, ns_owner_cb cb,
@@ -996,31 +1036,61 @@ int ns_bundle_owner(struct ns *s, const char *tenant_ns, const char *range, ns_o
     if (!ns_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
     struct own_query *q = mg_calloc(1, sizeof *q);
-    q->own = s->own;
-    q->cb = cb;
+    q->cb.owner = cb;
     q->data = data;
-    q->req.data = q;
-    if (!ns_own_active(s)) {
-        struct timeval zero = {0, 0};
-        if (event_base_once(s->base, -1, EV_TIMEOUT, ns_own_owner_local, q, &zero) < 0) {
-            mg_free(q);
-            return -MG_EIO;
-        }
-        ns_own_ref(q->own);
-        return 0;
-    }
     char *path = mg_asprintf("/namespace/%s/%s", tenant_ns, range);
-    int rc = meta_get(s->meta, path, &q->req, ns_own_owner_read);
+    int rc = ns_own_query_start(s, q, path, false, ns_own_owner_read, ns_own_owner_local);
     mg_free(path);
-    if (rc < 0) {
-        mg_free(q);
-        return rc;
-    }
-    ns_own_ref(q->own);
-    return 0;
+    return rc;
+}
+
+static void ns_own_brokers_listed(struct meta_req *req, int status)
+{
+    struct own_query *q = req->data;
+    if (status == -MG_ENOTFOUND)
+        status = 0;
+    q->cb.brokers(q->data, status, status == 0 ? req->children : NULL,
+                  status == 0 ? req->n_children : 0);
+    ns_own_query_free(q);
+}
+
+static void ns_own_brokers_local(void *arg)
+{
+    struct own_query *q = arg;
+    struct ns *s = q->own->s;
+    char *id = s ? mg_strdup(ns_broker_id(s)) : NULL;
+    q->cb.brokers(q->data, s ? 0 : -MG_ECANCELED, &id, id ? 1 : 0);
+    mg_free(id);
+    ns_own_query_free(q);
+}
+
+int ns_list_brokers(struct ns *s, ns_brokers_cb cb, void *data)
+{
+    if (!s->own)
+        return -MG_ECLOSED;
+    struct own_query *q = mg_calloc(1, sizeof *q);
+    q->cb.brokers = cb;
+    q->data = data;
+    return ns_own_query_start(s, q, OWN_BROKERS_PATH, true, ns_own_brokers_listed,
+                              ns_own_brokers_local);
 }
 
 /* ---- unload and release ---------------------------------------------------------------------- */
+
+/* The release of b is over (status: its key's delete): out of the table, its unload's
+ * caller told. */
+static void ns_own_release_done(struct own_bundle *b, int status)
+{
+    struct ns_own *o = b->own;
+    ns_done_cb cb = b->unload_cb;
+    void *cb_data = b->unload_data;
+    b->unload_cb = NULL;
+    if (o->releasing_all)
+        o->release_pending--;
+    ns_own_bundle_drop(b);
+    if (cb)
+        cb(cb_data, status);
+}
 
 static void ns_own_release_deleted(struct meta_req *req, int status)
 {
@@ -1035,14 +1105,7 @@ static void ns_own_release_deleted(struct meta_req *req, int status)
                 mg_strerror(status));
     else if (status == 0)
         MG_INFO(MOD, "bundle %s released", b->key);
-    ns_done_cb cb = b->unload_cb;
-    void *cb_data = b->unload_data;
-    b->unload_cb = NULL;
-    if (o->releasing_all)
-        o->release_pending--;
-    ns_own_bundle_drop(b);
-    if (cb)
-        cb(cb_data, o->s ? status : -MG_ECANCELED);
+    ns_own_release_done(b, o->s ? status : -MG_ECANCELED);
     ns_own_unref(o);
 }
 
@@ -1053,18 +1116,25 @@ static void ns_own_release_delete(struct own_bundle *b)
     int rc = o->s ? meta_delete(o->s->meta, b->path, b->version, &b->req, ns_own_release_deleted)
                   : -MG_ECANCELED;
     if (rc < 0) {
-        ns_done_cb cb = b->unload_cb;
-        b->unload_cb = NULL;
-        if (o->releasing_all)
-            o->release_pending--;
-        void *cb_data = b->unload_data;
-        ns_own_bundle_drop(b);
-        if (cb)
-            cb(cb_data, rc);
+        ns_own_release_done(b, rc);
         return;
     }
     b->in_flight = true;
     ns_own_ref(o);
+}
+
+/* Topics closed for an unload or the shutdown release: true (ev armed to look again) while
+ * they are still being closed (in slices: the flush bound starts once they are) or, until
+ * *deadline_ms, their cursors' position writes are landing. */
+static bool ns_own_flush_wait(struct ns *s, struct event *ev, uint64_t *deadline_ms)
+{
+    if (s && ns_unload_pending(s) > 0)
+        *deadline_ms = ns_own_now_ms() + OWN_FLUSH_MAX_MS;
+    else if (!s || !s->mlf || ml_factory_pending(s->mlf) == 0 || ns_own_now_ms() >= *deadline_ms)
+        return false;
+    struct timeval tv = {0, OWN_POLL_MS * 1000};
+    event_add(ev, &tv);
+    return true;
 }
 
 static void ns_own_unload_poll(evutil_socket_t fd, short what, void *arg)
@@ -1072,20 +1142,8 @@ static void ns_own_unload_poll(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct own_bundle *b = arg;
-    struct ns *s = b->own->s;
-    if (s && ns_unload_pending(s) > 0) {
-        /* topics still being closed (in slices): the flush bound starts once they are */
-        b->flush_deadline_ms = ns_own_now_ms() + OWN_FLUSH_MAX_MS;
-        struct timeval tv = {0, OWN_POLL_MS * 1000};
-        event_add(b->flush_ev, &tv);
-        return;
-    }
-    if (s && s->mlf && ml_factory_pending(s->mlf) > 0 && ns_own_now_ms() < b->flush_deadline_ms) {
-        struct timeval tv = {0, OWN_POLL_MS * 1000};
-        event_add(b->flush_ev, &tv);
-        return;
-    }
-    ns_own_release_delete(b);
+    if (!ns_own_flush_wait(b->own->s, b->flush_ev, &b->flush_deadline_ms))
+        ns_own_release_delete(b);
 }
 
 /* Close b's topics, then (once cursor writes landed, bounded) delete its key. */
@@ -1137,24 +1195,11 @@ static void ns_own_release_all_poll(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct ns *s = arg;
     struct ns_own *o = s->own;
-    if (ns_unload_pending(s) > 0) {
-        o->release_deadline_ms = ns_own_now_ms() + OWN_FLUSH_MAX_MS;
-        struct timeval tv = {0, OWN_POLL_MS * 1000};
-        event_add(o->release_ev, &tv);
+    if (ns_own_flush_wait(s, o->release_ev, &o->release_deadline_ms))
         return;
-    }
-    if (s->mlf && ml_factory_pending(s->mlf) > 0 && ns_own_now_ms() < o->release_deadline_ms) {
-        struct timeval tv = {0, OWN_POLL_MS * 1000};
-        event_add(o->release_ev, &tv);
-        return;
-    }
     /* Cursor positions are stored (or we gave up waiting): give the bundles away. */
-    size_t pos = 0;
-    void *v;
-    int n = 0;
-    struct own_bundle **list = o->bundles.count ? mg_malloc(o->bundles.count * sizeof *list) : NULL;
-    while (mg_map_next(&o->bundles, &pos, NULL, NULL, &v))
-        list[n++] = v;
+    int n;
+    struct own_bundle **list = ns_own_bundle_list(o, &n);
     for (int i = 0; i < n; i++) {
         struct own_bundle *b = list[i];
         if (b->in_flight)
@@ -1236,63 +1281,4 @@ void ns_own_stop(struct ns *s)
         ns_own_bundle_drop(b);
     }
     ns_own_unref(o);
-}
-
-/* ---- live brokers (admin) -------------------------------------------------------------------- */
-
-struct own_list {
-    struct ns_own *own; /* counted reference */
-    ns_brokers_cb cb;
-    void *data;
-    struct meta_req req;
-};
-
-static void ns_own_brokers_listed(struct meta_req *req, int status)
-{
-    struct own_list *q = req->data;
-    struct ns_own *o = q->own;
-    if (status == -MG_ENOTFOUND)
-        status = 0;
-    q->cb(q->data, status, status == 0 ? req->children : NULL, status == 0 ? req->n_children : 0);
-    meta_req_fini(req);
-    mg_free(q);
-    ns_own_unref(o);
-}
-
-static void ns_own_brokers_local(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct own_list *q = arg;
-    struct ns_own *o = q->own;
-    char *id = o->s ? mg_strdup(ns_broker_id(o->s)) : NULL;
-    q->cb(q->data, o->s ? 0 : -MG_ECANCELED, &id, id ? 1 : 0);
-    mg_free(id);
-    mg_free(q);
-    ns_own_unref(o);
-}
-
-int ns_list_brokers(struct ns *s, ns_brokers_cb cb, void *data)
-{
-    if (!s->own)
-        return -MG_ECLOSED;
-    struct own_list *q = mg_calloc(1, sizeof *q);
-    q->own = s->own;
-    q->cb = cb;
-    q->data = data;
-    q->req.data = q;
-    int rc;
-    if (!ns_own_active(s)) {
-        struct timeval zero = {0, 0};
-        rc = event_base_once(s->base, -1, EV_TIMEOUT, ns_own_brokers_local, q, &zero) < 0 ? -MG_EIO
-                                                                                          : 0;
-    } else {
-        rc = meta_children(s->meta, OWN_BROKERS_PATH, &q->req, ns_own_brokers_listed);
-    }
-    if (rc < 0) {
-        mg_free(q);
-        return rc;
-    }
-    ns_own_ref(q->own);
-    return 0;
 }

@@ -67,6 +67,13 @@ enum res_step {
     RES_PT_VALUE,      /* value of a partitioned topic */
 };
 
+/* What the walk reads the children a listing step found as. */
+static const enum res_step ns_res_children_step[] = {
+    [RES_TENANTS] = RES_NAMESPACES,       [RES_NAMESPACES] = RES_NS_VALUE,
+    [RES_PT_TENANTS] = RES_PT_NAMESPACES, [RES_PT_NAMESPACES] = RES_PT_DOMAINS,
+    [RES_PT_DOMAINS] = RES_PT_TOPICS,     [RES_PT_TOPICS] = RES_PT_VALUE,
+};
+
 /* One read of the load walk (ns_res_load, refresh). */
 struct res_load {
     struct ns *s; /* borrowed; NULL once the module is gone (ns_res_fini) */
@@ -76,7 +83,7 @@ struct res_load {
     void *data;    /* of cb */
     uint64_t gen;  /* s->res_gen when the read was sent */
     struct meta_req req;
-    struct res_load *next, **pprev; /* in s->res_inflight */
+    LIST_ENTRY(res_load) link; /* in s->res_inflight while s is set */
 };
 
 void ns_res_init(struct ns *s)
@@ -120,7 +127,7 @@ struct res_write {
     struct event *ev; /* owned: completes a write that never reached the store */
     int sync_status;  /* with ev: the status to complete with */
     struct meta_req req;
-    struct res_write *next, **pprev; /* in s->res_writes */
+    LIST_ENTRY(res_write) link; /* in s->res_writes while s is set */
 };
 
 static struct mg_map *ns_res_cache(struct ns *s, enum res_kind k)
@@ -207,11 +214,8 @@ static void ns_res_settle(struct ns *s, struct res_undo *u, int status)
 
 static void ns_res_write_free(struct res_write *w)
 {
-    if (w->s) {
-        *w->pprev = w->next;
-        if (w->next)
-            w->next->pprev = w->pprev;
-    }
+    if (w->s)
+        LIST_REMOVE(w, link);
     if (w->ev)
         event_free(w->ev);
     json_decref(w->undo.roles); /* never settled (the module went first) */
@@ -266,11 +270,7 @@ static void ns_res_persist(struct ns *s, const char *path, json_t *json, struct 
         w->undo.key = mg_strdup(""); /* nothing to put back (gen 0 never matches) */
     }
     w->req.data = w;
-    w->next = s->res_writes;
-    if (w->next)
-        w->next->pprev = &w->next;
-    w->pprev = &s->res_writes;
-    s->res_writes = w;
+    LIST_INSERT_HEAD(&s->res_writes, w, link);
     int rc = 0;
     if (s->meta && s->res_fail_writes > 0) {
         /* test seam (ns_res_fail_writes): the store refuses this write */
@@ -306,28 +306,31 @@ void ns_res_fail_writes(struct ns *s, int n, int status)
 
 void ns_res_cancel(struct ns *s)
 {
-    for (struct res_write *w = s->res_writes; w; w = w->next)
+    struct res_write *w;
+    LIST_FOREACH(w, &s->res_writes, link)
+    {
         w->cb = NULL; /* the callers (admin requests, connections) are going away */
+    }
 }
 
 void ns_res_fini(struct ns *s)
 {
     ns_res_cancel(s);
-    while (s->res_writes) {
-        struct res_write *w = s->res_writes;
-        s->res_writes = w->next;
-        if (w->ev) { /* never reached the store: nothing else holds it */
-            w->s = NULL;
+    struct res_write *w;
+    while ((w = LIST_FIRST(&s->res_writes))) {
+        LIST_REMOVE(w, link);
+        w->s = NULL;
+        if (w->ev) /* never reached the store: nothing else holds it */
             ns_res_write_free(w);
-        } else { /* the store completes it later (at the latest when it is closed) */
-            w->s = NULL;
-        }
+        /* else the store completes it later (at the latest when it is closed) */
     }
     mg_map_fini(&s->res_gens);
     if (s->res_refresh_ev)
         event_free(s->res_refresh_ev);
     s->res_refresh_ev = NULL;
-    for (struct res_load *l = s->res_inflight; l; l = l->next) {
+    struct res_load *l;
+    LIST_FOREACH(l, &s->res_inflight, link)
+    {
         l->s = NULL; /* completions still to come must not touch the module */
         if (l->cb) {
             ns_done_cb cb = l->cb;
@@ -335,7 +338,7 @@ void ns_res_fini(struct ns *s)
             cb(l->data, -MG_ECANCELED);
         }
     }
-    s->res_inflight = NULL;
+    LIST_INIT(&s->res_inflight);
     size_t tpos = 0;
     void *roles;
     while (mg_map_next(&s->tenants, &tpos, NULL, NULL, &roles))
@@ -354,6 +357,16 @@ void ns_res_fini(struct ns *s)
 static char *ns_res_tenant_path(const char *tenant)
 {
     return mg_asprintf("/admin/policies/%s", tenant);
+}
+
+/* ns_res_persist of the policies of name: a tenant's TenantInfo or ("t/ns") a namespace's
+ * Policies; json NULL deletes them. */
+static void ns_res_persist_policy(struct ns *s, const char *name, json_t *json,
+                                  struct res_undo *undo, ns_done_cb cb, void *data)
+{
+    char *path = ns_res_tenant_path(name);
+    ns_res_persist(s, path, json, undo, cb, data);
+    mg_free(path);
 }
 
 static char *ns_res_partitions_path(const char *base_full_name)
@@ -432,9 +445,7 @@ int ns_tenant_create(struct ns *s, const char *tenant, ns_done_cb cb, void *data
     ns_res_snapshot(s, RES_K_TENANT, tenant, &u);
     json_t *roles = json_array();
     mg_map_put_str(&s->tenants, tenant, roles);
-    char *path = ns_res_tenant_path(tenant);
-    ns_res_persist(s, path, ns_res_tenant_json(s, roles), &u, cb, data);
-    mg_free(path);
+    ns_res_persist_policy(s, tenant, ns_res_tenant_json(s, roles), &u, cb, data);
     return 0;
 }
 
@@ -452,9 +463,7 @@ int ns_tenant_delete(struct ns *s, const char *tenant, ns_done_cb cb, void *data
     ns_res_snapshot(s, RES_K_TENANT, tenant, &u); /* holds its own reference to the roles */
     json_decref(mg_map_get_str(&s->tenants, tenant));
     mg_map_del_str(&s->tenants, tenant);
-    char *path = ns_res_tenant_path(tenant);
-    ns_res_persist(s, path, NULL, &u, cb, data);
-    mg_free(path);
+    ns_res_persist_policy(s, tenant, NULL, &u, cb, data);
     return 0;
 }
 
@@ -482,9 +491,7 @@ int ns_tenant_set_roles(struct ns *s, const char *tenant, const char *const *rol
     ns_res_snapshot(s, RES_K_TENANT, tenant, &u); /* holds its own reference to old */
     json_decref(old);
     mg_map_put_str(&s->tenants, tenant, arr);
-    char *path = ns_res_tenant_path(tenant);
-    ns_res_persist(s, path, ns_res_tenant_json(s, arr), &u, cb, data);
-    mg_free(path);
+    ns_res_persist_policy(s, tenant, ns_res_tenant_json(s, arr), &u, cb, data);
     return 0;
 }
 
@@ -516,9 +523,7 @@ int ns_namespace_create(struct ns *s, const char *tenant_ns, int bundles, ns_don
     ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     mg_map_put_str(&s->namespaces, tenant_ns, (void *)(intptr_t)bundles);
     ns_res_set_retention(s, tenant_ns, NULL);
-    char *path = ns_res_tenant_path(tenant_ns);
-    ns_res_persist(s, path, ns_res_namespace_json(s, bundles, NULL), &u, cb, data);
-    mg_free(path);
+    ns_res_persist_policy(s, tenant_ns, ns_res_namespace_json(s, bundles, NULL), &u, cb, data);
     return 0;
 }
 
@@ -545,9 +550,7 @@ int ns_namespace_delete(struct ns *s, const char *tenant_ns, ns_done_cb cb, void
     ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     mg_map_del_str(&s->namespaces, tenant_ns);
     ns_res_set_retention(s, tenant_ns, NULL);
-    char *path = ns_res_tenant_path(tenant_ns);
-    ns_res_persist(s, path, NULL, &u, cb, data);
-    mg_free(path);
+    ns_res_persist_policy(s, tenant_ns, NULL, &u, cb, data);
     return 0;
 }
 
@@ -578,11 +581,10 @@ int ns_namespace_retention_set(struct ns *s, const char *tenant_ns, bool remove,
     ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     struct ns_retention val = {time_minutes, size_mb};
     ns_res_set_retention(s, tenant_ns, remove ? NULL : &val);
-    char *path = ns_res_tenant_path(tenant_ns);
-    ns_res_persist(
-        s, path, ns_res_namespace_json(s, ns_namespace_bundles(s, tenant_ns), remove ? NULL : &val),
-        &u, cb, data);
-    mg_free(path);
+    ns_res_persist_policy(
+        s, tenant_ns,
+        ns_res_namespace_json(s, ns_namespace_bundles(s, tenant_ns), remove ? NULL : &val), &u, cb,
+        data);
     return 0;
 }
 
@@ -734,9 +736,7 @@ static void ns_res_load_done(struct meta_req *req, int status)
         mg_free(l);
         return;
     }
-    *l->pprev = l->next;
-    if (l->next)
-        l->next->pprev = l->pprev;
+    LIST_REMOVE(l, link);
     if (!l->cb)
         s->res_loading--;
     if (status == -MG_ENOTFOUND) {
@@ -784,32 +784,12 @@ static void ns_res_load_done(struct meta_req *req, int status)
     } else {
         for (int i = 0; i < req->n_children; i++) {
             char *child = mg_asprintf("%s/%s", l->path, req->children[i]);
-            switch (l->step) {
-            case RES_TENANTS:
+            if (l->step == RES_TENANTS) { /* a tenant: its value, and its namespaces */
                 if (l->gen == s->res_gen && !mg_map_get_str(&s->tenants, req->children[i]))
                     ns_res_cache_tenant(s, req->children[i], NULL);
                 ns_res_load_issue(s, RES_TENANT_VALUE, mg_strdup(child));
-                ns_res_load_issue(s, RES_NAMESPACES, child);
-                break;
-            case RES_NAMESPACES:
-                ns_res_load_issue(s, RES_NS_VALUE, child);
-                break;
-            case RES_PT_TENANTS:
-                ns_res_load_issue(s, RES_PT_NAMESPACES, child);
-                break;
-            case RES_PT_NAMESPACES:
-                ns_res_load_issue(s, RES_PT_DOMAINS, child);
-                break;
-            case RES_PT_DOMAINS:
-                ns_res_load_issue(s, RES_PT_TOPICS, child);
-                break;
-            case RES_PT_TOPICS:
-                ns_res_load_issue(s, RES_PT_VALUE, child);
-                break;
-            default:
-                mg_free(child);
-                break;
             }
+            ns_res_load_issue(s, ns_res_children_step[l->step], child);
         }
     }
     if (l->cb)
@@ -839,11 +819,7 @@ static int ns_res_read(struct ns *s, enum res_step step, char *path, ns_done_cb 
         mg_free(l);
         return rc;
     }
-    l->next = s->res_inflight;
-    if (l->next)
-        l->next->pprev = &l->next;
-    l->pprev = &s->res_inflight;
-    s->res_inflight = l;
+    LIST_INSERT_HEAD(&s->res_inflight, l, link);
     if (!cb)
         s->res_loading++;
     return 0;
@@ -970,7 +946,8 @@ static void ns_res_list_add(char ***names, int *n, int *cap, char *name)
     (*names)[(*n)++] = name;
 }
 
-/* Finish a listing: stored names (children, may be NULL) + loaded topics + partitions. */
+/* Finish a listing: stored names (children, may be NULL; l->req's) + loaded topics +
+ * partitions; l is freed. */
 static void ns_res_list_finish(struct res_list *l, int status, char **children, int n_children)
 {
     struct ns *s = l->s;
@@ -1022,6 +999,9 @@ static void ns_res_list_finish(struct res_list *l, int status, char **children, 
     for (int i = 0; i < n; i++)
         mg_free(names[i]);
     mg_free(names);
+    meta_req_fini(&l->req);
+    mg_free(l->ns);
+    mg_free(l);
 }
 
 static void ns_res_list_done(struct meta_req *req, int status)
@@ -1031,19 +1011,12 @@ static void ns_res_list_done(struct meta_req *req, int status)
         status = 0; /* no topic was ever stored in this namespace */
     ns_res_list_finish(l, status, status == 0 ? req->children : NULL,
                        status == 0 ? req->n_children : 0);
-    meta_req_fini(req);
-    mg_free(l->ns);
-    mg_free(l);
 }
 
-static void ns_res_list_deferred(evutil_socket_t fd, short what, void *arg)
+/* Without a store: the loaded topics and partitions alone. */
+static void ns_res_list_deferred(void *arg)
 {
-    (void)fd;
-    (void)what;
-    struct res_list *l = arg;
-    ns_res_list_finish(l, 0, NULL, 0);
-    mg_free(l->ns);
-    mg_free(l);
+    ns_res_list_finish(arg, 0, NULL, 0);
 }
 
 int ns_list_topics(struct ns *s, const char *tenant_ns, bool partitioned_only, ns_topics_cb cb,
@@ -1065,8 +1038,11 @@ int ns_list_topics(struct ns *s, const char *tenant_ns, bool partitioned_only, n
         if (rc == 0)
             return 0;
     }
-    struct timeval zero = {0, 0};
-    event_base_once(s->base, -1, EV_TIMEOUT, ns_res_list_deferred, l, &zero);
+    if (ns_later(s, ns_res_list_deferred, l) < 0) {
+        mg_free(l->ns);
+        mg_free(l);
+        return -MG_EIO;
+    }
     return 0;
 }
 
@@ -1086,10 +1062,8 @@ static void ns_res_stored_read(struct meta_req *req, int status)
     mg_free(q);
 }
 
-static void ns_res_stored_none(evutil_socket_t fd, short what, void *arg)
+static void ns_res_stored_none(void *arg)
 {
-    (void)fd;
-    (void)what;
     struct res_stored *q = arg;
     q->cb(q->data, 0);
     mg_free(q);
@@ -1113,15 +1087,11 @@ int ns_topic_stored(struct ns *s, const char *full_name, ns_done_cb cb, void *da
         mg_free(ml);
     }
     topic_name_fini(&tn);
-    if (rc < 0) { /* no store: nothing is stored; a store that refused: say so later */
-        struct timeval zero = {0, 0};
-        if (rc != -MG_ENOTSUP) {
-            mg_free(q);
-            return rc;
-        }
-        event_base_once(s->base, -1, EV_TIMEOUT, ns_res_stored_none, q, &zero);
-    }
-    return 0;
+    if (rc == -MG_ENOTSUP) /* no store: nothing is stored (said on the next loop pass) */
+        rc = ns_later(s, ns_res_stored_none, q);
+    if (rc < 0)
+        mg_free(q);
+    return rc < 0 ? rc : 0;
 }
 
 /* ---- refresh (several brokers) --------------------------------------------------------- */
