@@ -304,18 +304,6 @@ void admin_h_tenant_delete(struct admin_req *r)
 
 /* ---- namespaces -------------------------------------------------------------------------- */
 
-static json_t *admin_res_bundles_json(int n)
-{
-    json_t *b = json_array();
-    char buf[24];
-    for (int i = 0; i < n; i++) {
-        snprintf(buf, sizeof buf, "0x%08" PRIx32, ns_bundle_lower(n, i));
-        json_array_append_new(b, json_string(buf));
-    }
-    json_array_append_new(b, json_string("0xffffffff"));
-    return json_pack("{s:o,s:i}", "boundaries", b, "numBundles", n);
-}
-
 /* Policies of a namespace, fields in Java order (docs/admin.md §4). */
 static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns)
 {
@@ -324,7 +312,7 @@ static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns
                         json_pack("{s:{},s:{},s:{}}", "namespace_auth", "destination_auth",
                                   "subscription_auth_roles"));
     json_object_set_new(p, "replication_clusters", json_pack("[s]", s->cfg->cluster_name));
-    json_object_set_new(p, "bundles", admin_res_bundles_json(ns_namespace_bundles(s->ns, ns)));
+    json_object_set_new(p, "bundles", ns_bundles_json(ns_namespace_bundles(s->ns, ns)));
     static const char *const empty_maps[] = {"backlog_quota_map",      "clusterDispatchRate",
                                              "topicDispatchRate",      "subscriptionDispatchRate",
                                              "replicatorDispatchRate", "clusterSubscribeRate",
@@ -472,7 +460,7 @@ void admin_h_retention_remove(struct admin_req *r)
 void admin_h_bundles(struct admin_req *r)
 {
     admin_reply_json(r->call, 200,
-                     admin_res_bundles_json(ns_namespace_bundles(r->a->env->ns, r->tenant_ns)));
+                     ns_bundles_json(ns_namespace_bundles(r->a->env->ns, r->tenant_ns)));
 }
 
 /* Is range one of the namespace's bundles? */

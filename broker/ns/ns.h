@@ -14,6 +14,7 @@
 #ifndef MG_NS_H
 #define MG_NS_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -175,6 +176,9 @@ int ns_bundle_index(uint32_t hash, int n);
 /* Lower boundary of bundle i of n (the last one ends at 0xffffffff, inclusive). */
 uint32_t ns_bundle_lower(int n, int i);
 void ns_bundle_name(int n, int i, char out[NS_BUNDLE_NAME_LEN]);
+/* Pulsar's BundlesData of n equal bundles: {"boundaries": ["0x00000000", ...,
+ * "0xffffffff"], "numBundles": n} (a new reference). */
+json_t *ns_bundles_json(int n);
 /* The bundle of a topic: fills range (the bundle name) and returns its index, or
  * -MG_ENOTFOUND when the namespace is unknown. */
 int ns_topic_bundle(struct ns *s, const struct topic_name *n, char range[NS_BUNDLE_NAME_LEN]);

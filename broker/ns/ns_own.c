@@ -175,6 +175,18 @@ void ns_bundle_name(int n, int i, char out[NS_BUNDLE_NAME_LEN])
     snprintf(out, NS_BUNDLE_NAME_LEN, "0x%08" PRIx32 "_0x%08" PRIx32, ns_bundle_lower(n, i), hi);
 }
 
+json_t *ns_bundles_json(int n)
+{
+    json_t *b = json_array();
+    char buf[24];
+    for (int i = 0; i < n; i++) {
+        snprintf(buf, sizeof buf, "0x%08" PRIx32, ns_bundle_lower(n, i));
+        json_array_append_new(b, json_string(buf));
+    }
+    json_array_append_new(b, json_string("0xffffffff"));
+    return json_pack("{s:o,s:i}", "boundaries", b, "numBundles", n);
+}
+
 int ns_topic_bundle(struct ns *s, const struct topic_name *n, char range[NS_BUNDLE_NAME_LEN])
 {
     char *ns = mg_asprintf("%s/%s", n->tenant, n->ns);

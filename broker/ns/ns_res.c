@@ -390,14 +390,7 @@ static json_t *ns_res_tenant_json(struct ns *s, json_t *roles)
 
 static json_t *ns_res_namespace_json(struct ns *s, int bundles, const struct ns_retention *ret)
 {
-    json_t *b = json_array();
-    char buf[24];
-    for (int i = 0; i < bundles; i++) {
-        snprintf(buf, sizeof buf, "0x%08" PRIx32, ns_bundle_lower(bundles, i));
-        json_array_append_new(b, json_string(buf));
-    }
-    json_array_append_new(b, json_string("0xffffffff"));
-    json_t *j = json_pack("{s:{s:o,s:i},s:[s]}", "bundles", "boundaries", b, "numBundles", bundles,
+    json_t *j = json_pack("{s:o,s:[s]}", "bundles", ns_bundles_json(bundles),
                           "replication_clusters", s->cfg->cluster_name);
     if (ret)
         json_object_set_new(j, "retention_policies",
@@ -593,6 +586,25 @@ int ns_partitions_get(struct ns *s, const char *base_full_name)
     return (int)(intptr_t)mg_map_get_str(&s->partitions, base_full_name);
 }
 
+/* The partitioned topic base_full_name gets n partitions (0: it is deleted), in the cache at
+ * once and written through to the store. */
+static int ns_res_partitions_write(struct ns *s, const char *base_full_name, int n, ns_done_cb cb,
+                                   void *data)
+{
+    char *path = ns_res_partitions_path(base_full_name);
+    if (!path)
+        return -MG_EBADNAME;
+    struct res_undo u;
+    ns_res_snapshot(s, RES_K_PARTITIONS, base_full_name, &u);
+    if (n > 0)
+        mg_map_put_str(&s->partitions, base_full_name, (void *)(intptr_t)n);
+    else
+        mg_map_del_str(&s->partitions, base_full_name);
+    ns_res_persist(s, path, n > 0 ? json_pack("{s:i}", "partitions", n) : NULL, &u, cb, data);
+    mg_free(path);
+    return 0;
+}
+
 int ns_partitions_set(struct ns *s, const char *base_full_name, int n, bool create, ns_done_cb cb,
                       void *data)
 {
@@ -611,30 +623,14 @@ int ns_partitions_set(struct ns *s, const char *base_full_name, int n, bool crea
         if (n <= cur)
             return -MG_EINVAL;
     }
-    char *path = ns_res_partitions_path(base_full_name);
-    if (!path)
-        return -MG_EBADNAME;
-    struct res_undo u;
-    ns_res_snapshot(s, RES_K_PARTITIONS, base_full_name, &u);
-    mg_map_put_str(&s->partitions, base_full_name, (void *)(intptr_t)n);
-    ns_res_persist(s, path, json_pack("{s:i}", "partitions", n), &u, cb, data);
-    mg_free(path);
-    return 0;
+    return ns_res_partitions_write(s, base_full_name, n, cb, data);
 }
 
 int ns_partitions_delete(struct ns *s, const char *base_full_name, ns_done_cb cb, void *data)
 {
     if (!mg_map_get_str(&s->partitions, base_full_name))
         return -MG_ENOTFOUND;
-    char *path = ns_res_partitions_path(base_full_name);
-    if (!path)
-        return -MG_EBADNAME;
-    struct res_undo u;
-    ns_res_snapshot(s, RES_K_PARTITIONS, base_full_name, &u);
-    mg_map_del_str(&s->partitions, base_full_name);
-    ns_res_persist(s, path, NULL, &u, cb, data);
-    mg_free(path);
-    return 0;
+    return ns_res_partitions_write(s, base_full_name, 0, cb, data);
 }
 
 const char *ns_partitions_next(struct ns *s, size_t *pos, int *n)
