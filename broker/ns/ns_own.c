@@ -31,6 +31,7 @@
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "util/map.h"
 
 #include <event2/event.h>
@@ -118,13 +119,6 @@ struct own_lookup {
     struct meta_req req;
     struct own_lookup *next;
 };
-
-static uint64_t ns_own_now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
 
 static void ns_own_ref(struct ns_own *o)
 {
@@ -391,7 +385,7 @@ static char *ns_own_report_json(struct ns *s)
         in += st.msg_in_counter;
         out += st.msg_out_counter;
     }
-    uint64_t now = ns_own_now_ms();
+    uint64_t now = mg_mono_ms();
     double secs = o->last_report_ms ? (double)(now - o->last_report_ms) / 1000.0 : 0;
     double rate_in = secs > 0 && in >= o->last_in ? (double)(in - o->last_in) / secs : 0;
     double rate_out = secs > 0 && out >= o->last_out ? (double)(out - o->last_out) / secs : 0;
@@ -701,7 +695,7 @@ static void ns_own_refresh_finish(struct own_refresh *r)
         o->brokers = r->found;
         o->n_brokers = r->n;
         r->found = NULL;
-        o->brokers_ms = ns_own_now_ms();
+        o->brokers_ms = mg_mono_ms();
     }
     for (int i = 0; r->found && i < r->n; i++) {
         mg_free(r->found[i].id);
@@ -787,7 +781,7 @@ static void ns_own_lookup_unowned(struct own_lookup *l)
         ns_own_lookup_acquire(l);
         return;
     }
-    if (o->brokers_ms && ns_own_now_ms() - o->brokers_ms < OWN_BROKERS_CACHE_MS) {
+    if (o->brokers_ms && mg_mono_ms() - o->brokers_ms < OWN_BROKERS_CACHE_MS) {
         ns_own_lookup_decide(l);
         return;
     }
@@ -1141,8 +1135,8 @@ static void ns_own_release_delete(struct own_bundle *b)
 static bool ns_own_flush_wait(struct ns *s, struct event *ev, uint64_t *deadline_ms)
 {
     if (s && ns_unload_pending(s) > 0)
-        *deadline_ms = ns_own_now_ms() + OWN_FLUSH_MAX_MS;
-    else if (!s || !s->mlf || ml_factory_pending(s->mlf) == 0 || ns_own_now_ms() >= *deadline_ms)
+        *deadline_ms = mg_mono_ms() + OWN_FLUSH_MAX_MS;
+    else if (!s || !s->mlf || ml_factory_pending(s->mlf) == 0 || mg_mono_ms() >= *deadline_ms)
         return false;
     struct timeval tv = {0, OWN_POLL_MS * 1000};
     event_add(ev, &tv);
@@ -1164,7 +1158,7 @@ static void ns_own_bundle_release(struct ns *s, struct own_bundle *b)
     ns_own_bundle_set_state(b, OWN_RELEASING);
     MG_INFO(MOD, "unloading bundle %s", b->key);
     ns_own_unload_topics(s, b->key);
-    b->flush_deadline_ms = ns_own_now_ms() + OWN_FLUSH_MAX_MS;
+    b->flush_deadline_ms = mg_mono_ms() + OWN_FLUSH_MAX_MS;
     b->flush_ev = evtimer_new(s->base, ns_own_unload_poll, b);
     struct timeval zero = {0, 0};
     event_add(b->flush_ev, &zero);
@@ -1255,7 +1249,7 @@ void ns_own_release_all(struct ns *s)
         o->released = true;
         return;
     }
-    o->release_deadline_ms = ns_own_now_ms() + OWN_FLUSH_MAX_MS;
+    o->release_deadline_ms = mg_mono_ms() + OWN_FLUSH_MAX_MS;
     o->release_ev = evtimer_new(s->base, ns_own_release_all_poll, s);
     struct timeval zero = {0, 0};
     event_add(o->release_ev, &zero);

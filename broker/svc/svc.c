@@ -83,13 +83,6 @@ struct svc {
     bool shutdown_released;        /* bundles released (or given up on): closing connections */
 };
 
-static uint64_t svc_now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
-
 /* brokerMaxConnections / brokerMaxConnectionsPerIp, as Pulsar's ConnectionController: a
  * connection over either bound gets ERROR NotAllowedError and is closed. Only IPv4 peers
  * are counted per address (as Pulsar). Returns NULL to admit, else the reason. */
@@ -118,7 +111,7 @@ static void svc_refuse_log(struct svc *s)
             "brokerMaxConnectionsPerIp=%d); latest from %s: %s",
             s->refuse_log_pending, SVC_REFUSE_LOG_MS / 1000, s->cfg->broker_max_connections,
             s->cfg->broker_max_connections_per_ip, s->refuse_last_peer, s->refuse_last_why);
-    s->refuse_log_ms = svc_now_ms();
+    s->refuse_log_ms = mg_mono_ms();
     s->refuse_log_pending = 0;
 }
 
@@ -137,7 +130,7 @@ static void svc_note_refused(struct svc *s, const char *why, const char *peer)
     s->refuse_log_pending++;
     s->refuse_last_why = why;
     snprintf(s->refuse_last_peer, sizeof s->refuse_last_peer, "%s", peer);
-    uint64_t now = svc_now_ms();
+    uint64_t now = mg_mono_ms();
     if (!s->refuse_log_ms || now - s->refuse_log_ms >= SVC_REFUSE_LOG_MS) {
         svc_refuse_log(s);
         return;
@@ -259,7 +252,7 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
     s->meta = meta;
     s->loop = loop;
     s->base = base;
-    s->start_ms = svc_now_ms();
+    s->start_ms = (uint64_t)mg_wall_ms();
     mg_map_init(&s->conns);
     mg_map_init(&s->conn_ips);
     mg_map_init(&s->ip_conns);
@@ -434,10 +427,10 @@ static void svc_shutdown_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct svc *s = arg;
     s->shutdown_ticks++;
-    bool late = svc_now_ms() >= s->shutdown_deadline_ms;
+    bool late = mg_mono_ms() >= s->shutdown_deadline_ms;
     if (!s->shutdown_released) {
         /* Leave at least a second of the bound for the connections. */
-        bool release_late = svc_now_ms() + 1000 >= s->shutdown_deadline_ms;
+        bool release_late = mg_mono_ms() + 1000 >= s->shutdown_deadline_ms;
         if (!ns_released(s->ns) && !release_late)
             return;
         if (!ns_released(s->ns))
@@ -493,7 +486,7 @@ void svc_shutdown(struct svc *s)
     s->shutting_down = true;
     MG_INFO("svc", "shutting down: releasing %d bundles, then closing %zu connections",
             ns_owned_bundles(s->ns), s->conns.count);
-    s->shutdown_deadline_ms = svc_now_ms() + (uint64_t)s->cfg->broker_shutdown_timeout_ms;
+    s->shutdown_deadline_ms = mg_mono_ms() + (uint64_t)s->cfg->broker_shutdown_timeout_ms;
     mg_listener_free(s->listener);
     s->listener = NULL;
     ns_shutdown(s->ns);
