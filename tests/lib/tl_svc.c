@@ -59,7 +59,8 @@ struct meta_store *tl_svc_meta(struct tl_svc *f, int i)
 
 static bool tl_svc_loaded(const void *arg)
 {
-    return ns_namespace_exists(svc_ns((struct svc *)arg), "public/default");
+    struct ns *s = svc_ns((struct svc *)arg);
+    return ns_tenant_exists(s, "public") && ns_namespace_exists(s, "public/default");
 }
 
 struct svc *tl_svc_start(struct tl_svc *f, int i)

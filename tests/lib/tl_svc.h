@@ -44,8 +44,8 @@ void tl_svc_init(struct tl_svc *f);
  * further sessions of it. Returns it. */
 struct meta_store *tl_svc_meta(struct tl_svc *f, int i);
 /* Start broker i (svc_new on its session, or on none when tl_svc_meta was not called for
- * it) and wait until it knows the cluster's default namespace public/default. Fails the
- * test when svc_new fails. Returns it. */
+ * it) and wait until it knows the cluster's default tenant and namespace (public,
+ * public/default). Fails the test when svc_new fails. Returns it. */
 struct svc *tl_svc_start(struct tl_svc *f, int i);
 /* Free broker i (accepts one not started or already stopped). */
 void tl_svc_stop(struct tl_svc *f, int i);
