@@ -58,7 +58,7 @@ find broker -name '*.[ch]' ! -name '*.pb-c.*' | sort |
     if (kind == "function" && name != "main") {
       defs[name] = defs[name] " " file ":" line; ndefs[name]++; mods[name] = mods[name] " " mod
     }
-    if (name == "main") next  # a program's entry (broker/main.c, the bookie bench)
+    if (name == "main") next  # the entry of a program (broker/main.c, the bookie bench)
     if (index(name, pre) == 1) next
     what = (kind == "variable") ? "exported variable" : (static ? "static" : "exported")
     tag = (mod in ispending) ? mod " (pending)" : mod
