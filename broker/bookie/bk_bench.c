@@ -13,6 +13,7 @@
  */
 #include "bookie/bookie_int.h"
 #include "util/bytes.h"
+#include "util/loop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,14 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)mg_mono_ns() / 1e9;
 }
 
 static long opt_long(int argc, char **argv, const char *name, long def)
@@ -85,7 +83,7 @@ static int bench_add(int argc, char **argv)
     long outstanding = opt_long(argc, argv, "--outstanding", 1000);
     double secs = (double)opt_long(argc, argv, "--seconds", 5);
     long nledgers = opt_long(argc, argv, "--ledgers", 1);
-    int64_t ledger0 = (int64_t)time(NULL) * 1000;
+    int64_t ledger0 = mg_wall_ms() / 1000 * 1000; /* seconds since the epoch, times 1000 */
 
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};

@@ -59,6 +59,7 @@
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -77,26 +78,6 @@
 
 #define BK_JOURNAL_MAX_RECORD (64u << 20) /* sanity bound when replaying */
 #define BK_JOURNAL_PREALLOC (16u << 20)   /* zero-fill this much ahead of the writes */
-
-uint64_t bk_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-bool bk_ratelimit(struct bk_ratelimit *r, int interval_ms, uint64_t *held)
-{
-    uint64_t now = bk_now_ns();
-    if (r->next_ns != 0 && now < r->next_ns) {
-        r->suppressed++;
-        return false;
-    }
-    r->next_ns = now + (uint64_t)interval_ms * 1000000u;
-    *held = r->suppressed;
-    r->suppressed = 0;
-    return true;
-}
 
 static char *journal_path(const struct bk_journal *j, uint64_t id)
 {
@@ -571,7 +552,7 @@ static void journal_error(struct bk_journal *j, const char *fmt, ...)
 static void journal_error(struct bk_journal *j, const char *fmt, ...)
 {
     uint64_t held;
-    if (!bk_ratelimit(&j->rl_error, BK_LOG_INTERVAL_MS, &held))
+    if (!mg_ratelimit_allow(&j->rl_error, MG_RATELIMIT_INTERVAL_MS, &held))
         return;
     char line[512];
     va_list ap;
@@ -882,7 +863,7 @@ static void *journal_main(void *arg)
             }
             if (empty || (j->entries_threshold && n >= j->entries_threshold) ||
                 used >= j->bytes_threshold ||
-                bk_now_ns() - oldest >= (uint64_t)j->max_group_wait_ms * 1000000u)
+                mg_mono_ns() - oldest >= (uint64_t)j->max_group_wait_ms * 1000000u)
                 break;
         }
         int status = -MG_EIO;

@@ -31,6 +31,7 @@
 #include "util/err.h"
 #include "util/listen.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "wire/wire_bk.h"
 
 #include <arpa/inet.h>
@@ -210,7 +211,7 @@ static struct bk_jreq *jreq_new(struct bk_server *s, enum bk_jtype type, int64_t
     r->entry_id = entry;
     r->data = data;
     r->len = len;
-    r->enq_ns = bk_now_ns();
+    r->enq_ns = mg_mono_ns();
     if (s->pend_tail)
         s->pend_tail->next = r;
     else
@@ -648,7 +649,7 @@ static void refuse_oversized(struct bk_server *s, struct bk_conn *c,
         snprintf(what, sizeof what, "v3 operation %u txnId %" PRIu64, rq->op, rq->txn);
     }
     uint64_t held;
-    if (bk_ratelimit(&s->rl_frame, BK_LOG_INTERVAL_MS, &held))
+    if (mg_ratelimit_allow(&s->rl_frame, MG_RATELIMIT_INTERVAL_MS, &held))
         MG_WARN(BK_MODULE,
                 "conn %" PRIu64 " %s: %s: frame of %zu bytes exceeds nettyMaxFrameSizeBytes=%d: "
                 "answered EBADREQ, frame skipped (%" PRIu64 " more since the last such line)",

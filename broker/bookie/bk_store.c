@@ -194,7 +194,7 @@ static int log_flush_buf(struct bk_store *st)
             MG_DEBUG(BK_MODULE, "entry log %x: ftruncate: %s", st->log_id, strerror(errno));
         st->nospace = true;
         uint64_t held;
-        if (bk_ratelimit(&st->rl_nospace, BK_LOG_INTERVAL_MS, &held))
+        if (mg_ratelimit_allow(&st->rl_nospace, MG_RATELIMIT_INTERVAL_MS, &held))
             MG_ERROR(BK_MODULE,
                      "entry log %x: write failed: %s: %zu bytes kept in memory until space "
                      "returns (%" PRIu64 " more such failures since the last line)",
@@ -675,7 +675,7 @@ static int write_mark(struct bk_store *st)
         e = errno;
     if (e != 0) {
         uint64_t held;
-        if (bk_ratelimit(&st->rl_ckpt, BK_LOG_INTERVAL_MS, &held))
+        if (mg_ratelimit_allow(&st->rl_ckpt, MG_RATELIMIT_INTERVAL_MS, &held))
             MG_ERROR(BK_MODULE, "cannot write %s: %s (%" PRIu64 " more since the last line)", path,
                      strerror(e), held);
         return no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
@@ -709,7 +709,7 @@ int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off)
 static int index_failed(struct bk_store *st, const char *what, int mrc)
 {
     uint64_t held;
-    if (bk_ratelimit(&st->rl_ckpt, BK_LOG_INTERVAL_MS, &held))
+    if (mg_ratelimit_allow(&st->rl_ckpt, MG_RATELIMIT_INTERVAL_MS, &held))
         MG_ERROR(BK_MODULE, "index: %s: %s (%" PRIu64 " more since the last line)", what,
                  mdb_strerror(mrc), held);
     return no_space(mrc) ? -MG_EREADONLY : -MG_EIO;

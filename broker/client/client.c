@@ -33,6 +33,7 @@
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -45,27 +46,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #define MOD "client"
 #define CLIENT_VERSION "magnetar-client 1.0"
 
 /* ------------------------------------------------------------------------------------- */
 /* small helpers */
-
-uint64_t client_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static struct timeval tv_ms(unsigned ms)
 {
@@ -269,7 +255,7 @@ static struct client_req *conn_add_req(struct client_conn *conn, bool waiter, cl
     r->cb = cb;
     r->owner = owner;
     r->request_id = waiter ? 0 : c->next_request_id++;
-    r->deadline_us = client_now_us() + (uint64_t)c->operation_timeout_ms * 1000u;
+    r->deadline_us = mg_mono_us() + (uint64_t)c->operation_timeout_ms * 1000u;
     /* Append so that waiters are served in arrival order. */
     struct client_req **pp = &conn->reqs;
     while (*pp)
@@ -568,7 +554,7 @@ static void conn_tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct client_conn *conn = arg;
-    uint64_t now = client_now_us();
+    uint64_t now = mg_mono_us();
 
     /* Expire requests (not waiters: the connect timeout covers those). */
     for (;;) {
@@ -1432,7 +1418,7 @@ int client_producer_send(struct client_producer *p, const void *payload, size_t 
     size_t limit = p->batch_max_bytes < max - 1024 ? p->batch_max_bytes : max - 1024;
     if (p->bn > 0 && p->batch.len + len + 16 > limit)
         producer_close_batch(p);
-    uint64_t now = client_now_us();
+    uint64_t now = mg_mono_us();
     if (p->bn == p->bcap) {
         p->bcap = p->bcap ? p->bcap * 2 : 16;
         p->bmsgs = mg_realloc(p->bmsgs, p->bcap * sizeof(*p->bmsgs));
@@ -1453,7 +1439,7 @@ int client_producer_send(struct client_producer *p, const void *payload, size_t 
         p->batch.len = len;
     }
     if (p->bn == 1) {
-        p->batch_publish_ms = wall_ms();
+        p->batch_publish_ms = (uint64_t)mg_wall_ms();
         if (p->batching && p->batch_max_messages > 1) {
             struct timeval tv = {.tv_sec = p->batch_max_delay_us / 1000000,
                                  .tv_usec = (suseconds_t)(p->batch_max_delay_us % 1000000)};

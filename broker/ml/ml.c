@@ -902,6 +902,11 @@ bool ml_is_fenced(const struct ml_ledger *ml)
     return ml && ml->fenced;
 }
 
+struct mg_loop *ml_factory_loop(const struct ml_factory *f)
+{
+    return f->loop;
+}
+
 int ml_factory_pending(const struct ml_factory *f)
 {
     if (!f)

@@ -21,6 +21,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -33,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -396,13 +396,6 @@ struct perf_run {
     struct event *sigterm_ev;     /* owned */
 };
 
-static uint64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static struct timeval tv_s(double s)
 {
     struct timeval tv;
@@ -467,7 +460,7 @@ static void report_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct perf_run *r = arg;
-    uint64_t now = client_now_us();
+    uint64_t now = mg_mono_us();
     double secs = (double)(now - r->last_report_us) / 1e6;
     print_line(r, "interval", secs, &r->interval, r->h_interval, (double)(now - r->start_us) / 1e6);
     memset(&r->interval, 0, sizeof(r->interval));
@@ -493,7 +486,7 @@ static json_t *latency_json(const struct perf_hist *h)
 /* The summary: post-warmup figures when there are any, else everything. */
 static void summarize(struct perf_run *r)
 {
-    uint64_t end = r->stop_us ? r->stop_us : client_now_us();
+    uint64_t end = r->stop_us ? r->stop_us : mg_mono_us();
     bool use_warm = r->warm.msgs > 0 && end > r->warm_us + 100000;
     const struct perf_counters *c = use_warm ? &r->warm : &r->all;
     const struct perf_hist *h = use_warm ? r->h_warm : r->h_all;
@@ -553,7 +546,7 @@ static void finish(struct perf_run *r)
         return;
     r->done = true;
     if (!r->stop_us)
-        r->stop_us = client_now_us();
+        r->stop_us = mg_mono_us();
     evtimer_del(r->report_ev);
     evtimer_del(r->stop_ev);
     evtimer_del(r->drain_ev);
@@ -573,7 +566,7 @@ static void begin_stop(struct perf_run *r)
     if (r->stopping)
         return;
     r->stopping = true;
-    r->stop_us = client_now_us();
+    r->stop_us = mg_mono_us();
     for (int i = 0; i < r->neps; i++)
         client_producer_flush(r->eps[i].producer);
     if (r->outstanding == 0) {
@@ -594,7 +587,7 @@ static void on_sent(struct client_producer *p, const struct client_send_result *
     (void)p;
     struct perf_ep *e = data;
     struct perf_run *r = e->run;
-    uint64_t now = client_now_us();
+    uint64_t now = mg_mono_us();
     r->outstanding--;
     e->full = false;
     if (res->status == 0) {
@@ -619,7 +612,7 @@ static void pump(struct perf_run *r)
     if (!r->running || r->stopping || r->done)
         return;
     const struct perf_opts *o = r->o;
-    uint64_t now = client_now_us();
+    uint64_t now = mg_mono_us();
     if (o->rate > 0) {
         r->tokens += o->rate * (double)(now - r->last_fill_us) / 1e6;
         /* Burst at most 100 ms worth after a stall. */
@@ -676,7 +669,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     if (r->o->mode == PERF_PRODUCE) {
         begin_stop(r);
     } else {
-        r->stop_us = client_now_us();
+        r->stop_us = mg_mono_us();
         finish(r);
     }
 }
@@ -702,7 +695,7 @@ static void sig_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(r->base);
         return;
     }
-    r->stop_us = client_now_us();
+    r->stop_us = mg_mono_us();
     finish(r);
 }
 
@@ -715,8 +708,8 @@ static void on_message(struct client_consumer *c, const struct client_message *m
     struct perf_run *r = e->run;
     if (r->done)
         return;
-    uint64_t now = client_now_us();
-    uint64_t w = wall_us();
+    uint64_t now = mg_mono_us();
+    uint64_t w = (uint64_t)mg_wall_us();
     uint64_t pt = m->publish_time * 1000u;
     record(r, w > pt ? w - pt : 0, m->len, now);
     if (r->o->ack)
@@ -734,7 +727,7 @@ static void start_running(struct perf_run *r)
 {
     const struct perf_opts *o = r->o;
     r->running = true;
-    r->start_us = client_now_us();
+    r->start_us = mg_mono_us();
     r->warm_us = r->start_us + (uint64_t)(o->warmup_s * 1e6);
     r->last_report_us = r->start_us;
     r->last_fill_us = r->start_us;

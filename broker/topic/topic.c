@@ -20,28 +20,10 @@
 
 #include <event2/buffer.h>
 #include <string.h>
-#include <time.h>
 
 #define MOD "topic"
 
-uint64_t topic_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t topic_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-uint64_t topic_mono_ms(void)
-{
-    return topic_mono_us() / 1000u;
-}
+static void topic_fenced_unload_cb(struct mg_timer *tm, void *arg);
 
 /* ---- registry ------------------------------------------------------------------------ */
 
@@ -49,6 +31,8 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
                                           const struct topic_config *cfg)
 {
     struct topic_registry *r = mg_calloc(1, sizeof *r);
+    r->loop = ml_factory_loop(mlf);
+    MG_ASSERT(mg_loop_base(r->loop) == base);
     r->base = base;
     r->mlf = mlf;
     r->cfg = *cfg;
@@ -99,6 +83,7 @@ static void topic_free(struct topic *t)
     }
     if (t->ev_notify)
         event_free(t->ev_notify);
+    mg_timer_fini(&t->fence_timer);
     size_t pos = 0;
     const char *k;
     size_t kl;
@@ -251,9 +236,11 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     t->name = n;
     t->ml_name = topic_name_ml(&t->name);
     t->create = create;
-    t->created_ms = topic_wall_ms();
-    t->stats_ms = topic_mono_ms();
+    t->loop = r->loop;
+    t->created_ms = (uint64_t)mg_loop_wall_ms(t->loop);
+    t->stats_ms = mg_loop_mono_ms(t->loop);
     t->ev_notify = event_new(r->base, -1, 0, topic_notify_cb, t);
+    mg_timer_init(&t->fence_timer, t->loop, topic_fenced_unload_cb, t);
     mg_map_init(&t->producers);
     mg_map_init(&t->last_seq);
     mg_map_init(&t->subs);
@@ -416,7 +403,7 @@ int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode
     p->topic = t;
     p->mode = mode;
     p->id = t->reg->producer_ids++;
-    p->connected_ms = topic_wall_ms();
+    p->connected_ms = (uint64_t)mg_loop_wall_ms(t->loop);
     p->owner = owner;
     p->ops = ops;
     int64_t *ls = mg_map_get_str(&t->last_seq, p->name);
@@ -443,10 +430,9 @@ int64_t topic_producer_last_sequence(const struct topic_producer *p)
     return p->last_seq;
 }
 
-static void fenced_unload_cb(evutil_socket_t fd, short what, void *arg)
+static void topic_fenced_unload_cb(struct mg_timer *tm, void *arg)
 {
-    (void)fd;
-    (void)what;
+    (void)tm;
     struct topic *t = arg;
     if (t->state == TOPIC_READY) {
         MG_WARN(MOD,
@@ -466,8 +452,7 @@ static void topic_fenced(struct topic *t)
         return;
     t->fence_pending = true;
     topic_ref(t);
-    struct timeval zero = {0, 0};
-    event_base_once(t->reg->base, -1, EV_TIMEOUT, fenced_unload_cb, t, &zero);
+    mg_timer_activate(&t->fence_timer);
 }
 
 /* Bucket bounds of the write-latency (µs) and entry-size (bytes) histograms (topic.h). */
@@ -489,7 +474,7 @@ static int bucket_of(const int64_t *bounds, int n, int64_t v)
 static void topic_record_write(struct topic *t, uint64_t lat_us, int64_t bytes)
 {
     t->entries_in++;
-    t->last_publish_ms = topic_wall_ms();
+    t->last_publish_ms = (uint64_t)mg_loop_wall_ms(t->loop);
     t->lat_cur[bucket_of(lat_bounds_us, TOPIC_LAT_BUCKETS - 1, (int64_t)lat_us)]++;
     t->lat_sum_cur += (int64_t)lat_us;
     t->size_cur[bucket_of(size_bounds, TOPIC_SIZE_BUCKETS - 1, bytes)]++;
@@ -523,7 +508,7 @@ static void publish_done(struct ml_append_req *req, int status)
         if (t) {
             t->msg_in += msgs;
             t->bytes_in += bytes;
-            topic_record_write(t, topic_mono_us() - pub->start_us, bytes);
+            topic_record_write(t, mg_loop_mono_us(t->loop) - pub->start_us, bytes);
             int64_t *ls = mg_map_get_str(&t->last_seq, p->name);
             if (!ls) {
                 ls = mg_malloc(sizeof *ls);
@@ -555,7 +540,7 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, uint64_t sequ
     struct topic_publish *pub = mg_calloc(1, sizeof *pub);
     pub->p = p;
     pub->seq = highest_sequence_id > sequence_id ? highest_sequence_id : sequence_id;
-    pub->start_us = topic_mono_us();
+    pub->start_us = mg_loop_mono_us(p->topic->loop);
     pub->cb = cb;
     pub->cb_data = cb_data;
     pub->req.data = pub;

@@ -115,10 +115,8 @@ static void sub_free(struct topic_sub *s)
     mg_map_fini(&s->redeliveries);
     if (s->ev_dispatch)
         event_free(s->ev_dispatch);
-    if (s->ev_failover)
-        event_free(s->ev_failover);
-    if (s->ev_retry)
-        event_free(s->ev_retry);
+    mg_timer_fini(&s->failover_timer);
+    mg_timer_fini(&s->retry_timer);
     mg_free(s->name);
     topic_unref(s->topic);
     mg_free(s);
@@ -290,8 +288,7 @@ static void sub_read_done(struct ml_read_req *req, int status)
                 MG_WARN(MOD,
                         "%s/%s: read failed: %s; retrying (%" PRIu64 " more since the last line)",
                         s->topic->name.full, s->name, mg_strerror(status), held);
-            struct timeval tv = {0, 100 * 1000};
-            evtimer_add(s->ev_retry, &tv);
+            mg_timer_start(&s->retry_timer, 100);
         } else if (s) {
             sub_schedule(s);
         }
@@ -315,10 +312,9 @@ static void sub_read_done(struct ml_read_req *req, int status)
     sub_unref(s);
 }
 
-static void sub_retry_cb(evutil_socket_t fd, short what, void *arg)
+static void sub_retry_cb(struct mg_timer *tm, void *arg)
 {
-    (void)fd;
-    (void)what;
+    (void)tm;
     sub_schedule(arg);
 }
 
@@ -382,10 +378,9 @@ static struct topic_consumer *sub_choose_active(struct topic_sub *s)
     return best;
 }
 
-static void sub_failover_cb(evutil_socket_t fd, short what, void *arg)
+static void sub_failover_cb(struct mg_timer *tm, void *arg)
 {
-    (void)fd;
-    (void)what;
+    (void)tm;
     struct topic_sub *s = arg;
     s->failover_wait = false;
     sub_schedule(s);
@@ -414,8 +409,7 @@ static void sub_update_active(struct topic_sub *s)
         int32_t delay = sub_cfg(s)->active_consumer_failover_delay_ms;
         if (nc && s->type == TOPIC_SUB_FAILOVER && delay > 0) {
             s->failover_wait = true;
-            struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
-            evtimer_add(s->ev_failover, &tv);
+            mg_timer_start(&s->failover_timer, (uint64_t)delay);
         }
     }
     sub_schedule(s);
@@ -588,7 +582,7 @@ static void sub_send(struct topic_sub *s, struct topic_consumer *c, struct ml_en
     s->msg_out += cost;
     s->bytes_out += (int64_t)e->size;
     s->topic->entries_out++;
-    s->last_consumed_ms = topic_wall_ms();
+    s->last_consumed_ms = (uint64_t)mg_loop_wall_ms(s->topic->loop);
     c->refs++;
     c->ops->send(c->owner, c, e, redelivery, ack_set, n_words);
     consumer_unref(c);
@@ -829,10 +823,9 @@ struct topic_sub *sub_new(struct topic *t, const char *name, bool durable, struc
     s->partition_index = t->name.partition;
     mg_map_init(&s->stuck);
     mg_map_init(&s->redeliveries);
-    struct event_base *base = t->reg->base;
-    s->ev_dispatch = event_new(base, -1, 0, sub_dispatch_cb, s);
-    s->ev_failover = evtimer_new(base, sub_failover_cb, s);
-    s->ev_retry = evtimer_new(base, sub_retry_cb, s);
+    s->ev_dispatch = event_new(t->reg->base, -1, 0, sub_dispatch_cb, s);
+    mg_timer_init(&s->failover_timer, t->loop, sub_failover_cb, s);
+    mg_timer_init(&s->retry_timer, t->loop, sub_retry_cb, s);
     mg_map_put_str(&t->subs, s->name, s);
     return s;
 }
@@ -880,8 +873,8 @@ void sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor)
     }
     sub_drop_ready(s);
     event_del(s->ev_dispatch);
-    event_del(s->ev_failover);
-    event_del(s->ev_retry);
+    mg_timer_stop(&s->failover_timer);
+    mg_timer_stop(&s->retry_timer);
     if (delete_cursor && s->durable)
         ml_cursor_delete(s->cursor);
     else
@@ -1072,7 +1065,7 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
     c->ops = ops;
     c->name = mg_strdup(o->consumer_name ? o->consumer_name : "");
     c->id = s->next_consumer_id++;
-    c->connected_ms = topic_wall_ms();
+    c->connected_ms = (uint64_t)mg_loop_wall_ms(s->topic->loop);
     c->priority = o->priority_level;
     mg_map_init(&c->pending);
     if (sticky) {
@@ -1169,7 +1162,7 @@ int topic_consumer_ack(struct topic_consumer *c, bool cumulative, const struct t
         return -MG_ECLOSED;
     struct topic_sub *s = c->sub;
     s->acks += cumulative ? 1 : n;
-    s->last_acked_ms = topic_wall_ms();
+    s->last_acked_ms = (uint64_t)mg_loop_wall_ms(s->topic->loop);
     if (cumulative) {
         if (!single_active(s))
             return -MG_ENOTALLOWED;

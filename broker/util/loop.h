@@ -46,10 +46,14 @@ uint64_t mg_loop_mono_us(const struct mg_loop *l);
 /* Wall-clock time (ms since the epoch): for what is stored or shown (ctime, lastActive). */
 int64_t mg_loop_wall_ms(const struct mg_loop *l);
 
-/* The process's real clocks, for code that has no loop (log lines, library log hooks). */
+/* The process's real clocks, for code that has no loop: log lines, library log hooks, the
+ * bookie's journal thread, the ratelimiter, the client library and the perf tool. Every
+ * clock_gettime of the daemon is one of these. */
 uint64_t mg_mono_ms(void);
 uint64_t mg_mono_us(void);
+uint64_t mg_mono_ns(void); /* for latencies below a microsecond (the journal's group wait) */
 int64_t mg_wall_ms(void);
+int64_t mg_wall_us(void); /* for end-to-end latencies against a publish time (perf) */
 
 /* ---- timers ----------------------------------------------------------------------------- */
 
