@@ -29,6 +29,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/url.h"
 
 #include "MLDataFormats.pb-c.h"
 
@@ -111,52 +112,13 @@ struct mms {
 #define MS_FAIL_LOG_MS 10000 /* at most one "cursor not stored" line per this period */
 #define MS_RETRY_MAX_SHIFT 4 /* retries back off to 16 flush intervals */
 
-/* ---- names ---------------------------------------------------------------------------- */
-
-/* java.net.URLEncoder (UTF-8), which Pulsar uses for cursor node names. */
-static char *url_encode(const char *s)
+/* The metadata path of cursor name of m: Pulsar URL-encodes the name into the node's. */
+static char *ms_cursor_path(const struct mml *m, const char *name)
 {
-    size_t n = strlen(s);
-    char *out = mg_malloc(n * 3 + 1), *p = out;
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-            *c == '.' || *c == '-' || *c == '*' || *c == '_')
-            *p++ = (char)*c;
-        else if (*c == ' ')
-            *p++ = '+';
-        else
-            p += sprintf(p, "%%%02X", *c);
-    }
-    *p = 0;
-    return out;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static char *url_decode(const char *s)
-{
-    char *out = mg_malloc(strlen(s) + 1), *p = out;
-    for (; *s; s++) {
-        if (*s == '+') {
-            *p++ = ' ';
-        } else if (*s == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-            *p++ = (char)(hexval(s[1]) * 16 + hexval(s[2]));
-            s += 2;
-        } else {
-            *p++ = *s;
-        }
-    }
-    *p = 0;
-    return out;
+    char *enc = mg_url_encode(name);
+    char *path = mg_asprintf("%s/%s", m->path, enc);
+    mg_free(enc);
+    return path;
 }
 
 /* ---- refcounts and ops ----------------------------------------------------------------- */
@@ -576,7 +538,7 @@ static void load_got_cursor(struct mop *op, int status)
         return;
     }
     if (status == 0) {
-        char *name = url_decode(op->names[op->idx]);
+        char *name = mg_url_decode(op->names[op->idx], strlen(op->names[op->idx]), NULL);
         struct mcur *cur = mg_calloc(1, sizeof *cur);
         cur->m = m;
         mg_timer_init(&cur->timer, m->s->loop, cursor_timer_cb, cur);
@@ -997,9 +959,7 @@ static int ms_save_cursor(void *impl, struct ml_ledger *ml, struct ml_cursor *c,
         cur->m = m;
         mg_timer_init(&cur->timer, s->loop, cursor_timer_cb, cur);
         cur->name = mg_strdup(c->name);
-        char *enc = url_encode(c->name);
-        cur->path = mg_asprintf("%s/%s", m->path, enc);
-        mg_free(enc);
+        cur->path = ms_cursor_path(m, c->name);
         cur->version = META_VERSION_NONE;
         mg_map_put_str(&m->cursors, cur->name, cur);
         now = true; /* a new subscription is stored at once */
@@ -1042,9 +1002,7 @@ static int ms_remove_cursor(void *impl, struct ml_ledger *ml, const char *name,
         path = mg_strdup(cur->path);
         cursor_free(cur);
     } else {
-        char *enc = url_encode(name);
-        path = mg_asprintf("%s/%s", m->path, enc);
-        mg_free(enc);
+        path = ms_cursor_path(m, name);
     }
     cursor_delete_node(m, path, req);
     mg_free(path);

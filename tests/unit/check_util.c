@@ -7,6 +7,7 @@
 #include "util/loop.h"
 #include "util/map.h"
 #include "util/ratelimit.h"
+#include "util/url.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -398,6 +399,49 @@ static void tmr_cb(struct mg_timer *t, void *arg)
 /* A simulated loop: time stands still until advanced; timers fire in deadline order, equal
  * deadlines in the order they were started (whatever the heap's shape); both clocks move
  * together by exactly what was advanced. */
+/* java.net.URLEncoder / URLDecoder: what Pulsar writes for ML and cursor node names. */
+START_TEST(test_url)
+{
+    static const struct {
+        const char *plain, *enc;
+    } cases[] = {
+        {"", ""},
+        {"AZaz09.-*_", "AZaz09.-*_"},
+        {"my sub/1", "my+sub%2F1"},
+        {"a+b%c~d!", "a%2Bb%25c%7Ed%21"},
+        {"\xc3\xa9t\xc3\xa9", "%C3%A9t%C3%A9"}, /* UTF-8 bytes, upper-case hex */
+        {"\x7f\x01:?#&=", "%7F%01%3A%3F%23%26%3D"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *e = mg_url_encode(cases[i].plain);
+        ck_assert_str_eq(e, cases[i].enc);
+        size_t len = 99;
+        char *d = mg_url_decode(e, strlen(e), &len);
+        ck_assert_str_eq(d, cases[i].plain);
+        ck_assert_uint_eq(len, strlen(cases[i].plain));
+        mg_free(d);
+        mg_free(e);
+    }
+    /* Lower-case hex decodes; a '%' without two hex digits stays; only n bytes are read. */
+    char *d = mg_url_decode("%2f%zz%4+%", 10, NULL);
+    ck_assert_str_eq(d, "/%zz%4 %");
+    mg_free(d);
+    d = mg_url_decode("ab%41cd", 5, NULL);
+    ck_assert_str_eq(d, "abA");
+    mg_free(d);
+    d = mg_url_decode("ab%4", 4, NULL);
+    ck_assert_str_eq(d, "ab%4");
+    mg_free(d);
+    /* %00 is a NUL byte: the length tells. */
+    size_t len = 0;
+    d = mg_url_decode("a%00b", 5, &len);
+    ck_assert_uint_eq(len, 3);
+    ck_assert_uint_eq(strlen(d), 1);
+    ck_assert_int_eq(d[2], 'b');
+    mg_free(d);
+}
+END_TEST
+
 START_TEST(test_loop_sim_order)
 {
     struct event_base *base = event_base_new();
@@ -568,6 +612,7 @@ int main(void)
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_crc);
     tcase_add_test(tc, test_ratelimit);
+    tcase_add_test(tc, test_url);
     tcase_add_test(tc, test_loop_sim_order);
     tcase_add_test(tc, test_loop_sim_rearm);
     tcase_add_test(tc, test_loop_sim_runs_active_events);
