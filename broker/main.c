@@ -18,6 +18,7 @@
 #include "svc/svc.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/listen.h"
 #include "util/log.h"
 #include "util/loop.h"
@@ -198,21 +199,6 @@ static int load_config(const struct main_opts *o, enum role role, struct cfg *cf
     return 0;
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 static int write_port_file(const char *path, const struct proc *p)
 {
     char tmp[PATH_MAX];
@@ -323,7 +309,7 @@ static int start_bookies(struct proc *p)
             bk_options_from_cfg(&o, &p->cfg, p->bookie_dirs[i]);
         } else {
             char *base = mg_asprintf("%s/bookie-%d", p->cfg.data_directory, i);
-            if (mkdir_p(base) < 0) {
+            if (mg_mkdirs(base) < 0) {
                 MG_ERROR("main", "cannot create %s: %s", base, strerror(errno));
                 mg_free(base);
                 return -1;
@@ -435,7 +421,7 @@ static int cmd_role(enum role role, int argc, char **argv)
         goto out;
     }
     p.loop = mg_loop_new(p.base);
-    if (role != ROLE_BOOKIE && mkdir_p(p.cfg.data_directory) < 0) {
+    if (role != ROLE_BOOKIE && mg_mkdirs(p.cfg.data_directory) < 0) {
         MG_ERROR("main", "cannot create dataDirectory %s: %s", p.cfg.data_directory,
                  strerror(errno));
         goto out;

@@ -58,6 +58,7 @@
 #include "util/bytes.h"
 #include "util/crc.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/log.h"
 #include "util/loop.h"
 
@@ -156,7 +157,7 @@ int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk
     j->threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95.0;
     pthread_mutex_init(&j->lock, NULL);
     pthread_cond_init(&j->cond, NULL);
-    int rc = bk_mkdirs(j->dir);
+    int rc = mg_mkdirs(j->dir);
     if (rc < 0) {
         MG_ERROR(BK_MODULE, "cannot create journal directory %s: %s", j->dir, mg_strerror(rc));
         return rc;
@@ -594,7 +595,7 @@ static int open_next_file(struct bk_journal *j)
         return no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
     }
     if (j->sync)
-        bk_fsync_dir(j->dir);
+        mg_fsync_dir(j->dir);
     if (j->fd >= 0)
         close(j->fd);
     j->fd = fd;
@@ -761,24 +762,13 @@ static int write_group(struct bk_journal *j, size_t used, uint32_t nrec)
     mg_put_be32(h + 12, 0);
     mg_put_be64(h + 16, j->file_off);
     mg_put_be32(h + 24, group_crc(j->file_id, h));
-    const uint8_t *p = j->buf;
-    size_t left = used;
-    uint64_t at = j->file_off;
-    while (left > 0) {
-        ssize_t n = pwrite(j->fd, p, left, (off_t)at);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            if (no_space(e))
-                return group_no_space(j, e, "write failed");
-            atomic_store(&j->failed_errno, e);
-            MG_ERROR(BK_MODULE, "journal %" PRIx64 ": write failed: %s", j->file_id, strerror(e));
-            return mg_err_from_errno(e);
-        }
-        p += n;
-        at += (uint64_t)n;
-        left -= (size_t)n;
+    if (mg_pwrite_all(j->fd, j->buf, used, j->file_off) < 0) {
+        int e = errno;
+        if (no_space(e))
+            return group_no_space(j, e, "write failed");
+        atomic_store(&j->failed_errno, e);
+        MG_ERROR(BK_MODULE, "journal %" PRIx64 ": write failed: %s", j->file_id, strerror(e));
+        return mg_err_from_errno(e);
     }
     if (j->sync) {
         /* a failed fdatasync leaves the state of the written pages unknown: stop for good */

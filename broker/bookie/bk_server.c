@@ -29,6 +29,7 @@
 #include "config/cfg.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/listen.h"
 #include "util/log.h"
 #include "util/loop.h"
@@ -873,7 +874,7 @@ static int lock_dirs(struct bk_server *s)
         return fd;
     s->lock_fd[0] = fd;
     struct stat a, b;
-    if (bk_mkdirs(s->ledger_dir) == 0 && stat(s->journal_dir, &a) == 0 &&
+    if (mg_mkdirs(s->ledger_dir) == 0 && stat(s->journal_dir, &a) == 0 &&
         stat(s->ledger_dir, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
         return 0;
     fd = bk_dir_lock(s->ledger_dir, "ledgerDirectories");

@@ -31,6 +31,7 @@
 #include "util/alloc.h"
 #include "util/bytes.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/log.h"
 
 #include <dirent.h>
@@ -48,40 +49,9 @@
 #define BK_LMDB_MAP_SIZE (64ULL << 30) /* address space only; the file grows as needed */
 #define BK_LEDGER_REC_VERSION 1
 
-int bk_mkdirs(const char *path)
-{
-    char *p = mg_strdup(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-            int e = errno;
-            mg_free(p);
-            return mg_err_from_errno(e);
-        }
-        *s = '/';
-    }
-    int rc = 0;
-    if (mkdir(p, 0755) != 0 && errno != EEXIST)
-        rc = mg_err_from_errno(errno);
-    mg_free(p);
-    return rc;
-}
-
-int bk_fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return mg_err_from_errno(errno);
-    int rc = fsync(fd) != 0 ? mg_err_from_errno(errno) : 0;
-    close(fd);
-    return rc;
-}
-
 int bk_dir_lock(const char *dir, const char *key)
 {
-    int rc = bk_mkdirs(dir);
+    int rc = mg_mkdirs(dir);
     if (rc < 0) {
         MG_ERROR(BK_MODULE, "%s %s: cannot create it: %s", key, dir, mg_strerror(rc));
         return rc;
@@ -137,44 +107,12 @@ static int log_path(const struct bk_store *st, uint32_t id, char *buf, size_t n)
     return snprintf(buf, n, "%s/%x.log", st->dir, id);
 }
 
-/* Write all of buf or fail; returns 0 or an errno. */
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static bool no_space(int e)
 {
     return e == ENOSPC || e == EDQUOT;
 }
 
 /* pwrite all of buf at off or fail; returns 0 or an errno. */
-static int pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, buf, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        buf += n;
-        off += (uint64_t)n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /*
  * Write the buffered records at the end of the current entry log. Out of space (ENOSPC,
  * EDQUOT) is not an error of the data: the records stay buffered (and readable from the
@@ -188,7 +126,8 @@ static int log_flush_buf(struct bk_store *st)
     int e = st->inject_errno;
     st->inject_errno = 0;
     if (e == 0)
-        e = pwrite_all(st->log_fd, st->log_buf, st->log_buf_len, st->log_flushed);
+        e = mg_pwrite_all(st->log_fd, st->log_buf, st->log_buf_len, st->log_flushed) < 0 ? errno
+                                                                                         : 0;
     if (e != 0 && no_space(e)) {
         if (ftruncate(st->log_fd, (off_t)st->log_flushed) != 0)
             MG_DEBUG(BK_MODULE, "entry log %x: ftruncate: %s", st->log_id, strerror(errno));
@@ -233,13 +172,13 @@ static int log_open_new(struct bk_store *st, uint32_t id)
     memset(hdr, 0, sizeof hdr);
     memcpy(hdr, "BKLO", 4);
     mg_put_be32(hdr + 4, 1);
-    int e = write_all(fd, hdr, sizeof hdr);
+    int e = mg_write_all(fd, hdr, sizeof hdr) < 0 ? errno : 0;
     if (e != 0) {
         MG_ERROR(BK_MODULE, "cannot write entry log %s: %s", path, strerror(e));
         close(fd);
         return mg_err_from_errno(e);
     }
-    bk_fsync_dir(st->dir);
+    mg_fsync_dir(st->dir);
     struct bk_log_file *lf = mg_calloc(1, sizeof *lf);
     lf->id = id;
     lf->fd = fd;
@@ -278,7 +217,7 @@ int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
     st->log_max = log_max > 0 ? log_max : BK_DEFAULT_ENTRY_LOG_MAX;
     st->dir = mg_asprintf("%s/current", ledger_dir);
     char *idx = mg_asprintf("%s/index", st->dir);
-    int rc = bk_mkdirs(idx);
+    int rc = mg_mkdirs(idx);
     if (rc < 0) {
         MG_ERROR(BK_MODULE, "cannot create %s: %s", idx, mg_strerror(rc));
         mg_free(idx);
@@ -666,7 +605,7 @@ static int write_mark(struct bk_store *st)
     mg_put_be64(b, st->mark_file);
     mg_put_be64(b + 8, st->mark_off);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int e = fd < 0 ? errno : write_all(fd, b, sizeof b);
+    int e = fd < 0 || mg_write_all(fd, b, sizeof b) < 0 ? errno : 0;
     if (e == 0 && fsync(fd) != 0)
         e = errno;
     if (fd >= 0)
@@ -680,7 +619,7 @@ static int write_mark(struct bk_store *st)
                      strerror(e), held);
         return no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
     }
-    return bk_fsync_dir(st->dir);
+    return mg_fsync_dir(st->dir);
 }
 
 int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off)

@@ -344,9 +344,5 @@ void bk_server_reg_idle(struct bk_server *s);
  * (owned: closing it releases the lock), -MG_EBUSY when another process holds it (logged with
  * the holder's pid when known) or another -MG_E*. */
 int bk_dir_lock(const char *dir, const char *key);
-/* mkdir -p; returns 0 or -MG_E*. */
-int bk_mkdirs(const char *path);
-/* fsync a directory so that a created or renamed entry in it is durable. */
-int bk_fsync_dir(const char *dir);
 
 #endif

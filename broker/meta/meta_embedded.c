@@ -39,6 +39,7 @@
 #include "util/alloc.h"
 #include "util/crc.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/log.h"
 #include "util/loop.h"
 
@@ -269,22 +270,6 @@ static int emb_truncate(struct meta_emb *e, int fd, uint64_t len)
     return 0;
 }
 
-static int write_raw(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n > 0) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* write(2) all of p, through the test hook (which may make it a partial write). */
 static int write_all(struct meta_emb *e, int fd, const void *p, size_t n)
 {
@@ -292,11 +277,11 @@ static int write_all(struct meta_emb *e, int fd, const void *p, size_t n)
     if (emb_fault(e, "write", &allow) < 0) {
         int err = errno;
         if (allow < n && allow > 0)
-            write_raw(fd, p, allow);
+            mg_write_all(fd, p, allow);
         errno = err;
         return -1;
     }
-    return write_raw(fd, p, n);
+    return mg_write_all(fd, p, n);
 }
 
 /* Read a whole file; -1 with errno on failure (ENOENT if missing). */
@@ -837,25 +822,6 @@ static struct meta_emb *emb_of(struct meta_store *m)
     return m->impl;
 }
 
-static int mkdir_p(const char *dir)
-{
-    char *p = mg_strdup(dir);
-    int rc = 0;
-    for (char *s = p + 1; rc == 0; s++) {
-        if (*s == '/' || *s == '\0') {
-            char c = *s;
-            *s = '\0';
-            if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                rc = -1;
-            *s = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    mg_free(p);
-    return rc;
-}
-
 static void emb_snap_timer_cb(struct mg_timer *t, void *arg)
 {
     struct meta_emb *e = arg;
@@ -903,7 +869,7 @@ static int emb_open(struct meta_store *m, const char *arg)
     e->mem.m = m;
     m->impl = e;
     int rc;
-    if (mkdir_p(e->dir) < 0) {
+    if (mg_mkdirs(e->dir) < 0) {
         rc = emb_errno(e, "cannot create", NULL);
         goto fail;
     }

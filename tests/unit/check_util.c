@@ -2,6 +2,7 @@
 #include "util/alloc.h"
 #include "util/crc.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/listen.h"
 #include "util/log.h"
 #include "util/loop.h"
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -399,6 +401,58 @@ static void tmr_cb(struct mg_timer *t, void *arg)
 /* A simulated loop: time stands still until advanced; timers fire in deadline order, equal
  * deadlines in the order they were started (whatever the heap's shape); both clocks move
  * together by exactly what was advanced. */
+/* mg_mkdirs makes missing parents and accepts what exists; it fails with errno kept when a
+ * component is a file. The whole-write helpers write every byte where they are told. */
+START_TEST(test_fs)
+{
+    char root[] = "/tmp/check_util_fs.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    char path[256], file[256];
+    snprintf(path, sizeof path, "%s/a/b/c", root);
+    ck_assert_int_eq(mg_mkdirs(path), 0);
+    ck_assert_int_eq(mg_mkdirs(path), 0); /* exists: fine */
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    ck_assert_int_eq(mg_fsync_dir(path), 0);
+
+    snprintf(file, sizeof file, "%s/f", path);
+    int fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    ck_assert_int_ge(fd, 0);
+    static char big[300000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)('a' + i % 26);
+    ck_assert_int_eq(mg_write_all(fd, big, sizeof big), 0);
+    ck_assert_int_eq(mg_pwrite_all(fd, "XYZ", 3, 10), 0);
+    ck_assert_int_eq(mg_pwrite_all(fd, "end", 3, sizeof big), 0); /* extends the file */
+    char back[16];
+    ck_assert_int_eq(pread(fd, back, 6, 8), 6);
+    ck_assert_int_eq(memcmp(back, "ijXYZn", 6), 0);
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    ck_assert_int_eq(st.st_size, (off_t)sizeof big + 3);
+    close(fd);
+    errno = 0;
+    ck_assert_int_eq(mg_write_all(-1, "x", 1), -1);
+    ck_assert_int_eq(errno, EBADF);
+
+    /* A file where a directory should be: refused, errno says why. */
+    char under[300];
+    snprintf(under, sizeof under, "%s/g/h", file);
+    errno = 0;
+    ck_assert_int_lt(mg_mkdirs(under), 0);
+    ck_assert_int_eq(errno, ENOTDIR);
+    snprintf(under, sizeof under, "%s/missing", root);
+    ck_assert_int_lt(mg_fsync_dir(under), 0);
+
+    unlink(file);
+    for (int i = 0; i < 3; i++) {
+        rmdir(path);
+        *strrchr(path, '/') = '\0';
+    }
+    ck_assert_int_eq(rmdir(root), 0);
+}
+END_TEST
+
 /* java.net.URLEncoder / URLDecoder: what Pulsar writes for ML and cursor node names. */
 START_TEST(test_url)
 {
@@ -613,6 +667,7 @@ int main(void)
     tcase_add_test(tc, test_crc);
     tcase_add_test(tc, test_ratelimit);
     tcase_add_test(tc, test_url);
+    tcase_add_test(tc, test_fs);
     tcase_add_test(tc, test_loop_sim_order);
     tcase_add_test(tc, test_loop_sim_rearm);
     tcase_add_test(tc, test_loop_sim_runs_active_events);
