@@ -39,9 +39,10 @@ ctags --version 2>/dev/null | grep -q Universal ||
 [ "$all" = 1 ] && PENDING=
 
 cd "$src"
-# name|file|line|kind|properties, for functions and file-scope variables (not generated code).
+# name|file|line|kind|properties|pattern, for functions and file-scope variables (not
+# generated code).
 find broker -name '*.[ch]' ! -name '*.pb-c.*' | sort |
-  ctags -L - -x --kinds-C=fv --fields-C=+{properties} --_xformat='%N|%F|%n|%K|%{C.properties}' |
+  ctags -L - -x --kinds-C=fv --fields-C=+{properties} --_xformat='%N|%F|%n|%K|%{C.properties}|%P' |
   awk -F'|' -v pending="$PENDING" '
   BEGIN {
     n = split(pending, p, " ")
@@ -54,7 +55,9 @@ find broker -name '*.[ch]' ! -name '*.pb-c.*' | sort |
     mod = (file == "broker/main.c") ? "main" : parts[2]
     pre = (mod in prefix) ? prefix[mod] : mod "_"
     static = (props ~ /static/) || (file ~ /\.h$/ && kind == "function")
-    if (kind == "variable" && static) next  # file-local tables and state: not checked
+    # File-local tables and state are not checked. ctags does not see the static of a
+    # definition whose type spans lines (static const struct {...} rows[]): skip those.
+    if (kind == "variable" && (static || $6 ~ /^\/\^}/)) next
     if (kind == "function" && name != "main") {
       defs[name] = defs[name] " " file ":" line; ndefs[name]++; mods[name] = mods[name] " " mod
     }

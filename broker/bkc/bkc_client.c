@@ -80,11 +80,11 @@ void bkc_complete(struct bkc_client *c, struct bkc_req *req, int status)
     event_active(c->done_ev, 0, 0);
 }
 
-static void client_release(struct bkc_client *c);
+static void bkc_client_release(struct bkc_client *c);
 
 /* Run queued callbacks (also those queued by bkc_client_free from one of them). Returns
  * false if the client was freed by one of them. */
-static bool run_done(struct bkc_client *c)
+static bool bkc_run_done(struct bkc_client *c)
 {
     struct bkc_req *req;
     c->draining = true;
@@ -98,29 +98,29 @@ static bool run_done(struct bkc_client *c)
     }
     c->draining = false;
     if (c->free_on_return) {
-        client_release(c);
+        bkc_client_release(c);
         return false;
     }
     return true;
 }
 
-static void done_ev_cb(evutil_socket_t fd, short what, void *arg)
+static void bkc_done_ev_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    run_done(arg);
+    bkc_run_done(arg);
 }
 
-static int tick_ms(const struct bkc_client *c)
+static int bkc_tick_ms(const struct bkc_client *c)
 {
     int tick = c->cfg.timeout_ms / 10;
     return tick < 10 ? 10 : tick > 1000 ? 1000 : tick;
 }
 
-static void tick_cb(struct mg_timer *t, void *arg)
+static void bkc_tick_cb(struct mg_timer *t, void *arg)
 {
     struct bkc_client *c = arg;
-    mg_timer_start(t, (uint64_t)tick_ms(c));
+    mg_timer_start(t, (uint64_t)bkc_tick_ms(c));
     uint64_t now = mg_loop_mono_ms(c->loop);
     struct bkc_bookie *bk;
     TAILQ_FOREACH(bk, &c->bookie_list, link)
@@ -130,7 +130,7 @@ static void tick_cb(struct mg_timer *t, void *arg)
 /* ---- metadata requests -------------------------------------------------------------------- */
 
 /* The list a live mop is on: its owner's, or the client's. */
-static struct bkc_mop_list *mop_list(struct bkc_client *c, struct bkc_ledger *owner)
+static struct bkc_mop_list *bkc_mop_list_of(struct bkc_client *c, struct bkc_ledger *owner)
 {
     return owner ? &owner->mops : &c->mops;
 }
@@ -142,7 +142,7 @@ struct bkc_mop *bkc_mop_new(struct bkc_client *c, struct bkc_ledger *owner, bkc_
     mop->owner = owner;
     mop->fn = fn;
     mop->mr.data = mop;
-    TAILQ_INSERT_TAIL(mop_list(c, owner), mop, link);
+    TAILQ_INSERT_TAIL(bkc_mop_list_of(c, owner), mop, link);
     return mop;
 }
 
@@ -150,7 +150,7 @@ void bkc_mop_cb(struct meta_req *mr, int status)
 {
     struct bkc_mop *mop = mr->data;
     if (!mop->dead) {
-        TAILQ_REMOVE(mop_list(mop->c, mop->owner), mop, link);
+        TAILQ_REMOVE(bkc_mop_list_of(mop->c, mop->owner), mop, link);
         mop->fn(mop, status);
     }
     meta_req_fini(&mop->mr);
@@ -159,7 +159,7 @@ void bkc_mop_cb(struct meta_req *mr, int status)
 
 void bkc_mops_kill(struct bkc_client *c, struct bkc_ledger *owner)
 {
-    struct bkc_mop_list *l = mop_list(c, owner);
+    struct bkc_mop_list *l = bkc_mop_list_of(c, owner);
     struct bkc_mop *mop;
     while ((mop = TAILQ_FIRST(l))) {
         c->mop_kill_steps++;
@@ -171,14 +171,14 @@ void bkc_mops_kill(struct bkc_client *c, struct bkc_ledger *owner)
 /* A synchronous meta failure: the mop is not in flight, drop it. */
 void bkc_mop_drop(struct bkc_mop *mop)
 {
-    TAILQ_REMOVE(mop_list(mop->c, mop->owner), mop, link);
+    TAILQ_REMOVE(bkc_mop_list_of(mop->c, mop->owner), mop, link);
     meta_req_fini(&mop->mr);
     mg_free(mop);
 }
 
 /* ---- digests ------------------------------------------------------------------------------ */
 
-static void sha1_2(const void *a, size_t al, const void *b, size_t bl, uint8_t out[20])
+static void bkc_sha1_2(const void *a, size_t al, const void *b, size_t bl, uint8_t out[20])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned int n = 20;
@@ -193,12 +193,12 @@ static void sha1_2(const void *a, size_t al, const void *b, size_t bl, uint8_t o
 
 void bkc_master_key(const uint8_t *pw, size_t pw_len, uint8_t out[WIRE_BK_MASTER_KEY_LEN])
 {
-    sha1_2("ledger", 6, pw, pw_len, out);
+    bkc_sha1_2("ledger", 6, pw, pw_len, out);
 }
 
-static void mac_key(const uint8_t *pw, size_t pw_len, uint8_t out[20])
+static void bkc_mac_key(const uint8_t *pw, size_t pw_len, uint8_t out[20])
 {
-    sha1_2("mac", 3, pw, pw_len, out);
+    bkc_sha1_2("mac", 3, pw, pw_len, out);
 }
 
 int bkc_digest_len(int digest)
@@ -219,7 +219,7 @@ int bkc_digest_len(int digest)
 
 typedef void (*chunk_fn)(void *ctx, const void *p, size_t n);
 
-static void for_chunks(struct evbuffer *b, size_t off, size_t len, chunk_fn fn, void *ctx)
+static void bkc_for_chunks(struct evbuffer *b, size_t off, size_t len, chunk_fn fn, void *ctx)
 {
     struct evbuffer_ptr pos;
     if (evbuffer_ptr_set(b, &pos, off, EVBUFFER_PTR_SET) < 0)
@@ -241,13 +241,13 @@ static void for_chunks(struct evbuffer *b, size_t off, size_t len, chunk_fn fn, 
     }
 }
 
-static void crc32_chunk(void *ctx, const void *p, size_t n)
+static void bkc_crc32_chunk(void *ctx, const void *p, size_t n)
 {
     uint32_t *crc = ctx;
     *crc = mg_crc32(*crc, p, n);
 }
 
-static void hmac_chunk(void *ctx, const void *p, size_t n)
+static void bkc_hmac_chunk(void *ctx, const void *p, size_t n)
 {
     EVP_DigestSignUpdate(ctx, p, n);
 }
@@ -267,7 +267,7 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
         break;
     case BKC_DIGEST_CRC32:
         crc = mg_crc32(0, hdr, WIRE_BK_ENTRY_HDR_LEN);
-        for_chunks(payload, off, len, crc32_chunk, &crc);
+        bkc_for_chunks(payload, off, len, bkc_crc32_chunk, &crc);
         memset(out, 0, 4);
         out[4] = (uint8_t)(crc >> 24);
         out[5] = (uint8_t)(crc >> 16);
@@ -281,7 +281,7 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
         MG_ASSERT(k && ctx);
         EVP_DigestSignInit(ctx, NULL, EVP_sha1(), NULL, k);
         EVP_DigestSignUpdate(ctx, hdr, WIRE_BK_ENTRY_HDR_LEN);
-        for_chunks(payload, off, len, hmac_chunk, ctx);
+        bkc_for_chunks(payload, off, len, bkc_hmac_chunk, ctx);
         EVP_DigestSignFinal(ctx, out, &n);
         EVP_MD_CTX_free(ctx);
         EVP_PKEY_free(k);
@@ -345,9 +345,9 @@ int bkc_client_new(struct mg_loop *loop, struct meta_store *meta, const struct b
     TAILQ_INIT(&c->ledgers);
     TAILQ_INIT(&c->zombies);
     TAILQ_INIT(&c->mops);
-    c->done_ev = event_new(c->base, -1, 0, done_ev_cb, c);
-    mg_timer_init(&c->tick, loop, tick_cb, c);
-    mg_timer_start(&c->tick, (uint64_t)tick_ms(c));
+    c->done_ev = event_new(c->base, -1, 0, bkc_done_ev_cb, c);
+    mg_timer_init(&c->tick, loop, bkc_tick_cb, c);
+    mg_timer_start(&c->tick, (uint64_t)bkc_tick_ms(c));
     if (cfg.seed) {
         c->rng = cfg.seed;
     } else {
@@ -361,7 +361,7 @@ int bkc_client_new(struct mg_loop *loop, struct meta_store *meta, const struct b
     return 0;
 }
 
-static void client_release(struct bkc_client *c)
+static void bkc_client_release(struct bkc_client *c)
 {
     event_free(c->done_ev);
     mg_free(c->password);
@@ -396,8 +396,8 @@ void bkc_client_free(struct bkc_client *c)
         c->free_on_return = true;
         return;
     }
-    if (run_done(c))
-        client_release(c);
+    if (bkc_run_done(c))
+        bkc_client_release(c);
 }
 
 void bkc_req_fini(struct bkc_req *req)
@@ -414,7 +414,7 @@ void bkc_req_fini(struct bkc_req *req)
 
 /* ---- create / open / delete --------------------------------------------------------------- */
 
-static int check_quorums(int e, int w, int a)
+static int bkc_check_quorums(int e, int w, int a)
 {
     return (e >= 1 && e <= BKC_MAX_ENSEMBLE && w >= 1 && w <= e && a >= 1 && a <= w) ? 0
                                                                                      : -MG_EINVAL;
@@ -426,7 +426,7 @@ int bkc_create(struct bkc_client *c, const struct bkc_create_opts *o, struct bkc
     int e = o && o->ensemble_size ? o->ensemble_size : c->cfg.ensemble_size;
     int w = o && o->write_quorum ? o->write_quorum : c->cfg.write_quorum;
     int a = o && o->ack_quorum ? o->ack_quorum : c->cfg.ack_quorum;
-    if (check_quorums(e, w, a) < 0)
+    if (bkc_check_quorums(e, w, a) < 0)
         return -MG_EINVAL;
     req->cb = cb;
     req->ledger = NULL;
@@ -475,7 +475,7 @@ int bkc_open(struct bkc_client *c, int64_t ledger_id, bool recovery, struct bkc_
     return 0;
 }
 
-static void delete_done(struct bkc_mop *mop, int status)
+static void bkc_delete_done(struct bkc_mop *mop, int status)
 {
     if (status < 0)
         snprintf(mop->ureq->errmsg, sizeof(mop->ureq->errmsg), "delete ledger metadata: %s",
@@ -489,7 +489,7 @@ int bkc_delete(struct bkc_client *c, int64_t ledger_id, struct bkc_req *req, bkc
         return -MG_EINVAL;
     req->cb = cb;
     req->errmsg[0] = '\0';
-    struct bkc_mop *mop = bkc_mop_new(c, NULL, delete_done);
+    struct bkc_mop *mop = bkc_mop_new(c, NULL, bkc_delete_done);
     mop->ureq = req;
     char *path = bkc_ledger_path(c->root, ledger_id);
     int rc = meta_delete(c->meta, path, META_VERSION_ANY, &mop->mr, bkc_mop_cb);
@@ -510,7 +510,7 @@ void bkc_ledger_keys(struct bkc_ledger *lh)
         pl = lh->md.password_len;
     }
     bkc_master_key(pw, pl, lh->master_key);
-    mac_key(pw, pl, lh->mac_key);
+    bkc_mac_key(pw, pl, lh->mac_key);
     lh->digest = lh->md.digest ? lh->md.digest : (int)lh->c->cfg.digest;
     lh->digest_len = bkc_digest_len(lh->digest);
 }

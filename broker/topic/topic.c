@@ -164,7 +164,8 @@ static void topic_load_subs(struct topic *t)
     }
     for (int i = 0; i < n; i++) {
         int err = 0;
-        if (!mg_map_get_str(&t->subs, names[i]) && !sub_new(t, names[i], true, ML_POS_LATEST, &err))
+        if (!mg_map_get_str(&t->subs, names[i]) &&
+            !topic_sub_new(t, names[i], true, ML_POS_LATEST, &err))
             MG_WARN(MOD, "%s: cannot open cursor %s: %s", t->name.full, names[i], mg_strerror(err));
         mg_free(names[i]);
     }
@@ -281,7 +282,7 @@ struct topic *topic_next(struct topic_registry *r, size_t *pos)
     return NULL;
 }
 
-static void producer_free(struct topic_producer *p)
+static void topic_producer_free(struct topic_producer *p)
 {
     mg_free(p->name);
     mg_free(p);
@@ -309,12 +310,12 @@ static void topic_close(struct topic *t, bool delete_data)
         if (p->ops && p->ops->closed)
             p->ops->closed(p->owner, p);
         if (p->pending == 0)
-            producer_free(p);
+            topic_producer_free(p);
     }
     t->exclusive = NULL;
     pos = 0;
     while (mg_map_next(&t->subs, &pos, &k, &kl, &v))
-        sub_destroy(v, true, delete_data);
+        topic_sub_destroy(v, true, delete_data);
 
     struct ml_ledger *ml = t->ml;
     t->ml = NULL;
@@ -461,7 +462,7 @@ static const int64_t lat_bounds_us[TOPIC_LAT_BUCKETS - 1] = {500,   1000,   5000
 static const int64_t size_bounds[TOPIC_SIZE_BUCKETS - 1] = {128,  512,   1024,   2048,
                                                             4096, 16384, 102400, 1048576};
 
-static int bucket_of(const int64_t *bounds, int n, int64_t v)
+static int topic_bucket_of(const int64_t *bounds, int n, int64_t v)
 {
     int i = 0;
     while (i < n && v > bounds[i])
@@ -475,9 +476,9 @@ static void topic_record_write(struct topic *t, uint64_t lat_us, int64_t bytes)
 {
     t->entries_in++;
     t->last_publish_ms = (uint64_t)mg_loop_wall_ms(t->loop);
-    t->lat_cur[bucket_of(lat_bounds_us, TOPIC_LAT_BUCKETS - 1, (int64_t)lat_us)]++;
+    t->lat_cur[topic_bucket_of(lat_bounds_us, TOPIC_LAT_BUCKETS - 1, (int64_t)lat_us)]++;
     t->lat_sum_cur += (int64_t)lat_us;
-    t->size_cur[bucket_of(size_bounds, TOPIC_SIZE_BUCKETS - 1, bytes)]++;
+    t->size_cur[topic_bucket_of(size_bounds, TOPIC_SIZE_BUCKETS - 1, bytes)]++;
     t->size_sum_cur += bytes;
     struct topic_registry *r = t->reg;
     if (r) {
@@ -491,7 +492,7 @@ static void topic_record_write(struct topic *t, uint64_t lat_us, int64_t bytes)
     }
 }
 
-static void publish_done(struct ml_append_req *req, int status)
+static void topic_publish_done(struct ml_append_req *req, int status)
 {
     struct topic_publish *pub = req->data;
     struct topic_producer *p = pub->p;
@@ -527,7 +528,7 @@ static void publish_done(struct ml_append_req *req, int status)
     p->pending--;
     cb(cb_data, status, pos);
     if (p->closed && p->pending == 0)
-        producer_free(p);
+        topic_producer_free(p);
 }
 
 int topic_publish(struct topic_producer *p, struct evbuffer *data, uint64_t sequence_id,
@@ -544,7 +545,7 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, uint64_t sequ
     pub->cb = cb;
     pub->cb_data = cb_data;
     pub->req.data = pub;
-    int rc = ml_append(p->topic->ml, data, &pub->req, publish_done);
+    int rc = ml_append(p->topic->ml, data, &pub->req, topic_publish_done);
     if (rc < 0) {
         mg_free(pub);
         if (rc == -MG_EFENCED)
@@ -568,7 +569,7 @@ void topic_producer_close(struct topic_producer *p)
             t->exclusive = NULL;
     }
     if (p->pending == 0)
-        producer_free(p);
+        topic_producer_free(p);
 }
 
 /* ---- stats and admin ------------------------------------------------------------------- */
@@ -632,7 +633,7 @@ int topic_sub_stats_next(struct topic *t, size_t *pos, struct topic_sub_stats *o
     void *v;
     if (!mg_map_next(&t->subs, pos, &k, &kl, &v))
         return 0;
-    sub_get_stats(v, out);
+    topic_sub_get_stats(v, out);
     return 1;
 }
 
@@ -656,7 +657,7 @@ int topic_producer_stats_next(struct topic *t, size_t *pos, struct topic_produce
     return 1;
 }
 
-static double rate_of(int64_t now, int64_t *prev, double secs)
+static double topic_rate_of(int64_t now, int64_t *prev, double secs)
 {
     double r = secs > 0 ? (double)(now - *prev) / secs : 0.0;
     *prev = now;
@@ -675,10 +676,10 @@ void topic_registry_stats_update(struct topic_registry *r, uint64_t now_ms)
             continue;
         double secs = now_ms > t->stats_ms ? (double)(now_ms - t->stats_ms) / 1000.0 : 0.0;
         t->stats_ms = now_ms;
-        t->rate_msg_in = rate_of(t->msg_in, &t->prev_msg_in, secs);
-        t->rate_bytes_in = rate_of(t->bytes_in, &t->prev_bytes_in, secs);
-        t->rate_entries_in = rate_of(t->entries_in, &t->prev_entries_in, secs);
-        t->rate_entries_out = rate_of(t->entries_out, &t->prev_entries_out, secs);
+        t->rate_msg_in = topic_rate_of(t->msg_in, &t->prev_msg_in, secs);
+        t->rate_bytes_in = topic_rate_of(t->bytes_in, &t->prev_bytes_in, secs);
+        t->rate_entries_in = topic_rate_of(t->entries_in, &t->prev_entries_in, secs);
+        t->rate_entries_out = topic_rate_of(t->entries_out, &t->prev_entries_out, secs);
         memcpy(t->lat_last, t->lat_cur, sizeof t->lat_last);
         memset(t->lat_cur, 0, sizeof t->lat_cur);
         t->lat_sum_last = t->lat_sum_cur;
@@ -690,12 +691,12 @@ void topic_registry_stats_update(struct topic_registry *r, uint64_t now_ms)
         size_t pp = 0;
         while (mg_map_next(&t->producers, &pp, &k, &kl, &v)) {
             struct topic_producer *p = v;
-            p->rate_msg_in = rate_of(p->msg_in, &p->prev_msg_in, secs);
-            p->rate_bytes_in = rate_of(p->bytes_in, &p->prev_bytes_in, secs);
+            p->rate_msg_in = topic_rate_of(p->msg_in, &p->prev_msg_in, secs);
+            p->rate_bytes_in = topic_rate_of(p->bytes_in, &p->prev_bytes_in, secs);
         }
         pp = 0;
         while (mg_map_next(&t->subs, &pp, &k, &kl, &v))
-            sub_stats_roll(v, secs);
+            topic_sub_stats_roll(v, secs);
     }
 }
 
@@ -729,7 +730,7 @@ int topic_admin_create_sub(struct topic *t, const char *sub, bool earliest)
     if (mg_map_get_str(&t->subs, sub) || ml_cursor_exists(t->ml, sub))
         return -MG_EEXIST;
     int err = 0;
-    if (!sub_new(t, sub, true, earliest ? ML_POS_EARLIEST : ML_POS_LATEST, &err))
+    if (!topic_sub_new(t, sub, true, earliest ? ML_POS_EARLIEST : ML_POS_LATEST, &err))
         return err;
     return 0;
 }
@@ -741,7 +742,7 @@ int topic_admin_delete_sub(struct topic *t, const char *sub, bool force)
         return -MG_ENOSUB;
     if (s->n_consumers > 0 && !force)
         return -MG_ECONSUMERBUSY;
-    sub_destroy(s, true, true);
+    topic_sub_destroy(s, true, true);
     return 0;
 }
 
@@ -751,7 +752,7 @@ int topic_admin_skip(struct topic *t, const char *sub, int64_t n)
     if (!s)
         return -MG_ENOSUB;
     ml_cursor_skip(s->cursor, n);
-    sub_schedule(s);
+    topic_sub_schedule(s);
     return 0;
 }
 
@@ -761,7 +762,7 @@ int topic_admin_clear_backlog(struct topic *t, const char *sub)
     if (!s)
         return -MG_ENOSUB;
     ml_cursor_clear_backlog(s->cursor);
-    sub_schedule(s);
+    topic_sub_schedule(s);
     return 0;
 }
 
@@ -770,6 +771,6 @@ int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_positio
     struct topic_sub *s = mg_map_get_str(&t->subs, sub);
     if (!s)
         return -MG_ENOSUB;
-    sub_reset_to(s, pos, true);
+    topic_sub_reset_to(s, pos, true);
     return 0;
 }

@@ -202,17 +202,17 @@ struct topic_sub {
 };
 
 /* Internal calls between topic.c and topic_sub.c. */
-struct topic_sub *sub_new(struct topic *t, const char *name, bool durable, struct ml_position start,
-                          int *err);
+struct topic_sub *topic_sub_new(struct topic *t, const char *name, bool durable,
+                                struct ml_position start, int *err);
 /* Close a subscription: consumers get closed callbacks when notify; the cursor is
  * deleted when delete_cursor, else closed. */
-void sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor);
-void sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out);
-void sub_reset_to(struct topic_sub *s, struct ml_position pos, bool close_consumers);
-void sub_schedule(struct topic_sub *s);
+void topic_sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor);
+void topic_sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out);
+void topic_sub_reset_to(struct topic_sub *s, struct ml_position pos, bool close_consumers);
+void topic_sub_schedule(struct topic_sub *s);
 void topic_ref(struct topic *t);
 /* Roll one subscription's interval (rates over secs seconds). */
-void sub_stats_roll(struct topic_sub *s, double secs);
+void topic_sub_stats_roll(struct topic_sub *s, double secs);
 void topic_unref(struct topic *t);
 
 #endif

@@ -25,7 +25,7 @@
 
 #define PARTITION_SUFFIX "-partition-"
 
-static int parse_partition(const char *local)
+static int topic_name_parse_partition(const char *local)
 {
     const char *p = NULL;
     for (const char *q = strstr(local, PARTITION_SUFFIX); q; q = strstr(q + 1, PARTITION_SUFFIX))
@@ -128,7 +128,7 @@ int topic_name_parse(const char *s, struct topic_name *out)
     }
     const char *dom = persistent ? "persistent" : "non-persistent";
     out->full = mg_asprintf("%s://%s/%s/%s", dom, out->tenant, out->ns, out->local);
-    out->partition = parse_partition(out->local);
+    out->partition = topic_name_parse_partition(out->local);
     if (out->partition >= 0) {
         const char *suf = out->local + strlen(out->local);
         while (suf > out->local && suf[-1] != '-')

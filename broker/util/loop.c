@@ -125,65 +125,65 @@ int64_t mg_loop_wall_ms(const struct mg_loop *l)
 
 /* ---- the simulated timer heap ------------------------------------------------------------ */
 
-static bool earlier(const struct mg_timer *a, const struct mg_timer *b)
+static bool mg_timer_earlier(const struct mg_timer *a, const struct mg_timer *b)
 {
     return a->deadline_ < b->deadline_ || (a->deadline_ == b->deadline_ && a->seq_ < b->seq_);
 }
 
-static void heap_set(struct mg_loop *l, size_t i, struct mg_timer *t)
+static void mg_loop_heap_set(struct mg_loop *l, size_t i, struct mg_timer *t)
 {
     l->heap[i] = t;
     t->heap_ = i + 1;
 }
 
-static void heap_up(struct mg_loop *l, size_t i)
+static void mg_loop_heap_up(struct mg_loop *l, size_t i)
 {
     struct mg_timer *t = l->heap[i];
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!earlier(t, l->heap[p]))
+        if (!mg_timer_earlier(t, l->heap[p]))
             break;
-        heap_set(l, i, l->heap[p]);
+        mg_loop_heap_set(l, i, l->heap[p]);
         i = p;
     }
-    heap_set(l, i, t);
+    mg_loop_heap_set(l, i, t);
 }
 
-static void heap_down(struct mg_loop *l, size_t i)
+static void mg_loop_heap_down(struct mg_loop *l, size_t i)
 {
     struct mg_timer *t = l->heap[i];
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= l->n)
             break;
-        if (c + 1 < l->n && earlier(l->heap[c + 1], l->heap[c]))
+        if (c + 1 < l->n && mg_timer_earlier(l->heap[c + 1], l->heap[c]))
             c++;
-        if (!earlier(l->heap[c], t))
+        if (!mg_timer_earlier(l->heap[c], t))
             break;
-        heap_set(l, i, l->heap[c]);
+        mg_loop_heap_set(l, i, l->heap[c]);
         i = c;
     }
-    heap_set(l, i, t);
+    mg_loop_heap_set(l, i, t);
 }
 
-static void heap_remove(struct mg_loop *l, struct mg_timer *t)
+static void mg_loop_heap_remove(struct mg_loop *l, struct mg_timer *t)
 {
     size_t i = t->heap_ - 1;
     t->heap_ = 0;
     struct mg_timer *last = l->heap[--l->n];
     if (i == l->n)
         return;
-    heap_set(l, i, last);
-    if (i > 0 && earlier(last, l->heap[(i - 1) / 2]))
-        heap_up(l, i);
+    mg_loop_heap_set(l, i, last);
+    if (i > 0 && mg_timer_earlier(last, l->heap[(i - 1) / 2]))
+        mg_loop_heap_up(l, i);
     else
-        heap_down(l, i);
+        mg_loop_heap_down(l, i);
 }
 
-static void heap_push(struct mg_loop *l, struct mg_timer *t, uint64_t deadline_us)
+static void mg_loop_heap_push(struct mg_loop *l, struct mg_timer *t, uint64_t deadline_us)
 {
     if (t->heap_)
-        heap_remove(l, t);
+        mg_loop_heap_remove(l, t);
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 64;
         l->heap = mg_realloc(l->heap, l->cap * sizeof *l->heap);
@@ -191,12 +191,12 @@ static void heap_push(struct mg_loop *l, struct mg_timer *t, uint64_t deadline_u
     t->deadline_ = deadline_us;
     t->seq_ = ++l->seq;
     l->heap[l->n++] = t;
-    heap_up(l, l->n - 1);
+    mg_loop_heap_up(l, l->n - 1);
 }
 
 /* ---- timers -------------------------------------------------------------------------------- */
 
-static void timer_ev_cb(evutil_socket_t fd, short what, void *arg)
+static void mg_timer_ev_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -211,7 +211,7 @@ void mg_timer_init(struct mg_timer *t, struct mg_loop *l, mg_timer_cb cb, void *
     t->cb_ = cb;
     t->arg_ = arg;
     if (!l->sim) {
-        t->ev_ = event_new(l->base, -1, 0, timer_ev_cb, t);
+        t->ev_ = event_new(l->base, -1, 0, mg_timer_ev_cb, t);
         MG_ASSERT(t->ev_); /* only fails on allocation failure */
     }
 }
@@ -220,7 +220,7 @@ void mg_timer_start(struct mg_timer *t, uint64_t delay_ms)
 {
     struct mg_loop *l = t->loop_;
     if (l->sim) {
-        heap_push(l, t, l->now_us + delay_ms * 1000u);
+        mg_loop_heap_push(l, t, l->now_us + delay_ms * 1000u);
         return;
     }
     struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000)};
@@ -231,7 +231,7 @@ void mg_timer_activate(struct mg_timer *t)
 {
     struct mg_loop *l = t->loop_;
     if (l->sim) {
-        heap_push(l, t, l->now_us);
+        mg_loop_heap_push(l, t, l->now_us);
         return;
     }
     event_active(t->ev_, EV_TIMEOUT, 1);
@@ -243,7 +243,7 @@ void mg_timer_stop(struct mg_timer *t)
         return;
     if (t->loop_->sim) {
         if (t->heap_)
-            heap_remove(t->loop_, t);
+            mg_loop_heap_remove(t->loop_, t);
         return;
     }
     event_del(t->ev_);
@@ -282,7 +282,7 @@ int mg_loop_run_due(struct mg_loop *l)
         if (l->n == 0 || l->heap[0]->deadline_ > l->now_us)
             return fired;
         struct mg_timer *t = l->heap[0];
-        heap_remove(l, t);
+        mg_loop_heap_remove(l, t);
         fired++;
         t->cb_(t, t->arg_);
     }
