@@ -344,10 +344,9 @@ static void bkc_conn_op_record(struct bkc_op *op, int rc)
     bk->add_lat_sum_us += lat;
 }
 
-static struct bkc_op *bkc_conn_op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledger,
-                                      int64_t entry, bkc_op_cb cb, void *arg, int slot)
+void bkc_op_start(struct bkc_op *op, struct bkc_bookie *bk, uint8_t opcode, int64_t ledger,
+                  int64_t entry, bkc_op_cb cb, void *arg, int slot)
 {
-    struct bkc_op *op = mg_calloc(1, sizeof(*op));
     op->bk = bk;
     op->opcode = opcode;
     op->ledger = ledger;
@@ -355,9 +354,18 @@ static struct bkc_op *bkc_conn_op_new(struct bkc_bookie *bk, uint8_t opcode, int
     op->cb = cb;
     op->arg = arg;
     op->slot = slot;
-    op->gen = bk->gen;
     op->sent_us = mg_loop_mono_us(bk->c->loop);
     op->deadline_ms = op->sent_us / 1000u + (uint64_t)bk->c->cfg.timeout_ms;
+    TAILQ_INSERT_TAIL(&bk->ops, op, link);
+    bk->n_ops++;
+}
+
+static struct bkc_op *bkc_conn_op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledger,
+                                      int64_t entry, bkc_op_cb cb, void *arg, int slot)
+{
+    struct bkc_op *op = mg_calloc(1, sizeof(*op));
+    bkc_op_start(op, bk, opcode, ledger, entry, cb, arg, slot);
+    op->gen = bk->gen;
     if (bk->v3)
         op->txn = bk->next_txn++;
     uint8_t key[17];
@@ -370,8 +378,6 @@ static struct bkc_op *bkc_conn_op_new(struct bkc_bookie *bk, uint8_t opcode, int
             head = head->next_same;
         head->next_same = op;
     }
-    TAILQ_INSERT_TAIL(&bk->ops, op, link);
-    bk->n_ops++;
     return op;
 }
 

@@ -555,18 +555,7 @@ static struct fk_msg *bkc_fake_msg_new(struct bkc_bookie *bk, uint8_t opcode, in
     m->flags = flags;
     if (key)
         memcpy(m->key, key, WIRE_BK_MASTER_KEY_LEN);
-    struct bkc_op *op = &m->op;
-    op->bk = bk;
-    op->opcode = opcode;
-    op->ledger = ledger;
-    op->entry = entry;
-    op->cb = cb;
-    op->arg = arg;
-    op->slot = slot;
-    op->sent_us = mg_loop_mono_us(bk->c->loop);
-    op->deadline_ms = op->sent_us / 1000u + (uint64_t)bk->c->cfg.timeout_ms;
-    TAILQ_INSERT_TAIL(&bk->ops, op, link);
-    bk->n_ops++;
+    bkc_op_start(&m->op, bk, opcode, ledger, entry, cb, arg, slot);
     m->attached = true;
     mg_timer_init(&m->timer, f->loop, bkc_fake_msg_step, m);
     TAILQ_INSERT_TAIL(&f->msgs, m, link);

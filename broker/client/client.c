@@ -42,6 +42,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -757,6 +758,46 @@ static void client_ep_report_ready(struct client_ep *ep, int status, const char 
 }
 
 /* Something failed on the way to (or while) serving the topic. */
+static void client_ep_fail(struct client_ep *ep, int status, const char *msg);
+
+/* The broker's answer to an endpoint's PRODUCER or SUBSCRIBE (request): true when it is the
+ * success wanted; else the endpoint fails, with "<what>: <msg>" when the request failed
+ * (what formatted from fmt only then). */
+static bool client_ep_answered(struct client_ep *ep, int status, const wire_cmd *cmd, int wanted,
+                               const char *request, const char *msg, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static bool client_ep_answered(struct client_ep *ep, int status, const wire_cmd *cmd, int wanted,
+                               const char *request, const char *msg, const char *fmt, ...)
+{
+    char m[400];
+    if (status < 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(m, sizeof m, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < sizeof m)
+            snprintf(m + n, sizeof m - (size_t)n, ": %s", msg);
+        client_ep_fail(ep, status, m);
+        return false;
+    }
+    if ((int)cmd->type != wanted) {
+        snprintf(m, sizeof m, "unexpected answer to %s", request);
+        client_ep_fail(ep, -MG_EPROTO, m);
+        return false;
+    }
+    return true;
+}
+
+/* The endpoint is served: true the first time (its ready callback is due). */
+static bool client_ep_set_ready(struct client_ep *ep)
+{
+    ep->state = CLIENT_EP_READY;
+    ep->backoff_ms = CLIENT_BACKOFF_MIN_MS;
+    bool first = !ep->ever_ready;
+    ep->ever_ready = true;
+    return first;
+}
+
 static void client_ep_fail(struct client_ep *ep, int status, const char *msg)
 {
     client_ep_detach(ep);
@@ -1273,16 +1314,10 @@ static void client_producer_on_create_resp(struct client_req *r, struct client_c
 {
     (void)conn;
     struct client_producer *p = r->owner;
-    if (status < 0) {
-        char m[400];
-        snprintf(m, sizeof m, "cannot create producer on %s: %s", p->ep.topic, msg);
-        client_ep_fail(&p->ep, status, m);
+    if (!client_ep_answered(&p->ep, status, cmd,
+                            PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER_SUCCESS, "PRODUCER", msg,
+                            "cannot create producer on %s", p->ep.topic))
         return;
-    }
-    if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER_SUCCESS) {
-        client_ep_fail(&p->ep, -MG_EPROTO, "unexpected answer to PRODUCER");
-        return;
-    }
     const Pulsar__Proto__CommandProducerSuccess *ps = cmd->producer_success;
     if (ps->producer_name && *ps->producer_name &&
         (!p->name || strcmp(p->name, ps->producer_name) != 0)) {
@@ -1296,10 +1331,7 @@ static void client_producer_on_create_resp(struct client_req *r, struct client_c
         if (ps->has_last_sequence_id && ps->last_sequence_id >= 0 && p->pending == 0)
             p->next_seq = (uint64_t)ps->last_sequence_id + 1;
     }
-    p->ep.state = CLIENT_EP_READY;
-    p->ep.backoff_ms = CLIENT_BACKOFF_MIN_MS;
-    bool first = !p->ep.ever_ready;
-    p->ep.ever_ready = true;
+    bool first = client_ep_set_ready(&p->ep);
     if (!first)
         MG_INFO(MOD, "producer %s on %s reconnected; resending %u pending", p->name, p->ep.topic,
                 p->pending);
@@ -1504,20 +1536,11 @@ static void client_consumer_on_subscribe_resp(struct client_req *r, struct clien
 {
     (void)conn;
     struct client_consumer *c = r->owner;
-    if (status < 0) {
-        char m[400];
-        snprintf(m, sizeof m, "cannot subscribe %s on %s: %s", c->subscription, c->ep.topic, msg);
-        client_ep_fail(&c->ep, status, m);
+    if (!client_ep_answered(&c->ep, status, cmd, PULSAR__PROTO__BASE_COMMAND__TYPE__SUCCESS,
+                            "SUBSCRIBE", msg, "cannot subscribe %s on %s", c->subscription,
+                            c->ep.topic))
         return;
-    }
-    if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__SUCCESS) {
-        client_ep_fail(&c->ep, -MG_EPROTO, "unexpected answer to SUBSCRIBE");
-        return;
-    }
-    c->ep.state = CLIENT_EP_READY;
-    c->ep.backoff_ms = CLIENT_BACKOFF_MIN_MS;
-    bool first = !c->ep.ever_ready;
-    c->ep.ever_ready = true;
+    bool first = client_ep_set_ready(&c->ep);
     if (!first)
         MG_INFO(MOD, "consumer %s on %s re-subscribed", c->subscription, c->ep.topic);
     c->consumed_since_flow = 0;
