@@ -517,10 +517,8 @@ void bkc_ledger_keys(struct bkc_ledger *lh)
 
 int bkc_client_bookie_stats_next(struct bkc_client *c, size_t *pos, struct bkc_bookie_stats *out)
 {
-    const char *k;
-    size_t kl;
     void *v;
-    if (!mg_map_next(&c->bookies, pos, &k, &kl, &v))
+    if (!mg_map_next(&c->bookies, pos, NULL, NULL, &v))
         return 0;
     const struct bkc_bookie *bk = v;
     memset(out, 0, sizeof *out);

@@ -177,10 +177,8 @@ void bkc_fake_free(struct bkc_fake *f)
         struct fk_bookie *b = f->bookies[i];
         MG_ASSERT(TAILQ_EMPTY(&b->conns));
         size_t it = 0;
-        const char *k;
-        size_t kl;
         void *v;
-        while (mg_map_next(&b->ledgers, &it, &k, &kl, &v))
+        while (mg_map_next(&b->ledgers, &it, NULL, NULL, &v))
             bkc_fake_ledger_free(v);
         mg_map_fini(&b->ledgers);
         mg_free(b->id);
@@ -672,10 +670,8 @@ void bkc_fake_crash(struct bkc_fake *f, int i)
     b->gen++;
     /* What was applied but not yet durable: each item survives with probability 1/2. */
     size_t it = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&b->ledgers, &it, &k, &kl, &v)) {
+    while (mg_map_next(&b->ledgers, &it, NULL, NULL, &v)) {
         struct fk_ledger *l = v;
         for (int64_t e = 0; e < l->cap; e++) {
             struct fk_entry *x = l->ents[e];

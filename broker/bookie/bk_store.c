@@ -272,10 +272,8 @@ int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
 static void bk_store_free_cache(struct bk_store *st)
 {
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&st->cache, &pos, &k, &kl, &v)) {
+    while (mg_map_next(&st->cache, &pos, NULL, NULL, &v)) {
         struct bk_cached *c = v;
         mg_free(c->data);
         mg_free(c);
@@ -296,17 +294,15 @@ void bk_store_close(struct bk_store *st, bool skip_flush)
     bk_store_free_cache(st);
     mg_map_fini(&st->cache);
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&st->ledgers, &pos, &k, &kl, &v)) {
+    while (mg_map_next(&st->ledgers, &pos, NULL, NULL, &v)) {
         struct bk_ledger *l = v;
         mg_free(l->explicit_lac);
         mg_free(l);
     }
     mg_map_fini(&st->ledgers);
     pos = 0;
-    while (mg_map_next(&st->logs, &pos, &k, &kl, &v)) {
+    while (mg_map_next(&st->logs, &pos, NULL, NULL, &v)) {
         struct bk_log_file *lf = v;
         close(lf->fd);
         mg_free(lf);

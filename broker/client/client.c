@@ -707,11 +707,9 @@ static void client_conn_close(struct client_conn *conn, int status, const char *
     }
     /* Detach the producers and consumers served here. */
     size_t pos = 0, n = 0;
-    const char *k;
-    size_t kl;
     void *v;
     struct client_ep **eps = mg_calloc(conn->eps.count + 1, sizeof(*eps));
-    while (mg_map_next(&conn->eps, &pos, &k, &kl, &v))
+    while (mg_map_next(&conn->eps, &pos, NULL, NULL, &v))
         eps[n++] = v;
     mg_map_fini(&conn->eps);
     mg_map_init(&conn->eps);
@@ -853,10 +851,8 @@ static void client_ep_conn_lost(struct client_ep *ep, int status, const char *ms
         /* Unacked messages come again after re-subscribing; forget partial batches. */
         struct client_consumer *c = (struct client_consumer *)ep;
         size_t pos = 0;
-        const char *k;
-        size_t kl;
         void *v;
-        while (mg_map_next(&c->batches, &pos, &k, &kl, &v))
+        while (mg_map_next(&c->batches, &pos, NULL, NULL, &v))
             mg_free(v);
         mg_map_fini(&c->batches);
         mg_map_init(&c->batches);
@@ -975,10 +971,8 @@ static void client_ep_fini(struct client_ep *ep)
 {
     struct client *c = ep->client;
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&c->conns, &pos, &k, &kl, &v))
+    while (mg_map_next(&c->conns, &pos, NULL, NULL, &v))
         client_conn_cancel_owner(v, ep);
     client_ep_detach(ep);
     if (ep->retry_ev)
@@ -1080,10 +1074,8 @@ void client_free(struct client *c)
     c->closing = true;
     for (;;) {
         size_t pos = 0;
-        const char *k;
-        size_t kl;
         void *v;
-        if (!mg_map_next(&c->conns, &pos, &k, &kl, &v))
+        if (!mg_map_next(&c->conns, &pos, NULL, NULL, &v))
             break;
         struct client_conn *conn = v;
         if (conn->bev) /* push out the CLOSE_* frames if the socket takes them */
@@ -1842,10 +1834,8 @@ void client_consumer_free(struct client_consumer *c)
     client_ep_send_close(&c->ep);
     client_ep_fini(&c->ep);
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&c->batches, &pos, &k, &kl, &v))
+    while (mg_map_next(&c->batches, &pos, NULL, NULL, &v))
         mg_free(v);
     mg_map_fini(&c->batches);
     if (c->ack_ev)

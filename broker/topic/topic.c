@@ -85,10 +85,8 @@ static void topic_free(struct topic *t)
         event_free(t->ev_notify);
     mg_timer_fini(&t->fence_timer);
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&t->last_seq, &pos, &k, &kl, &v))
+    while (mg_map_next(&t->last_seq, &pos, NULL, NULL, &v))
         mg_free(v);
     mg_map_fini(&t->last_seq);
     mg_map_fini(&t->producers);
@@ -271,10 +269,8 @@ struct topic *topic_find(struct topic_registry *r, const char *full_name)
 
 struct topic *topic_next(struct topic_registry *r, size_t *pos)
 {
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&r->topics, pos, &k, &kl, &v)) {
+    while (mg_map_next(&r->topics, pos, NULL, NULL, &v)) {
         struct topic *t = v;
         if (t->state == TOPIC_READY)
             return t;
@@ -346,10 +342,8 @@ int topic_delete(struct topic *t, bool force)
         if (t->producers.count > 0)
             return -MG_EBUSY;
         size_t pos = 0;
-        const char *k;
-        size_t kl;
         void *v;
-        while (mg_map_next(&t->subs, &pos, &k, &kl, &v))
+        while (mg_map_next(&t->subs, &pos, NULL, NULL, &v))
             if (((struct topic_sub *)v)->n_consumers > 0)
                 return -MG_EBUSY;
     }
@@ -594,10 +588,8 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
     memcpy(out->entry_size, t->size_last, sizeof out->entry_size);
     out->entry_size_sum = t->size_sum_last;
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&t->subs, &pos, &k, &kl, &v)) {
+    while (mg_map_next(&t->subs, &pos, NULL, NULL, &v)) {
         struct topic_sub *s = v;
         out->n_subscriptions++;
         out->n_consumers += s->n_consumers;
@@ -615,7 +607,7 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
          * from the average entry size. */
         int64_t maxb = 0;
         pos = 0;
-        while (mg_map_next(&t->subs, &pos, &k, &kl, &v)) {
+        while (mg_map_next(&t->subs, &pos, NULL, NULL, &v)) {
             struct topic_sub *s = v;
             int64_t b = s->cursor ? ml_cursor_backlog(s->cursor) : 0;
             if (b > maxb)
@@ -628,10 +620,8 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
 
 int topic_sub_stats_next(struct topic *t, size_t *pos, struct topic_sub_stats *out)
 {
-    const char *k;
-    size_t kl;
     void *v;
-    if (!mg_map_next(&t->subs, pos, &k, &kl, &v))
+    if (!mg_map_next(&t->subs, pos, NULL, NULL, &v))
         return 0;
     topic_sub_get_stats(v, out);
     return 1;
@@ -639,10 +629,8 @@ int topic_sub_stats_next(struct topic *t, size_t *pos, struct topic_sub_stats *o
 
 int topic_producer_stats_next(struct topic *t, size_t *pos, struct topic_producer_stats *out)
 {
-    const char *k;
-    size_t kl;
     void *v;
-    if (!mg_map_next(&t->producers, pos, &k, &kl, &v))
+    if (!mg_map_next(&t->producers, pos, NULL, NULL, &v))
         return 0;
     const struct topic_producer *p = v;
     memset(out, 0, sizeof *out);
@@ -667,10 +655,8 @@ static double topic_rate_of(int64_t now, int64_t *prev, double secs)
 void topic_registry_stats_update(struct topic_registry *r, uint64_t now_ms)
 {
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&r->topics, &pos, &k, &kl, &v)) {
+    while (mg_map_next(&r->topics, &pos, NULL, NULL, &v)) {
         struct topic *t = v;
         if (t->state != TOPIC_READY)
             continue;
@@ -689,13 +675,13 @@ void topic_registry_stats_update(struct topic_registry *r, uint64_t now_ms)
         t->size_sum_last = t->size_sum_cur;
         t->size_sum_cur = 0;
         size_t pp = 0;
-        while (mg_map_next(&t->producers, &pp, &k, &kl, &v)) {
+        while (mg_map_next(&t->producers, &pp, NULL, NULL, &v)) {
             struct topic_producer *p = v;
             p->rate_msg_in = topic_rate_of(p->msg_in, &p->prev_msg_in, secs);
             p->rate_bytes_in = topic_rate_of(p->bytes_in, &p->prev_bytes_in, secs);
         }
         pp = 0;
-        while (mg_map_next(&t->subs, &pp, &k, &kl, &v))
+        while (mg_map_next(&t->subs, &pp, NULL, NULL, &v))
             topic_sub_stats_roll(v, secs);
     }
 }

@@ -78,10 +78,8 @@ static bool topic_sub_single_active(const struct topic_sub *s)
 static void topic_consumer_free(struct topic_consumer *c)
 {
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&c->pending, &pos, &k, &kl, &v))
+    while (mg_map_next(&c->pending, &pos, NULL, NULL, &v))
         mg_free(v);
     mg_map_fini(&c->pending);
     mg_free(c->ranges);
@@ -465,12 +463,7 @@ static uint32_t topic_sub_hash32(const char *s, uint64_t a, uint64_t b)
         h ^= p[i];
         h *= 16777619u;
     }
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    h ^= h >> 16;
-    return h;
+    return mg_hash_fmix32(h);
 }
 
 static int topic_sub_cmp_ring(const void *a, const void *b)

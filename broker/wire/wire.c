@@ -30,6 +30,7 @@
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/map.h"
 
 #include <event2/buffer.h>
 #include <stdarg.h>
@@ -550,11 +551,5 @@ uint32_t wire_murmur3_32(const void *data, size_t len, uint32_t seed)
         k *= c2;
         h ^= k;
     }
-    h ^= (uint32_t)len;
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    h ^= h >> 16;
-    return h;
+    return mg_hash_fmix32(h ^ (uint32_t)len);
 }
