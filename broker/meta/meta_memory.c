@@ -53,10 +53,8 @@ static void meta_mem_node_set_value(struct meta_node *n, const void *value, size
 static void meta_mem_node_free(struct meta_node *n)
 {
     size_t pos = 0;
-    const char *key;
-    size_t klen;
     void *v;
-    while (mg_map_next(&n->children, &pos, &key, &klen, &v))
+    while (mg_map_next(&n->children, &pos, NULL, NULL, &v))
         meta_mem_node_free(v);
     mg_map_fini(&n->children);
     mg_free(n->name);
@@ -99,10 +97,8 @@ void meta_tree_unref(struct meta_tree *t)
     if (!t || --t->refs > 0)
         return;
     size_t pos = 0;
-    const char *key;
-    size_t klen;
     void *v;
-    while (mg_map_next(&t->watches, &pos, &key, &klen, &v)) {
+    while (mg_map_next(&t->watches, &pos, NULL, NULL, &v)) {
         struct meta_watch_list *l = v;
         MG_ASSERT(TAILQ_EMPTY(l)); /* every session removed its watches */
         mg_free(l);

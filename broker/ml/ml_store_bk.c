@@ -148,10 +148,8 @@ static void ml_bkml_unref(struct bkml *m)
         return;
     struct bks *s = m->s;
     size_t it = 0;
-    const char *key;
-    size_t klen;
     void *v;
-    while (mg_map_next(&m->handles, &it, &key, &klen, &v))
+    while (mg_map_next(&m->handles, &it, NULL, NULL, &v))
         ml_bk_handle_drop(v);
     mg_map_fini(&m->handles);
     TAILQ_REMOVE(&s->all, m, link);
@@ -219,6 +217,35 @@ static void ml_bk_op_complete(struct bk_op *op, int status)
     }
 }
 
+/* Queue op on a handle's list of ops waiting for an open or a close (not in bkc yet). */
+static void ml_bk_op_park(struct bk_op *op, struct bk_op **list)
+{
+    op->waiting = true;
+    op->next = *list;
+    *list = op;
+}
+
+/* End every op parked on *list (the store is going away: they never reached bkc). */
+static void ml_bk_ops_end(struct bk_op **list)
+{
+    while (*list) {
+        struct bk_op *w = *list;
+        *list = w->next;
+        ml_bk_op_end(w);
+    }
+}
+
+/* Complete a list of the core's requests (linked by next_) with status. */
+static void ml_bk_reqs_done(struct ml_store_req *w, int status)
+{
+    while (w) {
+        struct ml_store_req *next = w->next_;
+        w->next_ = NULL;
+        w->cb(w, status);
+        w = next;
+    }
+}
+
 static void ml_bk_later_task(void *arg, int status)
 {
     struct ml_store_req *req = arg;
@@ -269,32 +296,18 @@ static void ml_bk_fini(void *impl)
     for (m = TAILQ_FIRST(&s->all); m; m = mnext) {
         m->refs++;
         size_t it = 0;
-        const char *key;
-        size_t klen;
         void *v;
         /* Reads and recoveries parked on handles never reached bkc: end them here. */
-        while (mg_map_next(&m->handles, &it, &key, &klen, &v)) {
+        while (mg_map_next(&m->handles, &it, NULL, NULL, &v)) {
             struct bkh *h = v;
-            while (h->waiting) {
-                struct bk_op *w = h->waiting;
-                h->waiting = w->next;
-                ml_bk_op_end(w);
-            }
-            while (h->recover_waiters) {
-                struct bk_op *w = h->recover_waiters;
-                h->recover_waiters = w->next;
-                ml_bk_op_end(w);
-            }
+            ml_bk_ops_end(&h->waiting);
+            ml_bk_ops_end(&h->recover_waiters);
             struct ml_store_req *cw = h->close_waiters;
             h->close_waiters = NULL;
-            while (cw) {
-                struct ml_store_req *next = cw->next_;
-                cw->cb(cw, -MG_ECANCELED);
-                cw = next;
-            }
+            ml_bk_reqs_done(cw, -MG_ECANCELED);
         }
         it = 0;
-        while (mg_map_next(&m->handles, &it, &key, &klen, &v))
+        while (mg_map_next(&m->handles, &it, NULL, NULL, &v))
             ml_bk_handle_drop(v);
         mnext = TAILQ_NEXT(m, link);
         ml_bkml_unref(m);
@@ -319,10 +332,8 @@ static void ml_bk_free_ml(void *impl, struct ml_ledger *ml)
     m->ml = NULL;
     /* Handles nobody works on go now; a close in flight keeps its own. */
     size_t it = 0;
-    const char *key;
-    size_t klen;
     void *v;
-    while (mg_map_next(&m->handles, &it, &key, &klen, &v)) {
+    while (mg_map_next(&m->handles, &it, NULL, NULL, &v)) {
         struct bkh *h = v;
         if (!h->closing && !h->opening)
             ml_bk_handle_drop(h);
@@ -375,9 +386,7 @@ static int ml_bk_recover_ledger(void *impl, struct ml_ledger *ml, struct ml_stor
     struct bkh *closing = mg_map_get_u64(&s->closing, (uint64_t)req->ledger_id);
     if (closing) {
         /* A previous incarnation of the ML is closing it: recover once that is done. */
-        op->waiting = true;
-        op->next = closing->recover_waiters;
-        closing->recover_waiters = op;
+        ml_bk_op_park(op, &closing->recover_waiters);
         return 0;
     }
     ml_bk_recover_start(op);
@@ -591,9 +600,7 @@ static int ml_bk_read_range(void *impl, struct ml_ledger *ml, struct ml_store_re
     op->h = h;
     h->refs++;
     if (h->opening) {
-        op->waiting = true;
-        op->next = h->waiting;
-        h->waiting = op;
+        ml_bk_op_park(op, &h->waiting);
         return 0;
     }
     ml_bk_read_start(op);
@@ -619,12 +626,7 @@ static void ml_bk_close_done(struct bkc_req *br, int status)
     struct ml_store_req *w = h->close_waiters;
     h->close_waiters = NULL;
     ml_bk_op_complete(op, status);
-    while (w) {
-        struct ml_store_req *next = w->next_;
-        w->next_ = NULL;
-        w->cb(w, status);
-        w = next;
-    }
+    ml_bk_reqs_done(w, status);
     struct bk_op *rw = h->recover_waiters;
     h->recover_waiters = NULL;
     while (rw) {

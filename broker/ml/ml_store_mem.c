@@ -80,10 +80,8 @@ static void ml_mem_fini(void *impl)
     if (!s)
         return;
     size_t it = 0;
-    const char *key;
-    size_t klen;
     void *v;
-    while (mg_map_next(&s->ledgers, &it, &key, &klen, &v))
+    while (mg_map_next(&s->ledgers, &it, NULL, NULL, &v))
         ml_mem_ledger_free(v);
     mg_map_fini(&s->ledgers);
     mg_free(s);

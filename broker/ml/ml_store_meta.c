@@ -149,10 +149,8 @@ static void ml_mml_unref(struct mml *m)
         return;
     struct mms *s = m->s;
     size_t it = 0;
-    const char *key;
-    size_t klen;
     void *v;
-    while (mg_map_next(&m->cursors, &it, &key, &klen, &v))
+    while (mg_map_next(&m->cursors, &it, NULL, NULL, &v))
         ml_ms_cursor_free(v);
     mg_map_fini(&m->cursors);
     if (mg_map_get_str(&s->mls, m->name) == m)
@@ -424,10 +422,8 @@ static void ml_ms_fini(void *impl)
             req->cb(req, -MG_ECANCELED);
         }
         size_t it = 0;
-        const char *key;
-        size_t klen;
         void *v;
-        while (mg_map_next(&m->cursors, &it, &key, &klen, &v)) {
+        while (mg_map_next(&m->cursors, &it, NULL, NULL, &v)) {
             struct mcur *cur = v;
             mg_timer_stop(&cur->timer);
         }
@@ -460,10 +456,8 @@ static void ml_ms_free_ml(void *impl, struct ml_ledger *ml)
     ml->meta_priv = NULL;
     m->ml = NULL;
     size_t it = 0;
-    const char *key;
-    size_t klen;
     void *v;
-    while (mg_map_next(&m->cursors, &it, &key, &klen, &v)) {
+    while (mg_map_next(&m->cursors, &it, NULL, NULL, &v)) {
         struct mcur *cur = v;
         mg_timer_stop(&cur->timer);
     }

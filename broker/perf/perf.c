@@ -757,11 +757,9 @@ static void perf_start_running(struct perf_run *r)
     }
 }
 
-static void perf_on_producer_ready(struct client_producer *p, int status, const char *msg,
-                                   void *data)
+/* A producer or consumer is ready (or failed for good): the run starts with the last. */
+static void perf_ep_ready(struct perf_ep *e, int status, const char *msg)
 {
-    (void)p;
-    struct perf_ep *e = data;
     struct perf_run *r = e->run;
     if (status < 0) {
         perf_fatal(r, "%s", msg ? msg : mg_strerror(status));
@@ -771,18 +769,18 @@ static void perf_on_producer_ready(struct client_producer *p, int status, const 
         perf_start_running(r);
 }
 
+static void perf_on_producer_ready(struct client_producer *p, int status, const char *msg,
+                                   void *data)
+{
+    (void)p;
+    perf_ep_ready(data, status, msg);
+}
+
 static void perf_on_consumer_ready(struct client_consumer *c, int status, const char *msg,
                                    void *data)
 {
     (void)c;
-    struct perf_ep *e = data;
-    struct perf_run *r = e->run;
-    if (status < 0) {
-        perf_fatal(r, "%s", msg ? msg : mg_strerror(status));
-        return;
-    }
-    if (++r->nready == r->neps)
-        perf_start_running(r);
+    perf_ep_ready(data, status, msg);
 }
 
 static void perf_create_endpoints(struct perf_run *r)
