@@ -958,26 +958,50 @@ static void meta_emb_complete(struct meta_emb *e, struct meta_req *req, int rc, 
     meta_req_complete(e->mem.m, req, rc, rc == 0 || (!io_failed && e->mem.unsynced));
 }
 
+/* One logged change of the tree: meta_emb_change_begin, the tree operation when it returned
+ * 0, then meta_emb_change_end, which logs what the operation did (even a refused put may
+ * have created parents, META_CREATE_PARENTS) and completes req. */
+struct meta_emb_change {
+    bool io_failed;   /* the store could not take a change (begin failed) */
+    size_t from;      /* e->n_undo before the operation */
+    uint64_t records; /* e->log_records before the operation */
+};
+
+static int meta_emb_change_begin(struct meta_emb *e, struct meta_emb_change *ch)
+{
+    int rc = meta_emb_ready(e);
+    ch->io_failed = rc < 0;
+    if (rc == 0) {
+        e->rec.len = 0;
+        ch->from = e->n_undo;
+        ch->records = e->log_records;
+    }
+    return rc;
+}
+
+static void meta_emb_change_end(struct meta_emb *e, struct meta_emb_change *ch,
+                                struct meta_req *req, int rc)
+{
+    if (!ch->io_failed) {
+        int arc = meta_emb_append(e, ch->from, ch->records);
+        if (arc < 0) {
+            rc = arc;
+            ch->io_failed = true;
+        }
+    }
+    meta_emb_complete(e, req, rc, ch->io_failed);
+}
+
 static int meta_emb_put(struct meta_store *m, const char *path, const void *value, size_t len,
                         int64_t expected_version, int flags, struct meta_req *req)
 {
     struct meta_emb *e = meta_emb_of(m);
-    int rc = meta_emb_ready(e);
-    bool io_failed = rc < 0;
-    if (rc == 0) {
-        e->rec.len = 0;
-        size_t from = e->n_undo;
-        uint64_t records = e->log_records;
+    struct meta_emb_change ch;
+    int rc = meta_emb_change_begin(e, &ch);
+    if (rc == 0)
         rc = meta_tree_put(e->mem.tree, e->mem.session, path, value, len, expected_version, flags,
                            req);
-        /* Even a refused put may have created parents (META_CREATE_PARENTS): log them. */
-        int arc = meta_emb_append(e, from, records);
-        if (arc < 0) {
-            rc = arc;
-            io_failed = true;
-        }
-    }
-    meta_emb_complete(e, req, rc, io_failed);
+    meta_emb_change_end(e, &ch, req, rc);
     return 0;
 }
 
@@ -985,20 +1009,11 @@ static int meta_emb_del(struct meta_store *m, const char *path, int64_t expected
                         struct meta_req *req)
 {
     struct meta_emb *e = meta_emb_of(m);
-    int rc = meta_emb_ready(e);
-    bool io_failed = rc < 0;
-    if (rc == 0) {
-        e->rec.len = 0;
-        size_t from = e->n_undo;
-        uint64_t records = e->log_records;
+    struct meta_emb_change ch;
+    int rc = meta_emb_change_begin(e, &ch);
+    if (rc == 0)
         rc = meta_tree_delete(e->mem.tree, path, expected_version);
-        int arc = meta_emb_append(e, from, records);
-        if (arc < 0) {
-            rc = arc;
-            io_failed = true;
-        }
-    }
-    meta_emb_complete(e, req, rc, io_failed);
+    meta_emb_change_end(e, &ch, req, rc);
     return 0;
 }
 

@@ -303,27 +303,34 @@ int meta_tree_undo_create(struct meta_tree *t, const char *path, uint64_t parent
     return 0;
 }
 
-int meta_tree_undo_set(struct meta_tree *t, const char *path, const void *value, size_t len,
-                       int64_t version, int64_t mtime_ms)
-{
-    struct meta_node *n = meta_tree_lookup(t, path);
-    if (!n)
-        return -MG_EIO;
-    meta_mem_node_set_value(n, value, len);
-    n->version = version;
-    n->mtime_ms = mtime_ms;
-    meta_mem_tree_fire(t, path, 1, META_WATCH_CHANGED);
-    return 0;
-}
-
-int meta_tree_undo_delete(struct meta_tree *t, const char *path, const struct meta_node *was)
+/* The new, empty node at path (replaying a log or an undo): NULL when its parent is
+ * missing or already has it, or (parent_not_ephemeral) when the parent is ephemeral. */
+static struct meta_node *meta_mem_new_child(struct meta_tree *t, const char *path,
+                                            bool parent_not_ephemeral)
 {
     size_t plen = meta_path_parent_len(path);
     struct meta_node *parent = plen ? meta_mem_lookup_n(t, path, plen) : NULL;
     const char *name = strrchr(path, '/') + 1;
-    if (!parent || mg_map_get_str(&parent->children, name))
+    if (!parent || (parent_not_ephemeral && parent->owner) ||
+        mg_map_get_str(&parent->children, name))
+        return NULL;
+    return meta_mem_node_new(parent, name, strlen(name));
+}
+
+int meta_tree_undo_set(struct meta_tree *t, const char *path, const void *value, size_t len,
+                       int64_t version, int64_t mtime_ms)
+{
+    int rc = meta_tree_apply_set(t, path, value, len, version, mtime_ms);
+    if (rc == 0)
+        meta_mem_tree_fire(t, path, 1, META_WATCH_CHANGED);
+    return rc;
+}
+
+int meta_tree_undo_delete(struct meta_tree *t, const char *path, const struct meta_node *was)
+{
+    struct meta_node *n = meta_mem_new_child(t, path, false);
+    if (!n)
         return -MG_EIO;
-    struct meta_node *n = meta_mem_node_new(parent, name, strlen(name));
     meta_mem_node_set_value(n, was->value, was->len);
     n->version = was->version;
     n->ctime_ms = was->ctime_ms;
@@ -338,17 +345,14 @@ int meta_tree_undo_delete(struct meta_tree *t, const char *path, const struct me
 int meta_tree_apply_create(struct meta_tree *t, const char *path, const void *value, size_t len,
                            int64_t ctime_ms, uint64_t owner, uint64_t parent_seq)
 {
-    size_t plen = meta_path_parent_len(path);
-    struct meta_node *parent = plen ? meta_mem_lookup_n(t, path, plen) : NULL;
-    const char *name = strrchr(path, '/') + 1;
-    if (!parent || parent->owner || mg_map_get_str(&parent->children, name))
+    struct meta_node *n = meta_mem_new_child(t, path, true);
+    if (!n)
         return -MG_EIO;
-    struct meta_node *n = meta_mem_node_new(parent, name, strlen(name));
     meta_mem_node_set_value(n, value, len);
     n->ctime_ms = n->mtime_ms = ctime_ms;
     n->owner = owner;
-    if (parent->seq < parent_seq)
-        parent->seq = parent_seq;
+    if (n->parent->seq < parent_seq)
+        n->parent->seq = parent_seq;
     return 0;
 }
 
@@ -371,12 +375,9 @@ int meta_tree_apply_node(struct meta_tree *t, const char *path, const void *valu
     if (strcmp(path, "/") == 0) {
         n = t->root;
     } else {
-        size_t plen = meta_path_parent_len(path);
-        struct meta_node *parent = plen ? meta_mem_lookup_n(t, path, plen) : NULL;
-        const char *name = strrchr(path, '/') + 1;
-        if (!parent || mg_map_get_str(&parent->children, name))
+        n = meta_mem_new_child(t, path, false);
+        if (!n)
             return -MG_EIO;
-        n = meta_mem_node_new(parent, name, strlen(name));
     }
     meta_mem_node_set_value(n, value, len);
     n->version = version;

@@ -580,20 +580,28 @@ static void ml_ms_load_got_children(struct mop *op, int status)
     ml_ms_load_next_cursor(op);
 }
 
+/* Start an op for req that lists m's cursor nodes and goes on with step. 0, or < 0 (the op
+ * is gone and req untouched). */
+static int ml_ms_list_cursors(struct mml *m, struct ml_store_req *req,
+                              void (*step)(struct mop *op, int status))
+{
+    struct mop *op = ml_ms_op_new(m, req);
+    op->step = step;
+    int rc = meta_children(m->s->meta, m->path, &op->mr, ml_ms_meta_step_cb);
+    if (rc < 0) {
+        op->req = NULL;
+        ml_ms_op_end(op);
+    }
+    return rc;
+}
+
 static int ml_ms_load_cursors(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
     struct mms *s = impl;
     struct mml *m = ml_mml_of(ml);
     if (s->dead || !m)
         return -MG_ECLOSED;
-    struct mop *op = ml_ms_op_new(m, req);
-    op->step = ml_ms_load_got_children;
-    int rc = meta_children(s->meta, m->path, &op->mr, ml_ms_meta_step_cb);
-    if (rc < 0) {
-        op->req = NULL;
-        ml_ms_op_end(op);
-    }
-    return rc;
+    return ml_ms_list_cursors(m, req, ml_ms_load_got_children);
 }
 
 static void ml_ms_load_got_info(struct mop *op, int status)
@@ -1063,16 +1071,7 @@ static int ml_ms_remove_ml(void *impl, struct ml_ledger *ml, struct ml_store_req
     if (s->dead || !m)
         return -MG_ECLOSED;
     m->deleted = true;
-    struct mop *op = ml_ms_op_new(m, req);
-    op->mr.data = op;
-    op->step = ml_ms_remove_got_children;
-    int rc = meta_children(s->meta, m->path, &op->mr, ml_ms_meta_step_cb);
-    if (rc < 0) {
-        op->req = NULL;
-        ml_ms_op_end(op);
-        return rc;
-    }
-    return 0;
+    return ml_ms_list_cursors(m, req, ml_ms_remove_got_children);
 }
 
 const struct ml_meta_ops ml_meta_store = {
