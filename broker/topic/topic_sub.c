@@ -75,13 +75,31 @@ static bool topic_sub_single_active(const struct topic_sub *s)
 
 /* ---- refcounts ------------------------------------------------------------------------ */
 
-static void topic_consumer_free(struct topic_consumer *c)
+/* Iterate a map keyed by position (a consumer's pending entries, the redeliveries):
+ * *it = 0 first; false at the end. */
+static bool topic_sub_next_pos(const struct mg_map *m, size_t *it, struct ml_position *pos,
+                               void **v)
 {
-    size_t pos = 0;
+    const char *k;
+    if (!mg_map_next(m, it, &k, NULL, v))
+        return false;
+    memcpy(pos, k, sizeof *pos);
+    return true;
+}
+
+/* Free c's pending entries and their map. */
+static void topic_consumer_pending_fini(struct topic_consumer *c)
+{
+    size_t it = 0;
     void *v;
-    while (mg_map_next(&c->pending, &pos, NULL, NULL, &v))
+    while (mg_map_next(&c->pending, &it, NULL, NULL, &v))
         mg_free(v);
     mg_map_fini(&c->pending);
+}
+
+static void topic_consumer_free(struct topic_consumer *c)
+{
+    topic_consumer_pending_fini(c);
     mg_free(c->ranges);
     mg_free(c->name);
     mg_free(c);
@@ -233,19 +251,16 @@ static void topic_sub_pending_return_all(struct topic_sub *s, struct topic_consu
                                          bool to_replay)
 {
     size_t it = 0;
-    const char *k;
-    size_t kl;
+    struct ml_position pos;
     void *v;
-    while (mg_map_next(&c->pending, &it, &k, &kl, &v)) {
-        struct ml_position pos;
-        memcpy(&pos, k, sizeof pos);
+    while (topic_sub_next_pos(&c->pending, &it, &pos, &v)) {
         struct sub_pending *sp = v;
         topic_sub_redelivery_inc(s, pos);
         if (to_replay)
             topic_sub_replay_add(s, pos, sp->key_hash);
         c->unacked -= sp->msgs;
         s->unacked -= sp->msgs;
-        mg_map_del(&c->pending, k, kl);
+        mg_map_del(&c->pending, &pos, sizeof pos);
         mg_free(sp);
     }
 }
@@ -951,14 +966,8 @@ void topic_sub_reset_to(struct topic_sub *s, struct ml_position pos, bool close_
     topic_sub_ref(s);
     for (int i = 0; i < s->n_consumers; i++) {
         struct topic_consumer *c = s->consumers[i];
-        size_t it = 0;
-        const char *k;
-        size_t kl;
-        void *v;
-        while (mg_map_next(&c->pending, &it, &k, &kl, &v)) {
-            mg_map_del(&c->pending, k, kl);
-            mg_free(v);
-        }
+        topic_consumer_pending_fini(c);
+        mg_map_init(&c->pending);
         c->unacked = 0;
     }
     s->unacked = 0;
@@ -1123,26 +1132,18 @@ static void topic_sub_forget_upto(struct topic_sub *s, struct ml_position upto)
     for (int i = 0; i < s->n_consumers; i++) {
         struct topic_consumer *c = s->consumers[i];
         size_t it = 0;
-        const char *k;
-        size_t kl;
+        struct ml_position pos;
         void *v;
-        while (mg_map_next(&c->pending, &it, &k, &kl, &v)) {
-            struct ml_position pos;
-            memcpy(&pos, k, sizeof pos);
+        while (topic_sub_next_pos(&c->pending, &it, &pos, &v))
             if (ml_pos_cmp(pos, upto) <= 0)
                 topic_sub_pending_drop(s, c, pos);
-        }
     }
     size_t it = 0;
-    const char *k;
-    size_t kl;
+    struct ml_position pos;
     void *v;
-    while (mg_map_next(&s->redeliveries, &it, &k, &kl, &v)) {
-        struct ml_position pos;
-        memcpy(&pos, k, sizeof pos);
+    while (topic_sub_next_pos(&s->redeliveries, &it, &pos, &v))
         if (ml_pos_cmp(pos, upto) <= 0)
-            mg_map_del(&s->redeliveries, k, kl);
-    }
+            mg_map_del(&s->redeliveries, &pos, sizeof pos);
     while (s->n_replay > 0 && ml_pos_cmp(s->replay[0].pos, upto) <= 0)
         topic_sub_replay_del_at(s, 0);
 }
