@@ -152,6 +152,37 @@ void ml_task_cancel(struct ml_factory *f, struct ml_task *t)
     t->queued = false;
 }
 
+static void ml_store_later_task(void *arg, int status)
+{
+    struct ml_store_req *req = arg;
+    if (status) {
+        for (int i = 0; i < req->n; i++)
+            ml_entry_unref(req->entries[i]);
+        mg_free(req->entries);
+        req->entries = NULL;
+        req->n = 0;
+    } else {
+        status = req->status;
+    }
+    req->cb(req, status);
+}
+
+void ml_store_complete_later(struct ml_factory *f, struct ml_store_req *req, int status)
+{
+    req->status = status;
+    ml_defer(f, &req->task, ml_store_later_task, req);
+}
+
+void ml_store_complete_all(struct ml_store_req *req, int status)
+{
+    while (req) {
+        struct ml_store_req *next = req->next_;
+        req->next_ = NULL;
+        req->cb(req, status);
+        req = next;
+    }
+}
+
 struct ml_call {
     struct ml_task task;
     ml_task_fn fn;

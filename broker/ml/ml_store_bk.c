@@ -235,30 +235,6 @@ static void ml_bk_ops_end(struct bk_op **list)
     }
 }
 
-/* Complete a list of the core's requests (linked by next_) with status. */
-static void ml_bk_reqs_done(struct ml_store_req *w, int status)
-{
-    while (w) {
-        struct ml_store_req *next = w->next_;
-        w->next_ = NULL;
-        w->cb(w, status);
-        w = next;
-    }
-}
-
-static void ml_bk_later_task(void *arg, int status)
-{
-    struct ml_store_req *req = arg;
-    req->cb(req, status ? status : req->status);
-}
-
-/* Complete req from the loop (the op itself returned 0). */
-static void ml_bk_complete_later(struct bks *s, struct ml_store_req *req, int status)
-{
-    req->status = status;
-    ml_defer(s->f, &req->task, ml_bk_later_task, req);
-}
-
 /* ---- init / fini ---------------------------------------------------------------------- */
 
 static int ml_bk_init(struct ml_factory *f, void **impl)
@@ -304,7 +280,7 @@ static void ml_bk_fini(void *impl)
             ml_bk_ops_end(&h->recover_waiters);
             struct ml_store_req *cw = h->close_waiters;
             h->close_waiters = NULL;
-            ml_bk_reqs_done(cw, -MG_ECANCELED);
+            ml_store_complete_all(cw, -MG_ECANCELED);
         }
         it = 0;
         while (mg_map_next(&m->handles, &it, NULL, NULL, &v))
@@ -372,7 +348,7 @@ static void ml_bk_recover_start(struct bk_op *op)
         struct ml_store_req *req = op->req;
         op->req = NULL;
         ml_bk_op_end(op);
-        ml_bk_complete_later(op->s, req, rc);
+        ml_store_complete_later(op->s->f, req, rc);
     }
 }
 
@@ -523,7 +499,7 @@ static void ml_bk_read_start(struct bk_op *op)
     }
     op->req = NULL;
     ml_bk_op_end(op);
-    ml_bk_complete_later(s, req, rc);
+    ml_store_complete_later(s->f, req, rc);
 }
 
 static void ml_bk_open_done(struct bkc_req *br, int status)
@@ -626,7 +602,7 @@ static void ml_bk_close_done(struct bkc_req *br, int status)
     struct ml_store_req *w = h->close_waiters;
     h->close_waiters = NULL;
     ml_bk_op_complete(op, status);
-    ml_bk_reqs_done(w, status);
+    ml_store_complete_all(w, status);
     struct bk_op *rw = h->recover_waiters;
     h->recover_waiters = NULL;
     while (rw) {
@@ -650,7 +626,7 @@ static int ml_bk_close_ledger(void *impl, struct ml_ledger *ml, int64_t ledger_i
     struct bkh *h = mg_map_get_u64(&m->handles, (uint64_t)ledger_id);
     if (!h || !h->writer || !h->lh || h->closed) {
         if (req)
-            ml_bk_complete_later(s, req, 0);
+            ml_store_complete_later(s->f, req, 0);
         return 0;
     }
     if (h->closing) {

@@ -33,27 +33,6 @@ struct mem_store {
     int64_t next_id;
 };
 
-static void ml_mem_complete_task(void *arg, int status)
-{
-    struct ml_store_req *req = arg;
-    if (status) {
-        for (int i = 0; i < req->n; i++)
-            ml_entry_unref(req->entries[i]);
-        mg_free(req->entries);
-        req->entries = NULL;
-        req->n = 0;
-    } else {
-        status = req->status;
-    }
-    req->cb(req, status);
-}
-
-static void ml_mem_complete(struct mem_store *s, struct ml_store_req *req, int status)
-{
-    req->status = status;
-    ml_defer(s->f, &req->task, ml_mem_complete_task, req);
-}
-
 static void ml_mem_ledger_free(struct mem_ledger *l)
 {
     if (!l)
@@ -95,7 +74,7 @@ static int ml_mem_create_ledger(void *impl, struct ml_ledger *ml, struct ml_stor
     l->id = s->next_id++;
     mg_map_put_u64(&s->ledgers, (uint64_t)l->id, l);
     req->ledger_id = l->id;
-    ml_mem_complete(s, req, 0);
+    ml_store_complete_later(s->f, req, 0);
     return 0;
 }
 
@@ -113,7 +92,7 @@ static int ml_mem_add_entry(void *impl, struct ml_ledger *ml, struct ml_store_re
         l->entries = mg_realloc(l->entries, (size_t)l->cap * sizeof *l->entries);
     }
     l->entries[l->n++] = ml_entry_ref(req->entry);
-    ml_mem_complete(s, req, 0);
+    ml_store_complete_later(s->f, req, 0);
     return 0;
 }
 
@@ -127,12 +106,12 @@ static int ml_mem_read_range(void *impl, struct ml_ledger *ml, struct ml_store_r
     int64_t first = req->first < 0 ? 0 : req->first;
     int64_t last = l && req->last >= l->n ? l->n - 1 : req->last;
     if (!l || first > last) {
-        ml_mem_complete(s, req, -MG_ENOTFOUND);
+        ml_store_complete_later(s->f, req, -MG_ENOTFOUND);
         return 0;
     }
     for (int64_t e = first; e <= last; e++) {
         if (!l->entries[e]) { /* lost (ml_store_mem_lose) */
-            ml_mem_complete(s, req, -MG_ENONRECOVERABLE);
+            ml_store_complete_later(s->f, req, -MG_ENONRECOVERABLE);
             return 0;
         }
     }
@@ -140,7 +119,7 @@ static int ml_mem_read_range(void *impl, struct ml_ledger *ml, struct ml_store_r
     req->entries = mg_malloc((size_t)req->n * sizeof *req->entries);
     for (int i = 0; i < req->n; i++)
         req->entries[i] = ml_entry_ref(l->entries[first + i]);
-    ml_mem_complete(s, req, 0);
+    ml_store_complete_later(s->f, req, 0);
     return 0;
 }
 
@@ -152,7 +131,7 @@ static int ml_mem_delete_ledger(void *impl, struct ml_ledger *ml, int64_t ledger
     struct mem_ledger *l = mg_map_del_u64(&s->ledgers, (uint64_t)ledger_id);
     ml_mem_ledger_free(l);
     if (req)
-        ml_mem_complete(s, req, l ? 0 : -MG_ENOTFOUND);
+        ml_store_complete_later(s->f, req, l ? 0 : -MG_ENOTFOUND);
     return 0;
 }
 

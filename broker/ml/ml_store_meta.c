@@ -207,25 +207,7 @@ static void ml_ms_op_complete(struct mop *op, int status)
 {
     struct ml_store_req *req = op->req;
     op->req = NULL;
-    while (req) {
-        struct ml_store_req *next = req->next_;
-        req->next_ = NULL;
-        req->cb(req, status);
-        req = next;
-    }
-}
-
-static void ml_ms_later_task(void *arg, int status)
-{
-    struct ml_store_req *req = arg;
-    req->cb(req, status ? status : req->status);
-}
-
-/* Complete req from the loop (the op itself returned 0). */
-static void ml_ms_complete_later(struct mms *s, struct ml_store_req *req, int status)
-{
-    req->status = status;
-    ml_defer(s->f, &req->task, ml_ms_later_task, req);
+    ml_store_complete_all(req, status);
 }
 
 /* Keep the children names of op->mr's answer in op->names (the next step reuses op->mr). */
@@ -410,12 +392,7 @@ static void ml_ms_fini(void *impl)
         m->refs++;
         struct ml_store_req *q = m->save_q;
         m->save_q = m->save_tail = NULL;
-        while (q) {
-            struct ml_store_req *next = q->next_;
-            q->next_ = NULL;
-            q->cb(q, -MG_ECANCELED);
-            q = next;
-        }
+        ml_store_complete_all(q, -MG_ECANCELED);
         if (m->load_req) {
             struct ml_store_req *req = m->load_req;
             m->load_req = NULL;
@@ -649,7 +626,7 @@ static void ml_ms_load_start(struct mml *m, struct ml_store_req *req)
     if (rc < 0) {
         op->req = NULL;
         ml_ms_op_end(op);
-        ml_ms_complete_later(m->s, req, rc);
+        ml_store_complete_later(m->s->f, req, rc);
     }
 }
 
@@ -735,7 +712,7 @@ static void ml_ms_save_start(struct mml *m)
         while (req) {
             struct ml_store_req *next = req->next_;
             req->next_ = NULL;
-            ml_ms_complete_later(m->s, req, rc);
+            ml_store_complete_later(m->s->f, req, rc);
             req = next;
         }
     }
@@ -788,7 +765,7 @@ static void ml_ms_cursor_delete_node(struct mml *m, const char *path, struct ml_
         op->req = NULL;
         ml_ms_op_end(op);
         if (req)
-            ml_ms_complete_later(m->s, req, rc);
+            ml_store_complete_later(m->s->f, req, rc);
     }
 }
 
@@ -995,7 +972,7 @@ static int ml_ms_remove_cursor(void *impl, struct ml_ledger *ml, const char *nam
         cur->next_buf = NULL;
         mg_timer_stop(&cur->timer);
         if (req)
-            ml_ms_complete_later(s, req, 0);
+            ml_store_complete_later(s->f, req, 0);
         return 0;
     }
     char *path;
