@@ -14,6 +14,7 @@
  */
 #include "bkc/bkc_int.h"
 #include "util/alloc.h"
+#include "util/bytes.h"
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -260,19 +261,12 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
     case BKC_DIGEST_CRC32C:
         crc = mg_crc32c(0, hdr, WIRE_BK_ENTRY_HDR_LEN);
         crc = mg_crc32c_evbuffer(crc, payload, off, len);
-        out[0] = (uint8_t)(crc >> 24);
-        out[1] = (uint8_t)(crc >> 16);
-        out[2] = (uint8_t)(crc >> 8);
-        out[3] = (uint8_t)crc;
+        mg_put_be32(out, crc);
         break;
     case BKC_DIGEST_CRC32:
         crc = mg_crc32(0, hdr, WIRE_BK_ENTRY_HDR_LEN);
         bkc_for_chunks(payload, off, len, bkc_crc32_chunk, &crc);
-        memset(out, 0, 4);
-        out[4] = (uint8_t)(crc >> 24);
-        out[5] = (uint8_t)(crc >> 16);
-        out[6] = (uint8_t)(crc >> 8);
-        out[7] = (uint8_t)crc;
+        mg_put_be64(out, crc); /* a Java long */
         break;
     case BKC_DIGEST_HMAC: {
         EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_HMAC, NULL, mkey, 20);

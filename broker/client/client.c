@@ -1596,7 +1596,7 @@ static void client_consumer_on_message(struct client_consumer *c, const wire_cmd
             goto bad;
         off = 6 + bl;
     }
-    if (len - off >= 6 && ((uint32_t)p[off] << 8 | p[off + 1]) == WIRE_MAGIC_CHECKSUM) {
+    if (len - off >= 6 && mg_get_be16(p + off) == WIRE_MAGIC_CHECKSUM) {
         uint32_t sent = mg_get_be32(p + off + 2);
         off += 6;
         if (mg_crc32c(0, p + off, len - off) != sent) {

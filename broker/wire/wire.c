@@ -81,7 +81,7 @@ static int wire_layout_parse(struct evbuffer *b, size_t off, size_t len, struct 
 
     memset(l, 0, sizeof(*l));
     if (end - pos >= 2 && wire_peek_at(b, pos, h, 2) == 0 &&
-        (h[0] << 8 | h[1]) == WIRE_MAGIC_BROKER_ENTRY_METADATA) {
+        mg_get_be16(h) == WIRE_MAGIC_BROKER_ENTRY_METADATA) {
         if (end - pos < 6 || wire_peek_at(b, pos, h, 6) < 0) {
             wire_set_err(errmsg, errlen, "truncated broker entry metadata header");
             return -MG_EPROTO;
@@ -96,7 +96,7 @@ static int wire_layout_parse(struct evbuffer *b, size_t off, size_t len, struct 
         pos += l->bem_len;
     }
     if (end - pos >= 2 && wire_peek_at(b, pos, h, 2) == 0 &&
-        (h[0] << 8 | h[1]) == WIRE_MAGIC_CHECKSUM) {
+        mg_get_be16(h) == WIRE_MAGIC_CHECKSUM) {
         if (end - pos < 6 || wire_peek_at(b, pos, h, 6) < 0) {
             wire_set_err(errmsg, errlen, "truncated checksum");
             return -MG_EPROTO;
