@@ -29,11 +29,9 @@
 #define MAX_PASSES 2000000
 
 struct mg_loop {
-    struct event_base *base; /* borrowed */
-    bool sim;
+    struct mg_loop_clock clock; /* first: loop.h reads it through a struct mg_loop * */
+    struct event_base *base;    /* borrowed */
     /* simulated */
-    uint64_t now_us;    /* monotonic */
-    int64_t wall_delta; /* wall ms = mono ms + wall_delta */
     uint64_t seq;
     struct mg_timer **heap; /* owned array of borrowed timers */
     size_t n, cap;
@@ -50,9 +48,9 @@ struct mg_loop *mg_loop_new(struct event_base *base)
 struct mg_loop *mg_loop_new_sim(struct event_base *base, uint64_t mono_ms, int64_t wall_ms)
 {
     struct mg_loop *l = mg_loop_new(base);
-    l->sim = true;
-    l->now_us = mono_ms * 1000u;
-    l->wall_delta = wall_ms - (int64_t)mono_ms;
+    l->clock.sim_ = true;
+    l->clock.now_us_ = mono_ms * 1000u;
+    l->clock.wall_delta_ = wall_ms - (int64_t)mono_ms;
     return l;
 }
 
@@ -72,22 +70,7 @@ struct event_base *mg_loop_base(const struct mg_loop *l)
 
 bool mg_loop_is_sim(const struct mg_loop *l)
 {
-    return l->sim;
-}
-
-uint64_t mg_loop_mono_us(const struct mg_loop *l)
-{
-    return l->sim ? l->now_us : mg_mono_us();
-}
-
-uint64_t mg_loop_mono_ms(const struct mg_loop *l)
-{
-    return l->sim ? l->now_us / 1000u : mg_mono_ms();
-}
-
-int64_t mg_loop_wall_ms(const struct mg_loop *l)
-{
-    return l->sim ? (int64_t)(l->now_us / 1000u) + l->wall_delta : mg_wall_ms();
+    return l->clock.sim_;
 }
 
 /* ---- the simulated timer heap ------------------------------------------------------------ */
@@ -177,7 +160,7 @@ void mg_timer_init(struct mg_timer *t, struct mg_loop *l, mg_timer_cb cb, void *
     t->loop_ = l;
     t->cb_ = cb;
     t->arg_ = arg;
-    if (!l->sim) {
+    if (!l->clock.sim_) {
         t->ev_ = event_new(l->base, -1, 0, mg_timer_ev_cb, t);
         MG_ASSERT(t->ev_); /* only fails on allocation failure */
     }
@@ -186,8 +169,8 @@ void mg_timer_init(struct mg_timer *t, struct mg_loop *l, mg_timer_cb cb, void *
 void mg_timer_start(struct mg_timer *t, uint64_t delay_ms)
 {
     struct mg_loop *l = t->loop_;
-    if (l->sim) {
-        mg_loop_heap_push(l, t, l->now_us + delay_ms * 1000u);
+    if (l->clock.sim_) {
+        mg_loop_heap_push(l, t, l->clock.now_us_ + delay_ms * 1000u);
         return;
     }
     struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000)};
@@ -197,8 +180,8 @@ void mg_timer_start(struct mg_timer *t, uint64_t delay_ms)
 void mg_timer_activate(struct mg_timer *t)
 {
     struct mg_loop *l = t->loop_;
-    if (l->sim) {
-        mg_loop_heap_push(l, t, l->now_us);
+    if (l->clock.sim_) {
+        mg_loop_heap_push(l, t, l->clock.now_us_);
         return;
     }
     event_active(t->ev_, EV_TIMEOUT, 1);
@@ -208,7 +191,7 @@ void mg_timer_stop(struct mg_timer *t)
 {
     if (!t->loop_)
         return;
-    if (t->loop_->sim) {
+    if (t->loop_->clock.sim_) {
         if (t->heap_)
             mg_loop_heap_remove(t->loop_, t);
         return;
@@ -220,7 +203,7 @@ bool mg_timer_pending(const struct mg_timer *t)
 {
     if (!t->loop_)
         return false;
-    if (t->loop_->sim)
+    if (t->loop_->clock.sim_)
         return t->heap_ != 0;
     return event_pending(t->ev_, EV_TIMEOUT, NULL) != 0;
 }
@@ -239,14 +222,14 @@ void mg_timer_fini(struct mg_timer *t)
 
 int mg_loop_run_due(struct mg_loop *l)
 {
-    MG_ASSERT(l->sim);
+    MG_ASSERT(l->clock.sim_);
     int fired = 0;
     for (long pass = 0; pass < MAX_PASSES; pass++) {
         if (event_base_get_num_events(l->base, EVENT_BASE_COUNT_ACTIVE) > 0) {
             event_base_loop(l->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
             continue;
         }
-        if (l->n == 0 || l->heap[0]->deadline_ > l->now_us)
+        if (l->n == 0 || l->heap[0]->deadline_ > l->clock.now_us_)
             return fired;
         struct mg_timer *t = l->heap[0];
         mg_loop_heap_remove(l, t);
@@ -259,16 +242,16 @@ int mg_loop_run_due(struct mg_loop *l)
 
 int mg_loop_advance(struct mg_loop *l, uint64_t ms)
 {
-    uint64_t target = l->now_us + ms * 1000u;
+    uint64_t target = l->clock.now_us_ + ms * 1000u;
     for (;;) {
         int rc = mg_loop_run_due(l);
         if (rc < 0)
             return rc;
         if (l->n == 0 || l->heap[0]->deadline_ > target)
             break;
-        l->now_us = l->heap[0]->deadline_;
+        l->clock.now_us_ = l->heap[0]->deadline_;
     }
-    l->now_us = target;
+    l->clock.now_us_ = target;
     return mg_loop_run_due(l);
 }
 
@@ -276,10 +259,10 @@ bool mg_loop_step(struct mg_loop *l, uint64_t max_ms)
 {
     if (mg_loop_run_due(l) < 0)
         return false;
-    if (l->n == 0 || l->heap[0]->deadline_ > l->now_us + max_ms * 1000u)
+    if (l->n == 0 || l->heap[0]->deadline_ > l->clock.now_us_ + max_ms * 1000u)
         return false;
-    if (l->heap[0]->deadline_ > l->now_us)
-        l->now_us = l->heap[0]->deadline_;
+    if (l->heap[0]->deadline_ > l->clock.now_us_)
+        l->clock.now_us_ = l->heap[0]->deadline_;
     mg_loop_run_due(l);
     return true;
 }

@@ -41,12 +41,6 @@ void mg_loop_free(struct mg_loop *l);
 struct event_base *mg_loop_base(const struct mg_loop *l);
 bool mg_loop_is_sim(const struct mg_loop *l);
 
-/* Monotonic time (ms, µs): for deadlines, timeouts, latencies. */
-uint64_t mg_loop_mono_ms(const struct mg_loop *l);
-uint64_t mg_loop_mono_us(const struct mg_loop *l);
-/* Wall-clock time (ms since the epoch): for what is stored or shown (ctime, lastActive). */
-int64_t mg_loop_wall_ms(const struct mg_loop *l);
-
 /* The process's real clocks, for code that has no loop: log lines, library log hooks, the
  * bookie's journal thread, the ratelimiter, the client library and the perf tool. Every
  * clock_gettime of the daemon is one of these. Inline: a real loop's clock is one of them
@@ -82,6 +76,34 @@ static inline int64_t mg_wall_us(void) /* for end-to-end latencies against a pub
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The clock of a loop: the first member of struct mg_loop, so that reading a loop's time
+ * is inline (publishes read it per message). Its fields are private. */
+struct mg_loop_clock {
+    bool sim_;           /* a simulated loop */
+    uint64_t now_us_;    /* simulated: monotonic µs */
+    int64_t wall_delta_; /* simulated: wall ms = mono ms + wall_delta_ */
+};
+
+/* Monotonic time (ms, µs): for deadlines, timeouts, latencies. */
+static inline uint64_t mg_loop_mono_us(const struct mg_loop *l)
+{
+    const struct mg_loop_clock *c = (const struct mg_loop_clock *)(const void *)l;
+    return c->sim_ ? c->now_us_ : mg_mono_us();
+}
+
+static inline uint64_t mg_loop_mono_ms(const struct mg_loop *l)
+{
+    const struct mg_loop_clock *c = (const struct mg_loop_clock *)(const void *)l;
+    return c->sim_ ? c->now_us_ / 1000u : mg_mono_ms();
+}
+
+/* Wall-clock time (ms since the epoch): for what is stored or shown (ctime, lastActive). */
+static inline int64_t mg_loop_wall_ms(const struct mg_loop *l)
+{
+    const struct mg_loop_clock *c = (const struct mg_loop_clock *)(const void *)l;
+    return c->sim_ ? (int64_t)(c->now_us_ / 1000u) + c->wall_delta_ : mg_wall_ms();
 }
 
 /* ---- timers ----------------------------------------------------------------------------- */
