@@ -19,7 +19,7 @@
  */
 #include "admin/admin_int.h"
 #include "config/cfg.h"
-#include "svc/svc.h"
+#include "ns/ns.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -343,7 +343,8 @@ static void admin_refreshed(void *data, int status)
 
 bool admin_refresh_tenant(struct admin_req *r, const char *tenant)
 {
-    if (r->call->tenant_synced || svc_tenant_sync(r->a->svc, tenant, admin_refreshed, r->call) < 0)
+    if (r->call->tenant_synced ||
+        ns_tenant_sync(r->a->env->ns, tenant, admin_refreshed, r->call) < 0)
         return false;
     r->call->tenant_synced = true;
     return true;
@@ -352,7 +353,7 @@ bool admin_refresh_tenant(struct admin_req *r, const char *tenant)
 bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name)
 {
     if (r->call->pt_synced ||
-        svc_partitions_sync(r->a->svc, base_full_name, admin_refreshed, r->call) < 0)
+        ns_partitions_sync(r->a->env->ns, base_full_name, admin_refreshed, r->call) < 0)
         return false;
     r->call->pt_synced = true;
     return true;
@@ -361,7 +362,7 @@ bool admin_refresh_partitions(struct admin_req *r, const char *base_full_name)
 bool admin_refresh_namespace(struct admin_req *r, const char *tenant_ns)
 {
     if (r->call->ns_synced ||
-        svc_namespace_sync(r->a->svc, tenant_ns, admin_refreshed, r->call) < 0)
+        ns_namespace_sync(r->a->env->ns, tenant_ns, admin_refreshed, r->call) < 0)
         return false;
     r->call->ns_synced = true;
     return true;
@@ -428,17 +429,17 @@ static void admin_health_timeout(evutil_socket_t fd, short what, void *arg)
  * bookies. */
 static void admin_h_health(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     const char *v2 = admin_query(r, "topicVersion");
     char *name = v2 && strcmp(v2, "V2") == 0
-                     ? mg_asprintf("persistent://pulsar/%s/healthcheck", svc_broker_id(s))
-                     : mg_asprintf("persistent://pulsar/%s/%s/healthcheck",
-                                   svc_cfg(s)->cluster_name, svc_broker_id(s));
+                     ? mg_asprintf("persistent://pulsar/%s/healthcheck", ns_broker_id(s->ns))
+                     : mg_asprintf("persistent://pulsar/%s/%s/healthcheck", s->cfg->cluster_name,
+                                   ns_broker_id(s->ns));
     struct health_op *h = mg_calloc(1, sizeof *h);
     h->call = r->call;
-    h->timer = evtimer_new(svc_base(s), admin_health_timeout, h);
+    h->timer = evtimer_new(s->base, admin_health_timeout, h);
     h->refs = 2;
-    int rc = topic_get(svc_topics(s), name, true, admin_health_loaded, h);
+    int rc = topic_get(s->topics, name, true, admin_health_loaded, h);
     mg_free(name);
     if (rc < 0) {
         event_free(h->timer);
@@ -752,7 +753,7 @@ static void admin_routes_check(void)
  * topic's bundle). */
 static bool admin_route_checks(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     unsigned f = r->route->flags;
     if (f & ADMIN_R_NAMESPACE) {
         if (!admin_valid_name(r->p.tenant) || !admin_valid_name(r->p.ns)) {
@@ -762,7 +763,7 @@ static bool admin_route_checks(struct admin_req *r)
             return false;
         }
         r->tenant_ns = mg_asprintf("%s/%s", r->p.tenant, r->p.ns);
-        if (!svc_namespace_exists(s, r->tenant_ns)) {
+        if (!ns_namespace_exists(s->ns, r->tenant_ns)) {
             if (admin_refresh_namespace(r, r->tenant_ns))
                 return false; /* created on another broker? routed again once read */
             if (f & ADMIN_R_NS_EXISTS) {
@@ -788,7 +789,7 @@ static bool admin_route_checks(struct admin_req *r)
         if (admin_refresh_partitions(r, r->tn.base))
             return false;
     }
-    if ((f & ADMIN_R_OWNER) && svc_partitions_get(s, r->tn.full) == 0 && !admin_topic_gate(r))
+    if ((f & ADMIN_R_OWNER) && ns_partitions_get(s->ns, r->tn.full) == 0 && !admin_topic_gate(r))
         return false;
     if (f & ADMIN_R_JSON)
         r->body = admin_body_json(r->req, &r->body_bad);
@@ -856,16 +857,17 @@ static void admin_stats_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct admin *a = arg;
-    topic_registry_stats_update(svc_topics(a->svc), admin_mono_ms());
+    topic_registry_stats_update(a->env->topics, admin_mono_ms());
     a->stats_rolls++;
 }
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
-struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr, int port)
+struct admin *admin_new(const struct admin_env *s, struct event_base *base, const char *addr,
+                        int port)
 {
     struct admin *a = mg_calloc(1, sizeof *a);
-    a->svc = s;
+    a->env = s;
     a->http = evhttp_new(base);
     if (!a->http) {
         mg_free(a);
@@ -883,7 +885,7 @@ struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr
      * connection opened and closed (mg_listener_conn_opened/closed). */
     struct mg_listener_options lo = {
         .name = "admin HTTP",
-        .max_conns = svc_cfg(s)->max_http_server_connections,
+        .max_conns = s->cfg->max_http_server_connections,
         .reserve_fds = mg_fds_default_reserve(mg_fds_limit()),
     };
     a->listener = mg_listener_new(base, addr, port, &lo, NULL, NULL);
@@ -900,12 +902,12 @@ struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr
         return NULL;
     }
     a->port = mg_listener_port(a->listener);
-    int secs = svc_cfg(s)->stats_update_frequency_secs;
+    int secs = s->cfg->stats_update_frequency_secs;
     a->stats_ev = event_new(base, -1, EV_PERSIST, admin_stats_tick, a);
     struct timeval tv = {secs > 0 ? secs : 60, 0};
     event_add(a->stats_ev, &tv);
-    if (svc_topics(s))
-        topic_registry_set_loaded_hook(svc_topics(s), admin_topic_loaded, a);
+    if (s->topics)
+        topic_registry_set_loaded_hook(s->topics, admin_topic_loaded, a);
     return a;
 }
 

@@ -7,13 +7,34 @@
 #ifndef MG_ADMIN_H
 #define MG_ADMIN_H
 
+#include <stdint.h>
+
 struct admin;
-struct svc;
+struct bkc_client;
+struct cfg;
 struct event_base;
+struct ns;
+struct topic_registry;
+
+/* What the admin server uses of the broker: filled by its creator (the service), borrowed
+ * by admin_new and read at each use. */
+struct admin_env {
+    const struct cfg *cfg;
+    struct event_base *base;
+    struct topic_registry *topics;
+    struct ns *ns;          /* tenants, namespaces, bundles, lookup, this broker's URLs */
+    struct bkc_client *bkc; /* NULL unless managedLedgerStore=bookkeeper */
+    uint64_t start_time_ms; /* when the broker started (wall clock, ms) */
+    /* Pulsar protocol connections open now, and accepted since the start (/metrics). */
+    int (*num_connections)(void *data);
+    int64_t (*total_connections)(void *data);
+    void *data; /* of the two counters */
+};
 
 /* Bind addr:port (0 = any free port) and serve. NULL with a logged reason on failure.
- * s is borrowed and must outlive the admin server. */
-struct admin *admin_new(struct svc *s, struct event_base *base, const char *addr, int port);
+ * env is borrowed and must outlive the admin server. */
+struct admin *admin_new(const struct admin_env *env, struct event_base *base, const char *addr,
+                        int port);
 /* The bound port. */
 int admin_port(const struct admin *a);
 /* Stop serving and free. Accepts NULL. */

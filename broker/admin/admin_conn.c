@@ -32,7 +32,7 @@
  */
 #include "admin/admin_int.h"
 #include "config/cfg.h"
-#include "svc/svc.h"
+#include "ns/ns.h"
 #include "util/alloc.h"
 #include "util/listen.h"
 #include "util/log.h"
@@ -173,7 +173,7 @@ static void admin_conn_refuse(struct admin_conn *k, enum admin_refusal why)
         [ADMIN_REFUSED_TIMEOUT] = "408 Request Timeout",
     };
     struct admin *a = k->a;
-    const struct cfg *cfg = svc_cfg(a->svc);
+    const struct cfg *cfg = a->env->cfg;
     char reason[128], resp[512];
     if (why == ADMIN_REFUSED_HEADER_SIZE)
         snprintf(reason, sizeof reason, "Request header is larger than %d bytes",
@@ -229,7 +229,7 @@ static void admin_conn_timer(evutil_socket_t fd, short what, void *arg)
 static ssize_t admin_conn_scan_head(struct admin_conn *k, const unsigned char *p, size_t n,
                                     bool *end)
 {
-    const struct cfg *cfg = svc_cfg(k->a->svc);
+    const struct cfg *cfg = k->a->env->cfg;
     size_t max = (size_t)cfg->http_max_request_header_size;
     for (size_t i = 0; i < n; i++) {
         k->head_bytes++;
@@ -264,7 +264,7 @@ static void admin_conn_head_start(struct admin_conn *k)
     k->lines = 0;
     k->line_len = 0;
     k->last = 0;
-    struct timeval tv = {svc_cfg(k->a->svc)->http_request_read_timeout_seconds, 0};
+    struct timeval tv = {k->a->env->cfg->http_request_read_timeout_seconds, 0};
     event_add(k->timer, &tv);
 }
 
@@ -355,7 +355,7 @@ static struct bufferevent *admin_conn_bev(struct event_base *base, void *arg)
 
 void admin_conn_setup(struct admin *a)
 {
-    const struct cfg *cfg = svc_cfg(a->svc);
+    const struct cfg *cfg = a->env->cfg;
     mg_map_init(&a->conns);
     evhttp_set_bevcb(a->http, admin_conn_bev, a);
     evhttp_set_max_headers_size(a->http, cfg->http_max_request_header_size);

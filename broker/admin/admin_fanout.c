@@ -18,7 +18,7 @@
  * without done.
  */
 #include "admin/admin_int.h"
-#include "svc/svc.h"
+#include "ns/ns.h"
 #include "util/alloc.h"
 #include "util/log.h"
 
@@ -86,7 +86,7 @@ static void admin_fan_finish(struct admin_fan *f)
 
 static void admin_fan_start_next(struct admin_fan *f)
 {
-    const char *web = svc_web_url(f->a->svc);
+    const char *web = ns_web_url(f->a->env->ns);
     struct evhttp_uri *u = evhttp_uri_parse(web);
     const char *host = u ? evhttp_uri_get_host(u) : NULL;
     int port = u ? evhttp_uri_get_port(u) : -1;
@@ -151,7 +151,7 @@ static int admin_fan_send(struct fan_req *r, const char *host, int port, const c
 {
     struct admin_fan *f = r->f;
     struct evhttp_connection *conn =
-        evhttp_connection_base_new(svc_base(f->a->svc), NULL, host, (ev_uint16_t)port);
+        evhttp_connection_base_new(f->a->env->base, NULL, host, (ev_uint16_t)port);
     struct evhttp_request *req = conn ? evhttp_request_new(admin_fan_answered, r) : NULL;
     if (!req) {
         if (conn)

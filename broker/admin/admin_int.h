@@ -12,7 +12,7 @@
  *   admin_fanout.c   one call answered from sub-requests to the admin API (partitions,
  *                    bundles), each served by its owner
  *
- * Everything runs on the loop thread of the svc. Every request routed to a handler becomes a
+ * Everything runs on the loop thread of the service. Every request routed to a handler becomes a
  * struct admin_call, which lives until its one reply: every reply helper below completes the
  * call (sends the reply and frees the call), so a request is answered exactly once and the
  * number of calls still open (admin_calls_open, /metrics magnetar_admin_requests_open) must
@@ -59,7 +59,7 @@ struct admin_call;
 struct admin_fan;
 
 struct admin {
-    struct svc *svc;                  /* borrowed */
+    const struct admin_env *env;      /* borrowed */
     struct evhttp *http;              /* owned */
     struct evhttp_bound_socket *sock; /* owned by http */
     struct mg_listener *listener;     /* owned; its evconnlistener is owned by http */
@@ -187,10 +187,10 @@ void admin_reply_redirect(struct admin_call *c, const char *location);
 /* Framework-style (no {"reason"}) 404 and 405. */
 void admin_reply_not_found(struct admin_call *c);
 void admin_reply_bad_method(struct admin_call *c);
-/* A list of names (svc_topics_cb, also for brokers): data is the call; 200 with a JSON
+/* A list of names (ns_topics_cb, also for brokers): data is the call; 200 with a JSON
  * array of the names, or 500. */
 void admin_reply_names(void *data, int status, char **names, int n);
-/* svc_done_cb for metadata mutations: data is the call; 204 or 500. */
+/* ns_done_cb for metadata mutations: data is the call; 204 or 500. */
 void admin_reply_done(void *data, int status);
 /* True when the server was freed while c was in progress: c is then completed (freed) here
  * and the caller must drop it without touching the server. */

@@ -16,7 +16,7 @@
 #include "admin/admin_int.h"
 #include "bkc/bkc.h"
 #include "config/cfg.h"
-#include "svc/svc.h"
+#include "ns/ns.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -254,7 +254,7 @@ static int admin_metrics_cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void admin_metrics_write_subscriptions(struct evbuffer *b, struct svc *s,
+static void admin_metrics_write_subscriptions(struct evbuffer *b, const struct admin_env *s,
                                               const char *cluster)
 {
     enum {
@@ -298,7 +298,7 @@ static void admin_metrics_write_subscriptions(struct evbuffer *b, struct svc *s,
         admin_metrics_type_line(b, names[k], "gauge");
         size_t pos = 0;
         struct topic *t;
-        while ((t = topic_next(svc_topics(s), &pos))) {
+        while ((t = topic_next(s->topics, &pos))) {
             struct topic_name tn;
             if (topic_name_parse(topic_full_name(t), &tn) < 0)
                 continue;
@@ -329,9 +329,10 @@ static void admin_metrics_write_subscriptions(struct evbuffer *b, struct svc *s,
     }
 }
 
-static void admin_metrics_write_bookies(struct evbuffer *b, struct svc *s, const char *cluster)
+static void admin_metrics_write_bookies(struct evbuffer *b, const struct admin_env *s,
+                                        const char *cluster)
 {
-    struct bkc_client *c = svc_bkc(s);
+    struct bkc_client *c = s->bkc;
     if (!c)
         return;
     /* Per-bookie add latency as a Prometheus histogram (cumulative buckets, seconds). */
@@ -373,11 +374,11 @@ static void admin_metrics_write_bookies(struct evbuffer *b, struct svc *s, const
 
 void admin_h_metrics(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
-    const struct cfg *cfg = svc_cfg(s);
+    const struct admin_env *s = r->a->env;
+    const struct cfg *cfg = s->cfg;
     const char *cluster = cfg->cluster_name;
     bool topic_level = cfg->expose_topic_level_metrics;
-    int wq = svc_bkc(s) ? cfg->managed_ledger_write_quorum : 1;
+    int wq = s->bkc ? cfg->managed_ledger_write_quorum : 1;
     struct family fam[TM_COUNT];
     admin_metrics_family_names(fam);
 
@@ -389,7 +390,7 @@ void admin_h_metrics(struct admin_req *r)
     int n_topics = 0;
     size_t pos = 0;
     struct topic *t;
-    while ((t = topic_next(svc_topics(s), &pos))) {
+    while ((t = topic_next(s->topics, &pos))) {
         struct topic_name tn;
         if (topic_name_parse(topic_full_name(t), &tn) < 0)
             continue;
@@ -460,7 +461,7 @@ void admin_h_metrics(struct admin_req *r)
         }
         if (!topic_level) { /* count topics per namespace again */
             pos = 0;
-            while ((t = topic_next(svc_topics(s), &pos))) {
+            while ((t = topic_next(s->topics, &pos))) {
                 struct topic_name tn;
                 if (topic_name_parse(topic_full_name(t), &tn) < 0)
                     continue;
@@ -510,7 +511,7 @@ void admin_h_metrics(struct admin_req *r)
     /* Out bytes of every subscription, for pulsar_broker_out_bytes_total. */
     double out_bytes = 0;
     pos = 0;
-    while ((t = topic_next(svc_topics(s), &pos))) {
+    while ((t = topic_next(s->topics, &pos))) {
         struct topic_stats st;
         topic_get_stats(t, &st);
         out_bytes += (double)st.bytes_out_counter;
@@ -538,7 +539,7 @@ void admin_h_metrics(struct admin_req *r)
         double *lat = mg_malloc(4096 * sizeof *lat);
         int64_t count;
         double sum;
-        int n = topic_registry_publish_latency(svc_topics(s), lat, 4096, &count, &sum);
+        int n = topic_registry_publish_latency(s->topics, lat, 4096, &count, &sum);
         qsort(lat, (size_t)n, sizeof *lat, admin_metrics_cmp_double);
         static const char *const qs[] = {"0.0", "0.5", "0.95", "0.99", "0.999", "0.9999", "1.0"};
         static const double qv[] = {0.0, 0.5, 0.95, 0.99, 0.999, 0.9999, 1.0};
@@ -559,10 +560,10 @@ void admin_h_metrics(struct admin_req *r)
     }
 
     admin_metrics_type_line(b, "pulsar_active_connections", "gauge");
-    admin_metrics_sample(b, "pulsar_active_connections", cl, svc_num_connections(s));
+    admin_metrics_sample(b, "pulsar_active_connections", cl, s->num_connections(s->data));
     admin_metrics_type_line(b, "pulsar_connection_created_total_count", "gauge");
     admin_metrics_sample(b, "pulsar_connection_created_total_count", cl,
-                         (double)svc_total_connections(s));
+                         (double)s->total_connections(s->data));
     admin_metrics_write_bookies(b, s, cluster);
     mg_free(cl);
 
@@ -603,7 +604,7 @@ void admin_h_metrics(struct admin_req *r)
                         "# TYPE process_start_time_seconds gauge\n"
                         "process_start_time_seconds %.3f\n",
                         admin_metrics_read_rss_bytes(), cpu, admin_metrics_count_open_fds(),
-                        max_fds, (double)svc_start_time_ms(s) / 1000.0);
+                        max_fds, (double)s->start_time_ms / 1000.0);
 
     for (int i = 0; i < n_rows; i++) {
         mg_free(rows[i].labels);

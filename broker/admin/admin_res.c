@@ -1,10 +1,10 @@
 /*
  * admin_res.c - clusters, brokers, tenants and namespaces (docs/admin.md §2-§4).
  *
- * Happy path: reads answer from the svc's resource cache; mutations validate in Pulsar's
- * order, update the cache through svc_* and answer 204 once the metadata store has the
+ * Happy path: reads answer from the namespace module's cache; mutations validate in Pulsar's
+ * order, update the cache through ns_* and answer 204 once the metadata store has the
  * change (admin_reply_done). Namespace retention policies live in the namespace's Policies
- * JSON in the store (svc_namespace_retention_*) and are applied to the managed ledgers of
+ * JSON in the store (ns_namespace_retention_*) and are applied to the managed ledgers of
  * the namespace's topics: at once to loaded topics, at load time to the others
  * (admin_topic_loaded).
  *
@@ -15,7 +15,7 @@
 #include "admin/admin_int.h"
 #include "config/cfg.h"
 #include "ml/ml.h"
-#include "svc/svc.h"
+#include "ns/ns.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/crc.h"
@@ -33,22 +33,22 @@
 
 /* ---- clusters and brokers ---------------------------------------------------------------- */
 
-static json_t *admin_res_cluster_data(struct svc *s)
+static json_t *admin_res_cluster_data(const struct admin_env *s)
 {
-    return json_pack("{s:s,s:s}", "serviceUrl", svc_web_url(s), "brokerServiceUrl",
-                     svc_broker_url(s));
+    return json_pack("{s:s,s:s}", "serviceUrl", ns_web_url(s->ns), "brokerServiceUrl",
+                     ns_broker_url(s->ns));
 }
 
 /* GET /admin/v2/clusters */
 void admin_h_clusters(struct admin_req *r)
 {
-    admin_reply_json(r->call, 200, json_pack("[s]", svc_cfg(r->a->svc)->cluster_name));
+    admin_reply_json(r->call, 200, json_pack("[s]", r->a->env->cfg->cluster_name));
 }
 
 void admin_h_cluster_get(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
-    if (strcmp(r->p.cluster, svc_cfg(s)->cluster_name) != 0) {
+    const struct admin_env *s = r->a->env;
+    if (strcmp(r->p.cluster, s->cfg->cluster_name) != 0) {
         admin_reply_error(r->call, 404, "Cluster does not exist");
         return;
     }
@@ -62,7 +62,7 @@ void admin_h_cluster_create(struct admin_req *r)
         admin_reply_error(r->call, 412, "Cluster name is not valid");
         return;
     }
-    if (strcmp(r->p.cluster, svc_cfg(r->a->svc)->cluster_name) == 0) {
+    if (strcmp(r->p.cluster, r->a->env->cfg->cluster_name) == 0) {
         admin_reply_error(r->call, 409, "Cluster already exists");
         return;
     }
@@ -72,7 +72,7 @@ void admin_h_cluster_create(struct admin_req *r)
 /* POST: accepted for the configured cluster, nothing changes. */
 void admin_h_cluster_update(struct admin_req *r)
 {
-    if (strcmp(r->p.cluster, svc_cfg(r->a->svc)->cluster_name) != 0) {
+    if (strcmp(r->p.cluster, r->a->env->cfg->cluster_name) != 0) {
         admin_reply_error(r->call, 404, "Cluster does not exist");
         return;
     }
@@ -86,10 +86,10 @@ static void admin_res_leader_listed(void *data, int status, char **ids, int n)
     struct admin_call *c = data;
     if (admin_call_gone(c))
         return;
-    struct svc *s = c->a->svc;
-    const char *id = status == 0 && n > 0 ? ids[0] : svc_broker_id(s);
-    char *url = strcmp(id, svc_broker_id(s)) == 0 ? mg_strdup(svc_web_url(s))
-                                                  : mg_asprintf("http://%s", id);
+    const struct admin_env *s = c->a->env;
+    const char *id = status == 0 && n > 0 ? ids[0] : ns_broker_id(s->ns);
+    char *url = strcmp(id, ns_broker_id(s->ns)) == 0 ? mg_strdup(ns_web_url(s->ns))
+                                                     : mg_asprintf("http://%s", id);
     admin_reply_json(c, 200, json_pack("{s:s,s:s}", "serviceUrl", url, "brokerId", id));
     mg_free(url);
 }
@@ -98,14 +98,14 @@ static void admin_res_leader_listed(void *data, int status, char **ids, int n)
  * (authorization disabled), as Pulsar does. */
 void admin_h_brokers(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
-    if (svc_list_brokers(s, admin_reply_names, r->call) < 0)
-        admin_reply_json(r->call, 200, json_pack("[s]", svc_broker_id(s)));
+    const struct admin_env *s = r->a->env;
+    if (ns_list_brokers(s->ns, admin_reply_names, r->call) < 0)
+        admin_reply_json(r->call, 200, json_pack("[s]", ns_broker_id(s->ns)));
 }
 
 void admin_h_leader_broker(struct admin_req *r)
 {
-    if (svc_list_brokers(r->a->svc, admin_res_leader_listed, r->call) < 0)
+    if (ns_list_brokers(r->a->env->ns, admin_res_leader_listed, r->call) < 0)
         admin_res_leader_listed(r->call, 0, NULL, 0);
 }
 
@@ -169,8 +169,7 @@ static enum tenant_check admin_res_parse_tenant_info(struct admin_req *r, struct
             return TENANT_NO_CLUSTERS;
     }
     for (size_t i = 0; i < json_array_size(clusters); i++)
-        if (strcmp(json_string_value(json_array_get(clusters, i)),
-                   svc_cfg(r->a->svc)->cluster_name))
+        if (strcmp(json_string_value(json_array_get(clusters, i)), r->a->env->cfg->cluster_name))
             return TENANT_BAD_CLUSTERS;
     return TENANT_OK;
 }
@@ -190,7 +189,7 @@ static void admin_res_reply_tenant_info(struct admin_call *c, enum tenant_check 
  * the call was answered or will be: a read of the store started. */
 static bool admin_res_tenant_missing(struct admin_req *r, const char *t)
 {
-    return !svc_tenant_exists(r->a->svc, t) && admin_valid_name(t) && admin_refresh_tenant(r, t);
+    return !ns_tenant_exists(r->a->env->ns, t) && admin_valid_name(t) && admin_refresh_tenant(r, t);
 }
 
 /* GET /admin/v2/tenants: sorted names */
@@ -199,7 +198,7 @@ void admin_h_tenants(struct admin_req *r)
     json_t *arr = json_array();
     size_t pos = 0;
     const char *t;
-    while ((t = svc_tenant_next(r->a->svc, &pos)))
+    while ((t = ns_tenant_next(r->a->env->ns, &pos)))
         json_array_append_new(arr, json_string(t));
     admin_reply_json(r->call, 200, arr);
 }
@@ -211,7 +210,7 @@ static bool admin_res_tenant_found(struct admin_req *r, bool named)
     const char *t = r->p.tenant;
     if (admin_res_tenant_missing(r, t))
         return false;
-    if (svc_tenant_exists(r->a->svc, t))
+    if (ns_tenant_exists(r->a->env->ns, t))
         return true;
     if (named)
         admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
@@ -222,23 +221,23 @@ static bool admin_res_tenant_found(struct admin_req *r, bool named)
 
 void admin_h_tenant_get(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     const char *t = r->p.tenant;
     if (!admin_res_tenant_found(r, false))
         return;
     json_t *roles = json_array();
     const char *role;
-    for (size_t i = 0; (role = svc_tenant_role(s, t, i)); i++)
+    for (size_t i = 0; (role = ns_tenant_role(s->ns, t, i)); i++)
         json_array_append_new(roles, json_string(role));
     admin_reply_json(
         r->call, 200,
-        json_pack("{s:o,s:[s]}", "adminRoles", roles, "allowedClusters", svc_cfg(s)->cluster_name));
+        json_pack("{s:o,s:[s]}", "adminRoles", roles, "allowedClusters", s->cfg->cluster_name));
 }
 
 /* PUT: checked in Pulsar's order: the body, the name, whether it exists. */
 void admin_h_tenant_create(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     const char *t = r->p.tenant;
     struct tenant_info ti;
     enum tenant_check chk = admin_res_parse_tenant_info(r, &ti);
@@ -257,13 +256,13 @@ void admin_h_tenant_create(struct admin_req *r)
         return;
     }
     /* Two writes of the same key, in order: the second (with the roles) answers. */
-    if (svc_tenant_create(s, t, ti.n_roles ? NULL : admin_reply_done, r->call) < 0) {
+    if (ns_tenant_create(s->ns, t, ti.n_roles ? NULL : admin_reply_done, r->call) < 0) {
         admin_res_tenant_info_fini(&ti);
         admin_reply_error(r->call, 409, "Tenant already exist");
         return;
     }
     if (ti.n_roles &&
-        svc_tenant_set_roles(s, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
+        ns_tenant_set_roles(s->ns, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
         admin_reply_error(r->call, 500, "Tenant vanished while being created");
     admin_res_tenant_info_fini(&ti);
 }
@@ -272,7 +271,7 @@ void admin_h_tenant_create(struct admin_req *r)
  * pulsar-admin shows and edits them). */
 void admin_h_tenant_update(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     const char *t = r->p.tenant;
     if (!admin_res_tenant_found(r, true))
         return;
@@ -283,7 +282,7 @@ void admin_h_tenant_update(struct admin_req *r)
         admin_res_reply_tenant_info(r->call, chk);
         return;
     }
-    if (svc_tenant_set_roles(s, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
+    if (ns_tenant_set_roles(s->ns, t, ti.roles, ti.n_roles, admin_reply_done, r->call) < 0)
         admin_reply_errorf(r->call, 404, "Tenant %s not found", t);
     admin_res_tenant_info_fini(&ti);
 }
@@ -297,7 +296,7 @@ void admin_h_tenant_delete(struct admin_req *r)
     }
     if (admin_res_tenant_missing(r, t))
         return;
-    int rc = svc_tenant_delete(r->a->svc, t, admin_reply_done, r->call);
+    int rc = ns_tenant_delete(r->a->env->ns, t, admin_reply_done, r->call);
     if (rc == -MG_ENOTFOUND)
         admin_reply_error(r->call, 404, "Tenant doesn't exist");
     else if (rc == -MG_EBUSY)
@@ -313,7 +312,7 @@ static json_t *admin_res_bundles_json(int n)
     json_t *b = json_array();
     char buf[24];
     for (int i = 0; i < n; i++) {
-        snprintf(buf, sizeof buf, "0x%08" PRIx32, svc_bundle_lower(n, i));
+        snprintf(buf, sizeof buf, "0x%08" PRIx32, ns_bundle_lower(n, i));
         json_array_append_new(b, json_string(buf));
     }
     json_array_append_new(b, json_string("0xffffffff"));
@@ -321,14 +320,14 @@ static json_t *admin_res_bundles_json(int n)
 }
 
 /* Policies of a namespace, fields in Java order (docs/admin.md §4). */
-static json_t *admin_res_policies_json(struct svc *s, const char *ns)
+static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns)
 {
     json_t *p = json_object();
     json_object_set_new(p, "auth_policies",
                         json_pack("{s:{},s:{},s:{}}", "namespace_auth", "destination_auth",
                                   "subscription_auth_roles"));
-    json_object_set_new(p, "replication_clusters", json_pack("[s]", svc_cfg(s)->cluster_name));
-    json_object_set_new(p, "bundles", admin_res_bundles_json(svc_namespace_bundles(s, ns)));
+    json_object_set_new(p, "replication_clusters", json_pack("[s]", s->cfg->cluster_name));
+    json_object_set_new(p, "bundles", admin_res_bundles_json(ns_namespace_bundles(s->ns, ns)));
     static const char *const empty_maps[] = {"backlog_quota_map",      "clusterDispatchRate",
                                              "topicDispatchRate",      "subscriptionDispatchRate",
                                              "replicatorDispatchRate", "clusterSubscribeRate",
@@ -345,7 +344,7 @@ static json_t *admin_res_policies_json(struct svc *s, const char *ns)
     json_object_set_new(p, "subscription_types_enabled", json_array());
     json_object_set_new(p, "properties", json_object());
     int64_t tm, mb;
-    if (svc_namespace_retention_get(s, ns, &tm, &mb) == 1)
+    if (ns_namespace_retention_get(s->ns, ns, &tm, &mb) == 1)
         json_object_set_new(p, "retention_policies",
                             json_pack("{s:I,s:I}", "retentionTimeInMinutes", (json_int_t)tm,
                                       "retentionSizeInMB", (json_int_t)mb));
@@ -353,7 +352,7 @@ static json_t *admin_res_policies_json(struct svc *s, const char *ns)
 }
 
 /* Apply (or reset) the namespace's retention to one topic's managed ledger. */
-static void admin_res_apply_retention_to(struct svc *s, struct topic *t)
+static void admin_res_apply_retention_to(const struct admin_env *s, struct topic *t)
 {
     struct topic_name tn;
     if (topic_name_parse(topic_full_name(t), &tn) < 0)
@@ -362,7 +361,7 @@ static void admin_res_apply_retention_to(struct svc *s, struct topic *t)
     int64_t tm = 0, mb = 0;
     struct ml_ledger *ml = topic_ml(t);
     if (ml) {
-        if (svc_namespace_retention_get(s, ns, &tm, &mb) == 1)
+        if (ns_namespace_retention_get(s->ns, ns, &tm, &mb) == 1)
             ml_set_retention(ml, tm, mb);
         else
             ml_reset_retention(ml);
@@ -379,11 +378,11 @@ void admin_topic_loaded(void *arg, struct topic *t)
         return;
     char *ns = mg_asprintf("%s/%s", tn.tenant, tn.ns);
     int64_t tm, mb;
-    bool set = svc_namespace_retention_get(a->svc, ns, &tm, &mb) == 1;
+    bool set = ns_namespace_retention_get(a->env->ns, ns, &tm, &mb) == 1;
     mg_free(ns);
     topic_name_fini(&tn);
     if (set)
-        admin_res_apply_retention_to(a->svc, t);
+        admin_res_apply_retention_to(a->env, t);
 }
 
 void admin_apply_retention(struct admin *a, const char *tenant_ns)
@@ -392,10 +391,10 @@ void admin_apply_retention(struct admin *a, const char *tenant_ns)
     size_t plen = strlen(prefix);
     size_t pos = 0;
     struct topic *t;
-    while ((t = topic_next(svc_topics(a->svc), &pos)))
+    while ((t = topic_next(a->env->topics, &pos)))
         if (strncmp(topic_full_name(t), prefix, plen) == 0 &&
             !strchr(topic_full_name(t) + plen, '/'))
-            admin_res_apply_retention_to(a->svc, t);
+            admin_res_apply_retention_to(a->env, t);
     mg_free(prefix);
 }
 
@@ -419,7 +418,7 @@ static void admin_res_retention_done(void *data, int status)
 void admin_h_retention_get(struct admin_req *r)
 {
     int64_t tm = 0, mb = 0;
-    if (svc_namespace_retention_get(r->a->svc, r->tenant_ns, &tm, &mb) != 1) {
+    if (ns_namespace_retention_get(r->a->env->ns, r->tenant_ns, &tm, &mb) != 1) {
         admin_reply_no_content(r->call); /* never set */
         return;
     }
@@ -435,8 +434,8 @@ static void admin_res_retention_store(struct admin_req *r, bool remove, int64_t 
     op->a = r->a;
     op->call = r->call;
     op->ns = mg_strdup(r->tenant_ns);
-    int rc = svc_namespace_retention_set(r->a->svc, r->tenant_ns, remove, tm, mb,
-                                         admin_res_retention_done, op);
+    int rc = ns_namespace_retention_set(r->a->env->ns, r->tenant_ns, remove, tm, mb,
+                                        admin_res_retention_done, op);
     if (rc < 0) {
         mg_free(op->ns);
         mg_free(op);
@@ -484,16 +483,16 @@ void admin_h_retention_remove(struct admin_req *r)
 void admin_h_bundles(struct admin_req *r)
 {
     admin_reply_json(r->call, 200,
-                     admin_res_bundles_json(svc_namespace_bundles(r->a->svc, r->tenant_ns)));
+                     admin_res_bundles_json(ns_namespace_bundles(r->a->env->ns, r->tenant_ns)));
 }
 
 /* Is range one of the namespace's bundles? */
-static bool admin_res_valid_bundle(struct svc *s, const char *ns, const char *range)
+static bool admin_res_valid_bundle(const struct admin_env *s, const char *ns, const char *range)
 {
-    int n = svc_namespace_bundles(s, ns);
-    char buf[SVC_BUNDLE_NAME_LEN];
+    int n = ns_namespace_bundles(s->ns, ns);
+    char buf[NS_BUNDLE_NAME_LEN];
     for (int i = 0; i < n; i++) {
-        svc_bundle_name(n, i, buf);
+        ns_bundle_name(n, i, buf);
         if (strcmp(buf, range) == 0)
             return true;
     }
@@ -506,12 +505,12 @@ struct unload_op {
 };
 
 /* Who owns a bundle we do not: redirect to it (307), or a no-op 204 when nobody does. */
-static void admin_res_unload_owner_known(void *data, int status, const struct svc_owner *o)
+static void admin_res_unload_owner_known(void *data, int status, const struct ns_owner *o)
 {
     struct unload_op *op = data;
     if (status < 0) {
         admin_reply_error(op->call, 500, mg_strerror(status));
-    } else if (o->kind == SVC_OWNER_OTHER && o->web_url) {
+    } else if (o->kind == NS_OWNER_OTHER && o->web_url) {
         char *loc = mg_asprintf("%s%s", o->web_url, op->path);
         admin_reply_redirect(op->call, loc);
         mg_free(loc);
@@ -525,21 +524,21 @@ static void admin_res_unload_owner_known(void *data, int status, const struct sv
 /* PUT|POST .../{bundle}/unload: unload here when owned here, else redirect to the owner. */
 void admin_h_bundle_unload(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     const char *ns = r->tenant_ns, *range = r->p.bundle;
     if (!admin_res_valid_bundle(s, ns, range)) {
         admin_reply_errorf(r->call, 412, "Invalid bundle range %s", range);
         return;
     }
-    if (svc_bundle_owned(s, ns, range)) {
-        if (svc_bundle_unload(s, ns, range, admin_reply_done, r->call) < 0)
+    if (ns_bundle_owned(s->ns, ns, range)) {
+        if (ns_bundle_unload(s->ns, ns, range, admin_reply_done, r->call) < 0)
             admin_reply_no_content(r->call);
         return;
     }
     struct unload_op *op = mg_calloc(1, sizeof *op);
     op->call = r->call;
     op->path = mg_strdup(evhttp_request_get_uri(r->req));
-    if (svc_bundle_owner(s, ns, range, admin_res_unload_owner_known, op) < 0) {
+    if (ns_bundle_owner(s->ns, ns, range, admin_res_unload_owner_known, op) < 0) {
         mg_free(op->path);
         mg_free(op);
         admin_reply_no_content(r->call);
@@ -562,12 +561,12 @@ static void admin_res_unload_fanned(struct admin_call *c, void *arg, struct admi
 
 void admin_h_namespace_unload(struct admin_req *r)
 {
-    int n = svc_namespace_bundles(r->a->svc, r->tenant_ns);
+    int n = ns_namespace_bundles(r->a->env->ns, r->tenant_ns);
     char **paths = mg_calloc((size_t)n + 1, sizeof *paths);
     char *t = evhttp_uriencode(r->p.tenant, -1, 0), *local = evhttp_uriencode(r->p.ns, -1, 0);
-    char range[SVC_BUNDLE_NAME_LEN];
+    char range[NS_BUNDLE_NAME_LEN];
     for (int i = 0; i < n; i++) {
-        svc_bundle_name(n, i, range);
+        ns_bundle_name(n, i, range);
         paths[i] = mg_asprintf("/admin/v2/namespaces/%s/%s/%s/unload", t, local, range);
     }
     free(t);
@@ -593,7 +592,7 @@ static void admin_res_ns_delete_listed(void *data, int status, char **names, int
     } else if (n > 0) {
         admin_reply_error(c, 409, "Cannot delete non empty namespace");
     } else {
-        int rc = svc_namespace_delete(c->a->svc, op->ns, admin_reply_done, c);
+        int rc = ns_namespace_delete(c->a->env->ns, op->ns, admin_reply_done, c);
         if (rc == -MG_ENOTFOUND)
             admin_reply_errorf(c, 404, "Namespace %s does not exist.", op->ns);
         else if (rc == -MG_EBUSY)
@@ -611,8 +610,8 @@ static void admin_res_ns_delete_listed(void *data, int status, char **names, int
  * the default), or the status to answer: 400 with *reason NULL when the body does not map
  * onto Pulsar's Policies (Jersey answers that one, without a reason), else with *reason
  * Pulsar's (400 bad bundles, 403 a replication cluster the tenant may not use). */
-static int admin_res_check_policies(struct svc *s, const char *tenant, json_t *j, int *bundles,
-                                    char *why, size_t why_len, const char **reason)
+static int admin_res_check_policies(const struct admin_env *s, const char *tenant, json_t *j,
+                                    int *bundles, char *why, size_t why_len, const char **reason)
 {
     *bundles = 0;
     *reason = NULL;
@@ -631,7 +630,7 @@ static int admin_res_check_policies(struct svc *s, const char *tenant, json_t *j
         const char *c = json_string_value(json_array_get(clusters, i));
         if (!c)
             return 400;
-        if (strcmp(c, svc_cfg(s)->cluster_name) != 0) {
+        if (strcmp(c, s->cfg->cluster_name) != 0) {
             snprintf(why, why_len,
                      "Cluster [%.40s] is not in the list of allowed clusters list for tenant "
                      "[%.60s]",
@@ -665,7 +664,7 @@ static int admin_res_check_policies(struct svc *s, const char *tenant, json_t *j
         bool equal = n >= 1 && n <= MAX_BUNDLES;
         char buf[24];
         for (size_t i = 0; equal && i + 1 < nbounds; i++) {
-            snprintf(buf, sizeof buf, "0x%08" PRIx32, svc_bundle_lower((int)n, (int)i));
+            snprintf(buf, sizeof buf, "0x%08" PRIx32, ns_bundle_lower((int)n, (int)i));
             equal = strcmp(buf, json_string_value(json_array_get(bounds, i))) == 0;
         }
         if (!equal) {
@@ -685,7 +684,7 @@ static int admin_res_check_policies(struct svc *s, const char *tenant, json_t *j
 /* GET /admin/v2/namespaces/{tenant}: the tenant's namespaces, "t/ns" */
 void admin_h_namespaces(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     const char *t = r->p.tenant;
     if (!admin_valid_name(t)) {
         admin_reply_error(r->call, 412, "Tenant name is not valid");
@@ -693,14 +692,14 @@ void admin_h_namespaces(struct admin_req *r)
     }
     if (admin_res_tenant_missing(r, t))
         return;
-    if (!svc_tenant_exists(s, t)) {
+    if (!ns_tenant_exists(s->ns, t)) {
         admin_reply_error(r->call, 404, "Tenant not found");
         return;
     }
     json_t *arr = json_array();
     size_t pos = 0, tl = strlen(t);
     const char *ns;
-    while ((ns = svc_namespace_next(s, &pos)))
+    while ((ns = ns_namespace_next(s->ns, &pos)))
         if (strncmp(ns, t, tl) == 0 && ns[tl] == '/')
             json_array_append_new(arr, json_string(ns));
     admin_reply_json(r->call, 200, arr);
@@ -710,7 +709,7 @@ void admin_h_namespaces(struct admin_req *r)
  * exists. */
 void admin_h_namespace_create(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     const char *t = r->p.tenant;
     int bundles = 0, status = r->body_bad ? 400 : 0;
     const char *reason = NULL;
@@ -727,18 +726,18 @@ void admin_h_namespace_create(struct admin_req *r)
     }
     char *ns = mg_asprintf("%s/%s", t, r->p.ns);
     if (admin_res_tenant_missing(r, t) ||
-        (!svc_namespace_exists(s, ns) && admin_refresh_namespace(r, ns))) {
+        (!ns_namespace_exists(s->ns, ns) && admin_refresh_namespace(r, ns))) {
         mg_free(ns); /* read from the store first: created elsewhere? */
         return;
     }
     int rc = 0;
-    if (!svc_tenant_exists(s, t))
+    if (!ns_tenant_exists(s->ns, t))
         admin_reply_error(r->call, 404, "Tenant does not exist");
     else if (status)
         admin_reply_errorf(r->call, status, "%s", reason);
     else
-        rc = svc_namespace_create(
-            s, ns, bundles > 0 ? bundles : svc_cfg(s)->default_number_of_namespace_bundles,
+        rc = ns_namespace_create(
+            s->ns, ns, bundles > 0 ? bundles : s->cfg->default_number_of_namespace_bundles,
             admin_reply_done, r->call);
     mg_free(ns);
     if (rc == -MG_ENOTFOUND)
@@ -752,7 +751,7 @@ void admin_h_namespace_create(struct admin_req *r)
 /* GET: the Policies */
 void admin_h_namespace_get(struct admin_req *r)
 {
-    admin_reply_json(r->call, 200, admin_res_policies_json(r->a->svc, r->tenant_ns));
+    admin_reply_json(r->call, 200, admin_res_policies_json(r->a->env, r->tenant_ns));
 }
 
 /* DELETE: refused while topics exist (stored or loaded by any broker: the store's list). */
@@ -765,7 +764,7 @@ void admin_h_namespace_delete(struct admin_req *r)
     struct ns_delete_op *op = mg_calloc(1, sizeof *op);
     op->call = r->call;
     op->ns = mg_strdup(r->tenant_ns);
-    if (svc_list_topics(r->a->svc, r->tenant_ns, false, admin_res_ns_delete_listed, op) < 0) {
+    if (ns_list_topics(r->a->env->ns, r->tenant_ns, false, admin_res_ns_delete_listed, op) < 0) {
         mg_free(op->ns);
         mg_free(op);
         admin_reply_errorf(r->call, 404, "Namespace %s does not exist.", r->tenant_ns);

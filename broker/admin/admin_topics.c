@@ -17,7 +17,7 @@
 #include "admin/admin_int.h"
 #include "config/cfg.h"
 #include "ml/ml.h"
-#include "svc/svc.h"
+#include "ns/ns.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/crc.h"
@@ -126,8 +126,8 @@ static void admin_tp_op_finish(struct topic_op *op)
     }
     bool closed = op->status == -MG_ECLOSED;
     for (int i = 0; i < op->n && op->status == 0; i++)
-        closed = closed || !topic_find(svc_topics(op->a->svc), op->names[i]);
-    if (closed && op->partitions > 0 && svc_partitions_get(op->a->svc, op->tn.full) == 0) {
+        closed = closed || !topic_find(op->a->env->topics, op->names[i]);
+    if (closed && op->partitions > 0 && ns_partitions_get(op->a->env->ns, op->tn.full) == 0) {
         admin_reply_errorf(op->call, 404, "Partitioned Topic %s not found", op->tn.full);
         {
             admin_tp_op_free(op);
@@ -153,7 +153,7 @@ static void admin_tp_op_finish(struct topic_op *op)
     }
     struct topic **topics = mg_calloc((size_t)op->n + 1, sizeof *topics);
     for (int i = 0; i < op->n; i++)
-        topics[i] = topic_find(svc_topics(op->a->svc), op->names[i]);
+        topics[i] = topic_find(op->a->env->topics, op->names[i]);
     op->fn(op, topics); /* replies (now or later) and frees op */
     mg_free(topics);
 }
@@ -177,7 +177,7 @@ static void admin_tp_op_load_tick(evutil_socket_t fd, short what, void *arg)
 
 static void admin_tp_op_load_step(struct topic_op *op)
 {
-    struct topic_registry *reg = svc_topics(op->a->svc);
+    struct topic_registry *reg = op->a->env->topics;
     for (int looked = 0;
          op->load_next < op->n && op->pending < OP_LOAD_WINDOW && looked < OP_LOAD_SLICE;
          looked++) {
@@ -196,7 +196,7 @@ static void admin_tp_op_load_step(struct topic_op *op)
         return; /* a completion takes the next step */
     if (op->load_next < op->n) {
         if (!op->load_ev)
-            op->load_ev = evtimer_new(svc_base(op->a->svc), admin_tp_op_load_tick, op);
+            op->load_ev = evtimer_new(op->a->env->base, admin_tp_op_load_tick, op);
         struct timeval zero = {0, 0};
         evtimer_add(op->load_ev, &zero);
         return;
@@ -258,24 +258,24 @@ static void admin_tp_op_run(struct topic_op *op, topic_op_fn fn, bool must_exist
         admin_tp_op_fan(op);
         return;
     }
-    if (op->partitions == 0 && must_exist && !topic_find(svc_topics(op->a->svc), op->tn.full)) {
+    if (op->partitions == 0 && must_exist && !topic_find(op->a->env->topics, op->tn.full)) {
         /* Exists: a partition of a partitioned topic, or stored. One key is read, never the
          * namespace's whole list: a partitioned operation fanned out over thousands of
          * partitions would list the namespace once per partition. */
-        struct svc *s = op->a->svc;
+        const struct admin_env *s = op->a->env;
         char *ns = mg_asprintf("%s/%s", op->tn.tenant, op->tn.ns);
-        bool ns_ok = svc_namespace_exists(s, ns);
+        bool ns_ok = ns_namespace_exists(s->ns, ns);
         mg_free(ns);
         if (!ns_ok) {
             admin_reply_error(op->call, 404, "Namespace does not exist");
             admin_tp_op_free(op);
             return;
         }
-        if (op->tn.partition >= 0 && op->tn.partition < svc_partitions_get(s, op->tn.base)) {
+        if (op->tn.partition >= 0 && op->tn.partition < ns_partitions_get(s->ns, op->tn.base)) {
             admin_tp_op_load_all(op);
             return;
         }
-        int rc = svc_topic_stored(s, op->tn.full, admin_tp_op_stored, op);
+        int rc = ns_topic_stored(s->ns, op->tn.full, admin_tp_op_stored, op);
         if (rc < 0) {
             admin_reply_error(op->call, 500, mg_strerror(rc));
             admin_tp_op_free(op);
@@ -450,7 +450,7 @@ static json_t *admin_tp_topic_stats_json(struct admin *a, struct topic *t)
                                   "lastCompactionSucceedTimestamp", 0,
                                   "lastCompactionFailedTimestamp", 0,
                                   "lastCompactionDurationTimeInMills", 0));
-    json_object_set_new(j, "ownerBroker", json_string(svc_broker_id(a->svc)));
+    json_object_set_new(j, "ownerBroker", json_string(ns_broker_id(a->env->ns)));
     json_object_set_new(j, "topicCreationTimeStamp", json_integer((json_int_t)st.created_ms));
     json_object_set_new(j, "lastPublishTimeStamp", json_integer((json_int_t)st.last_publish_ms));
     return j;
@@ -791,7 +791,7 @@ static void admin_tp_reset_time_found(struct ml_position pos, int status, void *
         admin_tp_op_free(op);
         return;
     }
-    struct topic *t = topic_find(svc_topics(op->a->svc), op->names[op->step]);
+    struct topic *t = topic_find(op->a->env->topics, op->names[op->step]);
     if (status < 0 || !t) {
         admin_reply_errorf(op->call, 412, "Unable to find position for timestamp %" PRIu64, op->ts);
         admin_tp_op_free(op);
@@ -814,7 +814,7 @@ static void admin_tp_reset_time_next(struct topic_op *op)
         admin_tp_op_free(op);
         return;
     }
-    struct topic *t = topic_find(svc_topics(op->a->svc), op->names[op->step]);
+    struct topic *t = topic_find(op->a->env->topics, op->names[op->step]);
     int rc = t ? ml_find_by_time(topic_ml(t), op->ts, admin_tp_reset_time_found, op) : -MG_ECLOSED;
     if (rc < 0) {
         admin_reply_errorf(op->call, 412, "Unable to find position for timestamp %" PRIu64, op->ts);
@@ -886,7 +886,7 @@ static void admin_tp_do_delete(struct topic_op *op, struct topic **topics)
         }
     }
     op->step = 0;
-    op->wait_ev = evtimer_new(svc_base(op->a->svc), admin_tp_delete_wait_tick, op);
+    op->wait_ev = evtimer_new(op->a->env->base, admin_tp_delete_wait_tick, op);
     admin_tp_delete_wait_next(op);
 }
 
@@ -896,7 +896,7 @@ static void admin_tp_do_delete(struct topic_op *op, struct topic **topics)
 static void admin_tp_delete_finish(struct topic_op *op)
 {
     if (op->partitions > 0) {
-        int rc = svc_partitions_delete(op->a->svc, op->tn.full, admin_reply_done, op->call);
+        int rc = ns_partitions_delete(op->a->env->ns, op->tn.full, admin_reply_done, op->call);
         if (rc < 0)
             admin_reply_error(op->call, 404, "Partitioned topic does not exist");
     } else {
@@ -931,7 +931,7 @@ static void admin_tp_delete_wait_next(struct topic_op *op)
         admin_tp_delete_finish(op);
         return;
     }
-    if (svc_topic_stored(op->a->svc, op->names[op->step], admin_tp_delete_wait_stored, op) < 0) {
+    if (ns_topic_stored(op->a->env->ns, op->names[op->step], admin_tp_delete_wait_stored, op) < 0) {
         op->step++;
         admin_tp_delete_wait_next(op);
     }
@@ -991,8 +991,8 @@ static void admin_tp_partitions_meta_listed(void *data, int status, char **names
     bool found = false;
     for (int i = 0; status == 0 && i < n && !found; i++)
         found = strcmp(names[i], op->tn.full) == 0;
-    struct svc *s = op->a->svc;
-    if (found || (op->force && svc_cfg(s)->allow_auto_topic_creation))
+    const struct admin_env *s = op->a->env;
+    if (found || (op->force && s->cfg->allow_auto_topic_creation))
         admin_reply_json(op->call, 200, json_pack("{s:i}", "partitions", 0));
     else
         admin_tp_reply_topic_not_found(op);
@@ -1014,8 +1014,8 @@ static void admin_tp_partitions_create_listed(void *data, int status, char **nam
             return;
         }
     }
-    int rc = svc_partitions_set(op->a->svc, op->tn.full, op->partitions, true, admin_reply_done,
-                                op->call);
+    int rc = ns_partitions_set(op->a->env->ns, op->tn.full, op->partitions, true, admin_reply_done,
+                               op->call);
     if (rc == -MG_EEXIST)
         admin_reply_error(op->call, 409, "This topic already exists");
     else if (rc < 0)
@@ -1067,13 +1067,13 @@ static void admin_tp_partitions_updated(void *data, int status)
 /* Does this broker own the bundle of every topic op names? */
 static bool admin_tp_op_names_here(struct topic_op *op)
 {
-    struct svc *s = op->a->svc;
+    const struct admin_env *s = op->a->env;
     bool here = true;
     for (int i = 0; i < op->n && here; i++) {
         struct topic_name tn;
         if (topic_name_parse(op->names[i], &tn) < 0)
             return false;
-        here = svc_topic_owned(s, &tn);
+        here = ns_topic_owned(s->ns, &tn);
         topic_name_fini(&tn);
     }
     return here;
@@ -1211,7 +1211,7 @@ static void admin_tp_fan_done_delete(struct admin_call *c, void *arg, struct adm
 {
     struct topic_op *op = arg;
     if (admin_tp_fan_all_ok(c, subs, n, 404)) {
-        int rc = svc_partitions_delete(op->a->svc, op->tn.full, admin_reply_done, c);
+        int rc = ns_partitions_delete(op->a->env->ns, op->tn.full, admin_reply_done, c);
         if (rc < 0)
             admin_reply_error(c, 404, "Partitioned topic does not exist");
     }
@@ -1395,7 +1395,7 @@ static struct topic_op *admin_tp_op_new(struct admin_req *r)
     op->arg = r->p.arg ? mg_strdup(r->p.arg) : NULL;
     op->body_text = admin_body_string(r->req);
     op->force = admin_query_flag(r, "force");
-    op->partitions = svc_partitions_get(r->a->svc, op->tn.full);
+    op->partitions = ns_partitions_get(r->a->env->ns, op->tn.full);
     return op;
 }
 
@@ -1403,17 +1403,17 @@ static struct topic_op *admin_tp_op_new(struct admin_req *r)
  * unless checkAllowAutoCreation with auto-creation on. */
 void admin_h_partitions_get(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     struct topic_op *op = admin_tp_op_new(r);
     if (op->partitions > 0) {
         admin_reply_json(r->call, 200, json_pack("{s:i}", "partitions", op->partitions));
         admin_tp_op_free(op);
-    } else if (topic_find(svc_topics(s), op->tn.full)) {
+    } else if (topic_find(s->topics, op->tn.full)) {
         admin_reply_json(r->call, 200, json_pack("{s:i}", "partitions", 0));
         admin_tp_op_free(op);
     } else {
         op->force = admin_query_flag(r, "checkAllowAutoCreation");
-        if (svc_list_topics(s, r->tenant_ns, false, admin_tp_partitions_meta_listed, op) < 0) {
+        if (ns_list_topics(s->ns, r->tenant_ns, false, admin_tp_partitions_meta_listed, op) < 0) {
             admin_reply_error(r->call, 404, "Namespace does not exist");
             admin_tp_op_free(op);
         }
@@ -1422,10 +1422,10 @@ void admin_h_partitions_get(struct admin_req *r)
 
 void admin_h_partitions_delete(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     struct topic_op *op = admin_tp_op_new(r);
     if (op->partitions == 0) {
-        if (topic_find(svc_topics(s), op->tn.full))
+        if (topic_find(s->topics, op->tn.full))
             admin_reply_errorf(r->call, 409, "%s is not a partitioned topic", op->tn.full);
         else
             admin_reply_errorf(r->call, 404, "Partitioned topic %s does not exist", op->tn.full);
@@ -1437,11 +1437,11 @@ void admin_h_partitions_delete(struct admin_req *r)
         admin_tp_op_run(op, admin_tp_do_delete, false);
         return;
     }
-    /* Every partition is served here: sliced in svc (svc_partitioned_delete), so that
+    /* Every partition is served here: sliced in ns (ns_partitioned_delete), so that
      * thousands of partitions neither hold the loop in one turn nor get loaded only to be
      * deleted. */
     int rc =
-        svc_partitioned_delete(s, op->tn.full, op->force, admin_tp_partitions_deleted, r->call);
+        ns_partitioned_delete(s->ns, op->tn.full, op->force, admin_tp_partitions_deleted, r->call);
     admin_tp_op_free(op);
     if (rc < 0)
         admin_reply_errorf(r->call, 404, "Partitioned topic does not exist");
@@ -1460,7 +1460,7 @@ static bool admin_tp_partitions_count(struct admin_req *r, int *count)
         admin_reply_error(r->call, 406, "Number of partitions should be more than 0");
         return false;
     }
-    int maxp = svc_cfg(r->a->svc)->max_num_partitions_per_partitioned_topic;
+    int maxp = r->a->env->cfg->max_num_partitions_per_partitioned_topic;
     if ((maxp > 0 && n > maxp) || n > INT_MAX) {
         admin_reply_errorf(r->call, 406, "Number of partitions should be less than or equal to %d",
                            maxp > 0 ? maxp : INT_MAX);
@@ -1473,7 +1473,7 @@ static bool admin_tp_partitions_count(struct admin_req *r, int *count)
 /* PUT P/{topic}/partitions: creates the partitioned topic. */
 void admin_h_partitions_create(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     int n;
     if (!admin_tp_partitions_count(r, &n))
         return;
@@ -1482,7 +1482,7 @@ void admin_h_partitions_create(struct admin_req *r)
         return;
     }
     struct topic_op *op = admin_tp_op_new(r);
-    if (op->partitions > 0 || topic_find(svc_topics(s), op->tn.full)) {
+    if (op->partitions > 0 || topic_find(s->topics, op->tn.full)) {
         admin_reply_error(r->call, 409,
                           op->partitions > 0 ? "Partitioned topic already exists"
                                              : "This topic already exists");
@@ -1490,7 +1490,7 @@ void admin_h_partitions_create(struct admin_req *r)
         return;
     }
     op->partitions = n;
-    if (svc_list_topics(s, r->tenant_ns, false, admin_tp_partitions_create_listed, op) < 0) {
+    if (ns_list_topics(s->ns, r->tenant_ns, false, admin_tp_partitions_create_listed, op) < 0) {
         admin_reply_error(r->call, 404, "Namespace does not exist");
         admin_tp_op_free(op);
     }
@@ -1500,7 +1500,7 @@ void admin_h_partitions_create(struct admin_req *r)
  * the existing partitions are copied onto the new ones. */
 void admin_h_partitions_update(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     int n;
     if (!admin_tp_partitions_count(r, &n))
         return;
@@ -1538,7 +1538,7 @@ void admin_h_partitions_update(struct admin_req *r)
         return;
     }
     for (int i = 0; i < cur; i++) {
-        struct topic *t = topic_find(svc_topics(s), op->names[i]);
+        struct topic *t = topic_find(s->topics, op->names[i]);
         size_t pos = 0;
         struct topic_sub_stats ss;
         while (t && topic_sub_stats_next(t, &pos, &ss)) {
@@ -1559,8 +1559,8 @@ static void admin_tp_grow_partitions_set(struct topic_op *op)
     for (int i = 0; i < op->n; i++) /* the existing partitions' names: not needed any more */
         mg_free(op->names[i]);
     op->n = 0;
-    int rc = svc_partitions_set(op->a->svc, op->tn.full, op->partitions, false,
-                                admin_tp_partitions_updated, op);
+    int rc = ns_partitions_set(op->a->env->ns, op->tn.full, op->partitions, false,
+                               admin_tp_partitions_updated, op);
     if (rc < 0) {
         admin_reply_error(op->call, 500, mg_strerror(rc));
         admin_tp_op_free(op);
@@ -1571,7 +1571,7 @@ static void admin_tp_grow_partitions_set(struct topic_op *op)
  *
  * A topic is served only by the broker that owns its bundle (loading it without the lease
  * would recover and fence the owner's ledger). A topic request or an HTTP lookup first
- * asks svc_lookup, as a binary LOOKUP does, which assigns an unowned bundle there and then:
+ * asks ns_lookup, as a binary LOOKUP does, which assigns an unowned bundle there and then:
  * owned or taken here -> the call is routed again and served here (a lookup answers with
  * this broker); owned by, or assigned to, another broker -> 307 to that broker's web URL
  * with authoritative=true, and that broker takes the bundle without choosing again. A
@@ -1579,7 +1579,7 @@ static void admin_tp_grow_partitions_set(struct topic_op *op)
  * asked again a bounded number of times, so a valid request never needs a client retry;
  * only a bundle that stays unavailable for LOCATE_TRIES rounds answers 503.
  */
-#define LOCATE_TRIES 50     /* rounds of svc_lookup before 503: 5 s, past an unload (3 s) */
+#define LOCATE_TRIES 50     /* rounds of ns_lookup before 503: 5 s, past an unload (3 s) */
 #define LOCATE_RETRY_MS 100 /* between rounds */
 
 struct locate_op {
@@ -1587,7 +1587,7 @@ struct locate_op {
     struct admin_call *call; /* until replied */
     char *topic;             /* owned: full name */
     char *ns;                /* owned: "t/ns" */
-    char range[SVC_BUNDLE_NAME_LEN];
+    char range[NS_BUNDLE_NAME_LEN];
     bool authoritative;
     bool lookup; /* HTTP lookup: answer with this broker's URLs; else route the call again */
     int tries;
@@ -1605,11 +1605,12 @@ static void admin_tp_locate_free(struct locate_op *l)
     mg_free(l);
 }
 
-static void admin_tp_lookup_reply_self(struct admin_call *c, struct svc *s)
+static void admin_tp_lookup_reply_self(struct admin_call *c, const struct admin_env *s)
 {
     admin_reply_json(c, 200,
-                     json_pack("{s:s,s:s,s:s,s:s}", "brokerUrl", svc_broker_url(s), "httpUrl",
-                               svc_web_url(s), "nativeUrl", svc_broker_url(s), "brokerUrlSsl", ""));
+                     json_pack("{s:s,s:s,s:s,s:s}", "brokerUrl", ns_broker_url(s->ns), "httpUrl",
+                               ns_web_url(s->ns), "nativeUrl", ns_broker_url(s->ns), "brokerUrlSsl",
+                               ""));
 }
 
 /* The request's URI on another broker: its path and query, with authoritative=true instead
@@ -1649,7 +1650,7 @@ static void admin_tp_locate_here(struct locate_op *l)
 {
     struct admin_call *c = l->call;
     if (l->lookup) {
-        admin_tp_lookup_reply_self(c, l->a->svc);
+        admin_tp_lookup_reply_self(c, l->a->env);
     } else {
         c->gated = true;
         admin_route(c);
@@ -1693,7 +1694,7 @@ static void admin_tp_locate_retry_cb(evutil_socket_t fd, short what, void *arg)
     admin_tp_locate_step(l);
 }
 
-static void admin_tp_locate_owner(void *data, int status, const struct svc_owner *o)
+static void admin_tp_locate_owner(void *data, int status, const struct ns_owner *o)
 {
     struct locate_op *l = data;
     if (admin_call_gone(l->call)) {
@@ -1705,7 +1706,7 @@ static void admin_tp_locate_owner(void *data, int status, const struct svc_owner
         admin_tp_locate_free(l);
         return;
     }
-    if (status == 0 && o->kind == SVC_OWNER_OTHER && o->web_url && !o->disabled) {
+    if (status == 0 && o->kind == NS_OWNER_OTHER && o->web_url && !o->disabled) {
         admin_tp_locate_redirect(l, o->web_url);
         return;
     }
@@ -1721,7 +1722,7 @@ static void admin_tp_locate_decided(void *data, int status, const char *url, con
         admin_tp_locate_free(l);
         return;
     }
-    struct svc *s = l->a->svc;
+    const struct admin_env *s = l->a->env;
     if (status == -MG_ECANCELED) {
         admin_reply_error(l->call, 503, "Broker is shutting down");
         admin_tp_locate_free(l);
@@ -1736,31 +1737,31 @@ static void admin_tp_locate_decided(void *data, int status, const char *url, con
         admin_tp_locate_free(l);
         return;
     }
-    if (!url || strcmp(url, svc_broker_url(s)) == 0) {
+    if (!url || strcmp(url, ns_broker_url(s->ns)) == 0) {
         admin_tp_locate_here(l);
         return;
     }
     /* Owned by, or just assigned to, another broker: its web URL from its registration, or
      * else from the ownership key. */
-    const char *web = svc_broker_web_url(s, url);
+    const char *web = ns_broker_web_url(s->ns, url);
     if (web) {
         admin_tp_locate_redirect(l, web);
         return;
     }
-    if (svc_bundle_owner(s, l->ns, l->range, admin_tp_locate_owner, l) < 0)
+    if (ns_bundle_owner(s->ns, l->ns, l->range, admin_tp_locate_owner, l) < 0)
         admin_tp_locate_again(l, "Owner of the topic's bundle is not known");
 }
 
 static void admin_tp_locate_step(struct locate_op *l)
 {
-    struct svc *s = l->a->svc;
+    const struct admin_env *s = l->a->env;
     struct topic_name tn;
     if (topic_name_parse(l->topic, &tn) < 0) { /* it parsed when the call was routed */
         admin_reply_error(l->call, 500, "Invalid topic name");
         admin_tp_locate_free(l);
         return;
     }
-    int rc = svc_lookup(s, &tn, l->authoritative, admin_tp_locate_decided, l);
+    int rc = ns_lookup(s->ns, &tn, l->authoritative, admin_tp_locate_decided, l);
     topic_name_fini(&tn);
     if (rc == 1) {
         admin_tp_locate_here(l);
@@ -1792,8 +1793,8 @@ static void admin_tp_locate_start(struct admin_req *r, const struct topic_name *
     l->ns = mg_asprintf("%s/%s", tn->tenant, tn->ns);
     l->authoritative = admin_query_flag(r, "authoritative");
     l->lookup = lookup;
-    l->retry_ev = evtimer_new(svc_base(r->a->svc), admin_tp_locate_retry_cb, l);
-    if (svc_topic_bundle(r->a->svc, tn, l->range) < 0) {
+    l->retry_ev = evtimer_new(r->a->env->base, admin_tp_locate_retry_cb, l);
+    if (ns_topic_bundle(r->a->env->ns, tn, l->range) < 0) {
         admin_reply_error(r->call, 404, "Namespace does not exist");
         admin_tp_locate_free(l);
         return;
@@ -1803,7 +1804,7 @@ static void admin_tp_locate_start(struct admin_req *r, const struct topic_name *
 
 bool admin_topic_gate(struct admin_req *r)
 {
-    if (r->call->gated || svc_topic_owned(r->a->svc, &r->tn))
+    if (r->call->gated || ns_topic_owned(r->a->env->ns, &r->tn))
         return true;
     admin_tp_locate_start(r, &r->tn, false);
     return false;
@@ -1815,28 +1816,28 @@ bool admin_topic_gate(struct admin_req *r)
  * namespace, loaded or not, partitions included. */
 void admin_h_topics(struct admin_req *r)
 {
-    if (svc_list_topics(r->a->svc, r->tenant_ns, false, admin_reply_names, r->call) < 0)
+    if (ns_list_topics(r->a->env->ns, r->tenant_ns, false, admin_reply_names, r->call) < 0)
         admin_reply_error(r->call, 404, "Namespace does not exist");
 }
 
 /* GET P/partitioned: the partitioned topics' base names. */
 void admin_h_partitioned_topics(struct admin_req *r)
 {
-    if (svc_list_topics(r->a->svc, r->tenant_ns, true, admin_reply_names, r->call) < 0)
+    if (ns_list_topics(r->a->env->ns, r->tenant_ns, true, admin_reply_names, r->call) < 0)
         admin_reply_error(r->call, 404, "Namespace does not exist");
 }
 
 /* PUT P/{topic}: a plain topic, unless one of that name (plain or partitioned) exists. */
 void admin_h_topic_create(struct admin_req *r)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     struct topic_op *op = admin_tp_op_new(r);
-    if (op->partitions > 0 || topic_find(svc_topics(s), op->tn.full)) {
+    if (op->partitions > 0 || topic_find(s->topics, op->tn.full)) {
         admin_reply_error(r->call, 409, "This topic already exists");
         admin_tp_op_free(op);
         return;
     }
-    if (svc_list_topics(s, r->tenant_ns, false, admin_tp_create_listed, op) < 0) {
+    if (ns_list_topics(s->ns, r->tenant_ns, false, admin_tp_create_listed, op) < 0) {
         admin_reply_error(r->call, 404, "Namespace does not exist");
         admin_tp_op_free(op);
     }
@@ -1943,7 +1944,7 @@ void admin_h_sub_create(struct admin_req *r)
     }
     op->body = r->body;
     r->body = NULL;
-    admin_tp_op_run(op, admin_tp_do_create_sub, !svc_cfg(r->a->svc)->allow_auto_topic_creation);
+    admin_tp_op_run(op, admin_tp_do_create_sub, !r->a->env->cfg->allow_auto_topic_creation);
 }
 
 void admin_h_sub_delete(struct admin_req *r)
@@ -1992,7 +1993,7 @@ void admin_h_sub_reset_by_id(struct admin_req *r)
  * the store). */
 static bool admin_tp_lookup_topic(struct admin_req *r, struct topic_name *tn, char *range)
 {
-    struct svc *s = r->a->svc;
+    const struct admin_env *s = r->a->env;
     char *name = mg_asprintf("persistent://%s/%s/%s", r->p.tenant, r->p.ns, r->p.topic);
     int rc = topic_name_parse(name, tn);
     mg_free(name);
@@ -2001,7 +2002,7 @@ static bool admin_tp_lookup_topic(struct admin_req *r, struct topic_name *tn, ch
         return false;
     }
     const char *reason = NULL;
-    rc = svc_check_topic(s, tn, &reason);
+    rc = ns_check_topic(s->ns, tn, &reason);
     if (rc == -MG_ENOTFOUND) { /* created on another broker since the last refresh? */
         char *ns = mg_asprintf("%s/%s", tn->tenant, tn->ns);
         bool reading = admin_refresh_namespace(r, ns);
@@ -2016,7 +2017,7 @@ static bool admin_tp_lookup_topic(struct admin_req *r, struct topic_name *tn, ch
         admin_reply_error(r->call, 404, reason);
         return false;
     }
-    if (svc_topic_bundle(s, tn, range) < 0) {
+    if (ns_topic_bundle(s->ns, tn, range) < 0) {
         topic_name_fini(tn);
         admin_reply_error(r->call, 404, "Namespace does not exist");
         return false;
@@ -2029,7 +2030,7 @@ static bool admin_tp_lookup_topic(struct admin_req *r, struct topic_name *tn, ch
 void admin_h_lookup(struct admin_req *r)
 {
     struct topic_name tn;
-    char range[SVC_BUNDLE_NAME_LEN];
+    char range[NS_BUNDLE_NAME_LEN];
     if (!admin_tp_lookup_topic(r, &tn, range))
         return;
     admin_tp_locate_start(r, &tn, true);
@@ -2040,7 +2041,7 @@ void admin_h_lookup(struct admin_req *r)
 void admin_h_lookup_bundle(struct admin_req *r)
 {
     struct topic_name tn;
-    char range[SVC_BUNDLE_NAME_LEN];
+    char range[NS_BUNDLE_NAME_LEN];
     if (!admin_tp_lookup_topic(r, &tn, range))
         return;
     topic_name_fini(&tn);

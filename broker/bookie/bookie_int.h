@@ -1,6 +1,6 @@
 /*
  * bookie_int.h - struct bodies and internal interfaces of the bookie module. Only
- * the broker/bookie/ sources and tests/unit/check_bookie.c include this.
+ * the broker/bookie/ sources and tests/integration/check_bookie.c include this.
  *
  * Pieces and their threads:
  *   bk_server.c   loop thread: listener, connections, request semantics, replies (frames

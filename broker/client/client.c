@@ -507,15 +507,21 @@ static void client_conn_read_cb(struct bufferevent *bev, void *arg)
     }
 }
 
+/* The TCP connection is up (or a test's dial handed over a connected socket): CONNECT. */
+static void client_conn_connected(struct client_conn *conn)
+{
+    int one = 1;
+    evutil_socket_t fd = bufferevent_getfd(conn->bev);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    conn->state = CLIENT_CONN_HANDSHAKE;
+    client_conn_send_connect(conn);
+}
+
 static void client_conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct client_conn *conn = arg;
     if (what & BEV_EVENT_CONNECTED) {
-        int one = 1;
-        evutil_socket_t fd = bufferevent_getfd(bev);
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        conn->state = CLIENT_CONN_HANDSHAKE;
-        client_conn_send_connect(conn);
+        client_conn_connected(conn);
         return;
     }
     char m[300];
@@ -598,6 +604,24 @@ static void client_conn_tick_cb(evutil_socket_t fd, short what, void *arg)
     client_conn_write(conn, &out);
 }
 
+/* The test seam (client_int.h): the socket comes from c->dial, connected already. */
+static void client_conn_dial(struct client_conn *conn)
+{
+    struct client *c = conn->client;
+    int fd = c->dial(c->dial_arg, conn->url);
+    if (fd < 0) {
+        snprintf(conn->errmsg, sizeof conn->errmsg, "cannot connect to %s: refused", conn->url);
+        event_active(conn->fail_ev, 0, 0);
+        return;
+    }
+    evutil_make_socket_nonblocking(fd);
+    conn->bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    MG_ASSERT(conn->bev != NULL);
+    bufferevent_setcb(conn->bev, client_conn_read_cb, NULL, client_conn_event_cb, conn);
+    bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+    client_conn_connected(conn);
+}
+
 /* The pooled connection for url, created (and connecting) if there is none. */
 static struct client_conn *client_conn_get(struct client *c, const char *url)
 {
@@ -630,6 +654,11 @@ static struct client_conn *client_conn_get(struct client *c, const char *url)
     if (client_parse_url(url, &host, &port, err, sizeof err) < 0) {
         snprintf(conn->errmsg, sizeof conn->errmsg, "%s", err);
         event_active(conn->fail_ev, 0, 0);
+        return conn;
+    }
+    if (c->dial) {
+        mg_free(host);
+        client_conn_dial(conn);
         return conn;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC,

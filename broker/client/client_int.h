@@ -1,6 +1,6 @@
 /*
  * client_int.h - struct bodies of the client module; included only by client.c and its
- * tests (tests/unit/check_perf.c).
+ * tests (tests/unit/check_perf.c, tests/unit/check_client.c).
  */
 #ifndef MG_CLIENT_INT_H
 #define MG_CLIENT_INT_H
@@ -114,10 +114,18 @@ struct client_ep {
     struct client_ep *prev;
 };
 
+/* Test seam (tests/unit/check_client.c): when struct client's dial is set, a new connection
+ * takes its socket from dial(dial_arg, url) instead of resolving url and connecting: an
+ * already connected stream socket, which the connection then owns, or -1 (the connection
+ * fails as a refused connect would). NULL in every client the product makes. */
+typedef int (*client_dial_fn)(void *arg, const char *url);
+
 struct client {
     struct event_base *base; /* borrowed */
-    char *service_url;       /* owned, normalised pool key (the first host) */
-    char **service_urls;     /* owned: every host of a multi-host URL, normalised */
+    client_dial_fn dial;     /* the test seam above; NULL */
+    void *dial_arg;
+    char *service_url;   /* owned, normalised pool key (the first host) */
+    char **service_urls; /* owned: every host of a multi-host URL, normalised */
     int n_service_urls;
     unsigned connect_timeout_ms;
     unsigned operation_timeout_ms;

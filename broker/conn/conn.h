@@ -18,13 +18,36 @@
 #include <event2/util.h>
 #include <stdint.h>
 
-struct svc;
+struct bufferevent;
+struct cfg;
 struct conn;
+struct event_base;
+struct ns;
 struct sockaddr;
+struct topic_registry;
 
-/* Take over an accepted socket (fd is owned from now on). Never NULL. */
-struct conn *conn_new(struct svc *s, evutil_socket_t fd, const struct sockaddr *addr, int socklen,
+/* What a connection uses of the broker: filled by its creator (the service, or a test) and
+ * borrowed by every connection made with it; it must outlive them. */
+struct conn_env {
+    const struct cfg *cfg;         /* limits, keep-alive, auto-creation */
+    struct event_base *base;       /* the loop the connections run on */
+    struct topic_registry *topics; /* where producers and consumers attach */
+    struct ns *ns;                 /* lookups, ownership, partitioned metadata, listings */
+    /* The connection closed (conn_close, once): the creator's reference ends when this
+     * returns, so it must forget c. May be NULL. */
+    void (*closed)(void *data, struct conn *c);
+    void *data; /* of closed */
+};
+
+/* Take over bev (owned from now on: a connected socket's, or one end of an in-process pair)
+ * and speak the protocol on it; peer names the other end in logs ("ip:port", may be
+ * NULL). The caller holds one reference, which ends with the connection (env->closed).
+ * Never NULL. */
+struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const char *peer,
                       uint64_t id);
+/* conn_new on an accepted TCP socket (fd is owned from now on): no delay, non-blocking. */
+struct conn *conn_accept(const struct conn_env *env, evutil_socket_t fd,
+                         const struct sockaddr *addr, int socklen, uint64_t id);
 /* Close: logs reason (NULL = normal close at INFO level is skipped), releases producers and
  * consumers, frees the socket; the struct goes with the last reference. Idempotent. */
 void conn_close(struct conn *c, const char *reason);

@@ -26,7 +26,6 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/loop.h"
-#include "wire/wire.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -76,35 +75,30 @@ void ml_entry_unref(struct ml_entry *e)
     mg_free(e);
 }
 
-void ml_entry_parse(struct ml_entry *e)
-{
-    struct wire_msg_info info;
-    memset(&info, 0, sizeof info);
-    if (e->data && wire_entry_parse(e->data, &info) == 0) {
-        e->num_messages = info.num_messages > 0 ? info.num_messages : 1;
-        e->batched = info.batched;
-        e->publish_time = info.publish_time;
-        e->key_hash = info.key_hash;
-        e->deliver_at_time = info.deliver_at_time;
-        return;
-    }
-    /* Not a Pulsar entry (tests, foreign data): one message, no metadata. */
-    e->num_messages = 1;
-    e->batched = false;
-    e->publish_time = 0;
-    e->key_hash = 0;
-    e->deliver_at_time = 0;
-}
-
-struct ml_entry *ml_entry_new(struct evbuffer *data)
+struct ml_entry *ml_entry_new(struct evbuffer *data, const struct ml_entry_info *info)
 {
     struct ml_entry *e = mg_calloc(1, sizeof *e);
     e->refs = 1;
     e->pos = (struct ml_position){-1, -1};
     e->data = data;
     e->size = evbuffer_get_length(data);
-    ml_entry_parse(e);
+    e->num_messages = 1; /* nobody said: one message, no metadata */
+    if (info) {
+        e->num_messages = info->num_messages > 0 ? info->num_messages : 1;
+        e->batched = info->batched;
+        e->publish_time = info->publish_time;
+        e->key_hash = info->key_hash;
+        e->deliver_at_time = info->deliver_at_time;
+    }
     return e;
+}
+
+struct ml_entry *ml_entry_stored(const struct ml_factory *f, struct evbuffer *data)
+{
+    struct ml_entry_info info;
+    memset(&info, 0, sizeof info);
+    bool known = f && f->cfg.entry_info && f->cfg.entry_info(data, &info) == 0;
+    return ml_entry_new(data, known ? &info : NULL);
 }
 
 /* ---- deferred tasks ----------------------------------------------------------------- */
@@ -1554,8 +1548,8 @@ static void ml_drain(struct ml_ledger *ml)
     ml_release(ml);
 }
 
-int ml_append(struct ml_ledger *ml, struct evbuffer *data, struct ml_append_req *req,
-              ml_append_cb cb)
+int ml_append(struct ml_ledger *ml, struct evbuffer *data, const struct ml_entry_info *info,
+              struct ml_append_req *req, ml_append_cb cb)
 {
     if (!ml || !data || !req || !cb) {
         if (data)
@@ -1573,7 +1567,7 @@ int ml_append(struct ml_ledger *ml, struct evbuffer *data, struct ml_append_req 
     struct ml_add_op *op = mg_calloc(1, sizeof *op);
     op->ml = ml;
     op->req = req;
-    op->entry = ml_entry_new(data);
+    op->entry = ml_entry_new(data, info);
     req->cb = cb;
     req->pending = op->entry;
     req->next = NULL;

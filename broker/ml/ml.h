@@ -43,17 +43,28 @@ struct ml_position {
 
 int ml_pos_cmp(struct ml_position a, struct ml_position b);
 
+/* What the layers above know of an entry's content (the managed ledger does not read the
+ * bytes: the topic layer tells it at append, and for entries read back from the store,
+ * through ml_config.entry_info). */
+struct ml_entry_info {
+    int32_t num_messages;    /* messages in the entry (a batch's count), >= 1 */
+    bool batched;            /* the entry is a batch (also of one message) */
+    uint64_t publish_time;   /* ms; seek by time, retention by time */
+    uint32_t key_hash;       /* Key_Shared sticky-key hash in [0, 65535] */
+    int64_t deliver_at_time; /* ms, 0 = none */
+};
+
 /* One stored entry. Refcounted: holders take ml_entry_ref and drop with ml_entry_unref. */
 struct ml_entry {
     int refs;
     struct ml_position pos;
     struct evbuffer *data;   /* owned; the stored bytes; never modified after append */
     size_t size;             /* bytes in data */
-    int32_t num_messages;    /* num_messages_in_batch, or 1 */
-    bool batched;            /* num_messages_in_batch was present */
-    uint64_t publish_time;   /* ms, from MessageMetadata */
-    uint32_t key_hash;       /* Key_Shared sticky-key hash in [0, 65535] */
-    int64_t deliver_at_time; /* ms, 0 = none */
+    int32_t num_messages;    /* struct ml_entry_info's fields: 1 ... */
+    bool batched;            /* ... false ... */
+    uint64_t publish_time;   /* ... and 0 ... */
+    uint32_t key_hash;       /* ... when nobody said */
+    int64_t deliver_at_time; /* (ml_config.entry_info NULL, or it failed) */
 };
 
 struct ml_entry *ml_entry_ref(struct ml_entry *e);
@@ -85,6 +96,10 @@ struct ml_config {
      * reaching it fails with that code (after the entries before it); true: it is skipped
      * and acknowledged for every cursor, with an ERROR log per ledger (Pulsar's rule). */
     bool auto_skip_non_recoverable_data;
+    /* The content of an entry read back from the store (the tail cache keeps what was
+     * given at append): 0 and info filled, or < 0 for bytes it cannot read (then: one
+     * message, no metadata). NULL: always so. Called on the loop thread. */
+    int (*entry_info)(struct evbuffer *data, struct ml_entry_info *info);
 };
 
 /* The factory owns the storage backend and every open ML, on loop (borrowed: it must outlive
@@ -137,15 +152,16 @@ struct ml_append_req {
     struct ml_entry *pending;
 };
 /* Append data (ownership of the evbuffer moves to the ML; the caller must not touch it
- * afterwards) as one entry. Callbacks fire strictly in append order; status 0 means the
- * entry is stored (durably, for durable stores). Errors: -MG_ECLOSED, -MG_EFENCED (sync or
- * async: the ML is fenced for good, see ml_is_fenced), -MG_EIO and other store errors
- * (async: this append and those queued behind it failed; the ML rolls to a new ledger on
- * the next append, so a resend may succeed), -MG_ETOOBIG (async: this entry alone is over
- * what the store can ever take, the bookies' frame limit; the appends around it go on).
- * Cursors waiting for entries are woken once the append completes. */
-int ml_append(struct ml_ledger *ml, struct evbuffer *data, struct ml_append_req *req,
-              ml_append_cb cb);
+ * afterwards) as one entry; info (copied; NULL: one message, no metadata) is what readers
+ * of the entry see until it leaves the tail cache. Callbacks fire strictly in append order; status
+ * 0 means the entry is stored (durably, for durable stores). Errors: -MG_ECLOSED, -MG_EFENCED (sync
+ * or async: the ML is fenced for good, see ml_is_fenced), -MG_EIO and other store errors (async:
+ * this append and those queued behind it failed; the ML rolls to a new ledger on the next append,
+ * so a resend may succeed), -MG_ETOOBIG (async: this entry alone is over what the store can ever
+ * take, the bookies' frame limit; the appends around it go on). Cursors waiting for entries are
+ * woken once the append completes. */
+int ml_append(struct ml_ledger *ml, struct evbuffer *data, const struct ml_entry_info *info,
+              struct ml_append_req *req, ml_append_cb cb);
 
 /* Last entry whose append completed; (current ledger, -1) when empty. */
 struct ml_position ml_last_confirmed(const struct ml_ledger *ml);

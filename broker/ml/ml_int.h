@@ -339,10 +339,11 @@ void ml_cursor_restore_batch(struct ml_cursor *c, struct ml_position pos, const 
 /* The ML is open: fold restored ranges into mark-delete, set the read position. */
 void ml_cursor_restored(struct ml_cursor *c);
 
-/* Fill the wire-derived fields of e from its data (num_messages=1 and zeros when the
- * bytes are not a Pulsar entry). */
-void ml_entry_parse(struct ml_entry *e);
-struct ml_entry *ml_entry_new(struct evbuffer *data);
+/* A new entry owning data, with info's content (NULL: one message, no metadata). */
+struct ml_entry *ml_entry_new(struct evbuffer *data, const struct ml_entry_info *info);
+/* An entry of bytes read back from the store: its content from f's cfg.entry_info (f may
+ * be NULL: unknown content). */
+struct ml_entry *ml_entry_stored(const struct ml_factory *f, struct evbuffer *data);
 
 /* ---- cursors ------------------------------------------------------------------------ */
 

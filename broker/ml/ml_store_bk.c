@@ -465,7 +465,7 @@ static void ml_bk_read_done(struct bkc_req *br, int status)
         req->n = br->n_entries;
         req->entries = mg_malloc((size_t)(req->n ? req->n : 1) * sizeof *req->entries);
         for (int i = 0; i < br->n_entries; i++) {
-            struct ml_entry *e = ml_entry_new(br->entries[i]);
+            struct ml_entry *e = ml_entry_stored(op->s->f, br->entries[i]);
             br->entries[i] = NULL;
             e->pos = (struct ml_position){req->ledger_id, br->first_entry + i};
             req->entries[i] = e;

@@ -1,12 +1,15 @@
 /*
- * svc.c - the broker service: listeners, connections, topics and cluster resources.
+ * svc.c - the broker service: the composition root of one loop's broker.
  *
- * Happy path: svc_new binds the Pulsar port and the admin port (either may be 0 = any free
- * port; the bound ports are then used in the advertised URLs), creates the managed-ledger
- * factory and the topic registry, and accepts connections, each handed to conn_new.
- * svc_shutdown stops accepting, asks every connection to close its producers and
- * consumers (CLOSE_PRODUCER/CLOSE_CONSUMER, so clients reconnect elsewhere) and exits the
- * loop once they are gone or a grace timer fires.
+ * Happy path: svc_new creates the namespace module and loads it from the metadata store,
+ * the BookKeeper client (managedLedgerStore=bookkeeper), the managed-ledger factory and the
+ * topic registry, binds the Pulsar port and the admin port (either may be 0 = any free
+ * port; the bound ports are then used in the advertised URLs), starts the namespace module
+ * (ownership) and accepts connections, each handed to conn_accept with the environment
+ * every connection borrows (struct conn_env). svc_shutdown stops accepting, releases the
+ * bundles, asks every
+ * connection to close its producers and consumers (CLOSE_PRODUCER/CLOSE_CONSUMER, so
+ * clients reconnect elsewhere) and exits the loop once they are gone or a grace timer fires.
  *
  * Failure modes: a port that cannot be bound makes svc_new return NULL with the reason
  * logged. The listener (util/listen.h) pauses accepting when descriptors run short (EMFILE,
@@ -23,7 +26,7 @@
 #include "conn/conn.h"
 #include "meta/meta.h"
 #include "ml/ml.h"
-#include "svc/svc_int.h"
+#include "ns/ns.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -46,7 +49,41 @@
 #define SVC_DRAIN_SECONDS 5
 #define SVC_REFUSE_LOG_MS 10000 /* at most one line per interval about refused connections */
 
-static uint64_t now_ms(void)
+struct svc {
+    const struct cfg *cfg;         /* borrowed */
+    struct mg_loop *loop;          /* borrowed */
+    struct event_base *base;       /* borrowed: the loop's */
+    struct meta_store *meta;       /* borrowed; may be NULL */
+    struct mg_listener *listener;  /* owned; NULL once shutting down */
+    struct admin *admin;           /* owned */
+    struct admin_env admin_env;    /* what admin borrows */
+    struct conn_env conn_env;      /* what every connection borrows */
+    struct ml_factory *mlf;        /* owned */
+    struct bkc_client *bkc;        /* owned; NULL unless managedLedgerStore=bookkeeper */
+    struct topic_registry *topics; /* owned */
+    struct ns *ns;                 /* owned: tenants, namespaces, bundles, lookup */
+    struct mg_map conns;           /* id -> struct conn (the svc holds one reference) */
+    struct mg_map conn_ips;        /* id of an admitted conn -> its IPv4 address + 1 */
+    struct mg_map ip_conns;        /* IPv4 address (4 bytes) -> admitted conns from it */
+    int n_admitted;                /* conns not refused by the connection limits */
+    int64_t refused_conns;         /* refused by brokerMaxConnections[PerIp] */
+    int64_t refuse_log_pending;    /* refusals since the last log line */
+    uint64_t refuse_log_ms;        /* when that line was written */
+    struct event *refuse_ev;       /* owned: writes the line at the end of an interval */
+    const char *refuse_last_why;   /* static text of the latest refusal */
+    char refuse_last_peer[32];     /* its peer "ip:port" */
+    uint64_t next_conn_id;
+    int64_t total_conns;
+    int broker_port, web_port;
+    uint64_t start_ms;
+    bool shutting_down;
+    struct event *shutdown_ev; /* owned: polls until connections are gone */
+    int shutdown_ticks;
+    uint64_t shutdown_deadline_ms; /* brokerShutdownTimeoutMs after svc_shutdown began */
+    bool shutdown_released;        /* bundles released (or given up on): closing connections */
+};
+
+static uint64_t svc_now_ms(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -56,7 +93,7 @@ static uint64_t now_ms(void)
 /* brokerMaxConnections / brokerMaxConnectionsPerIp, as Pulsar's ConnectionController: a
  * connection over either bound gets ERROR NotAllowedError and is closed. Only IPv4 peers
  * are counted per address (as Pulsar). Returns NULL to admit, else the reason. */
-static const char *over_limits(struct svc *s, const struct sockaddr *addr, uint32_t *ip)
+static const char *svc_over_limits(struct svc *s, const struct sockaddr *addr, uint32_t *ip)
 {
     const struct cfg *cfg = s->cfg;
     *ip = 0;
@@ -74,39 +111,39 @@ static const char *over_limits(struct svc *s, const struct sockaddr *addr, uint3
 
 /* Refusals are logged at most once per SVC_REFUSE_LOG_MS, with how many there were; what
  * happened after a line is reported by a timer at the end of its interval. */
-static void refuse_log(struct svc *s)
+static void svc_refuse_log(struct svc *s)
 {
     MG_WARN("svc",
             "refused %" PRId64 " connection(s) in the last %d s (brokerMaxConnections=%d, "
             "brokerMaxConnectionsPerIp=%d); latest from %s: %s",
             s->refuse_log_pending, SVC_REFUSE_LOG_MS / 1000, s->cfg->broker_max_connections,
             s->cfg->broker_max_connections_per_ip, s->refuse_last_peer, s->refuse_last_why);
-    s->refuse_log_ms = now_ms();
+    s->refuse_log_ms = svc_now_ms();
     s->refuse_log_pending = 0;
 }
 
-static void refuse_flush(evutil_socket_t fd, short what, void *arg)
+static void svc_refuse_flush(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct svc *s = arg;
     if (s->refuse_log_pending > 0)
-        refuse_log(s);
+        svc_refuse_log(s);
 }
 
-static void note_refused(struct svc *s, const char *why, const char *peer)
+static void svc_note_refused(struct svc *s, const char *why, const char *peer)
 {
     s->refused_conns++;
     s->refuse_log_pending++;
     s->refuse_last_why = why;
     snprintf(s->refuse_last_peer, sizeof s->refuse_last_peer, "%s", peer);
-    uint64_t now = now_ms();
+    uint64_t now = svc_now_ms();
     if (!s->refuse_log_ms || now - s->refuse_log_ms >= SVC_REFUSE_LOG_MS) {
-        refuse_log(s);
+        svc_refuse_log(s);
         return;
     }
     if (!s->refuse_ev)
-        s->refuse_ev = evtimer_new(s->base, refuse_flush, s);
+        s->refuse_ev = evtimer_new(s->base, svc_refuse_flush, s);
     if (!evtimer_pending(s->refuse_ev, NULL)) {
         uint64_t left = s->refuse_log_ms + SVC_REFUSE_LOG_MS - now;
         struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
@@ -114,15 +151,15 @@ static void note_refused(struct svc *s, const char *why, const char *peer)
     }
 }
 
-static void accept_fn(void *arg, int fd, const struct sockaddr *addr, int socklen)
+static void svc_accept_fn(void *arg, int fd, const struct sockaddr *addr, int socklen)
 {
     struct svc *s = arg; /* (svc_shutdown frees the listener: no accept after it) */
     uint64_t id = ++s->next_conn_id;
-    struct conn *c = conn_new(s, fd, addr, socklen, id);
+    struct conn *c = conn_accept(&s->conn_env, fd, addr, socklen, id);
     mg_map_put_u64(&s->conns, id, c);
     s->total_conns++;
     uint32_t ip;
-    const char *why = over_limits(s, addr, &ip);
+    const char *why = svc_over_limits(s, addr, &ip);
     if (why) {
         char msg[128];
         char ipbuf[INET_ADDRSTRLEN] = "?", peer[INET_ADDRSTRLEN + 8] = "?";
@@ -136,7 +173,7 @@ static void accept_fn(void *arg, int fd, const struct sockaddr *addr, int sockle
             snprintf(msg, sizeof msg, "%s/%s", why, peer);
         else
             snprintf(msg, sizeof msg, "%s", why);
-        note_refused(s, why, peer);
+        svc_note_refused(s, why, peer);
         conn_refuse(c, -MG_ENOTALLOWED, msg);
         return;
     }
@@ -148,8 +185,10 @@ static void accept_fn(void *arg, int fd, const struct sockaddr *addr, int sockle
     }
 }
 
-void svc_conn_closed(struct svc *s, struct conn *c)
+/* A connection closed itself: drop the service's reference to it. */
+static void svc_conn_closed(void *data, struct conn *c)
 {
+    struct svc *s = data;
     uint64_t id = conn_id(c);
     mg_map_del_u64(&s->conns, id);
     void *v = mg_map_del_u64(&s->conn_ips, id);
@@ -166,26 +205,40 @@ void svc_conn_closed(struct svc *s, struct conn *c)
         mg_listener_conn_closed(s->listener);
 }
 
+/* The connection counters admin's /metrics reads (struct admin_env). */
+static int svc_num_connections(void *data)
+{
+    const struct svc *s = data;
+    return (int)s->conns.count;
+}
+
+static int64_t svc_total_connections(void *data)
+{
+    const struct svc *s = data;
+    return s->total_conns;
+}
+
+static void svc_drain(struct svc *s);
+
 struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_store *meta)
 {
-    struct svc *s = mg_calloc(1, sizeof *s);
     struct event_base *base = mg_loop_base(loop);
+    struct svc *s = mg_calloc(1, sizeof *s);
     s->cfg = cfg;
     s->meta = meta;
     s->loop = loop;
     s->base = base;
-    s->start_ms = now_ms();
+    s->start_ms = svc_now_ms();
     mg_map_init(&s->conns);
     mg_map_init(&s->conn_ips);
     mg_map_init(&s->ip_conns);
-    svc_res_init(s);
-    if (svc_res_load(s) < 0) {
+    s->ns = ns_new(base, cfg, meta);
+    if (ns_load(s->ns) < 0) {
         MG_ERROR("svc", "cannot load tenants, namespaces and partitioned topics from the "
                         "metadata store");
         svc_free(s);
         return NULL;
     }
-    svc_res_refresh_start(s);
 
     struct ml_config mlc = {
         .cache_size_bytes = (size_t)cfg->managed_ledger_cache_size_mb << 20,
@@ -197,6 +250,7 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
         .write_quorum = cfg->managed_ledger_write_quorum,
         .ack_quorum = cfg->managed_ledger_ack_quorum,
         .auto_skip_non_recoverable_data = cfg->auto_skip_non_recoverable_data,
+        .entry_info = topic_entry_info, /* entries read back from bookies */
     };
     if (strcmp(cfg->managed_ledger_store, "memory") == 0) {
         /* Volatile topics on a store other brokers share would let a broker crash lose
@@ -267,34 +321,51 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
         .broker_index = 0,
     };
     s->topics = topic_registry_new(base, s->mlf, &tc);
+    s->conn_env = (struct conn_env){
+        .cfg = cfg,
+        .base = base,
+        .topics = s->topics,
+        .ns = s->ns,
+        .closed = svc_conn_closed,
+        .data = s,
+    };
 
     struct mg_listener_options lo = {
         .name = "Pulsar protocol",
         .reserve_fds = mg_fds_default_reserve(mg_fds_limit()),
     };
     s->listener =
-        mg_listener_new(base, cfg->bind_address, cfg->broker_service_port, &lo, accept_fn, s);
+        mg_listener_new(base, cfg->bind_address, cfg->broker_service_port, &lo, svc_accept_fn, s);
     if (!s->listener) {
         svc_free(s);
         return NULL;
     }
     s->broker_port = mg_listener_port(s->listener);
-    s->broker_url = mg_asprintf("pulsar://%s:%d", cfg->advertised_address, s->broker_port);
-    s->admin = admin_new(s, base, cfg->bind_address, cfg->web_service_port);
+    s->admin_env = (struct admin_env){
+        .cfg = cfg,
+        .base = base,
+        .topics = s->topics,
+        .ns = s->ns,
+        .bkc = s->bkc,
+        .start_time_ms = s->start_ms,
+        .num_connections = svc_num_connections,
+        .total_connections = svc_total_connections,
+        .data = s,
+    };
+    s->admin = admin_new(&s->admin_env, base, cfg->bind_address, cfg->web_service_port);
     if (!s->admin) {
         svc_free(s);
         return NULL;
     }
     s->web_port = admin_port(s->admin);
-    s->web_url = mg_asprintf("http://%s:%d", cfg->advertised_address, s->web_port);
-    s->broker_id = mg_asprintf("%s:%d", cfg->advertised_address, s->web_port);
+    ns_start(s->ns, s->topics, s->mlf, s->broker_port, s->web_port);
     MG_INFO("svc", "serving Pulsar protocol on %s:%d (advertised %s), admin on %s:%d",
-            cfg->bind_address, s->broker_port, s->broker_url, cfg->bind_address, s->web_port);
-    svc_own_start(s);
+            cfg->bind_address, s->broker_port, ns_broker_url(s->ns), cfg->bind_address,
+            s->web_port);
     return s;
 }
 
-static void close_all_conns(struct svc *s, bool graceful)
+static void svc_close_all_conns(struct svc *s, bool graceful)
 {
     size_t pos = 0;
     void *v;
@@ -321,12 +392,13 @@ void svc_free(struct svc *s)
         return;
     mg_listener_free(s->listener);
     s->listener = NULL;
-    svc_bulk_cancel(s);
-    svc_res_cancel(s);
-    close_all_conns(s, false);
+    if (s->ns)
+        ns_cancel(s->ns); /* the callers of pending requests are going away */
+    svc_close_all_conns(s, false);
     admin_free(s->admin);
     s->admin = NULL;
-    svc_own_stop(s);
+    if (s->ns)
+        ns_stop(s->ns);
     svc_drain(s);
     ml_factory_free(s->mlf);
     bkc_client_free(s->bkc);
@@ -337,33 +409,30 @@ void svc_free(struct svc *s)
     mg_map_fini(&s->conns);
     mg_map_fini(&s->conn_ips);
     mg_map_fini(&s->ip_conns);
-    svc_res_fini(s);
-    mg_free(s->broker_url);
-    mg_free(s->web_url);
-    mg_free(s->broker_id);
+    ns_free(s->ns);
     mg_free(s);
 }
 
 /* Shutdown, polled every 100 ms: first the bundles are released (topics closed, cursor
  * writes landed, ownership keys and the registration deleted), then connections are closed
  * gracefully; brokerShutdownTimeoutMs bounds the whole. */
-static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
+static void svc_shutdown_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct svc *s = arg;
     s->shutdown_ticks++;
-    bool late = now_ms() >= s->shutdown_deadline_ms;
+    bool late = svc_now_ms() >= s->shutdown_deadline_ms;
     if (!s->shutdown_released) {
         /* Leave at least a second of the bound for the connections. */
-        bool release_late = now_ms() + 1000 >= s->shutdown_deadline_ms;
-        if (!svc_own_released(s) && !release_late)
+        bool release_late = svc_now_ms() + 1000 >= s->shutdown_deadline_ms;
+        if (!ns_released(s->ns) && !release_late)
             return;
-        if (!svc_own_released(s))
+        if (!ns_released(s->ns))
             MG_WARN("svc", "bundles not released within the shutdown bound; going on");
         s->shutdown_released = true;
         MG_INFO("svc", "bundles released: closing %zu connections", s->conns.count);
-        close_all_conns(s, true);
+        svc_close_all_conns(s, true);
     }
     if (s->conns.count == 0 || late) {
         if (s->conns.count)
@@ -371,12 +440,12 @@ static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
                     "%zu connections still open at the shutdown bound (%d ms); closing "
                     "them",
                     s->conns.count, s->cfg->broker_shutdown_timeout_ms);
-        close_all_conns(s, false);
+        svc_close_all_conns(s, false);
         event_base_loopexit(s->base, NULL);
     }
 }
 
-static void drain_timeout(evutil_socket_t fd, short what, void *arg)
+static void svc_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -385,7 +454,7 @@ static void drain_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* Close every topic (cursors flush their positions, ledgers close) and run the loop until
  * the managed ledgers' metadata writes are done, bounded in time. */
-void svc_drain(struct svc *s)
+static void svc_drain(struct svc *s)
 {
     if (s->topics) {
         topic_registry_free(s->topics);
@@ -394,7 +463,7 @@ void svc_drain(struct svc *s)
     if (!s->mlf || ml_factory_pending(s->mlf) == 0)
         return;
     bool expired = false;
-    struct event *timer = evtimer_new(s->base, drain_timeout, &expired);
+    struct event *timer = evtimer_new(s->base, svc_drain_timeout, &expired);
     struct timeval tv = {SVC_DRAIN_SECONDS, 0};
     evtimer_add(timer, &tv);
     while (ml_factory_pending(s->mlf) > 0 && !expired)
@@ -411,12 +480,12 @@ void svc_shutdown(struct svc *s)
         return;
     s->shutting_down = true;
     MG_INFO("svc", "shutting down: releasing %d bundles, then closing %zu connections",
-            svc_owned_bundles(s), s->conns.count);
-    s->shutdown_deadline_ms = now_ms() + (uint64_t)s->cfg->broker_shutdown_timeout_ms;
+            ns_owned_bundles(s->ns), s->conns.count);
+    s->shutdown_deadline_ms = svc_now_ms() + (uint64_t)s->cfg->broker_shutdown_timeout_ms;
     mg_listener_free(s->listener);
     s->listener = NULL;
-    svc_own_release_all(s);
-    s->shutdown_ev = event_new(s->base, -1, EV_PERSIST, shutdown_tick, s);
+    ns_shutdown(s->ns);
+    s->shutdown_ev = event_new(s->base, -1, EV_PERSIST, svc_shutdown_tick, s);
     struct timeval tv = {0, 100000};
     event_add(s->shutdown_ev, &tv);
 }
@@ -425,48 +494,28 @@ int svc_broker_port(const struct svc *s)
 {
     return s->broker_port;
 }
+
 int svc_web_port(const struct svc *s)
 {
     return s->web_port;
 }
-const char *svc_broker_url(const struct svc *s)
-{
-    return s->broker_url;
-}
-const char *svc_web_url(const struct svc *s)
-{
-    return s->web_url;
-}
-const char *svc_broker_id(const struct svc *s)
-{
-    return s->broker_id;
-}
-const struct cfg *svc_cfg(const struct svc *s)
-{
-    return s->cfg;
-}
-struct event_base *svc_base(const struct svc *s)
-{
-    return s->base;
-}
+
 struct topic_registry *svc_topics(struct svc *s)
 {
     return s->topics;
 }
 
-struct bkc_client *svc_bkc(struct svc *s)
+struct ns *svc_ns(struct svc *s)
 {
-    return s->bkc;
+    return s->ns;
 }
-uint64_t svc_start_time_ms(const struct svc *s)
+
+struct admin *svc_admin(struct svc *s)
 {
-    return s->start_ms;
+    return s->admin;
 }
-int svc_num_connections(const struct svc *s)
+
+void svc_session_event(struct svc *s, int meta_session_event)
 {
-    return (int)s->conns.count;
-}
-int64_t svc_total_connections(const struct svc *s)
-{
-    return s->total_conns;
+    ns_session_event(s->ns, meta_session_event);
 }

@@ -17,6 +17,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "wire/wire.h"
 
 #include <event2/buffer.h>
 #include <string.h>
@@ -525,8 +526,28 @@ static void topic_publish_done(struct ml_append_req *req, int status)
         topic_producer_free(p);
 }
 
-int topic_publish(struct topic_producer *p, struct evbuffer *data, uint64_t sequence_id,
-                  uint64_t highest_sequence_id, topic_publish_cb cb, void *cb_data)
+/* What the managed ledger keeps of a message's metadata. */
+static void topic_entry_info_of(const struct wire_msg_info *m, struct ml_entry_info *info)
+{
+    info->num_messages = m->num_messages > 0 ? m->num_messages : 1;
+    info->batched = m->batched;
+    info->publish_time = m->publish_time;
+    info->key_hash = m->key_hash;
+    info->deliver_at_time = m->deliver_at_time;
+}
+
+int topic_entry_info(struct evbuffer *entry, struct ml_entry_info *info)
+{
+    struct wire_msg_info m;
+    if (wire_entry_parse(entry, &m) < 0)
+        return -MG_EPROTO;
+    topic_entry_info_of(&m, info);
+    return 0;
+}
+
+int topic_publish(struct topic_producer *p, struct evbuffer *data, const struct wire_msg_info *msg,
+                  uint64_t sequence_id, uint64_t highest_sequence_id, topic_publish_cb cb,
+                  void *cb_data)
 {
     if (p->closed || !p->topic || !p->topic->ml) {
         evbuffer_free(data); /* moved in, as ml_append does on failure */
@@ -539,7 +560,14 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, uint64_t sequ
     pub->cb = cb;
     pub->cb_data = cb_data;
     pub->req.data = pub;
-    int rc = ml_append(p->topic->ml, data, &pub->req, topic_publish_done);
+    /* The frame decoder read the metadata already: hand it down, do not parse it again. */
+    struct ml_entry_info info;
+    const struct ml_entry_info *known = &info;
+    if (msg)
+        topic_entry_info_of(msg, &info);
+    else if (topic_entry_info(data, &info) < 0)
+        known = NULL; /* not a Pulsar entry: one message, no metadata */
+    int rc = ml_append(p->topic->ml, data, known, &pub->req, topic_publish_done);
     if (rc < 0) {
         mg_free(pub);
         if (rc == -MG_EFENCED)

@@ -27,6 +27,7 @@
 
 struct event_base;
 struct evbuffer;
+struct wire_msg_info;
 struct topic_registry;
 struct topic;
 struct topic_producer;
@@ -125,11 +126,17 @@ const char *topic_producer_name(const struct topic_producer *p);
 int64_t topic_producer_last_sequence(const struct topic_producer *p);
 
 typedef void (*topic_publish_cb)(void *data, int status, struct ml_position pos);
-/* Publish one entry (data moved in, as for ml_append). The callback fires in publish
- * order, once the entry is stored. After topic_producer_close, pending callbacks still
- * fire (status may be -MG_ECANCELED). */
-int topic_publish(struct topic_producer *p, struct evbuffer *data, uint64_t sequence_id,
-                  uint64_t highest_sequence_id, topic_publish_cb cb, void *cb_data);
+/* Publish one entry (data moved in, as for ml_append). msg is its MessageMetadata as the
+ * frame decoder read it (wire_frame.msg; NULL: read here from data). The callback fires in
+ * publish order, once the entry is stored. After topic_producer_close, pending callbacks
+ * still fire (status may be -MG_ECANCELED). */
+int topic_publish(struct topic_producer *p, struct evbuffer *data, const struct wire_msg_info *msg,
+                  uint64_t sequence_id, uint64_t highest_sequence_id, topic_publish_cb cb,
+                  void *cb_data);
+/* The content of a stored entry for the managed ledger (struct ml_entry_info: message count,
+ * publish time, Key_Shared hash), read from its MessageMetadata; 0, or -MG_EPROTO for bytes
+ * that are not a Pulsar entry. The managed-ledger factory's ml_config.entry_info. */
+int topic_entry_info(struct evbuffer *entry, struct ml_entry_info *info);
 /* Client-side close: the producer is freed once its pending publishes completed. */
 void topic_producer_close(struct topic_producer *p);
 

@@ -215,6 +215,20 @@ static bool wire_is_payload_type(int type)
            type == PULSAR__PROTO__BASE_COMMAND__TYPE__MESSAGE;
 }
 
+static uint32_t wire_sticky_key_hash(const Pulsar__Proto__MessageMetadata *md);
+
+/* What the broker keeps of a MessageMetadata (struct wire_msg_info). */
+static void wire_msg_info_fill(const Pulsar__Proto__MessageMetadata *md, struct wire_msg_info *info)
+{
+    info->batched = md->has_num_messages_in_batch;
+    info->num_messages = md->has_num_messages_in_batch ? md->num_messages_in_batch : 1;
+    info->publish_time = md->publish_time;
+    info->sequence_id = md->sequence_id;
+    info->highest_sequence_id = md->has_highest_sequence_id ? md->highest_sequence_id : 0;
+    info->deliver_at_time = md->has_deliver_at_time ? md->deliver_at_time : 0;
+    info->key_hash = wire_sticky_key_hash(md);
+}
+
 int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_frame *f,
                     char *errmsg, size_t errlen)
 {
@@ -287,6 +301,7 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
                      wire_command_name(cmd->type));
         goto proto_err;
     }
+    wire_msg_info_fill(md, &f->msg);
     pulsar__proto__message_metadata__free_unpacked(md, NULL);
     uint32_t crc = mg_crc32c_evbuffer(0, in, l.md_off, l.tail_len);
 
@@ -407,13 +422,7 @@ int wire_entry_parse(struct evbuffer *entry, struct wire_msg_info *info)
     md = wire_metadata_unpack(entry, &l);
     if (!md)
         return -MG_EPROTO;
-    info->batched = md->has_num_messages_in_batch;
-    info->num_messages = md->has_num_messages_in_batch ? md->num_messages_in_batch : 1;
-    info->publish_time = md->publish_time;
-    info->sequence_id = md->sequence_id;
-    info->highest_sequence_id = md->has_highest_sequence_id ? md->highest_sequence_id : 0;
-    info->deliver_at_time = md->has_deliver_at_time ? md->deliver_at_time : 0;
-    info->key_hash = wire_sticky_key_hash(md);
+    wire_msg_info_fill(md, info);
     pulsar__proto__message_metadata__free_unpacked(md, NULL);
     return 0;
 }

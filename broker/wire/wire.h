@@ -29,6 +29,22 @@ struct evbuffer;
 
 typedef Pulsar__Proto__BaseCommand wire_cmd;
 
+/* What the broker keeps of a message's MessageMetadata (docs/wire-pulsar.md §2): read once,
+ * as a SEND or MESSAGE frame is decoded (wire_frame.msg), or from stored bytes
+ * (wire_entry_parse). */
+struct wire_msg_info {
+    int32_t num_messages; /* num_messages_in_batch, or 1 when absent */
+    bool batched;         /* num_messages_in_batch present */
+    uint64_t publish_time;
+    uint64_t sequence_id;
+    uint64_t highest_sequence_id; /* 0 if absent */
+    int64_t deliver_at_time;      /* 0 if absent */
+    uint32_t key_hash;            /* Key_Shared sticky-key hash: Murmur3_32(seed 0) of
+                                     ordering_key, else partition_key (base64-decoded when
+                                     partition_key_b64_encoded), else "NONE_KEY";
+                                     then & 0x7fffffff, % 65536 */
+};
+
 /* One decoded frame. */
 struct wire_frame {
     wire_cmd *cmd;                /* owned; unpacked BaseCommand, never NULL after success */
@@ -44,6 +60,9 @@ struct wire_frame {
     const char *nul_string_field; /* static: name of a string field of the command whose
                                      bytes held a NUL (its C string in cmd stops there), or
                                      NULL */
+    struct wire_msg_info msg;     /* payload commands: what the broker keeps of the
+                                     MessageMetadata, read while checking it (no need to
+                                     call wire_entry_parse on payload again) */
 };
 
 /* Take one frame from the front of in.
@@ -58,19 +77,6 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
 /* Free what a frame owns; accepts a zeroed frame. */
 void wire_frame_clear(struct wire_frame *f);
 
-/* What the broker reads from a stored entry's MessageMetadata (docs/wire-pulsar.md §2). */
-struct wire_msg_info {
-    int32_t num_messages; /* num_messages_in_batch, or 1 when absent */
-    bool batched;         /* num_messages_in_batch present */
-    uint64_t publish_time;
-    uint64_t sequence_id;
-    uint64_t highest_sequence_id; /* 0 if absent */
-    int64_t deliver_at_time;      /* 0 if absent */
-    uint32_t key_hash;            /* Key_Shared sticky-key hash: Murmur3_32(seed 0) of
-                                     ordering_key, else partition_key (base64-decoded when
-                                     partition_key_b64_encoded), else "NONE_KEY";
-                                     then & 0x7fffffff, % 65536 */
-};
 /* Parse the metadata of a stored entry (the wire_frame.payload form; a leading 0x0e02
  * broker-entry-metadata section is skipped). Does not drain or modify entry.
  * Returns 0 or -MG_EPROTO. */

@@ -22,8 +22,8 @@
 #include "admin/admin_int.h"
 #include "config/cfg.h"
 #include "meta/meta.h"
+#include "ns/ns.h"
 #include "svc/svc.h"
-#include "svc/svc_int.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/loop.h"
@@ -217,7 +217,8 @@ static void serve(const uint8_t *data, size_t size)
     struct svc *s = svc_new(loop, &fuzz_cfg, meta);
     check(s != NULL, "svc_new");
     bool live = true;
-    while (live && !(svc_tenant_exists(s, "public") && svc_namespace_exists(s, "public/default")))
+    while (live && !(ns_tenant_exists(svc_ns(s), "public") &&
+                     ns_namespace_exists(svc_ns(s), "public/default")))
         live = turn(base, deadline);
     check(live, "the service loads its resources");
 
@@ -258,12 +259,12 @@ static void serve(const uint8_t *data, size_t size)
     close(c.fd);
     /* A request whose client went away is still answered: its call ends when its last
      * asynchronous step does. */
-    while (live && s->admin->calls_open > 0)
+    while (live && svc_admin(s)->calls_open > 0)
         live = turn(base, deadline);
     if (!live && fuzz_slow++ < 5)
         fprintf(stderr,
                 "fuzz_admin: input of %zu bytes not finished within %d s (%lld calls open)\n", size,
-                FUZZ_DEADLINE_S, (long long)s->admin->calls_open);
+                FUZZ_DEADLINE_S, (long long)svc_admin(s)->calls_open);
     svc_free(s);
     meta_close(meta);
     event_free(tick);

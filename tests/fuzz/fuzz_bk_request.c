@@ -86,27 +86,12 @@ static void recheck_v2(const struct wire_bk_request *rq)
     evbuffer_free(out);
 }
 
-/* protobuf-c accepts a few encodings it does not reproduce (see fuzz_frame.c); such
- * requests are protobuf-c's business, not the framing's. */
-static int protobuf_round_trips(const Bookkeeper__Proto__Request *req)
-{
-    size_t n = bookkeeper__proto__request__get_packed_size(req);
-    uint8_t *buf = malloc(n + 1);
-    bookkeeper__proto__request__pack(req, buf);
-    Bookkeeper__Proto__Request *again = bookkeeper__proto__request__unpack(NULL, n, buf);
-    free(buf);
-    if (!again)
-        return 0;
-    bookkeeper__proto__request__free_unpacked(again, NULL);
-    return 1;
-}
-
 static void recheck_v3(const struct wire_bk_request *rq)
 {
     check(rq->v3 != NULL && rq->v3->header != NULL, "v3 request unpacked with its header");
     check(rq->op == (unsigned)rq->v3->header->operation && rq->txn == rq->v3->header->txnid,
           "op and txnId are the header's");
-    if (!protobuf_round_trips(rq->v3))
+    if (!fuzz_protobuf_round_trips(&rq->v3->base))
         return;
     struct evbuffer *out = evbuffer_new();
     struct wire_bk_request g;
@@ -125,6 +110,41 @@ static void recheck_v3(const struct wire_bk_request *rq)
     evbuffer_free(out);
 }
 
+/* One request (arg: the connection's framing, learnt from its first frame). */
+static int one_request(struct evbuffer *in, size_t before, size_t limit, uint64_t *skip, char *err,
+                       size_t errlen, void *arg)
+{
+    int *proto = arg, was = *proto;
+    struct wire_bk_request rq;
+    int rc = wire_bk_request_read(in, proto, limit, &rq, err, errlen);
+    check(was == WIRE_BK_PROTO_UNKNOWN || *proto == was, "framing never changes");
+    if (rc <= 0)
+        return fuzz_bk_no_frame(rc, in, before, err, rq.v3 || rq.body);
+    check(rc == 1, "1 for a request");
+    check(rq.proto == *proto && *proto != WIRE_BK_PROTO_UNKNOWN, "framing known");
+    check(rq.frame_size >= 8, "a frame has a length and a body");
+    size_t took = before - evbuffer_get_length(in);
+    if (rq.oversized) {
+        check(rq.frame_size > limit, "oversized means over the limit");
+        check(took == 4 && rq.skip == rq.frame_size - 4, "oversized: length field taken");
+        check(rq.v3 == NULL && rq.body == NULL, "oversized: nothing buffered");
+        *skip = rq.skip;
+    } else {
+        check(rq.frame_size <= limit, "within the limit");
+        check(took == rq.frame_size, "frame taken whole");
+        if (rq.proto == WIRE_BK_PROTO_V2) {
+            if (rq.op == WIRE_BK_OP_ADD)
+                check(rq.has_key && rq.body_len == rq.frame_size - 8 - WIRE_BK_MASTER_KEY_LEN,
+                      "ADD body is the rest of the frame");
+            recheck_v2(&rq);
+        } else {
+            recheck_v3(&rq);
+        }
+    }
+    wire_bk_request_clear(&rq);
+    return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -132,45 +152,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int proto = (data[0] & 3) == 1   ? WIRE_BK_PROTO_V2
                 : (data[0] & 3) == 2 ? WIRE_BK_PROTO_V3
                                      : WIRE_BK_PROTO_UNKNOWN;
-    size_t limit = fuzz_bk_limit(data[0]);
-    struct evbuffer *in = fuzz_bk_stream(data + 1, size - 1);
-    uint64_t skip = 0;
-    for (int k = 0; k < FUZZ_MAX_FRAMES; k++) {
-        if (wire_bk_skip(in, &skip))
-            break;
-        struct wire_bk_request rq;
-        char err[160] = "";
-        size_t before = evbuffer_get_length(in);
-        int was = proto;
-        int rc = wire_bk_request_read(in, &proto, limit, &rq, err, sizeof(err));
-        check(was == WIRE_BK_PROTO_UNKNOWN || proto == was, "framing never changes");
-        if (rc <= 0) {
-            fuzz_bk_no_frame(rc, in, before, err, rq.v3 || rq.body);
-            break;
-        }
-        check(rc == 1, "1 for a request");
-        check(rq.proto == proto && proto != WIRE_BK_PROTO_UNKNOWN, "framing known");
-        check(rq.frame_size >= 8, "a frame has a length and a body");
-        size_t took = before - evbuffer_get_length(in);
-        if (rq.oversized) {
-            check(rq.frame_size > limit, "oversized means over the limit");
-            check(took == 4 && rq.skip == rq.frame_size - 4, "oversized: length field taken");
-            check(rq.v3 == NULL && rq.body == NULL, "oversized: nothing buffered");
-            skip = rq.skip;
-        } else {
-            check(rq.frame_size <= limit, "within the limit");
-            check(took == rq.frame_size, "frame taken whole");
-            if (rq.proto == WIRE_BK_PROTO_V2) {
-                if (rq.op == WIRE_BK_OP_ADD)
-                    check(rq.has_key && rq.body_len == rq.frame_size - 8 - WIRE_BK_MASTER_KEY_LEN,
-                          "ADD body is the rest of the frame");
-                recheck_v2(&rq);
-            } else {
-                recheck_v3(&rq);
-            }
-        }
-        wire_bk_request_clear(&rq);
-    }
-    evbuffer_free(in);
+    fuzz_bk_frames(data, size, one_request, &proto);
     return 0;
 }

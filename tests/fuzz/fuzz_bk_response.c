@@ -93,41 +93,38 @@ static void recheck(const struct wire_bk_response *r, bool v3)
     evbuffer_free(out);
 }
 
+/* One response (arg: the framing, v3 or v2). */
+static int one_response(struct evbuffer *in, size_t before, size_t limit, uint64_t *skip, char *err,
+                        size_t errlen, void *arg)
+{
+    bool v3 = *(const bool *)arg;
+    struct wire_bk_response r;
+    int rc = wire_bk_response_read(in, v3, limit, &r, err, errlen);
+    if (rc <= 0)
+        return fuzz_bk_no_frame(rc, in, before, err, r.body != NULL);
+    check(rc == 1, "1 for a response");
+    size_t took = before - evbuffer_get_length(in);
+    check(r.status >= 0 && wire_bk_status_from_v2(r.status) == r.status,
+          "status is one of the codes");
+    if (r.oversized) {
+        check(r.frame_size > limit && r.body == NULL, "oversized: over the limit, no body");
+        check(took + r.skip == r.frame_size, "oversized: the rest is skipped");
+        *skip = r.skip;
+    } else {
+        check(r.frame_size <= limit && took == r.frame_size, "frame taken whole");
+        check(!r.body || !v3 || (r.op == WIRE_BK_OP_READ && r.status == WIRE_BK_EOK),
+              "v3: a body only for an EOK read");
+        recheck(&r, v3);
+    }
+    wire_bk_response_clear(&r);
+    return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
     bool v3 = data[0] & 1;
-    size_t limit = fuzz_bk_limit(data[0]);
-    struct evbuffer *in = fuzz_bk_stream(data + 1, size - 1);
-    uint64_t skip = 0;
-    for (int k = 0; k < FUZZ_MAX_FRAMES; k++) {
-        if (wire_bk_skip(in, &skip))
-            break;
-        struct wire_bk_response r;
-        char err[160] = "";
-        size_t before = evbuffer_get_length(in);
-        int rc = wire_bk_response_read(in, v3, limit, &r, err, sizeof(err));
-        if (rc <= 0) {
-            fuzz_bk_no_frame(rc, in, before, err, r.body != NULL);
-            break;
-        }
-        check(rc == 1, "1 for a response");
-        size_t took = before - evbuffer_get_length(in);
-        check(r.status >= 0 && wire_bk_status_from_v2(r.status) == r.status,
-              "status is one of the codes");
-        if (r.oversized) {
-            check(r.frame_size > limit && r.body == NULL, "oversized: over the limit, no body");
-            check(took + r.skip == r.frame_size, "oversized: the rest is skipped");
-            skip = r.skip;
-        } else {
-            check(r.frame_size <= limit && took == r.frame_size, "frame taken whole");
-            check(!r.body || !v3 || (r.op == WIRE_BK_OP_READ && r.status == WIRE_BK_EOK),
-                  "v3: a body only for an EOK read");
-            recheck(&r, v3);
-        }
-        wire_bk_response_clear(&r);
-    }
-    evbuffer_free(in);
+    fuzz_bk_frames(data, size, one_response, &v3);
     return 0;
 }

@@ -10,6 +10,8 @@
  * Failure modes: a broken promise aborts (a crash for libFuzzer); ASan/UBSan catch memory
  * errors and undefined behaviour; LeakSanitizer catches leaks.
  */
+#define FUZZ_TARGET "fuzz_frame"
+#include "fuzz.h"
 #include "wire/wire.h"
 
 #include <event2/buffer.h>
@@ -19,17 +21,6 @@
 #include <string.h>
 
 #define FUZZ_MAX_FRAME (WIRE_DEFAULT_MAX_MESSAGE_SIZE + WIRE_FRAME_PADDING)
-#define FUZZ_CHUNK 13
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int cond, const char *what)
-{
-    if (!cond) {
-        fprintf(stderr, "fuzz_frame: broken promise: %s\n", what);
-        abort();
-    }
-}
 
 static int same_bytes(struct evbuffer *a, struct evbuffer *b)
 {
@@ -44,29 +35,13 @@ static int same_bytes(struct evbuffer *a, struct evbuffer *b)
     return eq;
 }
 
-/* protobuf-c accepts a few encodings it does not reproduce (an unknown field with the
- * invalid field number 0 written as a two-byte varint is kept, then re-packed in the one-byte
- * form it rejects). Such commands are protobuf-c's business, not the framing's. */
-static int protobuf_round_trips(const wire_cmd *cmd)
-{
-    size_t n = protobuf_c_message_get_packed_size(&cmd->base);
-    uint8_t *buf = malloc(n + 1);
-    protobuf_c_message_pack(&cmd->base, buf);
-    wire_cmd *again = pulsar__proto__base_command__unpack(NULL, n, buf);
-    free(buf);
-    if (!again)
-        return 0;
-    pulsar__proto__base_command__free_unpacked(again, NULL);
-    return 1;
-}
-
 static void recheck(const struct wire_frame *f)
 {
     struct evbuffer *out;
     struct wire_frame g;
     char err[160];
 
-    if (!protobuf_round_trips(f->cmd))
+    if (!fuzz_protobuf_round_trips(&f->cmd->base))
         return;
     out = evbuffer_new();
 
@@ -93,15 +68,11 @@ static void recheck(const struct wire_frame *f)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct evbuffer *in = evbuffer_new();
+    struct evbuffer *in = fuzz_stream(data, size);
     struct wire_frame f;
     struct wire_msg_info info;
     char err[160];
 
-    for (size_t off = 0; off < size; off += FUZZ_CHUNK) {
-        size_t n = size - off < FUZZ_CHUNK ? size - off : FUZZ_CHUNK;
-        evbuffer_add_reference(in, data + off, n, NULL, NULL);
-    }
     for (;;) {
         err[0] = '\0';
         size_t before = evbuffer_get_length(in);

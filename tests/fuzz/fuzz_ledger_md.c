@@ -14,7 +14,9 @@
  * Failure modes: a broken promise aborts (a crash for libFuzzer); ASan/UBSan catch memory
  * errors and undefined behaviour; LeakSanitizer catches leaks.
  */
+#define FUZZ_TARGET "fuzz_ledger_md"
 #include "bkc/bkc_int.h"
+#include "fuzz.h"
 #include "util/alloc.h"
 #include "util/err.h"
 
@@ -28,16 +30,6 @@
 #else
 #define MD_HEADER "BookieMetadataFormatVersion\t3\n"
 #endif
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(int cond, const char *what)
-{
-    if (!cond) {
-        fprintf(stderr, "fuzz_ledger_md: broken promise: %s\n", what);
-        abort();
-    }
-}
 
 static int same_md(const struct bkc_md *a, const struct bkc_md *b)
 {

@@ -16,26 +16,9 @@ set -u
 it_init admin-cluster
 need_bin
 
-zk_start
-ZKURL="zk:127.0.0.1:$ZK_PORT"
+bk_cluster_start 2
 for i in 1 2; do
-    mkdir -p "$T/bk$i"
-    start_magnetar "bk$i" bookie "bookiePort" 30 -- --config "$IT_TOP/conf/bookie.yaml" \
-        --set bookiePort=0 --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
-        --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/bk$i" \
-        --set journalDirectory="$T/bk$i/journal" --set ledgerDirectories="$T/bk$i/ledgers" \
-        || exit 1
-done
-for i in 1 2; do
-    wait_log "bk$i" "registered " 30 || { fail "bookie bk$i did not register within 30 s"; exit 1; }
-done
-for i in 1 2; do
-    mkdir -p "$T/br$i"
-    start_magnetar "br$i" broker "brokerServicePort webServicePort" 60 -- \
-        --config "$IT_TOP/conf/broker.yaml" --set bindAddress=127.0.0.1 \
-        --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL" \
-        --set dataDirectory="$T/br$i" --set brokerServicePort=0 --set webServicePort=0 \
-        --set keepAliveIntervalSeconds=2 || exit 1
+    start_zk_broker "br$i" --set keepAliveIntervalSeconds=2 || exit 1
 done
 pass "ZooKeeper, 2 bookies and 2 brokers up"
 
@@ -54,11 +37,7 @@ for pair in "br1 br2" "br2 br1"; do
 done
 
 for n in br1 br2; do alive "$n" || fail "broker $n died"; done
-for n in br1 br2 bk1 bk2; do
-    stop_proc "$n" 30
-    rc=$?
-    [ $rc -eq 0 ] || fail "$n exit code $rc on SIGTERM"
-done
+stop_clean 30 br1 br2 bk1 bk2
 check_sanitizers
 [ "$IT_FAILED" -eq 0 ] && pass "admin API of a 2-broker cluster"
 exit "$IT_FAILED"

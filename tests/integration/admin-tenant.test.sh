@@ -69,7 +69,7 @@ zk_start
 TENANT=roles-zk-$$
 run_case "broker on ZooKeeper" br broker --config "$IT_TOP/conf/broker.yaml" \
     --set brokerServicePort=0 --set webServicePort=0 --set bindAddress=127.0.0.1 \
-    --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="zk:127.0.0.1:$ZK_PORT" \
+    --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL" \
     --set dataDirectory="$T/br" --set managedLedgerStore=memory --set allowVolatileTopics=true
 
 check_sanitizers

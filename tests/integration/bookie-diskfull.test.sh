@@ -55,8 +55,7 @@ start_magnetar sa standalone "brokerServicePort webServicePort bookiePort" 60 --
 URL="pulsar://127.0.0.1:$(port_of sa brokerServicePort)"
 WEB="http://127.0.0.1:$(port_of sa webServicePort)"
 TOPIC="diskfull-$$"
-run_node 60 sub lib/verify-consume.js --url "$URL" --topic "$TOPIC" --sub s \
-    --out "$T/sub.json" --subscribe-only || { fail "could not subscribe"; exit 1; }
+subscribe sub "$URL" "$TOPIC" s
 
 # 1. leave FREE_MB free
 avail_kb=$(df -k --output=avail "$MNT" | tail -n 1)
@@ -90,14 +89,8 @@ if wait_log sa "writable again" 30; then
 else
     fail "still read-only 30 s after space was freed"
 fi
-run_node 120 p2 lib/verify-produce.js --url "$URL" --topic "$TOPIC" --count 200 --start 100000 \
-    --size 1024 --tag a --send-timeout-ms 30000 --deadline-s 100 --out "$T/p2.json"
-A2=$(json "$T/p2.json" ackedCount)
-if [ "${A2:-0}" = 200 ]; then
-    pass "200 messages acknowledged after space was freed"
-else
-    fail "after space was freed: ${A2:-?}/200 acknowledged, first error: $(json "$T/p2.json" firstError)"
-fi
+produce_all p2 "$T/p2.json" 120 200 "after space was freed" --url "$URL" --topic "$TOPIC" \
+    --start 100000 --size 1024 --tag a --send-timeout-ms 30000 --deadline-s 100
 code=$(curl -s -o "$T/health.out" -w '%{http_code}' --max-time 30 "$WEB/admin/v2/brokers/health")
 [ "$code" = 200 ] && pass "health check answers 200" || fail "health check answers $code: $(head -c 200 "$T/health.out")"
 
@@ -106,11 +99,8 @@ kill_proc sa
 n_ro=$(grep -c 'READ-ONLY' "$T/sa.log")
 start_magnetar sa standalone "brokerServicePort webServicePort bookiePort" 60 -- "${sa_args[@]}" || exit 1
 URL="pulsar://127.0.0.1:$(port_of sa brokerServicePort)"
-run_node 120 p3 lib/verify-produce.js --url "$URL" --topic "$TOPIC" --count 100 --start 200000 \
-    --size 1024 --tag a --send-timeout-ms 30000 --deadline-s 100 --out "$T/p3.json"
-A3=$(json "$T/p3.json" ackedCount)
-[ "${A3:-0}" = 100 ] && pass "100 messages acknowledged after the restart" ||
-    fail "after the restart: ${A3:-?}/100 acknowledged, first error: $(json "$T/p3.json" firstError)"
+produce_all p3 "$T/p3.json" 120 100 "after the restart" --url "$URL" --topic "$TOPIC" \
+    --start 200000 --size 1024 --tag a --send-timeout-ms 30000 --deadline-s 100
 if [ "$(grep -c 'READ-ONLY' "$T/sa.log")" = "$n_ro" ]; then
     pass "not read-only again after the restart"
 else

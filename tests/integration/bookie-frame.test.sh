@@ -37,11 +37,7 @@ BIG="frame-big-$$"
 SMALL="frame-small-$$"
 
 for t in "$BIG" "$SMALL"; do
-    if ! run_node 60 "sub-$t" lib/verify-consume.js --url "$URL" --topic "$t" --sub s \
-        --out "$T/sub-$t.json" --subscribe-only; then
-        fail "could not subscribe to $t: $(tail -n 3 "$T/sub-$t.err")"
-        exit 1
-    fi
+    subscribe "sub-$t" "$URL" "$t" s
 done
 
 start_node small 300 lib/verify-produce.js --url "$URL" --topic "$SMALL" --count "$SMALL_COUNT" \
@@ -49,16 +45,9 @@ start_node small 300 lib/verify-produce.js --url "$URL" --topic "$SMALL" --count
     --out "$T/small.json" --progress "$T/small.progress"
 # the big ones go while the small producer is running
 wait_progress small "$T/small.progress" acked 100 60 || note "small producer slow to start"
-run_node 300 big lib/verify-produce.js --url "$URL" --topic "$BIG" --count "$BIG_COUNT" \
-    --size "$MAX" --window 1 --tag b --send-timeout-ms 60000 --deadline-s 240 --no-recreate \
-    --out "$T/big.json"
-rc=$?
-A=$(json "$T/big.json" ackedCount)
-if [ $rc -eq 0 ] && [ "${A:-0}" = "$BIG_COUNT" ]; then
-    pass "$BIG_COUNT messages of exactly maxMessageSize ($MAX bytes) acknowledged"
-else
-    fail "messages of maxMessageSize: exit $rc, acked ${A:-?}/$BIG_COUNT, first error: $(json "$T/big.json" firstError)"
-fi
+produce_all big "$T/big.json" 300 "$BIG_COUNT" "messages of exactly maxMessageSize ($MAX bytes)" \
+    --url "$URL" --topic "$BIG" --size "$MAX" --window 1 --tag b --send-timeout-ms 60000 \
+    --deadline-s 240 --no-recreate
 wait_exit small 280
 rc=$?
 S=$(json "$T/small.json" ackedCount)

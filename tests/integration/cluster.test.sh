@@ -63,42 +63,20 @@ SUB=durability
 SUB2=after-broker-crash
 note "seed $SEED, $N messages at $RATE/s, bookie timeout $BK_TIMEOUT s, SIGSTOP $STOP_S s"
 
-zk_start
-ZKURL="zk:127.0.0.1:$ZK_PORT"
-
 NBK=4
-for i in $(seq 1 $NBK); do
-    mkdir -p "$T/bk$i"
-    start_magnetar "bk$i" bookie "bookiePort" 30 -- --config "$IT_TOP/conf/bookie.yaml" \
-        --set bookiePort=0 --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
-        --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/bk$i" \
-        --set journalDirectory="$T/bk$i/journal" --set ledgerDirectories="$T/bk$i/ledgers" \
-        || exit 1
-done
-for i in $(seq 1 $NBK); do
-    wait_log "bk$i" "registered " 30 || { fail "bookie bk$i did not register in ZooKeeper within 30 s"; exit 1; }
-done
+bk_cluster_start $NBK
 pass "$NBK bookies registered"
 
-mkdir -p "$T/broker"
-broker_args=(--config "$IT_TOP/conf/broker.yaml" --set bindAddress=127.0.0.1
-    --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL"
-    --set dataDirectory="$T/broker"
+# (broker2, the restarted broker, runs on the same data directory)
+broker_args=(--set dataDirectory="$T/broker"
     --set managedLedgerDefaultEnsembleSize=2 --set managedLedgerDefaultWriteQuorum=2
     --set managedLedgerDefaultAckQuorum=2 "${bk_timeout_args[@]}")
-start_magnetar broker broker "brokerServicePort webServicePort" 60 -- "${broker_args[@]}" \
-    --set brokerServicePort=0 --set webServicePort=0 || exit 1
+start_zk_broker broker "${broker_args[@]}" || exit 1
 URL="pulsar://127.0.0.1:$(port_of broker brokerServicePort)"
 
 # ---- 1. the subscriptions ---------------------------------------------------------------
 for sub in "$SUB" "$SUB2"; do
-    if run_node 60 "sub-$sub" lib/verify-consume.js --url "$URL" --topic "$TOPIC" --sub "$sub" \
-        --out "$T/sub-$sub.json" --subscribe-only; then
-        pass "durable subscription $sub created"
-    else
-        fail "could not subscribe to $TOPIC: $(tail -n 3 "$T/sub-$sub.err")"
-        exit 1
-    fi
+    subscribe "sub-$sub" "$URL" "$TOPIC" "$sub"
 done
 
 # ---- 2. the producer --------------------------------------------------------------------
@@ -194,15 +172,9 @@ check_failed_sends "sends during the bookie faults" \
     "kill-bk$victim@$T_KILL-$T_KILL:0,stop-bk$stopped@$T_STOP-$T_CONT:$WINDOW" "$WINDOW" "$T/produce.json"
 
 # ---- 5. healthy again ----------------------------------------------------------------------
-run_node 200 producer2 lib/verify-produce.js --url "$URL" --topic "$TOPIC" --start "$N" \
-    --count "$N2" --send-timeout-ms "$SEND_TIMEOUT_MS" --deadline-s 180 --out "$T/produce2.json"
-rc=$?
-ACKED2=$(json "$T/produce2.json" ackedCount)
-if [ $rc -eq 0 ] && [ "${ACKED2:-0}" = "$N2" ]; then
-    pass "after the failures all $N2 new messages were acknowledged"
-else
-    fail "after the failures: exit $rc, $ACKED2 of $N2 new messages acknowledged: $(cat "$T/producer2.out")"
-fi
+produce_all producer2 "$T/produce2.json" 200 "$N2" "after the failures, new messages" \
+    --url "$URL" --topic "$TOPIC" --start "$N" --send-timeout-ms "$SEND_TIMEOUT_MS" --deadline-s 180
+ACKED2=$PRODUCE_ACKED
 [ -s "$T/produce2.json" ] || echo '{"acked":[]}' >"$T/produce2.json"
 
 # ---- 6. every acknowledged message, in order, once ------------------------------------------
@@ -233,7 +205,7 @@ note "SIGKILL broker (pid $(pid_of broker)); a new broker reads $SUB2 from the b
 old_bport=$(port_of broker brokerServicePort)
 old_wport=$(port_of broker webServicePort)
 kill_proc broker
-start_magnetar broker2 broker "brokerServicePort webServicePort" 60 -- "${broker_args[@]}" \
+start_zk_broker broker2 "${broker_args[@]}" \
     --set brokerServicePort="$old_bport" --set webServicePort="$old_wport" || exit 1
 verify_sub "$SUB2" "pulsar://127.0.0.1:$(port_of broker2 brokerServicePort)" \
     "after a broker SIGKILL, read back from the bookies by a new broker"

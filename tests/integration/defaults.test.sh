@@ -40,7 +40,6 @@ fi
 
 # 3 ---------------------------------------------------------------------------------------
 zk_start
-ZKURL="zk:127.0.0.1:$ZK_PORT"
 common=(--set brokerServicePort=0 --set webServicePort=0 --set bindAddress=127.0.0.1
         --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL")
 (cd "$empty" && timeout 60 "$BIN" broker "${common[@]}" --set dataDirectory="$T/b1" \
@@ -65,15 +64,8 @@ fi
 # 4 ---------------------------------------------------------------------------------------
 start_sa() {
     # From the empty directory: no conf/standalone.yaml; only ports and the data directory set.
-    (cd "$empty" && exec "$BIN" standalone --set brokerServicePort=0 --set webServicePort=0 \
-        --set dataDirectory="$T/sa" --port-file "$T/sa.ports") >>"$T/sa.log" 2>&1 &
-    register sa $!
-    local deadline=$((SECONDS + 60))
-    until grep -q '^webServicePort=' "$T/sa.ports" 2>/dev/null; do
-        alive sa || { fail "standalone exited during start"; return 1; }
-        [ $SECONDS -lt $deadline ] || { fail "standalone wrote no port file in 60 s"; return 1; }
-        sleep 0.1
-    done
+    IT_CWD=$empty start_magnetar sa standalone "webServicePort" 60 -- --set brokerServicePort=0 \
+        --set webServicePort=0 --set dataDirectory="$T/sa"
 }
 rm -f "$T/sa.ports"
 start_sa || exit 1

@@ -60,30 +60,12 @@ ZT=()
 for i in $(seq 0 $((NZ - 1))); do ZT+=("fo-zk-$$-$i"); done
 note "session timeout $SESSION_MS ms"
 
-zk_start
-ZKURL="zk:127.0.0.1:$ZK_PORT"
+bk_cluster_start 3
 
-for i in 1 2 3; do
-    mkdir -p "$T/bk$i"
-    start_magnetar "bk$i" bookie "bookiePort" 30 -- --config "$IT_TOP/conf/bookie.yaml" \
-        --set bookiePort=0 --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
-        --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/bk$i" \
-        --set journalDirectory="$T/bk$i/journal" --set ledgerDirectories="$T/bk$i/ledgers" \
-        || exit 1
-done
-for i in 1 2 3; do
-    wait_log "bk$i" "registered " 30 || { fail "bookie bk$i did not register within 30 s"; exit 1; }
-done
-
-broker_args=(--config "$IT_TOP/conf/broker.yaml" --set bindAddress=127.0.0.1
-    --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL"
-    --set managedLedgerDefaultEnsembleSize=2
-    --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2
-    "${session_args[@]}" --set brokerServicePort=0 --set webServicePort=0)
 start_broker() { # start_broker NAME
-    mkdir -p "$T/$1"
-    start_magnetar "$1" broker "brokerServicePort webServicePort" 60 -- "${broker_args[@]}" \
-        --set dataDirectory="$T/$1"
+    start_zk_broker "$1" --set managedLedgerDefaultEnsembleSize=2 \
+        --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2 \
+        "${session_args[@]}"
 }
 url_of() { echo "pulsar://127.0.0.1:$(port_of "$1" brokerServicePort)"; }
 start_broker b1 || exit 1

@@ -33,18 +33,11 @@ NOFILE=256
 
 # The standalone, with its descriptor limit lowered (a subshell, so only it is affected).
 start_sa() {
-    (ulimit -Sn 100 && ulimit -Hn "$NOFILE" && exec "$BIN" standalone --set brokerServicePort=0 \
-        --set webServicePort=0 --set bookiePort=0 --set dataDirectory="$T/sa" \
-        --set standaloneBookies=2 --set managedLedgerDefaultEnsembleSize=2 \
-        --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2 \
-        --port-file "$T/sa.ports") >>"$T/sa.log" 2>&1 &
-    register sa $!
-    local deadline=$((SECONDS + 60))
-    until grep -q '^bookiePort=' "$T/sa.ports" 2>/dev/null; do
-        alive sa || { fail "standalone exited during start"; return 1; }
-        [ $SECONDS -lt $deadline ] || { fail "standalone wrote no port file in 60 s"; return 1; }
-        sleep 0.1
-    done
+    IT_NOFILE="100 $NOFILE" start_magnetar sa standalone "bookiePort" 60 -- \
+        --set brokerServicePort=0 --set webServicePort=0 --set bookiePort=0 \
+        --set dataDirectory="$T/sa" --set standaloneBookies=2 \
+        --set managedLedgerDefaultEnsembleSize=2 --set managedLedgerDefaultWriteQuorum=2 \
+        --set managedLedgerDefaultAckQuorum=2
 }
 start_sa || exit 1
 PID=$(pid_of sa)

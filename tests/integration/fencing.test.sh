@@ -37,41 +37,17 @@ NA2=100
 TOPIC="fencing-$$"
 SUB=fencing-sub
 
-zk_start
-ZKURL="zk:127.0.0.1:$ZK_PORT"
-for i in 1 2; do
-    mkdir -p "$T/bk$i"
-    start_magnetar "bk$i" bookie "bookiePort" 30 -- --config "$IT_TOP/conf/bookie.yaml" \
-        --set bookiePort=0 --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
-        --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/bk$i" \
-        --set journalDirectory="$T/bk$i/journal" --set ledgerDirectories="$T/bk$i/ledgers" \
-        || exit 1
-done
-for i in 1 2; do
-    wait_log "bk$i" "registered " 30 || { fail "bookie bk$i did not register within 30 s"; exit 1; }
-done
+bk_cluster_start 2
 # B starts only once A owns the topic's bundle (else A's lookup could assign it to B).
 start_broker() {
-    local b=$1
-    mkdir -p "$T/broker$b"
-    start_magnetar "broker$b" broker "brokerServicePort webServicePort" 60 -- \
-        --config "$IT_TOP/conf/broker.yaml" --set brokerServicePort=0 --set webServicePort=0 \
-        --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
-        --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/broker$b" \
-        --set managedLedgerDefaultEnsembleSize=2 \
+    start_zk_broker "broker$1" --set managedLedgerDefaultEnsembleSize=2 \
         --set managedLedgerDefaultWriteQuorum=2 --set managedLedgerDefaultAckQuorum=2 || exit 1
 }
 start_broker A
 URLA="pulsar://127.0.0.1:$(port_of brokerA brokerServicePort)"
 
 # ---- 1. subscription through A ------------------------------------------------------------
-if run_node 60 sub lib/verify-consume.js --url "$URLA" --topic "$TOPIC" --sub "$SUB" \
-    --out "$T/sub.json" --subscribe-only; then
-    pass "durable subscription $SUB created through broker A"
-else
-    fail "could not subscribe through A: $(tail -n 3 "$T/sub.err")"
-    exit 1
-fi
+subscribe sub "$URLA" "$TOPIC" "$SUB"
 
 # ---- 2. A's producer, then paused ------------------------------------------------------------
 RESUME_START=$((NA + NB))
@@ -172,11 +148,7 @@ else
 fi
 
 for b in A B; do alive "broker$b" || fail "broker $b died"; done
-for p in brokerA brokerB bk1 bk2; do
-    stop_proc "$p" 20
-    rc=$?
-    [ $rc -eq 0 ] || fail "$p exit code $rc on SIGTERM"
-done
+stop_clean 20 brokerA brokerB bk1 bk2
 check_sanitizers
 
 summary=$(echo "fencing acknowledged_by_A=$(json "$T/produceA.json" ackedCount) acknowledged_by_B=${AB:-0}" \

@@ -75,6 +75,14 @@ trap cleanup EXIT
 free_port() {
   node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();})'
 }
+wait_ok() { # wait_ok URL PID NAME SECONDS: until URL answers "ok"; dies if PID exits first
+  local deadline=$((SECONDS + $4))
+  until [ "$(curl -s -m 1 "$1" 2>/dev/null)" = ok ]; do
+    kill -0 "$2" 2>/dev/null || die "$3 exited during start"
+    [ $SECONDS -lt $deadline ] || die "$3: $1 did not answer ok within $4 s"
+    sleep 0.01
+  done
+}
 wait_tcp() { # wait_tcp PORT SECONDS
   local deadline=$((SECONDS + $2))
   until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
@@ -254,12 +262,7 @@ sa_env=(MAGNETAR_brokerServicePort="$bport" MAGNETAR_webServicePort="$wport")
 t0=$(now_ms)
 (in_image "${sa_env[@]}" -- "${default_argv[@]}") >"$work/standalone.log" 2>&1 &
 sa_pid=$!; pids+=("$sa_pid")
-deadline=$((SECONDS + 30))
-until [ "$(curl -s -m 1 "http://127.0.0.1:$wport/admin/v2/brokers/health" 2>/dev/null)" = ok ]; do
-  kill -0 "$sa_pid" 2>/dev/null || die "standalone exited during start"
-  [ $SECONDS -lt $deadline ] || die "standalone not healthy within 30 s"
-  sleep 0.01
-done
+wait_ok "http://127.0.0.1:$wport/admin/v2/brokers/health" "$sa_pid" standalone 30
 ready_ms=$(( $(now_ms) - t0 ))
 [ "$(awk '/^Uid:/ { print $2 }' "/proc/$sa_pid/status")" = "${user%%:*}" ] || die "standalone does not run as ${user%%:*}"
 rss0=$(rss_kb "$sa_pid")
@@ -303,16 +306,11 @@ t0=$(now_ms)
 bk_pid=$!; pids+=("$bk_pid")
 wait_tcp "$bkport" 30 || die "bookie not accepting on $bkport within 30 s"
 bk_ready_ms=$(( $(now_ms) - t0 ))
-# registered in ZooKeeper: ask with ZooKeeper's own CLI
-reg=""
-for _ in $(seq 1 50); do
-  reg=$(timeout 30 /usr/share/zookeeper/bin/zkCli.sh -server "127.0.0.1:$zkport" ls /ledgers/available 2>/dev/null \
-        | grep -F "127.0.0.1:$bkport" || true)
-  [ -n "$reg" ] && break
-  sleep 0.2
-done
-[ -n "$reg" ] || die "bookie 127.0.0.1:$bkport not registered under /ledgers/available"
-echo "figure: bookie start to accepting ${bk_ready_ms} ms; registered: $reg"
+# registered in ZooKeeper: its ephemeral node under /ledgers/available (as every cluster test
+# waits for its bookies: zk.sh registered)
+"$here/zk.sh" registered "$work/zk" 10 "127.0.0.1:$bkport" \
+  || die "bookie 127.0.0.1:$bkport not registered under /ledgers/available"
+echo "figure: bookie start to accepting ${bk_ready_ms} ms; registered: 127.0.0.1:$bkport"
 bport=$(free_port); wport=$(free_port)
 t0=$(now_ms)
 (in_image MAGNETAR_metadataStoreUrl="$zkurl" \
@@ -321,12 +319,7 @@ t0=$(now_ms)
    MAGNETAR_brokerServicePort="$bport" MAGNETAR_webServicePort="$wport" -- "${entrypoint[@]}" broker) \
   >"$work/broker.log" 2>&1 &
 br_pid=$!; pids+=("$br_pid")
-deadline=$((SECONDS + 30))
-until [ "$(curl -s -m 1 "http://127.0.0.1:$wport/admin/v2/brokers/ready" 2>/dev/null)" = ok ]; do
-  kill -0 "$br_pid" 2>/dev/null || die "broker exited during start"
-  [ $SECONDS -lt $deadline ] || die "broker not ready within 30 s"
-  sleep 0.01
-done
+wait_ok "http://127.0.0.1:$wport/admin/v2/brokers/ready" "$br_pid" broker 30
 br_ready_ms=$(( $(now_ms) - t0 ))
 echo "figure: broker start to ready ${br_ready_ms} ms"
 ledger_bytes() { du -sb "$root$workdir/data/bookie" 2>/dev/null | cut -f1; }

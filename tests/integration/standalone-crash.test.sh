@@ -68,23 +68,10 @@ URL="pulsar://127.0.0.1:$BPORT"
 cp "$T/sa.ports" "$T/sa.ports.first"
 
 # ---- 1. subscription, then N messages ------------------------------------------------------
-if run_node 60 sub lib/verify-consume.js --url "$URL" --topic "$TOPIC" --sub "$SUB" \
-    --out "$T/sub.json" --subscribe-only; then
-    pass "durable subscription $SUB created"
-else
-    fail "could not subscribe: $(tail -n 3 "$T/sub.err")"
-    exit 1
-fi
-run_node 300 producer1 lib/verify-produce.js --url "$URL" --topic "$TOPIC" --count "$N" \
-    --send-timeout-ms 30000 --deadline-s 240 --out "$T/produce1.json"
-rc=$?
-A1=$(json "$T/produce1.json" ackedCount)
-if [ $rc -eq 0 ] && [ "${A1:-0}" = "$N" ]; then
-    pass "$N messages acknowledged before the crash"
-else
-    fail "before the crash: exit $rc, ${A1:-?} of $N acknowledged: $(cat "$T/producer1.out") $(tail -n 3 "$T/producer1.err")"
-    exit 1
-fi
+subscribe sub "$URL" "$TOPIC" "$SUB"
+produce_all producer1 "$T/produce1.json" 300 "$N" "before the crash" --url "$URL" \
+    --topic "$TOPIC" --send-timeout-ms 30000 --deadline-s 240 || exit 1
+A1=$PRODUCE_ACKED
 
 # ---- 2. ack the first 40% (with holes) and hold --------------------------------------------------
 start_node acker 400 lib/verify-consume.js --url "$URL" --topic "$TOPIC" --sub "$SUB" \
@@ -138,15 +125,9 @@ BK_PORTS2=$(bookie_ports)
 
 # ---- 5. more messages after the restart -------------------------------------------------------
 START2=$((N + NB))
-run_node 300 producer2 lib/verify-produce.js --url "$URL" --topic "$TOPIC" --start "$START2" \
-    --count "$N2" --send-timeout-ms 30000 --deadline-s 240 --out "$T/produce2.json"
-rc=$?
-A2=$(json "$T/produce2.json" ackedCount)
-if [ $rc -eq 0 ] && [ "${A2:-0}" = "$N2" ]; then
-    pass "$N2 messages acknowledged after the restart"
-else
-    fail "after the restart: exit $rc, ${A2:-?} of $N2 acknowledged: $(cat "$T/producer2.out") $(tail -n 3 "$T/producer2.err")"
-fi
+produce_all producer2 "$T/produce2.json" 300 "$N2" "after the restart" --url "$URL" \
+    --topic "$TOPIC" --start "$START2" --send-timeout-ms 30000 --deadline-s 240
+A2=$PRODUCE_ACKED
 for f in produce1 produceB produce2; do [ -s "$T/$f.json" ] || echo '{"acked":[]}' >"$T/$f.json"; done
 check_failed_sends "failed sends" "kill-standalone@$KILL_MS-$KILL_MS:$WINDOW_B" "$WINDOW_B" \
     "$T/produce1.json,$T/produceB.json,$T/produce2.json"

@@ -7,12 +7,19 @@
 #                                       port and the data (a restart: sessions survive).
 #   tests/integration/zk.sh stop DIR    stop it (SIGTERM, then SIGKILL after 10 s)
 #   tests/integration/zk.sh port DIR    print its port
+#   tests/integration/zk.sh registered DIR S ID...
+#                                       wait (at most S seconds) until every bookie ID
+#                                       (host:port) holds its registration, an ephemeral node
+#                                       /ledgers/available/ID (a read-only bookie's is one level
+#                                       lower and does not count); prints the ones missing and
+#                                       fails if some still are
 #
 # Environment: ZK_JAVA (default: java), ZK_CLASSPATH (default: /usr/share/java/zookeeper.jar,
 # whose manifest lists its dependencies), ZK_START_TIMEOUT (seconds, default 60),
 # ZK_TICK_MS (default 500: sessions may be as short as 2 ticks).
-# Readiness is checked with the four-letter word "ruok" over bash's /dev/tcp (the config
-# whitelists every four-letter word, which ZooKeeper 3.5+ requires).
+# Readiness is checked with the four-letter word "ruok", registrations with "dump" (sessions
+# and their ephemeral nodes), over bash's /dev/tcp (the config whitelists every four-letter
+# word, which ZooKeeper 3.5+ requires).
 set -euo pipefail
 
 die() { echo "zk.sh: $*" >&2; exit 1; }
@@ -34,10 +41,32 @@ free_port() {
     die "no free port found"
 }
 
+fourlw() { # fourlw PORT WORD → the server's answer to a four-letter word (empty if none)
+    (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf '%s' "$2" >&3 && timeout 2 cat <&3) 2>/dev/null || true
+}
+
 ruok() { # ruok PORT → 0 if the server answers imok
-    local reply
-    reply=$( (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'ruok' >&3 && timeout 2 cat <&3) 2>/dev/null || true)
-    [ "$reply" = "imok" ]
+    [ "$(fourlw "$1" ruok)" = "imok" ]
+}
+
+registered() {
+    local dir=$1 s=$2 port reg id missing deadline
+    shift 2
+    port=$(cat "$dir/zk.port") || die "no ZooKeeper in $dir"
+    deadline=$((SECONDS + s))
+    while :; do
+        reg=$(fourlw "$port" dump | sed -n 's|^[[:space:]]*/ledgers/available/\([^/]*\)$|\1|p')
+        missing=""
+        for id in "$@"; do
+            grep -qxF "$id" <<<"$reg" || missing="$missing $id"
+        done
+        [ -z "$missing" ] && return 0
+        if [ $SECONDS -ge $deadline ]; then
+            echo "not registered:$missing" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
 }
 
 start() {
@@ -106,5 +135,6 @@ case "${1:-}" in
 start) [ $# -eq 2 ] || die "usage: zk.sh start DIR"; start "$2" ;;
 stop) [ $# -eq 2 ] || die "usage: zk.sh stop DIR"; stop "$2" ;;
 port) [ $# -eq 2 ] || die "usage: zk.sh port DIR"; cat "$2/zk.port" ;;
-*) die "usage: zk.sh start|stop|port DIR" ;;
+registered) [ $# -ge 4 ] || die "usage: zk.sh registered DIR S ID..."; shift; registered "$@" ;;
+*) die "usage: zk.sh start|stop|port DIR, zk.sh registered DIR S ID..." ;;
 esac

@@ -404,7 +404,7 @@ static void do_append(struct writer *w)
         s->recs = mg_realloc(s->recs, (size_t)s->cap_recs * sizeof *s->recs);
     }
     s->recs[s->n_recs++] = r;
-    int rc = ml_append(w->ml, payload(s, w->inc, r->seq), &r->req, append_cb);
+    int rc = ml_append(w->ml, payload(s, w->inc, r->seq), NULL, &r->req, append_cb);
     if (rc < 0) {
         r->done = true;
         r->status = rc;

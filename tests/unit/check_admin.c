@@ -17,8 +17,8 @@
 #include "admin/admin_int.h"
 #include "config/cfg.h"
 #include "meta/meta.h"
+#include "ns/ns.h"
 #include "svc/svc.h"
-#include "svc/svc_int.h"
 #include "topic/topic.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -98,7 +98,8 @@ static bool reply_done(void *arg)
 
 static bool svc_loaded(void *arg)
 {
-    return svc_tenant_exists(arg, "public") && svc_namespace_exists(arg, "public/default");
+    return ns_tenant_exists(svc_ns(arg), "public") &&
+           ns_namespace_exists(svc_ns(arg), "public/default");
 }
 
 /* ---- fixture ------------------------------------------------------------------------------- */
@@ -160,7 +161,7 @@ static void teardown(void)
 /* Admin calls routed and not answered yet on broker i. */
 static int64_t calls_open(int i)
 {
-    return fx.svc[i]->admin->calls_open;
+    return svc_admin(fx.svc[i])->calls_open;
 }
 
 /* ---- an HTTP client on the loop ------------------------------------------------------------- */
@@ -773,8 +774,8 @@ START_TEST(test_clusters_brokers_probes)
     struct svc *s = fx.svc[0];
     char buf[512];
     expect_json("GET", "/admin/v2/clusters", NULL, 200, "[\"standalone\"]");
-    snprintf(buf, sizeof buf, "{\"serviceUrl\":\"%s\",\"brokerServiceUrl\":\"%s\"}", svc_web_url(s),
-             svc_broker_url(s));
+    snprintf(buf, sizeof buf, "{\"serviceUrl\":\"%s\",\"brokerServiceUrl\":\"%s\"}",
+             ns_web_url(svc_ns(s)), ns_broker_url(svc_ns(s)));
     expect_json("GET", "/admin/v2/clusters/standalone", NULL, 200, buf);
     expect_reason("GET", "/admin/v2/clusters/other", NULL, 404, "Cluster does not exist");
     expect_reason("PUT", "/admin/v2/clusters/standalone", "{}", 409, "Cluster already exists");
@@ -783,12 +784,12 @@ START_TEST(test_clusters_brokers_probes)
     expect_reason("PUT", "/admin/v2/clusters/b!d", "{}", 412, "Cluster name is not valid");
     expect_status("POST", "/admin/v2/clusters/standalone", "{}", 200);
     expect_reason("POST", "/admin/v2/clusters/other", "{}", 404, "Cluster does not exist");
-    snprintf(buf, sizeof buf, "[\"%s\"]", svc_broker_id(s));
+    snprintf(buf, sizeof buf, "[\"%s\"]", ns_broker_id(svc_ns(s)));
     expect_json("GET", "/admin/v2/brokers", NULL, 200, buf);
     expect_json("GET", "/admin/v2/brokers/standalone", NULL, 200, buf);
     expect_json("GET", "/admin/v2/brokers/any-cluster", NULL, 200, buf);
-    snprintf(buf, sizeof buf, "{\"serviceUrl\":\"%s\",\"brokerId\":\"%s\"}", svc_web_url(s),
-             svc_broker_id(s));
+    snprintf(buf, sizeof buf, "{\"serviceUrl\":\"%s\",\"brokerId\":\"%s\"}", ns_web_url(svc_ns(s)),
+             ns_broker_id(svc_ns(s)));
     expect_json("GET", "/admin/v2/brokers/leaderBroker", NULL, 200, buf);
     ck_assert_int_eq(rq("GET", "/admin/v2/brokers/version", NULL), 200);
     ck_assert_str_eq(last.body, PACKAGE_VERSION);
@@ -1063,7 +1064,7 @@ START_TEST(test_topic_crud)
     ck_assert(json_is_object(json_object_get(st, "subscriptions")));
     ck_assert_int_eq(json_integer_value(json_object_get(st, "msgInCounter")), 0);
     ck_assert_str_eq(json_string_value(json_object_get(st, "ownerBroker")),
-                     svc_broker_id(fx.svc[0]));
+                     ns_broker_id(svc_ns(fx.svc[0])));
     reply_json_free();
     ck_assert_int_eq(rq("GET", T "/t1/internalStats", NULL), 200);
     ck_assert(json_is_array(json_object_get(reply_json(), "ledgers")));
@@ -1267,7 +1268,7 @@ START_TEST(test_lookup)
     char want[512];
     snprintf(want, sizeof want,
              "{\"brokerUrl\":\"%s\",\"httpUrl\":\"%s\",\"nativeUrl\":\"%s\",\"brokerUrlSsl\":\"\"}",
-             svc_broker_url(s), svc_web_url(s), svc_broker_url(s));
+             ns_broker_url(svc_ns(s)), ns_web_url(svc_ns(s)), ns_broker_url(svc_ns(s)));
     expect_json("GET", "/lookup/v2/topic/persistent/public/default/lk", NULL, 200, want);
     ck_assert_int_eq(rq("GET", "/lookup/v2/topic/persistent/public/default/lk/bundle", NULL), 200);
     ck_assert_str_eq(last.ctype, "text/plain");
@@ -1298,7 +1299,7 @@ static int owner_of(const char *full)
     ck_assert_int_eq(topic_name_parse(full, &tn), 0);
     int who = -1;
     for (int i = 0; i < 2; i++)
-        if (svc_topic_owned(fx.svc[i], &tn))
+        if (ns_topic_owned(svc_ns(fx.svc[i]), &tn))
             who = i;
     topic_name_fini(&tn);
     return who;
@@ -1310,7 +1311,7 @@ static int rq_follow(int i, const char *method, const char *path, const char *bo
     int st = rq_on(i, method, path, body);
     if (st != 307)
         return st;
-    const char *other = svc_web_url(fx.svc[1 - i]);
+    const char *other = ns_web_url(svc_ns(fx.svc[1 - i]));
     ck_assert_msg(strncmp(last.location, other, strlen(other)) == 0, "Location %s (want %s...)",
                   last.location, other);
     char next[1024];
@@ -1329,7 +1330,7 @@ START_TEST(test_gate_redirects_to_owner)
     expect_json_on(own, "GET", T "/g/stats", NULL, 200, NULL);
     expect_json_on(other, "GET", T "/g/stats?x=1&authoritative=false", NULL, 307, NULL);
     char want[1024];
-    snprintf(want, sizeof want, "%s%s", svc_web_url(fx.svc[own]),
+    snprintf(want, sizeof want, "%s%s", ns_web_url(svc_ns(fx.svc[own])),
              T "/g/stats?x=1&authoritative=true");
     ck_assert_str_eq(last.location, want);
     ck_assert_str_eq(last.body, "");
@@ -1342,11 +1343,11 @@ START_TEST(test_gate_redirects_to_owner)
     ck_assert_ptr_null(topic_find(svc_topics(fx.svc[other]), "persistent://public/default/g"));
     /* HTTP lookup: the owner answers with itself, the other redirects */
     expect_json_on(other, "GET", "/lookup/v2/topic/persistent/public/default/g", NULL, 307, NULL);
-    ck_assert(strncmp(last.location, svc_web_url(fx.svc[own]), strlen(svc_web_url(fx.svc[own]))) ==
-              0);
+    ck_assert(strncmp(last.location, ns_web_url(svc_ns(fx.svc[own])),
+                      strlen(ns_web_url(svc_ns(fx.svc[own])))) == 0);
     ck_assert_int_eq(rq_on(own, "GET", "/lookup/v2/topic/persistent/public/default/g", NULL), 200);
     ck_assert_str_eq(json_string_value(json_object_get(reply_json(), "brokerUrl")),
-                     svc_broker_url(fx.svc[own]));
+                     ns_broker_url(svc_ns(fx.svc[own])));
     reply_json_free();
     /* partitioned metadata is not gated: answered where asked (the other broker's
      * managedLedgerStore=memory does not hold g) */
@@ -1372,7 +1373,7 @@ START_TEST(test_free_with_call_in_progress)
     ck_assert_int_eq(evhttp_make_request(conn, req, EVHTTP_REQ_PUT,
                                          "/admin/v2/namespaces/public/default/unload"),
                      0);
-    struct admin *a = fx.svc[0]->admin;
+    struct admin *a = svc_admin(fx.svc[0]);
     while (a->calls_total == 0 && !r.done) /* one loop turn at a time until it is routed */
         event_base_loop(fx.base, EVLOOP_ONCE);
     ck_assert(!r.done);

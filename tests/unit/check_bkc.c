@@ -24,6 +24,7 @@
  */
 #include "bkc/bkc.h"
 #include "bkc/bkc_int.h"
+#include "lib/tl_bk.h"
 #include "meta/meta.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -36,34 +37,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+static struct tl_fakebk env; /* the loop, the metadata store and the fake bookies */
 static struct event_base *base;
 static struct mg_loop *loop;
 static struct meta_store *meta;
 static struct bkc_fake *fake;
-
-/* Run what is due now (no time passes). */
-static void pump(void)
-{
-    ck_assert_int_ge(mg_loop_run_due(loop), 0);
-}
-
-/* Let ms of simulated time pass. */
-static void sleep_loop(int ms)
-{
-    ck_assert_int_ge(mg_loop_advance(loop, (uint64_t)ms), 0);
-}
-
-/* Run the loop until *flag, at most 120 s of simulated time. */
-static void wait_for(const bool *flag)
-{
-    uint64_t end = mg_loop_mono_ms(loop) + 120000;
-    pump();
-    while (!*flag && mg_loop_mono_ms(loop) < end && mg_loop_step(loop, end - mg_loop_mono_ms(loop)))
-        ;
-    ck_assert_msg(*flag, "timed out waiting (simulated time)");
-}
-
-#include "bkc_test.h"
 
 /* ---- fake bookies and their faults --------------------------------------------------------- */
 
@@ -82,7 +60,6 @@ struct fmode {
     bool corrupt;        /* read answers have a byte flipped */
 };
 static struct fmode fm[NFB];
-static int n_fb;
 
 static void filter(void *arg, const struct bkc_fake_req *r, struct bkc_fake_action *a)
 {
@@ -118,37 +95,10 @@ static int fb_index(const char *id)
     return i;
 }
 
-static void fb_register(int i)
-{
-    char *p = mg_asprintf("/ledgers/available/%s", fb_id(i));
-    ck_assert_int_eq(meta_put_sync(p, "", 0, META_EPHEMERAL), 0);
-    mg_free(p);
-}
-
-static void fb_unregister(int i)
-{
-    char *p = mg_asprintf("/ledgers/available/%s", fb_id(i));
-    meta_del_sync(p);
-    mg_free(p);
-}
-
 /* A new fake bookie, registered. */
 static int fb_new(void)
 {
-    char id[64];
-    snprintf(id, sizeof id, "10.0.0.%d:3181", n_fb + 1);
-    int i = bkc_fake_add_bookie(fake, id);
-    ck_assert_int_eq(i, n_fb);
-    n_fb++;
-    fb_register(i);
-    return i;
-}
-
-/* Crash bookie i for good (and take it off the registry). */
-static void fb_kill(int i)
-{
-    bkc_fake_crash(fake, i);
-    fb_unregister(i);
+    return tl_fakebk_start(&env, env.n);
 }
 
 static struct bkc_fake_stats fb_stats(int i)
@@ -165,28 +115,19 @@ static struct bkc_client *cl;
 static struct bkc_client *client_new(int e, int w, int a, int timeout_ms)
 {
     struct bkc_config cfg;
-    bkc_config_default(&cfg);
-    cfg.ensemble_size = e;
-    cfg.write_quorum = w;
-    cfg.ack_quorum = a;
-    cfg.timeout_ms = timeout_ms;
-    cfg.transport = bkc_fake_transport(fake);
-    cfg.seed = 42;
-    struct bkc_client *c = NULL;
-    ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
-    return c;
+    tl_bkc_config(&cfg, e, w, a, timeout_ms);
+    return tl_fakebk_client(&env, &cfg, 42);
 }
 
 static void fx_setup(int n_bookies, int e, int w, int a, int timeout_ms)
 {
-    base = event_base_new();
-    loop = mg_loop_new_sim(base, 1000000, 1700000000000);
-    struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
-    fake = bkc_fake_new(loop, 7);
+    tl_fakebk_open(&env, "memory", 7, "10.0.0", 0);
+    base = env.base;
+    loop = env.loop;
+    meta = env.meta;
+    fake = env.fake;
     bkc_fake_set_filter(fake, filter, NULL);
     memset(fm, 0, sizeof fm);
-    n_fb = 0;
     for (int i = 0; i < n_bookies; i++)
         fb_new();
     cl = client_new(e, w, a, timeout_ms);
@@ -196,28 +137,12 @@ static void fx_teardown(void)
 {
     bkc_client_free(cl);
     cl = NULL;
-    pump();
-    meta_close(meta);
-    meta = NULL;
-    pump();
-    bkc_fake_free(fake);
-    fake = NULL;
-    mg_loop_free(loop);
-    loop = NULL;
-    event_base_free(base);
+    tl_run_due(loop);
+    tl_fakebk_close(&env);
     base = NULL;
-}
-
-/* ---- request helpers (more in bkc_test.h) ----------------------------------------------- */
-
-static void addb_wait(struct addb *b)
-{
-    uint64_t end = mg_loop_mono_ms(loop) + 120000;
-    pump();
-    while (b->n_done < b->n && mg_loop_mono_ms(loop) < end &&
-           mg_loop_step(loop, end - mg_loop_mono_ms(loop)))
-        ;
-    ck_assert_int_eq(b->n_done, b->n);
+    loop = NULL;
+    meta = NULL;
+    fake = NULL;
 }
 
 /* ---- tests: metadata ------------------------------------------------------------------------ */
@@ -386,16 +311,15 @@ END_TEST
 START_TEST(test_roundtrip_striping)
 {
     fx_setup(3, 3, 2, 2, 30000);
-    struct bkc_ledger *lh = create_sync(cl, 0);
+    struct bkc_ledger *lh = tl_bkc_create(cl, 0);
     ck_assert_ptr_nonnull(lh);
     int64_t id = bkc_ledger_id(lh);
     ck_assert_int_eq(bkc_ledger_ensemble_size(lh), 3);
-    struct addb b = {0};
-    for (int i = 0; i < 12; i++)
-        ck_assert_int_eq(add_one(&b, lh), 0);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, lh, 12);
     ck_assert_int_eq(b.req[11].entry_id, 11);
     ck_assert_int_eq(b.n_done, 0);
-    addb_wait(&b);
+    tl_adds_wait(&b);
     for (int i = 0; i < 12; i++) {
         ck_assert_int_eq(b.order[i], i);
         ck_assert_int_eq(b.status[i], 0);
@@ -410,12 +334,12 @@ START_TEST(test_roundtrip_striping)
             ck_assert_msg(bkc_fake_has_entry(fake, f, id, e) == should, "bookie %d entry %d", i, e);
         }
     }
-    check_read(lh, 0, 11);
-    ck_assert_int_eq(close_sync(lh), 0);
+    tl_bkc_check_read(lh, 0, 11);
+    ck_assert_int_eq(tl_bkc_close(lh), 0);
     ck_assert(bkc_ledger_is_closed(lh));
-    ck_assert_int_eq(bkc_add(lh, 12, b.payload[0], &b.req[0], add_cb), -MG_ENOTALLOWED);
+    ck_assert_int_eq(bkc_add(lh, 12, b.payload[0], &b.req[0], tl_adds_cb), -MG_ENOTALLOWED);
     struct bkc_md md;
-    md_read(id, &md);
+    tl_md_read(meta, id, &md);
     ck_assert_int_eq(md.state, BKC_STATE_CLOSED);
     ck_assert_int_eq(md.last_entry, 11);
     ck_assert_int_eq(md.length, (int64_t)bkc_ledger_length(lh));
@@ -424,20 +348,20 @@ START_TEST(test_roundtrip_striping)
     ck_assert_int_eq(md.ctime, 1700000000000); /* the loop's wall clock */
     bkc_md_fini(&md);
     /* a reader of the closed ledger */
-    struct bkc_ledger *rd = open_sync(cl, id, false, 0);
+    struct bkc_ledger *rd = tl_bkc_open(cl, id, false, 0);
     ck_assert_int_eq(bkc_ledger_lac(rd), 11);
-    check_read(rd, 3, 7);
-    struct res r = {0};
+    tl_bkc_check_read(rd, 3, 7);
+    struct tl_res r = {0};
     struct bkc_req req = {.data = &r};
-    ck_assert_int_eq(bkc_read(rd, 5, 12, &req, res_cb), -MG_EINVAL);
+    ck_assert_int_eq(bkc_read(rd, 5, 12, &req, tl_res_cb), -MG_EINVAL);
     bkc_ledger_free(rd);
     bkc_ledger_free(lh);
     /* delete */
-    ck_assert_int_eq(bkc_delete(cl, id, &req, res_cb), 0);
-    wait_for(&r.done);
+    ck_assert_int_eq(bkc_delete(cl, id, &req, tl_res_cb), 0);
+    tl_wait(loop, &r.done);
     ck_assert_int_eq(r.status, 0);
-    open_sync(cl, id, false, -MG_ENOTFOUND);
-    addb_fini(&b);
+    tl_bkc_open(cl, id, false, -MG_ENOTFOUND);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -449,27 +373,27 @@ END_TEST
 START_TEST(test_add_entry_id_decided_by_caller)
 {
     fx_setup(2, 2, 2, 2, 30000);
-    struct bkc_ledger *lh = create_sync(cl, 0);
-    struct addb b = {0};
-    ck_assert_int_eq(add_one(&b, lh), 0);
+    struct bkc_ledger *lh = tl_bkc_create(cl, 0);
+    struct tl_adds b = {0};
+    ck_assert_int_eq(tl_adds_one(&b, lh), 0);
     ck_assert_int_eq(bkc_ledger_next_entry(lh), 1);
     struct evbuffer *p = evbuffer_new();
     evbuffer_add(p, "x", 1);
     struct bkc_req req = {0};
     int64_t adds = fb_stats(0).adds + fb_stats(1).adds;
-    ck_assert_int_eq(bkc_add(lh, 0, p, &req, add_cb), -MG_EINVAL); /* a duplicate */
-    ck_assert_int_eq(bkc_add(lh, 2, p, &req, add_cb), -MG_EINVAL); /* a gap */
+    ck_assert_int_eq(bkc_add(lh, 0, p, &req, tl_adds_cb), -MG_EINVAL); /* a duplicate */
+    ck_assert_int_eq(bkc_add(lh, 2, p, &req, tl_adds_cb), -MG_EINVAL); /* a gap */
     ck_assert_ptr_nonnull(strstr(req.errmsg, "next entry is 1"));
-    addb_wait(&b);
+    tl_adds_wait(&b);
     ck_assert_int_eq(fb_stats(0).adds + fb_stats(1).adds, adds + 2); /* entry 0 only */
-    ck_assert_int_eq(add_one(&b, lh), 0);
-    addb_wait(&b);
+    ck_assert_int_eq(tl_adds_one(&b, lh), 0);
+    tl_adds_wait(&b);
     ck_assert_int_eq(b.status[1], 0);
     ck_assert_int_eq(bkc_ledger_lac(lh), 1);
-    check_read(lh, 0, 1);
+    tl_bkc_check_read(lh, 0, 1);
     evbuffer_free(p);
     bkc_ledger_free(lh);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -477,23 +401,22 @@ END_TEST
 START_TEST(test_out_of_order_acks)
 {
     fx_setup(2, 2, 2, 2, 30000);
-    struct bkc_ledger *lh = create_sync(cl, 0);
+    struct bkc_ledger *lh = tl_bkc_create(cl, 0);
     /* bookie 0 answers newest first; bookie 1 after all of bookie 0's answers */
     fm[0].add_delay_step = 5;
     fm[1].add_delay = 1000;
-    struct addb b = {0};
-    for (int i = 0; i < 8; i++)
-        ck_assert_int_eq(add_one(&b, lh), 0);
-    sleep_loop(600);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, lh, 8);
+    tl_run_for(loop, 600);
     ck_assert_int_eq(b.n_done, 0); /* one bookie acked everything; Qa = 2 */
-    addb_wait(&b);
+    tl_adds_wait(&b);
     for (int i = 0; i < 8; i++) {
         ck_assert_int_eq(b.order[i], i);
         ck_assert_int_eq(b.status[i], 0);
     }
     ck_assert_int_eq(bkc_ledger_lac(lh), 7);
     bkc_ledger_free(lh);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -504,22 +427,20 @@ END_TEST
 static void ensemble_change_case(int mode)
 {
     fx_setup(4, 3, 2, 2, mode == 2 ? 300 : 30000);
-    struct bkc_ledger *lh = create_sync(cl, 0);
+    struct bkc_ledger *lh = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(lh);
-    struct addb b = {0};
-    for (int i = 0; i < 6; i++)
-        add_one(&b, lh);
-    addb_wait(&b);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, lh, 6);
+    tl_adds_wait(&b);
     int victim = fb_index(bkc_ledger_bookie(lh, 1));
     if (mode == 0)
         fm[victim].add_rc = 101;
     else if (mode == 1)
-        fb_kill(victim);
+        tl_fakebk_stop(&env, victim);
     else
         fm[victim].drop_adds = true;
-    for (int i = 0; i < 10; i++)
-        ck_assert_int_eq(add_one(&b, lh), 0);
-    addb_wait(&b);
+    tl_adds_n(&b, lh, 10);
+    tl_adds_wait(&b);
     for (int i = 0; i < 16; i++) {
         ck_assert_msg(b.status[i] == 0, "add %d: %d (%s)", i, b.status[i], b.req[i].errmsg);
         ck_assert_int_eq(b.order[i], i);
@@ -535,7 +456,7 @@ static void ensemble_change_case(int mode)
     }
     ck_assert_int_eq(spare, victim);
     struct bkc_md md;
-    md_read(id, &md);
+    tl_md_read(meta, id, &md);
     ck_assert_int_eq(md.n_segs, 2);
     ck_assert_int_eq(md.segs[1].first, 6);
     ck_assert_str_ne(md.segs[1].bookies[1], fb_id(victim));
@@ -548,17 +469,17 @@ static void ensemble_change_case(int mode)
         ck_assert_msg(bkc_fake_has_entry(fake, repl, id, e) == should, "entry %d", e);
     }
     bkc_md_fini(&md);
-    check_read(lh, 0, 15);
-    ck_assert_int_eq(close_sync(lh), 0);
+    tl_bkc_check_read(lh, 0, 15);
+    ck_assert_int_eq(tl_bkc_close(lh), 0);
     bkc_ledger_free(lh);
     /* another client reads it all, failing over around the broken bookie */
     struct bkc_client *c2 = client_new(3, 2, 2, 300);
-    struct bkc_ledger *rd = open_sync(c2, id, false, 0);
+    struct bkc_ledger *rd = tl_bkc_open(c2, id, false, 0);
     ck_assert_int_eq(bkc_ledger_lac(rd), 15);
-    check_read(rd, 0, 15);
+    tl_bkc_check_read(rd, 0, 15);
     bkc_ledger_free(rd);
     bkc_client_free(c2);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 
@@ -583,14 +504,13 @@ END_TEST
 START_TEST(test_not_enough_bookies)
 {
     fx_setup(3, 3, 2, 2, 30000);
-    struct bkc_ledger *lh = create_sync(cl, 0);
-    struct addb b = {0};
-    add_one(&b, lh);
-    addb_wait(&b);
-    fb_kill(0);
-    for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(add_one(&b, lh), 0);
-    addb_wait(&b);
+    struct bkc_ledger *lh = tl_bkc_create(cl, 0);
+    struct tl_adds b = {0};
+    tl_adds_one(&b, lh);
+    tl_adds_wait(&b);
+    tl_fakebk_stop(&env, 0);
+    tl_adds_n(&b, lh, 4);
+    tl_adds_wait(&b);
     ck_assert_int_eq(b.status[0], 0);
     for (int i = 1; i < 5; i++) {
         ck_assert_int_eq(b.status[i], -MG_ENOBOOKIES);
@@ -599,24 +519,24 @@ START_TEST(test_not_enough_bookies)
     /* later adds fail at once with the same error */
     struct evbuffer *p = evbuffer_new();
     struct bkc_req req = {0};
-    ck_assert_int_eq(bkc_add(lh, bkc_ledger_next_entry(lh), p, &req, add_cb), -MG_ENOBOOKIES);
+    ck_assert_int_eq(bkc_add(lh, bkc_ledger_next_entry(lh), p, &req, tl_adds_cb), -MG_ENOBOOKIES);
     evbuffer_free(p);
     /* close still records what was confirmed */
-    ck_assert_int_eq(close_sync(lh), 0);
+    ck_assert_int_eq(tl_bkc_close(lh), 0);
     ck_assert_int_eq(bkc_ledger_lac(lh), 0);
     bkc_ledger_free(lh);
     /* create needs 3 */
-    struct res r = {0};
+    struct tl_res r = {0};
     struct bkc_req cr = {.data = &r};
-    ck_assert_int_eq(bkc_create(cl, NULL, &cr, res_cb), 0);
-    wait_for(&r.done);
+    ck_assert_int_eq(bkc_create(cl, NULL, &cr, tl_res_cb), 0);
+    tl_wait(loop, &r.done);
     ck_assert_int_eq(r.status, -MG_ENOBOOKIES);
     ck_assert_msg(strstr(cr.errmsg, "not enough writable bookies") != NULL, "%s", cr.errmsg);
     /* a bookie comes back: create works again */
     fb_new();
-    lh = create_sync(cl, 0);
+    lh = tl_bkc_create(cl, 0);
     bkc_ledger_free(lh);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -629,22 +549,22 @@ END_TEST
 START_TEST(test_no_swap_between_dead_bookies)
 {
     fx_setup(5, 2, 2, 2, 30000);
-    struct bkc_ledger *lh = create_sync(cl, 0);
-    struct addb b = {0};
-    add_one(&b, lh);
-    addb_wait(&b);
+    struct bkc_ledger *lh = tl_bkc_create(cl, 0);
+    struct tl_adds b = {0};
+    tl_adds_one(&b, lh);
+    tl_adds_wait(&b);
     /* every bookie but ensemble[0] goes down, all stay registered */
     int keep = fb_index(bkc_ledger_bookie(lh, 0));
     for (int i = 0; i < 5; i++)
         if (i != keep)
             bkc_fake_crash(fake, i);
-    add_one(&b, lh);
-    addb_wait(&b);
+    tl_adds_one(&b, lh);
+    tl_adds_wait(&b);
     ck_assert_msg(b.status[1] == -MG_ENOBOOKIES, "add: %s (%s)", mg_errname(b.status[1]),
                   b.req[1].errmsg);
     ck_assert_int_le(bkc_ledger_num_segments(lh), 1 + 3); /* one change per spare at most */
     bkc_ledger_free(lh);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -656,29 +576,29 @@ END_TEST
 START_TEST(test_readonly_bookies)
 {
     fx_setup(2, 2, 2, 2, 30000);
-    struct bkc_ledger *lh = create_sync(cl, 0);
-    struct addb b = {0};
-    add_one(&b, lh);
-    addb_wait(&b);
+    struct bkc_ledger *lh = tl_bkc_create(cl, 0);
+    struct tl_adds b = {0};
+    tl_adds_one(&b, lh);
+    tl_adds_wait(&b);
     ck_assert_int_eq(b.status[0], 0);
     bkc_fake_set_read_only(fake, 0, true);
-    fb_unregister(0);
+    tl_fakebk_register(&env, 0, false);
     char *p = mg_asprintf("/ledgers/available/readonly/%s", fb_id(0));
-    ck_assert_int_eq(meta_put_sync(p, "", 0, META_EPHEMERAL), 0);
+    ck_assert_int_eq(tl_meta_put(meta, p, "", 0, META_EPHEMERAL), 0);
     mg_free(p);
-    add_one(&b, lh);
-    addb_wait(&b);
+    tl_adds_one(&b, lh);
+    tl_adds_wait(&b);
     ck_assert_msg(b.status[1] == -MG_ENOBOOKIES, "add: %s (%s)", mg_errname(b.status[1]),
                   b.req[1].errmsg);
     ck_assert_msg(strstr(b.req[1].errmsg, "EREADONLY") != NULL, "%s", b.req[1].errmsg);
     ck_assert_str_eq(mg_strerror(b.status[1]), "not enough writable bookies");
-    struct res r = {0};
+    struct tl_res r = {0};
     struct bkc_req cr = {.data = &r};
-    ck_assert_int_eq(bkc_create(cl, NULL, &cr, res_cb), 0);
-    wait_for(&r.done);
+    ck_assert_int_eq(bkc_create(cl, NULL, &cr, tl_res_cb), 0);
+    tl_wait(loop, &r.done);
     ck_assert_msg(r.status == -MG_ENOBOOKIES, "create: %s (%s)", mg_errname(r.status), cr.errmsg);
     bkc_ledger_free(lh);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -686,30 +606,30 @@ END_TEST
 START_TEST(test_fenced_adds)
 {
     fx_setup(2, 2, 2, 2, 30000);
-    struct bkc_ledger *lh = create_sync(cl, 0);
-    struct addb b = {0};
-    add_one(&b, lh);
-    addb_wait(&b);
+    struct bkc_ledger *lh = tl_bkc_create(cl, 0);
+    struct tl_adds b = {0};
+    tl_adds_one(&b, lh);
+    tl_adds_wait(&b);
     /* entries 1 and 2 wait for bookie 1; bookie 0 answers EFENCED from entry 3 on */
     fm[1].lose_add_acks = true;
     fm[1].lose_from = 1;
     fm[0].add_rc = 104;
     fm[0].add_rc_from = 3;
-    add_one(&b, lh);
-    add_one(&b, lh);
-    sleep_loop(20);
+    tl_adds_one(&b, lh);
+    tl_adds_one(&b, lh);
+    tl_run_for(loop, 20);
     ck_assert_int_eq(b.n_done, 1);
-    add_one(&b, lh);
-    addb_wait(&b);
+    tl_adds_one(&b, lh);
+    tl_adds_wait(&b);
     ck_assert_int_eq(b.status[0], 0);
     for (int i = 1; i < 4; i++)
         ck_assert_int_eq(b.status[i], -MG_EFENCED);
     struct evbuffer *p = evbuffer_new();
     struct bkc_req req = {0};
-    ck_assert_int_eq(bkc_add(lh, bkc_ledger_next_entry(lh), p, &req, add_cb), -MG_EFENCED);
+    ck_assert_int_eq(bkc_add(lh, bkc_ledger_next_entry(lh), p, &req, tl_adds_cb), -MG_EFENCED);
     evbuffer_free(p);
     bkc_ledger_free(lh);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -717,31 +637,31 @@ END_TEST
 START_TEST(test_free_cancels)
 {
     fx_setup(2, 2, 2, 2, 30000);
-    struct bkc_ledger *lh = create_sync(cl, 0);
+    struct bkc_ledger *lh = tl_bkc_create(cl, 0);
     fm[0].lose_add_acks = true;
-    struct addb b = {0};
-    add_one(&b, lh);
-    add_one(&b, lh);
-    sleep_loop(20);
+    struct tl_adds b = {0};
+    tl_adds_one(&b, lh);
+    tl_adds_one(&b, lh);
+    tl_run_for(loop, 20);
     bkc_ledger_free(lh);
     ck_assert_int_eq(b.n_done, 0); /* delivered from the loop, in entry order */
-    pump();
+    tl_run_due(loop);
     ck_assert_int_eq(b.n_done, 2);
     ck_assert_int_eq(b.order[0], 0);
     ck_assert_int_eq(b.status[0], -MG_ECANCELED);
     ck_assert_int_eq(b.status[1], -MG_ECANCELED);
     /* client free with a create in flight */
-    struct res r = {0};
+    struct tl_res r = {0};
     struct bkc_req cr = {.data = &r};
-    ck_assert_int_eq(bkc_create(cl, NULL, &cr, res_cb), 0);
+    ck_assert_int_eq(bkc_create(cl, NULL, &cr, tl_res_cb), 0);
     bkc_client_free(cl);
     cl = NULL;
     ck_assert(r.done);
     ck_assert_int_eq(r.status, -MG_ECANCELED);
     ck_assert_int_eq(r.n_cb, 1);
-    sleep_loop(1000);
+    tl_run_for(loop, 1000);
     ck_assert_int_eq(r.n_cb, 1);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -760,7 +680,7 @@ static void free_in_cb(struct bkc_req *req, int status)
 START_TEST(test_client_free_in_callback)
 {
     fx_setup(2, 2, 2, 2, 30000);
-    struct bkc_ledger *lh = create_sync(cl, 0);
+    struct bkc_ledger *lh = tl_bkc_create(cl, 0);
     struct evbuffer *p = evbuffer_new();
     evbuffer_add(p, "x", 1);
     struct bkc_req req[3];
@@ -770,12 +690,12 @@ START_TEST(test_client_free_in_callback)
     fm[1].lose_from = 1;
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(bkc_add(lh, i, p, &req[i], free_in_cb), 0);
-    sleep_loop(100);
+    tl_run_for(loop, 100);
     ck_assert_int_eq(free_in_cb_n, 3);
     ck_assert_int_eq(free_in_cb_status[0], 0);
     ck_assert_int_eq(free_in_cb_status[1], -MG_ECANCELED);
     ck_assert_int_eq(free_in_cb_status[2], -MG_ECANCELED);
-    sleep_loop(1000);
+    tl_run_for(loop, 1000);
     ck_assert_int_eq(free_in_cb_n, 3);
     evbuffer_free(p);
     fx_teardown();
@@ -813,7 +733,7 @@ START_TEST(test_mops_kill_linear)
         creq[i].data = &made;
         ck_assert_int_eq(bkc_create(cl, NULL, &creq[i], cnt_cb), 0);
     }
-    pump();
+    tl_run_due(loop);
     ck_assert_int_eq(made.n, N);
     ck_assert_int_eq(made.n_cancel + made.n_notfound + made.other, 0);
     /* N deletes (no owner) and one close per handle (owned by it), all in flight */
@@ -830,12 +750,12 @@ START_TEST(test_mops_kill_linear)
     ck_assert_msg(steps <= (uint64_t)N, "%llu steps to free %d handles with %d requests in flight",
                   (unsigned long long)steps, N, 2 * N);
     /* Every request still completes exactly once: closes canceled, deletes answered. */
-    pump();
+    tl_run_due(loop);
     ck_assert_int_eq(closed.n, N);
     ck_assert_int_eq(closed.n_cancel, N);
     ck_assert_int_eq(deleted.n, N);
     ck_assert_int_eq(deleted.n_notfound, N);
-    sleep_loop(100);
+    tl_run_for(loop, 100);
     ck_assert_int_eq(closed.n + deleted.n, 2 * N);
     free(creq);
     free(dreq);
@@ -849,29 +769,28 @@ END_TEST
 START_TEST(test_recovery_dead_writer)
 {
     fx_setup(3, 3, 2, 2, 30000);
-    struct bkc_ledger *w = create_sync(cl, 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct addb b = {0};
-    for (int i = 0; i < 5; i++)
-        add_one(&b, w);
-    addb_wait(&b);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, w, 5);
+    tl_adds_wait(&b);
     /* entries 5 and 6 reach the bookies but their acks never come back to the writer */
     for (int i = 0; i < 3; i++) {
         fm[i].lose_add_acks = true;
         fm[i].lose_from = 5;
     }
-    add_one(&b, w);
-    add_one(&b, w);
-    sleep_loop(30);
+    tl_adds_one(&b, w);
+    tl_adds_one(&b, w);
+    tl_run_for(loop, 30);
     ck_assert_int_eq(b.n_done, 5);
     /* the writer "dies"; a second client recovers */
     struct bkc_client *c2 = client_new(3, 2, 2, 30000);
-    struct bkc_ledger *r = open_sync(c2, id, true, 0);
+    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
     ck_assert_int_eq(bkc_ledger_lac(r), 6);
     ck_assert(bkc_ledger_is_closed(r));
-    check_read(r, 0, 6);
+    tl_bkc_check_read(r, 0, 6);
     struct bkc_md md;
-    md_read(id, &md);
+    tl_md_read(meta, id, &md);
     ck_assert_int_eq(md.state, BKC_STATE_CLOSED);
     ck_assert_int_eq(md.last_entry, 6);
     ck_assert_int_eq(md.length, bkc_ledger_length(r));
@@ -883,19 +802,19 @@ START_TEST(test_recovery_dead_writer)
     /* the old writer's next add fails: bookies are fenced (and so do its pending ones) */
     for (int i = 0; i < 3; i++)
         fm[i].lose_add_acks = false;
-    ck_assert_int_eq(add_one(&b, w), 0);
-    addb_wait(&b);
+    ck_assert_int_eq(tl_adds_one(&b, w), 0);
+    tl_adds_wait(&b);
     for (int i = 5; i < 8; i++)
         ck_assert_int_eq(b.status[i], -MG_EFENCED);
-    ck_assert_int_eq(close_sync(w), -MG_EFENCED);
+    ck_assert_int_eq(tl_bkc_close(w), -MG_EFENCED);
     bkc_ledger_free(w);
     /* recovering again is a no-op open of a closed ledger */
-    struct bkc_ledger *r2 = open_sync(cl, id, true, 0);
+    struct bkc_ledger *r2 = tl_bkc_open(cl, id, true, 0);
     ck_assert_int_eq(bkc_ledger_lac(r2), 6);
     bkc_ledger_free(r2);
     bkc_ledger_free(r);
     bkc_client_free(c2);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -926,31 +845,30 @@ START_TEST(test_recovery_partial_adds)
 {
     fx_setup(3, 3, 3, 2, 30000);
     bkc_fake_set_filter(fake, partial_filter, NULL);
-    struct bkc_ledger *w = create_sync(cl, 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct addb b = {0};
-    for (int i = 0; i < 4; i++)
-        add_one(&b, w);
-    addb_wait(&b);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, w, 4);
+    tl_adds_wait(&b);
     int b0 = fb_index(bkc_ledger_bookie(w, 0)), b1 = fb_index(bkc_ledger_bookie(w, 1));
     partial_entry = 4;
     partial_to[b0] = partial_to[b1] = true;
-    add_one(&b, w); /* entry 4: two bookies, acknowledged */
-    addb_wait(&b);
+    tl_adds_one(&b, w); /* entry 4: two bookies, acknowledged */
+    tl_adds_wait(&b);
     ck_assert_int_eq(b.status[4], 0);
     partial_to[b1] = false;
-    add_one(&b, w); /* entry 5: one bookie, never acknowledged */
-    sleep_loop(50);
+    tl_adds_one(&b, w); /* entry 5: one bookie, never acknowledged */
+    tl_run_for(loop, 50);
     ck_assert_int_eq(b.n_done, 5);
     ck_assert(bkc_fake_has_entry(fake, b0, id, 5));
     partial_entry = -1;
     slow_reader = _i == 0 ? b0 : b1;
     /* the writer dies; another client recovers */
     struct bkc_client *c2 = client_new(3, 3, 2, 30000);
-    struct bkc_ledger *r = open_sync(c2, id, true, 0);
+    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
     int64_t lac = bkc_ledger_lac(r);
     ck_assert_int_eq(lac, _i == 0 ? 4 : 5);
-    check_read(r, 0, lac);
+    tl_bkc_check_read(r, 0, lac);
     /* every entry kept has Qa copies at least; one recovery found (beyond the LAC the
      * fencing reads saw, 4) was written back to the whole write quorum */
     for (int64_t e = 0; e <= lac; e++) {
@@ -960,15 +878,15 @@ START_TEST(test_recovery_partial_adds)
         ck_assert_msg(copies >= (e == 5 ? 3 : 2), "entry %lld: %d copies", (long long)e, copies);
     }
     /* the old writer is fenced */
-    ck_assert_int_eq(add_one(&b, w), 0);
-    addb_wait(&b);
+    ck_assert_int_eq(tl_adds_one(&b, w), 0);
+    tl_adds_wait(&b);
     ck_assert_int_eq(b.status[6], -MG_EFENCED);
     bkc_ledger_free(w);
     bkc_ledger_free(r);
     bkc_client_free(c2);
     memset(partial_to, 0, sizeof partial_to);
     slow_reader = -1;
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -976,9 +894,9 @@ END_TEST
 START_TEST(test_recovery_empty_ledger)
 {
     fx_setup(2, 2, 2, 2, 30000);
-    struct bkc_ledger *w = create_sync(cl, 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct bkc_ledger *r = open_sync(cl, id, true, 0);
+    struct bkc_ledger *r = tl_bkc_open(cl, id, true, 0);
     ck_assert_int_eq(bkc_ledger_lac(r), -1);
     ck_assert(bkc_ledger_is_closed(r));
     bkc_ledger_free(r);
@@ -991,26 +909,25 @@ START_TEST(test_recovery_bookie_down)
 {
     /* E=3 Qw=3 Qa=2: entries acked by two bookies survive losing the third */
     fx_setup(4, 3, 3, 2, 30000);
-    struct bkc_ledger *w = create_sync(cl, 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     int slow = fb_index(bkc_ledger_bookie(w, 2));
     fm[slow].drop_adds = true; /* stores nothing, acks nothing */
-    struct addb b = {0};
-    for (int i = 0; i < 6; i++)
-        add_one(&b, w);
-    addb_wait(&b);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, w, 6);
+    tl_adds_wait(&b);
     for (int i = 0; i < 6; i++)
         ck_assert_int_eq(b.status[i], 0);
     ck_assert_int_eq(bkc_fake_count_entries(fake, slow, id), 0);
-    fb_kill(slow);
+    tl_fakebk_stop(&env, slow);
     struct bkc_client *c2 = client_new(3, 3, 2, 2000);
-    struct bkc_ledger *r = open_sync(c2, id, true, 0);
+    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
     ck_assert_int_eq(bkc_ledger_lac(r), 5);
-    check_read(r, 0, 5);
+    tl_bkc_check_read(r, 0, 5);
     bkc_ledger_free(r);
     bkc_ledger_free(w);
     bkc_client_free(c2);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1018,25 +935,25 @@ END_TEST
 START_TEST(test_read_lac)
 {
     fx_setup(2, 2, 2, 2, 30000);
-    struct bkc_ledger *w = create_sync(cl, 0);
-    struct addb b = {0};
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    struct tl_adds b = {0};
     for (int i = 0; i < 4; i++) {
-        add_one(&b, w);
-        addb_wait(&b);
+        tl_adds_one(&b, w);
+        tl_adds_wait(&b);
     }
-    struct bkc_ledger *r = open_sync(cl, bkc_ledger_id(w), false, 0);
+    struct bkc_ledger *r = tl_bkc_open(cl, bkc_ledger_id(w), false, 0);
     ck_assert_int_eq(bkc_ledger_lac(r), -1);
-    struct res rs = {0};
+    struct tl_res rs = {0};
     struct bkc_req req = {.data = &rs};
-    ck_assert_int_eq(bkc_read_lac(r, &req, res_cb), 0);
-    wait_for(&rs.done);
+    ck_assert_int_eq(bkc_read_lac(r, &req, tl_res_cb), 0);
+    tl_wait(loop, &rs.done);
     ck_assert_int_eq(rs.status, 0);
     /* the last entry carries the LAC the writer had when sending it */
     ck_assert_int_eq(bkc_ledger_lac(r), 2);
-    check_read(r, 0, 2);
+    tl_bkc_check_read(r, 0, 2);
     bkc_ledger_free(r);
     bkc_ledger_free(w);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1044,35 +961,34 @@ END_TEST
 START_TEST(test_recovery_concurrent)
 {
     fx_setup(3, 3, 2, 2, 30000);
-    struct bkc_ledger *w = create_sync(cl, 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct addb b = {0};
-    for (int i = 0; i < 9; i++)
-        add_one(&b, w);
-    addb_wait(&b);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, w, 9);
+    tl_adds_wait(&b);
     struct bkc_client *c2 = client_new(3, 2, 2, 30000), *c3 = client_new(3, 2, 2, 30000);
-    struct res r2 = {0}, r3 = {0};
+    struct tl_res r2 = {0}, r3 = {0};
     struct bkc_req q2 = {.data = &r2}, q3 = {.data = &r3};
-    ck_assert_int_eq(bkc_open(c2, id, true, &q2, res_cb), 0);
-    ck_assert_int_eq(bkc_open(c3, id, true, &q3, res_cb), 0);
-    wait_for(&r2.done);
-    wait_for(&r3.done);
+    ck_assert_int_eq(bkc_open(c2, id, true, &q2, tl_res_cb), 0);
+    ck_assert_int_eq(bkc_open(c3, id, true, &q3, tl_res_cb), 0);
+    tl_wait(loop, &r2.done);
+    tl_wait(loop, &r3.done);
     ck_assert_msg(r2.status == 0, "%s", q2.errmsg);
     ck_assert_msg(r3.status == 0, "%s", q3.errmsg);
     ck_assert_int_eq(bkc_ledger_lac(q2.ledger), 8);
     ck_assert_int_eq(bkc_ledger_lac(q3.ledger), 8);
     struct bkc_md md;
-    md_read(id, &md);
+    tl_md_read(meta, id, &md);
     ck_assert_int_eq(md.state, BKC_STATE_CLOSED);
     ck_assert_int_eq(md.last_entry, 8);
     bkc_md_fini(&md);
-    check_read(q3.ledger, 0, 8);
+    tl_bkc_check_read(q3.ledger, 0, 8);
     bkc_ledger_free(q2.ledger);
     bkc_ledger_free(q3.ledger);
     bkc_client_free(c2);
     bkc_client_free(c3);
     bkc_ledger_free(w);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1082,27 +998,25 @@ START_TEST(test_recovery_after_ensemble_change)
     /* the writer changed ensembles, then died: recovery fences the last ensemble and starts
      * no earlier than its first entry - 1 */
     fx_setup(3, 2, 2, 2, 30000);
-    struct bkc_ledger *w = create_sync(cl, 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct addb b = {0};
-    for (int i = 0; i < 5; i++)
-        add_one(&b, w);
-    addb_wait(&b);
-    fb_kill(fb_index(bkc_ledger_bookie(w, 0)));
-    for (int i = 0; i < 5; i++)
-        add_one(&b, w);
-    addb_wait(&b);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, w, 5);
+    tl_adds_wait(&b);
+    tl_fakebk_stop(&env, fb_index(bkc_ledger_bookie(w, 0)));
+    tl_adds_n(&b, w, 5);
+    tl_adds_wait(&b);
     for (int i = 0; i < 10; i++)
         ck_assert_int_eq(b.status[i], 0);
     ck_assert_int_eq(bkc_ledger_num_segments(w), 2);
     struct bkc_client *c2 = client_new(2, 2, 2, 30000);
-    struct bkc_ledger *r = open_sync(c2, id, true, 0);
+    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
     ck_assert_int_eq(bkc_ledger_lac(r), 9);
-    check_read(r, 0, 9);
+    tl_bkc_check_read(r, 0, 9);
     bkc_ledger_free(r);
     bkc_client_free(c2);
     bkc_ledger_free(w);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1112,29 +1026,29 @@ START_TEST(test_change_sees_recovery)
     /* someone marked the ledger IN_RECOVERY (bookies not fenced yet): the writer's next
      * ensemble change loses the CAS and reports the ledger fenced */
     fx_setup(3, 2, 2, 2, 30000);
-    struct bkc_ledger *w = create_sync(cl, 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct addb b = {0};
-    add_one(&b, w);
-    addb_wait(&b);
+    struct tl_adds b = {0};
+    tl_adds_one(&b, w);
+    tl_adds_wait(&b);
     struct bkc_md md;
-    md_read(id, &md);
+    tl_md_read(meta, id, &md);
     md.state = BKC_STATE_IN_RECOVERY;
     uint8_t *buf;
     size_t len;
     bkc_md_encode(&md, &buf, &len);
     char *p = bkc_ledger_path("/ledgers", id);
-    ck_assert_int_eq(meta_put_sync(p, buf, len, 0), 0);
+    ck_assert_int_eq(tl_meta_put(meta, p, buf, len, 0), 0);
     mg_free(p);
     mg_free(buf);
     bkc_md_fini(&md);
     fm[fb_index(bkc_ledger_bookie(w, 0))].add_rc = 101;
-    add_one(&b, w);
-    addb_wait(&b);
+    tl_adds_one(&b, w);
+    tl_adds_wait(&b);
     ck_assert_int_eq(b.status[1], -MG_EFENCED);
     ck_assert_msg(strstr(b.req[1].errmsg, "recovered") != NULL, "%s", b.req[1].errmsg);
     bkc_ledger_free(w);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1144,29 +1058,27 @@ END_TEST
 START_TEST(test_crash_keeps_acknowledged)
 {
     fx_setup(3, 2, 2, 2, 30000);
-    struct bkc_ledger *w = create_sync(cl, 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct addb b = {0};
-    for (int i = 0; i < 6; i++)
-        add_one(&b, w);
-    addb_wait(&b);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, w, 6);
+    tl_adds_wait(&b);
     int v = fb_index(bkc_ledger_bookie(w, 0));
     int64_t had = bkc_fake_count_entries(fake, v, id);
     ck_assert_int_eq(had, 6);
     bkc_fake_crash(fake, v);
     ck_assert(!bkc_fake_is_up(fake, v));
-    for (int i = 0; i < 4; i++)
-        add_one(&b, w);
-    addb_wait(&b);
+    tl_adds_n(&b, w, 4);
+    tl_adds_wait(&b);
     for (int i = 0; i < 10; i++)
         ck_assert_int_eq(b.status[i], 0);
     ck_assert_int_eq(bkc_ledger_num_segments(w), 2);
     bkc_fake_restart(fake, v);
     ck_assert_int_eq(bkc_fake_count_entries(fake, v, id), had);
-    ck_assert_int_eq(close_sync(w), 0);
-    check_read(w, 0, 9);
+    ck_assert_int_eq(tl_bkc_close(w), 0);
+    tl_bkc_check_read(w, 0, 9);
     bkc_ledger_free(w);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1174,15 +1086,15 @@ END_TEST
 START_TEST(test_unauthorized)
 {
     fx_setup(2, 2, 2, 2, 30000);
-    struct bkc_ledger *w = create_sync(cl, 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     fm[0].add_rc = 102;
     fm[1].add_rc = 102;
-    struct addb b = {0};
-    add_one(&b, w);
-    addb_wait(&b);
+    struct tl_adds b = {0};
+    tl_adds_one(&b, w);
+    tl_adds_wait(&b);
     ck_assert_int_eq(b.status[0], -MG_ENOTALLOWED);
     bkc_ledger_free(w);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1199,27 +1111,26 @@ static void digest_case(enum bkc_digest d)
     cfg.transport = bkc_fake_transport(fake);
     struct bkc_client *c = NULL;
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
-    struct bkc_ledger *w = create_sync(c, 0);
-    struct addb b = {0};
-    for (int i = 0; i < 3; i++)
-        add_one(&b, w);
-    addb_wait(&b);
-    ck_assert_int_eq(close_sync(w), 0);
+    struct bkc_ledger *w = tl_bkc_create(c, 0);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, w, 3);
+    tl_adds_wait(&b);
+    ck_assert_int_eq(tl_bkc_close(w), 0);
     /* a client configured with other defaults takes digest and password from metadata */
-    struct bkc_ledger *r = open_sync(cl, bkc_ledger_id(w), true, 0);
-    check_read(r, 0, 2);
+    struct bkc_ledger *r = tl_bkc_open(cl, bkc_ledger_id(w), true, 0);
+    tl_bkc_check_read(r, 0, 2);
     /* corruption is caught with this digest too */
     fm[0].corrupt = fm[1].corrupt = true;
-    struct res rs = {0};
+    struct tl_res rs = {0};
     struct bkc_req req = {.data = &rs};
-    ck_assert_int_eq(bkc_read(r, 0, 0, &req, res_cb), 0);
-    wait_for(&rs.done);
+    ck_assert_int_eq(bkc_read(r, 0, 0, &req, tl_res_cb), 0);
+    tl_wait(loop, &rs.done);
     ck_assert_int_eq(rs.status, d == BKC_DIGEST_DUMMY ? 0 : -MG_ECHECKSUM);
     bkc_req_fini(&req);
     bkc_ledger_free(r);
     bkc_ledger_free(w);
     bkc_client_free(c);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 
@@ -1234,19 +1145,18 @@ END_TEST
 START_TEST(test_read_timeout_failover)
 {
     fx_setup(2, 2, 2, 2, 200);
-    struct bkc_ledger *w = create_sync(cl, 0);
-    struct addb b = {0};
-    for (int i = 0; i < 4; i++)
-        add_one(&b, w);
-    addb_wait(&b);
-    ck_assert_int_eq(close_sync(w), 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, w, 4);
+    tl_adds_wait(&b);
+    ck_assert_int_eq(tl_bkc_close(w), 0);
     /* a bookie that never answers reads */
     fm[fb_index(bkc_ledger_bookie(w, 0))].drop_reads = true;
     uint64_t t0 = mg_loop_mono_ms(loop);
-    check_read(w, 0, 3);
+    tl_bkc_check_read(w, 0, 3);
     ck_assert_uint_ge(mg_loop_mono_ms(loop) - t0, 200); /* after the timeout */
     bkc_ledger_free(w);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1254,30 +1164,29 @@ END_TEST
 START_TEST(test_digest_failover)
 {
     fx_setup(2, 2, 2, 2, 30000);
-    struct bkc_ledger *w = create_sync(cl, 0);
-    struct addb b = {0};
-    for (int i = 0; i < 4; i++)
-        add_one(&b, w);
-    addb_wait(&b);
-    ck_assert_int_eq(close_sync(w), 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, w, 4);
+    tl_adds_wait(&b);
+    ck_assert_int_eq(tl_bkc_close(w), 0);
     /* entries 0 and 2 are read first from ensemble[0], 1 and 3 from ensemble[1] */
     int f0 = fb_index(bkc_ledger_bookie(w, 0));
     fm[f0].corrupt = true;
     int64_t before = fb_stats(f0).reads;
-    check_read(w, 0, 3);
+    tl_bkc_check_read(w, 0, 3);
     ck_assert_int_ge(fb_stats(f0).reads - before, 2);
     /* both copies corrupt (the stored ones this time): checksum error */
     fm[f0].corrupt = false;
     bkc_fake_corrupt_entry(fake, 0, bkc_ledger_id(w), 1);
     bkc_fake_corrupt_entry(fake, 1, bkc_ledger_id(w), 1);
-    struct res r = {0};
+    struct tl_res r = {0};
     struct bkc_req req = {.data = &r};
-    ck_assert_int_eq(bkc_read(w, 1, 1, &req, res_cb), 0);
-    wait_for(&r.done);
+    ck_assert_int_eq(bkc_read(w, 1, 1, &req, tl_res_cb), 0);
+    tl_wait(loop, &r.done);
     ck_assert_int_eq(r.status, -MG_ECHECKSUM);
     ck_assert_int_eq(req.n_entries, 0);
     bkc_ledger_free(w);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1311,12 +1220,12 @@ START_TEST(test_failed_recovery_leaves_metadata)
     fx_setup(4, 3, 3, 3, 30000);
     memset(recovery_fail_on, 0, sizeof recovery_fail_on);
     bkc_fake_set_filter(fake, recovery_filter, NULL);
-    struct bkc_ledger *w = create_sync(cl, 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct addb b = {0};
+    struct tl_adds b = {0};
     for (int i = 0; i < 5; i++) {
-        add_one(&b, w);
-        addb_wait(&b);
+        tl_adds_one(&b, w);
+        tl_adds_wait(&b);
         ck_assert_int_eq(b.status[i], 0);
     }
     /* the writer dies; the first recoverer's re-adds fail on ensemble[2] and the spare */
@@ -1325,25 +1234,25 @@ START_TEST(test_failed_recovery_leaves_metadata)
         recovery_fail_on[i] = i == e2 || (i != fb_index(bkc_ledger_bookie(w, 0)) &&
                                           i != fb_index(bkc_ledger_bookie(w, 1)));
     struct bkc_client *c2 = client_new(3, 3, 3, 30000);
-    struct res r = {0};
+    struct tl_res r = {0};
     struct bkc_req q = {.data = &r};
-    ck_assert_int_eq(bkc_open(c2, id, true, &q, res_cb), 0);
-    wait_for(&r.done);
+    ck_assert_int_eq(bkc_open(c2, id, true, &q, tl_res_cb), 0);
+    tl_wait(loop, &r.done);
     ck_assert_msg(r.status < 0, "the first recovery should fail");
     struct bkc_md md;
-    md_read(id, &md);
+    tl_md_read(meta, id, &md);
     ck_assert_int_eq(md.n_segs, 1); /* the ensemble it found */
     ck_assert_int_eq(md.state, BKC_STATE_IN_RECOVERY);
     bkc_md_fini(&md);
     /* the bookies work again: the next recoverer keeps every acknowledged entry */
     memset(recovery_fail_on, 0, sizeof recovery_fail_on);
-    struct bkc_ledger *rl = open_sync(c2, id, true, 0);
+    struct bkc_ledger *rl = tl_bkc_open(c2, id, true, 0);
     ck_assert_int_eq(bkc_ledger_lac(rl), 4);
-    check_read(rl, 0, 4);
+    tl_bkc_check_read(rl, 0, 4);
     bkc_ledger_free(rl);
     bkc_ledger_free(w);
     bkc_client_free(c2);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1356,20 +1265,20 @@ START_TEST(test_recovery_ensemble_change_closed_with)
     fx_setup(4, 3, 3, 3, 30000);
     memset(recovery_fail_on, 0, sizeof recovery_fail_on);
     bkc_fake_set_filter(fake, recovery_filter, NULL);
-    struct bkc_ledger *w = create_sync(cl, 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct addb b = {0};
+    struct tl_adds b = {0};
     for (int i = 0; i < 5; i++) {
-        add_one(&b, w);
-        addb_wait(&b);
+        tl_adds_one(&b, w);
+        tl_adds_wait(&b);
     }
     int e2 = fb_index(bkc_ledger_bookie(w, 2));
     recovery_fail_on[e2] = true;
     struct bkc_client *c2 = client_new(3, 3, 3, 30000);
-    struct bkc_ledger *rl = open_sync(c2, id, true, 0);
+    struct bkc_ledger *rl = tl_bkc_open(c2, id, true, 0);
     ck_assert_int_eq(bkc_ledger_lac(rl), 4);
     struct bkc_md md;
-    md_read(id, &md);
+    tl_md_read(meta, id, &md);
     ck_assert_int_eq(md.state, BKC_STATE_CLOSED);
     ck_assert_int_eq(md.last_entry, 4);
     ck_assert_int_eq(md.n_segs, 2);
@@ -1380,14 +1289,14 @@ START_TEST(test_recovery_ensemble_change_closed_with)
     memset(recovery_fail_on, 0, sizeof recovery_fail_on);
     /* another client reads it all through the closed metadata */
     struct bkc_client *c3 = client_new(3, 3, 3, 30000);
-    struct bkc_ledger *rd = open_sync(c3, id, false, 0);
-    check_read(rd, 0, 4);
+    struct bkc_ledger *rd = tl_bkc_open(c3, id, false, 0);
+    tl_bkc_check_read(rd, 0, 4);
     bkc_ledger_free(rd);
     bkc_client_free(c3);
     bkc_ledger_free(rl);
     bkc_ledger_free(w);
     bkc_client_free(c2);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1418,15 +1327,15 @@ START_TEST(test_recovery_readds_vouch_for_nothing)
     fx_setup(3, 2, 2, 2, 30000);
     memset(recovery_fail_on, 0, sizeof recovery_fail_on);
     bkc_fake_set_filter(fake, recovery_filter, NULL);
-    struct bkc_ledger *w = create_sync(cl, 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     int e0 = fb_index(bkc_ledger_bookie(w, 0)), e1 = fb_index(bkc_ledger_bookie(w, 1));
     int spare = 3 - e0 - e1;
     fm[e1].drop_adds = true; /* entries 0 and 1 reach ensemble[0] only */
-    struct addb b = {0};
-    add_one(&b, w);
-    add_one(&b, w);
-    sleep_loop(50);
+    struct tl_adds b = {0};
+    tl_adds_one(&b, w);
+    tl_adds_one(&b, w);
+    tl_run_for(loop, 50);
     ck_assert_int_eq(b.n_done, 0);
     fm[e1].drop_adds = false;
     /* recovery 1: re-adds fail on ensemble[1], then on the spare from entry 1 on (and
@@ -1437,19 +1346,19 @@ START_TEST(test_recovery_readds_vouch_for_nothing)
     struct bkc_client *c2 = client_new(2, 2, 2, 30000);
     fm[spare].add_rc = 101;
     fm[spare].add_rc_from = 1;
-    struct res r = {0};
+    struct tl_res r = {0};
     struct bkc_req q = {.data = &r};
-    ck_assert_int_eq(bkc_open(c2, id, true, &q, res_cb), 0);
-    wait_for(&r.done);
+    ck_assert_int_eq(bkc_open(c2, id, true, &q, tl_res_cb), 0);
+    tl_wait(loop, &r.done);
     ck_assert_msg(r.status < 0, "the first recovery should fail");
     ck_assert(bkc_fake_has_entry(fake, spare, id, 0)); /* the replacement got entry 0 */
     /* recovery 2, nothing failing */
     memset(recovery_fail_on, 0, sizeof recovery_fail_on);
     fm[spare].add_rc = 0;
-    struct bkc_ledger *rl = open_sync(c2, id, true, 0);
+    struct bkc_ledger *rl = tl_bkc_open(c2, id, true, 0);
     int64_t lac = bkc_ledger_lac(rl);
     struct bkc_md md;
-    md_read(id, &md);
+    tl_md_read(meta, id, &md);
     ck_assert_int_eq(md.state, BKC_STATE_CLOSED);
     for (int64_t e = 0; e <= lac; e++)
         ck_assert_msg(copies_in_segment(&md, id, e) >= 2,
@@ -1461,7 +1370,7 @@ START_TEST(test_recovery_readds_vouch_for_nothing)
     bkc_client_free(c2);
     slow_reader = -1;
     slow_reads_from = -1;
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1469,48 +1378,23 @@ END_TEST
 static Suite *bkc_suite(void)
 {
     Suite *s = suite_create("bkc");
-    TCase *t = tcase_create("bkc");
-    tcase_set_timeout(t, 60);
-    tcase_add_test(t, test_md_roundtrip);
-    tcase_add_test(t, test_md_bytes);
-    tcase_add_test(t, test_roundtrip_striping);
-    tcase_add_test(t, test_add_entry_id_decided_by_caller);
-    tcase_add_test(t, test_out_of_order_acks);
-    tcase_add_test(t, test_ensemble_change_error);
-    tcase_add_test(t, test_ensemble_change_crashed);
-    tcase_add_test(t, test_ensemble_change_timeout);
-    tcase_add_test(t, test_not_enough_bookies);
-    tcase_add_test(t, test_no_swap_between_dead_bookies);
-    tcase_add_test(t, test_readonly_bookies);
-    tcase_add_test(t, test_fenced_adds);
-    tcase_add_test(t, test_free_cancels);
-    tcase_add_test(t, test_client_free_in_callback);
-    tcase_add_test(t, test_mops_kill_linear);
-    tcase_add_test(t, test_recovery_dead_writer);
+    TCase *t = tl_tcase(s, "bkc", 60, NULL, NULL);
+    tl_add(t, test_md_roundtrip, test_md_bytes, test_roundtrip_striping,
+           test_add_entry_id_decided_by_caller, test_out_of_order_acks, test_ensemble_change_error,
+           test_ensemble_change_crashed, test_ensemble_change_timeout, test_not_enough_bookies,
+           test_no_swap_between_dead_bookies, test_readonly_bookies, test_fenced_adds,
+           test_free_cancels, test_client_free_in_callback, test_mops_kill_linear,
+           test_recovery_dead_writer);
     tcase_add_loop_test(t, test_recovery_partial_adds, 0, 2);
-    tcase_add_test(t, test_recovery_empty_ledger);
-    tcase_add_test(t, test_recovery_bookie_down);
-    tcase_add_test(t, test_read_lac);
-    tcase_add_test(t, test_recovery_concurrent);
-    tcase_add_test(t, test_recovery_after_ensemble_change);
-    tcase_add_test(t, test_change_sees_recovery);
-    tcase_add_test(t, test_failed_recovery_leaves_metadata);
-    tcase_add_test(t, test_recovery_ensemble_change_closed_with);
-    tcase_add_test(t, test_recovery_readds_vouch_for_nothing);
-    tcase_add_test(t, test_crash_keeps_acknowledged);
-    tcase_add_test(t, test_unauthorized);
-    tcase_add_test(t, test_digest_types);
-    tcase_add_test(t, test_read_timeout_failover);
-    tcase_add_test(t, test_digest_failover);
-    suite_add_tcase(s, t);
+    tl_add(t, test_recovery_empty_ledger, test_recovery_bookie_down, test_read_lac,
+           test_recovery_concurrent, test_recovery_after_ensemble_change, test_change_sees_recovery,
+           test_failed_recovery_leaves_metadata, test_recovery_ensemble_change_closed_with,
+           test_recovery_readds_vouch_for_nothing, test_crash_keeps_acknowledged, test_unauthorized,
+           test_digest_types, test_read_timeout_failover, test_digest_failover);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(bkc_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(bkc_suite());
 }

@@ -6,10 +6,11 @@
  * cfg_fini frees everything.
  */
 #include "config/cfg.h"
+#include "lib/tl.h"
+#include "util/alloc.h"
 #include "util/err.h"
 
 #include <check.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,28 +20,20 @@
 #error "MG_TOP_SRCDIR must name the source tree (see broker/config/Makefile.inc)"
 #endif
 
-static char tmpdir[256];
+static char *tmpdir; /* the test's files (tl_tmpdir) */
 static char errbuf[512];
 
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "%s/check_cfg.XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    tmpdir = tl_tmpdir("check_cfg");
     errbuf[0] = '\0';
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static void teardown(void)
 {
-    nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    tl_rm_rf(tmpdir);
+    mg_free(tmpdir);
+    tmpdir = NULL;
 }
 
 /* Write text to <tmpdir>/name; returns the path (static buffer, one at a time). */
@@ -440,34 +433,16 @@ END_TEST
 static Suite *cfg_suite(void)
 {
     Suite *s = suite_create("cfg");
-    TCase *tc = tcase_create("core");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_defaults);
-    tcase_add_test(tc, test_standalone_yaml);
-    tcase_add_test(tc, test_broker_yaml);
-    tcase_add_test(tc, test_readme_lists_every_key);
-    tcase_add_test(tc, test_unknown_key);
-    tcase_add_test(tc, test_bad_integer);
-    tcase_add_test(tc, test_out_of_range);
-    tcase_add_test(tc, test_bad_enum_and_bool);
-    tcase_add_test(tc, test_bad_file_changes_nothing);
-    tcase_add_test(tc, test_set_overrides_file);
-    tcase_add_test(tc, test_env_precedence);
-    tcase_add_test(tc, test_env_unknown);
-    tcase_add_test(tc, test_set_without_equals);
-    tcase_add_test(tc, test_yaml_syntax_error);
-    tcase_add_test(tc, test_empty_and_null_values);
-    tcase_add_test(tc, test_dump_roundtrip);
-    tcase_add_test(tc, test_fini);
-    suite_add_tcase(s, tc);
+    TCase *tc = tl_tcase(s, "core", 0, setup, teardown);
+    tl_add(tc, test_defaults, test_standalone_yaml, test_broker_yaml, test_readme_lists_every_key,
+           test_unknown_key, test_bad_integer, test_out_of_range, test_bad_enum_and_bool,
+           test_bad_file_changes_nothing, test_set_overrides_file, test_env_precedence,
+           test_env_unknown, test_set_without_equals, test_yaml_syntax_error,
+           test_empty_and_null_values, test_dump_roundtrip, test_fini);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(cfg_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tl_run(cfg_suite());
 }

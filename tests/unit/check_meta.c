@@ -8,8 +8,10 @@
  * removed afterwards; tests/integration/meta_zk.sh starts one). Each test drives the
  * store's event_base until its callbacks ran. Run under ASan with CK_FORK=no.
  */
+#include "lib/tl.h"
 #include "meta/meta.h"
 #include "meta/meta_int.h"
+#include "util/alloc.h"
 #include "util/err.h"
 #include "util/loop.h"
 
@@ -17,13 +19,11 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 struct backend {
@@ -42,7 +42,7 @@ static const struct backend *cur;
 static struct event_base *base;
 static struct mg_loop *loop;
 static struct meta_store *st;
-static char tmpdir[256];
+static char *tmpdir; /* the test's files (tl_tmpdir) */
 static char datadir[300];
 static char zk_chroot[128];
 static char url[512];
@@ -51,26 +51,10 @@ static uint64_t snapshot_bytes; /* embedded: 0 = default */
 
 /* ---- running the loop ------------------------------------------------------------------ */
 
-static void noop_cb(evutil_socket_t fd, short what, void *arg)
-{
-}
-
-static int64_t now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* Run the loop until *flag or ms elapsed; returns *flag. */
 static bool run_until(const bool *flag, int ms)
 {
-    int64_t deadline = now_ms() + ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    event_base_once(base, -1, EV_TIMEOUT, noop_cb, NULL, &tv);
-    while (!*flag && now_ms() < deadline)
-        event_base_loop(base, EVLOOP_ONCE);
-    return *flag;
+    return tl_until_flag(loop, flag, (uint64_t)ms);
 }
 
 struct waiter {
@@ -238,9 +222,7 @@ static void setup_common(void)
     base = event_base_new();
     loop = mg_loop_new(base);
     ck_assert_ptr_nonnull(base);
-    const char *t = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(tmpdir, sizeof tmpdir, "%s/check_meta.XXXXXX", t);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    tmpdir = tl_tmpdir("check_meta");
     snprintf(datadir, sizeof datadir, "%s/data", tmpdir);
     memset(session_events, 0, sizeof session_events);
     snapshot_bytes = 0;
@@ -248,7 +230,7 @@ static void setup_common(void)
     if (strcmp(cur->name, "zk") == 0) {
         static int seq;
         snprintf(zk_chroot, sizeof zk_chroot, "/check_meta/%d-%lld-%d", (int)getpid(),
-                 (long long)now_ms(), seq++);
+                 (long long)mg_wall_ms(), seq++);
         struct meta_store *a = zk_admin();
         ck_assert_int_eq(put(a, zk_chroot, "", 0, META_VERSION_NONE, META_CREATE_PARENTS, NULL), 0);
         meta_close(a);
@@ -257,11 +239,6 @@ static void setup_common(void)
         snprintf(url, sizeof url, "%s", cur->name);
     }
     ck_assert_int_eq(open_store(&st), 0);
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
 }
 
 static void teardown(void)
@@ -273,7 +250,9 @@ static void teardown(void)
         zk_rm_r(a, zk_chroot);
         meta_close(a);
     }
-    nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    tl_rm_rf(tmpdir);
+    mg_free(tmpdir);
+    tmpdir = NULL;
     mg_loop_free(loop);
     event_base_free(base);
     base = NULL;
@@ -488,6 +467,21 @@ START_TEST(t_ephemeral)
 }
 END_TEST
 
+/* A new watch on path (its children when children) recording into wr, cleared first. */
+static void watch_anew(struct wrec *wr, const char *path, bool children)
+{
+    memset(wr, 0, sizeof *wr);
+    ck_assert_ptr_nonnull(meta_watch(st, path, children, watch_cb, wr));
+}
+
+/* After a round trip to the store at path (every event before it is delivered by then), wr
+ * has seen n events in all. */
+static void expect_fired(const struct wrec *wr, const char *path, int n)
+{
+    ck_assert_int_eq(exists(st, path, NULL), 0);
+    ck_assert_int_eq(wr->count, n);
+}
+
 static void expect_one(struct wrec *wr, enum meta_watch_event ev, const char *path)
 {
     ck_assert_msg(run_until(&wr->fired, 10000), "watch on %s did not fire (expected %d)", path,
@@ -505,28 +499,22 @@ START_TEST(t_watch_data)
     ck_assert_int_eq(put_s("/w", "1", META_VERSION_NONE, 0), 0);
     expect_one(&wr, META_WATCH_CREATED, "/w");
     ck_assert_int_eq(put_s("/w", "2", META_VERSION_ANY, 0), 0); /* one-shot: no more */
-    ck_assert_int_eq(exists(st, "/w", NULL), 0);
-    ck_assert_int_eq(wr.count, 1);
+    expect_fired(&wr, "/w", 1);
     /* data change */
-    memset(&wr, 0, sizeof wr);
-    ck_assert_ptr_nonnull(meta_watch(st, "/w", false, watch_cb, &wr));
+    watch_anew(&wr, "/w", false);
     ck_assert_int_eq(put_s("/w/kid", "", META_VERSION_NONE, 0), 0); /* not a data change */
-    ck_assert_int_eq(exists(st, "/w", NULL), 0);
-    ck_assert_int_eq(wr.count, 0);
+    expect_fired(&wr, "/w", 0);
     ck_assert_int_eq(put_s("/w", "3", META_VERSION_ANY, 0), 0);
     expect_one(&wr, META_WATCH_CHANGED, "/w");
     ck_assert_int_eq(put_s("/w", "4", META_VERSION_ANY, 0), 0);
-    ck_assert_int_eq(exists(st, "/w", NULL), 0);
-    ck_assert_int_eq(wr.count, 1);
+    expect_fired(&wr, "/w", 1);
     /* deletion */
-    memset(&wr, 0, sizeof wr);
-    ck_assert_ptr_nonnull(meta_watch(st, "/w", false, watch_cb, &wr));
+    watch_anew(&wr, "/w", false);
     ck_assert_int_eq(del(st, "/w/kid", META_VERSION_ANY), 0);
     ck_assert_int_eq(del(st, "/w", META_VERSION_ANY), 0);
     expect_one(&wr, META_WATCH_DELETED, "/w");
     ck_assert_int_eq(put_s("/w", "5", META_VERSION_NONE, 0), 0);
-    ck_assert_int_eq(exists(st, "/w", NULL), 0);
-    ck_assert_int_eq(wr.count, 1);
+    expect_fired(&wr, "/w", 1);
 }
 END_TEST
 
@@ -536,27 +524,22 @@ START_TEST(t_watch_children)
     ck_assert_int_eq(put_s("/wc", "", META_VERSION_NONE, 0), 0);
     ck_assert_ptr_nonnull(meta_watch(st, "/wc", true, watch_cb, &wr));
     ck_assert_int_eq(put_s("/wc", "data", META_VERSION_ANY, 0), 0); /* not a child change */
-    ck_assert_int_eq(exists(st, "/wc", NULL), 0);
-    ck_assert_int_eq(wr.count, 0);
+    expect_fired(&wr, "/wc", 0);
     ck_assert_int_eq(put_s("/wc/a", "", META_VERSION_NONE, 0), 0);
     expect_one(&wr, META_WATCH_CHILDREN, "/wc");
     ck_assert_int_eq(put_s("/wc/b", "", META_VERSION_NONE, 0), 0);
-    ck_assert_int_eq(exists(st, "/wc", NULL), 0);
-    ck_assert_int_eq(wr.count, 1);
+    expect_fired(&wr, "/wc", 1);
     /* removal of a child */
-    memset(&wr, 0, sizeof wr);
-    ck_assert_ptr_nonnull(meta_watch(st, "/wc", true, watch_cb, &wr));
+    watch_anew(&wr, "/wc", true);
     ck_assert_int_eq(del(st, "/wc/a", META_VERSION_ANY), 0);
     expect_one(&wr, META_WATCH_CHILDREN, "/wc");
     /* deletion of the node itself */
     ck_assert_int_eq(del(st, "/wc/b", META_VERSION_ANY), 0);
-    memset(&wr, 0, sizeof wr);
-    ck_assert_ptr_nonnull(meta_watch(st, "/wc", true, watch_cb, &wr));
+    watch_anew(&wr, "/wc", true);
     ck_assert_int_eq(del(st, "/wc", META_VERSION_ANY), 0);
     expect_one(&wr, META_WATCH_DELETED, "/wc");
     /* a children watch on a missing node reports its creation */
-    memset(&wr, 0, sizeof wr);
-    ck_assert_ptr_nonnull(meta_watch(st, "/wc2", true, watch_cb, &wr));
+    watch_anew(&wr, "/wc2", true);
     ck_assert_int_eq(exists(st, "/wc2", NULL), -MG_ENOTFOUND);
     ck_assert_int_eq(put_s("/wc2", "", META_VERSION_NONE, 0), 0);
     expect_one(&wr, META_WATCH_CREATED, "/wc2");
@@ -578,8 +561,7 @@ START_TEST(t_unwatch)
     w = meta_watch(st, "/u", true, watch_cb, &wr);
     meta_unwatch(st, w);
     ck_assert_int_eq(put_s("/u/k", "", META_VERSION_NONE, 0), 0);
-    ck_assert_int_eq(exists(st, "/u", NULL), 0);
-    ck_assert_int_eq(wr.count, 0);
+    expect_fired(&wr, "/u", 0);
     /* a fired but not yet delivered watch */
     w = meta_watch(st, "/u", false, watch_cb, &wr);
     ck_assert_int_eq(exists(st, "/u", NULL), 0);
@@ -1149,52 +1131,36 @@ END_TEST
 static Suite *meta_suite(void)
 {
     Suite *s = suite_create("meta");
-    const TTest *contract[] = {
-        t_create_get_update,
-        t_create_only_and_cas,
-        t_delete,
-        t_children_sorted,
-        t_parents,
-        t_sequential,
-        t_ephemeral,
-        t_watch_data,
-        t_watch_children,
-        t_unwatch,
-        t_binary_and_large,
-        t_bad_arguments,
-        t_close_cancels,
-        t_two_sessions,
-        t_session_events,
-        t_many_pipelined,
-    };
+    const TTest *const contract[] = {t_create_get_update,
+                                     t_create_only_and_cas,
+                                     t_delete,
+                                     t_children_sorted,
+                                     t_parents,
+                                     t_sequential,
+                                     t_ephemeral,
+                                     t_watch_data,
+                                     t_watch_children,
+                                     t_unwatch,
+                                     t_binary_and_large,
+                                     t_bad_arguments,
+                                     t_close_cancels,
+                                     t_two_sessions,
+                                     t_session_events,
+                                     t_many_pipelined,
+                                     NULL};
     void (*setups[])(void) = {setup_memory, setup_embedded, setup_zk};
     bool have_zk = getenv("MAGNETAR_TEST_ZK") && getenv("MAGNETAR_TEST_ZK")[0];
     for (int b = 0; b < 3; b++) {
         if (b == 2 && !have_zk) {
             /* one test that says so: scripts/test.sh counts it as a skip, not a pass */
-            TCase *tc = tcase_create(backends[b].name);
-            tcase_add_test(tc, t_zk_skipped);
-            suite_add_tcase(s, tc);
+            tl_add(tl_tcase(s, backends[b].name, 0, NULL, NULL), t_zk_skipped);
             continue;
         }
-        TCase *tc = tcase_create(backends[b].name);
-        tcase_add_checked_fixture(tc, setups[b], teardown);
-        tcase_set_timeout(tc, 60);
-        for (size_t i = 0; i < sizeof contract / sizeof contract[0]; i++)
-            tcase_add_test(tc, contract[i]);
-        suite_add_tcase(s, tc);
+        tl_add_list(tl_tcase(s, backends[b].name, 60, setups[b], teardown), contract);
     }
-    TCase *tc = tcase_create("embedded-durability");
-    tcase_add_checked_fixture(tc, setup_embedded, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, t_emb_reopen);
-    tcase_add_test(tc, t_emb_torn_tail);
-    tcase_add_test(tc, t_emb_snapshots);
-    tcase_add_test(tc, t_emb_dirs);
-    tcase_add_test(tc, t_emb_group_commit);
-    tcase_add_test(tc, t_emb_enospc_write);
-    tcase_add_test(tc, t_emb_enospc_sync);
-    suite_add_tcase(s, tc);
+    TCase *tc = tl_tcase(s, "embedded-durability", 60, setup_embedded, teardown);
+    tl_add(tc, t_emb_reopen, t_emb_torn_tail, t_emb_snapshots, t_emb_dirs, t_emb_group_commit,
+           t_emb_enospc_write, t_emb_enospc_sync);
     return s;
 }
 
@@ -1250,9 +1216,5 @@ int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "probe") == 0)
         return probe_main(argv[2], atoi(argv[3]), atoi(argv[4]));
-    SRunner *sr = srunner_create(meta_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tl_run(meta_suite());
 }

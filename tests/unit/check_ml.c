@@ -10,12 +10,13 @@
  * The event loop is driven with EVLOOP_ONCE|EVLOOP_NONBLOCK in bounded loops.
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
+#include "lib/tl_bk.h"
+#include "lib/tl_pulsar.h"
 #include "ml/ml.h"
 #include "ml/ml_int.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/loop.h"
-#include "wire/wire.h"
 
 #include <check.h>
 #include <event2/buffer.h>
@@ -56,23 +57,19 @@ static void fx_free(void)
 
 static void pump(int n)
 {
-    for (int i = 0; i < n; i++)
-        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    tl_passes(base, n);
 }
 
-static void loop_until(const bool *flag)
+static bool ml_idle(const void *arg)
 {
-    for (int i = 0; i < 10000 && !*flag; i++)
-        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-    ck_assert(*flag);
+    const struct ml_ledger *ml = arg;
+    return !ml->rolling && !ml->trimming;
 }
 
 /* Until nothing is in flight in ml (no rollover, no trim write), bounded. */
 static void settle(const struct ml_ledger *ml)
 {
-    for (int i = 0; i < 10000 && (ml->rolling || ml->trimming); i++)
-        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-    ck_assert(!ml->rolling && !ml->trimming);
+    ck_assert(tl_until(loop, ml_idle, ml, tl_wait_ms(loop)));
 }
 
 static struct ml_position P(int64_t l, int64_t e) {
@@ -88,53 +85,10 @@ static struct ml_position P(int64_t l, int64_t e) {
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
-struct open_res {
-    bool done;
-    struct ml_ledger *ml;
-    int status;
-};
-
-static void open_cb(struct ml_ledger *ml, int status, void *data)
+static struct ml_ledger *
+open_ml(const char *name)
 {
-    struct open_res *r = data;
-    r->done = true;
-    r->ml = ml;
-    r->status = status;
-}
-
-static struct ml_ledger *open_ml(const char *name)
-{
-    struct open_res r = {0};
-    ck_assert_int_eq(ml_open(fac, name, open_cb, &r), 0);
-    ck_assert(!r.done);
-    loop_until(&r.done);
-    ck_assert_int_eq(r.status, 0);
-    ck_assert_ptr_nonnull(r.ml);
-    return r.ml;
-}
-
-static int g_order;
-
-struct app {
-    struct ml_append_req req;
-    bool done;
-    int status;
-    int order;
-    struct ml_position pos;
-    size_t entry_size;
-};
-
-static void app_cb(struct ml_append_req *req, int status)
-{
-    struct app *a = req->data;
-    a->done = true;
-    a->status = status;
-    a->order = g_order++;
-    if (status == 0) {
-        a->pos = req->pos;
-        ck_assert_ptr_nonnull(req->entry);
-        a->entry_size = req->entry->size;
-    }
+    return tl_ml_open(fac, name, NULL);
 }
 
 static struct evbuffer *buf_str(const char *s)
@@ -146,11 +100,11 @@ static struct evbuffer *buf_str(const char *s)
 
 static struct ml_position append_str(struct ml_ledger *ml, const char *s)
 {
-    struct app a = {.req.data = NULL};
+    struct tl_append a = {.req.data = NULL};
     a.req.data = &a;
-    ck_assert_int_eq(ml_append(ml, buf_str(s), &a.req, app_cb), 0);
+    ck_assert_int_eq(ml_append(ml, buf_str(s), NULL, &a.req, tl_append_cb), 0);
     ck_assert(!a.done);
-    loop_until(&a.done);
+    tl_wait(loop, &a.done);
     ck_assert_int_eq(a.status, 0);
     return a.pos;
 }
@@ -158,49 +112,26 @@ static struct ml_position append_str(struct ml_ledger *ml, const char *s)
 /* Append n entries "m<i>" at once, then wait for all. */
 static void append_n(struct ml_ledger *ml, int n)
 {
-    struct app *a = calloc((size_t)n, sizeof *a);
+    struct tl_append *a = calloc((size_t)n, sizeof *a);
     char tmp[32];
     for (int i = 0; i < n; i++) {
         a[i].req.data = &a[i];
         snprintf(tmp, sizeof tmp, "m%d", i);
-        ck_assert_int_eq(ml_append(ml, buf_str(tmp), &a[i].req, app_cb), 0);
+        ck_assert_int_eq(ml_append(ml, buf_str(tmp), NULL, &a[i].req, tl_append_cb), 0);
     }
-    loop_until(&a[n - 1].done);
+    tl_wait(loop, &a[n - 1].done);
     for (int i = 0; i < n; i++)
         ck_assert_int_eq(a[i].status, 0);
     free(a);
 }
 
-struct rd {
-    struct ml_read_req req;
-    bool done;
-    int status;
-};
-
-static void rd_cb(struct ml_read_req *req, int status)
-{
-    struct rd *r = req->data;
-    r->done = true;
-    r->status = status;
-}
-
-static void rd_release(struct rd *r)
-{
-    for (int i = 0; i < r->req.n; i++)
-        ml_entry_unref(r->req.entries[i]);
-    mg_free(r->req.entries);
-    r->req.entries = NULL;
-    r->req.n = 0;
-    r->done = false;
-}
-
-static void read_sync(struct ml_cursor *c, int max, struct rd *r)
+static void read_sync(struct ml_cursor *c, int max, struct tl_read *r)
 {
     memset(r, 0, sizeof *r);
     r->req.data = r;
-    ck_assert_int_eq(ml_cursor_read(c, max, 0, &r->req, rd_cb), 0);
+    ck_assert_int_eq(ml_cursor_read(c, max, 0, &r->req, tl_read_cb), 0);
     ck_assert(!r->done);
-    loop_until(&r->done);
+    tl_wait(loop, &r->done);
     ck_assert_int_eq(r->status, 0);
 }
 
@@ -218,39 +149,6 @@ static void ck_ranges(const struct ml_cursor *c, const char *want)
     char *s = ml_cursor_ranges_string(c);
     ck_assert_str_eq(s, want);
     mg_free(s);
-}
-
-/* A stored Pulsar entry (the SEND payload form) with the given publish time. */
-static struct evbuffer *pulsar_entry(uint64_t seq, uint64_t publish_time, int32_t batch)
-{
-    wire_cmd cmd;
-    Pulsar__Proto__CommandSend send;
-    Pulsar__Proto__MessageMetadata md;
-    pulsar__proto__base_command__init(&cmd);
-    pulsar__proto__command_send__init(&send);
-    send.producer_id = 1;
-    send.sequence_id = seq;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND;
-    cmd.send = &send;
-    pulsar__proto__message_metadata__init(&md);
-    md.producer_name = "p";
-    md.sequence_id = seq;
-    md.publish_time = publish_time;
-    if (batch > 0) {
-        md.has_num_messages_in_batch = true;
-        md.num_messages_in_batch = batch;
-    }
-    struct evbuffer *frame = evbuffer_new();
-    wire_write_send(frame, &cmd, &md, "payload", 7);
-    struct wire_frame f;
-    memset(&f, 0, sizeof f);
-    char err[128];
-    ck_assert_int_eq(wire_frame_read(frame, 1 << 20, &f, err, sizeof err), 1);
-    struct evbuffer *entry = f.payload;
-    f.payload = NULL;
-    wire_frame_clear(&f);
-    evbuffer_free(frame);
-    return entry;
 }
 
 /* ---- appends and positions ----------------------------------------------------------- */
@@ -277,18 +175,18 @@ START_TEST(test_append_order_async)
     int64_t L = lac0.ledger;
     ck_assert_int_ge(L, 1);
 
-    struct app a[5];
+    struct tl_append a[5];
     memset(a, 0, sizeof a);
-    g_order = 0;
+    tl_append_order = 0;
     for (int i = 0; i < 5; i++) {
         a[i].req.data = &a[i];
-        ck_assert_int_eq(ml_append(ml, buf_str("x"), &a[i].req, app_cb), 0);
+        ck_assert_int_eq(ml_append(ml, buf_str("x"), NULL, &a[i].req, tl_append_cb), 0);
         ck_assert(!a[i].done); /* never synchronously */
     }
     struct ml_stats st;
     ml_get_stats(ml, &st);
     ck_assert_int_eq(st.pending_appends, 5);
-    loop_until(&a[4].done);
+    tl_wait(loop, &a[4].done);
     for (int i = 0; i < 5; i++) {
         ck_assert_int_eq(a[i].status, 0);
         ck_assert_int_eq(a[i].order, i);
@@ -316,28 +214,38 @@ END_TEST
 
 START_TEST(test_entry_metadata)
 {
+    /* The managed ledger does not read the bytes: what the appender says of an entry is what
+     * its readers see; without it, one message and no metadata. */
     fx_new(1 << 20, 1000);
     struct ml_ledger *ml = open_ml("t/ns/persistent/md");
-    struct app a = {0};
+    struct tl_append a = {0};
     a.req.data = &a;
-    ck_assert_int_eq(ml_append(ml, pulsar_entry(1, 1234, 5), &a.req, app_cb), 0);
-    loop_until(&a.done);
-    struct app b = {0};
+    struct ml_entry_info info = {.num_messages = 5,
+                                 .batched = true,
+                                 .publish_time = 1234,
+                                 .key_hash = 4321,
+                                 .deliver_at_time = 99};
+    ck_assert_int_eq(ml_append(ml, buf_str("a batch"), &info, &a.req, tl_append_cb), 0);
+    tl_wait(loop, &a.done);
+    struct tl_append b = {0};
     b.req.data = &b;
-    ck_assert_int_eq(ml_append(ml, buf_str("not pulsar"), &b.req, app_cb), 0);
-    loop_until(&b.done);
+    ck_assert_int_eq(ml_append(ml, buf_str("not pulsar"), NULL, &b.req, tl_append_cb), 0);
+    tl_wait(loop, &b.done);
 
     struct ml_cursor *c = ml_cursor_open(ml, "s", false, ML_POS_EARLIEST, NULL);
-    struct rd r;
+    struct tl_read r;
     read_sync(c, 10, &r);
     ck_assert_int_eq(r.req.n, 2);
     ck_assert_int_eq(r.req.entries[0]->num_messages, 5);
     ck_assert(r.req.entries[0]->batched);
     ck_assert_uint_eq(r.req.entries[0]->publish_time, 1234);
+    ck_assert_uint_eq(r.req.entries[0]->key_hash, 4321);
+    ck_assert_int_eq(r.req.entries[0]->deliver_at_time, 99);
     ck_assert_int_eq(r.req.entries[1]->num_messages, 1);
     ck_assert(!r.req.entries[1]->batched);
     ck_assert_uint_eq(r.req.entries[1]->publish_time, 0);
-    rd_release(&r);
+    ck_assert_uint_eq(r.req.entries[1]->key_hash, 0);
+    tl_read_release(&r);
     ml_cursor_close(c);
     ml_close(ml);
     fx_free();
@@ -381,12 +289,12 @@ START_TEST(test_rollover)
     /* Reads cross the boundaries in order. */
     struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
     ck_assert_pos(ml_cursor_mark_delete(c), L, -1);
-    struct rd r;
+    struct tl_read r;
     read_sync(c, 100, &r);
     ck_assert_int_eq(r.req.n, 7);
     for (int i = 0; i < 7; i++)
         ck_assert_int_eq(ml_pos_cmp(r.req.entries[i]->pos, p[i]), 0);
-    rd_release(&r);
+    tl_read_release(&r);
     ck_assert_pos(ml_cursor_read_position(c), L3, 1);
 
     /* Ledger id counter is per factory: a second ML continues it. */
@@ -417,12 +325,12 @@ START_TEST(test_rollover_by_size)
     /* The tail cache holds at most 8 bytes: reads of older entries go to the store. */
     ck_assert_uint_le(fac->cache_bytes, 8);
     struct ml_cursor *c = ml_cursor_open(ml, "s", false, ML_POS_EARLIEST, NULL);
-    struct rd r;
+    struct tl_read r;
     read_sync(c, 10, &r);
     ck_assert_int_eq(r.req.n, 4);
     for (int i = 0; i < 4; i++)
         ck_entry_text(r.req.entries[i], "four");
-    rd_release(&r);
+    tl_read_release(&r);
     ml_cursor_close(c);
     ml_close(ml);
     fx_free();
@@ -474,32 +382,32 @@ START_TEST(test_read_waits)
     append_str(ml, "b");
     append_str(ml, "c");
     struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
-    struct rd r;
+    struct tl_read r;
     read_sync(c, 2, &r);
     ck_assert_int_eq(r.req.n, 2);
     ck_entry_text(r.req.entries[0], "a");
     ck_entry_text(r.req.entries[1], "b");
-    rd_release(&r);
+    tl_read_release(&r);
     read_sync(c, 10, &r);
     ck_assert_int_eq(r.req.n, 1);
     ck_entry_text(r.req.entries[0], "c");
-    rd_release(&r);
+    tl_read_release(&r);
 
     /* Nothing left: the read waits until an append completes. */
     memset(&r, 0, sizeof r);
     r.req.data = &r;
-    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, rd_cb), 0);
-    struct rd r2 = {.req.data = NULL};
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, tl_read_cb), 0);
+    struct tl_read r2 = {.req.data = NULL};
     r2.req.data = &r2;
-    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r2.req, rd_cb), -MG_EBUSY);
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r2.req, tl_read_cb), -MG_EBUSY);
     pump(20);
     ck_assert(!r.done);
     append_str(ml, "d");
-    loop_until(&r.done);
+    tl_wait(loop, &r.done);
     ck_assert_int_eq(r.status, 0);
     ck_assert_int_eq(r.req.n, 1);
     ck_entry_text(r.req.entries[0], "d");
-    rd_release(&r);
+    tl_read_release(&r);
     ml_cursor_close(c);
     ml_close(ml);
     fx_free();
@@ -512,9 +420,9 @@ START_TEST(test_cancel_read)
     struct ml_ledger *ml = open_ml("t/ns/persistent/cr");
     struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_LATEST, NULL);
     ck_assert_int_eq(ml_cursor_cancel_read(c), -MG_ENOTFOUND);
-    struct rd r = {0};
+    struct tl_read r = {0};
     r.req.data = &r;
-    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, rd_cb), 0);
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, tl_read_cb), 0);
     pump(5);
     ck_assert(!r.done);
     ck_assert_int_eq(ml_cursor_cancel_read(c), 0);
@@ -525,14 +433,14 @@ START_TEST(test_cancel_read)
     /* Cancel before the queued read ran. */
     memset(&r, 0, sizeof r);
     r.req.data = &r;
-    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, rd_cb), 0);
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, tl_read_cb), 0);
     ck_assert_int_eq(ml_cursor_cancel_read(c), 0);
     ck_assert_int_eq(r.status, -MG_ECANCELED);
     /* The cursor reads normally afterwards. */
     append_str(ml, "z");
     read_sync(c, 10, &r);
     ck_assert_int_eq(r.req.n, 1);
-    rd_release(&r);
+    tl_read_release(&r);
     ml_cursor_close(c);
     ml_close(ml);
     fx_free();
@@ -712,10 +620,10 @@ START_TEST(test_rewind)
     int64_t L = ml_last_confirmed(ml).ledger;
     append_n(ml, 5);
     struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
-    struct rd r;
+    struct tl_read r;
     read_sync(c, 10, &r);
     ck_assert_int_eq(r.req.n, 5);
-    rd_release(&r);
+    tl_read_release(&r);
     ml_cursor_ack(c, P(L, 1), NULL, 0, 0);
     ml_cursor_ack(c, P(L, 3), NULL, 0, 0);
     ml_cursor_rewind(c);
@@ -725,13 +633,13 @@ START_TEST(test_rewind)
     ck_assert_pos(r.req.entries[0]->pos, L, 0);
     ck_assert_pos(r.req.entries[1]->pos, L, 2);
     ck_assert_pos(r.req.entries[2]->pos, L, 4);
-    rd_release(&r);
+    tl_read_release(&r);
     /* Seek the read position back without touching acks. */
     ml_cursor_seek_read(c, P(L, 2));
     read_sync(c, 10, &r);
     ck_assert_int_eq(r.req.n, 2);
     ck_assert_pos(r.req.entries[0]->pos, L, 2);
-    rd_release(&r);
+    tl_read_release(&r);
     ck_assert_int_eq(ml_cursor_backlog(c), 3);
     ml_cursor_close(c);
     ml_close(ml);
@@ -759,10 +667,10 @@ START_TEST(test_reset)
     ml_cursor_reset(c, P(L2, 0));
     ck_assert_pos(ml_cursor_mark_delete(c), L, 2);
     ck_assert_int_eq(ml_cursor_backlog(c), 3);
-    struct rd r;
+    struct tl_read r;
     read_sync(c, 1, &r);
     ck_assert_pos(r.req.entries[0]->pos, L2, 0);
-    rd_release(&r);
+    tl_read_release(&r);
     /* First entry of the ML: (L, -1). */
     ml_cursor_reset(c, P(L, 0));
     ck_assert_pos(ml_cursor_mark_delete(c), L, -1);
@@ -775,16 +683,16 @@ START_TEST(test_reset)
 
     /* A reset wakes a waiting read whose position moved back. */
     ml_cursor_reset(c, ML_POS_LATEST);
-    struct rd w = {0};
+    struct tl_read w = {0};
     w.req.data = &w;
-    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &w.req, rd_cb), 0);
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &w.req, tl_read_cb), 0);
     pump(5);
     ck_assert(!w.done);
     ml_cursor_reset(c, P(L2, 1));
-    loop_until(&w.done);
+    tl_wait(loop, &w.done);
     ck_assert_int_eq(w.req.n, 2);
     ck_assert_pos(w.req.entries[0]->pos, L2, 1);
-    rd_release(&w);
+    tl_read_release(&w);
     ml_cursor_close(c);
     ml_close(ml);
     fx_free();
@@ -889,16 +797,16 @@ START_TEST(test_replay)
     struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
     ml_cursor_ack(c, P(L, 1), NULL, 0, 0);
     struct ml_position want[] = {P(L, 3), P(L, 1), P(L, 4), P(L, 99), P(L + 100, 0)};
-    struct rd r = {0};
+    struct tl_read r = {0};
     r.req.data = &r;
-    ck_assert_int_eq(ml_cursor_replay(c, want, 5, &r.req, rd_cb), 0);
+    ck_assert_int_eq(ml_cursor_replay(c, want, 5, &r.req, tl_read_cb), 0);
     ck_assert(!r.done);
-    loop_until(&r.done);
+    tl_wait(loop, &r.done);
     ck_assert_int_eq(r.status, 0);
     ck_assert_int_eq(r.req.n, 2);
     ck_assert_pos(r.req.entries[0]->pos, L, 3);
     ck_assert_pos(r.req.entries[1]->pos, L, 4);
-    rd_release(&r);
+    tl_read_release(&r);
     ck_assert_pos(ml_cursor_read_position(c), L, 0);
     ml_cursor_close(c);
     ml_close(ml);
@@ -919,52 +827,52 @@ START_TEST(test_reads_from_store)
     }
     struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
     ml_cursor_ack(c, P(L, 2), NULL, 0, 0);
-    struct rd r;
+    struct tl_read r;
     read_sync(c, 100, &r);
     ck_assert_int_eq(r.req.n, 9);
     ck_entry_text(r.req.entries[0], "v0");
     ck_entry_text(r.req.entries[2], "v3");
     ck_entry_text(r.req.entries[8], "v9");
-    rd_release(&r);
+    tl_read_release(&r);
     /* Byte limit: entries are 2 bytes; 5 bytes -> 3 entries. */
     ml_cursor_rewind(c);
     memset(&r, 0, sizeof r);
     r.req.data = &r;
-    ck_assert_int_eq(ml_cursor_read(c, 100, 5, &r.req, rd_cb), 0);
-    loop_until(&r.done);
+    ck_assert_int_eq(ml_cursor_read(c, 100, 5, &r.req, tl_read_cb), 0);
+    tl_wait(loop, &r.done);
     ck_assert_int_eq(r.req.n, 3);
     ck_entry_text(r.req.entries[2], "v3");
-    rd_release(&r);
+    tl_read_release(&r);
     read_sync(c, 1, &r);
     ck_entry_text(r.req.entries[0], "v4");
-    rd_release(&r);
+    tl_read_release(&r);
 
     struct ml_position p5 = ml_next_position(ml, P(L, 3));
     struct ml_position replay[] = {p5, P(L, 0)};
     memset(&r, 0, sizeof r);
     r.req.data = &r;
-    ck_assert_int_eq(ml_cursor_replay(c, replay, 2, &r.req, rd_cb), 0);
-    loop_until(&r.done);
+    ck_assert_int_eq(ml_cursor_replay(c, replay, 2, &r.req, tl_read_cb), 0);
+    tl_wait(loop, &r.done);
     ck_assert_int_eq(r.req.n, 2);
     ck_entry_text(r.req.entries[0], "v4");
     ck_entry_text(r.req.entries[1], "v0");
-    rd_release(&r);
+    tl_read_release(&r);
     /* One store read for a run; acked positions inside it are left out. */
     struct ml_position replay2[] = {P(L, 1), P(L, 2), P(L, 3)};
     memset(&r, 0, sizeof r);
     r.req.data = &r;
-    ck_assert_int_eq(ml_cursor_replay(c, replay2, 3, &r.req, rd_cb), 0);
-    loop_until(&r.done);
+    ck_assert_int_eq(ml_cursor_replay(c, replay2, 3, &r.req, tl_read_cb), 0);
+    tl_wait(loop, &r.done);
     ck_assert_int_eq(r.req.n, 2);
     ck_entry_text(r.req.entries[0], "v1");
     ck_entry_text(r.req.entries[1], "v3");
-    rd_release(&r);
+    tl_read_release(&r);
 
     /* Cancel while the store read is running: callback at once, nothing later. */
     ml_cursor_rewind(c);
     memset(&r, 0, sizeof r);
     r.req.data = &r;
-    ck_assert_int_eq(ml_cursor_read(c, 100, 0, &r.req, rd_cb), 0);
+    ck_assert_int_eq(ml_cursor_read(c, 100, 0, &r.req, tl_read_cb), 0);
     pump(1);
     ck_assert(!r.done);
     ck_assert_int_eq(c->read_op->state, ML_READ_STORE);
@@ -976,7 +884,7 @@ START_TEST(test_reads_from_store)
     ck_assert(!r.done);
     read_sync(c, 100, &r);
     ck_assert_int_eq(r.req.n, 9);
-    rd_release(&r);
+    tl_read_release(&r);
     ml_cursor_close(c);
     ml_close(ml);
     fx_free();
@@ -988,7 +896,7 @@ END_TEST
  * comes before it, then fails with -MG_ENONRECOVERABLE every time (nothing is skipped
  * silently); true (_i 1): it is skipped and acknowledged for every cursor, and reads go on
  * past it. */
-static void ck_texts(struct rd *r, const char *const *want, int n)
+static void ck_texts(struct tl_read *r, const char *const *want, int n)
 {
     ck_assert_int_eq(r->req.n, n);
     for (int i = 0; i < n; i++)
@@ -1012,17 +920,17 @@ START_TEST(test_lost_data)
     ml_cursor_ack_cumulative(c2, P(L1, 1));
     ml_store_mem_lose(fac, L1, 2);
     ml_store_mem_lose(fac, L2, -1);
-    struct rd r;
+    struct tl_read r;
     if (!auto_skip) {
         read_sync(c, 100, &r);
         const char *want[] = {"v0", "v1"};
         ck_texts(&r, want, 2);
-        rd_release(&r);
+        tl_read_release(&r);
         for (int k = 0; k < 2; k++) {
             memset(&r, 0, sizeof r);
             r.req.data = &r;
-            ck_assert_int_eq(ml_cursor_read(c, 100, 0, &r.req, rd_cb), 0);
-            loop_until(&r.done);
+            ck_assert_int_eq(ml_cursor_read(c, 100, 0, &r.req, tl_read_cb), 0);
+            tl_wait(loop, &r.done);
             ck_assert_int_eq(r.status, -MG_ENONRECOVERABLE);
             ck_assert_int_eq(r.req.n, 0);
         }
@@ -1033,15 +941,15 @@ START_TEST(test_lost_data)
         struct ml_cursor *c3 = ml_cursor_open(ml, "s3", false, P(L2, 0), NULL);
         memset(&r, 0, sizeof r);
         r.req.data = &r;
-        ck_assert_int_eq(ml_cursor_read(c3, 100, 0, &r.req, rd_cb), 0);
-        loop_until(&r.done);
+        ck_assert_int_eq(ml_cursor_read(c3, 100, 0, &r.req, tl_read_cb), 0);
+        tl_wait(loop, &r.done);
         ck_assert_int_eq(r.status, -MG_ENONRECOVERABLE);
         ml_cursor_close(c3);
     } else {
         read_sync(c, 100, &r);
         const char *want[] = {"v0", "v1", "v3", "v8", "v9"};
         ck_texts(&r, want, 5);
-        rd_release(&r);
+        tl_read_release(&r);
         /* acknowledged for every cursor */
         ck_assert_pos(ml_cursor_mark_delete(c2), L1, 2);
         ck_assert(ml_cursor_is_acked(c2, P(L2, 0)) && ml_cursor_is_acked(c2, P(L2, 3)));
@@ -1050,7 +958,7 @@ START_TEST(test_lost_data)
         ml_cursor_rewind(c);
         read_sync(c, 100, &r);
         ck_texts(&r, want, 5);
-        rd_release(&r);
+        tl_read_release(&r);
         ml_cursor_ack_cumulative(c, P(L3, 1));
         ck_assert_int_eq(ml_cursor_backlog(c), 0);
     }
@@ -1081,7 +989,7 @@ static void ck_get(struct ml_ledger *ml, struct ml_position pos, int status, con
     struct get_res g = {0};
     ck_assert_int_eq(ml_get_entry(ml, pos, get_cb, &g), 0);
     ck_assert(!g.done);
-    loop_until(&g.done);
+    tl_wait(loop, &g.done);
     ck_assert_int_eq(g.status, status);
     if (text) {
         ck_assert_ptr_nonnull(g.e);
@@ -1159,11 +1067,11 @@ START_TEST(test_trim)
     /* Appends and reads continue. */
     struct ml_position p = append_str(ml, "after");
     ck_assert_int_eq(ml_cursor_backlog(a), 1);
-    struct rd r;
+    struct tl_read r;
     read_sync(a, 10, &r);
     ck_assert_int_eq(r.req.n, 1);
     ck_assert_int_eq(ml_pos_cmp(r.req.entries[0]->pos, p), 0);
-    rd_release(&r);
+    tl_read_release(&r);
     ml_cursor_close(a);
     ml_cursor_close(reader);
     ml_close(ml);
@@ -1190,7 +1098,7 @@ static struct ml_position find_sync(struct ml_ledger *ml, uint64_t ts)
     struct find_res f = {0};
     ck_assert_int_eq(ml_find_by_time(ml, ts, find_cb, &f), 0);
     ck_assert(!f.done);
-    loop_until(&f.done);
+    tl_wait(loop, &f.done);
     ck_assert_int_eq(f.status, 0);
     return f.pos;
 }
@@ -1201,12 +1109,11 @@ START_TEST(test_find_by_time)
     struct ml_ledger *ml = open_ml("t/ns/persistent/find");
     struct ml_position pos[10];
     for (int i = 0; i < 10; i++) {
-        struct app a = {0};
+        struct tl_append a = {0};
         a.req.data = &a;
-        ck_assert_int_eq(
-            ml_append(ml, pulsar_entry((uint64_t)i, 1000 + 10 * (uint64_t)i, 0), &a.req, app_cb),
-            0);
-        loop_until(&a.done);
+        struct ml_entry_info info = {.num_messages = 1, .publish_time = 1000 + 10 * (uint64_t)i};
+        ck_assert_int_eq(ml_append(ml, buf_str("x"), &info, &a.req, tl_append_cb), 0);
+        tl_wait(loop, &a.done);
         pos[i] = a.pos;
     }
     ck_assert_int_eq(ml_pos_cmp(find_sync(ml, 0), pos[0]), 0);
@@ -1228,20 +1135,20 @@ START_TEST(test_close_pending)
     fx_new(1 << 20, 1000);
     struct ml_ledger *ml = open_ml("t/ns/persistent/cl");
     struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_LATEST, NULL);
-    struct rd r = {0};
+    struct tl_read r = {0};
     r.req.data = &r;
-    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, rd_cb), 0);
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, tl_read_cb), 0);
     pump(3);
-    struct app a[3];
+    struct tl_append a[3];
     memset(a, 0, sizeof a);
     for (int i = 0; i < 3; i++) {
         a[i].req.data = &a[i];
-        ck_assert_int_eq(ml_append(ml, buf_str("x"), &a[i].req, app_cb), 0);
+        ck_assert_int_eq(ml_append(ml, buf_str("x"), NULL, &a[i].req, tl_append_cb), 0);
     }
     ml_close(ml); /* last reference */
     ck_assert(!a[0].done && !r.done);
-    loop_until(&a[2].done);
-    loop_until(&r.done);
+    tl_wait(loop, &a[2].done);
+    tl_wait(loop, &r.done);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(a[i].status, -MG_ECANCELED);
     ck_assert_int_eq(r.status, -MG_ECANCELED);
@@ -1256,22 +1163,22 @@ START_TEST(test_close_pending)
     c = ml_cursor_open(ml, "s2", false, ML_POS_LATEST, NULL);
     memset(&r, 0, sizeof r);
     r.req.data = &r;
-    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, rd_cb), 0);
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, tl_read_cb), 0);
     ml_cursor_close(c);
     ck_assert(!r.done);
-    loop_until(&r.done);
+    tl_wait(loop, &r.done);
     ck_assert_int_eq(r.status, -MG_ECANCELED);
 
     /* Factory free with appends and reads pending: completed before it returns. */
     c = ml_cursor_open(ml, "s3", true, ML_POS_LATEST, NULL);
     memset(&r, 0, sizeof r);
     r.req.data = &r;
-    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, rd_cb), 0);
+    ck_assert_int_eq(ml_cursor_read(c, 10, 0, &r.req, tl_read_cb), 0);
     memset(a, 0, sizeof a);
     a[0].req.data = &a[0];
-    ck_assert_int_eq(ml_append(ml, buf_str("x"), &a[0].req, app_cb), 0);
-    struct open_res o = {0};
-    ck_assert_int_eq(ml_open(fac, "t/ns/persistent/never", open_cb, &o), 0);
+    ck_assert_int_eq(ml_append(ml, buf_str("x"), NULL, &a[0].req, tl_append_cb), 0);
+    struct tl_open o = {0};
+    ck_assert_int_eq(ml_open(fac, "t/ns/persistent/never", tl_open_cb, &o), 0);
     fx_free();
     ck_assert(a[0].done && r.done && o.done);
     ck_assert_int_eq(a[0].status, -MG_ECANCELED);
@@ -1289,9 +1196,9 @@ START_TEST(test_delete)
     struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
     ck_assert_int_eq(ml_delete(ml, false), -MG_EBUSY);
     ck_assert_int_eq(ml_delete(ml, true), 0);
-    struct app a = {0};
+    struct tl_append a = {0};
     a.req.data = &a;
-    ck_assert_int_eq(ml_append(ml, buf_str("x"), &a.req, app_cb), -MG_ECLOSED);
+    ck_assert_int_eq(ml_append(ml, buf_str("x"), NULL, &a.req, tl_append_cb), -MG_ECLOSED);
     ml_close(ml);
     ml = open_ml("t/ns/persistent/del");
     ck_assert(!ml_cursor_exists(ml, "s"));
@@ -1312,12 +1219,12 @@ START_TEST(test_ack_stress)
     fx_new(8 << 20, 50000);
     struct ml_ledger *ml = open_ml("t/ns/persistent/stress");
     struct ml_position *pos = malloc(N * sizeof *pos);
-    struct app *a = calloc(N, sizeof *a);
+    struct tl_append *a = calloc(N, sizeof *a);
     for (int i = 0; i < N; i++) {
         a[i].req.data = &a[i];
-        ck_assert_int_eq(ml_append(ml, buf_str("s"), &a[i].req, app_cb), 0);
+        ck_assert_int_eq(ml_append(ml, buf_str("s"), NULL, &a[i].req, tl_append_cb), 0);
     }
-    loop_until(&a[N - 1].done);
+    tl_wait(loop, &a[N - 1].done);
     settle(ml); /* the rollover after the last full ledger */
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(a[i].status, 0);
@@ -1365,42 +1272,19 @@ END_TEST
 static Suite *ml_suite(void)
 {
     Suite *s = suite_create("ml");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_unknown_store);
-    tcase_add_test(tc, test_append_order_async);
-    tcase_add_test(tc, test_entry_metadata);
-    tcase_add_test(tc, test_rollover);
-    tcase_add_test(tc, test_rollover_by_size);
-    tcase_add_test(tc, test_cursor_latest_earliest);
-    tcase_add_test(tc, test_read_waits);
-    tcase_add_test(tc, test_cancel_read);
-    tcase_add_test(tc, test_individual_acks);
-    tcase_add_test(tc, test_acks_across_ledgers);
-    tcase_add_test(tc, test_cumulative_ack);
-    tcase_add_test(tc, test_batch_ack);
-    tcase_add_test(tc, test_rewind);
-    tcase_add_test(tc, test_reset);
-    tcase_add_test(tc, test_skip_clear_backlog);
-    tcase_add_test(tc, test_durable_vs_nondurable);
-    tcase_add_test(tc, test_replay);
-    tcase_add_test(tc, test_reads_from_store);
+    TCase *tc = tl_tcase(s, "core", 60, NULL, NULL);
+    tl_add(tc, test_unknown_store, test_append_order_async, test_entry_metadata, test_rollover,
+           test_rollover_by_size, test_cursor_latest_earliest, test_read_waits, test_cancel_read,
+           test_individual_acks, test_acks_across_ledgers, test_cumulative_ack, test_batch_ack,
+           test_rewind, test_reset, test_skip_clear_backlog, test_durable_vs_nondurable,
+           test_replay, test_reads_from_store);
     tcase_add_loop_test(tc, test_lost_data, 0, 2);
-    tcase_add_test(tc, test_get_entry);
-    tcase_add_test(tc, test_trim);
-    tcase_add_test(tc, test_find_by_time);
-    tcase_add_test(tc, test_close_pending);
-    tcase_add_test(tc, test_delete);
-    tcase_add_test(tc, test_ack_stress);
-    suite_add_tcase(s, tc);
+    tl_add(tc, test_get_entry, test_trim, test_find_by_time, test_close_pending, test_delete,
+           test_ack_stress);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ml_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(ml_suite());
 }

@@ -17,6 +17,7 @@
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "bkc/bkc.h"
+#include "lib/tl_bk.h"
 #include "meta/meta.h"
 #include "meta/meta_int.h"
 #include "ml/ml.h"
@@ -37,12 +38,10 @@
 
 #define MAX_BOOKIES 6
 
-static struct event_base *base;
+static struct tl_fakebk env; /* the simulated loop, the metadata store, the fake bookies */
 static struct mg_loop *loop;
 static struct meta_store *meta;
 static struct bkc_fake *fake;
-static char root[256];
-static int n_bookies;
 
 /* One "broker": a bkc client and an ML factory on a metadata session. */
 struct broker {
@@ -57,105 +56,24 @@ static int64_t mono_ms(void)
     return (int64_t)mg_loop_mono_ms(loop);
 }
 
-/* Let ms of simulated time pass. */
-static void pump_ms(int ms)
-{
-    ck_assert_int_ge(mg_loop_advance(loop, (uint64_t)ms), 0);
-}
-
-/* Run the loop until *flag, at most 60 s of simulated time. */
-static void loop_until(const bool *flag)
-{
-    int64_t end = mono_ms() + 60000;
-    ck_assert_int_ge(mg_loop_run_due(loop), 0);
-    while (!*flag && mono_ms() < end && mg_loop_step(loop, (uint64_t)(end - mono_ms())))
-        ;
-    ck_assert_msg(*flag, "timed out (simulated time)");
-}
-
-struct mput {
-    bool done;
-    int status;
-};
-
-static void mput_cb(struct meta_req *req, int status)
-{
-    struct mput *m = req->data;
-    m->done = true;
-    m->status = status;
-}
-
-/* (Un)register fake bookie i under /ledgers/available. */
-static void bookie_register(int i, bool on)
-{
-    char *path = mg_asprintf("/ledgers/available/%s", bkc_fake_bookie_id(fake, i));
-    struct mput m = {0};
-    struct meta_req r = {.data = &m};
-    int rc = on ? meta_put(meta, path, "", 0, META_VERSION_ANY, META_CREATE_PARENTS, &r, mput_cb)
-                : meta_delete(meta, path, META_VERSION_ANY, &r, mput_cb);
-    ck_assert_int_eq(rc, 0);
-    loop_until(&m.done);
-    meta_req_fini(&r);
-    mg_free(path);
-}
-
-/* Bookie i comes up (a new one if i == n_bookies, else a restart). */
-static void bookie_start(int i)
-{
-    if (i == n_bookies) {
-        char id[64];
-        snprintf(id, sizeof id, "10.0.1.%d:3181", i + 1);
-        ck_assert_int_eq(bkc_fake_add_bookie(fake, id), i);
-        n_bookies++;
-    } else {
-        bkc_fake_restart(fake, i);
-    }
-    bookie_register(i, true);
-}
-
-/* Bookie i crashes (and its registration goes, as its session would). */
-static void bookie_stop(int i)
-{
-    bkc_fake_crash(fake, i);
-    bookie_register(i, false);
-}
-
 static bool env_embedded; /* env_new: an embedded metadata store (fault injection) */
-static void wait_registered(int n);
 
 static void env_new(int nb)
 {
-    base = event_base_new();
-    ck_assert_ptr_nonnull(base);
-    loop = mg_loop_new_sim(base, 1000000, 1700000000000);
-    snprintf(root, sizeof root, "/tmp/check_ml_bk.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(root));
-    char mdir[300];
-    snprintf(mdir, sizeof mdir, "%s/meta", root);
-    struct meta_options mo = {.url = env_embedded ? "embedded" : "memory", .data_dir = mdir};
-    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
-    fake = bkc_fake_new(loop, 11);
-    n_bookies = 0;
-    for (int i = 0; i < nb; i++)
-        bookie_start(i);
+    tl_fakebk_open(&env, env_embedded ? "embedded" : "memory", 11, "10.0.1", nb);
+    loop = env.loop;
+    meta = env.meta;
+    fake = env.fake;
 }
 
 static void env_free(void)
 {
-    pump_ms(10);
-    meta_close(meta);
-    meta = NULL;
+    tl_run_for(loop, 10);
     env_embedded = false;
-    ck_assert_int_ge(mg_loop_run_due(loop), 0);
-    bkc_fake_free(fake);
-    fake = NULL;
-    mg_loop_free(loop);
+    tl_fakebk_close(&env);
     loop = NULL;
-    event_base_free(base);
-    base = NULL;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    ck_assert_int_eq(system(cmd), 0);
+    meta = NULL;
+    fake = NULL;
 }
 
 static struct ml_config ml_cfg(int e, int qw, int qa, int64_t max_entries, size_t cache)
@@ -184,15 +102,11 @@ static void broker_new(struct broker *b, struct ml_config cfg, bool peer)
         b->meta = meta;
     }
     struct bkc_config bc;
-    bkc_config_default(&bc);
-    bc.ensemble_size = cfg.ensemble_size;
-    bc.write_quorum = cfg.write_quorum;
-    bc.ack_quorum = cfg.ack_quorum;
-    bc.timeout_ms = 3000;
-    bc.transport = bkc_fake_transport(fake);
-    bc.seed = 5;
+    tl_bkc_config(&bc, cfg.ensemble_size, cfg.write_quorum, cfg.ack_quorum, 3000);
     if (bkc_frame_limit)
         bc.max_frame_size = bkc_frame_limit;
+    bc.transport = bkc_fake_transport(fake);
+    bc.seed = 5;
     ck_assert_int_eq(bkc_client_new(loop, b->meta, &bc, &b->bkc), 0);
     cfg.meta = b->meta;
     cfg.bkc = b->bkc;
@@ -205,55 +119,19 @@ static void broker_free(struct broker *b)
 {
     int64_t end = mono_ms() + 10000;
     while (ml_factory_pending(b->f) > 0 && mono_ms() < end)
-        pump_ms(1);
+        tl_run_for(loop, 1);
     ck_assert_int_eq(ml_factory_pending(b->f), 0);
     ml_factory_free(b->f);
     bkc_client_free(b->bkc);
-    pump_ms(5);
+    tl_run_for(loop, 5);
     if (b->own_meta)
         meta_close(b->meta);
     memset(b, 0, sizeof *b);
 }
 
-struct open_res {
-    bool done;
-    struct ml_ledger *ml;
-    int status;
-};
-
-static void open_cb(struct ml_ledger *ml, int status, void *data)
-{
-    struct open_res *r = data;
-    r->done = true;
-    r->ml = ml;
-    r->status = status;
-}
-
 static struct ml_ledger *open_ml(struct broker *b, const char *name, int *status)
 {
-    struct open_res r = {0};
-    ck_assert_int_eq(ml_open(b->f, name, open_cb, &r), 0);
-    loop_until(&r.done);
-    if (status)
-        *status = r.status;
-    else
-        ck_assert_msg(r.status == 0, "open: %s", mg_strerror(r.status));
-    return r.ml;
-}
-
-struct app {
-    struct ml_append_req req;
-    bool done;
-    int status;
-    struct ml_position pos;
-};
-
-static void app_cb(struct ml_append_req *req, int status)
-{
-    struct app *a = req->data;
-    a->done = true;
-    a->status = status;
-    a->pos = req->pos;
+    return tl_ml_open(b->f, name, status);
 }
 
 static struct evbuffer *payload(int i)
@@ -266,11 +144,11 @@ static struct evbuffer *payload(int i)
 /* Append n messages numbered from first; returns how many succeeded (in order). */
 static int append_n(struct ml_ledger *ml, int first, int n, struct ml_position *last, int *err)
 {
-    struct app *a = mg_calloc((size_t)n, sizeof *a);
+    struct tl_append *a = mg_calloc((size_t)n, sizeof *a);
     int sync_fail = 0, ok = 0;
     for (int i = 0; i < n; i++) {
         a[i].req.data = &a[i];
-        int rc = ml_append(ml, payload(first + i), &a[i].req, app_cb);
+        int rc = ml_append(ml, payload(first + i), NULL, &a[i].req, tl_append_cb);
         if (rc < 0) {
             a[i].done = true;
             a[i].status = rc;
@@ -278,7 +156,7 @@ static int append_n(struct ml_ledger *ml, int first, int n, struct ml_position *
         }
     }
     for (int i = 0; i < n; i++)
-        loop_until(&a[i].done);
+        tl_wait(loop, &a[i].done);
     if (err)
         *err = 0;
     for (int i = 0; i < n; i++) {
@@ -295,29 +173,16 @@ static int append_n(struct ml_ledger *ml, int first, int n, struct ml_position *
     return ok;
 }
 
-struct rd {
-    struct ml_read_req req;
-    bool done;
-    int status;
-};
-
-static void rd_cb(struct ml_read_req *req, int status)
-{
-    struct rd *r = req->data;
-    r->done = true;
-    r->status = status;
-}
-
 /* Read everything a cursor has; checks the payload numbers appear in ascending order and
  * fills seen[] (numbers). Returns the count. */
 static int read_all(struct ml_cursor *c, int *seen, int cap, struct ml_position *pos)
 {
     int n = 0;
     for (int guard = 0; guard < 1000 && ml_cursor_has_more(c); guard++) {
-        struct rd r = {0};
+        struct tl_read r = {0};
         r.req.data = &r;
-        ck_assert_int_eq(ml_cursor_read(c, 7, 0, &r.req, rd_cb), 0);
-        loop_until(&r.done);
+        ck_assert_int_eq(ml_cursor_read(c, 7, 0, &r.req, tl_read_cb), 0);
+        tl_wait(loop, &r.done);
         ck_assert_msg(r.status == 0, "read: %s", mg_strerror(r.status));
         for (int i = 0; i < r.req.n; i++) {
             struct ml_entry *e = r.req.entries[i];
@@ -338,38 +203,15 @@ static int read_all(struct ml_cursor *c, int *seen, int cap, struct ml_position 
     return n;
 }
 
-struct mget {
-    struct meta_req req;
-    bool done;
-    int status;
-};
-
-static void mget_cb(struct meta_req *req, int status)
-{
-    struct mget *g = req->data;
-    g->done = true;
-    g->status = status;
-}
-
-/* Synchronous meta_get; the caller meta_req_fini's g->req. */
-static int meta_get_sync(const char *path, struct mget *g)
-{
-    memset(g, 0, sizeof *g);
-    g->req.data = g;
-    ck_assert_int_eq(meta_get(meta, path, &g->req, mget_cb), 0);
-    loop_until(&g->done);
-    return g->status;
-}
-
 static Pulsar__Ml__ManagedLedgerInfo *ml_info(const char *name)
 {
     char *path = mg_asprintf("/managed-ledgers/%s", name);
-    struct mget g;
-    ck_assert_int_eq(meta_get_sync(path, &g), 0);
+    struct meta_req g;
+    ck_assert_int_eq(tl_meta_get(meta, path, &g), 0);
     Pulsar__Ml__ManagedLedgerInfo *info =
-        pulsar__ml__managed_ledger_info__unpack(NULL, g.req.len, (const uint8_t *)g.req.value);
+        pulsar__ml__managed_ledger_info__unpack(NULL, g.len, (const uint8_t *)g.value);
     ck_assert_ptr_nonnull(info);
-    meta_req_fini(&g.req);
+    meta_req_fini(&g);
     mg_free(path);
     return info;
 }
@@ -377,47 +219,17 @@ static Pulsar__Ml__ManagedLedgerInfo *ml_info(const char *name)
 static bool ledger_exists(int64_t id)
 {
     char *path = bkc_ledger_path("/ledgers", id);
-    struct mget g;
-    int rc = meta_get_sync(path, &g);
-    meta_req_fini(&g.req);
+    struct meta_req g;
+    int rc = tl_meta_get(meta, path, &g);
+    meta_req_fini(&g);
     mg_free(path);
     return rc == 0;
 }
 
-/* Bookies registered as writable (children of /ledgers/available but "readonly"). */
-static int registered(void)
-{
-    struct mget g;
-    memset(&g, 0, sizeof g);
-    g.req.data = &g;
-    ck_assert_int_eq(meta_children(meta, "/ledgers/available", &g.req, mget_cb), 0);
-    loop_until(&g.done);
-    int n = 0;
-    for (int i = 0; g.status == 0 && i < g.req.n_children; i++)
-        n += strcmp(g.req.children[i], "readonly") != 0;
-    meta_req_fini(&g.req);
-    return n;
-}
-
-/* Until n bookies are registered (10 s). */
-static void wait_registered(int n)
-{
-    int64_t end = mono_ms() + 10000;
-    int have;
-    while ((have = registered()) < n) {
-        ck_assert_msg(mono_ms() < end, "only %d of %d bookies registered within 10 s", have, n);
-        pump_ms(5);
-    }
-}
-
 /* Until cond(arg) holds, running the loop (10 s); returns cond's last value. */
-static bool wait_until(bool (*cond)(const void *), const void *arg)
+static bool wait_until(tl_cond cond, const void *arg)
 {
-    int64_t end = mono_ms() + 10000;
-    bool ok;
-    while (!(ok = cond(arg)) && mono_ms() < end)
-        pump_ms(5);
-    return ok;
+    return tl_until(loop, cond, arg, 10000);
 }
 
 /* Nothing in flight for ml: no rollover, no trim, no store operation of its factory. */
@@ -434,9 +246,9 @@ static bool ledger_gone(const void *id)
 
 static bool path_gone(const void *path)
 {
-    struct mget g;
-    int rc = meta_get_sync(path, &g);
-    meta_req_fini(&g.req);
+    struct meta_req g;
+    int rc = tl_meta_get(meta, path, &g);
+    meta_req_fini(&g);
     return rc == -MG_ENOTFOUND;
 }
 
@@ -475,6 +287,69 @@ START_TEST(test_roundtrip_standalone)
 }
 END_TEST
 
+/* The managed ledger does not read entry bytes: an entry read back from a bookie gets its
+ * content from ml_config.entry_info (the broker's reads the MessageMetadata); without the
+ * hook, one message and no metadata. Here the hook reads the test's own format. */
+static int test_entry_info(struct evbuffer *data, struct ml_entry_info *info)
+{
+    char buf[32] = {0};
+    evbuffer_copyout(data, buf, sizeof buf - 1);
+    int num;
+    if (sscanf(buf, "message-%d", &num) != 1)
+        return -MG_EPROTO;
+    info->num_messages = num % 5 + 1;
+    info->batched = true;
+    info->publish_time = 1000 + (uint64_t)num;
+    info->key_hash = (uint32_t)num;
+    return 0;
+}
+
+static void read_infos(struct ml_ledger *ml, int n, bool hooked)
+{
+    struct ml_cursor *c = ml_cursor_open(ml, hooked ? "h" : "n", false, ML_POS_EARLIEST, NULL);
+    ck_assert_ptr_nonnull(c);
+    int got = 0;
+    for (int guard = 0; guard < 1000 && ml_cursor_has_more(c); guard++) {
+        struct tl_read r = {0};
+        r.req.data = &r;
+        ck_assert_int_eq(ml_cursor_read(c, 7, 0, &r.req, tl_read_cb), 0);
+        tl_wait(loop, &r.done);
+        ck_assert_int_eq(r.status, 0);
+        for (int i = 0; i < r.req.n; i++, got++) {
+            struct ml_entry *e = r.req.entries[i];
+            ck_assert_int_eq(e->num_messages, hooked ? got % 5 + 1 : 1);
+            ck_assert_int_eq(e->batched, hooked);
+            ck_assert_uint_eq(e->publish_time, hooked ? 1000 + (uint64_t)got : 0);
+            ck_assert_uint_eq(e->key_hash, hooked ? (uint32_t)got : 0);
+            ml_entry_unref(e);
+        }
+        mg_free(r.req.entries);
+    }
+    ck_assert_int_eq(got, n);
+    ml_cursor_close(c);
+}
+
+START_TEST(test_entry_info_of_bookie_reads)
+{
+    env_new(1);
+    struct broker b;
+    struct ml_config cfg = ml_cfg(1, 1, 1, 1000, 0); /* no cache: every read goes to the bookie */
+    cfg.entry_info = test_entry_info;
+    broker_new(&b, cfg, false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/info", NULL);
+    ck_assert_int_eq(append_n(ml, 0, 12, NULL, NULL), 12);
+    read_infos(ml, 12, true);
+    ml_close(ml);
+    broker_free(&b);
+    broker_new(&b, ml_cfg(1, 1, 1, 1000, 0), false); /* no hook */
+    ml = open_ml(&b, "t/ns/persistent/info", NULL);
+    read_infos(ml, 12, false);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
 /* An entry over the BookKeeper client's frame limit fails alone with -MG_ETOOBIG, in order:
  * the appends before and after it (all in flight together) are stored in the same ledger
  * with consecutive entry ids, nothing rolls, and a cursor reads them all. */
@@ -490,7 +365,7 @@ START_TEST(test_oversized_append_alone)
     ml_get_stats(ml, &st);
     int ledgers = st.num_ledgers;
     enum { N = 11, BIG = 5 };
-    struct app a[N];
+    struct tl_append a[N];
     memset(a, 0, sizeof a);
     for (int i = 0; i < N; i++) {
         struct evbuffer *data = payload(i);
@@ -501,10 +376,10 @@ START_TEST(test_oversized_append_alone)
                 evbuffer_add(data, pad, sizeof pad);
         }
         a[i].req.data = &a[i];
-        ck_assert_int_eq(ml_append(ml, data, &a[i].req, app_cb), 0);
+        ck_assert_int_eq(ml_append(ml, data, NULL, &a[i].req, tl_append_cb), 0);
     }
     for (int i = 0; i < N; i++)
-        loop_until(&a[i].done);
+        tl_wait(loop, &a[i].done);
     int64_t ledger = a[0].pos.ledger;
     for (int i = 0, e = 0; i < N; i++) {
         if (i == BIG) {
@@ -548,16 +423,16 @@ static int meta_fault(void *arg, const char *op, size_t *len)
 static struct ml_position stored_mark_delete(const char *ml, const char *cursor)
 {
     char *path = mg_asprintf("/managed-ledgers/%s/%s", ml, cursor);
-    struct mget g;
+    struct meta_req g;
     struct ml_position p = {-2, -2};
-    if (meta_get_sync(path, &g) == 0) {
+    if (tl_meta_get(meta, path, &g) == 0) {
         Pulsar__Ml__ManagedCursorInfo *ci =
-            pulsar__ml__managed_cursor_info__unpack(NULL, g.req.len, (const uint8_t *)g.req.value);
+            pulsar__ml__managed_cursor_info__unpack(NULL, g.len, (const uint8_t *)g.value);
         ck_assert_ptr_nonnull(ci);
         p = (struct ml_position){ci->markdeleteledgerid, ci->markdeleteentryid};
         pulsar__ml__managed_cursor_info__free_unpacked(ci, NULL);
     }
-    meta_req_fini(&g.req);
+    meta_req_fini(&g);
     mg_free(path);
     return p;
 }
@@ -580,12 +455,12 @@ START_TEST(test_cursor_retry_backoff)
     }
     struct ml_position last;
     ck_assert_int_eq(append_n(ml, 0, 10, &last, NULL), 10);
-    pump_ms(100); /* the new cursors are stored */
+    tl_run_for(loop, 100); /* the new cursors are stored */
     meta_embedded_set_fault(meta, meta_fault, NULL);
     meta_full = ENOSPC;
     for (int i = 0; i < NC; i++)
         ml_cursor_ack_cumulative(c[i], last);
-    pump_ms(1000);
+    tl_run_for(loop, 1000);
     struct ml_meta_cursor_stats st;
     ml_meta_cursor_stats(b.f, &st);
     ck_assert_int_ge(st.write_failures, NC);
@@ -593,12 +468,12 @@ START_TEST(test_cursor_retry_backoff)
     ck_assert_int_eq(st.log_lines, 1);
     /* the failures of the next 10 s (on the loop's clock) make one more line */
     int64_t failures = st.write_failures;
-    pump_ms(8000);
+    tl_run_for(loop, 8000);
     ml_meta_cursor_stats(b.f, &st);
     ck_assert_int_gt(st.write_failures, failures);
     ck_assert_int_eq(st.log_lines, 1); /* less than 10 s since the first line */
     failures = st.write_failures;
-    pump_ms(3000);
+    tl_run_for(loop, 3000);
     ml_meta_cursor_stats(b.f, &st);
     ck_assert_int_gt(st.write_failures, failures);
     ck_assert_int_eq(st.log_lines, 2);
@@ -609,7 +484,7 @@ START_TEST(test_cursor_retry_backoff)
     int64_t end = mono_ms() + 10000;
     int stored = 0;
     while (stored < NC && mono_ms() < end) {
-        pump_ms(50);
+        tl_run_for(loop, 50);
         stored = 0;
         for (int i = 0; i < NC; i++)
             stored += ml_pos_cmp(stored_mark_delete(name, cname[i]), last) == 0;
@@ -618,7 +493,7 @@ START_TEST(test_cursor_retry_backoff)
     ml_meta_cursor_stats(b.f, &st);
     ck_assert_int_eq(st.log_lines, 3);
     failures = st.write_failures;
-    pump_ms(300);
+    tl_run_for(loop, 300);
     ml_meta_cursor_stats(b.f, &st);
     ck_assert_int_eq(st.write_failures, failures); /* no more retries */
     meta_embedded_set_fault(meta, NULL, NULL);
@@ -632,13 +507,7 @@ END_TEST
 static void lose_ledger(int64_t id)
 {
     char *path = bkc_ledger_path("/ledgers", id);
-    struct mget g;
-    memset(&g, 0, sizeof g);
-    g.req.data = &g;
-    ck_assert_int_eq(meta_delete(meta, path, META_VERSION_ANY, &g.req, mget_cb), 0);
-    loop_until(&g.done);
-    ck_assert_int_eq(g.status, 0);
-    meta_req_fini(&g.req);
+    ck_assert_int_eq(tl_meta_del(meta, path), 0);
     mg_free(path);
 }
 
@@ -664,10 +533,10 @@ START_TEST(test_lost_middle_ledger)
     ml = open_ml(&b, name, NULL);
     struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
     int seen[16];
-    struct rd r = {0};
+    struct tl_read r = {0};
     r.req.data = &r;
-    ck_assert_int_eq(ml_cursor_read(c, 100, 0, &r.req, rd_cb), 0);
-    loop_until(&r.done);
+    ck_assert_int_eq(ml_cursor_read(c, 100, 0, &r.req, tl_read_cb), 0);
+    tl_wait(loop, &r.done);
     ck_assert_msg(r.status == 0, "read: %s", mg_errname(r.status));
     int n = 0;
     for (int i = 0; i < r.req.n; i++) {
@@ -682,8 +551,8 @@ START_TEST(test_lost_middle_ledger)
         for (int k = 0; k < 2; k++) {
             memset(&r, 0, sizeof r);
             r.req.data = &r;
-            ck_assert_int_eq(ml_cursor_read(c, 100, 0, &r.req, rd_cb), 0);
-            loop_until(&r.done);
+            ck_assert_int_eq(ml_cursor_read(c, 100, 0, &r.req, tl_read_cb), 0);
+            tl_wait(loop, &r.done);
             ck_assert_msg(r.status == -MG_ENONRECOVERABLE, "read: %s", mg_errname(r.status));
         }
     } else {
@@ -721,10 +590,10 @@ START_TEST(test_lost_last_ledger)
         ml_cursor_ack_cumulative(c, last);
         int64_t end = mono_ms() + 5000;
         while (ml->n_ledgers > 1 && mono_ms() < end)
-            pump_ms(1);
+            tl_run_for(loop, 1);
         ck_assert_int_eq(ml->n_ledgers, 1);
         int64_t lid = ml->ledgers[0].id;
-        pump_ms(100);
+        tl_run_for(loop, 100);
         Pulsar__Ml__ManagedLedgerInfo *info = ml_info(name);
         ck_assert_int_eq((int)info->n_ledgerinfo, 1);
         ck_assert_int_eq(info->ledgerinfo[0]->entries, 2);
@@ -736,14 +605,7 @@ START_TEST(test_lost_last_ledger)
             lose_ledger(lid);
         } else {
             char *path = bkc_ledger_path("/ledgers", lid);
-            struct mget g;
-            memset(&g, 0, sizeof g);
-            g.req.data = &g;
-            ck_assert_int_eq(
-                meta_put(meta, path, "garbage", 7, META_VERSION_ANY, 0, &g.req, mget_cb), 0);
-            loop_until(&g.done);
-            ck_assert_int_eq(g.status, 0);
-            meta_req_fini(&g.req);
+            ck_assert_int_eq(tl_meta_put(meta, path, "garbage", 7, 0), 0);
             mg_free(path);
         }
         broker_new(&b, cfg, false);
@@ -782,8 +644,8 @@ START_TEST(test_roll_backoff)
     broker_new(&b, ml_cfg(3, 2, 2, 1000, 0), false);
     struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/backoff", NULL);
     ck_assert_int_eq(append_n(ml, 0, 5, NULL, NULL), 5);
-    bookie_stop(1);
-    bookie_stop(2);
+    tl_fakebk_stop(&env, 1);
+    tl_fakebk_stop(&env, 2);
     int64_t before = ml->roll_attempts;
     int64_t t0 = mono_ms();
     for (int i = 0; i < 100; i++) {
@@ -795,14 +657,14 @@ START_TEST(test_roll_backoff)
     ck_assert_msg(attempts >= 1 && attempts <= 2 + (mono_ms() - t0) / 250,
                   "%lld rollovers for 100 appends in %lld ms", (long long)attempts,
                   (long long)(mono_ms() - t0));
-    bookie_start(1);
-    bookie_start(2);
+    tl_fakebk_start(&env, 1);
+    tl_fakebk_start(&env, 2);
     int ok = 0;
     int64_t end = mono_ms() + 15000;
     while (!ok && mono_ms() < end) {
         ok = append_n(ml, 5, 1, NULL, NULL);
         if (!ok)
-            pump_ms(50);
+            tl_run_for(loop, 50);
     }
     ck_assert_int_eq(ok, 1);
     ck_assert_int_eq(append_n(ml, 6, 4, NULL, NULL), 4);
@@ -907,9 +769,9 @@ START_TEST(test_cursor_survives_reopen)
     ck_assert_int_eq(seen[2], 7);
     ck_assert_int_eq(seen[3], 9);
     /* the node name is URL-encoded */
-    struct mget g;
-    ck_assert_int_eq(meta_get_sync("/managed-ledgers/t/ns/persistent/cur/my+sub%2F1", &g), 0);
-    meta_req_fini(&g.req);
+    struct meta_req g;
+    ck_assert_int_eq(tl_meta_get(meta, "/managed-ledgers/t/ns/persistent/cur/my+sub%2F1", &g), 0);
+    meta_req_fini(&g);
     /* delete removes the node */
     ml_cursor_delete(c);
     ck_assert_msg(wait_until(path_gone, "/managed-ledgers/t/ns/persistent/cur/my+sub%2F1"),
@@ -935,7 +797,7 @@ START_TEST(test_takeover_fences_and_skips_nothing)
     ck_assert_int_eq(read_all(c, seen, 16, pos), 6);
     ml_cursor_ack(c, pos[1], NULL, 0, 0);
     ml_cursor_ack(c, pos[3], NULL, 0, 0);
-    pump_ms(30);
+    tl_run_for(loop, 30);
 
     /* Broker b takes the ML over while a still runs (a "crash" of a: no flush). */
     broker_new(&b, cfg, true);
@@ -965,9 +827,9 @@ START_TEST(test_takeover_fences_and_skips_nothing)
     ck_assert_int_eq(append_n(ml, 100, 1, NULL, &err), 0);
     ck_assert_int_eq(err, -MG_EFENCED);
     ck_assert(ml_is_fenced(ml));
-    struct app x = {0};
+    struct tl_append x = {0};
     x.req.data = &x;
-    ck_assert_int_eq(ml_append(ml, payload(1), &x.req, app_cb), -MG_EFENCED);
+    ck_assert_int_eq(ml_append(ml, payload(1), NULL, &x.req, tl_append_cb), -MG_EFENCED);
     /* b works */
     ck_assert_int_eq(append_n(ml2, 6, 3, NULL, NULL), 3);
     ml_close(ml);
@@ -986,9 +848,9 @@ START_TEST(test_bookie_lost_midstream)
     struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/lost", NULL);
     ck_assert_int_eq(append_n(ml, 0, 10, NULL, NULL), 10);
     /* A spare bookie joins; bookie 0 (in the ensemble: E = 3 of 3) crashes. */
-    bookie_start(3);
+    tl_fakebk_start(&env, 3);
     int victim = 0;
-    bookie_stop(victim);
+    tl_fakebk_stop(&env, victim);
     int err = 0;
     ck_assert_int_eq(append_n(ml, 10, 10, NULL, &err), 10);
     ck_assert_int_eq(append_n(ml, 20, 10, NULL, &err), 10);
@@ -1021,8 +883,8 @@ START_TEST(test_not_enough_bookies_then_back)
     broker_new(&b, ml_cfg(3, 2, 2, 1000, 0), false);
     struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/down", NULL);
     ck_assert_int_eq(append_n(ml, 0, 5, NULL, NULL), 5);
-    bookie_stop(1);
-    bookie_stop(2);
+    tl_fakebk_stop(&env, 1);
+    tl_fakebk_stop(&env, 2);
     int err = 0;
     int ok = append_n(ml, 5, 3, NULL, &err);
     ck_assert_int_eq(ok, 0);
@@ -1031,14 +893,14 @@ START_TEST(test_not_enough_bookies_then_back)
     ok = append_n(ml, 5, 1, NULL, &err);
     ck_assert_int_eq(ok, 0);
     ck_assert_msg(err == -MG_ENOBOOKIES, "append: %s", mg_errname(err));
-    bookie_start(1);
-    bookie_start(2);
-    wait_registered(3);
+    tl_fakebk_start(&env, 1);
+    tl_fakebk_start(&env, 2);
+    tl_wait_bookies(meta, 3);
     ok = 0;
     for (int tries = 0; tries < 20 && ok == 0; tries++) {
         ok = append_n(ml, 5, 1, NULL, &err);
         if (!ok)
-            pump_ms(100);
+            tl_run_for(loop, 100);
     }
     ck_assert_int_eq(ok, 1);
     ck_assert_int_eq(append_n(ml, 6, 4, NULL, NULL), 4);
@@ -1169,7 +1031,7 @@ static void broker_crash(struct broker *b)
     ml_factory_free(b->f);
     bkc_client_free(b->bkc);
     meta_close(b->meta);
-    pump_ms(5);
+    tl_run_for(loop, 5);
     memset(b, 0, sizeof *b);
 }
 
@@ -1193,14 +1055,14 @@ START_TEST(test_cursor_recovery_after_crash)
     ck_assert_int_eq(read_all(c, seen, 16, pos), 10);
     ml_cursor_ack_cumulative(c, pos[3]);
     ml_cursor_ack(c, pos[6], NULL, 0, 0);
-    pump_ms(1500); /* flushed: M = 3, 6 acked */
+    tl_run_for(loop, 1500); /* flushed: M = 3, 6 acked */
     struct ml_position flushed = ml_cursor_mark_delete(c);
     ck_assert_int_eq(ml_pos_cmp(flushed, pos[3]), 0);
     ck_assert_int_eq(ml_pos_cmp(stored_mark_delete(name, "s"), pos[3]), 0);
     ml_cursor_ack_cumulative(c, pos[5]); /* M moves to 6 in memory only */
     ml_cursor_ack(c, pos[8], NULL, 0, 0);
     ck_assert_int_eq(ml_pos_cmp(ml_cursor_mark_delete(c), pos[6]), 0);
-    pump_ms(100); /* less than the flush interval */
+    tl_run_for(loop, 100); /* less than the flush interval */
     broker_crash(&a);
 
     broker_new(&b, cfg, false);
@@ -1250,10 +1112,10 @@ START_TEST(test_partial_adds_recovered)
     struct ml_position last;
     ck_assert_int_eq(append_n(ml, 5, 3, &last, NULL), 3); /* two copies: acknowledged */
     add_reaches[1] = false;
-    struct app x = {0};
+    struct tl_append x = {0};
     x.req.data = &x;
-    ck_assert_int_eq(ml_append(ml, payload(8), &x.req, app_cb), 0);
-    pump_ms(100);
+    ck_assert_int_eq(ml_append(ml, payload(8), NULL, &x.req, tl_append_cb), 0);
+    tl_run_for(loop, 100);
     ck_assert(!x.done); /* one copy: never acknowledged */
     add_filter_on = false;
     broker_crash(&a);
@@ -1332,35 +1194,20 @@ END_TEST
 static Suite *ml_bk_suite(void)
 {
     Suite *s = suite_create("ml_bk");
-    TCase *tc = tcase_create("bookkeeper");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_roundtrip_standalone);
-    tcase_add_test(tc, test_oversized_append_alone);
-    tcase_add_test(tc, test_cursor_retry_backoff);
-    tcase_add_test(tc, test_roll_backoff);
+    TCase *tc = tl_tcase(s, "bookkeeper", 120, NULL, NULL);
+    tl_add(tc, test_roundtrip_standalone, test_entry_info_of_bookie_reads,
+           test_oversized_append_alone, test_cursor_retry_backoff, test_roll_backoff);
     tcase_add_loop_test(tc, test_lost_middle_ledger, 0, 2);
     tcase_add_loop_test(tc, test_lost_last_ledger, 0, 2);
-    tcase_add_test(tc, test_rollover_recorded);
-    tcase_add_test(tc, test_reopen);
-    tcase_add_test(tc, test_cursor_survives_reopen);
-    tcase_add_test(tc, test_takeover_fences_and_skips_nothing);
-    tcase_add_test(tc, test_cursor_recovery_after_crash);
-    tcase_add_test(tc, test_partial_adds_recovered);
-    tcase_add_test(tc, test_failed_appends_leave_no_positions);
-    tcase_add_test(tc, test_bookie_lost_midstream);
-    tcase_add_test(tc, test_not_enough_bookies_then_back);
-    tcase_add_test(tc, test_trim_consumed);
-    tcase_add_test(tc, test_retention_keeps);
-    tcase_add_test(tc, test_delete_ml);
-    suite_add_tcase(s, tc);
+    tl_add(tc, test_rollover_recorded, test_reopen, test_cursor_survives_reopen,
+           test_takeover_fences_and_skips_nothing, test_cursor_recovery_after_crash,
+           test_partial_adds_recovered, test_failed_appends_leave_no_positions,
+           test_bookie_lost_midstream, test_not_enough_bookies_then_back, test_trim_consumed,
+           test_retention_keeps, test_delete_ml);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ml_bk_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(ml_bk_suite());
 }

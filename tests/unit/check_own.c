@@ -1,14 +1,15 @@
 /*
- * check_own.c - namespace bundles and bundle ownership (broker/svc/svc_own.c).
+ * check_own.c - namespace bundles and bundle ownership (broker/ns/ns_own.c).
  *
  * Bundle hashing and names are checked against values computed with zlib's crc32 (Pulsar's
  * hash). Ownership runs two brokers in one process: two svc instances on one event loop,
  * ports 0, each on its own session of one in-memory metadata tree (meta_open_peer), so
  * they see each other's registrations and ephemeral ownership keys. Lookups go through
- * svc_lookup; a PRODUCER on a non-owner goes through a real socket.
+ * ns_lookup; a PRODUCER on a non-owner goes through a real socket.
  */
 #include "config/cfg.h"
 #include "meta/meta.h"
+#include "ns/ns.h"
 #include "svc/svc.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
@@ -41,39 +42,39 @@ END_TEST
 
 START_TEST(test_bundle_names)
 {
-    char b[SVC_BUNDLE_NAME_LEN];
+    char b[NS_BUNDLE_NAME_LEN];
     static const char *const four[] = {"0x00000000_0x40000000", "0x40000000_0x80000000",
                                        "0x80000000_0xc0000000", "0xc0000000_0xffffffff"};
     for (int i = 0; i < 4; i++) {
-        svc_bundle_name(4, i, b);
+        ns_bundle_name(4, i, b);
         ck_assert_str_eq(b, four[i]);
     }
-    svc_bundle_name(1, 0, b);
+    ns_bundle_name(1, 0, b);
     ck_assert_str_eq(b, "0x00000000_0xffffffff");
-    svc_bundle_name(3, 0, b);
+    ns_bundle_name(3, 0, b);
     ck_assert_str_eq(b, "0x00000000_0x55555555");
-    svc_bundle_name(3, 2, b);
+    ns_bundle_name(3, 2, b);
     ck_assert_str_eq(b, "0xaaaaaaaa_0xffffffff");
-    svc_bundle_name(16, 15, b);
+    ns_bundle_name(16, 15, b);
     ck_assert_str_eq(b, "0xf0000000_0xffffffff");
 }
 END_TEST
 
 START_TEST(test_bundle_index)
 {
-    ck_assert_int_eq(svc_bundle_index(0, 4), 0);
-    ck_assert_int_eq(svc_bundle_index(0x3fffffffu, 4), 0);
-    ck_assert_int_eq(svc_bundle_index(0x40000000u, 4), 1);
-    ck_assert_int_eq(svc_bundle_index(0xbfffffffu, 4), 2);
-    ck_assert_int_eq(svc_bundle_index(0xffffffffu, 4), 3);
-    ck_assert_int_eq(svc_bundle_index(0xffffffffu, 3), 2); /* the last range is closed */
-    ck_assert_int_eq(svc_bundle_index(0xaaaaaaa9u, 3), 1);
-    ck_assert_int_eq(svc_bundle_index(0xffffffffu, 1), 0);
+    ck_assert_int_eq(ns_bundle_index(0, 4), 0);
+    ck_assert_int_eq(ns_bundle_index(0x3fffffffu, 4), 0);
+    ck_assert_int_eq(ns_bundle_index(0x40000000u, 4), 1);
+    ck_assert_int_eq(ns_bundle_index(0xbfffffffu, 4), 2);
+    ck_assert_int_eq(ns_bundle_index(0xffffffffu, 4), 3);
+    ck_assert_int_eq(ns_bundle_index(0xffffffffu, 3), 2); /* the last range is closed */
+    ck_assert_int_eq(ns_bundle_index(0xaaaaaaa9u, 3), 1);
+    ck_assert_int_eq(ns_bundle_index(0xffffffffu, 1), 0);
     /* zlib crc32 of the names, computed outside (python zlib.crc32) */
-    ck_assert_int_eq(svc_bundle_index(0x2bad45f7u, 4), 0); /* .../my-topic */
-    ck_assert_int_eq(svc_bundle_index(0x4a4c72a3u, 4), 1); /* .../my-topic-partition-1 */
-    ck_assert_int_eq(svc_bundle_index(0xab01183bu, 4), 2); /* .../own-0 */
-    ck_assert_int_eq(svc_bundle_index(0xdc0628adu, 4), 3); /* .../own-1 */
+    ck_assert_int_eq(ns_bundle_index(0x2bad45f7u, 4), 0); /* .../my-topic */
+    ck_assert_int_eq(ns_bundle_index(0x4a4c72a3u, 4), 1); /* .../my-topic-partition-1 */
+    ck_assert_int_eq(ns_bundle_index(0xab01183bu, 4), 2); /* .../own-0 */
+    ck_assert_int_eq(ns_bundle_index(0xdc0628adu, 4), 3); /* .../own-1 */
 }
 END_TEST
 
@@ -148,7 +149,7 @@ static void setup(void)
     }
     /* until both brokers are registered */
     for (int i = 0; i < 2; i++) {
-        char *path = mg_asprintf("/loadbalance/brokers/%s", svc_broker_id(fx.svc[i]));
+        char *path = mg_asprintf("/loadbalance/brokers/%s", ns_broker_id(svc_ns(fx.svc[i])));
         struct get_result g;
         int rc = -1;
         for (int k = 0; k < 2000 && (rc = meta_get_sync(path, &g)) != 0; k++)
@@ -193,7 +194,7 @@ static int lookup_at(int i, const char *topic, bool authoritative, struct lookup
     struct topic_name tn;
     ck_assert_int_eq(topic_name_parse(topic, &tn), 0);
     memset(r, 0, sizeof *r);
-    int rc = svc_lookup(fx.svc[i], &tn, authoritative, lookup_cb, r);
+    int rc = ns_lookup(svc_ns(fx.svc[i]), &tn, authoritative, lookup_cb, r);
     topic_name_fini(&tn);
     if (rc == 1) {
         r->done = true;
@@ -209,7 +210,7 @@ static int lookup_at(int i, const char *topic, bool authoritative, struct lookup
     if (r->connect_here)
         return i;
     for (int j = 0; j < 2; j++)
-        if (strcmp(r->url, svc_broker_url(fx.svc[j])) == 0)
+        if (strcmp(r->url, ns_broker_url(svc_ns(fx.svc[j]))) == 0)
             return 10 + j; /* redirect to j */
     ck_abort_msg("redirect to unknown url %s", r->url);
     return -1;
@@ -230,7 +231,7 @@ static bool owned_by(int i, const char *topic)
 {
     struct topic_name tn;
     ck_assert_int_eq(topic_name_parse(topic, &tn), 0);
-    bool o = svc_topic_owned(fx.svc[i], &tn);
+    bool o = ns_topic_owned(svc_ns(fx.svc[i]), &tn);
     topic_name_fini(&tn);
     return o;
 }
@@ -245,9 +246,9 @@ START_TEST(test_registered)
 {
     struct get_result g;
     for (int i = 0; i < 2; i++) {
-        char *path = mg_asprintf("/loadbalance/brokers/%s", svc_broker_id(fx.svc[i]));
+        char *path = mg_asprintf("/loadbalance/brokers/%s", ns_broker_id(svc_ns(fx.svc[i])));
         ck_assert_int_eq(meta_get_sync(path, &g), 0);
-        ck_assert_ptr_nonnull(strstr(g.value, svc_broker_url(fx.svc[i])));
+        ck_assert_ptr_nonnull(strstr(g.value, ns_broker_url(svc_ns(fx.svc[i]))));
         ck_assert_ptr_nonnull(strstr(g.value, "\"numBundles\":0"));
         mg_free(path);
     }
@@ -270,13 +271,13 @@ START_TEST(test_assign_redirect_and_owner)
     /* the ownership key is Pulsar's NamespaceEphemeralData */
     struct get_result g;
     ck_assert_int_eq(meta_get_sync("/namespace/public/default/0x00000000_0x40000000", &g), 0);
-    ck_assert_ptr_nonnull(strstr(g.value, svc_broker_url(fx.svc[owner])));
+    ck_assert_ptr_nonnull(strstr(g.value, ns_broker_url(svc_ns(fx.svc[owner]))));
     ck_assert_ptr_nonnull(strstr(g.value, "\"disabled\":false"));
-    ck_assert_int_eq(svc_owned_bundles(fx.svc[owner]), 1);
+    ck_assert_int_eq(ns_owned_bundles(svc_ns(fx.svc[owner])), 1);
     size_t pos = 0;
-    ck_assert_str_eq(svc_owned_bundle_next(fx.svc[owner], &pos),
+    ck_assert_str_eq(ns_owned_bundle_next(svc_ns(fx.svc[owner]), &pos),
                      "public/default/0x00000000_0x40000000");
-    ck_assert_ptr_null(svc_owned_bundle_next(fx.svc[owner], &pos));
+    ck_assert_ptr_null(ns_owned_bundle_next(svc_ns(fx.svc[owner]), &pos));
 }
 END_TEST
 
@@ -289,8 +290,8 @@ START_TEST(test_spread)
         n[serve(0, topics[i])]++;
     ck_assert_int_eq(n[0], 2);
     ck_assert_int_eq(n[1], 2);
-    ck_assert_int_eq(svc_owned_bundles(fx.svc[0]), 2);
-    ck_assert_int_eq(svc_owned_bundles(fx.svc[1]), 2);
+    ck_assert_int_eq(ns_owned_bundles(svc_ns(fx.svc[0])), 2);
+    ck_assert_int_eq(ns_owned_bundles(svc_ns(fx.svc[1])), 2);
 }
 END_TEST
 
@@ -320,12 +321,12 @@ START_TEST(test_unload_moves)
 {
     int owner = serve(0, T1);
     struct done_result d = {0};
-    ck_assert_int_eq(svc_bundle_unload(fx.svc[1 - owner], "public/default", "0x40000000_0x80000000",
-                                       done_cb, &d),
+    ck_assert_int_eq(ns_bundle_unload(svc_ns(fx.svc[1 - owner]), "public/default",
+                                      "0x40000000_0x80000000", done_cb, &d),
                      -MG_ENOTFOUND);
-    ck_assert_int_eq(
-        svc_bundle_unload(fx.svc[owner], "public/default", "0x40000000_0x80000000", done_cb, &d),
-        0);
+    ck_assert_int_eq(ns_bundle_unload(svc_ns(fx.svc[owner]), "public/default",
+                                      "0x40000000_0x80000000", done_cb, &d),
+                     0);
     ck_assert(!owned_by(owner, T1)); /* at once: no new producers */
     for (int k = 0; k < 8000 && !d.done; k++)
         pump(1);
@@ -355,19 +356,20 @@ START_TEST(test_unload_in_slices)
 {
     enum { N = 400 };
     int owner = serve(0, T1);
-    struct svc *s = fx.svc[owner];
+    struct svc *sv = fx.svc[owner];
+    struct ns *s = svc_ns(sv);
     char *names[N];
     int n = 0, loaded = 0;
     for (int i = 0; n < N && i < 100 * N; i++) {
         char *name = mg_asprintf("persistent://public/default/slice-%d", i);
         struct topic_name tn;
         ck_assert_int_eq(topic_name_parse(name, &tn), 0);
-        char range[SVC_BUNDLE_NAME_LEN];
-        svc_topic_bundle(s, &tn, range);
+        char range[NS_BUNDLE_NAME_LEN];
+        ns_topic_bundle(s, &tn, range);
         topic_name_fini(&tn);
         if (strcmp(range, "0x40000000_0x80000000") == 0) {
             names[n++] = name;
-            ck_assert_int_eq(topic_get(svc_topics(s), name, true, loaded_cb, &loaded), 0);
+            ck_assert_int_eq(topic_get(svc_topics(sv), name, true, loaded_cb, &loaded), 0);
         } else {
             mg_free(name);
         }
@@ -377,16 +379,16 @@ START_TEST(test_unload_in_slices)
         pump(1);
     ck_assert_int_eq(loaded, N);
     struct done_result d = {0};
-    ck_assert_int_eq(svc_bundle_unload(s, "public/default", "0x40000000_0x80000000", done_cb, &d),
+    ck_assert_int_eq(ns_bundle_unload(s, "public/default", "0x40000000_0x80000000", done_cb, &d),
                      0);
     int left = 0;
     for (int i = 0; i < N; i++)
-        left += topic_find(svc_topics(s), names[i]) != NULL;
+        left += topic_find(svc_topics(sv), names[i]) != NULL;
     ck_assert_int_eq(left, N); /* nothing closed inside the call */
     event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
     left = 0;
     for (int i = 0; i < N; i++)
-        left += topic_find(svc_topics(s), names[i]) != NULL;
+        left += topic_find(svc_topics(sv), names[i]) != NULL;
     ck_assert_msg(left > 0 && left < N, "one loop turn closed %d of %d topics", N - left, N);
     ck_assert(!d.done);
     for (int k = 0; k < 8000 && !d.done; k++)
@@ -394,7 +396,7 @@ START_TEST(test_unload_in_slices)
     ck_assert(d.done);
     ck_assert_int_eq(d.status, 0);
     for (int i = 0; i < N; i++) {
-        ck_assert_ptr_null(topic_find(svc_topics(s), names[i]));
+        ck_assert_ptr_null(topic_find(svc_topics(sv), names[i]));
         mg_free(names[i]);
     }
     struct get_result g;
@@ -422,7 +424,7 @@ START_TEST(test_expiry_drops)
     ck_assert_int_eq(g.status, 0);
     svc_session_event(fx.svc[owner], META_SESSION_EXPIRED);
     ck_assert(!owned_by(owner, T3));
-    ck_assert_int_eq(svc_owned_bundles(fx.svc[owner]), 0);
+    ck_assert_int_eq(ns_owned_bundles(svc_ns(fx.svc[owner])), 0);
     /* while disconnected (new session not yet up) it takes nothing */
     svc_session_event(fx.svc[owner], META_SESSION_DISCONNECTED);
     struct lookup_result r;
@@ -439,7 +441,7 @@ START_TEST(test_stale_own_key)
     /* A key naming broker 0's URL that broker 0 does not hold (a previous process on the
      * same address): broker 0 removes it and takes the bundle; broker 1 redirects there. */
     char *v = mg_asprintf("{\"nativeUrl\":\"%s\",\"httpUrl\":\"%s\",\"disabled\":false}",
-                          svc_broker_url(fx.svc[0]), svc_web_url(fx.svc[0]));
+                          ns_broker_url(svc_ns(fx.svc[0])), ns_web_url(svc_ns(fx.svc[0])));
     struct meta_req req;
     memset(&req, 0, sizeof req);
     struct get_result g = {0};
@@ -557,7 +559,7 @@ START_TEST(test_producer_not_owner)
     char url[128];
     lookup_frame(fd, in, T0, false, &resp, url, sizeof url);
     ck_assert_int_eq(resp, PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Redirect);
-    ck_assert_str_eq(url, svc_broker_url(fx.svc[owner]));
+    ck_assert_str_eq(url, ns_broker_url(svc_ns(fx.svc[owner])));
     Pulsar__Proto__CommandProducer p = PULSAR__PROTO__COMMAND_PRODUCER__INIT;
     p.topic = T0;
     p.producer_id = 1;
@@ -594,7 +596,7 @@ START_TEST(test_producer_not_owner)
     fd = connect_to(owner, in);
     lookup_frame(fd, in, T0, false, &resp, url, sizeof url);
     ck_assert_int_eq(resp, PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Connect);
-    ck_assert_str_eq(url, svc_broker_url(fx.svc[owner]));
+    ck_assert_str_eq(url, ns_broker_url(svc_ns(fx.svc[owner])));
     cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER;
     cmd.subscribe = NULL;
     cmd.producer = &p;
@@ -603,9 +605,9 @@ START_TEST(test_producer_not_owner)
                      1);
     wire_frame_clear(&f);
     struct done_result d = {0};
-    ck_assert_int_eq(
-        svc_bundle_unload(fx.svc[owner], "public/default", "0x00000000_0x40000000", done_cb, &d),
-        0);
+    ck_assert_int_eq(ns_bundle_unload(svc_ns(fx.svc[owner]), "public/default",
+                                      "0x00000000_0x40000000", done_cb, &d),
+                     0);
     ck_assert_int_eq(read_frame(fd, in, PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER, &f), 1);
     ck_assert_uint_eq(f.cmd->close_producer->producer_id, 1);
     wire_frame_clear(&f);
@@ -635,15 +637,15 @@ static void brokers_cb(void *data, int status, char **ids, int n)
 START_TEST(test_list_brokers)
 {
     struct brokers_result r = {0};
-    ck_assert_int_eq(svc_list_brokers(fx.svc[0], brokers_cb, &r), 0);
+    ck_assert_int_eq(ns_list_brokers(svc_ns(fx.svc[0]), brokers_cb, &r), 0);
     ck_assert(!r.done); /* never inside the call */
     for (int k = 0; k < 2000 && !r.done; k++)
         pump(1);
     ck_assert(r.done);
     ck_assert_int_eq(r.status, 0);
     ck_assert_int_eq(r.n, 2);
-    ck_assert(strcmp(r.first, svc_broker_id(fx.svc[0])) == 0 ||
-              strcmp(r.first, svc_broker_id(fx.svc[1])) == 0);
+    ck_assert(strcmp(r.first, ns_broker_id(svc_ns(fx.svc[0]))) == 0 ||
+              strcmp(r.first, ns_broker_id(svc_ns(fx.svc[1]))) == 0);
 }
 END_TEST
 

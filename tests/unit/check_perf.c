@@ -9,6 +9,7 @@
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "client/client_int.h"
+#include "lib/tl_pulsar.h"
 #include "perf/perf_int.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -416,9 +417,8 @@ START_TEST(test_batch_round_trip)
     send.sequence_id = 1000;
     send.has_num_messages = 1;
     send.num_messages = 50;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND;
-    cmd.send = &send;
+    wire_cmd cmd;
+    tl_cmd_set(cmd, SEND, send, send);
     struct evbuffer *frame = evbuffer_new();
     wire_write_send(frame, &cmd, &md, b.data, b.len);
     struct wire_frame f;
@@ -442,33 +442,19 @@ END_TEST
 static Suite *perf_suite(void)
 {
     Suite *s = suite_create("perf");
-    TCase *tc = tcase_create("hist");
-    tcase_add_test(tc, test_hist_uniform);
-    tcase_add_test(tc, test_hist_exponential);
-    tcase_add_test(tc, test_hist_bimodal_and_tail);
-    tcase_add_test(tc, test_hist_pareto_small_n);
-    tcase_add_test(tc, test_hist_constant_and_edges);
-    tcase_add_test(tc, test_hist_buckets);
-    tcase_add_test(tc, test_hist_merge);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("opts");
-    tcase_add_test(tc, test_opts_produce_defaults);
-    tcase_add_test(tc, test_opts_produce_all);
-    tcase_add_test(tc, test_opts_consume);
-    tcase_add_test(tc, test_opts_bad);
-    tcase_add_test(tc, test_url_and_topic);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("batch");
-    tcase_add_test(tc, test_batch_round_trip);
-    suite_add_tcase(s, tc);
+    TCase *tc = tl_tcase(s, "hist", 0, NULL, NULL);
+    tl_add(tc, test_hist_uniform, test_hist_exponential, test_hist_bimodal_and_tail,
+           test_hist_pareto_small_n, test_hist_constant_and_edges, test_hist_buckets,
+           test_hist_merge);
+    tc = tl_tcase(s, "opts", 0, NULL, NULL);
+    tl_add(tc, test_opts_produce_defaults, test_opts_produce_all, test_opts_consume, test_opts_bad,
+           test_url_and_topic);
+    tc = tl_tcase(s, "batch", 0, NULL, NULL);
+    tl_add(tc, test_batch_round_trip);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(perf_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(perf_suite());
 }

@@ -3,13 +3,14 @@
  * store) and a fake connection that records what the dispatcher sends.
  *
  * The loop is driven with bounded EVLOOP_ONCE|EVLOOP_NONBLOCK passes (spin), or until an
- * awaited count is reached with a deadline (spin_until) where timers are involved.
+ * awaited count is reached with a deadline (tl_until_count) where timers are involved.
  */
 #include "PulsarApi.pb-c.h"
+#include "lib/tl_bk.h"
+#include "lib/tl_pulsar.h"
 #include "ml/ml.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
-#include "util/crc.h"
 #include "util/err.h"
 #include "util/loop.h"
 #include "wire/wire.h"
@@ -19,7 +20,6 @@
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAXREC 512
 
@@ -38,6 +38,7 @@ struct pub_rec {
 };
 static struct pub_rec pubs;
 
+/* Run what is ready (64 non-blocking passes: no timer waits). */
 static void spin(void)
 {
     for (int i = 0; i < 64; i++) {
@@ -45,33 +46,6 @@ static void spin(void)
             mg_loop_run_due(loop);
         event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
     }
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-/* Run the loop (timers included) until *v >= want or max_ms passed; the final *v. */
-static int spin_until(const int *v, int want, int max_ms)
-{
-    struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
-    struct timeval tv = {0, 5000};
-    event_add(tick, &tv);
-    int64_t end = now_ms() + max_ms;
-    while (*v < want && now_ms() < end)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(tick);
-    return *v;
 }
 
 static void default_cfg(void)
@@ -150,10 +124,8 @@ static struct topic *load(const char *name)
 /* A stored entry: [0x0e01][crc32c][u32 md size][MessageMetadata][payload]. */
 static struct evbuffer *make_entry(uint64_t publish_time, int batch, const char *key)
 {
-    Pulsar__Proto__MessageMetadata md = PULSAR__PROTO__MESSAGE_METADATA__INIT;
-    md.producer_name = "p";
-    md.sequence_id = 0;
-    md.publish_time = publish_time;
+    Pulsar__Proto__MessageMetadata md;
+    tl_pulsar_md(&md, "p", 0, publish_time);
     if (batch > 0) {
         md.has_num_messages_in_batch = 1;
         md.num_messages_in_batch = batch;
@@ -163,28 +135,8 @@ static struct evbuffer *make_entry(uint64_t publish_time, int batch, const char 
         md.ordering_key.data = (uint8_t *)key;
         md.ordering_key.len = strlen(key);
     }
-    size_t mlen = pulsar__proto__message_metadata__get_packed_size(&md);
     const char payload[] = "hello";
-    size_t tail = 4 + mlen + sizeof payload;
-    unsigned char *b = malloc(6 + tail);
-    b[0] = 0x0e;
-    b[1] = 0x01;
-    unsigned char *t = b + 6;
-    t[0] = (unsigned char)(mlen >> 24);
-    t[1] = (unsigned char)(mlen >> 16);
-    t[2] = (unsigned char)(mlen >> 8);
-    t[3] = (unsigned char)mlen;
-    pulsar__proto__message_metadata__pack(&md, t + 4);
-    memcpy(t + 4 + mlen, payload, sizeof payload);
-    uint32_t crc = mg_crc32c(0, t, tail);
-    b[2] = (unsigned char)(crc >> 24);
-    b[3] = (unsigned char)(crc >> 16);
-    b[4] = (unsigned char)(crc >> 8);
-    b[5] = (unsigned char)crc;
-    struct evbuffer *e = evbuffer_new();
-    evbuffer_add(e, b, 6 + tail);
-    free(b);
-    return e;
+    return tl_pulsar_entry(&md, payload, sizeof payload);
 }
 
 static void pub_cb(void *data, int status, struct ml_position pos)
@@ -198,7 +150,7 @@ static void pub_cb(void *data, int status, struct ml_position pos)
 static void publish_full(struct topic_producer *p, uint64_t ts, int batch, const char *key)
 {
     static uint64_t seq;
-    ck_assert_int_eq(topic_publish(p, make_entry(ts, batch, key), seq, 0, pub_cb, &pubs), 0);
+    ck_assert_int_eq(topic_publish(p, make_entry(ts, batch, key), NULL, seq, 0, pub_cb, &pubs), 0);
     seq++;
 }
 
@@ -506,8 +458,8 @@ START_TEST(test_producers)
     /* Exclusive while shared producers exist. */
     ck_assert_int_eq(topic_producer_add(t, "ex", TOPIC_ACCESS_EXCLUSIVE, NULL, &prod_ops, &d),
                      -MG_EPRODUCERFENCED);
-    ck_assert_int_eq(topic_publish(c, make_entry(1, 0, NULL), 7, 0, pub_cb, &pubs), 0);
-    ck_assert_int_eq(topic_publish(c, make_entry(1, 3, NULL), 8, 10, pub_cb, &pubs), 0);
+    ck_assert_int_eq(topic_publish(c, make_entry(1, 0, NULL), NULL, 7, 0, pub_cb, &pubs), 0);
+    ck_assert_int_eq(topic_publish(c, make_entry(1, 3, NULL), NULL, 8, 10, pub_cb, &pubs), 0);
     topic_producer_close(c); /* pending publishes still complete */
     topic_producer_close(a);
     topic_producer_close(b);
@@ -554,6 +506,49 @@ START_TEST(test_publish_order)
             ck_assert_int_lt(ml_pos_cmp(pubs.pos[i - 1], pubs.pos[i]), 0);
     }
     ck_assert_int_eq(topic_producer_last_sequence(p), 49);
+}
+END_TEST
+
+/* The metadata a publish comes with (wire_frame.msg, read once by the frame decoder) is
+ * what the stored entry carries: the topic hands it down instead of reading the bytes
+ * again. Without it, the topic reads the bytes itself; topic_entry_info reads stored bytes
+ * (for entries coming back from bookies). */
+START_TEST(test_publish_hands_metadata_down)
+{
+    struct topic *t = load("handdown");
+    struct topic_producer *p = mkprod(t);
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, true, a);
+    topic_consumer_flow(a->c, 100);
+    /* bytes that are not a Pulsar entry, with the metadata the decoder read */
+    struct wire_msg_info msg = {.num_messages = 6, .batched = true, .publish_time = 55};
+    struct evbuffer *raw = evbuffer_new();
+    evbuffer_add(raw, "opaque", 6);
+    ck_assert_int_eq(topic_publish(p, raw, &msg, 100, 0, pub_cb, &pubs), 0);
+    /* a Pulsar entry without it: read here */
+    ck_assert_int_eq(topic_publish(p, make_entry(77, 3, NULL), NULL, 101, 0, pub_cb, &pubs), 0);
+    spin();
+    ck_assert_int_eq(pubs.n, 2);
+    ck_assert_int_eq(a->n, 2);
+    ck_assert_int_eq(a->msgs[0], 6);
+    ck_assert_int_eq(a->msgs[1], 3);
+    struct topic_stats st;
+    topic_get_stats(t, &st);
+    ck_assert_int_eq(st.msg_in_counter, 9);
+
+    struct ml_entry_info info;
+    struct evbuffer *e = make_entry(1234, 4, "key");
+    ck_assert_int_eq(topic_entry_info(e, &info), 0);
+    ck_assert_int_eq(info.num_messages, 4);
+    ck_assert(info.batched);
+    ck_assert_uint_eq(info.publish_time, 1234);
+    ck_assert_uint_eq(info.key_hash, (wire_murmur3_32("key", 3, 0) & 0x7fffffffu) % 65536u);
+    evbuffer_free(e);
+    e = evbuffer_new();
+    evbuffer_add(e, "opaque", 6);
+    ck_assert_int_eq(topic_entry_info(e, &info), -MG_EPROTO);
+    evbuffer_free(e);
+    topic_producer_close(p);
 }
 END_TEST
 
@@ -687,15 +682,15 @@ START_TEST(test_failover_delay)
     topic_consumer_flow(b->c, 10);
     spin(); /* the first active consumer does not wait */
     ck_assert_int_eq(a->n, 3);
-    int64_t closed_at = now_ms();
+    uint64_t closed_at = mg_mono_ms();
     topic_consumer_close(a->c);
     a->c = NULL;
     spin();
     ck_assert(b->active);
     ck_assert_int_eq(b->n, 0); /* waits for the failover delay */
-    ck_assert_int_eq(spin_until(&b->n, 3, 5000), 3);
+    ck_assert_int_eq(tl_until_count(loop, &b->n, 3, 5000), 3);
     /* not before the delay (a little slack for the clocks' granularity) */
-    ck_assert_int_ge(now_ms() - closed_at, 45);
+    ck_assert_uint_ge(mg_mono_ms() - closed_at, 45);
 }
 END_TEST
 
@@ -1283,19 +1278,6 @@ START_TEST(test_last_id)
 }
 END_TEST
 
-struct open_rec {
-    int calls, status;
-    struct ml_ledger *ml;
-};
-
-static void open_cb(struct ml_ledger *ml, int status, void *data)
-{
-    struct open_rec *r = data;
-    r->calls++;
-    r->status = status;
-    r->ml = ml;
-}
-
 START_TEST(test_unsubscribe_unload)
 {
     struct topic *t = load("un");
@@ -1332,8 +1314,8 @@ START_TEST(test_unsubscribe_unload)
     ck_assert_int_eq(topic_delete(t, false), -MG_EBUSY);
     /* The memory store forgets an ML at its last close; hold a reference across the unload,
      * so that the ML keeps its cursors as a durable store would. */
-    struct open_rec held = {0};
-    ck_assert_int_eq(ml_open(mlf, "public/default/persistent/un", open_cb, &held), 0);
+    struct tl_open held = {0};
+    ck_assert_int_eq(ml_open(mlf, "public/default/persistent/un", tl_open_cb, &held), 0);
     spin();
     ck_assert_int_eq(held.calls, 1);
     ck_assert_int_eq(held.status, 0);
@@ -1367,47 +1349,22 @@ END_TEST
 static Suite *topic_suite(void)
 {
     Suite *s = suite_create("topic");
-    TCase *tc = tcase_create("names");
-    tcase_add_test(tc, test_names);
-    tcase_add_test(tc, test_names_refused);
-    suite_add_tcase(s, tc);
+    TCase *tc = tl_tcase(s, "names", 0, NULL, NULL);
+    tl_add(tc, test_names, test_names_refused);
 
-    tc = tcase_create("topic");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, test_registry_get);
-    tcase_add_test(tc, test_producers);
-    tcase_add_test(tc, test_publish_order);
-    tcase_add_test(tc, test_exclusive_permits);
-    tcase_add_test(tc, test_failover_partitioned_choice);
-    tcase_add_test(tc, test_failover_switch);
-    tcase_add_test(tc, test_failover_delay);
-    tcase_add_test(tc, test_sim_clock);
-    tcase_add_test(tc, test_shared_two);
-    tcase_add_test(tc, test_shared_priority);
-    tcase_add_test(tc, test_shared_close_redelivers);
-    tcase_add_test(tc, test_shared_redeliver);
-    tcase_add_test(tc, test_close_inside_send);
-    tcase_add_test(tc, test_failover_redeliver_ids);
-    tcase_add_test(tc, test_key_shared_auto);
-    tcase_add_test(tc, test_key_shared_sticky);
-    tcase_add_test(tc, test_key_shared_waits);
-    tcase_add_test(tc, test_key_shared_join_hold);
-    tcase_add_test(tc, test_batch_permits);
-    tcase_add_test(tc, test_max_unacked);
-    tcase_add_test(tc, test_watermark);
-    tcase_add_test(tc, test_seek);
-    tcase_add_test(tc, test_reader);
-    tcase_add_test(tc, test_last_id);
-    tcase_add_test(tc, test_unsubscribe_unload);
-    suite_add_tcase(s, tc);
+    tc = tl_tcase(s, "topic", 0, setup, teardown);
+    tl_add(tc, test_registry_get, test_producers, test_publish_order,
+           test_publish_hands_metadata_down, test_exclusive_permits,
+           test_failover_partitioned_choice, test_failover_switch, test_failover_delay,
+           test_sim_clock, test_shared_two, test_shared_priority, test_shared_close_redelivers,
+           test_shared_redeliver, test_close_inside_send, test_failover_redeliver_ids,
+           test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
+           test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_watermark,
+           test_seek, test_reader, test_last_id, test_unsubscribe_unload);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(topic_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(topic_suite());
 }

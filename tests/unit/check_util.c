@@ -1,29 +1,26 @@
-/* check_util.c - the util module: hash map, error table, CRCs, listener, loop clock and timers. */
+/* check_util.c - the util module: hash map, error table, CRCs, descriptor limits, rate limit,
+ * loop clock and timers (the listener over sockets: tests/integration/check_listen.c). */
+#include "lib/tl.h"
 #include "util/alloc.h"
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/listen.h"
-#include "util/log.h"
 #include "util/loop.h"
 #include "util/map.h"
 #include "util/ratelimit.h"
 #include "util/url.h"
 
-#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 START_TEST(test_map_basic)
@@ -110,211 +107,8 @@ START_TEST(test_crc)
 }
 END_TEST
 
-/* ---- listeners ------------------------------------------------------------------------ */
-
-#define NCLIENTS 10
-
-static struct rlimit saved_nofile;
-
-static void nofile_save(void)
-{
-    getrlimit(RLIMIT_NOFILE, &saved_nofile);
-}
-
-/* Runs after a failed test too: the next tests need their descriptors. */
-static void nofile_restore(void)
-{
-    setrlimit(RLIMIT_NOFILE, &saved_nofile);
-}
-
-struct lfx {
-    struct event_base *base;
-    struct mg_listener *l;
-    int accepted[64];
-    int n_accepted;
-    int clients[NCLIENTS];
-    struct rlimit saved;
-};
-
-static void keep_fd(void *arg, int fd, const struct sockaddr *addr, int socklen)
-{
-    (void)addr;
-    (void)socklen;
-    struct lfx *x = arg;
-    ck_assert_int_lt(x->n_accepted, 64);
-    x->accepted[x->n_accepted++] = fd;
-}
-
-static void lfx_start(struct lfx *x, const struct mg_listener_options *o)
-{
-    memset(x, 0, sizeof *x);
-    mg_log_set_level(MG_LOG_ERROR);
-    getrlimit(RLIMIT_NOFILE, &x->saved);
-    x->base = event_base_new();
-    x->l = mg_listener_new(x->base, "127.0.0.1", 0, o, keep_fd, x);
-    ck_assert_ptr_nonnull(x->l);
-    for (int i = 0; i < NCLIENTS; i++) {
-        x->clients[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-        ck_assert_int_ge(x->clients[i], 0);
-    }
-}
-
-/* Connect every client (no new descriptor needed: the sockets exist). */
-static void lfx_connect_all(struct lfx *x)
-{
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)mg_listener_port(x->l));
-    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
-    for (int i = 0; i < NCLIENTS; i++) {
-        int rc = connect(x->clients[i], (struct sockaddr *)&sin, sizeof sin);
-        ck_assert(rc == 0 || errno == EINPROGRESS);
-    }
-}
-
-static void lfx_pump_ms(struct lfx *x, int ms)
-{
-    struct timeval end, now;
-    gettimeofday(&end, NULL);
-    end.tv_usec += (ms % 1000) * 1000;
-    end.tv_sec += ms / 1000 + end.tv_usec / 1000000;
-    end.tv_usec %= 1000000;
-    do {
-        struct timeval tick = {0, 5000};
-        event_base_loopexit(x->base, &tick);
-        event_base_dispatch(x->base);
-        gettimeofday(&now, NULL);
-    } while (timercmp(&now, &end, <));
-}
-
-static void lfx_close_one(struct lfx *x)
-{
-    ck_assert_int_gt(x->n_accepted, 0);
-    close(x->accepted[--x->n_accepted]);
-    mg_listener_conn_closed(x->l);
-}
-
-static void lfx_stop(struct lfx *x)
-{
-    setrlimit(RLIMIT_NOFILE, &x->saved);
-    while (x->n_accepted > 0)
-        close(x->accepted[--x->n_accepted]);
-    for (int i = 0; i < NCLIENTS; i++)
-        close(x->clients[i]);
-    mg_listener_free(x->l);
-    event_base_free(x->base);
-}
-
-static void set_soft_limit(int n)
-{
-    struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
-    rl.rlim_cur = (rlim_t)n;
-    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
-}
-
-/* Lower the soft limit until exactly `room` descriptors are free under it (descriptors
- * inherited above the limit take no room below it, so the first guess can be off). */
-static void leave_free(int room)
-{
-    for (int i = 0; i < 64; i++) {
-        int f = mg_fds_free();
-        if (f == room)
-            return;
-        set_soft_limit(mg_fds_limit() - f + room);
-    }
-    ck_abort_msg("cannot leave exactly %d descriptors free", room);
-}
-
-static double cpu_ms(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec * 1e3 + (double)ru.ru_utime.tv_usec / 1e3 +
-           (double)ru.ru_stime.tv_sec * 1e3 + (double)ru.ru_stime.tv_usec / 1e3;
-}
-
-/* Out of descriptors (EMFILE): accepting pauses and retries on a timer; no busy loop, a
- * bounded number of failed accept() calls; once descriptors are free again the waiting
- * clients are all accepted. */
-START_TEST(test_listener_emfile_pauses)
-{
-    struct lfx x;
-    struct mg_listener_options o = {.name = "test"};
-    lfx_start(&x, &o);
-    leave_free(2); /* room for two accepts, then EMFILE */
-    lfx_connect_all(&x);
-    double c0 = cpu_ms();
-    lfx_pump_ms(&x, 400);
-    double used = cpu_ms() - c0;
-    struct mg_listener_stats st;
-    mg_listener_get_stats(x.l, &st);
-    ck_assert_int_eq(x.n_accepted, 2);
-    ck_assert(st.paused);
-    ck_assert_int_ge(st.accept_errors, 1);
-    /* 400 ms of retries at 100 ms, then 200 ms: a handful, not thousands */
-    ck_assert_msg(st.accept_errors <= 6, "%lld failed accepts in 400 ms",
-                  (long long)st.accept_errors);
-    ck_assert_msg(used < 200, "%.0f ms of CPU in 400 ms while out of descriptors", used);
-    /* descriptors come back: everyone waiting is accepted */
-    setrlimit(RLIMIT_NOFILE, &x.saved);
-    lfx_close_one(&x);
-    for (int i = 0; i < 200 && x.n_accepted < NCLIENTS - 1; i++)
-        lfx_pump_ms(&x, 5);
-    ck_assert_int_eq(x.n_accepted, NCLIENTS - 1);
-    mg_listener_get_stats(x.l, &st);
-    ck_assert(!st.paused);
-    lfx_stop(&x);
-}
-END_TEST
-
-/* Below the descriptor reserve the listener stops before the process runs out; a close
- * lets one more in. */
-START_TEST(test_listener_keeps_reserve)
-{
-    struct lfx x;
-    struct mg_listener_options o = {.name = "test", .reserve_fds = 16};
-    lfx_start(&x, &o);
-    leave_free(19); /* three accepts leave the reserve's 16 */
-    lfx_connect_all(&x);
-    lfx_pump_ms(&x, 300);
-    struct mg_listener_stats st;
-    mg_listener_get_stats(x.l, &st);
-    ck_assert_int_eq(x.n_accepted, 3);
-    ck_assert(st.paused);
-    ck_assert_int_eq(st.accept_errors, 0);
-    ck_assert_int_eq(st.refused, 0);
-    ck_assert_int_eq(mg_fds_free(), 16);
-    lfx_close_one(&x);
-    lfx_pump_ms(&x, 50);
-    ck_assert_int_eq(x.n_accepted, 3);
-    lfx_stop(&x);
-}
-END_TEST
-
-/* max_conns: accepting pauses at the bound and resumes on a close. */
-START_TEST(test_listener_max_conns)
-{
-    struct lfx x;
-    struct mg_listener_options o = {.name = "test", .max_conns = 4};
-    lfx_start(&x, &o);
-    lfx_connect_all(&x);
-    lfx_pump_ms(&x, 200);
-    struct mg_listener_stats st;
-    mg_listener_get_stats(x.l, &st);
-    ck_assert_int_eq(x.n_accepted, 4);
-    ck_assert_int_eq(st.open_conns, 4);
-    ck_assert(st.paused);
-    lfx_close_one(&x);
-    lfx_close_one(&x);
-    lfx_pump_ms(&x, 100);
-    ck_assert_int_eq(x.n_accepted, 4);
-    mg_listener_get_stats(x.l, &st);
-    ck_assert_int_eq(st.accepted, 6);
-    lfx_stop(&x);
-}
-END_TEST
+/* ---- descriptors ------------------------------------------------------------------------ */
+/* (The listener itself, over loopback sockets: tests/integration/check_listen.c.) */
 
 START_TEST(test_fds_limit_helpers)
 {
@@ -407,7 +201,7 @@ START_TEST(test_fs)
 {
     char root[] = "/tmp/check_util_fs.XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(root));
-    char path[256], file[256];
+    char path[128], file[160];
     snprintf(path, sizeof path, "%s/a/b/c", root);
     ck_assert_int_eq(mg_mkdirs(path), 0);
     ck_assert_int_eq(mg_mkdirs(path), 0); /* exists: fine */
@@ -660,30 +454,11 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("util");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_map_basic);
-    tcase_add_test(tc, test_map_many);
-    tcase_add_test(tc, test_errors);
-    tcase_add_test(tc, test_crc);
-    tcase_add_test(tc, test_ratelimit);
-    tcase_add_test(tc, test_url);
-    tcase_add_test(tc, test_fs);
-    tcase_add_test(tc, test_loop_sim_order);
-    tcase_add_test(tc, test_loop_sim_rearm);
-    tcase_add_test(tc, test_loop_sim_runs_active_events);
-    tcase_add_test(tc, test_loop_real);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("listen");
-    tcase_add_checked_fixture(tc, nofile_save, nofile_restore);
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, test_listener_emfile_pauses);
-    tcase_add_test(tc, test_listener_keeps_reserve);
-    tcase_add_test(tc, test_listener_max_conns);
-    tcase_add_test(tc, test_fds_limit_helpers);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
+    tl_add(tc, test_map_basic, test_map_many, test_errors, test_crc, test_ratelimit, test_url,
+           test_fs, test_loop_sim_order, test_loop_sim_rearm, test_loop_sim_runs_active_events,
+           test_loop_real);
+    tc = tl_tcase(s, "descriptors", 30, tl_nofile_save, tl_nofile_restore);
+    tl_add(tc, test_fds_limit_helpers);
+    return tl_run(s);
 }

@@ -7,6 +7,8 @@
  * MESSAGE encoding by reference, Murmur3_32 and CRC32C known vectors.
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
+#include "lib/tl_pulsar.h"
+#include "util/bytes.h"
 #include "util/crc.h"
 #include "util/err.h"
 #include "wire/wire.h"
@@ -17,19 +19,6 @@
 #include <string.h>
 
 #define MAX_FRAME (WIRE_DEFAULT_MAX_MESSAGE_SIZE + WIRE_FRAME_PADDING)
-
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 /* Flatten a whole evbuffer into a malloc'd copy (test helper only). */
 static uint8_t *flat(struct evbuffer *b, size_t *len)
@@ -43,20 +32,15 @@ static uint8_t *flat(struct evbuffer *b, size_t *len)
 
 static void init_md(Pulsar__Proto__MessageMetadata *md, uint64_t seq)
 {
-    pulsar__proto__message_metadata__init(md);
-    md->producer_name = "standalone-0-1";
-    md->sequence_id = seq;
-    md->publish_time = 1700000000000ull + seq;
+    tl_pulsar_md(md, "standalone-0-1", seq, 1700000000000ull + seq);
 }
 
 static void init_send(wire_cmd *cmd, Pulsar__Proto__CommandSend *send, uint64_t seq)
 {
-    pulsar__proto__base_command__init(cmd);
     pulsar__proto__command_send__init(send);
     send->producer_id = 7;
     send->sequence_id = seq;
-    cmd->type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND;
-    cmd->send = send;
+    tl_cmd_set(*cmd, SEND, send, *send);
 }
 
 static void write_send(struct evbuffer *out, uint64_t seq, const char *payload)
@@ -69,14 +53,34 @@ static void write_send(struct evbuffer *out, uint64_t seq, const char *payload)
     wire_write_send(out, &cmd, &md, payload, strlen(payload));
 }
 
+/* The frame's payload (its stored entry) is exactly the len bytes of want. */
+static void ck_payload(const struct wire_frame *f, const void *want, size_t len)
+{
+    size_t plen;
+    uint8_t *p = flat(f->payload, &plen);
+    ck_assert_uint_eq(plen, len);
+    ck_assert_mem_eq(p, want, len);
+    free(p);
+}
+
+/* The bytes of a SEND frame (write_send's) in a malloc'd copy; its length in *len. */
+static uint8_t *send_bytes(uint64_t seq, const char *payload, size_t *len)
+{
+    struct evbuffer *b = evbuffer_new();
+    write_send(b, seq, payload);
+    uint8_t *bytes = flat(b, len);
+    evbuffer_free(b);
+    return bytes;
+}
+
 /* Append a raw frame: [total][cmdSize][cmd bytes][tail bytes]. */
 static void write_raw(struct evbuffer *out, const wire_cmd *cmd, const void *tail, size_t tlen)
 {
     size_t n = protobuf_c_message_get_packed_size(&cmd->base);
     uint8_t *buf = malloc(8 + n);
     ck_assert_ptr_nonnull(buf);
-    put32(buf, (uint32_t)(4 + n + tlen));
-    put32(buf + 4, (uint32_t)n);
+    mg_put_be32(buf, (uint32_t)(4 + n + tlen));
+    mg_put_be32(buf + 4, (uint32_t)n);
     protobuf_c_message_pack(&cmd->base, buf + 8);
     evbuffer_add(out, buf, 8 + n);
     if (tlen)
@@ -88,7 +92,7 @@ static void write_raw(struct evbuffer *out, const wire_cmd *cmd, const void *tai
 static size_t md_tail(const Pulsar__Proto__MessageMetadata *md, const char *payload, uint8_t *out)
 {
     size_t n = protobuf_c_message_get_packed_size(&md->base);
-    put32(out, (uint32_t)n);
+    mg_put_be32(out, (uint32_t)n);
     protobuf_c_message_pack(&md->base, out + 4);
     memcpy(out + 4 + n, payload, strlen(payload));
     return 4 + n + strlen(payload);
@@ -108,13 +112,11 @@ START_TEST(test_roundtrip_commands)
 
     /* CONNECT */
     Pulsar__Proto__CommandConnect conn;
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_connect__init(&conn);
     conn.client_version = "Pulsar-CPP-v3.5";
     conn.has_protocol_version = 1;
     conn.protocol_version = 21;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECT;
-    cmd.connect = &conn;
+    tl_cmd_set(cmd, CONNECT, connect, conn);
     wire_write_command(b, &cmd);
     size_t wrote = evbuffer_get_length(b);
     ck_assert_int_eq(read_one(b, &f), 1);
@@ -129,12 +131,10 @@ START_TEST(test_roundtrip_commands)
 
     /* FLOW */
     Pulsar__Proto__CommandFlow flow;
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_flow__init(&flow);
     flow.consumer_id = 42;
     flow.messagepermits = 1000;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__FLOW;
-    cmd.flow = &flow;
+    tl_cmd_set(cmd, FLOW, flow, flow);
     wire_write_command(b, &cmd);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert_int_eq(f.cmd->type, PULSAR__PROTO__BASE_COMMAND__TYPE__FLOW);
@@ -144,14 +144,12 @@ START_TEST(test_roundtrip_commands)
 
     /* SEND_ERROR */
     Pulsar__Proto__CommandSendError se;
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_send_error__init(&se);
     se.producer_id = 3;
     se.sequence_id = 99;
     se.error = PULSAR__PROTO__SERVER_ERROR__ChecksumError;
     se.message = "checksum mismatch";
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND_ERROR;
-    cmd.send_error = &se;
+    tl_cmd_set(cmd, SEND_ERROR, send_error, se);
     wire_write_command(b, &cmd);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert_uint_eq(f.cmd->send_error->sequence_id, 99);
@@ -161,10 +159,8 @@ START_TEST(test_roundtrip_commands)
 
     /* PING (empty sub-message: the frame is still 4+cmdSize) */
     Pulsar__Proto__CommandPing ping;
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_ping__init(&ping);
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PING;
-    cmd.ping = &ping;
+    tl_cmd_set(cmd, PING, ping, ping);
     wire_write_command(b, &cmd);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert_int_eq(f.cmd->type, PULSAR__PROTO__BASE_COMMAND__TYPE__PING);
@@ -207,12 +203,9 @@ END_TEST
 
 START_TEST(test_send_split_every_byte)
 {
-    struct evbuffer *src = evbuffer_new();
-    write_send(src, 11, "payload bytes of a split frame");
     size_t len;
-    uint8_t *bytes = flat(src, &len);
-    evbuffer_free(src);
-    uint32_t cmd_size = be32(bytes + 4);
+    uint8_t *bytes = send_bytes(11, "payload bytes of a split frame", &len);
+    uint32_t cmd_size = mg_get_be32(bytes + 4);
     size_t pay_off = 8 + cmd_size;
 
     for (size_t k = 1; k < len; k++) {
@@ -226,11 +219,7 @@ START_TEST(test_send_split_every_byte)
         ck_assert_uint_eq(evbuffer_get_length(in), 0);
         ck_assert_uint_eq(f.frame_size, len);
         ck_assert(f.checksum_ok);
-        size_t plen;
-        uint8_t *p = flat(f.payload, &plen);
-        ck_assert_uint_eq(plen, len - pay_off);
-        ck_assert_mem_eq(p, bytes + pay_off, plen);
-        free(p);
+        ck_payload(&f, bytes + pay_off, len - pay_off);
         ck_assert_uint_eq(f.cmd->send->sequence_id, 11);
         wire_frame_clear(&f);
         evbuffer_free(in);
@@ -256,10 +245,8 @@ END_TEST
 START_TEST(test_bad_checksum)
 {
     struct evbuffer *b = evbuffer_new();
-    write_send(b, 1, "abcdef");
     size_t len;
-    uint8_t *bytes = flat(b, &len);
-    evbuffer_drain(b, len);
+    uint8_t *bytes = send_bytes(1, "abcdef", &len);
     bytes[len - 1] ^= 0x20; /* flip a payload bit */
     evbuffer_add(b, bytes, len);
     struct wire_frame f;
@@ -270,7 +257,7 @@ START_TEST(test_bad_checksum)
 
     /* Payload intact again, the checksum itself corrupted (magic at +0, crc at +2). */
     bytes[len - 1] ^= 0x20;
-    bytes[8 + be32(bytes + 4) + 3] ^= 0x01;
+    bytes[8 + mg_get_be32(bytes + 4) + 3] ^= 0x01;
     evbuffer_add(b, bytes, len);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert(f.had_checksum);
@@ -302,7 +289,7 @@ START_TEST(test_no_checksum_gets_one)
     ck_assert_uint_eq(plen, 6 + tlen);
     ck_assert_uint_eq(p[0], 0x0e);
     ck_assert_uint_eq(p[1], 0x01);
-    ck_assert_uint_eq(be32(p + 2), mg_crc32c(0, tail, tlen));
+    ck_assert_uint_eq(mg_get_be32(p + 2), mg_crc32c(0, tail, tlen));
     ck_assert_mem_eq(p + 6, tail, tlen);
     free(p);
 
@@ -327,7 +314,7 @@ START_TEST(test_too_big)
     char err[128] = "";
     uint8_t h[4];
 
-    put32(h, 0x7fffffff);
+    mg_put_be32(h, 0x7fffffff);
     evbuffer_add(b, h, 4);
     ck_assert_int_eq(wire_frame_read(b, MAX_FRAME, &f, err, sizeof(err)), -MG_ETOOBIG);
     ck_assert(err[0] != '\0');
@@ -336,7 +323,7 @@ START_TEST(test_too_big)
     evbuffer_drain(b, 4);
 
     /* Exactly the limit is allowed (and waits), one more is not. */
-    put32(h, 1000);
+    mg_put_be32(h, 1000);
     evbuffer_add(b, h, 4);
     ck_assert_int_eq(wire_frame_read(b, 1000, &f, err, sizeof(err)), 0);
     ck_assert_int_eq(wire_frame_read(b, 999, &f, err, sizeof(err)), -MG_ETOOBIG);
@@ -372,8 +359,8 @@ START_TEST(test_garbage)
     uint8_t buf[128];
 
     /* An unparsable command: field 31 with invalid wire type 7. */
-    put32(buf, 64);
-    put32(buf + 4, 60);
+    mg_put_be32(buf, 64);
+    mg_put_be32(buf + 4, 60);
     memset(buf + 8, 0xff, 60);
     expect_proto(buf, 68);
 
@@ -381,8 +368,8 @@ START_TEST(test_garbage)
      * with an invalid tag (field 0) so the frame can never parse. */
     srand(12345);
     for (int round = 0; round < 50; round++) {
-        put32(buf, 100);
-        put32(buf + 4, 60);
+        mg_put_be32(buf, 100);
+        mg_put_be32(buf + 4, 60);
         for (int i = 8; i < 104; i++)
             buf[i] = (uint8_t)rand();
         buf[8] = 0x00;
@@ -390,15 +377,15 @@ START_TEST(test_garbage)
     }
 
     /* cmdSize 0 */
-    put32(buf, 10);
-    put32(buf + 4, 0);
+    mg_put_be32(buf, 10);
+    mg_put_be32(buf + 4, 0);
     expect_proto(buf, 8);
     /* cmdSize > totalSize - 4 (detected from the first 8 bytes) */
-    put32(buf, 10);
-    put32(buf + 4, 7);
+    mg_put_be32(buf, 10);
+    mg_put_be32(buf + 4, 7);
     expect_proto(buf, 8);
     /* totalSize too small for any command */
-    put32(buf, 2);
+    mg_put_be32(buf, 2);
     expect_proto(buf, 4);
 
     struct evbuffer *b = evbuffer_new();
@@ -406,10 +393,8 @@ START_TEST(test_garbage)
 
     /* payload on a PING */
     Pulsar__Proto__CommandPing ping;
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_ping__init(&ping);
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PING;
-    cmd.ping = &ping;
+    tl_cmd_set(cmd, PING, ping, ping);
     write_raw(b, &cmd, "xyz", 3);
     expect_proto_buf(b);
 
@@ -435,7 +420,7 @@ START_TEST(test_garbage)
     Pulsar__Proto__MessageMetadata md;
     init_md(&md, 1);
     size_t tlen = md_tail(&md, "p", buf);
-    put32(buf, (uint32_t)tlen);
+    mg_put_be32(buf, (uint32_t)tlen);
     write_raw(b, &cmd, buf, tlen);
     expect_proto_buf(b);
 
@@ -461,23 +446,17 @@ START_TEST(test_back_to_back)
     Pulsar__Proto__CommandPong pong;
     struct wire_frame f;
 
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_ping__init(&ping);
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PING;
-    cmd.ping = &ping;
+    tl_cmd_set(cmd, PING, ping, ping);
     wire_write_command(b, &cmd);
     write_send(b, 100, "first");
     write_send(b, 101, "second");
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_pong__init(&pong);
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PONG;
-    cmd.pong = &pong;
+    tl_cmd_set(cmd, PONG, pong, pong);
     wire_write_command(b, &cmd);
     /* and half of a third SEND */
-    struct evbuffer *tmp = evbuffer_new();
-    write_send(tmp, 102, "third");
     size_t tl;
-    uint8_t *t = flat(tmp, &tl);
+    uint8_t *t = send_bytes(102, "third", &tl);
     evbuffer_add(b, t, tl / 2);
 
     ck_assert_int_eq(read_one(b, &f), 1);
@@ -507,7 +486,6 @@ START_TEST(test_back_to_back)
     wire_frame_clear(&f);
     ck_assert_uint_eq(evbuffer_get_length(b), 0);
     free(t);
-    evbuffer_free(tmp);
     evbuffer_free(b);
 }
 END_TEST
@@ -515,18 +493,7 @@ END_TEST
 /* Build a stored entry (0x0e01 + crc + mdSize + md + payload) from md via a SEND frame. */
 static struct evbuffer *entry_from(const Pulsar__Proto__MessageMetadata *md, const char *payload)
 {
-    wire_cmd cmd;
-    Pulsar__Proto__CommandSend send;
-    struct evbuffer *b = evbuffer_new();
-    struct wire_frame f;
-    init_send(&cmd, &send, md->sequence_id);
-    wire_write_send(b, &cmd, md, payload, strlen(payload));
-    ck_assert_int_eq(read_one(b, &f), 1);
-    struct evbuffer *e = f.payload;
-    f.payload = NULL;
-    wire_frame_clear(&f);
-    evbuffer_free(b);
-    return e;
+    return tl_pulsar_entry(md, payload, strlen(payload));
 }
 
 static uint32_t key_hash(const void *k, size_t n)
@@ -647,6 +614,76 @@ START_TEST(test_entry_parse)
 }
 END_TEST
 
+/* The decoder hands down the MessageMetadata it read while checking a SEND (wire_frame.msg),
+ * so nobody needs to unpack it again: it is what wire_entry_parse reads from the stored
+ * bytes, field for field. */
+static void assert_frame_msg(const Pulsar__Proto__MessageMetadata *md)
+{
+    wire_cmd cmd;
+    Pulsar__Proto__CommandSend send;
+    struct evbuffer *b = evbuffer_new();
+    struct wire_frame f;
+    init_send(&cmd, &send, md->sequence_id);
+    wire_write_send(b, &cmd, md, "payload", 7);
+    ck_assert_int_eq(read_one(b, &f), 1);
+    struct wire_msg_info info;
+    ck_assert_int_eq(wire_entry_parse(f.payload, &info), 0);
+    ck_assert_int_eq(f.msg.num_messages, info.num_messages);
+    ck_assert_int_eq(f.msg.batched, info.batched);
+    ck_assert_uint_eq(f.msg.publish_time, info.publish_time);
+    ck_assert_uint_eq(f.msg.sequence_id, info.sequence_id);
+    ck_assert_uint_eq(f.msg.highest_sequence_id, info.highest_sequence_id);
+    ck_assert_int_eq(f.msg.deliver_at_time, info.deliver_at_time);
+    ck_assert_uint_eq(f.msg.key_hash, info.key_hash);
+    /* and the values themselves */
+    ck_assert_uint_eq(f.msg.sequence_id, md->sequence_id);
+    ck_assert_uint_eq(f.msg.publish_time, md->publish_time);
+    ck_assert_int_eq(f.msg.num_messages,
+                     md->has_num_messages_in_batch ? md->num_messages_in_batch : 1);
+    wire_frame_clear(&f);
+    evbuffer_free(b);
+}
+
+START_TEST(test_frame_carries_metadata)
+{
+    Pulsar__Proto__MessageMetadata md;
+    init_md(&md, 1);
+    assert_frame_msg(&md);
+    init_md(&md, 2);
+    md.has_num_messages_in_batch = 1;
+    md.num_messages_in_batch = 7;
+    md.has_highest_sequence_id = 1;
+    md.highest_sequence_id = 8;
+    md.has_deliver_at_time = 1;
+    md.deliver_at_time = 1700000001234ll;
+    md.partition_key = "aGVsbG8=";
+    md.has_partition_key_b64_encoded = 1;
+    md.partition_key_b64_encoded = 1;
+    assert_frame_msg(&md);
+    ck_assert_uint_ne(key_hash("hello", 5), key_hash("NONE_KEY", 8));
+    init_md(&md, 3);
+    md.has_ordering_key = 1;
+    md.ordering_key.data = (uint8_t *)"order";
+    md.ordering_key.len = 5;
+    assert_frame_msg(&md);
+
+    /* a command without payload carries none */
+    struct evbuffer *b = evbuffer_new();
+    wire_cmd cmd;
+    pulsar__proto__base_command__init(&cmd);
+    Pulsar__Proto__CommandPing ping = PULSAR__PROTO__COMMAND_PING__INIT;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PING;
+    cmd.ping = &ping;
+    wire_write_command(b, &cmd);
+    struct wire_frame f;
+    ck_assert_int_eq(read_one(b, &f), 1);
+    ck_assert_int_eq(f.msg.num_messages, 0);
+    ck_assert_uint_eq(f.msg.sequence_id, 0);
+    wire_frame_clear(&f);
+    evbuffer_free(b);
+}
+END_TEST
+
 START_TEST(test_message_encoding)
 {
     Pulsar__Proto__MessageMetadata md;
@@ -658,15 +695,11 @@ START_TEST(test_message_encoding)
     wire_cmd cmd;
     Pulsar__Proto__CommandMessage msg;
     Pulsar__Proto__MessageIdData id;
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_message__init(&msg);
-    pulsar__proto__message_id_data__init(&id);
-    id.ledgerid = 12;
-    id.entryid = 34;
+    id = tl_msg_id(12, 34);
     msg.consumer_id = 5;
     msg.message_id = &id;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__MESSAGE;
-    cmd.message = &msg;
+    tl_cmd_set(cmd, MESSAGE, message, msg);
 
     struct evbuffer *out = evbuffer_new();
     wire_write_message(out, &cmd, entry);
@@ -678,8 +711,8 @@ START_TEST(test_message_encoding)
     uint8_t *o = flat(out, &olen);
     size_t cmd_size = protobuf_c_message_get_packed_size(&cmd.base);
     ck_assert_uint_eq(olen, 8 + cmd_size + elen);
-    ck_assert_uint_eq(be32(o), 4 + cmd_size + elen);
-    ck_assert_uint_eq(be32(o + 4), cmd_size);
+    ck_assert_uint_eq(mg_get_be32(o), 4 + cmd_size + elen);
+    ck_assert_uint_eq(mg_get_be32(o + 4), cmd_size);
     ck_assert_mem_eq(o + 8 + cmd_size, ebytes, elen);
     free(o);
 
@@ -690,11 +723,7 @@ START_TEST(test_message_encoding)
     ck_assert_uint_eq(f.cmd->message->message_id->entryid, 34);
     ck_assert(f.had_checksum);
     ck_assert(f.checksum_ok);
-    size_t plen;
-    uint8_t *p = flat(f.payload, &plen);
-    ck_assert_uint_eq(plen, elen);
-    ck_assert_mem_eq(p, ebytes, elen);
-    free(p);
+    ck_payload(&f, ebytes, elen);
 
     /* f.payload was moved out of a buffer that referenced the entry, so it holds reference
      * chains (as data through an in-process bufferevent pair would): libevent refuses to
@@ -706,10 +735,7 @@ START_TEST(test_message_encoding)
     ck_assert_uint_eq(evbuffer_get_length(f.payload), elen);
     wire_frame_clear(&f);
     ck_assert_int_eq(read_one(out, &f), 1);
-    p = flat(f.payload, &plen);
-    ck_assert_uint_eq(plen, elen);
-    ck_assert_mem_eq(p, ebytes, elen);
-    free(p);
+    ck_payload(&f, ebytes, elen);
     wire_frame_clear(&f);
 
     free(ebytes);
@@ -731,7 +757,7 @@ START_TEST(test_broker_entry_metadata_sections)
     memcpy(frame_tail, bem, sizeof(bem));
     frame_tail[8] = 0x0e;
     frame_tail[9] = 0x01;
-    put32(frame_tail + 10, mg_crc32c(0, tail, n));
+    mg_put_be32(frame_tail + 10, mg_crc32c(0, tail, n));
     memcpy(frame_tail + 14, tail, n);
     size_t ftl = 14 + n;
 
@@ -741,29 +767,20 @@ START_TEST(test_broker_entry_metadata_sections)
     write_raw(b, &cmd, frame_tail, ftl);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert(f.checksum_ok);
-    size_t plen;
-    uint8_t *p = flat(f.payload, &plen);
-    ck_assert_uint_eq(plen, ftl - sizeof(bem));
-    ck_assert_mem_eq(p, frame_tail + sizeof(bem), plen);
-    free(p);
+    ck_payload(&f, frame_tail + sizeof(bem), ftl - sizeof(bem));
     wire_frame_clear(&f);
 
     /* On a MESSAGE it is kept in front. */
     Pulsar__Proto__CommandMessage msg;
     Pulsar__Proto__MessageIdData id;
-    pulsar__proto__base_command__init(&cmd);
     pulsar__proto__command_message__init(&msg);
     pulsar__proto__message_id_data__init(&id);
     msg.message_id = &id;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__MESSAGE;
-    cmd.message = &msg;
+    tl_cmd_set(cmd, MESSAGE, message, msg);
     write_raw(b, &cmd, frame_tail, ftl);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert(f.checksum_ok);
-    p = flat(f.payload, &plen);
-    ck_assert_uint_eq(plen, ftl);
-    ck_assert_mem_eq(p, frame_tail, plen);
-    free(p);
+    ck_payload(&f, frame_tail, ftl);
     wire_frame_clear(&f);
     evbuffer_free(b);
 }
@@ -825,9 +842,8 @@ START_TEST(test_nul_in_string_reported)
     pr.topic = "persistent://t/ns/x";
     pr.producer_id = 1;
     pr.request_id = 2;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER;
-    cmd.producer = &pr;
+    wire_cmd cmd;
+    tl_cmd_set(cmd, PRODUCER, producer, pr);
     ck_assert_ptr_null(nul_field_of(&cmd));
     pr.topic = "persistent://t/ns/a@b";
     ck_assert_str_eq(nul_field_of(&cmd), "topic");
@@ -860,30 +876,16 @@ END_TEST
 static Suite *wire_suite(void)
 {
     Suite *s = suite_create("wire");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_roundtrip_commands);
-    tcase_add_test(tc, test_send_split_every_byte);
-    tcase_add_test(tc, test_bad_checksum);
-    tcase_add_test(tc, test_no_checksum_gets_one);
-    tcase_add_test(tc, test_too_big);
-    tcase_add_test(tc, test_garbage);
-    tcase_add_test(tc, test_back_to_back);
-    tcase_add_test(tc, test_entry_parse);
-    tcase_add_test(tc, test_message_encoding);
-    tcase_add_test(tc, test_broker_entry_metadata_sections);
-    tcase_add_test(tc, test_murmur3_vectors);
-    tcase_add_test(tc, test_crc32c_vector);
-    tcase_add_test(tc, test_command_names);
-    tcase_add_test(tc, test_nul_in_string_reported);
-    suite_add_tcase(s, tc);
+    TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
+    tl_add(tc, test_roundtrip_commands, test_send_split_every_byte, test_bad_checksum,
+           test_no_checksum_gets_one, test_too_big, test_garbage, test_back_to_back,
+           test_entry_parse, test_frame_carries_metadata, test_message_encoding,
+           test_broker_entry_metadata_sections, test_murmur3_vectors, test_crc32c_vector,
+           test_command_names, test_nul_in_string_reported);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(wire_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tl_run(wire_suite());
 }

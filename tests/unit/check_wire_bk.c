@@ -9,6 +9,7 @@
  * input refused with a reason and no crash; status mapping, entry header, varints.
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
+#include "lib/tl.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
 #include "util/err.h"
@@ -1091,34 +1092,20 @@ END_TEST
 static Suite *wire_bk_suite(void)
 {
     Suite *s = suite_create("wire_bk");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_status_codes);
-    tcase_add_test(tc, test_entry_header);
-    tcase_add_test(tc, test_varint);
+    TCase *tc = tl_tcase(s, "core", 60, NULL, NULL);
+    tl_add(tc, test_status_codes, test_entry_header, test_varint);
     tcase_add_loop_test(tc, test_add_roundtrip, 0, 2);
-    tcase_add_test(tc, test_v3_add_same_as_protobuf_c);
+    tl_add(tc, test_v3_add_same_as_protobuf_c);
     tcase_add_loop_test(tc, test_read_roundtrip, 0, 2);
-    tcase_add_test(tc, test_v3_other_requests);
-    tcase_add_test(tc, test_take_bytes);
-    tcase_add_test(tc, test_v2_responses);
-    tcase_add_test(tc, test_v2_auth);
-    tcase_add_test(tc, test_v3_responses);
-    tcase_add_test(tc, test_v3_outer_status);
+    tl_add(tc, test_v3_other_requests, test_take_bytes, test_v2_responses, test_v2_auth,
+           test_v3_responses, test_v3_outer_status);
     tcase_add_loop_test(tc, test_oversized_requests, 0, 2);
     tcase_add_loop_test(tc, test_oversized_responses, 0, 2);
-    tcase_add_test(tc, test_bad_requests);
-    tcase_add_test(tc, test_bad_responses);
-    tcase_add_test(tc, test_garbage);
-    suite_add_tcase(s, tc);
+    tl_add(tc, test_bad_requests, test_bad_responses, test_garbage);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(wire_bk_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tl_run(wire_bk_suite());
 }

@@ -32,9 +32,9 @@
 const net = require('node:net');
 const http = require('node:http');
 const crypto = require('node:crypto');
-const fs = require('node:fs');
 const assert = require('node:assert');
 const { after } = require('node:test');
+const { rssKb } = require('./proc');
 
 // ---------------------------------------------------------------- instrumentation
 // Must happen before pulsar-flex itself is loaded.
@@ -70,29 +70,7 @@ require.cache[connPath].exports = async function trackedConnection(args) {
   return cnx;
 };
 
-const ResponseMediator = require('pulsar-flex/src/responseMediators/abstract/responseMediator');
-const flexErrors = require('pulsar-flex/src/errors');
-ResponseMediator.prototype.response = function response({ data, autoResolve }) {
-  const id = this._idFunc(this._parseCommand(data));
-  return new Promise((resolve, reject) => {
-    if (autoResolve) resolve();
-    const timer = setTimeout(
-      () => reject(new flexErrors.PulsarFlexResponseTimeoutError({ id })),
-      this._timeout
-    );
-    timer.unref();
-    this._requests[id] = {
-      resolve: (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      reject: (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    };
-  });
-};
+require('./flex-timers');
 
 const { Producer, Consumer, logLevel } = require('pulsar-flex');
 
@@ -135,13 +113,7 @@ function brokerPid() {
 
 // VmRSS of the broker in kB, or null if unknown.
 function brokerRssKb(pid = brokerPid()) {
-  if (!pid) return null;
-  try {
-    const m = /VmRSS:\s+(\d+)\s*kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
+  return rssKb(pid);
 }
 
 function brokerAlive(pid = brokerPid()) {

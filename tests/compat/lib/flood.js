@@ -13,8 +13,8 @@
 //                                       [--consumer stalled|none]
 // (--consumer none: no subscription at all, to tell the stalled consumer's share of the RSS
 //  from the storage path's own)
-const fs = require('node:fs');
 const crypto = require('node:crypto');
+const { rssKb } = require('./proc');
 const { RawConn } = require('./raw');
 const { cmd, TYPE, pb } = require('./frames');
 
@@ -33,16 +33,6 @@ function args() {
   a.host = m[1];
   a.port = Number(m[2]);
   return a;
-}
-
-function rssKb(pid) {
-  if (!pid) return null;
-  try {
-    const m = /VmRSS:\s+(\d+)\s*kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
 }
 
 async function stalledConsumer(a, topic) {

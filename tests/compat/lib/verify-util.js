@@ -33,29 +33,7 @@ function takeSockets() {
   return out;
 }
 
-const ResponseMediator = require('pulsar-flex/src/responseMediators/abstract/responseMediator');
-const flexErrors = require('pulsar-flex/src/errors');
-ResponseMediator.prototype.response = function response({ data, autoResolve }) {
-  const id = this._idFunc(this._parseCommand(data));
-  return new Promise((resolve, reject) => {
-    if (autoResolve) resolve();
-    const timer = setTimeout(
-      () => reject(new flexErrors.PulsarFlexResponseTimeoutError({ id })),
-      this._timeout
-    );
-    timer.unref();
-    this._requests[id] = {
-      resolve: (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      reject: (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    };
-  });
-};
+require('./flex-timers');
 
 const flex = require('pulsar-flex');
 

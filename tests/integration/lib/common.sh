@@ -11,7 +11,9 @@
 #                           runs `magnetar ROLE --port-file $T/NAME.ports ARGS...` in the
 #                           background (log $T/NAME.log, pid registered under NAME), waits up
 #                           to TIMEOUT_S for the port file to hold every key of KEYS (a
-#                           space-separated list such as "brokerServicePort webServicePort")
+#                           space-separated list such as "brokerServicePort webServicePort");
+#                           IT_CWD=DIR runs it from DIR, IT_NOFILE="SOFT HARD" with that
+#                           descriptor limit (both only for that process)
 #   port_of NAME KEY        a port from NAME's port file
 #   pid_of NAME             its pid
 #   alive NAME              0 if it is running
@@ -30,6 +32,16 @@
 #                           (--config FILE --set k=v ...): what a process started with those
 #                           arguments uses, defaults included
 #   now_ms                  epoch milliseconds (the clock verify-produce.js stamps sends with)
+#   subscribe NAME URL TOPIC SUB
+#                           the durable subscription SUB of TOPIC, made through URL by
+#                           verify-consume.js --subscribe-only (output $T/NAME.*): PASS, or FAIL
+#                           and the test exits
+#   produce_all NAME OUT TMO N WHAT ARGS...
+#                           verify-produce.js ARGS --count N --out OUT under a TMO s timeout
+#                           (output $T/NAME.*): PASS "WHAT: all N messages acknowledged" when
+#                           it exits 0 with all N acknowledged, else FAIL with its exit code,
+#                           the count and its output, and return 1; sets PRODUCE_ACKED
+#   stop_clean S NAME...    stop each (stop_proc, S seconds) and FAIL for any exit code but 0
 #   check_failed_sends WHAT FAULTS MAX SUMMARY[,SUMMARY..]
 #                           every send of those verify-produce summaries that got no receipt
 #                           was given up while one of FAULTS was on ("NAME@START-END[:MAX],.."
@@ -39,7 +51,17 @@
 #                           with the counts per fault (lib/verify-failed.js); sets FAILED_SENDS
 #                           (the count) and FAILED_BY_FAULT (JSON)
 #   zk_start / zk_stop      a ZooKeeper for this test (tests/integration/zk.sh) in $T/zk;
-#                           sets ZK_PORT
+#                           sets ZK_PORT and ZKURL (zk:127.0.0.1:PORT)
+#   bk_cluster_start N [ARGS...]
+#                           zk_start, then N `magnetar bookie`s bk1..bkN (start_bookie, ARGS
+#                           added to each), and waits until every one is registered in
+#                           ZooKeeper (30 s); exits the test (failed) if one is not
+#   start_bookie I [ARGS...] the bookie bkI of that cluster, as a user runs it
+#                           (conf/bookie.yaml; port 0 on 127.0.0.1; data under $T/bkI; ARGS
+#                           added); again, a restart on the same data
+#   start_zk_broker NAME [ARGS...]
+#                           a `magnetar broker` NAME on conf/broker.yaml and $ZKURL (ports 0 on
+#                           127.0.0.1, data under $T/NAME, ARGS added: a later --set wins)
 #
 # Every process is started in the background with its pid remembered; the EXIT trap stops
 # them all by pid (never by name), prints the logs' tails if anything failed, and removes $T
@@ -122,8 +144,15 @@ start_magnetar() {
     shift 4
     [ "${1:-}" = "--" ] && shift
     rm -f "$T/$name.ports"
-    # no `timeout` wrapper: the pid must be magnetar's own (SIGKILL/SIGSTOP go to it)
-    "$BIN" "$role" "$@" --port-file "$T/$name.ports" >>"$T/$name.log" 2>&1 &
+    # no `timeout` wrapper: the pid must be magnetar's own (SIGKILL/SIGSTOP go to it; the
+    # subshell execs it)
+    (
+        [ -z "${IT_CWD:-}" ] || cd "$IT_CWD" || exit 127
+        if [ -n "${IT_NOFILE:-}" ]; then
+            ulimit -Sn "${IT_NOFILE% *}" && ulimit -Hn "${IT_NOFILE#* }" || exit 127
+        fi
+        exec "$BIN" "$role" "$@" --port-file "$T/$name.ports"
+    ) >>"$T/$name.log" 2>&1 &
     register "$name" $!
     local deadline=$((SECONDS + tmo)) k ok
     while :; do
@@ -244,6 +273,41 @@ wait_progress() {
 
 now_ms() { date +%s%3N; }
 
+subscribe() {
+    local name=$1 url=$2 topic=$3 sub=$4
+    if run_node 60 "$name" lib/verify-consume.js --url "$url" --topic "$topic" --sub "$sub" \
+        --out "$T/$name.json" --subscribe-only; then
+        pass "durable subscription $sub of $topic created through $url"
+    else
+        fail "could not subscribe $sub to $topic through $url: $(tail -n 3 "$T/$name.err")"
+        exit 1
+    fi
+}
+
+produce_all() {
+    local name=$1 out=$2 tmo=$3 n=$4 what=$5 rc
+    shift 5
+    run_node "$tmo" "$name" lib/verify-produce.js "$@" --count "$n" --out "$out"
+    rc=$?
+    PRODUCE_ACKED=$(json "$out" ackedCount)
+    if [ $rc -eq 0 ] && [ "${PRODUCE_ACKED:-0}" = "$n" ]; then
+        pass "$what: all $n messages acknowledged"
+        return 0
+    fi
+    fail "$what: exit $rc, ${PRODUCE_ACKED:-?} of $n acknowledged, first error: $(json "$out" firstError) $(cat "$T/$name.out") $(tail -n 3 "$T/$name.err")"
+    return 1
+}
+
+stop_clean() {
+    local s=$1 n rc
+    shift
+    for n in "$@"; do
+        stop_proc "$n" "$s"
+        rc=$?
+        [ $rc -eq 0 ] || fail "$n exit code $rc on SIGTERM"
+    done
+}
+
 cfg_value() {
     local key=$1
     shift
@@ -273,8 +337,44 @@ json() {
 zk_start() {
     mkdir -p "$T/zk"
     ZK_PORT=$("$IT_DIR/zk.sh" start "$T/zk") || { fail "ZooKeeper did not start"; exit 1; }
+    ZKURL="zk:127.0.0.1:$ZK_PORT"
     IT_ZK=1
     note "ZooKeeper on 127.0.0.1:$ZK_PORT"
+}
+
+start_bookie() {
+    local i=$1
+    shift
+    mkdir -p "$T/bk$i"
+    start_magnetar "bk$i" bookie "bookiePort" 30 -- --config "$IT_TOP/conf/bookie.yaml" \
+        --set bookiePort=0 --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
+        --set metadataStoreUrl="$ZKURL" --set dataDirectory="$T/bk$i" \
+        --set journalDirectory="$T/bk$i/journal" --set ledgerDirectories="$T/bk$i/ledgers" "$@"
+}
+
+bk_cluster_start() {
+    local n=$1 i ids=()
+    shift
+    zk_start
+    for i in $(seq 1 "$n"); do
+        start_bookie "$i" "$@" || exit 1
+        ids+=("127.0.0.1:$(port_of "bk$i" bookiePort)")
+    done
+    if ! "$IT_DIR/zk.sh" registered "$T/zk" 30 "${ids[@]}"; then
+        fail "not every bookie registered in ZooKeeper within 30 s (${ids[*]})"
+        exit 1
+    fi
+    note "$n bookies registered in ZooKeeper: ${ids[*]}"
+}
+
+start_zk_broker() {
+    local name=$1
+    shift
+    mkdir -p "$T/$name"
+    start_magnetar "$name" broker "brokerServicePort webServicePort" 60 -- \
+        --config "$IT_TOP/conf/broker.yaml" --set bindAddress=127.0.0.1 \
+        --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL" \
+        --set dataDirectory="$T/$name" --set brokerServicePort=0 --set webServicePort=0 "$@"
 }
 
 zk_stop() {

@@ -1,5 +1,5 @@
 /*
- * svc_res.c - cluster resources: tenants, namespaces and partitioned-topic metadata.
+ * ns_res.c - cluster resources: tenants, namespaces and partitioned-topic metadata.
  *
  * The metadata store holds them under Pulsar's paths (docs/metadata.md §4):
  *   /admin/clusters/<cluster>                               ClusterData JSON
@@ -8,13 +8,13 @@
  *   /admin/policies/<tenant>/<ns>                           Policies JSON (bundles,
  *                                                           retention_policies)
  *   /admin/partitioned-topics/<tenant>/<ns>/persistent/<enc> {"partitions":N}
- * The service keeps a cache. Happy path: at start svc_res_load reads everything (running
+ * The module keeps a cache. Happy path: at start ns_res_load reads everything (running
  * the loop until done, bounded), creating the cluster, tenants "public" and "pulsar" and
  * namespaces "public/default" and "pulsar/system" on first start; mutations update the
  * cache at once (so a concurrent create of the same name sees it and answers 409) and write
  * through to the store, completing their callback when durable.
  *
- * Failure modes: a store that cannot be read at start fails svc_new. A failed write is
+ * Failure modes: a store that cannot be read at start fails ns_load. A failed write is
  * logged, the cache entry it changed is put back as it was before (unless a later mutation
  * of the same entry replaced it meanwhile: that one's own outcome decides), and only then
  * is the caller's callback told: the cache never claims what the store does not hold, so a
@@ -24,15 +24,15 @@
  * all there is.
  *
  * With a shared (ZooKeeper) store the cache is reloaded every few seconds in the
- * background, so what other brokers create is seen here (svc_res_refresh_start).
+ * background, so what other brokers create is seen here (ns_res_refresh_start).
  * Other brokers' changes are seen by the periodic refresh below, and on demand:
- * svc_tenant_sync / svc_namespace_sync read one tenant or namespace (the admin server asks
+ * ns_tenant_sync / ns_namespace_sync read one tenant or namespace (the admin server asks
  * before it answers 404 for one it does not know).
  */
 #include "config/cfg.h"
 #include "meta/meta.h"
-#include "svc/svc.h"
-#include "svc/svc_int.h"
+#include "ns/ns.h"
+#include "ns/ns_int.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -48,7 +48,7 @@
 #define RES_LOAD_TIMEOUT_MS 30000
 
 /* A namespace's retention policy, when one was set. */
-struct svc_retention {
+struct ns_retention {
     int64_t time_minutes;
     int64_t size_mb;
 };
@@ -67,19 +67,19 @@ enum res_step {
     RES_PT_VALUE,      /* value of a partitioned topic */
 };
 
-/* One read of the load walk (svc_res_load, refresh). */
+/* One read of the load walk (ns_res_load, refresh). */
 struct res_load {
-    struct svc *s; /* borrowed; NULL once the service is gone (svc_res_fini) */
+    struct ns *s; /* borrowed; NULL once the module is gone (ns_res_fini) */
     enum res_step step;
-    char *path;     /* owned */
-    svc_done_cb cb; /* a sync (svc_tenant_sync, svc_namespace_sync): its caller; else NULL */
-    void *data;     /* of cb */
-    uint64_t gen;   /* s->res_gen when the read was sent */
+    char *path;    /* owned */
+    ns_done_cb cb; /* a sync (ns_tenant_sync, ns_namespace_sync): its caller; else NULL */
+    void *data;    /* of cb */
+    uint64_t gen;  /* s->res_gen when the read was sent */
     struct meta_req req;
     struct res_load *next, **pprev; /* in s->res_inflight */
 };
 
-void svc_res_init(struct svc *s)
+void ns_res_init(struct ns *s)
 {
     mg_map_init(&s->tenants);
     mg_map_init(&s->namespaces);
@@ -106,13 +106,13 @@ struct res_undo {
     intptr_t value; /* namespaces, partitioned topics: the value before */
     json_t *roles;  /* tenants: a reference to the adminRoles before (NULL once settled) */
     bool had_ret;   /* namespace: a retention policy was set before */
-    struct svc_retention ret;
+    struct ns_retention ret;
     uint64_t gen; /* this mutation's number for the entry (s->res_gens) */
 };
 
 struct res_write {
-    struct svc *s; /* borrowed; NULL once the service is gone (svc_res_fini) */
-    svc_done_cb cb;
+    struct ns *s; /* borrowed; NULL once the module is gone (ns_res_fini) */
+    ns_done_cb cb;
     void *data;
     char *path; /* owned */
     bool is_delete;
@@ -123,42 +123,42 @@ struct res_write {
     struct res_write *next, **pprev; /* in s->res_writes */
 };
 
-static struct mg_map *res_cache(struct svc *s, enum res_kind k)
+static struct mg_map *ns_res_cache(struct ns *s, enum res_kind k)
 {
     return k == RES_K_TENANT ? &s->tenants : k == RES_K_NAMESPACE ? &s->namespaces : &s->partitions;
 }
 
-static char *gen_key(enum res_kind k, const char *key)
+static char *ns_res_gen_key(enum res_kind k, const char *key)
 {
     return mg_asprintf("%d:%s", (int)k, key);
 }
 
 /* Record the entry's state before a mutation and number the mutation. */
-static void res_snapshot(struct svc *s, enum res_kind k, const char *key, struct res_undo *u)
+static void ns_res_snapshot(struct ns *s, enum res_kind k, const char *key, struct res_undo *u)
 {
     memset(u, 0, sizeof *u);
     u->kind = k;
     u->key = mg_strdup(key);
-    void *v = mg_map_get_str(res_cache(s, k), key);
+    void *v = mg_map_get_str(ns_res_cache(s, k), key);
     u->had = v != NULL;
     u->value = (intptr_t)v;
     if (k == RES_K_TENANT && v)
         u->roles = json_incref(v);
     if (k == RES_K_NAMESPACE) {
-        const struct svc_retention *r = mg_map_get_str(&s->retention, key);
+        const struct ns_retention *r = mg_map_get_str(&s->retention, key);
         u->had_ret = r != NULL;
         if (r)
             u->ret = *r;
     }
     u->gen = ++s->res_gen;
-    char *gk = gen_key(k, key);
+    char *gk = ns_res_gen_key(k, key);
     mg_map_put_str(&s->res_gens, gk, (void *)(uintptr_t)u->gen);
     mg_free(gk);
 }
 
-static void set_retention(struct svc *s, const char *ns, const struct svc_retention *val)
+static void ns_res_set_retention(struct ns *s, const char *ns, const struct ns_retention *val)
 {
-    struct svc_retention *r = mg_map_get_str(&s->retention, ns);
+    struct ns_retention *r = mg_map_get_str(&s->retention, ns);
     if (!val) {
         mg_free(r);
         mg_map_del_str(&s->retention, ns);
@@ -173,9 +173,9 @@ static void set_retention(struct svc *s, const char *ns, const struct svc_retent
 
 /* The write of u's mutation is over: forget its number, and on failure put the entry back
  * unless a later mutation of the same entry is the one the cache shows now. */
-static void res_settle(struct svc *s, struct res_undo *u, int status)
+static void ns_res_settle(struct ns *s, struct res_undo *u, int status)
 {
-    char *gk = gen_key(u->kind, u->key);
+    char *gk = ns_res_gen_key(u->kind, u->key);
     bool latest = (uint64_t)(uintptr_t)mg_map_get_str(&s->res_gens, gk) == u->gen;
     if (latest)
         mg_map_del_str(&s->res_gens, gk);
@@ -185,7 +185,7 @@ static void res_settle(struct svc *s, struct res_undo *u, int status)
         u->roles = NULL;
         return;
     }
-    struct mg_map *m = res_cache(s, u->kind);
+    struct mg_map *m = ns_res_cache(s, u->kind);
     if (u->kind == RES_K_TENANT) {
         json_decref(mg_map_get_str(m, u->key)); /* the value the failed write put there */
         if (u->had) {
@@ -200,12 +200,12 @@ static void res_settle(struct svc *s, struct res_undo *u, int status)
         mg_map_del_str(m, u->key);
     }
     if (u->kind == RES_K_NAMESPACE)
-        set_retention(s, u->key, u->had_ret ? &u->ret : NULL);
-    MG_WARN("svc", "metadata write failed: %s is back to what the store holds (%s)", u->key,
+        ns_res_set_retention(s, u->key, u->had_ret ? &u->ret : NULL);
+    MG_WARN("ns", "metadata write failed: %s is back to what the store holds (%s)", u->key,
             u->had ? "present" : "absent");
 }
 
-static void res_write_free(struct res_write *w)
+static void ns_res_write_free(struct res_write *w)
 {
     if (w->s) {
         *w->pprev = w->next;
@@ -214,44 +214,44 @@ static void res_write_free(struct res_write *w)
     }
     if (w->ev)
         event_free(w->ev);
-    json_decref(w->undo.roles); /* never settled (the service went first) */
+    json_decref(w->undo.roles); /* never settled (the module went first) */
     mg_free(w->undo.key);
     mg_free(w->path);
     mg_free(w);
 }
 
-static void res_write_finish(struct res_write *w, int status)
+static void ns_res_write_finish(struct res_write *w, int status)
 {
     if (status == -MG_ENOTFOUND && w->is_delete)
         status = 0; /* deleting what is already gone */
     if (status < 0)
-        MG_ERROR("svc", "metadata write of %s failed: %s", w->path, mg_strerror(status));
+        MG_ERROR("ns", "metadata write of %s failed: %s", w->path, mg_strerror(status));
     if (w->s)
-        res_settle(w->s, &w->undo, status); /* before the caller hears of it */
+        ns_res_settle(w->s, &w->undo, status); /* before the caller hears of it */
     if (w->cb)
         w->cb(w->data, status);
-    res_write_free(w);
+    ns_res_write_free(w);
 }
 
-static void res_write_done(struct meta_req *req, int status)
+static void ns_res_write_done(struct meta_req *req, int status)
 {
     struct res_write *w = req->data;
     meta_req_fini(req);
-    res_write_finish(w, status);
+    ns_res_write_finish(w, status);
 }
 
-static void res_write_deferred(evutil_socket_t fd, short what, void *arg)
+static void ns_res_write_deferred(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct res_write *w = arg;
-    res_write_finish(w, w->sync_status);
+    ns_res_write_finish(w, w->sync_status);
 }
 
 /* Write json at path (json NULL: delete path); undo (moved in) tells how to put the cache
  * back if the write fails. cb runs after the call returned. */
-static void res_persist(struct svc *s, const char *path, json_t *json, struct res_undo *undo,
-                        svc_done_cb cb, void *data)
+static void ns_res_persist(struct ns *s, const char *path, json_t *json, struct res_undo *undo,
+                           ns_done_cb cb, void *data)
 {
     struct res_write *w = mg_calloc(1, sizeof *w);
     w->s = s;
@@ -273,7 +273,7 @@ static void res_persist(struct svc *s, const char *path, json_t *json, struct re
     s->res_writes = w;
     int rc = 0;
     if (s->meta && s->res_fail_writes > 0) {
-        /* test seam (svc_res_fail_writes): the store refuses this write */
+        /* test seam (ns_res_fail_writes): the store refuses this write */
         s->res_fail_writes--;
         rc = s->res_fail_status;
         json_decref(json);
@@ -281,44 +281,44 @@ static void res_persist(struct svc *s, const char *path, json_t *json, struct re
         char *text = json_dumps(json, JSON_COMPACT);
         json_decref(json);
         rc = meta_put(s->meta, path, text, strlen(text), META_VERSION_ANY, META_CREATE_PARENTS,
-                      &w->req, res_write_done);
+                      &w->req, ns_res_write_done);
         free(text);
     } else if (s->meta) {
-        rc = meta_delete(s->meta, path, META_VERSION_ANY, &w->req, res_write_done);
+        rc = meta_delete(s->meta, path, META_VERSION_ANY, &w->req, ns_res_write_done);
     } else {
         json_decref(json);
     }
     if (!s->meta || rc < 0) {
         /* No store (the cache is all there is), or a synchronous failure: complete on the
-         * next loop pass all the same (res_write_finish logs the failure). */
+         * next loop pass all the same (ns_res_write_finish logs the failure). */
         w->sync_status = rc;
-        w->ev = evtimer_new(s->base, res_write_deferred, w);
+        w->ev = evtimer_new(s->base, ns_res_write_deferred, w);
         struct timeval zero = {0, 0};
         evtimer_add(w->ev, &zero);
     }
 }
 
-void svc_res_fail_writes(struct svc *s, int n, int status)
+void ns_res_fail_writes(struct ns *s, int n, int status)
 {
     s->res_fail_writes = n;
     s->res_fail_status = status;
 }
 
-void svc_res_cancel(struct svc *s)
+void ns_res_cancel(struct ns *s)
 {
     for (struct res_write *w = s->res_writes; w; w = w->next)
         w->cb = NULL; /* the callers (admin requests, connections) are going away */
 }
 
-void svc_res_fini(struct svc *s)
+void ns_res_fini(struct ns *s)
 {
-    svc_res_cancel(s);
+    ns_res_cancel(s);
     while (s->res_writes) {
         struct res_write *w = s->res_writes;
         s->res_writes = w->next;
         if (w->ev) { /* never reached the store: nothing else holds it */
             w->s = NULL;
-            res_write_free(w);
+            ns_res_write_free(w);
         } else { /* the store completes it later (at the latest when it is closed) */
             w->s = NULL;
         }
@@ -328,9 +328,9 @@ void svc_res_fini(struct svc *s)
         event_free(s->res_refresh_ev);
     s->res_refresh_ev = NULL;
     for (struct res_load *l = s->res_inflight; l; l = l->next) {
-        l->s = NULL; /* completions still to come must not touch the service */
+        l->s = NULL; /* completions still to come must not touch the module */
         if (l->cb) {
-            svc_done_cb cb = l->cb;
+            ns_done_cb cb = l->cb;
             l->cb = NULL;
             cb(l->data, -MG_ECANCELED);
         }
@@ -351,12 +351,12 @@ void svc_res_fini(struct svc *s)
     mg_map_fini(&s->retention);
 }
 
-static char *tenant_path(const char *tenant)
+static char *ns_res_tenant_path(const char *tenant)
 {
     return mg_asprintf("/admin/policies/%s", tenant);
 }
 
-static char *partitions_path(const char *base_full_name)
+static char *ns_res_partitions_path(const char *base_full_name)
 {
     struct topic_name tn;
     if (topic_name_parse(base_full_name, &tn) < 0)
@@ -369,18 +369,18 @@ static char *partitions_path(const char *base_full_name)
 }
 
 /* TenantInfo of a tenant whose adminRoles are roles (a JSON array; NULL: none). */
-static json_t *tenant_json(struct svc *s, json_t *roles)
+static json_t *ns_res_tenant_json(struct ns *s, json_t *roles)
 {
     json_t *r = roles ? json_incref(roles) : json_array();
     return json_pack("{s:o,s:[s]}", "adminRoles", r, "allowedClusters", s->cfg->cluster_name);
 }
 
-static json_t *namespace_json(struct svc *s, int bundles, const struct svc_retention *ret)
+static json_t *ns_res_namespace_json(struct ns *s, int bundles, const struct ns_retention *ret)
 {
     json_t *b = json_array();
     char buf[24];
     for (int i = 0; i < bundles; i++) {
-        snprintf(buf, sizeof buf, "0x%08" PRIx32, svc_bundle_lower(bundles, i));
+        snprintf(buf, sizeof buf, "0x%08" PRIx32, ns_bundle_lower(bundles, i));
         json_array_append_new(b, json_string(buf));
     }
     json_array_append_new(b, json_string("0xffffffff"));
@@ -396,13 +396,13 @@ static json_t *namespace_json(struct svc *s, int bundles, const struct svc_reten
 
 /* ---- cache + write-through --------------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
+static int ns_res_cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* The n-th name of a map in sorted order (maps are small: tenants, namespaces). */
-static const char *sorted_nth(const struct mg_map *m, size_t idx)
+static const char *ns_res_sorted_nth(const struct mg_map *m, size_t idx)
 {
     if (idx >= m->count)
         return NULL;
@@ -411,36 +411,36 @@ static const char *sorted_nth(const struct mg_map *m, size_t idx)
     const char *k;
     while (mg_map_next(m, &pos, &k, NULL, NULL))
         names[n++] = k;
-    qsort(names, n, sizeof *names, cmp_str);
+    qsort(names, n, sizeof *names, ns_res_cmp_str);
     const char *r = names[idx];
     mg_free(names);
     return r;
 }
 
-bool svc_tenant_exists(struct svc *s, const char *tenant)
+bool ns_tenant_exists(struct ns *s, const char *tenant)
 {
     return mg_map_get_str(&s->tenants, tenant) != NULL;
 }
 
-int svc_tenant_create(struct svc *s, const char *tenant, svc_done_cb cb, void *data)
+int ns_tenant_create(struct ns *s, const char *tenant, ns_done_cb cb, void *data)
 {
     if (!*tenant || strchr(tenant, '/'))
         return -MG_EINVAL;
-    if (svc_tenant_exists(s, tenant))
+    if (ns_tenant_exists(s, tenant))
         return -MG_EEXIST;
     struct res_undo u;
-    res_snapshot(s, RES_K_TENANT, tenant, &u);
+    ns_res_snapshot(s, RES_K_TENANT, tenant, &u);
     json_t *roles = json_array();
     mg_map_put_str(&s->tenants, tenant, roles);
-    char *path = tenant_path(tenant);
-    res_persist(s, path, tenant_json(s, roles), &u, cb, data);
+    char *path = ns_res_tenant_path(tenant);
+    ns_res_persist(s, path, ns_res_tenant_json(s, roles), &u, cb, data);
     mg_free(path);
     return 0;
 }
 
-int svc_tenant_delete(struct svc *s, const char *tenant, svc_done_cb cb, void *data)
+int ns_tenant_delete(struct ns *s, const char *tenant, ns_done_cb cb, void *data)
 {
-    if (!svc_tenant_exists(s, tenant))
+    if (!ns_tenant_exists(s, tenant))
         return -MG_ENOTFOUND;
     size_t pos = 0;
     const char *ns;
@@ -449,28 +449,28 @@ int svc_tenant_delete(struct svc *s, const char *tenant, svc_done_cb cb, void *d
         if (strncmp(ns, tenant, tl) == 0 && ns[tl] == '/')
             return -MG_EBUSY;
     struct res_undo u;
-    res_snapshot(s, RES_K_TENANT, tenant, &u); /* holds its own reference to the roles */
+    ns_res_snapshot(s, RES_K_TENANT, tenant, &u); /* holds its own reference to the roles */
     json_decref(mg_map_get_str(&s->tenants, tenant));
     mg_map_del_str(&s->tenants, tenant);
-    char *path = tenant_path(tenant);
-    res_persist(s, path, NULL, &u, cb, data);
+    char *path = ns_res_tenant_path(tenant);
+    ns_res_persist(s, path, NULL, &u, cb, data);
     mg_free(path);
     return 0;
 }
 
-const char *svc_tenant_next(struct svc *s, size_t *pos)
+const char *ns_tenant_next(struct ns *s, size_t *pos)
 {
-    return sorted_nth(&s->tenants, (*pos)++);
+    return ns_res_sorted_nth(&s->tenants, (*pos)++);
 }
 
-const char *svc_tenant_role(struct svc *s, const char *tenant, size_t i)
+const char *ns_tenant_role(struct ns *s, const char *tenant, size_t i)
 {
     json_t *roles = mg_map_get_str(&s->tenants, tenant);
     return json_string_value(json_array_get(roles, i));
 }
 
-int svc_tenant_set_roles(struct svc *s, const char *tenant, const char *const *roles, size_t n,
-                         svc_done_cb cb, void *data)
+int ns_tenant_set_roles(struct ns *s, const char *tenant, const char *const *roles, size_t n,
+                        ns_done_cb cb, void *data)
 {
     json_t *old = mg_map_get_str(&s->tenants, tenant);
     if (!old)
@@ -479,53 +479,52 @@ int svc_tenant_set_roles(struct svc *s, const char *tenant, const char *const *r
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, json_string(roles[i]));
     struct res_undo u;
-    res_snapshot(s, RES_K_TENANT, tenant, &u); /* holds its own reference to old */
+    ns_res_snapshot(s, RES_K_TENANT, tenant, &u); /* holds its own reference to old */
     json_decref(old);
     mg_map_put_str(&s->tenants, tenant, arr);
-    char *path = tenant_path(tenant);
-    res_persist(s, path, tenant_json(s, arr), &u, cb, data);
+    char *path = ns_res_tenant_path(tenant);
+    ns_res_persist(s, path, ns_res_tenant_json(s, arr), &u, cb, data);
     mg_free(path);
     return 0;
 }
 
-bool svc_namespace_exists(struct svc *s, const char *tenant_ns)
+bool ns_namespace_exists(struct ns *s, const char *tenant_ns)
 {
     return mg_map_get_str(&s->namespaces, tenant_ns) != NULL;
 }
 
-int svc_namespace_bundles(struct svc *s, const char *tenant_ns)
+int ns_namespace_bundles(struct ns *s, const char *tenant_ns)
 {
     return (int)(intptr_t)mg_map_get_str(&s->namespaces, tenant_ns);
 }
 
-int svc_namespace_create(struct svc *s, const char *tenant_ns, int bundles, svc_done_cb cb,
-                         void *data)
+int ns_namespace_create(struct ns *s, const char *tenant_ns, int bundles, ns_done_cb cb, void *data)
 {
     const char *slash = strchr(tenant_ns, '/');
     if (!slash || slash == tenant_ns || !slash[1] || strchr(slash + 1, '/'))
         return -MG_EINVAL;
     char *tenant = mg_strndup(tenant_ns, (size_t)(slash - tenant_ns));
-    bool tenant_ok = svc_tenant_exists(s, tenant);
+    bool tenant_ok = ns_tenant_exists(s, tenant);
     mg_free(tenant);
     if (!tenant_ok)
         return -MG_ENOTFOUND;
-    if (svc_namespace_exists(s, tenant_ns))
+    if (ns_namespace_exists(s, tenant_ns))
         return -MG_EEXIST;
     if (bundles <= 0 || bundles > 1024)
         bundles = s->cfg->default_number_of_namespace_bundles;
     struct res_undo u;
-    res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
+    ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     mg_map_put_str(&s->namespaces, tenant_ns, (void *)(intptr_t)bundles);
-    set_retention(s, tenant_ns, NULL);
-    char *path = tenant_path(tenant_ns);
-    res_persist(s, path, namespace_json(s, bundles, NULL), &u, cb, data);
+    ns_res_set_retention(s, tenant_ns, NULL);
+    char *path = ns_res_tenant_path(tenant_ns);
+    ns_res_persist(s, path, ns_res_namespace_json(s, bundles, NULL), &u, cb, data);
     mg_free(path);
     return 0;
 }
 
-int svc_namespace_delete(struct svc *s, const char *tenant_ns, svc_done_cb cb, void *data)
+int ns_namespace_delete(struct ns *s, const char *tenant_ns, ns_done_cb cb, void *data)
 {
-    if (!svc_namespace_exists(s, tenant_ns))
+    if (!ns_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
     char *prefix = mg_asprintf("persistent://%s/", tenant_ns);
     size_t plen = strlen(prefix);
@@ -537,32 +536,32 @@ int svc_namespace_delete(struct svc *s, const char *tenant_ns, svc_done_cb cb, v
     const char *base;
     int n;
     pos = 0;
-    while (!busy && (base = svc_partitions_next(s, &pos, &n)))
+    while (!busy && (base = ns_partitions_next(s, &pos, &n)))
         busy = strncmp(base, prefix, plen) == 0;
     mg_free(prefix);
     if (busy)
         return -MG_EBUSY;
     struct res_undo u;
-    res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
+    ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     mg_map_del_str(&s->namespaces, tenant_ns);
-    set_retention(s, tenant_ns, NULL);
-    char *path = tenant_path(tenant_ns);
-    res_persist(s, path, NULL, &u, cb, data);
+    ns_res_set_retention(s, tenant_ns, NULL);
+    char *path = ns_res_tenant_path(tenant_ns);
+    ns_res_persist(s, path, NULL, &u, cb, data);
     mg_free(path);
     return 0;
 }
 
-const char *svc_namespace_next(struct svc *s, size_t *pos)
+const char *ns_namespace_next(struct ns *s, size_t *pos)
 {
-    return sorted_nth(&s->namespaces, (*pos)++);
+    return ns_res_sorted_nth(&s->namespaces, (*pos)++);
 }
 
-int svc_namespace_retention_get(struct svc *s, const char *tenant_ns, int64_t *time_minutes,
-                                int64_t *size_mb)
+int ns_namespace_retention_get(struct ns *s, const char *tenant_ns, int64_t *time_minutes,
+                               int64_t *size_mb)
 {
-    if (!svc_namespace_exists(s, tenant_ns))
+    if (!ns_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
-    const struct svc_retention *r = mg_map_get_str(&s->retention, tenant_ns);
+    const struct ns_retention *r = mg_map_get_str(&s->retention, tenant_ns);
     if (!r)
         return 0;
     *time_minutes = r->time_minutes;
@@ -570,32 +569,32 @@ int svc_namespace_retention_get(struct svc *s, const char *tenant_ns, int64_t *t
     return 1;
 }
 
-int svc_namespace_retention_set(struct svc *s, const char *tenant_ns, bool remove,
-                                int64_t time_minutes, int64_t size_mb, svc_done_cb cb, void *data)
+int ns_namespace_retention_set(struct ns *s, const char *tenant_ns, bool remove,
+                               int64_t time_minutes, int64_t size_mb, ns_done_cb cb, void *data)
 {
-    if (!svc_namespace_exists(s, tenant_ns))
+    if (!ns_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
     struct res_undo u;
-    res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
-    struct svc_retention val = {time_minutes, size_mb};
-    set_retention(s, tenant_ns, remove ? NULL : &val);
-    char *path = tenant_path(tenant_ns);
-    res_persist(s, path,
-                namespace_json(s, svc_namespace_bundles(s, tenant_ns), remove ? NULL : &val), &u,
-                cb, data);
+    ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
+    struct ns_retention val = {time_minutes, size_mb};
+    ns_res_set_retention(s, tenant_ns, remove ? NULL : &val);
+    char *path = ns_res_tenant_path(tenant_ns);
+    ns_res_persist(
+        s, path, ns_res_namespace_json(s, ns_namespace_bundles(s, tenant_ns), remove ? NULL : &val),
+        &u, cb, data);
     mg_free(path);
     return 0;
 }
 
-int svc_partitions_get(struct svc *s, const char *base_full_name)
+int ns_partitions_get(struct ns *s, const char *base_full_name)
 {
     return (int)(intptr_t)mg_map_get_str(&s->partitions, base_full_name);
 }
 
-int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool create,
-                       svc_done_cb cb, void *data)
+int ns_partitions_set(struct ns *s, const char *base_full_name, int n, bool create, ns_done_cb cb,
+                      void *data)
 {
-    int cur = svc_partitions_get(s, base_full_name);
+    int cur = ns_partitions_get(s, base_full_name);
     if (n <= 0)
         return -MG_EINVAL;
     int max = s->cfg->max_num_partitions_per_partitioned_topic;
@@ -610,33 +609,33 @@ int svc_partitions_set(struct svc *s, const char *base_full_name, int n, bool cr
         if (n <= cur)
             return -MG_EINVAL;
     }
-    char *path = partitions_path(base_full_name);
+    char *path = ns_res_partitions_path(base_full_name);
     if (!path)
         return -MG_EBADNAME;
     struct res_undo u;
-    res_snapshot(s, RES_K_PARTITIONS, base_full_name, &u);
+    ns_res_snapshot(s, RES_K_PARTITIONS, base_full_name, &u);
     mg_map_put_str(&s->partitions, base_full_name, (void *)(intptr_t)n);
-    res_persist(s, path, json_pack("{s:i}", "partitions", n), &u, cb, data);
+    ns_res_persist(s, path, json_pack("{s:i}", "partitions", n), &u, cb, data);
     mg_free(path);
     return 0;
 }
 
-int svc_partitions_delete(struct svc *s, const char *base_full_name, svc_done_cb cb, void *data)
+int ns_partitions_delete(struct ns *s, const char *base_full_name, ns_done_cb cb, void *data)
 {
     if (!mg_map_get_str(&s->partitions, base_full_name))
         return -MG_ENOTFOUND;
-    char *path = partitions_path(base_full_name);
+    char *path = ns_res_partitions_path(base_full_name);
     if (!path)
         return -MG_EBADNAME;
     struct res_undo u;
-    res_snapshot(s, RES_K_PARTITIONS, base_full_name, &u);
+    ns_res_snapshot(s, RES_K_PARTITIONS, base_full_name, &u);
     mg_map_del_str(&s->partitions, base_full_name);
-    res_persist(s, path, NULL, &u, cb, data);
+    ns_res_persist(s, path, NULL, &u, cb, data);
     mg_free(path);
     return 0;
 }
 
-const char *svc_partitions_next(struct svc *s, size_t *pos, int *n)
+const char *ns_partitions_next(struct ns *s, size_t *pos, int *n)
 {
     const char *k;
     void *v;
@@ -647,14 +646,14 @@ const char *svc_partitions_next(struct svc *s, size_t *pos, int *n)
     return k;
 }
 
-int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reason)
+int ns_check_topic(struct ns *s, const struct topic_name *n, const char **reason)
 {
     if (!n->persistent) {
         *reason = "Non-persistent topics are not supported";
         return -MG_ENOTALLOWED;
     }
     char *ns = mg_asprintf("%s/%s", n->tenant, n->ns);
-    bool ok = svc_namespace_exists(s, ns);
+    bool ok = ns_namespace_exists(s, ns);
     mg_free(ns);
     if (!ok) {
         *reason = "Namespace does not exist";
@@ -665,11 +664,11 @@ int svc_check_topic(struct svc *s, const struct topic_name *n, const char **reas
 
 /* ---- loading ----------------------------------------------------------------------------- */
 
-static void res_load_issue(struct svc *s, enum res_step step, char *path);
+static void ns_res_load_issue(struct ns *s, enum res_step step, char *path);
 
 /* The base full name of a partitioned topic from its metadata path after
  * /admin/partitioned-topics/ (<t>/<ns>/persistent/<url-encoded local>), or NULL. */
-static char *pt_full_name(const char *rest)
+static char *ns_res_pt_full_name(const char *rest)
 {
     char *copy = mg_strdup(rest);
     char *t = strtok(copy, "/"), *ns = strtok(NULL, "/"), *dom = strtok(NULL, "/");
@@ -682,7 +681,7 @@ static char *pt_full_name(const char *rest)
 }
 
 /* A namespace's stored Policies: its bundles and retention into the cache. */
-static void cache_namespace(struct svc *s, const char *tenant_ns, json_t *j)
+static void ns_res_cache_namespace(struct ns *s, const char *tenant_ns, json_t *j)
 {
     json_t *nb = json_object_get(json_object_get(j, "bundles"), "numBundles");
     int bundles = json_is_integer(nb) ? (int)json_integer_value(nb)
@@ -692,7 +691,7 @@ static void cache_namespace(struct svc *s, const char *tenant_ns, json_t *j)
     json_t *rt = json_object_get(rp, "retentionTimeInMinutes");
     json_t *rs = json_object_get(rp, "retentionSizeInMB");
     if (json_is_integer(rt) && json_is_integer(rs)) {
-        struct svc_retention *r = mg_map_get_str(&s->retention, tenant_ns);
+        struct ns_retention *r = mg_map_get_str(&s->retention, tenant_ns);
         if (!r) {
             r = mg_calloc(1, sizeof *r);
             mg_map_put_str(&s->retention, tenant_ns, r);
@@ -711,7 +710,7 @@ static void cache_namespace(struct svc *s, const char *tenant_ns, json_t *j)
 }
 
 /* A tenant's stored TenantInfo (j NULL: only its name is known): adminRoles into the cache. */
-static void cache_tenant(struct svc *s, const char *tenant, json_t *j)
+static void ns_res_cache_tenant(struct ns *s, const char *tenant, json_t *j)
 {
     json_t *old = mg_map_get_str(&s->tenants, tenant);
     json_t *roles = json_object_get(j, "adminRoles");
@@ -725,11 +724,11 @@ static void cache_tenant(struct svc *s, const char *tenant, json_t *j)
     mg_map_put_str(&s->tenants, tenant, arr);
 }
 
-static void res_load_done(struct meta_req *req, int status)
+static void ns_res_load_done(struct meta_req *req, int status)
 {
     struct res_load *l = req->data;
-    struct svc *s = l->s;
-    if (!s) { /* the service was freed while this read was in flight */
+    struct ns *s = l->s;
+    if (!s) { /* the module was freed while this read was in flight */
         meta_req_fini(req);
         mg_free(l->path);
         mg_free(l);
@@ -745,13 +744,13 @@ static void res_load_done(struct meta_req *req, int status)
             status = 0; /* nothing stored there yet */
         } else if (l->step == RES_PT_VALUE && l->gen == s->res_gen) {
             /* a sync: deleted by another broker since we cached it */
-            char *full = pt_full_name(l->path + strlen("/admin/partitioned-topics/"));
+            char *full = ns_res_pt_full_name(l->path + strlen("/admin/partitioned-topics/"));
             if (full)
                 mg_map_del_str(&s->partitions, full);
             mg_free(full);
         }
     } else if (status < 0) {
-        MG_LOG(s->res_refresh_ev || l->cb ? MG_LOG_DEBUG : MG_LOG_ERROR, "svc",
+        MG_LOG(s->res_refresh_ev || l->cb ? MG_LOG_DEBUG : MG_LOG_ERROR, "ns",
                "reading %s from the metadata store: %s", l->path, mg_strerror(status));
         if (!s->res_load_error && !l->cb)
             s->res_load_error = status;
@@ -760,7 +759,7 @@ static void res_load_done(struct meta_req *req, int status)
         /* A value read before a local change of the tenants is stale: the change wins (the
          * next refresh reads the stored result). */
         if (l->gen == s->res_gen)
-            cache_tenant(s, l->path + strlen("/admin/policies/"), j);
+            ns_res_cache_tenant(s, l->path + strlen("/admin/policies/"), j);
         json_decref(j);
     } else if (l->step == RES_NS_VALUE || l->step == RES_PT_VALUE) {
         json_t *j = json_loadb(req->value ? req->value : "", req->len, 0, NULL);
@@ -770,15 +769,15 @@ static void res_load_done(struct meta_req *req, int status)
             /* A read sent before a local change (a namespace deleted here meanwhile) is
              * stale: the change wins; the next refresh reads what is stored then. */
             if (l->gen == s->res_gen)
-                cache_namespace(s, rest, j);
+                ns_res_cache_namespace(s, rest, j);
         } else {
             json_t *np = json_object_get(j, "partitions");
-            char *full = pt_full_name(rest);
+            char *full = ns_res_pt_full_name(rest);
             if (full && json_is_integer(np) && json_integer_value(np) > 0) {
                 if (!l->cb || l->gen == s->res_gen) /* a sync older than a local change loses */
                     mg_map_put_str(&s->partitions, full, (void *)(intptr_t)json_integer_value(np));
             } else
-                MG_WARN("svc", "ignoring unreadable partitioned-topic metadata at %s", l->path);
+                MG_WARN("ns", "ignoring unreadable partitioned-topic metadata at %s", l->path);
             mg_free(full);
         }
         json_decref(j);
@@ -788,24 +787,24 @@ static void res_load_done(struct meta_req *req, int status)
             switch (l->step) {
             case RES_TENANTS:
                 if (l->gen == s->res_gen && !mg_map_get_str(&s->tenants, req->children[i]))
-                    cache_tenant(s, req->children[i], NULL);
-                res_load_issue(s, RES_TENANT_VALUE, mg_strdup(child));
-                res_load_issue(s, RES_NAMESPACES, child);
+                    ns_res_cache_tenant(s, req->children[i], NULL);
+                ns_res_load_issue(s, RES_TENANT_VALUE, mg_strdup(child));
+                ns_res_load_issue(s, RES_NAMESPACES, child);
                 break;
             case RES_NAMESPACES:
-                res_load_issue(s, RES_NS_VALUE, child);
+                ns_res_load_issue(s, RES_NS_VALUE, child);
                 break;
             case RES_PT_TENANTS:
-                res_load_issue(s, RES_PT_NAMESPACES, child);
+                ns_res_load_issue(s, RES_PT_NAMESPACES, child);
                 break;
             case RES_PT_NAMESPACES:
-                res_load_issue(s, RES_PT_DOMAINS, child);
+                ns_res_load_issue(s, RES_PT_DOMAINS, child);
                 break;
             case RES_PT_DOMAINS:
-                res_load_issue(s, RES_PT_TOPICS, child);
+                ns_res_load_issue(s, RES_PT_TOPICS, child);
                 break;
             case RES_PT_TOPICS:
-                res_load_issue(s, RES_PT_VALUE, child);
+                ns_res_load_issue(s, RES_PT_VALUE, child);
                 break;
             default:
                 mg_free(child);
@@ -822,7 +821,7 @@ static void res_load_done(struct meta_req *req, int status)
 
 /* Send one read of the walk (cb NULL) or of a sync (cb set: not counted in res_loading).
  * Takes ownership of path. Returns 0, or the store's synchronous error. */
-static int res_read(struct svc *s, enum res_step step, char *path, svc_done_cb cb, void *data)
+static int ns_res_read(struct ns *s, enum res_step step, char *path, ns_done_cb cb, void *data)
 {
     struct res_load *l = mg_calloc(1, sizeof *l);
     l->s = s;
@@ -833,8 +832,8 @@ static int res_read(struct svc *s, enum res_step step, char *path, svc_done_cb c
     l->gen = s->res_gen;
     l->req.data = l;
     bool value = step == RES_NS_VALUE || step == RES_PT_VALUE || step == RES_TENANT_VALUE;
-    int rc = value ? meta_get(s->meta, path, &l->req, res_load_done)
-                   : meta_children(s->meta, path, &l->req, res_load_done);
+    int rc = value ? meta_get(s->meta, path, &l->req, ns_res_load_done)
+                   : meta_children(s->meta, path, &l->req, ns_res_load_done);
     if (rc < 0) {
         mg_free(l->path);
         mg_free(l);
@@ -851,49 +850,49 @@ static int res_read(struct svc *s, enum res_step step, char *path, svc_done_cb c
 }
 
 /* Takes ownership of path. */
-static void res_load_issue(struct svc *s, enum res_step step, char *path)
+static void ns_res_load_issue(struct ns *s, enum res_step step, char *path)
 {
-    int rc = res_read(s, step, path, NULL, NULL);
+    int rc = ns_res_read(s, step, path, NULL, NULL);
     if (rc < 0 && !s->res_load_error)
         s->res_load_error = rc;
 }
 
 /* Only a shared (ZooKeeper) store is written by other brokers. */
-static bool res_shared(struct svc *s)
+static bool ns_res_shared(struct ns *s)
 {
     return s->meta && strcmp(meta_backend_name(s->meta), "zookeeper") == 0;
 }
 
-int svc_tenant_sync(struct svc *s, const char *tenant, svc_done_cb cb, void *data)
+int ns_tenant_sync(struct ns *s, const char *tenant, ns_done_cb cb, void *data)
 {
-    if (!res_shared(s))
+    if (!ns_res_shared(s))
         return -MG_ENOTSUP;
     if (!*tenant || strchr(tenant, '/'))
         return -MG_EINVAL;
-    return res_read(s, RES_TENANT_VALUE, tenant_path(tenant), cb, data);
+    return ns_res_read(s, RES_TENANT_VALUE, ns_res_tenant_path(tenant), cb, data);
 }
 
-int svc_partitions_sync(struct svc *s, const char *base_full_name, svc_done_cb cb, void *data)
+int ns_partitions_sync(struct ns *s, const char *base_full_name, ns_done_cb cb, void *data)
 {
-    if (!res_shared(s))
+    if (!ns_res_shared(s))
         return -MG_ENOTSUP;
-    char *path = partitions_path(base_full_name);
+    char *path = ns_res_partitions_path(base_full_name);
     if (!path)
         return -MG_EINVAL;
-    return res_read(s, RES_PT_VALUE, path, cb, data);
+    return ns_res_read(s, RES_PT_VALUE, path, cb, data);
 }
 
-int svc_namespace_sync(struct svc *s, const char *tenant_ns, svc_done_cb cb, void *data)
+int ns_namespace_sync(struct ns *s, const char *tenant_ns, ns_done_cb cb, void *data)
 {
-    if (!res_shared(s))
+    if (!ns_res_shared(s))
         return -MG_ENOTSUP;
     const char *slash = strchr(tenant_ns, '/');
     if (!slash || slash == tenant_ns || !slash[1] || strchr(slash + 1, '/'))
         return -MG_EINVAL;
-    return res_read(s, RES_NS_VALUE, tenant_path(tenant_ns), cb, data);
+    return ns_res_read(s, RES_NS_VALUE, ns_res_tenant_path(tenant_ns), cb, data);
 }
 
-static void load_timeout(evutil_socket_t fd, short what, void *arg)
+static void ns_res_load_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -901,7 +900,7 @@ static void load_timeout(evutil_socket_t fd, short what, void *arg)
     *expired = true;
 }
 
-int svc_res_load(struct svc *s)
+int ns_res_load(struct ns *s)
 {
     int bundles = s->cfg->default_number_of_namespace_bundles;
     if (!s->meta) {
@@ -911,34 +910,34 @@ int svc_res_load(struct svc *s)
         mg_map_put_str(&s->namespaces, "pulsar/system", (void *)(intptr_t)bundles);
         return 0;
     }
-    res_load_issue(s, RES_TENANTS, mg_strdup("/admin/policies"));
-    res_load_issue(s, RES_PT_TENANTS, mg_strdup("/admin/partitioned-topics"));
+    ns_res_load_issue(s, RES_TENANTS, mg_strdup("/admin/policies"));
+    ns_res_load_issue(s, RES_PT_TENANTS, mg_strdup("/admin/partitioned-topics"));
     bool expired = false;
-    struct event *timer = evtimer_new(s->base, load_timeout, &expired);
+    struct event *timer = evtimer_new(s->base, ns_res_load_timeout, &expired);
     struct timeval tv = {RES_LOAD_TIMEOUT_MS / 1000, 0};
     evtimer_add(timer, &tv);
     while (s->res_loading > 0 && !expired)
         event_base_loop(s->base, EVLOOP_ONCE);
     event_free(timer);
     if (s->res_loading > 0) {
-        MG_ERROR("svc", "metadata store did not answer within %d s", RES_LOAD_TIMEOUT_MS / 1000);
+        MG_ERROR("ns", "metadata store did not answer within %d s", RES_LOAD_TIMEOUT_MS / 1000);
         return -MG_ETIMEDOUT;
     }
     if (s->res_load_error)
         return s->res_load_error;
     /* First start of a cluster: what initialize-cluster-metadata creates. */
-    if (!svc_tenant_exists(s, "public")) {
+    if (!ns_tenant_exists(s, "public")) {
         char *cluster = mg_asprintf("/admin/clusters/%s", s->cfg->cluster_name);
-        res_persist(s, cluster, json_object(), NULL, NULL, NULL);
+        ns_res_persist(s, cluster, json_object(), NULL, NULL, NULL);
         mg_free(cluster);
-        svc_tenant_create(s, "public", NULL, NULL);
-        svc_namespace_create(s, "public/default", bundles, NULL, NULL);
+        ns_tenant_create(s, "public", NULL, NULL);
+        ns_namespace_create(s, "public/default", bundles, NULL, NULL);
     }
-    if (!svc_tenant_exists(s, "pulsar")) {
-        svc_tenant_create(s, "pulsar", NULL, NULL);
-        svc_namespace_create(s, "pulsar/system", bundles, NULL, NULL);
+    if (!ns_tenant_exists(s, "pulsar")) {
+        ns_tenant_create(s, "pulsar", NULL, NULL);
+        ns_namespace_create(s, "pulsar/system", bundles, NULL, NULL);
     }
-    MG_INFO("svc", "loaded %zu tenants, %zu namespaces, %zu partitioned topics", s->tenants.count,
+    MG_INFO("ns", "loaded %zu tenants, %zu namespaces, %zu partitioned topics", s->tenants.count,
             s->namespaces.count, s->partitions.count);
     return 0;
 }
@@ -946,23 +945,23 @@ int svc_res_load(struct svc *s)
 /* ---- topic listing ----------------------------------------------------------------------- */
 
 struct res_list {
-    struct svc *s; /* borrowed */
-    char *ns;      /* owned: "t/ns" */
+    struct ns *s; /* borrowed */
+    char *ns;     /* owned: "t/ns" */
     bool partitioned_only;
-    svc_topics_cb cb;
+    ns_topics_cb cb;
     void *data;
     struct meta_req req;
 };
 
-static int cmp_name(const void *a, const void *b)
+static int ns_res_cmp_name(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Names are collected with duplicates (a loaded topic is also stored, a partition also
- * listed from its metadata); list_finish sorts them and drops the duplicates: O(n log n),
+ * listed from its metadata); ns_res_list_finish sorts them and drops the duplicates: O(n log n),
  * where checking each new name against the list was quadratic in a namespace's topics. */
-static void list_add(char ***names, int *n, int *cap, char *name)
+static void ns_res_list_add(char ***names, int *n, int *cap, char *name)
 {
     if (*n == *cap) {
         *cap = *cap ? *cap * 2 : 16;
@@ -972,9 +971,9 @@ static void list_add(char ***names, int *n, int *cap, char *name)
 }
 
 /* Finish a listing: stored names (children, may be NULL) + loaded topics + partitions. */
-static void list_finish(struct res_list *l, int status, char **children, int n_children)
+static void ns_res_list_finish(struct res_list *l, int status, char **children, int n_children)
 {
-    struct svc *s = l->s;
+    struct ns *s = l->s;
     char **names = NULL;
     int n = 0, cap = 0;
     char *prefix = mg_asprintf("persistent://%s/", l->ns);
@@ -982,15 +981,15 @@ static void list_finish(struct res_list *l, int status, char **children, int n_c
     size_t pos = 0;
     int parts;
     const char *base;
-    while ((base = svc_partitions_next(s, &pos, &parts))) {
+    while ((base = ns_partitions_next(s, &pos, &parts))) {
         if (strncmp(base, prefix, plen) != 0 || strchr(base + plen, '/'))
             continue;
         if (l->partitioned_only) {
-            list_add(&names, &n, &cap, mg_strdup(base));
+            ns_res_list_add(&names, &n, &cap, mg_strdup(base));
             continue;
         }
         for (int i = 0; i < parts; i++)
-            list_add(&names, &n, &cap, mg_asprintf("%s-partition-%d", base, i));
+            ns_res_list_add(&names, &n, &cap, mg_asprintf("%s-partition-%d", base, i));
     }
     if (!l->partitioned_only) {
         struct topic *t;
@@ -998,19 +997,19 @@ static void list_finish(struct res_list *l, int status, char **children, int n_c
         while (s->topics && (t = topic_next(s->topics, &pos))) {
             const char *full = topic_full_name(t);
             if (strncmp(full, prefix, plen) == 0 && !strchr(full + plen, '/'))
-                list_add(&names, &n, &cap, mg_strdup(full));
+                ns_res_list_add(&names, &n, &cap, mg_strdup(full));
         }
         for (int i = 0; i < n_children; i++) {
             char *local = evhttp_uridecode(children[i], 1, NULL);
             if (local) {
-                list_add(&names, &n, &cap, mg_asprintf("%s%s", prefix, local));
+                ns_res_list_add(&names, &n, &cap, mg_asprintf("%s%s", prefix, local));
                 free(local);
             }
         }
     }
     mg_free(prefix);
     if (n > 1)
-        qsort(names, (size_t)n, sizeof *names, cmp_name);
+        qsort(names, (size_t)n, sizeof *names, ns_res_cmp_name);
     int u = 0;
     for (int i = 0; i < n; i++) {
         if (u > 0 && strcmp(names[u - 1], names[i]) == 0)
@@ -1025,31 +1024,32 @@ static void list_finish(struct res_list *l, int status, char **children, int n_c
     mg_free(names);
 }
 
-static void list_done(struct meta_req *req, int status)
+static void ns_res_list_done(struct meta_req *req, int status)
 {
     struct res_list *l = req->data;
     if (status == -MG_ENOTFOUND)
         status = 0; /* no topic was ever stored in this namespace */
-    list_finish(l, status, status == 0 ? req->children : NULL, status == 0 ? req->n_children : 0);
+    ns_res_list_finish(l, status, status == 0 ? req->children : NULL,
+                       status == 0 ? req->n_children : 0);
     meta_req_fini(req);
     mg_free(l->ns);
     mg_free(l);
 }
 
-static void list_deferred(evutil_socket_t fd, short what, void *arg)
+static void ns_res_list_deferred(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct res_list *l = arg;
-    list_finish(l, 0, NULL, 0);
+    ns_res_list_finish(l, 0, NULL, 0);
     mg_free(l->ns);
     mg_free(l);
 }
 
-int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only, svc_topics_cb cb,
-                    void *data)
+int ns_list_topics(struct ns *s, const char *tenant_ns, bool partitioned_only, ns_topics_cb cb,
+                   void *data)
 {
-    if (!svc_namespace_exists(s, tenant_ns))
+    if (!ns_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
     struct res_list *l = mg_calloc(1, sizeof *l);
     l->s = s;
@@ -1060,25 +1060,25 @@ int svc_list_topics(struct svc *s, const char *tenant_ns, bool partitioned_only,
     l->req.data = l;
     if (s->meta && !partitioned_only) {
         char *path = mg_asprintf("/managed-ledgers/%s/persistent", tenant_ns);
-        int rc = meta_children(s->meta, path, &l->req, list_done);
+        int rc = meta_children(s->meta, path, &l->req, ns_res_list_done);
         mg_free(path);
         if (rc == 0)
             return 0;
     }
     struct timeval zero = {0, 0};
-    event_base_once(s->base, -1, EV_TIMEOUT, list_deferred, l, &zero);
+    event_base_once(s->base, -1, EV_TIMEOUT, ns_res_list_deferred, l, &zero);
     return 0;
 }
 
 /* ---- is a topic's data stored ------------------------------------------------------------- */
 
 struct res_stored {
-    svc_done_cb cb;
+    ns_done_cb cb;
     void *data;
     struct meta_req req;
 };
 
-static void stored_read(struct meta_req *req, int status)
+static void ns_res_stored_read(struct meta_req *req, int status)
 {
     struct res_stored *q = req->data;
     q->cb(q->data, status == 0 ? 1 : status == -MG_ENOTFOUND ? 0 : status);
@@ -1086,7 +1086,7 @@ static void stored_read(struct meta_req *req, int status)
     mg_free(q);
 }
 
-static void stored_none(evutil_socket_t fd, short what, void *arg)
+static void ns_res_stored_none(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -1095,7 +1095,7 @@ static void stored_none(evutil_socket_t fd, short what, void *arg)
     mg_free(q);
 }
 
-int svc_topic_stored(struct svc *s, const char *full_name, svc_done_cb cb, void *data)
+int ns_topic_stored(struct ns *s, const char *full_name, ns_done_cb cb, void *data)
 {
     struct topic_name tn;
     if (topic_name_parse(full_name, &tn) < 0)
@@ -1108,7 +1108,7 @@ int svc_topic_stored(struct svc *s, const char *full_name, svc_done_cb cb, void 
     if (s->meta) {
         char *ml = topic_name_ml(&tn);
         char *path = mg_asprintf("/managed-ledgers/%s", ml);
-        rc = meta_get(s->meta, path, &q->req, stored_read);
+        rc = meta_get(s->meta, path, &q->req, ns_res_stored_read);
         mg_free(path);
         mg_free(ml);
     }
@@ -1119,7 +1119,7 @@ int svc_topic_stored(struct svc *s, const char *full_name, svc_done_cb cb, void 
             mg_free(q);
             return rc;
         }
-        event_base_once(s->base, -1, EV_TIMEOUT, stored_none, q, &zero);
+        event_base_once(s->base, -1, EV_TIMEOUT, ns_res_stored_none, q, &zero);
     }
     return 0;
 }
@@ -1128,36 +1128,36 @@ int svc_topic_stored(struct svc *s, const char *full_name, svc_done_cb cb, void 
 
 /*
  * With a shared store (ZooKeeper), another broker may create tenants, namespaces and
- * partitioned topics. Every SVC_RES_REFRESH_MS the same walk as at start runs again in the
+ * partitioned topics. Every NS_RES_REFRESH_MS the same walk as at start runs again in the
  * background and adds what it finds to the cache (values are updated, nothing is removed:
  * a namespace deleted elsewhere stays known here until restart). A read sent before a local
  * change is stale (s->res_gen moved on): its answer is dropped, so a walk that was under way
  * when a namespace was deleted here cannot bring it back.
  */
-#define SVC_RES_REFRESH_MS 3000
+#define NS_RES_REFRESH_MS 3000
 
-static void refresh_tick(evutil_socket_t fd, short what, void *arg)
+static void ns_res_refresh_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct svc *s = arg;
+    struct ns *s = arg;
     if (s->res_loading > 0)
         return; /* the previous walk is still running */
     s->res_load_error = 0;
-    res_load_issue(s, RES_TENANTS, mg_strdup("/admin/policies"));
-    res_load_issue(s, RES_PT_TENANTS, mg_strdup("/admin/partitioned-topics"));
+    ns_res_load_issue(s, RES_TENANTS, mg_strdup("/admin/policies"));
+    ns_res_load_issue(s, RES_PT_TENANTS, mg_strdup("/admin/partitioned-topics"));
 }
 
-void svc_res_refresh_now(struct svc *s)
+void ns_res_refresh_now(struct ns *s)
 {
-    refresh_tick(-1, 0, s);
+    ns_res_refresh_tick(-1, 0, s);
 }
 
-void svc_res_refresh_start(struct svc *s)
+void ns_res_refresh_start(struct ns *s)
 {
-    if (!res_shared(s))
+    if (!ns_res_shared(s))
         return; /* only this process writes an embedded or memory store */
-    s->res_refresh_ev = event_new(s->base, -1, EV_PERSIST, refresh_tick, s);
-    struct timeval tv = {SVC_RES_REFRESH_MS / 1000, (SVC_RES_REFRESH_MS % 1000) * 1000};
+    s->res_refresh_ev = event_new(s->base, -1, EV_PERSIST, ns_res_refresh_tick, s);
+    struct timeval tv = {NS_RES_REFRESH_MS / 1000, (NS_RES_REFRESH_MS % 1000) * 1000};
     event_add(s->res_refresh_ev, &tv);
 }

@@ -19,8 +19,10 @@
 #include "bkc/bkc.h"
 #include "bkc/bkc_int.h"
 #include "bookie/bookie.h"
+#include "lib/tl_bk.h"
 #include "meta/meta.h"
 #include "util/alloc.h"
+#include "util/bytes.h"
 #include "util/err.h"
 #include "util/loop.h"
 
@@ -44,36 +46,53 @@
 static struct event_base *base;
 static struct mg_loop *loop;
 static struct meta_store *meta;
+static char *dir;   /* the real bookies' files */
+static bool use_v3; /* clients made by client_new speak v3 (real-bookie tests only) */
 
-static void pump(int n)
+/* A real loop with a "memory" metadata store on it, and a directory for bookies' files
+ * when with_dir. */
+static void env_open(bool with_dir)
 {
-    for (int i = 0; i < n; i++)
-        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    base = event_base_new();
+    loop = mg_loop_new(base);
+    struct meta_options mo = {.url = "memory"};
+    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
+    dir = with_dir ? tl_tmpdir("check_bkc") : NULL;
 }
 
-/* Run the loop (blocking passes, bounded by a 10 s wall clock) until *flag. */
-static void wait_for(const bool *flag)
+/* Close what env_open opened (the test freed its clients and bookies). */
+static void env_close(void)
 {
-    uint64_t end = mg_mono_ms() + 10000;
-    while (!*flag && mg_mono_ms() < end) {
-        struct timeval tv = {0, 5000};
-        event_base_loopexit(base, &tv);
-        event_base_loop(base, EVLOOP_ONCE);
+    meta_close(meta);
+    meta = NULL;
+    tl_passes(base, 5);
+    mg_loop_free(loop);
+    loop = NULL;
+    event_base_free(base);
+    base = NULL;
+    if (dir) {
+        tl_rm_rf(dir);
+        mg_free(dir);
+        dir = NULL;
     }
-    ck_assert_msg(*flag, "timed out waiting");
+    use_v3 = false;
 }
 
-static void sleep_loop(int ms)
+/* A listener on 127.0.0.1 (port 0) on base; its port in *port. */
+static struct evconnlistener *listen_any(evconnlistener_cb cb, void *arg, int *port)
 {
-    uint64_t end = mg_mono_ms() + (uint64_t)ms;
-    while (mg_mono_ms() < end) {
-        struct timeval tv = {0, 5000};
-        event_base_loopexit(base, &tv);
-        event_base_loop(base, EVLOOP_ONCE);
-    }
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct evconnlistener *l =
+        evconnlistener_new_bind(base, cb, arg, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+                                (struct sockaddr *)&sin, sizeof(sin));
+    ck_assert_ptr_nonnull(l);
+    struct sockaddr_in got;
+    socklen_t gl = sizeof(got);
+    ck_assert_int_eq(getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&got, &gl), 0);
+    *port = ntohs(got.sin_port);
+    return l;
 }
-
-#include "bkc_test.h"
 
 /* ---- a TCP fake bookie ------------------------------------------------------------------ */
 
@@ -96,30 +115,6 @@ struct fbk {
     int n_fenced;
     int n_adds, n_reads, n_fence_reads;
 };
-
-static uint32_t be32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static uint64_t be64(const uint8_t *p)
-{
-    return ((uint64_t)be32(p) << 32) | be32(p + 4);
-}
-
-static void wbe32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void wbe64(uint8_t *p, uint64_t v)
-{
-    wbe32(p, (uint32_t)(v >> 32));
-    wbe32(p + 4, (uint32_t)v);
-}
 
 static bool fb_is_fenced(struct fbk *f, int64_t l)
 {
@@ -147,11 +142,11 @@ static void fb_respond(struct fbk *f, struct bufferevent *bev, int op, int rc, i
 {
     uint8_t h[28];
     size_t bl = body ? evbuffer_get_length(body) : 0;
-    wbe32(h, (uint32_t)(24 + bl));
-    wbe32(h + 4, (2u << 24) | ((uint32_t)op << 16));
-    wbe32(h + 8, (uint32_t)rc);
-    wbe64(h + 12, (uint64_t)l);
-    wbe64(h + 20, (uint64_t)e);
+    mg_put_be32(h, (uint32_t)(24 + bl));
+    mg_put_be32(h + 4, (2u << 24) | ((uint32_t)op << 16));
+    mg_put_be32(h + 8, (uint32_t)rc);
+    mg_put_be64(h + 12, (uint64_t)l);
+    mg_put_be64(h + 20, (uint64_t)e);
     struct evbuffer *r = evbuffer_new();
     evbuffer_add(r, h, sizeof(h));
     if (body) {
@@ -174,13 +169,13 @@ static void fb_read_cb(struct bufferevent *bev, void *arg)
         uint8_t lb[4];
         if (evbuffer_copyout(in, lb, 4) < 4)
             return;
-        uint32_t len = be32(lb);
+        uint32_t len = mg_get_be32(lb);
         if (evbuffer_get_length(in) < 4 + (size_t)len)
             return;
         evbuffer_drain(in, 4);
         uint8_t h[4];
         evbuffer_remove(in, h, 4);
-        uint32_t hdr = be32(h);
+        uint32_t hdr = mg_get_be32(h);
         int op = (int)((hdr >> 16) & 0xff);
         int flags = (int)(hdr & 0xffff);
         if (op == 1) {
@@ -189,7 +184,7 @@ static void fb_read_cb(struct bufferevent *bev, void *arg)
             struct evbuffer *body = evbuffer_new();
             evbuffer_remove_buffer(in, body, len - 24);
             evbuffer_copyout(body, eh, 16);
-            int64_t l = (int64_t)be64(eh), e = (int64_t)be64(eh + 8);
+            int64_t l = (int64_t)mg_get_be64(eh), e = (int64_t)mg_get_be64(eh + 8);
             f->n_adds++;
             int rc = 0;
             if (fb_is_fenced(f, l) && !(flags & 2))
@@ -212,7 +207,7 @@ static void fb_read_cb(struct bufferevent *bev, void *arg)
         } else if (op == 2) {
             uint8_t b[16];
             evbuffer_remove(in, b, 16);
-            int64_t l = (int64_t)be64(b), e = (int64_t)be64(b + 8);
+            int64_t l = (int64_t)mg_get_be64(b), e = (int64_t)mg_get_be64(b + 8);
             if (flags & 1) {
                 uint8_t mk[20];
                 evbuffer_remove(in, mk, 20);
@@ -272,21 +267,13 @@ static void fbk_register(struct fbk *f)
 {
     char p[128];
     snprintf(p, sizeof(p), "/ledgers/available/%s", f->id);
-    ck_assert_int_eq(meta_put_sync(p, "", 0, META_EPHEMERAL), 0);
+    ck_assert_int_eq(tl_meta_put(meta, p, "", 0, META_EPHEMERAL), 0);
 }
 
 static struct fbk *fbk_new(bool reg)
 {
     struct fbk *f = calloc(1, sizeof(*f));
-    struct sockaddr_in sin = {.sin_family = AF_INET};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    f->lis = evconnlistener_new_bind(base, fb_accept, f, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-                                     16, (struct sockaddr *)&sin, sizeof(sin));
-    ck_assert_ptr_nonnull(f->lis);
-    struct sockaddr_in got;
-    socklen_t gl = sizeof(got);
-    getsockname(evconnlistener_get_fd(f->lis), (struct sockaddr *)&got, &gl);
-    f->port = ntohs(got.sin_port);
+    f->lis = listen_any(fb_accept, f, &f->port);
     snprintf(f->id, sizeof(f->id), "127.0.0.1:%d", f->port);
     if (reg)
         fbk_register(f);
@@ -305,7 +292,7 @@ static void fbk_kill(struct fbk *f, bool unreg)
     if (unreg) {
         char p[128];
         snprintf(p, sizeof(p), "/ledgers/available/%s", f->id);
-        meta_del_sync(p);
+        tl_meta_del(meta, p);
     }
 }
 
@@ -332,29 +319,21 @@ static struct fbk *fb_by_id(struct fbk **fbs, int n, const char *id)
 #define NFB 6
 static struct fbk *fb[NFB];
 static struct bkc_client *cl;
-static bool use_v3; /* clients made by client_new speak v3 (real-bookie tests only) */
 
 static struct bkc_client *client_new(int e, int w, int a, int timeout_ms)
 {
     struct bkc_config cfg;
-    bkc_config_default(&cfg);
+    tl_bkc_config(&cfg, e, w, a, timeout_ms);
     cfg.use_v3 = use_v3;
-    cfg.ensemble_size = e;
-    cfg.write_quorum = w;
-    cfg.ack_quorum = a;
-    cfg.timeout_ms = timeout_ms;
     struct bkc_client *c = NULL;
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
     return c;
 }
 
+/* TCP fake bookies (they speak v2 only) and a client of them. */
 static void fx_setup(int n_bookies, int e, int w, int a, int timeout_ms)
 {
-    use_v3 = false; /* the fake bookies speak v2 only */
-    base = event_base_new();
-    loop = mg_loop_new(base);
-    struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
+    env_open(false);
     for (int i = 0; i < NFB; i++)
         fb[i] = i < n_bookies ? fbk_new(true) : NULL;
     cl = client_new(e, w, a, timeout_ms);
@@ -364,128 +343,78 @@ static void fx_teardown(void)
 {
     bkc_client_free(cl);
     cl = NULL;
-    pump(5);
+    tl_passes(base, 5);
     for (int i = 0; i < NFB; i++) {
         fbk_free(fb[i]);
         fb[i] = NULL;
     }
-    meta_close(meta);
-    meta = NULL;
-    pump(5);
-    mg_loop_free(loop);
-    event_base_free(base);
-    base = NULL;
-}
-
-/* ---- request helpers (more in bkc_test.h) ----------------------------------------------- */
-
-static void addb_wait(struct addb *b)
-{
-    uint64_t end = mg_mono_ms() + 10000;
-    while (b->n_done < b->n && mg_mono_ms() < end) {
-        struct timeval tv = {0, 5000};
-        event_base_loopexit(base, &tv);
-        event_base_loop(base, EVLOOP_ONCE);
-    }
-    ck_assert_int_eq(b->n_done, b->n);
+    env_close();
 }
 
 /* ---- tests: real bookies ------------------------------------------------------------------- */
 
-static char *tmpdir_new(void)
-{
-    char *d = mg_strdup("/tmp/check_bkc.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(d));
-    return d;
-}
-
-static void rm_rf(const char *d)
-{
-    char *cmd = mg_asprintf("rm -rf '%s'", d);
-    ck_assert_int_eq(system(cmd), 0);
-    mg_free(cmd);
-}
-
-static struct bk_server *real_bookie(const char *dir, int i)
+/* An in-process bookie on the test's loop, registered in meta, its files under dir/b<i>. */
+static struct bk_server *real_bookie(int i)
 {
     struct bk_options o;
     bk_options_default(&o);
-    char *j = mg_asprintf("%s/b%d/journal", dir, i), *l = mg_asprintf("%s/b%d/ledgers", dir, i);
-    o.bind_address = "127.0.0.1";
-    o.advertised_address = "127.0.0.1";
-    o.port = 0;
-    o.journal_dir = j;
-    o.ledger_dir = l;
     o.meta = meta;
     o.disk_usage_threshold_pct = 100;
-    struct bk_server *s = NULL;
-    ck_assert_int_eq(bk_server_new(base, &o, &s), 0);
-    mg_free(j);
-    mg_free(l);
-    return s;
+    return tl_bookie_start(base, dir, i, &o);
 }
 
-/* Wait until n bookies are registered under /ledgers/available. */
-static void wait_registered(int n)
+#define NBS 4
+static struct bk_server *bs[NBS]; /* the in-process bookies (NULL: none, or stopped) */
+
+/* n in-process bookies, registered, and a client of them (E=3 Qw=2 Qa=2, use_v3). */
+static void bookies_start(int n)
 {
-    uint64_t end = mg_mono_ms() + 10000;
-    for (;;) {
-        struct mres m = {0};
-        struct meta_req r = {.data = &m};
-        ck_assert_int_eq(meta_children(meta, "/ledgers/available", &r, meta_done), 0);
-        wait_for(&m.done);
-        int have = 0;
-        for (int i = 0; m.status == 0 && i < r.n_children; i++)
-            have += strcmp(r.children[i], "readonly") != 0;
-        meta_req_fini(&r);
-        if (have >= n)
-            return;
-        ck_assert_msg(mg_mono_ms() < end, "only %d bookies registered", have);
-        sleep_loop(10);
+    env_open(true);
+    for (int i = 0; i < n; i++)
+        bs[i] = real_bookie(i);
+    tl_wait_bookies(meta, n);
+    cl = client_new(3, 2, 2, 5000);
+}
+
+/* Free the client, stop the bookies, close what env_open opened. */
+static void bookies_stop(void)
+{
+    bkc_client_free(cl);
+    cl = NULL;
+    for (int i = 0; i < NBS; i++) {
+        tl_bookie_stop(bs[i], base);
+        bs[i] = NULL;
     }
+    tl_passes(base, 5);
+    env_close();
 }
 
 /* _i: 0 = v2, 1 = v3 */
 START_TEST(test_real_bookies_inprocess)
 {
     use_v3 = _i == 1;
-    base = event_base_new();
-    loop = mg_loop_new(base);
-    struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
-    char *dir = tmpdir_new();
-    struct bk_server *bs[4];
-    for (int i = 0; i < 4; i++)
-        bs[i] = real_bookie(dir, i);
-    wait_registered(4);
-    cl = client_new(3, 2, 2, 5000);
-    struct bkc_ledger *w = create_sync(cl, 0);
+    bookies_start(4);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct addb b = {0};
-    for (int i = 0; i < 10; i++)
-        add_one(&b, w);
-    addb_wait(&b);
-    check_read(w, 0, 9);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, w, 10);
+    tl_adds_wait(&b);
+    tl_bkc_check_read(w, 0, 9);
     /* stop a bookie of the ensemble while adds are in flight */
     char victim[64];
     snprintf(victim, sizeof(victim), "%s", bkc_ledger_bookie(w, 0));
     int vi = -1;
     for (int i = 0; i < 4; i++) {
         char bid[64];
-        snprintf(bid, sizeof(bid), "127.0.0.1:%d", bk_server_port(bs[i]));
-        if (!strcmp(bid, victim))
+        if (!strcmp(tl_bookie_id(bs[i], bid, sizeof bid), victim))
             vi = i;
     }
     ck_assert_int_ge(vi, 0);
-    for (int i = 0; i < 10; i++)
-        add_one(&b, w);
-    bk_server_shutdown(bs[vi]);
-    sleep_loop(20); /* let the unregistration finish: bk_server_free must not race it */
-    bk_server_free(bs[vi]);
+    tl_adds_n(&b, w, 10);
+    tl_bookie_stop(bs[vi], base);
     bs[vi] = NULL;
-    for (int i = 0; i < 10; i++)
-        add_one(&b, w);
-    addb_wait(&b);
+    tl_adds_n(&b, w, 10);
+    tl_adds_wait(&b);
     for (int i = 0; i < 30; i++) {
         ck_assert_msg(b.status[i] == 0, "add %d: %s", i, b.req[i].errmsg);
         ck_assert_int_eq(b.order[i], i);
@@ -494,36 +423,17 @@ START_TEST(test_real_bookies_inprocess)
     ck_assert_str_ne(bkc_ledger_bookie(w, 0), victim);
     /* recovery by another client while the writer still holds the ledger open */
     struct bkc_client *c2 = client_new(3, 2, 2, 5000);
-    struct bkc_ledger *r = open_sync(c2, id, true, 0);
+    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
     ck_assert_int_eq(bkc_ledger_lac(r), 29);
-    check_read(r, 0, 29);
-    ck_assert_int_eq(add_one(&b, w), 0);
-    addb_wait(&b);
+    tl_bkc_check_read(r, 0, 29);
+    ck_assert_int_eq(tl_adds_one(&b, w), 0);
+    tl_adds_wait(&b);
     ck_assert_int_eq(b.status[30], -MG_EFENCED);
     bkc_ledger_free(r);
     bkc_ledger_free(w);
     bkc_client_free(c2);
-    bkc_client_free(cl);
-    cl = NULL;
-    for (int i = 0; i < 4; i++) {
-        if (bs[i])
-            bk_server_shutdown(bs[i]);
-    }
-    sleep_loop(20);
-    for (int i = 0; i < 4; i++) {
-        if (bs[i])
-            bk_server_free(bs[i]);
-    }
-    pump(5);
-    addb_fini(&b);
-    meta_close(meta);
-    meta = NULL;
-    pump(5);
-    mg_loop_free(loop);
-    event_base_free(base);
-    base = NULL;
-    rm_rf(dir);
-    mg_free(dir);
+    tl_adds_fini(&b);
+    bookies_stop();
 }
 END_TEST
 
@@ -536,7 +446,26 @@ static const char *magnetar_bin(void)
     return access("./magnetar", X_OK) == 0 ? "./magnetar" : NULL;
 }
 
-static pid_t spawn_bookie(const char *bin, const char *dir, int i, int *port)
+struct port_file {
+    const char *path;
+    int port;
+};
+
+/* Has the bookie written its port file? (Reads it into pf->port.) */
+static bool port_written(const void *arg)
+{
+    struct port_file *pf = (struct port_file *)arg;
+    FILE *f = fopen(pf->path, "r");
+    if (f) {
+        if (fscanf(f, "bookiePort=%d", &pf->port) != 1)
+            pf->port = 0;
+        fclose(f);
+    }
+    return pf->port > 0;
+}
+
+/* A `magnetar bookie` process with its files under dir/p<i>; its port in *port. */
+static pid_t spawn_bookie(const char *bin, int i, int *port)
 {
     char *pf = mg_asprintf("%s/port%d", dir, i);
     char *log = mg_asprintf("%s/bookie%d.log", dir, i);
@@ -554,19 +483,10 @@ static pid_t spawn_bookie(const char *bin, const char *dir, int i, int *port)
               "--set", ld, "--set", dd, "--port-file", pf, (char *)NULL);
         _exit(127);
     }
-    uint64_t end = mg_mono_ms() + 10000;
-    *port = 0;
-    while (!*port && mg_mono_ms() < end) {
-        FILE *f = fopen(pf, "r");
-        if (f) {
-            if (fscanf(f, "bookiePort=%d", port) != 1)
-                *port = 0;
-            fclose(f);
-        }
-        if (!*port)
-            usleep(10000);
-    }
-    ck_assert_msg(*port > 0, "bookie %d did not start; see %s", i, log);
+    struct port_file f = {.path = pf};
+    ck_assert_msg(tl_base_until(base, port_written, &f, 10000), "bookie %d did not start; see %s",
+                  i, log);
+    *port = f.port;
     mg_free(pf);
     mg_free(log);
     mg_free(jd);
@@ -587,53 +507,46 @@ START_TEST(test_real_bookie_processes_sigkill)
         fflush(stdout);
         return;
     }
-    base = event_base_new();
-    loop = mg_loop_new(base);
-    struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
-    char *dir = tmpdir_new();
+    env_open(true);
     pid_t pids[4];
     int ports[4];
     char ids[4][64];
     for (int i = 0; i < 4; i++) {
-        pids[i] = spawn_bookie(bin, dir, i, &ports[i]);
+        pids[i] = spawn_bookie(bin, i, &ports[i]);
         snprintf(ids[i], sizeof(ids[i]), "127.0.0.1:%d", ports[i]);
         char *p = mg_asprintf("/ledgers/available/%s", ids[i]);
-        ck_assert_int_eq(meta_put_sync(p, "", 0, 0), 0);
+        ck_assert_int_eq(tl_meta_put(meta, p, "", 0, 0), 0);
         mg_free(p);
     }
     cl = client_new(3, 2, 2, 5000);
-    struct bkc_ledger *w = create_sync(cl, 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct addb b = {0};
-    for (int i = 0; i < 10; i++)
-        add_one(&b, w);
-    addb_wait(&b);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, w, 10);
+    tl_adds_wait(&b);
     int vi = -1;
     for (int i = 0; i < 4; i++)
         if (!strcmp(ids[i], bkc_ledger_bookie(w, 1)))
             vi = i;
     ck_assert_int_ge(vi, 0);
-    for (int i = 0; i < 10; i++)
-        add_one(&b, w);
+    tl_adds_n(&b, w, 10);
     kill(pids[vi], SIGKILL);
     waitpid(pids[vi], NULL, 0);
     pids[vi] = 0;
     char *p = mg_asprintf("/ledgers/available/%s", ids[vi]);
-    meta_del_sync(p);
+    tl_meta_del(meta, p);
     mg_free(p);
-    for (int i = 0; i < 10; i++)
-        add_one(&b, w);
-    addb_wait(&b);
+    tl_adds_n(&b, w, 10);
+    tl_adds_wait(&b);
     for (int i = 0; i < 30; i++)
         ck_assert_msg(b.status[i] == 0, "add %d: %s (logs in %s)", i, b.req[i].errmsg, dir);
     ck_assert_int_ge(bkc_ledger_num_segments(w), 2);
-    check_read(w, 0, 29);
-    ck_assert_int_eq(close_sync(w), 0);
+    tl_bkc_check_read(w, 0, 29);
+    ck_assert_int_eq(tl_bkc_close(w), 0);
     struct bkc_client *c2 = client_new(3, 2, 2, 5000);
-    struct bkc_ledger *r = open_sync(c2, id, true, 0);
+    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
     ck_assert_int_eq(bkc_ledger_lac(r), 29);
-    check_read(r, 0, 29);
+    tl_bkc_check_read(r, 0, 29);
     bkc_ledger_free(r);
     bkc_client_free(c2);
     bkc_ledger_free(w);
@@ -645,35 +558,27 @@ START_TEST(test_real_bookie_processes_sigkill)
             waitpid(pids[i], NULL, 0);
         }
     }
-    addb_fini(&b);
-    meta_close(meta);
-    meta = NULL;
-    pump(5);
-    mg_loop_free(loop);
-    event_base_free(base);
-    base = NULL;
-    rm_rf(dir);
-    mg_free(dir);
+    tl_adds_fini(&b);
+    env_close();
 }
 END_TEST
 
 START_TEST(test_read_timeout_failover)
 {
     fx_setup(2, 2, 2, 2, 200);
-    struct bkc_ledger *w = create_sync(cl, 0);
-    struct addb b = {0};
-    for (int i = 0; i < 4; i++)
-        add_one(&b, w);
-    addb_wait(&b);
-    ck_assert_int_eq(close_sync(w), 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, w, 4);
+    tl_adds_wait(&b);
+    ck_assert_int_eq(tl_bkc_close(w), 0);
     /* a bookie that accepts connections but never reads */
     struct fbk *f0 = fb_by_id(fb, NFB, bkc_ledger_bookie(w, 0));
     for (int j = 0; j < FB_MAX_CONNS; j++)
         if (f0->conns[j])
             bufferevent_disable(f0->conns[j], EV_READ);
-    check_read(w, 0, 3);
+    tl_bkc_check_read(w, 0, 3);
     bkc_ledger_free(w);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -696,10 +601,10 @@ static void fill_payload(struct evbuffer *b, size_t n, int seed)
 
 static void read_sizes(struct bkc_ledger *lh, const size_t *sz, int64_t first, int64_t last)
 {
-    struct res r = {0};
+    struct tl_res r = {0};
     struct bkc_req req = {.data = &r};
-    ck_assert_int_eq(bkc_read(lh, first, last, &req, res_cb), 0);
-    wait_for(&r.done);
+    ck_assert_int_eq(bkc_read(lh, first, last, &req, tl_res_cb), 0);
+    tl_wait(loop, &r.done);
     ck_assert_msg(r.status == 0, "read: %d (%s)", r.status, req.errmsg);
     ck_assert_int_eq(req.n_entries, last - first + 1);
     for (int i = 0; i < req.n_entries; i++) {
@@ -737,26 +642,14 @@ START_TEST(test_frame_limit)
     use_v3 = _i == 1;
     const size_t max_message = 200 * 1024 + 17; /* any maxMessageSize */
     const size_t limit = max_message + BKC_FRAME_PADDING;
-    base = event_base_new();
-    loop = mg_loop_new(base);
-    struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
-    char *dir = tmpdir_new();
+    env_open(true);
     struct bk_options o;
     bk_options_default(&o);
-    char *j = mg_asprintf("%s/b0/journal", dir), *l = mg_asprintf("%s/b0/ledgers", dir);
-    o.bind_address = o.advertised_address = "127.0.0.1";
-    o.port = 0;
-    o.journal_dir = j;
-    o.ledger_dir = l;
     o.meta = meta;
     o.disk_usage_threshold_pct = 100;
     o.max_frame_size = (int)limit;
-    struct bk_server *bs = NULL;
-    ck_assert_int_eq(bk_server_new(base, &o, &bs), 0);
-    mg_free(j);
-    mg_free(l);
-    wait_registered(1);
+    struct bk_server *server = tl_bookie_start(base, dir, 0, &o);
+    tl_wait_bookies(meta, 1);
     struct bkc_config cfg;
     bkc_config_default(&cfg);
     cfg.use_v3 = use_v3;
@@ -764,23 +657,22 @@ START_TEST(test_frame_limit)
     cfg.timeout_ms = 10000;
     cfg.max_frame_size = limit;
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &cl), 0);
-    struct bkc_ledger *la = create_sync(cl, 0), *lb = create_sync(cl, 0);
+    struct bkc_ledger *la = tl_bkc_create(cl, 0), *lb = tl_bkc_create(cl, 0);
     /* B: small adds in flight on the shared connection */
-    struct addb b = {0};
-    for (int i = 0; i < 8; i++)
-        add_one(&b, lb);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, lb, 8);
     /* A: entry 0 = a maxMessageSize message, entry 1 = exactly at the limit */
     size_t sz[3] = {max_message + 512, largest_fitting(use_v3, bkc_ledger_id(la), 1, limit), 100};
     struct evbuffer *pa[3];
     struct bkc_req ra[3];
-    struct res rs[3];
+    struct tl_res rs[3];
     memset(ra, 0, sizeof(ra));
     memset(rs, 0, sizeof(rs));
     for (int i = 0; i < 2; i++) {
         pa[i] = evbuffer_new();
         fill_payload(pa[i], sz[i], i);
         ra[i].data = &rs[i];
-        ck_assert_int_eq(bkc_add(la, bkc_ledger_next_entry(la), pa[i], &ra[i], res_cb), 0);
+        ck_assert_int_eq(bkc_add(la, bkc_ledger_next_entry(la), pa[i], &ra[i], tl_res_cb), 0);
         ck_assert_int_eq(ra[i].entry_id, i);
     }
     /* one byte more than fits: refused before anything is sent */
@@ -790,27 +682,26 @@ START_TEST(test_frame_limit)
                                              WIRE_BK_ENTRY_HDR_LEN + 4, sz[1] + 1),
                       limit);
     struct bkc_req rbig = {0};
-    struct res rsbig = {0};
+    struct tl_res rsbig = {0};
     rbig.data = &rsbig;
-    ck_assert_int_eq(bkc_add(la, bkc_ledger_next_entry(la), big, &rbig, res_cb), -MG_ETOOBIG);
+    ck_assert_int_eq(bkc_add(la, bkc_ledger_next_entry(la), big, &rbig, tl_res_cb), -MG_ETOOBIG);
     ck_assert_msg(strstr(rbig.errmsg, "frame limit") != NULL, "errmsg: %s", rbig.errmsg);
     /* and one well over the bookie's own limit (sent, it would close the connection) */
     fill_payload(big, 4096, 9);
-    ck_assert_int_eq(bkc_add(la, bkc_ledger_next_entry(la), big, &rbig, res_cb), -MG_ETOOBIG);
+    ck_assert_int_eq(bkc_add(la, bkc_ledger_next_entry(la), big, &rbig, tl_res_cb), -MG_ETOOBIG);
     /* the ledger goes on with the next id */
     pa[2] = evbuffer_new();
     fill_payload(pa[2], sz[2], 2);
     ra[2].data = &rs[2];
-    ck_assert_int_eq(bkc_add(la, bkc_ledger_next_entry(la), pa[2], &ra[2], res_cb), 0);
+    ck_assert_int_eq(bkc_add(la, bkc_ledger_next_entry(la), pa[2], &ra[2], tl_res_cb), 0);
     ck_assert_int_eq(ra[2].entry_id, 2);
-    for (int i = 0; i < 8; i++)
-        add_one(&b, lb);
+    tl_adds_n(&b, lb, 8);
     struct bkc_bookie *bk = mg_map_get_str(&cl->bookies, bkc_ledger_bookie(la, 0));
     ck_assert_ptr_nonnull(bk);
     uint64_t gen = bk->gen;
     for (int i = 0; i < 3; i++)
-        wait_for(&rs[i].done);
-    addb_wait(&b);
+        tl_wait(loop, &rs[i].done);
+    tl_adds_wait(&b);
     for (int i = 0; i < 3; i++)
         ck_assert_msg(rs[i].status == 0, "add %d of %zu bytes: %s (%s)", i, sz[i],
                       mg_errname(rs[i].status), ra[i].errmsg);
@@ -823,30 +714,20 @@ START_TEST(test_frame_limit)
     ck_assert_uint_eq(bk->gen, gen); /* the connection was never dropped */
     ck_assert_int_eq(bkc_ledger_lac(la), 2);
     read_sizes(la, sz, 0, 2);
-    check_read(lb, 0, 15);
+    tl_bkc_check_read(lb, 0, 15);
     ck_assert(!rsbig.done);
     ck_assert_uint_eq(bk->gen, gen);
     bkc_ledger_free(la);
     bkc_ledger_free(lb);
     bkc_client_free(cl);
     cl = NULL;
-    bk_server_shutdown(bs);
-    sleep_loop(20);
-    bk_server_free(bs);
-    pump(5);
+    tl_bookie_stop(server, base);
+    tl_passes(base, 5);
     for (int i = 0; i < 3; i++)
         evbuffer_free(pa[i]);
     evbuffer_free(big);
-    addb_fini(&b);
-    meta_close(meta);
-    meta = NULL;
-    pump(5);
-    mg_loop_free(loop);
-    event_base_free(base);
-    base = NULL;
-    rm_rf(dir);
-    mg_free(dir);
-    use_v3 = false;
+    tl_adds_fini(&b);
+    env_close();
 }
 END_TEST
 
@@ -863,11 +744,10 @@ START_TEST(test_oversized_response)
     cfg.ensemble_size = cfg.write_quorum = cfg.ack_quorum = 1;
     cfg.max_frame_size = 4096;
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &cl), 0);
-    struct bkc_ledger *lh = create_sync(cl, 0);
-    struct addb b = {0};
-    for (int i = 0; i < 3; i++)
-        add_one(&b, lh);
-    addb_wait(&b);
+    struct bkc_ledger *lh = tl_bkc_create(cl, 0);
+    struct tl_adds b = {0};
+    tl_adds_n(&b, lh, 3);
+    tl_adds_wait(&b);
     /* the bookie's copy of entry 1 grows past the client's limit */
     struct fb_entry *x = fb_find(fb[0], bkc_ledger_id(lh), 1);
     ck_assert_ptr_nonnull(x);
@@ -876,14 +756,14 @@ START_TEST(test_oversized_response)
         evbuffer_add(x->body, junk, sizeof(junk));
     struct bkc_bookie *bk = mg_map_get_str(&cl->bookies, fb[0]->id);
     uint64_t gen = bk->gen;
-    struct res r1 = {0}, r0 = {0}, r2 = {0};
+    struct tl_res r1 = {0}, r0 = {0}, r2 = {0};
     struct bkc_req q1 = {.data = &r1}, q0 = {.data = &r0}, q2 = {.data = &r2};
-    ck_assert_int_eq(bkc_read(lh, 1, 1, &q1, res_cb), 0); /* answered first, oversized */
-    ck_assert_int_eq(bkc_read(lh, 0, 0, &q0, res_cb), 0);
-    ck_assert_int_eq(bkc_read(lh, 2, 2, &q2, res_cb), 0);
-    wait_for(&r1.done);
-    wait_for(&r0.done);
-    wait_for(&r2.done);
+    ck_assert_int_eq(bkc_read(lh, 1, 1, &q1, tl_res_cb), 0); /* answered first, oversized */
+    ck_assert_int_eq(bkc_read(lh, 0, 0, &q0, tl_res_cb), 0);
+    ck_assert_int_eq(bkc_read(lh, 2, 2, &q2, tl_res_cb), 0);
+    tl_wait(loop, &r1.done);
+    tl_wait(loop, &r0.done);
+    tl_wait(loop, &r2.done);
     ck_assert_msg(r1.status == -MG_ETOOBIG, "oversized read: %s (%s)", mg_errname(r1.status),
                   q1.errmsg);
     ck_assert_msg(r0.status == 0, "read 0: %s (%s)", mg_errname(r0.status), q0.errmsg);
@@ -891,10 +771,10 @@ START_TEST(test_oversized_response)
     ck_assert_uint_eq(bk->gen, gen);
     bkc_req_fini(&q0);
     bkc_req_fini(&q2);
-    check_read(lh, 2, 2); /* the connection still serves */
+    tl_bkc_check_read(lh, 2, 2); /* the connection still serves */
     ck_assert_uint_eq(bk->gen, gen);
     bkc_ledger_free(lh);
-    addb_fini(&b);
+    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -902,20 +782,11 @@ END_TEST
 START_TEST(test_real_bookies_sizes_recovery)
 {
     use_v3 = _i == 1;
-    base = event_base_new();
-    loop = mg_loop_new(base);
-    struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
-    char *dir = tmpdir_new();
-    struct bk_server *bs[3];
-    for (int i = 0; i < 3; i++)
-        bs[i] = real_bookie(dir, i);
-    wait_registered(3);
-    cl = client_new(3, 2, 2, 5000);
+    bookies_start(3);
     struct bkc_client *c2 = client_new(3, 2, 2, 5000);
     /* an empty ledger: the fencing reads find nothing */
-    struct bkc_ledger *w0 = create_sync(cl, 0);
-    struct bkc_ledger *r0 = open_sync(c2, bkc_ledger_id(w0), true, 0);
+    struct bkc_ledger *w0 = tl_bkc_create(cl, 0);
+    struct bkc_ledger *r0 = tl_bkc_open(c2, bkc_ledger_id(w0), true, 0);
     ck_assert_int_eq(bkc_ledger_lac(r0), -1);
     ck_assert(bkc_ledger_is_closed(r0));
     bkc_ledger_free(r0);
@@ -923,60 +794,45 @@ START_TEST(test_real_bookies_sizes_recovery)
     /* entries of many sizes */
     static const size_t sz[] = {0, 1, 95, 96, 127, 128, 200, 16383, 16384, 300 * 1024, 3, 0};
     const int n = (int)(sizeof(sz) / sizeof(sz[0]));
-    struct bkc_ledger *w = create_sync(cl, 0);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct addb b = {0};
+    struct tl_adds b = {.loop = loop}; /* added here, not by tl_adds_one */
     for (int i = 0; i < n; i++) {
         b.payload[i] = evbuffer_new();
         fill_payload(b.payload[i], sz[i], i);
         b.req[i].data = &b;
-        ck_assert_int_eq(bkc_add(w, bkc_ledger_next_entry(w), b.payload[i], &b.req[i], add_cb), 0);
+        ck_assert_int_eq(bkc_add(w, bkc_ledger_next_entry(w), b.payload[i], &b.req[i], tl_adds_cb),
+                         0);
         b.n++;
         if (i == n - 2) /* the last entry then carries LAC n-2 */
-            addb_wait(&b);
+            tl_adds_wait(&b);
     }
-    addb_wait(&b);
+    tl_adds_wait(&b);
     for (int i = 0; i < n; i++) {
         ck_assert_msg(b.status[i] == 0, "add %d: %s", i, b.req[i].errmsg);
         ck_assert_int_eq(b.order[i], i);
     }
     read_sizes(w, sz, 0, n - 1);
     /* a plain reader of the OPEN ledger learns the LAC piggybacked on the last entry */
-    struct bkc_ledger *r1 = open_sync(c2, id, false, 0);
-    struct res rs = {0};
+    struct bkc_ledger *r1 = tl_bkc_open(c2, id, false, 0);
+    struct tl_res rs = {0};
     struct bkc_req lreq = {.data = &rs};
-    ck_assert_int_eq(bkc_read_lac(r1, &lreq, res_cb), 0);
-    wait_for(&rs.done);
+    ck_assert_int_eq(bkc_read_lac(r1, &lreq, tl_res_cb), 0);
+    tl_wait(loop, &rs.done);
     ck_assert_int_eq(rs.status, 0);
     ck_assert_int_eq(bkc_ledger_lac(r1), n - 2);
     read_sizes(r1, sz, 0, n - 2);
     bkc_ledger_free(r1);
     /* the writer dies with the ledger OPEN; recovery closes it at the last entry */
     bkc_ledger_free(w);
-    struct bkc_ledger *r = open_sync(c2, id, true, 0);
+    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
     ck_assert_int_eq(bkc_ledger_lac(r), n - 1);
     ck_assert(bkc_ledger_is_closed(r));
     read_sizes(r, sz, 0, n - 1);
     bkc_ledger_free(r);
     bkc_client_free(c2);
-    bkc_client_free(cl);
-    cl = NULL;
-    for (int i = 0; i < 3; i++)
-        bk_server_shutdown(bs[i]);
-    sleep_loop(20);
-    for (int i = 0; i < 3; i++)
-        bk_server_free(bs[i]);
-    pump(5);
-    addb_fini(&b);
-    meta_close(meta);
-    meta = NULL;
-    pump(5);
-    mg_loop_free(loop);
-    event_base_free(base);
-    base = NULL;
-    rm_rf(dir);
-    mg_free(dir);
-    use_v3 = false;
+    tl_adds_fini(&b);
+    bookies_stop();
 }
 END_TEST
 
@@ -1009,29 +865,31 @@ static void sniff_accept(struct evconnlistener *l, evutil_socket_t fd, struct so
     bufferevent_enable(sn->bev, EV_READ | EV_WRITE);
 }
 
-/* Take the next frame from sn->got as a v3 Request (waiting for it). */
-static Bookkeeper__Proto__Request *sniff_next(struct sniff *sn)
+/* Has a whole frame arrived? */
+static bool sniff_has_frame(const void *arg)
 {
-    uint64_t end = mg_mono_ms() + 10000;
-    for (;;) {
-        uint8_t h[4];
-        if (evbuffer_copyout(sn->got, h, 4) == 4 &&
-            evbuffer_get_length(sn->got) >= 4 + (size_t)be32(h))
-            break;
-        ck_assert_msg(mg_mono_ms() < end, "no frame");
-        struct timeval tv = {0, 5000};
-        event_base_loopexit(base, &tv);
-        event_base_loop(base, EVLOOP_ONCE);
-    }
+    const struct sniff *sn = arg;
+    uint8_t h[4];
+    return evbuffer_copyout(sn->got, h, 4) == 4 &&
+           evbuffer_get_length(sn->got) >= 4 + (size_t)mg_get_be32(h);
+}
+
+/* Take the next frame from sn->got as a v3 Request (waiting for it) of operation op; its
+ * txnId in *txn. */
+static Bookkeeper__Proto__Request *sniff_next(struct sniff *sn, int op, uint64_t *txn)
+{
+    ck_assert_msg(tl_until(loop, sniff_has_frame, sn, 10000), "no frame");
     uint8_t h[4];
     evbuffer_remove(sn->got, h, 4);
-    size_t n = be32(h);
+    size_t n = mg_get_be32(h);
     ck_assert_int_eq(evbuffer_pullup(sn->got, 1)[0], 0x0A); /* field 1: header */
     Bookkeeper__Proto__Request *r =
         bookkeeper__proto__request__unpack(NULL, n, evbuffer_pullup(sn->got, (ev_ssize_t)n));
     ck_assert_ptr_nonnull(r);
     evbuffer_drain(sn->got, n);
     ck_assert_int_eq(r->header->version, BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE);
+    ck_assert_int_eq(r->header->operation, op);
+    *txn = r->header->txnid;
     return r;
 }
 
@@ -1046,10 +904,28 @@ static void sniff_reply(struct sniff *sn, Bookkeeper__Proto__Response *resp, int
     resp->status = (Bookkeeper__Proto__StatusCode)status;
     size_t n = bookkeeper__proto__response__get_packed_size(resp);
     uint8_t *b = mg_malloc(4 + n);
-    wbe32(b, (uint32_t)n);
+    mg_put_be32(b, (uint32_t)n);
     bookkeeper__proto__response__pack(resp, b + 4);
     bufferevent_write(sn->bev, b, 4 + n);
     mg_free(b);
+}
+
+/* Answer a read of ledger:entry: status inside and out, the body when not NULL. */
+static void sniff_read_reply(struct sniff *sn, uint64_t txn, int status, int64_t ledger,
+                             int64_t entry, const char *body)
+{
+    Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    Bookkeeper__Proto__ReadResponse rr = BOOKKEEPER__PROTO__READ_RESPONSE__INIT;
+    rr.status = (Bookkeeper__Proto__StatusCode)status;
+    rr.ledgerid = ledger;
+    rr.entryid = entry;
+    if (body) {
+        rr.has_body = true;
+        rr.body.data = (uint8_t *)body;
+        rr.body.len = strlen(body);
+    }
+    r.readresponse = &rr;
+    sniff_reply(sn, &r, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn, status);
 }
 
 struct opres {
@@ -1078,23 +954,10 @@ static void sniff_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
 START_TEST(test_v3_frames)
 {
     use_v3 = true;
-    base = event_base_new();
-    loop = mg_loop_new(base);
-    struct meta_options mo = {.url = "memory"};
-    ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
+    env_open(false);
     struct sniff sn = {0};
     sn.got = evbuffer_new();
-    struct sockaddr_in sin = {0};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sn.l =
-        evconnlistener_new_bind(base, sniff_accept, &sn, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-                                16, (struct sockaddr *)&sin, sizeof(sin));
-    ck_assert_ptr_nonnull(sn.l);
-    struct sockaddr_in bound;
-    socklen_t bl = sizeof(bound);
-    getsockname(evconnlistener_get_fd(sn.l), (struct sockaddr *)&bound, &bl);
-    sn.port = ntohs(bound.sin_port);
+    sn.l = listen_any(sniff_accept, &sn, &sn.port);
     cl = client_new(1, 1, 1, 30000);
     char id[64];
     snprintf(id, sizeof(id), "127.0.0.1:%d", sn.port);
@@ -1119,9 +982,8 @@ START_TEST(test_v3_frames)
     ck_assert_int_eq(o.n, 0);
     uint64_t txn[4];
     for (int i = 0; i < 2; i++) {
-        Bookkeeper__Proto__Request *r = sniff_next(&sn);
-        ck_assert_int_eq(r->header->operation, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY);
-        txn[i] = r->header->txnid;
+        Bookkeeper__Proto__Request *r =
+            sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, &txn[i]);
         Bookkeeper__Proto__AddRequest *a = r->addrequest;
         ck_assert_ptr_nonnull(a);
         ck_assert_int_eq(a->ledgerid, 7);
@@ -1141,9 +1003,8 @@ START_TEST(test_v3_frames)
         bookkeeper__proto__request__free_unpacked(r, NULL);
     }
     for (int i = 2; i < 4; i++) {
-        Bookkeeper__Proto__Request *r = sniff_next(&sn);
-        ck_assert_int_eq(r->header->operation, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY);
-        txn[i] = r->header->txnid;
+        Bookkeeper__Proto__Request *r =
+            sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, &txn[i]);
         Bookkeeper__Proto__ReadRequest *rr = r->readrequest;
         ck_assert_ptr_nonnull(rr);
         ck_assert_int_eq(rr->ledgerid, 7);
@@ -1161,25 +1022,8 @@ START_TEST(test_v3_frames)
             ck_assert(txn[i] != txn[j]);
     /* answers out of order: the plain read (ENOENTRY), the fencing read (EOK + body), the
      * plain add (EFENCED), the recovery add (the outer status only: EBADREQ) */
-    Bookkeeper__Proto__Response r4 = BOOKKEEPER__PROTO__RESPONSE__INIT;
-    Bookkeeper__Proto__ReadResponse rr4 = BOOKKEEPER__PROTO__READ_RESPONSE__INIT;
-    rr4.status = BOOKKEEPER__PROTO__STATUS_CODE__ENOENTRY;
-    rr4.ledgerid = 7;
-    rr4.entryid = 5;
-    r4.readresponse = &rr4;
-    sniff_reply(&sn, &r4, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn[3],
-                BOOKKEEPER__PROTO__STATUS_CODE__ENOENTRY);
-    Bookkeeper__Proto__Response r3 = BOOKKEEPER__PROTO__RESPONSE__INIT;
-    Bookkeeper__Proto__ReadResponse rr3 = BOOKKEEPER__PROTO__READ_RESPONSE__INIT;
-    rr3.status = BOOKKEEPER__PROTO__STATUS_CODE__EOK;
-    rr3.ledgerid = 7;
-    rr3.entryid = 4;
-    rr3.has_body = true;
-    rr3.body.data = (uint8_t *)"the body";
-    rr3.body.len = 8;
-    r3.readresponse = &rr3;
-    sniff_reply(&sn, &r3, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn[2],
-                BOOKKEEPER__PROTO__STATUS_CODE__EOK);
+    sniff_read_reply(&sn, txn[3], BOOKKEEPER__PROTO__STATUS_CODE__ENOENTRY, 7, 5, NULL);
+    sniff_read_reply(&sn, txn[2], BOOKKEEPER__PROTO__STATUS_CODE__EOK, 7, 4, "the body");
     Bookkeeper__Proto__Response r2 = BOOKKEEPER__PROTO__RESPONSE__INIT;
     Bookkeeper__Proto__AddResponse ar2 = BOOKKEEPER__PROTO__ADD_RESPONSE__INIT;
     ar2.status = BOOKKEEPER__PROTO__STATUS_CODE__EFENCED;
@@ -1191,13 +1035,7 @@ START_TEST(test_v3_frames)
     Bookkeeper__Proto__Response r1 = BOOKKEEPER__PROTO__RESPONSE__INIT;
     sniff_reply(&sn, &r1, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, txn[0],
                 BOOKKEEPER__PROTO__STATUS_CODE__EBADREQ);
-    uint64_t end = mg_mono_ms() + 10000;
-    while (o.n < 4 && mg_mono_ms() < end) {
-        struct timeval tv = {0, 5000};
-        event_base_loopexit(base, &tv);
-        event_base_loop(base, EVLOOP_ONCE);
-    }
-    ck_assert_int_eq(o.n, 4);
+    ck_assert_int_eq(tl_until_count(loop, &o.n, 4, 10000), 4);
     ck_assert_int_eq(o.slot[0], 4);
     ck_assert_int_eq(o.rc[0], WIRE_BK_ENOENTRY);
     ck_assert_int_eq(o.slot[1], 3);
@@ -1211,8 +1049,9 @@ START_TEST(test_v3_frames)
     /* an answer to an unknown txnId is dropped; one whose operation does not match its
      * request drops the connection and fails what was sent on it */
     ck_assert_ptr_nonnull(bkc_bookie_read(bk, 7, 6, 0, key, sniff_op_cb, &o, 5));
-    Bookkeeper__Proto__Request *rq = sniff_next(&sn);
-    uint64_t t5 = rq->header->txnid;
+    uint64_t t5;
+    Bookkeeper__Proto__Request *rq =
+        sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, &t5);
     bookkeeper__proto__request__free_unpacked(rq, NULL);
     Bookkeeper__Proto__Response ru = BOOKKEEPER__PROTO__RESPONSE__INIT;
     sniff_reply(&sn, &ru, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, t5 + 1000,
@@ -1220,13 +1059,7 @@ START_TEST(test_v3_frames)
     Bookkeeper__Proto__Response rm = BOOKKEEPER__PROTO__RESPONSE__INIT;
     sniff_reply(&sn, &rm, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, t5,
                 BOOKKEEPER__PROTO__STATUS_CODE__EOK);
-    end = mg_mono_ms() + 10000;
-    while (o.n < 5 && mg_mono_ms() < end) {
-        struct timeval tv = {0, 5000};
-        event_base_loopexit(base, &tv);
-        event_base_loop(base, EVLOOP_ONCE);
-    }
-    ck_assert_int_eq(o.n, 5);
+    ck_assert_int_eq(tl_until_count(loop, &o.n, 5, 10000), 5);
     ck_assert_int_eq(o.slot[4], 5);
     ck_assert_int_eq(o.rc[4], -MG_EIO);
     evbuffer_free(pl);
@@ -1236,40 +1069,25 @@ START_TEST(test_v3_frames)
         bufferevent_free(sn.bev);
     evconnlistener_free(sn.l);
     evbuffer_free(sn.got);
-    meta_close(meta);
-    meta = NULL;
-    pump(5);
-    mg_loop_free(loop);
-    event_base_free(base);
-    base = NULL;
-    use_v3 = false;
+    env_close();
 }
 END_TEST
 
 static Suite *bkc_suite(void)
 {
     Suite *s = suite_create("bkc_real");
-    TCase *t = tcase_create("tcp");
-    tcase_set_timeout(t, 60);
-    tcase_add_test(t, test_oversized_response);
-    tcase_add_test(t, test_read_timeout_failover);
-    suite_add_tcase(s, t);
-    TCase *real = tcase_create("real_bookies");
-    tcase_set_timeout(real, 120);
+    TCase *t = tl_tcase(s, "tcp", 60, NULL, NULL);
+    tl_add(t, test_oversized_response, test_read_timeout_failover);
+    TCase *real = tl_tcase(s, "real_bookies", 120, NULL, NULL);
     tcase_add_loop_test(real, test_real_bookies_inprocess, 0, 2);
     tcase_add_loop_test(real, test_real_bookie_processes_sigkill, 0, 2);
     tcase_add_loop_test(real, test_real_bookies_sizes_recovery, 0, 2);
     tcase_add_loop_test(real, test_frame_limit, 0, 2);
-    tcase_add_test(real, test_v3_frames);
-    suite_add_tcase(s, real);
+    tl_add(real, test_v3_frames);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(bkc_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tl_run(bkc_suite());
 }

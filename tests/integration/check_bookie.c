@@ -1,5 +1,6 @@
 /*
- * check_bookie.c - unit tests of the bookie module (Check).
+ * check_bookie.c - the bookie module (Check), over real sockets: in tests/integration
+ * because each test runs a server on a thread and talks TCP to it (make check runs it).
  *
  * Each test starts a bk_server in process on port 0 with temporary directories; its event
  * loop runs on a helper thread, and the test talks to it over real sockets with a small
@@ -10,6 +11,7 @@
 #include "BookkeeperProtocol.pb-c.h"
 #include "bookie/bookie_int.h"
 #include "config/cfg.h"
+#include "lib/tl.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
 #include "util/err.h"
@@ -1700,29 +1702,13 @@ END_TEST
 static Suite *bookie_suite(void)
 {
     Suite *s = suite_create("bookie");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_v2_add_read);
-    tcase_add_test(tc, test_v3_ops);
-    tcase_add_test(tc, test_fencing);
-    tcase_add_test(tc, test_group_commit);
-    tcase_add_test(tc, test_fsync_per_add);
-    tcase_add_test(tc, test_replay_unclean);
-    tcase_add_test(tc, test_journal_torn_tail);
-    tcase_add_test(tc, test_journal_corrupt_middle);
-    tcase_add_test(tc, test_journal_v6);
-    tcase_add_test(tc, test_garbage_frame);
-    tcase_add_test(tc, test_max_message_frame);
-    tcase_add_test(tc, test_oversized_frame);
-    tcase_add_test(tc, test_readonly_injected);
-    tcase_add_test(tc, test_readonly_tmpfs);
-    tcase_add_test(tc, test_nospace_journal);
-    tcase_add_test(tc, test_nospace_entry_log);
-    tcase_add_test(tc, test_prealloc_threshold);
-    tcase_add_test(tc, test_restart_trims_journal);
-    tcase_add_test(tc, test_dir_lock);
-    tcase_add_test(tc, test_options_from_cfg);
-    suite_add_tcase(s, tc);
+    TCase *tc = tl_tcase(s, "core", 120, NULL, NULL);
+    tl_add(tc, test_v2_add_read, test_v3_ops, test_fencing, test_group_commit, test_fsync_per_add,
+           test_replay_unclean, test_journal_torn_tail, test_journal_corrupt_middle,
+           test_journal_v6, test_garbage_frame, test_max_message_frame, test_oversized_frame,
+           test_readonly_injected, test_readonly_tmpfs, test_nospace_journal,
+           test_nospace_entry_log, test_prealloc_threshold, test_restart_trims_journal,
+           test_dir_lock, test_options_from_cfg);
     return s;
 }
 

@@ -1,8 +1,8 @@
 /*
- * svc_own.c - namespace bundles, bundle ownership by ephemeral keys, broker registration,
+ * ns_own.c - namespace bundles, bundle ownership by ephemeral keys, broker registration,
  * LOOKUP decisions, bundle unload and the loss of every bundle on session expiry.
  *
- * Happy path (docs/ownership.md): svc_own_start registers the broker under
+ * Happy path (docs/ownership.md): ns_own_start registers the broker under
  * /loadbalance/brokers/<host:webPort> (ephemeral, JSON load report refreshed every
  * loadBalancerReportUpdateMinIntervalMillis). A LOOKUP for a bundle owned here is answered
  * at once; otherwise the bundle's key /namespace/<t>/<ns>/<range> is read: it names the
@@ -18,14 +18,14 @@
  * connection lost for longer than the session timeout) drops every bundle at once: topics
  * are closed so clients look up again, and fencing stops any write the new owner's recovery
  * raced with. Store errors fail the lookup with MetadataError / ServiceNotReady; clients
- * retry. Requests in flight when the svc is freed complete later against a detached
- * context (struct svc_own outlives the svc through its reference count).
+ * retry. Requests in flight when the module is stopped complete later against a detached
+ * context (struct ns_own outlives it through its reference count).
  */
 #include "config/cfg.h"
 #include "meta/meta.h"
 #include "ml/ml.h"
-#include "svc/svc.h"
-#include "svc/svc_int.h"
+#include "ns/ns.h"
+#include "ns/ns_int.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/crc.h"
@@ -58,16 +58,16 @@ enum own_state {
 struct own_lookup;
 
 struct own_bundle {
-    struct svc_own *own; /* borrowed */
-    char *key;           /* owned: "t/ns/range" (the table key) */
-    char *path;          /* owned: "/namespace/t/ns/range" */
+    struct ns_own *own; /* borrowed */
+    char *key;          /* owned: "t/ns/range" (the table key) */
+    char *path;         /* owned: "/namespace/t/ns/range" */
     enum own_state state;
     bool in_table;              /* false once dropped; freed when no request holds it */
     bool in_flight;             /* a meta request (create or delete) holds this struct */
     int64_t version;            /* of the ownership key, once created */
     struct own_lookup *waiters; /* owned: lookups waiting for the acquisition */
     struct meta_req req;
-    svc_done_cb unload_cb;
+    ns_done_cb unload_cb;
     void *unload_data;
     struct event *flush_ev; /* owned: unload polls until cursor writes landed */
     uint64_t flush_deadline_ms;
@@ -81,9 +81,9 @@ struct own_broker {
     int assigned; /* bundles this broker redirected to it since the list was read */
 };
 
-struct svc_own {
-    int refs;      /* the svc's + one per request in flight */
-    struct svc *s; /* borrowed; NULL once the svc is gone */
+struct ns_own {
+    int refs;     /* the module's + one per request in flight */
+    struct ns *s; /* borrowed; NULL once stopped (ns_own_stop) */
     struct event_base *base;
     struct mg_map bundles; /* key -> struct own_bundle (any state) */
     int n_owned;           /* bundles in state OWNED */
@@ -109,29 +109,29 @@ struct svc_own {
 };
 
 struct own_lookup {
-    struct svc_own *own; /* counted reference */
-    char *key, *path;    /* owned */
+    struct ns_own *own; /* counted reference */
+    char *key, *path;   /* owned */
     bool authoritative;
     int tries;
-    svc_lookup_cb cb;
+    ns_lookup_cb cb;
     void *data;
     struct meta_req req;
     struct own_lookup *next;
 };
 
-static uint64_t now_ms(void)
+static uint64_t ns_own_now_ms(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-static void own_ref(struct svc_own *o)
+static void ns_own_ref(struct ns_own *o)
 {
     o->refs++;
 }
 
-static void brokers_clear(struct svc_own *o)
+static void ns_own_brokers_clear(struct ns_own *o)
 {
     for (int i = 0; i < o->n_brokers; i++) {
         mg_free(o->brokers[i].id);
@@ -143,19 +143,19 @@ static void brokers_clear(struct svc_own *o)
     o->n_brokers = 0;
 }
 
-static void own_unref(struct svc_own *o)
+static void ns_own_unref(struct ns_own *o)
 {
     if (--o->refs > 0)
         return;
     mg_map_fini(&o->bundles);
-    brokers_clear(o);
+    ns_own_brokers_clear(o);
     mg_free(o->reg_path);
     mg_free(o);
 }
 
 /* ---- bundle arithmetic ------------------------------------------------------------------- */
 
-int svc_bundle_index(uint32_t hash, int n)
+int ns_bundle_index(uint32_t hash, int n)
 {
     MG_ASSERT(n >= 1);
     uint64_t seg = 0x100000000ull / (uint64_t)n;
@@ -163,58 +163,58 @@ int svc_bundle_index(uint32_t hash, int n)
     return i >= (uint64_t)n ? n - 1 : (int)i;
 }
 
-uint32_t svc_bundle_lower(int n, int i)
+uint32_t ns_bundle_lower(int n, int i)
 {
     MG_ASSERT(n >= 1);
     return (uint32_t)((0x100000000ull / (uint64_t)n) * (uint64_t)i);
 }
 
-void svc_bundle_name(int n, int i, char out[SVC_BUNDLE_NAME_LEN])
+void ns_bundle_name(int n, int i, char out[NS_BUNDLE_NAME_LEN])
 {
-    uint32_t hi = i == n - 1 ? 0xffffffffu : svc_bundle_lower(n, i + 1);
-    snprintf(out, SVC_BUNDLE_NAME_LEN, "0x%08" PRIx32 "_0x%08" PRIx32, svc_bundle_lower(n, i), hi);
+    uint32_t hi = i == n - 1 ? 0xffffffffu : ns_bundle_lower(n, i + 1);
+    snprintf(out, NS_BUNDLE_NAME_LEN, "0x%08" PRIx32 "_0x%08" PRIx32, ns_bundle_lower(n, i), hi);
 }
 
-int svc_topic_bundle(struct svc *s, const struct topic_name *n, char range[SVC_BUNDLE_NAME_LEN])
+int ns_topic_bundle(struct ns *s, const struct topic_name *n, char range[NS_BUNDLE_NAME_LEN])
 {
     char *ns = mg_asprintf("%s/%s", n->tenant, n->ns);
-    int bundles = svc_namespace_bundles(s, ns);
+    int bundles = ns_namespace_bundles(s, ns);
     mg_free(ns);
     if (bundles <= 0)
         return -MG_ENOTFOUND;
     uint32_t h = mg_crc32(0, n->full, strlen(n->full));
-    int i = svc_bundle_index(h, bundles);
-    svc_bundle_name(bundles, i, range);
+    int i = ns_bundle_index(h, bundles);
+    ns_bundle_name(bundles, i, range);
     return i;
 }
 
 /* "t/ns/range" of a topic (caller frees), or NULL for an unknown namespace. */
-static char *topic_key(struct svc *s, const struct topic_name *n)
+static char *ns_own_topic_key(struct ns *s, const struct topic_name *n)
 {
-    char range[SVC_BUNDLE_NAME_LEN];
-    if (svc_topic_bundle(s, n, range) < 0)
+    char range[NS_BUNDLE_NAME_LEN];
+    if (ns_topic_bundle(s, n, range) < 0)
         return NULL;
     return mg_asprintf("%s/%s/%s", n->tenant, n->ns, range);
 }
 
-static bool valid_range(const char *range)
+static bool ns_own_valid_range(const char *range)
 {
     unsigned lo, hi;
     char tail;
-    return strlen(range) == SVC_BUNDLE_NAME_LEN - 1 &&
+    return strlen(range) == NS_BUNDLE_NAME_LEN - 1 &&
            sscanf(range, "0x%8x_0x%8x%c", &lo, &hi, &tail) == 2 && lo < hi;
 }
 
 /* ---- the owned table ----------------------------------------------------------------------- */
 
-static bool own_active(const struct svc *s)
+static bool ns_own_active(const struct ns *s)
 {
     return s->meta != NULL && s->own != NULL;
 }
 
-bool svc_bundle_owned(struct svc *s, const char *tenant_ns, const char *range)
+bool ns_bundle_owned(struct ns *s, const char *tenant_ns, const char *range)
 {
-    if (!own_active(s))
+    if (!ns_own_active(s))
         return !s->shutting_down;
     char *key = mg_asprintf("%s/%s", tenant_ns, range);
     struct own_bundle *b = mg_map_get_str(&s->own->bundles, key);
@@ -222,11 +222,11 @@ bool svc_bundle_owned(struct svc *s, const char *tenant_ns, const char *range)
     return b && b->state == OWN_OWNED;
 }
 
-bool svc_topic_owned(struct svc *s, const struct topic_name *n)
+bool ns_topic_owned(struct ns *s, const struct topic_name *n)
 {
-    if (!own_active(s))
+    if (!ns_own_active(s))
         return !s->shutting_down;
-    char *key = topic_key(s, n);
+    char *key = ns_own_topic_key(s, n);
     if (!key)
         return false;
     struct own_bundle *b = mg_map_get_str(&s->own->bundles, key);
@@ -234,7 +234,7 @@ bool svc_topic_owned(struct svc *s, const struct topic_name *n)
     return b && b->state == OWN_OWNED;
 }
 
-const char *svc_owned_bundle_next(struct svc *s, size_t *pos)
+const char *ns_owned_bundle_next(struct ns *s, size_t *pos)
 {
     if (!s->own)
         return NULL;
@@ -246,12 +246,12 @@ const char *svc_owned_bundle_next(struct svc *s, size_t *pos)
     return NULL;
 }
 
-int svc_owned_bundles(const struct svc *s)
+int ns_owned_bundles(const struct ns *s)
 {
     return s->own ? s->own->n_owned : 0;
 }
 
-static void bundle_free(struct own_bundle *b)
+static void ns_own_bundle_free(struct own_bundle *b)
 {
     MG_ASSERT(!b->waiters);
     if (b->flush_ev)
@@ -262,9 +262,9 @@ static void bundle_free(struct own_bundle *b)
 }
 
 /* Take b out of the table (it stays allocated while a request holds it). */
-static void bundle_drop(struct own_bundle *b)
+static void ns_own_bundle_drop(struct own_bundle *b)
 {
-    struct svc_own *o = b->own;
+    struct ns_own *o = b->own;
     if (b->in_table) {
         mg_map_del_str(&o->bundles, b->key);
         b->in_table = false;
@@ -274,10 +274,10 @@ static void bundle_drop(struct own_bundle *b)
     if (b->flush_ev)
         event_del(b->flush_ev);
     if (!b->in_flight && !b->waiters)
-        bundle_free(b);
+        ns_own_bundle_free(b);
 }
 
-static void bundle_set_state(struct own_bundle *b, enum own_state st)
+static void ns_own_bundle_set_state(struct own_bundle *b, enum own_state st)
 {
     if (b->in_table && b->state == OWN_OWNED)
         b->own->n_owned--;
@@ -287,11 +287,11 @@ static void bundle_set_state(struct own_bundle *b, enum own_state st)
 }
 
 /* Close every loaded topic of bundle key (NULL: every topic), in slices that yield to the
- * loop (svc_unload_topics); svc_unload_pending tells when they are closed. Names first:
+ * loop (ns_unload_topics); ns_unload_pending tells when they are closed. Names first:
  * unloading changes the registry. */
-static void unload_topics(struct svc *s, const char *key)
+static void ns_own_unload_topics(struct ns *s, const char *key)
 {
-    struct topic_registry *reg = svc_topics(s);
+    struct topic_registry *reg = s->topics;
     if (!reg)
         return;
     size_t pos = 0, n = 0, cap = 0;
@@ -302,7 +302,7 @@ static void unload_topics(struct svc *s, const char *key)
             struct topic_name tn;
             if (topic_name_parse(topic_full_name(t), &tn) < 0)
                 continue;
-            char *k = topic_key(s, &tn);
+            char *k = ns_own_topic_key(s, &tn);
             topic_name_fini(&tn);
             bool match = k && strcmp(k, key) == 0;
             mg_free(k);
@@ -315,13 +315,13 @@ static void unload_topics(struct svc *s, const char *key)
         }
         names[n++] = mg_strdup(topic_full_name(t));
     }
-    svc_unload_topics(s, names, n);
+    ns_unload_topics(s, names, n);
 }
 
 /* Every bundle is gone (session expired): stop serving all of them now. */
-static void drop_all(struct svc *s, const char *why)
+static void ns_own_drop_all(struct ns *s, const char *why)
 {
-    struct svc_own *o = s->own;
+    struct ns_own *o = s->own;
     size_t pos = 0;
     void *v;
     int n = 0;
@@ -332,33 +332,33 @@ static void drop_all(struct svc *s, const char *why)
         if (list[i]->state != OWN_ACQUIRING)
             MG_WARN(MOD, "bundle %s lost (%s): closing its topics", list[i]->key, why);
         if (list[i]->unload_cb) {
-            svc_done_cb cb = list[i]->unload_cb;
+            ns_done_cb cb = list[i]->unload_cb;
             list[i]->unload_cb = NULL;
             cb(list[i]->unload_data, 0); /* the key is gone with the session */
         }
-        bundle_drop(list[i]);
+        ns_own_bundle_drop(list[i]);
     }
     mg_free(list);
-    unload_topics(s, NULL);
+    ns_own_unload_topics(s, NULL);
 }
 
 /* ---- JSON of the keys ------------------------------------------------------------------------ */
 
-static char *ownership_json(struct svc *s)
+static char *ns_own_ownership_json(struct ns *s)
 {
-    json_t *j = json_pack("{s:s,s:s,s:b,s:{}}", "nativeUrl", svc_broker_url(s), "httpUrl",
-                          svc_web_url(s), "disabled", 0, "advertisedListeners");
+    json_t *j = json_pack("{s:s,s:s,s:b,s:{}}", "nativeUrl", ns_broker_url(s), "httpUrl",
+                          ns_web_url(s), "disabled", 0, "advertisedListeners");
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return text;
 }
 
-static char *report_json(struct svc *s)
+static char *ns_own_report_json(struct ns *s)
 {
-    struct svc_own *o = s->own;
+    struct ns_own *o = s->own;
     int topics = 0, producers = 0, consumers = 0;
     int64_t in = 0, out = 0;
-    struct topic_registry *reg = svc_topics(s);
+    struct topic_registry *reg = s->topics;
     size_t pos = 0;
     struct topic *t;
     while (reg && (t = topic_next(reg, &pos))) {
@@ -370,7 +370,7 @@ static char *report_json(struct svc *s)
         in += st.msg_in_counter;
         out += st.msg_out_counter;
     }
-    uint64_t now = now_ms();
+    uint64_t now = ns_own_now_ms();
     double secs = o->last_report_ms ? (double)(now - o->last_report_ms) / 1000.0 : 0;
     double rate_in = secs > 0 && in >= o->last_in ? (double)(in - o->last_in) / secs : 0;
     double rate_out = secs > 0 && out >= o->last_out ? (double)(out - o->last_out) / secs : 0;
@@ -378,11 +378,11 @@ static char *report_json(struct svc *s)
     o->last_out = out;
     o->last_report_ms = now;
     json_t *j =
-        json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:I}", "webServiceUrl", svc_web_url(s),
-                  "pulsarServiceUrl", svc_broker_url(s), "brokerVersionString", PACKAGE_VERSION,
+        json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:I}", "webServiceUrl", ns_web_url(s),
+                  "pulsarServiceUrl", ns_broker_url(s), "brokerVersionString", PACKAGE_VERSION,
                   "numBundles", o->n_owned, "numTopics", topics, "numProducers", producers,
-                  "numConsumers", consumers, "webServicePort", svc_web_port(s), "msgRateIn",
-                  rate_in, "msgRateOut", rate_out, "lastUpdate", (json_int_t)now);
+                  "numConsumers", consumers, "webServicePort", s->web_port, "msgRateIn", rate_in,
+                  "msgRateOut", rate_out, "lastUpdate", (json_int_t)now);
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return text;
@@ -390,17 +390,17 @@ static char *report_json(struct svc *s)
 
 /* ---- registration ---------------------------------------------------------------------------- */
 
-static void own_register(struct svc *s);
+static void ns_own_register(struct ns *s);
 
-struct own_op {          /* a fire-and-forget store request */
-    struct svc_own *own; /* counted reference */
+struct own_op {         /* a fire-and-forget store request */
+    struct ns_own *own; /* counted reference */
     struct meta_req req;
 };
 
-static void register_done(struct meta_req *req, int status)
+static void ns_own_register_done(struct meta_req *req, int status)
 {
     struct own_op *op = req->data;
-    struct svc_own *o = op->own;
+    struct ns_own *o = op->own;
     o->reg_in_flight = false;
     if (o->s && status < 0 && status != -MG_ECANCELED)
         MG_WARN(MOD, "broker registration %s not written: %s", o->reg_path, mg_strerror(status));
@@ -408,63 +408,63 @@ static void register_done(struct meta_req *req, int status)
     o->reg_again = false;
     meta_req_fini(req);
     mg_free(op);
-    struct svc *s = o->s;
-    own_unref(o);
+    struct ns *s = o->s;
+    ns_own_unref(o);
     if (again)
-        own_register(s);
+        ns_own_register(s);
 }
 
 /* Write the registration (creating the ephemeral key if it is missing). */
-static void own_register(struct svc *s)
+static void ns_own_register(struct ns *s)
 {
-    struct svc_own *o = s->own;
-    if (!own_active(s) || o->releasing_all)
+    struct ns_own *o = s->own;
+    if (!ns_own_active(s) || o->releasing_all)
         return;
     if (o->reg_in_flight) {
         o->reg_again = true;
         return;
     }
-    char *text = report_json(s);
+    char *text = ns_own_report_json(s);
     struct own_op *op = mg_calloc(1, sizeof *op);
     op->own = o;
     op->req.data = op;
     int rc = meta_put(s->meta, o->reg_path, text, strlen(text), META_VERSION_ANY,
-                      META_EPHEMERAL | META_CREATE_PARENTS, &op->req, register_done);
+                      META_EPHEMERAL | META_CREATE_PARENTS, &op->req, ns_own_register_done);
     free(text);
     if (rc < 0) {
         MG_WARN(MOD, "broker registration %s refused: %s", o->reg_path, mg_strerror(rc));
         mg_free(op);
         return;
     }
-    own_ref(o);
+    ns_own_ref(o);
     o->reg_in_flight = true;
 }
 
-static void report_cb(evutil_socket_t fd, short what, void *arg)
+static void ns_own_report_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    own_register(arg);
+    ns_own_register(arg);
 }
 
-static void disconnected_too_long(evutil_socket_t fd, short what, void *arg)
+static void ns_own_disconnected_too_long(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct svc *s = arg;
+    struct ns *s = arg;
     if (s->own->connected)
         return;
     MG_WARN(MOD,
             "metadata store unreachable for the session timeout (%d ms): the session "
             "must have expired; dropping every bundle",
             s->cfg->zookeeper_session_timeout_ms);
-    drop_all(s, "session timeout while disconnected");
+    ns_own_drop_all(s, "session timeout while disconnected");
 }
 
-void svc_session_event(struct svc *s, int ev)
+void ns_session_event(struct ns *s, int ev)
 {
-    struct svc_own *o = s->own;
-    if (!own_active(s))
+    struct ns_own *o = s->own;
+    if (!ns_own_active(s))
         return;
     switch ((enum meta_session_event)ev) {
     case META_SESSION_CONNECTED:
@@ -472,7 +472,7 @@ void svc_session_event(struct svc *s, int ev)
         o->connected = true;
         event_del(o->disc_ev);
         if (ev == META_SESSION_CONNECTED) /* a new session: the registration is gone */
-            own_register(s);
+            ns_own_register(s);
         break;
     case META_SESSION_DISCONNECTED: {
         o->connected = false;
@@ -484,14 +484,14 @@ void svc_session_event(struct svc *s, int ev)
     case META_SESSION_EXPIRED:
         o->connected = false;
         event_del(o->disc_ev);
-        drop_all(s, "metadata store session expired");
+        ns_own_drop_all(s, "metadata store session expired");
         break;
     }
 }
 
-void svc_own_start(struct svc *s)
+void ns_own_start(struct ns *s)
 {
-    struct svc_own *o = mg_calloc(1, sizeof *o);
+    struct ns_own *o = mg_calloc(1, sizeof *o);
     o->refs = 1;
     o->s = s;
     o->base = s->base;
@@ -500,53 +500,53 @@ void svc_own_start(struct svc *s)
     s->own = o;
     if (!s->meta)
         return;
-    o->reg_path = mg_asprintf(OWN_BROKERS_PATH "/%s", svc_broker_id(s));
-    o->report_ev = event_new(s->base, -1, EV_PERSIST, report_cb, s);
-    o->disc_ev = evtimer_new(s->base, disconnected_too_long, s);
+    o->reg_path = mg_asprintf(OWN_BROKERS_PATH "/%s", ns_broker_id(s));
+    o->report_ev = event_new(s->base, -1, EV_PERSIST, ns_own_report_cb, s);
+    o->disc_ev = evtimer_new(s->base, ns_own_disconnected_too_long, s);
     int ms = s->cfg->load_balancer_report_interval_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     event_add(o->report_ev, &tv);
-    own_register(s);
-    MG_INFO(MOD, "registering broker %s (%s)", svc_broker_id(s), svc_broker_url(s));
+    ns_own_register(s);
+    MG_INFO(MOD, "registering broker %s (%s)", ns_broker_id(s), ns_broker_url(s));
 }
 
 /* ---- lookups ------------------------------------------------------------------------------- */
 
-static void lookup_free(struct own_lookup *l)
+static void ns_own_lookup_free(struct own_lookup *l)
 {
-    struct svc_own *o = l->own;
+    struct ns_own *o = l->own;
     meta_req_fini(&l->req);
     mg_free(l->key);
     mg_free(l->path);
     mg_free(l);
-    own_unref(o);
+    ns_own_unref(o);
 }
 
-static void lookup_finish(struct own_lookup *l, int status, const char *url, const char *msg)
+static void ns_own_lookup_finish(struct own_lookup *l, int status, const char *url, const char *msg)
 {
     l->cb(l->data, status, url, msg);
-    lookup_free(l);
+    ns_own_lookup_free(l);
 }
 
-static void lookup_failf(struct own_lookup *l, int status, const char *fmt, ...)
+static void ns_own_lookup_failf(struct own_lookup *l, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void lookup_failf(struct own_lookup *l, int status, const char *fmt, ...)
+static void ns_own_lookup_failf(struct own_lookup *l, int status, const char *fmt, ...)
 {
     char msg[300];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    lookup_finish(l, status, NULL, msg);
+    ns_own_lookup_finish(l, status, NULL, msg);
 }
 
-static void lookup_step(struct own_lookup *l);
-static void lookup_acquire(struct own_lookup *l);
+static void ns_own_lookup_step(struct own_lookup *l);
+static void ns_own_lookup_acquire(struct own_lookup *l);
 
-static void acquire_done(struct meta_req *req, int status)
+static void ns_own_acquire_done(struct meta_req *req, int status)
 {
     struct own_bundle *b = req->data;
-    struct svc_own *o = b->own;
+    struct ns_own *o = b->own;
     b->in_flight = false;
     int64_t version = req->stat.version;
     meta_req_fini(req);
@@ -555,13 +555,13 @@ static void acquire_done(struct meta_req *req, int status)
     bool live = o->s && b->in_table && b->state == OWN_ACQUIRING && !o->releasing_all;
     if (live && status == 0) {
         b->version = version;
-        bundle_set_state(b, OWN_OWNED);
+        ns_own_bundle_set_state(b, OWN_OWNED);
         MG_INFO(MOD, "bundle %s acquired", b->key);
     } else if (live) {
-        bundle_drop(b);
+        ns_own_bundle_drop(b);
         b = NULL;
     } else {
-        bundle_drop(b);
+        ns_own_bundle_drop(b);
         b = NULL;
         if (status == 0)
             status = -MG_ENOTREADY; /* lost while the create was in flight */
@@ -570,42 +570,43 @@ static void acquire_done(struct meta_req *req, int status)
         struct own_lookup *nx = w->next;
         w->next = NULL;
         if (!o->s)
-            lookup_failf(w, -MG_ECANCELED, "broker shutting down");
+            ns_own_lookup_failf(w, -MG_ECANCELED, "broker shutting down");
         else if (status == 0)
-            lookup_finish(w, 0, NULL, NULL);
+            ns_own_lookup_finish(w, 0, NULL, NULL);
         else if (status == -MG_EEXIST || status == -MG_ENOTREADY)
-            lookup_step(w); /* someone else won: read who */
+            ns_own_lookup_step(w); /* someone else won: read who */
         else
-            lookup_failf(w,
-                         status == -MG_ETIMEDOUT || status == -MG_ECLOSED || status == -MG_EIO
-                             ? -MG_ENOTREADY
-                             : -MG_EMETA,
-                         "Cannot take ownership of bundle %s: %s", w->key, mg_strerror(status));
+            ns_own_lookup_failf(
+                w,
+                status == -MG_ETIMEDOUT || status == -MG_ECLOSED || status == -MG_EIO
+                    ? -MG_ENOTREADY
+                    : -MG_EMETA,
+                "Cannot take ownership of bundle %s: %s", w->key, mg_strerror(status));
         w = nx;
     }
-    own_unref(o);
+    ns_own_unref(o);
 }
 
 /* Take the bundle here (ephemeral create); lookups of it wait for the one create. */
-static void lookup_acquire(struct own_lookup *l)
+static void ns_own_lookup_acquire(struct own_lookup *l)
 {
-    struct svc_own *o = l->own;
-    struct svc *s = o->s;
+    struct ns_own *o = l->own;
+    struct ns *s = o->s;
     struct own_bundle *b = mg_map_get_str(&o->bundles, l->key);
     if (b) {
         if (b->state == OWN_OWNED) {
-            lookup_finish(l, 0, NULL, NULL);
+            ns_own_lookup_finish(l, 0, NULL, NULL);
         } else if (b->state == OWN_ACQUIRING) {
             l->next = b->waiters;
             b->waiters = l;
         } else {
-            lookup_failf(l, -MG_ENOTREADY, "Namespace bundle %s is being unloaded", l->key);
+            ns_own_lookup_failf(l, -MG_ENOTREADY, "Namespace bundle %s is being unloaded", l->key);
         }
         return;
     }
     if (!o->connected || s->shutting_down) {
-        lookup_failf(l, -MG_ENOTREADY, "Broker cannot take bundle %s now (%s)", l->key,
-                     s->shutting_down ? "shutting down" : "metadata store disconnected");
+        ns_own_lookup_failf(l, -MG_ENOTREADY, "Broker cannot take bundle %s now (%s)", l->key,
+                            s->shutting_down ? "shutting down" : "metadata store disconnected");
         return;
     }
     b = mg_calloc(1, sizeof *b);
@@ -615,29 +616,29 @@ static void lookup_acquire(struct own_lookup *l)
     b->state = OWN_ACQUIRING;
     b->req.data = b;
     b->waiters = l;
-    char *text = ownership_json(s);
+    char *text = ns_own_ownership_json(s);
     int rc = meta_put(s->meta, b->path, text, strlen(text), META_VERSION_NONE,
-                      META_EPHEMERAL | META_CREATE_PARENTS, &b->req, acquire_done);
+                      META_EPHEMERAL | META_CREATE_PARENTS, &b->req, ns_own_acquire_done);
     free(text);
     if (rc < 0) {
         b->waiters = NULL;
-        bundle_free(b);
-        lookup_failf(l, -MG_EMETA, "Cannot take ownership of bundle %s: %s", l->key,
-                     mg_strerror(rc));
+        ns_own_bundle_free(b);
+        ns_own_lookup_failf(l, -MG_EMETA, "Cannot take ownership of bundle %s: %s", l->key,
+                            mg_strerror(rc));
         return;
     }
     b->in_flight = true;
     b->in_table = true;
     mg_map_put_str(&o->bundles, b->key, b);
-    own_ref(o);
+    ns_own_ref(o);
 }
 
 /* Choose the least-loaded live broker for an unowned bundle (ties: smallest id). */
-static void lookup_decide(struct own_lookup *l)
+static void ns_own_lookup_decide(struct own_lookup *l)
 {
-    struct svc_own *o = l->own;
-    struct svc *s = o->s;
-    const char *self = svc_broker_id(s);
+    struct ns_own *o = l->own;
+    struct ns *s = o->s;
+    const char *self = ns_broker_id(s);
     int best = -1; /* -1 = this broker */
     int best_load = o->n_owned;
     const char *best_id = self;
@@ -653,16 +654,16 @@ static void lookup_decide(struct own_lookup *l)
         }
     }
     if (best < 0) {
-        lookup_acquire(l);
+        ns_own_lookup_acquire(l);
         return;
     }
     o->brokers[best].assigned++;
     MG_DEBUG(MOD, "bundle %s assigned to %s", l->key, o->brokers[best].id);
-    lookup_finish(l, 0, o->brokers[best].url, NULL);
+    ns_own_lookup_finish(l, 0, o->brokers[best].url, NULL);
 }
 
 struct own_refresh {
-    struct svc_own *own; /* counted reference */
+    struct ns_own *own; /* counted reference */
     struct meta_req list;
     struct meta_req *gets; /* owned: one per child */
     int n, pending;
@@ -670,16 +671,16 @@ struct own_refresh {
     int status;
 };
 
-static void refresh_finish(struct own_refresh *r)
+static void ns_own_refresh_finish(struct own_refresh *r)
 {
-    struct svc_own *o = r->own;
+    struct ns_own *o = r->own;
     o->refreshing = false;
     if (r->status == 0) {
-        brokers_clear(o);
+        ns_own_brokers_clear(o);
         o->brokers = r->found;
         o->n_brokers = r->n;
         r->found = NULL;
-        o->brokers_ms = now_ms();
+        o->brokers_ms = ns_own_now_ms();
     }
     for (int i = 0; r->found && i < r->n; i++) {
         mg_free(r->found[i].id);
@@ -699,17 +700,18 @@ static void refresh_finish(struct own_refresh *r)
         struct own_lookup *nx = w->next;
         w->next = NULL;
         if (!o->s)
-            lookup_failf(w, -MG_ECANCELED, "broker shutting down");
+            ns_own_lookup_failf(w, -MG_ECANCELED, "broker shutting down");
         else if (status < 0 && status != -MG_ENOTFOUND)
-            lookup_failf(w, -MG_EMETA, "Cannot list the live brokers: %s", mg_strerror(status));
+            ns_own_lookup_failf(w, -MG_EMETA, "Cannot list the live brokers: %s",
+                                mg_strerror(status));
         else
-            lookup_decide(w);
+            ns_own_lookup_decide(w);
         w = nx;
     }
-    own_unref(o);
+    ns_own_unref(o);
 }
 
-static void refresh_got(struct meta_req *req, int status)
+static void ns_own_refresh_got(struct meta_req *req, int status)
 {
     struct own_refresh *r = req->data;
     int i = (int)(req - r->gets);
@@ -727,17 +729,17 @@ static void refresh_got(struct meta_req *req, int status)
         json_decref(j);
     }
     if (--r->pending == 0)
-        refresh_finish(r);
+        ns_own_refresh_finish(r);
 }
 
-static void refresh_listed(struct meta_req *req, int status)
+static void ns_own_refresh_listed(struct meta_req *req, int status)
 {
     struct own_refresh *r = req->data;
-    struct svc_own *o = r->own;
+    struct ns_own *o = r->own;
     if (status < 0 || !o->s) {
         r->status = status < 0 ? status : -MG_ECANCELED;
         r->n = 0;
-        refresh_finish(r);
+        ns_own_refresh_finish(r);
         return;
     }
     r->n = req->n_children;
@@ -748,24 +750,24 @@ static void refresh_listed(struct meta_req *req, int status)
         r->found[i].id = mg_strdup(req->children[i]);
         char *path = mg_asprintf(OWN_BROKERS_PATH "/%s", req->children[i]);
         r->gets[i].data = r;
-        if (meta_get(o->s->meta, path, &r->gets[i], refresh_got) == 0)
+        if (meta_get(o->s->meta, path, &r->gets[i], ns_own_refresh_got) == 0)
             r->pending++;
         mg_free(path);
     }
     if (--r->pending == 0)
-        refresh_finish(r);
+        ns_own_refresh_finish(r);
 }
 
 /* The bundle is unowned: decide with a fresh enough broker list. */
-static void lookup_unowned(struct own_lookup *l)
+static void ns_own_lookup_unowned(struct own_lookup *l)
 {
-    struct svc_own *o = l->own;
+    struct ns_own *o = l->own;
     if (l->authoritative) {
-        lookup_acquire(l);
+        ns_own_lookup_acquire(l);
         return;
     }
-    if (o->brokers_ms && now_ms() - o->brokers_ms < OWN_BROKERS_CACHE_MS) {
-        lookup_decide(l);
+    if (o->brokers_ms && ns_own_now_ms() - o->brokers_ms < OWN_BROKERS_CACHE_MS) {
+        ns_own_lookup_decide(l);
         return;
     }
     l->next = o->refresh_waiters;
@@ -775,48 +777,48 @@ static void lookup_unowned(struct own_lookup *l)
     struct own_refresh *r = mg_calloc(1, sizeof *r);
     r->own = o;
     r->list.data = r;
-    if (meta_children(o->s->meta, OWN_BROKERS_PATH, &r->list, refresh_listed) < 0) {
+    if (meta_children(o->s->meta, OWN_BROKERS_PATH, &r->list, ns_own_refresh_listed) < 0) {
         o->refresh_waiters = l->next;
         l->next = NULL;
         mg_free(r);
-        lookup_decide(l); /* decide alone: this broker */
+        ns_own_lookup_decide(l); /* decide alone: this broker */
         return;
     }
-    own_ref(o);
+    ns_own_ref(o);
     o->refreshing = true;
 }
 
-static void stale_deleted(struct meta_req *req, int status)
+static void ns_own_stale_deleted(struct meta_req *req, int status)
 {
     struct own_lookup *l = req->data;
     (void)status; /* gone either way, or someone else's now: read again */
     meta_req_fini(req);
     if (!l->own->s)
-        lookup_failf(l, -MG_ECANCELED, "broker shutting down");
+        ns_own_lookup_failf(l, -MG_ECANCELED, "broker shutting down");
     else
-        lookup_step(l);
+        ns_own_lookup_step(l);
 }
 
-static void lookup_read(struct meta_req *req, int status)
+static void ns_own_lookup_read(struct meta_req *req, int status)
 {
     struct own_lookup *l = req->data;
-    struct svc_own *o = l->own;
-    struct svc *s = o->s;
+    struct ns_own *o = l->own;
+    struct ns *s = o->s;
     if (!s) {
-        lookup_failf(l, -MG_ECANCELED, "broker shutting down");
+        ns_own_lookup_failf(l, -MG_ECANCELED, "broker shutting down");
         return;
     }
     if (status == -MG_ENOTFOUND) {
         meta_req_fini(req);
-        lookup_unowned(l);
+        ns_own_lookup_unowned(l);
         return;
     }
     if (status < 0) {
-        lookup_failf(l,
-                     status == -MG_ETIMEDOUT || status == -MG_ECLOSED || status == -MG_EIO
-                         ? -MG_ENOTREADY
-                         : -MG_EMETA,
-                     "Cannot read the owner of bundle %s: %s", l->key, mg_strerror(status));
+        ns_own_lookup_failf(l,
+                            status == -MG_ETIMEDOUT || status == -MG_ECLOSED || status == -MG_EIO
+                                ? -MG_ENOTREADY
+                                : -MG_EMETA,
+                            "Cannot read the owner of bundle %s: %s", l->key, mg_strerror(status));
         return;
     }
     json_error_t err;
@@ -826,18 +828,18 @@ static void lookup_read(struct meta_req *req, int status)
     int64_t version = req->stat.version;
     if (!url) {
         json_decref(j);
-        lookup_failf(l, -MG_EMETA, "Bad ownership data for bundle %s", l->key);
+        ns_own_lookup_failf(l, -MG_EMETA, "Bad ownership data for bundle %s", l->key);
         return;
     }
     if (disabled) {
         json_decref(j);
-        lookup_failf(l, -MG_ENOTREADY, "Namespace bundle %s is being unloaded", l->key);
+        ns_own_lookup_failf(l, -MG_ENOTREADY, "Namespace bundle %s is being unloaded", l->key);
         return;
     }
-    if (strcmp(url, svc_broker_url(s)) != 0) {
+    if (strcmp(url, ns_broker_url(s)) != 0) {
         char *u = mg_strdup(url);
         json_decref(j);
-        lookup_finish(l, 0, u, NULL);
+        ns_own_lookup_finish(l, 0, u, NULL);
         mg_free(u);
         return;
     }
@@ -845,7 +847,7 @@ static void lookup_read(struct meta_req *req, int status)
     if (b) { /* ours: acquired (or being released) since the read was sent */
         json_decref(j);
         meta_req_fini(req);
-        lookup_acquire(l);
+        ns_own_lookup_acquire(l);
         return;
     }
     /* It names this broker's address but is not ours: a previous process on this address
@@ -855,37 +857,38 @@ static void lookup_read(struct meta_req *req, int status)
             url);
     json_decref(j); /* url points into j */
     meta_req_fini(req);
-    if (meta_delete(s->meta, l->path, version, &l->req, stale_deleted) < 0)
-        lookup_failf(l, -MG_EMETA, "Cannot remove the stale owner of bundle %s", l->key);
+    if (meta_delete(s->meta, l->path, version, &l->req, ns_own_stale_deleted) < 0)
+        ns_own_lookup_failf(l, -MG_EMETA, "Cannot remove the stale owner of bundle %s", l->key);
 }
 
 /* One round: owned here / being acquired here / read the key. */
-static void lookup_step(struct own_lookup *l)
+static void ns_own_lookup_step(struct own_lookup *l)
 {
-    struct svc_own *o = l->own;
-    struct svc *s = o->s;
+    struct ns_own *o = l->own;
+    struct ns *s = o->s;
     if (++l->tries > OWN_MAX_TRIES) {
-        lookup_failf(l, -MG_ENOTREADY, "Ownership of bundle %s keeps changing; retry", l->key);
+        ns_own_lookup_failf(l, -MG_ENOTREADY, "Ownership of bundle %s keeps changing; retry",
+                            l->key);
         return;
     }
     struct own_bundle *b = mg_map_get_str(&o->bundles, l->key);
     if (b) {
-        lookup_acquire(l); /* owned: Connect; acquiring: wait; releasing: not ready */
+        ns_own_lookup_acquire(l); /* owned: Connect; acquiring: wait; releasing: not ready */
         return;
     }
     l->req.data = l;
-    int rc = meta_get(s->meta, l->path, &l->req, lookup_read);
+    int rc = meta_get(s->meta, l->path, &l->req, ns_own_lookup_read);
     if (rc < 0)
-        lookup_failf(l, -MG_EMETA, "Cannot read the owner of bundle %s: %s", l->key,
-                     mg_strerror(rc));
+        ns_own_lookup_failf(l, -MG_EMETA, "Cannot read the owner of bundle %s: %s", l->key,
+                            mg_strerror(rc));
 }
 
-int svc_lookup(struct svc *s, const struct topic_name *n, bool authoritative, svc_lookup_cb cb,
-               void *data)
+int ns_lookup(struct ns *s, const struct topic_name *n, bool authoritative, ns_lookup_cb cb,
+              void *data)
 {
-    if (!own_active(s))
+    if (!ns_own_active(s))
         return s->shutting_down ? -MG_ENOTREADY : 1;
-    char *key = topic_key(s, n);
+    char *key = ns_own_topic_key(s, n);
     if (!key)
         return -MG_ENOTFOUND;
     struct own_bundle *b = mg_map_get_str(&s->own->bundles, key);
@@ -899,7 +902,7 @@ int svc_lookup(struct svc *s, const struct topic_name *n, bool authoritative, sv
     }
     struct own_lookup *l = mg_calloc(1, sizeof *l);
     l->own = s->own;
-    own_ref(l->own);
+    ns_own_ref(l->own);
     l->key = key;
     l->path = mg_asprintf("/namespace/%s", key);
     l->authoritative = authoritative;
@@ -912,19 +915,19 @@ int svc_lookup(struct svc *s, const struct topic_name *n, bool authoritative, sv
     }
     l->tries = 1;
     l->req.data = l;
-    int rc = meta_get(s->meta, l->path, &l->req, lookup_read);
+    int rc = meta_get(s->meta, l->path, &l->req, ns_own_lookup_read);
     if (rc < 0) {
-        lookup_free(l);
+        ns_own_lookup_free(l);
         return -MG_EMETA;
     }
     return 0;
 }
 
-const char *svc_broker_web_url(struct svc *s, const char *broker_url)
+const char *ns_broker_web_url(struct ns *s, const char *broker_url)
 {
-    if (strcmp(broker_url, svc_broker_url(s)) == 0)
-        return svc_web_url(s);
-    struct svc_own *o = s->own;
+    if (strcmp(broker_url, ns_broker_url(s)) == 0)
+        return ns_web_url(s);
+    struct ns_own *o = s->own;
     for (int i = 0; o && i < o->n_brokers; i++)
         if (o->brokers[i].url && strcmp(o->brokers[i].url, broker_url) == 0)
             return o->brokers[i].web;
@@ -934,17 +937,17 @@ const char *svc_broker_web_url(struct svc *s, const char *broker_url)
 /* ---- owner query (admin) ------------------------------------------------------------------- */
 
 struct own_query {
-    struct svc_own *own; /* counted reference */
-    svc_owner_cb cb;
+    struct ns_own *own; /* counted reference */
+    ns_owner_cb cb;
     void *data;
     struct meta_req req;
 };
 
-static void owner_read(struct meta_req *req, int status)
+static void ns_own_owner_read(struct meta_req *req, int status)
 {
     struct own_query *q = req->data;
-    struct svc_own *o = q->own;
-    struct svc_owner info = {.kind = SVC_OWNER_NONE};
+    struct ns_own *o = q->own;
+    struct ns_owner info = {.kind = NS_OWNER_NONE};
     json_t *j = NULL;
     if (status == 0) {
         json_error_t err;
@@ -955,9 +958,8 @@ static void owner_read(struct meta_req *req, int status)
         if (!info.broker_url)
             status = -MG_EMETA;
         else
-            info.kind = o->s && strcmp(info.broker_url, svc_broker_url(o->s)) == 0
-                            ? SVC_OWNER_HERE
-                            : SVC_OWNER_OTHER;
+            info.kind = o->s && strcmp(info.broker_url, ns_broker_url(o->s)) == 0 ? NS_OWNER_HERE
+                                                                                  : NS_OWNER_OTHER;
     } else if (status == -MG_ENOTFOUND) {
         status = 0;
     } else if (status != -MG_ECANCELED) {
@@ -967,63 +969,63 @@ static void owner_read(struct meta_req *req, int status)
     json_decref(j);
     meta_req_fini(req);
     mg_free(q);
-    own_unref(o);
+    ns_own_unref(o);
 }
 
-static void owner_local(evutil_socket_t fd, short what, void *arg)
+static void ns_own_owner_local(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct own_query *q = arg;
-    struct svc_owner info = {.kind = SVC_OWNER_HERE};
+    struct ns_owner info = {.kind = NS_OWNER_HERE};
     if (q->own->s) {
-        info.broker_url = svc_broker_url(q->own->s);
-        info.web_url = svc_web_url(q->own->s);
+        info.broker_url = ns_broker_url(q->own->s);
+        info.web_url = ns_web_url(q->own->s);
     }
     q->cb(q->data, q->own->s ? 0 : -MG_ECANCELED, &info);
-    struct svc_own *o = q->own;
+    struct ns_own *o = q->own;
     mg_free(q);
-    own_unref(o);
+    ns_own_unref(o);
 }
 
-int svc_bundle_owner(struct svc *s, const char *tenant_ns, const char *range, svc_owner_cb cb,
-                     void *data)
+int ns_bundle_owner(struct ns *s, const char *tenant_ns, const char *range, ns_owner_cb cb,
+                    void *data)
 {
-    if (!valid_range(range))
+    if (!ns_own_valid_range(range))
         return -MG_EINVAL;
-    if (!svc_namespace_exists(s, tenant_ns))
+    if (!ns_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
     struct own_query *q = mg_calloc(1, sizeof *q);
     q->own = s->own;
     q->cb = cb;
     q->data = data;
     q->req.data = q;
-    if (!own_active(s)) {
+    if (!ns_own_active(s)) {
         struct timeval zero = {0, 0};
-        if (event_base_once(s->base, -1, EV_TIMEOUT, owner_local, q, &zero) < 0) {
+        if (event_base_once(s->base, -1, EV_TIMEOUT, ns_own_owner_local, q, &zero) < 0) {
             mg_free(q);
             return -MG_EIO;
         }
-        own_ref(q->own);
+        ns_own_ref(q->own);
         return 0;
     }
     char *path = mg_asprintf("/namespace/%s/%s", tenant_ns, range);
-    int rc = meta_get(s->meta, path, &q->req, owner_read);
+    int rc = meta_get(s->meta, path, &q->req, ns_own_owner_read);
     mg_free(path);
     if (rc < 0) {
         mg_free(q);
         return rc;
     }
-    own_ref(q->own);
+    ns_own_ref(q->own);
     return 0;
 }
 
 /* ---- unload and release ---------------------------------------------------------------------- */
 
-static void release_deleted(struct meta_req *req, int status)
+static void ns_own_release_deleted(struct meta_req *req, int status)
 {
     struct own_bundle *b = req->data;
-    struct svc_own *o = b->own;
+    struct ns_own *o = b->own;
     b->in_flight = false;
     meta_req_fini(req);
     if (status == -MG_ENOTFOUND)
@@ -1033,77 +1035,77 @@ static void release_deleted(struct meta_req *req, int status)
                 mg_strerror(status));
     else if (status == 0)
         MG_INFO(MOD, "bundle %s released", b->key);
-    svc_done_cb cb = b->unload_cb;
+    ns_done_cb cb = b->unload_cb;
     void *cb_data = b->unload_data;
     b->unload_cb = NULL;
     if (o->releasing_all)
         o->release_pending--;
-    bundle_drop(b);
+    ns_own_bundle_drop(b);
     if (cb)
         cb(cb_data, o->s ? status : -MG_ECANCELED);
-    own_unref(o);
+    ns_own_unref(o);
 }
 
-static void release_delete(struct own_bundle *b)
+static void ns_own_release_delete(struct own_bundle *b)
 {
-    struct svc_own *o = b->own;
+    struct ns_own *o = b->own;
     b->req.data = b;
-    int rc = o->s ? meta_delete(o->s->meta, b->path, b->version, &b->req, release_deleted)
+    int rc = o->s ? meta_delete(o->s->meta, b->path, b->version, &b->req, ns_own_release_deleted)
                   : -MG_ECANCELED;
     if (rc < 0) {
-        svc_done_cb cb = b->unload_cb;
+        ns_done_cb cb = b->unload_cb;
         b->unload_cb = NULL;
         if (o->releasing_all)
             o->release_pending--;
         void *cb_data = b->unload_data;
-        bundle_drop(b);
+        ns_own_bundle_drop(b);
         if (cb)
             cb(cb_data, rc);
         return;
     }
     b->in_flight = true;
-    own_ref(o);
+    ns_own_ref(o);
 }
 
-static void unload_poll(evutil_socket_t fd, short what, void *arg)
+static void ns_own_unload_poll(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct own_bundle *b = arg;
-    struct svc *s = b->own->s;
-    if (s && svc_unload_pending(s) > 0) {
+    struct ns *s = b->own->s;
+    if (s && ns_unload_pending(s) > 0) {
         /* topics still being closed (in slices): the flush bound starts once they are */
-        b->flush_deadline_ms = now_ms() + OWN_FLUSH_MAX_MS;
+        b->flush_deadline_ms = ns_own_now_ms() + OWN_FLUSH_MAX_MS;
         struct timeval tv = {0, OWN_POLL_MS * 1000};
         event_add(b->flush_ev, &tv);
         return;
     }
-    if (s && s->mlf && ml_factory_pending(s->mlf) > 0 && now_ms() < b->flush_deadline_ms) {
+    if (s && s->mlf && ml_factory_pending(s->mlf) > 0 && ns_own_now_ms() < b->flush_deadline_ms) {
         struct timeval tv = {0, OWN_POLL_MS * 1000};
         event_add(b->flush_ev, &tv);
         return;
     }
-    release_delete(b);
+    ns_own_release_delete(b);
 }
 
 /* Close b's topics, then (once cursor writes landed, bounded) delete its key. */
-static void bundle_release(struct svc *s, struct own_bundle *b)
+static void ns_own_bundle_release(struct ns *s, struct own_bundle *b)
 {
-    bundle_set_state(b, OWN_RELEASING);
+    ns_own_bundle_set_state(b, OWN_RELEASING);
     MG_INFO(MOD, "unloading bundle %s", b->key);
-    unload_topics(s, b->key);
-    b->flush_deadline_ms = now_ms() + OWN_FLUSH_MAX_MS;
-    b->flush_ev = evtimer_new(s->base, unload_poll, b);
+    ns_own_unload_topics(s, b->key);
+    b->flush_deadline_ms = ns_own_now_ms() + OWN_FLUSH_MAX_MS;
+    b->flush_ev = evtimer_new(s->base, ns_own_unload_poll, b);
     struct timeval zero = {0, 0};
     event_add(b->flush_ev, &zero);
 }
 
-int svc_bundle_unload(struct svc *s, const char *tenant_ns, const char *range, svc_done_cb cb,
-                      void *data)
+int ns_bundle_unload(struct ns *s, const char *tenant_ns, const char *range, ns_done_cb cb,
+                     void *data)
 {
-    if (!valid_range(range))
+    if (!ns_own_valid_range(range))
         return -MG_EINVAL;
-    if (!own_active(s))
+    if (!ns_own_active(s))
         return -MG_ENOTSUP; /* no store: this broker is the only one, nothing to move to */
     char *key = mg_asprintf("%s/%s", tenant_ns, range);
     struct own_bundle *b = mg_map_get_str(&s->own->bundles, key);
@@ -1114,34 +1116,34 @@ int svc_bundle_unload(struct svc *s, const char *tenant_ns, const char *range, s
         return -MG_EBUSY;
     b->unload_cb = cb;
     b->unload_data = data;
-    bundle_release(s, b);
+    ns_own_bundle_release(s, b);
     return 0;
 }
 
-static void deregistered(struct meta_req *req, int status)
+static void ns_own_deregistered(struct meta_req *req, int status)
 {
     struct own_op *op = req->data;
-    struct svc_own *o = op->own;
+    struct ns_own *o = op->own;
     (void)status;
     o->release_pending--;
     meta_req_fini(req);
     mg_free(op);
-    own_unref(o);
+    ns_own_unref(o);
 }
 
-static void release_all_poll(evutil_socket_t fd, short what, void *arg)
+static void ns_own_release_all_poll(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct svc *s = arg;
-    struct svc_own *o = s->own;
-    if (svc_unload_pending(s) > 0) {
-        o->release_deadline_ms = now_ms() + OWN_FLUSH_MAX_MS;
+    struct ns *s = arg;
+    struct ns_own *o = s->own;
+    if (ns_unload_pending(s) > 0) {
+        o->release_deadline_ms = ns_own_now_ms() + OWN_FLUSH_MAX_MS;
         struct timeval tv = {0, OWN_POLL_MS * 1000};
         event_add(o->release_ev, &tv);
         return;
     }
-    if (s->mlf && ml_factory_pending(s->mlf) > 0 && now_ms() < o->release_deadline_ms) {
+    if (s->mlf && ml_factory_pending(s->mlf) > 0 && ns_own_now_ms() < o->release_deadline_ms) {
         struct timeval tv = {0, OWN_POLL_MS * 1000};
         event_add(o->release_ev, &tv);
         return;
@@ -1160,14 +1162,14 @@ static void release_all_poll(evutil_socket_t fd, short what, void *arg)
         if (b->flush_ev)
             event_del(b->flush_ev);
         o->release_pending++;
-        release_delete(b);
+        ns_own_release_delete(b);
     }
     mg_free(list);
     struct own_op *op = mg_calloc(1, sizeof *op);
     op->own = o;
     op->req.data = op;
-    if (meta_delete(s->meta, o->reg_path, META_VERSION_ANY, &op->req, deregistered) == 0) {
-        own_ref(o);
+    if (meta_delete(s->meta, o->reg_path, META_VERSION_ANY, &op->req, ns_own_deregistered) == 0) {
+        ns_own_ref(o);
         o->release_pending++;
     } else {
         mg_free(op);
@@ -1175,9 +1177,9 @@ static void release_all_poll(evutil_socket_t fd, short what, void *arg)
     o->released = true;
 }
 
-void svc_own_release_all(struct svc *s)
+void ns_own_release_all(struct ns *s)
 {
-    struct svc_own *o = s->own;
+    struct ns_own *o = s->own;
     if (!o || o->releasing_all)
         return;
     o->releasing_all = true;
@@ -1188,29 +1190,29 @@ void svc_own_release_all(struct svc *s)
     while (mg_map_next(&o->bundles, &pos, NULL, NULL, &v)) {
         struct own_bundle *b = v;
         if (b->state == OWN_OWNED)
-            bundle_set_state(b, OWN_RELEASING);
+            ns_own_bundle_set_state(b, OWN_RELEASING);
     }
     MG_INFO(MOD, "releasing %zu bundles", o->bundles.count);
-    unload_topics(s, NULL); /* cursors flush their positions */
+    ns_own_unload_topics(s, NULL); /* cursors flush their positions */
     if (!s->meta) {
         o->released = true;
         return;
     }
-    o->release_deadline_ms = now_ms() + OWN_FLUSH_MAX_MS;
-    o->release_ev = evtimer_new(s->base, release_all_poll, s);
+    o->release_deadline_ms = ns_own_now_ms() + OWN_FLUSH_MAX_MS;
+    o->release_ev = evtimer_new(s->base, ns_own_release_all_poll, s);
     struct timeval zero = {0, 0};
     event_add(o->release_ev, &zero);
 }
 
-bool svc_own_released(struct svc *s)
+bool ns_own_released(struct ns *s)
 {
-    struct svc_own *o = s->own;
+    struct ns_own *o = s->own;
     return !o || (o->released && o->release_pending <= 0);
 }
 
-void svc_own_stop(struct svc *s)
+void ns_own_stop(struct ns *s)
 {
-    struct svc_own *o = s->own;
+    struct ns_own *o = s->own;
     if (!o)
         return;
     s->own = NULL;
@@ -1227,50 +1229,50 @@ void svc_own_stop(struct svc *s)
     while (mg_map_next(&o->bundles, &pos, NULL, NULL, &v)) {
         struct own_bundle *b = v;
         if (b->unload_cb) {
-            svc_done_cb cb = b->unload_cb;
+            ns_done_cb cb = b->unload_cb;
             b->unload_cb = NULL;
             cb(b->unload_data, -MG_ECANCELED);
         }
-        bundle_drop(b);
+        ns_own_bundle_drop(b);
     }
-    own_unref(o);
+    ns_own_unref(o);
 }
 
 /* ---- live brokers (admin) -------------------------------------------------------------------- */
 
 struct own_list {
-    struct svc_own *own; /* counted reference */
-    svc_brokers_cb cb;
+    struct ns_own *own; /* counted reference */
+    ns_brokers_cb cb;
     void *data;
     struct meta_req req;
 };
 
-static void brokers_listed(struct meta_req *req, int status)
+static void ns_own_brokers_listed(struct meta_req *req, int status)
 {
     struct own_list *q = req->data;
-    struct svc_own *o = q->own;
+    struct ns_own *o = q->own;
     if (status == -MG_ENOTFOUND)
         status = 0;
     q->cb(q->data, status, status == 0 ? req->children : NULL, status == 0 ? req->n_children : 0);
     meta_req_fini(req);
     mg_free(q);
-    own_unref(o);
+    ns_own_unref(o);
 }
 
-static void brokers_local(evutil_socket_t fd, short what, void *arg)
+static void ns_own_brokers_local(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct own_list *q = arg;
-    struct svc_own *o = q->own;
-    char *id = o->s ? mg_strdup(svc_broker_id(o->s)) : NULL;
+    struct ns_own *o = q->own;
+    char *id = o->s ? mg_strdup(ns_broker_id(o->s)) : NULL;
     q->cb(q->data, o->s ? 0 : -MG_ECANCELED, &id, id ? 1 : 0);
     mg_free(id);
     mg_free(q);
-    own_unref(o);
+    ns_own_unref(o);
 }
 
-int svc_list_brokers(struct svc *s, svc_brokers_cb cb, void *data)
+int ns_list_brokers(struct ns *s, ns_brokers_cb cb, void *data)
 {
     if (!s->own)
         return -MG_ECLOSED;
@@ -1280,16 +1282,17 @@ int svc_list_brokers(struct svc *s, svc_brokers_cb cb, void *data)
     q->data = data;
     q->req.data = q;
     int rc;
-    if (!own_active(s)) {
+    if (!ns_own_active(s)) {
         struct timeval zero = {0, 0};
-        rc = event_base_once(s->base, -1, EV_TIMEOUT, brokers_local, q, &zero) < 0 ? -MG_EIO : 0;
+        rc = event_base_once(s->base, -1, EV_TIMEOUT, ns_own_brokers_local, q, &zero) < 0 ? -MG_EIO
+                                                                                          : 0;
     } else {
-        rc = meta_children(s->meta, OWN_BROKERS_PATH, &q->req, brokers_listed);
+        rc = meta_children(s->meta, OWN_BROKERS_PATH, &q->req, ns_own_brokers_listed);
     }
     if (rc < 0) {
         mg_free(q);
         return rc;
     }
-    own_ref(q->own);
+    ns_own_ref(q->own);
     return 0;
 }

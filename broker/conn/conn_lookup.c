@@ -1,0 +1,271 @@
+/*
+ * conn_lookup.c - what a connection answers about topics and namespaces: topic names,
+ * ownership checks, LOOKUP, PARTITIONED_METADATA, GET_TOPICS_OF_NAMESPACE, GET_SCHEMA and
+ * GET_OR_CREATE_SCHEMA.
+ *
+ * Happy path: LOOKUP asks the namespace module (ns_lookup) and answers Connect (this broker)
+ * or Redirect (the owner, or the broker chosen for an unowned bundle), both authoritative.
+ * PARTITIONED_METADATA answers the partition count (and creates a partitioned topic when
+ * allowAutoTopicCreationType=partitioned). GET_TOPICS_OF_NAMESPACE lists what ns_list_topics
+ * finds. Schemas are not kept: GET_SCHEMA answers TopicNotFound "Topic has no schema" and
+ * GET_OR_CREATE_SCHEMA version 0 (docs/wire-pulsar.md).
+ *
+ * Failure modes: a name that cannot be parsed, or that held a NUL byte, answers
+ * InvalidTopicName; a namespace that does not exist, its error; a lookup that cannot be
+ * decided (store error, bundle in transition) answers Failed with the error, and the client
+ * retries.
+ */
+#include "config/cfg.h"
+#include "conn/conn_int.h"
+#include "ns/ns.h"
+#include "topic/topic.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "wire/wire.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Parse and check the topic of a PRODUCER, SUBSCRIBE, LOOKUP or PARTITIONED_METADATA. A
+ * string of the command that held a NUL byte refuses it: the C string stops at the NUL, and
+ * serving "a" when "a\0b" was asked for would be serving another topic. */
+int conn_parse_topic(struct conn *c, const char *name, struct topic_name *tn, const char **reason)
+{
+    memset(tn, 0, sizeof *tn);
+    if (c->frame_nul_field) {
+        bool topic = strcmp(c->frame_nul_field, "topic") == 0;
+        MG_INFO("conn", "[%" PRIu64 "] refused: the %s field holds a NUL byte", c->id,
+                c->frame_nul_field);
+        *reason = topic ? "Invalid topic name" : "A string of the command holds a NUL character";
+        return topic ? -MG_EBADNAME : -MG_EINVAL;
+    }
+    if (topic_name_parse(name, tn) < 0) {
+        *reason = "Invalid topic name";
+        return -MG_EBADNAME;
+    }
+    int rc = ns_check_topic(c->env->ns, tn, reason);
+    if (rc < 0)
+        topic_name_fini(tn);
+    return rc;
+}
+
+void conn_handle_partitioned_metadata(struct conn *c,
+                                      const Pulsar__Proto__CommandPartitionedTopicMetadata *m)
+{
+    Pulsar__Proto__CommandPartitionedTopicMetadataResponse r =
+        PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__INIT;
+    r.request_id = m->request_id;
+    r.has_response = 1;
+    struct topic_name tn;
+    const char *reason = NULL;
+    char reason_buf[96];
+    int rc = conn_parse_topic(c, m->topic, &tn, &reason);
+    if (rc < 0) {
+        r.response =
+            PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Failed;
+        r.has_error = 1;
+        r.error = (Pulsar__Proto__ServerError)mg_err_server_error(rc);
+        r.message = (char *)reason;
+    } else {
+        int n = tn.partition >= 0 ? 0 : ns_partitions_get(c->env->ns, tn.full);
+        const struct cfg *cfg = c->env->cfg;
+        int made = 0;
+        if (n == 0 && tn.partition < 0 && cfg->allow_auto_topic_creation &&
+            strcmp(cfg->allow_auto_topic_creation_type, "partitioned") == 0 &&
+            !topic_find(c->env->topics, tn.full) && cfg->default_num_partitions > 0) {
+            made = ns_partitions_set(c->env->ns, tn.full, cfg->default_num_partitions, true, NULL,
+                                     NULL);
+            if (made == 0)
+                n = cfg->default_num_partitions;
+        }
+        topic_name_fini(&tn);
+        if (made == -MG_ENOTALLOWED) { /* defaultNumPartitions above the bound: as Pulsar */
+            snprintf(reason_buf, sizeof reason_buf,
+                     "Number of partitions should be less than or equal to %d",
+                     cfg->max_num_partitions_per_partitioned_topic);
+            r.response =
+                PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Failed;
+            r.has_error = 1;
+            r.error = (Pulsar__Proto__ServerError)mg_err_server_error(made);
+            r.message = reason_buf;
+        } else {
+            r.response =
+                PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success;
+            r.has_partitions = 1;
+            r.partitions = (uint32_t)n;
+        }
+    }
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA_RESPONSE;
+    cmd.partitionmetadataresponse = &r;
+    conn_send(c, &cmd);
+}
+
+static void conn_send_lookup_response(struct conn *c, uint64_t request_id, int status,
+                                      const char *url, const char *message)
+{
+    Pulsar__Proto__CommandLookupTopicResponse r =
+        PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__INIT;
+    r.request_id = request_id;
+    r.has_response = 1;
+    if (status < 0) {
+        r.response = PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Failed;
+        r.has_error = 1;
+        r.error = (Pulsar__Proto__ServerError)mg_err_server_error(status);
+        r.message = (char *)(message ? message : mg_strerror(status));
+    } else {
+        /* Connect (url NULL: this broker serves it) or Redirect to the owner / the broker
+         * chosen for an unowned bundle; both authoritative (that broker takes it). */
+        r.response = url ? PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Redirect
+                         : PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Connect;
+        r.brokerserviceurl = (char *)(url ? url : ns_broker_url(c->env->ns));
+        r.has_authoritative = 1;
+        r.authoritative = 1;
+    }
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE;
+    cmd.lookuptopicresponse = &r;
+    conn_send(c, &cmd);
+}
+
+/* A lookup waiting for the ownership decision (ns_lookup). */
+struct conn_lookup_wait {
+    struct conn *conn; /* counted reference */
+    uint64_t request_id;
+};
+
+static void conn_lookup_decided(void *data, int status, const char *url, const char *message)
+{
+    struct conn_lookup_wait *l = data;
+    struct conn *c = l->conn;
+    if (conn_is_open(c)) {
+        if (status < 0)
+            MG_INFO("conn", "[%" PRIu64 "] lookup failed: %s", c->id,
+                    message ? message : mg_strerror(status));
+        conn_send_lookup_response(c, l->request_id, status, url, message);
+    }
+    mg_free(l);
+    conn_unref(c);
+}
+
+void conn_handle_lookup(struct conn *c, const Pulsar__Proto__CommandLookupTopic *l)
+{
+    struct topic_name tn;
+    const char *reason = NULL;
+    int rc = conn_parse_topic(c, l->topic, &tn, &reason);
+    if (rc < 0) {
+        conn_send_lookup_response(c, l->request_id, rc, NULL, reason);
+        return;
+    }
+    struct conn_lookup_wait *w = mg_malloc(sizeof *w);
+    w->conn = c;
+    w->request_id = l->request_id;
+    conn_ref(c);
+    bool authoritative = l->has_authoritative && l->authoritative;
+    rc = ns_lookup(c->env->ns, &tn, authoritative, conn_lookup_decided, w);
+    if (rc != 0) {
+        /* 1: owned here, answer at once; < 0: refused at once. */
+        char msg[200];
+        snprintf(msg, sizeof msg, "Lookup of %s failed: %s", tn.full, mg_strerror(rc));
+        conn_send_lookup_response(c, l->request_id, rc > 0 ? 0 : rc, NULL, rc > 0 ? NULL : msg);
+        mg_free(w);
+        conn_unref(c);
+    }
+    topic_name_fini(&tn);
+}
+
+/* ServiceNotReady unless this broker owns the topic's bundle (clients look up again). */
+static int conn_check_owned(struct conn *c, const struct topic_name *tn, char *msg, size_t len)
+{
+    if (ns_topic_owned(c->env->ns, tn))
+        return 0;
+    char range[NS_BUNDLE_NAME_LEN] = "?";
+    ns_topic_bundle(c->env->ns, tn, range);
+    snprintf(msg, len,
+             "Namespace bundle %s/%s/%s of topic %s not served by this instance. Please redo "
+             "the lookup.",
+             tn->tenant, tn->ns, range, tn->full);
+    return -MG_ENOTREADY;
+}
+
+int conn_check_owned_name(struct conn *c, const char *full, char *msg, size_t len)
+{
+    struct topic_name tn;
+    if (topic_name_parse(full, &tn) < 0) {
+        snprintf(msg, len, "Invalid topic name");
+        return -MG_EBADNAME;
+    }
+    int rc = conn_check_owned(c, &tn, msg, len);
+    topic_name_fini(&tn);
+    return rc;
+}
+
+static void conn_topics_listed(void *data, int status, char **names, int n)
+{
+    struct conn_req *r = data;
+    if (conn_is_open(r->conn)) {
+        if (status < 0) {
+            conn_send_error(r->conn, r->request_id, status, "Cannot list the namespace's topics");
+        } else {
+            Pulsar__Proto__CommandGetTopicsOfNamespaceResponse resp =
+                PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE_RESPONSE__INIT;
+            resp.request_id = r->request_id;
+            resp.n_topics = (size_t)n;
+            resp.topics = names;
+            wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+            cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__GET_TOPICS_OF_NAMESPACE_RESPONSE;
+            cmd.gettopicsofnamespaceresponse = &resp;
+            conn_send(r->conn, &cmd);
+        }
+    }
+    conn_req_free(r);
+}
+
+void conn_handle_get_topics(struct conn *c, const Pulsar__Proto__CommandGetTopicsOfNamespace *m)
+{
+    if (m->has_mode &&
+        m->mode == PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__NON_PERSISTENT) {
+        conn_topics_listed(conn_req_new(c, m->request_id, 0, -1), 0, NULL, 0); /* none are served */
+        return;
+    }
+    struct conn_req *r = conn_req_new(c, m->request_id, 0, -1);
+    int rc = ns_list_topics(c->env->ns, m->namespace_, false, conn_topics_listed, r);
+    if (rc < 0) {
+        conn_req_free(r);
+        conn_send_error(c, m->request_id, rc, "Namespace does not exist");
+    }
+}
+
+void conn_handle_get_schema(struct conn *c, const Pulsar__Proto__CommandGetSchema *m)
+{
+    Pulsar__Proto__CommandGetSchemaResponse r = PULSAR__PROTO__COMMAND_GET_SCHEMA_RESPONSE__INIT;
+    r.request_id = m->request_id;
+    r.has_error_code = 1;
+    r.error_code = PULSAR__PROTO__SERVER_ERROR__TopicNotFound;
+    r.error_message = "Topic has no schema";
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__GET_SCHEMA_RESPONSE;
+    cmd.getschemaresponse = &r;
+    conn_send(c, &cmd);
+}
+
+void conn_handle_get_or_create_schema(struct conn *c,
+                                      const Pulsar__Proto__CommandGetOrCreateSchema *m)
+{
+    static uint8_t version0[8];
+    Pulsar__Proto__CommandGetOrCreateSchemaResponse r =
+        PULSAR__PROTO__COMMAND_GET_OR_CREATE_SCHEMA_RESPONSE__INIT;
+    r.request_id = m->request_id;
+    r.has_schema_version = 1;
+    r.schema_version.len = sizeof version0;
+    r.schema_version.data = version0;
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__GET_OR_CREATE_SCHEMA_RESPONSE;
+    cmd.getorcreateschemaresponse = &r;
+    conn_send(c, &cmd);
+}

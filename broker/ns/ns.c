@@ -1,0 +1,100 @@
+/*
+ * ns.c - the namespace module's lifetime: the cache, the broker's identity, start and stop.
+ *
+ * Happy path: ns_new sets up the empty cache; ns_load fills it from the metadata store
+ * (ns_res.c) and starts the background refresh with a shared store; ns_start receives the
+ * topic registry and the bound ports, makes the broker's URLs and starts ownership
+ * (ns_own.c: registration, load reports); ns_shutdown releases the bundles; ns_cancel,
+ * ns_stop and ns_free take it apart in the order the service's own teardown needs
+ * (svc.c: svc_free).
+ *
+ * Failure modes: a store that cannot be read fails ns_load (the service does not start).
+ * Everything after that is asynchronous and reported through the callbacks of ns.h.
+ */
+#include "config/cfg.h"
+#include "ns/ns_int.h"
+#include "util/alloc.h"
+
+struct ns *ns_new(struct event_base *base, const struct cfg *cfg, struct meta_store *meta)
+{
+    struct ns *s = mg_calloc(1, sizeof *s);
+    s->cfg = cfg;
+    s->base = base;
+    s->meta = meta;
+    ns_res_init(s);
+    return s;
+}
+
+int ns_load(struct ns *s)
+{
+    int rc = ns_res_load(s);
+    if (rc < 0)
+        return rc;
+    ns_res_refresh_start(s);
+    return 0;
+}
+
+void ns_start(struct ns *s, struct topic_registry *topics, struct ml_factory *mlf, int broker_port,
+              int web_port)
+{
+    const char *host = s->cfg->advertised_address;
+    s->topics = topics;
+    s->mlf = mlf;
+    s->web_port = web_port;
+    s->broker_url = mg_asprintf("pulsar://%s:%d", host, broker_port);
+    s->web_url = mg_asprintf("http://%s:%d", host, web_port);
+    s->broker_id = mg_asprintf("%s:%d", host, web_port);
+    ns_own_start(s);
+}
+
+void ns_shutdown(struct ns *s)
+{
+    s->shutting_down = true;
+    ns_own_release_all(s);
+}
+
+bool ns_released(struct ns *s)
+{
+    return ns_own_released(s);
+}
+
+void ns_cancel(struct ns *s)
+{
+    ns_bulk_cancel(s);
+    ns_res_cancel(s);
+}
+
+void ns_stop(struct ns *s)
+{
+    ns_own_stop(s);
+    s->topics = NULL;
+    s->mlf = NULL;
+}
+
+void ns_free(struct ns *s)
+{
+    if (!s)
+        return;
+    ns_bulk_cancel(s);
+    ns_own_stop(s);
+    ns_res_fini(s);
+    mg_free(s->broker_url);
+    mg_free(s->web_url);
+    mg_free(s->broker_id);
+    mg_free(s);
+}
+
+const char *ns_broker_url(const struct ns *s)
+{
+    return s->broker_url;
+}
+
+const char *ns_web_url(const struct ns *s)
+{
+    return s->web_url;
+}
+
+const char *ns_broker_id(const struct ns *s)
+{
+    return s->broker_id;
+}

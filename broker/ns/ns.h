@@ -1,0 +1,237 @@
+/*
+ * ns.h - namespaces: the cluster's tenants, namespaces, their policies and partitioned-topic
+ * metadata, the bundles a namespace is cut into, which broker owns each bundle, and the
+ * lookup that decides where a topic is served (docs/ownership.md).
+ *
+ * One struct ns per broker loop. The connections (conn) and the admin server (admin) both
+ * use it; the service (svc) creates it, hands it the topic registry once that exists and
+ * stops it at shutdown. Why the module is called ns: docs/design.md §2.
+ *
+ * Resources live in the metadata store and are cached here (docs/metadata.md §5); a new
+ * cluster starts with tenants "public" and "pulsar", namespaces "public/default" and
+ * "pulsar/system". Everything here runs on the loop thread.
+ */
+#ifndef MG_NS_H
+#define MG_NS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cfg;
+struct event_base;
+struct meta_store;
+struct ml_factory;
+struct ns;
+struct topic_name;
+struct topic_registry;
+
+/* ---- lifetime ------------------------------------------------------------------------------
+ *
+ * ns_new sets up an empty cache on base; cfg and meta (NULL: no store, as with
+ * managedLedgerStore=memory in unit tests: this broker then owns every bundle) are borrowed
+ * and must outlive it. ns_load reads every tenant, namespace and partitioned topic from the
+ * store (creating the cluster's defaults on first start), running the loop until done or a
+ * bound: 0 or a negative error (logged). With a shared (ZooKeeper) store it then keeps
+ * reloading in the background, adding what other brokers created.
+ *
+ * ns_start: the topics are served now. topics and mlf are borrowed until ns_stop; the
+ * broker's URLs are made of advertisedAddress and the two bound ports; with a store the
+ * broker registers under /loadbalance/brokers and reports its load periodically.
+ *
+ * ns_shutdown begins the shutdown release: lookups answer ServiceNotReady, every topic is
+ * closed (in slices), cursor writes get a bounded time to land, then the ownership keys and
+ * the registration are deleted; ns_released tells when that is over (at once without a
+ * store). ns_cancel: the callers of pending requests are going away; the callbacks of
+ * resource writes and partitioned-topic deletes in flight will not run. ns_stop: no more
+ * lookups, timers or topic access (pending store requests complete later against a detached
+ * context). ns_free frees the cache; accepts NULL. */
+struct ns *ns_new(struct event_base *base, const struct cfg *cfg, struct meta_store *meta);
+int ns_load(struct ns *s);
+void ns_start(struct ns *s, struct topic_registry *topics, struct ml_factory *mlf, int broker_port,
+              int web_port);
+void ns_shutdown(struct ns *s);
+bool ns_released(struct ns *s);
+void ns_cancel(struct ns *s);
+void ns_stop(struct ns *s);
+void ns_free(struct ns *s);
+
+/* "pulsar://advertisedAddress:port", "http://advertisedAddress:webPort" and the broker id
+ * "advertisedAddress:webPort" that pulsar-admin shows; NULL before ns_start. */
+const char *ns_broker_url(const struct ns *s);
+const char *ns_web_url(const struct ns *s);
+const char *ns_broker_id(const struct ns *s);
+
+/* Metadata-store session events (the service forwards them). EXPIRED: every bundle is
+ * dropped at once (topics closed) and the broker registers again; DISCONNECTED: no new
+ * bundles until RECONNECTED, and if the connection stays lost for the session timeout the
+ * session is taken as expired (bundles dropped); CONNECTED: (re)register. */
+void ns_session_event(struct ns *s, int meta_session_event);
+
+/* ---- resources -----------------------------------------------------------------------
+ *
+ * Tenants, namespaces and partitioned-topic metadata live in the metadata store under
+ * Pulsar's paths (/admin/policies/<tenant>[/<ns>], /admin/partitioned-topics/...); a cache
+ * is loaded at start. Reads answer from the cache. Mutations validate, update the cache at
+ * once and write the store; cb (may be NULL) runs once the write is durable, always after
+ * the call returned, with 0 or the store's error. When the write failed, the cache entry is
+ * already back to what it was before (unless a later mutation of the same entry replaced
+ * it), so an answer never claims what the store does not hold and a retry starts from the
+ * truth. A synchronous error returns <0 and cb never runs. */
+
+typedef void (*ns_done_cb)(void *data, int status);
+
+bool ns_tenant_exists(struct ns *s, const char *tenant);
+/* -MG_EEXIST */
+int ns_tenant_create(struct ns *s, const char *tenant, ns_done_cb cb, void *data);
+/* -MG_ENOTFOUND, -MG_EBUSY (namespaces left) */
+int ns_tenant_delete(struct ns *s, const char *tenant, ns_done_cb cb, void *data);
+/* Iterate tenant names in sorted order: *pos = 0 first, NULL at the end. */
+const char *ns_tenant_next(struct ns *s, size_t *pos);
+/* Role i of a tenant's adminRoles (TenantInfo), NULL past the last one or for no tenant.
+ * Valid until the tenant changes. */
+const char *ns_tenant_role(struct ns *s, const char *tenant, size_t i);
+/* Replace a tenant's adminRoles (stored in its TenantInfo): -MG_ENOTFOUND. */
+int ns_tenant_set_roles(struct ns *s, const char *tenant, const char *const *roles, size_t n,
+                        ns_done_cb cb, void *data);
+/* Read one tenant's TenantInfo, or one namespace's Policies, from the store into the cache
+ * (another broker may have created it since the last refresh): cb with 0 once read (the
+ * cache then has it), -MG_ENOTFOUND when the store does not have it, or the store's error
+ * (-MG_ECANCELED when the module is freed first). Synchronously -MG_ENOTSUP when no other
+ * broker writes the store (embedded, memory or none: the cache is complete), -MG_EINVAL for
+ * a malformed name. */
+int ns_tenant_sync(struct ns *s, const char *tenant, ns_done_cb cb, void *data);
+int ns_namespace_sync(struct ns *s, const char *tenant_ns, ns_done_cb cb, void *data);
+
+bool ns_namespace_exists(struct ns *s, const char *tenant_ns);
+/* -MG_EINVAL (not "t/ns"), -MG_ENOTFOUND (no tenant), -MG_EEXIST */
+int ns_namespace_create(struct ns *s, const char *tenant_ns, int bundles, ns_done_cb cb,
+                        void *data);
+/* -MG_ENOTFOUND, -MG_EBUSY (topics left) */
+int ns_namespace_delete(struct ns *s, const char *tenant_ns, ns_done_cb cb, void *data);
+const char *ns_namespace_next(struct ns *s, size_t *pos);
+/* Bundles of a namespace (0 if it does not exist). */
+int ns_namespace_bundles(struct ns *s, const char *tenant_ns);
+/* A namespace's retention policy (Policies.retention_policies): minutes and MB, -1 =
+ * unlimited. get: 1 and the values when set, 0 when never set (Pulsar answers 204),
+ * -MG_ENOTFOUND without the namespace. set / remove (remove=true): like the other
+ * mutations (cb once durable); -MG_ENOTFOUND synchronously. */
+int ns_namespace_retention_get(struct ns *s, const char *tenant_ns, int64_t *time_minutes,
+                               int64_t *size_mb);
+int ns_namespace_retention_set(struct ns *s, const char *tenant_ns, bool remove,
+                               int64_t time_minutes, int64_t size_mb, ns_done_cb cb, void *data);
+
+/* Partitioned topics: base full name -> partition count. 0 = not partitioned. */
+int ns_partitions_get(struct ns *s, const char *base_full_name);
+/* Create (-MG_EEXIST if a partitioned or plain topic of that name exists) or update
+ * (grow only: -MG_EINVAL otherwise; -MG_ENOTFOUND if not partitioned) the count.
+ * -MG_ENOTALLOWED: n is above maxNumPartitionsPerPartitionedTopic. */
+int ns_partitions_set(struct ns *s, const char *base_full_name, int n, bool create, ns_done_cb cb,
+                      void *data);
+int ns_partitions_delete(struct ns *s, const char *base_full_name, ns_done_cb cb, void *data);
+/* Delete a partitioned topic: its partitions (those loaded, and those stored but not loaded;
+ * partitions never created are skipped), then its metadata. The work is done in slices
+ * that yield to the loop (ns_bulk.c), so other clients are served meanwhile. Without
+ * force, a partition with producers or consumers fails it with -MG_EBUSY before anything
+ * is deleted. Synchronously: -MG_ENOTFOUND (not partitioned), -MG_EBADNAME. cb runs once
+ * with 0 or the error (never after ns_cancel). */
+int ns_partitioned_delete(struct ns *s, const char *base_full_name, bool force, ns_done_cb cb,
+                          void *data);
+/* Read one partitioned topic's metadata from the store into the cache, as ns_namespace_sync
+ * (-MG_ENOTFOUND: not partitioned; a cached count is then dropped). */
+int ns_partitions_sync(struct ns *s, const char *base_full_name, ns_done_cb cb, void *data);
+/* Iterate: *pos = 0 first; NULL at the end; *n gets the count. */
+const char *ns_partitions_next(struct ns *s, size_t *pos, int *n);
+
+/* List the topics of a namespace ("t/ns"): every topic stored there (also when not loaded),
+ * the partitions of its partitioned topics and the loaded topics, as full names, sorted;
+ * with partitioned_only, the partitioned topics' base names. names are valid during cb.
+ * -MG_ENOTFOUND (sync) if the namespace does not exist. */
+typedef void (*ns_topics_cb)(void *data, int status, char **names, int n);
+int ns_list_topics(struct ns *s, const char *tenant_ns, bool partitioned_only, ns_topics_cb cb,
+                   void *data);
+
+/* Does the store still hold a topic's managed ledger (its data)? cb status 1 (yes), 0 (no:
+ * never created, or deleted and gone) or the store's error; after the call returned.
+ * Synchronously -MG_EBADNAME or the store's refusal. */
+int ns_topic_stored(struct ns *s, const char *full_name, ns_done_cb cb, void *data);
+
+/* Can a topic of this name be served (namespace exists)? Fills a reason when not. */
+int ns_check_topic(struct ns *s, const struct topic_name *n, const char **reason);
+
+/* ---- bundles and ownership (ns_own.c; docs/ownership.md) -----------------------------
+ *
+ * A namespace of n bundles splits the 32-bit hash space at 0, 2^32/n, ..., 0xffffffff; a
+ * topic belongs to the range holding mg_crc32(full name) (a partition hashes its own
+ * "-partition-N" name). Bundle names are Pulsar's: "0x%08x_0x%08x". A broker serves a topic
+ * only while it holds the ephemeral key /namespace/<tenant>/<ns>/<range>. Without a
+ * metadata store the broker owns every bundle. */
+
+#define NS_BUNDLE_NAME_LEN 22 /* "0x%08x_0x%08x" and its NUL */
+
+/* Pure bundle arithmetic: index of hash among n equal bundles, and the name of bundle i of
+ * n. n >= 1, 0 <= i < n. */
+int ns_bundle_index(uint32_t hash, int n);
+/* Lower boundary of bundle i of n (the last one ends at 0xffffffff, inclusive). */
+uint32_t ns_bundle_lower(int n, int i);
+void ns_bundle_name(int n, int i, char out[NS_BUNDLE_NAME_LEN]);
+/* The bundle of a topic: fills range (the bundle name) and returns its index, or
+ * -MG_ENOTFOUND when the namespace is unknown. */
+int ns_topic_bundle(struct ns *s, const struct topic_name *n, char range[NS_BUNDLE_NAME_LEN]);
+/* Is the topic's bundle owned (acquired, not being released) by this broker? */
+bool ns_topic_owned(struct ns *s, const struct topic_name *n);
+/* Is bundle range of tenant_ns ("t/ns") owned by this broker? */
+bool ns_bundle_owned(struct ns *s, const char *tenant_ns, const char *range);
+/* Iterate owned bundles as "t/ns/range" (sorted is not guaranteed): *pos = 0 first; NULL at
+ * the end. Valid until the next change of ownership. */
+const char *ns_owned_bundle_next(struct ns *s, size_t *pos);
+int ns_owned_bundles(const struct ns *s);
+
+/* LOOKUP. Returns 1 when the topic's bundle is owned here (answer Connect at once; cb never
+ * runs), <0 for a synchronous failure (cb never runs), or 0: cb runs later exactly once
+ * with status 0 and url NULL (this broker took the bundle: Connect), status 0 and url set
+ * (Redirect there, authoritative), or status < 0 and a message (-MG_ENOTREADY: bundle
+ * being unloaded, session down, lost a race too often - the client retries; -MG_EMETA:
+ * store error; -MG_ECANCELED: the module is going away). url and message are valid during
+ * cb. authoritative: the sender was redirected here by the broker that assigned the
+ * bundle, so an unowned bundle is taken here, never redirected again. */
+typedef void (*ns_lookup_cb)(void *data, int status, const char *url, const char *message);
+int ns_lookup(struct ns *s, const struct topic_name *n, bool authoritative, ns_lookup_cb cb,
+              void *data);
+
+/* The web service URL ("http://h:p") of the broker whose service URL is broker_url (this
+ * broker, or one of the live brokers as last read from their registrations: a lookup that
+ * redirects to a broker it chose has just read them), or NULL when unknown. Valid until the
+ * next lookup. */
+const char *ns_broker_web_url(struct ns *s, const char *broker_url);
+
+/* Owner of a bundle, for admin: reads the ownership key (never takes the bundle). */
+enum ns_owner_kind {
+    NS_OWNER_HERE = 0,
+    NS_OWNER_OTHER,
+    NS_OWNER_NONE,
+};
+struct ns_owner {
+    enum ns_owner_kind kind;
+    const char *broker_url; /* "pulsar://h:p" (HERE/OTHER), else NULL */
+    const char *web_url;    /* "http://h:p" (HERE/OTHER), else NULL */
+    bool disabled;          /* the owner is unloading it */
+};
+typedef void (*ns_owner_cb)(void *data, int status, const struct ns_owner *o);
+/* 0 and cb later (status 0 or -MG_EMETA; o valid during cb), or -MG_EINVAL (bad range),
+ * -MG_ENOTFOUND (no namespace) synchronously. */
+int ns_bundle_owner(struct ns *s, const char *tenant_ns, const char *range, ns_owner_cb cb,
+                    void *data);
+/* Unload a bundle owned here: its topics are closed (clients get CLOSE_PRODUCER /
+ * CLOSE_CONSUMER and look up again), cursor writes are given a bounded time to land, then
+ * the ownership key is deleted so another broker can take it. cb (may be NULL) runs once
+ * done with 0 or the store's error. Synchronously: -MG_ENOTFOUND when not owned here (ask
+ * ns_bundle_owner and redirect to the owner), -MG_EBUSY when already being unloaded. */
+int ns_bundle_unload(struct ns *s, const char *tenant_ns, const char *range, ns_done_cb cb,
+                     void *data);
+/* Live brokers (children of /loadbalance/brokers: "host:webPort" ids, sorted). ids are
+ * valid during cb. Without a store: this broker alone. 0 and cb later, or <0. */
+typedef void (*ns_brokers_cb)(void *data, int status, char **ids, int n);
+int ns_list_brokers(struct ns *s, ns_brokers_cb cb, void *data);
+
+#endif

@@ -1,0 +1,93 @@
+/* ns_int.h - the body of struct ns and what the ns module's parts call of each other. Only
+ * broker/ns and its unit tests include it. */
+#ifndef MG_NS_INT_H
+#define MG_NS_INT_H
+
+#include "ns/ns.h"
+#include "util/map.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct cfg;
+struct event;
+struct event_base;
+struct meta_store;
+struct ml_factory;
+struct topic_registry;
+struct res_load;
+struct res_write;
+struct ns_pdel;
+struct ns_own;
+
+struct ns {
+    const struct cfg *cfg;         /* borrowed */
+    struct event_base *base;       /* borrowed */
+    struct meta_store *meta;       /* borrowed; may be NULL */
+    struct topic_registry *topics; /* borrowed from ns_start to ns_stop, else NULL */
+    struct ml_factory *mlf;        /* borrowed from ns_start to ns_stop, else NULL */
+    char *broker_url;              /* owned; NULL before ns_start */
+    char *web_url;                 /* owned */
+    char *broker_id;               /* owned */
+    int web_port;
+    bool shutting_down; /* ns_shutdown began: no bundle is served or taken any more */
+    /* resources (ns_res.c): a cache of what the metadata store holds */
+    struct mg_map tenants;         /* name -> owned json_t * array: its adminRoles */
+    struct mg_map namespaces;      /* "t/ns" -> bundles count (intptr) */
+    struct mg_map partitions;      /* base full name -> partition count (intptr) */
+    struct mg_map retention;       /* "t/ns" -> owned struct ns_retention (set policies only) */
+    int res_loading;               /* metadata reads outstanding while loading */
+    int res_load_error;            /* first error while loading */
+    struct event *res_refresh_ev;  /* owned: periodic reload with a shared store */
+    struct res_load *res_inflight; /* metadata reads of the load walk still in flight */
+    struct res_write *res_writes;  /* metadata writes not yet completed */
+    struct mg_map res_gens;        /* "kind:key" -> number of its latest pending mutation */
+    uint64_t res_gen;              /* local mutations numbered so far: a store read sent
+                                      before one is stale (ns_*_sync, refresh) */
+    int res_fail_writes;           /* test seam: fail this many next writes ... */
+    int res_fail_status;           /* ... with this status */
+    struct ns_own *own;            /* owned: bundle ownership and registration (ns_own.c) */
+    struct ns_pdel *bulk_jobs;     /* sliced partitioned-topic deletes in progress */
+    char **unload_q;               /* owned names of topics to unload (ns_unload_topics) */
+    size_t unload_head, unload_n, unload_cap; /* unload_q[unload_head..unload_n) to do */
+    struct event *unload_ev;                  /* owned: runs the next unload slice */
+};
+
+/* Test seam: the next n metadata writes of resources fail with status (a negative -MG_E*
+ * code) as if the store had refused them, completing on the next loop pass. */
+void ns_res_fail_writes(struct ns *s, int n, int status);
+
+/* Resources (ns_res.c): set up the cache; load it from the metadata store (creating the
+ * cluster's default tenants and namespaces on first start) - blocks, running the loop,
+ * until done or a bound; returns 0 or a negative error. */
+void ns_res_init(struct ns *s);
+int ns_res_load(struct ns *s);
+void ns_res_fini(struct ns *s);
+/* The callers are going away: writes still in flight will not call their callbacks. */
+void ns_res_cancel(struct ns *s);
+/* With a shared (ZooKeeper) store: reload the cache periodically, adding what other
+ * brokers created. */
+void ns_res_refresh_start(struct ns *s);
+/* Test hook: start one refresh walk now (any store). */
+void ns_res_refresh_now(struct ns *s);
+
+/* Ownership (ns_own.c): start (register the broker when there is a store, start the load
+ * report timer); stop (cancel timers; pending store requests complete later and find the
+ * module gone). ns_own_release_all begins the shutdown release: close every topic, let
+ * cursor writes land, delete the ownership keys and the registration; ns_own_released
+ * tells when that is over (true at once without a store). */
+void ns_own_start(struct ns *s);
+void ns_own_stop(struct ns *s);
+void ns_own_release_all(struct ns *s);
+bool ns_own_released(struct ns *s);
+
+/* Bulk work (ns_bulk.c): the callers are going away; jobs in progress stop without
+ * calling back. Call before ns_res_cancel. */
+void ns_bulk_cancel(struct ns *s);
+/* Unload the loaded topics named by names[0..n) (an owned array of owned strings, moved in;
+ * names no longer loaded are skipped) in slices that yield to the loop, after those queued
+ * before. ns_unload_pending: how many are still to be unloaded. */
+void ns_unload_topics(struct ns *s, char **names, size_t n);
+size_t ns_unload_pending(const struct ns *s);
+
+#endif
