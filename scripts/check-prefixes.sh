@@ -20,7 +20,7 @@
 # ctags (Universal Ctags) is missing. SRCDIR defaults to the repository of this script.
 set -euo pipefail
 
-PENDING="svc conn admin"
+PENDING=""
 
 all=0
 src=
