@@ -18,6 +18,7 @@
 #include "svc/svc.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/listen.h"
 #include "util/log.h"
 #include "util/loop.h"
@@ -84,7 +85,7 @@ struct proc {
     struct svc *svc; /* owned */
 };
 
-static void usage_top(FILE *out)
+static void main_usage_top(FILE *out)
 {
     fprintf(out,
             "magnetar %s - a streaming broker that speaks Apache Pulsar's binary protocol\n"
@@ -104,7 +105,7 @@ static void usage_top(FILE *out)
             PACKAGE_VERSION);
 }
 
-static void usage_role(FILE *out, enum role r)
+static void main_usage_role(FILE *out, enum role r)
 {
     static const char *const what[] = {
         "Runs a broker with its own bookies and an embedded metadata store, all durable\n"
@@ -130,7 +131,7 @@ static void usage_role(FILE *out, enum role r)
             role_name[r], what[r], role_config[r]);
 }
 
-static void usage_config(FILE *out)
+static void main_usage_config(FILE *out)
 {
     fprintf(out, "usage: magnetar config check|show [--config FILE] [--set key=value]...\n"
                  "\n"
@@ -140,7 +141,7 @@ static void usage_config(FILE *out)
 }
 
 /* Parse the options shared by the roles and config. Returns 0, 1 for --help, or -1. */
-static int parse_opts(int argc, char **argv, struct main_opts *o, bool allow_port_file)
+static int main_parse_opts(int argc, char **argv, struct main_opts *o, bool allow_port_file)
 {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -182,7 +183,7 @@ static int parse_opts(int argc, char **argv, struct main_opts *o, bool allow_por
     return 0;
 }
 
-static int load_config(const struct main_opts *o, enum role role, struct cfg *cfg)
+static int main_load_config(const struct main_opts *o, enum role role, struct cfg *cfg)
 {
     const char *path = o->config;
     if (!path && access(role_config[role], R_OK) == 0)
@@ -198,22 +199,7 @@ static int load_config(const struct main_opts *o, enum role role, struct cfg *cf
     return 0;
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
-
-static int write_port_file(const char *path, const struct proc *p)
+static int main_write_port_file(const char *path, const struct proc *p)
 {
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -234,7 +220,7 @@ static int write_port_file(const char *path, const struct proc *p)
     return rename(tmp, path); /* atomic: readers never see a half-written file */
 }
 
-static void on_session(struct meta_store *m, enum meta_session_event ev, void *data)
+static void main_on_session(struct meta_store *m, enum meta_session_event ev, void *data)
 {
     (void)m;
     struct proc *p = data;
@@ -247,7 +233,7 @@ static void on_session(struct meta_store *m, enum meta_session_event ev, void *d
         bk_server_session_expired(p->bookies[i]);
 }
 
-static int open_meta(struct proc *p)
+static int main_open_meta(struct proc *p)
 {
     const char *url = p->cfg.metadata_store_url;
     if (p->role == ROLE_BOOKIE &&
@@ -265,7 +251,7 @@ static int open_meta(struct proc *p)
         .url = url,
         .data_dir = dir,
         .session_timeout_ms = p->cfg.zookeeper_session_timeout_ms,
-        .session_cb = on_session,
+        .session_cb = main_on_session,
         .session_data = p,
     };
     int rc = meta_open(p->loop, &mo, &p->meta);
@@ -281,7 +267,7 @@ static int open_meta(struct proc *p)
  * takes bookiePort+N (or any free port when bookiePort is 0) and remembers it in
  * bookie-N/port; later starts reuse it.
  */
-static int remembered_port(const char *dir)
+static int main_remembered_port(const char *dir)
 {
     char *path = mg_asprintf("%s/port", dir);
     FILE *f = fopen(path, "r");
@@ -295,7 +281,7 @@ static int remembered_port(const char *dir)
     return port;
 }
 
-static void remember_port(const char *dir, int port)
+static void main_remember_port(const char *dir, int port)
 {
     char *path = mg_asprintf("%s/port", dir);
     FILE *f = fopen(path, "w");
@@ -306,7 +292,7 @@ static void remember_port(const char *dir, int port)
     mg_free(path);
 }
 
-static int start_bookies(struct proc *p)
+static int main_start_bookies(struct proc *p)
 {
     int n = p->role == ROLE_BOOKIE ? 1 : p->cfg.standalone_bookies;
     for (int i = 0; i < n; i++) {
@@ -323,7 +309,7 @@ static int start_bookies(struct proc *p)
             bk_options_from_cfg(&o, &p->cfg, p->bookie_dirs[i]);
         } else {
             char *base = mg_asprintf("%s/bookie-%d", p->cfg.data_directory, i);
-            if (mkdir_p(base) < 0) {
+            if (mg_mkdirs(base) < 0) {
                 MG_ERROR("main", "cannot create %s: %s", base, strerror(errno));
                 mg_free(base);
                 return -1;
@@ -338,7 +324,7 @@ static int start_bookies(struct proc *p)
                 o.max_frame_size = p->cfg.max_message_size > INT_MAX - BK_FRAME_PADDING
                                        ? INT_MAX
                                        : p->cfg.max_message_size + BK_FRAME_PADDING;
-            int port = remembered_port(base);
+            int port = main_remembered_port(base);
             o.port = port > 0 ? port : p->cfg.bookie_port ? p->cfg.bookie_port + i : 0;
             mg_free(base);
         }
@@ -348,14 +334,14 @@ static int start_bookies(struct proc *p)
         p->n_bookies++;
         if (p->role != ROLE_BOOKIE) {
             char *base = mg_asprintf("%s/bookie-%d", p->cfg.data_directory, i);
-            remember_port(base, bk_server_port(p->bookies[i]));
+            main_remember_port(base, bk_server_port(p->bookies[i]));
             mg_free(base);
         }
     }
     return 0;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void main_on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     struct proc *p = arg;
@@ -372,7 +358,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
 }
 
-static void proc_free(struct proc *p)
+static void main_proc_free(struct proc *p)
 {
     svc_free(p->svc);
     for (int i = 0; i < p->n_bookies; i++)
@@ -389,19 +375,19 @@ static void proc_free(struct proc *p)
     cfg_fini(&p->cfg);
 }
 
-static int cmd_role(enum role role, int argc, char **argv)
+static int main_cmd_role(enum role role, int argc, char **argv)
 {
     struct main_opts o;
-    int rc = parse_opts(argc, argv, &o, true);
+    int rc = main_parse_opts(argc, argv, &o, true);
     if (rc != 0) {
-        usage_role(rc > 0 ? stdout : stderr, role);
+        main_usage_role(rc > 0 ? stdout : stderr, role);
         mg_free(o.sets);
         return rc > 0 ? 0 : EXIT_USAGE;
     }
     struct proc p;
     memset(&p, 0, sizeof p);
     p.role = role;
-    if (load_config(&o, role, &p.cfg) < 0) {
+    if (main_load_config(&o, role, &p.cfg) < 0) {
         mg_free(o.sets);
         return EXIT_USAGE;
     }
@@ -435,26 +421,26 @@ static int cmd_role(enum role role, int argc, char **argv)
         goto out;
     }
     p.loop = mg_loop_new(p.base);
-    if (role != ROLE_BOOKIE && mkdir_p(p.cfg.data_directory) < 0) {
+    if (role != ROLE_BOOKIE && mg_mkdirs(p.cfg.data_directory) < 0) {
         MG_ERROR("main", "cannot create dataDirectory %s: %s", p.cfg.data_directory,
                  strerror(errno));
         goto out;
     }
-    if (open_meta(&p) < 0)
+    if (main_open_meta(&p) < 0)
         goto out;
-    if ((role == ROLE_BOOKIE || role == ROLE_STANDALONE) && start_bookies(&p) < 0)
+    if ((role == ROLE_BOOKIE || role == ROLE_STANDALONE) && main_start_bookies(&p) < 0)
         goto out;
     if (role != ROLE_BOOKIE) {
         p.svc = svc_new(p.loop, &p.cfg, p.meta);
         if (!p.svc)
             goto out;
     }
-    if (o.port_file && write_port_file(o.port_file, &p) < 0) {
+    if (o.port_file && main_write_port_file(o.port_file, &p) < 0) {
         MG_ERROR("main", "cannot write port file %s: %s", o.port_file, strerror(errno));
         goto out;
     }
-    sigterm = evsignal_new(p.base, SIGTERM, on_signal, &p);
-    sigint = evsignal_new(p.base, SIGINT, on_signal, &p);
+    sigterm = evsignal_new(p.base, SIGTERM, main_on_signal, &p);
+    sigint = evsignal_new(p.base, SIGINT, main_on_signal, &p);
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
     MG_INFO("main", "magnetar %s %s ready (pid %d)", PACKAGE_VERSION, role_name[role],
@@ -467,32 +453,32 @@ out:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
-    proc_free(&p);
+    main_proc_free(&p);
     mg_free(o.sets);
     return exit_code;
 }
 
-static int cmd_config(int argc, char **argv)
+static int main_cmd_config(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage_config(argc < 2 ? stderr : stdout);
+        main_usage_config(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
     }
     const char *what = argv[1];
     if (strcmp(what, "check") != 0 && strcmp(what, "show") != 0) {
         fprintf(stderr, "magnetar config: unknown action '%s'\n", what);
-        usage_config(stderr);
+        main_usage_config(stderr);
         return EXIT_USAGE;
     }
     struct main_opts o;
-    int rc = parse_opts(argc - 1, argv + 1, &o, false);
+    int rc = main_parse_opts(argc - 1, argv + 1, &o, false);
     if (rc != 0) {
-        usage_config(rc > 0 ? stdout : stderr);
+        main_usage_config(rc > 0 ? stdout : stderr);
         mg_free(o.sets);
         return rc > 0 ? 0 : EXIT_USAGE;
     }
     struct cfg cfg;
-    if (load_config(&o, ROLE_STANDALONE, &cfg) < 0) {
+    if (main_load_config(&o, ROLE_STANDALONE, &cfg) < 0) {
         mg_free(o.sets);
         return EXIT_USAGE;
     }
@@ -508,12 +494,12 @@ static int cmd_config(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage_top(stderr);
+        main_usage_top(stderr);
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        usage_top(stdout);
+        main_usage_top(stdout);
         return 0;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
@@ -522,12 +508,12 @@ int main(int argc, char **argv)
     }
     for (int r = ROLE_STANDALONE; r <= ROLE_BOOKIE; r++)
         if (strcmp(cmd, role_name[r]) == 0)
-            return cmd_role((enum role)r, argc - 1, argv + 1);
+            return main_cmd_role((enum role)r, argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0)
-        return cmd_config(argc - 1, argv + 1);
+        return main_cmd_config(argc - 1, argv + 1);
     if (strcmp(cmd, "perf") == 0)
         return perf_main(argc - 1, argv + 1);
     fprintf(stderr, "magnetar: unknown command '%s'\n\n", cmd);
-    usage_top(stderr);
+    main_usage_top(stderr);
     return EXIT_USAGE;
 }

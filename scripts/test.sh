@@ -15,7 +15,8 @@
 #      embedded metadata store's replay, the configuration loader, the admin HTTP
 #      requests), FUZZ_SECONDS (default 30) each
 #   5. static checks: clang-format (scripts/check-format.sh), links and citations that
-#      leave the repository (scripts/check-links.sh), the module include graph
+#      leave the repository (scripts/check-links.sh), module prefixes and names defined twice
+#      (scripts/check-prefixes.sh), the module include graph
 #      (scripts/modgraph.sh), and the gcc and clang -Werror builds plus make distcheck
 #      (scripts/check-build.sh)
 # The test build itself uses --enable-werror: a warning fails the run.
@@ -229,6 +230,7 @@ static_checks() {
   t0=$SECONDS
   if scripts/check-format.sh >"$work/format.log" 2>&1; then ok "format (clang-format)"; else fail "format (clang-format)"; tail -n 40 "$work/format.log"; fi
   if scripts/check-links.sh >"$work/links.log" 2>&1; then ok "links stay in the repository"; else fail "links stay in the repository"; tail -n 40 "$work/links.log"; fi
+  if scripts/check-prefixes.sh >"$work/prefixes.log" 2>&1; then ok "every function carries its module's prefix, no name twice"; else fail "module prefixes (scripts/check-prefixes.sh)"; tail -n 40 "$work/prefixes.log"; fi
   if scripts/modgraph.sh --check >"$work/modgraph.log" 2>&1; then
     ok "module include graph has no cycle"
   else

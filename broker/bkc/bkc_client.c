@@ -14,6 +14,7 @@
  */
 #include "bkc/bkc_int.h"
 #include "util/alloc.h"
+#include "util/bytes.h"
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -80,11 +81,11 @@ void bkc_complete(struct bkc_client *c, struct bkc_req *req, int status)
     event_active(c->done_ev, 0, 0);
 }
 
-static void client_release(struct bkc_client *c);
+static void bkc_client_release(struct bkc_client *c);
 
 /* Run queued callbacks (also those queued by bkc_client_free from one of them). Returns
  * false if the client was freed by one of them. */
-static bool run_done(struct bkc_client *c)
+static bool bkc_run_done(struct bkc_client *c)
 {
     struct bkc_req *req;
     c->draining = true;
@@ -98,29 +99,29 @@ static bool run_done(struct bkc_client *c)
     }
     c->draining = false;
     if (c->free_on_return) {
-        client_release(c);
+        bkc_client_release(c);
         return false;
     }
     return true;
 }
 
-static void done_ev_cb(evutil_socket_t fd, short what, void *arg)
+static void bkc_done_ev_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    run_done(arg);
+    bkc_run_done(arg);
 }
 
-static int tick_ms(const struct bkc_client *c)
+static int bkc_tick_ms(const struct bkc_client *c)
 {
     int tick = c->cfg.timeout_ms / 10;
     return tick < 10 ? 10 : tick > 1000 ? 1000 : tick;
 }
 
-static void tick_cb(struct mg_timer *t, void *arg)
+static void bkc_tick_cb(struct mg_timer *t, void *arg)
 {
     struct bkc_client *c = arg;
-    mg_timer_start(t, (uint64_t)tick_ms(c));
+    mg_timer_start(t, (uint64_t)bkc_tick_ms(c));
     uint64_t now = mg_loop_mono_ms(c->loop);
     struct bkc_bookie *bk;
     TAILQ_FOREACH(bk, &c->bookie_list, link)
@@ -130,7 +131,7 @@ static void tick_cb(struct mg_timer *t, void *arg)
 /* ---- metadata requests -------------------------------------------------------------------- */
 
 /* The list a live mop is on: its owner's, or the client's. */
-static struct bkc_mop_list *mop_list(struct bkc_client *c, struct bkc_ledger *owner)
+static struct bkc_mop_list *bkc_mop_list_of(struct bkc_client *c, struct bkc_ledger *owner)
 {
     return owner ? &owner->mops : &c->mops;
 }
@@ -142,7 +143,7 @@ struct bkc_mop *bkc_mop_new(struct bkc_client *c, struct bkc_ledger *owner, bkc_
     mop->owner = owner;
     mop->fn = fn;
     mop->mr.data = mop;
-    TAILQ_INSERT_TAIL(mop_list(c, owner), mop, link);
+    TAILQ_INSERT_TAIL(bkc_mop_list_of(c, owner), mop, link);
     return mop;
 }
 
@@ -150,7 +151,7 @@ void bkc_mop_cb(struct meta_req *mr, int status)
 {
     struct bkc_mop *mop = mr->data;
     if (!mop->dead) {
-        TAILQ_REMOVE(mop_list(mop->c, mop->owner), mop, link);
+        TAILQ_REMOVE(bkc_mop_list_of(mop->c, mop->owner), mop, link);
         mop->fn(mop, status);
     }
     meta_req_fini(&mop->mr);
@@ -159,7 +160,7 @@ void bkc_mop_cb(struct meta_req *mr, int status)
 
 void bkc_mops_kill(struct bkc_client *c, struct bkc_ledger *owner)
 {
-    struct bkc_mop_list *l = mop_list(c, owner);
+    struct bkc_mop_list *l = bkc_mop_list_of(c, owner);
     struct bkc_mop *mop;
     while ((mop = TAILQ_FIRST(l))) {
         c->mop_kill_steps++;
@@ -171,14 +172,14 @@ void bkc_mops_kill(struct bkc_client *c, struct bkc_ledger *owner)
 /* A synchronous meta failure: the mop is not in flight, drop it. */
 void bkc_mop_drop(struct bkc_mop *mop)
 {
-    TAILQ_REMOVE(mop_list(mop->c, mop->owner), mop, link);
+    TAILQ_REMOVE(bkc_mop_list_of(mop->c, mop->owner), mop, link);
     meta_req_fini(&mop->mr);
     mg_free(mop);
 }
 
 /* ---- digests ------------------------------------------------------------------------------ */
 
-static void sha1_2(const void *a, size_t al, const void *b, size_t bl, uint8_t out[20])
+static void bkc_sha1_2(const void *a, size_t al, const void *b, size_t bl, uint8_t out[20])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned int n = 20;
@@ -193,12 +194,12 @@ static void sha1_2(const void *a, size_t al, const void *b, size_t bl, uint8_t o
 
 void bkc_master_key(const uint8_t *pw, size_t pw_len, uint8_t out[WIRE_BK_MASTER_KEY_LEN])
 {
-    sha1_2("ledger", 6, pw, pw_len, out);
+    bkc_sha1_2("ledger", 6, pw, pw_len, out);
 }
 
-static void mac_key(const uint8_t *pw, size_t pw_len, uint8_t out[20])
+static void bkc_mac_key(const uint8_t *pw, size_t pw_len, uint8_t out[20])
 {
-    sha1_2("mac", 3, pw, pw_len, out);
+    bkc_sha1_2("mac", 3, pw, pw_len, out);
 }
 
 int bkc_digest_len(int digest)
@@ -219,7 +220,7 @@ int bkc_digest_len(int digest)
 
 typedef void (*chunk_fn)(void *ctx, const void *p, size_t n);
 
-static void for_chunks(struct evbuffer *b, size_t off, size_t len, chunk_fn fn, void *ctx)
+static void bkc_for_chunks(struct evbuffer *b, size_t off, size_t len, chunk_fn fn, void *ctx)
 {
     struct evbuffer_ptr pos;
     if (evbuffer_ptr_set(b, &pos, off, EVBUFFER_PTR_SET) < 0)
@@ -241,13 +242,13 @@ static void for_chunks(struct evbuffer *b, size_t off, size_t len, chunk_fn fn, 
     }
 }
 
-static void crc32_chunk(void *ctx, const void *p, size_t n)
+static void bkc_crc32_chunk(void *ctx, const void *p, size_t n)
 {
     uint32_t *crc = ctx;
     *crc = mg_crc32(*crc, p, n);
 }
 
-static void hmac_chunk(void *ctx, const void *p, size_t n)
+static void bkc_hmac_chunk(void *ctx, const void *p, size_t n)
 {
     EVP_DigestSignUpdate(ctx, p, n);
 }
@@ -260,19 +261,12 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
     case BKC_DIGEST_CRC32C:
         crc = mg_crc32c(0, hdr, WIRE_BK_ENTRY_HDR_LEN);
         crc = mg_crc32c_evbuffer(crc, payload, off, len);
-        out[0] = (uint8_t)(crc >> 24);
-        out[1] = (uint8_t)(crc >> 16);
-        out[2] = (uint8_t)(crc >> 8);
-        out[3] = (uint8_t)crc;
+        mg_put_be32(out, crc);
         break;
     case BKC_DIGEST_CRC32:
         crc = mg_crc32(0, hdr, WIRE_BK_ENTRY_HDR_LEN);
-        for_chunks(payload, off, len, crc32_chunk, &crc);
-        memset(out, 0, 4);
-        out[4] = (uint8_t)(crc >> 24);
-        out[5] = (uint8_t)(crc >> 16);
-        out[6] = (uint8_t)(crc >> 8);
-        out[7] = (uint8_t)crc;
+        bkc_for_chunks(payload, off, len, bkc_crc32_chunk, &crc);
+        mg_put_be64(out, crc); /* a Java long */
         break;
     case BKC_DIGEST_HMAC: {
         EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_HMAC, NULL, mkey, 20);
@@ -281,7 +275,7 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
         MG_ASSERT(k && ctx);
         EVP_DigestSignInit(ctx, NULL, EVP_sha1(), NULL, k);
         EVP_DigestSignUpdate(ctx, hdr, WIRE_BK_ENTRY_HDR_LEN);
-        for_chunks(payload, off, len, hmac_chunk, ctx);
+        bkc_for_chunks(payload, off, len, bkc_hmac_chunk, ctx);
         EVP_DigestSignFinal(ctx, out, &n);
         EVP_MD_CTX_free(ctx);
         EVP_PKEY_free(k);
@@ -345,9 +339,9 @@ int bkc_client_new(struct mg_loop *loop, struct meta_store *meta, const struct b
     TAILQ_INIT(&c->ledgers);
     TAILQ_INIT(&c->zombies);
     TAILQ_INIT(&c->mops);
-    c->done_ev = event_new(c->base, -1, 0, done_ev_cb, c);
-    mg_timer_init(&c->tick, loop, tick_cb, c);
-    mg_timer_start(&c->tick, (uint64_t)tick_ms(c));
+    c->done_ev = event_new(c->base, -1, 0, bkc_done_ev_cb, c);
+    mg_timer_init(&c->tick, loop, bkc_tick_cb, c);
+    mg_timer_start(&c->tick, (uint64_t)bkc_tick_ms(c));
     if (cfg.seed) {
         c->rng = cfg.seed;
     } else {
@@ -361,7 +355,7 @@ int bkc_client_new(struct mg_loop *loop, struct meta_store *meta, const struct b
     return 0;
 }
 
-static void client_release(struct bkc_client *c)
+static void bkc_client_release(struct bkc_client *c)
 {
     event_free(c->done_ev);
     mg_free(c->password);
@@ -396,8 +390,8 @@ void bkc_client_free(struct bkc_client *c)
         c->free_on_return = true;
         return;
     }
-    if (run_done(c))
-        client_release(c);
+    if (bkc_run_done(c))
+        bkc_client_release(c);
 }
 
 void bkc_req_fini(struct bkc_req *req)
@@ -414,7 +408,7 @@ void bkc_req_fini(struct bkc_req *req)
 
 /* ---- create / open / delete --------------------------------------------------------------- */
 
-static int check_quorums(int e, int w, int a)
+static int bkc_check_quorums(int e, int w, int a)
 {
     return (e >= 1 && e <= BKC_MAX_ENSEMBLE && w >= 1 && w <= e && a >= 1 && a <= w) ? 0
                                                                                      : -MG_EINVAL;
@@ -426,7 +420,7 @@ int bkc_create(struct bkc_client *c, const struct bkc_create_opts *o, struct bkc
     int e = o && o->ensemble_size ? o->ensemble_size : c->cfg.ensemble_size;
     int w = o && o->write_quorum ? o->write_quorum : c->cfg.write_quorum;
     int a = o && o->ack_quorum ? o->ack_quorum : c->cfg.ack_quorum;
-    if (check_quorums(e, w, a) < 0)
+    if (bkc_check_quorums(e, w, a) < 0)
         return -MG_EINVAL;
     req->cb = cb;
     req->ledger = NULL;
@@ -475,7 +469,7 @@ int bkc_open(struct bkc_client *c, int64_t ledger_id, bool recovery, struct bkc_
     return 0;
 }
 
-static void delete_done(struct bkc_mop *mop, int status)
+static void bkc_delete_done(struct bkc_mop *mop, int status)
 {
     if (status < 0)
         snprintf(mop->ureq->errmsg, sizeof(mop->ureq->errmsg), "delete ledger metadata: %s",
@@ -489,7 +483,7 @@ int bkc_delete(struct bkc_client *c, int64_t ledger_id, struct bkc_req *req, bkc
         return -MG_EINVAL;
     req->cb = cb;
     req->errmsg[0] = '\0';
-    struct bkc_mop *mop = bkc_mop_new(c, NULL, delete_done);
+    struct bkc_mop *mop = bkc_mop_new(c, NULL, bkc_delete_done);
     mop->ureq = req;
     char *path = bkc_ledger_path(c->root, ledger_id);
     int rc = meta_delete(c->meta, path, META_VERSION_ANY, &mop->mr, bkc_mop_cb);
@@ -510,17 +504,15 @@ void bkc_ledger_keys(struct bkc_ledger *lh)
         pl = lh->md.password_len;
     }
     bkc_master_key(pw, pl, lh->master_key);
-    mac_key(pw, pl, lh->mac_key);
+    bkc_mac_key(pw, pl, lh->mac_key);
     lh->digest = lh->md.digest ? lh->md.digest : (int)lh->c->cfg.digest;
     lh->digest_len = bkc_digest_len(lh->digest);
 }
 
 int bkc_client_bookie_stats_next(struct bkc_client *c, size_t *pos, struct bkc_bookie_stats *out)
 {
-    const char *k;
-    size_t kl;
     void *v;
-    if (!mg_map_next(&c->bookies, pos, &k, &kl, &v))
+    if (!mg_map_next(&c->bookies, pos, NULL, NULL, &v))
         return 0;
     const struct bkc_bookie *bk = v;
     memset(out, 0, sizeof *out);

@@ -47,7 +47,7 @@
 #define MOD "bkc"
 
 /* The match key: v2 (ledger, entry, op), 17 bytes; v3 the txnId, 8 bytes. */
-static size_t v2_key(uint8_t key[17], int64_t ledger, int64_t entry, uint8_t opcode)
+static size_t bkc_conn_v2_key(uint8_t key[17], int64_t ledger, int64_t entry, uint8_t opcode)
 {
     mg_put_be64(key, (uint64_t)ledger);
     mg_put_be64(key + 8, (uint64_t)entry);
@@ -55,22 +55,22 @@ static size_t v2_key(uint8_t key[17], int64_t ledger, int64_t entry, uint8_t opc
     return 17;
 }
 
-static size_t v3_key(uint8_t key[17], uint64_t txn)
+static size_t bkc_conn_v3_key(uint8_t key[17], uint64_t txn)
 {
     mg_put_be64(key, txn);
     return 8;
 }
 
-static size_t op_key(uint8_t key[17], const struct bkc_op *op)
+static size_t bkc_conn_op_key(uint8_t key[17], const struct bkc_op *op)
 {
     if (op->bk->v3)
-        return v3_key(key, op->txn);
-    return v2_key(key, op->ledger, op->entry, op->opcode);
+        return bkc_conn_v3_key(key, op->txn);
+    return bkc_conn_v2_key(key, op->ledger, op->entry, op->opcode);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
-static void bookie_fail_ev(evutil_socket_t fd, short what, void *arg)
+static void bkc_bookie_fail_ev(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -104,17 +104,17 @@ struct bkc_bookie *bkc_bookie_get(struct bkc_client *c, const char *id)
     bk->next_txn = 1;
     mg_map_init(&bk->match);
     TAILQ_INIT(&bk->ops);
-    bk->fail_ev = event_new(c->base, -1, 0, bookie_fail_ev, bk);
+    bk->fail_ev = event_new(c->base, -1, 0, bkc_bookie_fail_ev, bk);
     mg_map_put_str(&c->bookies, id, bk);
     TAILQ_INSERT_TAIL(&c->bookie_list, bk, link);
     return bk;
 }
 
-static void op_unlink(struct bkc_op *op)
+static void bkc_conn_op_unlink(struct bkc_op *op)
 {
     struct bkc_bookie *bk = op->bk;
     uint8_t key[17];
-    size_t kl = op_key(key, op);
+    size_t kl = bkc_conn_op_key(key, op);
     struct bkc_op *head = mg_map_get(&bk->match, key, kl);
     if (head == op) {
         if (op->next_same)
@@ -138,11 +138,11 @@ void bkc_op_cancel(struct bkc_op *op)
 {
     if (!op)
         return;
-    op_unlink(op);
+    bkc_conn_op_unlink(op);
     mg_free(op);
 }
 
-static void drop_bev(struct bkc_bookie *bk)
+static void bkc_conn_drop_bev(struct bkc_bookie *bk)
 {
     if (bk->bev) {
         /* Safe inside the bufferevent's own callbacks: libevent holds a reference while a
@@ -154,20 +154,20 @@ static void drop_bev(struct bkc_bookie *bk)
     bk->skip = 0;
 }
 
-static void op_record(struct bkc_op *op, int rc);
+static void bkc_conn_op_record(struct bkc_op *op, int rc);
 
 void bkc_bookie_fail(struct bkc_bookie *bk, int err, const char *why)
 {
     uint64_t gen = bk->gen++;
     if (bk->n_ops > 0 || bk->state != BKC_BK_IDLE)
         MG_WARN(MOD, "bookie %s: %s; failing %d request(s)", bk->id, why, bk->n_ops);
-    drop_bev(bk);
+    bkc_conn_drop_bev(bk);
     /* Ops sent from the callbacks below go out on a new connection (newer generation) and
      * sit after the failed ones in the send-ordered list. */
     struct bkc_op *op;
     while ((op = TAILQ_FIRST(&bk->ops)) && op->gen <= gen) {
-        op_unlink(op);
-        op_record(op, err);
+        bkc_conn_op_unlink(op);
+        bkc_conn_op_record(op, err);
         op->cb(op, err, NULL);
         mg_free(op);
     }
@@ -180,7 +180,7 @@ void bkc_bookie_free(struct bkc_bookie *bk)
     struct bkc_op *op;
     while ((op = TAILQ_FIRST(&bk->ops)))
         bkc_op_cancel(op);
-    drop_bev(bk);
+    bkc_conn_drop_bev(bk);
     if (bk->fail_ev)
         event_free(bk->fail_ev);
     mg_map_fini(&bk->match);
@@ -193,7 +193,7 @@ void bkc_bookie_free(struct bkc_bookie *bk)
 
 /* A response over the frame limit: its request (if still outstanding) fails with
  * -MG_ETOOBIG; the connection and every other request on it go on. */
-static void fail_oversized(struct bkc_bookie *bk, struct bkc_op *op, size_t total)
+static void bkc_conn_fail_oversized(struct bkc_bookie *bk, struct bkc_op *op, size_t total)
 {
     if (!op) {
         MG_DEBUG(MOD, "bookie %s: unmatched response of %zu bytes over the frame limit skipped",
@@ -205,21 +205,22 @@ static void fail_oversized(struct bkc_bookie *bk, struct bkc_op *op, size_t tota
             "%zu (nettyMaxFrameSizeBytes): skipped, that request fails",
             bk->id, total, op->opcode, (long long)op->ledger, (long long)op->entry,
             bk->c->cfg.max_frame_size);
-    op_unlink(op);
-    op_record(op, -MG_ETOOBIG);
+    bkc_conn_op_unlink(op);
+    bkc_conn_op_record(op, -MG_ETOOBIG);
     op->cb(op, -MG_ETOOBIG, NULL);
     mg_free(op);
 }
 
 /* The outstanding op a response answers (v2: the oldest with its key), or NULL. */
-static struct bkc_op *match_op(struct bkc_bookie *bk, const struct wire_bk_response *r)
+static struct bkc_op *bkc_conn_match_op(struct bkc_bookie *bk, const struct wire_bk_response *r)
 {
     uint8_t key[17];
-    size_t kl = bk->v3 ? v3_key(key, r->txn) : v2_key(key, r->ledger, r->entry, (uint8_t)r->op);
+    size_t kl = bk->v3 ? bkc_conn_v3_key(key, r->txn)
+                       : bkc_conn_v2_key(key, r->ledger, r->entry, (uint8_t)r->op);
     return mg_map_get(&bk->match, key, kl);
 }
 
-static void conn_read_cb(struct bufferevent *bev, void *arg)
+static void bkc_conn_read_cb(struct bufferevent *bev, void *arg)
 {
     struct bkc_bookie *bk = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
@@ -237,7 +238,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         }
         /* v3: an oversized response is known by its txnId alone */
         bool known = r.op == WIRE_BK_OP_ADD || r.op == WIRE_BK_OP_READ;
-        struct bkc_op *op = known || (bk->v3 && r.oversized) ? match_op(bk, &r) : NULL;
+        struct bkc_op *op = known || (bk->v3 && r.oversized) ? bkc_conn_match_op(bk, &r) : NULL;
         const char *bad = NULL;
         if (!known && !(bk->v3 && r.oversized))
             bad = bk->v3 ? "unexpected v3 response operation" : "unexpected response opcode";
@@ -251,7 +252,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         if (r.oversized) {
             /* Fail its request alone and skip the rest as it arrives. */
             bk->skip = r.skip;
-            fail_oversized(bk, op, r.frame_size);
+            bkc_conn_fail_oversized(bk, op, r.frame_size);
             continue;
         }
         if (!op) {
@@ -259,8 +260,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
                      r.op, (long long)r.ledger, (long long)r.entry, (unsigned long long)r.txn,
                      wire_bk_status_str(r.status));
         } else {
-            op_unlink(op);
-            op_record(op, r.status);
+            bkc_conn_op_unlink(op);
+            bkc_conn_op_record(op, r.status);
             op->cb(op, r.status, r.body ? &r.body : NULL);
             mg_free(op);
         }
@@ -268,7 +269,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     }
 }
 
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+static void bkc_conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     struct bkc_bookie *bk = arg;
@@ -292,13 +293,13 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-static void ensure_conn(struct bkc_bookie *bk)
+static void bkc_conn_ensure_conn(struct bkc_bookie *bk)
 {
     if (bk->bev)
         return;
     bk->bev = bufferevent_socket_new(bk->c->base, -1, BEV_OPT_CLOSE_ON_FREE);
     MG_ASSERT(bk->bev); /* only fails on allocation failure */
-    bufferevent_setcb(bk->bev, conn_read_cb, NULL, conn_event_cb, bk);
+    bufferevent_setcb(bk->bev, bkc_conn_read_cb, NULL, bkc_conn_event_cb, bk);
     bufferevent_enable(bk->bev, EV_READ | EV_WRITE);
     bk->state = BKC_BK_CONNECTING;
     struct sockaddr_storage ss;
@@ -325,7 +326,7 @@ double bkc_latency_bound_ms(int i)
 }
 
 /* Count a completed ADD in its bookie's statistics (rc: WIRE_BK_EOK or an error). */
-static void op_record(struct bkc_op *op, int rc)
+static void bkc_conn_op_record(struct bkc_op *op, int rc)
 {
     if (op->opcode != WIRE_BK_OP_ADD)
         return;
@@ -343,10 +344,9 @@ static void op_record(struct bkc_op *op, int rc)
     bk->add_lat_sum_us += lat;
 }
 
-static struct bkc_op *op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledger, int64_t entry,
-                             bkc_op_cb cb, void *arg, int slot)
+void bkc_op_start(struct bkc_op *op, struct bkc_bookie *bk, uint8_t opcode, int64_t ledger,
+                  int64_t entry, bkc_op_cb cb, void *arg, int slot)
 {
-    struct bkc_op *op = mg_calloc(1, sizeof(*op));
     op->bk = bk;
     op->opcode = opcode;
     op->ledger = ledger;
@@ -354,13 +354,22 @@ static struct bkc_op *op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledg
     op->cb = cb;
     op->arg = arg;
     op->slot = slot;
-    op->gen = bk->gen;
     op->sent_us = mg_loop_mono_us(bk->c->loop);
     op->deadline_ms = op->sent_us / 1000u + (uint64_t)bk->c->cfg.timeout_ms;
+    TAILQ_INSERT_TAIL(&bk->ops, op, link);
+    bk->n_ops++;
+}
+
+static struct bkc_op *bkc_conn_op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledger,
+                                      int64_t entry, bkc_op_cb cb, void *arg, int slot)
+{
+    struct bkc_op *op = mg_calloc(1, sizeof(*op));
+    bkc_op_start(op, bk, opcode, ledger, entry, cb, arg, slot);
+    op->gen = bk->gen;
     if (bk->v3)
         op->txn = bk->next_txn++;
     uint8_t key[17];
-    size_t kl = op_key(key, op);
+    size_t kl = bkc_conn_op_key(key, op);
     struct bkc_op *head = mg_map_get(&bk->match, key, kl);
     if (!head) {
         mg_map_put(&bk->match, key, kl, op);
@@ -369,8 +378,6 @@ static struct bkc_op *op_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledg
             head = head->next_same;
         head->next_same = op;
     }
-    TAILQ_INSERT_TAIL(&bk->ops, op, link);
-    bk->n_ops++;
     return op;
 }
 
@@ -378,8 +385,8 @@ struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t ent
                               const uint8_t *master_key, const uint8_t *ehdr, size_t ehdr_len,
                               struct evbuffer *payload, bkc_op_cb cb, void *arg, int slot)
 {
-    ensure_conn(bk);
-    struct bkc_op *op = op_new(bk, WIRE_BK_OP_ADD, ledger, entry, cb, arg, slot);
+    bkc_conn_ensure_conn(bk);
+    struct bkc_op *op = bkc_conn_op_new(bk, WIRE_BK_OP_ADD, ledger, entry, cb, arg, slot);
     struct wire_bk_add a = {.ledger = ledger,
                             .entry = entry,
                             .flags = flags,
@@ -394,8 +401,8 @@ struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t ent
 struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
                                const uint8_t *master_key, bkc_op_cb cb, void *arg, int slot)
 {
-    ensure_conn(bk);
-    struct bkc_op *op = op_new(bk, WIRE_BK_OP_READ, ledger, entry, cb, arg, slot);
+    bkc_conn_ensure_conn(bk);
+    struct bkc_op *op = bkc_conn_op_new(bk, WIRE_BK_OP_READ, ledger, entry, cb, arg, slot);
     struct wire_bk_read r = {
         .ledger = ledger, .entry = entry, .flags = flags, .txn = op->txn, .master_key = master_key};
     wire_bk_write_read(bufferevent_get_output(bk->bev), bk->v3, &r);
@@ -407,11 +414,11 @@ void bkc_bookie_check_timeouts(struct bkc_bookie *bk, uint64_t now_ms)
     struct bkc_op *op;
     int n = 0;
     while ((op = TAILQ_FIRST(&bk->ops)) && op->deadline_ms <= now_ms) {
-        op_unlink(op);
+        bkc_conn_op_unlink(op);
         if (n++ == 0)
             MG_WARN(MOD, "bookie %s: request op %d L%lld E%lld timed out", bk->id, op->opcode,
                     (long long)op->ledger, (long long)op->entry);
-        op_record(op, -MG_ETIMEDOUT);
+        bkc_conn_op_record(op, -MG_ETIMEDOUT);
         op->cb(op, -MG_ETIMEDOUT, NULL);
         mg_free(op);
     }

@@ -86,7 +86,7 @@ struct fk_msg {
     struct fk_conn *conn; /* borrowed while attached */
     bool attached;        /* op is outstanding at the client (in conn->bk.ops) */
     bool in_flight;       /* the timer still has a step to run */
-    bool durable;         /* applying it changed what a crash may lose (msg_sync) */
+    bool durable;         /* applying it changed what a crash may lose (bkc_fake_msg_sync) */
     uint64_t bgen;        /* the bookie's generation when sent */
     enum fk_phase phase;
     uint16_t flags;
@@ -115,7 +115,7 @@ struct bkc_fake {
 
 static const struct bkc_transport_ops fk_ops;
 
-static uint64_t fk_rand(struct bkc_fake *f)
+static uint64_t bkc_fake_rand(struct bkc_fake *f)
 {
     /* xorshift64*: the only source of randomness, so a seed replays exactly */
     f->rng ^= f->rng >> 12;
@@ -124,9 +124,9 @@ static uint64_t fk_rand(struct bkc_fake *f)
     return f->rng * 2685821657736338717ULL;
 }
 
-static int fk_between(struct bkc_fake *f, int lo, int hi)
+static int bkc_fake_between(struct bkc_fake *f, int lo, int hi)
 {
-    return hi <= lo ? lo : lo + (int)(fk_rand(f) % (uint64_t)(hi - lo + 1));
+    return hi <= lo ? lo : lo + (int)(bkc_fake_rand(f) % (uint64_t)(hi - lo + 1));
 }
 
 /* ---- cluster ------------------------------------------------------------------------------ */
@@ -142,7 +142,7 @@ struct bkc_fake *bkc_fake_new(struct mg_loop *loop, uint64_t seed)
     return f;
 }
 
-static void ledger_free(struct fk_ledger *l)
+static void bkc_fake_ledger_free(struct fk_ledger *l)
 {
     for (int64_t i = 0; i < l->cap; i++) {
         if (l->ents[i]) {
@@ -154,7 +154,7 @@ static void ledger_free(struct fk_ledger *l)
     mg_free(l);
 }
 
-static void msg_free(struct fk_msg *m)
+static void bkc_fake_msg_free(struct fk_msg *m)
 {
     TAILQ_REMOVE(&m->f->msgs, m, link);
     mg_timer_fini(&m->timer);
@@ -171,17 +171,15 @@ void bkc_fake_free(struct bkc_fake *f)
     struct fk_msg *m;
     while ((m = TAILQ_FIRST(&f->msgs))) {
         MG_ASSERT(!m->attached); /* every client was freed first */
-        msg_free(m);
+        bkc_fake_msg_free(m);
     }
     for (int i = 0; i < f->n; i++) {
         struct fk_bookie *b = f->bookies[i];
         MG_ASSERT(TAILQ_EMPTY(&b->conns));
         size_t it = 0;
-        const char *k;
-        size_t kl;
         void *v;
-        while (mg_map_next(&b->ledgers, &it, &k, &kl, &v))
-            ledger_free(v);
+        while (mg_map_next(&b->ledgers, &it, NULL, NULL, &v))
+            bkc_fake_ledger_free(v);
         mg_map_fini(&b->ledgers);
         mg_free(b->id);
         mg_free(b);
@@ -255,7 +253,7 @@ void bkc_fake_set_latency(struct bkc_fake *f, int i, int min_ms, int max_ms)
     }
 }
 
-static struct fk_bookie *bookie_at(const struct bkc_fake *f, int i)
+static struct fk_bookie *bkc_fake_bookie_at(const struct bkc_fake *f, int i)
 {
     MG_ASSERT(i >= 0 && i < f->n);
     return f->bookies[i];
@@ -263,7 +261,7 @@ static struct fk_bookie *bookie_at(const struct bkc_fake *f, int i)
 
 /* ---- ledger state ---------------------------------------------------------------------------- */
 
-static struct fk_ledger *ledger_get(struct fk_bookie *b, int64_t id, bool create)
+static struct fk_ledger *bkc_fake_ledger_get(struct fk_bookie *b, int64_t id, bool create)
 {
     struct fk_ledger *l = mg_map_get_u64(&b->ledgers, (uint64_t)id);
     if (l || !create)
@@ -275,12 +273,12 @@ static struct fk_ledger *ledger_get(struct fk_bookie *b, int64_t id, bool create
     return l;
 }
 
-static struct fk_entry *entry_get(const struct fk_ledger *l, int64_t e)
+static struct fk_entry *bkc_fake_entry_get(const struct fk_ledger *l, int64_t e)
 {
     return l && e >= 0 && e < l->cap ? l->ents[e] : NULL;
 }
 
-static void entry_put(struct fk_ledger *l, int64_t e, uint8_t *data, size_t len)
+static void bkc_fake_entry_put(struct fk_ledger *l, int64_t e, uint8_t *data, size_t len)
 {
     if (e >= l->cap) {
         int64_t ncap = l->cap ? l->cap : 16;
@@ -303,7 +301,7 @@ static void entry_put(struct fk_ledger *l, int64_t e, uint8_t *data, size_t len)
         l->max_entry = e;
 }
 
-static void ledger_recount(struct fk_ledger *l)
+static void bkc_fake_ledger_recount(struct fk_ledger *l)
 {
     l->max_entry = -1;
     for (int64_t e = l->cap - 1; e >= 0; e--)
@@ -316,10 +314,10 @@ static void ledger_recount(struct fk_ledger *l)
 /* ---- message steps ----------------------------------------------------------------------------
  */
 
-static void msg_step(struct mg_timer *t, void *arg);
+static void bkc_fake_msg_step(struct mg_timer *t, void *arg);
 
 /* Let go of the op (cancel, timeout, delivery, crash). */
-static void msg_detach(struct fk_msg *m)
+static void bkc_fake_msg_detach(struct fk_msg *m)
 {
     if (!m->attached)
         return;
@@ -330,13 +328,13 @@ static void msg_detach(struct fk_msg *m)
     m->conn = NULL;
 }
 
-static void msg_maybe_free(struct fk_msg *m)
+static void bkc_fake_msg_maybe_free(struct fk_msg *m)
 {
     if (!m->attached && !m->in_flight)
-        msg_free(m);
+        bkc_fake_msg_free(m);
 }
 
-static void msg_after(struct fk_msg *m, enum fk_phase phase, int ms)
+static void bkc_fake_msg_after(struct fk_msg *m, enum fk_phase phase, int ms)
 {
     m->phase = phase;
     m->in_flight = true;
@@ -344,18 +342,18 @@ static void msg_after(struct fk_msg *m, enum fk_phase phase, int ms)
 }
 
 /* The bookie is gone for this message: nothing more happens on its side. */
-static void msg_void(struct fk_msg *m)
+static void bkc_fake_msg_void(struct fk_msg *m)
 {
     m->in_flight = false;
-    msg_maybe_free(m);
+    bkc_fake_msg_maybe_free(m);
 }
 
-static int net_ms(struct fk_bookie *b)
+static int bkc_fake_net_ms(struct fk_bookie *b)
 {
-    return fk_between(b->f, b->lat_min, b->lat_max);
+    return bkc_fake_between(b->f, b->lat_min, b->lat_max);
 }
 
-static bool key_ok(struct fk_ledger *l, const uint8_t *key)
+static bool bkc_fake_key_ok(struct fk_ledger *l, const uint8_t *key)
 {
     if (!l->has_key) {
         memcpy(l->key, key, WIRE_BK_MASTER_KEY_LEN);
@@ -367,7 +365,7 @@ static bool key_ok(struct fk_ledger *l, const uint8_t *key)
 
 /* The bookie applies the request. Returns true if something must become durable before
  * the answer (an added entry, a fence). */
-static bool msg_apply(struct fk_msg *m)
+static bool bkc_fake_msg_apply(struct fk_msg *m)
 {
     struct fk_bookie *b = m->b;
     if (m->op.opcode == WIRE_BK_OP_ADD) {
@@ -378,8 +376,8 @@ static bool msg_apply(struct fk_msg *m)
             m->rc = WIRE_BK_EREADONLY;
             return false;
         }
-        struct fk_ledger *l = ledger_get(b, m->op.ledger, true);
-        if (!key_ok(l, m->key)) {
+        struct fk_ledger *l = bkc_fake_ledger_get(b, m->op.ledger, true);
+        if (!bkc_fake_key_ok(l, m->key)) {
             m->rc = WIRE_BK_EUA;
             return false;
         }
@@ -387,7 +385,7 @@ static bool msg_apply(struct fk_msg *m)
             m->rc = WIRE_BK_EFENCED;
             return false;
         }
-        entry_put(l, m->op.entry, m->data, m->len);
+        bkc_fake_entry_put(l, m->op.entry, m->data, m->len);
         m->data = NULL;
         m->rc = WIRE_BK_EOK;
         return true;
@@ -395,10 +393,10 @@ static bool msg_apply(struct fk_msg *m)
     b->stats.reads++;
     bool fence = (m->flags & WIRE_BK_FLAG_FENCE) != 0;
     bool durable = false;
-    struct fk_ledger *l = ledger_get(b, m->op.ledger, fence);
+    struct fk_ledger *l = bkc_fake_ledger_get(b, m->op.ledger, fence);
     if (fence) {
         b->stats.fence_reads++;
-        if (!key_ok(l, m->key)) {
+        if (!bkc_fake_key_ok(l, m->key)) {
             m->rc = WIRE_BK_EUA;
             return false;
         }
@@ -413,7 +411,7 @@ static bool msg_apply(struct fk_msg *m)
         return false;
     }
     int64_t e = m->op.entry == -1 ? l->max_entry : m->op.entry;
-    struct fk_entry *x = entry_get(l, e);
+    struct fk_entry *x = bkc_fake_entry_get(l, e);
     if (!x) {
         m->rc = WIRE_BK_ENOENTRY;
         return durable;
@@ -430,13 +428,13 @@ static bool msg_apply(struct fk_msg *m)
 }
 
 /* What the answer made durable. */
-static void msg_sync(struct fk_msg *m)
+static void bkc_fake_msg_sync(struct fk_msg *m)
 {
-    struct fk_ledger *l = m->durable ? ledger_get(m->b, m->op.ledger, false) : NULL;
+    struct fk_ledger *l = m->durable ? bkc_fake_ledger_get(m->b, m->op.ledger, false) : NULL;
     if (!l)
         return;
     if (m->op.opcode == WIRE_BK_OP_ADD) {
-        struct fk_entry *x = entry_get(l, m->op.entry);
+        struct fk_entry *x = bkc_fake_entry_get(l, m->op.entry);
         if (x)
             x->synced = true;
     } else if (l->fenced) {
@@ -444,15 +442,15 @@ static void msg_sync(struct fk_msg *m)
     }
 }
 
-static void msg_deliver(struct fk_msg *m)
+static void bkc_fake_msg_deliver(struct fk_msg *m)
 {
     m->in_flight = false;
     if (!m->attached) {
-        msg_maybe_free(m);
+        bkc_fake_msg_maybe_free(m);
         return;
     }
     struct fk_conn *conn = m->conn;
-    msg_detach(m);
+    bkc_fake_msg_detach(m);
     int rc = m->rc;
     if (m->op.opcode == WIRE_BK_OP_ADD) {
         if (rc == WIRE_BK_EOK)
@@ -465,43 +463,43 @@ static void msg_deliver(struct fk_msg *m)
     m->op.cb(&m->op, rc, body ? &body : NULL);
     if (body)
         evbuffer_free(body);
-    msg_free(m);
+    bkc_fake_msg_free(m);
 }
 
-static void msg_step(struct mg_timer *t, void *arg)
+static void bkc_fake_msg_step(struct mg_timer *t, void *arg)
 {
     (void)t;
     struct fk_msg *m = arg;
     struct fk_bookie *b = m->b;
     if (m->phase == FK_DELIVER) {
-        msg_deliver(m);
+        bkc_fake_msg_deliver(m);
         return;
     }
     if (!b || b->down || b->gen != m->bgen) {
-        msg_void(m); /* the client's op failed (or fails) with the connection */
+        bkc_fake_msg_void(m); /* the client's op failed (or fails) with the connection */
         return;
     }
     if (m->phase == FK_ARRIVE) {
         if (m->act.verdict == BKC_FAKE_ERROR)
             m->rc = m->act.rc;
         else
-            m->durable = msg_apply(m);
+            m->durable = bkc_fake_msg_apply(m);
         /* the journal's fsync takes about a network trip */
-        msg_after(m, FK_ANSWER, m->durable ? net_ms(b) : 0);
+        bkc_fake_msg_after(m, FK_ANSWER, m->durable ? bkc_fake_net_ms(b) : 0);
         return;
     }
     /* FK_ANSWER */
-    msg_sync(m);
+    bkc_fake_msg_sync(m);
     if (b->partitioned || m->act.verdict == BKC_FAKE_LOSE_ANSWER) {
-        msg_void(m); /* the op times out at the client */
+        bkc_fake_msg_void(m); /* the op times out at the client */
         return;
     }
-    msg_after(m, FK_DELIVER, net_ms(b) + m->act.delay_ms);
+    bkc_fake_msg_after(m, FK_DELIVER, bkc_fake_net_ms(b) + m->act.delay_ms);
 }
 
 /* ---- transport ops ------------------------------------------------------------------------- */
 
-static struct bkc_bookie *fk_bookie_get(struct bkc_client *c, const char *id)
+static struct bkc_bookie *bkc_fake_bookie_get(struct bkc_client *c, const char *id)
 {
     struct bkc_bookie *bk = mg_map_get_str(&c->bookies, id);
     if (bk)
@@ -523,27 +521,28 @@ static struct bkc_bookie *fk_bookie_get(struct bkc_client *c, const char *id)
     return bk;
 }
 
-static void fk_cancel(struct bkc_op *op)
+static void bkc_fake_cancel(struct bkc_op *op)
 {
     struct fk_msg *m = (struct fk_msg *)op;
-    msg_detach(m);
-    msg_maybe_free(m);
+    bkc_fake_msg_detach(m);
+    bkc_fake_msg_maybe_free(m);
 }
 
-static void fk_bookie_free(struct bkc_bookie *bk)
+static void bkc_fake_bookie_free(struct bkc_bookie *bk)
 {
     struct fk_conn *conn = (struct fk_conn *)bk;
     struct bkc_op *op;
     while ((op = TAILQ_FIRST(&bk->ops)))
-        fk_cancel(op);
+        bkc_fake_cancel(op);
     if (conn->b)
         TAILQ_REMOVE(&conn->b->conns, conn, link);
     mg_free(bk->id);
     mg_free(conn);
 }
 
-static struct fk_msg *msg_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledger, int64_t entry,
-                              uint16_t flags, const uint8_t *key, bkc_op_cb cb, void *arg, int slot)
+static struct fk_msg *bkc_fake_msg_new(struct bkc_bookie *bk, uint8_t opcode, int64_t ledger,
+                                       int64_t entry, uint16_t flags, const uint8_t *key,
+                                       bkc_op_cb cb, void *arg, int slot)
 {
     struct fk_conn *conn = (struct fk_conn *)bk;
     struct bkc_fake *f = conn->f;
@@ -554,33 +553,22 @@ static struct fk_msg *msg_new(struct bkc_bookie *bk, uint8_t opcode, int64_t led
     m->flags = flags;
     if (key)
         memcpy(m->key, key, WIRE_BK_MASTER_KEY_LEN);
-    struct bkc_op *op = &m->op;
-    op->bk = bk;
-    op->opcode = opcode;
-    op->ledger = ledger;
-    op->entry = entry;
-    op->cb = cb;
-    op->arg = arg;
-    op->slot = slot;
-    op->sent_us = mg_loop_mono_us(bk->c->loop);
-    op->deadline_ms = op->sent_us / 1000u + (uint64_t)bk->c->cfg.timeout_ms;
-    TAILQ_INSERT_TAIL(&bk->ops, op, link);
-    bk->n_ops++;
+    bkc_op_start(&m->op, bk, opcode, ledger, entry, cb, arg, slot);
     m->attached = true;
-    mg_timer_init(&m->timer, f->loop, msg_step, m);
+    mg_timer_init(&m->timer, f->loop, bkc_fake_msg_step, m);
     TAILQ_INSERT_TAIL(&f->msgs, m, link);
     return m;
 }
 
 /* Decide the request's fate and start its trip. */
-static void msg_send(struct fk_msg *m)
+static void bkc_fake_msg_send(struct fk_msg *m)
 {
     struct bkc_fake *f = m->f;
     struct fk_bookie *b = m->b;
     if (!b || b->down) {
         /* connection refused: the op fails from the loop */
         m->rc = -MG_EIO;
-        msg_after(m, FK_DELIVER, 0);
+        bkc_fake_msg_after(m, FK_DELIVER, 0);
         return;
     }
     m->bgen = b->gen;
@@ -595,7 +583,7 @@ static void msg_send(struct fk_msg *m)
     const struct bkc_fake_random *rnd = &f->rnd;
     if (rnd->drop_permille || rnd->lose_answer_permille || rnd->error_permille ||
         rnd->delay_permille) {
-        int p = (int)(fk_rand(f) % 1000);
+        int p = (int)(bkc_fake_rand(f) % 1000);
         int d = rnd->drop_permille, la = d + rnd->lose_answer_permille,
             er = la + rnd->error_permille, dl = er + rnd->delay_permille;
         if (p < d) {
@@ -606,9 +594,10 @@ static void msg_send(struct fk_msg *m)
             static const int add_errs[] = {WIRE_BK_EIO, WIRE_BK_ETOOMANYREQUESTS,
                                            WIRE_BK_EREADONLY};
             m->act.verdict = BKC_FAKE_ERROR;
-            m->act.rc = r.add ? add_errs[fk_rand(f) % 3] : WIRE_BK_EIO;
+            m->act.rc = r.add ? add_errs[bkc_fake_rand(f) % 3] : WIRE_BK_EIO;
         } else if (p < dl) {
-            m->act.delay_ms = fk_between(f, 1, rnd->max_delay_ms > 0 ? rnd->max_delay_ms : 50);
+            m->act.delay_ms =
+                bkc_fake_between(f, 1, rnd->max_delay_ms > 0 ? rnd->max_delay_ms : 50);
         }
     }
     if (f->filter)
@@ -617,76 +606,78 @@ static void msg_send(struct fk_msg *m)
         m->in_flight = false; /* never arrives: the op times out */
         return;
     }
-    msg_after(m, FK_ARRIVE, net_ms(b));
+    bkc_fake_msg_after(m, FK_ARRIVE, bkc_fake_net_ms(b));
 }
 
-static struct bkc_op *fk_add(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
-                             const uint8_t *master_key, const uint8_t *ehdr, size_t ehdr_len,
-                             struct evbuffer *payload, bkc_op_cb cb, void *arg, int slot)
+static struct bkc_op *bkc_fake_add(struct bkc_bookie *bk, int64_t ledger, int64_t entry,
+                                   uint16_t flags, const uint8_t *master_key, const uint8_t *ehdr,
+                                   size_t ehdr_len, struct evbuffer *payload, bkc_op_cb cb,
+                                   void *arg, int slot)
 {
-    struct fk_msg *m = msg_new(bk, WIRE_BK_OP_ADD, ledger, entry, flags, master_key, cb, arg, slot);
+    struct fk_msg *m =
+        bkc_fake_msg_new(bk, WIRE_BK_OP_ADD, ledger, entry, flags, master_key, cb, arg, slot);
     size_t plen = evbuffer_get_length(payload);
     m->len = ehdr_len + plen;
     m->data = mg_malloc(m->len ? m->len : 1);
     memcpy(m->data, ehdr, ehdr_len);
     evbuffer_copyout(payload, m->data + ehdr_len, plen);
-    msg_send(m);
+    bkc_fake_msg_send(m);
     return &m->op;
 }
 
-static struct bkc_op *fk_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
-                              const uint8_t *master_key, bkc_op_cb cb, void *arg, int slot)
+static struct bkc_op *bkc_fake_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry,
+                                    uint16_t flags, const uint8_t *master_key, bkc_op_cb cb,
+                                    void *arg, int slot)
 {
-    struct fk_msg *m = msg_new(bk, WIRE_BK_OP_READ, ledger, entry, flags,
-                               (flags & WIRE_BK_FLAG_FENCE) ? master_key : NULL, cb, arg, slot);
-    msg_send(m);
+    struct fk_msg *m =
+        bkc_fake_msg_new(bk, WIRE_BK_OP_READ, ledger, entry, flags,
+                         (flags & WIRE_BK_FLAG_FENCE) ? master_key : NULL, cb, arg, slot);
+    bkc_fake_msg_send(m);
     return &m->op;
 }
 
-static void fk_check_timeouts(struct bkc_bookie *bk, uint64_t now_ms)
+static void bkc_fake_check_timeouts(struct bkc_bookie *bk, uint64_t now_ms)
 {
     struct bkc_op *op;
     while ((op = TAILQ_FIRST(&bk->ops)) && op->deadline_ms <= now_ms) {
         struct fk_msg *m = (struct fk_msg *)op;
-        msg_detach(m);
+        bkc_fake_msg_detach(m);
         if (op->opcode == WIRE_BK_OP_ADD)
             bk->add_errors++;
         op->cb(op, -MG_ETIMEDOUT, NULL);
-        msg_maybe_free(m);
+        bkc_fake_msg_maybe_free(m);
     }
 }
 
 static const struct bkc_transport_ops fk_ops = {
     .name = "fake",
-    .bookie_get = fk_bookie_get,
-    .bookie_free = fk_bookie_free,
-    .add = fk_add,
-    .read = fk_read,
-    .cancel = fk_cancel,
-    .check_timeouts = fk_check_timeouts,
+    .bookie_get = bkc_fake_bookie_get,
+    .bookie_free = bkc_fake_bookie_free,
+    .add = bkc_fake_add,
+    .read = bkc_fake_read,
+    .cancel = bkc_fake_cancel,
+    .check_timeouts = bkc_fake_check_timeouts,
 };
 
 /* ---- faults -------------------------------------------------------------------------------- */
 
 void bkc_fake_crash(struct bkc_fake *f, int i)
 {
-    struct fk_bookie *b = bookie_at(f, i);
+    struct fk_bookie *b = bkc_fake_bookie_at(f, i);
     if (b->down)
         return;
     b->down = true;
     b->gen++;
     /* What was applied but not yet durable: each item survives with probability 1/2. */
     size_t it = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&b->ledgers, &it, &k, &kl, &v)) {
+    while (mg_map_next(&b->ledgers, &it, NULL, NULL, &v)) {
         struct fk_ledger *l = v;
         for (int64_t e = 0; e < l->cap; e++) {
             struct fk_entry *x = l->ents[e];
             if (!x || x->synced)
                 continue;
-            if (fk_rand(f) & 1) {
+            if (bkc_fake_rand(f) & 1) {
                 x->synced = true;
             } else {
                 mg_free(x->data);
@@ -694,9 +685,9 @@ void bkc_fake_crash(struct bkc_fake *f, int i)
                 l->ents[e] = NULL;
             }
         }
-        ledger_recount(l);
+        bkc_fake_ledger_recount(l);
         if (l->fenced && !l->fence_synced) {
-            if (fk_rand(f) & 1)
+            if (bkc_fake_rand(f) & 1)
                 l->fence_synced = true;
             else
                 l->fenced = false;
@@ -715,7 +706,7 @@ void bkc_fake_crash(struct bkc_fake *f, int i)
                 evbuffer_free(m->body);
                 m->body = NULL;
             }
-            msg_after(m, FK_DELIVER, 0);
+            bkc_fake_msg_after(m, FK_DELIVER, 0);
         }
     }
     MG_DEBUG(MOD, "bookie %s crashed", b->id);
@@ -723,24 +714,24 @@ void bkc_fake_crash(struct bkc_fake *f, int i)
 
 void bkc_fake_restart(struct bkc_fake *f, int i)
 {
-    struct fk_bookie *b = bookie_at(f, i);
+    struct fk_bookie *b = bkc_fake_bookie_at(f, i);
     b->down = false;
     MG_DEBUG(MOD, "bookie %s restarted", b->id);
 }
 
 void bkc_fake_partition(struct bkc_fake *f, int i, bool on)
 {
-    bookie_at(f, i)->partitioned = on;
+    bkc_fake_bookie_at(f, i)->partitioned = on;
 }
 
 void bkc_fake_set_read_only(struct bkc_fake *f, int i, bool on)
 {
-    bookie_at(f, i)->read_only = on;
+    bkc_fake_bookie_at(f, i)->read_only = on;
 }
 
 bool bkc_fake_is_up(const struct bkc_fake *f, int i)
 {
-    const struct fk_bookie *b = bookie_at(f, i);
+    const struct fk_bookie *b = bkc_fake_bookie_at(f, i);
     return !b->down && !b->partitioned;
 }
 
@@ -749,13 +740,13 @@ bool bkc_fake_is_up(const struct bkc_fake *f, int i)
 
 bool bkc_fake_has_entry(const struct bkc_fake *f, int i, int64_t ledger, int64_t entry)
 {
-    struct fk_bookie *b = bookie_at(f, i);
-    return entry_get(ledger_get(b, ledger, false), entry) != NULL;
+    struct fk_bookie *b = bkc_fake_bookie_at(f, i);
+    return bkc_fake_entry_get(bkc_fake_ledger_get(b, ledger, false), entry) != NULL;
 }
 
 int64_t bkc_fake_count_entries(const struct bkc_fake *f, int i, int64_t ledger)
 {
-    struct fk_ledger *l = ledger_get(bookie_at(f, i), ledger, false);
+    struct fk_ledger *l = bkc_fake_ledger_get(bkc_fake_bookie_at(f, i), ledger, false);
     int64_t n = 0;
     for (int64_t e = 0; l && e < l->cap; e++)
         n += l->ents[e] != NULL;
@@ -764,18 +755,19 @@ int64_t bkc_fake_count_entries(const struct bkc_fake *f, int i, int64_t ledger)
 
 bool bkc_fake_is_fenced(const struct bkc_fake *f, int i, int64_t ledger)
 {
-    struct fk_ledger *l = ledger_get(bookie_at(f, i), ledger, false);
+    struct fk_ledger *l = bkc_fake_ledger_get(bkc_fake_bookie_at(f, i), ledger, false);
     return l && l->fenced;
 }
 
 void bkc_fake_corrupt_entry(struct bkc_fake *f, int i, int64_t ledger, int64_t entry)
 {
-    struct fk_entry *x = entry_get(ledger_get(bookie_at(f, i), ledger, false), entry);
+    struct fk_entry *x =
+        bkc_fake_entry_get(bkc_fake_ledger_get(bkc_fake_bookie_at(f, i), ledger, false), entry);
     if (x && x->len > 0)
         x->data[x->len - 1] ^= 0x5a;
 }
 
 void bkc_fake_get_stats(const struct bkc_fake *f, int i, struct bkc_fake_stats *out)
 {
-    *out = bookie_at(f, i)->stats;
+    *out = bkc_fake_bookie_at(f, i)->stats;
 }

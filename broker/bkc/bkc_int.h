@@ -192,6 +192,10 @@ struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t ent
 /* Send a READ; master_key is sent when flags has WIRE_BK_FLAG_FENCE. */
 struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
                                const uint8_t *master_key, bkc_op_cb cb, void *arg, int slot);
+/* Fill a new op of bk (zeroed by the caller) and queue it on bk->ops: sent now, its deadline
+ * the client's timeout from now. Both transports start their ops with it. */
+void bkc_op_start(struct bkc_op *op, struct bkc_bookie *bk, uint8_t opcode, int64_t ledger,
+                  int64_t entry, bkc_op_cb cb, void *arg, int slot);
 /* Forget an outstanding op: its callback will not run; a late response is dropped.
  * Accepts NULL. */
 void bkc_op_cancel(struct bkc_op *op);

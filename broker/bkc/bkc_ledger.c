@@ -38,15 +38,15 @@
 #define MOD "bkc"
 #define BIT(i) ((uint64_t)1 << (i))
 
-static void lh_deliver(struct bkc_ledger *lh);
-static void lh_check_drained(struct bkc_ledger *lh);
-static void change_start(struct bkc_ledger *lh);
-static void md_close(struct bkc_ledger *lh);
-static void rrd_start(struct bkc_ledger *lh);
+static void bkc_lh_deliver(struct bkc_ledger *lh);
+static void bkc_lh_check_drained(struct bkc_ledger *lh);
+static void bkc_change_start(struct bkc_ledger *lh);
+static void bkc_md_close(struct bkc_ledger *lh);
+static void bkc_rrd_start(struct bkc_ledger *lh);
 
-static void set_errmsg(char *dst, size_t cap, const char *fmt, ...)
+static void bkc_set_errmsg(char *dst, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void set_errmsg(char *dst, size_t cap, const char *fmt, ...)
+static void bkc_set_errmsg(char *dst, size_t cap, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -72,14 +72,14 @@ struct bkc_ledger *bkc_ledger_alloc(struct bkc_client *c, int64_t id, enum bkc_m
 }
 
 /* Point ens[] at the bookies of the last segment. */
-static void lh_set_ensemble(struct bkc_ledger *lh)
+static void bkc_lh_set_ensemble(struct bkc_ledger *lh)
 {
     struct bkc_segment *s = &lh->md.segs[lh->md.n_segs - 1];
     for (int i = 0; i < lh->md.ensemble_size; i++)
         lh->ens[i] = lh->c->tp.ops->bookie_get(lh->c, s->bookies[i]);
 }
 
-static void add_free(struct bkc_ledger *lh, struct bkc_add *a)
+static void bkc_add_free(struct bkc_ledger *lh, struct bkc_add *a)
 {
     for (int i = 0; i < lh->md.ensemble_size && i < BKC_MAX_ENSEMBLE; i++)
         bkc_op_cancel_tp(lh->c, a->ops[i]);
@@ -88,7 +88,7 @@ static void add_free(struct bkc_ledger *lh, struct bkc_add *a)
     mg_free(a);
 }
 
-static void rd_free(struct bkc_rd *rd)
+static void bkc_rd_free(struct bkc_rd *rd)
 {
     for (int i = 0; i < rd->n; i++) {
         bkc_op_cancel_tp(rd->lh->c, rd->ents[i].op);
@@ -99,21 +99,21 @@ static void rd_free(struct bkc_rd *rd)
     mg_free(rd);
 }
 
-static void lacrd_free(struct bkc_lacrd *lr)
+static void bkc_lacrd_free(struct bkc_lacrd *lr)
 {
     for (int i = 0; i < BKC_MAX_ENSEMBLE; i++)
         bkc_op_cancel_tp(lr->lh->c, lr->ops[i]);
     mg_free(lr);
 }
 
-static void rrd_free(struct bkc_client *c, struct bkc_rrd *r)
+static void bkc_rrd_free(struct bkc_client *c, struct bkc_rrd *r)
 {
     for (int i = 0; i < BKC_MAX_ENSEMBLE; i++)
         bkc_op_cancel_tp(c, r->ops[i]);
     mg_free(r);
 }
 
-static void req_fail(struct bkc_ledger *lh, struct bkc_req *req, int status, const char *msg)
+static void bkc_req_fail(struct bkc_ledger *lh, struct bkc_req *req, int status, const char *msg)
 {
     if (msg && msg[0] && !req->errmsg[0])
         snprintf(req->errmsg, sizeof(req->errmsg), "%s", msg);
@@ -138,32 +138,32 @@ void bkc_ledger_destroy(struct bkc_ledger *lh, int status, bool defer)
     while ((a = TAILQ_FIRST(&lh->adds))) {
         TAILQ_REMOVE(&lh->adds, a, link);
         if (a->req)
-            req_fail(lh, a->req, status, msg);
-        add_free(lh, a);
+            bkc_req_fail(lh, a->req, status, msg);
+        bkc_add_free(lh, a);
     }
     struct bkc_rd *rd;
     while ((rd = TAILQ_FIRST(&lh->reads))) {
         TAILQ_REMOVE(&lh->reads, rd, link);
         if (rd->req)
-            req_fail(lh, rd->req, status, NULL);
-        rd_free(rd);
+            bkc_req_fail(lh, rd->req, status, NULL);
+        bkc_rd_free(rd);
     }
     if (lh->lacrd) {
         if (lh->lacrd->req)
-            req_fail(lh, lh->lacrd->req, status, NULL);
-        lacrd_free(lh->lacrd);
+            bkc_req_fail(lh, lh->lacrd->req, status, NULL);
+        bkc_lacrd_free(lh->lacrd);
         lh->lacrd = NULL;
     }
     if (lh->rrd) {
-        rrd_free(lh->c, lh->rrd);
+        bkc_rrd_free(lh->c, lh->rrd);
         lh->rrd = NULL;
     }
     if (lh->close_req) {
-        req_fail(lh, lh->close_req, status, msg);
+        bkc_req_fail(lh, lh->close_req, status, msg);
         lh->close_req = NULL;
     }
     if (lh->open_req) {
-        req_fail(lh, lh->open_req, status, msg);
+        bkc_req_fail(lh, lh->open_req, status, msg);
         lh->open_req = NULL;
     }
     TAILQ_REMOVE(&c->ledgers, lh, link);
@@ -195,9 +195,9 @@ void bkc_ledger_free(struct bkc_ledger *lh)
 }
 
 /* A create or open failed: complete its request and retire the handle. */
-static void open_fail(struct bkc_ledger *lh, int status, const char *fmt, ...)
+static void bkc_open_fail(struct bkc_ledger *lh, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void open_fail(struct bkc_ledger *lh, int status, const char *fmt, ...)
+static void bkc_open_fail(struct bkc_ledger *lh, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -208,9 +208,9 @@ static void open_fail(struct bkc_ledger *lh, int status, const char *fmt, ...)
 }
 
 /* Fail a writer (or a recovery) for good: every pending add completes with err. */
-static void lh_fail(struct bkc_ledger *lh, int err, const char *fmt, ...)
+static void bkc_lh_fail(struct bkc_ledger *lh, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void lh_fail(struct bkc_ledger *lh, int err, const char *fmt, ...)
+static void bkc_lh_fail(struct bkc_ledger *lh, int err, const char *fmt, ...)
 {
     if (lh->mode == BKC_MODE_DEAD)
         return;
@@ -235,18 +235,18 @@ static void lh_fail(struct bkc_ledger *lh, int err, const char *fmt, ...)
     while ((a = TAILQ_FIRST(&lh->adds))) {
         TAILQ_REMOVE(&lh->adds, a, link);
         if (a->req)
-            req_fail(lh, a->req, err, lh->errmsg);
-        add_free(lh, a);
+            bkc_req_fail(lh, a->req, err, lh->errmsg);
+        bkc_add_free(lh, a);
     }
-    lh_check_drained(lh);
+    bkc_lh_check_drained(lh);
 }
 
 /* ---- entries -------------------------------------------------------------------------- */
 
 /* Check a stored entry body: ledger id, entry id (expect < -1: any), digest. On success the
  * header fields are returned and the header+digest bytes are left in body. */
-static int verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_t expect,
-                        int64_t *entry, int64_t *lac, int64_t *length)
+static int bkc_verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_t expect,
+                            int64_t *entry, int64_t *lac, int64_t *length)
 {
     size_t hl = WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len;
     size_t n = evbuffer_get_length(body);
@@ -271,7 +271,7 @@ static int verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_t ex
 
 /* ---- adds ----------------------------------------------------------------------------- */
 
-static bool in_write_set(const struct bkc_ledger *lh, int64_t entry, int idx)
+static bool bkc_in_write_set(const struct bkc_ledger *lh, int64_t entry, int idx)
 {
     int e = lh->md.ensemble_size;
     for (int i = 0; i < lh->md.write_quorum; i++)
@@ -283,7 +283,7 @@ static bool in_write_set(const struct bkc_ledger *lh, int64_t entry, int idx)
 /* A bookie failed on this handle: ensemble changes of this handle never pick it again, so
  * that two bookies that refuse at once (down but still registered) cannot be swapped for
  * each other forever: once every candidate failed, the writer fails with -MG_ENOBOOKIES. */
-static void note_failed_bookie(struct bkc_ledger *lh, const char *id)
+static void bkc_note_failed_bookie(struct bkc_ledger *lh, const char *id)
 {
     for (int i = 0; i < lh->n_failed_ids; i++)
         if (strcmp(lh->failed_ids[i], id) == 0)
@@ -292,7 +292,7 @@ static void note_failed_bookie(struct bkc_ledger *lh, const char *id)
     lh->failed_ids[lh->n_failed_ids++] = mg_strdup(id);
 }
 
-static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
+static void bkc_add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
 {
     (void)body;
     struct bkc_add *a = op->arg;
@@ -307,21 +307,21 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
             a->n_acked++;
         }
         if (a->n_acked >= lh->md.ack_quorum && a == TAILQ_FIRST(&lh->adds))
-            lh_deliver(lh);
+            bkc_lh_deliver(lh);
         return;
     }
     if (rc == WIRE_BK_EFENCED) {
-        lh_fail(lh, -MG_EFENCED,
-                "ledger %" PRId64 " is fenced (bookie %s: EFENCED): it was "
-                "recovered by another client",
-                lh->id, op->bk->id);
+        bkc_lh_fail(lh, -MG_EFENCED,
+                    "ledger %" PRId64 " is fenced (bookie %s: EFENCED): it was "
+                    "recovered by another client",
+                    lh->id, op->bk->id);
         return;
     }
     if (rc == WIRE_BK_EUA) {
-        lh_fail(lh, -MG_ENOTALLOWED,
-                "ledger %" PRId64 ": bookie %s refused the master key "
-                "(EUA)",
-                lh->id, op->bk->id);
+        bkc_lh_fail(lh, -MG_ENOTALLOWED,
+                    "ledger %" PRId64 ": bookie %s refused the master key "
+                    "(EUA)",
+                    lh->id, op->bk->id);
         return;
     }
     if (lh->failed & BIT(idx))
@@ -334,7 +334,7 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
              wire_bk_status_str(rc),
              rc == WIRE_BK_EREADONLY ? " (read-only: its disk is full?)" : "");
     lh->failed |= BIT(idx);
-    note_failed_bookie(lh, op->bk->id);
+    bkc_note_failed_bookie(lh, op->bk->id);
     struct bkc_add *p;
     TAILQ_FOREACH(p, &lh->adds, link)
     {
@@ -348,17 +348,17 @@ static void add_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         }
     }
     if (!lh->changing)
-        change_start(lh);
+        bkc_change_start(lh);
 }
 
-static void add_send_slot(struct bkc_ledger *lh, struct bkc_add *a, int idx)
+static void bkc_add_send_slot(struct bkc_ledger *lh, struct bkc_add *a, int idx)
 {
     bkc_op_cancel_tp(lh->c, a->ops[idx]);
     a->ops[idx] = lh->c->tp.ops->add(lh->ens[idx], lh->id, a->entry, a->flags, lh->master_key,
-                                     a->ehdr, a->ehdr_len, a->payload, add_op_cb, a, idx);
+                                     a->ehdr, a->ehdr_len, a->payload, bkc_add_op_cb, a, idx);
 }
 
-static void add_send(struct bkc_ledger *lh, struct bkc_add *a)
+static void bkc_add_send(struct bkc_ledger *lh, struct bkc_add *a)
 {
     if (!a->sent) {
         size_t len = evbuffer_get_length(a->payload);
@@ -380,12 +380,12 @@ static void add_send(struct bkc_ledger *lh, struct bkc_add *a)
     for (int i = 0; i < lh->md.write_quorum; i++) {
         int idx = (int)((a->entry + i) % e);
         if (!(lh->failed & BIT(idx)))
-            add_send_slot(lh, a, idx);
+            bkc_add_send_slot(lh, a, idx);
     }
 }
 
-static struct bkc_add *push_add(struct bkc_ledger *lh, struct evbuffer *payload, bool own,
-                                uint16_t flags, int64_t length, struct bkc_req *req)
+static struct bkc_add *bkc_push_add(struct bkc_ledger *lh, struct evbuffer *payload, bool own,
+                                    uint16_t flags, int64_t length, struct bkc_req *req)
 {
     struct bkc_add *a = mg_calloc(1, sizeof(*a));
     a->lh = lh;
@@ -398,7 +398,7 @@ static struct bkc_add *push_add(struct bkc_ledger *lh, struct evbuffer *payload,
     a->req = req;
     TAILQ_INSERT_TAIL(&lh->adds, a, link);
     if (!lh->changing)
-        add_send(lh, a);
+        bkc_add_send(lh, a);
     return a;
 }
 
@@ -434,14 +434,14 @@ int bkc_add(struct bkc_ledger *lh, int64_t entry_id, struct evbuffer *payload, s
                  len, fl, lh->c->cfg.max_frame_size);
         return -MG_ETOOBIG;
     }
-    struct bkc_add *a = push_add(lh, payload, false, 0, lh->pushed_length + len, req);
+    struct bkc_add *a = bkc_push_add(lh, payload, false, 0, lh->pushed_length + len, req);
     MG_ASSERT(a->entry == entry_id);
     req->entry_id = a->entry;
     return 0;
 }
 
 /* Complete the adds at the head that reached the ack quorum, in entry order. */
-static void lh_deliver(struct bkc_ledger *lh)
+static void bkc_lh_deliver(struct bkc_ledger *lh)
 {
     if (lh->changing)
         return;
@@ -452,54 +452,46 @@ static void lh_deliver(struct bkc_ledger *lh)
         lh->lac_length = a->length;
         if (a->req)
             bkc_complete(lh->c, a->req, 0);
-        add_free(lh, a);
+        bkc_add_free(lh, a);
     }
-    lh_check_drained(lh);
+    bkc_lh_check_drained(lh);
 }
 
-static void lh_check_drained(struct bkc_ledger *lh)
+static void bkc_lh_check_drained(struct bkc_ledger *lh)
 {
     if (lh->changing || !TAILQ_EMPTY(&lh->adds) || lh->md_closing)
         return;
     if ((lh->mode == BKC_MODE_WRITER && lh->closing && lh->close_req) ||
         (lh->mode == BKC_MODE_RECOVERING && lh->rec_reads_done))
-        md_close(lh);
+        bkc_md_close(lh);
 }
 
 /* ---- ensemble change --------------------------------------------------------------------- */
 
-static int popcount64(uint64_t v)
-{
-    int n = 0;
-    for (; v; v &= v - 1)
-        n++;
-    return n;
-}
+static void bkc_change_list_done(struct bkc_mop *mop, int status);
+static void bkc_change_put_done(struct bkc_mop *mop, int status);
+static void bkc_change_reread_done(struct bkc_mop *mop, int status);
+static void bkc_change_installed(struct bkc_ledger *lh, int64_t version);
 
-static void change_list_done(struct bkc_mop *mop, int status);
-static void change_put_done(struct bkc_mop *mop, int status);
-static void change_reread_done(struct bkc_mop *mop, int status);
-static void change_installed(struct bkc_ledger *lh, int64_t version);
-
-static void change_start(struct bkc_ledger *lh)
+static void bkc_change_start(struct bkc_ledger *lh)
 {
     lh->changing = true;
     lh->changing_set = lh->failed;
-    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, change_list_done);
+    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, bkc_change_list_done);
     char *p = mg_asprintf("%s/available", lh->c->root);
     int rc = meta_children(lh->c->meta, p, &mop->mr, bkc_mop_cb);
     mg_free(p);
     if (rc < 0) {
         bkc_mop_drop(mop);
-        lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: cannot list bookies: %s", lh->id,
-                mg_strerror(rc));
+        bkc_lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: cannot list bookies: %s",
+                    lh->id, mg_strerror(rc));
     }
 }
 
 /* Pick `need` distinct bookies from a /ledgers/available listing, skipping "readonly" and
  * the ids in exclude; out gets borrowed names. Returns how many were available. */
-static int pick_bookies(struct bkc_client *c, struct meta_req *mr, char *const *exclude, int n_ex,
-                        int need, const char **out)
+static int bkc_pick_bookies(struct bkc_client *c, struct meta_req *mr, char *const *exclude,
+                            int n_ex, int need, const char **out)
 {
     const char **cand = mg_calloc((size_t)mr->n_children + 1, sizeof(char *));
     int n = 0;
@@ -522,31 +514,32 @@ static int pick_bookies(struct bkc_client *c, struct meta_req *mr, char *const *
     return n;
 }
 
-static void change_list_done(struct bkc_mop *mop, int status)
+static void bkc_change_list_done(struct bkc_mop *mop, int status)
 {
     struct bkc_ledger *lh = mop->owner;
     if (status < 0 && status != -MG_ENOTFOUND) {
-        lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: listing %s/available: %s",
-                lh->id, lh->c->root, mg_strerror(status));
+        bkc_lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: listing %s/available: %s",
+                    lh->id, lh->c->root, mg_strerror(status));
         return;
     }
     int E = lh->md.ensemble_size;
     struct bkc_segment *last = &lh->md.segs[lh->md.n_segs - 1];
-    int need = popcount64(lh->changing_set);
+    int need = __builtin_popcountll(lh->changing_set);
     const char *pick[BKC_MAX_ENSEMBLE];
     /* not the ensemble's bookies, nor any that failed on this handle */
     char **exclude = mg_malloc((size_t)(E + lh->n_failed_ids) * sizeof(char *));
     memcpy(exclude, last->bookies, (size_t)E * sizeof(char *));
     if (lh->n_failed_ids)
         memcpy(exclude + E, lh->failed_ids, (size_t)lh->n_failed_ids * sizeof(char *));
-    int have = pick_bookies(lh->c, &mop->mr, exclude, E + lh->n_failed_ids, need, pick);
+    int have = bkc_pick_bookies(lh->c, &mop->mr, exclude, E + lh->n_failed_ids, need, pick);
     mg_free(exclude);
     if (have < need) {
-        lh_fail(lh, -MG_ENOBOOKIES,
-                "ledger %" PRId64 ": ensemble change: not enough bookies: need %d "
-                "replacement(s) outside the ensemble and the %d that failed on it, %d writable "
-                "bookie(s) available%s%s",
-                lh->id, need, lh->n_failed_ids, have, lh->fail_why[0] ? "; " : "", lh->fail_why);
+        bkc_lh_fail(lh, -MG_ENOBOOKIES,
+                    "ledger %" PRId64 ": ensemble change: not enough bookies: need %d "
+                    "replacement(s) outside the ensemble and the %d that failed on it, %d writable "
+                    "bookie(s) available%s%s",
+                    lh->id, need, lh->n_failed_ids, have, lh->fail_why[0] ? "; " : "",
+                    lh->fail_why);
         return;
     }
     char *ids[BKC_MAX_ENSEMBLE];
@@ -560,53 +553,53 @@ static void change_list_done(struct bkc_mop *mop, int status)
          * state (one CAS), as BookKeeper does: a recovery that fails half-way leaves the
          * metadata as it found it, so the next recoverer fences and reads the ensemble that
          * holds the entries, not a replacement that never had them. */
-        change_installed(lh, lh->md_version);
+        bkc_change_installed(lh, lh->md_version);
         return;
     }
     uint8_t *buf;
     size_t len;
     bkc_md_encode(&lh->new_md, &buf, &len);
-    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, change_put_done);
+    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, bkc_change_put_done);
     int rc = meta_put(lh->c->meta, lh->path, buf, len, lh->md_version, 0, &m2->mr, bkc_mop_cb);
     mg_free(buf);
     if (rc < 0) {
         bkc_mop_drop(m2);
-        lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata write: %s", lh->id,
-                mg_strerror(rc));
+        bkc_lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata write: %s", lh->id,
+                    mg_strerror(rc));
     }
 }
 
-static void change_put_done(struct bkc_mop *mop, int status)
+static void bkc_change_put_done(struct bkc_mop *mop, int status)
 {
     struct bkc_ledger *lh = mop->owner;
     if (status == -MG_EBUSY) {
-        struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, change_reread_done);
+        struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, bkc_change_reread_done);
         int rc = meta_get(lh->c->meta, lh->path, &m2->mr, bkc_mop_cb);
         if (rc < 0) {
             bkc_mop_drop(m2);
-            lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata read: %s", lh->id,
-                    mg_strerror(rc));
+            bkc_lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata read: %s",
+                        lh->id, mg_strerror(rc));
         }
         return;
     }
     if (status < 0) {
-        lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata write: %s", lh->id,
-                mg_strerror(status));
+        bkc_lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata write: %s", lh->id,
+                    mg_strerror(status));
         return;
     }
-    change_installed(lh, mop->mr.stat.version);
+    bkc_change_installed(lh, mop->mr.stat.version);
 }
 
 /* The new ensemble (lh->new_md) is in force from here on (stored at version, or, during
  * recovery, kept until the CLOSED write): resend to the replacements and go on. */
-static void change_installed(struct bkc_ledger *lh, int64_t version)
+static void bkc_change_installed(struct bkc_ledger *lh, int64_t version)
 {
     uint64_t done = lh->changing_set;
     bkc_md_fini(&lh->md);
     lh->md = lh->new_md;
     memset(&lh->new_md, 0, sizeof(lh->new_md));
     lh->md_version = version;
-    lh_set_ensemble(lh);
+    bkc_lh_set_ensemble(lh);
     lh->failed &= ~done;
     lh->changing = false;
     lh->changing_set = 0;
@@ -617,56 +610,56 @@ static void change_installed(struct bkc_ledger *lh, int64_t version)
     TAILQ_FOREACH(a, &lh->adds, link)
     {
         if (!a->sent) {
-            add_send(lh, a);
+            bkc_add_send(lh, a);
             continue;
         }
         for (int i = 0; i < lh->md.ensemble_size; i++)
-            if ((done & BIT(i)) && !(lh->failed & BIT(i)) && in_write_set(lh, a->entry, i))
-                add_send_slot(lh, a, i);
+            if ((done & BIT(i)) && !(lh->failed & BIT(i)) && bkc_in_write_set(lh, a->entry, i))
+                bkc_add_send_slot(lh, a, i);
     }
     if (lh->failed)
-        change_start(lh);
+        bkc_change_start(lh);
     else
-        lh_deliver(lh);
+        bkc_lh_deliver(lh);
 }
 
-static void change_reread_done(struct bkc_mop *mop, int status)
+static void bkc_change_reread_done(struct bkc_mop *mop, int status)
 {
     struct bkc_ledger *lh = mop->owner;
     struct bkc_md md;
     int rc = status < 0 ? status : bkc_md_decode(mop->mr.value, mop->mr.len, &md);
     if (rc < 0) {
-        lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata re-read: %s", lh->id,
-                mg_strerror(rc));
+        bkc_lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata re-read: %s",
+                    lh->id, mg_strerror(rc));
         return;
     }
     int want = lh->mode == BKC_MODE_RECOVERING ? BKC_STATE_IN_RECOVERY : BKC_STATE_OPEN;
     int state = md.state;
     bkc_md_fini(&md);
     if (state != want) {
-        lh_fail(lh, -MG_EFENCED,
-                "ledger %" PRId64 ": metadata changed to state %d during an "
-                "ensemble change: the ledger is being recovered by another client",
-                lh->id, state);
+        bkc_lh_fail(lh, -MG_EFENCED,
+                    "ledger %" PRId64 ": metadata changed to state %d during an "
+                    "ensemble change: the ledger is being recovered by another client",
+                    lh->id, state);
         return;
     }
     /* Still ours: adopt the version and redo the change. */
     lh->md_version = mop->mr.stat.version;
-    change_start(lh);
+    bkc_change_start(lh);
 }
 
 /* ---- close ------------------------------------------------------------------------------ */
 
-static void close_put_done(struct bkc_mop *mop, int status);
-static void close_reread_done(struct bkc_mop *mop, int status);
+static void bkc_close_put_done(struct bkc_mop *mop, int status);
+static void bkc_close_reread_done(struct bkc_mop *mop, int status);
 
-static void md_close_finish(struct bkc_ledger *lh, int status)
+static void bkc_md_close_finish(struct bkc_ledger *lh, int status)
 {
     lh->md_closing = false;
     if (lh->mode == BKC_MODE_RECOVERING) {
         if (status < 0) {
-            lh_fail(lh, status, "recovery of ledger %" PRId64 ": closing the metadata: %s", lh->id,
-                    mg_strerror(status));
+            bkc_lh_fail(lh, status, "recovery of ledger %" PRId64 ": closing the metadata: %s",
+                        lh->id, mg_strerror(status));
             return;
         }
         lh->mode = BKC_MODE_READER;
@@ -690,7 +683,7 @@ static void md_close_finish(struct bkc_ledger *lh, int status)
     bkc_complete(lh->c, req, status);
 }
 
-static void md_close(struct bkc_ledger *lh)
+static void bkc_md_close(struct bkc_ledger *lh)
 {
     struct bkc_md nmd;
     bkc_md_copy(&nmd, &lh->md);
@@ -703,24 +696,24 @@ static void md_close(struct bkc_ledger *lh)
     bkc_md_fini(&lh->new_md);
     lh->new_md = nmd;
     lh->md_closing = true;
-    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, close_put_done);
+    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, bkc_close_put_done);
     int rc = meta_put(lh->c->meta, lh->path, buf, len, lh->md_version, 0, &mop->mr, bkc_mop_cb);
     mg_free(buf);
     if (rc < 0) {
         bkc_mop_drop(mop);
-        md_close_finish(lh, rc);
+        bkc_md_close_finish(lh, rc);
     }
 }
 
-static void close_put_done(struct bkc_mop *mop, int status)
+static void bkc_close_put_done(struct bkc_mop *mop, int status)
 {
     struct bkc_ledger *lh = mop->owner;
     if (status == -MG_EBUSY) {
-        struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, close_reread_done);
+        struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, bkc_close_reread_done);
         int rc = meta_get(lh->c->meta, lh->path, &m2->mr, bkc_mop_cb);
         if (rc < 0) {
             bkc_mop_drop(m2);
-            md_close_finish(lh, rc);
+            bkc_md_close_finish(lh, rc);
         }
         return;
     }
@@ -730,16 +723,16 @@ static void close_put_done(struct bkc_mop *mop, int status)
         memset(&lh->new_md, 0, sizeof(lh->new_md));
         lh->md_version = mop->mr.stat.version;
     }
-    md_close_finish(lh, status);
+    bkc_md_close_finish(lh, status);
 }
 
-static void close_reread_done(struct bkc_mop *mop, int status)
+static void bkc_close_reread_done(struct bkc_mop *mop, int status)
 {
     struct bkc_ledger *lh = mop->owner;
     struct bkc_md md;
     int rc = status < 0 ? status : bkc_md_decode(mop->mr.value, mop->mr.len, &md);
     if (rc < 0) {
-        md_close_finish(lh, rc);
+        bkc_md_close_finish(lh, rc);
         return;
     }
     bool rec = lh->mode == BKC_MODE_RECOVERING;
@@ -750,23 +743,23 @@ static void close_reread_done(struct bkc_mop *mop, int status)
         lh->md_version = mop->mr.stat.version;
         lh->lac = md.last_entry;
         lh->lac_length = md.length;
-        md_close_finish(lh, 0);
+        bkc_md_close_finish(lh, 0);
         return;
     }
     int want = rec ? BKC_STATE_IN_RECOVERY : BKC_STATE_OPEN;
     if (md.state == want) {
         lh->md_version = mop->mr.stat.version;
         bkc_md_fini(&md);
-        md_close(lh);
+        bkc_md_close(lh);
         return;
     }
-    set_errmsg(lh->errmsg, sizeof(lh->errmsg),
-               "ledger %" PRId64 " was %s by another client "
-               "(state %d, last entry %" PRId64 ")",
-               lh->id, md.state == BKC_STATE_CLOSED ? "closed" : "recovered", md.state,
-               md.last_entry);
+    bkc_set_errmsg(lh->errmsg, sizeof(lh->errmsg),
+                   "ledger %" PRId64 " was %s by another client "
+                   "(state %d, last entry %" PRId64 ")",
+                   lh->id, md.state == BKC_STATE_CLOSED ? "closed" : "recovered", md.state,
+                   md.last_entry);
     bkc_md_fini(&md);
-    md_close_finish(lh, -MG_EFENCED);
+    bkc_md_close_finish(lh, -MG_EFENCED);
 }
 
 int bkc_close(struct bkc_ledger *lh, struct bkc_req *req, bkc_cb cb)
@@ -783,21 +776,21 @@ int bkc_close(struct bkc_ledger *lh, struct bkc_req *req, bkc_cb cb)
     }
     lh->closing = true;
     lh->close_req = req;
-    lh_check_drained(lh);
+    bkc_lh_check_drained(lh);
     return 0;
 }
 
 /* ---- reads ------------------------------------------------------------------------------ */
 
-static void rd_send(struct bkc_rd *rd, int i);
+static void bkc_rd_send(struct bkc_rd *rd, int i);
 
-static void rd_finish(struct bkc_rd *rd, int status, int64_t bad_entry)
+static void bkc_rd_finish(struct bkc_rd *rd, int status, int64_t bad_entry)
 {
     struct bkc_ledger *lh = rd->lh;
     TAILQ_REMOVE(&lh->reads, rd, link);
     if (rd->internal_cb) {
         rd->internal_cb(rd, status);
-        rd_free(rd);
+        bkc_rd_free(rd);
         return;
     }
     struct bkc_req *req = rd->req;
@@ -818,10 +811,10 @@ static void rd_finish(struct bkc_rd *rd, int status, int64_t bad_entry)
                  lh->id, bad_entry, e->tries, e->n_missing, e->n_corrupt, e->n_toobig);
     }
     bkc_complete(lh->c, req, status);
-    rd_free(rd);
+    bkc_rd_free(rd);
 }
 
-static void rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
+static void bkc_rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
 {
     struct bkc_rd *rd = op->arg;
     struct bkc_ledger *lh = rd->lh;
@@ -830,13 +823,13 @@ static void rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     int64_t e = rd->first + i;
     ent->op = NULL;
     if (rc == WIRE_BK_EOK && body && *body) {
-        int v = verify_entry(lh, *body, e, NULL, NULL, &ent->length);
+        int v = bkc_verify_entry(lh, *body, e, NULL, NULL, &ent->length);
         if (v == 0) {
             ent->payload = *body;
             *body = NULL;
             evbuffer_drain(ent->payload, WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len);
             if (++rd->n_done == rd->n)
-                rd_finish(rd, 0, -1);
+                bkc_rd_finish(rd, 0, -1);
             return;
         }
         MG_WARN(MOD,
@@ -854,17 +847,17 @@ static void rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
                  op->bk->id, wire_bk_status_str(rc));
     }
     if (ent->tries < lh->md.write_quorum) {
-        rd_send(rd, i);
+        bkc_rd_send(rd, i);
         return;
     }
     int st = ent->n_missing == ent->tries  ? -MG_ENOTFOUND
              : ent->n_corrupt > 0          ? -MG_ECHECKSUM
              : ent->n_toobig == ent->tries ? -MG_ETOOBIG
                                            : -MG_EIO;
-    rd_finish(rd, st, e);
+    bkc_rd_finish(rd, st, e);
 }
 
-static void rd_send(struct bkc_rd *rd, int i)
+static void bkc_rd_send(struct bkc_rd *rd, int i)
 {
     struct bkc_ledger *lh = rd->lh;
     int64_t e = rd->first + i;
@@ -873,11 +866,11 @@ static void rd_send(struct bkc_rd *rd, int i)
     int idx = (int)((e + ent->tries) % lh->md.ensemble_size);
     ent->tries++;
     struct bkc_bookie *bk = lh->c->tp.ops->bookie_get(lh->c, s->bookies[idx]);
-    ent->op = lh->c->tp.ops->read(bk, lh->id, e, 0, NULL, rd_op_cb, rd, i);
+    ent->op = lh->c->tp.ops->read(bk, lh->id, e, 0, NULL, bkc_rd_op_cb, rd, i);
 }
 
-static struct bkc_rd *rd_start(struct bkc_ledger *lh, int64_t first, int64_t last,
-                               struct bkc_req *req, void (*internal_cb)(struct bkc_rd *, int))
+static struct bkc_rd *bkc_rd_start(struct bkc_ledger *lh, int64_t first, int64_t last,
+                                   struct bkc_req *req, void (*internal_cb)(struct bkc_rd *, int))
 {
     struct bkc_rd *rd = mg_calloc(1, sizeof(*rd));
     rd->lh = lh;
@@ -889,7 +882,7 @@ static struct bkc_rd *rd_start(struct bkc_ledger *lh, int64_t first, int64_t las
     rd->ents = mg_calloc((size_t)rd->n, sizeof(*rd->ents));
     TAILQ_INSERT_TAIL(&lh->reads, rd, link);
     for (int i = 0; i < rd->n; i++)
-        rd_send(rd, i);
+        bkc_rd_send(rd, i);
     return rd;
 }
 
@@ -903,15 +896,15 @@ int bkc_read(struct bkc_ledger *lh, int64_t first, int64_t last, struct bkc_req 
     req->errmsg[0] = '\0';
     req->entries = NULL;
     req->n_entries = 0;
-    rd_start(lh, first, last, req, NULL);
+    bkc_rd_start(lh, first, last, req, NULL);
     return 0;
 }
 
 /* ---- LAC reads and fencing ---------------------------------------------------------------- */
 
-static void rec_fenced(struct bkc_ledger *lh, int status, int64_t max_lac);
+static void bkc_rec_fenced(struct bkc_ledger *lh, int status, int64_t max_lac);
 
-static bool lacrd_covered(struct bkc_ledger *lh, struct bkc_lacrd *lr)
+static bool bkc_lacrd_covered(struct bkc_ledger *lh, struct bkc_lacrd *lr)
 {
     int E = lh->md.ensemble_size, Qw = lh->md.write_quorum;
     int need = Qw - lh->md.ack_quorum + 1;
@@ -925,13 +918,13 @@ static bool lacrd_covered(struct bkc_ledger *lh, struct bkc_lacrd *lr)
     return true;
 }
 
-static void lacrd_finish(struct bkc_ledger *lh, int status)
+static void bkc_lacrd_finish(struct bkc_ledger *lh, int status)
 {
     struct bkc_lacrd *lr = lh->lacrd;
     lh->lacrd = NULL;
     int64_t max_lac = lr->max_lac;
     struct bkc_req *req = lr->req;
-    lacrd_free(lr);
+    bkc_lacrd_free(lr);
     if (req) {
         if (status == 0 && max_lac > lh->lac)
             lh->lac = max_lac;
@@ -943,10 +936,10 @@ static void lacrd_finish(struct bkc_ledger *lh, int status)
         bkc_complete(lh->c, req, status);
         return;
     }
-    rec_fenced(lh, status, max_lac);
+    bkc_rec_fenced(lh, status, max_lac);
 }
 
-static void lacrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
+static void bkc_lacrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
 {
     struct bkc_ledger *lh = op->arg;
     struct bkc_lacrd *lr = lh->lacrd;
@@ -955,7 +948,7 @@ static void lacrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     lr->n_pending--;
     int64_t lac;
     if (rc == WIRE_BK_EOK && body && *body) {
-        if (verify_entry(lh, *body, -2, NULL, &lac, NULL) == 0) {
+        if (bkc_verify_entry(lh, *body, -2, NULL, &lac, NULL) == 0) {
             lr->answer[idx] = 1;
             if (lac > lr->max_lac)
                 lr->max_lac = lac;
@@ -968,25 +961,25 @@ static void lacrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         lr->answer[idx] = 1;
     } else if (rc == WIRE_BK_EUA) {
         if (lr->req)
-            lacrd_finish(lh, -MG_ENOTALLOWED);
+            bkc_lacrd_finish(lh, -MG_ENOTALLOWED);
         else
-            lh_fail(lh, -MG_ENOTALLOWED,
-                    "recovery of ledger %" PRId64 ": bookie %s refused "
-                    "the master key (EUA)",
-                    lh->id, op->bk->id);
+            bkc_lh_fail(lh, -MG_ENOTALLOWED,
+                        "recovery of ledger %" PRId64 ": bookie %s refused "
+                        "the master key (EUA)",
+                        lh->id, op->bk->id);
         return;
     } else {
         MG_WARN(MOD, "ledger %" PRId64 ": %s read of the last entry on bookie %s: %s", lh->id,
                 lr->fence ? "fencing" : "LAC", op->bk->id, wire_bk_status_str(rc));
         lr->answer[idx] = 2;
     }
-    if (lacrd_covered(lh, lr))
-        lacrd_finish(lh, 0);
+    if (bkc_lacrd_covered(lh, lr))
+        bkc_lacrd_finish(lh, 0);
     else if (lr->n_pending == 0)
-        lacrd_finish(lh, -MG_EIO);
+        bkc_lacrd_finish(lh, -MG_EIO);
 }
 
-static void lacrd_start(struct bkc_ledger *lh, bool fence, struct bkc_req *req)
+static void bkc_lacrd_start(struct bkc_ledger *lh, bool fence, struct bkc_req *req)
 {
     struct bkc_lacrd *lr = mg_calloc(1, sizeof(*lr));
     lr->lh = lh;
@@ -997,7 +990,7 @@ static void lacrd_start(struct bkc_ledger *lh, bool fence, struct bkc_req *req)
     for (int i = 0; i < lh->md.ensemble_size; i++) {
         lr->n_pending++;
         lr->ops[i] = lh->c->tp.ops->read(lh->ens[i], lh->id, -1, fence ? WIRE_BK_FLAG_FENCE : 0,
-                                         lh->master_key, lacrd_op_cb, lh, i);
+                                         lh->master_key, bkc_lacrd_op_cb, lh, i);
     }
 }
 
@@ -1013,17 +1006,17 @@ int bkc_read_lac(struct bkc_ledger *lh, struct bkc_req *req, bkc_cb cb)
         bkc_complete(lh->c, req, 0);
         return 0;
     }
-    lacrd_start(lh, false, req);
+    bkc_lacrd_start(lh, false, req);
     return 0;
 }
 
 /* ---- create ------------------------------------------------------------------------------ */
 
-static void create_id_done(struct bkc_mop *mop, int status);
-static void create_bookies_done(struct bkc_mop *mop, int status);
-static void create_md_done(struct bkc_mop *mop, int status);
+static void bkc_create_id_done(struct bkc_mop *mop, int status);
+static void bkc_create_bookies_done(struct bkc_mop *mop, int status);
+static void bkc_create_md_done(struct bkc_mop *mop, int status);
 
-static void noop_done(struct bkc_mop *mop, int status)
+static void bkc_noop_done(struct bkc_mop *mop, int status)
 {
     (void)mop;
     (void)status;
@@ -1031,78 +1024,79 @@ static void noop_done(struct bkc_mop *mop, int status)
 
 void bkc_ledger_create_start(struct bkc_ledger *lh)
 {
-    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, create_id_done);
+    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, bkc_create_id_done);
     char *p = mg_asprintf("%s/idgen/ID-", lh->c->root);
     int rc = meta_put(lh->c->meta, p, "", 0, META_VERSION_NONE,
                       META_EPHEMERAL | META_SEQUENTIAL | META_CREATE_PARENTS, &mop->mr, bkc_mop_cb);
     mg_free(p);
     if (rc < 0) {
         bkc_mop_drop(mop);
-        open_fail(lh, rc, "create ledger: id generation: %s", mg_strerror(rc));
+        bkc_open_fail(lh, rc, "create ledger: id generation: %s", mg_strerror(rc));
     }
 }
 
-static void create_id_done(struct bkc_mop *mop, int status)
+static void bkc_create_id_done(struct bkc_mop *mop, int status)
 {
     struct bkc_ledger *lh = mop->owner;
     const char *p = mop->mr.path ? strrchr(mop->mr.path, '-') : NULL;
     char *end = NULL;
     long long id = p ? strtoll(p + 1, &end, 10) : -1;
     if (status < 0 || !p || *end || id < 0) {
-        open_fail(lh, status < 0 ? status : -MG_EPROTO, "create ledger: id generation: %s",
-                  status < 0 ? mg_strerror(status) : "bad sequential node name");
+        bkc_open_fail(lh, status < 0 ? status : -MG_EPROTO, "create ledger: id generation: %s",
+                      status < 0 ? mg_strerror(status) : "bad sequential node name");
         return;
     }
     /* The id node only serves as a counter. */
-    struct bkc_mop *del = bkc_mop_new(lh->c, NULL, noop_done);
+    struct bkc_mop *del = bkc_mop_new(lh->c, NULL, bkc_noop_done);
     if (meta_delete(lh->c->meta, mop->mr.path, META_VERSION_ANY, &del->mr, bkc_mop_cb) < 0)
         bkc_mop_drop(del);
     lh->id = id;
     mg_free(lh->path);
     lh->path = bkc_ledger_path(lh->c->root, id);
-    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, create_bookies_done);
+    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, bkc_create_bookies_done);
     char *ap = mg_asprintf("%s/available", lh->c->root);
     int rc = meta_children(lh->c->meta, ap, &m2->mr, bkc_mop_cb);
     mg_free(ap);
     if (rc < 0) {
         bkc_mop_drop(m2);
-        open_fail(lh, rc, "create ledger: listing bookies: %s", mg_strerror(rc));
+        bkc_open_fail(lh, rc, "create ledger: listing bookies: %s", mg_strerror(rc));
     }
 }
 
-static void create_bookies_done(struct bkc_mop *mop, int status)
+static void bkc_create_bookies_done(struct bkc_mop *mop, int status)
 {
     struct bkc_ledger *lh = mop->owner;
     if (status < 0 && status != -MG_ENOTFOUND) {
-        open_fail(lh, status, "create ledger: listing %s/available: %s", lh->c->root,
-                  mg_strerror(status));
+        bkc_open_fail(lh, status, "create ledger: listing %s/available: %s", lh->c->root,
+                      mg_strerror(status));
         return;
     }
     int E = lh->md.ensemble_size;
     const char *pick[BKC_MAX_ENSEMBLE];
-    int have = status < 0 ? 0 : pick_bookies(lh->c, &mop->mr, NULL, 0, E, pick);
+    int have = status < 0 ? 0 : bkc_pick_bookies(lh->c, &mop->mr, NULL, 0, E, pick);
     if (have < E) {
-        open_fail(lh, -MG_ENOBOOKIES,
-                  "create ledger: not enough writable bookies: need %d, %d "
-                  "registered under %s/available (read-only ones do not count)",
-                  E, have, lh->c->root);
+        bkc_open_fail(lh, -MG_ENOBOOKIES,
+                      "create ledger: not enough writable bookies: need %d, %d "
+                      "registered under %s/available (read-only ones do not count)",
+                      E, have, lh->c->root);
         return;
     }
     bkc_md_set_last_segment(&lh->md, 0, (char *const *)pick);
     uint8_t *buf;
     size_t len;
     bkc_md_encode(&lh->md, &buf, &len);
-    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, create_md_done);
+    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, bkc_create_md_done);
     int rc = meta_put(lh->c->meta, lh->path, buf, len, META_VERSION_NONE, META_CREATE_PARENTS,
                       &m2->mr, bkc_mop_cb);
     mg_free(buf);
     if (rc < 0) {
         bkc_mop_drop(m2);
-        open_fail(lh, rc, "create ledger %" PRId64 ": metadata write: %s", lh->id, mg_strerror(rc));
+        bkc_open_fail(lh, rc, "create ledger %" PRId64 ": metadata write: %s", lh->id,
+                      mg_strerror(rc));
     }
 }
 
-static void create_md_done(struct bkc_mop *mop, int status)
+static void bkc_create_md_done(struct bkc_mop *mop, int status)
 {
     struct bkc_ledger *lh = mop->owner;
     if (status == -MG_EEXIST && ++lh->create_tries < 10) {
@@ -1118,13 +1112,13 @@ static void create_md_done(struct bkc_mop *mop, int status)
         return;
     }
     if (status < 0) {
-        open_fail(lh, status, "create ledger %" PRId64 ": metadata write: %s", lh->id,
-                  mg_strerror(status));
+        bkc_open_fail(lh, status, "create ledger %" PRId64 ": metadata write: %s", lh->id,
+                      mg_strerror(status));
         return;
     }
     lh->md_version = mop->mr.stat.version;
     bkc_ledger_keys(lh);
-    lh_set_ensemble(lh);
+    bkc_lh_set_ensemble(lh);
     lh->mode = BKC_MODE_WRITER;
     struct bkc_req *req = lh->open_req;
     lh->open_req = NULL;
@@ -1135,20 +1129,21 @@ static void create_md_done(struct bkc_mop *mop, int status)
 
 /* ---- open and recovery ---------------------------------------------------------------------- */
 
-static void open_md_done(struct bkc_mop *mop, int status);
-static void open_mark_done(struct bkc_mop *mop, int status);
+static void bkc_open_md_done(struct bkc_mop *mop, int status);
+static void bkc_open_mark_done(struct bkc_mop *mop, int status);
 
 void bkc_ledger_open_start(struct bkc_ledger *lh)
 {
-    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, open_md_done);
+    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, bkc_open_md_done);
     int rc = meta_get(lh->c->meta, lh->path, &mop->mr, bkc_mop_cb);
     if (rc < 0) {
         bkc_mop_drop(mop);
-        open_fail(lh, rc, "open ledger %" PRId64 ": metadata read: %s", lh->id, mg_strerror(rc));
+        bkc_open_fail(lh, rc, "open ledger %" PRId64 ": metadata read: %s", lh->id,
+                      mg_strerror(rc));
     }
 }
 
-static void open_ready(struct bkc_ledger *lh)
+static void bkc_open_ready(struct bkc_ledger *lh)
 {
     lh->mode = BKC_MODE_READER;
     struct bkc_req *req = lh->open_req;
@@ -1158,48 +1153,48 @@ static void open_ready(struct bkc_ledger *lh)
     bkc_complete(lh->c, req, 0);
 }
 
-static void rec_fence(struct bkc_ledger *lh)
+static void bkc_rec_fence(struct bkc_ledger *lh)
 {
     lh->mode = BKC_MODE_RECOVERING;
     memcpy(lh->rec_ens, lh->ens, sizeof(lh->rec_ens));
-    lacrd_start(lh, true, NULL);
+    bkc_lacrd_start(lh, true, NULL);
 }
 
-static void open_md_done(struct bkc_mop *mop, int status)
+static void bkc_open_md_done(struct bkc_mop *mop, int status)
 {
     struct bkc_ledger *lh = mop->owner;
     if (status < 0) {
-        open_fail(lh, status, "open ledger %" PRId64 ": metadata read: %s", lh->id,
-                  mg_strerror(status));
+        bkc_open_fail(lh, status, "open ledger %" PRId64 ": metadata read: %s", lh->id,
+                      mg_strerror(status));
         return;
     }
     bkc_md_fini(&lh->md);
     if (bkc_md_decode(mop->mr.value, mop->mr.len, &lh->md) < 0) {
-        open_fail(lh, -MG_EPROTO, "open ledger %" PRId64 ": corrupt metadata at %s", lh->id,
-                  lh->path);
+        bkc_open_fail(lh, -MG_EPROTO, "open ledger %" PRId64 ": corrupt metadata at %s", lh->id,
+                      lh->path);
         return;
     }
     lh->md_version = mop->mr.stat.version;
     bkc_ledger_keys(lh);
     if (lh->digest_len < 0) {
-        open_fail(lh, -MG_EPROTO, "open ledger %" PRId64 ": unknown digest type %d", lh->id,
-                  lh->md.digest);
+        bkc_open_fail(lh, -MG_EPROTO, "open ledger %" PRId64 ": unknown digest type %d", lh->id,
+                      lh->md.digest);
         return;
     }
-    lh_set_ensemble(lh);
+    bkc_lh_set_ensemble(lh);
     if (lh->md.state == BKC_STATE_CLOSED) {
         lh->lac = lh->md.last_entry;
         lh->lac_length = lh->md.length;
-        open_ready(lh);
+        bkc_open_ready(lh);
         return;
     }
     if (!lh->recovery) {
         lh->lac = -1;
-        open_ready(lh);
+        bkc_open_ready(lh);
         return;
     }
     if (lh->md.state == BKC_STATE_IN_RECOVERY) {
-        rec_fence(lh);
+        bkc_rec_fence(lh);
         return;
     }
     struct bkc_md nmd;
@@ -1209,17 +1204,17 @@ static void open_md_done(struct bkc_mop *mop, int status)
     size_t len;
     bkc_md_encode(&nmd, &buf, &len);
     bkc_md_fini(&nmd);
-    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, open_mark_done);
+    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, bkc_open_mark_done);
     int rc = meta_put(lh->c->meta, lh->path, buf, len, lh->md_version, 0, &m2->mr, bkc_mop_cb);
     mg_free(buf);
     if (rc < 0) {
         bkc_mop_drop(m2);
-        open_fail(lh, rc, "recovery of ledger %" PRId64 ": metadata write: %s", lh->id,
-                  mg_strerror(rc));
+        bkc_open_fail(lh, rc, "recovery of ledger %" PRId64 ": metadata write: %s", lh->id,
+                      mg_strerror(rc));
     }
 }
 
-static void open_mark_done(struct bkc_mop *mop, int status)
+static void bkc_open_mark_done(struct bkc_mop *mop, int status)
 {
     struct bkc_ledger *lh = mop->owner;
     if (status == -MG_EBUSY) { /* changed meanwhile: start over */
@@ -1227,36 +1222,36 @@ static void open_mark_done(struct bkc_mop *mop, int status)
         return;
     }
     if (status < 0) {
-        open_fail(lh, status, "recovery of ledger %" PRId64 ": metadata write: %s", lh->id,
-                  mg_strerror(status));
+        bkc_open_fail(lh, status, "recovery of ledger %" PRId64 ": metadata write: %s", lh->id,
+                      mg_strerror(status));
         return;
     }
     lh->md.state = BKC_STATE_IN_RECOVERY;
     lh->md_version = mop->mr.stat.version;
-    rec_fence(lh);
+    bkc_rec_fence(lh);
 }
 
-static void rec_len_done(struct bkc_rd *rd, int status)
+static void bkc_rec_len_done(struct bkc_rd *rd, int status)
 {
     struct bkc_ledger *lh = rd->lh;
     if (status < 0) {
-        lh_fail(lh, -MG_EIO,
-                "recovery of ledger %" PRId64 ": cannot read entry %" PRId64
-                " (its last confirmed entry): %s",
-                lh->id, rd->first, mg_strerror(status));
+        bkc_lh_fail(lh, -MG_EIO,
+                    "recovery of ledger %" PRId64 ": cannot read entry %" PRId64
+                    " (its last confirmed entry): %s",
+                    lh->id, rd->first, mg_strerror(status));
         return;
     }
     lh->lac_length = lh->pushed_length = rd->ents[0].length;
-    rrd_start(lh);
+    bkc_rrd_start(lh);
 }
 
-static void rec_fenced(struct bkc_ledger *lh, int status, int64_t max_lac)
+static void bkc_rec_fenced(struct bkc_ledger *lh, int status, int64_t max_lac)
 {
     if (status < 0) {
-        lh_fail(lh, status == -MG_ENOTALLOWED ? status : -MG_EIO,
-                "recovery of ledger %" PRId64
-                ": fencing: not enough bookies of the last ensemble answered",
-                lh->id);
+        bkc_lh_fail(lh, status == -MG_ENOTALLOWED ? status : -MG_EIO,
+                    "recovery of ledger %" PRId64
+                    ": fencing: not enough bookies of the last ensemble answered",
+                    lh->id);
         return;
     }
     int64_t start = lh->md.segs[lh->md.n_segs - 1].first - 1;
@@ -1266,12 +1261,12 @@ static void rec_fenced(struct bkc_ledger *lh, int status, int64_t max_lac)
     lh->lac = lh->last_pushed = lh->rec_start = start;
     lh->lac_length = lh->pushed_length = 0;
     if (start >= 0)
-        rd_start(lh, start, start, NULL, rec_len_done);
+        bkc_rd_start(lh, start, start, NULL, bkc_rec_len_done);
     else
-        rrd_start(lh);
+        bkc_rrd_start(lh);
 }
 
-static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
+static void bkc_rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
 {
     struct bkc_ledger *lh = op->arg;
     struct bkc_rrd *r = lh->rrd;
@@ -1280,11 +1275,11 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
     r->ops[idx] = NULL;
     r->n_pending--;
     if (rc == WIRE_BK_EOK && body && *body) {
-        if (verify_entry(lh, *body, e, NULL, NULL, &length) == 0) {
+        if (bkc_verify_entry(lh, *body, e, NULL, NULL, &length) == 0) {
             struct evbuffer *payload = *body;
             *body = NULL;
             evbuffer_drain(payload, WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len);
-            rrd_free(lh->c, r);
+            bkc_rrd_free(lh->c, r);
             lh->rrd = NULL;
             size_t plen = evbuffer_get_length(payload);
             size_t fl =
@@ -1293,17 +1288,18 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
                                        WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len, plen);
             if (fl > lh->c->cfg.max_frame_size) {
                 evbuffer_free(payload);
-                lh_fail(lh, -MG_ETOOBIG,
-                        "recovery of ledger %" PRId64 ": entry %" PRId64 " (%zu bytes) cannot be "
-                        "written back: a frame of %zu bytes is over the limit of %zu",
-                        lh->id, e, plen, fl, lh->c->cfg.max_frame_size);
+                bkc_lh_fail(lh, -MG_ETOOBIG,
+                            "recovery of ledger %" PRId64 ": entry %" PRId64
+                            " (%zu bytes) cannot be "
+                            "written back: a frame of %zu bytes is over the limit of %zu",
+                            lh->id, e, plen, fl, lh->c->cfg.max_frame_size);
                 return;
             }
             MG_DEBUG(MOD, "ledger %" PRId64 ": recovered entry %" PRId64, lh->id, e);
-            push_add(lh, payload, true, WIRE_BK_FLAG_RECOVERY_ADD | WIRE_BK_FLAG_HIGH_PRIORITY,
-                     length, NULL);
+            bkc_push_add(lh, payload, true, WIRE_BK_FLAG_RECOVERY_ADD | WIRE_BK_FLAG_HIGH_PRIORITY,
+                         length, NULL);
             if (lh->mode == BKC_MODE_RECOVERING)
-                rrd_start(lh);
+                bkc_rrd_start(lh);
             return;
         }
         MG_WARN(MOD, "ledger %" PRId64 " entry %" PRId64 " from bookie %s: corrupt copy", lh->id, e,
@@ -1311,33 +1307,33 @@ static void rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
         r->n_corrupt++;
     } else if (rc == WIRE_BK_ENOENTRY || rc == WIRE_BK_ENOLEDGER) {
         if (++r->n_missing >= lh->md.write_quorum - lh->md.ack_quorum + 1) {
-            rrd_free(lh->c, r);
+            bkc_rrd_free(lh->c, r);
             lh->rrd = NULL;
             lh->rec_reads_done = true;
             MG_DEBUG(MOD,
                      "ledger %" PRId64 ": entry %" PRId64 " is missing: recovery reads "
                      "done",
                      lh->id, e);
-            lh_check_drained(lh);
+            bkc_lh_check_drained(lh);
             return;
         }
     } else if (rc == WIRE_BK_EUA) {
-        lh_fail(lh, -MG_ENOTALLOWED,
-                "recovery of ledger %" PRId64 ": bookie %s refused the "
-                "master key (EUA)",
-                lh->id, op->bk->id);
+        bkc_lh_fail(lh, -MG_ENOTALLOWED,
+                    "recovery of ledger %" PRId64 ": bookie %s refused the "
+                    "master key (EUA)",
+                    lh->id, op->bk->id);
         return;
     } else {
         r->n_failed++;
     }
     if (r->n_pending == 0)
-        lh_fail(lh, r->n_failed == 0 ? -MG_ECHECKSUM : -MG_EIO,
-                "recovery of ledger %" PRId64 ": entry %" PRId64 " is neither "
-                "readable nor confirmed missing (%d bookie(s) failed, %d corrupt, %d missing)",
-                lh->id, e, r->n_failed, r->n_corrupt, r->n_missing);
+        bkc_lh_fail(lh, r->n_failed == 0 ? -MG_ECHECKSUM : -MG_EIO,
+                    "recovery of ledger %" PRId64 ": entry %" PRId64 " is neither "
+                    "readable nor confirmed missing (%d bookie(s) failed, %d corrupt, %d missing)",
+                    lh->id, e, r->n_failed, r->n_corrupt, r->n_missing);
 }
 
-static void rrd_start(struct bkc_ledger *lh)
+static void bkc_rrd_start(struct bkc_ledger *lh)
 {
     struct bkc_rrd *r = mg_calloc(1, sizeof(*r));
     r->entry = lh->last_pushed + 1;
@@ -1348,7 +1344,7 @@ static void rrd_start(struct bkc_ledger *lh)
         r->n_pending++;
         r->ops[idx] = lh->c->tp.ops->read(lh->rec_ens[idx], lh->id, r->entry,
                                           WIRE_BK_FLAG_FENCE | WIRE_BK_FLAG_HIGH_PRIORITY,
-                                          lh->master_key, rrd_op_cb, lh, idx);
+                                          lh->master_key, bkc_rrd_op_cb, lh, idx);
     }
 }
 

@@ -8,7 +8,7 @@
  * field and byte for byte: lastEntryId only once CLOSED, ackQuorumSize always.
  * Format v2 (read only): the same header with 2, then the protobuf text format, which
  * protobuf-c does not read: a small parser here builds the same generated struct, so both
- * formats go through one check and conversion (md_from_pb).
+ * formats go through one check and conversion (bkc_md_from_pb).
  * Failure modes: a wrong header or length, a message protobuf-c cannot unpack (lengths are
  * checked against what is there, required fields must be present), text that does not
  * parse, or values no ledger can have (quorums, ensemble sizes, state, segments) give
@@ -54,7 +54,7 @@ void bkc_md_fini(struct bkc_md *md)
     memset(md, 0, sizeof(*md));
 }
 
-static uint8_t *dup_bytes(const void *p, size_t n)
+static uint8_t *bkc_md_dup_bytes(const void *p, size_t n)
 {
     uint8_t *d = mg_malloc(n ? n : 1);
     if (n)
@@ -72,11 +72,11 @@ void bkc_md_copy(struct bkc_md *dst, const struct bkc_md *src)
         for (int j = 0; j < src->ensemble_size; j++)
             dst->segs[i].bookies[j] = mg_strdup(src->segs[i].bookies[j]);
     }
-    dst->password = src->password ? dup_bytes(src->password, src->password_len) : NULL;
+    dst->password = src->password ? bkc_md_dup_bytes(src->password, src->password_len) : NULL;
     dst->custom = mg_calloc((size_t)(src->n_custom ? src->n_custom : 1), sizeof(*dst->custom));
     for (int i = 0; i < src->n_custom; i++) {
         dst->custom[i].key = mg_strdup(src->custom[i].key);
-        dst->custom[i].value = dup_bytes(src->custom[i].value, src->custom[i].len);
+        dst->custom[i].value = bkc_md_dup_bytes(src->custom[i].value, src->custom[i].len);
         dst->custom[i].len = src->custom[i].len;
     }
 }
@@ -171,7 +171,7 @@ void bkc_md_encode(const struct bkc_md *md, uint8_t **out, size_t *len)
 /* ---- decoding --------------------------------------------------------------------------- */
 
 /* Check what a ledger's metadata must satisfy and copy it into md (zeroed by the caller). */
-static int md_from_pb(const md_pb *m, struct bkc_md *md)
+static int bkc_md_from_pb(const md_pb *m, struct bkc_md *md)
 {
     int e = m->ensemblesize, w = m->quorumsize, st = (int)m->state;
     int a = m->has_ackquorumsize ? m->ackquorumsize : w; /* absent: = quorumSize */
@@ -199,7 +199,7 @@ static int md_from_pb(const md_pb *m, struct bkc_md *md)
     md->digest = m->has_digesttype ? (int)m->digesttype : 0;
     if (m->has_password) {
         md->has_password = true;
-        md->password = dup_bytes(m->password.data, m->password.len);
+        md->password = bkc_md_dup_bytes(m->password.data, m->password.len);
         md->password_len = m->password.len;
     }
     md->has_ctime = m->has_ctime;
@@ -209,7 +209,7 @@ static int md_from_pb(const md_pb *m, struct bkc_md *md)
         const md_pb_kv *kv = m->custommetadata[i];
         md->custom[i].key = mg_strdup(kv->key ? kv->key : "");
         md->custom[i].len = kv->has_value ? kv->value.len : 0;
-        md->custom[i].value = dup_bytes(kv->value.data, md->custom[i].len);
+        md->custom[i].value = bkc_md_dup_bytes(kv->value.data, md->custom[i].len);
     }
     md->n_custom = (int)m->n_custommetadata;
     md->has_ctoken = m->has_ctoken;
@@ -218,7 +218,7 @@ static int md_from_pb(const md_pb *m, struct bkc_md *md)
 }
 
 /* Format v3: a varint length, then exactly that many bytes of binary protobuf. */
-static int md_decode_v3(const uint8_t *p, size_t len, struct bkc_md *md)
+static int bkc_md_decode_v3(const uint8_t *p, size_t len, struct bkc_md *md)
 {
     uint64_t n;
     int k = wire_bk_varint_get(p, len, &n);
@@ -228,7 +228,7 @@ static int md_decode_v3(const uint8_t *p, size_t len, struct bkc_md *md)
         bookkeeper__proto__ledger_metadata_format__unpack(wire_bk_allocator(), (size_t)n, p + k);
     if (!m)
         return -1;
-    int rc = md_from_pb(m, md);
+    int rc = bkc_md_from_pb(m, md);
     bookkeeper__proto__ledger_metadata_format__free_unpacked(m, wire_bk_allocator());
     return rc;
 }
@@ -239,7 +239,7 @@ struct tx {
     const char *p, *end;
 };
 
-static void tx_ws(struct tx *t)
+static void bkc_md_tx_ws(struct tx *t)
 {
     while (t->p < t->end && (isspace((unsigned char)*t->p) || *t->p == '#')) {
         if (*t->p == '#') {
@@ -251,9 +251,9 @@ static void tx_ws(struct tx *t)
     }
 }
 
-static int tx_ident(struct tx *t, char *out, size_t cap)
+static int bkc_md_tx_ident(struct tx *t, char *out, size_t cap)
 {
-    tx_ws(t);
+    bkc_md_tx_ws(t);
     size_t n = 0;
     while (t->p < t->end &&
            (isalnum((unsigned char)*t->p) || *t->p == '_' || *t->p == '-' || *t->p == '.')) {
@@ -265,9 +265,9 @@ static int tx_ident(struct tx *t, char *out, size_t cap)
     return n ? 0 : -1;
 }
 
-static bool tx_eat(struct tx *t, char c)
+static bool bkc_md_tx_eat(struct tx *t, char c)
 {
-    tx_ws(t);
+    bkc_md_tx_ws(t);
     if (t->p < t->end && *t->p == c) {
         t->p++;
         return true;
@@ -276,9 +276,9 @@ static bool tx_eat(struct tx *t, char c)
 }
 
 /* A quoted string with C escapes into a new buffer. */
-static int tx_string(struct tx *t, uint8_t **out, size_t *len)
+static int bkc_md_tx_string(struct tx *t, uint8_t **out, size_t *len)
 {
-    tx_ws(t);
+    bkc_md_tx_ws(t);
     if (t->p >= t->end || (*t->p != '"' && *t->p != '\''))
         return -1;
     char q = *t->p++;
@@ -318,10 +318,10 @@ static int tx_string(struct tx *t, uint8_t **out, size_t *len)
     return 0;
 }
 
-static int tx_int(struct tx *t, int64_t *v)
+static int bkc_md_tx_int(struct tx *t, int64_t *v)
 {
     char buf[32];
-    if (tx_ident(t, buf, sizeof(buf)) < 0)
+    if (bkc_md_tx_ident(t, buf, sizeof(buf)) < 0)
         return -1;
     char *e;
     long long x = strtoll(buf, &e, 10);
@@ -333,7 +333,7 @@ static int tx_int(struct tx *t, int64_t *v)
 
 /* Append to a repeated field of a message built here (freed by protobuf-c with
  * wire_bk_allocator, like an unpacked one). */
-static void *pb_append(void *arr, size_t *n, size_t elt)
+static void *bkc_md_pb_append(void *arr, size_t *n, size_t elt)
 {
     arr = mg_realloc(arr, elt * (*n + 1));
     (*n)++;
@@ -341,36 +341,36 @@ static void *pb_append(void *arr, size_t *n, size_t elt)
 }
 
 /* One `segment { ... }` or `customMetadata { ... }` block, the opening brace eaten. */
-static int tx_block(struct tx *t, md_pb *m, bool seg)
+static int bkc_md_tx_block(struct tx *t, md_pb *m, bool seg)
 {
     if (seg) {
         md_pb_seg *s = mg_malloc(sizeof(*s));
         bookkeeper__proto__ledger_metadata_format__segment__init(s);
-        m->segment = pb_append(m->segment, &m->n_segment, sizeof(*m->segment));
+        m->segment = bkc_md_pb_append(m->segment, &m->n_segment, sizeof(*m->segment));
         m->segment[m->n_segment - 1] = s;
     } else {
         md_pb_kv *kv = mg_malloc(sizeof(*kv));
         bookkeeper__proto__ledger_metadata_format__c_metadata_map_entry__init(kv);
         m->custommetadata =
-            pb_append(m->custommetadata, &m->n_custommetadata, sizeof(*m->custommetadata));
+            bkc_md_pb_append(m->custommetadata, &m->n_custommetadata, sizeof(*m->custommetadata));
         m->custommetadata[m->n_custommetadata - 1] = kv;
     }
     bool have_first = false;
-    while (!tx_eat(t, '}')) {
+    while (!bkc_md_tx_eat(t, '}')) {
         char f[64];
         uint8_t *str;
         size_t sl;
         int64_t v;
-        if (tx_ident(t, f, sizeof(f)) < 0 || !tx_eat(t, ':'))
+        if (bkc_md_tx_ident(t, f, sizeof(f)) < 0 || !bkc_md_tx_eat(t, ':'))
             return -1;
         if (seg) {
             md_pb_seg *s = m->segment[m->n_segment - 1];
             if (!strcmp(f, "ensembleMember") && s->n_ensemblemember < BKC_MAX_ENSEMBLE &&
-                tx_string(t, &str, &sl) == 0) {
+                bkc_md_tx_string(t, &str, &sl) == 0) {
                 s->ensemblemember =
-                    pb_append(s->ensemblemember, &s->n_ensemblemember, sizeof(char *));
+                    bkc_md_pb_append(s->ensemblemember, &s->n_ensemblemember, sizeof(char *));
                 s->ensemblemember[s->n_ensemblemember - 1] = (char *)str;
-            } else if (!strcmp(f, "firstEntryId") && tx_int(t, &v) == 0) {
+            } else if (!strcmp(f, "firstEntryId") && bkc_md_tx_int(t, &v) == 0) {
                 s->firstentryid = v;
                 have_first = true;
             } else {
@@ -378,9 +378,10 @@ static int tx_block(struct tx *t, md_pb *m, bool seg)
             }
         } else {
             md_pb_kv *kv = m->custommetadata[m->n_custommetadata - 1];
-            if (!strcmp(f, "key") && !kv->key && tx_string(t, &str, &sl) == 0) {
+            if (!strcmp(f, "key") && !kv->key && bkc_md_tx_string(t, &str, &sl) == 0) {
                 kv->key = (char *)str;
-            } else if (!strcmp(f, "value") && !kv->has_value && tx_string(t, &str, &sl) == 0) {
+            } else if (!strcmp(f, "value") && !kv->has_value &&
+                       bkc_md_tx_string(t, &str, &sl) == 0) {
                 kv->has_value = true;
                 kv->value.data = str;
                 kv->value.len = sl;
@@ -393,36 +394,36 @@ static int tx_block(struct tx *t, md_pb *m, bool seg)
 }
 
 /* Format v2: the text format, into m. Unknown scalar fields are ignored. */
-static int md_parse_text(struct tx *t, md_pb *m)
+static int bkc_md_parse_text(struct tx *t, md_pb *m)
 {
     int have = 0; /* the required scalars: 1 quorumSize, 2 ensembleSize, 4 length, 8 state */
     char name[64], val[64];
     for (;;) {
-        tx_ws(t);
+        bkc_md_tx_ws(t);
         if (t->p >= t->end)
             break;
-        if (tx_ident(t, name, sizeof(name)) < 0)
+        if (bkc_md_tx_ident(t, name, sizeof(name)) < 0)
             return -1;
         int64_t v;
         if (!strcmp(name, "segment") || !strcmp(name, "customMetadata")) {
-            tx_eat(t, ':');
-            if (!tx_eat(t, '{') || tx_block(t, m, !strcmp(name, "segment")) < 0)
+            bkc_md_tx_eat(t, ':');
+            if (!bkc_md_tx_eat(t, '{') || bkc_md_tx_block(t, m, !strcmp(name, "segment")) < 0)
                 return -1;
             continue;
         }
-        if (!tx_eat(t, ':'))
+        if (!bkc_md_tx_eat(t, ':'))
             return -1;
         if (!strcmp(name, "password")) {
             uint8_t *str;
             size_t sl;
-            if (tx_string(t, &str, &sl) < 0)
+            if (bkc_md_tx_string(t, &str, &sl) < 0)
                 return -1;
             mg_free(m->password.data);
             m->has_password = true;
             m->password.data = str;
             m->password.len = sl;
         } else if (!strcmp(name, "state") || !strcmp(name, "digestType")) {
-            if (tx_ident(t, val, sizeof(val)) < 0)
+            if (bkc_md_tx_ident(t, val, sizeof(val)) < 0)
                 return -1;
             static const char *const states[] = {NULL, "OPEN", "IN_RECOVERY", "CLOSED"};
             static const char *const digests[] = {NULL, "CRC32", "HMAC", "CRC32C", "DUMMY"};
@@ -441,7 +442,7 @@ static int md_parse_text(struct tx *t, md_pb *m)
                 m->digesttype = (Bookkeeper__Proto__LedgerMetadataFormat__DigestType)found;
             }
         } else {
-            if (tx_int(t, &v) < 0)
+            if (bkc_md_tx_int(t, &v) < 0)
                 return -1;
             if (!strcmp(name, "quorumSize")) {
                 m->quorumsize = (int32_t)v;
@@ -470,12 +471,12 @@ static int md_parse_text(struct tx *t, md_pb *m)
     return have == 15 ? 0 : -1;
 }
 
-static int md_decode_text(const char *p, size_t len, struct bkc_md *md)
+static int bkc_md_decode_text(const char *p, size_t len, struct bkc_md *md)
 {
     struct tx t = {p, p + len};
     md_pb *m = mg_malloc(sizeof(*m));
     bookkeeper__proto__ledger_metadata_format__init(m);
-    int rc = md_parse_text(&t, m) == 0 ? md_from_pb(m, md) : -1;
+    int rc = bkc_md_parse_text(&t, m) == 0 ? bkc_md_from_pb(m, md) : -1;
     bookkeeper__proto__ledger_metadata_format__free_unpacked(m, wire_bk_allocator());
     return rc;
 }
@@ -488,9 +489,9 @@ int bkc_md_decode(const void *buf, size_t len, struct bkc_md *md)
     int rc = -1;
     if (len >= hl + 2 && !memcmp(p, MD_HDR, hl) && p[hl + 1] == '\n') {
         if (p[hl] == '3')
-            rc = md_decode_v3((const uint8_t *)p + hl + 2, len - hl - 2, md);
+            rc = bkc_md_decode_v3((const uint8_t *)p + hl + 2, len - hl - 2, md);
         else if (p[hl] == '2')
-            rc = md_decode_text(p + hl + 2, len - hl - 2, md);
+            rc = bkc_md_decode_text(p + hl + 2, len - hl - 2, md);
     }
     if (rc < 0) {
         bkc_md_fini(md);

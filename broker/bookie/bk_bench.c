@@ -13,6 +13,7 @@
  */
 #include "bookie/bookie_int.h"
 #include "util/bytes.h"
+#include "util/loop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,17 +25,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-static double now_s(void)
+static double bk_bench_now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)mg_mono_ns() / 1e9;
 }
 
-static long opt_long(int argc, char **argv, const char *name, long def)
+static long bk_bench_opt_long(int argc, char **argv, const char *name, long def)
 {
     for (int i = 0; i + 1 < argc; i++)
         if (strcmp(argv[i], name) == 0)
@@ -42,16 +40,16 @@ static long opt_long(int argc, char **argv, const char *name, long def)
     return def;
 }
 
-static int cmp_double(const void *a, const void *b)
+static int bk_bench_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-static int bench_fsync(int argc, char **argv)
+static int bk_bench_fsync(int argc, char **argv)
 {
     const char *dir = argv[2];
-    double secs = (double)opt_long(argc, argv, "--seconds", 3);
+    double secs = (double)bk_bench_opt_long(argc, argv, "--seconds", 3);
     char path[4096];
     snprintf(path, sizeof path, "%s/bk_bench_fsync.tmp", dir);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -62,8 +60,8 @@ static int bench_fsync(int argc, char **argv)
     char buf[4096];
     memset(buf, 'x', sizeof buf);
     long n = 0;
-    double t0 = now_s(), t;
-    while ((t = now_s()) - t0 < secs) {
+    double t0 = bk_bench_now_s(), t;
+    while ((t = bk_bench_now_s()) - t0 < secs) {
         if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf || fdatasync(fd) != 0) {
             fprintf(stderr, "bk_bench: write/fdatasync: %s\n", strerror(errno));
             break;
@@ -77,15 +75,15 @@ static int bench_fsync(int argc, char **argv)
     return 0;
 }
 
-static int bench_add(int argc, char **argv)
+static int bk_bench_add(int argc, char **argv)
 {
     const char *host = argv[2];
     int port = atoi(argv[3]);
-    size_t size = (size_t)opt_long(argc, argv, "--size", 1024);
-    long outstanding = opt_long(argc, argv, "--outstanding", 1000);
-    double secs = (double)opt_long(argc, argv, "--seconds", 5);
-    long nledgers = opt_long(argc, argv, "--ledgers", 1);
-    int64_t ledger0 = (int64_t)time(NULL) * 1000;
+    size_t size = (size_t)bk_bench_opt_long(argc, argv, "--size", 1024);
+    long outstanding = bk_bench_opt_long(argc, argv, "--outstanding", 1000);
+    double secs = (double)bk_bench_opt_long(argc, argv, "--seconds", 5);
+    long nledgers = bk_bench_opt_long(argc, argv, "--ledgers", 1);
+    int64_t ledger0 = mg_wall_ms() / 1000 * 1000; /* seconds since the epoch, times 1000 */
 
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -111,10 +109,10 @@ static int bench_add(int argc, char **argv)
     size_t out_len = 0, out_off = 0, in_len = 0;
     long next_entry = 0, acked = 0, inflight = 0;
     long head = 0; /* ring index of the oldest outstanding add */
-    double t0 = now_s(), tend = t0 + secs;
+    double t0 = bk_bench_now_s(), tend = t0 + secs;
     bool stop_sending = false;
     for (;;) {
-        double t = now_s();
+        double t = bk_bench_now_s();
         if (t >= tend)
             stop_sending = true;
         if (stop_sending && inflight == 0 && out_len == out_off)
@@ -153,7 +151,7 @@ static int bench_add(int argc, char **argv)
             if (n > 0)
                 in_len += (size_t)n;
             size_t off = 0;
-            double tr = now_s();
+            double tr = bk_bench_now_s();
             while (in_len - off >= 28) {
                 int rc = (int)mg_get_be32(in + off + 8);
                 if (rc != 0) {
@@ -171,8 +169,8 @@ static int bench_add(int argc, char **argv)
             in_len -= off;
         }
     }
-    double el = now_s() - t0;
-    qsort(lat, nlat, sizeof *lat, cmp_double);
+    double el = bk_bench_now_s() - t0;
+    qsort(lat, nlat, sizeof *lat, bk_bench_cmp_double);
     printf("%ld adds of %zu B in %.1f s: %.0f adds/s, %.1f MB/s, latency ms p50 %.2f p99 %.2f "
            "max %.2f\n",
            acked, size, el, (double)acked / el, (double)acked * (double)size / el / 1e6,
@@ -189,9 +187,9 @@ static int bench_add(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc >= 4 && strcmp(argv[1], "add") == 0)
-        return bench_add(argc, argv);
+        return bk_bench_add(argc, argv);
     if (argc >= 3 && strcmp(argv[1], "fsync") == 0)
-        return bench_fsync(argc, argv);
+        return bk_bench_fsync(argc, argv);
     fprintf(stderr, "usage: bk_bench add HOST PORT [--size N] [--outstanding N] [--seconds S] "
                     "[--ledgers N]\n       bk_bench fsync DIR [--seconds S]\n");
     return 2;

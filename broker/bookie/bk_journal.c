@@ -50,15 +50,17 @@
  * writes again once space returns. Any other failed write, and any failed fdatasync (the
  * state of the written pages is then unknown), fails that group and every later record with
  * the errno's -MG_E* code; the journal never writes again and the server turns read-only
- * until restarted. Preallocation stays under diskUsageThreshold (see preallocate). Repeated
- * failures log one line per BK_LOG_INTERVAL_MS.
+ * until restarted. Preallocation stays under diskUsageThreshold (see bk_journal_preallocate).
+ * Repeated failures log one line per MG_RATELIMIT_INTERVAL_MS.
  */
 #include "bookie/bookie_int.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
 #include "util/crc.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -78,39 +80,19 @@
 #define BK_JOURNAL_MAX_RECORD (64u << 20) /* sanity bound when replaying */
 #define BK_JOURNAL_PREALLOC (16u << 20)   /* zero-fill this much ahead of the writes */
 
-uint64_t bk_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-bool bk_ratelimit(struct bk_ratelimit *r, int interval_ms, uint64_t *held)
-{
-    uint64_t now = bk_now_ns();
-    if (r->next_ns != 0 && now < r->next_ns) {
-        r->suppressed++;
-        return false;
-    }
-    r->next_ns = now + (uint64_t)interval_ms * 1000000u;
-    *held = r->suppressed;
-    r->suppressed = 0;
-    return true;
-}
-
-static char *journal_path(const struct bk_journal *j, uint64_t id)
+static char *bk_journal_path(const struct bk_journal *j, uint64_t id)
 {
     return mg_asprintf("%s/%" PRIx64 ".txn", j->dir, id);
 }
 
 /* CRC32C of a record: its length field and its body (rec points at the record header). */
-static uint32_t record_crc(const uint8_t *rec, uint32_t len)
+static uint32_t bk_journal_record_crc(const uint8_t *rec, uint32_t len)
 {
     return mg_crc32c(mg_crc32c(0, rec, 4), rec + BK_RECORD_HEADER_SIZE, len);
 }
 
 /* CRC32C of a group header: the file id, then the header's first 24 bytes. */
-static uint32_t group_crc(uint64_t file_id, const uint8_t *h)
+static uint32_t bk_journal_group_crc(uint64_t file_id, const uint8_t *h)
 {
     uint8_t idb[8];
     mg_put_be64(idb, file_id);
@@ -118,7 +100,7 @@ static uint32_t group_crc(uint64_t file_id, const uint8_t *h)
 }
 
 /* Sorted ids of the journal files in the directory; returns the count (*ids owned). */
-static size_t list_files(const char *dir, uint64_t **ids)
+static size_t bk_journal_list_files(const char *dir, uint64_t **ids)
 {
     size_t n = 0, cap = 16;
     uint64_t *v = mg_malloc(cap * sizeof *v);
@@ -148,7 +130,7 @@ static size_t list_files(const char *dir, uint64_t **ids)
     return n;
 }
 
-static void notify_cb(evutil_socket_t fd, short what, void *arg)
+static void bk_journal_notify_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct bk_journal *j = arg;
@@ -175,13 +157,13 @@ int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk
     j->threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95.0;
     pthread_mutex_init(&j->lock, NULL);
     pthread_cond_init(&j->cond, NULL);
-    int rc = bk_mkdirs(j->dir);
+    int rc = mg_mkdirs(j->dir);
     if (rc < 0) {
         MG_ERROR(BK_MODULE, "cannot create journal directory %s: %s", j->dir, mg_strerror(rc));
         return rc;
     }
     uint64_t *ids;
-    size_t n = list_files(j->dir, &ids);
+    size_t n = bk_journal_list_files(j->dir, &ids);
     j->file_id = n ? ids[n - 1] : 0; /* the next file is file_id + 1 */
     mg_free(ids);
     j->buf_cap = 1u << 20;
@@ -191,7 +173,7 @@ int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk
 
 /* ---- replay ----------------------------------------------------------------------------- */
 
-static bool all_zero(const uint8_t *p, size_t n)
+static bool bk_journal_all_zero(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (p[i] != 0)
@@ -201,12 +183,12 @@ static bool all_zero(const uint8_t *p, size_t n)
 
 /* Whether h (BK_GROUP_HEADER_SIZE bytes) is a group header written at offset at of file id;
  * if so its body length and record count. */
-static bool group_header_ok(const uint8_t *h, uint64_t id, uint64_t at, uint32_t *body_len,
-                            uint32_t *nrec)
+static bool bk_journal_group_header_ok(const uint8_t *h, uint64_t id, uint64_t at,
+                                       uint32_t *body_len, uint32_t *nrec)
 {
     if (mg_get_be32(h) != BK_GROUP_MAGIC || mg_get_be64(h + 16) != at)
         return false;
-    if (mg_get_be32(h + 24) != group_crc(id, h))
+    if (mg_get_be32(h + 24) != bk_journal_group_crc(id, h))
         return false;
     *body_len = mg_get_be32(h + 4);
     *nrec = mg_get_be32(h + 8);
@@ -219,8 +201,8 @@ static bool group_header_ok(const uint8_t *h, uint64_t id, uint64_t at, uint32_t
  * (*later, 0 if none). Reads the rest of the file once, in 1 MiB pieces; normally that is the
  * preallocated zeros of the last file (journalPreAllocSizeMB).
  */
-static int scan_rest(int fd, uint64_t id, uint64_t from, uint64_t size, bool *nonzero,
-                     uint64_t *later)
+static int bk_journal_scan_rest(int fd, uint64_t id, uint64_t from, uint64_t size, bool *nonzero,
+                                uint64_t *later)
 {
     enum { CHUNK = 1 << 20 };
     uint8_t *buf = mg_malloc(CHUNK + BK_GROUP_HEADER_SIZE);
@@ -236,12 +218,12 @@ static int scan_rest(int fd, uint64_t id, uint64_t from, uint64_t size, bool *no
             break;
         }
         size_t body = (size_t)n < CHUNK ? (size_t)n : CHUNK; /* the rest overlaps the next */
-        if (!*nonzero && !all_zero(buf, body))
+        if (!*nonzero && !bk_journal_all_zero(buf, body))
             *nonzero = true;
         for (size_t i = 0; i < body && i + BK_GROUP_HEADER_SIZE <= (size_t)n; i++) {
             uint32_t bl, nr;
             if (buf[i] == (uint8_t)(BK_GROUP_MAGIC >> 24) && pos + i > from &&
-                group_header_ok(buf + i, id, pos + i, &bl, &nr)) {
+                bk_journal_group_header_ok(buf + i, id, pos + i, &bl, &nr)) {
                 *later = pos + i;
                 break;
             }
@@ -253,7 +235,7 @@ static int scan_rest(int fd, uint64_t id, uint64_t from, uint64_t size, bool *no
 }
 
 /* Apply one journal record body (ledger, entry id, ...): an entry or a meta-record. */
-static void apply_record(struct bk_store *st, const uint8_t *body, size_t len)
+static void bk_journal_apply_record(struct bk_store *st, const uint8_t *body, size_t len)
 {
     int64_t ledger = (int64_t)mg_get_be64(body);
     int64_t entry = (int64_t)mg_get_be64(body + 8);
@@ -278,7 +260,7 @@ struct bk_stop {
     char why[160];
 };
 
-static int truncate_journal(const char *path, uint64_t at)
+static int bk_journal_truncate(const char *path, uint64_t at)
 {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     int e = 0;
@@ -302,12 +284,12 @@ static int truncate_journal(const char *path, uint64_t at)
  * truncated. Damage anywhere else stops the start: returns -MG_ECHECKSUM with a message
  * that names the file and offset and says how to proceed.
  */
-static int replay_stopped(const char *path, int fd, uint64_t id, uint64_t size, bool is_last,
-                          const struct bk_stop *stop)
+static int bk_journal_replay_stopped(const char *path, int fd, uint64_t id, uint64_t size,
+                                     bool is_last, const struct bk_stop *stop)
 {
     bool nonzero;
     uint64_t later;
-    int rc = scan_rest(fd, id, stop->at, size, &nonzero, &later);
+    int rc = bk_journal_scan_rest(fd, id, stop->at, size, &nonzero, &later);
     if (rc < 0) {
         MG_ERROR(BK_MODULE, "journal %s: cannot read it: %s", path, mg_strerror(rc));
         return rc;
@@ -315,7 +297,7 @@ static int replay_stopped(const char *path, int fd, uint64_t id, uint64_t size, 
     if (!nonzero && later == 0) {
         /* zeros: the end of the data. The last file's preallocated tail is given back now:
          * on a full disk it may be what keeps the new journal file from being created. */
-        if (is_last && stop->at < size && truncate_journal(path, stop->at) == 0)
+        if (is_last && stop->at < size && bk_journal_truncate(path, stop->at) == 0)
             MG_DEBUG(BK_MODULE, "journal %s: %" PRIu64 " preallocated bytes released", path,
                      size - stop->at);
         return 0;
@@ -326,7 +308,7 @@ static int replay_stopped(const char *path, int fd, uint64_t id, uint64_t size, 
                 "journal file (a crash during its last group write, which was never "
                 "acknowledged); truncating the file to %" PRIu64 " (%" PRIu64 " bytes dropped)",
                 path, stop->why, stop->at, stop->at, size - stop->at);
-        return truncate_journal(path, stop->at);
+        return bk_journal_truncate(path, stop->at);
     }
     char after[96];
     if (later)
@@ -346,8 +328,8 @@ static int replay_stopped(const char *path, int fd, uint64_t id, uint64_t size, 
 }
 
 /* Version 7: [group header][records...] groups (see the top of this file). */
-static int replay_v7(int fd, uint64_t id, uint64_t from, uint64_t size, struct bk_store *st,
-                     uint64_t *count, struct bk_stop *stop)
+static int bk_journal_replay_v7(int fd, uint64_t id, uint64_t from, uint64_t size,
+                                struct bk_store *st, uint64_t *count, struct bk_stop *stop)
 {
     uint64_t off = from;
     while (off < size) {
@@ -358,10 +340,10 @@ static int replay_v7(int fd, uint64_t id, uint64_t from, uint64_t size, struct b
             snprintf(stop->why, sizeof stop->why, "incomplete group header");
             return 1;
         }
-        if (!group_header_ok(h, id, off, &body_len, &nrec)) {
+        if (!bk_journal_group_header_ok(h, id, off, &body_len, &nrec)) {
             stop->at = off;
             snprintf(stop->why, sizeof stop->why, "%s",
-                     all_zero(h, sizeof h) ? "end of data" : "invalid group header");
+                     bk_journal_all_zero(h, sizeof h) ? "end of data" : "invalid group header");
             return 1;
         }
         uint64_t base = off + BK_GROUP_HEADER_SIZE;
@@ -385,12 +367,12 @@ static int replay_v7(int fd, uint64_t id, uint64_t from, uint64_t size, struct b
                 snprintf(stop->why, sizeof stop->why, "record length %" PRIu32 " impossible", len);
                 break;
             }
-            if (mg_get_be32(b + p + 4) != record_crc(b + p, len)) {
+            if (mg_get_be32(b + p + 4) != bk_journal_record_crc(b + p, len)) {
                 snprintf(stop->why, sizeof stop->why,
                          "record of %" PRIu32 " bytes fails its CRC32C checksum", len);
                 break;
             }
-            apply_record(st, b + p + BK_RECORD_HEADER_SIZE, len);
+            bk_journal_apply_record(st, b + p + BK_RECORD_HEADER_SIZE, len);
             (*count)++;
             k++;
             p += BK_RECORD_HEADER_SIZE + len;
@@ -417,8 +399,8 @@ static int replay_v7(int fd, uint64_t id, uint64_t from, uint64_t size, struct b
 /* Version 6 (magnetar before checksums): [BE32 len][body] records, read only. A record of
  * impossible length or running past the end stops replay; there is nothing to check a
  * record's contents with. */
-static int replay_v6(int fd, uint64_t from, uint64_t size, struct bk_store *st, uint64_t *count,
-                     struct bk_stop *stop)
+static int bk_journal_replay_v6(int fd, uint64_t from, uint64_t size, struct bk_store *st,
+                                uint64_t *count, struct bk_stop *stop)
 {
     uint64_t off = from;
     while (off < size) {
@@ -441,7 +423,7 @@ static int replay_v6(int fd, uint64_t from, uint64_t size, struct bk_store *st, 
             mg_free(b);
             return mg_err_from_errno(e ? e : EIO);
         }
-        apply_record(st, b, len);
+        bk_journal_apply_record(st, b, len);
         mg_free(b);
         (*count)++;
         off += 4 + (uint64_t)len;
@@ -451,10 +433,10 @@ static int replay_v6(int fd, uint64_t from, uint64_t size, struct bk_store *st, 
 }
 
 /* Replay one file from offset from (0 = its start). Returns 0 or -MG_E* (logged). */
-static int replay_file(struct bk_journal *j, struct bk_store *st, uint64_t id, uint64_t from,
-                       bool is_last, uint64_t *count)
+static int bk_journal_replay_file(struct bk_journal *j, struct bk_store *st, uint64_t id,
+                                  uint64_t from, bool is_last, uint64_t *count)
 {
-    char *path = journal_path(j, id);
+    char *path = bk_journal_path(j, id);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0) {
@@ -501,13 +483,13 @@ static int replay_file(struct bk_journal *j, struct bk_store *st, uint64_t id, u
     st->mark_file = id;
     st->mark_off = from;
     if (version == BK_JOURNAL_VERSION) {
-        rc = replay_v7(fd, id, from, size, st, count, &stop);
+        rc = bk_journal_replay_v7(fd, id, from, size, st, count, &stop);
     } else if (version == BK_JOURNAL_VERSION_V6) {
         MG_INFO(BK_MODULE,
                 "journal %s is in the previous format (version 6, records without checksums): "
                 "replayed as such; new journal files are version %d",
                 path, BK_JOURNAL_VERSION);
-        rc = replay_v6(fd, from, size, st, count, &stop);
+        rc = bk_journal_replay_v6(fd, from, size, st, count, &stop);
     } else {
         MG_ERROR(BK_MODULE,
                  "journal %s: format version %" PRIu32 " is not one this bookie reads (%d and "
@@ -523,7 +505,7 @@ static int replay_file(struct bk_journal *j, struct bk_store *st, uint64_t id, u
          * from damage. Replayed as those versions did. */
         bool nonzero;
         uint64_t later;
-        rc = scan_rest(fd, id, stop.at, size, &nonzero, &later);
+        rc = bk_journal_scan_rest(fd, id, stop.at, size, &nonzero, &later);
         if (rc == 0 && nonzero)
             MG_WARN(BK_MODULE,
                     "journal %s (version 6, no checksums): %s at offset %" PRIu64 ": replay of "
@@ -531,7 +513,7 @@ static int replay_file(struct bk_journal *j, struct bk_store *st, uint64_t id, u
                     "versions did",
                     path, stop.why, stop.at, size - stop.at);
     } else if (rc == 1) {
-        rc = replay_stopped(path, fd, id, size, is_last, &stop);
+        rc = bk_journal_replay_stopped(path, fd, id, size, is_last, &stop);
     }
     close(fd);
     mg_free(path);
@@ -542,13 +524,14 @@ int bk_journal_replay(struct bk_journal *j, struct bk_store *st, uint64_t mark_f
                       uint64_t mark_off, uint64_t *replayed)
 {
     uint64_t *ids;
-    size_t n = list_files(j->dir, &ids);
+    size_t n = bk_journal_list_files(j->dir, &ids);
     *replayed = 0;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (ids[i] < mark_file)
             continue;
-        rc = replay_file(j, st, ids[i], ids[i] == mark_file ? mark_off : 0, i == n - 1, replayed);
+        rc = bk_journal_replay_file(j, st, ids[i], ids[i] == mark_file ? mark_off : 0, i == n - 1,
+                                    replayed);
     }
     mg_free(ids);
     if (*replayed)
@@ -559,19 +542,19 @@ int bk_journal_replay(struct bk_journal *j, struct bk_store *st, uint64_t mark_f
 }
 
 /* Journal thread (or before start): create file_id + 1 and make it current. */
-static bool no_space(int e)
+static bool bk_journal_no_space(int e)
 {
     return e == ENOSPC || e == EDQUOT;
 }
 
 /* Log a failure of the journal thread: at most one line per interval (while out of space the
  * same failure comes back with every group). */
-static void journal_error(struct bk_journal *j, const char *fmt, ...)
+static void bk_journal_error(struct bk_journal *j, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static void journal_error(struct bk_journal *j, const char *fmt, ...)
+static void bk_journal_error(struct bk_journal *j, const char *fmt, ...)
 {
     uint64_t held;
-    if (!bk_ratelimit(&j->rl_error, BK_LOG_INTERVAL_MS, &held))
+    if (!mg_ratelimit_allow(&j->rl_error, MG_RATELIMIT_INTERVAL_MS, &held))
         return;
     char line[512];
     va_list ap;
@@ -583,17 +566,17 @@ static void journal_error(struct bk_journal *j, const char *fmt, ...)
 
 /* Journal thread (or before start): create file_id + 1 and make it current. Out of space:
  * -MG_EREADONLY (the current file stays; nothing is left behind). */
-static int open_next_file(struct bk_journal *j)
+static int bk_journal_open_next_file(struct bk_journal *j)
 {
     uint64_t id = j->file_id + 1;
-    char *path = journal_path(j, id);
+    char *path = bk_journal_path(j, id);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
-        journal_error(j, "cannot create journal %s: %s", path, strerror(e));
+        bk_journal_error(j, "cannot create journal %s: %s", path, strerror(e));
         mg_free(path);
         atomic_store(&j->failed_errno, e);
-        return no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
+        return bk_journal_no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
     }
     uint8_t hdr[BK_JOURNAL_HEADER_SIZE];
     memset(hdr, 0, sizeof hdr);
@@ -605,15 +588,15 @@ static int open_next_file(struct bk_journal *j)
     if (e == 0 && j->sync && fdatasync(fd) != 0)
         e = errno;
     if (e != 0) {
-        journal_error(j, "cannot write journal %s: %s", path, strerror(e));
+        bk_journal_error(j, "cannot write journal %s: %s", path, strerror(e));
         close(fd);
         unlink(path); /* no half-made file may stay behind as the "last" journal */
         mg_free(path);
         atomic_store(&j->failed_errno, e);
-        return no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
+        return bk_journal_no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
     }
     if (j->sync)
-        bk_fsync_dir(j->dir);
+        mg_fsync_dir(j->dir);
     if (j->fd >= 0)
         close(j->fd);
     j->fd = fd;
@@ -626,7 +609,7 @@ static int open_next_file(struct bk_journal *j)
 
 /* Bytes the journal's file system can still take before its usage passes
  * diskUsageThreshold; UINT64_MAX when there is no threshold or it cannot be known. */
-static uint64_t room_below_threshold(const struct bk_journal *j)
+static uint64_t bk_journal_room_below_threshold(const struct bk_journal *j)
 {
     struct statvfs sv;
     if (j->threshold_pct >= 100.0 || statvfs(j->dir, &sv) != 0 || sv.f_blocks == 0)
@@ -648,7 +631,7 @@ static uint64_t room_below_threshold(const struct bk_journal *j)
  * without it), and the loop thread is asked to check the disks at once when room is short,
  * so that the bookie turns read-only before the disk is full rather than after.
  */
-static int preallocate(struct bk_journal *j, uint64_t needed)
+static int bk_journal_preallocate(struct bk_journal *j, uint64_t needed)
 {
     static const uint8_t zeros[1 << 16];
     uint64_t end = j->alloc_end + BK_JOURNAL_PREALLOC;
@@ -656,7 +639,7 @@ static int preallocate(struct bk_journal *j, uint64_t needed)
         end = j->max_size; /* the file rolls there */
     if (end < needed)
         end = needed;
-    uint64_t room = room_below_threshold(j);
+    uint64_t room = bk_journal_room_below_threshold(j);
     if (end - j->alloc_end > room) {
         atomic_store(&j->disk_check_due, 1);
         end = needed - j->alloc_end > room ? j->alloc_end : j->alloc_end + room;
@@ -683,12 +666,12 @@ static int preallocate(struct bk_journal *j, uint64_t needed)
  * when space returns. Returns -MG_EREADONLY (the group's adds are answered EREADONLY), or
  * -MG_EIO when the file cannot be cut back (then the journal stops for good).
  */
-static int group_no_space(struct bk_journal *j, int e, const char *what)
+static int bk_journal_group_no_space(struct bk_journal *j, int e, const char *what)
 {
     atomic_store(&j->failed_errno, e);
     atomic_store(&j->disk_check_due, 1);
-    journal_error(j, "journal %" PRIx64 ": %s: %s: the group's requests are refused (EREADONLY)",
-                  j->file_id, what, strerror(e));
+    bk_journal_error(j, "journal %" PRIx64 ": %s: %s: the group's requests are refused (EREADONLY)",
+                     j->file_id, what, strerror(e));
     if (ftruncate(j->fd, (off_t)j->file_off) != 0 || (j->sync && fdatasync(j->fd) != 0)) {
         MG_ERROR(BK_MODULE,
                  "journal %" PRIx64 ": cannot cut it back to %" PRIu64 " after a failed write: "
@@ -700,7 +683,7 @@ static int group_no_space(struct bk_journal *j, int e, const char *what)
     return -MG_EREADONLY;
 }
 
-static size_t record_size(const struct bk_jreq *r)
+static size_t bk_journal_record_size(const struct bk_jreq *r)
 {
     switch (r->type) {
     case BK_J_ADD:
@@ -713,9 +696,9 @@ static size_t record_size(const struct bk_jreq *r)
     }
 }
 
-static void serialize(struct bk_journal *j, size_t *used, const struct bk_jreq *r)
+static void bk_journal_serialize(struct bk_journal *j, size_t *used, const struct bk_jreq *r)
 {
-    size_t need = record_size(r);
+    size_t need = bk_journal_record_size(r);
     if (*used + need > j->buf_cap) {
         while (*used + need > j->buf_cap)
             j->buf_cap *= 2;
@@ -727,7 +710,7 @@ static void serialize(struct bk_journal *j, size_t *used, const struct bk_jreq *
     mg_put_be32(rec, len);
     if (r->type == BK_J_ADD) {
         memcpy(p, r->data, r->len);
-        mg_put_be32(rec + 4, record_crc(rec, len));
+        mg_put_be32(rec + 4, bk_journal_record_crc(rec, len));
         return;
     }
     static const int64_t ids[] = {
@@ -743,29 +726,29 @@ static void serialize(struct bk_journal *j, size_t *used, const struct bk_jreq *
         if (r->len)
             memcpy(p + 20, r->data, r->len);
     }
-    mg_put_be32(rec + 4, record_crc(rec, len));
+    mg_put_be32(rec + 4, bk_journal_record_crc(rec, len));
 }
 
 /* Write and sync one group; returns 0 or -MG_E*. */
 /* Write and sync one group; returns 0, -MG_EREADONLY (out of space: nothing of it stays in
  * the file, the journal goes on) or another -MG_E* (the journal stops). */
-static int write_group(struct bk_journal *j, size_t used, uint32_t nrec)
+static int bk_journal_write_group(struct bk_journal *j, size_t used, uint32_t nrec)
 {
     int inj = atomic_exchange(&j->inject_errno, 0);
     if (inj != 0) {
-        if (no_space(inj))
-            return group_no_space(j, inj, "write failed (injected)");
+        if (bk_journal_no_space(inj))
+            return bk_journal_group_no_space(j, inj, "write failed (injected)");
         atomic_store(&j->failed_errno, inj);
         MG_ERROR(BK_MODULE, "journal: write failed: %s (injected)", strerror(inj));
         return mg_err_from_errno(inj);
     }
     if (j->file_off > BK_JOURNAL_HEADER_SIZE && j->file_off + used > j->max_size) {
-        int rc = open_next_file(j);
+        int rc = bk_journal_open_next_file(j);
         if (rc < 0)
             return rc;
     }
     if (j->file_off + used > j->alloc_end) {
-        int e = preallocate(j, j->file_off + used);
+        int e = bk_journal_preallocate(j, j->file_off + used);
         if (e < 0) {
             atomic_store(&j->failed_errno, -e);
             MG_ERROR(BK_MODULE, "journal %" PRIx64 ": preallocation failed: %s", j->file_id,
@@ -779,25 +762,14 @@ static int write_group(struct bk_journal *j, size_t used, uint32_t nrec)
     mg_put_be32(h + 8, nrec);
     mg_put_be32(h + 12, 0);
     mg_put_be64(h + 16, j->file_off);
-    mg_put_be32(h + 24, group_crc(j->file_id, h));
-    const uint8_t *p = j->buf;
-    size_t left = used;
-    uint64_t at = j->file_off;
-    while (left > 0) {
-        ssize_t n = pwrite(j->fd, p, left, (off_t)at);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            if (no_space(e))
-                return group_no_space(j, e, "write failed");
-            atomic_store(&j->failed_errno, e);
-            MG_ERROR(BK_MODULE, "journal %" PRIx64 ": write failed: %s", j->file_id, strerror(e));
-            return mg_err_from_errno(e);
-        }
-        p += n;
-        at += (uint64_t)n;
-        left -= (size_t)n;
+    mg_put_be32(h + 24, bk_journal_group_crc(j->file_id, h));
+    if (mg_pwrite_all(j->fd, j->buf, used, j->file_off) < 0) {
+        int e = errno;
+        if (bk_journal_no_space(e))
+            return bk_journal_group_no_space(j, e, "write failed");
+        atomic_store(&j->failed_errno, e);
+        MG_ERROR(BK_MODULE, "journal %" PRIx64 ": write failed: %s", j->file_id, strerror(e));
+        return mg_err_from_errno(e);
     }
     if (j->sync) {
         /* a failed fdatasync leaves the state of the written pages unknown: stop for good */
@@ -815,7 +787,8 @@ static int write_group(struct bk_journal *j, size_t used, uint32_t nrec)
     return 0;
 }
 
-static void complete_group(struct bk_journal *j, struct bk_jreq *head, struct bk_jreq *tail)
+static void bk_journal_complete_group(struct bk_journal *j, struct bk_jreq *head,
+                                      struct bk_jreq *tail)
 {
     pthread_mutex_lock(&j->lock);
     if (j->done_tail)
@@ -829,7 +802,7 @@ static void complete_group(struct bk_journal *j, struct bk_jreq *head, struct bk
         MG_WARN(BK_MODULE, "journal notify write: %s", strerror(errno));
 }
 
-static void *journal_main(void *arg)
+static void *bk_journal_main(void *arg)
 {
     struct bk_journal *j = arg;
     for (;;) {
@@ -862,7 +835,7 @@ static void *journal_main(void *arg)
                 else
                     took = r;
                 took_tail = r;
-                bytes += record_size(r);
+                bytes += bk_journal_record_size(r);
                 n++;
             }
             bool empty = j->q_head == NULL;
@@ -871,7 +844,7 @@ static void *journal_main(void *arg)
                 if (oldest == 0)
                     oldest = r->enq_ns;
                 if (!j->failed)
-                    serialize(j, &used, r);
+                    bk_journal_serialize(j, &used, r);
             }
             if (took) {
                 if (tail)
@@ -882,12 +855,12 @@ static void *journal_main(void *arg)
             }
             if (empty || (j->entries_threshold && n >= j->entries_threshold) ||
                 used >= j->bytes_threshold ||
-                bk_now_ns() - oldest >= (uint64_t)j->max_group_wait_ms * 1000000u)
+                mg_mono_ns() - oldest >= (uint64_t)j->max_group_wait_ms * 1000000u)
                 break;
         }
         int status = -MG_EIO;
         if (!j->failed) {
-            status = write_group(j, used, (uint32_t)n);
+            status = bk_journal_write_group(j, used, (uint32_t)n);
             if (status == 0)
                 j->file_off += used;
             else if (status != -MG_EREADONLY)
@@ -903,7 +876,7 @@ static void *journal_main(void *arg)
             if (r->type == BK_J_ADD)
                 atomic_fetch_add(&j->st_adds, 1);
         }
-        complete_group(j, head, tail);
+        bk_journal_complete_group(j, head, tail);
     }
     return NULL;
 }
@@ -915,12 +888,12 @@ int bk_journal_start(struct bk_journal *j, struct event_base *base)
         MG_ERROR(BK_MODULE, "eventfd: %s", strerror(errno));
         return mg_err_from_errno(errno);
     }
-    j->notify_ev = event_new(base, j->notify_fd, EV_READ | EV_PERSIST, notify_cb, j);
+    j->notify_ev = event_new(base, j->notify_fd, EV_READ | EV_PERSIST, bk_journal_notify_cb, j);
     event_add(j->notify_ev, NULL);
-    int rc = open_next_file(j);
+    int rc = bk_journal_open_next_file(j);
     if (rc < 0)
         return rc;
-    if (pthread_create(&j->thread, NULL, journal_main, j) != 0) {
+    if (pthread_create(&j->thread, NULL, bk_journal_main, j) != 0) {
         MG_ERROR(BK_MODULE, "cannot start the journal thread");
         return -MG_EIO;
     }
@@ -966,11 +939,11 @@ struct bk_jreq *bk_journal_take_done(struct bk_journal *j)
 void bk_journal_trim(struct bk_journal *j, uint64_t mark_file)
 {
     uint64_t *ids;
-    size_t n = list_files(j->dir, &ids);
+    size_t n = bk_journal_list_files(j->dir, &ids);
     for (size_t i = 0; i < n; i++) {
         if (ids[i] >= mark_file)
             break;
-        char *path = journal_path(j, ids[i]);
+        char *path = bk_journal_path(j, ids[i]);
         if (unlink(path) == 0)
             MG_DEBUG(BK_MODULE, "journal %s removed (before lastMark)", path);
         else

@@ -42,29 +42,29 @@ struct bk_reg_op {
     bool then_create; /* delete of a stale node before creating it */
 };
 
-static void reg_issue(struct bk_server *s, enum bk_reg_kind kind, enum bk_reg_mode mode,
-                      bool then_create);
+static void bk_reg_issue(struct bk_server *s, enum bk_reg_kind kind, enum bk_reg_mode mode,
+                         bool then_create);
 
 bool bk_reg_meta_linked(void)
 {
     return meta_put != NULL && meta_delete != NULL && meta_req_fini != NULL;
 }
 
-static enum bk_reg_mode wanted(const struct bk_server *s)
+static enum bk_reg_mode bk_reg_wanted(const struct bk_server *s)
 {
     if (s->reg.stopped)
         return BK_REG_NONE;
     return s->readonly ? BK_REG_READONLY : BK_REG_WRITABLE;
 }
 
-static void retry_cb(evutil_socket_t fd, short what, void *arg)
+static void bk_reg_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     bk_reg_update(arg);
 }
 
-static void reg_done(struct meta_req *req, int status)
+static void bk_reg_done(struct meta_req *req, int status)
 {
     struct bk_reg_op *op = (struct bk_reg_op *)req;
     struct bk_server *s = op->srv;
@@ -84,7 +84,7 @@ static void reg_done(struct meta_req *req, int status)
     if (kind == REG_CREATE) {
         if (status == -MG_EEXIST) {
             MG_INFO(BK_MODULE, "registration %s exists (earlier session): replacing it", path);
-            reg_issue(s, REG_DELETE, mode, true);
+            bk_reg_issue(s, REG_DELETE, mode, true);
             return;
         }
         if (status < 0) {
@@ -97,7 +97,7 @@ static void reg_done(struct meta_req *req, int status)
         enum bk_reg_mode old = r->current;
         r->current = mode;
         if (old != BK_REG_NONE && old != mode) {
-            reg_issue(s, REG_DELETE, old, false);
+            bk_reg_issue(s, REG_DELETE, old, false);
             return;
         }
     } else {
@@ -106,15 +106,15 @@ static void reg_done(struct meta_req *req, int status)
         else if (!then_create)
             MG_INFO(BK_MODULE, "unregistered %s", path);
         if (then_create) {
-            reg_issue(s, REG_CREATE, mode, false);
+            bk_reg_issue(s, REG_CREATE, mode, false);
             return;
         }
     }
     bk_reg_update(s);
 }
 
-static void reg_issue(struct bk_server *s, enum bk_reg_kind kind, enum bk_reg_mode mode,
-                      bool then_create)
+static void bk_reg_issue(struct bk_server *s, enum bk_reg_kind kind, enum bk_reg_mode mode,
+                         bool then_create)
 {
     struct bk_reg *r = &s->reg;
     struct bk_reg_op *op = mg_calloc(1, sizeof *op);
@@ -125,9 +125,9 @@ static void reg_issue(struct bk_server *s, enum bk_reg_kind kind, enum bk_reg_mo
     int rc;
     if (kind == REG_CREATE)
         rc = meta_put(r->meta, r->path[mode], "", 0, META_VERSION_NONE,
-                      META_EPHEMERAL | META_CREATE_PARENTS, &op->req, reg_done);
+                      META_EPHEMERAL | META_CREATE_PARENTS, &op->req, bk_reg_done);
     else
-        rc = meta_delete(r->meta, r->path[mode], META_VERSION_ANY, &op->req, reg_done);
+        rc = meta_delete(r->meta, r->path[mode], META_VERSION_ANY, &op->req, bk_reg_done);
     if (rc < 0) {
         MG_WARN(BK_MODULE, "registration %s of %s failed: %s",
                 kind == REG_CREATE ? "create" : "delete", r->path[mode], mg_strerror(rc));
@@ -153,7 +153,7 @@ void bk_reg_init(struct bk_server *s, struct meta_store *meta, const char *booki
     r->meta = meta;
     r->path[BK_REG_WRITABLE] = mg_asprintf("/ledgers/available/%s", bookie_id);
     r->path[BK_REG_READONLY] = mg_asprintf("/ledgers/available/readonly/%s", bookie_id);
-    r->retry_ev = event_new(s->base, -1, 0, retry_cb, s);
+    r->retry_ev = event_new(s->base, -1, 0, bk_reg_retry_cb, s);
 }
 
 void bk_reg_update(struct bk_server *s)
@@ -161,7 +161,7 @@ void bk_reg_update(struct bk_server *s)
     struct bk_reg *r = &s->reg;
     if (!r->meta || r->busy)
         return;
-    enum bk_reg_mode want = wanted(s);
+    enum bk_reg_mode want = bk_reg_wanted(s);
     if (want == r->current) {
         bk_server_reg_idle(s);
         return;
@@ -169,9 +169,9 @@ void bk_reg_update(struct bk_server *s)
     if (want == BK_REG_NONE) {
         enum bk_reg_mode old = r->current;
         r->current = BK_REG_NONE;
-        reg_issue(s, REG_DELETE, old, false);
+        bk_reg_issue(s, REG_DELETE, old, false);
     } else {
-        reg_issue(s, REG_CREATE, want, false);
+        bk_reg_issue(s, REG_CREATE, want, false);
     }
 }
 
@@ -187,7 +187,7 @@ void bk_reg_session_expired(struct bk_server *s)
 
 bool bk_reg_idle(const struct bk_server *s)
 {
-    return !s->reg.meta || (!s->reg.busy && s->reg.current == wanted(s));
+    return !s->reg.meta || (!s->reg.busy && s->reg.current == bk_reg_wanted(s));
 }
 
 void bk_reg_fini(struct bk_server *s)

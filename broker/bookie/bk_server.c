@@ -14,23 +14,25 @@
  *
  * Failure modes: a frame above max_frame (nettyMaxFrameSizeBytes, the length field counted)
  * fails only its request: EBADREQ from its first bytes, the rest skipped as it arrives
- * (refuse_oversized). A frame
+ * (bk_refuse_oversized). A frame
  * shorter than a header, of an unknown framing, with a length above 2^31-1 or that does not
  * decode closes that connection with a logged reason (other connections go on). Disk space
  * (usage above diskUsageThreshold, or a write out of space) turns the bookie read-only with
  * EREADONLY for adds, the group that could not be journalled included, until usage is below
- * diskUsageLwmThreshold again and pending writes went through (check_disk); any other
+ * diskUsageLwmThreshold again and pending writes went through (bk_check_disk); any other
  * journal or entry-log failure answers the affected adds EIO (never EOK) and keeps the bookie
  * read-only until restarted. Reads go on. Connections closed while adds are in the journal
  * are kept (refcounted) until those complete; the adds are still applied. The journal and
- * ledger directories are locked for the life of the server (lock_dirs).
+ * ledger directories are locked for the life of the server (bk_lock_dirs).
  */
 #include "bookie/bookie_int.h"
 #include "config/cfg.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/listen.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "wire/wire_bk.h"
 
 #include <arpa/inet.h>
@@ -116,27 +118,27 @@ static void bk_conn_fail(struct bk_conn *c, const char *fmt, ...)
 
 /* ---- replies ---------------------------------------------------------------------------- */
 
-static void v3_send(struct bk_conn *c, int op, uint64_t txn, int status,
-                    Bookkeeper__Proto__Response *resp)
+static void bk_v3_send(struct bk_conn *c, int op, uint64_t txn, int status,
+                       Bookkeeper__Proto__Response *resp)
 {
     if (c->bev &&
         wire_bk_write_v3_response(bufferevent_get_output(c->bev), op, txn, status, resp) < 0)
         bk_conn_fail(c, "out of output buffer space");
 }
 
-static void v2_send(struct bk_conn *c, uint32_t req_hdr, int status, int64_t ledger, int64_t entry,
-                    const uint8_t *body, size_t len)
+static void bk_v2_send(struct bk_conn *c, uint32_t req_hdr, int status, int64_t ledger,
+                       int64_t entry, const uint8_t *body, size_t len)
 {
     if (c->bev)
         wire_bk_write_v2_response(bufferevent_get_output(c->bev), req_hdr, status, ledger, entry,
                                   body, len);
 }
 
-static void reply_add(struct bk_conn *c, int proto, uint32_t v2hdr, uint64_t txn, int status,
-                      int64_t ledger, int64_t entry)
+static void bk_reply_add(struct bk_conn *c, int proto, uint32_t v2hdr, uint64_t txn, int status,
+                         int64_t ledger, int64_t entry)
 {
     if (proto == WIRE_BK_PROTO_V2) {
-        v2_send(c, v2hdr, status, ledger, entry, NULL, 0);
+        bk_v2_send(c, v2hdr, status, ledger, entry, NULL, 0);
         return;
     }
     Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
@@ -145,12 +147,12 @@ static void reply_add(struct bk_conn *c, int proto, uint32_t v2hdr, uint64_t txn
     a.ledgerid = ledger;
     a.entryid = entry;
     r.addresponse = &a;
-    v3_send(c, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, txn, status, &r);
+    bk_v3_send(c, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, txn, status, &r);
 }
 
 /* Read (ledger, entry) and answer; status != EOK answers that status without reading. */
-static void reply_read(struct bk_server *s, struct bk_conn *c, int proto, uint32_t v2hdr,
-                       uint64_t txn, int64_t ledger, int64_t entry, int status)
+static void bk_reply_read(struct bk_server *s, struct bk_conn *c, int proto, uint32_t v2hdr,
+                          uint64_t txn, int64_t ledger, int64_t entry, int status)
 {
     uint8_t *data = NULL;
     size_t len = 0;
@@ -158,7 +160,7 @@ static void reply_read(struct bk_server *s, struct bk_conn *c, int proto, uint32
     if (status == WIRE_BK_EOK)
         status = bk_store_read(&s->store, ledger, entry, &data, &len, &owned);
     if (proto == WIRE_BK_PROTO_V2) {
-        v2_send(c, v2hdr, status, ledger, entry, data, status == WIRE_BK_EOK ? len : 0);
+        bk_v2_send(c, v2hdr, status, ledger, entry, data, status == WIRE_BK_EOK ? len : 0);
     } else {
         Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
         Bookkeeper__Proto__ReadResponse rr = BOOKKEEPER__PROTO__READ_RESPONSE__INIT;
@@ -176,13 +178,13 @@ static void reply_read(struct bk_server *s, struct bk_conn *c, int proto, uint32
             rr.maxlac = l->lac;
         }
         r.readresponse = &rr;
-        v3_send(c, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn, status, &r);
+        bk_v3_send(c, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn, status, &r);
     }
     if (owned)
         mg_free(data);
 }
 
-static void reply_simple(struct bk_conn *c, int op, uint64_t txn, int status, int64_t ledger)
+static void bk_reply_simple(struct bk_conn *c, int op, uint64_t txn, int status, int64_t ledger)
 {
     Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
     Bookkeeper__Proto__WriteLacResponse w = BOOKKEEPER__PROTO__WRITE_LAC_RESPONSE__INIT;
@@ -196,13 +198,13 @@ static void reply_simple(struct bk_conn *c, int op, uint64_t txn, int status, in
         f.ledgerid = ledger;
         r.forceledgerresponse = &f;
     }
-    v3_send(c, op, txn, status, &r);
+    bk_v3_send(c, op, txn, status, &r);
 }
 
 /* ---- journal requests ------------------------------------------------------------------- */
 
-static struct bk_jreq *jreq_new(struct bk_server *s, enum bk_jtype type, int64_t ledger,
-                                int64_t entry, uint8_t *data, size_t len)
+static struct bk_jreq *bk_jreq_new(struct bk_server *s, enum bk_jtype type, int64_t ledger,
+                                   int64_t entry, uint8_t *data, size_t len)
 {
     struct bk_jreq *r = mg_calloc(1, sizeof *r);
     r->type = type;
@@ -210,7 +212,7 @@ static struct bk_jreq *jreq_new(struct bk_server *s, enum bk_jtype type, int64_t
     r->entry_id = entry;
     r->data = data;
     r->len = len;
-    r->enq_ns = bk_now_ns();
+    r->enq_ns = mg_mono_ns();
     if (s->pend_tail)
         s->pend_tail->next = r;
     else
@@ -219,8 +221,8 @@ static struct bk_jreq *jreq_new(struct bk_server *s, enum bk_jtype type, int64_t
     return r;
 }
 
-static void jreq_reply_to(struct bk_jreq *r, struct bk_conn *c, enum bk_reply reply, int proto,
-                          uint32_t v2hdr, uint64_t txn, int op)
+static void bk_jreq_reply_to(struct bk_jreq *r, struct bk_conn *c, enum bk_reply reply, int proto,
+                             uint32_t v2hdr, uint64_t txn, int op)
 {
     r->conn = c;
     c->refs++;
@@ -232,13 +234,13 @@ static void jreq_reply_to(struct bk_jreq *r, struct bk_conn *c, enum bk_reply re
     r->op = op;
 }
 
-static void submit_pending(struct bk_server *s)
+static void bk_submit_pending(struct bk_server *s)
 {
     bk_journal_submit(&s->journal, s->pend_head, s->pend_tail);
     s->pend_head = s->pend_tail = NULL;
 }
 
-static void complete(struct bk_server *s, struct bk_jreq *r)
+static void bk_complete(struct bk_server *s, struct bk_jreq *r)
 {
     if (r->status == 0) {
         static const int64_t meta_ids[] = {
@@ -287,14 +289,14 @@ static void complete(struct bk_server *s, struct bk_jreq *r)
         if (c->bev) {
             switch (r->reply) {
             case BK_REPLY_ADD:
-                reply_add(c, r->proto, r->v2_hdr, r->txn_id, st, r->ledger_id, r->entry_id);
+                bk_reply_add(c, r->proto, r->v2_hdr, r->txn_id, st, r->ledger_id, r->entry_id);
                 break;
             case BK_REPLY_FENCE_READ:
-                reply_read(s, c, r->proto, r->v2_hdr, r->txn_id, r->ledger_id, r->entry_id, st);
+                bk_reply_read(s, c, r->proto, r->v2_hdr, r->txn_id, r->ledger_id, r->entry_id, st);
                 break;
             case BK_REPLY_WRITE_LAC:
             case BK_REPLY_FORCE:
-                reply_simple(c, r->op, r->txn_id, st, r->ledger_id);
+                bk_reply_simple(c, r->op, r->txn_id, st, r->ledger_id);
                 break;
             case BK_REPLY_NONE:
                 break;
@@ -313,18 +315,18 @@ static void complete(struct bk_server *s, struct bk_jreq *r)
     mg_free(r);
 }
 
-static void check_disk(struct bk_server *s, bool may_clear);
+static void bk_check_disk(struct bk_server *s, bool may_clear);
 
 void bk_server_journal_done(struct bk_server *s)
 {
     struct bk_jreq *r = bk_journal_take_done(&s->journal);
     while (r) {
         struct bk_jreq *next = r->next;
-        complete(s, r);
+        bk_complete(s, r);
         r = next;
     }
     if (atomic_exchange(&s->journal.disk_check_due, 0))
-        check_disk(s, false); /* room is short: turn read-only now, not at the next check */
+        bk_check_disk(s, false); /* room is short: turn read-only now, not at the next check */
     /* out of space the cache waits for the disk check's retry */
     if (s->store.cache_bytes > BK_WRITE_CACHE_MAX && !s->store.io_failed && !s->store.nospace)
         bk_server_checkpoint(s);
@@ -333,8 +335,8 @@ void bk_server_journal_done(struct bk_server *s)
 /* ---- request semantics ------------------------------------------------------------------ */
 
 /* Check and record the master key; queues a LEDGER_KEY record when it is new. */
-static int check_key(struct bk_server *s, int64_t ledger, const uint8_t *key, size_t klen,
-                     struct bk_ledger **out)
+static int bk_check_key(struct bk_server *s, int64_t ledger, const uint8_t *key, size_t klen,
+                        struct bk_ledger **out)
 {
     if (klen > BK_MASTER_KEY_MAX)
         return WIRE_BK_EBADREQ;
@@ -351,13 +353,13 @@ static int check_key(struct bk_server *s, int64_t ledger, const uint8_t *key, si
     l->dirty = true;
     uint8_t *k = mg_malloc(klen ? klen : 1);
     memcpy(k, key, klen);
-    jreq_new(s, BK_J_KEY, ledger, BK_META_LEDGER_KEY, k, klen);
+    bk_jreq_new(s, BK_J_KEY, ledger, BK_META_LEDGER_KEY, k, klen);
     return WIRE_BK_EOK;
 }
 
 /* Admission of an add; returns WIRE_BK_EOK (the ADD record may be queued) or the error status. */
-static int add_admit(struct bk_server *s, int64_t ledger, int64_t entry, const uint8_t *key,
-                     size_t klen, bool recovery, bool high_prio)
+static int bk_add_admit(struct bk_server *s, int64_t ledger, int64_t entry, const uint8_t *key,
+                        size_t klen, bool recovery, bool high_prio)
 {
     /* high-priority (recovery) adds still go in when the only reason is disk space */
     if (s->readonly && !(high_prio && !(s->readonly & ~(BK_RO_DISK | BK_RO_NOSPACE))))
@@ -365,7 +367,7 @@ static int add_admit(struct bk_server *s, int64_t ledger, int64_t entry, const u
     if (ledger < 0 || entry < 0)
         return WIRE_BK_EBADREQ;
     struct bk_ledger *l;
-    int st = check_key(s, ledger, key, klen, &l);
+    int st = bk_check_key(s, ledger, key, klen, &l);
     if (st != WIRE_BK_EOK)
         return st;
     if (l->fenced && !recovery)
@@ -374,9 +376,9 @@ static int add_admit(struct bk_server *s, int64_t ledger, int64_t entry, const u
 }
 
 /* Fencing read: mark fenced now (later adds get EFENCED at once), answer once durable. */
-static void fence_read(struct bk_server *s, struct bk_conn *c, int proto, uint32_t v2hdr,
-                       uint64_t txn, int64_t ledger, int64_t entry, const uint8_t *key, size_t klen,
-                       bool has_key)
+static void bk_fence_read(struct bk_server *s, struct bk_conn *c, int proto, uint32_t v2hdr,
+                          uint64_t txn, int64_t ledger, int64_t entry, const uint8_t *key,
+                          size_t klen, bool has_key)
 {
     int st = WIRE_BK_EOK;
     struct bk_ledger *l = NULL;
@@ -385,42 +387,43 @@ static void fence_read(struct bk_server *s, struct bk_conn *c, int proto, uint32
     else if (s->readonly & BK_RO_IOERR)
         st = WIRE_BK_EIO;
     else
-        st = check_key(s, ledger, key, klen, &l);
+        st = bk_check_key(s, ledger, key, klen, &l);
     if (st != WIRE_BK_EOK) {
-        reply_read(s, c, proto, v2hdr, txn, ledger, entry, st);
+        bk_reply_read(s, c, proto, v2hdr, txn, ledger, entry, st);
         return;
     }
     l->fenced = true;
     l->dirty = true;
-    struct bk_jreq *r = jreq_new(s, BK_J_FENCE, ledger, BK_META_FENCE_KEY, NULL, 0);
-    jreq_reply_to(r, c, BK_REPLY_FENCE_READ, proto, v2hdr, txn,
-                  BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY);
+    struct bk_jreq *r = bk_jreq_new(s, BK_J_FENCE, ledger, BK_META_FENCE_KEY, NULL, 0);
+    bk_jreq_reply_to(r, c, BK_REPLY_FENCE_READ, proto, v2hdr, txn,
+                     BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY);
     r->entry_id = entry; /* the entry to answer with; the record itself is a FENCE */
 }
 
 /* ---- v2 --------------------------------------------------------------------------------- */
 
-static void handle_v2(struct bk_server *s, struct bk_conn *c, struct wire_bk_request *rq)
+static void bk_handle_v2(struct bk_server *s, struct bk_conn *c, struct wire_bk_request *rq)
 {
     if (rq->op == WIRE_BK_OP_ADD) {
-        int st = add_admit(s, rq->ledger, rq->entry, rq->master_key, sizeof(rq->master_key),
-                           (rq->flags & WIRE_BK_FLAG_RECOVERY_ADD) != 0,
-                           (rq->flags & WIRE_BK_FLAG_HIGH_PRIORITY) != 0);
+        int st = bk_add_admit(s, rq->ledger, rq->entry, rq->master_key, sizeof(rq->master_key),
+                              (rq->flags & WIRE_BK_FLAG_RECOVERY_ADD) != 0,
+                              (rq->flags & WIRE_BK_FLAG_HIGH_PRIORITY) != 0);
         if (st != WIRE_BK_EOK) {
-            v2_send(c, rq->v2_hdr, st, rq->ledger, rq->entry, NULL, 0);
+            bk_v2_send(c, rq->v2_hdr, st, rq->ledger, rq->entry, NULL, 0);
             return;
         }
-        struct bk_jreq *r = jreq_new(s, BK_J_ADD, rq->ledger, rq->entry, rq->body, rq->body_len);
+        struct bk_jreq *r = bk_jreq_new(s, BK_J_ADD, rq->ledger, rq->entry, rq->body, rq->body_len);
         rq->body = NULL; /* the journal record's now */
-        jreq_reply_to(r, c, BK_REPLY_ADD, WIRE_BK_PROTO_V2, rq->v2_hdr, 0, 0);
+        bk_jreq_reply_to(r, c, BK_REPLY_ADD, WIRE_BK_PROTO_V2, rq->v2_hdr, 0, 0);
         return;
     }
     if (rq->op == WIRE_BK_OP_READ) {
         if (rq->flags & WIRE_BK_FLAG_FENCE)
-            fence_read(s, c, WIRE_BK_PROTO_V2, rq->v2_hdr, 0, rq->ledger, rq->entry, rq->master_key,
-                       sizeof(rq->master_key), rq->has_key);
+            bk_fence_read(s, c, WIRE_BK_PROTO_V2, rq->v2_hdr, 0, rq->ledger, rq->entry,
+                          rq->master_key, sizeof(rq->master_key), rq->has_key);
         else
-            reply_read(s, c, WIRE_BK_PROTO_V2, rq->v2_hdr, 0, rq->ledger, rq->entry, WIRE_BK_EOK);
+            bk_reply_read(s, c, WIRE_BK_PROTO_V2, rq->v2_hdr, 0, rq->ledger, rq->entry,
+                          WIRE_BK_EOK);
         return;
     }
     if (rq->op == WIRE_BK_OP_AUTH) {
@@ -433,57 +436,57 @@ static void handle_v2(struct bk_server *s, struct bk_conn *c, struct wire_bk_req
 
 /* ---- v3 --------------------------------------------------------------------------------- */
 
-static void v3_error(struct bk_conn *c, int op, uint64_t txn, int status)
+static void bk_v3_error(struct bk_conn *c, int op, uint64_t txn, int status)
 {
     Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
-    v3_send(c, op, txn, status, &r);
+    bk_v3_send(c, op, txn, status, &r);
 }
 
-static void v3_add(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
+static void bk_v3_add(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
 {
     uint64_t txn = req->header->txnid;
     Bookkeeper__Proto__AddRequest *a = req->addrequest;
     if (!a) {
-        v3_error(c, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, txn, WIRE_BK_EBADREQ);
+        bk_v3_error(c, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, txn, WIRE_BK_EBADREQ);
         return;
     }
     bool recovery = a->has_flag && a->flag == BOOKKEEPER__PROTO__ADD_REQUEST__FLAG__RECOVERY_ADD;
     bool prio = req->header->has_priority && req->header->priority > 0;
-    int st =
-        add_admit(s, a->ledgerid, a->entryid, a->masterkey.data, a->masterkey.len, recovery, prio);
+    int st = bk_add_admit(s, a->ledgerid, a->entryid, a->masterkey.data, a->masterkey.len, recovery,
+                          prio);
     if (st != WIRE_BK_EOK) {
-        reply_add(c, WIRE_BK_PROTO_V3, 0, txn, st, a->ledgerid, a->entryid);
+        bk_reply_add(c, WIRE_BK_PROTO_V3, 0, txn, st, a->ledgerid, a->entryid);
         return;
     }
     size_t len = a->body.len;
     uint8_t *body = wire_bk_take_bytes(&a->body); /* not copied again: the journal's now */
-    struct bk_jreq *r = jreq_new(s, BK_J_ADD, a->ledgerid, a->entryid, body, len);
-    jreq_reply_to(r, c, BK_REPLY_ADD, WIRE_BK_PROTO_V3, 0, txn,
-                  BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY);
+    struct bk_jreq *r = bk_jreq_new(s, BK_J_ADD, a->ledgerid, a->entryid, body, len);
+    bk_jreq_reply_to(r, c, BK_REPLY_ADD, WIRE_BK_PROTO_V3, 0, txn,
+                     BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY);
 }
 
-static void v3_read(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
+static void bk_v3_read(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
 {
     uint64_t txn = req->header->txnid;
     Bookkeeper__Proto__ReadRequest *rr = req->readrequest;
     if (!rr) {
-        v3_error(c, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn, WIRE_BK_EBADREQ);
+        bk_v3_error(c, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn, WIRE_BK_EBADREQ);
         return;
     }
     /* Long polls (previousLAC/timeOut) are answered at once with the current state. */
     if (rr->has_flag && rr->flag == BOOKKEEPER__PROTO__READ_REQUEST__FLAG__FENCE_LEDGER)
-        fence_read(s, c, WIRE_BK_PROTO_V3, 0, txn, rr->ledgerid, rr->entryid, rr->masterkey.data,
-                   rr->masterkey.len, rr->has_masterkey);
+        bk_fence_read(s, c, WIRE_BK_PROTO_V3, 0, txn, rr->ledgerid, rr->entryid, rr->masterkey.data,
+                      rr->masterkey.len, rr->has_masterkey);
     else
-        reply_read(s, c, WIRE_BK_PROTO_V3, 0, txn, rr->ledgerid, rr->entryid, WIRE_BK_EOK);
+        bk_reply_read(s, c, WIRE_BK_PROTO_V3, 0, txn, rr->ledgerid, rr->entryid, WIRE_BK_EOK);
 }
 
-static void v3_read_lac(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
+static void bk_v3_read_lac(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
 {
     int op = BOOKKEEPER__PROTO__OPERATION_TYPE__READ_LAC;
     uint64_t txn = req->header->txnid;
     if (!req->readlacrequest) {
-        v3_error(c, op, txn, WIRE_BK_EBADREQ);
+        bk_v3_error(c, op, txn, WIRE_BK_EBADREQ);
         return;
     }
     int64_t ledger = req->readlacrequest->ledgerid;
@@ -512,54 +515,55 @@ static void v3_read_lac(struct bk_server *s, struct bk_conn *c, Bookkeeper__Prot
     }
     lr.status = wire_bk_status_to_v3(st);
     r.readlacresponse = &lr;
-    v3_send(c, op, txn, st, &r);
+    bk_v3_send(c, op, txn, st, &r);
     if (owned)
         mg_free(data);
 }
 
-static void v3_write_lac(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
+static void bk_v3_write_lac(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
 {
     int op = BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC;
     uint64_t txn = req->header->txnid;
     Bookkeeper__Proto__WriteLacRequest *w = req->writelacrequest;
     if (!w) {
-        v3_error(c, op, txn, WIRE_BK_EBADREQ);
+        bk_v3_error(c, op, txn, WIRE_BK_EBADREQ);
         return;
     }
     int st = s->readonly ? WIRE_BK_EREADONLY : WIRE_BK_EOK;
     struct bk_ledger *l;
     if (st == WIRE_BK_EOK)
-        st = check_key(s, w->ledgerid, w->masterkey.data, w->masterkey.len, &l);
+        st = bk_check_key(s, w->ledgerid, w->masterkey.data, w->masterkey.len, &l);
     if (st != WIRE_BK_EOK) {
-        reply_simple(c, op, txn, st, w->ledgerid);
+        bk_reply_simple(c, op, txn, st, w->ledgerid);
         return;
     }
     size_t len = w->body.len;
     uint8_t *b = wire_bk_take_bytes(&w->body);
-    struct bk_jreq *r = jreq_new(s, BK_J_LAC, w->ledgerid, BK_META_EXPLICIT_LAC, b, len);
-    jreq_reply_to(r, c, BK_REPLY_WRITE_LAC, WIRE_BK_PROTO_V3, 0, txn, op);
+    struct bk_jreq *r = bk_jreq_new(s, BK_J_LAC, w->ledgerid, BK_META_EXPLICIT_LAC, b, len);
+    bk_jreq_reply_to(r, c, BK_REPLY_WRITE_LAC, WIRE_BK_PROTO_V3, 0, txn, op);
 }
 
-static void v3_force(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
+static void bk_v3_force(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
 {
     int op = BOOKKEEPER__PROTO__OPERATION_TYPE__FORCE_LEDGER;
     uint64_t txn = req->header->txnid;
     if (!req->forceledgerrequest) {
-        v3_error(c, op, txn, WIRE_BK_EBADREQ);
+        bk_v3_error(c, op, txn, WIRE_BK_EBADREQ);
         return;
     }
     int64_t ledger = req->forceledgerrequest->ledgerid;
     if (s->readonly & BK_RO_IOERR) {
-        reply_simple(c, op, txn, WIRE_BK_EIO, ledger);
+        bk_reply_simple(c, op, txn, WIRE_BK_EIO, ledger);
         return;
     }
     /* Every add is synced before its ack, so forcing only needs to wait for the records
      * queued before it: a FORCE_LEDGER record rides the same group commit. */
-    struct bk_jreq *r = jreq_new(s, BK_J_FORCE, ledger, BK_META_FORCE_LEDGER, NULL, 0);
-    jreq_reply_to(r, c, BK_REPLY_FORCE, WIRE_BK_PROTO_V3, 0, txn, op);
+    struct bk_jreq *r = bk_jreq_new(s, BK_J_FORCE, ledger, BK_META_FORCE_LEDGER, NULL, 0);
+    bk_jreq_reply_to(r, c, BK_REPLY_FORCE, WIRE_BK_PROTO_V3, 0, txn, op);
 }
 
-static void v3_bookie_info(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
+static void bk_v3_bookie_info(struct bk_server *s, struct bk_conn *c,
+                              Bookkeeper__Proto__Request *req)
 {
     int op = BOOKKEEPER__PROTO__OPERATION_TYPE__GET_BOOKIE_INFO;
     Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
@@ -583,47 +587,47 @@ static void v3_bookie_info(struct bk_server *s, struct bk_conn *c, Bookkeeper__P
     }
     gi.status = wire_bk_status_to_v3(st);
     r.getbookieinforesponse = &gi;
-    v3_send(c, op, req->header->txnid, st, &r);
+    bk_v3_send(c, op, req->header->txnid, st, &r);
 }
 
-static void handle_v3(struct bk_server *s, struct bk_conn *c, struct wire_bk_request *rq)
+static void bk_handle_v3(struct bk_server *s, struct bk_conn *c, struct wire_bk_request *rq)
 {
     Bookkeeper__Proto__Request *req = rq->v3;
     Bookkeeper__Proto__BKPacketHeader *h = req->header;
     int op = (int)h->operation;
     if (h->version != BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE) {
-        v3_error(c, op, h->txnid, WIRE_BK_EBADVERSION);
+        bk_v3_error(c, op, h->txnid, WIRE_BK_EBADVERSION);
     } else {
         switch (op) {
         case BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY:
-            v3_add(s, c, req);
+            bk_v3_add(s, c, req);
             break;
         case BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY:
-            v3_read(s, c, req);
+            bk_v3_read(s, c, req);
             break;
         case BOOKKEEPER__PROTO__OPERATION_TYPE__READ_LAC:
-            v3_read_lac(s, c, req);
+            bk_v3_read_lac(s, c, req);
             break;
         case BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC:
-            v3_write_lac(s, c, req);
+            bk_v3_write_lac(s, c, req);
             break;
         case BOOKKEEPER__PROTO__OPERATION_TYPE__FORCE_LEDGER:
-            v3_force(s, c, req);
+            bk_v3_force(s, c, req);
             break;
         case BOOKKEEPER__PROTO__OPERATION_TYPE__GET_BOOKIE_INFO:
-            v3_bookie_info(s, c, req);
+            bk_v3_bookie_info(s, c, req);
             break;
         case BOOKKEEPER__PROTO__OPERATION_TYPE__AUTH: {
             Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
             Bookkeeper__Proto__AuthMessage am = BOOKKEEPER__PROTO__AUTH_MESSAGE__INIT;
             am.authpluginname = (char *)AUTH_PLUGIN;
             r.authresponse = &am;
-            v3_send(c, op, h->txnid, WIRE_BK_EOK, &r);
+            bk_v3_send(c, op, h->txnid, WIRE_BK_EOK, &r);
             break;
         }
         case BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS: /* no TLS configured */
         default:
-            v3_error(c, op, h->txnid, WIRE_BK_EBADREQ);
+            bk_v3_error(c, op, h->txnid, WIRE_BK_EBADREQ);
             break;
         }
     }
@@ -635,27 +639,27 @@ static void handle_v3(struct bk_server *s, struct bk_conn *c, struct wire_bk_req
  * A frame above nettyMaxFrameSizeBytes, identified by the codec from its first bytes: answer
  * its request EBADREQ; the caller skips the rest as it arrives, never buffering it.
  */
-static void refuse_oversized(struct bk_server *s, struct bk_conn *c,
-                             const struct wire_bk_request *rq)
+static void bk_refuse_oversized(struct bk_server *s, struct bk_conn *c,
+                                const struct wire_bk_request *rq)
 {
     char what[96];
     if (rq->proto == WIRE_BK_PROTO_V2) {
-        v2_send(c, rq->v2_hdr, WIRE_BK_EBADREQ, rq->ledger, rq->entry, NULL, 0);
+        bk_v2_send(c, rq->v2_hdr, WIRE_BK_EBADREQ, rq->ledger, rq->entry, NULL, 0);
         snprintf(what, sizeof what, "v2 %s of ledger %" PRId64 " entry %" PRId64,
                  rq->op == WIRE_BK_OP_ADD ? "ADD" : "READ", rq->ledger, rq->entry);
     } else {
-        v3_error(c, (int)rq->op, rq->txn, WIRE_BK_EBADREQ);
+        bk_v3_error(c, (int)rq->op, rq->txn, WIRE_BK_EBADREQ);
         snprintf(what, sizeof what, "v3 operation %u txnId %" PRIu64, rq->op, rq->txn);
     }
     uint64_t held;
-    if (bk_ratelimit(&s->rl_frame, BK_LOG_INTERVAL_MS, &held))
+    if (mg_ratelimit_allow(&s->rl_frame, MG_RATELIMIT_INTERVAL_MS, &held))
         MG_WARN(BK_MODULE,
                 "conn %" PRIu64 " %s: %s: frame of %zu bytes exceeds nettyMaxFrameSizeBytes=%d: "
                 "answered EBADREQ, frame skipped (%" PRIu64 " more since the last such line)",
                 c->id, c->peer, what, rq->frame_size, s->max_frame, held);
 }
 
-static void conn_read_cb(struct bufferevent *bev, void *arg)
+static void bk_conn_read_cb(struct bufferevent *bev, void *arg)
 {
     struct bk_conn *c = arg;
     struct bk_server *s = c->srv;
@@ -680,12 +684,12 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         if (rc == 0)
             break;
         if (rq.oversized) {
-            refuse_oversized(s, c, &rq);
+            bk_refuse_oversized(s, c, &rq);
             c->skip = rq.skip;
         } else if (rq.proto == WIRE_BK_PROTO_V3) {
-            handle_v3(s, c, &rq);
+            bk_handle_v3(s, c, &rq);
         } else {
-            handle_v2(s, c, &rq);
+            bk_handle_v2(s, c, &rq);
         }
         wire_bk_request_clear(&rq);
         if (c->inflight >= BK_CONN_MAX_INFLIGHT && !c->paused) {
@@ -693,13 +697,13 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
             bufferevent_disable(bev, EV_READ);
         }
     }
-    submit_pending(s);
+    bk_submit_pending(s);
     if (c->closing)
         bk_conn_close(c);
     bk_conn_unref(c);
 }
 
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+static void bk_conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     struct bk_conn *c = arg;
@@ -713,7 +717,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* A connection the listener kept (util/listen.h: it pauses instead of spinning when
  * descriptors run short). */
-static void accept_cb(void *arg, int fd, const struct sockaddr *sa, int socklen)
+static void bk_accept_cb(void *arg, int fd, const struct sockaddr *sa, int socklen)
 {
     (void)socklen;
     struct bk_server *s = arg;
@@ -741,7 +745,7 @@ static void accept_cb(void *arg, int fd, const struct sockaddr *sa, int socklen)
         s->conns->prev = c;
     s->conns = c;
     bufferevent_set_max_single_read(bev, 256 * 1024);
-    bufferevent_setcb(bev, conn_read_cb, NULL, conn_event_cb, c);
+    bufferevent_setcb(bev, bk_conn_read_cb, NULL, bk_conn_event_cb, c);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     MG_DEBUG(BK_MODULE, "conn %" PRIu64 " from %s", c->id, c->peer);
 }
@@ -763,7 +767,7 @@ void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const
         bk_reg_update(s);
 }
 
-static int disk_usage_pct(const char *dir, double *pct)
+static int bk_disk_usage_pct(const char *dir, double *pct)
 {
     struct statvfs sv;
     if (statvfs(dir, &sv) != 0 || sv.f_blocks == 0)
@@ -780,14 +784,14 @@ static int disk_usage_pct(const char *dir, double *pct)
  * (a checkpoint) and the bookie is writable again if that worked. may_clear is false for the
  * immediate check the journal asks for when room is short: it only ever turns read-only.
  */
-static void check_disk(struct bk_server *s, bool may_clear)
+static void bk_check_disk(struct bk_server *s, bool may_clear)
 {
     const char *dirs[2] = {s->ledger_dir, s->journal_dir};
     bool full = false, below_lwm = true;
     char why[600] = "";
     for (int i = 0; i < 2; i++) {
         double pct;
-        if (disk_usage_pct(dirs[i], &pct) != 0) {
+        if (bk_disk_usage_pct(dirs[i], &pct) != 0) {
             below_lwm = false; /* no evidence that space came back */
             continue;
         }
@@ -814,7 +818,7 @@ static void check_disk(struct bk_server *s, bool may_clear)
 void bk_server_check_disk(struct bk_server *s)
 {
     s->disk_checks++;
-    check_disk(s, true);
+    bk_check_disk(s, true);
 }
 
 int bk_server_checkpoint(struct bk_server *s)
@@ -832,14 +836,14 @@ int bk_server_checkpoint(struct bk_server *s)
     return 0;
 }
 
-static void checkpoint_cb(evutil_socket_t fd, short what, void *arg)
+static void bk_checkpoint_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     bk_server_checkpoint(arg);
 }
 
-static void disk_cb(evutil_socket_t fd, short what, void *arg)
+static void bk_disk_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -851,13 +855,13 @@ static void disk_cb(evutil_socket_t fd, short what, void *arg)
 /* The bookie's listener keeps half the usual descriptor reserve: in a standalone it shares
  * the process with the broker, whose listeners stop first, so the ledger client can still
  * reach its in-process bookie when clients have taken what the broker allows them. */
-static struct mg_listener *listen_on(struct bk_server *s, const char *addr, int port)
+static struct mg_listener *bk_listen_on(struct bk_server *s, const char *addr, int port)
 {
     struct mg_listener_options lo = {
         .name = "bookie",
         .reserve_fds = mg_fds_default_reserve(mg_fds_limit()) / 2,
     };
-    struct mg_listener *l = mg_listener_new(s->base, addr, port, &lo, accept_cb, s);
+    struct mg_listener *l = mg_listener_new(s->base, addr, port, &lo, bk_accept_cb, s);
     if (l)
         s->port = mg_listener_port(l);
     return l;
@@ -865,14 +869,14 @@ static struct mg_listener *listen_on(struct bk_server *s, const char *addr, int 
 
 /* Lock the journal and ledger directories (once when they are the same directory): a second
  * bookie on them would replay and append to this one's live journal. */
-static int lock_dirs(struct bk_server *s)
+static int bk_lock_dirs(struct bk_server *s)
 {
     int fd = bk_dir_lock(s->journal_dir, "journalDirectory");
     if (fd < 0)
         return fd;
     s->lock_fd[0] = fd;
     struct stat a, b;
-    if (bk_mkdirs(s->ledger_dir) == 0 && stat(s->journal_dir, &a) == 0 &&
+    if (mg_mkdirs(s->ledger_dir) == 0 && stat(s->journal_dir, &a) == 0 &&
         stat(s->ledger_dir, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
         return 0;
     fd = bk_dir_lock(s->ledger_dir, "ledgerDirectories");
@@ -882,7 +886,7 @@ static int lock_dirs(struct bk_server *s)
     return 0;
 }
 
-static struct timeval ms_tv(int ms)
+static struct timeval bk_ms_tv(int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     return tv;
@@ -904,7 +908,7 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     s->journal.fd = -1;
     s->journal.notify_fd = -1;
     s->lock_fd[0] = s->lock_fd[1] = -1;
-    int rc = lock_dirs(s);
+    int rc = bk_lock_dirs(s);
     if (rc < 0) { /* nothing else is open yet */
         if (s->lock_fd[0] >= 0)
             close(s->lock_fd[0]);
@@ -943,7 +947,7 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
                     s->replayed);
     }
     if (rc == 0) {
-        s->listener = listen_on(s, o->bind_address ? o->bind_address : "0.0.0.0", o->port);
+        s->listener = bk_listen_on(s, o->bind_address ? o->bind_address : "0.0.0.0", o->port);
         if (!s->listener)
             rc = -MG_EIO;
     }
@@ -951,11 +955,11 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
         bk_server_free_unclean(s);
         return rc;
     }
-    s->checkpoint_ev = event_new(base, -1, EV_PERSIST, checkpoint_cb, s);
-    struct timeval tv = ms_tv(o->flush_interval_ms > 0 ? o->flush_interval_ms : 10000);
+    s->checkpoint_ev = event_new(base, -1, EV_PERSIST, bk_checkpoint_cb, s);
+    struct timeval tv = bk_ms_tv(o->flush_interval_ms > 0 ? o->flush_interval_ms : 10000);
     event_add(s->checkpoint_ev, &tv);
-    s->disk_ev = event_new(base, -1, EV_PERSIST, disk_cb, s);
-    tv = ms_tv(o->disk_check_interval_ms > 0 ? o->disk_check_interval_ms : 10000);
+    s->disk_ev = event_new(base, -1, EV_PERSIST, bk_disk_cb, s);
+    tv = bk_ms_tv(o->disk_check_interval_ms > 0 ? o->disk_check_interval_ms : 10000);
     event_add(s->disk_ev, &tv);
     if (o->bookie_id && o->bookie_id[0])
         s->bookie_id = mg_strdup(o->bookie_id);
@@ -1026,7 +1030,7 @@ void bk_server_free(struct bk_server *s)
         return;
     mg_listener_free(s->listener);
     s->listener = NULL;
-    submit_pending(s);
+    bk_submit_pending(s);
     bk_journal_stop(&s->journal); /* writes and syncs everything queued */
     bk_server_journal_done(s);    /* apply it and answer */
     if (!s->unclean && s->store.env)

@@ -22,7 +22,7 @@
  * in the write cache, checkpoints stop for good (so lastMark never moves past data that is
  * not on disk and the journal keeps it for replay) and the server turns read-only. Index and
  * lastMark failures only fail that checkpoint. Repeated failures log one line per
- * BK_LOG_INTERVAL_MS. A crash at any point of
+ * MG_RATELIMIT_INTERVAL_MS. A crash at any point of
  * a checkpoint is safe: the index never points at unsynced log data (logs are synced
  * before the commit), and replaying from the previous lastMark re-applies the same records
  * (overwriting index entries).
@@ -31,6 +31,7 @@
 #include "util/alloc.h"
 #include "util/bytes.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/log.h"
 
 #include <dirent.h>
@@ -48,40 +49,9 @@
 #define BK_LMDB_MAP_SIZE (64ULL << 30) /* address space only; the file grows as needed */
 #define BK_LEDGER_REC_VERSION 1
 
-int bk_mkdirs(const char *path)
-{
-    char *p = mg_strdup(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-            int e = errno;
-            mg_free(p);
-            return mg_err_from_errno(e);
-        }
-        *s = '/';
-    }
-    int rc = 0;
-    if (mkdir(p, 0755) != 0 && errno != EEXIST)
-        rc = mg_err_from_errno(errno);
-    mg_free(p);
-    return rc;
-}
-
-int bk_fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return mg_err_from_errno(errno);
-    int rc = fsync(fd) != 0 ? mg_err_from_errno(errno) : 0;
-    close(fd);
-    return rc;
-}
-
 int bk_dir_lock(const char *dir, const char *key)
 {
-    int rc = bk_mkdirs(dir);
+    int rc = mg_mkdirs(dir);
     if (rc < 0) {
         MG_ERROR(BK_MODULE, "%s %s: cannot create it: %s", key, dir, mg_strerror(rc));
         return rc;
@@ -126,75 +96,44 @@ int bk_dir_lock(const char *dir, const char *key)
     return fd;
 }
 
-static void cache_key(uint8_t k[16], int64_t ledger, int64_t entry)
+static void bk_store_cache_key(uint8_t k[16], int64_t ledger, int64_t entry)
 {
     mg_put_be64(k, (uint64_t)ledger);
     mg_put_be64(k + 8, (uint64_t)entry);
 }
 
-static int log_path(const struct bk_store *st, uint32_t id, char *buf, size_t n)
+static int bk_store_log_path(const struct bk_store *st, uint32_t id, char *buf, size_t n)
 {
     return snprintf(buf, n, "%s/%x.log", st->dir, id);
 }
 
-/* Write all of buf or fail; returns 0 or an errno. */
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static bool no_space(int e)
+static bool bk_store_no_space(int e)
 {
     return e == ENOSPC || e == EDQUOT;
 }
 
 /* pwrite all of buf at off or fail; returns 0 or an errno. */
-static int pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, buf, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        buf += n;
-        off += (uint64_t)n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /*
  * Write the buffered records at the end of the current entry log. Out of space (ENOSPC,
  * EDQUOT) is not an error of the data: the records stay buffered (and readable from the
  * write cache), whatever part of them reached the file is cut off again, and a later call
  * retries; -MG_EREADONLY. Any other failure sets io_failed; -MG_EIO.
  */
-static int log_flush_buf(struct bk_store *st)
+static int bk_store_log_flush_buf(struct bk_store *st)
 {
     if (st->log_buf_len == 0)
         return 0;
     int e = st->inject_errno;
     st->inject_errno = 0;
     if (e == 0)
-        e = pwrite_all(st->log_fd, st->log_buf, st->log_buf_len, st->log_flushed);
-    if (e != 0 && no_space(e)) {
+        e = mg_pwrite_all(st->log_fd, st->log_buf, st->log_buf_len, st->log_flushed) < 0 ? errno
+                                                                                         : 0;
+    if (e != 0 && bk_store_no_space(e)) {
         if (ftruncate(st->log_fd, (off_t)st->log_flushed) != 0)
             MG_DEBUG(BK_MODULE, "entry log %x: ftruncate: %s", st->log_id, strerror(errno));
         st->nospace = true;
         uint64_t held;
-        if (bk_ratelimit(&st->rl_nospace, BK_LOG_INTERVAL_MS, &held))
+        if (mg_ratelimit_allow(&st->rl_nospace, MG_RATELIMIT_INTERVAL_MS, &held))
             MG_ERROR(BK_MODULE,
                      "entry log %x: write failed: %s: %zu bytes kept in memory until space "
                      "returns (%" PRIu64 " more such failures since the last line)",
@@ -220,10 +159,10 @@ static int log_flush_buf(struct bk_store *st)
     return 0;
 }
 
-static int log_open_new(struct bk_store *st, uint32_t id)
+static int bk_store_log_open_new(struct bk_store *st, uint32_t id)
 {
     char path[4096];
-    log_path(st, id, path, sizeof path);
+    bk_store_log_path(st, id, path, sizeof path);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         MG_ERROR(BK_MODULE, "cannot create entry log %s: %s", path, strerror(errno));
@@ -233,13 +172,13 @@ static int log_open_new(struct bk_store *st, uint32_t id)
     memset(hdr, 0, sizeof hdr);
     memcpy(hdr, "BKLO", 4);
     mg_put_be32(hdr + 4, 1);
-    int e = write_all(fd, hdr, sizeof hdr);
+    int e = mg_write_all(fd, hdr, sizeof hdr) < 0 ? errno : 0;
     if (e != 0) {
         MG_ERROR(BK_MODULE, "cannot write entry log %s: %s", path, strerror(e));
         close(fd);
         return mg_err_from_errno(e);
     }
-    bk_fsync_dir(st->dir);
+    mg_fsync_dir(st->dir);
     struct bk_log_file *lf = mg_calloc(1, sizeof *lf);
     lf->id = id;
     lf->fd = fd;
@@ -251,13 +190,13 @@ static int log_open_new(struct bk_store *st, uint32_t id)
     return 0;
 }
 
-static int log_fd_for(struct bk_store *st, uint32_t id)
+static int bk_store_log_fd_for(struct bk_store *st, uint32_t id)
 {
     struct bk_log_file *lf = mg_map_get_u64(&st->logs, id);
     if (lf)
         return lf->fd;
     char path[4096];
-    log_path(st, id, path, sizeof path);
+    bk_store_log_path(st, id, path, sizeof path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -278,7 +217,7 @@ int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
     st->log_max = log_max > 0 ? log_max : BK_DEFAULT_ENTRY_LOG_MAX;
     st->dir = mg_asprintf("%s/current", ledger_dir);
     char *idx = mg_asprintf("%s/index", st->dir);
-    int rc = bk_mkdirs(idx);
+    int rc = mg_mkdirs(idx);
     if (rc < 0) {
         MG_ERROR(BK_MODULE, "cannot create %s: %s", idx, mg_strerror(rc));
         mg_free(idx);
@@ -327,16 +266,14 @@ int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
     }
     st->log_buf_cap = BK_LOG_BUF_SIZE;
     st->log_buf = mg_malloc(st->log_buf_cap);
-    return log_open_new(st, max_id + 1);
+    return bk_store_log_open_new(st, max_id + 1);
 }
 
-static void free_cache(struct bk_store *st)
+static void bk_store_free_cache(struct bk_store *st)
 {
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&st->cache, &pos, &k, &kl, &v)) {
+    while (mg_map_next(&st->cache, &pos, NULL, NULL, &v)) {
         struct bk_cached *c = v;
         mg_free(c->data);
         mg_free(c);
@@ -349,25 +286,23 @@ static void free_cache(struct bk_store *st)
 void bk_store_close(struct bk_store *st, bool skip_flush)
 {
     if (!skip_flush && st->log_fd >= 0 && !st->io_failed && st->log_buf_len > 0 &&
-        log_flush_buf(st) == -MG_EREADONLY)
+        bk_store_log_flush_buf(st) == -MG_EREADONLY)
         MG_WARN(BK_MODULE,
                 "entry log %x: %zu bytes could not be written for lack of space: "
                 "the journal keeps them (lastMark did not pass them)",
                 st->log_id, st->log_buf_len);
-    free_cache(st);
+    bk_store_free_cache(st);
     mg_map_fini(&st->cache);
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&st->ledgers, &pos, &k, &kl, &v)) {
+    while (mg_map_next(&st->ledgers, &pos, NULL, NULL, &v)) {
         struct bk_ledger *l = v;
         mg_free(l->explicit_lac);
         mg_free(l);
     }
     mg_map_fini(&st->ledgers);
     pos = 0;
-    while (mg_map_next(&st->logs, &pos, &k, &kl, &v)) {
+    while (mg_map_next(&st->logs, &pos, NULL, NULL, &v)) {
         struct bk_log_file *lf = v;
         close(lf->fd);
         mg_free(lf);
@@ -384,7 +319,7 @@ void bk_store_close(struct bk_store *st, bool skip_flush)
 
 /* Ledger record: u8 version, u8 flags (1 has_key, 2 fenced), u8 key_len, key,
  * BE64 last_entry, BE64 lac, BE32 explicit_lac_len, explicit_lac. */
-static uint8_t *ledger_encode(const struct bk_ledger *l, size_t *len)
+static uint8_t *bk_store_ledger_encode(const struct bk_ledger *l, size_t *len)
 {
     size_t n = 3 + l->key_len + 8 + 8 + 4 + l->explicit_lac_len;
     uint8_t *b = mg_malloc(n), *p = b;
@@ -403,7 +338,7 @@ static uint8_t *ledger_encode(const struct bk_ledger *l, size_t *len)
     return b;
 }
 
-static bool ledger_decode(struct bk_ledger *l, const uint8_t *b, size_t n)
+static bool bk_store_ledger_decode(struct bk_ledger *l, const uint8_t *b, size_t n)
 {
     if (n < 3 || b[0] != BK_LEDGER_REC_VERSION || b[2] > BK_MASTER_KEY_MAX)
         return false;
@@ -430,13 +365,13 @@ static bool ledger_decode(struct bk_ledger *l, const uint8_t *b, size_t n)
 
 /* Highest entry id of the ledger in the committed index, -1 if none: the ordered keys make
  * it one cursor positioning. */
-static int64_t index_last_entry(struct bk_store *st, MDB_txn *txn, int64_t ledger)
+static int64_t bk_store_index_last_entry(struct bk_store *st, MDB_txn *txn, int64_t ledger)
 {
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, st->idx_dbi, &cur) != 0)
         return -1;
     uint8_t kb[16];
-    cache_key(kb, ledger + 1, 0);
+    bk_store_cache_key(kb, ledger + 1, 0);
     MDB_val k = {sizeof kb, kb}, v;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     if (rc == 0)
@@ -466,8 +401,8 @@ struct bk_ledger *bk_store_ledger(struct bk_store *st, int64_t ledger_id, bool c
         mg_put_be64(kb, (uint64_t)ledger_id);
         MDB_val k = {sizeof kb, kb}, v;
         if (mdb_get(txn, st->meta_dbi, &k, &v) == 0)
-            found = ledger_decode(l, v.mv_data, v.mv_size);
-        int64_t last = index_last_entry(st, txn, ledger_id);
+            found = bk_store_ledger_decode(l, v.mv_data, v.mv_size);
+        int64_t last = bk_store_index_last_entry(st, txn, ledger_id);
         if (last >= 0) {
             found = true;
             if (last > l->last_entry)
@@ -484,21 +419,21 @@ struct bk_ledger *bk_store_ledger(struct bk_store *st, int64_t ledger_id, bool c
     return l;
 }
 
-static int store_add(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t *data,
-                     size_t len)
+static int bk_store_add_entry(struct bk_store *st, int64_t ledger_id, int64_t entry_id,
+                              uint8_t *data, size_t len)
 {
     int rc = 0;
     size_t rec = 4 + len;
     if (!st->io_failed && !st->nospace && st->log_off + rec > (uint64_t)st->log_max &&
         st->log_off > BK_ENTRY_LOG_HEADER_SIZE) {
         /* roll: the old log is complete, sync it now so checkpoints only sync one */
-        rc = log_flush_buf(st);
+        rc = bk_store_log_flush_buf(st);
         if (rc == 0 && fdatasync(st->log_fd) != 0) {
             MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id, strerror(errno));
             st->io_failed = true;
             rc = -MG_EIO;
         }
-        if (rc == 0 && log_open_new(st, st->log_id + 1) < 0) {
+        if (rc == 0 && bk_store_log_open_new(st, st->log_id + 1) < 0) {
             st->io_failed = true;
             rc = -MG_EIO;
         }
@@ -511,7 +446,7 @@ static int store_add(struct bk_store *st, int64_t ledger_id, int64_t entry_id, u
         /* out of space the buffer grows (adds are refused meanwhile, so only what was
          * already journalled and high-priority adds land here) */
         if (st->log_buf_len > 0 && st->log_buf_len + rec > BK_LOG_BUF_SIZE && !st->nospace)
-            rc = log_flush_buf(st);
+            rc = bk_store_log_flush_buf(st);
         if (st->log_buf_len + rec > st->log_buf_cap) {
             while (st->log_buf_len + rec > st->log_buf_cap)
                 st->log_buf_cap *= 2;
@@ -522,12 +457,12 @@ static int store_add(struct bk_store *st, int64_t ledger_id, int64_t entry_id, u
         st->log_buf_len += rec;
         st->log_off += rec;
         if (st->log_buf_len >= BK_LOG_BUF_SIZE && !st->nospace) /* a big entry: write it now */
-            rc = log_flush_buf(st);
+            rc = bk_store_log_flush_buf(st);
         if (rc == 0 && st->nospace)
             rc = -MG_EREADONLY;
     }
     uint8_t kb[16];
-    cache_key(kb, ledger_id, entry_id);
+    bk_store_cache_key(kb, ledger_id, entry_id);
     struct bk_cached *c = mg_calloc(1, sizeof *c);
     c->ledger_id = ledger_id;
     c->entry_id = entry_id;
@@ -559,7 +494,7 @@ int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uin
                    size_t len)
 {
     if (entry_id >= 0)
-        return store_add(st, ledger_id, entry_id, data, len);
+        return bk_store_add_entry(st, ledger_id, entry_id, data, len);
     struct bk_ledger *l = bk_store_ledger(st, ledger_id, true);
     switch (entry_id) {
     case BK_META_LEDGER_KEY:
@@ -608,7 +543,7 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
     if (entry_id < 0)
         return WIRE_BK_ENOENTRY;
     uint8_t kb[16];
-    cache_key(kb, ledger_id, entry_id);
+    bk_store_cache_key(kb, ledger_id, entry_id);
     struct bk_cached *c = mg_map_get(&st->cache, kb, sizeof kb);
     if (c) {
         *data = c->data;
@@ -631,7 +566,7 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
     uint32_t log_id = mg_get_be32(loc);
     uint64_t off = mg_get_be64(loc + 4);
     uint32_t n = mg_get_be32(loc + 12);
-    int fd = log_fd_for(st, log_id);
+    int fd = bk_store_log_fd_for(st, log_id);
     if (fd < 0) {
         MG_ERROR(BK_MODULE, "entry log %x missing for ledger %" PRId64 " entry %" PRId64, log_id,
                  ledger_id, entry_id);
@@ -657,7 +592,7 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
     return WIRE_BK_EOK;
 }
 
-static int write_mark(struct bk_store *st)
+static int bk_store_write_mark(struct bk_store *st)
 {
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/lastMark", st->dir);
@@ -666,7 +601,7 @@ static int write_mark(struct bk_store *st)
     mg_put_be64(b, st->mark_file);
     mg_put_be64(b + 8, st->mark_off);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int e = fd < 0 ? errno : write_all(fd, b, sizeof b);
+    int e = fd < 0 || mg_write_all(fd, b, sizeof b) < 0 ? errno : 0;
     if (e == 0 && fsync(fd) != 0)
         e = errno;
     if (fd >= 0)
@@ -675,12 +610,12 @@ static int write_mark(struct bk_store *st)
         e = errno;
     if (e != 0) {
         uint64_t held;
-        if (bk_ratelimit(&st->rl_ckpt, BK_LOG_INTERVAL_MS, &held))
+        if (mg_ratelimit_allow(&st->rl_ckpt, MG_RATELIMIT_INTERVAL_MS, &held))
             MG_ERROR(BK_MODULE, "cannot write %s: %s (%" PRIu64 " more since the last line)", path,
                      strerror(e), held);
-        return no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
+        return bk_store_no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
     }
-    return bk_fsync_dir(st->dir);
+    return mg_fsync_dir(st->dir);
 }
 
 int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off)
@@ -706,20 +641,20 @@ int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off)
 
 /* A failed index transaction: nothing is lost (the journal is not trimmed) and the next
  * checkpoint tries again. -MG_EREADONLY when the disk is full, else -MG_EIO. */
-static int index_failed(struct bk_store *st, const char *what, int mrc)
+static int bk_store_index_failed(struct bk_store *st, const char *what, int mrc)
 {
     uint64_t held;
-    if (bk_ratelimit(&st->rl_ckpt, BK_LOG_INTERVAL_MS, &held))
+    if (mg_ratelimit_allow(&st->rl_ckpt, MG_RATELIMIT_INTERVAL_MS, &held))
         MG_ERROR(BK_MODULE, "index: %s: %s (%" PRIu64 " more since the last line)", what,
                  mdb_strerror(mrc), held);
-    return no_space(mrc) ? -MG_EREADONLY : -MG_EIO;
+    return bk_store_no_space(mrc) ? -MG_EREADONLY : -MG_EIO;
 }
 
 int bk_store_checkpoint(struct bk_store *st)
 {
     if (st->io_failed)
         return -MG_EIO;
-    int rc = log_flush_buf(st);
+    int rc = bk_store_log_flush_buf(st);
     if (rc < 0)
         return rc;
     if (fdatasync(st->log_fd) != 0) {
@@ -730,7 +665,7 @@ int bk_store_checkpoint(struct bk_store *st)
     MDB_txn *txn;
     int mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
     if (mrc != 0)
-        return index_failed(st, "cannot begin a transaction", mrc);
+        return bk_store_index_failed(st, "cannot begin a transaction", mrc);
     size_t pos = 0;
     const char *k;
     size_t kl;
@@ -752,7 +687,7 @@ int bk_store_checkpoint(struct bk_store *st)
         uint8_t kb[8];
         mg_put_be64(kb, (uint64_t)l->id);
         size_t n;
-        uint8_t *rec = ledger_encode(l, &n);
+        uint8_t *rec = bk_store_ledger_encode(l, &n);
         MDB_val mk = {sizeof kb, kb}, mv = {n, rec};
         mrc = mdb_put(txn, st->meta_dbi, &mk, &mv, 0);
         mg_free(rec);
@@ -762,13 +697,13 @@ int bk_store_checkpoint(struct bk_store *st)
     else
         mdb_txn_abort(txn);
     if (mrc != 0)
-        return index_failed(st, "commit failed", mrc);
+        return bk_store_index_failed(st, "commit failed", mrc);
     pos = 0;
     while (mg_map_next(&st->ledgers, &pos, &k, &kl, &v))
         ((struct bk_ledger *)v)->dirty = false;
-    rc = write_mark(st);
+    rc = bk_store_write_mark(st);
     if (rc < 0)
         return rc;
-    free_cache(st);
+    bk_store_free_cache(st);
     return 0;
 }

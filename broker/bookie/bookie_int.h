@@ -18,6 +18,7 @@
 
 #include "bookie/bookie.h"
 #include "util/map.h"
+#include "util/ratelimit.h"
 #include "wire/wire_bk.h"
 
 #include <lmdb.h>
@@ -51,16 +52,6 @@ struct mg_listener;
 #define BK_DEFAULT_ENTRY_LOG_MAX (1LL << 30)
 #define BK_WRITE_CACHE_MAX (64u << 20) /* checkpoint early beyond this many cached bytes */
 #define BK_CONN_MAX_INFLIGHT 10000     /* stop reading a connection with more adds in flight */
-#define BK_LOG_INTERVAL_MS 10000       /* repeated warnings: at most one line per interval */
-
-/* At most one log line per interval for a repeating condition. */
-struct bk_ratelimit {
-    uint64_t next_ns;    /* no line before this (CLOCK_MONOTONIC) */
-    uint64_t suppressed; /* calls held back since the last line */
-};
-/* true when the caller may log now; *held gets the number of calls held back since the last
- * line (and is reset). One thread per instance. */
-bool bk_ratelimit(struct bk_ratelimit *r, int interval_ms, uint64_t *held);
 
 /* Reasons for read-only mode (bits of bk_server.readonly). */
 enum bk_ro_reason {
@@ -121,7 +112,7 @@ struct bk_store {
     bool io_failed;               /* entry log write failed: never checkpoint again */
     bool nospace;                 /* entry log write out of space: log_buf waits for room */
     int inject_errno;             /* test hook: the next entry log write fails with this */
-    struct bk_ratelimit rl_nospace, rl_ckpt; /* repeated failures: one line per interval */
+    struct mg_ratelimit rl_nospace, rl_ckpt; /* repeated failures: one line per interval */
 };
 
 int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max);
@@ -177,7 +168,7 @@ struct bk_jreq {
     int64_t ledger_id, entry_id;
     uint8_t *data; /* owned (see enum bk_jtype), NULL after bk_store_apply took it */
     size_t len;
-    uint64_t enq_ns; /* when submitted (CLOCK_MONOTONIC) */
+    uint64_t enq_ns; /* when submitted (mg_mono_ns) */
     /* set by the journal thread */
     int status;     /* 0 or -MG_E* */
     uint64_t jfile; /* journal file and offset just past the record */
@@ -233,7 +224,7 @@ struct bk_journal {
     uint8_t *buf;       /* owned group buffer */
     size_t buf_cap;
     bool failed;
-    struct bk_ratelimit rl_error; /* journal thread's repeated failures */
+    struct mg_ratelimit rl_error; /* journal thread's repeated failures */
     _Atomic int failed_errno;     /* errno of the failure, for the loop thread's log line */
     _Atomic int disk_check_due;   /* room is short: the loop thread checks the disks now */
     /* statistics and test hooks, any thread */
@@ -328,7 +319,7 @@ struct bk_server {
     bool exit_when_unregistered;
     bool unclean; /* test hook: bk_server_free skips the final checkpoint and flushes */
     uint64_t checkpoints, replayed, disk_checks;
-    struct bk_ratelimit rl_frame; /* oversized frames */
+    struct mg_ratelimit rl_frame; /* oversized frames */
 };
 
 /* Enter (set) or leave (clear) a read-only reason; logs and updates the registration. */
@@ -353,10 +344,5 @@ void bk_server_reg_idle(struct bk_server *s);
  * (owned: closing it releases the lock), -MG_EBUSY when another process holds it (logged with
  * the holder's pid when known) or another -MG_E*. */
 int bk_dir_lock(const char *dir, const char *key);
-/* mkdir -p; returns 0 or -MG_E*. */
-int bk_mkdirs(const char *path);
-/* fsync a directory so that a created or renamed entry in it is durable. */
-int bk_fsync_dir(const char *dir);
-uint64_t bk_now_ns(void);
 
 #endif

@@ -33,6 +33,7 @@
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -41,11 +42,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #define MOD "client"
 #define CLIENT_VERSION "magnetar-client 1.0"
@@ -53,28 +54,14 @@
 /* ------------------------------------------------------------------------------------- */
 /* small helpers */
 
-uint64_t client_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static struct timeval tv_ms(unsigned ms)
+static struct timeval client_tv_ms(unsigned ms)
 {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
     return tv;
 }
 
 /* The MG error for a Pulsar ServerError. */
-static int server_error_to_mg(int se)
+static int client_server_error_to_mg(int se)
 {
     switch (se) {
     case PULSAR__PROTO__SERVER_ERROR__MetadataError:
@@ -247,21 +234,21 @@ int client_batch_next(const uint8_t *p, size_t len, size_t *off,
 /* ------------------------------------------------------------------------------------- */
 /* connections */
 
-static void conn_close(struct client_conn *conn, int status, const char *msg);
-static void ep_conn_lost(struct client_ep *ep, int status, const char *msg);
-static void producer_on_receipt(struct client_producer *p, const wire_cmd *cmd);
-static void producer_on_send_error(struct client_producer *p, const wire_cmd *cmd);
-static void consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
-                                struct evbuffer *payload);
+static void client_conn_close(struct client_conn *conn, int status, const char *msg);
+static void client_ep_conn_lost(struct client_ep *ep, int status, const char *msg);
+static void client_producer_on_receipt(struct client_producer *p, const wire_cmd *cmd);
+static void client_producer_on_send_error(struct client_producer *p, const wire_cmd *cmd);
+static void client_consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
+                                       struct evbuffer *payload);
 
-static void conn_write(struct client_conn *conn, const wire_cmd *cmd)
+static void client_conn_write(struct client_conn *conn, const wire_cmd *cmd)
 {
     if (conn->bev)
         wire_write_command(bufferevent_get_output(conn->bev), cmd);
 }
 
-static struct client_req *conn_add_req(struct client_conn *conn, bool waiter, client_req_cb cb,
-                                       void *owner)
+static struct client_req *client_conn_add_req(struct client_conn *conn, bool waiter,
+                                              client_req_cb cb, void *owner)
 {
     struct client *c = conn->client;
     struct client_req *r = mg_calloc(1, sizeof(*r));
@@ -269,7 +256,7 @@ static struct client_req *conn_add_req(struct client_conn *conn, bool waiter, cl
     r->cb = cb;
     r->owner = owner;
     r->request_id = waiter ? 0 : c->next_request_id++;
-    r->deadline_us = client_now_us() + (uint64_t)c->operation_timeout_ms * 1000u;
+    r->deadline_us = mg_mono_us() + (uint64_t)c->operation_timeout_ms * 1000u;
     /* Append so that waiters are served in arrival order. */
     struct client_req **pp = &conn->reqs;
     while (*pp)
@@ -278,7 +265,7 @@ static struct client_req *conn_add_req(struct client_conn *conn, bool waiter, cl
     return r;
 }
 
-static struct client_req *conn_take_req(struct client_conn *conn, uint64_t request_id)
+static struct client_req *client_conn_take_req(struct client_conn *conn, uint64_t request_id)
 {
     for (struct client_req **pp = &conn->reqs; *pp; pp = &(*pp)->next) {
         struct client_req *r = *pp;
@@ -291,7 +278,7 @@ static struct client_req *conn_take_req(struct client_conn *conn, uint64_t reque
 }
 
 /* Drop every request and waiter of owner without calling back (the owner is going away). */
-static void conn_cancel_owner(struct client_conn *conn, void *owner)
+static void client_conn_cancel_owner(struct client_conn *conn, void *owner)
 {
     for (struct client_req **pp = &conn->reqs; *pp;) {
         struct client_req *r = *pp;
@@ -304,7 +291,7 @@ static void conn_cancel_owner(struct client_conn *conn, void *owner)
     }
 }
 
-static void conn_destroy(struct client_conn *conn)
+static void client_conn_destroy(struct client_conn *conn)
 {
     if (!conn)
         return;
@@ -324,7 +311,7 @@ static void conn_destroy(struct client_conn *conn)
     mg_free(conn);
 }
 
-static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
+static void client_conn_free_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -335,11 +322,11 @@ static void conn_free_cb(evutil_socket_t fd, short what, void *arg)
             break;
         }
     }
-    conn_destroy(conn);
+    client_conn_destroy(conn);
 }
 
 /* Fire the waiters of a connection that just became ready. */
-static void conn_serve_waiters(struct client_conn *conn)
+static void client_conn_serve_waiters(struct client_conn *conn)
 {
     for (;;) {
         struct client_req **pp = &conn->reqs, *r = NULL;
@@ -359,7 +346,7 @@ static void conn_serve_waiters(struct client_conn *conn)
     }
 }
 
-static void conn_send_connect(struct client_conn *conn)
+static void client_conn_send_connect(struct client_conn *conn)
 {
     Pulsar__Proto__CommandConnect cc = PULSAR__PROTO__COMMAND_CONNECT__INIT;
     cc.client_version = (char *)CLIENT_VERSION;
@@ -369,10 +356,10 @@ static void conn_send_connect(struct client_conn *conn)
     wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
     cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECT;
     cmd.connect = &cc;
-    conn_write(conn, &cmd);
+    client_conn_write(conn, &cmd);
 }
 
-static void conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
+static void client_conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
 {
     const wire_cmd *cmd = f->cmd;
     uint64_t rid = 0;
@@ -390,7 +377,7 @@ static void conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
             MG_DEBUG(MOD, "connected to %s (%s, protocol %d)", conn->url,
                      cmd->connected->server_version ? cmd->connected->server_version : "?",
                      conn->protocol_version);
-            conn_serve_waiters(conn);
+            client_conn_serve_waiters(conn);
             return;
         }
         char m[300];
@@ -400,7 +387,7 @@ static void conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
         else
             snprintf(m, sizeof m, "%s sent %s before CONNECTED", conn->url,
                      wire_command_name(cmd->type));
-        conn_close(conn, -MG_EPROTO, m);
+        client_conn_close(conn, -MG_EPROTO, m);
         return;
     }
 
@@ -410,7 +397,7 @@ static void conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
         wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
         out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PONG;
         out.pong = &pong;
-        conn_write(conn, &out);
+        client_conn_write(conn, &out);
         return;
     }
     case PULSAR__PROTO__BASE_COMMAND__TYPE__PONG:
@@ -435,25 +422,25 @@ static void conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
         break;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__ERROR:
         rid = cmd->error->request_id;
-        status = server_error_to_mg(cmd->error->error);
+        status = client_server_error_to_mg(cmd->error->error);
         is_resp = true;
         break;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__SEND_RECEIPT: {
         struct client_ep *ep = mg_map_get_u64(&conn->eps, cmd->send_receipt->producer_id);
         if (ep && ep->kind == CLIENT_EP_PRODUCER)
-            producer_on_receipt((struct client_producer *)ep, cmd);
+            client_producer_on_receipt((struct client_producer *)ep, cmd);
         return;
     }
     case PULSAR__PROTO__BASE_COMMAND__TYPE__SEND_ERROR: {
         struct client_ep *ep = mg_map_get_u64(&conn->eps, cmd->send_error->producer_id);
         if (ep && ep->kind == CLIENT_EP_PRODUCER)
-            producer_on_send_error((struct client_producer *)ep, cmd);
+            client_producer_on_send_error((struct client_producer *)ep, cmd);
         return;
     }
     case PULSAR__PROTO__BASE_COMMAND__TYPE__MESSAGE: {
         struct client_ep *ep = mg_map_get_u64(&conn->eps, cmd->message->consumer_id);
         if (ep && ep->kind == CLIENT_EP_CONSUMER && ep->state == CLIENT_EP_READY)
-            consumer_on_message((struct client_consumer *)ep, cmd, f->payload);
+            client_consumer_on_message((struct client_consumer *)ep, cmd, f->payload);
         return;
     }
     case PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER:
@@ -464,8 +451,8 @@ static void conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
         if (ep && ep->kind == (prod ? CLIENT_EP_PRODUCER : CLIENT_EP_CONSUMER)) {
             mg_map_del_u64(&conn->eps, id);
             ep->conn = NULL;
-            ep_conn_lost(ep, -MG_ECLOSED,
-                         prod ? "broker closed the producer" : "broker closed the consumer");
+            client_ep_conn_lost(ep, -MG_ECLOSED,
+                                prod ? "broker closed the producer" : "broker closed the consumer");
         }
         return;
     }
@@ -476,7 +463,7 @@ static void conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
 
     if (!is_resp)
         return;
-    struct client_req *r = conn_take_req(conn, rid);
+    struct client_req *r = client_conn_take_req(conn, rid);
     if (!r) {
         MG_DEBUG(MOD, "%s: %s for unknown request %llu", conn->url, wire_command_name(cmd->type),
                  (unsigned long long)rid);
@@ -491,7 +478,7 @@ static void conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
     mg_free(r);
 }
 
-static void conn_read_cb(struct bufferevent *bev, void *arg)
+static void client_conn_read_cb(struct bufferevent *bev, void *arg)
 {
     struct client_conn *conn = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
@@ -512,29 +499,29 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
                 snprintf(m, sizeof m, "%s does not answer as a Pulsar broker (%s)", conn->url, err);
             else
                 snprintf(m, sizeof m, "bad frame from %s: %s", conn->url, err);
-            conn_close(conn, rc, m);
+            client_conn_close(conn, rc, m);
             return;
         }
-        conn_handle_frame(conn, &f);
+        client_conn_handle_frame(conn, &f);
         wire_frame_clear(&f);
     }
 }
 
 /* The TCP connection is up (or a test's dial handed over a connected socket): CONNECT. */
-static void conn_connected(struct client_conn *conn)
+static void client_conn_connected(struct client_conn *conn)
 {
     int one = 1;
     evutil_socket_t fd = bufferevent_getfd(conn->bev);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     conn->state = CLIENT_CONN_HANDSHAKE;
-    conn_send_connect(conn);
+    client_conn_send_connect(conn);
 }
 
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+static void client_conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct client_conn *conn = arg;
     if (what & BEV_EVENT_CONNECTED) {
-        conn_connected(conn);
+        client_conn_connected(conn);
         return;
     }
     char m[300];
@@ -547,10 +534,10 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
     else
         snprintf(m, sizeof m, "connection to %s failed: %s", conn->url,
                  evutil_socket_error_to_string(err));
-    conn_close(conn, -MG_EIO, m);
+    client_conn_close(conn, -MG_EIO, m);
 }
 
-static void conn_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+static void client_conn_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -558,23 +545,23 @@ static void conn_connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
     char m[300];
     snprintf(m, sizeof m, "connecting to %s timed out after %u ms", conn->url,
              conn->client->connect_timeout_ms);
-    conn_close(conn, -MG_ETIMEDOUT, m);
+    client_conn_close(conn, -MG_ETIMEDOUT, m);
 }
 
-static void conn_fail_cb(evutil_socket_t fd, short what, void *arg)
+static void client_conn_fail_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct client_conn *conn = arg;
-    conn_close(conn, -MG_EIO, conn->errmsg);
+    client_conn_close(conn, -MG_EIO, conn->errmsg);
 }
 
-static void conn_tick_cb(evutil_socket_t fd, short what, void *arg)
+static void client_conn_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct client_conn *conn = arg;
-    uint64_t now = client_now_us();
+    uint64_t now = mg_mono_us();
 
     /* Expire requests (not waiters: the connect timeout covers those). */
     for (;;) {
@@ -606,7 +593,7 @@ static void conn_tick_cb(evutil_socket_t fd, short what, void *arg)
         char m[200];
         snprintf(m, sizeof m, "%s: no traffic for %u s, closing", conn->url,
                  conn->client->keepalive_s);
-        conn_close(conn, -MG_ETIMEDOUT, m);
+        client_conn_close(conn, -MG_ETIMEDOUT, m);
         return;
     }
     conn->rx_since_ping = false;
@@ -614,11 +601,11 @@ static void conn_tick_cb(evutil_socket_t fd, short what, void *arg)
     wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
     out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PING;
     out.ping = &ping;
-    conn_write(conn, &out);
+    client_conn_write(conn, &out);
 }
 
 /* The test seam (client_int.h): the socket comes from c->dial, connected already. */
-static void conn_dial(struct client_conn *conn)
+static void client_conn_dial(struct client_conn *conn)
 {
     struct client *c = conn->client;
     int fd = c->dial(c->dial_arg, conn->url);
@@ -630,13 +617,13 @@ static void conn_dial(struct client_conn *conn)
     evutil_make_socket_nonblocking(fd);
     conn->bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
     MG_ASSERT(conn->bev != NULL);
-    bufferevent_setcb(conn->bev, conn_read_cb, NULL, conn_event_cb, conn);
+    bufferevent_setcb(conn->bev, client_conn_read_cb, NULL, client_conn_event_cb, conn);
     bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
-    conn_connected(conn);
+    client_conn_connected(conn);
 }
 
 /* The pooled connection for url, created (and connecting) if there is none. */
-static struct client_conn *conn_get(struct client *c, const char *url)
+static struct client_conn *client_conn_get(struct client *c, const char *url)
 {
     struct client_conn *conn = mg_map_get_str(&c->conns, url);
     if (conn)
@@ -649,16 +636,16 @@ static struct client_conn *conn_get(struct client *c, const char *url)
     conn->max_message_size = WIRE_DEFAULT_MAX_MESSAGE_SIZE;
     conn->rx_since_ping = true;
     mg_map_init(&conn->eps);
-    conn->connect_ev = evtimer_new(c->base, conn_connect_timeout_cb, conn);
-    conn->tick_ev = event_new(c->base, -1, EV_PERSIST, conn_tick_cb, conn);
-    conn->free_ev = event_new(c->base, -1, 0, conn_free_cb, conn);
-    conn->fail_ev = event_new(c->base, -1, 0, conn_fail_cb, conn);
+    conn->connect_ev = evtimer_new(c->base, client_conn_connect_timeout_cb, conn);
+    conn->tick_ev = event_new(c->base, -1, EV_PERSIST, client_conn_tick_cb, conn);
+    conn->free_ev = event_new(c->base, -1, 0, client_conn_free_cb, conn);
+    conn->fail_ev = event_new(c->base, -1, 0, client_conn_fail_cb, conn);
     MG_ASSERT(conn->connect_ev && conn->tick_ev && conn->free_ev && conn->fail_ev);
     mg_map_put_str(&c->conns, url, conn);
 
-    struct timeval tv = tv_ms(c->connect_timeout_ms);
+    struct timeval tv = client_tv_ms(c->connect_timeout_ms);
     evtimer_add(conn->connect_ev, &tv);
-    tv = tv_ms(1000);
+    tv = client_tv_ms(1000);
     event_add(conn->tick_ev, &tv);
 
     char *host = NULL;
@@ -671,7 +658,7 @@ static struct client_conn *conn_get(struct client *c, const char *url)
     }
     if (c->dial) {
         mg_free(host);
-        conn_dial(conn);
+        client_conn_dial(conn);
         return conn;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -691,7 +678,7 @@ static struct client_conn *conn_get(struct client *c, const char *url)
     mg_free(host);
     conn->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
     MG_ASSERT(conn->bev != NULL);
-    bufferevent_setcb(conn->bev, conn_read_cb, NULL, conn_event_cb, conn);
+    bufferevent_setcb(conn->bev, client_conn_read_cb, NULL, client_conn_event_cb, conn);
     bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
     if (bufferevent_socket_connect(conn->bev, ai->ai_addr, (int)ai->ai_addrlen) < 0) {
         snprintf(conn->errmsg, sizeof conn->errmsg, "cannot connect to %s: %s", url,
@@ -706,17 +693,17 @@ static struct client_conn *conn_get(struct client *c, const char *url)
 
 /* Call cb(owner) once the connection is ready (synchronously if it already is), or with
  * the error when it fails. */
-static void conn_when_ready(struct client_conn *conn, client_req_cb cb, void *owner)
+static void client_conn_when_ready(struct client_conn *conn, client_req_cb cb, void *owner)
 {
     if (conn->state == CLIENT_CONN_READY) {
         struct client_req r = {.waiter = true, .cb = cb, .owner = owner};
         cb(&r, conn, 0, NULL, NULL);
         return;
     }
-    conn_add_req(conn, true, cb, owner);
+    client_conn_add_req(conn, true, cb, owner);
 }
 
-static void conn_close(struct client_conn *conn, int status, const char *msg)
+static void client_conn_close(struct client_conn *conn, int status, const char *msg)
 {
     if (conn->state == CLIENT_CONN_CLOSED)
         return;
@@ -749,17 +736,15 @@ static void conn_close(struct client_conn *conn, int status, const char *msg)
     }
     /* Detach the producers and consumers served here. */
     size_t pos = 0, n = 0;
-    const char *k;
-    size_t kl;
     void *v;
     struct client_ep **eps = mg_calloc(conn->eps.count + 1, sizeof(*eps));
-    while (mg_map_next(&conn->eps, &pos, &k, &kl, &v))
+    while (mg_map_next(&conn->eps, &pos, NULL, NULL, &v))
         eps[n++] = v;
     mg_map_fini(&conn->eps);
     mg_map_init(&conn->eps);
     for (size_t i = 0; i < n; i++) {
         eps[i]->conn = NULL;
-        ep_conn_lost(eps[i], status, msg);
+        client_ep_conn_lost(eps[i], status, msg);
     }
     mg_free(eps);
     if (!c->closing) {
@@ -772,12 +757,12 @@ static void conn_close(struct client_conn *conn, int status, const char *msg)
 /* ------------------------------------------------------------------------------------- */
 /* endpoints: lookup, attach, retry */
 
-static void ep_lookup_at(struct client_ep *ep, const char *url);
-static void producer_send_create(struct client_producer *p);
-static void consumer_send_subscribe(struct client_consumer *c);
-static void producer_fail_all(struct client_producer *p, int status);
+static void client_ep_lookup_at(struct client_ep *ep, const char *url);
+static void client_producer_send_create(struct client_producer *p);
+static void client_consumer_send_subscribe(struct client_consumer *c);
+static void client_producer_fail_all(struct client_producer *p, int status);
 
-static void ep_detach(struct client_ep *ep)
+static void client_ep_detach(struct client_ep *ep)
 {
     if (ep->conn) {
         if (mg_map_get_u64(&ep->conn->eps, ep->id) == ep)
@@ -786,7 +771,7 @@ static void ep_detach(struct client_ep *ep)
     }
 }
 
-static void ep_report_ready(struct client_ep *ep, int status, const char *msg)
+static void client_ep_report_ready(struct client_ep *ep, int status, const char *msg)
 {
     if (ep->kind == CLIENT_EP_PRODUCER) {
         struct client_producer *p = (struct client_producer *)ep;
@@ -800,18 +785,58 @@ static void ep_report_ready(struct client_ep *ep, int status, const char *msg)
 }
 
 /* Something failed on the way to (or while) serving the topic. */
-static void ep_fail(struct client_ep *ep, int status, const char *msg)
+static void client_ep_fail(struct client_ep *ep, int status, const char *msg);
+
+/* The broker's answer to an endpoint's PRODUCER or SUBSCRIBE (request): true when it is the
+ * success wanted; else the endpoint fails, with "<what>: <msg>" when the request failed
+ * (what formatted from fmt only then). */
+static bool client_ep_answered(struct client_ep *ep, int status, const wire_cmd *cmd, int wanted,
+                               const char *request, const char *msg, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static bool client_ep_answered(struct client_ep *ep, int status, const wire_cmd *cmd, int wanted,
+                               const char *request, const char *msg, const char *fmt, ...)
 {
-    ep_detach(ep);
+    char m[400];
+    if (status < 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(m, sizeof m, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < sizeof m)
+            snprintf(m + n, sizeof m - (size_t)n, ": %s", msg);
+        client_ep_fail(ep, status, m);
+        return false;
+    }
+    if ((int)cmd->type != wanted) {
+        snprintf(m, sizeof m, "unexpected answer to %s", request);
+        client_ep_fail(ep, -MG_EPROTO, m);
+        return false;
+    }
+    return true;
+}
+
+/* The endpoint is served: true the first time (its ready callback is due). */
+static bool client_ep_set_ready(struct client_ep *ep)
+{
+    ep->state = CLIENT_EP_READY;
+    ep->backoff_ms = CLIENT_BACKOFF_MIN_MS;
+    bool first = !ep->ever_ready;
+    ep->ever_ready = true;
+    return first;
+}
+
+static void client_ep_fail(struct client_ep *ep, int status, const char *msg)
+{
+    client_ep_detach(ep);
     if (ep->client->closing)
         return;
     if (!ep->ever_ready) {
         ep->state = CLIENT_EP_FAILED;
         if (ep->kind == CLIENT_EP_PRODUCER)
-            producer_fail_all((struct client_producer *)ep, -MG_ECLOSED);
+            client_producer_fail_all((struct client_producer *)ep, -MG_ECLOSED);
         char m[400];
         snprintf(m, sizeof m, "%s", msg ? msg : mg_strerror(status));
-        ep_report_ready(ep, status, m);
+        client_ep_report_ready(ep, status, m);
         return;
     }
     if (ep->state == CLIENT_EP_WAIT_RETRY)
@@ -820,13 +845,13 @@ static void ep_fail(struct client_ep *ep, int status, const char *msg)
             ep->kind == CLIENT_EP_PRODUCER ? "producer" : "consumer", ep->topic,
             msg ? msg : mg_strerror(status), ep->backoff_ms);
     ep->state = CLIENT_EP_WAIT_RETRY;
-    struct timeval tv = tv_ms(ep->backoff_ms);
+    struct timeval tv = client_tv_ms(ep->backoff_ms);
     evtimer_add(ep->retry_ev, &tv);
     ep->backoff_ms =
         ep->backoff_ms * 2 > CLIENT_BACKOFF_MAX_MS ? CLIENT_BACKOFF_MAX_MS : ep->backoff_ms * 2;
 }
 
-static void ep_start(struct client_ep *ep)
+static void client_ep_start(struct client_ep *ep)
 {
     ep->state = CLIENT_EP_LOOKUP;
     ep->redirects = 0;
@@ -838,109 +863,107 @@ static void ep_start(struct client_ep *ep)
                           ? c->service_urls[(ep->id + ep->starts) % (unsigned)c->n_service_urls]
                           : c->service_url;
     ep->starts++;
-    ep_lookup_at(ep, url);
+    client_ep_lookup_at(ep, url);
 }
 
-static void ep_retry_cb(evutil_socket_t fd, short what, void *arg)
+static void client_ep_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    ep_start(arg);
+    client_ep_start(arg);
 }
 
-static void ep_conn_lost(struct client_ep *ep, int status, const char *msg)
+static void client_ep_conn_lost(struct client_ep *ep, int status, const char *msg)
 {
     ep->conn = NULL;
     if (ep->state == CLIENT_EP_READY && ep->kind == CLIENT_EP_CONSUMER) {
         /* Unacked messages come again after re-subscribing; forget partial batches. */
         struct client_consumer *c = (struct client_consumer *)ep;
         size_t pos = 0;
-        const char *k;
-        size_t kl;
         void *v;
-        while (mg_map_next(&c->batches, &pos, &k, &kl, &v))
+        while (mg_map_next(&c->batches, &pos, NULL, NULL, &v))
             mg_free(v);
         mg_map_fini(&c->batches);
         mg_map_init(&c->batches);
     }
     if (ep->state == CLIENT_EP_READY || ep->state == CLIENT_EP_CREATING)
-        ep_fail(ep, status, msg);
+        client_ep_fail(ep, status, msg);
 }
 
-static void ep_on_attach_conn(struct client_req *r, struct client_conn *conn, int status,
-                              const wire_cmd *cmd, const char *msg)
+static void client_ep_on_attach_conn(struct client_req *r, struct client_conn *conn, int status,
+                                     const wire_cmd *cmd, const char *msg)
 {
     (void)cmd;
     struct client_ep *ep = r->owner;
     if (status < 0) {
-        ep_fail(ep, status, msg);
+        client_ep_fail(ep, status, msg);
         return;
     }
     ep->conn = conn;
     mg_map_put_u64(&conn->eps, ep->id, ep);
     ep->state = CLIENT_EP_CREATING;
     if (ep->kind == CLIENT_EP_PRODUCER)
-        producer_send_create((struct client_producer *)ep);
+        client_producer_send_create((struct client_producer *)ep);
     else
-        consumer_send_subscribe((struct client_consumer *)ep);
+        client_consumer_send_subscribe((struct client_consumer *)ep);
 }
 
-static void ep_on_lookup_resp(struct client_req *r, struct client_conn *conn, int status,
-                              const wire_cmd *cmd, const char *msg)
+static void client_ep_on_lookup_resp(struct client_req *r, struct client_conn *conn, int status,
+                                     const wire_cmd *cmd, const char *msg)
 {
     (void)conn;
     struct client_ep *ep = r->owner;
     if (status < 0) {
-        ep_fail(ep, status, msg);
+        client_ep_fail(ep, status, msg);
         return;
     }
     if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE) {
-        ep_fail(ep, -MG_EPROTO, "unexpected answer to LOOKUP");
+        client_ep_fail(ep, -MG_EPROTO, "unexpected answer to LOOKUP");
         return;
     }
     const Pulsar__Proto__CommandLookupTopicResponse *lr = cmd->lookuptopicresponse;
     char m[400];
     if (!lr->has_response ||
         lr->response == PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Failed) {
-        int st = lr->has_error ? server_error_to_mg(lr->error) : -MG_EIO;
+        int st = lr->has_error ? client_server_error_to_mg(lr->error) : -MG_EIO;
         snprintf(m, sizeof m, "lookup of %s failed: %s", ep->topic,
                  lr->message ? lr->message : mg_strerror(st));
-        ep_fail(ep, st, m);
+        client_ep_fail(ep, st, m);
         return;
     }
     if (!lr->brokerserviceurl || !*lr->brokerserviceurl) {
         snprintf(m, sizeof m, "lookup of %s gave no brokerServiceUrl", ep->topic);
-        ep_fail(ep, -MG_EPROTO, m);
+        client_ep_fail(ep, -MG_EPROTO, m);
         return;
     }
     if (lr->response == PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Redirect) {
         if (++ep->redirects > CLIENT_MAX_REDIRECTS) {
             snprintf(m, sizeof m, "lookup of %s: too many redirects", ep->topic);
-            ep_fail(ep, -MG_EPROTO, m);
+            client_ep_fail(ep, -MG_EPROTO, m);
             return;
         }
         ep->authoritative = lr->has_authoritative && lr->authoritative;
-        ep_lookup_at(ep, lr->brokerserviceurl);
+        client_ep_lookup_at(ep, lr->brokerserviceurl);
         return;
     }
     /* proxy_through_service_url: keep using the service URL connection. */
     const char *url = lr->has_proxy_through_service_url && lr->proxy_through_service_url
                           ? ep->client->service_url
                           : lr->brokerserviceurl;
-    conn_when_ready(conn_get(ep->client, url), ep_on_attach_conn, ep);
+    client_conn_when_ready(client_conn_get(ep->client, url), client_ep_on_attach_conn, ep);
 }
 
-static void ep_on_lookup_conn(struct client_req *r, struct client_conn *conn, int status,
-                              const wire_cmd *cmd, const char *msg)
+static void client_ep_on_lookup_conn(struct client_req *r, struct client_conn *conn, int status,
+                                     const wire_cmd *cmd, const char *msg)
 {
     (void)cmd;
     struct client_ep *ep = r->owner;
     if (status < 0) {
-        ep_fail(ep, status, msg);
+        client_ep_fail(ep, status, msg);
         return;
     }
     Pulsar__Proto__CommandLookupTopic lt = PULSAR__PROTO__COMMAND_LOOKUP_TOPIC__INIT;
-    struct client_req *req = conn_add_req(conn, false, ep_on_lookup_resp, ep);
+    struct client_req *req = client_conn_add_req(conn, false, client_ep_on_lookup_resp, ep);
     lt.topic = ep->topic;
     lt.request_id = req->request_id;
     lt.has_authoritative = 1;
@@ -948,23 +971,23 @@ static void ep_on_lookup_conn(struct client_req *r, struct client_conn *conn, in
     wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
     out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP;
     out.lookuptopic = &lt;
-    conn_write(conn, &out);
+    client_conn_write(conn, &out);
 }
 
-static void ep_lookup_at(struct client_ep *ep, const char *url)
+static void client_ep_lookup_at(struct client_ep *ep, const char *url)
 {
-    conn_when_ready(conn_get(ep->client, url), ep_on_lookup_conn, ep);
+    client_conn_when_ready(client_conn_get(ep->client, url), client_ep_on_lookup_conn, ep);
 }
 
-static void ep_init(struct client_ep *ep, struct client *c, enum client_ep_kind kind,
-                    const char *topic)
+static void client_ep_init(struct client_ep *ep, struct client *c, enum client_ep_kind kind,
+                           const char *topic)
 {
     ep->kind = kind;
     ep->client = c;
     ep->topic = client_topic_full_name(topic);
     ep->id = c->next_ep_id++;
     ep->backoff_ms = CLIENT_BACKOFF_MIN_MS;
-    ep->retry_ev = evtimer_new(c->base, ep_retry_cb, ep);
+    ep->retry_ev = evtimer_new(c->base, client_ep_retry_cb, ep);
     MG_ASSERT(ep->retry_ev != NULL);
     ep->next = c->eps;
     if (c->eps)
@@ -973,16 +996,14 @@ static void ep_init(struct client_ep *ep, struct client *c, enum client_ep_kind 
 }
 
 /* Unlink ep from everything that could call it back. */
-static void ep_fini(struct client_ep *ep)
+static void client_ep_fini(struct client_ep *ep)
 {
     struct client *c = ep->client;
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&c->conns, &pos, &k, &kl, &v))
-        conn_cancel_owner(v, ep);
-    ep_detach(ep);
+    while (mg_map_next(&c->conns, &pos, NULL, NULL, &v))
+        client_conn_cancel_owner(v, ep);
+    client_ep_detach(ep);
     if (ep->retry_ev)
         event_free(ep->retry_ev);
     if (ep->prev)
@@ -995,12 +1016,12 @@ static void ep_fini(struct client_ep *ep)
 }
 
 /* Tell the broker we are done with ep (fire and forget). */
-static void ep_send_close(struct client_ep *ep)
+static void client_ep_send_close(struct client_ep *ep)
 {
     struct client_conn *conn = ep->conn;
     if (!conn || conn->state != CLIENT_CONN_READY || ep->state != CLIENT_EP_READY)
         return;
-    struct client_req *r = conn_add_req(conn, false, NULL, NULL);
+    struct client_req *r = client_conn_add_req(conn, false, NULL, NULL);
     wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
     if (ep->kind == CLIENT_EP_PRODUCER) {
         Pulsar__Proto__CommandCloseProducer cp = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
@@ -1008,14 +1029,14 @@ static void ep_send_close(struct client_ep *ep)
         cp.request_id = r->request_id;
         out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER;
         out.close_producer = &cp;
-        conn_write(conn, &out);
+        client_conn_write(conn, &out);
     } else {
         Pulsar__Proto__CommandCloseConsumer cc = PULSAR__PROTO__COMMAND_CLOSE_CONSUMER__INIT;
         cc.consumer_id = ep->id;
         cc.request_id = r->request_id;
         out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_CONSUMER;
         out.close_consumer = &cc;
-        conn_write(conn, &out);
+        client_conn_write(conn, &out);
     }
 }
 
@@ -1082,21 +1103,19 @@ void client_free(struct client *c)
     c->closing = true;
     for (;;) {
         size_t pos = 0;
-        const char *k;
-        size_t kl;
         void *v;
-        if (!mg_map_next(&c->conns, &pos, &k, &kl, &v))
+        if (!mg_map_next(&c->conns, &pos, NULL, NULL, &v))
             break;
         struct client_conn *conn = v;
         if (conn->bev) /* push out the CLOSE_* frames if the socket takes them */
             bufferevent_flush(conn->bev, EV_WRITE, BEV_FLUSH);
-        conn_close(conn, -MG_ECANCELED, "client closed");
-        conn_destroy(conn);
+        client_conn_close(conn, -MG_ECANCELED, "client closed");
+        client_conn_destroy(conn);
     }
     while (c->dead) { /* closed while the loop was not run again */
         struct client_conn *conn = c->dead;
         c->dead = conn->dead_next;
-        conn_destroy(conn);
+        client_conn_destroy(conn);
     }
     mg_map_fini(&c->conns);
     mg_free(c->service_url);
@@ -1117,47 +1136,47 @@ struct client_partitions_req {
     void *data; /* borrowed */
 };
 
-static void partitions_done(struct client_partitions_req *pr, int status, uint32_t n,
-                            const char *msg)
+static void client_partitions_done(struct client_partitions_req *pr, int status, uint32_t n,
+                                   const char *msg)
 {
     pr->cb(pr->client, status, n, msg, pr->data);
     mg_free(pr->topic);
     mg_free(pr);
 }
 
-static void partitions_on_resp(struct client_req *r, struct client_conn *conn, int status,
-                               const wire_cmd *cmd, const char *msg)
+static void client_partitions_on_resp(struct client_req *r, struct client_conn *conn, int status,
+                                      const wire_cmd *cmd, const char *msg)
 {
     (void)conn;
     struct client_partitions_req *pr = r->owner;
     if (status < 0) {
-        partitions_done(pr, status, 0, msg);
+        client_partitions_done(pr, status, 0, msg);
         return;
     }
     const Pulsar__Proto__CommandPartitionedTopicMetadataResponse *pm =
         cmd->partitionmetadataresponse;
     if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA_RESPONSE || !pm) {
-        partitions_done(pr, -MG_EPROTO, 0, "unexpected answer to PARTITIONED_METADATA");
+        client_partitions_done(pr, -MG_EPROTO, 0, "unexpected answer to PARTITIONED_METADATA");
         return;
     }
     if (!pm->has_response || pm->response != PARTITIONS_SUCCESS) {
-        int st = pm->has_error ? server_error_to_mg(pm->error) : -MG_EIO;
-        partitions_done(pr, st, 0, pm->message ? pm->message : mg_strerror(st));
+        int st = pm->has_error ? client_server_error_to_mg(pm->error) : -MG_EIO;
+        client_partitions_done(pr, st, 0, pm->message ? pm->message : mg_strerror(st));
         return;
     }
-    partitions_done(pr, 0, pm->has_partitions ? pm->partitions : 0, NULL);
+    client_partitions_done(pr, 0, pm->has_partitions ? pm->partitions : 0, NULL);
 }
 
-static void partitions_on_conn(struct client_req *r, struct client_conn *conn, int status,
-                               const wire_cmd *cmd, const char *msg)
+static void client_partitions_on_conn(struct client_req *r, struct client_conn *conn, int status,
+                                      const wire_cmd *cmd, const char *msg)
 {
     (void)cmd;
     struct client_partitions_req *pr = r->owner;
     if (status < 0) {
-        partitions_done(pr, status, 0, msg);
+        client_partitions_done(pr, status, 0, msg);
         return;
     }
-    struct client_req *req = conn_add_req(conn, false, partitions_on_resp, pr);
+    struct client_req *req = client_conn_add_req(conn, false, client_partitions_on_resp, pr);
     Pulsar__Proto__CommandPartitionedTopicMetadata pm =
         PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA__INIT;
     pm.topic = pr->topic;
@@ -1165,7 +1184,7 @@ static void partitions_on_conn(struct client_req *r, struct client_conn *conn, i
     wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
     out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA;
     out.partitionmetadata = &pm;
-    conn_write(conn, &out);
+    client_conn_write(conn, &out);
 }
 
 int client_get_partitions(struct client *c, const char *topic, client_partitions_cb cb, void *data)
@@ -1177,19 +1196,19 @@ int client_get_partitions(struct client *c, const char *topic, client_partitions
     pr->topic = client_topic_full_name(topic);
     pr->cb = cb;
     pr->data = data;
-    struct client_conn *conn = conn_get(c, c->service_url);
+    struct client_conn *conn = client_conn_get(c, c->service_url);
     /* Always asynchronous: wait even when the connection is ready. */
     if (conn->state == CLIENT_CONN_READY)
-        partitions_on_conn(&(struct client_req){.owner = pr}, conn, 0, NULL, NULL);
+        client_partitions_on_conn(&(struct client_req){.owner = pr}, conn, 0, NULL, NULL);
     else
-        conn_add_req(conn, true, partitions_on_conn, pr);
+        client_conn_add_req(conn, true, client_partitions_on_conn, pr);
     return 0;
 }
 
 /* ------------------------------------------------------------------------------------- */
 /* producer */
 
-static void op_free(struct client_op *op)
+static void client_op_free(struct client_op *op)
 {
     if (!op)
         return;
@@ -1199,8 +1218,8 @@ static void op_free(struct client_op *op)
     mg_free(op);
 }
 
-static void op_complete(struct client_producer *p, struct client_op *op, int status,
-                        const Pulsar__Proto__MessageIdData *mid)
+static void client_op_complete(struct client_producer *p, struct client_op *op, int status,
+                               const Pulsar__Proto__MessageIdData *mid)
 {
     p->pending -= op->n;
     for (unsigned i = 0; i < op->n; i++) {
@@ -1222,10 +1241,10 @@ static void op_complete(struct client_producer *p, struct client_op *op, int sta
         if (m->cb)
             m->cb(p, &res, m->data);
     }
-    op_free(op);
+    client_op_free(op);
 }
 
-static void producer_write_op(struct client_producer *p, struct client_op *op)
+static void client_producer_write_op(struct client_producer *p, struct client_op *op)
 {
     struct client_conn *conn = p->ep.conn;
     if (p->ep.state != CLIENT_EP_READY || !conn || !conn->bev)
@@ -1242,7 +1261,7 @@ static void producer_write_op(struct client_producer *p, struct client_op *op)
 }
 
 /* Close the open batch into a SEND and queue it (and write it when connected). */
-static void producer_close_batch(struct client_producer *p)
+static void client_producer_close_batch(struct client_producer *p)
 {
     if (p->bn == 0)
         return;
@@ -1289,43 +1308,37 @@ static void producer_close_batch(struct client_producer *p)
     else
         p->head = op;
     p->tail = op;
-    producer_write_op(p, op);
+    client_producer_write_op(p, op);
 }
 
-static void producer_batch_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void client_producer_batch_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    producer_close_batch(arg);
+    client_producer_close_batch(arg);
 }
 
-static void producer_fail_all(struct client_producer *p, int status)
+static void client_producer_fail_all(struct client_producer *p, int status)
 {
-    producer_close_batch(p);
+    client_producer_close_batch(p);
     while (p->head) {
         struct client_op *op = p->head;
         p->head = op->next;
         if (!p->head)
             p->tail = NULL;
-        op_complete(p, op, status, NULL);
+        client_op_complete(p, op, status, NULL);
     }
 }
 
-static void producer_on_create_resp(struct client_req *r, struct client_conn *conn, int status,
-                                    const wire_cmd *cmd, const char *msg)
+static void client_producer_on_create_resp(struct client_req *r, struct client_conn *conn,
+                                           int status, const wire_cmd *cmd, const char *msg)
 {
     (void)conn;
     struct client_producer *p = r->owner;
-    if (status < 0) {
-        char m[400];
-        snprintf(m, sizeof m, "cannot create producer on %s: %s", p->ep.topic, msg);
-        ep_fail(&p->ep, status, m);
+    if (!client_ep_answered(&p->ep, status, cmd,
+                            PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER_SUCCESS, "PRODUCER", msg,
+                            "cannot create producer on %s", p->ep.topic))
         return;
-    }
-    if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER_SUCCESS) {
-        ep_fail(&p->ep, -MG_EPROTO, "unexpected answer to PRODUCER");
-        return;
-    }
     const Pulsar__Proto__CommandProducerSuccess *ps = cmd->producer_success;
     if (ps->producer_name && *ps->producer_name &&
         (!p->name || strcmp(p->name, ps->producer_name) != 0)) {
@@ -1339,24 +1352,21 @@ static void producer_on_create_resp(struct client_req *r, struct client_conn *co
         if (ps->has_last_sequence_id && ps->last_sequence_id >= 0 && p->pending == 0)
             p->next_seq = (uint64_t)ps->last_sequence_id + 1;
     }
-    p->ep.state = CLIENT_EP_READY;
-    p->ep.backoff_ms = CLIENT_BACKOFF_MIN_MS;
-    bool first = !p->ep.ever_ready;
-    p->ep.ever_ready = true;
+    bool first = client_ep_set_ready(&p->ep);
     if (!first)
         MG_INFO(MOD, "producer %s on %s reconnected; resending %u pending", p->name, p->ep.topic,
                 p->pending);
     /* Resend every pending SEND, oldest first, with its original sequence ids. */
     for (struct client_op *op = p->head; op; op = op->next)
-        producer_write_op(p, op);
+        client_producer_write_op(p, op);
     if (first && p->ready_cb)
         p->ready_cb(p, 0, NULL, p->data);
 }
 
-static void producer_send_create(struct client_producer *p)
+static void client_producer_send_create(struct client_producer *p)
 {
     struct client_conn *conn = p->ep.conn;
-    struct client_req *r = conn_add_req(conn, false, producer_on_create_resp, p);
+    struct client_req *r = client_conn_add_req(conn, false, client_producer_on_create_resp, p);
     Pulsar__Proto__CommandProducer pc = PULSAR__PROTO__COMMAND_PRODUCER__INIT;
     pc.topic = p->ep.topic;
     pc.producer_id = p->ep.id;
@@ -1369,10 +1379,10 @@ static void producer_send_create(struct client_producer *p)
     wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
     out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER;
     out.producer = &pc;
-    conn_write(conn, &out);
+    client_conn_write(conn, &out);
 }
 
-static void producer_on_receipt(struct client_producer *p, const wire_cmd *cmd)
+static void client_producer_on_receipt(struct client_producer *p, const wire_cmd *cmd)
 {
     const Pulsar__Proto__CommandSendReceipt *sr = cmd->send_receipt;
     struct client_op *op = p->head;
@@ -1388,19 +1398,19 @@ static void producer_on_receipt(struct client_producer *p, const wire_cmd *cmd)
         char m[300];
         snprintf(m, sizeof m, "receipt for sequence id %llu while waiting for %llu on %s",
                  (unsigned long long)seq, (unsigned long long)op->first_seq, p->ep.topic);
-        conn_close(p->ep.conn, -MG_EPROTO, m);
+        client_conn_close(p->ep.conn, -MG_EPROTO, m);
         return;
     }
     p->head = op->next;
     if (!p->head)
         p->tail = NULL;
-    op_complete(p, op, 0, sr->message_id);
+    client_op_complete(p, op, 0, sr->message_id);
 }
 
-static void producer_on_send_error(struct client_producer *p, const wire_cmd *cmd)
+static void client_producer_on_send_error(struct client_producer *p, const wire_cmd *cmd)
 {
     const Pulsar__Proto__CommandSendError *se = cmd->send_error;
-    int st = server_error_to_mg(se->error);
+    int st = client_server_error_to_mg(se->error);
     struct client_op *op = p->head;
     MG_WARN(MOD, "SEND_ERROR on %s seq %llu: %s", p->ep.topic, (unsigned long long)se->sequence_id,
             se->message ? se->message : mg_strerror(st));
@@ -1409,14 +1419,14 @@ static void producer_on_send_error(struct client_producer *p, const wire_cmd *cm
         p->head = op->next;
         if (!p->head)
             p->tail = NULL;
-        op_complete(p, op, st, NULL);
+        client_op_complete(p, op, st, NULL);
         return;
     }
     if (st == -MG_ETERMINATED) {
-        producer_fail_all(p, st);
+        client_producer_fail_all(p, st);
         return;
     }
-    conn_close(p->ep.conn, st, "SEND_ERROR: reconnecting");
+    client_conn_close(p->ep.conn, st, "SEND_ERROR: reconnecting");
 }
 
 int client_producer_new(struct client *c, const struct client_producer_opts *opts,
@@ -1426,7 +1436,7 @@ int client_producer_new(struct client *c, const struct client_producer_opts *opt
     if (!opts->topic || !*opts->topic)
         return -MG_EINVAL;
     struct client_producer *p = mg_calloc(1, sizeof(*p));
-    ep_init(&p->ep, c, CLIENT_EP_PRODUCER, opts->topic);
+    client_ep_init(&p->ep, c, CLIENT_EP_PRODUCER, opts->topic);
     if (opts->producer_name) {
         p->name = mg_strdup(opts->producer_name);
         p->user_name = true;
@@ -1438,12 +1448,12 @@ int client_producer_new(struct client *c, const struct client_producer_opts *opt
     p->max_pending = opts->max_pending ? opts->max_pending : 1000;
     if (!p->batching)
         p->batch_max_messages = 1;
-    p->batch_ev = evtimer_new(c->base, producer_batch_timer_cb, p);
+    p->batch_ev = evtimer_new(c->base, client_producer_batch_timer_cb, p);
     MG_ASSERT(p->batch_ev != NULL);
     p->ready_cb = ready_cb;
     p->data = data;
     *out = p;
-    ep_start(&p->ep);
+    client_ep_start(&p->ep);
     return 0;
 }
 
@@ -1460,8 +1470,8 @@ int client_producer_send(struct client_producer *p, const void *payload, size_t 
     /* Keep the batch within the bytes limit and the broker's frame limit. */
     size_t limit = p->batch_max_bytes < max - 1024 ? p->batch_max_bytes : max - 1024;
     if (p->bn > 0 && p->batch.len + len + 16 > limit)
-        producer_close_batch(p);
-    uint64_t now = client_now_us();
+        client_producer_close_batch(p);
+    uint64_t now = mg_mono_us();
     if (p->bn == p->bcap) {
         p->bcap = p->bcap ? p->bcap * 2 : 16;
         p->bmsgs = mg_realloc(p->bmsgs, p->bcap * sizeof(*p->bmsgs));
@@ -1482,7 +1492,7 @@ int client_producer_send(struct client_producer *p, const void *payload, size_t 
         p->batch.len = len;
     }
     if (p->bn == 1) {
-        p->batch_publish_ms = wall_ms();
+        p->batch_publish_ms = (uint64_t)mg_wall_ms();
         if (p->batching && p->batch_max_messages > 1) {
             struct timeval tv = {.tv_sec = p->batch_max_delay_us / 1000000,
                                  .tv_usec = (suseconds_t)(p->batch_max_delay_us % 1000000)};
@@ -1490,14 +1500,14 @@ int client_producer_send(struct client_producer *p, const void *payload, size_t 
         }
     }
     if (p->bn >= p->batch_max_messages || p->batch.len >= limit)
-        producer_close_batch(p);
+        client_producer_close_batch(p);
     return 0;
 }
 
 void client_producer_flush(struct client_producer *p)
 {
     if (p)
-        producer_close_batch(p);
+        client_producer_close_batch(p);
 }
 
 unsigned client_producer_pending(const struct client_producer *p)
@@ -1514,9 +1524,9 @@ void client_producer_free(struct client_producer *p)
 {
     if (!p)
         return;
-    ep_send_close(&p->ep);
-    ep_fini(&p->ep);
-    producer_fail_all(p, -MG_ECANCELED);
+    client_ep_send_close(&p->ep);
+    client_ep_fini(&p->ep);
+    client_producer_fail_all(p, -MG_ECANCELED);
     if (p->batch_ev)
         event_free(p->batch_ev);
     client_buf_fini(&p->batch);
@@ -1528,7 +1538,7 @@ void client_producer_free(struct client_producer *p)
 /* ------------------------------------------------------------------------------------- */
 /* consumer */
 
-static void consumer_send_flow(struct client_consumer *c, unsigned permits)
+static void client_consumer_send_flow(struct client_consumer *c, unsigned permits)
 {
     struct client_conn *conn = c->ep.conn;
     if (!conn || permits == 0)
@@ -1539,41 +1549,32 @@ static void consumer_send_flow(struct client_consumer *c, unsigned permits)
     wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
     out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__FLOW;
     out.flow = &fl;
-    conn_write(conn, &out);
+    client_conn_write(conn, &out);
 }
 
-static void consumer_on_subscribe_resp(struct client_req *r, struct client_conn *conn, int status,
-                                       const wire_cmd *cmd, const char *msg)
+static void client_consumer_on_subscribe_resp(struct client_req *r, struct client_conn *conn,
+                                              int status, const wire_cmd *cmd, const char *msg)
 {
     (void)conn;
     struct client_consumer *c = r->owner;
-    if (status < 0) {
-        char m[400];
-        snprintf(m, sizeof m, "cannot subscribe %s on %s: %s", c->subscription, c->ep.topic, msg);
-        ep_fail(&c->ep, status, m);
+    if (!client_ep_answered(&c->ep, status, cmd, PULSAR__PROTO__BASE_COMMAND__TYPE__SUCCESS,
+                            "SUBSCRIBE", msg, "cannot subscribe %s on %s", c->subscription,
+                            c->ep.topic))
         return;
-    }
-    if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__SUCCESS) {
-        ep_fail(&c->ep, -MG_EPROTO, "unexpected answer to SUBSCRIBE");
-        return;
-    }
-    c->ep.state = CLIENT_EP_READY;
-    c->ep.backoff_ms = CLIENT_BACKOFF_MIN_MS;
-    bool first = !c->ep.ever_ready;
-    c->ep.ever_ready = true;
+    bool first = client_ep_set_ready(&c->ep);
     if (!first)
         MG_INFO(MOD, "consumer %s on %s re-subscribed", c->subscription, c->ep.topic);
     c->consumed_since_flow = 0;
-    consumer_send_flow(c, c->queue_size);
+    client_consumer_send_flow(c, c->queue_size);
     client_consumer_flush(c);
     if (first && c->ready_cb)
         c->ready_cb(c, 0, NULL, c->data);
 }
 
-static void consumer_send_subscribe(struct client_consumer *c)
+static void client_consumer_send_subscribe(struct client_consumer *c)
 {
     struct client_conn *conn = c->ep.conn;
-    struct client_req *r = conn_add_req(conn, false, consumer_on_subscribe_resp, c);
+    struct client_req *r = client_conn_add_req(conn, false, client_consumer_on_subscribe_resp, c);
     Pulsar__Proto__CommandSubscribe s = PULSAR__PROTO__COMMAND_SUBSCRIBE__INIT;
     s.topic = c->ep.topic;
     s.subscription = c->subscription;
@@ -1590,20 +1591,20 @@ static void consumer_send_subscribe(struct client_consumer *c)
     wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
     out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SUBSCRIBE;
     out.subscribe = &s;
-    conn_write(conn, &out);
+    client_conn_write(conn, &out);
 }
 
-static void consumer_consumed(struct client_consumer *c, unsigned n)
+static void client_consumer_consumed(struct client_consumer *c, unsigned n)
 {
     c->consumed_since_flow += n;
     if (c->consumed_since_flow >= (c->queue_size + 1) / 2) {
-        consumer_send_flow(c, c->consumed_since_flow);
+        client_consumer_send_flow(c, c->consumed_since_flow);
         c->consumed_since_flow = 0;
     }
 }
 
-static void consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
-                                struct evbuffer *payload)
+static void client_consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
+                                       struct evbuffer *payload)
 {
     const Pulsar__Proto__CommandMessage *cm = cmd->message;
     if (!payload || !cm->message_id)
@@ -1624,7 +1625,7 @@ static void consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
             goto bad;
         off = 6 + bl;
     }
-    if (len - off >= 6 && ((uint32_t)p[off] << 8 | p[off + 1]) == WIRE_MAGIC_CHECKSUM) {
+    if (len - off >= 6 && mg_get_be16(p + off) == WIRE_MAGIC_CHECKSUM) {
         uint32_t sent = mg_get_be32(p + off + 2);
         off += 6;
         if (mg_crc32c(0, p + off, len - off) != sent) {
@@ -1663,7 +1664,7 @@ static void consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
         m.len = len - off;
         c->msg_cb(c, &m, c->data);
         pulsar__proto__message_metadata__free_unpacked(md, NULL);
-        consumer_consumed(c, 1);
+        client_consumer_consumed(c, 1);
         return;
     }
     int32_t n = md->num_messages_in_batch;
@@ -1700,14 +1701,14 @@ static void consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
         pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
     }
     pulsar__proto__message_metadata__free_unpacked(md, NULL);
-    consumer_consumed(c, delivered);
+    client_consumer_consumed(c, delivered);
     return;
 bad:
     MG_WARN(MOD, "%s: malformed message %llu:%llu dropped", c->ep.topic,
             (unsigned long long)id.ledger_id, (unsigned long long)id.entry_id);
 }
 
-static void consumer_ack_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void client_consumer_ack_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -1722,25 +1723,25 @@ int client_consumer_new(struct client *c, const struct client_consumer_opts *opt
     if (!opts->topic || !*opts->topic || !opts->subscription || !*opts->subscription || !msg_cb)
         return -MG_EINVAL;
     struct client_consumer *cs = mg_calloc(1, sizeof(*cs));
-    ep_init(&cs->ep, c, CLIENT_EP_CONSUMER, opts->topic);
+    client_ep_init(&cs->ep, c, CLIENT_EP_CONSUMER, opts->topic);
     cs->subscription = mg_strdup(opts->subscription);
     cs->consumer_name = opts->consumer_name ? mg_strdup(opts->consumer_name) : NULL;
     cs->sub_type = opts->sub_type;
     cs->initial_position = opts->initial_position;
     cs->queue_size = opts->receiver_queue_size ? opts->receiver_queue_size : 1000;
     mg_map_init(&cs->batches);
-    cs->ack_ev = evtimer_new(c->base, consumer_ack_timer_cb, cs);
+    cs->ack_ev = evtimer_new(c->base, client_consumer_ack_timer_cb, cs);
     MG_ASSERT(cs->ack_ev != NULL);
     cs->msg_cb = msg_cb;
     cs->ready_cb = ready_cb;
     cs->data = data;
     *out = cs;
-    ep_start(&cs->ep);
+    client_ep_start(&cs->ep);
     return 0;
 }
 
-static void consumer_queue_ack(struct client_consumer *c, uint64_t ledger, uint64_t entry,
-                               int32_t partition)
+static void client_consumer_queue_ack(struct client_consumer *c, uint64_t ledger, uint64_t entry,
+                                      int32_t partition)
 {
     if (c->nacks == c->acap) {
         c->acap = c->acap ? c->acap * 2 : 64;
@@ -1751,7 +1752,7 @@ static void consumer_queue_ack(struct client_consumer *c, uint64_t ledger, uint6
     if (c->nacks >= CLIENT_ACK_GROUP_MAX) {
         client_consumer_flush(c);
     } else if (!evtimer_pending(c->ack_ev, NULL)) {
-        struct timeval tv = tv_ms(CLIENT_ACK_GROUP_MS);
+        struct timeval tv = client_tv_ms(CLIENT_ACK_GROUP_MS);
         evtimer_add(c->ack_ev, &tv);
     }
 }
@@ -1761,7 +1762,7 @@ int client_consumer_ack(struct client_consumer *c, const struct client_msg_id *i
     if (c->ep.state == CLIENT_EP_FAILED)
         return -MG_ECLOSED;
     if (id->batch_index < 0 || id->batch_size <= 1) {
-        consumer_queue_ack(c, id->ledger_id, id->entry_id, id->partition);
+        client_consumer_queue_ack(c, id->ledger_id, id->entry_id, id->partition);
         return 0;
     }
     if (id->batch_index >= id->batch_size)
@@ -1784,12 +1785,13 @@ int client_consumer_ack(struct client_consumer *c, const struct client_msg_id *i
         return 0;
     mg_map_del(&c->batches, key, sizeof key);
     mg_free(t);
-    consumer_queue_ack(c, id->ledger_id, id->entry_id, id->partition);
+    client_consumer_queue_ack(c, id->ledger_id, id->entry_id, id->partition);
     return 0;
 }
 
-static void consumer_write_ack(struct client_consumer *c, Pulsar__Proto__CommandAck__AckType type,
-                               Pulsar__Proto__MessageIdData **ids, size_t n)
+static void client_consumer_write_ack(struct client_consumer *c,
+                                      Pulsar__Proto__CommandAck__AckType type,
+                                      Pulsar__Proto__MessageIdData **ids, size_t n)
 {
     Pulsar__Proto__CommandAck ack = PULSAR__PROTO__COMMAND_ACK__INIT;
     ack.consumer_id = c->ep.id;
@@ -1799,7 +1801,7 @@ static void consumer_write_ack(struct client_consumer *c, Pulsar__Proto__Command
     wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
     out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__ACK;
     out.ack = &ack;
-    conn_write(c->ep.conn, &out);
+    client_conn_write(c->ep.conn, &out);
 }
 
 void client_consumer_flush(struct client_consumer *c)
@@ -1822,7 +1824,7 @@ void client_consumer_flush(struct client_consumer *c)
         }
         ptrs[i] = &mids[i];
     }
-    consumer_write_ack(c, PULSAR__PROTO__COMMAND_ACK__ACK_TYPE__Individual, ptrs, c->nacks);
+    client_consumer_write_ack(c, PULSAR__PROTO__COMMAND_ACK__ACK_TYPE__Individual, ptrs, c->nacks);
     c->nacks = 0;
     mg_free(ptrs);
     mg_free(mids);
@@ -1849,7 +1851,7 @@ int client_consumer_ack_cumulative(struct client_consumer *c, const struct clien
         mid.ack_set = set;
     }
     Pulsar__Proto__MessageIdData *ptr = &mid;
-    consumer_write_ack(c, PULSAR__PROTO__COMMAND_ACK__ACK_TYPE__Cumulative, &ptr, 1);
+    client_consumer_write_ack(c, PULSAR__PROTO__COMMAND_ACK__ACK_TYPE__Cumulative, &ptr, 1);
     return 0;
 }
 
@@ -1858,13 +1860,11 @@ void client_consumer_free(struct client_consumer *c)
     if (!c)
         return;
     client_consumer_flush(c);
-    ep_send_close(&c->ep);
-    ep_fini(&c->ep);
+    client_ep_send_close(&c->ep);
+    client_ep_fini(&c->ep);
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&c->batches, &pos, &k, &kl, &v))
+    while (mg_map_next(&c->batches, &pos, NULL, NULL, &v))
         mg_free(v);
     mg_map_fini(&c->batches);
     if (c->ack_ev)

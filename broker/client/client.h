@@ -65,7 +65,7 @@ struct client_send_result {
                                 the broker, -MG_ETOOBIG for an oversized message */
     struct client_msg_id id; /* valid when status == 0 */
     uint64_t sequence_id;
-    uint64_t enqueued_us; /* client_now_us() when client_producer_send was called */
+    uint64_t enqueued_us; /* mg_mono_us() when client_producer_send was called */
     size_t size;          /* payload bytes */
 };
 
@@ -122,8 +122,6 @@ typedef void (*client_partitions_cb)(struct client *c, int status, uint32_t part
 int client_parse_url(const char *url, char **host, int *port, char *errmsg, size_t errlen);
 /* Expand a short topic name to persistent://tenant/ns/name; malloc'd (mg_free). */
 char *client_topic_full_name(const char *topic);
-/* Monotonic microseconds. */
-uint64_t client_now_us(void);
 
 /* Create a client on base. Checks the service URL synchronously (returns -MG_EINVAL and
  * fills errmsg on a bad one); connects lazily on first use. *out owned by the caller. */

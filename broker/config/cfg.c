@@ -4,14 +4,14 @@
  * Everything is driven by cfg_keys[], one row per key: its YAML name, type, offset in
  * struct cfg, default (as text) and validation (integer range or enumeration names).
  * Defaults, file values, MAGNETAR_<key> variables and --set all go through the same
- * parse_value/store_value pair, so a value is accepted or rejected identically whatever its
+ * cfg_parse_value/cfg_store_value pair, so a value is accepted or rejected identically whatever its
  * source, and each error says "<origin>: ... key '<name>'".
  *
  * YAML: libcyaml parses the file against a schema built from the table at load time, with
  * every key an optional string; the strings are then converted through the table. That keeps
  * our error messages precise (libcyaml's own would say "Invalid value" without the key) while
  * libcyaml still rejects unknown and duplicate keys, non-scalar values and syntax errors.
- * libcyaml reports those details only through its log callback, so cyaml_log_cb() both
+ * libcyaml reports those details only through its log callback, so cfg_cyaml_log_cb() both
  * forwards each line to MG_DEBUG and keeps the first error, the offending key and the line
  * number for our message.
  *
@@ -168,7 +168,7 @@ union cfg_value {
     const char *s; /* borrowed from the text being parsed */
 };
 
-static const struct cfg_key *find_key(const char *name)
+static const struct cfg_key *cfg_find_key(const char *name)
 {
     for (size_t i = 0; i < CFG_NKEYS; i++)
         if (strcmp(cfg_keys[i].name, name) == 0)
@@ -176,10 +176,10 @@ static const struct cfg_key *find_key(const char *name)
     return NULL;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+static void cfg_set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+static void cfg_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err == NULL || errlen == 0)
         return;
@@ -189,22 +189,22 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static int bad_value(const struct cfg_key *k, const char *value, const char *origin,
-                     const char *expected, char *err, size_t errlen)
+static int cfg_bad_value(const struct cfg_key *k, const char *value, const char *origin,
+                         const char *expected, char *err, size_t errlen)
 {
-    set_err(err, errlen, "%s: bad value '%s' for key '%s': expected %s", origin, value, k->name,
-            expected);
+    cfg_set_err(err, errlen, "%s: bad value '%s' for key '%s': expected %s", origin, value, k->name,
+                expected);
     return -MG_EINVAL;
 }
 
 /* Validate value for k and convert it into *out; no side effect on failure. */
-static int parse_value(const struct cfg_key *k, const char *value, const char *origin,
-                       union cfg_value *out, char *err, size_t errlen)
+static int cfg_parse_value(const struct cfg_key *k, const char *value, const char *origin,
+                           union cfg_value *out, char *err, size_t errlen)
 {
     switch (k->type) {
     case CFG_T_STRING:
         if (value[0] == '\0')
-            return bad_value(k, value, origin, "a non-empty string", err, errlen);
+            return cfg_bad_value(k, value, origin, "a non-empty string", err, errlen);
         out->s = value;
         return 0;
     case CFG_T_BOOL:
@@ -213,7 +213,7 @@ static int parse_value(const struct cfg_key *k, const char *value, const char *o
         else if (strcmp(value, "false") == 0)
             out->b = false;
         else
-            return bad_value(k, value, origin, "true or false", err, errlen);
+            return cfg_bad_value(k, value, origin, "true or false", err, errlen);
         return 0;
     case CFG_T_ENUM: {
         char expected[256];
@@ -227,7 +227,7 @@ static int parse_value(const struct cfg_key *k, const char *value, const char *o
             if (m > 0 && (size_t)m < sizeof expected - n)
                 n += (size_t)m;
         }
-        return bad_value(k, value, origin, expected, err, errlen);
+        return cfg_bad_value(k, value, origin, expected, err, errlen);
     }
     case CFG_T_FRACTION: {
         /* plain decimals only: strtod would also take blanks, exponents, hex, inf, nan */
@@ -242,27 +242,27 @@ static int parse_value(const struct cfg_key *k, const char *value, const char *o
         }
         double v = strtod(value, NULL);
         if (value[i] != '\0' || dots > 1 || digits == 0 || !(v > 0.0 && v < 1.0))
-            return bad_value(k, value, origin, "a number between 0 and 1 (exclusive), e.g. 0.95",
-                             err, errlen);
+            return cfg_bad_value(k, value, origin,
+                                 "a number between 0 and 1 (exclusive), e.g. 0.95", err, errlen);
         out->d = v;
         return 0;
     }
     case CFG_T_INT: {
         /* strtol alone would accept leading blanks, "" and trailing junk */
         if (value[0] != '-' && value[0] != '+' && (value[0] < '0' || value[0] > '9'))
-            return bad_value(k, value, origin, "an integer", err, errlen);
+            return cfg_bad_value(k, value, origin, "an integer", err, errlen);
         char *end;
         errno = 0;
         long v = strtol(value, &end, 10);
         if (end == value || *end != '\0')
-            return bad_value(k, value, origin, "an integer", err, errlen);
+            return cfg_bad_value(k, value, origin, "an integer", err, errlen);
         if (errno == ERANGE || v < k->min || v > k->max) {
             char range[96];
             if (k->max == INT_MAX)
                 snprintf(range, sizeof range, "an integer >= %ld", k->min);
             else
                 snprintf(range, sizeof range, "an integer in %ld..%ld", k->min, k->max);
-            return bad_value(k, value, origin, range, err, errlen);
+            return cfg_bad_value(k, value, origin, range, err, errlen);
         }
         out->i = (int)v;
         return 0;
@@ -272,7 +272,7 @@ static int parse_value(const struct cfg_key *k, const char *value, const char *o
     return -MG_EINVAL;
 }
 
-static void store_value(struct cfg *c, const struct cfg_key *k, const union cfg_value *v)
+static void cfg_store_value(struct cfg *c, const struct cfg_key *k, const union cfg_value *v)
 {
     char *field = (char *)c + k->offset;
     switch (k->type) {
@@ -311,9 +311,9 @@ void cfg_init(struct cfg *c)
         }
         union cfg_value v;
         char err[256];
-        int rc = parse_value(k, def, "default", &v, err, sizeof err);
+        int rc = cfg_parse_value(k, def, "default", &v, err, sizeof err);
         MG_ASSERT(rc == 0);
-        store_value(c, k, &v);
+        cfg_store_value(c, k, &v);
     }
 }
 
@@ -335,16 +335,16 @@ void cfg_fini(struct cfg *c)
 int cfg_set(struct cfg *c, const char *key, const char *value, const char *origin, char *err,
             size_t errlen)
 {
-    const struct cfg_key *k = find_key(key);
+    const struct cfg_key *k = cfg_find_key(key);
     if (k == NULL) {
-        set_err(err, errlen, "%s: unknown key '%s'", origin, key);
+        cfg_set_err(err, errlen, "%s: unknown key '%s'", origin, key);
         return -MG_EINVAL;
     }
     union cfg_value v;
-    int rc = parse_value(k, value, origin, &v, err, errlen);
+    int rc = cfg_parse_value(k, value, origin, &v, err, errlen);
     if (rc != 0)
         return rc;
-    store_value(c, k, &v);
+    cfg_store_value(c, k, &v);
     return 0;
 }
 
@@ -378,7 +378,7 @@ struct cyaml_report {
     size_t line;     /* first line number in the backtrace, 0 if none */
 };
 
-static void copy_trimmed(char *dst, size_t dstlen, const char *src)
+static void cfg_copy_trimmed(char *dst, size_t dstlen, const char *src)
 {
     snprintf(dst, dstlen, "%s", src);
     size_t n = strlen(dst);
@@ -386,10 +386,10 @@ static void copy_trimmed(char *dst, size_t dstlen, const char *src)
         dst[--n] = '\0';
 }
 
-static void cyaml_log_cb(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+static void cfg_cyaml_log_cb(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
     __attribute__((format(printf, 3, 0)));
 
-static void cyaml_log_cb(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+static void cfg_cyaml_log_cb(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
 {
     struct cyaml_report *rep = ctx;
     char line[512];
@@ -407,7 +407,7 @@ static void cyaml_log_cb(cyaml_log_t level, void *ctx, const char *fmt, va_list 
     for (size_t i = 0; i < 2; i++) {
         size_t pl = strlen(key_prefixes[i]);
         if (strncmp(s, key_prefixes[i], pl) == 0 && rep->key[0] == '\0')
-            copy_trimmed(rep->key, sizeof rep->key, s + pl);
+            cfg_copy_trimmed(rep->key, sizeof rep->key, s + pl);
     }
     const char *field = strstr(s, "in mapping field '");
     if (field != NULL && rep->key[0] == '\0') {
@@ -420,10 +420,10 @@ static void cyaml_log_cb(cyaml_log_t level, void *ctx, const char *fmt, va_list 
     if (ln != NULL && rep->line == 0)
         rep->line = (size_t)strtoul(ln + strlen("(line: "), NULL, 10);
     if (rep->first[0] == '\0' && strncmp(s, "Backtrace", 9) != 0 && s[0] != ' ')
-        copy_trimmed(rep->first, sizeof rep->first, s);
+        cfg_copy_trimmed(rep->first, sizeof rep->first, s);
 }
 
-static void *cyaml_mem_cb(void *ctx, void *ptr, size_t size)
+static void *cfg_cyaml_mem_cb(void *ctx, void *ptr, size_t size)
 {
     (void)ctx;
     if (size == 0) {
@@ -438,8 +438,8 @@ struct cfg_raw {
     char *val[CFG_NKEYS];
 };
 
-static void cyaml_error(const char *path, cyaml_err_t cerr, const struct cyaml_report *rep,
-                        char *err, size_t errlen)
+static void cfg_cyaml_error(const char *path, cyaml_err_t cerr, const struct cyaml_report *rep,
+                            char *err, size_t errlen)
 {
     /* libcyaml's backtrace gives the line where the enclosing value starts, not where the
      * problem is: report it only together with that key, as "near key 'k' (line n)". */
@@ -453,33 +453,33 @@ static void cyaml_error(const char *path, cyaml_err_t cerr, const struct cyaml_r
         detail += 9;
     switch (cerr) {
     case CYAML_ERR_INVALID_KEY:
-        set_err(err, errlen, "%s: unknown key '%s'", path, rep->key);
+        cfg_set_err(err, errlen, "%s: unknown key '%s'", path, rep->key);
         break;
     case CYAML_ERR_LIBYAML_PARSER:
-        set_err(err, errlen, "%s: YAML syntax error%s: %s", path, near, detail);
+        cfg_set_err(err, errlen, "%s: YAML syntax error%s: %s", path, near, detail);
         break;
     case CYAML_ERR_ALIAS:
     case CYAML_ERR_INVALID_ALIAS:
-        set_err(err, errlen, "%s: YAML anchors and aliases are not supported%s", path, near);
+        cfg_set_err(err, errlen, "%s: YAML anchors and aliases are not supported%s", path, near);
         break;
     default:
         if (strncmp(detail, "Mapping field already seen", 26) == 0)
-            set_err(err, errlen, "%s: duplicate key '%s'", path, rep->key);
+            cfg_set_err(err, errlen, "%s: duplicate key '%s'", path, rep->key);
         else if (rep->key[0] != '\0')
-            set_err(err, errlen, "%s: bad value for key '%s'%s: expected a scalar (%s)", path,
-                    rep->key, line, detail);
+            cfg_set_err(err, errlen, "%s: bad value for key '%s'%s: expected a scalar (%s)", path,
+                        rep->key, line, detail);
         else
-            set_err(err, errlen, "%s: expected a mapping of key: value (%s)", path, detail);
+            cfg_set_err(err, errlen, "%s: expected a mapping of key: value (%s)", path, detail);
         break;
     }
 }
 
 /* Read the whole file; NULL with err filled on failure. */
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+static char *cfg_read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        cfg_set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     char *buf = mg_malloc(CFG_MAX_FILE_SIZE + 1);
@@ -488,9 +488,9 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
     fclose(f);
     if (rerr != 0 || n > CFG_MAX_FILE_SIZE) {
         if (rerr != 0)
-            set_err(err, errlen, "%s: cannot read: %s", path, strerror(rerr));
+            cfg_set_err(err, errlen, "%s: cannot read: %s", path, strerror(rerr));
         else
-            set_err(err, errlen, "%s: larger than %d bytes", path, CFG_MAX_FILE_SIZE);
+            cfg_set_err(err, errlen, "%s: larger than %d bytes", path, CFG_MAX_FILE_SIZE);
         mg_free(buf);
         return NULL;
     }
@@ -501,7 +501,7 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
 {
     size_t len = 0;
-    char *data = read_file(path, &len, err, errlen);
+    char *data = cfg_read_file(path, &len, err, errlen);
     if (data == NULL)
         return -MG_EINVAL;
 
@@ -522,9 +522,9 @@ int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
     };
     struct cyaml_report rep = {.first = "", .key = "", .line = 0};
     const cyaml_config_t ccfg = {
-        .log_fn = cyaml_log_cb,
+        .log_fn = cfg_cyaml_log_cb,
         .log_ctx = &rep,
-        .mem_fn = cyaml_mem_cb,
+        .mem_fn = cfg_cyaml_mem_cb,
         .log_level = CYAML_LOG_WARNING,
         .flags = CYAML_CFG_NO_ALIAS,
     };
@@ -534,7 +534,7 @@ int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
     mg_free(data);
     int rc = 0;
     if (cerr != CYAML_OK) {
-        cyaml_error(path, cerr, &rep, err, errlen);
+        cfg_cyaml_error(path, cerr, &rep, err, errlen);
         rc = -MG_EINVAL;
         raw = NULL;
     }
@@ -543,11 +543,11 @@ int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
     union cfg_value vals[CFG_NKEYS];
     for (size_t i = 0; rc == 0 && raw != NULL && i < CFG_NKEYS; i++)
         if (raw->val[i] != NULL)
-            rc = parse_value(&cfg_keys[i], raw->val[i], path, &vals[i], err, errlen);
+            rc = cfg_parse_value(&cfg_keys[i], raw->val[i], path, &vals[i], err, errlen);
     if (rc == 0) {
         for (size_t i = 0; raw != NULL && i < CFG_NKEYS; i++)
             if (raw->val[i] != NULL)
-                store_value(c, &cfg_keys[i], &vals[i]);
+                cfg_store_value(c, &cfg_keys[i], &vals[i]);
         char *copy = mg_strdup(path);
         mg_free(c->file);
         c->file = copy;
@@ -578,7 +578,7 @@ int cfg_load(struct cfg *c, const char *const *defaults, const char *path, char 
     for (int i = 0; rc == 0 && i < nsets; i++) {
         const char *eq = strchr(sets[i], '=');
         if (eq == NULL) {
-            set_err(err, errlen, "--set: '%s' is not key=value", sets[i]);
+            cfg_set_err(err, errlen, "--set: '%s' is not key=value", sets[i]);
             rc = -MG_EINVAL;
             break;
         }
@@ -592,7 +592,7 @@ int cfg_load(struct cfg *c, const char *const *defaults, const char *path, char 
 }
 
 /* A YAML double-quoted scalar: always loadable as the same string. */
-static void dump_string(FILE *out, const char *s)
+static void cfg_dump_string(FILE *out, const char *s)
 {
     fputc('"', out);
     for (; *s != '\0'; s++) {
@@ -611,7 +611,7 @@ int cfg_dump(const struct cfg *c, FILE *out)
 {
     if (c->file != NULL) {
         fputs("# loaded from ", out);
-        dump_string(out, c->file);
+        cfg_dump_string(out, c->file);
         fputc('\n', out);
     }
     for (size_t i = 0; i < CFG_NKEYS; i++) {
@@ -622,7 +622,7 @@ int cfg_dump(const struct cfg *c, FILE *out)
         case CFG_T_STRING:
         case CFG_T_ENUM: {
             const char *s = *(char *const *)(const void *)field;
-            dump_string(out, s != NULL ? s : "");
+            cfg_dump_string(out, s != NULL ? s : "");
             break;
         }
         case CFG_T_INT:

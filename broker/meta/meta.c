@@ -299,7 +299,7 @@ void meta_req_fini(struct meta_req *req)
     req->path = NULL;
 }
 
-static int cmp_names(const void *a, const void *b)
+static int meta_cmp_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -307,7 +307,7 @@ static int cmp_names(const void *a, const void *b)
 void meta_req_set_children(struct meta_req *req, char **names, int n)
 {
     if (n > 1)
-        qsort(names, (size_t)n, sizeof *names, cmp_names);
+        qsort(names, (size_t)n, sizeof *names, meta_cmp_names);
     req->children = names;
     req->n_children = n;
 }

@@ -39,6 +39,7 @@
 #include "util/alloc.h"
 #include "util/crc.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/log.h"
 #include "util/loop.h"
 
@@ -112,7 +113,7 @@ struct meta_emb {
 
 /* ---- encoding ------------------------------------------------------------------------- */
 
-static void buf_reserve(struct emb_buf *b, size_t n)
+static void meta_emb_buf_reserve(struct emb_buf *b, size_t n)
 {
     if (b->len + n <= b->cap)
         return;
@@ -123,47 +124,47 @@ static void buf_reserve(struct emb_buf *b, size_t n)
     b->cap = cap;
 }
 
-static void put_bytes(struct emb_buf *b, const void *p, size_t n)
+static void meta_emb_put_bytes(struct emb_buf *b, const void *p, size_t n)
 {
-    buf_reserve(b, n);
+    meta_emb_buf_reserve(b, n);
     if (n)
         memcpy(b->p + b->len, p, n);
     b->len += n;
 }
 
-static void put_u8(struct emb_buf *b, uint8_t v)
+static void meta_emb_put_u8(struct emb_buf *b, uint8_t v)
 {
-    put_bytes(b, &v, 1);
+    meta_emb_put_bytes(b, &v, 1);
 }
 
-static void put_u32(struct emb_buf *b, uint32_t v)
+static void meta_emb_put_u32(struct emb_buf *b, uint32_t v)
 {
     uint8_t x[4];
     for (int i = 0; i < 4; i++)
         x[i] = (uint8_t)(v >> (8 * i));
-    put_bytes(b, x, 4);
+    meta_emb_put_bytes(b, x, 4);
 }
 
-static void put_u64(struct emb_buf *b, uint64_t v)
+static void meta_emb_put_u64(struct emb_buf *b, uint64_t v)
 {
     uint8_t x[8];
     for (int i = 0; i < 8; i++)
         x[i] = (uint8_t)(v >> (8 * i));
-    put_bytes(b, x, 8);
+    meta_emb_put_bytes(b, x, 8);
 }
 
-static void put_str(struct emb_buf *b, const void *p, size_t n)
+static void meta_emb_put_str(struct emb_buf *b, const void *p, size_t n)
 {
-    put_u32(b, (uint32_t)n);
-    put_bytes(b, p, n);
+    meta_emb_put_u32(b, (uint32_t)n);
+    meta_emb_put_bytes(b, p, n);
 }
 
 /* Frame payload as [u32 len][u32 crc32c(payload)][payload] onto out. */
-static void frame(struct emb_buf *out, const struct emb_buf *payload)
+static void meta_emb_frame(struct emb_buf *out, const struct emb_buf *payload)
 {
-    put_u32(out, (uint32_t)payload->len);
-    put_u32(out, mg_crc32c(0, payload->p, payload->len));
-    put_bytes(out, payload->p, payload->len);
+    meta_emb_put_u32(out, (uint32_t)payload->len);
+    meta_emb_put_u32(out, mg_crc32c(0, payload->p, payload->len));
+    meta_emb_put_bytes(out, payload->p, payload->len);
 }
 
 struct rd {
@@ -172,7 +173,7 @@ struct rd {
     bool bad;
 };
 
-static const uint8_t *get_bytes(struct rd *r, size_t n)
+static const uint8_t *meta_emb_get_bytes(struct rd *r, size_t n)
 {
     if (r->bad || r->len - r->off < n) {
         r->bad = true;
@@ -183,24 +184,24 @@ static const uint8_t *get_bytes(struct rd *r, size_t n)
     return p;
 }
 
-static uint8_t get_u8(struct rd *r)
+static uint8_t meta_emb_get_u8(struct rd *r)
 {
-    const uint8_t *p = get_bytes(r, 1);
+    const uint8_t *p = meta_emb_get_bytes(r, 1);
     return p ? p[0] : 0;
 }
 
-static uint32_t get_u32(struct rd *r)
+static uint32_t meta_emb_get_u32(struct rd *r)
 {
-    const uint8_t *p = get_bytes(r, 4);
+    const uint8_t *p = meta_emb_get_bytes(r, 4);
     uint32_t v = 0;
     for (int i = 0; p && i < 4; i++)
         v |= (uint32_t)p[i] << (8 * i);
     return v;
 }
 
-static uint64_t get_u64(struct rd *r)
+static uint64_t meta_emb_get_u64(struct rd *r)
 {
-    const uint8_t *p = get_bytes(r, 8);
+    const uint8_t *p = meta_emb_get_bytes(r, 8);
     uint64_t v = 0;
     for (int i = 0; p && i < 8; i++)
         v |= (uint64_t)p[i] << (8 * i);
@@ -208,20 +209,20 @@ static uint64_t get_u64(struct rd *r)
 }
 
 /* A length-prefixed string; *out points into the buffer. */
-static size_t get_str(struct rd *r, const uint8_t **out)
+static size_t meta_emb_get_str(struct rd *r, const uint8_t **out)
 {
-    uint32_t n = get_u32(r);
-    *out = get_bytes(r, n);
+    uint32_t n = meta_emb_get_u32(r);
+    *out = meta_emb_get_bytes(r, n);
     return *out ? n : 0;
 }
 
-static void emb_undo_clear(struct meta_emb *e);
-static void emb_break(struct meta_emb *e, int rc);
+static void meta_emb_undo_clear(struct meta_emb *e);
+static void meta_emb_break(struct meta_emb *e, int rc);
 
 /* ---- files ---------------------------------------------------------------------------- */
 
 /* The status for a failed file operation: the cause where callers can act on it. */
-static int emb_status(int err)
+static int meta_emb_status(int err)
 {
     switch (err) {
     case ENOSPC:
@@ -234,16 +235,16 @@ static int emb_status(int err)
     }
 }
 
-static int emb_errno(struct meta_emb *e, const char *what, const char *name)
+static int meta_emb_errno(struct meta_emb *e, const char *what, const char *name)
 {
     int err = errno;
     snprintf(e->mem.m->errmsg, sizeof e->mem.m->errmsg, "%s %s/%s: %s", what, e->dir,
              name ? name : "", strerror(err));
-    return emb_status(err);
+    return meta_emb_status(err);
 }
 
 /* The test hook's verdict for op: 0, or -1 with errno set. */
-static int emb_fault(struct meta_emb *e, const char *op, size_t *len)
+static int meta_emb_fault(struct meta_emb *e, const char *op, size_t *len)
 {
     int err = e->fault ? e->fault(e->fault_arg, op, len) : 0;
     if (err == 0)
@@ -252,55 +253,39 @@ static int emb_fault(struct meta_emb *e, const char *op, size_t *len)
     return -1;
 }
 
-static int emb_sync(struct meta_emb *e, int fd, bool data_only)
+static int meta_emb_sync(struct meta_emb *e, int fd, bool data_only)
 {
-    if (emb_fault(e, "sync", NULL) < 0)
+    if (meta_emb_fault(e, "sync", NULL) < 0)
         return -1;
     return data_only ? fdatasync(fd) : fsync(fd);
 }
 
 /* Cut fd back to len bytes and write from there on. */
-static int emb_truncate(struct meta_emb *e, int fd, uint64_t len)
+static int meta_emb_truncate(struct meta_emb *e, int fd, uint64_t len)
 {
-    if (emb_fault(e, "truncate", NULL) < 0)
+    if (meta_emb_fault(e, "truncate", NULL) < 0)
         return -1;
     if (ftruncate(fd, (off_t)len) < 0 || lseek(fd, (off_t)len, SEEK_SET) < 0)
         return -1;
     return 0;
 }
 
-static int write_raw(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n > 0) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* write(2) all of p, through the test hook (which may make it a partial write). */
-static int write_all(struct meta_emb *e, int fd, const void *p, size_t n)
+static int meta_emb_write_all(struct meta_emb *e, int fd, const void *p, size_t n)
 {
     size_t allow = n;
-    if (emb_fault(e, "write", &allow) < 0) {
+    if (meta_emb_fault(e, "write", &allow) < 0) {
         int err = errno;
         if (allow < n && allow > 0)
-            write_raw(fd, p, allow);
+            mg_write_all(fd, p, allow);
         errno = err;
         return -1;
     }
-    return write_raw(fd, p, n);
+    return mg_write_all(fd, p, n);
 }
 
 /* Read a whole file; -1 with errno on failure (ENOENT if missing). */
-static int read_file(int dir_fd, const char *name, struct emb_buf *out)
+static int meta_emb_read_file(int dir_fd, const char *name, struct emb_buf *out)
 {
     int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -311,9 +296,9 @@ static int read_file(int dir_fd, const char *name, struct emb_buf *out)
         return -1;
     }
     out->len = 0;
-    buf_reserve(out, (size_t)st.st_size + 1);
+    meta_emb_buf_reserve(out, (size_t)st.st_size + 1);
     for (;;) {
-        buf_reserve(out, 65536);
+        meta_emb_buf_reserve(out, 65536);
         ssize_t r = read(fd, out->p + out->len, out->cap - out->len);
         if (r < 0) {
             if (errno == EINTR)
@@ -331,30 +316,30 @@ static int read_file(int dir_fd, const char *name, struct emb_buf *out)
     return 0;
 }
 
-static void header(struct emb_buf *b, const char *magic, uint64_t gen)
+static void meta_emb_header(struct emb_buf *b, const char *magic, uint64_t gen)
 {
-    put_bytes(b, magic, 8);
-    put_u64(b, gen);
+    meta_emb_put_bytes(b, magic, 8);
+    meta_emb_put_u64(b, gen);
 }
 
 /* Start an empty log of generation gen: write it aside, sync, rename into place. */
-static int emb_new_log(struct meta_emb *e, uint64_t gen)
+static int meta_emb_new_log(struct meta_emb *e, uint64_t gen)
 {
     int fd = openat(e->dir_fd, "meta.log.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return emb_errno(e, "cannot create", "meta.log.tmp");
+        return meta_emb_errno(e, "cannot create", "meta.log.tmp");
     struct emb_buf h = {0};
-    header(&h, EMB_LOG_MAGIC, gen);
-    int rc = write_all(e, fd, h.p, h.len);
+    meta_emb_header(&h, EMB_LOG_MAGIC, gen);
+    int rc = meta_emb_write_all(e, fd, h.p, h.len);
     mg_free(h.p);
-    if (rc < 0 || emb_sync(e, fd, true) < 0) {
-        rc = emb_errno(e, "cannot write", "meta.log.tmp");
+    if (rc < 0 || meta_emb_sync(e, fd, true) < 0) {
+        rc = meta_emb_errno(e, "cannot write", "meta.log.tmp");
         close(fd);
         return rc;
     }
     if (renameat(e->dir_fd, "meta.log.tmp", e->dir_fd, "meta.log") < 0 ||
-        emb_sync(e, e->dir_fd, false) < 0) {
-        rc = emb_errno(e, "cannot rename", "meta.log.tmp");
+        meta_emb_sync(e, e->dir_fd, false) < 0) {
+        rc = meta_emb_errno(e, "cannot rename", "meta.log.tmp");
         close(fd);
         return rc;
     }
@@ -376,57 +361,57 @@ struct snap_writer {
     int err;
 };
 
-static int snap_flush(struct snap_writer *w)
+static int meta_emb_snap_flush(struct snap_writer *w)
 {
-    if (w->out.len && write_all(w->e, w->fd, w->out.p, w->out.len) < 0)
+    if (w->out.len && meta_emb_write_all(w->e, w->fd, w->out.p, w->out.len) < 0)
         return -1;
     w->out.len = 0;
     return 0;
 }
 
-static int snap_node(void *arg, const char *path, const struct meta_node *n)
+static int meta_emb_snap_node(void *arg, const char *path, const struct meta_node *n)
 {
     struct snap_writer *w = arg;
     if (n->owner)
         return 0; /* ephemeral: bound to this run's session */
     struct emb_buf *p = &w->e->payload;
     p->len = 0;
-    put_u8(p, EMB_REC_NODE);
-    put_u64(p, (uint64_t)n->version);
-    put_u64(p, (uint64_t)n->ctime_ms);
-    put_u64(p, (uint64_t)n->mtime_ms);
-    put_u64(p, n->seq);
-    put_str(p, path, strlen(path));
-    put_str(p, n->value, n->len);
-    frame(&w->out, p);
+    meta_emb_put_u8(p, EMB_REC_NODE);
+    meta_emb_put_u64(p, (uint64_t)n->version);
+    meta_emb_put_u64(p, (uint64_t)n->ctime_ms);
+    meta_emb_put_u64(p, (uint64_t)n->mtime_ms);
+    meta_emb_put_u64(p, n->seq);
+    meta_emb_put_str(p, path, strlen(path));
+    meta_emb_put_str(p, n->value, n->len);
+    meta_emb_frame(&w->out, p);
     w->count++;
-    if (w->out.len >= (1u << 20) && snap_flush(w) < 0)
+    if (w->out.len >= (1u << 20) && meta_emb_snap_flush(w) < 0)
         return -1;
     return 0;
 }
 
 /* Write the tree as snapshot gen+1 and start log gen+1. */
-static int emb_snapshot(struct meta_emb *e)
+static int meta_emb_snapshot(struct meta_emb *e)
 {
     uint64_t gen = e->gen + 1;
     struct snap_writer w = {.e = e};
     w.fd = openat(e->dir_fd, "meta.snap.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w.fd < 0)
-        return emb_errno(e, "cannot create", "meta.snap.tmp");
-    header(&w.out, EMB_SNAP_MAGIC, gen);
-    int rc = meta_tree_walk(e->mem.tree, snap_node, &w);
+        return meta_emb_errno(e, "cannot create", "meta.snap.tmp");
+    meta_emb_header(&w.out, EMB_SNAP_MAGIC, gen);
+    int rc = meta_tree_walk(e->mem.tree, meta_emb_snap_node, &w);
     if (rc == 0) {
         struct emb_buf *p = &e->payload;
         p->len = 0;
-        put_u8(p, EMB_REC_END);
-        put_u64(p, w.count);
-        frame(&w.out, p);
-        rc = snap_flush(&w);
+        meta_emb_put_u8(p, EMB_REC_END);
+        meta_emb_put_u64(p, w.count);
+        meta_emb_frame(&w.out, p);
+        rc = meta_emb_snap_flush(&w);
     }
     if (rc == 0)
-        rc = emb_sync(e, w.fd, false);
+        rc = meta_emb_sync(e, w.fd, false);
     if (rc < 0) {
-        rc = emb_errno(e, "cannot write", "meta.snap.tmp");
+        rc = meta_emb_errno(e, "cannot write", "meta.snap.tmp");
         close(w.fd);
         unlinkat(e->dir_fd, "meta.snap.tmp", 0);
         mg_free(w.out.p);
@@ -435,19 +420,19 @@ static int emb_snapshot(struct meta_emb *e)
     close(w.fd);
     mg_free(w.out.p);
     if (renameat(e->dir_fd, "meta.snap.tmp", e->dir_fd, "meta.snap") < 0 ||
-        emb_sync(e, e->dir_fd, false) < 0) {
-        rc = emb_errno(e, "cannot rename", "meta.snap.tmp");
+        meta_emb_sync(e, e->dir_fd, false) < 0) {
+        rc = meta_emb_errno(e, "cannot rename", "meta.snap.tmp");
         unlinkat(e->dir_fd, "meta.snap.tmp", 0);
         return rc;
     }
     /* The snapshot holds the whole tree, durably: the changes not yet synced are stored. */
-    emb_undo_clear(e);
+    meta_emb_undo_clear(e);
     e->mem.unsynced = false;
     /* From here the old log is obsolete. If the new log cannot be started, later appends
      * would go to a log the next open ignores: rewrite before the next change. */
-    rc = emb_new_log(e, gen);
+    rc = meta_emb_new_log(e, gen);
     if (rc < 0) {
-        emb_break(e, rc);
+        meta_emb_break(e, rc);
         return rc;
     }
     MG_DEBUG("meta", "embedded store %s: snapshot %llu (%llu nodes)", e->dir,
@@ -457,8 +442,8 @@ static int emb_snapshot(struct meta_emb *e)
 
 /* ---- the effect hook: changes become log records --------------------------------------- */
 
-static void undo_push(struct meta_emb *e, enum meta_effect_kind kind, const char *path,
-                      const struct meta_node *n, uint64_t parent_seq)
+static void meta_emb_undo_push(struct meta_emb *e, enum meta_effect_kind kind, const char *path,
+                               const struct meta_node *n, uint64_t parent_seq)
 {
     if (e->n_undo == e->cap_undo) {
         e->cap_undo = e->cap_undo ? e->cap_undo * 2 : 16;
@@ -480,45 +465,45 @@ static void undo_push(struct meta_emb *e, enum meta_effect_kind kind, const char
     }
 }
 
-static void emb_effect(void *arg, enum meta_effect_kind kind, const char *path,
-                       const struct meta_node *n, bool sequential)
+static void meta_emb_effect(void *arg, enum meta_effect_kind kind, const char *path,
+                            const struct meta_node *n, bool sequential)
 {
     struct meta_emb *e = arg;
     struct emb_buf *p = &e->payload;
     p->len = 0;
     switch (kind) {
     case META_EFFECT_BEFORE_SET:
-        undo_push(e, META_EFFECT_SET, path, n, 0);
+        meta_emb_undo_push(e, META_EFFECT_SET, path, n, 0);
         return;
     case META_EFFECT_CREATE:
-        undo_push(e, META_EFFECT_CREATE, path, n, n->parent->seq - (sequential ? 1 : 0));
-        put_u8(p, EMB_REC_CREATE);
-        put_u8(p, (uint8_t)((n->owner ? EMB_CREATE_EPHEMERAL : 0) |
-                            (sequential ? EMB_CREATE_SEQUENTIAL : 0)));
-        put_u64(p, (uint64_t)n->ctime_ms);
-        put_u64(p, n->parent->seq);
-        put_str(p, path, strlen(path));
-        put_str(p, n->value, n->len);
+        meta_emb_undo_push(e, META_EFFECT_CREATE, path, n, n->parent->seq - (sequential ? 1 : 0));
+        meta_emb_put_u8(p, EMB_REC_CREATE);
+        meta_emb_put_u8(p, (uint8_t)((n->owner ? EMB_CREATE_EPHEMERAL : 0) |
+                                     (sequential ? EMB_CREATE_SEQUENTIAL : 0)));
+        meta_emb_put_u64(p, (uint64_t)n->ctime_ms);
+        meta_emb_put_u64(p, n->parent->seq);
+        meta_emb_put_str(p, path, strlen(path));
+        meta_emb_put_str(p, n->value, n->len);
         break;
     case META_EFFECT_SET:
-        put_u8(p, EMB_REC_SET);
-        put_u64(p, (uint64_t)n->version);
-        put_u64(p, (uint64_t)n->mtime_ms);
-        put_str(p, path, strlen(path));
-        put_str(p, n->value, n->len);
+        meta_emb_put_u8(p, EMB_REC_SET);
+        meta_emb_put_u64(p, (uint64_t)n->version);
+        meta_emb_put_u64(p, (uint64_t)n->mtime_ms);
+        meta_emb_put_str(p, path, strlen(path));
+        meta_emb_put_str(p, n->value, n->len);
         break;
     case META_EFFECT_DELETE:
-        undo_push(e, META_EFFECT_DELETE, path, n, 0);
-        put_u8(p, EMB_REC_DELETE);
-        put_str(p, path, strlen(path));
+        meta_emb_undo_push(e, META_EFFECT_DELETE, path, n, 0);
+        meta_emb_put_u8(p, EMB_REC_DELETE);
+        meta_emb_put_str(p, path, strlen(path));
         break;
     }
-    frame(&e->rec, p);
+    meta_emb_frame(&e->rec, p);
     e->log_records++;
 }
 
 /* Take back the changes from undo index `from` on, newest first. */
-static void emb_undo_to(struct meta_emb *e, size_t from)
+static void meta_emb_undo_to(struct meta_emb *e, size_t from)
 {
     while (e->n_undo > from) {
         struct emb_undo *u = &e->undo[--e->n_undo];
@@ -535,7 +520,7 @@ static void emb_undo_to(struct meta_emb *e, size_t from)
 }
 
 /* The changes since the last sync are durable: forget how to undo them. */
-static void emb_undo_clear(struct meta_emb *e)
+static void meta_emb_undo_clear(struct meta_emb *e)
 {
     for (size_t i = 0; i < e->n_undo; i++) {
         mg_free(e->undo[i].path);
@@ -545,7 +530,7 @@ static void emb_undo_clear(struct meta_emb *e)
 }
 
 /* A change was refused (status rc): the first of an episode is logged, the others counted. */
-static void emb_refused(struct meta_emb *e, int rc)
+static void meta_emb_refused(struct meta_emb *e, int rc)
 {
     if (e->refused++ == 0)
         MG_ERROR("meta",
@@ -555,7 +540,7 @@ static void emb_refused(struct meta_emb *e, int rc)
 }
 
 /* The files must be rewritten before the next change. */
-static void emb_break(struct meta_emb *e, int rc)
+static void meta_emb_break(struct meta_emb *e, int rc)
 {
     e->broken = true;
     e->failed = rc;
@@ -564,7 +549,7 @@ static void emb_break(struct meta_emb *e, int rc)
 }
 
 /* Writes work (again). */
-static void emb_writable(struct meta_emb *e)
+static void meta_emb_writable(struct meta_emb *e)
 {
     if (e->refused > 0)
         MG_INFO("meta", "embedded store %s: writable again (%lld change(s) were refused)", e->dir,
@@ -574,14 +559,14 @@ static void emb_writable(struct meta_emb *e)
 
 /* Can a change be applied now? A broken store first rewrites its files from the tree (which
  * holds exactly what is durable), at most once per retry interval. Returns 0 or the cause. */
-static int emb_ready(struct meta_emb *e)
+static int meta_emb_ready(struct meta_emb *e)
 {
     if (!e->broken)
         return 0;
     uint64_t now = mg_loop_mono_ms(e->mem.m->loop);
     if (now < e->retry_at_ms)
         return e->failed;
-    int rc = emb_snapshot(e);
+    int rc = meta_emb_snapshot(e);
     if (rc < 0) {
         /* A full disk makes each attempt write until it fails: space them out. */
         e->failed = rc;
@@ -591,25 +576,25 @@ static int emb_ready(struct meta_emb *e)
     }
     e->broken = false;
     e->failed = 0;
-    emb_writable(e);
+    meta_emb_writable(e);
     return 0;
 }
 
 /* Append the records of the operation just applied; on failure, take the operation back
  * (undo records from `from` on) and leave the log as it was. */
-static int emb_append(struct meta_emb *e, size_t from, uint64_t records)
+static int meta_emb_append(struct meta_emb *e, size_t from, uint64_t records)
 {
     if (e->rec.len == 0)
         return 0;
-    if (write_all(e, e->log_fd, e->rec.p, e->rec.len) < 0) {
-        int rc = emb_errno(e, "cannot append to", "meta.log");
+    if (meta_emb_write_all(e, e->log_fd, e->rec.p, e->rec.len) < 0) {
+        int rc = meta_emb_errno(e, "cannot append to", "meta.log");
         e->rec.len = 0;
         /* A partial record would end every later replay early: cut it off. */
-        if (emb_truncate(e, e->log_fd, e->log_bytes) < 0) {
-            emb_errno(e, "cannot truncate", "meta.log");
-            emb_break(e, rc);
+        if (meta_emb_truncate(e, e->log_fd, e->log_bytes) < 0) {
+            meta_emb_errno(e, "cannot truncate", "meta.log");
+            meta_emb_break(e, rc);
         }
-        emb_undo_to(e, from);
+        meta_emb_undo_to(e, from);
         e->log_records = records;
         return rc;
     }
@@ -624,15 +609,15 @@ static int emb_append(struct meta_emb *e, size_t from, uint64_t records)
 
 /* Split buf[off..] into records; calls fn per payload. Returns the offset where valid
  * records end (== buf->len when all are whole), or <0 from fn. */
-static long long scan_records(const struct emb_buf *b, size_t off,
-                              int (*fn)(void *arg, struct rd *payload), void *arg)
+static long long meta_emb_scan_records(const struct emb_buf *b, size_t off,
+                                       int (*fn)(void *arg, struct rd *payload), void *arg)
 {
     while (off < b->len) {
         if (b->len - off < EMB_REC_HDR)
             break;
         struct rd h = {.p = b->p + off, .len = EMB_REC_HDR};
-        uint32_t len = get_u32(&h);
-        uint32_t crc = get_u32(&h);
+        uint32_t len = meta_emb_get_u32(&h);
+        uint32_t crc = meta_emb_get_u32(&h);
         if (len > EMB_MAX_RECORD || len > b->len - off - EMB_REC_HDR)
             break;
         const uint8_t *payload = b->p + off + EMB_REC_HDR;
@@ -654,21 +639,21 @@ struct replay {
     bool ended;
 };
 
-static int replay_log_record(void *arg, struct rd *r)
+static int meta_emb_replay_log_record(void *arg, struct rd *r)
 {
     struct replay *rp = arg;
     struct meta_tree *t = rp->e->mem.tree;
-    uint8_t type = get_u8(r);
+    uint8_t type = meta_emb_get_u8(r);
     const uint8_t *path, *value;
     size_t plen, vlen;
     int rc = -MG_EIO;
     char *p = NULL;
     if (type == EMB_REC_CREATE) {
-        uint8_t flags = get_u8(r);
-        int64_t ctime = (int64_t)get_u64(r);
-        uint64_t pseq = get_u64(r);
-        plen = get_str(r, &path);
-        vlen = get_str(r, &value);
+        uint8_t flags = meta_emb_get_u8(r);
+        int64_t ctime = (int64_t)meta_emb_get_u64(r);
+        uint64_t pseq = meta_emb_get_u64(r);
+        plen = meta_emb_get_str(r, &path);
+        vlen = meta_emb_get_str(r, &value);
         if (!r->bad) {
             p = mg_strndup((const char *)path, plen);
             if (meta_path_valid(p, false))
@@ -677,17 +662,17 @@ static int replay_log_record(void *arg, struct rd *r)
                                             pseq);
         }
     } else if (type == EMB_REC_SET) {
-        int64_t version = (int64_t)get_u64(r);
-        int64_t mtime = (int64_t)get_u64(r);
-        plen = get_str(r, &path);
-        vlen = get_str(r, &value);
+        int64_t version = (int64_t)meta_emb_get_u64(r);
+        int64_t mtime = (int64_t)meta_emb_get_u64(r);
+        plen = meta_emb_get_str(r, &path);
+        vlen = meta_emb_get_str(r, &value);
         if (!r->bad) {
             p = mg_strndup((const char *)path, plen);
             if (meta_path_valid(p, false))
                 rc = meta_tree_apply_set(t, p, value, vlen, version, mtime);
         }
     } else if (type == EMB_REC_DELETE) {
-        plen = get_str(r, &path);
+        plen = meta_emb_get_str(r, &path);
         if (!r->bad) {
             p = mg_strndup((const char *)path, plen);
             if (meta_path_valid(p, false))
@@ -703,22 +688,22 @@ static int replay_log_record(void *arg, struct rd *r)
     return rc;
 }
 
-static int replay_snap_record(void *arg, struct rd *r)
+static int meta_emb_replay_snap_record(void *arg, struct rd *r)
 {
     struct replay *rp = arg;
-    uint8_t type = get_u8(r);
+    uint8_t type = meta_emb_get_u8(r);
     int rc = -MG_EIO;
     char *p = NULL;
     if (rp->ended) {
         rc = -MG_EIO;
     } else if (type == EMB_REC_NODE) {
-        int64_t version = (int64_t)get_u64(r);
-        int64_t ctime = (int64_t)get_u64(r);
-        int64_t mtime = (int64_t)get_u64(r);
-        uint64_t seq = get_u64(r);
+        int64_t version = (int64_t)meta_emb_get_u64(r);
+        int64_t ctime = (int64_t)meta_emb_get_u64(r);
+        int64_t mtime = (int64_t)meta_emb_get_u64(r);
+        uint64_t seq = meta_emb_get_u64(r);
         const uint8_t *path, *value;
-        size_t plen = get_str(r, &path);
-        size_t vlen = get_str(r, &value);
+        size_t plen = meta_emb_get_str(r, &path);
+        size_t vlen = meta_emb_get_str(r, &value);
         if (!r->bad) {
             p = mg_strndup((const char *)path, plen);
             if (meta_path_valid(p, false))
@@ -727,7 +712,7 @@ static int replay_snap_record(void *arg, struct rd *r)
         }
         rp->n++;
     } else if (type == EMB_REC_END) {
-        rp->end_count = get_u64(r);
+        rp->end_count = meta_emb_get_u64(r);
         rp->ended = !r->bad;
         rc = r->bad ? -MG_EIO : 0;
     }
@@ -739,31 +724,31 @@ static int replay_snap_record(void *arg, struct rd *r)
     return rc;
 }
 
-static bool check_header(const struct emb_buf *b, const char *magic, uint64_t *gen)
+static bool meta_emb_check_header(const struct emb_buf *b, const char *magic, uint64_t *gen)
 {
     if (b->len < EMB_HDR_LEN || memcmp(b->p, magic, 8) != 0)
         return false;
     struct rd r = {.p = b->p + 8, .len = 8};
-    *gen = get_u64(&r);
+    *gen = meta_emb_get_u64(&r);
     return true;
 }
 
 /* Load meta.snap (if any) into the tree; *gen = its generation (0 without one). */
-static int emb_load_snapshot(struct meta_emb *e, uint64_t *gen)
+static int meta_emb_load_snapshot(struct meta_emb *e, uint64_t *gen)
 {
     struct emb_buf b = {0};
     *gen = 0;
-    if (read_file(e->dir_fd, "meta.snap", &b) < 0) {
+    if (meta_emb_read_file(e->dir_fd, "meta.snap", &b) < 0) {
         mg_free(b.p);
-        return errno == ENOENT ? 0 : emb_errno(e, "cannot read", "meta.snap");
+        return errno == ENOENT ? 0 : meta_emb_errno(e, "cannot read", "meta.snap");
     }
     int rc = 0;
-    if (!check_header(&b, EMB_SNAP_MAGIC, gen)) {
+    if (!meta_emb_check_header(&b, EMB_SNAP_MAGIC, gen)) {
         snprintf(e->mem.m->errmsg, sizeof e->mem.m->errmsg, "%s/meta.snap: bad header", e->dir);
         rc = -MG_EIO;
     } else {
         struct replay rp = {.e = e};
-        long long end = scan_records(&b, EMB_HDR_LEN, replay_snap_record, &rp);
+        long long end = meta_emb_scan_records(&b, EMB_HDR_LEN, meta_emb_replay_snap_record, &rp);
         if (end < 0) {
             rc = (int)end;
         } else if ((size_t)end != b.len || !rp.ended || rp.end_count != rp.n) {
@@ -778,22 +763,22 @@ static int emb_load_snapshot(struct meta_emb *e, uint64_t *gen)
 
 /* Replay meta.log of generation snap_gen. *need_snapshot: the log must be compacted or
  * replaced (records replayed, torn tail, stale or missing log). */
-static int emb_replay_log(struct meta_emb *e, uint64_t snap_gen, bool *need_new_log,
-                          bool *need_snapshot)
+static int meta_emb_replay_log(struct meta_emb *e, uint64_t snap_gen, bool *need_new_log,
+                               bool *need_snapshot)
 {
     struct emb_buf b = {0};
     *need_new_log = false;
     *need_snapshot = false;
-    if (read_file(e->dir_fd, "meta.log", &b) < 0) {
+    if (meta_emb_read_file(e->dir_fd, "meta.log", &b) < 0) {
         mg_free(b.p);
         if (errno != ENOENT)
-            return emb_errno(e, "cannot read", "meta.log");
+            return meta_emb_errno(e, "cannot read", "meta.log");
         *need_new_log = true;
         return 0;
     }
     uint64_t gen = 0;
     int rc = 0;
-    if (!check_header(&b, EMB_LOG_MAGIC, &gen)) {
+    if (!meta_emb_check_header(&b, EMB_LOG_MAGIC, &gen)) {
         if (b.len >= 8 && memcmp(b.p, EMB_LOG_MAGIC, 8) != 0) {
             snprintf(e->mem.m->errmsg, sizeof e->mem.m->errmsg, "%s/meta.log: bad header", e->dir);
             rc = -MG_EIO;
@@ -811,7 +796,7 @@ static int emb_replay_log(struct meta_emb *e, uint64_t snap_gen, bool *need_new_
         rc = -MG_EIO;
     } else {
         struct replay rp = {.e = e};
-        long long end = scan_records(&b, EMB_HDR_LEN, replay_log_record, &rp);
+        long long end = meta_emb_scan_records(&b, EMB_HDR_LEN, meta_emb_replay_log_record, &rp);
         if (end < 0) {
             rc = (int)end;
         } else {
@@ -832,41 +817,22 @@ static int emb_replay_log(struct meta_emb *e, uint64_t snap_gen, bool *need_new_
 
 /* ---- the backend ------------------------------------------------------------------------ */
 
-static struct meta_emb *emb_of(struct meta_store *m)
+static struct meta_emb *meta_emb_of(struct meta_store *m)
 {
     return m->impl;
 }
 
-static int mkdir_p(const char *dir)
-{
-    char *p = mg_strdup(dir);
-    int rc = 0;
-    for (char *s = p + 1; rc == 0; s++) {
-        if (*s == '/' || *s == '\0') {
-            char c = *s;
-            *s = '\0';
-            if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                rc = -1;
-            *s = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    mg_free(p);
-    return rc;
-}
-
-static void emb_snap_timer_cb(struct mg_timer *t, void *arg)
+static void meta_emb_snap_timer_cb(struct mg_timer *t, void *arg)
 {
     struct meta_emb *e = arg;
     mg_timer_start(t, (uint64_t)e->mem.m->o.snapshot_interval_ms);
     if (e->broken || e->log_records == 0)
         return;
-    if (emb_snapshot(e) < 0)
+    if (meta_emb_snapshot(e) < 0)
         MG_WARN("meta", "embedded store: snapshot failed: %s", e->mem.m->errmsg);
 }
 
-static void emb_free(struct meta_emb *e)
+static void meta_emb_free(struct meta_emb *e)
 {
     mg_timer_fini(&e->snap_timer);
     if (e->mem.tree) {
@@ -874,11 +840,11 @@ static void emb_free(struct meta_emb *e)
         meta_mem_detach(&e->mem);
     }
     if (e->log_fd >= 0) {
-        if (e->dirty && emb_sync(e, e->log_fd, true) < 0)
+        if (e->dirty && meta_emb_sync(e, e->log_fd, true) < 0)
             MG_WARN("meta", "embedded store %s: fdatasync at close: %s", e->dir, strerror(errno));
         close(e->log_fd);
     }
-    emb_undo_clear(e);
+    meta_emb_undo_clear(e);
     mg_free(e->undo);
     if (e->lock_fd >= 0)
         close(e->lock_fd);
@@ -890,7 +856,7 @@ static void emb_free(struct meta_emb *e)
     mg_free(e);
 }
 
-static int emb_open(struct meta_store *m, const char *arg)
+static int meta_emb_open(struct meta_store *m, const char *arg)
 {
     if (!m->data_dir || !m->data_dir[0]) {
         snprintf(m->errmsg, sizeof m->errmsg, "the embedded store needs a data_dir");
@@ -903,23 +869,23 @@ static int emb_open(struct meta_store *m, const char *arg)
     e->mem.m = m;
     m->impl = e;
     int rc;
-    if (mkdir_p(e->dir) < 0) {
-        rc = emb_errno(e, "cannot create", NULL);
+    if (mg_mkdirs(e->dir) < 0) {
+        rc = meta_emb_errno(e, "cannot create", NULL);
         goto fail;
     }
     e->dir_fd = open(e->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (e->dir_fd < 0) {
-        rc = emb_errno(e, "cannot open", NULL);
+        rc = meta_emb_errno(e, "cannot open", NULL);
         goto fail;
     }
     e->lock_fd = openat(e->dir_fd, "meta.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (e->lock_fd < 0) {
-        rc = emb_errno(e, "cannot create", "meta.lock");
+        rc = meta_emb_errno(e, "cannot create", "meta.lock");
         goto fail;
     }
     if (flock(e->lock_fd, LOCK_EX | LOCK_NB) < 0) {
         rc = errno == EWOULDBLOCK ? -MG_EBUSY : -MG_EIO;
-        emb_errno(e, "cannot lock", "meta.lock");
+        meta_emb_errno(e, "cannot lock", "meta.lock");
         goto fail;
     }
     struct meta_tree *t = meta_tree_new(m->loop);
@@ -928,17 +894,17 @@ static int emb_open(struct meta_store *m, const char *arg)
 
     uint64_t snap_gen;
     bool need_new_log, need_snapshot;
-    rc = emb_load_snapshot(e, &snap_gen);
+    rc = meta_emb_load_snapshot(e, &snap_gen);
     if (rc == 0)
-        rc = emb_replay_log(e, snap_gen, &need_new_log, &need_snapshot);
+        rc = meta_emb_replay_log(e, snap_gen, &need_new_log, &need_snapshot);
     if (rc < 0)
         goto fail;
     meta_tree_drop_ephemerals(t, 0);
     if (need_new_log) {
         e->gen = snap_gen;
-        rc = emb_new_log(e, snap_gen);
+        rc = meta_emb_new_log(e, snap_gen);
     } else if (need_snapshot) {
-        rc = emb_snapshot(e);
+        rc = meta_emb_snapshot(e);
         if (rc < 0 && !e->broken) {
             /* Compaction failed before replacing anything (a full disk): go on with the log
              * as it is, its torn tail cut off; the snapshot is tried again later. */
@@ -948,14 +914,14 @@ static int emb_open(struct meta_store *m, const char *arg)
                     e->dir, m->errmsg);
             rc = 0;
             e->log_fd = openat(e->dir_fd, "meta.log", O_WRONLY | O_APPEND | O_CLOEXEC);
-            if (e->log_fd < 0 || emb_truncate(e, e->log_fd, e->log_bytes) < 0)
-                rc = emb_errno(e, "cannot reopen", "meta.log");
+            if (e->log_fd < 0 || meta_emb_truncate(e, e->log_fd, e->log_bytes) < 0)
+                rc = meta_emb_errno(e, "cannot reopen", "meta.log");
             e->synced_bytes = e->log_bytes;
             e->synced_records = e->log_records;
         }
     } else {
         e->log_fd = openat(e->dir_fd, "meta.log", O_WRONLY | O_APPEND | O_CLOEXEC);
-        rc = e->log_fd < 0 ? emb_errno(e, "cannot open", "meta.log") : 0;
+        rc = e->log_fd < 0 ? meta_emb_errno(e, "cannot open", "meta.log") : 0;
         e->synced_bytes = e->log_bytes;
         e->synced_records = e->log_records;
     }
@@ -963,113 +929,128 @@ static int emb_open(struct meta_store *m, const char *arg)
         rc = rc < 0 ? rc : e->failed;
         goto fail;
     }
-    t->effect = emb_effect;
+    t->effect = meta_emb_effect;
     t->effect_arg = e;
     if (m->o.snapshot_interval_ms > 0) {
-        mg_timer_init(&e->snap_timer, m->loop, emb_snap_timer_cb, e);
+        mg_timer_init(&e->snap_timer, m->loop, meta_emb_snap_timer_cb, e);
         mg_timer_start(&e->snap_timer, (uint64_t)m->o.snapshot_interval_ms);
     }
     MG_INFO("meta", "embedded store %s open (generation %llu)", e->dir, (unsigned long long)e->gen);
     return 0;
 fail:
-    emb_free(e);
+    meta_emb_free(e);
     m->impl = NULL;
     return rc;
 }
 
-static void emb_close(struct meta_store *m)
+static void meta_emb_close(struct meta_store *m)
 {
-    emb_free(emb_of(m));
+    meta_emb_free(meta_emb_of(m));
 }
 
 /* Complete a mutation. A success depends on the next sync; so does a refusal answered
  * while the tree holds unsynced changes (it may be their consequence: -MG_EEXIST after an
  * unsynced create). A refusal for lack of space does not: it is the disk's answer. */
-static void emb_complete(struct meta_emb *e, struct meta_req *req, int rc, bool io_failed)
+static void meta_emb_complete(struct meta_emb *e, struct meta_req *req, int rc, bool io_failed)
 {
     if (io_failed)
-        emb_refused(e, rc);
+        meta_emb_refused(e, rc);
     meta_req_complete(e->mem.m, req, rc, rc == 0 || (!io_failed && e->mem.unsynced));
 }
 
-static int emb_put(struct meta_store *m, const char *path, const void *value, size_t len,
-                   int64_t expected_version, int flags, struct meta_req *req)
+/* One logged change of the tree: meta_emb_change_begin, the tree operation when it returned
+ * 0, then meta_emb_change_end, which logs what the operation did (even a refused put may
+ * have created parents, META_CREATE_PARENTS) and completes req. */
+struct meta_emb_change {
+    bool io_failed;   /* the store could not take a change (begin failed) */
+    size_t from;      /* e->n_undo before the operation */
+    uint64_t records; /* e->log_records before the operation */
+};
+
+static int meta_emb_change_begin(struct meta_emb *e, struct meta_emb_change *ch)
 {
-    struct meta_emb *e = emb_of(m);
-    int rc = emb_ready(e);
-    bool io_failed = rc < 0;
+    int rc = meta_emb_ready(e);
+    ch->io_failed = rc < 0;
     if (rc == 0) {
         e->rec.len = 0;
-        size_t from = e->n_undo;
-        uint64_t records = e->log_records;
-        rc = meta_tree_put(e->mem.tree, e->mem.session, path, value, len, expected_version, flags,
-                           req);
-        /* Even a refused put may have created parents (META_CREATE_PARENTS): log them. */
-        int arc = emb_append(e, from, records);
+        ch->from = e->n_undo;
+        ch->records = e->log_records;
+    }
+    return rc;
+}
+
+static void meta_emb_change_end(struct meta_emb *e, struct meta_emb_change *ch,
+                                struct meta_req *req, int rc)
+{
+    if (!ch->io_failed) {
+        int arc = meta_emb_append(e, ch->from, ch->records);
         if (arc < 0) {
             rc = arc;
-            io_failed = true;
+            ch->io_failed = true;
         }
     }
-    emb_complete(e, req, rc, io_failed);
+    meta_emb_complete(e, req, rc, ch->io_failed);
+}
+
+static int meta_emb_put(struct meta_store *m, const char *path, const void *value, size_t len,
+                        int64_t expected_version, int flags, struct meta_req *req)
+{
+    struct meta_emb *e = meta_emb_of(m);
+    struct meta_emb_change ch;
+    int rc = meta_emb_change_begin(e, &ch);
+    if (rc == 0)
+        rc = meta_tree_put(e->mem.tree, e->mem.session, path, value, len, expected_version, flags,
+                           req);
+    meta_emb_change_end(e, &ch, req, rc);
     return 0;
 }
 
-static int emb_del(struct meta_store *m, const char *path, int64_t expected_version,
-                   struct meta_req *req)
+static int meta_emb_del(struct meta_store *m, const char *path, int64_t expected_version,
+                        struct meta_req *req)
 {
-    struct meta_emb *e = emb_of(m);
-    int rc = emb_ready(e);
-    bool io_failed = rc < 0;
-    if (rc == 0) {
-        e->rec.len = 0;
-        size_t from = e->n_undo;
-        uint64_t records = e->log_records;
+    struct meta_emb *e = meta_emb_of(m);
+    struct meta_emb_change ch;
+    int rc = meta_emb_change_begin(e, &ch);
+    if (rc == 0)
         rc = meta_tree_delete(e->mem.tree, path, expected_version);
-        int arc = emb_append(e, from, records);
-        if (arc < 0) {
-            rc = arc;
-            io_failed = true;
-        }
-    }
-    emb_complete(e, req, rc, io_failed);
+    meta_emb_change_end(e, &ch, req, rc);
     return 0;
 }
 
 /* Group commit: one fdatasync covers every mutation queued since the last flush. */
-static int emb_before_flush(struct meta_store *m)
+static int meta_emb_before_flush(struct meta_store *m)
 {
-    struct meta_emb *e = emb_of(m);
+    struct meta_emb *e = meta_emb_of(m);
     if (e->dirty) {
-        if (emb_sync(e, e->log_fd, true) < 0) {
+        if (meta_emb_sync(e, e->log_fd, true) < 0) {
             /* After a failed sync the kernel may have dropped the unsynced pages: none of
              * those changes is stored. Take them all back, cut them off the log (so that a
              * restart cannot replay them) and rewrite the files before the next change. */
-            int rc = emb_errno(e, "cannot fdatasync", "meta.log");
+            int rc = meta_emb_errno(e, "cannot fdatasync", "meta.log");
             MG_ERROR("meta", "embedded store %s: %s; %zu unsynced change(s) taken back", e->dir,
                      m->errmsg, e->n_undo);
             e->refused += e->n_undo ? (int64_t)e->n_undo : 1;
-            emb_undo_to(e, 0);
+            meta_emb_undo_to(e, 0);
             e->mem.unsynced = false;
             e->dirty = false;
-            if (emb_truncate(e, e->log_fd, e->synced_bytes) == 0)
+            if (meta_emb_truncate(e, e->log_fd, e->synced_bytes) == 0)
                 e->log_bytes = e->synced_bytes;
             e->log_records = e->synced_records;
-            emb_break(e, rc);
+            meta_emb_break(e, rc);
             return rc;
         }
         e->dirty = false;
         e->synced_bytes = e->log_bytes;
         e->synced_records = e->log_records;
-        emb_undo_clear(e);
+        meta_emb_undo_clear(e);
         e->mem.unsynced = false;
-        emb_writable(e);
+        meta_emb_writable(e);
     }
     if (e->broken)
         return 0; /* nothing of this flush depends on the files */
     /* The items of this flush are durable now; a failed snapshot does not change that
      * (a failure to restart the log only blocks later mutations, through e->failed). */
-    if (e->log_bytes > m->o.snapshot_log_bytes && emb_snapshot(e) < 0)
+    if (e->log_bytes > m->o.snapshot_log_bytes && meta_emb_snapshot(e) < 0)
         MG_WARN("meta", "embedded store: snapshot failed: %s", m->errmsg);
     return 0;
 }
@@ -1077,7 +1058,7 @@ static int emb_before_flush(struct meta_store *m)
 void meta_embedded_set_fault(struct meta_store *m, meta_emb_fault_fn fn, void *arg)
 {
     MG_ASSERT(m->ops == &meta_embedded_ops);
-    struct meta_emb *e = emb_of(m);
+    struct meta_emb *e = meta_emb_of(m);
     e->fault = fn;
     e->fault_arg = arg;
 }
@@ -1085,7 +1066,7 @@ void meta_embedded_set_fault(struct meta_store *m, meta_emb_fault_fn fn, void *a
 void meta_embedded_set_retry_ms(struct meta_store *m, int ms)
 {
     MG_ASSERT(m->ops == &meta_embedded_ops);
-    struct meta_emb *e = emb_of(m);
+    struct meta_emb *e = meta_emb_of(m);
     e->retry_ms = e->retry_cur = ms;
     uint64_t limit = mg_loop_mono_ms(m->loop) + (uint64_t)ms;
     if (e->retry_at_ms > limit)
@@ -1094,15 +1075,15 @@ void meta_embedded_set_retry_ms(struct meta_store *m, int ms)
 
 const struct meta_ops meta_embedded_ops = {
     .name = "embedded",
-    .open = emb_open,
+    .open = meta_emb_open,
     .open_peer = NULL, /* one store owns a data dir */
-    .close = emb_close,
+    .close = meta_emb_close,
     .get = meta_mem_get,
-    .put = emb_put,
-    .del = emb_del,
+    .put = meta_emb_put,
+    .del = meta_emb_del,
     .children = meta_mem_children,
     .exists = meta_mem_exists,
     .watch = meta_mem_watch,
     .unwatch = meta_mem_unwatch,
-    .before_flush = emb_before_flush,
+    .before_flush = meta_emb_before_flush,
 };

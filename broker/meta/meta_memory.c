@@ -27,7 +27,7 @@
 
 /* ---- nodes ---------------------------------------------------------------------------- */
 
-static struct meta_node *node_new(struct meta_node *parent, const char *name, size_t nlen)
+static struct meta_node *meta_mem_node_new(struct meta_node *parent, const char *name, size_t nlen)
 {
     struct meta_node *n = mg_calloc(1, sizeof *n);
     n->name = mg_strndup(name, nlen);
@@ -38,7 +38,7 @@ static struct meta_node *node_new(struct meta_node *parent, const char *name, si
     return n;
 }
 
-static void node_set_value(struct meta_node *n, const void *value, size_t len)
+static void meta_mem_node_set_value(struct meta_node *n, const void *value, size_t len)
 {
     mg_free(n->value);
     n->value = NULL;
@@ -50,14 +50,12 @@ static void node_set_value(struct meta_node *n, const void *value, size_t len)
     }
 }
 
-static void node_free(struct meta_node *n)
+static void meta_mem_node_free(struct meta_node *n)
 {
     size_t pos = 0;
-    const char *key;
-    size_t klen;
     void *v;
-    while (mg_map_next(&n->children, &pos, &key, &klen, &v))
-        node_free(v);
+    while (mg_map_next(&n->children, &pos, NULL, NULL, &v))
+        meta_mem_node_free(v);
     mg_map_fini(&n->children);
     mg_free(n->name);
     mg_free(n->value);
@@ -65,11 +63,11 @@ static void node_free(struct meta_node *n)
 }
 
 /* Unlink a childless node from its parent and free it. */
-static void node_remove(struct meta_node *n)
+static void meta_mem_node_remove(struct meta_node *n)
 {
     MG_ASSERT(n->parent && n->children.count == 0);
     mg_map_del(&n->parent->children, n->name, strlen(n->name));
-    node_free(n);
+    meta_mem_node_free(n);
 }
 
 void meta_stat_of(const struct meta_node *n, struct meta_stat *st)
@@ -88,7 +86,7 @@ struct meta_tree *meta_tree_new(const struct mg_loop *clock)
     struct meta_tree *t = mg_calloc(1, sizeof *t);
     t->refs = 1;
     t->clock = clock;
-    t->root = node_new(NULL, "", 0);
+    t->root = meta_mem_node_new(NULL, "", 0);
     mg_map_init(&t->watches);
     t->next_session = 1;
     return t;
@@ -99,21 +97,19 @@ void meta_tree_unref(struct meta_tree *t)
     if (!t || --t->refs > 0)
         return;
     size_t pos = 0;
-    const char *key;
-    size_t klen;
     void *v;
-    while (mg_map_next(&t->watches, &pos, &key, &klen, &v)) {
+    while (mg_map_next(&t->watches, &pos, NULL, NULL, &v)) {
         struct meta_watch_list *l = v;
         MG_ASSERT(TAILQ_EMPTY(l)); /* every session removed its watches */
         mg_free(l);
     }
     mg_map_fini(&t->watches);
-    node_free(t->root);
+    meta_mem_node_free(t->root);
     mg_free(t);
 }
 
 /* Look up len bytes of path ("/" or "/a/b"). */
-static struct meta_node *lookup_n(struct meta_tree *t, const char *path, size_t len)
+static struct meta_node *meta_mem_lookup_n(struct meta_tree *t, const char *path, size_t len)
 {
     struct meta_node *n = t->root;
     size_t i = 1;
@@ -129,11 +125,12 @@ static struct meta_node *lookup_n(struct meta_tree *t, const char *path, size_t 
 
 struct meta_node *meta_tree_lookup(struct meta_tree *t, const char *path)
 {
-    return lookup_n(t, path, strlen(path));
+    return meta_mem_lookup_n(t, path, strlen(path));
 }
 
 /* Queue the watches on path that match: which bit 1 = data watches, 2 = children. */
-static void tree_fire(struct meta_tree *t, const char *path, int which, enum meta_watch_event ev)
+static void meta_mem_tree_fire(struct meta_tree *t, const char *path, int which,
+                               enum meta_watch_event ev)
 {
     struct meta_watch_list *l = mg_map_get_str(&t->watches, path);
     if (!l)
@@ -153,41 +150,41 @@ static void tree_fire(struct meta_tree *t, const char *path, int which, enum met
     }
 }
 
-static void tree_fire_parent(struct meta_tree *t, const char *path)
+static void meta_mem_tree_fire_parent(struct meta_tree *t, const char *path)
 {
     size_t plen = meta_path_parent_len(path);
     if (plen == 0)
         return;
     char *pp = mg_strndup(path, plen);
-    tree_fire(t, pp, 2, META_WATCH_CHILDREN);
+    meta_mem_tree_fire(t, pp, 2, META_WATCH_CHILDREN);
     mg_free(pp);
 }
 
-static void effect(struct meta_tree *t, enum meta_effect_kind kind, const char *path,
-                   const struct meta_node *n, bool sequential)
+static void meta_mem_effect(struct meta_tree *t, enum meta_effect_kind kind, const char *path,
+                            const struct meta_node *n, bool sequential)
 {
     if (t->effect)
         t->effect(t->effect_arg, kind, path, n, sequential);
 }
 
 /* Create a child of parent named name, fire watches and report the effect. */
-static struct meta_node *tree_create(struct meta_tree *t, struct meta_node *parent,
-                                     const char *path, const char *name, const void *value,
-                                     size_t len, uint64_t owner, bool sequential)
+static struct meta_node *meta_mem_tree_create(struct meta_tree *t, struct meta_node *parent,
+                                              const char *path, const char *name, const void *value,
+                                              size_t len, uint64_t owner, bool sequential)
 {
-    struct meta_node *n = node_new(parent, name, strlen(name));
-    node_set_value(n, value, len);
+    struct meta_node *n = meta_mem_node_new(parent, name, strlen(name));
+    meta_mem_node_set_value(n, value, len);
     n->ctime_ms = n->mtime_ms = mg_loop_wall_ms(t->clock);
     n->owner = owner;
-    effect(t, META_EFFECT_CREATE, path, n, sequential);
-    tree_fire(t, path, 3, META_WATCH_CREATED);
-    tree_fire_parent(t, path);
+    meta_mem_effect(t, META_EFFECT_CREATE, path, n, sequential);
+    meta_mem_tree_fire(t, path, 3, META_WATCH_CREATED);
+    meta_mem_tree_fire_parent(t, path);
     return n;
 }
 
 /* Create the missing ancestors of the node whose parent path is ppath[0..plen). */
-static int tree_create_parents(struct meta_tree *t, const char *ppath, size_t plen,
-                               struct meta_node **out)
+static int meta_mem_tree_create_parents(struct meta_tree *t, const char *ppath, size_t plen,
+                                        struct meta_node **out)
 {
     struct meta_node *n = t->root;
     size_t i = 1;
@@ -201,7 +198,7 @@ static int tree_create_parents(struct meta_tree *t, const char *ppath, size_t pl
                 return -MG_ENOTALLOWED;
             char *sub = mg_strndup(ppath, i + clen);
             char *name = mg_strndup(c, clen);
-            child = tree_create(t, n, sub, name, NULL, 0, 0, false);
+            child = meta_mem_tree_create(t, n, sub, name, NULL, 0, 0, false);
             mg_free(name);
             mg_free(sub);
         }
@@ -223,12 +220,12 @@ int meta_tree_put(struct meta_tree *t, uint64_t session, const char *path, const
                 return -MG_EEXIST;
             if (expected_version >= 0 && n->version != expected_version)
                 return -MG_EBUSY;
-            effect(t, META_EFFECT_BEFORE_SET, path, n, false);
-            node_set_value(n, value, len);
+            meta_mem_effect(t, META_EFFECT_BEFORE_SET, path, n, false);
+            meta_mem_node_set_value(n, value, len);
             n->version++;
             n->mtime_ms = mg_loop_wall_ms(t->clock);
-            effect(t, META_EFFECT_SET, path, n, false);
-            tree_fire(t, path, 1, META_WATCH_CHANGED);
+            meta_mem_effect(t, META_EFFECT_SET, path, n, false);
+            meta_mem_tree_fire(t, path, 1, META_WATCH_CHANGED);
             if (req) {
                 meta_stat_of(n, &req->stat);
                 req->path = mg_strdup(path);
@@ -241,11 +238,11 @@ int meta_tree_put(struct meta_tree *t, uint64_t session, const char *path, const
     /* create: the parent is everything before the last '/' ("/" for "/x" and for "/") */
     const char *slash = strrchr(path, '/');
     size_t plen = slash == path ? 1 : (size_t)(slash - path);
-    struct meta_node *parent = lookup_n(t, path, plen);
+    struct meta_node *parent = meta_mem_lookup_n(t, path, plen);
     if (!parent) {
         if (!(flags & META_CREATE_PARENTS))
             return -MG_ENOTFOUND;
-        int rc = tree_create_parents(t, path, plen, &parent);
+        int rc = meta_mem_tree_create_parents(t, path, plen, &parent);
         if (rc < 0)
             return rc;
     }
@@ -264,7 +261,7 @@ int meta_tree_put(struct meta_tree *t, uint64_t session, const char *path, const
         return -MG_EEXIST;
     }
     uint64_t owner = (flags & META_EPHEMERAL) ? session : 0;
-    struct meta_node *n = tree_create(t, parent, full, name, value, len, owner, seq);
+    struct meta_node *n = meta_mem_tree_create(t, parent, full, name, value, len, owner, seq);
     if (req) {
         meta_stat_of(n, &req->stat);
         req->path = full;
@@ -285,10 +282,10 @@ int meta_tree_delete(struct meta_tree *t, const char *path, int64_t expected_ver
         return -MG_EBUSY;
     if (n->children.count > 0)
         return -MG_ENOTALLOWED;
-    effect(t, META_EFFECT_DELETE, path, n, false);
-    node_remove(n);
-    tree_fire(t, path, 3, META_WATCH_DELETED);
-    tree_fire_parent(t, path);
+    meta_mem_effect(t, META_EFFECT_DELETE, path, n, false);
+    meta_mem_node_remove(n);
+    meta_mem_tree_fire(t, path, 3, META_WATCH_DELETED);
+    meta_mem_tree_fire_parent(t, path);
     return 0;
 }
 
@@ -300,58 +297,62 @@ int meta_tree_undo_create(struct meta_tree *t, const char *path, uint64_t parent
     if (!n || !n->parent || n->children.count > 0)
         return -MG_EIO;
     n->parent->seq = parent_seq;
-    node_remove(n);
-    tree_fire(t, path, 3, META_WATCH_DELETED);
-    tree_fire_parent(t, path);
+    meta_mem_node_remove(n);
+    meta_mem_tree_fire(t, path, 3, META_WATCH_DELETED);
+    meta_mem_tree_fire_parent(t, path);
     return 0;
+}
+
+/* The new, empty node at path (replaying a log or an undo): NULL when its parent is
+ * missing or already has it, or (parent_not_ephemeral) when the parent is ephemeral. */
+static struct meta_node *meta_mem_new_child(struct meta_tree *t, const char *path,
+                                            bool parent_not_ephemeral)
+{
+    size_t plen = meta_path_parent_len(path);
+    struct meta_node *parent = plen ? meta_mem_lookup_n(t, path, plen) : NULL;
+    const char *name = strrchr(path, '/') + 1;
+    if (!parent || (parent_not_ephemeral && parent->owner) ||
+        mg_map_get_str(&parent->children, name))
+        return NULL;
+    return meta_mem_node_new(parent, name, strlen(name));
 }
 
 int meta_tree_undo_set(struct meta_tree *t, const char *path, const void *value, size_t len,
                        int64_t version, int64_t mtime_ms)
 {
-    struct meta_node *n = meta_tree_lookup(t, path);
-    if (!n)
-        return -MG_EIO;
-    node_set_value(n, value, len);
-    n->version = version;
-    n->mtime_ms = mtime_ms;
-    tree_fire(t, path, 1, META_WATCH_CHANGED);
-    return 0;
+    int rc = meta_tree_apply_set(t, path, value, len, version, mtime_ms);
+    if (rc == 0)
+        meta_mem_tree_fire(t, path, 1, META_WATCH_CHANGED);
+    return rc;
 }
 
 int meta_tree_undo_delete(struct meta_tree *t, const char *path, const struct meta_node *was)
 {
-    size_t plen = meta_path_parent_len(path);
-    struct meta_node *parent = plen ? lookup_n(t, path, plen) : NULL;
-    const char *name = strrchr(path, '/') + 1;
-    if (!parent || mg_map_get_str(&parent->children, name))
+    struct meta_node *n = meta_mem_new_child(t, path, false);
+    if (!n)
         return -MG_EIO;
-    struct meta_node *n = node_new(parent, name, strlen(name));
-    node_set_value(n, was->value, was->len);
+    meta_mem_node_set_value(n, was->value, was->len);
     n->version = was->version;
     n->ctime_ms = was->ctime_ms;
     n->mtime_ms = was->mtime_ms;
     n->seq = was->seq;
     n->owner = was->owner;
-    tree_fire(t, path, 3, META_WATCH_CREATED);
-    tree_fire_parent(t, path);
+    meta_mem_tree_fire(t, path, 3, META_WATCH_CREATED);
+    meta_mem_tree_fire_parent(t, path);
     return 0;
 }
 
 int meta_tree_apply_create(struct meta_tree *t, const char *path, const void *value, size_t len,
                            int64_t ctime_ms, uint64_t owner, uint64_t parent_seq)
 {
-    size_t plen = meta_path_parent_len(path);
-    struct meta_node *parent = plen ? lookup_n(t, path, plen) : NULL;
-    const char *name = strrchr(path, '/') + 1;
-    if (!parent || parent->owner || mg_map_get_str(&parent->children, name))
+    struct meta_node *n = meta_mem_new_child(t, path, true);
+    if (!n)
         return -MG_EIO;
-    struct meta_node *n = node_new(parent, name, strlen(name));
-    node_set_value(n, value, len);
+    meta_mem_node_set_value(n, value, len);
     n->ctime_ms = n->mtime_ms = ctime_ms;
     n->owner = owner;
-    if (parent->seq < parent_seq)
-        parent->seq = parent_seq;
+    if (n->parent->seq < parent_seq)
+        n->parent->seq = parent_seq;
     return 0;
 }
 
@@ -361,7 +362,7 @@ int meta_tree_apply_set(struct meta_tree *t, const char *path, const void *value
     struct meta_node *n = meta_tree_lookup(t, path);
     if (!n)
         return -MG_EIO;
-    node_set_value(n, value, len);
+    meta_mem_node_set_value(n, value, len);
     n->version = version;
     n->mtime_ms = mtime_ms;
     return 0;
@@ -374,14 +375,11 @@ int meta_tree_apply_node(struct meta_tree *t, const char *path, const void *valu
     if (strcmp(path, "/") == 0) {
         n = t->root;
     } else {
-        size_t plen = meta_path_parent_len(path);
-        struct meta_node *parent = plen ? lookup_n(t, path, plen) : NULL;
-        const char *name = strrchr(path, '/') + 1;
-        if (!parent || mg_map_get_str(&parent->children, name))
+        n = meta_mem_new_child(t, path, false);
+        if (!n)
             return -MG_EIO;
-        n = node_new(parent, name, strlen(name));
     }
-    node_set_value(n, value, len);
+    meta_mem_node_set_value(n, value, len);
     n->version = version;
     n->ctime_ms = ctime_ms;
     n->mtime_ms = mtime_ms;
@@ -397,7 +395,7 @@ struct walk {
     void *arg;
 };
 
-static int walk_node(struct walk *w, size_t len, const struct meta_node *n)
+static int meta_mem_walk_node(struct walk *w, size_t len, const struct meta_node *n)
 {
     int rc = w->fn(w->arg, len ? w->buf : "/", n);
     if (rc)
@@ -414,7 +412,7 @@ static int walk_node(struct walk *w, size_t len, const struct meta_node *n)
         w->buf[len] = '/';
         memcpy(w->buf + len + 1, key, klen);
         w->buf[len + 1 + klen] = '\0';
-        rc = walk_node(w, len + 1 + klen, v);
+        rc = meta_mem_walk_node(w, len + 1 + klen, v);
         if (rc)
             return rc;
         w->buf[len] = '\0';
@@ -427,7 +425,7 @@ int meta_tree_walk(struct meta_tree *t,
 {
     struct walk w = {.buf = mg_malloc(256), .cap = 256, .fn = fn, .arg = arg};
     w.buf[0] = '\0';
-    int rc = walk_node(&w, 0, t->root);
+    int rc = meta_mem_walk_node(&w, 0, t->root);
     mg_free(w.buf);
     return rc;
 }
@@ -438,7 +436,7 @@ struct eph_collect {
     size_t n, cap;
 };
 
-static int collect_ephemeral(void *arg, const char *path, const struct meta_node *n)
+static int meta_mem_collect_ephemeral(void *arg, const char *path, const struct meta_node *n)
 {
     struct eph_collect *c = arg;
     if (n->owner && (c->session == 0 || n->owner == c->session)) {
@@ -454,7 +452,7 @@ static int collect_ephemeral(void *arg, const char *path, const struct meta_node
 void meta_tree_drop_ephemerals(struct meta_tree *t, uint64_t session)
 {
     struct eph_collect c = {.session = session};
-    meta_tree_walk(t, collect_ephemeral, &c);
+    meta_tree_walk(t, meta_mem_collect_ephemeral, &c);
     for (size_t i = 0; i < c.n; i++) {
         meta_tree_delete(t, c.paths[i], META_VERSION_ANY);
         mg_free(c.paths[i]);
@@ -474,7 +472,7 @@ int meta_mem_attach(struct meta_mem *s, struct meta_store *m, struct meta_tree *
 }
 
 /* Remove this session's watches from the tree (meta.c frees queued ones). */
-static void mem_drop_watches(struct meta_mem *s)
+static void meta_mem_drop_watches(struct meta_mem *s)
 {
     struct meta_tree *t = s->tree;
     size_t pos = 0;
@@ -502,21 +500,21 @@ void meta_mem_detach(struct meta_mem *s)
 {
     if (!s->tree)
         return;
-    mem_drop_watches(s);
+    meta_mem_drop_watches(s);
     meta_tree_drop_ephemerals(s->tree, s->session);
     meta_tree_unref(s->tree);
     s->tree = NULL;
 }
 
-static struct meta_mem *mem_of(struct meta_store *m)
+static struct meta_mem *meta_mem_of(struct meta_store *m)
 {
     return m->impl;
 }
 
 int meta_mem_get(struct meta_store *m, const char *path, struct meta_req *req)
 {
-    bool unsynced = mem_of(m)->unsynced;
-    struct meta_node *n = meta_tree_lookup(mem_of(m)->tree, path);
+    bool unsynced = meta_mem_of(m)->unsynced;
+    struct meta_node *n = meta_tree_lookup(meta_mem_of(m)->tree, path);
     if (!n) {
         meta_req_complete(m, req, -MG_ENOTFOUND, unsynced);
         return 0;
@@ -533,8 +531,8 @@ int meta_mem_get(struct meta_store *m, const char *path, struct meta_req *req)
 
 int meta_mem_children(struct meta_store *m, const char *path, struct meta_req *req)
 {
-    bool unsynced = mem_of(m)->unsynced;
-    struct meta_node *n = meta_tree_lookup(mem_of(m)->tree, path);
+    bool unsynced = meta_mem_of(m)->unsynced;
+    struct meta_node *n = meta_tree_lookup(meta_mem_of(m)->tree, path);
     if (!n) {
         meta_req_complete(m, req, -MG_ENOTFOUND, unsynced);
         return 0;
@@ -556,16 +554,16 @@ int meta_mem_children(struct meta_store *m, const char *path, struct meta_req *r
 
 int meta_mem_exists(struct meta_store *m, const char *path, struct meta_req *req)
 {
-    struct meta_node *n = meta_tree_lookup(mem_of(m)->tree, path);
+    struct meta_node *n = meta_tree_lookup(meta_mem_of(m)->tree, path);
     if (n)
         meta_stat_of(n, &req->stat);
-    meta_req_complete(m, req, n ? 0 : -MG_ENOTFOUND, mem_of(m)->unsynced);
+    meta_req_complete(m, req, n ? 0 : -MG_ENOTFOUND, meta_mem_of(m)->unsynced);
     return 0;
 }
 
 int meta_mem_watch(struct meta_store *m, struct meta_watch *w)
 {
-    struct meta_tree *t = mem_of(m)->tree;
+    struct meta_tree *t = meta_mem_of(m)->tree;
     struct meta_watch_list *l = mg_map_get_str(&t->watches, w->path);
     if (!l) {
         l = mg_malloc(sizeof *l);
@@ -580,7 +578,7 @@ int meta_mem_watch(struct meta_store *m, struct meta_watch *w)
 
 void meta_mem_unwatch(struct meta_store *m, struct meta_watch *w)
 {
-    struct meta_tree *t = mem_of(m)->tree;
+    struct meta_tree *t = meta_mem_of(m)->tree;
     struct meta_watch_list *l = w->owner;
     if (!l)
         return;
@@ -592,24 +590,24 @@ void meta_mem_unwatch(struct meta_store *m, struct meta_watch *w)
     }
 }
 
-static int mem_put(struct meta_store *m, const char *path, const void *value, size_t len,
-                   int64_t expected_version, int flags, struct meta_req *req)
+static int meta_mem_put(struct meta_store *m, const char *path, const void *value, size_t len,
+                        int64_t expected_version, int flags, struct meta_req *req)
 {
-    struct meta_mem *s = mem_of(m);
+    struct meta_mem *s = meta_mem_of(m);
     int rc = meta_tree_put(s->tree, s->session, path, value, len, expected_version, flags, req);
     meta_req_complete(m, req, rc, false);
     return 0;
 }
 
-static int mem_del(struct meta_store *m, const char *path, int64_t expected_version,
-                   struct meta_req *req)
+static int meta_mem_del(struct meta_store *m, const char *path, int64_t expected_version,
+                        struct meta_req *req)
 {
-    int rc = meta_tree_delete(mem_of(m)->tree, path, expected_version);
+    int rc = meta_tree_delete(meta_mem_of(m)->tree, path, expected_version);
     meta_req_complete(m, req, rc, false);
     return 0;
 }
 
-static int mem_open(struct meta_store *m, const char *arg)
+static int meta_mem_open(struct meta_store *m, const char *arg)
 {
     struct meta_mem *s = mg_calloc(1, sizeof *s);
     struct meta_tree *t = meta_tree_new(m->loop);
@@ -619,29 +617,29 @@ static int mem_open(struct meta_store *m, const char *arg)
     return 0;
 }
 
-static int mem_open_peer(struct meta_store *m, struct meta_store *peer)
+static int meta_mem_open_peer(struct meta_store *m, struct meta_store *peer)
 {
     struct meta_mem *s = mg_calloc(1, sizeof *s);
-    meta_mem_attach(s, m, mem_of(peer)->tree);
+    meta_mem_attach(s, m, meta_mem_of(peer)->tree);
     m->impl = s;
     return 0;
 }
 
-static void mem_close(struct meta_store *m)
+static void meta_mem_close(struct meta_store *m)
 {
-    struct meta_mem *s = mem_of(m);
+    struct meta_mem *s = meta_mem_of(m);
     meta_mem_detach(s);
     mg_free(s);
 }
 
 const struct meta_ops meta_memory_ops = {
     .name = "memory",
-    .open = mem_open,
-    .open_peer = mem_open_peer,
-    .close = mem_close,
+    .open = meta_mem_open,
+    .open_peer = meta_mem_open_peer,
+    .close = meta_mem_close,
     .get = meta_mem_get,
-    .put = mem_put,
-    .del = mem_del,
+    .put = meta_mem_put,
+    .del = meta_mem_del,
     .children = meta_mem_children,
     .exists = meta_mem_exists,
     .watch = meta_mem_watch,

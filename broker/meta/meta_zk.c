@@ -3,7 +3,7 @@
  * through the single-threaded C client (libzookeeper_st), driven by the store's event_base.
  *
  * Happy path: zookeeper_init2 with the host string (the client applies the chroot itself);
- * after every client call zk_rearm asks zookeeper_interest for the fd, the read/write
+ * after every client call meta_zk_rearm asks zookeeper_interest for the fd, the read/write
  * interest and the timeout, and keeps one event for exactly that; when it fires,
  * zookeeper_process runs the client's I/O, completions and watchers — all on the loop
  * thread. A request is a struct zk_op: submitted at once while connected, otherwise kept
@@ -109,13 +109,13 @@ struct meta_zk {
     struct meta_watch_list watches; /* registering or registered */
 };
 
-static void zk_rearm(struct meta_zk *z);
-static void zk_submit(struct zk_op *op);
-static void zk_watch_submit(struct meta_zk *z, struct meta_watch *w);
+static void meta_zk_rearm(struct meta_zk *z);
+static void meta_zk_submit(struct zk_op *op);
+static void meta_zk_watch_submit(struct meta_zk *z, struct meta_watch *w);
 
 /* ---- plumbing ------------------------------------------------------------------------- */
 
-static int zk_err(int rc)
+static int meta_zk_err(int rc)
 {
     switch (rc) {
     case ZOK:
@@ -158,7 +158,7 @@ static _Thread_local struct zk_log_slot {
 } zk_log_recent[ZK_LOG_SLOTS];
 
 /* true if this line was logged recently (and counts it). */
-static bool zk_log_repeated(const char *text, size_t len)
+static bool meta_zk_log_repeated(const char *text, size_t len)
 {
     int64_t now = mg_wall_ms();
     char key[sizeof zk_log_recent[0].text];
@@ -187,7 +187,7 @@ static bool zk_log_repeated(const char *text, size_t len)
 }
 
 /* The client's log lines: "time:pid:ZOO_LEVEL@func@line: text". */
-static void zk_log_cb(const char *msg)
+static void meta_zk_log_cb(const char *msg)
 {
     enum mg_log_level lvl = MG_LOG_DEBUG;
     if (strstr(msg, ":ZOO_ERROR@"))
@@ -205,13 +205,13 @@ static void zk_log_cb(const char *msg)
     size_t tlen = strlen(text);
     while (tlen > 0 && (text[tlen - 1] == '\n' || text[tlen - 1] == '\r'))
         tlen--;
-    if (zk_log_repeated(text, tlen))
+    if (meta_zk_log_repeated(text, tlen))
         return;
     mg_log_write(lvl, "zk", "%.*s%s%.*s", flen, func ? func + 1 : "", flen ? ": " : "", (int)tlen,
                  text);
 }
 
-static void zk_io_cb(evutil_socket_t fd, short what, void *arg)
+static void meta_zk_io_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct meta_zk *z = arg;
     int events = 0;
@@ -221,12 +221,12 @@ static void zk_io_cb(evutil_socket_t fd, short what, void *arg)
         events |= ZOOKEEPER_WRITE;
     if (z->zh)
         zookeeper_process(z->zh, events);
-    zk_rearm(z);
+    meta_zk_rearm(z);
 }
 
 /* Keep one event on what zookeeper_interest asks for. Recreated each time: the client may
  * have closed and reopened its socket under the same fd number. */
-static void zk_rearm(struct meta_zk *z)
+static void meta_zk_rearm(struct meta_zk *z)
 {
     if (z->io_ev) {
         event_free(z->io_ev);
@@ -252,14 +252,14 @@ static void zk_rearm(struct meta_zk *z)
         if (interest & ZOOKEEPER_WRITE)
             what |= EV_WRITE;
     }
-    z->io_ev = event_new(z->m->base, what ? fd : -1, what, zk_io_cb, z);
+    z->io_ev = event_new(z->m->base, what ? fd : -1, what, meta_zk_io_cb, z);
     MG_ASSERT(z->io_ev != NULL);
     event_add(z->io_ev, &tv);
 }
 
 /* ---- requests ------------------------------------------------------------------------- */
 
-static void zk_op_free(struct zk_op *op)
+static void meta_zk_op_free(struct zk_op *op)
 {
     struct meta_zk *z = op->z;
     TAILQ_REMOVE(op->waiting ? &z->waiting : &z->inflight, op, link);
@@ -271,35 +271,35 @@ static void zk_op_free(struct zk_op *op)
 }
 
 /* Complete the caller's request (once) and free the op when the client is done with it. */
-static void zk_op_finish(struct zk_op *op, int status)
+static void meta_zk_op_finish(struct zk_op *op, int status)
 {
     if (op->req) {
         meta_req_complete(op->z->m, op->req, status, false);
         op->req = NULL;
     }
     if (op->outstanding == 0)
-        zk_op_free(op);
+        meta_zk_op_free(op);
 }
 
 /* A completion arrived: false if the op no longer has a caller (then it may be freed). */
-static bool zk_op_back(struct zk_op *op)
+static bool meta_zk_op_back(struct zk_op *op)
 {
     op->outstanding--;
     if (op->req && !op->z->closing)
         return true;
     if (op->outstanding == 0)
-        zk_op_free(op);
+        meta_zk_op_free(op);
     return false;
 }
 
-static void zk_op_timeout_cb(evutil_socket_t fd, short what, void *arg)
+static void meta_zk_op_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct zk_op *op = arg;
     MG_DEBUG("meta", "zk: %s timed out", op->path);
-    zk_op_finish(op, -MG_ETIMEDOUT);
+    meta_zk_op_finish(op, -MG_ETIMEDOUT);
 }
 
-static void zk_stat_to(const struct Stat *s, struct meta_stat *st)
+static void meta_zk_stat_to(const struct Stat *s, struct meta_stat *st)
 {
     st->version = s->version;
     st->ephemeral = s->ephemeralOwner != 0;
@@ -308,11 +308,11 @@ static void zk_stat_to(const struct Stat *s, struct meta_stat *st)
     st->num_children = s->numChildren;
 }
 
-static void zk_data_done(int rc, const char *value, int value_len, const struct Stat *stat,
-                         const void *data)
+static void meta_zk_data_done(int rc, const char *value, int value_len, const struct Stat *stat,
+                              const void *data)
 {
     struct zk_op *op = (struct zk_op *)data;
-    if (!zk_op_back(op))
+    if (!meta_zk_op_back(op))
         return;
     if (rc == ZOK) {
         size_t len = value && value_len > 0 ? (size_t)value_len : 0;
@@ -321,26 +321,26 @@ static void zk_data_done(int rc, const char *value, int value_len, const struct 
             memcpy(op->req->value, value, len);
         op->req->value[len] = '\0';
         op->req->len = len;
-        zk_stat_to(stat, &op->req->stat);
+        meta_zk_stat_to(stat, &op->req->stat);
     }
-    zk_op_finish(op, zk_err(rc));
+    meta_zk_op_finish(op, meta_zk_err(rc));
 }
 
-static void zk_stat_done(int rc, const struct Stat *stat, const void *data)
+static void meta_zk_stat_done(int rc, const struct Stat *stat, const void *data)
 {
     struct zk_op *op = (struct zk_op *)data;
-    if (!zk_op_back(op))
+    if (!meta_zk_op_back(op))
         return;
     if (rc == ZOK)
-        zk_stat_to(stat, &op->req->stat);
-    zk_op_finish(op, zk_err(rc));
+        meta_zk_stat_to(stat, &op->req->stat);
+    meta_zk_op_finish(op, meta_zk_err(rc));
 }
 
-static void zk_children_done(int rc, const struct String_vector *strings, const struct Stat *stat,
-                             const void *data)
+static void meta_zk_children_done(int rc, const struct String_vector *strings,
+                                  const struct Stat *stat, const void *data)
 {
     struct zk_op *op = (struct zk_op *)data;
-    if (!zk_op_back(op))
+    if (!meta_zk_op_back(op))
         return;
     if (rc == ZOK) {
         int n = strings ? strings->count : 0;
@@ -348,79 +348,79 @@ static void zk_children_done(int rc, const struct String_vector *strings, const 
         for (int i = 0; i < n; i++)
             names[i] = mg_strdup(strings->data[i]);
         meta_req_set_children(op->req, names, n);
-        zk_stat_to(stat, &op->req->stat);
+        meta_zk_stat_to(stat, &op->req->stat);
     }
-    zk_op_finish(op, zk_err(rc));
+    meta_zk_op_finish(op, meta_zk_err(rc));
 }
 
-static void zk_void_done(int rc, const void *data)
+static void meta_zk_void_done(int rc, const void *data)
 {
     struct zk_op *op = (struct zk_op *)data;
-    if (!zk_op_back(op))
+    if (!meta_zk_op_back(op))
         return;
-    zk_op_finish(op, zk_err(rc));
+    meta_zk_op_finish(op, meta_zk_err(rc));
 }
 
 /* Send the op's next step again (put stages) from inside a completion. */
-static void zk_resubmit(struct zk_op *op)
+static void meta_zk_resubmit(struct zk_op *op)
 {
     if (!op->z->connected) {
-        zk_op_finish(op, -MG_EIO);
+        meta_zk_op_finish(op, -MG_EIO);
         return;
     }
-    zk_submit(op);
+    meta_zk_submit(op);
 }
 
-static void zk_set_done(int rc, const struct Stat *stat, const void *data)
+static void meta_zk_set_done(int rc, const struct Stat *stat, const void *data)
 {
     struct zk_op *op = (struct zk_op *)data;
-    if (!zk_op_back(op))
+    if (!meta_zk_op_back(op))
         return;
     if (rc == ZOK) {
-        zk_stat_to(stat, &op->req->stat);
+        meta_zk_stat_to(stat, &op->req->stat);
         op->req->path = mg_strdup(op->path);
     } else if (rc == ZNONODE && op->version == META_VERSION_ANY) {
         op->stage = ZK_PUT_CREATE;
-        zk_resubmit(op);
+        meta_zk_resubmit(op);
         return;
     }
-    zk_op_finish(op, zk_err(rc));
+    meta_zk_op_finish(op, meta_zk_err(rc));
 }
 
-static void zk_create_done(int rc, const char *path, const struct Stat *stat, const void *data)
+static void meta_zk_create_done(int rc, const char *path, const struct Stat *stat, const void *data)
 {
     struct zk_op *op = (struct zk_op *)data;
-    if (!zk_op_back(op))
+    if (!meta_zk_op_back(op))
         return;
     if (rc == ZOK) {
         op->req->path = mg_strdup(path ? path : op->path);
-        zk_stat_to(stat, &op->req->stat);
+        meta_zk_stat_to(stat, &op->req->stat);
     } else if (rc == ZNODEEXISTS && op->version == META_VERSION_ANY &&
                !(op->flags & META_SEQUENTIAL) && op->retries++ < ZK_PUT_RETRIES) {
         op->stage = ZK_PUT_SET; /* created by someone else meanwhile: overwrite */
-        zk_resubmit(op);
+        meta_zk_resubmit(op);
         return;
     } else if (rc == ZNONODE && (op->flags & META_CREATE_PARENTS) && !op->parents_tried) {
         op->stage = ZK_PUT_PARENTS;
         op->parents_tried = true;
-        zk_resubmit(op);
+        meta_zk_resubmit(op);
         return;
     } else if (rc == ZNONODE && op->parents_err) {
         rc = op->parents_err;
     }
-    zk_op_finish(op, zk_err(rc));
+    meta_zk_op_finish(op, meta_zk_err(rc));
 }
 
-static void zk_parent_done(int rc, const char *path, const void *data)
+static void meta_zk_parent_done(int rc, const char *path, const void *data)
 {
     struct zk_op *op = (struct zk_op *)data;
-    if (!zk_op_back(op))
+    if (!meta_zk_op_back(op))
         return;
     if (rc != ZOK && rc != ZNODEEXISTS && op->parents_err == 0)
         op->parents_err = rc;
 }
 
-static int zk_create_mode(int flags)
+static int meta_zk_create_mode(int flags)
 {
     bool eph = (flags & META_EPHEMERAL) != 0, seq = (flags & META_SEQUENTIAL) != 0;
     return eph ? (seq ? ZOO_EPHEMERAL_SEQUENTIAL : ZOO_EPHEMERAL)
@@ -428,7 +428,7 @@ static int zk_create_mode(int flags)
 }
 
 /* Issue the op's current step. Synchronous client errors complete it like replies. */
-static void zk_submit(struct zk_op *op)
+static void meta_zk_submit(struct zk_op *op)
 {
     struct meta_zk *z = op->z;
     int rc = ZOK;
@@ -437,23 +437,23 @@ static void zk_submit(struct zk_op *op)
     int ver = op->version < 0 ? -1 : (int)op->version;
     switch (op->kind) {
     case ZK_GET:
-        rc = zoo_aget(z->zh, op->path, 0, zk_data_done, op);
+        rc = zoo_aget(z->zh, op->path, 0, meta_zk_data_done, op);
         break;
     case ZK_EXISTS:
-        rc = zoo_aexists(z->zh, op->path, 0, zk_stat_done, op);
+        rc = zoo_aexists(z->zh, op->path, 0, meta_zk_stat_done, op);
         break;
     case ZK_CHILDREN:
-        rc = zoo_aget_children2(z->zh, op->path, 0, zk_children_done, op);
+        rc = zoo_aget_children2(z->zh, op->path, 0, meta_zk_children_done, op);
         break;
     case ZK_DEL:
-        rc = zoo_adelete(z->zh, op->path, ver, zk_void_done, op);
+        rc = zoo_adelete(z->zh, op->path, ver, meta_zk_void_done, op);
         break;
     case ZK_WATCH:
         MG_ASSERT(!"a watch registration is not a request");
         break;
     case ZK_PUT:
         if (op->stage == ZK_PUT_SET) {
-            rc = zoo_aset(z->zh, op->path, val, vlen, ver, zk_set_done, op);
+            rc = zoo_aset(z->zh, op->path, val, vlen, ver, meta_zk_set_done, op);
             break;
         }
         if (op->stage == ZK_PUT_PARENTS) {
@@ -464,7 +464,7 @@ static void zk_submit(struct zk_op *op)
                  s = strchr(s + 1, '/')) {
                 char *anc = mg_strndup(op->path, (size_t)(s - op->path));
                 int prc = zoo_acreate(z->zh, anc, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT,
-                                      zk_parent_done, op);
+                                      meta_zk_parent_done, op);
                 mg_free(anc);
                 if (prc != ZOK) {
                     rc = prc;
@@ -476,19 +476,19 @@ static void zk_submit(struct zk_op *op)
                 break;
         }
         rc = zoo_acreate2(z->zh, op->path, val, vlen, &ZOO_OPEN_ACL_UNSAFE,
-                          zk_create_mode(op->flags), zk_create_done, op);
+                          meta_zk_create_mode(op->flags), meta_zk_create_done, op);
         break;
     }
     if (rc != ZOK) {
         MG_DEBUG("meta", "zk: request on %s failed at once: %s", op->path, zerror(rc));
-        zk_op_finish(op, zk_err(rc));
+        meta_zk_op_finish(op, meta_zk_err(rc));
         return;
     }
     op->outstanding++;
 }
 
-static struct zk_op *zk_op_new(struct meta_store *m, enum zk_kind kind, const char *path,
-                               struct meta_req *req)
+static struct zk_op *meta_zk_op_new(struct meta_store *m, enum zk_kind kind, const char *path,
+                                    struct meta_req *req)
 {
     struct meta_zk *z = m->impl;
     struct zk_op *op = mg_calloc(1, sizeof *op);
@@ -497,20 +497,20 @@ static struct zk_op *zk_op_new(struct meta_store *m, enum zk_kind kind, const ch
     op->kind = kind;
     op->path = mg_strdup(path);
     op->version = META_VERSION_ANY;
-    op->timer = event_new(m->base, -1, 0, zk_op_timeout_cb, op);
+    op->timer = event_new(m->base, -1, 0, meta_zk_op_timeout_cb, op);
     struct timeval tv = {m->o.op_timeout_ms / 1000, (m->o.op_timeout_ms % 1000) * 1000};
     event_add(op->timer, &tv);
     return op;
 }
 
 /* Submit now when connected, else wait for the session. */
-static int zk_start(struct zk_op *op)
+static int meta_zk_start(struct zk_op *op)
 {
     struct meta_zk *z = op->z;
     if (z->connected) {
         TAILQ_INSERT_TAIL(&z->inflight, op, link);
-        zk_submit(op);
-        zk_rearm(z);
+        meta_zk_submit(op);
+        meta_zk_rearm(z);
     } else {
         op->waiting = true;
         TAILQ_INSERT_TAIL(&z->waiting, op, link);
@@ -519,7 +519,7 @@ static int zk_start(struct zk_op *op)
 }
 
 /* Queue a watch registration behind the requests already waiting. */
-static void zk_watch_wait(struct meta_zk *z, struct meta_watch *w)
+static void meta_zk_watch_wait(struct meta_zk *z, struct meta_watch *w)
 {
     struct zk_op *op = mg_calloc(1, sizeof *op);
     op->z = z;
@@ -533,57 +533,57 @@ static void zk_watch_wait(struct meta_zk *z, struct meta_watch *w)
 
 /* The session is (back) up: send what waited for it, requests and watch registrations in
  * the order they were issued. */
-static void zk_flush_waiting(struct meta_zk *z)
+static void meta_zk_flush_waiting(struct meta_zk *z)
 {
     struct zk_op *op;
     while (z->connected && (op = TAILQ_FIRST(&z->waiting)) != NULL) {
         if (op->kind == ZK_WATCH) {
             struct meta_watch *w = op->watch;
             w->zk_op = NULL;
-            zk_op_free(op);
-            zk_watch_submit(z, w);
+            meta_zk_op_free(op);
+            meta_zk_watch_submit(z, w);
             continue;
         }
         TAILQ_REMOVE(&z->waiting, op, link);
         op->waiting = false;
         TAILQ_INSERT_TAIL(&z->inflight, op, link);
-        zk_submit(op);
+        meta_zk_submit(op);
     }
 }
 
-static int zk_get(struct meta_store *m, const char *path, struct meta_req *req)
+static int meta_zk_get(struct meta_store *m, const char *path, struct meta_req *req)
 {
-    return zk_start(zk_op_new(m, ZK_GET, path, req));
+    return meta_zk_start(meta_zk_op_new(m, ZK_GET, path, req));
 }
 
-static int zk_exists(struct meta_store *m, const char *path, struct meta_req *req)
+static int meta_zk_exists(struct meta_store *m, const char *path, struct meta_req *req)
 {
-    return zk_start(zk_op_new(m, ZK_EXISTS, path, req));
+    return meta_zk_start(meta_zk_op_new(m, ZK_EXISTS, path, req));
 }
 
-static int zk_children(struct meta_store *m, const char *path, struct meta_req *req)
+static int meta_zk_children(struct meta_store *m, const char *path, struct meta_req *req)
 {
-    return zk_start(zk_op_new(m, ZK_CHILDREN, path, req));
+    return meta_zk_start(meta_zk_op_new(m, ZK_CHILDREN, path, req));
 }
 
-static int zk_del(struct meta_store *m, const char *path, int64_t expected_version,
-                  struct meta_req *req)
+static int meta_zk_del(struct meta_store *m, const char *path, int64_t expected_version,
+                       struct meta_req *req)
 {
     if (expected_version > INT32_MAX)
         return -MG_EINVAL;
-    struct zk_op *op = zk_op_new(m, ZK_DEL, path, req);
+    struct zk_op *op = meta_zk_op_new(m, ZK_DEL, path, req);
     op->version = expected_version;
-    return zk_start(op);
+    return meta_zk_start(op);
 }
 
-static int zk_put(struct meta_store *m, const char *path, const void *value, size_t len,
-                  int64_t expected_version, int flags, struct meta_req *req)
+static int meta_zk_put(struct meta_store *m, const char *path, const void *value, size_t len,
+                       int64_t expected_version, int flags, struct meta_req *req)
 {
     if (expected_version > INT32_MAX)
         return -MG_EINVAL;
     if (len > ZK_VALUE_MAX)
         return -MG_ETOOBIG;
-    struct zk_op *op = zk_op_new(m, ZK_PUT, path, req);
+    struct zk_op *op = meta_zk_op_new(m, ZK_PUT, path, req);
     op->version = expected_version;
     op->flags = flags;
     if (len) {
@@ -593,12 +593,12 @@ static int zk_put(struct meta_store *m, const char *path, const void *value, siz
     op->len = len;
     op->stage = ((flags & META_SEQUENTIAL) || expected_version == META_VERSION_NONE) ? ZK_PUT_CREATE
                                                                                      : ZK_PUT_SET;
-    return zk_start(op);
+    return meta_zk_start(op);
 }
 
 /* ---- watches -------------------------------------------------------------------------- */
 
-static void zk_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+static void meta_zk_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
 {
     struct meta_watch *w = ctx;
     struct meta_zk *z = w->m->impl;
@@ -621,7 +621,7 @@ static void zk_watcher(zhandle_t *zh, int type, int state, const char *path, voi
 
 /* A registration failed: connection loss → try again once connected; anything else
  * (expiry) → fire once, so that the caller re-reads. */
-static void zk_watch_failed(struct meta_zk *z, struct meta_watch *w, int rc)
+static void meta_zk_watch_failed(struct meta_zk *z, struct meta_watch *w, int rc)
 {
     TAILQ_REMOVE(&z->watches, w, link);
     if (w->state == META_W_CANCELED) {
@@ -630,34 +630,34 @@ static void zk_watch_failed(struct meta_zk *z, struct meta_watch *w, int rc)
     }
     if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT) {
         if (z->connected)
-            zk_watch_submit(z, w);
+            meta_zk_watch_submit(z, w);
         else
-            zk_watch_wait(z, w);
+            meta_zk_watch_wait(z, w);
         return;
     }
     meta_watch_fire(w, META_WATCH_CHANGED);
 }
 
-static void zk_wexists_done(int rc, const struct Stat *stat, const void *data)
+static void meta_zk_wexists_done(int rc, const struct Stat *stat, const void *data)
 {
     struct meta_watch *w = (struct meta_watch *)data;
     struct meta_zk *z = w->m->impl;
     if (!z || z->closing)
-        return; /* zk_close frees the watches */
+        return; /* meta_zk_close frees the watches */
     bool registered = rc == ZOK || rc == ZNONODE;
     if (registered && w->state == META_W_CANCELED) {
-        zoo_aremove_watches(z->zh, w->path, ZWATCHTYPE_DATA, zk_watcher, w, 1, NULL, NULL);
+        zoo_aremove_watches(z->zh, w->path, ZWATCHTYPE_DATA, meta_zk_watcher, w, 1, NULL, NULL);
         TAILQ_REMOVE(&z->watches, w, link);
         meta_watch_free(w);
         return;
     }
     if (!registered) {
-        zk_watch_failed(z, w, rc);
+        meta_zk_watch_failed(z, w, rc);
         return;
     }
     if (w->children && rc == ZOK) {
         /* a children watch on a node that was missing a moment ago: it exists now */
-        zoo_aremove_watches(z->zh, w->path, ZWATCHTYPE_DATA, zk_watcher, w, 1, NULL, NULL);
+        zoo_aremove_watches(z->zh, w->path, ZWATCHTYPE_DATA, meta_zk_watcher, w, 1, NULL, NULL);
         TAILQ_REMOVE(&z->watches, w, link);
         meta_watch_fire(w, META_WATCH_CREATED);
         return;
@@ -667,14 +667,14 @@ static void zk_wexists_done(int rc, const struct Stat *stat, const void *data)
         w->state = META_W_ARMED;
 }
 
-static void zk_wchildren_done(int rc, const struct String_vector *strings, const void *data)
+static void meta_zk_wchildren_done(int rc, const struct String_vector *strings, const void *data)
 {
     struct meta_watch *w = (struct meta_watch *)data;
     struct meta_zk *z = w->m->impl;
     if (!z || z->closing)
         return;
     if (rc == ZOK && w->state == META_W_CANCELED) {
-        zoo_aremove_watches(z->zh, w->path, ZWATCHTYPE_CHILD, zk_watcher, w, 1, NULL, NULL);
+        zoo_aremove_watches(z->zh, w->path, ZWATCHTYPE_CHILD, meta_zk_watcher, w, 1, NULL, NULL);
         TAILQ_REMOVE(&z->watches, w, link);
         meta_watch_free(w);
         return;
@@ -682,13 +682,13 @@ static void zk_wchildren_done(int rc, const struct String_vector *strings, const
     if (rc == ZNONODE && w->state != META_W_CANCELED) {
         /* no node: watch for its creation instead */
         w->zk_stage = ZK_W_REG_EXISTS;
-        int src = zoo_awexists(z->zh, w->path, zk_watcher, w, zk_wexists_done, w);
+        int src = zoo_awexists(z->zh, w->path, meta_zk_watcher, w, meta_zk_wexists_done, w);
         if (src != ZOK)
-            zk_watch_failed(z, w, src);
+            meta_zk_watch_failed(z, w, src);
         return;
     }
     if (rc != ZOK) {
-        zk_watch_failed(z, w, rc == ZNONODE ? ZCLOSING : rc);
+        meta_zk_watch_failed(z, w, rc == ZNONODE ? ZCLOSING : rc);
         return;
     }
     w->zk_stage = ZK_W_CHILD;
@@ -696,39 +696,39 @@ static void zk_wchildren_done(int rc, const struct String_vector *strings, const
         w->state = META_W_ARMED;
 }
 
-static void zk_watch_submit(struct meta_zk *z, struct meta_watch *w)
+static void meta_zk_watch_submit(struct meta_zk *z, struct meta_watch *w)
 {
     TAILQ_INSERT_TAIL(&z->watches, w, link);
     int rc;
     if (w->children) {
         w->zk_stage = ZK_W_REG_CHILD;
-        rc = zoo_awget_children(z->zh, w->path, zk_watcher, w, zk_wchildren_done, w);
+        rc = zoo_awget_children(z->zh, w->path, meta_zk_watcher, w, meta_zk_wchildren_done, w);
     } else {
         w->zk_stage = ZK_W_REG_EXISTS;
-        rc = zoo_awexists(z->zh, w->path, zk_watcher, w, zk_wexists_done, w);
+        rc = zoo_awexists(z->zh, w->path, meta_zk_watcher, w, meta_zk_wexists_done, w);
     }
     if (rc != ZOK)
-        zk_watch_failed(z, w, rc);
+        meta_zk_watch_failed(z, w, rc);
 }
 
-static int zk_watch(struct meta_store *m, struct meta_watch *w)
+static int meta_zk_watch(struct meta_store *m, struct meta_watch *w)
 {
     struct meta_zk *z = m->impl;
     if (z->connected) {
-        zk_watch_submit(z, w);
-        zk_rearm(z);
+        meta_zk_watch_submit(z, w);
+        meta_zk_rearm(z);
     } else {
-        zk_watch_wait(z, w);
+        meta_zk_watch_wait(z, w);
     }
     return 0;
 }
 
-static void zk_unwatch(struct meta_store *m, struct meta_watch *w)
+static void meta_zk_unwatch(struct meta_store *m, struct meta_watch *w)
 {
     struct meta_zk *z = m->impl;
     switch (w->zk_stage) {
     case ZK_W_WAITING:
-        zk_op_free(w->zk_op);
+        meta_zk_op_free(w->zk_op);
         w->zk_op = NULL;
         return;
     case ZK_W_REG_CHILD:
@@ -739,7 +739,7 @@ static void zk_unwatch(struct meta_store *m, struct meta_watch *w)
     case ZK_W_DATA:
         zoo_aremove_watches(z->zh, w->path,
                             w->zk_stage == ZK_W_CHILD ? ZWATCHTYPE_CHILD : ZWATCHTYPE_DATA,
-                            zk_watcher, w, 1, NULL, NULL);
+                            meta_zk_watcher, w, 1, NULL, NULL);
         TAILQ_REMOVE(&z->watches, w, link);
         return;
     }
@@ -747,7 +747,7 @@ static void zk_unwatch(struct meta_store *m, struct meta_watch *w)
 
 /* ---- sessions ------------------------------------------------------------------------- */
 
-static void zk_session_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+static void meta_zk_session_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
 {
     struct meta_zk *z = ctx;
     if (type != ZOO_SESSION_EVENT || zh != z->zh || z->closing)
@@ -762,7 +762,7 @@ static void zk_session_watcher(zhandle_t *zh, int type, int state, const char *p
         meta_session_event(z->m,
                            z->had_session ? META_SESSION_RECONNECTED : META_SESSION_CONNECTED);
         z->had_session = true;
-        zk_flush_waiting(z);
+        meta_zk_flush_waiting(z);
     } else if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE) {
         z->connected = false;
         MG_WARN("meta", "zk: session %s; opening a new one",
@@ -776,24 +776,24 @@ static void zk_session_watcher(zhandle_t *zh, int type, int state, const char *p
     }
 }
 
-static int zk_init_handle(struct meta_zk *z)
+static int meta_zk_init_handle(struct meta_zk *z)
 {
     zoo_set_debug_level(mg_log_min_level <= MG_LOG_DEBUG ? ZOO_LOG_LEVEL_INFO : ZOO_LOG_LEVEL_WARN);
     z->had_session = false;
     z->connected = false;
-    z->zh = zookeeper_init2(z->hosts, zk_session_watcher, z->m->o.session_timeout_ms, NULL, z,
-                            ZOO_NO_LOG_CLIENTENV, zk_log_cb);
+    z->zh = zookeeper_init2(z->hosts, meta_zk_session_watcher, z->m->o.session_timeout_ms, NULL, z,
+                            ZOO_NO_LOG_CLIENTENV, meta_zk_log_cb);
     if (!z->zh) {
         snprintf(z->m->errmsg, sizeof z->m->errmsg, "zookeeper_init('%s'): %s", z->hosts,
                  strerror(errno));
         return errno == EINVAL ? -MG_EINVAL : -MG_EIO;
     }
-    zk_rearm(z);
+    meta_zk_rearm(z);
     return 0;
 }
 
 /* After expiry: drop the dead handle, release every watch once, start a new session. */
-static void zk_reinit_cb(evutil_socket_t fd, short what, void *arg)
+static void meta_zk_reinit_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct meta_zk *z = arg;
     if (z->closing)
@@ -815,14 +815,14 @@ static void zk_reinit_cb(evutil_socket_t fd, short what, void *arg)
         else
             meta_watch_fire(w, META_WATCH_CHANGED);
     }
-    if (zk_init_handle(z) < 0) {
+    if (meta_zk_init_handle(z) < 0) {
         MG_ERROR("meta", "zk: %s; retrying in 1 s", z->m->errmsg);
         struct timeval tv = {1, 0};
         event_add(z->reinit_ev, &tv);
     }
 }
 
-static int zk_open_hosts(struct meta_store *m, const char *hosts)
+static int meta_zk_open_hosts(struct meta_store *m, const char *hosts)
 {
     if (!hosts[0]) {
         snprintf(m->errmsg, sizeof m->errmsg, "no ZooKeeper hosts in the URL");
@@ -834,9 +834,9 @@ static int zk_open_hosts(struct meta_store *m, const char *hosts)
     TAILQ_INIT(&z->waiting);
     TAILQ_INIT(&z->inflight);
     TAILQ_INIT(&z->watches);
-    z->reinit_ev = event_new(m->base, -1, 0, zk_reinit_cb, z);
+    z->reinit_ev = event_new(m->base, -1, 0, meta_zk_reinit_cb, z);
     m->impl = z;
-    int rc = zk_init_handle(z);
+    int rc = meta_zk_init_handle(z);
     if (rc < 0) {
         event_free(z->reinit_ev);
         mg_free(z->hosts);
@@ -846,18 +846,18 @@ static int zk_open_hosts(struct meta_store *m, const char *hosts)
     return rc;
 }
 
-static int zk_open(struct meta_store *m, const char *arg)
+static int meta_zk_open(struct meta_store *m, const char *arg)
 {
-    return zk_open_hosts(m, arg);
+    return meta_zk_open_hosts(m, arg);
 }
 
-static int zk_open_peer(struct meta_store *m, struct meta_store *peer)
+static int meta_zk_open_peer(struct meta_store *m, struct meta_store *peer)
 {
     struct meta_zk *pz = peer->impl;
-    return zk_open_hosts(m, pz->hosts);
+    return meta_zk_open_hosts(m, pz->hosts);
 }
 
-static void zk_close(struct meta_store *m)
+static void meta_zk_close(struct meta_store *m)
 {
     struct meta_zk *z = m->impl;
     z->closing = true;
@@ -866,7 +866,7 @@ static void zk_close(struct meta_store *m)
         struct meta_req *req = op->req;
         op->req = NULL;
         meta_watch_free(op->watch);
-        zk_op_free(op);
+        meta_zk_op_free(op);
         if (req)
             meta_req_complete_now(req, -MG_ECANCELED);
     }
@@ -893,7 +893,7 @@ static void zk_close(struct meta_store *m)
     }
     while ((op = TAILQ_FIRST(&z->inflight)) != NULL) {
         op->outstanding = 0;
-        zk_op_free(op);
+        meta_zk_op_free(op);
     }
     struct meta_watch *w;
     while ((w = TAILQ_FIRST(&z->watches)) != NULL) {
@@ -908,14 +908,14 @@ static void zk_close(struct meta_store *m)
 
 const struct meta_ops meta_zk_ops = {
     .name = "zookeeper",
-    .open = zk_open,
-    .open_peer = zk_open_peer,
-    .close = zk_close,
-    .get = zk_get,
-    .put = zk_put,
-    .del = zk_del,
-    .children = zk_children,
-    .exists = zk_exists,
-    .watch = zk_watch,
-    .unwatch = zk_unwatch,
+    .open = meta_zk_open,
+    .open_peer = meta_zk_open_peer,
+    .close = meta_zk_close,
+    .get = meta_zk_get,
+    .put = meta_zk_put,
+    .del = meta_zk_del,
+    .children = meta_zk_children,
+    .exists = meta_zk_exists,
+    .watch = meta_zk_watch,
+    .unwatch = meta_zk_unwatch,
 };

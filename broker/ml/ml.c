@@ -103,7 +103,7 @@ struct ml_entry *ml_entry_stored(const struct ml_factory *f, struct evbuffer *da
 
 /* ---- deferred tasks ----------------------------------------------------------------- */
 
-static void task_tmr_cb(struct mg_timer *tmr, void *arg)
+static void ml_task_tmr_cb(struct mg_timer *tmr, void *arg)
 {
     struct ml_factory *f = arg;
     (void)tmr;
@@ -146,13 +146,44 @@ void ml_task_cancel(struct ml_factory *f, struct ml_task *t)
     t->queued = false;
 }
 
+static void ml_store_later_task(void *arg, int status)
+{
+    struct ml_store_req *req = arg;
+    if (status) {
+        for (int i = 0; i < req->n; i++)
+            ml_entry_unref(req->entries[i]);
+        mg_free(req->entries);
+        req->entries = NULL;
+        req->n = 0;
+    } else {
+        status = req->status;
+    }
+    req->cb(req, status);
+}
+
+void ml_store_complete_later(struct ml_factory *f, struct ml_store_req *req, int status)
+{
+    req->status = status;
+    ml_defer(f, &req->task, ml_store_later_task, req);
+}
+
+void ml_store_complete_all(struct ml_store_req *req, int status)
+{
+    while (req) {
+        struct ml_store_req *next = req->next_;
+        req->next_ = NULL;
+        req->cb(req, status);
+        req = next;
+    }
+}
+
 struct ml_call {
     struct ml_task task;
     ml_task_fn fn;
     void *arg; /* borrowed */
 };
 
-static void call_trampoline(void *arg, int status)
+static void ml_call_trampoline(void *arg, int status)
 {
     struct ml_call *c = arg;
     ml_task_fn fn = c->fn;
@@ -166,7 +197,7 @@ void ml_defer_call(struct ml_factory *f, ml_task_fn fn, void *arg)
     struct ml_call *c = mg_calloc(1, sizeof *c);
     c->fn = fn;
     c->arg = arg;
-    ml_defer(f, &c->task, call_trampoline, c);
+    ml_defer(f, &c->task, ml_call_trampoline, c);
 }
 
 /* ---- factory ------------------------------------------------------------------------ */
@@ -202,7 +233,7 @@ struct ml_factory *ml_factory_new(struct mg_loop *loop, const char *store,
     mg_map_init(&f->by_name);
     TAILQ_INIT(&f->all);
     TAILQ_INIT(&f->tasks);
-    mg_timer_init(&f->task_tmr, loop, task_tmr_cb, f);
+    mg_timer_init(&f->task_tmr, loop, ml_task_tmr_cb, f);
     int rc = f->lops->init(f, &f->limpl);
     if (rc == 0 && f->mops) {
         rc = f->mops->init(f, &f->mimpl);
@@ -265,7 +296,7 @@ void ml_factory_free(struct ml_factory *f)
 /* ---- ledger list and positions ------------------------------------------------------ */
 
 /* First index whose id >= id. */
-static int ledger_lower_bound(const struct ml_ledger *ml, int64_t id)
+static int ml_ledger_lower_bound(const struct ml_ledger *ml, int64_t id)
 {
     int lo = 0, hi = ml->n_ledgers;
     while (lo < hi) {
@@ -280,18 +311,18 @@ static int ledger_lower_bound(const struct ml_ledger *ml, int64_t id)
 
 struct ml_ledger_info *ml_find_ledger(const struct ml_ledger *ml, int64_t id)
 {
-    int i = ledger_lower_bound(ml, id);
+    int i = ml_ledger_lower_bound(ml, id);
     if (i < ml->n_ledgers && ml->ledgers[i].id == id)
         return &ml->ledgers[i];
     return NULL;
 }
 
-static struct ml_ledger_info *current_ledger(const struct ml_ledger *ml)
+static struct ml_ledger_info *ml_current_ledger(const struct ml_ledger *ml)
 {
     return ml->n_ledgers ? &ml->ledgers[ml->n_ledgers - 1] : NULL;
 }
 
-static struct ml_ledger_info *push_ledger(struct ml_ledger *ml, int64_t id)
+static struct ml_ledger_info *ml_push_ledger(struct ml_ledger *ml, int64_t id)
 {
     if (ml->n_ledgers == ml->cap_ledgers) {
         ml->cap_ledgers = ml->cap_ledgers ? ml->cap_ledgers * 2 : 4;
@@ -307,7 +338,7 @@ static struct ml_ledger_info *push_ledger(struct ml_ledger *ml, int64_t id)
 
 void ml_restore_ledger(struct ml_ledger *ml, int64_t id, int64_t entries, int64_t size)
 {
-    struct ml_ledger_info *li = push_ledger(ml, id);
+    struct ml_ledger_info *li = ml_push_ledger(ml, id);
     li->entries = li->next_entry = entries;
     li->size = li->assigned_size = size;
     li->publish_known = entries == 0;
@@ -315,7 +346,7 @@ void ml_restore_ledger(struct ml_ledger *ml, int64_t id, int64_t entries, int64_
 
 struct ml_position ml_normalize(const struct ml_ledger *ml, struct ml_position pos)
 {
-    for (int i = ledger_lower_bound(ml, pos.ledger); i < ml->n_ledgers; i++) {
+    for (int i = ml_ledger_lower_bound(ml, pos.ledger); i < ml->n_ledgers; i++) {
         const struct ml_ledger_info *li = &ml->ledgers[i];
         int64_t e = li->id == pos.ledger ? (pos.entry < 0 ? 0 : pos.entry) : 0;
         if (e < li->next_entry || i == ml->n_ledgers - 1)
@@ -335,18 +366,18 @@ struct ml_position ml_prev_position(const struct ml_ledger *ml, struct ml_positi
 {
     if (pos.entry > 0)
         return (struct ml_position){pos.ledger, pos.entry - 1};
-    for (int i = ledger_lower_bound(ml, pos.ledger) - 1; i >= 0; i--)
+    for (int i = ml_ledger_lower_bound(ml, pos.ledger) - 1; i >= 0; i--)
         if (ml->ledgers[i].next_entry > 0)
             return (struct ml_position){ml->ledgers[i].id, ml->ledgers[i].next_entry - 1};
     return (struct ml_position){pos.ledger, -1};
 }
 
-static struct ml_position compute_lac(const struct ml_ledger *ml)
+static struct ml_position ml_compute_lac(const struct ml_ledger *ml)
 {
     for (int i = ml->n_ledgers - 1; i >= 0; i--)
         if (ml->ledgers[i].entries > 0)
             return (struct ml_position){ml->ledgers[i].id, ml->ledgers[i].entries - 1};
-    const struct ml_ledger_info *cur = current_ledger(ml);
+    const struct ml_ledger_info *cur = ml_current_ledger(ml);
     return (struct ml_position){cur ? cur->id : -1, -1};
 }
 
@@ -402,7 +433,7 @@ void ml_get_stats(const struct ml_ledger *ml, struct ml_stats *out)
         out->number_of_entries += ml->ledgers[i].entries;
         out->total_size += ml->ledgers[i].size;
     }
-    const struct ml_ledger_info *cur = current_ledger(ml);
+    const struct ml_ledger_info *cur = ml_current_ledger(ml);
     if (cur) {
         out->current_ledger_entries = cur->entries;
         out->current_ledger_size = cur->size;
@@ -453,12 +484,12 @@ void ml_reset_retention(struct ml_ledger *ml)
 
 /* ---- tail cache --------------------------------------------------------------------- */
 
-static struct ml_entry *cache_at(const struct ml_cache *c, size_t i)
+static struct ml_entry *ml_cache_at(const struct ml_cache *c, size_t i)
 {
     return c->ring[(c->head + i) % c->cap];
 }
 
-static void cache_pop(struct ml_ledger *ml)
+static void ml_cache_pop(struct ml_ledger *ml)
 {
     struct ml_cache *c = &ml->cache;
     struct ml_entry *e = c->ring[c->head];
@@ -470,7 +501,7 @@ static void cache_pop(struct ml_ledger *ml)
     ml_entry_unref(e);
 }
 
-static void cache_put(struct ml_ledger *ml, struct ml_entry *e)
+static void ml_cache_put(struct ml_ledger *ml, struct ml_entry *e)
 {
     struct ml_cache *c = &ml->cache;
     size_t limit = ml->f->cfg.cache_size_bytes;
@@ -480,7 +511,7 @@ static void cache_put(struct ml_ledger *ml, struct ml_entry *e)
         size_t ncap = c->cap ? c->cap * 2 : 64;
         struct ml_entry **ring = mg_calloc(ncap, sizeof *ring);
         for (size_t i = 0; i < c->len; i++)
-            ring[i] = cache_at(c, i);
+            ring[i] = ml_cache_at(c, i);
         mg_free(c->ring);
         c->ring = ring;
         c->cap = ncap;
@@ -493,12 +524,12 @@ static void cache_put(struct ml_ledger *ml, struct ml_entry *e)
     /* Over the factory-wide budget: evict this ML's oldest entries first, then other
      * MLs' (oldest first within each). */
     while (ml->f->cache_bytes > limit && c->len > 0)
-        cache_pop(ml);
+        ml_cache_pop(ml);
     struct ml_ledger *o;
     TAILQ_FOREACH(o, &ml->f->all, link)
     {
         while (ml->f->cache_bytes > limit && o->cache.len > 0)
-            cache_pop(o);
+            ml_cache_pop(o);
         if (ml->f->cache_bytes <= limit)
             break;
     }
@@ -510,9 +541,9 @@ struct ml_entry *ml_cache_get(struct ml_ledger *ml, struct ml_position pos)
     size_t lo = 0, hi = c->len;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int cmp = ml_pos_cmp(cache_at(c, mid)->pos, pos);
+        int cmp = ml_pos_cmp(ml_cache_at(c, mid)->pos, pos);
         if (cmp == 0)
-            return ml_entry_ref(cache_at(c, mid));
+            return ml_entry_ref(ml_cache_at(c, mid));
         if (cmp < 0)
             lo = mid + 1;
         else
@@ -521,16 +552,16 @@ struct ml_entry *ml_cache_get(struct ml_ledger *ml, struct ml_position pos)
     return NULL;
 }
 
-static void cache_drop_upto(struct ml_ledger *ml, struct ml_position pos)
+static void ml_cache_drop_upto(struct ml_ledger *ml, struct ml_position pos)
 {
-    while (ml->cache.len > 0 && ml_pos_cmp(cache_at(&ml->cache, 0)->pos, pos) <= 0)
-        cache_pop(ml);
+    while (ml->cache.len > 0 && ml_pos_cmp(ml_cache_at(&ml->cache, 0)->pos, pos) <= 0)
+        ml_cache_pop(ml);
 }
 
-static void cache_clear(struct ml_ledger *ml)
+static void ml_cache_clear(struct ml_ledger *ml)
 {
     while (ml->cache.len > 0)
-        cache_pop(ml);
+        ml_cache_pop(ml);
     mg_free(ml->cache.ring);
     memset(&ml->cache, 0, sizeof ml->cache);
 }
@@ -558,7 +589,7 @@ static void ml_free(struct ml_ledger *ml)
     if (mg_map_get_str(&f->by_name, ml->name) == ml)
         mg_map_del_str(&f->by_name, ml->name);
     TAILQ_REMOVE(&f->all, ml, link);
-    cache_clear(ml);
+    ml_cache_clear(ml);
     while (ml->open_waiters) {
         struct ml_open_waiter *w = ml->open_waiters;
         ml->open_waiters = w->next;
@@ -593,17 +624,6 @@ static struct ml_ledger *ml_new(struct ml_factory *f, const char *name)
     return ml;
 }
 
-/* Wall-clock ms (ledger close times, retention) and monotonic ms (backoff) of ml's loop. */
-static int64_t now_ms(const struct ml_ledger *ml)
-{
-    return mg_loop_wall_ms(ml->f->loop);
-}
-
-static int64_t mono_ms(const struct ml_ledger *ml)
-{
-    return (int64_t)mg_loop_mono_ms(ml->f->loop);
-}
-
 #define ML_ROLL_BACKOFF_MIN_MS 250
 #define ML_ROLL_BACKOFF_MAX_MS 5000
 
@@ -620,7 +640,7 @@ struct save_op {
 
 /* Ledgers removed from the list are deleted only once a list without them is stored, so
  * the stored list never names a deleted ledger. */
-static void doom_ledger(struct ml_ledger *ml, int64_t id)
+static void ml_doom_ledger(struct ml_ledger *ml, int64_t id)
 {
     if (ml->n_doomed == ml->cap_doomed) {
         ml->cap_doomed = ml->cap_doomed ? ml->cap_doomed * 2 : 8;
@@ -633,7 +653,7 @@ static void doom_ledger(struct ml_ledger *ml, int64_t id)
     ml->n_doomed++;
 }
 
-static void purge_doomed(struct ml_ledger *ml, uint64_t upto)
+static void ml_purge_doomed(struct ml_ledger *ml, uint64_t upto)
 {
     struct ml_factory *f = ml->f;
     int k = 0;
@@ -649,12 +669,12 @@ static void purge_doomed(struct ml_ledger *ml, uint64_t upto)
     ml->n_doomed = k;
 }
 
-static void save_done(struct ml_store_req *req, int status)
+static void ml_save_done(struct ml_store_req *req, int status)
 {
     struct save_op *op = req->data;
     struct ml_ledger *ml = op->ml;
     if (status == 0)
-        purge_doomed(ml, op->seq);
+        ml_purge_doomed(ml, op->seq);
     else if (status == -MG_EFENCED)
         ml_fence(ml);
     else if (status != -MG_ECANCELED)
@@ -672,7 +692,7 @@ static void ml_save(struct ml_ledger *ml, ml_saved_fn then)
 {
     struct ml_factory *f = ml->f;
     if (!f->mops) {
-        purge_doomed(ml, ml->save_seq);
+        ml_purge_doomed(ml, ml->save_seq);
         if (then)
             then(ml, 0);
         return;
@@ -682,7 +702,7 @@ static void ml_save(struct ml_ledger *ml, ml_saved_fn then)
     op->then = then;
     op->seq = ml->save_seq;
     op->req.data = op;
-    op->req.cb = save_done;
+    op->req.cb = ml_save_done;
     ml_hold(ml);
     int rc = ml->fenced ? -MG_EFENCED : f->mops->save_ml(f->mimpl, ml, &op->req);
     if (rc < 0) {
@@ -705,7 +725,7 @@ struct req_cancel {
     int status;
 };
 
-static void req_cancel_task(void *arg, int status)
+static void ml_req_cancel_task(void *arg, int status)
 {
     struct req_cancel *rc = arg;
     struct ml_append_req *req = rc->req;
@@ -714,33 +734,33 @@ static void req_cancel_task(void *arg, int status)
     req->cb(req, st);
 }
 
-static void defer_append_fail(struct ml_factory *f, struct ml_append_req *req, int status)
+static void ml_defer_append_fail(struct ml_factory *f, struct ml_append_req *req, int status)
 {
     struct req_cancel *rc = mg_calloc(1, sizeof *rc);
     rc->req = req;
     rc->status = status;
     req->pending = NULL;
-    ml_defer_call(f, req_cancel_task, rc);
+    ml_defer_call(f, ml_req_cancel_task, rc);
 }
 
-static void add_op_free(struct ml_add_op *op)
+static void ml_add_op_free(struct ml_add_op *op)
 {
     ml_entry_unref(op->entry);
     mg_free(op);
 }
 
 /* Take every pending append off the ML: callers hear status from the loop. */
-static void cancel_adds(struct ml_ledger *ml, int status)
+static void ml_cancel_adds(struct ml_ledger *ml, int status)
 {
     struct ml_add_op *op;
     while ((op = TAILQ_FIRST(&ml->sent)) != NULL) {
         TAILQ_REMOVE(&ml->sent, op, link);
         ml->n_pending--;
         if (op->req)
-            defer_append_fail(ml->f, op->req, status);
+            ml_defer_append_fail(ml->f, op->req, status);
         op->req = NULL;
         if (op->done && !op->orphan)
-            add_op_free(op); /* the store already answered (or failed synchronously) */
+            ml_add_op_free(op); /* the store already answered (or failed synchronously) */
         else
             op->orphan = true; /* the store completion frees it */
     }
@@ -748,13 +768,13 @@ static void cancel_adds(struct ml_ledger *ml, int status)
         TAILQ_REMOVE(&ml->unsent, op, link);
         ml->n_pending--;
         if (op->req)
-            defer_append_fail(ml->f, op->req, status);
-        add_op_free(op);
+            ml_defer_append_fail(ml->f, op->req, status);
+        ml_add_op_free(op);
     }
     ml_task_cancel(ml->f, &ml->drain_task);
 }
 
-static void destroy_cursors(struct ml_ledger *ml, bool remove_stored)
+static void ml_destroy_cursors(struct ml_ledger *ml, bool remove_stored)
 {
     while (ml->n_cursors > 0) {
         struct ml_cursor *c = ml->cursors[--ml->n_cursors];
@@ -770,7 +790,7 @@ struct open_cancel {
     int status;
 };
 
-static void open_cancel_task(void *arg, int status)
+static void ml_open_cancel_task(void *arg, int status)
 {
     struct open_cancel *oc = arg;
     ml_open_cb cb = oc->cb;
@@ -802,11 +822,11 @@ static void ml_shutdown(struct ml_ledger *ml)
         oc->cb = w->cb;
         oc->data = w->data;
         oc->status = -MG_ECANCELED;
-        ml_defer_call(f, open_cancel_task, oc);
+        ml_defer_call(f, ml_open_cancel_task, oc);
         mg_free(w);
     }
-    destroy_cursors(ml, false);
-    cancel_adds(ml, -MG_ECANCELED);
+    ml_destroy_cursors(ml, false);
+    ml_cancel_adds(ml, -MG_ECANCELED);
     /* A store that cannot load an ML back (memory) would keep its ledgers forever. */
     bool drop = !f->mops;
     for (int i = 0; i < ml->n_ledgers; i++) {
@@ -815,7 +835,7 @@ static void ml_shutdown(struct ml_ledger *ml)
         else if (i == ml->n_ledgers - 1 && f->lops->close_ledger && was_ready)
             f->lops->close_ledger(f->limpl, ml, ml->ledgers[i].id, NULL);
     }
-    cache_clear(ml);
+    ml_cache_clear(ml);
     MG_DEBUG(ML_MOD, "%s: closed", ml->name);
     ml_release(ml);
 }
@@ -837,7 +857,7 @@ struct delete_op {
     struct ml_store_req req;
 };
 
-static void delete_meta_done(struct ml_store_req *req, int status)
+static void ml_delete_meta_done(struct ml_store_req *req, int status)
 {
     struct delete_op *op = req->data;
     struct ml_ledger *ml = op->ml;
@@ -868,8 +888,8 @@ int ml_delete(struct ml_ledger *ml, bool force)
     ml->deleted = true;
     if (mg_map_get_str(&f->by_name, ml->name) == ml)
         mg_map_del_str(&f->by_name, ml->name);
-    destroy_cursors(ml, true);
-    cancel_adds(ml, -MG_ECANCELED);
+    ml_destroy_cursors(ml, true);
+    ml_cancel_adds(ml, -MG_ECANCELED);
     struct delete_op *op = mg_calloc(1, sizeof *op);
     op->ml = ml;
     op->n = ml->n_ledgers + ml->n_doomed;
@@ -880,13 +900,13 @@ int ml_delete(struct ml_ledger *ml, bool force)
         op->ids[ml->n_ledgers + i] = ml->doomed[i];
     ml->n_ledgers = 0;
     ml->n_doomed = 0;
-    cache_clear(ml);
+    ml_cache_clear(ml);
     op->req.data = op;
-    op->req.cb = delete_meta_done;
+    op->req.cb = ml_delete_meta_done;
     ml_hold(ml);
     int rc = f->mops ? f->mops->remove_ml(f->mimpl, ml, &op->req) : 0;
     if (!f->mops || rc < 0)
-        delete_meta_done(&op->req, rc);
+        ml_delete_meta_done(&op->req, rc);
     MG_INFO(ML_MOD, "%s: deleted", ml->name);
     return 0;
 }
@@ -894,6 +914,11 @@ int ml_delete(struct ml_ledger *ml, bool force)
 bool ml_is_fenced(const struct ml_ledger *ml)
 {
     return ml && ml->fenced;
+}
+
+struct mg_loop *ml_factory_loop(const struct ml_factory *f)
+{
+    return f->loop;
 }
 
 int ml_factory_pending(const struct ml_factory *f)
@@ -908,7 +933,7 @@ int ml_factory_pending(const struct ml_factory *f)
 
 /* ---- open ----------------------------------------------------------------------------- */
 
-static void open_fail(struct ml_ledger *ml, int status)
+static void ml_open_fail(struct ml_ledger *ml, int status)
 {
     /* Called from a store completion: the callbacks may run now. */
     struct ml_open_waiter *w = ml->open_waiters;
@@ -926,24 +951,24 @@ static void open_fail(struct ml_ledger *ml, int status)
     ml_release(ml);
 }
 
-static void open_saved(struct ml_ledger *ml, int status)
+static void ml_open_saved(struct ml_ledger *ml, int status)
 {
     struct ml_factory *f = ml->f;
     if (ml->state == ML_CLOSED)
         return;
     if (status < 0) {
         /* The new ledger is not in the stored list: nobody will ever read it. */
-        struct ml_ledger_info *cur = current_ledger(ml);
+        struct ml_ledger_info *cur = ml_current_ledger(ml);
         f->lops->delete_ledger(f->limpl, ml, cur->id, NULL);
         ml->n_ledgers--;
-        open_fail(ml, status);
+        ml_open_fail(ml, status);
         return;
     }
-    ml->lac = compute_lac(ml);
+    ml->lac = ml_compute_lac(ml);
     ml->state = ML_READY;
     for (int i = 0; i < ml->n_cursors; i++)
         ml_cursor_restored(ml->cursors[i]);
-    MG_DEBUG(ML_MOD, "%s: open, current ledger %" PRId64, ml->name, current_ledger(ml)->id);
+    MG_DEBUG(ML_MOD, "%s: open, current ledger %" PRId64, ml->name, ml_current_ledger(ml)->id);
     struct ml_open_waiter *w = ml->open_waiters;
     ml->open_waiters = NULL;
     ml_hold(ml);
@@ -959,7 +984,7 @@ static void open_saved(struct ml_ledger *ml, int status)
     ml_release(ml);
 }
 
-static void open_created(struct ml_store_req *req, int status)
+static void ml_open_created(struct ml_store_req *req, int status)
 {
     struct ml_ledger *ml = req->data;
     struct ml_factory *f = ml->f;
@@ -970,21 +995,21 @@ static void open_created(struct ml_store_req *req, int status)
         return;
     }
     if (status < 0) {
-        open_fail(ml, status);
+        ml_open_fail(ml, status);
         ml_release(ml);
         return;
     }
-    push_ledger(ml, req->ledger_id);
+    ml_push_ledger(ml, req->ledger_id);
     /* Writes wait until the list naming the new ledger is stored (ml_save). */
-    ml_save(ml, open_saved);
+    ml_save(ml, ml_open_saved);
     ml_release(ml);
 }
 
 /* Second step of the open chain: the first ledger of this session. */
-static int open_create_ledger(struct ml_ledger *ml)
+static int ml_open_create_ledger(struct ml_ledger *ml)
 {
     ml->open_req.data = ml;
-    ml->open_req.cb = open_created;
+    ml->open_req.cb = ml_open_created;
     ml_hold(ml);
     int rc = ml->f->lops->create_ledger(ml->f->limpl, ml, &ml->open_req);
     if (rc < 0)
@@ -994,7 +1019,7 @@ static int open_create_ledger(struct ml_ledger *ml)
 
 /* Third step of the open chain (after the ledger list and the recovery of its last ledger):
  * the durable cursors, then the first ledger of this session. */
-static void open_cursors_loaded(struct ml_store_req *req, int status)
+static void ml_open_cursors_loaded(struct ml_store_req *req, int status)
 {
     struct ml_ledger *ml = req->data;
     if (ml->state == ML_CLOSED) {
@@ -1005,18 +1030,18 @@ static void open_cursors_loaded(struct ml_store_req *req, int status)
         /* Restored ledgers are closed: seal their times for retention. */
         for (int i = 0; i < ml->n_ledgers; i++)
             if (ml->ledgers[i].timestamp == 0)
-                ml->ledgers[i].timestamp = now_ms(ml);
-        status = open_create_ledger(ml);
+                ml->ledgers[i].timestamp = mg_loop_wall_ms(ml->f->loop);
+        status = ml_open_create_ledger(ml);
     }
     if (status < 0)
-        open_fail(ml, status);
+        ml_open_fail(ml, status);
     ml_release(ml);
 }
 
-static int open_load_cursors(struct ml_ledger *ml)
+static int ml_open_load_cursors(struct ml_ledger *ml)
 {
     ml->open_req.data = ml;
-    ml->open_req.cb = open_cursors_loaded;
+    ml->open_req.cb = ml_open_cursors_loaded;
     ml_hold(ml);
     int rc = ml->f->mops->load_cursors(ml->f->mimpl, ml, &ml->open_req);
     if (rc < 0)
@@ -1027,14 +1052,14 @@ static int open_load_cursors(struct ml_ledger *ml)
 /* The last ledger of the list is recovered: its true end replaces what the list says, or,
  * if it can never be read (gone from the store, corrupt metadata, every copy of an entry
  * corrupt, fewer entries than the list confirmed), autoSkipNonRecoverableData decides. */
-static void open_recovered(struct ml_store_req *req, int status)
+static void ml_open_recovered(struct ml_store_req *req, int status)
 {
     struct ml_ledger *ml = req->data;
     if (ml->state == ML_CLOSED) {
         ml_release(ml);
         return;
     }
-    struct ml_ledger_info *li = current_ledger(ml);
+    struct ml_ledger_info *li = ml_current_ledger(ml);
     const char *why = req->errmsg ? req->errmsg : "";
     char msg[120];
     /* Never readable again; transient failures (bookies down) are not: the open fails and is
@@ -1060,7 +1085,7 @@ static void open_recovered(struct ml_store_req *req, int status)
                  " entries",
                  ml->name, li->id, status < 0 ? mg_strerror(status) : "entries lost",
                  why[0] ? ": " : "", why, li->entries);
-        open_fail(ml, -MG_ENONRECOVERABLE);
+        ml_open_fail(ml, -MG_ENONRECOVERABLE);
         ml_release(ml);
         return;
     } else if (lost && status < 0) {
@@ -1072,7 +1097,7 @@ static void open_recovered(struct ml_store_req *req, int status)
     } else if (status < 0) {
         MG_WARN(ML_MOD, "%s: recovery of ledger %" PRId64 " failed: %s %s", ml->name, li->id,
                 mg_strerror(status), why);
-        open_fail(ml, status);
+        ml_open_fail(ml, status);
         ml_release(ml);
         return;
     } else {
@@ -1087,15 +1112,15 @@ static void open_recovered(struct ml_store_req *req, int status)
         MG_DEBUG(ML_MOD, "%s: recovered ledger %" PRId64 ": %" PRId64 " entries", ml->name, li->id,
                  n);
     }
-    status = open_load_cursors(ml);
+    status = ml_open_load_cursors(ml);
     if (status < 0)
-        open_fail(ml, status);
+        ml_open_fail(ml, status);
     ml_release(ml);
 }
 
 /* Second step: the ledger list is loaded; the last ledger may still be open (a previous
  * owner, or a crash): recover it, which fences its previous writer and gives its true end. */
-static void open_loaded(struct ml_store_req *req, int status)
+static void ml_open_loaded(struct ml_store_req *req, int status)
 {
     struct ml_ledger *ml = req->data;
     struct ml_factory *f = ml->f;
@@ -1106,17 +1131,17 @@ static void open_loaded(struct ml_store_req *req, int status)
     if (status == 0 && ml->n_ledgers > 0 && f->lops->recover_ledger) {
         memset(req, 0, sizeof *req);
         req->data = ml;
-        req->cb = open_recovered;
-        req->ledger_id = current_ledger(ml)->id;
+        req->cb = ml_open_recovered;
+        req->ledger_id = ml_current_ledger(ml)->id;
         ml_hold(ml);
         status = f->lops->recover_ledger(f->limpl, ml, req);
         if (status < 0)
             ml_release(ml);
     } else if (status == 0) {
-        status = open_load_cursors(ml);
+        status = ml_open_load_cursors(ml);
     }
     if (status < 0)
-        open_fail(ml, status);
+        ml_open_fail(ml, status);
     ml_release(ml);
 }
 
@@ -1126,7 +1151,7 @@ struct open_done {
     void *data; /* caller's */
 };
 
-static void open_done_task(void *arg, int status)
+static void ml_open_done_task(void *arg, int status)
 {
     struct open_done *od = arg;
     struct open_done d = *od;
@@ -1152,7 +1177,7 @@ int ml_open(struct ml_factory *f, const char *name, ml_open_cb cb, void *data)
         od->ml = ml;
         od->cb = cb;
         od->data = data;
-        ml_defer_call(f, open_done_task, od);
+        ml_defer_call(f, ml_open_done_task, od);
         return 0;
     }
     bool fresh = !ml;
@@ -1172,13 +1197,13 @@ int ml_open(struct ml_factory *f, const char *name, ml_open_cb cb, void *data)
     int rc;
     if (f->mops) {
         ml->open_req.data = ml;
-        ml->open_req.cb = open_loaded;
+        ml->open_req.cb = ml_open_loaded;
         ml_hold(ml);
         rc = f->mops->load_ml(f->mimpl, ml, &ml->open_req);
         if (rc < 0)
             ml_release(ml);
     } else {
-        rc = open_create_ledger(ml);
+        rc = ml_open_create_ledger(ml);
     }
     if (rc < 0) {
         /* Nothing was started: no callback. */
@@ -1195,7 +1220,7 @@ int ml_open(struct ml_factory *f, const char *name, ml_open_cb cb, void *data)
 
 /* ---- appends ------------------------------------------------------------------------- */
 
-static bool ledger_full(const struct ml_ledger *ml, const struct ml_ledger_info *li)
+static bool ml_ledger_full(const struct ml_ledger *ml, const struct ml_ledger_info *li)
 {
     const struct ml_config *cfg = &ml->f->cfg;
     if (cfg->max_entries_per_ledger > 0 && li->next_entry >= cfg->max_entries_per_ledger)
@@ -1205,28 +1230,28 @@ static bool ledger_full(const struct ml_ledger *ml, const struct ml_ledger_info 
     return false;
 }
 
-static void drain(struct ml_ledger *ml);
-static void start_rollover(struct ml_ledger *ml);
-static void roll_continue(struct ml_ledger *ml);
+static void ml_drain(struct ml_ledger *ml);
+static void ml_start_rollover(struct ml_ledger *ml);
+static void ml_roll_continue(struct ml_ledger *ml);
 
-static void drain_task(void *arg, int status)
+static void ml_drain_task(void *arg, int status)
 {
     struct ml_ledger *ml = arg;
     (void)status;
-    drain(ml);
+    ml_drain(ml);
     ml_release(ml);
 }
 
-static void schedule_drain(struct ml_ledger *ml)
+static void ml_schedule_drain(struct ml_ledger *ml)
 {
     if (ml->drain_task.queued)
         return;
     ml_hold(ml);
-    ml_defer(ml->f, &ml->drain_task, drain_task, ml);
+    ml_defer(ml->f, &ml->drain_task, ml_drain_task, ml);
 }
 
 /* Fail every unsent append (in order, after the sent ones). */
-static void fail_unsent(struct ml_ledger *ml, int status)
+static void ml_fail_unsent(struct ml_ledger *ml, int status)
 {
     struct ml_add_op *op;
     while ((op = TAILQ_FIRST(&ml->unsent)) != NULL) {
@@ -1245,40 +1270,40 @@ void ml_fence(struct ml_ledger *ml)
     MG_WARN(ML_MOD, "%s: fenced: another broker owns it now", ml->name);
     if (ml->state == ML_CLOSED)
         return;
-    fail_unsent(ml, -MG_EFENCED);
-    schedule_drain(ml);
+    ml_fail_unsent(ml, -MG_EFENCED);
+    ml_schedule_drain(ml);
 }
 
-static void add_done(struct ml_store_req *sreq, int status)
+static void ml_add_done(struct ml_store_req *sreq, int status)
 {
     struct ml_add_op *op = sreq->data;
     struct ml_ledger *ml = op->ml;
     if (op->orphan) {
-        add_op_free(op);
+        ml_add_op_free(op);
         ml_release(ml);
         return;
     }
     op->done = true;
     op->status = status;
-    drain(ml);
+    ml_drain(ml);
     ml_release(ml);
 }
 
-static void send_unsent(struct ml_ledger *ml)
+static void ml_send_unsent(struct ml_ledger *ml)
 {
     struct ml_factory *f = ml->f;
     struct ml_add_op *op;
     while (!ml->rolling && !ml->fenced && ml->state == ML_READY &&
            (op = TAILQ_FIRST(&ml->unsent)) != NULL) {
-        struct ml_ledger_info *cur = current_ledger(ml);
-        if (ml->broken || ledger_full(ml, cur)) {
-            if (ml->roll_error && mono_ms(ml) < ml->roll_retry_at) {
+        struct ml_ledger_info *cur = ml_current_ledger(ml);
+        if (ml->broken || ml_ledger_full(ml, cur)) {
+            if (ml->roll_error && (int64_t)mg_loop_mono_ms(ml->f->loop) < ml->roll_retry_at) {
                 /* The last roll failed a moment ago: fail fast, try again later. */
-                fail_unsent(ml, ml->roll_error);
-                schedule_drain(ml);
+                ml_fail_unsent(ml, ml->roll_error);
+                ml_schedule_drain(ml);
                 break;
             }
-            start_rollover(ml);
+            ml_start_rollover(ml);
             continue;
         }
         TAILQ_REMOVE(&ml->unsent, op, link);
@@ -1286,7 +1311,7 @@ static void send_unsent(struct ml_ledger *ml)
         op->entry->pos = (struct ml_position){cur->id, cur->next_entry++};
         cur->assigned_size += (int64_t)op->entry->size;
         op->sreq.data = op;
-        op->sreq.cb = add_done;
+        op->sreq.cb = ml_add_done;
         op->sreq.ledger_id = cur->id;
         op->sreq.entry = op->entry;
         ml_hold(ml);
@@ -1300,23 +1325,23 @@ static void send_unsent(struct ml_ledger *ml)
             op->entry->pos = (struct ml_position){-1, -1};
             op->done = true;
             op->status = rc;
-            schedule_drain(ml);
+            ml_schedule_drain(ml);
             continue;
         }
         if (rc < 0) {
             ml_release(ml);
             op->done = true;
             op->status = rc;
-            schedule_drain(ml);
-            /* Nothing more goes to this ledger; drain fails what follows. */
+            ml_schedule_drain(ml);
+            /* Nothing more goes to this ledger; ml_drain fails what follows. */
             break;
         }
-        if (ledger_full(ml, current_ledger(ml)))
-            start_rollover(ml);
+        if (ml_ledger_full(ml, ml_current_ledger(ml)))
+            ml_start_rollover(ml);
     }
 }
 
-static void roll_fail(struct ml_ledger *ml, int status)
+static void ml_roll_fail(struct ml_ledger *ml, int status)
 {
     ml->rolling = false;
     ml->roll_phase = ML_ROLL_NONE;
@@ -1327,27 +1352,27 @@ static void roll_fail(struct ml_ledger *ml, int status)
     ml->roll_backoff_ms = ml->roll_backoff_ms ? ml->roll_backoff_ms * 2 : ML_ROLL_BACKOFF_MIN_MS;
     if (ml->roll_backoff_ms > ML_ROLL_BACKOFF_MAX_MS)
         ml->roll_backoff_ms = ML_ROLL_BACKOFF_MAX_MS;
-    ml->roll_retry_at = mono_ms(ml) + ml->roll_backoff_ms;
+    ml->roll_retry_at = (int64_t)mg_loop_mono_ms(ml->f->loop) + ml->roll_backoff_ms;
     ml->roll_error = status;
     MG_WARN(ML_MOD,
             "%s: cannot roll to a new ledger: %s; appends fail for %d ms, then it is "
             "tried again",
             ml->name, mg_strerror(status), ml->roll_backoff_ms);
     /* The queued appends fail (clients resend); an append after the delay tries again. */
-    fail_unsent(ml, status);
-    schedule_drain(ml);
+    ml_fail_unsent(ml, status);
+    ml_schedule_drain(ml);
 }
 
-static void roll_saved(struct ml_ledger *ml, int status)
+static void ml_roll_saved(struct ml_ledger *ml, int status)
 {
     struct ml_factory *f = ml->f;
     if (ml->state == ML_CLOSED || ml->deleted)
         return;
     if (status < 0) {
         /* Not in the stored list: drop the new ledger, keep the old one as current. */
-        f->lops->delete_ledger(f->limpl, ml, current_ledger(ml)->id, NULL);
+        f->lops->delete_ledger(f->limpl, ml, ml_current_ledger(ml)->id, NULL);
         ml->n_ledgers--;
-        roll_fail(ml, status);
+        ml_roll_fail(ml, status);
         return;
     }
     ml->rolling = false;
@@ -1355,12 +1380,12 @@ static void roll_saved(struct ml_ledger *ml, int status)
     ml->broken = false;
     ml->roll_error = 0;
     ml->roll_backoff_ms = 0;
-    MG_DEBUG(ML_MOD, "%s: rolled over to ledger %" PRId64, ml->name, current_ledger(ml)->id);
-    send_unsent(ml);
+    MG_DEBUG(ML_MOD, "%s: rolled over to ledger %" PRId64, ml->name, ml_current_ledger(ml)->id);
+    ml_send_unsent(ml);
     ml_maybe_trim(ml, NULL);
 }
 
-static void roll_created(struct ml_store_req *req, int status)
+static void ml_roll_created(struct ml_store_req *req, int status)
 {
     struct ml_ledger *ml = req->data;
     struct ml_factory *f = ml->f;
@@ -1371,37 +1396,37 @@ static void roll_created(struct ml_store_req *req, int status)
         return;
     }
     if (status < 0) {
-        roll_fail(ml, status);
+        ml_roll_fail(ml, status);
         ml_release(ml);
         return;
     }
     if (ml->fenced) {
         f->lops->delete_ledger(f->limpl, ml, req->ledger_id, NULL);
-        roll_fail(ml, -MG_EFENCED);
+        ml_roll_fail(ml, -MG_EFENCED);
         ml_release(ml);
         return;
     }
-    push_ledger(ml, req->ledger_id);
+    ml_push_ledger(ml, req->ledger_id);
     ml->roll_phase = ML_ROLL_SAVE;
-    ml_save(ml, roll_saved);
+    ml_save(ml, ml_roll_saved);
     ml_release(ml);
 }
 
-static void roll_create(struct ml_ledger *ml)
+static void ml_roll_create(struct ml_ledger *ml)
 {
     struct ml_factory *f = ml->f;
     ml->roll_phase = ML_ROLL_CREATE;
     ml->roll_req.data = ml;
-    ml->roll_req.cb = roll_created;
+    ml->roll_req.cb = ml_roll_created;
     ml_hold(ml);
     int rc = f->lops->create_ledger(f->limpl, ml, &ml->roll_req);
     if (rc < 0) {
         ml_release(ml);
-        roll_fail(ml, rc);
+        ml_roll_fail(ml, rc);
     }
 }
 
-static void roll_closed(struct ml_store_req *req, int status)
+static void ml_roll_closed(struct ml_store_req *req, int status)
 {
     struct ml_ledger *ml = req->data;
     if (ml->state == ML_CLOSED || ml->deleted) {
@@ -1409,55 +1434,55 @@ static void roll_closed(struct ml_store_req *req, int status)
         return;
     }
     if (status == -MG_EFENCED) {
-        roll_fail(ml, status);
+        ml_roll_fail(ml, status);
     } else {
         /* Other errors (bookies or metadata unreachable) leave the ledger open in its
          * metadata; readers recover it. Its entry count in our list is what completed. */
         if (status < 0)
             MG_WARN(ML_MOD, "%s: ledger %" PRId64 " not closed: %s", ml->name,
-                    current_ledger(ml)->id, mg_strerror(status));
-        current_ledger(ml)->timestamp = now_ms(ml);
-        roll_create(ml);
+                    ml_current_ledger(ml)->id, mg_strerror(status));
+        ml_current_ledger(ml)->timestamp = mg_loop_wall_ms(ml->f->loop);
+        ml_roll_create(ml);
     }
     ml_release(ml);
 }
 
 /* Next step of a rollover once the in-flight adds of the current ledger completed. */
-static void roll_continue(struct ml_ledger *ml)
+static void ml_roll_continue(struct ml_ledger *ml)
 {
     struct ml_factory *f = ml->f;
     if (ml->roll_phase != ML_ROLL_DRAIN || !TAILQ_EMPTY(&ml->sent))
         return;
     if (ml->fenced || ml->state != ML_READY) {
-        roll_fail(ml, -MG_EFENCED);
+        ml_roll_fail(ml, -MG_EFENCED);
         return;
     }
     ml->roll_phase = ML_ROLL_CLOSE;
     if (!f->lops->close_ledger) {
-        current_ledger(ml)->timestamp = now_ms(ml);
-        roll_create(ml);
+        ml_current_ledger(ml)->timestamp = mg_loop_wall_ms(ml->f->loop);
+        ml_roll_create(ml);
         return;
     }
     ml->roll_req.data = ml;
-    ml->roll_req.cb = roll_closed;
+    ml->roll_req.cb = ml_roll_closed;
     ml_hold(ml);
-    int rc = f->lops->close_ledger(f->limpl, ml, current_ledger(ml)->id, &ml->roll_req);
+    int rc = f->lops->close_ledger(f->limpl, ml, ml_current_ledger(ml)->id, &ml->roll_req);
     if (rc < 0)
-        roll_closed(&ml->roll_req, rc); /* releases the hold taken for the request */
+        ml_roll_closed(&ml->roll_req, rc); /* releases the hold taken for the request */
 }
 
-static void start_rollover(struct ml_ledger *ml)
+static void ml_start_rollover(struct ml_ledger *ml)
 {
     if (ml->rolling)
         return;
     ml->rolling = true;
     ml->roll_phase = ML_ROLL_DRAIN;
     ml->roll_attempts++;
-    roll_continue(ml);
+    ml_roll_continue(ml);
 }
 
 /* Complete the appends at the head of `sent` that are done, strictly in order. */
-static void drain(struct ml_ledger *ml)
+static void ml_drain(struct ml_ledger *ml)
 {
     bool stored = false;
     struct ml_add_op *op;
@@ -1480,7 +1505,7 @@ static void drain(struct ml_ledger *ml)
             }
             ml->lac = e->pos;
             ml->entries_added++;
-            cache_put(ml, e);
+            ml_cache_put(ml, e);
             stored = true;
             req->pos = e->pos;
             req->entry = e;
@@ -1505,12 +1530,12 @@ static void drain(struct ml_ledger *ml)
                 MG_WARN(ML_MOD, "%s: add to ledger %" PRId64 " failed: %s", ml->name, e->pos.ledger,
                         mg_strerror(status));
                 ml->broken = true;
-                fail_unsent(ml, status);
+                ml_fail_unsent(ml, status);
             }
         }
         req->pending = NULL;
         req->cb(req, status);
-        add_op_free(op);
+        ml_add_op_free(op);
     }
     if (TAILQ_EMPTY(&ml->sent))
         ml->fail_sent = 0;
@@ -1518,7 +1543,7 @@ static void drain(struct ml_ledger *ml)
         if (stored)
             ml_wake_waiters(ml);
         if (ml->rolling && TAILQ_EMPTY(&ml->sent))
-            roll_continue(ml);
+            ml_roll_continue(ml);
     }
     ml_release(ml);
 }
@@ -1549,14 +1574,14 @@ int ml_append(struct ml_ledger *ml, struct evbuffer *data, const struct ml_entry
     req->entry = NULL;
     TAILQ_INSERT_TAIL(&ml->unsent, op, link);
     ml->n_pending++;
-    send_unsent(ml);
+    ml_send_unsent(ml);
     return 0;
 }
 
 /* ---- data that cannot be read back ---------------------------------------------------- */
 
 /* Has the loss of ledger been reported? Notes it if not. */
-static bool lost_reported(struct ml_ledger *ml, int64_t ledger)
+static bool ml_lost_reported(struct ml_ledger *ml, int64_t ledger)
 {
     for (int i = 0; i < ml->n_lost; i++)
         if (ml->lost[i] == ledger)
@@ -1582,7 +1607,7 @@ int ml_data_lost(struct ml_ledger *ml, int64_t ledger, int64_t first, int64_t la
     if (last >= li->entries)
         last = li->entries - 1;
     bool skip = ml->f->cfg.auto_skip_non_recoverable_data;
-    if (!lost_reported(ml, ledger)) {
+    if (!ml_lost_reported(ml, ledger)) {
         if (skip)
             MG_ERROR(ML_MOD,
                      "%s: ledger %" PRId64 "%s: entries %" PRId64 "..%" PRId64
@@ -1608,8 +1633,8 @@ int ml_data_lost(struct ml_ledger *ml, int64_t ledger, int64_t first, int64_t la
 /* Pulsar's rule (ManagedLedgerImpl.internalTrimLedgers): a consumed ledger goes when it is
  * older than the retention time or what stays after it exceeds the retention size; -1 in
  * both keeps it forever. `remaining` is the size of the ledgers from li on. */
-static bool retention_allows(const struct ml_ledger *ml, const struct ml_ledger_info *li,
-                             int64_t remaining)
+static bool ml_retention_allows(const struct ml_ledger *ml, const struct ml_ledger_info *li,
+                                int64_t remaining)
 {
     const struct ml_config *cfg = &ml->f->cfg;
     int64_t t = cfg->retention_time_minutes, sz = cfg->retention_size_mb;
@@ -1619,16 +1644,16 @@ static bool retention_allows(const struct ml_ledger *ml, const struct ml_ledger_
     }
     if (t == 0 || sz == 0)
         return true;
-    if (t > 0 && li->timestamp > 0 && now_ms(ml) - li->timestamp > t * 60000)
+    if (t > 0 && li->timestamp > 0 && mg_loop_wall_ms(ml->f->loop) - li->timestamp > t * 60000)
         return true;
     if (sz > 0 && remaining - li->size > sz * (int64_t)1048576)
         return true;
     return false;
 }
 
-static void trim_saved(struct ml_ledger *ml, int status)
+static void ml_trim_saved(struct ml_ledger *ml, int status)
 {
-    (void)status; /* save_done handled the outcome; doomed ledgers wait for a stored list */
+    (void)status; /* ml_save_done handled the outcome; doomed ledgers wait for a stored list */
     ml->trimming = false;
     if (ml->trim_again && ml->state == ML_READY) {
         ml->trim_again = false;
@@ -1670,7 +1695,7 @@ void ml_maybe_trim(struct ml_ledger *ml, const struct ml_cursor *moved)
         const struct ml_ledger_info *li = &ml->ledgers[k];
         bool consumed =
             li->id < min.ledger || (li->id == min.ledger && min.entry >= li->next_entry - 1);
-        if (!consumed || li->entries != li->next_entry || !retention_allows(ml, li, remaining))
+        if (!consumed || li->entries != li->next_entry || !ml_retention_allows(ml, li, remaining))
             break;
         remaining -= li->size;
         k++;
@@ -1679,14 +1704,14 @@ void ml_maybe_trim(struct ml_ledger *ml, const struct ml_cursor *moved)
         return;
     for (int i = 0; i < k; i++) {
         MG_DEBUG(ML_MOD, "%s: trimming ledger %" PRId64, ml->name, ml->ledgers[i].id);
-        doom_ledger(ml, ml->ledgers[i].id);
+        ml_doom_ledger(ml, ml->ledgers[i].id);
     }
-    cache_drop_upto(ml, (struct ml_position){ml->ledgers[k - 1].id, INT64_MAX});
+    ml_cache_drop_upto(ml, (struct ml_position){ml->ledgers[k - 1].id, INT64_MAX});
     memmove(ml->ledgers, ml->ledgers + k, (size_t)(ml->n_ledgers - k) * sizeof *ml->ledgers);
     ml->n_ledgers -= k;
-    /* Off the stored list first, then deleted (purge_doomed, after the write). */
+    /* Off the stored list first, then deleted (ml_purge_doomed, after the write). */
     ml->trimming = true;
-    ml_save(ml, trim_saved);
+    ml_save(ml, ml_trim_saved);
 }
 
 /* ---- lookups ------------------------------------------------------------------------- */
@@ -1701,7 +1726,7 @@ struct get_op {
     struct ml_store_req sreq;
 };
 
-static void get_finish(struct get_op *op, int status)
+static void ml_get_finish(struct get_op *op, int status)
 {
     struct ml_ledger *ml = op->ml;
     struct ml_entry *e = op->entry;
@@ -1718,13 +1743,13 @@ static void get_finish(struct get_op *op, int status)
     ml_release(ml);
 }
 
-static void get_task(void *arg, int status)
+static void ml_get_task(void *arg, int status)
 {
     struct get_op *op = arg;
-    get_finish(op, status ? status : op->status);
+    ml_get_finish(op, status ? status : op->status);
 }
 
-static void get_read_done(struct ml_store_req *sreq, int status)
+static void ml_get_read_done(struct ml_store_req *sreq, int status)
 {
     struct get_op *op = sreq->data;
     if (status == 0) {
@@ -1739,7 +1764,7 @@ static void get_read_done(struct ml_store_req *sreq, int status)
         if (!op->entry)
             status = -MG_ENOTFOUND;
     }
-    get_finish(op, status);
+    ml_get_finish(op, status);
 }
 
 int ml_get_entry(struct ml_ledger *ml, struct ml_position pos, ml_get_cb cb, void *data)
@@ -1758,7 +1783,7 @@ int ml_get_entry(struct ml_ledger *ml, struct ml_position pos, ml_get_cb cb, voi
         op->status = -MG_ENOTFOUND;
     } else if ((op->entry = ml_cache_get(ml, pos)) == NULL) {
         op->sreq.data = op;
-        op->sreq.cb = get_read_done;
+        op->sreq.cb = ml_get_read_done;
         op->sreq.ledger_id = pos.ledger;
         op->sreq.first = op->sreq.last = pos.entry;
         int rc = ml->f->lops->read_range(ml->f->limpl, ml, &op->sreq);
@@ -1769,7 +1794,7 @@ int ml_get_entry(struct ml_ledger *ml, struct ml_position pos, ml_get_cb cb, voi
         }
         return 0;
     }
-    ml_defer(ml->f, &op->task, get_task, op);
+    ml_defer(ml->f, &op->task, ml_get_task, op);
     return 0;
 }
 
@@ -1785,7 +1810,7 @@ struct find_op {
     struct ml_store_req sreq;
 };
 
-static void find_task(void *arg, int status)
+static void ml_find_task(void *arg, int status)
 {
     struct find_op *op = arg;
     struct ml_ledger *ml = op->ml;
@@ -1801,9 +1826,9 @@ static void find_task(void *arg, int status)
     ml_release(ml);
 }
 
-static void find_step(struct find_op *op);
+static void ml_find_step(struct find_op *op);
 
-static void find_read_done(struct ml_store_req *sreq, int status)
+static void ml_find_read_done(struct ml_store_req *sreq, int status)
 {
     struct find_op *op = sreq->data;
     bool found = false;
@@ -1827,15 +1852,15 @@ static void find_read_done(struct ml_store_req *sreq, int status)
     }
     op->after = sreq->ledger_id;
     if (found)
-        ml_defer(op->ml->f, &op->task, find_task, op);
+        ml_defer(op->ml->f, &op->task, ml_find_task, op);
     else
-        find_step(op);
+        ml_find_step(op);
 }
 
-static void find_step(struct find_op *op)
+static void ml_find_step(struct find_op *op)
 {
     struct ml_ledger *ml = op->ml;
-    for (int i = ledger_lower_bound(ml, op->after + 1); i < ml->n_ledgers; i++) {
+    for (int i = ml_ledger_lower_bound(ml, op->after + 1); i < ml->n_ledgers; i++) {
         const struct ml_ledger_info *li = &ml->ledgers[i];
         if (li->entries == 0)
             continue;
@@ -1843,7 +1868,7 @@ static void find_step(struct find_op *op)
         if (li->publish_known && li->max_publish_time < op->ts)
             continue;
         op->sreq.data = op;
-        op->sreq.cb = find_read_done;
+        op->sreq.cb = ml_find_read_done;
         op->sreq.ledger_id = li->id;
         op->sreq.first = 0;
         op->sreq.last = li->entries - 1;
@@ -1855,7 +1880,7 @@ static void find_step(struct find_op *op)
     }
     if (!op->status)
         op->result = ml_next_position(ml, ml->lac);
-    ml_defer(ml->f, &op->task, find_task, op);
+    ml_defer(ml->f, &op->task, ml_find_task, op);
 }
 
 int ml_find_by_time(struct ml_ledger *ml, uint64_t ts_ms, ml_find_cb cb, void *data)
@@ -1871,6 +1896,6 @@ int ml_find_by_time(struct ml_ledger *ml, uint64_t ts_ms, ml_find_cb cb, void *d
     op->data = data;
     op->after = INT64_MIN;
     ml_hold(ml);
-    find_step(op); /* completes through the task queue or a store read: never inline */
+    ml_find_step(op); /* completes through the task queue or a store read: never inline */
     return 0;
 }

@@ -118,6 +118,9 @@ struct ml_factory *ml_factory_new(struct mg_loop *loop, const char *store,
 void ml_factory_free(struct ml_factory *f);
 /* Store operations still in flight (cursor and ML metadata writes, ledger closes). */
 int ml_factory_pending(const struct ml_factory *f);
+/* The loop the factory runs on (as given to ml_factory_new): what runs with its MLs (the
+ * topic registry) reads its clock and arms its timers there. */
+struct mg_loop *ml_factory_loop(const struct ml_factory *f);
 
 /* ---- managed ledgers ----------------------------------------------------------------- */
 

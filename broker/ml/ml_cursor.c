@@ -30,7 +30,7 @@
 
 /* ---- acked-entry bitsets ------------------------------------------------------------- */
 
-static int acks_lower_bound(const struct ml_cursor *c, int64_t ledger)
+static int ml_cursor_acks_lower_bound(const struct ml_cursor *c, int64_t ledger)
 {
     int lo = 0, hi = c->n_acks;
     while (lo < hi) {
@@ -43,24 +43,24 @@ static int acks_lower_bound(const struct ml_cursor *c, int64_t ledger)
     return lo;
 }
 
-static struct ml_ack_bits *acks_find(const struct ml_cursor *c, int64_t ledger)
+static struct ml_ack_bits *ml_cursor_acks_find(const struct ml_cursor *c, int64_t ledger)
 {
-    int i = acks_lower_bound(c, ledger);
+    int i = ml_cursor_acks_lower_bound(c, ledger);
     return i < c->n_acks && c->acks[i].ledger == ledger ? &c->acks[i] : NULL;
 }
 
-static bool bit_test(const struct ml_cursor *c, struct ml_position p)
+static bool ml_cursor_bit_test(const struct ml_cursor *c, struct ml_position p)
 {
     if (p.entry < 0)
         return false;
-    const struct ml_ack_bits *ab = acks_find(c, p.ledger);
+    const struct ml_ack_bits *ab = ml_cursor_acks_find(c, p.ledger);
     if (!ab)
         return false;
     uint64_t w = (uint64_t)p.entry / 64;
     return w < ab->n_words && (ab->words[w] >> (p.entry % 64) & 1);
 }
 
-static bool bit_test_le(const struct ml_ack_bits *ab, int64_t e)
+static bool ml_cursor_bit_test_le(const struct ml_ack_bits *ab, int64_t e)
 {
     if (e < 0)
         return false;
@@ -68,9 +68,9 @@ static bool bit_test_le(const struct ml_ack_bits *ab, int64_t e)
     return w < ab->n_words && (ab->words[w] >> (e % 64) & 1);
 }
 
-static void bit_set(struct ml_cursor *c, struct ml_position p)
+static void ml_cursor_bit_set(struct ml_cursor *c, struct ml_position p)
 {
-    int i = acks_lower_bound(c, p.ledger);
+    int i = ml_cursor_acks_lower_bound(c, p.ledger);
     if (i == c->n_acks || c->acks[i].ledger != p.ledger) {
         if (c->n_acks == c->cap_acks) {
             c->cap_acks = c->cap_acks ? c->cap_acks * 2 : 4;
@@ -90,24 +90,26 @@ static void bit_set(struct ml_cursor *c, struct ml_position p)
         memset(ab->words + ab->n_words, 0, (n - ab->n_words) * sizeof *ab->words);
         ab->n_words = n;
     }
-    bool left = bit_test_le(ab, p.entry - 1), right = bit_test_le(ab, p.entry + 1);
+    bool left = ml_cursor_bit_test_le(ab, p.entry - 1),
+         right = ml_cursor_bit_test_le(ab, p.entry + 1);
     ab->words[w] |= (uint64_t)1 << (p.entry % 64);
     c->n_acked++;
     c->n_ranges += 1 - (int)left - (int)right;
 }
 
-static void bit_clear(struct ml_cursor *c, struct ml_position p)
+static void ml_cursor_bit_clear(struct ml_cursor *c, struct ml_position p)
 {
-    struct ml_ack_bits *ab = acks_find(c, p.ledger);
-    if (!ab || !bit_test_le(ab, p.entry))
+    struct ml_ack_bits *ab = ml_cursor_acks_find(c, p.ledger);
+    if (!ab || !ml_cursor_bit_test_le(ab, p.entry))
         return;
     ab->words[p.entry / 64] &= ~((uint64_t)1 << (p.entry % 64));
-    bool left = bit_test_le(ab, p.entry - 1), right = bit_test_le(ab, p.entry + 1);
+    bool left = ml_cursor_bit_test_le(ab, p.entry - 1),
+         right = ml_cursor_bit_test_le(ab, p.entry + 1);
     c->n_acked--;
     c->n_ranges += left && right ? 1 : (!left && !right ? -1 : 0);
 }
 
-static void acks_recount(struct ml_cursor *c)
+static void ml_cursor_acks_recount(struct ml_cursor *c)
 {
     c->n_acked = 0;
     c->n_ranges = 0;
@@ -123,7 +125,7 @@ static void acks_recount(struct ml_cursor *c)
     }
 }
 
-static void acks_clear_all(struct ml_cursor *c)
+static void ml_cursor_acks_clear_all(struct ml_cursor *c)
 {
     for (int i = 0; i < c->n_acks; i++)
         mg_free(c->acks[i].words);
@@ -135,9 +137,9 @@ static void acks_clear_all(struct ml_cursor *c)
 }
 
 /* Drop every bit <= pos. */
-static void acks_clear_upto(struct ml_cursor *c, struct ml_position pos)
+static void ml_cursor_acks_clear_upto(struct ml_cursor *c, struct ml_position pos)
 {
-    int k = acks_lower_bound(c, pos.ledger);
+    int k = ml_cursor_acks_lower_bound(c, pos.ledger);
     if (k > 0) {
         for (int i = 0; i < k; i++)
             mg_free(c->acks[i].words);
@@ -155,7 +157,7 @@ static void acks_clear_upto(struct ml_cursor *c, struct ml_position pos)
                 ab->words[full] &= ~(((uint64_t)1 << rem) - 1);
         }
     }
-    acks_recount(c);
+    ml_cursor_acks_recount(c);
 }
 
 void ml_cursor_foreach_range(const struct ml_cursor *c, ml_range_fn fn, void *arg)
@@ -185,23 +187,23 @@ void ml_cursor_foreach_range(const struct ml_cursor *c, ml_range_fn fn, void *ar
 
 /* ---- batch-index ack sets ------------------------------------------------------------ */
 
-static void pos_key(struct ml_position p, unsigned char key[16])
+static void ml_cursor_pos_key(struct ml_position p, unsigned char key[16])
 {
     memcpy(key, &p.ledger, 8);
     memcpy(key + 8, &p.entry, 8);
 }
 
-static void batch_drop(struct ml_cursor *c, struct ml_position p)
+static void ml_cursor_batch_drop(struct ml_cursor *c, struct ml_position p)
 {
     if (c->batch.count == 0)
         return;
     unsigned char key[16];
-    pos_key(p, key);
+    ml_cursor_pos_key(p, key);
     mg_free(mg_map_del(&c->batch, key, sizeof key));
 }
 
 /* Drop the sets of positions <= pos (all of them with all = true). */
-static void batch_drop_upto(struct ml_cursor *c, struct ml_position pos, bool all)
+static void ml_cursor_batch_drop_upto(struct ml_cursor *c, struct ml_position pos, bool all)
 {
     if (c->batch.count == 0)
         return;
@@ -222,21 +224,21 @@ static void batch_drop_upto(struct ml_cursor *c, struct ml_position pos, bool al
 
 /* ---- mark-delete --------------------------------------------------------------------- */
 
-static void requeue_waiting(struct ml_cursor *c);
+static void ml_cursor_requeue_waiting(struct ml_cursor *c);
 
 /* Fold the acked run right after M into M. */
-static void merge_into_md(struct ml_cursor *c)
+static void ml_cursor_merge_into_md(struct ml_cursor *c)
 {
     struct ml_ledger *ml = c->ml;
     for (;;) {
         struct ml_position q = ml_next_position(ml, c->mark_delete);
-        if (ml_pos_cmp(q, ml->lac) > 0 || !bit_test(c, q))
+        if (ml_pos_cmp(q, ml->lac) > 0 || !ml_cursor_bit_test(c, q))
             break;
-        bit_clear(c, q);
+        ml_cursor_bit_clear(c, q);
         c->mark_delete = q;
     }
     /* Bitsets of ledgers wholly before M are empty now. */
-    int k = acks_lower_bound(c, c->mark_delete.ledger);
+    int k = ml_cursor_acks_lower_bound(c, c->mark_delete.ledger);
     if (k > 0) {
         for (int i = 0; i < k; i++)
             mg_free(c->acks[i].words);
@@ -246,7 +248,7 @@ static void merge_into_md(struct ml_cursor *c)
 }
 
 /* After M moved (forward or, on reset, anywhere). */
-static void md_changed(struct ml_cursor *c)
+static void ml_cursor_md_changed(struct ml_cursor *c)
 {
     struct ml_ledger *ml = c->ml;
     if (ml_pos_cmp(c->read_pos, c->mark_delete) <= 0)
@@ -299,8 +301,8 @@ void ml_cursor_restore_range(struct ml_cursor *c, struct ml_position lower,
             to = li->next_entry - 1; /* bounded by what the ledger holds */
         for (int64_t e = from; e <= to; e++) {
             struct ml_position p = {li->id, e};
-            if (ml_pos_cmp(p, c->mark_delete) > 0 && !bit_test(c, p))
-                bit_set(c, p);
+            if (ml_pos_cmp(p, c->mark_delete) > 0 && !ml_cursor_bit_test(c, p))
+                ml_cursor_bit_set(c, p);
         }
     }
 }
@@ -308,10 +310,10 @@ void ml_cursor_restore_range(struct ml_cursor *c, struct ml_position lower,
 void ml_cursor_restore_batch(struct ml_cursor *c, struct ml_position pos, const int64_t *words,
                              int n_words)
 {
-    if (n_words <= 0 || ml_pos_cmp(pos, c->mark_delete) <= 0 || bit_test(c, pos))
+    if (n_words <= 0 || ml_pos_cmp(pos, c->mark_delete) <= 0 || ml_cursor_bit_test(c, pos))
         return;
     unsigned char key[16];
-    pos_key(pos, key);
+    ml_cursor_pos_key(pos, key);
     struct ml_batch_set *bs = mg_malloc(sizeof *bs + (size_t)n_words * sizeof bs->words[0]);
     bs->n_words = n_words;
     memcpy(bs->words, words, (size_t)n_words * sizeof bs->words[0]);
@@ -321,11 +323,11 @@ void ml_cursor_restore_batch(struct ml_cursor *c, struct ml_position pos, const 
 
 void ml_cursor_restored(struct ml_cursor *c)
 {
-    merge_into_md(c);
+    ml_cursor_merge_into_md(c);
     c->read_pos = ml_next_position(c->ml, c->mark_delete);
 }
 
-static void unlink_cursor(struct ml_cursor *c)
+static void ml_cursor_unlink(struct ml_cursor *c)
 {
     struct ml_ledger *ml = c->ml;
     for (int i = 0; i < ml->n_cursors; i++) {
@@ -338,10 +340,10 @@ static void unlink_cursor(struct ml_cursor *c)
     }
 }
 
-static void read_task(void *arg, int status);
+static void ml_cursor_read_task(void *arg, int status);
 
 /* The cursor lets go of op; it completes with status from the loop. */
-static void detach_op(struct ml_read_op *op, int status)
+static void ml_cursor_detach_op(struct ml_read_op *op, int status)
 {
     struct ml_ledger *ml = op->ml;
     op->cursor = NULL;
@@ -349,17 +351,17 @@ static void detach_op(struct ml_read_op *op, int status)
     if (op->state == ML_READ_WAITING) {
         TAILQ_REMOVE(&ml->waiters, op, wait_link);
         op->state = ML_READ_QUEUED;
-        ml_defer(ml->f, &op->task, read_task, op);
+        ml_defer(ml->f, &op->task, ml_cursor_read_task, op);
     }
     /* QUEUED: the queued task sees status; STORE: the completion does. */
 }
 
-static void cancel_ops(struct ml_cursor *c, int status)
+static void ml_cursor_cancel_ops(struct ml_cursor *c, int status)
 {
     if (c->read_op)
-        detach_op(c->read_op, status);
+        ml_cursor_detach_op(c->read_op, status);
     if (c->replay_op)
-        detach_op(c->replay_op, status);
+        ml_cursor_detach_op(c->replay_op, status);
     c->read_op = c->replay_op = NULL;
 }
 
@@ -367,15 +369,15 @@ void ml_cursor_destroy(struct ml_cursor *c, int status)
 {
     if (!c)
         return;
-    cancel_ops(c, status);
-    acks_clear_all(c);
-    batch_drop_upto(c, ML_POS_LATEST, true);
+    ml_cursor_cancel_ops(c, status);
+    ml_cursor_acks_clear_all(c);
+    ml_cursor_batch_drop_upto(c, ML_POS_LATEST, true);
     mg_map_fini(&c->batch);
     mg_free(c->name);
     mg_free(c);
 }
 
-static struct ml_cursor *find_durable(const struct ml_ledger *ml, const char *name)
+static struct ml_cursor *ml_cursor_find_durable(const struct ml_ledger *ml, const char *name)
 {
     for (int i = 0; i < ml->n_cursors; i++)
         if (ml->cursors[i]->durable && strcmp(ml->cursors[i]->name, name) == 0)
@@ -399,7 +401,7 @@ struct ml_cursor *ml_cursor_open(struct ml_ledger *ml, const char *name, bool du
         return NULL;
     }
     if (durable) {
-        struct ml_cursor *c = find_durable(ml, name);
+        struct ml_cursor *c = ml_cursor_find_durable(ml, name);
         if (c) {
             if (c->open) {
                 *err = -MG_EBUSY;
@@ -433,13 +435,13 @@ void ml_cursor_close(struct ml_cursor *c)
     if (!c)
         return;
     struct ml_ledger *ml = c->ml;
-    cancel_ops(c, -MG_ECANCELED);
+    ml_cursor_cancel_ops(c, -MG_ECANCELED);
     if (c->durable) {
         c->open = false;
         ml_persist_cursor(c, true);
         return;
     }
-    unlink_cursor(c);
+    ml_cursor_unlink(c);
     ml_cursor_destroy(c, -MG_ECANCELED);
     (void)ml;
 }
@@ -451,7 +453,7 @@ void ml_cursor_delete(struct ml_cursor *c)
     struct ml_ledger *ml = c->ml;
     if (c->durable && ml->f->mops && ml->state == ML_READY && !ml->deleted)
         ml->f->mops->remove_cursor(ml->f->mimpl, ml, c->name, NULL);
-    unlink_cursor(c);
+    ml_cursor_unlink(c);
     ml_cursor_destroy(c, -MG_ECANCELED);
     /* The slowest durable cursor may be gone: more ledgers may be consumed now. */
     ml_maybe_trim(ml, NULL);
@@ -469,7 +471,7 @@ const char *ml_cursor_name_next(struct ml_ledger *ml, size_t *pos)
 
 bool ml_cursor_exists(struct ml_ledger *ml, const char *name)
 {
-    return ml && name && find_durable(ml, name) != NULL;
+    return ml && name && ml_cursor_find_durable(ml, name) != NULL;
 }
 
 const char *ml_cursor_name(const struct ml_cursor *c)
@@ -486,7 +488,7 @@ bool ml_cursor_durable(const struct ml_cursor *c)
 
 bool ml_cursor_is_acked(const struct ml_cursor *c, struct ml_position pos)
 {
-    return ml_pos_cmp(pos, c->mark_delete) <= 0 || bit_test(c, pos);
+    return ml_pos_cmp(pos, c->mark_delete) <= 0 || ml_cursor_bit_test(c, pos);
 }
 
 int ml_cursor_ack(struct ml_cursor *c, struct ml_position pos, const int64_t *ack_set, int n_words,
@@ -498,11 +500,11 @@ int ml_cursor_ack(struct ml_cursor *c, struct ml_position pos, const int64_t *ac
     if (ml_pos_cmp(pos, c->mark_delete) <= 0 || ml_pos_cmp(pos, ml->lac) > 0)
         return 0;
     const struct ml_ledger_info *li = ml_find_ledger(ml, pos.ledger);
-    if (!li || pos.entry < 0 || pos.entry >= li->entries || bit_test(c, pos))
+    if (!li || pos.entry < 0 || pos.entry >= li->entries || ml_cursor_bit_test(c, pos))
         return 0;
     if (ack_set) {
         unsigned char key[16];
-        pos_key(pos, key);
+        ml_cursor_pos_key(pos, key);
         struct ml_batch_set *bs = mg_map_get(&c->batch, key, sizeof key);
         if (!bs) {
             int nb = batch_size > 0 ? (batch_size + 63) / 64 : n_words;
@@ -528,14 +530,14 @@ int ml_cursor_ack(struct ml_cursor *c, struct ml_position pos, const int64_t *ac
         }
         mg_free(mg_map_del(&c->batch, key, sizeof key));
     } else {
-        batch_drop(c, pos);
+        ml_cursor_batch_drop(c, pos);
     }
     if (ml_pos_cmp(ml_next_position(ml, c->mark_delete), pos) == 0) {
         c->mark_delete = pos;
-        merge_into_md(c);
-        md_changed(c);
+        ml_cursor_merge_into_md(c);
+        ml_cursor_md_changed(c);
     } else {
-        bit_set(c, pos);
+        ml_cursor_bit_set(c, pos);
         if (c->durable)
             ml_persist_cursor(c, false);
     }
@@ -548,16 +550,17 @@ void ml_cursor_ack_lost(struct ml_cursor *c, int64_t ledger, int64_t first, int6
     bool any = false;
     for (int64_t e = first; e <= last; e++) {
         struct ml_position p = {ledger, e};
-        if (ml_pos_cmp(p, c->mark_delete) <= 0 || ml_pos_cmp(p, ml->lac) > 0 || bit_test(c, p))
+        if (ml_pos_cmp(p, c->mark_delete) <= 0 || ml_pos_cmp(p, ml->lac) > 0 ||
+            ml_cursor_bit_test(c, p))
             continue;
-        batch_drop(c, p);
-        bit_set(c, p);
+        ml_cursor_batch_drop(c, p);
+        ml_cursor_bit_set(c, p);
         any = true;
     }
     if (!any)
         return;
-    merge_into_md(c);
-    md_changed(c);
+    ml_cursor_merge_into_md(c);
+    ml_cursor_md_changed(c);
 }
 
 void ml_cursor_ack_cumulative(struct ml_cursor *c, struct ml_position pos)
@@ -569,17 +572,17 @@ void ml_cursor_ack_cumulative(struct ml_cursor *c, struct ml_position pos)
         pos = ml->lac;
     if (ml_pos_cmp(pos, c->mark_delete) <= 0)
         return;
-    acks_clear_upto(c, pos);
-    batch_drop_upto(c, pos, false);
+    ml_cursor_acks_clear_upto(c, pos);
+    ml_cursor_batch_drop_upto(c, pos, false);
     c->mark_delete = pos;
-    merge_into_md(c);
-    md_changed(c);
+    ml_cursor_merge_into_md(c);
+    ml_cursor_md_changed(c);
 }
 
 const int64_t *ml_cursor_ack_set(const struct ml_cursor *c, struct ml_position pos, int *n_words)
 {
     unsigned char key[16];
-    pos_key(pos, key);
+    ml_cursor_pos_key(pos, key);
     const struct ml_batch_set *bs = c->batch.count ? mg_map_get(&c->batch, key, sizeof key) : NULL;
     if (n_words)
         *n_words = bs ? bs->n_words : 0;
@@ -605,12 +608,12 @@ void ml_cursor_reset(struct ml_cursor *c, struct ml_position pos)
         pos = ml_normalize(ml, pos);
     if (ml_pos_cmp(pos, after) > 0)
         pos = after;
-    acks_clear_all(c);
-    batch_drop_upto(c, ML_POS_LATEST, true);
+    ml_cursor_acks_clear_all(c);
+    ml_cursor_batch_drop_upto(c, ML_POS_LATEST, true);
     c->mark_delete = ml_prev_position(ml, pos);
     c->read_pos = pos;
-    md_changed(c);
-    requeue_waiting(c);
+    ml_cursor_md_changed(c);
+    ml_cursor_requeue_waiting(c);
 }
 
 void ml_cursor_skip(struct ml_cursor *c, int64_t n)
@@ -621,7 +624,7 @@ void ml_cursor_skip(struct ml_cursor *c, int64_t n)
     struct ml_position last = c->mark_delete;
     struct ml_position p = ml_next_position(ml, c->mark_delete);
     while (n > 0 && ml_pos_cmp(p, ml->lac) <= 0) {
-        if (!bit_test(c, p)) {
+        if (!ml_cursor_bit_test(c, p)) {
             n--;
             last = p;
         }
@@ -653,7 +656,7 @@ struct strbuf {
     int n;
 };
 
-static void range_text(struct ml_position lower, struct ml_position upper, void *arg)
+static void ml_cursor_range_text(struct ml_position lower, struct ml_position upper, void *arg)
 {
     struct strbuf *b = arg;
     char tmp[128];
@@ -672,7 +675,7 @@ char *ml_cursor_ranges_string(const struct ml_cursor *c)
 {
     struct strbuf b = {.s = mg_malloc(64), .len = 1, .cap = 64};
     b.s[0] = '[';
-    ml_cursor_foreach_range(c, range_text, &b);
+    ml_cursor_foreach_range(c, ml_cursor_range_text, &b);
     b.s[b.len++] = ']';
     b.s[b.len] = '\0';
     return b.s;
@@ -680,9 +683,9 @@ char *ml_cursor_ranges_string(const struct ml_cursor *c)
 
 /* ---- reads ---------------------------------------------------------------------------- */
 
-static void read_run(struct ml_read_op *op);
+static void ml_cursor_read_run(struct ml_read_op *op);
 
-static void read_op_free(struct ml_read_op *op)
+static void ml_cursor_read_op_free(struct ml_read_op *op)
 {
     struct ml_ledger *ml = op->ml;
     for (int i = 0; i < op->n_out; i++)
@@ -693,7 +696,7 @@ static void read_op_free(struct ml_read_op *op)
     ml_release(ml);
 }
 
-static void read_finish(struct ml_read_op *op, int status)
+static void ml_cursor_read_finish(struct ml_read_op *op, int status)
 {
     struct ml_cursor *c = op->cursor;
     struct ml_read_req *req = op->req;
@@ -718,10 +721,10 @@ static void read_finish(struct ml_read_op *op, int status)
         }
         req->cb(req, status);
     }
-    read_op_free(op);
+    ml_cursor_read_op_free(op);
 }
 
-static void read_task(void *arg, int status)
+static void ml_cursor_read_task(void *arg, int status)
 {
     struct ml_read_op *op = arg;
     if (!status)
@@ -729,13 +732,13 @@ static void read_task(void *arg, int status)
     if (!status && (!op->cursor || op->ml->state == ML_CLOSED))
         status = -MG_ECANCELED;
     if (status) {
-        read_finish(op, status);
+        ml_cursor_read_finish(op, status);
         return;
     }
-    read_run(op);
+    ml_cursor_read_run(op);
 }
 
-static void push_target(struct ml_read_op *op, struct ml_position p)
+static void ml_cursor_push_target(struct ml_read_op *op, struct ml_position p)
 {
     if (op->n_targets == op->cap_targets) {
         op->cap_targets = op->cap_targets ? op->cap_targets * 2 : 16;
@@ -745,7 +748,7 @@ static void push_target(struct ml_read_op *op, struct ml_position p)
 }
 
 /* The unacked positions from the read position on, up to max_entries. */
-static void compute_targets(struct ml_read_op *op)
+static void ml_cursor_compute_targets(struct ml_read_op *op)
 {
     struct ml_cursor *c = op->cursor;
     struct ml_ledger *ml = c->ml;
@@ -755,19 +758,19 @@ static void compute_targets(struct ml_read_op *op)
         p = first;
     op->n_targets = op->idx = 0;
     while (op->n_targets < op->req->max_entries && ml_pos_cmp(p, ml->lac) <= 0) {
-        if (!bit_test(c, p))
-            push_target(op, p);
+        if (!ml_cursor_bit_test(c, p))
+            ml_cursor_push_target(op, p);
         p = ml_next_position(ml, p);
     }
 }
 
-static bool bytes_reached(const struct ml_read_op *op)
+static bool ml_cursor_bytes_reached(const struct ml_read_op *op)
 {
     size_t max = op->req->max_bytes;
     return max > 0 && op->n_out > 0 && op->bytes >= max;
 }
 
-static void push_out(struct ml_read_op *op, struct ml_entry *e)
+static void ml_cursor_push_out(struct ml_read_op *op, struct ml_entry *e)
 {
     if (op->n_out == 0)
         op->out = mg_malloc((size_t)(op->n_targets > 0 ? op->n_targets : 1) * sizeof *op->out);
@@ -775,7 +778,7 @@ static void push_out(struct ml_read_op *op, struct ml_entry *e)
     op->bytes += e->size;
 }
 
-static bool target_skipped(const struct ml_read_op *op, struct ml_position p)
+static bool ml_cursor_target_skipped(const struct ml_read_op *op, struct ml_position p)
 {
     /* Leave out positions acked since the targets were listed (replays: given acked) and
      * ones that are not (or no longer) stored. */
@@ -786,7 +789,7 @@ static bool target_skipped(const struct ml_read_op *op, struct ml_position p)
     return !li || p.entry < 0 || p.entry >= li->entries;
 }
 
-static void read_store_done(struct ml_store_req *sreq, int status)
+static void ml_cursor_read_store_done(struct ml_store_req *sreq, int status)
 {
     struct ml_read_op *op = sreq->data;
     bool dead = !op->req || op->status || !op->cursor || op->ml->state == ML_CLOSED;
@@ -797,13 +800,13 @@ static void read_store_done(struct ml_store_req *sreq, int status)
         end++;
     if (status == 0 && !dead) {
         int k = 0;
-        for (int j = op->idx; j < end && !bytes_reached(op); j++) {
-            if (target_skipped(op, op->targets[j]))
+        for (int j = op->idx; j < end && !ml_cursor_bytes_reached(op); j++) {
+            if (ml_cursor_target_skipped(op, op->targets[j]))
                 continue;
             while (k < sreq->n && sreq->entries[k]->pos.entry < op->targets[j].entry)
                 k++;
             if (k < sreq->n && sreq->entries[k]->pos.entry == op->targets[j].entry) {
-                push_out(op, sreq->entries[k]);
+                ml_cursor_push_out(op, sreq->entries[k]);
                 sreq->entries[k++] = NULL;
             }
         }
@@ -814,11 +817,11 @@ static void read_store_done(struct ml_store_req *sreq, int status)
     sreq->entries = NULL;
     sreq->n = 0;
     if (!op->req) { /* canceled while the store read ran */
-        read_op_free(op);
+        ml_cursor_read_op_free(op);
         return;
     }
     if (dead) {
-        read_finish(op, op->status ? op->status : -MG_ECANCELED);
+        ml_cursor_read_finish(op, op->status ? op->status : -MG_ECANCELED);
         return;
     }
     const struct ml_ledger_info *li = ml_find_ledger(op->ml, sreq->ledger_id);
@@ -829,7 +832,7 @@ static void read_store_done(struct ml_store_req *sreq, int status)
         if (status == -MG_ENONRECOVERABLE && sreq->first < sreq->last) {
             op->narrow = true;
             op->state = ML_READ_QUEUED;
-            read_run(op);
+            ml_cursor_read_run(op);
             return;
         }
         int rc = status == -MG_ENOTFOUND
@@ -837,45 +840,45 @@ static void read_store_done(struct ml_store_req *sreq, int status)
                      : ml_data_lost(op->ml, sreq->ledger_id, sreq->first, sreq->last);
         if (rc < 0) {
             /* What was read before it goes out first; the next read stops here again. */
-            read_finish(op, op->n_out > 0 ? 0 : rc);
+            ml_cursor_read_finish(op, op->n_out > 0 ? 0 : rc);
             return;
         }
         /* Skipped: those entries are acknowledged now, the targets pass over them. */
         op->state = ML_READ_QUEUED;
-        read_run(op);
+        ml_cursor_read_run(op);
         return;
     }
     if (status < 0 && status != -MG_ENOTFOUND) {
-        read_finish(op, status);
+        ml_cursor_read_finish(op, status);
         return;
     }
     op->idx = end; /* targets in the range that did not come back are gone: skipped */
     op->state = ML_READ_QUEUED;
-    read_run(op);
+    ml_cursor_read_run(op);
 }
 
-static void read_run(struct ml_read_op *op)
+static void ml_cursor_read_run(struct ml_read_op *op)
 {
     struct ml_ledger *ml = op->ml;
     struct ml_factory *f = ml->f;
     for (;;) {
         if (!op->replay && op->n_targets == 0) {
-            compute_targets(op);
+            ml_cursor_compute_targets(op);
             if (op->n_targets == 0) {
                 op->state = ML_READ_WAITING;
                 TAILQ_INSERT_TAIL(&ml->waiters, op, wait_link);
                 return;
             }
         }
-        while (op->idx < op->n_targets && !bytes_reached(op)) {
+        while (op->idx < op->n_targets && !ml_cursor_bytes_reached(op)) {
             struct ml_position p = op->targets[op->idx];
-            if (target_skipped(op, p)) {
+            if (ml_cursor_target_skipped(op, p)) {
                 op->idx++;
                 continue;
             }
             struct ml_entry *e = ml_cache_get(ml, p);
             if (e) {
-                push_out(op, e);
+                ml_cursor_push_out(op, e);
                 op->idx++;
                 continue;
             }
@@ -894,7 +897,7 @@ static void read_run(struct ml_read_op *op)
                 last = q.entry;
             }
             op->sreq.data = op;
-            op->sreq.cb = read_store_done;
+            op->sreq.cb = ml_cursor_read_store_done;
             op->sreq.ledger_id = p.ledger;
             op->sreq.first = p.entry;
             op->sreq.last = last;
@@ -904,7 +907,7 @@ static void read_run(struct ml_read_op *op)
             int rc = f->lops->read_range(f->limpl, op->ml, &op->sreq);
             if (rc < 0) {
                 op->state = ML_READ_QUEUED;
-                read_finish(op, rc);
+                ml_cursor_read_finish(op, rc);
             }
             return;
         }
@@ -914,10 +917,11 @@ static void read_run(struct ml_read_op *op)
         op->cursor->read_pos = ml_next_position(ml, op->targets[op->n_targets - 1]);
         op->n_targets = op->idx = 0;
     }
-    read_finish(op, 0);
+    ml_cursor_read_finish(op, 0);
 }
 
-static struct ml_read_op *read_op_new(struct ml_cursor *c, struct ml_read_req *req, bool replay)
+static struct ml_read_op *ml_cursor_read_op_new(struct ml_cursor *c, struct ml_read_req *req,
+                                                bool replay)
 {
     struct ml_read_op *op = mg_calloc(1, sizeof *op);
     op->ml = c->ml;
@@ -944,9 +948,9 @@ int ml_cursor_read(struct ml_cursor *c, int max_entries, size_t max_bytes, struc
     req->max_entries = max_entries;
     req->max_bytes = max_bytes;
     req->cursor = c;
-    struct ml_read_op *op = read_op_new(c, req, false);
+    struct ml_read_op *op = ml_cursor_read_op_new(c, req, false);
     c->read_op = op;
-    ml_defer(c->ml->f, &op->task, read_task, op);
+    ml_defer(c->ml->f, &op->task, ml_cursor_read_task, op);
     return 0;
 }
 
@@ -965,11 +969,11 @@ int ml_cursor_replay(struct ml_cursor *c, const struct ml_position *positions, i
     req->max_entries = n;
     req->max_bytes = 0;
     req->cursor = c;
-    struct ml_read_op *op = read_op_new(c, req, true);
+    struct ml_read_op *op = ml_cursor_read_op_new(c, req, true);
     for (int i = 0; i < n; i++)
-        push_target(op, positions[i]);
+        ml_cursor_push_target(op, positions[i]);
     c->replay_op = op;
-    ml_defer(c->ml->f, &op->task, read_task, op);
+    ml_defer(c->ml->f, &op->task, ml_cursor_read_task, op);
     return 0;
 }
 
@@ -986,14 +990,14 @@ int ml_cursor_cancel_read(struct ml_cursor *c)
     switch (op->state) {
     case ML_READ_QUEUED:
         ml_task_cancel(ml->f, &op->task);
-        read_op_free(op);
+        ml_cursor_read_op_free(op);
         break;
     case ML_READ_WAITING:
         TAILQ_REMOVE(&ml->waiters, op, wait_link);
-        read_op_free(op);
+        ml_cursor_read_op_free(op);
         break;
     case ML_READ_STORE:
-        break; /* read_store_done frees it */
+        break; /* ml_cursor_read_store_done frees it */
     }
     req->entries = NULL;
     req->n = 0;
@@ -1007,17 +1011,17 @@ void ml_wake_waiters(struct ml_ledger *ml)
     while ((op = TAILQ_FIRST(&ml->waiters)) != NULL) {
         TAILQ_REMOVE(&ml->waiters, op, wait_link);
         op->state = ML_READ_QUEUED;
-        ml_defer(ml->f, &op->task, read_task, op);
+        ml_defer(ml->f, &op->task, ml_cursor_read_task, op);
     }
 }
 
-static void requeue_waiting(struct ml_cursor *c)
+static void ml_cursor_requeue_waiting(struct ml_cursor *c)
 {
     struct ml_read_op *op = c->read_op;
     if (op && op->state == ML_READ_WAITING) {
         TAILQ_REMOVE(&c->ml->waiters, op, wait_link);
         op->state = ML_READ_QUEUED;
-        ml_defer(c->ml->f, &op->task, read_task, op);
+        ml_defer(c->ml->f, &op->task, ml_cursor_read_task, op);
     }
 }
 
@@ -1029,7 +1033,7 @@ bool ml_cursor_has_more(const struct ml_cursor *c)
     if (ml_pos_cmp(p, first) < 0)
         p = first;
     for (; ml_pos_cmp(p, ml->lac) <= 0; p = ml_next_position(ml, p))
-        if (!bit_test(c, p))
+        if (!ml_cursor_bit_test(c, p))
             return true;
     return false;
 }
@@ -1044,7 +1048,7 @@ void ml_cursor_seek_read(struct ml_cursor *c, struct ml_position pos)
     if (!c)
         return;
     c->read_pos = pos;
-    requeue_waiting(c);
+    ml_cursor_requeue_waiting(c);
 }
 
 void ml_cursor_rewind(struct ml_cursor *c)
@@ -1052,5 +1056,5 @@ void ml_cursor_rewind(struct ml_cursor *c)
     if (!c)
         return;
     c->read_pos = ml_next_position(c->ml, c->mark_delete);
-    requeue_waiting(c);
+    ml_cursor_requeue_waiting(c);
 }

@@ -85,6 +85,13 @@ struct ml_store_req {
     struct ml_store_req *next_;
 };
 
+/* For a store: complete req with status from the task queue (its op returned 0), through
+ * req->task. When the queue is flushed instead (the factory is going), req completes with
+ * that status and a read's entries are released rather than handed over. */
+void ml_store_complete_later(struct ml_factory *f, struct ml_store_req *req, int status);
+/* For a store: complete a list of requests (linked by next_, oldest first) with status, now. */
+void ml_store_complete_all(struct ml_store_req *list, int status);
+
 /* Where entries live (docs/style.md §2): a const table.
  * Required: init, fini, create_ledger, add_entry, read_range, delete_ledger.
  * Optional (NULL = nothing to do): close_ledger, recover_ledger, free_ml, pending.

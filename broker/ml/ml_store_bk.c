@@ -95,7 +95,7 @@ struct bks {
 
 /* ---- refcounts and ops ----------------------------------------------------------------- */
 
-static void bks_unref(struct bks *s)
+static void ml_bks_unref(struct bks *s)
 {
     if (--s->refs > 0)
         return;
@@ -103,7 +103,7 @@ static void bks_unref(struct bks *s)
     mg_free(s);
 }
 
-static void handle_unref(struct bkh *h)
+static void ml_bk_handle_unref(struct bkh *h)
 {
     if (--h->refs > 0)
         return;
@@ -113,7 +113,7 @@ static void handle_unref(struct bkh *h)
 
 /* Take h out of its ML's map and release its bkc handle (pending bkc requests on it
  * complete with -MG_ECANCELED later). */
-static void handle_drop(struct bkh *h)
+static void ml_bk_handle_drop(struct bkh *h)
 {
     if (h->gone)
         return;
@@ -121,10 +121,10 @@ static void handle_drop(struct bkh *h)
     mg_map_del_u64(&h->m->handles, (uint64_t)h->id);
     bkc_ledger_free(h->lh);
     h->lh = NULL;
-    handle_unref(h);
+    ml_bk_handle_unref(h);
 }
 
-static struct bkh *handle_new(struct bkml *m, int64_t id, struct bkc_ledger *lh, bool writer)
+static struct bkh *ml_bk_handle_new(struct bkml *m, int64_t id, struct bkc_ledger *lh, bool writer)
 {
     struct bkh *h = mg_calloc(1, sizeof *h);
     h->m = m;
@@ -137,31 +137,29 @@ static struct bkh *handle_new(struct bkml *m, int64_t id, struct bkc_ledger *lh,
         old->gone = true;
         bkc_ledger_free(old->lh);
         old->lh = NULL;
-        handle_unref(old);
+        ml_bk_handle_unref(old);
     }
     return h;
 }
 
-static void bkml_unref(struct bkml *m)
+static void ml_bkml_unref(struct bkml *m)
 {
     if (--m->refs > 0)
         return;
     struct bks *s = m->s;
     size_t it = 0;
-    const char *key;
-    size_t klen;
     void *v;
-    while (mg_map_next(&m->handles, &it, &key, &klen, &v))
-        handle_drop(v);
+    while (mg_map_next(&m->handles, &it, NULL, NULL, &v))
+        ml_bk_handle_drop(v);
     mg_map_fini(&m->handles);
     TAILQ_REMOVE(&s->all, m, link);
     mg_free(m->name);
     mg_free(m);
-    bks_unref(s);
+    ml_bks_unref(s);
 }
 
 /* The ML's state here, made on its first request. */
-static struct bkml *bkml_get(struct bks *s, struct ml_ledger *ml)
+static struct bkml *ml_bkml_get(struct bks *s, struct ml_ledger *ml)
 {
     struct bkml *m = ml->ledger_priv;
     if (m)
@@ -178,8 +176,8 @@ static struct bkml *bkml_get(struct bks *s, struct ml_ledger *ml)
     return m;
 }
 
-static struct bk_op *op_new(struct bks *s, struct bkml *m, enum bk_op_kind kind,
-                            struct ml_store_req *req)
+static struct bk_op *ml_bk_op_new(struct bks *s, struct bkml *m, enum bk_op_kind kind,
+                                  struct ml_store_req *req)
 {
     struct bk_op *op = mg_calloc(1, sizeof *op);
     op->s = s;
@@ -194,7 +192,7 @@ static struct bk_op *op_new(struct bks *s, struct bkml *m, enum bk_op_kind kind,
     return op;
 }
 
-static void op_end(struct bk_op *op)
+static void ml_bk_op_end(struct bk_op *op)
 {
     struct bks *s = op->s;
     LIST_REMOVE(op, link);
@@ -202,14 +200,14 @@ static void op_end(struct bk_op *op)
     bkc_req_fini(&op->br);
     ml_entry_unref(op->entry);
     if (op->h)
-        handle_unref(op->h);
-    bkml_unref(op->m);
+        ml_bk_handle_unref(op->h);
+    ml_bkml_unref(op->m);
     mg_free(op);
-    bks_unref(s);
+    ml_bks_unref(s);
 }
 
 /* Complete the core's request of op with status (once). */
-static void op_complete(struct bk_op *op, int status)
+static void ml_bk_op_complete(struct bk_op *op, int status)
 {
     struct ml_store_req *req = op->req;
     op->req = NULL;
@@ -219,22 +217,27 @@ static void op_complete(struct bk_op *op, int status)
     }
 }
 
-static void later_task(void *arg, int status)
+/* Queue op on a handle's list of ops waiting for an open or a close (not in bkc yet). */
+static void ml_bk_op_park(struct bk_op *op, struct bk_op **list)
 {
-    struct ml_store_req *req = arg;
-    req->cb(req, status ? status : req->status);
+    op->waiting = true;
+    op->next = *list;
+    *list = op;
 }
 
-/* Complete req from the loop (the op itself returned 0). */
-static void complete_later(struct bks *s, struct ml_store_req *req, int status)
+/* End every op parked on *list (the store is going away: they never reached bkc). */
+static void ml_bk_ops_end(struct bk_op **list)
 {
-    req->status = status;
-    ml_defer(s->f, &req->task, later_task, req);
+    while (*list) {
+        struct bk_op *w = *list;
+        *list = w->next;
+        ml_bk_op_end(w);
+    }
 }
 
 /* ---- init / fini ---------------------------------------------------------------------- */
 
-static int bk_init(struct ml_factory *f, void **impl)
+static int ml_bk_init(struct ml_factory *f, void **impl)
 {
     const struct ml_config *cfg = &f->cfg;
     if (!cfg->bkc) {
@@ -255,7 +258,7 @@ static int bk_init(struct ml_factory *f, void **impl)
     return 0;
 }
 
-static void bk_fini(void *impl)
+static void ml_bk_fini(void *impl)
 {
     struct bks *s = impl;
     if (!s)
@@ -264,52 +267,38 @@ static void bk_fini(void *impl)
     /* Every request the core has here completes now with -MG_ECANCELED. */
     struct bk_op *op;
     LIST_FOREACH(op, &s->ops, link)
-    op_complete(op, -MG_ECANCELED);
+    ml_bk_op_complete(op, -MG_ECANCELED);
     struct bkml *m, *mnext;
     for (m = TAILQ_FIRST(&s->all); m; m = mnext) {
         m->refs++;
         size_t it = 0;
-        const char *key;
-        size_t klen;
         void *v;
         /* Reads and recoveries parked on handles never reached bkc: end them here. */
-        while (mg_map_next(&m->handles, &it, &key, &klen, &v)) {
+        while (mg_map_next(&m->handles, &it, NULL, NULL, &v)) {
             struct bkh *h = v;
-            while (h->waiting) {
-                struct bk_op *w = h->waiting;
-                h->waiting = w->next;
-                op_end(w);
-            }
-            while (h->recover_waiters) {
-                struct bk_op *w = h->recover_waiters;
-                h->recover_waiters = w->next;
-                op_end(w);
-            }
+            ml_bk_ops_end(&h->waiting);
+            ml_bk_ops_end(&h->recover_waiters);
             struct ml_store_req *cw = h->close_waiters;
             h->close_waiters = NULL;
-            while (cw) {
-                struct ml_store_req *next = cw->next_;
-                cw->cb(cw, -MG_ECANCELED);
-                cw = next;
-            }
+            ml_store_complete_all(cw, -MG_ECANCELED);
         }
         it = 0;
-        while (mg_map_next(&m->handles, &it, &key, &klen, &v))
-            handle_drop(v);
+        while (mg_map_next(&m->handles, &it, NULL, NULL, &v))
+            ml_bk_handle_drop(v);
         mnext = TAILQ_NEXT(m, link);
-        bkml_unref(m);
+        ml_bkml_unref(m);
     }
     s->f = NULL;
-    bks_unref(s);
+    ml_bks_unref(s);
 }
 
-static int bk_pending(void *impl)
+static int ml_bk_pending(void *impl)
 {
     struct bks *s = impl;
     return s->inflight;
 }
 
-static void bk_free_ml(void *impl, struct ml_ledger *ml)
+static void ml_bk_free_ml(void *impl, struct ml_ledger *ml)
 {
     (void)impl;
     struct bkml *m = ml->ledger_priv;
@@ -319,20 +308,18 @@ static void bk_free_ml(void *impl, struct ml_ledger *ml)
     m->ml = NULL;
     /* Handles nobody works on go now; a close in flight keeps its own. */
     size_t it = 0;
-    const char *key;
-    size_t klen;
     void *v;
-    while (mg_map_next(&m->handles, &it, &key, &klen, &v)) {
+    while (mg_map_next(&m->handles, &it, NULL, NULL, &v)) {
         struct bkh *h = v;
         if (!h->closing && !h->opening)
-            handle_drop(h);
+            ml_bk_handle_drop(h);
     }
-    bkml_unref(m);
+    ml_bkml_unref(m);
 }
 
 /* ---- recovery of the last ledger (load) ------------------------------------------------------ */
 
-static void recover_done(struct bkc_req *br, int status)
+static void ml_bk_recover_done(struct bkc_req *br, int status)
 {
     struct bk_op *op = br->data;
     struct bkml *m = op->m;
@@ -346,47 +333,45 @@ static void recover_done(struct bkc_req *br, int status)
         } else {
             req->last = bkc_ledger_lac(lh);
             req->length = bkc_ledger_length(lh);
-            struct bkh *h = handle_new(m, bkc_ledger_id(lh), lh, false);
+            struct bkh *h = ml_bk_handle_new(m, bkc_ledger_id(lh), lh, false);
             h->closed = true; /* sealed: kept for reads */
         }
     }
-    op_complete(op, status);
-    op_end(op);
+    ml_bk_op_complete(op, status);
+    ml_bk_op_end(op);
 }
 
-static void recover_start(struct bk_op *op)
+static void ml_bk_recover_start(struct bk_op *op)
 {
-    int rc = bkc_open(op->s->bkc, op->req->ledger_id, true, &op->br, recover_done);
+    int rc = bkc_open(op->s->bkc, op->req->ledger_id, true, &op->br, ml_bk_recover_done);
     if (rc < 0) {
         struct ml_store_req *req = op->req;
         op->req = NULL;
-        op_end(op);
-        complete_later(op->s, req, rc);
+        ml_bk_op_end(op);
+        ml_store_complete_later(op->s->f, req, rc);
     }
 }
 
-static int bk_recover_ledger(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
+static int ml_bk_recover_ledger(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
     struct bks *s = impl;
     if (s->dead)
         return -MG_ECLOSED;
-    struct bkml *m = bkml_get(s, ml);
-    struct bk_op *op = op_new(s, m, BK_OP_RECOVER, req);
+    struct bkml *m = ml_bkml_get(s, ml);
+    struct bk_op *op = ml_bk_op_new(s, m, BK_OP_RECOVER, req);
     struct bkh *closing = mg_map_get_u64(&s->closing, (uint64_t)req->ledger_id);
     if (closing) {
         /* A previous incarnation of the ML is closing it: recover once that is done. */
-        op->waiting = true;
-        op->next = closing->recover_waiters;
-        closing->recover_waiters = op;
+        ml_bk_op_park(op, &closing->recover_waiters);
         return 0;
     }
-    recover_start(op);
+    ml_bk_recover_start(op);
     return 0;
 }
 
 /* ---- ledgers ------------------------------------------------------------------------------ */
 
-static void create_done(struct bkc_req *br, int status)
+static void ml_bk_create_done(struct bkc_req *br, int status)
 {
     struct bk_op *op = br->data;
     struct bkml *m = op->m;
@@ -397,7 +382,7 @@ static void create_done(struct bkc_req *br, int status)
             bkc_ledger_free(lh); /* stays OPEN and empty in BookKeeper: harmless */
             status = -MG_ECANCELED;
         } else {
-            handle_new(m, br->ledger_id, lh, true);
+            ml_bk_handle_new(m, br->ledger_id, lh, true);
             op->req->ledger_id = br->ledger_id;
             MG_DEBUG(BK_MOD, "%s: created ledger %" PRId64, m->name, br->ledger_id);
         }
@@ -405,16 +390,16 @@ static void create_done(struct bkc_req *br, int status)
         MG_WARN(BK_MOD, "%s: cannot create a ledger: %s %s", m->name, mg_strerror(status),
                 br->errmsg);
     }
-    op_complete(op, status);
-    op_end(op);
+    ml_bk_op_complete(op, status);
+    ml_bk_op_end(op);
 }
 
-static int bk_create_ledger(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
+static int ml_bk_create_ledger(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
     struct bks *s = impl;
     if (s->dead)
         return -MG_ECLOSED;
-    struct bkml *m = bkml_get(s, ml);
+    struct bkml *m = ml_bkml_get(s, ml);
     struct bkc_kv kv[3] = {
         {"application", "pulsar", 6},
         {"component", "managed-ledger", 14},
@@ -427,47 +412,47 @@ static int bk_create_ledger(void *impl, struct ml_ledger *ml, struct ml_store_re
         .custom = kv,
         .n_custom = 3,
     };
-    struct bk_op *op = op_new(s, m, BK_OP_CREATE, req);
+    struct bk_op *op = ml_bk_op_new(s, m, BK_OP_CREATE, req);
     op->br.data = op;
-    int rc = bkc_create(s->bkc, &o, &op->br, create_done);
+    int rc = bkc_create(s->bkc, &o, &op->br, ml_bk_create_done);
     if (rc < 0) {
         op->req = NULL;
-        op_end(op);
+        ml_bk_op_end(op);
     }
     return rc;
 }
 
-static void add_done(struct bkc_req *br, int status)
+static void ml_bk_add_done(struct bkc_req *br, int status)
 {
     struct bk_op *op = br->data;
-    op_complete(op, status);
-    op_end(op);
+    ml_bk_op_complete(op, status);
+    ml_bk_op_end(op);
 }
 
-static int bk_add_entry(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
+static int ml_bk_add_entry(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
     struct bks *s = impl;
     if (s->dead)
         return -MG_ECLOSED;
-    struct bkml *m = bkml_get(s, ml);
+    struct bkml *m = ml_bkml_get(s, ml);
     struct bkh *h = mg_map_get_u64(&m->handles, (uint64_t)req->ledger_id);
     if (!h || !h->writer || !h->lh)
         return -MG_ENOTFOUND;
-    struct bk_op *op = op_new(s, m, BK_OP_ADD, req);
+    struct bk_op *op = ml_bk_op_new(s, m, BK_OP_ADD, req);
     /* bkc borrows the evbuffer until its callback: the reference keeps it alive. */
     op->entry = ml_entry_ref(req->entry);
     op->br.data = op;
     /* The core decided the entry id (its position); bkc refuses any other than the next. */
-    int rc = bkc_add(h->lh, req->entry->pos.entry, req->entry->data, &op->br, add_done);
+    int rc = bkc_add(h->lh, req->entry->pos.entry, req->entry->data, &op->br, ml_bk_add_done);
     if (rc < 0) {
         op->req = NULL;
-        op_end(op);
+        ml_bk_op_end(op);
         return rc;
     }
     return 0;
 }
 
-static void read_done(struct bkc_req *br, int status)
+static void ml_bk_read_done(struct bkc_req *br, int status)
 {
     struct bk_op *op = br->data;
     struct ml_store_req *req = op->req;
@@ -491,12 +476,12 @@ static void read_done(struct bkc_req *br, int status)
             status = -MG_ENOTFOUND;
         }
     }
-    op_complete(op, status);
-    op_end(op);
+    ml_bk_op_complete(op, status);
+    ml_bk_op_end(op);
 }
 
 /* Read from an open handle; errors complete through the loop. */
-static void read_start(struct bk_op *op)
+static void ml_bk_read_start(struct bk_op *op)
 {
     struct ml_store_req *req = op->req;
     struct bkh *h = op->h;
@@ -508,16 +493,16 @@ static void read_start(struct bk_op *op)
     int rc = h->lh ? -MG_ENONRECOVERABLE : -MG_ENOTFOUND;
     if (h->lh && first <= last) {
         op->br.data = op;
-        rc = bkc_read(h->lh, first, last, &op->br, read_done);
+        rc = bkc_read(h->lh, first, last, &op->br, ml_bk_read_done);
         if (rc == 0)
             return;
     }
     op->req = NULL;
-    op_end(op);
-    complete_later(s, req, rc);
+    ml_bk_op_end(op);
+    ml_store_complete_later(s->f, req, rc);
 }
 
-static void open_done(struct bkc_req *br, int status)
+static void ml_bk_open_done(struct bkc_req *br, int status)
 {
     struct bk_op *op = br->data;
     struct bkh *h = op->h;
@@ -525,7 +510,7 @@ static void open_done(struct bkc_req *br, int status)
         if (status == 0)
             bkc_ledger_free(br->ledger);
         br->ledger = NULL;
-        op_end(op);
+        ml_bk_op_end(op);
         return;
     }
     h->opening = false;
@@ -545,67 +530,65 @@ static void open_done(struct bkc_req *br, int status)
     struct bk_op *w = h->waiting;
     h->waiting = NULL;
     if (status < 0 && !h->gone)
-        handle_drop(h); /* the next read tries again */
+        ml_bk_handle_drop(h); /* the next read tries again */
     while (w) {
         struct bk_op *next = w->next;
         w->waiting = false;
         if (status == 0) {
-            read_start(w);
+            ml_bk_read_start(w);
         } else {
-            op_complete(w, status);
-            op_end(w);
+            ml_bk_op_complete(w, status);
+            ml_bk_op_end(w);
         }
         w = next;
     }
     if (status == 0 && !op->m->ml)
-        handle_drop(h); /* the ML went meanwhile */
-    op_end(op);
+        ml_bk_handle_drop(h); /* the ML went meanwhile */
+    ml_bk_op_end(op);
 }
 
-static int bk_read_range(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
+static int ml_bk_read_range(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
     struct bks *s = impl;
     if (s->dead)
         return -MG_ECLOSED;
-    struct bkml *m = bkml_get(s, ml);
+    struct bkml *m = ml_bkml_get(s, ml);
     req->entries = NULL;
     req->n = 0;
     struct bkh *h = mg_map_get_u64(&m->handles, (uint64_t)req->ledger_id);
     if (!h) {
         /* Not ours to write: a read handle, with recovery so that a ledger we abandoned
          * open (bookies were down) gets sealed where it really ends. */
-        h = handle_new(m, req->ledger_id, NULL, false);
+        h = ml_bk_handle_new(m, req->ledger_id, NULL, false);
         h->opening = true;
-        struct bk_op *oop = op_new(s, m, BK_OP_OPEN, NULL);
+        struct bk_op *oop = ml_bk_op_new(s, m, BK_OP_OPEN, NULL);
         oop->h = h;
         h->refs++;
         oop->br.data = oop;
-        int rc = bkc_open(s->bkc, req->ledger_id, true, &oop->br, open_done);
+        int rc = bkc_open(s->bkc, req->ledger_id, true, &oop->br, ml_bk_open_done);
         if (rc < 0) {
-            op_end(oop);
-            handle_drop(h);
+            ml_bk_op_end(oop);
+            ml_bk_handle_drop(h);
             return rc;
         }
     }
-    struct bk_op *op = op_new(s, m, BK_OP_READ, req);
+    struct bk_op *op = ml_bk_op_new(s, m, BK_OP_READ, req);
     op->h = h;
     h->refs++;
     if (h->opening) {
-        op->waiting = true;
-        op->next = h->waiting;
-        h->waiting = op;
+        ml_bk_op_park(op, &h->waiting);
         return 0;
     }
-    read_start(op);
+    ml_bk_read_start(op);
     return 0;
 }
 
-static void close_done(struct bkc_req *br, int status)
+static void ml_bk_close_done(struct bkc_req *br, int status)
 {
     struct bk_op *op = br->data;
     struct bkh *h = op->h;
     if (op->s->dead) {
-        op_end(op);
+        ml_bk_op_end(op);
         return;
     }
     h->closing = false;
@@ -618,37 +601,32 @@ static void close_done(struct bkc_req *br, int status)
                 mg_strerror(status), br->errmsg);
     struct ml_store_req *w = h->close_waiters;
     h->close_waiters = NULL;
-    op_complete(op, status);
-    while (w) {
-        struct ml_store_req *next = w->next_;
-        w->next_ = NULL;
-        w->cb(w, status);
-        w = next;
-    }
+    ml_bk_op_complete(op, status);
+    ml_store_complete_all(w, status);
     struct bk_op *rw = h->recover_waiters;
     h->recover_waiters = NULL;
     while (rw) {
         struct bk_op *next = rw->next;
         rw->waiting = false;
-        recover_start(rw);
+        ml_bk_recover_start(rw);
         rw = next;
     }
     if (!op->m->ml)
-        handle_drop(h);
-    op_end(op);
+        ml_bk_handle_drop(h);
+    ml_bk_op_end(op);
 }
 
-static int bk_close_ledger(void *impl, struct ml_ledger *ml, int64_t ledger_id,
-                           struct ml_store_req *req)
+static int ml_bk_close_ledger(void *impl, struct ml_ledger *ml, int64_t ledger_id,
+                              struct ml_store_req *req)
 {
     struct bks *s = impl;
     if (s->dead)
         return -MG_ECLOSED;
-    struct bkml *m = bkml_get(s, ml);
+    struct bkml *m = ml_bkml_get(s, ml);
     struct bkh *h = mg_map_get_u64(&m->handles, (uint64_t)ledger_id);
     if (!h || !h->writer || !h->lh || h->closed) {
         if (req)
-            complete_later(s, req, 0);
+            ml_store_complete_later(s->f, req, 0);
         return 0;
     }
     if (h->closing) {
@@ -658,14 +636,14 @@ static int bk_close_ledger(void *impl, struct ml_ledger *ml, int64_t ledger_id,
         }
         return 0;
     }
-    struct bk_op *op = op_new(s, m, BK_OP_CLOSE, req);
+    struct bk_op *op = ml_bk_op_new(s, m, BK_OP_CLOSE, req);
     op->h = h;
     h->refs++;
     op->br.data = op;
-    int rc = bkc_close(h->lh, &op->br, close_done);
+    int rc = bkc_close(h->lh, &op->br, ml_bk_close_done);
     if (rc < 0) {
         op->req = NULL;
-        op_end(op);
+        ml_bk_op_end(op);
         return rc;
     }
     h->closing = true;
@@ -673,45 +651,45 @@ static int bk_close_ledger(void *impl, struct ml_ledger *ml, int64_t ledger_id,
     return 0;
 }
 
-static void delete_done(struct bkc_req *br, int status)
+static void ml_bk_delete_done(struct bkc_req *br, int status)
 {
     struct bk_op *op = br->data;
     if (status < 0 && status != -MG_ENOTFOUND && status != -MG_ECANCELED)
         MG_WARN(BK_MOD, "%s: delete of a ledger failed: %s", op->m->name, mg_strerror(status));
-    op_complete(op, status);
-    op_end(op);
+    ml_bk_op_complete(op, status);
+    ml_bk_op_end(op);
 }
 
-static int bk_delete_ledger(void *impl, struct ml_ledger *ml, int64_t ledger_id,
-                            struct ml_store_req *req)
+static int ml_bk_delete_ledger(void *impl, struct ml_ledger *ml, int64_t ledger_id,
+                               struct ml_store_req *req)
 {
     struct bks *s = impl;
     if (s->dead)
         return -MG_ECLOSED;
-    struct bkml *m = bkml_get(s, ml);
+    struct bkml *m = ml_bkml_get(s, ml);
     struct bkh *h = mg_map_get_u64(&m->handles, (uint64_t)ledger_id);
     if (h)
-        handle_drop(h); /* no open handle may remain on a deleted ledger */
-    struct bk_op *op = op_new(s, m, BK_OP_DELETE, req);
+        ml_bk_handle_drop(h); /* no open handle may remain on a deleted ledger */
+    struct bk_op *op = ml_bk_op_new(s, m, BK_OP_DELETE, req);
     op->br.data = op;
-    int rc = bkc_delete(s->bkc, ledger_id, &op->br, delete_done);
+    int rc = bkc_delete(s->bkc, ledger_id, &op->br, ml_bk_delete_done);
     if (rc < 0) {
         op->req = NULL;
-        op_end(op);
+        ml_bk_op_end(op);
     }
     return rc;
 }
 
 const struct ml_ledger_ops ml_ledgers_bookkeeper = {
     .name = "bookkeeper",
-    .init = bk_init,
-    .fini = bk_fini,
-    .create_ledger = bk_create_ledger,
-    .add_entry = bk_add_entry,
-    .read_range = bk_read_range,
-    .close_ledger = bk_close_ledger,
-    .delete_ledger = bk_delete_ledger,
-    .recover_ledger = bk_recover_ledger,
-    .free_ml = bk_free_ml,
-    .pending = bk_pending,
+    .init = ml_bk_init,
+    .fini = ml_bk_fini,
+    .create_ledger = ml_bk_create_ledger,
+    .add_entry = ml_bk_add_entry,
+    .read_range = ml_bk_read_range,
+    .close_ledger = ml_bk_close_ledger,
+    .delete_ledger = ml_bk_delete_ledger,
+    .recover_ledger = ml_bk_recover_ledger,
+    .free_ml = ml_bk_free_ml,
+    .pending = ml_bk_pending,
 };

@@ -33,28 +33,7 @@ struct mem_store {
     int64_t next_id;
 };
 
-static void mem_complete_task(void *arg, int status)
-{
-    struct ml_store_req *req = arg;
-    if (status) {
-        for (int i = 0; i < req->n; i++)
-            ml_entry_unref(req->entries[i]);
-        mg_free(req->entries);
-        req->entries = NULL;
-        req->n = 0;
-    } else {
-        status = req->status;
-    }
-    req->cb(req, status);
-}
-
-static void mem_complete(struct mem_store *s, struct ml_store_req *req, int status)
-{
-    req->status = status;
-    ml_defer(s->f, &req->task, mem_complete_task, req);
-}
-
-static void mem_ledger_free(struct mem_ledger *l)
+static void ml_mem_ledger_free(struct mem_ledger *l)
 {
     if (!l)
         return;
@@ -64,7 +43,7 @@ static void mem_ledger_free(struct mem_ledger *l)
     mg_free(l);
 }
 
-static int mem_init(struct ml_factory *f, void **impl)
+static int ml_mem_init(struct ml_factory *f, void **impl)
 {
     struct mem_store *s = mg_calloc(1, sizeof *s);
     s->f = f;
@@ -74,22 +53,20 @@ static int mem_init(struct ml_factory *f, void **impl)
     return 0;
 }
 
-static void mem_fini(void *impl)
+static void ml_mem_fini(void *impl)
 {
     struct mem_store *s = impl;
     if (!s)
         return;
     size_t it = 0;
-    const char *key;
-    size_t klen;
     void *v;
-    while (mg_map_next(&s->ledgers, &it, &key, &klen, &v))
-        mem_ledger_free(v);
+    while (mg_map_next(&s->ledgers, &it, NULL, NULL, &v))
+        ml_mem_ledger_free(v);
     mg_map_fini(&s->ledgers);
     mg_free(s);
 }
 
-static int mem_create_ledger(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
+static int ml_mem_create_ledger(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
     (void)ml;
     struct mem_store *s = impl;
@@ -97,11 +74,11 @@ static int mem_create_ledger(void *impl, struct ml_ledger *ml, struct ml_store_r
     l->id = s->next_id++;
     mg_map_put_u64(&s->ledgers, (uint64_t)l->id, l);
     req->ledger_id = l->id;
-    mem_complete(s, req, 0);
+    ml_store_complete_later(s->f, req, 0);
     return 0;
 }
 
-static int mem_add_entry(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
+static int ml_mem_add_entry(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
     (void)ml;
     struct mem_store *s = impl;
@@ -115,11 +92,11 @@ static int mem_add_entry(void *impl, struct ml_ledger *ml, struct ml_store_req *
         l->entries = mg_realloc(l->entries, (size_t)l->cap * sizeof *l->entries);
     }
     l->entries[l->n++] = ml_entry_ref(req->entry);
-    mem_complete(s, req, 0);
+    ml_store_complete_later(s->f, req, 0);
     return 0;
 }
 
-static int mem_read_range(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
+static int ml_mem_read_range(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
     (void)ml;
     struct mem_store *s = impl;
@@ -129,12 +106,12 @@ static int mem_read_range(void *impl, struct ml_ledger *ml, struct ml_store_req 
     int64_t first = req->first < 0 ? 0 : req->first;
     int64_t last = l && req->last >= l->n ? l->n - 1 : req->last;
     if (!l || first > last) {
-        mem_complete(s, req, -MG_ENOTFOUND);
+        ml_store_complete_later(s->f, req, -MG_ENOTFOUND);
         return 0;
     }
     for (int64_t e = first; e <= last; e++) {
         if (!l->entries[e]) { /* lost (ml_store_mem_lose) */
-            mem_complete(s, req, -MG_ENONRECOVERABLE);
+            ml_store_complete_later(s->f, req, -MG_ENONRECOVERABLE);
             return 0;
         }
     }
@@ -142,31 +119,31 @@ static int mem_read_range(void *impl, struct ml_ledger *ml, struct ml_store_req 
     req->entries = mg_malloc((size_t)req->n * sizeof *req->entries);
     for (int i = 0; i < req->n; i++)
         req->entries[i] = ml_entry_ref(l->entries[first + i]);
-    mem_complete(s, req, 0);
+    ml_store_complete_later(s->f, req, 0);
     return 0;
 }
 
-static int mem_delete_ledger(void *impl, struct ml_ledger *ml, int64_t ledger_id,
-                             struct ml_store_req *req)
+static int ml_mem_delete_ledger(void *impl, struct ml_ledger *ml, int64_t ledger_id,
+                                struct ml_store_req *req)
 {
     (void)ml;
     struct mem_store *s = impl;
     struct mem_ledger *l = mg_map_del_u64(&s->ledgers, (uint64_t)ledger_id);
-    mem_ledger_free(l);
+    ml_mem_ledger_free(l);
     if (req)
-        mem_complete(s, req, l ? 0 : -MG_ENOTFOUND);
+        ml_store_complete_later(s->f, req, l ? 0 : -MG_ENOTFOUND);
     return 0;
 }
 
 const struct ml_ledger_ops ml_ledgers_memory = {
     .name = "memory",
-    .init = mem_init,
-    .fini = mem_fini,
-    .create_ledger = mem_create_ledger,
-    .add_entry = mem_add_entry,
-    .read_range = mem_read_range,
+    .init = ml_mem_init,
+    .fini = ml_mem_fini,
+    .create_ledger = ml_mem_create_ledger,
+    .add_entry = ml_mem_add_entry,
+    .read_range = ml_mem_read_range,
     .close_ledger = NULL,
-    .delete_ledger = mem_delete_ledger,
+    .delete_ledger = ml_mem_delete_ledger,
     .recover_ledger = NULL,
     .free_ml = NULL,
     .pending = NULL,
@@ -181,7 +158,7 @@ void ml_store_mem_lose(struct ml_factory *f, int64_t ledger, int64_t entry)
         return;
     if (entry < 0) {
         mg_map_del_u64(&s->ledgers, (uint64_t)ledger);
-        mem_ledger_free(l);
+        ml_mem_ledger_free(l);
     } else if (entry < l->n) {
         ml_entry_unref(l->entries[entry]);
         l->entries[entry] = NULL;

@@ -29,6 +29,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/url.h"
 
 #include "MLDataFormats.pb-c.h"
 
@@ -111,57 +112,18 @@ struct mms {
 #define MS_FAIL_LOG_MS 10000 /* at most one "cursor not stored" line per this period */
 #define MS_RETRY_MAX_SHIFT 4 /* retries back off to 16 flush intervals */
 
-/* ---- names ---------------------------------------------------------------------------- */
-
-/* java.net.URLEncoder (UTF-8), which Pulsar uses for cursor node names. */
-static char *url_encode(const char *s)
+/* The metadata path of cursor name of m: Pulsar URL-encodes the name into the node's. */
+static char *ml_ms_cursor_path(const struct mml *m, const char *name)
 {
-    size_t n = strlen(s);
-    char *out = mg_malloc(n * 3 + 1), *p = out;
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-            *c == '.' || *c == '-' || *c == '*' || *c == '_')
-            *p++ = (char)*c;
-        else if (*c == ' ')
-            *p++ = '+';
-        else
-            p += sprintf(p, "%%%02X", *c);
-    }
-    *p = 0;
-    return out;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static char *url_decode(const char *s)
-{
-    char *out = mg_malloc(strlen(s) + 1), *p = out;
-    for (; *s; s++) {
-        if (*s == '+') {
-            *p++ = ' ';
-        } else if (*s == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-            *p++ = (char)(hexval(s[1]) * 16 + hexval(s[2]));
-            s += 2;
-        } else {
-            *p++ = *s;
-        }
-    }
-    *p = 0;
-    return out;
+    char *enc = mg_url_encode(name);
+    char *path = mg_asprintf("%s/%s", m->path, enc);
+    mg_free(enc);
+    return path;
 }
 
 /* ---- refcounts and ops ----------------------------------------------------------------- */
 
-static void mms_unref(struct mms *s)
+static void ml_mms_unref(struct mms *s)
 {
     if (--s->refs > 0)
         return;
@@ -169,7 +131,7 @@ static void mms_unref(struct mms *s)
     mg_free(s);
 }
 
-static void cursor_free(struct mcur *cur)
+static void ml_ms_cursor_free(struct mcur *cur)
 {
     mg_timer_fini(&cur->timer);
     mg_free(cur->next_buf);
@@ -178,20 +140,18 @@ static void cursor_free(struct mcur *cur)
     mg_free(cur);
 }
 
-static void load_start(struct mml *m, struct ml_store_req *req);
-static void cursor_timer_cb(struct mg_timer *t, void *arg);
+static void ml_ms_load_start(struct mml *m, struct ml_store_req *req);
+static void ml_ms_cursor_timer_cb(struct mg_timer *t, void *arg);
 
-static void mml_unref(struct mml *m)
+static void ml_mml_unref(struct mml *m)
 {
     if (--m->refs > 0)
         return;
     struct mms *s = m->s;
     size_t it = 0;
-    const char *key;
-    size_t klen;
     void *v;
-    while (mg_map_next(&m->cursors, &it, &key, &klen, &v))
-        cursor_free(v);
+    while (mg_map_next(&m->cursors, &it, NULL, NULL, &v))
+        ml_ms_cursor_free(v);
     mg_map_fini(&m->cursors);
     if (mg_map_get_str(&s->mls, m->name) == m)
         mg_map_del_str(&s->mls, m->name);
@@ -205,15 +165,15 @@ static void mml_unref(struct mml *m)
         struct ml_store_req *req = succ->load_req;
         succ->load_req = NULL;
         if (req && !s->dead && succ->ml)
-            load_start(succ, req);
+            ml_ms_load_start(succ, req);
         else if (req)
             req->cb(req, -MG_ECANCELED);
-        mml_unref(succ);
+        ml_mml_unref(succ);
     }
-    mms_unref(s);
+    ml_mms_unref(s);
 }
 
-static struct mop *op_new(struct mml *m, struct ml_store_req *req)
+static struct mop *ml_ms_op_new(struct mml *m, struct ml_store_req *req)
 {
     struct mms *s = m->s;
     struct mop *op = mg_calloc(1, sizeof *op);
@@ -228,7 +188,7 @@ static struct mop *op_new(struct mml *m, struct ml_store_req *req)
     return op;
 }
 
-static void op_end(struct mop *op)
+static void ml_ms_op_end(struct mop *op)
 {
     struct mms *s = op->s;
     LIST_REMOVE(op, link);
@@ -237,39 +197,21 @@ static void op_end(struct mop *op)
     for (int i = 0; i < op->n_names; i++)
         mg_free(op->names[i]);
     mg_free(op->names);
-    mml_unref(op->m);
+    ml_mml_unref(op->m);
     mg_free(op);
-    mms_unref(s);
+    ml_mms_unref(s);
 }
 
 /* Complete the core's request(s) of op with status (once). */
-static void op_complete(struct mop *op, int status)
+static void ml_ms_op_complete(struct mop *op, int status)
 {
     struct ml_store_req *req = op->req;
     op->req = NULL;
-    while (req) {
-        struct ml_store_req *next = req->next_;
-        req->next_ = NULL;
-        req->cb(req, status);
-        req = next;
-    }
-}
-
-static void later_task(void *arg, int status)
-{
-    struct ml_store_req *req = arg;
-    req->cb(req, status ? status : req->status);
-}
-
-/* Complete req from the loop (the op itself returned 0). */
-static void complete_later(struct mms *s, struct ml_store_req *req, int status)
-{
-    req->status = status;
-    ml_defer(s->f, &req->task, later_task, req);
+    ml_store_complete_all(req, status);
 }
 
 /* Keep the children names of op->mr's answer in op->names (the next step reuses op->mr). */
-static void op_take_children(struct mop *op)
+static void ml_ms_op_take_children(struct mop *op)
 {
     op->n_names = op->mr.n_children;
     op->names = mg_calloc((size_t)(op->n_names ? op->n_names : 1), sizeof *op->names);
@@ -277,14 +219,14 @@ static void op_take_children(struct mop *op)
         op->names[i] = mg_strdup(op->mr.children[i]);
 }
 
-static void meta_step_cb(struct meta_req *mr, int status)
+static void ml_ms_meta_step_cb(struct meta_req *mr, int status)
 {
     struct mop *op = mr->data;
     op->step(op, status);
 }
 
 /* Start the meta request set up in op->mr (by call) with step as its completion. */
-static void op_step(struct mop *op, void (*step)(struct mop *, int))
+static void ml_ms_op_step(struct mop *op, void (*step)(struct mop *, int))
 {
     meta_req_fini(&op->mr);
     memset(&op->mr, 0, sizeof op->mr);
@@ -294,7 +236,7 @@ static void op_step(struct mop *op, void (*step)(struct mop *, int))
 
 /* ---- encoding ------------------------------------------------------------------------- */
 
-static uint8_t *encode_ml(const struct ml_ledger *ml, size_t *len)
+static uint8_t *ml_ms_encode_ml(const struct ml_ledger *ml, size_t *len)
 {
     Pulsar__Ml__ManagedLedgerInfo info = PULSAR__ML__MANAGED_LEDGER_INFO__INIT;
     int n = ml->n_ledgers;
@@ -331,7 +273,7 @@ struct range_acc {
     int n, cap;
 };
 
-static void range_collect(struct ml_position lower, struct ml_position upper, void *arg)
+static void ml_ms_range_collect(struct ml_position lower, struct ml_position upper, void *arg)
 {
     struct range_acc *a = arg;
     if (a->n >= a->cap)
@@ -352,8 +294,8 @@ static void range_collect(struct ml_position lower, struct ml_position upper, vo
 
 /* Snapshot of a cursor as ManagedCursorInfo (cursorsLedgerId = -1: the state is here).
  * More than max_ranges ranges: only the mark-delete position (redelivery, never a skip). */
-static uint8_t *encode_cursor(const struct ml_cursor *c, int max_ranges, int64_t now_wall_ms,
-                              size_t *len)
+static uint8_t *ml_ms_encode_cursor(const struct ml_cursor *c, int max_ranges, int64_t now_wall_ms,
+                                    size_t *len)
 {
     Pulsar__Ml__ManagedCursorInfo ci = PULSAR__ML__MANAGED_CURSOR_INFO__INIT;
     ci.cursorsledgerid = -1;
@@ -368,7 +310,7 @@ static uint8_t *encode_cursor(const struct ml_cursor *c, int max_ranges, int64_t
         a.ranges = mg_calloc((size_t)a.cap, sizeof *a.ranges);
         a.ptrs = mg_calloc((size_t)a.cap, sizeof *a.ptrs);
         a.pos = mg_calloc((size_t)a.cap * 2, sizeof *a.pos);
-        ml_cursor_foreach_range(c, range_collect, &a);
+        ml_cursor_foreach_range(c, ml_ms_range_collect, &a);
         ci.n_individualdeletedmessages = (size_t)a.n;
         ci.individualdeletedmessages = a.ptrs;
     }
@@ -412,7 +354,7 @@ static uint8_t *encode_cursor(const struct ml_cursor *c, int max_ranges, int64_t
 
 /* ---- init / fini ---------------------------------------------------------------------- */
 
-static int ms_init(struct ml_factory *f, void **impl)
+static int ml_ms_init(struct ml_factory *f, void **impl)
 {
     const struct ml_config *cfg = &f->cfg;
     if (!cfg->meta) {
@@ -435,7 +377,7 @@ static int ms_init(struct ml_factory *f, void **impl)
     return 0;
 }
 
-static void ms_fini(void *impl)
+static void ml_ms_fini(void *impl)
 {
     struct mms *s = impl;
     if (!s)
@@ -444,39 +386,32 @@ static void ms_fini(void *impl)
     /* Every request the core has here completes now with -MG_ECANCELED. */
     struct mop *op;
     LIST_FOREACH(op, &s->ops, link)
-    op_complete(op, -MG_ECANCELED);
+    ml_ms_op_complete(op, -MG_ECANCELED);
     struct mml *m, *mnext;
     for (m = TAILQ_FIRST(&s->all); m; m = mnext) {
         m->refs++;
         struct ml_store_req *q = m->save_q;
         m->save_q = m->save_tail = NULL;
-        while (q) {
-            struct ml_store_req *next = q->next_;
-            q->next_ = NULL;
-            q->cb(q, -MG_ECANCELED);
-            q = next;
-        }
+        ml_store_complete_all(q, -MG_ECANCELED);
         if (m->load_req) {
             struct ml_store_req *req = m->load_req;
             m->load_req = NULL;
             req->cb(req, -MG_ECANCELED);
         }
         size_t it = 0;
-        const char *key;
-        size_t klen;
         void *v;
-        while (mg_map_next(&m->cursors, &it, &key, &klen, &v)) {
+        while (mg_map_next(&m->cursors, &it, NULL, NULL, &v)) {
             struct mcur *cur = v;
             mg_timer_stop(&cur->timer);
         }
         mnext = TAILQ_NEXT(m, link);
-        mml_unref(m);
+        ml_mml_unref(m);
     }
     s->f = NULL;
-    mms_unref(s);
+    ml_mms_unref(s);
 }
 
-static int ms_pending(void *impl)
+static int ml_ms_pending(void *impl)
 {
     struct mms *s = impl;
     return s->inflight;
@@ -484,50 +419,48 @@ static int ms_pending(void *impl)
 
 /* ---- per-ML state ----------------------------------------------------------------------- */
 
-static struct mml *mml_of(struct ml_ledger *ml)
+static struct mml *ml_mml_of(struct ml_ledger *ml)
 {
     return ml ? ml->meta_priv : NULL;
 }
 
-static void ms_free_ml(void *impl, struct ml_ledger *ml)
+static void ml_ms_free_ml(void *impl, struct ml_ledger *ml)
 {
     (void)impl;
-    struct mml *m = mml_of(ml);
+    struct mml *m = ml_mml_of(ml);
     if (!m)
         return;
     ml->meta_priv = NULL;
     m->ml = NULL;
     size_t it = 0;
-    const char *key;
-    size_t klen;
     void *v;
-    while (mg_map_next(&m->cursors, &it, &key, &klen, &v)) {
+    while (mg_map_next(&m->cursors, &it, NULL, NULL, &v)) {
         struct mcur *cur = v;
         mg_timer_stop(&cur->timer);
     }
-    mml_unref(m);
+    ml_mml_unref(m);
 }
 
 /* ---- load (open) -------------------------------------------------------------------------- */
 
-static void load_finish(struct mop *op, int status)
+static void ml_ms_load_finish(struct mop *op, int status)
 {
-    op_complete(op, status);
-    op_end(op);
+    ml_ms_op_complete(op, status);
+    ml_ms_op_end(op);
 }
 
-static bool load_gone(struct mop *op)
+static bool ml_ms_load_gone(struct mop *op)
 {
     if (op->s->dead || !op->m->ml || !op->req) {
-        load_finish(op, -MG_ECANCELED);
+        ml_ms_load_finish(op, -MG_ECANCELED);
         return true;
     }
     return false;
 }
 
-static void load_next_cursor(struct mop *op);
+static void ml_ms_load_next_cursor(struct mop *op);
 
-static void restore_cursor(struct mop *op, const char *name, const uint8_t *buf, size_t len)
+static void ml_ms_restore_cursor(struct mop *op, const char *name, const uint8_t *buf, size_t len)
 {
     struct mml *m = op->m;
     struct ml_ledger *ml = m->ml;
@@ -566,93 +499,101 @@ static void restore_cursor(struct mop *op, const char *name, const uint8_t *buf,
     pulsar__ml__managed_cursor_info__free_unpacked(ci, NULL);
 }
 
-static void load_got_cursor(struct mop *op, int status)
+static void ml_ms_load_got_cursor(struct mop *op, int status)
 {
-    if (load_gone(op))
+    if (ml_ms_load_gone(op))
         return;
     struct mml *m = op->m;
     if (status < 0 && status != -MG_ENOTFOUND) {
-        load_finish(op, status);
+        ml_ms_load_finish(op, status);
         return;
     }
     if (status == 0) {
-        char *name = url_decode(op->names[op->idx]);
+        char *name = mg_url_decode(op->names[op->idx], strlen(op->names[op->idx]), NULL);
         struct mcur *cur = mg_calloc(1, sizeof *cur);
         cur->m = m;
-        mg_timer_init(&cur->timer, m->s->loop, cursor_timer_cb, cur);
+        mg_timer_init(&cur->timer, m->s->loop, ml_ms_cursor_timer_cb, cur);
         cur->name = name;
         cur->path = mg_asprintf("%s/%s", m->path, op->names[op->idx]);
         cur->version = op->mr.stat.version;
         struct mcur *old = mg_map_put_str(&m->cursors, name, cur);
         if (old)
-            cursor_free(old);
-        restore_cursor(op, name, (const uint8_t *)op->mr.value, op->mr.len);
+            ml_ms_cursor_free(old);
+        ml_ms_restore_cursor(op, name, (const uint8_t *)op->mr.value, op->mr.len);
     }
     op->idx++;
-    load_next_cursor(op);
+    ml_ms_load_next_cursor(op);
 }
 
-static void load_next_cursor(struct mop *op)
+static void ml_ms_load_next_cursor(struct mop *op)
 {
     if (op->idx >= op->n_names) {
         MG_DEBUG(MS_MOD, "%s: loaded: %d ledgers, %d cursors", op->m->name, op->m->ml->n_ledgers,
                  op->n_names);
-        load_finish(op, 0);
+        ml_ms_load_finish(op, 0);
         return;
     }
     char *path = mg_asprintf("%s/%s", op->m->path, op->names[op->idx]);
-    op_step(op, load_got_cursor);
-    int rc = meta_get(op->s->meta, path, &op->mr, meta_step_cb);
+    ml_ms_op_step(op, ml_ms_load_got_cursor);
+    int rc = meta_get(op->s->meta, path, &op->mr, ml_ms_meta_step_cb);
     mg_free(path);
     if (rc < 0)
-        load_finish(op, rc);
+        ml_ms_load_finish(op, rc);
 }
 
-static void load_got_children(struct mop *op, int status)
+static void ml_ms_load_got_children(struct mop *op, int status)
 {
-    if (load_gone(op))
+    if (ml_ms_load_gone(op))
         return;
     if (status == -MG_ENOTFOUND) {
         op->n_names = 0;
     } else if (status < 0) {
-        load_finish(op, status);
+        ml_ms_load_finish(op, status);
         return;
     } else {
-        op_take_children(op);
+        ml_ms_op_take_children(op);
     }
     op->idx = 0;
-    load_next_cursor(op);
+    ml_ms_load_next_cursor(op);
 }
 
-static int ms_load_cursors(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
+/* Start an op for req that lists m's cursor nodes and goes on with step. 0, or < 0 (the op
+ * is gone and req untouched). */
+static int ml_ms_list_cursors(struct mml *m, struct ml_store_req *req,
+                              void (*step)(struct mop *op, int status))
 {
-    struct mms *s = impl;
-    struct mml *m = mml_of(ml);
-    if (s->dead || !m)
-        return -MG_ECLOSED;
-    struct mop *op = op_new(m, req);
-    op->step = load_got_children;
-    int rc = meta_children(s->meta, m->path, &op->mr, meta_step_cb);
+    struct mop *op = ml_ms_op_new(m, req);
+    op->step = step;
+    int rc = meta_children(m->s->meta, m->path, &op->mr, ml_ms_meta_step_cb);
     if (rc < 0) {
         op->req = NULL;
-        op_end(op);
+        ml_ms_op_end(op);
     }
     return rc;
 }
 
-static void load_got_info(struct mop *op, int status)
+static int ml_ms_load_cursors(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
-    if (load_gone(op))
+    struct mms *s = impl;
+    struct mml *m = ml_mml_of(ml);
+    if (s->dead || !m)
+        return -MG_ECLOSED;
+    return ml_ms_list_cursors(m, req, ml_ms_load_got_children);
+}
+
+static void ml_ms_load_got_info(struct mop *op, int status)
+{
+    if (ml_ms_load_gone(op))
         return;
     struct mml *m = op->m;
     struct ml_ledger *ml = m->ml;
     if (status == -MG_ENOTFOUND) {
         m->version = META_VERSION_NONE;
-        load_finish(op, 0);
+        ml_ms_load_finish(op, 0);
         return;
     }
     if (status < 0) {
-        load_finish(op, status);
+        ml_ms_load_finish(op, status);
         return;
     }
     m->version = op->mr.stat.version;
@@ -660,7 +601,7 @@ static void load_got_info(struct mop *op, int status)
         pulsar__ml__managed_ledger_info__unpack(NULL, op->mr.len, (const uint8_t *)op->mr.value);
     if (!info) {
         MG_ERROR(MS_MOD, "%s: undecodable ManagedLedgerInfo", m->name);
-        load_finish(op, -MG_EPROTO);
+        ml_ms_load_finish(op, -MG_EPROTO);
         return;
     }
     int64_t prev = INT64_MIN;
@@ -674,22 +615,22 @@ static void load_got_info(struct mop *op, int status)
         ml->ledgers[ml->n_ledgers - 1].timestamp = li->has_timestamp ? li->timestamp : 0;
     }
     pulsar__ml__managed_ledger_info__free_unpacked(info, NULL);
-    load_finish(op, 0);
+    ml_ms_load_finish(op, 0);
 }
 
-static void load_start(struct mml *m, struct ml_store_req *req)
+static void ml_ms_load_start(struct mml *m, struct ml_store_req *req)
 {
-    struct mop *op = op_new(m, req);
-    op->step = load_got_info;
-    int rc = meta_get(m->s->meta, m->path, &op->mr, meta_step_cb);
+    struct mop *op = ml_ms_op_new(m, req);
+    op->step = ml_ms_load_got_info;
+    int rc = meta_get(m->s->meta, m->path, &op->mr, ml_ms_meta_step_cb);
     if (rc < 0) {
         op->req = NULL;
-        op_end(op);
-        complete_later(m->s, req, rc);
+        ml_ms_op_end(op);
+        ml_store_complete_later(m->s->f, req, rc);
     }
 }
 
-static int ms_load_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
+static int ml_ms_load_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
     struct mms *s = impl;
     if (s->dead)
@@ -707,7 +648,7 @@ static int ms_load_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req
     ml->meta_priv = m;
     struct mml *prev = mg_map_put_str(&s->mls, m->name, m);
     if (prev && prev != m) {
-        /* The previous incarnation still writes: wait for it (mml_unref starts us). */
+        /* The previous incarnation still writes: wait for it (ml_mml_unref starts us). */
         while (prev->successor)
             prev = prev->successor;
         prev->successor = m;
@@ -715,15 +656,15 @@ static int ms_load_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req
         m->load_req = req;
         return 0;
     }
-    load_start(m, req);
+    ml_ms_load_start(m, req);
     return 0;
 }
 
 /* ---- ML info writes ------------------------------------------------------------------------ */
 
-static void save_start(struct mml *m);
+static void ml_ms_save_start(struct mml *m);
 
-static void save_done(struct mop *op, int status)
+static void ml_ms_save_done(struct mop *op, int status)
 {
     struct mml *m = op->m;
     if (!op->s->dead) {
@@ -737,50 +678,50 @@ static void save_done(struct mop *op, int status)
         }
     }
     m->saving = false;
-    op_complete(op, status);
+    ml_ms_op_complete(op, status);
     if (!op->s->dead && !m->saving && m->save_q)
-        save_start(m);
-    op_end(op);
+        ml_ms_save_start(m);
+    ml_ms_op_end(op);
 }
 
-static void save_start(struct mml *m)
+static void ml_ms_save_start(struct mml *m)
 {
     struct ml_store_req *batch = m->save_q;
     m->save_q = m->save_tail = NULL;
-    struct mop *op = op_new(m, batch);
+    struct mop *op = ml_ms_op_new(m, batch);
     if (m->fenced) {
-        op_complete(op, -MG_EFENCED);
-        op_end(op);
+        ml_ms_op_complete(op, -MG_EFENCED);
+        ml_ms_op_end(op);
         return;
     }
     MG_ASSERT(m->ml); /* queued requests hold the ML */
     size_t len;
-    uint8_t *buf = encode_ml(m->ml, &len);
+    uint8_t *buf = ml_ms_encode_ml(m->ml, &len);
     m->saving = true;
     op->mr.data = op;
-    op->step = save_done;
-    int rc =
-        meta_put(m->s->meta, m->path, buf, len, m->version,
-                 m->version == META_VERSION_NONE ? META_CREATE_PARENTS : 0, &op->mr, meta_step_cb);
+    op->step = ml_ms_save_done;
+    int rc = meta_put(m->s->meta, m->path, buf, len, m->version,
+                      m->version == META_VERSION_NONE ? META_CREATE_PARENTS : 0, &op->mr,
+                      ml_ms_meta_step_cb);
     mg_free(buf);
     if (rc < 0) {
         m->saving = false;
         struct ml_store_req *req = op->req;
         op->req = NULL;
-        op_end(op);
+        ml_ms_op_end(op);
         while (req) {
             struct ml_store_req *next = req->next_;
             req->next_ = NULL;
-            complete_later(m->s, req, rc);
+            ml_store_complete_later(m->s->f, req, rc);
             req = next;
         }
     }
 }
 
-static int ms_save_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
+static int ml_ms_save_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
     struct mms *s = impl;
-    struct mml *m = mml_of(ml);
+    struct mml *m = ml_mml_of(ml);
     if (s->dead || !m)
         return -MG_ECLOSED;
     if (m->fenced)
@@ -792,46 +733,46 @@ static int ms_save_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req
         m->save_q = req;
     m->save_tail = req;
     if (!m->saving)
-        save_start(m);
+        ml_ms_save_start(m);
     return 0;
 }
 
 /* ---- cursor writes --------------------------------------------------------------------------- */
 
-static void cursor_write(struct mcur *cur, uint8_t *buf, size_t len);
-static void cursor_arm(struct mcur *cur);
+static void ml_ms_cursor_write(struct mcur *cur, uint8_t *buf, size_t len);
+static void ml_ms_cursor_arm(struct mcur *cur);
 
-static bool meta_conflict(int status, int64_t version)
+static bool ml_ms_meta_conflict(int status, int64_t version)
 {
     return status == -MG_EBUSY || status == -MG_EEXIST || (status == -MG_ENOTFOUND && version >= 0);
 }
 
-static void cursor_delete_done(struct mop *op, int status)
+static void ml_ms_cursor_delete_done(struct mop *op, int status)
 {
     if (status < 0 && status != -MG_ENOTFOUND && status != -MG_ECANCELED)
         MG_WARN(MS_MOD, "%s: cursor node not deleted: %s", op->m->name, mg_strerror(status));
-    op_complete(op, status == -MG_ENOTFOUND ? 0 : status);
-    op_end(op);
+    ml_ms_op_complete(op, status == -MG_ENOTFOUND ? 0 : status);
+    ml_ms_op_end(op);
 }
 
-static void cursor_delete_node(struct mml *m, const char *path, struct ml_store_req *req)
+static void ml_ms_cursor_delete_node(struct mml *m, const char *path, struct ml_store_req *req)
 {
-    struct mop *op = op_new(m, req);
+    struct mop *op = ml_ms_op_new(m, req);
     op->mr.data = op;
-    op->step = cursor_delete_done;
-    int rc = meta_delete(m->s->meta, path, META_VERSION_ANY, &op->mr, meta_step_cb);
+    op->step = ml_ms_cursor_delete_done;
+    int rc = meta_delete(m->s->meta, path, META_VERSION_ANY, &op->mr, ml_ms_meta_step_cb);
     if (rc < 0) {
         op->req = NULL;
-        op_end(op);
+        ml_ms_op_end(op);
         if (req)
-            complete_later(m->s, req, rc);
+            ml_store_complete_later(m->s->f, req, rc);
     }
 }
 
 /* A cursor write failed (the metadata store is unreachable or full): the cursor retries
  * with backoff; the failures of every cursor are reported together, one line per
  * MS_FAIL_LOG_MS with their count and the last cause. */
-static void cursor_failed(struct mcur *cur, int status)
+static void ml_ms_cursor_failed(struct mcur *cur, int status)
 {
     struct mms *s = cur->m->s;
     cur->dirty = true;
@@ -854,7 +795,7 @@ static void cursor_failed(struct mcur *cur, int status)
     s->fail_reported = true;
 }
 
-static void cursor_stored(struct mcur *cur)
+static void ml_ms_cursor_stored(struct mcur *cur)
 {
     struct mms *s = cur->m->s;
     cur->fails = 0;
@@ -873,45 +814,45 @@ void ml_meta_cursor_stats(struct ml_factory *f, struct ml_meta_cursor_stats *out
     *out = s->cst;
 }
 
-static void cursor_written(struct mop *op, int status)
+static void ml_ms_cursor_written(struct mop *op, int status)
 {
     struct mcur *cur = op->cur;
     struct mml *m = op->m;
     if (op->s->dead) {
-        op_end(op);
+        ml_ms_op_end(op);
         return;
     }
     cur->writing = false;
     if (status == 0) {
         cur->version = op->mr.stat.version;
-        cursor_stored(cur);
-    } else if (meta_conflict(status, cur->version) && !cur->removed) {
+        ml_ms_cursor_stored(cur);
+    } else if (ml_ms_meta_conflict(status, cur->version) && !cur->removed) {
         MG_WARN(MS_MOD, "%s: cursor %s changed by someone else: fenced", m->name, cur->name);
         m->fenced = true;
         if (m->ml)
             ml_fence(m->ml);
     } else if (status < 0) {
-        cursor_failed(cur, status);
+        ml_ms_cursor_failed(cur, status);
     }
     if (cur->removed) {
         mg_map_del_str(&m->cursors, cur->name);
-        cursor_delete_node(m, cur->path, NULL);
-        cursor_free(cur);
+        ml_ms_cursor_delete_node(m, cur->path, NULL);
+        ml_ms_cursor_free(cur);
     } else if (m->fenced || m->deleted) {
         mg_free(cur->next_buf);
         cur->next_buf = NULL;
     } else if (cur->next_buf) {
         uint8_t *buf = cur->next_buf;
         cur->next_buf = NULL;
-        cursor_write(cur, buf, cur->next_len);
+        ml_ms_cursor_write(cur, buf, cur->next_len);
     } else if (cur->dirty) {
-        cursor_arm(cur);
+        ml_ms_cursor_arm(cur);
     }
-    op_end(op);
+    ml_ms_op_end(op);
 }
 
 /* Write buf (taken over) to the cursor's node, or park it behind the write in flight. */
-static void cursor_write(struct mcur *cur, uint8_t *buf, size_t len)
+static void ml_ms_cursor_write(struct mcur *cur, uint8_t *buf, size_t len)
 {
     struct mml *m = cur->m;
     if (cur->writing) {
@@ -920,24 +861,24 @@ static void cursor_write(struct mcur *cur, uint8_t *buf, size_t len)
         cur->next_len = len;
         return;
     }
-    struct mop *op = op_new(m, NULL);
+    struct mop *op = ml_ms_op_new(m, NULL);
     op->cur = cur;
     op->mr.data = op;
-    op->step = cursor_written;
+    op->step = ml_ms_cursor_written;
     cur->writing = true;
     int rc = meta_put(m->s->meta, cur->path, buf, len, cur->version,
                       cur->version == META_VERSION_NONE ? META_CREATE_PARENTS : 0, &op->mr,
-                      meta_step_cb);
+                      ml_ms_meta_step_cb);
     mg_free(buf);
     if (rc < 0) {
         cur->writing = false;
-        cursor_failed(cur, rc);
-        op_end(op);
-        cursor_arm(cur);
+        ml_ms_cursor_failed(cur, rc);
+        ml_ms_op_end(op);
+        ml_ms_cursor_arm(cur);
     }
 }
 
-static struct ml_cursor *find_cursor(struct ml_ledger *ml, const char *name)
+static struct ml_cursor *ml_ms_find_cursor(struct ml_ledger *ml, const char *name)
 {
     for (int i = 0; ml && i < ml->n_cursors; i++)
         if (ml->cursors[i]->durable && strcmp(ml->cursors[i]->name, name) == 0)
@@ -945,23 +886,23 @@ static struct ml_cursor *find_cursor(struct ml_ledger *ml, const char *name)
     return NULL;
 }
 
-static void cursor_timer_cb(struct mg_timer *t, void *arg)
+static void ml_ms_cursor_timer_cb(struct mg_timer *t, void *arg)
 {
     struct mcur *cur = arg;
     struct mml *m = cur->m;
     (void)t;
     if (m->s->dead || m->fenced || m->deleted || cur->writing || !cur->dirty)
         return;
-    struct ml_cursor *c = find_cursor(m->ml, cur->name);
+    struct ml_cursor *c = ml_ms_find_cursor(m->ml, cur->name);
     if (!c)
         return;
     cur->dirty = false;
     size_t len;
-    uint8_t *buf = encode_cursor(c, m->s->max_ranges, mg_loop_wall_ms(m->s->loop), &len);
-    cursor_write(cur, buf, len);
+    uint8_t *buf = ml_ms_encode_cursor(c, m->s->max_ranges, mg_loop_wall_ms(m->s->loop), &len);
+    ml_ms_cursor_write(cur, buf, len);
 }
 
-static void cursor_arm(struct mcur *cur)
+static void ml_ms_cursor_arm(struct mcur *cur)
 {
     struct mms *s = cur->m->s;
     if (s->dead || !cur->m->ml)
@@ -979,11 +920,11 @@ static void cursor_arm(struct mcur *cur)
     mg_timer_start(&cur->timer, (uint64_t)ms);
 }
 
-static int ms_save_cursor(void *impl, struct ml_ledger *ml, struct ml_cursor *c, bool now,
-                          struct ml_store_req *req)
+static int ml_ms_save_cursor(void *impl, struct ml_ledger *ml, struct ml_cursor *c, bool now,
+                             struct ml_store_req *req)
 {
     struct mms *s = impl;
-    struct mml *m = mml_of(ml);
+    struct mml *m = ml_mml_of(ml);
     if (s->dead || !m)
         return -MG_ECLOSED;
     if (m->fenced)
@@ -995,11 +936,9 @@ static int ms_save_cursor(void *impl, struct ml_ledger *ml, struct ml_cursor *c,
     if (!cur) {
         cur = mg_calloc(1, sizeof *cur);
         cur->m = m;
-        mg_timer_init(&cur->timer, s->loop, cursor_timer_cb, cur);
+        mg_timer_init(&cur->timer, s->loop, ml_ms_cursor_timer_cb, cur);
         cur->name = mg_strdup(c->name);
-        char *enc = url_encode(c->name);
-        cur->path = mg_asprintf("%s/%s", m->path, enc);
-        mg_free(enc);
+        cur->path = ml_ms_cursor_path(m, c->name);
         cur->version = META_VERSION_NONE;
         mg_map_put_str(&m->cursors, cur->name, cur);
         now = true; /* a new subscription is stored at once */
@@ -1008,63 +947,61 @@ static int ms_save_cursor(void *impl, struct ml_ledger *ml, struct ml_cursor *c,
         cur->dirty = false;
         mg_timer_stop(&cur->timer);
         size_t len;
-        uint8_t *buf = encode_cursor(c, s->max_ranges, mg_loop_wall_ms(s->loop), &len);
-        cursor_write(cur, buf, len);
+        uint8_t *buf = ml_ms_encode_cursor(c, s->max_ranges, mg_loop_wall_ms(s->loop), &len);
+        ml_ms_cursor_write(cur, buf, len);
     } else {
         cur->dirty = true;
         if (!cur->writing)
-            cursor_arm(cur);
+            ml_ms_cursor_arm(cur);
     }
     return 0;
 }
 
-static int ms_remove_cursor(void *impl, struct ml_ledger *ml, const char *name,
-                            struct ml_store_req *req)
+static int ml_ms_remove_cursor(void *impl, struct ml_ledger *ml, const char *name,
+                               struct ml_store_req *req)
 {
     struct mms *s = impl;
-    struct mml *m = mml_of(ml);
+    struct mml *m = ml_mml_of(ml);
     if (s->dead || !m)
         return -MG_ECLOSED;
     struct mcur *cur = mg_map_get_str(&m->cursors, name);
     if (cur && cur->writing) {
-        /* Deleted once the write in flight is back (cursor_written). */
+        /* Deleted once the write in flight is back (ml_ms_cursor_written). */
         cur->removed = true;
         mg_free(cur->next_buf);
         cur->next_buf = NULL;
         mg_timer_stop(&cur->timer);
         if (req)
-            complete_later(s, req, 0);
+            ml_store_complete_later(s->f, req, 0);
         return 0;
     }
     char *path;
     if (cur) {
         mg_map_del_str(&m->cursors, name);
         path = mg_strdup(cur->path);
-        cursor_free(cur);
+        ml_ms_cursor_free(cur);
     } else {
-        char *enc = url_encode(name);
-        path = mg_asprintf("%s/%s", m->path, enc);
-        mg_free(enc);
+        path = ml_ms_cursor_path(m, name);
     }
-    cursor_delete_node(m, path, req);
+    ml_ms_cursor_delete_node(m, path, req);
     mg_free(path);
     return 0;
 }
 
 /* ---- ML delete ---------------------------------------------------------------------------- */
 
-static void remove_step(struct mop *op, int status);
+static void ml_ms_remove_step(struct mop *op, int status);
 
-static void remove_node_done(struct mop *op, int status)
+static void ml_ms_remove_node_done(struct mop *op, int status)
 {
-    op_complete(op, status == -MG_ENOTFOUND ? 0 : status);
-    op_end(op);
+    ml_ms_op_complete(op, status == -MG_ENOTFOUND ? 0 : status);
+    ml_ms_op_end(op);
 }
 
-static void remove_next(struct mop *op)
+static void ml_ms_remove_next(struct mop *op)
 {
     if (op->s->dead) {
-        op_end(op);
+        ml_ms_op_end(op);
         return;
     }
     meta_req_fini(&op->mr);
@@ -1073,66 +1010,57 @@ static void remove_next(struct mop *op)
     int rc;
     if (op->idx < op->n_names) {
         char *path = mg_asprintf("%s/%s", op->m->path, op->names[op->idx++]);
-        op->step = remove_step;
-        rc = meta_delete(op->s->meta, path, META_VERSION_ANY, &op->mr, meta_step_cb);
+        op->step = ml_ms_remove_step;
+        rc = meta_delete(op->s->meta, path, META_VERSION_ANY, &op->mr, ml_ms_meta_step_cb);
         mg_free(path);
     } else {
-        op->step = remove_node_done;
-        rc = meta_delete(op->s->meta, op->m->path, META_VERSION_ANY, &op->mr, meta_step_cb);
+        op->step = ml_ms_remove_node_done;
+        rc = meta_delete(op->s->meta, op->m->path, META_VERSION_ANY, &op->mr, ml_ms_meta_step_cb);
     }
     if (rc < 0) {
-        op_complete(op, rc);
-        op_end(op);
+        ml_ms_op_complete(op, rc);
+        ml_ms_op_end(op);
     }
 }
 
-static void remove_step(struct mop *op, int status)
+static void ml_ms_remove_step(struct mop *op, int status)
 {
     (void)status; /* a child already gone is fine; the node delete reports the rest */
-    remove_next(op);
+    ml_ms_remove_next(op);
 }
 
-static void remove_got_children(struct mop *op, int status)
+static void ml_ms_remove_got_children(struct mop *op, int status)
 {
     if (status == 0) {
-        op_take_children(op);
+        ml_ms_op_take_children(op);
     } else if (status != -MG_ENOTFOUND) {
-        op_complete(op, status);
-        op_end(op);
+        ml_ms_op_complete(op, status);
+        ml_ms_op_end(op);
         return;
     }
-    remove_next(op);
+    ml_ms_remove_next(op);
 }
 
-static int ms_remove_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
+static int ml_ms_remove_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
     struct mms *s = impl;
-    struct mml *m = mml_of(ml);
+    struct mml *m = ml_mml_of(ml);
     if (s->dead || !m)
         return -MG_ECLOSED;
     m->deleted = true;
-    struct mop *op = op_new(m, req);
-    op->mr.data = op;
-    op->step = remove_got_children;
-    int rc = meta_children(s->meta, m->path, &op->mr, meta_step_cb);
-    if (rc < 0) {
-        op->req = NULL;
-        op_end(op);
-        return rc;
-    }
-    return 0;
+    return ml_ms_list_cursors(m, req, ml_ms_remove_got_children);
 }
 
 const struct ml_meta_ops ml_meta_store = {
     .name = "meta",
-    .init = ms_init,
-    .fini = ms_fini,
-    .load_ml = ms_load_ml,
-    .load_cursors = ms_load_cursors,
-    .save_ml = ms_save_ml,
-    .save_cursor = ms_save_cursor,
-    .remove_cursor = ms_remove_cursor,
-    .remove_ml = ms_remove_ml,
-    .free_ml = ms_free_ml,
-    .pending = ms_pending,
+    .init = ml_ms_init,
+    .fini = ml_ms_fini,
+    .load_ml = ml_ms_load_ml,
+    .load_cursors = ml_ms_load_cursors,
+    .save_ml = ml_ms_save_ml,
+    .save_cursor = ml_ms_save_cursor,
+    .remove_cursor = ml_ms_remove_cursor,
+    .remove_ml = ml_ms_remove_ml,
+    .free_ml = ml_ms_free_ml,
+    .pending = ml_ms_pending,
 };

@@ -21,6 +21,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -33,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -155,7 +155,7 @@ void perf_usage(enum perf_mode mode, FILE *out)
             mode == PERF_PRODUCE ? "send to receipt" : "end to end, now - publish time");
 }
 
-static void opts_defaults(enum perf_mode mode, struct perf_opts *o)
+static void perf_opts_defaults(enum perf_mode mode, struct perf_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->mode = mode;
@@ -178,7 +178,7 @@ static void opts_defaults(enum perf_mode mode, struct perf_opts *o)
     o->position = CLIENT_POS_LATEST;
 }
 
-static const struct perf_opt_def *opt_find(enum perf_mode mode, const char *name, size_t len)
+static const struct perf_opt_def *perf_opt_find(enum perf_mode mode, const char *name, size_t len)
 {
     unsigned m = mode == PERF_PRODUCE ? PERF_M_PROD : PERF_M_CONS;
     for (size_t i = 0; i < sizeof(perf_opt_defs) / sizeof(perf_opt_defs[0]); i++) {
@@ -192,7 +192,7 @@ static const struct perf_opt_def *opt_find(enum perf_mode mode, const char *name
     return NULL;
 }
 
-static bool parse_number(const char *s, double *out)
+static bool perf_parse_number(const char *s, double *out)
 {
     char *end;
     errno = 0;
@@ -203,8 +203,8 @@ static bool parse_number(const char *s, double *out)
     return true;
 }
 
-static int opt_apply(const struct perf_opt_def *d, const char *name, const char *val,
-                     struct perf_opts *o, char *err, size_t errlen)
+static int perf_opt_apply(const struct perf_opt_def *d, const char *name, const char *val,
+                          struct perf_opts *o, char *err, size_t errlen)
 {
     char *base = (char *)o;
     double v;
@@ -218,7 +218,7 @@ static int opt_apply(const struct perf_opt_def *d, const char *name, const char 
         return 0;
     case PERF_OPT_INT:
     case PERF_OPT_DOUBLE:
-        if (!parse_number(val, &v)) {
+        if (!perf_parse_number(val, &v)) {
             snprintf(err, errlen, "option %s: '%s' is not a number", name, val);
             return -MG_EINVAL;
         }
@@ -276,7 +276,7 @@ void perf_opts_fini(struct perf_opts *o)
 int perf_parse_args(enum perf_mode mode, int argc, char **argv, struct perf_opts *o, char *err,
                     size_t errlen)
 {
-    opts_defaults(mode, o);
+    perf_opts_defaults(mode, o);
     o->topics = mg_calloc((size_t)argc + 1, sizeof(*o->topics));
     bool only_topics = false;
     for (int i = 0; i < argc; i++) {
@@ -291,7 +291,7 @@ int perf_parse_args(enum perf_mode mode, int argc, char **argv, struct perf_opts
         }
         const char *eq = strchr(a, '=');
         size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
-        const struct perf_opt_def *d = opt_find(mode, a, nlen);
+        const struct perf_opt_def *d = perf_opt_find(mode, a, nlen);
         if (!d) {
             snprintf(err, errlen, "unknown option '%.*s' (see --help)", (int)nlen, a);
             goto fail;
@@ -317,7 +317,7 @@ int perf_parse_args(enum perf_mode mode, int argc, char **argv, struct perf_opts
             snprintf(err, errlen, "option %s needs a value", name);
             goto fail;
         }
-        if (opt_apply(d, name, val, o, err, errlen) < 0)
+        if (perf_opt_apply(d, name, val, o, err, errlen) < 0)
             goto fail;
     }
     if (o->ntopics == 0) {
@@ -396,14 +396,7 @@ struct perf_run {
     struct event *sigterm_ev;     /* owned */
 };
 
-static uint64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static struct timeval tv_s(double s)
+static struct timeval perf_tv_s(double s)
 {
     struct timeval tv;
     tv.tv_sec = (time_t)s;
@@ -411,10 +404,11 @@ static struct timeval tv_s(double s)
     return tv;
 }
 
-static void fatal(struct perf_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void perf_fatal(struct perf_run *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* One line on stderr, exit code 1, stop the loop. Only the first error is printed. */
-static void fatal(struct perf_run *r, const char *fmt, ...)
+static void perf_fatal(struct perf_run *r, const char *fmt, ...)
 {
     if (r->done)
         return;
@@ -429,7 +423,7 @@ static void fatal(struct perf_run *r, const char *fmt, ...)
     event_base_loopbreak(r->base);
 }
 
-static void record(struct perf_run *r, uint64_t lat_us, size_t bytes, uint64_t now_us)
+static void perf_record(struct perf_run *r, uint64_t lat_us, size_t bytes, uint64_t now_us)
 {
     r->interval.msgs++;
     r->interval.bytes += bytes;
@@ -444,8 +438,9 @@ static void record(struct perf_run *r, uint64_t lat_us, size_t bytes, uint64_t n
     }
 }
 
-static void print_line(struct perf_run *r, const char *what, double secs,
-                       const struct perf_counters *c, const struct perf_hist *h, double elapsed)
+static void perf_print_line(struct perf_run *r, const char *what, double secs,
+                            const struct perf_counters *c, const struct perf_hist *h,
+                            double elapsed)
 {
     double rate = secs > 0 ? (double)c->msgs / secs : 0;
     double mbit = secs > 0 ? (double)c->bytes * 8.0 / secs / 1e6 : 0;
@@ -462,22 +457,23 @@ static void print_line(struct perf_run *r, const char *what, double secs,
     fflush(stdout);
 }
 
-static void report_cb(evutil_socket_t fd, short what, void *arg)
+static void perf_report_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct perf_run *r = arg;
-    uint64_t now = client_now_us();
+    uint64_t now = mg_mono_us();
     double secs = (double)(now - r->last_report_us) / 1e6;
-    print_line(r, "interval", secs, &r->interval, r->h_interval, (double)(now - r->start_us) / 1e6);
+    perf_print_line(r, "interval", secs, &r->interval, r->h_interval,
+                    (double)(now - r->start_us) / 1e6);
     memset(&r->interval, 0, sizeof(r->interval));
     perf_hist_reset(r->h_interval);
     r->last_report_us = now;
-    struct timeval tv = tv_s(r->o->stats_interval_s);
+    struct timeval tv = perf_tv_s(r->o->stats_interval_s);
     evtimer_add(r->report_ev, &tv);
 }
 
-static json_t *latency_json(const struct perf_hist *h)
+static json_t *perf_latency_json(const struct perf_hist *h)
 {
     json_t *l = json_object();
     json_object_set_new(l, "count", json_integer((json_int_t)h->count));
@@ -491,9 +487,9 @@ static json_t *latency_json(const struct perf_hist *h)
 }
 
 /* The summary: post-warmup figures when there are any, else everything. */
-static void summarize(struct perf_run *r)
+static void perf_summarize(struct perf_run *r)
 {
-    uint64_t end = r->stop_us ? r->stop_us : client_now_us();
+    uint64_t end = r->stop_us ? r->stop_us : mg_mono_us();
     bool use_warm = r->warm.msgs > 0 && end > r->warm_us + 100000;
     const struct perf_counters *c = use_warm ? &r->warm : &r->all;
     const struct perf_hist *h = use_warm ? r->h_warm : r->h_all;
@@ -501,7 +497,7 @@ static void summarize(struct perf_run *r)
     double elapsed = (double)(end - r->start_us) / 1e6;
     bool prod = r->o->mode == PERF_PRODUCE;
 
-    print_line(r, "summary ", secs, c, h, elapsed);
+    perf_print_line(r, "summary ", secs, c, h, elapsed);
     if (prod)
         printf("produce total: %llu sent, %llu acked, %llu failed, %llu bytes acked\n",
                (unsigned long long)r->sent, (unsigned long long)r->all.msgs,
@@ -538,7 +534,7 @@ static void summarize(struct perf_run *r)
     json_object_set_new(j, "msg_per_s", json_real(secs > 0 ? (double)c->msgs / secs : 0));
     json_object_set_new(j, "mbit_per_s",
                         json_real(secs > 0 ? (double)c->bytes * 8.0 / secs / 1e6 : 0));
-    json_object_set_new(j, "latency_ms", latency_json(h));
+    json_object_set_new(j, "latency_ms", perf_latency_json(h));
     size_t flags = JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9);
     if (json_dump_file(j, r->o->json_path, flags) < 0) {
         fprintf(stderr, "magnetar perf: cannot write %s: %s\n", r->o->json_path, strerror(errno));
@@ -547,18 +543,18 @@ static void summarize(struct perf_run *r)
     json_decref(j);
 }
 
-static void finish(struct perf_run *r)
+static void perf_finish(struct perf_run *r)
 {
     if (r->done)
         return;
     r->done = true;
     if (!r->stop_us)
-        r->stop_us = client_now_us();
+        r->stop_us = mg_mono_us();
     evtimer_del(r->report_ev);
     evtimer_del(r->stop_ev);
     evtimer_del(r->drain_ev);
     event_del(r->tick_ev);
-    summarize(r);
+    perf_summarize(r);
     for (int i = 0; i < r->neps; i++)
         if (r->eps[i].consumer)
             client_consumer_flush(r->eps[i].consumer);
@@ -568,37 +564,38 @@ static void finish(struct perf_run *r)
 }
 
 /* Sends are over: finish once every outstanding message has its answer. */
-static void begin_stop(struct perf_run *r)
+static void perf_begin_stop(struct perf_run *r)
 {
     if (r->stopping)
         return;
     r->stopping = true;
-    r->stop_us = client_now_us();
+    r->stop_us = mg_mono_us();
     for (int i = 0; i < r->neps; i++)
         client_producer_flush(r->eps[i].producer);
     if (r->outstanding == 0) {
-        finish(r);
+        perf_finish(r);
         return;
     }
-    struct timeval tv = tv_s(PERF_DRAIN_S);
+    struct timeval tv = perf_tv_s(PERF_DRAIN_S);
     evtimer_add(r->drain_ev, &tv);
 }
 
 /* ------------------------------------------------------------------------------------- */
 /* produce */
 
-static void pump(struct perf_run *r);
+static void perf_pump(struct perf_run *r);
 
-static void on_sent(struct client_producer *p, const struct client_send_result *res, void *data)
+static void perf_on_sent(struct client_producer *p, const struct client_send_result *res,
+                         void *data)
 {
     (void)p;
     struct perf_ep *e = data;
     struct perf_run *r = e->run;
-    uint64_t now = client_now_us();
+    uint64_t now = mg_mono_us();
     r->outstanding--;
     e->full = false;
     if (res->status == 0) {
-        record(r, now - res->enqueued_us, res->size, now);
+        perf_record(r, now - res->enqueued_us, res->size, now);
     } else {
         r->interval.failed++;
         r->all.failed++;
@@ -607,19 +604,19 @@ static void on_sent(struct client_producer *p, const struct client_send_result *
     }
     if (r->stopping) {
         if (r->outstanding == 0)
-            finish(r);
+            perf_finish(r);
         return;
     }
     event_active(r->pump_ev, 0, 0);
 }
 
 /* Send what the rate and the pending windows allow. */
-static void pump(struct perf_run *r)
+static void perf_pump(struct perf_run *r)
 {
     if (!r->running || r->stopping || r->done)
         return;
     const struct perf_opts *o = r->o;
-    uint64_t now = client_now_us();
+    uint64_t now = mg_mono_us();
     if (o->rate > 0) {
         r->tokens += o->rate * (double)(now - r->last_fill_us) / 1e6;
         /* Burst at most 100 ms worth after a stall. */
@@ -633,7 +630,7 @@ static void pump(struct perf_run *r)
         if (o->rate > 0 && r->tokens < 1.0)
             break;
         if (o->num_messages > 0 && r->sent >= (uint64_t)o->num_messages) {
-            begin_stop(r);
+            perf_begin_stop(r);
             return;
         }
         struct perf_ep *e = &r->eps[r->rr++ % (size_t)r->neps];
@@ -641,14 +638,14 @@ static void pump(struct perf_run *r)
             full++;
             continue;
         }
-        int rc = client_producer_send(e->producer, r->payload, r->payload_len, on_sent, e);
+        int rc = client_producer_send(e->producer, r->payload, r->payload_len, perf_on_sent, e);
         if (rc == -MG_EAGAIN) {
             e->full = true;
             full++;
             continue;
         }
         if (rc < 0) {
-            fatal(r, "send on %s failed: %s", e->topic, mg_strerror(rc));
+            perf_fatal(r, "send on %s failed: %s", e->topic, mg_strerror(rc));
             return;
         }
         full = 0;
@@ -658,40 +655,40 @@ static void pump(struct perf_run *r)
             r->tokens -= 1.0;
     }
     if (o->num_messages > 0 && r->sent >= (uint64_t)o->num_messages)
-        begin_stop(r);
+        perf_begin_stop(r);
 }
 
-static void pump_cb(evutil_socket_t fd, short what, void *arg)
+static void perf_pump_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    pump(arg);
+    perf_pump(arg);
 }
 
-static void stop_cb(evutil_socket_t fd, short what, void *arg)
+static void perf_stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct perf_run *r = arg;
     if (r->o->mode == PERF_PRODUCE) {
-        begin_stop(r);
+        perf_begin_stop(r);
     } else {
-        r->stop_us = client_now_us();
-        finish(r);
+        r->stop_us = mg_mono_us();
+        perf_finish(r);
     }
 }
 
-static void drain_cb(evutil_socket_t fd, short what, void *arg)
+static void perf_drain_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct perf_run *r = arg;
     fprintf(stderr, "magnetar perf: %llu messages still unacknowledged after %.0f s\n",
             (unsigned long long)r->outstanding, PERF_DRAIN_S);
-    finish(r);
+    perf_finish(r);
 }
 
-static void sig_cb(evutil_socket_t fd, short what, void *arg)
+static void perf_sig_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -702,46 +699,46 @@ static void sig_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(r->base);
         return;
     }
-    r->stop_us = client_now_us();
-    finish(r);
+    r->stop_us = mg_mono_us();
+    perf_finish(r);
 }
 
 /* ------------------------------------------------------------------------------------- */
 /* consume */
 
-static void on_message(struct client_consumer *c, const struct client_message *m, void *data)
+static void perf_on_message(struct client_consumer *c, const struct client_message *m, void *data)
 {
     struct perf_ep *e = data;
     struct perf_run *r = e->run;
     if (r->done)
         return;
-    uint64_t now = client_now_us();
-    uint64_t w = wall_us();
+    uint64_t now = mg_mono_us();
+    uint64_t w = (uint64_t)mg_wall_us();
     uint64_t pt = m->publish_time * 1000u;
-    record(r, w > pt ? w - pt : 0, m->len, now);
+    perf_record(r, w > pt ? w - pt : 0, m->len, now);
     if (r->o->ack)
         client_consumer_ack(c, &m->id);
     if (r->o->num_messages > 0 && r->all.msgs >= (uint64_t)r->o->num_messages) {
         r->stop_us = now;
-        finish(r);
+        perf_finish(r);
     }
 }
 
 /* ------------------------------------------------------------------------------------- */
 /* start-up */
 
-static void start_running(struct perf_run *r)
+static void perf_start_running(struct perf_run *r)
 {
     const struct perf_opts *o = r->o;
     r->running = true;
-    r->start_us = client_now_us();
+    r->start_us = mg_mono_us();
     r->warm_us = r->start_us + (uint64_t)(o->warmup_s * 1e6);
     r->last_report_us = r->start_us;
     r->last_fill_us = r->start_us;
-    struct timeval tv = tv_s(o->stats_interval_s < 1.0 ? o->stats_interval_s : 1.0);
+    struct timeval tv = perf_tv_s(o->stats_interval_s < 1.0 ? o->stats_interval_s : 1.0);
     evtimer_add(r->report_ev, &tv);
     if (o->duration_s > 0) {
-        tv = tv_s(o->duration_s);
+        tv = perf_tv_s(o->duration_s);
         evtimer_add(r->stop_ev, &tv);
     }
     if (o->mode == PERF_PRODUCE) {
@@ -752,7 +749,7 @@ static void start_running(struct perf_run *r)
         fflush(stdout);
         tv = (struct timeval){0, 1000};
         event_add(r->tick_ev, &tv);
-        pump(r);
+        perf_pump(r);
     } else {
         printf("perf consume: %d consumer(s) subscribed to %d topic(s) as '%s'\n", r->neps,
                r->ntopics, o->subscription);
@@ -760,33 +757,33 @@ static void start_running(struct perf_run *r)
     }
 }
 
-static void on_producer_ready(struct client_producer *p, int status, const char *msg, void *data)
+/* A producer or consumer is ready (or failed for good): the run starts with the last. */
+static void perf_ep_ready(struct perf_ep *e, int status, const char *msg)
+{
+    struct perf_run *r = e->run;
+    if (status < 0) {
+        perf_fatal(r, "%s", msg ? msg : mg_strerror(status));
+        return;
+    }
+    if (++r->nready == r->neps)
+        perf_start_running(r);
+}
+
+static void perf_on_producer_ready(struct client_producer *p, int status, const char *msg,
+                                   void *data)
 {
     (void)p;
-    struct perf_ep *e = data;
-    struct perf_run *r = e->run;
-    if (status < 0) {
-        fatal(r, "%s", msg ? msg : mg_strerror(status));
-        return;
-    }
-    if (++r->nready == r->neps)
-        start_running(r);
+    perf_ep_ready(data, status, msg);
 }
 
-static void on_consumer_ready(struct client_consumer *c, int status, const char *msg, void *data)
+static void perf_on_consumer_ready(struct client_consumer *c, int status, const char *msg,
+                                   void *data)
 {
     (void)c;
-    struct perf_ep *e = data;
-    struct perf_run *r = e->run;
-    if (status < 0) {
-        fatal(r, "%s", msg ? msg : mg_strerror(status));
-        return;
-    }
-    if (++r->nready == r->neps)
-        start_running(r);
+    perf_ep_ready(data, status, msg);
 }
 
-static void create_endpoints(struct perf_run *r)
+static void perf_create_endpoints(struct perf_run *r)
 {
     const struct perf_opts *o = r->o;
     int n = 0;
@@ -820,7 +817,7 @@ static void create_endpoints(struct perf_run *r)
                     o->batch_delay_ms > 0 ? (unsigned)(o->batch_delay_ms * 1000) : 1,
                 .max_pending = (unsigned)o->max_pending,
             };
-            rc = client_producer_new(r->client, &po, on_producer_ready, e, &e->producer);
+            rc = client_producer_new(r->client, &po, perf_on_producer_ready, e, &e->producer);
         } else {
             struct client_consumer_opts co = {
                 .topic = e->topic,
@@ -829,12 +826,13 @@ static void create_endpoints(struct perf_run *r)
                 .initial_position = o->position,
                 .receiver_queue_size = (unsigned)o->queue_size,
             };
-            rc =
-                client_consumer_new(r->client, &co, on_message, on_consumer_ready, e, &e->consumer);
+            rc = client_consumer_new(r->client, &co, perf_on_message, perf_on_consumer_ready, e,
+                                     &e->consumer);
         }
         if (rc < 0) {
-            fatal(r, "cannot create a %s on %s: %s",
-                  o->mode == PERF_PRODUCE ? "producer" : "consumer", e->topic, mg_strerror(rc));
+            perf_fatal(r, "cannot create a %s on %s: %s",
+                       o->mode == PERF_PRODUCE ? "producer" : "consumer", e->topic,
+                       mg_strerror(rc));
             return;
         }
     }
@@ -845,8 +843,8 @@ struct perf_part_ctx {
     int idx;
 };
 
-static void on_partitions(struct client *c, int status, uint32_t partitions, const char *msg,
-                          void *data)
+static void perf_on_partitions(struct client *c, int status, uint32_t partitions, const char *msg,
+                               void *data)
 {
     (void)c;
     struct perf_part_ctx *pc = data;
@@ -856,15 +854,15 @@ static void on_partitions(struct client *c, int status, uint32_t partitions, con
     if (r->done)
         return;
     if (status < 0) {
-        fatal(r, "cannot look up %s: %s", r->topics[idx], msg ? msg : mg_strerror(status));
+        perf_fatal(r, "cannot look up %s: %s", r->topics[idx], msg ? msg : mg_strerror(status));
         return;
     }
     r->partitions[idx] = partitions;
     if (--r->partitions_left == 0)
-        create_endpoints(r);
+        perf_create_endpoints(r);
 }
 
-static int load_payload(struct perf_run *r)
+static int perf_load_payload(struct perf_run *r)
 {
     const struct perf_opts *o = r->o;
     if (o->payload_file) {
@@ -908,7 +906,7 @@ static int load_payload(struct perf_run *r)
     return 0;
 }
 
-static void run_free(struct perf_run *r)
+static void perf_run_free(struct perf_run *r)
 {
     for (int i = 0; i < r->neps; i++) {
         client_producer_free(r->eps[i].producer);
@@ -940,8 +938,8 @@ static int perf_run_mode(struct perf_opts *o)
     struct perf_run *r = &run;
     memset(r, 0, sizeof(*r));
     r->o = o;
-    if (o->mode == PERF_PRODUCE && load_payload(r) < 0) {
-        run_free(r);
+    if (o->mode == PERF_PRODUCE && perf_load_payload(r) < 0) {
+        perf_run_free(r);
         return EXIT_FAIL;
     }
     r->h_interval = mg_calloc(1, sizeof(struct perf_hist));
@@ -966,7 +964,7 @@ static int perf_run_mode(struct perf_opts *o)
     }
     if (!r->base) {
         fprintf(stderr, "magnetar perf: cannot create the event loop\n");
-        run_free(r);
+        perf_run_free(r);
         return EXIT_FAIL;
     }
     char err[300];
@@ -974,16 +972,16 @@ static int perf_run_mode(struct perf_opts *o)
                              .connect_timeout_ms = (unsigned)(o->connect_timeout_s * 1000)};
     if (client_new(r->base, &co, &r->client, err, sizeof err) < 0) {
         fprintf(stderr, "magnetar perf: %s\n", err);
-        run_free(r);
+        perf_run_free(r);
         return EXIT_USAGE;
     }
-    r->tick_ev = event_new(r->base, -1, EV_PERSIST, pump_cb, r);
-    r->pump_ev = event_new(r->base, -1, 0, pump_cb, r);
-    r->report_ev = evtimer_new(r->base, report_cb, r);
-    r->stop_ev = evtimer_new(r->base, stop_cb, r);
-    r->drain_ev = evtimer_new(r->base, drain_cb, r);
-    r->sigint_ev = evsignal_new(r->base, SIGINT, sig_cb, r);
-    r->sigterm_ev = evsignal_new(r->base, SIGTERM, sig_cb, r);
+    r->tick_ev = event_new(r->base, -1, EV_PERSIST, perf_pump_cb, r);
+    r->pump_ev = event_new(r->base, -1, 0, perf_pump_cb, r);
+    r->report_ev = evtimer_new(r->base, perf_report_cb, r);
+    r->stop_ev = evtimer_new(r->base, perf_stop_cb, r);
+    r->drain_ev = evtimer_new(r->base, perf_drain_cb, r);
+    r->sigint_ev = evsignal_new(r->base, SIGINT, perf_sig_cb, r);
+    r->sigterm_ev = evsignal_new(r->base, SIGTERM, perf_sig_cb, r);
     event_add(r->sigint_ev, NULL);
     event_add(r->sigterm_ev, NULL);
 
@@ -992,16 +990,16 @@ static int perf_run_mode(struct perf_opts *o)
         struct perf_part_ctx *pc = mg_calloc(1, sizeof(*pc));
         pc->run = r;
         pc->idx = i;
-        if (client_get_partitions(r->client, r->topics[i], on_partitions, pc) < 0) {
+        if (client_get_partitions(r->client, r->topics[i], perf_on_partitions, pc) < 0) {
             mg_free(pc);
-            fatal(r, "bad topic name '%s'", r->topics[i]);
+            perf_fatal(r, "bad topic name '%s'", r->topics[i]);
             break;
         }
     }
     if (!r->done)
         event_base_dispatch(r->base);
     int code = r->exit_code;
-    run_free(r);
+    perf_run_free(r);
     return code;
 }
 

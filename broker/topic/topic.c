@@ -21,28 +21,10 @@
 
 #include <event2/buffer.h>
 #include <string.h>
-#include <time.h>
 
 #define MOD "topic"
 
-uint64_t topic_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t topic_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-uint64_t topic_mono_ms(void)
-{
-    return topic_mono_us() / 1000u;
-}
+static void topic_fenced_unload_cb(struct mg_timer *tm, void *arg);
 
 /* ---- registry ------------------------------------------------------------------------ */
 
@@ -50,6 +32,8 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
                                           const struct topic_config *cfg)
 {
     struct topic_registry *r = mg_calloc(1, sizeof *r);
+    r->loop = ml_factory_loop(mlf);
+    MG_ASSERT(mg_loop_base(r->loop) == base);
     r->base = base;
     r->mlf = mlf;
     r->cfg = *cfg;
@@ -100,11 +84,10 @@ static void topic_free(struct topic *t)
     }
     if (t->ev_notify)
         event_free(t->ev_notify);
+    mg_timer_fini(&t->fence_timer);
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&t->last_seq, &pos, &k, &kl, &v))
+    while (mg_map_next(&t->last_seq, &pos, NULL, NULL, &v))
         mg_free(v);
     mg_map_fini(&t->last_seq);
     mg_map_fini(&t->producers);
@@ -180,7 +163,8 @@ static void topic_load_subs(struct topic *t)
     }
     for (int i = 0; i < n; i++) {
         int err = 0;
-        if (!mg_map_get_str(&t->subs, names[i]) && !sub_new(t, names[i], true, ML_POS_LATEST, &err))
+        if (!mg_map_get_str(&t->subs, names[i]) &&
+            !topic_sub_new(t, names[i], true, ML_POS_LATEST, &err))
             MG_WARN(MOD, "%s: cannot open cursor %s: %s", t->name.full, names[i], mg_strerror(err));
         mg_free(names[i]);
     }
@@ -252,9 +236,11 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     t->name = n;
     t->ml_name = topic_name_ml(&t->name);
     t->create = create;
-    t->created_ms = topic_wall_ms();
-    t->stats_ms = topic_mono_ms();
+    t->loop = r->loop;
+    t->created_ms = (uint64_t)mg_loop_wall_ms(t->loop);
+    t->stats_ms = mg_loop_mono_ms(t->loop);
     t->ev_notify = event_new(r->base, -1, 0, topic_notify_cb, t);
+    mg_timer_init(&t->fence_timer, t->loop, topic_fenced_unload_cb, t);
     mg_map_init(&t->producers);
     mg_map_init(&t->last_seq);
     mg_map_init(&t->subs);
@@ -284,10 +270,8 @@ struct topic *topic_find(struct topic_registry *r, const char *full_name)
 
 struct topic *topic_next(struct topic_registry *r, size_t *pos)
 {
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&r->topics, pos, &k, &kl, &v)) {
+    while (mg_map_next(&r->topics, pos, NULL, NULL, &v)) {
         struct topic *t = v;
         if (t->state == TOPIC_READY)
             return t;
@@ -295,7 +279,7 @@ struct topic *topic_next(struct topic_registry *r, size_t *pos)
     return NULL;
 }
 
-static void producer_free(struct topic_producer *p)
+static void topic_producer_free(struct topic_producer *p)
 {
     mg_free(p->name);
     mg_free(p);
@@ -323,12 +307,12 @@ static void topic_close(struct topic *t, bool delete_data)
         if (p->ops && p->ops->closed)
             p->ops->closed(p->owner, p);
         if (p->pending == 0)
-            producer_free(p);
+            topic_producer_free(p);
     }
     t->exclusive = NULL;
     pos = 0;
     while (mg_map_next(&t->subs, &pos, &k, &kl, &v))
-        sub_destroy(v, true, delete_data);
+        topic_sub_destroy(v, true, delete_data);
 
     struct ml_ledger *ml = t->ml;
     t->ml = NULL;
@@ -359,10 +343,8 @@ int topic_delete(struct topic *t, bool force)
         if (t->producers.count > 0)
             return -MG_EBUSY;
         size_t pos = 0;
-        const char *k;
-        size_t kl;
         void *v;
-        while (mg_map_next(&t->subs, &pos, &k, &kl, &v))
+        while (mg_map_next(&t->subs, &pos, NULL, NULL, &v))
             if (((struct topic_sub *)v)->n_consumers > 0)
                 return -MG_EBUSY;
     }
@@ -417,7 +399,7 @@ int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode
     p->topic = t;
     p->mode = mode;
     p->id = t->reg->producer_ids++;
-    p->connected_ms = topic_wall_ms();
+    p->connected_ms = (uint64_t)mg_loop_wall_ms(t->loop);
     p->owner = owner;
     p->ops = ops;
     int64_t *ls = mg_map_get_str(&t->last_seq, p->name);
@@ -444,10 +426,9 @@ int64_t topic_producer_last_sequence(const struct topic_producer *p)
     return p->last_seq;
 }
 
-static void fenced_unload_cb(evutil_socket_t fd, short what, void *arg)
+static void topic_fenced_unload_cb(struct mg_timer *tm, void *arg)
 {
-    (void)fd;
-    (void)what;
+    (void)tm;
     struct topic *t = arg;
     if (t->state == TOPIC_READY) {
         MG_WARN(MOD,
@@ -467,8 +448,7 @@ static void topic_fenced(struct topic *t)
         return;
     t->fence_pending = true;
     topic_ref(t);
-    struct timeval zero = {0, 0};
-    event_base_once(t->reg->base, -1, EV_TIMEOUT, fenced_unload_cb, t, &zero);
+    mg_timer_activate(&t->fence_timer);
 }
 
 /* Bucket bounds of the write-latency (µs) and entry-size (bytes) histograms (topic.h). */
@@ -477,7 +457,7 @@ static const int64_t lat_bounds_us[TOPIC_LAT_BUCKETS - 1] = {500,   1000,   5000
 static const int64_t size_bounds[TOPIC_SIZE_BUCKETS - 1] = {128,  512,   1024,   2048,
                                                             4096, 16384, 102400, 1048576};
 
-static int bucket_of(const int64_t *bounds, int n, int64_t v)
+static int topic_bucket_of(const int64_t *bounds, int n, int64_t v)
 {
     int i = 0;
     while (i < n && v > bounds[i])
@@ -490,10 +470,10 @@ static int bucket_of(const int64_t *bounds, int n, int64_t v)
 static void topic_record_write(struct topic *t, uint64_t lat_us, int64_t bytes)
 {
     t->entries_in++;
-    t->last_publish_ms = topic_wall_ms();
-    t->lat_cur[bucket_of(lat_bounds_us, TOPIC_LAT_BUCKETS - 1, (int64_t)lat_us)]++;
+    t->last_publish_ms = (uint64_t)mg_loop_wall_ms(t->loop);
+    t->lat_cur[topic_bucket_of(lat_bounds_us, TOPIC_LAT_BUCKETS - 1, (int64_t)lat_us)]++;
     t->lat_sum_cur += (int64_t)lat_us;
-    t->size_cur[bucket_of(size_bounds, TOPIC_SIZE_BUCKETS - 1, bytes)]++;
+    t->size_cur[topic_bucket_of(size_bounds, TOPIC_SIZE_BUCKETS - 1, bytes)]++;
     t->size_sum_cur += bytes;
     struct topic_registry *r = t->reg;
     if (r) {
@@ -507,7 +487,7 @@ static void topic_record_write(struct topic *t, uint64_t lat_us, int64_t bytes)
     }
 }
 
-static void publish_done(struct ml_append_req *req, int status)
+static void topic_publish_done(struct ml_append_req *req, int status)
 {
     struct topic_publish *pub = req->data;
     struct topic_producer *p = pub->p;
@@ -524,7 +504,7 @@ static void publish_done(struct ml_append_req *req, int status)
         if (t) {
             t->msg_in += msgs;
             t->bytes_in += bytes;
-            topic_record_write(t, topic_mono_us() - pub->start_us, bytes);
+            topic_record_write(t, mg_loop_mono_us(t->loop) - pub->start_us, bytes);
             int64_t *ls = mg_map_get_str(&t->last_seq, p->name);
             if (!ls) {
                 ls = mg_malloc(sizeof *ls);
@@ -543,7 +523,7 @@ static void publish_done(struct ml_append_req *req, int status)
     p->pending--;
     cb(cb_data, status, pos);
     if (p->closed && p->pending == 0)
-        producer_free(p);
+        topic_producer_free(p);
 }
 
 /* What the managed ledger keeps of a message's metadata. */
@@ -576,7 +556,7 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, const struct 
     struct topic_publish *pub = mg_calloc(1, sizeof *pub);
     pub->p = p;
     pub->seq = highest_sequence_id > sequence_id ? highest_sequence_id : sequence_id;
-    pub->start_us = topic_mono_us();
+    pub->start_us = mg_loop_mono_us(p->topic->loop);
     pub->cb = cb;
     pub->cb_data = cb_data;
     pub->req.data = pub;
@@ -587,7 +567,7 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, const struct 
         topic_entry_info_of(msg, &info);
     else if (topic_entry_info(data, &info) < 0)
         known = NULL; /* not a Pulsar entry: one message, no metadata */
-    int rc = ml_append(p->topic->ml, data, known, &pub->req, publish_done);
+    int rc = ml_append(p->topic->ml, data, known, &pub->req, topic_publish_done);
     if (rc < 0) {
         mg_free(pub);
         if (rc == -MG_EFENCED)
@@ -611,7 +591,7 @@ void topic_producer_close(struct topic_producer *p)
             t->exclusive = NULL;
     }
     if (p->pending == 0)
-        producer_free(p);
+        topic_producer_free(p);
 }
 
 /* ---- stats and admin ------------------------------------------------------------------- */
@@ -636,10 +616,8 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
     memcpy(out->entry_size, t->size_last, sizeof out->entry_size);
     out->entry_size_sum = t->size_sum_last;
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&t->subs, &pos, &k, &kl, &v)) {
+    while (mg_map_next(&t->subs, &pos, NULL, NULL, &v)) {
         struct topic_sub *s = v;
         out->n_subscriptions++;
         out->n_consumers += s->n_consumers;
@@ -657,7 +635,7 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
          * from the average entry size. */
         int64_t maxb = 0;
         pos = 0;
-        while (mg_map_next(&t->subs, &pos, &k, &kl, &v)) {
+        while (mg_map_next(&t->subs, &pos, NULL, NULL, &v)) {
             struct topic_sub *s = v;
             int64_t b = s->cursor ? ml_cursor_backlog(s->cursor) : 0;
             if (b > maxb)
@@ -670,21 +648,17 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
 
 int topic_sub_stats_next(struct topic *t, size_t *pos, struct topic_sub_stats *out)
 {
-    const char *k;
-    size_t kl;
     void *v;
-    if (!mg_map_next(&t->subs, pos, &k, &kl, &v))
+    if (!mg_map_next(&t->subs, pos, NULL, NULL, &v))
         return 0;
-    sub_get_stats(v, out);
+    topic_sub_get_stats(v, out);
     return 1;
 }
 
 int topic_producer_stats_next(struct topic *t, size_t *pos, struct topic_producer_stats *out)
 {
-    const char *k;
-    size_t kl;
     void *v;
-    if (!mg_map_next(&t->producers, pos, &k, &kl, &v))
+    if (!mg_map_next(&t->producers, pos, NULL, NULL, &v))
         return 0;
     const struct topic_producer *p = v;
     memset(out, 0, sizeof *out);
@@ -699,7 +673,7 @@ int topic_producer_stats_next(struct topic *t, size_t *pos, struct topic_produce
     return 1;
 }
 
-static double rate_of(int64_t now, int64_t *prev, double secs)
+static double topic_rate_of(int64_t now, int64_t *prev, double secs)
 {
     double r = secs > 0 ? (double)(now - *prev) / secs : 0.0;
     *prev = now;
@@ -709,19 +683,17 @@ static double rate_of(int64_t now, int64_t *prev, double secs)
 void topic_registry_stats_update(struct topic_registry *r, uint64_t now_ms)
 {
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&r->topics, &pos, &k, &kl, &v)) {
+    while (mg_map_next(&r->topics, &pos, NULL, NULL, &v)) {
         struct topic *t = v;
         if (t->state != TOPIC_READY)
             continue;
         double secs = now_ms > t->stats_ms ? (double)(now_ms - t->stats_ms) / 1000.0 : 0.0;
         t->stats_ms = now_ms;
-        t->rate_msg_in = rate_of(t->msg_in, &t->prev_msg_in, secs);
-        t->rate_bytes_in = rate_of(t->bytes_in, &t->prev_bytes_in, secs);
-        t->rate_entries_in = rate_of(t->entries_in, &t->prev_entries_in, secs);
-        t->rate_entries_out = rate_of(t->entries_out, &t->prev_entries_out, secs);
+        t->rate_msg_in = topic_rate_of(t->msg_in, &t->prev_msg_in, secs);
+        t->rate_bytes_in = topic_rate_of(t->bytes_in, &t->prev_bytes_in, secs);
+        t->rate_entries_in = topic_rate_of(t->entries_in, &t->prev_entries_in, secs);
+        t->rate_entries_out = topic_rate_of(t->entries_out, &t->prev_entries_out, secs);
         memcpy(t->lat_last, t->lat_cur, sizeof t->lat_last);
         memset(t->lat_cur, 0, sizeof t->lat_cur);
         t->lat_sum_last = t->lat_sum_cur;
@@ -731,14 +703,14 @@ void topic_registry_stats_update(struct topic_registry *r, uint64_t now_ms)
         t->size_sum_last = t->size_sum_cur;
         t->size_sum_cur = 0;
         size_t pp = 0;
-        while (mg_map_next(&t->producers, &pp, &k, &kl, &v)) {
+        while (mg_map_next(&t->producers, &pp, NULL, NULL, &v)) {
             struct topic_producer *p = v;
-            p->rate_msg_in = rate_of(p->msg_in, &p->prev_msg_in, secs);
-            p->rate_bytes_in = rate_of(p->bytes_in, &p->prev_bytes_in, secs);
+            p->rate_msg_in = topic_rate_of(p->msg_in, &p->prev_msg_in, secs);
+            p->rate_bytes_in = topic_rate_of(p->bytes_in, &p->prev_bytes_in, secs);
         }
         pp = 0;
-        while (mg_map_next(&t->subs, &pp, &k, &kl, &v))
-            sub_stats_roll(v, secs);
+        while (mg_map_next(&t->subs, &pp, NULL, NULL, &v))
+            topic_sub_stats_roll(v, secs);
     }
 }
 
@@ -772,7 +744,7 @@ int topic_admin_create_sub(struct topic *t, const char *sub, bool earliest)
     if (mg_map_get_str(&t->subs, sub) || ml_cursor_exists(t->ml, sub))
         return -MG_EEXIST;
     int err = 0;
-    if (!sub_new(t, sub, true, earliest ? ML_POS_EARLIEST : ML_POS_LATEST, &err))
+    if (!topic_sub_new(t, sub, true, earliest ? ML_POS_EARLIEST : ML_POS_LATEST, &err))
         return err;
     return 0;
 }
@@ -784,7 +756,7 @@ int topic_admin_delete_sub(struct topic *t, const char *sub, bool force)
         return -MG_ENOSUB;
     if (s->n_consumers > 0 && !force)
         return -MG_ECONSUMERBUSY;
-    sub_destroy(s, true, true);
+    topic_sub_destroy(s, true, true);
     return 0;
 }
 
@@ -794,7 +766,7 @@ int topic_admin_skip(struct topic *t, const char *sub, int64_t n)
     if (!s)
         return -MG_ENOSUB;
     ml_cursor_skip(s->cursor, n);
-    sub_schedule(s);
+    topic_sub_schedule(s);
     return 0;
 }
 
@@ -804,7 +776,7 @@ int topic_admin_clear_backlog(struct topic *t, const char *sub)
     if (!s)
         return -MG_ENOSUB;
     ml_cursor_clear_backlog(s->cursor);
-    sub_schedule(s);
+    topic_sub_schedule(s);
     return 0;
 }
 
@@ -813,6 +785,6 @@ int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_positio
     struct topic_sub *s = mg_map_get_str(&t->subs, sub);
     if (!s)
         return -MG_ENOSUB;
-    sub_reset_to(s, pos, true);
+    topic_sub_reset_to(s, pos, true);
     return 0;
 }

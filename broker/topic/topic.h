@@ -73,6 +73,10 @@ struct topic_config {
     int broker_index;
 };
 
+/* The registry runs on the loop of mlf (ml_factory_loop), base being that loop's base: the
+ * loop's clock stamps its statistics (creation, connect, publish, ack times, publish
+ * latency) and its timers (failover delay, read retry, the unload after fencing) run there,
+ * so a simulated loop drives them. */
 struct topic_registry *topic_registry_new(struct event_base *base, struct ml_factory *mlf,
                                           const struct topic_config *cfg);
 /* Closes every topic: producers and consumers get their closed callbacks first. */
@@ -289,8 +293,8 @@ int topic_consumer_stats_next(struct topic *t, const char *sub, int *idx,
 
 /* Roll the statistics interval of every loaded topic (Pulsar's statsUpdateFrequencyInSecs
  * timer): rates become (counter now - counter at the previous roll) / elapsed time and the
- * histograms of the interval that ended become the reported ones. now_ms: a monotonic
- * clock in ms. Loop thread. */
+ * histograms of the interval that ended become the reported ones. now_ms: the registry
+ * loop's monotonic clock in ms (mg_loop_mono_ms). Loop thread. */
 void topic_registry_stats_update(struct topic_registry *r, uint64_t now_ms);
 
 /* Broker-wide publish latency (publish to stored, ms) over recent publishes: the samples

@@ -12,13 +12,15 @@
 #define MG_TOPIC_INT_H
 
 #include "topic/topic.h"
+#include "util/loop.h"
 #include "util/map.h"
 #include "util/ratelimit.h"
 
 #include <event2/event.h>
 
 struct topic_registry {
-    struct event_base *base;   /* borrowed */
+    struct mg_loop *loop;      /* borrowed: the ML factory's; clock and timers */
+    struct event_base *base;   /* borrowed: the loop's */
     struct ml_factory *mlf;    /* borrowed */
     struct topic_config cfg;   /* cfg.cluster_name points at cluster_name */
     char *cluster_name;        /* owned */
@@ -52,6 +54,7 @@ struct topic {
     int refs; /* the registry's (1) plus callbacks in progress */
     enum topic_state state;
     struct topic_registry *reg;                  /* borrowed; NULL once the registry is gone */
+    struct mg_loop *loop;                        /* borrowed: the registry's */
     struct topic_name name;                      /* owned strings */
     char *ml_name;                               /* owned */
     struct ml_ledger *ml;                        /* one ML reference, owned */
@@ -65,6 +68,7 @@ struct topic {
     int64_t msg_in, bytes_in;
     int64_t msg_out_closed, bytes_out_closed; /* counters of subscriptions gone */
     bool fence_pending;                       /* an unload after fencing is scheduled */
+    struct mg_timer fence_timer;              /* runs that unload (holds a reference) */
     /* statistics (topic_registry_stats_update) */
     int64_t entries_in, entries_out;      /* entries written / dispatched */
     uint64_t created_ms, last_publish_ms; /* wall clock */
@@ -181,11 +185,11 @@ struct topic_sub {
     struct ml_entry **ready;    /* owned refs: read, not yet dispatched */
     int ready_n, ready_head;
     bool ready_is_replay;
-    struct sub_read *read;     /* in-flight read, owned by its callback */
-    uint64_t epoch;            /* bumped by rewinds: stale reads are dropped */
-    struct event *ev_dispatch; /* owned */
-    struct event *ev_failover; /* owned */
-    struct event *ev_retry;    /* owned: read errors back off */
+    struct sub_read *read;          /* in-flight read, owned by its callback */
+    uint64_t epoch;                 /* bumped by rewinds: stale reads are dropped */
+    struct event *ev_dispatch;      /* owned */
+    struct mg_timer failover_timer; /* activeConsumerFailoverDelayTimeMillis */
+    struct mg_timer retry_timer;    /* read errors back off */
     bool failover_wait;
     struct sub_seek *seek; /* borrowed: a seek in progress */
     int64_t unacked;
@@ -198,21 +202,17 @@ struct topic_sub {
 };
 
 /* Internal calls between topic.c and topic_sub.c. */
-struct topic_sub *sub_new(struct topic *t, const char *name, bool durable, struct ml_position start,
-                          int *err);
+struct topic_sub *topic_sub_new(struct topic *t, const char *name, bool durable,
+                                struct ml_position start, int *err);
 /* Close a subscription: consumers get closed callbacks when notify; the cursor is
  * deleted when delete_cursor, else closed. */
-void sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor);
-void sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out);
-void sub_reset_to(struct topic_sub *s, struct ml_position pos, bool close_consumers);
-void sub_schedule(struct topic_sub *s);
+void topic_sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor);
+void topic_sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out);
+void topic_sub_reset_to(struct topic_sub *s, struct ml_position pos, bool close_consumers);
+void topic_sub_schedule(struct topic_sub *s);
 void topic_ref(struct topic *t);
-/* Clocks for statistics: wall clock ms, monotonic ms and µs. */
-uint64_t topic_wall_ms(void);
-uint64_t topic_mono_ms(void);
-uint64_t topic_mono_us(void);
 /* Roll one subscription's interval (rates over secs seconds). */
-void sub_stats_roll(struct topic_sub *s, double secs);
+void topic_sub_stats_roll(struct topic_sub *s, double secs);
 void topic_unref(struct topic *t);
 
 #endif

@@ -18,13 +18,14 @@
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/url.h"
 
 #include <limits.h>
 #include <string.h>
 
 #define PARTITION_SUFFIX "-partition-"
 
-static int parse_partition(const char *local)
+static int topic_name_parse_partition(const char *local)
 {
     const char *p = NULL;
     for (const char *q = strstr(local, PARTITION_SUFFIX); q; q = strstr(q + 1, PARTITION_SUFFIX))
@@ -127,7 +128,7 @@ int topic_name_parse(const char *s, struct topic_name *out)
     }
     const char *dom = persistent ? "persistent" : "non-persistent";
     out->full = mg_asprintf("%s://%s/%s/%s", dom, out->tenant, out->ns, out->local);
-    out->partition = parse_partition(out->local);
+    out->partition = topic_name_parse_partition(out->local);
     if (out->partition >= 0) {
         const char *suf = out->local + strlen(out->local);
         while (suf > out->local && suf[-1] != '-')
@@ -165,33 +166,9 @@ void topic_name_fini(struct topic_name *n)
     n->partition = -1;
 }
 
-/* Java URLEncoder (UTF-8): unreserved A-Za-z0-9 . - * _ kept, space -> '+', others %XX. */
-static char *url_encode(const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t len = strlen(s);
-    char *out = mg_malloc(len * 3 + 1);
-    char *o = out;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        unsigned char ch = *p;
-        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-            ch == '.' || ch == '-' || ch == '*' || ch == '_') {
-            *o++ = (char)ch;
-        } else if (ch == ' ') {
-            *o++ = '+';
-        } else {
-            *o++ = '%';
-            *o++ = hex[ch >> 4];
-            *o++ = hex[ch & 15];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 char *topic_name_ml(const struct topic_name *n)
 {
-    char *enc = url_encode(n->local);
+    char *enc = mg_url_encode(n->local);
     char *r = mg_asprintf("%s/%s/%s/%s", n->tenant, n->ns,
                           n->persistent ? "persistent" : "non-persistent", enc);
     mg_free(enc);

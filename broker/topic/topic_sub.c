@@ -61,42 +61,58 @@ struct sub_lastid {
     void *data;
 };
 
-static void sub_run(struct topic_sub *s);
+static void topic_sub_run(struct topic_sub *s);
 
-static const struct topic_config *sub_cfg(const struct topic_sub *s)
+static const struct topic_config *topic_sub_cfg(const struct topic_sub *s)
 {
     return &s->topic->reg->cfg;
 }
 
-static bool single_active(const struct topic_sub *s)
+static bool topic_sub_single_active(const struct topic_sub *s)
 {
     return s->type == TOPIC_SUB_EXCLUSIVE || s->type == TOPIC_SUB_FAILOVER;
 }
 
 /* ---- refcounts ------------------------------------------------------------------------ */
 
-static void consumer_free(struct topic_consumer *c)
+/* Iterate a map keyed by position (a consumer's pending entries, the redeliveries):
+ * *it = 0 first; false at the end. */
+static bool topic_sub_next_pos(const struct mg_map *m, size_t *it, struct ml_position *pos,
+                               void **v)
 {
-    size_t pos = 0;
     const char *k;
-    size_t kl;
+    if (!mg_map_next(m, it, &k, NULL, v))
+        return false;
+    memcpy(pos, k, sizeof *pos);
+    return true;
+}
+
+/* Free c's pending entries and their map. */
+static void topic_consumer_pending_fini(struct topic_consumer *c)
+{
+    size_t it = 0;
     void *v;
-    while (mg_map_next(&c->pending, &pos, &k, &kl, &v))
+    while (mg_map_next(&c->pending, &it, NULL, NULL, &v))
         mg_free(v);
     mg_map_fini(&c->pending);
+}
+
+static void topic_consumer_free(struct topic_consumer *c)
+{
+    topic_consumer_pending_fini(c);
     mg_free(c->ranges);
     mg_free(c->name);
     mg_free(c);
 }
 
-static void consumer_unref(struct topic_consumer *c)
+static void topic_consumer_unref(struct topic_consumer *c)
 {
     MG_ASSERT(c->refs > 0);
     if (--c->refs == 0)
-        consumer_free(c);
+        topic_consumer_free(c);
 }
 
-static void sub_drop_ready(struct topic_sub *s)
+static void topic_sub_drop_ready(struct topic_sub *s)
 {
     for (int i = s->ready_head; i < s->ready_n; i++)
         ml_entry_unref(s->ready[i]);
@@ -105,9 +121,9 @@ static void sub_drop_ready(struct topic_sub *s)
     s->ready_n = s->ready_head = 0;
 }
 
-static void sub_free(struct topic_sub *s)
+static void topic_sub_free(struct topic_sub *s)
 {
-    sub_drop_ready(s);
+    topic_sub_drop_ready(s);
     mg_free(s->consumers);
     mg_free(s->ring);
     mg_free(s->replay);
@@ -115,28 +131,26 @@ static void sub_free(struct topic_sub *s)
     mg_map_fini(&s->redeliveries);
     if (s->ev_dispatch)
         event_free(s->ev_dispatch);
-    if (s->ev_failover)
-        event_free(s->ev_failover);
-    if (s->ev_retry)
-        event_free(s->ev_retry);
+    mg_timer_fini(&s->failover_timer);
+    mg_timer_fini(&s->retry_timer);
     mg_free(s->name);
     topic_unref(s->topic);
     mg_free(s);
 }
 
-static void sub_ref(struct topic_sub *s)
+static void topic_sub_ref(struct topic_sub *s)
 {
     s->refs++;
 }
 
-static void sub_unref(struct topic_sub *s)
+static void topic_sub_unref(struct topic_sub *s)
 {
     MG_ASSERT(s->refs > 0);
     if (--s->refs == 0)
-        sub_free(s);
+        topic_sub_free(s);
 }
 
-void sub_schedule(struct topic_sub *s)
+void topic_sub_schedule(struct topic_sub *s)
 {
     if (!s->dead)
         event_active(s->ev_dispatch, EV_READ, 0);
@@ -144,18 +158,18 @@ void sub_schedule(struct topic_sub *s)
 
 /* ---- redelivery counts, replay set ------------------------------------------------------ */
 
-static uint32_t redelivery_get(const struct topic_sub *s, struct ml_position pos)
+static uint32_t topic_sub_redelivery_get(const struct topic_sub *s, struct ml_position pos)
 {
     return (uint32_t)(uintptr_t)mg_map_get(&s->redeliveries, &pos, sizeof pos);
 }
 
-static void redelivery_inc(struct topic_sub *s, struct ml_position pos)
+static void topic_sub_redelivery_inc(struct topic_sub *s, struct ml_position pos)
 {
     uintptr_t v = (uintptr_t)mg_map_get(&s->redeliveries, &pos, sizeof pos);
     mg_map_put(&s->redeliveries, &pos, sizeof pos, (void *)(v + 1));
 }
 
-static void stuck_add(struct topic_sub *s, uint32_t hash, int d)
+static void topic_sub_stuck_add(struct topic_sub *s, uint32_t hash, int d)
 {
     if (s->type != TOPIC_SUB_KEY_SHARED)
         return;
@@ -168,7 +182,7 @@ static void stuck_add(struct topic_sub *s, uint32_t hash, int d)
 }
 
 /* Index of the first element >= pos. */
-static int replay_find(const struct topic_sub *s, struct ml_position pos)
+static int topic_sub_replay_find(const struct topic_sub *s, struct ml_position pos)
 {
     int lo = 0, hi = s->n_replay;
     while (lo < hi) {
@@ -181,9 +195,9 @@ static int replay_find(const struct topic_sub *s, struct ml_position pos)
     return lo;
 }
 
-static void replay_add(struct topic_sub *s, struct ml_position pos, uint32_t hash)
+static void topic_sub_replay_add(struct topic_sub *s, struct ml_position pos, uint32_t hash)
 {
-    int i = replay_find(s, pos);
+    int i = topic_sub_replay_find(s, pos);
     if (i < s->n_replay && ml_pos_cmp(s->replay[i].pos, pos) == 0)
         return;
     if (s->n_replay == s->cap_replay) {
@@ -194,24 +208,24 @@ static void replay_add(struct topic_sub *s, struct ml_position pos, uint32_t has
     s->replay[i].pos = pos;
     s->replay[i].key_hash = hash;
     s->n_replay++;
-    stuck_add(s, hash, 1);
+    topic_sub_stuck_add(s, hash, 1);
 }
 
-static void replay_del_at(struct topic_sub *s, int i)
+static void topic_sub_replay_del_at(struct topic_sub *s, int i)
 {
-    stuck_add(s, s->replay[i].key_hash, -1);
+    topic_sub_stuck_add(s, s->replay[i].key_hash, -1);
     memmove(&s->replay[i], &s->replay[i + 1], (size_t)(s->n_replay - i - 1) * sizeof *s->replay);
     s->n_replay--;
 }
 
-static void replay_del(struct topic_sub *s, struct ml_position pos)
+static void topic_sub_replay_del(struct topic_sub *s, struct ml_position pos)
 {
-    int i = replay_find(s, pos);
+    int i = topic_sub_replay_find(s, pos);
     if (i < s->n_replay && ml_pos_cmp(s->replay[i].pos, pos) == 0)
-        replay_del_at(s, i);
+        topic_sub_replay_del_at(s, i);
 }
 
-static void replay_clear(struct topic_sub *s)
+static void topic_sub_replay_clear(struct topic_sub *s)
 {
     s->n_replay = 0;
     mg_map_fini(&s->stuck);
@@ -220,7 +234,8 @@ static void replay_clear(struct topic_sub *s)
 
 /* ---- consumer pending --------------------------------------------------------------------- */
 
-static void pending_drop(struct topic_sub *s, struct topic_consumer *c, struct ml_position pos)
+static void topic_sub_pending_drop(struct topic_sub *s, struct topic_consumer *c,
+                                   struct ml_position pos)
 {
     struct sub_pending *sp = mg_map_del(&c->pending, &pos, sizeof pos);
     if (sp) {
@@ -232,22 +247,20 @@ static void pending_drop(struct topic_sub *s, struct topic_consumer *c, struct m
 
 /* Move every pending entry of c back to the subscription: the replay set (to_replay) or
  * just forgotten (a rewind re-reads them); each counts one more redelivery. */
-static void pending_return_all(struct topic_sub *s, struct topic_consumer *c, bool to_replay)
+static void topic_sub_pending_return_all(struct topic_sub *s, struct topic_consumer *c,
+                                         bool to_replay)
 {
     size_t it = 0;
-    const char *k;
-    size_t kl;
+    struct ml_position pos;
     void *v;
-    while (mg_map_next(&c->pending, &it, &k, &kl, &v)) {
-        struct ml_position pos;
-        memcpy(&pos, k, sizeof pos);
+    while (topic_sub_next_pos(&c->pending, &it, &pos, &v)) {
         struct sub_pending *sp = v;
-        redelivery_inc(s, pos);
+        topic_sub_redelivery_inc(s, pos);
         if (to_replay)
-            replay_add(s, pos, sp->key_hash);
+            topic_sub_replay_add(s, pos, sp->key_hash);
         c->unacked -= sp->msgs;
         s->unacked -= sp->msgs;
-        mg_map_del(&c->pending, k, kl);
+        mg_map_del(&c->pending, &pos, sizeof pos);
         mg_free(sp);
     }
 }
@@ -256,19 +269,19 @@ static void pending_return_all(struct topic_sub *s, struct topic_consumer *c, bo
 
 /* Drop what was read ahead and restart reading from the first unacked entry: every
  * consumer's pending entries count one more redelivery. */
-static void sub_rewind_all(struct topic_sub *s)
+static void topic_sub_rewind_all(struct topic_sub *s)
 {
     for (int i = 0; i < s->n_consumers; i++)
-        pending_return_all(s, s->consumers[i], false);
+        topic_sub_pending_return_all(s, s->consumers[i], false);
     s->epoch++;
-    sub_drop_ready(s);
-    replay_clear(s);
+    topic_sub_drop_ready(s);
+    topic_sub_replay_clear(s);
     if (s->read)
         ml_cursor_cancel_read(s->cursor);
     ml_cursor_rewind(s->cursor);
 }
 
-static void sub_read_done(struct ml_read_req *req, int status)
+static void topic_sub_read_done(struct ml_read_req *req, int status)
 {
     struct sub_read *r = req->data;
     struct topic_sub *s = r->s;
@@ -283,24 +296,23 @@ static void sub_read_done(struct ml_read_req *req, int status)
         }
         if (s && r->epoch == s->epoch && r->replay)
             for (int i = 0; i < r->n_taken; i++)
-                replay_add(s, r->taken[i].pos, r->taken[i].key_hash);
+                topic_sub_replay_add(s, r->taken[i].pos, r->taken[i].key_hash);
         if (s && status < 0 && status != -MG_ECANCELED && !s->dead) {
             uint64_t held;
             if (mg_ratelimit_allow(&s->rl_read, MG_RATELIMIT_INTERVAL_MS, &held))
                 MG_WARN(MOD,
                         "%s/%s: read failed: %s; retrying (%" PRIu64 " more since the last line)",
                         s->topic->name.full, s->name, mg_strerror(status), held);
-            struct timeval tv = {0, 100 * 1000};
-            evtimer_add(s->ev_retry, &tv);
+            mg_timer_start(&s->retry_timer, 100);
         } else if (s) {
-            sub_schedule(s);
+            topic_sub_schedule(s);
         }
         mg_free(r->taken);
         mg_free(r);
         return;
     }
     MG_ASSERT(s->ready_head == s->ready_n);
-    sub_drop_ready(s);
+    topic_sub_drop_ready(s);
     s->ready = req->entries;
     s->ready_n = req->n;
     s->ready_head = 0;
@@ -310,25 +322,24 @@ static void sub_read_done(struct ml_read_req *req, int status)
     }
     mg_free(r->taken);
     mg_free(r);
-    sub_ref(s);
-    sub_run(s);
-    sub_unref(s);
+    topic_sub_ref(s);
+    topic_sub_run(s);
+    topic_sub_unref(s);
 }
 
-static void sub_retry_cb(evutil_socket_t fd, short what, void *arg)
+static void topic_sub_retry_cb(struct mg_timer *tm, void *arg)
 {
-    (void)fd;
-    (void)what;
-    sub_schedule(arg);
+    (void)tm;
+    topic_sub_schedule(arg);
 }
 
 /* ---- consumer choice ------------------------------------------------------------------ */
 
-static bool consumer_eligible(struct topic_sub *s, struct topic_consumer *c)
+static bool topic_consumer_eligible(struct topic_sub *s, struct topic_consumer *c)
 {
     if (c->dead || c->permits <= 0 || c->paused)
         return false;
-    const struct topic_config *cfg = sub_cfg(s);
+    const struct topic_config *cfg = topic_sub_cfg(s);
     if (cfg->max_unacked_per_consumer > 0 && c->unacked >= cfg->max_unacked_per_consumer)
         return false;
     if (cfg->max_unacked_per_subscription > 0 && s->unacked >= cfg->max_unacked_per_subscription)
@@ -341,7 +352,7 @@ static bool consumer_eligible(struct topic_sub *s, struct topic_consumer *c)
     return true;
 }
 
-static int cmp_failover(const void *a, const void *b)
+static int topic_sub_cmp_failover(const void *a, const void *b)
 {
     const struct topic_consumer *x = *(struct topic_consumer *const *)a;
     const struct topic_consumer *y = *(struct topic_consumer *const *)b;
@@ -353,7 +364,7 @@ static int cmp_failover(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static struct topic_consumer *sub_choose_active(struct topic_sub *s)
+static struct topic_consumer *topic_sub_choose_active(struct topic_sub *s)
 {
     if (s->n_consumers == 0)
         return NULL;
@@ -362,7 +373,7 @@ static struct topic_consumer *sub_choose_active(struct topic_sub *s)
     if (s->partition_index >= 0) {
         struct topic_consumer **v = mg_malloc((size_t)s->n_consumers * sizeof *v);
         memcpy(v, s->consumers, (size_t)s->n_consumers * sizeof *v);
-        qsort(v, (size_t)s->n_consumers, sizeof *v, cmp_failover);
+        qsort(v, (size_t)s->n_consumers, sizeof *v, topic_sub_cmp_failover);
         int top = 1;
         while (top < s->n_consumers && v[top]->priority == v[0]->priority)
             top++;
@@ -382,20 +393,19 @@ static struct topic_consumer *sub_choose_active(struct topic_sub *s)
     return best;
 }
 
-static void sub_failover_cb(evutil_socket_t fd, short what, void *arg)
+static void topic_sub_failover_cb(struct mg_timer *tm, void *arg)
 {
-    (void)fd;
-    (void)what;
+    (void)tm;
     struct topic_sub *s = arg;
     s->failover_wait = false;
-    sub_schedule(s);
+    topic_sub_schedule(s);
 }
 
 /* Re-pick the active consumer of an Exclusive/Failover subscription. Call with the
  * previous active consumer still readable (it may be dead). */
-static void sub_update_active(struct topic_sub *s)
+static void topic_sub_update_active(struct topic_sub *s)
 {
-    struct topic_consumer *nc = sub_choose_active(s);
+    struct topic_consumer *nc = topic_sub_choose_active(s);
     struct topic_consumer *old = s->active;
     if (nc == old)
         return;
@@ -409,32 +419,31 @@ static void sub_update_active(struct topic_sub *s)
     if (old) {
         /* What the old active consumer did not ack goes to the new one. */
         if (old->dead)
-            pending_return_all(s, old, false);
-        sub_rewind_all(s);
-        int32_t delay = sub_cfg(s)->active_consumer_failover_delay_ms;
+            topic_sub_pending_return_all(s, old, false);
+        topic_sub_rewind_all(s);
+        int32_t delay = topic_sub_cfg(s)->active_consumer_failover_delay_ms;
         if (nc && s->type == TOPIC_SUB_FAILOVER && delay > 0) {
             s->failover_wait = true;
-            struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
-            evtimer_add(s->ev_failover, &tv);
+            mg_timer_start(&s->failover_timer, (uint64_t)delay);
         }
     }
-    sub_schedule(s);
+    topic_sub_schedule(s);
 }
 
 /* Shared: round robin over eligible consumers of the best priority level present. */
-static struct topic_consumer *shared_pick(struct topic_sub *s)
+static struct topic_consumer *topic_sub_shared_pick(struct topic_sub *s)
 {
     int best = INT_MAX;
     for (int i = 0; i < s->n_consumers; i++) {
         struct topic_consumer *c = s->consumers[i];
-        if (c->priority < best && consumer_eligible(s, c))
+        if (c->priority < best && topic_consumer_eligible(s, c))
             best = c->priority;
     }
     if (best == INT_MAX)
         return NULL;
     struct topic_consumer *cur = s->rr_cur;
-    if (cur && cur->priority == best && s->rr_count < sub_cfg(s)->dispatch_max_round_robin &&
-        consumer_eligible(s, cur)) {
+    if (cur && cur->priority == best && s->rr_count < topic_sub_cfg(s)->dispatch_max_round_robin &&
+        topic_consumer_eligible(s, cur)) {
         s->rr_count++;
         return cur;
     }
@@ -446,7 +455,7 @@ static struct topic_consumer *shared_pick(struct topic_sub *s)
         }
     for (int k = 0; k < s->n_consumers; k++) {
         struct topic_consumer *c = s->consumers[(start + k) % s->n_consumers];
-        if (c->priority == best && consumer_eligible(s, c)) {
+        if (c->priority == best && topic_consumer_eligible(s, c)) {
             s->rr_cur = c;
             s->rr_count = 1;
             return c;
@@ -455,7 +464,7 @@ static struct topic_consumer *shared_pick(struct topic_sub *s)
     return NULL;
 }
 
-static uint32_t hash32(const char *s, uint64_t a, uint64_t b)
+static uint32_t topic_sub_hash32(const char *s, uint64_t a, uint64_t b)
 {
     /* FNV-1a over the name and two numbers, murmur3 finaliser. */
     uint32_t h = 2166136261u;
@@ -469,15 +478,10 @@ static uint32_t hash32(const char *s, uint64_t a, uint64_t b)
         h ^= p[i];
         h *= 16777619u;
     }
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    h ^= h >> 16;
-    return h;
+    return mg_hash_fmix32(h);
 }
 
-static int cmp_ring(const void *a, const void *b)
+static int topic_sub_cmp_ring(const void *a, const void *b)
 {
     const struct sub_ring_point *x = a, *y = b;
     if (x->point != y->point)
@@ -485,7 +489,7 @@ static int cmp_ring(const void *a, const void *b)
     return x->consumer_id < y->consumer_id ? -1 : x->consumer_id > y->consumer_id;
 }
 
-static void ring_rebuild(struct topic_sub *s)
+static void topic_sub_ring_rebuild(struct topic_sub *s)
 {
     mg_free(s->ring);
     s->ring = NULL;
@@ -500,15 +504,15 @@ static void ring_rebuild(struct topic_sub *s)
         uint64_t salt = c->name[0] ? 0 : c->id + 1;
         for (int k = 0; k < RING_POINTS; k++) {
             struct sub_ring_point *p = &s->ring[s->n_ring++];
-            p->point = hash32(c->name, salt, (uint64_t)k) % 65536u;
+            p->point = topic_sub_hash32(c->name, salt, (uint64_t)k) % 65536u;
             p->consumer_id = c->id;
             p->c = c;
         }
     }
-    qsort(s->ring, (size_t)s->n_ring, sizeof *s->ring, cmp_ring);
+    qsort(s->ring, (size_t)s->n_ring, sizeof *s->ring, topic_sub_cmp_ring);
 }
 
-static struct topic_consumer *ks_select(struct topic_sub *s, uint32_t hash)
+static struct topic_consumer *topic_sub_ks_select(struct topic_sub *s, uint32_t hash)
 {
     hash %= 65536u;
     if (s->ks_sticky) {
@@ -535,7 +539,8 @@ static struct topic_consumer *ks_select(struct topic_sub *s, uint32_t hash)
 
 /* Key_Shared: a consumer that joined while others had entries in flight gets nothing at
  * or beyond its join position until everything before it is acknowledged. */
-static bool ks_holds(struct topic_sub *s, struct topic_consumer *c, struct ml_position pos)
+static bool topic_sub_ks_holds(struct topic_sub *s, struct topic_consumer *c,
+                               struct ml_position pos)
 {
     if (!c->holding || ml_pos_cmp(pos, c->join_pos) < 0)
         return false;
@@ -550,12 +555,7 @@ static bool ks_holds(struct topic_sub *s, struct topic_consumer *c, struct ml_po
 
 /* ---- delivery ------------------------------------------------------------------------- */
 
-static int popcount64(uint64_t v)
-{
-    return __builtin_popcountll(v);
-}
-
-static void sub_send(struct topic_sub *s, struct topic_consumer *c, struct ml_entry *e)
+static void topic_sub_send(struct topic_sub *s, struct topic_consumer *c, struct ml_entry *e)
 {
     int n_words = 0;
     const int64_t *ack_set = ml_cursor_ack_set(s->cursor, e->pos, &n_words);
@@ -569,7 +569,7 @@ static void sub_send(struct topic_sub *s, struct topic_consumer *c, struct ml_en
         ack_set = NULL;
         n_words = 0;
     }
-    uint32_t redelivery = redelivery_get(s, e->pos);
+    uint32_t redelivery = topic_sub_redelivery_get(s, e->pos);
     struct sub_pending *sp = mg_map_get(&c->pending, &e->pos, sizeof e->pos);
     if (sp) {
         c->unacked -= sp->msgs;
@@ -588,14 +588,14 @@ static void sub_send(struct topic_sub *s, struct topic_consumer *c, struct ml_en
     s->msg_out += cost;
     s->bytes_out += (int64_t)e->size;
     s->topic->entries_out++;
-    s->last_consumed_ms = topic_wall_ms();
+    s->last_consumed_ms = (uint64_t)mg_loop_wall_ms(s->topic->loop);
     c->refs++;
     c->ops->send(c->owner, c, e, redelivery, ack_set, n_words);
-    consumer_unref(c);
+    topic_consumer_unref(c);
 }
 
 /* Hand one entry on. Returns false when it must wait (nobody can take it now). */
-static bool sub_deliver(struct topic_sub *s, struct ml_entry *e)
+static bool topic_sub_deliver(struct topic_sub *s, struct ml_entry *e)
 {
     if (ml_cursor_is_acked(s->cursor, e->pos))
         return true;
@@ -604,11 +604,11 @@ static bool sub_deliver(struct topic_sub *s, struct ml_entry *e)
     case TOPIC_SUB_EXCLUSIVE:
     case TOPIC_SUB_FAILOVER:
         c = s->active;
-        if (!c || s->failover_wait || !consumer_eligible(s, c))
+        if (!c || s->failover_wait || !topic_consumer_eligible(s, c))
             return false;
         break;
     case TOPIC_SUB_SHARED:
-        c = shared_pick(s);
+        c = topic_sub_shared_pick(s);
         if (!c)
             return false;
         break;
@@ -616,67 +616,67 @@ static bool sub_deliver(struct topic_sub *s, struct ml_entry *e)
         uint32_t h = e->key_hash % 65536u;
         if (!s->ready_is_replay && mg_map_get_u64(&s->stuck, h)) {
             /* Earlier entries of this key wait in the replay set: keep the order. */
-            replay_add(s, e->pos, h);
+            topic_sub_replay_add(s, e->pos, h);
             return true;
         }
-        c = ks_select(s, h);
-        if (!c || !consumer_eligible(s, c) || ks_holds(s, c, e->pos)) {
-            replay_add(s, e->pos, h);
+        c = topic_sub_ks_select(s, h);
+        if (!c || !topic_consumer_eligible(s, c) || topic_sub_ks_holds(s, c, e->pos)) {
+            topic_sub_replay_add(s, e->pos, h);
             return true;
         }
         break;
     }
     }
-    sub_send(s, c, e);
+    topic_sub_send(s, c, e);
     return true;
 }
 
 /* Total permits of the consumers that may receive now. */
-static int64_t sub_avail(struct topic_sub *s)
+static int64_t topic_sub_avail(struct topic_sub *s)
 {
     int64_t sum = 0;
     for (int i = 0; i < s->n_consumers; i++) {
         struct topic_consumer *c = s->consumers[i];
-        if (single_active(s) && c != s->active)
+        if (topic_sub_single_active(s) && c != s->active)
             continue;
-        if (consumer_eligible(s, c))
+        if (topic_consumer_eligible(s, c))
             sum += c->permits;
     }
     return sum;
 }
 
 /* Can some replay position go out now? */
-static bool replay_ready(struct topic_sub *s)
+static bool topic_sub_replay_ready(struct topic_sub *s)
 {
     if (s->n_replay == 0)
         return false;
     if (s->type != TOPIC_SUB_KEY_SHARED)
         return true;
     for (int i = 0; i < s->n_replay; i++) {
-        struct topic_consumer *c = ks_select(s, s->replay[i].key_hash);
-        if (c && consumer_eligible(s, c) && !ks_holds(s, c, s->replay[i].pos))
+        struct topic_consumer *c = topic_sub_ks_select(s, s->replay[i].key_hash);
+        if (c && topic_consumer_eligible(s, c) && !topic_sub_ks_holds(s, c, s->replay[i].pos))
             return true;
     }
     return false;
 }
 
-static void sub_read_more(struct topic_sub *s)
+static void topic_sub_read_more(struct topic_sub *s)
 {
     if (s->dead || s->n_consumers == 0 || s->seek)
         return;
-    if (s->read && !s->read->replay && replay_ready(s)) {
+    if (s->read && !s->read->replay && topic_sub_replay_ready(s)) {
         /* A read waiting for new entries must not hold back redeliveries. The ML cancels
          * at once (callback inside the call); nothing was consumed by it. */
         ml_cursor_cancel_read(s->cursor);
     }
     if (s->read)
         return;
-    if (single_active(s) && (!s->active || s->failover_wait))
+    if (topic_sub_single_active(s) && (!s->active || s->failover_wait))
         return;
-    int64_t avail = sub_avail(s);
+    int64_t avail = topic_sub_avail(s);
     if (avail <= 0)
         return;
-    int max = sub_cfg(s)->dispatch_max_read_batch;
+    int max = topic_sub_cfg(s)->dispatch_max_read_batch;
     int n = avail < max ? (int)avail : max;
 
     struct sub_read *r = mg_calloc(1, sizeof *r);
@@ -689,25 +689,25 @@ static void sub_read_more(struct topic_sub *s)
         for (int i = 0; i < s->n_replay && r->n_taken < n;) {
             struct sub_replay *rp = &s->replay[i];
             if (s->type == TOPIC_SUB_KEY_SHARED) {
-                struct topic_consumer *c = ks_select(s, rp->key_hash);
-                if (!c || !consumer_eligible(s, c) || ks_holds(s, c, rp->pos)) {
+                struct topic_consumer *c = topic_sub_ks_select(s, rp->key_hash);
+                if (!c || !topic_consumer_eligible(s, c) || topic_sub_ks_holds(s, c, rp->pos)) {
                     i++;
                     continue;
                 }
             }
             pos[r->n_taken] = rp->pos;
             r->taken[r->n_taken++] = *rp;
-            replay_del_at(s, i);
+            topic_sub_replay_del_at(s, i);
         }
         if (r->n_taken > 0) {
             r->replay = true;
             s->read = r;
-            int rc = ml_cursor_replay(s->cursor, pos, r->n_taken, &r->req, sub_read_done);
+            int rc = ml_cursor_replay(s->cursor, pos, r->n_taken, &r->req, topic_sub_read_done);
             mg_free(pos);
             if (rc < 0) {
                 s->read = NULL;
                 for (int i = 0; i < r->n_taken; i++)
-                    replay_add(s, r->taken[i].pos, r->taken[i].key_hash);
+                    topic_sub_replay_add(s, r->taken[i].pos, r->taken[i].key_hash);
                 uint64_t held;
                 if (mg_ratelimit_allow(&s->rl_read, MG_RATELIMIT_INTERVAL_MS, &held))
                     MG_WARN(MOD, "%s/%s: replay: %s (%" PRIu64 " more since the last line)",
@@ -728,7 +728,7 @@ static void sub_read_more(struct topic_sub *s)
         }
     }
     s->read = r;
-    int rc = ml_cursor_read(s->cursor, n, READ_MAX_BYTES, &r->req, sub_read_done);
+    int rc = ml_cursor_read(s->cursor, n, READ_MAX_BYTES, &r->req, topic_sub_read_done);
     if (rc < 0) {
         s->read = NULL;
         mg_free(r);
@@ -739,19 +739,19 @@ static void sub_read_more(struct topic_sub *s)
     }
 }
 
-static void sub_run(struct topic_sub *s)
+static void topic_sub_run(struct topic_sub *s)
 {
     if (s->dead || s->seek)
         return;
     if (s->n_consumers == 0) {
         if (s->ready_head < s->ready_n) {
-            if (single_active(s)) {
-                sub_rewind_all(s);
+            if (topic_sub_single_active(s)) {
+                topic_sub_rewind_all(s);
             } else {
                 /* Nobody to take them: keep positions, not entries. */
                 for (int i = s->ready_head; i < s->ready_n; i++)
-                    replay_add(s, s->ready[i]->pos, s->ready[i]->key_hash % 65536u);
-                sub_drop_ready(s);
+                    topic_sub_replay_add(s, s->ready[i]->pos, s->ready[i]->key_hash % 65536u);
+                topic_sub_drop_ready(s);
             }
         }
         return;
@@ -760,7 +760,7 @@ static void sub_run(struct topic_sub *s)
         uint64_t epoch = s->epoch;
         struct ml_entry *e = s->ready[s->ready_head];
         s->ready[s->ready_head++] = NULL;
-        if (!sub_deliver(s, e)) {
+        if (!topic_sub_deliver(s, e)) {
             s->ready[--s->ready_head] = e;
             return;
         }
@@ -769,15 +769,15 @@ static void sub_run(struct topic_sub *s)
             return;
         if (epoch != s->epoch) {
             /* A rewind from inside a send dropped what was read ahead. */
-            sub_schedule(s);
+            topic_sub_schedule(s);
             return;
         }
     }
-    sub_drop_ready(s);
-    sub_read_more(s);
+    topic_sub_drop_ready(s);
+    topic_sub_read_more(s);
 }
 
-static void sub_notify_pending(struct topic_sub *s)
+static void topic_sub_notify_pending(struct topic_sub *s)
 {
     for (;;) {
         struct topic_consumer *c = NULL;
@@ -791,26 +791,26 @@ static void sub_notify_pending(struct topic_sub *s)
         if (c->ops->active_change) {
             c->refs++;
             c->ops->active_change(c->owner, c, active);
-            consumer_unref(c);
+            topic_consumer_unref(c);
         }
     }
 }
 
-static void sub_dispatch_cb(evutil_socket_t fd, short what, void *arg)
+static void topic_sub_dispatch_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct topic_sub *s = arg;
-    sub_ref(s);
-    sub_notify_pending(s);
-    sub_run(s);
-    sub_unref(s);
+    topic_sub_ref(s);
+    topic_sub_notify_pending(s);
+    topic_sub_run(s);
+    topic_sub_unref(s);
 }
 
 /* ---- subscription lifetime ------------------------------------------------------------- */
 
-struct topic_sub *sub_new(struct topic *t, const char *name, bool durable, struct ml_position start,
-                          int *err)
+struct topic_sub *topic_sub_new(struct topic *t, const char *name, bool durable,
+                                struct ml_position start, int *err)
 {
     struct ml_cursor *cur = ml_cursor_open(t->ml, name, durable, start, err);
     if (!cur) {
@@ -829,15 +829,14 @@ struct topic_sub *sub_new(struct topic *t, const char *name, bool durable, struc
     s->partition_index = t->name.partition;
     mg_map_init(&s->stuck);
     mg_map_init(&s->redeliveries);
-    struct event_base *base = t->reg->base;
-    s->ev_dispatch = event_new(base, -1, 0, sub_dispatch_cb, s);
-    s->ev_failover = evtimer_new(base, sub_failover_cb, s);
-    s->ev_retry = evtimer_new(base, sub_retry_cb, s);
+    s->ev_dispatch = event_new(t->reg->base, -1, 0, topic_sub_dispatch_cb, s);
+    mg_timer_init(&s->failover_timer, t->loop, topic_sub_failover_cb, s);
+    mg_timer_init(&s->retry_timer, t->loop, topic_sub_retry_cb, s);
     mg_map_put_str(&t->subs, s->name, s);
     return s;
 }
 
-static void sub_detach_consumer(struct topic_sub *s, struct topic_consumer *c)
+static void topic_sub_detach_consumer(struct topic_sub *s, struct topic_consumer *c)
 {
     for (int i = 0; i < s->n_consumers; i++)
         if (s->consumers[i] == c) {
@@ -848,14 +847,14 @@ static void sub_detach_consumer(struct topic_sub *s, struct topic_consumer *c)
         }
     if (s->rr_cur == c)
         s->rr_cur = NULL;
-    ring_rebuild(s);
+    topic_sub_ring_rebuild(s);
 }
 
-void sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor)
+void topic_sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor)
 {
     if (s->dead)
         return;
-    sub_ref(s);
+    topic_sub_ref(s);
     s->dead = true;
     struct topic *t = s->topic;
     if (mg_map_get_str(&t->subs, s->name) == s)
@@ -868,7 +867,7 @@ void sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor)
         c->dead = true;
         if (notify && c->ops->closed)
             c->ops->closed(c->owner, c);
-        consumer_unref(c);
+        topic_consumer_unref(c);
     }
     if (s->read) {
         s->read->s = NULL;
@@ -878,36 +877,36 @@ void sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor)
         s->seek->s = NULL;
         s->seek = NULL;
     }
-    sub_drop_ready(s);
+    topic_sub_drop_ready(s);
     event_del(s->ev_dispatch);
-    event_del(s->ev_failover);
-    event_del(s->ev_retry);
+    mg_timer_stop(&s->failover_timer);
+    mg_timer_stop(&s->retry_timer);
     if (delete_cursor && s->durable)
         ml_cursor_delete(s->cursor);
     else
         ml_cursor_close(s->cursor);
     s->cursor = NULL;
-    sub_unref(s); /* ours */
-    sub_unref(s); /* the topic's */
+    topic_sub_unref(s); /* ours */
+    topic_sub_unref(s); /* the topic's */
 }
 
-static double sub_rate(int64_t now, int64_t *prev, double secs)
+static double topic_sub_rate(int64_t now, int64_t *prev, double secs)
 {
     double r = secs > 0 ? (double)(now - *prev) / secs : 0.0;
     *prev = now;
     return r < 0 ? 0.0 : r;
 }
 
-void sub_stats_roll(struct topic_sub *s, double secs)
+void topic_sub_stats_roll(struct topic_sub *s, double secs)
 {
-    s->rate_msg_out = sub_rate(s->msg_out, &s->prev_msg_out, secs);
-    s->rate_bytes_out = sub_rate(s->bytes_out, &s->prev_bytes_out, secs);
-    s->rate_acks = sub_rate(s->acks, &s->prev_acks, secs);
-    s->rate_redelivered = sub_rate(s->redelivered, &s->prev_redelivered, secs);
+    s->rate_msg_out = topic_sub_rate(s->msg_out, &s->prev_msg_out, secs);
+    s->rate_bytes_out = topic_sub_rate(s->bytes_out, &s->prev_bytes_out, secs);
+    s->rate_acks = topic_sub_rate(s->acks, &s->prev_acks, secs);
+    s->rate_redelivered = topic_sub_rate(s->redelivered, &s->prev_redelivered, secs);
     for (int i = 0; i < s->n_consumers; i++) {
         struct topic_consumer *c = s->consumers[i];
-        c->rate_msg_out = sub_rate(c->msg_out, &c->prev_msg_out, secs);
-        c->rate_bytes_out = sub_rate(c->bytes_out, &c->prev_bytes_out, secs);
+        c->rate_msg_out = topic_sub_rate(c->msg_out, &c->prev_msg_out, secs);
+        c->rate_bytes_out = topic_sub_rate(c->bytes_out, &c->prev_bytes_out, secs);
     }
 }
 
@@ -927,13 +926,13 @@ int topic_consumer_stats_next(struct topic *t, const char *sub, int *idx,
     out->permits = c->permits;
     out->msg_rate_out = c->rate_msg_out;
     out->throughput_out = c->rate_bytes_out;
-    int32_t max = sub_cfg(s)->max_unacked_per_consumer;
+    int32_t max = topic_sub_cfg(s)->max_unacked_per_consumer;
     out->blocked = max > 0 && c->unacked >= max;
     out->connected_since_ms = c->connected_ms;
     return 1;
 }
 
-void sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out)
+void topic_sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out)
 {
     memset(out, 0, sizeof *out);
     out->name = s->name;
@@ -952,7 +951,7 @@ void sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out)
     out->msg_rate_redeliver = s->rate_redelivered;
     out->last_consumed_ms = s->last_consumed_ms;
     out->last_acked_ms = s->last_acked_ms;
-    if (single_active(s) && s->active)
+    if (topic_sub_single_active(s) && s->active)
         out->active_consumer = s->active->name;
     if (s->cursor) {
         out->mark_delete = ml_cursor_mark_delete(s->cursor);
@@ -960,27 +959,21 @@ void sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out)
     }
 }
 
-void sub_reset_to(struct topic_sub *s, struct ml_position pos, bool close_consumers)
+void topic_sub_reset_to(struct topic_sub *s, struct ml_position pos, bool close_consumers)
 {
     if (s->dead)
         return;
-    sub_ref(s);
+    topic_sub_ref(s);
     for (int i = 0; i < s->n_consumers; i++) {
         struct topic_consumer *c = s->consumers[i];
-        size_t it = 0;
-        const char *k;
-        size_t kl;
-        void *v;
-        while (mg_map_next(&c->pending, &it, &k, &kl, &v)) {
-            mg_map_del(&c->pending, k, kl);
-            mg_free(v);
-        }
+        topic_consumer_pending_fini(c);
+        mg_map_init(&c->pending);
         c->unacked = 0;
     }
     s->unacked = 0;
     s->epoch++;
-    sub_drop_ready(s);
-    replay_clear(s);
+    topic_sub_drop_ready(s);
+    topic_sub_replay_clear(s);
     mg_map_fini(&s->redeliveries);
     mg_map_init(&s->redeliveries);
     if (s->read)
@@ -990,22 +983,22 @@ void sub_reset_to(struct topic_sub *s, struct ml_position pos, bool close_consum
         s->active = NULL;
         while (s->n_consumers > 0 && !s->dead) {
             struct topic_consumer *c = s->consumers[s->n_consumers - 1];
-            sub_detach_consumer(s, c);
+            topic_sub_detach_consumer(s, c);
             c->dead = true;
             if (c->ops->closed)
                 c->ops->closed(c->owner, c);
-            consumer_unref(c);
+            topic_consumer_unref(c);
         }
         if (!s->durable)
-            sub_destroy(s, false, false);
+            topic_sub_destroy(s, false, false);
     }
-    sub_schedule(s);
-    sub_unref(s);
+    topic_sub_schedule(s);
+    topic_sub_unref(s);
 }
 
 /* ---- consumers ------------------------------------------------------------------------ */
 
-static bool ranges_overlap(const int32_t (*a)[2], int na, const int32_t (*b)[2], int nb)
+static bool topic_sub_ranges_overlap(const int32_t (*a)[2], int na, const int32_t (*b)[2], int nb)
 {
     for (int i = 0; i < na; i++)
         for (int j = 0; j < nb; j++)
@@ -1029,8 +1022,8 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
             const int32_t *r = o->sticky_ranges[i];
             if (r[0] < 0 || r[1] > 65535 || r[0] > r[1])
                 return -MG_EASSIGN;
-            if (ranges_overlap(&o->sticky_ranges[i], 1, o->sticky_ranges + i + 1,
-                               o->n_sticky_ranges - i - 1))
+            if (topic_sub_ranges_overlap(&o->sticky_ranges[i], 1, o->sticky_ranges + i + 1,
+                                         o->n_sticky_ranges - i - 1))
                 return -MG_EASSIGN;
         }
     }
@@ -1042,8 +1035,9 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
             if (s->ks_sticky != sticky)
                 return -MG_ECONSUMERBUSY;
             for (int i = 0; sticky && i < s->n_consumers; i++)
-                if (ranges_overlap((const int32_t(*)[2])s->consumers[i]->ranges,
-                                   s->consumers[i]->n_ranges, o->sticky_ranges, o->n_sticky_ranges))
+                if (topic_sub_ranges_overlap((const int32_t(*)[2])s->consumers[i]->ranges,
+                                             s->consumers[i]->n_ranges, o->sticky_ranges,
+                                             o->n_sticky_ranges))
                     return -MG_EASSIGN;
         }
     }
@@ -1052,7 +1046,7 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
         if (!o->durable && o->has_start)
             start = o->start;
         int err = 0;
-        s = sub_new(t, sub_name, o->durable, start, &err);
+        s = topic_sub_new(t, sub_name, o->durable, start, &err);
         if (!s)
             return err;
     }
@@ -1072,7 +1066,7 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
     c->ops = ops;
     c->name = mg_strdup(o->consumer_name ? o->consumer_name : "");
     c->id = s->next_consumer_id++;
-    c->connected_ms = topic_wall_ms();
+    c->connected_ms = (uint64_t)mg_loop_wall_ms(s->topic->loop);
     c->priority = o->priority_level;
     mg_map_init(&c->pending);
     if (sticky) {
@@ -1090,13 +1084,13 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
         s->consumers = mg_realloc(s->consumers, (size_t)s->cap_consumers * sizeof *s->consumers);
     }
     s->consumers[s->n_consumers++] = c;
-    if (single_active(s)) {
-        sub_update_active(s);
+    if (topic_sub_single_active(s)) {
+        topic_sub_update_active(s);
         if (s->type == TOPIC_SUB_FAILOVER && c != s->active)
             c->notify = SUB_NOTIFY_INACTIVE;
     }
-    ring_rebuild(s);
-    sub_schedule(s);
+    topic_sub_ring_rebuild(s);
+    topic_sub_schedule(s);
     *out = c;
     return 0;
 }
@@ -1106,7 +1100,7 @@ void topic_consumer_flow(struct topic_consumer *c, uint32_t permits)
     if (c->dead)
         return;
     c->permits += permits;
-    sub_schedule(c->sub);
+    topic_sub_schedule(c->sub);
 }
 
 void topic_consumer_resume(struct topic_consumer *c)
@@ -1114,52 +1108,44 @@ void topic_consumer_resume(struct topic_consumer *c)
     if (c->dead)
         return;
     c->paused = false;
-    sub_schedule(c->sub);
+    topic_sub_schedule(c->sub);
 }
 
 /* Remove pos from whichever consumer has it pending (usually c). */
-static void sub_forget(struct topic_sub *s, struct topic_consumer *c, struct ml_position pos)
+static void topic_sub_forget(struct topic_sub *s, struct topic_consumer *c, struct ml_position pos)
 {
     if (mg_map_get(&c->pending, &pos, sizeof pos)) {
-        pending_drop(s, c, pos);
+        topic_sub_pending_drop(s, c, pos);
     } else {
         for (int i = 0; i < s->n_consumers; i++)
             if (mg_map_get(&s->consumers[i]->pending, &pos, sizeof pos)) {
-                pending_drop(s, s->consumers[i], pos);
+                topic_sub_pending_drop(s, s->consumers[i], pos);
                 break;
             }
     }
     mg_map_del(&s->redeliveries, &pos, sizeof pos);
-    replay_del(s, pos);
+    topic_sub_replay_del(s, pos);
 }
 
-static void sub_forget_upto(struct topic_sub *s, struct ml_position upto)
+static void topic_sub_forget_upto(struct topic_sub *s, struct ml_position upto)
 {
     for (int i = 0; i < s->n_consumers; i++) {
         struct topic_consumer *c = s->consumers[i];
         size_t it = 0;
-        const char *k;
-        size_t kl;
+        struct ml_position pos;
         void *v;
-        while (mg_map_next(&c->pending, &it, &k, &kl, &v)) {
-            struct ml_position pos;
-            memcpy(&pos, k, sizeof pos);
+        while (topic_sub_next_pos(&c->pending, &it, &pos, &v))
             if (ml_pos_cmp(pos, upto) <= 0)
-                pending_drop(s, c, pos);
-        }
+                topic_sub_pending_drop(s, c, pos);
     }
     size_t it = 0;
-    const char *k;
-    size_t kl;
+    struct ml_position pos;
     void *v;
-    while (mg_map_next(&s->redeliveries, &it, &k, &kl, &v)) {
-        struct ml_position pos;
-        memcpy(&pos, k, sizeof pos);
+    while (topic_sub_next_pos(&s->redeliveries, &it, &pos, &v))
         if (ml_pos_cmp(pos, upto) <= 0)
-            mg_map_del(&s->redeliveries, k, kl);
-    }
+            mg_map_del(&s->redeliveries, &pos, sizeof pos);
     while (s->n_replay > 0 && ml_pos_cmp(s->replay[0].pos, upto) <= 0)
-        replay_del_at(s, 0);
+        topic_sub_replay_del_at(s, 0);
 }
 
 int topic_consumer_ack(struct topic_consumer *c, bool cumulative, const struct topic_ack *acks,
@@ -1169,9 +1155,9 @@ int topic_consumer_ack(struct topic_consumer *c, bool cumulative, const struct t
         return -MG_ECLOSED;
     struct topic_sub *s = c->sub;
     s->acks += cumulative ? 1 : n;
-    s->last_acked_ms = topic_wall_ms();
+    s->last_acked_ms = (uint64_t)mg_loop_wall_ms(s->topic->loop);
     if (cumulative) {
-        if (!single_active(s))
+        if (!topic_sub_single_active(s))
             return -MG_ENOTALLOWED;
         if (n < 1)
             return 0;
@@ -1181,17 +1167,17 @@ int topic_consumer_ack(struct topic_consumer *c, bool cumulative, const struct t
             if (pos.entry > 0) {
                 struct ml_position prev = {pos.ledger, pos.entry - 1};
                 ml_cursor_ack_cumulative(s->cursor, prev);
-                sub_forget_upto(s, prev);
+                topic_sub_forget_upto(s, prev);
             }
             if (ml_cursor_ack(s->cursor, pos, acks[0].ack_set, acks[0].n_words,
                               acks[0].batch_size) > 0 ||
                 ml_cursor_is_acked(s->cursor, pos))
-                sub_forget(s, c, pos);
+                topic_sub_forget(s, c, pos);
         } else {
             ml_cursor_ack_cumulative(s->cursor, pos);
-            sub_forget_upto(s, pos);
+            topic_sub_forget_upto(s, pos);
         }
-        sub_schedule(s);
+        topic_sub_schedule(s);
         return 0;
     }
     for (int i = 0; i < n; i++) {
@@ -1199,7 +1185,7 @@ int topic_consumer_ack(struct topic_consumer *c, bool cumulative, const struct t
         int rc = ml_cursor_ack(s->cursor, a->pos, a->ack_set, a->ack_set ? a->n_words : 0,
                                a->batch_size);
         if (rc > 0 || ml_cursor_is_acked(s->cursor, a->pos)) {
-            sub_forget(s, c, a->pos);
+            topic_sub_forget(s, c, a->pos);
         } else if (a->ack_set) {
             /* Partially acked batch: it now counts for its remaining indexes. */
             struct sub_pending *sp = mg_map_get(&c->pending, &a->pos, sizeof a->pos);
@@ -1208,7 +1194,7 @@ int topic_consumer_ack(struct topic_consumer *c, bool cumulative, const struct t
             if (sp && set) {
                 int32_t left = 0;
                 for (int w = 0; w < nw; w++)
-                    left += popcount64((uint64_t)set[w]);
+                    left += __builtin_popcountll((uint64_t)set[w]);
                 if (left > 0 && left < sp->msgs) {
                     c->unacked -= sp->msgs - left;
                     s->unacked -= sp->msgs - left;
@@ -1217,7 +1203,7 @@ int topic_consumer_ack(struct topic_consumer *c, bool cumulative, const struct t
             }
         }
     }
-    sub_schedule(s);
+    topic_sub_schedule(s);
     return 0;
 }
 
@@ -1227,27 +1213,27 @@ void topic_consumer_redeliver(struct topic_consumer *c, const struct ml_position
         return;
     struct topic_sub *s = c->sub;
     s->redelivered += n > 0 ? n : c->unacked;
-    if (single_active(s)) {
+    if (topic_sub_single_active(s)) {
         /* Exclusive/Failover: single messages are never redelivered out of order (as in
          * Pulsar): any redelivery request rewinds to the first unacknowledged entry. */
         if (c == s->active)
-            sub_rewind_all(s);
+            topic_sub_rewind_all(s);
         else
-            pending_return_all(s, c, false);
+            topic_sub_pending_return_all(s, c, false);
     } else if (n == 0) {
-        pending_return_all(s, c, true);
+        topic_sub_pending_return_all(s, c, true);
     } else {
         for (int i = 0; i < n; i++) {
             struct sub_pending *sp = mg_map_get(&c->pending, &pos[i], sizeof pos[i]);
             if (!sp)
                 continue;
             uint32_t h = sp->key_hash;
-            pending_drop(s, c, pos[i]);
-            redelivery_inc(s, pos[i]);
-            replay_add(s, pos[i], h);
+            topic_sub_pending_drop(s, c, pos[i]);
+            topic_sub_redelivery_inc(s, pos[i]);
+            topic_sub_replay_add(s, pos[i], h);
         }
     }
-    sub_schedule(s);
+    topic_sub_schedule(s);
 }
 
 void topic_consumer_close(struct topic_consumer *c)
@@ -1255,23 +1241,23 @@ void topic_consumer_close(struct topic_consumer *c)
     if (!c || c->dead)
         return;
     struct topic_sub *s = c->sub;
-    sub_ref(s);
+    topic_sub_ref(s);
     c->dead = true;
-    sub_detach_consumer(s, c);
-    if (single_active(s)) {
+    topic_sub_detach_consumer(s, c);
+    if (topic_sub_single_active(s)) {
         if (s->active == c)
-            sub_update_active(s); /* rewinds: c's unacked entries come again */
+            topic_sub_update_active(s); /* rewinds: c's unacked entries come again */
         else
-            pending_return_all(s, c, false);
+            topic_sub_pending_return_all(s, c, false);
     } else {
-        pending_return_all(s, c, true);
+        topic_sub_pending_return_all(s, c, true);
     }
-    consumer_unref(c);
+    topic_consumer_unref(c);
     if (s->n_consumers == 0 && !s->durable)
-        sub_destroy(s, false, false);
+        topic_sub_destroy(s, false, false);
     else
-        sub_schedule(s);
-    sub_unref(s);
+        topic_sub_schedule(s);
+    topic_sub_unref(s);
 }
 
 int topic_consumer_unsubscribe(struct topic_consumer *c, bool force)
@@ -1281,27 +1267,27 @@ int topic_consumer_unsubscribe(struct topic_consumer *c, bool force)
     struct topic_sub *s = c->sub;
     if (s->n_consumers > 1 && !force)
         return -MG_ECONSUMERBUSY;
-    sub_ref(s);
+    topic_sub_ref(s);
     c->dead = true;
-    sub_detach_consumer(s, c);
+    topic_sub_detach_consumer(s, c);
     if (s->active == c)
         s->active = NULL;
-    consumer_unref(c);
+    topic_consumer_unref(c);
     /* Other consumers (force) are closed through their callbacks. */
-    sub_destroy(s, true, true);
-    sub_unref(s);
+    topic_sub_destroy(s, true, true);
+    topic_sub_unref(s);
     return 0;
 }
 
-static void seek_finish(struct sub_seek *op, int status, struct ml_position pos)
+static void topic_sub_seek_finish(struct sub_seek *op, int status, struct ml_position pos)
 {
     struct topic_sub *s = op->s;
     if (s) {
         s->seek = NULL;
         if (status == 0)
-            sub_reset_to(s, pos, true);
+            topic_sub_reset_to(s, pos, true);
         else
-            sub_schedule(s);
+            topic_sub_schedule(s);
     } else if (status == 0) {
         status = -MG_ECANCELED;
     }
@@ -1313,17 +1299,17 @@ static void seek_finish(struct sub_seek *op, int status, struct ml_position pos)
     cb(data, status);
 }
 
-static void seek_ev_cb(evutil_socket_t fd, short what, void *arg)
+static void topic_sub_seek_ev_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct sub_seek *op = arg;
-    seek_finish(op, 0, op->pos);
+    topic_sub_seek_finish(op, 0, op->pos);
 }
 
-static void seek_found_cb(struct ml_position pos, int status, void *data)
+static void topic_sub_seek_found_cb(struct ml_position pos, int status, void *data)
 {
-    seek_finish(data, status, pos);
+    topic_sub_seek_finish(data, status, pos);
 }
 
 int topic_consumer_seek(struct topic_consumer *c, bool by_time, struct ml_position pos,
@@ -1340,13 +1326,13 @@ int topic_consumer_seek(struct topic_consumer *c, bool by_time, struct ml_positi
     op->cb = cb;
     op->data = data;
     if (by_time) {
-        int rc = ml_find_by_time(s->topic->ml, ts_ms, seek_found_cb, op);
+        int rc = ml_find_by_time(s->topic->ml, ts_ms, topic_sub_seek_found_cb, op);
         if (rc < 0) {
             mg_free(op);
             return rc;
         }
     } else {
-        op->ev = event_new(s->topic->reg->base, -1, 0, seek_ev_cb, op);
+        op->ev = event_new(s->topic->reg->base, -1, 0, topic_sub_seek_ev_cb, op);
         event_active(op->ev, EV_READ, 0);
     }
     /* Dispatch stops until the seek is done: the consumers are about to be closed. */
@@ -1354,7 +1340,7 @@ int topic_consumer_seek(struct topic_consumer *c, bool by_time, struct ml_positi
     return 0;
 }
 
-static void lastid_finish(struct sub_lastid *op, int status, int32_t batch_index)
+static void topic_sub_lastid_finish(struct sub_lastid *op, int status, int32_t batch_index)
 {
     if (op->ev)
         event_free(op->ev);
@@ -1365,14 +1351,14 @@ static void lastid_finish(struct sub_lastid *op, int status, int32_t batch_index
     cb(data, status, last, batch_index, md);
 }
 
-static void lastid_ev_cb(evutil_socket_t fd, short what, void *arg)
+static void topic_sub_lastid_ev_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    lastid_finish(arg, 0, -1);
+    topic_sub_lastid_finish(arg, 0, -1);
 }
 
-static void lastid_got(struct ml_entry *e, int status, void *data)
+static void topic_sub_lastid_got(struct ml_entry *e, int status, void *data)
 {
     struct sub_lastid *op = data;
     int32_t bi = -1;
@@ -1382,7 +1368,7 @@ static void lastid_got(struct ml_entry *e, int status, void *data)
     } else if (status == -MG_ENOTFOUND) {
         status = 0;
     }
-    lastid_finish(op, status, bi);
+    topic_sub_lastid_finish(op, status, bi);
 }
 
 int topic_consumer_last_message_id(struct topic_consumer *c, topic_last_id_cb cb, void *data)
@@ -1399,11 +1385,11 @@ int topic_consumer_last_message_id(struct topic_consumer *c, topic_last_id_cb cb
     op->last = ml_last_confirmed(ml);
     op->mark_delete = ml_cursor_mark_delete(s->cursor);
     if (op->last.entry < 0) {
-        op->ev = event_new(s->topic->reg->base, -1, 0, lastid_ev_cb, op);
+        op->ev = event_new(s->topic->reg->base, -1, 0, topic_sub_lastid_ev_cb, op);
         event_active(op->ev, EV_READ, 0);
         return 0;
     }
-    int rc = ml_get_entry(ml, op->last, lastid_got, op);
+    int rc = ml_get_entry(ml, op->last, topic_sub_lastid_got, op);
     if (rc < 0) {
         mg_free(op);
         return rc;

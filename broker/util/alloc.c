@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Noreturn void oom(size_t n)
+static _Noreturn void mg_oom(size_t n)
 {
     mg_log_write(MG_LOG_ERROR, "alloc", "out of memory allocating %zu bytes", n);
     abort();
@@ -17,7 +17,7 @@ void *mg_malloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (!p)
-        oom(n);
+        mg_oom(n);
     return p;
 }
 
@@ -25,7 +25,7 @@ void *mg_calloc(size_t count, size_t size)
 {
     void *p = calloc(count ? count : 1, size ? size : 1);
     if (!p)
-        oom(count * size);
+        mg_oom(count * size);
     return p;
 }
 
@@ -33,7 +33,7 @@ void *mg_realloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
     if (!q)
-        oom(n);
+        mg_oom(n);
     return q;
 }
 

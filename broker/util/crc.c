@@ -14,7 +14,7 @@ static uint32_t ieee_table[256];
 static int have_sse42;
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
-static void build_tables(void)
+static void mg_crc_build_tables(void)
 {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i, d = i;
@@ -35,8 +35,8 @@ static void build_tables(void)
 }
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p,
-                                                            size_t len)
+__attribute__((target("sse4.2"))) static uint32_t mg_crc32c_hw(uint32_t crc, const uint8_t *p,
+                                                               size_t len)
 {
     uint64_t c = crc;
     while (len >= 8) {
@@ -53,7 +53,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
 }
 #endif
 
-static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
+static uint32_t mg_crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
 {
     while (len >= 8) {
         uint32_t lo =
@@ -74,13 +74,13 @@ static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
 
 uint32_t mg_crc32c(uint32_t crc, const void *data, size_t len)
 {
-    pthread_once(&tables_once, build_tables);
+    pthread_once(&tables_once, mg_crc_build_tables);
     crc = ~crc;
 #if defined(__x86_64__)
     if (have_sse42)
-        return ~crc32c_hw(crc, data, len);
+        return ~mg_crc32c_hw(crc, data, len);
 #endif
-    return ~crc32c_sw(crc, data, len);
+    return ~mg_crc32c_sw(crc, data, len);
 }
 
 uint32_t mg_crc32c_evbuffer(uint32_t crc, struct evbuffer *buf, size_t offset, size_t len)
@@ -108,7 +108,7 @@ uint32_t mg_crc32c_evbuffer(uint32_t crc, struct evbuffer *buf, size_t offset, s
 
 uint32_t mg_crc32(uint32_t crc, const void *data, size_t len)
 {
-    pthread_once(&tables_once, build_tables);
+    pthread_once(&tables_once, mg_crc_build_tables);
     const uint8_t *p = data;
     crc = ~crc;
     while (len--)

@@ -10,7 +10,7 @@ static const char *const err_text[] = {MG_ERR_LIST(MG_ERR_TEXT)};
 static const char *const err_name[] = {MG_ERR_LIST(MG_ERR_NAME)};
 static const int err_se[] = {MG_ERR_LIST(MG_ERR_SE)};
 
-static int err_index(int err)
+static int mg_err_index(int err)
 {
     if (err < 0)
         err = -err;
@@ -19,19 +19,19 @@ static int err_index(int err)
 
 const char *mg_strerror(int err)
 {
-    int i = err_index(err);
+    int i = mg_err_index(err);
     return i < 0 ? "unknown error" : err_text[i];
 }
 
 const char *mg_errname(int err)
 {
-    int i = err_index(err);
+    int i = mg_err_index(err);
     return i < 0 ? "MG_E?" : err_name[i];
 }
 
 int mg_err_server_error(int err)
 {
-    int i = err_index(err);
+    int i = mg_err_index(err);
     return i < 0 ? 0 : err_se[i];
 }
 

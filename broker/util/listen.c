@@ -1,7 +1,7 @@
 /*
  * listen.c - listening sockets that pause instead of spinning when descriptors run out.
  *
- * Happy path: evconnlistener accepts; accept_cb checks the descriptor reserve (counting
+ * Happy path: evconnlistener accepts; mg_listen_accept_cb checks the descriptor reserve (counting
  * /proc/self/fd when the cached count may be near it) and hands the fd to the owner's
  * function, which reports the close later (mg_listener_conn_closed).
  *
@@ -102,7 +102,7 @@ int mg_fds_raise_limit(void)
 /* Count the entries of /proc/self/fd, all of them or only those below limit (the numbers a
  * new descriptor can take: RLIMIT_NOFILE bounds the number, and descriptors inherited above
  * it take no room below it). -1 when unknown; at EMFILE, limit (nothing free). */
-static int count_fds(int below)
+static int mg_listen_count_fds(int below)
 {
     DIR *d = opendir("/proc/self/fd");
     if (!d)
@@ -123,13 +123,13 @@ static int count_fds(int below)
 
 int mg_fds_open(void)
 {
-    return count_fds(INT32_MAX);
+    return mg_listen_count_fds(INT32_MAX);
 }
 
 int mg_fds_free(void)
 {
     int limit = mg_fds_limit();
-    int used = count_fds(limit);
+    int used = mg_listen_count_fds(limit);
     return used < 0 ? -1 : limit - used;
 }
 
@@ -141,14 +141,14 @@ int mg_fds_default_reserve(int limit)
 
 /* Descriptors free under the soft limit (INT32_MAX when unknown: no /proc, then only EMFILE
  * pauses). fresh: count now whatever the cache's age. */
-static int fds_free(struct mg_listener *l, bool fresh)
+static int mg_listen_fds_free(struct mg_listener *l, bool fresh)
 {
     int limit = mg_fds_limit();
     uint64_t now = mg_mono_ms();
     uint64_t age = now - l->fds_counted_ms;
     bool near = l->fds_cached >= 0 && limit - l->fds_cached < 2 * l->reserve + 8;
     if (fresh || l->fds_cached < 0 || age >= FD_COUNT_FAR_MS || (near && age >= FD_COUNT_NEAR_MS)) {
-        l->fds_cached = count_fds(limit);
+        l->fds_cached = mg_listen_count_fds(limit);
         l->fds_counted_ms = now;
     }
     if (l->fds_cached < 0)
@@ -158,7 +158,7 @@ static int fds_free(struct mg_listener *l, bool fresh)
 
 /* ---- reporting ------------------------------------------------------------------------ */
 
-static void report(struct mg_listener *l, bool force)
+static void mg_listen_report(struct mg_listener *l, bool force)
 {
     uint64_t now = mg_mono_ms();
     if (!force && l->last_log_ms && now - l->last_log_ms < MG_LISTENER_LOG_INTERVAL_MS)
@@ -181,13 +181,13 @@ static void report(struct mg_listener *l, bool force)
 
 /* ---- pause and resume ----------------------------------------------------------------- */
 
-static void arm_retry(struct mg_listener *l)
+static void mg_listen_arm_retry(struct mg_listener *l)
 {
     struct timeval tv = {l->retry_ms / 1000, (l->retry_ms % 1000) * 1000};
     evtimer_add(l->retry_ev, &tv);
 }
 
-static void pause_accepting(struct mg_listener *l, enum pause_reason why)
+static void mg_listen_pause_accepting(struct mg_listener *l, enum pause_reason why)
 {
     if (l->paused == PAUSE_NONE) {
         if (l->lev)
@@ -203,15 +203,15 @@ static void pause_accepting(struct mg_listener *l, enum pause_reason why)
     }
     l->paused = why;
     if (why != PAUSE_LIMIT)
-        arm_retry(l);
+        mg_listen_arm_retry(l);
     else
         evtimer_del(l->retry_ev);
-    report(l, false);
+    mg_listen_report(l, false);
 }
 
 /* Resume if nothing stands in the way; else stay paused: the timer's own attempts back off
  * (doubling up to MG_LISTENER_RETRY_MAX_MS), a close's attempt leaves the timer as it is. */
-static void try_resume(struct mg_listener *l, bool from_timer)
+static void mg_listen_try_resume(struct mg_listener *l, bool from_timer)
 {
     if (l->paused == PAUSE_NONE || !l->lev)
         return;
@@ -223,18 +223,18 @@ static void try_resume(struct mg_listener *l, bool from_timer)
     /* Out of descriptors (EMFILE) and none freed yet: re-enabling would only fail the
      * same accept again; stay paused and back off (ENFILE, system-wide, cannot be seen
      * from here: that one is retried). */
-    bool still_out = l->paused == PAUSE_ERROR && fds_free(l, true) <= 0;
-    if (still_out || (l->reserve > 0 && fds_free(l, from_timer) <= l->reserve)) {
+    bool still_out = l->paused == PAUSE_ERROR && mg_listen_fds_free(l, true) <= 0;
+    if (still_out || (l->reserve > 0 && mg_listen_fds_free(l, from_timer) <= l->reserve)) {
         if (!still_out)
             l->paused = PAUSE_RESERVE;
         if (from_timer) {
             l->retry_ms = l->retry_ms * 2 > MG_LISTENER_RETRY_MAX_MS ? MG_LISTENER_RETRY_MAX_MS
                                                                      : l->retry_ms * 2;
-            arm_retry(l);
+            mg_listen_arm_retry(l);
         } else if (!evtimer_pending(l->retry_ev, NULL)) {
-            arm_retry(l); /* paused for the connection limit until now: no timer ran */
+            mg_listen_arm_retry(l); /* paused for the connection limit until now: no timer ran */
         }
-        report(l, false);
+        mg_listen_report(l, false);
         return;
     }
     MG_DEBUG("listen", "%s port %d: accepting again after %" PRIu64 " ms (%s)", l->name, l->port,
@@ -242,33 +242,33 @@ static void try_resume(struct mg_listener *l, bool from_timer)
     l->paused = PAUSE_NONE;
     evtimer_del(l->retry_ev);
     evconnlistener_enable(l->lev);
-    report(l, false);
+    mg_listen_report(l, false);
 }
 
-static void retry_cb(evutil_socket_t fd, short what, void *arg)
+static void mg_listen_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    try_resume(arg, true);
+    mg_listen_try_resume(arg, true);
 }
 
 /* A connection was taken (by us or the library): count it, and pause before the next one
  * when it used the last allowed slot or descriptor. */
-static void note_opened(struct mg_listener *l)
+static void mg_listen_note_opened(struct mg_listener *l)
 {
     l->st.open_conns++;
     l->st.accepted++;
     if (l->fds_cached >= 0)
         l->fds_cached++;
     if (l->max_conns > 0 && l->st.open_conns >= l->max_conns)
-        pause_accepting(l, PAUSE_LIMIT);
-    else if (l->reserve > 0 && fds_free(l, false) <= l->reserve)
-        pause_accepting(l, PAUSE_RESERVE);
+        mg_listen_pause_accepting(l, PAUSE_LIMIT);
+    else if (l->reserve > 0 && mg_listen_fds_free(l, false) <= l->reserve)
+        mg_listen_pause_accepting(l, PAUSE_RESERVE);
 }
 
 void mg_listener_conn_opened(struct mg_listener *l)
 {
-    note_opened(l);
+    mg_listen_note_opened(l);
 }
 
 void mg_listener_conn_closed(struct mg_listener *l)
@@ -278,31 +278,31 @@ void mg_listener_conn_closed(struct mg_listener *l)
     if (l->fds_cached > 0)
         l->fds_cached--;
     if (l->paused != PAUSE_NONE)
-        try_resume(l, false);
+        mg_listen_try_resume(l, false);
 }
 
 /* ---- accepting ------------------------------------------------------------------------ */
 
-static void accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *addr,
-                      int socklen, void *arg)
+static void mg_listen_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+                                struct sockaddr *addr, int socklen, void *arg)
 {
     (void)lev;
     struct mg_listener *l = arg;
-    if (l->reserve > 0 && fds_free(l, false) < l->reserve) {
+    if (l->reserve > 0 && mg_listen_fds_free(l, false) < l->reserve) {
         /* Taking it would eat into the descriptors kept for our own connections. */
         evutil_closesocket(fd);
         if (l->fds_cached > 0)
             l->fds_cached--;
         l->st.refused++;
         l->log_refused++;
-        pause_accepting(l, PAUSE_RESERVE);
+        mg_listen_pause_accepting(l, PAUSE_RESERVE);
         return;
     }
-    note_opened(l);
+    mg_listen_note_opened(l);
     l->fn(l->arg, fd, addr, socklen);
 }
 
-static void accept_error_cb(struct evconnlistener *lev, void *arg)
+static void mg_listen_accept_error_cb(struct evconnlistener *lev, void *arg)
 {
     (void)lev;
     struct mg_listener *l = arg;
@@ -312,12 +312,12 @@ static void accept_error_cb(struct evconnlistener *lev, void *arg)
     l->last_errno = err;
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         l->fds_counted_ms = 0; /* recount on resume */
-        pause_accepting(l, PAUSE_ERROR);
+        mg_listen_pause_accepting(l, PAUSE_ERROR);
         return;
     }
     /* Anything else (a transient error libevent does not retry by itself): log, rate
      * limited, and keep accepting. */
-    report(l, false);
+    mg_listen_report(l, false);
 }
 
 struct mg_listener *mg_listener_new(struct event_base *base, const char *addr, int port,
@@ -342,16 +342,17 @@ struct mg_listener *mg_listener_new(struct event_base *base, const char *addr, i
     l->reserve = o ? o->reserve_fds : 0;
     l->fds_cached = -1;
     l->retry_ms = MG_LISTENER_RETRY_MIN_MS;
-    l->lev = evconnlistener_new_bind(base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-                                     512, (struct sockaddr *)&sin, sizeof sin);
+    l->lev = evconnlistener_new_bind(base, mg_listen_accept_cb, l,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
+                                     (struct sockaddr *)&sin, sizeof sin);
     if (!l->lev) {
         MG_ERROR("listen", "%s: cannot listen on %s:%d: %s", name, addr, port, strerror(errno));
         mg_free(l->name);
         mg_free(l);
         return NULL;
     }
-    evconnlistener_set_error_cb(l->lev, accept_error_cb);
-    l->retry_ev = evtimer_new(base, retry_cb, l);
+    evconnlistener_set_error_cb(l->lev, mg_listen_accept_error_cb);
+    l->retry_ev = evtimer_new(base, mg_listen_retry_cb, l);
     struct sockaddr_in got;
     socklen_t len = sizeof got;
     getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&got, &len);
@@ -363,7 +364,7 @@ void mg_listener_free(struct mg_listener *l)
 {
     if (!l)
         return;
-    report(l, true);
+    mg_listen_report(l, true);
     if (l->lev && !l->handed_off)
         evconnlistener_free(l->lev);
     l->lev = NULL;

@@ -54,7 +54,7 @@ void mg_log_write(enum mg_log_level lvl, const char *module, const char *fmt, ..
     fwrite(line, 1, len, stderr);
 }
 
-static void libevent_log_cb(int severity, const char *msg)
+static void mg_log_libevent_cb(int severity, const char *msg)
 {
     enum mg_log_level lvl = severity >= EVENT_LOG_ERR    ? MG_LOG_ERROR
                             : severity == EVENT_LOG_WARN ? MG_LOG_WARN
@@ -65,7 +65,7 @@ static void libevent_log_cb(int severity, const char *msg)
 
 void mg_log_hook_libevent(void)
 {
-    event_set_log_callback(libevent_log_cb);
+    event_set_log_callback(mg_log_libevent_cb);
 }
 
 void mg_assert_fail(const char *cond, const char *file, int line)

@@ -29,34 +29,13 @@
 #define MAX_PASSES 2000000
 
 struct mg_loop {
-    struct event_base *base; /* borrowed */
-    bool sim;
+    struct mg_loop_clock clock; /* first: loop.h reads it through a struct mg_loop * */
+    struct event_base *base;    /* borrowed */
     /* simulated */
-    uint64_t now_us;    /* monotonic */
-    int64_t wall_delta; /* wall ms = mono ms + wall_delta */
     uint64_t seq;
     struct mg_timer **heap; /* owned array of borrowed timers */
     size_t n, cap;
 };
-
-uint64_t mg_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-uint64_t mg_mono_ms(void)
-{
-    return mg_mono_us() / 1000u;
-}
-
-int64_t mg_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct mg_loop *mg_loop_new(struct event_base *base)
 {
@@ -69,9 +48,9 @@ struct mg_loop *mg_loop_new(struct event_base *base)
 struct mg_loop *mg_loop_new_sim(struct event_base *base, uint64_t mono_ms, int64_t wall_ms)
 {
     struct mg_loop *l = mg_loop_new(base);
-    l->sim = true;
-    l->now_us = mono_ms * 1000u;
-    l->wall_delta = wall_ms - (int64_t)mono_ms;
+    l->clock.sim_ = true;
+    l->clock.now_us_ = mono_ms * 1000u;
+    l->clock.wall_delta_ = wall_ms - (int64_t)mono_ms;
     return l;
 }
 
@@ -91,85 +70,70 @@ struct event_base *mg_loop_base(const struct mg_loop *l)
 
 bool mg_loop_is_sim(const struct mg_loop *l)
 {
-    return l->sim;
-}
-
-uint64_t mg_loop_mono_us(const struct mg_loop *l)
-{
-    return l->sim ? l->now_us : mg_mono_us();
-}
-
-uint64_t mg_loop_mono_ms(const struct mg_loop *l)
-{
-    return l->sim ? l->now_us / 1000u : mg_mono_ms();
-}
-
-int64_t mg_loop_wall_ms(const struct mg_loop *l)
-{
-    return l->sim ? (int64_t)(l->now_us / 1000u) + l->wall_delta : mg_wall_ms();
+    return l->clock.sim_;
 }
 
 /* ---- the simulated timer heap ------------------------------------------------------------ */
 
-static bool earlier(const struct mg_timer *a, const struct mg_timer *b)
+static bool mg_timer_earlier(const struct mg_timer *a, const struct mg_timer *b)
 {
     return a->deadline_ < b->deadline_ || (a->deadline_ == b->deadline_ && a->seq_ < b->seq_);
 }
 
-static void heap_set(struct mg_loop *l, size_t i, struct mg_timer *t)
+static void mg_loop_heap_set(struct mg_loop *l, size_t i, struct mg_timer *t)
 {
     l->heap[i] = t;
     t->heap_ = i + 1;
 }
 
-static void heap_up(struct mg_loop *l, size_t i)
+static void mg_loop_heap_up(struct mg_loop *l, size_t i)
 {
     struct mg_timer *t = l->heap[i];
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!earlier(t, l->heap[p]))
+        if (!mg_timer_earlier(t, l->heap[p]))
             break;
-        heap_set(l, i, l->heap[p]);
+        mg_loop_heap_set(l, i, l->heap[p]);
         i = p;
     }
-    heap_set(l, i, t);
+    mg_loop_heap_set(l, i, t);
 }
 
-static void heap_down(struct mg_loop *l, size_t i)
+static void mg_loop_heap_down(struct mg_loop *l, size_t i)
 {
     struct mg_timer *t = l->heap[i];
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= l->n)
             break;
-        if (c + 1 < l->n && earlier(l->heap[c + 1], l->heap[c]))
+        if (c + 1 < l->n && mg_timer_earlier(l->heap[c + 1], l->heap[c]))
             c++;
-        if (!earlier(l->heap[c], t))
+        if (!mg_timer_earlier(l->heap[c], t))
             break;
-        heap_set(l, i, l->heap[c]);
+        mg_loop_heap_set(l, i, l->heap[c]);
         i = c;
     }
-    heap_set(l, i, t);
+    mg_loop_heap_set(l, i, t);
 }
 
-static void heap_remove(struct mg_loop *l, struct mg_timer *t)
+static void mg_loop_heap_remove(struct mg_loop *l, struct mg_timer *t)
 {
     size_t i = t->heap_ - 1;
     t->heap_ = 0;
     struct mg_timer *last = l->heap[--l->n];
     if (i == l->n)
         return;
-    heap_set(l, i, last);
-    if (i > 0 && earlier(last, l->heap[(i - 1) / 2]))
-        heap_up(l, i);
+    mg_loop_heap_set(l, i, last);
+    if (i > 0 && mg_timer_earlier(last, l->heap[(i - 1) / 2]))
+        mg_loop_heap_up(l, i);
     else
-        heap_down(l, i);
+        mg_loop_heap_down(l, i);
 }
 
-static void heap_push(struct mg_loop *l, struct mg_timer *t, uint64_t deadline_us)
+static void mg_loop_heap_push(struct mg_loop *l, struct mg_timer *t, uint64_t deadline_us)
 {
     if (t->heap_)
-        heap_remove(l, t);
+        mg_loop_heap_remove(l, t);
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 64;
         l->heap = mg_realloc(l->heap, l->cap * sizeof *l->heap);
@@ -177,12 +141,12 @@ static void heap_push(struct mg_loop *l, struct mg_timer *t, uint64_t deadline_u
     t->deadline_ = deadline_us;
     t->seq_ = ++l->seq;
     l->heap[l->n++] = t;
-    heap_up(l, l->n - 1);
+    mg_loop_heap_up(l, l->n - 1);
 }
 
 /* ---- timers -------------------------------------------------------------------------------- */
 
-static void timer_ev_cb(evutil_socket_t fd, short what, void *arg)
+static void mg_timer_ev_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -196,8 +160,8 @@ void mg_timer_init(struct mg_timer *t, struct mg_loop *l, mg_timer_cb cb, void *
     t->loop_ = l;
     t->cb_ = cb;
     t->arg_ = arg;
-    if (!l->sim) {
-        t->ev_ = event_new(l->base, -1, 0, timer_ev_cb, t);
+    if (!l->clock.sim_) {
+        t->ev_ = event_new(l->base, -1, 0, mg_timer_ev_cb, t);
         MG_ASSERT(t->ev_); /* only fails on allocation failure */
     }
 }
@@ -205,8 +169,8 @@ void mg_timer_init(struct mg_timer *t, struct mg_loop *l, mg_timer_cb cb, void *
 void mg_timer_start(struct mg_timer *t, uint64_t delay_ms)
 {
     struct mg_loop *l = t->loop_;
-    if (l->sim) {
-        heap_push(l, t, l->now_us + delay_ms * 1000u);
+    if (l->clock.sim_) {
+        mg_loop_heap_push(l, t, l->clock.now_us_ + delay_ms * 1000u);
         return;
     }
     struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000)};
@@ -216,8 +180,8 @@ void mg_timer_start(struct mg_timer *t, uint64_t delay_ms)
 void mg_timer_activate(struct mg_timer *t)
 {
     struct mg_loop *l = t->loop_;
-    if (l->sim) {
-        heap_push(l, t, l->now_us);
+    if (l->clock.sim_) {
+        mg_loop_heap_push(l, t, l->clock.now_us_);
         return;
     }
     event_active(t->ev_, EV_TIMEOUT, 1);
@@ -227,9 +191,9 @@ void mg_timer_stop(struct mg_timer *t)
 {
     if (!t->loop_)
         return;
-    if (t->loop_->sim) {
+    if (t->loop_->clock.sim_) {
         if (t->heap_)
-            heap_remove(t->loop_, t);
+            mg_loop_heap_remove(t->loop_, t);
         return;
     }
     event_del(t->ev_);
@@ -239,7 +203,7 @@ bool mg_timer_pending(const struct mg_timer *t)
 {
     if (!t->loop_)
         return false;
-    if (t->loop_->sim)
+    if (t->loop_->clock.sim_)
         return t->heap_ != 0;
     return event_pending(t->ev_, EV_TIMEOUT, NULL) != 0;
 }
@@ -258,17 +222,17 @@ void mg_timer_fini(struct mg_timer *t)
 
 int mg_loop_run_due(struct mg_loop *l)
 {
-    MG_ASSERT(l->sim);
+    MG_ASSERT(l->clock.sim_);
     int fired = 0;
     for (long pass = 0; pass < MAX_PASSES; pass++) {
         if (event_base_get_num_events(l->base, EVENT_BASE_COUNT_ACTIVE) > 0) {
             event_base_loop(l->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
             continue;
         }
-        if (l->n == 0 || l->heap[0]->deadline_ > l->now_us)
+        if (l->n == 0 || l->heap[0]->deadline_ > l->clock.now_us_)
             return fired;
         struct mg_timer *t = l->heap[0];
-        heap_remove(l, t);
+        mg_loop_heap_remove(l, t);
         fired++;
         t->cb_(t, t->arg_);
     }
@@ -278,16 +242,16 @@ int mg_loop_run_due(struct mg_loop *l)
 
 int mg_loop_advance(struct mg_loop *l, uint64_t ms)
 {
-    uint64_t target = l->now_us + ms * 1000u;
+    uint64_t target = l->clock.now_us_ + ms * 1000u;
     for (;;) {
         int rc = mg_loop_run_due(l);
         if (rc < 0)
             return rc;
         if (l->n == 0 || l->heap[0]->deadline_ > target)
             break;
-        l->now_us = l->heap[0]->deadline_;
+        l->clock.now_us_ = l->heap[0]->deadline_;
     }
-    l->now_us = target;
+    l->clock.now_us_ = target;
     return mg_loop_run_due(l);
 }
 
@@ -295,10 +259,10 @@ bool mg_loop_step(struct mg_loop *l, uint64_t max_ms)
 {
     if (mg_loop_run_due(l) < 0)
         return false;
-    if (l->n == 0 || l->heap[0]->deadline_ > l->now_us + max_ms * 1000u)
+    if (l->n == 0 || l->heap[0]->deadline_ > l->clock.now_us_ + max_ms * 1000u)
         return false;
-    if (l->heap[0]->deadline_ > l->now_us)
-        l->now_us = l->heap[0]->deadline_;
+    if (l->heap[0]->deadline_ > l->clock.now_us_)
+        l->clock.now_us_ = l->heap[0]->deadline_;
     mg_loop_run_due(l);
     return true;
 }

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct event;
 struct event_base;
@@ -40,16 +41,70 @@ void mg_loop_free(struct mg_loop *l);
 struct event_base *mg_loop_base(const struct mg_loop *l);
 bool mg_loop_is_sim(const struct mg_loop *l);
 
-/* Monotonic time (ms, µs): for deadlines, timeouts, latencies. */
-uint64_t mg_loop_mono_ms(const struct mg_loop *l);
-uint64_t mg_loop_mono_us(const struct mg_loop *l);
-/* Wall-clock time (ms since the epoch): for what is stored or shown (ctime, lastActive). */
-int64_t mg_loop_wall_ms(const struct mg_loop *l);
+/* The process's real clocks, for code that has no loop: log lines, library log hooks, the
+ * bookie's journal thread, the ratelimiter, the client library and the perf tool. Every
+ * clock_gettime of the daemon is one of these. Inline: a real loop's clock is one of them
+ * behind one test, and publishes read it per message. */
+static inline uint64_t mg_mono_ns(void) /* for waits below a microsecond (journal groups) */
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
-/* The process's real clocks, for code that has no loop (log lines, library log hooks). */
-uint64_t mg_mono_ms(void);
-uint64_t mg_mono_us(void);
-int64_t mg_wall_ms(void);
+static inline uint64_t mg_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static inline uint64_t mg_mono_ms(void)
+{
+    return mg_mono_us() / 1000u;
+}
+
+static inline int64_t mg_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline int64_t mg_wall_us(void) /* for end-to-end latencies against a publish time */
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The clock of a loop: the first member of struct mg_loop, so that reading a loop's time
+ * is inline (publishes read it per message). Its fields are private. */
+struct mg_loop_clock {
+    bool sim_;           /* a simulated loop */
+    uint64_t now_us_;    /* simulated: monotonic µs */
+    int64_t wall_delta_; /* simulated: wall ms = mono ms + wall_delta_ */
+};
+
+/* Monotonic time (ms, µs): for deadlines, timeouts, latencies. */
+static inline uint64_t mg_loop_mono_us(const struct mg_loop *l)
+{
+    const struct mg_loop_clock *c = (const struct mg_loop_clock *)(const void *)l;
+    return c->sim_ ? c->now_us_ : mg_mono_us();
+}
+
+static inline uint64_t mg_loop_mono_ms(const struct mg_loop *l)
+{
+    const struct mg_loop_clock *c = (const struct mg_loop_clock *)(const void *)l;
+    return c->sim_ ? c->now_us_ / 1000u : mg_mono_ms();
+}
+
+/* Wall-clock time (ms since the epoch): for what is stored or shown (ctime, lastActive). */
+static inline int64_t mg_loop_wall_ms(const struct mg_loop *l)
+{
+    const struct mg_loop_clock *c = (const struct mg_loop_clock *)(const void *)l;
+    return c->sim_ ? (int64_t)(c->now_us_ / 1000u) + c->wall_delta_ : mg_wall_ms();
+}
 
 /* ---- timers ----------------------------------------------------------------------------- */
 

@@ -7,7 +7,7 @@
 static char tomb_marker;
 #define MG_MAP_TOMB (&tomb_marker)
 
-static uint64_t hash_bytes(const void *key, size_t len)
+static uint64_t mg_map_hash_bytes(const void *key, size_t len)
 {
     /* FNV-1a then a final avalanche (splitmix64). */
     const unsigned char *p = key;
@@ -38,7 +38,8 @@ void mg_map_fini(struct mg_map *m)
     memset(m, 0, sizeof *m);
 }
 
-static struct mg_map_slot *find(const struct mg_map *m, const void *key, size_t klen, uint64_t h)
+static struct mg_map_slot *mg_map_find(const struct mg_map *m, const void *key, size_t klen,
+                                       uint64_t h)
 {
     if (!m->cap)
         return NULL;
@@ -54,7 +55,7 @@ static struct mg_map_slot *find(const struct mg_map *m, const void *key, size_t 
     return NULL;
 }
 
-static void grow(struct mg_map *m)
+static void mg_map_grow(struct mg_map *m)
 {
     size_t ncap = m->cap ? m->cap * 2 : 16;
     if (m->count * 10 < m->cap * 4)
@@ -78,21 +79,21 @@ static void grow(struct mg_map *m)
 
 void *mg_map_get(const struct mg_map *m, const void *key, size_t klen)
 {
-    struct mg_map_slot *s = find(m, key, klen, hash_bytes(key, klen));
+    struct mg_map_slot *s = mg_map_find(m, key, klen, mg_map_hash_bytes(key, klen));
     return s ? s->value : NULL;
 }
 
 void *mg_map_put(struct mg_map *m, const void *key, size_t klen, void *value)
 {
-    uint64_t h = hash_bytes(key, klen);
-    struct mg_map_slot *s = find(m, key, klen, h);
+    uint64_t h = mg_map_hash_bytes(key, klen);
+    struct mg_map_slot *s = mg_map_find(m, key, klen, h);
     if (s) {
         void *prev = s->value;
         s->value = value;
         return prev;
     }
     if ((m->used + 1) * 10 >= m->cap * 7)
-        grow(m);
+        mg_map_grow(m);
     size_t mask = m->cap - 1, i = h & mask;
     while (m->slots[i].key && m->slots[i].key != MG_MAP_TOMB)
         i = (i + 1) & mask;
@@ -111,7 +112,7 @@ void *mg_map_put(struct mg_map *m, const void *key, size_t klen, void *value)
 
 void *mg_map_del(struct mg_map *m, const void *key, size_t klen)
 {
-    struct mg_map_slot *s = find(m, key, klen, hash_bytes(key, klen));
+    struct mg_map_slot *s = mg_map_find(m, key, klen, mg_map_hash_bytes(key, klen));
     if (!s)
         return NULL;
     void *v = s->value;

@@ -41,8 +41,20 @@ void *mg_map_get_u64(const struct mg_map *m, uint64_t key);
 void *mg_map_put_u64(struct mg_map *m, uint64_t key, void *value);
 void *mg_map_del_u64(struct mg_map *m, uint64_t key);
 
-/* Iterate: start with *pos = 0; returns 0 at the end. Do not insert while iterating;
- * deleting the current entry is allowed. */
+/* Iterate: start with *pos = 0; returns 0 at the end. key, klen and value may be NULL
+ * when not wanted. Do not insert while iterating; deleting the current entry is allowed. */
 int mg_map_next(const struct mg_map *m, size_t *pos, const char **key, size_t *klen, void **value);
+
+/* MurmurHash3's 32-bit finaliser (fmix32): every input bit flips about half the output
+ * bits. It ends murmur3 (wire_murmur3_32) and spreads other 32-bit hashes. */
+static inline uint32_t mg_hash_fmix32(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
 
 #endif

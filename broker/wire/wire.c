@@ -30,6 +30,7 @@
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/map.h"
 
 #include <event2/buffer.h>
 #include <stdarg.h>
@@ -61,7 +62,7 @@ void wire_set_err(char *errmsg, size_t errlen, const char *fmt, ...)
 }
 
 /* Copy n bytes at off out of b without draining; 0 or -1 when fewer are there. */
-static int peek_at(struct evbuffer *b, size_t off, void *out, size_t n)
+static int wire_peek_at(struct evbuffer *b, size_t off, void *out, size_t n)
 {
     struct evbuffer_ptr pos;
     if (evbuffer_ptr_set(b, &pos, off, EVBUFFER_PTR_SET) < 0)
@@ -72,16 +73,16 @@ static int peek_at(struct evbuffer *b, size_t off, void *out, size_t n)
 }
 
 /* Walk the payload part that occupies [off, off+len) of b. */
-static int layout_parse(struct evbuffer *b, size_t off, size_t len, struct wire_layout *l,
-                        char *errmsg, size_t errlen)
+static int wire_layout_parse(struct evbuffer *b, size_t off, size_t len, struct wire_layout *l,
+                             char *errmsg, size_t errlen)
 {
     uint8_t h[6];
     size_t pos = off, end = off + len;
 
     memset(l, 0, sizeof(*l));
-    if (end - pos >= 2 && peek_at(b, pos, h, 2) == 0 &&
-        (h[0] << 8 | h[1]) == WIRE_MAGIC_BROKER_ENTRY_METADATA) {
-        if (end - pos < 6 || peek_at(b, pos, h, 6) < 0) {
+    if (end - pos >= 2 && wire_peek_at(b, pos, h, 2) == 0 &&
+        mg_get_be16(h) == WIRE_MAGIC_BROKER_ENTRY_METADATA) {
+        if (end - pos < 6 || wire_peek_at(b, pos, h, 6) < 0) {
             wire_set_err(errmsg, errlen, "truncated broker entry metadata header");
             return -MG_EPROTO;
         }
@@ -94,8 +95,9 @@ static int layout_parse(struct evbuffer *b, size_t off, size_t len, struct wire_
         l->bem_len = 6 + (size_t)bem_size;
         pos += l->bem_len;
     }
-    if (end - pos >= 2 && peek_at(b, pos, h, 2) == 0 && (h[0] << 8 | h[1]) == WIRE_MAGIC_CHECKSUM) {
-        if (end - pos < 6 || peek_at(b, pos, h, 6) < 0) {
+    if (end - pos >= 2 && wire_peek_at(b, pos, h, 2) == 0 &&
+        mg_get_be16(h) == WIRE_MAGIC_CHECKSUM) {
+        if (end - pos < 6 || wire_peek_at(b, pos, h, 6) < 0) {
             wire_set_err(errmsg, errlen, "truncated checksum");
             return -MG_EPROTO;
         }
@@ -103,7 +105,7 @@ static int layout_parse(struct evbuffer *b, size_t off, size_t len, struct wire_
         l->crc_sent = mg_get_be32(h + 2);
         pos += 6;
     }
-    if (end - pos < 4 || peek_at(b, pos, h, 4) < 0) {
+    if (end - pos < 4 || wire_peek_at(b, pos, h, 4) < 0) {
         wire_set_err(errmsg, errlen, "no room for the metadata size (%zu bytes left)", end - pos);
         return -MG_EPROTO;
     }
@@ -119,14 +121,14 @@ static int layout_parse(struct evbuffer *b, size_t off, size_t len, struct wire_
 }
 
 /* Unpack the MessageMetadata the layout points at; NULL when it does not parse. */
-static Pulsar__Proto__MessageMetadata *metadata_unpack(struct evbuffer *b,
-                                                       const struct wire_layout *l)
+static Pulsar__Proto__MessageMetadata *wire_metadata_unpack(struct evbuffer *b,
+                                                            const struct wire_layout *l)
 {
     uint8_t stack[WIRE_MD_STACK];
     uint8_t *buf = l->md_size <= sizeof(stack) ? stack : mg_malloc(l->md_size);
     Pulsar__Proto__MessageMetadata *md = NULL;
 
-    if (peek_at(b, l->md_off + 4, buf, l->md_size) == 0)
+    if (wire_peek_at(b, l->md_off + 4, buf, l->md_size) == 0)
         md = pulsar__proto__message_metadata__unpack(NULL, l->md_size, buf);
     if (buf != stack)
         mg_free(buf);
@@ -134,7 +136,7 @@ static Pulsar__Proto__MessageMetadata *metadata_unpack(struct evbuffer *b,
 }
 
 /* A known type whose sub-message field (field number = type value) is absent. */
-static bool missing_submessage(const wire_cmd *cmd)
+static bool wire_missing_submessage(const wire_cmd *cmd)
 {
     const ProtobufCFieldDescriptor *fd;
 
@@ -154,7 +156,7 @@ static bool missing_submessage(const wire_cmd *cmd)
  * raw bytes of a message that already unpacked (so they are well-formed) with its
  * descriptor and return the name of the first string field holding a NUL, or NULL. Linear
  * in len; nesting is bounded. */
-static bool read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
+static bool wire_read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
 {
     *v = 0;
     for (int shift = 0; shift < 64 && *i < len; shift += 7) {
@@ -166,17 +168,17 @@ static bool read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
     return false;
 }
 
-static const char *nul_string_field(const ProtobufCMessageDescriptor *d, const uint8_t *p,
-                                    size_t len, int depth)
+static const char *wire_nul_string_field(const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                                         size_t len, int depth)
 {
     size_t i = 0;
     while (i < len) {
         uint64_t key, v;
-        if (!read_varint(p, len, &i, &key))
+        if (!wire_read_varint(p, len, &i, &key))
             return NULL;
         switch (key & 7) {
         case 0: /* varint */
-            if (!read_varint(p, len, &i, &v))
+            if (!wire_read_varint(p, len, &i, &v))
                 return NULL;
             break;
         case 1: /* 64-bit */
@@ -186,14 +188,14 @@ static const char *nul_string_field(const ProtobufCMessageDescriptor *d, const u
             i += 4;
             break;
         case 2: { /* length-delimited */
-            if (!read_varint(p, len, &i, &v) || v > len - i)
+            if (!wire_read_varint(p, len, &i, &v) || v > len - i)
                 return NULL;
             const ProtobufCFieldDescriptor *fd =
                 protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3));
             if (fd && fd->type == PROTOBUF_C_TYPE_STRING && memchr(p + i, 0, (size_t)v))
                 return fd->name;
             if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE && depth < 8) {
-                const char *r = nul_string_field(fd->descriptor, p + i, (size_t)v, depth + 1);
+                const char *r = wire_nul_string_field(fd->descriptor, p + i, (size_t)v, depth + 1);
                 if (r)
                     return r;
             }
@@ -207,13 +209,13 @@ static const char *nul_string_field(const ProtobufCMessageDescriptor *d, const u
     return NULL;
 }
 
-static bool is_payload_type(int type)
+static bool wire_is_payload_type(int type)
 {
     return type == PULSAR__PROTO__BASE_COMMAND__TYPE__SEND ||
            type == PULSAR__PROTO__BASE_COMMAND__TYPE__MESSAGE;
 }
 
-static uint32_t sticky_key_hash(const Pulsar__Proto__MessageMetadata *md);
+static uint32_t wire_sticky_key_hash(const Pulsar__Proto__MessageMetadata *md);
 
 /* What the broker keeps of a MessageMetadata (struct wire_msg_info). */
 static void wire_msg_info_fill(const Pulsar__Proto__MessageMetadata *md, struct wire_msg_info *info)
@@ -224,7 +226,7 @@ static void wire_msg_info_fill(const Pulsar__Proto__MessageMetadata *md, struct 
     info->sequence_id = md->sequence_id;
     info->highest_sequence_id = md->has_highest_sequence_id ? md->highest_sequence_id : 0;
     info->deliver_at_time = md->has_deliver_at_time ? md->deliver_at_time : 0;
-    info->key_hash = sticky_key_hash(md);
+    info->key_hash = wire_sticky_key_hash(md);
 }
 
 int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_frame *f,
@@ -268,16 +270,16 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
         wire_set_err(errmsg, errlen, "unparsable BaseCommand (%u bytes)", cmd_size);
         return -MG_EPROTO;
     }
-    if (missing_submessage(cmd)) {
+    if (wire_missing_submessage(cmd)) {
         wire_set_err(errmsg, errlen, "%s command without its sub-message",
                      wire_command_name(cmd->type));
         goto proto_err;
     }
     const char *nul_field =
-        nul_string_field(&pulsar__proto__base_command__descriptor, p + 8, cmd_size, 0);
+        wire_nul_string_field(&pulsar__proto__base_command__descriptor, p + 8, cmd_size, 0);
 
     size_t rest = (size_t)total - 4 - cmd_size;
-    if (!is_payload_type(cmd->type)) {
+    if (!wire_is_payload_type(cmd->type)) {
         if (rest != 0) {
             wire_set_err(errmsg, errlen, "%zu bytes after a %s command, which carries no payload",
                          rest, wire_command_name(cmd->type));
@@ -291,9 +293,9 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
     }
 
     struct wire_layout l;
-    if (layout_parse(in, 8 + (size_t)cmd_size, rest, &l, errmsg, errlen) < 0)
+    if (wire_layout_parse(in, 8 + (size_t)cmd_size, rest, &l, errmsg, errlen) < 0)
         goto proto_err;
-    Pulsar__Proto__MessageMetadata *md = metadata_unpack(in, &l);
+    Pulsar__Proto__MessageMetadata *md = wire_metadata_unpack(in, &l);
     if (!md) {
         wire_set_err(errmsg, errlen, "unparsable MessageMetadata (%u bytes) in %s", l.md_size,
                      wire_command_name(cmd->type));
@@ -353,7 +355,7 @@ void wire_frame_clear(struct wire_frame *f)
 
 /* Standard base64 (RFC 4648 alphabet, padding optional), as java.util.Base64's basic decoder.
  * Returns the decoded length or -1 on a character outside the alphabet. */
-static ssize_t base64_decode(const char *in, size_t len, uint8_t *out)
+static ssize_t wire_base64_decode(const char *in, size_t len, uint8_t *out)
 {
     uint32_t acc = 0;
     int bits = 0;
@@ -387,7 +389,7 @@ static ssize_t base64_decode(const char *in, size_t len, uint8_t *out)
 
 /* Sticky key hash (docs/wire-pulsar.md §6, Key_Shared). An invalid base64 partition key is hashed
  * as its raw bytes rather than failing the entry. */
-static uint32_t sticky_key_hash(const Pulsar__Proto__MessageMetadata *md)
+static uint32_t wire_sticky_key_hash(const Pulsar__Proto__MessageMetadata *md)
 {
     uint32_t h;
 
@@ -398,7 +400,7 @@ static uint32_t sticky_key_hash(const Pulsar__Proto__MessageMetadata *md)
         h = wire_murmur3_32(md->partition_key, klen, 0);
         if (md->has_partition_key_b64_encoded && md->partition_key_b64_encoded) {
             uint8_t *dec = mg_malloc(klen / 4 * 3 + 3);
-            ssize_t n = base64_decode(md->partition_key, klen, dec);
+            ssize_t n = wire_base64_decode(md->partition_key, klen, dec);
             if (n >= 0)
                 h = wire_murmur3_32(dec, (size_t)n, 0);
             mg_free(dec);
@@ -415,9 +417,9 @@ int wire_entry_parse(struct evbuffer *entry, struct wire_msg_info *info)
     Pulsar__Proto__MessageMetadata *md;
 
     memset(info, 0, sizeof(*info));
-    if (layout_parse(entry, 0, evbuffer_get_length(entry), &l, NULL, 0) < 0)
+    if (wire_layout_parse(entry, 0, evbuffer_get_length(entry), &l, NULL, 0) < 0)
         return -MG_EPROTO;
-    md = metadata_unpack(entry, &l);
+    md = wire_metadata_unpack(entry, &l);
     if (!md)
         return -MG_EPROTO;
     wire_msg_info_fill(md, info);
@@ -427,8 +429,8 @@ int wire_entry_parse(struct evbuffer *entry, struct wire_msg_info *info)
 
 /* Reserve one extent for [totalSize][cmdSize][cmd] + extra contiguous bytes, pack the command
  * into it and return a pointer just past the command (extra bytes are the caller's). */
-static uint8_t *frame_head_begin(struct evbuffer *out, struct evbuffer_iovec *iov,
-                                 const wire_cmd *cmd, size_t extra, size_t after)
+static uint8_t *wire_frame_head_begin(struct evbuffer *out, struct evbuffer_iovec *iov,
+                                      const wire_cmd *cmd, size_t extra, size_t after)
 {
     size_t cmd_size = protobuf_c_message_get_packed_size(&cmd->base);
     size_t head = 8 + cmd_size + extra;
@@ -448,7 +450,7 @@ void wire_write_command(struct evbuffer *out, const wire_cmd *cmd)
 {
     struct evbuffer_iovec iov;
 
-    frame_head_begin(out, &iov, cmd, 0, 0);
+    wire_frame_head_begin(out, &iov, cmd, 0, 0);
     MG_ASSERT(evbuffer_commit_space(out, &iov, 1) == 0);
 }
 
@@ -486,7 +488,7 @@ void wire_write_message(struct evbuffer *out, const wire_cmd *cmd, struct evbuff
 {
     struct evbuffer_iovec iov;
 
-    frame_head_begin(out, &iov, cmd, 0, evbuffer_get_length(entry));
+    wire_frame_head_begin(out, &iov, cmd, 0, evbuffer_get_length(entry));
     MG_ASSERT(evbuffer_commit_space(out, &iov, 1) == 0);
     wire_append_shared(out, entry);
 }
@@ -498,7 +500,7 @@ void wire_write_send(struct evbuffer *out, const wire_cmd *cmd,
     struct evbuffer_iovec iov;
     size_t md_size = protobuf_c_message_get_packed_size(&md->base);
     size_t extra = 6 + 4 + md_size;
-    uint8_t *p = frame_head_begin(out, &iov, cmd, extra, payload_len);
+    uint8_t *p = wire_frame_head_begin(out, &iov, cmd, extra, payload_len);
 
     mg_put_be16(p, WIRE_MAGIC_CHECKSUM);
     mg_put_be32(p + 6, (uint32_t)md_size);
@@ -519,7 +521,7 @@ const char *wire_command_name(int type)
     return v ? v->name : "UNKNOWN";
 }
 
-static uint32_t rotl32(uint32_t x, int r)
+static uint32_t wire_rotl32(uint32_t x, int r)
 {
     return (x << r) | (x >> (32 - r));
 }
@@ -535,10 +537,10 @@ uint32_t wire_murmur3_32(const void *data, size_t len, uint32_t seed)
         k = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
             (uint32_t)p[4 * i + 3] << 24;
         k *= c1;
-        k = rotl32(k, 15);
+        k = wire_rotl32(k, 15);
         k *= c2;
         h ^= k;
-        h = rotl32(h, 13);
+        h = wire_rotl32(h, 13);
         h = h * 5 + 0xe6546b64u;
     }
     /* Indexing, not pointer arithmetic: data may be NULL when len is 0 (an empty key). */
@@ -554,15 +556,9 @@ uint32_t wire_murmur3_32(const void *data, size_t len, uint32_t seed)
     case 1:
         k ^= p[t];
         k *= c1;
-        k = rotl32(k, 15);
+        k = wire_rotl32(k, 15);
         k *= c2;
         h ^= k;
     }
-    h ^= (uint32_t)len;
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    h ^= h >> 16;
-    return h;
+    return mg_hash_fmix32(h ^ (uint32_t)len);
 }

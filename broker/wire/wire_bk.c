@@ -42,19 +42,19 @@
 
 /* protobuf-c allocates unpacked messages with ours: out of memory aborts like everywhere
  * else, and bytes fields can be taken over (wire_bk_take_bytes). */
-static void *pb_alloc(void *data, size_t n)
+static void *wire_bk_pb_alloc(void *data, size_t n)
 {
     (void)data;
     return mg_malloc(n ? n : 1);
 }
 
-static void pb_free(void *data, void *p)
+static void wire_bk_pb_free(void *data, void *p)
 {
     (void)data;
     mg_free(p);
 }
 
-static ProtobufCAllocator pb_allocator = {.alloc = pb_alloc, .free = pb_free};
+static ProtobufCAllocator pb_allocator = {.alloc = wire_bk_pb_alloc, .free = wire_bk_pb_free};
 
 ProtobufCAllocator *wire_bk_allocator(void)
 {
@@ -77,7 +77,7 @@ static const struct {
 #define N_STATUSES (sizeof(statuses) / sizeof(statuses[0]))
 
 /* The row of status (by v2 value) or of a v3 code, or -1. */
-static int status_row(int value, bool v3)
+static int wire_bk_status_row(int value, bool v3)
 {
     for (size_t i = 0; i < N_STATUSES; i++)
         if ((v3 ? (int)statuses[i].v3 : statuses[i].status) == value)
@@ -87,25 +87,25 @@ static int status_row(int value, bool v3)
 
 const char *wire_bk_status_str(int status)
 {
-    int i = status_row(status, false);
+    int i = wire_bk_status_row(status, false);
     return i >= 0 ? statuses[i].name : status < 0 ? mg_errname(status) : "unknown status";
 }
 
 Bookkeeper__Proto__StatusCode wire_bk_status_to_v3(int status)
 {
-    int i = status_row(status, false);
+    int i = wire_bk_status_row(status, false);
     return i >= 0 ? statuses[i].v3 : BOOKKEEPER__PROTO__STATUS_CODE__EIO;
 }
 
 int wire_bk_status_from_v3(int code)
 {
-    int i = status_row(code, true);
+    int i = wire_bk_status_row(code, true);
     return i >= 0 ? statuses[i].status : WIRE_BK_EIO;
 }
 
 int wire_bk_status_from_v2(int32_t rc)
 {
-    return status_row(rc, false) >= 0 ? rc : WIRE_BK_EIO;
+    return wire_bk_status_row(rc, false) >= 0 ? rc : WIRE_BK_EIO;
 }
 
 /* ---- small pieces --------------------------------------------------------------------------- */
@@ -150,13 +150,13 @@ int wire_bk_varint_get(const uint8_t *p, size_t n, uint64_t *v)
     return -1;
 }
 
-static uint32_t v2_hdr(unsigned op, unsigned flags)
+static uint32_t wire_bk_v2_hdr(unsigned op, unsigned flags)
 {
     return (uint32_t)WIRE_BK_V2_VERSION << 24 | (uint32_t)op << 16 | (flags & 0xffff);
 }
 
 /* The opcode and flags of a v2 packet header; version 0 packets are the bare opcode. */
-static void v2_hdr_parse(uint32_t hdr, unsigned *op, unsigned *flags)
+static void wire_bk_v2_hdr_parse(uint32_t hdr, unsigned *op, unsigned *flags)
 {
     bool v0 = hdr >> 24 == 0;
     *op = v0 ? hdr : (hdr >> 16) & 0xff;
@@ -164,13 +164,13 @@ static void v2_hdr_parse(uint32_t hdr, unsigned *op, unsigned *flags)
 }
 
 /* A response echoes the request's version and opcode, without flags. */
-static uint32_t v2_response_hdr(uint32_t req_hdr)
+static uint32_t wire_bk_v2_response_hdr(uint32_t req_hdr)
 {
     return req_hdr >> 24 == 0 ? req_hdr : req_hdr & 0xffff0000u;
 }
 
 /* The v2 opcode a v3 operation answers as (0: neither an add nor a read). */
-static int v3_op_v2(int operation)
+static int wire_bk_v3_op_v2(int operation)
 {
     switch (operation) {
     case BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY:
@@ -182,7 +182,8 @@ static int v3_op_v2(int operation)
     }
 }
 
-static void v3_header(Bookkeeper__Proto__BKPacketHeader *h, int op, uint64_t txn, uint16_t flags)
+static void wire_bk_v3_header(Bookkeeper__Proto__BKPacketHeader *h, int op, uint64_t txn,
+                              uint16_t flags)
 {
     h->version = BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE;
     h->operation = (Bookkeeper__Proto__OperationType)op;
@@ -196,7 +197,7 @@ static void v3_header(Bookkeeper__Proto__BKPacketHeader *h, int op, uint64_t txn
 /* The BKPacketHeader at the front of a v3 body from its first n bytes (field 1, written
  * first), or NULL. Free with bookkeeper__proto__bkpacket_header__free_unpacked(h,
  * &pb_allocator). */
-static Bookkeeper__Proto__BKPacketHeader *v3_peek_header(const uint8_t *p, size_t n)
+static Bookkeeper__Proto__BKPacketHeader *wire_bk_v3_peek_header(const uint8_t *p, size_t n)
 {
     uint64_t hl;
     int k = n > 1 && p[0] == V3_HEADER_TAG ? wire_bk_varint_get(p + 1, n - 1, &hl) : -1;
@@ -206,7 +207,7 @@ static Bookkeeper__Proto__BKPacketHeader *v3_peek_header(const uint8_t *p, size_
 }
 
 /* Pack msg behind its u32 length into one reserved extent of out. */
-static int write_v3(struct evbuffer *out, const ProtobufCMessage *msg)
+static int wire_bk_write_v3(struct evbuffer *out, const ProtobufCMessage *msg)
 {
     size_t n = protobuf_c_message_get_packed_size(msg);
     struct evbuffer_iovec v;
@@ -260,7 +261,7 @@ struct add_sink {
     uint8_t tail[16];
 };
 
-static void add_sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+static void wire_bk_add_sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
 {
     struct add_sink *s = (struct add_sink *)b;
     if (data == (const uint8_t *)s) {
@@ -281,11 +282,12 @@ static void add_sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
 
 /* The v3 ADD Request of a (header and AddRequest on the caller's stack); the body's data is
  * set by the caller. */
-static void v3_add_request(Bookkeeper__Proto__Request *r, Bookkeeper__Proto__BKPacketHeader *h,
-                           Bookkeeper__Proto__AddRequest *ar, const struct wire_bk_add *a,
-                           size_t plen)
+static void wire_bk_v3_add_request(Bookkeeper__Proto__Request *r,
+                                   Bookkeeper__Proto__BKPacketHeader *h,
+                                   Bookkeeper__Proto__AddRequest *ar, const struct wire_bk_add *a,
+                                   size_t plen)
 {
-    v3_header(h, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, a->txn, a->flags);
+    wire_bk_v3_header(h, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, a->txn, a->flags);
     r->header = h;
     ar->ledgerid = a->ledger;
     ar->entryid = a->entry;
@@ -309,7 +311,7 @@ size_t wire_bk_add_frame_size(bool v3, int64_t ledger, int64_t entry, uint16_t f
     Bookkeeper__Proto__AddRequest ar = BOOKKEEPER__PROTO__ADD_REQUEST__INIT;
     struct wire_bk_add a = {
         .ledger = ledger, .entry = entry, .flags = flags, .txn = UINT64_MAX, .ehdr_len = ehdr_len};
-    v3_add_request(&r, &h, &ar, &a, plen);
+    wire_bk_v3_add_request(&r, &h, &ar, &a, plen);
     return 4 + protobuf_c_message_get_packed_size(&r.base);
 }
 
@@ -322,7 +324,7 @@ void wire_bk_write_add(struct evbuffer *out, bool v3, const struct wire_bk_add *
         uint8_t pre[8 + WIRE_BK_MASTER_KEY_LEN + WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN];
         size_t n = 8 + WIRE_BK_MASTER_KEY_LEN + a->ehdr_len;
         mg_put_be32(pre, (uint32_t)(n - 4 + plen));
-        mg_put_be32(pre + 4, v2_hdr(WIRE_BK_OP_ADD, a->flags));
+        mg_put_be32(pre + 4, wire_bk_v2_hdr(WIRE_BK_OP_ADD, a->flags));
         memcpy(pre + 8, a->master_key, WIRE_BK_MASTER_KEY_LEN);
         memcpy(pre + 8 + WIRE_BK_MASTER_KEY_LEN, a->ehdr, a->ehdr_len);
         MG_ASSERT(evbuffer_add(out, pre, n) == 0);
@@ -332,8 +334,8 @@ void wire_bk_write_add(struct evbuffer *out, bool v3, const struct wire_bk_add *
     Bookkeeper__Proto__Request r = BOOKKEEPER__PROTO__REQUEST__INIT;
     Bookkeeper__Proto__BKPacketHeader h = BOOKKEEPER__PROTO__BKPACKET_HEADER__INIT;
     Bookkeeper__Proto__AddRequest ar = BOOKKEEPER__PROTO__ADD_REQUEST__INIT;
-    v3_add_request(&r, &h, &ar, a, plen);
-    struct add_sink s = {.base.append = add_sink_append, .a = a, .n = 4};
+    wire_bk_v3_add_request(&r, &h, &ar, a, plen);
+    struct add_sink s = {.base.append = wire_bk_add_sink_append, .a = a, .n = 4};
     ar.body.data = (uint8_t *)&s;
     size_t n = protobuf_c_message_pack_to_buffer(&r.base, &s.base);
     MG_ASSERT(s.body_seen && n == s.n - 4 + plen + s.tail_n);
@@ -349,9 +351,9 @@ void wire_bk_write_v3_request(struct evbuffer *out, int op, uint64_t txn, uint16
 {
     Bookkeeper__Proto__BKPacketHeader h = BOOKKEEPER__PROTO__BKPACKET_HEADER__INIT;
     Bookkeeper__Proto__BKPacketHeader *saved = req->header;
-    v3_header(&h, op, txn, flags);
+    wire_bk_v3_header(&h, op, txn, flags);
     req->header = &h;
-    MG_ASSERT(write_v3(out, &req->base) == 0); /* only fails on allocation failure */
+    MG_ASSERT(wire_bk_write_v3(out, &req->base) == 0); /* only fails on allocation failure */
     req->header = saved;
 }
 
@@ -362,7 +364,7 @@ void wire_bk_write_read(struct evbuffer *out, bool v3, const struct wire_bk_read
         uint8_t f[4 + 4 + 16 + WIRE_BK_MASTER_KEY_LEN];
         size_t n = 24 + (fence ? WIRE_BK_MASTER_KEY_LEN : 0);
         mg_put_be32(f, (uint32_t)(n - 4));
-        mg_put_be32(f + 4, v2_hdr(WIRE_BK_OP_READ, rd->flags));
+        mg_put_be32(f + 4, wire_bk_v2_hdr(WIRE_BK_OP_READ, rd->flags));
         mg_put_be64(f + 8, (uint64_t)rd->ledger);
         mg_put_be64(f + 16, (uint64_t)rd->entry);
         if (fence)
@@ -395,15 +397,15 @@ void wire_bk_response_clear(struct wire_bk_response *r)
     r->body = NULL;
 }
 
-static void free_cb(const void *data, size_t len, void *arg)
+static void wire_bk_free_cb(const void *data, size_t len, void *arg)
 {
     (void)data;
     (void)len;
     mg_free(arg);
 }
 
-static int v2_response_read(struct evbuffer *in, size_t max_frame, struct wire_bk_response *r,
-                            char *errmsg, size_t errlen)
+static int wire_bk_v2_response_read(struct evbuffer *in, size_t max_frame,
+                                    struct wire_bk_response *r, char *errmsg, size_t errlen)
 {
     uint8_t h[4 + WIRE_BK_V2_RESPONSE_LEN];
     if (evbuffer_copyout(in, h, 4) < 4)
@@ -419,7 +421,7 @@ static int v2_response_read(struct evbuffer *in, size_t max_frame, struct wire_b
         return 0;
     MG_ASSERT(evbuffer_remove(in, h, sizeof(h)) == (int)sizeof(h));
     unsigned op, flags;
-    v2_hdr_parse(mg_get_be32(h + 4), &op, &flags);
+    wire_bk_v2_hdr_parse(mg_get_be32(h + 4), &op, &flags);
     r->op = (int)op;
     r->status = wire_bk_status_from_v2((int32_t)mg_get_be32(h + 8));
     r->ledger = (int64_t)mg_get_be64(h + 12);
@@ -434,8 +436,8 @@ static int v2_response_read(struct evbuffer *in, size_t max_frame, struct wire_b
     return 1;
 }
 
-static int v3_response_read(struct evbuffer *in, size_t max_frame, struct wire_bk_response *r,
-                            char *errmsg, size_t errlen)
+static int wire_bk_v3_response_read(struct evbuffer *in, size_t max_frame,
+                                    struct wire_bk_response *r, char *errmsg, size_t errlen)
 {
     uint8_t lb[4];
     if (evbuffer_copyout(in, lb, 4) < 4)
@@ -453,11 +455,11 @@ static int v3_response_read(struct evbuffer *in, size_t max_frame, struct wire_b
         if (avail < 4 + peek)
             return 0;
         const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)(4 + peek));
-        Bookkeeper__Proto__BKPacketHeader *h = p ? v3_peek_header(p + 4, peek) : NULL;
+        Bookkeeper__Proto__BKPacketHeader *h = p ? wire_bk_v3_peek_header(p + 4, peek) : NULL;
         bool ok = h && h->version == BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE;
         if (ok) {
             r->oversized = true;
-            r->op = v3_op_v2(h->operation);
+            r->op = wire_bk_v3_op_v2(h->operation);
             r->txn = h->txnid;
             r->skip = flen;
             evbuffer_drain(in, 4);
@@ -487,7 +489,7 @@ static int v3_response_read(struct evbuffer *in, size_t max_frame, struct wire_b
         bookkeeper__proto__response__free_unpacked(resp, &pb_allocator);
         return -MG_EPROTO;
     }
-    r->op = v3_op_v2(h->operation);
+    r->op = wire_bk_v3_op_v2(h->operation);
     r->txn = h->txnid;
     /* The inner status is the operation's; the outer one repeats it, or reports a failure
      * before the operation ran (EBADREQ, EBADVERSION) without an inner message. */
@@ -514,7 +516,7 @@ static int v3_response_read(struct evbuffer *in, size_t max_frame, struct wire_b
         MG_ASSERT(r->body);
         if (len > 0) {
             uint8_t *body = wire_bk_take_bytes(&rr->body);
-            MG_ASSERT(evbuffer_add_reference(r->body, body, len, free_cb, body) == 0);
+            MG_ASSERT(evbuffer_add_reference(r->body, body, len, wire_bk_free_cb, body) == 0);
         }
     }
     bookkeeper__proto__response__free_unpacked(resp, &pb_allocator);
@@ -526,8 +528,8 @@ int wire_bk_response_read(struct evbuffer *in, bool v3, size_t max_frame,
 {
     memset(r, 0, sizeof(*r));
     /* Both make the body last, once nothing can fail: r owns nothing unless they return 1. */
-    return v3 ? v3_response_read(in, max_frame, r, errmsg, errlen)
-              : v2_response_read(in, max_frame, r, errmsg, errlen);
+    return v3 ? wire_bk_v3_response_read(in, max_frame, r, errmsg, errlen)
+              : wire_bk_v2_response_read(in, max_frame, r, errmsg, errlen);
 }
 
 /* ---- bookie: requests ----------------------------------------------------------------------- */
@@ -542,12 +544,12 @@ void wire_bk_request_clear(struct wire_bk_request *rq)
 }
 
 /* What identifies an oversized request, from the first n bytes of its body (p). */
-static int oversized_request(const uint8_t *p, size_t n, uint32_t flen, size_t max_frame,
-                             struct wire_bk_request *rq, char *errmsg, size_t errlen)
+static int wire_bk_oversized_request(const uint8_t *p, size_t n, uint32_t flen, size_t max_frame,
+                                     struct wire_bk_request *rq, char *errmsg, size_t errlen)
 {
     if (rq->proto == WIRE_BK_PROTO_V2) {
         rq->v2_hdr = mg_get_be32(p);
-        v2_hdr_parse(rq->v2_hdr, &rq->op, &rq->flags);
+        wire_bk_v2_hdr_parse(rq->v2_hdr, &rq->op, &rq->flags);
         size_t at; /* offset of the ledger and entry ids: an ADD's are in its entry header */
         if (rq->op == WIRE_BK_OP_ADD && n >= 4 + WIRE_BK_MASTER_KEY_LEN + 16)
             at = 4 + WIRE_BK_MASTER_KEY_LEN;
@@ -563,7 +565,7 @@ static int oversized_request(const uint8_t *p, size_t n, uint32_t flen, size_t m
         rq->entry = (int64_t)mg_get_be64(p + at + 8);
         return 0;
     }
-    Bookkeeper__Proto__BKPacketHeader *h = v3_peek_header(p, n);
+    Bookkeeper__Proto__BKPacketHeader *h = wire_bk_v3_peek_header(p, n);
     if (!h) {
         wire_set_err(errmsg, errlen,
                      "frame of %u bytes (v3, no readable header) exceeds the limit of %zu", flen,
@@ -576,14 +578,14 @@ static int oversized_request(const uint8_t *p, size_t n, uint32_t flen, size_t m
     return 0;
 }
 
-static int v2_request_read(struct evbuffer *in, uint32_t flen, struct wire_bk_request *rq,
-                           char *errmsg, size_t errlen)
+static int wire_bk_v2_request_read(struct evbuffer *in, uint32_t flen, struct wire_bk_request *rq,
+                                   char *errmsg, size_t errlen)
 {
     uint8_t hb[4];
     MG_ASSERT(evbuffer_remove(in, hb, 4) == 4);
     size_t rest = flen - 4;
     rq->v2_hdr = mg_get_be32(hb);
-    v2_hdr_parse(rq->v2_hdr, &rq->op, &rq->flags);
+    wire_bk_v2_hdr_parse(rq->v2_hdr, &rq->op, &rq->flags);
     if (rq->op == WIRE_BK_OP_ADD) {
         /* master key, then the entry body: its header names the ledger and entry */
         if (rest < WIRE_BK_MASTER_KEY_LEN + 16) {
@@ -623,8 +625,8 @@ static int v2_request_read(struct evbuffer *in, uint32_t flen, struct wire_bk_re
     return 1;
 }
 
-static int v3_request_read(struct evbuffer *in, uint32_t flen, struct wire_bk_request *rq,
-                           char *errmsg, size_t errlen)
+static int wire_bk_v3_request_read(struct evbuffer *in, uint32_t flen, struct wire_bk_request *rq,
+                                   char *errmsg, size_t errlen)
 {
     const uint8_t *data = evbuffer_pullup(in, (ev_ssize_t)flen);
     rq->v3 = data ? bookkeeper__proto__request__unpack(&pb_allocator, flen, data) : NULL;
@@ -675,7 +677,7 @@ int wire_bk_request_read(struct evbuffer *in, int *proto, size_t max_frame,
     int rc;
     if (rq->oversized) {
         MG_ASSERT(evbuffer_copyout(in, lb, 4 + peek) == (ev_ssize_t)(4 + peek));
-        rc = oversized_request(lb + 4, peek, flen, max_frame, rq, errmsg, errlen);
+        rc = wire_bk_oversized_request(lb + 4, peek, flen, max_frame, rq, errmsg, errlen);
         if (rc == 0) {
             evbuffer_drain(in, 4);
             rq->skip = flen;
@@ -683,8 +685,8 @@ int wire_bk_request_read(struct evbuffer *in, int *proto, size_t max_frame,
         }
     } else {
         evbuffer_drain(in, 4);
-        rc = rq->proto == WIRE_BK_PROTO_V3 ? v3_request_read(in, flen, rq, errmsg, errlen)
-                                           : v2_request_read(in, flen, rq, errmsg, errlen);
+        rc = rq->proto == WIRE_BK_PROTO_V3 ? wire_bk_v3_request_read(in, flen, rq, errmsg, errlen)
+                                           : wire_bk_v2_request_read(in, flen, rq, errmsg, errlen);
     }
     if (rc != 1)
         wire_bk_request_clear(rq);
@@ -698,7 +700,7 @@ void wire_bk_write_v2_response(struct evbuffer *out, uint32_t req_hdr, int statu
 {
     uint8_t b[4 + WIRE_BK_V2_RESPONSE_LEN];
     mg_put_be32(b, (uint32_t)(WIRE_BK_V2_RESPONSE_LEN + len));
-    mg_put_be32(b + 4, v2_response_hdr(req_hdr));
+    mg_put_be32(b + 4, wire_bk_v2_response_hdr(req_hdr));
     mg_put_be32(b + 8, (uint32_t)status);
     mg_put_be64(b + 12, (uint64_t)ledger);
     mg_put_be64(b + 20, (uint64_t)entry);
@@ -715,7 +717,7 @@ void wire_bk_write_v2_auth(struct evbuffer *out, uint32_t req_hdr, const char *p
     struct evbuffer_iovec v;
     MG_ASSERT(evbuffer_reserve_space(out, (ev_ssize_t)(8 + n), &v, 1) == 1 && v.iov_len >= 8 + n);
     mg_put_be32(v.iov_base, (uint32_t)(4 + n));
-    mg_put_be32((uint8_t *)v.iov_base + 4, v2_response_hdr(req_hdr));
+    mg_put_be32((uint8_t *)v.iov_base + 4, wire_bk_v2_response_hdr(req_hdr));
     MG_ASSERT(bookkeeper__proto__auth_message__pack(&am, (uint8_t *)v.iov_base + 8) == n);
     v.iov_len = 8 + n;
     MG_ASSERT(evbuffer_commit_space(out, &v, 1) == 0);
@@ -726,10 +728,10 @@ int wire_bk_write_v3_response(struct evbuffer *out, int op, uint64_t txn, int st
 {
     Bookkeeper__Proto__BKPacketHeader h = BOOKKEEPER__PROTO__BKPACKET_HEADER__INIT;
     Bookkeeper__Proto__BKPacketHeader *saved = resp->header;
-    v3_header(&h, op, txn, 0);
+    wire_bk_v3_header(&h, op, txn, 0);
     resp->header = &h;
     resp->status = wire_bk_status_to_v3(status);
-    int rc = write_v3(out, &resp->base);
+    int rc = wire_bk_write_v3(out, &resp->base);
     resp->header = saved;
     return rc;
 }

@@ -10,6 +10,9 @@
 #   2. scripts/modgraph.sh: the graph of an acyclic tree, exit 0 with and without --check;
 #      a cycle is printed, exit 0 by default and 1 with --check.
 #   3. scripts/check-format.sh: formatted files pass; a misformatted one is named, exit 1.
+#   4. scripts/check-prefixes.sh: prefixed functions pass (a pending module's violations are
+#      listed, exit 0; with --all, exit 1); a static and an exported function without
+#      their module's prefix and a name defined twice are each reported, exit 1.
 # No process is left behind; nothing here needs the magnetar binary.
 # check-links: ignore-file (the fixtures below are faulty on purpose)
 set -u
@@ -134,6 +137,42 @@ else
         pass "check-format: the misformatted file is named, exit 1"
     else
         fail "check-format on a misformatted file: exit $rc: $out"
+    fi
+fi
+
+# 4 ---------------------------------------------------------------------------------------
+if ! ctags --version 2>/dev/null | grep -q Universal; then
+    echo "SKIP: check-prefixes: universal-ctags not installed (scripts/setup.sh --test)"
+else
+    P=$T/prefixes
+    mkdir -p "$P/broker/util" "$P/broker/topic" "$P/broker/svc"
+    printf 'static int mg_half(int x)\n{\n    return x / 2;\n}\n\nint mg_quarter(int x)\n{\n    return mg_half(mg_half(x));\n}\n' >"$P/broker/util/u.c"
+    printf 'static int now_ms(void)\n{\n    return 0;\n}\n' >"$P/broker/svc/s.c"
+    printf 'int main(void)\n{\n    return 0;\n}\n' >"$P/broker/main.c"
+    out=$("$TOP/scripts/check-prefixes.sh" "$P" 2>&1)
+    rc=$?
+    if [ "$rc" = 0 ] && grep -q 'svc (pending): static now_ms' <<<"$out"; then
+        pass "check-prefixes: a clean tree passes, a pending module is listed"
+    else
+        fail "check-prefixes on a clean tree: exit $rc: $out"
+    fi
+    "$TOP/scripts/check-prefixes.sh" --all "$P" >/dev/null 2>&1
+    rc=$?
+    if [ "$rc" = 1 ]; then
+        pass "check-prefixes --all: a pending module's violation exits 1"
+    else
+        fail "check-prefixes --all: exit $rc, want 1"
+    fi
+    printf 'static int helper(void)\n{\n    return 1;\n}\n\nint other(void)\n{\n    return helper();\n}\n' >"$P/broker/topic/a.c"
+    printf 'static int mg_half(int x)\n{\n    return x >> 1;\n}\n' >"$P/broker/util/v.c"
+    out=$("$TOP/scripts/check-prefixes.sh" "$P" 2>&1)
+    rc=$?
+    if [ "$rc" = 1 ] && grep -q '^topic: static helper (broker/topic/a.c:1)' <<<"$out" &&
+        grep -q '^topic: exported other (broker/topic/a.c:6)' <<<"$out" &&
+        grep -q '^dup: mg_half broker/util/u.c:1 broker/util/v.c:1' <<<"$out"; then
+        pass "check-prefixes: a missing prefix and a name defined twice are reported, exit 1"
+    else
+        fail "check-prefixes on faults: exit $rc: $out"
     fi
 fi
 exit 0

@@ -41,7 +41,11 @@ static struct pub_rec pubs;
 /* Run what is ready (64 non-blocking passes: no timer waits). */
 static void spin(void)
 {
-    tl_passes(base, 64);
+    for (int i = 0; i < 64; i++) {
+        if (mg_loop_is_sim(loop))
+            mg_loop_run_due(loop);
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
 }
 
 static void default_cfg(void)
@@ -53,18 +57,24 @@ static void default_cfg(void)
     cfg.broker_index = 0;
 }
 
-static void setup_with(const struct topic_config *c)
+/* sim_wall_ms > 0: on a simulated loop whose wall clock starts there. */
+static void setup_on(const struct topic_config *c, int64_t sim_wall_ms)
 {
     memset(&pubs, 0, sizeof pubs);
     fc_used = 0;
     base = event_base_new();
-    loop = mg_loop_new(base);
+    loop = sim_wall_ms > 0 ? mg_loop_new_sim(base, 1000, sim_wall_ms) : mg_loop_new(base);
     struct ml_config mc = {.cache_size_bytes = 1 << 20,
                            .max_entries_per_ledger = 1000,
                            .max_size_per_ledger = 1 << 30};
     mlf = ml_factory_new(loop, "memory", &mc);
     ck_assert_ptr_nonnull(mlf);
     reg = topic_registry_new(base, mlf, c);
+}
+
+static void setup_with(const struct topic_config *c)
+{
+    setup_on(c, 0);
 }
 
 static void setup(void)
@@ -684,6 +694,69 @@ START_TEST(test_failover_delay)
 }
 END_TEST
 
+/* On a simulated loop, the topic's statistics and timers follow the loop's clock: times
+ * are the loop's wall clock, latencies and rates its monotonic clock, and the failover
+ * delay fires when the loop's time reaches it, not before. */
+START_TEST(test_sim_clock)
+{
+    const int64_t wall0 = 1700000000000;
+    teardown();
+    default_cfg();
+    cfg.active_consumer_failover_delay_ms = 5000;
+    setup_on(&cfg, wall0);
+    struct topic *t = load("sim");
+    struct topic_stats ts;
+    topic_get_stats(t, &ts);
+    ck_assert_uint_eq(ts.created_ms, (uint64_t)wall0);
+
+    mg_loop_advance(loop, 1000);
+    struct fc *a = fc_new(), *b = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_FAILOVER);
+    o.initial_earliest = true;
+    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
+    mg_loop_advance(loop, 1000);
+    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
+    publish_n(t, 3);
+    topic_consumer_flow(a->c, 10);
+    topic_consumer_flow(b->c, 10);
+    spin();
+    ck_assert_int_eq(a->n, 3);
+    ack1(a, a->pos[0]);
+    struct topic_consumer_stats cs;
+    int idx = 0;
+    ck_assert_int_eq(topic_consumer_stats_next(t, "s", &idx, &cs), 1);
+    ck_assert_uint_eq(cs.connected_since_ms, (uint64_t)wall0 + 1000);
+    ck_assert_int_eq(topic_consumer_stats_next(t, "s", &idx, &cs), 1);
+    ck_assert_uint_eq(cs.connected_since_ms, (uint64_t)wall0 + 2000);
+    struct topic_sub_stats ss;
+    size_t pos = 0;
+    ck_assert_int_eq(topic_sub_stats_next(t, &pos, &ss), 1);
+    ck_assert_uint_eq(ss.last_consumed_ms, (uint64_t)wall0 + 2000);
+    ck_assert_uint_eq(ss.last_acked_ms, (uint64_t)wall0 + 2000);
+
+    /* 4 s after the load: 3 messages in, stored in no time (the loop's time stood still). */
+    mg_loop_advance(loop, 2000);
+    topic_registry_stats_update(reg, mg_loop_mono_ms(loop));
+    topic_get_stats(t, &ts);
+    ck_assert_uint_eq(ts.last_publish_ms, (uint64_t)wall0 + 2000);
+    ck_assert(ts.msg_rate_in > 0.74 && ts.msg_rate_in < 0.76); /* 3 / 4 s */
+    ck_assert_int_eq(ts.write_latency_sum_us, 0);
+    ck_assert_int_eq(ts.write_latency[0], 3);
+
+    /* The active consumer leaves: the other one waits for the failover delay. */
+    topic_consumer_close(a->c);
+    a->c = NULL;
+    spin();
+    ck_assert(b->active);
+    mg_loop_advance(loop, 4999);
+    spin();
+    ck_assert_int_eq(b->n, 0);
+    mg_loop_advance(loop, 1);
+    spin();
+    ck_assert_int_eq(b->n, 2); /* the two unacknowledged */
+}
+END_TEST
+
 /* ---- Shared ---------------------------------------------------------------------------- */
 
 START_TEST(test_shared_two)
@@ -1283,7 +1356,7 @@ static Suite *topic_suite(void)
     tl_add(tc, test_registry_get, test_producers, test_publish_order,
            test_publish_hands_metadata_down, test_exclusive_permits,
            test_failover_partitioned_choice, test_failover_switch, test_failover_delay,
-           test_shared_two, test_shared_priority, test_shared_close_redelivers,
+           test_sim_clock, test_shared_two, test_shared_priority, test_shared_close_redelivers,
            test_shared_redeliver, test_close_inside_send, test_failover_redeliver_ids,
            test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_watermark,

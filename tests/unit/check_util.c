@@ -4,10 +4,12 @@
 #include "util/alloc.h"
 #include "util/crc.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/listen.h"
 #include "util/loop.h"
 #include "util/map.h"
 #include "util/ratelimit.h"
+#include "util/url.h"
 
 #include <check.h>
 #include <errno.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 START_TEST(test_map_basic)
@@ -192,6 +195,101 @@ static void tmr_cb(struct mg_timer *t, void *arg)
 /* A simulated loop: time stands still until advanced; timers fire in deadline order, equal
  * deadlines in the order they were started (whatever the heap's shape); both clocks move
  * together by exactly what was advanced. */
+/* mg_mkdirs makes missing parents and accepts what exists; it fails with errno kept when a
+ * component is a file. The whole-write helpers write every byte where they are told. */
+START_TEST(test_fs)
+{
+    char root[] = "/tmp/check_util_fs.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    char path[128], file[160];
+    snprintf(path, sizeof path, "%s/a/b/c", root);
+    ck_assert_int_eq(mg_mkdirs(path), 0);
+    ck_assert_int_eq(mg_mkdirs(path), 0); /* exists: fine */
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    ck_assert_int_eq(mg_fsync_dir(path), 0);
+
+    snprintf(file, sizeof file, "%s/f", path);
+    int fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    ck_assert_int_ge(fd, 0);
+    static char big[300000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)('a' + i % 26);
+    ck_assert_int_eq(mg_write_all(fd, big, sizeof big), 0);
+    ck_assert_int_eq(mg_pwrite_all(fd, "XYZ", 3, 10), 0);
+    ck_assert_int_eq(mg_pwrite_all(fd, "end", 3, sizeof big), 0); /* extends the file */
+    char back[16];
+    ck_assert_int_eq(pread(fd, back, 6, 8), 6);
+    ck_assert_int_eq(memcmp(back, "ijXYZn", 6), 0);
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    ck_assert_int_eq(st.st_size, (off_t)sizeof big + 3);
+    close(fd);
+    errno = 0;
+    ck_assert_int_eq(mg_write_all(-1, "x", 1), -1);
+    ck_assert_int_eq(errno, EBADF);
+
+    /* A file where a directory should be: refused, errno says why. */
+    char under[300];
+    snprintf(under, sizeof under, "%s/g/h", file);
+    errno = 0;
+    ck_assert_int_lt(mg_mkdirs(under), 0);
+    ck_assert_int_eq(errno, ENOTDIR);
+    snprintf(under, sizeof under, "%s/missing", root);
+    ck_assert_int_lt(mg_fsync_dir(under), 0);
+
+    unlink(file);
+    for (int i = 0; i < 3; i++) {
+        rmdir(path);
+        *strrchr(path, '/') = '\0';
+    }
+    ck_assert_int_eq(rmdir(root), 0);
+}
+END_TEST
+
+/* java.net.URLEncoder / URLDecoder: what Pulsar writes for ML and cursor node names. */
+START_TEST(test_url)
+{
+    static const struct {
+        const char *plain, *enc;
+    } cases[] = {
+        {"", ""},
+        {"AZaz09.-*_", "AZaz09.-*_"},
+        {"my sub/1", "my+sub%2F1"},
+        {"a+b%c~d!", "a%2Bb%25c%7Ed%21"},
+        {"\xc3\xa9t\xc3\xa9", "%C3%A9t%C3%A9"}, /* UTF-8 bytes, upper-case hex */
+        {"\x7f\x01:?#&=", "%7F%01%3A%3F%23%26%3D"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *e = mg_url_encode(cases[i].plain);
+        ck_assert_str_eq(e, cases[i].enc);
+        size_t len = 99;
+        char *d = mg_url_decode(e, strlen(e), &len);
+        ck_assert_str_eq(d, cases[i].plain);
+        ck_assert_uint_eq(len, strlen(cases[i].plain));
+        mg_free(d);
+        mg_free(e);
+    }
+    /* Lower-case hex decodes; a '%' without two hex digits stays; only n bytes are read. */
+    char *d = mg_url_decode("%2f%zz%4+%", 10, NULL);
+    ck_assert_str_eq(d, "/%zz%4 %");
+    mg_free(d);
+    d = mg_url_decode("ab%41cd", 5, NULL);
+    ck_assert_str_eq(d, "abA");
+    mg_free(d);
+    d = mg_url_decode("ab%4", 4, NULL);
+    ck_assert_str_eq(d, "ab%4");
+    mg_free(d);
+    /* %00 is a NUL byte: the length tells. */
+    size_t len = 0;
+    d = mg_url_decode("a%00b", 5, &len);
+    ck_assert_uint_eq(len, 3);
+    ck_assert_uint_eq(strlen(d), 1);
+    ck_assert_int_eq(d[2], 'b');
+    mg_free(d);
+}
+END_TEST
+
 START_TEST(test_loop_sim_order)
 {
     struct event_base *base = event_base_new();
@@ -357,8 +455,8 @@ int main(void)
 {
     Suite *s = suite_create("util");
     TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
-    tl_add(tc, test_map_basic, test_map_many, test_errors, test_crc, test_ratelimit,
-           test_loop_sim_order, test_loop_sim_rearm, test_loop_sim_runs_active_events,
+    tl_add(tc, test_map_basic, test_map_many, test_errors, test_crc, test_ratelimit, test_url,
+           test_fs, test_loop_sim_order, test_loop_sim_rearm, test_loop_sim_runs_active_events,
            test_loop_real);
     tc = tl_tcase(s, "descriptors", 30, tl_nofile_save, tl_nofile_restore);
     tl_add(tc, test_fds_limit_helpers);
