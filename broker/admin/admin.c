@@ -25,6 +25,7 @@
 #include "util/err.h"
 #include "util/listen.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -857,19 +858,12 @@ static void admin_on_request(struct evhttp_request *req, void *arg)
 
 /* ---- statistics interval ----------------------------------------------------------------- */
 
-static uint64_t admin_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void admin_stats_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct admin *a = arg;
-    topic_registry_stats_update(a->env->topics, admin_mono_ms());
+    topic_registry_stats_update(a->env->topics, mg_loop_mono_ms(a->env->loop));
     a->stats_rolls++;
 }
 

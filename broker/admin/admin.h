@@ -13,6 +13,7 @@ struct admin;
 struct bkc_client;
 struct cfg;
 struct event_base;
+struct mg_loop;
 struct ns;
 struct topic_registry;
 
@@ -20,6 +21,7 @@ struct topic_registry;
  * by admin_new and read at each use. */
 struct admin_env {
     const struct cfg *cfg;
+    struct mg_loop *loop; /* the clock of the topics' statistics */
     struct event_base *base;
     struct topic_registry *topics;
     struct ns *ns;          /* tenants, namespaces, bundles, lookup, this broker's URLs */

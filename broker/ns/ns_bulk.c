@@ -36,6 +36,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -74,13 +75,6 @@ struct ns_pdel {
     struct event *ev;         /* owned: runs the next slice */
     LIST_ENTRY(ns_pdel) link; /* in s->bulk_jobs while s is set */
 };
-
-static uint64_t ns_bulk_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void ns_pdel_free(struct ns_pdel *j)
 {
@@ -184,10 +178,10 @@ static void ns_pdel_slice(evutil_socket_t fd, short what, void *arg)
         ns_pdel_finish(j, j->status);
         return;
     }
-    uint64_t until = ns_bulk_mono_ms() + NS_SLICE_MS;
+    uint64_t until = mg_mono_ms() + NS_SLICE_MS;
     char name[TOPIC_NAME_MAX_LEN + 64];
     for (int k = 0; k < NS_SLICE_ITEMS && j->next < j->n; k++) {
-        if (k > 0 && ns_bulk_mono_ms() >= until)
+        if (k > 0 && mg_mono_ms() >= until)
             break;
         if (j->phase == PDEL_DELETING && j->loading >= NS_BULK_LOADS)
             return; /* resumed by a load's completion */
@@ -312,14 +306,14 @@ static void ns_bulk_unload_slice(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct ns *s = arg;
     struct topic_registry *reg = s->topics;
-    uint64_t t0 = ns_bulk_mono_ms();
+    uint64_t t0 = mg_mono_ms();
     for (int k = 0; k < NS_SLICE_ITEMS && s->unload_head < s->unload_n; k++) {
         char *name = s->unload_q[s->unload_head++];
         struct topic *t = reg ? topic_find(reg, name) : NULL;
         if (t)
             topic_unload(t);
         mg_free(name);
-        if (ns_bulk_mono_ms() - t0 >= NS_SLICE_MS)
+        if (mg_mono_ms() - t0 >= NS_SLICE_MS)
             break;
     }
     if (s->unload_head < s->unload_n) {

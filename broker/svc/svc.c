@@ -348,6 +348,7 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
     s->broker_port = mg_listener_port(s->listener);
     s->admin_env = (struct admin_env){
         .cfg = cfg,
+        .loop = loop,
         .base = base,
         .topics = s->topics,
         .ns = s->ns,
