@@ -2,21 +2,25 @@
  * check_own.c - namespace bundles and bundle ownership (broker/ns/ns_own.c).
  *
  * Bundle hashing and names are checked against values computed with zlib's crc32 (Pulsar's
- * hash). Ownership runs two brokers in one process: two svc instances on one event loop,
- * ports 0, each on its own session of one in-memory metadata tree (meta_open_peer), so
- * they see each other's registrations and ephemeral ownership keys. Lookups go through
- * ns_lookup; a PRODUCER on a non-owner goes through a real socket.
+ * hash). Ownership runs two brokers in one process, each made of its parts (tl_parts_start:
+ * the namespace module, a managed-ledger factory and a topic registry, no listener) on one
+ * simulated loop, each on its own session of one in-memory metadata tree (meta_open_peer),
+ * so they see each other's registrations and ephemeral ownership keys. Lookups go through
+ * ns_lookup; PRODUCER and SUBSCRIBE reach a broker over a connection on a bufferevent pair.
+ * No socket, no sleep: waits run the loop in simulated time, so the timers of ownership
+ * (the load report interval, the session timeout while disconnected, the unload's slices and
+ * flush polls) fire when the test moves the time, deterministically.
  */
 #include "lib/tl_bk.h"
 #include "lib/tl_pulsar.h"
 #include "lib/tl_svc.h"
 #include "meta/meta.h"
 #include "ns/ns.h"
-#include "svc/svc.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/crc.h"
 #include "util/err.h"
+#include "util/loop.h"
 #include "wire/wire.h"
 
 #include <check.h>
@@ -77,10 +81,11 @@ END_TEST
 /* ---- two brokers on one memory tree ------------------------------------------------------- */
 
 static struct tl_svc fx;
+static uint64_t t_start; /* the simulated time the brokers started at */
 
 static struct ns *ns_of(int i)
 {
-    return svc_ns(fx.svc[i]);
+    return fx.parts[i].ns;
 }
 
 /* The value at path in the shared tree into v (NUL-terminated), or the status. */
@@ -112,15 +117,16 @@ static char *registration_path(int i)
 
 static void setup(void)
 {
-    tl_svc_init(&fx);
+    tl_svc_init_sim(&fx);
+    t_start = mg_loop_mono_ms(fx.loop);
     for (int i = 0; i < 2; i++) {
         tl_svc_meta(&fx, i);
-        tl_svc_start(&fx, i);
+        tl_parts_start(&fx, i);
     }
     /* until both brokers are registered */
     for (int i = 0; i < 2; i++) {
         char *path = registration_path(i);
-        ck_assert_msg(tl_base_until(fx.base, key_exists, path, TL_REAL_WAIT_MS),
+        ck_assert_msg(tl_until(fx.loop, key_exists, path, tl_wait_ms(fx.loop)),
                       "broker %d not registered at %s", i, path);
         mg_free(path);
     }
@@ -284,14 +290,44 @@ START_TEST(test_unload_moves)
 }
 END_TEST
 
+/* What the loop had done when a probe timer fired. */
+struct probe {
+    struct mg_timer timer;
+    struct topic_registry *topics;
+    char **names;
+    int n;
+    const struct tl_done *d;
+    bool fired;
+    int left;      /* of names, still loaded then */
+    bool d_called; /* d's callback had run */
+};
+
+/* How many of names[0..n) are loaded. */
+static int loaded_of(struct topic_registry *topics, char **names, int n)
+{
+    int left = 0;
+    for (int i = 0; i < n; i++)
+        left += topic_find(topics, names[i]) != NULL;
+    return left;
+}
+
+static void probe_cb(struct mg_timer *t, void *arg)
+{
+    (void)t;
+    struct probe *p = arg;
+    p->fired = true;
+    p->left = loaded_of(p->topics, p->names, p->n);
+    p->d_called = p->d->called;
+}
+
 /* Unloading a bundle with many loaded topics closes them in slices: no single loop turn
  * closes them all, every one is closed in the end, and only then is the key deleted. */
 START_TEST(test_unload_in_slices)
 {
     enum { N = 400 };
     int owner = serve(0, T1);
-    struct svc *sv = fx.svc[owner];
-    struct ns *s = svc_ns(sv);
+    struct topic_registry *topics = fx.parts[owner].topics;
+    struct ns *s = ns_of(owner);
     char *names[N];
     int n = 0, loaded = 0;
     for (int i = 0; n < N && i < 100 * N; i++) {
@@ -303,29 +339,31 @@ START_TEST(test_unload_in_slices)
         topic_name_fini(&tn);
         if (strcmp(range, "0x40000000_0x80000000") == 0) {
             names[n++] = name;
-            ck_assert_int_eq(topic_get(svc_topics(sv), name, true, tl_topic_loaded_cb, &loaded), 0);
+            ck_assert_int_eq(topic_get(topics, name, true, tl_topic_loaded_cb, &loaded), 0);
         } else {
             mg_free(name);
         }
     }
     ck_assert_int_eq(n, N);
-    ck_assert_int_eq(tl_until_count(fx.loop, &loaded, N, TL_REAL_WAIT_MS), N);
+    ck_assert_int_eq(tl_until_count(fx.loop, &loaded, N, tl_wait_ms(fx.loop)), N);
     struct tl_done d = {0};
     ck_assert_int_eq(ns_bundle_unload(s, "public/default", "0x40000000_0x80000000", tl_done_cb, &d),
                      0);
-    int left = 0;
-    for (int i = 0; i < N; i++)
-        left += topic_find(svc_topics(sv), names[i]) != NULL;
-    ck_assert_int_eq(left, N); /* nothing closed inside the call */
-    event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-    left = 0;
-    for (int i = 0; i < N; i++)
-        left += topic_find(svc_topics(sv), names[i]) != NULL;
-    ck_assert_msg(left > 0 && left < N, "one loop turn closed %d of %d topics", N - left, N);
-    ck_assert(!d.called);
+    ck_assert_int_eq(loaded_of(topics, names, N), N); /* nothing closed inside the call */
+    /* One loop turn: timers due at the same time fire in the order they were started, so a
+     * probe started now fires after the unload's first slice (started inside the call) and
+     * before the second (which the first starts when it yields). */
+    struct probe pr = {.topics = topics, .names = names, .n = N, .d = &d};
+    mg_timer_init(&pr.timer, fx.loop, probe_cb, &pr);
+    mg_timer_start(&pr.timer, 0);
+    tl_wait(fx.loop, &pr.fired);
+    mg_timer_fini(&pr.timer);
+    ck_assert_msg(pr.left > 0 && pr.left < N, "one loop turn closed %d of %d topics", N - pr.left,
+                  N);
+    ck_assert(!pr.d_called);
     ck_assert_int_eq(tl_done_wait(&fx, &d), 0);
     for (int i = 0; i < N; i++) {
-        ck_assert_ptr_null(topic_find(svc_topics(sv), names[i]));
+        ck_assert_ptr_null(topic_find(topics, names[i]));
         mg_free(names[i]);
     }
     ck_assert_int_eq(key_status("/namespace/public/default/0x40000000_0x80000000"), -MG_ENOTFOUND);
@@ -340,17 +378,62 @@ START_TEST(test_expiry_drops)
      * memory store's session does not really expire). */
     ck_assert_int_eq(
         tl_meta_del(fx.meta[1 - owner], "/namespace/public/default/0xc0000000_0xffffffff"), 0);
-    svc_session_event(fx.svc[owner], META_SESSION_EXPIRED);
+    ns_session_event(ns_of(owner), META_SESSION_EXPIRED);
     ck_assert(!owned_by(owner, T3));
     ck_assert_int_eq(ns_owned_bundles(ns_of(owner)), 0);
     /* while disconnected (new session not yet up) it takes nothing */
-    svc_session_event(fx.svc[owner], META_SESSION_DISCONNECTED);
+    ns_session_event(ns_of(owner), META_SESSION_DISCONNECTED);
     struct lookup_result r;
     ck_assert_int_eq(lookup_at(owner, T3, true, &r), -1);
     ck_assert_int_eq(r.status, -MG_ENOTREADY);
-    svc_session_event(fx.svc[owner], META_SESSION_CONNECTED);
+    ns_session_event(ns_of(owner), META_SESSION_CONNECTED);
     ck_assert_int_eq(lookup_at(1 - owner, T3, true, &r), 1 - owner);
     ck_assert_int_eq(lookup_at(owner, T3, false, &r), 10 + 1 - owner);
+}
+END_TEST
+
+/* The registration is written at start and again every loadBalancerReportUpdateMinIntervalMillis
+ * with the broker's load: a bundle taken in between is counted from the next report on. */
+START_TEST(test_load_report_interval)
+{
+    uint64_t interval = (uint64_t)fx.cfg.load_balancer_report_interval_ms;
+    int owner = serve(0, T0);
+    ck_assert_int_eq(ns_owned_bundles(ns_of(owner)), 1);
+    char *path = registration_path(owner);
+    char v[512];
+    uint64_t now = mg_loop_mono_ms(fx.loop);
+    ck_assert_uint_lt(now, t_start + interval);
+    tl_run_for(fx.loop, t_start + interval - 1 - now);
+    ck_assert_int_eq(read_key(path, v, sizeof v), 0);
+    ck_assert_ptr_nonnull(strstr(v, "\"numBundles\":0")); /* not before the interval */
+    tl_run_for(fx.loop, 1);
+    ck_assert_int_eq(read_key(path, v, sizeof v), 0);
+    ck_assert_ptr_nonnull(strstr(v, "\"numBundles\":1"));
+    mg_free(path);
+}
+END_TEST
+
+/* Disconnected from the store, a broker keeps its bundles while the session may still be
+ * alive (ZooKeeper may come back): up to zooKeeperSessionTimeoutMillis, or for good when it
+ * reconnects in time; past the timeout the session must have expired and every bundle is
+ * dropped, without waiting for the store to say so. */
+START_TEST(test_disconnected_past_session_timeout)
+{
+    uint64_t timeout = (uint64_t)fx.cfg.zookeeper_session_timeout_ms;
+    int owner = serve(0, T3);
+    struct ns *s = ns_of(owner);
+    ns_session_event(s, META_SESSION_DISCONNECTED);
+    tl_run_for(fx.loop, timeout - 1);
+    ck_assert(owned_by(owner, T3));
+    ns_session_event(s, META_SESSION_RECONNECTED);
+    tl_run_for(fx.loop, timeout);
+    ck_assert(owned_by(owner, T3)); /* reconnected in time: kept */
+    ns_session_event(s, META_SESSION_DISCONNECTED);
+    tl_run_for(fx.loop, timeout - 1);
+    ck_assert(owned_by(owner, T3));
+    tl_run_for(fx.loop, 1);
+    ck_assert(!owned_by(owner, T3));
+    ck_assert_int_eq(ns_owned_bundles(s), 0);
 }
 END_TEST
 
@@ -380,10 +463,10 @@ static void next_of(struct tl_peer *p, int type, struct wire_frame *f)
     ck_assert_msg(tl_peer_skip_to(p, type, f) == 1, "no %s", wire_command_name(type));
 }
 
-/* A client of broker i, past its handshake. */
+/* A client of broker i (over a bufferevent pair), past its handshake. */
 static void connect_to(struct tl_peer *p, int i)
 {
-    tl_peer_connect(p, fx.base, svc_broker_port(fx.svc[i]));
+    tl_parts_connect(&fx, i, p);
     tl_peer_handshake(p, 17, NULL);
 }
 
@@ -490,6 +573,7 @@ int main(void)
     tc = tl_tcase(s, "ownership", 30, setup, teardown);
     tl_add(tc, test_registered, test_assign_redirect_and_owner, test_spread,
            test_authoritative_takes, test_unload_moves, test_unload_in_slices, test_expiry_drops,
-           test_stale_own_key, test_producer_not_owner, test_list_brokers);
+           test_load_report_interval, test_disconnected_past_session_timeout, test_stale_own_key,
+           test_producer_not_owner, test_list_brokers);
     return tl_run(s);
 }
