@@ -79,6 +79,12 @@ void ns_res_refresh_start(struct ns *s);
 /* Test hook: start one refresh walk now (any store). */
 void ns_res_refresh_now(struct ns *s);
 
+/* Ownership (ns_own.c). A lookup of an unowned bundle reuses the list of live brokers (and
+ * their loads) read at most NS_OWN_BROKERS_CACHE_MS ago; an unload or the shutdown release
+ * waits at most NS_OWN_FLUSH_MAX_MS after its topics closed for their cursor writes. */
+#define NS_OWN_BROKERS_CACHE_MS 1000
+#define NS_OWN_FLUSH_MAX_MS 3000
+
 /* Ownership (ns_own.c): start (register the broker when there is a store, start the load
  * report timer); stop (cancel timers; pending store requests complete later and find the
  * module gone). ns_own_release_all begins the shutdown release: close every topic, let

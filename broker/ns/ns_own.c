@@ -43,9 +43,7 @@
 
 #define MOD "own"
 #define OWN_BROKERS_PATH "/loadbalance/brokers"
-#define OWN_BROKERS_CACHE_MS 1000 /* a broker list this fresh is reused by lookups */
-#define OWN_MAX_TRIES 5           /* lookup rounds (lost races) before ServiceNotReady */
-#define OWN_FLUSH_MAX_MS 3000     /* unload: wait this long at most for cursor writes */
+#define OWN_MAX_TRIES 5 /* lookup rounds (lost races) before ServiceNotReady */
 #define OWN_POLL_MS 50
 
 enum own_state {
@@ -777,7 +775,7 @@ static void ns_own_lookup_unowned(struct own_lookup *l)
         ns_own_lookup_acquire(l);
         return;
     }
-    if (o->brokers_ms && mg_loop_mono_ms(o->loop) - o->brokers_ms < OWN_BROKERS_CACHE_MS) {
+    if (o->brokers_ms && mg_loop_mono_ms(o->loop) - o->brokers_ms < NS_OWN_BROKERS_CACHE_MS) {
         ns_own_lookup_decide(l);
         return;
     }
@@ -1133,7 +1131,7 @@ static bool ns_own_flush_wait(struct ns_own *o, struct mg_timer *t, uint64_t *de
     struct ns *s = o->s;
     uint64_t now = mg_loop_mono_ms(o->loop);
     if (s && ns_unload_pending(s) > 0)
-        *deadline_ms = now + OWN_FLUSH_MAX_MS;
+        *deadline_ms = now + NS_OWN_FLUSH_MAX_MS;
     else if (!s || !s->mlf || ml_factory_pending(s->mlf) == 0 || now >= *deadline_ms)
         return false;
     mg_timer_start(t, OWN_POLL_MS);
@@ -1153,7 +1151,7 @@ static void ns_own_bundle_release(struct ns *s, struct own_bundle *b)
     ns_own_bundle_set_state(b, OWN_RELEASING);
     MG_INFO(MOD, "unloading bundle %s", b->key);
     ns_own_unload_topics(s, b->key);
-    b->flush_deadline_ms = mg_loop_mono_ms(s->loop) + OWN_FLUSH_MAX_MS;
+    b->flush_deadline_ms = mg_loop_mono_ms(s->loop) + NS_OWN_FLUSH_MAX_MS;
     mg_timer_start(&b->flush, 0);
 }
 
@@ -1238,7 +1236,7 @@ void ns_own_release_all(struct ns *s)
         o->released = true;
         return;
     }
-    o->release_deadline_ms = mg_loop_mono_ms(o->loop) + OWN_FLUSH_MAX_MS;
+    o->release_deadline_ms = mg_loop_mono_ms(o->loop) + NS_OWN_FLUSH_MAX_MS;
     mg_timer_start(&o->release, 0);
 }
 

@@ -16,6 +16,7 @@
 #include "lib/tl_svc.h"
 #include "meta/meta.h"
 #include "ns/ns.h"
+#include "ns/ns_int.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/crc.h"
@@ -82,17 +83,28 @@ END_TEST
 
 static struct tl_svc fx;
 static uint64_t t_start; /* the simulated time the brokers started at */
+static char urls[2][64]; /* the brokers' service URLs (also once a broker is gone) */
 
 static struct ns *ns_of(int i)
 {
     return fx.parts[i].ns;
 }
 
+/* A session still open on the shared tree (a test may close one). */
+static struct meta_store *any_meta(void)
+{
+    for (int i = 0; i < TL_MAX_BROKERS; i++)
+        if (fx.meta[i])
+            return fx.meta[i];
+    ck_abort_msg("no metadata session left");
+    return NULL;
+}
+
 /* The value at path in the shared tree into v (NUL-terminated), or the status. */
 static int read_key(const char *path, char *v, size_t len)
 {
     struct meta_req r;
-    int st = tl_meta_get(fx.meta[0], path, &r);
+    int st = tl_meta_get(any_meta(), path, &r);
     snprintf(v, len, "%.*s", st == 0 ? (int)r.len : 0, st == 0 ? (const char *)r.value : "");
     meta_req_fini(&r);
     return st;
@@ -122,6 +134,7 @@ static void setup(void)
     for (int i = 0; i < 2; i++) {
         tl_svc_meta(&fx, i);
         tl_parts_start(&fx, i);
+        snprintf(urls[i], sizeof urls[i], "%s", ns_broker_url(ns_of(i)));
     }
     /* until both brokers are registered */
     for (int i = 0; i < 2; i++) {
@@ -175,7 +188,7 @@ static int lookup_at(int i, const char *topic, bool authoritative, struct lookup
     if (r->connect_here)
         return i;
     for (int j = 0; j < 2; j++)
-        if (strcmp(r->url, ns_broker_url(ns_of(j))) == 0)
+        if (strcmp(r->url, urls[j]) == 0)
             return 10 + j; /* redirect to j */
     ck_abort_msg("redirect to unknown url %s", r->url);
     return -1;
@@ -537,6 +550,139 @@ START_TEST(test_producer_not_owner)
 }
 END_TEST
 
+/* ---- shutdown, and a broker whose session is lost -------------------------------------------- */
+
+static bool ns_is_released(const void *arg)
+{
+    return ns_released((struct ns *)arg);
+}
+
+/* The shutdown release: at once the broker serves and takes no bundle (lookups there are not
+ * ready, so clients retry elsewhere); its topics are closed, their clients told; then its
+ * ownership keys and its registration are deleted, and the other broker takes the bundles. */
+START_TEST(test_shutdown_releases)
+{
+    int owner = serve(0, T0);
+    int other = 1 - owner;
+    struct lookup_result r;
+    ck_assert_int_eq(lookup_at(owner, T1, true, &r), owner);
+    ck_assert_int_eq(ns_owned_bundles(ns_of(owner)), 2);
+    struct tl_peer p;
+    connect_to(&p, owner);
+    tl_send_producer(&p, T0, 1, 2);
+    struct wire_frame f;
+    next_of(&p, T(PRODUCER_SUCCESS), &f);
+    wire_frame_clear(&f);
+    ck_assert_ptr_nonnull(topic_find(fx.parts[owner].topics, T0));
+
+    struct ns *s = ns_of(owner);
+    ns_shutdown(s);
+    ck_assert(!owned_by(owner, T0));
+    ck_assert(!owned_by(owner, T1));
+    struct topic_name tn;
+    ck_assert_int_eq(topic_name_parse(T2, &tn), 0);
+    ck_assert_int_eq(ns_lookup(s, &tn, true, lookup_cb, &r), -MG_ENOTREADY); /* takes nothing */
+    topic_name_fini(&tn);
+    ck_assert(!ns_released(s)); /* the keys are deleted later, never inside the call */
+    ck_assert_int_eq(key_status("/namespace/public/default/0x00000000_0x40000000"), 0);
+
+    next_of(&p, T(CLOSE_PRODUCER), &f);
+    ck_assert_uint_eq(f.cmd->close_producer->producer_id, 1);
+    wire_frame_clear(&f);
+    ck_assert_msg(tl_until(fx.loop, ns_is_released, s, tl_wait_ms(fx.loop)), "never released");
+    ck_assert_ptr_null(topic_find(fx.parts[owner].topics, T0));
+    ck_assert_int_eq(key_status("/namespace/public/default/0x00000000_0x40000000"), -MG_ENOTFOUND);
+    ck_assert_int_eq(key_status("/namespace/public/default/0x40000000_0x80000000"), -MG_ENOTFOUND);
+    char *path = registration_path(owner);
+    ck_assert_int_eq(key_status(path), -MG_ENOTFOUND);
+    mg_free(path);
+    tl_peer_close(&p);
+
+    /* the other broker takes them, also asked without authority once its broker list is
+     * read after the release */
+    tl_run_for(fx.loop, NS_OWN_BROKERS_CACHE_MS);
+    ck_assert_int_eq(lookup_at(other, T0, false, &r), other);
+    ck_assert_int_eq(lookup_at(other, T1, false, &r), other);
+    ck_assert_int_eq(ns_owned_bundles(ns_of(other)), 2);
+}
+END_TEST
+
+/* An unowned bundle is assigned from a list of live brokers and their loads at most
+ * NS_OWN_BROKERS_CACHE_MS old: a broker that left within that age may still be chosen (the
+ * client's authoritative lookup there is refused, and it retries), never after it. */
+START_TEST(test_broker_list_age)
+{
+    struct lookup_result r;
+    /* broker 0 holds three bundles, broker 1 none: 0's list (read now) makes 1 the least
+     * loaded */
+    ck_assert_int_eq(lookup_at(0, T0, true, &r), 0);
+    ck_assert_int_eq(lookup_at(0, T1, true, &r), 0);
+    ck_assert_int_eq(lookup_at(0, T2, true, &r), 0);
+    ck_assert_int_eq(lookup_at(0, T3, false, &r), 11);
+    uint64_t listed = mg_loop_mono_ms(fx.loop);
+    ns_shutdown(ns_of(1));
+    ck_assert_msg(tl_until(fx.loop, ns_is_released, ns_of(1), tl_wait_ms(fx.loop)),
+                  "never released");
+    char *path = registration_path(1);
+    ck_assert_int_eq(key_status(path), -MG_ENOTFOUND);
+    mg_free(path);
+    /* within the age broker 0 still sends clients to 1 (load 0 + 1 assigned < 3), which
+     * refuses them */
+    uint64_t now = mg_loop_mono_ms(fx.loop);
+    ck_assert_uint_lt(now, listed + NS_OWN_BROKERS_CACHE_MS);
+    tl_run_for(fx.loop, listed + NS_OWN_BROKERS_CACHE_MS - 1 - now);
+    ck_assert_int_eq(lookup_at(0, T3, false, &r), 11);
+    struct topic_name tn;
+    ck_assert_int_eq(topic_name_parse(T3, &tn), 0);
+    ck_assert_int_eq(ns_lookup(ns_of(1), &tn, true, lookup_cb, &r), -MG_ENOTREADY);
+    topic_name_fini(&tn);
+    /* past it, broker 0 reads the list again and takes the bundle */
+    tl_run_for(fx.loop, 1);
+    ck_assert_int_eq(lookup_at(0, T3, false, &r), 0);
+    ck_assert(owned_by(0, T3));
+}
+END_TEST
+
+/* A broker that dies keeps its bundles for as long as its metadata session lives (the
+ * ephemeral keys are its lease): the other broker sends clients there and refuses their
+ * producers. Once the session is gone, and its keys with it, the other broker takes the
+ * bundle and serves it. */
+START_TEST(test_session_lost_takeover)
+{
+    int owner = serve(0, T0);
+    int other = 1 - owner;
+    tl_parts_stop(&fx, owner); /* no release: the process is gone, its session lives on */
+    tl_run_for(fx.loop, NS_OWN_BROKERS_CACHE_MS);
+    struct lookup_result r;
+    ck_assert_int_eq(lookup_at(other, T0, false, &r), 10 + owner);
+    ck_assert_int_eq(lookup_at(other, T0, true, &r), 10 + owner);
+    ck_assert(!owned_by(other, T0));
+    struct tl_peer p;
+    char msg[400];
+    connect_to(&p, other);
+    tl_send_producer(&p, T0, 1, 2);
+    expect_not_ready(&p, 2, msg, sizeof msg);
+    tl_peer_close(&p);
+
+    /* the session ends (ZooKeeper expires it): its ephemeral keys go */
+    meta_close(fx.meta[owner]);
+    fx.meta[owner] = NULL;
+    tl_run_due(fx.loop);
+    ck_assert_int_eq(key_status("/namespace/public/default/0x00000000_0x40000000"), -MG_ENOTFOUND);
+    ck_assert_int_eq(lookup_at(other, T0, false, &r), other);
+    ck_assert(owned_by(other, T0));
+    char url[128];
+    connect_to(&p, other);
+    ck_assert_int_eq(lookup_frame(&p, T0, false, url, sizeof url),
+                     PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Connect);
+    tl_send_producer(&p, T0, 1, 2);
+    struct wire_frame f;
+    next_of(&p, T(PRODUCER_SUCCESS), &f);
+    wire_frame_clear(&f);
+    tl_peer_close(&p);
+}
+END_TEST
+
 struct brokers_result {
     bool done;
     int status, n;
@@ -574,6 +720,7 @@ int main(void)
     tl_add(tc, test_registered, test_assign_redirect_and_owner, test_spread,
            test_authoritative_takes, test_unload_moves, test_unload_in_slices, test_expiry_drops,
            test_load_report_interval, test_disconnected_past_session_timeout, test_stale_own_key,
-           test_producer_not_owner, test_list_brokers);
+           test_producer_not_owner, test_shutdown_releases, test_broker_list_age,
+           test_session_lost_takeover, test_list_brokers);
     return tl_run(s);
 }
