@@ -25,7 +25,6 @@
 #include "wire/wire.h"
 
 #include <check.h>
-#include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -300,6 +299,45 @@ START_TEST(test_unload_moves)
     struct lookup_result r;
     ck_assert_int_eq(lookup_at(1 - owner, T1, true, &r), 1 - owner);
     ck_assert(owned_by(1 - owner, T1));
+}
+END_TEST
+
+/* Start a lookup of topic at broker i without waiting for it (it must not be answered at
+ * once). */
+static void lookup_start(int i, const char *topic, bool authoritative, struct lookup_result *r)
+{
+    struct topic_name tn;
+    ck_assert_int_eq(topic_name_parse(topic, &tn), 0);
+    memset(r, 0, sizeof *r);
+    ck_assert_int_eq(ns_lookup(ns_of(i), &tn, authoritative, lookup_cb, r), 0);
+    topic_name_fini(&tn);
+}
+
+/* Both brokers told to take the same unowned bundle at the same time: the store lets one
+ * create the key; the other reads it and redirects to the winner. Lookups of a bundle being
+ * acquired on one broker wait for its one create and all answer Connect. */
+START_TEST(test_race_one_winner)
+{
+    struct lookup_result r0, r1, r0b;
+    lookup_start(0, T2, true, &r0);
+    lookup_start(0, T2, true, &r0b);
+    lookup_start(1, T2, true, &r1);
+    tl_wait(fx.loop, &r0.done);
+    tl_wait(fx.loop, &r0b.done);
+    tl_wait(fx.loop, &r1.done);
+    ck_assert_int_eq(r0.status, 0);
+    ck_assert_int_eq(r0b.status, 0);
+    ck_assert_int_eq(r1.status, 0);
+    ck_assert(owned_by(0, T2) != owned_by(1, T2));
+    int winner = owned_by(0, T2) ? 0 : 1;
+    struct lookup_result *w = winner == 0 ? &r0 : &r1, *l = winner == 0 ? &r1 : &r0;
+    ck_assert(w->connect_here);
+    ck_assert(!l->connect_here);
+    ck_assert_str_eq(l->url, urls[winner]);
+    ck_assert_int_eq(r0b.connect_here, r0.connect_here);
+    ck_assert_str_eq(r0b.url, r0.url);
+    ck_assert_int_eq(ns_owned_bundles(ns_of(winner)), 1);
+    ck_assert_int_eq(ns_owned_bundles(ns_of(1 - winner)), 0);
 }
 END_TEST
 
@@ -718,9 +756,9 @@ int main(void)
     tl_add(tc, test_crc32_is_zlib, test_bundle_names, test_bundle_index);
     tc = tl_tcase(s, "ownership", 30, setup, teardown);
     tl_add(tc, test_registered, test_assign_redirect_and_owner, test_spread,
-           test_authoritative_takes, test_unload_moves, test_unload_in_slices, test_expiry_drops,
-           test_load_report_interval, test_disconnected_past_session_timeout, test_stale_own_key,
-           test_producer_not_owner, test_shutdown_releases, test_broker_list_age,
-           test_session_lost_takeover, test_list_brokers);
+           test_authoritative_takes, test_race_one_winner, test_unload_moves, test_unload_in_slices,
+           test_expiry_drops, test_load_report_interval, test_disconnected_past_session_timeout,
+           test_stale_own_key, test_producer_not_owner, test_shutdown_releases,
+           test_broker_list_age, test_session_lost_takeover, test_list_brokers);
     return tl_run(s);
 }
