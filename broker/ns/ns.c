@@ -1,9 +1,10 @@
 /*
  * ns.c - the namespace module's lifetime: the cache, the broker's identity, start and stop.
  *
- * Happy path: ns_new sets up the empty cache; ns_load fills it from the metadata store
- * (ns_res.c) and starts the background refresh with a shared store; ns_start receives the
- * topic registry and the bound ports, makes the broker's URLs and starts ownership
+ * Happy path: ns_new sets up the empty cache on a loop (real, or simulated in tests: every
+ * timer of the module is the loop's mg_timer and every clock read its clock); ns_load fills it from
+ * the metadata store (ns_res.c) and starts the background refresh with a shared store; ns_start
+ * receives the topic registry and the bound ports, makes the broker's URLs and starts ownership
  * (ns_own.c: registration, load reports); ns_shutdown releases the bundles; ns_cancel,
  * ns_stop and ns_free take it apart in the order the service's own teardown needs
  * (svc.c: svc_free).
@@ -15,16 +16,17 @@
 #include "ns/ns_int.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/loop.h"
 
-#include <event2/event.h>
-
-struct ns *ns_new(struct event_base *base, const struct cfg *cfg, struct meta_store *meta)
+struct ns *ns_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_store *meta)
 {
     struct ns *s = mg_calloc(1, sizeof *s);
     s->cfg = cfg;
-    s->base = base;
+    s->loop = loop;
+    s->base = mg_loop_base(loop);
     s->meta = meta;
     ns_res_init(s);
+    ns_bulk_init(s);
     return s;
 }
 
@@ -78,7 +80,7 @@ void ns_free(struct ns *s)
 {
     if (!s)
         return;
-    ns_bulk_cancel(s);
+    ns_bulk_fini(s);
     ns_own_stop(s);
     ns_res_fini(s);
     mg_free(s->broker_url);
@@ -104,17 +106,19 @@ const char *ns_broker_id(const struct ns *s)
 
 /* A function to run on the next loop pass (ns_later). */
 struct ns_later_call {
+    struct mg_timer timer;
     void (*fn)(void *arg);
     void *arg;
 };
 
-static void ns_later_run(evutil_socket_t fd, short what, void *p)
+static void ns_later_run(struct mg_timer *t, void *p)
 {
-    (void)fd;
-    (void)what;
-    struct ns_later_call call = *(struct ns_later_call *)p;
-    mg_free(p);
-    call.fn(call.arg);
+    struct ns_later_call *call = p;
+    void (*fn)(void *arg) = call->fn;
+    void *arg = call->arg;
+    mg_timer_fini(t);
+    mg_free(call);
+    fn(arg);
 }
 
 int ns_later(struct ns *s, void (*fn)(void *arg), void *arg)
@@ -122,10 +126,7 @@ int ns_later(struct ns *s, void (*fn)(void *arg), void *arg)
     struct ns_later_call *call = mg_malloc(sizeof *call);
     call->fn = fn;
     call->arg = arg;
-    struct timeval zero = {0, 0};
-    if (event_base_once(s->base, -1, EV_TIMEOUT, ns_later_run, call, &zero) < 0) {
-        mg_free(call);
-        return -MG_EIO;
-    }
+    mg_timer_init(&call->timer, s->loop, ns_later_run, call);
+    mg_timer_start(&call->timer, 0); /* a zero timeout: after the loop polled I/O */
     return 0;
 }

@@ -20,8 +20,8 @@
 #include <stdint.h>
 
 struct cfg;
-struct event_base;
 struct meta_store;
+struct mg_loop;
 struct ml_factory;
 struct ns;
 struct topic_name;
@@ -29,7 +29,9 @@ struct topic_registry;
 
 /* ---- lifetime ------------------------------------------------------------------------------
  *
- * ns_new sets up an empty cache on base; cfg and meta (NULL: no store, as with
+ * ns_new sets up an empty cache on loop: the module's timers are the loop's (mg_timer) and it
+ * reads the loop's clock, so on a simulated loop (mg_loop_new_sim) its intervals, timeouts
+ * and waits follow simulated time. loop, cfg and meta (NULL: no store, as with
  * managedLedgerStore=memory in unit tests: this broker then owns every bundle) are borrowed
  * and must outlive it. ns_load reads every tenant, namespace and partitioned topic from the
  * store (creating the cluster's defaults on first start), running the loop until done or a
@@ -37,7 +39,8 @@ struct topic_registry;
  * reloading in the background, adding what other brokers created.
  *
  * ns_start: the topics are served now. topics and mlf are borrowed until ns_stop; the
- * broker's URLs are made of advertisedAddress and the two bound ports; with a store the
+ * broker's URLs are made of advertisedAddress and the two ports given (the bound ones: the
+ * service's listeners; a test without listeners gives ports of its own); with a store the
  * broker registers under /loadbalance/brokers and reports its load periodically.
  *
  * ns_shutdown begins the shutdown release: lookups answer ServiceNotReady, every topic is
@@ -47,7 +50,7 @@ struct topic_registry;
  * resource writes and partitioned-topic deletes in flight will not run. ns_stop: no more
  * lookups, timers or topic access (pending store requests complete later against a detached
  * context). ns_free frees the cache; accepts NULL. */
-struct ns *ns_new(struct event_base *base, const struct cfg *cfg, struct meta_store *meta);
+struct ns *ns_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_store *meta);
 int ns_load(struct ns *s);
 void ns_start(struct ns *s, struct topic_registry *topics, struct ml_factory *mlf, int broker_port,
               int web_port);

@@ -5,7 +5,8 @@
  * partitions blocked the loop for about a second (every other client waited) and loading
  * partitions that were never created cost hundreds of MB. Here the work is a job that
  * handles at most NS_SLICE_ITEMS partitions or NS_SLICE_MS of time per loop turn, then
- * yields (a zero timeout: the loop polls I/O before the next slice).
+ * yields (a zero timeout: the loop polls I/O before the next slice). Time is the loop's: on a
+ * simulated loop it stands still within a slice, so only the item bound cuts slices there.
  *
  * Happy path of ns_partitioned_delete: (1) list the topics stored in the namespace
  * (/managed-ledgers/<t>/<ns>/persistent; its children come sorted and are searched in
@@ -38,11 +39,8 @@
 #include "util/log.h"
 #include "util/loop.h"
 
-#include <event2/event.h>
-#include <event2/http.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define NS_SLICE_ITEMS 64  /* partitions looked at per loop turn at most ... */
 #define NS_SLICE_MS 2      /* ... and for at most this long */
@@ -72,7 +70,7 @@ struct ns_pdel {
     int deleted;
     struct meta_req list;     /* children: the stored topics (url-encoded local names) */
     bool listed;              /* list holds results to free */
-    struct event *ev;         /* owned: runs the next slice */
+    struct mg_timer timer;    /* runs the next slice */
     LIST_ENTRY(ns_pdel) link; /* in s->bulk_jobs while s is set */
 };
 
@@ -82,8 +80,7 @@ static void ns_pdel_free(struct ns_pdel *j)
         LIST_REMOVE(j, link);
     if (j->listed)
         meta_req_fini(&j->list);
-    if (j->ev)
-        event_free(j->ev);
+    mg_timer_fini(&j->timer);
     mg_free(j->base);
     mg_free(j->prefix);
     mg_free(j);
@@ -91,8 +88,7 @@ static void ns_pdel_free(struct ns_pdel *j)
 
 static void ns_pdel_schedule(struct ns_pdel *j)
 {
-    struct timeval zero = {0, 0};
-    evtimer_add(j->ev, &zero);
+    mg_timer_start(&j->timer, 0);
 }
 
 /* The job is over: report (unless cancelled) and free, once no load is in flight. */
@@ -166,10 +162,9 @@ static void ns_pdel_meta_done(void *data, int status)
 }
 
 /* One slice of the current phase. */
-static void ns_pdel_slice(evutil_socket_t fd, short what, void *arg)
+static void ns_pdel_slice(struct mg_timer *tm, void *arg)
 {
-    (void)fd;
-    (void)what;
+    (void)tm;
     struct ns_pdel *j = arg;
     struct ns *s = j->s;
     if (!s || j->phase == PDEL_LISTING || j->phase == PDEL_METADATA)
@@ -178,10 +173,10 @@ static void ns_pdel_slice(evutil_socket_t fd, short what, void *arg)
         ns_pdel_finish(j, j->status);
         return;
     }
-    uint64_t until = mg_mono_ms() + NS_SLICE_MS;
+    uint64_t until = mg_loop_mono_ms(s->loop) + NS_SLICE_MS;
     char name[TOPIC_NAME_MAX_LEN + 64];
     for (int k = 0; k < NS_SLICE_ITEMS && j->next < j->n; k++) {
-        if (k > 0 && mg_mono_ms() >= until)
+        if (k > 0 && mg_loop_mono_ms(s->loop) >= until)
             break;
         if (j->phase == PDEL_DELETING && j->loading >= NS_BULK_LOADS)
             return; /* resumed by a load's completion */
@@ -189,8 +184,7 @@ static void ns_pdel_slice(evutil_socket_t fd, short what, void *arg)
             /* Each delete starts metadata and ledger removals that complete later, many in
              * one turn when their store answers in batches: keep a bounded number in
              * flight so that their completions are bounded too. */
-            struct timeval tv = {0, NS_BULK_WAIT_MS * 1000};
-            evtimer_add(j->ev, &tv);
+            mg_timer_start(&j->timer, NS_BULK_WAIT_MS);
             return;
         }
         snprintf(name, sizeof name, "%s%d", j->prefix, j->next);
@@ -259,7 +253,7 @@ static void ns_pdel_listed(struct meta_req *req, int status)
         return;
     }
     j->phase = j->force ? PDEL_DELETING : PDEL_CHECKING;
-    ns_pdel_slice(-1, 0, j);
+    ns_pdel_slice(&j->timer, j);
 }
 
 int ns_partitioned_delete(struct ns *s, const char *base_full_name, bool force, ns_done_cb cb,
@@ -279,7 +273,7 @@ int ns_partitioned_delete(struct ns *s, const char *base_full_name, bool force, 
     j->force = force;
     j->cb = cb;
     j->data = data;
-    j->ev = evtimer_new(s->base, ns_pdel_slice, j);
+    mg_timer_init(&j->timer, s->loop, ns_pdel_slice, j);
     j->list.data = j;
     LIST_INSERT_HEAD(&s->bulk_jobs, j, link);
     MG_INFO("ns", "deleting partitioned topic %s (%d partitions%s)", base_full_name, n,
@@ -300,25 +294,22 @@ int ns_partitioned_delete(struct ns *s, const char *base_full_name, bool force, 
 
 /* ---- unloading many topics ---------------------------------------------------------------- */
 
-static void ns_bulk_unload_slice(evutil_socket_t fd, short what, void *arg)
+static void ns_bulk_unload_slice(struct mg_timer *tm, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct ns *s = arg;
     struct topic_registry *reg = s->topics;
-    uint64_t t0 = mg_mono_ms();
+    uint64_t t0 = mg_loop_mono_ms(s->loop);
     for (int k = 0; k < NS_SLICE_ITEMS && s->unload_head < s->unload_n; k++) {
         char *name = s->unload_q[s->unload_head++];
         struct topic *t = reg ? topic_find(reg, name) : NULL;
         if (t)
             topic_unload(t);
         mg_free(name);
-        if (mg_mono_ms() - t0 >= NS_SLICE_MS)
+        if (mg_loop_mono_ms(s->loop) - t0 >= NS_SLICE_MS)
             break;
     }
     if (s->unload_head < s->unload_n) {
-        struct timeval zero = {0, 0};
-        evtimer_add(s->unload_ev, &zero);
+        mg_timer_start(tm, 0);
         return;
     }
     s->unload_head = s->unload_n = 0;
@@ -341,17 +332,18 @@ void ns_unload_topics(struct ns *s, char **names, size_t n)
     for (size_t i = 0; i < n; i++)
         s->unload_q[s->unload_n++] = names[i];
     mg_free(names);
-    if (s->unload_head < s->unload_n) {
-        if (!s->unload_ev)
-            s->unload_ev = evtimer_new(s->base, ns_bulk_unload_slice, s);
-        struct timeval zero = {0, 0};
-        evtimer_add(s->unload_ev, &zero);
-    }
+    if (s->unload_head < s->unload_n)
+        mg_timer_start(&s->unload_tm, 0);
 }
 
 size_t ns_unload_pending(const struct ns *s)
 {
     return s->unload_n - s->unload_head;
+}
+
+void ns_bulk_init(struct ns *s)
+{
+    mg_timer_init(&s->unload_tm, s->loop, ns_bulk_unload_slice, s);
 }
 
 void ns_bulk_cancel(struct ns *s)
@@ -362,18 +354,22 @@ void ns_bulk_cancel(struct ns *s)
     mg_free(s->unload_q);
     s->unload_q = NULL;
     s->unload_head = s->unload_n = s->unload_cap = 0;
-    if (s->unload_ev)
-        event_free(s->unload_ev);
-    s->unload_ev = NULL;
+    mg_timer_stop(&s->unload_tm);
     struct ns_pdel *j;
     while ((j = LIST_FIRST(&s->bulk_jobs))) {
         LIST_REMOVE(j, link);
         j->s = NULL;
         j->cb = NULL;
-        evtimer_del(j->ev);
+        mg_timer_stop(&j->timer);
         /* The listing and loads still in flight free the job when they complete. The
          * metadata write's callback is dropped by ns_res_cancel, which runs next. */
         if (j->loading == 0 && j->phase != PDEL_LISTING)
             ns_pdel_free(j);
     }
+}
+
+void ns_bulk_fini(struct ns *s)
+{
+    ns_bulk_cancel(s);
+    mg_timer_fini(&s->unload_tm);
 }

@@ -4,6 +4,7 @@
 #define MG_NS_INT_H
 
 #include "ns/ns.h"
+#include "util/loop.h"
 #include "util/map.h"
 
 #include <stdbool.h>
@@ -11,7 +12,6 @@
 #include <sys/queue.h>
 
 struct cfg;
-struct event;
 struct event_base;
 struct meta_store;
 struct ml_factory;
@@ -23,7 +23,8 @@ struct ns_own;
 
 struct ns {
     const struct cfg *cfg;         /* borrowed */
-    struct event_base *base;       /* borrowed */
+    struct mg_loop *loop;          /* borrowed: its clock and timers are the module's */
+    struct event_base *base;       /* the loop's */
     struct meta_store *meta;       /* borrowed; may be NULL */
     struct topic_registry *topics; /* borrowed from ns_start to ns_stop, else NULL */
     struct ml_factory *mlf;        /* borrowed from ns_start to ns_stop, else NULL */
@@ -33,13 +34,14 @@ struct ns {
     int web_port;
     bool shutting_down; /* ns_shutdown began: no bundle is served or taken any more */
     /* resources (ns_res.c): a cache of what the metadata store holds */
-    struct mg_map tenants;        /* name -> owned json_t * array: its adminRoles */
-    struct mg_map namespaces;     /* "t/ns" -> bundles count (intptr) */
-    struct mg_map partitions;     /* base full name -> partition count (intptr) */
-    struct mg_map retention;      /* "t/ns" -> owned struct ns_retention (set policies only) */
-    int res_loading;              /* metadata reads outstanding while loading */
-    int res_load_error;           /* first error while loading */
-    struct event *res_refresh_ev; /* owned: periodic reload with a shared store */
+    struct mg_map tenants;       /* name -> owned json_t * array: its adminRoles */
+    struct mg_map namespaces;    /* "t/ns" -> bundles count (intptr) */
+    struct mg_map partitions;    /* base full name -> partition count (intptr) */
+    struct mg_map retention;     /* "t/ns" -> owned struct ns_retention (set policies only) */
+    int res_loading;             /* metadata reads outstanding while loading */
+    int res_load_error;          /* first error while loading */
+    bool res_refreshing;         /* the periodic reload runs (a shared store, after load) */
+    struct mg_timer res_refresh; /* its interval (else zeroed) */
     LIST_HEAD(, res_load) res_inflight; /* metadata reads of the load walk still in flight */
     LIST_HEAD(, res_write) res_writes;  /* metadata writes not yet completed */
     struct mg_map res_gens;             /* "kind:key" -> number of its latest pending mutation */
@@ -51,12 +53,12 @@ struct ns {
     LIST_HEAD(, ns_pdel) bulk_jobs;     /* sliced partitioned-topic deletes in progress */
     char **unload_q;                    /* owned names of topics to unload (ns_unload_topics) */
     size_t unload_head, unload_n, unload_cap; /* unload_q[unload_head..unload_n) to do */
-    struct event *unload_ev;                  /* owned: runs the next unload slice */
+    struct mg_timer unload_tm;                /* runs the next unload slice */
 };
 
 /* Run fn(arg) on the next pass of the module's loop: the answer of a call that has nothing to
- * wait for, which must still come after the call returned. 0, or -MG_EIO (fn will not
- * run). */
+ * wait for, which must still come after the call returned. Returns 0 (it cannot fail; an int
+ * so that it stands in for a store request in its callers' error paths). */
 int ns_later(struct ns *s, void (*fn)(void *arg), void *arg);
 
 /* Test seam: the next n metadata writes of resources fail with status (a negative -MG_E*
@@ -77,6 +79,12 @@ void ns_res_refresh_start(struct ns *s);
 /* Test hook: start one refresh walk now (any store). */
 void ns_res_refresh_now(struct ns *s);
 
+/* Ownership (ns_own.c). A lookup of an unowned bundle reuses the list of live brokers (and
+ * their loads) read at most NS_OWN_BROKERS_CACHE_MS ago; an unload or the shutdown release
+ * waits at most NS_OWN_FLUSH_MAX_MS after its topics closed for their cursor writes. */
+#define NS_OWN_BROKERS_CACHE_MS 1000
+#define NS_OWN_FLUSH_MAX_MS 3000
+
 /* Ownership (ns_own.c): start (register the broker when there is a store, start the load
  * report timer); stop (cancel timers; pending store requests complete later and find the
  * module gone). ns_own_release_all begins the shutdown release: close every topic, let
@@ -87,9 +95,11 @@ void ns_own_stop(struct ns *s);
 void ns_own_release_all(struct ns *s);
 bool ns_own_released(struct ns *s);
 
-/* Bulk work (ns_bulk.c): the callers are going away; jobs in progress stop without
- * calling back. Call before ns_res_cancel. */
+/* Bulk work (ns_bulk.c): set up (ns_new); the callers are going away: jobs in progress stop
+ * without calling back (call before ns_res_cancel); fini: cancel and release (ns_free). */
+void ns_bulk_init(struct ns *s);
 void ns_bulk_cancel(struct ns *s);
+void ns_bulk_fini(struct ns *s);
 /* Unload the loaded topics named by names[0..n) (an owned array of owned strings, moved in;
  * names no longer loaded are skipped) in slices that yield to the loop, after those queued
  * before. ns_unload_pending: how many are still to be unloaded. */

@@ -34,20 +34,16 @@
 #include "util/loop.h"
 #include "util/map.h"
 
-#include <event2/event.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #define MOD "own"
 #define OWN_BROKERS_PATH "/loadbalance/brokers"
-#define OWN_BROKERS_CACHE_MS 1000 /* a broker list this fresh is reused by lookups */
-#define OWN_MAX_TRIES 5           /* lookup rounds (lost races) before ServiceNotReady */
-#define OWN_FLUSH_MAX_MS 3000     /* unload: wait this long at most for cursor writes */
+#define OWN_MAX_TRIES 5 /* lookup rounds (lost races) before ServiceNotReady */
 #define OWN_POLL_MS 50
 
 enum own_state {
@@ -70,7 +66,7 @@ struct own_bundle {
     struct meta_req req;
     ns_done_cb unload_cb;
     void *unload_data;
-    struct event *flush_ev; /* owned: unload polls until cursor writes landed */
+    struct mg_timer flush; /* unload: polls until cursor writes landed */
     uint64_t flush_deadline_ms;
 };
 
@@ -83,16 +79,16 @@ struct own_broker {
 };
 
 struct ns_own {
-    int refs;     /* the module's + one per request in flight */
-    struct ns *s; /* borrowed; NULL once stopped (ns_own_stop) */
-    struct event_base *base;
+    int refs;              /* the module's + one per request in flight */
+    struct ns *s;          /* borrowed; NULL once stopped (ns_own_stop) */
+    struct mg_loop *loop;  /* the module's: its clock and timers */
     struct mg_map bundles; /* key -> struct own_bundle (any state) */
     int n_owned;           /* bundles in state OWNED */
     bool connected;        /* store session usable */
     bool reg_in_flight, reg_again;
-    char *reg_path;          /* owned */
-    struct event *report_ev; /* owned: load report timer */
-    struct event *disc_ev;   /* owned: disconnected for a session timeout -> expired */
+    char *reg_path;         /* owned */
+    struct mg_timer report; /* load report interval (with a store; else zeroed) */
+    struct mg_timer disc;   /* disconnected for a session timeout -> expired (likewise) */
     int64_t last_in, last_out;
     uint64_t last_report_ms;
     /* the broker list (lookups of unowned bundles) */
@@ -105,7 +101,7 @@ struct ns_own {
     bool releasing_all;
     int release_pending; /* deletes in flight */
     bool released;
-    struct event *release_ev; /* owned: polls cursor writes during the shutdown release */
+    struct mg_timer release; /* polls cursor writes during the shutdown release (likewise) */
     uint64_t release_deadline_ms;
 };
 
@@ -119,6 +115,9 @@ struct own_lookup {
     struct meta_req req;
     struct own_lookup *next;
 };
+
+static void ns_own_unload_poll(struct mg_timer *t, void *arg);
+static void ns_own_release_all_poll(struct mg_timer *t, void *arg);
 
 static void ns_own_ref(struct ns_own *o)
 {
@@ -260,8 +259,7 @@ int ns_owned_bundles(const struct ns *s)
 static void ns_own_bundle_free(struct own_bundle *b)
 {
     MG_ASSERT(!b->waiters);
-    if (b->flush_ev)
-        event_free(b->flush_ev);
+    mg_timer_fini(&b->flush);
     mg_free(b->key);
     mg_free(b->path);
     mg_free(b);
@@ -277,8 +275,7 @@ static void ns_own_bundle_drop(struct own_bundle *b)
         if (b->state == OWN_OWNED)
             o->n_owned--;
     }
-    if (b->flush_ev)
-        event_del(b->flush_ev);
+    mg_timer_stop(&b->flush);
     if (!b->in_flight && !b->waiters)
         ns_own_bundle_free(b);
 }
@@ -385,7 +382,7 @@ static char *ns_own_report_json(struct ns *s)
         in += st.msg_in_counter;
         out += st.msg_out_counter;
     }
-    uint64_t now = mg_mono_ms();
+    uint64_t now = mg_loop_mono_ms(o->loop);
     double secs = o->last_report_ms ? (double)(now - o->last_report_ms) / 1000.0 : 0;
     double rate_in = secs > 0 && in >= o->last_in ? (double)(in - o->last_in) / secs : 0;
     double rate_out = secs > 0 && out >= o->last_out ? (double)(out - o->last_out) / secs : 0;
@@ -455,17 +452,16 @@ static void ns_own_register(struct ns *s)
     o->reg_in_flight = true;
 }
 
-static void ns_own_report_cb(evutil_socket_t fd, short what, void *arg)
+static void ns_own_report_cb(struct mg_timer *t, void *arg)
 {
-    (void)fd;
-    (void)what;
-    ns_own_register(arg);
+    struct ns *s = arg;
+    mg_timer_start(t, (uint64_t)s->cfg->load_balancer_report_interval_ms);
+    ns_own_register(s);
 }
 
-static void ns_own_disconnected_too_long(evutil_socket_t fd, short what, void *arg)
+static void ns_own_disconnected_too_long(struct mg_timer *t, void *arg)
 {
-    (void)fd;
-    (void)what;
+    (void)t;
     struct ns *s = arg;
     if (s->own->connected)
         return;
@@ -485,20 +481,18 @@ void ns_session_event(struct ns *s, int ev)
     case META_SESSION_CONNECTED:
     case META_SESSION_RECONNECTED:
         o->connected = true;
-        event_del(o->disc_ev);
+        mg_timer_stop(&o->disc);
         if (ev == META_SESSION_CONNECTED) /* a new session: the registration is gone */
             ns_own_register(s);
         break;
     case META_SESSION_DISCONNECTED: {
         o->connected = false;
-        int ms = s->cfg->zookeeper_session_timeout_ms;
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        event_add(o->disc_ev, &tv);
+        mg_timer_start(&o->disc, (uint64_t)s->cfg->zookeeper_session_timeout_ms);
         break;
     }
     case META_SESSION_EXPIRED:
         o->connected = false;
-        event_del(o->disc_ev);
+        mg_timer_stop(&o->disc);
         ns_own_drop_all(s, "metadata store session expired");
         break;
     }
@@ -509,18 +503,17 @@ void ns_own_start(struct ns *s)
     struct ns_own *o = mg_calloc(1, sizeof *o);
     o->refs = 1;
     o->s = s;
-    o->base = s->base;
+    o->loop = s->loop;
     o->connected = true;
     mg_map_init(&o->bundles);
     s->own = o;
     if (!s->meta)
         return;
     o->reg_path = mg_asprintf(OWN_BROKERS_PATH "/%s", ns_broker_id(s));
-    o->report_ev = event_new(s->base, -1, EV_PERSIST, ns_own_report_cb, s);
-    o->disc_ev = evtimer_new(s->base, ns_own_disconnected_too_long, s);
-    int ms = s->cfg->load_balancer_report_interval_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    event_add(o->report_ev, &tv);
+    mg_timer_init(&o->report, o->loop, ns_own_report_cb, s);
+    mg_timer_init(&o->disc, o->loop, ns_own_disconnected_too_long, s);
+    mg_timer_init(&o->release, o->loop, ns_own_release_all_poll, s);
+    mg_timer_start(&o->report, (uint64_t)s->cfg->load_balancer_report_interval_ms);
     ns_own_register(s);
     MG_INFO(MOD, "registering broker %s (%s)", ns_broker_id(s), ns_broker_url(s));
 }
@@ -629,6 +622,7 @@ static void ns_own_lookup_acquire(struct own_lookup *l)
     b->key = mg_strdup(l->key);
     b->path = mg_strdup(l->path);
     b->state = OWN_ACQUIRING;
+    mg_timer_init(&b->flush, o->loop, ns_own_unload_poll, b);
     b->req.data = b;
     b->waiters = l;
     char *text = ns_own_ownership_json(s);
@@ -695,7 +689,7 @@ static void ns_own_refresh_finish(struct own_refresh *r)
         o->brokers = r->found;
         o->n_brokers = r->n;
         r->found = NULL;
-        o->brokers_ms = mg_mono_ms();
+        o->brokers_ms = mg_loop_mono_ms(o->loop);
     }
     for (int i = 0; r->found && i < r->n; i++) {
         mg_free(r->found[i].id);
@@ -781,7 +775,7 @@ static void ns_own_lookup_unowned(struct own_lookup *l)
         ns_own_lookup_acquire(l);
         return;
     }
-    if (o->brokers_ms && mg_mono_ms() - o->brokers_ms < OWN_BROKERS_CACHE_MS) {
+    if (o->brokers_ms && mg_loop_mono_ms(o->loop) - o->brokers_ms < NS_OWN_BROKERS_CACHE_MS) {
         ns_own_lookup_decide(l);
         return;
     }
@@ -1129,26 +1123,25 @@ static void ns_own_release_delete(struct own_bundle *b)
     ns_own_ref(o);
 }
 
-/* Topics closed for an unload or the shutdown release: true (ev armed to look again) while
+/* Topics closed for an unload or the shutdown release: true (t armed to look again) while
  * they are still being closed (in slices: the flush bound starts once they are) or, until
  * *deadline_ms, their cursors' position writes are landing. */
-static bool ns_own_flush_wait(struct ns *s, struct event *ev, uint64_t *deadline_ms)
+static bool ns_own_flush_wait(struct ns_own *o, struct mg_timer *t, uint64_t *deadline_ms)
 {
+    struct ns *s = o->s;
+    uint64_t now = mg_loop_mono_ms(o->loop);
     if (s && ns_unload_pending(s) > 0)
-        *deadline_ms = mg_mono_ms() + OWN_FLUSH_MAX_MS;
-    else if (!s || !s->mlf || ml_factory_pending(s->mlf) == 0 || mg_mono_ms() >= *deadline_ms)
+        *deadline_ms = now + NS_OWN_FLUSH_MAX_MS;
+    else if (!s || !s->mlf || ml_factory_pending(s->mlf) == 0 || now >= *deadline_ms)
         return false;
-    struct timeval tv = {0, OWN_POLL_MS * 1000};
-    event_add(ev, &tv);
+    mg_timer_start(t, OWN_POLL_MS);
     return true;
 }
 
-static void ns_own_unload_poll(evutil_socket_t fd, short what, void *arg)
+static void ns_own_unload_poll(struct mg_timer *t, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct own_bundle *b = arg;
-    if (!ns_own_flush_wait(b->own->s, b->flush_ev, &b->flush_deadline_ms))
+    if (!ns_own_flush_wait(b->own, t, &b->flush_deadline_ms))
         ns_own_release_delete(b);
 }
 
@@ -1158,10 +1151,8 @@ static void ns_own_bundle_release(struct ns *s, struct own_bundle *b)
     ns_own_bundle_set_state(b, OWN_RELEASING);
     MG_INFO(MOD, "unloading bundle %s", b->key);
     ns_own_unload_topics(s, b->key);
-    b->flush_deadline_ms = mg_mono_ms() + OWN_FLUSH_MAX_MS;
-    b->flush_ev = evtimer_new(s->base, ns_own_unload_poll, b);
-    struct timeval zero = {0, 0};
-    event_add(b->flush_ev, &zero);
+    b->flush_deadline_ms = mg_loop_mono_ms(s->loop) + NS_OWN_FLUSH_MAX_MS;
+    mg_timer_start(&b->flush, 0);
 }
 
 int ns_bundle_unload(struct ns *s, const char *tenant_ns, const char *range, ns_done_cb cb,
@@ -1195,13 +1186,11 @@ static void ns_own_deregistered(struct meta_req *req, int status)
     ns_own_unref(o);
 }
 
-static void ns_own_release_all_poll(evutil_socket_t fd, short what, void *arg)
+static void ns_own_release_all_poll(struct mg_timer *t, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct ns *s = arg;
     struct ns_own *o = s->own;
-    if (ns_own_flush_wait(s, o->release_ev, &o->release_deadline_ms))
+    if (ns_own_flush_wait(o, t, &o->release_deadline_ms))
         return;
     /* Cursor positions are stored (or we gave up waiting): give the bundles away. */
     int n;
@@ -1210,8 +1199,7 @@ static void ns_own_release_all_poll(evutil_socket_t fd, short what, void *arg)
         struct own_bundle *b = list[i];
         if (b->in_flight)
             continue; /* an acquisition or an unload: it ends on its own */
-        if (b->flush_ev)
-            event_del(b->flush_ev);
+        mg_timer_stop(&b->flush);
         o->release_pending++;
         ns_own_release_delete(b);
     }
@@ -1234,8 +1222,7 @@ void ns_own_release_all(struct ns *s)
     if (!o || o->releasing_all)
         return;
     o->releasing_all = true;
-    if (o->report_ev)
-        event_del(o->report_ev);
+    mg_timer_stop(&o->report);
     size_t pos = 0;
     void *v;
     while (mg_map_next(&o->bundles, &pos, NULL, NULL, &v)) {
@@ -1249,10 +1236,8 @@ void ns_own_release_all(struct ns *s)
         o->released = true;
         return;
     }
-    o->release_deadline_ms = mg_mono_ms() + OWN_FLUSH_MAX_MS;
-    o->release_ev = evtimer_new(s->base, ns_own_release_all_poll, s);
-    struct timeval zero = {0, 0};
-    event_add(o->release_ev, &zero);
+    o->release_deadline_ms = mg_loop_mono_ms(o->loop) + NS_OWN_FLUSH_MAX_MS;
+    mg_timer_start(&o->release, 0);
 }
 
 bool ns_own_released(struct ns *s)
@@ -1268,13 +1253,9 @@ void ns_own_stop(struct ns *s)
         return;
     s->own = NULL;
     o->s = NULL;
-    if (o->report_ev)
-        event_free(o->report_ev);
-    if (o->disc_ev)
-        event_free(o->disc_ev);
-    if (o->release_ev)
-        event_free(o->release_ev);
-    o->report_ev = o->disc_ev = o->release_ev = NULL;
+    mg_timer_fini(&o->report);
+    mg_timer_fini(&o->disc);
+    mg_timer_fini(&o->release);
     size_t pos = 0;
     void *v;
     while (mg_map_next(&o->bundles, &pos, NULL, NULL, &v)) {

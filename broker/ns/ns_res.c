@@ -37,6 +37,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -124,8 +125,9 @@ struct res_write {
     char *path; /* owned */
     bool is_delete;
     struct res_undo undo;
-    struct event *ev; /* owned: completes a write that never reached the store */
-    int sync_status;  /* with ev: the status to complete with */
+    bool deferred;         /* never reached the store: later completes it */
+    struct mg_timer later; /* with deferred (else zeroed) */
+    int sync_status;       /* with deferred: the status to complete with */
     struct meta_req req;
     LIST_ENTRY(res_write) link; /* in s->res_writes while s is set */
 };
@@ -216,8 +218,7 @@ static void ns_res_write_free(struct res_write *w)
 {
     if (w->s)
         LIST_REMOVE(w, link);
-    if (w->ev)
-        event_free(w->ev);
+    mg_timer_fini(&w->later);
     json_decref(w->undo.roles); /* never settled (the module went first) */
     mg_free(w->undo.key);
     mg_free(w->path);
@@ -244,10 +245,9 @@ static void ns_res_write_done(struct meta_req *req, int status)
     ns_res_write_finish(w, status);
 }
 
-static void ns_res_write_deferred(evutil_socket_t fd, short what, void *arg)
+static void ns_res_write_deferred(struct mg_timer *t, void *arg)
 {
-    (void)fd;
-    (void)what;
+    (void)t;
     struct res_write *w = arg;
     ns_res_write_finish(w, w->sync_status);
 }
@@ -292,9 +292,9 @@ static void ns_res_persist(struct ns *s, const char *path, json_t *json, struct 
         /* No store (the cache is all there is), or a synchronous failure: complete on the
          * next loop pass all the same (ns_res_write_finish logs the failure). */
         w->sync_status = rc;
-        w->ev = evtimer_new(s->base, ns_res_write_deferred, w);
-        struct timeval zero = {0, 0};
-        evtimer_add(w->ev, &zero);
+        w->deferred = true;
+        mg_timer_init(&w->later, s->loop, ns_res_write_deferred, w);
+        mg_timer_start(&w->later, 0);
     }
 }
 
@@ -320,14 +320,12 @@ void ns_res_fini(struct ns *s)
     while ((w = LIST_FIRST(&s->res_writes))) {
         LIST_REMOVE(w, link);
         w->s = NULL;
-        if (w->ev) /* never reached the store: nothing else holds it */
+        if (w->deferred) /* never reached the store: nothing else holds it */
             ns_res_write_free(w);
         /* else the store completes it later (at the latest when it is closed) */
     }
     mg_map_fini(&s->res_gens);
-    if (s->res_refresh_ev)
-        event_free(s->res_refresh_ev);
-    s->res_refresh_ev = NULL;
+    mg_timer_fini(&s->res_refresh);
     struct res_load *l;
     LIST_FOREACH(l, &s->res_inflight, link)
     {
@@ -746,7 +744,7 @@ static void ns_res_load_done(struct meta_req *req, int status)
             mg_free(full);
         }
     } else if (status < 0) {
-        MG_LOG(s->res_refresh_ev || l->cb ? MG_LOG_DEBUG : MG_LOG_ERROR, "ns",
+        MG_LOG(s->res_refreshing || l->cb ? MG_LOG_DEBUG : MG_LOG_ERROR, "ns",
                "reading %s from the metadata store: %s", l->path, mg_strerror(status));
         if (!s->res_load_error && !l->cb)
             s->res_load_error = status;
@@ -864,12 +862,25 @@ int ns_namespace_sync(struct ns *s, const char *tenant_ns, ns_done_cb cb, void *
     return ns_res_read(s, RES_NS_VALUE, ns_res_tenant_path(tenant_ns), cb, data);
 }
 
-static void ns_res_load_timeout(evutil_socket_t fd, short what, void *arg)
+static void ns_res_load_timeout(struct mg_timer *t, void *arg)
 {
-    (void)fd;
-    (void)what;
+    (void)t;
     bool *expired = arg;
     *expired = true;
+}
+
+/* One pass of the loop while loading: a real loop blocks until something is ready and runs
+ * it; a simulated one runs what is due and, while the load is still waiting, moves its time
+ * to the next timer. false: a simulated loop that cannot go on (a livelock). */
+static bool ns_res_load_pass(struct ns *s)
+{
+    if (!mg_loop_is_sim(s->loop)) {
+        event_base_loop(s->base, EVLOOP_ONCE);
+        return true;
+    }
+    if (mg_loop_run_due(s->loop) < 0)
+        return false;
+    return s->res_loading == 0 || mg_loop_step(s->loop, RES_LOAD_TIMEOUT_MS);
 }
 
 int ns_res_load(struct ns *s)
@@ -885,12 +896,12 @@ int ns_res_load(struct ns *s)
     ns_res_load_issue(s, RES_TENANTS, mg_strdup("/admin/policies"));
     ns_res_load_issue(s, RES_PT_TENANTS, mg_strdup("/admin/partitioned-topics"));
     bool expired = false;
-    struct event *timer = evtimer_new(s->base, ns_res_load_timeout, &expired);
-    struct timeval tv = {RES_LOAD_TIMEOUT_MS / 1000, 0};
-    evtimer_add(timer, &tv);
-    while (s->res_loading > 0 && !expired)
-        event_base_loop(s->base, EVLOOP_ONCE);
-    event_free(timer);
+    struct mg_timer timer;
+    mg_timer_init(&timer, s->loop, ns_res_load_timeout, &expired);
+    mg_timer_start(&timer, RES_LOAD_TIMEOUT_MS);
+    while (s->res_loading > 0 && !expired && ns_res_load_pass(s))
+        ;
+    mg_timer_fini(&timer);
     if (s->res_loading > 0) {
         MG_ERROR("ns", "metadata store did not answer within %d s", RES_LOAD_TIMEOUT_MS / 1000);
         return -MG_ETIMEDOUT;
@@ -1102,11 +1113,8 @@ int ns_topic_stored(struct ns *s, const char *full_name, ns_done_cb cb, void *da
  */
 #define NS_RES_REFRESH_MS 3000
 
-static void ns_res_refresh_tick(evutil_socket_t fd, short what, void *arg)
+void ns_res_refresh_now(struct ns *s)
 {
-    (void)fd;
-    (void)what;
-    struct ns *s = arg;
     if (s->res_loading > 0)
         return; /* the previous walk is still running */
     s->res_load_error = 0;
@@ -1114,16 +1122,17 @@ static void ns_res_refresh_tick(evutil_socket_t fd, short what, void *arg)
     ns_res_load_issue(s, RES_PT_TENANTS, mg_strdup("/admin/partitioned-topics"));
 }
 
-void ns_res_refresh_now(struct ns *s)
+static void ns_res_refresh_tick(struct mg_timer *t, void *arg)
 {
-    ns_res_refresh_tick(-1, 0, s);
+    mg_timer_start(t, NS_RES_REFRESH_MS);
+    ns_res_refresh_now(arg);
 }
 
 void ns_res_refresh_start(struct ns *s)
 {
     if (!ns_res_shared(s))
         return; /* only this process writes an embedded or memory store */
-    s->res_refresh_ev = event_new(s->base, -1, EV_PERSIST, ns_res_refresh_tick, s);
-    struct timeval tv = {NS_RES_REFRESH_MS / 1000, (NS_RES_REFRESH_MS % 1000) * 1000};
-    event_add(s->res_refresh_ev, &tv);
+    s->res_refreshing = true;
+    mg_timer_init(&s->res_refresh, s->loop, ns_res_refresh_tick, s);
+    mg_timer_start(&s->res_refresh, NS_RES_REFRESH_MS);
 }

@@ -256,7 +256,7 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
     mg_map_init(&s->conns);
     mg_map_init(&s->conn_ips);
     mg_map_init(&s->ip_conns);
-    s->ns = ns_new(base, cfg, meta);
+    s->ns = ns_new(loop, cfg, meta);
     if (ns_load(s->ns) < 0) {
         MG_ERROR("svc", "cannot load tenants, namespaces and partitioned topics from the "
                         "metadata store");

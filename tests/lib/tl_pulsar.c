@@ -15,6 +15,7 @@
 #include "util/bytes.h"
 #include "util/crc.h"
 #include "util/err.h"
+#include "util/loop.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -91,6 +92,21 @@ void tl_peer_open_bev(struct tl_peer *p, struct event_base *b, struct buffereven
     bufferevent_enable(p->bev, EV_READ | EV_WRITE);
 }
 
+void tl_peer_open_loop(struct tl_peer *p, struct mg_loop *l, struct bufferevent *bev)
+{
+    tl_peer_open_bev(p, mg_loop_base(l), bev);
+    p->loop = l;
+    p->wait_ms = tl_wait_ms(l);
+}
+
+/* Run the peer's loop until cond(p) holds or the wait bound passed. */
+static bool tl_peer_until(struct tl_peer *p, tl_cond cond)
+{
+    if (p->loop)
+        return tl_until(p->loop, cond, p, p->wait_ms);
+    return tl_base_until(p->base, cond, p, p->wait_ms);
+}
+
 int tl_connect_fd(int port, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -150,7 +166,7 @@ int tl_peer_next(struct tl_peer *p, struct wire_frame *f)
 {
     memset(f, 0, sizeof *f);
     ck_assert_ptr_nonnull(p->bev);
-    tl_base_until(p->base, tl_peer_ready, p, p->wait_ms);
+    tl_peer_until(p, tl_peer_ready);
     char err[200] = "";
     int rc = wire_frame_read(bufferevent_get_input(p->bev), TL_MAX_FRAME, f, err, sizeof err);
     ck_assert_msg(rc >= 0, "bad frame: %s", err);
@@ -188,7 +204,7 @@ static bool tl_peer_closed(const void *arg)
 
 bool tl_peer_wait_closed(struct tl_peer *p)
 {
-    return tl_base_until(p->base, tl_peer_closed, p, p->wait_ms);
+    return tl_peer_until(p, tl_peer_closed);
 }
 
 /* ---- commands ------------------------------------------------------------------------------ */

@@ -4,9 +4,12 @@
  *
  * A peer is either side of a connection: the broker side facing the client library (over
  * one end of a socketpair the client was handed), or a client of an in-process broker
- * (tl_peer_connect to its port). It reads whatever arrives while the test runs the loop;
- * waiting for a frame runs the loop until one is complete, the other side closed, or the
- * wait bound passed (TL_REAL_WAIT_MS: the peer's loop is real). The tl_send_* functions
+ * (tl_peer_connect to its port, or one end of a bufferevent pair whose other end a
+ * connection took). It reads whatever arrives while the test runs the loop; waiting for a
+ * frame runs the loop until one is complete, the other side closed, or the wait bound
+ * passed: TL_REAL_WAIT_MS of real time on the base, or, for a peer opened on a loop context
+ * (tl_peer_open_loop), tl_wait_ms of that loop with tl_until (simulated time on a simulated
+ * loop: nothing sleeps). The tl_send_* functions
  * build one command each (tl_send_<command>) with the fields a test usually sets; anything
  * else is sent with tl_peer_send and a command of the test's own.
  */
@@ -55,6 +58,7 @@ struct tl_peer {
     struct bufferevent *bev; /* owned; NULL once closed */
     bool eof;                /* the other side closed, or the socket failed */
     uint64_t wait_ms;        /* bound of each wait: TL_REAL_WAIT_MS unless the test sets it */
+    struct mg_loop *loop;    /* borrowed; set: waits run it (tl_until), else the base */
 };
 
 /* A peer on a connected stream socket (it owns fd, made non-blocking here). */
@@ -63,6 +67,9 @@ void tl_peer_open(struct tl_peer *p, struct event_base *b, int fd);
  * owns from now on. A pair does not report its other end's close as EOF: a test that learns
  * of the close another way sets p->eof itself. */
 void tl_peer_open_bev(struct tl_peer *p, struct event_base *b, struct bufferevent *bev);
+/* tl_peer_open_bev on l's base, waiting with l (tl_until, bound tl_wait_ms(l)): for a peer
+ * on a simulated loop, which only the loop context can move. */
+void tl_peer_open_loop(struct tl_peer *p, struct mg_loop *l, struct bufferevent *bev);
 /* A peer connected to 127.0.0.1:port (blocking connect: the listener is in this process). */
 void tl_peer_connect(struct tl_peer *p, struct event_base *b, int port);
 /* A stream socket connected to 127.0.0.1:port (blocking); rcvbuf > 0: that SO_RCVBUF, set

@@ -1,19 +1,23 @@
 /*
- * tl_svc.c - the test library's brokers (tl_svc.h): configuration, metadata sessions and
- * services on the test's loop.
+ * tl_svc.c - the test library's brokers (tl_svc.h): configuration, metadata sessions,
+ * services and brokers made of their parts on the test's loop.
  *
- * Failure modes: a configuration key refused, a store that does not open or a service that
+ * Failure modes: a configuration key refused, a store that does not open or a broker that
  * does not start fails the calling test with Check.
  */
 #include "lib/tl_svc.h"
 
+#include "lib/tl_pulsar.h"
 #include "meta/meta.h"
+#include "ml/ml.h"
 #include "ns/ns.h"
 #include "svc/svc.h"
+#include "topic/topic.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/loop.h"
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <string.h>
 
@@ -24,7 +28,8 @@ void tl_cfg_set(struct cfg *c, const char *key, const char *value)
                   err);
 }
 
-void tl_svc_init(struct tl_svc *f)
+/* The configuration and a base; the loop is the caller's to make. */
+static void tl_svc_init_base(struct tl_svc *f)
 {
     mg_log_set_level(MG_LOG_ERROR);
     memset(f, 0, sizeof *f);
@@ -36,7 +41,18 @@ void tl_svc_init(struct tl_svc *f)
     tl_cfg_set(&f->cfg, "managedLedgerStore", "memory");
     f->base = event_base_new();
     ck_assert_ptr_nonnull(f->base);
+}
+
+void tl_svc_init(struct tl_svc *f)
+{
+    tl_svc_init_base(f);
     f->loop = mg_loop_new(f->base);
+}
+
+void tl_svc_init_sim(struct tl_svc *f)
+{
+    tl_svc_init_base(f);
+    f->loop = mg_loop_new_sim(f->base, 1000000, 1700000000000);
 }
 
 struct meta_store *tl_svc_meta(struct tl_svc *f, int i)
@@ -57,9 +73,10 @@ struct meta_store *tl_svc_meta(struct tl_svc *f, int i)
     return f->meta[i];
 }
 
-static bool tl_svc_loaded(const void *arg)
+/* A namespace module that knows the cluster's default tenant and namespace. */
+static bool tl_ns_loaded(const void *arg)
 {
-    struct ns *s = svc_ns((struct svc *)arg);
+    struct ns *s = (struct ns *)arg;
     return ns_tenant_exists(s, "public") && ns_namespace_exists(s, "public/default");
 }
 
@@ -67,9 +84,10 @@ struct svc *tl_svc_start(struct tl_svc *f, int i)
 {
     ck_assert_int_lt(i, TL_MAX_BROKERS);
     ck_assert_ptr_null(f->svc[i]);
+    ck_assert_msg(!mg_loop_is_sim(f->loop), "svc_new listens on TCP: a simulated loop cannot");
     f->svc[i] = svc_new(f->loop, &f->cfg, f->meta[i]);
     ck_assert_msg(f->svc[i] != NULL, "broker %d did not start", i);
-    ck_assert_msg(tl_base_until(f->base, tl_svc_loaded, f->svc[i], TL_REAL_WAIT_MS),
+    ck_assert_msg(tl_base_until(f->base, tl_ns_loaded, svc_ns(f->svc[i]), TL_REAL_WAIT_MS),
                   "broker %d: resources not loaded", i);
     return f->svc[i];
 }
@@ -82,8 +100,10 @@ void tl_svc_stop(struct tl_svc *f, int i)
 
 void tl_svc_fini(struct tl_svc *f)
 {
-    for (int i = TL_MAX_BROKERS - 1; i >= 0; i--)
+    for (int i = TL_MAX_BROKERS - 1; i >= 0; i--) {
         tl_svc_stop(f, i);
+        tl_parts_stop(f, i);
+    }
     for (int i = TL_MAX_BROKERS - 1; i >= 0; i--)
         if (f->meta[i])
             meta_close(f->meta[i]);
@@ -93,6 +113,88 @@ void tl_svc_fini(struct tl_svc *f)
         event_base_free(f->base);
     cfg_fini(&f->cfg);
     memset(f, 0, sizeof *f);
+}
+
+/* ---- brokers made of their parts ----------------------------------------------------------- */
+
+/* A connection of a broker made of parts closed (conn_env.closed): forget it. */
+static void tl_parts_closed(void *data, struct conn *c)
+{
+    struct tl_parts *b = data;
+    for (int k = 0; k < b->n_conns; k++) {
+        if (b->conns[k] == c) {
+            b->conns[k] = b->conns[--b->n_conns];
+            return;
+        }
+    }
+}
+
+struct tl_parts *tl_parts_start(struct tl_svc *f, int i)
+{
+    ck_assert_int_lt(i, TL_MAX_BROKERS);
+    struct tl_parts *b = &f->parts[i];
+    ck_assert_ptr_null(b->ns);
+    const struct cfg *cfg = &f->cfg;
+    b->ns = ns_new(f->loop, cfg, f->meta[i]);
+    ck_assert_msg(ns_load(b->ns) == 0, "broker %d: resources not loaded", i);
+    struct ml_config mlc;
+    svc_ml_config(cfg, &mlc);
+    b->mlf = ml_factory_new(f->loop, cfg->managed_ledger_store, &mlc);
+    ck_assert_msg(b->mlf != NULL, "broker %d: no managed-ledger factory", i);
+    struct topic_config tc;
+    svc_topic_config(cfg, &tc);
+    b->topics = topic_registry_new(f->base, b->mlf, &tc);
+    b->env = (struct conn_env){
+        .cfg = cfg,
+        .base = f->base,
+        .topics = b->topics,
+        .ns = b->ns,
+        .closed = tl_parts_closed,
+        .data = b,
+    };
+    ns_start(b->ns, b->topics, b->mlf, TL_PARTS_PORT + i, TL_PARTS_WEB_PORT + i);
+    ck_assert_msg(tl_until(f->loop, tl_ns_loaded, b->ns, tl_wait_ms(f->loop)),
+                  "broker %d: resources not loaded", i);
+    return b;
+}
+
+static bool tl_ml_idle(const void *arg)
+{
+    return ml_factory_pending((struct ml_factory *)arg) == 0;
+}
+
+void tl_parts_stop(struct tl_svc *f, int i)
+{
+    struct tl_parts *b = &f->parts[i];
+    if (!b->ns)
+        return;
+    ns_cancel(b->ns); /* the callers of pending requests are going away */
+    while (b->n_conns > 0)
+        conn_close(b->conns[b->n_conns - 1], NULL); /* tl_parts_closed forgets it */
+    ns_stop(b->ns);
+    topic_registry_free(b->topics); /* cursors flush their positions, ledgers close */
+    ck_assert_msg(tl_until(f->loop, tl_ml_idle, b->mlf, tl_wait_ms(f->loop)),
+                  "broker %d: %d managed-ledger writes still pending", i,
+                  ml_factory_pending(b->mlf));
+    ml_factory_free(b->mlf);
+    if (mg_loop_is_sim(f->loop))
+        tl_run_due(f->loop); /* what ns left for the next pass runs while it exists */
+    ns_free(b->ns);
+    memset(b, 0, sizeof *b);
+}
+
+struct conn *tl_parts_connect(struct tl_svc *f, int i, struct tl_peer *p)
+{
+    struct tl_parts *b = &f->parts[i];
+    ck_assert_ptr_nonnull(b->ns);
+    ck_assert_int_lt(b->n_conns, TL_PARTS_CONNS);
+    struct bufferevent *pair[2];
+    ck_assert_int_eq(
+        bufferevent_pair_new(f->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair), 0);
+    tl_peer_open_loop(p, f->loop, pair[1]);
+    struct conn *c = conn_new(&b->env, pair[0], "pair", ++b->next_id);
+    b->conns[b->n_conns++] = c;
+    return c;
 }
 
 /* ---- the brokers' callbacks ---------------------------------------------------------------- */
@@ -107,7 +209,7 @@ void tl_done_cb(void *data, int status)
 
 int tl_done_wait(struct tl_svc *f, struct tl_done *d)
 {
-    ck_assert_msg(tl_until_flag(f->loop, &d->called, TL_REAL_WAIT_MS), "callback never ran");
+    ck_assert_msg(tl_until_flag(f->loop, &d->called, tl_wait_ms(f->loop)), "callback never ran");
     ck_assert_int_eq(d->calls, 1);
     return d->status;
 }

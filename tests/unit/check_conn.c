@@ -100,7 +100,7 @@ static void start(void)
     struct topic_config tc;
     svc_topic_config(cfg, &tc);
     fx.topics = topic_registry_new(fx.base, fx.mlf, &tc);
-    fx.ns = ns_new(fx.base, cfg, NULL);
+    fx.ns = ns_new(fx.loop, cfg, NULL);
     ck_assert_int_eq(ns_load(fx.ns), 0);
     ns_start(fx.ns, fx.topics, fx.mlf, 6650, 8080);
     fx.env = (struct conn_env){

@@ -1,25 +1,29 @@
 /*
  * check_ns.c - cluster resources (broker/ns/ns_res.c) and bulk work (ns_bulk.c).
  *
- * Resources: a service on an in-memory metadata store; the test seam ns_res_fail_writes
+ * One broker made of its parts (tl_parts_start: the namespace module, a managed-ledger
+ * factory and a topic registry, no listener) on an in-memory metadata store and a simulated
+ * loop: no socket, no sleep; the store's completions and the module's timers run when the
+ * test runs the loop, in simulated time.
+ *
+ * Resources: the test seam ns_res_fail_writes
  * makes the store refuse the next writes. After a refused write the cache must say what
- * the store holds: a retried create succeeds (no "already exists") and a service started
+ * the store holds: a retried create succeeds (no "already exists") and a broker started
  * again on the same store sees exactly what the answers claimed.
  *
  * Bulk work: a partitioned topic's delete runs in slices (a bounded number of partitions per
- * loop turn), refuses without force while a partition has a producer, and stops without a
- * callback when the service goes away; partition counts are bounded; namespace listings are
- * sorted and unique.
+ * loop turn: per timer callback), refuses without force while a partition has a producer,
+ * and stops without a callback when the broker goes away; partition counts are bounded; namespace
+ * listings are sorted and unique.
  */
 #include "lib/tl_svc.h"
 #include "ns/ns.h"
 #include "ns/ns_int.h"
-#include "svc/svc.h"
 #include "topic/topic.h"
 #include "util/err.h"
+#include "util/loop.h"
 
 #include <check.h>
-#include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,10 +31,10 @@ static struct tl_svc fx;
 
 static void setup(void)
 {
-    tl_svc_init(&fx);
+    tl_svc_init_sim(&fx);
     tl_svc_meta(&fx, 0);
-    tl_svc_start(&fx, 0);
-    tl_passes(fx.base, 5);
+    tl_parts_start(&fx, 0);
+    tl_run_due(fx.loop);
 }
 
 static void teardown(void)
@@ -40,14 +44,19 @@ static void teardown(void)
 
 static struct ns *ns0(void)
 {
-    return svc_ns(fx.svc[0]);
+    return fx.parts[0].ns;
 }
 
-/* "Restart": a new service on the same store loads what the store holds. */
+static struct topic_registry *topics0(void)
+{
+    return fx.parts[0].topics;
+}
+
+/* "Restart": a new broker on the same store loads what the store holds. */
 static void restart(void)
 {
-    tl_svc_stop(&fx, 0);
-    tl_svc_start(&fx, 0);
+    tl_parts_stop(&fx, 0);
+    tl_parts_start(&fx, 0);
 }
 
 static int wait_done(struct tl_done *d)
@@ -160,14 +169,14 @@ START_TEST(test_refresh_does_not_resurrect)
         ck_assert_int_eq(wait_done(&d), 0);
         ns_res_refresh_now(s);
         for (int k = 0; k < round; k++)
-            event_base_loop(fx.base, EVLOOP_NONBLOCK);
+            tl_passes(fx.base, 1); /* one step of the walk: the store's completions */
         struct tl_done d2 = {0};
         memset(&d, 0, sizeof d);
         ck_assert_int_eq(ns_namespace_delete(s, ns, tl_done_cb, &d), 0);
         ck_assert_int_eq(ns_tenant_delete(s, tenant, tl_done_cb, &d2), 0);
         ck_assert_int_eq(wait_done(&d), 0);
         ck_assert_int_eq(wait_done(&d2), 0);
-        ck_assert_msg(tl_base_until(fx.base, refresh_over, s, TL_REAL_WAIT_MS),
+        ck_assert_msg(tl_until(fx.loop, refresh_over, s, tl_wait_ms(fx.loop)),
                       "round %d: the refresh walk did not end", round);
         ck_assert_msg(!ns_namespace_exists(s, ns), "round %d: %s came back", round, ns);
         ck_assert_msg(!ns_tenant_exists(s, tenant), "round %d: %s came back", round, tenant);
@@ -226,7 +235,7 @@ START_TEST(test_failure_does_not_undo_later_mutation)
 }
 END_TEST
 
-/* A service freed while its writes are in flight: no callback runs into freed callers, the
+/* A broker freed while its writes are in flight: no callback runs into freed callers, the
  * store's late completions touch nothing freed (ASan checks). */
 START_TEST(test_free_with_writes_in_flight)
 {
@@ -234,8 +243,8 @@ START_TEST(test_free_with_writes_in_flight)
     ns_res_fail_writes(ns0(), 1, -MG_EIO);
     ck_assert_int_eq(ns_tenant_create(ns0(), "t5", tl_done_cb, &d1), 0);
     ck_assert_int_eq(ns_tenant_create(ns0(), "t6", tl_done_cb, &d2), 0);
-    tl_svc_stop(&fx, 0);
-    tl_passes(fx.base, 5);
+    tl_parts_stop(&fx, 0);
+    tl_run_due(fx.loop);
     ck_assert(!d1.called);
     ck_assert(!d2.called);
 }
@@ -246,7 +255,7 @@ END_TEST
 /* Load topic name (its load counted in *loaded). */
 static void load_topic(const char *name, int *loaded)
 {
-    ck_assert_int_eq(topic_get(svc_topics(fx.svc[0]), name, true, tl_topic_loaded_cb, loaded), 0);
+    ck_assert_int_eq(topic_get(topics0(), name, true, tl_topic_loaded_cb, loaded), 0);
 }
 
 static void load_partitions(const char *base, int n)
@@ -257,7 +266,7 @@ static void load_partitions(const char *base, int n)
         snprintf(name, sizeof name, "%s-partition-%d", base, i);
         load_topic(name, &loaded);
     }
-    ck_assert_int_eq(tl_until_count(fx.loop, &loaded, n, TL_REAL_WAIT_MS), n);
+    ck_assert_int_eq(tl_until_count(fx.loop, &loaded, n, tl_wait_ms(fx.loop)), n);
 }
 
 static int loaded_partitions(const char *base, int n)
@@ -266,7 +275,7 @@ static int loaded_partitions(const char *base, int n)
     for (int i = 0; i < n; i++) {
         char name[256];
         snprintf(name, sizeof name, "%s-partition-%d", base, i);
-        c += topic_find(svc_topics(fx.svc[0]), name) != NULL;
+        c += topic_find(topics0(), name) != NULL;
     }
     return c;
 }
@@ -281,6 +290,55 @@ static void partitioned_loaded(const char *base, int n)
     ck_assert_int_eq(loaded_partitions(base, n), n);
 }
 
+/* A probe of a sliced job: a timer re-armed for now each time it fires, while the job runs.
+ * Timers due at the same instant fire in the order they were started, so a slice (which arms
+ * the next one for now before the probe re-arms) and the probe alternate: each firing sees
+ * what one slice did. While the job waits (a later timer, or the store) the probe steps
+ * 1 ms at a time, so that time can move. at_slice (may be NULL) runs at each firing that saw
+ * progress. */
+struct slice_probe {
+    struct mg_timer timer;
+    const char *base;
+    int n; /* partitions */
+    const struct tl_done *d;
+    int left;             /* partitions still loaded at the last firing */
+    int slices;           /* firings that saw partitions deleted */
+    int max_in_one_slice; /* the most deleted between two firings */
+    void (*at_slice)(struct slice_probe *p);
+    bool stopped;
+};
+
+static int loaded_partitions(const char *base, int n);
+
+static void slice_probe_cb(struct mg_timer *t, void *arg)
+{
+    struct slice_probe *p = arg;
+    int now = loaded_partitions(p->base, p->n);
+    bool progress = now < p->left;
+    if (progress) {
+        p->slices++;
+        if (p->left - now > p->max_in_one_slice)
+            p->max_in_one_slice = p->left - now;
+        p->left = now;
+        if (p->at_slice)
+            p->at_slice(p);
+    }
+    if (p->d->called || p->stopped || p->slices > 100000) {
+        p->stopped = true;
+        return;
+    }
+    mg_timer_start(t, progress ? 0 : 1);
+}
+
+/* Start a probe of the delete of base's n partitions (d: its outcome). */
+static void slice_probe_start(struct slice_probe *p, const char *base, int n,
+                              const struct tl_done *d)
+{
+    *p = (struct slice_probe){.base = base, .n = n, .d = d, .left = n};
+    mg_timer_init(&p->timer, fx.loop, slice_probe_cb, p);
+    mg_timer_start(&p->timer, 0);
+}
+
 /* A partitioned topic's delete is spread over many loop turns (the loop serves others in
  * between), deletes every loaded partition, then the metadata. */
 START_TEST(test_partitioned_delete_is_sliced)
@@ -291,21 +349,18 @@ START_TEST(test_partitioned_delete_is_sliced)
     struct tl_done d = {0};
     ck_assert_int_eq(ns_partitioned_delete(ns0(), base, true, tl_done_cb, &d), 0);
     ck_assert(!d.called);
-    int turns = 0, max_in_one_turn = 0, left = n;
-    while (!d.called && turns < 100000) {
-        event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-        turns++;
-        int now = loaded_partitions(base, n);
-        if (left - now > max_in_one_turn)
-            max_in_one_turn = left - now;
-        left = now;
-    }
-    ck_assert(d.called);
-    ck_assert_int_eq(d.status, 0);
-    ck_assert_int_eq(left, 0);
+    struct slice_probe p;
+    slice_probe_start(&p, base, n, &d);
+    ck_assert_int_eq(wait_done(&d), 0);
+    tl_run_due(fx.loop); /* the probe's last firing */
+    ck_assert(p.stopped);
+    mg_timer_fini(&p.timer);
+    ck_assert_int_eq(loaded_partitions(base, n), 0);
+    ck_assert_int_eq(p.left, 0);
     ck_assert_int_eq(ns_partitions_get(ns0(), base), 0);
-    ck_assert_msg(max_in_one_turn <= 64, "%d partitions deleted in one loop turn", max_in_one_turn);
-    ck_assert_msg(turns >= n / 64, "done in %d loop turns", turns);
+    ck_assert_msg(p.max_in_one_slice <= 64, "%d partitions deleted in one loop turn",
+                  p.max_in_one_slice);
+    ck_assert_msg(p.slices >= n / 64, "done in %d loop turns", p.slices);
 }
 END_TEST
 
@@ -322,8 +377,7 @@ START_TEST(test_partitioned_delete_busy)
     partitioned_loaded(base, 200);
     static const struct topic_producer_ops ops = {.closed = prod_closed};
     struct topic_producer *p = NULL;
-    struct topic *t =
-        topic_find(svc_topics(fx.svc[0]), "persistent://public/default/busy-partition-150");
+    struct topic *t = topic_find(topics0(), "persistent://public/default/busy-partition-150");
     ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &ops, &p), 0);
     struct tl_done d = {0};
     ck_assert_int_eq(ns_partitioned_delete(ns0(), base, false, tl_done_cb, &d), 0);
@@ -339,16 +393,33 @@ START_TEST(test_partitioned_delete_busy)
 }
 END_TEST
 
-/* The service freed in the middle of a delete: no callback, nothing touched after (ASan). */
+/* At the first slice: the broker begins going away (ns_cancel is the first step of its
+ * teardown). */
+static void cancel_at_slice(struct slice_probe *p)
+{
+    ns_cancel(ns0());
+    p->stopped = true;
+}
+
+/* The broker freed in the middle of a delete: no callback, no slice after, nothing touched
+ * after (ASan). */
 START_TEST(test_partitioned_delete_cancelled)
 {
     const char *base = "persistent://public/default/cancelled";
-    partitioned_loaded(base, 300);
+    const int n = 300;
+    partitioned_loaded(base, n);
     struct tl_done d = {0};
     ck_assert_int_eq(ns_partitioned_delete(ns0(), base, true, tl_done_cb, &d), 0);
-    event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-    tl_svc_stop(&fx, 0);
-    tl_passes(fx.base, 10);
+    struct slice_probe p;
+    slice_probe_start(&p, base, n, &d);
+    p.at_slice = cancel_at_slice;
+    ck_assert(tl_until_flag(fx.loop, &p.stopped, tl_wait_ms(fx.loop)));
+    tl_run_for(fx.loop, 1000); /* nothing resumes it */
+    mg_timer_fini(&p.timer);
+    int left = loaded_partitions(base, n);
+    ck_assert_msg(left > 0 && left < n, "%d of %d partitions left", left, n);
+    tl_parts_stop(&fx, 0);
+    tl_run_due(fx.loop);
     ck_assert(!d.called);
 }
 END_TEST
@@ -399,7 +470,7 @@ START_TEST(test_list_topics_unique_sorted)
     load_partitions(base, 20); /* listed from the metadata and as loaded topics */
     int loaded = 0;
     load_topic("persistent://public/default/plain", &loaded);
-    ck_assert_int_eq(tl_until_count(fx.loop, &loaded, 1, TL_REAL_WAIT_MS), 1);
+    ck_assert_int_eq(tl_until_count(fx.loop, &loaded, 1, tl_wait_ms(fx.loop)), 1);
     struct listing l = {0};
     ck_assert_int_eq(ns_list_topics(ns0(), "public/default", false, listed_cb, &l), 0);
     tl_wait(fx.loop, &l.done);

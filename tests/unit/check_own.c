@@ -2,25 +2,29 @@
  * check_own.c - namespace bundles and bundle ownership (broker/ns/ns_own.c).
  *
  * Bundle hashing and names are checked against values computed with zlib's crc32 (Pulsar's
- * hash). Ownership runs two brokers in one process: two svc instances on one event loop,
- * ports 0, each on its own session of one in-memory metadata tree (meta_open_peer), so
- * they see each other's registrations and ephemeral ownership keys. Lookups go through
- * ns_lookup; a PRODUCER on a non-owner goes through a real socket.
+ * hash). Ownership runs two brokers in one process, each made of its parts (tl_parts_start:
+ * the namespace module, a managed-ledger factory and a topic registry, no listener) on one
+ * simulated loop, each on its own session of one in-memory metadata tree (meta_open_peer),
+ * so they see each other's registrations and ephemeral ownership keys. Lookups go through
+ * ns_lookup; PRODUCER and SUBSCRIBE reach a broker over a connection on a bufferevent pair.
+ * No socket, no sleep: waits run the loop in simulated time, so the timers of ownership
+ * (the load report interval, the session timeout while disconnected, the unload's slices and
+ * flush polls) fire when the test moves the time, deterministically.
  */
 #include "lib/tl_bk.h"
 #include "lib/tl_pulsar.h"
 #include "lib/tl_svc.h"
 #include "meta/meta.h"
 #include "ns/ns.h"
-#include "svc/svc.h"
+#include "ns/ns_int.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/crc.h"
 #include "util/err.h"
+#include "util/loop.h"
 #include "wire/wire.h"
 
 #include <check.h>
-#include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,17 +81,29 @@ END_TEST
 /* ---- two brokers on one memory tree ------------------------------------------------------- */
 
 static struct tl_svc fx;
+static uint64_t t_start; /* the simulated time the brokers started at */
+static char urls[2][64]; /* the brokers' service URLs (also once a broker is gone) */
 
 static struct ns *ns_of(int i)
 {
-    return svc_ns(fx.svc[i]);
+    return fx.parts[i].ns;
+}
+
+/* A session still open on the shared tree (a test may close one). */
+static struct meta_store *any_meta(void)
+{
+    for (int i = 0; i < TL_MAX_BROKERS; i++)
+        if (fx.meta[i])
+            return fx.meta[i];
+    ck_abort_msg("no metadata session left");
+    return NULL;
 }
 
 /* The value at path in the shared tree into v (NUL-terminated), or the status. */
 static int read_key(const char *path, char *v, size_t len)
 {
     struct meta_req r;
-    int st = tl_meta_get(fx.meta[0], path, &r);
+    int st = tl_meta_get(any_meta(), path, &r);
     snprintf(v, len, "%.*s", st == 0 ? (int)r.len : 0, st == 0 ? (const char *)r.value : "");
     meta_req_fini(&r);
     return st;
@@ -112,15 +128,17 @@ static char *registration_path(int i)
 
 static void setup(void)
 {
-    tl_svc_init(&fx);
+    tl_svc_init_sim(&fx);
+    t_start = mg_loop_mono_ms(fx.loop);
     for (int i = 0; i < 2; i++) {
         tl_svc_meta(&fx, i);
-        tl_svc_start(&fx, i);
+        tl_parts_start(&fx, i);
+        snprintf(urls[i], sizeof urls[i], "%s", ns_broker_url(ns_of(i)));
     }
     /* until both brokers are registered */
     for (int i = 0; i < 2; i++) {
         char *path = registration_path(i);
-        ck_assert_msg(tl_base_until(fx.base, key_exists, path, TL_REAL_WAIT_MS),
+        ck_assert_msg(tl_until(fx.loop, key_exists, path, tl_wait_ms(fx.loop)),
                       "broker %d not registered at %s", i, path);
         mg_free(path);
     }
@@ -169,7 +187,7 @@ static int lookup_at(int i, const char *topic, bool authoritative, struct lookup
     if (r->connect_here)
         return i;
     for (int j = 0; j < 2; j++)
-        if (strcmp(r->url, ns_broker_url(ns_of(j))) == 0)
+        if (strcmp(r->url, urls[j]) == 0)
             return 10 + j; /* redirect to j */
     ck_abort_msg("redirect to unknown url %s", r->url);
     return -1;
@@ -284,14 +302,83 @@ START_TEST(test_unload_moves)
 }
 END_TEST
 
+/* Start a lookup of topic at broker i without waiting for it (it must not be answered at
+ * once). */
+static void lookup_start(int i, const char *topic, bool authoritative, struct lookup_result *r)
+{
+    struct topic_name tn;
+    ck_assert_int_eq(topic_name_parse(topic, &tn), 0);
+    memset(r, 0, sizeof *r);
+    ck_assert_int_eq(ns_lookup(ns_of(i), &tn, authoritative, lookup_cb, r), 0);
+    topic_name_fini(&tn);
+}
+
+/* Both brokers told to take the same unowned bundle at the same time: the store lets one
+ * create the key; the other reads it and redirects to the winner. Lookups of a bundle being
+ * acquired on one broker wait for its one create and all answer Connect. */
+START_TEST(test_race_one_winner)
+{
+    struct lookup_result r0, r1, r0b;
+    lookup_start(0, T2, true, &r0);
+    lookup_start(0, T2, true, &r0b);
+    lookup_start(1, T2, true, &r1);
+    tl_wait(fx.loop, &r0.done);
+    tl_wait(fx.loop, &r0b.done);
+    tl_wait(fx.loop, &r1.done);
+    ck_assert_int_eq(r0.status, 0);
+    ck_assert_int_eq(r0b.status, 0);
+    ck_assert_int_eq(r1.status, 0);
+    ck_assert(owned_by(0, T2) != owned_by(1, T2));
+    int winner = owned_by(0, T2) ? 0 : 1;
+    struct lookup_result *w = winner == 0 ? &r0 : &r1, *l = winner == 0 ? &r1 : &r0;
+    ck_assert(w->connect_here);
+    ck_assert(!l->connect_here);
+    ck_assert_str_eq(l->url, urls[winner]);
+    ck_assert_int_eq(r0b.connect_here, r0.connect_here);
+    ck_assert_str_eq(r0b.url, r0.url);
+    ck_assert_int_eq(ns_owned_bundles(ns_of(winner)), 1);
+    ck_assert_int_eq(ns_owned_bundles(ns_of(1 - winner)), 0);
+}
+END_TEST
+
+/* What the loop had done when a probe timer fired. */
+struct probe {
+    struct mg_timer timer;
+    struct topic_registry *topics;
+    char **names;
+    int n;
+    const struct tl_done *d;
+    bool fired;
+    int left;      /* of names, still loaded then */
+    bool d_called; /* d's callback had run */
+};
+
+/* How many of names[0..n) are loaded. */
+static int loaded_of(struct topic_registry *topics, char **names, int n)
+{
+    int left = 0;
+    for (int i = 0; i < n; i++)
+        left += topic_find(topics, names[i]) != NULL;
+    return left;
+}
+
+static void probe_cb(struct mg_timer *t, void *arg)
+{
+    (void)t;
+    struct probe *p = arg;
+    p->fired = true;
+    p->left = loaded_of(p->topics, p->names, p->n);
+    p->d_called = p->d->called;
+}
+
 /* Unloading a bundle with many loaded topics closes them in slices: no single loop turn
  * closes them all, every one is closed in the end, and only then is the key deleted. */
 START_TEST(test_unload_in_slices)
 {
     enum { N = 400 };
     int owner = serve(0, T1);
-    struct svc *sv = fx.svc[owner];
-    struct ns *s = svc_ns(sv);
+    struct topic_registry *topics = fx.parts[owner].topics;
+    struct ns *s = ns_of(owner);
     char *names[N];
     int n = 0, loaded = 0;
     for (int i = 0; n < N && i < 100 * N; i++) {
@@ -303,29 +390,31 @@ START_TEST(test_unload_in_slices)
         topic_name_fini(&tn);
         if (strcmp(range, "0x40000000_0x80000000") == 0) {
             names[n++] = name;
-            ck_assert_int_eq(topic_get(svc_topics(sv), name, true, tl_topic_loaded_cb, &loaded), 0);
+            ck_assert_int_eq(topic_get(topics, name, true, tl_topic_loaded_cb, &loaded), 0);
         } else {
             mg_free(name);
         }
     }
     ck_assert_int_eq(n, N);
-    ck_assert_int_eq(tl_until_count(fx.loop, &loaded, N, TL_REAL_WAIT_MS), N);
+    ck_assert_int_eq(tl_until_count(fx.loop, &loaded, N, tl_wait_ms(fx.loop)), N);
     struct tl_done d = {0};
     ck_assert_int_eq(ns_bundle_unload(s, "public/default", "0x40000000_0x80000000", tl_done_cb, &d),
                      0);
-    int left = 0;
-    for (int i = 0; i < N; i++)
-        left += topic_find(svc_topics(sv), names[i]) != NULL;
-    ck_assert_int_eq(left, N); /* nothing closed inside the call */
-    event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-    left = 0;
-    for (int i = 0; i < N; i++)
-        left += topic_find(svc_topics(sv), names[i]) != NULL;
-    ck_assert_msg(left > 0 && left < N, "one loop turn closed %d of %d topics", N - left, N);
-    ck_assert(!d.called);
+    ck_assert_int_eq(loaded_of(topics, names, N), N); /* nothing closed inside the call */
+    /* One loop turn: timers due at the same time fire in the order they were started, so a
+     * probe started now fires after the unload's first slice (started inside the call) and
+     * before the second (which the first starts when it yields). */
+    struct probe pr = {.topics = topics, .names = names, .n = N, .d = &d};
+    mg_timer_init(&pr.timer, fx.loop, probe_cb, &pr);
+    mg_timer_start(&pr.timer, 0);
+    tl_wait(fx.loop, &pr.fired);
+    mg_timer_fini(&pr.timer);
+    ck_assert_msg(pr.left > 0 && pr.left < N, "one loop turn closed %d of %d topics", N - pr.left,
+                  N);
+    ck_assert(!pr.d_called);
     ck_assert_int_eq(tl_done_wait(&fx, &d), 0);
     for (int i = 0; i < N; i++) {
-        ck_assert_ptr_null(topic_find(svc_topics(sv), names[i]));
+        ck_assert_ptr_null(topic_find(topics, names[i]));
         mg_free(names[i]);
     }
     ck_assert_int_eq(key_status("/namespace/public/default/0x40000000_0x80000000"), -MG_ENOTFOUND);
@@ -340,17 +429,62 @@ START_TEST(test_expiry_drops)
      * memory store's session does not really expire). */
     ck_assert_int_eq(
         tl_meta_del(fx.meta[1 - owner], "/namespace/public/default/0xc0000000_0xffffffff"), 0);
-    svc_session_event(fx.svc[owner], META_SESSION_EXPIRED);
+    ns_session_event(ns_of(owner), META_SESSION_EXPIRED);
     ck_assert(!owned_by(owner, T3));
     ck_assert_int_eq(ns_owned_bundles(ns_of(owner)), 0);
     /* while disconnected (new session not yet up) it takes nothing */
-    svc_session_event(fx.svc[owner], META_SESSION_DISCONNECTED);
+    ns_session_event(ns_of(owner), META_SESSION_DISCONNECTED);
     struct lookup_result r;
     ck_assert_int_eq(lookup_at(owner, T3, true, &r), -1);
     ck_assert_int_eq(r.status, -MG_ENOTREADY);
-    svc_session_event(fx.svc[owner], META_SESSION_CONNECTED);
+    ns_session_event(ns_of(owner), META_SESSION_CONNECTED);
     ck_assert_int_eq(lookup_at(1 - owner, T3, true, &r), 1 - owner);
     ck_assert_int_eq(lookup_at(owner, T3, false, &r), 10 + 1 - owner);
+}
+END_TEST
+
+/* The registration is written at start and again every loadBalancerReportUpdateMinIntervalMillis
+ * with the broker's load: a bundle taken in between is counted from the next report on. */
+START_TEST(test_load_report_interval)
+{
+    uint64_t interval = (uint64_t)fx.cfg.load_balancer_report_interval_ms;
+    int owner = serve(0, T0);
+    ck_assert_int_eq(ns_owned_bundles(ns_of(owner)), 1);
+    char *path = registration_path(owner);
+    char v[512];
+    uint64_t now = mg_loop_mono_ms(fx.loop);
+    ck_assert_uint_lt(now, t_start + interval);
+    tl_run_for(fx.loop, t_start + interval - 1 - now);
+    ck_assert_int_eq(read_key(path, v, sizeof v), 0);
+    ck_assert_ptr_nonnull(strstr(v, "\"numBundles\":0")); /* not before the interval */
+    tl_run_for(fx.loop, 1);
+    ck_assert_int_eq(read_key(path, v, sizeof v), 0);
+    ck_assert_ptr_nonnull(strstr(v, "\"numBundles\":1"));
+    mg_free(path);
+}
+END_TEST
+
+/* Disconnected from the store, a broker keeps its bundles while the session may still be
+ * alive (ZooKeeper may come back): up to zooKeeperSessionTimeoutMillis, or for good when it
+ * reconnects in time; past the timeout the session must have expired and every bundle is
+ * dropped, without waiting for the store to say so. */
+START_TEST(test_disconnected_past_session_timeout)
+{
+    uint64_t timeout = (uint64_t)fx.cfg.zookeeper_session_timeout_ms;
+    int owner = serve(0, T3);
+    struct ns *s = ns_of(owner);
+    ns_session_event(s, META_SESSION_DISCONNECTED);
+    tl_run_for(fx.loop, timeout - 1);
+    ck_assert(owned_by(owner, T3));
+    ns_session_event(s, META_SESSION_RECONNECTED);
+    tl_run_for(fx.loop, timeout);
+    ck_assert(owned_by(owner, T3)); /* reconnected in time: kept */
+    ns_session_event(s, META_SESSION_DISCONNECTED);
+    tl_run_for(fx.loop, timeout - 1);
+    ck_assert(owned_by(owner, T3));
+    tl_run_for(fx.loop, 1);
+    ck_assert(!owned_by(owner, T3));
+    ck_assert_int_eq(ns_owned_bundles(s), 0);
 }
 END_TEST
 
@@ -380,10 +514,10 @@ static void next_of(struct tl_peer *p, int type, struct wire_frame *f)
     ck_assert_msg(tl_peer_skip_to(p, type, f) == 1, "no %s", wire_command_name(type));
 }
 
-/* A client of broker i, past its handshake. */
+/* A client of broker i (over a bufferevent pair), past its handshake. */
 static void connect_to(struct tl_peer *p, int i)
 {
-    tl_peer_connect(p, fx.base, svc_broker_port(fx.svc[i]));
+    tl_parts_connect(&fx, i, p);
     tl_peer_handshake(p, 17, NULL);
 }
 
@@ -454,6 +588,139 @@ START_TEST(test_producer_not_owner)
 }
 END_TEST
 
+/* ---- shutdown, and a broker whose session is lost -------------------------------------------- */
+
+static bool ns_is_released(const void *arg)
+{
+    return ns_released((struct ns *)arg);
+}
+
+/* The shutdown release: at once the broker serves and takes no bundle (lookups there are not
+ * ready, so clients retry elsewhere); its topics are closed, their clients told; then its
+ * ownership keys and its registration are deleted, and the other broker takes the bundles. */
+START_TEST(test_shutdown_releases)
+{
+    int owner = serve(0, T0);
+    int other = 1 - owner;
+    struct lookup_result r;
+    ck_assert_int_eq(lookup_at(owner, T1, true, &r), owner);
+    ck_assert_int_eq(ns_owned_bundles(ns_of(owner)), 2);
+    struct tl_peer p;
+    connect_to(&p, owner);
+    tl_send_producer(&p, T0, 1, 2);
+    struct wire_frame f;
+    next_of(&p, T(PRODUCER_SUCCESS), &f);
+    wire_frame_clear(&f);
+    ck_assert_ptr_nonnull(topic_find(fx.parts[owner].topics, T0));
+
+    struct ns *s = ns_of(owner);
+    ns_shutdown(s);
+    ck_assert(!owned_by(owner, T0));
+    ck_assert(!owned_by(owner, T1));
+    struct topic_name tn;
+    ck_assert_int_eq(topic_name_parse(T2, &tn), 0);
+    ck_assert_int_eq(ns_lookup(s, &tn, true, lookup_cb, &r), -MG_ENOTREADY); /* takes nothing */
+    topic_name_fini(&tn);
+    ck_assert(!ns_released(s)); /* the keys are deleted later, never inside the call */
+    ck_assert_int_eq(key_status("/namespace/public/default/0x00000000_0x40000000"), 0);
+
+    next_of(&p, T(CLOSE_PRODUCER), &f);
+    ck_assert_uint_eq(f.cmd->close_producer->producer_id, 1);
+    wire_frame_clear(&f);
+    ck_assert_msg(tl_until(fx.loop, ns_is_released, s, tl_wait_ms(fx.loop)), "never released");
+    ck_assert_ptr_null(topic_find(fx.parts[owner].topics, T0));
+    ck_assert_int_eq(key_status("/namespace/public/default/0x00000000_0x40000000"), -MG_ENOTFOUND);
+    ck_assert_int_eq(key_status("/namespace/public/default/0x40000000_0x80000000"), -MG_ENOTFOUND);
+    char *path = registration_path(owner);
+    ck_assert_int_eq(key_status(path), -MG_ENOTFOUND);
+    mg_free(path);
+    tl_peer_close(&p);
+
+    /* the other broker takes them, also asked without authority once its broker list is
+     * read after the release */
+    tl_run_for(fx.loop, NS_OWN_BROKERS_CACHE_MS);
+    ck_assert_int_eq(lookup_at(other, T0, false, &r), other);
+    ck_assert_int_eq(lookup_at(other, T1, false, &r), other);
+    ck_assert_int_eq(ns_owned_bundles(ns_of(other)), 2);
+}
+END_TEST
+
+/* An unowned bundle is assigned from a list of live brokers and their loads at most
+ * NS_OWN_BROKERS_CACHE_MS old: a broker that left within that age may still be chosen (the
+ * client's authoritative lookup there is refused, and it retries), never after it. */
+START_TEST(test_broker_list_age)
+{
+    struct lookup_result r;
+    /* broker 0 holds three bundles, broker 1 none: 0's list (read now) makes 1 the least
+     * loaded */
+    ck_assert_int_eq(lookup_at(0, T0, true, &r), 0);
+    ck_assert_int_eq(lookup_at(0, T1, true, &r), 0);
+    ck_assert_int_eq(lookup_at(0, T2, true, &r), 0);
+    ck_assert_int_eq(lookup_at(0, T3, false, &r), 11);
+    uint64_t listed = mg_loop_mono_ms(fx.loop);
+    ns_shutdown(ns_of(1));
+    ck_assert_msg(tl_until(fx.loop, ns_is_released, ns_of(1), tl_wait_ms(fx.loop)),
+                  "never released");
+    char *path = registration_path(1);
+    ck_assert_int_eq(key_status(path), -MG_ENOTFOUND);
+    mg_free(path);
+    /* within the age broker 0 still sends clients to 1 (load 0 + 1 assigned < 3), which
+     * refuses them */
+    uint64_t now = mg_loop_mono_ms(fx.loop);
+    ck_assert_uint_lt(now, listed + NS_OWN_BROKERS_CACHE_MS);
+    tl_run_for(fx.loop, listed + NS_OWN_BROKERS_CACHE_MS - 1 - now);
+    ck_assert_int_eq(lookup_at(0, T3, false, &r), 11);
+    struct topic_name tn;
+    ck_assert_int_eq(topic_name_parse(T3, &tn), 0);
+    ck_assert_int_eq(ns_lookup(ns_of(1), &tn, true, lookup_cb, &r), -MG_ENOTREADY);
+    topic_name_fini(&tn);
+    /* past it, broker 0 reads the list again and takes the bundle */
+    tl_run_for(fx.loop, 1);
+    ck_assert_int_eq(lookup_at(0, T3, false, &r), 0);
+    ck_assert(owned_by(0, T3));
+}
+END_TEST
+
+/* A broker that dies keeps its bundles for as long as its metadata session lives (the
+ * ephemeral keys are its lease): the other broker sends clients there and refuses their
+ * producers. Once the session is gone, and its keys with it, the other broker takes the
+ * bundle and serves it. */
+START_TEST(test_session_lost_takeover)
+{
+    int owner = serve(0, T0);
+    int other = 1 - owner;
+    tl_parts_stop(&fx, owner); /* no release: the process is gone, its session lives on */
+    tl_run_for(fx.loop, NS_OWN_BROKERS_CACHE_MS);
+    struct lookup_result r;
+    ck_assert_int_eq(lookup_at(other, T0, false, &r), 10 + owner);
+    ck_assert_int_eq(lookup_at(other, T0, true, &r), 10 + owner);
+    ck_assert(!owned_by(other, T0));
+    struct tl_peer p;
+    char msg[400];
+    connect_to(&p, other);
+    tl_send_producer(&p, T0, 1, 2);
+    expect_not_ready(&p, 2, msg, sizeof msg);
+    tl_peer_close(&p);
+
+    /* the session ends (ZooKeeper expires it): its ephemeral keys go */
+    meta_close(fx.meta[owner]);
+    fx.meta[owner] = NULL;
+    tl_run_due(fx.loop);
+    ck_assert_int_eq(key_status("/namespace/public/default/0x00000000_0x40000000"), -MG_ENOTFOUND);
+    ck_assert_int_eq(lookup_at(other, T0, false, &r), other);
+    ck_assert(owned_by(other, T0));
+    char url[128];
+    connect_to(&p, other);
+    ck_assert_int_eq(lookup_frame(&p, T0, false, url, sizeof url),
+                     PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Connect);
+    tl_send_producer(&p, T0, 1, 2);
+    struct wire_frame f;
+    next_of(&p, T(PRODUCER_SUCCESS), &f);
+    wire_frame_clear(&f);
+    tl_peer_close(&p);
+}
+END_TEST
+
 struct brokers_result {
     bool done;
     int status, n;
@@ -489,7 +756,9 @@ int main(void)
     tl_add(tc, test_crc32_is_zlib, test_bundle_names, test_bundle_index);
     tc = tl_tcase(s, "ownership", 30, setup, teardown);
     tl_add(tc, test_registered, test_assign_redirect_and_owner, test_spread,
-           test_authoritative_takes, test_unload_moves, test_unload_in_slices, test_expiry_drops,
-           test_stale_own_key, test_producer_not_owner, test_list_brokers);
+           test_authoritative_takes, test_race_one_winner, test_unload_moves, test_unload_in_slices,
+           test_expiry_drops, test_load_report_interval, test_disconnected_past_session_timeout,
+           test_stale_own_key, test_producer_not_owner, test_shutdown_releases,
+           test_broker_list_age, test_session_lost_takeover, test_list_brokers);
     return tl_run(s);
 }
