@@ -430,10 +430,8 @@ static void conn_io_event(struct bufferevent *bev, short what, void *arg)
         conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
-static void conn_keepalive_tick(evutil_socket_t fd, short what, void *arg)
+static void conn_keepalive_tick(struct mg_timer *t, void *arg)
 {
-    (void)fd;
-    (void)what;
     struct conn *c = arg;
     if (!conn_is_open(c))
         return;
@@ -451,6 +449,7 @@ static void conn_keepalive_tick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     c->received_since_tick = false;
+    mg_timer_start(t, c->keepalive_ms);
     if (c->protocol_version >= 1)
         conn_send_simple(c, PULSAR__PROTO__BASE_COMMAND__TYPE__PING);
 }
@@ -480,11 +479,11 @@ struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const
     bufferevent_setwatermark(c->bev, EV_READ, 0, c->max_frame + 4 + 65536);
     bufferevent_setwatermark(c->bev, EV_WRITE, c->max_outbound / 4, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    c->resume_ev = event_new(env->base, -1, 0, conn_io_resume, c);
+    c->resume_ev = event_new(mg_loop_base(env->loop), -1, 0, conn_io_resume, c);
     int ka = cfg->keep_alive_interval_seconds > 0 ? cfg->keep_alive_interval_seconds : 30;
-    c->keepalive_ev = event_new(env->base, -1, EV_PERSIST, conn_keepalive_tick, c);
-    struct timeval tv = {ka, 0};
-    event_add(c->keepalive_ev, &tv);
+    c->keepalive_ms = (uint64_t)ka * 1000;
+    mg_timer_init(&c->keepalive, env->loop, conn_keepalive_tick, c);
+    mg_timer_start(&c->keepalive, c->keepalive_ms);
     MG_DEBUG("conn", "[%" PRIu64 "] accepted %s", c->id, c->peer);
     return c;
 }
@@ -507,7 +506,8 @@ struct conn *conn_accept(const struct conn_env *env, evutil_socket_t fd,
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     evutil_make_socket_nonblocking(fd);
-    struct bufferevent *bev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev =
+        bufferevent_socket_new(mg_loop_base(env->loop), fd, BEV_OPT_CLOSE_ON_FREE);
     MG_ASSERT(bev);
     return conn_new(env, bev, peer, id);
 }
@@ -529,10 +529,7 @@ void conn_close(struct conn *c, const char *reason)
     {
         conn_endpoint_drop(e);
     }
-    if (c->keepalive_ev) {
-        event_free(c->keepalive_ev);
-        c->keepalive_ev = NULL;
-    }
+    mg_timer_fini(&c->keepalive);
     if (c->resume_ev) {
         event_free(c->resume_ev);
         c->resume_ev = NULL;
@@ -557,9 +554,8 @@ void conn_refuse(struct conn *c, int err, const char *message)
     MG_DEBUG("conn", "[%" PRIu64 "] %s refused: %s", c->id, c->peer, message);
     /* As Pulsar: ERROR with request id -1, then close. */
     conn_send_error(c, UINT64_MAX, err, message);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0); /* write_cb once flushed */
-    struct timeval tv = {CONN_REFUSE_GRACE_MS / 1000, (CONN_REFUSE_GRACE_MS % 1000) * 1000};
-    event_add(c->keepalive_ev, &tv); /* closes it if the client does not */
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);    /* write_cb once flushed */
+    mg_timer_start(&c->keepalive, CONN_REFUSE_GRACE_MS); /* closes it if the client does not */
 }
 
 void conn_shutdown(struct conn *c)

@@ -21,7 +21,7 @@
 struct bufferevent;
 struct cfg;
 struct conn;
-struct event_base;
+struct mg_loop;
 struct ns;
 struct sockaddr;
 struct topic_registry;
@@ -30,7 +30,7 @@ struct topic_registry;
  * borrowed by every connection made with it; it must outlive them. */
 struct conn_env {
     const struct cfg *cfg;         /* limits, keep-alive, auto-creation */
-    struct event_base *base;       /* the loop the connections run on */
+    struct mg_loop *loop;          /* the loop the connections run on (timers, clock) */
     struct topic_registry *topics; /* where producers and consumers attach */
     struct ns *ns;                 /* lookups, ownership, partitioned metadata, listings */
     /* The connection closed (conn_close, once): the creator's reference ends when this

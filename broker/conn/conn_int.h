@@ -20,6 +20,7 @@
 
 #include "conn/conn.h"
 #include "topic/topic.h"
+#include "util/loop.h"
 #include "util/map.h"
 #include "util/ratelimit.h"
 #include "wire/wire.h"
@@ -121,8 +122,9 @@ struct conn {
     enum conn_state state;
     const struct conn_env *env; /* borrowed */
     struct bufferevent *bev;    /* owned; NULL once closed */
-    struct event *keepalive_ev; /* owned */
-    struct event *resume_ev;    /* owned; deferred re-read after a pause */
+    struct mg_timer keepalive;  /* every keepalive_ms; the refusal's grace period */
+    uint64_t keepalive_ms;
+    struct event *resume_ev; /* owned; deferred re-read after a pause */
     char peer[64];
     int protocol_version;
     bool broker_entry_metadata; /* client supports 0x0e02 sections */

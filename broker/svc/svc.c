@@ -328,7 +328,7 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
     s->topics = topic_registry_new(base, s->mlf, &tc);
     s->conn_env = (struct conn_env){
         .cfg = cfg,
-        .base = base,
+        .loop = loop,
         .topics = s->topics,
         .ns = s->ns,
         .closed = svc_conn_closed,

@@ -146,7 +146,7 @@ struct tl_parts *tl_parts_start(struct tl_svc *f, int i)
     b->topics = topic_registry_new(f->base, b->mlf, &tc);
     b->env = (struct conn_env){
         .cfg = cfg,
-        .base = f->base,
+        .loop = f->loop,
         .topics = b->topics,
         .ns = b->ns,
         .closed = tl_parts_closed,
