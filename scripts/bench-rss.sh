@@ -12,6 +12,7 @@
 #        FLOOD_CONSUMER (stalled | none: no subscription, for comparison)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/lib/common.sh"
 secs=${1:-20}
 bin=${MAGNETAR_BIN:-./magnetar}
 [ -x "$bin" ] || bin=$top/magnetar
@@ -20,16 +21,7 @@ command -v node >/dev/null || { echo "bench-rss: node is required" >&2; exit 1; 
 
 work=$(mktemp -d /tmp/magnetar-rss.XXXXXX)
 pid=""
-cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'stop_pid "$pid"; rm -rf "$work"' EXIT
 
 # The broker reads MAGNETAR_<key> variables as configuration and refuses unknown keys.
 env -u MAGNETAR_BIN -u MAGNETAR_URL -u MAGNETAR_ADMIN -u MAGNETAR_PID \

@@ -42,6 +42,7 @@
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/lib/common.sh"
 here=$top/scripts/bench
 QUICK=0 SECS= OUT= BIN= PARENT=/var/tmp INSTALL=1 KEEP=0 HEAD=0
 while [ $# -gt 0 ]; do
@@ -112,15 +113,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-stop_pid() { # SIGTERM, SIGKILL after 10 s
-  local p=$1 i
-  kill -0 "$p" 2>/dev/null || return 0
-  kill -TERM "$p" 2>/dev/null
-  for i in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
-  wait "$p" 2>/dev/null
-  return 0
-}
 
 # ---------------------------------------------------------------------------------------
 # magnetar binary

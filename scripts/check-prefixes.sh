@@ -22,21 +22,11 @@ set -euo pipefail
 
 PENDING=""
 
-all=0
-src=
-for a in "$@"; do
-  case "$a" in
-    --all) all=1 ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    -*) echo "check-prefixes: unknown option $a" >&2; exit 2 ;;
-    *) src=$a ;;
-  esac
-done
-src=${src:-$(cd "$(dirname "$0")/.." && pwd)}
-[ -d "$src/broker" ] || { echo "check-prefixes: no broker/ under $src" >&2; exit 2; }
+. "$(dirname "$0")/lib/common.sh"
+tree_args check-prefixes --all 19 "$0" "$@"
 ctags --version 2>/dev/null | grep -q Universal ||
   { echo "check-prefixes: needs Universal Ctags (apt-get install universal-ctags)" >&2; exit 2; }
-[ "$all" = 1 ] && PENDING=
+[ "$flag" = 1 ] && PENDING=
 
 cd "$src"
 # name|file|line|kind|properties|pattern, for functions and file-scope variables (not

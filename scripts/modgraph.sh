@@ -13,18 +13,9 @@
 # repository this script belongs to. docs/style.md §1 says which way dependencies point.
 set -euo pipefail
 
-check=0
-src=
-for a in "$@"; do
-  case "$a" in
-    --check) check=1 ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    -*) echo "modgraph: unknown option $a" >&2; exit 2 ;;
-    *) src=$a ;;
-  esac
-done
-src=${src:-$(cd "$(dirname "$0")/.." && pwd)}
-[ -d "$src/broker" ] || { echo "modgraph: no broker/ under $src" >&2; exit 2; }
+. "$(dirname "$0")/lib/common.sh"
+tree_args modgraph --check 13 "$0" "$@"
+check=$flag
 
 # One "from to" pair per include line, then the module list (modules without includes too).
 edges=$(cd "$src/broker" && for d in */; do

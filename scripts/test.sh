@@ -40,6 +40,7 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
+. scripts/lib/common.sh
 export BUILD_DIR=${BUILD_DIR:-$top/build-test}
 passed=0; failed=0; skipped=0; failures=(); skips=()
 ok()   { passed=$((passed + 1)); echo "PASS: $*"; }
@@ -59,14 +60,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 work=$(mktemp -d /tmp/magnetar-test.XXXXXX)
 broker_pid=""
-stop_broker() {
-  if [ -n "$broker_pid" ] && kill -0 "$broker_pid" 2>/dev/null; then
-    kill -TERM "$broker_pid" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$broker_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$broker_pid" 2>/dev/null && kill -KILL "$broker_pid" 2>/dev/null
-  fi
-}
-trap 'stop_broker; rm -rf "$work"' EXIT
+trap 'stop_pid "$broker_pid"; rm -rf "$work"' EXIT
 
 # ---- 1. unit tests ----------------------------------------------------------------------
 unit_tests() {
@@ -167,8 +161,7 @@ else
     [ "$node_rc" != 0 ] && [ $(( ${n_fail:-0} + ${n_cancel:-0} )) = 0 ] && fail "compatibility tests: node exit $node_rc"
   fi
   kill -0 "$broker_pid" 2>/dev/null || { fail "broker died during the compatibility tests"; compat_failed=1; }
-  stop_broker
-  wait "$broker_pid"; rc=$?
+  stop_pid "$broker_pid"; rc=$?
   broker_pid=""
   if [ "$rc" = 0 ]; then ok "broker clean shutdown on SIGTERM (exit 0)"; else fail "broker exit code $rc on SIGTERM"; fi
   if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$work/broker.log"; then
