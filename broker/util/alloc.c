@@ -69,3 +69,10 @@ void mg_free(void *p)
 {
     free(p);
 }
+
+void mg_free_strv(char **v, int n)
+{
+    for (int i = 0; i < n; i++)
+        mg_free(v[i]);
+    mg_free(v);
+}

@@ -16,5 +16,7 @@ char *mg_strndup(const char *s, size_t n);
 /* printf into a new string. */
 char *mg_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mg_free(void *p);
+/* mg_free the n owned strings of v, then v. */
+void mg_free_strv(char **v, int n);
 
 #endif
