@@ -172,9 +172,7 @@ void bkc_ledger_destroy(struct bkc_ledger *lh, int status, bool defer)
         return;
     }
 release:
-    for (int i = 0; i < lh->n_failed_ids; i++)
-        mg_free(lh->failed_ids[i]);
-    mg_free(lh->failed_ids);
+    mg_free_strv(lh->failed_ids, lh->n_failed_ids);
     bkc_md_fini(&lh->md);
     bkc_md_fini(&lh->new_md);
     mg_free(lh->path);

@@ -956,8 +956,7 @@ void bk_journal_trim(struct bk_journal *j, uint64_t mark_file)
 void bk_journal_fini(struct bk_journal *j)
 {
     bk_journal_stop(j);
-    if (j->notify_ev)
-        event_free(j->notify_ev);
+    mg_event_free(j->notify_ev);
     j->notify_ev = NULL;
     if (j->notify_fd >= 0)
         close(j->notify_fd);

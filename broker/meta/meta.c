@@ -50,8 +50,7 @@ bool meta_url_is_shared(const char *url)
 
 static void meta_store_free(struct meta_store *m)
 {
-    if (m->flush_ev)
-        event_free(m->flush_ev);
+    mg_event_free(m->flush_ev);
     mg_free(m->url);
     mg_free(m->data_dir);
     mg_free(m);
@@ -290,9 +289,7 @@ void meta_req_fini(struct meta_req *req)
     mg_free(req->value);
     req->value = NULL;
     req->len = 0;
-    for (int i = 0; i < req->n_children; i++)
-        mg_free(req->children[i]);
-    mg_free(req->children);
+    mg_free_strv(req->children, req->n_children);
     req->children = NULL;
     req->n_children = 0;
     mg_free(req->path);

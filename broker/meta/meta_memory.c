@@ -50,13 +50,10 @@ static void meta_mem_node_set_value(struct meta_node *n, const void *value, size
     }
 }
 
-static void meta_mem_node_free(struct meta_node *n)
+static void meta_mem_node_free(void *p)
 {
-    size_t pos = 0;
-    void *v;
-    while (mg_map_next(&n->children, &pos, NULL, NULL, &v))
-        meta_mem_node_free(v);
-    mg_map_fini(&n->children);
+    struct meta_node *n = p;
+    mg_map_fini_free(&n->children, meta_mem_node_free);
     mg_free(n->name);
     mg_free(n->value);
     mg_free(n);
@@ -92,18 +89,18 @@ struct meta_tree *meta_tree_new(const struct mg_loop *clock)
     return t;
 }
 
+static void meta_mem_watch_list_free(void *p)
+{
+    struct meta_watch_list *l = p;
+    MG_ASSERT(TAILQ_EMPTY(l)); /* every session removed its watches */
+    mg_free(l);
+}
+
 void meta_tree_unref(struct meta_tree *t)
 {
     if (!t || --t->refs > 0)
         return;
-    size_t pos = 0;
-    void *v;
-    while (mg_map_next(&t->watches, &pos, NULL, NULL, &v)) {
-        struct meta_watch_list *l = v;
-        MG_ASSERT(TAILQ_EMPTY(l)); /* every session removed its watches */
-        mg_free(l);
-    }
-    mg_map_fini(&t->watches);
+    mg_map_fini_free(&t->watches, meta_mem_watch_list_free);
     meta_mem_node_free(t->root);
     mg_free(t);
 }

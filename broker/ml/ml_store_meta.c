@@ -131,8 +131,9 @@ static void ml_mms_unref(struct mms *s)
     mg_free(s);
 }
 
-static void ml_ms_cursor_free(struct mcur *cur)
+static void ml_ms_cursor_free(void *p)
 {
+    struct mcur *cur = p;
     mg_timer_fini(&cur->timer);
     mg_free(cur->next_buf);
     mg_free(cur->name);
@@ -148,11 +149,7 @@ static void ml_mml_unref(struct mml *m)
     if (--m->refs > 0)
         return;
     struct mms *s = m->s;
-    size_t it = 0;
-    void *v;
-    while (mg_map_next(&m->cursors, &it, NULL, NULL, &v))
-        ml_ms_cursor_free(v);
-    mg_map_fini(&m->cursors);
+    mg_map_fini_free(&m->cursors, ml_ms_cursor_free);
     if (mg_map_get_str(&s->mls, m->name) == m)
         mg_map_del_str(&s->mls, m->name);
     TAILQ_REMOVE(&s->all, m, link);
@@ -194,9 +191,7 @@ static void ml_ms_op_end(struct mop *op)
     LIST_REMOVE(op, link);
     s->inflight--;
     meta_req_fini(&op->mr);
-    for (int i = 0; i < op->n_names; i++)
-        mg_free(op->names[i]);
-    mg_free(op->names);
+    mg_free_strv(op->names, op->n_names);
     ml_mml_unref(op->m);
     mg_free(op);
     ml_mms_unref(s);

@@ -36,6 +36,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -88,8 +89,7 @@ static void ns_pdel_free(struct ns_pdel *j)
         LIST_REMOVE(j, link);
     if (j->listed)
         meta_req_fini(&j->list);
-    if (j->ev)
-        event_free(j->ev);
+    mg_event_free(j->ev);
     mg_free(j->base);
     mg_free(j->prefix);
     mg_free(j);
@@ -368,8 +368,7 @@ void ns_bulk_cancel(struct ns *s)
     mg_free(s->unload_q);
     s->unload_q = NULL;
     s->unload_head = s->unload_n = s->unload_cap = 0;
-    if (s->unload_ev)
-        event_free(s->unload_ev);
+    mg_event_free(s->unload_ev);
     s->unload_ev = NULL;
     struct ns_pdel *j;
     while ((j = LIST_FIRST(&s->bulk_jobs))) {

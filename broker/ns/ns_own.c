@@ -260,8 +260,7 @@ int ns_owned_bundles(const struct ns *s)
 static void ns_own_bundle_free(struct own_bundle *b)
 {
     MG_ASSERT(!b->waiters);
-    if (b->flush_ev)
-        event_free(b->flush_ev);
+    mg_event_free(b->flush_ev);
     mg_free(b->key);
     mg_free(b->path);
     mg_free(b);
@@ -1268,12 +1267,9 @@ void ns_own_stop(struct ns *s)
         return;
     s->own = NULL;
     o->s = NULL;
-    if (o->report_ev)
-        event_free(o->report_ev);
-    if (o->disc_ev)
-        event_free(o->disc_ev);
-    if (o->release_ev)
-        event_free(o->release_ev);
+    mg_event_free(o->report_ev);
+    mg_event_free(o->disc_ev);
+    mg_event_free(o->release_ev);
     o->report_ev = o->disc_ev = o->release_ev = NULL;
     size_t pos = 0;
     void *v;
