@@ -365,15 +365,22 @@ static int meta_check(struct meta_store *m, const char *path, struct meta_req *r
     return 0;
 }
 
-int meta_get(struct meta_store *m, const char *path, struct meta_req *req, meta_cb cb)
+/* get, children and exists: the checks, then read (the store's operation; NULL: it has none). */
+static int meta_read(struct meta_store *m, const char *path, struct meta_req *req, meta_cb cb,
+                     int (*read)(struct meta_store *m, const char *path, struct meta_req *req))
 {
     int rc = meta_check(m, path, req, cb);
     if (rc < 0)
         return rc;
-    if (!m->ops->get)
+    if (!read)
         return -MG_ENOTSUP;
     meta_req_reset(req, cb);
-    return m->ops->get(m, path, req);
+    return read(m, path, req);
+}
+
+int meta_get(struct meta_store *m, const char *path, struct meta_req *req, meta_cb cb)
+{
+    return meta_read(m, path, req, cb, m ? m->ops->get : NULL);
 }
 
 int meta_put(struct meta_store *m, const char *path, const void *value, size_t len,
@@ -414,24 +421,12 @@ int meta_delete(struct meta_store *m, const char *path, int64_t expected_version
 
 int meta_children(struct meta_store *m, const char *path, struct meta_req *req, meta_cb cb)
 {
-    int rc = meta_check(m, path, req, cb);
-    if (rc < 0)
-        return rc;
-    if (!m->ops->children)
-        return -MG_ENOTSUP;
-    meta_req_reset(req, cb);
-    return m->ops->children(m, path, req);
+    return meta_read(m, path, req, cb, m ? m->ops->children : NULL);
 }
 
 int meta_exists(struct meta_store *m, const char *path, struct meta_req *req, meta_cb cb)
 {
-    int rc = meta_check(m, path, req, cb);
-    if (rc < 0)
-        return rc;
-    if (!m->ops->exists)
-        return -MG_ENOTSUP;
-    meta_req_reset(req, cb);
-    return m->ops->exists(m, path, req);
+    return meta_read(m, path, req, cb, m ? m->ops->exists : NULL);
 }
 
 struct meta_watch *meta_watch(struct meta_store *m, const char *path, bool children,

@@ -508,54 +508,55 @@ static struct meta_mem *meta_mem_of(struct meta_store *m)
     return m->impl;
 }
 
-int meta_mem_get(struct meta_store *m, const char *path, struct meta_req *req)
+/* The reads: path's node, filled into req by fill (NULL: only its stat), or ENOTFOUND. */
+static int meta_mem_read(struct meta_store *m, const char *path, struct meta_req *req,
+                         void (*fill)(const struct meta_node *n, struct meta_req *req))
 {
-    bool unsynced = meta_mem_of(m)->unsynced;
     struct meta_node *n = meta_tree_lookup(meta_mem_of(m)->tree, path);
-    if (!n) {
-        meta_req_complete(m, req, -MG_ENOTFOUND, unsynced);
-        return 0;
+    if (n) {
+        if (fill)
+            fill(n, req);
+        meta_stat_of(n, &req->stat);
     }
+    meta_req_complete(m, req, n ? 0 : -MG_ENOTFOUND, meta_mem_of(m)->unsynced);
+    return 0;
+}
+
+static void meta_mem_fill_value(const struct meta_node *n, struct meta_req *req)
+{
     req->value = mg_malloc(n->len + 1);
     if (n->len)
         memcpy(req->value, n->value, n->len);
     req->value[n->len] = '\0';
     req->len = n->len;
-    meta_stat_of(n, &req->stat);
-    meta_req_complete(m, req, 0, unsynced);
-    return 0;
 }
 
-int meta_mem_children(struct meta_store *m, const char *path, struct meta_req *req)
+static void meta_mem_fill_children(const struct meta_node *n, struct meta_req *req)
 {
-    bool unsynced = meta_mem_of(m)->unsynced;
-    struct meta_node *n = meta_tree_lookup(meta_mem_of(m)->tree, path);
-    if (!n) {
-        meta_req_complete(m, req, -MG_ENOTFOUND, unsynced);
-        return 0;
-    }
     int cnt = (int)n->children.count;
     char **names = mg_calloc(cnt ? (size_t)cnt : 1, sizeof *names);
     size_t pos = 0;
     const char *key;
     size_t klen;
-    void *v;
     int i = 0;
-    while (mg_map_next(&n->children, &pos, &key, &klen, &v))
+    while (mg_map_next(&n->children, &pos, &key, &klen, NULL))
         names[i++] = mg_strndup(key, klen);
     meta_req_set_children(req, names, i);
-    meta_stat_of(n, &req->stat);
-    meta_req_complete(m, req, 0, unsynced);
-    return 0;
+}
+
+int meta_mem_get(struct meta_store *m, const char *path, struct meta_req *req)
+{
+    return meta_mem_read(m, path, req, meta_mem_fill_value);
+}
+
+int meta_mem_children(struct meta_store *m, const char *path, struct meta_req *req)
+{
+    return meta_mem_read(m, path, req, meta_mem_fill_children);
 }
 
 int meta_mem_exists(struct meta_store *m, const char *path, struct meta_req *req)
 {
-    struct meta_node *n = meta_tree_lookup(meta_mem_of(m)->tree, path);
-    if (n)
-        meta_stat_of(n, &req->stat);
-    meta_req_complete(m, req, n ? 0 : -MG_ENOTFOUND, meta_mem_of(m)->unsynced);
-    return 0;
+    return meta_mem_read(m, path, req, NULL);
 }
 
 int meta_mem_watch(struct meta_store *m, struct meta_watch *w)
