@@ -229,6 +229,19 @@ static void ml_ms_op_step(struct mop *op, void (*step)(struct mop *, int))
     op->step = step;
 }
 
+/* Write buf (taken over) to path, expecting version (META_VERSION_NONE: a new node, its
+ * parents created as needed), with step as the completion of op (fresh from ml_ms_op_new). */
+static int ml_ms_op_put(struct mop *op, const char *path, uint8_t *buf, size_t len, int64_t version,
+                        void (*step)(struct mop *, int))
+{
+    op->step = step;
+    int rc = meta_put(op->s->meta, path, buf, len, version,
+                      version == META_VERSION_NONE ? META_CREATE_PARENTS : 0, &op->mr,
+                      ml_ms_meta_step_cb);
+    mg_free(buf);
+    return rc;
+}
+
 /* ---- encoding ------------------------------------------------------------------------- */
 
 static uint8_t *ml_ms_encode_ml(const struct ml_ledger *ml, size_t *len)
@@ -693,12 +706,7 @@ static void ml_ms_save_start(struct mml *m)
     size_t len;
     uint8_t *buf = ml_ms_encode_ml(m->ml, &len);
     m->saving = true;
-    op->mr.data = op;
-    op->step = ml_ms_save_done;
-    int rc = meta_put(m->s->meta, m->path, buf, len, m->version,
-                      m->version == META_VERSION_NONE ? META_CREATE_PARENTS : 0, &op->mr,
-                      ml_ms_meta_step_cb);
-    mg_free(buf);
+    int rc = ml_ms_op_put(op, m->path, buf, len, m->version, ml_ms_save_done);
     if (rc < 0) {
         m->saving = false;
         struct ml_store_req *req = op->req;
@@ -753,7 +761,6 @@ static void ml_ms_cursor_delete_done(struct mop *op, int status)
 static void ml_ms_cursor_delete_node(struct mml *m, const char *path, struct ml_store_req *req)
 {
     struct mop *op = ml_ms_op_new(m, req);
-    op->mr.data = op;
     op->step = ml_ms_cursor_delete_done;
     int rc = meta_delete(m->s->meta, path, META_VERSION_ANY, &op->mr, ml_ms_meta_step_cb);
     if (rc < 0) {
@@ -858,13 +865,8 @@ static void ml_ms_cursor_write(struct mcur *cur, uint8_t *buf, size_t len)
     }
     struct mop *op = ml_ms_op_new(m, NULL);
     op->cur = cur;
-    op->mr.data = op;
-    op->step = ml_ms_cursor_written;
     cur->writing = true;
-    int rc = meta_put(m->s->meta, cur->path, buf, len, cur->version,
-                      cur->version == META_VERSION_NONE ? META_CREATE_PARENTS : 0, &op->mr,
-                      ml_ms_meta_step_cb);
-    mg_free(buf);
+    int rc = ml_ms_op_put(op, cur->path, buf, len, cur->version, ml_ms_cursor_written);
     if (rc < 0) {
         cur->writing = false;
         ml_ms_cursor_failed(cur, rc);
@@ -999,17 +1001,14 @@ static void ml_ms_remove_next(struct mop *op)
         ml_ms_op_end(op);
         return;
     }
-    meta_req_fini(&op->mr);
-    memset(&op->mr, 0, sizeof op->mr);
-    op->mr.data = op;
     int rc;
     if (op->idx < op->n_names) {
         char *path = mg_asprintf("%s/%s", op->m->path, op->names[op->idx++]);
-        op->step = ml_ms_remove_step;
+        ml_ms_op_step(op, ml_ms_remove_step);
         rc = meta_delete(op->s->meta, path, META_VERSION_ANY, &op->mr, ml_ms_meta_step_cb);
         mg_free(path);
     } else {
-        op->step = ml_ms_remove_node_done;
+        ml_ms_op_step(op, ml_ms_remove_node_done);
         rc = meta_delete(op->s->meta, op->m->path, META_VERSION_ANY, &op->mr, ml_ms_meta_step_cb);
     }
     if (rc < 0) {
