@@ -218,30 +218,6 @@ int bkc_digest_len(int digest)
     }
 }
 
-typedef void (*chunk_fn)(void *ctx, const void *p, size_t n);
-
-static void bkc_for_chunks(struct evbuffer *b, size_t off, size_t len, chunk_fn fn, void *ctx)
-{
-    struct evbuffer_ptr pos;
-    if (evbuffer_ptr_set(b, &pos, off, EVBUFFER_PTR_SET) < 0)
-        return;
-    while (len > 0) {
-        struct evbuffer_iovec v[8];
-        int n = evbuffer_peek(b, (ev_ssize_t)len, &pos, v, 8);
-        if (n <= 0)
-            break;
-        size_t done = 0;
-        for (int i = 0; i < n && i < 8 && len > 0; i++) {
-            size_t take = v[i].iov_len < len ? v[i].iov_len : len;
-            fn(ctx, v[i].iov_base, take);
-            len -= take;
-            done += take;
-        }
-        if (evbuffer_ptr_set(b, &pos, done, EVBUFFER_PTR_ADD) < 0)
-            break;
-    }
-}
-
 static void bkc_crc32_chunk(void *ctx, const void *p, size_t n)
 {
     uint32_t *crc = ctx;
@@ -265,7 +241,7 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
         break;
     case BKC_DIGEST_CRC32:
         crc = mg_crc32(0, hdr, WIRE_BK_ENTRY_HDR_LEN);
-        bkc_for_chunks(payload, off, len, bkc_crc32_chunk, &crc);
+        mg_evbuffer_chunks(payload, off, len, bkc_crc32_chunk, &crc);
         mg_put_be64(out, crc); /* a Java long */
         break;
     case BKC_DIGEST_HMAC: {
@@ -275,7 +251,7 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
         MG_ASSERT(k && ctx);
         EVP_DigestSignInit(ctx, NULL, EVP_sha1(), NULL, k);
         EVP_DigestSignUpdate(ctx, hdr, WIRE_BK_ENTRY_HDR_LEN);
-        bkc_for_chunks(payload, off, len, bkc_hmac_chunk, ctx);
+        mg_evbuffer_chunks(payload, off, len, bkc_hmac_chunk, ctx);
         EVP_DigestSignFinal(ctx, out, &n);
         EVP_MD_CTX_free(ctx);
         EVP_PKEY_free(k);
