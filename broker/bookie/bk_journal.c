@@ -699,11 +699,7 @@ static size_t bk_journal_record_size(const struct bk_jreq *r)
 static void bk_journal_serialize(struct bk_journal *j, size_t *used, const struct bk_jreq *r)
 {
     size_t need = bk_journal_record_size(r);
-    if (*used + need > j->buf_cap) {
-        while (*used + need > j->buf_cap)
-            j->buf_cap *= 2;
-        j->buf = mg_realloc(j->buf, j->buf_cap);
-    }
+    j->buf = mg_grow(j->buf, &j->buf_cap, *used + need, 1, 0);
     uint8_t *rec = j->buf + *used, *p = rec + BK_RECORD_HEADER_SIZE;
     *used += need;
     uint32_t len = (uint32_t)(need - BK_RECORD_HEADER_SIZE);

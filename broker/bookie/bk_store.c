@@ -448,11 +448,7 @@ static int bk_store_add_entry(struct bk_store *st, int64_t ledger_id, int64_t en
          * already journalled and high-priority adds land here) */
         if (st->log_buf_len > 0 && st->log_buf_len + rec > BK_LOG_BUF_SIZE && !st->nospace)
             rc = bk_store_log_flush_buf(st);
-        if (st->log_buf_len + rec > st->log_buf_cap) {
-            while (st->log_buf_len + rec > st->log_buf_cap)
-                st->log_buf_cap *= 2;
-            st->log_buf = mg_realloc(st->log_buf, st->log_buf_cap);
-        }
+        st->log_buf = mg_grow(st->log_buf, &st->log_buf_cap, st->log_buf_len + rec, 1, 0);
         mg_put_be32(st->log_buf + st->log_buf_len, (uint32_t)len);
         memcpy(st->log_buf + st->log_buf_len + 4, data, len);
         st->log_buf_len += rec;

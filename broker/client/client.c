@@ -171,13 +171,7 @@ char *client_topic_full_name(const char *topic)
 
 void client_buf_reserve(struct client_buf *b, size_t extra)
 {
-    if (b->len + extra <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + extra)
-        cap *= 2;
-    b->data = mg_realloc(b->data, cap);
-    b->cap = cap;
+    b->data = mg_grow(b->data, &b->cap, b->len + extra, 1, 4096);
 }
 
 void client_buf_fini(struct client_buf *b)

@@ -115,13 +115,7 @@ struct meta_emb {
 
 static void meta_emb_buf_reserve(struct emb_buf *b, size_t n)
 {
-    if (b->len + n <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n)
-        cap *= 2;
-    b->p = mg_realloc(b->p, cap);
-    b->cap = cap;
+    b->p = mg_grow(b->p, &b->cap, b->len + n, 1, 256);
 }
 
 static void meta_emb_put_bytes(struct emb_buf *b, const void *p, size_t n)

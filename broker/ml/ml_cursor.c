@@ -662,11 +662,7 @@ static void ml_cursor_range_text(struct ml_position lower, struct ml_position up
     char tmp[128];
     int k = snprintf(tmp, sizeof tmp, "%s(%" PRId64 ":%" PRId64 "..%" PRId64 ":%" PRId64 "]",
                      b->n++ ? "," : "", lower.ledger, lower.entry, upper.ledger, upper.entry);
-    if (b->len + (size_t)k + 2 > b->cap) {
-        while (b->len + (size_t)k + 2 > b->cap)
-            b->cap *= 2;
-        b->s = mg_realloc(b->s, b->cap);
-    }
+    b->s = mg_grow(b->s, &b->cap, b->len + (size_t)k + 2, 1, 0);
     memcpy(b->s + b->len, tmp, (size_t)k);
     b->len += (size_t)k;
 }

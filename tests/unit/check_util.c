@@ -130,6 +130,31 @@ START_TEST(test_map_fini_free)
 }
 END_TEST
 
+/* mg_grow doubles from the minimum (or the current capacity) to the first size that holds
+ * what is asked, keeps the contents, and leaves an array that is big enough alone. */
+START_TEST(test_grow)
+{
+    size_t cap = 0;
+    int *a = mg_grow(NULL, &cap, 5, sizeof *a, 4);
+    ck_assert_uint_eq(cap, 8);
+    for (int i = 0; i < 5; i++)
+        a[i] = i * 7;
+    int *same = mg_grow(a, &cap, 8, sizeof *a, 4);
+    ck_assert_ptr_eq(same, a);
+    ck_assert_uint_eq(cap, 8);
+    a = mg_grow(a, &cap, 33, sizeof *a, 4);
+    ck_assert_uint_eq(cap, 64);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(a[i], i * 7);
+    a[63] = 1; /* ASan: the whole capacity is there */
+    mg_free(a);
+    cap = 0;
+    char *b = mg_grow(NULL, &cap, 3, 1, 0); /* no minimum: from 1 */
+    ck_assert_uint_eq(cap, 4);
+    mg_free(b);
+}
+END_TEST
+
 START_TEST(test_errors)
 {
     ck_assert_str_eq(mg_strerror(-MG_ECHECKSUM), "checksum mismatch");
@@ -502,7 +527,7 @@ int main(void)
 {
     Suite *s = suite_create("util");
     TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
-    tl_add(tc, test_map_basic, test_map_many, test_map_fini_free, test_errors, test_crc,
+    tl_add(tc, test_map_basic, test_map_many, test_map_fini_free, test_grow, test_errors, test_crc,
            test_ratelimit, test_url, test_fs, test_loop_sim_order, test_loop_sim_rearm,
            test_loop_sim_runs_active_events, test_loop_real);
     tc = tl_tcase(s, "descriptors", 30, tl_nofile_save, tl_nofile_restore);
