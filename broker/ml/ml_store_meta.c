@@ -229,6 +229,17 @@ static void ml_ms_op_step(struct mop *op, void (*step)(struct mop *, int))
     op->step = step;
 }
 
+/* The start of op's meta request returned rc: if it failed, end op, leaving its request
+ * (op->req) to the caller. Returns rc. */
+static int ml_ms_op_started(struct mop *op, int rc)
+{
+    if (rc < 0) {
+        op->req = NULL;
+        ml_ms_op_end(op);
+    }
+    return rc;
+}
+
 /* Write buf (taken over) to path, expecting version (META_VERSION_NONE: a new node, its
  * parents created as needed), with step as the completion of op (fresh from ml_ms_op_new). */
 static int ml_ms_op_put(struct mop *op, const char *path, uint8_t *buf, size_t len, int64_t version,
@@ -572,12 +583,7 @@ static int ml_ms_list_cursors(struct mml *m, struct ml_store_req *req,
 {
     struct mop *op = ml_ms_op_new(m, req);
     op->step = step;
-    int rc = meta_children(m->s->meta, m->path, &op->mr, ml_ms_meta_step_cb);
-    if (rc < 0) {
-        op->req = NULL;
-        ml_ms_op_end(op);
-    }
-    return rc;
+    return ml_ms_op_started(op, meta_children(m->s->meta, m->path, &op->mr, ml_ms_meta_step_cb));
 }
 
 static int ml_ms_load_cursors(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
@@ -630,12 +636,9 @@ static void ml_ms_load_start(struct mml *m, struct ml_store_req *req)
 {
     struct mop *op = ml_ms_op_new(m, req);
     op->step = ml_ms_load_got_info;
-    int rc = meta_get(m->s->meta, m->path, &op->mr, ml_ms_meta_step_cb);
-    if (rc < 0) {
-        op->req = NULL;
-        ml_ms_op_end(op);
+    int rc = ml_ms_op_started(op, meta_get(m->s->meta, m->path, &op->mr, ml_ms_meta_step_cb));
+    if (rc < 0)
         ml_store_complete_later(m->s->f, req, rc);
-    }
 }
 
 static int ml_ms_load_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
@@ -706,12 +709,10 @@ static void ml_ms_save_start(struct mml *m)
     size_t len;
     uint8_t *buf = ml_ms_encode_ml(m->ml, &len);
     m->saving = true;
-    int rc = ml_ms_op_put(op, m->path, buf, len, m->version, ml_ms_save_done);
+    int rc = ml_ms_op_started(op, ml_ms_op_put(op, m->path, buf, len, m->version, ml_ms_save_done));
     if (rc < 0) {
         m->saving = false;
-        struct ml_store_req *req = op->req;
-        op->req = NULL;
-        ml_ms_op_end(op);
+        struct ml_store_req *req = batch;
         while (req) {
             struct ml_store_req *next = req->next_;
             req->next_ = NULL;
@@ -762,13 +763,10 @@ static void ml_ms_cursor_delete_node(struct mml *m, const char *path, struct ml_
 {
     struct mop *op = ml_ms_op_new(m, req);
     op->step = ml_ms_cursor_delete_done;
-    int rc = meta_delete(m->s->meta, path, META_VERSION_ANY, &op->mr, ml_ms_meta_step_cb);
-    if (rc < 0) {
-        op->req = NULL;
-        ml_ms_op_end(op);
-        if (req)
-            ml_store_complete_later(m->s->f, req, rc);
-    }
+    int rc = ml_ms_op_started(
+        op, meta_delete(m->s->meta, path, META_VERSION_ANY, &op->mr, ml_ms_meta_step_cb));
+    if (rc < 0 && req)
+        ml_store_complete_later(m->s->f, req, rc);
 }
 
 /* A cursor write failed (the metadata store is unreachable or full): the cursor retries
