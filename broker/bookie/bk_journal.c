@@ -783,15 +783,23 @@ static int bk_journal_write_group(struct bk_journal *j, size_t used, uint32_t nr
     return 0;
 }
 
+/* Append the chain head..tail to the list *first..*last (the journal's queues: under
+ * j->lock). */
+static void bk_jreq_append(struct bk_jreq **first, struct bk_jreq **last, struct bk_jreq *head,
+                           struct bk_jreq *tail)
+{
+    if (*last)
+        (*last)->next = head;
+    else
+        *first = head;
+    *last = tail;
+}
+
 static void bk_journal_complete_group(struct bk_journal *j, struct bk_jreq *head,
                                       struct bk_jreq *tail)
 {
     pthread_mutex_lock(&j->lock);
-    if (j->done_tail)
-        j->done_tail->next = head;
-    else
-        j->done_head = head;
-    j->done_tail = tail;
+    bk_jreq_append(&j->done_head, &j->done_tail, head, tail);
     pthread_mutex_unlock(&j->lock);
     uint64_t one = 1;
     if (write(j->notify_fd, &one, sizeof one) < 0)
@@ -826,11 +834,7 @@ static void *bk_journal_main(void *arg)
                 if (!j->q_head)
                     j->q_tail = NULL;
                 r->next = NULL;
-                if (took_tail)
-                    took_tail->next = r;
-                else
-                    took = r;
-                took_tail = r;
+                bk_jreq_append(&took, &took_tail, r, r);
                 bytes += bk_journal_record_size(r);
                 n++;
             }
@@ -842,13 +846,8 @@ static void *bk_journal_main(void *arg)
                 if (!j->failed)
                     bk_journal_serialize(j, &used, r);
             }
-            if (took) {
-                if (tail)
-                    tail->next = took;
-                else
-                    head = took;
-                tail = took_tail;
-            }
+            if (took)
+                bk_jreq_append(&head, &tail, took, took_tail);
             if (empty || (j->entries_threshold && n >= j->entries_threshold) ||
                 used >= j->bytes_threshold ||
                 mg_mono_ns() - oldest >= (uint64_t)j->max_group_wait_ms * 1000000u)
@@ -902,11 +901,7 @@ void bk_journal_submit(struct bk_journal *j, struct bk_jreq *head, struct bk_jre
     if (!head)
         return;
     pthread_mutex_lock(&j->lock);
-    if (j->q_tail)
-        j->q_tail->next = head;
-    else
-        j->q_head = head;
-    j->q_tail = tail;
+    bk_jreq_append(&j->q_head, &j->q_tail, head, tail);
     pthread_cond_signal(&j->cond);
     pthread_mutex_unlock(&j->lock);
 }
