@@ -443,6 +443,14 @@ static struct mml *ml_mml_of(struct ml_ledger *ml)
     return ml ? ml->meta_priv : NULL;
 }
 
+/* The store's state of ml for a call of the core: NULL when the store is gone or never
+ * loaded ml (the call fails with -MG_ECLOSED). */
+static struct mml *ml_ms_live(void *impl, struct ml_ledger *ml)
+{
+    struct mms *s = impl;
+    return s->dead ? NULL : ml_mml_of(ml);
+}
+
 static void ml_ms_free_ml(void *impl, struct ml_ledger *ml)
 {
     (void)impl;
@@ -588,9 +596,8 @@ static int ml_ms_list_cursors(struct mml *m, struct ml_store_req *req,
 
 static int ml_ms_load_cursors(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
-    struct mms *s = impl;
-    struct mml *m = ml_mml_of(ml);
-    if (s->dead || !m)
+    struct mml *m = ml_ms_live(impl, ml);
+    if (!m)
         return -MG_ECLOSED;
     return ml_ms_list_cursors(m, req, ml_ms_load_got_children);
 }
@@ -724,9 +731,8 @@ static void ml_ms_save_start(struct mml *m)
 
 static int ml_ms_save_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
-    struct mms *s = impl;
-    struct mml *m = ml_mml_of(ml);
-    if (s->dead || !m)
+    struct mml *m = ml_ms_live(impl, ml);
+    if (!m)
         return -MG_ECLOSED;
     if (m->fenced)
         return -MG_EFENCED;
@@ -918,15 +924,15 @@ static void ml_ms_cursor_arm(struct mcur *cur)
 static int ml_ms_save_cursor(void *impl, struct ml_ledger *ml, struct ml_cursor *c, bool now,
                              struct ml_store_req *req)
 {
-    struct mms *s = impl;
-    struct mml *m = ml_mml_of(ml);
-    if (s->dead || !m)
+    struct mml *m = ml_ms_live(impl, ml);
+    if (!m)
         return -MG_ECLOSED;
     if (m->fenced)
         return -MG_EFENCED;
     if (m->deleted)
         return -MG_ECLOSED;
     MG_ASSERT(!req); /* the core writes cursors fire and forget */
+    struct mms *s = m->s;
     struct mcur *cur = mg_map_get_str(&m->cursors, c->name);
     if (!cur) {
         cur = mg_calloc(1, sizeof *cur);
@@ -955,9 +961,8 @@ static int ml_ms_save_cursor(void *impl, struct ml_ledger *ml, struct ml_cursor 
 static int ml_ms_remove_cursor(void *impl, struct ml_ledger *ml, const char *name,
                                struct ml_store_req *req)
 {
-    struct mms *s = impl;
-    struct mml *m = ml_mml_of(ml);
-    if (s->dead || !m)
+    struct mml *m = ml_ms_live(impl, ml);
+    if (!m)
         return -MG_ECLOSED;
     struct mcur *cur = mg_map_get_str(&m->cursors, name);
     if (cur && cur->writing) {
@@ -967,7 +972,7 @@ static int ml_ms_remove_cursor(void *impl, struct ml_ledger *ml, const char *nam
         cur->next_buf = NULL;
         mg_timer_stop(&cur->timer);
         if (req)
-            ml_store_complete_later(s->f, req, 0);
+            ml_store_complete_later(m->s->f, req, 0);
         return 0;
     }
     char *path;
@@ -1035,9 +1040,8 @@ static void ml_ms_remove_got_children(struct mop *op, int status)
 
 static int ml_ms_remove_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
-    struct mms *s = impl;
-    struct mml *m = ml_mml_of(ml);
-    if (s->dead || !m)
+    struct mml *m = ml_ms_live(impl, ml);
+    if (!m)
         return -MG_ECLOSED;
     m->deleted = true;
     return ml_ms_list_cursors(m, req, ml_ms_remove_got_children);
