@@ -169,12 +169,14 @@ void bkc_mops_kill(struct bkc_client *c, struct bkc_ledger *owner)
     }
 }
 
-/* A synchronous meta failure: the mop is not in flight, drop it. */
-void bkc_mop_drop(struct bkc_mop *mop)
+int bkc_mop_started(struct bkc_mop *mop, int rc)
 {
+    if (rc >= 0)
+        return rc;
     TAILQ_REMOVE(bkc_mop_list_of(mop->c, mop->owner), mop, link);
     meta_req_fini(&mop->mr);
     mg_free(mop);
+    return rc;
 }
 
 /* ---- digests ------------------------------------------------------------------------------ */
@@ -462,13 +464,10 @@ int bkc_delete(struct bkc_client *c, int64_t ledger_id, struct bkc_req *req, bkc
     struct bkc_mop *mop = bkc_mop_new(c, NULL, bkc_delete_done);
     mop->ureq = req;
     char *path = bkc_ledger_path(c->root, ledger_id);
-    int rc = meta_delete(c->meta, path, META_VERSION_ANY, &mop->mr, bkc_mop_cb);
+    int rc =
+        bkc_mop_started(mop, meta_delete(c->meta, path, META_VERSION_ANY, &mop->mr, bkc_mop_cb));
     mg_free(path);
-    if (rc < 0) {
-        bkc_mop_drop(mop);
-        return rc;
-    }
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
 void bkc_ledger_keys(struct bkc_ledger *lh)

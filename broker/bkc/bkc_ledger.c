@@ -478,9 +478,7 @@ static int bkc_md_put(struct bkc_ledger *lh, const struct bkc_md *md, int64_t ve
     int rc = meta_put(lh->c->meta, lh->path, buf, len, version,
                       version == META_VERSION_NONE ? META_CREATE_PARENTS : 0, &mop->mr, bkc_mop_cb);
     mg_free(buf);
-    if (rc < 0)
-        bkc_mop_drop(mop);
-    return rc;
+    return bkc_mop_started(mop, rc);
 }
 
 /* Read lh's metadata node (to open, or again after a write lost a race), then done. Returns
@@ -488,10 +486,18 @@ static int bkc_md_put(struct bkc_ledger *lh, const struct bkc_md *md, int64_t ve
 static int bkc_md_read(struct bkc_ledger *lh, bkc_mop_fn done)
 {
     struct bkc_mop *mop = bkc_mop_new(lh->c, lh, done);
-    int rc = meta_get(lh->c->meta, lh->path, &mop->mr, bkc_mop_cb);
-    if (rc < 0)
-        bkc_mop_drop(mop);
-    return rc;
+    return bkc_mop_started(mop, meta_get(lh->c->meta, lh->path, &mop->mr, bkc_mop_cb));
+}
+
+/* List the registered bookies (<root>/available), then done. Returns meta_children's
+ * result (< 0: nothing started). */
+static int bkc_list_bookies(struct bkc_ledger *lh, bkc_mop_fn done)
+{
+    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, done);
+    char *p = mg_asprintf("%s/available", lh->c->root);
+    int rc = meta_children(lh->c->meta, p, &mop->mr, bkc_mop_cb);
+    mg_free(p);
+    return bkc_mop_started(mop, rc);
 }
 
 static void bkc_change_list_done(struct bkc_mop *mop, int status);
@@ -503,12 +509,8 @@ static void bkc_change_start(struct bkc_ledger *lh)
 {
     lh->changing = true;
     lh->changing_set = lh->failed;
-    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, bkc_change_list_done);
-    char *p = mg_asprintf("%s/available", lh->c->root);
-    int rc = meta_children(lh->c->meta, p, &mop->mr, bkc_mop_cb);
-    mg_free(p);
+    int rc = bkc_list_bookies(lh, bkc_change_list_done);
     if (rc < 0) {
-        bkc_mop_drop(mop);
         bkc_lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: cannot list bookies: %s",
                     lh->id, mg_strerror(rc));
     }
@@ -1037,8 +1039,7 @@ void bkc_ledger_create_start(struct bkc_ledger *lh)
     int rc = meta_put(lh->c->meta, p, "", 0, META_VERSION_NONE,
                       META_EPHEMERAL | META_SEQUENTIAL | META_CREATE_PARENTS, &mop->mr, bkc_mop_cb);
     mg_free(p);
-    if (rc < 0) {
-        bkc_mop_drop(mop);
+    if (bkc_mop_started(mop, rc) < 0) {
         bkc_open_fail(lh, rc, "create ledger: id generation: %s", mg_strerror(rc));
     }
 }
@@ -1056,17 +1057,13 @@ static void bkc_create_id_done(struct bkc_mop *mop, int status)
     }
     /* The id node only serves as a counter. */
     struct bkc_mop *del = bkc_mop_new(lh->c, NULL, bkc_noop_done);
-    if (meta_delete(lh->c->meta, mop->mr.path, META_VERSION_ANY, &del->mr, bkc_mop_cb) < 0)
-        bkc_mop_drop(del);
+    bkc_mop_started(del,
+                    meta_delete(lh->c->meta, mop->mr.path, META_VERSION_ANY, &del->mr, bkc_mop_cb));
     lh->id = id;
     mg_free(lh->path);
     lh->path = bkc_ledger_path(lh->c->root, id);
-    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, bkc_create_bookies_done);
-    char *ap = mg_asprintf("%s/available", lh->c->root);
-    int rc = meta_children(lh->c->meta, ap, &m2->mr, bkc_mop_cb);
-    mg_free(ap);
+    int rc = bkc_list_bookies(lh, bkc_create_bookies_done);
     if (rc < 0) {
-        bkc_mop_drop(m2);
         bkc_open_fail(lh, rc, "create ledger: listing bookies: %s", mg_strerror(rc));
     }
 }
