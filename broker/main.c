@@ -449,10 +449,8 @@ static int main_cmd_role(enum role role, int argc, char **argv)
     MG_INFO("main", "stopped");
     exit_code = 0;
 out:
-    if (sigterm)
-        event_free(sigterm);
-    if (sigint)
-        event_free(sigint);
+    mg_event_free(sigterm);
+    mg_event_free(sigint);
     main_proc_free(&p);
     mg_free(o.sets);
     return exit_code;

@@ -926,8 +926,7 @@ void admin_free(struct admin *a)
 {
     if (!a)
         return;
-    if (a->stats_ev)
-        event_free(a->stats_ev);
+    mg_event_free(a->stats_ev);
     /* Calls still in progress end later against nothing: their requests go with the server. */
     struct admin_call *c;
     LIST_FOREACH(c, &a->calls, link)

@@ -36,6 +36,7 @@
 #include "util/alloc.h"
 #include "util/listen.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <errno.h>
 #include <event2/bufferevent.h>
@@ -91,8 +92,7 @@ static void admin_conn_free(void *arg)
         evbuffer_remove_cb_entry(bufferevent_get_output(k->bev), k->out_cb);
     event_free(k->timer);
     event_free(k->flush);
-    if (k->writable)
-        event_free(k->writable);
+    mg_event_free(k->writable);
     mg_free(k);
 }
 

@@ -23,6 +23,7 @@
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -71,17 +72,11 @@ static void admin_tp_op_free(struct topic_op *op)
     mg_free(op->sub);
     mg_free(op->arg);
     json_decref(op->body);
-    for (int i = 0; i < op->n; i++)
-        mg_free(op->names[i]);
-    mg_free(op->names);
-    for (int i = 0; i < op->n_subs; i++)
-        mg_free(op->subs[i]);
-    mg_free(op->subs);
+    mg_free_strv(op->names, op->n);
+    mg_free_strv(op->subs, op->n_subs);
     mg_free(op->body_text);
-    if (op->wait_ev)
-        event_free(op->wait_ev);
-    if (op->load_ev)
-        event_free(op->load_ev);
+    mg_event_free(op->wait_ev);
+    mg_event_free(op->load_ev);
     mg_free(op);
 }
 
@@ -1574,8 +1569,7 @@ struct locate_op {
 
 static void admin_tp_locate_free(struct locate_op *l)
 {
-    if (l->retry_ev)
-        event_free(l->retry_ev);
+    mg_event_free(l->retry_ev);
     mg_free(l->topic);
     mg_free(l->ns);
     mg_free(l->why);

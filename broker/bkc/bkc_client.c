@@ -169,12 +169,14 @@ void bkc_mops_kill(struct bkc_client *c, struct bkc_ledger *owner)
     }
 }
 
-/* A synchronous meta failure: the mop is not in flight, drop it. */
-void bkc_mop_drop(struct bkc_mop *mop)
+int bkc_mop_started(struct bkc_mop *mop, int rc)
 {
+    if (rc >= 0)
+        return rc;
     TAILQ_REMOVE(bkc_mop_list_of(mop->c, mop->owner), mop, link);
     meta_req_fini(&mop->mr);
     mg_free(mop);
+    return rc;
 }
 
 /* ---- digests ------------------------------------------------------------------------------ */
@@ -218,30 +220,6 @@ int bkc_digest_len(int digest)
     }
 }
 
-typedef void (*chunk_fn)(void *ctx, const void *p, size_t n);
-
-static void bkc_for_chunks(struct evbuffer *b, size_t off, size_t len, chunk_fn fn, void *ctx)
-{
-    struct evbuffer_ptr pos;
-    if (evbuffer_ptr_set(b, &pos, off, EVBUFFER_PTR_SET) < 0)
-        return;
-    while (len > 0) {
-        struct evbuffer_iovec v[8];
-        int n = evbuffer_peek(b, (ev_ssize_t)len, &pos, v, 8);
-        if (n <= 0)
-            break;
-        size_t done = 0;
-        for (int i = 0; i < n && i < 8 && len > 0; i++) {
-            size_t take = v[i].iov_len < len ? v[i].iov_len : len;
-            fn(ctx, v[i].iov_base, take);
-            len -= take;
-            done += take;
-        }
-        if (evbuffer_ptr_set(b, &pos, done, EVBUFFER_PTR_ADD) < 0)
-            break;
-    }
-}
-
 static void bkc_crc32_chunk(void *ctx, const void *p, size_t n)
 {
     uint32_t *crc = ctx;
@@ -265,7 +243,7 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
         break;
     case BKC_DIGEST_CRC32:
         crc = mg_crc32(0, hdr, WIRE_BK_ENTRY_HDR_LEN);
-        bkc_for_chunks(payload, off, len, bkc_crc32_chunk, &crc);
+        mg_evbuffer_chunks(payload, off, len, bkc_crc32_chunk, &crc);
         mg_put_be64(out, crc); /* a Java long */
         break;
     case BKC_DIGEST_HMAC: {
@@ -275,7 +253,7 @@ void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbu
         MG_ASSERT(k && ctx);
         EVP_DigestSignInit(ctx, NULL, EVP_sha1(), NULL, k);
         EVP_DigestSignUpdate(ctx, hdr, WIRE_BK_ENTRY_HDR_LEN);
-        bkc_for_chunks(payload, off, len, bkc_hmac_chunk, ctx);
+        mg_evbuffer_chunks(payload, off, len, bkc_hmac_chunk, ctx);
         EVP_DigestSignFinal(ctx, out, &n);
         EVP_MD_CTX_free(ctx);
         EVP_PKEY_free(k);
@@ -486,13 +464,10 @@ int bkc_delete(struct bkc_client *c, int64_t ledger_id, struct bkc_req *req, bkc
     struct bkc_mop *mop = bkc_mop_new(c, NULL, bkc_delete_done);
     mop->ureq = req;
     char *path = bkc_ledger_path(c->root, ledger_id);
-    int rc = meta_delete(c->meta, path, META_VERSION_ANY, &mop->mr, bkc_mop_cb);
+    int rc =
+        bkc_mop_started(mop, meta_delete(c->meta, path, META_VERSION_ANY, &mop->mr, bkc_mop_cb));
     mg_free(path);
-    if (rc < 0) {
-        bkc_mop_drop(mop);
-        return rc;
-    }
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
 void bkc_ledger_keys(struct bkc_ledger *lh)

@@ -181,8 +181,7 @@ void bkc_bookie_free(struct bkc_bookie *bk)
     while ((op = TAILQ_FIRST(&bk->ops)))
         bkc_op_cancel(op);
     bkc_conn_drop_bev(bk);
-    if (bk->fail_ev)
-        event_free(bk->fail_ev);
+    mg_event_free(bk->fail_ev);
     mg_map_fini(&bk->match);
     mg_free(bk->id);
     mg_free(bk->host);

@@ -142,8 +142,9 @@ struct bkc_fake *bkc_fake_new(struct mg_loop *loop, uint64_t seed)
     return f;
 }
 
-static void bkc_fake_ledger_free(struct fk_ledger *l)
+static void bkc_fake_ledger_free(void *p)
 {
+    struct fk_ledger *l = p;
     for (int64_t i = 0; i < l->cap; i++) {
         if (l->ents[i]) {
             mg_free(l->ents[i]->data);
@@ -176,11 +177,7 @@ void bkc_fake_free(struct bkc_fake *f)
     for (int i = 0; i < f->n; i++) {
         struct fk_bookie *b = f->bookies[i];
         MG_ASSERT(TAILQ_EMPTY(&b->conns));
-        size_t it = 0;
-        void *v;
-        while (mg_map_next(&b->ledgers, &it, NULL, NULL, &v))
-            bkc_fake_ledger_free(v);
-        mg_map_fini(&b->ledgers);
+        mg_map_fini_free(&b->ledgers, bkc_fake_ledger_free);
         mg_free(b->id);
         mg_free(b);
     }

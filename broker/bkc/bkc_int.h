@@ -256,8 +256,9 @@ void bkc_complete(struct bkc_client *c, struct bkc_req *req, int status);
  * client; call bkc_mop_start's result with meta_* and bkc_mop_cb as callback. */
 struct bkc_mop *bkc_mop_new(struct bkc_client *c, struct bkc_ledger *owner, bkc_mop_fn fn);
 void bkc_mop_cb(struct meta_req *mr, int status);
-/* Drop a mop whose meta_* call failed synchronously (it never went in flight). */
-void bkc_mop_drop(struct bkc_mop *mop);
+/* rc: the result of mop's meta_* call. If it failed synchronously (< 0), the mop never went
+ * in flight: drop it. Returns rc. */
+int bkc_mop_started(struct bkc_mop *mop, int rc);
 /* Mark every mop of owner dead (owner NULL: the client's own). Costs the number of mops of
  * that owner, not of the client. */
 void bkc_mops_kill(struct bkc_client *c, struct bkc_ledger *owner);

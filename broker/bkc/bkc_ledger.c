@@ -172,9 +172,7 @@ void bkc_ledger_destroy(struct bkc_ledger *lh, int status, bool defer)
         return;
     }
 release:
-    for (int i = 0; i < lh->n_failed_ids; i++)
-        mg_free(lh->failed_ids[i]);
-    mg_free(lh->failed_ids);
+    mg_free_strv(lh->failed_ids, lh->n_failed_ids);
     bkc_md_fini(&lh->md);
     bkc_md_fini(&lh->new_md);
     mg_free(lh->path);
@@ -468,6 +466,40 @@ static void bkc_lh_check_drained(struct bkc_ledger *lh)
 
 /* ---- ensemble change --------------------------------------------------------------------- */
 
+/* Write md to lh's metadata node, expecting version (META_VERSION_NONE: a new node, its
+ * parents created as needed), then done. Returns meta_put's result (< 0: nothing started). */
+static int bkc_md_put(struct bkc_ledger *lh, const struct bkc_md *md, int64_t version,
+                      bkc_mop_fn done)
+{
+    uint8_t *buf;
+    size_t len;
+    bkc_md_encode(md, &buf, &len);
+    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, done);
+    int rc = meta_put(lh->c->meta, lh->path, buf, len, version,
+                      version == META_VERSION_NONE ? META_CREATE_PARENTS : 0, &mop->mr, bkc_mop_cb);
+    mg_free(buf);
+    return bkc_mop_started(mop, rc);
+}
+
+/* Read lh's metadata node (to open, or again after a write lost a race), then done. Returns
+ * meta_get's result (< 0: nothing started). */
+static int bkc_md_read(struct bkc_ledger *lh, bkc_mop_fn done)
+{
+    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, done);
+    return bkc_mop_started(mop, meta_get(lh->c->meta, lh->path, &mop->mr, bkc_mop_cb));
+}
+
+/* List the registered bookies (<root>/available), then done. Returns meta_children's
+ * result (< 0: nothing started). */
+static int bkc_list_bookies(struct bkc_ledger *lh, bkc_mop_fn done)
+{
+    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, done);
+    char *p = mg_asprintf("%s/available", lh->c->root);
+    int rc = meta_children(lh->c->meta, p, &mop->mr, bkc_mop_cb);
+    mg_free(p);
+    return bkc_mop_started(mop, rc);
+}
+
 static void bkc_change_list_done(struct bkc_mop *mop, int status);
 static void bkc_change_put_done(struct bkc_mop *mop, int status);
 static void bkc_change_reread_done(struct bkc_mop *mop, int status);
@@ -477,12 +509,8 @@ static void bkc_change_start(struct bkc_ledger *lh)
 {
     lh->changing = true;
     lh->changing_set = lh->failed;
-    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, bkc_change_list_done);
-    char *p = mg_asprintf("%s/available", lh->c->root);
-    int rc = meta_children(lh->c->meta, p, &mop->mr, bkc_mop_cb);
-    mg_free(p);
+    int rc = bkc_list_bookies(lh, bkc_change_list_done);
     if (rc < 0) {
-        bkc_mop_drop(mop);
         bkc_lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: cannot list bookies: %s",
                     lh->id, mg_strerror(rc));
     }
@@ -556,14 +584,8 @@ static void bkc_change_list_done(struct bkc_mop *mop, int status)
         bkc_change_installed(lh, lh->md_version);
         return;
     }
-    uint8_t *buf;
-    size_t len;
-    bkc_md_encode(&lh->new_md, &buf, &len);
-    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, bkc_change_put_done);
-    int rc = meta_put(lh->c->meta, lh->path, buf, len, lh->md_version, 0, &m2->mr, bkc_mop_cb);
-    mg_free(buf);
+    int rc = bkc_md_put(lh, &lh->new_md, lh->md_version, bkc_change_put_done);
     if (rc < 0) {
-        bkc_mop_drop(m2);
         bkc_lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata write: %s", lh->id,
                     mg_strerror(rc));
     }
@@ -573,10 +595,8 @@ static void bkc_change_put_done(struct bkc_mop *mop, int status)
 {
     struct bkc_ledger *lh = mop->owner;
     if (status == -MG_EBUSY) {
-        struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, bkc_change_reread_done);
-        int rc = meta_get(lh->c->meta, lh->path, &m2->mr, bkc_mop_cb);
+        int rc = bkc_md_read(lh, bkc_change_reread_done);
         if (rc < 0) {
-            bkc_mop_drop(m2);
             bkc_lh_fail(lh, -MG_EIO, "ledger %" PRId64 ": ensemble change: metadata read: %s",
                         lh->id, mg_strerror(rc));
         }
@@ -690,31 +710,21 @@ static void bkc_md_close(struct bkc_ledger *lh)
     nmd.state = BKC_STATE_CLOSED;
     nmd.last_entry = lh->lac;
     nmd.length = lh->lac < 0 ? 0 : lh->lac_length;
-    uint8_t *buf;
-    size_t len;
-    bkc_md_encode(&nmd, &buf, &len);
     bkc_md_fini(&lh->new_md);
     lh->new_md = nmd;
     lh->md_closing = true;
-    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, bkc_close_put_done);
-    int rc = meta_put(lh->c->meta, lh->path, buf, len, lh->md_version, 0, &mop->mr, bkc_mop_cb);
-    mg_free(buf);
-    if (rc < 0) {
-        bkc_mop_drop(mop);
+    int rc = bkc_md_put(lh, &lh->new_md, lh->md_version, bkc_close_put_done);
+    if (rc < 0)
         bkc_md_close_finish(lh, rc);
-    }
 }
 
 static void bkc_close_put_done(struct bkc_mop *mop, int status)
 {
     struct bkc_ledger *lh = mop->owner;
     if (status == -MG_EBUSY) {
-        struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, bkc_close_reread_done);
-        int rc = meta_get(lh->c->meta, lh->path, &m2->mr, bkc_mop_cb);
-        if (rc < 0) {
-            bkc_mop_drop(m2);
+        int rc = bkc_md_read(lh, bkc_close_reread_done);
+        if (rc < 0)
             bkc_md_close_finish(lh, rc);
-        }
         return;
     }
     if (status == 0) {
@@ -1029,8 +1039,7 @@ void bkc_ledger_create_start(struct bkc_ledger *lh)
     int rc = meta_put(lh->c->meta, p, "", 0, META_VERSION_NONE,
                       META_EPHEMERAL | META_SEQUENTIAL | META_CREATE_PARENTS, &mop->mr, bkc_mop_cb);
     mg_free(p);
-    if (rc < 0) {
-        bkc_mop_drop(mop);
+    if (bkc_mop_started(mop, rc) < 0) {
         bkc_open_fail(lh, rc, "create ledger: id generation: %s", mg_strerror(rc));
     }
 }
@@ -1048,17 +1057,13 @@ static void bkc_create_id_done(struct bkc_mop *mop, int status)
     }
     /* The id node only serves as a counter. */
     struct bkc_mop *del = bkc_mop_new(lh->c, NULL, bkc_noop_done);
-    if (meta_delete(lh->c->meta, mop->mr.path, META_VERSION_ANY, &del->mr, bkc_mop_cb) < 0)
-        bkc_mop_drop(del);
+    bkc_mop_started(del,
+                    meta_delete(lh->c->meta, mop->mr.path, META_VERSION_ANY, &del->mr, bkc_mop_cb));
     lh->id = id;
     mg_free(lh->path);
     lh->path = bkc_ledger_path(lh->c->root, id);
-    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, bkc_create_bookies_done);
-    char *ap = mg_asprintf("%s/available", lh->c->root);
-    int rc = meta_children(lh->c->meta, ap, &m2->mr, bkc_mop_cb);
-    mg_free(ap);
+    int rc = bkc_list_bookies(lh, bkc_create_bookies_done);
     if (rc < 0) {
-        bkc_mop_drop(m2);
         bkc_open_fail(lh, rc, "create ledger: listing bookies: %s", mg_strerror(rc));
     }
 }
@@ -1082,15 +1087,8 @@ static void bkc_create_bookies_done(struct bkc_mop *mop, int status)
         return;
     }
     bkc_md_set_last_segment(&lh->md, 0, (char *const *)pick);
-    uint8_t *buf;
-    size_t len;
-    bkc_md_encode(&lh->md, &buf, &len);
-    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, bkc_create_md_done);
-    int rc = meta_put(lh->c->meta, lh->path, buf, len, META_VERSION_NONE, META_CREATE_PARENTS,
-                      &m2->mr, bkc_mop_cb);
-    mg_free(buf);
+    int rc = bkc_md_put(lh, &lh->md, META_VERSION_NONE, bkc_create_md_done);
     if (rc < 0) {
-        bkc_mop_drop(m2);
         bkc_open_fail(lh, rc, "create ledger %" PRId64 ": metadata write: %s", lh->id,
                       mg_strerror(rc));
     }
@@ -1134,10 +1132,8 @@ static void bkc_open_mark_done(struct bkc_mop *mop, int status);
 
 void bkc_ledger_open_start(struct bkc_ledger *lh)
 {
-    struct bkc_mop *mop = bkc_mop_new(lh->c, lh, bkc_open_md_done);
-    int rc = meta_get(lh->c->meta, lh->path, &mop->mr, bkc_mop_cb);
+    int rc = bkc_md_read(lh, bkc_open_md_done);
     if (rc < 0) {
-        bkc_mop_drop(mop);
         bkc_open_fail(lh, rc, "open ledger %" PRId64 ": metadata read: %s", lh->id,
                       mg_strerror(rc));
     }
@@ -1200,15 +1196,9 @@ static void bkc_open_md_done(struct bkc_mop *mop, int status)
     struct bkc_md nmd;
     bkc_md_copy(&nmd, &lh->md);
     nmd.state = BKC_STATE_IN_RECOVERY;
-    uint8_t *buf;
-    size_t len;
-    bkc_md_encode(&nmd, &buf, &len);
+    int rc = bkc_md_put(lh, &nmd, lh->md_version, bkc_open_mark_done);
     bkc_md_fini(&nmd);
-    struct bkc_mop *m2 = bkc_mop_new(lh->c, lh, bkc_open_mark_done);
-    int rc = meta_put(lh->c->meta, lh->path, buf, len, lh->md_version, 0, &m2->mr, bkc_mop_cb);
-    mg_free(buf);
     if (rc < 0) {
-        bkc_mop_drop(m2);
         bkc_open_fail(lh, rc, "recovery of ledger %" PRId64 ": metadata write: %s", lh->id,
                       mg_strerror(rc));
     }

@@ -699,11 +699,7 @@ static size_t bk_journal_record_size(const struct bk_jreq *r)
 static void bk_journal_serialize(struct bk_journal *j, size_t *used, const struct bk_jreq *r)
 {
     size_t need = bk_journal_record_size(r);
-    if (*used + need > j->buf_cap) {
-        while (*used + need > j->buf_cap)
-            j->buf_cap *= 2;
-        j->buf = mg_realloc(j->buf, j->buf_cap);
-    }
+    j->buf = mg_grow(j->buf, &j->buf_cap, *used + need, 1, 0);
     uint8_t *rec = j->buf + *used, *p = rec + BK_RECORD_HEADER_SIZE;
     *used += need;
     uint32_t len = (uint32_t)(need - BK_RECORD_HEADER_SIZE);
@@ -787,15 +783,23 @@ static int bk_journal_write_group(struct bk_journal *j, size_t used, uint32_t nr
     return 0;
 }
 
+/* Append the chain head..tail to the list *first..*last (the journal's queues: under
+ * j->lock). */
+static void bk_jreq_append(struct bk_jreq **first, struct bk_jreq **last, struct bk_jreq *head,
+                           struct bk_jreq *tail)
+{
+    if (*last)
+        (*last)->next = head;
+    else
+        *first = head;
+    *last = tail;
+}
+
 static void bk_journal_complete_group(struct bk_journal *j, struct bk_jreq *head,
                                       struct bk_jreq *tail)
 {
     pthread_mutex_lock(&j->lock);
-    if (j->done_tail)
-        j->done_tail->next = head;
-    else
-        j->done_head = head;
-    j->done_tail = tail;
+    bk_jreq_append(&j->done_head, &j->done_tail, head, tail);
     pthread_mutex_unlock(&j->lock);
     uint64_t one = 1;
     if (write(j->notify_fd, &one, sizeof one) < 0)
@@ -830,11 +834,7 @@ static void *bk_journal_main(void *arg)
                 if (!j->q_head)
                     j->q_tail = NULL;
                 r->next = NULL;
-                if (took_tail)
-                    took_tail->next = r;
-                else
-                    took = r;
-                took_tail = r;
+                bk_jreq_append(&took, &took_tail, r, r);
                 bytes += bk_journal_record_size(r);
                 n++;
             }
@@ -846,13 +846,8 @@ static void *bk_journal_main(void *arg)
                 if (!j->failed)
                     bk_journal_serialize(j, &used, r);
             }
-            if (took) {
-                if (tail)
-                    tail->next = took;
-                else
-                    head = took;
-                tail = took_tail;
-            }
+            if (took)
+                bk_jreq_append(&head, &tail, took, took_tail);
             if (empty || (j->entries_threshold && n >= j->entries_threshold) ||
                 used >= j->bytes_threshold ||
                 mg_mono_ns() - oldest >= (uint64_t)j->max_group_wait_ms * 1000000u)
@@ -906,11 +901,7 @@ void bk_journal_submit(struct bk_journal *j, struct bk_jreq *head, struct bk_jre
     if (!head)
         return;
     pthread_mutex_lock(&j->lock);
-    if (j->q_tail)
-        j->q_tail->next = head;
-    else
-        j->q_head = head;
-    j->q_tail = tail;
+    bk_jreq_append(&j->q_head, &j->q_tail, head, tail);
     pthread_cond_signal(&j->cond);
     pthread_mutex_unlock(&j->lock);
 }
@@ -956,8 +947,7 @@ void bk_journal_trim(struct bk_journal *j, uint64_t mark_file)
 void bk_journal_fini(struct bk_journal *j)
 {
     bk_journal_stop(j);
-    if (j->notify_ev)
-        event_free(j->notify_ev);
+    mg_event_free(j->notify_ev);
     j->notify_ev = NULL;
     if (j->notify_fd >= 0)
         close(j->notify_fd);

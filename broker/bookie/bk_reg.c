@@ -20,6 +20,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <event2/event.h>
 #include <string.h>
@@ -195,8 +196,7 @@ void bk_reg_fini(struct bk_server *s)
     struct bk_reg *r = &s->reg;
     if (r->inflight)
         r->inflight->srv = NULL; /* its completion must not touch the freed server */
-    if (r->retry_ev)
-        event_free(r->retry_ev);
+    mg_event_free(r->retry_ev);
     mg_free(r->path[BK_REG_WRITABLE]);
     mg_free(r->path[BK_REG_READONLY]);
     memset(r, 0, sizeof *r);

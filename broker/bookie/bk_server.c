@@ -1042,10 +1042,8 @@ void bk_server_free(struct bk_server *s)
         bk_conn_close(c);
     }
     bk_reg_fini(s);
-    if (s->checkpoint_ev)
-        event_free(s->checkpoint_ev);
-    if (s->disk_ev)
-        event_free(s->disk_ev);
+    mg_event_free(s->checkpoint_ev);
+    mg_event_free(s->disk_ev);
     bk_journal_fini(&s->journal);
     bk_store_close(&s->store, s->unclean);
     for (int i = 0; i < 2; i++)

@@ -269,16 +269,30 @@ int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
     return bk_store_log_open_new(st, max_id + 1);
 }
 
+static void bk_store_cached_free(void *p)
+{
+    struct bk_cached *c = p;
+    mg_free(c->data);
+    mg_free(c);
+}
+
+static void bk_store_ledger_free(void *p)
+{
+    struct bk_ledger *l = p;
+    mg_free(l->explicit_lac);
+    mg_free(l);
+}
+
+static void bk_store_log_file_free(void *p)
+{
+    struct bk_log_file *lf = p;
+    close(lf->fd);
+    mg_free(lf);
+}
+
 static void bk_store_free_cache(struct bk_store *st)
 {
-    size_t pos = 0;
-    void *v;
-    while (mg_map_next(&st->cache, &pos, NULL, NULL, &v)) {
-        struct bk_cached *c = v;
-        mg_free(c->data);
-        mg_free(c);
-    }
-    mg_map_fini(&st->cache);
+    mg_map_fini_free(&st->cache, bk_store_cached_free);
     mg_map_init(&st->cache);
     st->cache_bytes = 0;
 }
@@ -293,21 +307,8 @@ void bk_store_close(struct bk_store *st, bool skip_flush)
                 st->log_id, st->log_buf_len);
     bk_store_free_cache(st);
     mg_map_fini(&st->cache);
-    size_t pos = 0;
-    void *v;
-    while (mg_map_next(&st->ledgers, &pos, NULL, NULL, &v)) {
-        struct bk_ledger *l = v;
-        mg_free(l->explicit_lac);
-        mg_free(l);
-    }
-    mg_map_fini(&st->ledgers);
-    pos = 0;
-    while (mg_map_next(&st->logs, &pos, NULL, NULL, &v)) {
-        struct bk_log_file *lf = v;
-        close(lf->fd);
-        mg_free(lf);
-    }
-    mg_map_fini(&st->logs);
+    mg_map_fini_free(&st->ledgers, bk_store_ledger_free);
+    mg_map_fini_free(&st->logs, bk_store_log_file_free);
     if (st->env)
         mdb_env_close(st->env);
     st->env = NULL;
@@ -447,11 +448,7 @@ static int bk_store_add_entry(struct bk_store *st, int64_t ledger_id, int64_t en
          * already journalled and high-priority adds land here) */
         if (st->log_buf_len > 0 && st->log_buf_len + rec > BK_LOG_BUF_SIZE && !st->nospace)
             rc = bk_store_log_flush_buf(st);
-        if (st->log_buf_len + rec > st->log_buf_cap) {
-            while (st->log_buf_len + rec > st->log_buf_cap)
-                st->log_buf_cap *= 2;
-            st->log_buf = mg_realloc(st->log_buf, st->log_buf_cap);
-        }
+        st->log_buf = mg_grow(st->log_buf, &st->log_buf_cap, st->log_buf_len + rec, 1, 0);
         mg_put_be32(st->log_buf + st->log_buf_len, (uint32_t)len);
         memcpy(st->log_buf + st->log_buf_len + 4, data, len);
         st->log_buf_len += rec;

@@ -171,13 +171,7 @@ char *client_topic_full_name(const char *topic)
 
 void client_buf_reserve(struct client_buf *b, size_t extra)
 {
-    if (b->len + extra <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + extra)
-        cap *= 2;
-    b->data = mg_realloc(b->data, cap);
-    b->cap = cap;
+    b->data = mg_grow(b->data, &b->cap, b->len + extra, 1, 4096);
 }
 
 void client_buf_fini(struct client_buf *b)
@@ -298,14 +292,10 @@ static void client_conn_destroy(struct client_conn *conn)
     MG_ASSERT(conn->reqs == NULL);
     if (conn->bev)
         bufferevent_free(conn->bev);
-    if (conn->connect_ev)
-        event_free(conn->connect_ev);
-    if (conn->tick_ev)
-        event_free(conn->tick_ev);
-    if (conn->fail_ev)
-        event_free(conn->fail_ev);
-    if (conn->free_ev)
-        event_free(conn->free_ev);
+    mg_event_free(conn->connect_ev);
+    mg_event_free(conn->tick_ev);
+    mg_event_free(conn->fail_ev);
+    mg_event_free(conn->free_ev);
     mg_map_fini(&conn->eps);
     mg_free(conn->url);
     mg_free(conn);
@@ -879,11 +869,7 @@ static void client_ep_conn_lost(struct client_ep *ep, int status, const char *ms
     if (ep->state == CLIENT_EP_READY && ep->kind == CLIENT_EP_CONSUMER) {
         /* Unacked messages come again after re-subscribing; forget partial batches. */
         struct client_consumer *c = (struct client_consumer *)ep;
-        size_t pos = 0;
-        void *v;
-        while (mg_map_next(&c->batches, &pos, NULL, NULL, &v))
-            mg_free(v);
-        mg_map_fini(&c->batches);
+        mg_map_fini_free(&c->batches, mg_free);
         mg_map_init(&c->batches);
     }
     if (ep->state == CLIENT_EP_READY || ep->state == CLIENT_EP_CREATING)
@@ -1004,8 +990,7 @@ static void client_ep_fini(struct client_ep *ep)
     while (mg_map_next(&c->conns, &pos, NULL, NULL, &v))
         client_conn_cancel_owner(v, ep);
     client_ep_detach(ep);
-    if (ep->retry_ev)
-        event_free(ep->retry_ev);
+    mg_event_free(ep->retry_ev);
     if (ep->prev)
         ep->prev->next = ep->next;
     else
@@ -1119,9 +1104,7 @@ void client_free(struct client *c)
     }
     mg_map_fini(&c->conns);
     mg_free(c->service_url);
-    for (int i = 0; i < c->n_service_urls; i++)
-        mg_free(c->service_urls[i]);
-    mg_free(c->service_urls);
+    mg_free_strv(c->service_urls, c->n_service_urls);
     mg_free(c);
 }
 
@@ -1527,8 +1510,7 @@ void client_producer_free(struct client_producer *p)
     client_ep_send_close(&p->ep);
     client_ep_fini(&p->ep);
     client_producer_fail_all(p, -MG_ECANCELED);
-    if (p->batch_ev)
-        event_free(p->batch_ev);
+    mg_event_free(p->batch_ev);
     client_buf_fini(&p->batch);
     mg_free(p->bmsgs);
     mg_free(p->name);
@@ -1862,13 +1844,8 @@ void client_consumer_free(struct client_consumer *c)
     client_consumer_flush(c);
     client_ep_send_close(&c->ep);
     client_ep_fini(&c->ep);
-    size_t pos = 0;
-    void *v;
-    while (mg_map_next(&c->batches, &pos, NULL, NULL, &v))
-        mg_free(v);
-    mg_map_fini(&c->batches);
-    if (c->ack_ev)
-        event_free(c->ack_ev);
+    mg_map_fini_free(&c->batches, mg_free);
+    mg_event_free(c->ack_ev);
     mg_free(c->acks);
     mg_free(c->subscription);
     mg_free(c->consumer_name);

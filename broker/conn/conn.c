@@ -26,6 +26,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "wire/wire.h"
 
 #include <arpa/inet.h>
@@ -530,10 +531,8 @@ void conn_close(struct conn *c, const char *reason)
         conn_endpoint_drop(e);
     }
     mg_timer_fini(&c->keepalive);
-    if (c->resume_ev) {
-        event_free(c->resume_ev);
-        c->resume_ev = NULL;
-    }
+    mg_event_free(c->resume_ev);
+    c->resume_ev = NULL;
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;

@@ -50,8 +50,7 @@ bool meta_url_is_shared(const char *url)
 
 static void meta_store_free(struct meta_store *m)
 {
-    if (m->flush_ev)
-        event_free(m->flush_ev);
+    mg_event_free(m->flush_ev);
     mg_free(m->url);
     mg_free(m->data_dir);
     mg_free(m);
@@ -290,9 +289,7 @@ void meta_req_fini(struct meta_req *req)
     mg_free(req->value);
     req->value = NULL;
     req->len = 0;
-    for (int i = 0; i < req->n_children; i++)
-        mg_free(req->children[i]);
-    mg_free(req->children);
+    mg_free_strv(req->children, req->n_children);
     req->children = NULL;
     req->n_children = 0;
     mg_free(req->path);
@@ -368,15 +365,22 @@ static int meta_check(struct meta_store *m, const char *path, struct meta_req *r
     return 0;
 }
 
-int meta_get(struct meta_store *m, const char *path, struct meta_req *req, meta_cb cb)
+/* get, children and exists: the checks, then read (the store's operation; NULL: it has none). */
+static int meta_read(struct meta_store *m, const char *path, struct meta_req *req, meta_cb cb,
+                     int (*read)(struct meta_store *m, const char *path, struct meta_req *req))
 {
     int rc = meta_check(m, path, req, cb);
     if (rc < 0)
         return rc;
-    if (!m->ops->get)
+    if (!read)
         return -MG_ENOTSUP;
     meta_req_reset(req, cb);
-    return m->ops->get(m, path, req);
+    return read(m, path, req);
+}
+
+int meta_get(struct meta_store *m, const char *path, struct meta_req *req, meta_cb cb)
+{
+    return meta_read(m, path, req, cb, m ? m->ops->get : NULL);
 }
 
 int meta_put(struct meta_store *m, const char *path, const void *value, size_t len,
@@ -417,24 +421,12 @@ int meta_delete(struct meta_store *m, const char *path, int64_t expected_version
 
 int meta_children(struct meta_store *m, const char *path, struct meta_req *req, meta_cb cb)
 {
-    int rc = meta_check(m, path, req, cb);
-    if (rc < 0)
-        return rc;
-    if (!m->ops->children)
-        return -MG_ENOTSUP;
-    meta_req_reset(req, cb);
-    return m->ops->children(m, path, req);
+    return meta_read(m, path, req, cb, m ? m->ops->children : NULL);
 }
 
 int meta_exists(struct meta_store *m, const char *path, struct meta_req *req, meta_cb cb)
 {
-    int rc = meta_check(m, path, req, cb);
-    if (rc < 0)
-        return rc;
-    if (!m->ops->exists)
-        return -MG_ENOTSUP;
-    meta_req_reset(req, cb);
-    return m->ops->exists(m, path, req);
+    return meta_read(m, path, req, cb, m ? m->ops->exists : NULL);
 }
 
 struct meta_watch *meta_watch(struct meta_store *m, const char *path, bool children,

@@ -115,13 +115,7 @@ struct meta_emb {
 
 static void meta_emb_buf_reserve(struct emb_buf *b, size_t n)
 {
-    if (b->len + n <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n)
-        cap *= 2;
-    b->p = mg_realloc(b->p, cap);
-    b->cap = cap;
+    b->p = mg_grow(b->p, &b->cap, b->len + n, 1, 256);
 }
 
 static void meta_emb_put_bytes(struct emb_buf *b, const void *p, size_t n)
@@ -137,20 +131,23 @@ static void meta_emb_put_u8(struct emb_buf *b, uint8_t v)
     meta_emb_put_bytes(b, &v, 1);
 }
 
+/* The low n bytes of v, little-endian. */
+static void meta_emb_put_le(struct emb_buf *b, uint64_t v, int n)
+{
+    uint8_t x[8];
+    for (int i = 0; i < n; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
+    meta_emb_put_bytes(b, x, (size_t)n);
+}
+
 static void meta_emb_put_u32(struct emb_buf *b, uint32_t v)
 {
-    uint8_t x[4];
-    for (int i = 0; i < 4; i++)
-        x[i] = (uint8_t)(v >> (8 * i));
-    meta_emb_put_bytes(b, x, 4);
+    meta_emb_put_le(b, v, 4);
 }
 
 static void meta_emb_put_u64(struct emb_buf *b, uint64_t v)
 {
-    uint8_t x[8];
-    for (int i = 0; i < 8; i++)
-        x[i] = (uint8_t)(v >> (8 * i));
-    meta_emb_put_bytes(b, x, 8);
+    meta_emb_put_le(b, v, 8);
 }
 
 static void meta_emb_put_str(struct emb_buf *b, const void *p, size_t n)
@@ -190,22 +187,24 @@ static uint8_t meta_emb_get_u8(struct rd *r)
     return p ? p[0] : 0;
 }
 
+/* n bytes, little-endian (0 past the end). */
+static uint64_t meta_emb_get_le(struct rd *r, int n)
+{
+    const uint8_t *p = meta_emb_get_bytes(r, (size_t)n);
+    uint64_t v = 0;
+    for (int i = 0; p && i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
 static uint32_t meta_emb_get_u32(struct rd *r)
 {
-    const uint8_t *p = meta_emb_get_bytes(r, 4);
-    uint32_t v = 0;
-    for (int i = 0; p && i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
+    return (uint32_t)meta_emb_get_le(r, 4);
 }
 
 static uint64_t meta_emb_get_u64(struct rd *r)
 {
-    const uint8_t *p = meta_emb_get_bytes(r, 8);
-    uint64_t v = 0;
-    for (int i = 0; p && i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
+    return meta_emb_get_le(r, 8);
 }
 
 /* A length-prefixed string; *out points into the buffer. */

@@ -50,13 +50,10 @@ static void meta_mem_node_set_value(struct meta_node *n, const void *value, size
     }
 }
 
-static void meta_mem_node_free(struct meta_node *n)
+static void meta_mem_node_free(void *p)
 {
-    size_t pos = 0;
-    void *v;
-    while (mg_map_next(&n->children, &pos, NULL, NULL, &v))
-        meta_mem_node_free(v);
-    mg_map_fini(&n->children);
+    struct meta_node *n = p;
+    mg_map_fini_free(&n->children, meta_mem_node_free);
     mg_free(n->name);
     mg_free(n->value);
     mg_free(n);
@@ -92,18 +89,18 @@ struct meta_tree *meta_tree_new(const struct mg_loop *clock)
     return t;
 }
 
+static void meta_mem_watch_list_free(void *p)
+{
+    struct meta_watch_list *l = p;
+    MG_ASSERT(TAILQ_EMPTY(l)); /* every session removed its watches */
+    mg_free(l);
+}
+
 void meta_tree_unref(struct meta_tree *t)
 {
     if (!t || --t->refs > 0)
         return;
-    size_t pos = 0;
-    void *v;
-    while (mg_map_next(&t->watches, &pos, NULL, NULL, &v)) {
-        struct meta_watch_list *l = v;
-        MG_ASSERT(TAILQ_EMPTY(l)); /* every session removed its watches */
-        mg_free(l);
-    }
-    mg_map_fini(&t->watches);
+    mg_map_fini_free(&t->watches, meta_mem_watch_list_free);
     meta_mem_node_free(t->root);
     mg_free(t);
 }
@@ -511,54 +508,55 @@ static struct meta_mem *meta_mem_of(struct meta_store *m)
     return m->impl;
 }
 
-int meta_mem_get(struct meta_store *m, const char *path, struct meta_req *req)
+/* The reads: path's node, filled into req by fill (NULL: only its stat), or ENOTFOUND. */
+static int meta_mem_read(struct meta_store *m, const char *path, struct meta_req *req,
+                         void (*fill)(const struct meta_node *n, struct meta_req *req))
 {
-    bool unsynced = meta_mem_of(m)->unsynced;
     struct meta_node *n = meta_tree_lookup(meta_mem_of(m)->tree, path);
-    if (!n) {
-        meta_req_complete(m, req, -MG_ENOTFOUND, unsynced);
-        return 0;
+    if (n) {
+        if (fill)
+            fill(n, req);
+        meta_stat_of(n, &req->stat);
     }
+    meta_req_complete(m, req, n ? 0 : -MG_ENOTFOUND, meta_mem_of(m)->unsynced);
+    return 0;
+}
+
+static void meta_mem_fill_value(const struct meta_node *n, struct meta_req *req)
+{
     req->value = mg_malloc(n->len + 1);
     if (n->len)
         memcpy(req->value, n->value, n->len);
     req->value[n->len] = '\0';
     req->len = n->len;
-    meta_stat_of(n, &req->stat);
-    meta_req_complete(m, req, 0, unsynced);
-    return 0;
 }
 
-int meta_mem_children(struct meta_store *m, const char *path, struct meta_req *req)
+static void meta_mem_fill_children(const struct meta_node *n, struct meta_req *req)
 {
-    bool unsynced = meta_mem_of(m)->unsynced;
-    struct meta_node *n = meta_tree_lookup(meta_mem_of(m)->tree, path);
-    if (!n) {
-        meta_req_complete(m, req, -MG_ENOTFOUND, unsynced);
-        return 0;
-    }
     int cnt = (int)n->children.count;
     char **names = mg_calloc(cnt ? (size_t)cnt : 1, sizeof *names);
     size_t pos = 0;
     const char *key;
     size_t klen;
-    void *v;
     int i = 0;
-    while (mg_map_next(&n->children, &pos, &key, &klen, &v))
+    while (mg_map_next(&n->children, &pos, &key, &klen, NULL))
         names[i++] = mg_strndup(key, klen);
     meta_req_set_children(req, names, i);
-    meta_stat_of(n, &req->stat);
-    meta_req_complete(m, req, 0, unsynced);
-    return 0;
+}
+
+int meta_mem_get(struct meta_store *m, const char *path, struct meta_req *req)
+{
+    return meta_mem_read(m, path, req, meta_mem_fill_value);
+}
+
+int meta_mem_children(struct meta_store *m, const char *path, struct meta_req *req)
+{
+    return meta_mem_read(m, path, req, meta_mem_fill_children);
 }
 
 int meta_mem_exists(struct meta_store *m, const char *path, struct meta_req *req)
 {
-    struct meta_node *n = meta_tree_lookup(meta_mem_of(m)->tree, path);
-    if (n)
-        meta_stat_of(n, &req->stat);
-    meta_req_complete(m, req, n ? 0 : -MG_ENOTFOUND, meta_mem_of(m)->unsynced);
-    return 0;
+    return meta_mem_read(m, path, req, NULL);
 }
 
 int meta_mem_watch(struct meta_store *m, struct meta_watch *w)

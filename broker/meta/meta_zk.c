@@ -228,10 +228,8 @@ static void meta_zk_io_cb(evutil_socket_t fd, short what, void *arg)
  * have closed and reopened its socket under the same fd number. */
 static void meta_zk_rearm(struct meta_zk *z)
 {
-    if (z->io_ev) {
-        event_free(z->io_ev);
-        z->io_ev = NULL;
-    }
+    mg_event_free(z->io_ev);
+    z->io_ev = NULL;
     if (!z->zh || z->closing)
         return;
     int fd = -1, interest = 0;
@@ -263,8 +261,7 @@ static void meta_zk_op_free(struct zk_op *op)
 {
     struct meta_zk *z = op->z;
     TAILQ_REMOVE(op->waiting ? &z->waiting : &z->inflight, op, link);
-    if (op->timer)
-        event_free(op->timer);
+    mg_event_free(op->timer);
     mg_free(op->path);
     mg_free(op->value);
     mg_free(op);
@@ -798,10 +795,8 @@ static void meta_zk_reinit_cb(evutil_socket_t fd, short what, void *arg)
     struct meta_zk *z = arg;
     if (z->closing)
         return;
-    if (z->io_ev) {
-        event_free(z->io_ev);
-        z->io_ev = NULL;
-    }
+    mg_event_free(z->io_ev);
+    z->io_ev = NULL;
     if (z->zh) {
         zhandle_t *old = z->zh;
         z->zh = NULL; /* completions of the old handle now fail their ops (ECLOSED) */
@@ -874,17 +869,13 @@ static void meta_zk_close(struct meta_store *m)
         next = TAILQ_NEXT(op, link);
         struct meta_req *req = op->req;
         op->req = NULL;
-        if (op->timer) {
-            event_free(op->timer);
-            op->timer = NULL;
-        }
+        mg_event_free(op->timer);
+        op->timer = NULL;
         if (req)
             meta_req_complete_now(req, -MG_ECANCELED);
     }
-    if (z->io_ev) {
-        event_free(z->io_ev);
-        z->io_ev = NULL;
-    }
+    mg_event_free(z->io_ev);
+    z->io_ev = NULL;
     if (z->zh) {
         /* sends closeSession (the server deletes our ephemeral nodes at once) and runs
          * the outstanding completions with ZCLOSING, which free their ops */

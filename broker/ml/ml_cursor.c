@@ -662,11 +662,7 @@ static void ml_cursor_range_text(struct ml_position lower, struct ml_position up
     char tmp[128];
     int k = snprintf(tmp, sizeof tmp, "%s(%" PRId64 ":%" PRId64 "..%" PRId64 ":%" PRId64 "]",
                      b->n++ ? "," : "", lower.ledger, lower.entry, upper.ledger, upper.entry);
-    if (b->len + (size_t)k + 2 > b->cap) {
-        while (b->len + (size_t)k + 2 > b->cap)
-            b->cap *= 2;
-        b->s = mg_realloc(b->s, b->cap);
-    }
+    b->s = mg_grow(b->s, &b->cap, b->len + (size_t)k + 2, 1, 0);
     memcpy(b->s + b->len, tmp, (size_t)k);
     b->len += (size_t)k;
 }
@@ -920,27 +916,15 @@ static void ml_cursor_read_run(struct ml_read_op *op)
     ml_cursor_read_finish(op, 0);
 }
 
-static struct ml_read_op *ml_cursor_read_op_new(struct ml_cursor *c, struct ml_read_req *req,
-                                                bool replay)
+/* A read (replay: of given positions) of c into req, checked against c's state; 0 with
+ * *out the op to start, or < 0. */
+static int ml_cursor_read_op_new(struct ml_cursor *c, struct ml_read_req *req, ml_read_cb cb,
+                                 int max_entries, size_t max_bytes, bool replay,
+                                 struct ml_read_op **out)
 {
-    struct ml_read_op *op = mg_calloc(1, sizeof *op);
-    op->ml = c->ml;
-    op->cursor = c;
-    op->req = req;
-    op->replay = replay;
-    op->state = ML_READ_QUEUED;
-    ml_hold(c->ml);
-    return op;
-}
-
-int ml_cursor_read(struct ml_cursor *c, int max_entries, size_t max_bytes, struct ml_read_req *req,
-                   ml_read_cb cb)
-{
-    if (!c || !req || !cb || max_entries <= 0)
-        return -MG_EINVAL;
     if (!c->open || c->ml->state != ML_READY || c->ml->deleted)
         return -MG_ECLOSED;
-    if (c->read_op)
+    if (replay ? c->replay_op : c->read_op)
         return -MG_EBUSY;
     req->cb = cb;
     req->entries = NULL;
@@ -948,7 +932,26 @@ int ml_cursor_read(struct ml_cursor *c, int max_entries, size_t max_bytes, struc
     req->max_entries = max_entries;
     req->max_bytes = max_bytes;
     req->cursor = c;
-    struct ml_read_op *op = ml_cursor_read_op_new(c, req, false);
+    struct ml_read_op *op = mg_calloc(1, sizeof *op);
+    op->ml = c->ml;
+    op->cursor = c;
+    op->req = req;
+    op->replay = replay;
+    op->state = ML_READ_QUEUED;
+    ml_hold(c->ml);
+    *out = op;
+    return 0;
+}
+
+int ml_cursor_read(struct ml_cursor *c, int max_entries, size_t max_bytes, struct ml_read_req *req,
+                   ml_read_cb cb)
+{
+    if (!c || !req || !cb || max_entries <= 0)
+        return -MG_EINVAL;
+    struct ml_read_op *op;
+    int rc = ml_cursor_read_op_new(c, req, cb, max_entries, max_bytes, false, &op);
+    if (rc < 0)
+        return rc;
     c->read_op = op;
     ml_defer(c->ml->f, &op->task, ml_cursor_read_task, op);
     return 0;
@@ -959,17 +962,10 @@ int ml_cursor_replay(struct ml_cursor *c, const struct ml_position *positions, i
 {
     if (!c || !req || !cb || n < 0 || (n > 0 && !positions))
         return -MG_EINVAL;
-    if (!c->open || c->ml->state != ML_READY || c->ml->deleted)
-        return -MG_ECLOSED;
-    if (c->replay_op)
-        return -MG_EBUSY;
-    req->cb = cb;
-    req->entries = NULL;
-    req->n = 0;
-    req->max_entries = n;
-    req->max_bytes = 0;
-    req->cursor = c;
-    struct ml_read_op *op = ml_cursor_read_op_new(c, req, true);
+    struct ml_read_op *op;
+    int rc = ml_cursor_read_op_new(c, req, cb, n, 0, true, &op);
+    if (rc < 0)
+        return rc;
     for (int i = 0; i < n; i++)
         ml_cursor_push_target(op, positions[i]);
     c->replay_op = op;

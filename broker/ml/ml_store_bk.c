@@ -113,8 +113,9 @@ static void ml_bk_handle_unref(struct bkh *h)
 
 /* Take h out of its ML's map and release its bkc handle (pending bkc requests on it
  * complete with -MG_ECANCELED later). */
-static void ml_bk_handle_drop(struct bkh *h)
+static void ml_bk_handle_drop(void *p)
 {
+    struct bkh *h = p;
     if (h->gone)
         return;
     h->gone = true;
@@ -147,11 +148,7 @@ static void ml_bkml_unref(struct bkml *m)
     if (--m->refs > 0)
         return;
     struct bks *s = m->s;
-    size_t it = 0;
-    void *v;
-    while (mg_map_next(&m->handles, &it, NULL, NULL, &v))
-        ml_bk_handle_drop(v);
-    mg_map_fini(&m->handles);
+    mg_map_fini_free(&m->handles, ml_bk_handle_drop);
     TAILQ_REMOVE(&s->all, m, link);
     mg_free(m->name);
     mg_free(m);

@@ -33,8 +33,9 @@ struct mem_store {
     int64_t next_id;
 };
 
-static void ml_mem_ledger_free(struct mem_ledger *l)
+static void ml_mem_ledger_free(void *p)
 {
+    struct mem_ledger *l = p;
     if (!l)
         return;
     for (int64_t i = 0; i < l->n; i++)
@@ -58,11 +59,7 @@ static void ml_mem_fini(void *impl)
     struct mem_store *s = impl;
     if (!s)
         return;
-    size_t it = 0;
-    void *v;
-    while (mg_map_next(&s->ledgers, &it, NULL, NULL, &v))
-        ml_mem_ledger_free(v);
-    mg_map_fini(&s->ledgers);
+    mg_map_fini_free(&s->ledgers, ml_mem_ledger_free);
     mg_free(s);
 }
 

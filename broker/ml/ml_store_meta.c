@@ -131,8 +131,9 @@ static void ml_mms_unref(struct mms *s)
     mg_free(s);
 }
 
-static void ml_ms_cursor_free(struct mcur *cur)
+static void ml_ms_cursor_free(void *p)
 {
+    struct mcur *cur = p;
     mg_timer_fini(&cur->timer);
     mg_free(cur->next_buf);
     mg_free(cur->name);
@@ -148,11 +149,7 @@ static void ml_mml_unref(struct mml *m)
     if (--m->refs > 0)
         return;
     struct mms *s = m->s;
-    size_t it = 0;
-    void *v;
-    while (mg_map_next(&m->cursors, &it, NULL, NULL, &v))
-        ml_ms_cursor_free(v);
-    mg_map_fini(&m->cursors);
+    mg_map_fini_free(&m->cursors, ml_ms_cursor_free);
     if (mg_map_get_str(&s->mls, m->name) == m)
         mg_map_del_str(&s->mls, m->name);
     TAILQ_REMOVE(&s->all, m, link);
@@ -194,9 +191,7 @@ static void ml_ms_op_end(struct mop *op)
     LIST_REMOVE(op, link);
     s->inflight--;
     meta_req_fini(&op->mr);
-    for (int i = 0; i < op->n_names; i++)
-        mg_free(op->names[i]);
-    mg_free(op->names);
+    mg_free_strv(op->names, op->n_names);
     ml_mml_unref(op->m);
     mg_free(op);
     ml_mms_unref(s);
@@ -232,6 +227,30 @@ static void ml_ms_op_step(struct mop *op, void (*step)(struct mop *, int))
     memset(&op->mr, 0, sizeof op->mr);
     op->mr.data = op;
     op->step = step;
+}
+
+/* The start of op's meta request returned rc: if it failed, end op, leaving its request
+ * (op->req) to the caller. Returns rc. */
+static int ml_ms_op_started(struct mop *op, int rc)
+{
+    if (rc < 0) {
+        op->req = NULL;
+        ml_ms_op_end(op);
+    }
+    return rc;
+}
+
+/* Write buf (taken over) to path, expecting version (META_VERSION_NONE: a new node, its
+ * parents created as needed), with step as the completion of op (fresh from ml_ms_op_new). */
+static int ml_ms_op_put(struct mop *op, const char *path, uint8_t *buf, size_t len, int64_t version,
+                        void (*step)(struct mop *, int))
+{
+    op->step = step;
+    int rc = meta_put(op->s->meta, path, buf, len, version,
+                      version == META_VERSION_NONE ? META_CREATE_PARENTS : 0, &op->mr,
+                      ml_ms_meta_step_cb);
+    mg_free(buf);
+    return rc;
 }
 
 /* ---- encoding ------------------------------------------------------------------------- */
@@ -424,6 +443,14 @@ static struct mml *ml_mml_of(struct ml_ledger *ml)
     return ml ? ml->meta_priv : NULL;
 }
 
+/* The store's state of ml for a call of the core: NULL when the store is gone or never
+ * loaded ml (the call fails with -MG_ECLOSED). */
+static struct mml *ml_ms_live(void *impl, struct ml_ledger *ml)
+{
+    struct mms *s = impl;
+    return s->dead ? NULL : ml_mml_of(ml);
+}
+
 static void ml_ms_free_ml(void *impl, struct ml_ledger *ml)
 {
     (void)impl;
@@ -564,19 +591,13 @@ static int ml_ms_list_cursors(struct mml *m, struct ml_store_req *req,
 {
     struct mop *op = ml_ms_op_new(m, req);
     op->step = step;
-    int rc = meta_children(m->s->meta, m->path, &op->mr, ml_ms_meta_step_cb);
-    if (rc < 0) {
-        op->req = NULL;
-        ml_ms_op_end(op);
-    }
-    return rc;
+    return ml_ms_op_started(op, meta_children(m->s->meta, m->path, &op->mr, ml_ms_meta_step_cb));
 }
 
 static int ml_ms_load_cursors(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
-    struct mms *s = impl;
-    struct mml *m = ml_mml_of(ml);
-    if (s->dead || !m)
+    struct mml *m = ml_ms_live(impl, ml);
+    if (!m)
         return -MG_ECLOSED;
     return ml_ms_list_cursors(m, req, ml_ms_load_got_children);
 }
@@ -622,12 +643,9 @@ static void ml_ms_load_start(struct mml *m, struct ml_store_req *req)
 {
     struct mop *op = ml_ms_op_new(m, req);
     op->step = ml_ms_load_got_info;
-    int rc = meta_get(m->s->meta, m->path, &op->mr, ml_ms_meta_step_cb);
-    if (rc < 0) {
-        op->req = NULL;
-        ml_ms_op_end(op);
+    int rc = ml_ms_op_started(op, meta_get(m->s->meta, m->path, &op->mr, ml_ms_meta_step_cb));
+    if (rc < 0)
         ml_store_complete_later(m->s->f, req, rc);
-    }
 }
 
 static int ml_ms_load_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
@@ -698,17 +716,10 @@ static void ml_ms_save_start(struct mml *m)
     size_t len;
     uint8_t *buf = ml_ms_encode_ml(m->ml, &len);
     m->saving = true;
-    op->mr.data = op;
-    op->step = ml_ms_save_done;
-    int rc = meta_put(m->s->meta, m->path, buf, len, m->version,
-                      m->version == META_VERSION_NONE ? META_CREATE_PARENTS : 0, &op->mr,
-                      ml_ms_meta_step_cb);
-    mg_free(buf);
+    int rc = ml_ms_op_started(op, ml_ms_op_put(op, m->path, buf, len, m->version, ml_ms_save_done));
     if (rc < 0) {
         m->saving = false;
-        struct ml_store_req *req = op->req;
-        op->req = NULL;
-        ml_ms_op_end(op);
+        struct ml_store_req *req = batch;
         while (req) {
             struct ml_store_req *next = req->next_;
             req->next_ = NULL;
@@ -720,9 +731,8 @@ static void ml_ms_save_start(struct mml *m)
 
 static int ml_ms_save_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
-    struct mms *s = impl;
-    struct mml *m = ml_mml_of(ml);
-    if (s->dead || !m)
+    struct mml *m = ml_ms_live(impl, ml);
+    if (!m)
         return -MG_ECLOSED;
     if (m->fenced)
         return -MG_EFENCED;
@@ -758,15 +768,11 @@ static void ml_ms_cursor_delete_done(struct mop *op, int status)
 static void ml_ms_cursor_delete_node(struct mml *m, const char *path, struct ml_store_req *req)
 {
     struct mop *op = ml_ms_op_new(m, req);
-    op->mr.data = op;
     op->step = ml_ms_cursor_delete_done;
-    int rc = meta_delete(m->s->meta, path, META_VERSION_ANY, &op->mr, ml_ms_meta_step_cb);
-    if (rc < 0) {
-        op->req = NULL;
-        ml_ms_op_end(op);
-        if (req)
-            ml_store_complete_later(m->s->f, req, rc);
-    }
+    int rc = ml_ms_op_started(
+        op, meta_delete(m->s->meta, path, META_VERSION_ANY, &op->mr, ml_ms_meta_step_cb));
+    if (rc < 0 && req)
+        ml_store_complete_later(m->s->f, req, rc);
 }
 
 /* A cursor write failed (the metadata store is unreachable or full): the cursor retries
@@ -863,13 +869,8 @@ static void ml_ms_cursor_write(struct mcur *cur, uint8_t *buf, size_t len)
     }
     struct mop *op = ml_ms_op_new(m, NULL);
     op->cur = cur;
-    op->mr.data = op;
-    op->step = ml_ms_cursor_written;
     cur->writing = true;
-    int rc = meta_put(m->s->meta, cur->path, buf, len, cur->version,
-                      cur->version == META_VERSION_NONE ? META_CREATE_PARENTS : 0, &op->mr,
-                      ml_ms_meta_step_cb);
-    mg_free(buf);
+    int rc = ml_ms_op_put(op, cur->path, buf, len, cur->version, ml_ms_cursor_written);
     if (rc < 0) {
         cur->writing = false;
         ml_ms_cursor_failed(cur, rc);
@@ -923,15 +924,15 @@ static void ml_ms_cursor_arm(struct mcur *cur)
 static int ml_ms_save_cursor(void *impl, struct ml_ledger *ml, struct ml_cursor *c, bool now,
                              struct ml_store_req *req)
 {
-    struct mms *s = impl;
-    struct mml *m = ml_mml_of(ml);
-    if (s->dead || !m)
+    struct mml *m = ml_ms_live(impl, ml);
+    if (!m)
         return -MG_ECLOSED;
     if (m->fenced)
         return -MG_EFENCED;
     if (m->deleted)
         return -MG_ECLOSED;
     MG_ASSERT(!req); /* the core writes cursors fire and forget */
+    struct mms *s = m->s;
     struct mcur *cur = mg_map_get_str(&m->cursors, c->name);
     if (!cur) {
         cur = mg_calloc(1, sizeof *cur);
@@ -960,9 +961,8 @@ static int ml_ms_save_cursor(void *impl, struct ml_ledger *ml, struct ml_cursor 
 static int ml_ms_remove_cursor(void *impl, struct ml_ledger *ml, const char *name,
                                struct ml_store_req *req)
 {
-    struct mms *s = impl;
-    struct mml *m = ml_mml_of(ml);
-    if (s->dead || !m)
+    struct mml *m = ml_ms_live(impl, ml);
+    if (!m)
         return -MG_ECLOSED;
     struct mcur *cur = mg_map_get_str(&m->cursors, name);
     if (cur && cur->writing) {
@@ -972,7 +972,7 @@ static int ml_ms_remove_cursor(void *impl, struct ml_ledger *ml, const char *nam
         cur->next_buf = NULL;
         mg_timer_stop(&cur->timer);
         if (req)
-            ml_store_complete_later(s->f, req, 0);
+            ml_store_complete_later(m->s->f, req, 0);
         return 0;
     }
     char *path;
@@ -1004,17 +1004,14 @@ static void ml_ms_remove_next(struct mop *op)
         ml_ms_op_end(op);
         return;
     }
-    meta_req_fini(&op->mr);
-    memset(&op->mr, 0, sizeof op->mr);
-    op->mr.data = op;
     int rc;
     if (op->idx < op->n_names) {
         char *path = mg_asprintf("%s/%s", op->m->path, op->names[op->idx++]);
-        op->step = ml_ms_remove_step;
+        ml_ms_op_step(op, ml_ms_remove_step);
         rc = meta_delete(op->s->meta, path, META_VERSION_ANY, &op->mr, ml_ms_meta_step_cb);
         mg_free(path);
     } else {
-        op->step = ml_ms_remove_node_done;
+        ml_ms_op_step(op, ml_ms_remove_node_done);
         rc = meta_delete(op->s->meta, op->m->path, META_VERSION_ANY, &op->mr, ml_ms_meta_step_cb);
     }
     if (rc < 0) {
@@ -1043,9 +1040,8 @@ static void ml_ms_remove_got_children(struct mop *op, int status)
 
 static int ml_ms_remove_ml(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
-    struct mms *s = impl;
-    struct mml *m = ml_mml_of(ml);
-    if (s->dead || !m)
+    struct mml *m = ml_ms_live(impl, ml);
+    if (!m)
         return -MG_ECLOSED;
     m->deleted = true;
     return ml_ms_list_cursors(m, req, ml_ms_remove_got_children);

@@ -313,6 +313,12 @@ void ns_res_cancel(struct ns *s)
     }
 }
 
+/* A tenant's roles (the tenants map's values), for mg_map_fini_free. */
+static void ns_res_json_free(void *json)
+{
+    json_decref(json);
+}
+
 void ns_res_fini(struct ns *s)
 {
     ns_res_cancel(s);
@@ -337,19 +343,10 @@ void ns_res_fini(struct ns *s)
         }
     }
     LIST_INIT(&s->res_inflight);
-    size_t tpos = 0;
-    void *roles;
-    while (mg_map_next(&s->tenants, &tpos, NULL, NULL, &roles))
-        json_decref(roles);
-    mg_map_fini(&s->tenants);
+    mg_map_fini_free(&s->tenants, ns_res_json_free);
     mg_map_fini(&s->namespaces);
     mg_map_fini(&s->partitions);
-    size_t pos = 0;
-    const char *k;
-    void *v;
-    while (mg_map_next(&s->retention, &pos, &k, NULL, &v))
-        mg_free(v);
-    mg_map_fini(&s->retention);
+    mg_map_fini_free(&s->retention, mg_free);
 }
 
 static char *ns_res_tenant_path(const char *tenant)
@@ -1003,9 +1000,7 @@ static void ns_res_list_finish(struct res_list *l, int status, char **children, 
     }
     n = u;
     l->cb(l->data, status, names, n);
-    for (int i = 0; i < n; i++)
-        mg_free(names[i]);
-    mg_free(names);
+    mg_free_strv(names, n);
     meta_req_fini(&l->req);
     mg_free(l->ns);
     mg_free(l);

@@ -918,13 +918,10 @@ static void perf_run_free(struct perf_run *r)
     struct event *evs[] = {r->tick_ev,  r->pump_ev,   r->report_ev, r->stop_ev,
                            r->drain_ev, r->sigint_ev, r->sigterm_ev};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
-        if (evs[i])
-            event_free(evs[i]);
+        mg_event_free(evs[i]);
     if (r->base)
         event_base_free(r->base);
-    for (int i = 0; i < r->ntopics; i++)
-        mg_free(r->topics[i]);
-    mg_free(r->topics);
+    mg_free_strv(r->topics, r->ntopics);
     mg_free(r->partitions);
     mg_free(r->payload);
     mg_free(r->h_interval);

@@ -408,10 +408,8 @@ void svc_free(struct svc *s)
     svc_drain(s);
     ml_factory_free(s->mlf);
     bkc_client_free(s->bkc);
-    if (s->shutdown_ev)
-        event_free(s->shutdown_ev);
-    if (s->refuse_ev)
-        event_free(s->refuse_ev);
+    mg_event_free(s->shutdown_ev);
+    mg_event_free(s->refuse_ev);
     mg_map_fini(&s->conns);
     mg_map_fini(&s->conn_ips);
     mg_map_fini(&s->ip_conns);

@@ -17,6 +17,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "wire/wire.h"
 
 #include <event2/buffer.h>
@@ -82,14 +83,9 @@ static void topic_free(struct topic *t)
         mg_free(w);
         w = nx;
     }
-    if (t->ev_notify)
-        event_free(t->ev_notify);
+    mg_event_free(t->ev_notify);
     mg_timer_fini(&t->fence_timer);
-    size_t pos = 0;
-    void *v;
-    while (mg_map_next(&t->last_seq, &pos, NULL, NULL, &v))
-        mg_free(v);
-    mg_map_fini(&t->last_seq);
+    mg_map_fini_free(&t->last_seq, mg_free);
     mg_map_fini(&t->producers);
     mg_map_fini(&t->subs);
     topic_name_fini(&t->name);

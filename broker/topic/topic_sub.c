@@ -26,6 +26,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "util/ratelimit.h"
 
 #include <inttypes.h>
@@ -87,19 +88,9 @@ static bool topic_sub_next_pos(const struct mg_map *m, size_t *it, struct ml_pos
     return true;
 }
 
-/* Free c's pending entries and their map. */
-static void topic_consumer_pending_fini(struct topic_consumer *c)
-{
-    size_t it = 0;
-    void *v;
-    while (mg_map_next(&c->pending, &it, NULL, NULL, &v))
-        mg_free(v);
-    mg_map_fini(&c->pending);
-}
-
 static void topic_consumer_free(struct topic_consumer *c)
 {
-    topic_consumer_pending_fini(c);
+    mg_map_fini_free(&c->pending, mg_free);
     mg_free(c->ranges);
     mg_free(c->name);
     mg_free(c);
@@ -129,8 +120,7 @@ static void topic_sub_free(struct topic_sub *s)
     mg_free(s->replay);
     mg_map_fini(&s->stuck);
     mg_map_fini(&s->redeliveries);
-    if (s->ev_dispatch)
-        event_free(s->ev_dispatch);
+    mg_event_free(s->ev_dispatch);
     mg_timer_fini(&s->failover_timer);
     mg_timer_fini(&s->retry_timer);
     mg_free(s->name);
@@ -966,7 +956,7 @@ void topic_sub_reset_to(struct topic_sub *s, struct ml_position pos, bool close_
     topic_sub_ref(s);
     for (int i = 0; i < s->n_consumers; i++) {
         struct topic_consumer *c = s->consumers[i];
-        topic_consumer_pending_fini(c);
+        mg_map_fini_free(&c->pending, mg_free);
         mg_map_init(&c->pending);
         c->unacked = 0;
     }
@@ -1291,8 +1281,7 @@ static void topic_sub_seek_finish(struct sub_seek *op, int status, struct ml_pos
     } else if (status == 0) {
         status = -MG_ECANCELED;
     }
-    if (op->ev)
-        event_free(op->ev);
+    mg_event_free(op->ev);
     topic_done_cb cb = op->cb;
     void *data = op->data;
     mg_free(op);
@@ -1342,8 +1331,7 @@ int topic_consumer_seek(struct topic_consumer *c, bool by_time, struct ml_positi
 
 static void topic_sub_lastid_finish(struct sub_lastid *op, int status, int32_t batch_index)
 {
-    if (op->ev)
-        event_free(op->ev);
+    mg_event_free(op->ev);
     topic_last_id_cb cb = op->cb;
     void *data = op->data;
     struct ml_position last = op->last, md = op->mark_delete;

@@ -3,6 +3,7 @@
 #include "util/log.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,20 @@ void *mg_realloc(void *p, size_t n)
     return q;
 }
 
+void *mg_grow(void *p, size_t *cap, size_t need, size_t elem, size_t min_cap)
+{
+    if (need <= *cap)
+        return p;
+    size_t c = *cap ? *cap : (min_cap ? min_cap : 1);
+    while (c < need) {
+        if (c > SIZE_MAX / 2 / elem)
+            mg_oom(SIZE_MAX);
+        c *= 2;
+    }
+    *cap = c;
+    return mg_realloc(p, c * elem);
+}
+
 char *mg_strdup(const char *s)
 {
     return mg_strndup(s, strlen(s));
@@ -68,4 +83,11 @@ char *mg_asprintf(const char *fmt, ...)
 void mg_free(void *p)
 {
     free(p);
+}
+
+void mg_free_strv(char **v, int n)
+{
+    for (int i = 0; i < n; i++)
+        mg_free(v[i]);
+    mg_free(v);
 }

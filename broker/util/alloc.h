@@ -16,5 +16,11 @@ char *mg_strndup(const char *s, size_t n);
 /* printf into a new string. */
 char *mg_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mg_free(void *p);
+/* Grow the array p, of *cap elements of elem bytes, to hold at least need: the capacity
+ * doubles from *cap (min_cap when 0) until it does. Returns the array (moved or not);
+ * *cap is the new capacity. The new elements are not initialised. */
+void *mg_grow(void *p, size_t *cap, size_t need, size_t elem, size_t min_cap);
+/* mg_free the n owned strings of v, then v. */
+void mg_free_strv(char **v, int n);
 
 #endif

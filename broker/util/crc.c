@@ -83,11 +83,11 @@ uint32_t mg_crc32c(uint32_t crc, const void *data, size_t len)
     return ~mg_crc32c_sw(crc, data, len);
 }
 
-uint32_t mg_crc32c_evbuffer(uint32_t crc, struct evbuffer *buf, size_t offset, size_t len)
+void mg_evbuffer_chunks(struct evbuffer *buf, size_t offset, size_t len, mg_chunk_fn fn, void *ctx)
 {
     struct evbuffer_ptr pos;
     if (evbuffer_ptr_set(buf, &pos, offset, EVBUFFER_PTR_SET) < 0)
-        return crc;
+        return;
     while (len > 0) {
         struct evbuffer_iovec v[8];
         int n = evbuffer_peek(buf, (ev_ssize_t)len, &pos, v, 8);
@@ -96,13 +96,24 @@ uint32_t mg_crc32c_evbuffer(uint32_t crc, struct evbuffer *buf, size_t offset, s
         size_t done = 0;
         for (int i = 0; i < n && i < 8 && len > 0; i++) {
             size_t take = v[i].iov_len < len ? v[i].iov_len : len;
-            crc = mg_crc32c(crc, v[i].iov_base, take);
+            fn(ctx, v[i].iov_base, take);
             len -= take;
             done += take;
         }
         if (evbuffer_ptr_set(buf, &pos, done, EVBUFFER_PTR_ADD) < 0)
             break;
     }
+}
+
+static void mg_crc32c_chunk(void *ctx, const void *p, size_t n)
+{
+    uint32_t *crc = ctx;
+    *crc = mg_crc32c(*crc, p, n);
+}
+
+uint32_t mg_crc32c_evbuffer(uint32_t crc, struct evbuffer *buf, size_t offset, size_t len)
+{
+    mg_evbuffer_chunks(buf, offset, len, mg_crc32c_chunk, &crc);
     return crc;
 }
 

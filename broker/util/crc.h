@@ -19,4 +19,10 @@ uint32_t mg_crc32c(uint32_t crc, const void *data, size_t len);
 uint32_t mg_crc32c_evbuffer(uint32_t crc, struct evbuffer *buf, size_t offset, size_t len);
 uint32_t mg_crc32(uint32_t crc, const void *data, size_t len);
 
+/* Pass len bytes of buf from offset to fn, chunk by chunk in order, without copying or
+ * draining (stops early if buf is shorter): the walk of mg_crc32c_evbuffer, for the other
+ * checksums and digests over a buffer. */
+typedef void (*mg_chunk_fn)(void *ctx, const void *p, size_t n);
+void mg_evbuffer_chunks(struct evbuffer *buf, size_t offset, size_t len, mg_chunk_fn fn, void *ctx);
+
 #endif

@@ -368,8 +368,7 @@ void mg_listener_free(struct mg_listener *l)
     if (l->lev && !l->handed_off)
         evconnlistener_free(l->lev);
     l->lev = NULL;
-    if (l->retry_ev)
-        event_free(l->retry_ev);
+    mg_event_free(l->retry_ev);
     mg_free(l->name);
     mg_free(l);
 }

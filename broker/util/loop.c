@@ -63,6 +63,12 @@ void mg_loop_free(struct mg_loop *l)
     mg_free(l);
 }
 
+void mg_event_free(struct event *ev)
+{
+    if (ev)
+        event_free(ev);
+}
+
 struct event_base *mg_loop_base(const struct mg_loop *l)
 {
     return l->base;

@@ -30,6 +30,9 @@ struct event;
 struct event_base;
 struct mg_loop;
 
+/* libevent's event_free, accepting NULL. */
+void mg_event_free(struct event *ev);
+
 /* A real-time loop on base (borrowed: it must outlive the loop). */
 struct mg_loop *mg_loop_new(struct event_base *base);
 /* A simulated loop on base, its monotonic clock at mono_ms and its wall clock at wall_ms.

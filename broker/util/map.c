@@ -38,6 +38,15 @@ void mg_map_fini(struct mg_map *m)
     memset(m, 0, sizeof *m);
 }
 
+void mg_map_fini_free(struct mg_map *m, void (*free_value)(void *value))
+{
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(m, &pos, NULL, NULL, &v))
+        free_value(v);
+    mg_map_fini(m);
+}
+
 static struct mg_map_slot *mg_map_find(const struct mg_map *m, const void *key, size_t klen,
                                        uint64_t h)
 {

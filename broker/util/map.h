@@ -28,6 +28,9 @@ struct mg_map {
 
 void mg_map_init(struct mg_map *m);
 void mg_map_fini(struct mg_map *m);
+/* mg_map_fini, after passing every value to free_value (which may mg_map_del it). For maps
+ * that own their values. */
+void mg_map_fini_free(struct mg_map *m, void (*free_value)(void *value));
 void *mg_map_get(const struct mg_map *m, const void *key, size_t klen);
 /* Insert or replace; returns the previous value or NULL. */
 void *mg_map_put(struct mg_map *m, const void *key, size_t klen, void *value);

@@ -1687,14 +1687,10 @@ START_TEST(test_options_from_cfg)
     }
     ck_assert_double_eq_tol(c.disk_usage_threshold, 0.9, 1e-12); /* unchanged */
     /* the dump reads back */
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ck_assert_int_eq(cfg_dump(&c, f), 0);
-    fclose(f);
+    char *buf = tl_cfg_dump(&c);
     ck_assert_ptr_nonnull(strstr(buf, "\ndiskUsageThreshold: 0.9"));
     ck_assert_ptr_nonnull(strstr(buf, "\ndiskUsageLwmThreshold: 0.85"));
-    free(buf);
+    mg_free(buf);
     cfg_fini(&c);
 }
 END_TEST

@@ -1,6 +1,6 @@
 /*
  * tl.c - the core of the test library: suites, running a loop until a condition or a
- * deadline, temporary files (tl.h says what each does).
+ * deadline, temporary files, a configuration's dump (tl.h says what each does).
  *
  * A wait on a real loop keeps two events on the base while it runs: a persistent 1 ms tick,
  * which bounds each blocking pass, and nothing else; the deadline is read from the
@@ -10,6 +10,7 @@
  * Failure modes: a livelock of a simulated loop and file errors fail the calling test.
  */
 #include "lib/tl.h"
+#include "config/cfg.h"
 
 #include "util/alloc.h"
 #include "util/loop.h"
@@ -214,4 +215,17 @@ int64_t tl_file_size(const char *path)
     struct stat st;
     ck_assert_msg(stat(path, &st) == 0, "cannot stat %s", path);
     return (int64_t)st.st_size;
+}
+
+char *tl_cfg_dump(const struct cfg *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(cfg_dump(c, f), 0);
+    ck_assert_int_eq(fclose(f), 0);
+    char *out = mg_strndup(buf, len);
+    free(buf); /* open_memstream's, from malloc */
+    return out;
 }

@@ -4,7 +4,7 @@
  *
  *   tl.h         running a suite; running a loop until a condition holds or a deadline
  *                passes (simulated time on a simulated loop, the monotonic clock on a real
- *                one); temporary directories and files
+ *                one); temporary directories and files; a configuration's dump
  *   tl_bk.h      metadata-store calls made synchronous; BookKeeper client requests and
  *                batches of adds; fake bookies on a simulated loop; in-process bookies
  *   tl_pulsar.h  Pulsar frames: commands built in one call, and a peer that sends frames and
@@ -99,5 +99,11 @@ void tl_rm_rf(const char *path);
 char *tl_read_file(const char *path, size_t *len);
 /* path's size in bytes (it must exist). */
 int64_t tl_file_size(const char *path);
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+struct cfg;
+/* What cfg_dump writes for c (it must succeed), NUL-terminated (owned: mg_free). */
+char *tl_cfg_dump(const struct cfg *c);
 
 #endif

@@ -510,17 +510,23 @@ static void writer_new(struct sim *s, struct writer *w, int inc)
     w->alive = true;
 }
 
+/* Close the writer's ML if it is open (a read in progress cancelled). */
+static void writer_close(struct writer *w)
+{
+    if (!w->ml)
+        return;
+    if (w->reading)
+        ml_cursor_cancel_read(w->cur);
+    w->cur = NULL;
+    ml_close(w->ml);
+    w->ml = NULL;
+}
+
 /* Close the writer's ML (if open) and reopen it with its cursor. Returns the open status. */
 static int writer_open(struct writer *w)
 {
     struct sim *s = w->s;
-    if (w->ml) {
-        if (w->reading)
-            ml_cursor_cancel_read(w->cur);
-        w->cur = NULL;
-        ml_close(w->ml);
-        w->ml = NULL;
-    }
+    writer_close(w);
     w->n_delivered = 0;
     struct open_res r = {0};
     if (ml_open(w->f, ML_NAME, open_cb, &r) < 0)
@@ -597,13 +603,7 @@ static void writer_crash(struct writer *w)
 static void writer_shutdown(struct writer *w)
 {
     struct sim *s = w->s;
-    if (w->ml) {
-        if (w->reading)
-            ml_cursor_cancel_read(w->cur);
-        ml_close(w->ml);
-        w->ml = NULL;
-        w->cur = NULL;
-    }
+    writer_close(w);
     uint64_t end = now_ms(s) + 30000;
     while (ml_factory_pending(w->f) > 0 && now_ms(s) < end)
         advance(s, 5);

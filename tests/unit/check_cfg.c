@@ -61,6 +61,12 @@ static void expect_file_error(const char *path)
     cfg_fini(&c);
 }
 
+/* Write text to <tmpdir>/name and expect loading it to fail (the message in errbuf). */
+static void expect_yaml_error(const char *name, const char *text)
+{
+    expect_file_error(write_yaml(name, text));
+}
+
 START_TEST(test_defaults)
 {
     struct cfg c;
@@ -161,49 +167,42 @@ END_TEST
 
 START_TEST(test_unknown_key)
 {
-    const char *path = write_yaml("x.yaml", "brokerServicePort: 1\nbrokerServicePortt: 6650\n");
-    expect_file_error(path);
+    expect_yaml_error("x.yaml", "brokerServicePort: 1\nbrokerServicePortt: 6650\n");
     ASSERT_ERR_HAS("unknown key 'brokerServicePortt'");
 }
 END_TEST
 
 START_TEST(test_bad_integer)
 {
-    const char *path = write_yaml("x.yaml", "brokerServicePort: abc\n");
-    expect_file_error(path);
+    expect_yaml_error("x.yaml", "brokerServicePort: abc\n");
     ASSERT_ERR_HAS("bad value 'abc' for key 'brokerServicePort': expected an integer");
 
-    path = write_yaml("y.yaml", "maxMessageSize: 12x\n");
-    expect_file_error(path);
+    expect_yaml_error("y.yaml", "maxMessageSize: 12x\n");
     ASSERT_ERR_HAS("'12x'");
     ASSERT_ERR_HAS("'maxMessageSize'");
 
-    path = write_yaml("z.yaml", "maxMessageSize: 99999999999999999999\n");
-    expect_file_error(path);
+    expect_yaml_error("z.yaml", "maxMessageSize: 99999999999999999999\n");
     ASSERT_ERR_HAS("'maxMessageSize'");
 }
 END_TEST
 
 START_TEST(test_out_of_range)
 {
-    const char *path = write_yaml("x.yaml", "webServicePort: 65536\n");
-    expect_file_error(path);
+    expect_yaml_error("x.yaml", "webServicePort: 65536\n");
     ASSERT_ERR_HAS("'65536'");
     ASSERT_ERR_HAS("'webServicePort'");
     ASSERT_ERR_HAS("0..65535");
 
-    path = write_yaml("y.yaml", "brokerServicePort: -1\n");
-    expect_file_error(path);
+    expect_yaml_error("y.yaml", "brokerServicePort: -1\n");
     ASSERT_ERR_HAS("'brokerServicePort'");
 
-    path = write_yaml("z.yaml", "maxMessageSize: 0\n");
-    expect_file_error(path);
+    expect_yaml_error("z.yaml", "maxMessageSize: 0\n");
     ASSERT_ERR_HAS("'maxMessageSize'");
     ASSERT_ERR_HAS(">= 1");
 
     /* port 0 is valid: any free port */
     struct cfg c;
-    path = write_yaml("ok.yaml", "brokerServicePort: 0\nwebServicePort: 0\n");
+    const char *path = write_yaml("ok.yaml", "brokerServicePort: 0\nwebServicePort: 0\n");
     ck_assert_int_eq(cfg_load(&c, NULL, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
     ck_assert_int_eq(c.broker_service_port, 0);
     ck_assert_int_eq(c.web_service_port, 0);
@@ -213,17 +212,14 @@ END_TEST
 
 START_TEST(test_bad_enum_and_bool)
 {
-    const char *path = write_yaml("x.yaml", "logLevel: verbose\n");
-    expect_file_error(path);
+    expect_yaml_error("x.yaml", "logLevel: verbose\n");
     ASSERT_ERR_HAS("bad value 'verbose' for key 'logLevel'");
     ASSERT_ERR_HAS("debug|info|warn|error");
 
-    path = write_yaml("y.yaml", "allowAutoTopicCreationType: sharded\n");
-    expect_file_error(path);
+    expect_yaml_error("y.yaml", "allowAutoTopicCreationType: sharded\n");
     ASSERT_ERR_HAS("'allowAutoTopicCreationType'");
 
-    path = write_yaml("z.yaml", "allowAutoTopicCreation: maybe\n");
-    expect_file_error(path);
+    expect_yaml_error("z.yaml", "allowAutoTopicCreation: maybe\n");
     ASSERT_ERR_HAS("bad value 'maybe' for key 'allowAutoTopicCreation': expected true or false");
 
     struct cfg c;
@@ -333,20 +329,16 @@ END_TEST
 
 START_TEST(test_yaml_syntax_error)
 {
-    const char *path = write_yaml("x.yaml", "clusterName: a\n  bindAddress: [1, 2\n");
-    expect_file_error(path);
+    expect_yaml_error("x.yaml", "clusterName: a\n  bindAddress: [1, 2\n");
     ASSERT_ERR_HAS("YAML syntax error");
 
-    path = write_yaml("y.yaml", "- just\n- a list\n");
-    expect_file_error(path);
+    expect_yaml_error("y.yaml", "- just\n- a list\n");
     ASSERT_ERR_HAS("mapping");
 
-    path = write_yaml("z.yaml", "bindAddress: [a, b]\n");
-    expect_file_error(path);
+    expect_yaml_error("z.yaml", "bindAddress: [a, b]\n");
     ASSERT_ERR_HAS("'bindAddress'");
 
-    path = write_yaml("d.yaml", "clusterName: a\nclusterName: b\n");
-    expect_file_error(path);
+    expect_yaml_error("d.yaml", "clusterName: a\nclusterName: b\n");
     ASSERT_ERR_HAS("clusterName");
 
     expect_file_error("/nonexistent/magnetar.yaml");
@@ -395,14 +387,10 @@ START_TEST(test_dump_roundtrip)
     ck_assert_str_eq(d.advertised_address, c.advertised_address);
 
     /* dumping the reloaded config (which has c.file set) also works */
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    ck_assert_int_eq(cfg_dump(&d, m), 0);
-    fclose(m);
+    char *buf = tl_cfg_dump(&d);
     ck_assert_ptr_nonnull(strstr(buf, "brokerServicePort: 0\n"));
     ck_assert_ptr_nonnull(strstr(buf, "# loaded from"));
-    free(buf);
+    mg_free(buf);
     cfg_fini(&d);
     cfg_fini(&c);
 }

@@ -196,6 +196,14 @@ static void send_cmd_nul(struct client *cl, wire_cmd *cmd)
     } while (0)
 #define SEND(cl, TYPE, field, sub) SEND_WITH(send_cmd, cl, TYPE, field, sub)
 #define SEND_NUL(cl, TYPE, field, sub) SEND_WITH(send_cmd_nul, cl, TYPE, field, sub)
+/* Send a Command<Type> that names nothing but a consumer and a request. */
+#define SEND_CONSUMER_REQ(cl, TYPE, Type, field, consumer_id_, request_id_)                        \
+    do {                                                                                           \
+        Pulsar__Proto__Command##Type m_ = PULSAR__PROTO__COMMAND_##TYPE##__INIT;                   \
+        m_.consumer_id = (consumer_id_);                                                           \
+        m_.request_id = (request_id_);                                                             \
+        SEND(cl, TYPE, field, m_);                                                                 \
+    } while (0)
 
 /* The next frame must be of this type. */
 static void expect(struct client *cl, int type, struct wire_frame *f)
@@ -396,6 +404,17 @@ static void publish_range(struct client *cl, uint64_t producer_id, uint64_t firs
     }
 }
 
+/* A started broker and a connected client whose producer 1 on topic published sequence ids
+ * 0..last (positions into r as publish_range). */
+static struct client *published(const char *topic, uint64_t last, struct ml_position *r)
+{
+    start();
+    struct client *cl = connected(21);
+    producer(cl, topic, 1);
+    publish_range(cl, 1, 0, last, r);
+    return cl;
+}
+
 static void subscribe_req(struct client *cl, const char *topic, const char *sub,
                           uint64_t consumer_id, uint64_t request_id, const struct tl_sub_opts *o)
 {
@@ -519,10 +538,7 @@ static void redeliver(struct client *cl, uint64_t consumer_id)
 
 static void close_consumer(struct client *cl, uint64_t consumer_id, uint64_t request_id)
 {
-    Pulsar__Proto__CommandCloseConsumer c = PULSAR__PROTO__COMMAND_CLOSE_CONSUMER__INIT;
-    c.consumer_id = consumer_id;
-    c.request_id = request_id;
-    SEND(cl, CLOSE_CONSUMER, close_consumer, c);
+    SEND_CONSUMER_REQ(cl, CLOSE_CONSUMER, CloseConsumer, close_consumer, consumer_id, request_id);
 }
 
 static void expect_close_consumer(struct client *cl, uint64_t consumer_id)
@@ -1045,10 +1061,7 @@ END_TEST
  * (Earliest). */
 START_TEST(test_initial_position)
 {
-    start();
-    struct client *cl = connected(21);
-    producer(cl, TOPIC("pos"), 1);
-    publish_range(cl, 1, 0, 2, NULL);
+    struct client *cl = published(TOPIC("pos"), 2, NULL);
     subscribe(cl, TOPIC("pos"), "late", 1, NULL);
     struct tl_sub_opts early = {.type = EXCLUSIVE, .earliest = true};
     subscribe(cl, TOPIC("pos"), "early", 2, &early);
@@ -1074,11 +1087,8 @@ END_TEST
  * durable one stays. */
 START_TEST(test_non_durable_reader)
 {
-    start();
-    struct client *cl = connected(21);
-    producer(cl, TOPIC("reader"), 1);
     struct ml_position r[4];
-    publish_range(cl, 1, 0, 3, r);
+    struct client *cl = published(TOPIC("reader"), 3, r);
     Pulsar__Proto__MessageIdData start = tl_msg_id((uint64_t)r[1].ledger, (uint64_t)r[1].entry);
     struct tl_sub_opts reader = {.type = EXCLUSIVE, .non_durable = true, .start = &start};
     subscribe(cl, TOPIC("reader"), "reader-1", 1, &reader);
@@ -1293,11 +1303,8 @@ static void expect_seeked(struct client *cl, uint64_t old, uint64_t request_id, 
 
 START_TEST(test_seek)
 {
-    start();
-    struct client *cl = connected(21);
-    producer(cl, TOPIC("seek"), 1);
     struct ml_position r[5];
-    publish_range(cl, 1, 0, 4, r);
+    struct client *cl = published(TOPIC("seek"), 4, r);
     struct tl_sub_opts early = {.type = EXCLUSIVE, .earliest = true};
     subscribe(cl, TOPIC("seek"), "s", 1, &early);
     flow(cl, 1, 10);
@@ -1360,10 +1367,8 @@ END_TEST
 
 static void get_last_id(struct client *cl, uint64_t consumer_id, uint64_t request_id)
 {
-    Pulsar__Proto__CommandGetLastMessageId g = PULSAR__PROTO__COMMAND_GET_LAST_MESSAGE_ID__INIT;
-    g.consumer_id = consumer_id;
-    g.request_id = request_id;
-    SEND(cl, GET_LAST_MESSAGE_ID, getlastmessageid, g);
+    SEND_CONSUMER_REQ(cl, GET_LAST_MESSAGE_ID, GetLastMessageId, getlastmessageid, consumer_id,
+                      request_id);
 }
 
 /* The last stored id, its batch index (messages in a batch - 1, else -1) and partition, and
@@ -1429,10 +1434,7 @@ END_TEST
 
 static void consumer_stats(struct client *cl, uint64_t consumer_id, uint64_t request_id)
 {
-    Pulsar__Proto__CommandConsumerStats c = PULSAR__PROTO__COMMAND_CONSUMER_STATS__INIT;
-    c.consumer_id = consumer_id;
-    c.request_id = request_id;
-    SEND(cl, CONSUMER_STATS, consumerstats, c);
+    SEND_CONSUMER_REQ(cl, CONSUMER_STATS, ConsumerStats, consumerstats, consumer_id, request_id);
 }
 
 /* CONSUMER_STATS answers the consumer's name, address and subscription type; an unknown

@@ -83,6 +83,78 @@ START_TEST(test_map_many)
 }
 END_TEST
 
+/* A map that owns its values hands each live one to the free function exactly once (one that
+ * deletes its own entry too), then is empty; the string-vector and event frees take what they
+ * own and accept nothing. ASan reports anything left. */
+static struct mg_map *owning_map;
+static int values_freed;
+
+static void free_and_unlink(void *value)
+{
+    char *s = value;
+    ck_assert_ptr_eq(mg_map_del_str(owning_map, s), s); /* the entry being freed is live */
+    values_freed++;
+    mg_free(s);
+}
+
+START_TEST(test_map_fini_free)
+{
+    struct mg_map m;
+    mg_map_init(&m);
+    owning_map = &m;
+    values_freed = 0;
+    enum { N = 100 };
+    for (int i = 0; i < N; i++) {
+        char *k = mg_asprintf("k%d", i);
+        mg_map_put_str(&m, k, k);
+    }
+    char key[16];
+    for (int i = 0; i < N; i += 3) { /* some values are gone before the end */
+        snprintf(key, sizeof key, "k%d", i);
+        mg_free(mg_map_del_str(&m, key));
+    }
+    int live = (int)m.count;
+    mg_map_fini_free(&m, free_and_unlink);
+    ck_assert_int_eq(values_freed, live);
+    ck_assert_uint_eq(m.count, 0);
+    ck_assert_ptr_null(m.slots);
+    mg_map_fini_free(&m, free_and_unlink); /* a finished map is empty: nothing more */
+    ck_assert_int_eq(values_freed, live);
+
+    char **v = mg_calloc(3, sizeof *v);
+    v[0] = mg_strdup("a");
+    v[1] = mg_strdup("b");
+    mg_free_strv(v, 2); /* v[2] was never set */
+    mg_free_strv(NULL, 0);
+    mg_event_free(NULL);
+}
+END_TEST
+
+/* mg_grow doubles from the minimum (or the current capacity) to the first size that holds
+ * what is asked, keeps the contents, and leaves an array that is big enough alone. */
+START_TEST(test_grow)
+{
+    size_t cap = 0;
+    int *a = mg_grow(NULL, &cap, 5, sizeof *a, 4);
+    ck_assert_uint_eq(cap, 8);
+    for (int i = 0; i < 5; i++)
+        a[i] = i * 7;
+    int *same = mg_grow(a, &cap, 8, sizeof *a, 4);
+    ck_assert_ptr_eq(same, a);
+    ck_assert_uint_eq(cap, 8);
+    a = mg_grow(a, &cap, 33, sizeof *a, 4);
+    ck_assert_uint_eq(cap, 64);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(a[i], i * 7);
+    a[63] = 1; /* ASan: the whole capacity is there */
+    mg_free(a);
+    cap = 0;
+    char *b = mg_grow(NULL, &cap, 3, 1, 0); /* no minimum: from 1 */
+    ck_assert_uint_eq(cap, 4);
+    mg_free(b);
+}
+END_TEST
+
 START_TEST(test_errors)
 {
     ck_assert_str_eq(mg_strerror(-MG_ECHECKSUM), "checksum mismatch");
@@ -455,9 +527,9 @@ int main(void)
 {
     Suite *s = suite_create("util");
     TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
-    tl_add(tc, test_map_basic, test_map_many, test_errors, test_crc, test_ratelimit, test_url,
-           test_fs, test_loop_sim_order, test_loop_sim_rearm, test_loop_sim_runs_active_events,
-           test_loop_real);
+    tl_add(tc, test_map_basic, test_map_many, test_map_fini_free, test_grow, test_errors, test_crc,
+           test_ratelimit, test_url, test_fs, test_loop_sim_order, test_loop_sim_rearm,
+           test_loop_sim_runs_active_events, test_loop_real);
     tc = tl_tcase(s, "descriptors", 30, tl_nofile_save, tl_nofile_restore);
     tl_add(tc, test_fds_limit_helpers);
     return tl_run(s);

@@ -35,6 +35,20 @@ static void init_md(Pulsar__Proto__MessageMetadata *md, uint64_t seq)
     tl_pulsar_md(md, "standalone-0-1", seq, 1700000000000ull + seq);
 }
 
+/* init_md for a batch of n messages whose last has sequence id highest, delivered at
+ * deliver_at (ms). */
+static void init_batch_md(Pulsar__Proto__MessageMetadata *md, uint64_t seq, int32_t n,
+                          uint64_t highest, int64_t deliver_at)
+{
+    init_md(md, seq);
+    md->has_num_messages_in_batch = 1;
+    md->num_messages_in_batch = n;
+    md->has_highest_sequence_id = 1;
+    md->highest_sequence_id = highest;
+    md->has_deliver_at_time = 1;
+    md->deliver_at_time = deliver_at;
+}
+
 static void init_send(wire_cmd *cmd, Pulsar__Proto__CommandSend *send, uint64_t seq)
 {
     pulsar__proto__command_send__init(send);
@@ -530,13 +544,7 @@ START_TEST(test_entry_parse)
     evbuffer_free(e);
 
     /* Batched, with highest id, delay and ordering key (wins over partition key). */
-    init_md(&md, 20);
-    md.has_num_messages_in_batch = 1;
-    md.num_messages_in_batch = 5;
-    md.has_highest_sequence_id = 1;
-    md.highest_sequence_id = 24;
-    md.has_deliver_at_time = 1;
-    md.deliver_at_time = 1700000009999ll;
+    init_batch_md(&md, 20, 5, 24, 1700000009999ll);
     md.has_ordering_key = 1;
     md.ordering_key.data = (uint8_t *)"order-key";
     md.ordering_key.len = 9;
@@ -649,13 +657,7 @@ START_TEST(test_frame_carries_metadata)
     Pulsar__Proto__MessageMetadata md;
     init_md(&md, 1);
     assert_frame_msg(&md);
-    init_md(&md, 2);
-    md.has_num_messages_in_batch = 1;
-    md.num_messages_in_batch = 7;
-    md.has_highest_sequence_id = 1;
-    md.highest_sequence_id = 8;
-    md.has_deliver_at_time = 1;
-    md.deliver_at_time = 1700000001234ll;
+    init_batch_md(&md, 2, 7, 8, 1700000001234ll);
     md.partition_key = "aGVsbG8=";
     md.has_partition_key_b64_encoded = 1;
     md.partition_key_b64_encoded = 1;
