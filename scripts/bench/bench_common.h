@@ -10,6 +10,7 @@
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,43 @@ static inline const char *bc_opt(int argc, char **argv, const char *name, const 
         if (strcmp(argv[i], name) == 0)
             return argv[i + 1];
     return def;
+}
+
+/* The options every publish driver takes: PORT, then --outstanding N (1000), --size N
+ * (1024), --rate R (0 = as fast as the window allows), --seconds S (10), --warmup S (1) and
+ * --json FILE (none). */
+struct bc_args {
+    int port;
+    long window;
+    size_t size;
+    double rate, secs, warm;
+    const char *json;
+};
+
+/* Fill a from argv; false, with "usage: <usage>" printed, when PORT is missing. */
+static inline bool bc_args_parse(int argc, char **argv, const char *usage, struct bc_args *a)
+{
+    if (argc < 2 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: %s\n", usage);
+        return false;
+    }
+    a->port = atoi(argv[1]);
+    a->window = atol(bc_opt(argc, argv, "--outstanding", "1000"));
+    a->size = (size_t)atol(bc_opt(argc, argv, "--size", "1024"));
+    a->rate = atof(bc_opt(argc, argv, "--rate", "0"));
+    a->secs = atof(bc_opt(argc, argv, "--seconds", "10"));
+    a->warm = atof(bc_opt(argc, argv, "--warmup", "1"));
+    a->json = bc_opt(argc, argv, "--json", NULL);
+    return true;
+}
+
+/* The token bucket pacing --rate: credit for the time since *last, at most 5 ms of burst. */
+static inline void bc_tokens_refill(double *tokens, double rate, uint64_t now, uint64_t *last)
+{
+    *tokens += rate * (double)(now - *last) / 1e9;
+    if (*tokens > rate * 0.005 + 1)
+        *tokens = rate * 0.005 + 1;
+    *last = now;
 }
 
 #endif

@@ -50,27 +50,22 @@ static void sleep_ns(uint64_t ns)
     nanosleep(&ts, NULL);
 }
 
+static const char usage[] =
+    "nats_js_pub PORT [--outstanding N] [--size N] [--rate R] [--seconds S] "
+    "[--warmup S] [--stream NAME] [--subject S] [--json F]";
+
 int main(int argc, char **argv)
 {
-    if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: nats_js_pub PORT [--outstanding N] [--size N] [--rate R] "
-                        "[--seconds S] [--warmup S] [--stream NAME] [--subject S] [--json F]\n");
+    struct bc_args a;
+    if (!bc_args_parse(argc, argv, usage, &a))
         return 2;
-    }
-    int port = atoi(argv[1]);
-    long window = atol(bc_opt(argc, argv, "--outstanding", "1000"));
-    size_t size = (size_t)atol(bc_opt(argc, argv, "--size", "1024"));
-    double rate = atof(bc_opt(argc, argv, "--rate", "0"));
-    double secs = atof(bc_opt(argc, argv, "--seconds", "10"));
-    double warm = atof(bc_opt(argc, argv, "--warmup", "1"));
     const char *stream = bc_opt(argc, argv, "--stream", "BENCH");
     const char *subject = bc_opt(argc, argv, "--subject", "bench");
-    const char *json = bc_opt(argc, argv, "--json", NULL);
-    if (size < 8)
-        size = 8;
+    if (a.size < 8)
+        a.size = 8;
 
     char url[64];
-    snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", a.port);
     natsConnection *nc = NULL;
     natsStatus s = natsConnection_ConnectTo(&nc, url);
     if (s != NATS_OK) {
@@ -79,7 +74,7 @@ int main(int argc, char **argv)
     }
     jsOptions jo;
     jsOptions_Init(&jo);
-    jo.PublishAsync.MaxPending = window;
+    jo.PublishAsync.MaxPending = a.window;
     jo.PublishAsync.AckHandler = on_ack;
     jo.PublishAsync.StallWait = 1000;
     jsCtx *js = NULL;
@@ -103,26 +98,23 @@ int main(int argc, char **argv)
     }
     jsStreamInfo_Destroy(si);
 
-    char *payload = malloc(size);
-    memset(payload, 'x', size);
+    char *payload = malloc(a.size);
+    memset(payload, 'x', a.size);
     uint64_t t0 = bc_now_ns();
-    t_warm = t0 + (uint64_t)(warm * 1e9);
-    t_end = t0 + (uint64_t)(secs * 1e9);
+    t_warm = t0 + (uint64_t)(a.warm * 1e9);
+    t_end = t0 + (uint64_t)(a.secs * 1e9);
     uint64_t sent = 0, now = t0, last = t0;
     double tokens = 0;
     while ((now = bc_now_ns()) < t_end) {
-        if (rate > 0) {
-            tokens += rate * (double)(now - last) / 1e9;
-            if (tokens > rate * 0.005 + 1)
-                tokens = rate * 0.005 + 1;
-            last = now;
+        if (a.rate > 0) {
+            bc_tokens_refill(&tokens, a.rate, now, &last);
             if (tokens < 1) {
                 sleep_ns(500000);
                 continue;
             }
         }
         memcpy(payload, &now, 8);
-        s = js_PublishAsync(js, subject, payload, (int)size, NULL);
+        s = js_PublishAsync(js, subject, payload, (int)a.size, NULL);
         if (s == NATS_TIMEOUT)
             continue; /* stalled: MaxPending in flight for StallWait; try again */
         if (s != NATS_OK) {
@@ -130,7 +122,7 @@ int main(int argc, char **argv)
             return 1;
         }
         sent++;
-        if (rate > 0)
+        if (a.rate > 0)
             tokens -= 1;
     }
     jsPubOptions po;
@@ -141,8 +133,8 @@ int main(int argc, char **argv)
     double measured = (double)(t_end - t_warm) / 1e9;
     char extra[256];
     snprintf(extra, sizeof extra, "\"connections\": 1, \"outstanding\": %ld, \"rate\": %.0f",
-             window, rate);
-    int rc = bc_write_json(json, &lat, measured, size, sent, failed, extra);
+             a.window, a.rate);
+    int rc = bc_write_json(a.json, &lat, measured, a.size, sent, failed, extra);
     pthread_mutex_unlock(&mu);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);

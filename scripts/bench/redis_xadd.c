@@ -29,32 +29,26 @@ struct conn {
     size_t head, count, cap;
 };
 
+static const char usage[] = "redis_xadd PORT [--conns N] [--outstanding N] [--size N] [--rate R] "
+                            "[--seconds S] [--warmup S] [--stream KEY] [--json FILE]";
+
 int main(int argc, char **argv)
 {
-    if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: redis_xadd PORT [--conns N] [--outstanding N] [--size N] "
-                        "[--rate R] [--seconds S] [--warmup S] [--stream KEY] [--json FILE]\n");
+    struct bc_args a;
+    if (!bc_args_parse(argc, argv, usage, &a))
         return 2;
-    }
-    int port = atoi(argv[1]);
     int nconn = atoi(bc_opt(argc, argv, "--conns", "1"));
-    long window = atol(bc_opt(argc, argv, "--outstanding", "1000"));
-    size_t size = (size_t)atol(bc_opt(argc, argv, "--size", "1024"));
-    double rate = atof(bc_opt(argc, argv, "--rate", "0"));
-    double secs = atof(bc_opt(argc, argv, "--seconds", "10"));
-    double warm = atof(bc_opt(argc, argv, "--warmup", "1"));
     const char *key = bc_opt(argc, argv, "--stream", "bench");
-    const char *json = bc_opt(argc, argv, "--json", NULL);
     if (nconn < 1)
         nconn = 1;
-    long per = window / nconn;
+    long per = a.window / nconn;
     if (per < 1)
         per = 1;
 
-    char *payload = malloc(size + 1);
-    memset(payload, 'x', size);
+    char *payload = malloc(a.size + 1);
+    memset(payload, 'x', a.size);
     const char *av[] = {"XADD", key, "*", "p", payload};
-    size_t al[] = {4, strlen(key), 1, 1, size};
+    size_t al[] = {4, strlen(key), 1, 1, a.size};
     char *cmd;
     int cmdlen = redisFormatCommandArgv(&cmd, 5, av, al);
     if (cmdlen < 0)
@@ -63,7 +57,7 @@ int main(int argc, char **argv)
     struct conn *cs = calloc((size_t)nconn, sizeof *cs);
     struct pollfd *pfd = calloc((size_t)nconn, sizeof *pfd);
     for (int i = 0; i < nconn; i++) {
-        redisContext *c = redisConnect("127.0.0.1", port);
+        redisContext *c = redisConnect("127.0.0.1", a.port);
         if (!c || c->err) {
             fprintf(stderr, "redis_xadd: connect: %s\n", c ? c->errstr : "oom");
             return 1;
@@ -82,18 +76,15 @@ int main(int argc, char **argv)
 
     struct bc_lat lat = {0};
     uint64_t t0 = bc_now_ns();
-    uint64_t t_warm = t0 + (uint64_t)(warm * 1e9), t_end = t0 + (uint64_t)(secs * 1e9);
+    uint64_t t_warm = t0 + (uint64_t)(a.warm * 1e9), t_end = t0 + (uint64_t)(a.secs * 1e9);
     uint64_t sent = 0, failed = 0, last_tick = t0;
-    double tokens = rate > 0 ? 0 : 1e18;
+    double tokens = a.rate > 0 ? 0 : 1e18;
     int rr = 0;
     uint64_t now = t0;
     while (now < t_end) {
         /* refill the token bucket */
-        if (rate > 0) {
-            tokens += rate * (double)(now - last_tick) / 1e9;
-            if (tokens > rate * 0.005 + 1) /* at most 5 ms of burst */
-                tokens = rate * 0.005 + 1;
-            last_tick = now;
+        if (a.rate > 0) {
+            bc_tokens_refill(&tokens, a.rate, now, &last_tick);
         }
         /* send: round-robin while tokens and windows allow */
         int progress = 1;
@@ -124,7 +115,7 @@ int main(int argc, char **argv)
                     pfd[i].events |= POLLOUT;
             }
         }
-        int timeout = rate > 0 ? 1 : 100;
+        int timeout = a.rate > 0 ? 1 : 100;
         if (poll(pfd, (nfds_t)nconn, timeout) < 0 && errno != EINTR) {
             perror("poll");
             return 1;
@@ -163,6 +154,6 @@ int main(int argc, char **argv)
     double measured = (double)(now - t_warm) / 1e9;
     char extra[256];
     snprintf(extra, sizeof extra, "\"connections\": %d, \"outstanding\": %ld, \"rate\": %.0f",
-             nconn, per * nconn, rate);
-    return bc_write_json(json, &lat, measured, size, sent, failed, extra) == 0 ? 0 : 1;
+             nconn, per * nconn, a.rate);
+    return bc_write_json(a.json, &lat, measured, a.size, sent, failed, extra) == 0 ? 0 : 1;
 }
