@@ -241,6 +241,15 @@ static void client_conn_write(struct client_conn *conn, const wire_cmd *cmd)
         wire_write_command(bufferevent_get_output(conn->bev), cmd);
 }
 
+/* Write one command: BaseCommand type TYPE carrying sub (a local) in its field. */
+#define CLIENT_SEND(conn, TYPE, field, sub)                                                        \
+    do {                                                                                           \
+        wire_cmd cmd_ = PULSAR__PROTO__BASE_COMMAND__INIT;                                         \
+        cmd_.type = PULSAR__PROTO__BASE_COMMAND__TYPE__##TYPE;                                     \
+        cmd_.field = &(sub);                                                                       \
+        client_conn_write((conn), &cmd_);                                                          \
+    } while (0)
+
 static struct client_req *client_conn_add_req(struct client_conn *conn, bool waiter,
                                               client_req_cb cb, void *owner)
 {
@@ -343,17 +352,13 @@ static void client_conn_send_connect(struct client_conn *conn)
     cc.auth_method_name = (char *)"none";
     cc.has_protocol_version = 1;
     cc.protocol_version = WIRE_PROTOCOL_VERSION;
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECT;
-    cmd.connect = &cc;
-    client_conn_write(conn, &cmd);
+    CLIENT_SEND(conn, CONNECT, connect, cc);
 }
 
 static void client_conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
 {
     const wire_cmd *cmd = f->cmd;
-    uint64_t rid = 0;
-    bool is_resp = false;
+    uint64_t rid = 0; /* the request a response answers: every case that breaks sets it */
     int status = 0;
 
     if (conn->state == CLIENT_CONN_HANDSHAKE) {
@@ -384,36 +389,28 @@ static void client_conn_handle_frame(struct client_conn *conn, struct wire_frame
     switch (cmd->type) {
     case PULSAR__PROTO__BASE_COMMAND__TYPE__PING: {
         Pulsar__Proto__CommandPong pong = PULSAR__PROTO__COMMAND_PONG__INIT;
-        wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
-        out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PONG;
-        out.pong = &pong;
-        client_conn_write(conn, &out);
+        CLIENT_SEND(conn, PONG, pong, pong);
         return;
     }
     case PULSAR__PROTO__BASE_COMMAND__TYPE__PONG:
         return;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE:
         rid = cmd->lookuptopicresponse->request_id;
-        is_resp = true;
         break;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA_RESPONSE:
         rid = cmd->partitionmetadataresponse->request_id;
-        is_resp = true;
         break;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__SUCCESS:
         rid = cmd->success->request_id;
-        is_resp = true;
         break;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER_SUCCESS:
         rid = cmd->producer_success->request_id;
         if (cmd->producer_success->has_producer_ready && !cmd->producer_success->producer_ready)
             return; /* WaitForExclusive: a second PRODUCER_SUCCESS follows */
-        is_resp = true;
         break;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__ERROR:
         rid = cmd->error->request_id;
         status = client_server_error_to_mg(cmd->error->error);
-        is_resp = true;
         break;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__SEND_RECEIPT: {
         struct client_ep *ep = mg_map_get_u64(&conn->eps, cmd->send_receipt->producer_id);
@@ -451,8 +448,6 @@ static void client_conn_handle_frame(struct client_conn *conn, struct wire_frame
         return;
     }
 
-    if (!is_resp)
-        return;
     struct client_req *r = client_conn_take_req(conn, rid);
     if (!r) {
         MG_DEBUG(MOD, "%s: %s for unknown request %llu", conn->url, wire_command_name(cmd->type),
@@ -588,10 +583,7 @@ static void client_conn_tick_cb(evutil_socket_t fd, short what, void *arg)
     }
     conn->rx_since_ping = false;
     Pulsar__Proto__CommandPing ping = PULSAR__PROTO__COMMAND_PING__INIT;
-    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
-    out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PING;
-    out.ping = &ping;
-    client_conn_write(conn, &out);
+    CLIENT_SEND(conn, PING, ping, ping);
 }
 
 /* The test seam (client_int.h): the socket comes from c->dial, connected already. */
@@ -954,10 +946,7 @@ static void client_ep_on_lookup_conn(struct client_req *r, struct client_conn *c
     lt.request_id = req->request_id;
     lt.has_authoritative = 1;
     lt.authoritative = ep->authoritative;
-    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
-    out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP;
-    out.lookuptopic = &lt;
-    client_conn_write(conn, &out);
+    CLIENT_SEND(conn, LOOKUP, lookuptopic, lt);
 }
 
 static void client_ep_lookup_at(struct client_ep *ep, const char *url)
@@ -1007,21 +996,16 @@ static void client_ep_send_close(struct client_ep *ep)
     if (!conn || conn->state != CLIENT_CONN_READY || ep->state != CLIENT_EP_READY)
         return;
     struct client_req *r = client_conn_add_req(conn, false, NULL, NULL);
-    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
     if (ep->kind == CLIENT_EP_PRODUCER) {
         Pulsar__Proto__CommandCloseProducer cp = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
         cp.producer_id = ep->id;
         cp.request_id = r->request_id;
-        out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER;
-        out.close_producer = &cp;
-        client_conn_write(conn, &out);
+        CLIENT_SEND(conn, CLOSE_PRODUCER, close_producer, cp);
     } else {
         Pulsar__Proto__CommandCloseConsumer cc = PULSAR__PROTO__COMMAND_CLOSE_CONSUMER__INIT;
         cc.consumer_id = ep->id;
         cc.request_id = r->request_id;
-        out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_CONSUMER;
-        out.close_consumer = &cc;
-        client_conn_write(conn, &out);
+        CLIENT_SEND(conn, CLOSE_CONSUMER, close_consumer, cc);
     }
 }
 
@@ -1164,10 +1148,7 @@ static void client_partitions_on_conn(struct client_req *r, struct client_conn *
         PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA__INIT;
     pm.topic = pr->topic;
     pm.request_id = req->request_id;
-    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
-    out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA;
-    out.partitionmetadata = &pm;
-    client_conn_write(conn, &out);
+    CLIENT_SEND(conn, PARTITIONED_METADATA, partitionmetadata, pm);
 }
 
 int client_get_partitions(struct client *c, const char *topic, client_partitions_cb cb, void *data)
@@ -1359,10 +1340,7 @@ static void client_producer_send_create(struct client_producer *p)
     pc.epoch = p->epoch++;
     pc.has_user_provided_producer_name = 1;
     pc.user_provided_producer_name = p->user_name;
-    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
-    out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER;
-    out.producer = &pc;
-    client_conn_write(conn, &out);
+    CLIENT_SEND(conn, PRODUCER, producer, pc);
 }
 
 static void client_producer_on_receipt(struct client_producer *p, const wire_cmd *cmd)
@@ -1528,10 +1506,7 @@ static void client_consumer_send_flow(struct client_consumer *c, unsigned permit
     Pulsar__Proto__CommandFlow fl = PULSAR__PROTO__COMMAND_FLOW__INIT;
     fl.consumer_id = c->ep.id;
     fl.messagepermits = permits;
-    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
-    out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__FLOW;
-    out.flow = &fl;
-    client_conn_write(conn, &out);
+    CLIENT_SEND(conn, FLOW, flow, fl);
 }
 
 static void client_consumer_on_subscribe_resp(struct client_req *r, struct client_conn *conn,
@@ -1570,10 +1545,7 @@ static void client_consumer_send_subscribe(struct client_consumer *c)
     s.initialposition = c->initial_position == CLIENT_POS_EARLIEST
                             ? PULSAR__PROTO__COMMAND_SUBSCRIBE__INITIAL_POSITION__Earliest
                             : PULSAR__PROTO__COMMAND_SUBSCRIBE__INITIAL_POSITION__Latest;
-    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
-    out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SUBSCRIBE;
-    out.subscribe = &s;
-    client_conn_write(conn, &out);
+    CLIENT_SEND(conn, SUBSCRIBE, subscribe, s);
 }
 
 static void client_consumer_consumed(struct client_consumer *c, unsigned n)
@@ -1780,10 +1752,7 @@ static void client_consumer_write_ack(struct client_consumer *c,
     ack.ack_type = type;
     ack.n_message_id = n;
     ack.message_id = ids;
-    wire_cmd out = PULSAR__PROTO__BASE_COMMAND__INIT;
-    out.type = PULSAR__PROTO__BASE_COMMAND__TYPE__ACK;
-    out.ack = &ack;
-    client_conn_write(c->ep.conn, &out);
+    CLIENT_SEND(c->ep.conn, ACK, ack, ack);
 }
 
 void client_consumer_flush(struct client_consumer *c)
