@@ -241,24 +241,42 @@ static void client_conn_write(struct client_conn *conn, const wire_cmd *cmd)
         wire_write_command(bufferevent_get_output(conn->bev), cmd);
 }
 
-/* Write one command: BaseCommand type TYPE carrying sub (a local) in its field. */
-#define CLIENT_SEND(conn, TYPE, field, sub)                                                        \
-    do {                                                                                           \
-        wire_cmd cmd_ = PULSAR__PROTO__BASE_COMMAND__INIT;                                         \
-        cmd_.type = PULSAR__PROTO__BASE_COMMAND__TYPE__##TYPE;                                     \
-        cmd_.field = &(sub);                                                                       \
-        client_conn_write((conn), &cmd_);                                                          \
-    } while (0)
+/* Write one command: sub, a Command* message of the BaseCommand type `type`, in the
+ * BaseCommand field whose number is that type's value (PulsarApi.proto numbers them so). */
+static void client_conn_send(struct client_conn *conn, Pulsar__Proto__BaseCommand__Type type,
+                             const void *sub)
+{
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = type;
+    const ProtobufCFieldDescriptor *fd =
+        protobuf_c_message_descriptor_get_field(cmd.base.descriptor, (unsigned)type);
+    MG_ASSERT(fd && fd->descriptor == ((const ProtobufCMessage *)sub)->descriptor);
+    memcpy((char *)&cmd + fd->offset, &sub, sizeof sub);
+    client_conn_write(conn, &cmd);
+}
 
-static struct client_req *client_conn_add_req(struct client_conn *conn, bool waiter,
-                                              client_req_cb cb, void *owner)
+/* What a request or waiter (enum client_req_type) wants and whom it tells. */
+struct client_req_kind {
+    bool waiter;         /* waits for the connection's handshake */
+    const char *request; /* "LOOKUP", ...: names it in "unexpected answer to <request>" */
+    int answer;          /* the type of the answer that succeeds */
+    /* The answer (a waiter: the connection, ready; cmd NULL). */
+    void (*done)(void *owner, struct client_conn *conn, const wire_cmd *cmd);
+    /* An ERROR answer, another answer than `answer` (-MG_EPROTO), a timeout or the
+     * connection's failure; msg says why. */
+    void (*fail)(void *owner, int status, const char *msg);
+};
+static const struct client_req_kind client_req_kinds[CLIENT_REQ_TYPES]; /* at the end */
+
+static struct client_req *client_conn_add_req(struct client_conn *conn, enum client_req_type type,
+                                              void *owner)
 {
     struct client *c = conn->client;
     struct client_req *r = mg_calloc(1, sizeof(*r));
-    r->waiter = waiter;
-    r->cb = cb;
+    r->waiter = client_req_kinds[type].waiter;
+    r->type = type;
     r->owner = owner;
-    r->request_id = waiter ? 0 : c->next_request_id++;
+    r->request_id = r->waiter ? 0 : c->next_request_id++;
     r->deadline_us = mg_mono_us() + (uint64_t)c->operation_timeout_ms * 1000u;
     /* Append so that waiters are served in arrival order. */
     struct client_req **pp = &conn->reqs;
@@ -266,6 +284,27 @@ static struct client_req *client_conn_add_req(struct client_conn *conn, bool wai
         pp = &(*pp)->next;
     *pp = r;
     return r;
+}
+
+/* Tell r's owner how r ended: status < 0 (msg says why) or an answer of another type than
+ * the one its kind wants fails it; a waiter's cmd is NULL. r is freed. */
+static void client_req_finish(struct client_req *r, struct client_conn *conn, int status,
+                              const wire_cmd *cmd, const char *msg)
+{
+    const struct client_req_kind *k = &client_req_kinds[r->type];
+    void *owner = r->owner;
+    mg_free(r);
+    if (!k->done)
+        return;
+    if (status < 0) {
+        k->fail(owner, status, msg);
+    } else if (cmd && (int)cmd->type != k->answer) {
+        char m[100];
+        snprintf(m, sizeof m, "unexpected answer to %s", k->request);
+        k->fail(owner, -MG_EPROTO, m);
+    } else {
+        k->done(owner, conn, cmd);
+    }
 }
 
 static struct client_req *client_conn_take_req(struct client_conn *conn, uint64_t request_id)
@@ -338,8 +377,7 @@ static void client_conn_serve_waiters(struct client_conn *conn)
         }
         if (!r)
             return;
-        r->cb(r, conn, 0, NULL, NULL);
-        mg_free(r);
+        client_req_finish(r, conn, 0, NULL, NULL);
         if (conn->state != CLIENT_CONN_READY)
             return;
     }
@@ -352,14 +390,30 @@ static void client_conn_send_connect(struct client_conn *conn)
     cc.auth_method_name = (char *)"none";
     cc.has_protocol_version = 1;
     cc.protocol_version = WIRE_PROTOCOL_VERSION;
-    CLIENT_SEND(conn, CONNECT, connect, cc);
+    client_conn_send(conn, PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECT, &cc);
+}
+
+/* The answer cmd (a response, or an ERROR: its code and message) to request rid. */
+static void client_conn_answer(struct client_conn *conn, uint64_t rid, const wire_cmd *cmd)
+{
+    struct client_req *r = client_conn_take_req(conn, rid);
+    if (!r) {
+        MG_DEBUG(MOD, "%s: %s for unknown request %llu", conn->url, wire_command_name(cmd->type),
+                 (unsigned long long)rid);
+        return;
+    }
+    int status = 0;
+    const char *msg = NULL;
+    if (cmd->type == PULSAR__PROTO__BASE_COMMAND__TYPE__ERROR) {
+        status = client_server_error_to_mg(cmd->error->error);
+        msg = cmd->error->message ? cmd->error->message : mg_strerror(status);
+    }
+    client_req_finish(r, conn, status, cmd, msg);
 }
 
 static void client_conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
 {
     const wire_cmd *cmd = f->cmd;
-    uint64_t rid = 0; /* the request a response answers: every case that breaks sets it */
-    int status = 0;
 
     if (conn->state == CLIENT_CONN_HANDSHAKE) {
         if (cmd->type == PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECTED) {
@@ -389,29 +443,28 @@ static void client_conn_handle_frame(struct client_conn *conn, struct wire_frame
     switch (cmd->type) {
     case PULSAR__PROTO__BASE_COMMAND__TYPE__PING: {
         Pulsar__Proto__CommandPong pong = PULSAR__PROTO__COMMAND_PONG__INIT;
-        CLIENT_SEND(conn, PONG, pong, pong);
+        client_conn_send(conn, PULSAR__PROTO__BASE_COMMAND__TYPE__PONG, &pong);
         return;
     }
     case PULSAR__PROTO__BASE_COMMAND__TYPE__PONG:
         return;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE:
-        rid = cmd->lookuptopicresponse->request_id;
-        break;
+        client_conn_answer(conn, cmd->lookuptopicresponse->request_id, cmd);
+        return;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA_RESPONSE:
-        rid = cmd->partitionmetadataresponse->request_id;
-        break;
+        client_conn_answer(conn, cmd->partitionmetadataresponse->request_id, cmd);
+        return;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__SUCCESS:
-        rid = cmd->success->request_id;
-        break;
+        client_conn_answer(conn, cmd->success->request_id, cmd);
+        return;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER_SUCCESS:
-        rid = cmd->producer_success->request_id;
         if (cmd->producer_success->has_producer_ready && !cmd->producer_success->producer_ready)
             return; /* WaitForExclusive: a second PRODUCER_SUCCESS follows */
-        break;
+        client_conn_answer(conn, cmd->producer_success->request_id, cmd);
+        return;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__ERROR:
-        rid = cmd->error->request_id;
-        status = client_server_error_to_mg(cmd->error->error);
-        break;
+        client_conn_answer(conn, cmd->error->request_id, cmd);
+        return;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__SEND_RECEIPT: {
         struct client_ep *ep = mg_map_get_u64(&conn->eps, cmd->send_receipt->producer_id);
         if (ep && ep->kind == CLIENT_EP_PRODUCER)
@@ -447,20 +500,6 @@ static void client_conn_handle_frame(struct client_conn *conn, struct wire_frame
         MG_DEBUG(MOD, "%s: ignoring %s", conn->url, wire_command_name(cmd->type));
         return;
     }
-
-    struct client_req *r = client_conn_take_req(conn, rid);
-    if (!r) {
-        MG_DEBUG(MOD, "%s: %s for unknown request %llu", conn->url, wire_command_name(cmd->type),
-                 (unsigned long long)rid);
-        return;
-    }
-    if (r->cb) {
-        const char *msg = NULL;
-        if (status < 0)
-            msg = cmd->error->message ? cmd->error->message : mg_strerror(status);
-        r->cb(r, conn, status, cmd, msg);
-    }
-    mg_free(r);
 }
 
 static void client_conn_read_cb(struct bufferevent *bev, void *arg)
@@ -563,9 +602,7 @@ static void client_conn_tick_cb(evutil_socket_t fd, short what, void *arg)
         char m[200];
         snprintf(m, sizeof m, "request %llu to %s timed out", (unsigned long long)r->request_id,
                  conn->url);
-        if (r->cb)
-            r->cb(r, conn, -MG_ETIMEDOUT, NULL, m);
-        mg_free(r);
+        client_req_finish(r, conn, -MG_ETIMEDOUT, NULL, m);
         if (conn->state == CLIENT_CONN_CLOSED)
             return;
     }
@@ -583,7 +620,7 @@ static void client_conn_tick_cb(evutil_socket_t fd, short what, void *arg)
     }
     conn->rx_since_ping = false;
     Pulsar__Proto__CommandPing ping = PULSAR__PROTO__COMMAND_PING__INIT;
-    CLIENT_SEND(conn, PING, ping, ping);
+    client_conn_send(conn, PULSAR__PROTO__BASE_COMMAND__TYPE__PING, &ping);
 }
 
 /* The test seam (client_int.h): the socket comes from c->dial, connected already. */
@@ -673,16 +710,14 @@ static struct client_conn *client_conn_get(struct client *c, const char *url)
     return conn;
 }
 
-/* Call cb(owner) once the connection is ready (synchronously if it already is), or with
- * the error when it fails. */
-static void client_conn_when_ready(struct client_conn *conn, client_req_cb cb, void *owner)
+/* Tell the waiter type's done(owner) once the connection is ready (synchronously if it
+ * already is), or its fail when the connection fails. */
+static void client_conn_when_ready(struct client_conn *conn, enum client_req_type type, void *owner)
 {
-    if (conn->state == CLIENT_CONN_READY) {
-        struct client_req r = {.waiter = true, .cb = cb, .owner = owner};
-        cb(&r, conn, 0, NULL, NULL);
-        return;
-    }
-    client_conn_add_req(conn, true, cb, owner);
+    if (conn->state == CLIENT_CONN_READY)
+        client_req_kinds[type].done(owner, conn, NULL);
+    else
+        client_conn_add_req(conn, type, owner);
 }
 
 static void client_conn_close(struct client_conn *conn, int status, const char *msg)
@@ -711,9 +746,7 @@ static void client_conn_close(struct client_conn *conn, int status, const char *
     conn->reqs = NULL;
     while (r) {
         struct client_req *next = r->next;
-        if (r->cb)
-            r->cb(r, conn, status, NULL, msg);
-        mg_free(r);
+        client_req_finish(r, conn, status, NULL, msg);
         r = next;
     }
     /* Detach the producers and consumers served here. */
@@ -740,8 +773,8 @@ static void client_conn_close(struct client_conn *conn, int status, const char *
 /* endpoints: lookup, attach, retry */
 
 static void client_ep_lookup_at(struct client_ep *ep, const char *url);
-static void client_producer_send_create(struct client_producer *p);
-static void client_consumer_send_subscribe(struct client_consumer *c);
+static void client_producer_send_create(struct client_producer *p, uint64_t request_id);
+static void client_consumer_send_subscribe(struct client_consumer *c, uint64_t request_id);
 static void client_producer_fail_all(struct client_producer *p, int status);
 
 static void client_ep_detach(struct client_ep *ep)
@@ -769,32 +802,20 @@ static void client_ep_report_ready(struct client_ep *ep, int status, const char 
 /* Something failed on the way to (or while) serving the topic. */
 static void client_ep_fail(struct client_ep *ep, int status, const char *msg);
 
-/* The broker's answer to an endpoint's PRODUCER or SUBSCRIBE (request): true when it is the
- * success wanted; else the endpoint fails, with "<what>: <msg>" when the request failed
- * (what formatted from fmt only then). */
-static bool client_ep_answered(struct client_ep *ep, int status, const wire_cmd *cmd, int wanted,
-                               const char *request, const char *msg, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
-static bool client_ep_answered(struct client_ep *ep, int status, const wire_cmd *cmd, int wanted,
-                               const char *request, const char *msg, const char *fmt, ...)
+/* An endpoint's PRODUCER or SUBSCRIBE failed: the endpoint fails with "<what>: <msg>", what
+ * formatted from fmt. */
+static void client_ep_failf(struct client_ep *ep, int status, const char *msg, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void client_ep_failf(struct client_ep *ep, int status, const char *msg, const char *fmt, ...)
 {
     char m[400];
-    if (status < 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(m, sizeof m, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && (size_t)n < sizeof m)
-            snprintf(m + n, sizeof m - (size_t)n, ": %s", msg);
-        client_ep_fail(ep, status, m);
-        return false;
-    }
-    if ((int)cmd->type != wanted) {
-        snprintf(m, sizeof m, "unexpected answer to %s", request);
-        client_ep_fail(ep, -MG_EPROTO, m);
-        return false;
-    }
-    return true;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof m)
+        snprintf(m + n, sizeof m - (size_t)n, ": %s", msg);
+    client_ep_fail(ep, status, m);
 }
 
 /* The endpoint is served: true the first time (its ready callback is due). */
@@ -868,37 +889,33 @@ static void client_ep_conn_lost(struct client_ep *ep, int status, const char *ms
         client_ep_fail(ep, status, msg);
 }
 
-static void client_ep_on_attach_conn(struct client_req *r, struct client_conn *conn, int status,
-                                     const wire_cmd *cmd, const char *msg)
+/* The fail of every kind of an endpoint's waits and requests but its PRODUCER/SUBSCRIBE. */
+static void client_ep_req_failed(void *owner, int status, const char *msg)
+{
+    client_ep_fail(owner, status, msg);
+}
+
+static void client_ep_on_attach_conn(void *owner, struct client_conn *conn, const wire_cmd *cmd)
 {
     (void)cmd;
-    struct client_ep *ep = r->owner;
-    if (status < 0) {
-        client_ep_fail(ep, status, msg);
-        return;
-    }
+    struct client_ep *ep = owner;
     ep->conn = conn;
     mg_map_put_u64(&conn->eps, ep->id, ep);
     ep->state = CLIENT_EP_CREATING;
-    if (ep->kind == CLIENT_EP_PRODUCER)
-        client_producer_send_create((struct client_producer *)ep);
+    /* The answer goes to the producer or consumer: ep is its first member. */
+    bool prod = ep->kind == CLIENT_EP_PRODUCER;
+    struct client_req *r =
+        client_conn_add_req(conn, prod ? CLIENT_REQ_PRODUCER : CLIENT_REQ_SUBSCRIBE, ep);
+    if (prod)
+        client_producer_send_create((struct client_producer *)ep, r->request_id);
     else
-        client_consumer_send_subscribe((struct client_consumer *)ep);
+        client_consumer_send_subscribe((struct client_consumer *)ep, r->request_id);
 }
 
-static void client_ep_on_lookup_resp(struct client_req *r, struct client_conn *conn, int status,
-                                     const wire_cmd *cmd, const char *msg)
+static void client_ep_on_lookup_resp(void *owner, struct client_conn *conn, const wire_cmd *cmd)
 {
     (void)conn;
-    struct client_ep *ep = r->owner;
-    if (status < 0) {
-        client_ep_fail(ep, status, msg);
-        return;
-    }
-    if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP_RESPONSE) {
-        client_ep_fail(ep, -MG_EPROTO, "unexpected answer to LOOKUP");
-        return;
-    }
+    struct client_ep *ep = owner;
     const Pulsar__Proto__CommandLookupTopicResponse *lr = cmd->lookuptopicresponse;
     char m[400];
     if (!lr->has_response ||
@@ -928,30 +945,25 @@ static void client_ep_on_lookup_resp(struct client_req *r, struct client_conn *c
     const char *url = lr->has_proxy_through_service_url && lr->proxy_through_service_url
                           ? ep->client->service_url
                           : lr->brokerserviceurl;
-    client_conn_when_ready(client_conn_get(ep->client, url), client_ep_on_attach_conn, ep);
+    client_conn_when_ready(client_conn_get(ep->client, url), CLIENT_WAIT_ATTACH, ep);
 }
 
-static void client_ep_on_lookup_conn(struct client_req *r, struct client_conn *conn, int status,
-                                     const wire_cmd *cmd, const char *msg)
+static void client_ep_on_lookup_conn(void *owner, struct client_conn *conn, const wire_cmd *cmd)
 {
     (void)cmd;
-    struct client_ep *ep = r->owner;
-    if (status < 0) {
-        client_ep_fail(ep, status, msg);
-        return;
-    }
+    struct client_ep *ep = owner;
     Pulsar__Proto__CommandLookupTopic lt = PULSAR__PROTO__COMMAND_LOOKUP_TOPIC__INIT;
-    struct client_req *req = client_conn_add_req(conn, false, client_ep_on_lookup_resp, ep);
+    struct client_req *req = client_conn_add_req(conn, CLIENT_REQ_LOOKUP, ep);
     lt.topic = ep->topic;
     lt.request_id = req->request_id;
     lt.has_authoritative = 1;
     lt.authoritative = ep->authoritative;
-    CLIENT_SEND(conn, LOOKUP, lookuptopic, lt);
+    client_conn_send(conn, PULSAR__PROTO__BASE_COMMAND__TYPE__LOOKUP, &lt);
 }
 
 static void client_ep_lookup_at(struct client_ep *ep, const char *url)
 {
-    client_conn_when_ready(client_conn_get(ep->client, url), client_ep_on_lookup_conn, ep);
+    client_conn_when_ready(client_conn_get(ep->client, url), CLIENT_WAIT_LOOKUP, ep);
 }
 
 static void client_ep_init(struct client_ep *ep, struct client *c, enum client_ep_kind kind,
@@ -995,17 +1007,17 @@ static void client_ep_send_close(struct client_ep *ep)
     struct client_conn *conn = ep->conn;
     if (!conn || conn->state != CLIENT_CONN_READY || ep->state != CLIENT_EP_READY)
         return;
-    struct client_req *r = client_conn_add_req(conn, false, NULL, NULL);
+    struct client_req *r = client_conn_add_req(conn, CLIENT_REQ_NONE, NULL);
     if (ep->kind == CLIENT_EP_PRODUCER) {
         Pulsar__Proto__CommandCloseProducer cp = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
         cp.producer_id = ep->id;
         cp.request_id = r->request_id;
-        CLIENT_SEND(conn, CLOSE_PRODUCER, close_producer, cp);
+        client_conn_send(conn, PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER, &cp);
     } else {
         Pulsar__Proto__CommandCloseConsumer cc = PULSAR__PROTO__COMMAND_CLOSE_CONSUMER__INIT;
         cc.consumer_id = ep->id;
         cc.request_id = r->request_id;
-        CLIENT_SEND(conn, CLOSE_CONSUMER, close_consumer, cc);
+        client_conn_send(conn, PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_CONSUMER, &cc);
     }
 }
 
@@ -1111,21 +1123,17 @@ static void client_partitions_done(struct client_partitions_req *pr, int status,
     mg_free(pr);
 }
 
-static void client_partitions_on_resp(struct client_req *r, struct client_conn *conn, int status,
-                                      const wire_cmd *cmd, const char *msg)
+static void client_partitions_failed(void *owner, int status, const char *msg)
+{
+    client_partitions_done(owner, status, 0, msg);
+}
+
+static void client_partitions_on_resp(void *owner, struct client_conn *conn, const wire_cmd *cmd)
 {
     (void)conn;
-    struct client_partitions_req *pr = r->owner;
-    if (status < 0) {
-        client_partitions_done(pr, status, 0, msg);
-        return;
-    }
+    struct client_partitions_req *pr = owner;
     const Pulsar__Proto__CommandPartitionedTopicMetadataResponse *pm =
         cmd->partitionmetadataresponse;
-    if (cmd->type != PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA_RESPONSE || !pm) {
-        client_partitions_done(pr, -MG_EPROTO, 0, "unexpected answer to PARTITIONED_METADATA");
-        return;
-    }
     if (!pm->has_response || pm->response != PARTITIONS_SUCCESS) {
         int st = pm->has_error ? client_server_error_to_mg(pm->error) : -MG_EIO;
         client_partitions_done(pr, st, 0, pm->message ? pm->message : mg_strerror(st));
@@ -1134,21 +1142,16 @@ static void client_partitions_on_resp(struct client_req *r, struct client_conn *
     client_partitions_done(pr, 0, pm->has_partitions ? pm->partitions : 0, NULL);
 }
 
-static void client_partitions_on_conn(struct client_req *r, struct client_conn *conn, int status,
-                                      const wire_cmd *cmd, const char *msg)
+static void client_partitions_on_conn(void *owner, struct client_conn *conn, const wire_cmd *cmd)
 {
     (void)cmd;
-    struct client_partitions_req *pr = r->owner;
-    if (status < 0) {
-        client_partitions_done(pr, status, 0, msg);
-        return;
-    }
-    struct client_req *req = client_conn_add_req(conn, false, client_partitions_on_resp, pr);
+    struct client_partitions_req *pr = owner;
+    struct client_req *req = client_conn_add_req(conn, CLIENT_REQ_PARTITIONS, pr);
     Pulsar__Proto__CommandPartitionedTopicMetadata pm =
         PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA__INIT;
     pm.topic = pr->topic;
     pm.request_id = req->request_id;
-    CLIENT_SEND(conn, PARTITIONED_METADATA, partitionmetadata, pm);
+    client_conn_send(conn, PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA, &pm);
 }
 
 int client_get_partitions(struct client *c, const char *topic, client_partitions_cb cb, void *data)
@@ -1160,12 +1163,9 @@ int client_get_partitions(struct client *c, const char *topic, client_partitions
     pr->topic = client_topic_full_name(topic);
     pr->cb = cb;
     pr->data = data;
-    struct client_conn *conn = client_conn_get(c, c->service_url);
-    /* Always asynchronous: wait even when the connection is ready. */
-    if (conn->state == CLIENT_CONN_READY)
-        client_partitions_on_conn(&(struct client_req){.owner = pr}, conn, 0, NULL, NULL);
-    else
-        client_conn_add_req(conn, true, client_partitions_on_conn, pr);
+    /* Always asynchronous: cb runs from the loop (the request goes now if the connection is
+     * ready, the answer later). */
+    client_conn_when_ready(client_conn_get(c, c->service_url), CLIENT_WAIT_PARTITIONS, pr);
     return 0;
 }
 
@@ -1294,15 +1294,17 @@ static void client_producer_fail_all(struct client_producer *p, int status)
     }
 }
 
-static void client_producer_on_create_resp(struct client_req *r, struct client_conn *conn,
-                                           int status, const wire_cmd *cmd, const char *msg)
+static void client_producer_create_failed(void *owner, int status, const char *msg)
+{
+    struct client_producer *p = owner;
+    client_ep_failf(&p->ep, status, msg, "cannot create producer on %s", p->ep.topic);
+}
+
+static void client_producer_on_create_resp(void *owner, struct client_conn *conn,
+                                           const wire_cmd *cmd)
 {
     (void)conn;
-    struct client_producer *p = r->owner;
-    if (!client_ep_answered(&p->ep, status, cmd,
-                            PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER_SUCCESS, "PRODUCER", msg,
-                            "cannot create producer on %s", p->ep.topic))
-        return;
+    struct client_producer *p = owner;
     const Pulsar__Proto__CommandProducerSuccess *ps = cmd->producer_success;
     if (ps->producer_name && *ps->producer_name &&
         (!p->name || strcmp(p->name, ps->producer_name) != 0)) {
@@ -1323,24 +1325,22 @@ static void client_producer_on_create_resp(struct client_req *r, struct client_c
     /* Resend every pending SEND, oldest first, with its original sequence ids. */
     for (struct client_op *op = p->head; op; op = op->next)
         client_producer_write_op(p, op);
-    if (first && p->ready_cb)
-        p->ready_cb(p, 0, NULL, p->data);
+    if (first)
+        client_ep_report_ready(&p->ep, 0, NULL);
 }
 
-static void client_producer_send_create(struct client_producer *p)
+static void client_producer_send_create(struct client_producer *p, uint64_t request_id)
 {
-    struct client_conn *conn = p->ep.conn;
-    struct client_req *r = client_conn_add_req(conn, false, client_producer_on_create_resp, p);
     Pulsar__Proto__CommandProducer pc = PULSAR__PROTO__COMMAND_PRODUCER__INIT;
     pc.topic = p->ep.topic;
     pc.producer_id = p->ep.id;
-    pc.request_id = r->request_id;
+    pc.request_id = request_id;
     pc.producer_name = p->name;
     pc.has_epoch = 1;
     pc.epoch = p->epoch++;
     pc.has_user_provided_producer_name = 1;
     pc.user_provided_producer_name = p->user_name;
-    CLIENT_SEND(conn, PRODUCER, producer, pc);
+    client_conn_send(p->ep.conn, PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER, &pc);
 }
 
 static void client_producer_on_receipt(struct client_producer *p, const wire_cmd *cmd)
@@ -1506,38 +1506,39 @@ static void client_consumer_send_flow(struct client_consumer *c, unsigned permit
     Pulsar__Proto__CommandFlow fl = PULSAR__PROTO__COMMAND_FLOW__INIT;
     fl.consumer_id = c->ep.id;
     fl.messagepermits = permits;
-    CLIENT_SEND(conn, FLOW, flow, fl);
+    client_conn_send(conn, PULSAR__PROTO__BASE_COMMAND__TYPE__FLOW, &fl);
 }
 
-static void client_consumer_on_subscribe_resp(struct client_req *r, struct client_conn *conn,
-                                              int status, const wire_cmd *cmd, const char *msg)
+static void client_consumer_subscribe_failed(void *owner, int status, const char *msg)
+{
+    struct client_consumer *c = owner;
+    client_ep_failf(&c->ep, status, msg, "cannot subscribe %s on %s", c->subscription, c->ep.topic);
+}
+
+static void client_consumer_on_subscribe_resp(void *owner, struct client_conn *conn,
+                                              const wire_cmd *cmd)
 {
     (void)conn;
-    struct client_consumer *c = r->owner;
-    if (!client_ep_answered(&c->ep, status, cmd, PULSAR__PROTO__BASE_COMMAND__TYPE__SUCCESS,
-                            "SUBSCRIBE", msg, "cannot subscribe %s on %s", c->subscription,
-                            c->ep.topic))
-        return;
+    (void)cmd;
+    struct client_consumer *c = owner;
     bool first = client_ep_set_ready(&c->ep);
     if (!first)
         MG_INFO(MOD, "consumer %s on %s re-subscribed", c->subscription, c->ep.topic);
     c->consumed_since_flow = 0;
     client_consumer_send_flow(c, c->queue_size);
     client_consumer_flush(c);
-    if (first && c->ready_cb)
-        c->ready_cb(c, 0, NULL, c->data);
+    if (first)
+        client_ep_report_ready(&c->ep, 0, NULL);
 }
 
-static void client_consumer_send_subscribe(struct client_consumer *c)
+static void client_consumer_send_subscribe(struct client_consumer *c, uint64_t request_id)
 {
-    struct client_conn *conn = c->ep.conn;
-    struct client_req *r = client_conn_add_req(conn, false, client_consumer_on_subscribe_resp, c);
     Pulsar__Proto__CommandSubscribe s = PULSAR__PROTO__COMMAND_SUBSCRIBE__INIT;
     s.topic = c->ep.topic;
     s.subscription = c->subscription;
     s.subtype = (Pulsar__Proto__CommandSubscribe__SubType)c->sub_type;
     s.consumer_id = c->ep.id;
-    s.request_id = r->request_id;
+    s.request_id = request_id;
     s.consumer_name = c->consumer_name;
     s.has_durable = 1;
     s.durable = 1;
@@ -1545,7 +1546,7 @@ static void client_consumer_send_subscribe(struct client_consumer *c)
     s.initialposition = c->initial_position == CLIENT_POS_EARLIEST
                             ? PULSAR__PROTO__COMMAND_SUBSCRIBE__INITIAL_POSITION__Earliest
                             : PULSAR__PROTO__COMMAND_SUBSCRIBE__INITIAL_POSITION__Latest;
-    CLIENT_SEND(conn, SUBSCRIBE, subscribe, s);
+    client_conn_send(c->ep.conn, PULSAR__PROTO__BASE_COMMAND__TYPE__SUBSCRIBE, &s);
 }
 
 static void client_consumer_consumed(struct client_consumer *c, unsigned n)
@@ -1752,7 +1753,7 @@ static void client_consumer_write_ack(struct client_consumer *c,
     ack.ack_type = type;
     ack.n_message_id = n;
     ack.message_id = ids;
-    CLIENT_SEND(c->ep.conn, ACK, ack, ack);
+    client_conn_send(c->ep.conn, PULSAR__PROTO__BASE_COMMAND__TYPE__ACK, &ack);
 }
 
 void client_consumer_flush(struct client_consumer *c)
@@ -1820,3 +1821,25 @@ void client_consumer_free(struct client_consumer *c)
     mg_free(c->consumer_name);
     mg_free(c);
 }
+
+#define ANSWER(t) PULSAR__PROTO__BASE_COMMAND__TYPE__##t
+static const struct client_req_kind client_req_kinds[CLIENT_REQ_TYPES] = {
+    /* clang-format off */
+    /* {waiter, request, answer, done, fail} */
+    [CLIENT_WAIT_LOOKUP]     = {true,  NULL,                   0,
+                                client_ep_on_lookup_conn,         client_ep_req_failed},
+    [CLIENT_WAIT_ATTACH]     = {true,  NULL,                   0,
+                                client_ep_on_attach_conn,         client_ep_req_failed},
+    [CLIENT_WAIT_PARTITIONS] = {true,  NULL,                   0,
+                                client_partitions_on_conn,        client_partitions_failed},
+    [CLIENT_REQ_LOOKUP]      = {false, "LOOKUP",               ANSWER(LOOKUP_RESPONSE),
+                                client_ep_on_lookup_resp,         client_ep_req_failed},
+    [CLIENT_REQ_PARTITIONS]  = {false, "PARTITIONED_METADATA", ANSWER(PARTITIONED_METADATA_RESPONSE),
+                                client_partitions_on_resp,        client_partitions_failed},
+    [CLIENT_REQ_PRODUCER]    = {false, "PRODUCER",             ANSWER(PRODUCER_SUCCESS),
+                                client_producer_on_create_resp,   client_producer_create_failed},
+    [CLIENT_REQ_SUBSCRIBE]   = {false, "SUBSCRIBE",            ANSWER(SUCCESS),
+                                client_consumer_on_subscribe_resp, client_consumer_subscribe_failed},
+    /* clang-format on */
+};
+#undef ANSWER

@@ -49,19 +49,27 @@ enum client_conn_state {
     CLIENT_CONN_CLOSED, /* waiting for the deferred free */
 };
 
-struct client_req;
-struct client_conn;
-/* cmd is NULL when status < 0 (then msg says why); waiters get status 0 and cmd NULL. */
-typedef void (*client_req_cb)(struct client_req *r, struct client_conn *conn, int status,
-                              const wire_cmd *cmd, const char *msg);
+/* What a request or a waiter for a connection's handshake is for (client.c's table
+ * client_req_kinds says what each wants and whom it tells). */
+enum client_req_type {
+    CLIENT_REQ_NONE = 0,    /* fire and forget (CLOSE_*): the answer is dropped */
+    CLIENT_WAIT_LOOKUP,     /* waiters: an endpoint's LOOKUP, */
+    CLIENT_WAIT_ATTACH,     /* its PRODUCER or SUBSCRIBE, */
+    CLIENT_WAIT_PARTITIONS, /* a PARTITIONED_METADATA */
+    CLIENT_REQ_LOOKUP,
+    CLIENT_REQ_PARTITIONS,
+    CLIENT_REQ_PRODUCER,
+    CLIENT_REQ_SUBSCRIBE,
+    CLIENT_REQ_TYPES
+};
 
 /* A request awaiting its response, or (waiter) an owner awaiting the connection's
- * handshake. Owned by the connection's list; freed after its callback. */
+ * handshake. Owned by the connection's list; freed as its owner is told. */
 struct client_req {
     uint64_t request_id; /* 0 for waiters */
     bool waiter;
-    client_req_cb cb; /* NULL: fire and forget (CLOSE_*), the answer is dropped */
-    void *owner;      /* borrowed: the client_ep or partitions context */
+    enum client_req_type type;
+    void *owner; /* borrowed: the client_ep or partitions context */
     uint64_t deadline_us;
     struct client_req *next;
 };
