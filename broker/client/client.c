@@ -976,10 +976,7 @@ static void client_ep_init(struct client_ep *ep, struct client *c, enum client_e
     ep->backoff_ms = CLIENT_BACKOFF_MIN_MS;
     ep->retry_ev = evtimer_new(c->base, client_ep_retry_cb, ep);
     MG_ASSERT(ep->retry_ev != NULL);
-    ep->next = c->eps;
-    if (c->eps)
-        c->eps->prev = ep;
-    c->eps = ep;
+    LIST_INSERT_HEAD(&c->eps, ep, link);
 }
 
 /* Unlink ep from everything that could call it back. */
@@ -992,12 +989,7 @@ static void client_ep_fini(struct client_ep *ep)
         client_conn_cancel_owner(v, ep);
     client_ep_detach(ep);
     mg_event_free(ep->retry_ev);
-    if (ep->prev)
-        ep->prev->next = ep->next;
-    else
-        c->eps = ep->next;
-    if (ep->next)
-        ep->next->prev = ep->prev;
+    LIST_REMOVE(ep, link);
     mg_free(ep->topic);
 }
 
@@ -1066,6 +1058,7 @@ int client_new(struct event_base *base, const struct client_opts *opts, struct c
     c->next_request_id = 1;
     c->next_ep_id = 1;
     mg_map_init(&c->conns);
+    LIST_INIT(&c->eps);
     *out = c;
     return 0;
 }
@@ -1074,8 +1067,8 @@ void client_free(struct client *c)
 {
     if (!c)
         return;
-    while (c->eps) {
-        struct client_ep *ep = c->eps;
+    while (!LIST_EMPTY(&c->eps)) {
+        struct client_ep *ep = LIST_FIRST(&c->eps);
         if (ep->kind == CLIENT_EP_PRODUCER)
             client_producer_free((struct client_producer *)ep);
         else

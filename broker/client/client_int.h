@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 struct bufferevent;
 struct event;
@@ -117,9 +118,8 @@ struct client_ep {
     bool authoritative;
     unsigned starts; /* lookups started: picks the service URL host (multi-host URLs) */
     unsigned backoff_ms;
-    struct event *retry_ev; /* owned */
-    struct client_ep *next; /* client's list */
-    struct client_ep *prev;
+    struct event *retry_ev;     /* owned */
+    LIST_ENTRY(client_ep) link; /* in the client's eps */
 };
 
 /* Test seam (tests/unit/check_client.c): when struct client's dial is set, a new connection
@@ -140,9 +140,9 @@ struct client {
     unsigned keepalive_s;
     uint64_t next_request_id;
     uint64_t next_ep_id;
-    struct mg_map conns;      /* url -> struct client_conn (owned through this map) */
-    struct client_ep *eps;    /* borrowed list of producers and consumers */
-    struct client_conn *dead; /* owned list: closed connections awaiting their deferred free */
+    struct mg_map conns;        /* url -> struct client_conn (owned through this map) */
+    LIST_HEAD(, client_ep) eps; /* borrowed: the producers and consumers */
+    struct client_conn *dead;   /* owned list: closed connections awaiting their deferred free */
     bool closing;
 };
 
