@@ -1260,11 +1260,7 @@ static void client_producer_close_batch(struct client_producer *p)
     wire_write_send(op->frame, &cmd, &md, p->batch.data, p->batch.len);
     p->batch.len = 0;
 
-    if (p->tail)
-        p->tail->next = op;
-    else
-        p->head = op;
-    p->tail = op;
+    STAILQ_INSERT_TAIL(&p->ops, op, link);
     client_producer_write_op(p, op);
 }
 
@@ -1278,11 +1274,9 @@ static void client_producer_batch_timer_cb(evutil_socket_t fd, short what, void 
 static void client_producer_fail_all(struct client_producer *p, int status)
 {
     client_producer_close_batch(p);
-    while (p->head) {
-        struct client_op *op = p->head;
-        p->head = op->next;
-        if (!p->head)
-            p->tail = NULL;
+    while (!STAILQ_EMPTY(&p->ops)) {
+        struct client_op *op = STAILQ_FIRST(&p->ops);
+        STAILQ_REMOVE_HEAD(&p->ops, link);
         client_op_complete(p, op, status, NULL);
     }
 }
@@ -1316,8 +1310,11 @@ static void client_producer_on_create_resp(void *owner, struct client_conn *conn
         MG_INFO(MOD, "producer %s on %s reconnected; resending %u pending", p->name, p->ep.topic,
                 p->pending);
     /* Resend every pending SEND, oldest first, with its original sequence ids. */
-    for (struct client_op *op = p->head; op; op = op->next)
+    struct client_op *op;
+    STAILQ_FOREACH(op, &p->ops, link)
+    {
         client_producer_write_op(p, op);
+    }
     if (first)
         client_ep_report_ready(&p->ep, 0, NULL);
 }
@@ -1339,7 +1336,7 @@ static void client_producer_send_create(struct client_producer *p, uint64_t requ
 static void client_producer_on_receipt(struct client_producer *p, const wire_cmd *cmd)
 {
     const Pulsar__Proto__CommandSendReceipt *sr = cmd->send_receipt;
-    struct client_op *op = p->head;
+    struct client_op *op = STAILQ_FIRST(&p->ops);
     if (!op || p->ep.state != CLIENT_EP_READY)
         return;
     uint64_t seq = sr->sequence_id;
@@ -1355,9 +1352,7 @@ static void client_producer_on_receipt(struct client_producer *p, const wire_cmd
         client_conn_close(p->ep.conn, -MG_EPROTO, m);
         return;
     }
-    p->head = op->next;
-    if (!p->head)
-        p->tail = NULL;
+    STAILQ_REMOVE_HEAD(&p->ops, link);
     client_op_complete(p, op, 0, sr->message_id);
 }
 
@@ -1365,14 +1360,12 @@ static void client_producer_on_send_error(struct client_producer *p, const wire_
 {
     const Pulsar__Proto__CommandSendError *se = cmd->send_error;
     int st = client_server_error_to_mg(se->error);
-    struct client_op *op = p->head;
+    struct client_op *op = STAILQ_FIRST(&p->ops);
     MG_WARN(MOD, "SEND_ERROR on %s seq %llu: %s", p->ep.topic, (unsigned long long)se->sequence_id,
             se->message ? se->message : mg_strerror(st));
     if ((st == -MG_ECHECKSUM || st == -MG_ENOTALLOWED) && op && se->sequence_id >= op->first_seq &&
         se->sequence_id <= op->last_seq) {
-        p->head = op->next;
-        if (!p->head)
-            p->tail = NULL;
+        STAILQ_REMOVE_HEAD(&p->ops, link);
         client_op_complete(p, op, st, NULL);
         return;
     }
@@ -1391,6 +1384,7 @@ int client_producer_new(struct client *c, const struct client_producer_opts *opt
         return -MG_EINVAL;
     struct client_producer *p = mg_calloc(1, sizeof(*p));
     client_ep_init(&p->ep, c, CLIENT_EP_PRODUCER, opts->topic);
+    STAILQ_INIT(&p->ops);
     if (opts->producer_name) {
         p->name = mg_strdup(opts->producer_name);
         p->user_name = true;

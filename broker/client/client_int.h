@@ -157,7 +157,7 @@ struct client_pending_msg {
 
 /* One SEND (a batch or a single message) awaiting its receipt. */
 struct client_op {
-    struct client_op *next;
+    STAILQ_ENTRY(client_op) link; /* in the producer's ops */
     uint64_t first_seq;
     uint64_t last_seq;
     bool batched;
@@ -179,8 +179,7 @@ struct client_producer {
     unsigned batch_max_delay_us;
     unsigned max_pending;
     unsigned pending;                 /* messages in ops + the open batch */
-    struct client_op *head;           /* owned queue of sent/unsent SENDs, oldest first */
-    struct client_op *tail;           /* borrowed */
+    STAILQ_HEAD(, client_op) ops;     /* owned queue of sent/unsent SENDs, oldest first */
     struct client_buf batch;          /* the open batch's payload */
     struct client_pending_msg *bmsgs; /* owned: the open batch's messages */
     unsigned bn;
