@@ -580,6 +580,15 @@ void ml_release(struct ml_ledger *ml)
         ml_free(ml);
 }
 
+int ml_usable(const struct ml_ledger *ml, bool args_ok)
+{
+    if (!ml || !args_ok)
+        return -MG_EINVAL;
+    if (ml->state != ML_READY || ml->deleted)
+        return -MG_ECLOSED;
+    return 0;
+}
+
 static void ml_free(struct ml_ledger *ml)
 {
     struct ml_factory *f = ml->f;
@@ -877,10 +886,9 @@ static void ml_delete_meta_done(struct ml_store_req *req, int status)
 
 int ml_delete(struct ml_ledger *ml, bool force)
 {
-    if (!ml)
-        return -MG_EINVAL;
-    if (ml->state != ML_READY || ml->deleted)
-        return -MG_ECLOSED;
+    int rc = ml_usable(ml, true);
+    if (rc < 0)
+        return rc;
     struct ml_factory *f = ml->f;
     for (int i = 0; i < ml->n_cursors; i++)
         if (ml->cursors[i]->open && !force)
@@ -904,7 +912,7 @@ int ml_delete(struct ml_ledger *ml, bool force)
     op->req.data = op;
     op->req.cb = ml_delete_meta_done;
     ml_hold(ml);
-    int rc = f->mops ? f->mops->remove_ml(f->mimpl, ml, &op->req) : 0;
+    rc = f->mops ? f->mops->remove_ml(f->mimpl, ml, &op->req) : 0;
     if (!f->mops || rc < 0)
         ml_delete_meta_done(&op->req, rc);
     MG_INFO(ML_MOD, "%s: deleted", ml->name);
@@ -984,6 +992,41 @@ static void ml_open_saved(struct ml_ledger *ml, int status)
     ml_release(ml);
 }
 
+/* Start a step of the open chain: the store op start (of impl) on ml->open_req, completing
+ * in cb, which gets the hold on ml taken here. < 0: nothing started, no hold. */
+static int ml_open_step(struct ml_ledger *ml, void *impl,
+                        int (*start)(void *impl, struct ml_ledger *ml, struct ml_store_req *req),
+                        ml_store_cb cb)
+{
+    ml->open_req.data = ml;
+    ml->open_req.cb = cb;
+    ml_hold(ml);
+    int rc = start(impl, ml, &ml->open_req);
+    if (rc < 0)
+        ml_release(ml);
+    return rc;
+}
+
+/* The ML of an open-chain step's completion, or NULL when it closed meanwhile (the step's
+ * hold is released then). */
+static struct ml_ledger *ml_open_step_ml(struct ml_store_req *req)
+{
+    struct ml_ledger *ml = req->data;
+    if (ml->state != ML_CLOSED)
+        return ml;
+    ml_release(ml);
+    return NULL;
+}
+
+/* The end of an open-chain step's completion: status < 0 fails the open; the step's hold
+ * on ml goes. */
+static void ml_open_step_end(struct ml_ledger *ml, int status)
+{
+    if (status < 0)
+        ml_open_fail(ml, status);
+    ml_release(ml);
+}
+
 static void ml_open_created(struct ml_store_req *req, int status)
 {
     struct ml_ledger *ml = req->data;
@@ -994,59 +1037,29 @@ static void ml_open_created(struct ml_store_req *req, int status)
         ml_release(ml);
         return;
     }
-    if (status < 0) {
-        ml_open_fail(ml, status);
-        ml_release(ml);
-        return;
+    if (status == 0) {
+        ml_push_ledger(ml, req->ledger_id);
+        /* Writes wait until the list naming the new ledger is stored (ml_save). */
+        ml_save(ml, ml_open_saved);
     }
-    ml_push_ledger(ml, req->ledger_id);
-    /* Writes wait until the list naming the new ledger is stored (ml_save). */
-    ml_save(ml, ml_open_saved);
-    ml_release(ml);
-}
-
-/* Second step of the open chain: the first ledger of this session. */
-static int ml_open_create_ledger(struct ml_ledger *ml)
-{
-    ml->open_req.data = ml;
-    ml->open_req.cb = ml_open_created;
-    ml_hold(ml);
-    int rc = ml->f->lops->create_ledger(ml->f->limpl, ml, &ml->open_req);
-    if (rc < 0)
-        ml_release(ml);
-    return rc;
+    ml_open_step_end(ml, status);
 }
 
 /* Third step of the open chain (after the ledger list and the recovery of its last ledger):
  * the durable cursors, then the first ledger of this session. */
 static void ml_open_cursors_loaded(struct ml_store_req *req, int status)
 {
-    struct ml_ledger *ml = req->data;
-    if (ml->state == ML_CLOSED) {
-        ml_release(ml);
+    struct ml_ledger *ml = ml_open_step_ml(req);
+    if (!ml)
         return;
-    }
     if (status == 0) {
         /* Restored ledgers are closed: seal their times for retention. */
         for (int i = 0; i < ml->n_ledgers; i++)
             if (ml->ledgers[i].timestamp == 0)
                 ml->ledgers[i].timestamp = mg_loop_wall_ms(ml->f->loop);
-        status = ml_open_create_ledger(ml);
+        status = ml_open_step(ml, ml->f->limpl, ml->f->lops->create_ledger, ml_open_created);
     }
-    if (status < 0)
-        ml_open_fail(ml, status);
-    ml_release(ml);
-}
-
-static int ml_open_load_cursors(struct ml_ledger *ml)
-{
-    ml->open_req.data = ml;
-    ml->open_req.cb = ml_open_cursors_loaded;
-    ml_hold(ml);
-    int rc = ml->f->mops->load_cursors(ml->f->mimpl, ml, &ml->open_req);
-    if (rc < 0)
-        ml_release(ml);
-    return rc;
+    ml_open_step_end(ml, status);
 }
 
 /* The last ledger of the list is recovered: its true end replaces what the list says, or,
@@ -1054,11 +1067,9 @@ static int ml_open_load_cursors(struct ml_ledger *ml)
  * corrupt, fewer entries than the list confirmed), autoSkipNonRecoverableData decides. */
 static void ml_open_recovered(struct ml_store_req *req, int status)
 {
-    struct ml_ledger *ml = req->data;
-    if (ml->state == ML_CLOSED) {
-        ml_release(ml);
+    struct ml_ledger *ml = ml_open_step_ml(req);
+    if (!ml)
         return;
-    }
     struct ml_ledger_info *li = ml_current_ledger(ml);
     const char *why = req->errmsg ? req->errmsg : "";
     char msg[120];
@@ -1085,8 +1096,7 @@ static void ml_open_recovered(struct ml_store_req *req, int status)
                  " entries",
                  ml->name, li->id, status < 0 ? mg_strerror(status) : "entries lost",
                  why[0] ? ": " : "", why, li->entries);
-        ml_open_fail(ml, -MG_ENONRECOVERABLE);
-        ml_release(ml);
+        ml_open_step_end(ml, -MG_ENONRECOVERABLE);
         return;
     } else if (lost && status < 0) {
         MG_ERROR(ML_MOD,
@@ -1097,8 +1107,7 @@ static void ml_open_recovered(struct ml_store_req *req, int status)
     } else if (status < 0) {
         MG_WARN(ML_MOD, "%s: recovery of ledger %" PRId64 " failed: %s %s", ml->name, li->id,
                 mg_strerror(status), why);
-        ml_open_fail(ml, status);
-        ml_release(ml);
+        ml_open_step_end(ml, status);
         return;
     } else {
         if (lost)
@@ -1112,37 +1121,26 @@ static void ml_open_recovered(struct ml_store_req *req, int status)
         MG_DEBUG(ML_MOD, "%s: recovered ledger %" PRId64 ": %" PRId64 " entries", ml->name, li->id,
                  n);
     }
-    status = ml_open_load_cursors(ml);
-    if (status < 0)
-        ml_open_fail(ml, status);
-    ml_release(ml);
+    ml_open_step_end(
+        ml, ml_open_step(ml, ml->f->mimpl, ml->f->mops->load_cursors, ml_open_cursors_loaded));
 }
 
 /* Second step: the ledger list is loaded; the last ledger may still be open (a previous
  * owner, or a crash): recover it, which fences its previous writer and gives its true end. */
 static void ml_open_loaded(struct ml_store_req *req, int status)
 {
-    struct ml_ledger *ml = req->data;
-    struct ml_factory *f = ml->f;
-    if (ml->state == ML_CLOSED) {
-        ml_release(ml);
+    struct ml_ledger *ml = ml_open_step_ml(req);
+    if (!ml)
         return;
-    }
+    struct ml_factory *f = ml->f;
     if (status == 0 && ml->n_ledgers > 0 && f->lops->recover_ledger) {
         memset(req, 0, sizeof *req);
-        req->data = ml;
-        req->cb = ml_open_recovered;
         req->ledger_id = ml_current_ledger(ml)->id;
-        ml_hold(ml);
-        status = f->lops->recover_ledger(f->limpl, ml, req);
-        if (status < 0)
-            ml_release(ml);
+        status = ml_open_step(ml, f->limpl, f->lops->recover_ledger, ml_open_recovered);
     } else if (status == 0) {
-        status = ml_open_load_cursors(ml);
+        status = ml_open_step(ml, f->mimpl, f->mops->load_cursors, ml_open_cursors_loaded);
     }
-    if (status < 0)
-        ml_open_fail(ml, status);
-    ml_release(ml);
+    ml_open_step_end(ml, status);
 }
 
 struct open_done {
@@ -1195,16 +1193,10 @@ int ml_open(struct ml_factory *f, const char *name, ml_open_cb cb, void *data)
     if (!fresh)
         return 0;
     int rc;
-    if (f->mops) {
-        ml->open_req.data = ml;
-        ml->open_req.cb = ml_open_loaded;
-        ml_hold(ml);
-        rc = f->mops->load_ml(f->mimpl, ml, &ml->open_req);
-        if (rc < 0)
-            ml_release(ml);
-    } else {
-        rc = ml_open_create_ledger(ml);
-    }
+    if (f->mops)
+        rc = ml_open_step(ml, f->mimpl, f->mops->load_ml, ml_open_loaded);
+    else
+        rc = ml_open_step(ml, f->limpl, f->lops->create_ledger, ml_open_created);
     if (rc < 0) {
         /* Nothing was started: no callback. */
         MG_WARN(ML_MOD, "%s: open failed: %s", name, mg_strerror(rc));
@@ -1551,18 +1543,13 @@ static void ml_drain(struct ml_ledger *ml)
 int ml_append(struct ml_ledger *ml, struct evbuffer *data, const struct ml_entry_info *info,
               struct ml_append_req *req, ml_append_cb cb)
 {
-    if (!ml || !data || !req || !cb) {
+    int rc = ml_usable(ml, data && req && cb);
+    if (rc == 0 && ml->fenced)
+        rc = -MG_EFENCED;
+    if (rc < 0) {
         if (data)
             evbuffer_free(data);
-        return -MG_EINVAL;
-    }
-    if (ml->state != ML_READY || ml->deleted) {
-        evbuffer_free(data);
-        return -MG_ECLOSED;
-    }
-    if (ml->fenced) {
-        evbuffer_free(data);
-        return -MG_EFENCED;
+        return rc;
     }
     struct ml_add_op *op = mg_calloc(1, sizeof *op);
     op->ml = ml;
@@ -1769,10 +1756,9 @@ static void ml_get_read_done(struct ml_store_req *sreq, int status)
 
 int ml_get_entry(struct ml_ledger *ml, struct ml_position pos, ml_get_cb cb, void *data)
 {
-    if (!ml || !cb)
-        return -MG_EINVAL;
-    if (ml->state != ML_READY || ml->deleted)
-        return -MG_ECLOSED;
+    int rc = ml_usable(ml, cb != NULL);
+    if (rc < 0)
+        return rc;
     struct get_op *op = mg_calloc(1, sizeof *op);
     op->ml = ml;
     op->cb = cb;
@@ -1786,7 +1772,7 @@ int ml_get_entry(struct ml_ledger *ml, struct ml_position pos, ml_get_cb cb, voi
         op->sreq.cb = ml_get_read_done;
         op->sreq.ledger_id = pos.ledger;
         op->sreq.first = op->sreq.last = pos.entry;
-        int rc = ml->f->lops->read_range(ml->f->limpl, ml, &op->sreq);
+        rc = ml->f->lops->read_range(ml->f->limpl, ml, &op->sreq);
         if (rc < 0) {
             mg_free(op);
             ml_release(ml);
@@ -1885,10 +1871,9 @@ static void ml_find_step(struct find_op *op)
 
 int ml_find_by_time(struct ml_ledger *ml, uint64_t ts_ms, ml_find_cb cb, void *data)
 {
-    if (!ml || !cb)
-        return -MG_EINVAL;
-    if (ml->state != ML_READY || ml->deleted)
-        return -MG_ECLOSED;
+    int rc = ml_usable(ml, cb != NULL);
+    if (rc < 0)
+        return rc;
     struct find_op *op = mg_calloc(1, sizeof *op);
     op->ml = ml;
     op->ts = ts_ms;

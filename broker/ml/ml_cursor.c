@@ -391,15 +391,9 @@ struct ml_cursor *ml_cursor_open(struct ml_ledger *ml, const char *name, bool du
     int dummy;
     if (!err)
         err = &dummy;
-    *err = 0;
-    if (!ml || !name) {
-        *err = -MG_EINVAL;
+    *err = ml_usable(ml, name != NULL);
+    if (*err < 0)
         return NULL;
-    }
-    if (ml->state != ML_READY || ml->deleted) {
-        *err = -MG_ECLOSED;
-        return NULL;
-    }
     if (durable) {
         struct ml_cursor *c = ml_cursor_find_durable(ml, name);
         if (c) {

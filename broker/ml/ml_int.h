@@ -304,6 +304,9 @@ struct ml_ledger {
 
 void ml_hold(struct ml_ledger *ml);
 void ml_release(struct ml_ledger *ml);
+/* Whether a public call on ml may go on: -MG_EINVAL when ml is NULL or !args_ok (the call's
+ * other arguments), -MG_ECLOSED when ml is not open or is deleted, else 0. */
+int ml_usable(const struct ml_ledger *ml, bool args_ok);
 
 struct ml_ledger_info *ml_find_ledger(const struct ml_ledger *ml, int64_t id);
 /* pos itself if it is an existing (or the current ledger's) position, else the first
