@@ -295,18 +295,27 @@ void ml_factory_free(struct ml_factory *f)
 
 /* ---- ledger list and positions ------------------------------------------------------ */
 
-/* First index whose id >= id. */
-static int ml_ledger_lower_bound(const struct ml_ledger *ml, int64_t id)
+int ml_lower_bound(const void *base, int n, size_t size, size_t key_off, int64_t key)
 {
-    int lo = 0, hi = ml->n_ledgers;
+    const char *p = base;
+    int lo = 0, hi = n;
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
-        if (ml->ledgers[mid].id < id)
+        int64_t k;
+        memcpy(&k, p + (size_t)mid * size + key_off, sizeof k);
+        if (k < key)
             lo = mid + 1;
         else
             hi = mid;
     }
     return lo;
+}
+
+/* First index whose id >= id. */
+static int ml_ledger_lower_bound(const struct ml_ledger *ml, int64_t id)
+{
+    return ml_lower_bound(ml->ledgers, ml->n_ledgers, sizeof *ml->ledgers,
+                          offsetof(struct ml_ledger_info, id), id);
 }
 
 struct ml_ledger_info *ml_find_ledger(const struct ml_ledger *ml, int64_t id)

@@ -32,15 +32,8 @@
 
 static int ml_cursor_acks_lower_bound(const struct ml_cursor *c, int64_t ledger)
 {
-    int lo = 0, hi = c->n_acks;
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (c->acks[mid].ledger < ledger)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return ml_lower_bound(c->acks, c->n_acks, sizeof *c->acks, offsetof(struct ml_ack_bits, ledger),
+                          ledger);
 }
 
 static struct ml_ack_bits *ml_cursor_acks_find(const struct ml_cursor *c, int64_t ledger)
