@@ -311,6 +311,15 @@ int ml_lower_bound(const void *base, int n, size_t size, size_t key_off, int64_t
     return lo;
 }
 
+int ml_read_range(struct ml_ledger *ml, struct ml_store_req *req, int64_t ledger, int64_t first,
+                  int64_t last, ml_store_cb cb, void *data)
+{
+    /* A fresh request: nothing of a previous read (errmsg, entries) carries over. */
+    *req = (struct ml_store_req){
+        .data = data, .cb = cb, .ledger_id = ledger, .first = first, .last = last};
+    return ml->f->lops->read_range(ml->f->limpl, ml, req);
+}
+
 /* First index whose id >= id. */
 static int ml_ledger_lower_bound(const struct ml_ledger *ml, int64_t id)
 {
@@ -1712,28 +1721,57 @@ void ml_maybe_trim(struct ml_ledger *ml, const struct ml_cursor *moved)
 
 /* ---- lookups ------------------------------------------------------------------------- */
 
-struct get_op {
+/* What a lookup (ml_get_entry, ml_find_by_time) keeps while it runs: the first member of its
+ * op. */
+struct ml_lookup {
     struct ml_ledger *ml; /* borrowed, held */
-    ml_get_cb cb;
-    void *data;             /* caller's */
-    struct ml_entry *entry; /* owned reference until handed over */
+    void *data;           /* caller's */
     int status;
     struct ml_task task;
     struct ml_store_req sreq;
 };
 
+/* A lookup's op of size bytes (starting with struct ml_lookup) on ml, holding ml; NULL when
+ * the call cannot go on (*rc says why: ml_usable). */
+static void *ml_lookup_new(struct ml_ledger *ml, bool args_ok, size_t size, void *data, int *rc)
+{
+    *rc = ml_usable(ml, args_ok);
+    if (*rc < 0)
+        return NULL;
+    struct ml_lookup *l = mg_calloc(1, size);
+    l->ml = ml;
+    l->data = data;
+    ml_hold(ml);
+    return l;
+}
+
+/* The outcome of lookup l that ends with status (0: what l found, unless its ML closed). */
+static int ml_lookup_status(const struct ml_lookup *l, int status)
+{
+    if (!status)
+        status = l->status;
+    if (!status && l->ml->state == ML_CLOSED)
+        status = -MG_ECANCELED;
+    return status;
+}
+
+struct get_op {
+    struct ml_lookup l;
+    ml_get_cb cb;
+    struct ml_entry *entry; /* owned reference until handed over */
+};
+
 static void ml_get_finish(struct get_op *op, int status)
 {
-    struct ml_ledger *ml = op->ml;
+    struct ml_ledger *ml = op->l.ml;
     struct ml_entry *e = op->entry;
-    if (status == 0 && ml->state == ML_CLOSED)
-        status = -MG_ECANCELED;
+    status = ml_lookup_status(&op->l, status);
     if (status < 0) {
         ml_entry_unref(e);
         e = NULL;
     }
     ml_get_cb cb = op->cb;
-    void *data = op->data;
+    void *data = op->l.data;
     mg_free(op);
     cb(e, status, data);
     ml_release(ml);
@@ -1741,8 +1779,7 @@ static void ml_get_finish(struct get_op *op, int status)
 
 static void ml_get_task(void *arg, int status)
 {
-    struct get_op *op = arg;
-    ml_get_finish(op, status ? status : op->status);
+    ml_get_finish(arg, status);
 }
 
 static void ml_get_read_done(struct ml_store_req *sreq, int status)
@@ -1765,23 +1802,16 @@ static void ml_get_read_done(struct ml_store_req *sreq, int status)
 
 int ml_get_entry(struct ml_ledger *ml, struct ml_position pos, ml_get_cb cb, void *data)
 {
-    int rc = ml_usable(ml, cb != NULL);
-    if (rc < 0)
+    int rc;
+    struct get_op *op = ml_lookup_new(ml, cb != NULL, sizeof *op, data, &rc);
+    if (!op)
         return rc;
-    struct get_op *op = mg_calloc(1, sizeof *op);
-    op->ml = ml;
     op->cb = cb;
-    op->data = data;
-    ml_hold(ml);
     const struct ml_ledger_info *li = ml_find_ledger(ml, pos.ledger);
     if (!li || pos.entry < 0 || pos.entry >= li->entries) {
-        op->status = -MG_ENOTFOUND;
+        op->l.status = -MG_ENOTFOUND;
     } else if ((op->entry = ml_cache_get(ml, pos)) == NULL) {
-        op->sreq.data = op;
-        op->sreq.cb = ml_get_read_done;
-        op->sreq.ledger_id = pos.ledger;
-        op->sreq.first = op->sreq.last = pos.entry;
-        rc = ml->f->lops->read_range(ml->f->limpl, ml, &op->sreq);
+        rc = ml_read_range(ml, &op->l.sreq, pos.ledger, pos.entry, pos.entry, ml_get_read_done, op);
         if (rc < 0) {
             mg_free(op);
             ml_release(ml);
@@ -1789,32 +1819,25 @@ int ml_get_entry(struct ml_ledger *ml, struct ml_position pos, ml_get_cb cb, voi
         }
         return 0;
     }
-    ml_defer(ml->f, &op->task, ml_get_task, op);
+    ml_defer(ml->f, &op->l.task, ml_get_task, op);
     return 0;
 }
 
 struct find_op {
-    struct ml_ledger *ml; /* borrowed, held */
+    struct ml_lookup l;
     uint64_t ts;
     ml_find_cb cb;
-    void *data;    /* caller's */
     int64_t after; /* search ledgers with id > after */
     struct ml_position result;
-    int status;
-    struct ml_task task;
-    struct ml_store_req sreq;
 };
 
 static void ml_find_task(void *arg, int status)
 {
     struct find_op *op = arg;
-    struct ml_ledger *ml = op->ml;
-    if (!status)
-        status = op->status;
-    if (!status && ml->state == ML_CLOSED)
-        status = -MG_ECANCELED;
+    struct ml_ledger *ml = op->l.ml;
+    status = ml_lookup_status(&op->l, status);
     ml_find_cb cb = op->cb;
-    void *data = op->data;
+    void *data = op->l.data;
     struct ml_position pos = status ? ML_POS_EARLIEST : op->result;
     mg_free(op);
     cb(pos, status, data);
@@ -1838,23 +1861,23 @@ static void ml_find_read_done(struct ml_store_req *sreq, int status)
         mg_free(sreq->entries);
         sreq->entries = NULL;
     } else if (status != -MG_ENOTFOUND) {
-        op->status = status; /* a ledger trimmed meanwhile is just skipped */
+        op->l.status = status; /* a ledger trimmed meanwhile is just skipped */
         found = true;
     }
-    if (status == -MG_ECANCELED || op->ml->state == ML_CLOSED) {
-        op->status = -MG_ECANCELED;
+    if (status == -MG_ECANCELED || op->l.ml->state == ML_CLOSED) {
+        op->l.status = -MG_ECANCELED;
         found = true;
     }
     op->after = sreq->ledger_id;
     if (found)
-        ml_defer(op->ml->f, &op->task, ml_find_task, op);
+        ml_defer(op->l.ml->f, &op->l.task, ml_find_task, op);
     else
         ml_find_step(op);
 }
 
 static void ml_find_step(struct find_op *op)
 {
-    struct ml_ledger *ml = op->ml;
+    struct ml_ledger *ml = op->l.ml;
     for (int i = ml_ledger_lower_bound(ml, op->after + 1); i < ml->n_ledgers; i++) {
         const struct ml_ledger_info *li = &ml->ledgers[i];
         if (li->entries == 0)
@@ -1862,34 +1885,26 @@ static void ml_find_step(struct find_op *op)
         /* Ledgers whose newest publish time is known to be older are skipped unread. */
         if (li->publish_known && li->max_publish_time < op->ts)
             continue;
-        op->sreq.data = op;
-        op->sreq.cb = ml_find_read_done;
-        op->sreq.ledger_id = li->id;
-        op->sreq.first = 0;
-        op->sreq.last = li->entries - 1;
-        int rc = ml->f->lops->read_range(ml->f->limpl, ml, &op->sreq);
+        int rc = ml_read_range(ml, &op->l.sreq, li->id, 0, li->entries - 1, ml_find_read_done, op);
         if (rc == 0)
             return;
-        op->status = rc;
+        op->l.status = rc;
         break;
     }
-    if (!op->status)
+    if (!op->l.status)
         op->result = ml_next_position(ml, ml->lac);
-    ml_defer(ml->f, &op->task, ml_find_task, op);
+    ml_defer(ml->f, &op->l.task, ml_find_task, op);
 }
 
 int ml_find_by_time(struct ml_ledger *ml, uint64_t ts_ms, ml_find_cb cb, void *data)
 {
-    int rc = ml_usable(ml, cb != NULL);
-    if (rc < 0)
+    int rc;
+    struct find_op *op = ml_lookup_new(ml, cb != NULL, sizeof *op, data, &rc);
+    if (!op)
         return rc;
-    struct find_op *op = mg_calloc(1, sizeof *op);
-    op->ml = ml;
     op->ts = ts_ms;
     op->cb = cb;
-    op->data = data;
     op->after = INT64_MIN;
-    ml_hold(ml);
     ml_find_step(op); /* completes through the task queue or a store read: never inline */
     return 0;
 }

@@ -843,7 +843,6 @@ static void ml_cursor_read_store_done(struct ml_store_req *sreq, int status)
 static void ml_cursor_read_run(struct ml_read_op *op)
 {
     struct ml_ledger *ml = op->ml;
-    struct ml_factory *f = ml->f;
     for (;;) {
         if (!op->replay && op->n_targets == 0) {
             ml_cursor_compute_targets(op);
@@ -879,15 +878,9 @@ static void ml_cursor_read_run(struct ml_read_op *op)
                     break;
                 last = q.entry;
             }
-            op->sreq.data = op;
-            op->sreq.cb = ml_cursor_read_store_done;
-            op->sreq.ledger_id = p.ledger;
-            op->sreq.first = p.entry;
-            op->sreq.last = last;
-            op->sreq.entries = NULL;
-            op->sreq.n = 0;
             op->state = ML_READ_STORE;
-            int rc = f->lops->read_range(f->limpl, op->ml, &op->sreq);
+            int rc = ml_read_range(op->ml, &op->sreq, p.ledger, p.entry, last,
+                                   ml_cursor_read_store_done, op);
             if (rc < 0) {
                 op->state = ML_READ_QUEUED;
                 ml_cursor_read_finish(op, rc);
