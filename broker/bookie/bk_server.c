@@ -43,6 +43,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -446,10 +447,6 @@ static void bk_v3_add(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto_
 {
     uint64_t txn = req->header->txnid;
     Bookkeeper__Proto__AddRequest *a = req->addrequest;
-    if (!a) {
-        bk_v3_error(c, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, txn, WIRE_BK_EBADREQ);
-        return;
-    }
     bool recovery = a->has_flag && a->flag == BOOKKEEPER__PROTO__ADD_REQUEST__FLAG__RECOVERY_ADD;
     bool prio = req->header->has_priority && req->header->priority > 0;
     int st = bk_add_admit(s, a->ledgerid, a->entryid, a->masterkey.data, a->masterkey.len, recovery,
@@ -469,10 +466,6 @@ static void bk_v3_read(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto
 {
     uint64_t txn = req->header->txnid;
     Bookkeeper__Proto__ReadRequest *rr = req->readrequest;
-    if (!rr) {
-        bk_v3_error(c, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, txn, WIRE_BK_EBADREQ);
-        return;
-    }
     /* Long polls (previousLAC/timeOut) are answered at once with the current state. */
     if (rr->has_flag && rr->flag == BOOKKEEPER__PROTO__READ_REQUEST__FLAG__FENCE_LEDGER)
         bk_fence_read(s, c, WIRE_BK_PROTO_V3, 0, txn, rr->ledgerid, rr->entryid, rr->masterkey.data,
@@ -485,10 +478,6 @@ static void bk_v3_read_lac(struct bk_server *s, struct bk_conn *c, Bookkeeper__P
 {
     int op = BOOKKEEPER__PROTO__OPERATION_TYPE__READ_LAC;
     uint64_t txn = req->header->txnid;
-    if (!req->readlacrequest) {
-        bk_v3_error(c, op, txn, WIRE_BK_EBADREQ);
-        return;
-    }
     int64_t ledger = req->readlacrequest->ledgerid;
     Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
     Bookkeeper__Proto__ReadLacResponse lr = BOOKKEEPER__PROTO__READ_LAC_RESPONSE__INIT;
@@ -525,10 +514,6 @@ static void bk_v3_write_lac(struct bk_server *s, struct bk_conn *c, Bookkeeper__
     int op = BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC;
     uint64_t txn = req->header->txnid;
     Bookkeeper__Proto__WriteLacRequest *w = req->writelacrequest;
-    if (!w) {
-        bk_v3_error(c, op, txn, WIRE_BK_EBADREQ);
-        return;
-    }
     int st = s->readonly ? WIRE_BK_EREADONLY : WIRE_BK_EOK;
     struct bk_ledger *l;
     if (st == WIRE_BK_EOK)
@@ -547,10 +532,6 @@ static void bk_v3_force(struct bk_server *s, struct bk_conn *c, Bookkeeper__Prot
 {
     int op = BOOKKEEPER__PROTO__OPERATION_TYPE__FORCE_LEDGER;
     uint64_t txn = req->header->txnid;
-    if (!req->forceledgerrequest) {
-        bk_v3_error(c, op, txn, WIRE_BK_EBADREQ);
-        return;
-    }
     int64_t ledger = req->forceledgerrequest->ledgerid;
     if (s->readonly & BK_RO_IOERR) {
         bk_reply_simple(c, op, txn, WIRE_BK_EIO, ledger);
@@ -590,6 +571,40 @@ static void bk_v3_bookie_info(struct bk_server *s, struct bk_conn *c,
     bk_v3_send(c, op, req->header->txnid, st, &r);
 }
 
+static void bk_v3_auth(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
+{
+    (void)s;
+    Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    Bookkeeper__Proto__AuthMessage am = BOOKKEEPER__PROTO__AUTH_MESSAGE__INIT;
+    am.authpluginname = (char *)AUTH_PLUGIN;
+    r.authresponse = &am;
+    bk_v3_send(c, BOOKKEEPER__PROTO__OPERATION_TYPE__AUTH, req->header->txnid, WIRE_BK_EOK, &r);
+}
+
+#define BK_V3_NO_BODY SIZE_MAX
+
+/* The v3 operations we serve: the handler, and where the request keeps the operation's body
+ * (a request without it is refused with EBADREQ before the handler runs). START_TLS and
+ * anything else get EBADREQ (no TLS configured). */
+static const struct bk_v3_op {
+    int op;
+    void (*fn)(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req);
+    size_t body; /* offsetof the body pointer in the request, or BK_V3_NO_BODY */
+} bk_v3_ops[] = {
+    {BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, bk_v3_add,
+     offsetof(Bookkeeper__Proto__Request, addrequest)},
+    {BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, bk_v3_read,
+     offsetof(Bookkeeper__Proto__Request, readrequest)},
+    {BOOKKEEPER__PROTO__OPERATION_TYPE__READ_LAC, bk_v3_read_lac,
+     offsetof(Bookkeeper__Proto__Request, readlacrequest)},
+    {BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC, bk_v3_write_lac,
+     offsetof(Bookkeeper__Proto__Request, writelacrequest)},
+    {BOOKKEEPER__PROTO__OPERATION_TYPE__FORCE_LEDGER, bk_v3_force,
+     offsetof(Bookkeeper__Proto__Request, forceledgerrequest)},
+    {BOOKKEEPER__PROTO__OPERATION_TYPE__GET_BOOKIE_INFO, bk_v3_bookie_info, BK_V3_NO_BODY},
+    {BOOKKEEPER__PROTO__OPERATION_TYPE__AUTH, bk_v3_auth, BK_V3_NO_BODY},
+};
+
 static void bk_handle_v3(struct bk_server *s, struct bk_conn *c, struct wire_bk_request *rq)
 {
     Bookkeeper__Proto__Request *req = rq->v3;
@@ -597,40 +612,18 @@ static void bk_handle_v3(struct bk_server *s, struct bk_conn *c, struct wire_bk_
     int op = (int)h->operation;
     if (h->version != BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE) {
         bk_v3_error(c, op, h->txnid, WIRE_BK_EBADVERSION);
-    } else {
-        switch (op) {
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY:
-            bk_v3_add(s, c, req);
-            break;
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY:
-            bk_v3_read(s, c, req);
-            break;
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__READ_LAC:
-            bk_v3_read_lac(s, c, req);
-            break;
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC:
-            bk_v3_write_lac(s, c, req);
-            break;
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__FORCE_LEDGER:
-            bk_v3_force(s, c, req);
-            break;
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__GET_BOOKIE_INFO:
-            bk_v3_bookie_info(s, c, req);
-            break;
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__AUTH: {
-            Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
-            Bookkeeper__Proto__AuthMessage am = BOOKKEEPER__PROTO__AUTH_MESSAGE__INIT;
-            am.authpluginname = (char *)AUTH_PLUGIN;
-            r.authresponse = &am;
-            bk_v3_send(c, op, h->txnid, WIRE_BK_EOK, &r);
-            break;
-        }
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS: /* no TLS configured */
-        default:
-            bk_v3_error(c, op, h->txnid, WIRE_BK_EBADREQ);
-            break;
-        }
+        return;
     }
+    for (size_t i = 0; i < sizeof bk_v3_ops / sizeof bk_v3_ops[0]; i++) {
+        const struct bk_v3_op *o = &bk_v3_ops[i];
+        if (o->op != op)
+            continue;
+        if (o->body != BK_V3_NO_BODY && !*(void *const *)((const char *)req + o->body))
+            break; /* the operation's body is missing */
+        o->fn(s, c, req);
+        return;
+    }
+    bk_v3_error(c, op, h->txnid, WIRE_BK_EBADREQ);
 }
 
 /* ---- connection callbacks --------------------------------------------------------------- */

@@ -295,18 +295,36 @@ void ml_factory_free(struct ml_factory *f)
 
 /* ---- ledger list and positions ------------------------------------------------------ */
 
-/* First index whose id >= id. */
-static int ml_ledger_lower_bound(const struct ml_ledger *ml, int64_t id)
+int ml_lower_bound(const void *base, int n, size_t size, size_t key_off, int64_t key)
 {
-    int lo = 0, hi = ml->n_ledgers;
+    const char *p = base;
+    int lo = 0, hi = n;
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
-        if (ml->ledgers[mid].id < id)
+        int64_t k;
+        memcpy(&k, p + (size_t)mid * size + key_off, sizeof k);
+        if (k < key)
             lo = mid + 1;
         else
             hi = mid;
     }
     return lo;
+}
+
+int ml_read_range(struct ml_ledger *ml, struct ml_store_req *req, int64_t ledger, int64_t first,
+                  int64_t last, ml_store_cb cb, void *data)
+{
+    /* A fresh request: nothing of a previous read (errmsg, entries) carries over. */
+    *req = (struct ml_store_req){
+        .data = data, .cb = cb, .ledger_id = ledger, .first = first, .last = last};
+    return ml->f->lops->read_range(ml->f->limpl, ml, req);
+}
+
+/* First index whose id >= id. */
+static int ml_ledger_lower_bound(const struct ml_ledger *ml, int64_t id)
+{
+    return ml_lower_bound(ml->ledgers, ml->n_ledgers, sizeof *ml->ledgers,
+                          offsetof(struct ml_ledger_info, id), id);
 }
 
 struct ml_ledger_info *ml_find_ledger(const struct ml_ledger *ml, int64_t id)
@@ -578,6 +596,15 @@ void ml_release(struct ml_ledger *ml)
     MG_ASSERT(ml->holds > 0);
     if (--ml->holds == 0)
         ml_free(ml);
+}
+
+int ml_usable(const struct ml_ledger *ml, bool args_ok)
+{
+    if (!ml || !args_ok)
+        return -MG_EINVAL;
+    if (ml->state != ML_READY || ml->deleted)
+        return -MG_ECLOSED;
+    return 0;
 }
 
 static void ml_free(struct ml_ledger *ml)
@@ -877,10 +904,9 @@ static void ml_delete_meta_done(struct ml_store_req *req, int status)
 
 int ml_delete(struct ml_ledger *ml, bool force)
 {
-    if (!ml)
-        return -MG_EINVAL;
-    if (ml->state != ML_READY || ml->deleted)
-        return -MG_ECLOSED;
+    int rc = ml_usable(ml, true);
+    if (rc < 0)
+        return rc;
     struct ml_factory *f = ml->f;
     for (int i = 0; i < ml->n_cursors; i++)
         if (ml->cursors[i]->open && !force)
@@ -904,7 +930,7 @@ int ml_delete(struct ml_ledger *ml, bool force)
     op->req.data = op;
     op->req.cb = ml_delete_meta_done;
     ml_hold(ml);
-    int rc = f->mops ? f->mops->remove_ml(f->mimpl, ml, &op->req) : 0;
+    rc = f->mops ? f->mops->remove_ml(f->mimpl, ml, &op->req) : 0;
     if (!f->mops || rc < 0)
         ml_delete_meta_done(&op->req, rc);
     MG_INFO(ML_MOD, "%s: deleted", ml->name);
@@ -984,6 +1010,41 @@ static void ml_open_saved(struct ml_ledger *ml, int status)
     ml_release(ml);
 }
 
+/* Start a step of the open chain: the store op start (of impl) on ml->open_req, completing
+ * in cb, which gets the hold on ml taken here. < 0: nothing started, no hold. */
+static int ml_open_step(struct ml_ledger *ml, void *impl,
+                        int (*start)(void *impl, struct ml_ledger *ml, struct ml_store_req *req),
+                        ml_store_cb cb)
+{
+    ml->open_req.data = ml;
+    ml->open_req.cb = cb;
+    ml_hold(ml);
+    int rc = start(impl, ml, &ml->open_req);
+    if (rc < 0)
+        ml_release(ml);
+    return rc;
+}
+
+/* The ML of an open-chain step's completion, or NULL when it closed meanwhile (the step's
+ * hold is released then). */
+static struct ml_ledger *ml_open_step_ml(struct ml_store_req *req)
+{
+    struct ml_ledger *ml = req->data;
+    if (ml->state != ML_CLOSED)
+        return ml;
+    ml_release(ml);
+    return NULL;
+}
+
+/* The end of an open-chain step's completion: status < 0 fails the open; the step's hold
+ * on ml goes. */
+static void ml_open_step_end(struct ml_ledger *ml, int status)
+{
+    if (status < 0)
+        ml_open_fail(ml, status);
+    ml_release(ml);
+}
+
 static void ml_open_created(struct ml_store_req *req, int status)
 {
     struct ml_ledger *ml = req->data;
@@ -994,59 +1055,29 @@ static void ml_open_created(struct ml_store_req *req, int status)
         ml_release(ml);
         return;
     }
-    if (status < 0) {
-        ml_open_fail(ml, status);
-        ml_release(ml);
-        return;
+    if (status == 0) {
+        ml_push_ledger(ml, req->ledger_id);
+        /* Writes wait until the list naming the new ledger is stored (ml_save). */
+        ml_save(ml, ml_open_saved);
     }
-    ml_push_ledger(ml, req->ledger_id);
-    /* Writes wait until the list naming the new ledger is stored (ml_save). */
-    ml_save(ml, ml_open_saved);
-    ml_release(ml);
-}
-
-/* Second step of the open chain: the first ledger of this session. */
-static int ml_open_create_ledger(struct ml_ledger *ml)
-{
-    ml->open_req.data = ml;
-    ml->open_req.cb = ml_open_created;
-    ml_hold(ml);
-    int rc = ml->f->lops->create_ledger(ml->f->limpl, ml, &ml->open_req);
-    if (rc < 0)
-        ml_release(ml);
-    return rc;
+    ml_open_step_end(ml, status);
 }
 
 /* Third step of the open chain (after the ledger list and the recovery of its last ledger):
  * the durable cursors, then the first ledger of this session. */
 static void ml_open_cursors_loaded(struct ml_store_req *req, int status)
 {
-    struct ml_ledger *ml = req->data;
-    if (ml->state == ML_CLOSED) {
-        ml_release(ml);
+    struct ml_ledger *ml = ml_open_step_ml(req);
+    if (!ml)
         return;
-    }
     if (status == 0) {
         /* Restored ledgers are closed: seal their times for retention. */
         for (int i = 0; i < ml->n_ledgers; i++)
             if (ml->ledgers[i].timestamp == 0)
                 ml->ledgers[i].timestamp = mg_loop_wall_ms(ml->f->loop);
-        status = ml_open_create_ledger(ml);
+        status = ml_open_step(ml, ml->f->limpl, ml->f->lops->create_ledger, ml_open_created);
     }
-    if (status < 0)
-        ml_open_fail(ml, status);
-    ml_release(ml);
-}
-
-static int ml_open_load_cursors(struct ml_ledger *ml)
-{
-    ml->open_req.data = ml;
-    ml->open_req.cb = ml_open_cursors_loaded;
-    ml_hold(ml);
-    int rc = ml->f->mops->load_cursors(ml->f->mimpl, ml, &ml->open_req);
-    if (rc < 0)
-        ml_release(ml);
-    return rc;
+    ml_open_step_end(ml, status);
 }
 
 /* The last ledger of the list is recovered: its true end replaces what the list says, or,
@@ -1054,11 +1085,9 @@ static int ml_open_load_cursors(struct ml_ledger *ml)
  * corrupt, fewer entries than the list confirmed), autoSkipNonRecoverableData decides. */
 static void ml_open_recovered(struct ml_store_req *req, int status)
 {
-    struct ml_ledger *ml = req->data;
-    if (ml->state == ML_CLOSED) {
-        ml_release(ml);
+    struct ml_ledger *ml = ml_open_step_ml(req);
+    if (!ml)
         return;
-    }
     struct ml_ledger_info *li = ml_current_ledger(ml);
     const char *why = req->errmsg ? req->errmsg : "";
     char msg[120];
@@ -1085,8 +1114,7 @@ static void ml_open_recovered(struct ml_store_req *req, int status)
                  " entries",
                  ml->name, li->id, status < 0 ? mg_strerror(status) : "entries lost",
                  why[0] ? ": " : "", why, li->entries);
-        ml_open_fail(ml, -MG_ENONRECOVERABLE);
-        ml_release(ml);
+        ml_open_step_end(ml, -MG_ENONRECOVERABLE);
         return;
     } else if (lost && status < 0) {
         MG_ERROR(ML_MOD,
@@ -1097,8 +1125,7 @@ static void ml_open_recovered(struct ml_store_req *req, int status)
     } else if (status < 0) {
         MG_WARN(ML_MOD, "%s: recovery of ledger %" PRId64 " failed: %s %s", ml->name, li->id,
                 mg_strerror(status), why);
-        ml_open_fail(ml, status);
-        ml_release(ml);
+        ml_open_step_end(ml, status);
         return;
     } else {
         if (lost)
@@ -1112,37 +1139,26 @@ static void ml_open_recovered(struct ml_store_req *req, int status)
         MG_DEBUG(ML_MOD, "%s: recovered ledger %" PRId64 ": %" PRId64 " entries", ml->name, li->id,
                  n);
     }
-    status = ml_open_load_cursors(ml);
-    if (status < 0)
-        ml_open_fail(ml, status);
-    ml_release(ml);
+    ml_open_step_end(
+        ml, ml_open_step(ml, ml->f->mimpl, ml->f->mops->load_cursors, ml_open_cursors_loaded));
 }
 
 /* Second step: the ledger list is loaded; the last ledger may still be open (a previous
  * owner, or a crash): recover it, which fences its previous writer and gives its true end. */
 static void ml_open_loaded(struct ml_store_req *req, int status)
 {
-    struct ml_ledger *ml = req->data;
-    struct ml_factory *f = ml->f;
-    if (ml->state == ML_CLOSED) {
-        ml_release(ml);
+    struct ml_ledger *ml = ml_open_step_ml(req);
+    if (!ml)
         return;
-    }
+    struct ml_factory *f = ml->f;
     if (status == 0 && ml->n_ledgers > 0 && f->lops->recover_ledger) {
         memset(req, 0, sizeof *req);
-        req->data = ml;
-        req->cb = ml_open_recovered;
         req->ledger_id = ml_current_ledger(ml)->id;
-        ml_hold(ml);
-        status = f->lops->recover_ledger(f->limpl, ml, req);
-        if (status < 0)
-            ml_release(ml);
+        status = ml_open_step(ml, f->limpl, f->lops->recover_ledger, ml_open_recovered);
     } else if (status == 0) {
-        status = ml_open_load_cursors(ml);
+        status = ml_open_step(ml, f->mimpl, f->mops->load_cursors, ml_open_cursors_loaded);
     }
-    if (status < 0)
-        ml_open_fail(ml, status);
-    ml_release(ml);
+    ml_open_step_end(ml, status);
 }
 
 struct open_done {
@@ -1195,16 +1211,10 @@ int ml_open(struct ml_factory *f, const char *name, ml_open_cb cb, void *data)
     if (!fresh)
         return 0;
     int rc;
-    if (f->mops) {
-        ml->open_req.data = ml;
-        ml->open_req.cb = ml_open_loaded;
-        ml_hold(ml);
-        rc = f->mops->load_ml(f->mimpl, ml, &ml->open_req);
-        if (rc < 0)
-            ml_release(ml);
-    } else {
-        rc = ml_open_create_ledger(ml);
-    }
+    if (f->mops)
+        rc = ml_open_step(ml, f->mimpl, f->mops->load_ml, ml_open_loaded);
+    else
+        rc = ml_open_step(ml, f->limpl, f->lops->create_ledger, ml_open_created);
     if (rc < 0) {
         /* Nothing was started: no callback. */
         MG_WARN(ML_MOD, "%s: open failed: %s", name, mg_strerror(rc));
@@ -1551,18 +1561,13 @@ static void ml_drain(struct ml_ledger *ml)
 int ml_append(struct ml_ledger *ml, struct evbuffer *data, const struct ml_entry_info *info,
               struct ml_append_req *req, ml_append_cb cb)
 {
-    if (!ml || !data || !req || !cb) {
+    int rc = ml_usable(ml, data && req && cb);
+    if (rc == 0 && ml->fenced)
+        rc = -MG_EFENCED;
+    if (rc < 0) {
         if (data)
             evbuffer_free(data);
-        return -MG_EINVAL;
-    }
-    if (ml->state != ML_READY || ml->deleted) {
-        evbuffer_free(data);
-        return -MG_ECLOSED;
-    }
-    if (ml->fenced) {
-        evbuffer_free(data);
-        return -MG_EFENCED;
+        return rc;
     }
     struct ml_add_op *op = mg_calloc(1, sizeof *op);
     op->ml = ml;
@@ -1716,28 +1721,57 @@ void ml_maybe_trim(struct ml_ledger *ml, const struct ml_cursor *moved)
 
 /* ---- lookups ------------------------------------------------------------------------- */
 
-struct get_op {
+/* What a lookup (ml_get_entry, ml_find_by_time) keeps while it runs: the first member of its
+ * op. */
+struct ml_lookup {
     struct ml_ledger *ml; /* borrowed, held */
-    ml_get_cb cb;
-    void *data;             /* caller's */
-    struct ml_entry *entry; /* owned reference until handed over */
+    void *data;           /* caller's */
     int status;
     struct ml_task task;
     struct ml_store_req sreq;
 };
 
+/* A lookup's op of size bytes (starting with struct ml_lookup) on ml, holding ml; NULL when
+ * the call cannot go on (*rc says why: ml_usable). */
+static void *ml_lookup_new(struct ml_ledger *ml, bool args_ok, size_t size, void *data, int *rc)
+{
+    *rc = ml_usable(ml, args_ok);
+    if (*rc < 0)
+        return NULL;
+    struct ml_lookup *l = mg_calloc(1, size);
+    l->ml = ml;
+    l->data = data;
+    ml_hold(ml);
+    return l;
+}
+
+/* The outcome of lookup l that ends with status (0: what l found, unless its ML closed). */
+static int ml_lookup_status(const struct ml_lookup *l, int status)
+{
+    if (!status)
+        status = l->status;
+    if (!status && l->ml->state == ML_CLOSED)
+        status = -MG_ECANCELED;
+    return status;
+}
+
+struct get_op {
+    struct ml_lookup l;
+    ml_get_cb cb;
+    struct ml_entry *entry; /* owned reference until handed over */
+};
+
 static void ml_get_finish(struct get_op *op, int status)
 {
-    struct ml_ledger *ml = op->ml;
+    struct ml_ledger *ml = op->l.ml;
     struct ml_entry *e = op->entry;
-    if (status == 0 && ml->state == ML_CLOSED)
-        status = -MG_ECANCELED;
+    status = ml_lookup_status(&op->l, status);
     if (status < 0) {
         ml_entry_unref(e);
         e = NULL;
     }
     ml_get_cb cb = op->cb;
-    void *data = op->data;
+    void *data = op->l.data;
     mg_free(op);
     cb(e, status, data);
     ml_release(ml);
@@ -1745,8 +1779,7 @@ static void ml_get_finish(struct get_op *op, int status)
 
 static void ml_get_task(void *arg, int status)
 {
-    struct get_op *op = arg;
-    ml_get_finish(op, status ? status : op->status);
+    ml_get_finish(arg, status);
 }
 
 static void ml_get_read_done(struct ml_store_req *sreq, int status)
@@ -1769,24 +1802,16 @@ static void ml_get_read_done(struct ml_store_req *sreq, int status)
 
 int ml_get_entry(struct ml_ledger *ml, struct ml_position pos, ml_get_cb cb, void *data)
 {
-    if (!ml || !cb)
-        return -MG_EINVAL;
-    if (ml->state != ML_READY || ml->deleted)
-        return -MG_ECLOSED;
-    struct get_op *op = mg_calloc(1, sizeof *op);
-    op->ml = ml;
+    int rc;
+    struct get_op *op = ml_lookup_new(ml, cb != NULL, sizeof *op, data, &rc);
+    if (!op)
+        return rc;
     op->cb = cb;
-    op->data = data;
-    ml_hold(ml);
     const struct ml_ledger_info *li = ml_find_ledger(ml, pos.ledger);
     if (!li || pos.entry < 0 || pos.entry >= li->entries) {
-        op->status = -MG_ENOTFOUND;
+        op->l.status = -MG_ENOTFOUND;
     } else if ((op->entry = ml_cache_get(ml, pos)) == NULL) {
-        op->sreq.data = op;
-        op->sreq.cb = ml_get_read_done;
-        op->sreq.ledger_id = pos.ledger;
-        op->sreq.first = op->sreq.last = pos.entry;
-        int rc = ml->f->lops->read_range(ml->f->limpl, ml, &op->sreq);
+        rc = ml_read_range(ml, &op->l.sreq, pos.ledger, pos.entry, pos.entry, ml_get_read_done, op);
         if (rc < 0) {
             mg_free(op);
             ml_release(ml);
@@ -1794,32 +1819,25 @@ int ml_get_entry(struct ml_ledger *ml, struct ml_position pos, ml_get_cb cb, voi
         }
         return 0;
     }
-    ml_defer(ml->f, &op->task, ml_get_task, op);
+    ml_defer(ml->f, &op->l.task, ml_get_task, op);
     return 0;
 }
 
 struct find_op {
-    struct ml_ledger *ml; /* borrowed, held */
+    struct ml_lookup l;
     uint64_t ts;
     ml_find_cb cb;
-    void *data;    /* caller's */
     int64_t after; /* search ledgers with id > after */
     struct ml_position result;
-    int status;
-    struct ml_task task;
-    struct ml_store_req sreq;
 };
 
 static void ml_find_task(void *arg, int status)
 {
     struct find_op *op = arg;
-    struct ml_ledger *ml = op->ml;
-    if (!status)
-        status = op->status;
-    if (!status && ml->state == ML_CLOSED)
-        status = -MG_ECANCELED;
+    struct ml_ledger *ml = op->l.ml;
+    status = ml_lookup_status(&op->l, status);
     ml_find_cb cb = op->cb;
-    void *data = op->data;
+    void *data = op->l.data;
     struct ml_position pos = status ? ML_POS_EARLIEST : op->result;
     mg_free(op);
     cb(pos, status, data);
@@ -1843,23 +1861,23 @@ static void ml_find_read_done(struct ml_store_req *sreq, int status)
         mg_free(sreq->entries);
         sreq->entries = NULL;
     } else if (status != -MG_ENOTFOUND) {
-        op->status = status; /* a ledger trimmed meanwhile is just skipped */
+        op->l.status = status; /* a ledger trimmed meanwhile is just skipped */
         found = true;
     }
-    if (status == -MG_ECANCELED || op->ml->state == ML_CLOSED) {
-        op->status = -MG_ECANCELED;
+    if (status == -MG_ECANCELED || op->l.ml->state == ML_CLOSED) {
+        op->l.status = -MG_ECANCELED;
         found = true;
     }
     op->after = sreq->ledger_id;
     if (found)
-        ml_defer(op->ml->f, &op->task, ml_find_task, op);
+        ml_defer(op->l.ml->f, &op->l.task, ml_find_task, op);
     else
         ml_find_step(op);
 }
 
 static void ml_find_step(struct find_op *op)
 {
-    struct ml_ledger *ml = op->ml;
+    struct ml_ledger *ml = op->l.ml;
     for (int i = ml_ledger_lower_bound(ml, op->after + 1); i < ml->n_ledgers; i++) {
         const struct ml_ledger_info *li = &ml->ledgers[i];
         if (li->entries == 0)
@@ -1867,35 +1885,26 @@ static void ml_find_step(struct find_op *op)
         /* Ledgers whose newest publish time is known to be older are skipped unread. */
         if (li->publish_known && li->max_publish_time < op->ts)
             continue;
-        op->sreq.data = op;
-        op->sreq.cb = ml_find_read_done;
-        op->sreq.ledger_id = li->id;
-        op->sreq.first = 0;
-        op->sreq.last = li->entries - 1;
-        int rc = ml->f->lops->read_range(ml->f->limpl, ml, &op->sreq);
+        int rc = ml_read_range(ml, &op->l.sreq, li->id, 0, li->entries - 1, ml_find_read_done, op);
         if (rc == 0)
             return;
-        op->status = rc;
+        op->l.status = rc;
         break;
     }
-    if (!op->status)
+    if (!op->l.status)
         op->result = ml_next_position(ml, ml->lac);
-    ml_defer(ml->f, &op->task, ml_find_task, op);
+    ml_defer(ml->f, &op->l.task, ml_find_task, op);
 }
 
 int ml_find_by_time(struct ml_ledger *ml, uint64_t ts_ms, ml_find_cb cb, void *data)
 {
-    if (!ml || !cb)
-        return -MG_EINVAL;
-    if (ml->state != ML_READY || ml->deleted)
-        return -MG_ECLOSED;
-    struct find_op *op = mg_calloc(1, sizeof *op);
-    op->ml = ml;
+    int rc;
+    struct find_op *op = ml_lookup_new(ml, cb != NULL, sizeof *op, data, &rc);
+    if (!op)
+        return rc;
     op->ts = ts_ms;
     op->cb = cb;
-    op->data = data;
     op->after = INT64_MIN;
-    ml_hold(ml);
     ml_find_step(op); /* completes through the task queue or a store read: never inline */
     return 0;
 }

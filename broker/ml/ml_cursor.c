@@ -32,15 +32,8 @@
 
 static int ml_cursor_acks_lower_bound(const struct ml_cursor *c, int64_t ledger)
 {
-    int lo = 0, hi = c->n_acks;
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (c->acks[mid].ledger < ledger)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return ml_lower_bound(c->acks, c->n_acks, sizeof *c->acks, offsetof(struct ml_ack_bits, ledger),
+                          ledger);
 }
 
 static struct ml_ack_bits *ml_cursor_acks_find(const struct ml_cursor *c, int64_t ledger)
@@ -391,15 +384,9 @@ struct ml_cursor *ml_cursor_open(struct ml_ledger *ml, const char *name, bool du
     int dummy;
     if (!err)
         err = &dummy;
-    *err = 0;
-    if (!ml || !name) {
-        *err = -MG_EINVAL;
+    *err = ml_usable(ml, name != NULL);
+    if (*err < 0)
         return NULL;
-    }
-    if (ml->state != ML_READY || ml->deleted) {
-        *err = -MG_ECLOSED;
-        return NULL;
-    }
     if (durable) {
         struct ml_cursor *c = ml_cursor_find_durable(ml, name);
         if (c) {
@@ -856,7 +843,6 @@ static void ml_cursor_read_store_done(struct ml_store_req *sreq, int status)
 static void ml_cursor_read_run(struct ml_read_op *op)
 {
     struct ml_ledger *ml = op->ml;
-    struct ml_factory *f = ml->f;
     for (;;) {
         if (!op->replay && op->n_targets == 0) {
             ml_cursor_compute_targets(op);
@@ -892,15 +878,9 @@ static void ml_cursor_read_run(struct ml_read_op *op)
                     break;
                 last = q.entry;
             }
-            op->sreq.data = op;
-            op->sreq.cb = ml_cursor_read_store_done;
-            op->sreq.ledger_id = p.ledger;
-            op->sreq.first = p.entry;
-            op->sreq.last = last;
-            op->sreq.entries = NULL;
-            op->sreq.n = 0;
             op->state = ML_READ_STORE;
-            int rc = f->lops->read_range(f->limpl, op->ml, &op->sreq);
+            int rc = ml_read_range(op->ml, &op->sreq, p.ledger, p.entry, last,
+                                   ml_cursor_read_store_done, op);
             if (rc < 0) {
                 op->state = ML_READ_QUEUED;
                 ml_cursor_read_finish(op, rc);

@@ -304,8 +304,19 @@ struct ml_ledger {
 
 void ml_hold(struct ml_ledger *ml);
 void ml_release(struct ml_ledger *ml);
+/* Whether a public call on ml may go on: -MG_EINVAL when ml is NULL or !args_ok (the call's
+ * other arguments), -MG_ECLOSED when ml is not open or is deleted, else 0. */
+int ml_usable(const struct ml_ledger *ml, bool args_ok);
 
 struct ml_ledger_info *ml_find_ledger(const struct ml_ledger *ml, int64_t id);
+/* Binary search: the first of the n elements of base (size bytes each, ascending by the
+ * int64_t at byte key_off) whose key is >= key; n when there is none. */
+int ml_lower_bound(const void *base, int n, size_t size, size_t key_off, int64_t key);
+/* Read entries [first, last] of ledger from ml's store into req (made afresh), completing
+ * in cb with req->data = data. Returns the store's answer (< 0: nothing started, cb never
+ * runs). */
+int ml_read_range(struct ml_ledger *ml, struct ml_store_req *req, int64_t ledger, int64_t first,
+                  int64_t last, ml_store_cb cb, void *data);
 /* pos itself if it is an existing (or the current ledger's) position, else the first
  * position after it that is. Positions beyond the current ledger stay as they are. */
 struct ml_position ml_normalize(const struct ml_ledger *ml, struct ml_position pos);

@@ -155,9 +155,13 @@ static void ml_bkml_unref(struct bkml *m)
     ml_bks_unref(s);
 }
 
-/* The ML's state here, made on its first request. */
-static struct bkml *ml_bkml_get(struct bks *s, struct ml_ledger *ml)
+/* The ML's state here, made on its first request; NULL when the store is going away (the
+ * request fails with -MG_ECLOSED). */
+static struct bkml *ml_bkml_get(void *impl, struct ml_ledger *ml)
 {
+    struct bks *s = impl;
+    if (s->dead)
+        return NULL;
     struct bkml *m = ml->ledger_priv;
     if (m)
         return m;
@@ -170,6 +174,15 @@ static struct bkml *ml_bkml_get(struct bks *s, struct ml_ledger *ml)
     mg_map_init(&m->handles);
     TAILQ_INSERT_TAIL(&s->all, m, link);
     ml->ledger_priv = m;
+    return m;
+}
+
+/* For an op on ledger id of ml: the ML's state (NULL when the store is going away) and in
+ * *h its handle of that ledger (NULL: none). */
+static struct bkml *ml_bk_ledger(void *impl, struct ml_ledger *ml, int64_t id, struct bkh **h)
+{
+    struct bkml *m = ml_bkml_get(impl, ml);
+    *h = m ? mg_map_get_u64(&m->handles, (uint64_t)id) : NULL;
     return m;
 }
 
@@ -214,12 +227,47 @@ static void ml_bk_op_complete(struct bk_op *op, int status)
     }
 }
 
-/* Queue op on a handle's list of ops waiting for an open or a close (not in bkc yet). */
-static void ml_bk_op_park(struct bk_op *op, struct bk_op **list)
+/* Complete op's request with status and end op. */
+static void ml_bk_op_finish(struct bk_op *op, int status)
 {
+    ml_bk_op_complete(op, status);
+    ml_bk_op_end(op);
+}
+
+/* The bkc call that starts op returned rc: if it failed, end op, leaving its request to the
+ * caller (the store op fails synchronously). Returns rc. */
+static int ml_bk_op_started(struct bk_op *op, int rc)
+{
+    if (rc < 0) {
+        op->req = NULL;
+        ml_bk_op_end(op);
+    }
+    return rc;
+}
+
+/* The bkc call that starts op, whose store op returned 0 already, failed with rc: end op
+ * and complete its request with rc through the loop. */
+static void ml_bk_op_fail_later(struct bk_op *op, int rc)
+{
+    struct ml_store_req *req = op->req;
+    struct ml_factory *f = op->s->f;
+    op->req = NULL;
+    ml_bk_op_end(op);
+    ml_store_complete_later(f, req, rc);
+}
+
+/* Start op now, or, when wait is given (a handle's list of ops waiting for an open or a
+ * close), queue it there: it is not in bkc yet and starts when that is done. Returns 0. */
+static int ml_bk_op_go(struct bk_op *op, struct bk_op **wait, void (*start)(struct bk_op *op))
+{
+    if (!wait) {
+        start(op);
+        return 0;
+    }
     op->waiting = true;
-    op->next = *list;
-    *list = op;
+    op->next = *wait;
+    *wait = op;
+    return 0;
 }
 
 /* End every op parked on *list (the store is going away: they never reached bkc). */
@@ -334,36 +382,25 @@ static void ml_bk_recover_done(struct bkc_req *br, int status)
             h->closed = true; /* sealed: kept for reads */
         }
     }
-    ml_bk_op_complete(op, status);
-    ml_bk_op_end(op);
+    ml_bk_op_finish(op, status);
 }
 
 static void ml_bk_recover_start(struct bk_op *op)
 {
     int rc = bkc_open(op->s->bkc, op->req->ledger_id, true, &op->br, ml_bk_recover_done);
-    if (rc < 0) {
-        struct ml_store_req *req = op->req;
-        op->req = NULL;
-        ml_bk_op_end(op);
-        ml_store_complete_later(op->s->f, req, rc);
-    }
+    if (rc < 0)
+        ml_bk_op_fail_later(op, rc);
 }
 
 static int ml_bk_recover_ledger(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
-    struct bks *s = impl;
-    if (s->dead)
+    struct bkml *m = ml_bkml_get(impl, ml);
+    if (!m)
         return -MG_ECLOSED;
-    struct bkml *m = ml_bkml_get(s, ml);
-    struct bk_op *op = ml_bk_op_new(s, m, BK_OP_RECOVER, req);
-    struct bkh *closing = mg_map_get_u64(&s->closing, (uint64_t)req->ledger_id);
-    if (closing) {
-        /* A previous incarnation of the ML is closing it: recover once that is done. */
-        ml_bk_op_park(op, &closing->recover_waiters);
-        return 0;
-    }
-    ml_bk_recover_start(op);
-    return 0;
+    struct bk_op *op = ml_bk_op_new(m->s, m, BK_OP_RECOVER, req);
+    /* A previous incarnation of the ML may be closing it: recover once that is done. */
+    struct bkh *closing = mg_map_get_u64(&m->s->closing, (uint64_t)req->ledger_id);
+    return ml_bk_op_go(op, closing ? &closing->recover_waiters : NULL, ml_bk_recover_start);
 }
 
 /* ---- ledgers ------------------------------------------------------------------------------ */
@@ -387,66 +424,50 @@ static void ml_bk_create_done(struct bkc_req *br, int status)
         MG_WARN(BK_MOD, "%s: cannot create a ledger: %s %s", m->name, mg_strerror(status),
                 br->errmsg);
     }
-    ml_bk_op_complete(op, status);
-    ml_bk_op_end(op);
+    ml_bk_op_finish(op, status);
 }
 
 static int ml_bk_create_ledger(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
-    struct bks *s = impl;
-    if (s->dead)
+    struct bkml *m = ml_bkml_get(impl, ml);
+    if (!m)
         return -MG_ECLOSED;
-    struct bkml *m = ml_bkml_get(s, ml);
     struct bkc_kv kv[3] = {
         {"application", "pulsar", 6},
         {"component", "managed-ledger", 14},
         {"pulsar/managed-ledger", m->name, strlen(m->name)},
     };
     struct bkc_create_opts o = {
-        .ensemble_size = s->ensemble,
-        .write_quorum = s->write_q,
-        .ack_quorum = s->ack_q,
+        .ensemble_size = m->s->ensemble,
+        .write_quorum = m->s->write_q,
+        .ack_quorum = m->s->ack_q,
         .custom = kv,
         .n_custom = 3,
     };
-    struct bk_op *op = ml_bk_op_new(s, m, BK_OP_CREATE, req);
-    op->br.data = op;
-    int rc = bkc_create(s->bkc, &o, &op->br, ml_bk_create_done);
-    if (rc < 0) {
-        op->req = NULL;
-        ml_bk_op_end(op);
-    }
-    return rc;
+    struct bk_op *op = ml_bk_op_new(m->s, m, BK_OP_CREATE, req);
+    return ml_bk_op_started(op, bkc_create(m->s->bkc, &o, &op->br, ml_bk_create_done));
 }
 
 static void ml_bk_add_done(struct bkc_req *br, int status)
 {
     struct bk_op *op = br->data;
-    ml_bk_op_complete(op, status);
-    ml_bk_op_end(op);
+    ml_bk_op_finish(op, status);
 }
 
 static int ml_bk_add_entry(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
-    struct bks *s = impl;
-    if (s->dead)
+    struct bkh *h;
+    struct bkml *m = ml_bk_ledger(impl, ml, req->ledger_id, &h);
+    if (!m)
         return -MG_ECLOSED;
-    struct bkml *m = ml_bkml_get(s, ml);
-    struct bkh *h = mg_map_get_u64(&m->handles, (uint64_t)req->ledger_id);
     if (!h || !h->writer || !h->lh)
         return -MG_ENOTFOUND;
-    struct bk_op *op = ml_bk_op_new(s, m, BK_OP_ADD, req);
+    struct bk_op *op = ml_bk_op_new(m->s, m, BK_OP_ADD, req);
     /* bkc borrows the evbuffer until its callback: the reference keeps it alive. */
     op->entry = ml_entry_ref(req->entry);
-    op->br.data = op;
     /* The core decided the entry id (its position); bkc refuses any other than the next. */
-    int rc = bkc_add(h->lh, req->entry->pos.entry, req->entry->data, &op->br, ml_bk_add_done);
-    if (rc < 0) {
-        op->req = NULL;
-        ml_bk_op_end(op);
-        return rc;
-    }
-    return 0;
+    return ml_bk_op_started(
+        op, bkc_add(h->lh, req->entry->pos.entry, req->entry->data, &op->br, ml_bk_add_done));
 }
 
 static void ml_bk_read_done(struct bkc_req *br, int status)
@@ -473,8 +494,7 @@ static void ml_bk_read_done(struct bkc_req *br, int status)
             status = -MG_ENOTFOUND;
         }
     }
-    ml_bk_op_complete(op, status);
-    ml_bk_op_end(op);
+    ml_bk_op_finish(op, status);
 }
 
 /* Read from an open handle; errors complete through the loop. */
@@ -482,21 +502,17 @@ static void ml_bk_read_start(struct bk_op *op)
 {
     struct ml_store_req *req = op->req;
     struct bkh *h = op->h;
-    struct bks *s = op->s;
     int64_t lac = h->lh ? bkc_ledger_lac(h->lh) : -1;
     int64_t first = req->first < 0 ? 0 : req->first;
     int64_t last = req->last > lac ? lac : req->last;
     /* Beyond the LAC of an open handle: the bookies do not have entries the list has. */
     int rc = h->lh ? -MG_ENONRECOVERABLE : -MG_ENOTFOUND;
     if (h->lh && first <= last) {
-        op->br.data = op;
         rc = bkc_read(h->lh, first, last, &op->br, ml_bk_read_done);
         if (rc == 0)
             return;
     }
-    op->req = NULL;
-    ml_bk_op_end(op);
-    ml_store_complete_later(s->f, req, rc);
+    ml_bk_op_fail_later(op, rc);
 }
 
 static void ml_bk_open_done(struct bkc_req *br, int status)
@@ -534,8 +550,7 @@ static void ml_bk_open_done(struct bkc_req *br, int status)
         if (status == 0) {
             ml_bk_read_start(w);
         } else {
-            ml_bk_op_complete(w, status);
-            ml_bk_op_end(w);
+            ml_bk_op_finish(w, status);
         }
         w = next;
     }
@@ -546,38 +561,31 @@ static void ml_bk_open_done(struct bkc_req *br, int status)
 
 static int ml_bk_read_range(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
 {
-    struct bks *s = impl;
-    if (s->dead)
-        return -MG_ECLOSED;
-    struct bkml *m = ml_bkml_get(s, ml);
     req->entries = NULL;
     req->n = 0;
-    struct bkh *h = mg_map_get_u64(&m->handles, (uint64_t)req->ledger_id);
+    struct bkh *h;
+    struct bkml *m = ml_bk_ledger(impl, ml, req->ledger_id, &h);
+    if (!m)
+        return -MG_ECLOSED;
     if (!h) {
         /* Not ours to write: a read handle, with recovery so that a ledger we abandoned
          * open (bookies were down) gets sealed where it really ends. */
         h = ml_bk_handle_new(m, req->ledger_id, NULL, false);
         h->opening = true;
-        struct bk_op *oop = ml_bk_op_new(s, m, BK_OP_OPEN, NULL);
+        struct bk_op *oop = ml_bk_op_new(m->s, m, BK_OP_OPEN, NULL);
         oop->h = h;
         h->refs++;
-        oop->br.data = oop;
-        int rc = bkc_open(s->bkc, req->ledger_id, true, &oop->br, ml_bk_open_done);
+        int rc = ml_bk_op_started(
+            oop, bkc_open(m->s->bkc, req->ledger_id, true, &oop->br, ml_bk_open_done));
         if (rc < 0) {
-            ml_bk_op_end(oop);
             ml_bk_handle_drop(h);
             return rc;
         }
     }
-    struct bk_op *op = ml_bk_op_new(s, m, BK_OP_READ, req);
+    struct bk_op *op = ml_bk_op_new(m->s, m, BK_OP_READ, req);
     op->h = h;
     h->refs++;
-    if (h->opening) {
-        ml_bk_op_park(op, &h->waiting);
-        return 0;
-    }
-    ml_bk_read_start(op);
-    return 0;
+    return ml_bk_op_go(op, h->opening ? &h->waiting : NULL, ml_bk_read_start);
 }
 
 static void ml_bk_close_done(struct bkc_req *br, int status)
@@ -616,14 +624,13 @@ static void ml_bk_close_done(struct bkc_req *br, int status)
 static int ml_bk_close_ledger(void *impl, struct ml_ledger *ml, int64_t ledger_id,
                               struct ml_store_req *req)
 {
-    struct bks *s = impl;
-    if (s->dead)
+    struct bkh *h;
+    struct bkml *m = ml_bk_ledger(impl, ml, ledger_id, &h);
+    if (!m)
         return -MG_ECLOSED;
-    struct bkml *m = ml_bkml_get(s, ml);
-    struct bkh *h = mg_map_get_u64(&m->handles, (uint64_t)ledger_id);
     if (!h || !h->writer || !h->lh || h->closed) {
         if (req)
-            ml_store_complete_later(s->f, req, 0);
+            ml_store_complete_later(m->s->f, req, 0);
         return 0;
     }
     if (h->closing) {
@@ -633,18 +640,14 @@ static int ml_bk_close_ledger(void *impl, struct ml_ledger *ml, int64_t ledger_i
         }
         return 0;
     }
-    struct bk_op *op = ml_bk_op_new(s, m, BK_OP_CLOSE, req);
+    struct bk_op *op = ml_bk_op_new(m->s, m, BK_OP_CLOSE, req);
     op->h = h;
     h->refs++;
-    op->br.data = op;
-    int rc = bkc_close(h->lh, &op->br, ml_bk_close_done);
-    if (rc < 0) {
-        op->req = NULL;
-        ml_bk_op_end(op);
+    int rc = ml_bk_op_started(op, bkc_close(h->lh, &op->br, ml_bk_close_done));
+    if (rc < 0)
         return rc;
-    }
     h->closing = true;
-    mg_map_put_u64(&s->closing, (uint64_t)ledger_id, h);
+    mg_map_put_u64(&m->s->closing, (uint64_t)ledger_id, h);
     return 0;
 }
 
@@ -653,28 +656,20 @@ static void ml_bk_delete_done(struct bkc_req *br, int status)
     struct bk_op *op = br->data;
     if (status < 0 && status != -MG_ENOTFOUND && status != -MG_ECANCELED)
         MG_WARN(BK_MOD, "%s: delete of a ledger failed: %s", op->m->name, mg_strerror(status));
-    ml_bk_op_complete(op, status);
-    ml_bk_op_end(op);
+    ml_bk_op_finish(op, status);
 }
 
 static int ml_bk_delete_ledger(void *impl, struct ml_ledger *ml, int64_t ledger_id,
                                struct ml_store_req *req)
 {
-    struct bks *s = impl;
-    if (s->dead)
+    struct bkh *h;
+    struct bkml *m = ml_bk_ledger(impl, ml, ledger_id, &h);
+    if (!m)
         return -MG_ECLOSED;
-    struct bkml *m = ml_bkml_get(s, ml);
-    struct bkh *h = mg_map_get_u64(&m->handles, (uint64_t)ledger_id);
     if (h)
         ml_bk_handle_drop(h); /* no open handle may remain on a deleted ledger */
-    struct bk_op *op = ml_bk_op_new(s, m, BK_OP_DELETE, req);
-    op->br.data = op;
-    int rc = bkc_delete(s->bkc, ledger_id, &op->br, ml_bk_delete_done);
-    if (rc < 0) {
-        op->req = NULL;
-        ml_bk_op_end(op);
-    }
-    return rc;
+    struct bk_op *op = ml_bk_op_new(m->s, m, BK_OP_DELETE, req);
+    return ml_bk_op_started(op, bkc_delete(m->s->bkc, ledger_id, &op->br, ml_bk_delete_done));
 }
 
 const struct ml_ledger_ops ml_ledgers_bookkeeper = {

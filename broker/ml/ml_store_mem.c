@@ -93,30 +93,31 @@ static int ml_mem_add_entry(void *impl, struct ml_ledger *ml, struct ml_store_re
     return 0;
 }
 
-static int ml_mem_read_range(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
+/* read_range's answer for req: its entries (referenced) in req, or why there are none. */
+static int ml_mem_read(struct mem_store *s, struct ml_store_req *req)
 {
-    (void)ml;
-    struct mem_store *s = impl;
     struct mem_ledger *l = mg_map_get_u64(&s->ledgers, (uint64_t)req->ledger_id);
-    req->entries = NULL;
-    req->n = 0;
     int64_t first = req->first < 0 ? 0 : req->first;
     int64_t last = l && req->last >= l->n ? l->n - 1 : req->last;
-    if (!l || first > last) {
-        ml_store_complete_later(s->f, req, -MG_ENOTFOUND);
-        return 0;
-    }
-    for (int64_t e = first; e <= last; e++) {
-        if (!l->entries[e]) { /* lost (ml_store_mem_lose) */
-            ml_store_complete_later(s->f, req, -MG_ENONRECOVERABLE);
-            return 0;
-        }
-    }
+    if (!l || first > last)
+        return -MG_ENOTFOUND;
+    for (int64_t e = first; e <= last; e++)
+        if (!l->entries[e]) /* lost (ml_store_mem_lose) */
+            return -MG_ENONRECOVERABLE;
     req->n = (int)(last - first + 1);
     req->entries = mg_malloc((size_t)req->n * sizeof *req->entries);
     for (int i = 0; i < req->n; i++)
         req->entries[i] = ml_entry_ref(l->entries[first + i]);
-    ml_store_complete_later(s->f, req, 0);
+    return 0;
+}
+
+static int ml_mem_read_range(void *impl, struct ml_ledger *ml, struct ml_store_req *req)
+{
+    (void)ml;
+    struct mem_store *s = impl;
+    req->entries = NULL;
+    req->n = 0;
+    ml_store_complete_later(s->f, req, ml_mem_read(s, req));
     return 0;
 }
 

@@ -683,6 +683,14 @@ START_TEST(test_v3_ops)
     r = v3_call(fd, &req6, 77, 3);
     ck_assert_int_eq(r->status, ST(EBADREQ));
     bookkeeper__proto__response__free_unpacked(r, NULL);
+    /* an operation without its body is refused; the connection goes on */
+    const int bodyless[] = {OP(ADD_ENTRY), OP(READ_ENTRY), OP(READ_LAC), OP(WRITE_LAC),
+                            OP(FORCE_LEDGER)};
+    for (size_t i = 0; i < sizeof bodyless / sizeof bodyless[0]; i++) {
+        r = v3_call(fd, &req6, bodyless[i], 3);
+        ck_assert_int_eq(r->status, ST(EBADREQ));
+        bookkeeper__proto__response__free_unpacked(r, NULL);
+    }
     r = v3_call(fd, &req6, OP(READ_ENTRY), 2);
     ck_assert_int_eq(r->status, ST(EBADVERSION));
     bookkeeper__proto__response__free_unpacked(r, NULL);

@@ -634,6 +634,39 @@ START_TEST(test_lost_last_ledger)
 }
 END_TEST
 
+/* A stored ledger list whose last ledger has an id no ledger can have (corrupt metadata): the
+ * ledger store refuses its recovery at once; the open fails with that error, and nothing of
+ * the refused request is used after it was freed (ASan). */
+START_TEST(test_last_ledger_bad_id)
+{
+    env_new(1);
+    struct broker b;
+    broker_new(&b, ml_cfg(1, 1, 1, 5, 0), false);
+    const char *name = "t/ns/persistent/bad-id";
+    Pulsar__Ml__ManagedLedgerInfo__LedgerInfo li =
+        PULSAR__ML__MANAGED_LEDGER_INFO__LEDGER_INFO__INIT;
+    li.ledgerid = -3;
+    li.has_entries = true;
+    li.entries = 2;
+    Pulsar__Ml__ManagedLedgerInfo__LedgerInfo *lis[] = {&li};
+    Pulsar__Ml__ManagedLedgerInfo info = PULSAR__ML__MANAGED_LEDGER_INFO__INIT;
+    info.n_ledgerinfo = 1;
+    info.ledgerinfo = lis;
+    uint8_t buf[64];
+    ck_assert_uint_le(pulsar__ml__managed_ledger_info__get_packed_size(&info), sizeof buf);
+    size_t len = pulsar__ml__managed_ledger_info__pack(&info, buf);
+    char *path = mg_asprintf("/managed-ledgers/%s", name);
+    ck_assert_int_eq(tl_meta_put(meta, path, buf, len, 0), 0);
+    mg_free(path);
+    int status = 0;
+    struct ml_ledger *ml = open_ml(&b, name, &status);
+    ck_assert_msg(status == -MG_EINVAL, "open: %s", mg_errname(status));
+    ck_assert_ptr_null(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
 /* No writable bookies: a failed roll is not tried again at once. Appends meanwhile fail at
  * once with the cause (-MG_ENOBOOKIES), so 100 appends make a handful of ledger creates (and
  * WARN lines), not 100; once bookies are back an append after the delay succeeds. */
@@ -1199,6 +1232,7 @@ static Suite *ml_bk_suite(void)
            test_oversized_append_alone, test_cursor_retry_backoff, test_roll_backoff);
     tcase_add_loop_test(tc, test_lost_middle_ledger, 0, 2);
     tcase_add_loop_test(tc, test_lost_last_ledger, 0, 2);
+    tl_add(tc, test_last_ledger_bad_id);
     tl_add(tc, test_rollover_recorded, test_reopen, test_cursor_survives_reopen,
            test_takeover_fences_and_skips_nothing, test_cursor_recovery_after_crash,
            test_partial_adds_recovered, test_failed_appends_leave_no_positions,
