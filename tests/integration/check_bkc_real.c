@@ -874,9 +874,10 @@ static bool sniff_has_frame(const void *arg)
            evbuffer_get_length(sn->got) >= 4 + (size_t)mg_get_be32(h);
 }
 
-/* Take the next frame from sn->got as a v3 Request (waiting for it) of operation op; its
- * txnId in *txn. */
-static Bookkeeper__Proto__Request *sniff_next(struct sniff *sn, int op, uint64_t *txn)
+/* Take the next frame from sn->got as a v3 Request (waiting for it) of operation op
+ * (ADD_ENTRY or READ_ENTRY) for entry of ledger; its txnId in *txn. */
+static Bookkeeper__Proto__Request *sniff_next(struct sniff *sn, int op, int64_t ledger,
+                                              int64_t entry, uint64_t *txn)
 {
     ck_assert_msg(tl_until(loop, sniff_has_frame, sn, 10000), "no frame");
     uint8_t h[4];
@@ -890,6 +891,10 @@ static Bookkeeper__Proto__Request *sniff_next(struct sniff *sn, int op, uint64_t
     ck_assert_int_eq(r->header->version, BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE);
     ck_assert_int_eq(r->header->operation, op);
     *txn = r->header->txnid;
+    bool add = op == BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY;
+    ck_assert_ptr_nonnull(add ? (void *)r->addrequest : (void *)r->readrequest);
+    ck_assert_int_eq(add ? r->addrequest->ledgerid : r->readrequest->ledgerid, ledger);
+    ck_assert_int_eq(add ? r->addrequest->entryid : r->readrequest->entryid, entry);
     return r;
 }
 
@@ -983,11 +988,8 @@ START_TEST(test_v3_frames)
     uint64_t txn[4];
     for (int i = 0; i < 2; i++) {
         Bookkeeper__Proto__Request *r =
-            sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, &txn[i]);
+            sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, 7, 3 + i, &txn[i]);
         Bookkeeper__Proto__AddRequest *a = r->addrequest;
-        ck_assert_ptr_nonnull(a);
-        ck_assert_int_eq(a->ledgerid, 7);
-        ck_assert_int_eq(a->entryid, 3 + i);
         ck_assert_uint_eq(a->masterkey.len, WIRE_BK_MASTER_KEY_LEN);
         ck_assert(memcmp(a->masterkey.data, key, WIRE_BK_MASTER_KEY_LEN) == 0);
         ck_assert_uint_eq(a->body.len, sizeof(ehdr) + 8);
@@ -1003,12 +1005,9 @@ START_TEST(test_v3_frames)
         bookkeeper__proto__request__free_unpacked(r, NULL);
     }
     for (int i = 2; i < 4; i++) {
-        Bookkeeper__Proto__Request *r =
-            sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, &txn[i]);
+        Bookkeeper__Proto__Request *r = sniff_next(
+            &sn, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, 7, i == 2 ? -1 : 5, &txn[i]);
         Bookkeeper__Proto__ReadRequest *rr = r->readrequest;
-        ck_assert_ptr_nonnull(rr);
-        ck_assert_int_eq(rr->ledgerid, 7);
-        ck_assert_int_eq(rr->entryid, i == 2 ? -1 : 5);
         ck_assert_int_eq(rr->has_flag, i == 2);
         ck_assert_int_eq(rr->has_masterkey, i == 2);
         if (i == 2) {
@@ -1051,7 +1050,7 @@ START_TEST(test_v3_frames)
     ck_assert_ptr_nonnull(bkc_bookie_read(bk, 7, 6, 0, key, sniff_op_cb, &o, 5));
     uint64_t t5;
     Bookkeeper__Proto__Request *rq =
-        sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, &t5);
+        sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, 7, 6, &t5);
     bookkeeper__proto__request__free_unpacked(rq, NULL);
     Bookkeeper__Proto__Response ru = BOOKKEEPER__PROTO__RESPONSE__INIT;
     sniff_reply(&sn, &ru, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, t5 + 1000,
