@@ -578,14 +578,10 @@ static void check_reopened_cursor(struct sim *s, struct writer *w)
     }
 }
 
-/* The writer dies: nothing more leaves it; what it had sent to the bookies still lands. */
-static void writer_crash(struct writer *w)
+/* Free what the writer's incarnation holds: its factory (with its ML and cursor), client,
+ * metadata session and deliveries; it is no longer alive. */
+static void writer_free(struct writer *w)
 {
-    struct sim *s = w->s;
-    if (!w->alive)
-        return;
-    trace(s, "%s crashes", w->name);
-    meta_set_offline(w->meta, true);
     ml_factory_free(w->f);
     w->f = NULL;
     w->ml = NULL;
@@ -594,9 +590,19 @@ static void writer_crash(struct writer *w)
     w->bkc = NULL;
     meta_close(w->meta);
     w->meta = NULL;
-    w->alive = false;
     mg_free(w->delivered);
     w->delivered = NULL;
+    w->alive = false;
+}
+
+/* The writer dies: nothing more leaves it; what it had sent to the bookies still lands. */
+static void writer_crash(struct writer *w)
+{
+    if (!w->alive)
+        return;
+    trace(w->s, "%s crashes", w->name);
+    meta_set_offline(w->meta, true);
+    writer_free(w);
 }
 
 /* A clean shutdown: close, let the metadata writes land, free. */
@@ -609,10 +615,7 @@ static void writer_shutdown(struct writer *w)
         advance(s, 5);
     if (ml_factory_pending(w->f) > 0)
         fail(s, "%s: metadata writes still pending after 30 s", w->name);
-    ml_factory_free(w->f);
-    bkc_client_free(w->bkc);
-    meta_close(w->meta);
-    mg_free(w->delivered);
+    writer_free(w);
     memset(w, 0, sizeof *w);
 }
 
