@@ -397,8 +397,7 @@ START_TEST(test_real_bookies_inprocess)
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     struct tl_adds b = {0};
-    tl_adds_n(&b, w, 10);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 10);
     tl_bkc_check_read(w, 0, 9);
     /* stop a bookie of the ensemble while adds are in flight */
     char victim[64];
@@ -413,8 +412,7 @@ START_TEST(test_real_bookies_inprocess)
     tl_adds_n(&b, w, 10);
     tl_bookie_stop(bs[vi], base);
     bs[vi] = NULL;
-    tl_adds_n(&b, w, 10);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 10);
     for (int i = 0; i < 30; i++) {
         ck_assert_msg(b.status[i] == 0, "add %d: %s", i, b.req[i].errmsg);
         ck_assert_int_eq(b.order[i], i);
@@ -423,13 +421,8 @@ START_TEST(test_real_bookies_inprocess)
     ck_assert_str_ne(bkc_ledger_bookie(w, 0), victim);
     /* recovery by another client while the writer still holds the ledger open */
     struct bkc_client *c2 = client_new(3, 2, 2, 5000);
-    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
-    ck_assert_int_eq(bkc_ledger_lac(r), 29);
-    tl_bkc_check_read(r, 0, 29);
-    ck_assert_int_eq(tl_adds_one(&b, w), 0);
-    tl_adds_wait(&b);
-    ck_assert_int_eq(b.status[30], -MG_EFENCED);
-    bkc_ledger_free(r);
+    tl_bkc_check_ledger(c2, id, true, 29);
+    tl_adds_fenced(&b, w);
     bkc_ledger_free(w);
     bkc_client_free(c2);
     tl_adds_fini(&b);
@@ -522,8 +515,7 @@ START_TEST(test_real_bookie_processes_sigkill)
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     struct tl_adds b = {0};
-    tl_adds_n(&b, w, 10);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 10);
     int vi = -1;
     for (int i = 0; i < 4; i++)
         if (!strcmp(ids[i], bkc_ledger_bookie(w, 1)))
@@ -536,18 +528,14 @@ START_TEST(test_real_bookie_processes_sigkill)
     char *p = mg_asprintf("/ledgers/available/%s", ids[vi]);
     tl_meta_del(meta, p);
     mg_free(p);
-    tl_adds_n(&b, w, 10);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 10);
     for (int i = 0; i < 30; i++)
         ck_assert_msg(b.status[i] == 0, "add %d: %s (logs in %s)", i, b.req[i].errmsg, dir);
     ck_assert_int_ge(bkc_ledger_num_segments(w), 2);
     tl_bkc_check_read(w, 0, 29);
     ck_assert_int_eq(tl_bkc_close(w), 0);
     struct bkc_client *c2 = client_new(3, 2, 2, 5000);
-    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
-    ck_assert_int_eq(bkc_ledger_lac(r), 29);
-    tl_bkc_check_read(r, 0, 29);
-    bkc_ledger_free(r);
+    tl_bkc_check_ledger(c2, id, true, 29);
     bkc_client_free(c2);
     bkc_ledger_free(w);
     bkc_client_free(cl);
@@ -568,8 +556,7 @@ START_TEST(test_read_timeout_failover)
     fx_setup(2, 2, 2, 2, 200);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     struct tl_adds b = {0};
-    tl_adds_n(&b, w, 4);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 4);
     ck_assert_int_eq(tl_bkc_close(w), 0);
     /* a bookie that accepts connections but never reads */
     struct fbk *f0 = fb_by_id(fb, NFB, bkc_ledger_bookie(w, 0));
@@ -746,8 +733,7 @@ START_TEST(test_oversized_response)
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &cl), 0);
     struct bkc_ledger *lh = tl_bkc_create(cl, 0);
     struct tl_adds b = {0};
-    tl_adds_n(&b, lh, 3);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, lh, 3);
     /* the bookie's copy of entry 1 grows past the client's limit */
     struct fb_entry *x = fb_find(fb[0], bkc_ledger_id(lh), 1);
     ck_assert_ptr_nonnull(x);

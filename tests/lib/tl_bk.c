@@ -189,6 +189,15 @@ void tl_bkc_check_read(struct bkc_ledger *lh, int64_t first, int64_t last)
     bkc_req_fini(&req);
 }
 
+void tl_bkc_check_ledger(struct bkc_client *c, int64_t id, bool recovery, int64_t lac)
+{
+    struct bkc_ledger *lh = tl_bkc_open(c, id, recovery, 0);
+    ck_assert_int_eq(bkc_ledger_lac(lh), lac);
+    if (lac >= 0)
+        tl_bkc_check_read(lh, 0, lac);
+    bkc_ledger_free(lh);
+}
+
 void tl_adds_cb(struct bkc_req *req, int status)
 {
     struct tl_adds *b = req->data;
@@ -232,6 +241,21 @@ void tl_adds_wait(struct tl_adds *b)
     ck_assert_ptr_nonnull(b->loop);
     tl_until(b->loop, tl_adds_done, b, tl_wait_ms(b->loop));
     ck_assert_int_eq(b->n_done, b->n);
+}
+
+void tl_adds_all(struct tl_adds *b, struct bkc_ledger *lh, int n)
+{
+    tl_adds_n(b, lh, n);
+    tl_adds_wait(b);
+}
+
+void tl_adds_fenced(struct tl_adds *b, struct bkc_ledger *lh)
+{
+    int i = b->n;
+    ck_assert_int_eq(tl_adds_one(b, lh), 0);
+    tl_adds_wait(b);
+    ck_assert_msg(b->status[i] == -MG_EFENCED, "add %d: %s, not fenced", i,
+                  mg_errname(b->status[i]));
 }
 
 void tl_adds_fini(struct tl_adds *b)

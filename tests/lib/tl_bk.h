@@ -61,6 +61,9 @@ struct bkc_ledger *tl_bkc_open(struct bkc_client *c, int64_t id, bool recovery, 
 int tl_bkc_close(struct bkc_ledger *lh);
 /* Read first..last and compare each entry with tl_bkc_payload. */
 void tl_bkc_check_read(struct bkc_ledger *lh, int64_t first, int64_t last);
+/* Ledger id opened on c (recovery: with recovery; it must succeed): its last add confirmed
+ * is lac and entries 0..lac read back (tl_bkc_check_read); the handle is freed. */
+void tl_bkc_check_ledger(struct bkc_client *c, int64_t id, bool recovery, int64_t lac);
 /* The payload of the i-th add of tl_adds_one on ledger (a static buffer). */
 const char *tl_bkc_payload(int64_t ledger, int i);
 
@@ -83,6 +86,10 @@ int tl_adds_one(struct tl_adds *b, struct bkc_ledger *lh);
 void tl_adds_n(struct tl_adds *b, struct bkc_ledger *lh, int n);
 /* Until every add of the batch completed (fails the test if some did not). */
 void tl_adds_wait(struct tl_adds *b);
+/* tl_adds_n, then tl_adds_wait: n more entries added and every add of the batch completed. */
+void tl_adds_all(struct tl_adds *b, struct bkc_ledger *lh, int n);
+/* One more add through b on lh, which must complete with -MG_EFENCED (a fenced writer). */
+void tl_adds_fenced(struct tl_adds *b, struct bkc_ledger *lh);
 void tl_adds_fini(struct tl_adds *b);
 
 /* bkc_config_default with the quorums and the request timeout. */

@@ -430,8 +430,7 @@ static void ensemble_change_case(int mode)
     struct bkc_ledger *lh = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(lh);
     struct tl_adds b = {0};
-    tl_adds_n(&b, lh, 6);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, lh, 6);
     int victim = fb_index(bkc_ledger_bookie(lh, 1));
     if (mode == 0)
         fm[victim].add_rc = 101;
@@ -439,8 +438,7 @@ static void ensemble_change_case(int mode)
         tl_fakebk_stop(&env, victim);
     else
         fm[victim].drop_adds = true;
-    tl_adds_n(&b, lh, 10);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, lh, 10);
     for (int i = 0; i < 16; i++) {
         ck_assert_msg(b.status[i] == 0, "add %d: %d (%s)", i, b.status[i], b.req[i].errmsg);
         ck_assert_int_eq(b.order[i], i);
@@ -474,10 +472,7 @@ static void ensemble_change_case(int mode)
     bkc_ledger_free(lh);
     /* another client reads it all, failing over around the broken bookie */
     struct bkc_client *c2 = client_new(3, 2, 2, 300);
-    struct bkc_ledger *rd = tl_bkc_open(c2, id, false, 0);
-    ck_assert_int_eq(bkc_ledger_lac(rd), 15);
-    tl_bkc_check_read(rd, 0, 15);
-    bkc_ledger_free(rd);
+    tl_bkc_check_ledger(c2, id, false, 15);
     bkc_client_free(c2);
     tl_adds_fini(&b);
     fx_teardown();
@@ -509,8 +504,7 @@ START_TEST(test_not_enough_bookies)
     tl_adds_one(&b, lh);
     tl_adds_wait(&b);
     tl_fakebk_stop(&env, 0);
-    tl_adds_n(&b, lh, 4);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, lh, 4);
     ck_assert_int_eq(b.status[0], 0);
     for (int i = 1; i < 5; i++) {
         ck_assert_int_eq(b.status[i], -MG_ENOBOOKIES);
@@ -772,8 +766,7 @@ START_TEST(test_recovery_dead_writer)
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     struct tl_adds b = {0};
-    tl_adds_n(&b, w, 5);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 5);
     /* entries 5 and 6 reach the bookies but their acks never come back to the writer */
     for (int i = 0; i < 3; i++) {
         fm[i].lose_add_acks = true;
@@ -848,8 +841,7 @@ START_TEST(test_recovery_partial_adds)
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     struct tl_adds b = {0};
-    tl_adds_n(&b, w, 4);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 4);
     int b0 = fb_index(bkc_ledger_bookie(w, 0)), b1 = fb_index(bkc_ledger_bookie(w, 1));
     partial_entry = 4;
     partial_to[b0] = partial_to[b1] = true;
@@ -878,9 +870,7 @@ START_TEST(test_recovery_partial_adds)
         ck_assert_msg(copies >= (e == 5 ? 3 : 2), "entry %lld: %d copies", (long long)e, copies);
     }
     /* the old writer is fenced */
-    ck_assert_int_eq(tl_adds_one(&b, w), 0);
-    tl_adds_wait(&b);
-    ck_assert_int_eq(b.status[6], -MG_EFENCED);
+    tl_adds_fenced(&b, w);
     bkc_ledger_free(w);
     bkc_ledger_free(r);
     bkc_client_free(c2);
@@ -914,17 +904,13 @@ START_TEST(test_recovery_bookie_down)
     int slow = fb_index(bkc_ledger_bookie(w, 2));
     fm[slow].drop_adds = true; /* stores nothing, acks nothing */
     struct tl_adds b = {0};
-    tl_adds_n(&b, w, 6);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 6);
     for (int i = 0; i < 6; i++)
         ck_assert_int_eq(b.status[i], 0);
     ck_assert_int_eq(bkc_fake_count_entries(fake, slow, id), 0);
     tl_fakebk_stop(&env, slow);
     struct bkc_client *c2 = client_new(3, 3, 2, 2000);
-    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
-    ck_assert_int_eq(bkc_ledger_lac(r), 5);
-    tl_bkc_check_read(r, 0, 5);
-    bkc_ledger_free(r);
+    tl_bkc_check_ledger(c2, id, true, 5);
     bkc_ledger_free(w);
     bkc_client_free(c2);
     tl_adds_fini(&b);
@@ -964,8 +950,7 @@ START_TEST(test_recovery_concurrent)
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     struct tl_adds b = {0};
-    tl_adds_n(&b, w, 9);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 9);
     struct bkc_client *c2 = client_new(3, 2, 2, 30000), *c3 = client_new(3, 2, 2, 30000);
     struct tl_res r2 = {0}, r3 = {0};
     struct bkc_req q2 = {.data = &r2}, q3 = {.data = &r3};
@@ -1001,19 +986,14 @@ START_TEST(test_recovery_after_ensemble_change)
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     struct tl_adds b = {0};
-    tl_adds_n(&b, w, 5);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 5);
     tl_fakebk_stop(&env, fb_index(bkc_ledger_bookie(w, 0)));
-    tl_adds_n(&b, w, 5);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 5);
     for (int i = 0; i < 10; i++)
         ck_assert_int_eq(b.status[i], 0);
     ck_assert_int_eq(bkc_ledger_num_segments(w), 2);
     struct bkc_client *c2 = client_new(2, 2, 2, 30000);
-    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
-    ck_assert_int_eq(bkc_ledger_lac(r), 9);
-    tl_bkc_check_read(r, 0, 9);
-    bkc_ledger_free(r);
+    tl_bkc_check_ledger(c2, id, true, 9);
     bkc_client_free(c2);
     bkc_ledger_free(w);
     tl_adds_fini(&b);
@@ -1043,9 +1023,7 @@ START_TEST(test_change_sees_recovery)
     mg_free(buf);
     bkc_md_fini(&md);
     fm[fb_index(bkc_ledger_bookie(w, 0))].add_rc = 101;
-    tl_adds_one(&b, w);
-    tl_adds_wait(&b);
-    ck_assert_int_eq(b.status[1], -MG_EFENCED);
+    tl_adds_fenced(&b, w);
     ck_assert_msg(strstr(b.req[1].errmsg, "recovered") != NULL, "%s", b.req[1].errmsg);
     bkc_ledger_free(w);
     tl_adds_fini(&b);
@@ -1061,15 +1039,13 @@ START_TEST(test_crash_keeps_acknowledged)
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
     struct tl_adds b = {0};
-    tl_adds_n(&b, w, 6);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 6);
     int v = fb_index(bkc_ledger_bookie(w, 0));
     int64_t had = bkc_fake_count_entries(fake, v, id);
     ck_assert_int_eq(had, 6);
     bkc_fake_crash(fake, v);
     ck_assert(!bkc_fake_is_up(fake, v));
-    tl_adds_n(&b, w, 4);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 4);
     for (int i = 0; i < 10; i++)
         ck_assert_int_eq(b.status[i], 0);
     ck_assert_int_eq(bkc_ledger_num_segments(w), 2);
@@ -1113,8 +1089,7 @@ static void digest_case(enum bkc_digest d)
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
     struct bkc_ledger *w = tl_bkc_create(c, 0);
     struct tl_adds b = {0};
-    tl_adds_n(&b, w, 3);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 3);
     ck_assert_int_eq(tl_bkc_close(w), 0);
     /* a client configured with other defaults takes digest and password from metadata */
     struct bkc_ledger *r = tl_bkc_open(cl, bkc_ledger_id(w), true, 0);
@@ -1147,8 +1122,7 @@ START_TEST(test_read_timeout_failover)
     fx_setup(2, 2, 2, 2, 200);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     struct tl_adds b = {0};
-    tl_adds_n(&b, w, 4);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 4);
     ck_assert_int_eq(tl_bkc_close(w), 0);
     /* a bookie that never answers reads */
     fm[fb_index(bkc_ledger_bookie(w, 0))].drop_reads = true;
@@ -1166,8 +1140,7 @@ START_TEST(test_digest_failover)
     fx_setup(2, 2, 2, 2, 30000);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     struct tl_adds b = {0};
-    tl_adds_n(&b, w, 4);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 4);
     ck_assert_int_eq(tl_bkc_close(w), 0);
     /* entries 0 and 2 are read first from ensemble[0], 1 and 3 from ensemble[1] */
     int f0 = fb_index(bkc_ledger_bookie(w, 0));
@@ -1246,10 +1219,7 @@ START_TEST(test_failed_recovery_leaves_metadata)
     bkc_md_fini(&md);
     /* the bookies work again: the next recoverer keeps every acknowledged entry */
     memset(recovery_fail_on, 0, sizeof recovery_fail_on);
-    struct bkc_ledger *rl = tl_bkc_open(c2, id, true, 0);
-    ck_assert_int_eq(bkc_ledger_lac(rl), 4);
-    tl_bkc_check_read(rl, 0, 4);
-    bkc_ledger_free(rl);
+    tl_bkc_check_ledger(c2, id, true, 4);
     bkc_ledger_free(w);
     bkc_client_free(c2);
     tl_adds_fini(&b);
