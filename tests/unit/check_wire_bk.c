@@ -10,6 +10,7 @@
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "lib/tl.h"
+#include "lib/tl_bk_ops.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
 #include "util/err.h"
@@ -455,46 +456,23 @@ END_TEST
  * with its operation, txnId and sub-message; the caller's header pointer is restored. */
 START_TEST(test_v3_other_requests)
 {
-    Bookkeeper__Proto__ReadLacRequest rl = BOOKKEEPER__PROTO__READ_LAC_REQUEST__INIT;
-    Bookkeeper__Proto__WriteLacRequest wl = BOOKKEEPER__PROTO__WRITE_LAC_REQUEST__INIT;
-    Bookkeeper__Proto__GetBookieInfoRequest gi = BOOKKEEPER__PROTO__GET_BOOKIE_INFO_REQUEST__INIT;
-    Bookkeeper__Proto__ForceLedgerRequest fl = BOOKKEEPER__PROTO__FORCE_LEDGER_REQUEST__INIT;
-    Bookkeeper__Proto__AuthMessage am = BOOKKEEPER__PROTO__AUTH_MESSAGE__INIT;
-    Bookkeeper__Proto__StartTLSRequest tls = BOOKKEEPER__PROTO__START_TLSREQUEST__INIT;
-    rl.ledgerid = 5;
-    wl.ledgerid = 6;
-    wl.lac = 3;
-    wl.masterkey.data = (uint8_t *)key_a;
-    wl.masterkey.len = WIRE_BK_MASTER_KEY_LEN;
-    wl.body.data = (uint8_t *)"lacbody";
-    wl.body.len = 7;
-    gi.has_requested = 1;
-    gi.requested = 3;
-    fl.ledgerid = 8;
-    am.authpluginname = "AuthDisabledPlugin";
+    struct tl_bk_ops o;
+    tl_bk_ops_init(&o);
+    o.read_lac.ledgerid = 5;
+    o.write_lac.ledgerid = 6;
+    o.write_lac.lac = 3;
+    o.write_lac.masterkey.data = (uint8_t *)key_a;
+    o.write_lac.masterkey.len = WIRE_BK_MASTER_KEY_LEN;
+    o.write_lac.body.data = (uint8_t *)"lacbody";
+    o.write_lac.body.len = 7;
+    o.bookie_info.has_requested = 1;
+    o.bookie_info.requested = 3;
+    o.force_ledger.ledgerid = 8;
+    o.auth.authpluginname = "AuthDisabledPlugin";
     for (int op = BOOKKEEPER__PROTO__OPERATION_TYPE__AUTH;
          op <= BOOKKEEPER__PROTO__OPERATION_TYPE__FORCE_LEDGER; op++) {
-        Bookkeeper__Proto__Request r = BOOKKEEPER__PROTO__REQUEST__INIT;
-        switch (op) {
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__AUTH:
-            r.authrequest = &am;
-            break;
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC:
-            r.writelacrequest = &wl;
-            break;
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__READ_LAC:
-            r.readlacrequest = &rl;
-            break;
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__GET_BOOKIE_INFO:
-            r.getbookieinforequest = &gi;
-            break;
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS:
-            r.starttlsrequest = &tls;
-            break;
-        default:
-            r.forceledgerrequest = &fl;
-            break;
-        }
+        Bookkeeper__Proto__Request r;
+        tl_bk_ops_request(&o, op, &r);
         struct evbuffer *out = evbuffer_new();
         wire_bk_write_v3_request(out, op, 500 + (uint64_t)op, 0, &r);
         ck_assert_ptr_null(r.header);
