@@ -46,8 +46,9 @@
 static struct event_base *base;
 static struct mg_loop *loop;
 static struct meta_store *meta;
-static char *dir;   /* the real bookies' files */
-static bool use_v3; /* clients made by client_new speak v3 (real-bookie tests only) */
+static char *dir;        /* the real bookies' files */
+static bool use_v3;      /* clients made by client_new speak v3 (real-bookie tests only) */
+static struct tl_adds b; /* the test's batch of adds: env_open empties it, env_close frees it */
 
 /* A real loop with a "memory" metadata store on it, and a directory for bookies' files
  * when with_dir. */
@@ -58,11 +59,13 @@ static void env_open(bool with_dir)
     struct meta_options mo = {.url = "memory"};
     ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
     dir = with_dir ? tl_tmpdir("check_bkc") : NULL;
+    memset(&b, 0, sizeof b);
 }
 
 /* Close what env_open opened (the test freed its clients and bookies). */
 static void env_close(void)
 {
+    tl_adds_fini(&b);
     meta_close(meta);
     meta = NULL;
     tl_passes(base, 5);
@@ -205,9 +208,9 @@ static void fb_read_cb(struct bufferevent *bev, void *arg)
             }
             fb_respond(f, bev, 1, rc, l, e, NULL);
         } else if (op == 2) {
-            uint8_t b[16];
-            evbuffer_remove(in, b, 16);
-            int64_t l = (int64_t)mg_get_be64(b), e = (int64_t)mg_get_be64(b + 8);
+            uint8_t ids[16];
+            evbuffer_remove(in, ids, 16);
+            int64_t l = (int64_t)mg_get_be64(ids), e = (int64_t)mg_get_be64(ids + 8);
             if (flags & 1) {
                 uint8_t mk[20];
                 evbuffer_remove(in, mk, 20);
@@ -396,7 +399,6 @@ START_TEST(test_real_bookies_inprocess)
     bookies_start(4);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct tl_adds b = {0};
     tl_adds_all(&b, w, 10);
     tl_bkc_check_read(w, 0, 9);
     /* stop a bookie of the ensemble while adds are in flight */
@@ -425,7 +427,6 @@ START_TEST(test_real_bookies_inprocess)
     tl_adds_fenced(&b, w);
     bkc_ledger_free(w);
     bkc_client_free(c2);
-    tl_adds_fini(&b);
     bookies_stop();
 }
 END_TEST
@@ -514,7 +515,6 @@ START_TEST(test_real_bookie_processes_sigkill)
     cl = client_new(3, 2, 2, 5000);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct tl_adds b = {0};
     tl_adds_all(&b, w, 10);
     int vi = -1;
     for (int i = 0; i < 4; i++)
@@ -546,7 +546,6 @@ START_TEST(test_real_bookie_processes_sigkill)
             waitpid(pids[i], NULL, 0);
         }
     }
-    tl_adds_fini(&b);
     env_close();
 }
 END_TEST
@@ -554,10 +553,7 @@ END_TEST
 START_TEST(test_read_timeout_failover)
 {
     fx_setup(2, 2, 2, 2, 200);
-    struct bkc_ledger *w = tl_bkc_create(cl, 0);
-    struct tl_adds b = {0};
-    tl_adds_all(&b, w, 4);
-    ck_assert_int_eq(tl_bkc_close(w), 0);
+    struct bkc_ledger *w = tl_bkc_written(cl, &b, 4);
     /* a bookie that accepts connections but never reads */
     struct fbk *f0 = fb_by_id(fb, NFB, bkc_ledger_bookie(w, 0));
     for (int j = 0; j < FB_MAX_CONNS; j++)
@@ -565,7 +561,6 @@ START_TEST(test_read_timeout_failover)
             bufferevent_disable(f0->conns[j], EV_READ);
     tl_bkc_check_read(w, 0, 3);
     bkc_ledger_free(w);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -574,14 +569,14 @@ END_TEST
  * set: reads with striping, readLastConfirmed on an OPEN ledger, recovery of a dead writer's
  * ledger (fencing reads, recovery reads, RECOVERY_ADD re-adds) and of an empty ledger
  * (ENOENTRY / ENOLEDGER answers). _i: 0 = v2, 1 = v3. */
-static void fill_payload(struct evbuffer *b, size_t n, int seed)
+static void fill_payload(struct evbuffer *out, size_t n, int seed)
 {
     uint8_t chunk[4096];
     for (size_t off = 0; off < n;) {
         size_t k = n - off < sizeof(chunk) ? n - off : sizeof(chunk);
         for (size_t j = 0; j < k; j++)
             chunk[j] = (uint8_t)((off + j) * 31u + (size_t)seed * 7u);
-        evbuffer_add(b, chunk, k);
+        evbuffer_add(out, chunk, k);
         off += k;
     }
 }
@@ -646,7 +641,6 @@ START_TEST(test_frame_limit)
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &cl), 0);
     struct bkc_ledger *la = tl_bkc_create(cl, 0), *lb = tl_bkc_create(cl, 0);
     /* B: small adds in flight on the shared connection */
-    struct tl_adds b = {0};
     tl_adds_n(&b, lb, 8);
     /* A: entry 0 = a maxMessageSize message, entry 1 = exactly at the limit */
     size_t sz[3] = {max_message + 512, largest_fitting(use_v3, bkc_ledger_id(la), 1, limit), 100};
@@ -713,7 +707,6 @@ START_TEST(test_frame_limit)
     for (int i = 0; i < 3; i++)
         evbuffer_free(pa[i]);
     evbuffer_free(big);
-    tl_adds_fini(&b);
     env_close();
 }
 END_TEST
@@ -732,7 +725,6 @@ START_TEST(test_oversized_response)
     cfg.max_frame_size = 4096;
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &cl), 0);
     struct bkc_ledger *lh = tl_bkc_create(cl, 0);
-    struct tl_adds b = {0};
     tl_adds_all(&b, lh, 3);
     /* the bookie's copy of entry 1 grows past the client's limit */
     struct fb_entry *x = fb_find(fb[0], bkc_ledger_id(lh), 1);
@@ -760,7 +752,6 @@ START_TEST(test_oversized_response)
     tl_bkc_check_read(lh, 2, 2); /* the connection still serves */
     ck_assert_uint_eq(bk->gen, gen);
     bkc_ledger_free(lh);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -782,7 +773,7 @@ START_TEST(test_real_bookies_sizes_recovery)
     const int n = (int)(sizeof(sz) / sizeof(sz[0]));
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct tl_adds b = {.loop = loop}; /* added here, not by tl_adds_one */
+    b.loop = loop; /* added here, not by tl_adds_one */
     for (int i = 0; i < n; i++) {
         b.payload[i] = evbuffer_new();
         fill_payload(b.payload[i], sz[i], i);
@@ -817,7 +808,6 @@ START_TEST(test_real_bookies_sizes_recovery)
     read_sizes(r, sz, 0, n - 1);
     bkc_ledger_free(r);
     bkc_client_free(c2);
-    tl_adds_fini(&b);
     bookies_stop();
 }
 END_TEST
@@ -894,11 +884,11 @@ static void sniff_reply(struct sniff *sn, Bookkeeper__Proto__Response *resp, int
     resp->header = &h;
     resp->status = (Bookkeeper__Proto__StatusCode)status;
     size_t n = bookkeeper__proto__response__get_packed_size(resp);
-    uint8_t *b = mg_malloc(4 + n);
-    mg_put_be32(b, (uint32_t)n);
-    bookkeeper__proto__response__pack(resp, b + 4);
-    bufferevent_write(sn->bev, b, 4 + n);
-    mg_free(b);
+    uint8_t *frame = mg_malloc(4 + n);
+    mg_put_be32(frame, (uint32_t)n);
+    bookkeeper__proto__response__pack(resp, frame + 4);
+    bufferevent_write(sn->bev, frame, 4 + n);
+    mg_free(frame);
 }
 
 /* Answer a read of ledger:entry: status inside and out, the body when not NULL. */

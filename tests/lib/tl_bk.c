@@ -189,6 +189,14 @@ void tl_bkc_check_read(struct bkc_ledger *lh, int64_t first, int64_t last)
     bkc_req_fini(&req);
 }
 
+struct bkc_ledger *tl_bkc_written(struct bkc_client *c, struct tl_adds *b, int n)
+{
+    struct bkc_ledger *lh = tl_bkc_create(c, 0);
+    tl_adds_all(b, lh, n);
+    ck_assert_int_eq(tl_bkc_close(lh), 0);
+    return lh;
+}
+
 void tl_bkc_check_ledger(struct bkc_client *c, int64_t id, bool recovery, int64_t lac)
 {
     struct bkc_ledger *lh = tl_bkc_open(c, id, recovery, 0);

@@ -23,6 +23,7 @@
 struct bk_options;
 struct bk_server;
 struct bkc_md;
+struct tl_adds;
 struct evbuffer;
 
 /* ---- the metadata store, synchronously ------------------------------------------------------ */
@@ -59,6 +60,9 @@ struct bkc_ledger *tl_bkc_create(struct bkc_client *c, int expect);
 struct bkc_ledger *tl_bkc_open(struct bkc_client *c, int64_t id, bool recovery, int expect);
 /* bkc_close waited for; returns its status. */
 int tl_bkc_close(struct bkc_ledger *lh);
+/* A ledger created on c with n entries added through b (tl_adds_all) and closed (it must
+ * succeed); the handle. */
+struct bkc_ledger *tl_bkc_written(struct bkc_client *c, struct tl_adds *b, int n);
 /* Read first..last and compare each entry with tl_bkc_payload. */
 void tl_bkc_check_read(struct bkc_ledger *lh, int64_t first, int64_t last);
 /* Ledger id opened on c (recovery: with recovery; it must succeed): its last add confirmed
