@@ -396,15 +396,6 @@ const char *tl_bookie_id(const struct bk_server *s, char *buf, size_t len)
 
 /* ---- managed ledgers ------------------------------------------------------------------------ */
 
-void tl_open_cb(struct ml_ledger *ml, int status, void *data)
-{
-    struct tl_open *r = data;
-    r->done = true;
-    r->calls++;
-    r->ml = ml;
-    r->status = status;
-}
-
 struct ml_ledger *tl_ml_open(struct ml_factory *f, const char *name, int *status)
 {
     struct tl_open r = {0};

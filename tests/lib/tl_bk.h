@@ -13,6 +13,7 @@
 
 #include "bkc/bkc.h"
 #include "lib/tl.h"
+#include "lib/tl_ml.h"
 #include "meta/meta.h"
 #include "ml/ml.h"
 
@@ -141,14 +142,7 @@ const char *tl_bookie_id(const struct bk_server *s, char *buf, size_t len);
 
 /* ---- managed ledgers ------------------------------------------------------------------------ */
 
-/* The outcome of an ml_open (data: points to it; callback tl_open_cb). */
-struct tl_open {
-    bool done;
-    int calls;
-    struct ml_ledger *ml;
-    int status;
-};
-void tl_open_cb(struct ml_ledger *ml, int status, void *data);
+/* struct tl_open and tl_open_cb: lib/tl_ml.h. */
 /* ml_open waited for (its callback must not run inside the call). status NULL: it must
  * succeed; else the status is stored there (and the ledger may be NULL). */
 struct ml_ledger *tl_ml_open(struct ml_factory *f, const char *name, int *status);
