@@ -10,6 +10,7 @@
  * written prints the reason, exit 1.
  */
 #include "bkc/bkc_int.h"
+#include "lib/tl_bk_ops.h"
 #include "util/alloc.h"
 #include "wire/wire_bk.h"
 
@@ -121,39 +122,28 @@ static void requests(const char *dir)
     save(dir, t, "v3_add_read_fence", REQ_V3, b);
 
     /* every other operation the bookie answers, one Request each */
-    Bookkeeper__Proto__ReadLacRequest rl = BOOKKEEPER__PROTO__READ_LAC_REQUEST__INIT;
-    Bookkeeper__Proto__WriteLacRequest wl = BOOKKEEPER__PROTO__WRITE_LAC_REQUEST__INIT;
-    Bookkeeper__Proto__GetBookieInfoRequest gi = BOOKKEEPER__PROTO__GET_BOOKIE_INFO_REQUEST__INIT;
-    Bookkeeper__Proto__ForceLedgerRequest fl = BOOKKEEPER__PROTO__FORCE_LEDGER_REQUEST__INIT;
-    Bookkeeper__Proto__AuthMessage am = BOOKKEEPER__PROTO__AUTH_MESSAGE__INIT;
-    Bookkeeper__Proto__StartTLSRequest tls = BOOKKEEPER__PROTO__START_TLSREQUEST__INIT;
+    struct tl_bk_ops o;
+    tl_bk_ops_init(&o);
     uint8_t lac[20] = {0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4};
-    rl.ledgerid = wl.ledgerid = fl.ledgerid = 3;
-    wl.lac = 1;
-    wl.masterkey.data = (uint8_t *)key;
-    wl.masterkey.len = sizeof(key);
-    wl.body.data = lac;
-    wl.body.len = sizeof(lac);
-    gi.has_requested = 1;
-    gi.requested = 3;
-    am.authpluginname = "AuthDisabledPlugin";
+    o.read_lac.ledgerid = o.write_lac.ledgerid = o.force_ledger.ledgerid = 3;
+    o.write_lac.lac = 1;
+    o.write_lac.masterkey.data = (uint8_t *)key;
+    o.write_lac.masterkey.len = sizeof(key);
+    o.write_lac.body.data = lac;
+    o.write_lac.body.len = sizeof(lac);
+    o.bookie_info.has_requested = 1;
+    o.bookie_info.requested = 3;
+    o.auth.authpluginname = "AuthDisabledPlugin";
     static const int ops[6] = {BOOKKEEPER__PROTO__OPERATION_TYPE__READ_LAC,
                                BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC,
                                BOOKKEEPER__PROTO__OPERATION_TYPE__GET_BOOKIE_INFO,
                                BOOKKEEPER__PROTO__OPERATION_TYPE__FORCE_LEDGER,
                                BOOKKEEPER__PROTO__OPERATION_TYPE__AUTH,
                                BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS};
-    Bookkeeper__Proto__Request r[6];
-    for (int i = 0; i < 6; i++)
-        bookkeeper__proto__request__init(&r[i]);
-    r[0].readlacrequest = &rl;
-    r[1].writelacrequest = &wl;
-    r[2].getbookieinforequest = &gi;
-    r[3].forceledgerrequest = &fl;
-    r[4].authrequest = &am;
-    r[5].starttlsrequest = &tls;
     for (int i = 0; i < 6; i++) {
-        wire_bk_write_v3_request(b, ops[i], 11 + (uint64_t)i, 0, &r[i]);
+        Bookkeeper__Proto__Request r;
+        tl_bk_ops_request(&o, ops[i], &r);
+        wire_bk_write_v3_request(b, ops[i], 11 + (uint64_t)i, 0, &r);
         if (i == 1)
             save(dir, t, "v3_lac", REQ_V3, b);
     }

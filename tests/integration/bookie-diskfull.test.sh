@@ -24,8 +24,7 @@ set -u
 it_init bookie-diskfull
 need_bin
 
-DISK_MB=${DISK_MB:-48}
-FREE_MB=${FREE_MB:-12}
+it_env DISK_MB=48 FREE_MB=12
 DATA="$T/data"
 MNT="$DATA/bookie-0"
 mkdir -p "$MNT"

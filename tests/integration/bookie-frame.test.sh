@@ -19,9 +19,7 @@ set -u
 it_init bookie-frame
 need_bin
 
-BIG_COUNT=${BIG_COUNT:-3}
-SMALL_COUNT=${SMALL_COUNT:-2000}
-SMALL_RATE=${SMALL_RATE:-500}
+it_env BIG_COUNT=3 SMALL_COUNT=2000 SMALL_RATE=500
 MAX=5242880 # maxMessageSize of conf/standalone.yaml (checked below)
 
 if ! grep -q "^maxMessageSize: $MAX$" "$IT_TOP/conf/standalone.yaml"; then

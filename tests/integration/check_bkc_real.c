@@ -46,8 +46,9 @@
 static struct event_base *base;
 static struct mg_loop *loop;
 static struct meta_store *meta;
-static char *dir;   /* the real bookies' files */
-static bool use_v3; /* clients made by client_new speak v3 (real-bookie tests only) */
+static char *dir;        /* the real bookies' files */
+static bool use_v3;      /* clients made by client_new speak v3 (real-bookie tests only) */
+static struct tl_adds b; /* the test's batch of adds: env_open empties it, env_close frees it */
 
 /* A real loop with a "memory" metadata store on it, and a directory for bookies' files
  * when with_dir. */
@@ -58,11 +59,13 @@ static void env_open(bool with_dir)
     struct meta_options mo = {.url = "memory"};
     ck_assert_int_eq(meta_open(loop, &mo, &meta), 0);
     dir = with_dir ? tl_tmpdir("check_bkc") : NULL;
+    memset(&b, 0, sizeof b);
 }
 
 /* Close what env_open opened (the test freed its clients and bookies). */
 static void env_close(void)
 {
+    tl_adds_fini(&b);
     meta_close(meta);
     meta = NULL;
     tl_passes(base, 5);
@@ -205,9 +208,9 @@ static void fb_read_cb(struct bufferevent *bev, void *arg)
             }
             fb_respond(f, bev, 1, rc, l, e, NULL);
         } else if (op == 2) {
-            uint8_t b[16];
-            evbuffer_remove(in, b, 16);
-            int64_t l = (int64_t)mg_get_be64(b), e = (int64_t)mg_get_be64(b + 8);
+            uint8_t ids[16];
+            evbuffer_remove(in, ids, 16);
+            int64_t l = (int64_t)mg_get_be64(ids), e = (int64_t)mg_get_be64(ids + 8);
             if (flags & 1) {
                 uint8_t mk[20];
                 evbuffer_remove(in, mk, 20);
@@ -396,9 +399,7 @@ START_TEST(test_real_bookies_inprocess)
     bookies_start(4);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct tl_adds b = {0};
-    tl_adds_n(&b, w, 10);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 10);
     tl_bkc_check_read(w, 0, 9);
     /* stop a bookie of the ensemble while adds are in flight */
     char victim[64];
@@ -413,8 +414,7 @@ START_TEST(test_real_bookies_inprocess)
     tl_adds_n(&b, w, 10);
     tl_bookie_stop(bs[vi], base);
     bs[vi] = NULL;
-    tl_adds_n(&b, w, 10);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 10);
     for (int i = 0; i < 30; i++) {
         ck_assert_msg(b.status[i] == 0, "add %d: %s", i, b.req[i].errmsg);
         ck_assert_int_eq(b.order[i], i);
@@ -423,16 +423,10 @@ START_TEST(test_real_bookies_inprocess)
     ck_assert_str_ne(bkc_ledger_bookie(w, 0), victim);
     /* recovery by another client while the writer still holds the ledger open */
     struct bkc_client *c2 = client_new(3, 2, 2, 5000);
-    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
-    ck_assert_int_eq(bkc_ledger_lac(r), 29);
-    tl_bkc_check_read(r, 0, 29);
-    ck_assert_int_eq(tl_adds_one(&b, w), 0);
-    tl_adds_wait(&b);
-    ck_assert_int_eq(b.status[30], -MG_EFENCED);
-    bkc_ledger_free(r);
+    tl_bkc_check_ledger(c2, id, true, 29);
+    tl_adds_fenced(&b, w);
     bkc_ledger_free(w);
     bkc_client_free(c2);
-    tl_adds_fini(&b);
     bookies_stop();
 }
 END_TEST
@@ -521,9 +515,7 @@ START_TEST(test_real_bookie_processes_sigkill)
     cl = client_new(3, 2, 2, 5000);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct tl_adds b = {0};
-    tl_adds_n(&b, w, 10);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 10);
     int vi = -1;
     for (int i = 0; i < 4; i++)
         if (!strcmp(ids[i], bkc_ledger_bookie(w, 1)))
@@ -536,18 +528,14 @@ START_TEST(test_real_bookie_processes_sigkill)
     char *p = mg_asprintf("/ledgers/available/%s", ids[vi]);
     tl_meta_del(meta, p);
     mg_free(p);
-    tl_adds_n(&b, w, 10);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 10);
     for (int i = 0; i < 30; i++)
         ck_assert_msg(b.status[i] == 0, "add %d: %s (logs in %s)", i, b.req[i].errmsg, dir);
     ck_assert_int_ge(bkc_ledger_num_segments(w), 2);
     tl_bkc_check_read(w, 0, 29);
     ck_assert_int_eq(tl_bkc_close(w), 0);
     struct bkc_client *c2 = client_new(3, 2, 2, 5000);
-    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
-    ck_assert_int_eq(bkc_ledger_lac(r), 29);
-    tl_bkc_check_read(r, 0, 29);
-    bkc_ledger_free(r);
+    tl_bkc_check_ledger(c2, id, true, 29);
     bkc_client_free(c2);
     bkc_ledger_free(w);
     bkc_client_free(cl);
@@ -558,7 +546,6 @@ START_TEST(test_real_bookie_processes_sigkill)
             waitpid(pids[i], NULL, 0);
         }
     }
-    tl_adds_fini(&b);
     env_close();
 }
 END_TEST
@@ -566,11 +553,7 @@ END_TEST
 START_TEST(test_read_timeout_failover)
 {
     fx_setup(2, 2, 2, 2, 200);
-    struct bkc_ledger *w = tl_bkc_create(cl, 0);
-    struct tl_adds b = {0};
-    tl_adds_n(&b, w, 4);
-    tl_adds_wait(&b);
-    ck_assert_int_eq(tl_bkc_close(w), 0);
+    struct bkc_ledger *w = tl_bkc_written(cl, &b, 4);
     /* a bookie that accepts connections but never reads */
     struct fbk *f0 = fb_by_id(fb, NFB, bkc_ledger_bookie(w, 0));
     for (int j = 0; j < FB_MAX_CONNS; j++)
@@ -578,7 +561,6 @@ START_TEST(test_read_timeout_failover)
             bufferevent_disable(f0->conns[j], EV_READ);
     tl_bkc_check_read(w, 0, 3);
     bkc_ledger_free(w);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -587,14 +569,14 @@ END_TEST
  * set: reads with striping, readLastConfirmed on an OPEN ledger, recovery of a dead writer's
  * ledger (fencing reads, recovery reads, RECOVERY_ADD re-adds) and of an empty ledger
  * (ENOENTRY / ENOLEDGER answers). _i: 0 = v2, 1 = v3. */
-static void fill_payload(struct evbuffer *b, size_t n, int seed)
+static void fill_payload(struct evbuffer *out, size_t n, int seed)
 {
     uint8_t chunk[4096];
     for (size_t off = 0; off < n;) {
         size_t k = n - off < sizeof(chunk) ? n - off : sizeof(chunk);
         for (size_t j = 0; j < k; j++)
             chunk[j] = (uint8_t)((off + j) * 31u + (size_t)seed * 7u);
-        evbuffer_add(b, chunk, k);
+        evbuffer_add(out, chunk, k);
         off += k;
     }
 }
@@ -659,7 +641,6 @@ START_TEST(test_frame_limit)
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &cl), 0);
     struct bkc_ledger *la = tl_bkc_create(cl, 0), *lb = tl_bkc_create(cl, 0);
     /* B: small adds in flight on the shared connection */
-    struct tl_adds b = {0};
     tl_adds_n(&b, lb, 8);
     /* A: entry 0 = a maxMessageSize message, entry 1 = exactly at the limit */
     size_t sz[3] = {max_message + 512, largest_fitting(use_v3, bkc_ledger_id(la), 1, limit), 100};
@@ -726,7 +707,6 @@ START_TEST(test_frame_limit)
     for (int i = 0; i < 3; i++)
         evbuffer_free(pa[i]);
     evbuffer_free(big);
-    tl_adds_fini(&b);
     env_close();
 }
 END_TEST
@@ -745,9 +725,7 @@ START_TEST(test_oversized_response)
     cfg.max_frame_size = 4096;
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &cl), 0);
     struct bkc_ledger *lh = tl_bkc_create(cl, 0);
-    struct tl_adds b = {0};
-    tl_adds_n(&b, lh, 3);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, lh, 3);
     /* the bookie's copy of entry 1 grows past the client's limit */
     struct fb_entry *x = fb_find(fb[0], bkc_ledger_id(lh), 1);
     ck_assert_ptr_nonnull(x);
@@ -774,7 +752,6 @@ START_TEST(test_oversized_response)
     tl_bkc_check_read(lh, 2, 2); /* the connection still serves */
     ck_assert_uint_eq(bk->gen, gen);
     bkc_ledger_free(lh);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -796,7 +773,7 @@ START_TEST(test_real_bookies_sizes_recovery)
     const int n = (int)(sizeof(sz) / sizeof(sz[0]));
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct tl_adds b = {.loop = loop}; /* added here, not by tl_adds_one */
+    b.loop = loop; /* added here, not by tl_adds_one */
     for (int i = 0; i < n; i++) {
         b.payload[i] = evbuffer_new();
         fill_payload(b.payload[i], sz[i], i);
@@ -831,7 +808,6 @@ START_TEST(test_real_bookies_sizes_recovery)
     read_sizes(r, sz, 0, n - 1);
     bkc_ledger_free(r);
     bkc_client_free(c2);
-    tl_adds_fini(&b);
     bookies_stop();
 }
 END_TEST
@@ -874,9 +850,10 @@ static bool sniff_has_frame(const void *arg)
            evbuffer_get_length(sn->got) >= 4 + (size_t)mg_get_be32(h);
 }
 
-/* Take the next frame from sn->got as a v3 Request (waiting for it) of operation op; its
- * txnId in *txn. */
-static Bookkeeper__Proto__Request *sniff_next(struct sniff *sn, int op, uint64_t *txn)
+/* Take the next frame from sn->got as a v3 Request (waiting for it) of operation op
+ * (ADD_ENTRY or READ_ENTRY) for entry of ledger; its txnId in *txn. */
+static Bookkeeper__Proto__Request *sniff_next(struct sniff *sn, int op, int64_t ledger,
+                                              int64_t entry, uint64_t *txn)
 {
     ck_assert_msg(tl_until(loop, sniff_has_frame, sn, 10000), "no frame");
     uint8_t h[4];
@@ -890,6 +867,10 @@ static Bookkeeper__Proto__Request *sniff_next(struct sniff *sn, int op, uint64_t
     ck_assert_int_eq(r->header->version, BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE);
     ck_assert_int_eq(r->header->operation, op);
     *txn = r->header->txnid;
+    bool add = op == BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY;
+    ck_assert_ptr_nonnull(add ? (void *)r->addrequest : (void *)r->readrequest);
+    ck_assert_int_eq(add ? r->addrequest->ledgerid : r->readrequest->ledgerid, ledger);
+    ck_assert_int_eq(add ? r->addrequest->entryid : r->readrequest->entryid, entry);
     return r;
 }
 
@@ -903,11 +884,11 @@ static void sniff_reply(struct sniff *sn, Bookkeeper__Proto__Response *resp, int
     resp->header = &h;
     resp->status = (Bookkeeper__Proto__StatusCode)status;
     size_t n = bookkeeper__proto__response__get_packed_size(resp);
-    uint8_t *b = mg_malloc(4 + n);
-    mg_put_be32(b, (uint32_t)n);
-    bookkeeper__proto__response__pack(resp, b + 4);
-    bufferevent_write(sn->bev, b, 4 + n);
-    mg_free(b);
+    uint8_t *frame = mg_malloc(4 + n);
+    mg_put_be32(frame, (uint32_t)n);
+    bookkeeper__proto__response__pack(resp, frame + 4);
+    bufferevent_write(sn->bev, frame, 4 + n);
+    mg_free(frame);
 }
 
 /* Answer a read of ledger:entry: status inside and out, the body when not NULL. */
@@ -983,11 +964,8 @@ START_TEST(test_v3_frames)
     uint64_t txn[4];
     for (int i = 0; i < 2; i++) {
         Bookkeeper__Proto__Request *r =
-            sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, &txn[i]);
+            sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, 7, 3 + i, &txn[i]);
         Bookkeeper__Proto__AddRequest *a = r->addrequest;
-        ck_assert_ptr_nonnull(a);
-        ck_assert_int_eq(a->ledgerid, 7);
-        ck_assert_int_eq(a->entryid, 3 + i);
         ck_assert_uint_eq(a->masterkey.len, WIRE_BK_MASTER_KEY_LEN);
         ck_assert(memcmp(a->masterkey.data, key, WIRE_BK_MASTER_KEY_LEN) == 0);
         ck_assert_uint_eq(a->body.len, sizeof(ehdr) + 8);
@@ -1003,12 +981,9 @@ START_TEST(test_v3_frames)
         bookkeeper__proto__request__free_unpacked(r, NULL);
     }
     for (int i = 2; i < 4; i++) {
-        Bookkeeper__Proto__Request *r =
-            sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, &txn[i]);
+        Bookkeeper__Proto__Request *r = sniff_next(
+            &sn, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, 7, i == 2 ? -1 : 5, &txn[i]);
         Bookkeeper__Proto__ReadRequest *rr = r->readrequest;
-        ck_assert_ptr_nonnull(rr);
-        ck_assert_int_eq(rr->ledgerid, 7);
-        ck_assert_int_eq(rr->entryid, i == 2 ? -1 : 5);
         ck_assert_int_eq(rr->has_flag, i == 2);
         ck_assert_int_eq(rr->has_masterkey, i == 2);
         if (i == 2) {
@@ -1051,7 +1026,7 @@ START_TEST(test_v3_frames)
     ck_assert_ptr_nonnull(bkc_bookie_read(bk, 7, 6, 0, key, sniff_op_cb, &o, 5));
     uint64_t t5;
     Bookkeeper__Proto__Request *rq =
-        sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, &t5);
+        sniff_next(&sn, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, 7, 6, &t5);
     bookkeeper__proto__request__free_unpacked(rq, NULL);
     Bookkeeper__Proto__Response ru = BOOKKEEPER__PROTO__RESPONSE__INIT;
     sniff_reply(&sn, &ru, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, t5 + 1000,

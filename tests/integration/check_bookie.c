@@ -1720,9 +1720,5 @@ int main(void)
 {
     evthread_use_pthreads();
     mg_log_set_level(MG_LOG_WARN);
-    SRunner *sr = srunner_create(bookie_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tl_run(bookie_suite());
 }

@@ -7,13 +7,17 @@
  *                one); temporary directories and files; a configuration's dump
  *   tl_bk.h      metadata-store calls made synchronous; BookKeeper client requests and
  *                batches of adds; fake bookies on a simulated loop; in-process bookies
+ *   tl_bk_ops.h  one sub-request of each v3 operation besides add and read (header only,
+ *                without Check: the BookKeeper seed-corpus generator uses it too)
+ *   tl_ml.h      the outcome of an ml_open (header only, without Check: the simulation
+ *                uses it too)
  *   tl_pulsar.h  Pulsar frames: commands built in one call, and a peer that sends frames and
  *                awaits them over a socket on the test's loop (either side of a connection)
  *   tl_svc.h     brokers in this process, whole (svc_new) or made of their parts without
  *                listeners (connections over bufferevent pairs, simulated loops): their
  *                configuration, one in-memory metadata tree shared by their sessions
  *
- * Four headers, one prefix: the BookKeeper and Pulsar helpers pull in their protocols'
+ * Six headers, one prefix: the BookKeeper and Pulsar helpers pull in their protocols'
  * generated types, which a suite of the other side (or of neither) has no use for, and the
  * brokers the whole service.
  *

@@ -189,6 +189,23 @@ void tl_bkc_check_read(struct bkc_ledger *lh, int64_t first, int64_t last)
     bkc_req_fini(&req);
 }
 
+struct bkc_ledger *tl_bkc_written(struct bkc_client *c, struct tl_adds *b, int n)
+{
+    struct bkc_ledger *lh = tl_bkc_create(c, 0);
+    tl_adds_all(b, lh, n);
+    ck_assert_int_eq(tl_bkc_close(lh), 0);
+    return lh;
+}
+
+void tl_bkc_check_ledger(struct bkc_client *c, int64_t id, bool recovery, int64_t lac)
+{
+    struct bkc_ledger *lh = tl_bkc_open(c, id, recovery, 0);
+    ck_assert_int_eq(bkc_ledger_lac(lh), lac);
+    if (lac >= 0)
+        tl_bkc_check_read(lh, 0, lac);
+    bkc_ledger_free(lh);
+}
+
 void tl_adds_cb(struct bkc_req *req, int status)
 {
     struct tl_adds *b = req->data;
@@ -232,6 +249,21 @@ void tl_adds_wait(struct tl_adds *b)
     ck_assert_ptr_nonnull(b->loop);
     tl_until(b->loop, tl_adds_done, b, tl_wait_ms(b->loop));
     ck_assert_int_eq(b->n_done, b->n);
+}
+
+void tl_adds_all(struct tl_adds *b, struct bkc_ledger *lh, int n)
+{
+    tl_adds_n(b, lh, n);
+    tl_adds_wait(b);
+}
+
+void tl_adds_fenced(struct tl_adds *b, struct bkc_ledger *lh)
+{
+    int i = b->n;
+    ck_assert_int_eq(tl_adds_one(b, lh), 0);
+    tl_adds_wait(b);
+    ck_assert_msg(b->status[i] == -MG_EFENCED, "add %d: %s, not fenced", i,
+                  mg_errname(b->status[i]));
 }
 
 void tl_adds_fini(struct tl_adds *b)
@@ -363,15 +395,6 @@ const char *tl_bookie_id(const struct bk_server *s, char *buf, size_t len)
 }
 
 /* ---- managed ledgers ------------------------------------------------------------------------ */
-
-void tl_open_cb(struct ml_ledger *ml, int status, void *data)
-{
-    struct tl_open *r = data;
-    r->done = true;
-    r->calls++;
-    r->ml = ml;
-    r->status = status;
-}
 
 struct ml_ledger *tl_ml_open(struct ml_factory *f, const char *name, int *status)
 {

@@ -13,6 +13,7 @@
 
 #include "bkc/bkc.h"
 #include "lib/tl.h"
+#include "lib/tl_ml.h"
 #include "meta/meta.h"
 #include "ml/ml.h"
 
@@ -23,6 +24,7 @@
 struct bk_options;
 struct bk_server;
 struct bkc_md;
+struct tl_adds;
 struct evbuffer;
 
 /* ---- the metadata store, synchronously ------------------------------------------------------ */
@@ -59,8 +61,14 @@ struct bkc_ledger *tl_bkc_create(struct bkc_client *c, int expect);
 struct bkc_ledger *tl_bkc_open(struct bkc_client *c, int64_t id, bool recovery, int expect);
 /* bkc_close waited for; returns its status. */
 int tl_bkc_close(struct bkc_ledger *lh);
+/* A ledger created on c with n entries added through b (tl_adds_all) and closed (it must
+ * succeed); the handle. */
+struct bkc_ledger *tl_bkc_written(struct bkc_client *c, struct tl_adds *b, int n);
 /* Read first..last and compare each entry with tl_bkc_payload. */
 void tl_bkc_check_read(struct bkc_ledger *lh, int64_t first, int64_t last);
+/* Ledger id opened on c (recovery: with recovery; it must succeed): its last add confirmed
+ * is lac and entries 0..lac read back (tl_bkc_check_read); the handle is freed. */
+void tl_bkc_check_ledger(struct bkc_client *c, int64_t id, bool recovery, int64_t lac);
 /* The payload of the i-th add of tl_adds_one on ledger (a static buffer). */
 const char *tl_bkc_payload(int64_t ledger, int i);
 
@@ -83,6 +91,10 @@ int tl_adds_one(struct tl_adds *b, struct bkc_ledger *lh);
 void tl_adds_n(struct tl_adds *b, struct bkc_ledger *lh, int n);
 /* Until every add of the batch completed (fails the test if some did not). */
 void tl_adds_wait(struct tl_adds *b);
+/* tl_adds_n, then tl_adds_wait: n more entries added and every add of the batch completed. */
+void tl_adds_all(struct tl_adds *b, struct bkc_ledger *lh, int n);
+/* One more add through b on lh, which must complete with -MG_EFENCED (a fenced writer). */
+void tl_adds_fenced(struct tl_adds *b, struct bkc_ledger *lh);
 void tl_adds_fini(struct tl_adds *b);
 
 /* bkc_config_default with the quorums and the request timeout. */
@@ -130,14 +142,7 @@ const char *tl_bookie_id(const struct bk_server *s, char *buf, size_t len);
 
 /* ---- managed ledgers ------------------------------------------------------------------------ */
 
-/* The outcome of an ml_open (data: points to it; callback tl_open_cb). */
-struct tl_open {
-    bool done;
-    int calls;
-    struct ml_ledger *ml;
-    int status;
-};
-void tl_open_cb(struct ml_ledger *ml, int status, void *data);
+/* struct tl_open and tl_open_cb: lib/tl_ml.h. */
 /* ml_open waited for (its callback must not run inside the call). status NULL: it must
  * succeed; else the status is stored there (and the ledger may be NULL). */
 struct ml_ledger *tl_ml_open(struct ml_factory *f, const char *name, int *status);

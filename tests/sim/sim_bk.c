@@ -32,6 +32,7 @@
  * The first seed runs twice and must leave the same trace digest (the replay is exact).
  */
 #include "bkc/bkc.h"
+#include "lib/tl_ml.h"
 #include "meta/meta.h"
 #include "meta/meta_int.h"
 #include "ml/ml.h"
@@ -466,20 +467,6 @@ static bool was_acked(struct sim *s, struct ml_position p)
     return pos_cmp(p, s->cum) <= 0 || mg_map_get(&s->acked, key, 16) != NULL;
 }
 
-struct open_res {
-    bool done;
-    int status;
-    struct ml_ledger *ml;
-};
-
-static void open_cb(struct ml_ledger *ml, int status, void *data)
-{
-    struct open_res *r = data;
-    r->done = true;
-    r->status = status;
-    r->ml = ml;
-}
-
 static void writer_new(struct sim *s, struct writer *w, int inc)
 {
     memset(w, 0, sizeof *w);
@@ -528,8 +515,8 @@ static int writer_open(struct writer *w)
     struct sim *s = w->s;
     writer_close(w);
     w->n_delivered = 0;
-    struct open_res r = {0};
-    if (ml_open(w->f, ML_NAME, open_cb, &r) < 0)
+    struct tl_open r = {0};
+    if (ml_open(w->f, ML_NAME, tl_open_cb, &r) < 0)
         return -MG_EIO;
     /* An open waits for the recovery of the last ledger, which waits for bookies: while
      * they stay unreachable (a partition keeps them registered, so ensemble changes may pick
@@ -578,14 +565,10 @@ static void check_reopened_cursor(struct sim *s, struct writer *w)
     }
 }
 
-/* The writer dies: nothing more leaves it; what it had sent to the bookies still lands. */
-static void writer_crash(struct writer *w)
+/* Free what the writer's incarnation holds: its factory (with its ML and cursor), client,
+ * metadata session and deliveries; it is no longer alive. */
+static void writer_free(struct writer *w)
 {
-    struct sim *s = w->s;
-    if (!w->alive)
-        return;
-    trace(s, "%s crashes", w->name);
-    meta_set_offline(w->meta, true);
     ml_factory_free(w->f);
     w->f = NULL;
     w->ml = NULL;
@@ -594,9 +577,19 @@ static void writer_crash(struct writer *w)
     w->bkc = NULL;
     meta_close(w->meta);
     w->meta = NULL;
-    w->alive = false;
     mg_free(w->delivered);
     w->delivered = NULL;
+    w->alive = false;
+}
+
+/* The writer dies: nothing more leaves it; what it had sent to the bookies still lands. */
+static void writer_crash(struct writer *w)
+{
+    if (!w->alive)
+        return;
+    trace(w->s, "%s crashes", w->name);
+    meta_set_offline(w->meta, true);
+    writer_free(w);
 }
 
 /* A clean shutdown: close, let the metadata writes land, free. */
@@ -609,10 +602,7 @@ static void writer_shutdown(struct writer *w)
         advance(s, 5);
     if (ml_factory_pending(w->f) > 0)
         fail(s, "%s: metadata writes still pending after 30 s", w->name);
-    ml_factory_free(w->f);
-    bkc_client_free(w->bkc);
-    meta_close(w->meta);
-    mg_free(w->delivered);
+    writer_free(w);
     memset(w, 0, sizeof *w);
 }
 

@@ -111,6 +111,7 @@ static struct bkc_fake_stats fb_stats(int i)
 /* ---- fixture -------------------------------------------------------------------------- */
 
 static struct bkc_client *cl;
+static struct tl_adds b; /* the test's batch of adds: fx_setup empties it, fx_teardown frees it */
 
 static struct bkc_client *client_new(int e, int w, int a, int timeout_ms)
 {
@@ -128,6 +129,7 @@ static void fx_setup(int n_bookies, int e, int w, int a, int timeout_ms)
     fake = env.fake;
     bkc_fake_set_filter(fake, filter, NULL);
     memset(fm, 0, sizeof fm);
+    memset(&b, 0, sizeof b);
     for (int i = 0; i < n_bookies; i++)
         fb_new();
     cl = client_new(e, w, a, timeout_ms);
@@ -138,6 +140,7 @@ static void fx_teardown(void)
     bkc_client_free(cl);
     cl = NULL;
     tl_run_due(loop);
+    tl_adds_fini(&b);
     tl_fakebk_close(&env);
     base = NULL;
     loop = NULL;
@@ -315,7 +318,6 @@ START_TEST(test_roundtrip_striping)
     ck_assert_ptr_nonnull(lh);
     int64_t id = bkc_ledger_id(lh);
     ck_assert_int_eq(bkc_ledger_ensemble_size(lh), 3);
-    struct tl_adds b = {0};
     tl_adds_n(&b, lh, 12);
     ck_assert_int_eq(b.req[11].entry_id, 11);
     ck_assert_int_eq(b.n_done, 0);
@@ -361,7 +363,6 @@ START_TEST(test_roundtrip_striping)
     tl_wait(loop, &r.done);
     ck_assert_int_eq(r.status, 0);
     tl_bkc_open(cl, id, false, -MG_ENOTFOUND);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -374,7 +375,6 @@ START_TEST(test_add_entry_id_decided_by_caller)
 {
     fx_setup(2, 2, 2, 2, 30000);
     struct bkc_ledger *lh = tl_bkc_create(cl, 0);
-    struct tl_adds b = {0};
     ck_assert_int_eq(tl_adds_one(&b, lh), 0);
     ck_assert_int_eq(bkc_ledger_next_entry(lh), 1);
     struct evbuffer *p = evbuffer_new();
@@ -393,7 +393,6 @@ START_TEST(test_add_entry_id_decided_by_caller)
     tl_bkc_check_read(lh, 0, 1);
     evbuffer_free(p);
     bkc_ledger_free(lh);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -405,7 +404,6 @@ START_TEST(test_out_of_order_acks)
     /* bookie 0 answers newest first; bookie 1 after all of bookie 0's answers */
     fm[0].add_delay_step = 5;
     fm[1].add_delay = 1000;
-    struct tl_adds b = {0};
     tl_adds_n(&b, lh, 8);
     tl_run_for(loop, 600);
     ck_assert_int_eq(b.n_done, 0); /* one bookie acked everything; Qa = 2 */
@@ -416,7 +414,6 @@ START_TEST(test_out_of_order_acks)
     }
     ck_assert_int_eq(bkc_ledger_lac(lh), 7);
     bkc_ledger_free(lh);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -429,9 +426,7 @@ static void ensemble_change_case(int mode)
     fx_setup(4, 3, 2, 2, mode == 2 ? 300 : 30000);
     struct bkc_ledger *lh = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(lh);
-    struct tl_adds b = {0};
-    tl_adds_n(&b, lh, 6);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, lh, 6);
     int victim = fb_index(bkc_ledger_bookie(lh, 1));
     if (mode == 0)
         fm[victim].add_rc = 101;
@@ -439,8 +434,7 @@ static void ensemble_change_case(int mode)
         tl_fakebk_stop(&env, victim);
     else
         fm[victim].drop_adds = true;
-    tl_adds_n(&b, lh, 10);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, lh, 10);
     for (int i = 0; i < 16; i++) {
         ck_assert_msg(b.status[i] == 0, "add %d: %d (%s)", i, b.status[i], b.req[i].errmsg);
         ck_assert_int_eq(b.order[i], i);
@@ -474,12 +468,8 @@ static void ensemble_change_case(int mode)
     bkc_ledger_free(lh);
     /* another client reads it all, failing over around the broken bookie */
     struct bkc_client *c2 = client_new(3, 2, 2, 300);
-    struct bkc_ledger *rd = tl_bkc_open(c2, id, false, 0);
-    ck_assert_int_eq(bkc_ledger_lac(rd), 15);
-    tl_bkc_check_read(rd, 0, 15);
-    bkc_ledger_free(rd);
+    tl_bkc_check_ledger(c2, id, false, 15);
     bkc_client_free(c2);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 
@@ -505,12 +495,10 @@ START_TEST(test_not_enough_bookies)
 {
     fx_setup(3, 3, 2, 2, 30000);
     struct bkc_ledger *lh = tl_bkc_create(cl, 0);
-    struct tl_adds b = {0};
     tl_adds_one(&b, lh);
     tl_adds_wait(&b);
     tl_fakebk_stop(&env, 0);
-    tl_adds_n(&b, lh, 4);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, lh, 4);
     ck_assert_int_eq(b.status[0], 0);
     for (int i = 1; i < 5; i++) {
         ck_assert_int_eq(b.status[i], -MG_ENOBOOKIES);
@@ -536,7 +524,6 @@ START_TEST(test_not_enough_bookies)
     fb_new();
     lh = tl_bkc_create(cl, 0);
     bkc_ledger_free(lh);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -550,7 +537,6 @@ START_TEST(test_no_swap_between_dead_bookies)
 {
     fx_setup(5, 2, 2, 2, 30000);
     struct bkc_ledger *lh = tl_bkc_create(cl, 0);
-    struct tl_adds b = {0};
     tl_adds_one(&b, lh);
     tl_adds_wait(&b);
     /* every bookie but ensemble[0] goes down, all stay registered */
@@ -564,7 +550,6 @@ START_TEST(test_no_swap_between_dead_bookies)
                   b.req[1].errmsg);
     ck_assert_int_le(bkc_ledger_num_segments(lh), 1 + 3); /* one change per spare at most */
     bkc_ledger_free(lh);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -577,7 +562,6 @@ START_TEST(test_readonly_bookies)
 {
     fx_setup(2, 2, 2, 2, 30000);
     struct bkc_ledger *lh = tl_bkc_create(cl, 0);
-    struct tl_adds b = {0};
     tl_adds_one(&b, lh);
     tl_adds_wait(&b);
     ck_assert_int_eq(b.status[0], 0);
@@ -598,7 +582,6 @@ START_TEST(test_readonly_bookies)
     tl_wait(loop, &r.done);
     ck_assert_msg(r.status == -MG_ENOBOOKIES, "create: %s (%s)", mg_errname(r.status), cr.errmsg);
     bkc_ledger_free(lh);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -607,7 +590,6 @@ START_TEST(test_fenced_adds)
 {
     fx_setup(2, 2, 2, 2, 30000);
     struct bkc_ledger *lh = tl_bkc_create(cl, 0);
-    struct tl_adds b = {0};
     tl_adds_one(&b, lh);
     tl_adds_wait(&b);
     /* entries 1 and 2 wait for bookie 1; bookie 0 answers EFENCED from entry 3 on */
@@ -629,7 +611,6 @@ START_TEST(test_fenced_adds)
     ck_assert_int_eq(bkc_add(lh, bkc_ledger_next_entry(lh), p, &req, tl_adds_cb), -MG_EFENCED);
     evbuffer_free(p);
     bkc_ledger_free(lh);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -639,7 +620,6 @@ START_TEST(test_free_cancels)
     fx_setup(2, 2, 2, 2, 30000);
     struct bkc_ledger *lh = tl_bkc_create(cl, 0);
     fm[0].lose_add_acks = true;
-    struct tl_adds b = {0};
     tl_adds_one(&b, lh);
     tl_adds_one(&b, lh);
     tl_run_for(loop, 20);
@@ -661,7 +641,6 @@ START_TEST(test_free_cancels)
     ck_assert_int_eq(r.n_cb, 1);
     tl_run_for(loop, 1000);
     ck_assert_int_eq(r.n_cb, 1);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -771,9 +750,7 @@ START_TEST(test_recovery_dead_writer)
     fx_setup(3, 3, 2, 2, 30000);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct tl_adds b = {0};
-    tl_adds_n(&b, w, 5);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 5);
     /* entries 5 and 6 reach the bookies but their acks never come back to the writer */
     for (int i = 0; i < 3; i++) {
         fm[i].lose_add_acks = true;
@@ -814,7 +791,6 @@ START_TEST(test_recovery_dead_writer)
     bkc_ledger_free(r2);
     bkc_ledger_free(r);
     bkc_client_free(c2);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -847,9 +823,7 @@ START_TEST(test_recovery_partial_adds)
     bkc_fake_set_filter(fake, partial_filter, NULL);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct tl_adds b = {0};
-    tl_adds_n(&b, w, 4);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 4);
     int b0 = fb_index(bkc_ledger_bookie(w, 0)), b1 = fb_index(bkc_ledger_bookie(w, 1));
     partial_entry = 4;
     partial_to[b0] = partial_to[b1] = true;
@@ -878,15 +852,12 @@ START_TEST(test_recovery_partial_adds)
         ck_assert_msg(copies >= (e == 5 ? 3 : 2), "entry %lld: %d copies", (long long)e, copies);
     }
     /* the old writer is fenced */
-    ck_assert_int_eq(tl_adds_one(&b, w), 0);
-    tl_adds_wait(&b);
-    ck_assert_int_eq(b.status[6], -MG_EFENCED);
+    tl_adds_fenced(&b, w);
     bkc_ledger_free(w);
     bkc_ledger_free(r);
     bkc_client_free(c2);
     memset(partial_to, 0, sizeof partial_to);
     slow_reader = -1;
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -913,21 +884,15 @@ START_TEST(test_recovery_bookie_down)
     int64_t id = bkc_ledger_id(w);
     int slow = fb_index(bkc_ledger_bookie(w, 2));
     fm[slow].drop_adds = true; /* stores nothing, acks nothing */
-    struct tl_adds b = {0};
-    tl_adds_n(&b, w, 6);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 6);
     for (int i = 0; i < 6; i++)
         ck_assert_int_eq(b.status[i], 0);
     ck_assert_int_eq(bkc_fake_count_entries(fake, slow, id), 0);
     tl_fakebk_stop(&env, slow);
     struct bkc_client *c2 = client_new(3, 3, 2, 2000);
-    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
-    ck_assert_int_eq(bkc_ledger_lac(r), 5);
-    tl_bkc_check_read(r, 0, 5);
-    bkc_ledger_free(r);
+    tl_bkc_check_ledger(c2, id, true, 5);
     bkc_ledger_free(w);
     bkc_client_free(c2);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -936,7 +901,6 @@ START_TEST(test_read_lac)
 {
     fx_setup(2, 2, 2, 2, 30000);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
-    struct tl_adds b = {0};
     for (int i = 0; i < 4; i++) {
         tl_adds_one(&b, w);
         tl_adds_wait(&b);
@@ -953,7 +917,6 @@ START_TEST(test_read_lac)
     tl_bkc_check_read(r, 0, 2);
     bkc_ledger_free(r);
     bkc_ledger_free(w);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -963,9 +926,7 @@ START_TEST(test_recovery_concurrent)
     fx_setup(3, 3, 2, 2, 30000);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct tl_adds b = {0};
-    tl_adds_n(&b, w, 9);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 9);
     struct bkc_client *c2 = client_new(3, 2, 2, 30000), *c3 = client_new(3, 2, 2, 30000);
     struct tl_res r2 = {0}, r3 = {0};
     struct bkc_req q2 = {.data = &r2}, q3 = {.data = &r3};
@@ -988,7 +949,6 @@ START_TEST(test_recovery_concurrent)
     bkc_client_free(c2);
     bkc_client_free(c3);
     bkc_ledger_free(w);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1000,23 +960,16 @@ START_TEST(test_recovery_after_ensemble_change)
     fx_setup(3, 2, 2, 2, 30000);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct tl_adds b = {0};
-    tl_adds_n(&b, w, 5);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 5);
     tl_fakebk_stop(&env, fb_index(bkc_ledger_bookie(w, 0)));
-    tl_adds_n(&b, w, 5);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 5);
     for (int i = 0; i < 10; i++)
         ck_assert_int_eq(b.status[i], 0);
     ck_assert_int_eq(bkc_ledger_num_segments(w), 2);
     struct bkc_client *c2 = client_new(2, 2, 2, 30000);
-    struct bkc_ledger *r = tl_bkc_open(c2, id, true, 0);
-    ck_assert_int_eq(bkc_ledger_lac(r), 9);
-    tl_bkc_check_read(r, 0, 9);
-    bkc_ledger_free(r);
+    tl_bkc_check_ledger(c2, id, true, 9);
     bkc_client_free(c2);
     bkc_ledger_free(w);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1028,7 +981,6 @@ START_TEST(test_change_sees_recovery)
     fx_setup(3, 2, 2, 2, 30000);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct tl_adds b = {0};
     tl_adds_one(&b, w);
     tl_adds_wait(&b);
     struct bkc_md md;
@@ -1043,12 +995,9 @@ START_TEST(test_change_sees_recovery)
     mg_free(buf);
     bkc_md_fini(&md);
     fm[fb_index(bkc_ledger_bookie(w, 0))].add_rc = 101;
-    tl_adds_one(&b, w);
-    tl_adds_wait(&b);
-    ck_assert_int_eq(b.status[1], -MG_EFENCED);
+    tl_adds_fenced(&b, w);
     ck_assert_msg(strstr(b.req[1].errmsg, "recovered") != NULL, "%s", b.req[1].errmsg);
     bkc_ledger_free(w);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1060,16 +1009,13 @@ START_TEST(test_crash_keeps_acknowledged)
     fx_setup(3, 2, 2, 2, 30000);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct tl_adds b = {0};
-    tl_adds_n(&b, w, 6);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 6);
     int v = fb_index(bkc_ledger_bookie(w, 0));
     int64_t had = bkc_fake_count_entries(fake, v, id);
     ck_assert_int_eq(had, 6);
     bkc_fake_crash(fake, v);
     ck_assert(!bkc_fake_is_up(fake, v));
-    tl_adds_n(&b, w, 4);
-    tl_adds_wait(&b);
+    tl_adds_all(&b, w, 4);
     for (int i = 0; i < 10; i++)
         ck_assert_int_eq(b.status[i], 0);
     ck_assert_int_eq(bkc_ledger_num_segments(w), 2);
@@ -1078,7 +1024,6 @@ START_TEST(test_crash_keeps_acknowledged)
     ck_assert_int_eq(tl_bkc_close(w), 0);
     tl_bkc_check_read(w, 0, 9);
     bkc_ledger_free(w);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1089,12 +1034,10 @@ START_TEST(test_unauthorized)
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     fm[0].add_rc = 102;
     fm[1].add_rc = 102;
-    struct tl_adds b = {0};
     tl_adds_one(&b, w);
     tl_adds_wait(&b);
     ck_assert_int_eq(b.status[0], -MG_ENOTALLOWED);
     bkc_ledger_free(w);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1111,11 +1054,7 @@ static void digest_case(enum bkc_digest d)
     cfg.transport = bkc_fake_transport(fake);
     struct bkc_client *c = NULL;
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
-    struct bkc_ledger *w = tl_bkc_create(c, 0);
-    struct tl_adds b = {0};
-    tl_adds_n(&b, w, 3);
-    tl_adds_wait(&b);
-    ck_assert_int_eq(tl_bkc_close(w), 0);
+    struct bkc_ledger *w = tl_bkc_written(c, &b, 3);
     /* a client configured with other defaults takes digest and password from metadata */
     struct bkc_ledger *r = tl_bkc_open(cl, bkc_ledger_id(w), true, 0);
     tl_bkc_check_read(r, 0, 2);
@@ -1130,7 +1069,6 @@ static void digest_case(enum bkc_digest d)
     bkc_ledger_free(r);
     bkc_ledger_free(w);
     bkc_client_free(c);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 
@@ -1145,18 +1083,13 @@ END_TEST
 START_TEST(test_read_timeout_failover)
 {
     fx_setup(2, 2, 2, 2, 200);
-    struct bkc_ledger *w = tl_bkc_create(cl, 0);
-    struct tl_adds b = {0};
-    tl_adds_n(&b, w, 4);
-    tl_adds_wait(&b);
-    ck_assert_int_eq(tl_bkc_close(w), 0);
+    struct bkc_ledger *w = tl_bkc_written(cl, &b, 4);
     /* a bookie that never answers reads */
     fm[fb_index(bkc_ledger_bookie(w, 0))].drop_reads = true;
     uint64_t t0 = mg_loop_mono_ms(loop);
     tl_bkc_check_read(w, 0, 3);
     ck_assert_uint_ge(mg_loop_mono_ms(loop) - t0, 200); /* after the timeout */
     bkc_ledger_free(w);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1164,11 +1097,7 @@ END_TEST
 START_TEST(test_digest_failover)
 {
     fx_setup(2, 2, 2, 2, 30000);
-    struct bkc_ledger *w = tl_bkc_create(cl, 0);
-    struct tl_adds b = {0};
-    tl_adds_n(&b, w, 4);
-    tl_adds_wait(&b);
-    ck_assert_int_eq(tl_bkc_close(w), 0);
+    struct bkc_ledger *w = tl_bkc_written(cl, &b, 4);
     /* entries 0 and 2 are read first from ensemble[0], 1 and 3 from ensemble[1] */
     int f0 = fb_index(bkc_ledger_bookie(w, 0));
     fm[f0].corrupt = true;
@@ -1186,7 +1115,6 @@ START_TEST(test_digest_failover)
     ck_assert_int_eq(r.status, -MG_ECHECKSUM);
     ck_assert_int_eq(req.n_entries, 0);
     bkc_ledger_free(w);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1222,7 +1150,6 @@ START_TEST(test_failed_recovery_leaves_metadata)
     bkc_fake_set_filter(fake, recovery_filter, NULL);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct tl_adds b = {0};
     for (int i = 0; i < 5; i++) {
         tl_adds_one(&b, w);
         tl_adds_wait(&b);
@@ -1246,13 +1173,9 @@ START_TEST(test_failed_recovery_leaves_metadata)
     bkc_md_fini(&md);
     /* the bookies work again: the next recoverer keeps every acknowledged entry */
     memset(recovery_fail_on, 0, sizeof recovery_fail_on);
-    struct bkc_ledger *rl = tl_bkc_open(c2, id, true, 0);
-    ck_assert_int_eq(bkc_ledger_lac(rl), 4);
-    tl_bkc_check_read(rl, 0, 4);
-    bkc_ledger_free(rl);
+    tl_bkc_check_ledger(c2, id, true, 4);
     bkc_ledger_free(w);
     bkc_client_free(c2);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1267,7 +1190,6 @@ START_TEST(test_recovery_ensemble_change_closed_with)
     bkc_fake_set_filter(fake, recovery_filter, NULL);
     struct bkc_ledger *w = tl_bkc_create(cl, 0);
     int64_t id = bkc_ledger_id(w);
-    struct tl_adds b = {0};
     for (int i = 0; i < 5; i++) {
         tl_adds_one(&b, w);
         tl_adds_wait(&b);
@@ -1296,7 +1218,6 @@ START_TEST(test_recovery_ensemble_change_closed_with)
     bkc_ledger_free(rl);
     bkc_ledger_free(w);
     bkc_client_free(c2);
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST
@@ -1332,7 +1253,6 @@ START_TEST(test_recovery_readds_vouch_for_nothing)
     int e0 = fb_index(bkc_ledger_bookie(w, 0)), e1 = fb_index(bkc_ledger_bookie(w, 1));
     int spare = 3 - e0 - e1;
     fm[e1].drop_adds = true; /* entries 0 and 1 reach ensemble[0] only */
-    struct tl_adds b = {0};
     tl_adds_one(&b, w);
     tl_adds_one(&b, w);
     tl_run_for(loop, 50);
@@ -1370,7 +1290,6 @@ START_TEST(test_recovery_readds_vouch_for_nothing)
     bkc_client_free(c2);
     slow_reader = -1;
     slow_reads_from = -1;
-    tl_adds_fini(&b);
     fx_teardown();
 }
 END_TEST

@@ -119,6 +119,17 @@ static int put_s(const char *path, const char *v, int64_t ver, int flags)
     return put(st, path, v, strlen(v), ver, flags, NULL);
 }
 
+/* Issue a create of path holding v (len bytes) into *r, whose completion *w records (both
+ * zeroed first); it must be accepted. The caller waits for w->done and finishes r. */
+static void put_start(struct meta_req *r, struct waiter *w, const char *path, const void *v,
+                      size_t len)
+{
+    memset(r, 0, sizeof *r);
+    memset(w, 0, sizeof *w);
+    r->data = w;
+    ck_assert_int_eq(meta_put(st, path, v, len, META_VERSION_NONE, 0, r, req_cb), 0);
+}
+
 static int get(struct meta_store *m, const char *path, struct meta_req *out)
 {
     struct meta_req req;
@@ -491,30 +502,40 @@ static void expect_one(struct wrec *wr, enum meta_watch_event ev, const char *pa
     ck_assert_int_eq(wr->count, 1);
 }
 
+/* Put v at path (version ver; it must succeed); wr then sees exactly ev on watched. */
+static void put_fires(struct wrec *wr, const char *path, const char *v, int64_t ver,
+                      enum meta_watch_event ev, const char *watched)
+{
+    ck_assert_int_eq(put_s(path, v, ver, 0), 0);
+    expect_one(wr, ev, watched);
+}
+
+/* Put v at path (version ver; it must succeed); wr has then seen n events in all (none new). */
+static void put_quiet(struct wrec *wr, const char *path, const char *v, int64_t ver,
+                      const char *watched, int n)
+{
+    ck_assert_int_eq(put_s(path, v, ver, 0), 0);
+    expect_fired(wr, watched, n);
+}
+
 START_TEST(t_watch_data)
 {
     struct wrec wr = {0};
     /* creation */
     ck_assert_ptr_nonnull(meta_watch(st, "/w", false, watch_cb, &wr));
-    ck_assert_int_eq(put_s("/w", "1", META_VERSION_NONE, 0), 0);
-    expect_one(&wr, META_WATCH_CREATED, "/w");
-    ck_assert_int_eq(put_s("/w", "2", META_VERSION_ANY, 0), 0); /* one-shot: no more */
-    expect_fired(&wr, "/w", 1);
+    put_fires(&wr, "/w", "1", META_VERSION_NONE, META_WATCH_CREATED, "/w");
+    put_quiet(&wr, "/w", "2", META_VERSION_ANY, "/w", 1); /* one-shot: no more */
     /* data change */
     watch_anew(&wr, "/w", false);
-    ck_assert_int_eq(put_s("/w/kid", "", META_VERSION_NONE, 0), 0); /* not a data change */
-    expect_fired(&wr, "/w", 0);
-    ck_assert_int_eq(put_s("/w", "3", META_VERSION_ANY, 0), 0);
-    expect_one(&wr, META_WATCH_CHANGED, "/w");
-    ck_assert_int_eq(put_s("/w", "4", META_VERSION_ANY, 0), 0);
-    expect_fired(&wr, "/w", 1);
+    put_quiet(&wr, "/w/kid", "", META_VERSION_NONE, "/w", 0); /* not a data change */
+    put_fires(&wr, "/w", "3", META_VERSION_ANY, META_WATCH_CHANGED, "/w");
+    put_quiet(&wr, "/w", "4", META_VERSION_ANY, "/w", 1);
     /* deletion */
     watch_anew(&wr, "/w", false);
     ck_assert_int_eq(del(st, "/w/kid", META_VERSION_ANY), 0);
     ck_assert_int_eq(del(st, "/w", META_VERSION_ANY), 0);
     expect_one(&wr, META_WATCH_DELETED, "/w");
-    ck_assert_int_eq(put_s("/w", "5", META_VERSION_NONE, 0), 0);
-    expect_fired(&wr, "/w", 1);
+    put_quiet(&wr, "/w", "5", META_VERSION_NONE, "/w", 1);
 }
 END_TEST
 
@@ -523,12 +544,9 @@ START_TEST(t_watch_children)
     struct wrec wr = {0};
     ck_assert_int_eq(put_s("/wc", "", META_VERSION_NONE, 0), 0);
     ck_assert_ptr_nonnull(meta_watch(st, "/wc", true, watch_cb, &wr));
-    ck_assert_int_eq(put_s("/wc", "data", META_VERSION_ANY, 0), 0); /* not a child change */
-    expect_fired(&wr, "/wc", 0);
-    ck_assert_int_eq(put_s("/wc/a", "", META_VERSION_NONE, 0), 0);
-    expect_one(&wr, META_WATCH_CHILDREN, "/wc");
-    ck_assert_int_eq(put_s("/wc/b", "", META_VERSION_NONE, 0), 0);
-    expect_fired(&wr, "/wc", 1);
+    put_quiet(&wr, "/wc", "data", META_VERSION_ANY, "/wc", 0); /* not a child change */
+    put_fires(&wr, "/wc/a", "", META_VERSION_NONE, META_WATCH_CHILDREN, "/wc");
+    put_quiet(&wr, "/wc/b", "", META_VERSION_NONE, "/wc", 1);
     /* removal of a child */
     watch_anew(&wr, "/wc", true);
     ck_assert_int_eq(del(st, "/wc/a", META_VERSION_ANY), 0);
@@ -541,8 +559,7 @@ START_TEST(t_watch_children)
     /* a children watch on a missing node reports its creation */
     watch_anew(&wr, "/wc2", true);
     ck_assert_int_eq(exists(st, "/wc2", NULL), -MG_ENOTFOUND);
-    ck_assert_int_eq(put_s("/wc2", "", META_VERSION_NONE, 0), 0);
-    expect_one(&wr, META_WATCH_CREATED, "/wc2");
+    put_fires(&wr, "/wc2", "", META_VERSION_NONE, META_WATCH_CREATED, "/wc2");
 }
 END_TEST
 
@@ -554,14 +571,12 @@ START_TEST(t_unwatch)
     ck_assert_ptr_nonnull(meta_watch(st, "/u", false, watch_cb, &wr2));
     ck_assert_int_eq(exists(st, "/u", NULL), -MG_ENOTFOUND);
     meta_unwatch(st, w);
-    ck_assert_int_eq(put_s("/u", "1", META_VERSION_NONE, 0), 0);
-    expect_one(&wr2, META_WATCH_CREATED, "/u");
+    put_fires(&wr2, "/u", "1", META_VERSION_NONE, META_WATCH_CREATED, "/u");
     ck_assert_int_eq(wr.count, 0);
     /* unwatch right after watch (zk: while its registration is in flight) */
     w = meta_watch(st, "/u", true, watch_cb, &wr);
     meta_unwatch(st, w);
-    ck_assert_int_eq(put_s("/u/k", "", META_VERSION_NONE, 0), 0);
-    expect_fired(&wr, "/u", 0);
+    put_quiet(&wr, "/u/k", "", META_VERSION_NONE, "/u", 0);
     /* a fired but not yet delivered watch */
     w = meta_watch(st, "/u", false, watch_cb, &wr);
     ck_assert_int_eq(exists(st, "/u", NULL), 0);
@@ -745,10 +760,7 @@ START_TEST(t_many_pipelined)
     for (int i = 0; i < N; i++) {
         char p[64];
         snprintf(p, sizeof p, "/pl/k%03d", i);
-        memset(&reqs[i], 0, sizeof reqs[i]);
-        memset(&ws[i], 0, sizeof ws[i]);
-        reqs[i].data = &ws[i];
-        ck_assert_int_eq(meta_put(st, p, p, strlen(p), META_VERSION_NONE, 0, &reqs[i], req_cb), 0);
+        put_start(&reqs[i], &ws[i], p, p, strlen(p));
     }
     for (int i = 0; i < N; i++) {
         ck_assert(run_until(&ws[i].done, 15000));
@@ -764,6 +776,20 @@ END_TEST
 
 /* ---- embedded: durability ----------------------------------------------------------------- */
 
+/* The i-th of many numbered keys below dir: <dir>/key-<i, 4 digits> holding value-<i>. */
+struct nkey {
+    char path[64];
+    char value[32];
+};
+
+static struct nkey nkey(const char *dir, int i)
+{
+    struct nkey k;
+    snprintf(k.path, sizeof k.path, "%s/key-%04d", dir, i);
+    snprintf(k.value, sizeof k.value, "value-%d", i);
+    return k;
+}
+
 static void check_key(const char *path, const char *value, int64_t version)
 {
     struct meta_req r;
@@ -778,32 +804,28 @@ START_TEST(t_emb_reopen)
     enum { N = 300 };
     ck_assert_int_eq(put_s("/k", "", META_VERSION_NONE, 0), 0);
     for (int i = 0; i < N; i++) {
-        char p[64], v[64];
-        snprintf(p, sizeof p, "/k/%d", i);
-        snprintf(v, sizeof v, "value-%d", i);
-        ck_assert_int_eq(put_s(p, v, META_VERSION_NONE, 0), 0);
+        struct nkey k = nkey("/k", i);
+        ck_assert_int_eq(put_s(k.path, k.value, META_VERSION_NONE, 0), 0);
         if (i % 3 == 0)
-            ck_assert_int_eq(put_s(p, "updated", 0, 0), 0);
+            ck_assert_int_eq(put_s(k.path, "updated", 0, 0), 0);
         if (i % 10 == 0)
-            ck_assert_int_eq(del(st, p, META_VERSION_ANY), 0);
+            ck_assert_int_eq(del(st, k.path, META_VERSION_ANY), 0);
     }
     reopen();
     for (int i = 0; i < N; i++) {
-        char p[64], v[64];
-        snprintf(p, sizeof p, "/k/%d", i);
-        snprintf(v, sizeof v, "value-%d", i);
+        struct nkey k = nkey("/k", i);
         if (i % 10 == 0)
-            ck_assert_int_eq(get(st, p, NULL), -MG_ENOTFOUND);
+            ck_assert_int_eq(get(st, k.path, NULL), -MG_ENOTFOUND);
         else if (i % 3 == 0)
-            check_key(p, "updated", 1);
+            check_key(k.path, "updated", 1);
         else
-            check_key(p, v, 0);
+            check_key(k.path, k.value, 0);
     }
     /* once more, after the open-time compaction */
     ck_assert_int_eq(put_s("/k/after", "x", META_VERSION_NONE, 0), 0);
     reopen();
     check_key("/k/after", "x", 0);
-    check_key("/k/1", "value-1", 0);
+    check_key("/k/key-0001", "value-1", 0);
 }
 END_TEST
 
@@ -861,11 +883,9 @@ START_TEST(t_emb_snapshots)
     enum { N = 600 };
     ck_assert_int_eq(put_s("/s", "", META_VERSION_NONE, 0), 0);
     for (int i = 0; i < N; i++) {
-        char p[64], v[64];
-        snprintf(p, sizeof p, "/s/key-%04d", i);
-        snprintf(v, sizeof v, "v%d", i);
-        ck_assert_int_eq(put_s(p, v, META_VERSION_NONE, 0), 0);
-        ck_assert_int_eq(put_s(p, v, 0, 0), 0);
+        struct nkey k = nkey("/s", i);
+        ck_assert_int_eq(put_s(k.path, k.value, META_VERSION_NONE, 0), 0);
+        ck_assert_int_eq(put_s(k.path, k.value, 0, 0), 0);
     }
     ck_assert_int_gt(file_size("meta.snap"), 0);
     ck_assert_int_lt(file_size("meta.log"), 8192 + 4096);
@@ -881,10 +901,8 @@ START_TEST(t_emb_snapshots)
     meta_req_fini(&r);
     reopen();
     for (int i = 0; i < N; i += 37) {
-        char p[64], v[64];
-        snprintf(p, sizeof p, "/s/key-%04d", i);
-        snprintf(v, sizeof v, "v%d", i);
-        check_key(p, v, 1);
+        struct nkey k = nkey("/s", i);
+        check_key(k.path, k.value, 1);
     }
     ck_assert_int_eq(children(st, "/s", &r), 0);
     ck_assert_int_eq(r.n_children, N); /* the ephemeral ID is gone */
@@ -951,10 +969,7 @@ START_TEST(t_emb_group_commit)
     for (int i = 0; i < N; i++) {
         char p[32];
         snprintf(p, sizeof p, "/g%d", i);
-        memset(&reqs[i], 0, sizeof reqs[i]);
-        memset(&ws[i], 0, sizeof ws[i]);
-        reqs[i].data = &ws[i];
-        ck_assert_int_eq(meta_put(st, p, "x", 1, META_VERSION_NONE, 0, &reqs[i], req_cb), 0);
+        put_start(&reqs[i], &ws[i], p, "x", 1);
     }
     ck_assert(run_until(&ws[N - 1].done, 10000));
     int syncs = n_fdatasync - syncs0;

@@ -299,8 +299,8 @@ static void partitioned_loaded(const char *base, int n)
 struct slice_probe {
     struct mg_timer timer;
     const char *base;
-    int n; /* partitions */
-    const struct tl_done *d;
+    int n;                /* partitions */
+    struct tl_done done;  /* the delete's outcome */
     int left;             /* partitions still loaded at the last firing */
     int slices;           /* firings that saw partitions deleted */
     int max_in_one_slice; /* the most deleted between two firings */
@@ -323,18 +323,22 @@ static void slice_probe_cb(struct mg_timer *t, void *arg)
         if (p->at_slice)
             p->at_slice(p);
     }
-    if (p->d->called || p->stopped || p->slices > 100000) {
+    if (p->done.called || p->stopped || p->slices > 100000) {
         p->stopped = true;
         return;
     }
     mg_timer_start(t, progress ? 0 : 1);
 }
 
-/* Start a probe of the delete of base's n partitions (d: its outcome). */
-static void slice_probe_start(struct slice_probe *p, const char *base, int n,
-                              const struct tl_done *d)
+/* A partitioned topic base of n loaded partitions, its forced delete started (its outcome in
+ * p->done, which never comes inside the call) and p probing it (at_slice: see the probe). */
+static void probed_delete(struct slice_probe *p, const char *base, int n,
+                          void (*at_slice)(struct slice_probe *p))
 {
-    *p = (struct slice_probe){.base = base, .n = n, .d = d, .left = n};
+    partitioned_loaded(base, n);
+    *p = (struct slice_probe){.base = base, .n = n, .left = n, .at_slice = at_slice};
+    ck_assert_int_eq(ns_partitioned_delete(ns0(), base, true, tl_done_cb, &p->done), 0);
+    ck_assert(!p->done.called);
     mg_timer_init(&p->timer, fx.loop, slice_probe_cb, p);
     mg_timer_start(&p->timer, 0);
 }
@@ -344,23 +348,18 @@ static void slice_probe_start(struct slice_probe *p, const char *base, int n,
 START_TEST(test_partitioned_delete_is_sliced)
 {
     const char *base = "persistent://public/default/many";
-    const int n = 600;
-    partitioned_loaded(base, n);
-    struct tl_done d = {0};
-    ck_assert_int_eq(ns_partitioned_delete(ns0(), base, true, tl_done_cb, &d), 0);
-    ck_assert(!d.called);
     struct slice_probe p;
-    slice_probe_start(&p, base, n, &d);
-    ck_assert_int_eq(wait_done(&d), 0);
+    probed_delete(&p, base, 600, NULL);
+    ck_assert_int_eq(wait_done(&p.done), 0);
     tl_run_due(fx.loop); /* the probe's last firing */
     ck_assert(p.stopped);
     mg_timer_fini(&p.timer);
-    ck_assert_int_eq(loaded_partitions(base, n), 0);
+    ck_assert_int_eq(loaded_partitions(base, p.n), 0);
     ck_assert_int_eq(p.left, 0);
     ck_assert_int_eq(ns_partitions_get(ns0(), base), 0);
     ck_assert_msg(p.max_in_one_slice <= 64, "%d partitions deleted in one loop turn",
                   p.max_in_one_slice);
-    ck_assert_msg(p.slices >= n / 64, "done in %d loop turns", p.slices);
+    ck_assert_msg(p.slices >= p.n / 64, "done in %d loop turns", p.slices);
 }
 END_TEST
 
@@ -406,21 +405,16 @@ static void cancel_at_slice(struct slice_probe *p)
 START_TEST(test_partitioned_delete_cancelled)
 {
     const char *base = "persistent://public/default/cancelled";
-    const int n = 300;
-    partitioned_loaded(base, n);
-    struct tl_done d = {0};
-    ck_assert_int_eq(ns_partitioned_delete(ns0(), base, true, tl_done_cb, &d), 0);
     struct slice_probe p;
-    slice_probe_start(&p, base, n, &d);
-    p.at_slice = cancel_at_slice;
+    probed_delete(&p, base, 300, cancel_at_slice);
     ck_assert(tl_until_flag(fx.loop, &p.stopped, tl_wait_ms(fx.loop)));
     tl_run_for(fx.loop, 1000); /* nothing resumes it */
     mg_timer_fini(&p.timer);
-    int left = loaded_partitions(base, n);
-    ck_assert_msg(left > 0 && left < n, "%d of %d partitions left", left, n);
+    int left = loaded_partitions(base, p.n);
+    ck_assert_msg(left > 0 && left < p.n, "%d of %d partitions left", left, p.n);
     tl_parts_stop(&fx, 0);
     tl_run_due(fx.loop);
-    ck_assert(!d.called);
+    ck_assert(!p.done.called);
 }
 END_TEST
 

@@ -10,6 +10,7 @@
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "lib/tl.h"
+#include "lib/tl_bk_ops.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
 #include "util/err.h"
@@ -48,6 +49,17 @@ static bool same_bytes(struct evbuffer *b, const uint8_t *p, size_t n)
     bool eq = bl == n && memcmp(q, p, n) == 0;
     free(q);
     return eq;
+}
+
+/* A response's body is the string want, or there is none (want NULL). */
+static void expect_body(const struct wire_bk_response *r, const char *want)
+{
+    if (want) {
+        ck_assert_ptr_nonnull(r->body);
+        ck_assert(same_bytes(r->body, (const uint8_t *)want, strlen(want)));
+    } else {
+        ck_assert_ptr_null(r->body);
+    }
 }
 
 /* A payload of n bytes in chunks of at most 1000 (several chains). */
@@ -89,6 +101,21 @@ static size_t ehdr_make(uint8_t *e, int64_t ledger, int64_t entry)
     wire_bk_entry_hdr_put(e, &h);
     memcpy(e + WIRE_BK_ENTRY_HDR_LEN, "dgst", 4);
     return WIRE_BK_ENTRY_HDR_LEN + 4;
+}
+
+/* An ADD of entry of ledger (flags, txn, master key key_a) whose entry header ehdr_make
+ * writes into e. */
+static struct wire_bk_add add_of(uint8_t *e, int64_t ledger, int64_t entry, uint16_t flags,
+                                 uint64_t txn)
+{
+    size_t el = ehdr_make(e, ledger, entry);
+    return (struct wire_bk_add){.ledger = ledger,
+                                .entry = entry,
+                                .flags = flags,
+                                .txn = txn,
+                                .master_key = key_a,
+                                .ehdr = e,
+                                .ehdr_len = el};
 }
 
 /* One of the two readers, with what it needs: a request (proto, rq) or a response (v3, r). */
@@ -255,15 +282,8 @@ START_TEST(test_add_roundtrip)
                 int64_t ledger = ids[k][0], entry = ids[k][1];
                 uint64_t txn = txns[k];
                 uint8_t e[WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN];
-                size_t el = ehdr_make(e, ledger, entry);
+                struct wire_bk_add a = add_of(e, ledger, entry, add_flags[f], txn);
                 struct evbuffer *pl = payload_new(plens[p], (unsigned)(f + p + k));
-                struct wire_bk_add a = {.ledger = ledger,
-                                        .entry = entry,
-                                        .flags = add_flags[f],
-                                        .txn = txn,
-                                        .master_key = key_a,
-                                        .ehdr = e,
-                                        .ehdr_len = el};
                 struct evbuffer *out = evbuffer_new();
                 wire_bk_write_add(out, v3, &a, pl);
                 ck_assert_uint_eq(evbuffer_get_length(pl), plens[p]); /* not drained */
@@ -271,7 +291,7 @@ START_TEST(test_add_roundtrip)
                     ck_assert_msg(shares_chain(out, pl), "payload copied (v3=%d)", v3);
                 size_t fs = evbuffer_get_length(out);
                 size_t bound =
-                    wire_bk_add_frame_size(v3, ledger, entry, add_flags[f], el, plens[p]);
+                    wire_bk_add_frame_size(v3, ledger, entry, add_flags[f], a.ehdr_len, plens[p]);
                 if (!v3 || txn == UINT64_MAX)
                     ck_assert_uint_eq(fs, bound);
                 else
@@ -323,11 +343,11 @@ START_TEST(test_add_roundtrip)
                     body = ar->body.data;
                     blen = ar->body.len;
                 }
-                ck_assert_uint_eq(blen, el + plens[p]);
-                ck_assert_mem_eq(body, e, el);
+                ck_assert_uint_eq(blen, a.ehdr_len + plens[p]);
+                ck_assert_mem_eq(body, e, a.ehdr_len);
                 uint8_t *pb = malloc(plens[p] + 1);
                 evbuffer_copyout(pl, pb, plens[p]);
-                ck_assert(memcmp(body + el, pb, plens[p]) == 0);
+                ck_assert(memcmp(body + a.ehdr_len, pb, plens[p]) == 0);
                 free(pb);
                 wire_bk_request_clear(&rq);
                 evbuffer_free(out);
@@ -344,22 +364,15 @@ START_TEST(test_v3_add_same_as_protobuf_c)
 {
     for (size_t f = 0; f < sizeof(add_flags) / sizeof(add_flags[0]); f++) {
         uint8_t e[WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN];
-        size_t el = ehdr_make(e, 42, 300);
+        struct wire_bk_add a = add_of(e, 42, 300, add_flags[f], 77);
         struct evbuffer *pl = payload_new(5000, 3);
-        struct wire_bk_add a = {.ledger = 42,
-                                .entry = 300,
-                                .flags = add_flags[f],
-                                .txn = 77,
-                                .master_key = key_a,
-                                .ehdr = e,
-                                .ehdr_len = el};
         struct evbuffer *out = evbuffer_new();
         wire_bk_write_add(out, true, &a, pl);
 
-        size_t bl = el + 5000;
+        size_t bl = a.ehdr_len + 5000;
         uint8_t *body = malloc(bl);
-        memcpy(body, e, el);
-        evbuffer_copyout(pl, body + el, 5000);
+        memcpy(body, e, a.ehdr_len);
+        evbuffer_copyout(pl, body + a.ehdr_len, 5000);
         Bookkeeper__Proto__Request r = BOOKKEEPER__PROTO__REQUEST__INIT;
         Bookkeeper__Proto__BKPacketHeader h = BOOKKEEPER__PROTO__BKPACKET_HEADER__INIT;
         Bookkeeper__Proto__AddRequest ar = BOOKKEEPER__PROTO__ADD_REQUEST__INIT;
@@ -455,46 +468,23 @@ END_TEST
  * with its operation, txnId and sub-message; the caller's header pointer is restored. */
 START_TEST(test_v3_other_requests)
 {
-    Bookkeeper__Proto__ReadLacRequest rl = BOOKKEEPER__PROTO__READ_LAC_REQUEST__INIT;
-    Bookkeeper__Proto__WriteLacRequest wl = BOOKKEEPER__PROTO__WRITE_LAC_REQUEST__INIT;
-    Bookkeeper__Proto__GetBookieInfoRequest gi = BOOKKEEPER__PROTO__GET_BOOKIE_INFO_REQUEST__INIT;
-    Bookkeeper__Proto__ForceLedgerRequest fl = BOOKKEEPER__PROTO__FORCE_LEDGER_REQUEST__INIT;
-    Bookkeeper__Proto__AuthMessage am = BOOKKEEPER__PROTO__AUTH_MESSAGE__INIT;
-    Bookkeeper__Proto__StartTLSRequest tls = BOOKKEEPER__PROTO__START_TLSREQUEST__INIT;
-    rl.ledgerid = 5;
-    wl.ledgerid = 6;
-    wl.lac = 3;
-    wl.masterkey.data = (uint8_t *)key_a;
-    wl.masterkey.len = WIRE_BK_MASTER_KEY_LEN;
-    wl.body.data = (uint8_t *)"lacbody";
-    wl.body.len = 7;
-    gi.has_requested = 1;
-    gi.requested = 3;
-    fl.ledgerid = 8;
-    am.authpluginname = "AuthDisabledPlugin";
+    struct tl_bk_ops o;
+    tl_bk_ops_init(&o);
+    o.read_lac.ledgerid = 5;
+    o.write_lac.ledgerid = 6;
+    o.write_lac.lac = 3;
+    o.write_lac.masterkey.data = (uint8_t *)key_a;
+    o.write_lac.masterkey.len = WIRE_BK_MASTER_KEY_LEN;
+    o.write_lac.body.data = (uint8_t *)"lacbody";
+    o.write_lac.body.len = 7;
+    o.bookie_info.has_requested = 1;
+    o.bookie_info.requested = 3;
+    o.force_ledger.ledgerid = 8;
+    o.auth.authpluginname = "AuthDisabledPlugin";
     for (int op = BOOKKEEPER__PROTO__OPERATION_TYPE__AUTH;
          op <= BOOKKEEPER__PROTO__OPERATION_TYPE__FORCE_LEDGER; op++) {
-        Bookkeeper__Proto__Request r = BOOKKEEPER__PROTO__REQUEST__INIT;
-        switch (op) {
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__AUTH:
-            r.authrequest = &am;
-            break;
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC:
-            r.writelacrequest = &wl;
-            break;
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__READ_LAC:
-            r.readlacrequest = &rl;
-            break;
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__GET_BOOKIE_INFO:
-            r.getbookieinforequest = &gi;
-            break;
-        case BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS:
-            r.starttlsrequest = &tls;
-            break;
-        default:
-            r.forceledgerrequest = &fl;
-            break;
-        }
+        Bookkeeper__Proto__Request r;
+        tl_bk_ops_request(&o, op, &r);
         struct evbuffer *out = evbuffer_new();
         wire_bk_write_v3_request(out, op, 500 + (uint64_t)op, 0, &r);
         ck_assert_ptr_null(r.header);
@@ -538,10 +528,8 @@ END_TEST
 START_TEST(test_take_bytes)
 {
     uint8_t e[WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN];
-    size_t el = ehdr_make(e, 1, 2);
+    struct wire_bk_add a = add_of(e, 1, 2, 0, 3);
     struct evbuffer *pl = payload_new(100, 1);
-    struct wire_bk_add a = {
-        .ledger = 1, .entry = 2, .txn = 3, .master_key = key_a, .ehdr = e, .ehdr_len = el};
     struct evbuffer *out = evbuffer_new();
     wire_bk_write_add(out, true, &a, pl);
     int proto = WIRE_BK_PROTO_UNKNOWN;
@@ -554,8 +542,8 @@ START_TEST(test_take_bytes)
     ck_assert_ptr_eq(mine, was);
     ck_assert_ptr_null(b->data);
     ck_assert_uint_eq(b->len, 0);
-    ck_assert_uint_eq(len, el + 100);
-    ck_assert_mem_eq(mine, e, el);
+    ck_assert_uint_eq(len, a.ehdr_len + 100);
+    ck_assert_mem_eq(mine, e, a.ehdr_len);
     wire_bk_request_clear(&rq);
     mg_free(mine);
     ProtobufCBinaryData empty = {0, NULL};
@@ -595,12 +583,7 @@ START_TEST(test_v2_responses)
             ck_assert_int_eq(r.ledger, 77);
             ck_assert_int_eq(r.entry, -1);
             ck_assert(!r.oversized);
-            if (body) {
-                ck_assert_ptr_nonnull(r.body);
-                ck_assert(same_bytes(r.body, (const uint8_t *)"entry-body", 10));
-            } else {
-                ck_assert_ptr_null(r.body);
-            }
+            expect_body(&r, body ? "entry-body" : NULL);
             wire_bk_response_clear(&r);
             evbuffer_free(out);
         }
@@ -658,52 +641,28 @@ START_TEST(test_v3_responses)
                 BOOKKEEPER__PROTO__FORCE_LEDGER_RESPONSE__INIT;
             Bookkeeper__Proto__AuthMessage am = BOOKKEEPER__PROTO__AUTH_MESSAGE__INIT;
             Bookkeeper__Proto__StatusCode v3 = wire_bk_status_to_v3(st);
-            int want_op = 0;
-            switch (op) {
-            case BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY:
-                ar.status = v3;
-                ar.ledgerid = 4;
-                ar.entryid = 5;
-                r.addresponse = &ar;
-                want_op = WIRE_BK_OP_ADD;
-                break;
-            case BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY:
-                rr.status = v3;
-                rr.ledgerid = 4;
-                rr.entryid = 5;
-                if (st == WIRE_BK_EOK) {
-                    rr.has_body = 1;
-                    rr.body.data = (uint8_t *)"v3-body";
-                    rr.body.len = 7;
-                }
-                rr.has_maxlac = 1;
-                rr.maxlac = 4;
-                r.readresponse = &rr;
-                want_op = WIRE_BK_OP_READ;
-                break;
-            case BOOKKEEPER__PROTO__OPERATION_TYPE__WRITE_LAC:
-                wl.status = v3;
-                r.writelacresponse = &wl;
-                break;
-            case BOOKKEEPER__PROTO__OPERATION_TYPE__READ_LAC:
-                rl.status = v3;
-                r.readlacresponse = &rl;
-                break;
-            case BOOKKEEPER__PROTO__OPERATION_TYPE__GET_BOOKIE_INFO:
-                gi.status = v3;
-                r.getbookieinforesponse = &gi;
-                break;
-            case BOOKKEEPER__PROTO__OPERATION_TYPE__FORCE_LEDGER:
-                fl.status = v3;
-                r.forceledgerresponse = &fl;
-                break;
-            case BOOKKEEPER__PROTO__OPERATION_TYPE__AUTH:
-                am.authpluginname = "x";
-                r.authresponse = &am;
-                break;
-            default: /* START_TLS: the outer status alone */
-                break;
+            ar.status = rr.status = wl.status = rl.status = gi.status = fl.status = v3;
+            ar.ledgerid = rr.ledgerid = 4;
+            ar.entryid = rr.entryid = 5;
+            if (st == WIRE_BK_EOK) {
+                rr.has_body = 1;
+                rr.body.data = (uint8_t *)"v3-body";
+                rr.body.len = 7;
             }
+            rr.has_maxlac = 1;
+            rr.maxlac = 4;
+            am.authpluginname = "x";
+            /* the inner message of op alone (START_TLS: none, the outer status alone) */
+#define OP(name) (op == BOOKKEEPER__PROTO__OPERATION_TYPE__##name)
+            r.addresponse = OP(ADD_ENTRY) ? &ar : NULL;
+            r.readresponse = OP(READ_ENTRY) ? &rr : NULL;
+            r.writelacresponse = OP(WRITE_LAC) ? &wl : NULL;
+            r.readlacresponse = OP(READ_LAC) ? &rl : NULL;
+            r.getbookieinforesponse = OP(GET_BOOKIE_INFO) ? &gi : NULL;
+            r.forceledgerresponse = OP(FORCE_LEDGER) ? &fl : NULL;
+            r.authresponse = OP(AUTH) ? &am : NULL;
+            int want_op = OP(ADD_ENTRY) ? WIRE_BK_OP_ADD : OP(READ_ENTRY) ? WIRE_BK_OP_READ : 0;
+#undef OP
             struct evbuffer *out = evbuffer_new();
             uint64_t txn = ((uint64_t)op << 40) | (uint64_t)i;
             ck_assert_int_eq(wire_bk_write_v3_response(out, op, txn, st, &r), 0);
@@ -719,12 +678,7 @@ START_TEST(test_v3_responses)
                 ck_assert_int_eq(g.ledger, 4);
                 ck_assert_int_eq(g.entry, 5);
             }
-            if (want_op == WIRE_BK_OP_READ && st == WIRE_BK_EOK) {
-                ck_assert_ptr_nonnull(g.body);
-                ck_assert(same_bytes(g.body, (const uint8_t *)"v3-body", 7));
-            } else {
-                ck_assert_ptr_null(g.body);
-            }
+            expect_body(&g, want_op == WIRE_BK_OP_READ && st == WIRE_BK_EOK ? "v3-body" : NULL);
             wire_bk_response_clear(&g);
             evbuffer_free(out);
         }
@@ -784,10 +738,8 @@ START_TEST(test_oversized_requests)
 {
     bool v3 = _i == 1;
     uint8_t e[WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN];
-    size_t el = ehdr_make(e, 12, 34);
+    struct wire_bk_add a = add_of(e, 12, 34, 0, 56);
     struct evbuffer *pl = payload_new(3000, 9);
-    struct wire_bk_add a = {
-        .ledger = 12, .entry = 34, .txn = 56, .master_key = key_a, .ehdr = e, .ehdr_len = el};
     struct evbuffer *in = evbuffer_new();
     wire_bk_write_add(in, v3, &a, pl);
     size_t fs = evbuffer_get_length(in);
@@ -987,10 +939,8 @@ START_TEST(test_bad_requests)
 
     /* every prefix of a valid v3 ADD is incomplete, never an error */
     uint8_t e[WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN];
-    size_t el = ehdr_make(e, 1, 1);
+    struct wire_bk_add a = add_of(e, 1, 1, 0, 0);
     struct evbuffer *pl = payload_new(10, 1);
-    struct wire_bk_add a = {
-        .ledger = 1, .entry = 1, .master_key = key_a, .ehdr = e, .ehdr_len = el};
     struct evbuffer *out = evbuffer_new();
     wire_bk_write_add(out, true, &a, pl);
     size_t n;

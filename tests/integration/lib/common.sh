@@ -97,6 +97,16 @@ it_init() {
     note "work directory $T"
 }
 
+# it_env NAME=DEFAULT...: each NAME keeps its value from the environment when set and not
+# empty, else takes DEFAULT (a test's tunables, named as its header documents them).
+it_env() {
+    local kv name
+    for kv in "$@"; do
+        name=${kv%%=*}
+        [ -n "${!name:-}" ] || printf -v "$name" '%s' "${kv#*=}"
+    done
+}
+
 need_bin() {
     if [ ! -x "$BIN" ]; then
         fail "magnetar binary not found at $BIN (set MAGNETAR_BIN)"
