@@ -4,6 +4,7 @@
  *   magnetar standalone   metadata store (embedded) + standaloneBookies bookies + broker
  *   magnetar broker       broker on a shared metadata store (metadataStoreUrl) and bookies
  *   magnetar bookie       one storage node, registered in metadataStoreUrl
+ *   magnetar bookie --format --force   delete a bookie's data and cookies (start over)
  *   magnetar perf ...     load generator (perf module)
  *   magnetar config check|show, magnetar version
  *
@@ -69,6 +70,7 @@ struct main_opts {
     const char *port_file;
     char **sets; /* owned array of borrowed strings */
     int nsets;
+    bool format, force; /* magnetar bookie --format [--force] */
 };
 
 /* Everything one process runs. */
@@ -126,9 +128,17 @@ static void main_usage_role(FILE *out, enum role r)
             "      --port-file FILE  write the bound ports (key=port lines) to FILE once\n"
             "                        listening; use with ports set to 0\n"
             "  -h, --help            this help\n"
+            "%s"
             "\n"
             "Configuration keys are listed in conf/README.md.\n",
-            role_name[r], what[r], role_config[r]);
+            role_name[r], what[r], role_config[r],
+            r == ROLE_BOOKIE
+                ? "      --format          start over: delete this bookie's data and cookies\n"
+                  "                        (journal and ledger directories, and its cookie in\n"
+                  "                        the metadata store), then exit; lists what it would\n"
+                  "                        delete unless --force is given too\n"
+                  "      --force           confirm --format\n"
+                : "");
 }
 
 static void main_usage_config(FILE *out)
@@ -140,14 +150,18 @@ static void main_usage_config(FILE *out)
                  "  show    print the effective configuration as YAML\n");
 }
 
-/* Parse the options shared by the roles and config. Returns 0, 1 for --help, or -1. */
-static int main_parse_opts(int argc, char **argv, struct main_opts *o, bool allow_port_file)
+/* Parse the options shared by the roles and config (--format and --force: the bookie only).
+ * Returns 0, 1 for --help, or -1. */
+static int main_parse_opts(int argc, char **argv, struct main_opts *o, bool allow_port_file,
+                           bool allow_format)
 {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"set", required_argument, NULL, 's'},
         {"port-file", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
+        {"format", no_argument, NULL, 'F'},
+        {"force", no_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
@@ -168,6 +182,15 @@ static int main_parse_opts(int argc, char **argv, struct main_opts *o, bool allo
                 goto bad;
             o->port_file = optarg;
             break;
+        case 'F':
+        case 'f':
+            if (!allow_format)
+                goto bad;
+            if (ch == 'F')
+                o->format = true;
+            else
+                o->force = true;
+            break;
         case 'h':
             return 1;
         default:
@@ -178,6 +201,10 @@ static int main_parse_opts(int argc, char **argv, struct main_opts *o, bool allo
     }
     if (optind < argc) {
         fprintf(stderr, "magnetar: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (o->force && !o->format) {
+        fprintf(stderr, "magnetar: --force goes with --format\n");
         return -1;
     }
     return 0;
@@ -341,6 +368,23 @@ static int main_start_bookies(struct proc *p)
     return 0;
 }
 
+/* magnetar bookie --format [--force]: the bookie's directories and cookies are deleted, so
+ * that its next start is a new bookie (BookKeeper's `bookie format`). */
+static int main_format_bookie(struct proc *p, bool force)
+{
+    char *ledger_dir = mg_strdup(p->cfg.ledger_directories);
+    char *comma = strchr(ledger_dir, ',');
+    if (comma)
+        *comma = '\0';
+    struct bk_options o;
+    bk_options_from_cfg(&o, &p->cfg, ledger_dir);
+    int rc = bk_format(p->base, p->meta, &o, force);
+    mg_free(ledger_dir);
+    if (rc == -MG_ENOTALLOWED)
+        return EXIT_USAGE; /* --force missing: nothing was deleted */
+    return rc < 0 ? 1 : 0;
+}
+
 static void main_on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -378,7 +422,7 @@ static void main_proc_free(struct proc *p)
 static int main_cmd_role(enum role role, int argc, char **argv)
 {
     struct main_opts o;
-    int rc = main_parse_opts(argc, argv, &o, true);
+    int rc = main_parse_opts(argc, argv, &o, true, role == ROLE_BOOKIE);
     if (rc != 0) {
         main_usage_role(rc > 0 ? stdout : stderr, role);
         mg_free(o.sets);
@@ -428,6 +472,10 @@ static int main_cmd_role(enum role role, int argc, char **argv)
     }
     if (main_open_meta(&p) < 0)
         goto out;
+    if (o.format) {
+        exit_code = main_format_bookie(&p, o.force);
+        goto out;
+    }
     if ((role == ROLE_BOOKIE || role == ROLE_STANDALONE) && main_start_bookies(&p) < 0)
         goto out;
     if (role != ROLE_BOOKIE) {
@@ -469,7 +517,7 @@ static int main_cmd_config(int argc, char **argv)
         return EXIT_USAGE;
     }
     struct main_opts o;
-    int rc = main_parse_opts(argc - 1, argv + 1, &o, false);
+    int rc = main_parse_opts(argc - 1, argv + 1, &o, false, false);
     if (rc != 0) {
         main_usage_config(rc > 0 ? stdout : stderr);
         mg_free(o.sets);

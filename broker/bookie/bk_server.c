@@ -714,6 +714,11 @@ static void bk_accept_cb(void *arg, int fd, const struct sockaddr *sa, int sockl
 {
     (void)socklen;
     struct bk_server *s = arg;
+    if (!s->ready) { /* still starting (the cookie check waits for the metadata store) */
+        evutil_closesocket(fd);
+        mg_listener_conn_closed(s->listener);
+        return;
+    }
     struct bufferevent *bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!bev) {
         evutil_closesocket(fd);
@@ -913,7 +918,34 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     if (!o->journal_sync)
         MG_WARN(BK_MODULE, "journalSyncData=false: adds are acknowledged WITHOUT fsync; a "
                            "power loss loses acknowledged data (benchmarks and tests only)");
-    rc = bk_store_open(&s->store, o->ledger_dir, o->entry_log_max_size);
+    /* Listen first (accepting only once the storage is ready): with bookiePort 0 the bookie
+     * id names the port, which the cookie check needs; connections accepted meanwhile are
+     * closed at once (s->ready). A bookie that has cookies takes
+     * their port again, or its id would change at every start. */
+    int port = o->port;
+    bool auto_id = !(o->bookie_id && o->bookie_id[0]);
+    if (port == 0 && auto_id) {
+        port = bk_cookie_port_hint(o->journal_dir, o->ledger_dir);
+        if (port > 0)
+            MG_INFO(BK_MODULE,
+                    "bookiePort 0: taking port %d again, the port of this bookie's "
+                    "id in its cookies",
+                    port);
+    }
+    const char *bind = o->bind_address ? o->bind_address : "0.0.0.0";
+    s->listener = bk_listen_on(s, bind, port);
+    if (!s->listener) {
+        bk_server_free_unclean(s);
+        return -MG_EIO;
+    }
+    if (auto_id)
+        s->bookie_id = mg_asprintf(
+            "%s:%d", o->advertised_address ? o->advertised_address : "localhost", s->port);
+    else
+        s->bookie_id = mg_strdup(o->bookie_id);
+    rc = bk_cookie_check(base, o->meta, s->bookie_id, o->journal_dir, o->ledger_dir);
+    if (rc == 0)
+        rc = bk_store_open(&s->store, o->ledger_dir, o->entry_log_max_size);
     if (rc == 0)
         rc = bk_journal_init(&s->journal, s, o);
     uint64_t mf = 0, mo = 0;
@@ -939,11 +971,6 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
                     " replayed records, the checkpoint is retried every flushInterval",
                     s->replayed);
     }
-    if (rc == 0) {
-        s->listener = bk_listen_on(s, o->bind_address ? o->bind_address : "0.0.0.0", o->port);
-        if (!s->listener)
-            rc = -MG_EIO;
-    }
     if (rc < 0) {
         bk_server_free_unclean(s);
         return rc;
@@ -954,16 +981,12 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     s->disk_ev = event_new(base, -1, EV_PERSIST, bk_disk_cb, s);
     tv = bk_ms_tv(o->disk_check_interval_ms > 0 ? o->disk_check_interval_ms : 10000);
     event_add(s->disk_ev, &tv);
-    if (o->bookie_id && o->bookie_id[0])
-        s->bookie_id = mg_strdup(o->bookie_id);
-    else
-        s->bookie_id = mg_asprintf(
-            "%s:%d", o->advertised_address ? o->advertised_address : "localhost", s->port);
+    s->ready = true;
     bk_server_check_disk(s);
     bk_reg_init(s, o->meta, s->bookie_id);
     bk_reg_update(s);
-    MG_INFO(BK_MODULE, "bookie %s listening on %s:%d (journal %s, ledgers %s)", s->bookie_id,
-            o->bind_address ? o->bind_address : "0.0.0.0", s->port, o->journal_dir, o->ledger_dir);
+    MG_INFO(BK_MODULE, "bookie %s listening on %s:%d (journal %s, ledgers %s)", s->bookie_id, bind,
+            s->port, o->journal_dir, o->ledger_dir);
     *out = s;
     return 0;
 }

@@ -82,9 +82,19 @@ void bk_server_shutdown(struct bk_server *s);
  */
 void bk_server_free(struct bk_server *s);
 
-/* `magnetar bookie [--config FILE] [--set k=v]... [--port-file FILE]`; returns the exit code. */
 /* The metadata store's session expired (its ephemeral keys are gone): register again. */
 void bk_server_session_expired(struct bk_server *s);
+
+/*
+ * `magnetar bookie --format`: delete the contents of the journal and ledger directories
+ * (their current/ subdirectories: data and cookies) and this bookie's cookies in meta (may be
+ * NULL), so that the next start is a new bookie. Takes the directories' locks first (a
+ * running bookie's directories are refused with -MG_EBUSY). Without force it only prints
+ * what it would delete and returns -MG_ENOTALLOWED. Runs base's loop while it waits for the
+ * store. Returns 0 or -MG_E* (reason logged).
+ */
+int bk_format(struct event_base *base, struct meta_store *meta, const struct bk_options *o,
+              bool force);
 
 /* Fill o from the configuration keys of conf/README.md (bookiePort, journalDirectory, ...).
  * ledger_dir is the one ledger directory to use (borrowed, must outlive o). */

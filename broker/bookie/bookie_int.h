@@ -42,6 +42,7 @@ struct mg_listener;
 #define BK_META_EXPLICIT_LAC (-0x8000)
 
 #define BK_LOCK_FILE "bookie.lock"    /* in the journal and ledger directories */
+#define BK_COOKIE_FILE "VERSION"      /* the cookie, in <dir>/current/ (BookKeeper's name) */
 #define BK_JOURNAL_HEADER_SIZE 512    /* "BKLG", BE32 version, BE64 file id (v7), zeros */
 #define BK_JOURNAL_VERSION 7          /* written: checksummed groups and records */
 #define BK_JOURNAL_VERSION_V6 6       /* read only: [BE32 len][body] records, no checksums */
@@ -316,6 +317,7 @@ struct bk_server {
     struct event *disk_ev;                 /* owned, periodic */
     unsigned readonly;                     /* enum bk_ro_reason bits */
     bool shutting_down;
+    bool ready; /* storage open: accepted connections are served (else closed at once) */
     bool exit_when_unregistered;
     bool unclean; /* test hook: bk_server_free skips the final checkpoint and flushes */
     uint64_t checkpoints, replayed, disk_checks;
@@ -344,5 +346,31 @@ void bk_server_reg_idle(struct bk_server *s);
  * (owned: closing it releases the lock), -MG_EBUSY when another process holds it (logged with
  * the holder's pid when known) or another -MG_E*. */
 int bk_dir_lock(const char *dir, const char *key);
+
+/* ---- cookies (bk_cookie.c) -------------------------------------------------------------- */
+
+/* A bookie's cookie, as BookKeeper's Cookie/CookieFormat: the strings as stored. */
+struct bk_cookie {
+    int layout;         /* layout version read (5 written) */
+    char *bookie_host;  /* bookie id */
+    char *journal_dirs; /* journal directories joined by ',' */
+    char *ledger_dirs;  /* "<count>\t<dir>[\t<dir>...]" */
+    char *instance_id;  /* /ledgers/INSTANCEID; NULL: none (no metadata store) */
+};
+/* The cookie's text: "5\n" then protobuf text format, one field a line. Caller frees. */
+char *bk_cookie_text(const struct bk_cookie *c);
+/* Parse a cookie's text (layout 3, or >= 4: text format; unknown fields are ignored).
+ * 0, or -MG_EPROTO (nothing allocated). */
+int bk_cookie_parse(const char *text, size_t len, struct bk_cookie *c);
+void bk_cookie_fini(struct bk_cookie *c);
+/* The port of the bookie id in the directories' cookies, 0 if none (bookiePort=0 takes it
+ * again, since the bookie id names the port). */
+int bk_cookie_port_hint(const char *journal_dir, const char *ledger_dir);
+/* The start check (see bk_cookie.c and README.md "Cookie"): 0 when the directories and the
+ * store (meta, may be NULL) hold this bookie's cookies, or after writing them for a new
+ * bookie; -MG_ENOTALLOWED (refused, reason logged) or the store's error. Runs base's loop
+ * while it waits for the store. */
+int bk_cookie_check(struct event_base *base, struct meta_store *meta, const char *bookie_id,
+                    const char *journal_dir, const char *ledger_dir);
 
 #endif
