@@ -12,10 +12,12 @@
 #include "bookie/bookie_int.h"
 #include "config/cfg.h"
 #include "lib/tl.h"
+#include "meta/meta.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -1030,6 +1032,10 @@ START_TEST(test_journal_v6)
     char cmd[600];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
     ck_assert_int_eq(system(cmd), 0);
+    /* the ledger directory such a bookie had (no cookies then: both directories with data
+     * are taken over; a journal without its ledger directory would be refused) */
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/current/index'", h.ldir);
+    ck_assert_int_eq(system(cmd), 0);
     snprintf(path, sizeof path, "%s/5.txn", dir);
     FILE *f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);
@@ -1668,6 +1674,509 @@ START_TEST(test_dir_lock)
 }
 END_TEST
 
+/* ---- cookies ------------------------------------------------------------------------------ */
+
+/* A bookie's directories and a memory metadata store, on one base whose loop runs only
+ * inside the calls (bk_server_new waits for the store by running it). */
+struct ck {
+    struct harness h;
+    struct event_base *base;
+    struct mg_loop *loop;
+    struct meta_store *meta;
+    int port; /* of the last successful start */
+};
+
+static void ck_init(struct ck *c)
+{
+    memset(c, 0, sizeof *c);
+    h_init_dirs(&c->h, NULL);
+    c->base = event_base_new();
+    c->loop = mg_loop_new(c->base);
+    struct meta_options mo = {.url = "memory"};
+    ck_assert_int_eq(meta_open(c->loop, &mo, &c->meta), 0);
+    c->h.o.meta = c->meta;
+    c->h.o.advertised_address = "127.0.0.1";
+}
+
+/* Start a bookie with c's options and stop it again (clean); returns bk_server_new's code
+ * and, if log, what it logged. */
+static int ck_start(struct ck *c, char **log)
+{
+    struct capture cap;
+    cap_start(&cap);
+    struct bk_server *s = NULL;
+    int rc = bk_server_new(c->base, &c->h.o, &s);
+    if (rc == 0) {
+        c->port = bk_server_port(s);
+        bk_server_free(s);
+    } else {
+        ck_assert_ptr_null(s);
+    }
+    char *l = cap_end(&cap);
+    if (log)
+        *log = l;
+    else
+        mg_free(l);
+    return rc;
+}
+
+static void ck_fini(struct ck *c)
+{
+    meta_close(c->meta);
+    mg_loop_free(c->loop);
+    event_base_free(c->base);
+    h_rm(&c->h);
+}
+
+struct ck_wait {
+    struct meta_req req; /* first */
+    bool done;
+    int status;
+};
+
+static void ck_wait_cb(struct meta_req *req, int status)
+{
+    struct ck_wait *w = (struct ck_wait *)req;
+    w->done = true;
+    w->status = status;
+}
+
+/* Wait (bounded) for the request just issued; results stay in w->req. */
+static int ck_wait(struct ck *c, struct ck_wait *w, int rc)
+{
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < 10000 && !w->done; i++)
+        event_base_loop(c->base, EVLOOP_ONCE);
+    ck_assert(w->done);
+    return w->status;
+}
+
+/* The store's value at path (owned), or NULL if absent. */
+static char *ck_get(struct ck *c, const char *path)
+{
+    struct ck_wait w = {0};
+    int rc = ck_wait(c, &w, meta_get(c->meta, path, &w.req, ck_wait_cb));
+    char *v = rc == 0 ? mg_strndup(w.req.value, w.req.len) : NULL;
+    if (rc != 0)
+        ck_assert_int_eq(rc, -MG_ENOTFOUND);
+    meta_req_fini(&w.req);
+    return v;
+}
+
+static void ck_put(struct ck *c, const char *path, const char *v)
+{
+    struct ck_wait w = {0};
+    ck_assert_int_eq(ck_wait(c, &w,
+                             meta_put(c->meta, path, v, strlen(v), META_VERSION_ANY,
+                                      META_CREATE_PARENTS, &w.req, ck_wait_cb)),
+                     0);
+    meta_req_fini(&w.req);
+}
+
+static void ck_del(struct ck *c, const char *path)
+{
+    struct ck_wait w = {0};
+    ck_assert_int_eq(
+        ck_wait(c, &w, meta_delete(c->meta, path, META_VERSION_ANY, &w.req, ck_wait_cb)), 0);
+    meta_req_fini(&w.req);
+}
+
+static char *ck_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = mg_calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static char *ck_cookie_of(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/current/VERSION", dir);
+    return ck_read_file(path);
+}
+
+static void ck_rm(const char *path)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static bool ck_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* The text format: BookKeeper's layout 5 (protobuf text), escapes round-trip, garbage and
+ * cookies missing a field are refused, layout 3 and unknown fields are read. */
+START_TEST(test_cookie_format)
+{
+    struct bk_cookie c = {
+        .bookie_host = "10.0.0.1:3181",
+        .journal_dirs = "/data/j\"1\\x",
+        .ledger_dirs = "1\t/data/l\xc3\xa9",
+        .instance_id = "4c1b2cbb-7d7e-4d3c-9f62-0d0f2d1e8a11",
+    };
+    char *t = bk_cookie_text(&c);
+    ck_assert_str_eq(t, "5\n"
+                        "bookieHost: \"10.0.0.1:3181\"\n"
+                        "journalDir: \"/data/j\\\"1\\\\x\"\n"
+                        "ledgerDirs: \"1\\t/data/l\\303\\251\"\n"
+                        "instanceId: \"4c1b2cbb-7d7e-4d3c-9f62-0d0f2d1e8a11\"\n");
+    struct bk_cookie r;
+    ck_assert_int_eq(bk_cookie_parse(t, strlen(t), &r), 0);
+    ck_assert_int_eq(r.layout, 5);
+    ck_assert_str_eq(r.bookie_host, c.bookie_host);
+    ck_assert_str_eq(r.journal_dirs, c.journal_dirs);
+    ck_assert_str_eq(r.ledger_dirs, c.ledger_dirs);
+    ck_assert_str_eq(r.instance_id, c.instance_id);
+    bk_cookie_fini(&r);
+    mg_free(t);
+    /* without an instance id (no metadata store) the field is left out */
+    c.instance_id = NULL;
+    t = bk_cookie_text(&c);
+    ck_assert_ptr_null(strstr(t, "instanceId"));
+    ck_assert_int_eq(bk_cookie_parse(t, strlen(t), &r), 0);
+    ck_assert_ptr_null(r.instance_id);
+    bk_cookie_fini(&r);
+    mg_free(t);
+    /* BookKeeper's layout 3 (plain lines), and later fields it does not know */
+    const char *v3 = "3\nh:1\n/j\n1\t/l\n";
+    ck_assert_int_eq(bk_cookie_parse(v3, strlen(v3), &r), 0);
+    ck_assert_str_eq(r.bookie_host, "h:1");
+    ck_assert_str_eq(r.ledger_dirs, "1\t/l");
+    bk_cookie_fini(&r);
+    const char *v5 = "5\nbookieHost: \"h:1\"\njournalDir: \"/j\"\nledgerDirs: \"1\\t/l\"\n"
+                     "indexDirs: \"1\\t/i\"\n";
+    ck_assert_int_eq(bk_cookie_parse(v5, strlen(v5), &r), 0);
+    ck_assert_str_eq(r.journal_dirs, "/j");
+    bk_cookie_fini(&r);
+    const char *bad[] = {
+        "",
+        "x\n",
+        "5\nbookieHost: \"h:1\"\njournalDir: \"/j\"\n",                       /* no ledgerDirs */
+        "5\nbookieHost: \"h:1\"\njournalDir: \"/j\"\nledgerDirs: \"1\\t/l\n", /* unterminated */
+        "5\nbookieHost \"h:1\"\n",                                            /* no colon */
+        "5\nbookieHost: \"h\\q\"\njournalDir: \"/j\"\nledgerDirs: \"1\"\n",   /* bad escape */
+        "2\nh:1\n/j\n1\t/l\n",                                                /* too old */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_int_eq(bk_cookie_parse(bad[i], strlen(bad[i]), &r), -MG_EPROTO);
+}
+END_TEST
+
+/* First start writes the same cookie to both directories and to /ledgers/cookies/<id>, with
+ * the instance id it created at /ledgers/INSTANCEID; a restart with bookiePort 0 takes the
+ * cookie's port again and starts (the cookies unchanged). */
+START_TEST(test_cookie_new_and_restart)
+{
+    struct ck c;
+    ck_init(&c);
+    ck_assert_int_eq(ck_start(&c, NULL), 0);
+    int port = c.port;
+    char id[64], path[128];
+    snprintf(id, sizeof id, "127.0.0.1:%d", port);
+    snprintf(path, sizeof path, "/ledgers/cookies/%s", id);
+    char *inst = ck_get(&c, "/ledgers/INSTANCEID");
+    ck_assert_ptr_nonnull(inst);
+    ck_assert_int_eq(strlen(inst), 36);
+    char *store = ck_get(&c, path);
+    ck_assert_ptr_nonnull(store);
+    char *jc = ck_cookie_of(c.h.jdir), *lc = ck_cookie_of(c.h.ldir);
+    ck_assert_ptr_nonnull(jc);
+    ck_assert_str_eq(jc, store);
+    ck_assert_str_eq(lc, store);
+    struct bk_cookie r;
+    ck_assert_int_eq(bk_cookie_parse(store, strlen(store), &r), 0);
+    ck_assert_str_eq(r.bookie_host, id);
+    ck_assert_str_eq(r.journal_dirs, c.h.jdir);
+    char want[400];
+    snprintf(want, sizeof want, "1\t%s", c.h.ldir);
+    ck_assert_str_eq(r.ledger_dirs, want);
+    ck_assert_str_eq(r.instance_id, inst);
+    bk_cookie_fini(&r);
+    /* restart: same port (hence same id), nothing rewritten */
+    ck_assert_int_eq(ck_start(&c, NULL), 0);
+    ck_assert_int_eq(c.port, port);
+    char *jc2 = ck_cookie_of(c.h.jdir), *store2 = ck_get(&c, path),
+         *inst2 = ck_get(&c, "/ledgers/INSTANCEID");
+    ck_assert_str_eq(jc2, jc);
+    ck_assert_str_eq(store2, store);
+    ck_assert_str_eq(inst2, inst);
+    mg_free(jc2);
+    mg_free(store2);
+    mg_free(inst2);
+    /* a second bookie of the same cluster reuses the instance id */
+    struct ck d;
+    ck_init(&d);
+    meta_close(d.meta);
+    mg_loop_free(d.loop);
+    event_base_free(d.base);
+    d.base = c.base; /* the store's loop */
+    d.h.o.meta = c.meta;
+    ck_assert_int_eq(ck_start(&d, NULL), 0);
+    ck_assert_int_ne(d.port, port);
+    char *dc = ck_cookie_of(d.h.ldir);
+    ck_assert_ptr_nonnull(strstr(dc, inst));
+    mg_free(dc);
+    h_rm(&d.h);
+    mg_free(inst);
+    mg_free(store);
+    mg_free(jc);
+    mg_free(lc);
+    ck_fini(&c);
+}
+END_TEST
+
+enum ck_case {
+    CK_ADDRESS,       /* advertisedAddress changed */
+    CK_BOOKIE_ID,     /* bookieId set to something else */
+    CK_WIPE_LEDGER,   /* ledger directory emptied */
+    CK_WIPE_JOURNAL,  /* journal directory emptied */
+    CK_OTHER_JOURNAL, /* journalDirectory points elsewhere */
+    CK_INSTANCE,      /* /ledgers/INSTANCEID replaced (another cluster) */
+    CK_STORE_DIFFERS, /* the store's cookie names other directories */
+    CK_STORE_GONE,    /* the store lost the cookie, the directories have data */
+    CK_ALL_EMPTY,     /* every directory empty, the store has the cookie */
+    CK_NO_STORE,      /* started without a metadata store */
+    CK_GARBLED,       /* a directory's cookie is not a cookie */
+    CK_MIXED_OLD,     /* no cookies anywhere, one directory has data, the other none */
+    CK__COUNT
+};
+
+/* Each way a bookie can come back changed is refused before its storage is opened, with an
+ * ERROR naming what changed; the unchanged bookie then still starts. */
+START_TEST(test_cookie_refusals)
+{
+    for (int k = 0; k < CK__COUNT; k++) {
+        struct ck c;
+        ck_init(&c);
+        ck_assert_int_eq(ck_start(&c, NULL), 0);
+        char id[64], spath[128], other[400], pat[800];
+        snprintf(id, sizeof id, "127.0.0.1:%d", c.port);
+        snprintf(spath, sizeof spath, "/ledgers/cookies/%s", id);
+        snprintf(other, sizeof other, "%s/journal-other", c.h.dir);
+        char jcur[400], lcur[400], lver[420];
+        snprintf(jcur, sizeof jcur, "%s/current", c.h.jdir);
+        snprintf(lcur, sizeof lcur, "%s/current", c.h.ldir);
+        snprintf(lver, sizeof lver, "%s/VERSION", lcur);
+        struct bk_options saved = c.h.o;
+        switch ((enum ck_case)k) {
+        case CK_ADDRESS:
+            c.h.o.advertised_address = "127.0.0.2";
+            snprintf(pat, sizeof pat, "belongs to bookie %s but this bookie is 127.0.0.2:%d", id,
+                     c.port);
+            break;
+        case CK_BOOKIE_ID:
+            c.h.o.bookie_id = "renamed-bookie";
+            snprintf(pat, sizeof pat, "belongs to bookie %s but this bookie is renamed-bookie", id);
+            break;
+        case CK_WIPE_LEDGER:
+            ck_rm(lcur);
+            snprintf(pat, sizeof pat, "ledgerDirectories %s has no cookie", c.h.ldir);
+            break;
+        case CK_WIPE_JOURNAL:
+            ck_rm(jcur);
+            snprintf(pat, sizeof pat, "journalDirectory %s has no cookie", c.h.jdir);
+            break;
+        case CK_OTHER_JOURNAL:
+            c.h.o.journal_dir = other;
+            snprintf(pat, sizeof pat,
+                     "it was written with journalDirectory %s, the configuration now says %s",
+                     c.h.jdir, other);
+            break;
+        case CK_INSTANCE:
+            ck_put(&c, "/ledgers/INSTANCEID", "00000000-1111-4222-8333-444444444444");
+            snprintf(pat, sizeof pat,
+                     "/ledgers/INSTANCEID is 00000000-1111-4222-8333-444444444444");
+            break;
+        case CK_STORE_DIFFERS: {
+            char *v = ck_get(&c, spath);
+            char *t = strstr(v, "ledgerDirs: \"1\\t");
+            ck_assert_ptr_nonnull(t);
+            t[strlen("ledgerDirs: \"1\\t")] = 'X'; /* the path's first character */
+            ck_put(&c, spath, v);
+            mg_free(v);
+            snprintf(pat, sizeof pat, "the metadata store's cookie %s does not match", spath);
+            break;
+        }
+        case CK_STORE_GONE:
+            ck_del(&c, spath);
+            snprintf(pat, sizeof pat, "the metadata store has no %s", spath);
+            break;
+        case CK_ALL_EMPTY:
+            ck_rm(jcur);
+            ck_rm(lcur);
+            c.h.o.port = c.port; /* the cookies that remembered it are gone */
+            snprintf(pat, sizeof pat, "the metadata store has its cookie %s but none", spath);
+            break;
+        case CK_NO_STORE:
+            c.h.o.meta = NULL;
+            snprintf(pat, sizeof pat, "this bookie has no metadata store");
+            break;
+        case CK_GARBLED: {
+            FILE *f = fopen(lver, "w");
+            ck_assert_ptr_nonnull(f);
+            fputs("not a cookie\n", f);
+            fclose(f);
+            snprintf(pat, sizeof pat, "ledgerDirectories %s: cannot read its cookie", c.h.ldir);
+            break;
+        }
+        case CK_MIXED_OLD: {
+            char jver[420];
+            snprintf(jver, sizeof jver, "%s/VERSION", jcur);
+            ck_assert_int_eq(unlink(jver), 0);
+            ck_rm(lcur);
+            ck_del(&c, spath);
+            c.h.o.port = c.port;
+            snprintf(pat, sizeof pat,
+                     "journalDirectory %s holds bookie data without a cookie while "
+                     "ledgerDirectories %s is empty",
+                     c.h.jdir, c.h.ldir);
+            break;
+        }
+        default:
+            ck_abort();
+        }
+        bool had_lcur = ck_exists(lcur);
+        char *log = NULL;
+        int rc = ck_start(&c, &log);
+        if (rc != -MG_ENOTALLOWED || !strstr(log, pat))
+            ck_abort_msg("case %d: rc %d, expected \"%s\" in: %s", k, rc, pat, log);
+        ck_assert_ptr_nonnull(strstr(log, "Refusing to start"));
+        ck_assert_ptr_nonnull(strstr(log, "--format --force"));
+        mg_free(log);
+        /* refused before the storage was opened: nothing created in a wiped directory */
+        ck_assert_int_eq(ck_exists(lcur), had_lcur);
+        ck_assert(!ck_exists(other) || k == CK_OTHER_JOURNAL);
+        if (k == CK_OTHER_JOURNAL) {
+            char ocur[450];
+            snprintf(ocur, sizeof ocur, "%s/current", other);
+            ck_assert(!ck_exists(ocur));
+        }
+        /* back as it was (where that is possible), it starts */
+        if (k == CK_ADDRESS || k == CK_BOOKIE_ID || k == CK_OTHER_JOURNAL || k == CK_NO_STORE) {
+            c.h.o = saved;
+            ck_assert_int_eq(ck_start(&c, NULL), 0);
+        }
+        ck_fini(&c);
+    }
+}
+END_TEST
+
+/* Directories with data from before cookies (none anywhere, both with data) are adopted with
+ * a WARN; a first start that stopped between the directories' cookies and the store's
+ * completes on the next start. */
+START_TEST(test_cookie_adopt_and_resume)
+{
+    struct ck c;
+    ck_init(&c);
+    ck_assert_int_eq(ck_start(&c, NULL), 0);
+    char id[64], spath[128], p[450];
+    snprintf(id, sizeof id, "127.0.0.1:%d", c.port);
+    snprintf(spath, sizeof spath, "/ledgers/cookies/%s", id);
+    snprintf(p, sizeof p, "%s/current/VERSION", c.h.jdir);
+    ck_assert_int_eq(unlink(p), 0);
+    snprintf(p, sizeof p, "%s/current/VERSION", c.h.ldir);
+    ck_assert_int_eq(unlink(p), 0);
+    ck_del(&c, spath);
+    c.h.o.port = c.port;
+    char *log;
+    ck_assert_int_eq(ck_start(&c, &log), 0);
+    ck_assert_ptr_nonnull(strstr(log, "written before cookies existed"));
+    mg_free(log);
+    char *v = ck_get(&c, spath);
+    ck_assert_ptr_nonnull(v);
+    char *lc = ck_cookie_of(c.h.ldir);
+    ck_assert_str_eq(lc, v);
+    mg_free(lc);
+    mg_free(v);
+    ck_fini(&c);
+    /* interrupted first start: the cookie files are there, the directories otherwise empty,
+     * no store cookie */
+    ck_init(&c);
+    ck_assert_int_eq(ck_start(&c, NULL), 0);
+    snprintf(id, sizeof id, "127.0.0.1:%d", c.port);
+    snprintf(spath, sizeof spath, "/ledgers/cookies/%s", id);
+    char *jc = ck_cookie_of(c.h.jdir);
+    ck_rm(c.h.jdir);
+    ck_rm(c.h.ldir);
+    const char *dirs[] = {c.h.jdir, c.h.ldir};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/current", dirs[i]);
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s'", p);
+        ck_assert_int_eq(system(cmd), 0);
+        snprintf(p, sizeof p, "%s/current/VERSION", dirs[i]);
+        FILE *f = fopen(p, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(jc, f);
+        fclose(f);
+    }
+    ck_del(&c, spath);
+    ck_assert_int_eq(ck_start(&c, NULL), 0);
+    v = ck_get(&c, spath);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_str_eq(v, jc);
+    mg_free(v);
+    mg_free(jc);
+    ck_fini(&c);
+}
+END_TEST
+
+/* --format: refused while the bookie runs (its lock), lists without force and deletes
+ * nothing, with force empties both directories and deletes the store's cookie; the next
+ * start is a new bookie (even on empty directories with the old port). */
+START_TEST(test_cookie_format_cmd)
+{
+    struct ck c;
+    ck_init(&c);
+    struct bk_server *s = NULL;
+    ck_assert_int_eq(bk_server_new(c.base, &c.h.o, &s), 0);
+    int port = bk_server_port(s);
+    struct bk_options fo = c.h.o;
+    fo.port = port;
+    struct capture cap;
+    cap_start(&cap);
+    int rc = bk_format(c.base, c.meta, &fo, true);
+    mg_free(cap_end(&cap));
+    ck_assert_int_eq(rc, -MG_EBUSY);
+    bk_server_free(s);
+    char spath[128], jcur[400], lcur[400];
+    snprintf(spath, sizeof spath, "/ledgers/cookies/127.0.0.1:%d", port);
+    snprintf(jcur, sizeof jcur, "%s/current", c.h.jdir);
+    snprintf(lcur, sizeof lcur, "%s/current", c.h.ldir);
+    cap_start(&cap);
+    rc = bk_format(c.base, c.meta, &fo, false);
+    char *log = cap_end(&cap);
+    ck_assert_int_eq(rc, -MG_ENOTALLOWED);
+    ck_assert_ptr_nonnull(strstr(log, spath));
+    ck_assert_ptr_nonnull(strstr(log, jcur));
+    mg_free(log);
+    ck_assert(ck_exists(jcur) && ck_exists(lcur));
+    char *v = ck_get(&c, spath);
+    ck_assert_ptr_nonnull(v);
+    mg_free(v);
+    ck_assert_int_eq(bk_format(c.base, c.meta, &fo, true), 0);
+    ck_assert(!ck_exists(jcur) && !ck_exists(lcur));
+    ck_assert_ptr_null(ck_get(&c, spath));
+    c.h.o.port = port;
+    ck_assert_int_eq(ck_start(&c, NULL), 0);
+    ck_assert_int_eq(c.port, port);
+    v = ck_get(&c, spath);
+    ck_assert_ptr_nonnull(v);
+    mg_free(v);
+    ck_fini(&c);
+}
+END_TEST
+
 /* The bookie's options from the configuration: BookKeeper's disk keys (fractions) and the
  * frame limit's default. */
 START_TEST(test_options_from_cfg)
@@ -1712,7 +2221,8 @@ static Suite *bookie_suite(void)
            test_journal_v6, test_garbage_frame, test_max_message_frame, test_oversized_frame,
            test_readonly_injected, test_readonly_tmpfs, test_nospace_journal,
            test_nospace_entry_log, test_prealloc_threshold, test_restart_trims_journal,
-           test_dir_lock, test_options_from_cfg);
+           test_dir_lock, test_options_from_cfg, test_cookie_format, test_cookie_new_and_restart,
+           test_cookie_refusals, test_cookie_adopt_and_resume, test_cookie_format_cmd);
     return s;
 }
 
