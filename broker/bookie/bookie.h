@@ -55,10 +55,13 @@ struct bk_options {
 void bk_options_default(struct bk_options *o);
 
 /*
- * Open the storage (create directories, open the LMDB index, replay the journal from the
- * last checkpoint), start the journal thread, listen, and register in o->meta if set.
- * Returns 0 and *out, or -MG_EIO / -MG_EINVAL (reason logged). Nothing is left running on
- * failure.
+ * Lock the directories, listen, check the bookie's cookies (in its directories and, with
+ * o->meta, at /ledgers/cookies/<bookieId>; written on the first start; the loop runs while
+ * the store is waited for), open the storage (LMDB index, replay of the journal from the last
+ * checkpoint), start the journal thread, serve, and register in o->meta if set. Returns 0
+ * and *out, or -MG_ENOTALLOWED (the cookies show another bookie, directory set or cluster,
+ * or a wiped directory: broker/bookie/README.md "Cookie"), -MG_EBUSY (directories locked by
+ * another bookie), -MG_EIO / -MG_EINVAL (reason logged). Nothing is left running on failure.
  */
 int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk_server **out);
 
