@@ -28,9 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOKENS_EXIT_USAGE 64
+#define AUTH_TOKENS_EXIT_USAGE 64
 
-struct tokens_opts {
+struct auth_tokens_opts {
     const char *alg;
     const char *output;
     const char *out_priv, *out_pub;
@@ -43,7 +43,7 @@ struct tokens_opts {
     const char *token;
 };
 
-static void tokens_usage(FILE *out)
+static void auth_tokens_usage(FILE *out)
 {
     fputs("usage: magnetar tokens <command> [options]\n"
           "  create-secret-key [-a|--signature-algorithm HS256] [-o|--output FILE] "
@@ -60,55 +60,55 @@ static void tokens_usage(FILE *out)
           out);
 }
 
-static bool tokens_is(const char *a, const char *s1, const char *s2, const char *s3)
+static bool auth_tokens_is(const char *a, const char *s1, const char *s2, const char *s3)
 {
     return (s1 && strcmp(a, s1) == 0) || (s2 && strcmp(a, s2) == 0) || (s3 && strcmp(a, s3) == 0);
 }
 
-/* 0, or TOKENS_EXIT_USAGE with a message. */
-static int tokens_parse(int argc, char **argv, struct tokens_opts *o)
+/* 0, or AUTH_TOKENS_EXIT_USAGE with a message. */
+static int auth_tokens_parse(int argc, char **argv, struct auth_tokens_opts *o)
 {
     memset(o, 0, sizeof *o);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char **dst = NULL;
-        if (tokens_is(a, "-a", "--signature-algorithm", "--algorithm"))
+        if (auth_tokens_is(a, "-a", "--signature-algorithm", "--algorithm"))
             dst = &o->alg;
-        else if (tokens_is(a, "-o", "--output", NULL))
+        else if (auth_tokens_is(a, "-o", "--output", NULL))
             dst = &o->output;
-        else if (tokens_is(a, "--output-private-key", NULL, NULL))
+        else if (auth_tokens_is(a, "--output-private-key", NULL, NULL))
             dst = &o->out_priv;
-        else if (tokens_is(a, "--output-public-key", NULL, NULL))
+        else if (auth_tokens_is(a, "--output-public-key", NULL, NULL))
             dst = &o->out_pub;
-        else if (tokens_is(a, "-sk", "--secret-key", NULL))
+        else if (auth_tokens_is(a, "-sk", "--secret-key", NULL))
             dst = &o->secret_key;
-        else if (tokens_is(a, "-pk", "--private-key", NULL))
+        else if (auth_tokens_is(a, "-pk", "--private-key", NULL))
             dst = &o->private_key;
-        else if (tokens_is(a, "--public-key", NULL, NULL))
+        else if (auth_tokens_is(a, "--public-key", NULL, NULL))
             dst = &o->public_key;
-        else if (tokens_is(a, "-s", "--subject", NULL))
+        else if (auth_tokens_is(a, "-s", "--subject", NULL))
             dst = &o->subject;
-        else if (tokens_is(a, "-e", "--expiry-time", NULL))
+        else if (auth_tokens_is(a, "-e", "--expiry-time", NULL))
             dst = &o->expiry;
-        else if (tokens_is(a, "-f", "--token-file", NULL))
+        else if (auth_tokens_is(a, "-f", "--token-file", NULL))
             dst = &o->token_file;
-        else if (tokens_is(a, "-b", "--base64", NULL))
+        else if (auth_tokens_is(a, "-b", "--base64", NULL))
             o->base64 = true;
-        else if (tokens_is(a, "-i", "--stdin", NULL))
+        else if (auth_tokens_is(a, "-i", "--stdin", NULL))
             o->stdin_token = true;
         else if (a[0] == '-') {
             fprintf(stderr, "magnetar tokens: unknown option '%s'\n", a);
-            return TOKENS_EXIT_USAGE;
+            return AUTH_TOKENS_EXIT_USAGE;
         } else if (!o->token)
             o->token = a;
         else {
             fprintf(stderr, "magnetar tokens: unexpected argument '%s'\n", a);
-            return TOKENS_EXIT_USAGE;
+            return AUTH_TOKENS_EXIT_USAGE;
         }
         if (dst) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "magnetar tokens: %s needs a value\n", a);
-                return TOKENS_EXIT_USAGE;
+                return AUTH_TOKENS_EXIT_USAGE;
             }
             *dst = argv[++i];
         }
@@ -117,7 +117,7 @@ static int tokens_parse(int argc, char **argv, struct tokens_opts *o)
 }
 
 /* Pulsar's relative time: <n>[s|m|h|d|w|y], seconds without a unit. -1 if malformed. */
-static int64_t tokens_relative_seconds(const char *s)
+static int64_t auth_tokens_relative_seconds(const char *s)
 {
     char *end;
     if (!isdigit((unsigned char)s[0]))
@@ -139,7 +139,7 @@ static int64_t tokens_relative_seconds(const char *s)
     return (int64_t)n * mult;
 }
 
-static int tokens_write(const char *path, const void *d, size_t n)
+static int auth_tokens_write(const char *path, const void *d, size_t n)
 {
     FILE *f = path ? fopen(path, "wb") : stdout;
     if (!f) {
@@ -155,51 +155,51 @@ static int tokens_write(const char *path, const void *d, size_t n)
     return 0;
 }
 
-static int tokens_create_secret_key(const struct tokens_opts *o)
+static int auth_tokens_create_secret_key(const struct auth_tokens_opts *o)
 {
     unsigned char *k;
     size_t n;
     if (auth_secret_key_new(o->alg ? o->alg : "HS256", &k, &n) < 0) {
         fprintf(stderr, "magnetar tokens: '%s' is not HS256, HS384 or HS512\n", o->alg);
-        return TOKENS_EXIT_USAGE;
+        return AUTH_TOKENS_EXIT_USAGE;
     }
     int rc;
     if (o->base64) {
         char *b = mg_malloc(n * 2 + 4);
         int m = EVP_EncodeBlock((unsigned char *)b, k, (int)n);
-        rc = tokens_write(o->output, b, (size_t)m);
+        rc = auth_tokens_write(o->output, b, (size_t)m);
         mg_free(b);
     } else {
-        rc = tokens_write(o->output, k, n);
+        rc = auth_tokens_write(o->output, k, n);
     }
     mg_free(k);
     return rc;
 }
 
-static int tokens_create_key_pair(const struct tokens_opts *o)
+static int auth_tokens_create_key_pair(const struct auth_tokens_opts *o)
 {
     if (!o->out_priv || !o->out_pub) {
         fprintf(stderr, "magnetar tokens: create-key-pair needs --output-private-key and "
                         "--output-public-key\n");
-        return TOKENS_EXIT_USAGE;
+        return AUTH_TOKENS_EXIT_USAGE;
     }
     unsigned char *priv, *pub;
     size_t pl, ul;
     char err[256];
     if (auth_key_pair_new(o->alg ? o->alg : "RS256", &priv, &pl, &pub, &ul, err, sizeof err) < 0) {
         fprintf(stderr, "magnetar tokens: %s\n", err);
-        return TOKENS_EXIT_USAGE;
+        return AUTH_TOKENS_EXIT_USAGE;
     }
-    int rc = tokens_write(o->out_priv, priv, pl);
+    int rc = auth_tokens_write(o->out_priv, priv, pl);
     if (rc == 0)
-        rc = tokens_write(o->out_pub, pub, ul);
+        rc = auth_tokens_write(o->out_pub, pub, ul);
     mg_free(priv);
     mg_free(pub);
     return rc;
 }
 
 /* The algorithm Pulsar's library picks for a signing key. */
-static const char *tokens_default_alg(bool secret, const unsigned char *k, size_t n)
+static const char *auth_tokens_default_alg(bool secret, const unsigned char *k, size_t n)
 {
     if (secret)
         return n >= 64 ? "HS512" : n >= 48 ? "HS384" : "HS256";
@@ -220,20 +220,20 @@ static const char *tokens_default_alg(bool secret, const unsigned char *k, size_
     return bits >= 4096 ? "RS512" : bits >= 3072 ? "RS384" : "RS256";
 }
 
-static int tokens_create(const struct tokens_opts *o)
+static int auth_tokens_create(const struct auth_tokens_opts *o)
 {
     if (!o->subject || (!o->secret_key == !o->private_key)) {
         fprintf(stderr, "magnetar tokens: create needs --subject and one of --secret-key, "
                         "--private-key\n");
-        return TOKENS_EXIT_USAGE;
+        return AUTH_TOKENS_EXIT_USAGE;
     }
     int64_t exp = 0;
     if (o->expiry) {
-        int64_t rel = tokens_relative_seconds(o->expiry);
+        int64_t rel = auth_tokens_relative_seconds(o->expiry);
         if (rel < 0) {
             fprintf(stderr, "magnetar tokens: bad --expiry-time '%s' (e.g. 3600, 30m, 1d)\n",
                     o->expiry);
-            return TOKENS_EXIT_USAGE;
+            return AUTH_TOKENS_EXIT_USAGE;
         }
         exp = mg_wall_ms() / 1000 + rel;
     }
@@ -246,7 +246,7 @@ static int tokens_create(const struct tokens_opts *o)
                 o->secret_key ? "--secret-key" : "--private-key", err);
         return 1;
     }
-    const char *alg = o->alg ? o->alg : tokens_default_alg(o->secret_key != NULL, k, n);
+    const char *alg = o->alg ? o->alg : auth_tokens_default_alg(o->secret_key != NULL, k, n);
     char *t = NULL;
     int rc = auth_token_sign(alg, k, n, o->subject, exp, &t, err, sizeof err);
     mg_free(k);
@@ -260,7 +260,7 @@ static int tokens_create(const struct tokens_opts *o)
 }
 
 /* The token of show and validate: the argument, -f's file or stdin (trimmed). */
-static char *tokens_read_token(const struct tokens_opts *o)
+static char *auth_tokens_read_token(const struct auth_tokens_opts *o)
 {
     if (o->token)
         return mg_strdup(o->token);
@@ -282,11 +282,11 @@ static char *tokens_read_token(const struct tokens_opts *o)
     return buf;
 }
 
-static int tokens_show(const struct tokens_opts *o)
+static int auth_tokens_show(const struct auth_tokens_opts *o)
 {
-    char *t = tokens_read_token(o);
+    char *t = auth_tokens_read_token(o);
     if (!t)
-        return TOKENS_EXIT_USAGE;
+        return AUTH_TOKENS_EXIT_USAGE;
     char *h, *p, err[256];
     int rc = auth_token_decode(t, &h, &p, err, sizeof err);
     mg_free(t);
@@ -300,17 +300,17 @@ static int tokens_show(const struct tokens_opts *o)
     return 0;
 }
 
-static int tokens_validate(const struct tokens_opts *o)
+static int auth_tokens_validate(const struct auth_tokens_opts *o)
 {
     /* -pk is --public-key here (and --private-key for create), as in pulsar tokens */
     const char *pub = o->public_key ? o->public_key : o->private_key;
     if (!o->secret_key == !pub) {
         fprintf(stderr, "magnetar tokens: validate needs one of --secret-key, --public-key\n");
-        return TOKENS_EXIT_USAGE;
+        return AUTH_TOKENS_EXIT_USAGE;
     }
-    char *t = tokens_read_token(o);
+    char *t = auth_tokens_read_token(o);
     if (!t)
-        return TOKENS_EXIT_USAGE;
+        return AUTH_TOKENS_EXIT_USAGE;
     /* the broker's own check, configured as a broker would be */
     struct cfg c;
     cfg_init(&c);
@@ -353,26 +353,26 @@ static int tokens_validate(const struct tokens_opts *o)
 
 int auth_tokens_main(int argc, char **argv)
 {
-    if (argc < 2 || tokens_is(argv[1], "-h", "--help", "help")) {
-        tokens_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? TOKENS_EXIT_USAGE : 0;
+    if (argc < 2 || auth_tokens_is(argv[1], "-h", "--help", "help")) {
+        auth_tokens_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? AUTH_TOKENS_EXIT_USAGE : 0;
     }
-    struct tokens_opts o;
-    int rc = tokens_parse(argc - 2, argv + 2, &o);
+    struct auth_tokens_opts o;
+    int rc = auth_tokens_parse(argc - 2, argv + 2, &o);
     if (rc != 0)
         return rc;
     const char *cmd = argv[1];
     if (strcmp(cmd, "create-secret-key") == 0)
-        return tokens_create_secret_key(&o);
+        return auth_tokens_create_secret_key(&o);
     if (strcmp(cmd, "create-key-pair") == 0)
-        return tokens_create_key_pair(&o);
+        return auth_tokens_create_key_pair(&o);
     if (strcmp(cmd, "create") == 0)
-        return tokens_create(&o);
+        return auth_tokens_create(&o);
     if (strcmp(cmd, "show") == 0)
-        return tokens_show(&o);
+        return auth_tokens_show(&o);
     if (strcmp(cmd, "validate") == 0)
-        return tokens_validate(&o);
+        return auth_tokens_validate(&o);
     fprintf(stderr, "magnetar tokens: unknown command '%s'\n", cmd);
-    tokens_usage(stderr);
-    return TOKENS_EXIT_USAGE;
+    auth_tokens_usage(stderr);
+    return AUTH_TOKENS_EXIT_USAGE;
 }
