@@ -25,14 +25,15 @@ struct admin_env {
     struct mg_loop *loop; /* the clock of the topics' statistics */
     struct event_base *base;
     struct topic_registry *topics;
-    struct ns *ns;           /* tenants, namespaces, bundles, lookup, this broker's URLs */
-    struct bkc_client *bkc;  /* NULL unless managedLedgerStore=bookkeeper */
-    const struct auth *auth; /* authentication (auth.h); NULL = off */
-    uint64_t start_time_ms;  /* when the broker started (wall clock, ms) */
+    struct ns *ns;          /* tenants, namespaces, bundles, lookup, this broker's URLs */
+    struct bkc_client *bkc; /* NULL unless managedLedgerStore=bookkeeper */
+    uint64_t start_time_ms; /* when the broker started (wall clock, ms) */
     /* Pulsar protocol connections open now, and accepted since the start (/metrics). */
     int (*num_connections)(void *data);
     int64_t (*total_connections)(void *data);
     void *data; /* of the two counters */
+    /* authentication (auth.h); NULL = off */
+    const struct auth *auth;
 };
 
 /* Bind addr:port (0 = any free port) and serve. NULL with a logged reason on failure.

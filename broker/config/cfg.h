@@ -141,11 +141,12 @@ int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen);
 /*
  * Apply one override: key exactly as in YAML ("brokerServicePort"), value as text.
  * Integers are decimal and range-checked; booleans are "true" or "false"; enumerations must
- * be one of their names; strings must be non-empty (optional ones, "" = not set, excepted). value
- * is copied. origin names the source in error messages ("--set", "environment variable
- * MAGNETAR_x"). Returns 0, or -MG_EINVAL with err filled ("<origin>: unknown key 'x'",
+ * be one of their names; strings must be non-empty. value is copied.
+ * origin names the source in error messages ("--set", "environment variable MAGNETAR_x").
+ * Returns 0, or -MG_EINVAL with err filled ("<origin>: unknown key 'x'",
  * "<origin>: bad value 'abc' for key 'brokerServicePort': expected an integer"); on failure
  * c is unchanged.
+ * The optional strings (superUserRoles, the token keys...) may be "": not set.
  */
 int cfg_set(struct cfg *c, const char *key, const char *value, const char *origin, char *err,
             size_t errlen);

@@ -136,21 +136,21 @@ struct conn {
     int max_pending_publish;
     size_t max_outbound;
     bool read_paused;
-    bool shutting_down;          /* conn_shutdown: close once the output is flushed */
-    bool refusing;               /* conn_refuse: input is discarded, closed soon */
-    bool refuse_fin_sent;        /* our side is shut down after the ERROR went out */
-    const char *frame_nul_field; /* static: the frame being dispatched had a NUL in this
-                                    string field (wire_frame.nul_string_field), or NULL */
-    /* authentication (env->auth on): who the client is, until when, and the refresh */
-    char *role;                          /* owned; NULL until CONNECT authenticated */
-    int64_t auth_exp_ms;                 /* the credential's expiry (wall clock, ms); 0 = never */
-    bool auth_refresh_ok;                /* CONNECT's feature flag supports_auth_refresh */
-    bool auth_challenged;                /* AUTH_CHALLENGE sent, no valid AUTH_RESPONSE yet */
-    struct mg_timer auth_timer;          /* every authenticationRefreshCheckSeconds */
+    bool shutting_down;                  /* conn_shutdown: close once the output is flushed */
+    bool refusing;                       /* conn_refuse: input is discarded, closed soon */
+    bool refuse_fin_sent;                /* our side is shut down after the ERROR went out */
+    const char *frame_nul_field;         /* static: the frame being dispatched had a NUL in this
+                                            string field (wire_frame.nul_string_field), or NULL */
     struct mg_map producers;             /* id -> struct conn_producer (attached ones) */
     struct mg_map consumers;             /* id -> struct conn_consumer */
     struct conn_endpoint_list endpoints; /* every producer and consumer not freed yet, in
                                             creation order */
+    /* authentication (env->auth on): who the client is, until when, and the refresh */
+    char *role;                 /* owned; NULL until CONNECT authenticated */
+    int64_t auth_exp_ms;        /* the credential's expiry (wall clock, ms); 0 = never */
+    bool auth_refresh_ok;       /* CONNECT's feature flag supports_auth_refresh */
+    bool auth_challenged;       /* AUTH_CHALLENGE sent, no valid AUTH_RESPONSE yet */
+    struct mg_timer auth_timer; /* every authenticationRefreshCheckSeconds */
 };
 
 /* A request answered later (SEEK, GET_LAST_MESSAGE_ID, GET_TOPICS_OF_NAMESPACE). */
