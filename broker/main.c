@@ -6,12 +6,14 @@
  *   magnetar bookie       one storage node, registered in metadataStoreUrl
  *   magnetar bookie --format --force   delete a bookie's data and cookies (start over)
  *   magnetar perf ...     load generator (perf module)
+ *   magnetar tokens ...   make and check authentication tokens (auth module)
  *   magnetar config check|show, magnetar version
  *
  * Every role runs on one event loop. Configuration errors (unknown key, bad value) print
  * one line naming the key and where it came from, and exit 2. SIGTERM/SIGINT shut down
  * gracefully (clients are told to reconnect, the journal is synced) and exit 0.
  */
+#include "auth/auth.h"
 #include "bookie/bookie.h"
 #include "config/cfg.h"
 #include "meta/meta.h"
@@ -100,6 +102,7 @@ static void main_usage_top(FILE *out)
             "  broker       stateless broker on a shared metadata store and bookies\n"
             "  bookie       storage node speaking BookKeeper's protocol (port 3181)\n"
             "  perf         load generator and latency meter (perf produce | perf consume)\n"
+            "  tokens       make keys and tokens, show and validate tokens (as pulsar tokens)\n"
             "  config       check or show the effective configuration\n"
             "  version      print the version\n"
             "\n"
@@ -528,6 +531,15 @@ static int main_cmd_config(int argc, char **argv)
         mg_free(o.sets);
         return EXIT_USAGE;
     }
+    struct auth *au = NULL; /* the authentication keys are checked as the broker does */
+    char aerr[512];
+    if (auth_new(&cfg, &au, aerr, sizeof aerr) < 0) {
+        fprintf(stderr, "magnetar: %s\n", aerr);
+        cfg_fini(&cfg);
+        mg_free(o.sets);
+        return EXIT_USAGE;
+    }
+    auth_free(au);
     if (strcmp(what, "show") == 0)
         cfg_dump(&cfg, stdout);
     else
@@ -559,6 +571,8 @@ int main(int argc, char **argv)
         return main_cmd_config(argc - 1, argv + 1);
     if (strcmp(cmd, "perf") == 0)
         return perf_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "tokens") == 0)
+        return auth_tokens_main(argc - 1, argv + 1);
     fprintf(stderr, "magnetar: unknown command '%s'\n\n", cmd);
     main_usage_top(stderr);
     return EXIT_USAGE;

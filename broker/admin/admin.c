@@ -18,6 +18,7 @@
  * (metadata store or bookies unusable), 503 while the service shuts down.
  */
 #include "admin/admin_int.h"
+#include "auth/auth.h"
 #include "config/cfg.h"
 #include "ns/ns.h"
 #include "topic/topic.h"
@@ -100,6 +101,7 @@ static void admin_call_done(struct admin_call *c)
         LIST_REMOVE(c, link);
         c->a->calls_open--;
     }
+    mg_free(c->role);
     mg_free(c);
 }
 
@@ -849,11 +851,46 @@ void admin_route(struct admin_call *c)
     admin_dispatch(c);
 }
 
+/* With authentication on, a request needs "Authorization: Bearer <token>", except
+ * /status.html and, unless authenticateMetricsEndpoint, /metrics (as Pulsar's web service).
+ * true when c may go on (c->role set when authenticated); else it was answered 401 with
+ * the servlet error page Pulsar's AuthenticationFilter sends. */
+static bool admin_authenticate(struct admin_call *c)
+{
+    const struct auth *au = c->a->env->auth;
+    if (!auth_enabled(au))
+        return true;
+    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(c->req);
+    const char *path = u ? evhttp_uri_get_path(u) : NULL;
+    if (path && (strcmp(path, "/status.html") == 0 ||
+                 (strcmp(path, "/metrics") == 0 && !auth_metrics_protected(au))))
+        return true;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
+    struct auth_id id;
+    char why[256] = "";
+    if (auth_check_http(au, h, mg_loop_wall_ms(c->a->env->loop), &id, why, sizeof why) == 0) {
+        c->role = id.role; /* taken over */
+        return true;
+    }
+    MG_DEBUG("admin", "%s: authentication failed: %s", path ? path : "?", why);
+    admin_reply_raw(c, 401, "text/html;charset=utf-8",
+                    "<html>\n<head>\n<meta http-equiv=\"Content-Type\" "
+                    "content=\"text/html;charset=utf-8\"/>\n"
+                    "<title>Error 401 Authentication required</title>\n</head>\n"
+                    "<body><h2>HTTP ERROR 401 Authentication required</h2>\n<table>\n"
+                    "<tr><th>STATUS:</th><td>401</td></tr>\n"
+                    "<tr><th>MESSAGE:</th><td>Authentication required</td></tr>\n"
+                    "</table>\n</body>\n</html>\n");
+    return false;
+}
+
 /* evhttp's callback: a complete request. */
 static void admin_on_request(struct evhttp_request *req, void *arg)
 {
     admin_conn_request_read(arg, req);
-    admin_dispatch(admin_call_new(arg, req));
+    struct admin_call *c = admin_call_new(arg, req);
+    if (admin_authenticate(c))
+        admin_dispatch(c);
 }
 
 /* ---- statistics interval ----------------------------------------------------------------- */

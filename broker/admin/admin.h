@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 struct admin;
+struct auth;
 struct bkc_client;
 struct cfg;
 struct event_base;
@@ -31,6 +32,8 @@ struct admin_env {
     int (*num_connections)(void *data);
     int64_t (*total_connections)(void *data);
     void *data; /* of the two counters */
+    /* authentication (auth.h); NULL = off */
+    const struct auth *auth;
 };
 
 /* Bind addr:port (0 = any free port) and serve. NULL with a logged reason on failure.

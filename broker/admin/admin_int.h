@@ -83,6 +83,7 @@ struct admin_call {
     bool tenant_synced;          /* routed again after reading its tenant from the store */
     bool ns_synced;              /* routed again after reading its namespace from the store */
     bool pt_synced;              /* routed again after reading partitioned metadata */
+    char *role;                  /* owned: the authenticated role, or NULL (auth off) */
     LIST_ENTRY(admin_call) link; /* in a->calls while a is set */
 };
 

@@ -44,6 +44,7 @@ enum cfg_type {
     CFG_T_BOOL,       /* bool: true|false */
     CFG_T_ENUM,       /* char *, one of choices */
     CFG_T_FRACTION,   /* double in (0, 1), as BookKeeper's float keys */
+    CFG_T_OPTSTR,     /* char *, may be empty (= not set) */
 };
 
 struct cfg_key {
@@ -75,6 +76,10 @@ static const char *const cfg_ml_stores[] = {"bookkeeper", "memory", NULL};
 #define CFG_ENUM(key, field, def, choices)                                                         \
     {                                                                                              \
         key, CFG_T_ENUM, CFG_OFF(field), def, 0, 0, choices                                        \
+    }
+#define CFG_OPTSTR(key, field, def)                                                                \
+    {                                                                                              \
+        key, CFG_T_OPTSTR, CFG_OFF(field), def, 0, 0, NULL                                         \
     }
 #define CFG_FRACTION(key, field, def)                                                              \
     {                                                                                              \
@@ -156,6 +161,19 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("diskCheckInterval", disk_check_interval_ms, "10000", 1, INT_MAX),
     CFG_INT("nettyMaxFrameSizeBytes", netty_max_frame_size_bytes, "5253120", 1024, INT_MAX),
     CFG_ENUM("logLevel", log_level, "info", cfg_log_levels),
+    /* authentication (broker/auth: the values are checked when the broker starts) */
+    CFG_BOOL("authenticationEnabled", authentication_enabled, "false"),
+    CFG_OPTSTR("authenticationProviders", authentication_providers, ""),
+    CFG_INT("authenticationRefreshCheckSeconds", authentication_refresh_check_seconds, "60", 1,
+            INT_MAX),
+    CFG_BOOL("authenticateMetricsEndpoint", authenticate_metrics_endpoint, "false"),
+    CFG_OPTSTR("superUserRoles", super_user_roles, ""),
+    CFG_OPTSTR("tokenSecretKey", token_secret_key, ""),
+    CFG_OPTSTR("tokenPublicKey", token_public_key, ""),
+    CFG_STR("tokenPublicAlg", token_public_alg, "RS256"),
+    CFG_STR("tokenAuthClaim", token_auth_claim, "sub"),
+    CFG_OPTSTR("tokenAudienceClaim", token_audience_claim, ""),
+    CFG_OPTSTR("tokenAudience", token_audience, ""),
 };
 
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -205,6 +223,9 @@ static int cfg_parse_value(const struct cfg_key *k, const char *value, const cha
     case CFG_T_STRING:
         if (value[0] == '\0')
             return cfg_bad_value(k, value, origin, "a non-empty string", err, errlen);
+        out->s = value;
+        return 0;
+    case CFG_T_OPTSTR:
         out->s = value;
         return 0;
     case CFG_T_BOOL:
@@ -277,6 +298,7 @@ static void cfg_store_value(struct cfg *c, const struct cfg_key *k, const union 
     char *field = (char *)c + k->offset;
     switch (k->type) {
     case CFG_T_STRING:
+    case CFG_T_OPTSTR:
     case CFG_T_ENUM: {
         char **sp = (char **)(void *)field;
         char *copy = mg_strdup(v->s); /* before freeing: v->s may alias *sp */
@@ -322,7 +344,8 @@ void cfg_fini(struct cfg *c)
     if (c == NULL)
         return;
     for (size_t i = 0; i < CFG_NKEYS; i++) {
-        if (cfg_keys[i].type == CFG_T_STRING || cfg_keys[i].type == CFG_T_ENUM) {
+        if (cfg_keys[i].type == CFG_T_STRING || cfg_keys[i].type == CFG_T_OPTSTR ||
+            cfg_keys[i].type == CFG_T_ENUM) {
             char **sp = (char **)(void *)((char *)c + cfg_keys[i].offset);
             mg_free(*sp);
             *sp = NULL;
@@ -620,6 +643,7 @@ int cfg_dump(const struct cfg *c, FILE *out)
         fprintf(out, "%s: ", k->name);
         switch (k->type) {
         case CFG_T_STRING:
+        case CFG_T_OPTSTR:
         case CFG_T_ENUM: {
             const char *s = *(char *const *)(const void *)field;
             cfg_dump_string(out, s != NULL ? s : "");

@@ -95,6 +95,18 @@ struct cfg {
     int disk_check_interval_ms;             /* diskCheckInterval (10000), ms */
     int netty_max_frame_size_bytes;         /* nettyMaxFrameSizeBytes (5253120) */
     char *log_level;                        /* logLevel ("info": debug|info|warn|error) */
+    /* authentication (Pulsar's keys; broker/auth/auth.h reads them; "" = not set) */
+    bool authentication_enabled;              /* authenticationEnabled (false) */
+    char *authentication_providers;           /* authenticationProviders ("") */
+    int authentication_refresh_check_seconds; /* authenticationRefreshCheckSeconds (60) */
+    bool authenticate_metrics_endpoint;       /* authenticateMetricsEndpoint (false) */
+    char *super_user_roles;                   /* superUserRoles ("": comma list) */
+    char *token_secret_key;                   /* tokenSecretKey ("") */
+    char *token_public_key;                   /* tokenPublicKey ("") */
+    char *token_public_alg;                   /* tokenPublicAlg ("RS256") */
+    char *token_auth_claim;                   /* tokenAuthClaim ("sub") */
+    char *token_audience_claim;               /* tokenAudienceClaim ("") */
+    char *token_audience;                     /* tokenAudience ("") */
 
     /* admin HTTP server limits: httpMaxRequestHeaderSize (8192 bytes of request line and
      * headers; past it 431), httpRequestReadTimeoutSeconds (10: a request must arrive within
@@ -134,6 +146,7 @@ int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen);
  * Returns 0, or -MG_EINVAL with err filled ("<origin>: unknown key 'x'",
  * "<origin>: bad value 'abc' for key 'brokerServicePort': expected an integer"); on failure
  * c is unchanged.
+ * The optional strings (superUserRoles, the token keys...) may be "": not set.
  */
 int cfg_set(struct cfg *c, const char *key, const char *value, const char *origin, char *err,
             size_t errlen);

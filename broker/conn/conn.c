@@ -20,6 +20,7 @@
  * output buffer is above connectionMaxOutboundBytes; it resumes from the receipt callback or
  * the write-drained callback. Consumers pause dispatch through outbound_bytes().
  */
+#include "auth/auth.h"
 #include "config/cfg.h"
 #include "conn/conn_int.h"
 #include "topic/topic.h"
@@ -57,12 +58,18 @@ void conn_unref(struct conn *c)
     mg_map_fini(&c->producers);
     mg_map_fini(&c->consumers);
     mg_free(c->client_version);
+    mg_free(c->role);
     mg_free(c);
 }
 
 uint64_t conn_id(const struct conn *c)
 {
     return c->id;
+}
+
+const char *conn_role(const struct conn *c)
+{
+    return c->role;
 }
 
 static void conn_set_state(struct conn *c, enum conn_state st)
@@ -203,8 +210,93 @@ void conn_req_fail(struct conn_req *r, int err, const char *message)
     conn_req_free(r);
 }
 
+/* Pulsar's answer to every authentication failure: the provider's reason is only logged. */
+#define CONN_AUTH_FAILED "Failed to authenticate"
+
+/* Check a credential of the client; 0 with c->role and c->auth_exp_ms set, or <0 once the
+ * client has been refused (ERROR AuthenticationError, then the close). A refresh
+ * (c->role set) must give the same role. */
+static int conn_authenticate(struct conn *c, const char *method, bool has_data,
+                             const ProtobufCBinaryData *data, const char *step)
+{
+    struct auth_id id;
+    char why[256] = "";
+    int64_t now = mg_loop_wall_ms(c->env->loop);
+    int rc = auth_check(c->env->auth, method, has_data ? (const char *)data->data : NULL,
+                        has_data ? data->len : 0, now, &id, why, sizeof why);
+    if (rc == 0 && c->role && strcmp(c->role, id.role) != 0) {
+        snprintf(why, sizeof why, "role changed from '%s' to '%s'", c->role, id.role);
+        auth_id_fini(&id);
+        rc = -MG_EAUTH;
+    }
+    if (rc < 0) {
+        MG_WARN("conn", "[%" PRIu64 "] %s %s: authentication failed: %s", c->id, c->peer, step,
+                why);
+        conn_refuse(c, -MG_EAUTH, CONN_AUTH_FAILED);
+        return rc;
+    }
+    mg_free(c->role);
+    c->role = id.role;
+    c->auth_exp_ms = id.exp_ms;
+    c->auth_challenged = false;
+    return 0;
+}
+
+/* Every authenticationRefreshCheckSeconds: an expired credential is challenged once; a
+ * challenge still unanswered at the next check, or a client that cannot answer one, closes
+ * the connection (as Pulsar's ServerCnx.refreshAuthenticationCredentials). */
+static void conn_auth_tick(struct mg_timer *t, void *arg)
+{
+    struct conn *c = arg;
+    if (!conn_is_open(c) || c->refusing)
+        return;
+    mg_timer_start(t, auth_refresh_ms(c->env->auth));
+    if (c->auth_exp_ms == 0 || mg_loop_wall_ms(c->env->loop) <= c->auth_exp_ms)
+        return;
+    if (!c->auth_refresh_ok) {
+        conn_close(c, "credential expired and the client does not support auth refresh");
+        return;
+    }
+    if (c->auth_challenged) {
+        conn_close(c, "credential expired and the AUTH_CHALLENGE was not answered in time");
+        return;
+    }
+    Pulsar__Proto__AuthData d = PULSAR__PROTO__AUTH_DATA__INIT;
+    d.auth_method_name = AUTH_METHOD_TOKEN;
+    d.has_auth_data = 1;
+    d.auth_data.data = (uint8_t *)"PulsarAuthRefresh";
+    d.auth_data.len = strlen("PulsarAuthRefresh");
+    Pulsar__Proto__CommandAuthChallenge ch = PULSAR__PROTO__COMMAND_AUTH_CHALLENGE__INIT;
+    ch.server_version = "magnetar " PACKAGE_VERSION;
+    ch.challenge = &d;
+    ch.has_protocol_version = 1;
+    ch.protocol_version = c->protocol_version;
+    c->auth_challenged = true;
+    CONN_SEND(c, AUTH_CHALLENGE, authchallenge, ch);
+    MG_DEBUG("conn", "[%" PRIu64 "] credential of '%s' expired: AUTH_CHALLENGE sent", c->id,
+             c->role);
+}
+
+static void conn_handle_auth_response(struct conn *c, const Pulsar__Proto__CommandAuthResponse *m)
+{
+    if (!auth_enabled(c->env->auth))
+        return; /* nothing was challenged */
+    const Pulsar__Proto__AuthData *r = m->response;
+    if (conn_authenticate(c, r ? r->auth_method_name : NULL, r && r->has_auth_data,
+                          r ? &r->auth_data : NULL, "AUTH_RESPONSE") == 0)
+        MG_INFO("conn", "[%" PRIu64 "] %s refreshed the credential of role '%s'", c->id, c->peer,
+                c->role);
+}
+
 static void conn_handle_connect(struct conn *c, const Pulsar__Proto__CommandConnect *cc)
 {
+    if (auth_enabled(c->env->auth)) {
+        c->auth_refresh_ok = cc->feature_flags && cc->feature_flags->supports_auth_refresh;
+        if (conn_authenticate(c, cc->auth_method_name, cc->has_auth_data, &cc->auth_data,
+                              "CONNECT") < 0)
+            return;
+        mg_timer_start(&c->auth_timer, auth_refresh_ms(c->env->auth));
+    }
     int client_ver = cc->has_protocol_version ? cc->protocol_version : 0;
     c->protocol_version = client_ver < WIRE_PROTOCOL_VERSION ? client_ver : WIRE_PROTOCOL_VERSION;
     c->client_version = mg_strdup(cc->client_version ? cc->client_version : "");
@@ -218,8 +310,9 @@ static void conn_handle_connect(struct conn *c, const Pulsar__Proto__CommandConn
     r.max_message_size = c->env->cfg->max_message_size;
     conn_set_state(c, CONN_READY);
     CONN_SEND(c, CONNECTED, connected, r);
-    MG_INFO("conn", "[%" PRIu64 "] %s connected: client '%s', protocol v%d", c->id, c->peer,
-            c->client_version, c->protocol_version);
+    MG_INFO("conn", "[%" PRIu64 "] %s connected: client '%s', protocol v%d%s%s", c->id, c->peer,
+            c->client_version, c->protocol_version, c->role ? ", role " : "",
+            c->role ? c->role : "");
 }
 
 /* The commands whose handlers check a NUL in their strings themselves (conn_parse_topic)
@@ -318,7 +411,8 @@ static void conn_dispatch(struct conn *c, struct wire_frame *f)
         conn_handle_consumer_stats(c, cmd->consumerstats);
         break;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__AUTH_RESPONSE:
-        break; /* auth is disabled: nothing was challenged */
+        conn_handle_auth_response(c, cmd->authresponse);
+        break;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECT: {
         conn_close(c, "second CONNECT on an established connection");
         break;
@@ -485,6 +579,7 @@ struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const
     c->keepalive_ms = (uint64_t)ka * 1000;
     mg_timer_init(&c->keepalive, env->loop, conn_keepalive_tick, c);
     mg_timer_start(&c->keepalive, c->keepalive_ms);
+    mg_timer_init(&c->auth_timer, env->loop, conn_auth_tick, c);
     MG_DEBUG("conn", "[%" PRIu64 "] accepted %s", c->id, c->peer);
     return c;
 }
@@ -531,6 +626,7 @@ void conn_close(struct conn *c, const char *reason)
         conn_endpoint_drop(e);
     }
     mg_timer_fini(&c->keepalive);
+    mg_timer_fini(&c->auth_timer);
     mg_event_free(c->resume_ev);
     c->resume_ev = NULL;
     if (c->bev) {

@@ -18,6 +18,7 @@
 #include <event2/util.h>
 #include <stdint.h>
 
+struct auth;
 struct bufferevent;
 struct cfg;
 struct conn;
@@ -33,6 +34,7 @@ struct conn_env {
     struct mg_loop *loop;          /* the loop the connections run on (timers, clock) */
     struct topic_registry *topics; /* where producers and consumers attach */
     struct ns *ns;                 /* lookups, ownership, partitioned metadata, listings */
+    const struct auth *auth;       /* authentication (auth.h); NULL = off */
     /* The connection closed (conn_close, once): the creator's reference ends when this
      * returns, so it must forget c. May be NULL. */
     void (*closed)(void *data, struct conn *c);
@@ -59,5 +61,7 @@ void conn_refuse(struct conn *c, int err, const char *message);
 /* Graceful broker-side close (shutdown): flush what is queued, then close. */
 void conn_shutdown(struct conn *c);
 uint64_t conn_id(const struct conn *c);
+/* The role the client authenticated as, or NULL (authentication off, or not connected). */
+const char *conn_role(const struct conn *c);
 
 #endif

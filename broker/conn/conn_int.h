@@ -145,6 +145,12 @@ struct conn {
     struct mg_map consumers;             /* id -> struct conn_consumer */
     struct conn_endpoint_list endpoints; /* every producer and consumer not freed yet, in
                                             creation order */
+    /* authentication (env->auth on): who the client is, until when, and the refresh */
+    char *role;                 /* owned; NULL until CONNECT authenticated */
+    int64_t auth_exp_ms;        /* the credential's expiry (wall clock, ms); 0 = never */
+    bool auth_refresh_ok;       /* CONNECT's feature flag supports_auth_refresh */
+    bool auth_challenged;       /* AUTH_CHALLENGE sent, no valid AUTH_RESPONSE yet */
+    struct mg_timer auth_timer; /* every authenticationRefreshCheckSeconds */
 };
 
 /* A request answered later (SEEK, GET_LAST_MESSAGE_ID, GET_TOPICS_OF_NAMESPACE). */

@@ -21,6 +21,7 @@
  */
 #include "svc/svc.h"
 #include "admin/admin.h"
+#include "auth/auth.h"
 #include "bkc/bkc.h"
 #include "config/cfg.h"
 #include "conn/conn.h"
@@ -56,6 +57,7 @@ struct svc {
     struct meta_store *meta;       /* borrowed; may be NULL */
     struct mg_listener *listener;  /* owned; NULL once shutting down */
     struct admin *admin;           /* owned */
+    struct auth *auth;             /* owned: authentication (auth.h) */
     struct admin_env admin_env;    /* what admin borrows */
     struct conn_env conn_env;      /* what every connection borrows */
     struct ml_factory *mlf;        /* owned */
@@ -256,6 +258,12 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
     mg_map_init(&s->conns);
     mg_map_init(&s->conn_ips);
     mg_map_init(&s->ip_conns);
+    char aerr[512];
+    if (auth_new(cfg, &s->auth, aerr, sizeof aerr) < 0) {
+        MG_ERROR("svc", "%s", aerr);
+        svc_free(s);
+        return NULL;
+    }
     s->ns = ns_new(loop, cfg, meta);
     if (ns_load(s->ns) < 0) {
         MG_ERROR("svc", "cannot load tenants, namespaces and partitioned topics from the "
@@ -331,6 +339,7 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
         .loop = loop,
         .topics = s->topics,
         .ns = s->ns,
+        .auth = s->auth,
         .closed = svc_conn_closed,
         .data = s,
     };
@@ -353,6 +362,7 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
         .topics = s->topics,
         .ns = s->ns,
         .bkc = s->bkc,
+        .auth = s->auth,
         .start_time_ms = s->start_ms,
         .num_connections = svc_num_connections,
         .total_connections = svc_total_connections,
@@ -414,6 +424,7 @@ void svc_free(struct svc *s)
     mg_map_fini(&s->conn_ips);
     mg_map_fini(&s->ip_conns);
     ns_free(s->ns);
+    auth_free(s->auth);
     mg_free(s);
 }
 

@@ -47,7 +47,10 @@
      * bookie has the entry, or every copy is corrupt (autoSkipNonRecoverableData decides).        \
      * BookKeeper: NoSuchLedgerExists (-7), NoSuchEntry (-13), DigestMatch (-5); Pulsar:           \
      * ManagedLedgerException.NonRecoverableLedgerException -> PersistenceError. */                \
-    X(MG_ENONRECOVERABLE, "data not recoverable", 2)
+    X(MG_ENONRECOVERABLE, "data not recoverable", 2)                                               \
+    /* A credential that does not authenticate (missing, malformed, wrong key, expired).           \
+     * Pulsar: AuthenticationError. */                                                             \
+    X(MG_EAUTH, "authentication failed", 3)
 
 #define MG_ERR_ENUM(name, text, se) name,
 enum mg_err { MG_ERR_LIST(MG_ERR_ENUM) MG_ERR__COUNT };

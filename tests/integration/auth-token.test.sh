@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# auth-token.test.sh - token authentication with a real Pulsar client (pulsar-flex, which
+# sends its `jwt` option as CONNECT's auth_data with auth_method_name "token") and the
+# admin HTTP server, against a standalone with authenticationEnabled=true.
+#
+#   1. Keys are made here with `magnetar tokens` (an HS256 secret written as raw bytes, read
+#      by the broker through file://) and with openssl (an RSA key pair, the public key as
+#      DER, for a second broker with tokenPublicKey); nothing is committed.
+#   2. With a valid token pulsar-flex subscribes, produces N messages and receives all N in
+#      order.
+#   3. Without a token, with a token signed by another key and with an expired one it gets
+#      nowhere (bounded by a timeout), and the broker logs each refusal.
+#   4. Admin HTTP: 401 without or with a wrong bearer token, 200 with a valid one;
+#      /metrics open (authenticateMetricsEndpoint=false).
+#   5. A broker with an unknown provider refuses to start, naming the key.
+#   6. An RS256 broker (openssl key pair, tokenPublicKey as DER) accepts a token made with
+#      `magnetar tokens create --private-key` and pulsar-flex produces and consumes.
+# Everything started is stopped by pid.
+set -u
+. "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
+it_init auth-token
+need_bin
+it_env AUTH_MESSAGES=50
+
+"$BIN" tokens create-secret-key --output "$T/secret.key" || { fail "create-secret-key"; exit 1; }
+"$BIN" tokens create-secret-key --output "$T/other.key" || { fail "create-secret-key"; exit 1; }
+TOKEN=$("$BIN" tokens create --secret-key "file://$T/secret.key" --subject alice --expiry-time 1h)
+WRONG=$("$BIN" tokens create --secret-key "file://$T/other.key" --subject alice)
+EXPIRED=$("$BIN" tokens create --secret-key "file://$T/secret.key" --subject alice --expiry-time 0s)
+[ -n "$TOKEN" ] && [ -n "$WRONG" ] && [ -n "$EXPIRED" ] || { fail "tokens create"; exit 1; }
+
+start_magnetar sa standalone "brokerServicePort webServicePort" 60 -- \
+    --set brokerServicePort=0 --set webServicePort=0 --set dataDirectory="$T/sa" \
+    --set authenticationEnabled=true \
+    --set authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderToken \
+    --set tokenSecretKey="file://$T/secret.key" || exit 1
+URL="pulsar://127.0.0.1:$(port_of sa brokerServicePort)"
+HTTP="http://127.0.0.1:$(port_of sa webServicePort)"
+
+# flex NAME TOPIC [TOKEN]: run auth-flex.js; its JSON line in $T/NAME.out
+flex() {
+    run_node 60 "$1" lib/auth-flex.js --url "$URL" --topic "$2" --count "$AUTH_MESSAGES" \
+        --timeout-ms 10000 ${3:+--token "$3"}
+}
+
+if flex valid "persistent://public/default/auth-$$" "$TOKEN"; then
+    pass "pulsar-flex with a valid token: $AUTH_MESSAGES messages produced and consumed in order"
+else
+    fail "pulsar-flex with a valid token: $(cat "$T/valid.out") $(tail -n 3 "$T/valid.err")"
+fi
+
+refusals_before=$(grep -c "authentication failed" "$T/sa.log")
+for c in none wrong expired; do
+    case $c in none) tok="" ;; wrong) tok=$WRONG ;; expired) tok=$EXPIRED ;; esac
+    if flex "$c" "persistent://public/default/auth-$c-$$" "$tok"; then
+        fail "pulsar-flex with $c token got through: $(cat "$T/$c.out")"
+    else
+        pass "pulsar-flex with $c token refused: $(cat "$T/$c.out")"
+    fi
+done
+refusals=$(( $(grep -c "authentication failed" "$T/sa.log") - refusals_before ))
+if [ "$refusals" -ge 3 ]; then
+    pass "the broker logged $refusals refused credentials"
+else
+    fail "the broker logged $refusals refused credentials, want >= 3"
+fi
+grep -q "role alice" "$T/sa.log" && pass "the connection kept role alice" \
+    || fail "no connection logged role alice"
+
+code() { curl -s -o "$T/body" -w '%{http_code}' --max-time 10 "$@"; }
+[ "$(code "$HTTP/admin/v2/tenants")" = 401 ] && grep -q "Authentication required" "$T/body" \
+    && pass "admin without a token: 401 Authentication required" \
+    || fail "admin without a token: $(cat "$T/body")"
+[ "$(code -H "Authorization: Bearer $WRONG" "$HTTP/admin/v2/tenants")" = 401 ] \
+    && pass "admin with a wrong token: 401" || fail "admin with a wrong token: $(cat "$T/body")"
+[ "$(code -H "Authorization: Bearer $TOKEN" "$HTTP/admin/v2/tenants")" = 200 ] \
+    && pass "admin with a valid token: 200 $(cat "$T/body")" \
+    || fail "admin with a valid token: $(cat "$T/body")"
+[ "$(code "$HTTP/metrics")" = 200 ] && pass "/metrics open (authenticateMetricsEndpoint=false)" \
+    || fail "/metrics without a token: $(head -c 200 "$T/body")"
+alive sa && pass "the broker kept serving" || fail "the broker died"
+stop_clean 20 sa
+
+# an unknown provider stops the start with the key named
+(exec "$BIN" standalone --set brokerServicePort=0 --set webServicePort=0 \
+    --set dataDirectory="$T/bad" --set authenticationEnabled=true \
+    --set authenticationProviders=com.example.Nope) >"$T/bad.log" 2>&1 </dev/null &
+register bad $!
+wait_exit bad 30
+if ! alive bad && grep -q "key 'authenticationProviders': unknown provider 'com.example.Nope'" "$T/bad.log"; then
+    pass "an unknown provider stops the start: $(grep -m1 "authenticationProviders" "$T/bad.log")"
+else
+    fail "unknown provider: $(tail -n 3 "$T/bad.log")"
+    kill_proc bad 2>/dev/null
+fi
+
+# RS256: an openssl key pair, the public key as DER (Pulsar's form)
+if openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/rsa.pem" 2>/dev/null &&
+    openssl pkey -in "$T/rsa.pem" -pubout -outform DER -out "$T/rsa.pub.der"; then
+    RSTOKEN=$("$BIN" tokens create --private-key "file://$T/rsa.pem" --subject bob)
+    start_magnetar rs standalone "brokerServicePort webServicePort" 60 -- \
+        --set brokerServicePort=0 --set webServicePort=0 --set dataDirectory="$T/rs" \
+        --set authenticationEnabled=true --set authenticationProviders=token \
+        --set tokenPublicKey="file://$T/rsa.pub.der" || exit 1
+    URL="pulsar://127.0.0.1:$(port_of rs brokerServicePort)"
+    if flex rs-valid "persistent://public/default/auth-rs-$$" "$RSTOKEN"; then
+        pass "RS256 (openssl key pair): pulsar-flex produced and consumed"
+    else
+        fail "RS256: $(cat "$T/rs-valid.out") $(tail -n 3 "$T/rs-valid.err")"
+    fi
+    if flex rs-hs "persistent://public/default/auth-rs2-$$" "$TOKEN"; then
+        fail "RS256 broker accepted an HS256 token"
+    else
+        pass "RS256 broker refused an HS256 token"
+    fi
+    stop_clean 20 rs
+else
+    fail "openssl could not make an RSA key pair"
+fi
+check_sanitizers
+exit 0

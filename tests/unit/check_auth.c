@@ -1,0 +1,461 @@
+/*
+ * check_auth.c - unit tests of the auth module: the configuration (every refusal names the
+ * key and the file), Pulsar's key value forms, and token checks for each algorithm family
+ * with every way a token can be wrong (alg none, another key, expired, not valid yet, not
+ * JSON, oversized, no role). Keys are made by the test (auth_secret_key_new,
+ * auth_key_pair_new); tokens with hand-made claims are signed here with OpenSSL's HMAC.
+ */
+#include "auth/auth.h"
+#include "config/cfg.h"
+#include "lib/tl.h"
+#include "util/alloc.h"
+#include "util/err.h"
+
+#include <check.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NOW_MS ((int64_t)1700000000000) /* the clock the checks are run at */
+
+static struct cfg cfg;
+static struct auth *au;
+static char err[512];
+static char *tmpdir;
+
+static void setup(void)
+{
+    cfg_init(&cfg);
+    au = NULL;
+    err[0] = '\0';
+    tmpdir = tl_tmpdir("check_auth");
+}
+
+static void teardown(void)
+{
+    auth_free(au);
+    au = NULL;
+    cfg_fini(&cfg);
+    tl_rm_rf(tmpdir);
+    mg_free(tmpdir);
+}
+
+static void set(const char *key, const char *value)
+{
+    ck_assert_msg(cfg_set(&cfg, key, value, "test", err, sizeof err) == 0, "%s", err);
+}
+
+/* "data:;base64,<b64 of key>" (mg_free). */
+static char *data_url(const unsigned char *key, size_t len)
+{
+    char *b = mg_malloc((len + 2) / 3 * 4 + 1);
+    EVP_EncodeBlock((unsigned char *)b, key, (int)len);
+    char *u = mg_asprintf("data:;base64,%s", b);
+    mg_free(b);
+    return u;
+}
+
+static char *b64url(const void *d, size_t n)
+{
+    char *o = mg_malloc((n + 2) / 3 * 4 + 1);
+    int m = EVP_EncodeBlock((unsigned char *)o, d, (int)n);
+    while (m > 0 && o[m - 1] == '=')
+        m--;
+    o[m] = '\0';
+    for (int i = 0; i < m; i++)
+        o[i] = o[i] == '+' ? '-' : o[i] == '/' ? '_' : o[i];
+    return o;
+}
+
+/* A token with the given header and payload texts, HMAC-SHA256 signed with key (NULL: an
+ * empty signature). */
+static char *hs_token(const char *header, const char *payload, const unsigned char *key,
+                      size_t keylen)
+{
+    char *h = b64url(header, strlen(header));
+    char *p = b64url(payload, strlen(payload));
+    char *in = mg_asprintf("%s.%s", h, p);
+    mg_free(h);
+    mg_free(p);
+    char *s = mg_strdup("");
+    if (key) {
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned int ml = 0;
+        HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)in, strlen(in), mac, &ml);
+        mg_free(s);
+        s = b64url(mac, ml);
+    }
+    char *t = mg_asprintf("%s.%s", in, s);
+    mg_free(in);
+    mg_free(s);
+    return t;
+}
+
+static unsigned char *secret;
+static size_t secret_len;
+
+/* Authentication on with a fresh HS256 secret. */
+static void enable_hs(void)
+{
+    ck_assert_int_eq(auth_secret_key_new("HS256", &secret, &secret_len), 0);
+    ck_assert_uint_eq(secret_len, 32);
+    char *u = data_url(secret, secret_len);
+    set("authenticationEnabled", "true");
+    set("authenticationProviders", AUTH_PROVIDER_TOKEN);
+    set("tokenSecretKey", u);
+    mg_free(u);
+    ck_assert_msg(auth_new(&cfg, &au, err, sizeof err) == 0, "%s", err);
+}
+
+static int check(const char *tok, struct auth_id *id)
+{
+    err[0] = '\0';
+    return auth_check(au, "token", tok, strlen(tok), NOW_MS, id, err, sizeof err);
+}
+
+static void expect_refused(const char *tok, const char *why)
+{
+    struct auth_id id;
+    ck_assert_int_eq(check(tok, &id), -MG_EAUTH);
+    ck_assert_ptr_null(id.role);
+    ck_assert_msg(strstr(err, why) != NULL, "reason '%s' lacks '%s'", err, why);
+}
+
+START_TEST(test_hs256_role)
+{
+    enable_hs();
+    char *t = NULL;
+    ck_assert_int_eq(auth_token_sign("HS256", secret, secret_len, "alice", 0, &t, err, sizeof err),
+                     0);
+    struct auth_id id;
+    ck_assert_msg(check(t, &id) == 0, "%s", err);
+    ck_assert_str_eq(id.role, "alice");
+    ck_assert_int_eq(id.exp_ms, 0);
+    auth_id_fini(&id);
+    /* the same over HTTP */
+    char *h = mg_asprintf("Bearer %s", t);
+    ck_assert_int_eq(auth_check_http(au, h, NOW_MS, &id, err, sizeof err), 0);
+    ck_assert_str_eq(id.role, "alice");
+    auth_id_fini(&id);
+    ck_assert_int_eq(auth_check_http(au, NULL, NOW_MS, &id, err, sizeof err), -MG_EAUTH);
+    ck_assert_int_eq(auth_check_http(au, t, NOW_MS, &id, err, sizeof err), -MG_EAUTH);
+    /* an unknown method, or none */
+    ck_assert_int_eq(auth_check(au, "tls", t, strlen(t), NOW_MS, &id, err, sizeof err), -MG_EAUTH);
+    ck_assert_int_eq(auth_check(au, NULL, t, strlen(t), NOW_MS, &id, err, sizeof err), -MG_EAUTH);
+    mg_free(h);
+    mg_free(t);
+    mg_free(secret);
+}
+END_TEST
+
+/* Sign with a fresh pair of alg; the broker has the public key: accepted; a token of another
+ * pair of the same alg: refused. */
+static void check_pair(const char *alg)
+{
+    unsigned char *priv, *pub, *priv2, *pub2;
+    size_t pl, ul, pl2, ul2;
+    ck_assert_int_eq(auth_key_pair_new(alg, &priv, &pl, &pub, &ul, err, sizeof err), 0);
+    ck_assert_int_eq(auth_key_pair_new(alg, &priv2, &pl2, &pub2, &ul2, err, sizeof err), 0);
+    char *u = data_url(pub, ul);
+    set("authenticationEnabled", "true");
+    set("authenticationProviders", "token");
+    set("tokenPublicKey", u);
+    set("tokenPublicAlg", alg);
+    mg_free(u);
+    ck_assert_msg(auth_new(&cfg, &au, err, sizeof err) == 0, "%s", err);
+    char *t = NULL, *t2 = NULL;
+    int64_t exp = NOW_MS / 1000 + 3600;
+    ck_assert_msg(auth_token_sign(alg, priv, pl, "bob", exp, &t, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(auth_token_sign(alg, priv2, pl2, "bob", 0, &t2, err, sizeof err), 0);
+    struct auth_id id;
+    ck_assert_msg(check(t, &id) == 0, "%s: %s", alg, err);
+    ck_assert_str_eq(id.role, "bob");
+    ck_assert_int_eq(id.exp_ms, exp * 1000);
+    auth_id_fini(&id);
+    expect_refused(t2, "does not verify");
+    /* HS256 signed with the public key's bytes (algorithm confusion) */
+    char *conf = hs_token("{\"alg\":\"HS256\"}", "{\"sub\":\"bob\"}", pub, ul);
+    expect_refused(conf, "no tokenSecretKey");
+    mg_free(conf);
+    mg_free(t);
+    mg_free(t2);
+    mg_free(priv);
+    mg_free(pub);
+    mg_free(priv2);
+    mg_free(pub2);
+}
+
+START_TEST(test_rs256)
+{
+    check_pair("RS256");
+}
+END_TEST
+
+START_TEST(test_es256)
+{
+    check_pair("ES256");
+}
+END_TEST
+
+START_TEST(test_ps256)
+{
+    check_pair("PS256");
+}
+END_TEST
+
+START_TEST(test_expired_and_future)
+{
+    enable_hs();
+    char pl[128];
+    snprintf(pl, sizeof pl, "{\"sub\":\"a\",\"exp\":%lld}", (long long)(NOW_MS / 1000 - 5));
+    char *t = hs_token("{\"alg\":\"HS256\"}", pl, secret, secret_len);
+    expect_refused(t, "expired");
+    mg_free(t);
+    snprintf(pl, sizeof pl, "{\"sub\":\"a\",\"exp\":%lld}", (long long)(NOW_MS / 1000 + 5));
+    t = hs_token("{\"alg\":\"HS256\"}", pl, secret, secret_len);
+    struct auth_id id;
+    ck_assert_msg(check(t, &id) == 0, "%s", err);
+    ck_assert_int_eq(id.exp_ms, NOW_MS + 5000);
+    auth_id_fini(&id);
+    mg_free(t);
+    snprintf(pl, sizeof pl, "{\"sub\":\"a\",\"nbf\":%lld}", (long long)(NOW_MS / 1000 + 60));
+    t = hs_token("{\"alg\":\"HS256\"}", pl, secret, secret_len);
+    expect_refused(t, "nbf");
+    mg_free(t);
+    t = hs_token("{\"alg\":\"HS256\"}", "{\"sub\":\"a\",\"exp\":\"tomorrow\"}", secret, secret_len);
+    expect_refused(t, "not a number");
+    mg_free(t);
+    mg_free(secret);
+}
+END_TEST
+
+START_TEST(test_alg_none_and_wrong_key)
+{
+    enable_hs();
+    char *t = hs_token("{\"alg\":\"none\"}", "{\"sub\":\"root\"}", NULL, 0);
+    expect_refused(t, "'none' refused");
+    mg_free(t);
+    t = hs_token("{\"alg\":\"none\"}", "{\"sub\":\"root\"}", secret, secret_len);
+    expect_refused(t, "'none' refused");
+    mg_free(t);
+    t = hs_token("{\"typ\":\"JWT\"}", "{\"sub\":\"root\"}", secret, secret_len);
+    expect_refused(t, "refused");
+    mg_free(t);
+    unsigned char other[32];
+    memcpy(other, secret, sizeof other);
+    other[0] ^= 1;
+    t = hs_token("{\"alg\":\"HS256\"}", "{\"sub\":\"root\"}", other, sizeof other);
+    expect_refused(t, "does not verify");
+    mg_free(t);
+    /* HS512 with a 32-byte key: jjwt refuses a key shorter than the hash */
+    char *t5 = NULL;
+    unsigned char big[64];
+    memset(big, 7, sizeof big);
+    ck_assert_int_eq(auth_token_sign("HS512", big, sizeof big, "x", 0, &t5, err, sizeof err), 0);
+    expect_refused(t5, "needs a key of 64 bytes");
+    mg_free(t5);
+    mg_free(secret);
+}
+END_TEST
+
+START_TEST(test_malformed)
+{
+    enable_hs();
+    /* a payload that is not JSON, correctly signed */
+    char *t = hs_token("{\"alg\":\"HS256\"}", "sub=root", secret, secret_len);
+    expect_refused(t, "payload is not a JSON object");
+    mg_free(t);
+    t = hs_token("{\"alg\":\"HS256\"}", "[\"root\"]", secret, secret_len);
+    expect_refused(t, "payload is not a JSON object");
+    mg_free(t);
+    t = hs_token("not json", "{\"sub\":\"root\"}", secret, secret_len);
+    expect_refused(t, "header is not a JSON object");
+    mg_free(t);
+    expect_refused("abc", "not a signed JWT");
+    expect_refused("a.b.c.d", "not a signed JWT");
+    expect_refused("a*.b.c", "header is not base64url");
+    expect_refused("", "empty");
+    /* no role: missing, empty, a NUL inside */
+    t = hs_token("{\"alg\":\"HS256\"}", "{\"iss\":\"x\"}", secret, secret_len);
+    expect_refused(t, "no role");
+    mg_free(t);
+    t = hs_token("{\"alg\":\"HS256\"}", "{\"sub\":\"\"}", secret, secret_len);
+    expect_refused(t, "no role");
+    mg_free(t);
+    t = hs_token("{\"alg\":\"HS256\"}", "{\"sub\":\"a\\u0000b\"}", secret, secret_len);
+    expect_refused(t, "payload"); /* jansson refuses \u0000 */
+    mg_free(t);
+    mg_free(secret);
+}
+END_TEST
+
+/* A 1 MB token is refused before any decoding: the reason says its size, and checking it
+ * 100 times takes well under the time one decoding of it would. */
+START_TEST(test_huge_token_cheap)
+{
+    enable_hs();
+    size_t n = 1024 * 1024;
+    char *big = mg_malloc(n + 1);
+    memset(big, 'A', n);
+    big[100] = '.';
+    big[200] = '.';
+    big[n] = '\0';
+    struct auth_id id;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(auth_check(au, "token", big, n, NOW_MS, &id, err, sizeof err), -MG_EAUTH);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    ck_assert_msg(strstr(err, "more than") != NULL, "%s", err);
+    double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+    ck_assert_msg(ms < 50.0, "100 refusals took %.1f ms", ms); /* memchr-free: O(1) each */
+    mg_free(big);
+    mg_free(secret);
+}
+END_TEST
+
+START_TEST(test_role_claim_and_audience)
+{
+    set("tokenAuthClaim", "roles");
+    set("tokenAudienceClaim", "aud");
+    set("tokenAudience", "brokers");
+    enable_hs();
+    char *t = hs_token("{\"alg\":\"HS256\"}",
+                       "{\"sub\":\"no\",\"roles\":[\"ops\",\"dev\"],\"aud\":[\"x\",\"brokers\"]}",
+                       secret, secret_len);
+    struct auth_id id;
+    ck_assert_msg(check(t, &id) == 0, "%s", err);
+    ck_assert_str_eq(id.role, "ops");
+    auth_id_fini(&id);
+    mg_free(t);
+    t = hs_token("{\"alg\":\"HS256\"}", "{\"roles\":\"ops\",\"aud\":\"brokers\"}", secret,
+                 secret_len);
+    ck_assert_msg(check(t, &id) == 0, "%s", err);
+    ck_assert_str_eq(id.role, "ops");
+    auth_id_fini(&id);
+    mg_free(t);
+    t = hs_token("{\"alg\":\"HS256\"}", "{\"roles\":\"ops\",\"aud\":\"others\"}", secret,
+                 secret_len);
+    expect_refused(t, "audience");
+    mg_free(t);
+    mg_free(secret);
+}
+END_TEST
+
+static void expect_cfg_error(const char *want1, const char *want2)
+{
+    err[0] = '\0';
+    ck_assert_int_eq(auth_new(&cfg, &au, err, sizeof err), -MG_EINVAL);
+    ck_assert_msg(strstr(err, want1) && strstr(err, want2), "'%s' lacks '%s' or '%s'", err, want1,
+                  want2);
+}
+
+START_TEST(test_config_errors)
+{
+    cfg.file = mg_strdup("/etc/broker.yaml");
+    set("authenticationProviders", "org.example.Nope");
+    expect_cfg_error("/etc/broker.yaml: key 'authenticationProviders'", "'org.example.Nope'");
+    set("authenticationProviders", AUTH_PROVIDER_TOKEN);
+    /* off: no key needed, nothing read */
+    ck_assert_int_eq(auth_new(&cfg, &au, err, sizeof err), 0);
+    ck_assert(!auth_enabled(au));
+    auth_free(au);
+    au = NULL;
+    set("authenticationEnabled", "true");
+    expect_cfg_error("/etc/broker.yaml", "needs 'tokenSecretKey' or 'tokenPublicKey'");
+    set("tokenSecretKey", "data:;base64,c2hvcnQ=");
+    expect_cfg_error("key 'tokenSecretKey'", "at least 32");
+    set("tokenSecretKey", "file:///nonexistent/key");
+    expect_cfg_error("key 'tokenSecretKey'", "/nonexistent/key");
+    set("tokenSecretKey", "");
+    unsigned char *priv, *pub;
+    size_t pl, ul;
+    ck_assert_int_eq(auth_key_pair_new("ES256", &priv, &pl, &pub, &ul, err, sizeof err), 0);
+    char *u = data_url(pub, ul);
+    set("tokenPublicKey", u); /* an EC key with the default RS256 */
+    expect_cfg_error("key 'tokenPublicAlg'", "EC key");
+    set("tokenPublicAlg", "HS256");
+    expect_cfg_error("key 'tokenPublicAlg'", "key pairs");
+    set("tokenPublicAlg", "ES256");
+    set("tokenAudience", "x");
+    expect_cfg_error("key 'tokenAudienceClaim'", "together");
+    set("tokenAudienceClaim", "aud");
+    set("superUserRoles", " admin , ops,,");
+    ck_assert_msg(auth_new(&cfg, &au, err, sizeof err) == 0, "%s", err);
+    ck_assert(auth_enabled(au));
+    ck_assert(auth_is_super_user(au, "admin"));
+    ck_assert(auth_is_super_user(au, "ops"));
+    ck_assert(!auth_is_super_user(au, "dev"));
+    ck_assert(!auth_is_super_user(au, ""));
+    ck_assert_uint_eq(auth_refresh_ms(au), 60000);
+    ck_assert(!auth_metrics_protected(au));
+    mg_free(u);
+    mg_free(priv);
+    mg_free(pub);
+}
+END_TEST
+
+/* file:// gives the file's bytes as they are: a base64 text file is NOT decoded (Pulsar);
+ * data:;base64, is decoded; a plain path is read; bare base64 is decoded. */
+START_TEST(test_key_forms)
+{
+    char *path = mg_asprintf("%s/key.b64", tmpdir);
+    FILE *f = fopen(path, "wb");
+    fputs("QUJD", f); /* base64 of "ABC" */
+    fclose(f);
+    char *url = mg_asprintf("file://%s", path);
+    unsigned char *k = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(auth_key_read(url, &k, &n, err, sizeof err), 0);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_mem_eq(k, "QUJD", 4);
+    mg_free(k);
+    ck_assert_int_eq(auth_key_read(path, &k, &n, err, sizeof err), 0);
+    ck_assert_uint_eq(n, 4);
+    mg_free(k);
+    ck_assert_int_eq(auth_key_read("data:;base64,QUJD", &k, &n, err, sizeof err), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_mem_eq(k, "ABC", 3);
+    mg_free(k);
+    ck_assert_int_eq(auth_key_read("QUJDRA==", &k, &n, err, sizeof err), 0);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_mem_eq(k, "ABCD", 4);
+    mg_free(k);
+    ck_assert_int_eq(auth_key_read("not base64!", &k, &n, err, sizeof err), -MG_EINVAL);
+    ck_assert_int_eq(auth_key_read("data:;base64,@@", &k, &n, err, sizeof err), -MG_EINVAL);
+    mg_free(url);
+    mg_free(path);
+}
+END_TEST
+
+START_TEST(test_decode)
+{
+    char *t = hs_token("{\"alg\":\"HS256\"}", "{\"sub\":\"z\"}", (const unsigned char *)"k", 1);
+    char *h = NULL, *p = NULL;
+    ck_assert_int_eq(auth_token_decode(t, &h, &p, err, sizeof err), 0);
+    ck_assert_str_eq(h, "{\"alg\":\"HS256\"}");
+    ck_assert_str_eq(p, "{\"sub\":\"z\"}");
+    mg_free(h);
+    mg_free(p);
+    mg_free(t);
+    ck_assert_int_eq(auth_token_decode("x.y", &h, &p, err, sizeof err), -MG_EAUTH);
+}
+END_TEST
+
+static Suite *auth_suite(void)
+{
+    Suite *s = suite_create("auth");
+    TCase *tc = tl_tcase(s, "core", 0, setup, teardown);
+    tl_add(tc, test_hs256_role, test_rs256, test_es256, test_ps256, test_expired_and_future,
+           test_alg_none_and_wrong_key, test_malformed, test_huge_token_cheap,
+           test_role_claim_and_audience, test_config_errors, test_key_forms, test_decode);
+    return s;
+}
+
+int main(void)
+{
+    return tl_run(auth_suite());
+}
