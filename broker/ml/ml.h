@@ -179,6 +179,9 @@ struct ml_position ml_last_confirmed(const struct ml_ledger *ml);
 struct ml_position ml_first_position(const struct ml_ledger *ml);
 /* The position after pos (skipping ledger boundaries). */
 struct ml_position ml_next_position(const struct ml_ledger *ml, struct ml_position pos);
+/* The position before pos, crossing to the last entry of the previous non-empty ledger;
+ * (pos.ledger, -1) when there is none. */
+struct ml_position ml_prev_position(const struct ml_ledger *ml, struct ml_position pos);
 /* Entries strictly after `from` up to and including `to`. */
 int64_t ml_count_entries(const struct ml_ledger *ml, struct ml_position from,
                          struct ml_position to);

@@ -322,9 +322,6 @@ int ml_read_range(struct ml_ledger *ml, struct ml_store_req *req, int64_t ledger
 /* pos itself if it is an existing (or the current ledger's) position, else the first
  * position after it that is. Positions beyond the current ledger stay as they are. */
 struct ml_position ml_normalize(const struct ml_ledger *ml, struct ml_position pos);
-/* The position before pos, crossing to the last entry of the previous non-empty ledger;
- * (pos.ledger, -1) when there is none. */
-struct ml_position ml_prev_position(const struct ml_ledger *ml, struct ml_position pos);
 /* Entry in the tail cache (referenced for the caller) or NULL. */
 struct ml_entry *ml_cache_get(struct ml_ledger *ml, struct ml_position pos);
 /* Trim ledgers consumed by every durable cursor. c: the durable cursor whose M moved

@@ -244,6 +244,8 @@ void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
         .active_consumer_failover_delay_ms = cfg->active_consumer_failover_delay_ms,
         .cluster_name = cfg->cluster_name,
         .broker_index = 0,
+        .ttl_default_secs = cfg->ttl_duration_default_secs,
+        .expiry_check_interval_ms = (int64_t)cfg->expiry_check_minutes * 60000,
     };
 }
 

@@ -29,6 +29,21 @@ static void topic_fenced_unload_cb(struct mg_timer *tm, void *arg);
 
 /* ---- registry ------------------------------------------------------------------------ */
 
+/* Every expiry_check_interval_ms (Pulsar's messageExpiryCheckIntervalInMinutes): each loaded
+ * topic with a message TTL acknowledges what is older on each durable subscription. */
+static void topic_expiry_tmr_cb(struct mg_timer *tmr, void *arg)
+{
+    struct topic_registry *r = arg;
+    size_t pos = 0;
+    struct topic *t;
+    while ((t = topic_next(r, &pos))) {
+        int64_t ttl = topic_message_ttl(t);
+        if (ttl > 0)
+            topic_expire_messages(t, NULL, ttl, NULL, NULL);
+    }
+    mg_timer_start(tmr, (uint64_t)r->cfg.expiry_check_interval_ms);
+}
+
 struct topic_registry *topic_registry_new(struct event_base *base, struct ml_factory *mlf,
                                           const struct topic_config *cfg)
 {
@@ -46,6 +61,9 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
         r->cfg.dispatch_max_round_robin = 20;
     mg_map_init(&r->topics);
     r->lat_ring = mg_calloc(TOPIC_LAT_RING, sizeof *r->lat_ring);
+    mg_timer_init(&r->expiry_tmr, r->loop, topic_expiry_tmr_cb, r);
+    if (r->cfg.expiry_check_interval_ms > 0)
+        mg_timer_start(&r->expiry_tmr, (uint64_t)r->cfg.expiry_check_interval_ms);
     return r;
 }
 
@@ -67,6 +85,7 @@ void topic_registry_free(struct topic_registry *r)
         }
         topic_unload(t);
     }
+    mg_timer_fini(&r->expiry_tmr);
     mg_map_fini(&r->topics);
     mg_free(r->lat_ring);
     mg_free(r->cluster_name);
@@ -233,6 +252,7 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     t->ml_name = topic_name_ml(&t->name);
     t->create = create;
     t->loop = r->loop;
+    t->ttl_secs = -1;
     t->created_ms = (uint64_t)mg_loop_wall_ms(t->loop);
     t->stats_ms = mg_loop_mono_ms(t->loop);
     t->ev_notify = event_new(r->base, -1, 0, topic_notify_cb, t);
@@ -783,4 +803,100 @@ int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_positio
         return -MG_ENOSUB;
     topic_sub_reset_to(s, pos, true);
     return 0;
+}
+
+/* ---- message TTL ------------------------------------------------------------------------- */
+
+void topic_set_message_ttl(struct topic *t, int64_t secs)
+{
+    t->ttl_secs = secs < 0 ? 0 : secs;
+}
+
+void topic_reset_message_ttl(struct topic *t)
+{
+    t->ttl_secs = -1;
+}
+
+int64_t topic_message_ttl(const struct topic *t)
+{
+    if (t->ttl_secs >= 0)
+        return t->ttl_secs;
+    return t->reg ? t->reg->cfg.ttl_default_secs : 0;
+}
+
+struct topic_expire {
+    struct topic *t; /* referenced */
+    char *sub;       /* owned; NULL = every durable subscription */
+    topic_done_cb cb;
+    void *data;
+};
+
+/* Acknowledge everything before pos (the first entry published at or after the cutoff) on
+ * one subscription; never moves the mark-delete back. */
+static void topic_expire_sub(struct topic_sub *s, struct ml_position pos)
+{
+    struct ml_position last = ml_prev_position(s->topic->ml, pos);
+    if (last.entry < 0 || ml_pos_cmp(last, ml_cursor_mark_delete(s->cursor)) <= 0)
+        return;
+    int64_t before = ml_cursor_backlog(s->cursor);
+    ml_cursor_ack_cumulative(s->cursor, last);
+    int64_t after = ml_cursor_backlog(s->cursor);
+    if (before > after)
+        s->topic->msg_expired += before - after;
+    topic_sub_schedule(s);
+}
+
+static void topic_expire_found(struct ml_position pos, int status, void *data)
+{
+    struct topic_expire *op = data;
+    struct topic *t = op->t;
+    if (status == 0 && t->state != TOPIC_READY)
+        status = -MG_ECLOSED;
+    if (status == 0) {
+        if (op->sub) {
+            struct topic_sub *s = mg_map_get_str(&t->subs, op->sub);
+            if (s && !s->dead)
+                topic_expire_sub(s, pos);
+            else
+                status = -MG_ENOSUB;
+        } else {
+            size_t it = 0;
+            const char *k;
+            size_t kl;
+            void *v;
+            while (mg_map_next(&t->subs, &it, &k, &kl, &v)) {
+                struct topic_sub *s = v;
+                if (s->durable && !s->dead)
+                    topic_expire_sub(s, pos);
+            }
+        }
+    }
+    if (op->cb)
+        op->cb(op->data, status);
+    mg_free(op->sub);
+    mg_free(op);
+    topic_unref(t);
+}
+
+int topic_expire_messages(struct topic *t, const char *sub, int64_t secs, topic_done_cb cb,
+                          void *data)
+{
+    if (t->state != TOPIC_READY || !t->ml)
+        return -MG_ECLOSED;
+    if (sub && !mg_map_get_str(&t->subs, sub))
+        return -MG_ENOSUB;
+    struct topic_expire *op = mg_calloc(1, sizeof *op);
+    op->t = t;
+    op->sub = sub ? mg_strdup(sub) : NULL;
+    op->cb = cb;
+    op->data = data;
+    int64_t cutoff = mg_loop_wall_ms(t->loop) - (secs > 0 ? secs : 0) * 1000;
+    topic_ref(t);
+    int rc = ml_find_by_time(t->ml, (uint64_t)(cutoff > 0 ? cutoff : 0), topic_expire_found, op);
+    if (rc < 0) {
+        topic_unref(t);
+        mg_free(op->sub);
+        mg_free(op);
+    }
+    return rc;
 }

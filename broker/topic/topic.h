@@ -71,6 +71,9 @@ struct topic_config {
     int32_t active_consumer_failover_delay_ms; /* activeConsumerFailoverDelayTimeMillis */
     const char *cluster_name;                  /* producer names: "<cluster>-<broker>-<n>" */
     int broker_index;
+    int64_t ttl_default_secs;         /* ttlDurationDefaultInSeconds: message TTL; 0 = none */
+    int64_t expiry_check_interval_ms; /* messageExpiryCheckIntervalInMinutes: how often the
+                                         TTL is applied to every loaded topic; 0 = never */
 };
 
 /* The registry runs on the loop of mlf (ml_factory_loop), base being that loop's base: the
@@ -318,5 +321,17 @@ int topic_admin_delete_sub(struct topic *t, const char *sub, bool force);
 int topic_admin_skip(struct topic *t, const char *sub, int64_t n);
 int topic_admin_clear_backlog(struct topic *t, const char *sub);
 int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_position pos);
+/* Message TTL of t (a namespace's message_ttl_in_seconds, 0 = none); reset: back to the
+ * registry's ttl_default_secs. The expiry timer applies it. */
+void topic_set_message_ttl(struct topic *t, int64_t secs);
+void topic_reset_message_ttl(struct topic *t);
+int64_t topic_message_ttl(const struct topic *t);
+/* Expire messages (Pulsar's expireMessages): on subscription sub (NULL: every durable
+ * subscription), acknowledge every message published more than secs ago (the mark-delete
+ * moves to the last such entry; it never moves back). Asynchronous (the position is found
+ * by publish time, which may read from the store); cb (may be NULL) gets 0 or an error once
+ * done. -MG_ENOSUB synchronously for an unknown sub, -MG_ECLOSED for a topic not loaded. */
+int topic_expire_messages(struct topic *t, const char *sub, int64_t secs, topic_done_cb cb,
+                          void *data);
 
 #endif

@@ -1346,6 +1346,84 @@ START_TEST(test_unsubscribe_unload)
 }
 END_TEST
 
+/* ---- message TTL --------------------------------------------------------------------------- */
+
+static int64_t sub_backlog(struct topic *t, const char *name)
+{
+    struct topic_sub_stats ss;
+    size_t pos = 0;
+    while (topic_sub_stats_next(t, &pos, &ss))
+        if (strcmp(ss.name, name) == 0)
+            return ss.backlog;
+    ck_abort_msg("no subscription %s", name);
+    return -1;
+}
+
+/* The expiry timer acknowledges, on every durable subscription, the messages published
+ * more than the TTL ago, and only those; with no traffic; a TTL of 0 expires nothing. */
+START_TEST(test_message_ttl_timer)
+{
+    const int64_t wall0 = 1700000000000;
+    teardown();
+    default_cfg();
+    cfg.ttl_default_secs = 60;
+    cfg.expiry_check_interval_ms = 10000;
+    setup_on(&cfg, wall0);
+    struct topic *t = load("ttl");
+    struct topic *off = load("ttl-off");
+    topic_set_message_ttl(off, 0); /* a namespace's TTL of 0: none */
+    ck_assert_int_eq(topic_message_ttl(t), 60);
+    ck_assert_int_eq(topic_message_ttl(off), 0);
+    struct fc *a = fc_new(), *b = fc_new(), *c = fc_new();
+    sub_ok(t, "s1", TOPIC_SUB_EXCLUSIVE, true, a);
+    sub_ok(t, "s2", TOPIC_SUB_SHARED, true, b);
+    sub_ok(off, "s1", TOPIC_SUB_EXCLUSIVE, true, c);
+    struct topic_producer *p = mkprod(t), *q = mkprod(off);
+    for (int i = 0; i < 3; i++) {
+        publish_full(p, (uint64_t)wall0, 0, NULL);
+        publish_full(q, (uint64_t)wall0, 0, NULL);
+    }
+    spin();
+    mg_loop_advance(loop, 30000);
+    publish_full(p, (uint64_t)wall0 + 30000, 0, NULL);
+    publish_full(p, (uint64_t)wall0 + 30000, 0, NULL);
+    spin();
+    ck_assert_int_eq(sub_backlog(t, "s1"), 5);
+    mg_loop_advance(loop, 30000); /* 60 s: the first three are 60 s old, not older */
+    spin();
+    ck_assert_int_eq(sub_backlog(t, "s1"), 5);
+    ck_assert_int_eq(sub_backlog(t, "s2"), 5);
+    mg_loop_advance(loop, 10000); /* 70 s: they are past the TTL, the other two are not */
+    spin();
+    ck_assert_int_eq(sub_backlog(t, "s1"), 2);
+    ck_assert_int_eq(sub_backlog(t, "s2"), 2);
+    mg_loop_advance(loop, 30000); /* 100 s: all */
+    spin();
+    ck_assert_int_eq(sub_backlog(t, "s1"), 0);
+    ck_assert_int_eq(sub_backlog(t, "s2"), 0);
+    ck_assert_int_eq(sub_backlog(off, "s1"), 3); /* no TTL there */
+
+    /* By hand (expireMessages): one subscription, then all of them. */
+    struct done_rec d = {.f = c};
+    ck_assert_int_eq(topic_expire_messages(off, "nope", 1, done_cb, &d), -MG_ENOSUB);
+    ck_assert_int_eq(topic_expire_messages(off, "s1", 200, done_cb, &d), 0);
+    spin();
+    ck_assert_int_eq(d.calls, 1);
+    ck_assert_int_eq(d.status, 0);
+    ck_assert_int_eq(sub_backlog(off, "s1"), 3); /* 100 s old: not older than 200 s */
+    ck_assert_int_eq(topic_expire_messages(off, NULL, 50, done_cb, &d), 0);
+    spin();
+    ck_assert_int_eq(d.calls, 2);
+    ck_assert_int_eq(d.status, 0);
+    ck_assert_int_eq(sub_backlog(off, "s1"), 0);
+    /* Back to the default: the timer applies it. */
+    topic_reset_message_ttl(off);
+    ck_assert_int_eq(topic_message_ttl(off), 60);
+    topic_producer_close(p);
+    topic_producer_close(q);
+}
+END_TEST
+
 static Suite *topic_suite(void)
 {
     Suite *s = suite_create("topic");
@@ -1360,7 +1438,7 @@ static Suite *topic_suite(void)
            test_shared_redeliver, test_close_inside_send, test_failover_redeliver_ids,
            test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_watermark,
-           test_seek, test_reader, test_last_id, test_unsubscribe_unload);
+           test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer);
     return s;
 }
 
