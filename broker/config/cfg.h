@@ -80,6 +80,10 @@ struct cfg {
     int ml_max_rollover_minutes;           /* managedLedgerMaxLedgerRolloverTimeMinutes (240) */
     int ttl_duration_default_secs;         /* ttlDurationDefaultInSeconds (0 = no TTL) */
     int expiry_check_minutes;              /* messageExpiryCheckIntervalInMinutes (5) */
+    int backlog_quota_limit_bytes;         /* backlogQuotaDefaultLimitBytes (-1 = none) */
+    int backlog_quota_limit_secs;          /* backlogQuotaDefaultLimitSecond (-1 = none) */
+    char *backlog_quota_policy;            /* backlogQuotaDefaultRetentionPolicy */
+    int backlog_quota_check_secs;          /* backlogQuotaCheckIntervalInSeconds (60) */
     int standalone_bookies;                /* standaloneBookies (1): bookies run inside
                                               `magnetar standalone` */
     int stats_update_frequency_secs;       /* statsUpdateFrequencyInSecs (60): stats interval */

@@ -246,6 +246,15 @@ void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
         .broker_index = 0,
         .ttl_default_secs = cfg->ttl_duration_default_secs,
         .expiry_check_interval_ms = (int64_t)cfg->expiry_check_minutes * 60000,
+        .quota_default = {.set = true,
+                          .limit_bytes = cfg->backlog_quota_limit_bytes,
+                          .policy =
+                              strcmp(cfg->backlog_quota_policy, "producer_exception") == 0
+                                  ? TOPIC_QUOTA_EXCEPTION
+                              : strcmp(cfg->backlog_quota_policy, "consumer_backlog_eviction") == 0
+                                  ? TOPIC_QUOTA_EVICTION
+                                  : TOPIC_QUOTA_HOLD},
+        .quota_check_interval_ms = (int64_t)cfg->backlog_quota_check_secs * 1000,
     };
 }
 

@@ -957,6 +957,12 @@ START_TEST(test_namespace_backlog_quota)
     const char *q_age =
         "/admin/v2/namespaces/public/default/backlogQuota?backlogQuotaType=message_age";
     expect_json("GET", map, NULL, 200, "{}");
+    const char *stats = "/admin/v2/persistent/public/default/qt/stats";
+    expect_status("PUT", "/admin/v2/persistent/public/default/qt", NULL, 204);
+    ck_assert_int_eq(rq("GET", stats, NULL), 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(reply_json(), "backlogQuotaLimitSize")),
+                     -1);
+    reply_json_free();
     expect_status("POST", q,
                   "{\"limitSize\":1048576,\"limitTime\":-1,\"policy\":\"producer_exception\"}",
                   204);
@@ -972,6 +978,10 @@ START_TEST(test_namespace_backlog_quota)
                 "\"policy\":\"producer_request_hold\"}}");
     ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
     ck_assert_int_eq(json_object_size(json_object_get(reply_json(), "backlog_quota_map")), 2);
+    reply_json_free();
+    ck_assert_int_eq(rq("GET", stats, NULL), 200); /* the loaded topic took the quota */
+    ck_assert_int_eq(json_integer_value(json_object_get(reply_json(), "backlogQuotaLimitSize")),
+                     1048576);
     reply_json_free();
     const char *bad = "Invalid backlog quota: a JSON object with limitSize and limitTime "
                       "(integers >= -1) and policy (producer_request_hold, producer_exception "

@@ -1424,6 +1424,79 @@ START_TEST(test_message_ttl_timer)
 }
 END_TEST
 
+/* ---- backlog quotas ------------------------------------------------------------------------ */
+
+/* Size quota: producers are refused at the limit (hold: 7, exception: 8, as Pulsar's
+ * ServerErrors), the periodic check closes the connected ones; eviction lets producers in
+ * and moves the slowest subscription forward to 90 % of the limit, on the timer. */
+START_TEST(test_backlog_quota)
+{
+    teardown();
+    default_cfg();
+    cfg.quota_default = (struct topic_backlog_quota){.set = true, .limit_bytes = -1};
+    cfg.quota_check_interval_ms = 60000;
+    setup_on(&cfg, 1700000000000);
+    prod_closed = 0;
+    struct topic *t = load("quota");
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_ok(t, "slow", TOPIC_SUB_EXCLUSIVE, true, a);
+    struct topic_producer *p = NULL, *p2 = NULL;
+    ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p), 0);
+    for (int i = 0; i < 3; i++)
+        publish_full(p, 1000, 0, NULL);
+    spin();
+    int64_t b3 = topic_backlog_bytes(t);
+    ck_assert_int_gt(b3, 0);
+    struct topic_backlog_quota q = {.set = true, .limit_bytes = b3 + 1, .policy = TOPIC_QUOTA_HOLD};
+    topic_set_backlog_quota(t, &q);
+    ck_assert_int_eq(topic_producer_add(t, "p2", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p2), 0);
+    topic_producer_close(p2);
+    mg_loop_advance(loop, 60000); /* under the limit: nothing closed */
+    spin();
+    ck_assert_int_eq(prod_closed, 0);
+    publish_full(p, 1000, 0, NULL);
+    spin();
+    ck_assert_int_ge(topic_backlog_bytes(t), q.limit_bytes);
+    ck_assert_int_eq(topic_producer_add(t, "p2", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p2),
+                     -MG_EQUOTAHOLD);
+    ck_assert_int_eq(mg_err_server_error(-MG_EQUOTAHOLD), 7);
+    q.policy = TOPIC_QUOTA_EXCEPTION;
+    topic_set_backlog_quota(t, &q);
+    ck_assert_int_eq(topic_producer_add(t, "p2", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p2),
+                     -MG_EQUOTAEXC);
+    ck_assert_int_eq(mg_err_server_error(-MG_EQUOTAEXC), 8);
+    mg_loop_advance(loop, 60000); /* the periodic check closes the connected producer */
+    spin();
+    ck_assert_int_eq(prod_closed, 1);
+    ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p),
+                     -MG_EQUOTAEXC);
+
+    /* Eviction: producers come in; the timer moves the slowest subscriptions forward until
+     * the backlog is at 90 % of the limit, keeping what is under it. */
+    sub_ok(t, "fast", TOPIC_SUB_EXCLUSIVE, false, b);
+    q.policy = TOPIC_QUOTA_EVICTION;
+    topic_set_backlog_quota(t, &q);
+    ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p), 0);
+    for (int i = 0; i < 6; i++)
+        publish_full(p, 1000, 0, NULL);
+    spin();
+    int64_t fast_before = sub_backlog(t, "fast");
+    ck_assert_int_eq(sub_backlog(t, "slow"), 10);
+    mg_loop_advance(loop, 60000);
+    spin();
+    ck_assert_int_le(topic_backlog_bytes(t), q.limit_bytes - q.limit_bytes / 10);
+    ck_assert_int_eq(fast_before, 6);
+    ck_assert_int_lt(sub_backlog(t, "slow"), 10);
+    ck_assert_int_gt(sub_backlog(t, "slow"), 0); /* 90 %, not everything */
+    ck_assert_int_lt(sub_backlog(t, "fast"), fast_before);
+    ck_assert_int_gt(sub_backlog(t, "fast"), 0);
+    ck_assert_int_eq(prod_closed, 1); /* eviction closes no producer */
+    topic_reset_backlog_quota(t);
+    ck_assert_int_eq(topic_backlog_quota(t).limit_bytes, -1); /* the default: none */
+    topic_producer_close(p);
+}
+END_TEST
+
 static Suite *topic_suite(void)
 {
     Suite *s = suite_create("topic");
@@ -1438,7 +1511,8 @@ static Suite *topic_suite(void)
            test_shared_redeliver, test_close_inside_send, test_failover_redeliver_ids,
            test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_watermark,
-           test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer);
+           test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
+           test_backlog_quota);
     return s;
 }
 
