@@ -633,6 +633,30 @@ test('every path answers bad input, and no admin request is left open', { timeou
 // unloaded) is served at once or redirected to the broker that takes it; never "503 retry".
 // Runs when MAGNETAR_ADMIN_PEER names a second broker of the same cluster
 // (tests/integration/admin-cluster.test.sh).
+test('backlog quota: a producer is refused once the backlog reaches the namespace quota',
+  { timeout: 60000 },
+  () => f.withScope('admin-quota', async (s) => {
+    const ns = `public/quota-${Date.now().toString(36)}`;
+    await expect('PUT', `${NS}/${ns}`, 204);
+    await expect('POST', `${NS}/${ns}/backlogQuota`, 204, { limitSize: 1, limitTime: -1, policy: 'producer_exception' });
+    const topic = `persistent://${ns}/q`;
+    const TP = `/admin/v2/persistent/${ns}/q`;
+    await expect('PUT', TP, 204);
+    await expect('PUT', `${TP}/subscription/idle`, 204);
+    const prod = await s.producer(topic); // backlog 0: under the quota
+    await f.sendAll(prod, f.makeMessages(3, 'q'));
+    const st = (await expect('GET', `${TP}/stats`, 200)).json;
+    assert.strictEqual(st.backlogQuotaLimitSize, 1);
+    assert.ok(st.backlogSize >= 1, JSON.stringify(st));
+    const refused = await f.withTimeout(s.producer(topic).then(() => null, (e) => e), 30000,
+      'the refused producer.create() to settle');
+    assert.ok(refused, 'a producer over the backlog quota must be refused, it was created');
+    assert.match(String(refused.message || refused), /backlog quota exceeded/);
+    // Consumed (skip_all): the backlog is gone and producers are welcome again.
+    await expect('POST', `${TP}/subscription/idle/skip_all`, 204);
+    await s.producer(topic);
+  }));
+
 const PEER = process.env.MAGNETAR_ADMIN_PEER;
 test('cluster: topic calls on unowned and unloaded bundles are served or redirected, each once', { skip: PEER ? false : 'needs MAGNETAR_ADMIN_PEER; tests/integration/admin-cluster.test.sh runs it', timeout: 180000 }, async () => {
   const peer = { base: PEER };
