@@ -39,7 +39,8 @@ static void topic_expiry_tmr_cb(struct mg_timer *tmr, void *arg)
     struct topic *t;
     while ((t = topic_next(r, &pos))) {
         int64_t ttl = topic_message_ttl(t);
-        if (ttl > 0)
+        /* nothing to look up (it may read a ledger) while no subscription has a backlog */
+        if (ttl > 0 && topic_backlog_bytes(t) > 0)
             topic_expire_messages(t, NULL, ttl, NULL, NULL);
     }
     mg_timer_start(tmr, (uint64_t)r->cfg.expiry_check_interval_ms);
