@@ -561,6 +561,15 @@ const struct admin_route admin_routes[] = {
     {POST, NS "/retention",                   admin_h_retention_set,              R_NS | R_JSON},
     {DEL,  NS "/retention",                   admin_h_retention_remove,           R_NS},
     {ANY,  NS "/retention",                   admin_h_bad_method,                 R_NS},
+    {GET,  NS "/messageTTL",                  admin_h_ttl_get,                    R_NS},
+    {POST, NS "/messageTTL",                  admin_h_ttl_set,                    R_NS | R_JSON},
+    {DEL,  NS "/messageTTL",                  admin_h_ttl_remove,                 R_NS},
+    {ANY,  NS "/messageTTL",                  admin_h_bad_method,                 R_NS},
+    {GET,  NS "/backlogQuotaMap",             admin_h_backlog_quota_map,          R_NS},
+    {ANY,  NS "/backlogQuotaMap",             admin_h_bad_method,                 R_NS},
+    {POST, NS "/backlogQuota",                admin_h_backlog_quota_set,          R_NS | R_JSON},
+    {DEL,  NS "/backlogQuota",                admin_h_backlog_quota_remove,       R_NS},
+    {ANY,  NS "/backlogQuota",                admin_h_bad_method,                 R_NS},
     {GET,  NS "/bundles",                     admin_h_bundles,                    R_NS},
     {ANY,  NS "/bundles",                     admin_h_bad_method,                 R_NS},
     {PP,   NS "/unload",                      admin_h_namespace_unload,           R_NS},
@@ -594,6 +603,9 @@ const struct admin_route admin_routes[] = {
     {POST, SUB "/skip/{numMessages}",         admin_h_sub_skip,                   R_GATED},
     {POST, SUB "/skip_all",                   admin_h_sub_skip_all,               R_GATED},
     {POST, SUB "/resetcursor/{timestamp}",    admin_h_sub_reset_by_time,          R_GATED},
+    {POST, SUB "/expireMessages/{expireTimeInSeconds}", admin_h_sub_expire,       R_GATED},
+    {POST, T "/all_subscription/expireMessages/{expireTimeInSeconds}",
+                                              admin_h_sub_expire,                 R_GATED},
     {POST, SUB "/resetcursor",                admin_h_sub_reset_by_id,            R_GATED | R_JSON},
     {ANY,  T "/**",                           admin_h_not_found,                  R_GATED},
     {ANY,  "/admin/v2/non-persistent/**",     admin_h_non_persistent,             0},
@@ -661,6 +673,7 @@ static const struct {
     {"domain", offsetof(struct admin_path, domain)},
     {"numMessages", offsetof(struct admin_path, arg)},
     {"timestamp", offsetof(struct admin_path, arg)},
+    {"expireTimeInSeconds", offsetof(struct admin_path, arg)},
 };
 
 /* Where capture {name} (n bytes, without the braces) goes, or -1 for an unknown name. */
@@ -951,6 +964,8 @@ struct admin *admin_new(const struct admin_env *s, struct event_base *base, cons
     event_add(a->stats_ev, &tv);
     if (s->topics)
         topic_registry_set_loaded_hook(s->topics, admin_topic_loaded, a);
+    if (s->ns)
+        ns_set_policies_hook(s->ns, admin_policies_changed, a);
     return a;
 }
 
@@ -964,6 +979,8 @@ void admin_free(struct admin *a)
     if (!a)
         return;
     mg_event_free(a->stats_ev);
+    if (a->env->ns)
+        ns_set_policies_hook(a->env->ns, NULL, NULL);
     /* Calls still in progress end later against nothing: their requests go with the server. */
     struct admin_call *c;
     LIST_FOREACH(c, &a->calls, link)

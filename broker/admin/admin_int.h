@@ -278,6 +278,15 @@ void admin_h_namespace_delete(struct admin_req *r);
 void admin_h_retention_get(struct admin_req *r);
 void admin_h_retention_set(struct admin_req *r);
 void admin_h_retention_remove(struct admin_req *r);
+void admin_h_ttl_get(struct admin_req *r);
+void admin_h_ttl_set(struct admin_req *r);
+void admin_h_ttl_remove(struct admin_req *r);
+void admin_h_backlog_quota_map(struct admin_req *r);
+void admin_h_backlog_quota_set(struct admin_req *r);
+void admin_h_backlog_quota_remove(struct admin_req *r);
+/* ns_policies_fn: a namespace's policies changed (here or on another broker): apply them to
+ * its loaded topics. */
+void admin_policies_changed(void *arg, const char *tenant_ns);
 void admin_h_bundles(struct admin_req *r);
 void admin_h_namespace_unload(struct admin_req *r);
 void admin_h_bundle_unload(struct admin_req *r);
@@ -306,6 +315,7 @@ void admin_h_sub_create(struct admin_req *r);
 void admin_h_sub_delete(struct admin_req *r);
 void admin_h_sub_skip(struct admin_req *r);
 void admin_h_sub_skip_all(struct admin_req *r);
+void admin_h_sub_expire(struct admin_req *r);
 void admin_h_sub_reset_by_time(struct admin_req *r);
 void admin_h_sub_reset_by_id(struct admin_req *r);
 void admin_h_lookup(struct admin_req *r);

@@ -328,11 +328,21 @@ static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns
     json_object_set_new(p, "schema_validation_enforced", json_false());
     json_object_set_new(p, "subscription_types_enabled", json_array());
     json_object_set_new(p, "properties", json_object());
-    int64_t tm, mb;
-    if (ns_namespace_retention_get(s->ns, ns, &tm, &mb) == 1)
-        json_object_set_new(p, "retention_policies",
-                            json_pack("{s:I,s:I}", "retentionTimeInMinutes", (json_int_t)tm,
-                                      "retentionSizeInMB", (json_int_t)mb));
+    struct ns_policies pol;
+    if (ns_namespace_policies_get(s->ns, ns, &pol) == 0) {
+        if (pol.has_retention)
+            json_object_set_new(p, "retention_policies",
+                                json_pack("{s:I,s:I}", "retentionTimeInMinutes",
+                                          (json_int_t)pol.retention_time_minutes,
+                                          "retentionSizeInMB", (json_int_t)pol.retention_size_mb));
+        if (pol.has_ttl)
+            json_object_set_new(p, "message_ttl_in_seconds", json_integer(pol.ttl_secs));
+        json_t *qm = json_object_get(p, "backlog_quota_map");
+        for (int i = 0; i < NS_QUOTA_TYPES; i++)
+            if (pol.quota[i].set)
+                json_object_set_new(qm, ns_quota_type_name((enum ns_quota_type)i),
+                                    ns_backlog_quota_json(&pol.quota[i]));
+    }
     return p;
 }
 
@@ -344,13 +354,29 @@ static void admin_res_apply_retention_to(const struct admin_env *s, struct topic
     char *ns = admin_topic_ns(t, &tn);
     if (!ns)
         return;
-    int64_t tm = 0, mb = 0;
+    struct ns_policies p;
     struct ml_ledger *ml = topic_ml(t);
-    if (ml) {
-        if (ns_namespace_retention_get(s->ns, ns, &tm, &mb) == 1)
-            ml_set_retention(ml, tm, mb);
-        else if (reset)
+    if (ns_namespace_policies_get(s->ns, ns, &p) == 0) {
+        if (ml && p.has_retention)
+            ml_set_retention(ml, p.retention_time_minutes, p.retention_size_mb);
+        else if (ml && reset)
             ml_reset_retention(ml);
+        if (p.has_ttl)
+            topic_set_message_ttl(t, p.ttl_secs);
+        else if (reset)
+            topic_reset_message_ttl(t);
+        const struct ns_backlog_quota *q = &p.quota[NS_QUOTA_STORAGE];
+        if (q->set) {
+            struct topic_backlog_quota tq = {
+                .set = true,
+                .limit_bytes = q->limit_size,
+                .policy = q->policy == NS_QUOTA_EXCEPTION  ? TOPIC_QUOTA_EXCEPTION
+                          : q->policy == NS_QUOTA_EVICTION ? TOPIC_QUOTA_EVICTION
+                                                           : TOPIC_QUOTA_HOLD};
+            topic_set_backlog_quota(t, &tq);
+        } else if (reset) {
+            topic_reset_backlog_quota(t);
+        }
     }
     mg_free(ns);
     topic_name_fini(&tn);
@@ -373,6 +399,25 @@ void admin_apply_retention(struct admin *a, const char *tenant_ns)
             !strchr(topic_full_name(t) + plen, '/'))
             admin_res_apply_retention_to(a->env, t, true);
     mg_free(prefix);
+}
+
+void admin_policies_changed(void *arg, const char *tenant_ns)
+{
+    admin_apply_retention(arg, tenant_ns);
+}
+
+/* Pulsar's checkBacklogQuota: a retention policy that keeps something must keep more than
+ * the destination_storage quota holds back (size in bytes, time in seconds). */
+static bool admin_res_quota_fits(const struct ns_backlog_quota *q, bool has_ret, int64_t tm,
+                                 int64_t mb)
+{
+    if (!has_ret || (tm <= 0 && mb <= 0) || !q->set)
+        return true; /* no quota set: the broker's default (-1, none) */
+    if (mb > 0 && q->limit_size >= mb * 1024 * 1024)
+        return false;
+    if (tm > 0 && q->limit_time >= tm * 60)
+        return false;
+    return true;
 }
 
 /* Retention change stored: apply it, then 204. */
@@ -448,12 +493,153 @@ void admin_h_retention_set(struct admin_req *r)
                            tm, mb);
         return;
     }
+    struct ns_policies p;
+    if (ns_namespace_policies_get(r->a->env->ns, r->tenant_ns, &p) == 0 &&
+        !admin_res_quota_fits(&p.quota[NS_QUOTA_STORAGE], true, tm, mb)) {
+        admin_reply_error(r->call, 412,
+                          "Retention Quota must exceed configured backlog quota for namespace.");
+        return;
+    }
     admin_res_retention_store(r, false, tm, mb);
 }
 
 void admin_h_retention_remove(struct admin_req *r)
 {
     admin_res_retention_store(r, true, 0, 0);
+}
+
+/* ---- message TTL and backlog quotas (Policies.message_ttl_in_seconds, backlog_quota_map) */
+
+/* Store p for the request's namespace, apply it to the loaded topics, then 204. */
+static void admin_res_policies_store(struct admin_req *r, const struct ns_policies *p)
+{
+    struct retention_op *op = mg_calloc(1, sizeof *op);
+    op->a = r->a;
+    op->call = r->call;
+    op->ns = mg_strdup(r->tenant_ns);
+    int rc =
+        ns_namespace_policies_set(r->a->env->ns, r->tenant_ns, p, admin_res_retention_done, op);
+    if (rc < 0) {
+        mg_free(op->ns);
+        mg_free(op);
+        admin_reply_error(r->call, rc == -MG_ENOTFOUND ? 404 : 500,
+                          rc == -MG_ENOTFOUND ? "Namespace does not exist" : mg_strerror(rc));
+    }
+}
+
+/* The request's namespace policies, or false once answered 404. */
+static bool admin_res_policies(struct admin_req *r, struct ns_policies *p)
+{
+    if (ns_namespace_policies_get(r->a->env->ns, r->tenant_ns, p) == 0)
+        return true;
+    admin_reply_error(r->call, 404, "Namespace does not exist");
+    return false;
+}
+
+/* GET .../messageTTL: the seconds, or 204 when never set (Pulsar's null). */
+void admin_h_ttl_get(struct admin_req *r)
+{
+    struct ns_policies p;
+    if (!admin_res_policies(r, &p))
+        return;
+    if (!p.has_ttl)
+        admin_reply_no_content(r->call);
+    else
+        admin_reply_json(r->call, 200, json_integer(p.ttl_secs));
+}
+
+/* POST .../messageTTL: a bare integer body, >= 0 (0 = no TTL for the namespace). */
+void admin_h_ttl_set(struct admin_req *r)
+{
+    struct ns_policies p;
+    if (r->body_bad || !json_is_integer(r->body)) {
+        admin_reply_error(r->call, 400, "Invalid message TTL: an integer body is required");
+        return;
+    }
+    if (json_integer_value(r->body) < 0 || json_integer_value(r->body) > INT32_MAX) {
+        admin_reply_error(r->call, 412, "Invalid value for message TTL");
+        return;
+    }
+    if (!admin_res_policies(r, &p))
+        return;
+    p.has_ttl = true;
+    p.ttl_secs = json_integer_value(r->body);
+    admin_res_policies_store(r, &p);
+}
+
+void admin_h_ttl_remove(struct admin_req *r)
+{
+    struct ns_policies p;
+    if (!admin_res_policies(r, &p))
+        return;
+    p.has_ttl = false;
+    p.ttl_secs = 0;
+    admin_res_policies_store(r, &p);
+}
+
+/* GET .../backlogQuotaMap: {type: BacklogQuota} of the quotas set ({} when none). */
+void admin_h_backlog_quota_map(struct admin_req *r)
+{
+    struct ns_policies p;
+    if (!admin_res_policies(r, &p))
+        return;
+    json_t *m = json_object();
+    for (int i = 0; i < NS_QUOTA_TYPES; i++)
+        if (p.quota[i].set)
+            json_object_set_new(m, ns_quota_type_name((enum ns_quota_type)i),
+                                ns_backlog_quota_json(&p.quota[i]));
+    admin_reply_json(r->call, 200, m);
+}
+
+/* ?backlogQuotaType= (destination_storage when absent), or -1 once answered 400. */
+static int admin_res_quota_type(struct admin_req *r)
+{
+    const char *q = evhttp_find_header(&r->query, "backlogQuotaType");
+    int type = q && *q ? ns_quota_type_parse(q) : (int)NS_QUOTA_STORAGE;
+    if (type < 0)
+        admin_reply_errorf(r->call, 400, "Invalid backlogQuotaType %s", q);
+    return type;
+}
+
+/* POST .../backlogQuota[?backlogQuotaType=]: a BacklogQuota ({"limitSize", "limitTime",
+ * "policy"}; "limit" = limitSize); 412 when a retention policy would keep less. */
+void admin_h_backlog_quota_set(struct admin_req *r)
+{
+    int type = admin_res_quota_type(r);
+    if (type < 0)
+        return;
+    struct ns_backlog_quota q;
+    if (r->body_bad || ns_backlog_quota_parse(r->body, &q) < 0) {
+        admin_reply_error(r->call, 400,
+                          "Invalid backlog quota: a JSON object with limitSize and limitTime "
+                          "(integers >= -1) and policy (producer_request_hold, "
+                          "producer_exception or consumer_backlog_eviction) is required");
+        return;
+    }
+    struct ns_policies p;
+    if (!admin_res_policies(r, &p))
+        return;
+    if (type == NS_QUOTA_STORAGE &&
+        !admin_res_quota_fits(&q, p.has_retention, p.retention_time_minutes, p.retention_size_mb)) {
+        admin_reply_error(r->call, 412,
+                          "Backlog Quota exceeds configured retention quota for namespace. "
+                          "Please increase retention quota and retry");
+        return;
+    }
+    p.quota[type] = q;
+    admin_res_policies_store(r, &p);
+}
+
+void admin_h_backlog_quota_remove(struct admin_req *r)
+{
+    int type = admin_res_quota_type(r);
+    if (type < 0)
+        return;
+    struct ns_policies p;
+    if (!admin_res_policies(r, &p))
+        return;
+    memset(&p.quota[type], 0, sizeof p.quota[type]);
+    admin_res_policies_store(r, &p);
 }
 
 /* GET .../bundles */

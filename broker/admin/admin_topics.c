@@ -420,7 +420,9 @@ static json_t *admin_tp_topic_stats_json(struct admin *a, struct topic *t)
     json_object_set_new(j, "msgChunkPublished", json_false());
     json_object_set_new(j, "storageSize", json_integer(st.storage_size));
     json_object_set_new(j, "backlogSize", json_integer(st.backlog_size));
-    json_object_set_new(j, "backlogQuotaLimitSize", json_integer(-1));
+    json_object_set_new(
+        j, "backlogQuotaLimitSize",
+        json_integer(topic_backlog_quota(t).set ? topic_backlog_quota(t).limit_bytes : -1));
     json_object_set_new(j, "backlogQuotaLimitTime", json_integer(-1));
     json_object_set_new(j, "oldestBacklogMessageAgeSeconds", json_integer(-1));
     json_object_set_new(j, "publishRateLimitedTimes", json_integer(0));
@@ -876,6 +878,61 @@ static void admin_tp_do_reset_by_time(struct topic_op *op, struct topic **topics
     admin_tp_reset_time_next(op);
 }
 
+/* expireMessages: each topic (partition) in turn, as topic_expire_messages answers later. */
+static void admin_tp_expire_next(struct topic_op *op);
+
+static void admin_tp_expire_done(void *data, int status)
+{
+    struct topic_op *op = data;
+    if (admin_tp_op_gone(op))
+        return;
+    if (status == -MG_ENOSUB) {
+        admin_reply_errorf(op->call, 404, "Subscription %s not found for topic %s", op->sub,
+                           op->names[op->step]);
+        admin_tp_op_free(op);
+        return;
+    }
+    if (status < 0 && status != -MG_ECLOSED) {
+        admin_tp_op_fail(op, 500, mg_strerror(status));
+        return;
+    }
+    op->step++;
+    admin_tp_expire_next(op);
+}
+
+static void admin_tp_expire_next(struct topic_op *op)
+{
+    while (op->step < op->n) {
+        struct topic *t = topic_find(op->a->env->topics, op->names[op->step]);
+        int rc = t ? topic_expire_messages(t, op->sub, (int64_t)op->ts, admin_tp_expire_done, op)
+                   : -MG_ECLOSED;
+        if (rc == 0)
+            return;
+        if (rc != -MG_ECLOSED) { /* a topic unloaded meanwhile has nothing to expire here */
+            admin_tp_expire_done(op, rc);
+            return;
+        }
+        op->step++;
+    }
+    admin_tp_op_done(op);
+}
+
+static void admin_tp_do_expire(struct topic_op *op, struct topic **topics)
+{
+    if (op->sub && admin_tp_sub_missing(op, topics))
+        return;
+    char *end = NULL;
+    errno = 0;
+    long long secs = strtoll(op->arg, &end, 10);
+    if (errno || end == op->arg || *end || secs < 0) {
+        admin_tp_op_fail(op, 400, "Invalid expire time in seconds");
+        return;
+    }
+    op->ts = (uint64_t)secs;
+    op->step = 0;
+    admin_tp_expire_next(op);
+}
+
 /* ---- topics ----------------------------------------------------------------------------- */
 
 static void admin_tp_do_unload(struct topic_op *op, struct topic **topics)
@@ -1282,6 +1339,12 @@ static const struct {
      .sub = true,
      .suffix = "/skip_all",
      .done = admin_tp_fan_done_ok},
+    {.fn = admin_tp_do_expire,
+     .method = EVHTTP_REQ_POST,
+     .sub = true,
+     .suffix = "/expireMessages",
+     .arg = true,
+     .done = admin_tp_fan_done_ok},
     {.fn = admin_tp_do_reset_by_time,
      .method = EVHTTP_REQ_POST,
      .sub = true,
@@ -1310,10 +1373,14 @@ static void admin_tp_op_fan(struct topic_op *op)
         admin_tp_op_fans[k].fan(op);
         return;
     }
-    char *sub = admin_tp_op_fans[k].sub ? admin_tp_uri_enc(op->sub) : NULL;
+    /* a subscription operation without one: every subscription (expireMessages) */
+    char *sub = admin_tp_op_fans[k].sub && op->sub ? admin_tp_uri_enc(op->sub) : NULL;
     char *arg = admin_tp_op_fans[k].arg ? admin_tp_uri_enc(op->arg) : NULL;
-    char *suffix = mg_asprintf("%s%s%s%s%s", sub ? "/subscription/" : "", sub ? sub : "",
-                               admin_tp_op_fans[k].suffix, arg ? "/" : "", arg ? arg : "");
+    const char *sub_seg = sub                       ? "/subscription/"
+                          : admin_tp_op_fans[k].sub ? "/all_subscription"
+                                                    : "";
+    char *suffix = mg_asprintf("%s%s%s%s%s", sub_seg, sub ? sub : "", admin_tp_op_fans[k].suffix,
+                               arg ? "/" : "", arg ? arg : "");
     const char *query = admin_tp_op_fans[k].force && op->force ? "force=true" : NULL;
     char **paths = mg_calloc((size_t)op->n + 1, sizeof *paths);
     for (int i = 0; i < op->n; i++)
@@ -1931,6 +1998,14 @@ void admin_h_sub_skip_all(struct admin_req *r)
 void admin_h_sub_reset_by_time(struct admin_req *r)
 {
     admin_tp_op_run(admin_tp_op_new(r), admin_tp_do_reset_by_time, true);
+}
+
+/* POST .../subscription/{sub}/expireMessages/{seconds} and
+ * .../all_subscription/expireMessages/{seconds}: acknowledge what is older (Pulsar's TTL by
+ * hand); 204. */
+void admin_h_sub_expire(struct admin_req *r)
+{
+    admin_tp_op_run(admin_tp_op_new(r), admin_tp_do_expire, true);
 }
 
 /* POST .../resetcursor: to a message id (ResetCursorData); not on a partitioned base name. */

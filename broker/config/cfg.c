@@ -59,6 +59,8 @@ struct cfg_key {
 static const char *const cfg_log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const cfg_topic_types[] = {"non-partitioned", "partitioned", NULL};
 static const char *const cfg_ml_stores[] = {"bookkeeper", "memory", NULL};
+static const char *const cfg_quota_policies[] = {"producer_request_hold", "producer_exception",
+                                                 "consumer_backlog_eviction", NULL};
 
 #define CFG_OFF(field) offsetof(struct cfg, field)
 #define CFG_STR(key, field, def)                                                                   \
@@ -141,6 +143,16 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("bookkeeperClientTimeoutInSeconds", bookkeeper_client_timeout_seconds, "30", 1, 3600),
     CFG_INT("defaultRetentionTimeInMinutes", default_retention_time_minutes, "0", -1, INT_MAX),
     CFG_INT("defaultRetentionSizeInMB", default_retention_size_mb, "0", -1, INT_MAX),
+    CFG_INT("retentionCheckIntervalInSeconds", retention_check_interval_secs, "120", 0, 86400),
+    CFG_INT("managedLedgerMinLedgerRolloverTimeMinutes", ml_min_rollover_minutes, "10", 0, 525600),
+    CFG_INT("managedLedgerMaxLedgerRolloverTimeMinutes", ml_max_rollover_minutes, "240", 0, 525600),
+    CFG_INT("ttlDurationDefaultInSeconds", ttl_duration_default_secs, "0", 0, INT_MAX),
+    CFG_INT("messageExpiryCheckIntervalInMinutes", expiry_check_minutes, "5", 0, 1440),
+    CFG_INT("backlogQuotaDefaultLimitBytes", backlog_quota_limit_bytes, "-1", -1, INT_MAX),
+    CFG_INT("backlogQuotaDefaultLimitSecond", backlog_quota_limit_secs, "-1", -1, INT_MAX),
+    CFG_ENUM("backlogQuotaDefaultRetentionPolicy", backlog_quota_policy, "producer_request_hold",
+             cfg_quota_policies),
+    CFG_INT("backlogQuotaCheckIntervalInSeconds", backlog_quota_check_secs, "60", 0, 86400),
     CFG_INT("standaloneBookies", standalone_bookies, "1", 0, 16),
     CFG_INT("statsUpdateFrequencyInSecs", stats_update_frequency_secs, "60", 1, 3600),
     CFG_BOOL("exposeTopicLevelMetricsInPrometheus", expose_topic_level_metrics, "true"),

@@ -75,6 +75,15 @@ struct cfg {
     int bookkeeper_client_timeout_seconds; /* bookkeeperClientTimeoutInSeconds (30) */
     int default_retention_time_minutes;    /* defaultRetentionTimeInMinutes (0; -1 = forever) */
     int default_retention_size_mb;         /* defaultRetentionSizeInMB (0; -1 = unlimited) */
+    int retention_check_interval_secs;     /* retentionCheckIntervalInSeconds (120; 0 = off) */
+    int ml_min_rollover_minutes;           /* managedLedgerMinLedgerRolloverTimeMinutes (10) */
+    int ml_max_rollover_minutes;           /* managedLedgerMaxLedgerRolloverTimeMinutes (240) */
+    int ttl_duration_default_secs;         /* ttlDurationDefaultInSeconds (0 = no TTL) */
+    int expiry_check_minutes;              /* messageExpiryCheckIntervalInMinutes (5) */
+    int backlog_quota_limit_bytes;         /* backlogQuotaDefaultLimitBytes (-1 = none) */
+    int backlog_quota_limit_secs;          /* backlogQuotaDefaultLimitSecond (-1 = none) */
+    char *backlog_quota_policy;            /* backlogQuotaDefaultRetentionPolicy */
+    int backlog_quota_check_secs;          /* backlogQuotaCheckIntervalInSeconds (60) */
     int standalone_bookies;                /* standaloneBookies (1): bookies run inside
                                               `magnetar standalone` */
     int stats_update_frequency_secs;       /* statsUpdateFrequencyInSecs (60): stats interval */

@@ -202,6 +202,27 @@ void ml_defer_call(struct ml_factory *f, ml_task_fn fn, void *arg)
 
 /* ---- factory ------------------------------------------------------------------------ */
 
+static void ml_periodic_check(struct ml_ledger *ml);
+
+/* Every retention_check_interval_ms (Pulsar's BrokerService.checkConsumedLedgers): each open
+ * ML trims what retention lets go and rolls a current ledger that its age made full, so time
+ * does its part with no traffic. */
+static void ml_check_tmr_cb(struct mg_timer *tmr, void *arg)
+{
+    struct ml_factory *f = arg;
+    (void)tmr;
+    struct ml_ledger *ml = TAILQ_FIRST(&f->all);
+    while (ml) {
+        ml_hold(ml);
+        ml_periodic_check(ml);
+        struct ml_ledger *next = TAILQ_NEXT(ml, link);
+        ml_release(ml);
+        ml = next;
+    }
+    if (!f->closing)
+        mg_timer_start(&f->check_tmr, (uint64_t)f->cfg.retention_check_interval_ms);
+}
+
 struct ml_factory *ml_factory_new(struct mg_loop *loop, const char *store,
                                   const struct ml_config *cfg)
 {
@@ -234,6 +255,7 @@ struct ml_factory *ml_factory_new(struct mg_loop *loop, const char *store,
     TAILQ_INIT(&f->all);
     TAILQ_INIT(&f->tasks);
     mg_timer_init(&f->task_tmr, loop, ml_task_tmr_cb, f);
+    mg_timer_init(&f->check_tmr, loop, ml_check_tmr_cb, f);
     int rc = f->lops->init(f, &f->limpl);
     if (rc == 0 && f->mops) {
         rc = f->mops->init(f, &f->mimpl);
@@ -243,10 +265,13 @@ struct ml_factory *ml_factory_new(struct mg_loop *loop, const char *store,
     if (rc < 0) {
         MG_ERROR(ML_MOD, "store %s: init failed: %s", st->name, mg_strerror(rc));
         mg_timer_fini(&f->task_tmr);
+        mg_timer_fini(&f->check_tmr);
         mg_map_fini(&f->by_name);
         mg_free(f);
         return NULL;
     }
+    if (f->cfg.retention_check_interval_ms > 0)
+        mg_timer_start(&f->check_tmr, (uint64_t)f->cfg.retention_check_interval_ms);
     MG_DEBUG(ML_MOD, "factory with store %s", st->name);
     return f;
 }
@@ -289,6 +314,7 @@ void ml_factory_free(struct ml_factory *f)
         ml_free(ml);
     }
     mg_timer_fini(&f->task_tmr);
+    mg_timer_fini(&f->check_tmr);
     mg_map_fini(&f->by_name);
     mg_free(f);
 }
@@ -351,6 +377,7 @@ static struct ml_ledger_info *ml_push_ledger(struct ml_ledger *ml, int64_t id)
     memset(li, 0, sizeof *li);
     li->id = id;
     li->publish_known = true;
+    li->created_ms = mg_loop_mono_ms(ml->f->loop);
     return li;
 }
 
@@ -1230,14 +1257,18 @@ int ml_open(struct ml_factory *f, const char *name, ml_open_cb cb, void *data)
 
 /* ---- appends ------------------------------------------------------------------------- */
 
+/* Pulsar's currentLedgerIsFull: over the entry or size bound, or past the maximum age with
+ * an entry (an empty ledger is never rolled for its age); either way only once past the
+ * minimum age. */
 static bool ml_ledger_full(const struct ml_ledger *ml, const struct ml_ledger_info *li)
 {
     const struct ml_config *cfg = &ml->f->cfg;
-    if (cfg->max_entries_per_ledger > 0 && li->next_entry >= cfg->max_entries_per_ledger)
-        return true;
-    if (cfg->max_size_per_ledger > 0 && li->assigned_size >= cfg->max_size_per_ledger)
-        return true;
-    return false;
+    int64_t age = (int64_t)(mg_loop_mono_ms(ml->f->loop) - li->created_ms);
+    bool full =
+        (cfg->max_entries_per_ledger > 0 && li->next_entry >= cfg->max_entries_per_ledger) ||
+        (cfg->max_size_per_ledger > 0 && li->assigned_size >= cfg->max_size_per_ledger) ||
+        (cfg->max_rollover_ms > 0 && li->next_entry > 0 && age >= cfg->max_rollover_ms);
+    return full && (cfg->min_rollover_ms <= 0 || age > cfg->min_rollover_ms);
 }
 
 static void ml_drain(struct ml_ledger *ml);
@@ -1489,6 +1520,18 @@ static void ml_start_rollover(struct ml_ledger *ml)
     ml->roll_phase = ML_ROLL_DRAIN;
     ml->roll_attempts++;
     ml_roll_continue(ml);
+}
+
+static void ml_periodic_check(struct ml_ledger *ml)
+{
+    if (ml->state != ML_READY || ml->deleted || ml->fenced || ml->n_ledgers == 0)
+        return;
+    const struct ml_ledger_info *cur = ml_current_ledger(ml);
+    if (!ml->rolling && !ml->broken && cur->next_entry > 0 && ml_ledger_full(ml, cur) &&
+        !(ml->roll_error && (int64_t)mg_loop_mono_ms(ml->f->loop) < ml->roll_retry_at))
+        ml_start_rollover(ml); /* its end runs the trim check */
+    else
+        ml_maybe_trim(ml, NULL);
 }
 
 /* Complete the appends at the head of `sent` that are done, strictly in order. */

@@ -79,6 +79,16 @@ struct ml_config {
      * than the time or the consumed data beyond it exceeds the size (Pulsar's rule). */
     int64_t retention_time_minutes;
     int64_t retention_size_mb;
+    /* retentionCheckIntervalInSeconds, in ms: a factory timer runs the trim check (and the
+     * time-based rollover below) of every open ML this often, traffic or not; 0 = no timer
+     * (trims then run only when a cursor moves or a ledger rolls). */
+    int64_t retention_check_interval_ms;
+    /* managedLedgerMinLedgerRolloverTimeMinutes / MaxLedgerRolloverTimeMinutes, in ms: a
+     * ledger is full once it holds max_entries_per_ledger / max_size_per_ledger or is
+     * max_rollover_ms old (with an entry), and in any case only once it is older than
+     * min_rollover_ms (Pulsar's currentLedgerIsFull). 0 = no such bound. */
+    int64_t min_rollover_ms;
+    int64_t max_rollover_ms;
     /* "bookkeeper" store only (ignored by "memory"): */
     struct meta_store *meta;           /* borrowed: ML and cursor metadata; outlives the factory */
     struct bkc_client *bkc;            /* borrowed: ledgers; outlives the factory */
@@ -169,6 +179,9 @@ struct ml_position ml_last_confirmed(const struct ml_ledger *ml);
 struct ml_position ml_first_position(const struct ml_ledger *ml);
 /* The position after pos (skipping ledger boundaries). */
 struct ml_position ml_next_position(const struct ml_ledger *ml, struct ml_position pos);
+/* The position before pos, crossing to the last entry of the previous non-empty ledger;
+ * (pos.ledger, -1) when there is none. */
+struct ml_position ml_prev_position(const struct ml_ledger *ml, struct ml_position pos);
 /* Entries strictly after `from` up to and including `to`. */
 int64_t ml_count_entries(const struct ml_ledger *ml, struct ml_position from,
                          struct ml_position to);

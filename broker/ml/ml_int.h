@@ -199,9 +199,10 @@ struct ml_factory {
     struct ml_ledger_list all;        /* every ML struct still allocated (incl. closing) */
     struct ml_task_list tasks;        /* deferred work, FIFO */
     int n_tasks;
-    bool running_tasks;       /* inside the task timer: re-arm once at its end */
-    struct mg_timer task_tmr; /* runs the task queue */
-    size_t cache_bytes;       /* sum of all MLs' tail caches */
+    bool running_tasks;        /* inside the task timer: re-arm once at its end */
+    struct mg_timer task_tmr;  /* runs the task queue */
+    struct mg_timer check_tmr; /* every retention_check_interval_ms: trim and roll checks */
+    size_t cache_bytes;        /* sum of all MLs' tail caches */
     bool closing;
 };
 
@@ -216,6 +217,7 @@ struct ml_ledger_info {
     uint64_t max_publish_time; /* of the confirmed entries */
     bool publish_known;        /* max_publish_time is valid (false after a restore) */
     int64_t timestamp;         /* ms: when the ledger was closed (0 = open / unknown) */
+    uint64_t created_ms;       /* monotonic ms: when it joined the list (rollover age) */
 };
 
 enum ml_state { ML_OPENING = 0, ML_READY, ML_CLOSED };
@@ -320,9 +322,6 @@ int ml_read_range(struct ml_ledger *ml, struct ml_store_req *req, int64_t ledger
 /* pos itself if it is an existing (or the current ledger's) position, else the first
  * position after it that is. Positions beyond the current ledger stay as they are. */
 struct ml_position ml_normalize(const struct ml_ledger *ml, struct ml_position pos);
-/* The position before pos, crossing to the last entry of the previous non-empty ledger;
- * (pos.ledger, -1) when there is none. */
-struct ml_position ml_prev_position(const struct ml_ledger *ml, struct ml_position pos);
 /* Entry in the tail cache (referenced for the caller) or NULL. */
 struct ml_entry *ml_cache_get(struct ml_ledger *ml, struct ml_position pos);
 /* Trim ledgers consumed by every durable cursor. c: the durable cursor whose M moved

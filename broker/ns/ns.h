@@ -116,6 +116,46 @@ int ns_namespace_delete(struct ns *s, const char *tenant_ns, ns_done_cb cb, void
 const char *ns_namespace_next(struct ns *s, size_t *pos);
 /* Bundles of a namespace (0 if it does not exist). */
 int ns_namespace_bundles(struct ns *s, const char *tenant_ns);
+/* A namespace's policies (Pulsar's Policies fields retention_policies,
+ * message_ttl_in_seconds, backlog_quota_map), each either set or not (then the broker's
+ * defaults apply). */
+enum ns_quota_type { NS_QUOTA_STORAGE = 0, NS_QUOTA_AGE, NS_QUOTA_TYPES };
+enum ns_quota_policy { NS_QUOTA_HOLD = 0, NS_QUOTA_EXCEPTION, NS_QUOTA_EVICTION };
+struct ns_backlog_quota {
+    bool set;
+    int64_t limit_size; /* bytes, -1 = none */
+    int64_t limit_time; /* seconds, -1 = none */
+    enum ns_quota_policy policy;
+};
+struct ns_policies {
+    bool has_retention;
+    int64_t retention_time_minutes, retention_size_mb;
+    bool has_ttl;
+    int64_t ttl_secs;
+    struct ns_backlog_quota quota[NS_QUOTA_TYPES]; /* by enum ns_quota_type */
+};
+/* get: 0 and the policies (none set: zeroed), -MG_ENOTFOUND without the namespace. set:
+ * replace them all (cb once durable, as the other mutations); -MG_ENOTFOUND synchronously. */
+int ns_namespace_policies_get(struct ns *s, const char *tenant_ns, struct ns_policies *out);
+int ns_namespace_policies_set(struct ns *s, const char *tenant_ns, const struct ns_policies *p,
+                              ns_done_cb cb, void *data);
+/* Called (on the loop) when a namespace's cached policies change: set here, put back after a
+ * failed write, or read from the store with another broker's change. */
+typedef void (*ns_policies_fn)(void *arg, const char *tenant_ns);
+void ns_set_policies_hook(struct ns *s, ns_policies_fn fn, void *arg);
+/* Pulsar's names: "destination_storage"/"message_age", "producer_request_hold"/
+ * "producer_exception"/"consumer_backlog_eviction"; parse: the enum value or -MG_EINVAL. */
+const char *ns_quota_type_name(enum ns_quota_type t);
+int ns_quota_type_parse(const char *name);
+const char *ns_quota_policy_name(enum ns_quota_policy p);
+int ns_quota_policy_parse(const char *name);
+/* A BacklogQuota JSON object ({"limit","limitSize","limitTime","policy"}) and back. parse:
+ * 0 and *out (set), or -MG_EINVAL for a bad one (not an object, a number that is not an
+ * integer >= -1, an unknown policy); "limit" is the deprecated alias of "limitSize";
+ * missing numbers are -1, a missing policy is producer_request_hold. */
+json_t *ns_backlog_quota_json(const struct ns_backlog_quota *q);
+int ns_backlog_quota_parse(json_t *j, struct ns_backlog_quota *out);
+
 /* A namespace's retention policy (Policies.retention_policies): minutes and MB, -1 =
  * unlimited. get: 1 and the values when set, 0 when never set (Pulsar answers 204),
  * -MG_ENOTFOUND without the namespace. set / remove (remove=true): like the other

@@ -34,14 +34,16 @@ struct ns {
     int web_port;
     bool shutting_down; /* ns_shutdown began: no bundle is served or taken any more */
     /* resources (ns_res.c): a cache of what the metadata store holds */
-    struct mg_map tenants;       /* name -> owned json_t * array: its adminRoles */
-    struct mg_map namespaces;    /* "t/ns" -> bundles count (intptr) */
-    struct mg_map partitions;    /* base full name -> partition count (intptr) */
-    struct mg_map retention;     /* "t/ns" -> owned struct ns_retention (set policies only) */
-    int res_loading;             /* metadata reads outstanding while loading */
-    int res_load_error;          /* first error while loading */
-    bool res_refreshing;         /* the periodic reload runs (a shared store, after load) */
-    struct mg_timer res_refresh; /* its interval (else zeroed) */
+    struct mg_map tenants;      /* name -> owned json_t * array: its adminRoles */
+    struct mg_map namespaces;   /* "t/ns" -> bundles count (intptr) */
+    struct mg_map partitions;   /* base full name -> partition count (intptr) */
+    struct mg_map policies;     /* "t/ns" -> owned struct ns_policies (when any is set) */
+    ns_policies_fn policies_fn; /* ns_set_policies_hook */
+    void *policies_arg;
+    int res_loading;                    /* metadata reads outstanding while loading */
+    int res_load_error;                 /* first error while loading */
+    bool res_refreshing;                /* the periodic reload runs (a shared store, after load) */
+    struct mg_timer res_refresh;        /* its interval (else zeroed) */
     LIST_HEAD(, res_load) res_inflight; /* metadata reads of the load walk still in flight */
     LIST_HEAD(, res_write) res_writes;  /* metadata writes not yet completed */
     struct mg_map res_gens;             /* "kind:key" -> number of its latest pending mutation */

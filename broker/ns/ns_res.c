@@ -6,7 +6,9 @@
  *   /admin/policies/<tenant>                                TenantInfo JSON (adminRoles,
  *                                                           allowedClusters)
  *   /admin/policies/<tenant>/<ns>                           Policies JSON (bundles,
- *                                                           retention_policies)
+ *                                                           retention_policies,
+ *                                                           message_ttl_in_seconds,
+ *                                                           backlog_quota_map)
  *   /admin/partitioned-topics/<tenant>/<ns>/persistent/<enc> {"partitions":N}
  * The module keeps a cache. Happy path: at start ns_res_load reads everything (running
  * the loop until done, bounded), creating the cluster, tenants "public" and "pulsar" and
@@ -48,12 +50,6 @@
 
 #define RES_LOAD_TIMEOUT_MS 30000
 
-/* A namespace's retention policy, when one was set. */
-struct ns_retention {
-    int64_t time_minutes;
-    int64_t size_mb;
-};
-
 /* One step of the load walk: list children of path (depth says what they are) or read a
  * partitioned topic's value. */
 enum res_step {
@@ -92,14 +88,14 @@ void ns_res_init(struct ns *s)
     mg_map_init(&s->tenants);
     mg_map_init(&s->namespaces);
     mg_map_init(&s->partitions);
-    mg_map_init(&s->retention);
+    mg_map_init(&s->policies);
     mg_map_init(&s->res_gens);
 }
 
 /* ---- writes ------------------------------------------------------------------------------ */
 
 /* What a mutation changed in the cache, to put it back if the store write fails. Each
- * cache entry is one key of the store: a tenant, a namespace (bundles and retention share
+ * cache entry is one key of the store: a tenant, a namespace (bundles and policies share
  * its Policies value) or a partitioned topic. */
 enum res_kind {
     RES_K_TENANT = 0,
@@ -109,13 +105,12 @@ enum res_kind {
 
 struct res_undo {
     enum res_kind kind;
-    char *key;      /* owned */
-    bool had;       /* the entry existed before */
-    intptr_t value; /* namespaces, partitioned topics: the value before */
-    json_t *roles;  /* tenants: a reference to the adminRoles before (NULL once settled) */
-    bool had_ret;   /* namespace: a retention policy was set before */
-    struct ns_retention ret;
-    uint64_t gen; /* this mutation's number for the entry (s->res_gens) */
+    char *key;              /* owned */
+    bool had;               /* the entry existed before */
+    intptr_t value;         /* namespaces, partitioned topics: the value before */
+    json_t *roles;          /* tenants: a reference to the adminRoles before (NULL once settled) */
+    struct ns_policies pol; /* namespace: its policies before */
+    uint64_t gen;           /* this mutation's number for the entry (s->res_gens) */
 };
 
 struct res_write {
@@ -154,10 +149,9 @@ static void ns_res_snapshot(struct ns *s, enum res_kind k, const char *key, stru
     if (k == RES_K_TENANT && v)
         u->roles = json_incref(v);
     if (k == RES_K_NAMESPACE) {
-        const struct ns_retention *r = mg_map_get_str(&s->retention, key);
-        u->had_ret = r != NULL;
+        const struct ns_policies *r = mg_map_get_str(&s->policies, key);
         if (r)
-            u->ret = *r;
+            u->pol = *r;
     }
     u->gen = ++s->res_gen;
     char *gk = ns_res_gen_key(k, key);
@@ -165,19 +159,50 @@ static void ns_res_snapshot(struct ns *s, enum res_kind k, const char *key, stru
     mg_free(gk);
 }
 
-static void ns_res_set_retention(struct ns *s, const char *ns, const struct ns_retention *val)
+static bool ns_res_policies_eq(const struct ns_policies *a, const struct ns_policies *b)
 {
-    struct ns_retention *r = mg_map_get_str(&s->retention, ns);
-    if (!val) {
+    if (a->has_retention != b->has_retention || a->has_ttl != b->has_ttl ||
+        (a->has_retention && (a->retention_time_minutes != b->retention_time_minutes ||
+                              a->retention_size_mb != b->retention_size_mb)) ||
+        (a->has_ttl && a->ttl_secs != b->ttl_secs))
+        return false;
+    for (int i = 0; i < NS_QUOTA_TYPES; i++) {
+        const struct ns_backlog_quota *x = &a->quota[i], *y = &b->quota[i];
+        if (x->set != y->set ||
+            (x->set && (x->limit_size != y->limit_size || x->limit_time != y->limit_time ||
+                        x->policy != y->policy)))
+            return false;
+    }
+    return true;
+}
+
+static bool ns_res_policies_empty(const struct ns_policies *p)
+{
+    return !p->has_retention && !p->has_ttl && !p->quota[NS_QUOTA_STORAGE].set &&
+           !p->quota[NS_QUOTA_AGE].set;
+}
+
+/* Put a namespace's policies in the cache (val NULL or empty: none); tell the policies hook
+ * when they changed. */
+static void ns_res_set_policies(struct ns *s, const char *ns, const struct ns_policies *val)
+{
+    static const struct ns_policies none;
+    struct ns_policies *r = mg_map_get_str(&s->policies, ns);
+    if (!val)
+        val = &none;
+    bool changed = !ns_res_policies_eq(r ? r : &none, val);
+    if (ns_res_policies_empty(val)) {
         mg_free(r);
-        mg_map_del_str(&s->retention, ns);
-        return;
+        mg_map_del_str(&s->policies, ns);
+    } else {
+        if (!r) {
+            r = mg_calloc(1, sizeof *r);
+            mg_map_put_str(&s->policies, ns, r);
+        }
+        *r = *val;
     }
-    if (!r) {
-        r = mg_calloc(1, sizeof *r);
-        mg_map_put_str(&s->retention, ns, r);
-    }
-    *r = *val;
+    if (changed && s->policies_fn)
+        s->policies_fn(s->policies_arg, ns);
 }
 
 /* The write of u's mutation is over: forget its number, and on failure put the entry back
@@ -209,7 +234,7 @@ static void ns_res_settle(struct ns *s, struct res_undo *u, int status)
         mg_map_del_str(m, u->key);
     }
     if (u->kind == RES_K_NAMESPACE)
-        ns_res_set_retention(s, u->key, u->had_ret ? &u->ret : NULL);
+        ns_res_set_policies(s, u->key, &u->pol);
     MG_WARN("ns", "metadata write failed: %s is back to what the store holds (%s)", u->key,
             u->had ? "present" : "absent");
 }
@@ -346,7 +371,7 @@ void ns_res_fini(struct ns *s)
     mg_map_fini_free(&s->tenants, ns_res_json_free);
     mg_map_fini(&s->namespaces);
     mg_map_fini(&s->partitions);
-    mg_map_fini_free(&s->retention, mg_free);
+    mg_map_fini_free(&s->policies, mg_free);
 }
 
 static char *ns_res_tenant_path(const char *tenant)
@@ -383,15 +408,95 @@ static json_t *ns_res_tenant_json(struct ns *s, json_t *roles)
     return json_pack("{s:o,s:[s]}", "adminRoles", r, "allowedClusters", s->cfg->cluster_name);
 }
 
-static json_t *ns_res_namespace_json(struct ns *s, int bundles, const struct ns_retention *ret)
+static const char *const ns_quota_type_names[NS_QUOTA_TYPES] = {"destination_storage",
+                                                                "message_age"};
+static const char *const ns_quota_policy_names[] = {
+    [NS_QUOTA_HOLD] = "producer_request_hold",
+    [NS_QUOTA_EXCEPTION] = "producer_exception",
+    [NS_QUOTA_EVICTION] = "consumer_backlog_eviction",
+};
+
+const char *ns_quota_type_name(enum ns_quota_type t)
+{
+    return (unsigned)t < NS_QUOTA_TYPES ? ns_quota_type_names[t] : NULL;
+}
+
+int ns_quota_type_parse(const char *name)
+{
+    for (int i = 0; i < NS_QUOTA_TYPES; i++)
+        if (name && strcmp(name, ns_quota_type_names[i]) == 0)
+            return i;
+    return -MG_EINVAL;
+}
+
+const char *ns_quota_policy_name(enum ns_quota_policy p)
+{
+    return (unsigned)p <= NS_QUOTA_EVICTION ? ns_quota_policy_names[p] : NULL;
+}
+
+int ns_quota_policy_parse(const char *name)
+{
+    for (int i = 0; i <= NS_QUOTA_EVICTION; i++)
+        if (name && strcmp(name, ns_quota_policy_names[i]) == 0)
+            return i;
+    return -MG_EINVAL;
+}
+
+json_t *ns_backlog_quota_json(const struct ns_backlog_quota *q)
+{
+    /* "limit" is the deprecated alias of limitSize that Pulsar still writes */
+    return json_pack("{s:I,s:I,s:I,s:s}", "limit", (json_int_t)q->limit_size, "limitSize",
+                     (json_int_t)q->limit_size, "limitTime", (json_int_t)q->limit_time, "policy",
+                     ns_quota_policy_name(q->policy));
+}
+
+static int ns_quota_num(json_t *j, int64_t *out)
+{
+    if (!j || json_is_null(j)) {
+        *out = -1;
+        return 0;
+    }
+    if (!json_is_integer(j) || json_integer_value(j) < -1)
+        return -MG_EINVAL;
+    *out = json_integer_value(j);
+    return 0;
+}
+
+int ns_backlog_quota_parse(json_t *j, struct ns_backlog_quota *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(j))
+        return -MG_EINVAL;
+    json_t *size = json_object_get(j, "limitSize");
+    if (!size || json_is_null(size))
+        size = json_object_get(j, "limit");
+    json_t *pol = json_object_get(j, "policy");
+    int policy = pol && !json_is_null(pol) ? ns_quota_policy_parse(json_string_value(pol))
+                                           : (int)NS_QUOTA_HOLD;
+    if (ns_quota_num(size, &out->limit_size) < 0 ||
+        ns_quota_num(json_object_get(j, "limitTime"), &out->limit_time) < 0 || policy < 0)
+        return -MG_EINVAL;
+    out->policy = (enum ns_quota_policy)policy;
+    out->set = true;
+    return 0;
+}
+
+static json_t *ns_res_namespace_json(struct ns *s, int bundles, const struct ns_policies *p)
 {
     json_t *j = json_pack("{s:o,s:[s]}", "bundles", ns_bundles_json(bundles),
                           "replication_clusters", s->cfg->cluster_name);
-    if (ret)
+    if (p && p->has_retention)
         json_object_set_new(j, "retention_policies",
                             json_pack("{s:I,s:I}", "retentionTimeInMinutes",
-                                      (json_int_t)ret->time_minutes, "retentionSizeInMB",
-                                      (json_int_t)ret->size_mb));
+                                      (json_int_t)p->retention_time_minutes, "retentionSizeInMB",
+                                      (json_int_t)p->retention_size_mb));
+    if (p && p->has_ttl)
+        json_object_set_new(j, "message_ttl_in_seconds", json_integer(p->ttl_secs));
+    json_t *qm = json_object();
+    for (int i = 0; p && i < NS_QUOTA_TYPES; i++)
+        if (p->quota[i].set)
+            json_object_set_new(qm, ns_quota_type_names[i], ns_backlog_quota_json(&p->quota[i]));
+    json_object_set_new(j, "backlog_quota_map", qm);
     return j;
 }
 
@@ -510,7 +615,7 @@ int ns_namespace_create(struct ns *s, const char *tenant_ns, int bundles, ns_don
     struct res_undo u;
     ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     mg_map_put_str(&s->namespaces, tenant_ns, (void *)(intptr_t)bundles);
-    ns_res_set_retention(s, tenant_ns, NULL);
+    ns_res_set_policies(s, tenant_ns, NULL);
     ns_res_persist_policy(s, tenant_ns, ns_res_namespace_json(s, bundles, NULL), &u, cb, data);
     return 0;
 }
@@ -537,7 +642,7 @@ int ns_namespace_delete(struct ns *s, const char *tenant_ns, ns_done_cb cb, void
     struct res_undo u;
     ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     mg_map_del_str(&s->namespaces, tenant_ns);
-    ns_res_set_retention(s, tenant_ns, NULL);
+    ns_res_set_policies(s, tenant_ns, NULL);
     ns_res_persist_policy(s, tenant_ns, NULL, &u, cb, data);
     return 0;
 }
@@ -547,33 +652,63 @@ const char *ns_namespace_next(struct ns *s, size_t *pos)
     return ns_res_sorted_nth(&s->namespaces, (*pos)++);
 }
 
-int ns_namespace_retention_get(struct ns *s, const char *tenant_ns, int64_t *time_minutes,
-                               int64_t *size_mb)
+int ns_namespace_policies_get(struct ns *s, const char *tenant_ns, struct ns_policies *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!ns_namespace_exists(s, tenant_ns))
+        return -MG_ENOTFOUND;
+    const struct ns_policies *r = mg_map_get_str(&s->policies, tenant_ns);
+    if (r)
+        *out = *r;
+    return 0;
+}
+
+int ns_namespace_policies_set(struct ns *s, const char *tenant_ns, const struct ns_policies *p,
+                              ns_done_cb cb, void *data)
 {
     if (!ns_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
-    const struct ns_retention *r = mg_map_get_str(&s->retention, tenant_ns);
-    if (!r)
+    struct res_undo u;
+    ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
+    struct ns_policies val = *p; /* p may be the cache's own copy */
+    ns_res_set_policies(s, tenant_ns, &val);
+    ns_res_persist_policy(s, tenant_ns,
+                          ns_res_namespace_json(s, ns_namespace_bundles(s, tenant_ns), &val), &u,
+                          cb, data);
+    return 0;
+}
+
+void ns_set_policies_hook(struct ns *s, ns_policies_fn fn, void *arg)
+{
+    s->policies_fn = fn;
+    s->policies_arg = arg;
+}
+
+int ns_namespace_retention_get(struct ns *s, const char *tenant_ns, int64_t *time_minutes,
+                               int64_t *size_mb)
+{
+    struct ns_policies p;
+    int rc = ns_namespace_policies_get(s, tenant_ns, &p);
+    if (rc < 0)
+        return rc;
+    if (!p.has_retention)
         return 0;
-    *time_minutes = r->time_minutes;
-    *size_mb = r->size_mb;
+    *time_minutes = p.retention_time_minutes;
+    *size_mb = p.retention_size_mb;
     return 1;
 }
 
 int ns_namespace_retention_set(struct ns *s, const char *tenant_ns, bool remove,
                                int64_t time_minutes, int64_t size_mb, ns_done_cb cb, void *data)
 {
-    if (!ns_namespace_exists(s, tenant_ns))
-        return -MG_ENOTFOUND;
-    struct res_undo u;
-    ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
-    struct ns_retention val = {time_minutes, size_mb};
-    ns_res_set_retention(s, tenant_ns, remove ? NULL : &val);
-    ns_res_persist_policy(
-        s, tenant_ns,
-        ns_res_namespace_json(s, ns_namespace_bundles(s, tenant_ns), remove ? NULL : &val), &u, cb,
-        data);
-    return 0;
+    struct ns_policies p;
+    int rc = ns_namespace_policies_get(s, tenant_ns, &p);
+    if (rc < 0)
+        return rc;
+    p.has_retention = !remove;
+    p.retention_time_minutes = remove ? 0 : time_minutes;
+    p.retention_size_mb = remove ? 0 : size_mb;
+    return ns_namespace_policies_set(s, tenant_ns, &p, cb, data);
 }
 
 int ns_partitions_get(struct ns *s, const char *base_full_name)
@@ -680,18 +815,29 @@ static void ns_res_cache_namespace(struct ns *s, const char *tenant_ns, json_t *
     int bundles = json_is_integer(nb) ? (int)json_integer_value(nb)
                                       : s->cfg->default_number_of_namespace_bundles;
     mg_map_put_str(&s->namespaces, tenant_ns, (void *)(intptr_t)bundles);
+    /* The stored policies replace the cached ones (a policy another broker removed goes) */
+    struct ns_policies p;
+    memset(&p, 0, sizeof p);
     json_t *rp = json_object_get(j, "retention_policies");
     json_t *rt = json_object_get(rp, "retentionTimeInMinutes");
     json_t *rs = json_object_get(rp, "retentionSizeInMB");
     if (json_is_integer(rt) && json_is_integer(rs)) {
-        struct ns_retention *r = mg_map_get_str(&s->retention, tenant_ns);
-        if (!r) {
-            r = mg_calloc(1, sizeof *r);
-            mg_map_put_str(&s->retention, tenant_ns, r);
-        }
-        r->time_minutes = json_integer_value(rt);
-        r->size_mb = json_integer_value(rs);
+        p.has_retention = true;
+        p.retention_time_minutes = json_integer_value(rt);
+        p.retention_size_mb = json_integer_value(rs);
     }
+    json_t *ttl = json_object_get(j, "message_ttl_in_seconds");
+    if (json_is_integer(ttl)) {
+        p.has_ttl = true;
+        p.ttl_secs = json_integer_value(ttl);
+    }
+    json_t *qm = json_object_get(j, "backlog_quota_map");
+    for (int i = 0; i < NS_QUOTA_TYPES; i++) {
+        json_t *q = json_object_get(qm, ns_quota_type_names[i]);
+        if (json_is_object(q))
+            ns_backlog_quota_parse(q, &p.quota[i]);
+    }
+    ns_res_set_policies(s, tenant_ns, &p);
     /* Its tenant exists too (created elsewhere, perhaps since the last refresh). */
     const char *slash = strchr(tenant_ns, '/');
     if (slash) {

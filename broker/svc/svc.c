@@ -223,6 +223,9 @@ void svc_ml_config(const struct cfg *cfg, struct ml_config *mlc)
         .max_size_per_ledger = (int64_t)cfg->managed_ledger_max_size_per_ledger_mb << 20,
         .retention_time_minutes = cfg->default_retention_time_minutes,
         .retention_size_mb = cfg->default_retention_size_mb,
+        .retention_check_interval_ms = (int64_t)cfg->retention_check_interval_secs * 1000,
+        .min_rollover_ms = (int64_t)cfg->ml_min_rollover_minutes * 60000,
+        .max_rollover_ms = (int64_t)cfg->ml_max_rollover_minutes * 60000,
         .ensemble_size = cfg->managed_ledger_ensemble_size,
         .write_quorum = cfg->managed_ledger_write_quorum,
         .ack_quorum = cfg->managed_ledger_ack_quorum,
@@ -243,6 +246,17 @@ void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
         .active_consumer_failover_delay_ms = cfg->active_consumer_failover_delay_ms,
         .cluster_name = cfg->cluster_name,
         .broker_index = 0,
+        .ttl_default_secs = cfg->ttl_duration_default_secs,
+        .expiry_check_interval_ms = (int64_t)cfg->expiry_check_minutes * 60000,
+        .quota_default = {.set = true,
+                          .limit_bytes = cfg->backlog_quota_limit_bytes,
+                          .policy =
+                              strcmp(cfg->backlog_quota_policy, "producer_exception") == 0
+                                  ? TOPIC_QUOTA_EXCEPTION
+                              : strcmp(cfg->backlog_quota_policy, "consumer_backlog_eviction") == 0
+                                  ? TOPIC_QUOTA_EVICTION
+                                  : TOPIC_QUOTA_HOLD},
+        .quota_check_interval_ms = (int64_t)cfg->backlog_quota_check_secs * 1000,
     };
 }
 

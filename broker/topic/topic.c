@@ -21,6 +21,7 @@
 #include "wire/wire.h"
 
 #include <event2/buffer.h>
+#include <inttypes.h>
 #include <string.h>
 
 #define MOD "topic"
@@ -28,6 +29,33 @@
 static void topic_fenced_unload_cb(struct mg_timer *tm, void *arg);
 
 /* ---- registry ------------------------------------------------------------------------ */
+
+/* Every expiry_check_interval_ms (Pulsar's messageExpiryCheckIntervalInMinutes): each loaded
+ * topic with a message TTL acknowledges what is older on each durable subscription. */
+static void topic_expiry_tmr_cb(struct mg_timer *tmr, void *arg)
+{
+    struct topic_registry *r = arg;
+    size_t pos = 0;
+    struct topic *t;
+    while ((t = topic_next(r, &pos))) {
+        int64_t ttl = topic_message_ttl(t);
+        /* nothing to look up (it may read a ledger) while no subscription has a backlog */
+        if (ttl > 0 && topic_backlog_bytes(t) > 0)
+            topic_expire_messages(t, NULL, ttl, NULL, NULL);
+    }
+    mg_timer_start(tmr, (uint64_t)r->cfg.expiry_check_interval_ms);
+}
+
+/* Every quota_check_interval_ms (Pulsar's backlogQuotaCheckIntervalInSeconds). */
+static void topic_quota_tmr_cb(struct mg_timer *tmr, void *arg)
+{
+    struct topic_registry *r = arg;
+    size_t pos = 0;
+    struct topic *t;
+    while ((t = topic_next(r, &pos)))
+        topic_check_backlog_quota(t);
+    mg_timer_start(tmr, (uint64_t)r->cfg.quota_check_interval_ms);
+}
 
 struct topic_registry *topic_registry_new(struct event_base *base, struct ml_factory *mlf,
                                           const struct topic_config *cfg)
@@ -46,6 +74,12 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
         r->cfg.dispatch_max_round_robin = 20;
     mg_map_init(&r->topics);
     r->lat_ring = mg_calloc(TOPIC_LAT_RING, sizeof *r->lat_ring);
+    mg_timer_init(&r->expiry_tmr, r->loop, topic_expiry_tmr_cb, r);
+    mg_timer_init(&r->quota_tmr, r->loop, topic_quota_tmr_cb, r);
+    if (r->cfg.quota_check_interval_ms > 0)
+        mg_timer_start(&r->quota_tmr, (uint64_t)r->cfg.quota_check_interval_ms);
+    if (r->cfg.expiry_check_interval_ms > 0)
+        mg_timer_start(&r->expiry_tmr, (uint64_t)r->cfg.expiry_check_interval_ms);
     return r;
 }
 
@@ -67,6 +101,8 @@ void topic_registry_free(struct topic_registry *r)
         }
         topic_unload(t);
     }
+    mg_timer_fini(&r->expiry_tmr);
+    mg_timer_fini(&r->quota_tmr);
     mg_map_fini(&r->topics);
     mg_free(r->lat_ring);
     mg_free(r->cluster_name);
@@ -233,6 +269,7 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     t->ml_name = topic_name_ml(&t->name);
     t->create = create;
     t->loop = r->loop;
+    t->ttl_secs = -1;
     t->created_ms = (uint64_t)mg_loop_wall_ms(t->loop);
     t->stats_ms = mg_loop_mono_ms(t->loop);
     t->ev_notify = event_new(r->base, -1, 0, topic_notify_cb, t);
@@ -380,6 +417,12 @@ int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode
     }
     if (excl && t->producers.count > 0)
         return mode == TOPIC_ACCESS_WAIT_FOR_EXCLUSIVE ? -MG_EPRODUCERBUSY : -MG_EPRODUCERFENCED;
+    /* Backlog quota (Pulsar's ServerCnx.handleProducer): refused while the backlog is at or
+     * over the limit, unless the policy evicts consumers' backlog instead. */
+    struct topic_backlog_quota q = topic_backlog_quota(t);
+    if (q.set && q.limit_bytes >= 0 && q.policy != TOPIC_QUOTA_EVICTION &&
+        topic_backlog_bytes(t) >= q.limit_bytes)
+        return q.policy == TOPIC_QUOTA_HOLD ? -MG_EQUOTAHOLD : -MG_EQUOTAEXC;
 
     struct topic_producer *p = mg_calloc(1, sizeof *p);
     if (name && *name) {
@@ -642,6 +685,120 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
     }
 }
 
+int64_t topic_backlog_bytes(struct topic *t)
+{
+    if (!t->ml)
+        return 0;
+    struct ml_stats st;
+    ml_get_stats(t->ml, &st);
+    int64_t maxb = 0;
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(&t->subs, &pos, NULL, NULL, &v)) {
+        struct topic_sub *s = v;
+        int64_t b = s->cursor && s->durable ? ml_cursor_backlog(s->cursor) : 0;
+        if (b > maxb)
+            maxb = b;
+    }
+    return st.number_of_entries > 0 ? maxb * (st.total_size / st.number_of_entries) : 0;
+}
+
+/* ---- backlog quotas ---------------------------------------------------------------------- */
+
+void topic_set_backlog_quota(struct topic *t, const struct topic_backlog_quota *q)
+{
+    t->quota_set = true;
+    t->quota = *q;
+}
+
+void topic_reset_backlog_quota(struct topic *t)
+{
+    t->quota_set = false;
+}
+
+struct topic_backlog_quota topic_backlog_quota(const struct topic *t)
+{
+    if (t->quota_set)
+        return t->quota;
+    if (t->reg)
+        return t->reg->cfg.quota_default;
+    return (struct topic_backlog_quota){.set = false, .limit_bytes = -1};
+}
+
+/* consumer_backlog_eviction (Pulsar's BacklogQuotaManager.dropBacklogForSizeLimit): skip
+ * entries on the slowest durable subscription until the backlog is at most 90 % of the
+ * limit, subscription after subscription while the slowest is over it (bounded by their
+ * count). */
+static void topic_evict_backlog(struct topic *t, int64_t limit)
+{
+    int64_t target = limit - limit / 10;
+    for (size_t n = t->subs.count; n > 0 && topic_backlog_bytes(t) > target; n--) {
+        struct ml_stats st;
+        ml_get_stats(t->ml, &st);
+        if (st.number_of_entries <= 0)
+            return;
+        int64_t avg = st.total_size / st.number_of_entries;
+        struct topic_sub *slow = NULL;
+        int64_t slow_b = -1;
+        size_t pos = 0;
+        void *v;
+        while (mg_map_next(&t->subs, &pos, NULL, NULL, &v)) {
+            struct topic_sub *s = v;
+            int64_t b = s->cursor && s->durable ? ml_cursor_backlog(s->cursor) : -1;
+            if (b > slow_b) {
+                slow_b = b;
+                slow = s;
+            }
+        }
+        if (!slow || slow_b <= 0)
+            return;
+        int64_t keep = avg > 0 ? target / avg : 0;
+        int64_t skip = slow_b - keep;
+        if (skip <= 0)
+            return;
+        MG_INFO(MOD,
+                "%s: backlog over its quota (%" PRId64 " bytes): subscription %s skips %" PRId64
+                " entries",
+                t->name.full, limit, slow->name, skip);
+        ml_cursor_skip(slow->cursor, skip);
+        topic_sub_schedule(slow);
+    }
+}
+
+void topic_check_backlog_quota(struct topic *t)
+{
+    struct topic_backlog_quota q = topic_backlog_quota(t);
+    if (t->state != TOPIC_READY || !q.set || q.limit_bytes < 0 ||
+        topic_backlog_bytes(t) < q.limit_bytes)
+        return;
+    if (q.policy == TOPIC_QUOTA_EVICTION) {
+        topic_evict_backlog(t, q.limit_bytes);
+        return;
+    }
+    /* hold / exception: the connected producers are disconnected (they come back refused) */
+    if (t->producers.count > 0)
+        MG_INFO(MOD, "%s: backlog over its quota (%" PRId64 " bytes): closing %zu producer(s)",
+                t->name.full, q.limit_bytes, (size_t)t->producers.count);
+    topic_ref(t);
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (mg_map_next(&t->producers, &pos, &k, &kl, &v)) {
+        struct topic_producer *p = v;
+        mg_map_del(&t->producers, k, kl);
+        p->topic = NULL;
+        p->closed = true;
+        if (t->exclusive == p)
+            t->exclusive = NULL;
+        if (p->ops && p->ops->closed)
+            p->ops->closed(p->owner, p);
+        if (p->pending == 0)
+            topic_producer_free(p);
+    }
+    topic_unref(t);
+}
+
 int topic_sub_stats_next(struct topic *t, size_t *pos, struct topic_sub_stats *out)
 {
     void *v;
@@ -783,4 +940,100 @@ int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_positio
         return -MG_ENOSUB;
     topic_sub_reset_to(s, pos, true);
     return 0;
+}
+
+/* ---- message TTL ------------------------------------------------------------------------- */
+
+void topic_set_message_ttl(struct topic *t, int64_t secs)
+{
+    t->ttl_secs = secs < 0 ? 0 : secs;
+}
+
+void topic_reset_message_ttl(struct topic *t)
+{
+    t->ttl_secs = -1;
+}
+
+int64_t topic_message_ttl(const struct topic *t)
+{
+    if (t->ttl_secs >= 0)
+        return t->ttl_secs;
+    return t->reg ? t->reg->cfg.ttl_default_secs : 0;
+}
+
+struct topic_expire {
+    struct topic *t; /* referenced */
+    char *sub;       /* owned; NULL = every durable subscription */
+    topic_done_cb cb;
+    void *data;
+};
+
+/* Acknowledge everything before pos (the first entry published at or after the cutoff) on
+ * one subscription; never moves the mark-delete back. */
+static void topic_expire_sub(struct topic_sub *s, struct ml_position pos)
+{
+    struct ml_position last = ml_prev_position(s->topic->ml, pos);
+    if (last.entry < 0 || ml_pos_cmp(last, ml_cursor_mark_delete(s->cursor)) <= 0)
+        return;
+    int64_t before = ml_cursor_backlog(s->cursor);
+    ml_cursor_ack_cumulative(s->cursor, last);
+    int64_t after = ml_cursor_backlog(s->cursor);
+    if (before > after)
+        s->topic->msg_expired += before - after;
+    topic_sub_schedule(s);
+}
+
+static void topic_expire_found(struct ml_position pos, int status, void *data)
+{
+    struct topic_expire *op = data;
+    struct topic *t = op->t;
+    if (status == 0 && t->state != TOPIC_READY)
+        status = -MG_ECLOSED;
+    if (status == 0) {
+        if (op->sub) {
+            struct topic_sub *s = mg_map_get_str(&t->subs, op->sub);
+            if (s && !s->dead)
+                topic_expire_sub(s, pos);
+            else
+                status = -MG_ENOSUB;
+        } else {
+            size_t it = 0;
+            const char *k;
+            size_t kl;
+            void *v;
+            while (mg_map_next(&t->subs, &it, &k, &kl, &v)) {
+                struct topic_sub *s = v;
+                if (s->durable && !s->dead)
+                    topic_expire_sub(s, pos);
+            }
+        }
+    }
+    if (op->cb)
+        op->cb(op->data, status);
+    mg_free(op->sub);
+    mg_free(op);
+    topic_unref(t);
+}
+
+int topic_expire_messages(struct topic *t, const char *sub, int64_t secs, topic_done_cb cb,
+                          void *data)
+{
+    if (t->state != TOPIC_READY || !t->ml)
+        return -MG_ECLOSED;
+    if (sub && !mg_map_get_str(&t->subs, sub))
+        return -MG_ENOSUB;
+    struct topic_expire *op = mg_calloc(1, sizeof *op);
+    op->t = t;
+    op->sub = sub ? mg_strdup(sub) : NULL;
+    op->cb = cb;
+    op->data = data;
+    int64_t cutoff = mg_loop_wall_ms(t->loop) - (secs > 0 ? secs : 0) * 1000;
+    topic_ref(t);
+    int rc = ml_find_by_time(t->ml, (uint64_t)(cutoff > 0 ? cutoff : 0), topic_expire_found, op);
+    if (rc < 0) {
+        topic_unref(t);
+        mg_free(op->sub);
+        mg_free(op);
+    }
+    return rc;
 }

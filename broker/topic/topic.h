@@ -60,6 +60,21 @@ char *topic_name_ml(const struct topic_name *n);
 
 /* ---- registry ---------------------------------------------------------------------------- */
 
+/* A backlog quota on the bytes of the slowest subscription's backlog (Pulsar's
+ * destination_storage), and what happens once the backlog reaches it. */
+enum topic_quota_policy {
+    TOPIC_QUOTA_HOLD = 0,  /* producer_request_hold: new producers get ServerError 7 and the
+                              periodic check disconnects the connected ones */
+    TOPIC_QUOTA_EXCEPTION, /* producer_exception: the same with ServerError 8 */
+    TOPIC_QUOTA_EVICTION,  /* consumer_backlog_eviction: the periodic check moves the slowest
+                              subscription forward to 90 % of the limit */
+};
+struct topic_backlog_quota {
+    bool set;            /* false (a zeroed struct) = no quota */
+    int64_t limit_bytes; /* < 0 = no quota */
+    enum topic_quota_policy policy;
+};
+
 struct topic_config {
     int32_t max_pending_publish_per_conn;      /* maxPendingPublishRequestsPerConnection */
     int32_t max_unacked_per_consumer;          /* maxUnackedMessagesPerConsumer, 0 = no limit */
@@ -71,6 +86,12 @@ struct topic_config {
     int32_t active_consumer_failover_delay_ms; /* activeConsumerFailoverDelayTimeMillis */
     const char *cluster_name;                  /* producer names: "<cluster>-<broker>-<n>" */
     int broker_index;
+    int64_t ttl_default_secs;         /* ttlDurationDefaultInSeconds: message TTL; 0 = none */
+    int64_t expiry_check_interval_ms; /* messageExpiryCheckIntervalInMinutes: how often the
+                                         TTL is applied to every loaded topic; 0 = never */
+    struct topic_backlog_quota quota_default; /* backlogQuotaDefaultLimitBytes and
+                                                 backlogQuotaDefaultRetentionPolicy */
+    int64_t quota_check_interval_ms;          /* backlogQuotaCheckIntervalInSeconds; 0 = never */
 };
 
 /* The registry runs on the loop of mlf (ml_factory_loop), base being that loop's base: the
@@ -318,5 +339,27 @@ int topic_admin_delete_sub(struct topic *t, const char *sub, bool force);
 int topic_admin_skip(struct topic *t, const char *sub, int64_t n);
 int topic_admin_clear_backlog(struct topic *t, const char *sub);
 int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_position pos);
+/* Message TTL of t (a namespace's message_ttl_in_seconds, 0 = none); reset: back to the
+ * registry's ttl_default_secs. The expiry timer applies it. */
+void topic_set_message_ttl(struct topic *t, int64_t secs);
+void topic_reset_message_ttl(struct topic *t);
+int64_t topic_message_ttl(const struct topic *t);
+/* Expire messages (Pulsar's expireMessages): on subscription sub (NULL: every durable
+ * subscription), acknowledge every message published more than secs ago (the mark-delete
+ * moves to the last such entry; it never moves back). Asynchronous (the position is found
+ * by publish time, which may read from the store); cb (may be NULL) gets 0 or an error once
+ * done. -MG_ENOSUB synchronously for an unknown sub, -MG_ECLOSED for a topic not loaded. */
+int topic_expire_messages(struct topic *t, const char *sub, int64_t secs, topic_done_cb cb,
+                          void *data);
+/* The storage backlog quota of t (a namespace's backlog_quota_map destination_storage);
+ * reset: back to the registry's quota_default. */
+void topic_set_backlog_quota(struct topic *t, const struct topic_backlog_quota *q);
+void topic_reset_backlog_quota(struct topic *t);
+struct topic_backlog_quota topic_backlog_quota(const struct topic *t);
+/* Bytes of the slowest durable subscription's backlog (Pulsar's backlogSize, estimated from
+ * the average entry size). */
+int64_t topic_backlog_bytes(struct topic *t);
+/* Apply t's quota now (what the periodic check does). */
+void topic_check_backlog_quota(struct topic *t);
 
 #endif

@@ -19,15 +19,17 @@
 #include <event2/event.h>
 
 struct topic_registry {
-    struct mg_loop *loop;      /* borrowed: the ML factory's; clock and timers */
-    struct event_base *base;   /* borrowed: the loop's */
-    struct ml_factory *mlf;    /* borrowed */
-    struct topic_config cfg;   /* cfg.cluster_name points at cluster_name */
-    char *cluster_name;        /* owned */
-    struct mg_map topics;      /* full name -> struct topic (owned) */
-    uint64_t producer_counter; /* generated producer names */
-    uint64_t producer_ids;     /* topic_producer.id */
-    topic_loaded_fn loaded_fn; /* topic_registry_set_loaded_hook */
+    struct mg_loop *loop;       /* borrowed: the ML factory's; clock and timers */
+    struct event_base *base;    /* borrowed: the loop's */
+    struct ml_factory *mlf;     /* borrowed */
+    struct topic_config cfg;    /* cfg.cluster_name points at cluster_name */
+    char *cluster_name;         /* owned */
+    struct mg_map topics;       /* full name -> struct topic (owned) */
+    uint64_t producer_counter;  /* generated producer names */
+    uint64_t producer_ids;      /* topic_producer.id */
+    struct mg_timer expiry_tmr; /* every cfg.expiry_check_interval_ms: message TTL */
+    struct mg_timer quota_tmr;  /* every cfg.quota_check_interval_ms: backlog quotas */
+    topic_loaded_fn loaded_fn;  /* topic_registry_set_loaded_hook */
     void *loaded_arg;
     /* broker-wide publish latency (ms): a ring of recent samples, totals since start */
     double *lat_ring; /* owned, TOPIC_LAT_RING entries */
@@ -67,8 +69,12 @@ struct topic {
     struct mg_map subs;                          /* name -> topic_sub (owned) */
     int64_t msg_in, bytes_in;
     int64_t msg_out_closed, bytes_out_closed; /* counters of subscriptions gone */
-    bool fence_pending;                       /* an unload after fencing is scheduled */
-    struct mg_timer fence_timer;              /* runs that unload (holds a reference) */
+    int64_t ttl_secs;                         /* message TTL; -1 = the registry's default */
+    int64_t msg_expired;                      /* entries acknowledged by expiry */
+    bool quota_set;                           /* quota overrides the registry's default */
+    struct topic_backlog_quota quota;
+    bool fence_pending;          /* an unload after fencing is scheduled */
+    struct mg_timer fence_timer; /* runs that unload (holds a reference) */
     /* statistics (topic_registry_stats_update) */
     int64_t entries_in, entries_out;      /* entries written / dispatched */
     uint64_t created_ms, last_publish_ms; /* wall clock */

@@ -50,7 +50,11 @@
     X(MG_ENONRECOVERABLE, "data not recoverable", 2)                                               \
     /* A credential that does not authenticate (missing, malformed, wrong key, expired).           \
      * Pulsar: AuthenticationError. */                                                             \
-    X(MG_EAUTH, "authentication failed", 3)
+    X(MG_EAUTH, "authentication failed", 3)                                                        \
+    /* A producer refused: its topic's backlog is over the quota (Pulsar's                         \
+     * TopicBacklogQuotaExceededException), policy producer_request_hold / producer_exception. */  \
+    X(MG_EQUOTAHOLD, "Cannot create producer on topic with backlog quota exceeded", 7)             \
+    X(MG_EQUOTAEXC, "Cannot create producer on topic with backlog quota exceeded", 8)
 
 #define MG_ERR_ENUM(name, text, se) name,
 enum mg_err { MG_ERR_LIST(MG_ERR_ENUM) MG_ERR__COUNT };

@@ -196,6 +196,33 @@ test('namespaces: create, list, policies, retention, bundles, delete and errors'
   await expect('DELETE', `${NS}/${ns}/retention`, 204);
   await expect('GET', `${NS}/${ns}/retention`, 204);
 
+  // Message TTL: 204 while never set; a bare integer; 412 below 0; in the policies.
+  await expect('GET', `${NS}/${ns}/messageTTL`, 204);
+  await expect('POST', `${NS}/${ns}/messageTTL`, 204, 3600);
+  assert.strictEqual((await expect('GET', `${NS}/${ns}/messageTTL`, 200)).json, 3600);
+  assert.strictEqual((await expect('GET', `${NS}/${ns}`, 200)).json.message_ttl_in_seconds, 3600);
+  await expectReason('POST', `${NS}/${ns}/messageTTL`, 412, -5);
+  await expectReason('POST', `${NS}/${t}/missing/messageTTL`, 404, 5);
+  await expect('DELETE', `${NS}/${ns}/messageTTL`, 204);
+  await expect('GET', `${NS}/${ns}/messageTTL`, 204);
+
+  // Backlog quotas: the map by type; POST/DELETE one type (destination_storage by default).
+  assert.deepStrictEqual((await expect('GET', `${NS}/${ns}/backlogQuotaMap`, 200)).json, {});
+  await expect('POST', `${NS}/${ns}/backlogQuota`, 204,
+    { limitSize: 10485760, limitTime: -1, policy: 'consumer_backlog_eviction' });
+  await expect('POST', `${NS}/${ns}/backlogQuota?backlogQuotaType=message_age`, 204,
+    { limitSize: -1, limitTime: 600, policy: 'producer_exception' });
+  const qm = (await expect('GET', `${NS}/${ns}/backlogQuotaMap`, 200)).json;
+  assert.strictEqual(qm.destination_storage.limitSize, 10485760);
+  assert.strictEqual(qm.destination_storage.policy, 'consumer_backlog_eviction');
+  assert.strictEqual(qm.message_age.limitTime, 600);
+  assert.deepStrictEqual((await expect('GET', `${NS}/${ns}`, 200)).json.backlog_quota_map, qm);
+  await expectReason('POST', `${NS}/${ns}/backlogQuota`, 400, { limitSize: 1, policy: 'nope' });
+  await expectReason('POST', `${NS}/${ns}/retention`, 412, { retentionTimeInMinutes: 5, retentionSizeInMB: 5 });
+  await expect('DELETE', `${NS}/${ns}/backlogQuota?backlogQuotaType=message_age`, 204);
+  await expect('DELETE', `${NS}/${ns}/backlogQuota`, 204);
+  assert.deepStrictEqual((await expect('GET', `${NS}/${ns}/backlogQuotaMap`, 200)).json, {});
+
   // Unload (all bundles, one bundle, a bad bundle), topics list.
   await expect('PUT', `${NS}/${ns}/unload`, 204);
   await expect('PUT', `${NS}/${ns}/0x00000000_0x20000000/unload`, 204);
@@ -333,6 +360,21 @@ test('stats, internal stats, subscriptions (create, skip, clear, reset, delete) 
     await expect('POST', `${P}/${enc(t)}/subscription/idle/resetcursor`, 204,
       { ledgerId: ledger, entryId: entry - 4, isExcluded: true });
     assert.strictEqual(await backlog('idle'), 4);
+
+    // expireMessages (TTL by hand): a TTL longer than the messages' age expires nothing; 0 s
+    // expires everything published before now, on one subscription or on all of them.
+    await expect('POST', `${P}/${enc(t)}/subscription/idle/expireMessages/3600`, 204);
+    assert.strictEqual(await backlog('idle'), 4);
+    await expect('POST', `${P}/${enc(t)}/subscription/idle/expireMessages/0`, 204);
+    assert.strictEqual(await backlog('idle'), 0);
+    await expectReason('POST', `${P}/${enc(t)}/subscription/nope/expireMessages/0`, 404);
+    await expect('POST', `${P}/${enc(t)}/subscription/idle/resetcursor/0`, 204);
+    assert.strictEqual(await backlog('idle'), 10);
+    await expect('POST', `${P}/${enc(t)}/all_subscription/expireMessages/0`, 204);
+    assert.strictEqual(await backlog('idle'), 0);
+    assert.strictEqual(await backlog('from-start'), 0);
+    await expect('POST', `${P}/${enc(t)}/subscription/from-start/resetcursor/0`, 204);
+    assert.strictEqual(await backlog('from-start'), 10);
     await expectReason('POST', `${P}/${enc(t)}/subscription/idle/resetcursor`, 400, { foo: 1 });
     await expectReason('POST', `${P}/${enc(t)}/subscription/nope/resetcursor/0`, 404);
 
@@ -591,6 +633,35 @@ test('every path answers bad input, and no admin request is left open', { timeou
 // unloaded) is served at once or redirected to the broker that takes it; never "503 retry".
 // Runs when MAGNETAR_ADMIN_PEER names a second broker of the same cluster
 // (tests/integration/admin-cluster.test.sh).
+test('backlog quota: a producer is refused once the backlog reaches the namespace quota',
+  { timeout: 60000 },
+  () => f.withScope('admin-quota', async (s) => {
+    const ns = `public/quota-${Date.now().toString(36)}`;
+    await expect('PUT', `${NS}/${ns}`, 204);
+    await expect('POST', `${NS}/${ns}/backlogQuota`, 204, { limitSize: 1, limitTime: -1, policy: 'producer_exception' });
+    const topic = `persistent://${ns}/q`;
+    const TP = `/admin/v2/persistent/${ns}/q`;
+    await expect('PUT', TP, 204);
+    await expect('PUT', `${TP}/subscription/idle`, 204);
+    // The broker serving the topic may be another one: it learns the policy from the store.
+    const deadline = Date.now() + 30000;
+    let limit;
+    while ((limit = (await expect('GET', `${TP}/stats`, 200)).json.backlogQuotaLimitSize) !== 1
+      && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.strictEqual(limit, 1, 'the serving broker applies the namespace quota');
+    const prod = await s.producer(topic); // backlog 0: under the quota
+    await f.sendAll(prod, f.makeMessages(3, 'q'));
+    const st = (await expect('GET', `${TP}/stats`, 200)).json;
+    assert.ok(st.backlogSize >= 1, JSON.stringify(st));
+    const refused = await f.withTimeout(s.producer(topic).then(() => null, (e) => e), 30000,
+      'the refused producer.create() to settle');
+    assert.ok(refused, 'a producer over the backlog quota must be refused, it was created');
+    assert.match(String(refused.message || refused), /backlog quota exceeded/);
+    // Consumed (skip_all): the backlog is gone and producers are welcome again.
+    await expect('POST', `${TP}/subscription/idle/skip_all`, 204);
+    await s.producer(topic);
+  }));
+
 const PEER = process.env.MAGNETAR_ADMIN_PEER;
 test('cluster: topic calls on unowned and unloaded bundles are served or redirected, each once', { skip: PEER ? false : 'needs MAGNETAR_ADMIN_PEER; tests/integration/admin-cluster.test.sh runs it', timeout: 180000 }, async () => {
   const peer = { base: PEER };

@@ -17,6 +17,7 @@
 #include "admin/admin_int.h"
 #include "lib/tl_svc.h"
 #include "ns/ns.h"
+#include "ns/ns_int.h"
 #include "svc/svc.h"
 #include "topic/topic.h"
 #include "util/err.h"
@@ -383,6 +384,7 @@ static const char *sample(const char *name, size_t n)
         {"domain", "non-persistent"},
         {"numMessages", "1"},
         {"timestamp", "0"},
+        {"expireTimeInSeconds", "5"},
     };
     for (size_t i = 0; i < sizeof v / sizeof *v; i++)
         if (strlen(v[i][0]) == n && memcmp(v[i][0], name, n) == 0)
@@ -914,6 +916,103 @@ START_TEST(test_namespace_validation)
 }
 END_TEST
 
+START_TEST(test_namespace_message_ttl)
+{
+    const char *p = "/admin/v2/namespaces/public/default/messageTTL";
+    expect_status("PUT", "/admin/v2/persistent/public/default/t", NULL,
+                  204); /* a loaded topic takes the policy */
+    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/t");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(topic_message_ttl(t), 0); /* ttlDurationDefaultInSeconds 0: none */
+    expect_status("GET", p, NULL, 204);        /* never set */
+    ck_assert_str_eq(last.body, "");
+    expect_status("POST", p, "120", 204);
+    expect_json("GET", p, NULL, 200, "120");
+    ck_assert_int_eq(topic_message_ttl(t), 120);
+    ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(reply_json(), "message_ttl_in_seconds")),
+                     120);
+    reply_json_free();
+    expect_status("POST", p, "0", 204); /* 0: no TTL for this namespace */
+    expect_json("GET", p, NULL, 200, "0");
+    ck_assert_int_eq(topic_message_ttl(t), 0);
+    expect_reason("POST", p, "-1", 412, "Invalid value for message TTL");
+    expect_reason("POST", p, "\"x\"", 400, "Invalid message TTL: an integer body is required");
+    expect_reason("POST", p, "x", 400, "Invalid message TTL: an integer body is required");
+    expect_json("GET", p, NULL, 200, "0"); /* the refused ones changed nothing */
+    expect_status("DELETE", p, NULL, 204);
+    expect_status("GET", p, NULL, 204);
+    expect_405("PUT", p);
+    expect_reason("GET", "/admin/v2/namespaces/public/nope/messageTTL", NULL, 404,
+                  "Namespace does not exist");
+    expect_reason("POST", "/admin/v2/namespaces/public/nope/messageTTL", "5", 404,
+                  "Namespace does not exist");
+}
+END_TEST
+
+START_TEST(test_namespace_backlog_quota)
+{
+    const char *map = "/admin/v2/namespaces/public/default/backlogQuotaMap";
+    const char *q = "/admin/v2/namespaces/public/default/backlogQuota";
+    const char *q_age =
+        "/admin/v2/namespaces/public/default/backlogQuota?backlogQuotaType=message_age";
+    expect_json("GET", map, NULL, 200, "{}");
+    const char *stats = "/admin/v2/persistent/public/default/qt/stats";
+    expect_status("PUT", "/admin/v2/persistent/public/default/qt", NULL, 204);
+    ck_assert_int_eq(rq("GET", stats, NULL), 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(reply_json(), "backlogQuotaLimitSize")),
+                     -1);
+    reply_json_free();
+    expect_status("POST", q,
+                  "{\"limitSize\":1048576,\"limitTime\":-1,\"policy\":\"producer_exception\"}",
+                  204);
+    expect_json("GET", map, NULL, 200,
+                "{\"destination_storage\":{\"limit\":1048576,\"limitSize\":1048576,"
+                "\"limitTime\":-1,\"policy\":\"producer_exception\"}}");
+    /* "limit" is limitSize's old name; the policy defaults to producer_request_hold */
+    expect_status("POST", q_age, "{\"limit\":-1,\"limitTime\":3600}", 204);
+    expect_json("GET", map, NULL, 200,
+                "{\"destination_storage\":{\"limit\":1048576,\"limitSize\":1048576,"
+                "\"limitTime\":-1,\"policy\":\"producer_exception\"},"
+                "\"message_age\":{\"limit\":-1,\"limitSize\":-1,\"limitTime\":3600,"
+                "\"policy\":\"producer_request_hold\"}}");
+    ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
+    ck_assert_int_eq(json_object_size(json_object_get(reply_json(), "backlog_quota_map")), 2);
+    reply_json_free();
+    ck_assert_int_eq(rq("GET", stats, NULL), 200); /* the loaded topic took the quota */
+    ck_assert_int_eq(json_integer_value(json_object_get(reply_json(), "backlogQuotaLimitSize")),
+                     1048576);
+    reply_json_free();
+    const char *bad = "Invalid backlog quota: a JSON object with limitSize and limitTime "
+                      "(integers >= -1) and policy (producer_request_hold, producer_exception "
+                      "or consumer_backlog_eviction) is required";
+    expect_reason("POST", q, "{\"limitSize\":1,\"policy\":\"nope\"}", 400, bad);
+    expect_reason("POST", q, "{\"limitSize\":-2}", 400, bad);
+    expect_reason("POST", q, "x", 400, bad);
+    expect_reason("POST", q, NULL, 400, bad);
+    expect_reason("POST", "/admin/v2/namespaces/public/default/backlogQuota?backlogQuotaType=x",
+                  "{}", 400, "Invalid backlogQuotaType x");
+    /* retention must keep more than the storage quota holds back, both ways */
+    const char *ret = "/admin/v2/namespaces/public/default/retention";
+    expect_reason("POST", ret, "{\"retentionTimeInMinutes\":10,\"retentionSizeInMB\":1}", 412,
+                  "Retention Quota must exceed configured backlog quota for namespace.");
+    expect_status("POST", ret, "{\"retentionTimeInMinutes\":10,\"retentionSizeInMB\":2}", 204);
+    expect_reason("POST", q, "{\"limitSize\":4194304}", 412,
+                  "Backlog Quota exceeds configured retention quota for namespace. Please "
+                  "increase retention quota and retry");
+    expect_status("DELETE", q_age, NULL, 204);
+    expect_json("GET", map, NULL, 200,
+                "{\"destination_storage\":{\"limit\":1048576,\"limitSize\":1048576,"
+                "\"limitTime\":-1,\"policy\":\"producer_exception\"}}");
+    expect_status("DELETE", q, NULL, 204); /* destination_storage when no type is given */
+    expect_json("GET", map, NULL, 200, "{}");
+    expect_405("GET", q);
+    expect_405("POST", map);
+    expect_reason("GET", "/admin/v2/namespaces/public/nope/backlogQuotaMap", NULL, 404,
+                  "Namespace does not exist");
+}
+END_TEST
+
 START_TEST(test_namespace_retention)
 {
     const char *p = "/admin/v2/namespaces/public/default/retention";
@@ -1064,6 +1163,12 @@ START_TEST(test_subscriptions)
     expect_reason("POST", T "/t/subscription/s1/skip/-1", NULL, 400,
                   "Invalid number of messages to skip");
     expect_status("POST", T "/t/subscription/s1/skip_all", NULL, 204);
+    expect_status("POST", T "/t/subscription/s1/expireMessages/10", NULL, 204);
+    expect_status("POST", T "/t/all_subscription/expireMessages/0", NULL, 204);
+    expect_reason("POST", T "/t/subscription/s1/expireMessages/x", NULL, 400,
+                  "Invalid expire time in seconds");
+    expect_reason("POST", T "/t/subscription/nope/expireMessages/10", NULL, 404,
+                  "Subscription nope not found for topic persistent://public/default/t");
     expect_status("POST", T "/t/subscription/s1/resetcursor/0", NULL, 204);
     expect_reason("POST", T "/t/subscription/s1/resetcursor/x", NULL, 400, "Invalid timestamp");
     expect_status("POST", T "/t/subscription/s1/resetcursor", "{\"ledgerId\":0,\"entryId\":0}",
@@ -1303,6 +1408,37 @@ START_TEST(test_free_with_call_in_progress)
 }
 END_TEST
 
+/* A policy set through one broker reaches the other broker's cache (its reload of the store)
+ * and so its loaded topics; a removal too. */
+START_TEST(test_policies_seen_by_other_broker)
+{
+    const char *p = "/admin/v2/namespaces/public/default/messageTTL";
+    struct ns *ns1 = svc_ns(fx.svc[1]);
+    expect_json_on(0, "POST", p, "300", 204, NULL);
+    struct ns_policies pol;
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(ns_namespace_policies_get(ns1, "public/default", &pol), 0);
+        if (pol.has_ttl)
+            break;
+        ns_res_refresh_now(ns1);
+        tl_base_run_for(fx.base, 20);
+    }
+    ck_assert(pol.has_ttl);
+    ck_assert_int_eq(pol.ttl_secs, 300);
+    expect_json_on(1, "GET", p, NULL, 200, "300");
+    expect_json_on(0, "DELETE", p, NULL, 204, NULL);
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(ns_namespace_policies_get(ns1, "public/default", &pol), 0);
+        if (!pol.has_ttl)
+            break;
+        ns_res_refresh_now(ns1);
+        tl_base_run_for(fx.base, 20);
+    }
+    ck_assert(!pol.has_ttl);
+    expect_json_on(1, "GET", p, NULL, 204, NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("admin");
@@ -1314,10 +1450,10 @@ int main(void)
     tl_add(tc, test_every_route_answers_over_http, test_unknown_paths_404, test_wrong_methods_405,
            test_clusters_brokers_probes, test_tenant_crud, test_tenant_validation,
            test_namespace_crud, test_namespace_validation, test_namespace_retention,
-           test_namespace_unload, test_topic_crud, test_topic_names, test_subscriptions,
-           test_partitioned_topics, test_partitions_bounded, test_lookup,
-           test_free_with_call_in_progress);
+           test_namespace_message_ttl, test_namespace_backlog_quota, test_namespace_unload,
+           test_topic_crud, test_topic_names, test_subscriptions, test_partitioned_topics,
+           test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
-    tl_add(tc, test_gate_redirects_to_owner);
+    tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);
     return tl_run(s);
 }

@@ -758,6 +758,7 @@ START_TEST(test_pending_publishes_bounded)
     enum { MAX = 4, N = 23 };
     tl_cfg_set(&fx.cfg, "maxPendingPublishRequestsPerConnection", "4");
     tl_cfg_set(&fx.cfg, "managedLedgerMaxEntriesPerLedger", "3");
+    tl_cfg_set(&fx.cfg, "managedLedgerMinLedgerRolloverTimeMinutes", "0"); /* roll at once */
     start();
     struct client *cl = connected(21);
     producer(cl, TOPIC("pending"), 1);

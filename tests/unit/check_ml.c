@@ -1269,6 +1269,191 @@ START_TEST(test_ack_stress)
 }
 END_TEST
 
+/* ---- retention on a timer, rollover by age (simulated clock) ----------------------------- */
+
+/* A factory on a simulated loop with cfg. */
+static void fx_new_sim(const struct ml_config *cfg)
+{
+    base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    loop = mg_loop_new_sim(base, 1000000, 1700000000000);
+    fac = ml_factory_new(loop, "memory", cfg);
+    ck_assert_ptr_nonnull(fac);
+}
+
+static int n_ledgers(const struct ml_ledger *ml)
+{
+    struct ml_stats st;
+    ml_get_stats(ml, &st);
+    return st.num_ledgers;
+}
+
+/* Time-based retention runs on the check timer: consumed closed ledgers go once older than
+ * the retention time and not before, with no traffic; a ledger a cursor still needs stays. */
+START_TEST(test_retention_timer)
+{
+    const int64_t minute = 60000;
+    struct ml_config cfg = {.cache_size_bytes = 1 << 20,
+                            .max_entries_per_ledger = 2,
+                            .retention_time_minutes = 10,
+                            .retention_size_mb = -1,
+                            .retention_check_interval_ms = minute};
+    fx_new_sim(&cfg);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/ret-timer");
+    struct ml_cursor *a = ml_cursor_open(ml, "a", true, ML_POS_EARLIEST, NULL);
+    struct ml_cursor *b = ml_cursor_open(ml, "b", true, ML_POS_EARLIEST, NULL);
+    append_n(ml, 6); /* three closed ledgers of two, an empty current one */
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 4);
+    int64_t first = ml_first_position(ml).ledger;
+    ml_cursor_clear_backlog(a);
+    /* b consumed the first ledger only */
+    struct ml_position p0 = ml_first_position(ml);
+    ml_cursor_ack_cumulative(b, ml_next_position(ml, p0));
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 4); /* consumed, but within the retention time */
+    tl_run_for(loop, 9 * minute);
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 4); /* 9 minutes old: kept */
+    tl_run_for(loop, 2 * minute);       /* past 10 minutes: the next check deletes it */
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 3);
+    ck_assert_int_gt(ml_first_position(ml).ledger, first);
+    ck_get(ml, P(first, 0), -MG_ENOTFOUND, NULL);
+    ck_assert_int_eq(ml_cursor_backlog(b), 4); /* what b has not consumed stays */
+    tl_run_for(loop, 60 * minute);
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 3);
+    ml_cursor_clear_backlog(b); /* now all consumed, long past the time: all but current */
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 1);
+    ml_cursor_close(a);
+    ml_cursor_close(b);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+/* Without the check timer, time alone deletes nothing (only a cursor move or a roll does). */
+START_TEST(test_retention_no_timer)
+{
+    const int64_t minute = 60000;
+    struct ml_config cfg = {.cache_size_bytes = 1 << 20,
+                            .max_entries_per_ledger = 2,
+                            .retention_time_minutes = 10,
+                            .retention_size_mb = -1};
+    fx_new_sim(&cfg);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/ret-no-timer");
+    struct ml_cursor *a = ml_cursor_open(ml, "a", true, ML_POS_EARLIEST, NULL);
+    append_n(ml, 4);
+    settle(ml);
+    ml_cursor_clear_backlog(a);
+    tl_run_for(loop, 30 * minute);
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 3);
+    append_str(ml, "x"); /* no roll, no cursor move: still kept */
+    ck_assert_int_eq(n_ledgers(ml), 3);
+    ml_cursor_clear_backlog(a); /* a cursor move runs the check */
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 1);
+    ml_cursor_close(a);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+/* Size-based retention: consumed ledgers go, oldest first, while what stays after them is
+ * over the size; with every consumed ledger inside the size, nothing goes. */
+START_TEST(test_retention_size)
+{
+    struct ml_config cfg = {.cache_size_bytes = 8 << 20,
+                            .max_entries_per_ledger = 1,
+                            .retention_time_minutes = -1,
+                            .retention_size_mb = 1,
+                            .retention_check_interval_ms = 60000};
+    fx_new_sim(&cfg);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/ret-size");
+    struct ml_cursor *a = ml_cursor_open(ml, "a", true, ML_POS_EARLIEST, NULL);
+    const size_t sz = 400 * 1024;
+    char *blob = calloc(1, sz);
+    for (int i = 0; i < 2; i++) {
+        struct tl_append ap = {.req.data = NULL};
+        ap.req.data = &ap;
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add(b, blob, sz);
+        ck_assert_int_eq(ml_append(ml, b, NULL, &ap.req, tl_append_cb), 0);
+        tl_wait(loop, &ap.done);
+        ck_assert_int_eq(ap.status, 0);
+    }
+    settle(ml);
+    ml_cursor_clear_backlog(a);
+    tl_run_for(loop, 120000);
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 3); /* 800 KiB consumed, under 1 MB: kept */
+    for (int i = 0; i < 3; i++) {
+        struct tl_append ap = {.req.data = NULL};
+        ap.req.data = &ap;
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add(b, blob, sz);
+        ck_assert_int_eq(ml_append(ml, b, NULL, &ap.req, tl_append_cb), 0);
+        tl_wait(loop, &ap.done);
+        ck_assert_int_eq(ap.status, 0);
+    }
+    settle(ml);
+    ml_cursor_clear_backlog(a);
+    settle(ml);
+    /* 5 x 400 KiB consumed: the oldest go while more than 1 MB stays after them */
+    struct ml_stats st;
+    ml_get_stats(ml, &st);
+    ck_assert_int_eq(st.num_ledgers, 3 + 1);
+    ck_assert_int_le(st.total_size, (int64_t)3 * (int64_t)sz);
+    ck_assert_int_gt(st.total_size, 1 << 20);
+    free(blob);
+    ml_cursor_close(a);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+/* Rollover as Pulsar's: a full ledger is not rolled before the minimum age (even by the
+ * timer), a ledger with an entry is rolled at the maximum age with no traffic, an empty
+ * one never for its age. */
+START_TEST(test_rollover_by_age)
+{
+    const int64_t minute = 60000;
+    struct ml_config cfg = {.cache_size_bytes = 1 << 20,
+                            .max_entries_per_ledger = 2,
+                            .retention_time_minutes = -1,
+                            .retention_size_mb = -1,
+                            .retention_check_interval_ms = minute,
+                            .min_rollover_ms = 10 * minute,
+                            .max_rollover_ms = 60 * minute};
+    fx_new_sim(&cfg);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/roll-age");
+    append_n(ml, 5); /* over max_entries, but younger than the minimum */
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 1);
+    tl_run_for(loop, 9 * minute);
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 1);
+    tl_run_for(loop, 2 * minute); /* past the minimum: the timer rolls it */
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 2);
+    append_str(ml, "one");
+    tl_run_for(loop, 50 * minute);
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 2); /* 50 minutes, one entry: kept */
+    tl_run_for(loop, 11 * minute);      /* past the maximum age */
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 3);
+    tl_run_for(loop, 180 * minute); /* the new, empty ledger is never rolled */
+    settle(ml);
+    ck_assert_int_eq(n_ledgers(ml), 3);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
 static Suite *ml_suite(void)
 {
     Suite *s = suite_create("ml");
@@ -1280,7 +1465,8 @@ static Suite *ml_suite(void)
            test_replay, test_reads_from_store);
     tcase_add_loop_test(tc, test_lost_data, 0, 2);
     tl_add(tc, test_get_entry, test_trim, test_find_by_time, test_close_pending, test_delete,
-           test_ack_stress);
+           test_ack_stress, test_retention_timer, test_retention_no_timer, test_retention_size,
+           test_rollover_by_age);
     return s;
 }
 

@@ -1346,6 +1346,157 @@ START_TEST(test_unsubscribe_unload)
 }
 END_TEST
 
+/* ---- message TTL --------------------------------------------------------------------------- */
+
+static int64_t sub_backlog(struct topic *t, const char *name)
+{
+    struct topic_sub_stats ss;
+    size_t pos = 0;
+    while (topic_sub_stats_next(t, &pos, &ss))
+        if (strcmp(ss.name, name) == 0)
+            return ss.backlog;
+    ck_abort_msg("no subscription %s", name);
+    return -1;
+}
+
+/* The expiry timer acknowledges, on every durable subscription, the messages published
+ * more than the TTL ago, and only those; with no traffic; a TTL of 0 expires nothing. */
+START_TEST(test_message_ttl_timer)
+{
+    const int64_t wall0 = 1700000000000;
+    teardown();
+    default_cfg();
+    cfg.ttl_default_secs = 60;
+    cfg.expiry_check_interval_ms = 10000;
+    setup_on(&cfg, wall0);
+    struct topic *t = load("ttl");
+    struct topic *off = load("ttl-off");
+    topic_set_message_ttl(off, 0); /* a namespace's TTL of 0: none */
+    ck_assert_int_eq(topic_message_ttl(t), 60);
+    ck_assert_int_eq(topic_message_ttl(off), 0);
+    struct fc *a = fc_new(), *b = fc_new(), *c = fc_new();
+    sub_ok(t, "s1", TOPIC_SUB_EXCLUSIVE, true, a);
+    sub_ok(t, "s2", TOPIC_SUB_SHARED, true, b);
+    sub_ok(off, "s1", TOPIC_SUB_EXCLUSIVE, true, c);
+    struct topic_producer *p = mkprod(t), *q = mkprod(off);
+    for (int i = 0; i < 3; i++) {
+        publish_full(p, (uint64_t)wall0, 0, NULL);
+        publish_full(q, (uint64_t)wall0, 0, NULL);
+    }
+    spin();
+    mg_loop_advance(loop, 30000);
+    publish_full(p, (uint64_t)wall0 + 30000, 0, NULL);
+    publish_full(p, (uint64_t)wall0 + 30000, 0, NULL);
+    spin();
+    ck_assert_int_eq(sub_backlog(t, "s1"), 5);
+    mg_loop_advance(loop, 30000); /* 60 s: the first three are 60 s old, not older */
+    spin();
+    ck_assert_int_eq(sub_backlog(t, "s1"), 5);
+    ck_assert_int_eq(sub_backlog(t, "s2"), 5);
+    mg_loop_advance(loop, 10000); /* 70 s: they are past the TTL, the other two are not */
+    spin();
+    ck_assert_int_eq(sub_backlog(t, "s1"), 2);
+    ck_assert_int_eq(sub_backlog(t, "s2"), 2);
+    mg_loop_advance(loop, 30000); /* 100 s: all */
+    spin();
+    ck_assert_int_eq(sub_backlog(t, "s1"), 0);
+    ck_assert_int_eq(sub_backlog(t, "s2"), 0);
+    ck_assert_int_eq(sub_backlog(off, "s1"), 3); /* no TTL there */
+
+    /* By hand (expireMessages): one subscription, then all of them. */
+    struct done_rec d = {.f = c};
+    ck_assert_int_eq(topic_expire_messages(off, "nope", 1, done_cb, &d), -MG_ENOSUB);
+    ck_assert_int_eq(topic_expire_messages(off, "s1", 200, done_cb, &d), 0);
+    spin();
+    ck_assert_int_eq(d.calls, 1);
+    ck_assert_int_eq(d.status, 0);
+    ck_assert_int_eq(sub_backlog(off, "s1"), 3); /* 100 s old: not older than 200 s */
+    ck_assert_int_eq(topic_expire_messages(off, NULL, 50, done_cb, &d), 0);
+    spin();
+    ck_assert_int_eq(d.calls, 2);
+    ck_assert_int_eq(d.status, 0);
+    ck_assert_int_eq(sub_backlog(off, "s1"), 0);
+    /* Back to the default: the timer applies it. */
+    topic_reset_message_ttl(off);
+    ck_assert_int_eq(topic_message_ttl(off), 60);
+    topic_producer_close(p);
+    topic_producer_close(q);
+}
+END_TEST
+
+/* ---- backlog quotas ------------------------------------------------------------------------ */
+
+/* Size quota: producers are refused at the limit (hold: 7, exception: 8, as Pulsar's
+ * ServerErrors), the periodic check closes the connected ones; eviction lets producers in
+ * and moves the slowest subscription forward to 90 % of the limit, on the timer. */
+START_TEST(test_backlog_quota)
+{
+    teardown();
+    default_cfg();
+    cfg.quota_default = (struct topic_backlog_quota){.set = true, .limit_bytes = -1};
+    cfg.quota_check_interval_ms = 60000;
+    setup_on(&cfg, 1700000000000);
+    prod_closed = 0;
+    struct topic *t = load("quota");
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_ok(t, "slow", TOPIC_SUB_EXCLUSIVE, true, a);
+    struct topic_producer *p = NULL, *p2 = NULL;
+    ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p), 0);
+    for (int i = 0; i < 3; i++)
+        publish_full(p, 1000, 0, NULL);
+    spin();
+    int64_t b3 = topic_backlog_bytes(t);
+    ck_assert_int_gt(b3, 0);
+    struct topic_backlog_quota q = {.set = true, .limit_bytes = b3 + 1, .policy = TOPIC_QUOTA_HOLD};
+    topic_set_backlog_quota(t, &q);
+    ck_assert_int_eq(topic_producer_add(t, "p2", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p2), 0);
+    topic_producer_close(p2);
+    mg_loop_advance(loop, 60000); /* under the limit: nothing closed */
+    spin();
+    ck_assert_int_eq(prod_closed, 0);
+    publish_full(p, 1000, 0, NULL);
+    spin();
+    ck_assert_int_ge(topic_backlog_bytes(t), q.limit_bytes);
+    ck_assert_int_eq(topic_producer_add(t, "p2", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p2),
+                     -MG_EQUOTAHOLD);
+    ck_assert_int_eq(mg_err_server_error(-MG_EQUOTAHOLD), 7);
+    q.policy = TOPIC_QUOTA_EXCEPTION;
+    topic_set_backlog_quota(t, &q);
+    ck_assert_int_eq(topic_producer_add(t, "p2", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p2),
+                     -MG_EQUOTAEXC);
+    ck_assert_int_eq(mg_err_server_error(-MG_EQUOTAEXC), 8);
+    mg_loop_advance(loop, 60000); /* the periodic check closes the connected producer */
+    spin();
+    ck_assert_int_eq(prod_closed, 1);
+    ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p),
+                     -MG_EQUOTAEXC);
+
+    /* Eviction: producers come in; the timer moves the slowest subscriptions forward until
+     * the backlog is at 90 % of the limit, keeping what is under it. */
+    sub_ok(t, "fast", TOPIC_SUB_EXCLUSIVE, false, b);
+    q.policy = TOPIC_QUOTA_EVICTION;
+    topic_set_backlog_quota(t, &q);
+    ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p), 0);
+    for (int i = 0; i < 6; i++)
+        publish_full(p, 1000, 0, NULL);
+    spin();
+    int64_t fast_before = sub_backlog(t, "fast");
+    ck_assert_int_eq(sub_backlog(t, "slow"), 10);
+    mg_loop_advance(loop, 60000);
+    spin();
+    ck_assert_int_le(topic_backlog_bytes(t), q.limit_bytes - q.limit_bytes / 10);
+    ck_assert_int_eq(fast_before, 6);
+    ck_assert_int_lt(sub_backlog(t, "slow"), 10);
+    ck_assert_int_gt(sub_backlog(t, "slow"), 0); /* 90 %, not everything */
+    ck_assert_int_lt(sub_backlog(t, "fast"), fast_before);
+    ck_assert_int_gt(sub_backlog(t, "fast"), 0);
+    ck_assert_int_eq(prod_closed, 1); /* eviction closes no producer */
+    topic_reset_backlog_quota(t);
+    ck_assert_int_eq(topic_backlog_quota(t).limit_bytes, -1); /* the default: none */
+    topic_producer_close(p);
+}
+END_TEST
+
 static Suite *topic_suite(void)
 {
     Suite *s = suite_create("topic");
@@ -1360,7 +1511,8 @@ static Suite *topic_suite(void)
            test_shared_redeliver, test_close_inside_send, test_failover_redeliver_ids,
            test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_watermark,
-           test_seek, test_reader, test_last_id, test_unsubscribe_unload);
+           test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
+           test_backlog_quota);
     return s;
 }
 
