@@ -213,6 +213,11 @@ void conn_req_fail(struct conn_req *r, int err, const char *message)
 /* Pulsar's answer to every authentication failure: the provider's reason is only logged. */
 #define CONN_AUTH_FAILED "Failed to authenticate"
 
+/* Failed authentications are logged at most once per MG_RATELIMIT_INTERVAL_MS in the whole
+ * process (a client retrying with a bad token, or many of them, must not write a line per
+ * attempt). Connections run on one loop thread, so one instance serves them all. */
+static struct mg_ratelimit conn_auth_log;
+
 /* Check a credential of the client; 0 with c->role and c->auth_exp_ms set, or <0 once the
  * client has been refused (ERROR AuthenticationError, then the close). A refresh
  * (c->role set) must give the same role. */
@@ -230,8 +235,12 @@ static int conn_authenticate(struct conn *c, const char *method, bool has_data,
         rc = -MG_EAUTH;
     }
     if (rc < 0) {
-        MG_WARN("conn", "[%" PRIu64 "] %s %s: authentication failed: %s", c->id, c->peer, step,
-                why);
+        uint64_t held;
+        if (mg_ratelimit_allow(&conn_auth_log, MG_RATELIMIT_INTERVAL_MS, &held))
+            MG_WARN("conn",
+                    "[%" PRIu64 "] %s %s: authentication failed: %s (%" PRIu64
+                    " more failures since the last line)",
+                    c->id, c->peer, step, why, held);
         conn_refuse(c, -MG_EAUTH, CONN_AUTH_FAILED);
         return rc;
     }
