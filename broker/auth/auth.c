@@ -81,19 +81,6 @@ struct auth {
     char *aud;                /* owned or NULL: tokenAudience */
 };
 
-static void auth_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void auth_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static const struct auth_alg *auth_alg_find(const char *name)
 {
     for (size_t i = 0; i < sizeof auth_algs / sizeof *auth_algs; i++)
@@ -170,7 +157,7 @@ static int auth_read_file(const char *path, unsigned char **key, size_t *len, ch
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        auth_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        mg_set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -MG_EINVAL;
     }
     unsigned char *buf = mg_malloc(AUTH_KEY_FILE_MAX + 1);
@@ -178,10 +165,10 @@ static int auth_read_file(const char *path, unsigned char **key, size_t *len, ch
     int rerr = ferror(f) ? errno : 0;
     fclose(f);
     if (rerr != 0 || n > AUTH_KEY_FILE_MAX || n == 0) {
-        auth_err(err, errlen, "cannot read %s: %s", path,
-                 rerr     ? strerror(rerr)
-                 : n == 0 ? "empty file"
-                          : "larger than 1 MiB");
+        mg_set_err(err, errlen, "cannot read %s: %s", path,
+                   rerr     ? strerror(rerr)
+                   : n == 0 ? "empty file"
+                            : "larger than 1 MiB");
         mg_free(buf);
         return -MG_EINVAL;
     }
@@ -197,7 +184,7 @@ int auth_key_read(const char *value, unsigned char **key, size_t *len, char *err
     if (strncmp(value, "data:", 5) == 0) {
         const char *comma = strchr(value, ',');
         if (!comma) {
-            auth_err(err, errlen, "a data: URL without ','");
+            mg_set_err(err, errlen, "a data: URL without ','");
             return -MG_EINVAL;
         }
         const char *body = comma + 1;
@@ -207,7 +194,7 @@ int auth_key_read(const char *value, unsigned char **key, size_t *len, char *err
             if (auth_b64_decode(body, strlen(body), false, key, len) < 0 || *len == 0) {
                 mg_free(*key);
                 *key = NULL;
-                auth_err(err, errlen, "the data: URL's base64 does not decode");
+                mg_set_err(err, errlen, "the data: URL's base64 does not decode");
                 return -MG_EINVAL;
             }
             return 0;
@@ -217,7 +204,7 @@ int auth_key_read(const char *value, unsigned char **key, size_t *len, char *err
         if (*len == 0) {
             mg_free(*key);
             *key = NULL;
-            auth_err(err, errlen, "an empty data: URL");
+            mg_set_err(err, errlen, "an empty data: URL");
             return -MG_EINVAL;
         }
         return 0;
@@ -235,7 +222,7 @@ int auth_key_read(const char *value, unsigned char **key, size_t *len, char *err
         return 0;
     mg_free(*key);
     *key = NULL;
-    auth_err(err, errlen, "neither data: or file: URL, nor an existing file, nor base64");
+    mg_set_err(err, errlen, "neither data: or file: URL, nor an existing file, nor base64");
     return -MG_EINVAL;
 }
 
@@ -311,13 +298,13 @@ static int auth_load_keys(struct auth *a, const struct cfg *c, const char *file,
     size_t n = 0;
     if (auth_str_set(c->token_secret_key)) {
         if (auth_key_read(c->token_secret_key, &k, &n, why, sizeof why) < 0) {
-            auth_err(err, errlen, "%s: key 'tokenSecretKey': %s", file, why);
+            mg_set_err(err, errlen, "%s: key 'tokenSecretKey': %s", file, why);
             return -MG_EINVAL;
         }
         if (n < 32) { /* as jjwt's hmacShaKeyFor: HS256 needs 256 bits */
-            auth_err(err, errlen,
-                     "%s: key 'tokenSecretKey': %zu bytes, at least 32 are needed (HS256)", file,
-                     n);
+            mg_set_err(err, errlen,
+                       "%s: key 'tokenSecretKey': %zu bytes, at least 32 are needed (HS256)", file,
+                       n);
             mg_free(k);
             return -MG_EINVAL;
         }
@@ -326,45 +313,45 @@ static int auth_load_keys(struct auth *a, const struct cfg *c, const char *file,
         return 0;
     }
     if (!auth_str_set(c->token_public_key)) {
-        auth_err(err, errlen,
-                 "%s: key 'authenticationProviders': the token provider needs 'tokenSecretKey' "
-                 "or 'tokenPublicKey'",
-                 file);
+        mg_set_err(err, errlen,
+                   "%s: key 'authenticationProviders': the token provider needs 'tokenSecretKey' "
+                   "or 'tokenPublicKey'",
+                   file);
         return -MG_EINVAL;
     }
     const struct auth_alg *alg = auth_alg_find(c->token_public_alg);
     if (!alg || alg->family == AUTH_HS) {
-        auth_err(err, errlen,
-                 "%s: key 'tokenPublicAlg': '%s' is not an RS*, PS* or ES* algorithm (key pairs)",
-                 file, c->token_public_alg);
+        mg_set_err(err, errlen,
+                   "%s: key 'tokenPublicAlg': '%s' is not an RS*, PS* or ES* algorithm (key pairs)",
+                   file, c->token_public_alg);
         return -MG_EINVAL;
     }
     if (auth_key_read(c->token_public_key, &k, &n, why, sizeof why) < 0) {
-        auth_err(err, errlen, "%s: key 'tokenPublicKey': %s", file, why);
+        mg_set_err(err, errlen, "%s: key 'tokenPublicKey': %s", file, why);
         return -MG_EINVAL;
     }
     a->pub = auth_pub_parse(k, n);
     mg_free(k);
     if (!a->pub) {
-        auth_err(err, errlen,
-                 "%s: key 'tokenPublicKey': not a public key (X.509 SubjectPublicKeyInfo, DER "
-                 "or PEM)",
-                 file);
+        mg_set_err(err, errlen,
+                   "%s: key 'tokenPublicKey': not a public key (X.509 SubjectPublicKeyInfo, DER "
+                   "or PEM)",
+                   file);
         return -MG_EINVAL;
     }
     int id = EVP_PKEY_get_base_id(a->pub);
     bool want_ec = alg->family == AUTH_ES;
     if ((want_ec && id != EVP_PKEY_EC) || (!want_ec && id != EVP_PKEY_RSA)) {
-        auth_err(err, errlen,
-                 "%s: key 'tokenPublicAlg': %s does not fit the %s key of 'tokenPublicKey'", file,
-                 alg->name,
-                 id == EVP_PKEY_EC    ? "EC"
-                 : id == EVP_PKEY_RSA ? "RSA"
-                                      : "other");
+        mg_set_err(err, errlen,
+                   "%s: key 'tokenPublicAlg': %s does not fit the %s key of 'tokenPublicKey'", file,
+                   alg->name,
+                   id == EVP_PKEY_EC    ? "EC"
+                   : id == EVP_PKEY_RSA ? "RSA"
+                                        : "other");
         return -MG_EINVAL;
     }
     if (!want_ec && EVP_PKEY_get_bits(a->pub) < 2048) {
-        auth_err(err, errlen, "%s: key 'tokenPublicKey': RSA keys need at least 2048 bits", file);
+        mg_set_err(err, errlen, "%s: key 'tokenPublicKey': RSA keys need at least 2048 bits", file);
         return -MG_EINVAL;
     }
     a->pub_fam = want_ec ? AUTH_ES : AUTH_RS;
@@ -383,8 +370,8 @@ int auth_new(const struct cfg *c, struct auth **out, char *err, size_t errlen)
         if (strcmp(prov[i], AUTH_PROVIDER_TOKEN) == 0 || strcmp(prov[i], AUTH_METHOD_TOKEN) == 0) {
             token = true;
         } else {
-            auth_err(err, errlen, "%s: key 'authenticationProviders': unknown provider '%s'", file,
-                     prov[i]);
+            mg_set_err(err, errlen, "%s: key 'authenticationProviders': unknown provider '%s'",
+                       file, prov[i]);
             rc = -MG_EINVAL;
         }
     }
@@ -395,8 +382,9 @@ int auth_new(const struct cfg *c, struct auth **out, char *err, size_t errlen)
     a->nsupers = auth_split(c->super_user_roles, &a->supers);
     a->claim = mg_strdup(c->token_auth_claim);
     if (rc == 0 && auth_str_set(c->token_audience_claim) != auth_str_set(c->token_audience)) {
-        auth_err(err, errlen, "%s: key '%s': set 'tokenAudienceClaim' and 'tokenAudience' together",
-                 file, auth_str_set(c->token_audience) ? "tokenAudienceClaim" : "tokenAudience");
+        mg_set_err(err, errlen,
+                   "%s: key '%s': set 'tokenAudienceClaim' and 'tokenAudience' together", file,
+                   auth_str_set(c->token_audience) ? "tokenAudienceClaim" : "tokenAudience");
         rc = -MG_EINVAL;
     }
     if (auth_str_set(c->token_audience_claim)) {
@@ -404,10 +392,10 @@ int auth_new(const struct cfg *c, struct auth **out, char *err, size_t errlen)
         a->aud = mg_strdup(c->token_audience);
     }
     if (rc == 0 && a->enabled && !token) {
-        auth_err(err, errlen,
-                 "%s: key 'authenticationProviders': authenticationEnabled=true needs a provider "
-                 "(%s)",
-                 file, AUTH_PROVIDER_TOKEN);
+        mg_set_err(err, errlen,
+                   "%s: key 'authenticationProviders': authenticationEnabled=true needs a provider "
+                   "(%s)",
+                   file, AUTH_PROVIDER_TOKEN);
         rc = -MG_EINVAL;
     }
     if (rc == 0 && a->enabled && token)
@@ -478,17 +466,17 @@ struct auth_jws {
 static int auth_jws_split(const char *tok, size_t len, struct auth_jws *j, char *why, size_t whylen)
 {
     if (len == 0) {
-        auth_err(why, whylen, "empty token");
+        mg_set_err(why, whylen, "empty token");
         return -MG_EAUTH;
     }
     if (len > AUTH_TOKEN_MAX) {
-        auth_err(why, whylen, "token of %zu bytes, more than %d", len, AUTH_TOKEN_MAX);
+        mg_set_err(why, whylen, "token of %zu bytes, more than %d", len, AUTH_TOKEN_MAX);
         return -MG_EAUTH;
     }
     const char *d1 = memchr(tok, '.', len);
     const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - tok)) : NULL;
     if (!d1 || !d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - tok))) {
-        auth_err(why, whylen, "not a signed JWT (header.payload.signature)");
+        mg_set_err(why, whylen, "not a signed JWT (header.payload.signature)");
         return -MG_EAUTH;
     }
     j->tok = tok;
@@ -504,7 +492,7 @@ static json_t *auth_json_part(const char *s, size_t n, const char *what, char *w
     unsigned char *d = NULL;
     size_t dl = 0;
     if (auth_b64_decode(s, n, true, &d, &dl) < 0) {
-        auth_err(why, whylen, "the %s is not base64url", what);
+        mg_set_err(why, whylen, "the %s is not base64url", what);
         return NULL;
     }
     json_error_t je;
@@ -512,7 +500,7 @@ static json_t *auth_json_part(const char *s, size_t n, const char *what, char *w
     mg_free(d);
     if (!j || !json_is_object(j)) {
         json_decref(j);
-        auth_err(why, whylen, "the %s is not a JSON object", what);
+        mg_set_err(why, whylen, "the %s is not a JSON object", what);
         return NULL;
     }
     return j;
@@ -598,16 +586,16 @@ static int auth_check_claims(const struct auth *a, json_t *claims, int64_t now_m
     int he = auth_date_claim(claims, "exp", &exp);
     int hn = auth_date_claim(claims, "nbf", &nbf);
     if (he < 0 || hn < 0) {
-        auth_err(why, whylen, "claim '%s' is not a number", he < 0 ? "exp" : "nbf");
+        mg_set_err(why, whylen, "claim '%s' is not a number", he < 0 ? "exp" : "nbf");
         return -MG_EAUTH;
     }
     if (he > 0 && now_ms > exp) {
-        auth_err(why, whylen, "token expired %lld ms ago", (long long)(now_ms - exp));
+        mg_set_err(why, whylen, "token expired %lld ms ago", (long long)(now_ms - exp));
         return -MG_EAUTH;
     }
     if (hn > 0 && now_ms < nbf) {
-        auth_err(why, whylen, "token not valid for another %lld ms (nbf)",
-                 (long long)(nbf - now_ms));
+        mg_set_err(why, whylen, "token not valid for another %lld ms (nbf)",
+                   (long long)(nbf - now_ms));
         return -MG_EAUTH;
     }
     if (a->aud_claim) {
@@ -619,8 +607,8 @@ static int auth_check_claims(const struct auth *a, json_t *claims, int64_t now_m
             json_array_foreach(v, i, e) ok =
                 ok || (json_is_string(e) && strcmp(json_string_value(e), a->aud) == 0);
         if (!ok) {
-            auth_err(why, whylen, "claim '%s' does not hold the audience '%s'", a->aud_claim,
-                     a->aud);
+            mg_set_err(why, whylen, "claim '%s' does not hold the audience '%s'", a->aud_claim,
+                       a->aud);
             return -MG_EAUTH;
         }
     }
@@ -629,7 +617,7 @@ static int auth_check_claims(const struct auth *a, json_t *claims, int64_t now_m
         r = json_array_get(r, 0);
     if (!json_is_string(r) || json_string_length(r) == 0 ||
         strlen(json_string_value(r)) != json_string_length(r)) {
-        auth_err(why, whylen, "no role in claim '%s'", a->claim);
+        mg_set_err(why, whylen, "no role in claim '%s'", a->claim);
         return -MG_EAUTH;
     }
     id->role = mg_strdup(json_string_value(r));
@@ -653,26 +641,26 @@ static int auth_check_token(const struct auth *a, const char *tok, size_t len, i
     snprintf(algname, sizeof algname, "%s", json_is_string(av) ? json_string_value(av) : "?");
     json_decref(hdr);
     if (!alg) {
-        auth_err(why, whylen, "algorithm '%s' refused (a signed token is required)", algname);
+        mg_set_err(why, whylen, "algorithm '%s' refused (a signed token is required)", algname);
         return -MG_EAUTH;
     }
     unsigned char *sig = NULL;
     size_t siglen = 0;
     if (auth_b64_decode(tok + j.dot2 + 1, len - j.dot2 - 1, true, &sig, &siglen) < 0) {
-        auth_err(why, whylen, "the signature is not base64url");
+        mg_set_err(why, whylen, "the signature is not base64url");
         return -MG_EAUTH;
     }
     const unsigned char *in = (const unsigned char *)tok;
     bool ok;
     if (alg->family == AUTH_HS) {
         if (!a->secret) {
-            auth_err(why, whylen, "%s token, but the broker has no tokenSecretKey", alg->name);
+            mg_set_err(why, whylen, "%s token, but the broker has no tokenSecretKey", alg->name);
             mg_free(sig);
             return -MG_EAUTH;
         }
         if (a->secret_len < alg->size) {
-            auth_err(why, whylen, "%s needs a key of %zu bytes, tokenSecretKey has %zu", alg->name,
-                     alg->size, a->secret_len);
+            mg_set_err(why, whylen, "%s needs a key of %zu bytes, tokenSecretKey has %zu",
+                       alg->name, alg->size, a->secret_len);
             mg_free(sig);
             return -MG_EAUTH;
         }
@@ -681,7 +669,7 @@ static int auth_check_token(const struct auth *a, const char *tok, size_t len, i
         enum auth_family fam = alg->family == AUTH_PS ? AUTH_RS : alg->family;
         if (!a->pub || fam != a->pub_fam ||
             (fam == AUTH_ES && EVP_PKEY_get_bits(a->pub) != alg->curve_bits)) {
-            auth_err(why, whylen, "%s token, but tokenPublicKey cannot check it", alg->name);
+            mg_set_err(why, whylen, "%s token, but tokenPublicKey cannot check it", alg->name);
             mg_free(sig);
             return -MG_EAUTH;
         }
@@ -689,7 +677,7 @@ static int auth_check_token(const struct auth *a, const char *tok, size_t len, i
     }
     mg_free(sig);
     if (!ok) {
-        auth_err(why, whylen, "%s signature does not verify", alg->name);
+        mg_set_err(why, whylen, "%s signature does not verify", alg->name);
         return -MG_EAUTH;
     }
     json_t *claims = auth_json_part(tok + j.dot1 + 1, j.dot2 - j.dot1 - 1, "payload", why, whylen);
@@ -705,15 +693,15 @@ int auth_check(const struct auth *a, const char *method, const void *data, size_
 {
     memset(id, 0, sizeof *id);
     if (!auth_enabled(a)) {
-        auth_err(why, whylen, "authentication is not enabled");
+        mg_set_err(why, whylen, "authentication is not enabled");
         return -MG_EAUTH;
     }
     if (!method || strcmp(method, AUTH_METHOD_TOKEN) != 0) {
-        auth_err(why, whylen, "unknown authentication method '%s'", method ? method : "none");
+        mg_set_err(why, whylen, "unknown authentication method '%s'", method ? method : "none");
         return -MG_EAUTH;
     }
     if (!data) {
-        auth_err(why, whylen, "no token");
+        mg_set_err(why, whylen, "no token");
         return -MG_EAUTH;
     }
     return auth_check_token(a, data, len, now_ms, id, why, whylen);
@@ -725,11 +713,11 @@ int auth_check_http(const struct auth *a, const char *authorization, int64_t now
     static const char bearer[] = "Bearer ";
     memset(id, 0, sizeof *id);
     if (!authorization) {
-        auth_err(why, whylen, "no Authorization header");
+        mg_set_err(why, whylen, "no Authorization header");
         return -MG_EAUTH;
     }
     if (strncmp(authorization, bearer, sizeof bearer - 1) != 0) {
-        auth_err(why, whylen, "the Authorization header is not 'Bearer <token>'");
+        mg_set_err(why, whylen, "the Authorization header is not 'Bearer <token>'");
         return -MG_EAUTH;
     }
     const char *t = authorization + sizeof bearer - 1;
@@ -768,13 +756,13 @@ int auth_key_pair_new(const char *alg, unsigned char **priv, size_t *priv_len, u
 {
     const struct auth_alg *a = auth_alg_find(alg);
     if (!a || a->family == AUTH_HS) {
-        auth_err(err, errlen, "'%s' is not an RS*, PS* or ES* algorithm", alg);
+        mg_set_err(err, errlen, "'%s' is not an RS*, PS* or ES* algorithm", alg);
         return -MG_EINVAL;
     }
     EVP_PKEY *k = a->family == AUTH_ES ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", a->crv)
                                        : EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     if (!k) {
-        auth_err(err, errlen, "key generation failed");
+        mg_set_err(err, errlen, "key generation failed");
         return -MG_EIO;
     }
     unsigned char *d = NULL;
@@ -788,7 +776,7 @@ int auth_key_pair_new(const char *alg, unsigned char **priv, size_t *priv_len, u
         if (d)
             OPENSSL_clear_free(d, n > 0 ? (size_t)n : 0);
         OPENSSL_free(pd);
-        auth_err(err, errlen, "key encoding failed");
+        mg_set_err(err, errlen, "key encoding failed");
         return -MG_EIO;
     }
     *priv = auth_dup_openssl(d, n, priv_len);
@@ -846,7 +834,7 @@ int auth_token_sign(const char *algname, const unsigned char *key, size_t len, c
 {
     const struct auth_alg *alg = auth_alg_find(algname);
     if (!alg) {
-        auth_err(err, errlen, "unknown algorithm '%s'", algname);
+        mg_set_err(err, errlen, "unknown algorithm '%s'", algname);
         return -MG_EINVAL;
     }
     json_t *h = json_pack("{s:s}", "alg", alg->name);
@@ -868,8 +856,8 @@ int auth_token_sign(const char *algname, const unsigned char *key, size_t len, c
     size_t siglen = 0;
     if (alg->family == AUTH_HS) {
         if (len < alg->size) {
-            auth_err(err, errlen, "%s needs a secret key of at least %zu bytes, this one has %zu",
-                     alg->name, alg->size, len);
+            mg_set_err(err, errlen, "%s needs a secret key of at least %zu bytes, this one has %zu",
+                       alg->name, alg->size, len);
         } else {
             unsigned int ml = 0;
             sig = mg_malloc(EVP_MAX_MD_SIZE);
@@ -877,7 +865,7 @@ int auth_token_sign(const char *algname, const unsigned char *key, size_t len, c
                       strlen(in), sig, &ml)) {
                 mg_free(sig);
                 sig = NULL;
-                auth_err(err, errlen, "HMAC failed");
+                mg_set_err(err, errlen, "HMAC failed");
             }
             siglen = ml;
         }
@@ -885,12 +873,12 @@ int auth_token_sign(const char *algname, const unsigned char *key, size_t len, c
         EVP_PKEY *k = auth_priv_parse(key, len);
         int id = k ? EVP_PKEY_get_base_id(k) : 0;
         if (!k)
-            auth_err(err, errlen, "not a private key (PKCS#8 DER, or PEM)");
+            mg_set_err(err, errlen, "not a private key (PKCS#8 DER, or PEM)");
         else if ((alg->family == AUTH_ES) != (id == EVP_PKEY_EC) ||
                  (alg->family == AUTH_ES && EVP_PKEY_get_bits(k) != alg->curve_bits))
-            auth_err(err, errlen, "%s does not fit this private key", alg->name);
+            mg_set_err(err, errlen, "%s does not fit this private key", alg->name);
         else if (!(sig = auth_pkey_sign(alg, k, (const unsigned char *)in, strlen(in), &siglen)))
-            auth_err(err, errlen, "signing failed");
+            mg_set_err(err, errlen, "signing failed");
         EVP_PKEY_free(k);
     }
     if (!sig) {
@@ -916,7 +904,7 @@ int auth_token_decode(const char *token, char **header, char **payload, char *er
     if (auth_b64_decode(token, j.dot1, true, &h, &hl) < 0 ||
         auth_b64_decode(token + j.dot1 + 1, j.dot2 - j.dot1 - 1, true, &p, &pl) < 0) {
         mg_free(h);
-        auth_err(err, errlen, "not base64url");
+        mg_set_err(err, errlen, "not base64url");
         return -MG_EAUTH;
     }
     *header = (char *)h;

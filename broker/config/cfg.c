@@ -206,24 +206,11 @@ static const struct cfg_key *cfg_find_key(const char *name)
     return NULL;
 }
 
-static void cfg_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void cfg_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static int cfg_bad_value(const struct cfg_key *k, const char *value, const char *origin,
                          const char *expected, char *err, size_t errlen)
 {
-    cfg_set_err(err, errlen, "%s: bad value '%s' for key '%s': expected %s", origin, value, k->name,
-                expected);
+    mg_set_err(err, errlen, "%s: bad value '%s' for key '%s': expected %s", origin, value, k->name,
+               expected);
     return -MG_EINVAL;
 }
 
@@ -372,7 +359,7 @@ int cfg_set(struct cfg *c, const char *key, const char *value, const char *origi
 {
     const struct cfg_key *k = cfg_find_key(key);
     if (k == NULL) {
-        cfg_set_err(err, errlen, "%s: unknown key '%s'", origin, key);
+        mg_set_err(err, errlen, "%s: unknown key '%s'", origin, key);
         return -MG_EINVAL;
     }
     union cfg_value v;
@@ -488,23 +475,23 @@ static void cfg_cyaml_error(const char *path, cyaml_err_t cerr, const struct cya
         detail += 9;
     switch (cerr) {
     case CYAML_ERR_INVALID_KEY:
-        cfg_set_err(err, errlen, "%s: unknown key '%s'", path, rep->key);
+        mg_set_err(err, errlen, "%s: unknown key '%s'", path, rep->key);
         break;
     case CYAML_ERR_LIBYAML_PARSER:
-        cfg_set_err(err, errlen, "%s: YAML syntax error%s: %s", path, near, detail);
+        mg_set_err(err, errlen, "%s: YAML syntax error%s: %s", path, near, detail);
         break;
     case CYAML_ERR_ALIAS:
     case CYAML_ERR_INVALID_ALIAS:
-        cfg_set_err(err, errlen, "%s: YAML anchors and aliases are not supported%s", path, near);
+        mg_set_err(err, errlen, "%s: YAML anchors and aliases are not supported%s", path, near);
         break;
     default:
         if (strncmp(detail, "Mapping field already seen", 26) == 0)
-            cfg_set_err(err, errlen, "%s: duplicate key '%s'", path, rep->key);
+            mg_set_err(err, errlen, "%s: duplicate key '%s'", path, rep->key);
         else if (rep->key[0] != '\0')
-            cfg_set_err(err, errlen, "%s: bad value for key '%s'%s: expected a scalar (%s)", path,
-                        rep->key, line, detail);
+            mg_set_err(err, errlen, "%s: bad value for key '%s'%s: expected a scalar (%s)", path,
+                       rep->key, line, detail);
         else
-            cfg_set_err(err, errlen, "%s: expected a mapping of key: value (%s)", path, detail);
+            mg_set_err(err, errlen, "%s: expected a mapping of key: value (%s)", path, detail);
         break;
     }
 }
@@ -514,7 +501,7 @@ static char *cfg_read_file(const char *path, size_t *len, char *err, size_t errl
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        cfg_set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        mg_set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     char *buf = mg_malloc(CFG_MAX_FILE_SIZE + 1);
@@ -523,9 +510,9 @@ static char *cfg_read_file(const char *path, size_t *len, char *err, size_t errl
     fclose(f);
     if (rerr != 0 || n > CFG_MAX_FILE_SIZE) {
         if (rerr != 0)
-            cfg_set_err(err, errlen, "%s: cannot read: %s", path, strerror(rerr));
+            mg_set_err(err, errlen, "%s: cannot read: %s", path, strerror(rerr));
         else
-            cfg_set_err(err, errlen, "%s: larger than %d bytes", path, CFG_MAX_FILE_SIZE);
+            mg_set_err(err, errlen, "%s: larger than %d bytes", path, CFG_MAX_FILE_SIZE);
         mg_free(buf);
         return NULL;
     }
@@ -613,7 +600,7 @@ int cfg_load(struct cfg *c, const char *const *defaults, const char *path, char 
     for (int i = 0; rc == 0 && i < nsets; i++) {
         const char *eq = strchr(sets[i], '=');
         if (eq == NULL) {
-            cfg_set_err(err, errlen, "--set: '%s' is not key=value", sets[i]);
+            mg_set_err(err, errlen, "--set: '%s' is not key=value", sets[i]);
             rc = -MG_EINVAL;
             break;
         }

@@ -1,7 +1,10 @@
-/* err.c - text, names and Pulsar ServerError mapping of magnetar's error codes. */
+/* err.c - text, names and Pulsar ServerError mapping of magnetar's error codes, and the
+ * formatting of error messages into callers' buffers. */
 #include "util/err.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 #define MG_ERR_TEXT(name, text, se) text,
 #define MG_ERR_NAME(name, text, se) #name,
@@ -64,4 +67,14 @@ int mg_err_from_errno(int e)
     default:
         return -MG_EIO;
     }
+}
+
+void mg_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }

@@ -8,6 +8,8 @@
 #ifndef MG_ERR_H
 #define MG_ERR_H
 
+#include <stddef.h>
+
 /* X(name, text, pulsar ServerError value) */
 #define MG_ERR_LIST(X)                                                                             \
     X(MG_OK, "ok", 0)                                                                              \
@@ -68,5 +70,10 @@ const char *mg_errname(int err);
 int mg_err_server_error(int err);
 /* Convert an errno value to the closest -MG_E* code. */
 int mg_err_from_errno(int e);
+
+/* Format a message into the caller's error buffer err (errlen bytes, always NUL-terminated,
+ * truncated when longer); nothing when err is NULL or errlen is 0. */
+void mg_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif
