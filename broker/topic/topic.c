@@ -318,6 +318,26 @@ static void topic_producer_free(struct topic_producer *p)
     mg_free(p);
 }
 
+/* Detach and close every producer of t, telling each owner through ops->closed; one with
+ * sends in flight is freed when the last completes. The caller holds a reference on t. */
+static void topic_drop_producers(struct topic *t)
+{
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(&t->producers, &pos, NULL, NULL, &v)) {
+        struct topic_producer *p = v;
+        mg_map_del_str(&t->producers, p->name);
+        p->topic = NULL;
+        p->closed = true;
+        if (t->exclusive == p)
+            t->exclusive = NULL;
+        if (p->ops && p->ops->closed)
+            p->ops->closed(p->owner, p);
+        if (p->pending == 0)
+            topic_producer_free(p);
+    }
+}
+
 /* Close producers and subscriptions (callbacks), then the ML; drop the registry's ref. */
 static void topic_close(struct topic *t, bool delete_data)
 {
@@ -328,23 +348,10 @@ static void topic_close(struct topic *t, bool delete_data)
     if (t->reg)
         mg_map_del_str(&t->reg->topics, t->name.full);
 
+    topic_drop_producers(t);
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *v;
-    while (mg_map_next(&t->producers, &pos, &k, &kl, &v)) {
-        struct topic_producer *p = v;
-        mg_map_del(&t->producers, k, kl);
-        p->topic = NULL;
-        p->closed = true;
-        if (p->ops && p->ops->closed)
-            p->ops->closed(p->owner, p);
-        if (p->pending == 0)
-            topic_producer_free(p);
-    }
-    t->exclusive = NULL;
-    pos = 0;
-    while (mg_map_next(&t->subs, &pos, &k, &kl, &v))
+    while (mg_map_next(&t->subs, &pos, NULL, NULL, &v))
         topic_sub_destroy(v, true, delete_data);
 
     struct ml_ledger *ml = t->ml;
@@ -780,22 +787,7 @@ void topic_check_backlog_quota(struct topic *t)
         MG_INFO(MOD, "%s: backlog over its quota (%" PRId64 " bytes): closing %zu producer(s)",
                 t->name.full, q.limit_bytes, (size_t)t->producers.count);
     topic_ref(t);
-    size_t pos = 0;
-    const char *k;
-    size_t kl;
-    void *v;
-    while (mg_map_next(&t->producers, &pos, &k, &kl, &v)) {
-        struct topic_producer *p = v;
-        mg_map_del(&t->producers, k, kl);
-        p->topic = NULL;
-        p->closed = true;
-        if (t->exclusive == p)
-            t->exclusive = NULL;
-        if (p->ops && p->ops->closed)
-            p->ops->closed(p->owner, p);
-        if (p->pending == 0)
-            topic_producer_free(p);
-    }
+    topic_drop_producers(t);
     topic_unref(t);
 }
 
@@ -998,10 +990,8 @@ static void topic_expire_found(struct ml_position pos, int status, void *data)
                 status = -MG_ENOSUB;
         } else {
             size_t it = 0;
-            const char *k;
-            size_t kl;
             void *v;
-            while (mg_map_next(&t->subs, &it, &k, &kl, &v)) {
+            while (mg_map_next(&t->subs, &it, NULL, NULL, &v)) {
                 struct topic_sub *s = v;
                 if (s->durable && !s->dead)
                     topic_expire_sub(s, pos);
