@@ -24,6 +24,7 @@
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,9 +61,36 @@ static void auth_tokens_usage(FILE *out)
           out);
 }
 
-static bool auth_tokens_is(const char *a, const char *s1, const char *s2, const char *s3)
+/* The flags, as `pulsar tokens` spells them. A flag sets a bool in auth_tokens_opts; any
+ * other option stores its next argument in a const char * there. */
+static const struct auth_tokens_flag {
+    const char *names[3]; /* unused ones NULL */
+    size_t off;           /* offsetof the field in struct auth_tokens_opts */
+    bool flag;
+} auth_tokens_flags[] = {
+#define O(f) offsetof(struct auth_tokens_opts, f)
+    {{"-a", "--signature-algorithm", "--algorithm"}, O(alg), false},
+    {{"-o", "--output"}, O(output), false},
+    {{"--output-private-key"}, O(out_priv), false},
+    {{"--output-public-key"}, O(out_pub), false},
+    {{"-sk", "--secret-key"}, O(secret_key), false},
+    {{"-pk", "--private-key"}, O(private_key), false},
+    {{"--public-key"}, O(public_key), false},
+    {{"-s", "--subject"}, O(subject), false},
+    {{"-e", "--expiry-time"}, O(expiry), false},
+    {{"-f", "--token-file"}, O(token_file), false},
+    {{"-b", "--base64"}, O(base64), true},
+    {{"-i", "--stdin"}, O(stdin_token), true},
+#undef O
+};
+
+static const struct auth_tokens_flag *auth_tokens_flag_find(const char *a)
 {
-    return (s1 && strcmp(a, s1) == 0) || (s2 && strcmp(a, s2) == 0) || (s3 && strcmp(a, s3) == 0);
+    for (size_t i = 0; i < sizeof auth_tokens_flags / sizeof *auth_tokens_flags; i++)
+        for (size_t j = 0; j < 3 && auth_tokens_flags[i].names[j]; j++)
+            if (strcmp(a, auth_tokens_flags[i].names[j]) == 0)
+                return &auth_tokens_flags[i];
+    return NULL;
 }
 
 /* 0, or AUTH_TOKENS_EXIT_USAGE with a message. */
@@ -71,46 +99,23 @@ static int auth_tokens_parse(int argc, char **argv, struct auth_tokens_opts *o)
     memset(o, 0, sizeof *o);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        const char **dst = NULL;
-        if (auth_tokens_is(a, "-a", "--signature-algorithm", "--algorithm"))
-            dst = &o->alg;
-        else if (auth_tokens_is(a, "-o", "--output", NULL))
-            dst = &o->output;
-        else if (auth_tokens_is(a, "--output-private-key", NULL, NULL))
-            dst = &o->out_priv;
-        else if (auth_tokens_is(a, "--output-public-key", NULL, NULL))
-            dst = &o->out_pub;
-        else if (auth_tokens_is(a, "-sk", "--secret-key", NULL))
-            dst = &o->secret_key;
-        else if (auth_tokens_is(a, "-pk", "--private-key", NULL))
-            dst = &o->private_key;
-        else if (auth_tokens_is(a, "--public-key", NULL, NULL))
-            dst = &o->public_key;
-        else if (auth_tokens_is(a, "-s", "--subject", NULL))
-            dst = &o->subject;
-        else if (auth_tokens_is(a, "-e", "--expiry-time", NULL))
-            dst = &o->expiry;
-        else if (auth_tokens_is(a, "-f", "--token-file", NULL))
-            dst = &o->token_file;
-        else if (auth_tokens_is(a, "-b", "--base64", NULL))
-            o->base64 = true;
-        else if (auth_tokens_is(a, "-i", "--stdin", NULL))
-            o->stdin_token = true;
-        else if (a[0] == '-') {
-            fprintf(stderr, "magnetar tokens: unknown option '%s'\n", a);
-            return AUTH_TOKENS_EXIT_USAGE;
-        } else if (!o->token)
-            o->token = a;
-        else {
-            fprintf(stderr, "magnetar tokens: unexpected argument '%s'\n", a);
-            return AUTH_TOKENS_EXIT_USAGE;
-        }
-        if (dst) {
+        const struct auth_tokens_flag *f = auth_tokens_flag_find(a);
+        if (f && f->flag) {
+            *(bool *)((char *)o + f->off) = true;
+        } else if (f) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "magnetar tokens: %s needs a value\n", a);
                 return AUTH_TOKENS_EXIT_USAGE;
             }
-            *dst = argv[++i];
+            *(const char **)((char *)o + f->off) = argv[++i];
+        } else if (a[0] == '-') {
+            fprintf(stderr, "magnetar tokens: unknown option '%s'\n", a);
+            return AUTH_TOKENS_EXIT_USAGE;
+        } else if (!o->token) {
+            o->token = a;
+        } else {
+            fprintf(stderr, "magnetar tokens: unexpected argument '%s'\n", a);
+            return AUTH_TOKENS_EXIT_USAGE;
         }
     }
     return 0;
@@ -353,7 +358,8 @@ static int auth_tokens_validate(const struct auth_tokens_opts *o)
 
 int auth_tokens_main(int argc, char **argv)
 {
-    if (argc < 2 || auth_tokens_is(argv[1], "-h", "--help", "help")) {
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
         auth_tokens_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? AUTH_TOKENS_EXIT_USAGE : 0;
     }
