@@ -283,13 +283,6 @@ static size_t auth_split(const char *s, char ***out)
     return n;
 }
 
-static void auth_free_list(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        mg_free(v[i]);
-    mg_free(v);
-}
-
 static int auth_load_keys(struct auth *a, const struct cfg *c, const char *file, char *err,
                           size_t errlen)
 {
@@ -375,7 +368,7 @@ int auth_new(const struct cfg *c, struct auth **out, char *err, size_t errlen)
             rc = -MG_EINVAL;
         }
     }
-    auth_free_list(prov, nprov);
+    mg_free_strv(prov, (int)nprov);
     a->enabled = c->authentication_enabled;
     a->metrics_protected = c->authenticate_metrics_endpoint;
     a->refresh_ms = (uint64_t)c->authentication_refresh_check_seconds * 1000;
@@ -412,7 +405,7 @@ void auth_free(struct auth *a)
 {
     if (!a)
         return;
-    auth_free_list(a->supers, a->nsupers);
+    mg_free_strv(a->supers, (int)a->nsupers);
     if (a->secret)
         OPENSSL_cleanse(a->secret, a->secret_len);
     mg_free(a->secret);
