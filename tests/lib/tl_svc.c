@@ -192,13 +192,19 @@ struct conn *tl_parts_connect(struct tl_svc *f, int i, struct tl_peer *p)
     struct tl_parts *b = &f->parts[i];
     ck_assert_ptr_nonnull(b->ns);
     ck_assert_int_lt(b->n_conns, TL_PARTS_CONNS);
+    struct conn *c = tl_conn_pair(f, &b->env, p, ++b->next_id);
+    b->conns[b->n_conns++] = c;
+    return c;
+}
+
+struct conn *tl_conn_pair(struct tl_svc *f, const struct conn_env *env, struct tl_peer *p,
+                          uint64_t id)
+{
     struct bufferevent *pair[2];
     ck_assert_int_eq(
         bufferevent_pair_new(f->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair), 0);
     tl_peer_open_loop(p, f->loop, pair[1]);
-    struct conn *c = conn_new(&b->env, pair[0], "pair", ++b->next_id);
-    b->conns[b->n_conns++] = c;
-    return c;
+    return conn_new(env, pair[0], "pair", id);
 }
 
 /* ---- the brokers' callbacks ---------------------------------------------------------------- */

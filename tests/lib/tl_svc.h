@@ -105,6 +105,11 @@ void tl_parts_stop(struct tl_svc *f, int i);
  * connection (returned) is the broker's: it is closed by tl_parts_stop unless it closed
  * before (closing p does not close it: a pair does not pass its end's close on). */
 struct conn *tl_parts_connect(struct tl_svc *f, int i, struct tl_peer *p);
+/* A connection of env (conn_new, id) on one end of a bufferevent pair on f's base, the other
+ * end opened as p on f's loop: what tl_parts_connect does, for a test that makes the
+ * environment itself. The connection is the caller's to close. */
+struct conn *tl_conn_pair(struct tl_svc *f, const struct conn_env *env, struct tl_peer *p,
+                          uint64_t id);
 
 /* ---- the brokers' callbacks ---------------------------------------------------------------- */
 
