@@ -14,12 +14,11 @@
 #include "auth/auth.h"
 #include "config/cfg.h"
 #include "fuzz.h"
+#include "lib/tl_jwt.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -44,35 +43,11 @@ static struct auth *fuzz_auth(void)
     return a;
 }
 
-static char *fuzz_b64url(const uint8_t *d, size_t n)
-{
-    char *o = mg_malloc((n + 2) / 3 * 4 + 1);
-    int m = EVP_EncodeBlock((unsigned char *)o, d, (int)n);
-    while (m > 0 && o[m - 1] == '=')
-        m--;
-    o[m] = '\0';
-    for (int i = 0; i < m; i++)
-        o[i] = o[i] == '+' ? '-' : o[i] == '/' ? '_' : o[i];
-    return o;
-}
-
 /* header.payload.signature with payload = the given bytes, HS256-signed with the secret. */
 static char *fuzz_sign(const uint8_t *payload, size_t n)
 {
-    static const char hdr[] = "{\"alg\":\"HS256\"}";
-    char *h = fuzz_b64url((const uint8_t *)hdr, sizeof hdr - 1);
-    char *p = fuzz_b64url(payload, n);
-    char *in = mg_asprintf("%s.%s", h, p);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int ml = 0;
-    HMAC(EVP_sha256(), FUZZ_SECRET, 32, (const unsigned char *)in, strlen(in), mac, &ml);
-    char *s = fuzz_b64url(mac, ml);
-    char *t = mg_asprintf("%s.%s", in, s);
-    mg_free(h);
-    mg_free(p);
-    mg_free(in);
-    mg_free(s);
-    return t;
+    return tl_jwt_hs256("{\"alg\":\"HS256\"}", payload, n, (const unsigned char *)FUZZ_SECRET,
+                        sizeof FUZZ_SECRET - 1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

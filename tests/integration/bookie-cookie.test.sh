@@ -21,10 +21,7 @@
 set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 it_init bookie-cookie
-if [ ! -x "$BIN" ]; then
-    fail "magnetar binary not found at $BIN (set MAGNETAR_BIN)"
-    exit 1
-fi
+need_magnetar
 zk_start
 
 J="$T/bk/journal"

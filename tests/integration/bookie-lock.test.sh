@@ -13,10 +13,7 @@
 set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 it_init bookie-lock
-if [ ! -x "$BIN" ]; then
-    fail "magnetar binary not found at $BIN (set MAGNETAR_BIN)"
-    exit 1
-fi
+need_magnetar
 
 J="$T/journal"
 L="$T/ledgers"

@@ -13,12 +13,16 @@
 #include "ns/ns.h"
 #include "svc/svc.h"
 #include "topic/topic.h"
+#include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/loop.h"
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
 #include <string.h>
 
 void tl_cfg_set(struct cfg *c, const char *key, const char *value)
@@ -188,13 +192,19 @@ struct conn *tl_parts_connect(struct tl_svc *f, int i, struct tl_peer *p)
     struct tl_parts *b = &f->parts[i];
     ck_assert_ptr_nonnull(b->ns);
     ck_assert_int_lt(b->n_conns, TL_PARTS_CONNS);
+    struct conn *c = tl_conn_pair(f, &b->env, p, ++b->next_id);
+    b->conns[b->n_conns++] = c;
+    return c;
+}
+
+struct conn *tl_conn_pair(struct tl_svc *f, const struct conn_env *env, struct tl_peer *p,
+                          uint64_t id)
+{
     struct bufferevent *pair[2];
     ck_assert_int_eq(
         bufferevent_pair_new(f->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair), 0);
     tl_peer_open_loop(p, f->loop, pair[1]);
-    struct conn *c = conn_new(&b->env, pair[0], "pair", ++b->next_id);
-    b->conns[b->n_conns++] = c;
-    return c;
+    return conn_new(env, pair[0], "pair", id);
 }
 
 /* ---- the brokers' callbacks ---------------------------------------------------------------- */
@@ -219,4 +229,63 @@ void tl_topic_loaded_cb(struct topic *t, int status, void *data)
     (void)t;
     ck_assert_msg(status == 0, "topic load: %s", mg_errname(status));
     (*(int *)data)++;
+}
+
+/* ---- the admin HTTP server ----------------------------------------------------------------- */
+
+void tl_http_on_reply(struct evhttp_request *req, void *arg)
+{
+    struct tl_http_reply *r = arg;
+    r->done = true;
+    if (!req)
+        return;
+    r->status = evhttp_request_get_response_code(req);
+    struct evbuffer *b = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(b);
+    mg_free(r->body);
+    r->body = mg_malloc(n + 1);
+    evbuffer_copyout(b, r->body, n);
+    r->body[n] = '\0';
+    const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *ct = evhttp_find_header(h, "Content-Type");
+    const char *loc = evhttp_find_header(h, "Location");
+    snprintf(r->ctype, sizeof r->ctype, "%s", ct ? ct : "");
+    snprintf(r->location, sizeof r->location, "%s", loc ? loc : "");
+}
+
+bool tl_http_reply_done(const void *arg)
+{
+    return ((const struct tl_http_reply *)arg)->done;
+}
+
+void tl_http_reply_free(struct tl_http_reply *r)
+{
+    mg_free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+int tl_svc_http(struct tl_svc *f, int i, enum evhttp_cmd_type method, const char *path,
+                const char *authz, const char *body, struct tl_http_reply *r)
+{
+    tl_http_reply_free(r);
+    struct evhttp_connection *conn = evhttp_connection_base_new(
+        f->base, NULL, "127.0.0.1", (unsigned short)svc_web_port(f->svc[i]));
+    ck_assert_ptr_nonnull(conn);
+    struct evhttp_request *req = evhttp_request_new(tl_http_on_reply, r);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Host", "127.0.0.1");
+    if (authz)
+        evhttp_add_header(h, "Authorization", authz);
+    if (body) {
+        evhttp_add_header(h, "Content-Type", "application/json");
+        evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+    }
+    ck_assert_int_eq(evhttp_make_request(conn, req, method, path), 0);
+    bool done = tl_base_until(f->base, tl_http_reply_done, r, TL_HTTP_DEADLINE_MS);
+    evhttp_connection_free(conn);
+    ck_assert_msg(done, "%s: no reply within %d ms", path, TL_HTTP_DEADLINE_MS);
+    ck_assert_msg(r->status != 0, "%s: connection failed", path);
+    if (!r->body)
+        r->body = mg_strdup("");
+    return r->status;
 }

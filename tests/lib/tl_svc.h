@@ -23,6 +23,7 @@
 #include "conn/conn.h"
 #include "lib/tl.h"
 
+#include <event2/http.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -104,6 +105,11 @@ void tl_parts_stop(struct tl_svc *f, int i);
  * connection (returned) is the broker's: it is closed by tl_parts_stop unless it closed
  * before (closing p does not close it: a pair does not pass its end's close on). */
 struct conn *tl_parts_connect(struct tl_svc *f, int i, struct tl_peer *p);
+/* A connection of env (conn_new, id) on one end of a bufferevent pair on f's base, the other
+ * end opened as p on f's loop: what tl_parts_connect does, for a test that makes the
+ * environment itself. The connection is the caller's to close. */
+struct conn *tl_conn_pair(struct tl_svc *f, const struct conn_env *env, struct tl_peer *p,
+                          uint64_t id);
 
 /* ---- the brokers' callbacks ---------------------------------------------------------------- */
 
@@ -120,5 +126,32 @@ int tl_done_wait(struct tl_svc *f, struct tl_done *d);
 /* A topic_get callback that counts the topics loaded in *(int *)data; the load must have
  * succeeded. */
 void tl_topic_loaded_cb(struct topic *t, int status, void *data);
+
+/* ---- the admin HTTP server ----------------------------------------------------------------- */
+
+#define TL_HTTP_DEADLINE_MS 20000 /* how long tl_svc_http waits for a reply */
+
+/* One reply of a broker's web server, filled in by tl_http_on_reply. */
+struct tl_http_reply {
+    bool done;
+    int status; /* 0: no answer (the connection failed or ended) */
+    char *body; /* owned, NUL-terminated; NULL until a reply with a body came */
+    char ctype[128];
+    char location[1024];
+};
+
+/* An evhttp request callback (arg: a struct tl_http_reply, done set on any outcome). */
+void tl_http_on_reply(struct evhttp_request *req, void *arg);
+/* tl_base_until's predicate: the reply (arg) is done. */
+bool tl_http_reply_done(const void *arg);
+/* Free r's body and zero r. */
+void tl_http_reply_free(struct tl_http_reply *r);
+/* Send method path to broker i's web port with "Host: 127.0.0.1",
+ * "Authorization: <authz>" unless authz is NULL and body as application/json unless body is
+ * NULL, and wait for the reply into r (whose earlier reply is freed first). Fails the test
+ * when no reply comes within TL_HTTP_DEADLINE_MS or the connection fails; returns the status
+ * (r->body is "" when the reply had none). */
+int tl_svc_http(struct tl_svc *f, int i, enum evhttp_cmd_type method, const char *path,
+                const char *authz, const char *body, struct tl_http_reply *r);
 
 #endif

@@ -32,25 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REPLY_DEADLINE_MS 20000
-
 static struct tl_svc fx; /* broker 1 only in the two-broker tests */
 
-/* The last reply (rq() frees the one before). */
-struct reply {
-    bool done;
-    int status; /* 0: no answer (connection failed) */
-    char *body;
-    char ctype[128];
-    char location[1024];
-};
-
-static struct reply last;
-
-static bool reply_done(const void *arg)
-{
-    return ((const struct reply *)arg)->done;
-}
+static struct tl_http_reply last; /* the last reply (rq() frees the one before) */
 
 /* ---- fixture ------------------------------------------------------------------------------- */
 
@@ -73,8 +57,7 @@ static void setup2(void)
 
 static void teardown(void)
 {
-    free(last.body);
-    memset(&last, 0, sizeof last);
+    tl_http_reply_free(&last);
     tl_svc_fini(&fx);
 }
 
@@ -85,25 +68,6 @@ static int64_t calls_open(int i)
 }
 
 /* ---- an HTTP client on the loop ------------------------------------------------------------- */
-
-static void on_reply(struct evhttp_request *req, void *arg)
-{
-    struct reply *r = arg;
-    r->done = true;
-    if (!req)
-        return;
-    r->status = evhttp_request_get_response_code(req);
-    struct evbuffer *b = evhttp_request_get_input_buffer(req);
-    size_t n = evbuffer_get_length(b);
-    r->body = malloc(n + 1);
-    evbuffer_copyout(b, r->body, n);
-    r->body[n] = '\0';
-    const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-    const char *ct = evhttp_find_header(h, "Content-Type");
-    const char *loc = evhttp_find_header(h, "Location");
-    snprintf(r->ctype, sizeof r->ctype, "%s", ct ? ct : "");
-    snprintf(r->location, sizeof r->location, "%s", loc ? loc : "");
-}
 
 static enum evhttp_cmd_type method_of(const char *m)
 {
@@ -123,29 +87,11 @@ static enum evhttp_cmd_type method_of(const char *m)
  * none. Checks that no admin call is left open on either broker afterwards. */
 static int rq_on(int i, const char *method, const char *path, const char *body)
 {
-    free(last.body);
-    memset(&last, 0, sizeof last);
-    struct evhttp_connection *conn = evhttp_connection_base_new(
-        fx.base, NULL, "127.0.0.1", (unsigned short)svc_web_port(fx.svc[i]));
-    ck_assert_ptr_nonnull(conn);
-    struct evhttp_request *req = evhttp_request_new(on_reply, &last);
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Host", "127.0.0.1");
-    if (body) {
-        evhttp_add_header(h, "Content-Type", "application/json");
-        evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
-    }
-    ck_assert_int_eq(evhttp_make_request(conn, req, method_of(method), path), 0);
-    bool done = tl_base_until(fx.base, reply_done, &last, REPLY_DEADLINE_MS);
-    evhttp_connection_free(conn);
-    ck_assert_msg(done, "%s %s: no reply within %d ms", method, path, REPLY_DEADLINE_MS);
-    ck_assert_msg(last.status != 0, "%s %s: connection failed", method, path);
+    tl_svc_http(&fx, i, method_of(method), path, NULL, body, &last);
     for (int k = 0; k < 2; k++)
         if (fx.svc[k])
             ck_assert_msg(calls_open(k) == 0, "%s %s: %lld admin calls left open on broker %d",
                           method, path, (long long)calls_open(k), k);
-    if (!last.body)
-        last.body = strdup("");
     return last.status;
 }
 
@@ -1389,8 +1335,8 @@ START_TEST(test_free_with_call_in_progress)
 {
     struct evhttp_connection *conn = evhttp_connection_base_new(
         fx.base, NULL, "127.0.0.1", (unsigned short)svc_web_port(fx.svc[0]));
-    struct reply r = {0};
-    struct evhttp_request *req = evhttp_request_new(on_reply, &r);
+    struct tl_http_reply r = {0};
+    struct evhttp_request *req = evhttp_request_new(tl_http_on_reply, &r);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "127.0.0.1");
     ck_assert_int_eq(evhttp_make_request(conn, req, EVHTTP_REQ_PUT,
                                          "/admin/v2/namespaces/public/default/unload"),
@@ -1401,10 +1347,10 @@ START_TEST(test_free_with_call_in_progress)
     ck_assert(!r.done);
     ck_assert_int_eq(a->calls_open, 1); /* its sub-requests are not routed yet */
     tl_svc_stop(&fx, 0);
-    ck_assert(tl_base_until(fx.base, reply_done, &r, REPLY_DEADLINE_MS));
+    ck_assert(tl_base_until(fx.base, tl_http_reply_done, &r, TL_HTTP_DEADLINE_MS));
     ck_assert_int_eq(r.status, 0); /* no answer: the connection ended */
     evhttp_connection_free(conn);
-    free(r.body);
+    tl_http_reply_free(&r);
 }
 END_TEST
 

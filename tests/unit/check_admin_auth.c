@@ -19,7 +19,6 @@
 #include "util/loop.h"
 
 #include <check.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <openssl/evp.h>
@@ -27,56 +26,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REPLY_DEADLINE_MS 20000
-
 static struct tl_svc fx;
 static unsigned char *secret;
 static size_t secret_len;
-
-struct reply {
-    bool done;
-    int status;
-    char *body;
-};
-static struct reply last;
-
-static bool reply_done(const void *arg)
-{
-    return ((const struct reply *)arg)->done;
-}
-
-static void on_reply(struct evhttp_request *req, void *arg)
-{
-    struct reply *r = arg;
-    r->done = true;
-    if (!req)
-        return;
-    r->status = evhttp_request_get_response_code(req);
-    struct evbuffer *b = evhttp_request_get_input_buffer(req);
-    size_t n = evbuffer_get_length(b);
-    r->body = mg_malloc(n + 1);
-    evbuffer_copyout(b, r->body, n);
-    r->body[n] = '\0';
-}
+static struct tl_http_reply last;
 
 /* GET path with the Authorization header authz (NULL: none); returns the status. */
 static int get(const char *path, const char *authz)
 {
-    mg_free(last.body);
-    memset(&last, 0, sizeof last);
-    struct evhttp_connection *conn = evhttp_connection_base_new(
-        fx.base, NULL, "127.0.0.1", (unsigned short)svc_web_port(fx.svc[0]));
-    ck_assert_ptr_nonnull(conn);
-    struct evhttp_request *req = evhttp_request_new(on_reply, &last);
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Host", "127.0.0.1");
-    if (authz)
-        evhttp_add_header(h, "Authorization", authz);
-    ck_assert_int_eq(evhttp_make_request(conn, req, EVHTTP_REQ_GET, path), 0);
-    bool done = tl_base_until(fx.base, reply_done, &last, REPLY_DEADLINE_MS);
-    evhttp_connection_free(conn);
-    ck_assert_msg(done && last.status != 0, "GET %s: no reply", path);
-    return last.status;
+    return tl_svc_http(&fx, 0, EVHTTP_REQ_GET, path, authz, NULL, &last);
 }
 
 static void setup(void)
@@ -97,8 +55,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    mg_free(last.body);
-    memset(&last, 0, sizeof last);
+    tl_http_reply_free(&last);
     tl_svc_fini(&fx);
     mg_free(secret);
 }

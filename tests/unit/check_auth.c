@@ -3,17 +3,18 @@
  * key and the file), Pulsar's key value forms, and token checks for each algorithm family
  * with every way a token can be wrong (alg none, another key, expired, not valid yet, not
  * JSON, oversized, no role). Keys are made by the test (auth_secret_key_new,
- * auth_key_pair_new); tokens with hand-made claims are signed here with OpenSSL's HMAC.
+ * auth_key_pair_new); tokens with hand-made claims are signed with OpenSSL's HMAC
+ * (tl_jwt.h).
  */
 #include "auth/auth.h"
 #include "config/cfg.h"
 #include "lib/tl.h"
+#include "lib/tl_jwt.h"
 #include "util/alloc.h"
 #include "util/err.h"
 
 #include <check.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,40 +59,12 @@ static char *data_url(const unsigned char *key, size_t len)
     return u;
 }
 
-static char *b64url(const void *d, size_t n)
-{
-    char *o = mg_malloc((n + 2) / 3 * 4 + 1);
-    int m = EVP_EncodeBlock((unsigned char *)o, d, (int)n);
-    while (m > 0 && o[m - 1] == '=')
-        m--;
-    o[m] = '\0';
-    for (int i = 0; i < m; i++)
-        o[i] = o[i] == '+' ? '-' : o[i] == '/' ? '_' : o[i];
-    return o;
-}
-
 /* A token with the given header and payload texts, HMAC-SHA256 signed with key (NULL: an
  * empty signature). */
 static char *hs_token(const char *header, const char *payload, const unsigned char *key,
                       size_t keylen)
 {
-    char *h = b64url(header, strlen(header));
-    char *p = b64url(payload, strlen(payload));
-    char *in = mg_asprintf("%s.%s", h, p);
-    mg_free(h);
-    mg_free(p);
-    char *s = mg_strdup("");
-    if (key) {
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned int ml = 0;
-        HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)in, strlen(in), mac, &ml);
-        mg_free(s);
-        s = b64url(mac, ml);
-    }
-    char *t = mg_asprintf("%s.%s", in, s);
-    mg_free(in);
-    mg_free(s);
-    return t;
+    return tl_jwt_hs256(header, payload, strlen(payload), key, keylen);
 }
 
 static unsigned char *secret;
@@ -122,6 +95,26 @@ static void expect_refused(const char *tok, const char *why)
     ck_assert_int_eq(check(tok, &id), -MG_EAUTH);
     ck_assert_ptr_null(id.role);
     ck_assert_msg(strstr(err, why) != NULL, "reason '%s' lacks '%s'", err, why);
+}
+
+/* The token of header and payload, signed with key (NULL: not signed), is refused for why. */
+static void expect_token_refused(const char *header, const char *payload, const unsigned char *key,
+                                 size_t keylen, const char *why)
+{
+    char *t = hs_token(header, payload, key, keylen);
+    expect_refused(t, why);
+    mg_free(t);
+}
+
+/* The HS256 token of payload, signed with the secret, is accepted as role. */
+static void expect_token_role(const char *payload, const char *role)
+{
+    char *t = hs_token("{\"alg\":\"HS256\"}", payload, secret, secret_len);
+    struct auth_id id;
+    ck_assert_msg(check(t, &id) == 0, "%s", err);
+    ck_assert_str_eq(id.role, role);
+    auth_id_fini(&id);
+    mg_free(t);
 }
 
 START_TEST(test_hs256_role)
@@ -211,23 +204,18 @@ START_TEST(test_expired_and_future)
     enable_hs();
     char pl[128];
     snprintf(pl, sizeof pl, "{\"sub\":\"a\",\"exp\":%lld}", (long long)(NOW_MS / 1000 - 5));
-    char *t = hs_token("{\"alg\":\"HS256\"}", pl, secret, secret_len);
-    expect_refused(t, "expired");
-    mg_free(t);
+    expect_token_refused("{\"alg\":\"HS256\"}", pl, secret, secret_len, "expired");
     snprintf(pl, sizeof pl, "{\"sub\":\"a\",\"exp\":%lld}", (long long)(NOW_MS / 1000 + 5));
-    t = hs_token("{\"alg\":\"HS256\"}", pl, secret, secret_len);
+    char *t = hs_token("{\"alg\":\"HS256\"}", pl, secret, secret_len);
     struct auth_id id;
     ck_assert_msg(check(t, &id) == 0, "%s", err);
     ck_assert_int_eq(id.exp_ms, NOW_MS + 5000);
     auth_id_fini(&id);
     mg_free(t);
     snprintf(pl, sizeof pl, "{\"sub\":\"a\",\"nbf\":%lld}", (long long)(NOW_MS / 1000 + 60));
-    t = hs_token("{\"alg\":\"HS256\"}", pl, secret, secret_len);
-    expect_refused(t, "nbf");
-    mg_free(t);
-    t = hs_token("{\"alg\":\"HS256\"}", "{\"sub\":\"a\",\"exp\":\"tomorrow\"}", secret, secret_len);
-    expect_refused(t, "not a number");
-    mg_free(t);
+    expect_token_refused("{\"alg\":\"HS256\"}", pl, secret, secret_len, "nbf");
+    expect_token_refused("{\"alg\":\"HS256\"}", "{\"sub\":\"a\",\"exp\":\"tomorrow\"}", secret,
+                         secret_len, "not a number");
     mg_free(secret);
 }
 END_TEST
@@ -235,21 +223,15 @@ END_TEST
 START_TEST(test_alg_none_and_wrong_key)
 {
     enable_hs();
-    char *t = hs_token("{\"alg\":\"none\"}", "{\"sub\":\"root\"}", NULL, 0);
-    expect_refused(t, "'none' refused");
-    mg_free(t);
-    t = hs_token("{\"alg\":\"none\"}", "{\"sub\":\"root\"}", secret, secret_len);
-    expect_refused(t, "'none' refused");
-    mg_free(t);
-    t = hs_token("{\"typ\":\"JWT\"}", "{\"sub\":\"root\"}", secret, secret_len);
-    expect_refused(t, "refused");
-    mg_free(t);
+    expect_token_refused("{\"alg\":\"none\"}", "{\"sub\":\"root\"}", NULL, 0, "'none' refused");
+    expect_token_refused("{\"alg\":\"none\"}", "{\"sub\":\"root\"}", secret, secret_len,
+                         "'none' refused");
+    expect_token_refused("{\"typ\":\"JWT\"}", "{\"sub\":\"root\"}", secret, secret_len, "refused");
     unsigned char other[32];
     memcpy(other, secret, sizeof other);
     other[0] ^= 1;
-    t = hs_token("{\"alg\":\"HS256\"}", "{\"sub\":\"root\"}", other, sizeof other);
-    expect_refused(t, "does not verify");
-    mg_free(t);
+    expect_token_refused("{\"alg\":\"HS256\"}", "{\"sub\":\"root\"}", other, sizeof other,
+                         "does not verify");
     /* HS512 with a 32-byte key: jjwt refuses a key shorter than the hash */
     char *t5 = NULL;
     unsigned char big[64];
@@ -265,29 +247,21 @@ START_TEST(test_malformed)
 {
     enable_hs();
     /* a payload that is not JSON, correctly signed */
-    char *t = hs_token("{\"alg\":\"HS256\"}", "sub=root", secret, secret_len);
-    expect_refused(t, "payload is not a JSON object");
-    mg_free(t);
-    t = hs_token("{\"alg\":\"HS256\"}", "[\"root\"]", secret, secret_len);
-    expect_refused(t, "payload is not a JSON object");
-    mg_free(t);
-    t = hs_token("not json", "{\"sub\":\"root\"}", secret, secret_len);
-    expect_refused(t, "header is not a JSON object");
-    mg_free(t);
+    expect_token_refused("{\"alg\":\"HS256\"}", "sub=root", secret, secret_len,
+                         "payload is not a JSON object");
+    expect_token_refused("{\"alg\":\"HS256\"}", "[\"root\"]", secret, secret_len,
+                         "payload is not a JSON object");
+    expect_token_refused("not json", "{\"sub\":\"root\"}", secret, secret_len,
+                         "header is not a JSON object");
     expect_refused("abc", "not a signed JWT");
     expect_refused("a.b.c.d", "not a signed JWT");
     expect_refused("a*.b.c", "header is not base64url");
     expect_refused("", "empty");
     /* no role: missing, empty, a NUL inside */
-    t = hs_token("{\"alg\":\"HS256\"}", "{\"iss\":\"x\"}", secret, secret_len);
-    expect_refused(t, "no role");
-    mg_free(t);
-    t = hs_token("{\"alg\":\"HS256\"}", "{\"sub\":\"\"}", secret, secret_len);
-    expect_refused(t, "no role");
-    mg_free(t);
-    t = hs_token("{\"alg\":\"HS256\"}", "{\"sub\":\"a\\u0000b\"}", secret, secret_len);
-    expect_refused(t, "payload"); /* jansson refuses \u0000 */
-    mg_free(t);
+    expect_token_refused("{\"alg\":\"HS256\"}", "{\"iss\":\"x\"}", secret, secret_len, "no role");
+    expect_token_refused("{\"alg\":\"HS256\"}", "{\"sub\":\"\"}", secret, secret_len, "no role");
+    expect_token_refused("{\"alg\":\"HS256\"}", "{\"sub\":\"a\\u0000b\"}", secret, secret_len,
+                         "payload"); /* jansson refuses \u0000 */
     mg_free(secret);
 }
 END_TEST
@@ -323,24 +297,11 @@ START_TEST(test_role_claim_and_audience)
     set("tokenAudienceClaim", "aud");
     set("tokenAudience", "brokers");
     enable_hs();
-    char *t = hs_token("{\"alg\":\"HS256\"}",
-                       "{\"sub\":\"no\",\"roles\":[\"ops\",\"dev\"],\"aud\":[\"x\",\"brokers\"]}",
-                       secret, secret_len);
-    struct auth_id id;
-    ck_assert_msg(check(t, &id) == 0, "%s", err);
-    ck_assert_str_eq(id.role, "ops");
-    auth_id_fini(&id);
-    mg_free(t);
-    t = hs_token("{\"alg\":\"HS256\"}", "{\"roles\":\"ops\",\"aud\":\"brokers\"}", secret,
-                 secret_len);
-    ck_assert_msg(check(t, &id) == 0, "%s", err);
-    ck_assert_str_eq(id.role, "ops");
-    auth_id_fini(&id);
-    mg_free(t);
-    t = hs_token("{\"alg\":\"HS256\"}", "{\"roles\":\"ops\",\"aud\":\"others\"}", secret,
-                 secret_len);
-    expect_refused(t, "audience");
-    mg_free(t);
+    expect_token_role("{\"sub\":\"no\",\"roles\":[\"ops\",\"dev\"],\"aud\":[\"x\",\"brokers\"]}",
+                      "ops");
+    expect_token_role("{\"roles\":\"ops\",\"aud\":\"brokers\"}", "ops");
+    expect_token_refused("{\"alg\":\"HS256\"}", "{\"roles\":\"ops\",\"aud\":\"others\"}", secret,
+                         secret_len, "audience");
     mg_free(secret);
 }
 END_TEST

@@ -37,10 +37,8 @@
 #define AUTH_ERROR 3                   /* ServerError AuthenticationError */
 
 static struct {
-    struct cfg cfg;
+    struct tl_svc sv; /* the configuration, base and simulated loop (no broker) */
     struct auth *auth;
-    struct event_base *base;
-    struct mg_loop *loop;
     struct conn_env env;
     struct tl_peer peer;
     struct conn *conn; /* NULL once closed */
@@ -59,18 +57,17 @@ static void on_closed(void *data, struct conn *c)
 
 static void setup(void)
 {
-    mg_log_set_level(MG_LOG_ERROR);
     memset(&fx, 0, sizeof fx);
-    cfg_init(&fx.cfg);
+    tl_svc_init_sim(&fx.sv); /* wall clock at WALL0 */
     ck_assert_int_eq(auth_secret_key_new("HS256", &fx.secret, &fx.secret_len), 0);
     char *b = mg_malloc(fx.secret_len * 2 + 4);
     EVP_EncodeBlock((unsigned char *)b, fx.secret, (int)fx.secret_len);
     char *url = mg_asprintf("data:;base64,%s", b);
-    tl_cfg_set(&fx.cfg, "authenticationEnabled", "true");
-    tl_cfg_set(&fx.cfg, "authenticationProviders", AUTH_PROVIDER_TOKEN);
-    tl_cfg_set(&fx.cfg, "tokenSecretKey", url);
-    tl_cfg_set(&fx.cfg, "authenticationRefreshCheckSeconds", "10");
-    tl_cfg_set(&fx.cfg, "keepAliveIntervalSeconds", "3600"); /* out of the way */
+    tl_cfg_set(&fx.sv.cfg, "authenticationEnabled", "true");
+    tl_cfg_set(&fx.sv.cfg, "authenticationProviders", AUTH_PROVIDER_TOKEN);
+    tl_cfg_set(&fx.sv.cfg, "tokenSecretKey", url);
+    tl_cfg_set(&fx.sv.cfg, "authenticationRefreshCheckSeconds", "10");
+    tl_cfg_set(&fx.sv.cfg, "keepAliveIntervalSeconds", "3600"); /* out of the way */
     mg_free(b);
     mg_free(url);
 }
@@ -80,16 +77,10 @@ static void start(bool auth_on)
 {
     char err[256];
     if (auth_on)
-        ck_assert_msg(auth_new(&fx.cfg, &fx.auth, err, sizeof err) == 0, "%s", err);
-    fx.base = event_base_new();
-    fx.loop = mg_loop_new_sim(fx.base, 1000000, WALL0);
-    fx.env =
-        (struct conn_env){.cfg = &fx.cfg, .loop = fx.loop, .auth = fx.auth, .closed = on_closed};
-    struct bufferevent *pair[2];
-    ck_assert_int_eq(
-        bufferevent_pair_new(fx.base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair), 0);
-    tl_peer_open_loop(&fx.peer, fx.loop, pair[1]);
-    fx.conn = conn_new(&fx.env, pair[0], "pair", 1);
+        ck_assert_msg(auth_new(&fx.sv.cfg, &fx.auth, err, sizeof err) == 0, "%s", err);
+    fx.env = (struct conn_env){
+        .cfg = &fx.sv.cfg, .loop = fx.sv.loop, .auth = fx.auth, .closed = on_closed};
+    fx.conn = tl_conn_pair(&fx.sv, &fx.env, &fx.peer, 1);
 }
 
 static void teardown(void)
@@ -97,19 +88,15 @@ static void teardown(void)
     if (fx.conn)
         conn_close(fx.conn, NULL);
     tl_peer_close(&fx.peer);
-    if (fx.base) {
-        event_base_loop(fx.base, EVLOOP_NONBLOCK);
-        mg_loop_free(fx.loop);
-        event_base_free(fx.base);
-    }
+    event_base_loop(fx.sv.base, EVLOOP_NONBLOCK);
     auth_free(fx.auth);
     mg_free(fx.secret);
-    cfg_fini(&fx.cfg);
+    tl_svc_fini(&fx.sv);
 }
 
 static void pump(void)
 {
-    tl_passes(fx.base, 2);
+    tl_passes(fx.sv.base, 2);
 }
 
 /* A token for role expiring exp_s seconds after the start (0: no exp), signed with key. */
@@ -183,12 +170,48 @@ static void expect_refused(void)
     ck_assert_ptr_null(fx.conn);
 }
 
-START_TEST(test_valid_token_keeps_role)
+/* Authentication on, then CONNECT (with supports_auth_refresh as refresh) with a token of
+ * role expiring exp_s seconds after the start: CONNECTED. Returns the token (mg_free). */
+static char *connect_as(const char *role, int64_t exp_s, bool refresh)
 {
     start(true);
-    char *t = token("alice", 3600, fx.secret, fx.secret_len);
-    send_connect("token", t, true);
+    char *t = token(role, exp_s, fx.secret, fx.secret_len);
+    send_connect("token", t, refresh);
     expect_connected();
+    return t;
+}
+
+/* Authentication on, then CONNECT with method and a token of role expiring exp_s seconds after
+ * the start (0: never), signed with key: refused and closed. */
+static void expect_token_refused(const char *method, int64_t exp_s, const unsigned char *key,
+                                 size_t len)
+{
+    start(true);
+    char *t = token("alice", exp_s, key, len);
+    send_connect(method, t, true);
+    expect_refused();
+    mg_free(t);
+}
+
+/* The refresh check due after ms more challenges: one AUTH_CHALLENGE of method "token" with
+ * the data "PulsarAuthRefresh", as Pulsar's ServerCnx sends it. */
+static void expect_challenge_after(int64_t ms)
+{
+    mg_loop_advance(fx.sv.loop, ms);
+    pump();
+    struct wire_frame f;
+    tl_peer_expect(&fx.peer, T(AUTH_CHALLENGE), &f);
+    const Pulsar__Proto__AuthData *d = f.cmd->authchallenge->challenge;
+    ck_assert_ptr_nonnull(d);
+    ck_assert_str_eq(d->auth_method_name, "token");
+    ck_assert_uint_eq(d->auth_data.len, strlen("PulsarAuthRefresh"));
+    ck_assert_mem_eq(d->auth_data.data, "PulsarAuthRefresh", d->auth_data.len);
+    wire_frame_clear(&f);
+}
+
+START_TEST(test_valid_token_keeps_role)
+{
+    char *t = connect_as("alice", 3600, true);
     ck_assert_str_eq(conn_role(fx.conn), "alice");
     mg_free(t);
 }
@@ -204,34 +227,22 @@ END_TEST
 
 START_TEST(test_unknown_method_refused)
 {
-    start(true);
-    char *t = token("alice", 0, fx.secret, fx.secret_len);
-    send_connect("tls", t, true);
-    expect_refused();
-    mg_free(t);
+    expect_token_refused("tls", 0, fx.secret, fx.secret_len);
 }
 END_TEST
 
 START_TEST(test_wrong_key_refused)
 {
-    start(true);
     unsigned char other[32];
     memcpy(other, fx.secret, sizeof other);
     other[31] ^= 0x80;
-    char *t = token("alice", 0, other, sizeof other);
-    send_connect("token", t, true);
-    expect_refused();
-    mg_free(t);
+    expect_token_refused("token", 0, other, sizeof other);
 }
 END_TEST
 
 START_TEST(test_expired_refused)
 {
-    start(true);
-    char *t = token("alice", -1, fx.secret, fx.secret_len);
-    send_connect("token", t, true);
-    expect_refused();
-    mg_free(t);
+    expect_token_refused("token", -1, fx.secret, fx.secret_len);
 }
 END_TEST
 
@@ -256,26 +267,14 @@ END_TEST
  * challenges; a fresh token of the same role answers it; later checks stay quiet. */
 START_TEST(test_refresh_answered)
 {
-    start(true);
-    char *t = token("alice", 25, fx.secret, fx.secret_len);
-    send_connect("token", t, true);
-    expect_connected();
-    mg_loop_advance(fx.loop, 20000);
+    char *t = connect_as("alice", 25, true);
+    mg_loop_advance(fx.sv.loop, 20000);
     expect_quiet();
-    mg_loop_advance(fx.loop, 10000);
-    pump();
-    struct wire_frame f;
-    tl_peer_expect(&fx.peer, T(AUTH_CHALLENGE), &f);
-    const Pulsar__Proto__AuthData *d = f.cmd->authchallenge->challenge;
-    ck_assert_ptr_nonnull(d);
-    ck_assert_str_eq(d->auth_method_name, "token");
-    ck_assert_uint_eq(d->auth_data.len, strlen("PulsarAuthRefresh"));
-    ck_assert_mem_eq(d->auth_data.data, "PulsarAuthRefresh", d->auth_data.len);
-    wire_frame_clear(&f);
+    expect_challenge_after(10000);
     char *t2 = token("alice", 3600, fx.secret, fx.secret_len);
     send_auth_response(t2);
     expect_quiet();
-    mg_loop_advance(fx.loop, 30000);
+    mg_loop_advance(fx.sv.loop, 30000);
     expect_quiet();
     ck_assert_str_eq(conn_role(fx.conn), "alice");
     mg_free(t);
@@ -285,18 +284,11 @@ END_TEST
 
 START_TEST(test_refresh_unanswered_closes)
 {
-    start(true);
-    char *t = token("alice", 5, fx.secret, fx.secret_len);
-    send_connect("token", t, true);
-    expect_connected();
-    mg_loop_advance(fx.loop, 10000);
-    pump();
-    struct wire_frame f;
-    tl_peer_expect(&fx.peer, T(AUTH_CHALLENGE), &f);
-    wire_frame_clear(&f);
-    mg_loop_advance(fx.loop, 9999);
+    char *t = connect_as("alice", 5, true);
+    expect_challenge_after(10000);
+    mg_loop_advance(fx.sv.loop, 9999);
     expect_quiet();
-    mg_loop_advance(fx.loop, 1);
+    mg_loop_advance(fx.sv.loop, 1);
     pump();
     ck_assert_msg(fx.conn == NULL, "the unanswered challenge did not close the connection");
     mg_free(t);
@@ -305,15 +297,8 @@ END_TEST
 
 START_TEST(test_refresh_other_role_refused)
 {
-    start(true);
-    char *t = token("alice", 5, fx.secret, fx.secret_len);
-    send_connect("token", t, true);
-    expect_connected();
-    mg_loop_advance(fx.loop, 10000);
-    pump();
-    struct wire_frame f;
-    tl_peer_expect(&fx.peer, T(AUTH_CHALLENGE), &f);
-    wire_frame_clear(&f);
+    char *t = connect_as("alice", 5, true);
+    expect_challenge_after(10000);
     char *t2 = token("mallory", 3600, fx.secret, fx.secret_len);
     send_auth_response(t2);
     expect_refused();
@@ -324,11 +309,8 @@ END_TEST
 
 START_TEST(test_expiry_without_refresh_support_closes)
 {
-    start(true);
-    char *t = token("alice", 5, fx.secret, fx.secret_len);
-    send_connect("token", t, false);
-    expect_connected();
-    mg_loop_advance(fx.loop, 10000);
+    char *t = connect_as("alice", 5, false);
+    mg_loop_advance(fx.sv.loop, 10000);
     pump();
     ck_assert_msg(fx.conn == NULL, "an expired connection without refresh support is open");
     mg_free(t);

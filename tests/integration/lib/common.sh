@@ -107,11 +107,17 @@ it_env() {
     done
 }
 
-need_bin() {
+# need_magnetar: the magnetar binary is there, else the test fails at once.
+need_magnetar() {
     if [ ! -x "$BIN" ]; then
         fail "magnetar binary not found at $BIN (set MAGNETAR_BIN)"
         exit 1
     fi
+}
+
+# need_bin: need_magnetar, and node with pulsar-flex for the clients.
+need_bin() {
+    need_magnetar
     if ! command -v node >/dev/null 2>&1; then
         fail "node not found"
         exit 1
