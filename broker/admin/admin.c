@@ -576,6 +576,9 @@ const struct admin_route admin_routes[] = {
     {ANY,  NS "/unload",                      admin_h_bad_method,                 R_NS},
     {PP,   NS "/{bundle}/unload",             admin_h_bundle_unload,              R_NS},
     {ANY,  NS "/{bundle}/unload",             admin_h_bad_method,                 R_NS},
+    {GET,  NS "/permissions",                 admin_h_ns_permissions,             R_NS},
+    {POST, NS "/permissions/*",               admin_h_ns_permission_set,          R_NS | R_JSON},
+    {DEL,  NS "/permissions/*",               admin_h_ns_permission_set,          R_NS},
     {ANY,  NS "/**",                          admin_h_not_found,                  R_NS},
     /* persistent topics (§5-§7): T is a topic; the operations of a partitioned topic run on
      * its partitions, each served by its owner (admin_topics.c, admin_fanout.c) */
@@ -607,6 +610,9 @@ const struct admin_route admin_routes[] = {
     {POST, T "/all_subscription/expireMessages/{expireTimeInSeconds}",
                                               admin_h_sub_expire,                 R_GATED},
     {POST, SUB "/resetcursor",                admin_h_sub_reset_by_id,            R_GATED | R_JSON},
+    {GET,  T "/permissions",                  admin_h_topic_permissions,          R_TOPIC},
+    {POST, T "/permissions/*",                admin_h_topic_permission_set,       R_TOPIC | R_JSON},
+    {DEL,  T "/permissions/*",                admin_h_topic_permission_set,       R_TOPIC},
     {ANY,  T "/**",                           admin_h_not_found,                  R_GATED},
     {ANY,  "/admin/v2/non-persistent/**",     admin_h_non_persistent,             0},
     /* clang-format on */
@@ -853,7 +859,7 @@ static void admin_dispatch(struct admin_call *c)
             admin_reply_not_found(c);
     } else {
         admin_path_match(r.route->pattern, r.seg, r.nseg, &r.p, NULL);
-        if (admin_route_checks(&r))
+        if (admin_route_checks(&r) && admin_authorize(&r))
             r.route->handler(&r);
     }
     admin_free_request(&r);

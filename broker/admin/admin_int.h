@@ -278,6 +278,14 @@ void admin_h_namespace_delete(struct admin_req *r);
 void admin_h_retention_get(struct admin_req *r);
 void admin_h_retention_set(struct admin_req *r);
 void admin_h_retention_remove(struct admin_req *r);
+/* admin_authz.c: the permission resources, and the authorization of every routed call
+ * (with authorizationEnabled): true when r may go on, else it was answered 401/403. */
+void admin_h_ns_permissions(struct admin_req *r);
+void admin_h_ns_permission_set(struct admin_req *r);
+void admin_h_topic_permissions(struct admin_req *r);
+void admin_h_topic_permission_set(struct admin_req *r);
+bool admin_authorize(struct admin_req *r);
+bool admin_is_tenant_admin(const struct admin_env *s, const char *tenant, const char *role);
 void admin_h_ttl_get(struct admin_req *r);
 void admin_h_ttl_set(struct admin_req *r);
 void admin_h_ttl_remove(struct admin_req *r);

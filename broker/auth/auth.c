@@ -69,6 +69,7 @@ static const struct auth_alg auth_algs[] = {
 struct auth {
     bool enabled;
     bool metrics_protected;
+    bool authz; /* authorizationEnabled */
     uint64_t refresh_ms;
     char **supers; /* owned: superUserRoles */
     size_t nsupers;
@@ -391,6 +392,14 @@ int auth_new(const struct cfg *c, struct auth **out, char *err, size_t errlen)
                    file, AUTH_PROVIDER_TOKEN);
         rc = -MG_EINVAL;
     }
+    a->authz = c->authorization_enabled;
+    if (rc == 0 && a->authz && !a->enabled) { /* as Pulsar's PulsarService refuses it */
+        mg_set_err(err, errlen,
+                   "%s: key 'authorizationEnabled': authorizationEnabled=true needs "
+                   "authenticationEnabled=true",
+                   file);
+        rc = -MG_EINVAL;
+    }
     if (rc == 0 && a->enabled && token)
         rc = auth_load_keys(a, c, file, err, errlen);
     if (rc < 0) {
@@ -429,6 +438,11 @@ uint64_t auth_refresh_ms(const struct auth *a)
 bool auth_metrics_protected(const struct auth *a)
 {
     return auth_enabled(a) && a->metrics_protected;
+}
+
+bool auth_authz_enabled(const struct auth *a)
+{
+    return auth_enabled(a) && a->authz;
 }
 
 bool auth_is_super_user(const struct auth *a, const char *role)

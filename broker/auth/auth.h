@@ -16,6 +16,7 @@
 #ifndef MG_AUTH_H
 #define MG_AUTH_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,6 +60,8 @@ bool auth_enabled(const struct auth *a);
 uint64_t auth_refresh_ms(const struct auth *a);
 /* /metrics needs a credential (authenticateMetricsEndpoint, with authentication on). */
 bool auth_metrics_protected(const struct auth *a);
+/* Authorization is on (authorizationEnabled; auth_new refuses it without authentication). */
+bool auth_authz_enabled(const struct auth *a);
 /* role is one of superUserRoles. */
 bool auth_is_super_user(const struct auth *a, const char *role);
 
@@ -75,6 +78,23 @@ int auth_check_http(const struct auth *a, const char *authorization, int64_t now
                     struct auth_id *id, char *why, size_t whylen);
 /* Free what id owns and zero it. Accepts a zeroed id. */
 void auth_id_fini(struct auth_id *id);
+
+/* ---- authorization (auth_authz.c): grants as Pulsar's AuthPolicies --------------------- */
+
+/* Pulsar's AuthAction values, as bits. */
+#define AUTH_PRODUCE (1u << 0)
+#define AUTH_CONSUME (1u << 1)
+/* An action's bit ("produce", "consume", "functions", "sources", "sinks", "packages"), or
+ * -MG_EINVAL. */
+int auth_action_parse(const char *name);
+/* A JSON array of the names of actions (new reference), in Pulsar's order. */
+json_t *auth_actions_json(unsigned actions);
+/* A JSON array of action names into bits: 0, or -MG_EINVAL (not an array, unknown name). */
+int auth_actions_parse(const json_t *arr, unsigned *out);
+/* The actions auth_policies (a namespace's Policies.auth_policies; NULL: none) grant role
+ * on topic (a full name; NULL: the namespace's own grants only): namespace_auth joined with
+ * destination_auth of the topic and, for a partition, of its partitioned topic. */
+unsigned auth_granted(const json_t *auth_policies, const char *role, const char *topic);
 
 /* ---- keys and tokens (magnetar tokens, tests) ------------------------------------------- */
 

@@ -180,6 +180,7 @@ static const struct cfg_key cfg_keys[] = {
             INT_MAX),
     CFG_BOOL("authenticateMetricsEndpoint", authenticate_metrics_endpoint, "false"),
     CFG_OPTSTR("superUserRoles", super_user_roles, ""),
+    CFG_BOOL("authorizationEnabled", authorization_enabled, "false"),
     CFG_OPTSTR("tokenSecretKey", token_secret_key, ""),
     CFG_OPTSTR("tokenPublicKey", token_public_key, ""),
     CFG_STR("tokenPublicAlg", token_public_alg, "RS256"),

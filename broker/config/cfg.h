@@ -116,6 +116,7 @@ struct cfg {
     char *token_auth_claim;                   /* tokenAuthClaim ("sub") */
     char *token_audience_claim;               /* tokenAudienceClaim ("") */
     char *token_audience;                     /* tokenAudience ("") */
+    bool authorization_enabled;               /* authorizationEnabled (false) */
 
     /* admin HTTP server limits: httpMaxRequestHeaderSize (8192 bytes of request line and
      * headers; past it 431), httpRequestReadTimeoutSeconds (10: a request must arrive within

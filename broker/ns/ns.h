@@ -139,8 +139,15 @@ struct ns_policies {
 int ns_namespace_policies_get(struct ns *s, const char *tenant_ns, struct ns_policies *out);
 int ns_namespace_policies_set(struct ns *s, const char *tenant_ns, const struct ns_policies *p,
                               ns_done_cb cb, void *data);
+/* A namespace's grants (Policies.auth_policies, as Pulsar's AuthPolicies: namespace_auth,
+ * destination_auth, subscription_auth_roles): borrowed, valid until its policies change;
+ * NULL when none (or no namespace). set: replace them (auth is taken; NULL = none), like
+ * the other mutations (cb once durable); -MG_ENOTFOUND synchronously. */
+const json_t *ns_namespace_auth(struct ns *s, const char *tenant_ns);
+int ns_namespace_auth_set(struct ns *s, const char *tenant_ns, json_t *auth, ns_done_cb cb,
+                          void *data);
 /* Called (on the loop) when a namespace's cached policies change: set here, put back after a
- * failed write, or read from the store with another broker's change. */
+ * failed write, or read from the store with another broker's change; grants included. */
 typedef void (*ns_policies_fn)(void *arg, const char *tenant_ns);
 void ns_set_policies_hook(struct ns *s, ns_policies_fn fn, void *arg);
 /* Pulsar's names: "destination_storage"/"message_age", "producer_request_hold"/

@@ -38,6 +38,7 @@ struct ns {
     struct mg_map namespaces;   /* "t/ns" -> bundles count (intptr) */
     struct mg_map partitions;   /* base full name -> partition count (intptr) */
     struct mg_map policies;     /* "t/ns" -> owned struct ns_policies (when any is set) */
+    struct mg_map auth;         /* "t/ns" -> owned json_t *: its auth_policies (when any) */
     ns_policies_fn policies_fn; /* ns_set_policies_hook */
     void *policies_arg;
     int res_loading;                    /* metadata reads outstanding while loading */

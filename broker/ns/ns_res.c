@@ -8,6 +8,7 @@
  *   /admin/policies/<tenant>/<ns>                           Policies JSON (bundles,
  *                                                           retention_policies,
  *                                                           message_ttl_in_seconds,
+ *                                                           auth_policies,
  *                                                           backlog_quota_map)
  *   /admin/partitioned-topics/<tenant>/<ns>/persistent/<enc> {"partitions":N}
  * The module keeps a cache. Happy path: at start ns_res_load reads everything (running
@@ -89,6 +90,7 @@ void ns_res_init(struct ns *s)
     mg_map_init(&s->namespaces);
     mg_map_init(&s->partitions);
     mg_map_init(&s->policies);
+    mg_map_init(&s->auth);
     mg_map_init(&s->res_gens);
 }
 
@@ -110,6 +112,7 @@ struct res_undo {
     intptr_t value;         /* namespaces, partitioned topics: the value before */
     json_t *roles;          /* tenants: a reference to the adminRoles before (NULL once settled) */
     struct ns_policies pol; /* namespace: its policies before */
+    json_t *auth;           /* namespace: a reference to its auth_policies before, or NULL */
     uint64_t gen;           /* this mutation's number for the entry (s->res_gens) */
 };
 
@@ -152,6 +155,7 @@ static void ns_res_snapshot(struct ns *s, enum res_kind k, const char *key, stru
         const struct ns_policies *r = mg_map_get_str(&s->policies, key);
         if (r)
             u->pol = *r;
+        u->auth = json_incref(mg_map_get_str(&s->auth, key));
     }
     u->gen = ++s->res_gen;
     char *gk = ns_res_gen_key(k, key);
@@ -205,6 +209,30 @@ static void ns_res_set_policies(struct ns *s, const char *ns, const struct ns_po
         s->policies_fn(s->policies_arg, ns);
 }
 
+/* Put a namespace's grants in the cache (val taken; NULL or empty: none); tell the policies
+ * hook when they changed. */
+static void ns_res_set_auth(struct ns *s, const char *ns, json_t *val)
+{
+    json_t *old = mg_map_get_str(&s->auth, ns);
+    bool empty =
+        !val || json_object_size(json_object_get(val, "namespace_auth")) +
+                        json_object_size(json_object_get(val, "destination_auth")) +
+                        json_object_size(json_object_get(val, "subscription_auth_roles")) ==
+                    0;
+    if (empty) {
+        json_decref(val);
+        val = NULL;
+    }
+    bool changed = old ? !val || !json_equal(old, val) : val != NULL;
+    json_decref(old);
+    if (val)
+        mg_map_put_str(&s->auth, ns, val);
+    else
+        mg_map_del_str(&s->auth, ns);
+    if (changed && s->policies_fn)
+        s->policies_fn(s->policies_arg, ns);
+}
+
 /* The write of u's mutation is over: forget its number, and on failure put the entry back
  * unless a later mutation of the same entry is the one the cache shows now. */
 static void ns_res_settle(struct ns *s, struct res_undo *u, int status)
@@ -217,6 +245,8 @@ static void ns_res_settle(struct ns *s, struct res_undo *u, int status)
     if (status >= 0 || !latest) {
         json_decref(u->roles);
         u->roles = NULL;
+        json_decref(u->auth);
+        u->auth = NULL;
         return;
     }
     struct mg_map *m = ns_res_cache(s, u->kind);
@@ -233,8 +263,11 @@ static void ns_res_settle(struct ns *s, struct res_undo *u, int status)
     } else {
         mg_map_del_str(m, u->key);
     }
-    if (u->kind == RES_K_NAMESPACE)
+    if (u->kind == RES_K_NAMESPACE) {
         ns_res_set_policies(s, u->key, &u->pol);
+        ns_res_set_auth(s, u->key, u->auth); /* the reference moves back to the cache */
+        u->auth = NULL;
+    }
     MG_WARN("ns", "metadata write failed: %s is back to what the store holds (%s)", u->key,
             u->had ? "present" : "absent");
 }
@@ -245,6 +278,7 @@ static void ns_res_write_free(struct res_write *w)
         LIST_REMOVE(w, link);
     mg_timer_fini(&w->later);
     json_decref(w->undo.roles); /* never settled (the module went first) */
+    json_decref(w->undo.auth);
     mg_free(w->undo.key);
     mg_free(w->path);
     mg_free(w);
@@ -372,6 +406,7 @@ void ns_res_fini(struct ns *s)
     mg_map_fini(&s->namespaces);
     mg_map_fini(&s->partitions);
     mg_map_fini_free(&s->policies, mg_free);
+    mg_map_fini_free(&s->auth, ns_res_json_free);
 }
 
 static char *ns_res_tenant_path(const char *tenant)
@@ -481,7 +516,8 @@ int ns_backlog_quota_parse(json_t *j, struct ns_backlog_quota *out)
     return 0;
 }
 
-static json_t *ns_res_namespace_json(struct ns *s, int bundles, const struct ns_policies *p)
+static json_t *ns_res_namespace_json(struct ns *s, const char *ns_key, int bundles,
+                                     const struct ns_policies *p)
 {
     json_t *j = json_pack("{s:o,s:[s]}", "bundles", ns_bundles_json(bundles),
                           "replication_clusters", s->cfg->cluster_name);
@@ -497,6 +533,11 @@ static json_t *ns_res_namespace_json(struct ns *s, int bundles, const struct ns_
         if (p->quota[i].set)
             json_object_set_new(qm, ns_quota_type_names[i], ns_backlog_quota_json(&p->quota[i]));
     json_object_set_new(j, "backlog_quota_map", qm);
+    json_t *auth = mg_map_get_str(&s->auth, ns_key);
+    json_object_set_new(j, "auth_policies",
+                        auth ? json_deep_copy(auth)
+                             : json_pack("{s:{},s:{},s:{}}", "namespace_auth", "destination_auth",
+                                         "subscription_auth_roles"));
     return j;
 }
 
@@ -616,7 +657,9 @@ int ns_namespace_create(struct ns *s, const char *tenant_ns, int bundles, ns_don
     ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     mg_map_put_str(&s->namespaces, tenant_ns, (void *)(intptr_t)bundles);
     ns_res_set_policies(s, tenant_ns, NULL);
-    ns_res_persist_policy(s, tenant_ns, ns_res_namespace_json(s, bundles, NULL), &u, cb, data);
+    ns_res_set_auth(s, tenant_ns, NULL);
+    ns_res_persist_policy(s, tenant_ns, ns_res_namespace_json(s, tenant_ns, bundles, NULL), &u, cb,
+                          data);
     return 0;
 }
 
@@ -643,6 +686,7 @@ int ns_namespace_delete(struct ns *s, const char *tenant_ns, ns_done_cb cb, void
     ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     mg_map_del_str(&s->namespaces, tenant_ns);
     ns_res_set_policies(s, tenant_ns, NULL);
+    ns_res_set_auth(s, tenant_ns, NULL);
     ns_res_persist_policy(s, tenant_ns, NULL, &u, cb, data);
     return 0;
 }
@@ -672,9 +716,32 @@ int ns_namespace_policies_set(struct ns *s, const char *tenant_ns, const struct 
     ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
     struct ns_policies val = *p; /* p may be the cache's own copy */
     ns_res_set_policies(s, tenant_ns, &val);
-    ns_res_persist_policy(s, tenant_ns,
-                          ns_res_namespace_json(s, ns_namespace_bundles(s, tenant_ns), &val), &u,
-                          cb, data);
+    ns_res_persist_policy(
+        s, tenant_ns, ns_res_namespace_json(s, tenant_ns, ns_namespace_bundles(s, tenant_ns), &val),
+        &u, cb, data);
+    return 0;
+}
+
+const json_t *ns_namespace_auth(struct ns *s, const char *tenant_ns)
+{
+    return mg_map_get_str(&s->auth, tenant_ns);
+}
+
+int ns_namespace_auth_set(struct ns *s, const char *tenant_ns, json_t *auth, ns_done_cb cb,
+                          void *data)
+{
+    if (!ns_namespace_exists(s, tenant_ns)) {
+        json_decref(auth);
+        return -MG_ENOTFOUND;
+    }
+    struct res_undo u;
+    ns_res_snapshot(s, RES_K_NAMESPACE, tenant_ns, &u);
+    ns_res_set_auth(s, tenant_ns, auth);
+    struct ns_policies p;
+    ns_namespace_policies_get(s, tenant_ns, &p);
+    ns_res_persist_policy(
+        s, tenant_ns, ns_res_namespace_json(s, tenant_ns, ns_namespace_bundles(s, tenant_ns), &p),
+        &u, cb, data);
     return 0;
 }
 
@@ -838,6 +905,8 @@ static void ns_res_cache_namespace(struct ns *s, const char *tenant_ns, json_t *
             ns_backlog_quota_parse(q, &p.quota[i]);
     }
     ns_res_set_policies(s, tenant_ns, &p);
+    json_t *auth = json_object_get(j, "auth_policies");
+    ns_res_set_auth(s, tenant_ns, json_is_object(auth) ? json_deep_copy(auth) : NULL);
     /* Its tenant exists too (created elsewhere, perhaps since the last refresh). */
     const char *slash = strchr(tenant_ns, '/');
     if (slash) {
