@@ -14,6 +14,7 @@
  * subscription ConsumerBusy, an unknown consumer ConsumerNotFound (ACK with a request id gets
  * ACK_RESPONSE with that error); the topic closing the consumer sends CLOSE_CONSUMER.
  */
+#include "auth/auth.h"
 #include "config/cfg.h"
 #include "conn/conn_int.h"
 #include "ns/ns.h"
@@ -177,6 +178,14 @@ void conn_handle_subscribe(struct conn *c, const Pulsar__Proto__CommandSubscribe
     if (!m->subscription || !*m->subscription) {
         topic_name_fini(&tn);
         conn_send_error(c, m->request_id, -MG_EINVAL, "Empty subscription name");
+        return;
+    }
+    /* Checked once here: the consumer's MESSAGEs do no permission work. */
+    if (!conn_authorized(c, &tn, AUTH_CONSUME, false, m->subscription)) {
+        MG_INFO("conn", "[%" PRIu64 "] consumer on %s (%s): role %s not authorized", c->id, tn.full,
+                m->subscription, conn_role(c) ? conn_role(c) : "(none)");
+        topic_name_fini(&tn);
+        conn_send_error(c, m->request_id, -MG_EAUTHZ, "Client is not authorized to subscribe");
         return;
     }
     struct conn_consumer *cc = mg_calloc(1, sizeof *cc);

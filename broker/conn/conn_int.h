@@ -201,6 +201,12 @@ void conn_req_fail(struct conn_req *r, int err, const char *message);
  * goes through first: false when it is answered here (id names one the connection has:
  * answered again when it is ready, else ERROR ops->present; or the topic is refused, with
  * conn_parse_topic's error), else true with tn filled (the caller finis it). */
+/* With authorizationEnabled, may the connection's role do one of the actions need (AUTH_*
+ * bits of auth.h) on tn (a topic; with ns_only, its namespace's grants only)? Super-users
+ * and the tenant's adminRoles may do everything; sub (a subscription, or NULL) must also
+ * not be reserved to other roles (subscription_auth_roles). True with authorization off. */
+bool conn_authorized(struct conn *c, const struct topic_name *tn, unsigned need, bool ns_only,
+                     const char *sub);
 bool conn_endpoint_begin(struct conn *c, const struct conn_endpoint_ops *ops, struct mg_map *map,
                          uint64_t id, uint64_t request_id, const char *topic,
                          struct topic_name *tn);

@@ -15,6 +15,7 @@
  * decided (store error, bundle in transition) answers Failed with the error, and the client
  * retries.
  */
+#include "auth/auth.h"
 #include "config/cfg.h"
 #include "conn/conn_int.h"
 #include "ns/ns.h"
@@ -54,6 +55,38 @@ int conn_parse_topic(struct conn *c, const char *name, struct topic_name *tn, co
     return rc;
 }
 
+bool conn_authorized(struct conn *c, const struct topic_name *tn, unsigned need, bool ns_only,
+                     const char *sub)
+{
+    const struct auth *au = c->env->auth;
+    if (!auth_authz_enabled(au))
+        return true;
+    const char *role = conn_role(c);
+    if (!role)
+        return false;
+    if (auth_is_super_user(au, role))
+        return true;
+    const char *r;
+    for (size_t i = 0; (r = ns_tenant_role(c->env->ns, tn->tenant, i)); i++)
+        if (strcmp(r, role) == 0)
+            return true;
+    char *tenant_ns = mg_asprintf("%s/%s", tn->tenant, tn->ns);
+    const json_t *grants = ns_namespace_auth(c->env->ns, tenant_ns);
+    mg_free(tenant_ns);
+    if (!(auth_granted(grants, role, ns_only ? NULL : tn->full) & need))
+        return false;
+    /* A subscription reserved to some roles (subscription_auth_roles) takes only those. */
+    const json_t *subs =
+        sub ? json_object_get(json_object_get(grants, "subscription_auth_roles"), sub) : NULL;
+    if (json_array_size(subs) == 0)
+        return true;
+    for (size_t i = 0; i < json_array_size(subs); i++)
+        if (json_is_string(json_array_get(subs, i)) &&
+            strcmp(json_string_value(json_array_get(subs, i)), role) == 0)
+            return true;
+    return false;
+}
+
 void conn_handle_partitioned_metadata(struct conn *c,
                                       const Pulsar__Proto__CommandPartitionedTopicMetadata *m)
 {
@@ -71,6 +104,15 @@ void conn_handle_partitioned_metadata(struct conn *c,
         r.has_error = 1;
         r.error = (Pulsar__Proto__ServerError)mg_err_server_error(rc);
         r.message = (char *)reason;
+    } else if (!conn_authorized(c, &tn, AUTH_PRODUCE | AUTH_CONSUME, false, NULL)) {
+        MG_INFO("conn", "[%" PRIu64 "] partitioned metadata of %s: role %s not authorized", c->id,
+                tn.full, conn_role(c) ? conn_role(c) : "(none)");
+        topic_name_fini(&tn);
+        r.response =
+            PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Failed;
+        r.has_error = 1;
+        r.error = (Pulsar__Proto__ServerError)mg_err_server_error(-MG_EAUTHZ);
+        r.message = "Client is not authorized to Get Partition Metadata";
     } else {
         int n = tn.partition >= 0 ? 0 : ns_partitions_get(c->env->ns, tn.full);
         const struct cfg *cfg = c->env->cfg;
@@ -156,6 +198,14 @@ void conn_handle_lookup(struct conn *c, const Pulsar__Proto__CommandLookupTopic 
         conn_send_lookup_response(c, l->request_id, rc, NULL, reason);
         return;
     }
+    if (!conn_authorized(c, &tn, AUTH_PRODUCE | AUTH_CONSUME, false, NULL)) {
+        MG_INFO("conn", "[%" PRIu64 "] lookup of %s: role %s not authorized", c->id, tn.full,
+                conn_role(c) ? conn_role(c) : "(none)");
+        conn_send_lookup_response(c, l->request_id, -MG_EAUTHZ, NULL,
+                                  "Client is not authorized to Lookup");
+        topic_name_fini(&tn);
+        return;
+    }
     struct conn_lookup_wait *w = mg_malloc(sizeof *w);
     w->conn = c;
     w->request_id = l->request_id;
@@ -222,6 +272,25 @@ void conn_handle_get_topics(struct conn *c, const Pulsar__Proto__CommandGetTopic
         m->mode == PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__NON_PERSISTENT) {
         conn_topics_listed(conn_req_new(c, m->request_id, 0, -1), 0, NULL, 0); /* none are served */
         return;
+    }
+    /* Consume granted on the namespace itself (a topic's grant is not enough), as Pulsar's
+     * provider decides NamespaceOperation.GET_TOPICS. */
+    struct topic_name ns_tn = {0};
+    char *slash = m->namespace_ ? strchr(m->namespace_, '/') : NULL;
+    if (auth_authz_enabled(c->env->auth)) {
+        ns_tn.tenant = slash ? mg_strndup(m->namespace_, (size_t)(slash - m->namespace_))
+                             : mg_strdup(m->namespace_ ? m->namespace_ : "");
+        ns_tn.ns = mg_strdup(slash ? slash + 1 : "");
+        bool ok = conn_authorized(c, &ns_tn, AUTH_CONSUME, true, NULL);
+        mg_free(ns_tn.tenant);
+        mg_free(ns_tn.ns);
+        if (!ok) {
+            MG_INFO("conn", "[%" PRIu64 "] topics of %s: role %s not authorized", c->id,
+                    m->namespace_ ? m->namespace_ : "", conn_role(c) ? conn_role(c) : "(none)");
+            conn_send_error(c, m->request_id, -MG_EAUTHZ,
+                            "Client is not authorized to GetTopicsOfNamespace");
+            return;
+        }
     }
     struct conn_req *r = conn_req_new(c, m->request_id, 0, -1);
     int rc = ns_list_topics(c->env->ns, m->namespace_, false, conn_topics_listed, r);

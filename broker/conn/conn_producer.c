@@ -14,6 +14,7 @@
  * most once per interval with a count). The topic closing the producer (unload, delete)
  * sends CLOSE_PRODUCER. A SEND for an unknown producer closes the connection (conn.c).
  */
+#include "auth/auth.h"
 #include "config/cfg.h"
 #include "conn/conn_int.h"
 #include "ns/ns.h"
@@ -176,6 +177,14 @@ void conn_handle_producer(struct conn *c, const Pulsar__Proto__CommandProducer *
     if (!conn_endpoint_begin(c, &conn_producer_endpoint_ops, &c->producers, m->producer_id,
                              m->request_id, m->topic, &tn))
         return;
+    /* Checked once here: SEND does no permission work. */
+    if (!conn_authorized(c, &tn, AUTH_PRODUCE, false, NULL)) {
+        MG_INFO("conn", "[%" PRIu64 "] producer on %s: role %s not authorized", c->id, tn.full,
+                conn_role(c) ? conn_role(c) : "(none)");
+        topic_name_fini(&tn);
+        conn_send_error(c, m->request_id, -MG_EAUTHZ, "Client is not authorized to Produce");
+        return;
+    }
     struct conn_producer *p = mg_calloc(1, sizeof *p);
     conn_endpoint_init(&p->e, &conn_producer_endpoint_ops, c, &c->producers, m->producer_id,
                        m->request_id, &tn);

@@ -53,6 +53,9 @@
     /* A credential that does not authenticate (missing, malformed, wrong key, expired).           \
      * Pulsar: AuthenticationError. */                                                             \
     X(MG_EAUTH, "authentication failed", 3)                                                        \
+    /* A role not allowed to do what it asked (authorizationEnabled). Pulsar: AuthorizationError.  \
+     */                                                                                            \
+    X(MG_EAUTHZ, "not authorized", 4)                                                              \
     /* A producer refused: its topic's backlog is over the quota (Pulsar's                         \
      * TopicBacklogQuotaExceededException), policy producer_request_hold / producer_exception. */  \
     X(MG_EQUOTAHOLD, "Cannot create producer on topic with backlog quota exceeded", 7)             \
