@@ -1,0 +1,464 @@
+/*
+ * check_authz.c - authorization (authorizationEnabled) over the whole service in-process:
+ * two brokers (svc_new on 127.0.0.1, ports 0) sharing one in-memory metadata tree, with
+ * token authentication (a fresh HS256 secret) and superUserRoles "root". Binary clients are
+ * TCP peers sending CONNECT with a token; admin calls go through libevent's HTTP client.
+ * Every wait is bounded (the peers' and tl_svc_http's deadlines); none sleeps.
+ *
+ * Asserted as Pulsar's: a role with no grant is refused PRODUCER / SUBSCRIBE (ERROR
+ * AuthorizationError with Pulsar's message), LOOKUP and PARTITIONED_METADATA (Failed,
+ * AuthorizationError) and GET_TOPICS_OF_NAMESPACE (ERROR); produce/consume granted on the
+ * namespace or on one topic (through the permission paths) allows exactly that; super-users
+ * and a tenant's adminRoles pass; a grant made through one broker is obeyed by the other;
+ * admin calls are refused with 401 (tenant, super-user, topic operations) or 403
+ * (namespace and policy operations); authorization without authentication stops svc_new.
+ */
+#include "auth/auth.h"
+#include "lib/tl.h"
+#include "lib/tl_pulsar.h"
+#include "lib/tl_svc.h"
+#include "ns/ns.h"
+#include "ns/ns_int.h"
+#include "svc/svc.h"
+#include "util/alloc.h"
+#include "util/log.h"
+#include "util/loop.h"
+#include "wire/wire.h"
+
+#include <check.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <string.h>
+
+#define T(x) PULSAR__PROTO__BASE_COMMAND__TYPE__##x
+#define AUTHZ_ERROR 4 /* ServerError AuthorizationError */
+#define TOPIC "persistent://public/default/t1"
+#define TOPIC2 "persistent://public/default/t2"
+#define NSP "/admin/v2/namespaces/public/default/permissions"
+#define TP "/admin/v2/persistent/public/default/t1/permissions"
+
+static struct tl_svc fx;
+static unsigned char *secret;
+static size_t secret_len;
+static struct tl_http_reply last;
+static struct tl_peer peer;
+
+static void setup(void)
+{
+    mg_log_set_level(MG_LOG_ERROR);
+    memset(&last, 0, sizeof last);
+    memset(&peer, 0, sizeof peer);
+    tl_svc_init(&fx);
+    ck_assert_int_eq(auth_secret_key_new("HS256", &secret, &secret_len), 0);
+    char b[128];
+    EVP_EncodeBlock((unsigned char *)b, secret, (int)secret_len);
+    char *url = mg_asprintf("data:;base64,%s", b);
+    tl_cfg_set(&fx.cfg, "authenticationEnabled", "true");
+    tl_cfg_set(&fx.cfg, "authenticationProviders", AUTH_PROVIDER_TOKEN);
+    tl_cfg_set(&fx.cfg, "tokenSecretKey", url);
+    tl_cfg_set(&fx.cfg, "authorizationEnabled", "true");
+    tl_cfg_set(&fx.cfg, "superUserRoles", "root,other-admin");
+    mg_free(url);
+    tl_svc_meta(&fx, 0);
+    tl_svc_meta(&fx, 1);
+    tl_svc_start(&fx, 0);
+}
+
+static void teardown(void)
+{
+    tl_peer_close(&peer);
+    tl_http_reply_free(&last);
+    tl_svc_fini(&fx);
+    mg_free(secret);
+}
+
+static char *token(const char *role)
+{
+    char *t = NULL, err[256];
+    ck_assert_msg(auth_token_sign("HS256", secret, secret_len, role, 0, &t, err, sizeof err) == 0,
+                  "%s", err);
+    return t;
+}
+
+/* The admin call method path (body: JSON or NULL) as role on broker i; returns the status. */
+static int http_on(int i, enum evhttp_cmd_type method, const char *path, const char *role,
+                   const char *body)
+{
+    char *t = token(role);
+    char *h = mg_asprintf("Bearer %s", t);
+    int st = tl_svc_http(&fx, i, method, path, h, body, &last);
+    mg_free(h);
+    mg_free(t);
+    return st;
+}
+
+static int http(enum evhttp_cmd_type method, const char *path, const char *role, const char *body)
+{
+    return http_on(0, method, path, role, body);
+}
+
+/* The last reply's body equals the JSON json. */
+static void expect_body(const char *json)
+{
+    json_t *want = json_loads(json, JSON_DECODE_ANY, NULL);
+    json_t *have = json_loads(last.body, JSON_DECODE_ANY, NULL);
+    bool eq = want && have && json_equal(want, have);
+    json_decref(want);
+    json_decref(have);
+    ck_assert_msg(eq, "body %s (want %s)", last.body, json);
+}
+
+/* A client of broker i connected as role. */
+static void connect_as(int i, const char *role)
+{
+    tl_peer_close(&peer);
+    tl_peer_connect(&peer, fx.base, svc_broker_port(fx.svc[i]));
+    char *t = token(role);
+    Pulsar__Proto__CommandConnect c = PULSAR__PROTO__COMMAND_CONNECT__INIT;
+    c.client_version = "check";
+    c.has_protocol_version = 1;
+    c.protocol_version = 17;
+    c.auth_method_name = "token";
+    c.has_auth_data = 1;
+    c.auth_data.data = (uint8_t *)t;
+    c.auth_data.len = strlen(t);
+    wire_cmd cmd;
+    tl_cmd_set(cmd, CONNECT, connect, c);
+    tl_peer_send(&peer, &cmd);
+    struct wire_frame f;
+    tl_peer_expect(&peer, T(CONNECTED), &f);
+    wire_frame_clear(&f);
+    mg_free(t);
+}
+
+static uint64_t next_id = 1;
+
+static void expect_producer(const char *topic, bool allowed)
+{
+    uint64_t id = next_id++;
+    tl_send_producer(&peer, topic, id, id);
+    if (!allowed) {
+        tl_expect_error(&peer, id, AUTHZ_ERROR, "Client is not authorized to Produce");
+        return;
+    }
+    struct wire_frame f;
+    tl_peer_expect(&peer, T(PRODUCER_SUCCESS), &f);
+    ck_assert_uint_eq(f.cmd->producer_success->request_id, id);
+    wire_frame_clear(&f);
+}
+
+static void expect_subscribe(const char *topic, const char *sub, bool allowed)
+{
+    uint64_t id = next_id++;
+    tl_send_subscribe(&peer, topic, sub, id, id, NULL);
+    if (allowed)
+        tl_expect_success(&peer, id);
+    else
+        tl_expect_error(&peer, id, AUTHZ_ERROR, "Client is not authorized to subscribe");
+}
+
+static void expect_lookup(const char *topic, bool allowed)
+{
+    uint64_t id = next_id++;
+    tl_send_lookup(&peer, topic, id, false);
+    struct wire_frame f;
+    tl_peer_expect(&peer, T(LOOKUP_RESPONSE), &f);
+    const Pulsar__Proto__CommandLookupTopicResponse *r = f.cmd->lookuptopicresponse;
+    ck_assert_uint_eq(r->request_id, id);
+    if (allowed) {
+        ck_assert_int_ne(r->response,
+                         PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Failed);
+    } else {
+        ck_assert_int_eq(r->response,
+                         PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Failed);
+        ck_assert_int_eq(r->error, AUTHZ_ERROR);
+        ck_assert_str_eq(r->message, "Client is not authorized to Lookup");
+    }
+    wire_frame_clear(&f);
+}
+
+static void expect_partitions(const char *topic, bool allowed)
+{
+    uint64_t id = next_id++;
+    Pulsar__Proto__CommandPartitionedTopicMetadata pm =
+        PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA__INIT;
+    pm.topic = (char *)topic;
+    pm.request_id = id;
+    wire_cmd cmd;
+    tl_cmd_set(cmd, PARTITIONED_METADATA, partitionmetadata, pm);
+    tl_peer_send(&peer, &cmd);
+    struct wire_frame f;
+    tl_peer_expect(&peer, T(PARTITIONED_METADATA_RESPONSE), &f);
+    const Pulsar__Proto__CommandPartitionedTopicMetadataResponse *r =
+        f.cmd->partitionmetadataresponse;
+    ck_assert_uint_eq(r->request_id, id);
+    if (allowed) {
+        ck_assert_int_eq(
+            r->response,
+            PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success);
+    } else {
+        ck_assert_int_eq(
+            r->response,
+            PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Failed);
+        ck_assert_int_eq(r->error, AUTHZ_ERROR);
+        ck_assert_str_eq(r->message, "Client is not authorized to Get Partition Metadata");
+    }
+    wire_frame_clear(&f);
+}
+
+static void expect_topics_of_namespace(bool allowed)
+{
+    uint64_t id = next_id++;
+    Pulsar__Proto__CommandGetTopicsOfNamespace g =
+        PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__INIT;
+    g.request_id = id;
+    g.namespace_ = "public/default";
+    wire_cmd cmd;
+    tl_cmd_set(cmd, GET_TOPICS_OF_NAMESPACE, gettopicsofnamespace, g);
+    tl_peer_send(&peer, &cmd);
+    if (!allowed) {
+        tl_expect_error(&peer, id, AUTHZ_ERROR, "Client is not authorized to GetTopicsOfNamespace");
+        return;
+    }
+    struct wire_frame f;
+    tl_peer_expect(&peer, T(GET_TOPICS_OF_NAMESPACE_RESPONSE), &f);
+    ck_assert_uint_eq(f.cmd->gettopicsofnamespaceresponse->request_id, id);
+    wire_frame_clear(&f);
+}
+
+START_TEST(test_no_grant_refused_everywhere)
+{
+    connect_as(0, "alice");
+    expect_producer(TOPIC, false);
+    expect_subscribe(TOPIC, "s", false);
+    expect_lookup(TOPIC, false);
+    expect_partitions(TOPIC, false);
+    expect_topics_of_namespace(false);
+    ck_assert(!peer.eof); /* refusals do not close the connection */
+}
+END_TEST
+
+START_TEST(test_namespace_grant)
+{
+    connect_as(0, "alice");
+    expect_producer(TOPIC, false);
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/alice", "root", "[\"produce\"]"), 204);
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, NSP, "root", NULL), 200);
+    expect_body("{\"alice\":[\"produce\"]}");
+    expect_producer(TOPIC, true);
+    expect_producer(TOPIC2, true);
+    expect_lookup(TOPIC, true);
+    expect_partitions(TOPIC, true);
+    expect_subscribe(TOPIC, "s", false); /* produce only */
+    expect_topics_of_namespace(false);   /* needs consume */
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/alice", "root", "[\"produce\",\"consume\"]"), 204);
+    expect_subscribe(TOPIC, "s", true);
+    expect_topics_of_namespace(true);
+    /* Revoked: new producers are refused again. */
+    ck_assert_int_eq(http(EVHTTP_REQ_DELETE, NSP "/alice", "root", NULL), 204);
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, NSP, "root", NULL), 200);
+    expect_body("{}");
+    expect_producer(TOPIC2, false);
+    expect_lookup(TOPIC, false);
+}
+END_TEST
+
+START_TEST(test_topic_grant)
+{
+    connect_as(0, "bob");
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, TP "/bob", "root", "[\"consume\"]"), 204);
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, TP, "root", NULL), 200);
+    expect_body("{\"bob\":[\"consume\"]}");
+    expect_subscribe(TOPIC, "s", true);
+    expect_lookup(TOPIC, true);
+    expect_subscribe(TOPIC2, "s", false); /* another topic */
+    expect_lookup(TOPIC2, false);
+    expect_producer(TOPIC, false);     /* consume only */
+    expect_topics_of_namespace(false); /* a topic's grant is not the namespace's */
+    /* The topic's permissions join the namespace's. */
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/bob", "root", "[\"produce\"]"), 204);
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, TP, "root", NULL), 200);
+    expect_body("{\"bob\":[\"produce\",\"consume\"]}");
+    expect_producer(TOPIC, true);
+    ck_assert_int_eq(http(EVHTTP_REQ_DELETE, TP "/bob", "root", NULL), 204);
+    expect_subscribe(TOPIC, "s2", false);
+}
+END_TEST
+
+START_TEST(test_partition_uses_topic_grant)
+{
+    connect_as(0, "bob");
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, TP "/bob", "root", "[\"produce\"]"), 204);
+    expect_producer(TOPIC "-partition-3", true);
+    expect_producer(TOPIC2 "-partition-0", false);
+}
+END_TEST
+
+START_TEST(test_super_user_and_tenant_admin)
+{
+    connect_as(0, "root");
+    expect_producer(TOPIC, true);
+    expect_subscribe(TOPIC, "s", true);
+    expect_topics_of_namespace(true);
+    connect_as(0, "carol");
+    expect_producer(TOPIC, false);
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, "/admin/v2/tenants/public", "root",
+                          "{\"adminRoles\":[\"carol\"],\"allowedClusters\":[\"standalone\"]}"),
+                     204);
+    expect_producer(TOPIC, true);
+    expect_subscribe(TOPIC, "s", true);
+    expect_topics_of_namespace(true);
+    /* carol administers public's namespaces, not the tenants */
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/dave", "carol", "[\"consume\"]"), 204);
+    ck_assert_int_eq(http(EVHTTP_REQ_PUT, "/admin/v2/tenants/t2", "carol", "{}"), 401);
+}
+END_TEST
+
+START_TEST(test_subscription_auth_roles)
+{
+    connect_as(0, "erin");
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/erin", "root", "[\"consume\"]"), 204);
+    /* reserve subscription "only-frank" to frank (as Pulsar's Policies store it) */
+    struct ns *ns = svc_ns(fx.svc[0]);
+    json_t *g = json_deep_copy(ns_namespace_auth(ns, "public/default"));
+    json_object_set_new(json_object_get(g, "subscription_auth_roles"), "only-frank",
+                        json_pack("[s]", "frank"));
+    struct tl_done d = {0};
+    ck_assert_int_eq(ns_namespace_auth_set(ns, "public/default", g, tl_done_cb, &d), 0);
+    ck_assert_int_eq(tl_done_wait(&fx, &d), 0);
+    expect_subscribe(TOPIC, "only-frank", false);
+    expect_subscribe(TOPIC, "anyone", true);
+}
+END_TEST
+
+START_TEST(test_admin_refusals)
+{
+    /* 401: super-user operations (tenants, clusters, brokers) */
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, "/admin/v2/tenants", "alice", NULL), 401);
+    ck_assert_msg(strstr(last.body, "requires super-user access"), "%s", last.body);
+    ck_assert_int_eq(http(EVHTTP_REQ_PUT, "/admin/v2/tenants/x", "alice", "{}"), 401);
+    ck_assert_int_eq(http(EVHTTP_REQ_DELETE, "/admin/v2/tenants/public", "alice", NULL), 401);
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, "/admin/v2/brokers/health", "alice", NULL), 401);
+    /* 401: tenant operations (namespaces of a tenant, creating one) */
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, "/admin/v2/namespaces/public", "alice", NULL), 401);
+    ck_assert_int_eq(http(EVHTTP_REQ_PUT, "/admin/v2/namespaces/public/n2", "alice", "{}"), 401);
+    /* 403: namespace and policy operations */
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, NSP, "alice", NULL), 403);
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/alice", "alice", "[\"produce\"]"), 403);
+    ck_assert_int_eq(
+        http(EVHTTP_REQ_POST, "/admin/v2/namespaces/public/default/messageTTL", "alice", "10"),
+        403);
+    ck_assert_int_eq(
+        http(EVHTTP_REQ_GET, "/admin/v2/namespaces/public/default/topics", "alice", NULL), 403);
+    ck_assert_int_eq(http(EVHTTP_REQ_DELETE, "/admin/v2/namespaces/public/default", "alice", NULL),
+                     403);
+    /* 401: topic operations */
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, TP, "alice", NULL), 401);
+    ck_assert_int_eq(http(EVHTTP_REQ_PUT, "/admin/v2/persistent/public/default/t1", "alice", NULL),
+                     401);
+    ck_assert_int_eq(
+        http(EVHTTP_REQ_GET, "/admin/v2/persistent/public/default/t1/stats", "alice", NULL), 401);
+    ck_assert_int_eq(
+        http(EVHTTP_REQ_GET, "/lookup/v2/topic/persistent/public/default/t1", "alice", NULL), 401);
+    /* with consume on the namespace: its topics listed, a topic looked up */
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/alice", "root", "[\"consume\"]"), 204);
+    ck_assert_int_eq(
+        http(EVHTTP_REQ_GET, "/admin/v2/namespaces/public/default/topics", "alice", NULL), 200);
+    ck_assert_int_eq(
+        http(EVHTTP_REQ_GET, "/lookup/v2/topic/persistent/public/default/t1", "alice", NULL), 200);
+    /* still not a policy operation */
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/alice", "alice", "[\"produce\"]"), 403);
+    /* the open paths stay open; super-users pass */
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, "/admin/v2/brokers/ready", "alice", NULL), 200);
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, "/admin/v2/tenants", "other-admin", NULL), 200);
+}
+END_TEST
+
+START_TEST(test_permission_bodies)
+{
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/a", "root", "[\"fly\"]"), 400);
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/a", "root", "{\"produce\":1}"), 400);
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/a", "root", "not json"), 400);
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, "/admin/v2/namespaces/public/nope/permissions/a", "root",
+                          "[\"produce\"]"),
+                     404);
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, NSP, "root", NULL), 200);
+    expect_body("{}");
+    /* stored in the namespace's Policies as Pulsar keeps them */
+    ck_assert_int_eq(
+        http(EVHTTP_REQ_POST, NSP "/a", "root", "[\"consume\",\"produce\",\"functions\"]"), 204);
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, TP "/b", "root", "[\"produce\"]"), 204);
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, "/admin/v2/namespaces/public/default", "root", NULL),
+                     200);
+    json_t *pol = json_loads(last.body, 0, NULL);
+    ck_assert_ptr_nonnull(pol);
+    json_t *want = json_loads("{\"namespace_auth\":{\"a\":[\"produce\",\"consume\",\"functions\"]},"
+                              "\"destination_auth\":{\"" TOPIC "\":{\"b\":[\"produce\"]}},"
+                              "\"subscription_auth_roles\":{}}",
+                              0, NULL);
+    ck_assert_msg(json_equal(json_object_get(pol, "auth_policies"), want), "%s", last.body);
+    json_decref(pol);
+    json_decref(want);
+}
+END_TEST
+
+START_TEST(test_grant_seen_by_other_broker)
+{
+    tl_svc_start(&fx, 1);
+    connect_as(1, "gina");
+    expect_producer(TOPIC, false);
+    ck_assert_int_eq(http_on(0, EVHTTP_REQ_POST, NSP "/gina", "root", "[\"produce\"]"), 204);
+    struct ns *ns1 = svc_ns(fx.svc[1]);
+    for (int i = 0; i < 200 && !ns_namespace_auth(ns1, "public/default"); i++) {
+        ns_res_refresh_now(ns1);
+        tl_base_run_for(fx.base, 20);
+    }
+    expect_producer(TOPIC, true);
+    ck_assert_int_eq(http_on(1, EVHTTP_REQ_GET, NSP, "root", NULL), 200);
+    expect_body("{\"gina\":[\"produce\"]}");
+    ck_assert_int_eq(http_on(0, EVHTTP_REQ_DELETE, NSP "/gina", "root", NULL), 204);
+    for (int i = 0; i < 200 && ns_namespace_auth(ns1, "public/default"); i++) {
+        ns_res_refresh_now(ns1);
+        tl_base_run_for(fx.base, 20);
+    }
+    expect_producer(TOPIC2, false);
+}
+END_TEST
+
+START_TEST(test_authorization_needs_authentication)
+{
+    tl_svc_stop(&fx, 0);
+    tl_cfg_set(&fx.cfg, "authenticationEnabled", "false");
+    ck_assert_ptr_null(svc_new(fx.loop, &fx.cfg, fx.meta[0]));
+    struct auth *a = NULL;
+    char err[256] = "";
+    ck_assert_int_lt(auth_new(&fx.cfg, &a, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "authorizationEnabled"), "%s", err);
+}
+END_TEST
+
+START_TEST(test_authorization_off_allows)
+{
+    tl_svc_stop(&fx, 0);
+    tl_cfg_set(&fx.cfg, "authorizationEnabled", "false");
+    tl_svc_start(&fx, 0);
+    connect_as(0, "alice");
+    expect_producer(TOPIC, true);
+    expect_topics_of_namespace(true);
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, "/admin/v2/tenants", "alice", NULL), 200);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("authz");
+    TCase *tc = tl_tcase(s, "core", 60, setup, teardown);
+    tl_add(tc, test_no_grant_refused_everywhere, test_namespace_grant, test_topic_grant,
+           test_partition_uses_topic_grant, test_super_user_and_tenant_admin,
+           test_subscription_auth_roles, test_admin_refusals, test_permission_bodies,
+           test_grant_seen_by_other_broker, test_authorization_needs_authentication,
+           test_authorization_off_allows);
+    return tl_run(s);
+}
