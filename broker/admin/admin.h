@@ -31,7 +31,10 @@ struct admin_env {
     /* Pulsar protocol connections open now, and accepted since the start (/metrics). */
     int (*num_connections)(void *data);
     int64_t (*total_connections)(void *data);
-    void *data; /* of the two counters */
+    /* A namespace's policies changed (grants included): the service re-checks its
+     * connections' producers and consumers (NULL: nothing). */
+    void (*policies_changed)(void *data, const char *tenant_ns);
+    void *data; /* of the two counters and policies_changed */
     /* authentication (auth.h); NULL = off */
     const struct auth *auth;
 };

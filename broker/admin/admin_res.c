@@ -408,7 +408,10 @@ void admin_apply_retention(struct admin *a, const char *tenant_ns)
 
 void admin_policies_changed(void *arg, const char *tenant_ns)
 {
-    admin_apply_retention(arg, tenant_ns);
+    struct admin *a = arg;
+    admin_apply_retention(a, tenant_ns);
+    if (a->env->policies_changed)
+        a->env->policies_changed(a->env->data, tenant_ns);
 }
 
 /* Pulsar's checkBacklogQuota: a retention policy that keeps something must keep more than

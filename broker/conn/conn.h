@@ -63,5 +63,9 @@ void conn_shutdown(struct conn *c);
 uint64_t conn_id(const struct conn *c);
 /* The role the client authenticated as, or NULL (authentication off, or not connected). */
 const char *conn_role(const struct conn *c);
+/* With authorizationEnabled: the producers and consumers of c on topics of tenant_ns
+ * ("t/ns") whose role lost its permission are closed (CLOSE_PRODUCER / CLOSE_CONSUMER; the
+ * client reconnects and is refused), as Pulsar re-checks them on a policies update. */
+void conn_authz_recheck(struct conn *c, const char *tenant_ns);
 
 #endif

@@ -87,6 +87,33 @@ bool conn_authorized(struct conn *c, const struct topic_name *tn, unsigned need,
     return false;
 }
 
+void conn_authz_recheck(struct conn *c, const char *tenant_ns)
+{
+    if (!auth_authz_enabled(c->env->auth) || !conn_is_open(c))
+        return;
+    char *prefix = mg_asprintf("persistent://%s/", tenant_ns);
+    size_t plen = strlen(prefix);
+    struct conn_endpoint *e, *tmp;
+    TAILQ_FOREACH_SAFE(e, &c->endpoints, link, tmp)
+    {
+        struct topic_name tn;
+        if (!e->attached || !e->ready || strncmp(e->topic, prefix, plen) != 0 ||
+            topic_name_parse(e->topic, &tn) < 0)
+            continue;
+        bool producer = e->map == &c->producers;
+        const char *sub = producer ? NULL : ((struct conn_consumer *)e)->sub;
+        if (!conn_authorized(c, &tn, producer ? AUTH_PRODUCE : AUTH_CONSUME, false, sub)) {
+            MG_INFO("conn",
+                    "[%" PRIu64 "] %s %" PRIu64 " on %s closed: role %s lost its permission", c->id,
+                    e->ops->kind, e->id, e->topic, conn_role(c) ? conn_role(c) : "(none)");
+            e->ops->send_close(c, e->id);
+            conn_endpoint_drop(e);
+        }
+        topic_name_fini(&tn);
+    }
+    mg_free(prefix);
+}
+
 void conn_handle_partitioned_metadata(struct conn *c,
                                       const Pulsar__Proto__CommandPartitionedTopicMetadata *m)
 {

@@ -213,6 +213,17 @@ static int64_t svc_total_connections(void *data)
     return s->total_conns;
 }
 
+/* A namespace's grants may have changed: its producers and consumers that lost permission
+ * are closed (as Pulsar's topics re-check them on a policies update). */
+static void svc_policies_changed(void *data, const char *tenant_ns)
+{
+    struct svc *s = data;
+    size_t pos = 0;
+    void *c;
+    while (mg_map_next(&s->conns, &pos, NULL, NULL, &c))
+        conn_authz_recheck(c, tenant_ns);
+}
+
 static void svc_drain(struct svc *s);
 
 void svc_ml_config(const struct cfg *cfg, struct ml_config *mlc)
@@ -380,6 +391,7 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
         .start_time_ms = s->start_ms,
         .num_connections = svc_num_connections,
         .total_connections = svc_total_connections,
+        .policies_changed = svc_policies_changed,
         .data = s,
     };
     s->admin = admin_new(&s->admin_env, base, cfg->bind_address, cfg->web_service_port);

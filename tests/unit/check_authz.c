@@ -10,6 +10,7 @@
  * AuthorizationError) and GET_TOPICS_OF_NAMESPACE (ERROR); produce/consume granted on the
  * namespace or on one topic (through the permission paths) allows exactly that; super-users
  * and a tenant's adminRoles pass; a grant made through one broker is obeyed by the other;
+ * producers and consumers whose grant is revoked are closed (CLOSE_PRODUCER/CLOSE_CONSUMER);
  * admin calls are refused with 401 (tenant, super-user, topic operations) or 403
  * (namespace and policy operations); authorization without authentication stops svc_new.
  */
@@ -135,6 +136,16 @@ static void connect_as(int i, const char *role)
 
 static uint64_t next_id = 1;
 
+/* The next frame is a CLOSE_PRODUCER (producer true) or CLOSE_CONSUMER of id. */
+static void expect_closed(bool producer, uint64_t id)
+{
+    struct wire_frame f;
+    tl_peer_expect(&peer, producer ? T(CLOSE_PRODUCER) : T(CLOSE_CONSUMER), &f);
+    ck_assert_uint_eq(
+        producer ? f.cmd->close_producer->producer_id : f.cmd->close_consumer->consumer_id, id);
+    wire_frame_clear(&f);
+}
+
 static void expect_producer(const char *topic, bool allowed)
 {
     uint64_t id = next_id++;
@@ -247,17 +258,23 @@ START_TEST(test_namespace_grant)
     ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/alice", "root", "[\"produce\"]"), 204);
     ck_assert_int_eq(http(EVHTTP_REQ_GET, NSP, "root", NULL), 200);
     expect_body("{\"alice\":[\"produce\"]}");
+    uint64_t p1 = next_id;
     expect_producer(TOPIC, true);
+    uint64_t p2 = next_id;
     expect_producer(TOPIC2, true);
     expect_lookup(TOPIC, true);
     expect_partitions(TOPIC, true);
     expect_subscribe(TOPIC, "s", false); /* produce only */
     expect_topics_of_namespace(false);   /* needs consume */
     ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/alice", "root", "[\"produce\",\"consume\"]"), 204);
+    uint64_t c1 = next_id;
     expect_subscribe(TOPIC, "s", true);
     expect_topics_of_namespace(true);
-    /* Revoked: new producers are refused again. */
+    /* Revoked: what was made with it is closed, and new producers are refused again. */
     ck_assert_int_eq(http(EVHTTP_REQ_DELETE, NSP "/alice", "root", NULL), 204);
+    expect_closed(true, p1);
+    expect_closed(true, p2);
+    expect_closed(false, c1);
     ck_assert_int_eq(http(EVHTTP_REQ_GET, NSP, "root", NULL), 200);
     expect_body("{}");
     expect_producer(TOPIC2, false);
@@ -271,6 +288,7 @@ START_TEST(test_topic_grant)
     ck_assert_int_eq(http(EVHTTP_REQ_POST, TP "/bob", "root", "[\"consume\"]"), 204);
     ck_assert_int_eq(http(EVHTTP_REQ_GET, TP, "root", NULL), 200);
     expect_body("{\"bob\":[\"consume\"]}");
+    uint64_t c1 = next_id;
     expect_subscribe(TOPIC, "s", true);
     expect_lookup(TOPIC, true);
     expect_subscribe(TOPIC2, "s", false); /* another topic */
@@ -283,6 +301,7 @@ START_TEST(test_topic_grant)
     expect_body("{\"bob\":[\"produce\",\"consume\"]}");
     expect_producer(TOPIC, true);
     ck_assert_int_eq(http(EVHTTP_REQ_DELETE, TP "/bob", "root", NULL), 204);
+    expect_closed(false, c1); /* its producer keeps the namespace's produce */
     expect_subscribe(TOPIC, "s2", false);
 }
 END_TEST
@@ -404,6 +423,35 @@ START_TEST(test_permission_bodies)
 }
 END_TEST
 
+/* As Pulsar re-checks producers and consumers on a policies update: those that lost their
+ * permission get CLOSE_PRODUCER / CLOSE_CONSUMER; a change that keeps it closes nothing. */
+START_TEST(test_revoked_endpoints_closed)
+{
+    connect_as(0, "hank");
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/hank", "root", "[\"produce\",\"consume\"]"), 204);
+    uint64_t prod = next_id;
+    expect_producer(TOPIC, true);
+    uint64_t cons = next_id;
+    expect_subscribe(TOPIC, "s", true);
+    /* a grant to someone else, and hank's own unchanged: nothing closed */
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/ivy", "root", "[\"consume\"]"), 204);
+    tl_send_ping(&peer);
+    struct wire_frame f;
+    tl_peer_expect(&peer, T(PONG), &f);
+    wire_frame_clear(&f);
+    /* produce taken away: the producer is closed, the consumer stays */
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/hank", "root", "[\"consume\"]"), 204);
+    expect_closed(true, prod);
+    tl_send_ping(&peer);
+    tl_peer_expect(&peer, T(PONG), &f);
+    wire_frame_clear(&f);
+    /* everything taken away: the consumer is closed too */
+    ck_assert_int_eq(http(EVHTTP_REQ_DELETE, NSP "/hank", "root", NULL), 204);
+    expect_closed(false, cons);
+    expect_producer(TOPIC, false); /* its reconnection is refused */
+}
+END_TEST
+
 START_TEST(test_grant_seen_by_other_broker)
 {
     tl_svc_start(&fx, 1);
@@ -415,6 +463,7 @@ START_TEST(test_grant_seen_by_other_broker)
         ns_res_refresh_now(ns1);
         tl_base_run_for(fx.base, 20);
     }
+    uint64_t p1 = next_id;
     expect_producer(TOPIC, true);
     ck_assert_int_eq(http_on(1, EVHTTP_REQ_GET, NSP, "root", NULL), 200);
     expect_body("{\"gina\":[\"produce\"]}");
@@ -423,6 +472,7 @@ START_TEST(test_grant_seen_by_other_broker)
         ns_res_refresh_now(ns1);
         tl_base_run_for(fx.base, 20);
     }
+    expect_closed(true, p1); /* broker 1 re-checked it on its reload */
     expect_producer(TOPIC2, false);
 }
 END_TEST
@@ -458,7 +508,7 @@ int main(void)
     tl_add(tc, test_no_grant_refused_everywhere, test_namespace_grant, test_topic_grant,
            test_partition_uses_topic_grant, test_super_user_and_tenant_admin,
            test_subscription_auth_roles, test_admin_refusals, test_permission_bodies,
-           test_grant_seen_by_other_broker, test_authorization_needs_authentication,
-           test_authorization_off_allows);
+           test_revoked_endpoints_closed, test_grant_seen_by_other_broker,
+           test_authorization_needs_authentication, test_authorization_off_allows);
     return tl_run(s);
 }
