@@ -11,6 +11,7 @@
  *                    read deadline (408)
  *   admin_fanout.c   one call answered from sub-requests to the admin API (partitions,
  *                    bundles), each served by its owner
+ *   admin_authz.c    authorization of routed calls, the permission paths
  *
  * Everything runs on the loop thread of the service. Every request routed to a handler becomes a
  * struct admin_call, which lives until its one reply: every reply helper below completes the
