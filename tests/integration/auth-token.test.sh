@@ -15,6 +15,11 @@
 #   5. A broker with an unknown provider refuses to start, naming the key.
 #   6. An RS256 broker (openssl key pair, tokenPublicKey as DER) accepts a token made with
 #      `magnetar tokens create --private-key` and pulsar-flex produces and consumes.
+#   7. Authorization (authorizationEnabled=true, superUserRoles=root): pulsar-flex as a role
+#      with no grant gets nowhere (the broker logs the refusal); the super-user grants it
+#      produce and consume on the namespace through Pulsar's permissions path (204, and the
+#      GET shows it); then the same client produces and consumes. The role cannot grant
+#      itself (403). Authorization without authentication stops the start.
 # Everything started is stopped by pid.
 set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
@@ -119,6 +124,49 @@ if openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/rsa.pem
     stop_clean 20 rs
 else
     fail "openssl could not make an RSA key pair"
+fi
+# authorization: a role without a grant is refused, granted then allowed
+ROOT=$("$BIN" tokens create --secret-key "file://$T/secret.key" --subject root)
+CAROL=$("$BIN" tokens create --secret-key "file://$T/secret.key" --subject carol)
+start_magnetar az standalone "brokerServicePort webServicePort" 60 -- \
+    --set brokerServicePort=0 --set webServicePort=0 --set dataDirectory="$T/az" \
+    --set authenticationEnabled=true --set authenticationProviders=token \
+    --set tokenSecretKey="file://$T/secret.key" \
+    --set authorizationEnabled=true --set superUserRoles=root || exit 1
+URL="pulsar://127.0.0.1:$(port_of az brokerServicePort)"
+HTTP="http://127.0.0.1:$(port_of az webServicePort)"
+PERM="$HTTP/admin/v2/namespaces/public/default/permissions"
+if flex az-none "persistent://public/default/authz-$$" "$CAROL"; then
+    fail "authorization: carol got through without a grant: $(cat "$T/az-none.out")"
+else
+    pass "authorization: carol without a grant refused: $(cat "$T/az-none.out")"
+fi
+grep -q "role carol not authorized" "$T/az.log" && pass "the broker logged carol's refusal" \
+    || fail "no refusal of carol in the log"
+[ "$(code -X POST -H "Authorization: Bearer $CAROL" -H 'Content-Type: application/json' \
+    -d '["produce","consume"]' "$PERM/carol")" = 403 ] \
+    && pass "carol cannot grant herself: 403" || fail "carol granting herself: $(cat "$T/body")"
+[ "$(code -X POST -H "Authorization: Bearer $ROOT" -H 'Content-Type: application/json' \
+    -d '["produce","consume"]' "$PERM/carol")" = 204 ] \
+    && pass "root grants carol produce,consume: 204" || fail "grant: $(cat "$T/body")"
+[ "$(code -H "Authorization: Bearer $ROOT" "$PERM")" = 200 ] && grep -q '"carol"' "$T/body" \
+    && pass "GET permissions: $(cat "$T/body")" || fail "GET permissions: $(cat "$T/body")"
+if flex az-granted "persistent://public/default/authz-$$" "$CAROL"; then
+    pass "authorization: carol granted, $AUTH_MESSAGES messages produced and consumed"
+else
+    fail "authorization: carol granted: $(cat "$T/az-granted.out") $(tail -n 3 "$T/az-granted.err")"
+fi
+stop_clean 20 az
+
+(exec "$BIN" standalone --set brokerServicePort=0 --set webServicePort=0 \
+    --set dataDirectory="$T/azbad" --set authorizationEnabled=true) >"$T/azbad.log" 2>&1 </dev/null &
+register azbad $!
+wait_exit azbad 30
+if ! alive azbad && grep -q "authorizationEnabled=true needs authenticationEnabled=true" "$T/azbad.log"; then
+    pass "authorization without authentication stops the start"
+else
+    fail "authorization without authentication: $(tail -n 3 "$T/azbad.log")"
+    kill_proc azbad 2>/dev/null
 fi
 check_sanitizers
 exit 0
