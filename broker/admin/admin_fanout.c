@@ -45,6 +45,7 @@ struct admin_fan {
     struct admin_call *call; /* the original call, answered by done */
     enum evhttp_cmd_type method;
     char *body;             /* owned, or NULL */
+    char *authz;            /* owned: the call's Authorization header, passed on; or NULL */
     struct admin_sub *subs; /* owned: one per sub-request */
     struct fan_req *reqs;   /* owned: one per sub-request */
     int n, next, pending;
@@ -65,6 +66,7 @@ static void admin_fan_free(struct admin_fan *f)
     mg_free(f->subs);
     mg_free(f->reqs);
     mg_free(f->body);
+    mg_free(f->authz);
     mg_free(f);
 }
 
@@ -160,6 +162,8 @@ static int admin_fan_send(struct fan_req *r, const char *host, int port, const c
     snprintf(hostport, sizeof hostport, "%s:%d", host, port);
     evhttp_add_header(h, "Host", hostport);
     evhttp_add_header(h, "Connection", "close");
+    if (f->authz) /* each sub-request is checked as the call was */
+        evhttp_add_header(h, "Authorization", f->authz);
     if (f->body) {
         evhttp_add_header(h, "Content-Type", "application/json");
         evbuffer_add(evhttp_request_get_output_buffer(req), f->body, strlen(f->body));
@@ -192,6 +196,10 @@ void admin_fan(struct admin_call *c, enum evhttp_cmd_type method, char **paths, 
     f->call = c;
     f->method = method;
     f->body = body ? mg_strdup(body) : NULL;
+    const char *authz =
+        c->req ? evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization")
+               : NULL;
+    f->authz = authz ? mg_strdup(authz) : NULL;
     f->n = n;
     f->subs = mg_calloc((size_t)n + 1, sizeof *f->subs);
     f->reqs = mg_calloc((size_t)n + 1, sizeof *f->reqs);

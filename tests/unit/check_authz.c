@@ -395,6 +395,24 @@ START_TEST(test_admin_refusals)
 }
 END_TEST
 
+/* An operation on a partitioned topic is split into sub-requests to the admin API: they
+ * carry the call's credential, so they are authorized as the call was. */
+START_TEST(test_partitioned_operation_keeps_credential)
+{
+    const char *pt = "/admin/v2/persistent/public/default/pt";
+    char path[256];
+    snprintf(path, sizeof path, "%s/partitions", pt);
+    ck_assert_int_eq(http(EVHTTP_REQ_PUT, path, "root", "2"), 204);
+    snprintf(path, sizeof path, "%s/partitioned-stats", pt);
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, path, "root", NULL), 200);
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, path, "jane", NULL), 401);
+    snprintf(path, sizeof path, "%s/permissions/jane", pt);
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, path, "root", "[\"consume\"]"), 204);
+    snprintf(path, sizeof path, "%s/partitioned-stats", pt);
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, path, "jane", NULL), 200);
+}
+END_TEST
+
 START_TEST(test_permission_bodies)
 {
     ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/a", "root", "[\"fly\"]"), 400);
@@ -508,7 +526,8 @@ int main(void)
     tl_add(tc, test_no_grant_refused_everywhere, test_namespace_grant, test_topic_grant,
            test_partition_uses_topic_grant, test_super_user_and_tenant_admin,
            test_subscription_auth_roles, test_admin_refusals, test_permission_bodies,
-           test_revoked_endpoints_closed, test_grant_seen_by_other_broker,
-           test_authorization_needs_authentication, test_authorization_off_allows);
+           test_revoked_endpoints_closed, test_partitioned_operation_keeps_credential,
+           test_grant_seen_by_other_broker, test_authorization_needs_authentication,
+           test_authorization_off_allows);
     return tl_run(s);
 }
