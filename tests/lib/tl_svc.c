@@ -6,6 +6,7 @@
  * does not start fails the calling test with Check.
  */
 #include "lib/tl_svc.h"
+#include "auth/auth.h"
 
 #include "lib/tl_pulsar.h"
 #include "meta/meta.h"
@@ -22,6 +23,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +32,19 @@ void tl_cfg_set(struct cfg *c, const char *key, const char *value)
     char err[256];
     ck_assert_msg(cfg_set(c, key, value, "test", err, sizeof err) == 0, "%s=%s: %s", key, value,
                   err);
+}
+
+void tl_cfg_token_auth(struct cfg *c, unsigned char **secret, size_t *secret_len)
+{
+    ck_assert_int_eq(auth_secret_key_new("HS256", secret, secret_len), 0);
+    char *b = mg_malloc((*secret_len + 2) / 3 * 4 + 1);
+    EVP_EncodeBlock((unsigned char *)b, *secret, (int)*secret_len);
+    char *url = mg_asprintf("data:;base64,%s", b);
+    tl_cfg_set(c, "authenticationEnabled", "true");
+    tl_cfg_set(c, "authenticationProviders", AUTH_PROVIDER_TOKEN);
+    tl_cfg_set(c, "tokenSecretKey", url);
+    mg_free(url);
+    mg_free(b);
 }
 
 /* The configuration and a base; the loop is the caller's to make. */

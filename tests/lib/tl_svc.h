@@ -39,6 +39,9 @@ struct topic_registry;
 
 /* cfg_set(c, key, value) that must succeed (the error fails the test). */
 void tl_cfg_set(struct cfg *c, const char *key, const char *value);
+/* Token authentication on in c with a new HS256 secret key (given as a data: URL, as an
+ * operator would); *secret gets the key (mg_free) to sign the test's tokens with. */
+void tl_cfg_token_auth(struct cfg *c, unsigned char **secret, size_t *secret_len);
 
 #define TL_MAX_BROKERS 2
 #define TL_PARTS_CONNS 8 /* connections of one broker made of parts, open at once */

@@ -42,14 +42,7 @@ static void setup(void)
     mg_log_set_level(MG_LOG_ERROR);
     memset(&last, 0, sizeof last);
     tl_svc_init(&fx);
-    ck_assert_int_eq(auth_secret_key_new("HS256", &secret, &secret_len), 0);
-    char b[128];
-    EVP_EncodeBlock((unsigned char *)b, secret, (int)secret_len);
-    char *url = mg_asprintf("data:;base64,%s", b);
-    tl_cfg_set(&fx.cfg, "authenticationEnabled", "true");
-    tl_cfg_set(&fx.cfg, "authenticationProviders", AUTH_PROVIDER_TOKEN);
-    tl_cfg_set(&fx.cfg, "tokenSecretKey", url);
-    mg_free(url);
+    tl_cfg_token_auth(&fx.cfg, &secret, &secret_len);
     tl_svc_meta(&fx, 0);
 }
 

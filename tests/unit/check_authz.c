@@ -52,16 +52,9 @@ static void setup(void)
     memset(&last, 0, sizeof last);
     memset(&peer, 0, sizeof peer);
     tl_svc_init(&fx);
-    ck_assert_int_eq(auth_secret_key_new("HS256", &secret, &secret_len), 0);
-    char b[128];
-    EVP_EncodeBlock((unsigned char *)b, secret, (int)secret_len);
-    char *url = mg_asprintf("data:;base64,%s", b);
-    tl_cfg_set(&fx.cfg, "authenticationEnabled", "true");
-    tl_cfg_set(&fx.cfg, "authenticationProviders", AUTH_PROVIDER_TOKEN);
-    tl_cfg_set(&fx.cfg, "tokenSecretKey", url);
+    tl_cfg_token_auth(&fx.cfg, &secret, &secret_len);
     tl_cfg_set(&fx.cfg, "authorizationEnabled", "true");
     tl_cfg_set(&fx.cfg, "superUserRoles", "root,other-admin");
-    mg_free(url);
     tl_svc_meta(&fx, 0);
     tl_svc_meta(&fx, 1);
     tl_svc_start(&fx, 0);

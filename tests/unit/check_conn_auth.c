@@ -59,17 +59,9 @@ static void setup(void)
 {
     memset(&fx, 0, sizeof fx);
     tl_svc_init_sim(&fx.sv); /* wall clock at WALL0 */
-    ck_assert_int_eq(auth_secret_key_new("HS256", &fx.secret, &fx.secret_len), 0);
-    char *b = mg_malloc(fx.secret_len * 2 + 4);
-    EVP_EncodeBlock((unsigned char *)b, fx.secret, (int)fx.secret_len);
-    char *url = mg_asprintf("data:;base64,%s", b);
-    tl_cfg_set(&fx.sv.cfg, "authenticationEnabled", "true");
-    tl_cfg_set(&fx.sv.cfg, "authenticationProviders", AUTH_PROVIDER_TOKEN);
-    tl_cfg_set(&fx.sv.cfg, "tokenSecretKey", url);
+    tl_cfg_token_auth(&fx.sv.cfg, &fx.secret, &fx.secret_len);
     tl_cfg_set(&fx.sv.cfg, "authenticationRefreshCheckSeconds", "10");
     tl_cfg_set(&fx.sv.cfg, "keepAliveIntervalSeconds", "3600"); /* out of the way */
-    mg_free(b);
-    mg_free(url);
 }
 
 /* The connection, with authentication on (or off: auth_on false). */
