@@ -93,8 +93,18 @@ static const struct cfg_key cfg_keys[] = {
     CFG_STR("clusterName", cluster_name, "standalone"),
     CFG_STR("bindAddress", bind_address, "0.0.0.0"),
     CFG_STR("advertisedAddress", advertised_address, NULL),
-    CFG_INT("brokerServicePort", broker_service_port, "6650", 0, 65535),
-    CFG_INT("webServicePort", web_service_port, "8080", 0, 65535),
+    CFG_INT("brokerServicePort", broker_service_port, "6650", -1, 65535),
+    CFG_INT("webServicePort", web_service_port, "8080", -1, 65535),
+    CFG_INT("brokerServicePortTls", broker_service_port_tls, "", -1, 65535),
+    CFG_INT("webServicePortTls", web_service_port_tls, "", -1, 65535),
+    CFG_OPTSTR("tlsCertificateFilePath", tls_certificate_file_path, ""),
+    CFG_OPTSTR("tlsKeyFilePath", tls_key_file_path, ""),
+    CFG_OPTSTR("tlsTrustCertsFilePath", tls_trust_certs_file_path, ""),
+    CFG_BOOL("tlsAllowInsecureConnection", tls_allow_insecure_connection, "false"),
+    CFG_BOOL("tlsRequireTrustedClientCertOnConnect", tls_require_trusted_client_cert, "false"),
+    CFG_OPTSTR("tlsProtocols", tls_protocols, ""),
+    CFG_OPTSTR("tlsCiphers", tls_ciphers, ""),
+    CFG_INT("tlsCertRefreshCheckDurationSec", tls_cert_refresh_check_s, "300", 0, INT_MAX),
     CFG_INT("httpMaxRequestHeaderSize", http_max_request_header_size, "8192", 1024, 1048576),
     CFG_INT("httpRequestReadTimeoutSeconds", http_request_read_timeout_seconds, "10", 1, 3600),
     CFG_INT("httpIdleTimeoutSeconds", http_idle_timeout_seconds, "30", 1, 86400),
@@ -268,6 +278,10 @@ static int cfg_parse_value(const struct cfg_key *k, const char *value, const cha
         return 0;
     }
     case CFG_T_INT: {
+        if (value[0] == '\0' && k->min == -1) { /* a port left empty: off, as in Pulsar */
+            out->i = -1;
+            return 0;
+        }
         /* strtol alone would accept leading blanks, "" and trailing junk */
         if (value[0] != '-' && value[0] != '+' && (value[0] < '0' || value[0] > '9'))
             return cfg_bad_value(k, value, origin, "an integer", err, errlen);

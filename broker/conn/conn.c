@@ -593,21 +593,44 @@ struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const
     return c;
 }
 
-struct conn *conn_accept(const struct conn_env *env, evutil_socket_t fd,
-                         const struct sockaddr *addr, int socklen, uint64_t id)
+static void conn_peer_name(const struct sockaddr *addr, int socklen, char *peer, size_t len)
 {
-    char peer[64] = "";
+    peer[0] = '\0';
     if (addr && addr->sa_family == AF_INET && socklen >= (int)sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
         char ip[INET_ADDRSTRLEN];
         inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
-        snprintf(peer, sizeof peer, "%s:%u", ip, ntohs(sin->sin_port));
+        snprintf(peer, len, "%s:%u", ip, ntohs(sin->sin_port));
     } else if (addr && addr->sa_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)addr;
         char ip[INET6_ADDRSTRLEN];
         inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof ip);
-        snprintf(peer, sizeof peer, "[%s]:%u", ip, ntohs(sin6->sin6_port));
+        snprintf(peer, len, "[%s]:%u", ip, ntohs(sin6->sin6_port));
     }
+}
+
+struct conn *conn_accept_bev(const struct conn_env *env, struct bufferevent *bev,
+                             const struct sockaddr *addr, int socklen, uint64_t id)
+{
+    char peer[64];
+    conn_peer_name(addr, socklen, peer, sizeof peer);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return conn_new(env, bev, peer, id);
+}
+
+bool conn_tls(const struct conn *c)
+{
+    return c->env->tls;
+}
+
+struct conn *conn_accept(const struct conn_env *env, evutil_socket_t fd,
+                         const struct sockaddr *addr, int socklen, uint64_t id)
+{
+    char peer[64];
+    conn_peer_name(addr, socklen, peer, sizeof peer);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     evutil_make_socket_nonblocking(fd);
