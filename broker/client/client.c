@@ -1060,6 +1060,7 @@ static int client_tls_init(struct client *c, const struct client_opts *opts, cha
         return -MG_EINVAL;
     }
     SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(c->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     int ok = opts->tls_trust_certs_file
                  ? SSL_CTX_load_verify_locations(c->ssl_ctx, opts->tls_trust_certs_file, NULL)
                  : SSL_CTX_set_default_verify_paths(c->ssl_ctx);

@@ -33,10 +33,12 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -526,12 +528,19 @@ static void conn_io_write(struct bufferevent *bev, void *arg)
 
 static void conn_io_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct conn *c = arg;
     if ((what & BEV_EVENT_EOF) || c->refusing)
         conn_close(c, NULL);
-    else if (what & BEV_EVENT_ERROR)
-        conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    else if (what & BEV_EVENT_ERROR) {
+        /* over TLS (tls.h) the reason is OpenSSL's, not errno */
+        unsigned long tls_err = bufferevent_get_openssl_error(bev);
+        char why[160];
+        if (tls_err)
+            ERR_error_string_n(tls_err, why, sizeof why);
+        while (tls_err && bufferevent_get_openssl_error(bev))
+            ;
+        conn_close(c, tls_err ? why : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    }
 }
 
 static void conn_keepalive_tick(struct mg_timer *t, void *arg)

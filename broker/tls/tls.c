@@ -22,6 +22,7 @@
 #include "util/loop.h"
 #include "util/ratelimit.h"
 
+#include <errno.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
@@ -35,6 +36,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MOD "tls"
 
@@ -201,7 +203,19 @@ static SSL_CTX *tls_ctx_build(const struct cfg *cfg, char *err, size_t errlen)
     }
     const char *cert = cfg->tls_certificate_file_path, *key = cfg->tls_key_file_path;
     const char *trust = cfg->tls_trust_certs_file_path;
+    /* OpenSSL says "system lib" for a file it cannot open: name errno's reason instead */
+    static const char *const keys[] = {"tlsCertificateFilePath", "tlsKeyFilePath",
+                                       "tlsTrustCertsFilePath"};
+    const char *paths[] = {cert, key, trust};
+    for (int i = 0; i < 3; i++) {
+        if (paths[i][0] && access(paths[i], R_OK) != 0) {
+            mg_set_err(err, errlen, "%s: cannot read '%s': %s", keys[i], paths[i], strerror(errno));
+            goto fail;
+        }
+    }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION); /* older only when tlsProtocols says */
+    /* A client that closes without close_notify (most do) is an end of file, not an error */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         mg_set_err(err, errlen, "tlsCertificateFilePath: cannot load '%s': %s", cert,
                    tls_openssl_reason());
