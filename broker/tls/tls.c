@@ -30,6 +30,7 @@
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -221,7 +222,8 @@ static SSL_CTX *tls_ctx_build(const struct cfg *cfg, char *err, size_t errlen)
                    tls_openssl_reason());
         goto fail;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 &&
+        ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
         mg_set_err(err, errlen, "tlsKeyFilePath: cannot load '%s': %s", key, tls_openssl_reason());
         goto fail;
     }
