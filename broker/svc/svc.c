@@ -467,9 +467,10 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
     ns_set_tls_ports(s->ns, s->broker_port_tls, s->web_port_tls);
     ns_start(s->ns, s->topics, s->mlf, s->broker_port >= 0 ? s->broker_port : s->broker_port_tls,
              s->web_port >= 0 ? s->web_port : s->web_port_tls);
-    MG_INFO("svc", "serving Pulsar protocol on %s:%d (advertised %s), admin on %s:%d",
-            cfg->bind_address, s->broker_port, ns_broker_url(s->ns), cfg->bind_address,
-            s->web_port);
+    if (s->broker_port >= 0 || s->web_port >= 0)
+        MG_INFO("svc", "serving Pulsar protocol on %s:%d (advertised %s), admin on %s:%d (-1: off)",
+                cfg->bind_address, s->broker_port, ns_broker_url(s->ns), cfg->bind_address,
+                s->web_port);
     if (s->tls)
         MG_INFO("svc", "TLS: Pulsar protocol on %s:%d (%s), HTTPS admin on %s:%d",
                 cfg->bind_address, s->broker_port_tls,
