@@ -236,9 +236,14 @@ static int main_write_port_file(const char *path, const struct proc *p)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return -1;
-    if (p->svc)
+    if (p->svc) {
         fprintf(f, "brokerServicePort=%d\nwebServicePort=%d\n", svc_broker_port(p->svc),
                 svc_web_port(p->svc));
+        if (svc_broker_port_tls(p->svc) >= 0)
+            fprintf(f, "brokerServicePortTls=%d\n", svc_broker_port_tls(p->svc));
+        if (svc_web_port_tls(p->svc) >= 0)
+            fprintf(f, "webServicePortTls=%d\n", svc_web_port_tls(p->svc));
+    }
     for (int i = 0; i < p->n_bookies; i++) {
         if (i == 0)
             fprintf(f, "bookiePort=%d\n", bk_server_port(p->bookies[0]));

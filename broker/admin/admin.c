@@ -21,6 +21,7 @@
 #include "auth/auth.h"
 #include "config/cfg.h"
 #include "ns/ns.h"
+#include "tls/tls.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -950,20 +951,23 @@ struct admin *admin_new(const struct admin_env *s, struct event_base *base, cons
         .max_conns = s->cfg->max_http_server_connections,
         .reserve_fds = mg_fds_default_reserve(mg_fds_limit()),
     };
-    a->listener = mg_listener_new(base, addr, port, &lo, NULL, NULL);
-    if (!a->listener) {
-        admin_conn_teardown(a);
-        evhttp_free(a->http);
-        mg_free(a);
-        return NULL;
+    a->port = -1;
+    if (port >= 0) {
+        a->listener = mg_listener_new(base, addr, port, &lo, NULL, NULL);
+        if (!a->listener) {
+            admin_conn_teardown(a);
+            evhttp_free(a->http);
+            mg_free(a);
+            return NULL;
+        }
+        a->sock = evhttp_bind_listener(a->http, mg_listener_evconn(a->listener));
+        if (!a->sock) {
+            MG_ERROR("admin", "cannot serve HTTP on %s:%d", addr, port);
+            admin_free(a);
+            return NULL;
+        }
+        a->port = mg_listener_port(a->listener);
     }
-    a->sock = evhttp_bind_listener(a->http, mg_listener_evconn(a->listener));
-    if (!a->sock) {
-        MG_ERROR("admin", "cannot serve HTTP on %s:%d", addr, port);
-        admin_free(a);
-        return NULL;
-    }
-    a->port = mg_listener_port(a->listener);
     int secs = s->cfg->stats_update_frequency_secs;
     a->stats_ev = event_new(base, -1, EV_PERSIST, admin_stats_tick, a);
     struct timeval tv = {secs > 0 ? secs : 60, 0};
@@ -978,6 +982,44 @@ struct admin *admin_new(const struct admin_env *s, struct event_base *base, cons
 int admin_port(const struct admin *a)
 {
     return a->port;
+}
+
+/* evhttp_set_bevcb of the HTTPS server: a TLS bufferevent in accepting state. evhttp
+ * sets the socket on it afterwards (bufferevent_setfd), so it is made without one. */
+static struct bufferevent *admin_tls_bev(struct event_base *base, void *arg)
+{
+    struct admin *a = arg;
+    return tls_server_bev(a->tls, base, -1);
+}
+
+int admin_listen_tls(struct admin *a, const char *addr, int port, struct tls_server *tls)
+{
+    const struct cfg *cfg = a->env->cfg;
+    struct event_base *base = a->env->base;
+    a->tls = tls;
+    a->https = evhttp_new(base);
+    if (!a->https)
+        return -1;
+    evhttp_set_allowed_methods(a->https, EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_POST |
+                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
+    evhttp_set_max_body_size(a->https, ADMIN_MAX_BODY);
+    evhttp_set_max_headers_size(a->https, cfg->http_max_request_header_size);
+    evhttp_set_timeout(a->https, cfg->http_idle_timeout_seconds);
+    evhttp_set_bevcb(a->https, admin_tls_bev, a);
+    evhttp_set_gencb(a->https, admin_on_request, a);
+    struct mg_listener_options lo = {
+        .name = "admin HTTPS",
+        .reserve_fds = mg_fds_default_reserve(mg_fds_limit()),
+    };
+    a->listener_tls = mg_listener_new(base, addr, port, &lo, NULL, NULL);
+    if (!a->listener_tls)
+        return -1;
+    a->sock_tls = evhttp_bind_listener(a->https, mg_listener_evconn(a->listener_tls));
+    if (!a->sock_tls) {
+        MG_ERROR("admin", "cannot serve HTTPS on %s:%d", addr, port);
+        return -1;
+    }
+    return mg_listener_port(a->listener_tls);
 }
 
 void admin_free(struct admin *a)
@@ -1001,5 +1043,10 @@ void admin_free(struct admin *a)
         mg_listener_evconn_gone(a->listener);
     evhttp_free(a->http);
     mg_listener_free(a->listener);
+    if (a->sock_tls)
+        mg_listener_evconn_gone(a->listener_tls);
+    if (a->https)
+        evhttp_free(a->https);
+    mg_listener_free(a->listener_tls);
     mg_free(a);
 }

@@ -16,6 +16,7 @@ struct cfg;
 struct event_base;
 struct mg_loop;
 struct ns;
+struct tls_server;
 struct topic_registry;
 
 /* What the admin server uses of the broker: filled by its creator (the service), borrowed
@@ -43,8 +44,13 @@ struct admin_env {
  * env is borrowed and must outlive the admin server. */
 struct admin *admin_new(const struct admin_env *env, struct event_base *base, const char *addr,
                         int port);
-/* The bound port. */
+/* The bound port; -1 when port was -1 (webServicePort off: only admin_listen_tls serves). */
 int admin_port(const struct admin *a);
+/* Also serve HTTPS on addr:port (webServicePortTls; 0 = any free port), each connection
+ * wrapped by tls (borrowed; must outlive a). The same routes as the plain port; evhttp's own
+ * limits (header size, body size, httpIdleTimeoutSeconds, which also bounds a stalled
+ * handshake) apply. Returns the bound port, or -1 with a logged reason. */
+int admin_listen_tls(struct admin *a, const char *addr, int port, struct tls_server *tls);
 /* Stop serving and free. Accepts NULL. */
 void admin_free(struct admin *a);
 

@@ -74,6 +74,12 @@ struct admin {
     LIST_HEAD(, admin_fan) fans;   /* fan-outs in progress */
     struct mg_map conns;           /* bufferevent pointer -> struct admin_conn (admin_conn.c) */
     uint64_t refused[ADMIN_REFUSED_COUNT]; /* connections refused, by reason */
+
+    /* HTTPS (admin_listen_tls); port above is -1 when webServicePort is off */
+    struct evhttp *https;                 /* owned; NULL when webServicePortTls is off */
+    struct evhttp_bound_socket *sock_tls; /* owned by https */
+    struct mg_listener *listener_tls;     /* owned; its evconnlistener is owned by https */
+    struct tls_server *tls;               /* borrowed: the service's TLS context */
 };
 
 /* One request from routing to its reply. */

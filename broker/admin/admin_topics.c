@@ -1660,10 +1660,14 @@ static void admin_tp_locate_fail(struct locate_op *l, int status, const char *re
 
 static void admin_tp_lookup_reply_self(struct admin_call *c, const struct admin_env *s)
 {
-    admin_reply_json(c, 200,
-                     json_pack("{s:s,s:s,s:s,s:s}", "brokerUrl", ns_broker_url(s->ns), "httpUrl",
-                               ns_web_url(s->ns), "nativeUrl", ns_broker_url(s->ns), "brokerUrlSsl",
-                               ""));
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s}", "brokerUrl", ns_broker_url(s->ns), "httpUrl",
+                          ns_web_url(s->ns), "nativeUrl", ns_broker_url(s->ns), "brokerUrlSsl", "");
+    /* Pulsar's LookupData carries the TLS URLs only when TLS is on */
+    if (ns_broker_url_tls(s->ns))
+        json_object_set_new(j, "brokerUrlTls", json_string(ns_broker_url_tls(s->ns)));
+    if (ns_web_url_tls(s->ns))
+        json_object_set_new(j, "httpUrlTls", json_string(ns_web_url_tls(s->ns)));
+    admin_reply_json(c, 200, j);
 }
 
 /* The request's URI on another broker: its path and query, with authoritative=true instead

@@ -38,10 +38,13 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,21 +100,23 @@ static int client_server_error_to_mg(int se)
     }
 }
 
+bool client_url_tls(const char *url)
+{
+    return url && strncmp(url, "pulsar+ssl://", 13) == 0;
+}
+
 int client_parse_url(const char *url, char **host, int *port, char *errmsg, size_t errlen)
 {
-    static const char scheme[] = "pulsar://";
     *host = NULL;
     *port = 0;
-    if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
-        if (url && strncmp(url, "pulsar+ssl://", 13) == 0)
-            snprintf(errmsg, errlen, "bad service URL '%s': TLS (pulsar+ssl://) is not supported",
-                     url);
-        else
-            snprintf(errmsg, errlen, "bad service URL '%s': expected pulsar://host:port",
-                     url ? url : "");
+    bool tls = client_url_tls(url);
+    if (!url || (!tls && strncmp(url, "pulsar://", 9) != 0)) {
+        snprintf(errmsg, errlen,
+                 "bad service URL '%s': expected pulsar://host:port or pulsar+ssl://host:port",
+                 url ? url : "");
         return -MG_EINVAL;
     }
-    const char *h = url + sizeof(scheme) - 1;
+    const char *h = strstr(url, "://") + 3;
     /* A multi-host URL (h1:p,h2:p) uses its first host. */
     size_t hl = strcspn(h, ",/");
     if (h[hl] == '/' && h[hl + 1] != '\0') {
@@ -132,7 +137,7 @@ int client_parse_url(const char *url, char **host, int *port, char *errmsg, size
             return -MG_EINVAL;
         }
     }
-    int p = CLIENT_DEFAULT_PORT;
+    int p = tls ? CLIENT_DEFAULT_PORT_TLS : CLIENT_DEFAULT_PORT;
     if (colon) {
         const char *ps = colon + 1, *pe = h + hl;
         if (ps == pe || pe - ps > 5) {
@@ -388,6 +393,12 @@ static void client_conn_send_connect(struct client_conn *conn)
     Pulsar__Proto__CommandConnect cc = PULSAR__PROTO__COMMAND_CONNECT__INIT;
     cc.client_version = (char *)CLIENT_VERSION;
     cc.auth_method_name = (char *)"none";
+    if (conn->client->auth_token) { /* Pulsar's AuthenticationToken: method "token" */
+        cc.auth_method_name = (char *)"token";
+        cc.has_auth_data = 1;
+        cc.auth_data.data = (uint8_t *)conn->client->auth_token;
+        cc.auth_data.len = strlen(conn->client->auth_token);
+    }
     cc.has_protocol_version = 1;
     cc.protocol_version = WIRE_PROTOCOL_VERSION;
     client_conn_send(conn, PULSAR__PROTO__BASE_COMMAND__TYPE__CONNECT, &cc);
@@ -550,7 +561,14 @@ static void client_conn_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     char m[300];
     int err = EVUTIL_SOCKET_ERROR();
-    if (what & BEV_EVENT_EOF)
+    unsigned long tls_err = bufferevent_get_openssl_error(bev);
+    if (tls_err) {
+        char why[160];
+        ERR_error_string_n(tls_err, why, sizeof why);
+        while (bufferevent_get_openssl_error(bev))
+            ;
+        snprintf(m, sizeof m, "TLS with %s failed: %s", conn->url, why);
+    } else if (what & BEV_EVENT_EOF)
         snprintf(m, sizeof m, "connection to %s closed by the broker", conn->url);
     else if (conn->state == CLIENT_CONN_CONNECTING)
         snprintf(m, sizeof m, "cannot connect to %s: %s", conn->url,
@@ -694,12 +712,23 @@ static struct client_conn *client_conn_get(struct client *c, const char *url)
         event_active(conn->fail_ev, 0, 0);
         return conn;
     }
+    struct bufferevent *sock = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    MG_ASSERT(sock != NULL);
+    conn->bev = sock;
+    if (client_url_tls(url)) {
+        /* TLS over the socket: CONNECTED is reported once the handshake is done, and
+         * CONNECT queued before it waits in the filter */
+        SSL *ssl = SSL_new(c->ssl_ctx);
+        MG_ASSERT(ssl != NULL);
+        SSL_set_tlsext_host_name(ssl, host);
+        conn->bev = bufferevent_openssl_filter_new(c->base, sock, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                   BEV_OPT_CLOSE_ON_FREE);
+        MG_ASSERT(conn->bev != NULL);
+    }
     mg_free(host);
-    conn->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    MG_ASSERT(conn->bev != NULL);
     bufferevent_setcb(conn->bev, client_conn_read_cb, NULL, client_conn_event_cb, conn);
     bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(conn->bev, ai->ai_addr, (int)ai->ai_addrlen) < 0) {
+    if (bufferevent_socket_connect(sock, ai->ai_addr, (int)ai->ai_addrlen) < 0) {
         snprintf(conn->errmsg, sizeof conn->errmsg, "cannot connect to %s: %s", url,
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         bufferevent_free(conn->bev);
@@ -926,8 +955,11 @@ static void client_ep_on_lookup_resp(void *owner, struct client_conn *conn, cons
         client_ep_fail(ep, st, m);
         return;
     }
-    if (!lr->brokerserviceurl || !*lr->brokerserviceurl) {
-        snprintf(m, sizeof m, "lookup of %s gave no brokerServiceUrl", ep->topic);
+    /* A client whose service URL is pulsar+ssl:// follows the TLS URLs only, as Pulsar's */
+    const char *target = ep->client->use_tls ? lr->brokerserviceurltls : lr->brokerserviceurl;
+    if (!target || !*target) {
+        snprintf(m, sizeof m, "lookup of %s gave no %s", ep->topic,
+                 ep->client->use_tls ? "brokerServiceUrlTls" : "brokerServiceUrl");
         client_ep_fail(ep, -MG_EPROTO, m);
         return;
     }
@@ -938,13 +970,13 @@ static void client_ep_on_lookup_resp(void *owner, struct client_conn *conn, cons
             return;
         }
         ep->authoritative = lr->has_authoritative && lr->authoritative;
-        client_ep_lookup_at(ep, lr->brokerserviceurl);
+        client_ep_lookup_at(ep, target);
         return;
     }
     /* proxy_through_service_url: keep using the service URL connection. */
     const char *url = lr->has_proxy_through_service_url && lr->proxy_through_service_url
                           ? ep->client->service_url
-                          : lr->brokerserviceurl;
+                          : target;
     client_conn_when_ready(client_conn_get(ep->client, url), CLIENT_WAIT_ATTACH, ep);
 }
 
@@ -1016,6 +1048,34 @@ static void client_ep_send_close(struct client_ep *ep)
 /* ------------------------------------------------------------------------------------- */
 /* client */
 
+/* pulsar+ssl://: the broker's certificate must verify against tls_trust_certs_file (or the
+ * system's CAs without one) unless tls_allow_insecure; host names are not checked (Pulsar's
+ * tlsHostnameVerificationEnable defaults to false). */
+static int client_tls_init(struct client *c, const struct client_opts *opts, char *errmsg,
+                           size_t errlen)
+{
+    c->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (!c->ssl_ctx) {
+        snprintf(errmsg, errlen, "cannot create a TLS context");
+        return -MG_EINVAL;
+    }
+    SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(c->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    int ok = opts->tls_trust_certs_file
+                 ? SSL_CTX_load_verify_locations(c->ssl_ctx, opts->tls_trust_certs_file, NULL)
+                 : SSL_CTX_set_default_verify_paths(c->ssl_ctx);
+    if (ok != 1) {
+        unsigned long e = ERR_get_error();
+        snprintf(errmsg, errlen, "cannot load the trusted certificates '%s': %s",
+                 opts->tls_trust_certs_file ? opts->tls_trust_certs_file : "(system)",
+                 e ? ERR_reason_error_string(e) : "unknown error");
+        return -MG_EINVAL;
+    }
+    SSL_CTX_set_verify(c->ssl_ctx, opts->tls_allow_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
+                       NULL);
+    return 0;
+}
+
 int client_new(struct event_base *base, const struct client_opts *opts, struct client **out,
                char *errmsg, size_t errlen)
 {
@@ -1027,15 +1087,23 @@ int client_new(struct event_base *base, const struct client_opts *opts, struct c
         return rc;
     struct client *c = mg_calloc(1, sizeof(*c));
     c->base = base;
+    c->use_tls = client_url_tls(opts->service_url);
+    const char *scheme = c->use_tls ? "pulsar+ssl://" : "pulsar://";
     /* The pool key must match what lookups answer: pulsar://host:port with the port. */
-    c->service_url = mg_asprintf("pulsar://%s:%d", host, port);
+    c->service_url = mg_asprintf("%s%s:%d", scheme, host, port);
     mg_free(host);
+    if (opts->auth_token)
+        c->auth_token = mg_strdup(opts->auth_token);
+    if (c->use_tls && client_tls_init(c, opts, errmsg, errlen) < 0) {
+        client_free(c);
+        return -MG_EINVAL;
+    }
     /* pulsar://h1:p1,h2:p2,...: every host is a service URL (lookups rotate over them). */
-    const char *hosts = opts->service_url + strlen("pulsar://");
+    const char *hosts = opts->service_url + strlen(scheme);
     size_t hl = strcspn(hosts, "/");
     for (const char *h = hosts; h < hosts + hl;) {
         size_t n = strcspn(h, ",/");
-        char *one = mg_asprintf("pulsar://%.*s", (int)n, h);
+        char *one = mg_asprintf("%s%.*s", scheme, (int)n, h);
         char *h2 = NULL;
         int p2 = 0;
         if (client_parse_url(one, &h2, &p2, errmsg, errlen) < 0) {
@@ -1045,7 +1113,7 @@ int client_new(struct event_base *base, const struct client_opts *opts, struct c
         }
         c->service_urls =
             mg_realloc(c->service_urls, (size_t)(c->n_service_urls + 1) * sizeof *c->service_urls);
-        c->service_urls[c->n_service_urls++] = mg_asprintf("pulsar://%s:%d", h2, p2);
+        c->service_urls[c->n_service_urls++] = mg_asprintf("%s%s:%d", scheme, h2, p2);
         mg_free(h2);
         mg_free(one);
         h += n;
@@ -1094,6 +1162,8 @@ void client_free(struct client *c)
     mg_map_fini(&c->conns);
     mg_free(c->service_url);
     mg_free_strv(c->service_urls, c->n_service_urls);
+    SSL_CTX_free(c->ssl_ctx);
+    mg_free(c->auth_token);
     mg_free(c);
 }
 

@@ -48,6 +48,11 @@ struct client_opts {
     unsigned connect_timeout_ms;   /* TCP connect + CONNECT/CONNECTED; 0 = 10000 */
     unsigned operation_timeout_ms; /* lookups, PRODUCER, SUBSCRIBE; 0 = 30000 */
     unsigned keepalive_s;          /* PING interval; 0 = 30 */
+    /* pulsar+ssl:// service URLs: CA bundle (PEM) the brokers' certificates must verify
+     * against; NULL = the system's. tls_allow_insecure: do not verify. */
+    const char *tls_trust_certs_file;
+    bool tls_allow_insecure;
+    const char *auth_token; /* sent in CONNECT as auth method "token"; NULL = none */
 };
 
 struct client_msg_id {
@@ -120,6 +125,8 @@ typedef void (*client_partitions_cb)(struct client *c, int status, uint32_t part
 /* Parse "pulsar://host[:port]" into host (malloc'd, caller frees with mg_free) and port.
  * Returns 0 or -MG_EINVAL with a reason in errmsg. */
 int client_parse_url(const char *url, char **host, int *port, char *errmsg, size_t errlen);
+/* Whether url is a pulsar+ssl:// URL (its default port is 6651). */
+bool client_url_tls(const char *url);
 /* Expand a short topic name to persistent://tenant/ns/name; malloc'd (mg_free). */
 char *client_topic_full_name(const char *topic);
 

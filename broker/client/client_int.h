@@ -9,6 +9,7 @@
 #include "util/map.h"
 #include "wire/wire.h"
 
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,7 @@ struct bufferevent;
 struct event;
 
 #define CLIENT_DEFAULT_PORT 6650
+#define CLIENT_DEFAULT_PORT_TLS 6651
 #define CLIENT_MAX_REDIRECTS 20
 #define CLIENT_BACKOFF_MIN_MS 100
 #define CLIENT_BACKOFF_MAX_MS 30000
@@ -132,6 +134,9 @@ struct client {
     struct event_base *base; /* borrowed */
     client_dial_fn dial;     /* the test seam above; NULL */
     void *dial_arg;
+    bool use_tls;        /* the service URL is pulsar+ssl://: lookups follow TLS URLs */
+    SSL_CTX *ssl_ctx;    /* owned; NULL unless use_tls */
+    char *auth_token;    /* owned; NULL = no authentication */
     char *service_url;   /* owned, normalised pool key (the first host) */
     char **service_urls; /* owned: every host of a multi-host URL, normalised */
     int n_service_urls;

@@ -83,6 +83,12 @@ static const char *const cfg_quota_policies[] = {"producer_request_hold", "produ
     {                                                                                              \
         key, CFG_T_OPTSTR, CFG_OFF(field), def, 0, 0, NULL                                         \
     }
+/* A port that can be turned off: empty = -1 (the choices list only marks it) */
+static const char *const cfg_port_off[] = {"", NULL};
+#define CFG_PORT(key, field, def)                                                                  \
+    {                                                                                              \
+        key, CFG_T_INT, CFG_OFF(field), def, -1, 65535, cfg_port_off                               \
+    }
 #define CFG_FRACTION(key, field, def)                                                              \
     {                                                                                              \
         key, CFG_T_FRACTION, CFG_OFF(field), def, 0, 0, NULL                                       \
@@ -93,8 +99,18 @@ static const struct cfg_key cfg_keys[] = {
     CFG_STR("clusterName", cluster_name, "standalone"),
     CFG_STR("bindAddress", bind_address, "0.0.0.0"),
     CFG_STR("advertisedAddress", advertised_address, NULL),
-    CFG_INT("brokerServicePort", broker_service_port, "6650", 0, 65535),
-    CFG_INT("webServicePort", web_service_port, "8080", 0, 65535),
+    CFG_PORT("brokerServicePort", broker_service_port, "6650"),
+    CFG_PORT("webServicePort", web_service_port, "8080"),
+    CFG_PORT("brokerServicePortTls", broker_service_port_tls, ""),
+    CFG_PORT("webServicePortTls", web_service_port_tls, ""),
+    CFG_OPTSTR("tlsCertificateFilePath", tls_certificate_file_path, ""),
+    CFG_OPTSTR("tlsKeyFilePath", tls_key_file_path, ""),
+    CFG_OPTSTR("tlsTrustCertsFilePath", tls_trust_certs_file_path, ""),
+    CFG_BOOL("tlsAllowInsecureConnection", tls_allow_insecure_connection, "false"),
+    CFG_BOOL("tlsRequireTrustedClientCertOnConnect", tls_require_trusted_client_cert, "false"),
+    CFG_OPTSTR("tlsProtocols", tls_protocols, ""),
+    CFG_OPTSTR("tlsCiphers", tls_ciphers, ""),
+    CFG_INT("tlsCertRefreshCheckDurationSec", tls_cert_refresh_check_s, "300", 0, INT_MAX),
     CFG_INT("httpMaxRequestHeaderSize", http_max_request_header_size, "8192", 1024, 1048576),
     CFG_INT("httpRequestReadTimeoutSeconds", http_request_read_timeout_seconds, "10", 1, 3600),
     CFG_INT("httpIdleTimeoutSeconds", http_idle_timeout_seconds, "30", 1, 86400),
@@ -269,6 +285,11 @@ static int cfg_parse_value(const struct cfg_key *k, const char *value, const cha
         return 0;
     }
     case CFG_T_INT: {
+        if (value[0] == '\0' &&
+            k->choices == cfg_port_off) { /* a port left empty: off, as in Pulsar */
+            out->i = -1;
+            return 0;
+        }
         /* strtol alone would accept leading blanks, "" and trailing junk */
         if (value[0] != '-' && value[0] != '+' && (value[0] < '0' || value[0] > '9'))
             return cfg_bad_value(k, value, origin, "an integer", err, errlen);
@@ -277,9 +298,13 @@ static int cfg_parse_value(const struct cfg_key *k, const char *value, const cha
         long v = strtol(value, &end, 10);
         if (end == value || *end != '\0')
             return cfg_bad_value(k, value, origin, "an integer", err, errlen);
-        if (errno == ERANGE || v < k->min || v > k->max) {
+        /* a port is turned off by leaving it empty, as in Pulsar; -1 is only how it is kept */
+        if (errno == ERANGE || v < k->min || v > k->max ||
+            (k->choices == cfg_port_off && v == -1)) {
             char range[96];
-            if (k->max == INT_MAX)
+            if (k->choices == cfg_port_off)
+                snprintf(range, sizeof range, "a port in 0..%ld, or empty for off", k->max);
+            else if (k->max == INT_MAX)
                 snprintf(range, sizeof range, "an integer >= %ld", k->min);
             else
                 snprintf(range, sizeof range, "an integer in %ld..%ld", k->min, k->max);
@@ -650,7 +675,10 @@ int cfg_dump(const struct cfg *c, FILE *out)
             break;
         }
         case CFG_T_INT:
-            fprintf(out, "%d", *(const int *)(const void *)field);
+            if (k->choices == cfg_port_off && *(const int *)(const void *)field == -1)
+                fputs("\"\"", out); /* a port that is off */
+            else
+                fprintf(out, "%d", *(const int *)(const void *)field);
             break;
         case CFG_T_BOOL:
             fputs(*(const bool *)(const void *)field ? "true" : "false", out);

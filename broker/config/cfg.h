@@ -29,8 +29,8 @@ struct cfg {
     char *cluster_name;               /* clusterName ("standalone") */
     char *bind_address;               /* bindAddress ("0.0.0.0") */
     char *advertised_address;         /* advertisedAddress (default: the host name) */
-    int broker_service_port;          /* brokerServicePort (6650); 0 = any free port */
-    int web_service_port;             /* webServicePort (8080); 0 = any free port */
+    int broker_service_port;          /* brokerServicePort (6650); 0 = any port; -1 = off */
+    int web_service_port;             /* webServicePort (8080); 0 = any port; -1 = off */
     int max_message_size;             /* maxMessageSize (5242880) */
     int keep_alive_interval_seconds;  /* keepAliveIntervalSeconds (30) */
     int max_pending_publish_per_conn; /* maxPendingPublishRequestsPerConnection (1000) */
@@ -125,6 +125,18 @@ struct cfg {
     int http_max_request_header_size;
     int http_request_read_timeout_seconds;
     int http_idle_timeout_seconds;
+
+    /* TLS (tls.h): the TLS ports are off (-1) unless set (0 = any free port) */
+    int broker_service_port_tls;          /* brokerServicePortTls */
+    int web_service_port_tls;             /* webServicePortTls */
+    char *tls_certificate_file_path;      /* tlsCertificateFilePath ("") */
+    char *tls_key_file_path;              /* tlsKeyFilePath ("") */
+    char *tls_trust_certs_file_path;      /* tlsTrustCertsFilePath ("") */
+    bool tls_allow_insecure_connection;   /* tlsAllowInsecureConnection (false) */
+    bool tls_require_trusted_client_cert; /* tlsRequireTrustedClientCertOnConnect (false) */
+    char *tls_protocols;                  /* tlsProtocols ("": OpenSSL's defaults) */
+    char *tls_ciphers;                    /* tlsCiphers ("": OpenSSL's defaults) */
+    int tls_cert_refresh_check_s;         /* tlsCertRefreshCheckDurationSec (300) */
 };
 
 /*

@@ -33,10 +33,12 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -526,12 +528,19 @@ static void conn_io_write(struct bufferevent *bev, void *arg)
 
 static void conn_io_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct conn *c = arg;
     if ((what & BEV_EVENT_EOF) || c->refusing)
         conn_close(c, NULL);
-    else if (what & BEV_EVENT_ERROR)
-        conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    else if (what & BEV_EVENT_ERROR) {
+        /* over TLS (tls.h) the reason is OpenSSL's, not errno */
+        unsigned long tls_err = bufferevent_get_openssl_error(bev);
+        char why[160];
+        if (tls_err)
+            ERR_error_string_n(tls_err, why, sizeof why);
+        while (tls_err && bufferevent_get_openssl_error(bev))
+            ;
+        conn_close(c, tls_err ? why : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    }
 }
 
 static void conn_keepalive_tick(struct mg_timer *t, void *arg)
@@ -593,21 +602,44 @@ struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const
     return c;
 }
 
-struct conn *conn_accept(const struct conn_env *env, evutil_socket_t fd,
-                         const struct sockaddr *addr, int socklen, uint64_t id)
+static void conn_peer_name(const struct sockaddr *addr, int socklen, char *peer, size_t len)
 {
-    char peer[64] = "";
+    peer[0] = '\0';
     if (addr && addr->sa_family == AF_INET && socklen >= (int)sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
         char ip[INET_ADDRSTRLEN];
         inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
-        snprintf(peer, sizeof peer, "%s:%u", ip, ntohs(sin->sin_port));
+        snprintf(peer, len, "%s:%u", ip, ntohs(sin->sin_port));
     } else if (addr && addr->sa_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)addr;
         char ip[INET6_ADDRSTRLEN];
         inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof ip);
-        snprintf(peer, sizeof peer, "[%s]:%u", ip, ntohs(sin6->sin6_port));
+        snprintf(peer, len, "[%s]:%u", ip, ntohs(sin6->sin6_port));
     }
+}
+
+struct conn *conn_accept_bev(const struct conn_env *env, struct bufferevent *bev,
+                             const struct sockaddr *addr, int socklen, uint64_t id)
+{
+    char peer[64];
+    conn_peer_name(addr, socklen, peer, sizeof peer);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return conn_new(env, bev, peer, id);
+}
+
+bool conn_tls(const struct conn *c)
+{
+    return c->env->tls;
+}
+
+struct conn *conn_accept(const struct conn_env *env, evutil_socket_t fd,
+                         const struct sockaddr *addr, int socklen, uint64_t id)
+{
+    char peer[64];
+    conn_peer_name(addr, socklen, peer, sizeof peer);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     evutil_make_socket_nonblocking(fd);

@@ -16,6 +16,7 @@
 #define MG_CONN_H
 
 #include <event2/util.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct auth;
@@ -35,6 +36,7 @@ struct conn_env {
     struct topic_registry *topics; /* where producers and consumers attach */
     struct ns *ns;                 /* lookups, ownership, partitioned metadata, listings */
     const struct auth *auth;       /* authentication (auth.h); NULL = off */
+    bool tls; /* the connections came over TLS: lookups answer with the TLS URLs */
     /* The connection closed (conn_close, once): the creator's reference ends when this
      * returns, so it must forget c. May be NULL. */
     void (*closed)(void *data, struct conn *c);
@@ -50,6 +52,12 @@ struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const
 /* conn_new on an accepted TCP socket (fd is owned from now on): no delay, non-blocking. */
 struct conn *conn_accept(const struct conn_env *env, evutil_socket_t fd,
                          const struct sockaddr *addr, int socklen, uint64_t id);
+/* conn_new on the bufferevent of an accepted connection (a TLS one, tls.h), peer named
+ * from addr. */
+struct conn *conn_accept_bev(const struct conn_env *env, struct bufferevent *bev,
+                             const struct sockaddr *addr, int socklen, uint64_t id);
+/* Whether the connection came over TLS (its env's tls). */
+bool conn_tls(const struct conn *c);
 /* Close: logs reason (NULL = normal close at INFO level is skipped), releases producers and
  * consumers, frees the socket; the struct goes with the last reference. Idempotent. */
 void conn_close(struct conn *c, const char *reason);

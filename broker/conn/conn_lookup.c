@@ -190,6 +190,13 @@ static void conn_send_lookup_response(struct conn *c, uint64_t request_id, int s
         r.response = url ? PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Redirect
                          : PULSAR__PROTO__COMMAND_LOOKUP_TOPIC_RESPONSE__LOOKUP_TYPE__Connect;
         r.brokerserviceurl = (char *)(url ? url : ns_broker_url(c->env->ns));
+        /* As Pulsar, the TLS URL goes with the plain one when the target serves TLS: a
+         * client that came over TLS connects there (it refuses a plain one). */
+        const char *tls = url ? ns_broker_tls_url(c->env->ns, url) : ns_broker_url_tls(c->env->ns);
+        r.brokerserviceurltls = (char *)tls;
+        if (conn_tls(c) && !tls)
+            MG_DEBUG("conn", "[%" PRIu64 "] lookup answer for a TLS client has no TLS URL (%s)",
+                     conn_id(c), r.brokerserviceurl);
         r.has_authoritative = 1;
         r.authoritative = 1;
     }

@@ -49,6 +49,10 @@ void ns_start(struct ns *s, struct topic_registry *topics, struct ml_factory *ml
     s->broker_url = mg_asprintf("pulsar://%s:%d", host, broker_port);
     s->web_url = mg_asprintf("http://%s:%d", host, web_port);
     s->broker_id = mg_asprintf("%s:%d", host, web_port);
+    if (s->broker_port_tls > 0)
+        s->broker_url_tls = mg_asprintf("pulsar+ssl://%s:%d", host, s->broker_port_tls);
+    if (s->web_port_tls > 0)
+        s->web_url_tls = mg_asprintf("https://%s:%d", host, s->web_port_tls);
     ns_own_start(s);
 }
 
@@ -85,6 +89,8 @@ void ns_free(struct ns *s)
     ns_res_fini(s);
     mg_free(s->broker_url);
     mg_free(s->web_url);
+    mg_free(s->broker_url_tls);
+    mg_free(s->web_url_tls);
     mg_free(s->broker_id);
     mg_free(s);
 }
@@ -97,6 +103,22 @@ const char *ns_broker_url(const struct ns *s)
 const char *ns_web_url(const struct ns *s)
 {
     return s->web_url;
+}
+
+void ns_set_tls_ports(struct ns *s, int broker_port_tls, int web_port_tls)
+{
+    s->broker_port_tls = broker_port_tls;
+    s->web_port_tls = web_port_tls;
+}
+
+const char *ns_broker_url_tls(const struct ns *s)
+{
+    return s->broker_url_tls;
+}
+
+const char *ns_web_url_tls(const struct ns *s)
+{
+    return s->web_url_tls;
 }
 
 const char *ns_broker_id(const struct ns *s)

@@ -64,6 +64,12 @@ void ns_free(struct ns *s);
  * "advertisedAddress:webPort" that pulsar-admin shows; NULL before ns_start. */
 const char *ns_broker_url(const struct ns *s);
 const char *ns_web_url(const struct ns *s);
+/* The TLS ports (-1 = off), set before ns_start; the TLS URLs ("pulsar+ssl://h:p",
+ * "https://h:p") are then advertised in the registration and ownership keys (Pulsar's
+ * pulsarServiceUrlTls/webServiceUrlTls, nativeUrlTls/httpUrlTls). NULL when off. */
+void ns_set_tls_ports(struct ns *s, int broker_port_tls, int web_port_tls);
+const char *ns_broker_url_tls(const struct ns *s);
+const char *ns_web_url_tls(const struct ns *s);
 const char *ns_broker_id(const struct ns *s);
 
 /* Metadata-store session events (the service forwards them). EXPIRED: every bundle is
@@ -258,6 +264,8 @@ int ns_lookup(struct ns *s, const struct topic_name *n, bool authoritative, ns_l
  * redirects to a broker it chose has just read them), or NULL when unknown. Valid until the
  * next lookup. */
 const char *ns_broker_web_url(struct ns *s, const char *broker_url);
+/* The same for its TLS service URL ("pulsar+ssl://h:p"); NULL when unknown or off. */
+const char *ns_broker_tls_url(struct ns *s, const char *broker_url);
 
 /* Owner of a bundle, for admin: reads the ownership key (never takes the bundle). */
 enum ns_owner_kind {

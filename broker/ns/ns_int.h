@@ -32,6 +32,10 @@ struct ns {
     char *web_url;                 /* owned */
     char *broker_id;               /* owned */
     int web_port;
+    /* TLS (ns_set_tls_ports): NULL / -1 when off */
+    char *broker_url_tls; /* owned: "pulsar+ssl://h:p" */
+    char *web_url_tls;    /* owned: "https://h:p" */
+    int broker_port_tls, web_port_tls;
     bool shutting_down; /* ns_shutdown began: no bundle is served or taken any more */
     /* resources (ns_res.c): a cache of what the metadata store holds */
     struct mg_map tenants;      /* name -> owned json_t * array: its adminRoles */

@@ -74,6 +74,7 @@ struct own_broker {
     char *id;  /* owned: "host:webPort" */
     char *url; /* owned: pulsarServiceUrl */
     char *web; /* owned: webServiceUrl */
+    char *tls; /* owned: pulsarServiceUrlTls, or NULL */
     int bundles;
     int assigned; /* bundles this broker redirected to it since the list was read */
 };
@@ -130,6 +131,7 @@ static void ns_own_brokers_clear(struct ns_own *o)
         mg_free(o->brokers[i].id);
         mg_free(o->brokers[i].url);
         mg_free(o->brokers[i].web);
+        mg_free(o->brokers[i].tls);
     }
     mg_free(o->brokers);
     o->brokers = NULL;
@@ -360,6 +362,10 @@ static char *ns_own_ownership_json(struct ns *s)
 {
     json_t *j = json_pack("{s:s,s:s,s:b,s:{}}", "nativeUrl", ns_broker_url(s), "httpUrl",
                           ns_web_url(s), "disabled", 0, "advertisedListeners");
+    if (s->broker_url_tls)
+        json_object_set_new(j, "nativeUrlTls", json_string(s->broker_url_tls));
+    if (s->web_url_tls)
+        json_object_set_new(j, "httpUrlTls", json_string(s->web_url_tls));
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return text;
@@ -395,6 +401,10 @@ static char *ns_own_report_json(struct ns *s)
                   "numBundles", o->n_owned, "numTopics", topics, "numProducers", producers,
                   "numConsumers", consumers, "webServicePort", s->web_port, "msgRateIn", rate_in,
                   "msgRateOut", rate_out, "lastUpdate", (json_int_t)now);
+    if (s->broker_url_tls)
+        json_object_set_new(j, "pulsarServiceUrlTls", json_string(s->broker_url_tls));
+    if (s->web_url_tls)
+        json_object_set_new(j, "webServiceUrlTls", json_string(s->web_url_tls));
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return text;
@@ -695,6 +705,7 @@ static void ns_own_refresh_finish(struct own_refresh *r)
         mg_free(r->found[i].id);
         mg_free(r->found[i].url);
         mg_free(r->found[i].web);
+        mg_free(r->found[i].tls);
     }
     mg_free(r->found);
     for (int i = 0; i < r->n; i++)
@@ -734,6 +745,9 @@ static void ns_own_refresh_got(struct meta_req *req, int status)
             r->found[i].url = mg_strdup(url);
         if (web)
             r->found[i].web = mg_strdup(web);
+        const char *tls = j ? json_string_value(json_object_get(j, "pulsarServiceUrlTls")) : NULL;
+        if (tls)
+            r->found[i].tls = mg_strdup(tls);
         r->found[i].bundles = json_is_integer(nb) ? (int)json_integer_value(nb) : 0;
         json_decref(j);
     }
@@ -940,6 +954,17 @@ const char *ns_broker_web_url(struct ns *s, const char *broker_url)
     for (int i = 0; o && i < o->n_brokers; i++)
         if (o->brokers[i].url && strcmp(o->brokers[i].url, broker_url) == 0)
             return o->brokers[i].web;
+    return NULL;
+}
+
+const char *ns_broker_tls_url(struct ns *s, const char *broker_url)
+{
+    if (strcmp(broker_url, ns_broker_url(s)) == 0)
+        return ns_broker_url_tls(s);
+    struct ns_own *o = s->own;
+    for (int i = 0; o && i < o->n_brokers; i++)
+        if (o->brokers[i].url && strcmp(o->brokers[i].url, broker_url) == 0)
+            return o->brokers[i].tls;
     return NULL;
 }
 

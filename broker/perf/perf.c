@@ -16,6 +16,7 @@
  * and reported, not fatal. A JSON file that cannot be written returns 1.
  */
 #include "perf/perf.h"
+#include "auth/auth.h"
 #include "perf/perf_int.h"
 
 #include "util/alloc.h"
@@ -23,6 +24,7 @@
 #include "util/log.h"
 #include "util/loop.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <jansson.h>
@@ -94,6 +96,9 @@ static const struct perf_opt_def perf_opt_defs[] = {
      OFF(stats_interval_s), 0.1, 1e6},
     {{"--connect-timeout"}, PERF_M_BOTH, PERF_OPT_DOUBLE, OFF(connect_timeout_s), 0.1, 3600},
     {{"--json"}, PERF_M_BOTH, PERF_OPT_STR, OFF(json_path), 0, 0},
+    {{"--trust-cert-file"}, PERF_M_BOTH, PERF_OPT_STR, OFF(trust_cert_file), 0, 0},
+    {{"--auth-plugin"}, PERF_M_BOTH, PERF_OPT_STR, OFF(auth_plugin), 0, 0},
+    {{"--auth-params"}, PERF_M_BOTH, PERF_OPT_STR, OFF(auth_params), 0, 0},
     {{"-s", "--subscription", "--subscriber-name"}, PERF_M_CONS, PERF_OPT_STR,
      OFF(subscription), 0, 0},
     {{"-st", "--subscription-type"}, PERF_M_CONS, PERF_OPT_SUBTYPE, OFF(sub_type), 0, 0},
@@ -112,7 +117,8 @@ void perf_usage(enum perf_mode mode, FILE *out)
         fprintf(out,
                 "usage: magnetar perf produce [options] TOPIC...\n"
                 "\n"
-                "  -u, --service-url URL        pulsar://host:port (pulsar://127.0.0.1:6650)\n"
+                "  -u, --service-url URL        pulsar://host:port or pulsar+ssl://host:port\n"
+                "                               (pulsar://127.0.0.1:6650)\n"
                 "  -t, --num-topics N           topics TOPIC-0..N-1 per TOPIC when N > 1 (1)\n"
                 "  -n, --num-producers N        producers per topic (1)\n"
                 "  -r, --rate R                 msg/s over all producers, 0 = max (100)\n"
@@ -131,7 +137,8 @@ void perf_usage(enum perf_mode mode, FILE *out)
         fprintf(out,
                 "usage: magnetar perf consume [options] TOPIC...\n"
                 "\n"
-                "  -u, --service-url URL        pulsar://host:port (pulsar://127.0.0.1:6650)\n"
+                "  -u, --service-url URL        pulsar://host:port or pulsar+ssl://host:port\n"
+                "                               (pulsar://127.0.0.1:6650)\n"
                 "  -t, --num-topics N           topics TOPIC-0..N-1 per TOPIC when N > 1 (1)\n"
                 "  -n, --num-consumers N        consumers per topic (1)\n"
                 "  -s, --subscription NAME      subscription name (sub)\n"
@@ -149,6 +156,10 @@ void perf_usage(enum perf_mode mode, FILE *out)
             "                               1 s (10)\n"
             "  --connect-timeout S          give up connecting after S seconds (10)\n"
             "  --json FILE                  write the summary as JSON\n"
+            "  --trust-cert-file FILE       CA bundle (PEM) for pulsar+ssl:// brokers\n"
+            "  --auth-plugin CLASS          org.apache.pulsar.client.impl.auth.\n"
+            "                               AuthenticationToken (or token)\n"
+            "  --auth-params P              token:TOKEN or file:///path/of/token\n"
             "  -h, --help                   this help\n"
             "\n"
             "Latency is in milliseconds: %s.\n",
@@ -271,6 +282,52 @@ void perf_opts_fini(struct perf_opts *o)
     mg_free(o->topics);
     o->topics = NULL;
     o->ntopics = 0;
+    mg_free(o->auth_token);
+    o->auth_token = NULL;
+}
+
+/* --auth-plugin/--auth-params as pulsar-perf takes them for AuthenticationToken:
+ * "token:xxx", or "file:///path" (the file's text, surrounding blanks dropped). */
+static int perf_auth_token(struct perf_opts *o, char *err, size_t errlen)
+{
+    if (!o->auth_plugin && !o->auth_params)
+        return 0;
+    if (!o->auth_plugin ||
+        (strcmp(o->auth_plugin, "token") != 0 &&
+         strcmp(o->auth_plugin, "org.apache.pulsar.client.impl.auth.AuthenticationToken") != 0)) {
+        snprintf(err, errlen,
+                 "--auth-plugin: '%s' is not supported (org.apache.pulsar.client.impl.auth."
+                 "AuthenticationToken is)",
+                 o->auth_plugin ? o->auth_plugin : "");
+        return -MG_EINVAL;
+    }
+    const char *p = o->auth_params ? o->auth_params : "";
+    if (strncmp(p, "token:", 6) == 0) {
+        o->auth_token = mg_strdup(p + 6);
+    } else if (strncmp(p, "file:", 5) == 0) {
+        unsigned char *bytes;
+        size_t len;
+        char why[256];
+        if (auth_key_read(p, &bytes, &len, why, sizeof why) < 0) {
+            snprintf(err, errlen, "--auth-params: %s", why);
+            return -MG_EINVAL;
+        }
+        size_t b = 0;
+        while (b < len && isspace(bytes[b]))
+            b++;
+        while (len > b && isspace(bytes[len - 1]))
+            len--;
+        o->auth_token = mg_strndup((const char *)bytes + b, len - b);
+        mg_free(bytes);
+    } else {
+        snprintf(err, errlen, "--auth-params: expected token:TOKEN or file:///path, got '%s'", p);
+        return -MG_EINVAL;
+    }
+    if (!o->auth_token[0]) {
+        snprintf(err, errlen, "--auth-params: the token is empty");
+        return -MG_EINVAL;
+    }
+    return 0;
 }
 
 int perf_parse_args(enum perf_mode mode, int argc, char **argv, struct perf_opts *o, char *err,
@@ -329,6 +386,8 @@ int perf_parse_args(enum perf_mode mode, int argc, char **argv, struct perf_opts
     if (client_parse_url(o->service_url, &host, &port, err, errlen) < 0)
         goto fail;
     mg_free(host);
+    if (perf_auth_token(o, err, errlen) < 0)
+        goto fail;
     return 0;
 fail:
     perf_opts_fini(o);
@@ -966,7 +1025,9 @@ static int perf_run_mode(struct perf_opts *o)
     }
     char err[300];
     struct client_opts co = {.service_url = o->service_url,
-                             .connect_timeout_ms = (unsigned)(o->connect_timeout_s * 1000)};
+                             .connect_timeout_ms = (unsigned)(o->connect_timeout_s * 1000),
+                             .tls_trust_certs_file = o->trust_cert_file,
+                             .auth_token = o->auth_token};
     if (client_new(r->base, &co, &r->client, err, sizeof err) < 0) {
         fprintf(stderr, "magnetar perf: %s\n", err);
         perf_run_free(r);

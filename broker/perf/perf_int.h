@@ -68,8 +68,12 @@ struct perf_opts {
     double warmup_s;
     double stats_interval_s;
     double connect_timeout_s;
-    const char *json_path;    /* borrowed, NULL = none */
-    const char *subscription; /* borrowed */
+    const char *json_path;       /* borrowed, NULL = none */
+    const char *trust_cert_file; /* borrowed: --trust-cert-file, NULL = the system's CAs */
+    const char *auth_plugin;     /* borrowed: --auth-plugin */
+    const char *auth_params;     /* borrowed: --auth-params */
+    char *auth_token;            /* owned: the token auth_params stands for, or NULL */
+    const char *subscription;    /* borrowed */
     enum client_sub_type sub_type;
     long long queue_size;
     bool ack;

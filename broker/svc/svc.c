@@ -28,6 +28,7 @@
 #include "meta/meta.h"
 #include "ml/ml.h"
 #include "ns/ns.h"
+#include "tls/tls.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -51,32 +52,36 @@
 #define SVC_REFUSE_LOG_MS 10000 /* at most one line per interval about refused connections */
 
 struct svc {
-    const struct cfg *cfg;         /* borrowed */
-    struct mg_loop *loop;          /* borrowed */
-    struct event_base *base;       /* borrowed: the loop's */
-    struct meta_store *meta;       /* borrowed; may be NULL */
-    struct mg_listener *listener;  /* owned; NULL once shutting down */
-    struct admin *admin;           /* owned */
-    struct auth *auth;             /* owned: authentication (auth.h) */
-    struct admin_env admin_env;    /* what admin borrows */
-    struct conn_env conn_env;      /* what every connection borrows */
-    struct ml_factory *mlf;        /* owned */
-    struct bkc_client *bkc;        /* owned; NULL unless managedLedgerStore=bookkeeper */
-    struct topic_registry *topics; /* owned */
-    struct ns *ns;                 /* owned: tenants, namespaces, bundles, lookup */
-    struct mg_map conns;           /* id -> struct conn (the svc holds one reference) */
-    struct mg_map conn_ips;        /* id of an admitted conn -> its IPv4 address + 1 */
-    struct mg_map ip_conns;        /* IPv4 address (4 bytes) -> admitted conns from it */
-    int n_admitted;                /* conns not refused by the connection limits */
-    int64_t refused_conns;         /* refused by brokerMaxConnections[PerIp] */
-    int64_t refuse_log_pending;    /* refusals since the last log line */
-    uint64_t refuse_log_ms;        /* when that line was written */
-    struct event *refuse_ev;       /* owned: writes the line at the end of an interval */
-    const char *refuse_last_why;   /* static text of the latest refusal */
-    char refuse_last_peer[32];     /* its peer "ip:port" */
+    const struct cfg *cfg;            /* borrowed */
+    struct mg_loop *loop;             /* borrowed */
+    struct event_base *base;          /* borrowed: the loop's */
+    struct meta_store *meta;          /* borrowed; may be NULL */
+    struct mg_listener *listener;     /* owned; NULL once shutting down or brokerServicePort off */
+    struct mg_listener *listener_tls; /* owned: brokerServicePortTls; NULL when off */
+    struct tls_server *tls;           /* owned: the TLS context of both TLS ports; NULL when off */
+    struct admin *admin;              /* owned */
+    struct auth *auth;                /* owned: authentication (auth.h) */
+    struct admin_env admin_env;       /* what admin borrows */
+    struct conn_env conn_env;         /* what every connection borrows */
+    struct conn_env conn_env_tls;     /* the same, for connections that came over TLS */
+    struct ml_factory *mlf;           /* owned */
+    struct bkc_client *bkc;           /* owned; NULL unless managedLedgerStore=bookkeeper */
+    struct topic_registry *topics;    /* owned */
+    struct ns *ns;                    /* owned: tenants, namespaces, bundles, lookup */
+    struct mg_map conns;              /* id -> struct conn (the svc holds one reference) */
+    struct mg_map conn_ips;           /* id of an admitted conn -> its IPv4 address + 1 */
+    struct mg_map ip_conns;           /* IPv4 address (4 bytes) -> admitted conns from it */
+    int n_admitted;                   /* conns not refused by the connection limits */
+    int64_t refused_conns;            /* refused by brokerMaxConnections[PerIp] */
+    int64_t refuse_log_pending;       /* refusals since the last log line */
+    uint64_t refuse_log_ms;           /* when that line was written */
+    struct event *refuse_ev;          /* owned: writes the line at the end of an interval */
+    const char *refuse_last_why;      /* static text of the latest refusal */
+    char refuse_last_peer[32];        /* its peer "ip:port" */
     uint64_t next_conn_id;
     int64_t total_conns;
-    int broker_port, web_port;
+    int broker_port, web_port;         /* -1: off */
+    int broker_port_tls, web_port_tls; /* -1: off */
     uint64_t start_ms;
     bool shutting_down;
     struct event *shutdown_ev; /* owned: polls until connections are gone */
@@ -146,11 +151,39 @@ static void svc_note_refused(struct svc *s, const char *why, const char *peer)
     }
 }
 
+static void svc_admit(struct svc *s, struct conn *c, uint64_t id, const struct sockaddr *addr);
+
 static void svc_accept_fn(void *arg, int fd, const struct sockaddr *addr, int socklen)
 {
     struct svc *s = arg; /* (svc_shutdown frees the listener: no accept after it) */
     uint64_t id = ++s->next_conn_id;
-    struct conn *c = conn_accept(&s->conn_env, fd, addr, socklen, id);
+    svc_admit(s, conn_accept(&s->conn_env, fd, addr, socklen, id), id, addr);
+}
+
+/* The TLS port: the handshake runs first (tls.h), then the connection is a plain one. */
+static void svc_tls_ready(void *arg, struct bufferevent *bev, const struct sockaddr *addr,
+                          int socklen)
+{
+    struct svc *s = arg;
+    uint64_t id = ++s->next_conn_id;
+    svc_admit(s, conn_accept_bev(&s->conn_env_tls, bev, addr, socklen, id), id, addr);
+}
+
+static void svc_tls_failed(void *arg)
+{
+    struct svc *s = arg;
+    if (s->listener_tls)
+        mg_listener_conn_closed(s->listener_tls);
+}
+
+static void svc_accept_tls_fn(void *arg, int fd, const struct sockaddr *addr, int socklen)
+{
+    struct svc *s = arg;
+    tls_server_accept(s->tls, fd, addr, socklen, svc_tls_ready, svc_tls_failed, s);
+}
+
+static void svc_admit(struct svc *s, struct conn *c, uint64_t id, const struct sockaddr *addr)
+{
     mg_map_put_u64(&s->conns, id, c);
     s->total_conns++;
     uint32_t ip;
@@ -196,8 +229,9 @@ static void svc_conn_closed(void *data, struct conn *c)
         else
             mg_map_del(&s->ip_conns, &ip, sizeof ip);
     }
-    if (s->listener)
-        mg_listener_conn_closed(s->listener);
+    struct mg_listener *l = conn_tls(c) ? s->listener_tls : s->listener;
+    if (l)
+        mg_listener_conn_closed(l);
 }
 
 /* The connection counters admin's /metrics reads (struct admin_env). */
@@ -369,17 +403,51 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
         .data = s,
     };
 
+    s->conn_env_tls = s->conn_env;
+    s->conn_env_tls.tls = true;
+
+    s->broker_port = s->broker_port_tls = s->web_port_tls = -1;
+    if (cfg->broker_service_port_tls >= 0 || cfg->web_service_port_tls >= 0) {
+        char terr[512];
+        s->tls = tls_server_new(loop, cfg,
+                                cfg->broker_service_port_tls >= 0 ? "brokerServicePortTls"
+                                                                  : "webServicePortTls",
+                                terr, sizeof terr);
+        if (!s->tls) {
+            MG_ERROR("svc", "%s", terr);
+            svc_free(s);
+            return NULL;
+        }
+    }
+    if (cfg->broker_service_port < 0 && cfg->broker_service_port_tls < 0) {
+        MG_ERROR("svc", "brokerServicePort and brokerServicePortTls are both off: no port "
+                        "serves the Pulsar protocol");
+        svc_free(s);
+        return NULL;
+    }
     struct mg_listener_options lo = {
         .name = "Pulsar protocol",
         .reserve_fds = mg_fds_default_reserve(mg_fds_limit()),
     };
-    s->listener =
-        mg_listener_new(base, cfg->bind_address, cfg->broker_service_port, &lo, svc_accept_fn, s);
-    if (!s->listener) {
-        svc_free(s);
-        return NULL;
+    if (cfg->broker_service_port >= 0) {
+        s->listener = mg_listener_new(base, cfg->bind_address, cfg->broker_service_port, &lo,
+                                      svc_accept_fn, s);
+        if (!s->listener) {
+            svc_free(s);
+            return NULL;
+        }
+        s->broker_port = mg_listener_port(s->listener);
     }
-    s->broker_port = mg_listener_port(s->listener);
+    if (cfg->broker_service_port_tls >= 0) {
+        lo.name = "Pulsar protocol over TLS";
+        s->listener_tls = mg_listener_new(base, cfg->bind_address, cfg->broker_service_port_tls,
+                                          &lo, svc_accept_tls_fn, s);
+        if (!s->listener_tls) {
+            svc_free(s);
+            return NULL;
+        }
+        s->broker_port_tls = mg_listener_port(s->listener_tls);
+    }
     s->admin_env = (struct admin_env){
         .cfg = cfg,
         .loop = loop,
@@ -400,10 +468,26 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
         return NULL;
     }
     s->web_port = admin_port(s->admin);
-    ns_start(s->ns, s->topics, s->mlf, s->broker_port, s->web_port);
-    MG_INFO("svc", "serving Pulsar protocol on %s:%d (advertised %s), admin on %s:%d",
-            cfg->bind_address, s->broker_port, ns_broker_url(s->ns), cfg->bind_address,
-            s->web_port);
+    if (cfg->web_service_port_tls >= 0) {
+        s->web_port_tls =
+            admin_listen_tls(s->admin, cfg->bind_address, cfg->web_service_port_tls, s->tls);
+        if (s->web_port_tls < 0) {
+            svc_free(s);
+            return NULL;
+        }
+    }
+    ns_set_tls_ports(s->ns, s->broker_port_tls, s->web_port_tls);
+    ns_start(s->ns, s->topics, s->mlf, s->broker_port >= 0 ? s->broker_port : s->broker_port_tls,
+             s->web_port >= 0 ? s->web_port : s->web_port_tls);
+    if (s->broker_port >= 0 || s->web_port >= 0)
+        MG_INFO("svc", "serving Pulsar protocol on %s:%d (advertised %s), admin on %s:%d (-1: off)",
+                cfg->bind_address, s->broker_port, ns_broker_url(s->ns), cfg->bind_address,
+                s->web_port);
+    if (s->tls)
+        MG_INFO("svc", "TLS: Pulsar protocol on %s:%d (%s), HTTPS admin on %s:%d",
+                cfg->bind_address, s->broker_port_tls,
+                ns_broker_url_tls(s->ns) ? ns_broker_url_tls(s->ns) : "off", cfg->bind_address,
+                s->web_port_tls);
     return s;
 }
 
@@ -434,6 +518,8 @@ void svc_free(struct svc *s)
         return;
     mg_listener_free(s->listener);
     s->listener = NULL;
+    mg_listener_free(s->listener_tls);
+    s->listener_tls = NULL;
     if (s->ns)
         ns_cancel(s->ns); /* the callers of pending requests are going away */
     svc_close_all_conns(s, false);
@@ -451,6 +537,7 @@ void svc_free(struct svc *s)
     mg_map_fini(&s->ip_conns);
     ns_free(s->ns);
     auth_free(s->auth);
+    tls_server_free(s->tls);
     mg_free(s);
 }
 
@@ -525,6 +612,8 @@ void svc_shutdown(struct svc *s)
     s->shutdown_deadline_ms = mg_mono_ms() + (uint64_t)s->cfg->broker_shutdown_timeout_ms;
     mg_listener_free(s->listener);
     s->listener = NULL;
+    mg_listener_free(s->listener_tls);
+    s->listener_tls = NULL;
     ns_shutdown(s->ns);
     s->shutdown_ev = event_new(s->base, -1, EV_PERSIST, svc_shutdown_tick, s);
     struct timeval tv = {0, 100000};
@@ -539,6 +628,16 @@ int svc_broker_port(const struct svc *s)
 int svc_web_port(const struct svc *s)
 {
     return s->web_port;
+}
+
+int svc_broker_port_tls(const struct svc *s)
+{
+    return s->broker_port_tls;
+}
+
+int svc_web_port_tls(const struct svc *s)
+{
+    return s->web_port_tls;
 }
 
 struct topic_registry *svc_topics(struct svc *s)

@@ -37,6 +37,9 @@ void svc_shutdown(struct svc *s);
 /* Bound ports (useful with port 0 in the config). */
 int svc_broker_port(const struct svc *s);
 int svc_web_port(const struct svc *s);
+/* Bound TLS ports (brokerServicePortTls, webServicePortTls); -1 when off. */
+int svc_broker_port_tls(const struct svc *s);
+int svc_web_port_tls(const struct svc *s);
 
 /* The topic registry; borrowed. */
 struct topic_registry *svc_topics(struct svc *s);

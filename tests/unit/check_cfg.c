@@ -237,6 +237,31 @@ START_TEST(test_bad_enum_and_bool)
 }
 END_TEST
 
+/* A port is turned off by leaving it empty (Pulsar's brokerServicePort=); the TLS ports are
+ * off by default; "-1" is not a way to say it. */
+START_TEST(test_port_off)
+{
+    struct cfg c;
+    cfg_init(&c);
+    ck_assert_int_eq(c.broker_service_port, 6650);
+    ck_assert_int_eq(c.broker_service_port_tls, -1);
+    ck_assert_int_eq(c.web_service_port_tls, -1);
+    ck_assert_int_eq(c.tls_cert_refresh_check_s, 300);
+    ck_assert_int_eq(cfg_set(&c, "brokerServicePort", "", "--set", errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(c.broker_service_port, -1);
+    ck_assert_int_eq(cfg_set(&c, "brokerServicePortTls", "6651", "--set", errbuf, sizeof errbuf),
+                     0);
+    ck_assert_int_eq(c.broker_service_port_tls, 6651);
+    ck_assert_int_eq(cfg_set(&c, "webServicePortTls", "-1", "--set", errbuf, sizeof errbuf),
+                     -MG_EINVAL);
+    ASSERT_ERR_HAS("'webServicePortTls'");
+    ASSERT_ERR_HAS("empty for off");
+    ck_assert_int_eq(cfg_set(&c, "maxMessageSize", "", "--set", errbuf, sizeof errbuf),
+                     -MG_EINVAL); /* only ports can be empty */
+    cfg_fini(&c);
+}
+END_TEST
+
 /* A file with a bad value changes nothing, even keys before the bad one. */
 START_TEST(test_bad_file_changes_nothing)
 {
@@ -423,9 +448,9 @@ static Suite *cfg_suite(void)
     Suite *s = suite_create("cfg");
     TCase *tc = tl_tcase(s, "core", 0, setup, teardown);
     tl_add(tc, test_defaults, test_standalone_yaml, test_broker_yaml, test_readme_lists_every_key,
-           test_unknown_key, test_bad_integer, test_out_of_range, test_bad_enum_and_bool,
-           test_bad_file_changes_nothing, test_set_overrides_file, test_env_precedence,
-           test_env_unknown, test_set_without_equals, test_yaml_syntax_error,
+           test_unknown_key, test_bad_integer, test_out_of_range, test_port_off,
+           test_bad_enum_and_bool, test_bad_file_changes_nothing, test_set_overrides_file,
+           test_env_precedence, test_env_unknown, test_set_without_equals, test_yaml_syntax_error,
            test_empty_and_null_values, test_dump_roundtrip, test_fini);
     return s;
 }

@@ -347,9 +347,16 @@ START_TEST(test_url_and_topic)
     ck_assert_str_eq(host, "a");
     ck_assert_int_eq(port, 1);
     mg_free(host);
-    ck_assert_int_eq(client_parse_url("pulsar+ssl://a:1", &host, &port, err, sizeof err),
-                     -MG_EINVAL);
-    ck_assert_ptr_nonnull(strstr(err, "TLS"));
+    ck_assert_int_eq(client_parse_url("pulsar+ssl://a:1", &host, &port, err, sizeof err), 0);
+    ck_assert_str_eq(host, "a");
+    ck_assert_int_eq(port, 1);
+    mg_free(host);
+    ck_assert_int_eq(client_parse_url("pulsar+ssl://b", &host, &port, err, sizeof err), 0);
+    ck_assert_int_eq(port, 6651); /* Pulsar's TLS port by default */
+    mg_free(host);
+    ck_assert(client_url_tls("pulsar+ssl://b") && !client_url_tls("pulsar://b"));
+    ck_assert_int_eq(client_parse_url("http://a:1", &host, &port, err, sizeof err), -MG_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "pulsar+ssl://"));
     ck_assert_int_eq(client_parse_url("pulsar://a:x", &host, &port, err, sizeof err), -MG_EINVAL);
     ck_assert_int_eq(client_parse_url("pulsar://a b:1", &host, &port, err, sizeof err), -MG_EINVAL);
     ck_assert_int_eq(client_parse_url(NULL, &host, &port, err, sizeof err), -MG_EINVAL);

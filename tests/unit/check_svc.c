@@ -11,6 +11,7 @@
  * buffers fill, the connection's queue passes the bound and dispatch stops, so the broker
  * does not buffer what the client does not read; once the client reads, every message comes.
  */
+#include "lib/tl.h"
 #include "lib/tl_pulsar.h"
 #include "lib/tl_svc.h"
 #include "svc/svc.h"
@@ -22,6 +23,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -61,8 +63,47 @@ START_TEST(test_accept_and_lookup_url)
     char want[64];
     snprintf(want, sizeof want, "pulsar://127.0.0.1:%d", svc_broker_port(fx.svc[0]));
     ck_assert_str_eq(f.cmd->lookuptopicresponse->brokerserviceurl, want);
+    ck_assert_ptr_null(f.cmd->lookuptopicresponse->brokerserviceurltls); /* TLS off */
     wire_frame_clear(&f);
     tl_peer_close(&p);
+}
+END_TEST
+
+/* With brokerServicePortTls on, a lookup's answer also carries brokerServiceUrlTls (as
+ * Pulsar's: both URLs whenever the broker has them), so a pulsar+ssl:// client follows it;
+ * --port-file's svc_broker_port_tls is the bound TLS port. */
+START_TEST(test_lookup_url_tls)
+{
+    char *dir = tl_tmpdir("check_svc_tls");
+    char *cmd = mg_asprintf("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=t "
+                            "-keyout %s/k.pem -out %s/c.pem >/dev/null 2>&1",
+                            dir, dir);
+    ck_assert_msg(system(cmd) == 0, "openssl failed: %s", cmd);
+    char *cert = mg_asprintf("%s/c.pem", dir), *key = mg_asprintf("%s/k.pem", dir);
+    tl_cfg_set(&fx.cfg, "brokerServicePortTls", "0");
+    tl_cfg_set(&fx.cfg, "tlsCertificateFilePath", cert);
+    tl_cfg_set(&fx.cfg, "tlsKeyFilePath", key);
+    tl_svc_start(&fx, 0);
+    int tls_port = svc_broker_port_tls(fx.svc[0]);
+    ck_assert_int_gt(tls_port, 0);
+    ck_assert_int_ne(tls_port, svc_broker_port(fx.svc[0]));
+    ck_assert_int_eq(svc_web_port_tls(fx.svc[0]), -1); /* not set: off */
+    struct tl_peer p;
+    client_connect(&p, 0);
+    tl_send_lookup(&p, "my-topic", 8, false);
+    struct wire_frame f;
+    tl_peer_expect(&p, T(LOOKUP_RESPONSE), &f);
+    char want[64];
+    snprintf(want, sizeof want, "pulsar+ssl://127.0.0.1:%d", tls_port);
+    ck_assert_ptr_nonnull(f.cmd->lookuptopicresponse->brokerserviceurltls);
+    ck_assert_str_eq(f.cmd->lookuptopicresponse->brokerserviceurltls, want);
+    wire_frame_clear(&f);
+    tl_peer_close(&p);
+    tl_rm_rf(dir);
+    mg_free(cmd);
+    mg_free(cert);
+    mg_free(key);
+    mg_free(dir);
 }
 END_TEST
 
@@ -154,6 +195,6 @@ int main(void)
 {
     Suite *s = suite_create("svc");
     TCase *tc = tl_tcase(s, "socket", 60, setup, teardown);
-    tl_add(tc, test_accept_and_lookup_url, test_socket_outbound_backpressure);
+    tl_add(tc, test_accept_and_lookup_url, test_lookup_url_tls, test_socket_outbound_backpressure);
     return tl_run(s);
 }

@@ -1,0 +1,154 @@
+/*
+ * check_tls.c - unit tests of the tls module: every configuration refusal names the key
+ * and the file, tlsProtocols/tlsCiphers are checked, and the refresh reloads changed files
+ * only, keeping the previous context when the new files do not load. Certificates are made
+ * by the test with the openssl command (none are committed).
+ */
+#include "config/cfg.h"
+#include "lib/tl.h"
+#include "tls/tls.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/loop.h"
+
+#include <check.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static struct cfg cfg;
+static struct event_base *base;
+static struct mg_loop *loop;
+static struct tls_server *ts;
+static char err[512];
+static char *dir;
+
+static void setup(void)
+{
+    cfg_init(&cfg);
+    base = event_base_new();
+    loop = mg_loop_new(base);
+    ts = NULL;
+    err[0] = '\0';
+    dir = tl_tmpdir("check_tls");
+}
+
+static void teardown(void)
+{
+    tls_server_free(ts);
+    ts = NULL;
+    mg_loop_free(loop);
+    event_base_free(base);
+    cfg_fini(&cfg);
+    tl_rm_rf(dir);
+    mg_free(dir);
+}
+
+static void set(const char *key, const char *value)
+{
+    ck_assert_msg(cfg_set(&cfg, key, value, "test", err, sizeof err) == 0, "%s", err);
+}
+
+/* A self-signed certificate and key as dir/NAME.pem and dir/NAME.key. */
+static void make_cert(const char *name)
+{
+    char *cmd = mg_asprintf("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=%s "
+                            "-keyout %s/%s.key -out %s/%s.pem >/dev/null 2>&1",
+                            name, dir, name, dir, name);
+    ck_assert_msg(system(cmd) == 0, "openssl failed: %s", cmd);
+    mg_free(cmd);
+}
+
+static char *path(const char *file)
+{
+    return mg_asprintf("%s/%s", dir, file);
+}
+
+static void set_path(const char *key, const char *file)
+{
+    char *p = path(file);
+    set(key, p);
+    mg_free(p);
+}
+
+static void expect_refused(const char *want)
+{
+    ck_assert_ptr_null(tls_server_new(loop, &cfg, "brokerServicePortTls", err, sizeof err));
+    ck_assert_msg(strstr(err, want) != NULL, "want '%s' in '%s'", want, err);
+}
+
+START_TEST(test_config_errors)
+{
+    expect_refused("brokerServicePortTls is set but tlsCertificateFilePath is empty");
+    make_cert("a");
+    make_cert("b");
+    set_path("tlsCertificateFilePath", "a.pem");
+    expect_refused("tlsKeyFilePath is empty");
+    set_path("tlsKeyFilePath", "nope.key");
+    expect_refused("tlsKeyFilePath: cannot read");
+    expect_refused("nope.key");
+    set_path("tlsKeyFilePath", "b.key"); /* another certificate's key */
+    expect_refused("does not match");
+    set_path("tlsKeyFilePath", "a.key");
+    set_path("tlsCertificateFilePath", "a.key"); /* not a certificate */
+    expect_refused("tlsCertificateFilePath: cannot load");
+    set_path("tlsCertificateFilePath", "a.pem");
+    set("tlsRequireTrustedClientCertOnConnect", "true");
+    expect_refused("needs tlsTrustCertsFilePath");
+    set("tlsRequireTrustedClientCertOnConnect", "false");
+    set("tlsProtocols", "TLSv1.3,SSLv3");
+    expect_refused("tlsProtocols: unknown protocol 'SSLv3'");
+    set("tlsProtocols", "TLSv1.3, TLSv1.2");
+    set("tlsCiphers", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,NOT_A_CIPHER");
+    expect_refused("tlsCiphers: unknown cipher 'NOT_A_CIPHER'");
+    /* IANA (Pulsar's) and OpenSSL names, TLS 1.3 suites and older ciphers together */
+    set("tlsCiphers", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ECDHE-RSA-AES256-GCM-SHA384, "
+                      "TLS_AES_128_GCM_SHA256");
+    ts = tls_server_new(loop, &cfg, "brokerServicePortTls", err, sizeof err);
+    ck_assert_msg(ts != NULL, "%s", err);
+}
+END_TEST
+
+/* Copy dir/from over dir/to through a rename (a new inode, as a rotation writes it). */
+static void replace(const char *from, const char *to)
+{
+    char *cmd = mg_asprintf("cp %s/%s %s/%s.tmp && mv %s/%s.tmp %s/%s", dir, from, dir, to, dir, to,
+                            dir, to);
+    ck_assert(system(cmd) == 0);
+    mg_free(cmd);
+}
+
+START_TEST(test_refresh)
+{
+    make_cert("a");
+    make_cert("b");
+    replace("a.pem", "live.pem");
+    replace("a.key", "live.key");
+    set_path("tlsCertificateFilePath", "live.pem");
+    set_path("tlsKeyFilePath", "live.key");
+    ts = tls_server_new(loop, &cfg, "webServicePortTls", err, sizeof err);
+    ck_assert_msg(ts != NULL, "%s", err);
+    ck_assert_int_eq(tls_server_refresh(ts), 0); /* nothing changed */
+    replace("b.pem", "live.pem");                /* a certificate without its key yet */
+    ck_assert_int_eq(tls_server_refresh(ts), -MG_EINVAL);
+    ck_assert_int_eq(tls_server_refresh(ts), 0); /* the same half-written state: not retried */
+    replace("b.key", "live.key");
+    ck_assert_int_eq(tls_server_refresh(ts), 1);
+    ck_assert_int_eq(tls_server_refresh(ts), 0);
+}
+END_TEST
+
+static Suite *tls_suite(void)
+{
+    Suite *s = suite_create("tls");
+    TCase *tc = tl_tcase(s, "core", 0, setup, teardown);
+    tl_add(tc, test_config_errors, test_refresh);
+    return s;
+}
+
+int main(void)
+{
+    return tl_run(tls_suite());
+}
