@@ -946,26 +946,30 @@ int ns_lookup(struct ns *s, const struct topic_name *n, bool authoritative, ns_l
     return 0;
 }
 
+/* The listed broker whose service URL is broker_url, or NULL (not listed, or no list). */
+static const struct own_broker *ns_own_listed(const struct ns *s, const char *broker_url)
+{
+    const struct ns_own *o = s->own;
+    for (int i = 0; o && i < o->n_brokers; i++)
+        if (o->brokers[i].url && strcmp(o->brokers[i].url, broker_url) == 0)
+            return &o->brokers[i];
+    return NULL;
+}
+
 const char *ns_broker_web_url(struct ns *s, const char *broker_url)
 {
     if (strcmp(broker_url, ns_broker_url(s)) == 0)
         return ns_web_url(s);
-    struct ns_own *o = s->own;
-    for (int i = 0; o && i < o->n_brokers; i++)
-        if (o->brokers[i].url && strcmp(o->brokers[i].url, broker_url) == 0)
-            return o->brokers[i].web;
-    return NULL;
+    const struct own_broker *b = ns_own_listed(s, broker_url);
+    return b ? b->web : NULL;
 }
 
 const char *ns_broker_tls_url(struct ns *s, const char *broker_url)
 {
     if (strcmp(broker_url, ns_broker_url(s)) == 0)
         return ns_broker_url_tls(s);
-    struct ns_own *o = s->own;
-    for (int i = 0; o && i < o->n_brokers; i++)
-        if (o->brokers[i].url && strcmp(o->brokers[i].url, broker_url) == 0)
-            return o->brokers[i].tls;
-    return NULL;
+    const struct own_broker *b = ns_own_listed(s, broker_url);
+    return b ? b->tls : NULL;
 }
 
 /* ---- queries of the store for admin (the owner of a bundle, the live brokers) ------------- */
