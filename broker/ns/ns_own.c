@@ -358,17 +358,24 @@ static void ns_own_drop_all(struct ns *s, const char *why)
 
 /* ---- JSON of the keys ------------------------------------------------------------------------ */
 
+/* j (consumed) with this broker's TLS URLs under the names given (when TLS is on), as
+ * compact text (json_dumps's: free it). */
+static char *ns_own_dump_with_tls(struct ns *s, json_t *j, const char *url_key, const char *web_key)
+{
+    if (s->broker_url_tls)
+        json_object_set_new(j, url_key, json_string(s->broker_url_tls));
+    if (s->web_url_tls)
+        json_object_set_new(j, web_key, json_string(s->web_url_tls));
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return text;
+}
+
 static char *ns_own_ownership_json(struct ns *s)
 {
     json_t *j = json_pack("{s:s,s:s,s:b,s:{}}", "nativeUrl", ns_broker_url(s), "httpUrl",
                           ns_web_url(s), "disabled", 0, "advertisedListeners");
-    if (s->broker_url_tls)
-        json_object_set_new(j, "nativeUrlTls", json_string(s->broker_url_tls));
-    if (s->web_url_tls)
-        json_object_set_new(j, "httpUrlTls", json_string(s->web_url_tls));
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    return text;
+    return ns_own_dump_with_tls(s, j, "nativeUrlTls", "httpUrlTls");
 }
 
 static char *ns_own_report_json(struct ns *s)
@@ -401,13 +408,7 @@ static char *ns_own_report_json(struct ns *s)
                   "numBundles", o->n_owned, "numTopics", topics, "numProducers", producers,
                   "numConsumers", consumers, "webServicePort", s->web_port, "msgRateIn", rate_in,
                   "msgRateOut", rate_out, "lastUpdate", (json_int_t)now);
-    if (s->broker_url_tls)
-        json_object_set_new(j, "pulsarServiceUrlTls", json_string(s->broker_url_tls));
-    if (s->web_url_tls)
-        json_object_set_new(j, "webServiceUrlTls", json_string(s->web_url_tls));
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    return text;
+    return ns_own_dump_with_tls(s, j, "pulsarServiceUrlTls", "webServiceUrlTls");
 }
 
 /* ---- registration ---------------------------------------------------------------------------- */
