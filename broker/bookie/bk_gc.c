@@ -75,6 +75,7 @@ struct bk_gc {
     struct bk_gc_stats st;
     int inject_list_error; /* test hook: the Nth listing call (1-based) fails */
     int list_calls;
+    bool pause_listing, paused; /* test hook: stop between the listing and the re-checks */
     int inject_stop_step; /* test hook: compaction stops before step 1 (checkpoint) or 2 (delete) */
 };
 
@@ -184,6 +185,11 @@ static void bk_gc_list_next(struct bk_gc *g)
     mg_free(g->cur.digits);
     memset(&g->cur, 0, sizeof g->cur);
     if (g->n_stack == 0) {
+        if (g->pause_listing && !g->paused) {
+            g->paused = true;
+            return;
+        }
+        g->paused = false;
         /* the listing is complete: candidates are the snapshot's ledgers not in it */
         if (g->n_listed)
             qsort(g->listed, g->n_listed, sizeof *g->listed, bk_gc_cmp_i64);
@@ -364,7 +370,9 @@ static bool bk_gc_slice(struct bk_gc *g)
         max_e = (size_t)(g->conf.rate_entries / (1000 / BK_GC_SLICE_MS)) + 1;
     bool done = false;
     uint32_t id = g->comp.log_id;
+    uint64_t copied = g->comp.entries;
     int rc = bk_store_compact_step(st, &g->comp, max_e, max_b, &done);
+    g->st.entries_compacted += g->comp.entries - copied;
     if (rc < 0) {
         MG_WARN(BK_MODULE, "compaction of entry log %x stopped: %s; the log is kept", id,
                 mg_strerror(rc));
@@ -386,7 +394,6 @@ static bool bk_gc_slice(struct bk_gc *g)
     uint64_t total = m ? m->total : 0;
     if (bk_store_delete_log(st, id) == 0) {
         g->st.logs_compacted++;
-        g->st.entries_compacted += g->comp.entries;
         g->st.bytes_reclaimed += total > g->comp.bytes ? total - g->comp.bytes : 0;
         MG_INFO(BK_MODULE,
                 "compaction: entry log %x (%" PRIu64 " bytes) deleted, %" PRIu64
@@ -461,6 +468,22 @@ struct bk_gc *bk_gc_new(struct bk_server *s, struct meta_store *meta, const stru
     return g;
 }
 
+bool bk_gc_listing_done(const struct bk_gc *g)
+{
+    return g->paused;
+}
+
+void bk_gc_pause_after_listing(struct bk_gc *g, bool on)
+{
+    g->pause_listing = on;
+}
+
+void bk_gc_resume(struct bk_gc *g)
+{
+    if (g->paused)
+        bk_gc_list_next(g);
+}
+
 bool bk_gc_idle(const struct bk_gc *g)
 {
     return !g->running && !g->compacting;
@@ -491,5 +514,6 @@ void bk_gc_free(struct bk_gc *g)
     if (g->compacting)
         bk_store_compact_fini(&g->comp);
     mg_free(g->queue);
+    mg_free(g->stack);
     mg_free(g);
 }

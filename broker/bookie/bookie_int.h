@@ -326,6 +326,11 @@ struct bk_gc *bk_gc_new(struct bk_server *s, struct meta_store *meta, const stru
 int bk_gc_run(struct bk_gc *g, bool force_compaction);
 /* No scan and no compaction in progress. */
 bool bk_gc_idle(const struct bk_gc *g);
+/* Test hooks: with pause_after_listing a run stops once it has listed the store (before it
+ * computes and re-checks its candidates) until bk_gc_resume; bk_gc_listing_done says so. */
+void bk_gc_pause_after_listing(struct bk_gc *g, bool on);
+bool bk_gc_listing_done(const struct bk_gc *g);
+void bk_gc_resume(struct bk_gc *g);
 void bk_gc_stats(const struct bk_gc *g, struct bk_gc_stats *out);
 /* The bookie turned read-only for disk space: with isForceGCAllowWhenNoSpace, run now. */
 void bk_gc_space_short_entered(struct bk_gc *g);
