@@ -70,6 +70,13 @@ void bk_options_default(struct bk_options *o)
     o->disk_usage_lwm_pct = 95.0;
     o->disk_check_interval_ms = 10000;
     o->max_frame_size = BK_DEFAULT_MAX_FRAME;
+    o->gc_wait_ms = 600000;
+    o->minor_compaction_threshold = 0.2;
+    o->minor_compaction_interval_s = 3600;
+    o->major_compaction_threshold = 0.8;
+    o->major_compaction_interval_s = 86400;
+    o->compaction_rate_by_entries = 1000;
+    o->compaction_rate_by_bytes = 1000000;
 }
 
 /* ---- connections ------------------------------------------------------------------------ */
@@ -763,6 +770,9 @@ void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const
         MG_WARN(BK_MODULE, "bookie read-only, also: %s", why);
     if ((old == 0) != (s->readonly == 0))
         bk_reg_update(s);
+    if (on && s->gc && (reason & (BK_RO_DISK | BK_RO_NOSPACE)) &&
+        !(old & (BK_RO_DISK | BK_RO_NOSPACE)))
+        bk_gc_space_short_entered(s->gc);
 }
 
 static int bk_disk_usage_pct(const char *dir, double *pct)
@@ -981,6 +991,18 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     s->disk_ev = event_new(base, -1, EV_PERSIST, bk_disk_cb, s);
     tv = bk_ms_tv(o->disk_check_interval_ms > 0 ? o->disk_check_interval_ms : 10000);
     event_add(s->disk_ev, &tv);
+    struct bk_gc_conf gcc = {
+        .wait_ms = o->gc_wait_ms,
+        .minor_threshold = o->minor_compaction_threshold,
+        .minor_interval_s = o->minor_compaction_interval_s,
+        .major_threshold = o->major_compaction_threshold,
+        .major_interval_s = o->major_compaction_interval_s,
+        .rate_entries = o->compaction_rate_by_entries > 0 ? o->compaction_rate_by_entries : 1000,
+        .rate_bytes = o->compaction_rate_by_bytes > 0 ? o->compaction_rate_by_bytes : 1000000,
+        .throttle_by_bytes = o->is_throttle_by_bytes,
+        .force_gc_when_no_space = o->force_gc_when_no_space,
+    };
+    s->gc = bk_gc_new(s, o->meta, &gcc);
     s->ready = true;
     bk_server_check_disk(s);
     bk_reg_init(s, o->meta, s->bookie_id);
@@ -1058,6 +1080,8 @@ void bk_server_free(struct bk_server *s)
         bk_conn_close(c);
     }
     bk_reg_fini(s);
+    bk_gc_free(s->gc);
+    s->gc = NULL;
     mg_event_free(s->checkpoint_ev);
     mg_event_free(s->disk_ev);
     bk_journal_fini(&s->journal);
@@ -1103,4 +1127,14 @@ void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char
     o->disk_usage_lwm_pct = cfg->disk_usage_lwm_threshold * 100.0;
     o->disk_check_interval_ms = cfg->disk_check_interval_ms;
     o->max_frame_size = cfg->netty_max_frame_size_bytes;
+    o->entry_log_max_size = cfg->log_size_limit;
+    o->gc_wait_ms = cfg->gc_wait_time_ms;
+    o->minor_compaction_threshold = cfg->minor_compaction_threshold;
+    o->minor_compaction_interval_s = cfg->minor_compaction_interval_s;
+    o->major_compaction_threshold = cfg->major_compaction_threshold;
+    o->major_compaction_interval_s = cfg->major_compaction_interval_s;
+    o->compaction_rate_by_entries = cfg->compaction_rate_by_entries;
+    o->compaction_rate_by_bytes = cfg->compaction_rate_by_bytes;
+    o->is_throttle_by_bytes = cfg->is_throttle_by_bytes;
+    o->force_gc_when_no_space = cfg->is_force_gc_allow_when_no_space;
 }

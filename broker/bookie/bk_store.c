@@ -207,12 +207,81 @@ static int bk_store_log_fd_for(struct bk_store *st, uint32_t id)
     return fd;
 }
 
+/* ---- entry-log metadata ----------------------------------------------------------------- */
+
+static struct bk_log_meta *bk_store_meta(struct bk_store *st, uint32_t id)
+{
+    struct bk_log_meta *m = mg_map_get_u64(&st->log_meta, id);
+    if (!m) {
+        m = mg_calloc(1, sizeof *m);
+        m->id = id;
+        mg_map_init(&m->ledgers);
+        mg_map_put_u64(&st->log_meta, id, m);
+    }
+    return m;
+}
+
+static void bk_store_meta_free(void *p)
+{
+    struct bk_log_meta *m = p;
+    mg_map_fini_free(&m->ledgers, mg_free);
+    mg_free(m);
+}
+
+/* bytes of ledger's records in log id go live (delta > 0) or dead (delta < 0) */
+static void bk_store_meta_live(struct bk_store *st, uint32_t id, int64_t ledger, int64_t delta)
+{
+    struct bk_log_meta *m = bk_store_meta(st, id);
+    uint64_t *b = mg_map_get_u64(&m->ledgers, (uint64_t)ledger);
+    if (!b) {
+        if (delta <= 0)
+            return;
+        b = mg_calloc(1, sizeof *b);
+        mg_map_put_u64(&m->ledgers, (uint64_t)ledger, b);
+    }
+    if (delta < 0 && (uint64_t)-delta > *b)
+        delta = -(int64_t)*b;
+    *b += (uint64_t)delta;
+    m->live += (uint64_t)delta;
+    if (*b == 0)
+        mg_free(mg_map_del_u64(&m->ledgers, (uint64_t)ledger));
+}
+
+/* At open: the size of each log file and, from the index, the bytes each ledger still has in
+ * each log. Records that no index entry points at (overwritten, copied by an interrupted
+ * compaction, or of a dropped ledger) count in total only. */
+static int bk_store_meta_rebuild(struct bk_store *st)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
+        return -MG_EIO;
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, st->idx_dbi, &cur) != 0) {
+        mdb_txn_abort(txn);
+        return -MG_EIO;
+    }
+    MDB_val k, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        if (k.mv_size == 16 && v.mv_size == 16) {
+            uint32_t log = mg_get_be32(v.mv_data);
+            uint32_t n = mg_get_be32((uint8_t *)v.mv_data + 12);
+            bk_store_meta_live(st, log, (int64_t)mg_get_be64(k.mv_data), 4 + (int64_t)n);
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc == MDB_NOTFOUND ? 0 : -MG_EIO;
+}
+
 int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
 {
     memset(st, 0, sizeof *st);
     mg_map_init(&st->ledgers);
     mg_map_init(&st->cache);
     mg_map_init(&st->logs);
+    mg_map_init(&st->log_meta);
     st->log_fd = -1;
     st->log_max = log_max > 0 ? log_max : BK_DEFAULT_ENTRY_LOG_MAX;
     st->dir = mg_asprintf("%s/current", ledger_dir);
@@ -259,10 +328,22 @@ int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
         while ((de = readdir(d)) != NULL) {
             char *end;
             unsigned long v = strtoul(de->d_name, &end, 16);
-            if (end != de->d_name && strcmp(end, ".log") == 0 && v > max_id && v < UINT32_MAX)
+            if (end == de->d_name || strcmp(end, ".log") != 0 || v >= UINT32_MAX)
+                continue;
+            if (v > max_id)
                 max_id = (uint32_t)v;
+            struct stat sb;
+            char path[4096];
+            bk_store_log_path(st, (uint32_t)v, path, sizeof path);
+            if (stat(path, &sb) == 0 && sb.st_size > BK_ENTRY_LOG_HEADER_SIZE)
+                bk_store_meta(st, (uint32_t)v)->total =
+                    (uint64_t)sb.st_size - BK_ENTRY_LOG_HEADER_SIZE;
         }
         closedir(d);
+    }
+    if (bk_store_meta_rebuild(st) < 0) {
+        MG_ERROR(BK_MODULE, "cannot scan the index of %s", st->dir);
+        return -MG_EIO;
     }
     st->log_buf_cap = BK_LOG_BUF_SIZE;
     st->log_buf = mg_malloc(st->log_buf_cap);
@@ -309,6 +390,7 @@ void bk_store_close(struct bk_store *st, bool skip_flush)
     mg_map_fini(&st->cache);
     mg_map_fini_free(&st->ledgers, bk_store_ledger_free);
     mg_map_fini_free(&st->logs, bk_store_log_file_free);
+    mg_map_fini_free(&st->log_meta, bk_store_meta_free);
     if (st->env)
         mdb_env_close(st->env);
     st->env = NULL;
@@ -468,7 +550,11 @@ static int bk_store_add_entry(struct bk_store *st, int64_t ledger_id, int64_t en
     c->log_id = log_id;
     c->offset = off;
     struct bk_cached *old = mg_map_put(&st->cache, kb, sizeof kb, c);
+    struct bk_log_meta *lm = bk_store_meta(st, log_id);
+    lm->total += rec;
+    bk_store_meta_live(st, log_id, ledger_id, (int64_t)rec);
     if (old) {
+        bk_store_meta_live(st, old->log_id, ledger_id, -(int64_t)(4 + old->len));
         st->cache_bytes -= old->len;
         mg_free(old->data);
         mg_free(old);
@@ -702,5 +788,325 @@ int bk_store_checkpoint(struct bk_store *st)
     if (rc < 0)
         return rc;
     bk_store_free_cache(st);
+    return 0;
+}
+
+/* ---- garbage collection and compaction ---------------------------------------------------- */
+
+static int bk_store_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void bk_store_ids_add(int64_t **v, size_t *n, size_t *cap, int64_t id)
+{
+    *v = mg_grow(*v, cap, *n + 1, sizeof **v, 0);
+    (*v)[(*n)++] = id;
+}
+
+int64_t *bk_store_ledger_ids(struct bk_store *st, size_t *n)
+{
+    int64_t *v = NULL;
+    size_t cap = 0;
+    *n = 0;
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *val;
+    while (mg_map_next(&st->ledgers, &pos, &k, &kl, &val))
+        bk_store_ids_add(&v, n, &cap, ((struct bk_ledger *)val)->id);
+    MDB_txn *txn;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) == 0) {
+        MDB_cursor *cur;
+        MDB_dbi dbis[2] = {st->meta_dbi, st->idx_dbi};
+        for (int d = 0; d < 2; d++) {
+            if (mdb_cursor_open(txn, dbis[d], &cur) != 0)
+                continue;
+            MDB_val mk, mv;
+            int rc = mdb_cursor_get(cur, &mk, &mv, MDB_FIRST);
+            while (rc == 0 && mk.mv_size >= 8) {
+                int64_t id = (int64_t)mg_get_be64(mk.mv_data);
+                bk_store_ids_add(&v, n, &cap, id);
+                if (d == 0) {
+                    rc = mdb_cursor_get(cur, &mk, &mv, MDB_NEXT);
+                    continue;
+                }
+                /* the index: jump to the next ledger */
+                uint8_t kb[16];
+                bk_store_cache_key(kb, id + 1, 0);
+                mk.mv_size = sizeof kb;
+                mk.mv_data = kb;
+                rc = id == INT64_MAX ? MDB_NOTFOUND : mdb_cursor_get(cur, &mk, &mv, MDB_SET_RANGE);
+            }
+            mdb_cursor_close(cur);
+        }
+        mdb_txn_abort(txn);
+    }
+    pos = 0;
+    while (mg_map_next(&st->cache, &pos, &k, &kl, &val))
+        bk_store_ids_add(&v, n, &cap, ((struct bk_cached *)val)->ledger_id);
+    if (*n == 0)
+        return v;
+    qsort(v, *n, sizeof *v, bk_store_cmp_i64);
+    size_t u = 1;
+    for (size_t i = 1; i < *n; i++)
+        if (v[i] != v[u - 1])
+            v[u++] = v[i];
+    *n = u;
+    return v;
+}
+
+int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id)
+{
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (mrc != 0)
+        return bk_store_index_failed(st, "gc: cannot begin a transaction", mrc);
+    MDB_cursor *cur;
+    mrc = mdb_cursor_open(txn, st->idx_dbi, &cur);
+    if (mrc == 0) {
+        uint8_t kb[16];
+        bk_store_cache_key(kb, ledger_id, 0);
+        MDB_val k = {sizeof kb, kb}, v;
+        int rc;
+        /* position at the ledger's first remaining key each time: simple and exact */
+        while ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) == 0 && k.mv_size == 16 &&
+               (int64_t)mg_get_be64(k.mv_data) == ledger_id) {
+            mrc = mdb_cursor_del(cur, 0);
+            if (mrc != 0)
+                break;
+            k.mv_size = sizeof kb;
+            k.mv_data = kb;
+        }
+        if (rc != 0 && rc != MDB_NOTFOUND && mrc == 0)
+            mrc = rc;
+        mdb_cursor_close(cur);
+    }
+    if (mrc == 0) {
+        uint8_t kb[8];
+        mg_put_be64(kb, (uint64_t)ledger_id);
+        MDB_val k = {sizeof kb, kb};
+        mrc = mdb_del(txn, st->meta_dbi, &k, NULL);
+        if (mrc == MDB_NOTFOUND)
+            mrc = 0;
+    }
+    if (mrc == 0)
+        mrc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    if (mrc != 0)
+        return bk_store_index_failed(st, "gc: dropping a ledger failed", mrc);
+    /* the write cache (collect first: no deletes while iterating) */
+    size_t pos = 0, nk = 0, kcap = 0;
+    int64_t *keys = NULL;
+    const char *k;
+    size_t kl;
+    void *val;
+    while (mg_map_next(&st->cache, &pos, &k, &kl, &val))
+        if (((struct bk_cached *)val)->ledger_id == ledger_id)
+            bk_store_ids_add(&keys, &nk, &kcap, ((struct bk_cached *)val)->entry_id);
+    for (size_t i = 0; i < nk; i++) {
+        uint8_t kb[16];
+        bk_store_cache_key(kb, ledger_id, keys[i]);
+        struct bk_cached *c = mg_map_del(&st->cache, kb, sizeof kb);
+        if (c) {
+            st->cache_bytes -= c->len;
+            bk_store_cached_free(c);
+        }
+    }
+    mg_free(keys);
+    struct bk_ledger *l = mg_map_del_u64(&st->ledgers, (uint64_t)ledger_id);
+    if (l)
+        bk_store_ledger_free(l);
+    pos = 0;
+    while (mg_map_next(&st->log_meta, &pos, &k, &kl, &val)) {
+        struct bk_log_meta *m = val;
+        uint64_t *b = mg_map_del_u64(&m->ledgers, (uint64_t)ledger_id);
+        if (b) {
+            m->live -= *b;
+            mg_free(b);
+        }
+    }
+    return 0;
+}
+
+static int bk_store_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+uint32_t *bk_store_log_ids(struct bk_store *st, size_t *n)
+{
+    uint32_t *v = NULL;
+    size_t cap = 0;
+    *n = 0;
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *val;
+    while (mg_map_next(&st->log_meta, &pos, &k, &kl, &val)) {
+        struct bk_log_meta *m = val;
+        if (m->id == st->log_id)
+            continue;
+        v = mg_grow(v, &cap, *n + 1, sizeof *v, 0);
+        v[(*n)++] = m->id;
+    }
+    if (*n)
+        qsort(v, *n, sizeof *v, bk_store_cmp_u32);
+    return v;
+}
+
+const struct bk_log_meta *bk_store_log_meta(struct bk_store *st, uint32_t id)
+{
+    return mg_map_get_u64(&st->log_meta, id);
+}
+
+int bk_store_delete_log(struct bk_store *st, uint32_t id)
+{
+    if (id == st->log_id)
+        return -MG_EINVAL;
+    char path[4096];
+    bk_store_log_path(st, id, path, sizeof path);
+    struct bk_log_file *lf = mg_map_del_u64(&st->logs, id);
+    if (lf)
+        bk_store_log_file_free(lf);
+    if (unlink(path) != 0 && errno != ENOENT) {
+        MG_ERROR(BK_MODULE, "gc: cannot delete entry log %s: %s", path, strerror(errno));
+        return mg_err_from_errno(errno);
+    }
+    struct bk_log_meta *m = mg_map_del_u64(&st->log_meta, id);
+    if (m)
+        bk_store_meta_free(m);
+    return mg_fsync_dir(st->dir);
+}
+
+void bk_store_compact_begin(struct bk_store *st, struct bk_compact *c, uint32_t id)
+{
+    memset(c, 0, sizeof *c);
+    c->log_id = id;
+    struct bk_log_meta *m = mg_map_get_u64(&st->log_meta, id);
+    if (!m)
+        return;
+    size_t cap = 0, pos = 0;
+    const char *k;
+    size_t kl;
+    void *val;
+    while (mg_map_next(&m->ledgers, &pos, &k, &kl, &val)) {
+        uint64_t lid;
+        memcpy(&lid, k, sizeof lid); /* u64 keys are stored in host order */
+        bk_store_ids_add(&c->ledgers, &c->n_ledgers, &cap, (int64_t)lid);
+    }
+    if (c->n_ledgers)
+        qsort(c->ledgers, c->n_ledgers, sizeof *c->ledgers, bk_store_cmp_i64);
+}
+
+void bk_store_compact_fini(struct bk_compact *c)
+{
+    mg_free(c->ledgers);
+    memset(c, 0, sizeof *c);
+}
+
+static int bk_store_pread_all(int fd, uint8_t *b, size_t n, uint64_t off)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, b + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EIO;
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+struct bk_copy {
+    int64_t entry;
+    uint64_t off;
+    uint32_t len;
+};
+
+int bk_store_compact_step(struct bk_store *st, struct bk_compact *c, size_t max_entries,
+                          size_t max_bytes, bool *done)
+{
+    *done = false;
+    size_t entries = 0, bytes = 0;
+    int fd = bk_store_log_fd_for(st, c->log_id);
+    while (c->i < c->n_ledgers) {
+        if ((max_entries && entries >= max_entries) || (max_bytes && bytes >= max_bytes))
+            return 0;
+        int64_t ledger = c->ledgers[c->i];
+        /* collect a batch of this ledger's entries in the log (read transaction closed before
+         * the copies go through bk_store_add_entry) */
+        struct bk_copy batch[64];
+        size_t nb = 0;
+        bool ledger_done = false;
+        MDB_txn *txn;
+        if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
+            return -MG_EIO;
+        MDB_cursor *cur;
+        if (mdb_cursor_open(txn, st->idx_dbi, &cur) != 0) {
+            mdb_txn_abort(txn);
+            return -MG_EIO;
+        }
+        uint8_t kb[16];
+        bk_store_cache_key(kb, ledger, c->next_entry);
+        MDB_val k = {sizeof kb, kb}, v;
+        int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        size_t want = max_entries ? max_entries - entries : 64;
+        while (true) {
+            if (rc != 0 || k.mv_size != 16 || (int64_t)mg_get_be64(k.mv_data) != ledger) {
+                ledger_done = true;
+                break;
+            }
+            if (nb == 64 || nb >= want)
+                break;
+            int64_t e = (int64_t)mg_get_be64((uint8_t *)k.mv_data + 8);
+            c->next_entry = e + 1;
+            if (v.mv_size == 16 && mg_get_be32(v.mv_data) == c->log_id) {
+                batch[nb].entry = e;
+                batch[nb].off = mg_get_be64((uint8_t *)v.mv_data + 4);
+                batch[nb].len = mg_get_be32((uint8_t *)v.mv_data + 12);
+                nb++;
+            }
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        for (size_t i = 0; i < nb; i++) {
+            uint8_t ck[16];
+            bk_store_cache_key(ck, ledger, batch[i].entry);
+            if (mg_map_get(&st->cache, ck, sizeof ck))
+                continue; /* written again since: the cached copy is newer */
+            if (fd < 0) {
+                MG_ERROR(BK_MODULE, "compaction: entry log %x cannot be opened", c->log_id);
+                return -MG_EIO;
+            }
+            uint8_t *b = mg_malloc(batch[i].len ? batch[i].len : 1);
+            if (bk_store_pread_all(fd, b, batch[i].len, batch[i].off) < 0) {
+                MG_ERROR(BK_MODULE, "compaction: entry log %x: read at %" PRIu64 " failed: %s",
+                         c->log_id, batch[i].off, strerror(errno));
+                mg_free(b);
+                return -MG_EIO;
+            }
+            int arc = bk_store_add_entry(st, ledger, batch[i].entry, b, batch[i].len);
+            entries++;
+            bytes += batch[i].len;
+            c->entries++;
+            c->bytes += batch[i].len;
+            if (arc < 0)
+                return arc;
+        }
+        if (ledger_done) {
+            c->i++;
+            c->next_entry = 0;
+        }
+    }
+    *done = true;
     return 0;
 }

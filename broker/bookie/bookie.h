@@ -48,7 +48,18 @@ struct bk_options {
     int disk_check_interval_ms;
     int max_frame_size;         /* nettyMaxFrameSizeBytes: larger requests get EBADREQ */
     int64_t entry_log_max_size; /* 0 = 1 GiB: roll entry logs beyond this */
-    struct meta_store *meta;    /* borrowed, may be NULL: register under /ledgers/available */
+    struct meta_store *meta;    /* borrowed, may be NULL: register under /ledgers/available
+                                   and list /ledgers for garbage collection */
+    /* garbage collection and compaction (README.md "Garbage collection"; BookKeeper's keys) */
+    int gc_wait_ms;                      /* gcWaitTime (600000); <= 0: no periodic run */
+    double minor_compaction_threshold;   /* 0.2; <= 0 disables */
+    int64_t minor_compaction_interval_s; /* 3600 */
+    double major_compaction_threshold;   /* 0.8; <= 0 disables */
+    int64_t major_compaction_interval_s; /* 86400 */
+    int64_t compaction_rate_by_entries;  /* 1000 per second */
+    int64_t compaction_rate_by_bytes;    /* 1000000 per second */
+    bool is_throttle_by_bytes;           /* false */
+    bool force_gc_when_no_space;         /* isForceGCAllowWhenNoSpace (false) */
 };
 
 /* Fill o with the defaults of bk_server.conf (port 3181, 1 ms group wait, ...). */

@@ -93,6 +93,26 @@ struct bk_log_file {
     int fd; /* owned */
 };
 
+/* Entry-log metadata (BookKeeper's EntryLogMetadata): record bytes in the log and, per
+ * ledger, the bytes of its records the index or the write cache still points at. Rebuilt at
+ * every open from the index and the files' sizes, kept up to date by adds, ledger GC and
+ * compaction (README.md "Garbage collection"). */
+struct bk_log_meta {
+    uint32_t id;
+    uint64_t total;        /* bytes of records ([BE32 len][body]) in the log */
+    uint64_t live;         /* sum of ledgers' bytes */
+    struct mg_map ledgers; /* u64 ledger -> owned uint64_t bytes */
+};
+
+/* Compaction of one entry log in bounded steps (bk_store_compact_step). */
+struct bk_compact {
+    uint32_t log_id;
+    int64_t *ledgers; /* owned: the log's ledgers when it started */
+    size_t n_ledgers, i;
+    int64_t next_entry; /* in ledgers[i] */
+    uint64_t entries, bytes;
+};
+
 struct bk_store {
     char *dir;             /* owned: <ledgerDir>/current */
     MDB_env *env;          /* owned */
@@ -101,12 +121,13 @@ struct bk_store {
     struct mg_map ledgers; /* u64 id -> owned struct bk_ledger */
     struct mg_map cache;   /* 16-byte key -> owned struct bk_cached */
     size_t cache_bytes;
-    struct mg_map logs;   /* u64 log id -> owned struct bk_log_file (open for reads) */
-    uint32_t log_id;      /* current entry log */
-    int log_fd;           /* borrowed from logs */
-    uint64_t log_off;     /* size of the current log including log_buf */
-    uint64_t log_flushed; /* bytes of it in the file: log_buf goes there */
-    uint8_t *log_buf;     /* owned write buffer of the current log */
+    struct mg_map logs;     /* u64 log id -> owned struct bk_log_file (open for reads) */
+    struct mg_map log_meta; /* u64 log id -> owned struct bk_log_meta */
+    uint32_t log_id;        /* current entry log */
+    int log_fd;             /* borrowed from logs */
+    uint64_t log_off;       /* size of the current log including log_buf */
+    uint64_t log_flushed;   /* bytes of it in the file: log_buf goes there */
+    uint8_t *log_buf;       /* owned write buffer of the current log */
     size_t log_buf_len, log_buf_cap;
     int64_t log_max;
     uint64_t mark_file, mark_off; /* journal position of the last applied record */
@@ -139,6 +160,28 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
 int bk_store_checkpoint(struct bk_store *st);
 /* Read the persisted lastMark; 0 and zeros if none. */
 int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off);
+
+/* ---- garbage collection and compaction (bk_store.c, loop thread) ---- */
+/* Every ledger this bookie holds (index, ledger records, memory), sorted; caller frees. */
+int64_t *bk_store_ledger_ids(struct bk_store *st, size_t *n);
+/* Drop a ledger: its index entries and record in one durable LMDB commit, its cached entries
+ * and state, its bytes in every log's metadata. 0 or -MG_EIO/-MG_EREADONLY (nothing dropped). */
+int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id);
+/* Ids of the logs other than the current one, ascending; caller frees. */
+uint32_t *bk_store_log_ids(struct bk_store *st, size_t *n);
+/* The log's metadata, NULL if unknown. */
+const struct bk_log_meta *bk_store_log_meta(struct bk_store *st, uint32_t id);
+/* Delete an entry log that is not the current one (file, fd, metadata; directory synced). */
+int bk_store_delete_log(struct bk_store *st, uint32_t id);
+/* Start compacting log id: c is filled with its live ledgers. */
+void bk_store_compact_begin(struct bk_store *st, struct bk_compact *c, uint32_t id);
+/* Copy up to max_entries / max_bytes (0 = no limit) of the log's indexed entries to the
+ * current log (through the write cache: the next checkpoint syncs them and points the index
+ * at them). Entries overwritten since (in the write cache) are skipped. Sets *done when the
+ * log holds nothing the index points at any more. 0, -MG_EREADONLY or -MG_EIO. */
+int bk_store_compact_step(struct bk_store *st, struct bk_compact *c, size_t max_entries,
+                          size_t max_bytes, bool *done);
+void bk_store_compact_fini(struct bk_compact *c);
 
 /* ---- journal (bk_journal.c) ------------------------------------------------------------ */
 
@@ -252,6 +295,51 @@ void bk_journal_fini(struct bk_journal *j);
 /* Called by the journal's notify event on the loop thread (defined in bk_server.c). */
 void bk_server_journal_done(struct bk_server *s);
 
+/* ---- garbage collection and compaction (bk_gc.c, loop thread) --------------------------- */
+
+struct bk_gc_conf {
+    int wait_ms;                 /* gcWaitTime; <= 0: no timer (runs only when forced) */
+    double minor_threshold;      /* minorCompactionThreshold; <= 0 disables */
+    int64_t minor_interval_s;    /* minorCompactionInterval */
+    double major_threshold;      /* majorCompactionThreshold; <= 0 disables */
+    int64_t major_interval_s;    /* majorCompactionInterval */
+    int64_t rate_entries;        /* compactionRateByEntries, per second */
+    int64_t rate_bytes;          /* compactionRateByBytes, per second */
+    bool throttle_by_bytes;      /* isThrottleByBytes */
+    bool force_gc_when_no_space; /* isForceGCAllowWhenNoSpace */
+};
+
+struct bk_gc_stats {
+    uint64_t scans;         /* complete ledger scans */
+    uint64_t scan_failures; /* runs (or re-checks) given up on a metadata error */
+    uint64_t ledgers_deleted;
+    uint64_t logs_deleted; /* entry logs with no live data */
+    uint64_t logs_compacted;
+    uint64_t entries_compacted;
+    uint64_t bytes_reclaimed;
+};
+
+struct bk_gc;
+struct bk_gc *bk_gc_new(struct bk_server *s, struct meta_store *meta, const struct bk_gc_conf *c);
+/* Start a run now (-MG_EBUSY if one is running). force_compaction: compact even if no
+ * interval has passed (major threshold first). */
+int bk_gc_run(struct bk_gc *g, bool force_compaction);
+/* No scan and no compaction in progress. */
+bool bk_gc_idle(const struct bk_gc *g);
+/* Test hooks: with pause_after_listing a run stops once it has listed the store (before it
+ * computes and re-checks its candidates) until bk_gc_resume; bk_gc_listing_done says so. */
+void bk_gc_pause_after_listing(struct bk_gc *g, bool on);
+bool bk_gc_listing_done(const struct bk_gc *g);
+void bk_gc_resume(struct bk_gc *g);
+void bk_gc_stats(const struct bk_gc *g, struct bk_gc_stats *out);
+/* The bookie turned read-only for disk space: with isForceGCAllowWhenNoSpace, run now. */
+void bk_gc_space_short_entered(struct bk_gc *g);
+/* Test hooks: the list_error_at-th listing call (1-based, 0 = none) fails with -MG_EIO;
+ * compaction of a log stops before its final checkpoint (stop_step 1) or before deleting the
+ * old log (2), as a crash there would. */
+void bk_gc_inject(struct bk_gc *g, int list_error_at, int stop_step);
+void bk_gc_free(struct bk_gc *g);
+
 /* ---- registration (bk_reg.c) ------------------------------------------------------------ */
 
 enum bk_reg_mode { BK_REG_NONE = 0, BK_REG_WRITABLE, BK_REG_READONLY };
@@ -315,6 +403,7 @@ struct bk_server {
     struct bk_jreq *pend_head, *pend_tail; /* built this pass, submitted at its end */
     struct event *checkpoint_ev;           /* owned, periodic */
     struct event *disk_ev;                 /* owned, periodic */
+    struct bk_gc *gc;                      /* owned */
     unsigned readonly;                     /* enum bk_ro_reason bits */
     bool shutting_down;
     bool ready; /* storage open: accepted connections are served (else closed at once) */

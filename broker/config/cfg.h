@@ -103,6 +103,16 @@ struct cfg {
     double disk_usage_lwm_threshold;        /* diskUsageLwmThreshold (0.95): writable below */
     int disk_check_interval_ms;             /* diskCheckInterval (10000), ms */
     int netty_max_frame_size_bytes;         /* nettyMaxFrameSizeBytes (5253120) */
+    int log_size_limit;                     /* logSizeLimit (1 GiB): entry log roll size */
+    int gc_wait_time_ms;                    /* gcWaitTime (600000), ms */
+    double minor_compaction_threshold;      /* minorCompactionThreshold (0.2) */
+    int minor_compaction_interval_s;        /* minorCompactionInterval (3600), s */
+    double major_compaction_threshold;      /* majorCompactionThreshold (0.8) */
+    int major_compaction_interval_s;        /* majorCompactionInterval (86400), s */
+    int compaction_rate_by_entries;         /* compactionRateByEntries (1000), per s */
+    int compaction_rate_by_bytes;           /* compactionRateByBytes (1000000), per s */
+    bool is_throttle_by_bytes;              /* isThrottleByBytes (false) */
+    bool is_force_gc_allow_when_no_space;   /* isForceGCAllowWhenNoSpace (false) */
     char *log_level;                        /* logLevel ("info": debug|info|warn|error) */
     /* authentication (Pulsar's keys; broker/auth/auth.h reads them; "" = not set) */
     bool authentication_enabled;              /* authenticationEnabled (false) */
