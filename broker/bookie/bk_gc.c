@@ -272,18 +272,19 @@ static void bk_gc_after_ledgers(struct bk_gc *g)
 {
     struct bk_store *st = &g->srv->store;
     size_t n;
-    uint32_t *ids = bk_store_log_ids(st, &n);
+    int64_t *ids = bk_store_log_ids(st, &n); /* entry log ids: 32 bits */
     bool freed = false;
     for (size_t i = 0; i < n; i++) {
-        const struct bk_log_meta *m = bk_store_log_meta(st, ids[i]);
-        if (!m || m->live != 0 || (g->compacting && g->comp.log_id == ids[i]))
+        uint32_t id = (uint32_t)ids[i];
+        const struct bk_log_meta *m = bk_store_log_meta(st, id);
+        if (!m || m->live != 0 || (g->compacting && g->comp.log_id == id))
             continue;
         uint64_t total = m->total;
-        if (bk_store_delete_log(st, ids[i]) == 0) {
+        if (bk_store_delete_log(st, id) == 0) {
             g->st.logs_deleted++;
             g->st.bytes_reclaimed += total;
             freed = true;
-            MG_DEBUG(BK_MODULE, "gc: entry log %x holds no live entry: deleted", ids[i]);
+            MG_DEBUG(BK_MODULE, "gc: entry log %x holds no live entry: deleted", id);
         }
     }
     if (freed && bk_gc_space_short(g))
@@ -314,11 +315,11 @@ static void bk_gc_after_ledgers(struct bk_gc *g)
     if (thr > 0) {
         size_t cap = 0;
         for (size_t i = 0; i < n; i++) {
-            const struct bk_log_meta *m = bk_store_log_meta(st, ids[i]);
+            const struct bk_log_meta *m = bk_store_log_meta(st, (uint32_t)ids[i]);
             if (!m || m->total == 0 || (double)m->live / (double)m->total >= thr)
                 continue;
             g->queue = mg_grow(g->queue, &cap, g->n_queue + 1, sizeof *g->queue, 8);
-            g->queue[g->n_queue++] = ids[i];
+            g->queue[g->n_queue++] = (uint32_t)ids[i];
         }
         /* emptiest first */
         for (size_t i = 1; i < g->n_queue; i++)

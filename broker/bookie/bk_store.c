@@ -228,6 +228,63 @@ static void bk_store_meta_free(void *p)
     mg_free(m);
 }
 
+/* Read n bytes at off; 0, or -1 with errno (EIO for a file that ends before). */
+static int bk_store_pread_all(int fd, uint8_t *b, size_t n, uint64_t off)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, b + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EIO;
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Where the index says an entry's record is: entry log, offset, record length. */
+struct bk_store_loc {
+    uint32_t log;
+    uint64_t off;
+    uint32_t len;
+};
+
+/* Decode an index value ([log u32][offset u64][length u32], big-endian); false if v is not
+ * one. */
+static bool bk_store_loc_get(const MDB_val *v, struct bk_store_loc *l)
+{
+    if (v->mv_size != 16)
+        return false;
+    const uint8_t *p = v->mv_data;
+    l->log = mg_get_be32(p);
+    l->off = mg_get_be64(p + 4);
+    l->len = mg_get_be32(p + 12);
+    return true;
+}
+
+/* A read transaction with a cursor on the index; 0 or -MG_EIO (nothing open). Ended by
+ * bk_store_read_end. */
+static int bk_store_read_index(struct bk_store *st, MDB_txn **txn, MDB_cursor **cur)
+{
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn) != 0)
+        return -MG_EIO;
+    if (mdb_cursor_open(*txn, st->idx_dbi, cur) != 0) {
+        mdb_txn_abort(*txn);
+        return -MG_EIO;
+    }
+    return 0;
+}
+
+static void bk_store_read_end(MDB_txn *txn, MDB_cursor *cur)
+{
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+}
+
 /* bytes of ledger's records in log id go live (delta > 0) or dead (delta < 0) */
 static void bk_store_meta_live(struct bk_store *st, uint32_t id, int64_t ledger, int64_t delta)
 {
@@ -253,25 +310,18 @@ static void bk_store_meta_live(struct bk_store *st, uint32_t id, int64_t ledger,
 static int bk_store_meta_rebuild(struct bk_store *st)
 {
     MDB_txn *txn;
-    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
-        return -MG_EIO;
     MDB_cursor *cur;
-    if (mdb_cursor_open(txn, st->idx_dbi, &cur) != 0) {
-        mdb_txn_abort(txn);
+    if (bk_store_read_index(st, &txn, &cur) < 0)
         return -MG_EIO;
-    }
     MDB_val k, v;
+    struct bk_store_loc loc;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     while (rc == 0) {
-        if (k.mv_size == 16 && v.mv_size == 16) {
-            uint32_t log = mg_get_be32(v.mv_data);
-            uint32_t n = mg_get_be32((uint8_t *)v.mv_data + 12);
-            bk_store_meta_live(st, log, (int64_t)mg_get_be64(k.mv_data), 4 + (int64_t)n);
-        }
+        if (k.mv_size == 16 && bk_store_loc_get(&v, &loc))
+            bk_store_meta_live(st, loc.log, (int64_t)mg_get_be64(k.mv_data), 4 + (int64_t)loc.len);
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    bk_store_read_end(txn, cur);
     return rc == MDB_NOTFOUND ? 0 : -MG_EIO;
 }
 
@@ -638,17 +688,16 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
         return WIRE_BK_EIO;
     MDB_val k = {sizeof kb, kb}, v;
     int rc = mdb_get(txn, st->idx_dbi, &k, &v);
-    uint8_t loc[16];
-    if (rc == 0 && v.mv_size == 16)
-        memcpy(loc, v.mv_data, 16);
+    struct bk_store_loc loc;
+    bool found = rc == 0 && bk_store_loc_get(&v, &loc);
     mdb_txn_abort(txn);
     if (rc == MDB_NOTFOUND)
         return WIRE_BK_ENOENTRY;
-    if (rc != 0 || v.mv_size != 16)
+    if (!found)
         return WIRE_BK_EIO;
-    uint32_t log_id = mg_get_be32(loc);
-    uint64_t off = mg_get_be64(loc + 4);
-    uint32_t n = mg_get_be32(loc + 12);
+    uint32_t log_id = loc.log;
+    uint64_t off = loc.off;
+    uint32_t n = loc.len;
     int fd = bk_store_log_fd_for(st, log_id);
     if (fd < 0) {
         MG_ERROR(BK_MODULE, "entry log %x missing for ledger %" PRId64 " entry %" PRId64, log_id,
@@ -656,18 +705,11 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
         return WIRE_BK_EIO;
     }
     uint8_t *b = mg_malloc(n ? n : 1);
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(fd, b + got, n - got, (off_t)(off + got));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            MG_ERROR(BK_MODULE, "entry log %x: read at %" PRIu64 " failed: %s", log_id, off,
-                     r < 0 ? strerror(errno) : "short file");
-            mg_free(b);
-            return WIRE_BK_EIO;
-        }
-        got += (size_t)r;
+    if (bk_store_pread_all(fd, b, n, off) < 0) {
+        MG_ERROR(BK_MODULE, "entry log %x: read at %" PRIu64 " failed: %s", log_id, off,
+                 errno == EIO ? "short file" : strerror(errno));
+        mg_free(b);
+        return WIRE_BK_EIO;
     }
     *data = b;
     *len = n;
@@ -799,23 +841,42 @@ static int bk_store_cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void bk_store_ids_add(int64_t **v, size_t *n, size_t *cap, int64_t id)
+/* A list of ids (ledgers, entry logs) being collected; bk_store_ids_done sorts it. */
+struct bk_store_ids {
+    int64_t *v;
+    size_t n, cap;
+};
+
+static void bk_store_ids_add(struct bk_store_ids *l, int64_t id)
 {
-    *v = mg_grow(*v, cap, *n + 1, sizeof **v, 0);
-    (*v)[(*n)++] = id;
+    l->v = mg_grow(l->v, &l->cap, l->n + 1, sizeof *l->v, 0);
+    l->v[l->n++] = id;
+}
+
+/* The collected ids ascending, each once (*n of them; caller frees). */
+static int64_t *bk_store_ids_done(struct bk_store_ids *l, size_t *n)
+{
+    if (l->n > 1) {
+        qsort(l->v, l->n, sizeof *l->v, bk_store_cmp_i64);
+        size_t u = 1;
+        for (size_t i = 1; i < l->n; i++)
+            if (l->v[i] != l->v[u - 1])
+                l->v[u++] = l->v[i];
+        l->n = u;
+    }
+    *n = l->n;
+    return l->v;
 }
 
 int64_t *bk_store_ledger_ids(struct bk_store *st, size_t *n)
 {
-    int64_t *v = NULL;
-    size_t cap = 0;
-    *n = 0;
+    struct bk_store_ids l = {0};
     size_t pos = 0;
     const char *k;
     size_t kl;
     void *val;
     while (mg_map_next(&st->ledgers, &pos, &k, &kl, &val))
-        bk_store_ids_add(&v, n, &cap, ((struct bk_ledger *)val)->id);
+        bk_store_ids_add(&l, ((struct bk_ledger *)val)->id);
     MDB_txn *txn;
     if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) == 0) {
         MDB_cursor *cur;
@@ -827,7 +888,7 @@ int64_t *bk_store_ledger_ids(struct bk_store *st, size_t *n)
             int rc = mdb_cursor_get(cur, &mk, &mv, MDB_FIRST);
             while (rc == 0 && mk.mv_size >= 8) {
                 int64_t id = (int64_t)mg_get_be64(mk.mv_data);
-                bk_store_ids_add(&v, n, &cap, id);
+                bk_store_ids_add(&l, id);
                 if (d == 0) {
                     rc = mdb_cursor_get(cur, &mk, &mv, MDB_NEXT);
                     continue;
@@ -845,16 +906,8 @@ int64_t *bk_store_ledger_ids(struct bk_store *st, size_t *n)
     }
     pos = 0;
     while (mg_map_next(&st->cache, &pos, &k, &kl, &val))
-        bk_store_ids_add(&v, n, &cap, ((struct bk_cached *)val)->ledger_id);
-    if (*n == 0)
-        return v;
-    qsort(v, *n, sizeof *v, bk_store_cmp_i64);
-    size_t u = 1;
-    for (size_t i = 1; i < *n; i++)
-        if (v[i] != v[u - 1])
-            v[u++] = v[i];
-    *n = u;
-    return v;
+        bk_store_ids_add(&l, ((struct bk_cached *)val)->ledger_id);
+    return bk_store_ids_done(&l, n);
 }
 
 int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id)
@@ -898,29 +951,27 @@ int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id)
     if (mrc != 0)
         return bk_store_index_failed(st, "gc: dropping a ledger failed", mrc);
     /* the write cache (collect first: no deletes while iterating) */
-    size_t pos = 0, nk = 0, kcap = 0;
-    int64_t *keys = NULL;
-    const char *k;
-    size_t kl;
+    size_t pos = 0;
+    struct bk_store_ids keys = {0};
     void *val;
-    while (mg_map_next(&st->cache, &pos, &k, &kl, &val))
+    while (mg_map_next(&st->cache, &pos, NULL, NULL, &val))
         if (((struct bk_cached *)val)->ledger_id == ledger_id)
-            bk_store_ids_add(&keys, &nk, &kcap, ((struct bk_cached *)val)->entry_id);
-    for (size_t i = 0; i < nk; i++) {
+            bk_store_ids_add(&keys, ((struct bk_cached *)val)->entry_id);
+    for (size_t i = 0; i < keys.n; i++) {
         uint8_t kb[16];
-        bk_store_cache_key(kb, ledger_id, keys[i]);
+        bk_store_cache_key(kb, ledger_id, keys.v[i]);
         struct bk_cached *c = mg_map_del(&st->cache, kb, sizeof kb);
         if (c) {
             st->cache_bytes -= c->len;
             bk_store_cached_free(c);
         }
     }
-    mg_free(keys);
+    mg_free(keys.v);
     struct bk_ledger *l = mg_map_del_u64(&st->ledgers, (uint64_t)ledger_id);
     if (l)
         bk_store_ledger_free(l);
     pos = 0;
-    while (mg_map_next(&st->log_meta, &pos, &k, &kl, &val)) {
+    while (mg_map_next(&st->log_meta, &pos, NULL, NULL, &val)) {
         struct bk_log_meta *m = val;
         uint64_t *b = mg_map_del_u64(&m->ledgers, (uint64_t)ledger_id);
         if (b) {
@@ -931,31 +982,17 @@ int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id)
     return 0;
 }
 
-static int bk_store_cmp_u32(const void *a, const void *b)
+int64_t *bk_store_log_ids(struct bk_store *st, size_t *n)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-uint32_t *bk_store_log_ids(struct bk_store *st, size_t *n)
-{
-    uint32_t *v = NULL;
-    size_t cap = 0;
-    *n = 0;
+    struct bk_store_ids l = {0};
     size_t pos = 0;
-    const char *k;
-    size_t kl;
     void *val;
-    while (mg_map_next(&st->log_meta, &pos, &k, &kl, &val)) {
-        struct bk_log_meta *m = val;
-        if (m->id == st->log_id)
-            continue;
-        v = mg_grow(v, &cap, *n + 1, sizeof *v, 0);
-        v[(*n)++] = m->id;
+    while (mg_map_next(&st->log_meta, &pos, NULL, NULL, &val)) {
+        const struct bk_log_meta *m = val;
+        if (m->id != st->log_id)
+            bk_store_ids_add(&l, m->id);
     }
-    if (*n)
-        qsort(v, *n, sizeof *v, bk_store_cmp_u32);
-    return v;
+    return bk_store_ids_done(&l, n);
 }
 
 const struct bk_log_meta *bk_store_log_meta(struct bk_store *st, uint32_t id)
@@ -989,40 +1026,21 @@ void bk_store_compact_begin(struct bk_store *st, struct bk_compact *c, uint32_t 
     struct bk_log_meta *m = mg_map_get_u64(&st->log_meta, id);
     if (!m)
         return;
-    size_t cap = 0, pos = 0;
+    struct bk_store_ids l = {0};
+    size_t pos = 0;
     const char *k;
-    size_t kl;
-    void *val;
-    while (mg_map_next(&m->ledgers, &pos, &k, &kl, &val)) {
+    while (mg_map_next(&m->ledgers, &pos, &k, NULL, NULL)) {
         uint64_t lid;
         memcpy(&lid, k, sizeof lid); /* u64 keys are stored in host order */
-        bk_store_ids_add(&c->ledgers, &c->n_ledgers, &cap, (int64_t)lid);
+        bk_store_ids_add(&l, (int64_t)lid);
     }
-    if (c->n_ledgers)
-        qsort(c->ledgers, c->n_ledgers, sizeof *c->ledgers, bk_store_cmp_i64);
+    c->ledgers = bk_store_ids_done(&l, &c->n_ledgers);
 }
 
 void bk_store_compact_fini(struct bk_compact *c)
 {
     mg_free(c->ledgers);
     memset(c, 0, sizeof *c);
-}
-
-static int bk_store_pread_all(int fd, uint8_t *b, size_t n, uint64_t off)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(fd, b + got, n - got, (off_t)(off + got));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            if (r == 0)
-                errno = EIO;
-            return -1;
-        }
-        got += (size_t)r;
-    }
-    return 0;
 }
 
 struct bk_copy {
@@ -1047,13 +1065,9 @@ int bk_store_compact_step(struct bk_store *st, struct bk_compact *c, size_t max_
         size_t nb = 0;
         bool ledger_done = false;
         MDB_txn *txn;
-        if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
-            return -MG_EIO;
         MDB_cursor *cur;
-        if (mdb_cursor_open(txn, st->idx_dbi, &cur) != 0) {
-            mdb_txn_abort(txn);
+        if (bk_store_read_index(st, &txn, &cur) < 0)
             return -MG_EIO;
-        }
         uint8_t kb[16];
         bk_store_cache_key(kb, ledger, c->next_entry);
         MDB_val k = {sizeof kb, kb}, v;
@@ -1068,16 +1082,16 @@ int bk_store_compact_step(struct bk_store *st, struct bk_compact *c, size_t max_
                 break;
             int64_t e = (int64_t)mg_get_be64((uint8_t *)k.mv_data + 8);
             c->next_entry = e + 1;
-            if (v.mv_size == 16 && mg_get_be32(v.mv_data) == c->log_id) {
+            struct bk_store_loc loc;
+            if (bk_store_loc_get(&v, &loc) && loc.log == c->log_id) {
                 batch[nb].entry = e;
-                batch[nb].off = mg_get_be64((uint8_t *)v.mv_data + 4);
-                batch[nb].len = mg_get_be32((uint8_t *)v.mv_data + 12);
+                batch[nb].off = loc.off;
+                batch[nb].len = loc.len;
                 nb++;
             }
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
-        mdb_cursor_close(cur);
-        mdb_txn_abort(txn);
+        bk_store_read_end(txn, cur);
         for (size_t i = 0; i < nb; i++) {
             uint8_t ck[16];
             bk_store_cache_key(ck, ledger, batch[i].entry);

@@ -168,7 +168,7 @@ int64_t *bk_store_ledger_ids(struct bk_store *st, size_t *n);
  * and state, its bytes in every log's metadata. 0 or -MG_EIO/-MG_EREADONLY (nothing dropped). */
 int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id);
 /* Ids of the logs other than the current one, ascending; caller frees. */
-uint32_t *bk_store_log_ids(struct bk_store *st, size_t *n);
+int64_t *bk_store_log_ids(struct bk_store *st, size_t *n);
 /* The log's metadata, NULL if unknown. */
 const struct bk_log_meta *bk_store_log_meta(struct bk_store *st, uint32_t id);
 /* Delete an entry log that is not the current one (file, fd, metadata; directory synced). */
