@@ -775,6 +775,17 @@ static int bk_store_index_failed(struct bk_store *st, const char *what, int mrc)
     return bk_store_no_space(mrc) ? -MG_EREADONLY : -MG_EIO;
 }
 
+/* End a write transaction: commit it when every step succeeded (mrc 0), else abort it. 0, or
+ * what bk_store_index_failed returns for what. */
+static int bk_store_txn_end(struct bk_store *st, MDB_txn *txn, int mrc, const char *what)
+{
+    if (mrc == 0)
+        mrc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    return mrc == 0 ? 0 : bk_store_index_failed(st, what, mrc);
+}
+
 int bk_store_checkpoint(struct bk_store *st)
 {
     if (st->io_failed)
@@ -817,12 +828,9 @@ int bk_store_checkpoint(struct bk_store *st)
         mrc = mdb_put(txn, st->meta_dbi, &mk, &mv, 0);
         mg_free(rec);
     }
-    if (mrc == 0)
-        mrc = mdb_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
-    if (mrc != 0)
-        return bk_store_index_failed(st, "commit failed", mrc);
+    rc = bk_store_txn_end(st, txn, mrc, "commit failed");
+    if (rc < 0)
+        return rc;
     pos = 0;
     while (mg_map_next(&st->ledgers, &pos, &k, &kl, &v))
         ((struct bk_ledger *)v)->dirty = false;
@@ -944,12 +952,9 @@ int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id)
         if (mrc == MDB_NOTFOUND)
             mrc = 0;
     }
-    if (mrc == 0)
-        mrc = mdb_txn_commit(txn);
-    else
-        mdb_txn_abort(txn);
-    if (mrc != 0)
-        return bk_store_index_failed(st, "gc: dropping a ledger failed", mrc);
+    int rc = bk_store_txn_end(st, txn, mrc, "gc: dropping a ledger failed");
+    if (rc < 0)
+        return rc;
     /* the write cache (collect first: no deletes while iterating) */
     size_t pos = 0;
     struct bk_store_ids keys = {0};
