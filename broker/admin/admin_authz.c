@@ -144,10 +144,9 @@ bool admin_authorize(struct admin_req *r)
 
 /* ---- permission resources ---------------------------------------------------------------- */
 
-/* A copy of the namespace's grants, with the three maps present. */
-static json_t *admin_az_grants_copy(struct admin_req *r)
+json_t *admin_az_grants(const struct admin_env *s, const char *tenant_ns)
 {
-    const json_t *cur = ns_namespace_auth(r->a->env->ns, r->tenant_ns);
+    const json_t *cur = ns_namespace_auth(s->ns, tenant_ns);
     json_t *g = cur ? json_deep_copy(cur) : json_object();
     static const char *const keys[] = {"namespace_auth", "destination_auth",
                                        "subscription_auth_roles"};
@@ -195,7 +194,7 @@ static void admin_az_put(json_t *map, const char *role, unsigned acts)
 /* GET .../namespaces/{t}/{ns}/permissions: {role: [actions]} of the namespace. */
 void admin_h_ns_permissions(struct admin_req *r)
 {
-    json_t *g = admin_az_grants_copy(r);
+    json_t *g = admin_az_grants(r->a->env, r->tenant_ns);
     admin_reply_json(r->call, 200, json_incref(json_object_get(g, "namespace_auth")));
     json_decref(g);
 }
@@ -206,7 +205,7 @@ void admin_h_ns_permission_set(struct admin_req *r)
     unsigned acts = 0;
     if (r->method == EVHTTP_REQ_POST && !admin_az_actions(r, &acts))
         return;
-    json_t *g = admin_az_grants_copy(r);
+    json_t *g = admin_az_grants(r->a->env, r->tenant_ns);
     admin_az_put(json_object_get(g, "namespace_auth"), admin_az_role(r), acts);
     admin_az_store(r, g);
 }
@@ -215,7 +214,7 @@ void admin_h_ns_permission_set(struct admin_req *r)
  * topic's, {role: [actions]}. */
 void admin_h_topic_permissions(struct admin_req *r)
 {
-    json_t *g = admin_az_grants_copy(r);
+    json_t *g = admin_az_grants(r->a->env, r->tenant_ns);
     json_t *out = json_object();
     const char *role;
     json_t *v;
@@ -237,7 +236,7 @@ void admin_h_topic_permission_set(struct admin_req *r)
     unsigned acts = 0;
     if (r->method == EVHTTP_REQ_POST && !admin_az_actions(r, &acts))
         return;
-    json_t *g = admin_az_grants_copy(r);
+    json_t *g = admin_az_grants(r->a->env, r->tenant_ns);
     json_t *dest = json_object_get(g, "destination_auth");
     json_t *t = json_object_get(dest, r->tn.full);
     if (!json_is_object(t)) {

@@ -293,6 +293,9 @@ void admin_h_topic_permissions(struct admin_req *r);
 void admin_h_topic_permission_set(struct admin_req *r);
 bool admin_authorize(struct admin_req *r);
 bool admin_is_tenant_admin(const struct admin_env *s, const char *tenant, const char *role);
+/* A copy of tenant_ns's grants (Pulsar's AuthPolicies), with its three maps present even
+ * when empty; the caller owns it. */
+json_t *admin_az_grants(const struct admin_env *s, const char *tenant_ns);
 void admin_h_ttl_get(struct admin_req *r);
 void admin_h_ttl_set(struct admin_req *r);
 void admin_h_ttl_remove(struct admin_req *r);

@@ -308,14 +308,7 @@ void admin_h_tenant_delete(struct admin_req *r)
 static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns)
 {
     json_t *p = json_object();
-    const json_t *grants = ns_namespace_auth(s->ns, ns); /* admin_authz.c's grants */
-    json_t *auth = grants ? json_deep_copy(grants) : json_object();
-    static const char *const auth_maps[] = {"namespace_auth", "destination_auth",
-                                            "subscription_auth_roles"};
-    for (size_t i = 0; i < sizeof auth_maps / sizeof *auth_maps; i++)
-        if (!json_is_object(json_object_get(auth, auth_maps[i])))
-            json_object_set_new(auth, auth_maps[i], json_object());
-    json_object_set_new(p, "auth_policies", auth);
+    json_object_set_new(p, "auth_policies", admin_az_grants(s, ns));
     json_object_set_new(p, "replication_clusters", json_pack("[s]", s->cfg->cluster_name));
     json_object_set_new(p, "bundles", ns_bundles_json(ns_namespace_bundles(s->ns, ns)));
     static const char *const empty_maps[] = {"backlog_quota_map",      "clusterDispatchRate",
