@@ -52,6 +52,15 @@ void tl_add_list(TCase *tc, const TTest *const *tests)
         tcase_add_test(tc, *tests);
 }
 
+int tl_main(const char *name, const struct tl_case *cases)
+{
+    Suite *s = suite_create(name);
+    for (; cases->name; cases++)
+        tl_add_list(tl_tcase(s, cases->name, cases->timeout_s, cases->setup, cases->teardown),
+                    cases->tests);
+    return tl_run(s);
+}
+
 /* ---- running a loop ---------------------------------------------------------------------- */
 
 uint64_t tl_wait_ms(const struct mg_loop *l)

@@ -406,17 +406,12 @@ START_TEST(test_decode)
 }
 END_TEST
 
-static Suite *auth_suite(void)
-{
-    Suite *s = suite_create("auth");
-    TCase *tc = tl_tcase(s, "core", 0, setup, teardown);
-    tl_add(tc, test_hs256_role, test_rs256, test_es256, test_ps256, test_expired_and_future,
-           test_alg_none_and_wrong_key, test_malformed, test_huge_token_cheap,
-           test_role_claim_and_audience, test_config_errors, test_key_forms, test_decode);
-    return s;
-}
-
 int main(void)
 {
-    return tl_run(auth_suite());
+    return tl_main("auth", TL_CASES({"core", 0, setup, teardown,
+                                     TL_TESTS(test_hs256_role, test_rs256, test_es256, test_ps256,
+                                              test_expired_and_future, test_alg_none_and_wrong_key,
+                                              test_malformed, test_huge_token_cheap,
+                                              test_role_claim_and_audience, test_config_errors,
+                                              test_key_forms, test_decode)}));
 }
