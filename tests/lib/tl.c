@@ -202,6 +202,15 @@ void tl_rm_rf(const char *path)
     ck_assert_msg(nftw(path, tl_rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0, "cannot remove %s", path);
 }
 
+void tl_tmpdir_free(char **dir)
+{
+    if (!*dir)
+        return;
+    tl_rm_rf(*dir);
+    mg_free(*dir);
+    *dir = NULL;
+}
+
 char *tl_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

@@ -114,6 +114,9 @@ void tl_nofile_restore(void);
 char *tl_tmpdir(const char *name);
 /* Remove path and everything below it (a missing path is fine). */
 void tl_rm_rf(const char *path);
+/* Remove the directory *dir (from tl_tmpdir) with everything below it, free its path and set
+ * *dir to NULL; nothing when *dir is NULL. */
+void tl_tmpdir_free(char **dir);
 /* The whole file, NUL-terminated (owned: mg_free); its length in *len when len is not NULL. */
 char *tl_read_file(const char *path, size_t *len);
 /* path's size in bytes (it must exist). */

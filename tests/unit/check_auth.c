@@ -10,6 +10,7 @@
 #include "config/cfg.h"
 #include "lib/tl.h"
 #include "lib/tl_jwt.h"
+#include "lib/tl_svc.h"
 #include "util/alloc.h"
 #include "util/err.h"
 
@@ -29,24 +30,21 @@ static char *tmpdir;
 
 static void setup(void)
 {
-    cfg_init(&cfg);
+    tl_cfg_tmp_init(&cfg, &tmpdir, "check_auth");
     au = NULL;
     err[0] = '\0';
-    tmpdir = tl_tmpdir("check_auth");
 }
 
 static void teardown(void)
 {
     auth_free(au);
     au = NULL;
-    cfg_fini(&cfg);
-    tl_rm_rf(tmpdir);
-    mg_free(tmpdir);
+    tl_cfg_tmp_fini(&cfg, &tmpdir);
 }
 
 static void set(const char *key, const char *value)
 {
-    ck_assert_msg(cfg_set(&cfg, key, value, "test", err, sizeof err) == 0, "%s", err);
+    tl_cfg_set(&cfg, key, value);
 }
 
 /* "data:;base64,<b64 of key>" (mg_free). */

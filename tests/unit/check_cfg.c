@@ -31,9 +31,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    tl_rm_rf(tmpdir);
-    mg_free(tmpdir);
-    tmpdir = NULL;
+    tl_tmpdir_free(&tmpdir);
 }
 
 /* Write text to <tmpdir>/name; returns the path (static buffer, one at a time). */
