@@ -73,11 +73,7 @@ static void env_close(void)
     loop = NULL;
     event_base_free(base);
     base = NULL;
-    if (dir) {
-        tl_rm_rf(dir);
-        mg_free(dir);
-        dir = NULL;
-    }
+    tl_tmpdir_free(&dir);
     use_v3 = false;
 }
 

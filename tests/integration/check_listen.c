@@ -218,8 +218,8 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("listen");
-    TCase *tc = tl_tcase(s, "listen", 30, tl_nofile_save, tl_nofile_restore);
-    tl_add(tc, test_listener_emfile_pauses, test_listener_keeps_reserve, test_listener_max_conns);
-    return tl_run(s);
+    return tl_main("listen",
+                   TL_CASES({"listen", 30, tl_nofile_save, tl_nofile_restore,
+                             TL_TESTS(test_listener_emfile_pauses, test_listener_keeps_reserve,
+                                      test_listener_max_conns)}));
 }

@@ -52,6 +52,15 @@ void tl_add_list(TCase *tc, const TTest *const *tests)
         tcase_add_test(tc, *tests);
 }
 
+int tl_main(const char *name, const struct tl_case *cases)
+{
+    Suite *s = suite_create(name);
+    for (; cases->name; cases++)
+        tl_add_list(tl_tcase(s, cases->name, cases->timeout_s, cases->setup, cases->teardown),
+                    cases->tests);
+    return tl_run(s);
+}
+
 /* ---- running a loop ---------------------------------------------------------------------- */
 
 uint64_t tl_wait_ms(const struct mg_loop *l)
@@ -191,6 +200,15 @@ void tl_rm_rf(const char *path)
     if (lstat(path, &st) != 0)
         return;
     ck_assert_msg(nftw(path, tl_rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0, "cannot remove %s", path);
+}
+
+void tl_tmpdir_free(char **dir)
+{
+    if (!*dir)
+        return;
+    tl_rm_rf(*dir);
+    mg_free(*dir);
+    *dir = NULL;
 }
 
 char *tl_read_file(const char *path, size_t *len)

@@ -50,6 +50,21 @@ TCase *tl_tcase(Suite *s, const char *name, double timeout_s, void (*setup)(void
 void tl_add_list(TCase *tc, const TTest *const *tests);
 /* tl_add(tc, test_a, test_b, ...): the same with the tests as arguments. */
 #define tl_add(tc, ...) tl_add_list((tc), (const TTest *const[]){__VA_ARGS__, NULL})
+/* A NULL-terminated list of tests: TL_TESTS(test_a, test_b, ...). */
+#define TL_TESTS(...) ((const TTest *const[]){__VA_ARGS__, NULL})
+/* One test case of a suite: what tl_tcase takes, and its tests (TL_TESTS). */
+struct tl_case {
+    const char *name;
+    double timeout_s;
+    void (*setup)(void);
+    void (*teardown)(void);
+    const TTest *const *tests;
+};
+/* A list of cases ended by one without a name: TL_CASES({"core", 0, setup, teardown,
+ * TL_TESTS(...)}, ...). */
+#define TL_CASES(...) ((const struct tl_case[]){__VA_ARGS__, {0}})
+/* A suite named name with the cases of a TL_CASES list, run (tl_run): main's exit status. */
+int tl_main(const char *name, const struct tl_case *cases);
 
 /* ---- running a loop ---------------------------------------------------------------------- */
 
@@ -99,6 +114,9 @@ void tl_nofile_restore(void);
 char *tl_tmpdir(const char *name);
 /* Remove path and everything below it (a missing path is fine). */
 void tl_rm_rf(const char *path);
+/* Remove the directory *dir (from tl_tmpdir) with everything below it, free its path and set
+ * *dir to NULL; nothing when *dir is NULL. */
+void tl_tmpdir_free(char **dir);
 /* The whole file, NUL-terminated (owned: mg_free); its length in *len when len is not NULL. */
 char *tl_read_file(const char *path, size_t *len);
 /* path's size in bytes (it must exist). */

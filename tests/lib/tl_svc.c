@@ -34,6 +34,18 @@ void tl_cfg_set(struct cfg *c, const char *key, const char *value)
                   err);
 }
 
+void tl_cfg_tmp_init(struct cfg *c, char **dir, const char *name)
+{
+    cfg_init(c);
+    *dir = tl_tmpdir(name);
+}
+
+void tl_cfg_tmp_fini(struct cfg *c, char **dir)
+{
+    cfg_fini(c);
+    tl_tmpdir_free(dir);
+}
+
 void tl_cfg_token_auth(struct cfg *c, unsigned char **secret, size_t *secret_len)
 {
     ck_assert_int_eq(auth_secret_key_new("HS256", secret, secret_len), 0);

@@ -39,6 +39,10 @@ struct topic_registry;
 
 /* cfg_set(c, key, value) that must succeed (the error fails the test). */
 void tl_cfg_set(struct cfg *c, const char *key, const char *value);
+/* The fixture of a test of configured files: c initialized (cfg_init) and *dir a new empty
+ * directory (tl_tmpdir(name)); tl_cfg_tmp_fini undoes both. */
+void tl_cfg_tmp_init(struct cfg *c, char **dir, const char *name);
+void tl_cfg_tmp_fini(struct cfg *c, char **dir);
 /* Token authentication on in c with a new HS256 secret key (given as a data: URL, as an
  * operator would); *secret gets the key (mg_free) to sign the test's tokens with. */
 void tl_cfg_token_auth(struct cfg *c, unsigned char **secret, size_t *secret_len);

@@ -10,6 +10,7 @@
 #include "config/cfg.h"
 #include "lib/tl.h"
 #include "lib/tl_jwt.h"
+#include "lib/tl_svc.h"
 #include "util/alloc.h"
 #include "util/err.h"
 
@@ -29,24 +30,21 @@ static char *tmpdir;
 
 static void setup(void)
 {
-    cfg_init(&cfg);
+    tl_cfg_tmp_init(&cfg, &tmpdir, "check_auth");
     au = NULL;
     err[0] = '\0';
-    tmpdir = tl_tmpdir("check_auth");
 }
 
 static void teardown(void)
 {
     auth_free(au);
     au = NULL;
-    cfg_fini(&cfg);
-    tl_rm_rf(tmpdir);
-    mg_free(tmpdir);
+    tl_cfg_tmp_fini(&cfg, &tmpdir);
 }
 
 static void set(const char *key, const char *value)
 {
-    ck_assert_msg(cfg_set(&cfg, key, value, "test", err, sizeof err) == 0, "%s", err);
+    tl_cfg_set(&cfg, key, value);
 }
 
 /* "data:;base64,<b64 of key>" (mg_free). */
@@ -406,17 +404,12 @@ START_TEST(test_decode)
 }
 END_TEST
 
-static Suite *auth_suite(void)
-{
-    Suite *s = suite_create("auth");
-    TCase *tc = tl_tcase(s, "core", 0, setup, teardown);
-    tl_add(tc, test_hs256_role, test_rs256, test_es256, test_ps256, test_expired_and_future,
-           test_alg_none_and_wrong_key, test_malformed, test_huge_token_cheap,
-           test_role_claim_and_audience, test_config_errors, test_key_forms, test_decode);
-    return s;
-}
-
 int main(void)
 {
-    return tl_run(auth_suite());
+    return tl_main("auth", TL_CASES({"core", 0, setup, teardown,
+                                     TL_TESTS(test_hs256_role, test_rs256, test_es256, test_ps256,
+                                              test_expired_and_future, test_alg_none_and_wrong_key,
+                                              test_malformed, test_huge_token_cheap,
+                                              test_role_claim_and_audience, test_config_errors,
+                                              test_key_forms, test_decode)}));
 }

@@ -139,16 +139,26 @@ static void expect_closed(bool producer, uint64_t id)
     wire_frame_clear(&f);
 }
 
+/* The answer to request id: when !allowed, an ERROR AuthorizationError saying refusal (false);
+ * else a frame of type want, left in f (true). */
+static bool expect_answer(uint64_t id, bool allowed, const char *refusal, int want,
+                          struct wire_frame *f)
+{
+    if (!allowed) {
+        tl_expect_error(&peer, id, AUTHZ_ERROR, refusal);
+        return false;
+    }
+    tl_peer_expect(&peer, want, f);
+    return true;
+}
+
 static void expect_producer(const char *topic, bool allowed)
 {
     uint64_t id = next_id++;
     tl_send_producer(&peer, topic, id, id);
-    if (!allowed) {
-        tl_expect_error(&peer, id, AUTHZ_ERROR, "Client is not authorized to Produce");
-        return;
-    }
     struct wire_frame f;
-    tl_peer_expect(&peer, T(PRODUCER_SUCCESS), &f);
+    if (!expect_answer(id, allowed, "Client is not authorized to Produce", T(PRODUCER_SUCCESS), &f))
+        return;
     ck_assert_uint_eq(f.cmd->producer_success->request_id, id);
     wire_frame_clear(&f);
 }
@@ -222,12 +232,10 @@ static void expect_topics_of_namespace(bool allowed)
     wire_cmd cmd;
     tl_cmd_set(cmd, GET_TOPICS_OF_NAMESPACE, gettopicsofnamespace, g);
     tl_peer_send(&peer, &cmd);
-    if (!allowed) {
-        tl_expect_error(&peer, id, AUTHZ_ERROR, "Client is not authorized to GetTopicsOfNamespace");
-        return;
-    }
     struct wire_frame f;
-    tl_peer_expect(&peer, T(GET_TOPICS_OF_NAMESPACE_RESPONSE), &f);
+    if (!expect_answer(id, allowed, "Client is not authorized to GetTopicsOfNamespace",
+                       T(GET_TOPICS_OF_NAMESPACE_RESPONSE), &f))
+        return;
     ck_assert_uint_eq(f.cmd->gettopicsofnamespaceresponse->request_id, id);
     wire_frame_clear(&f);
 }

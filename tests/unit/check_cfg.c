@@ -31,9 +31,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    tl_rm_rf(tmpdir);
-    mg_free(tmpdir);
-    tmpdir = NULL;
+    tl_tmpdir_free(&tmpdir);
 }
 
 /* Write text to <tmpdir>/name; returns the path (static buffer, one at a time). */
@@ -443,19 +441,15 @@ START_TEST(test_fini)
 }
 END_TEST
 
-static Suite *cfg_suite(void)
-{
-    Suite *s = suite_create("cfg");
-    TCase *tc = tl_tcase(s, "core", 0, setup, teardown);
-    tl_add(tc, test_defaults, test_standalone_yaml, test_broker_yaml, test_readme_lists_every_key,
-           test_unknown_key, test_bad_integer, test_out_of_range, test_port_off,
-           test_bad_enum_and_bool, test_bad_file_changes_nothing, test_set_overrides_file,
-           test_env_precedence, test_env_unknown, test_set_without_equals, test_yaml_syntax_error,
-           test_empty_and_null_values, test_dump_roundtrip, test_fini);
-    return s;
-}
-
 int main(void)
 {
-    return tl_run(cfg_suite());
+    return tl_main(
+        "cfg", TL_CASES({"core", 0, setup, teardown,
+                         TL_TESTS(test_defaults, test_standalone_yaml, test_broker_yaml,
+                                  test_readme_lists_every_key, test_unknown_key, test_bad_integer,
+                                  test_out_of_range, test_port_off, test_bad_enum_and_bool,
+                                  test_bad_file_changes_nothing, test_set_overrides_file,
+                                  test_env_precedence, test_env_unknown, test_set_without_equals,
+                                  test_yaml_syntax_error, test_empty_and_null_values,
+                                  test_dump_roundtrip, test_fini)}));
 }

@@ -728,11 +728,12 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("client");
-    TCase *tc = tl_tcase(s, "fake_broker", 30, setup, teardown);
-    tl_add(tc, test_handshake_lookup_producer, test_connect_refused, test_not_a_broker,
-           test_lookup_redirect, test_lookup_failed, test_producer_batches,
-           test_producer_single_and_send_error, test_producer_reconnects_and_resends,
-           test_producer_free_cancels, test_consumer, test_partitions, test_request_times_out);
-    return tl_run(s);
+    return tl_main(
+        "client",
+        TL_CASES({"fake_broker", 30, setup, teardown,
+                  TL_TESTS(test_handshake_lookup_producer, test_connect_refused, test_not_a_broker,
+                           test_lookup_redirect, test_lookup_failed, test_producer_batches,
+                           test_producer_single_and_send_error,
+                           test_producer_reconnects_and_resends, test_producer_free_cancels,
+                           test_consumer, test_partitions, test_request_times_out)}));
 }

@@ -261,9 +261,7 @@ static void teardown(void)
         zk_rm_r(a, zk_chroot);
         meta_close(a);
     }
-    tl_rm_rf(tmpdir);
-    mg_free(tmpdir);
-    tmpdir = NULL;
+    tl_tmpdir_free(&tmpdir);
     mg_loop_free(loop);
     event_base_free(base);
     base = NULL;

@@ -459,22 +459,16 @@ START_TEST(test_batch_round_trip)
 }
 END_TEST
 
-static Suite *perf_suite(void)
-{
-    Suite *s = suite_create("perf");
-    TCase *tc = tl_tcase(s, "hist", 0, NULL, NULL);
-    tl_add(tc, test_hist_uniform, test_hist_exponential, test_hist_bimodal_and_tail,
-           test_hist_pareto_small_n, test_hist_constant_and_edges, test_hist_buckets,
-           test_hist_merge);
-    tc = tl_tcase(s, "opts", 0, NULL, NULL);
-    tl_add(tc, test_opts_produce_defaults, test_opts_produce_all, test_opts_consume, test_opts_bad,
-           test_url_and_topic);
-    tc = tl_tcase(s, "batch", 0, NULL, NULL);
-    tl_add(tc, test_batch_round_trip);
-    return s;
-}
-
 int main(void)
 {
-    return tl_run(perf_suite());
+    return tl_main(
+        "perf",
+        TL_CASES({"hist", 0, NULL, NULL,
+                  TL_TESTS(test_hist_uniform, test_hist_exponential, test_hist_bimodal_and_tail,
+                           test_hist_pareto_small_n, test_hist_constant_and_edges,
+                           test_hist_buckets, test_hist_merge)},
+                 {"opts", 0, NULL, NULL,
+                  TL_TESTS(test_opts_produce_defaults, test_opts_produce_all, test_opts_consume,
+                           test_opts_bad, test_url_and_topic)},
+                 {"batch", 0, NULL, NULL, TL_TESTS(test_batch_round_trip)}));
 }

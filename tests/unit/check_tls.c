@@ -6,6 +6,7 @@
  */
 #include "config/cfg.h"
 #include "lib/tl.h"
+#include "lib/tl_svc.h"
 #include "tls/tls.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -27,12 +28,11 @@ static char *dir;
 
 static void setup(void)
 {
-    cfg_init(&cfg);
+    tl_cfg_tmp_init(&cfg, &dir, "check_tls");
     base = event_base_new();
     loop = mg_loop_new(base);
     ts = NULL;
     err[0] = '\0';
-    dir = tl_tmpdir("check_tls");
 }
 
 static void teardown(void)
@@ -41,14 +41,12 @@ static void teardown(void)
     ts = NULL;
     mg_loop_free(loop);
     event_base_free(base);
-    cfg_fini(&cfg);
-    tl_rm_rf(dir);
-    mg_free(dir);
+    tl_cfg_tmp_fini(&cfg, &dir);
 }
 
 static void set(const char *key, const char *value)
 {
-    ck_assert_msg(cfg_set(&cfg, key, value, "test", err, sizeof err) == 0, "%s", err);
+    tl_cfg_set(&cfg, key, value);
 }
 
 /* A self-signed certificate and key as dir/NAME.pem and dir/NAME.key. */
