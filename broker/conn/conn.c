@@ -451,7 +451,10 @@ static void conn_process_input(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     conn_ref(c);
-    for (int i = 0; i < CONN_MAX_FRAMES_PER_PASS && conn_is_open(c); i++) {
+    /* a refused or closing connection acts on nothing more its client sent */
+    for (int i = 0;
+         i < CONN_MAX_FRAMES_PER_PASS && conn_is_open(c) && !c->refusing && !c->shutting_down;
+         i++) {
         if (conn_should_pause(c)) {
             conn_pause_read(c);
             break;
@@ -492,7 +495,7 @@ static void conn_io_resume(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct conn *c = arg;
-    if (conn_is_open(c) && !c->read_paused)
+    if (conn_is_open(c) && !c->read_paused && !c->refusing && !c->shutting_down)
         conn_process_input(c);
 }
 
@@ -688,6 +691,13 @@ void conn_refuse(struct conn *c, int err, const char *message)
         return;
     c->refusing = true;
     MG_DEBUG("conn", "[%" PRIu64 "] %s refused: %s", c->id, c->peer, message);
+    /* Nothing more is served to a refused client (a failed credential refresh refuses a
+     * connection that has producers and consumers): they are let go of now, not at the close. */
+    struct conn_endpoint *e, *tmp;
+    TAILQ_FOREACH_SAFE(e, &c->endpoints, link, tmp)
+    {
+        conn_endpoint_drop(e);
+    }
     /* As Pulsar: ERROR with request id -1, then close. */
     conn_send_error(c, UINT64_MAX, err, message);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);    /* write_cb once flushed */

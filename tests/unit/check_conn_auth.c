@@ -123,7 +123,8 @@ static void send_connect(const char *method, const char *tok, bool refresh)
     pump();
 }
 
-static void send_auth_response(const char *tok)
+/* AUTH_RESPONSE with tok, written but not yet read by the broker. */
+static void queue_auth_response(const char *tok)
 {
     Pulsar__Proto__AuthData d = PULSAR__PROTO__AUTH_DATA__INIT;
     d.auth_method_name = "token";
@@ -136,6 +137,11 @@ static void send_auth_response(const char *tok)
     wire_cmd cmd;
     tl_cmd_set(cmd, AUTH_RESPONSE, authresponse, r);
     tl_peer_send(&fx.peer, &cmd);
+}
+
+static void send_auth_response(const char *tok)
+{
+    queue_auth_response(tok);
     pump();
 }
 
@@ -299,6 +305,36 @@ START_TEST(test_refresh_other_role_refused)
 }
 END_TEST
 
+/* A PRODUCER that arrives in the same read as a failed AUTH_RESPONSE is not served: after
+ * the refusal the broker acts on nothing more the client sent. */
+START_TEST(test_refused_refresh_serves_nothing_after)
+{
+    char *t = connect_as("alice", 5, true);
+    expect_challenge_after(10000);
+    char *bad = token("mallory", 3600, fx.secret, fx.secret_len);
+    queue_auth_response(bad);
+    Pulsar__Proto__CommandProducer pr = PULSAR__PROTO__COMMAND_PRODUCER__INIT;
+    pr.topic = "persistent://public/default/after-refusal";
+    pr.producer_id = 1;
+    pr.request_id = 7;
+    wire_cmd cmd;
+    tl_cmd_set(cmd, PRODUCER, producer, pr);
+    tl_peer_send(&fx.peer, &cmd);
+    pump();
+    tl_expect_error(&fx.peer, UINT64_MAX, AUTH_ERROR, "Failed to authenticate");
+    struct wire_frame f;
+    while (tl_peer_next(&fx.peer, &f) == 1) {
+        ck_assert_msg(f.cmd->type != T(PRODUCER_SUCCESS) && f.cmd->type != T(ERROR),
+                      "the refused client's PRODUCER was answered (%s)",
+                      wire_command_name(f.cmd->type));
+        wire_frame_clear(&f);
+    }
+    ck_assert_msg(tl_peer_wait_closed(&fx.peer), "the refused connection is still open");
+    mg_free(t);
+    mg_free(bad);
+}
+END_TEST
+
 START_TEST(test_expiry_without_refresh_support_closes)
 {
     char *t = connect_as("alice", 5, false);
@@ -317,7 +353,7 @@ static Suite *conn_auth_suite(void)
            test_unknown_method_refused, test_wrong_key_refused, test_expired_refused,
            test_garbage_refused, test_auth_off_ignores_credential, test_refresh_answered,
            test_refresh_unanswered_closes, test_refresh_other_role_refused,
-           test_expiry_without_refresh_support_closes);
+           test_refused_refresh_serves_nothing_after, test_expiry_without_refresh_support_closes);
     return s;
 }
 
