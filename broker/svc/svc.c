@@ -165,6 +165,10 @@ static void svc_tls_ready(void *arg, struct bufferevent *bev, const struct socka
                           int socklen)
 {
     struct svc *s = arg;
+    if (s->shutting_down || !s->listener_tls) { /* the handshake ended after accepting did */
+        bufferevent_free(bev);
+        return;
+    }
     uint64_t id = ++s->next_conn_id;
     svc_admit(s, conn_accept_bev(&s->conn_env_tls, bev, addr, socklen, id), id, addr);
 }
