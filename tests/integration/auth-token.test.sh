@@ -60,8 +60,10 @@ for c in none wrong expired; do
     case $c in none) tok="" ;; wrong) tok=$WRONG ;; expired) tok=$EXPIRED ;; esac
     if flex "$c" "persistent://public/default/auth-$c-$$" "$tok"; then
         fail "pulsar-flex with $c token got through: $(cat "$T/$c.out")"
-    else
+    elif grep -qF "Failed to authenticate" "$T/$c.out" "$T/$c.err"; then
         pass "pulsar-flex with $c token refused: $(cat "$T/$c.out")"
+    else
+        fail "pulsar-flex with $c token failed, but not with Failed to authenticate: $(cat "$T/$c.out") $(tail -n 3 "$T/$c.err")"
     fi
 done
 refusals=$(( $(grep -c "authentication failed" "$T/sa.log") - refusals_before ))

