@@ -228,7 +228,7 @@ static void bk_store_meta_free(void *p)
     mg_free(m);
 }
 
-/* Read n bytes at off; 0, or -1 with errno (EIO for a file that ends before). */
+/* Read n bytes at off; 0, or -1 with errno (ENODATA for a file that ends before). */
 static int bk_store_pread_all(int fd, uint8_t *b, size_t n, uint64_t off)
 {
     size_t got = 0;
@@ -238,7 +238,7 @@ static int bk_store_pread_all(int fd, uint8_t *b, size_t n, uint64_t off)
             continue;
         if (r <= 0) {
             if (r == 0)
-                errno = EIO;
+                errno = ENODATA;
             return -1;
         }
         got += (size_t)r;
@@ -707,7 +707,7 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
     uint8_t *b = mg_malloc(n ? n : 1);
     if (bk_store_pread_all(fd, b, n, off) < 0) {
         MG_ERROR(BK_MODULE, "entry log %x: read at %" PRIu64 " failed: %s", log_id, off,
-                 errno == EIO ? "short file" : strerror(errno));
+                 errno == ENODATA ? "short file" : strerror(errno));
         mg_free(b);
         return WIRE_BK_EIO;
     }
