@@ -1257,18 +1257,22 @@ int ml_open(struct ml_factory *f, const char *name, ml_open_cb cb, void *data)
 
 /* ---- appends ------------------------------------------------------------------------- */
 
-/* Pulsar's currentLedgerIsFull: over the entry or size bound, or past the maximum age with
- * an entry (an empty ledger is never rolled for its age); either way only once past the
- * minimum age. */
-static bool ml_ledger_full(const struct ml_ledger *ml, const struct ml_ledger_info *li)
+/* Pulsar's currentLedgerIsFull: over the entry or size bound, or (by_age: the periodic
+ * check's question; appends do not ask it, so the clock is read per append only once a bound
+ * is reached) past the maximum age with an entry (an empty ledger is never rolled for its
+ * age); either way only once past the minimum age. */
+static bool ml_ledger_full(const struct ml_ledger *ml, const struct ml_ledger_info *li, bool by_age)
 {
     const struct ml_config *cfg = &ml->f->cfg;
-    int64_t age = (int64_t)(mg_loop_mono_ms(ml->f->loop) - li->created_ms);
     bool full =
         (cfg->max_entries_per_ledger > 0 && li->next_entry >= cfg->max_entries_per_ledger) ||
-        (cfg->max_size_per_ledger > 0 && li->assigned_size >= cfg->max_size_per_ledger) ||
-        (cfg->max_rollover_ms > 0 && li->next_entry > 0 && age >= cfg->max_rollover_ms);
-    return full && (cfg->min_rollover_ms <= 0 || age > cfg->min_rollover_ms);
+        (cfg->max_size_per_ledger > 0 && li->assigned_size >= cfg->max_size_per_ledger);
+    if (!full && !(by_age && cfg->max_rollover_ms > 0 && li->next_entry > 0))
+        return false;
+    int64_t age = (int64_t)(mg_loop_mono_ms(ml->f->loop) - li->created_ms);
+    if (!full && age < cfg->max_rollover_ms)
+        return false;
+    return cfg->min_rollover_ms <= 0 || age > cfg->min_rollover_ms;
 }
 
 static void ml_drain(struct ml_ledger *ml);
@@ -1337,7 +1341,7 @@ static void ml_send_unsent(struct ml_ledger *ml)
     while (!ml->rolling && !ml->fenced && ml->state == ML_READY &&
            (op = TAILQ_FIRST(&ml->unsent)) != NULL) {
         struct ml_ledger_info *cur = ml_current_ledger(ml);
-        if (ml->broken || ml_ledger_full(ml, cur)) {
+        if (ml->broken || ml_ledger_full(ml, cur, false)) {
             if (ml->roll_error && (int64_t)mg_loop_mono_ms(ml->f->loop) < ml->roll_retry_at) {
                 /* The last roll failed a moment ago: fail fast, try again later. */
                 ml_fail_unsent(ml, ml->roll_error);
@@ -1377,7 +1381,7 @@ static void ml_send_unsent(struct ml_ledger *ml)
             /* Nothing more goes to this ledger; ml_drain fails what follows. */
             break;
         }
-        if (ml_ledger_full(ml, ml_current_ledger(ml)))
+        if (ml_ledger_full(ml, ml_current_ledger(ml), false))
             ml_start_rollover(ml);
     }
 }
@@ -1527,7 +1531,7 @@ static void ml_periodic_check(struct ml_ledger *ml)
     if (ml->state != ML_READY || ml->deleted || ml->fenced || ml->n_ledgers == 0)
         return;
     const struct ml_ledger_info *cur = ml_current_ledger(ml);
-    if (!ml->rolling && !ml->broken && cur->next_entry > 0 && ml_ledger_full(ml, cur) &&
+    if (!ml->rolling && !ml->broken && ml_ledger_full(ml, cur, true) &&
         !(ml->roll_error && (int64_t)mg_loop_mono_ms(ml->f->loop) < ml->roll_retry_at))
         ml_start_rollover(ml); /* its end runs the trim check */
     else
