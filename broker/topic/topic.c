@@ -318,16 +318,20 @@ static void topic_producer_free(struct topic_producer *p)
     mg_free(p);
 }
 
-/* Detach and close every producer of t, telling each owner through ops->closed; one with
- * sends in flight is freed when the last completes. The caller holds a reference on t. */
-static void topic_drop_producers(struct topic *t)
+/* Close every producer of t, telling each owner through ops->closed; one with sends in flight
+ * is freed when the last completes. detach (the topic itself is closing): the producers
+ * forget t; otherwise (t stays open) their sends in flight still complete on t, counted in
+ * its statistics and its last sequence id, as after topic_producer_close. The caller holds a
+ * reference on t. */
+static void topic_drop_producers(struct topic *t, bool detach)
 {
     size_t pos = 0;
     void *v;
     while (mg_map_next(&t->producers, &pos, NULL, NULL, &v)) {
         struct topic_producer *p = v;
         mg_map_del_str(&t->producers, p->name);
-        p->topic = NULL;
+        if (detach)
+            p->topic = NULL;
         p->closed = true;
         if (t->exclusive == p)
             t->exclusive = NULL;
@@ -348,7 +352,7 @@ static void topic_close(struct topic *t, bool delete_data)
     if (t->reg)
         mg_map_del_str(&t->reg->topics, t->name.full);
 
-    topic_drop_producers(t);
+    topic_drop_producers(t, true);
     size_t pos = 0;
     void *v;
     while (mg_map_next(&t->subs, &pos, NULL, NULL, &v))
@@ -787,7 +791,7 @@ void topic_check_backlog_quota(struct topic *t)
         MG_INFO(MOD, "%s: backlog over its quota (%" PRId64 " bytes): closing %zu producer(s)",
                 t->name.full, q.limit_bytes, (size_t)t->producers.count);
     topic_ref(t);
-    topic_drop_producers(t);
+    topic_drop_producers(t, false);
     topic_unref(t);
 }
 
