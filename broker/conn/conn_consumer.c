@@ -182,8 +182,7 @@ void conn_handle_subscribe(struct conn *c, const Pulsar__Proto__CommandSubscribe
     }
     /* Checked once here: the consumer's MESSAGEs do no permission work. */
     if (!conn_authorized(c, &tn, AUTH_CONSUME, false, m->subscription)) {
-        MG_INFO("conn", "[%" PRIu64 "] consumer on %s (%s): role %s not authorized", c->id, tn.full,
-                m->subscription, conn_role(c) ? conn_role(c) : "(none)");
+        conn_log_unauthorized(c, "subscription to", tn.full);
         topic_name_fini(&tn);
         conn_send_error(c, m->request_id, -MG_EAUTHZ, "Client is not authorized to subscribe");
         return;

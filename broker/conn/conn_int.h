@@ -207,6 +207,9 @@ void conn_req_fail(struct conn_req *r, int err, const char *message);
  * not be reserved to other roles (subscription_auth_roles). True with authorization off. */
 bool conn_authorized(struct conn *c, const struct topic_name *tn, unsigned need, bool ns_only,
                      const char *sub);
+/* Log a refusal by conn_authorized ("<what> <name>: role R not authorized"), at most one line
+ * per 10 s for the whole process (clients retry lookups and creations). */
+void conn_log_unauthorized(struct conn *c, const char *what, const char *name);
 bool conn_endpoint_begin(struct conn *c, const struct conn_endpoint_ops *ops, struct mg_map *map,
                          uint64_t id, uint64_t request_id, const char *topic,
                          struct topic_name *tn);

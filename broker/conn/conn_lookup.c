@@ -55,6 +55,19 @@ int conn_parse_topic(struct conn *c, const char *name, struct topic_name *tn, co
     return rc;
 }
 
+/* Connections run on one loop thread: one limiter serves them all. */
+static struct mg_ratelimit conn_unauthorized_log;
+
+void conn_log_unauthorized(struct conn *c, const char *what, const char *name)
+{
+    uint64_t held;
+    if (mg_ratelimit_allow(&conn_unauthorized_log, MG_RATELIMIT_INTERVAL_MS, &held))
+        MG_INFO("conn",
+                "[%" PRIu64 "] %s %s: role %s not authorized (%" PRIu64
+                " more refusals since the last line)",
+                c->id, what, name, conn_role(c) ? conn_role(c) : "(none)", held);
+}
+
 bool conn_authorized(struct conn *c, const struct topic_name *tn, unsigned need, bool ns_only,
                      const char *sub)
 {
@@ -132,8 +145,7 @@ void conn_handle_partitioned_metadata(struct conn *c,
         r.error = (Pulsar__Proto__ServerError)mg_err_server_error(rc);
         r.message = (char *)reason;
     } else if (!conn_authorized(c, &tn, AUTH_PRODUCE | AUTH_CONSUME, false, NULL)) {
-        MG_INFO("conn", "[%" PRIu64 "] partitioned metadata of %s: role %s not authorized", c->id,
-                tn.full, conn_role(c) ? conn_role(c) : "(none)");
+        conn_log_unauthorized(c, "partitioned metadata of", tn.full);
         topic_name_fini(&tn);
         r.response =
             PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Failed;
@@ -233,8 +245,7 @@ void conn_handle_lookup(struct conn *c, const Pulsar__Proto__CommandLookupTopic 
         return;
     }
     if (!conn_authorized(c, &tn, AUTH_PRODUCE | AUTH_CONSUME, false, NULL)) {
-        MG_INFO("conn", "[%" PRIu64 "] lookup of %s: role %s not authorized", c->id, tn.full,
-                conn_role(c) ? conn_role(c) : "(none)");
+        conn_log_unauthorized(c, "lookup of", tn.full);
         conn_send_lookup_response(c, l->request_id, -MG_EAUTHZ, NULL,
                                   "Client is not authorized to Lookup");
         topic_name_fini(&tn);
@@ -319,8 +330,7 @@ void conn_handle_get_topics(struct conn *c, const Pulsar__Proto__CommandGetTopic
         mg_free(ns_tn.tenant);
         mg_free(ns_tn.ns);
         if (!ok) {
-            MG_INFO("conn", "[%" PRIu64 "] topics of %s: role %s not authorized", c->id,
-                    m->namespace_ ? m->namespace_ : "", conn_role(c) ? conn_role(c) : "(none)");
+            conn_log_unauthorized(c, "topics of", m->namespace_ ? m->namespace_ : "");
             conn_send_error(c, m->request_id, -MG_EAUTHZ,
                             "Client is not authorized to GetTopicsOfNamespace");
             return;

@@ -179,8 +179,7 @@ void conn_handle_producer(struct conn *c, const Pulsar__Proto__CommandProducer *
         return;
     /* Checked once here: SEND does no permission work. */
     if (!conn_authorized(c, &tn, AUTH_PRODUCE, false, NULL)) {
-        MG_INFO("conn", "[%" PRIu64 "] producer on %s: role %s not authorized", c->id, tn.full,
-                conn_role(c) ? conn_role(c) : "(none)");
+        conn_log_unauthorized(c, "producer on", tn.full);
         topic_name_fini(&tn);
         conn_send_error(c, m->request_id, -MG_EAUTHZ, "Client is not authorized to Produce");
         return;

@@ -257,6 +257,8 @@ static int64_t svc_total_connections(void *data)
 static void svc_policies_changed(void *data, const char *tenant_ns)
 {
     struct svc *s = data;
+    if (!auth_authz_enabled(s->auth))
+        return; /* no grant to re-check: every policy change would walk every connection */
     size_t pos = 0;
     void *c;
     while (mg_map_next(&s->conns, &pos, NULL, NULL, &c))
