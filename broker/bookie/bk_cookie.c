@@ -601,9 +601,10 @@ static int bk_cookie_stamp(struct event_base *base, struct meta_store *meta, str
 {
     char *text = bk_cookie_text(want);
     int rc = 0;
-    for (int i = 0; dirs_too && i < n && rc == 0; i++)
-        rc = bk_cookie_write_file(d[i].dir, text);
-    if (rc == 0 && meta) {
+    /* the store's cookie first (create-only, as BookKeeper registers it first): when another
+     * bookie with this id holds it, nothing is written here, so every later start is refused
+     * too instead of finding this bookie's directories stamped */
+    if (meta) {
         rc = bk_meta_create(base, meta, store_path, text);
         if (rc == -MG_EEXIST)
             MG_ERROR(BK_MODULE,
@@ -614,6 +615,8 @@ static int bk_cookie_stamp(struct event_base *base, struct meta_store *meta, str
             MG_ERROR(BK_MODULE, "cannot write the cookie %s to the metadata store: %s", store_path,
                      mg_strerror(rc));
     }
+    for (int i = 0; dirs_too && i < n && rc == 0; i++)
+        rc = bk_cookie_write_file(d[i].dir, text);
     mg_free(text);
     return rc == -MG_EEXIST ? -MG_ENOTALLOWED : rc;
 }
@@ -704,7 +707,8 @@ int bk_cookie_check(struct event_base *base, struct meta_store *meta, const char
         if (!meta || have_store)
             goto out; /* the same bookie as before */
         if (with_data == 0) {
-            /* stopped between the directories' cookies and the store's on its first start */
+            /* a first start of an older version (which wrote the directories' cookies first)
+             * stopped before the store's */
             MG_INFO(BK_MODULE,
                     "bookie %s: writing its cookie %s (its first start stopped "
                     "before it)",

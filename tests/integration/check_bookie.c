@@ -2132,6 +2132,90 @@ START_TEST(test_cookie_adopt_and_resume)
 }
 END_TEST
 
+/* Another bookie with the same id (and the same configuration, on another host) creates the
+ * store's cookie while this one starts, after this one found none: the start is refused,
+ * nothing is left in this bookie's directories, and its next start is refused again. The
+ * twin's create is fired after a growing number of loop turns of the start, so that some try
+ * lands between this bookie's read of the store and its own create. */
+struct ck_twin {
+    struct ck *c;
+    struct event *ev;
+    const char *path, *text;
+    int turns; /* loop turns left before the twin creates its cookie */
+    struct ck_wait w;
+    bool issued;
+};
+
+static void ck_twin_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct ck_twin *t = arg;
+    if (--t->turns > 0) {
+        struct timeval tv = {0, 0};
+        evtimer_add(t->ev, &tv);
+        return;
+    }
+    t->issued = meta_put(t->c->meta, t->path, t->text, strlen(t->text), META_VERSION_NONE,
+                         META_PERSISTENT | META_CREATE_PARENTS, &t->w.req, ck_wait_cb) == 0;
+    ck_assert(t->issued);
+}
+
+START_TEST(test_cookie_twin_refused)
+{
+    struct ck c;
+    ck_init(&c);
+    c.h.o.bookie_id = "twin-bookie";
+    const char *spath = "/ledgers/cookies/twin-bookie";
+    ck_assert_int_eq(ck_start(&c, NULL), 0);
+    char *text = ck_get(&c, spath); /* what the twin, configured alike, writes */
+    ck_assert_ptr_nonnull(text);
+    char jcur[400], lcur[400];
+    snprintf(jcur, sizeof jcur, "%s/current", c.h.jdir);
+    snprintf(lcur, sizeof lcur, "%s/current", c.h.ldir);
+    int raced = 0;
+    for (int turns = 1; turns <= 8; turns++) {
+        ck_rm(jcur);
+        ck_rm(lcur);
+        ck_del(&c, spath);
+        struct ck_twin t = {.c = &c, .path = spath, .text = text, .turns = turns};
+        t.ev = evtimer_new(c.base, ck_twin_cb, &t);
+        struct timeval tv = {0, 0};
+        evtimer_add(t.ev, &tv);
+        char *log = NULL;
+        int rc = ck_start(&c, &log);
+        for (int i = 0; i < 10000 && !t.issued; i++) /* the start ended before the twin */
+            event_base_loop(c.base, EVLOOP_ONCE);
+        ck_assert(t.issued);
+        ck_wait(&c, &t.w, 0);
+        meta_req_fini(&t.w.req);
+        event_free(t.ev);
+        if (rc == 0) { /* this bookie created the cookie first: the twin's create failed */
+            ck_assert_int_eq(t.w.status, -MG_EEXIST);
+            mg_free(log);
+            continue;
+        }
+        ck_assert_int_eq(rc, -MG_ENOTALLOWED);
+        if (strstr(log, "another bookie with the id twin-bookie is starting")) {
+            raced++;
+            /* refused: nothing stamped here */
+            char *jc = ck_cookie_of(c.h.jdir), *lc = ck_cookie_of(c.h.ldir);
+            ck_assert_ptr_null(jc);
+            ck_assert_ptr_null(lc);
+        }
+        mg_free(log);
+        /* and the next start (the twin's cookie still there) is refused again */
+        rc = ck_start(&c, &log);
+        if (rc != -MG_ENOTALLOWED || !strstr(log, "the metadata store has its cookie"))
+            ck_abort_msg("turns %d: next start rc %d: %s", turns, rc, log);
+        mg_free(log);
+    }
+    ck_assert_int_gt(raced, 0);
+    mg_free(text);
+    ck_fini(&c);
+}
+END_TEST
+
 /* --format: refused while the bookie runs (its lock), lists without force and deletes
  * nothing, with force empties both directories and deletes the store's cookie; the next
  * start is a new bookie (even on empty directories with the old port). */
@@ -2532,9 +2616,9 @@ static Suite *bookie_suite(void)
            test_readonly_injected, test_readonly_tmpfs, test_nospace_journal,
            test_nospace_entry_log, test_prealloc_threshold, test_restart_trims_journal,
            test_dir_lock, test_options_from_cfg, test_cookie_format, test_cookie_new_and_restart,
-           test_cookie_refusals, test_cookie_adopt_and_resume, test_cookie_format_cmd,
-           test_gc_deleted_ledger, test_gc_ledger_created_during_scan, test_gc_listing_failure,
-           test_compaction_half_live, test_compaction_crash);
+           test_cookie_refusals, test_cookie_adopt_and_resume, test_cookie_twin_refused,
+           test_cookie_format_cmd, test_gc_deleted_ledger, test_gc_ledger_created_during_scan,
+           test_gc_listing_failure, test_compaction_half_live, test_compaction_crash);
     return s;
 }
 
