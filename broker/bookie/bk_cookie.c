@@ -866,18 +866,22 @@ int bk_format(struct event_base *base, struct meta_store *meta, const struct bk_
         rc = -MG_ENOTALLOWED;
         goto out;
     }
-    for (int i = 0; i < n && rc == 0; i++) {
-        MG_WARN(BK_MODULE, "format: deleting %s/current (%s): its data and cookie", dirs[i],
-                keys[i]);
-        rc = bk_rm_current(dirs[i]);
-    }
+    /* the store's cookies first: when one cannot be deleted the directories keep theirs,
+     * and the bookie still starts as it was (directories removed first would leave a store
+     * cookie that refuses every start) */
     for (int k = 0; meta && rc == 0 && k < nids; k++) {
         char *path = mg_asprintf(BK_COOKIES_PATH "/%s", ids[k]);
         MG_WARN(BK_MODULE, "format: deleting the cookie %s from the metadata store", path);
         rc = bk_meta_remove(base, meta, path);
         if (rc < 0)
-            MG_ERROR(BK_MODULE, "format: cannot delete %s: %s", path, mg_strerror(rc));
+            MG_ERROR(BK_MODULE, "format: cannot delete %s: %s; nothing else deleted", path,
+                     mg_strerror(rc));
         mg_free(path);
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        MG_WARN(BK_MODULE, "format: deleting %s/current (%s): its data and cookie", dirs[i],
+                keys[i]);
+        rc = bk_rm_current(dirs[i]);
     }
     if (rc == 0)
         MG_WARN(BK_MODULE, "format: done; the next start is a new bookie%s",

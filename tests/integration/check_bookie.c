@@ -2217,7 +2217,8 @@ START_TEST(test_cookie_twin_refused)
 END_TEST
 
 /* --format: refused while the bookie runs (its lock), lists without force and deletes
- * nothing, with force empties both directories and deletes the store's cookie; the next
+ * nothing, with force but a store cookie that cannot be deleted deletes nothing (the bookie
+ * still starts), with force empties both directories and deletes the store's cookie; the next
  * start is a new bookie (even on empty directories with the old port). */
 START_TEST(test_cookie_format_cmd)
 {
@@ -2249,6 +2250,24 @@ START_TEST(test_cookie_format_cmd)
     char *v = ck_get(&c, spath);
     ck_assert_ptr_nonnull(v);
     mg_free(v);
+    /* the store's cookie cannot be deleted (a child under it): nothing is deleted, and the
+     * bookie still starts as it was */
+    char child[160];
+    snprintf(child, sizeof child, "%s/child", spath);
+    ck_put(&c, child, "x");
+    cap_start(&cap);
+    rc = bk_format(c.base, c.meta, &fo, true);
+    log = cap_end(&cap);
+    ck_assert_int_lt(rc, 0);
+    ck_assert_ptr_nonnull(strstr(log, "format: cannot delete"));
+    mg_free(log);
+    ck_assert(ck_exists(jcur) && ck_exists(lcur));
+    v = ck_get(&c, spath);
+    ck_assert_ptr_nonnull(v);
+    mg_free(v);
+    c.h.o.port = port;
+    ck_assert_int_eq(ck_start(&c, NULL), 0);
+    ck_del(&c, child);
     ck_assert_int_eq(bk_format(c.base, c.meta, &fo, true), 0);
     ck_assert(!ck_exists(jcur) && !ck_exists(lcur));
     ck_assert_ptr_null(ck_get(&c, spath));
