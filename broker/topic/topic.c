@@ -30,8 +30,17 @@ static void topic_fenced_unload_cb(struct mg_timer *tm, void *arg);
 
 /* ---- registry ------------------------------------------------------------------------ */
 
+static void topic_expiry_done(void *data, int status)
+{
+    (void)status;
+    struct topic *t = data; /* alive: the search's reference is dropped after this call */
+    t->expiring = false;
+}
+
 /* Every expiry_check_interval_ms (Pulsar's messageExpiryCheckIntervalInMinutes): each loaded
- * topic with a message TTL acknowledges what is older on each durable subscription. */
+ * topic with a message TTL acknowledges what is older on each durable subscription. A topic
+ * whose previous search (it may read ledgers) has not finished is skipped, so slow reads do
+ * not pile up. */
 static void topic_expiry_tmr_cb(struct mg_timer *tmr, void *arg)
 {
     struct topic_registry *r = arg;
@@ -40,8 +49,11 @@ static void topic_expiry_tmr_cb(struct mg_timer *tmr, void *arg)
     while ((t = topic_next(r, &pos))) {
         int64_t ttl = topic_message_ttl(t);
         /* nothing to look up (it may read a ledger) while no subscription has a backlog */
-        if (ttl > 0 && topic_backlog_bytes(t) > 0)
-            topic_expire_messages(t, NULL, ttl, NULL, NULL);
+        if (ttl <= 0 || t->expiring || topic_backlog_bytes(t) <= 0)
+            continue;
+        t->expiring = true;
+        if (topic_expire_messages(t, NULL, ttl, topic_expiry_done, t) < 0)
+            t->expiring = false;
     }
     mg_timer_start(tmr, (uint64_t)r->cfg.expiry_check_interval_ms);
 }

@@ -71,7 +71,8 @@ struct topic {
     int64_t msg_out_closed, bytes_out_closed; /* counters of subscriptions gone */
     int64_t ttl_secs;                         /* message TTL; -1 = the registry's default */
     int64_t msg_expired;                      /* entries acknowledged by expiry */
-    bool quota_set;                           /* quota overrides the registry's default */
+    bool expiring;  /* the expiry timer's search is running (the next tick skips the topic) */
+    bool quota_set; /* quota overrides the registry's default */
     struct topic_backlog_quota quota;
     bool fence_pending;          /* an unload after fencing is scheduled */
     struct mg_timer fence_timer; /* runs that unload (holds a reference) */
