@@ -379,8 +379,12 @@ static bool bk_gc_slice(struct bk_gc *g)
                 mg_strerror(rc));
         return true;
     }
-    if (!done)
+    if (!done) {
+        /* the copies fill the write cache like adds do, and an idle bookie has no journal
+         * completion to checkpoint it: bound it here (the old log stays until the end) */
+        bk_server_checkpoint_if_full(g->srv);
         return false;
+    }
     /* copies durable (entry log fdatasync) and the index pointing at them (commit) before
      * the old log goes */
     if (g->inject_stop_step == 1)

@@ -335,8 +335,13 @@ void bk_server_journal_done(struct bk_server *s)
     }
     if (atomic_exchange(&s->journal.disk_check_due, 0))
         bk_check_disk(s, false); /* room is short: turn read-only now, not at the next check */
+    bk_server_checkpoint_if_full(s);
+}
+
+void bk_server_checkpoint_if_full(struct bk_server *s)
+{
     /* out of space the cache waits for the disk check's retry */
-    if (s->store.cache_bytes > BK_WRITE_CACHE_MAX && !s->store.io_failed && !s->store.nospace)
+    if (s->store.cache_bytes > s->store.cache_max && !s->store.io_failed && !s->store.nospace)
         bk_server_checkpoint(s);
 }
 

@@ -328,6 +328,7 @@ static int bk_store_meta_rebuild(struct bk_store *st)
 int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
 {
     memset(st, 0, sizeof *st);
+    st->cache_max = BK_WRITE_CACHE_MAX;
     mg_map_init(&st->ledgers);
     mg_map_init(&st->cache);
     mg_map_init(&st->logs);

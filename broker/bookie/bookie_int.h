@@ -121,6 +121,7 @@ struct bk_store {
     struct mg_map ledgers; /* u64 id -> owned struct bk_ledger */
     struct mg_map cache;   /* 16-byte key -> owned struct bk_cached */
     size_t cache_bytes;
+    size_t cache_max;       /* checkpoint early beyond this (BK_WRITE_CACHE_MAX; tests lower it) */
     struct mg_map logs;     /* u64 log id -> owned struct bk_log_file (open for reads) */
     struct mg_map log_meta; /* u64 log id -> owned struct bk_log_meta */
     uint32_t log_id;        /* current entry log */
@@ -420,6 +421,10 @@ void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const
 void bk_server_check_disk(struct bk_server *s);
 /* Checkpoint now (tests). Returns 0 or -MG_EIO. */
 int bk_server_checkpoint(struct bk_server *s);
+/* Checkpoint when the write cache holds more than store.cache_max bytes (not while the entry
+ * log failed or waits for room: the disk check retries those). Every path that fills the
+ * cache calls it: the journal's completions and compaction. */
+void bk_server_checkpoint_if_full(struct bk_server *s);
 void bk_server_stats(const struct bk_server *s, struct bk_stats *out);
 /* Test hooks: the next journal group write, or entry-log write, fails with err (an errno). */
 void bk_server_inject_journal_error(struct bk_server *s, int err);

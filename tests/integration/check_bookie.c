@@ -2572,6 +2572,50 @@ START_TEST(test_compaction_half_live)
 }
 END_TEST
 
+/* On an idle bookie (no journal completions) a compaction copying more than the write
+ * cache's limit checkpoints as it goes: the cache never holds more than the limit between
+ * slices, and every entry still reads back. */
+START_TEST(test_compaction_bounds_cache)
+{
+    struct ck c;
+    ck_init(&c);
+    struct bk_server *s = gc_start(&c);
+    gc_put_md(&c, 1);
+    gc_put_md(&c, 2);
+    for (int e = 0; e < 120; e++) {
+        gc_add(s, 1, e, e + 1);
+        gc_add(s, 2, e, e + 1);
+    }
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    gc_del_md(&c, 2);
+    bk_server_free(s);
+    c.h.o.compaction_rate_by_entries = 100; /* a log takes several slices */
+    s = NULL;
+    ck_assert_int_eq(bk_server_new(c.base, &c.h.o, &s), 0);
+    s->store.cache_max = 4 * GC_PAYLOAD; /* below one slice's copies */
+    ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
+    size_t most = 0;
+    for (int i = 0; i < 60000 && !bk_gc_idle(s->gc); i++) {
+        event_base_loop(c.base, EVLOOP_NONBLOCK);
+        if (s->store.cache_bytes > most)
+            most = s->store.cache_bytes;
+        usleep(1000);
+    }
+    ck_assert(bk_gc_idle(s->gc));
+    struct bk_gc_stats gs;
+    bk_gc_stats(s->gc, &gs);
+    ck_assert_uint_ge(gs.entries_compacted, 60);
+    ck_assert_msg(most <= s->store.cache_max, "write cache reached %zu bytes (limit %zu)", most,
+                  s->store.cache_max);
+    gc_check(s, 1, 120);
+    bk_server_free(s);
+    s = gc_start(&c);
+    gc_check(s, 1, 120);
+    bk_server_free(s);
+    ck_fini(&c);
+}
+END_TEST
+
 /* A crash at each step of a compaction (mid-copy, copies made but not synced, synced and
  * indexed but the old log not yet deleted) loses nothing: after the restart every entry
  * reads back, and a later compaction finishes the job. */
@@ -2637,7 +2681,8 @@ static Suite *bookie_suite(void)
            test_dir_lock, test_options_from_cfg, test_cookie_format, test_cookie_new_and_restart,
            test_cookie_refusals, test_cookie_adopt_and_resume, test_cookie_twin_refused,
            test_cookie_format_cmd, test_gc_deleted_ledger, test_gc_ledger_created_during_scan,
-           test_gc_listing_failure, test_compaction_half_live, test_compaction_crash);
+           test_gc_listing_failure, test_compaction_half_live, test_compaction_bounds_cache,
+           test_compaction_crash);
     return s;
 }
 
