@@ -19,6 +19,7 @@
 #include "auth/auth.h"
 #include "config/cfg.h"
 #include "util/alloc.h"
+#include "util/base64.h"
 #include "util/err.h"
 
 #include <ctype.h>
@@ -97,39 +98,14 @@ static const struct auth_alg *auth_alg_find(const char *name)
  * convenience) or -1 for anything else. */
 static int auth_b64_decode(const char *s, size_t n, bool url, unsigned char **out, size_t *len)
 {
-    for (int k = 0; !url && k < 2 && n > 0 && s[n - 1] == '='; k++)
-        n--; /* padding: put back below, as EVP_DecodeBlock wants it */
-    if (n % 4 == 1)
-        return -1;
-    size_t pad = (4 - n % 4) % 4;
-    char *buf = mg_malloc(n + pad + 1);
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (url) {
-            if (ch == '-')
-                ch = '+';
-            else if (ch == '_')
-                ch = '/';
-            else if (ch == '+' || ch == '/')
-                ch = '!'; /* not of the url alphabet */
-        }
-        if (!(isalnum((unsigned char)ch) || ch == '+' || ch == '/')) {
-            mg_free(buf);
-            return -1;
-        }
-        buf[i] = ch;
-    }
-    memset(buf + n, '=', pad);
-    buf[n + pad] = '\0';
-    unsigned char *o = mg_malloc((n + pad) / 4 * 3 + 1);
-    int m = n + pad > 0 ? EVP_DecodeBlock(o, (const unsigned char *)buf, (int)(n + pad)) : 0;
-    mg_free(buf);
-    if (m < 0 || (size_t)m < pad) {
+    unsigned char *o = mg_malloc(MG_BASE64_DECODED_MAX(n) + 1);
+    ssize_t m = mg_base64_decode(s, n, url, o);
+    if (m < 0) {
         mg_free(o);
         return -1;
     }
-    *len = (size_t)m - pad;
-    o[*len] = '\0';
+    o[m] = '\0';
+    *len = (size_t)m;
     *out = o;
     return 0;
 }

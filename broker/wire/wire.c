@@ -26,6 +26,7 @@
 #include "wire/wire_int.h"
 
 #include "util/alloc.h"
+#include "util/base64.h"
 #include "util/bytes.h"
 #include "util/crc.h"
 #include "util/err.h"
@@ -353,40 +354,6 @@ void wire_frame_clear(struct wire_frame *f)
     memset(f, 0, sizeof(*f));
 }
 
-/* Standard base64 (RFC 4648 alphabet, padding optional), as java.util.Base64's basic decoder.
- * Returns the decoded length or -1 on a character outside the alphabet. */
-static ssize_t wire_base64_decode(const char *in, size_t len, uint8_t *out)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)in[i], v;
-        if (c >= 'A' && c <= 'Z')
-            v = c - 'A';
-        else if (c >= 'a' && c <= 'z')
-            v = c - 'a' + 26;
-        else if (c >= '0' && c <= '9')
-            v = c - '0' + 52;
-        else if (c == '+')
-            v = 62;
-        else if (c == '/')
-            v = 63;
-        else if (c == '=')
-            break;
-        else
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return (ssize_t)n;
-}
-
 /* Sticky key hash (docs/wire-pulsar.md §6, Key_Shared). An invalid base64 partition key is hashed
  * as its raw bytes rather than failing the entry. */
 static uint32_t wire_sticky_key_hash(const Pulsar__Proto__MessageMetadata *md)
@@ -399,8 +366,8 @@ static uint32_t wire_sticky_key_hash(const Pulsar__Proto__MessageMetadata *md)
         size_t klen = strlen(md->partition_key);
         h = wire_murmur3_32(md->partition_key, klen, 0);
         if (md->has_partition_key_b64_encoded && md->partition_key_b64_encoded) {
-            uint8_t *dec = mg_malloc(klen / 4 * 3 + 3);
-            ssize_t n = wire_base64_decode(md->partition_key, klen, dec);
+            uint8_t *dec = mg_malloc(MG_BASE64_DECODED_MAX(klen));
+            ssize_t n = mg_base64_decode(md->partition_key, klen, false, dec);
             if (n >= 0)
                 h = wire_murmur3_32(dec, (size_t)n, 0);
             mg_free(dec);

@@ -2,6 +2,7 @@
  * loop clock and timers (the listener over sockets: tests/integration/check_listen.c). */
 #include "lib/tl.h"
 #include "util/alloc.h"
+#include "util/base64.h"
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -132,6 +133,30 @@ END_TEST
 
 /* mg_grow doubles from the minimum (or the current capacity) to the first size that holds
  * what is asked, keeps the contents, and leaves an array that is big enough alone. */
+/* base64 in both alphabets: padding optional at the end only, no character outside the
+ * alphabet, no length an encoding cannot have. */
+START_TEST(test_base64)
+{
+    uint8_t out[32];
+    ck_assert_int_eq(mg_base64_decode("aGk=", 4, false, out), 2);
+    ck_assert_mem_eq(out, "hi", 2);
+    ck_assert_int_eq(mg_base64_decode("aGk", 3, false, out), 2);
+    ck_assert_int_eq(mg_base64_decode("", 0, false, out), 0);
+    ck_assert_int_eq(mg_base64_decode("+/8=", 4, false, out), 2); /* fb ff */
+    ck_assert_uint_eq(out[0], 0xfb);
+    ck_assert_uint_eq(out[1], 0xff);
+    ck_assert_int_eq(mg_base64_decode("-_8", 3, true, out), 2);
+    ck_assert_uint_eq(out[0], 0xfb);
+    ck_assert_uint_eq(out[1], 0xff);
+    ck_assert_int_eq(mg_base64_decode("-_8", 3, false, out), -1); /* wrong alphabet */
+    ck_assert_int_eq(mg_base64_decode("+/8", 3, true, out), -1);
+    ck_assert_int_eq(mg_base64_decode("aG=k", 4, false, out), -1); /* padding inside */
+    ck_assert_int_eq(mg_base64_decode("aGk!", 4, false, out), -1);
+    ck_assert_int_eq(mg_base64_decode("aGkxY", 5, false, out), -1); /* 1 char left over */
+    ck_assert_int_eq(mg_base64_decode("aGkxYg===", 9, false, out), -1);
+}
+END_TEST
+
 START_TEST(test_grow)
 {
     size_t cap = 0;
@@ -527,9 +552,9 @@ int main(void)
 {
     Suite *s = suite_create("util");
     TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
-    tl_add(tc, test_map_basic, test_map_many, test_map_fini_free, test_grow, test_errors, test_crc,
-           test_ratelimit, test_url, test_fs, test_loop_sim_order, test_loop_sim_rearm,
-           test_loop_sim_runs_active_events, test_loop_real);
+    tl_add(tc, test_map_basic, test_map_many, test_map_fini_free, test_base64, test_grow,
+           test_errors, test_crc, test_ratelimit, test_url, test_fs, test_loop_sim_order,
+           test_loop_sim_rearm, test_loop_sim_runs_active_events, test_loop_real);
     tc = tl_tcase(s, "descriptors", 30, tl_nofile_save, tl_nofile_restore);
     tl_add(tc, test_fds_limit_helpers);
     return tl_run(s);
