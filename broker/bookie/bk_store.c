@@ -383,12 +383,14 @@ int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
                 continue;
             if (v > max_id)
                 max_id = (uint32_t)v;
+            /* every log gets its metadata, also one with no record (the log of a start that
+             * wrote nothing): gc deletes the logs without live bytes, these among them */
             struct stat sb;
             char path[4096];
             bk_store_log_path(st, (uint32_t)v, path, sizeof path);
+            struct bk_log_meta *m = bk_store_meta(st, (uint32_t)v);
             if (stat(path, &sb) == 0 && sb.st_size > BK_ENTRY_LOG_HEADER_SIZE)
-                bk_store_meta(st, (uint32_t)v)->total =
-                    (uint64_t)sb.st_size - BK_ENTRY_LOG_HEADER_SIZE;
+                m->total = (uint64_t)sb.st_size - BK_ENTRY_LOG_HEADER_SIZE;
         }
         closedir(d);
     }

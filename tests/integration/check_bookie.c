@@ -2462,6 +2462,35 @@ START_TEST(test_gc_deleted_ledger)
 }
 END_TEST
 
+/* The entry log of a start that wrote nothing (only its header) is deleted by the next gc
+ * run like any log without live entries; the logs with data and the current one stay. */
+START_TEST(test_gc_empty_logs_of_restarts)
+{
+    struct ck c;
+    ck_init(&c);
+    struct bk_server *s = gc_start(&c);
+    gc_put_md(&c, 1);
+    gc_add(s, 1, 0, 100);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    bk_server_free(s);
+    int with_data = gc_log_count(&c);
+    const int restarts = 3;
+    for (int i = 0; i < restarts; i++)
+        bk_server_free(gc_start(&c));
+    s = gc_start(&c);
+    ck_assert_int_eq(gc_log_count(&c), with_data + restarts + 1);
+    ck_assert_int_eq(bk_gc_run(s->gc, false), 0);
+    gc_wait_idle(&c, s);
+    struct bk_gc_stats gs;
+    bk_gc_stats(s->gc, &gs);
+    ck_assert_uint_eq(gs.logs_deleted, (uint64_t)restarts);
+    ck_assert_int_eq(gc_log_count(&c), with_data + 1);
+    gc_check(s, 1, 100);
+    bk_server_free(s);
+    ck_fini(&c);
+}
+END_TEST
+
 /* A ledger whose metadata and first entries arrive while a run re-checks its candidates (the
  * listing is over and does not name it) survives; the deleted one goes. */
 START_TEST(test_gc_ledger_created_during_scan)
@@ -2680,9 +2709,9 @@ static Suite *bookie_suite(void)
            test_nospace_entry_log, test_prealloc_threshold, test_restart_trims_journal,
            test_dir_lock, test_options_from_cfg, test_cookie_format, test_cookie_new_and_restart,
            test_cookie_refusals, test_cookie_adopt_and_resume, test_cookie_twin_refused,
-           test_cookie_format_cmd, test_gc_deleted_ledger, test_gc_ledger_created_during_scan,
-           test_gc_listing_failure, test_compaction_half_live, test_compaction_bounds_cache,
-           test_compaction_crash);
+           test_cookie_format_cmd, test_gc_deleted_ledger, test_gc_empty_logs_of_restarts,
+           test_gc_ledger_created_during_scan, test_gc_listing_failure, test_compaction_half_live,
+           test_compaction_bounds_cache, test_compaction_crash);
     return s;
 }
 
