@@ -21,6 +21,7 @@
 #include "util/alloc.h"
 #include "util/base64.h"
 #include "util/err.h"
+#include "util/fs.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -132,25 +133,15 @@ static char *auth_b64url_encode(const unsigned char *d, size_t n)
 static int auth_read_file(const char *path, unsigned char **key, size_t *len, char *err,
                           size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        mg_set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return -MG_EINVAL;
-    }
-    unsigned char *buf = mg_malloc(AUTH_KEY_FILE_MAX + 1);
-    size_t n = fread(buf, 1, AUTH_KEY_FILE_MAX + 1, f);
-    int rerr = ferror(f) ? errno : 0;
-    fclose(f);
-    if (rerr != 0 || n > AUTH_KEY_FILE_MAX || n == 0) {
-        mg_set_err(err, errlen, "cannot read %s: %s", path,
-                   rerr     ? strerror(rerr)
-                   : n == 0 ? "empty file"
-                            : "larger than 1 MiB");
+    char *buf = mg_read_file(path, AUTH_KEY_FILE_MAX, len, err, errlen);
+    if (buf && *len == 0) {
+        mg_set_err(err, errlen, "%s: empty file", path);
         mg_free(buf);
-        return -MG_EINVAL;
+        buf = NULL;
     }
-    *key = buf;
-    *len = n;
+    if (!buf)
+        return -MG_EINVAL;
+    *key = (unsigned char *)buf;
     return 0;
 }
 

@@ -23,6 +23,7 @@
 #include "config/cfg.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/log.h"
 
 #include <cyaml/cyaml.h>
@@ -533,33 +534,10 @@ static void cfg_cyaml_error(const char *path, cyaml_err_t cerr, const struct cya
 }
 
 /* Read the whole file; NULL with err filled on failure. */
-static char *cfg_read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        mg_set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = mg_malloc(CFG_MAX_FILE_SIZE + 1);
-    size_t n = fread(buf, 1, CFG_MAX_FILE_SIZE + 1, f);
-    int rerr = ferror(f) ? errno : 0;
-    fclose(f);
-    if (rerr != 0 || n > CFG_MAX_FILE_SIZE) {
-        if (rerr != 0)
-            mg_set_err(err, errlen, "%s: cannot read: %s", path, strerror(rerr));
-        else
-            mg_set_err(err, errlen, "%s: larger than %d bytes", path, CFG_MAX_FILE_SIZE);
-        mg_free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
 {
     size_t len = 0;
-    char *data = cfg_read_file(path, &len, err, errlen);
+    char *data = mg_read_file(path, CFG_MAX_FILE_SIZE, &len, err, errlen);
     if (data == NULL)
         return -MG_EINVAL;
 

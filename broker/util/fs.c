@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -73,4 +75,28 @@ int mg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
         len -= (size_t)n;
     }
     return 0;
+}
+
+char *mg_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        mg_set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = mg_malloc(max + 2);
+    size_t n = fread(buf, 1, max + 1, f);
+    int rerr = ferror(f) ? errno : 0;
+    fclose(f);
+    if (rerr != 0 || n > max) {
+        if (rerr != 0)
+            mg_set_err(err, errlen, "%s: cannot read: %s", path, strerror(rerr));
+        else
+            mg_set_err(err, errlen, "%s: larger than %zu bytes", path, max);
+        mg_free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
 }

@@ -21,5 +21,9 @@ int mg_fsync_dir(const char *dir);
  * have been written. */
 int mg_write_all(int fd, const void *buf, size_t len);
 int mg_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+/* The whole file at path, at most max bytes: mg_malloc'd (mg_free) with a NUL after the
+ * *len bytes, or NULL with err "PATH: cannot open: ...", "PATH: cannot read: ..." or "PATH:
+ * larger than MAX bytes". */
+char *mg_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
 
 #endif

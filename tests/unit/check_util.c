@@ -322,6 +322,19 @@ START_TEST(test_fs)
     ck_assert_int_eq(fstat(fd, &st), 0);
     ck_assert_int_eq(st.st_size, (off_t)sizeof big + 3);
     close(fd);
+    /* mg_read_file: the whole file, NUL after it; over the bound or missing: NULL, a reason */
+    size_t rlen = 0;
+    char rerr[256] = "";
+    char *whole = mg_read_file(file, sizeof big + 3, &rlen, rerr, sizeof rerr);
+    ck_assert_ptr_nonnull(whole);
+    ck_assert_uint_eq(rlen, sizeof big + 3);
+    ck_assert_mem_eq(whole + sizeof big, "end", 4); /* with its NUL */
+    mg_free(whole);
+    ck_assert_ptr_null(mg_read_file(file, sizeof big + 2, &rlen, rerr, sizeof rerr));
+    ck_assert_msg(strstr(rerr, "larger than") != NULL, "%s", rerr);
+    ck_assert_ptr_null(mg_read_file(root, 10, &rlen, rerr, sizeof rerr)); /* a directory */
+    ck_assert_ptr_null(mg_read_file("/nonexistent/x", 10, &rlen, rerr, sizeof rerr));
+    ck_assert_msg(strstr(rerr, "cannot open") != NULL, "%s", rerr);
     errno = 0;
     ck_assert_int_eq(mg_write_all(-1, "x", 1), -1);
     ck_assert_int_eq(errno, EBADF);
