@@ -41,7 +41,6 @@
 
 #define BK_GC_ROOT "/ledgers"
 #define BK_GC_SLICE_MS 100
-#define BK_GC_MAX_DEPTH 6
 
 struct bk_gc_dir {
     char *path;   /* owned */
@@ -70,7 +69,7 @@ struct bk_gc {
     /* compaction */
     uint32_t *queue; /* owned: logs to compact */
     size_t n_queue, i_queue;
-    bool compacting, have_compact;
+    bool compacting;
     struct bk_compact comp;
     struct bk_gc_stats st;
     int inject_list_error; /* test hook: the Nth listing call (1-based) fails */
@@ -119,12 +118,6 @@ static void bk_gc_clear_run(struct bk_gc *g)
     g->running = false;
 }
 
-static int bk_gc_cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void bk_gc_list_next(struct bk_gc *g);
 static void bk_gc_check_next(struct bk_gc *g);
 static void bk_gc_after_ledgers(struct bk_gc *g);
@@ -150,9 +143,8 @@ static void bk_gc_children_cb(struct meta_req *req, int status)
         status = -MG_EIO;
     bool root = strcmp(g->cur.path, BK_GC_ROOT) == 0;
     if (status == -MG_ENOTFOUND && !root) {
-        status = 0; /* the directory went away meanwhile: its ledgers were deleted */
-        meta_req_fini(req);
-        req->n_children = 0;
+        status = 0;         /* the directory went away meanwhile: its ledgers were deleted */
+        meta_req_fini(req); /* no children */
     }
     if (status < 0) {
         meta_req_fini(req);
@@ -192,12 +184,12 @@ static void bk_gc_list_next(struct bk_gc *g)
         g->paused = false;
         /* the listing is complete: candidates are the snapshot's ledgers not in it */
         if (g->n_listed)
-            qsort(g->listed, g->n_listed, sizeof *g->listed, bk_gc_cmp_i64);
+            qsort(g->listed, g->n_listed, sizeof *g->listed, bk_store_cmp_i64);
         size_t cap = 0;
         for (size_t i = 0; i < g->n_snap; i++) {
             int64_t id = g->snap[i];
             if (g->n_listed &&
-                bsearch(&id, g->listed, g->n_listed, sizeof id, bk_gc_cmp_i64) != NULL)
+                bsearch(&id, g->listed, g->n_listed, sizeof id, bk_store_cmp_i64) != NULL)
                 continue;
             g->cand = mg_grow(g->cand, &cap, g->n_cand + 1, sizeof *g->cand, 16);
             g->cand[g->n_cand++] = id;

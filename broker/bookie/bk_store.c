@@ -846,7 +846,7 @@ int bk_store_checkpoint(struct bk_store *st)
 
 /* ---- garbage collection and compaction ---------------------------------------------------- */
 
-static int bk_store_cmp_i64(const void *a, const void *b)
+int bk_store_cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return x < y ? -1 : x > y;

@@ -163,6 +163,8 @@ int bk_store_checkpoint(struct bk_store *st);
 int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off);
 
 /* ---- garbage collection and compaction (bk_store.c, loop thread) ---- */
+/* qsort/bsearch order of int64_t ids, ascending. */
+int bk_store_cmp_i64(const void *a, const void *b);
 /* Every ledger this bookie holds (index, ledger records, memory), sorted; caller frees. */
 int64_t *bk_store_ledger_ids(struct bk_store *st, size_t *n);
 /* Drop a ledger: its index entries and record in one durable LMDB commit, its cached entries
