@@ -75,7 +75,8 @@ struct bk_gc {
     int inject_list_error; /* test hook: the Nth listing call (1-based) fails */
     int list_calls;
     bool pause_listing, paused; /* test hook: stop between the listing and the re-checks */
-    int inject_stop_step; /* test hook: compaction stops before step 1 (checkpoint) or 2 (delete) */
+    int inject_stop_step; /* test hook: compaction stops before step 1 (checkpoint) or 2 (delete),
+                           * and the run ends there (as a crash would) */
 };
 
 static bool bk_gc_digits(const char *s, size_t n)
@@ -379,14 +380,18 @@ static bool bk_gc_slice(struct bk_gc *g)
     }
     /* copies durable (entry log fdatasync) and the index pointing at them (commit) before
      * the old log goes */
-    if (g->inject_stop_step == 1)
+    if (g->inject_stop_step == 1) {
+        g->n_queue = g->i_queue = 0; /* no next log: its checkpoint would sync the copies */
         return true;
+    }
     if (bk_server_checkpoint(g->srv) < 0) {
         MG_WARN(BK_MODULE, "compaction of entry log %x: checkpoint failed; the log is kept", id);
         return true;
     }
-    if (g->inject_stop_step == 2)
+    if (g->inject_stop_step == 2) {
+        g->n_queue = g->i_queue = 0;
         return true;
+    }
     const struct bk_log_meta *m = bk_store_log_meta(st, id);
     uint64_t total = m ? m->total : 0;
     if (bk_store_delete_log(st, id) == 0) {
