@@ -45,6 +45,7 @@
 #define OWN_BROKERS_PATH "/loadbalance/brokers"
 #define OWN_MAX_TRIES 5 /* lookup rounds (lost races) before ServiceNotReady */
 #define OWN_POLL_MS 50
+#define OWN_CHECK_RETRY_MS 1000 /* a revalidation the store could not answer, again */
 
 enum own_state {
     OWN_ACQUIRING = 0, /* our create of the key is in flight */
@@ -68,6 +69,11 @@ struct own_bundle {
     void *unload_data;
     struct mg_timer flush; /* unload: polls until cursor writes landed */
     uint64_t flush_deadline_ms;
+    /* revalidation of an owned key (section "revalidation") */
+    struct meta_watch *watch; /* armed on the key while OWNED */
+    struct meta_req check_req;
+    bool checking;         /* check_req holds this struct */
+    struct mg_timer check; /* retries a check the store could not answer */
 };
 
 struct own_broker {
@@ -118,6 +124,10 @@ struct own_lookup {
 };
 
 static void ns_own_unload_poll(struct mg_timer *t, void *arg);
+static void ns_own_check_due(struct mg_timer *t, void *arg);
+static void ns_own_check(struct own_bundle *b);
+static void ns_own_key_event(struct meta_store *m, const char *path, enum meta_watch_event ev,
+                             void *data);
 static void ns_own_release_all_poll(struct mg_timer *t, void *arg);
 
 static void ns_own_ref(struct ns_own *o)
@@ -260,8 +270,9 @@ int ns_owned_bundles(const struct ns *s)
 
 static void ns_own_bundle_free(struct own_bundle *b)
 {
-    MG_ASSERT(!b->waiters);
+    MG_ASSERT(!b->waiters && !b->checking);
     mg_timer_fini(&b->flush);
+    mg_timer_fini(&b->check);
     mg_free(b->key);
     mg_free(b->path);
     mg_free(b);
@@ -278,7 +289,12 @@ static void ns_own_bundle_drop(struct own_bundle *b)
             o->n_owned--;
     }
     mg_timer_stop(&b->flush);
-    if (!b->in_flight && !b->waiters)
+    mg_timer_stop(&b->check);
+    if (b->watch) {
+        meta_unwatch(o->s ? o->s->meta : NULL, b->watch);
+        b->watch = NULL;
+    }
+    if (!b->in_flight && !b->waiters && !b->checking)
         ns_own_bundle_free(b);
 }
 
@@ -529,6 +545,171 @@ void ns_own_start(struct ns *s)
     MG_INFO(MOD, "registering broker %s (%s)", ns_broker_id(s), ns_broker_url(s));
 }
 
+/* ---- revalidation ------------------------------------------------------------------------- */
+
+/* An owned bundle's key is watched. When it changes or goes away without this broker doing
+ * it (an operator deleted it, the store lost it) the key is read again, as Pulsar's
+ * resource locks revalidate: still naming this broker, nothing happens; gone, it is
+ * created again with this broker's value (nobody else took the bundle yet, so it stays
+ * here); naming another broker, the bundle was taken and is dropped at once (its topics
+ * closed, clients look up again). A check the store cannot answer is retried every
+ * OWN_CHECK_RETRY_MS while the bundle is owned. */
+
+static bool ns_own_check_live(const struct own_bundle *b)
+{
+    const struct ns_own *o = b->own;
+    return o->s && b->in_table && b->state == OWN_OWNED && !o->releasing_all;
+}
+
+static void ns_own_check_later(struct own_bundle *b)
+{
+    if (ns_own_check_live(b))
+        mg_timer_start(&b->check, OWN_CHECK_RETRY_MS);
+}
+
+/* The request of b's check is over: false (b freed or not to be touched) when the bundle is
+ * no longer live. */
+static bool ns_own_check_end(struct own_bundle *b)
+{
+    struct ns_own *o = b->own;
+    b->checking = false;
+    meta_req_fini(&b->check_req);
+    bool live = ns_own_check_live(b);
+    if (!b->in_table && !b->in_flight && !b->waiters)
+        ns_own_bundle_free(b);
+    ns_own_unref(o);
+    return live;
+}
+
+/* Another broker holds b's key now: stop serving the bundle. */
+static void ns_own_bundle_lost(struct own_bundle *b, const char *owner)
+{
+    struct ns *s = b->own->s;
+    char *key = mg_strdup(b->key);
+    MG_WARN(MOD, "bundle %s: its ownership key names %s now: closing its topics", key, owner);
+    ns_own_bundle_drop(b);
+    ns_own_unload_topics(s, key);
+    mg_free(key);
+}
+
+static void ns_own_orphan_deleted(struct meta_req *req, int status)
+{
+    struct own_op *op = req->data;
+    (void)status; /* gone either way; a leftover goes with the session */
+    meta_req_fini(req);
+    ns_own_unref(op->own);
+    mg_free(op);
+}
+
+static void ns_own_check_created(struct meta_req *req, int status)
+{
+    struct own_bundle *b = req->data;
+    struct ns_own *o = b->own;
+    int64_t version = req->stat.version;
+    if (!o->s || !b->in_table || b->state != OWN_OWNED || o->releasing_all) {
+        /* dropped while the create was in flight: take back what was just created */
+        if (status == 0 && o->s) {
+            struct own_op *op = mg_calloc(1, sizeof *op);
+            op->own = o;
+            op->req.data = op;
+            if (meta_delete(o->s->meta, b->path, version, &op->req, ns_own_orphan_deleted) == 0)
+                ns_own_ref(o);
+            else
+                mg_free(op);
+        }
+        ns_own_check_end(b);
+        return;
+    }
+    if (status == 0) {
+        b->version = version;
+        MG_WARN(MOD, "bundle %s: its ownership key had been deleted; written again", b->key);
+    }
+    if (!ns_own_check_end(b))
+        return;
+    if (status == 0 || status == -MG_EEXIST)
+        ns_own_check(b); /* created by someone else meanwhile: read whose it is */
+    else
+        ns_own_check_later(b);
+}
+
+static void ns_own_check_read(struct meta_req *req, int status)
+{
+    struct own_bundle *b = req->data;
+    struct ns_own *o = b->own;
+    if (!ns_own_check_live(b)) {
+        ns_own_check_end(b);
+        return;
+    }
+    if (status == -MG_ENOTFOUND) {
+        meta_req_fini(req);
+        char *text = ns_own_ownership_json(o->s);
+        int rc = meta_put(o->s->meta, b->path, text, strlen(text), META_VERSION_NONE,
+                          META_EPHEMERAL | META_CREATE_PARENTS, req, ns_own_check_created);
+        free(text);
+        if (rc == 0)
+            return;
+        ns_own_check_end(b);
+        ns_own_check_later(b);
+        return;
+    }
+    if (status < 0) {
+        if (ns_own_check_end(b))
+            ns_own_check_later(b);
+        return;
+    }
+    json_t *j = json_loadb(req->value, req->len, 0, NULL);
+    const char *url = j ? json_string_value(json_object_get(j, "nativeUrl")) : NULL;
+    char *owner = mg_strdup(url ? url : "an unknown owner");
+    json_decref(j);
+    bool ours = url && strcmp(owner, ns_broker_url(o->s)) == 0;
+    int64_t version = req->stat.version;
+    if (ns_own_check_end(b)) {
+        if (ours)
+            b->version = version; /* rewritten with our own value: delete that one later */
+        else
+            ns_own_bundle_lost(b, owner);
+    }
+    mg_free(owner);
+}
+
+/* Arm the watch on b's key and read it (the watch first: no change can slip in between). */
+static void ns_own_check(struct own_bundle *b)
+{
+    struct ns_own *o = b->own;
+    if (b->checking || !ns_own_check_live(b))
+        return;
+    if (!o->connected) {
+        ns_own_check_later(b);
+        return;
+    }
+    if (!b->watch)
+        b->watch = meta_watch(o->s->meta, b->path, false, ns_own_key_event, b);
+    b->check_req.data = b;
+    if (!b->watch || meta_get(o->s->meta, b->path, &b->check_req, ns_own_check_read) < 0) {
+        ns_own_check_later(b);
+        return;
+    }
+    b->checking = true;
+    ns_own_ref(o);
+}
+
+static void ns_own_key_event(struct meta_store *m, const char *path, enum meta_watch_event ev,
+                             void *data)
+{
+    struct own_bundle *b = data;
+    (void)m;
+    (void)path;
+    (void)ev;
+    b->watch = NULL; /* fired: the store frees it */
+    ns_own_check(b);
+}
+
+static void ns_own_check_due(struct mg_timer *t, void *arg)
+{
+    (void)t;
+    ns_own_check(arg);
+}
+
 /* ---- lookups ------------------------------------------------------------------------------- */
 
 static void ns_own_lookup_free(struct own_lookup *l)
@@ -576,6 +757,7 @@ static void ns_own_acquire_done(struct meta_req *req, int status)
         b->version = version;
         ns_own_bundle_set_state(b, OWN_OWNED);
         MG_INFO(MOD, "bundle %s acquired", b->key);
+        ns_own_check(b); /* watch the key from now on */
     } else if (live) {
         ns_own_bundle_drop(b);
         b = NULL;
@@ -634,6 +816,7 @@ static void ns_own_lookup_acquire(struct own_lookup *l)
     b->path = mg_strdup(l->path);
     b->state = OWN_ACQUIRING;
     mg_timer_init(&b->flush, o->loop, ns_own_unload_poll, b);
+    mg_timer_init(&b->check, o->loop, ns_own_check_due, b);
     b->req.data = b;
     b->waiters = l;
     char *text = ns_own_ownership_json(s);
@@ -1281,6 +1464,13 @@ void ns_own_stop(struct ns *s)
     struct ns_own *o = s->own;
     if (!o)
         return;
+    size_t wpos = 0;
+    void *wv;
+    while (mg_map_next(&o->bundles, &wpos, NULL, NULL, &wv)) { /* while the store is known */
+        struct own_bundle *b = wv;
+        meta_unwatch(s->meta, b->watch);
+        b->watch = NULL;
+    }
     s->own = NULL;
     o->s = NULL;
     mg_timer_fini(&o->report);

@@ -506,6 +506,65 @@ START_TEST(test_stale_own_key)
 }
 END_TEST
 
+/* An owned bundle's key deleted by someone else (an operator, a store that lost it) is
+ * written again at once: nobody else took the bundle, so it stays here (Pulsar's lock
+ * revalidation). */
+#define K1 "/namespace/public/default/0x40000000_0x80000000" /* T1's bundle */
+
+static bool key_names_url(const void *arg)
+{
+    char v[512];
+    return read_key(K1, v, sizeof v) == 0 && strstr(v, (const char *)arg) != NULL;
+}
+
+static bool key_gone(const void *path)
+{
+    return key_status(path) == -MG_ENOTFOUND;
+}
+
+static bool bundle_gone(const void *arg)
+{
+    return !owned_by(*(const int *)arg, T1);
+}
+
+START_TEST(test_own_key_deleted_written_again)
+{
+    int owner = serve(0, T1);
+    for (int round = 0; round < 2; round++) { /* the watch is armed again after each */
+        ck_assert_int_eq(tl_meta_del(fx.meta[1 - owner], K1), 0);
+        ck_assert_msg(tl_until(fx.loop, key_names_url, urls[owner], tl_wait_ms(fx.loop)),
+                      "round %d: the key was not written again", round);
+        ck_assert(owned_by(owner, T1));
+    }
+    struct lookup_result r;
+    ck_assert_int_eq(lookup_at(1 - owner, T1, false, &r), 10 + owner);
+    /* and an unload still deletes the rewritten key (its current version) */
+    ck_assert_int_eq(
+        ns_bundle_unload(ns_of(owner), "public/default", "0x40000000_0x80000000", NULL, NULL), 0);
+    ck_assert(tl_until(fx.loop, bundle_gone, &owner, tl_wait_ms(fx.loop)));
+    ck_assert_msg(tl_until(fx.loop, key_gone, K1, tl_wait_ms(fx.loop)), "unload left the key");
+}
+END_TEST
+
+/* A key rewritten to name another broker: the bundle was taken; the old owner stops serving
+ * it at once instead of waiting for a write to be fenced. */
+START_TEST(test_own_key_taken_drops)
+{
+    int owner = serve(0, T1);
+    int other = 1 - owner;
+    char *v = mg_asprintf("{\"nativeUrl\":\"%s\",\"httpUrl\":\"%s\",\"disabled\":false}",
+                          urls[other], ns_web_url(ns_of(other)));
+    ck_assert_int_eq(tl_meta_put(fx.meta[other], K1, v, strlen(v), 0), 0);
+    mg_free(v);
+    ck_assert_msg(tl_until(fx.loop, bundle_gone, &owner, tl_wait_ms(fx.loop)),
+                  "the old owner still serves the bundle");
+    ck_assert_int_eq(ns_owned_bundles(ns_of(owner)), 0);
+    ck_assert(key_names_url(urls[other])); /* not deleted nor rewritten by the old owner */
+    struct lookup_result r;
+    ck_assert_int_eq(lookup_at(owner, T1, false, &r), 10 + other);
+}
+END_TEST
+
 /* ---- PRODUCER on a broker that does not own the bundle ------------------------------------ */
 
 /* The next frame of type (others are skipped) into *f. */
@@ -758,7 +817,8 @@ int main(void)
     tl_add(tc, test_registered, test_assign_redirect_and_owner, test_spread,
            test_authoritative_takes, test_race_one_winner, test_unload_moves, test_unload_in_slices,
            test_expiry_drops, test_load_report_interval, test_disconnected_past_session_timeout,
-           test_stale_own_key, test_producer_not_owner, test_shutdown_releases,
-           test_broker_list_age, test_session_lost_takeover, test_list_brokers);
+           test_stale_own_key, test_own_key_deleted_written_again, test_own_key_taken_drops,
+           test_producer_not_owner, test_shutdown_releases, test_broker_list_age,
+           test_session_lost_takeover, test_list_brokers);
     return tl_run(s);
 }
