@@ -5,16 +5,18 @@
 # conf/broker.yaml as a user runs them: managedLedgerStore bookkeeper, E=Qw=Qa=2, timeouts,
 # keep-alive and load-report interval left at their defaults) on the same store, and
 # pulsar-flex clients with a user's 30 s send timeout. A owns the topic's bundle
-# by an ephemeral lease; the test deletes that lease behind A's back (A's session is still
-# alive, as in the moments before an expiry reaches it), so that B takes the bundle while A
-# still believes it owns it. The ledger fencing of B's managed-ledger open is then what
+# by an ephemeral lease; the test stops A (SIGSTOP, well within its session timeout) and
+# replaces that lease behind its back with one naming B, as in the moments before an expiry
+# reaches A, so that B takes the bundle while A still believes it owns it (a running A would
+# notice the change at once: it watches its keys). The ledger fencing of B's managed-ledger open is then what
 # keeps the old writer out:
 #   1. A durable subscription is created through A.
 #   2. A pulsar-flex producer on A sends 1,000 messages (counters 0..999): all acknowledged.
 #      It stays connected, paused (verify-produce.js --pause-after).
-#   3. A's lease is deleted in ZooKeeper and B takes the bundle (an authoritative lookup at
-#      B); a producer on B sends 1,000 more (1000..1999): B loads the topic, whose open
-#      recovers and fences A's ledger; all must be acknowledged, by B (its log).
+#   3. A is stopped, its lease is replaced in ZooKeeper and B takes the bundle (an
+#      authoritative lookup at B); a producer on B sends 1,000 more (1000..1999): B loads the
+#      topic, whose open recovers and fences A's ledger; all must be acknowledged, by B (its
+#      log). Then A continues.
 #   4. A's producer (the same one, same connection) sends 100 more (2000..2099): none may be
 #      acknowledged, and the first must fail with an error (SEND_ERROR, the producer or the
 #      connection closed by the broker), not by silence until the client's 30 s timeout:
@@ -85,6 +87,7 @@ zkcli() {
 KEY="/namespace/public/default/$RANGE"
 DATA="{\"nativeUrl\":\"$URLB\",\"httpUrl\":\"http://127.0.0.1:$WB\",\"disabled\":false,\"advertisedListeners\":{}}"
 T_LEASE=$(now_ms)
+kill -STOP "$(pid_of brokerA)"
 if [ -n "$RANGE" ] && zkcli delete "$KEY" && zkcli create "$KEY" "$DATA"; then
     pass "A's lease on bundle $RANGE taken away behind its back (the key now names B)"
 else
@@ -108,6 +111,8 @@ else
     fail "broker B: exit $rc, ${AB:-?} of $NB acknowledged: $(cat "$T/producerB.out") $(tail -n 3 "$T/producerB.err")"
 fi
 [ -s "$T/produceB.json" ] || echo '{"acked":[]}' >"$T/produceB.json"
+note "SIGCONT A after $(($(now_ms) - T_LEASE)) ms"
+kill -CONT "$(pid_of brokerA)"
 
 # ---- 4. A's producer again --------------------------------------------------------------------
 T_RESUME=$(now_ms)
