@@ -71,9 +71,15 @@ struct topic {
     int64_t msg_out_closed, bytes_out_closed; /* counters of subscriptions gone */
     int64_t ttl_secs;                         /* message TTL; -1 = the registry's default */
     int64_t msg_expired;                      /* entries acknowledged by expiry */
-    bool expiring;  /* the expiry timer's search is running (the next tick skips the topic) */
-    bool quota_set; /* quota overrides the registry's default */
-    struct topic_backlog_quota quota;
+    bool expiring; /* the expiry timer's search is running (the next tick skips the topic) */
+    bool quota_set[TOPIC_QUOTA_TYPES]; /* quota[type] overrides the registry's default */
+    struct topic_backlog_quota quota[TOPIC_QUOTA_TYPES];
+    /* message_age: the oldest unacknowledged position at the last check and its publish
+     * time (wall ms; 0 = not known), read by age_reading */
+    struct ml_position age_pos;
+    uint64_t age_publish_ms;
+    bool age_reading;
+    int64_t quota_evictions[TOPIC_QUOTA_TYPES];
     bool fence_pending;          /* an unload after fencing is scheduled */
     struct mg_timer fence_timer; /* runs that unload (holds a reference) */
     /* statistics (topic_registry_stats_update) */
