@@ -214,10 +214,12 @@ struct ml_ledger_info {
     int64_t size;              /* confirmed bytes */
     int64_t next_entry;        /* assigned: next entry id to hand out */
     int64_t assigned_size;     /* bytes assigned (rollover trigger) */
-    uint64_t max_publish_time; /* of the confirmed entries */
-    bool publish_known;        /* max_publish_time is valid (false after a restore) */
-    int64_t timestamp;         /* ms: when the ledger was closed (0 = open / unknown) */
-    uint64_t created_ms;       /* monotonic ms: when it joined the list (rollover age) */
+    uint64_t min_publish_time; /* of the confirmed entries */
+    uint64_t max_publish_time;
+    bool publish_known;  /* min/max_publish_time are valid (false after a restore, until a
+                            time search reads the whole closed ledger) */
+    int64_t timestamp;   /* ms: when the ledger was closed (0 = open / unknown) */
+    uint64_t created_ms; /* monotonic ms: when it joined the list (rollover age) */
 };
 
 enum ml_state { ML_OPENING = 0, ML_READY, ML_CLOSED };

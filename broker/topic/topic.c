@@ -1158,8 +1158,24 @@ int topic_expire_messages(struct topic *t, const char *sub, int64_t secs, topic_
     op->cb = cb;
     op->data = data;
     int64_t cutoff = mg_loop_wall_ms(t->loop) - (secs > 0 ? secs : 0) * 1000;
+    /* The search starts at the slowest of those subscriptions: what is before it is
+     * acknowledged by all of them already. */
+    struct ml_position from = ML_POS_EARLIEST;
+    bool any = false;
+    size_t it = 0;
+    void *v;
+    while (mg_map_next(&t->subs, &it, NULL, NULL, &v)) {
+        struct topic_sub *s = v;
+        if (!s->cursor || s->dead || (sub ? strcmp(s->name, sub) != 0 : !s->durable))
+            continue;
+        struct ml_position p = ml_next_position(t->ml, ml_cursor_mark_delete(s->cursor));
+        if (!any || ml_pos_cmp(p, from) < 0)
+            from = p;
+        any = true;
+    }
     topic_ref(t);
-    int rc = ml_find_by_time(t->ml, (uint64_t)(cutoff > 0 ? cutoff : 0), topic_expire_found, op);
+    int rc = ml_find_by_time_from(t->ml, from, (uint64_t)(cutoff > 0 ? cutoff : 0),
+                                  topic_expire_found, op);
     if (rc < 0) {
         topic_unref(t);
         mg_free(op->sub);

@@ -1103,6 +1103,90 @@ static struct ml_position find_sync(struct ml_ledger *ml, uint64_t ts)
     return f.pos;
 }
 
+/* find_by_time_from: the first entry at or after `from` published at or after ts, or why
+ * not (the search's status). */
+static int find_from(struct ml_ledger *ml, struct ml_position from, uint64_t ts,
+                     struct ml_position *out)
+{
+    struct find_res f = {0};
+    ck_assert_int_eq(ml_find_by_time_from(ml, from, ts, find_cb, &f), 0);
+    tl_wait(loop, &f.done);
+    *out = f.pos;
+    return f.status;
+}
+
+/* The TTL search is not a scan from the oldest ledger: it starts where it is told (the
+ * slowest cursor), and ledgers whose publish times are known are not read (all older:
+ * skipped; all newer: the answer is their first entry). Ledgers restored without them learn
+ * them from the first search that reads them whole. Lost entries (a read of them fails)
+ * show which ledgers a search read. */
+START_TEST(test_find_by_time_bounded)
+{
+    fx_new(0, 4); /* no tail cache: every read goes to the store */
+    struct ml_ledger *ml = open_ml("t/ns/persistent/findb");
+    struct ml_position pos[12];
+    for (int i = 0; i < 12; i++) {
+        struct tl_append a = {0};
+        a.req.data = &a;
+        struct ml_entry_info info = {.num_messages = 1, .publish_time = 1000 + 10 * (uint64_t)i};
+        ck_assert_int_eq(ml_append(ml, buf_str("x"), &info, &a.req, tl_append_cb), 0);
+        tl_wait(loop, &a.done);
+        pos[i] = a.pos;
+    }
+    ck_assert_int_ge(ml->n_ledgers, 3); /* 0..3 | 4..7 | 8..11 (| the next, once rolled) */
+    int64_t L1 = ml->ledgers[0].id, L2 = ml->ledgers[1].id;
+    struct ml_position got;
+    /* Written since the open: their times are known; found without reading them. */
+    ml_store_mem_lose(fac, L1, 1);
+    ml_store_mem_lose(fac, L2, 1);
+    ck_assert_int_eq(find_from(ml, ML_POS_EARLIEST, 900, &got), 0);
+    ck_assert_int_eq(ml_pos_cmp(got, pos[0]), 0);
+    ck_assert_int_eq(find_from(ml, ML_POS_EARLIEST, 1000, &got), 0);
+    ck_assert_int_eq(ml_pos_cmp(got, pos[0]), 0);
+    ck_assert_int_eq(find_from(ml, ML_POS_EARLIEST, 1085, &got), 0); /* L1, L2 skipped */
+    ck_assert_int_eq(ml_pos_cmp(got, pos[9]), 0);
+    /* A search inside L2 reads it, but only from `from` on (its lost entry 1 is before) */
+    ck_assert_int_eq(find_from(ml, pos[6], 1065, &got), 0);
+    ck_assert_int_eq(ml_pos_cmp(got, pos[7]), 0);
+    ck_assert_int_eq(find_from(ml, pos[6], 1000, &got), 0); /* nothing before `from` */
+    ck_assert_int_eq(ml_pos_cmp(got, pos[6]), 0);
+    /* ... whereas one from the start of L2 has to read the lost entry */
+    ck_assert_int_eq(find_from(ml, ML_POS_EARLIEST, 1065, &got), -MG_ENONRECOVERABLE);
+
+    /* Times unknown (as after a restore): the first search reads the closed ledgers whole
+     * and remembers them; the next one reads neither. */
+    struct ml_ledger *ml2 = open_ml("t/ns/persistent/findb2");
+    for (int i = 0; i < 10; i++) {
+        struct tl_append a = {0};
+        a.req.data = &a;
+        struct ml_entry_info info = {.num_messages = 1, .publish_time = 1000 + 10 * (uint64_t)i};
+        ck_assert_int_eq(ml_append(ml2, buf_str("x"), &info, &a.req, tl_append_cb), 0);
+        tl_wait(loop, &a.done);
+        pos[i] = a.pos;
+    }
+    for (int i = 0; i < ml2->n_ledgers; i++) {
+        ml2->ledgers[i].publish_known = false;
+        ml2->ledgers[i].min_publish_time = ml2->ledgers[i].max_publish_time = 0;
+    }
+    ck_assert_int_eq(ml2->n_ledgers, 3); /* 0..3 | 4..7 | 8 9 (current) */
+    ck_assert_int_eq(find_from(ml2, ML_POS_EARLIEST, 1085, &got), 0);
+    ck_assert_int_eq(ml_pos_cmp(got, pos[9]), 0);
+    ck_assert(ml2->ledgers[0].publish_known && ml2->ledgers[1].publish_known);
+    ck_assert(!ml2->ledgers[2].publish_known); /* the current ledger is still growing */
+    ck_assert_int_eq(ml2->ledgers[1].min_publish_time, 1040);
+    ck_assert_int_eq(ml2->ledgers[1].max_publish_time, 1070);
+    ml_store_mem_lose(fac, ml2->ledgers[0].id, 2);
+    ml_store_mem_lose(fac, ml2->ledgers[1].id, 2);
+    ck_assert_int_eq(find_from(ml2, ML_POS_EARLIEST, 1085, &got), 0);
+    ck_assert_int_eq(ml_pos_cmp(got, pos[9]), 0);
+    ck_assert_int_eq(find_from(ml2, ML_POS_EARLIEST, 1040, &got), 0);
+    ck_assert_int_eq(ml_pos_cmp(got, pos[4]), 0);
+    ml_close(ml2);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
 START_TEST(test_find_by_time)
 {
     fx_new(1 << 20, 4);
@@ -1464,9 +1548,9 @@ static Suite *ml_suite(void)
            test_rewind, test_reset, test_skip_clear_backlog, test_durable_vs_nondurable,
            test_replay, test_reads_from_store);
     tcase_add_loop_test(tc, test_lost_data, 0, 2);
-    tl_add(tc, test_get_entry, test_trim, test_find_by_time, test_close_pending, test_delete,
-           test_ack_stress, test_retention_timer, test_retention_no_timer, test_retention_size,
-           test_rollover_by_age);
+    tl_add(tc, test_get_entry, test_trim, test_find_by_time, test_find_by_time_bounded,
+           test_close_pending, test_delete, test_ack_stress, test_retention_timer,
+           test_retention_no_timer, test_retention_size, test_rollover_by_age);
     return s;
 }
 
