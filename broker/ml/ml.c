@@ -206,21 +206,37 @@ static void ml_periodic_check(struct ml_ledger *ml);
 
 /* Every retention_check_interval_ms (Pulsar's BrokerService.checkConsumedLedgers): each open
  * ML trims what retention lets go and rolls a current ledger that its age made full, so time
- * does its part with no traffic. */
+ * does its part with no traffic. A pass checks at most ML_CHECK_SLICE MLs per timer firing
+ * and goes on 1 ms later from the next one (held meanwhile), so thousands of MLs never
+ * make one loop turn long. */
 static void ml_check_tmr_cb(struct mg_timer *tmr, void *arg)
 {
     struct ml_factory *f = arg;
     (void)tmr;
-    struct ml_ledger *ml = TAILQ_FIRST(&f->all);
-    while (ml) {
-        ml_hold(ml);
+    struct ml_ledger *ml = f->check_next;
+    bool resumed = ml != NULL;
+    if (!resumed)
+        ml = TAILQ_FIRST(&f->all);
+    else
+        f->check_next = NULL; /* its hold is dropped below, after the check */
+    for (int n = 0; ml && n < ML_CHECK_SLICE; n++) {
+        if (!resumed)
+            ml_hold(ml);
+        resumed = false;
         ml_periodic_check(ml);
         struct ml_ledger *next = TAILQ_NEXT(ml, link);
         ml_release(ml);
         ml = next;
     }
-    if (!f->closing)
-        mg_timer_start(&f->check_tmr, (uint64_t)f->cfg.retention_check_interval_ms);
+    if (f->closing)
+        return;
+    if (ml) {
+        ml_hold(ml); /* the next slice starts here */
+        f->check_next = ml;
+        mg_timer_start(&f->check_tmr, 1);
+        return;
+    }
+    mg_timer_start(&f->check_tmr, (uint64_t)f->cfg.retention_check_interval_ms);
 }
 
 struct ml_factory *ml_factory_new(struct mg_loop *loop, const char *store,
@@ -284,6 +300,11 @@ void ml_factory_free(struct ml_factory *f)
     if (!f)
         return;
     f->closing = true;
+    mg_timer_stop(&f->check_tmr);
+    if (f->check_next) {
+        ml_release(f->check_next);
+        f->check_next = NULL;
+    }
     struct ml_ledger *ml = TAILQ_FIRST(&f->all);
     while (ml) {
         struct ml_ledger *next = TAILQ_NEXT(ml, link);

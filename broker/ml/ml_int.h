@@ -199,14 +199,18 @@ struct ml_factory {
     struct ml_ledger_list all;        /* every ML struct still allocated (incl. closing) */
     struct ml_task_list tasks;        /* deferred work, FIFO */
     int n_tasks;
-    bool running_tasks;        /* inside the task timer: re-arm once at its end */
-    struct mg_timer task_tmr;  /* runs the task queue */
-    struct mg_timer check_tmr; /* every retention_check_interval_ms: trim and roll checks */
-    size_t cache_bytes;        /* sum of all MLs' tail caches */
+    bool running_tasks;           /* inside the task timer: re-arm once at its end */
+    struct mg_timer task_tmr;     /* runs the task queue */
+    struct mg_timer check_tmr;    /* every retention_check_interval_ms: trim and roll checks */
+    struct ml_ledger *check_next; /* held: where the check's pass goes on (NULL: none) */
+    size_t cache_bytes;           /* sum of all MLs' tail caches */
     bool closing;
 };
 
 /* ---- managed ledger ----------------------------------------------------------------- */
+
+/* MLs checked (trim, roll by age) per firing of the factory's check timer. */
+#define ML_CHECK_SLICE 64
 
 struct ml_ledger_info {
     int64_t id;

@@ -1538,6 +1538,61 @@ START_TEST(test_rollover_by_age)
 }
 END_TEST
 
+/* The check timer walks the MLs in slices: one firing checks at most ML_CHECK_SLICE of them
+ * (here: rolls their aged ledgers), the pass goes on 1 ms later where it stopped, and every
+ * ML is checked once per pass, also when one closes in the middle of it. */
+START_TEST(test_check_timer_slices)
+{
+    const int64_t minute = 60000;
+    struct ml_config cfg = {.cache_size_bytes = 1 << 20,
+                            .max_entries_per_ledger = 1000,
+                            .retention_time_minutes = -1,
+                            .retention_size_mb = -1,
+                            .retention_check_interval_ms = 10 * minute,
+                            .min_rollover_ms = 0,
+                            .max_rollover_ms = minute};
+    fx_new_sim(&cfg);
+    enum { N = 2 * ML_CHECK_SLICE + 5 };
+    struct ml_ledger **mls = calloc(N, sizeof *mls);
+    char name[64];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "t/ns/persistent/slice-%d", i);
+        mls[i] = open_ml(name);
+        append_str(mls[i], "x");
+    }
+    ck_assert(mg_loop_advance(loop, (uint64_t)(10 * minute - 2000)) >= 0);
+    int rolled = 0;
+    for (int i = 0; i < N; i++)
+        rolled += mls[i]->roll_attempts > 0;
+    ck_assert_int_eq(rolled, 0);                 /* the timer has not fired yet */
+    ck_assert(mg_loop_advance(loop, 2000) >= 0); /* it fires: one slice */
+    rolled = 0;
+    for (int i = 0; i < N; i++)
+        rolled += mls[i]->roll_attempts > 0;
+    ck_assert_int_eq(rolled, ML_CHECK_SLICE);
+    /* two that the pass has not reached close, one of them where it goes on: it goes on past
+     * them */
+    ck_assert_int_eq(mls[N - 2]->roll_attempts, 0);
+    ck_assert_int_eq(mls[ML_CHECK_SLICE]->roll_attempts, 0);
+    ml_close(mls[N - 2]);
+    ml_close(mls[ML_CHECK_SLICE]);
+    ck_assert(mg_loop_advance(loop, 1) >= 0);
+    rolled = 0;
+    for (int i = 0; i < N; i++)
+        rolled += i != N - 2 && i != ML_CHECK_SLICE && mls[i]->roll_attempts > 0;
+    ck_assert_int_eq(rolled, 2 * ML_CHECK_SLICE - 1);
+    ck_assert(mg_loop_advance(loop, 1) >= 0);
+    for (int i = 0; i < N; i++)
+        if (i != N - 2 && i != ML_CHECK_SLICE)
+            ck_assert_int_eq(mls[i]->roll_attempts, 1);
+    for (int i = 0; i < N; i++)
+        if (i != N - 2 && i != ML_CHECK_SLICE)
+            ml_close(mls[i]);
+    free(mls);
+    fx_free();
+}
+END_TEST
+
 static Suite *ml_suite(void)
 {
     Suite *s = suite_create("ml");
@@ -1550,7 +1605,8 @@ static Suite *ml_suite(void)
     tcase_add_loop_test(tc, test_lost_data, 0, 2);
     tl_add(tc, test_get_entry, test_trim, test_find_by_time, test_find_by_time_bounded,
            test_close_pending, test_delete, test_ack_stress, test_retention_timer,
-           test_retention_no_timer, test_retention_size, test_rollover_by_age);
+           test_retention_no_timer, test_retention_size, test_rollover_by_age,
+           test_check_timer_slices);
     return s;
 }
 
