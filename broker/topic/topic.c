@@ -43,32 +43,58 @@ static void topic_expiry_done(void *data, int status)
  * topic with a message TTL acknowledges what is older on each durable subscription. A topic
  * whose previous search (it may read ledgers) has not finished is skipped, so slow reads do
  * not pile up. */
-static void topic_expiry_tmr_cb(struct mg_timer *tmr, void *arg)
+static void topic_expiry_check(struct topic *t)
 {
-    struct topic_registry *r = arg;
-    size_t pos = 0;
-    struct topic *t;
-    while ((t = topic_next(r, &pos))) {
-        int64_t ttl = topic_message_ttl(t);
-        /* nothing to look up (it may read a ledger) while no subscription has a backlog */
-        if (ttl <= 0 || t->expiring || topic_backlog_bytes(t) <= 0)
-            continue;
-        t->expiring = true;
-        if (topic_expire_messages(t, NULL, ttl, topic_expiry_done, t) < 0)
-            t->expiring = false;
-    }
-    mg_timer_start(tmr, (uint64_t)r->cfg.expiry_check_interval_ms);
+    int64_t ttl = topic_message_ttl(t);
+    /* nothing to look up (it may read a ledger) while no subscription has a backlog */
+    if (ttl <= 0 || t->expiring || topic_backlog_bytes(t) <= 0)
+        return;
+    t->expiring = true;
+    if (topic_expire_messages(t, NULL, ttl, topic_expiry_done, t) < 0)
+        t->expiring = false;
 }
 
-/* Every quota_check_interval_ms (Pulsar's backlogQuotaCheckIntervalInSeconds). */
-static void topic_quota_tmr_cb(struct mg_timer *tmr, void *arg)
+/* One slice of a sweep's pass (struct topic_sweep). */
+static void topic_sweep_tmr_cb(struct mg_timer *tmr, void *arg)
 {
-    struct topic_registry *r = arg;
-    size_t pos = 0;
+    (void)tmr;
+    struct topic_sweep *w = arg;
+    struct topic_registry *r = w->r;
+    if (!w->running || r->topics.cap != w->cap) {
+        if (!w->running)
+            w->round++;
+        w->running = true;
+        w->pos = 0;
+        w->cap = r->topics.cap;
+    }
     struct topic *t;
-    while ((t = topic_next(r, &pos)))
-        topic_check_backlog_quota(t);
-    mg_timer_start(tmr, (uint64_t)r->cfg.quota_check_interval_ms);
+    int n = 0;
+    while (n < TOPIC_SWEEP_SLICE && (t = topic_next(r, &w->pos))) {
+        if (t->sweep_round[w->kind] == w->round)
+            continue; /* done before the map grew */
+        t->sweep_round[w->kind] = w->round;
+        n++;
+        w->fn(t);
+    }
+    if (n == TOPIC_SWEEP_SLICE && w->pos < r->topics.cap) {
+        mg_timer_start(&w->tmr, 1);
+        return;
+    }
+    w->running = false;
+    mg_timer_start(&w->tmr, (uint64_t)w->interval_ms);
+}
+
+static void topic_sweep_init(struct topic_registry *r, enum topic_sweep_kind kind,
+                             int64_t interval_ms, void (*fn)(struct topic *t))
+{
+    struct topic_sweep *w = &r->sweeps[kind];
+    w->r = r;
+    w->kind = kind;
+    w->interval_ms = interval_ms;
+    w->fn = fn;
+    mg_timer_init(&w->tmr, r->loop, topic_sweep_tmr_cb, w);
+    if (interval_ms > 0)
+        mg_timer_start(&w->tmr, (uint64_t)interval_ms);
 }
 
 struct topic_registry *topic_registry_new(struct event_base *base, struct ml_factory *mlf,
@@ -88,12 +114,9 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
         r->cfg.dispatch_max_round_robin = 20;
     mg_map_init(&r->topics);
     r->lat_ring = mg_calloc(TOPIC_LAT_RING, sizeof *r->lat_ring);
-    mg_timer_init(&r->expiry_tmr, r->loop, topic_expiry_tmr_cb, r);
-    mg_timer_init(&r->quota_tmr, r->loop, topic_quota_tmr_cb, r);
-    if (r->cfg.quota_check_interval_ms > 0)
-        mg_timer_start(&r->quota_tmr, (uint64_t)r->cfg.quota_check_interval_ms);
-    if (r->cfg.expiry_check_interval_ms > 0)
-        mg_timer_start(&r->expiry_tmr, (uint64_t)r->cfg.expiry_check_interval_ms);
+    topic_sweep_init(r, TOPIC_SWEEP_QUOTA, r->cfg.quota_check_interval_ms,
+                     topic_check_backlog_quota);
+    topic_sweep_init(r, TOPIC_SWEEP_EXPIRY, r->cfg.expiry_check_interval_ms, topic_expiry_check);
     return r;
 }
 
@@ -115,8 +138,8 @@ void topic_registry_free(struct topic_registry *r)
         }
         topic_unload(t);
     }
-    mg_timer_fini(&r->expiry_tmr);
-    mg_timer_fini(&r->quota_tmr);
+    for (int w = 0; w < TOPIC_SWEEPS; w++)
+        mg_timer_fini(&r->sweeps[w].tmr);
     mg_map_fini(&r->topics);
     mg_free(r->lat_ring);
     mg_free(r->cluster_name);

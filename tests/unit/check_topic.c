@@ -10,6 +10,7 @@
 #include "lib/tl_pulsar.h"
 #include "ml/ml.h"
 #include "topic/topic.h"
+#include "topic/topic_int.h" /* TOPIC_SWEEP_SLICE */
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/loop.h"
@@ -1583,6 +1584,59 @@ START_TEST(test_backlog_quota_age)
 }
 END_TEST
 
+/* The quota (and TTL) checks walk the topics in slices: one firing of the timer does at most
+ * TOPIC_SWEEP_SLICE topics (here: closes their producers, each over a 0-byte quota), the
+ * pass goes on 1 ms later where it stopped, and each topic is done once per pass, also when
+ * topics are loaded in the middle of it (the map grows and the walk restarts). */
+START_TEST(test_quota_sweep_slices)
+{
+    teardown();
+    default_cfg();
+    cfg.quota_default =
+        (struct topic_backlog_quota){.set = true, .limit_bytes = -1, .limit_secs = -1};
+    cfg.quota_check_interval_ms = 60000;
+    setup_on(&cfg, 1700000000000);
+    prod_closed = 0;
+    enum { N = 2 * TOPIC_SWEEP_SLICE + 3, MORE = 40 };
+    struct topic *ts[N];
+    struct topic_backlog_quota q = {
+        .set = true, .limit_bytes = 0, .limit_secs = -1, .policy = TOPIC_QUOTA_HOLD};
+    char name[64];
+    for (int i = 0; i < N + MORE; i++) {
+        if (i == N) {                     /* the rest while the pass runs */
+            mg_loop_advance(loop, 60000); /* the first slice */
+            spin();
+            ck_assert_int_eq(prod_closed, TOPIC_SWEEP_SLICE);
+        }
+        snprintf(name, sizeof name, "sweep-%d", i);
+        struct topic *t = load(name);
+        if (i < N)
+            ts[i] = t;
+        struct topic_producer *p = NULL;
+        ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p), 0);
+        topic_set_backlog_quota(t, TOPIC_QUOTA_STORAGE, &q);
+    }
+    /* each firing does at most a slice; the pass ends with every topic that was there when
+     * it started done (the map grew: the walk restarted and skipped the ones done) */
+    int before = prod_closed, steps = 0;
+    do {
+        before = prod_closed;
+        mg_loop_advance(loop, 1);
+        spin();
+        ck_assert_int_le(prod_closed - before, TOPIC_SWEEP_SLICE);
+    } while (prod_closed > before && ++steps < 20);
+    for (int i = 0; i < N; i++) {
+        struct topic_stats st;
+        topic_get_stats(ts[i], &st);
+        ck_assert_int_eq(st.n_producers, 0);
+    }
+    ck_assert_int_ge(prod_closed, N);
+    mg_loop_advance(loop, 60000); /* the next pass does the rest */
+    spin();
+    ck_assert_int_eq(prod_closed, N + MORE);
+}
+END_TEST
+
 static Suite *topic_suite(void)
 {
     Suite *s = suite_create("topic");
@@ -1598,7 +1652,7 @@ static Suite *topic_suite(void)
            test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_watermark,
            test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
-           test_backlog_quota, test_backlog_quota_age);
+           test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
     return s;
 }
 
