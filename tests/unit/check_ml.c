@@ -1103,6 +1103,19 @@ static struct ml_position find_sync(struct ml_ledger *ml, uint64_t ts)
     return f.pos;
 }
 
+/* Append n entries "x" one by one, entry i published at 1000 + 10 i; their positions in pos. */
+static void append_timed(struct ml_ledger *ml, struct ml_position *pos, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct tl_append a = {0};
+        a.req.data = &a;
+        struct ml_entry_info info = {.num_messages = 1, .publish_time = 1000 + 10 * (uint64_t)i};
+        ck_assert_int_eq(ml_append(ml, buf_str("x"), &info, &a.req, tl_append_cb), 0);
+        tl_wait(loop, &a.done);
+        pos[i] = a.pos;
+    }
+}
+
 /* find_by_time_from: the first entry at or after `from` published at or after ts, or why
  * not (the search's status). */
 static int find_from(struct ml_ledger *ml, struct ml_position from, uint64_t ts,
@@ -1125,14 +1138,7 @@ START_TEST(test_find_by_time_bounded)
     fx_new(0, 4); /* no tail cache: every read goes to the store */
     struct ml_ledger *ml = open_ml("t/ns/persistent/findb");
     struct ml_position pos[12];
-    for (int i = 0; i < 12; i++) {
-        struct tl_append a = {0};
-        a.req.data = &a;
-        struct ml_entry_info info = {.num_messages = 1, .publish_time = 1000 + 10 * (uint64_t)i};
-        ck_assert_int_eq(ml_append(ml, buf_str("x"), &info, &a.req, tl_append_cb), 0);
-        tl_wait(loop, &a.done);
-        pos[i] = a.pos;
-    }
+    append_timed(ml, pos, 12);
     ck_assert_int_ge(ml->n_ledgers, 3); /* 0..3 | 4..7 | 8..11 (| the next, once rolled) */
     int64_t L1 = ml->ledgers[0].id, L2 = ml->ledgers[1].id;
     struct ml_position got;
@@ -1156,14 +1162,7 @@ START_TEST(test_find_by_time_bounded)
     /* Times unknown (as after a restore): the first search reads the closed ledgers whole
      * and remembers them; the next one reads neither. */
     struct ml_ledger *ml2 = open_ml("t/ns/persistent/findb2");
-    for (int i = 0; i < 10; i++) {
-        struct tl_append a = {0};
-        a.req.data = &a;
-        struct ml_entry_info info = {.num_messages = 1, .publish_time = 1000 + 10 * (uint64_t)i};
-        ck_assert_int_eq(ml_append(ml2, buf_str("x"), &info, &a.req, tl_append_cb), 0);
-        tl_wait(loop, &a.done);
-        pos[i] = a.pos;
-    }
+    append_timed(ml2, pos, 10);
     for (int i = 0; i < ml2->n_ledgers; i++) {
         ml2->ledgers[i].publish_known = false;
         ml2->ledgers[i].min_publish_time = ml2->ledgers[i].max_publish_time = 0;
@@ -1192,14 +1191,7 @@ START_TEST(test_find_by_time)
     fx_new(1 << 20, 4);
     struct ml_ledger *ml = open_ml("t/ns/persistent/find");
     struct ml_position pos[10];
-    for (int i = 0; i < 10; i++) {
-        struct tl_append a = {0};
-        a.req.data = &a;
-        struct ml_entry_info info = {.num_messages = 1, .publish_time = 1000 + 10 * (uint64_t)i};
-        ck_assert_int_eq(ml_append(ml, buf_str("x"), &info, &a.req, tl_append_cb), 0);
-        tl_wait(loop, &a.done);
-        pos[i] = a.pos;
-    }
+    append_timed(ml, pos, 10);
     ck_assert_int_eq(ml_pos_cmp(find_sync(ml, 0), pos[0]), 0);
     ck_assert_int_eq(ml_pos_cmp(find_sync(ml, 1000), pos[0]), 0);
     ck_assert_int_eq(ml_pos_cmp(find_sync(ml, 1001), pos[1]), 0);
@@ -1499,20 +1491,28 @@ START_TEST(test_retention_size)
 }
 END_TEST
 
+/* fx_new_sim keeping everything (retention -1), with these rollover limits and the check
+ * timer every check_ms. */
+static void fx_new_sim_roll(int64_t max_entries, int64_t check_ms, int64_t min_roll_ms,
+                            int64_t max_roll_ms)
+{
+    struct ml_config cfg = {.cache_size_bytes = 1 << 20,
+                            .max_entries_per_ledger = max_entries,
+                            .retention_time_minutes = -1,
+                            .retention_size_mb = -1,
+                            .retention_check_interval_ms = check_ms,
+                            .min_rollover_ms = min_roll_ms,
+                            .max_rollover_ms = max_roll_ms};
+    fx_new_sim(&cfg);
+}
+
 /* Rollover as Pulsar's: a full ledger is not rolled before the minimum age (even by the
  * timer), a ledger with an entry is rolled at the maximum age with no traffic, an empty
  * one never for its age. */
 START_TEST(test_rollover_by_age)
 {
     const int64_t minute = 60000;
-    struct ml_config cfg = {.cache_size_bytes = 1 << 20,
-                            .max_entries_per_ledger = 2,
-                            .retention_time_minutes = -1,
-                            .retention_size_mb = -1,
-                            .retention_check_interval_ms = minute,
-                            .min_rollover_ms = 10 * minute,
-                            .max_rollover_ms = 60 * minute};
-    fx_new_sim(&cfg);
+    fx_new_sim_roll(2, minute, 10 * minute, 60 * minute);
     struct ml_ledger *ml = open_ml("t/ns/persistent/roll-age");
     append_n(ml, 5); /* over max_entries, but younger than the minimum */
     settle(ml);
@@ -1544,14 +1544,7 @@ END_TEST
 START_TEST(test_check_timer_slices)
 {
     const int64_t minute = 60000;
-    struct ml_config cfg = {.cache_size_bytes = 1 << 20,
-                            .max_entries_per_ledger = 1000,
-                            .retention_time_minutes = -1,
-                            .retention_size_mb = -1,
-                            .retention_check_interval_ms = 10 * minute,
-                            .min_rollover_ms = 0,
-                            .max_rollover_ms = minute};
-    fx_new_sim(&cfg);
+    fx_new_sim_roll(1000, 10 * minute, 0, minute);
     enum { N = 2 * ML_CHECK_SLICE + 5 };
     struct ml_ledger **mls = calloc(N, sizeof *mls);
     char name[64];

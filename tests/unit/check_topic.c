@@ -1427,18 +1427,35 @@ END_TEST
 
 /* ---- backlog quotas ------------------------------------------------------------------------ */
 
-/* Size quota: producers are refused at the limit (hold: 7, exception: 8, as Pulsar's
- * ServerErrors), the periodic check closes the connected ones; eviction lets producers in
- * and moves the slowest subscription forward to 90 % of the limit, on the timer. */
-START_TEST(test_backlog_quota)
+/* A fresh registry on a simulated loop whose wall clock starts at wall_ms, with no default
+ * quota and the quota check every check_ms. */
+static void setup_quota(int64_t check_ms, int64_t wall_ms)
 {
     teardown();
     default_cfg();
     cfg.quota_default =
         (struct topic_backlog_quota){.set = true, .limit_bytes = -1, .limit_secs = -1};
-    cfg.quota_check_interval_ms = 60000;
-    setup_on(&cfg, 1700000000000);
+    cfg.quota_check_interval_ms = check_ms;
+    setup_on(&cfg, wall_ms);
     prod_closed = 0;
+}
+
+/* The end of a quota test: eviction closed no producer (one was, before it), and a reset
+ * quota of that type falls back to the default (none). */
+static void quota_test_end(struct topic *t, enum topic_quota_type type, struct topic_producer *p)
+{
+    ck_assert_int_eq(prod_closed, 1);
+    topic_reset_backlog_quota(t, type);
+    ck_assert_int_eq(topic_quota_limit(t, type), -1);
+    topic_producer_close(p);
+}
+
+/* Size quota: producers are refused at the limit (hold: 7, exception: 8, as Pulsar's
+ * ServerErrors), the periodic check closes the connected ones; eviction lets producers in
+ * and moves the slowest subscription forward to 90 % of the limit, on the timer. */
+START_TEST(test_backlog_quota)
+{
+    setup_quota(60000, 1700000000000);
     struct topic *t = load("quota");
     struct fc *a = fc_new(), *b = fc_new();
     sub_ok(t, "slow", TOPIC_SUB_EXCLUSIVE, true, a);
@@ -1493,10 +1510,7 @@ START_TEST(test_backlog_quota)
     ck_assert_int_gt(sub_backlog(t, "slow"), 0); /* 90 %, not everything */
     ck_assert_int_lt(sub_backlog(t, "fast"), fast_before);
     ck_assert_int_gt(sub_backlog(t, "fast"), 0);
-    ck_assert_int_eq(prod_closed, 1); /* eviction closes no producer */
-    topic_reset_backlog_quota(t, TOPIC_QUOTA_STORAGE);
-    ck_assert_int_eq(topic_quota_limit(t, TOPIC_QUOTA_STORAGE), -1); /* the default: none */
-    topic_producer_close(p);
+    quota_test_end(t, TOPIC_QUOTA_STORAGE, p);
 }
 END_TEST
 
@@ -1508,13 +1522,7 @@ END_TEST
 START_TEST(test_backlog_quota_age)
 {
     const int64_t wall0 = 1700000000000;
-    teardown();
-    default_cfg();
-    cfg.quota_default =
-        (struct topic_backlog_quota){.set = true, .limit_bytes = -1, .limit_secs = -1};
-    cfg.quota_check_interval_ms = 10000;
-    setup_on(&cfg, wall0);
-    prod_closed = 0;
+    setup_quota(10000, wall0);
     struct topic *t = load("age");
     struct fc *a = fc_new(), *b = fc_new();
     sub_ok(t, "slow", TOPIC_SUB_EXCLUSIVE, true, a);
@@ -1577,10 +1585,7 @@ START_TEST(test_backlog_quota_age)
     topic_get_stats(t, &st);
     ck_assert_int_eq(st.backlog_age_secs, 20);
     ck_assert_int_eq(st.quota_evictions[TOPIC_QUOTA_AGE], 1);
-    ck_assert_int_eq(prod_closed, 1); /* eviction closes no producer */
-    topic_reset_backlog_quota(t, TOPIC_QUOTA_AGE);
-    ck_assert_int_eq(topic_quota_limit(t, TOPIC_QUOTA_AGE), -1); /* the default: none */
-    topic_producer_close(p);
+    quota_test_end(t, TOPIC_QUOTA_AGE, p);
 }
 END_TEST
 
@@ -1590,13 +1595,7 @@ END_TEST
  * topics are loaded in the middle of it (the map grows and the walk restarts). */
 START_TEST(test_quota_sweep_slices)
 {
-    teardown();
-    default_cfg();
-    cfg.quota_default =
-        (struct topic_backlog_quota){.set = true, .limit_bytes = -1, .limit_secs = -1};
-    cfg.quota_check_interval_ms = 60000;
-    setup_on(&cfg, 1700000000000);
-    prod_closed = 0;
+    setup_quota(60000, 1700000000000);
     enum { N = 2 * TOPIC_SWEEP_SLICE + 3, MORE = 40 };
     struct topic *ts[N];
     struct topic_backlog_quota q = {
