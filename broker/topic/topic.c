@@ -883,8 +883,8 @@ static void topic_apply_quota(struct topic *t, enum topic_quota_type type)
         return;
     const char *unit = type == TOPIC_QUOTA_AGE ? "s" : " bytes";
     if (q.policy == TOPIC_QUOTA_EVICTION) {
-        t->quota_evictions[type]++;
         if (type == TOPIC_QUOTA_STORAGE) {
+            t->quota_evictions[type]++;
             topic_evict_backlog(t, limit);
         } else if (!t->expiring) {
             /* (Pulsar's dropBacklogForTimeLimit) every durable subscription acknowledges
@@ -894,6 +894,8 @@ static void topic_apply_quota(struct topic *t, enum topic_quota_type type)
             t->expiring = true;
             if (topic_expire_messages(t, NULL, limit, topic_expiry_done, t) < 0)
                 t->expiring = false;
+            else
+                t->quota_evictions[type]++;
         }
         return;
     }
