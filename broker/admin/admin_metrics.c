@@ -55,6 +55,8 @@ enum topic_metric {
     TM_QUOTA_LIMIT,
     TM_QUOTA_TIME,
     TM_BACKLOG_AGE,
+    TM_EVICT_SIZE, /* the evictions family, quota_type="size" */
+    TM_EVICT_TIME, /* and quota_type="time" */
     TM_DELAYED_INDEX,
     TM_LAT, /* TOPIC_LAT_BUCKETS buckets, then count, sum */
     TM_LEDGER_LAT = TM_LAT + TOPIC_LAT_BUCKETS + 2,
@@ -71,7 +73,8 @@ static const char *const admin_metrics_size_suffix[TOPIC_SIZE_BUCKETS + 2] = {
 
 struct family {
     char name[64];
-    bool topic_only; /* not written in namespace mode */
+    bool topic_only;   /* not written in namespace mode */
+    const char *label; /* added to each sample (one family written as several); NULL = none */
 };
 
 static void admin_metrics_family_names(struct family *f)
@@ -99,12 +102,18 @@ static void admin_metrics_family_names(struct family *f)
         "pulsar_storage_backlog_quota_limit",
         "pulsar_storage_backlog_quota_limit_time",
         "pulsar_storage_backlog_age_seconds",
+        "pulsar_storage_backlog_quota_exceeded_evictions_total",
+        "pulsar_storage_backlog_quota_exceeded_evictions_total",
         "pulsar_delayed_message_index_size_bytes",
     };
     for (int i = 0; i < TM_LAT; i++) {
         snprintf(f[i].name, sizeof f[i].name, "%s", base[i]);
         f[i].topic_only = i == TM_RATE_LIMIT || i == TM_QUOTA_LIMIT || i == TM_QUOTA_TIME ||
-                          i == TM_BACKLOG_AGE || i == TM_AVG_SIZE;
+                          i == TM_BACKLOG_AGE || i == TM_AVG_SIZE || i == TM_EVICT_SIZE ||
+                          i == TM_EVICT_TIME;
+        f[i].label = i == TM_EVICT_SIZE   ? "quota_type=\"size\""
+                     : i == TM_EVICT_TIME ? "quota_type=\"time\""
+                                          : NULL;
     }
     for (int i = 0; i < TOPIC_LAT_BUCKETS + 2; i++) {
         snprintf(f[TM_LAT + i].name, sizeof f[0].name, "pulsar_storage_write_latency_%s",
@@ -112,11 +121,13 @@ static void admin_metrics_family_names(struct family *f)
         snprintf(f[TM_LEDGER_LAT + i].name, sizeof f[0].name,
                  "pulsar_storage_ledger_write_latency_%s", admin_metrics_lat_suffix[i]);
         f[TM_LAT + i].topic_only = f[TM_LEDGER_LAT + i].topic_only = false;
+        f[TM_LAT + i].label = f[TM_LEDGER_LAT + i].label = NULL;
     }
     for (int i = 0; i < TOPIC_SIZE_BUCKETS + 2; i++) {
         snprintf(f[TM_SIZE + i].name, sizeof f[0].name, "pulsar_entry_size_%s",
                  admin_metrics_size_suffix[i]);
         f[TM_SIZE + i].topic_only = false;
+        f[TM_SIZE + i].label = NULL;
     }
 }
 
@@ -219,9 +230,11 @@ static void admin_metrics_fill_topic_row(struct row *r, struct topic *t, int wri
     v[TM_WRITE_RATE] = st.storage_write_rate;
     v[TM_READ_RATE] = st.storage_read_rate;
     v[TM_MSG_BACKLOG] = (double)st.msg_backlog;
-    v[TM_QUOTA_LIMIT] = -1;
-    v[TM_QUOTA_TIME] = -1;
-    v[TM_BACKLOG_AGE] = -1;
+    v[TM_QUOTA_LIMIT] = (double)st.quota_limit_bytes;
+    v[TM_QUOTA_TIME] = (double)st.quota_limit_secs;
+    v[TM_BACKLOG_AGE] = (double)st.backlog_age_secs;
+    v[TM_EVICT_SIZE] = (double)st.quota_evictions[TOPIC_QUOTA_STORAGE];
+    v[TM_EVICT_TIME] = (double)st.quota_evictions[TOPIC_QUOTA_AGE];
     int64_t lat_count = 0, size_count = 0;
     for (int i = 0; i < TOPIC_LAT_BUCKETS; i++) {
         v[TM_LAT + i] = (double)st.write_latency[i];
@@ -457,10 +470,12 @@ void admin_h_metrics(struct admin_req *r)
             continue;
         if (n_rows == 0)
             continue;
-        admin_metrics_type_line(b, fam[k].name, "gauge");
+        if (k == 0 || strcmp(fam[k - 1].name, fam[k].name) != 0)
+            admin_metrics_type_line(b, fam[k].name, "gauge");
         for (int i = 0; i < n_rows; i++) {
-            if (!topic_level && k == TM_MSG_BACKLOG) {
-                char *l = mg_asprintf("%s,remote_cluster=\"local\"", rows[i].labels);
+            if (fam[k].label || (!topic_level && k == TM_MSG_BACKLOG)) {
+                char *l = mg_asprintf("%s,%s", rows[i].labels,
+                                      fam[k].label ? fam[k].label : "remote_cluster=\"local\"");
                 admin_metrics_sample(b, fam[k].name, l, rows[i].v[k]);
                 mg_free(l);
             } else {
@@ -523,10 +538,10 @@ void admin_h_metrics(struct admin_req *r)
                             "gauge");
     evbuffer_add_printf(b,
                         "pulsar_broker_storage_backlog_quota_exceeded_evictions_total{%s,"
-                        "quota_type=\"size\"} 0.0\n"
+                        "quota_type=\"size\"} %.1f\n"
                         "pulsar_broker_storage_backlog_quota_exceeded_evictions_total{%s,"
-                        "quota_type=\"time\"} 0.0\n",
-                        cl, cl);
+                        "quota_type=\"time\"} %.1f\n",
+                        cl, total.v[TM_EVICT_SIZE], cl, total.v[TM_EVICT_TIME]);
 
     /* Publish latency summary (ms) over the most recent publishes. */
     {

@@ -363,17 +363,23 @@ static void admin_res_apply_retention_to(const struct admin_env *s, struct topic
             topic_set_message_ttl(t, p.ttl_secs);
         else if (reset)
             topic_reset_message_ttl(t);
-        const struct ns_backlog_quota *q = &p.quota[NS_QUOTA_STORAGE];
-        if (q->set) {
-            struct topic_backlog_quota tq = {
-                .set = true,
-                .limit_bytes = q->limit_size,
-                .policy = q->policy == NS_QUOTA_EXCEPTION  ? TOPIC_QUOTA_EXCEPTION
-                          : q->policy == NS_QUOTA_EVICTION ? TOPIC_QUOTA_EVICTION
-                                                           : TOPIC_QUOTA_HOLD};
-            topic_set_backlog_quota(t, &tq);
-        } else if (reset) {
-            topic_reset_backlog_quota(t);
+        /* destination_storage and message_age, each with its own policy */
+        static const enum topic_quota_type types[NS_QUOTA_TYPES] = {
+            [NS_QUOTA_STORAGE] = TOPIC_QUOTA_STORAGE, [NS_QUOTA_AGE] = TOPIC_QUOTA_AGE};
+        for (int i = 0; i < NS_QUOTA_TYPES; i++) {
+            const struct ns_backlog_quota *q = &p.quota[i];
+            if (q->set) {
+                struct topic_backlog_quota tq = {
+                    .set = true,
+                    .limit_bytes = q->limit_size,
+                    .limit_secs = q->limit_time,
+                    .policy = q->policy == NS_QUOTA_EXCEPTION  ? TOPIC_QUOTA_EXCEPTION
+                              : q->policy == NS_QUOTA_EVICTION ? TOPIC_QUOTA_EVICTION
+                                                               : TOPIC_QUOTA_HOLD};
+                topic_set_backlog_quota(t, types[i], &tq);
+            } else if (reset) {
+                topic_reset_backlog_quota(t, types[i]);
+            }
         }
     }
     mg_free(ns);

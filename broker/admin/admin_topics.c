@@ -420,11 +420,9 @@ static json_t *admin_tp_topic_stats_json(struct admin *a, struct topic *t)
     json_object_set_new(j, "msgChunkPublished", json_false());
     json_object_set_new(j, "storageSize", json_integer(st.storage_size));
     json_object_set_new(j, "backlogSize", json_integer(st.backlog_size));
-    json_object_set_new(
-        j, "backlogQuotaLimitSize",
-        json_integer(topic_backlog_quota(t).set ? topic_backlog_quota(t).limit_bytes : -1));
-    json_object_set_new(j, "backlogQuotaLimitTime", json_integer(-1));
-    json_object_set_new(j, "oldestBacklogMessageAgeSeconds", json_integer(-1));
+    json_object_set_new(j, "backlogQuotaLimitSize", json_integer(st.quota_limit_bytes));
+    json_object_set_new(j, "backlogQuotaLimitTime", json_integer(st.quota_limit_secs));
+    json_object_set_new(j, "oldestBacklogMessageAgeSeconds", json_integer(st.backlog_age_secs));
     json_object_set_new(j, "publishRateLimitedTimes", json_integer(0));
     json_object_set_new(j, "earliestMsgPublishTimeInBacklogs", json_integer(0));
     json_object_set_new(j, "offloadedStorageSize", json_integer(0));

@@ -28,6 +28,7 @@
 
 #include <cyaml/cyaml.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -46,6 +47,7 @@ enum cfg_type {
     CFG_T_ENUM,       /* char *, one of choices */
     CFG_T_FRACTION,   /* double in (0, 1), as BookKeeper's float keys */
     CFG_T_OPTSTR,     /* char *, may be empty (= not set) */
+    CFG_T_INT64,      /* int64_t in [min, max] (byte counts past 2^31, as Pulsar's longs) */
 };
 
 struct cfg_key {
@@ -53,7 +55,7 @@ struct cfg_key {
     enum cfg_type type;
     size_t offset;              /* of the field in struct cfg */
     const char *def;            /* default as text; NULL: computed (advertisedAddress) */
-    long min, max;              /* CFG_T_INT range */
+    int64_t min, max;           /* CFG_T_INT / CFG_T_INT64 range */
     const char *const *choices; /* CFG_T_ENUM names, NULL-terminated */
 };
 
@@ -71,6 +73,10 @@ static const char *const cfg_quota_policies[] = {"producer_request_hold", "produ
 #define CFG_INT(key, field, def, min, max)                                                         \
     {                                                                                              \
         key, CFG_T_INT, CFG_OFF(field), def, min, max, NULL                                        \
+    }
+#define CFG_INT64(key, field, def, min, max)                                                       \
+    {                                                                                              \
+        key, CFG_T_INT64, CFG_OFF(field), def, min, max, NULL                                      \
     }
 #define CFG_BOOL(key, field, def)                                                                  \
     {                                                                                              \
@@ -165,7 +171,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("managedLedgerMaxLedgerRolloverTimeMinutes", ml_max_rollover_minutes, "240", 0, 525600),
     CFG_INT("ttlDurationDefaultInSeconds", ttl_duration_default_secs, "0", 0, INT_MAX),
     CFG_INT("messageExpiryCheckIntervalInMinutes", expiry_check_minutes, "5", 0, 1440),
-    CFG_INT("backlogQuotaDefaultLimitBytes", backlog_quota_limit_bytes, "-1", -1, INT_MAX),
+    CFG_INT64("backlogQuotaDefaultLimitBytes", backlog_quota_limit_bytes, "-1", -1, INT64_MAX),
     CFG_INT("backlogQuotaDefaultLimitSecond", backlog_quota_limit_secs, "-1", -1, INT_MAX),
     CFG_ENUM("backlogQuotaDefaultRetentionPolicy", backlog_quota_policy, "producer_request_hold",
              cfg_quota_policies),
@@ -221,6 +227,7 @@ static const struct cfg_key cfg_keys[] = {
 /* A parsed, validated value not yet stored. */
 union cfg_value {
     int i;
+    int64_t l;
     double d;
     bool b;
     const char *s; /* borrowed from the text being parsed */
@@ -295,18 +302,19 @@ static int cfg_parse_value(const struct cfg_key *k, const char *value, const cha
         out->d = v;
         return 0;
     }
-    case CFG_T_INT: {
+    case CFG_T_INT:
+    case CFG_T_INT64: {
         if (value[0] == '\0' &&
             k->choices == cfg_port_off) { /* a port left empty: off, as in Pulsar */
             out->i = -1;
             return 0;
         }
-        /* strtol alone would accept leading blanks, "" and trailing junk */
+        /* strtoll alone would accept leading blanks, "" and trailing junk */
         if (value[0] != '-' && value[0] != '+' && (value[0] < '0' || value[0] > '9'))
             return cfg_bad_value(k, value, origin, "an integer", err, errlen);
         char *end;
         errno = 0;
-        long v = strtol(value, &end, 10);
+        long long v = strtoll(value, &end, 10);
         if (end == value || *end != '\0')
             return cfg_bad_value(k, value, origin, "an integer", err, errlen);
         /* a port is turned off by leaving it empty, as in Pulsar; -1 is only how it is kept */
@@ -314,14 +322,18 @@ static int cfg_parse_value(const struct cfg_key *k, const char *value, const cha
             (k->choices == cfg_port_off && v == -1)) {
             char range[96];
             if (k->choices == cfg_port_off)
-                snprintf(range, sizeof range, "a port in 0..%ld, or empty for off", k->max);
-            else if (k->max == INT_MAX)
-                snprintf(range, sizeof range, "an integer >= %ld", k->min);
+                snprintf(range, sizeof range, "a port in 0..%" PRId64 ", or empty for off", k->max);
+            else if (k->max == INT_MAX || k->max == INT64_MAX)
+                snprintf(range, sizeof range, "an integer >= %" PRId64, k->min);
             else
-                snprintf(range, sizeof range, "an integer in %ld..%ld", k->min, k->max);
+                snprintf(range, sizeof range, "an integer in %" PRId64 "..%" PRId64, k->min,
+                         k->max);
             return cfg_bad_value(k, value, origin, range, err, errlen);
         }
-        out->i = (int)v;
+        if (k->type == CFG_T_INT64)
+            out->l = (int64_t)v;
+        else
+            out->i = (int)v;
         return 0;
     }
     }
@@ -344,6 +356,9 @@ static void cfg_store_value(struct cfg *c, const struct cfg_key *k, const union 
     }
     case CFG_T_INT:
         *(int *)(void *)field = v->i;
+        break;
+    case CFG_T_INT64:
+        *(int64_t *)(void *)field = v->l;
         break;
     case CFG_T_BOOL:
         *(bool *)(void *)field = v->b;
@@ -667,6 +682,9 @@ int cfg_dump(const struct cfg *c, FILE *out)
                 fputs("\"\"", out); /* a port that is off */
             else
                 fprintf(out, "%d", *(const int *)(const void *)field);
+            break;
+        case CFG_T_INT64:
+            fprintf(out, "%" PRId64, *(const int64_t *)(const void *)field);
             break;
         case CFG_T_BOOL:
             fputs(*(const bool *)(const void *)field ? "true" : "false", out);

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* All char * fields are owned by the struct (freed by cfg_fini) and never NULL after
@@ -80,7 +81,7 @@ struct cfg {
     int ml_max_rollover_minutes;           /* managedLedgerMaxLedgerRolloverTimeMinutes (240) */
     int ttl_duration_default_secs;         /* ttlDurationDefaultInSeconds (0 = no TTL) */
     int expiry_check_minutes;              /* messageExpiryCheckIntervalInMinutes (5) */
-    int backlog_quota_limit_bytes;         /* backlogQuotaDefaultLimitBytes (-1 = none) */
+    int64_t backlog_quota_limit_bytes;     /* backlogQuotaDefaultLimitBytes (-1 = none) */
     int backlog_quota_limit_secs;          /* backlogQuotaDefaultLimitSecond (-1 = none) */
     char *backlog_quota_policy;            /* backlogQuotaDefaultRetentionPolicy */
     int backlog_quota_check_secs;          /* backlogQuotaCheckIntervalInSeconds (60) */

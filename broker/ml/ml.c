@@ -206,21 +206,37 @@ static void ml_periodic_check(struct ml_ledger *ml);
 
 /* Every retention_check_interval_ms (Pulsar's BrokerService.checkConsumedLedgers): each open
  * ML trims what retention lets go and rolls a current ledger that its age made full, so time
- * does its part with no traffic. */
+ * does its part with no traffic. A pass checks at most ML_CHECK_SLICE MLs per timer firing
+ * and goes on 1 ms later from the next one (held meanwhile), so thousands of MLs never
+ * make one loop turn long. */
 static void ml_check_tmr_cb(struct mg_timer *tmr, void *arg)
 {
     struct ml_factory *f = arg;
     (void)tmr;
-    struct ml_ledger *ml = TAILQ_FIRST(&f->all);
-    while (ml) {
-        ml_hold(ml);
+    struct ml_ledger *ml = f->check_next;
+    bool resumed = ml != NULL;
+    if (!resumed)
+        ml = TAILQ_FIRST(&f->all);
+    else
+        f->check_next = NULL; /* its hold is dropped below, after the check */
+    for (int n = 0; ml && n < ML_CHECK_SLICE; n++) {
+        if (!resumed)
+            ml_hold(ml);
+        resumed = false;
         ml_periodic_check(ml);
         struct ml_ledger *next = TAILQ_NEXT(ml, link);
         ml_release(ml);
         ml = next;
     }
-    if (!f->closing)
-        mg_timer_start(&f->check_tmr, (uint64_t)f->cfg.retention_check_interval_ms);
+    if (f->closing)
+        return;
+    if (ml) {
+        ml_hold(ml); /* the next slice starts here */
+        f->check_next = ml;
+        mg_timer_start(&f->check_tmr, 1);
+        return;
+    }
+    mg_timer_start(&f->check_tmr, (uint64_t)f->cfg.retention_check_interval_ms);
 }
 
 struct ml_factory *ml_factory_new(struct mg_loop *loop, const char *store,
@@ -284,6 +300,11 @@ void ml_factory_free(struct ml_factory *f)
     if (!f)
         return;
     f->closing = true;
+    mg_timer_stop(&f->check_tmr);
+    if (f->check_next) {
+        ml_release(f->check_next);
+        f->check_next = NULL;
+    }
     struct ml_ledger *ml = TAILQ_FIRST(&f->all);
     while (ml) {
         struct ml_ledger *next = TAILQ_NEXT(ml, link);
@@ -1555,10 +1576,12 @@ static void ml_drain(struct ml_ledger *ml)
         if (status == 0) {
             struct ml_ledger_info *li = ml_find_ledger(ml, e->pos.ledger);
             if (li) {
-                li->entries++;
-                li->size += (int64_t)e->size;
+                if (li->entries == 0 || e->publish_time < li->min_publish_time)
+                    li->min_publish_time = e->publish_time;
                 if (e->publish_time > li->max_publish_time)
                     li->max_publish_time = e->publish_time;
+                li->entries++;
+                li->size += (int64_t)e->size;
             }
             ml->lac = e->pos;
             ml->entries_added++;
@@ -1874,7 +1897,8 @@ struct find_op {
     struct ml_lookup l;
     uint64_t ts;
     ml_find_cb cb;
-    int64_t after; /* search ledgers with id > after */
+    struct ml_position from; /* the search starts here */
+    int64_t after;           /* search ledgers with id > after */
     struct ml_position result;
 };
 
@@ -1893,11 +1917,34 @@ static void ml_find_task(void *arg, int status)
 
 static void ml_find_step(struct find_op *op);
 
+/* A read of a closed ledger from its first entry to its last tells its publish times:
+ * remembered, so later searches skip it (all older) or stop at it (all newer) unread. */
+static void ml_find_learn(struct ml_ledger *ml, const struct ml_store_req *sreq)
+{
+    int i = ml_ledger_lower_bound(ml, sreq->ledger_id);
+    if (i >= ml->n_ledgers - 1 || ml->ledgers[i].id != sreq->ledger_id)
+        return; /* gone, or the current ledger (still growing) */
+    struct ml_ledger_info *li = &ml->ledgers[i];
+    if (li->publish_known || sreq->first != 0 || sreq->last != li->entries - 1 ||
+        sreq->n != li->entries)
+        return;
+    for (int k = 0; k < sreq->n; k++) {
+        uint64_t pt = sreq->entries[k]->publish_time;
+        if (k == 0 || pt < li->min_publish_time)
+            li->min_publish_time = pt;
+        if (k == 0 || pt > li->max_publish_time)
+            li->max_publish_time = pt;
+    }
+    li->publish_known = true;
+}
+
 static void ml_find_read_done(struct ml_store_req *sreq, int status)
 {
     struct find_op *op = sreq->data;
     bool found = false;
     if (status == 0) {
+        if (op->l.ml->state != ML_CLOSED)
+            ml_find_learn(op->l.ml, sreq);
         for (int i = 0; i < sreq->n; i++) {
             if (!found && sreq->entries[i]->publish_time >= op->ts) {
                 op->result = sreq->entries[i]->pos;
@@ -1925,14 +1972,23 @@ static void ml_find_read_done(struct ml_store_req *sreq, int status)
 static void ml_find_step(struct find_op *op)
 {
     struct ml_ledger *ml = op->l.ml;
-    for (int i = ml_ledger_lower_bound(ml, op->after + 1); i < ml->n_ledgers; i++) {
+    int64_t after = op->after >= op->from.ledger ? op->after : op->from.ledger - 1;
+    for (int i = ml_ledger_lower_bound(ml, after + 1); i < ml->n_ledgers; i++) {
         const struct ml_ledger_info *li = &ml->ledgers[i];
-        if (li->entries == 0)
+        int64_t first = li->id == op->from.ledger && op->from.entry > 0 ? op->from.entry : 0;
+        if (first >= li->entries)
             continue;
-        /* Ledgers whose newest publish time is known to be older are skipped unread. */
+        /* Ledgers whose publish times are known are not read: all older, skipped; all at or
+         * after ts, the search ends at its first entry searched. */
         if (li->publish_known && li->max_publish_time < op->ts)
             continue;
-        int rc = ml_read_range(ml, &op->l.sreq, li->id, 0, li->entries - 1, ml_find_read_done, op);
+        if (li->publish_known && li->min_publish_time >= op->ts) {
+            op->result = (struct ml_position){li->id, first};
+            ml_defer(ml->f, &op->l.task, ml_find_task, op);
+            return;
+        }
+        int rc =
+            ml_read_range(ml, &op->l.sreq, li->id, first, li->entries - 1, ml_find_read_done, op);
         if (rc == 0)
             return;
         op->l.status = rc;
@@ -1943,7 +1999,8 @@ static void ml_find_step(struct find_op *op)
     ml_defer(ml->f, &op->l.task, ml_find_task, op);
 }
 
-int ml_find_by_time(struct ml_ledger *ml, uint64_t ts_ms, ml_find_cb cb, void *data)
+int ml_find_by_time_from(struct ml_ledger *ml, struct ml_position from, uint64_t ts_ms,
+                         ml_find_cb cb, void *data)
 {
     int rc;
     struct find_op *op = ml_lookup_new(ml, cb != NULL, sizeof *op, data, &rc);
@@ -1951,7 +2008,13 @@ int ml_find_by_time(struct ml_ledger *ml, uint64_t ts_ms, ml_find_cb cb, void *d
         return rc;
     op->ts = ts_ms;
     op->cb = cb;
+    op->from = from;
     op->after = INT64_MIN;
     ml_find_step(op); /* completes through the task queue or a store read: never inline */
     return 0;
+}
+
+int ml_find_by_time(struct ml_ledger *ml, uint64_t ts_ms, ml_find_cb cb, void *data)
+{
+    return ml_find_by_time_from(ml, ML_POS_EARLIEST, ts_ms, cb, data);
 }

@@ -221,9 +221,14 @@ typedef void (*ml_get_cb)(struct ml_entry *e, int status, void *data);
 int ml_get_entry(struct ml_ledger *ml, struct ml_position pos, ml_get_cb cb, void *data);
 
 /* First position whose publish_time >= ts_ms, or the position after the last entry if
- * none (async: may need reads). */
+ * none (async: may need reads). _from: the first such position at or after `from` (what is
+ * before it is not looked at: a TTL check starts at the slowest cursor). Ledgers whose
+ * publish times are known (written since the ML opened, or read whole by an earlier
+ * search) are not read: skipped when all older, the answer when all newer. */
 typedef void (*ml_find_cb)(struct ml_position pos, int status, void *data);
 int ml_find_by_time(struct ml_ledger *ml, uint64_t ts_ms, ml_find_cb cb, void *data);
+int ml_find_by_time_from(struct ml_ledger *ml, struct ml_position from, uint64_t ts_ms,
+                         ml_find_cb cb, void *data);
 
 /* ---- cursors --------------------------------------------------------------------------- */
 

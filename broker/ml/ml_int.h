@@ -199,14 +199,18 @@ struct ml_factory {
     struct ml_ledger_list all;        /* every ML struct still allocated (incl. closing) */
     struct ml_task_list tasks;        /* deferred work, FIFO */
     int n_tasks;
-    bool running_tasks;        /* inside the task timer: re-arm once at its end */
-    struct mg_timer task_tmr;  /* runs the task queue */
-    struct mg_timer check_tmr; /* every retention_check_interval_ms: trim and roll checks */
-    size_t cache_bytes;        /* sum of all MLs' tail caches */
+    bool running_tasks;           /* inside the task timer: re-arm once at its end */
+    struct mg_timer task_tmr;     /* runs the task queue */
+    struct mg_timer check_tmr;    /* every retention_check_interval_ms: trim and roll checks */
+    struct ml_ledger *check_next; /* held: where the check's pass goes on (NULL: none) */
+    size_t cache_bytes;           /* sum of all MLs' tail caches */
     bool closing;
 };
 
 /* ---- managed ledger ----------------------------------------------------------------- */
+
+/* MLs checked (trim, roll by age) per firing of the factory's check timer. */
+#define ML_CHECK_SLICE 64
 
 struct ml_ledger_info {
     int64_t id;
@@ -214,10 +218,12 @@ struct ml_ledger_info {
     int64_t size;              /* confirmed bytes */
     int64_t next_entry;        /* assigned: next entry id to hand out */
     int64_t assigned_size;     /* bytes assigned (rollover trigger) */
-    uint64_t max_publish_time; /* of the confirmed entries */
-    bool publish_known;        /* max_publish_time is valid (false after a restore) */
-    int64_t timestamp;         /* ms: when the ledger was closed (0 = open / unknown) */
-    uint64_t created_ms;       /* monotonic ms: when it joined the list (rollover age) */
+    uint64_t min_publish_time; /* of the confirmed entries */
+    uint64_t max_publish_time;
+    bool publish_known;  /* min/max_publish_time are valid (false after a restore, until a
+                            time search reads the whole closed ledger) */
+    int64_t timestamp;   /* ms: when the ledger was closed (0 = open / unknown) */
+    uint64_t created_ms; /* monotonic ms: when it joined the list (rollover age) */
 };
 
 enum ml_state { ML_OPENING = 0, ML_READY, ML_CLOSED };

@@ -302,6 +302,7 @@ void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
         .expiry_check_interval_ms = (int64_t)cfg->expiry_check_minutes * 60000,
         .quota_default = {.set = true,
                           .limit_bytes = cfg->backlog_quota_limit_bytes,
+                          .limit_secs = cfg->backlog_quota_limit_secs,
                           .policy =
                               strcmp(cfg->backlog_quota_policy, "producer_exception") == 0
                                   ? TOPIC_QUOTA_EXCEPTION

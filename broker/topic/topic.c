@@ -27,6 +27,8 @@
 #define MOD "topic"
 
 static void topic_fenced_unload_cb(struct mg_timer *tm, void *arg);
+static bool topic_quota_exceeded(struct topic *t, enum topic_quota_type type);
+static int64_t topic_backlog_age_ms(struct topic *t);
 
 /* ---- registry ------------------------------------------------------------------------ */
 
@@ -41,32 +43,58 @@ static void topic_expiry_done(void *data, int status)
  * topic with a message TTL acknowledges what is older on each durable subscription. A topic
  * whose previous search (it may read ledgers) has not finished is skipped, so slow reads do
  * not pile up. */
-static void topic_expiry_tmr_cb(struct mg_timer *tmr, void *arg)
+static void topic_expiry_check(struct topic *t)
 {
-    struct topic_registry *r = arg;
-    size_t pos = 0;
-    struct topic *t;
-    while ((t = topic_next(r, &pos))) {
-        int64_t ttl = topic_message_ttl(t);
-        /* nothing to look up (it may read a ledger) while no subscription has a backlog */
-        if (ttl <= 0 || t->expiring || topic_backlog_bytes(t) <= 0)
-            continue;
-        t->expiring = true;
-        if (topic_expire_messages(t, NULL, ttl, topic_expiry_done, t) < 0)
-            t->expiring = false;
-    }
-    mg_timer_start(tmr, (uint64_t)r->cfg.expiry_check_interval_ms);
+    int64_t ttl = topic_message_ttl(t);
+    /* nothing to look up (it may read a ledger) while no subscription has a backlog */
+    if (ttl <= 0 || t->expiring || topic_backlog_bytes(t) <= 0)
+        return;
+    t->expiring = true;
+    if (topic_expire_messages(t, NULL, ttl, topic_expiry_done, t) < 0)
+        t->expiring = false;
 }
 
-/* Every quota_check_interval_ms (Pulsar's backlogQuotaCheckIntervalInSeconds). */
-static void topic_quota_tmr_cb(struct mg_timer *tmr, void *arg)
+/* One slice of a sweep's pass (struct topic_sweep). */
+static void topic_sweep_tmr_cb(struct mg_timer *tmr, void *arg)
 {
-    struct topic_registry *r = arg;
-    size_t pos = 0;
+    (void)tmr;
+    struct topic_sweep *w = arg;
+    struct topic_registry *r = w->r;
+    if (!w->running || r->topics.cap != w->cap) {
+        if (!w->running)
+            w->round++;
+        w->running = true;
+        w->pos = 0;
+        w->cap = r->topics.cap;
+    }
     struct topic *t;
-    while ((t = topic_next(r, &pos)))
-        topic_check_backlog_quota(t);
-    mg_timer_start(tmr, (uint64_t)r->cfg.quota_check_interval_ms);
+    int n = 0;
+    while (n < TOPIC_SWEEP_SLICE && (t = topic_next(r, &w->pos))) {
+        if (t->sweep_round[w->kind] == w->round)
+            continue; /* done before the map grew */
+        t->sweep_round[w->kind] = w->round;
+        n++;
+        w->fn(t);
+    }
+    if (n == TOPIC_SWEEP_SLICE && w->pos < r->topics.cap) {
+        mg_timer_start(&w->tmr, 1);
+        return;
+    }
+    w->running = false;
+    mg_timer_start(&w->tmr, (uint64_t)w->interval_ms);
+}
+
+static void topic_sweep_init(struct topic_registry *r, enum topic_sweep_kind kind,
+                             int64_t interval_ms, void (*fn)(struct topic *t))
+{
+    struct topic_sweep *w = &r->sweeps[kind];
+    w->r = r;
+    w->kind = kind;
+    w->interval_ms = interval_ms;
+    w->fn = fn;
+    mg_timer_init(&w->tmr, r->loop, topic_sweep_tmr_cb, w);
+    if (interval_ms > 0)
+        mg_timer_start(&w->tmr, (uint64_t)interval_ms);
 }
 
 struct topic_registry *topic_registry_new(struct event_base *base, struct ml_factory *mlf,
@@ -86,12 +114,9 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
         r->cfg.dispatch_max_round_robin = 20;
     mg_map_init(&r->topics);
     r->lat_ring = mg_calloc(TOPIC_LAT_RING, sizeof *r->lat_ring);
-    mg_timer_init(&r->expiry_tmr, r->loop, topic_expiry_tmr_cb, r);
-    mg_timer_init(&r->quota_tmr, r->loop, topic_quota_tmr_cb, r);
-    if (r->cfg.quota_check_interval_ms > 0)
-        mg_timer_start(&r->quota_tmr, (uint64_t)r->cfg.quota_check_interval_ms);
-    if (r->cfg.expiry_check_interval_ms > 0)
-        mg_timer_start(&r->expiry_tmr, (uint64_t)r->cfg.expiry_check_interval_ms);
+    topic_sweep_init(r, TOPIC_SWEEP_QUOTA, r->cfg.quota_check_interval_ms,
+                     topic_check_backlog_quota);
+    topic_sweep_init(r, TOPIC_SWEEP_EXPIRY, r->cfg.expiry_check_interval_ms, topic_expiry_check);
     return r;
 }
 
@@ -113,8 +138,8 @@ void topic_registry_free(struct topic_registry *r)
         }
         topic_unload(t);
     }
-    mg_timer_fini(&r->expiry_tmr);
-    mg_timer_fini(&r->quota_tmr);
+    for (int w = 0; w < TOPIC_SWEEPS; w++)
+        mg_timer_fini(&r->sweeps[w].tmr);
     mg_map_fini(&r->topics);
     mg_free(r->lat_ring);
     mg_free(r->cluster_name);
@@ -442,10 +467,12 @@ int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode
         return mode == TOPIC_ACCESS_WAIT_FOR_EXCLUSIVE ? -MG_EPRODUCERBUSY : -MG_EPRODUCERFENCED;
     /* Backlog quota (Pulsar's ServerCnx.handleProducer): refused while the backlog is at or
      * over the limit, unless the policy evicts consumers' backlog instead. */
-    struct topic_backlog_quota q = topic_backlog_quota(t);
-    if (q.set && q.limit_bytes >= 0 && q.policy != TOPIC_QUOTA_EVICTION &&
-        topic_backlog_bytes(t) >= q.limit_bytes)
-        return q.policy == TOPIC_QUOTA_HOLD ? -MG_EQUOTAHOLD : -MG_EQUOTAEXC;
+    for (int type = 0; type < TOPIC_QUOTA_TYPES; type++) {
+        struct topic_backlog_quota q = topic_backlog_quota(t, (enum topic_quota_type)type);
+        if (q.policy != TOPIC_QUOTA_EVICTION &&
+            topic_quota_exceeded(t, (enum topic_quota_type)type))
+            return q.policy == TOPIC_QUOTA_HOLD ? -MG_EQUOTAHOLD : -MG_EQUOTAEXC;
+    }
 
     struct topic_producer *p = mg_calloc(1, sizeof *p);
     if (name && *name) {
@@ -706,6 +733,11 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
         out->backlog_size =
             st.number_of_entries > 0 ? maxb * (st.total_size / st.number_of_entries) : 0;
     }
+    out->quota_limit_bytes = topic_quota_limit(t, TOPIC_QUOTA_STORAGE);
+    out->quota_limit_secs = topic_quota_limit(t, TOPIC_QUOTA_AGE);
+    int64_t age = topic_backlog_age_ms(t);
+    out->backlog_age_secs = age < 0 ? -1 : age / 1000;
+    memcpy(out->quota_evictions, t->quota_evictions, sizeof out->quota_evictions);
 }
 
 int64_t topic_backlog_bytes(struct topic *t)
@@ -728,24 +760,34 @@ int64_t topic_backlog_bytes(struct topic *t)
 
 /* ---- backlog quotas ---------------------------------------------------------------------- */
 
-void topic_set_backlog_quota(struct topic *t, const struct topic_backlog_quota *q)
+void topic_set_backlog_quota(struct topic *t, enum topic_quota_type type,
+                             const struct topic_backlog_quota *q)
 {
-    t->quota_set = true;
-    t->quota = *q;
+    t->quota_set[type] = true;
+    t->quota[type] = *q;
 }
 
-void topic_reset_backlog_quota(struct topic *t)
+void topic_reset_backlog_quota(struct topic *t, enum topic_quota_type type)
 {
-    t->quota_set = false;
+    t->quota_set[type] = false;
 }
 
-struct topic_backlog_quota topic_backlog_quota(const struct topic *t)
+struct topic_backlog_quota topic_backlog_quota(const struct topic *t, enum topic_quota_type type)
 {
-    if (t->quota_set)
-        return t->quota;
+    if (t->quota_set[type])
+        return t->quota[type];
     if (t->reg)
         return t->reg->cfg.quota_default;
-    return (struct topic_backlog_quota){.set = false, .limit_bytes = -1};
+    return (struct topic_backlog_quota){.set = false, .limit_bytes = -1, .limit_secs = -1};
+}
+
+int64_t topic_quota_limit(const struct topic *t, enum topic_quota_type type)
+{
+    struct topic_backlog_quota q = topic_backlog_quota(t, type);
+    if (!q.set)
+        return -1;
+    int64_t limit = type == TOPIC_QUOTA_AGE ? q.limit_secs : q.limit_bytes;
+    return limit < 0 ? -1 : limit;
 }
 
 /* consumer_backlog_eviction (Pulsar's BacklogQuotaManager.dropBacklogForSizeLimit): skip
@@ -788,23 +830,130 @@ static void topic_evict_backlog(struct topic *t, int64_t limit)
     }
 }
 
-void topic_check_backlog_quota(struct topic *t)
+/* The oldest unacknowledged position over the durable subscriptions (the entry after the
+ * slowest mark-delete); false when none has a backlog. */
+static bool topic_oldest_unacked(struct topic *t, struct ml_position *out)
 {
-    struct topic_backlog_quota q = topic_backlog_quota(t);
-    if (t->state != TOPIC_READY || !q.set || q.limit_bytes < 0 ||
-        topic_backlog_bytes(t) < q.limit_bytes)
+    bool any = false;
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(&t->subs, &pos, NULL, NULL, &v)) {
+        struct topic_sub *s = v;
+        if (!s->cursor || !s->durable || s->dead || ml_cursor_backlog(s->cursor) <= 0)
+            continue;
+        struct ml_position p = ml_next_position(t->ml, ml_cursor_mark_delete(s->cursor));
+        if (!any || ml_pos_cmp(p, *out) < 0)
+            *out = p;
+        any = true;
+    }
+    return any;
+}
+
+/* Age in ms of the oldest unacknowledged message, as far as the last read of it tells: -1
+ * when there is no backlog, or its oldest position moved since (the next check reads it). */
+static int64_t topic_backlog_age_ms(struct topic *t)
+{
+    struct ml_position oldest;
+    if (!t->ml || !topic_oldest_unacked(t, &oldest) || t->age_publish_ms == 0 ||
+        ml_pos_cmp(oldest, t->age_pos) != 0)
+        return -1;
+    int64_t age = mg_loop_wall_ms(t->loop) - (int64_t)t->age_publish_ms;
+    return age > 0 ? age : 0;
+}
+
+/* Whether t's backlog is over its quota of that type: at or over the size (Pulsar's
+ * isSizeBacklogExceeded), or older than the limit (isTimeBacklogExceeded). */
+static bool topic_quota_exceeded(struct topic *t, enum topic_quota_type type)
+{
+    int64_t limit = topic_quota_limit(t, type);
+    if (limit < 0)
+        return false;
+    if (type == TOPIC_QUOTA_STORAGE)
+        return topic_backlog_bytes(t) >= limit;
+    int64_t age = topic_backlog_age_ms(t);
+    return age >= 0 && age > limit * 1000;
+}
+
+/* What the policy of the quota of that type does once it is exceeded. */
+static void topic_apply_quota(struct topic *t, enum topic_quota_type type)
+{
+    struct topic_backlog_quota q = topic_backlog_quota(t, type);
+    int64_t limit = topic_quota_limit(t, type);
+    if (t->state != TOPIC_READY || !topic_quota_exceeded(t, type))
         return;
+    const char *unit = type == TOPIC_QUOTA_AGE ? "s" : " bytes";
     if (q.policy == TOPIC_QUOTA_EVICTION) {
-        topic_evict_backlog(t, q.limit_bytes);
+        if (type == TOPIC_QUOTA_STORAGE) {
+            t->quota_evictions[type]++;
+            topic_evict_backlog(t, limit);
+        } else if (!t->expiring) {
+            /* (Pulsar's dropBacklogForTimeLimit) every durable subscription acknowledges
+             * what is older than the limit, as the TTL does */
+            MG_INFO(MOD, "%s: backlog older than its quota (%" PRId64 "%s): expiring it",
+                    t->name.full, limit, unit);
+            t->expiring = true;
+            if (topic_expire_messages(t, NULL, limit, topic_expiry_done, t) < 0)
+                t->expiring = false;
+            else
+                t->quota_evictions[type]++;
+        }
         return;
     }
     /* hold / exception: the connected producers are disconnected (they come back refused) */
     if (t->producers.count > 0)
-        MG_INFO(MOD, "%s: backlog over its quota (%" PRId64 " bytes): closing %zu producer(s)",
-                t->name.full, q.limit_bytes, (size_t)t->producers.count);
+        MG_INFO(MOD, "%s: backlog over its %s quota (%" PRId64 "%s): closing %zu producer(s)",
+                t->name.full, type == TOPIC_QUOTA_AGE ? "message_age" : "destination_storage",
+                limit, unit, (size_t)t->producers.count);
     topic_ref(t);
     topic_drop_producers(t, false);
     topic_unref(t);
+}
+
+static void topic_age_read_done(struct ml_entry *e, int status, void *data)
+{
+    struct topic *t = data; /* referenced */
+    t->age_reading = false;
+    if (status == 0 && e) {
+        t->age_pos = e->pos;
+        t->age_publish_ms = e->publish_time;
+    }
+    ml_entry_unref(e);
+    if (status == 0 && t->reg)
+        topic_apply_quota(t, TOPIC_QUOTA_AGE);
+    topic_unref(t);
+}
+
+/* The age check: the publish time of the oldest unacknowledged message is known when that
+ * position was read before; else one read of it (at most one in flight per topic). The age
+ * is kept for the stats even without an age quota. */
+static void topic_check_backlog_age(struct topic *t)
+{
+    struct ml_position oldest;
+    if (!topic_oldest_unacked(t, &oldest)) {
+        t->age_publish_ms = 0;
+        return;
+    }
+    if (t->age_publish_ms != 0 && ml_pos_cmp(oldest, t->age_pos) == 0) {
+        topic_apply_quota(t, TOPIC_QUOTA_AGE);
+        return;
+    }
+    if (t->age_reading)
+        return;
+    t->age_reading = true;
+    topic_ref(t);
+    if (ml_get_entry(t->ml, oldest, topic_age_read_done, t) < 0) {
+        t->age_reading = false;
+        topic_unref(t);
+    }
+}
+
+void topic_check_backlog_quota(struct topic *t)
+{
+    if (t->state != TOPIC_READY || !t->ml)
+        return;
+    topic_apply_quota(t, TOPIC_QUOTA_STORAGE);
+    if (t->state == TOPIC_READY)
+        topic_check_backlog_age(t);
 }
 
 int topic_sub_stats_next(struct topic *t, size_t *pos, struct topic_sub_stats *out)
@@ -1034,8 +1183,24 @@ int topic_expire_messages(struct topic *t, const char *sub, int64_t secs, topic_
     op->cb = cb;
     op->data = data;
     int64_t cutoff = mg_loop_wall_ms(t->loop) - (secs > 0 ? secs : 0) * 1000;
+    /* The search starts at the slowest of those subscriptions: what is before it is
+     * acknowledged by all of them already. */
+    struct ml_position from = ML_POS_EARLIEST;
+    bool any = false;
+    size_t it = 0;
+    void *v;
+    while (mg_map_next(&t->subs, &it, NULL, NULL, &v)) {
+        struct topic_sub *s = v;
+        if (!s->cursor || s->dead || (sub ? strcmp(s->name, sub) != 0 : !s->durable))
+            continue;
+        struct ml_position p = ml_next_position(t->ml, ml_cursor_mark_delete(s->cursor));
+        if (!any || ml_pos_cmp(p, from) < 0)
+            from = p;
+        any = true;
+    }
     topic_ref(t);
-    int rc = ml_find_by_time(t->ml, (uint64_t)(cutoff > 0 ? cutoff : 0), topic_expire_found, op);
+    int rc = ml_find_by_time_from(t->ml, from, (uint64_t)(cutoff > 0 ? cutoff : 0),
+                                  topic_expire_found, op);
     if (rc < 0) {
         topic_unref(t);
         mg_free(op->sub);

@@ -60,18 +60,26 @@ char *topic_name_ml(const struct topic_name *n);
 
 /* ---- registry ---------------------------------------------------------------------------- */
 
-/* A backlog quota on the bytes of the slowest subscription's backlog (Pulsar's
- * destination_storage), and what happens once the backlog reaches it. */
+/* Backlog quotas, Pulsar's two types: destination_storage on the bytes of the slowest
+ * subscription's backlog, message_age on the age of its oldest unacknowledged message (its
+ * publish time), and what happens once the backlog reaches the limit. */
+enum topic_quota_type {
+    TOPIC_QUOTA_STORAGE = 0, /* destination_storage: limit_bytes */
+    TOPIC_QUOTA_AGE,         /* message_age: limit_secs */
+    TOPIC_QUOTA_TYPES
+};
 enum topic_quota_policy {
     TOPIC_QUOTA_HOLD = 0,  /* producer_request_hold: new producers get ServerError 7 and the
                               periodic check disconnects the connected ones */
     TOPIC_QUOTA_EXCEPTION, /* producer_exception: the same with ServerError 8 */
     TOPIC_QUOTA_EVICTION,  /* consumer_backlog_eviction: the periodic check moves the slowest
-                              subscription forward to 90 % of the limit */
+                              subscription forward (storage: to 90 % of the limit; age: past
+                              the messages older than the limit) */
 };
 struct topic_backlog_quota {
     bool set;            /* false (a zeroed struct) = no quota */
-    int64_t limit_bytes; /* < 0 = no quota */
+    int64_t limit_bytes; /* destination_storage: < 0 = no quota */
+    int64_t limit_secs;  /* message_age: < 0 = no quota */
     enum topic_quota_policy policy;
 };
 
@@ -89,8 +97,10 @@ struct topic_config {
     int64_t ttl_default_secs;         /* ttlDurationDefaultInSeconds: message TTL; 0 = none */
     int64_t expiry_check_interval_ms; /* messageExpiryCheckIntervalInMinutes: how often the
                                          TTL is applied to every loaded topic; 0 = never */
-    struct topic_backlog_quota quota_default; /* backlogQuotaDefaultLimitBytes and
-                                                 backlogQuotaDefaultRetentionPolicy */
+    struct topic_backlog_quota quota_default; /* backlogQuotaDefaultLimitBytes,
+                                                 backlogQuotaDefaultLimitSecond and
+                                                 backlogQuotaDefaultRetentionPolicy: the
+                                                 default of both types */
     int64_t quota_check_interval_ms;          /* backlogQuotaCheckIntervalInSeconds; 0 = never */
 };
 
@@ -273,6 +283,11 @@ struct topic_stats {
     int64_t storage_size;
     int64_t backlog_size;
     int64_t msg_backlog; /* sum of the subscriptions' backlogs (entries) */
+    /* quotas: the limits (-1 = none), the age in seconds of the oldest unacknowledged
+     * message at the last check (-1 = unknown or no backlog) and the evictions done */
+    int64_t quota_limit_bytes, quota_limit_secs;
+    int64_t backlog_age_secs;
+    int64_t quota_evictions[TOPIC_QUOTA_TYPES];
     /* averaged over the last stats interval */
     double msg_rate_in, msg_rate_out, throughput_in, throughput_out;
     double storage_write_rate, storage_read_rate; /* entries/s */
@@ -351,15 +366,20 @@ int64_t topic_message_ttl(const struct topic *t);
  * done. -MG_ENOSUB synchronously for an unknown sub, -MG_ECLOSED for a topic not loaded. */
 int topic_expire_messages(struct topic *t, const char *sub, int64_t secs, topic_done_cb cb,
                           void *data);
-/* The storage backlog quota of t (a namespace's backlog_quota_map destination_storage);
- * reset: back to the registry's quota_default. */
-void topic_set_backlog_quota(struct topic *t, const struct topic_backlog_quota *q);
-void topic_reset_backlog_quota(struct topic *t);
-struct topic_backlog_quota topic_backlog_quota(const struct topic *t);
+/* The backlog quota of that type of t (a namespace's backlog_quota_map entry); reset: back to
+ * the registry's quota_default. The limit of a type is its field (limit_bytes, limit_secs);
+ * topic_quota_limit gives it, -1 when the quota is not set. */
+void topic_set_backlog_quota(struct topic *t, enum topic_quota_type type,
+                             const struct topic_backlog_quota *q);
+void topic_reset_backlog_quota(struct topic *t, enum topic_quota_type type);
+struct topic_backlog_quota topic_backlog_quota(const struct topic *t, enum topic_quota_type type);
+int64_t topic_quota_limit(const struct topic *t, enum topic_quota_type type);
 /* Bytes of the slowest durable subscription's backlog (Pulsar's backlogSize, estimated from
  * the average entry size). */
 int64_t topic_backlog_bytes(struct topic *t);
-/* Apply t's quota now (what the periodic check does). */
+/* Apply t's quotas now (what the periodic check does). The age quota needs the publish time
+ * of the oldest unacknowledged message: when its position changed since the last check it
+ * is read (ml_get_entry) and the quota applied when the read completes. */
 void topic_check_backlog_quota(struct topic *t);
 
 #endif

@@ -18,18 +18,36 @@
 
 #include <event2/event.h>
 
+/* A periodic pass over the registry's loaded topics, TOPIC_SWEEP_SLICE topics per timer
+ * firing, going on 1 ms later where it stopped (the position in the topic map; a map that
+ * grew meanwhile restarts the walk, and the round stamps skip the topics done already), so
+ * many topics never make one loop turn long. */
+#define TOPIC_SWEEP_SLICE 64
+enum topic_sweep_kind { TOPIC_SWEEP_EXPIRY = 0, TOPIC_SWEEP_QUOTA, TOPIC_SWEEPS };
+struct topic_sweep {
+    struct mg_timer tmr;
+    struct topic_registry *r; /* borrowed: the owner */
+    enum topic_sweep_kind kind;
+    int64_t interval_ms;         /* between passes */
+    void (*fn)(struct topic *t); /* what the pass does to each topic */
+    size_t pos, cap;             /* where the pass goes on; the map's capacity then */
+    uint64_t round;              /* the pass; topic.sweep_round[kind] == round: done */
+    bool running;                /* a pass is under way */
+};
+
 struct topic_registry {
-    struct mg_loop *loop;       /* borrowed: the ML factory's; clock and timers */
-    struct event_base *base;    /* borrowed: the loop's */
-    struct ml_factory *mlf;     /* borrowed */
-    struct topic_config cfg;    /* cfg.cluster_name points at cluster_name */
-    char *cluster_name;         /* owned */
-    struct mg_map topics;       /* full name -> struct topic (owned) */
-    uint64_t producer_counter;  /* generated producer names */
-    uint64_t producer_ids;      /* topic_producer.id */
-    struct mg_timer expiry_tmr; /* every cfg.expiry_check_interval_ms: message TTL */
-    struct mg_timer quota_tmr;  /* every cfg.quota_check_interval_ms: backlog quotas */
-    topic_loaded_fn loaded_fn;  /* topic_registry_set_loaded_hook */
+    struct mg_loop *loop;                    /* borrowed: the ML factory's; clock and timers */
+    struct event_base *base;                 /* borrowed: the loop's */
+    struct ml_factory *mlf;                  /* borrowed */
+    struct topic_config cfg;                 /* cfg.cluster_name points at cluster_name */
+    char *cluster_name;                      /* owned */
+    struct mg_map topics;                    /* full name -> struct topic (owned) */
+    uint64_t producer_counter;               /* generated producer names */
+    uint64_t producer_ids;                   /* topic_producer.id */
+    struct topic_sweep sweeps[TOPIC_SWEEPS]; /* message TTL (every
+                                                cfg.expiry_check_interval_ms), backlog quotas
+                                                (every cfg.quota_check_interval_ms) */
+    topic_loaded_fn loaded_fn;               /* topic_registry_set_loaded_hook */
     void *loaded_arg;
     /* broker-wide publish latency (ms): a ring of recent samples, totals since start */
     double *lat_ring; /* owned, TOPIC_LAT_RING entries */
@@ -71,11 +89,18 @@ struct topic {
     int64_t msg_out_closed, bytes_out_closed; /* counters of subscriptions gone */
     int64_t ttl_secs;                         /* message TTL; -1 = the registry's default */
     int64_t msg_expired;                      /* entries acknowledged by expiry */
-    bool expiring;  /* the expiry timer's search is running (the next tick skips the topic) */
-    bool quota_set; /* quota overrides the registry's default */
-    struct topic_backlog_quota quota;
-    bool fence_pending;          /* an unload after fencing is scheduled */
-    struct mg_timer fence_timer; /* runs that unload (holds a reference) */
+    bool expiring; /* the expiry timer's search is running (the next tick skips the topic) */
+    bool quota_set[TOPIC_QUOTA_TYPES]; /* quota[type] overrides the registry's default */
+    struct topic_backlog_quota quota[TOPIC_QUOTA_TYPES];
+    /* message_age: the oldest unacknowledged position at the last check and its publish
+     * time (wall ms; 0 = not known), read by age_reading */
+    struct ml_position age_pos;
+    uint64_t age_publish_ms;
+    bool age_reading;
+    int64_t quota_evictions[TOPIC_QUOTA_TYPES];
+    uint64_t sweep_round[TOPIC_SWEEPS]; /* the last pass of each sweep that did this topic */
+    bool fence_pending;                 /* an unload after fencing is scheduled */
+    struct mg_timer fence_timer;        /* runs that unload (holds a reference) */
     /* statistics (topic_registry_stats_update) */
     int64_t entries_in, entries_out;      /* entries written / dispatched */
     uint64_t created_ms, last_publish_ms; /* wall clock */

@@ -925,10 +925,29 @@ START_TEST(test_namespace_backlog_quota)
     ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
     ck_assert_int_eq(json_object_size(json_object_get(reply_json(), "backlog_quota_map")), 2);
     reply_json_free();
-    ck_assert_int_eq(rq("GET", stats, NULL), 200); /* the loaded topic took the quota */
+    ck_assert_int_eq(rq("GET", stats, NULL), 200); /* the loaded topic took both quotas */
     ck_assert_int_eq(json_integer_value(json_object_get(reply_json(), "backlogQuotaLimitSize")),
                      1048576);
+    ck_assert_int_eq(json_integer_value(json_object_get(reply_json(), "backlogQuotaLimitTime")),
+                     3600);
     reply_json_free();
+    /* and /metrics shows them with Pulsar's names, the evictions once per quota type */
+    ck_assert_int_eq(rq("GET", "/metrics", NULL), 200);
+    const char *lbl = "{cluster=\"standalone\",namespace=\"public/default\","
+                      "topic=\"persistent://public/default/qt\"";
+    char want[512];
+    snprintf(want, sizeof want, "\npulsar_storage_backlog_quota_limit%s} 1048576.0\n", lbl);
+    ck_assert_ptr_nonnull(strstr(last.body, want));
+    snprintf(want, sizeof want, "\npulsar_storage_backlog_quota_limit_time%s} 3600.0\n", lbl);
+    ck_assert_ptr_nonnull(strstr(last.body, want));
+    snprintf(want, sizeof want, "\npulsar_storage_backlog_age_seconds%s} -1.0\n", lbl);
+    ck_assert_ptr_nonnull(strstr(last.body, want));
+    snprintf(want, sizeof want,
+             "\n# TYPE pulsar_storage_backlog_quota_exceeded_evictions_total gauge\n"
+             "pulsar_storage_backlog_quota_exceeded_evictions_total%s,quota_type=\"size\"} 0.0\n"
+             "pulsar_storage_backlog_quota_exceeded_evictions_total%s,quota_type=\"time\"} 0.0\n",
+             lbl, lbl);
+    ck_assert_ptr_nonnull(strstr(last.body, want));
     const char *bad = "Invalid backlog quota: a JSON object with limitSize and limitTime "
                       "(integers >= -1) and policy (producer_request_hold, producer_exception "
                       "or consumer_backlog_eviction) is required";

@@ -419,6 +419,40 @@ START_TEST(test_dump_roundtrip)
 }
 END_TEST
 
+/* backlogQuotaDefaultLimitBytes is a long in Pulsar: byte counts past 2^31 (and up to 2^63-1)
+ * are kept whole, through --set and a dump reloaded; -1 (none) stays the default. */
+START_TEST(test_int64_key)
+{
+    struct cfg c, d;
+    cfg_init(&c);
+    ck_assert_int_eq(c.backlog_quota_limit_bytes, -1);
+    const char *big[] = {"2147483648", "107374182400", "9223372036854775807"};
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
+        ck_assert_int_eq(
+            cfg_set(&c, "backlogQuotaDefaultLimitBytes", big[i], "--set", errbuf, sizeof errbuf),
+            0);
+        ck_assert_int_eq(c.backlog_quota_limit_bytes, strtoll(big[i], NULL, 10));
+    }
+    ck_assert_int_eq(cfg_set(&c, "backlogQuotaDefaultLimitBytes", "9223372036854775808", "--set",
+                             errbuf, sizeof errbuf),
+                     -MG_EINVAL);
+    ck_assert_int_eq(
+        cfg_set(&c, "backlogQuotaDefaultLimitBytes", "-2", "--set", errbuf, sizeof errbuf),
+        -MG_EINVAL);
+    ck_assert_int_eq(
+        cfg_set(&c, "backlogQuotaDefaultLimitBytes", "5368709120", "--set", errbuf, sizeof errbuf),
+        0);
+    char *buf = tl_cfg_dump(&c);
+    ck_assert_ptr_nonnull(strstr(buf, "backlogQuotaDefaultLimitBytes: 5368709120\n"));
+    const char *path = write_yaml("big.yaml", buf);
+    mg_free(buf);
+    ck_assert_int_eq(cfg_load(&d, NULL, path, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(d.backlog_quota_limit_bytes, 5368709120LL);
+    cfg_fini(&d);
+    cfg_fini(&c);
+}
+END_TEST
+
 START_TEST(test_fini)
 {
     struct cfg c;
@@ -451,5 +485,5 @@ int main(void)
                                   test_bad_file_changes_nothing, test_set_overrides_file,
                                   test_env_precedence, test_env_unknown, test_set_without_equals,
                                   test_yaml_syntax_error, test_empty_and_null_values,
-                                  test_dump_roundtrip, test_fini)}));
+                                  test_dump_roundtrip, test_int64_key, test_fini)}));
 }

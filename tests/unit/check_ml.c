@@ -1103,12 +1103,10 @@ static struct ml_position find_sync(struct ml_ledger *ml, uint64_t ts)
     return f.pos;
 }
 
-START_TEST(test_find_by_time)
+/* Append n entries "x" one by one, entry i published at 1000 + 10 i; their positions in pos. */
+static void append_timed(struct ml_ledger *ml, struct ml_position *pos, int n)
 {
-    fx_new(1 << 20, 4);
-    struct ml_ledger *ml = open_ml("t/ns/persistent/find");
-    struct ml_position pos[10];
-    for (int i = 0; i < 10; i++) {
+    for (int i = 0; i < n; i++) {
         struct tl_append a = {0};
         a.req.data = &a;
         struct ml_entry_info info = {.num_messages = 1, .publish_time = 1000 + 10 * (uint64_t)i};
@@ -1116,6 +1114,84 @@ START_TEST(test_find_by_time)
         tl_wait(loop, &a.done);
         pos[i] = a.pos;
     }
+}
+
+/* find_by_time_from: the first entry at or after `from` published at or after ts, or why
+ * not (the search's status). */
+static int find_from(struct ml_ledger *ml, struct ml_position from, uint64_t ts,
+                     struct ml_position *out)
+{
+    struct find_res f = {0};
+    ck_assert_int_eq(ml_find_by_time_from(ml, from, ts, find_cb, &f), 0);
+    tl_wait(loop, &f.done);
+    *out = f.pos;
+    return f.status;
+}
+
+/* The TTL search is not a scan from the oldest ledger: it starts where it is told (the
+ * slowest cursor), and ledgers whose publish times are known are not read (all older:
+ * skipped; all newer: the answer is their first entry). Ledgers restored without them learn
+ * them from the first search that reads them whole. Lost entries (a read of them fails)
+ * show which ledgers a search read. */
+START_TEST(test_find_by_time_bounded)
+{
+    fx_new(0, 4); /* no tail cache: every read goes to the store */
+    struct ml_ledger *ml = open_ml("t/ns/persistent/findb");
+    struct ml_position pos[12];
+    append_timed(ml, pos, 12);
+    ck_assert_int_ge(ml->n_ledgers, 3); /* 0..3 | 4..7 | 8..11 (| the next, once rolled) */
+    int64_t L1 = ml->ledgers[0].id, L2 = ml->ledgers[1].id;
+    struct ml_position got;
+    /* Written since the open: their times are known; found without reading them. */
+    ml_store_mem_lose(fac, L1, 1);
+    ml_store_mem_lose(fac, L2, 1);
+    ck_assert_int_eq(find_from(ml, ML_POS_EARLIEST, 900, &got), 0);
+    ck_assert_int_eq(ml_pos_cmp(got, pos[0]), 0);
+    ck_assert_int_eq(find_from(ml, ML_POS_EARLIEST, 1000, &got), 0);
+    ck_assert_int_eq(ml_pos_cmp(got, pos[0]), 0);
+    ck_assert_int_eq(find_from(ml, ML_POS_EARLIEST, 1085, &got), 0); /* L1, L2 skipped */
+    ck_assert_int_eq(ml_pos_cmp(got, pos[9]), 0);
+    /* A search inside L2 reads it, but only from `from` on (its lost entry 1 is before) */
+    ck_assert_int_eq(find_from(ml, pos[6], 1065, &got), 0);
+    ck_assert_int_eq(ml_pos_cmp(got, pos[7]), 0);
+    ck_assert_int_eq(find_from(ml, pos[6], 1000, &got), 0); /* nothing before `from` */
+    ck_assert_int_eq(ml_pos_cmp(got, pos[6]), 0);
+    /* ... whereas one from the start of L2 has to read the lost entry */
+    ck_assert_int_eq(find_from(ml, ML_POS_EARLIEST, 1065, &got), -MG_ENONRECOVERABLE);
+
+    /* Times unknown (as after a restore): the first search reads the closed ledgers whole
+     * and remembers them; the next one reads neither. */
+    struct ml_ledger *ml2 = open_ml("t/ns/persistent/findb2");
+    append_timed(ml2, pos, 10);
+    for (int i = 0; i < ml2->n_ledgers; i++) {
+        ml2->ledgers[i].publish_known = false;
+        ml2->ledgers[i].min_publish_time = ml2->ledgers[i].max_publish_time = 0;
+    }
+    ck_assert_int_eq(ml2->n_ledgers, 3); /* 0..3 | 4..7 | 8 9 (current) */
+    ck_assert_int_eq(find_from(ml2, ML_POS_EARLIEST, 1085, &got), 0);
+    ck_assert_int_eq(ml_pos_cmp(got, pos[9]), 0);
+    ck_assert(ml2->ledgers[0].publish_known && ml2->ledgers[1].publish_known);
+    ck_assert(!ml2->ledgers[2].publish_known); /* the current ledger is still growing */
+    ck_assert_int_eq(ml2->ledgers[1].min_publish_time, 1040);
+    ck_assert_int_eq(ml2->ledgers[1].max_publish_time, 1070);
+    ml_store_mem_lose(fac, ml2->ledgers[0].id, 2);
+    ml_store_mem_lose(fac, ml2->ledgers[1].id, 2);
+    ck_assert_int_eq(find_from(ml2, ML_POS_EARLIEST, 1085, &got), 0);
+    ck_assert_int_eq(ml_pos_cmp(got, pos[9]), 0);
+    ck_assert_int_eq(find_from(ml2, ML_POS_EARLIEST, 1040, &got), 0);
+    ck_assert_int_eq(ml_pos_cmp(got, pos[4]), 0);
+    ml_close(ml2);
+    ml_close(ml);
+    fx_free();
+}
+END_TEST
+
+START_TEST(test_find_by_time)
+{
+    fx_new(1 << 20, 4);
+    struct ml_ledger *ml = open_ml("t/ns/persistent/find");
+    struct ml_position pos[10];
+    append_timed(ml, pos, 10);
     ck_assert_int_eq(ml_pos_cmp(find_sync(ml, 0), pos[0]), 0);
     ck_assert_int_eq(ml_pos_cmp(find_sync(ml, 1000), pos[0]), 0);
     ck_assert_int_eq(ml_pos_cmp(find_sync(ml, 1001), pos[1]), 0);
@@ -1415,20 +1491,28 @@ START_TEST(test_retention_size)
 }
 END_TEST
 
+/* fx_new_sim keeping everything (retention -1), with these rollover limits and the check
+ * timer every check_ms. */
+static void fx_new_sim_roll(int64_t max_entries, int64_t check_ms, int64_t min_roll_ms,
+                            int64_t max_roll_ms)
+{
+    struct ml_config cfg = {.cache_size_bytes = 1 << 20,
+                            .max_entries_per_ledger = max_entries,
+                            .retention_time_minutes = -1,
+                            .retention_size_mb = -1,
+                            .retention_check_interval_ms = check_ms,
+                            .min_rollover_ms = min_roll_ms,
+                            .max_rollover_ms = max_roll_ms};
+    fx_new_sim(&cfg);
+}
+
 /* Rollover as Pulsar's: a full ledger is not rolled before the minimum age (even by the
  * timer), a ledger with an entry is rolled at the maximum age with no traffic, an empty
  * one never for its age. */
 START_TEST(test_rollover_by_age)
 {
     const int64_t minute = 60000;
-    struct ml_config cfg = {.cache_size_bytes = 1 << 20,
-                            .max_entries_per_ledger = 2,
-                            .retention_time_minutes = -1,
-                            .retention_size_mb = -1,
-                            .retention_check_interval_ms = minute,
-                            .min_rollover_ms = 10 * minute,
-                            .max_rollover_ms = 60 * minute};
-    fx_new_sim(&cfg);
+    fx_new_sim_roll(2, minute, 10 * minute, 60 * minute);
     struct ml_ledger *ml = open_ml("t/ns/persistent/roll-age");
     append_n(ml, 5); /* over max_entries, but younger than the minimum */
     settle(ml);
@@ -1454,6 +1538,54 @@ START_TEST(test_rollover_by_age)
 }
 END_TEST
 
+/* The check timer walks the MLs in slices: one firing checks at most ML_CHECK_SLICE of them
+ * (here: rolls their aged ledgers), the pass goes on 1 ms later where it stopped, and every
+ * ML is checked once per pass, also when one closes in the middle of it. */
+START_TEST(test_check_timer_slices)
+{
+    const int64_t minute = 60000;
+    fx_new_sim_roll(1000, 10 * minute, 0, minute);
+    enum { N = 2 * ML_CHECK_SLICE + 5 };
+    struct ml_ledger **mls = calloc(N, sizeof *mls);
+    char name[64];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "t/ns/persistent/slice-%d", i);
+        mls[i] = open_ml(name);
+        append_str(mls[i], "x");
+    }
+    ck_assert(mg_loop_advance(loop, (uint64_t)(10 * minute - 2000)) >= 0);
+    int rolled = 0;
+    for (int i = 0; i < N; i++)
+        rolled += mls[i]->roll_attempts > 0;
+    ck_assert_int_eq(rolled, 0);                 /* the timer has not fired yet */
+    ck_assert(mg_loop_advance(loop, 2000) >= 0); /* it fires: one slice */
+    rolled = 0;
+    for (int i = 0; i < N; i++)
+        rolled += mls[i]->roll_attempts > 0;
+    ck_assert_int_eq(rolled, ML_CHECK_SLICE);
+    /* two that the pass has not reached close, one of them where it goes on: it goes on past
+     * them */
+    ck_assert_int_eq(mls[N - 2]->roll_attempts, 0);
+    ck_assert_int_eq(mls[ML_CHECK_SLICE]->roll_attempts, 0);
+    ml_close(mls[N - 2]);
+    ml_close(mls[ML_CHECK_SLICE]);
+    ck_assert(mg_loop_advance(loop, 1) >= 0);
+    rolled = 0;
+    for (int i = 0; i < N; i++)
+        rolled += i != N - 2 && i != ML_CHECK_SLICE && mls[i]->roll_attempts > 0;
+    ck_assert_int_eq(rolled, 2 * ML_CHECK_SLICE - 1);
+    ck_assert(mg_loop_advance(loop, 1) >= 0);
+    for (int i = 0; i < N; i++)
+        if (i != N - 2 && i != ML_CHECK_SLICE)
+            ck_assert_int_eq(mls[i]->roll_attempts, 1);
+    for (int i = 0; i < N; i++)
+        if (i != N - 2 && i != ML_CHECK_SLICE)
+            ml_close(mls[i]);
+    free(mls);
+    fx_free();
+}
+END_TEST
+
 static Suite *ml_suite(void)
 {
     Suite *s = suite_create("ml");
@@ -1464,9 +1596,10 @@ static Suite *ml_suite(void)
            test_rewind, test_reset, test_skip_clear_backlog, test_durable_vs_nondurable,
            test_replay, test_reads_from_store);
     tcase_add_loop_test(tc, test_lost_data, 0, 2);
-    tl_add(tc, test_get_entry, test_trim, test_find_by_time, test_close_pending, test_delete,
-           test_ack_stress, test_retention_timer, test_retention_no_timer, test_retention_size,
-           test_rollover_by_age);
+    tl_add(tc, test_get_entry, test_trim, test_find_by_time, test_find_by_time_bounded,
+           test_close_pending, test_delete, test_ack_stress, test_retention_timer,
+           test_retention_no_timer, test_retention_size, test_rollover_by_age,
+           test_check_timer_slices);
     return s;
 }
 

@@ -10,6 +10,7 @@
 #include "lib/tl_pulsar.h"
 #include "ml/ml.h"
 #include "topic/topic.h"
+#include "topic/topic_int.h" /* TOPIC_SWEEP_SLICE */
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/loop.h"
@@ -1426,17 +1427,35 @@ END_TEST
 
 /* ---- backlog quotas ------------------------------------------------------------------------ */
 
+/* A fresh registry on a simulated loop whose wall clock starts at wall_ms, with no default
+ * quota and the quota check every check_ms. */
+static void setup_quota(int64_t check_ms, int64_t wall_ms)
+{
+    teardown();
+    default_cfg();
+    cfg.quota_default =
+        (struct topic_backlog_quota){.set = true, .limit_bytes = -1, .limit_secs = -1};
+    cfg.quota_check_interval_ms = check_ms;
+    setup_on(&cfg, wall_ms);
+    prod_closed = 0;
+}
+
+/* The end of a quota test: eviction closed no producer (one was, before it), and a reset
+ * quota of that type falls back to the default (none). */
+static void quota_test_end(struct topic *t, enum topic_quota_type type, struct topic_producer *p)
+{
+    ck_assert_int_eq(prod_closed, 1);
+    topic_reset_backlog_quota(t, type);
+    ck_assert_int_eq(topic_quota_limit(t, type), -1);
+    topic_producer_close(p);
+}
+
 /* Size quota: producers are refused at the limit (hold: 7, exception: 8, as Pulsar's
  * ServerErrors), the periodic check closes the connected ones; eviction lets producers in
  * and moves the slowest subscription forward to 90 % of the limit, on the timer. */
 START_TEST(test_backlog_quota)
 {
-    teardown();
-    default_cfg();
-    cfg.quota_default = (struct topic_backlog_quota){.set = true, .limit_bytes = -1};
-    cfg.quota_check_interval_ms = 60000;
-    setup_on(&cfg, 1700000000000);
-    prod_closed = 0;
+    setup_quota(60000, 1700000000000);
     struct topic *t = load("quota");
     struct fc *a = fc_new(), *b = fc_new();
     sub_ok(t, "slow", TOPIC_SUB_EXCLUSIVE, true, a);
@@ -1447,8 +1466,9 @@ START_TEST(test_backlog_quota)
     spin();
     int64_t b3 = topic_backlog_bytes(t);
     ck_assert_int_gt(b3, 0);
-    struct topic_backlog_quota q = {.set = true, .limit_bytes = b3 + 1, .policy = TOPIC_QUOTA_HOLD};
-    topic_set_backlog_quota(t, &q);
+    struct topic_backlog_quota q = {
+        .set = true, .limit_bytes = b3 + 1, .limit_secs = -1, .policy = TOPIC_QUOTA_HOLD};
+    topic_set_backlog_quota(t, TOPIC_QUOTA_STORAGE, &q);
     ck_assert_int_eq(topic_producer_add(t, "p2", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p2), 0);
     topic_producer_close(p2);
     mg_loop_advance(loop, 60000); /* under the limit: nothing closed */
@@ -1461,7 +1481,7 @@ START_TEST(test_backlog_quota)
                      -MG_EQUOTAHOLD);
     ck_assert_int_eq(mg_err_server_error(-MG_EQUOTAHOLD), 7);
     q.policy = TOPIC_QUOTA_EXCEPTION;
-    topic_set_backlog_quota(t, &q);
+    topic_set_backlog_quota(t, TOPIC_QUOTA_STORAGE, &q);
     ck_assert_int_eq(topic_producer_add(t, "p2", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p2),
                      -MG_EQUOTAEXC);
     ck_assert_int_eq(mg_err_server_error(-MG_EQUOTAEXC), 8);
@@ -1475,7 +1495,7 @@ START_TEST(test_backlog_quota)
      * the backlog is at 90 % of the limit, keeping what is under it. */
     sub_ok(t, "fast", TOPIC_SUB_EXCLUSIVE, false, b);
     q.policy = TOPIC_QUOTA_EVICTION;
-    topic_set_backlog_quota(t, &q);
+    topic_set_backlog_quota(t, TOPIC_QUOTA_STORAGE, &q);
     ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p), 0);
     for (int i = 0; i < 6; i++)
         publish_full(p, 1000, 0, NULL);
@@ -1490,10 +1510,129 @@ START_TEST(test_backlog_quota)
     ck_assert_int_gt(sub_backlog(t, "slow"), 0); /* 90 %, not everything */
     ck_assert_int_lt(sub_backlog(t, "fast"), fast_before);
     ck_assert_int_gt(sub_backlog(t, "fast"), 0);
-    ck_assert_int_eq(prod_closed, 1); /* eviction closes no producer */
-    topic_reset_backlog_quota(t);
-    ck_assert_int_eq(topic_backlog_quota(t).limit_bytes, -1); /* the default: none */
-    topic_producer_close(p);
+    quota_test_end(t, TOPIC_QUOTA_STORAGE, p);
+}
+END_TEST
+
+/* message_age quota: measured on the publish time of the oldest unacknowledged message of the
+ * slowest durable subscription, on the periodic check. hold / exception refuse producers once
+ * it is older than the limit (and the check closes the connected ones); eviction lets them in
+ * and acknowledges what is older than the limit on every subscription, keeping the rest. The
+ * stats give the limits, the age and the evictions. */
+START_TEST(test_backlog_quota_age)
+{
+    const int64_t wall0 = 1700000000000;
+    setup_quota(10000, wall0);
+    struct topic *t = load("age");
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_ok(t, "slow", TOPIC_SUB_EXCLUSIVE, true, a);
+    sub_ok(t, "other", TOPIC_SUB_EXCLUSIVE, true, b);
+    struct topic_producer *p = NULL, *p2 = NULL;
+    ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p), 0);
+    for (int i = 0; i < 3; i++)
+        publish_full(p, (uint64_t)wall0, 0, NULL);
+    spin();
+    struct topic_backlog_quota q = {
+        .set = true, .limit_bytes = -1, .limit_secs = 30, .policy = TOPIC_QUOTA_HOLD};
+    topic_set_backlog_quota(t, TOPIC_QUOTA_AGE, &q);
+    ck_assert_int_eq(topic_quota_limit(t, TOPIC_QUOTA_AGE), 30);
+    ck_assert_int_eq(topic_quota_limit(t, TOPIC_QUOTA_STORAGE), -1);
+    /* no age has been measured yet: the stats say so */
+    struct topic_stats st;
+    topic_get_stats(t, &st);
+    ck_assert_int_eq(st.backlog_age_secs, -1);
+    ck_assert_int_eq(st.quota_limit_secs, 30);
+
+    mg_loop_advance(loop, 20000); /* 20 s old: under the limit */
+    spin();
+    topic_get_stats(t, &st);
+    ck_assert_int_eq(st.backlog_age_secs, 20);
+    ck_assert_int_eq(topic_producer_add(t, "p2", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p2), 0);
+    topic_producer_close(p2);
+    ck_assert_int_eq(prod_closed, 0);
+
+    mg_loop_advance(loop, 20000); /* 40 s: over it; the check closes the producer */
+    spin();
+    ck_assert_int_eq(prod_closed, 1);
+    ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p),
+                     -MG_EQUOTAHOLD);
+    q.policy = TOPIC_QUOTA_EXCEPTION;
+    topic_set_backlog_quota(t, TOPIC_QUOTA_AGE, &q);
+    ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p),
+                     -MG_EQUOTAEXC);
+    /* the size quota of the same topic is not touched by the age one */
+    ck_assert_int_eq(topic_quota_limit(t, TOPIC_QUOTA_STORAGE), -1);
+
+    /* Eviction: producers come in; the check acknowledges the messages older than 30 s on
+     * both subscriptions and keeps the newer ones. */
+    q.policy = TOPIC_QUOTA_EVICTION;
+    topic_set_backlog_quota(t, TOPIC_QUOTA_AGE, &q);
+    ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p), 0);
+    for (int i = 0; i < 2; i++)
+        publish_full(p, (uint64_t)wall0 + 40000, 0, NULL);
+    spin();
+    ck_assert_int_eq(sub_backlog(t, "slow"), 5);
+    mg_loop_advance(loop, 10000); /* 50 s: the first three are older than 30 s */
+    spin();
+    ck_assert_int_eq(sub_backlog(t, "slow"), 2);
+    ck_assert_int_eq(sub_backlog(t, "other"), 2);
+    topic_get_stats(t, &st);
+    ck_assert_int_eq(st.quota_evictions[TOPIC_QUOTA_AGE], 1);
+    ck_assert_int_eq(st.quota_evictions[TOPIC_QUOTA_STORAGE], 0);
+    mg_loop_advance(loop, 10000); /* 60 s: the rest is 20 s old; nothing more goes */
+    spin();
+    ck_assert_int_eq(sub_backlog(t, "slow"), 2);
+    topic_get_stats(t, &st);
+    ck_assert_int_eq(st.backlog_age_secs, 20);
+    ck_assert_int_eq(st.quota_evictions[TOPIC_QUOTA_AGE], 1);
+    quota_test_end(t, TOPIC_QUOTA_AGE, p);
+}
+END_TEST
+
+/* The quota (and TTL) checks walk the topics in slices: one firing of the timer does at most
+ * TOPIC_SWEEP_SLICE topics (here: closes their producers, each over a 0-byte quota), the
+ * pass goes on 1 ms later where it stopped, and each topic is done once per pass, also when
+ * topics are loaded in the middle of it (the map grows and the walk restarts). */
+START_TEST(test_quota_sweep_slices)
+{
+    setup_quota(60000, 1700000000000);
+    enum { N = 2 * TOPIC_SWEEP_SLICE + 3, MORE = 40 };
+    struct topic *ts[N];
+    struct topic_backlog_quota q = {
+        .set = true, .limit_bytes = 0, .limit_secs = -1, .policy = TOPIC_QUOTA_HOLD};
+    char name[64];
+    for (int i = 0; i < N + MORE; i++) {
+        if (i == N) {                     /* the rest while the pass runs */
+            mg_loop_advance(loop, 60000); /* the first slice */
+            spin();
+            ck_assert_int_eq(prod_closed, TOPIC_SWEEP_SLICE);
+        }
+        snprintf(name, sizeof name, "sweep-%d", i);
+        struct topic *t = load(name);
+        if (i < N)
+            ts[i] = t;
+        struct topic_producer *p = NULL;
+        ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p), 0);
+        topic_set_backlog_quota(t, TOPIC_QUOTA_STORAGE, &q);
+    }
+    /* each firing does at most a slice; the pass ends with every topic that was there when
+     * it started done (the map grew: the walk restarted and skipped the ones done) */
+    int before = prod_closed, steps = 0;
+    do {
+        before = prod_closed;
+        mg_loop_advance(loop, 1);
+        spin();
+        ck_assert_int_le(prod_closed - before, TOPIC_SWEEP_SLICE);
+    } while (prod_closed > before && ++steps < 20);
+    for (int i = 0; i < N; i++) {
+        struct topic_stats st;
+        topic_get_stats(ts[i], &st);
+        ck_assert_int_eq(st.n_producers, 0);
+    }
+    ck_assert_int_ge(prod_closed, N);
+    mg_loop_advance(loop, 60000); /* the next pass does the rest */
+    spin();
+    ck_assert_int_eq(prod_closed, N + MORE);
 }
 END_TEST
 
@@ -1512,7 +1651,7 @@ static Suite *topic_suite(void)
            test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_watermark,
            test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
-           test_backlog_quota);
+           test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
     return s;
 }
 
