@@ -65,6 +65,12 @@ struct bkc_config {
      * connections [NULL]. Tests and the simulation pass bkc_fake_transport(fake). */
     const struct bkc_transport *transport;
     uint64_t seed; /* the seed of the bookie choice; 0 = from the clock and the pid [0] */
+    /* TLS to the bookies (bookkeeperTLSClientAuthentication): START_TLS on each connection,
+     * the bookie's certificate verified against tls_trust (empty: the system's CAs), ours
+     * presented when tls_cert and tls_key are set. The files are read by bkc_client_new
+     * (-MG_EINVAL when they do not load) [false] */
+    bool tls;
+    const char *tls_cert, *tls_key, *tls_trust; /* bookkeeperTLS*FilePath (PEM) */
 };
 
 /* What Pulsar adds to maxMessageSize for the frame limits of its connections and of its
