@@ -269,6 +269,15 @@ static void bkc_tls_reply(struct bkc_bookie *bk, struct evbuffer *in)
     bk->tls = BKC_TLS_HANDSHAKING;
 }
 
+/* The handshake completed: what waited in bk->held goes out. */
+static void bkc_tls_on(struct bkc_bookie *bk)
+{
+    bk->tls = BKC_TLS_ON;
+    bufferevent_set_timeouts(bk->bev, NULL, NULL);
+    MG_DEBUG(MOD, "bookie %s: TLS on", bk->id);
+    bufferevent_write_buffer(bk->bev, bk->held); /* moved, payload references included */
+}
+
 static void bkc_conn_read_cb(struct bufferevent *bev, void *arg)
 {
     struct bkc_bookie *bk = arg;
@@ -277,6 +286,9 @@ static void bkc_conn_read_cb(struct bufferevent *bev, void *arg)
         bkc_tls_reply(bk, in);
         return;
     }
+    if (bk->tls == BKC_TLS_HANDSHAKING)
+        bkc_tls_on(bk); /* decrypted bytes: the handshake is done (the filter may read them
+                           before it reports BEV_EVENT_CONNECTED) */
     uint64_t gen = bk->gen;
     while (bk->gen == gen) {
         if (wire_bk_skip(in, &bk->skip))
@@ -327,10 +339,7 @@ static void bkc_conn_event_cb(struct bufferevent *bev, short what, void *arg)
     struct bkc_bookie *bk = arg;
     if (bk->tls == BKC_TLS_HANDSHAKING) {
         if (what & BEV_EVENT_CONNECTED) {
-            bk->tls = BKC_TLS_ON;
-            bufferevent_set_timeouts(bev, NULL, NULL);
-            MG_DEBUG(MOD, "bookie %s: TLS on", bk->id);
-            bufferevent_write_buffer(bev, bk->held); /* moved, payload references included */
+            bkc_tls_on(bk);
             return;
         }
         char why[256], msg[300];

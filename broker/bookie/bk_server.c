@@ -474,6 +474,14 @@ static void bk_tls_start(struct bk_server *s, struct bk_conn *c)
     c->proto = WIRE_BK_PROTO_UNKNOWN;
 }
 
+/* The handshake completed: the connection is authenticated for BK_TLS_AUTH_FACTORY. */
+static void bk_tls_on(struct bk_conn *c)
+{
+    c->tls = BK_TLS_ON;
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    MG_DEBUG(BK_MODULE, "conn %" PRIu64 " %s: TLS on", c->id, c->peer);
+}
+
 /* ---- v2 --------------------------------------------------------------------------------- */
 
 static void bk_handle_v2(struct bk_server *s, struct bk_conn *c, struct wire_bk_request *rq)
@@ -741,7 +749,10 @@ static void bk_conn_read_cb(struct bufferevent *bev, void *arg)
     struct bk_conn *c = arg;
     struct bk_server *s = c->srv;
     struct evbuffer *in = bufferevent_get_input(bev);
-    c->refs++; /* c must survive until the end of this callback */
+    if (c->tls == BK_TLS_HANDSHAKING)
+        bk_tls_on(c); /* decrypted bytes: the handshake is done (the filter may read them
+                         before it reports BEV_EVENT_CONNECTED) */
+    c->refs++;        /* c must survive until the end of this callback */
     while (!c->closing && !c->paused && c->tls != BK_TLS_STARTING) {
         if (wire_bk_skip(in, &c->skip)) /* the rest of an oversized frame */
             break;
@@ -786,9 +797,7 @@ static void bk_conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct bk_conn *c = arg;
     if (c->tls == BK_TLS_HANDSHAKING && (what & BEV_EVENT_CONNECTED)) {
-        c->tls = BK_TLS_ON;
-        bufferevent_set_timeouts(bev, NULL, NULL);
-        MG_DEBUG(BK_MODULE, "conn %" PRIu64 " %s: TLS on", c->id, c->peer);
+        bk_tls_on(c);
         return;
     }
     if (c->tls == BK_TLS_HANDSHAKING &&
