@@ -35,6 +35,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -320,14 +321,20 @@ static struct fbk *fb_by_id(struct fbk **fbs, int n, const char *id)
 static struct fbk *fb[NFB];
 static struct bkc_client *cl;
 
+/* A client of cfg, speaking v3 when use_v3. */
+static struct bkc_client *client_of(struct bkc_config *cfg)
+{
+    cfg->use_v3 = use_v3;
+    struct bkc_client *c = NULL;
+    ck_assert_int_eq(bkc_client_new(loop, meta, cfg, &c), 0);
+    return c;
+}
+
 static struct bkc_client *client_new(int e, int w, int a, int timeout_ms)
 {
     struct bkc_config cfg;
     tl_bkc_config(&cfg, e, w, a, timeout_ms);
-    cfg.use_v3 = use_v3;
-    struct bkc_client *c = NULL;
-    ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
-    return c;
+    return client_of(&cfg);
 }
 
 /* TCP fake bookies (they speak v2 only) and a client of them. */
@@ -1049,70 +1056,63 @@ END_TEST
 
 #define TLS_FACTORY "org.apache.bookkeeper.tls.TLSContextFactory"
 
-static char *tls_path(const char *file)
+/* dir/pki/<file> in buf (PATH_MAX bytes). */
+static const char *tls_path(char *buf, const char *file)
 {
-    return mg_asprintf("%s/pki/%s", dir, file);
+    snprintf(buf, PATH_MAX, "%s/pki/%s", dir, file);
+    return buf;
 }
 
 /* Certificates under dir/pki (bookie, broker: signed by its CA) and dir/pki/other (rogue:
  * signed by another CA). */
 static void tls_pki(void)
 {
-    char *p = tls_path(""), *o = tls_path("other");
-    ck_assert_int_eq(mkdir(p, 0700), 0);
-    ck_assert_int_eq(mkdir(o, 0700), 0);
+    char p[PATH_MAX], o[PATH_MAX];
+    ck_assert_int_eq(mkdir(tls_path(p, ""), 0700), 0);
+    ck_assert_int_eq(mkdir(tls_path(o, "other"), 0700), 0);
     tl_make_cert(p, "bookie", 1);
     tl_make_cert(p, "broker", 2);
     tl_make_cert(o, "rogue", 3);
-    mg_free(p);
-    mg_free(o);
 }
 
 /* An in-process bookie with TLS (client certificates required, verified against the CA),
  * requiring it (BookieAuthZFactory) when require; without TLS at all when !tls. */
 static struct bk_server *tls_bookie(int i, bool tls, bool require)
 {
-    char *cert = tls_path("bookie.pem"), *key = tls_path("bookie.key"), *ca = tls_path("ca.pem");
+    char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
     struct bk_options o;
     bk_options_default(&o);
     o.meta = meta;
     o.disk_usage_threshold_pct = 100;
     if (tls) {
         o.tls_provider_factory = TLS_FACTORY;
-        o.tls_cert = cert;
-        o.tls_key = key;
-        o.tls_trust = ca;
+        o.tls_cert = tls_path(cert, "bookie.pem");
+        o.tls_key = tls_path(key, "bookie.key");
+        o.tls_trust = tls_path(ca, "ca.pem");
         o.tls_key_type = o.tls_trust_type = "PEM";
         o.tls_client_auth = true;
         o.auth_provider_factory = require ? BK_TLS_AUTH_FACTORY : NULL;
     }
-    struct bk_server *s = tl_bookie_start(base, dir, i, &o);
-    mg_free(cert);
-    mg_free(key);
-    mg_free(ca);
-    return s;
+    return tl_bookie_start(base, dir, i, &o);
 }
 
 /* A client (E=3 Qw=2 Qa=2, use_v3) with TLS: trusting the CA of dir/pki/<ca_dir>, presenting
  * dir/pki/<name>.pem when name is set. */
 static struct bkc_client *tls_client(const char *ca_dir, const char *name)
 {
-    char *ca = mg_asprintf("%s/pki/%s/ca.pem", dir, ca_dir);
-    char *cert = name ? mg_asprintf("%s/pki/%s.pem", dir, name) : NULL;
-    char *key = name ? mg_asprintf("%s/pki/%s.key", dir, name) : NULL;
+    char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
     struct bkc_config cfg;
     tl_bkc_config(&cfg, 3, 2, 2, 5000);
-    cfg.use_v3 = use_v3;
     cfg.tls = true;
+    snprintf(ca, sizeof ca, "%s/pki/%s/ca.pem", dir, ca_dir);
     cfg.tls_trust = ca;
-    cfg.tls_cert = cert;
-    cfg.tls_key = key;
-    struct bkc_client *c = NULL;
-    ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
-    mg_free(ca);
-    mg_free(cert);
-    mg_free(key);
-    return c;
+    if (name) {
+        snprintf(cert, sizeof cert, "%s/pki/%s.pem", dir, name);
+        snprintf(key, sizeof key, "%s/pki/%s.key", dir, name);
+        cfg.tls_cert = cert;
+        cfg.tls_key = key;
+    }
+    return client_of(&cfg);
 }
 
 /* _i: 0 = v2 (START_TLS in v3, then v2 framing), 1 = v3. Three bookies that require TLS and a
@@ -1176,16 +1176,6 @@ static int raw_op(struct bkc_client *c, struct bk_server *s, bool add, int64_t e
     return r.rc;
 }
 
-static struct bkc_client *plain_client(void)
-{
-    struct bkc_config cfg;
-    tl_bkc_config(&cfg, 3, 2, 2, 5000);
-    cfg.use_v3 = use_v3;
-    struct bkc_client *c = NULL;
-    ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
-    return c;
-}
-
 /* _i: 0 = v2, 1 = v3. What fails, and that it fails alone:
  *   a plain-text client's ADDs and READs on a bookie requiring TLS: EUA, connection kept;
  *   a client trusting another CA (the bookie's certificate does not verify), a client
@@ -1202,7 +1192,7 @@ START_TEST(test_tls_refusals)
     bs[1] = tls_bookie(1, false, false); /* no TLS */
     bs[2] = tls_bookie(2, true, false);  /* offers TLS */
     tl_wait_bookies(meta, 3);
-    struct bkc_client *plain = plain_client();
+    struct bkc_client *plain = client_new(3, 2, 2, 5000);
     for (int e = 0; e < 3; e++)
         ck_assert_int_eq(raw_op(plain, bs[0], true, e), WIRE_BK_EUA);
     ck_assert_int_eq(raw_op(plain, bs[0], false, 0), WIRE_BK_EUA);
@@ -1229,12 +1219,15 @@ START_TEST(test_tls_bookie_config)
 {
     env_open(true);
     tls_pki();
-    char *cert = tls_path("bookie.pem"), *key = tls_path("bookie.key");
+    char cert[PATH_MAX], key[PATH_MAX], j[PATH_MAX], l[PATH_MAX];
+    tls_path(cert, "bookie.pem");
+    tls_path(key, "bookie.key");
     struct bk_options o;
     bk_options_default(&o);
     o.bind_address = "127.0.0.1";
     o.port = 0;
-    char *j = mg_asprintf("%s/bad/journal", dir), *l = mg_asprintf("%s/bad/ledgers", dir);
+    snprintf(j, sizeof j, "%s/bad/journal", dir);
+    snprintf(l, sizeof l, "%s/bad/ledgers", dir);
     o.journal_dir = j;
     o.ledger_dir = l;
     struct bk_server *s = NULL;
@@ -1259,10 +1252,6 @@ START_TEST(test_tls_bookie_config)
     cfg.tls_cert = cert;
     struct bkc_client *c = NULL;
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), -MG_EINVAL);
-    mg_free(cert);
-    mg_free(key);
-    mg_free(j);
-    mg_free(l);
     env_close();
 }
 END_TEST
