@@ -59,7 +59,6 @@ struct cfg_key {
 
 static const char *const cfg_log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const cfg_topic_types[] = {"non-partitioned", "partitioned", NULL};
-static const char *const cfg_tls_providers[] = {"OpenSSL", "JDK", NULL};
 static const char *const cfg_keystore_types[] = {"JKS", "PKCS12", "PEM", NULL};
 static const char *const cfg_ml_stores[] = {"bookkeeper", "memory", NULL};
 static const char *const cfg_quota_policies[] = {"producer_request_hold", "producer_exception",
@@ -206,7 +205,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_BOOL("isThrottleByBytes", is_throttle_by_bytes, "false"),
     CFG_BOOL("isForceGCAllowWhenNoSpace", is_force_gc_allow_when_no_space, "false"),
     CFG_OPTSTR("tlsProviderFactoryClass", tls_provider_factory_class, ""),
-    CFG_ENUM("tlsProvider", tls_provider, "OpenSSL", cfg_tls_providers),
+    CFG_OPTSTR("tlsProvider", tls_provider, ""),
     CFG_OPTSTR("tlsCertificatePath", tls_certificate_path, ""),
     CFG_OPTSTR("tlsKeyStore", tls_key_store, ""),
     CFG_ENUM("tlsKeyStoreType", tls_key_store_type, "JKS", cfg_keystore_types),

@@ -120,7 +120,7 @@ struct cfg {
     bool is_force_gc_allow_when_no_space;   /* isForceGCAllowWhenNoSpace (false) */
     /* bookie TLS (BookKeeper's keys; on when tlsProviderFactoryClass is set) */
     char *tls_provider_factory_class;         /* tlsProviderFactoryClass ("": no TLS) */
-    char *tls_provider;                       /* tlsProvider ("OpenSSL"; "JDK" accepted) */
+    char *tls_provider;                       /* tlsProvider (""; any value: OpenSSL is used) */
     char *tls_certificate_path;               /* tlsCertificatePath ("") */
     char *tls_key_store;                      /* tlsKeyStore ("") */
     char *tls_key_store_type;                 /* tlsKeyStoreType ("JKS"; only PEM is read) */
