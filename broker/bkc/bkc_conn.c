@@ -348,7 +348,7 @@ static void bkc_conn_event_cb(struct bufferevent *bev, short what, void *arg)
         bkc_bookie_fail(bk, -MG_EIO, msg);
         return;
     }
-    if (what & BEV_EVENT_TIMEOUT) { /* only set while START_TLS is awaited */
+    if ((what & BEV_EVENT_TIMEOUT) && bk->tls == BKC_TLS_AWAIT_REPLY) { /* only set then */
         bkc_bookie_fail(bk, -MG_EIO, "no answer to START_TLS in time");
         return;
     }

@@ -107,7 +107,8 @@ void tls_link_ctx_free(struct ssl_ctx_st *ctx);
  * start the handshake as server or client. The callbacks of under are the filter's; the
  * caller sets the result's and waits for BEV_EVENT_CONNECTED (BEV_EVENT_ERROR: failed, see
  * tls_bev_error). A read and write timeout of timeout_ms bounds the handshake; the caller
- * clears it (bufferevent_set_timeouts(bev, NULL, NULL)) once connected. Never NULL. */
+ * clears it (bufferevent_set_timeouts(bev, NULL, NULL)) once connected. Timeouts set on
+ * under are cleared (the filter would report them as its own). Never NULL. */
 struct bufferevent *tls_link_start(struct bufferevent *under, struct ssl_ctx_st *ctx, bool server,
                                    int timeout_ms);
 

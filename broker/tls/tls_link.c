@@ -73,6 +73,8 @@ struct bufferevent *tls_link_start(struct bufferevent *under, struct ssl_ctx_st 
 {
     SSL *ssl = SSL_new(ctx);
     MG_ASSERT(ssl); /* only fails on allocation failure */
+    /* under's own timeouts would outlive the handshake: the filter passes them on */
+    bufferevent_set_timeouts(under, NULL, NULL);
     struct bufferevent *bev = bufferevent_openssl_filter_new(
         bufferevent_get_base(under), under, ssl,
         server ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);

@@ -1214,6 +1214,27 @@ START_TEST(test_tls_refusals)
 }
 END_TEST
 
+/* A TLS connection idle for longer than the START_TLS bound (startTLSTimeoutSecs, 10 s in
+ * bkc_conn.c) is still the one the next request uses: that bound covers the start only. */
+START_TEST(test_tls_idle)
+{
+    env_open(true);
+    tls_pki();
+    bs[0] = tls_bookie(0, true, true);
+    tl_wait_bookies(meta, 1);
+    cl = tls_client(".", "broker");
+    ck_assert_int_eq(raw_op(cl, bs[0], true, 0), WIRE_BK_EOK);
+    char id[64];
+    struct bkc_bookie *bk = bkc_bookie_get(cl, tl_bookie_id(bs[0], id, sizeof id));
+    uint64_t gen = bk->gen;
+    tl_run_for(loop, 11000);
+    ck_assert_uint_eq(bk->gen, gen); /* not dropped meanwhile */
+    ck_assert_int_eq(raw_op(cl, bs[0], true, 1), WIRE_BK_EOK);
+    ck_assert_uint_eq(bk->gen, gen);
+    bookies_stop();
+}
+END_TEST
+
 /* A bookie whose TLS keys cannot be honoured does not start, naming the key. */
 START_TEST(test_tls_bookie_config)
 {
@@ -1270,7 +1291,7 @@ static Suite *bkc_suite(void)
     TCase *tls = tl_tcase(s, "tls", 120, NULL, NULL);
     tcase_add_loop_test(tls, test_tls_bookies, 0, 2);
     tcase_add_loop_test(tls, test_tls_refusals, 0, 2);
-    tl_add(tls, test_tls_bookie_config);
+    tl_add(tls, test_tls_bookie_config, test_tls_idle);
     return s;
 }
 
