@@ -71,6 +71,8 @@ struct bkc_config {
      * (-MG_EINVAL when they do not load) [false] */
     bool tls;
     const char *tls_cert, *tls_key, *tls_trust; /* bookkeeperTLS*FilePath (PEM) */
+    const char *tls_key_type, *tls_trust_type;  /* bookkeeperTLSKeyFileType,
+                                                   bookkeeperTLSTrustCertTypes: NULL or PEM */
 };
 
 /* What Pulsar adds to maxMessageSize for the frame limits of its connections and of its

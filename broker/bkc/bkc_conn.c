@@ -418,6 +418,10 @@ struct ssl_ctx_st *bkc_tls_ctx_new(const struct bkc_config *cfg)
     struct tls_link_conf lc = {
         .pem = {cfg->tls_cert, cfg->tls_key, cfg->tls_trust, "bookkeeperTLSCertificateFilePath",
                 "bookkeeperTLSKeyFilePath", "bookkeeperTLSTrustCertsFilePath"},
+        .key_type = cfg->tls_key_type,
+        .trust_type = cfg->tls_trust_type,
+        .key_type_key = "bookkeeperTLSKeyFileType",
+        .trust_type_key = "bookkeeperTLSTrustCertTypes",
     };
     char err[512];
     struct ssl_ctx_st *ctx = tls_link_ctx_new(&lc, err, sizeof(err));

@@ -1012,18 +1012,13 @@ static int bk_tls_init(struct bk_server *s, const struct bk_options *o)
     }
     if (!on)
         return 0;
-    const char *types[2][2] = {{"tlsKeyStoreType", o->tls_key_type},
-                               {"tlsTrustStoreType", o->tls_trust_type}};
-    for (int i = 0; i < 2; i++) {
-        if (types[i][1] && strcmp(types[i][1], "PEM") != 0) {
-            MG_ERROR(BK_MODULE, "%s=%s: only PEM files are read; set %s=PEM", types[i][0],
-                     types[i][1], types[i][0]);
-            return -MG_EINVAL;
-        }
-    }
     struct tls_link_conf lc = {
         .pem = {o->tls_cert, o->tls_key, o->tls_trust, "tlsCertificatePath", "tlsKeyStore",
                 "tlsTrustStore"},
+        .key_type = o->tls_key_type,
+        .trust_type = o->tls_trust_type,
+        .key_type_key = "tlsKeyStoreType",
+        .trust_type_key = "tlsTrustStoreType",
         .server = true,
         .client_auth = o->tls_client_auth,
     };

@@ -74,10 +74,14 @@ struct cfg {
     bool bookkeeper_use_v2_wire_protocol;  /* bookkeeperUseV2WireProtocol (true) */
     int bookkeeper_client_timeout_seconds; /* bookkeeperClientTimeoutInSeconds (30) */
     /* broker to bookie TLS (Pulsar's keys; on only with bookkeeperTLSClientAuthentication) */
-    bool bookkeeper_tls_client_authentication;  /* bookkeeperTLSClientAuthentication (false) */
-    char *bookkeeper_tls_key_file_path;         /* bookkeeperTLSKeyFilePath ("") */
-    char *bookkeeper_tls_certificate_file_path; /* bookkeeperTLSCertificateFilePath ("") */
-    char *bookkeeper_tls_trust_certs_file_path; /* bookkeeperTLSTrustCertsFilePath ("") */
+    bool bookkeeper_tls_client_authentication;   /* bookkeeperTLSClientAuthentication (false) */
+    char *bookkeeper_tls_key_file_path;          /* bookkeeperTLSKeyFilePath ("") */
+    char *bookkeeper_tls_certificate_file_path;  /* bookkeeperTLSCertificateFilePath ("") */
+    char *bookkeeper_tls_trust_certs_file_path;  /* bookkeeperTLSTrustCertsFilePath ("") */
+    char *bookkeeper_tls_key_file_type;          /* bookkeeperTLSKeyFileType ("PEM"; only PEM) */
+    char *bookkeeper_tls_trust_cert_types;       /* bookkeeperTLSTrustCertTypes ("PEM"; only PEM) */
+    char *bookkeeper_tls_provider_factory_class; /* bookkeeperTLSProviderFactoryClass (Pulsar's
+                                                    default TLSContextFactory; not read) */
     int default_retention_time_minutes; /* defaultRetentionTimeInMinutes (0; -1 = forever) */
     int default_retention_size_mb;      /* defaultRetentionSizeInMB (0; -1 = unlimited) */
     int retention_check_interval_secs;  /* retentionCheckIntervalInSeconds (120; 0 = off) */

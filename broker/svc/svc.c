@@ -395,6 +395,8 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
         bc.tls_cert = cfg->bookkeeper_tls_certificate_file_path;
         bc.tls_key = cfg->bookkeeper_tls_key_file_path;
         bc.tls_trust = cfg->bookkeeper_tls_trust_certs_file_path;
+        bc.tls_key_type = cfg->bookkeeper_tls_key_file_type;
+        bc.tls_trust_type = cfg->bookkeeper_tls_trust_cert_types;
         bc.max_frame_size = (size_t)cfg->max_message_size + BKC_FRAME_PADDING;
         int rc = bkc_client_new(loop, meta, &bc, &s->bkc);
         if (rc < 0) {

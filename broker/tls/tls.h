@@ -95,11 +95,16 @@ void tls_bev_error(struct bufferevent *bev, short what, char *why, size_t len);
  */
 struct tls_link_conf {
     struct tls_pem pem;
+    /* the declared formats of the key/certificate and of the trust files, with the keys
+     * naming them: NULL or "PEM" (the only one read) */
+    const char *key_type, *trust_type;
+    const char *key_type_key, *trust_type_key;
     bool server;      /* the bookie side (cert and key required) */
     bool client_auth; /* server: require a client certificate verified against pem.trust */
 };
-/* A context for conf, or NULL with err set (a file missing or unusable, a server without
- * its certificate or key, client authentication without a trust bundle). A client without
+/* A context for conf, or NULL with err set (a format other than PEM, a file missing or
+ * unusable, a server without its certificate or key, client authentication without a trust
+ * bundle). A client without
  * a trust bundle verifies against OpenSSL's default locations. Free with tls_link_ctx_free. */
 struct ssl_ctx_st *tls_link_ctx_new(const struct tls_link_conf *conf, char *err, size_t errlen);
 void tls_link_ctx_free(struct ssl_ctx_st *ctx);

@@ -21,10 +21,20 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <string.h>
 
 struct ssl_ctx_st *tls_link_ctx_new(const struct tls_link_conf *conf, char *err, size_t errlen)
 {
     const struct tls_pem *f = &conf->pem;
+    const char *types[2][2] = {{conf->key_type_key, conf->key_type},
+                               {conf->trust_type_key, conf->trust_type}};
+    for (int i = 0; i < 2; i++) {
+        if (types[i][1] && strcmp(types[i][1], "PEM") != 0) {
+            mg_set_err(err, errlen, "%s=%s: only PEM files are read; set %s=PEM", types[i][0],
+                       types[i][1], types[i][0]);
+            return NULL;
+        }
+    }
     bool has_cert = f->cert && f->cert[0], has_key = f->key && f->key[0];
     bool has_trust = f->trust && f->trust[0];
     if ((conf->server && (!has_cert || !has_key)) || has_cert != has_key) {

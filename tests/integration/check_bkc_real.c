@@ -1266,13 +1266,19 @@ START_TEST(test_tls_bookie_config)
     o.auth_provider_factory = BK_TLS_AUTH_FACTORY; /* requires TLS that is not configured */
     ck_assert_int_eq(bk_server_new(base, &o, &s), -MG_EINVAL);
     ck_assert_ptr_null(s);
-    /* the client side: a certificate without its key */
+    /* the client side: a certificate without its key, a format other than PEM */
     struct bkc_config cfg;
     tl_bkc_config(&cfg, 1, 1, 1, 5000);
     cfg.tls = true;
     cfg.tls_cert = cert;
     struct bkc_client *c = NULL;
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), -MG_EINVAL);
+    cfg.tls_key = key; /* a pair now, but declared JKS */
+    cfg.tls_key_type = "JKS";
+    ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), -MG_EINVAL);
+    cfg.tls_key_type = "PEM";
+    ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
+    bkc_client_free(c);
     env_close();
 }
 END_TEST
