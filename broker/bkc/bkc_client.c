@@ -293,11 +293,6 @@ int bkc_client_new(struct mg_loop *loop, struct meta_store *meta, const struct b
         cfg.transport = in->transport;
         cfg.seed = in->seed;
         cfg.tls = in->tls;
-        cfg.tls_cert = in->tls_cert;
-        cfg.tls_key = in->tls_key;
-        cfg.tls_trust = in->tls_trust;
-        cfg.tls_key_type = in->tls_key_type;
-        cfg.tls_trust_type = in->tls_trust_type;
     }
     if (cfg.ensemble_size > BKC_MAX_ENSEMBLE || cfg.write_quorum > cfg.ensemble_size ||
         cfg.ack_quorum > cfg.write_quorum || cfg.ack_quorum < 1 || bkc_digest_len(cfg.digest) < 0) {
@@ -305,11 +300,10 @@ int bkc_client_new(struct mg_loop *loop, struct meta_store *meta, const struct b
                  cfg.write_quorum, cfg.ack_quorum, cfg.digest);
         return -MG_EINVAL;
     }
-    struct ssl_ctx_st *tls_ctx = cfg.tls ? bkc_tls_ctx_new(&cfg) : NULL;
-    if (cfg.tls && !tls_ctx)
+    struct ssl_ctx_st *tls_ctx = cfg.tls.on ? bkc_tls_ctx_new(&cfg.tls) : NULL;
+    if (cfg.tls.on && !tls_ctx)
         return -MG_EINVAL;
-    cfg.tls_cert = cfg.tls_key = cfg.tls_trust = NULL; /* read: not kept */
-    cfg.tls_key_type = cfg.tls_trust_type = NULL;
+    cfg.tls = (struct bkc_tls_config){.on = cfg.tls.on}; /* the files are read: not kept */
     struct bkc_client *c = mg_calloc(1, sizeof(*c));
     c->tls_ctx = tls_ctx;
     c->loop = loop;

@@ -26,7 +26,7 @@
  * send. Op callbacks never run inside bkc_bookie_add/read; a failure to even start
  * connecting is reported from an event.
  *
- * TLS (cfg.tls, Pulsar's bookkeeperTLSClientAuthentication): as BookKeeper's
+ * TLS (cfg.tls.on, Pulsar's bookkeeperTLSClientAuthentication): as BookKeeper's
  * PerChannelBookieClient, every connection first sends a v3 START_TLS (also when the
  * connection then speaks v2), runs the TLS handshake after the EOK answer on the same socket
  * (tls_link_start) and only then sends the requests, which wait in bk->held meanwhile. A
@@ -413,13 +413,13 @@ static struct evbuffer *bkc_conn_out(struct bkc_bookie *bk)
     return bufferevent_get_output(bk->bev);
 }
 
-struct ssl_ctx_st *bkc_tls_ctx_new(const struct bkc_config *cfg)
+struct ssl_ctx_st *bkc_tls_ctx_new(const struct bkc_tls_config *t)
 {
     struct tls_link_conf lc = {
-        .pem = {cfg->tls_cert, cfg->tls_key, cfg->tls_trust, "bookkeeperTLSCertificateFilePath",
+        .pem = {t->cert, t->key, t->trust, "bookkeeperTLSCertificateFilePath",
                 "bookkeeperTLSKeyFilePath", "bookkeeperTLSTrustCertsFilePath"},
-        .key_type = cfg->tls_key_type,
-        .trust_type = cfg->tls_trust_type,
+        .key_type = t->key_type,
+        .trust_type = t->trust_type,
         .key_type_key = "bookkeeperTLSKeyFileType",
         .trust_type_key = "bookkeeperTLSTrustCertTypes",
     };

@@ -260,9 +260,8 @@ struct bkc_client {
     struct ssl_ctx_st *tls_ctx; /* owned: TLS to bookies (cfg.tls), else NULL */
 };
 
-/* The client TLS context of cfg (cfg->tls set), or NULL (logged) when its files do not
- * load. */
-struct ssl_ctx_st *bkc_tls_ctx_new(const struct bkc_config *cfg);
+/* The client TLS context of t (t->on), or NULL (logged) when its files do not load. */
+struct ssl_ctx_st *bkc_tls_ctx_new(const struct bkc_tls_config *t);
 
 uint64_t bkc_rand(struct bkc_client *c);
 /* Cancel op through the client's transport. Accepts NULL. */

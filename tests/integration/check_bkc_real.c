@@ -1103,14 +1103,14 @@ static struct bkc_client *tls_client(const char *ca_dir, const char *name)
     char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
     struct bkc_config cfg;
     tl_bkc_config(&cfg, 3, 2, 2, 5000);
-    cfg.tls = true;
+    cfg.tls.on = true;
     snprintf(ca, sizeof ca, "%s/pki/%s/ca.pem", dir, ca_dir);
-    cfg.tls_trust = ca;
+    cfg.tls.trust = ca;
     if (name) {
         snprintf(cert, sizeof cert, "%s/pki/%s.pem", dir, name);
         snprintf(key, sizeof key, "%s/pki/%s.key", dir, name);
-        cfg.tls_cert = cert;
-        cfg.tls_key = key;
+        cfg.tls.cert = cert;
+        cfg.tls.key = key;
     }
     return client_of(&cfg);
 }
@@ -1269,14 +1269,14 @@ START_TEST(test_tls_bookie_config)
     /* the client side: a certificate without its key, a format other than PEM */
     struct bkc_config cfg;
     tl_bkc_config(&cfg, 1, 1, 1, 5000);
-    cfg.tls = true;
-    cfg.tls_cert = cert;
+    cfg.tls.on = true;
+    cfg.tls.cert = cert;
     struct bkc_client *c = NULL;
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), -MG_EINVAL);
-    cfg.tls_key = key; /* a pair now, but declared JKS */
-    cfg.tls_key_type = "JKS";
+    cfg.tls.key = key; /* a pair now, but declared JKS */
+    cfg.tls.key_type = "JKS";
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), -MG_EINVAL);
-    cfg.tls_key_type = "PEM";
+    cfg.tls.key_type = "PEM";
     ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
     bkc_client_free(c);
     env_close();
