@@ -43,10 +43,10 @@ enum bkc_digest {
     BKC_DIGEST_DUMMY = 4,  /* no digest */
 };
 
-/* TLS to the bookies (Pulsar's bookkeeperTLS* keys; broker/bkc/README.md "TLS"): START_TLS on each
- * connection, the bookie's certificate verified against trust (empty: the system's CAs), ours
- * presented when cert and key are set. The files are read by bkc_client_new (-MG_EINVAL when
- * they do not load), not kept. */
+/* TLS to the bookies (Pulsar's bookkeeperTLS* keys; broker/bkc/README.md "TLS"): START_TLS on
+ * each connection, the bookie's certificate verified against trust (empty: the system's CAs),
+ * ours presented when cert and key are set. The files are read by bkc_client_new (-MG_EINVAL
+ * when they do not load), not kept. */
 struct bkc_tls_config {
     bool on;                           /* bookkeeperTLSClientAuthentication */
     const char *cert, *key, *trust;    /* bookkeeperTLS*FilePath (PEM) */
