@@ -73,6 +73,21 @@ struct cfg {
                                               and entries that can never be read back */
     bool bookkeeper_use_v2_wire_protocol;  /* bookkeeperUseV2WireProtocol (true) */
     int bookkeeper_client_timeout_seconds; /* bookkeeperClientTimeoutInSeconds (30) */
+    int default_retention_time_minutes;    /* defaultRetentionTimeInMinutes (0; -1 = forever) */
+    int default_retention_size_mb;         /* defaultRetentionSizeInMB (0; -1 = unlimited) */
+    int retention_check_interval_secs;     /* retentionCheckIntervalInSeconds (120; 0 = off) */
+    int ml_min_rollover_minutes;           /* managedLedgerMinLedgerRolloverTimeMinutes (10) */
+    int ml_max_rollover_minutes;           /* managedLedgerMaxLedgerRolloverTimeMinutes (240) */
+    int ttl_duration_default_secs;         /* ttlDurationDefaultInSeconds (0 = no TTL) */
+    int expiry_check_minutes;              /* messageExpiryCheckIntervalInMinutes (5) */
+    int backlog_quota_limit_bytes;         /* backlogQuotaDefaultLimitBytes (-1 = none) */
+    int backlog_quota_limit_secs;          /* backlogQuotaDefaultLimitSecond (-1 = none) */
+    char *backlog_quota_policy;            /* backlogQuotaDefaultRetentionPolicy */
+    int backlog_quota_check_secs;          /* backlogQuotaCheckIntervalInSeconds (60) */
+    int standalone_bookies;                /* standaloneBookies (1): bookies run inside
+                                              `magnetar standalone` */
+    int stats_update_frequency_secs;       /* statsUpdateFrequencyInSecs (60): stats interval */
+    bool expose_topic_level_metrics;       /* exposeTopicLevelMetricsInPrometheus (true) */
     /* broker to bookie TLS (Pulsar's keys; on only with bookkeeperTLSClientAuthentication) */
     bool bookkeeper_tls_client_authentication;   /* bookkeeperTLSClientAuthentication (false) */
     char *bookkeeper_tls_key_file_path;          /* bookkeeperTLSKeyFilePath ("") */
@@ -82,21 +97,6 @@ struct cfg {
     char *bookkeeper_tls_trust_cert_types;       /* bookkeeperTLSTrustCertTypes ("PEM"; only PEM) */
     char *bookkeeper_tls_provider_factory_class; /* bookkeeperTLSProviderFactoryClass (Pulsar's
                                                     default TLSContextFactory; not read) */
-    int default_retention_time_minutes; /* defaultRetentionTimeInMinutes (0; -1 = forever) */
-    int default_retention_size_mb;      /* defaultRetentionSizeInMB (0; -1 = unlimited) */
-    int retention_check_interval_secs;  /* retentionCheckIntervalInSeconds (120; 0 = off) */
-    int ml_min_rollover_minutes;        /* managedLedgerMinLedgerRolloverTimeMinutes (10) */
-    int ml_max_rollover_minutes;        /* managedLedgerMaxLedgerRolloverTimeMinutes (240) */
-    int ttl_duration_default_secs;      /* ttlDurationDefaultInSeconds (0 = no TTL) */
-    int expiry_check_minutes;           /* messageExpiryCheckIntervalInMinutes (5) */
-    int backlog_quota_limit_bytes;      /* backlogQuotaDefaultLimitBytes (-1 = none) */
-    int backlog_quota_limit_secs;       /* backlogQuotaDefaultLimitSecond (-1 = none) */
-    char *backlog_quota_policy;         /* backlogQuotaDefaultRetentionPolicy */
-    int backlog_quota_check_secs;       /* backlogQuotaCheckIntervalInSeconds (60) */
-    int standalone_bookies;             /* standaloneBookies (1): bookies run inside
-                                           `magnetar standalone` */
-    int stats_update_frequency_secs;    /* statsUpdateFrequencyInSecs (60): stats interval */
-    bool expose_topic_level_metrics;    /* exposeTopicLevelMetricsInPrometheus (true) */
     /* bookie (magnetar bookie) */
     int bookie_port;                        /* bookiePort (3181); 0 = any free port */
     char *bookie_id;                        /* bookieId ("auto" = advertisedAddress:bookiePort) */
@@ -122,6 +122,7 @@ struct cfg {
     int compaction_rate_by_bytes;           /* compactionRateByBytes (1000000), per s */
     bool is_throttle_by_bytes;              /* isThrottleByBytes (false) */
     bool is_force_gc_allow_when_no_space;   /* isForceGCAllowWhenNoSpace (false) */
+    char *log_level;                        /* logLevel ("info": debug|info|warn|error) */
     /* bookie TLS (BookKeeper's keys; on when tlsProviderFactoryClass is set) */
     char *tls_provider_factory_class;         /* tlsProviderFactoryClass ("": no TLS) */
     char *tls_provider;                       /* tlsProvider (""; any value: OpenSSL is used) */
@@ -132,7 +133,6 @@ struct cfg {
     char *tls_trust_store_type;               /* tlsTrustStoreType ("JKS"; only PEM is read) */
     bool tls_client_authentication;           /* tlsClientAuthentication (false) */
     char *bookie_auth_provider_factory_class; /* bookieAuthProviderFactoryClass ("") */
-    char *log_level;                          /* logLevel ("info": debug|info|warn|error) */
     /* authentication (Pulsar's keys; broker/auth/auth.h reads them; "" = not set) */
     bool authentication_enabled;              /* authenticationEnabled (false) */
     char *authentication_providers;           /* authenticationProviders ("") */
