@@ -43,6 +43,17 @@ enum bkc_digest {
     BKC_DIGEST_DUMMY = 4,  /* no digest */
 };
 
+/* TLS to the bookies (Pulsar's bookkeeperTLS* keys; broker/bkc/README.md "TLS"): START_TLS on
+ * each connection, the bookie's certificate verified against trust (empty: the system's CAs),
+ * ours presented when cert and key are set. The files are read by bkc_client_new (-MG_EINVAL
+ * when they do not load), not kept. */
+struct bkc_tls_config {
+    bool on;                           /* bookkeeperTLSClientAuthentication */
+    const char *cert, *key, *trust;    /* bookkeeperTLS*FilePath (PEM) */
+    const char *key_type, *trust_type; /* bookkeeperTLSKeyFileType, bookkeeperTLSTrustCertTypes:
+                                          NULL or "PEM" */
+};
+
 /* Client configuration; copied by bkc_client_new (strings too). Zero fields take the
  * defaults in brackets (bkc_config_default fills them explicitly). */
 struct bkc_config {
@@ -65,6 +76,7 @@ struct bkc_config {
      * connections [NULL]. Tests and the simulation pass bkc_fake_transport(fake). */
     const struct bkc_transport *transport;
     uint64_t seed; /* the seed of the bookie choice; 0 = from the clock and the pid [0] */
+    struct bkc_tls_config tls; /* off [all zero] */
 };
 
 /* What Pulsar adds to maxMessageSize for the frame limits of its connections and of its

@@ -13,6 +13,7 @@
  * (bkc_int.h struct bkc_transport_ops): TCP connections by default, the in-memory fake in tests.
  */
 #include "bkc/bkc_int.h"
+#include "tls/tls.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
 #include "util/crc.h"
@@ -291,6 +292,7 @@ int bkc_client_new(struct mg_loop *loop, struct meta_store *meta, const struct b
             cfg.ledgers_root = in->ledgers_root;
         cfg.transport = in->transport;
         cfg.seed = in->seed;
+        cfg.tls = in->tls;
     }
     if (cfg.ensemble_size > BKC_MAX_ENSEMBLE || cfg.write_quorum > cfg.ensemble_size ||
         cfg.ack_quorum > cfg.write_quorum || cfg.ack_quorum < 1 || bkc_digest_len(cfg.digest) < 0) {
@@ -298,7 +300,12 @@ int bkc_client_new(struct mg_loop *loop, struct meta_store *meta, const struct b
                  cfg.write_quorum, cfg.ack_quorum, cfg.digest);
         return -MG_EINVAL;
     }
+    struct ssl_ctx_st *tls_ctx = cfg.tls.on ? bkc_tls_ctx_new(&cfg.tls) : NULL;
+    if (cfg.tls.on && !tls_ctx)
+        return -MG_EINVAL;
+    cfg.tls = (struct bkc_tls_config){.on = cfg.tls.on}; /* the files are read: not kept */
     struct bkc_client *c = mg_calloc(1, sizeof(*c));
+    c->tls_ctx = tls_ctx;
     c->loop = loop;
     c->base = mg_loop_base(loop);
     c->meta = meta;
@@ -338,6 +345,7 @@ static void bkc_client_release(struct bkc_client *c)
     event_free(c->done_ev);
     mg_free(c->password);
     mg_free(c->root);
+    tls_link_ctx_free(c->tls_ctx);
     mg_free(c);
 }
 

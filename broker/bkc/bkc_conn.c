@@ -25,8 +25,18 @@
  * Responses without an op are dropped. Connections are re-established on demand by the next
  * send. Op callbacks never run inside bkc_bookie_add/read; a failure to even start
  * connecting is reported from an event.
+ *
+ * TLS (cfg.tls.on, Pulsar's bookkeeperTLSClientAuthentication): as BookKeeper's
+ * PerChannelBookieClient, every connection first sends a v3 START_TLS (also when the
+ * connection then speaks v2), runs the TLS handshake after the EOK answer on the same socket
+ * (tls_link_start) and only then sends the requests, which wait in bk->held meanwhile. A
+ * refused START_TLS, a failed handshake (the bookie's certificate does not verify against
+ * bookkeeperTLSTrustCertsFilePath, or ours is refused) or one that does not finish within
+ * BKC_START_TLS_TIMEOUT_MS fails the connection like a failed connect: every op sent on it
+ * gets -MG_EIO, logged with the reason.
  */
 #include "bkc/bkc_int.h"
+#include "tls/tls.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
 #include "util/err.h"
@@ -45,6 +55,9 @@
 #include <sys/socket.h>
 
 #define MOD "bkc"
+
+/* BookKeeper's startTLSTimeoutSecs (10): START_TLS answer plus handshake */
+#define BKC_START_TLS_TIMEOUT_MS 10000
 
 /* The match key: v2 (ledger, entry, op), 17 bytes; v3 the txnId, 8 bytes. */
 static size_t bkc_conn_v2_key(uint8_t key[17], int64_t ledger, int64_t entry, uint8_t opcode)
@@ -150,7 +163,10 @@ static void bkc_conn_drop_bev(struct bkc_bookie *bk)
         bufferevent_free(bk->bev);
         bk->bev = NULL;
     }
+    if (bk->held) /* requests of the lost connection; their ops fail with it */
+        evbuffer_drain(bk->held, evbuffer_get_length(bk->held));
     bk->state = BKC_BK_IDLE;
+    bk->tls = BKC_TLS_NONE;
     bk->skip = 0;
 }
 
@@ -181,6 +197,8 @@ void bkc_bookie_free(struct bkc_bookie *bk)
     while ((op = TAILQ_FIRST(&bk->ops)))
         bkc_op_cancel(op);
     bkc_conn_drop_bev(bk);
+    if (bk->held)
+        evbuffer_free(bk->held);
     mg_event_free(bk->fail_ev);
     mg_map_fini(&bk->match);
     mg_free(bk->id);
@@ -219,10 +237,58 @@ static struct bkc_op *bkc_conn_match_op(struct bkc_bookie *bk, const struct wire
     return mg_map_get(&bk->match, key, kl);
 }
 
+static void bkc_conn_read_cb(struct bufferevent *bev, void *arg);
+static void bkc_conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* The v3 answer to START_TLS (the connection's first frame, whatever its framing): on EOK
+ * the TLS filter goes over the socket and the client handshake starts. */
+static void bkc_tls_reply(struct bkc_bookie *bk, struct evbuffer *in)
+{
+    struct wire_bk_response r;
+    char err[160];
+    int rc = wire_bk_response_read(in, true, bk->c->cfg.max_frame_size, &r, err, sizeof(err));
+    if (rc == 0)
+        return;
+    if (rc > 0 && (r.oversized || r.op != WIRE_BK_OP_START_TLS)) {
+        snprintf(err, sizeof(err), "START_TLS answered by another operation");
+        rc = -MG_EPROTO;
+    } else if (rc > 0 && r.status != WIRE_BK_EOK) {
+        snprintf(err, sizeof(err), "START_TLS refused: %s (is TLS configured on the bookie?)",
+                 wire_bk_status_str(r.status));
+        rc = -MG_EPROTO;
+    }
+    if (rc > 0)
+        wire_bk_response_clear(&r);
+    if (rc < 0) {
+        bkc_bookie_fail(bk, -MG_EIO, err);
+        return;
+    }
+    bk->bev = tls_link_start(bk->bev, bk->c->tls_ctx, false, BKC_START_TLS_TIMEOUT_MS);
+    bufferevent_setcb(bk->bev, bkc_conn_read_cb, NULL, bkc_conn_event_cb, bk);
+    bufferevent_enable(bk->bev, EV_READ | EV_WRITE);
+    bk->tls = BKC_TLS_HANDSHAKING;
+}
+
+/* The handshake completed: what waited in bk->held goes out. */
+static void bkc_tls_on(struct bkc_bookie *bk)
+{
+    bk->tls = BKC_TLS_ON;
+    bufferevent_set_timeouts(bk->bev, NULL, NULL);
+    MG_DEBUG(MOD, "bookie %s: TLS on", bk->id);
+    bufferevent_write_buffer(bk->bev, bk->held); /* moved, payload references included */
+}
+
 static void bkc_conn_read_cb(struct bufferevent *bev, void *arg)
 {
     struct bkc_bookie *bk = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    if (bk->tls == BKC_TLS_AWAIT_REPLY) {
+        bkc_tls_reply(bk, in);
+        return;
+    }
+    if (bk->tls == BKC_TLS_HANDSHAKING)
+        bkc_tls_on(bk); /* decrypted bytes: the handshake is done (the filter may read them
+                           before it reports BEV_EVENT_CONNECTED) */
     uint64_t gen = bk->gen;
     while (bk->gen == gen) {
         if (wire_bk_skip(in, &bk->skip))
@@ -270,8 +336,22 @@ static void bkc_conn_read_cb(struct bufferevent *bev, void *arg)
 
 static void bkc_conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct bkc_bookie *bk = arg;
+    if (bk->tls == BKC_TLS_HANDSHAKING) {
+        if (what & BEV_EVENT_CONNECTED) {
+            bkc_tls_on(bk);
+            return;
+        }
+        char why[256], msg[300];
+        tls_bev_error(bev, what, why, sizeof(why));
+        snprintf(msg, sizeof(msg), "TLS handshake failed: %s", why);
+        bkc_bookie_fail(bk, -MG_EIO, msg);
+        return;
+    }
+    if ((what & BEV_EVENT_TIMEOUT) && bk->tls == BKC_TLS_AWAIT_REPLY) { /* only set then */
+        bkc_bookie_fail(bk, -MG_EIO, "no answer to START_TLS in time");
+        return;
+    }
     if (what & BEV_EVENT_CONNECTED) {
         bk->state = BKC_BK_CONNECTED;
         evutil_socket_t fd = bufferevent_getfd(bk->bev);
@@ -301,6 +381,15 @@ static void bkc_conn_ensure_conn(struct bkc_bookie *bk)
     bufferevent_setcb(bk->bev, bkc_conn_read_cb, NULL, bkc_conn_event_cb, bk);
     bufferevent_enable(bk->bev, EV_READ | EV_WRITE);
     bk->state = BKC_BK_CONNECTING;
+    if (bk->c->tls_ctx) {
+        if (!bk->held)
+            bk->held = evbuffer_new();
+        MG_ASSERT(bk->held);
+        wire_bk_write_start_tls(bufferevent_get_output(bk->bev), bk->next_txn++);
+        struct timeval tv = {BKC_START_TLS_TIMEOUT_MS / 1000, 0};
+        bufferevent_set_timeouts(bk->bev, &tv, &tv);
+        bk->tls = BKC_TLS_AWAIT_REPLY;
+    }
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     char addr[300];
@@ -314,6 +403,31 @@ static void bkc_conn_ensure_conn(struct bkc_bookie *bk)
         /* Report from the loop so that no op callback runs inside a send. */
         event_active(bk->fail_ev, 0, 0);
     }
+}
+
+/* Where a request goes: the connection's output, or bk->held until TLS is on. */
+static struct evbuffer *bkc_conn_out(struct bkc_bookie *bk)
+{
+    if (bk->tls == BKC_TLS_AWAIT_REPLY || bk->tls == BKC_TLS_HANDSHAKING)
+        return bk->held;
+    return bufferevent_get_output(bk->bev);
+}
+
+struct ssl_ctx_st *bkc_tls_ctx_new(const struct bkc_tls_config *t)
+{
+    struct tls_link_conf lc = {
+        .pem = {t->cert, t->key, t->trust, "bookkeeperTLSCertificateFilePath",
+                "bookkeeperTLSKeyFilePath", "bookkeeperTLSTrustCertsFilePath"},
+        .key_type = t->key_type,
+        .trust_type = t->trust_type,
+        .key_type_key = "bookkeeperTLSKeyFileType",
+        .trust_type_key = "bookkeeperTLSTrustCertTypes",
+    };
+    char err[512];
+    struct ssl_ctx_st *ctx = tls_link_ctx_new(&lc, err, sizeof(err));
+    if (!ctx)
+        MG_ERROR(MOD, "TLS to bookies (bookkeeperTLSClientAuthentication=true): %s", err);
+    return ctx;
 }
 
 static const int64_t lat_bounds_us[BKC_LAT_BUCKETS - 1] = {500,   1000,   5000,   10000,  20000,
@@ -393,7 +507,7 @@ struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t ent
                             .master_key = master_key,
                             .ehdr = ehdr,
                             .ehdr_len = ehdr_len};
-    wire_bk_write_add(bufferevent_get_output(bk->bev), bk->v3, &a, payload);
+    wire_bk_write_add(bkc_conn_out(bk), bk->v3, &a, payload);
     return op;
 }
 
@@ -404,7 +518,7 @@ struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t en
     struct bkc_op *op = bkc_conn_op_new(bk, WIRE_BK_OP_READ, ledger, entry, cb, arg, slot);
     struct wire_bk_read r = {
         .ledger = ledger, .entry = entry, .flags = flags, .txn = op->txn, .master_key = master_key};
-    wire_bk_write_read(bufferevent_get_output(bk->bev), bk->v3, &r);
+    wire_bk_write_read(bkc_conn_out(bk), bk->v3, &r);
     return op;
 }
 

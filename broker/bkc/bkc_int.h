@@ -33,6 +33,7 @@
 
 struct bufferevent;
 struct event;
+struct ssl_ctx_st;
 
 #define BKC_MAX_ENSEMBLE 64
 
@@ -114,6 +115,15 @@ enum bkc_bookie_state {
     BKC_BK_CONNECTED,
 };
 
+/* TLS to a bookie (bkc_config.tls; bkc_conn.c): START_TLS in v3, then the handshake on the
+ * same socket; requests wait in bk->held until it completed. */
+enum bkc_tls_state {
+    BKC_TLS_NONE = 0,    /* no connection yet, or plain text (TLS not configured) */
+    BKC_TLS_AWAIT_REPLY, /* START_TLS sent, its v3 answer awaited */
+    BKC_TLS_HANDSHAKING, /* TLS filter on, handshake running */
+    BKC_TLS_ON,          /* handshake done: held requests sent, later ones go straight out */
+};
+
 struct bkc_bookie {
     struct bkc_client *c; /* borrowed */
     char *id;             /* owned: "host:port" */
@@ -123,6 +133,8 @@ struct bkc_bookie {
     struct bufferevent *bev; /* owned */
     uint64_t gen;            /* bumped at each connection loss */
     bool v3;                 /* speaks v3 (cfg.use_v3), else v2 */
+    int tls;                 /* enum bkc_tls_state */
+    struct evbuffer *held;   /* owned: requests sent while the TLS handshake runs */
     uint64_t next_txn;       /* v3: the next txnId (never reused, across reconnections too) */
     struct mg_map match;     /* v2: (ledger, entry, op) -> borrowed first op of its FIFO chain;
                                 v3: txnId -> borrowed op */
@@ -242,10 +254,14 @@ struct bkc_client {
     struct event *done_ev;                 /* owned */
     struct mg_timer tick;                  /* request timeouts */
     uint64_t rng;
-    bool draining;           /* inside the done_ev handler */
-    bool free_on_return;     /* bkc_client_free was called from a callback */
-    uint64_t mop_kill_steps; /* mops looked at by bkc_mops_kill, ever (tests: stays linear) */
+    bool draining;              /* inside the done_ev handler */
+    bool free_on_return;        /* bkc_client_free was called from a callback */
+    uint64_t mop_kill_steps;    /* mops looked at by bkc_mops_kill, ever (tests: stays linear) */
+    struct ssl_ctx_st *tls_ctx; /* owned: TLS to bookies (cfg.tls), else NULL */
 };
+
+/* The client TLS context of t (t->on), or NULL (logged) when its files do not load. */
+struct ssl_ctx_st *bkc_tls_ctx_new(const struct bkc_tls_config *t);
 
 uint64_t bkc_rand(struct bkc_client *c);
 /* Cancel op through the client's transport. Accepts NULL. */

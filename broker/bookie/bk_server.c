@@ -27,6 +27,7 @@
  */
 #include "bookie/bookie_int.h"
 #include "config/cfg.h"
+#include "tls/tls.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -413,10 +414,83 @@ static void bk_fence_read(struct bk_server *s, struct bk_conn *c, int proto, uin
     r->entry_id = entry; /* the entry to answer with; the record itself is a FENCE */
 }
 
+static void bk_v3_error(struct bk_conn *c, int op, uint64_t txn, int status);
+
+/* ---- TLS (README.md "TLS") --------------------------------------------------------------- */
+
+/* A bookie that requires TLS (bookieAuthProviderFactoryClass=BK_TLS_AUTH_FACTORY) answers
+ * every request but START_TLS EUA until the connection's handshake completed, as
+ * BookKeeper's AuthHandler answers an unauthenticated client. True when rq was refused (the
+ * caller answers EUA); logged once per connection. */
+static bool bk_tls_refuses(struct bk_server *s, struct bk_conn *c, const char *what)
+{
+    if (!s->tls_required || c->tls == BK_TLS_ON)
+        return false;
+    if (!c->eua_logged) {
+        c->eua_logged = true;
+        MG_WARN(BK_MODULE,
+                "conn %" PRIu64 " %s: %s refused (EUA): this bookie requires TLS "
+                "(bookieAuthProviderFactoryClass=%s) and the client did not START_TLS; further "
+                "refusals on this connection are not logged",
+                c->id, c->peer, what, BK_TLS_AUTH_FACTORY);
+    }
+    return true;
+}
+
+/* START_TLS: answer EOK in plain text; the read callback puts the TLS filter on once this
+ * read's frames are done (bk_tls_start). Refused EBADREQ without TLS configured or when the
+ * connection already started it. */
+static void bk_v3_start_tls(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
+{
+    uint64_t txn = req->header->txnid;
+    if (!s->tls_ctx || c->tls != BK_TLS_NONE) {
+        MG_INFO(BK_MODULE, "conn %" PRIu64 " %s: START_TLS refused (EBADREQ): %s", c->id, c->peer,
+                s->tls_ctx ? "TLS already started" : "TLS is not configured");
+        bk_v3_error(c, BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS, txn, WIRE_BK_EBADREQ);
+        return;
+    }
+    if (c->bev &&
+        wire_bk_write_start_tls_response(bufferevent_get_output(c->bev), txn, WIRE_BK_EOK) < 0) {
+        bk_conn_fail(c, "out of output buffer space");
+        return;
+    }
+    c->tls = BK_TLS_STARTING;
+}
+
+static void bk_conn_read_cb(struct bufferevent *bev, void *arg);
+static void bk_conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Put the TLS filter over the connection's socket (the START_TLS answer already queued there
+ * leaves first, in plain text) and start the server handshake, bounded by
+ * TLS_HANDSHAKE_TIMEOUT_MS. The framing is detected again from the next frame: a v2 client
+ * sends START_TLS in v3 and goes on in v2 (BookKeeper's PerChannelBookieClient). */
+static void bk_tls_start(struct bk_server *s, struct bk_conn *c)
+{
+    c->bev = tls_link_start(c->bev, s->tls_ctx, true, TLS_HANDSHAKE_TIMEOUT_MS);
+    bufferevent_set_max_single_read(c->bev, 256 * 1024);
+    bufferevent_setcb(c->bev, bk_conn_read_cb, NULL, bk_conn_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->tls = BK_TLS_HANDSHAKING;
+    c->proto = WIRE_BK_PROTO_UNKNOWN;
+}
+
+/* The handshake completed: the connection is authenticated for BK_TLS_AUTH_FACTORY. */
+static void bk_tls_on(struct bk_conn *c)
+{
+    c->tls = BK_TLS_ON;
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    MG_DEBUG(BK_MODULE, "conn %" PRIu64 " %s: TLS on", c->id, c->peer);
+}
+
 /* ---- v2 --------------------------------------------------------------------------------- */
 
 static void bk_handle_v2(struct bk_server *s, struct bk_conn *c, struct wire_bk_request *rq)
 {
+    if ((rq->op == WIRE_BK_OP_ADD || rq->op == WIRE_BK_OP_READ) &&
+        bk_tls_refuses(s, c, rq->op == WIRE_BK_OP_ADD ? "v2 ADD" : "v2 READ")) {
+        bk_v2_send(c, rq->v2_hdr, WIRE_BK_EUA, rq->ledger, rq->entry, NULL, 0);
+        return;
+    }
     if (rq->op == WIRE_BK_OP_ADD) {
         int st = bk_add_admit(s, rq->ledger, rq->entry, rq->master_key, sizeof(rq->master_key),
                               (rq->flags & WIRE_BK_FLAG_RECOVERY_ADD) != 0,
@@ -596,8 +670,8 @@ static void bk_v3_auth(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto
 #define BK_V3_NO_BODY SIZE_MAX
 
 /* The v3 operations we serve: the handler, and where the request keeps the operation's body
- * (a request without it is refused with EBADREQ before the handler runs). START_TLS and
- * anything else get EBADREQ (no TLS configured). */
+ * (a request without it is refused with EBADREQ before the handler runs). Anything else
+ * gets EBADREQ. */
 static const struct bk_v3_op {
     int op;
     void (*fn)(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req);
@@ -615,6 +689,8 @@ static const struct bk_v3_op {
      offsetof(Bookkeeper__Proto__Request, forceledgerrequest)},
     {BOOKKEEPER__PROTO__OPERATION_TYPE__GET_BOOKIE_INFO, bk_v3_bookie_info, BK_V3_NO_BODY},
     {BOOKKEEPER__PROTO__OPERATION_TYPE__AUTH, bk_v3_auth, BK_V3_NO_BODY},
+    {BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS, bk_v3_start_tls,
+     offsetof(Bookkeeper__Proto__Request, starttlsrequest)},
 };
 
 static void bk_handle_v3(struct bk_server *s, struct bk_conn *c, struct wire_bk_request *rq)
@@ -624,6 +700,10 @@ static void bk_handle_v3(struct bk_server *s, struct bk_conn *c, struct wire_bk_
     int op = (int)h->operation;
     if (h->version != BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE) {
         bk_v3_error(c, op, h->txnid, WIRE_BK_EBADVERSION);
+        return;
+    }
+    if (op != BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS && bk_tls_refuses(s, c, "v3 request")) {
+        bk_v3_error(c, op, h->txnid, WIRE_BK_EUA);
         return;
     }
     for (size_t i = 0; i < sizeof bk_v3_ops / sizeof bk_v3_ops[0]; i++) {
@@ -669,8 +749,11 @@ static void bk_conn_read_cb(struct bufferevent *bev, void *arg)
     struct bk_conn *c = arg;
     struct bk_server *s = c->srv;
     struct evbuffer *in = bufferevent_get_input(bev);
-    c->refs++; /* c must survive until the end of this callback */
-    while (!c->closing && !c->paused) {
+    if (c->tls == BK_TLS_HANDSHAKING)
+        bk_tls_on(c); /* decrypted bytes: the handshake is done (the filter may read them
+                         before it reports BEV_EVENT_CONNECTED) */
+    c->refs++;        /* c must survive until the end of this callback */
+    while (!c->closing && !c->paused && c->tls != BK_TLS_STARTING) {
         if (wire_bk_skip(in, &c->skip)) /* the rest of an oversized frame */
             break;
         struct wire_bk_request rq;
@@ -703,6 +786,8 @@ static void bk_conn_read_cb(struct bufferevent *bev, void *arg)
         }
     }
     bk_submit_pending(s);
+    if (c->tls == BK_TLS_STARTING && !c->closing && c->bev)
+        bk_tls_start(s, c);
     if (c->closing)
         bk_conn_close(c);
     bk_conn_unref(c);
@@ -710,9 +795,17 @@ static void bk_conn_read_cb(struct bufferevent *bev, void *arg)
 
 static void bk_conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct bk_conn *c = arg;
-    if (what & BEV_EVENT_ERROR)
+    if (c->tls == BK_TLS_HANDSHAKING && (what & BEV_EVENT_CONNECTED)) {
+        bk_tls_on(c);
+        return;
+    }
+    if (c->tls == BK_TLS_HANDSHAKING &&
+        (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT))) {
+        char why[256];
+        tls_bev_error(bev, what, why, sizeof why);
+        bk_conn_fail(c, "TLS handshake failed: %s", why);
+    } else if (what & BEV_EVENT_ERROR)
         bk_conn_fail(c, "socket error: %s", strerror(errno));
     else if (what & BEV_EVENT_EOF)
         c->closing = true; /* peer closed: not worth an info line */
@@ -899,6 +992,48 @@ static int bk_lock_dirs(struct bk_server *s)
     return 0;
 }
 
+/* The TLS context of o's keys (none without tlsProviderFactoryClass) and whether TLS is
+ * required. Returns 0, or -MG_EINVAL (logged) for keys magnetar cannot honour. */
+static int bk_tls_init(struct bk_server *s, const struct bk_options *o)
+{
+    const char *auth = o->auth_provider_factory ? o->auth_provider_factory : "";
+    if (auth[0] && strcmp(auth, BK_TLS_AUTH_FACTORY) != 0) {
+        MG_ERROR(BK_MODULE, "bookieAuthProviderFactoryClass=%s is not supported (only %s)", auth,
+                 BK_TLS_AUTH_FACTORY);
+        return -MG_EINVAL;
+    }
+    bool on = o->tls_provider_factory && o->tls_provider_factory[0];
+    if (auth[0] && !on) {
+        MG_ERROR(BK_MODULE,
+                 "bookieAuthProviderFactoryClass=%s requires TLS: set "
+                 "tlsProviderFactoryClass and the tls* keys",
+                 auth);
+        return -MG_EINVAL;
+    }
+    if (!on)
+        return 0;
+    struct tls_link_conf lc = {
+        .pem = {o->tls_cert, o->tls_key, o->tls_trust, "tlsCertificatePath", "tlsKeyStore",
+                "tlsTrustStore"},
+        .key_type = o->tls_key_type,
+        .trust_type = o->tls_trust_type,
+        .key_type_key = "tlsKeyStoreType",
+        .trust_type_key = "tlsTrustStoreType",
+        .server = true,
+        .client_auth = o->tls_client_auth,
+    };
+    char err[512];
+    s->tls_ctx = tls_link_ctx_new(&lc, err, sizeof err);
+    if (!s->tls_ctx) {
+        MG_ERROR(BK_MODULE, "bookie TLS: %s", err);
+        return -MG_EINVAL;
+    }
+    s->tls_required = auth[0] != '\0';
+    MG_INFO(BK_MODULE, "bookie TLS: START_TLS answered (%s client certificate)%s",
+            o->tls_client_auth ? "a verified" : "no", s->tls_required ? "; TLS required" : "");
+    return 0;
+}
+
 static struct timeval bk_ms_tv(int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -921,10 +1056,13 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     s->journal.fd = -1;
     s->journal.notify_fd = -1;
     s->lock_fd[0] = s->lock_fd[1] = -1;
-    int rc = bk_lock_dirs(s);
+    int rc = bk_tls_init(s, o);
+    if (rc == 0)
+        rc = bk_lock_dirs(s);
     if (rc < 0) { /* nothing else is open yet */
         if (s->lock_fd[0] >= 0)
             close(s->lock_fd[0]);
+        tls_link_ctx_free(s->tls_ctx);
         mg_free(s->ledger_dir);
         mg_free(s->journal_dir);
         mg_free(s);
@@ -1080,8 +1218,14 @@ void bk_server_free(struct bk_server *s)
         bk_server_checkpoint(s);
     while (s->conns) {
         struct bk_conn *c = s->conns;
-        /* best effort: hand the last replies to the kernel before closing */
-        evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
+        /* best effort: hand the last replies to the kernel before closing (through the TLS
+         * filter first, which encrypts them into its socket's output) */
+        struct bufferevent *sock = bufferevent_get_underlying(c->bev);
+        if (sock)
+            bufferevent_flush(c->bev, EV_WRITE, BEV_FLUSH);
+        else
+            sock = c->bev;
+        evbuffer_write(bufferevent_get_output(sock), bufferevent_getfd(sock));
         bk_conn_close(c);
     }
     bk_reg_fini(s);
@@ -1094,6 +1238,7 @@ void bk_server_free(struct bk_server *s)
     for (int i = 0; i < 2; i++)
         if (s->lock_fd[i] >= 0)
             close(s->lock_fd[i]); /* last: the directories are ours until everything is closed */
+    tls_link_ctx_free(s->tls_ctx);
     mg_free(s->bookie_id);
     mg_free(s->ledger_dir);
     mg_free(s->journal_dir);
@@ -1142,4 +1287,12 @@ void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char
     o->compaction_rate_by_bytes = cfg->compaction_rate_by_bytes;
     o->is_throttle_by_bytes = cfg->is_throttle_by_bytes;
     o->force_gc_when_no_space = cfg->is_force_gc_allow_when_no_space;
+    o->tls_provider_factory = cfg->tls_provider_factory_class;
+    o->tls_cert = cfg->tls_certificate_path;
+    o->tls_key = cfg->tls_key_store;
+    o->tls_key_type = cfg->tls_key_store_type;
+    o->tls_trust = cfg->tls_trust_store;
+    o->tls_trust_type = cfg->tls_trust_store_type;
+    o->tls_client_auth = cfg->tls_client_authentication;
+    o->auth_provider_factory = cfg->bookie_auth_provider_factory_class;
 }

@@ -60,7 +60,22 @@ struct bk_options {
     int64_t compaction_rate_by_bytes;    /* 1000000 per second */
     bool is_throttle_by_bytes;           /* false */
     bool force_gc_when_no_space;         /* isForceGCAllowWhenNoSpace (false) */
+    /* TLS (README.md "TLS"; BookKeeper's keys): START_TLS is answered when
+     * tls_provider_factory is set; refused (EBADREQ) otherwise */
+    const char *tls_provider_factory;  /* tlsProviderFactoryClass; NULL or "" = no TLS */
+    const char *tls_cert;              /* tlsCertificatePath (PEM chain) */
+    const char *tls_key;               /* tlsKeyStore (PEM key) */
+    const char *tls_key_type;          /* tlsKeyStoreType: only "PEM" (NULL = PEM) */
+    const char *tls_trust;             /* tlsTrustStore (PEM CAs) */
+    const char *tls_trust_type;        /* tlsTrustStoreType: only "PEM" (NULL = PEM) */
+    bool tls_client_auth;              /* tlsClientAuthentication: a client certificate is
+                                          required and verified against tls_trust */
+    const char *auth_provider_factory; /* bookieAuthProviderFactoryClass: BK_TLS_AUTH_FACTORY
+                                          = TLS required for ADD and READ; NULL or "" = none */
 };
+
+/* The bookieAuthProviderFactoryClass that requires TLS (BookKeeper's TLS-based one). */
+#define BK_TLS_AUTH_FACTORY "org.apache.bookkeeper.tls.BookieAuthZFactory"
 
 /* Fill o with the defaults of bk_server.conf (port 3181, 1 ms group wait, ...). */
 void bk_options_default(struct bk_options *o);

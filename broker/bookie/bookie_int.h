@@ -383,12 +383,24 @@ struct bk_conn {
     bool closing;      /* close at the end of the current callback */
     bool paused;       /* reading disabled: too many adds in flight */
     uint64_t skip;     /* bytes of a refused oversized frame still to drop as they arrive */
+    int tls;           /* enum bk_tls_state */
+    bool eua_logged;   /* a refusal for want of TLS was logged on this connection */
     char reason[128];  /* why it is being closed */
     char peer[64];
 };
 
+/* A connection's TLS (START_TLS: README.md "TLS"). */
+enum bk_tls_state {
+    BK_TLS_NONE = 0,    /* plain text */
+    BK_TLS_STARTING,    /* START_TLS answered: the filter goes on at the end of this read */
+    BK_TLS_HANDSHAKING, /* the TLS filter is on, the handshake runs (bounded in time) */
+    BK_TLS_ON,          /* handshake done: the client is authenticated for BK_TLS_AUTH_FACTORY */
+};
+
 struct bk_server {
     struct event_base *base;      /* borrowed */
+    struct ssl_ctx_st *tls_ctx;   /* owned; NULL = START_TLS refused */
+    bool tls_required;            /* bookieAuthProviderFactoryClass=BK_TLS_AUTH_FACTORY */
     struct mg_listener *listener; /* owned, NULL after shutdown */
     int port;
     char *bookie_id;   /* owned */

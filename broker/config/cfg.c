@@ -61,6 +61,7 @@ struct cfg_key {
 
 static const char *const cfg_log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const cfg_topic_types[] = {"non-partitioned", "partitioned", NULL};
+static const char *const cfg_keystore_types[] = {"JKS", "PKCS12", "PEM", NULL};
 static const char *const cfg_ml_stores[] = {"bookkeeper", "memory", NULL};
 static const char *const cfg_quota_policies[] = {"producer_request_hold", "producer_exception",
                                                  "consumer_backlog_eviction", NULL};
@@ -164,6 +165,15 @@ static const struct cfg_key cfg_keys[] = {
     CFG_BOOL("autoSkipNonRecoverableData", auto_skip_non_recoverable_data, "false"),
     CFG_BOOL("bookkeeperUseV2WireProtocol", bookkeeper_use_v2_wire_protocol, "true"),
     CFG_INT("bookkeeperClientTimeoutInSeconds", bookkeeper_client_timeout_seconds, "30", 1, 3600),
+    CFG_BOOL("bookkeeperTLSClientAuthentication", bookkeeper_tls_client_authentication, "false"),
+    CFG_OPTSTR("bookkeeperTLSKeyFilePath", bookkeeper_tls_key_file_path, ""),
+    CFG_OPTSTR("bookkeeperTLSCertificateFilePath", bookkeeper_tls_certificate_file_path, ""),
+    CFG_OPTSTR("bookkeeperTLSTrustCertsFilePath", bookkeeper_tls_trust_certs_file_path, ""),
+    CFG_ENUM("bookkeeperTLSKeyFileType", bookkeeper_tls_key_file_type, "PEM", cfg_keystore_types),
+    CFG_ENUM("bookkeeperTLSTrustCertTypes", bookkeeper_tls_trust_cert_types, "PEM",
+             cfg_keystore_types),
+    CFG_OPTSTR("bookkeeperTLSProviderFactoryClass", bookkeeper_tls_provider_factory_class,
+               "org.apache.bookkeeper.tls.TLSContextFactory"),
     CFG_INT("defaultRetentionTimeInMinutes", default_retention_time_minutes, "0", -1, INT_MAX),
     CFG_INT("defaultRetentionSizeInMB", default_retention_size_mb, "0", -1, INT_MAX),
     CFG_INT("retentionCheckIntervalInSeconds", retention_check_interval_secs, "120", 0, 86400),
@@ -205,6 +215,15 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("compactionRateByBytes", compaction_rate_by_bytes, "1000000", 1, INT_MAX),
     CFG_BOOL("isThrottleByBytes", is_throttle_by_bytes, "false"),
     CFG_BOOL("isForceGCAllowWhenNoSpace", is_force_gc_allow_when_no_space, "false"),
+    CFG_OPTSTR("tlsProviderFactoryClass", tls_provider_factory_class, ""),
+    CFG_OPTSTR("tlsProvider", tls_provider, ""),
+    CFG_OPTSTR("tlsCertificatePath", tls_certificate_path, ""),
+    CFG_OPTSTR("tlsKeyStore", tls_key_store, ""),
+    CFG_ENUM("tlsKeyStoreType", tls_key_store_type, "JKS", cfg_keystore_types),
+    CFG_OPTSTR("tlsTrustStore", tls_trust_store, ""),
+    CFG_ENUM("tlsTrustStoreType", tls_trust_store_type, "JKS", cfg_keystore_types),
+    CFG_BOOL("tlsClientAuthentication", tls_client_authentication, "false"),
+    CFG_OPTSTR("bookieAuthProviderFactoryClass", bookie_auth_provider_factory_class, ""),
     CFG_ENUM("logLevel", log_level, "info", cfg_log_levels),
     /* authentication (broker/auth: the values are checked when the broker starts) */
     CFG_BOOL("authenticationEnabled", authentication_enabled, "false"),

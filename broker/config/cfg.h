@@ -89,6 +89,15 @@ struct cfg {
                                               `magnetar standalone` */
     int stats_update_frequency_secs;       /* statsUpdateFrequencyInSecs (60): stats interval */
     bool expose_topic_level_metrics;       /* exposeTopicLevelMetricsInPrometheus (true) */
+    /* broker to bookie TLS (Pulsar's keys; on only with bookkeeperTLSClientAuthentication) */
+    bool bookkeeper_tls_client_authentication;   /* bookkeeperTLSClientAuthentication (false) */
+    char *bookkeeper_tls_key_file_path;          /* bookkeeperTLSKeyFilePath ("") */
+    char *bookkeeper_tls_certificate_file_path;  /* bookkeeperTLSCertificateFilePath ("") */
+    char *bookkeeper_tls_trust_certs_file_path;  /* bookkeeperTLSTrustCertsFilePath ("") */
+    char *bookkeeper_tls_key_file_type;          /* bookkeeperTLSKeyFileType ("PEM"; only PEM) */
+    char *bookkeeper_tls_trust_cert_types;       /* bookkeeperTLSTrustCertTypes ("PEM"; only PEM) */
+    char *bookkeeper_tls_provider_factory_class; /* bookkeeperTLSProviderFactoryClass (Pulsar's
+                                                    default TLSContextFactory; not read) */
     /* bookie (magnetar bookie) */
     int bookie_port;                        /* bookiePort (3181); 0 = any free port */
     char *bookie_id;                        /* bookieId ("auto" = advertisedAddress:bookiePort) */
@@ -115,6 +124,16 @@ struct cfg {
     bool is_throttle_by_bytes;              /* isThrottleByBytes (false) */
     bool is_force_gc_allow_when_no_space;   /* isForceGCAllowWhenNoSpace (false) */
     char *log_level;                        /* logLevel ("info": debug|info|warn|error) */
+    /* bookie TLS (BookKeeper's keys; on when tlsProviderFactoryClass is set) */
+    char *tls_provider_factory_class;         /* tlsProviderFactoryClass ("": no TLS) */
+    char *tls_provider;                       /* tlsProvider (""; any value: OpenSSL is used) */
+    char *tls_certificate_path;               /* tlsCertificatePath ("") */
+    char *tls_key_store;                      /* tlsKeyStore ("") */
+    char *tls_key_store_type;                 /* tlsKeyStoreType ("JKS"; only PEM is read) */
+    char *tls_trust_store;                    /* tlsTrustStore ("") */
+    char *tls_trust_store_type;               /* tlsTrustStoreType ("JKS"; only PEM is read) */
+    bool tls_client_authentication;           /* tlsClientAuthentication (false) */
+    char *bookie_auth_provider_factory_class; /* bookieAuthProviderFactoryClass ("") */
     /* authentication (Pulsar's keys; broker/auth/auth.h reads them; "" = not set) */
     bool authentication_enabled;              /* authenticationEnabled (false) */
     char *authentication_providers;           /* authenticationProviders ("") */

@@ -392,6 +392,12 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
         bc.ack_quorum = cfg->managed_ledger_ack_quorum;
         bc.timeout_ms = cfg->bookkeeper_client_timeout_seconds * 1000;
         bc.use_v3 = !cfg->bookkeeper_use_v2_wire_protocol;
+        bc.tls = (struct bkc_tls_config){.on = cfg->bookkeeper_tls_client_authentication,
+                                         .cert = cfg->bookkeeper_tls_certificate_file_path,
+                                         .key = cfg->bookkeeper_tls_key_file_path,
+                                         .trust = cfg->bookkeeper_tls_trust_certs_file_path,
+                                         .key_type = cfg->bookkeeper_tls_key_file_type,
+                                         .trust_type = cfg->bookkeeper_tls_trust_cert_types};
         bc.max_frame_size = (size_t)cfg->max_message_size + BKC_FRAME_PADDING;
         int rc = bkc_client_new(loop, meta, &bc, &s->bkc);
         if (rc < 0) {

@@ -83,7 +83,7 @@ static int tls_verify_cb(int preverify_ok, X509_STORE_CTX *store)
     return ssl && SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)) == &tls_allow_insecure_flag;
 }
 
-static const char *tls_openssl_reason(void)
+const char *tls_openssl_reason(void)
 {
     unsigned long e = ERR_peek_last_error();
     const char *r = e ? ERR_reason_error_string(e) : NULL;
@@ -194,6 +194,47 @@ static int tls_set_ciphers(SSL_CTX *ctx, const char *list, char *err, size_t err
     return rc;
 }
 
+int tls_ctx_load_pem(struct ssl_ctx_st *ctx, const struct tls_pem *f, char *err, size_t errlen)
+{
+    const char *cert = f->cert ? f->cert : "", *key = f->key ? f->key : "";
+    const char *trust = f->trust ? f->trust : "";
+    /* OpenSSL says "system lib" for a file it cannot open: name errno's reason instead */
+    const char *keys[] = {f->cert_key, f->key_key, f->trust_key};
+    const char *paths[] = {cert, key, trust};
+    for (int i = 0; i < 3; i++) {
+        if (paths[i][0] && access(paths[i], R_OK) != 0) {
+            mg_set_err(err, errlen, "%s: cannot read '%s': %s", keys[i], paths[i], strerror(errno));
+            return -MG_EINVAL;
+        }
+    }
+    if (cert[0] && SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        mg_set_err(err, errlen, "%s: cannot load '%s': %s", f->cert_key, cert,
+                   tls_openssl_reason());
+        return -MG_EINVAL;
+    }
+    if (key[0] && SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 &&
+        ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
+        mg_set_err(err, errlen, "%s: cannot load '%s': %s", f->key_key, key, tls_openssl_reason());
+        return -MG_EINVAL;
+    }
+    if ((cert[0] || key[0]) && SSL_CTX_check_private_key(ctx) != 1) {
+        mg_set_err(err, errlen, "%s: '%s' does not match %s '%s'", f->key_key, key, f->cert_key,
+                   cert);
+        return -MG_EINVAL;
+    }
+    if (trust[0]) {
+        if (SSL_CTX_load_verify_locations(ctx, trust, NULL) != 1) {
+            mg_set_err(err, errlen, "%s: cannot load '%s': %s", f->trust_key, trust,
+                       tls_openssl_reason());
+            return -MG_EINVAL;
+        }
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(trust);
+        if (names)
+            SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    return 0;
+}
+
 static SSL_CTX *tls_ctx_build(const struct cfg *cfg, char *err, size_t errlen)
 {
     ERR_clear_error();
@@ -202,48 +243,17 @@ static SSL_CTX *tls_ctx_build(const struct cfg *cfg, char *err, size_t errlen)
         mg_set_err(err, errlen, "cannot create a TLS context: %s", tls_openssl_reason());
         return NULL;
     }
-    const char *cert = cfg->tls_certificate_file_path, *key = cfg->tls_key_file_path;
     const char *trust = cfg->tls_trust_certs_file_path;
-    /* OpenSSL says "system lib" for a file it cannot open: name errno's reason instead */
-    static const char *const keys[] = {"tlsCertificateFilePath", "tlsKeyFilePath",
-                                       "tlsTrustCertsFilePath"};
-    const char *paths[] = {cert, key, trust};
-    for (int i = 0; i < 3; i++) {
-        if (paths[i][0] && access(paths[i], R_OK) != 0) {
-            mg_set_err(err, errlen, "%s: cannot read '%s': %s", keys[i], paths[i], strerror(errno));
-            goto fail;
-        }
-    }
+    const struct tls_pem pem = {
+        cfg->tls_certificate_file_path, cfg->tls_key_file_path, trust,
+        "tlsCertificateFilePath",       "tlsKeyFilePath",       "tlsTrustCertsFilePath"};
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION); /* older only when tlsProtocols says */
     /* A client that closes without close_notify (most do) is an end of file, not an error */
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-        mg_set_err(err, errlen, "tlsCertificateFilePath: cannot load '%s': %s", cert,
-                   tls_openssl_reason());
+    if (tls_ctx_load_pem(ctx, &pem, err, errlen) < 0)
         goto fail;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 &&
-        ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
-        mg_set_err(err, errlen, "tlsKeyFilePath: cannot load '%s': %s", key, tls_openssl_reason());
-        goto fail;
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-        mg_set_err(err, errlen, "tlsKeyFilePath: '%s' does not match tlsCertificateFilePath '%s'",
-                   key, cert);
-        goto fail;
-    }
-    int mode = SSL_VERIFY_NONE;
-    if (trust[0]) {
-        if (SSL_CTX_load_verify_locations(ctx, trust, NULL) != 1) {
-            mg_set_err(err, errlen, "tlsTrustCertsFilePath: cannot load '%s': %s", trust,
-                       tls_openssl_reason());
-            goto fail;
-        }
-        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(trust);
-        if (names)
-            SSL_CTX_set_client_CA_list(ctx, names);
-        mode = SSL_VERIFY_PEER; /* a client certificate is asked for, checked if given */
-    }
+    /* with a trust bundle a client certificate is asked for, checked if given */
+    int mode = trust[0] ? SSL_VERIFY_PEER : SSL_VERIFY_NONE;
     if (cfg->tls_require_trusted_client_cert) {
         if (!trust[0]) {
             mg_set_err(err, errlen,
@@ -413,6 +423,21 @@ static void tls_handshake_failed(struct tls_pending *p, const char *why)
     failed(arg);
 }
 
+void tls_bev_error(struct bufferevent *bev, short what, char *why, size_t len)
+{
+    unsigned long e = bufferevent_get_openssl_error(bev);
+    if (e)
+        ERR_error_string_n(e, why, len);
+    else if (what & BEV_EVENT_EOF)
+        snprintf(why, len, "closed by the peer during the handshake");
+    else if (what & BEV_EVENT_TIMEOUT)
+        snprintf(why, len, "timed out");
+    else
+        snprintf(why, len, "socket error during the handshake");
+    while (bufferevent_get_openssl_error(bev))
+        ; /* drain the rest of the queue */
+}
+
 static void tls_handshake_event(struct bufferevent *bev, short what, void *arg)
 {
     struct tls_pending *p = arg;
@@ -429,15 +454,7 @@ static void tls_handshake_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     char why[256];
-    unsigned long e = bufferevent_get_openssl_error(bev);
-    if (e)
-        ERR_error_string_n(e, why, sizeof why);
-    else if (what & BEV_EVENT_EOF)
-        snprintf(why, sizeof why, "closed by the peer during the handshake");
-    else
-        snprintf(why, sizeof why, "socket error during the handshake");
-    while (bufferevent_get_openssl_error(bev))
-        ; /* drain the rest of the queue */
+    tls_bev_error(bev, what, why, sizeof why);
     tls_handshake_failed(p, why);
 }
 

@@ -18,6 +18,7 @@
 #define MG_TLS_H
 
 #include <event2/util.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct bufferevent;
@@ -61,5 +62,59 @@ struct bufferevent *tls_server_bev(struct tls_server *t, struct event_base *base
 int tls_server_refresh(struct tls_server *t);
 /* Handshakes completed and failed since tls_server_new (for tests and logs). */
 void tls_server_counts(const struct tls_server *t, long *ok, long *failed);
+
+/* ---- shared by the listeners above and the BookKeeper links (tls_link.c) ----------------- */
+
+struct ssl_ctx_st;
+
+/* PEM files of one side of a TLS link, with the config key naming each (for errors). */
+struct tls_pem {
+    const char *cert, *key, *trust; /* paths; NULL or "" = none */
+    const char *cert_key, *key_key, *trust_key;
+};
+/* Load f's certificate chain and key (when set; they must match) and trust bundle (the
+ * verification store and the CA names a server asks client certificates from) into ctx.
+ * Returns 0, or -MG_EINVAL with err naming the key and the file. */
+int tls_ctx_load_pem(struct ssl_ctx_st *ctx, const struct tls_pem *f, char *err, size_t errlen);
+/* OpenSSL's reason for the last error on this thread's queue; never NULL. */
+const char *tls_openssl_reason(void);
+/* Why the TLS bufferevent bev failed (BEV_EVENT_* bits in what): OpenSSL's error or the
+ * socket's fate, into why; drains bev's OpenSSL error queue. */
+void tls_bev_error(struct bufferevent *bev, short what, char *why, size_t len);
+
+/*
+ * ---- TLS links between our processes: broker to bookie (tls_link.c) ----------------------
+ *
+ * BookKeeper's START_TLS: the connection starts in plain text, and after one v3 exchange both
+ * sides put a TLS filter (bufferevent_openssl_filter_new) over the socket's bufferevent and
+ * run the handshake on the same socket. The contexts are built once, from BookKeeper's keys
+ * on the bookie (tlsCertificatePath, tlsKeyStore, tlsTrustStore, tlsClientAuthentication)
+ * and Pulsar's on the broker (bookkeeperTLS*); TLS 1.2 at least, the peer certificate
+ * verified against the trust bundle (the client always; the bookie when client
+ * authentication is required, and then a client without a certificate fails).
+ */
+struct tls_link_conf {
+    struct tls_pem pem;
+    /* the declared formats of the key/certificate and of the trust files, with the keys
+     * naming them: NULL or "PEM" (the only one read) */
+    const char *key_type, *trust_type;
+    const char *key_type_key, *trust_type_key;
+    bool server;      /* the bookie side (cert and key required) */
+    bool client_auth; /* server: require a client certificate verified against pem.trust */
+};
+/* A context for conf, or NULL with err set (a format other than PEM, a file missing or
+ * unusable, a server without its certificate or key, client authentication without a trust
+ * bundle). A client without
+ * a trust bundle verifies against OpenSSL's default locations. Free with tls_link_ctx_free. */
+struct ssl_ctx_st *tls_link_ctx_new(const struct tls_link_conf *conf, char *err, size_t errlen);
+void tls_link_ctx_free(struct ssl_ctx_st *ctx);
+/* Put a TLS filter over under (owned by the result from now on: freeing it frees under) and
+ * start the handshake as server or client. The callbacks of under are the filter's; the
+ * caller sets the result's and waits for BEV_EVENT_CONNECTED (BEV_EVENT_ERROR: failed, see
+ * tls_bev_error). A read and write timeout of timeout_ms bounds the handshake; the caller
+ * clears it (bufferevent_set_timeouts(bev, NULL, NULL)) once connected. Timeouts set on
+ * under are cleared (the filter would report them as its own). Never NULL. */
+struct bufferevent *tls_link_start(struct bufferevent *under, struct ssl_ctx_st *ctx, bool server,
+                                   int timeout_ms);
 
 #endif

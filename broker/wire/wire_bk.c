@@ -169,7 +169,7 @@ static uint32_t wire_bk_v2_response_hdr(uint32_t req_hdr)
     return req_hdr >> 24 == 0 ? req_hdr : req_hdr & 0xffff0000u;
 }
 
-/* The v2 opcode a v3 operation answers as (0: neither an add nor a read). */
+/* The op a v3 response reports (0: not an add, a read or START_TLS). */
 static int wire_bk_v3_op_v2(int operation)
 {
     switch (operation) {
@@ -177,6 +177,8 @@ static int wire_bk_v3_op_v2(int operation)
         return WIRE_BK_OP_ADD;
     case BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY:
         return WIRE_BK_OP_READ;
+    case BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS:
+        return WIRE_BK_OP_START_TLS;
     default:
         return 0;
     }
@@ -355,6 +357,14 @@ void wire_bk_write_v3_request(struct evbuffer *out, int op, uint64_t txn, uint16
     req->header = &h;
     MG_ASSERT(wire_bk_write_v3(out, &req->base) == 0); /* only fails on allocation failure */
     req->header = saved;
+}
+
+void wire_bk_write_start_tls(struct evbuffer *out, uint64_t txn)
+{
+    Bookkeeper__Proto__Request r = BOOKKEEPER__PROTO__REQUEST__INIT;
+    Bookkeeper__Proto__StartTLSRequest st = BOOKKEEPER__PROTO__START_TLSREQUEST__INIT;
+    r.starttlsrequest = &st;
+    wire_bk_write_v3_request(out, BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS, txn, 0, &r);
 }
 
 void wire_bk_write_read(struct evbuffer *out, bool v3, const struct wire_bk_read *rd)
@@ -734,4 +744,14 @@ int wire_bk_write_v3_response(struct evbuffer *out, int op, uint64_t txn, int st
     int rc = wire_bk_write_v3(out, &resp->base);
     resp->header = saved;
     return rc;
+}
+
+int wire_bk_write_start_tls_response(struct evbuffer *out, uint64_t txn, int status)
+{
+    Bookkeeper__Proto__Response r = BOOKKEEPER__PROTO__RESPONSE__INIT;
+    Bookkeeper__Proto__StartTLSResponse st = BOOKKEEPER__PROTO__START_TLSRESPONSE__INIT;
+    if (status == WIRE_BK_EOK)
+        r.starttlsresponse = &st;
+    return wire_bk_write_v3_response(out, BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS, txn, status,
+                                     &r);
 }

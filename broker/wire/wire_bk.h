@@ -37,6 +37,9 @@ struct evbuffer;
 #define WIRE_BK_OP_ADD 1
 #define WIRE_BK_OP_READ 2
 #define WIRE_BK_OP_AUTH 3
+/* v3 START_TLS (OperationType 9): v3 framing only, whatever framing the connection uses
+ * afterwards; no v2 opcode has this value, so responses report it as their op. */
+#define WIRE_BK_OP_START_TLS 9
 /* Request flags: v2 header flags as they are; in v3 FENCE is ReadRequest's FENCE_LEDGER (with
  * the master key), RECOVERY_ADD is AddRequest's flag and HIGH_PRIORITY is a header priority of
  * WIRE_BK_V3_HIGH_PRIORITY. */
@@ -146,11 +149,17 @@ void wire_bk_write_read(struct evbuffer *out, bool v3, const struct wire_bk_read
 void wire_bk_write_v3_request(struct evbuffer *out, int op, uint64_t txn, uint16_t flags,
                               Bookkeeper__Proto__Request *req);
 
+/* Append a v3 START_TLS request, Request{header{VERSION_THREE, START_TLS, txn},
+ * startTLSRequest{}}: the first frame of a TLS connection, also of one that goes on in v2
+ * (BookKeeper's PerChannelBookieClient does the same); after its EOK response the TLS
+ * handshake runs on the same socket. */
+void wire_bk_write_start_tls(struct evbuffer *out, uint64_t txn);
+
 /* ---- client side: responses ---------------------------------------------------------------- */
 
 struct wire_bk_response {
-    int op;         /* WIRE_BK_OP_ADD or WIRE_BK_OP_READ; v2: another opcode as sent; v3:
-                       0 for any other operation */
+    int op;         /* WIRE_BK_OP_ADD, WIRE_BK_OP_READ or (v3) WIRE_BK_OP_START_TLS; v2:
+                       another opcode as sent; v3: 0 for any other operation */
     int status;     /* enum wire_bk_status: v3 the inner response's status, or the outer one
                        when that reports a failure (EBADREQ, EBADVERSION) */
     int64_t ledger; /* v2 always; v3 from the add/read response (0 when it has none) */
@@ -224,6 +233,10 @@ void wire_bk_write_v2_auth(struct evbuffer *out, uint32_t req_hdr, const char *p
  * -MG_ENOMEM when out cannot grow. */
 int wire_bk_write_v3_response(struct evbuffer *out, int op, uint64_t txn, int status,
                               Bookkeeper__Proto__Response *resp);
+
+/* Append the v3 answer to START_TLS: Response{header, status, startTLSResponse{}} (the empty
+ * StartTLSResponse with EOK only). Returns 0, or -MG_ENOMEM. */
+int wire_bk_write_start_tls_response(struct evbuffer *out, uint64_t txn, int status);
 
 /* ---- both sides ---------------------------------------------------------------------------- */
 

@@ -69,8 +69,11 @@ static void recheck(const struct wire_bk_response *r, bool v3)
             rr.body.data = body;
             rr.body.len = bl;
             resp.readresponse = &rr;
+        } else if (r->op == WIRE_BK_OP_START_TLS) {
+            check(wire_bk_write_start_tls_response(out, r->txn, r->status) == 0, "v3 written");
         }
-        check(wire_bk_write_v3_response(out, op, r->txn, r->status, &resp) == 0, "v3 written");
+        if (r->op != WIRE_BK_OP_START_TLS)
+            check(wire_bk_write_v3_response(out, op, r->txn, r->status, &resp) == 0, "v3 written");
     }
     struct wire_bk_response g;
     char err[160] = "";

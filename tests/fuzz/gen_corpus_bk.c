@@ -148,6 +148,14 @@ static void requests(const char *dir)
             save(dir, t, "v3_lac", REQ_V3, b);
     }
     save(dir, t, "v3_info_force_auth_tls", REQ_UNKNOWN, b);
+
+    /* START_TLS as a TLS client's first frame (a v2 client's too), then its requests */
+    wire_bk_write_start_tls(b, 1);
+    save(dir, t, "start_tls", REQ_UNKNOWN, b);
+    wire_bk_write_start_tls(b, 2);
+    add(b, true, 3, 0, 0, 100);
+    read_req(b, true, 3, 0, 0);
+    save(dir, t, "start_tls_v3_add_read", REQ_UNKNOWN, b);
     evbuffer_free(b);
 }
 
@@ -201,6 +209,11 @@ static void responses(const char *dir)
     v3_resp(b, BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY, 6, WIRE_BK_EOK, entry);
     v3_resp(b, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, 7, WIRE_BK_EOK, NULL);
     save(dir, t, "v3_oversized_read", RESP_V3_SMALL, b);
+    /* the answers to START_TLS: EOK (with the empty StartTLSResponse) and a refusal */
+    wire_bk_write_start_tls_response(b, 1, WIRE_BK_EOK);
+    wire_bk_write_start_tls_response(b, 2, WIRE_BK_EBADREQ);
+    v3_resp(b, BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY, 3, WIRE_BK_EUA, NULL);
+    save(dir, t, "v3_start_tls", RESP_V3, b);
     evbuffer_free(b);
 }
 

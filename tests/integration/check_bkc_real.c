@@ -13,7 +13,8 @@
  * after a bookie stop, recovery and fencing; entries of awkward sizes, readLastConfirmed,
  * recovery of a dead writer and of an empty ledger; the frame limit on adds; v3 frames on the
  * wire (decoded with protobuf-c) and out-of-order txnId matching with StatusCode mapping,
- * against a recording listener. Waits are bounded in time (real sockets need real time).
+ * against a recording listener; TLS (START_TLS) to bookies requiring it, v2 and v3, and each
+ * way it is refused. Waits are bounded in time (real sockets need real time).
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "bkc/bkc.h"
@@ -34,6 +35,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -319,14 +321,20 @@ static struct fbk *fb_by_id(struct fbk **fbs, int n, const char *id)
 static struct fbk *fb[NFB];
 static struct bkc_client *cl;
 
+/* A client of cfg, speaking v3 when use_v3. */
+static struct bkc_client *client_of(struct bkc_config *cfg)
+{
+    cfg->use_v3 = use_v3;
+    struct bkc_client *c = NULL;
+    ck_assert_int_eq(bkc_client_new(loop, meta, cfg, &c), 0);
+    return c;
+}
+
 static struct bkc_client *client_new(int e, int w, int a, int timeout_ms)
 {
     struct bkc_config cfg;
     tl_bkc_config(&cfg, e, w, a, timeout_ms);
-    cfg.use_v3 = use_v3;
-    struct bkc_client *c = NULL;
-    ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
-    return c;
+    return client_of(&cfg);
 }
 
 /* TCP fake bookies (they speak v2 only) and a client of them. */
@@ -1044,6 +1052,237 @@ START_TEST(test_v3_frames)
 }
 END_TEST
 
+/* ---- tests: TLS to real bookies (START_TLS) ------------------------------------------------- */
+
+#define TLS_FACTORY "org.apache.bookkeeper.tls.TLSContextFactory"
+
+/* dir/pki/<file> in buf (PATH_MAX bytes). */
+static const char *tls_path(char *buf, const char *file)
+{
+    snprintf(buf, PATH_MAX, "%s/pki/%s", dir, file);
+    return buf;
+}
+
+/* Certificates under dir/pki (bookie, broker: signed by its CA) and dir/pki/other (rogue:
+ * signed by another CA). */
+static void tls_pki(void)
+{
+    char p[PATH_MAX], o[PATH_MAX];
+    ck_assert_int_eq(mkdir(tls_path(p, ""), 0700), 0);
+    ck_assert_int_eq(mkdir(tls_path(o, "other"), 0700), 0);
+    tl_make_cert(p, "bookie", 1);
+    tl_make_cert(p, "broker", 2);
+    tl_make_cert(o, "rogue", 3);
+}
+
+/* An in-process bookie with TLS (client certificates required, verified against the CA),
+ * requiring it (BookieAuthZFactory) when require; without TLS at all when !tls. */
+static struct bk_server *tls_bookie(int i, bool tls, bool require)
+{
+    char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
+    struct bk_options o;
+    bk_options_default(&o);
+    o.meta = meta;
+    o.disk_usage_threshold_pct = 100;
+    if (tls) {
+        o.tls_provider_factory = TLS_FACTORY;
+        o.tls_cert = tls_path(cert, "bookie.pem");
+        o.tls_key = tls_path(key, "bookie.key");
+        o.tls_trust = tls_path(ca, "ca.pem");
+        o.tls_key_type = o.tls_trust_type = "PEM";
+        o.tls_client_auth = true;
+        o.auth_provider_factory = require ? BK_TLS_AUTH_FACTORY : NULL;
+    }
+    return tl_bookie_start(base, dir, i, &o);
+}
+
+/* A client (E=3 Qw=2 Qa=2, use_v3) with TLS: trusting the CA of dir/pki/<ca_dir>, presenting
+ * dir/pki/<name>.pem when name is set. */
+static struct bkc_client *tls_client(const char *ca_dir, const char *name)
+{
+    char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+    struct bkc_config cfg;
+    tl_bkc_config(&cfg, 3, 2, 2, 5000);
+    cfg.tls.on = true;
+    snprintf(ca, sizeof ca, "%s/pki/%s/ca.pem", dir, ca_dir);
+    cfg.tls.trust = ca;
+    if (name) {
+        snprintf(cert, sizeof cert, "%s/pki/%s.pem", dir, name);
+        snprintf(key, sizeof key, "%s/pki/%s.key", dir, name);
+        cfg.tls.cert = cert;
+        cfg.tls.key = key;
+    }
+    return client_of(&cfg);
+}
+
+/* _i: 0 = v2 (START_TLS in v3, then v2 framing), 1 = v3. Three bookies that require TLS and a
+ * client certificate; a client with the bookkeeperTLS* settings writes, reads, and a second
+ * one recovers the ledger. */
+START_TEST(test_tls_bookies)
+{
+    use_v3 = _i == 1;
+    env_open(true);
+    tls_pki();
+    for (int i = 0; i < 3; i++)
+        bs[i] = tls_bookie(i, true, true);
+    tl_wait_bookies(meta, 3);
+    cl = tls_client(".", "broker");
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    int64_t id = bkc_ledger_id(w);
+    tl_adds_all(&b, w, 20);
+    for (int i = 0; i < 20; i++)
+        ck_assert_msg(b.status[i] == 0, "add %d: %s", i, b.req[i].errmsg);
+    tl_bkc_check_read(w, 0, 19);
+    struct bkc_client *c2 = tls_client(".", "broker");
+    tl_bkc_check_ledger(c2, id, true, 19);
+    bkc_ledger_free(w);
+    bkc_client_free(c2);
+    bookies_stop();
+}
+END_TEST
+
+struct raw_op {
+    bool done;
+    int rc;
+};
+
+static void raw_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
+{
+    (void)body;
+    struct raw_op *r = op->arg;
+    r->done = true;
+    r->rc = rc;
+}
+
+/* One ADD (read when !add) of ledger 7 straight to bookie s through c's connection to it;
+ * its rc (a bookie status, or -MG_EIO for a failed connection). */
+static int raw_op(struct bkc_client *c, struct bk_server *s, bool add, int64_t entry)
+{
+    char id[64];
+    struct bkc_bookie *bk = bkc_bookie_get(c, tl_bookie_id(s, id, sizeof id));
+    uint8_t key[WIRE_BK_MASTER_KEY_LEN] = {1, 2, 3};
+    uint8_t ehdr[WIRE_BK_ENTRY_HDR_LEN];
+    struct wire_bk_entry_hdr h = {.ledger = 7, .entry = entry, .lac = entry - 1, .length = 5};
+    wire_bk_entry_hdr_put(ehdr, &h);
+    struct evbuffer *payload = evbuffer_new();
+    evbuffer_add(payload, "hello", 5);
+    struct raw_op r = {0};
+    if (add)
+        bkc_bookie_add(bk, 7, entry, 0, key, ehdr, sizeof ehdr, payload, raw_op_cb, &r, 0);
+    else
+        bkc_bookie_read(bk, 7, entry, 0, NULL, raw_op_cb, &r, 0);
+    ck_assert_msg(tl_until_flag(loop, &r.done, 15000), "no answer from %s", id);
+    evbuffer_free(payload);
+    return r.rc;
+}
+
+/* _i: 0 = v2, 1 = v3. What fails, and that it fails alone:
+ *   a plain-text client's ADDs and READs on a bookie requiring TLS: EUA, connection kept;
+ *   a client trusting another CA (the bookie's certificate does not verify), a client
+ *   without a certificate (the bookie requires one), a TLS client of a bookie without TLS
+ *   (START_TLS refused): -MG_EIO, as a failed connect;
+ *   a good client afterwards: EOK, read back; and on a bookie offering TLS without requiring
+ *   it, plain text is still served. */
+START_TEST(test_tls_refusals)
+{
+    use_v3 = _i == 1;
+    env_open(true);
+    tls_pki();
+    bs[0] = tls_bookie(0, true, true);   /* requires TLS */
+    bs[1] = tls_bookie(1, false, false); /* no TLS */
+    bs[2] = tls_bookie(2, true, false);  /* offers TLS */
+    tl_wait_bookies(meta, 3);
+    struct bkc_client *plain = client_new(3, 2, 2, 5000);
+    for (int e = 0; e < 3; e++)
+        ck_assert_int_eq(raw_op(plain, bs[0], true, e), WIRE_BK_EUA);
+    ck_assert_int_eq(raw_op(plain, bs[0], false, 0), WIRE_BK_EUA);
+    ck_assert_int_eq(raw_op(plain, bs[2], true, 0), WIRE_BK_EOK);
+    struct bkc_client *rogue = tls_client("other", NULL);
+    ck_assert_int_eq(raw_op(rogue, bs[0], true, 0), -MG_EIO);
+    struct bkc_client *anon = tls_client(".", NULL);
+    ck_assert_int_eq(raw_op(anon, bs[0], true, 0), -MG_EIO);
+    struct bkc_client *good = tls_client(".", "broker");
+    ck_assert_int_eq(raw_op(good, bs[1], true, 0), -MG_EIO);
+    ck_assert_int_eq(raw_op(good, bs[0], true, 0), WIRE_BK_EOK);
+    ck_assert_int_eq(raw_op(good, bs[0], false, 0), WIRE_BK_EOK);
+    ck_assert_int_eq(raw_op(good, bs[2], true, 1), WIRE_BK_EOK);
+    bkc_client_free(plain);
+    bkc_client_free(rogue);
+    bkc_client_free(anon);
+    bkc_client_free(good);
+    bookies_stop();
+}
+END_TEST
+
+/* A TLS connection idle for longer than the START_TLS bound (startTLSTimeoutSecs, 10 s in
+ * bkc_conn.c) is still the one the next request uses: that bound covers the start only. */
+START_TEST(test_tls_idle)
+{
+    env_open(true);
+    tls_pki();
+    bs[0] = tls_bookie(0, true, true);
+    tl_wait_bookies(meta, 1);
+    cl = tls_client(".", "broker");
+    ck_assert_int_eq(raw_op(cl, bs[0], true, 0), WIRE_BK_EOK);
+    char id[64];
+    struct bkc_bookie *bk = bkc_bookie_get(cl, tl_bookie_id(bs[0], id, sizeof id));
+    uint64_t gen = bk->gen;
+    tl_run_for(loop, 11000);
+    ck_assert_uint_eq(bk->gen, gen); /* not dropped meanwhile */
+    ck_assert_int_eq(raw_op(cl, bs[0], true, 1), WIRE_BK_EOK);
+    ck_assert_uint_eq(bk->gen, gen);
+    bookies_stop();
+}
+END_TEST
+
+/* A bookie whose TLS keys cannot be honoured does not start, naming the key. */
+START_TEST(test_tls_bookie_config)
+{
+    env_open(true);
+    tls_pki();
+    char cert[PATH_MAX], key[PATH_MAX], j[PATH_MAX], l[PATH_MAX];
+    tls_path(cert, "bookie.pem");
+    tls_path(key, "bookie.key");
+    struct bk_options o;
+    bk_options_default(&o);
+    o.bind_address = "127.0.0.1";
+    o.port = 0;
+    snprintf(j, sizeof j, "%s/bad/journal", dir);
+    snprintf(l, sizeof l, "%s/bad/ledgers", dir);
+    o.journal_dir = j;
+    o.ledger_dir = l;
+    struct bk_server *s = NULL;
+    o.tls_provider_factory = TLS_FACTORY; /* no certificate */
+    ck_assert_int_eq(bk_server_new(base, &o, &s), -MG_EINVAL);
+    o.tls_cert = cert;
+    o.tls_key = key;
+    o.tls_key_type = "JKS"; /* not read */
+    ck_assert_int_eq(bk_server_new(base, &o, &s), -MG_EINVAL);
+    o.tls_key_type = "PEM";
+    o.tls_client_auth = true; /* without a trust store */
+    ck_assert_int_eq(bk_server_new(base, &o, &s), -MG_EINVAL);
+    o.tls_client_auth = false;
+    o.tls_provider_factory = NULL;
+    o.auth_provider_factory = BK_TLS_AUTH_FACTORY; /* requires TLS that is not configured */
+    ck_assert_int_eq(bk_server_new(base, &o, &s), -MG_EINVAL);
+    ck_assert_ptr_null(s);
+    /* the client side: a certificate without its key, a format other than PEM */
+    struct bkc_config cfg;
+    tl_bkc_config(&cfg, 1, 1, 1, 5000);
+    cfg.tls.on = true;
+    cfg.tls.cert = cert;
+    struct bkc_client *c = NULL;
+    ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), -MG_EINVAL);
+    cfg.tls.key = key; /* a pair now, but declared JKS */
+    cfg.tls.key_type = "JKS";
+    ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), -MG_EINVAL);
+    cfg.tls.key_type = "PEM";
+    ck_assert_int_eq(bkc_client_new(loop, meta, &cfg, &c), 0);
+    bkc_client_free(c);
+    env_close();
+}
+END_TEST
+
 static Suite *bkc_suite(void)
 {
     Suite *s = suite_create("bkc_real");
@@ -1055,6 +1294,10 @@ static Suite *bkc_suite(void)
     tcase_add_loop_test(real, test_real_bookies_sizes_recovery, 0, 2);
     tcase_add_loop_test(real, test_frame_limit, 0, 2);
     tl_add(real, test_v3_frames);
+    TCase *tls = tl_tcase(s, "tls", 120, NULL, NULL);
+    tcase_add_loop_test(tls, test_tls_bookies, 0, 2);
+    tcase_add_loop_test(tls, test_tls_refusals, 0, 2);
+    tl_add(tls, test_tls_bookie_config, test_tls_idle);
     return s;
 }
 

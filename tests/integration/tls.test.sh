@@ -26,16 +26,8 @@ command -v curl >/dev/null 2>&1 || it_skip "curl not found"
 it_env TLS_RATE=100 TLS_SECONDS=12
 
 # ---- a CA and two server certificates (serials 1001 and 2002) for 127.0.0.1 -------------
-mk_cert() { # mk_cert NAME SERIAL
-    openssl req -newkey rsa:2048 -nodes -keyout "$T/$1.key" -out "$T/$1.csr" \
-        -subj /CN=127.0.0.1 2>/dev/null &&
-        openssl x509 -req -in "$T/$1.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -set_serial "$2" \
-            -days 2 -extfile "$T/ext" -out "$T/$1.pem" 2>/dev/null
-}
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$T/ext"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" -days 2 \
-    -subj /CN=magnetar-test-ca 2>/dev/null && mk_cert one 1001 && mk_cert two 2002 \
-    || { fail "openssl could not make the test certificates"; exit 1; }
+mk_cert() { sh "$IT_TOP/tests/lib/mkcert.sh" "$T" "$1" "$2" 127.0.0.1; } # mk_cert NAME SERIAL
+mk_cert one 1001 && mk_cert two 2002 || { fail "openssl could not make the test certificates"; exit 1; }
 mkdir -p "$T/live"
 cp "$T/one.pem" "$T/live/cert.pem" && cp "$T/one.key" "$T/live/key.pem"
 

@@ -211,6 +211,14 @@ void tl_tmpdir_free(char **dir)
     *dir = NULL;
 }
 
+void tl_make_cert(const char *dir, const char *name, int serial)
+{
+    char *cmd =
+        mg_asprintf("sh '%s/tests/lib/mkcert.sh' '%s' '%s' %d", TL_TOP_SRCDIR, dir, name, serial);
+    ck_assert_msg(system(cmd) == 0, "openssl failed: %s", cmd);
+    mg_free(cmd);
+}
+
 char *tl_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

@@ -119,6 +119,9 @@ void tl_rm_rf(const char *path);
 void tl_tmpdir_free(char **dir);
 /* The whole file, NUL-terminated (owned: mg_free); its length in *len when len is not NULL. */
 char *tl_read_file(const char *path, size_t *len);
+/* tests/lib/mkcert.sh DIR NAME SERIAL: NAME's key and certificate (dir/NAME.key, .pem;
+ * CN=NAME, for 127.0.0.1) signed by dir's test CA (dir/ca.pem, made by the first call). */
+void tl_make_cert(const char *dir, const char *name, int serial);
 /* path's size in bytes (it must exist). */
 int64_t tl_file_size(const char *path);
 

@@ -523,6 +523,69 @@ START_TEST(test_v3_other_requests)
 }
 END_TEST
 
+/* START_TLS, as a v2 client sends it: the first frame is a v3 Request{header{VERSION_THREE,
+ * START_TLS, txn}, startTLSRequest{}} (the framing detected as v3 from it), and once the
+ * bookie forgets the framing (after the handshake) the next frame is read as v2; the
+ * answers: EOK with the empty StartTLSResponse, a refusal without it, both reported to the
+ * client as WIRE_BK_OP_START_TLS with their txnId. */
+START_TEST(test_start_tls)
+{
+    for (uint64_t txn = 1; txn < (1ull << 40); txn = txn * 1000 + 7) {
+        struct evbuffer *out = evbuffer_new();
+        wire_bk_write_start_tls(out, txn);
+        uint8_t e[WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN];
+        struct wire_bk_add a = add_of(e, 3, (int64_t)txn % 100, 0, 0);
+        struct evbuffer *payload = payload_new(100, (unsigned)txn);
+        wire_bk_write_add(out, false, &a, payload);
+        int proto = WIRE_BK_PROTO_UNKNOWN;
+        struct wire_bk_request rq;
+        char err[128];
+        ck_assert_int_eq(wire_bk_request_read(out, &proto, LIMIT, &rq, err, sizeof err), 1);
+        ck_assert_int_eq(proto, WIRE_BK_PROTO_V3);
+        ck_assert_int_eq(rq.proto, WIRE_BK_PROTO_V3);
+        ck_assert_uint_eq(rq.op, BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS);
+        ck_assert_uint_eq(rq.txn, txn);
+        ck_assert_int_eq(rq.v3->header->version,
+                         BOOKKEEPER__PROTO__PROTOCOL_VERSION__VERSION_THREE);
+        ck_assert_ptr_nonnull(rq.v3->starttlsrequest);
+        wire_bk_request_clear(&rq);
+        proto = WIRE_BK_PROTO_UNKNOWN; /* what the bookie does once TLS is on */
+        ck_assert_int_eq(request_bytewise(out, &proto, LIMIT, &rq), 1);
+        ck_assert_int_eq(proto, WIRE_BK_PROTO_V2);
+        ck_assert_uint_eq(rq.op, WIRE_BK_OP_ADD);
+        ck_assert_int_eq(rq.ledger, 3);
+        ck_assert_int_eq(rq.entry, (int64_t)txn % 100);
+        wire_bk_request_clear(&rq);
+        ck_assert_uint_eq(evbuffer_get_length(out), 0);
+        evbuffer_free(payload);
+
+        for (size_t i = 0; i < sizeof all_status / sizeof all_status[0]; i++) {
+            int st = all_status[i];
+            ck_assert_int_eq(wire_bk_write_start_tls_response(out, txn, st), 0);
+            size_t n;
+            uint8_t *raw = flat(out, &n);
+            Bookkeeper__Proto__Response *pr =
+                bookkeeper__proto__response__unpack(NULL, n - 4, raw + 4);
+            ck_assert_ptr_nonnull(pr);
+            ck_assert_int_eq(pr->header->operation, BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS);
+            ck_assert_int_eq(pr->status, wire_bk_status_to_v3(st));
+            ck_assert(st == WIRE_BK_EOK ? pr->starttlsresponse != NULL
+                                        : pr->starttlsresponse == NULL);
+            bookkeeper__proto__response__free_unpacked(pr, NULL);
+            free(raw);
+            struct wire_bk_response r;
+            ck_assert_int_eq(response_bytewise(out, true, LIMIT, &r), 1);
+            ck_assert_int_eq(r.op, WIRE_BK_OP_START_TLS);
+            ck_assert_uint_eq(r.txn, txn);
+            ck_assert_int_eq(r.status, st);
+            ck_assert_ptr_null(r.body);
+            wire_bk_response_clear(&r);
+        }
+        evbuffer_free(out);
+    }
+}
+END_TEST
+
 /* The bookie takes over an unpacked v3 ADD body: the same bytes, not a copy, and the
  * request frees cleanly afterwards (ASan: no double free, no leak). */
 START_TEST(test_take_bytes)
@@ -661,7 +724,10 @@ START_TEST(test_v3_responses)
             r.getbookieinforesponse = OP(GET_BOOKIE_INFO) ? &gi : NULL;
             r.forceledgerresponse = OP(FORCE_LEDGER) ? &fl : NULL;
             r.authresponse = OP(AUTH) ? &am : NULL;
-            int want_op = OP(ADD_ENTRY) ? WIRE_BK_OP_ADD : OP(READ_ENTRY) ? WIRE_BK_OP_READ : 0;
+            int want_op = OP(ADD_ENTRY)    ? WIRE_BK_OP_ADD
+                          : OP(READ_ENTRY) ? WIRE_BK_OP_READ
+                          : OP(START_TLS)  ? WIRE_BK_OP_START_TLS
+                                           : 0;
 #undef OP
             struct evbuffer *out = evbuffer_new();
             uint64_t txn = ((uint64_t)op << 40) | (uint64_t)i;
@@ -674,7 +740,7 @@ START_TEST(test_v3_responses)
             ck_assert_int_eq(g.op, want_op);
             ck_assert_uint_eq(g.txn, txn);
             ck_assert_int_eq(g.status, st);
-            if (want_op) {
+            if (want_op == WIRE_BK_OP_ADD || want_op == WIRE_BK_OP_READ) {
                 ck_assert_int_eq(g.ledger, 4);
                 ck_assert_int_eq(g.entry, 5);
             }
@@ -1047,6 +1113,7 @@ static Suite *wire_bk_suite(void)
     tcase_add_loop_test(tc, test_add_roundtrip, 0, 2);
     tl_add(tc, test_v3_add_same_as_protobuf_c);
     tcase_add_loop_test(tc, test_read_roundtrip, 0, 2);
+    tl_add(tc, test_start_tls);
     tl_add(tc, test_v3_other_requests, test_take_bytes, test_v2_responses, test_v2_auth,
            test_v3_responses, test_v3_outer_status);
     tcase_add_loop_test(tc, test_oversized_requests, 0, 2);
