@@ -274,6 +274,27 @@ static void sch_op_loaded(struct sch_op *op)
                     "Schema not found and schema auto updating is disabled.");
         return;
     }
+    bool consumer = op->mode == SCH_PUT_CONSUMER_IDLE || op->mode == SCH_PUT_CONSUMER_ACTIVE;
+    if (consumer && live.n) {
+        enum sch_strategy st = op->strategy;
+        if (st == SCH_BACKWARD || st == SCH_FORWARD || st == SCH_FORWARD_TRANSITIVE ||
+            st == SCH_FULL) {
+            live.schemas += live.n - 1; /* the latest only */
+            live.n = 1;
+            st = SCH_BACKWARD;
+        }
+        rc = sch_check(st, &op->s, live.schemas, live.n, err, sizeof err);
+        sch_op_done(op, rc, -1, NULL, rc < 0 ? err : NULL);
+        return;
+    }
+    if (op->mode == SCH_PUT_CONSUMER_ACTIVE) {
+        snprintf(err, sizeof err,
+                 "Failed to add schema to an active topic with empty(BYTES) schema: new schema "
+                 "type %s",
+                 sch_type_name(op->s.type));
+        sch_op_done(op, -MG_EINCOMPATSCHEMA, -1, NULL, err);
+        return;
+    }
     rc = sch_check(op->strategy, &op->s, live.schemas, live.n, err, sizeof err);
     if (rc < 0 || op->kind == SCH_OP_TEST) {
         sch_op_done(op, rc, -1, NULL, rc < 0 ? err : NULL);

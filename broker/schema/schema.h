@@ -177,6 +177,12 @@ enum sch_put_mode {
     SCH_PUT_REGISTER = 0, /* add it if new and compatible (auto update allowed) */
     SCH_PUT_FIND_ONLY,    /* only find an equal stored version (auto update disabled) */
     SCH_PUT_ADMIN,        /* the admin API: add if new and compatible, whatever auto update */
+    /* a consumer's schema (SUBSCRIBE): an equal version, else checked (never stored) against
+     * the latest (BACKWARD, under BACKWARD, FORWARD, FORWARD_TRANSITIVE, FULL) or every
+     * version (the strategy itself, under the others); with no schema stored, registered when
+     * the topic is idle (no producer, no consumer, nothing written), else refused */
+    SCH_PUT_CONSUMER_IDLE,
+    SCH_PUT_CONSUMER_ACTIVE,
 };
 
 /* Completion: status 0 and the version (put: the new or found one; delete: the marker's;
