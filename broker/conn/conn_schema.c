@@ -78,6 +78,10 @@ static void conn_schema_registered(void *data, int status, int64_t version,
 {
     struct conn_schema_reg *g = data;
     (void)l;
+    /* an invalid or too large definition is IncompatibleSchema on the wire, as Pulsar's
+     * InvalidSchemaDataException */
+    if (status == -MG_EINVAL || status == -MG_ETOOBIG)
+        status = -MG_EINCOMPATSCHEMA;
     g->done(g->data, status, status < 0 ? -1 : version, err);
     mg_free(g);
 }
