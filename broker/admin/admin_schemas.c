@@ -121,14 +121,22 @@ static void admin_sch_got(void *data, int status, int64_t version, const struct 
     mg_free(op);
 }
 
-static void admin_sch_list(struct admin_req *r, struct admin_sch_op *op)
+/* Start a registry call on the request's schema id (sch_list, sch_delete) completing in cb;
+ * a synchronous failure (or no registry: nothing found) completes it now. */
+static void admin_sch_run(struct admin_req *r, struct admin_sch_op *op,
+                          int (*start)(struct sch_registry *, const char *, sch_cb, void *),
+                          sch_cb cb)
 {
     char *id = admin_sch_id(r);
-    int rc = r->a->env->schemas && id ? sch_list(r->a->env->schemas, id, admin_sch_got, op)
-                                      : -MG_ENOTFOUND;
+    int rc = r->a->env->schemas && id ? start(r->a->env->schemas, id, cb, op) : -MG_ENOTFOUND;
     mg_free(id);
     if (rc < 0)
-        admin_sch_got(op, rc, -1, NULL, mg_strerror(rc));
+        cb(op, rc, -1, NULL, mg_strerror(rc));
+}
+
+static void admin_sch_list(struct admin_req *r, struct admin_sch_op *op)
+{
+    admin_sch_run(r, op, sch_list, admin_sch_got);
 }
 
 void admin_h_schema_get(struct admin_req *r)
@@ -178,13 +186,7 @@ static void admin_sch_deleted(void *data, int status, int64_t version, const str
 
 void admin_h_schema_delete(struct admin_req *r)
 {
-    struct admin_sch_op *op = admin_sch_op_new(r);
-    char *id = admin_sch_id(r);
-    int rc = r->a->env->schemas && id ? sch_delete(r->a->env->schemas, id, admin_sch_deleted, op)
-                                      : -MG_ENOTFOUND;
-    mg_free(id);
-    if (rc < 0)
-        admin_sch_deleted(op, rc, -1, NULL, mg_strerror(rc));
+    admin_sch_run(r, admin_sch_op_new(r), sch_delete, admin_sch_deleted);
 }
 
 /* PostSchemaPayload {"type":"AVRO","schema":"<definition>","properties":{...}} into s: 0, or

@@ -141,8 +141,11 @@ static int av_primitive(const char *name)
 
 static struct av_node *av_parse(struct av_parser *p, json_t *j, const char *ns, int depth);
 
-/* A named type's full name, checked and not defined before. */
-static char *av_define_name(struct av_parser *p, json_t *j, const char *ns, const char **new_ns)
+/* A named type (record, enum, fixed) defined by j: its node, registered under its full name
+ * (checked, not defined before) so that references to it, also from inside it, find it; with
+ * array_key, j must hold that member as an array (*arr). NULL with the reason. */
+static struct av_node *av_define(struct av_parser *p, json_t *j, const char *ns, enum av_kind kind,
+                                 const char *array_key, json_t **arr)
 {
     const char *name = json_string_value(json_object_get(j, "name"));
     const char *space = json_string_value(json_object_get(j, "namespace"));
@@ -151,100 +154,81 @@ static char *av_define_name(struct av_parser *p, json_t *j, const char *ns, cons
         return NULL;
     }
     char *full = strchr(name, '.') ? mg_strdup(name) : av_fullname(name, space ? space : ns);
-    if (!av_valid_fullname(full)) {
-        mg_set_err(p->err, p->errlen, "invalid name \"%s\"", full);
+    const char *why = !av_valid_fullname(full)                           ? "is not a valid name"
+                      : av_primitive(full) >= 0 || av_lookup(p->s, full) ? "is already defined"
+                                                                         : NULL;
+    if (!why && array_key && !json_is_array(*arr = json_object_get(j, array_key)))
+        why = array_key[0] == 'f' ? "has no \"fields\" array" : "has no \"symbols\" array";
+    if (why) {
+        mg_set_err(p->err, p->errlen, "%s \"%s\" %s", av_prim_names[kind], full, why);
         mg_free(full);
         return NULL;
     }
-    if (av_primitive(full) >= 0 || av_lookup(p->s, full)) {
-        mg_set_err(p->err, p->errlen, "the name \"%s\" is already defined", full);
-        mg_free(full);
-        return NULL;
-    }
-    *new_ns = full; /* the namespace of what is nested: the part before the last dot */
-    return full;
+    struct av_node *n = av_new(p, kind);
+    n->name = full;
+    return n;
 }
 
+/* The namespace of what a named type holds: its full name up to the last dot. */
 static char *av_ns_of(const char *full)
 {
     const char *dot = strrchr(full, '.');
     return dot ? mg_strndup(full, (size_t)(dot - full)) : mg_strdup("");
 }
 
+/* Field i (f) of record n: added to n, or false with the reason. */
+static bool av_parse_field(struct av_parser *p, struct av_node *n, json_t *f, size_t i,
+                           const char *inner_ns, int depth)
+{
+    const char *fname = json_string_value(json_object_get(f, "name"));
+    json_t *ft = json_object_get(f, "type");
+    const char *why = !av_valid_name(fname) ? "has no valid \"name\""
+                      : !ft                 ? "has no \"type\""
+                                            : NULL;
+    for (size_t k = 0; !why && k < n->n_fields; k++)
+        if (strcmp(n->fields[k].name, fname) == 0)
+            why = "is a duplicate";
+    if (why) {
+        mg_set_err(p->err, p->errlen, "record \"%s\": field %zu %s", n->name, i, why);
+        return false;
+    }
+    struct av_field *fd = &n->fields[n->n_fields++];
+    fd->name = mg_strdup(fname);
+    fd->has_default = json_object_get(f, "default") != NULL;
+    json_t *al = json_object_get(f, "aliases");
+    if (json_is_array(al) && json_array_size(al)) {
+        fd->aliases = mg_calloc(json_array_size(al), sizeof *fd->aliases);
+        for (size_t k = 0; k < json_array_size(al); k++)
+            if (json_is_string(json_array_get(al, k)))
+                fd->aliases[fd->n_aliases++] = mg_strdup(json_string_value(json_array_get(al, k)));
+    }
+    fd->type = av_parse(p, ft, inner_ns, depth + 1);
+    return fd->type != NULL;
+}
+
 static struct av_node *av_parse_record(struct av_parser *p, json_t *j, const char *ns, int depth)
 {
-    const char *unused;
-    char *full = av_define_name(p, j, ns, &unused);
-    if (!full)
+    json_t *fields = NULL;
+    struct av_node *n = av_define(p, j, ns, AV_RECORD, "fields", &fields);
+    if (!n)
         return NULL;
-    json_t *fields = json_object_get(j, "fields");
-    if (!json_is_array(fields)) {
-        mg_set_err(p->err, p->errlen, "record \"%s\" has no \"fields\" array", full);
-        mg_free(full);
-        return NULL;
-    }
-    struct av_node *n = av_new(p, AV_RECORD);
-    n->name = full;
-    char *inner_ns = av_ns_of(full);
+    char *inner_ns = av_ns_of(n->name);
     size_t nf = json_array_size(fields);
     n->fields = mg_calloc(nf ? nf : 1, sizeof *n->fields);
-    for (size_t i = 0; i < nf; i++) {
-        json_t *f = json_array_get(fields, i);
-        const char *fname = json_string_value(json_object_get(f, "name"));
-        if (!av_valid_name(fname)) {
-            mg_set_err(p->err, p->errlen, "record \"%s\": field %zu has no valid \"name\"", full,
-                       i);
-            mg_free(inner_ns);
-            return NULL;
-        }
-        for (size_t k = 0; k < n->n_fields; k++)
-            if (strcmp(n->fields[k].name, fname) == 0) {
-                mg_set_err(p->err, p->errlen, "record \"%s\": duplicate field \"%s\"", full, fname);
-                mg_free(inner_ns);
-                return NULL;
-            }
-        json_t *ft = json_object_get(f, "type");
-        if (!ft) {
-            mg_set_err(p->err, p->errlen, "record \"%s\": field \"%s\" has no \"type\"", full,
-                       fname);
-            mg_free(inner_ns);
-            return NULL;
-        }
-        struct av_field *fd = &n->fields[n->n_fields++];
-        fd->name = mg_strdup(fname);
-        fd->has_default = json_object_get(f, "default") != NULL;
-        json_t *al = json_object_get(f, "aliases");
-        if (json_is_array(al) && json_array_size(al)) {
-            fd->aliases = mg_calloc(json_array_size(al), sizeof *fd->aliases);
-            for (size_t k = 0; k < json_array_size(al); k++)
-                if (json_is_string(json_array_get(al, k)))
-                    fd->aliases[fd->n_aliases++] =
-                        mg_strdup(json_string_value(json_array_get(al, k)));
-        }
-        fd->type = av_parse(p, ft, inner_ns, depth + 1);
-        if (!fd->type) {
-            mg_free(inner_ns);
-            return NULL;
-        }
-    }
+    bool ok = true;
+    for (size_t i = 0; ok && i < nf; i++)
+        ok = av_parse_field(p, n, json_array_get(fields, i), i, inner_ns, depth);
     mg_free(inner_ns);
-    return n;
+    return ok ? n : NULL;
 }
 
 static struct av_node *av_parse_enum(struct av_parser *p, json_t *j, const char *ns)
 {
-    const char *unused;
-    char *full = av_define_name(p, j, ns, &unused);
-    if (!full)
+    json_t *syms = NULL;
+    struct av_node *n = av_define(p, j, ns, AV_ENUM, "symbols", &syms);
+    if (!n)
         return NULL;
-    json_t *syms = json_object_get(j, "symbols");
-    if (!json_is_array(syms)) {
-        mg_set_err(p->err, p->errlen, "enum \"%s\" has no \"symbols\" array", full);
-        mg_free(full);
-        return NULL;
-    }
-    struct av_node *n = av_new(p, AV_ENUM);
-    n->name = full;
+    const char *full = n->name;
     n->symbols = mg_calloc(json_array_size(syms) + 1, sizeof *n->symbols);
     for (size_t i = 0; i < json_array_size(syms); i++) {
         const char *sym = json_string_value(json_array_get(syms, i));
@@ -331,18 +315,14 @@ static struct av_node *av_parse(struct av_parser *p, json_t *j, const char *ns, 
             return n->items ? n : NULL;
         }
         if (strcmp(name, "fixed") == 0) {
-            const char *unused;
             json_t *size = json_object_get(j, "size");
             if (!json_is_integer(size) || json_integer_value(size) < 0) {
                 mg_set_err(p->err, p->errlen, "fixed without a valid \"size\"");
                 return NULL;
             }
-            char *full = av_define_name(p, j, ns, &unused);
-            if (!full)
-                return NULL;
-            struct av_node *n = av_new(p, AV_FIXED);
-            n->name = full;
-            n->size = json_integer_value(size);
+            struct av_node *n = av_define(p, j, ns, AV_FIXED, NULL, NULL);
+            if (n)
+                n->size = json_integer_value(size);
             return n;
         }
     }

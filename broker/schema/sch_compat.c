@@ -52,16 +52,20 @@ const char *sch_type_name(enum sch_type t)
     return (unsigned)t < SCH_TYPE_COUNT ? sch_type_names[t] : "NONE";
 }
 
-int sch_type_parse(const char *name)
+/* The index of name in names[0..n) (case-insensitive with icase), or -MG_EINVAL. */
+static int sch_name_find(const char *const *names, int n, const char *name, bool icase)
 {
-    if (!name)
-        return -MG_EINVAL;
-    if (strcasecmp(name, "BYTES") == 0)
-        return SCH_NONE;
-    for (int i = 0; i < SCH_TYPE_COUNT; i++)
-        if (strcasecmp(name, sch_type_names[i]) == 0)
+    for (int i = 0; name && i < n; i++)
+        if ((icase ? strcasecmp(name, names[i]) : strcmp(name, names[i])) == 0)
             return i;
     return -MG_EINVAL;
+}
+
+int sch_type_parse(const char *name)
+{
+    if (name && strcasecmp(name, "BYTES") == 0)
+        return SCH_NONE;
+    return sch_name_find(sch_type_names, SCH_TYPE_COUNT, name, true);
 }
 
 static const char *const sch_strategy_names[SCH_STRATEGY_COUNT] = {
@@ -83,10 +87,7 @@ const char *sch_strategy_name(enum sch_strategy s)
 
 int sch_strategy_parse(const char *name)
 {
-    for (int i = 0; name && i < SCH_STRATEGY_COUNT; i++)
-        if (strcmp(name, sch_strategy_names[i]) == 0)
-            return i;
-    return -MG_EINVAL;
+    return sch_name_find(sch_strategy_names, SCH_STRATEGY_COUNT, name, false);
 }
 
 void sch_schema_init(struct sch_schema *s, enum sch_type type, const void *data, size_t len)

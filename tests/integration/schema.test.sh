@@ -16,15 +16,6 @@ set -u
 it_init schema
 need_bin
 
-# curl_json METHOD URL [BODY]: prints "STATUS BODY"
-curl_json() {
-    local args=(-s -o "$T/body" -w '%{http_code}' -X "$1" --max-time 10)
-    [ $# -ge 3 ] && args+=(-H 'Content-Type: application/json' --data "$3")
-    local code
-    code=$(curl "${args[@]}" "$2")
-    echo "$code $(cat "$T/body" 2>/dev/null)"
-}
-
 # expect WHAT GOT WANT: a PASS or FAIL line
 expect() {
     if [ "$2" = "$3" ]; then pass "$1: $3"; else fail "$1: got '$2', want '$3'"; fi

@@ -237,15 +237,17 @@ END_TEST
 
 START_TEST(test_schema_id)
 {
-    char *id = sch_id_of_topic("persistent://t/ns/orders-partition-3");
-    ck_assert_str_eq(id, "t/ns/orders");
-    mg_free(id);
-    id = sch_id_of_topic("non-persistent://t/ns/orders");
-    ck_assert_str_eq(id, "t/ns/orders");
-    mg_free(id);
-    id = sch_id_of_topic("orders");
-    ck_assert_str_eq(id, "public/default/orders");
-    mg_free(id);
+    static const char *const cases[][2] = {
+        {"persistent://t/ns/orders-partition-3", "t/ns/orders"}, /* a partition: its base */
+        {"non-persistent://t/ns/orders", "t/ns/orders"},         /* no domain */
+        {"orders", "public/default/orders"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *id = sch_id_of_topic(cases[i][0]);
+        ck_assert_str_eq(id, cases[i][1]);
+        mg_free(id);
+    }
+    ck_assert_ptr_null(sch_id_of_topic("persistent://a/b"));
 }
 END_TEST
 
