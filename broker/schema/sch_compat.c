@@ -16,6 +16,7 @@
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/url.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -145,13 +146,18 @@ int64_t sch_version_get(const uint8_t *p, size_t len)
 
 char *sch_id_of_topic(const char *topic)
 {
-    struct topic_name tn;
+    struct topic_name tn, base;
     if (topic_name_parse(topic, &tn) < 0)
         return NULL;
-    /* base is "<domain>://t/ns/local" without the partition suffix */
-    const char *base = strstr(tn.base, "://");
-    char *id = mg_strdup(base ? base + 3 : tn.base);
+    /* the partitioned base's local name, URL-encoded as in every metadata path */
+    int rc = topic_name_parse(tn.base, &base);
     topic_name_fini(&tn);
+    if (rc < 0)
+        return NULL;
+    char *enc = mg_url_encode(base.local);
+    char *id = mg_asprintf("%s/%s/%s", base.tenant, base.ns, enc);
+    mg_free(enc);
+    topic_name_fini(&base);
     return id;
 }
 

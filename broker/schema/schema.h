@@ -10,7 +10,7 @@
  *     appended (with the checks), deleted (a delete marker) — asynchronous, loop thread.
  *
  * Schema id (Pulsar's TopicName.getSchemaName): "<tenant>/<ns>/<local name of the partitioned
- * base>", the domain not included. Storage (README.md): one node per version,
+ * base, URL-encoded>", the domain not included. Storage (README.md): one node per version,
  *   /schemas/<tenant>/<ns>/<local>/<version, 19 digits>
  * holding JSON {"type","data" (base64),"properties","timestamp","deleted"}; versions count
  * from 0 and grow by one per stored version, delete markers included. A version node is

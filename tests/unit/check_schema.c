@@ -241,6 +241,7 @@ START_TEST(test_schema_id)
         {"persistent://t/ns/orders-partition-3", "t/ns/orders"}, /* a partition: its base */
         {"non-persistent://t/ns/orders", "t/ns/orders"},         /* no domain */
         {"orders", "public/default/orders"},
+        {"t/ns/a b%c", "t/ns/a+b%25c"}, /* encoded as in every metadata path */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *id = sch_id_of_topic(cases[i][0]);
