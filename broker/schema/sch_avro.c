@@ -57,6 +57,7 @@ static struct av_node *av_new(struct av_parser *p, enum av_kind k)
     }
     struct av_node *n = mg_calloc(1, sizeof *n);
     n->kind = k;
+    n->index = (uint32_t)s->n_nodes;
     s->nodes[s->n_nodes++] = n;
     return n;
 }
@@ -86,6 +87,7 @@ void sch_avro_free(struct av_schema *s)
     for (size_t i = 0; i < s->n_nodes; i++)
         av_node_free(s->nodes[i]);
     mg_free(s->nodes);
+    mg_map_fini(&s->named);
     mg_free(s);
 }
 
@@ -122,13 +124,7 @@ static char *av_fullname(const char *name, const char *ns)
 
 static struct av_node *av_lookup(struct av_schema *s, const char *full)
 {
-    for (size_t i = 0; i < s->n_nodes; i++) {
-        struct av_node *n = s->nodes[i];
-        if (n->name && (n->kind == AV_RECORD || n->kind == AV_ENUM || n->kind == AV_FIXED) &&
-            strcmp(n->name, full) == 0)
-            return n;
-    }
-    return NULL;
+    return mg_map_get_str(&s->named, full);
 }
 
 static int av_primitive(const char *name)
@@ -166,6 +162,7 @@ static struct av_node *av_define(struct av_parser *p, json_t *j, const char *ns,
     }
     struct av_node *n = av_new(p, kind);
     n->name = full;
+    mg_map_put_str(&p->s->named, full, n);
     return n;
 }
 
@@ -346,6 +343,7 @@ int sch_avro_parse(const char *text, size_t len, struct av_schema **out, char *e
         return -MG_EINVAL;
     }
     struct av_schema *s = mg_calloc(1, sizeof *s);
+    mg_map_init(&s->named);
     struct av_parser p = {.s = s, .err = err, .errlen = errlen};
     s->root = av_parse(&p, j, "", 0);
     json_decref(j);
@@ -359,13 +357,15 @@ int sch_avro_parse(const char *text, size_t len, struct av_schema **out, char *e
 
 /* ---- resolution ------------------------------------------------------------------------- */
 
-struct av_pair {
-    const struct av_node *r, *w;
-};
+/* The record pairs compared so far, by (reader index, writer index): AV_PAIR_OK while being
+ * compared or once compatible (a recursive type ends there, as Avro's own checker does),
+ * AV_PAIR_FAILED once not. Each pair is compared once: the work is bounded by the product of
+ * the two schemas' sizes, whatever unions and nesting they hold. */
+#define AV_PAIR_OK ((void *)1)
+#define AV_PAIR_FAILED ((void *)2)
 
 struct av_resolver {
-    struct av_pair *seen; /* record pairs being compared (recursion ends there) */
-    size_t n_seen, cap_seen;
+    struct mg_map pairs;
     char *err;
     size_t errlen;
 };
@@ -418,14 +418,11 @@ static const struct av_field *av_writer_field(const struct av_node *w, const str
 static bool av_resolve_record(struct av_resolver *x, const struct av_node *r,
                               const struct av_node *w, int depth)
 {
-    for (size_t i = 0; i < x->n_seen; i++)
-        if (x->seen[i].r == r && x->seen[i].w == w)
-            return true;
-    if (x->n_seen == x->cap_seen) {
-        x->cap_seen = x->cap_seen ? x->cap_seen * 2 : 8;
-        x->seen = mg_realloc(x->seen, x->cap_seen * sizeof *x->seen);
-    }
-    x->seen[x->n_seen++] = (struct av_pair){r, w};
+    uint64_t key = (uint64_t)r->index << 32 | w->index;
+    void *known = mg_map_get_u64(&x->pairs, key);
+    if (known)
+        return known == AV_PAIR_OK;
+    mg_map_put_u64(&x->pairs, key, AV_PAIR_OK);
     for (size_t i = 0; i < r->n_fields; i++) {
         const struct av_field *rf = &r->fields[i];
         const struct av_field *wf = av_writer_field(w, rf);
@@ -434,12 +431,15 @@ static bool av_resolve_record(struct av_resolver *x, const struct av_node *r,
                 mg_set_err(x->err, x->errlen,
                            "reader field \"%s.%s\" is missing from the writer and has no default",
                            r->name, rf->name);
+                mg_map_put_u64(&x->pairs, key, AV_PAIR_FAILED);
                 return false;
             }
             continue;
         }
-        if (!av_resolve(x, rf->type, wf->type, rf->name, depth + 1))
+        if (!av_resolve(x, rf->type, wf->type, rf->name, depth + 1)) {
+            mg_map_put_u64(&x->pairs, key, AV_PAIR_FAILED);
             return false;
+        }
     }
     return true;
 }
@@ -458,13 +458,9 @@ static bool av_resolve(struct av_resolver *x, const struct av_node *r, const str
         return true;
     }
     if (r->kind == AV_UNION) {
-        /* a failed attempt on one branch must not leave its reason behind */
-        for (size_t i = 0; i < r->n_branches; i++) {
-            size_t seen = x->n_seen;
+        for (size_t i = 0; i < r->n_branches; i++)
             if (av_resolve(x, r->branches[i], w, where, depth + 1))
                 return true;
-            x->n_seen = seen;
-        }
         mg_set_err(x->err, x->errlen, "at \"%s\": no branch of the reader's union reads the %s",
                    where, w->name ? w->name : av_prim_names[w->kind]);
         return false;
@@ -537,7 +533,8 @@ bool sch_avro_resolve(const struct av_schema *r, const struct av_schema *w, char
                       size_t errlen)
 {
     struct av_resolver x = {.err = err, .errlen = errlen};
+    mg_map_init(&x.pairs);
     bool ok = av_resolve(&x, r->root, w->root, "<root>", 0);
-    mg_free(x.seen);
+    mg_map_fini(&x.pairs);
     return ok;
 }

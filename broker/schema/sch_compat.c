@@ -308,8 +308,10 @@ static enum sch_direction sch_strategy_direction(enum sch_strategy s)
     }
 }
 
+/* Avro resolution of the new schema n (parsed: nt, or NULL to parse it here) against old. */
 static int sch_check_avro(enum sch_direction dir, const struct sch_schema *n,
-                          const struct sch_schema *old, char *err, size_t errlen)
+                          const struct av_schema *nt, const struct sch_schema *old, char *err,
+                          size_t errlen)
 {
     bool legacy_new = n->type == SCH_JSON && sch_is_legacy_json(n);
     bool legacy_old = old->type == SCH_JSON && sch_is_legacy_json(old);
@@ -323,15 +325,22 @@ static int sch_check_avro(enum sch_direction dir, const struct sch_schema *n,
         return -MG_EINCOMPATSCHEMA;
     }
     char why[300] = "";
+    struct av_schema *own = NULL, *ot = NULL;
+    if ((!nt && sch_avro_parse((const char *)n->data, n->len, &own, why, sizeof why) < 0) ||
+        sch_avro_parse((const char *)old->data, old->len, &ot, why, sizeof why) < 0) {
+        sch_avro_free(own);
+        mg_set_err(err, errlen, "Invalid schema definition: %s", why);
+        return -MG_EINVAL;
+    }
+    if (!nt)
+        nt = own;
     const char *what = NULL;
-    if ((dir & SCH_DIR_BACKWARD) &&
-        sch_avro_can_read((const char *)n->data, n->len, (const char *)old->data, old->len, why,
-                          sizeof why) != 1)
+    if ((dir & SCH_DIR_BACKWARD) && !sch_avro_resolve(nt, ot, why, sizeof why))
         what = "the new schema cannot read data written with an existing one";
-    else if ((dir & SCH_DIR_FORWARD) &&
-             sch_avro_can_read((const char *)old->data, old->len, (const char *)n->data, n->len,
-                               why, sizeof why) != 1)
+    else if ((dir & SCH_DIR_FORWARD) && !sch_avro_resolve(ot, nt, why, sizeof why))
         what = "an existing schema cannot read data written with the new one";
+    sch_avro_free(own);
+    sch_avro_free(ot);
     if (!what)
         return 0;
     mg_set_err(err, errlen, "Incompatible schema: %s: %s", what, why);
@@ -348,7 +357,8 @@ static const char *sch_pb_root(const struct sch_schema *s, char *buf, size_t len
 }
 
 static int sch_check_one(enum sch_strategy strategy, const struct sch_schema *n,
-                         const struct sch_schema *old, char *err, size_t errlen);
+                         const struct av_schema *nt, const struct sch_schema *old, char *err,
+                         size_t errlen);
 
 static int sch_check_kv(enum sch_strategy strategy, const struct sch_schema *n,
                         const struct sch_schema *old, char *err, size_t errlen)
@@ -366,9 +376,9 @@ static int sch_check_kv(enum sch_strategy strategy, const struct sch_schema *n,
         rc = -MG_EINCOMPATSCHEMA;
     }
     if (rc == 0)
-        rc = sch_check_one(strategy, &nk, &ok, err, errlen);
+        rc = sch_check_one(strategy, &nk, NULL, &ok, err, errlen);
     if (rc == 0)
-        rc = sch_check_one(strategy, &nv, &ov, err, errlen);
+        rc = sch_check_one(strategy, &nv, NULL, &ov, err, errlen);
     sch_schema_fini(&nk);
     sch_schema_fini(&nv);
     sch_schema_fini(&ok);
@@ -376,14 +386,15 @@ static int sch_check_kv(enum sch_strategy strategy, const struct sch_schema *n,
     return rc;
 }
 
-/* The type's checker, one existing version (same type). */
+/* The type's checker, one existing version (same type); nt: n parsed as Avro, or NULL. */
 static int sch_check_one(enum sch_strategy strategy, const struct sch_schema *n,
-                         const struct sch_schema *old, char *err, size_t errlen)
+                         const struct av_schema *nt, const struct sch_schema *old, char *err,
+                         size_t errlen)
 {
     switch (n->type) {
     case SCH_AVRO:
     case SCH_JSON:
-        return sch_check_avro(sch_strategy_direction(strategy), n, old, err, errlen);
+        return sch_check_avro(sch_strategy_direction(strategy), n, nt, old, err, errlen);
     case SCH_PROTOBUF_NATIVE: {
         char a[256], b[256];
         if (strcmp(sch_pb_root(n, a, sizeof a), sch_pb_root(old, b, sizeof b)) == 0)
@@ -418,15 +429,22 @@ int sch_check(enum sch_strategy strategy, const struct sch_schema *n,
     }
     bool transitive = strategy == SCH_BACKWARD_TRANSITIVE || strategy == SCH_FORWARD_TRANSITIVE ||
                       strategy == SCH_FULL_TRANSITIVE;
+    /* the new schema parsed once for every version it is checked against */
+    struct av_schema *nt = NULL;
+    if (sch_is_avro_style(n->type) && !(n->type == SCH_JSON && sch_is_legacy_json(n)) &&
+        sch_avro_parse((const char *)n->data, n->len, &nt, NULL, 0) < 0) {
+        mg_set_err(err, errlen, "Invalid schema definition data for %s schema",
+                   sch_type_name(n->type));
+        return -MG_EINVAL;
+    }
+    int rc = 0;
     /* newest first, as Avro's validateAll walks them */
-    for (size_t i = count; i-- > 0;) {
-        if (existing[i].type == n->type) {
-            int rc = sch_check_one(strategy, n, &existing[i], err, errlen);
-            if (rc < 0)
-                return rc;
-        }
+    for (size_t i = count; rc == 0 && i-- > 0;) {
+        if (existing[i].type == n->type)
+            rc = sch_check_one(strategy, n, nt, &existing[i], err, errlen);
         if (!transitive)
             break;
     }
-    return 0;
+    sch_avro_free(nt);
+    return rc;
 }

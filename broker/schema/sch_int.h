@@ -10,6 +10,7 @@
 #define MG_SCH_INT_H
 
 #include "schema/schema.h"
+#include "util/map.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -56,7 +57,8 @@ struct av_node {
     struct av_node *items;     /* borrowed: array items, map values */
     struct av_node **branches; /* owned array of borrowed nodes: union */
     size_t n_branches;
-    int64_t size; /* fixed */
+    int64_t size;   /* fixed */
+    uint32_t index; /* its place in the schema's arena */
 };
 
 /* A parsed schema: every node in one arena, freed together. */
@@ -64,6 +66,7 @@ struct av_schema {
     struct av_node *root;
     struct av_node **nodes; /* owned */
     size_t n_nodes, cap_nodes;
+    struct mg_map named; /* full name -> its named node (borrowed) */
 };
 
 /* Parse Avro JSON text: 0 and *out (sch_avro_free), or -MG_EINVAL with the reason. */
