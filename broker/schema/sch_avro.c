@@ -105,7 +105,7 @@ static bool av_valid_name(const char *n)
 static bool av_valid_fullname(const char *n)
 {
     char buf[512];
-    if (!n || strlen(n) >= sizeof buf)
+    if (!n || !*n || strlen(n) >= sizeof buf)
         return false;
     strcpy(buf, n);
     for (char *save = NULL, *part = strtok_r(buf, ".", &save); part;

@@ -144,6 +144,8 @@ static const struct {
     {"duplicate field", "{\"type\":\"record\",\"name\":\"R\",\"fields\":[" F("a", "\"int\"") "," F(
                             "a", "\"int\"") "]}"},
     {"bad name", "{\"type\":\"record\",\"name\":\"1R\",\"fields\":[]}"},
+    {"empty name", "{\"type\":\"record\",\"name\":\"\",\"fields\":[]}"},
+    {"empty namespace part", "{\"type\":\"enum\",\"name\":\"a..E\",\"symbols\":[]}"},
     {"enum duplicate symbol", "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"A\"]}"},
     {"fixed without size", "{\"type\":\"fixed\",\"name\":\"F\"}"},
     {"union in union", "[\"null\",[\"int\"]]"},
