@@ -522,6 +522,29 @@ START_TEST(test_registry_test_only)
 }
 END_TEST
 
+/* Puts racing on one id (a partitioned topic's producers registering at once): the loser of
+ * the create reads again and finds the winner's equal version, or stores after it. */
+START_TEST(test_registry_racing_puts)
+{
+    struct result r[4] = {{0}};
+    const char *defs[4] = {v1, v1, v1, v2_added_default};
+    for (int i = 0; i < 4; i++) {
+        struct sch_schema s;
+        sch_schema_init(&s, SCH_AVRO, defs[i], strlen(defs[i]));
+        ck_assert_int_eq(sch_put(reg, "t/ns/race", &s, SCH_FULL, SCH_PUT_REGISTER, on_done, &r[i]),
+                         0);
+        sch_schema_fini(&s);
+    }
+    for (int i = 0; i < 4; i++) {
+        tl_wait(loop, &r[i].done);
+        ck_assert_int_eq(r[i].status, 0);
+        ck_assert_int_eq(r[i].version, i < 3 ? 0 : 1);
+    }
+    struct result l = list("t/ns/race");
+    ck_assert_int_eq(l.n, 2);
+}
+END_TEST
+
 START_TEST(test_registry_free_cancels)
 {
     struct result r = {0};
@@ -864,7 +887,7 @@ int main(void)
     tcase_add_loop_test(tc, test_strategies, 0, 2);               /* AVRO, JSON */
     tc = tl_tcase(s, "registry", 0, reg_setup, reg_teardown);
     tl_add(tc, test_registry_versions, test_registry_delete, test_registry_test_only,
-           test_registry_free_cancels);
+           test_registry_racing_puts, test_registry_free_cancels);
     tc = tl_tcase(s, "svc", 60, svc_setup, svc_teardown);
     tcase_add_loop_test(tc, test_svc_strategy_families, 0,
                         (int)(sizeof families / sizeof *families));
