@@ -628,6 +628,7 @@ const struct admin_route admin_routes[] = {
     {GET,  SCH "/schema/{version}",           admin_h_schema_get_version,         R_TOPIC},
     {GET,  SCH "/schemas",                    admin_h_schemas_all,                R_TOPIC},
     {POST, SCH "/compatibility",              admin_h_schema_compatibility,       R_TOPIC | R_JSON},
+    {POST, SCH "/version",                    admin_h_schema_version,             R_TOPIC | R_JSON},
     /* clang-format on */
 };
 #undef GH

@@ -328,6 +328,7 @@ void admin_h_schemas_all(struct admin_req *r);
 void admin_h_schema_post(struct admin_req *r);
 void admin_h_schema_delete(struct admin_req *r);
 void admin_h_schema_compatibility(struct admin_req *r);
+void admin_h_schema_version(struct admin_req *r);
 void admin_h_ns_schema_strategy_get(struct admin_req *r);
 void admin_h_ns_schema_strategy_set(struct admin_req *r);
 void admin_h_ns_auto_update_get(struct admin_req *r);

@@ -9,6 +9,8 @@
  *   GET    /admin/v2/schemas/{t}/{ns}/{topic}/schemas           {"getSchemaResponses":[...]}
  *   POST   /admin/v2/schemas/{t}/{ns}/{topic}/compatibility     202 {"compatibility":b,
  *                                                               "schemaCompatibilityStrategy":s}
+ *   POST   /admin/v2/schemas/{t}/{ns}/{topic}/version           202 {"version":N}, -1 when no
+ *                                                               live version equals it
  *   GET/PUT/POST /admin/v2/namespaces/{t}/{ns}/schemaCompatibilityStrategy   "FULL"
  *   GET/POST     /admin/v2/namespaces/{t}/{ns}/isAllowAutoUpdateSchema       true
  *
@@ -40,6 +42,7 @@ struct admin_sch_op {
     struct admin_call *call;
     int64_t version; /* GET .../schema/{version}: the one asked; -1 latest; -2 every one */
     enum sch_strategy strategy;
+    struct sch_schema *candidate; /* owned: POST .../version's payload */
 };
 
 static json_t *admin_sch_json(const struct sch_schema *s, int64_t version)
@@ -270,6 +273,40 @@ static void admin_sch_put_or_test(struct admin_req *r, bool test)
         admin_reply_error(r->call, 500, mg_strerror(rc));
         mg_free(op);
     }
+}
+
+/* POST .../version: the version of the live schema equal to the payload's, or -1. */
+static void admin_sch_found(void *data, int status, int64_t version, const struct sch_list *l,
+                            const char *err)
+{
+    struct admin_sch_op *op = data;
+    (void)version;
+    if (!admin_call_gone(op->call)) {
+        if (status == 0 || status == -MG_ENOTFOUND) {
+            int64_t found = -1;
+            for (size_t i = 0; status == 0 && i < l->n; i++)
+                if (sch_same(&l->schemas[i], op->candidate))
+                    found = l->versions[i];
+            admin_reply_json(op->call, 202, json_pack("{s:I}", "version", (json_int_t)found));
+        } else {
+            admin_sch_reply_error(op->call, status, err);
+        }
+    }
+    sch_schema_fini(op->candidate);
+    mg_free(op->candidate);
+    mg_free(op);
+}
+
+void admin_h_schema_version(struct admin_req *r)
+{
+    struct sch_schema *s = mg_calloc(1, sizeof *s);
+    if (admin_sch_payload(r, s) < 0) {
+        mg_free(s);
+        return;
+    }
+    struct admin_sch_op *op = admin_sch_op_new(r);
+    op->candidate = s;
+    admin_sch_run(r, op, sch_list, admin_sch_found);
 }
 
 void admin_h_schema_post(struct admin_req *r)

@@ -731,6 +731,12 @@ START_TEST(test_svc_admin)
     ck_assert_str_eq(hr.body, "{\"compatibility\":false,\"schemaCompatibilityStrategy\":\"FULL\"}");
     snprintf(path, sizeof path, "%s/schema", P);
     ck_assert_int_eq(post_schema(path, "AVRO", S_DROP_A), 409);
+    snprintf(path, sizeof path, "%s/version", P);
+    ck_assert_int_eq(post_schema(path, "AVRO", S_ADD_DEFAULT), 202);
+    ck_assert_str_eq(hr.body, "{\"version\":1}");
+    ck_assert_int_eq(post_schema(path, "AVRO", S_DROP_A), 202);
+    ck_assert_str_eq(hr.body, "{\"version\":-1}");
+    snprintf(path, sizeof path, "%s/schema", P);
 
     /* bad input: stores nothing */
     ck_assert_int_eq(http(EVHTTP_REQ_POST, path, "{\"type\":\"AVRO\",\"schema\":\"{not json\"}"),
