@@ -516,6 +516,7 @@ void admin_h_bad_method(struct admin_req *r)
 #define PT "/admin/v2/persistent/{tenant}/{namespace}"
 #define T PT "/{topic}"
 #define SUB T "/subscription/{subscription}"
+#define SCH "/admin/v2/schemas/{tenant}/{namespace}/{topic}"
 const struct admin_route admin_routes[] = {
     /* clang-format off */
     /* probes, metrics, HTTP lookup (docs/admin.md §2, §8, §9) */
@@ -580,6 +581,10 @@ const struct admin_route admin_routes[] = {
     {GET,  NS "/permissions",                 admin_h_ns_permissions,             R_NS},
     {POST, NS "/permissions/*",               admin_h_ns_permission_set,          R_NS | R_JSON},
     {DEL,  NS "/permissions/*",               admin_h_ns_permission_set,          R_NS},
+    {GET,  NS "/schemaCompatibilityStrategy", admin_h_ns_schema_strategy_get,     R_NS},
+    {PP,   NS "/schemaCompatibilityStrategy", admin_h_ns_schema_strategy_set,     R_NS | R_JSON},
+    {GET,  NS "/isAllowAutoUpdateSchema",     admin_h_ns_auto_update_get,         R_NS},
+    {POST, NS "/isAllowAutoUpdateSchema",     admin_h_ns_auto_update_set,         R_NS | R_JSON},
     {ANY,  NS "/**",                          admin_h_not_found,                  R_NS},
     /* persistent topics (§5-§7): T is a topic; the operations of a partitioned topic run on
      * its partitions, each served by its owner (admin_topics.c, admin_fanout.c) */
@@ -616,6 +621,14 @@ const struct admin_route admin_routes[] = {
     {DEL,  T "/permissions/*",                admin_h_topic_permission_set,       R_TOPIC},
     {ANY,  T "/**",                           admin_h_not_found,                  R_GATED},
     {ANY,  "/admin/v2/non-persistent/**",     admin_h_non_persistent,             0},
+    /* the schema registry (admin_schemas.c): any broker answers, the store is shared */
+    {GET,  SCH "/schema",                     admin_h_schema_get,                 R_TOPIC},
+    {POST, SCH "/schema",                     admin_h_schema_post,                R_TOPIC | R_JSON},
+    {DEL,  SCH "/schema",                     admin_h_schema_delete,              R_TOPIC},
+    {GET,  SCH "/schema/{version}",           admin_h_schema_get_version,         R_TOPIC},
+    {GET,  SCH "/schemas",                    admin_h_schemas_all,                R_TOPIC},
+    {POST, SCH "/compatibility",              admin_h_schema_compatibility,       R_TOPIC | R_JSON},
+    {POST, SCH "/version",                    admin_h_schema_version,             R_TOPIC | R_JSON},
     /* clang-format on */
 };
 #undef GH
@@ -635,6 +648,7 @@ const struct admin_route admin_routes[] = {
 #undef PT
 #undef T
 #undef SUB
+#undef SCH
 const size_t admin_routes_count = sizeof admin_routes / sizeof *admin_routes;
 
 /* A path segment that decoded to a NUL byte is refused before routing, with the error
@@ -681,6 +695,7 @@ static const struct {
     {"numMessages", offsetof(struct admin_path, arg)},
     {"timestamp", offsetof(struct admin_path, arg)},
     {"expireTimeInSeconds", offsetof(struct admin_path, arg)},
+    {"version", offsetof(struct admin_path, arg)},
 };
 
 /* Where capture {name} (n bytes, without the braces) goes, or -1 for an unknown name. */

@@ -16,6 +16,7 @@ struct cfg;
 struct event_base;
 struct mg_loop;
 struct ns;
+struct sch_registry;
 struct tls_server;
 struct topic_registry;
 
@@ -38,6 +39,7 @@ struct admin_env {
     void *data; /* of the two counters and policies_changed */
     /* authentication (auth.h); NULL = off */
     const struct auth *auth;
+    struct sch_registry *schemas; /* the schema registry (schema.h); NULL = none kept */
 };
 
 /* Bind addr:port (0 = any free port) and serve. NULL with a logged reason on failure.

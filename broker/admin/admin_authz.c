@@ -71,7 +71,9 @@ static enum admin_az admin_az_class(const struct admin_req *r)
             return AZ_TOPIC_CONSUME;
         return get ? AZ_TOPIC_LOOKUP : AZ_TOPIC_ADMIN;
     }
-    return AZ_OPEN; /* non-persistent: refused by its handler anyway */
+    if (admin_az_prefix(pat, "/admin/v2/schemas/"))
+        return AZ_TENANT; /* Pulsar's validateAdminAccessForTenant */
+    return AZ_OPEN;       /* non-persistent: refused by its handler anyway */
 }
 
 bool admin_is_tenant_admin(const struct admin_env *s, const char *tenant, const char *role)

@@ -12,6 +12,7 @@
  *   admin_fanout.c   one call answered from sub-requests to the admin API (partitions,
  *                    bundles), each served by its owner
  *   admin_authz.c    authorization of routed calls, the permission paths
+ *   admin_schemas.c  the schema registry's resources, the namespace's schema policies
  *
  * Everything runs on the loop thread of the service. Every request routed to a handler becomes a
  * struct admin_call, which lives until its one reply: every reply helper below completes the
@@ -53,6 +54,7 @@ enum admin_refusal {
 };
 
 struct event;
+struct ns_policies;
 struct topic;
 struct mg_listener;
 struct bufferevent;
@@ -105,7 +107,7 @@ struct admin_path {
     const char *cluster;
     const char *bundle;
     const char *domain; /* {domain}: persistent, non-persistent... */
-    const char *arg;    /* {numMessages}, {timestamp} */
+    const char *arg;    /* {numMessages}, {timestamp}, {version} */
 };
 
 struct admin_req;
@@ -312,6 +314,25 @@ void admin_h_bundle_unload(struct admin_req *r);
 void admin_topic_loaded(void *arg, struct topic *t);
 /* Apply the retention policy of tenant_ns to its loaded topics. */
 void admin_apply_retention(struct admin *a, const char *tenant_ns);
+
+/* admin_res.c: the request's namespace policies (false once answered 404), and storing them
+ * (applied to the loaded topics, then 204) */
+bool admin_res_policies(struct admin_req *r, struct ns_policies *p);
+void admin_res_policies_store(struct admin_req *r, const struct ns_policies *p);
+
+/* admin_schemas.c: /admin/v2/schemas/..., the namespace's schemaCompatibilityStrategy and
+ * isAllowAutoUpdateSchema */
+void admin_h_schema_get(struct admin_req *r);
+void admin_h_schema_get_version(struct admin_req *r);
+void admin_h_schemas_all(struct admin_req *r);
+void admin_h_schema_post(struct admin_req *r);
+void admin_h_schema_delete(struct admin_req *r);
+void admin_h_schema_compatibility(struct admin_req *r);
+void admin_h_schema_version(struct admin_req *r);
+void admin_h_ns_schema_strategy_get(struct admin_req *r);
+void admin_h_ns_schema_strategy_set(struct admin_req *r);
+void admin_h_ns_auto_update_get(struct admin_req *r);
+void admin_h_ns_auto_update_set(struct admin_req *r);
 
 /* admin_topics.c: topics, partitions, subscriptions, lookup */
 void admin_h_topics(struct admin_req *r);

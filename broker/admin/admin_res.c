@@ -322,7 +322,8 @@ static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns
     json_object_set_new(p, "subscription_auth_mode", json_string("None"));
     json_object_set_new(p, "offload_threshold", json_integer(-1));
     json_object_set_new(p, "schema_compatibility_strategy", json_string("UNDEFINED"));
-    json_object_set_new(p, "is_allow_auto_update_schema", json_true());
+    json_object_set_new(p, "is_allow_auto_update_schema",
+                        json_boolean(s->cfg->allow_auto_update_schema));
     json_object_set_new(p, "schema_validation_enforced", json_false());
     json_object_set_new(p, "subscription_types_enabled", json_array());
     json_object_set_new(p, "properties", json_object());
@@ -335,6 +336,12 @@ static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns
                                           "retentionSizeInMB", (json_int_t)pol.retention_size_mb));
         if (pol.has_ttl)
             json_object_set_new(p, "message_ttl_in_seconds", json_integer(pol.ttl_secs));
+        if (pol.schema_strategy[0])
+            json_object_set_new(p, "schema_compatibility_strategy",
+                                json_string(pol.schema_strategy));
+        if (pol.has_auto_update_schema)
+            json_object_set_new(p, "is_allow_auto_update_schema",
+                                json_boolean(pol.auto_update_schema));
         json_t *qm = json_object_get(p, "backlog_quota_map");
         for (int i = 0; i < NS_QUOTA_TYPES; i++)
             if (pol.quota[i].set)
@@ -518,7 +525,7 @@ void admin_h_retention_remove(struct admin_req *r)
 /* ---- message TTL and backlog quotas (Policies.message_ttl_in_seconds, backlog_quota_map) */
 
 /* Store p for the request's namespace, apply it to the loaded topics, then 204. */
-static void admin_res_policies_store(struct admin_req *r, const struct ns_policies *p)
+void admin_res_policies_store(struct admin_req *r, const struct ns_policies *p)
 {
     struct retention_op *op = mg_calloc(1, sizeof *op);
     op->a = r->a;
@@ -535,7 +542,7 @@ static void admin_res_policies_store(struct admin_req *r, const struct ns_polici
 }
 
 /* The request's namespace policies, or false once answered 404. */
-static bool admin_res_policies(struct admin_req *r, struct ns_policies *p)
+bool admin_res_policies(struct admin_req *r, struct ns_policies *p)
 {
     if (ns_namespace_policies_get(r->a->env->ns, r->tenant_ns, p) == 0)
         return true;

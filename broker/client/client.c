@@ -63,6 +63,35 @@ static struct timeval client_tv_ms(unsigned ms)
     return tv;
 }
 
+/* A copy of schema (NULL: none, type -1) into out. */
+static void client_schema_copy(struct client_schema *out, const struct client_schema *schema)
+{
+    *out = (struct client_schema){.type = -1};
+    if (!schema)
+        return;
+    out->type = schema->type;
+    out->len = schema->len;
+    if (schema->len) {
+        void *d = mg_malloc(schema->len);
+        memcpy(d, schema->data, schema->len);
+        out->data = d;
+    }
+}
+
+/* The wire Schema of s, or NULL when there is none (w is the storage). */
+static Pulsar__Proto__Schema *client_schema_wire(const struct client_schema *s,
+                                                 Pulsar__Proto__Schema *w)
+{
+    if (s->type < 0)
+        return NULL;
+    pulsar__proto__schema__init(w);
+    w->name = (char *)"";
+    w->type = (Pulsar__Proto__Schema__Type)s->type;
+    w->schema_data.data = (uint8_t *)s->data;
+    w->schema_data.len = s->len;
+    return w;
+}
+
 /* The MG error for a Pulsar ServerError. */
 static int client_server_error_to_mg(int se)
 {
@@ -95,6 +124,8 @@ static int client_server_error_to_mg(int se)
         return -MG_EASSIGN;
     case PULSAR__PROTO__SERVER_ERROR__ProducerFenced:
         return -MG_EPRODUCERFENCED;
+    case PULSAR__PROTO__SERVER_ERROR__IncompatibleSchema:
+        return -MG_EINCOMPATSCHEMA;
     default:
         return -MG_EIO;
     }
@@ -1307,6 +1338,11 @@ static void client_producer_close_batch(struct client_producer *p)
     md.producer_name = p->name ? p->name : (char *)"";
     md.sequence_id = op->first_seq;
     md.publish_time = p->batch_publish_ms;
+    if (p->schema_version_len) {
+        md.has_schema_version = 1;
+        md.schema_version.data = p->schema_version;
+        md.schema_version.len = p->schema_version_len;
+    }
     Pulsar__Proto__CommandSend send = PULSAR__PROTO__COMMAND_SEND__INIT;
     send.producer_id = p->ep.id;
     send.sequence_id = op->first_seq;
@@ -1370,6 +1406,12 @@ static void client_producer_on_create_resp(void *owner, struct client_conn *conn
         mg_free(p->name);
         p->name = mg_strdup(ps->producer_name);
     }
+    p->schema_version_len = 0;
+    if (ps->has_schema_version && ps->schema_version.len &&
+        ps->schema_version.len <= sizeof p->schema_version) {
+        memcpy(p->schema_version, ps->schema_version.data, ps->schema_version.len);
+        p->schema_version_len = ps->schema_version.len;
+    }
     if (!p->seq_known) {
         p->seq_known = true;
         if (ps->has_last_sequence_id && ps->last_sequence_id >= 0 && p->pending == 0)
@@ -1400,6 +1442,8 @@ static void client_producer_send_create(struct client_producer *p, uint64_t requ
     pc.epoch = p->epoch++;
     pc.has_user_provided_producer_name = 1;
     pc.user_provided_producer_name = p->user_name;
+    Pulsar__Proto__Schema schema;
+    pc.schema = client_schema_wire(&p->schema, &schema);
     client_conn_send(p->ep.conn, PULSAR__PROTO__BASE_COMMAND__TYPE__PRODUCER, &pc);
 }
 
@@ -1464,6 +1508,7 @@ int client_producer_new(struct client *c, const struct client_producer_opts *opt
     p->batch_max_bytes = opts->batch_max_bytes ? opts->batch_max_bytes : 128 * 1024;
     p->batch_max_delay_us = opts->batch_max_delay_us ? opts->batch_max_delay_us : 1000;
     p->max_pending = opts->max_pending ? opts->max_pending : 1000;
+    client_schema_copy(&p->schema, opts->schema);
     if (!p->batching)
         p->batch_max_messages = 1;
     p->batch_ev = evtimer_new(c->base, client_producer_batch_timer_cb, p);
@@ -1538,6 +1583,13 @@ const char *client_producer_name(const struct client_producer *p)
     return p && p->ep.ever_ready ? p->name : NULL;
 }
 
+int64_t client_producer_schema_version(const struct client_producer *p)
+{
+    if (!p || p->schema_version_len != 8)
+        return -1;
+    return (int64_t)mg_get_be64(p->schema_version);
+}
+
 void client_producer_free(struct client_producer *p)
 {
     if (!p)
@@ -1549,6 +1601,7 @@ void client_producer_free(struct client_producer *p)
     client_buf_fini(&p->batch);
     mg_free(p->bmsgs);
     mg_free(p->name);
+    mg_free((void *)p->schema.data);
     mg_free(p);
 }
 
@@ -1603,6 +1656,8 @@ static void client_consumer_send_subscribe(struct client_consumer *c, uint64_t r
     s.initialposition = c->initial_position == CLIENT_POS_EARLIEST
                             ? PULSAR__PROTO__COMMAND_SUBSCRIBE__INITIAL_POSITION__Earliest
                             : PULSAR__PROTO__COMMAND_SUBSCRIBE__INITIAL_POSITION__Latest;
+    Pulsar__Proto__Schema schema;
+    s.schema = client_schema_wire(&c->schema, &schema);
     client_conn_send(c->ep.conn, PULSAR__PROTO__BASE_COMMAND__TYPE__SUBSCRIBE, &s);
 }
 
@@ -1663,13 +1718,16 @@ static void client_consumer_on_message(struct client_consumer *c, const wire_cmd
         pulsar__proto__message_metadata__free_unpacked(md, NULL);
         return;
     }
-    struct client_message m = {.publish_time = md->publish_time,
-                               .event_time = md->has_event_time ? md->event_time : 0,
-                               .sequence_id = md->sequence_id,
-                               .producer_name = md->producer_name,
-                               .key = md->partition_key,
-                               .redelivery_count =
-                                   cm->has_redelivery_count ? cm->redelivery_count : 0};
+    struct client_message m = {
+        .publish_time = md->publish_time,
+        .event_time = md->has_event_time ? md->event_time : 0,
+        .sequence_id = md->sequence_id,
+        .producer_name = md->producer_name,
+        .key = md->partition_key,
+        .redelivery_count = cm->has_redelivery_count ? cm->redelivery_count : 0,
+        .schema_version = md->has_schema_version && md->schema_version.len == 8
+                              ? (int64_t)mg_get_be64(md->schema_version.data)
+                              : -1};
     if (!md->has_num_messages_in_batch) {
         m.id = id;
         m.payload = p + off;
@@ -1740,6 +1798,7 @@ int client_consumer_new(struct client *c, const struct client_consumer_opts *opt
     cs->consumer_name = opts->consumer_name ? mg_strdup(opts->consumer_name) : NULL;
     cs->sub_type = opts->sub_type;
     cs->initial_position = opts->initial_position;
+    client_schema_copy(&cs->schema, opts->schema);
     cs->queue_size = opts->receiver_queue_size ? opts->receiver_queue_size : 1000;
     mg_map_init(&cs->batches);
     cs->ack_ev = evtimer_new(c->base, client_consumer_ack_timer_cb, cs);
@@ -1876,6 +1935,7 @@ void client_consumer_free(struct client_consumer *c)
     mg_free(c->acks);
     mg_free(c->subscription);
     mg_free(c->consumer_name);
+    mg_free((void *)c->schema.data);
     mg_free(c);
 }
 

@@ -85,6 +85,16 @@ struct client_message {
     const char *producer_name;
     const char *key; /* partition key or NULL */
     uint32_t redelivery_count;
+    int64_t schema_version; /* the producer's schema version from the metadata, -1 = none */
+};
+
+/* A schema a producer registers or a consumer is checked with (Pulsar's Schema: type is
+ * PulsarApi.proto's Schema.Type, e.g. 4 Avro; data its definition). Borrowed by the options,
+ * copied by the client. */
+struct client_schema {
+    int type;
+    const void *data;
+    size_t len;
 };
 
 struct client_producer_opts {
@@ -95,6 +105,7 @@ struct client_producer_opts {
     size_t batch_max_bytes;      /* 0 = 128 KiB */
     unsigned batch_max_delay_us; /* 0 = 1000 (1 ms) */
     unsigned max_pending;        /* messages sent or batched but not yet acknowledged; 0 = 1000 */
+    const struct client_schema *schema; /* NULL: none (bytes) */
 };
 
 struct client_consumer_opts {
@@ -103,7 +114,8 @@ struct client_consumer_opts {
     const char *consumer_name; /* NULL: none */
     enum client_sub_type sub_type;
     enum client_initial_position initial_position;
-    unsigned receiver_queue_size; /* FLOW permits; 0 = 1000. Refilled at half. */
+    unsigned receiver_queue_size;       /* FLOW permits; 0 = 1000. Refilled at half. */
+    const struct client_schema *schema; /* NULL: none */
 };
 
 /* Fires once when the producer or consumer is first created (status 0) or could not be
@@ -157,6 +169,9 @@ void client_producer_flush(struct client_producer *p);
 unsigned client_producer_pending(const struct client_producer *p);
 /* The name the broker gave (NULL before the producer is ready). Borrowed. */
 const char *client_producer_name(const struct client_producer *p);
+/* The version of the producer's schema the broker answered (PRODUCER_SUCCESS), -1 = none; its
+ * messages carry it in their metadata. */
+int64_t client_producer_schema_version(const struct client_producer *p);
 /* Close the producer (CLOSE_PRODUCER, no wait) and free it; pending sends complete with
  * -MG_ECANCELED during this call. Accepts NULL. Not from inside a client callback. */
 void client_producer_free(struct client_producer *p);

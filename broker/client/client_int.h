@@ -192,7 +192,10 @@ struct client_producer {
     uint64_t batch_publish_ms;
     struct event *batch_ev; /* owned: max publish delay */
     client_producer_ready_cb ready_cb;
-    void *data; /* borrowed */
+    void *data;                  /* borrowed */
+    struct client_schema schema; /* data owned; type -1: none */
+    uint8_t schema_version[8];   /* PRODUCER_SUCCESS's, schema_version_len bytes */
+    size_t schema_version_len;
 };
 
 /* Per received batch entry: which indexes the application acked. */
@@ -217,7 +220,8 @@ struct client_consumer {
     struct event *ack_ev; /* owned: ack grouping timer */
     client_message_cb msg_cb;
     client_consumer_ready_cb ready_cb;
-    void *data; /* borrowed */
+    void *data;                  /* borrowed */
+    struct client_schema schema; /* data owned; type -1: none */
 };
 
 #endif

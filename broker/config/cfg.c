@@ -63,6 +63,9 @@ static const char *const cfg_log_levels[] = {"debug", "info", "warn", "error", N
 static const char *const cfg_topic_types[] = {"non-partitioned", "partitioned", NULL};
 static const char *const cfg_keystore_types[] = {"JKS", "PKCS12", "PEM", NULL};
 static const char *const cfg_ml_stores[] = {"bookkeeper", "memory", NULL};
+static const char *const cfg_schema_strategies[] = {
+    "ALWAYS_INCOMPATIBLE", "ALWAYS_COMPATIBLE",  "BACKWARD",        "FORWARD", "FULL",
+    "BACKWARD_TRANSITIVE", "FORWARD_TRANSITIVE", "FULL_TRANSITIVE", NULL};
 static const char *const cfg_quota_policies[] = {"producer_request_hold", "producer_exception",
                                                  "consumer_backlog_eviction", NULL};
 
@@ -186,6 +189,9 @@ static const struct cfg_key cfg_keys[] = {
     CFG_ENUM("backlogQuotaDefaultRetentionPolicy", backlog_quota_policy, "producer_request_hold",
              cfg_quota_policies),
     CFG_INT("backlogQuotaCheckIntervalInSeconds", backlog_quota_check_secs, "60", 0, 86400),
+    CFG_ENUM("schemaCompatibilityStrategy", schema_compatibility_strategy, "FULL",
+             cfg_schema_strategies),
+    CFG_BOOL("isAllowAutoUpdateSchemaEnabled", allow_auto_update_schema, "true"),
     CFG_INT("standaloneBookies", standalone_bookies, "1", 0, 16),
     CFG_INT("statsUpdateFrequencyInSecs", stats_update_frequency_secs, "60", 1, 3600),
     CFG_BOOL("exposeTopicLevelMetricsInPrometheus", expose_topic_level_metrics, "true"),

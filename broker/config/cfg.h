@@ -84,6 +84,8 @@ struct cfg {
     int64_t backlog_quota_limit_bytes;     /* backlogQuotaDefaultLimitBytes (-1 = none) */
     int backlog_quota_limit_secs;          /* backlogQuotaDefaultLimitSecond (-1 = none) */
     char *backlog_quota_policy;            /* backlogQuotaDefaultRetentionPolicy */
+    char *schema_compatibility_strategy;   /* schemaCompatibilityStrategy (FULL) */
+    bool allow_auto_update_schema;         /* isAllowAutoUpdateSchemaEnabled (true) */
     int backlog_quota_check_secs;          /* backlogQuotaCheckIntervalInSeconds (60) */
     int standalone_bookies;                /* standaloneBookies (1): bookies run inside
                                               `magnetar standalone` */

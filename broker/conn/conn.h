@@ -25,6 +25,7 @@ struct cfg;
 struct conn;
 struct mg_loop;
 struct ns;
+struct sch_registry;
 struct sockaddr;
 struct topic_registry;
 
@@ -36,6 +37,9 @@ struct conn_env {
     struct topic_registry *topics; /* where producers and consumers attach */
     struct ns *ns;                 /* lookups, ownership, partitioned metadata, listings */
     const struct auth *auth;       /* authentication (auth.h); NULL = off */
+    /* the schema registry (schema.h): PRODUCER and SUBSCRIBE schemas, GET_SCHEMA; NULL = no
+     * schemas kept (GET_SCHEMA finds none, a producer's schema gets no version) */
+    struct sch_registry *schemas;
     bool tls; /* the connections came over TLS: lookups answer with the TLS URLs */
     /* The connection closed (conn_close, once): the creator's reference ends when this
      * returns, so it must forget c. May be NULL. */

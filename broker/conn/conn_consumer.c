@@ -5,9 +5,9 @@
  *
  * Happy path: SUBSCRIBE parses the topic and its options (type, durable, initial position,
  * start message id, priority, Key_Shared ranges), goes through the setup producers and
- * consumers share (conn_endpoint.c: this broker owns the topic's bundle, the topic loaded)
- * and subscribes (SUCCESS). MESSAGE frames share the stored entry's
- * bytes by reference; dispatch pauses while the connection's output is above
+ * consumers share (conn_endpoint.c: this broker owns the topic's bundle, the topic loaded,
+ * its schema checked: conn_schema.c) and subscribes (SUCCESS). MESSAGE frames share the stored
+ * entry's bytes by reference; dispatch pauses while the connection's output is above
  * connectionMaxOutboundBytes and resumes when it drains (conn.c).
  *
  * Failure modes: an unowned or lost bundle answers ServiceNotReady, a busy exclusive
@@ -160,6 +160,7 @@ static const struct conn_endpoint_ops conn_consumer_endpoint_ops = {
     .kind = "consumer",
     .present = "Consumer is already present on the connection",
     .topic_missing = "Topic does not exist",
+    .consumer = true,
     .again = conn_consumer_again,
     .label = conn_consumer_label,
     .add = conn_consumer_add,
@@ -193,6 +194,7 @@ void conn_handle_subscribe(struct conn *c, const Pulsar__Proto__CommandSubscribe
     cc->e.create = cc->e.create && (!m->has_force_topic_creation || m->force_topic_creation);
     cc->partition = tn.partition;
     cc->sub = mg_strdup(m->subscription);
+    cc->e.schema = conn_schema_from_wire(m->schema);
     struct topic_sub_options *o = &cc->opts;
     o->type = (enum topic_sub_type)m->subtype;
     o->durable = m->has_durable ? m->durable : true;

@@ -4,14 +4,17 @@
  *
  * Happy path: conn_endpoint_start asks the namespace module whether this broker serves the
  * topic's bundle (ns_lookup, authoritative: an unowned bundle is taken here), then loads
- * the topic (topic_get), checks the bundle is still ours, and hands the loaded topic to the
- * endpoint's own step (ops->add: topic_producer_add or topic_subscribe, which answers the
- * client). Each asynchronous step holds the endpoint (holds); a step that finds the
- * connection closed, or the endpoint closed by the client meanwhile, only lets go of it.
+ * the topic (topic_get), checks the bundle is still ours, runs the schema registry's step
+ * (conn_schema.c: the command's schema registered or checked; the topic found again after
+ * it) and hands the loaded topic to the endpoint's own step (ops->add: topic_producer_add or
+ * topic_subscribe, which answers the client). Each asynchronous step holds the endpoint (holds); a
+ * step that finds the connection closed, or the endpoint closed by the client meanwhile, only lets
+ * go of it.
  *
  * Failure modes: a bundle owned elsewhere, or lost while the topic loaded, answers
  * ServiceNotReady with Pulsar's "Please redo the lookup" message (clients look up again); a
- * topic that cannot be loaded or added to answers its error. Every refusal is logged once,
+ * topic that cannot be loaded or added to answers its error; a schema the registry refuses
+ * answers IncompatibleSchema. Every refusal is logged once,
  * here, and the endpoint is detached and released.
  */
 #include "config/cfg.h"
@@ -58,6 +61,7 @@ void conn_endpoint_init(struct conn_endpoint *e, const struct conn_endpoint_ops 
         .map = map,
         .create = c->env->cfg->allow_auto_topic_creation,
         .attached = true,
+        .schema_version = -1,
     };
     conn_ref(c);
     TAILQ_INSERT_TAIL(&c->endpoints, e, link);
@@ -71,6 +75,7 @@ void conn_endpoint_release(struct conn_endpoint *e)
     struct conn *c = e->conn;
     TAILQ_REMOVE(&c->endpoints, e, link);
     mg_free(e->topic);
+    conn_schema_free(e->schema);
     e->ops->free(e);
     conn_unref(c);
 }
@@ -125,9 +130,34 @@ static void conn_endpoint_topic_ready(struct topic *t, int status, void *data)
         conn_endpoint_refuse(e, rc, msg, NULL);
         return;
     }
-    rc = e->ops->add(e, t, msg, sizeof msg);
+    e->holds++;
+    if (conn_schema_step(e, t) == 0)
+        conn_endpoint_schema_done(e, 0, NULL);
+}
+
+void conn_endpoint_schema_done(struct conn_endpoint *e, int status, const char *msg)
+{
+    if (!conn_endpoint_step_done(e))
+        return;
+    if (status < 0) {
+        conn_endpoint_refuse(e, status, msg ? msg : mg_strerror(status), NULL);
+        return;
+    }
+    /* the topic may have gone, or the bundle moved, while the registry answered */
+    char why[400];
+    struct topic *t = topic_find(e->conn->env->topics, e->topic);
+    int rc = conn_check_owned_name(e->conn, e->topic, why, sizeof why);
+    if (rc == 0 && !t) {
+        rc = -MG_ENOTREADY;
+        snprintf(why, sizeof why, "Topic %s was unloaded while its schema was checked", e->topic);
+    }
     if (rc < 0) {
-        conn_endpoint_refuse(e, rc, msg, NULL);
+        conn_endpoint_refuse(e, rc, why, NULL);
+        return;
+    }
+    rc = e->ops->add(e, t, why, sizeof why);
+    if (rc < 0) {
+        conn_endpoint_refuse(e, rc, why, NULL);
         return;
     }
     e->ready = true;

@@ -10,10 +10,12 @@
  *                    UNSUBSCRIBE, SEEK, GET_LAST_MESSAGE_ID, CONSUMER_STATS, CLOSE_CONSUMER;
  *                    MESSAGEs from the topic's dispatcher
  *   conn_lookup.c    topic names and ownership checks, LOOKUP, PARTITIONED_METADATA,
- *                    GET_TOPICS_OF_NAMESPACE, GET_SCHEMA, GET_OR_CREATE_SCHEMA
+ *                    GET_TOPICS_OF_NAMESPACE
  *   conn_endpoint.c  what producers and consumers share: the setup of a PRODUCER or a
  *                    SUBSCRIBE (the bundle's owner, the topic loaded, then added to it) and
  *                    the close by their topic
+ *   conn_schema.c    schemas: the registry step of a PRODUCER or SUBSCRIBE setup,
+ *                    GET_SCHEMA, GET_OR_CREATE_SCHEMA
  */
 #ifndef MG_CONN_INT_H
 #define MG_CONN_INT_H
@@ -46,12 +48,14 @@ enum conn_state {
 };
 
 struct conn_endpoint;
+struct sch_schema;
 
 /* What a producer or a consumer does at the steps of the setup they share (conn_endpoint.c). */
 struct conn_endpoint_ops {
     const char *kind;          /* "producer" or "consumer", for log lines */
     const char *present;       /* the ERROR's message for an id still being set up */
     const char *topic_missing; /* the ERROR's message when the topic does not exist */
+    bool consumer;             /* a consumer's setup (its schema is checked, not registered) */
     /* Answer again the command for an id that is ready (Pulsar's clients resend it). */
     void (*again)(struct conn_endpoint *e, uint64_t request_id);
     /* A name for log lines besides the id and the topic (the subscription), or NULL. */
@@ -84,6 +88,8 @@ struct conn_endpoint {
     bool ready;                      /* added to its topic, the client answered */
     bool attached;                   /* still in the connection's map */
     int holds; /* asynchronous operations holding the struct (setup steps, publishes) */
+    struct sch_schema *schema; /* owned: the command's schema, NULL = none */
+    int64_t schema_version;    /* the registry's answer for it; -1 = none */
 };
 
 /* A publish waiting for its receipt. */
@@ -229,6 +235,9 @@ void conn_endpoint_release(struct conn_endpoint *e);
  * e->ops->add runs. A step that fails answers ERROR to e's command, logged once, and
  * detaches and releases e. */
 void conn_endpoint_start(struct conn_endpoint *e, const struct topic_name *tn);
+/* The registry step (conn_schema.c) is over: status 0 goes on with adding e to its topic
+ * (still loaded here, else ServiceNotReady), < 0 refuses e with msg. Ends a hold of e. */
+void conn_endpoint_schema_done(struct conn_endpoint *e, int status, const char *msg);
 /* The topic closed e (unload, delete): the client is told (CLOSE_PRODUCER, CLOSE_CONSUMER)
  * while e is attached, then e is detached and released. */
 void conn_endpoint_closed(struct conn_endpoint *e);
@@ -265,6 +274,18 @@ void conn_handle_partitioned_metadata(struct conn *c,
                                       const Pulsar__Proto__CommandPartitionedTopicMetadata *m);
 void conn_handle_lookup(struct conn *c, const Pulsar__Proto__CommandLookupTopic *l);
 void conn_handle_get_topics(struct conn *c, const Pulsar__Proto__CommandGetTopicsOfNamespace *m);
+
+/* ---- conn_schema.c -------------------------------------------------------------------------- */
+
+/* The command's schema (NULL: none) as a registry schema, owned (conn_schema_free). */
+struct sch_schema *conn_schema_from_wire(const Pulsar__Proto__Schema *s);
+void conn_schema_free(struct sch_schema *s);
+/* The registry step of e's setup on its loaded topic t: 0 when there is nothing to do
+ * (go on now), 1 when it started (conn_endpoint_schema_done follows, holding e). */
+int conn_schema_step(struct conn_endpoint *e, struct topic *t);
+/* PRODUCER_SUCCESS.schema_version of e: 8 bytes, or none (0 bytes, as Pulsar's Empty). */
+void conn_schema_version_field(const struct conn_endpoint *e, uint8_t buf[8],
+                               ProtobufCBinaryData *out);
 void conn_handle_get_schema(struct conn *c, const Pulsar__Proto__CommandGetSchema *m);
 void conn_handle_get_or_create_schema(struct conn *c,
                                       const Pulsar__Proto__CommandGetOrCreateSchema *m);

@@ -1,14 +1,12 @@
 /*
  * conn_lookup.c - what a connection answers about topics and namespaces: topic names,
- * ownership checks, LOOKUP, PARTITIONED_METADATA, GET_TOPICS_OF_NAMESPACE, GET_SCHEMA and
- * GET_OR_CREATE_SCHEMA.
+ * ownership checks, LOOKUP, PARTITIONED_METADATA and GET_TOPICS_OF_NAMESPACE.
  *
  * Happy path: LOOKUP asks the namespace module (ns_lookup) and answers Connect (this broker)
  * or Redirect (the owner, or the broker chosen for an unowned bundle), both authoritative.
  * PARTITIONED_METADATA answers the partition count (and creates a partitioned topic when
  * allowAutoTopicCreationType=partitioned). GET_TOPICS_OF_NAMESPACE lists what ns_list_topics
- * finds. Schemas are not kept: GET_SCHEMA answers TopicNotFound "Topic has no schema" and
- * GET_OR_CREATE_SCHEMA version 0 (docs/wire-pulsar.md).
+ * finds. (GET_SCHEMA and GET_OR_CREATE_SCHEMA: conn_schema.c.)
  *
  * Failure modes: a name that cannot be parsed, or that held a NUL byte, answers
  * InvalidTopicName; a namespace that does not exist, its error; a lookup that cannot be
@@ -340,27 +338,4 @@ void conn_handle_get_topics(struct conn *c, const Pulsar__Proto__CommandGetTopic
     int rc = ns_list_topics(c->env->ns, m->namespace_, false, conn_topics_listed, r);
     if (rc < 0)
         conn_req_fail(r, rc, "Namespace does not exist");
-}
-
-void conn_handle_get_schema(struct conn *c, const Pulsar__Proto__CommandGetSchema *m)
-{
-    Pulsar__Proto__CommandGetSchemaResponse r = PULSAR__PROTO__COMMAND_GET_SCHEMA_RESPONSE__INIT;
-    r.request_id = m->request_id;
-    r.has_error_code = 1;
-    r.error_code = PULSAR__PROTO__SERVER_ERROR__TopicNotFound;
-    r.error_message = "Topic has no schema";
-    CONN_SEND(c, GET_SCHEMA_RESPONSE, getschemaresponse, r);
-}
-
-void conn_handle_get_or_create_schema(struct conn *c,
-                                      const Pulsar__Proto__CommandGetOrCreateSchema *m)
-{
-    static uint8_t version0[8];
-    Pulsar__Proto__CommandGetOrCreateSchemaResponse r =
-        PULSAR__PROTO__COMMAND_GET_OR_CREATE_SCHEMA_RESPONSE__INIT;
-    r.request_id = m->request_id;
-    r.has_schema_version = 1;
-    r.schema_version.len = sizeof version0;
-    r.schema_version.data = version0;
-    CONN_SEND(c, GET_OR_CREATE_SCHEMA_RESPONSE, getorcreateschemaresponse, r);
 }

@@ -2,8 +2,9 @@
  * conn_producer.c - the producers of a connection: PRODUCER, SEND, CLOSE_PRODUCER.
  *
  * Happy path: PRODUCER goes through the setup producers and consumers share
- * (conn_endpoint.c: the topic parsed, this broker owns its bundle, the topic loaded), then
- * attaches a producer to the topic (PRODUCER_SUCCESS). Each SEND moves the payload bytes into the
+ * (conn_endpoint.c: the topic parsed, this broker owns its bundle, the topic loaded, its
+ * schema registered: conn_schema.c), then attaches a producer to the topic
+ * (PRODUCER_SUCCESS, with the schema's version). Each SEND moves the payload bytes into the
  * topic's publish (topic_publish; never copied) and queues its sequence id; receipts (SEND_RECEIPT
  * with the entry's ledger and entry id) leave in send order as the topic completes the publishes.
  *
@@ -113,6 +114,9 @@ static void conn_send_producer_success(struct conn *c, struct conn_producer *p)
     ps.last_sequence_id = -1;
     ps.has_producer_ready = 1;
     ps.producer_ready = 1;
+    uint8_t version[8];
+    ps.has_schema_version = 1;
+    conn_schema_version_field(&p->e, version, &ps.schema_version);
     CONN_SEND(c, PRODUCER_SUCCESS, producer_success, ps);
 }
 
@@ -189,6 +193,7 @@ void conn_handle_producer(struct conn *c, const Pulsar__Proto__CommandProducer *
                        m->request_id, &tn);
     p->name = m->producer_name && *m->producer_name ? mg_strdup(m->producer_name) : NULL;
     p->access_mode = m->has_producer_access_mode ? (int)m->producer_access_mode : 0;
+    p->e.schema = conn_schema_from_wire(m->schema);
     conn_endpoint_start(&p->e, &tn);
     topic_name_fini(&tn);
 }

@@ -139,6 +139,10 @@ struct ns_policies {
     bool has_ttl;
     int64_t ttl_secs;
     struct ns_backlog_quota quota[NS_QUOTA_TYPES]; /* by enum ns_quota_type */
+    /* schema_compatibility_strategy (Pulsar's name, e.g. "FULL"; empty = not set) and
+     * is_allow_auto_update_schema (has_: set) */
+    char schema_strategy[24];
+    bool has_auto_update_schema, auto_update_schema;
 };
 /* get: 0 and the policies (none set: zeroed), -MG_ENOTFOUND without the namespace. set:
  * replace them all (cb once durable, as the other mutations); -MG_ENOTFOUND synchronously. */

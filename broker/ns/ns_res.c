@@ -168,7 +168,10 @@ static bool ns_res_policies_eq(const struct ns_policies *a, const struct ns_poli
     if (a->has_retention != b->has_retention || a->has_ttl != b->has_ttl ||
         (a->has_retention && (a->retention_time_minutes != b->retention_time_minutes ||
                               a->retention_size_mb != b->retention_size_mb)) ||
-        (a->has_ttl && a->ttl_secs != b->ttl_secs))
+        (a->has_ttl && a->ttl_secs != b->ttl_secs) ||
+        strcmp(a->schema_strategy, b->schema_strategy) != 0 ||
+        a->has_auto_update_schema != b->has_auto_update_schema ||
+        a->auto_update_schema != b->auto_update_schema)
         return false;
     for (int i = 0; i < NS_QUOTA_TYPES; i++) {
         const struct ns_backlog_quota *x = &a->quota[i], *y = &b->quota[i];
@@ -183,7 +186,7 @@ static bool ns_res_policies_eq(const struct ns_policies *a, const struct ns_poli
 static bool ns_res_policies_empty(const struct ns_policies *p)
 {
     return !p->has_retention && !p->has_ttl && !p->quota[NS_QUOTA_STORAGE].set &&
-           !p->quota[NS_QUOTA_AGE].set;
+           !p->quota[NS_QUOTA_AGE].set && !p->schema_strategy[0] && !p->has_auto_update_schema;
 }
 
 /* Put a namespace's policies in the cache (val NULL or empty: none); tell the policies hook
@@ -528,6 +531,10 @@ static json_t *ns_res_namespace_json(struct ns *s, const char *ns_key, int bundl
                                       (json_int_t)p->retention_size_mb));
     if (p && p->has_ttl)
         json_object_set_new(j, "message_ttl_in_seconds", json_integer(p->ttl_secs));
+    if (p && p->schema_strategy[0])
+        json_object_set_new(j, "schema_compatibility_strategy", json_string(p->schema_strategy));
+    if (p && p->has_auto_update_schema)
+        json_object_set_new(j, "is_allow_auto_update_schema", json_boolean(p->auto_update_schema));
     json_t *qm = json_object();
     for (int i = 0; p && i < NS_QUOTA_TYPES; i++)
         if (p->quota[i].set)
@@ -897,6 +904,14 @@ static void ns_res_cache_namespace(struct ns *s, const char *tenant_ns, json_t *
     if (json_is_integer(ttl)) {
         p.has_ttl = true;
         p.ttl_secs = json_integer_value(ttl);
+    }
+    const char *strategy = json_string_value(json_object_get(j, "schema_compatibility_strategy"));
+    if (strategy && strlen(strategy) < sizeof p.schema_strategy)
+        strcpy(p.schema_strategy, strategy);
+    json_t *auto_update = json_object_get(j, "is_allow_auto_update_schema");
+    if (json_is_boolean(auto_update)) {
+        p.has_auto_update_schema = true;
+        p.auto_update_schema = json_is_true(auto_update);
     }
     json_t *qm = json_object_get(j, "backlog_quota_map");
     for (int i = 0; i < NS_QUOTA_TYPES; i++) {

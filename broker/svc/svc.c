@@ -28,6 +28,7 @@
 #include "meta/meta.h"
 #include "ml/ml.h"
 #include "ns/ns.h"
+#include "schema/schema.h"
 #include "tls/tls.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
@@ -69,6 +70,7 @@ struct svc {
     struct bkc_client *bkc;           /* owned; NULL unless managedLedgerStore=bookkeeper */
     struct topic_registry *topics;    /* owned */
     struct ns *ns;                    /* owned: tenants, namespaces, bundles, lookup */
+    struct sch_registry *schemas;     /* owned: the schema registry; NULL without a store */
     struct mg_map conns;              /* id -> struct conn (the svc holds one reference) */
     struct mg_map conn_ips;           /* id of an admitted conn -> its IPv4 address + 1 */
     struct mg_map ip_conns;           /* IPv4 address (4 bytes) -> admitted conns from it */
@@ -416,12 +418,14 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
     struct topic_config tc;
     svc_topic_config(cfg, &tc);
     s->topics = topic_registry_new(base, s->mlf, &tc);
+    s->schemas = meta ? sch_registry_new(loop, meta, s->ns, cfg) : NULL;
     s->conn_env = (struct conn_env){
         .cfg = cfg,
         .loop = loop,
         .topics = s->topics,
         .ns = s->ns,
         .auth = s->auth,
+        .schemas = s->schemas,
         .closed = svc_conn_closed,
         .data = s,
     };
@@ -479,6 +483,7 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
         .ns = s->ns,
         .bkc = s->bkc,
         .auth = s->auth,
+        .schemas = s->schemas,
         .start_time_ms = s->start_ms,
         .num_connections = svc_num_connections,
         .total_connections = svc_total_connections,
@@ -558,6 +563,7 @@ void svc_free(struct svc *s)
     mg_map_fini(&s->conns);
     mg_map_fini(&s->conn_ips);
     mg_map_fini(&s->ip_conns);
+    sch_registry_free(s->schemas);
     ns_free(s->ns);
     auth_free(s->auth);
     tls_server_free(s->tls);

@@ -59,7 +59,10 @@
     /* A producer refused: its topic's backlog is over the quota (Pulsar's                         \
      * TopicBacklogQuotaExceededException), policy producer_request_hold / producer_exception. */  \
     X(MG_EQUOTAHOLD, "Cannot create producer on topic with backlog quota exceeded", 7)             \
-    X(MG_EQUOTAEXC, "Cannot create producer on topic with backlog quota exceeded", 8)
+    X(MG_EQUOTAEXC, "Cannot create producer on topic with backlog quota exceeded", 8)              \
+    /* A schema refused: incompatible with the stored versions under the strategy, or not a        \
+     * valid definition (Pulsar: IncompatibleSchemaException, InvalidSchemaDataException). */      \
+    X(MG_EINCOMPATSCHEMA, "incompatible schema", 18)
 
 #define MG_ERR_ENUM(name, text, se) name,
 enum mg_err { MG_ERR_LIST(MG_ERR_ENUM) MG_ERR__COUNT };

@@ -13,15 +13,6 @@ set -u
 it_init admin-tenant
 need_bin
 
-# curl_json METHOD URL [BODY]: prints "STATUS BODY"
-curl_json() {
-    local args=(-s -o "$T/body" -w '%{http_code}' -X "$1" --max-time 10)
-    [ $# -ge 3 ] && args+=(-H 'Content-Type: application/json' --data "$3")
-    local code
-    code=$(curl "${args[@]}" "$2")
-    echo "$code $(cat "$T/body" 2>/dev/null)"
-}
-
 # check_roles NAME URL WANT: GET of the tenant shows WANT (a JSON array, compact)
 check_roles() {
     local got

@@ -331,6 +331,7 @@ static const char *sample(const char *name, size_t n)
         {"numMessages", "1"},
         {"timestamp", "0"},
         {"expireTimeInSeconds", "5"},
+        {"version", "0"},
     };
     for (size_t i = 0; i < sizeof v / sizeof *v; i++)
         if (strlen(v[i][0]) == n && memcmp(v[i][0], name, n) == 0)

@@ -19,8 +19,10 @@
 #include "conn/conn_int.h"
 #include "lib/tl_pulsar.h"
 #include "lib/tl_svc.h"
+#include "meta/meta.h"
 #include "ml/ml.h"
 #include "ns/ns.h"
+#include "schema/schema.h"
 #include "svc/svc.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
@@ -59,6 +61,8 @@ struct fixture {
     struct client cl[MAX_CLIENTS];
     int n_cl;
     uint64_t next_id;
+    struct meta_store *meta;      /* start_schemas: an in-memory store */
+    struct sch_registry *schemas; /* start_schemas: the registry on it (env.schemas) */
 };
 
 static struct fixture fx;
@@ -121,6 +125,8 @@ static void teardown(void)
             conn_close(fx.cl[i].conn, NULL);
         tl_peer_close(&fx.cl[i].peer);
     }
+    sch_registry_free(fx.schemas);
+    meta_close(fx.meta);
     if (fx.base) {
         ns_cancel(fx.ns);
         ns_stop(fx.ns);
@@ -329,9 +335,10 @@ static void producer(struct client *cl, const char *topic, uint64_t producer_id)
 }
 
 struct msg_opts {
-    const char *key;       /* partition_key, or NULL */
-    int batch;             /* num_messages_in_batch when > 0 */
-    uint64_t publish_time; /* 0: 1000 + seq */
+    const char *key;               /* partition_key, or NULL */
+    const uint8_t *schema_version; /* 8 bytes, or NULL */
+    int batch;                     /* num_messages_in_batch when > 0 */
+    uint64_t publish_time;         /* 0: 1000 + seq */
 };
 
 static void write_send(struct evbuffer *b, uint64_t producer_id, uint64_t seq, const char *payload,
@@ -341,6 +348,11 @@ static void write_send(struct evbuffer *b, uint64_t producer_id, uint64_t seq, c
     tl_pulsar_md(&md, "p", seq, o && o->publish_time ? o->publish_time : 1000 + seq);
     if (o && o->key)
         md.partition_key = (char *)o->key;
+    if (o && o->schema_version) {
+        md.has_schema_version = 1;
+        md.schema_version.data = (uint8_t *)o->schema_version;
+        md.schema_version.len = 8;
+    }
     if (o && o->batch > 0) {
         md.has_num_messages_in_batch = 1;
         md.num_messages_in_batch = o->batch;
@@ -933,42 +945,243 @@ START_TEST(test_get_topics_of_namespace)
 }
 END_TEST
 
-/* No schema registry: GET_SCHEMA answers TopicNotFound "Topic has no schema", and
- * GET_OR_CREATE_SCHEMA answers schema version 0 (8 zero bytes, Pulsar's long version). */
-START_TEST(test_schema_queries)
+/* ---- schemas (conn_schema.c over a registry on an in-memory store) ---------------------- */
+
+#define AVRO_V1                                                                                    \
+    "{\"type\":\"record\",\"name\":\"U\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}"
+/* v1 plus a field with a default: FULL-compatible */
+#define AVRO_V2                                                                                    \
+    "{\"type\":\"record\",\"name\":\"U\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"},"           \
+    "{\"name\":\"b\",\"type\":\"string\",\"default\":\"\"}]}"
+/* a's type changed to string: neither reads the other */
+#define AVRO_BAD                                                                                   \
+    "{\"type\":\"record\",\"name\":\"U\",\"fields\":[{\"name\":\"a\",\"type\":\"string\"}]}"
+
+static void start_schemas(void)
 {
     start();
-    struct client *cl = connected(21);
-    Pulsar__Proto__CommandGetSchema gs = PULSAR__PROTO__COMMAND_GET_SCHEMA__INIT;
-    gs.topic = TOPIC("schema");
-    gs.request_id = 41;
-    SEND(cl, GET_SCHEMA, getschema, gs);
+    struct meta_options o = {.url = "memory"};
+    ck_assert_int_eq(meta_open(fx.loop, &o, &fx.meta), 0);
+    fx.schemas = sch_registry_new(fx.loop, fx.meta, fx.ns, &fx.cfg);
+    fx.env.schemas = fx.schemas;
+}
+
+static void wire_schema(Pulsar__Proto__Schema *w, int type, const char *def)
+{
+    pulsar__proto__schema__init(w);
+    w->name = "s";
+    w->type = (Pulsar__Proto__Schema__Type)type;
+    w->schema_data.data = (uint8_t *)def;
+    w->schema_data.len = strlen(def);
+}
+
+/* PRODUCER with schema (NULL: none): the version PRODUCER_SUCCESS carries (-1 when its field
+ * has 0 bytes), or the ERROR as -(error) - 1000 (its message into msg). */
+static int64_t schema_producer(struct client *cl, const char *topic, uint64_t id,
+                               const Pulsar__Proto__Schema *schema, char *msg, size_t len)
+{
+    Pulsar__Proto__CommandProducer p = PULSAR__PROTO__COMMAND_PRODUCER__INIT;
+    p.topic = (char *)topic;
+    p.producer_id = id;
+    p.request_id = 500 + id;
+    p.schema = (Pulsar__Proto__Schema *)schema;
+    SEND(cl, PRODUCER, producer, p);
     struct wire_frame f;
-    expect(cl, T(GET_SCHEMA_RESPONSE), &f);
-    Pulsar__Proto__CommandGetSchemaResponse *r = f.cmd->getschemaresponse;
-    ck_assert_uint_eq(r->request_id, 41);
+    ck_assert_int_eq(tl_peer_next(&cl->peer, &f), 1);
+    int64_t v;
+    if (f.cmd->type == T(PRODUCER_SUCCESS)) {
+        ck_assert_uint_eq(f.cmd->producer_success->request_id, 500 + id);
+        ck_assert(f.cmd->producer_success->has_schema_version);
+        ProtobufCBinaryData sv = f.cmd->producer_success->schema_version;
+        ck_assert(sv.len == 0 || sv.len == 8);
+        v = sv.len ? sch_version_get(sv.data, sv.len) : -1;
+    } else {
+        ck_assert_int_eq(f.cmd->type, T(ERROR));
+        ck_assert_uint_eq(f.cmd->error->request_id, 500 + id);
+        v = -(int64_t)f.cmd->error->error - 1000;
+        if (msg)
+            snprintf(msg, len, "%s", f.cmd->error->message);
+    }
+    wire_frame_clear(&f);
+    return v;
+}
+
+/* GET_SCHEMA (version < 0: the latest; -2: an empty version field): the frame is returned. */
+static Pulsar__Proto__CommandGetSchemaResponse *get_schema(struct client *cl, const char *topic,
+                                                           uint64_t req, int64_t version,
+                                                           struct wire_frame *f)
+{
+    Pulsar__Proto__CommandGetSchema gs = PULSAR__PROTO__COMMAND_GET_SCHEMA__INIT;
+    gs.topic = (char *)topic;
+    gs.request_id = req;
+    uint8_t vb[8];
+    if (version >= 0 || version == -2) {
+        gs.has_schema_version = 1;
+        gs.schema_version.data = vb;
+        gs.schema_version.len = version >= 0 ? 8 : 0;
+        if (version >= 0)
+            sch_version_put(version, vb);
+    }
+    SEND(cl, GET_SCHEMA, getschema, gs);
+    expect(cl, T(GET_SCHEMA_RESPONSE), f);
+    ck_assert_uint_eq(f->cmd->getschemaresponse->request_id, req);
+    return f->cmd->getschemaresponse;
+}
+
+static void expect_no_schema(struct client *cl, const char *topic, uint64_t req, int64_t version)
+{
+    struct wire_frame f;
+    Pulsar__Proto__CommandGetSchemaResponse *r = get_schema(cl, topic, req, version, &f);
     ck_assert(r->has_error_code);
     ck_assert_int_eq(r->error_code, SE(TopicNotFound));
-    ck_assert_str_eq(r->error_message, "Topic has no schema");
+    char want[256];
+    snprintf(want, sizeof want, "Topic not found or no-schema %s", topic);
+    ck_assert_str_eq(r->error_message, want);
     ck_assert_ptr_null(r->schema);
     wire_frame_clear(&f);
+}
 
-    Pulsar__Proto__Schema schema = PULSAR__PROTO__SCHEMA__INIT;
-    schema.name = "s";
-    schema.type = PULSAR__PROTO__SCHEMA__TYPE__String;
+/* The registry's answers on the wire: PRODUCER registers (8-byte version in
+ * PRODUCER_SUCCESS), finds an equal schema, refuses an incompatible one and a producer without
+ * a schema; GET_SCHEMA answers the latest, a version, TopicNotFound for a version that does not
+ * exist or a topic without a schema, and IncompatibleSchema for an empty version; the
+ * partitions of a topic share its base's schema. */
+START_TEST(test_schema_producers_and_get)
+{
+    start_schemas();
+    struct client *cl = connected(21);
+    const char *topic = TOPIC("typed");
+    expect_no_schema(cl, topic, 40, -1);
+
+    Pulsar__Proto__Schema v1, v1b, v2, bad;
+    wire_schema(&v1, PULSAR__PROTO__SCHEMA__TYPE__Avro, AVRO_V1);
+    /* v1 spelled differently: the same schema */
+    wire_schema(&v1b, PULSAR__PROTO__SCHEMA__TYPE__Avro,
+                "{ \"fields\": [ {\"type\":\"int\", \"name\":\"a\"} ], \"name\":\"U\", "
+                "\"type\":\"record\" }");
+    wire_schema(&v2, PULSAR__PROTO__SCHEMA__TYPE__Avro, AVRO_V2);
+    wire_schema(&bad, PULSAR__PROTO__SCHEMA__TYPE__Avro, AVRO_BAD);
+    char msg[300] = "";
+    ck_assert_int_eq(schema_producer(cl, topic, 1, &v1, msg, sizeof msg), 0);
+    ck_assert_int_eq(schema_producer(cl, topic, 2, &v1b, msg, sizeof msg), 0);
+    ck_assert_int_eq(schema_producer(cl, topic, 3, &bad, msg, sizeof msg),
+                     -SE(IncompatibleSchema) - 1000);
+    ck_assert_ptr_nonnull(strstr(msg, "Incompatible schema"));
+    ck_assert_int_eq(schema_producer(cl, topic, 4, &v2, msg, sizeof msg), 1);
+    /* a partition shares the base's schema */
+    ck_assert_int_eq(schema_producer(cl, TOPIC("typed-partition-3"), 5, &v2, msg, sizeof msg), 1);
+    ck_assert_int_eq(schema_producer(cl, topic, 6, NULL, msg, sizeof msg),
+                     -SE(IncompatibleSchema) - 1000);
+    ck_assert_str_eq(msg, "Producers cannot connect or send message without a schema to topics "
+                          "with a schema");
+    /* a topic without a schema: no version (0 bytes) */
+    ck_assert_int_eq(schema_producer(cl, TOPIC("plain"), 7, NULL, msg, sizeof msg), -1);
+
+    struct wire_frame f;
+    Pulsar__Proto__CommandGetSchemaResponse *r = get_schema(cl, topic, 41, -1, &f);
+    ck_assert(!r->has_error_code);
+    ck_assert_ptr_nonnull(r->schema);
+    ck_assert_int_eq(r->schema->type, PULSAR__PROTO__SCHEMA__TYPE__Avro);
+    ck_assert_str_eq(r->schema->name, "public/default/typed");
+    ck_assert_uint_eq(r->schema->schema_data.len, strlen(AVRO_V2));
+    ck_assert(memcmp(r->schema->schema_data.data, AVRO_V2, strlen(AVRO_V2)) == 0);
+    ck_assert_int_eq(sch_version_get(r->schema_version.data, r->schema_version.len), 1);
+    wire_frame_clear(&f);
+    r = get_schema(cl, topic, 42, 0, &f);
+    ck_assert(!r->has_error_code);
+    ck_assert_uint_eq(r->schema->schema_data.len, strlen(AVRO_V1));
+    ck_assert_int_eq(sch_version_get(r->schema_version.data, r->schema_version.len), 0);
+    wire_frame_clear(&f);
+    expect_no_schema(cl, topic, 43, 2);
+    expect_no_schema(cl, topic, 44, INT64_MAX);
+    r = get_schema(cl, topic, 45, -2, &f);
+    ck_assert_int_eq(r->error_code, SE(IncompatibleSchema));
+    ck_assert_str_eq(r->error_message, "Empty schema version");
+    wire_frame_clear(&f);
+}
+END_TEST
+
+/* GET_OR_CREATE_SCHEMA registers as PRODUCER does, for a topic loaded here only; SUBSCRIBE
+ * with a schema is checked (a reader that cannot read the stored schema is refused,
+ * AUTO_CONSUME is not checked); a message's schema_version reaches the consumer untouched. */
+START_TEST(test_schema_get_or_create_subscribe)
+{
+    start_schemas();
+    struct client *cl = connected(21);
+    const char *topic = TOPIC("goc");
+    Pulsar__Proto__Schema v1, v2, bad, autoc;
+    wire_schema(&v1, PULSAR__PROTO__SCHEMA__TYPE__Avro, AVRO_V1);
+    wire_schema(&v2, PULSAR__PROTO__SCHEMA__TYPE__Avro, AVRO_V2);
+    wire_schema(&bad, PULSAR__PROTO__SCHEMA__TYPE__Avro, AVRO_BAD);
+    wire_schema(&autoc, PULSAR__PROTO__SCHEMA__TYPE__AutoConsume, "");
+
     Pulsar__Proto__CommandGetOrCreateSchema gc = PULSAR__PROTO__COMMAND_GET_OR_CREATE_SCHEMA__INIT;
-    gc.topic = TOPIC("schema");
-    gc.request_id = 42;
-    gc.schema = &schema;
+    gc.topic = (char *)topic;
+    gc.request_id = 60;
+    gc.schema = &v2;
+    SEND(cl, GET_OR_CREATE_SCHEMA, getorcreateschema, gc);
+    struct wire_frame f;
+    expect(cl, T(GET_OR_CREATE_SCHEMA_RESPONSE), &f);
+    ck_assert(f.cmd->getorcreateschemaresponse->has_error_code);
+    ck_assert_int_eq(f.cmd->getorcreateschemaresponse->error_code, SE(TopicNotFound));
+    wire_frame_clear(&f);
+
+    char msg[300];
+    ck_assert_int_eq(schema_producer(cl, topic, 1, &v1, msg, sizeof msg), 0);
+    gc.request_id = 61;
     SEND(cl, GET_OR_CREATE_SCHEMA, getorcreateschema, gc);
     expect(cl, T(GET_OR_CREATE_SCHEMA_RESPONSE), &f);
     Pulsar__Proto__CommandGetOrCreateSchemaResponse *c = f.cmd->getorcreateschemaresponse;
-    ck_assert_uint_eq(c->request_id, 42);
+    ck_assert_uint_eq(c->request_id, 61);
     ck_assert(!c->has_error_code);
-    ck_assert(c->has_schema_version);
-    ck_assert_uint_eq(c->schema_version.len, 8);
-    for (size_t i = 0; i < 8; i++)
-        ck_assert_uint_eq(c->schema_version.data[i], 0);
+    ck_assert_int_eq(sch_version_get(c->schema_version.data, c->schema_version.len), 1);
+    wire_frame_clear(&f);
+    gc.request_id = 62;
+    gc.schema = &bad;
+    SEND(cl, GET_OR_CREATE_SCHEMA, getorcreateschema, gc);
+    expect(cl, T(GET_OR_CREATE_SCHEMA_RESPONSE), &f);
+    ck_assert_int_eq(f.cmd->getorcreateschemaresponse->error_code, SE(IncompatibleSchema));
+    wire_frame_clear(&f);
+
+    /* SUBSCRIBE: checked under FULL as Pulsar does for consumers (BACKWARD vs the latest) */
+    Pulsar__Proto__CommandSubscribe sub = PULSAR__PROTO__COMMAND_SUBSCRIBE__INIT;
+    sub.topic = (char *)topic;
+    sub.subscription = "s";
+    sub.consumer_id = 1;
+    sub.request_id = 70;
+    sub.schema = &bad;
+    SEND(cl, SUBSCRIBE, subscribe, sub);
+    expect_error(cl, 70, SE(IncompatibleSchema), NULL);
+    sub.consumer_id = 2;
+    sub.request_id = 71;
+    sub.schema = &autoc;
+    SEND(cl, SUBSCRIBE, subscribe, sub);
+    expect_success(cl, 71);
+    sub.consumer_id = 3;
+    sub.request_id = 72;
+    sub.subscription = "s2";
+    sub.schema = &v1; /* v1 reads v2's data (b skipped) */
+    SEND(cl, SUBSCRIBE, subscribe, sub);
+    expect_success(cl, 72);
+
+    /* the producer's schema_version is stored and delivered as sent */
+    uint8_t sv[8];
+    sch_version_put(0x0102030405060708LL, sv);
+    struct msg_opts mo = {.schema_version = sv};
+    publish(cl, 1, 0, &mo);
+    flow(cl, 3, 10);
+    expect(cl, T(MESSAGE), &f);
+    const uint8_t *p = evbuffer_pullup(f.payload, -1);
+    size_t plen = evbuffer_get_length(f.payload);
+    ck_assert_uint_ge(plen, 10);
+    uint32_t mdlen = (uint32_t)p[6] << 24 | (uint32_t)p[7] << 16 | (uint32_t)p[8] << 8 | p[9];
+    Pulsar__Proto__MessageMetadata *md =
+        pulsar__proto__message_metadata__unpack(NULL, mdlen, p + 10);
+    ck_assert_ptr_nonnull(md);
+    ck_assert(md->has_schema_version);
+    ck_assert_int_eq(md->schema_version.len, 8);
+    ck_assert(memcmp(md->schema_version.data, sv, 8) == 0);
+    pulsar__proto__message_metadata__free_unpacked(md, NULL);
     wire_frame_clear(&f);
 }
 END_TEST
@@ -1572,7 +1785,7 @@ int main(void)
     tl_add(tc, test_pending_publishes_bounded, test_outbound_bytes_bounded);
     tc = tl_tcase(s, "lookups", 30, setup, teardown);
     tl_add(tc, test_lookup_and_partitioned_metadata, test_get_topics_of_namespace,
-           test_schema_queries);
+           test_schema_producers_and_get, test_schema_get_or_create_subscribe);
     tc = tl_tcase(s, "producing", 30, setup, teardown);
     tl_add(tc, test_produce_consume_round_trip, test_send_for_unknown_producer_closes,
            test_exclusive_producer);

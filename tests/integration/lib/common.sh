@@ -32,6 +32,9 @@
 #                           (--config FILE --set k=v ...): what a process started with those
 #                           arguments uses, defaults included
 #   now_ms                  epoch milliseconds (the clock verify-produce.js stamps sends with)
+#   curl_json METHOD URL [BODY]
+#                           one HTTP request (10 s bound; BODY sent as application/json):
+#                           prints "STATUS BODY"
 #   subscribe NAME URL TOPIC SUB
 #                           the durable subscription SUB of TOPIC, made through URL by
 #                           verify-consume.js --subscribe-only (output $T/NAME.*): PASS, or FAIL
@@ -288,6 +291,14 @@ wait_progress() {
 }
 
 now_ms() { date +%s%3N; }
+
+curl_json() {
+    local args=(-s -o "$T/curl-body" -w '%{http_code}' -X "$1" --max-time 10)
+    [ $# -ge 3 ] && args+=(-H 'Content-Type: application/json' --data "$3")
+    local code
+    code=$(curl "${args[@]}" "$2")
+    echo "$code $(cat "$T/curl-body" 2>/dev/null)"
+}
 
 subscribe() {
     local name=$1 url=$2 topic=$3 sub=$4
