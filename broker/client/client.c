@@ -1048,32 +1048,36 @@ static void client_ep_send_close(struct client_ep *ep)
 /* ------------------------------------------------------------------------------------- */
 /* client */
 
-/* pulsar+ssl://: the broker's certificate must verify against tls_trust_certs_file (or the
- * system's CAs without one) unless tls_allow_insecure; host names are not checked (Pulsar's
- * tlsHostnameVerificationEnable defaults to false). */
-static int client_tls_init(struct client *c, const struct client_opts *opts, char *errmsg,
-                           size_t errlen)
+struct ssl_ctx_st *client_tls_ctx_new(const char *trust_certs_file, bool allow_insecure,
+                                      char *errmsg, size_t errlen)
 {
-    c->ssl_ctx = SSL_CTX_new(TLS_client_method());
-    if (!c->ssl_ctx) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
         snprintf(errmsg, errlen, "cannot create a TLS context");
-        return -MG_EINVAL;
+        return NULL;
     }
-    SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(c->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    int ok = opts->tls_trust_certs_file
-                 ? SSL_CTX_load_verify_locations(c->ssl_ctx, opts->tls_trust_certs_file, NULL)
-                 : SSL_CTX_set_default_verify_paths(c->ssl_ctx);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    int ok = trust_certs_file ? SSL_CTX_load_verify_locations(ctx, trust_certs_file, NULL)
+                              : SSL_CTX_set_default_verify_paths(ctx);
     if (ok != 1) {
         unsigned long e = ERR_get_error();
         snprintf(errmsg, errlen, "cannot load the trusted certificates '%s': %s",
-                 opts->tls_trust_certs_file ? opts->tls_trust_certs_file : "(system)",
+                 trust_certs_file ? trust_certs_file : "(system)",
                  e ? ERR_reason_error_string(e) : "unknown error");
-        return -MG_EINVAL;
+        SSL_CTX_free(ctx);
+        return NULL;
     }
-    SSL_CTX_set_verify(c->ssl_ctx, opts->tls_allow_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
-                       NULL);
-    return 0;
+    SSL_CTX_set_verify(ctx, allow_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    return ctx;
+}
+
+static int client_tls_init(struct client *c, const struct client_opts *opts, char *errmsg,
+                           size_t errlen)
+{
+    c->ssl_ctx =
+        client_tls_ctx_new(opts->tls_trust_certs_file, opts->tls_allow_insecure, errmsg, errlen);
+    return c->ssl_ctx ? 0 : -MG_EINVAL;
 }
 
 int client_new(struct event_base *base, const struct client_opts *opts, struct client **out,
@@ -1598,7 +1602,13 @@ static void client_consumer_send_subscribe(struct client_consumer *c, uint64_t r
     s.request_id = request_id;
     s.consumer_name = c->consumer_name;
     s.has_durable = 1;
-    s.durable = 1;
+    s.durable = !c->non_durable;
+    Pulsar__Proto__MessageIdData start = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
+    if (c->has_start) { /* a reader's start (non-durable only, as Pulsar's readers) */
+        start.ledgerid = c->start.ledger_id;
+        start.entryid = c->start.entry_id;
+        s.start_message_id = &start;
+    }
     s.has_initialposition = 1;
     s.initialposition = c->initial_position == CLIENT_POS_EARLIEST
                             ? PULSAR__PROTO__COMMAND_SUBSCRIBE__INITIAL_POSITION__Earliest
@@ -1740,6 +1750,10 @@ int client_consumer_new(struct client *c, const struct client_consumer_opts *opt
     cs->consumer_name = opts->consumer_name ? mg_strdup(opts->consumer_name) : NULL;
     cs->sub_type = opts->sub_type;
     cs->initial_position = opts->initial_position;
+    cs->non_durable = opts->non_durable;
+    cs->has_start = opts->non_durable && opts->start_id;
+    if (cs->has_start)
+        cs->start = *opts->start_id;
     cs->queue_size = opts->receiver_queue_size ? opts->receiver_queue_size : 1000;
     mg_map_init(&cs->batches);
     cs->ack_ev = evtimer_new(c->base, client_consumer_ack_timer_cb, cs);

@@ -104,6 +104,9 @@ struct client_consumer_opts {
     enum client_sub_type sub_type;
     enum client_initial_position initial_position;
     unsigned receiver_queue_size; /* FLOW permits; 0 = 1000. Refilled at half. */
+    bool non_durable; /* a reader's subscription: no cursor is stored, gone when closed */
+    const struct client_msg_id *start_id; /* non_durable: start at this entry (copied);
+                                             NULL = initial_position */
 };
 
 /* Fires once when the producer or consumer is first created (status 0) or could not be
@@ -127,6 +130,12 @@ typedef void (*client_partitions_cb)(struct client *c, int status, uint32_t part
 int client_parse_url(const char *url, char **host, int *port, char *errmsg, size_t errlen);
 /* Whether url is a pulsar+ssl:// URL (its default port is 6651). */
 bool client_url_tls(const char *url);
+/* A TLS client context as pulsar+ssl:// connections use (also for https:// admin calls): the
+ * server's certificate must verify against trust_certs_file (PEM; NULL = the system's CAs)
+ * unless allow_insecure; host names are not checked (Pulsar's tlsHostnameVerificationEnable
+ * defaults to false). NULL with errmsg filled when the file cannot be loaded. */
+struct ssl_ctx_st *client_tls_ctx_new(const char *trust_certs_file, bool allow_insecure,
+                                      char *errmsg, size_t errlen);
 /* Expand a short topic name to persistent://tenant/ns/name; malloc'd (mg_free). */
 char *client_topic_full_name(const char *topic);
 

@@ -208,6 +208,8 @@ struct client_consumer {
     char *consumer_name; /* owned or NULL */
     enum client_sub_type sub_type;
     enum client_initial_position initial_position;
+    bool non_durable, has_start;
+    struct client_msg_id start;
     unsigned queue_size;
     unsigned consumed_since_flow;
     struct mg_map batches;      /* (ledger, entry) -> struct client_batch_track (owned) */
