@@ -632,7 +632,8 @@ int cli_tool_main(const char *prog, const char *what, const struct cli_cmd *tabl
         }
     }
     if (i >= argc) {
-        cli_usage_tool(stderr, prog, what, table, n, globals);
+        fprintf(stderr, "%s: give a %s (see %s --help)\n", prog, grouped ? "group" : "command",
+                prog);
         goto out;
     }
     const char *group = grouped ? argv[i++] : NULL;
@@ -649,10 +650,13 @@ int cli_tool_main(const char *prog, const char *what, const struct cli_cmd *tabl
         fprintf(stderr, "%s: unknown group '%s' (see %s --help)\n", prog, group, prog);
         goto out;
     }
-    if (grouped && (i >= argc || strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)) {
-        bool asked = i < argc;
-        cli_usage_group(asked ? stdout : stderr, prog, table, n, group);
-        rc = asked ? 0 : CLI_EXIT_USAGE;
+    if (grouped && i >= argc) {
+        fprintf(stderr, "%s %s: give a command (see %s %s --help)\n", prog, group, prog, group);
+        goto out;
+    }
+    if (grouped && (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)) {
+        cli_usage_group(stdout, prog, table, n, group);
+        rc = 0;
         goto out;
     }
     const char *name = argv[i++];

@@ -16,10 +16,14 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define CLI_MAX_REDIRECTS 5
 #define CLI_MAX_BODY (64u << 20)
@@ -29,14 +33,12 @@ struct cli_http_call {
     struct bufferevent *bev; /* the TLS one, for its error; NULL for http */
     bool done;
     int req_error; /* enum evhttp_request_error + 1, 0 = none */
-    int sock_errno;
 };
 
 static void cli_http_on_error(enum evhttp_request_error e, void *arg)
 {
     struct cli_http_call *call = arg;
     call->req_error = (int)e + 1;
-    call->sock_errno = errno;
 }
 
 static void cli_http_on_done(struct evhttp_request *req, void *arg)
@@ -80,6 +82,44 @@ static const char *cli_http_req_error(int e)
     default:
         return "request failed";
     }
+}
+
+/* Why host:port cannot be reached, for the error line when libevent only says that the
+ * request failed: resolve and connect once more (bounded by CLI_PROBE_MS) and name the
+ * failure; NULL when that connect works (the failure was later). */
+#define CLI_PROBE_MS 3000
+static const char *cli_http_probe(const char *host, int port, char *buf, size_t buflen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    int gai = getaddrinfo(host, ps, &hints, &ai);
+    if (gai != 0 || !ai) {
+        snprintf(buf, buflen, "cannot resolve %s: %s", host, gai_strerror(gai));
+        return buf;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int e = fd < 0 ? errno : 0;
+    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+        e = errno;
+        if (e == EINPROGRESS) {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            int n = poll(&pfd, 1, CLI_PROBE_MS);
+            socklen_t el = sizeof e;
+            if (n == 0)
+                e = ETIMEDOUT;
+            else if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+                e = errno;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    if (e == 0)
+        return NULL;
+    snprintf(buf, buflen, "%s", strerror(e));
+    return buf;
 }
 
 /* One request to url (absolute); fills r. Returns 0 or -1 with err. */
@@ -160,9 +200,11 @@ static int cli_http_once(const struct cli_conn *c, struct event_base *base, cons
             char buf[256];
             ERR_error_string_n(tls_err, buf, sizeof buf);
             snprintf(err, errlen, "TLS with %s:%d failed: %s", host, port, buf);
-        } else if (call.sock_errno && call.req_error - 1 != EVREQ_HTTP_TIMEOUT) {
-            snprintf(err, errlen, "cannot reach %s:%d: %s (%s)", host, port,
-                     cli_http_req_error(call.req_error), strerror(call.sock_errno));
+        } else if (call.req_error - 1 != EVREQ_HTTP_TIMEOUT) {
+            char why[200];
+            const char *probe = cli_http_probe(host, port, why, sizeof why);
+            snprintf(err, errlen, "cannot reach %s:%d: %s", host, port,
+                     probe ? probe : cli_http_req_error(call.req_error));
         } else {
             snprintf(err, errlen, "cannot reach %s:%d: %s", host, port,
                      cli_http_req_error(call.req_error));
