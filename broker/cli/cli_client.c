@@ -272,10 +272,20 @@ static int cli_client_open(struct cli_run *r)
     return 0;
 }
 
+/* How long the loop runs after the last message for the acknowledgements and the
+ * CLOSE_CONSUMER queued on the connection to be written before it is closed. */
+#define CLI_DRAIN_MS 300
+
 static void cli_client_close(struct cli_run *r)
 {
     client_producer_free(r->producer);
-    client_consumer_free(r->consumer);
+    if (r->consumer) {
+        client_consumer_flush(r->consumer);
+        client_consumer_free(r->consumer);
+        struct timeval tv = {0, CLI_DRAIN_MS * 1000};
+        event_base_loopexit(r->base, &tv);
+        event_base_dispatch(r->base);
+    }
     client_free(r->client);
     if (r->tick)
         event_free(r->tick);
