@@ -520,16 +520,25 @@ static int cli_admin_expire(struct cli_env *env, const struct cli_args *a)
     return cli_admin_run_path(env, a, "POST", tpl, NULL, CLI_OUT_NONE);
 }
 
-/* Print the answer of a peek/examine request, or fail. */
-static int cli_admin_message(struct cli_env *env, const struct cli_args *a, const char *tpl)
+/* The request of template tpl, its successful answer kept in *r for the caller to print
+ * (cli_http_resp_fini); otherwise the exit status, the line already printed. */
+static int cli_admin_fetch(struct cli_env *env, const struct cli_args *a, const char *method,
+                           const char *tpl, struct cli_http_resp *r)
 {
     char err[300];
     char *path = cli_admin_expand(tpl, a, err, sizeof err);
     if (!path)
         return cli_usage_error(env, "%s", err);
-    struct cli_http_resp r;
-    int rc = cli_admin_request(env, "GET", path, NULL, CLI_OUT_NONE, &r);
+    int rc = cli_admin_request(env, method, path, NULL, CLI_OUT_NONE, r);
     mg_free(path);
+    return rc;
+}
+
+/* Print the answer of a peek/examine request, or fail. */
+static int cli_admin_message(struct cli_env *env, const struct cli_args *a, const char *tpl)
+{
+    struct cli_http_resp r;
+    int rc = cli_admin_fetch(env, a, "GET", tpl, &r);
     if (rc != 0)
         return rc;
     cli_print_message(env->out, &r);
@@ -572,26 +581,39 @@ static int cli_admin_examine(struct cli_env *env, const struct cli_args *a)
     return cli_admin_message(env, a, tpl);
 }
 
-static int cli_admin_terminate(struct cli_env *env, const struct cli_args *a)
+/* The row's request; its JSON answer handed to print (which returns the exit status). */
+static int cli_admin_fetch_json(struct cli_env *env, const struct cli_args *a,
+                                int (*print)(struct cli_env *, const struct cli_args *,
+                                             const json_t *))
 {
-    char err[300];
-    char *path = cli_admin_expand(a->cmd->path, a, err, sizeof err);
-    if (!path)
-        return cli_usage_error(env, "%s", err);
     struct cli_http_resp r;
-    int rc = cli_admin_request(env, "POST", path, NULL, CLI_OUT_NONE, &r);
-    mg_free(path);
+    int rc = cli_admin_fetch(env, a, a->cmd->method, a->cmd->path, &r);
     if (rc != 0)
         return rc;
     json_t *j = json_loadb(r.body, r.len, 0, NULL);
+    cli_http_resp_fini(&r);
+    if (!j) {
+        fprintf(env->err, "%s: the server's answer is not JSON\n", env->prog);
+        return CLI_EXIT_FAIL;
+    }
+    rc = print(env, a, j);
+    json_decref(j);
+    return rc;
+}
+
+static int cli_print_terminated(struct cli_env *env, const struct cli_args *a, const json_t *j)
+{
     fprintf(env->out,
             "Topic %s successfully terminated at %" JSON_INTEGER_FORMAT ":%" JSON_INTEGER_FORMAT
             "\n",
             a->pos, json_integer_value(json_object_get(j, "ledgerId")),
             json_integer_value(json_object_get(j, "entryId")));
-    json_decref(j);
-    cli_http_resp_fini(&r);
     return 0;
+}
+
+static int cli_admin_terminate(struct cli_env *env, const struct cli_args *a)
+{
+    return cli_admin_fetch_json(env, a, cli_print_terminated);
 }
 
 static int cli_admin_compact(struct cli_env *env, const struct cli_args *a)
@@ -602,31 +624,25 @@ static int cli_admin_compact(struct cli_env *env, const struct cli_args *a)
     return rc;
 }
 
-static int cli_admin_lookup(struct cli_env *env, const struct cli_args *a)
+/* The broker URL of a lookup, as pulsar-admin prints it (the TLS one over https). */
+static int cli_print_lookup(struct cli_env *env, const struct cli_args *a, const json_t *j)
 {
-    char err[300];
-    char *path = cli_admin_expand(a->cmd->path, a, err, sizeof err);
-    if (!path)
-        return cli_usage_error(env, "%s", err);
-    struct cli_http_resp r;
-    int rc = cli_admin_request(env, "GET", path, NULL, CLI_OUT_NONE, &r);
-    mg_free(path);
-    if (rc != 0)
-        return rc;
-    json_t *j = json_loadb(r.body, r.len, 0, NULL);
-    json_t *url = json_object_get(j, "brokerUrl");
+    (void)a;
+    const json_t *url = json_object_get(j, "brokerUrl");
     if (strncmp(env->conn.web_url, "https", 5) == 0 &&
         json_is_string(json_object_get(j, "brokerUrlTls")))
         url = json_object_get(j, "brokerUrlTls");
-    if (json_is_string(url)) {
-        fprintf(env->out, "%s\n", json_string_value(url));
-    } else {
+    if (!json_is_string(url)) {
         fprintf(env->err, "%s: the lookup answer has no brokerUrl\n", env->prog);
-        rc = CLI_EXIT_FAIL;
+        return CLI_EXIT_FAIL;
     }
-    json_decref(j);
-    cli_http_resp_fini(&r);
-    return rc;
+    fprintf(env->out, "%s\n", json_string_value(url));
+    return 0;
+}
+
+static int cli_admin_lookup(struct cli_env *env, const struct cli_args *a)
+{
+    return cli_admin_fetch_json(env, a, cli_print_lookup);
 }
 
 static int cli_admin_schema_get(struct cli_env *env, const struct cli_args *a)
@@ -882,14 +898,7 @@ const size_t cli_admin_ncmds = sizeof cli_admin_cmds / sizeof *cli_admin_cmds;
 
 const struct cli_flag cli_admin_globals[] = {
     {"--admin-url", "URL", "admin service URL (webServiceUrl; default http://localhost:8080)", 0},
-    {"--auth-plugin", "CLASS",
-     "authentication plugin (org.apache.pulsar.client.impl.auth."
-     "AuthenticationToken)",
-     0},
-    {"--auth-params", "PARAMS", "its parameters: token:TOKEN or file:///path", 0},
-    {"--tls-trust-cert-path", "FILE", "CA certificates (PEM) for https (tlsTrustCertsFilePath)", 0},
-    {"--tls-allow-insecure", NULL, "do not verify the server's certificate", 0},
-    {"--conf", "FILE", "client.conf-style file (default $PULSAR_CLIENT_CONF, conf/client.conf)", 0},
+    CLI_CONN_FLAGS,
     {NULL, NULL, NULL, 0},
 };
 

@@ -44,6 +44,20 @@ static bool cli_group_exists(const struct cli_cmd *table, size_t n, const char *
     return false;
 }
 
+/* Rows of one group are contiguous: whether row i starts its group, and the row after it. */
+static bool cli_group_first(const struct cli_cmd *table, size_t i)
+{
+    return i == 0 || strcmp(table[i - 1].group, table[i].group) != 0;
+}
+
+static size_t cli_group_end(const struct cli_cmd *table, size_t n, size_t i)
+{
+    size_t j = i;
+    while (j < n && strcmp(table[j].group, table[i].group) == 0)
+        j++;
+    return j;
+}
+
 /* Whether `name` (len bytes) is one of the comma-separated spellings in names. */
 static bool cli_name_matches(const char *names, const char *name, size_t len)
 {
@@ -235,10 +249,10 @@ void cli_usage_tool(FILE *out, const char *prog, const char *what, const struct 
             fprintf(out, "  %-14s %s\n", table[i].name, table[i].help);
             continue;
         }
-        if (i > 0 && strcmp(table[i - 1].group, table[i].group) == 0)
+        if (!cli_group_first(table, i))
             continue;
         fprintf(out, "  %-14s", table[i].group);
-        for (size_t j = i; j < n && strcmp(table[j].group, table[i].group) == 0; j++)
+        for (size_t j = i, end = cli_group_end(table, n, i); j < end; j++)
             fprintf(out, " %s", table[j].name);
         fprintf(out, "\n");
     }
@@ -313,18 +327,19 @@ void cli_completion_bash(FILE *out, const char *prog, const struct cli_cmd *tabl
     fprintf(out, "    case \"$group\" in\n");
     fprintf(out, "    \"\")\n        words=\"");
     for (size_t i = 0; i < n; i++)
-        if (i == 0 || strcmp(table[i - 1].group, table[i].group) != 0)
+        if (cli_group_first(table, i))
             fprintf(out, "%s ", table[i].group);
     fprintf(out, "completion $glob\" ;;\n");
     fprintf(out, "    completion) words=\"bash\" ;;\n");
     for (size_t i = 0; i < n; i++) {
-        if (i > 0 && strcmp(table[i - 1].group, table[i].group) == 0)
+        if (!cli_group_first(table, i))
             continue;
+        size_t end = cli_group_end(table, n, i);
         fprintf(out, "    %s)\n        case \"$cmd\" in\n        \"\") words=\"", table[i].group);
-        for (size_t j = i; j < n && strcmp(table[j].group, table[i].group) == 0; j++)
+        for (size_t j = i; j < end; j++)
             fprintf(out, "%s ", table[j].name);
         fprintf(out, "--help\" ;;\n");
-        for (size_t j = i; j < n && strcmp(table[j].group, table[i].group) == 0; j++) {
+        for (size_t j = i; j < end; j++) {
             fprintf(out, "        %s) words=\"", table[j].name);
             cli_completion_words(out, table[j].flags);
             fprintf(out, " $glob\" ;;\n");

@@ -137,16 +137,22 @@ static void cli_on_tick(evutil_socket_t fd, short what, void *data)
     cli_send_next(data);
 }
 
+/* A producer or consumer could not be created: one line, and the loop stops. */
+static bool cli_ready_failed(struct cli_run *r, int status, const char *msg, const char *what)
+{
+    if (status >= 0)
+        return false;
+    fprintf(r->env->err, "%s: %s: %s\n", r->env->prog, what, msg ? msg : mg_strerror(status));
+    cli_stop(r, CLI_EXIT_FAIL);
+    return true;
+}
+
 static void cli_on_producer(struct client_producer *p, int status, const char *msg, void *data)
 {
     (void)p;
     struct cli_run *r = data;
-    if (status < 0) {
-        fprintf(r->env->err, "%s: cannot create the producer: %s\n", r->env->prog,
-                msg ? msg : mg_strerror(status));
-        cli_stop(r, CLI_EXIT_FAIL);
+    if (cli_ready_failed(r, status, msg, "cannot create the producer"))
         return;
-    }
     r->start_us = cli_now_us();
     cli_send_next(r);
 }
@@ -233,12 +239,7 @@ static void cli_on_message(struct client_consumer *c, const struct client_messag
 static void cli_on_consumer(struct client_consumer *c, int status, const char *msg, void *data)
 {
     (void)c;
-    struct cli_run *r = data;
-    if (status < 0) {
-        fprintf(r->env->err, "%s: cannot subscribe: %s\n", r->env->prog,
-                msg ? msg : mg_strerror(status));
-        cli_stop(r, CLI_EXIT_FAIL);
-    }
+    cli_ready_failed(data, status, msg, "cannot subscribe");
 }
 
 /* ---- the commands ------------------------------------------------------------------------------
@@ -474,17 +475,7 @@ const size_t cli_client_ncmds = sizeof cli_client_cmds / sizeof *cli_client_cmds
 
 const struct cli_flag cli_client_globals[] = {
     {"--url", "URL", "service URL (brokerServiceUrl; default pulsar://localhost:6650)", 0},
-    {"--auth-plugin", "CLASS",
-     "authentication plugin (org.apache.pulsar.client.impl.auth."
-     "AuthenticationToken)",
-     0},
-    {"--auth-params", "PARAMS", "its parameters: token:TOKEN or file:///path", 0},
-    {"--tls-trust-cert-path", "FILE",
-     "CA certificates (PEM) for pulsar+ssl:// "
-     "(tlsTrustCertsFilePath)",
-     0},
-    {"--tls-allow-insecure", NULL, "do not verify the broker's certificate", 0},
-    {"--conf", "FILE", "client.conf-style file (default $PULSAR_CLIENT_CONF, conf/client.conf)", 0},
+    CLI_CONN_FLAGS,
     {NULL, NULL, NULL, 0},
 };
 

@@ -56,10 +56,20 @@ struct cli_cmd {
     enum cli_out out;
 };
 
-/* The global flags every command also takes (--admin-url, --auth-plugin, ...). */
-struct cli_globals {
-    const struct cli_flag *flags; /* ends at names == NULL */
-};
+/* The global flags both tools take after their URL flag (cli_conn_init reads them). */
+#define CLI_CONN_FLAGS                                                                             \
+    {"--auth-plugin", "CLASS",                                                                     \
+     "authentication plugin (org.apache.pulsar.client.impl.auth.AuthenticationToken)", 0},         \
+        {"--auth-params", "PARAMS", "its parameters: token:TOKEN or file:///path", 0},             \
+        {"--tls-trust-cert-path", "FILE",                                                          \
+         "CA certificates (PEM) the server's certificate must verify against "                     \
+         "(tlsTrustCertsFilePath)",                                                                \
+         0},                                                                                       \
+        {"--tls-allow-insecure", NULL, "do not verify the server's certificate", 0},               \
+    {                                                                                              \
+        "--conf", "FILE",                                                                          \
+            "client.conf-style file (default $PULSAR_CLIENT_CONF, conf/client.conf)", 0            \
+    }
 
 /* A parsed command line: the command, its positional value, each flag's values. */
 struct cli_args {

@@ -333,6 +333,18 @@ START_TEST(test_error_lines)
 }
 END_TEST
 
+/* What fn prints for r, as a string (free). */
+static char *printed(void (*fn)(FILE *, const struct cli_http_resp *),
+                     const struct cli_http_resp *r)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    fn(f, r);
+    fclose(f);
+    return text;
+}
+
 START_TEST(test_output)
 {
     char *text = NULL;
@@ -365,9 +377,7 @@ START_TEST(test_output)
     r.hdrs = mg_calloc(9, sizeof *r.hdrs);
     for (int i = 0; i < 8; i++)
         r.hdrs[i] = mg_strdup(h[i]);
-    f = open_memstream(&text, &len);
-    cli_print_message(f, &r);
-    fclose(f);
+    text = printed(cli_print_message, &r);
     ck_assert_ptr_nonnull(strstr(text, "Message ID: 7:3\n"));
     ck_assert_ptr_nonnull(strstr(text, "Publish time: 2026-01-01T00:00:00Z\n"));
     ck_assert_ptr_nonnull(strstr(text, "Key: key1\n"));
@@ -379,9 +389,7 @@ START_TEST(test_output)
     mg_free(r.body);
     r.body = mg_strdup("hello world");
     r.len = 11;
-    f = open_memstream(&text, &len);
-    cli_print_message(f, &r);
-    fclose(f);
+    text = printed(cli_print_message, &r);
     ck_assert_ptr_nonnull(strstr(text, "\nhello world\n"));
     ck_assert_ptr_null(strstr(text, "|00000000|"));
     free(text);
