@@ -414,20 +414,23 @@ int cli_conn_init(struct cli_conn *c, const struct cli_args *a, char *err, size_
     bool explicit = conf != NULL;
     if (!conf)
         conf = getenv("PULSAR_CLIENT_CONF");
-    if (conf && *conf) {
+    /* as the pulsar-admin script: $PULSAR_HOME/conf/client.conf (here: ./conf/client.conf
+     * without PULSAR_HOME), used when it exists */
+    const char *home = getenv("PULSAR_HOME");
+    char *dflt = mg_asprintf("%s/conf/client.conf", home && *home ? home : ".");
+    if (conf && *conf)
         explicit = true;
-    } else if (access("conf/client.conf", R_OK) == 0) {
-        conf = "conf/client.conf";
-    } else {
-        conf = NULL;
-    }
+    else
+        conf = access(dflt, R_OK) == 0 ? dflt : NULL;
     if (conf) {
         char why[300];
         if (cli_conf_load(c, conf, why, sizeof why) < 0 && explicit) {
             snprintf(err, errlen, "--conf: %s", why);
+            mg_free(dflt);
             return -1;
         }
     }
+    mg_free(dflt);
     const struct {
         const char *flag;
         char **dst;

@@ -68,7 +68,7 @@ struct cli_cmd {
         {"--tls-allow-insecure", NULL, "do not verify the server's certificate", 0},               \
     {                                                                                              \
         "--conf", "FILE",                                                                          \
-            "client.conf-style file (default $PULSAR_CLIENT_CONF, conf/client.conf)", 0            \
+            "client.conf-style file (default $PULSAR_CLIENT_CONF, ./conf/client.conf)", 0          \
     }
 
 /* A parsed command line: the command, its positional value, each flag's values. */
@@ -112,7 +112,8 @@ void cli_completion_bash(FILE *out, const char *prog, const struct cli_cmd *tabl
 /* ---- connection options ----------------------------------------------------------------- */
 
 /* The options a tool connects with: flags first, then the client.conf-style file
- * (--conf, else $PULSAR_CLIENT_CONF, else conf/client.conf when it exists), then defaults. */
+ * (--conf, else $PULSAR_CLIENT_CONF, else $PULSAR_HOME/conf/client.conf or
+ * ./conf/client.conf when it exists), then defaults. */
 struct cli_conn {
     char *web_url;     /* webServiceUrl, default http://localhost:8080 */
     char *service_url; /* brokerServiceUrl, default pulsar://localhost:6650 */

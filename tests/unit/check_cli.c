@@ -16,6 +16,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Run the parser on a space-separated line for group/name. */
@@ -301,7 +302,33 @@ START_TEST(test_conf)
     ck_assert_ptr_nonnull(strstr(err, "--auth-plugin"));
     cli_conn_fini(&c);
     done(&a, buf, argv);
-    unlink(path);
+    /* no --conf: $PULSAR_HOME/conf/client.conf when PULSAR_HOME is set */
+    char home[] = "/tmp/check_cli_homeXXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(home));
+    char dir[300], file[320];
+    snprintf(dir, sizeof dir, "%s/conf", home);
+    snprintf(file, sizeof file, "%s/client.conf", dir);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    ck_assert_int_eq(rename(path, file), 0);
+    setenv("PULSAR_HOME", home, 1);
+    unsetenv("PULSAR_CLIENT_CONF");
+    ck_assert_int_eq(parse("clusters", "list", "", &a, err, sizeof err, &buf, &argv), 0);
+    ck_assert_int_eq(cli_conn_init(&c, &a, err, sizeof err), 0);
+    ck_assert_str_eq(c.web_url, "http://from-file:8080/");
+    cli_conn_fini(&c);
+    done(&a, buf, argv);
+    /* without any file: the defaults */
+    unlink(file);
+    ck_assert_int_eq(parse("clusters", "list", "", &a, err, sizeof err, &buf, &argv), 0);
+    ck_assert_int_eq(cli_conn_init(&c, &a, err, sizeof err), 0);
+    ck_assert_str_eq(c.web_url, "http://localhost:8080");
+    ck_assert_str_eq(c.service_url, "pulsar://localhost:6650");
+    ck_assert_ptr_null(c.token);
+    cli_conn_fini(&c);
+    done(&a, buf, argv);
+    unsetenv("PULSAR_HOME");
+    rmdir(dir);
+    rmdir(home);
 }
 END_TEST
 
