@@ -2,13 +2,13 @@
  * cli_client.c - `magnetar client produce|consume|read`: pulsar-client's commands, flags
  * and output, over the client module (broker/client/) on one event loop.
  *
- *   produce TOPIC -m MSG[,MSG...] | -f FILE  [-n times] [-r msg/s] [-db]
+ *   produce TOPIC -m MSG[,MSG...] | -f FILE  [-n times] [-r msg/s] [-k key] [-p k=v] [-db]
  *   consume TOPIC -s SUB [-t type] [-p position] [-n count (0 = forever)] [--hex]
  *   read TOPIC [-m latest|earliest|ledger:entry] [-i] [-n count] [--hex]
  *
  * `read` is a reader: a non-durable subscription, gone when the command ends. Flags of
- * pulsar-client the client library cannot honour yet (-k, -p of produce, --chunking,
- * --regex) parse and are refused in one line. Each message received prints as
+ * pulsar-client the client library cannot honour yet (--chunking, --regex) parse and are
+ * refused in one line. Each message received prints as
  * pulsar-client prints it ("----- got message -----", then key, properties, content).
  */
 #include "cli/cli.h"
@@ -39,6 +39,8 @@ struct cli_run {
     char **payloads;
     size_t *lens;
     int npayloads;
+    struct client_msg_meta meta; /* -k and -p: borrows argv and props */
+    char **props;                /* owned: key, value, ... */
     long long total, sent, acked;
     double rate;
     uint64_t start_us;
@@ -109,7 +111,8 @@ static void cli_send_next(struct cli_run *r)
     }
     while (r->sent < allowed) {
         int i = (int)(r->sent % r->npayloads);
-        int rc = client_producer_send(r->producer, r->payloads[i], r->lens[i], cli_on_sent, r);
+        int rc = client_producer_send_meta(r->producer, r->payloads[i], r->lens[i], &r->meta,
+                                           cli_on_sent, r);
         if (rc == -MG_EAGAIN)
             break; /* an acknowledgement calls again */
         if (rc < 0) {
@@ -221,7 +224,11 @@ static void cli_on_message(struct client_consumer *c, const struct client_messag
         return; /* a reader starts after its message id unless -i */
     FILE *out = r->env->out;
     fprintf(out, "----- got message -----\n");
-    fprintf(out, "key:[%s], properties:[], content:", m->key ? m->key : "null");
+    /* as pulsar-client: key:[k], properties:[k1=v1, k2=v2], content:... */
+    fprintf(out, "key:[%s], properties:[", m->key ? m->key : "null");
+    for (size_t i = 0; i < m->nprops; i++)
+        fprintf(out, "%s%s=%s", i ? ", " : "", m->properties[2 * i], m->properties[2 * i + 1]);
+    fprintf(out, "], content:");
     if (r->hex) {
         fputc('\n', out);
         cli_hexdump(out, m->payload, m->len);
@@ -294,17 +301,32 @@ static void cli_client_close(struct cli_run *r)
         event_base_free(r->base);
     mg_free_strv(r->payloads, r->npayloads);
     mg_free(r->lens);
+    mg_free_strv(r->props, (int)(2 * r->meta.nprops));
 }
 
 static int cli_client_produce(struct cli_env *env, const struct cli_args *a)
 {
     int rc;
-    if ((rc = cli_refuse(env, a, "--key", "a message key")) ||
-        (rc = cli_refuse(env, a, "--properties", "message properties")) ||
-        (rc = cli_refuse(env, a, "--chunking", "chunking")))
+    if ((rc = cli_refuse(env, a, "--chunking", "chunking")))
         return rc;
     struct cli_run r = {.env = env, .a = a, .total = 1};
     char err[400];
+    r.meta.key = cli_arg(a, "--key");
+    int np = cli_arg_count(a, "--properties");
+    r.props = mg_calloc(2 * (size_t)np + 1, sizeof *r.props);
+    for (int i = 0; i < np; i++) {
+        const char *kv = cli_arg_at(a, "--properties", i);
+        const char *eq = strchr(kv, '=');
+        if (!eq || eq == kv) {
+            fprintf(env->err, "%s: --properties: '%s' is not key=value\n", env->prog, kv);
+            cli_client_close(&r);
+            return CLI_EXIT_USAGE;
+        }
+        r.props[r.meta.nprops * 2] = mg_strndup(kv, (size_t)(eq - kv));
+        r.props[r.meta.nprops * 2 + 1] = mg_strdup(eq + 1);
+        r.meta.nprops++;
+    }
+    r.meta.properties = (const char *const *)r.props;
     long long n = 1;
     if (!cli_parse_count(cli_arg(a, "--num-produce"), &n) || n < 1) {
         fprintf(env->err, "%s: --num-produce: '%s' is not a positive number\n", env->prog,

@@ -187,16 +187,44 @@ void client_buf_fini(struct client_buf *b)
     memset(b, 0, sizeof(*b));
 }
 
+void client_meta_kv(const struct client_msg_meta *meta, Pulsar__Proto__KeyValue **kv,
+                    Pulsar__Proto__KeyValue ***ptrs)
+{
+    size_t n = meta ? meta->nprops : 0;
+    *kv = mg_calloc(n + 1, sizeof **kv);
+    *ptrs = mg_calloc(n + 1, sizeof **ptrs);
+    for (size_t i = 0; i < n; i++) {
+        Pulsar__Proto__KeyValue init = PULSAR__PROTO__KEY_VALUE__INIT;
+        (*kv)[i] = init;
+        (*kv)[i].key = (char *)meta->properties[2 * i];
+        (*kv)[i].value = (char *)meta->properties[2 * i + 1];
+        (*ptrs)[i] = &(*kv)[i];
+    }
+}
+
 void client_batch_append(struct client_buf *b, const void *payload, size_t len, uint64_t seq)
+{
+    client_batch_append_meta(b, payload, len, seq, NULL);
+}
+
+void client_batch_append_meta(struct client_buf *b, const void *payload, size_t len, uint64_t seq,
+                              const struct client_msg_meta *meta)
 {
     Pulsar__Proto__SingleMessageMetadata smm = PULSAR__PROTO__SINGLE_MESSAGE_METADATA__INIT;
     smm.payload_size = (int32_t)len;
     smm.has_sequence_id = 1;
     smm.sequence_id = seq;
+    Pulsar__Proto__KeyValue *kv, **ptrs;
+    client_meta_kv(meta, &kv, &ptrs);
+    smm.n_properties = meta ? meta->nprops : 0;
+    smm.properties = ptrs;
+    smm.partition_key = meta ? (char *)meta->key : NULL;
     size_t sz = pulsar__proto__single_message_metadata__get_packed_size(&smm);
     client_buf_reserve(b, 4 + sz + len);
     mg_put_be32(b->data + b->len, (uint32_t)sz);
     pulsar__proto__single_message_metadata__pack(&smm, b->data + b->len + 4);
+    mg_free(kv);
+    mg_free(ptrs);
     if (len > 0)
         memcpy(b->data + b->len + 4 + sz, payload, len);
     b->len += 4 + sz + len;
@@ -237,6 +265,17 @@ static void client_conn_close(struct client_conn *conn, int status, const char *
 static void client_ep_conn_lost(struct client_ep *ep, int status, const char *msg);
 static void client_producer_on_receipt(struct client_producer *p, const wire_cmd *cmd);
 static void client_producer_on_send_error(struct client_producer *p, const wire_cmd *cmd);
+/* Protobuf KeyValues as key/value string pairs (mg_free the array; the strings are kv's). */
+static const char **client_kv_strs(Pulsar__Proto__KeyValue **kv, size_t n)
+{
+    const char **out = mg_calloc(2 * n + 1, sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = kv[i]->key;
+        out[2 * i + 1] = kv[i]->value;
+    }
+    return out;
+}
+
 static void client_consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
                                        struct evbuffer *payload);
 
@@ -1291,6 +1330,15 @@ static void client_producer_write_op(struct client_producer *p, struct client_op
     }
 }
 
+static void client_producer_clear_single(struct client_producer *p)
+{
+    mg_free(p->single_key);
+    mg_free_strv(p->single_props, (int)(2 * p->nsingle_props));
+    p->single_key = NULL;
+    p->single_props = NULL;
+    p->nsingle_props = 0;
+}
+
 /* Close the open batch into a SEND and queue it (and write it when connected). */
 static void client_producer_close_batch(struct client_producer *p)
 {
@@ -1316,6 +1364,17 @@ static void client_producer_close_batch(struct client_producer *p)
     send.sequence_id = op->first_seq;
     send.has_num_messages = 1;
     send.num_messages = (int32_t)op->n;
+    /* without batching, the one message's key and properties are the entry's */
+    struct client_msg_meta one = {.key = p->single_key,
+                                  .properties = (const char *const *)p->single_props,
+                                  .nprops = p->nsingle_props};
+    Pulsar__Proto__KeyValue *kv, **kvp;
+    client_meta_kv(op->batched ? NULL : &one, &kv, &kvp);
+    if (!op->batched) {
+        md.partition_key = p->single_key;
+        md.n_properties = p->nsingle_props;
+        md.properties = kvp;
+    }
     if (op->batched) {
         md.has_num_messages_in_batch = 1;
         md.num_messages_in_batch = (int32_t)op->n;
@@ -1333,6 +1392,9 @@ static void client_producer_close_batch(struct client_producer *p)
     MG_ASSERT(op->frame != NULL);
     wire_write_send(op->frame, &cmd, &md, p->batch.data, p->batch.len);
     p->batch.len = 0;
+    mg_free(kv);
+    mg_free(kvp);
+    client_producer_clear_single(p);
 
     STAILQ_INSERT_TAIL(&p->ops, op, link);
     client_producer_write_op(p, op);
@@ -1482,6 +1544,12 @@ int client_producer_new(struct client *c, const struct client_producer_opts *opt
 int client_producer_send(struct client_producer *p, const void *payload, size_t len,
                          client_send_cb cb, void *data)
 {
+    return client_producer_send_meta(p, payload, len, NULL, cb, data);
+}
+
+int client_producer_send_meta(struct client_producer *p, const void *payload, size_t len,
+                              const struct client_msg_meta *meta, client_send_cb cb, void *data)
+{
     if (p->ep.state == CLIENT_EP_FAILED)
         return -MG_ECLOSED;
     uint32_t max = p->ep.conn ? p->ep.conn->max_message_size : WIRE_DEFAULT_MAX_MESSAGE_SIZE;
@@ -1506,8 +1574,16 @@ int client_producer_send(struct client_producer *p, const void *payload, size_t 
     m->size = len;
     p->pending++;
     if (p->batching) {
-        client_batch_append(&p->batch, payload, len, m->seq);
+        client_batch_append_meta(&p->batch, payload, len, m->seq, meta);
     } else {
+        if (meta && meta->key)
+            p->single_key = mg_strdup(meta->key);
+        if (meta && meta->nprops) {
+            p->single_props = mg_calloc(2 * meta->nprops, sizeof *p->single_props);
+            for (size_t i = 0; i < 2 * meta->nprops; i++)
+                p->single_props[i] = mg_strdup(meta->properties[i]);
+            p->nsingle_props = meta->nprops;
+        }
         client_buf_reserve(&p->batch, len);
         if (len > 0)
             memcpy(p->batch.data, payload, len);
@@ -1551,6 +1627,7 @@ void client_producer_free(struct client_producer *p)
     client_producer_fail_all(p, -MG_ECANCELED);
     mg_event_free(p->batch_ev);
     client_buf_fini(&p->batch);
+    client_producer_clear_single(p);
     mg_free(p->bmsgs);
     mg_free(p->name);
     mg_free(p);
@@ -1684,7 +1761,11 @@ static void client_consumer_on_message(struct client_consumer *c, const wire_cmd
         m.id = id;
         m.payload = p + off;
         m.len = len - off;
+        const char **props = client_kv_strs(md->properties, md->n_properties);
+        m.properties = props;
+        m.nprops = md->n_properties;
         c->msg_cb(c, &m, c->data);
+        mg_free(props);
         pulsar__proto__message_metadata__free_unpacked(md, NULL);
         client_consumer_consumed(c, 1);
         return;
@@ -1717,7 +1798,11 @@ static void client_consumer_on_message(struct client_consumer *c, const wire_cmd
             m.key = smm->partition_key;
             if (smm->has_event_time)
                 m.event_time = smm->event_time;
+            const char **props = client_kv_strs(smm->properties, smm->n_properties);
+            m.properties = props;
+            m.nprops = smm->n_properties;
             c->msg_cb(c, &m, c->data);
+            mg_free(props);
             delivered++;
         }
         pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);

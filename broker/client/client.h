@@ -74,6 +74,14 @@ struct client_send_result {
     size_t size;          /* payload bytes */
 };
 
+/* A message's key and properties (client_producer_send_meta); every pointer is borrowed
+ * for the call. */
+struct client_msg_meta {
+    const char *key;               /* partition key, NULL = none */
+    const char *const *properties; /* nprops key/value pairs: k0, v0, k1, v1, ... */
+    size_t nprops;
+};
+
 /* A received message; every pointer is borrowed and valid only during the callback. */
 struct client_message {
     struct client_msg_id id;
@@ -85,6 +93,8 @@ struct client_message {
     const char *producer_name;
     const char *key; /* partition key or NULL */
     uint32_t redelivery_count;
+    const char *const *properties; /* nprops key/value pairs: k0, v0, k1, v1, ... */
+    size_t nprops;
 };
 
 struct client_producer_opts {
@@ -160,6 +170,9 @@ int client_producer_new(struct client *c, const struct client_producer_opts *opt
  * -MG_ETOOBIG over the broker's max message size, or -MG_ECLOSED if creation failed. */
 int client_producer_send(struct client_producer *p, const void *payload, size_t len,
                          client_send_cb cb, void *data);
+/* The same, with a key and properties (NULL meta: none), copied. */
+int client_producer_send_meta(struct client_producer *p, const void *payload, size_t len,
+                              const struct client_msg_meta *meta, client_send_cb cb, void *data);
 /* Send the open batch now. */
 void client_producer_flush(struct client_producer *p);
 /* Messages sent or batched and not yet acknowledged. */

@@ -38,6 +38,13 @@ void client_buf_fini(struct client_buf *b);
 /* Append one message of a batch: [u32 size][SingleMessageMetadata{payload_size,
  * sequence_id}][payload]. */
 void client_batch_append(struct client_buf *b, const void *payload, size_t len, uint64_t seq);
+/* The same with the message's key and properties (meta may be NULL). */
+void client_batch_append_meta(struct client_buf *b, const void *payload, size_t len, uint64_t seq,
+                              const struct client_msg_meta *meta);
+/* meta's properties as protobuf KeyValues: *kv (nprops entries) and *ptrs, both mg_free'd by
+ * the caller; they borrow meta's strings. */
+void client_meta_kv(const struct client_msg_meta *meta, Pulsar__Proto__KeyValue **kv,
+                    Pulsar__Proto__KeyValue ***ptrs);
 /* Parse the message of a batch payload that starts at *off and advance *off past it.
  * Returns 1 with *smm (free with pulsar__proto__single_message_metadata__free_unpacked) and
  * the payload slice, 0 at the end, -MG_EPROTO on a malformed batch. */
@@ -191,6 +198,10 @@ struct client_producer {
     unsigned bcap;
     uint64_t batch_publish_ms;
     struct event *batch_ev; /* owned: max publish delay */
+    /* without batching: the key and properties of the one message waiting in batch */
+    char *single_key;    /* owned or NULL */
+    char **single_props; /* owned: nsingle_props key/value pairs */
+    size_t nsingle_props;
     client_producer_ready_cb ready_cb;
     void *data; /* borrowed */
 };

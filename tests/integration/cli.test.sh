@@ -191,6 +191,23 @@ if [ "$RC" = 0 ] && [ "$(grep -c '^key:' "$T/out")" = 7 ] && grep -q 'content:m1
     tail -1 "$T/out" | grep -qx "7 messages successfully read"; then
     pass "client read -m earliest: all 7 messages"
 else fail "client read: $(cat "$T/out" "$T/err")"; fi
+# keys and properties, batched and not, as pulsar-client prints them
+KP=persistent://$NS/keyed
+cli "client produce -k -p" produce "$KP" -m a,b -k key1 -p x=1 -p y=two
+out_is "client produce -k -p (batched)" "2 messages successfully produced"
+cli "client produce -k -p -db" produce "$KP" -m c -k key2 -p z=3 -db
+out_is "client produce -k -p -db" "1 messages successfully produced"
+cli "client read keyed" read "$KP" -m earliest -n 3
+want="----- got message -----
+key:[key1], properties:[x=1, y=two], content:a
+----- got message -----
+key:[key1], properties:[x=1, y=two], content:b
+----- got message -----
+key:[key2], properties:[z=3], content:c
+3 messages successfully read"
+out_is "client read: keys and properties" "$want"
+adm "topics delete keyed" topics delete "$KP"
+
 adm "subscriptions after read" topics subscriptions "$TP"
 out_is "the reader left no subscription" sub1
 
@@ -265,8 +282,10 @@ run "client: unreachable" client --url pulsar://127.0.0.1:1 produce "$TP" -m x
 one_line_error "client produce, unreachable URL" 1 "cannot create the producer"
 cli "client: no messages" produce "$TP"
 one_line_error "client produce without -m/-f" 2 "-m MSG or -f FILE"
-cli "client: key" produce "$TP" -m x -k k1
-one_line_error "client produce -k (not supported yet)" 2 "not supported"
+cli "client: chunking" produce "$TP" -m x --chunking
+one_line_error "client produce --chunking (not supported yet)" 2 "not supported"
+cli "client: bad property" produce "$TP" -m x -p novalue
+one_line_error "client produce -p without =" 2 "is not key=value"
 
 # ---- help and completion --------------------------------------------------------------------
 run "admin --help" admin --help

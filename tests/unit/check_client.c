@@ -726,6 +726,37 @@ START_TEST(test_request_times_out)
 }
 END_TEST
 
+/* A batch message's key and properties (client_batch_append_meta) are in its
+ * SingleMessageMetadata, as pulsar-client reads them; a message without meta has none. */
+START_TEST(test_batch_meta)
+{
+    const char *props[] = {"k1", "v1", "k2", ""};
+    struct client_msg_meta meta = {.key = "the-key", .properties = props, .nprops = 2};
+    struct client_buf buf = {0};
+    client_batch_append_meta(&buf, "one", 3, 7, &meta);
+    client_batch_append(&buf, "two", 3, 8);
+    size_t off = 0, plen;
+    Pulsar__Proto__SingleMessageMetadata *smm;
+    const uint8_t *pl;
+    ck_assert_int_eq(client_batch_next(buf.data, buf.len, &off, &smm, &pl, &plen), 1);
+    ck_assert_str_eq(smm->partition_key, "the-key");
+    ck_assert_uint_eq(smm->n_properties, 2);
+    ck_assert_str_eq(smm->properties[0]->key, "k1");
+    ck_assert_str_eq(smm->properties[0]->value, "v1");
+    ck_assert_str_eq(smm->properties[1]->key, "k2");
+    ck_assert_str_eq(smm->properties[1]->value, "");
+    ck_assert_uint_eq(plen, 3);
+    ck_assert_int_eq(memcmp(pl, "one", 3), 0);
+    pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
+    ck_assert_int_eq(client_batch_next(buf.data, buf.len, &off, &smm, &pl, &plen), 1);
+    ck_assert_ptr_null(smm->partition_key);
+    ck_assert_uint_eq(smm->n_properties, 0);
+    pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
+    ck_assert_int_eq(client_batch_next(buf.data, buf.len, &off, &smm, &pl, &plen), 0);
+    client_buf_fini(&buf);
+}
+END_TEST
+
 int main(void)
 {
     return tl_main(
@@ -735,5 +766,6 @@ int main(void)
                            test_lookup_redirect, test_lookup_failed, test_producer_batches,
                            test_producer_single_and_send_error,
                            test_producer_reconnects_and_resends, test_producer_free_cancels,
-                           test_consumer, test_partitions, test_request_times_out)}));
+                           test_consumer, test_partitions, test_request_times_out)},
+                 {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta)}));
 }
