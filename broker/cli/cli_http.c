@@ -49,6 +49,8 @@ static void cli_http_on_done(struct evhttp_request *req, void *arg)
         return;
     struct cli_http_resp *r = call->r;
     r->status = evhttp_request_get_response_code(req);
+    const char *phrase = evhttp_request_get_response_code_line(req);
+    r->phrase = phrase && *phrase ? mg_strdup(phrase) : NULL;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     r->len = evbuffer_get_length(in);
     r->body = mg_malloc(r->len + 1);
@@ -262,6 +264,7 @@ int cli_http(const struct cli_conn *c, const char *method, const char *path, con
 void cli_http_resp_fini(struct cli_http_resp *r)
 {
     mg_free(r->body);
+    mg_free(r->phrase);
     mg_free_strv(r->hdrs, 2 * r->nhdrs);
     memset(r, 0, sizeof *r);
 }
@@ -301,11 +304,25 @@ void cli_http_error_line(const struct cli_http_resp *r, char *out, size_t outlen
     } else if (cli_http_unsupported(r)) {
         snprintf(out, outlen, "not supported by this server yet (HTTP %d)", r->status);
     } else {
-        /* a text body (a stack trace, an HTML page): its first non-blank line */
+        /* a text body (a stack trace): its first non-blank line; an HTML page (Jetty's
+         * error page): its title without "Error NNN"; none: the reason phrase */
         const char *b = r->body ? r->body : "";
         while (*b == '\n' || *b == '\r' || *b == ' ')
             b++;
-        size_t n = strcspn(b, "\r\n");
+        size_t n;
+        const char *title = *b == '<' ? strcasestr(b, "<title>") : NULL;
+        if (title) {
+            b = title + 7;
+            char code[16];
+            int cl = snprintf(code, sizeof code, "Error %d ", r->status);
+            if (strncmp(b, code, (size_t)cl) == 0)
+                b += cl;
+            n = strcspn(b, "<\r\n");
+        } else {
+            if (*b == '<' || !*b)
+                b = r->phrase ? r->phrase : "";
+            n = strcspn(b, "\r\n");
+        }
         if (n > 200)
             n = 200;
         snprintf(out, outlen, "HTTP %d%s%.*s", r->status, n ? ": " : "", (int)n, b);

@@ -134,8 +134,9 @@ void cli_conn_fini(struct cli_conn *c);
 /* ---- HTTP ------------------------------------------------------------------------------- */
 
 struct cli_http_resp {
-    int status; /* HTTP status, 0 when no answer came */
-    char *body; /* owned, NUL-terminated (the body may hold NULs: use len) */
+    int status;   /* HTTP status, 0 when no answer came */
+    char *phrase; /* owned: its reason phrase ("Unauthorized"), or NULL */
+    char *body;   /* owned, NUL-terminated (the body may hold NULs: use len) */
     size_t len;
     char **hdrs; /* owned: name, value, name, value ... */
     int nhdrs;
@@ -152,7 +153,8 @@ void cli_http_resp_fini(struct cli_http_resp *r);
 const char *cli_http_header(const struct cli_http_resp *r, const char *name);
 /* The one line describing a failed answer: Pulsar's {"reason"} when the body has one,
  * "not supported by this server yet" for a 404/405 of a path the server does not route
- * (no reason), else the status and the body's first line. */
+ * (no reason), else the status and the body's first line (the reason phrase instead of an
+ * HTML page). */
 void cli_http_error_line(const struct cli_http_resp *r, char *out, size_t outlen);
 /* Whether the answer is a route the server does not serve (404/405 without a reason). */
 bool cli_http_unsupported(const struct cli_http_resp *r);

@@ -9,8 +9,12 @@
 #      a server error each print exactly one line on stderr, nothing on stdout, and exit
 #      non-zero within the timeout.
 #   3. `magnetar client produce` -> `consume` round trip (every message, in order), and
-#      `read` from earliest and from a message id; `--help` on every level; the bash
+#      `read` from earliest; keys and properties; `--help` on every level; the bash
 #      completion script is valid bash and completes a group's commands.
+#   4. A second standalone with TLS (a CA made here with openssl) and token authentication:
+#      admin over https and client over pulsar+ssl, from flags and from a client.conf
+#      (--conf, $PULSAR_CLIENT_CONF); no token, an untrusted CA, bad --auth-params and a
+#      missing --conf file each give one line and a non-zero exit.
 # Every command runs under `timeout`; the standalone is stopped by pid.
 set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
@@ -305,5 +309,67 @@ got=$(bash -c '. "$1"; COMP_WORDS=(magnetar admin topics skip --cou); COMP_CWORD
 [ "$got" = "--count" ] && pass "completion: a command's flags" || fail "completion of flags gave '$got'"
 
 stop_clean 20 sa
+
+# ---- 4. https, pulsar+ssl and a token, from flags and from a client.conf ---------------------
+if ! command -v openssl >/dev/null 2>&1; then
+    fail "openssl not found: the TLS and token part cannot run"
+else
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$T/ext"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" -days 2 \
+        -subj /CN=cli-test-ca 2>/dev/null &&
+        openssl req -newkey rsa:2048 -nodes -keyout "$T/srv.key" -out "$T/srv.csr" \
+            -subj /CN=127.0.0.1 2>/dev/null &&
+        openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -set_serial 7 \
+            -days 2 -extfile "$T/ext" -out "$T/srv.pem" 2>/dev/null ||
+        fail "openssl could not make the test certificates"
+    "$BIN" tokens create-secret-key --output "$T/secret.key" || fail "create-secret-key"
+    "$BIN" tokens create --secret-key "file://$T/secret.key" --subject admin >"$T/token" ||
+        fail "tokens create"
+    start_magnetar tls standalone "brokerServicePortTls webServicePortTls" 60 -- \
+        --set "dataDirectory=$T/tlsdata" --set brokerServicePort=0 --set webServicePort=0 \
+        --set brokerServicePortTls=0 --set webServicePortTls=0 \
+        --set tlsCertificateFilePath="$T/srv.pem" --set tlsKeyFilePath="$T/srv.key" \
+        --set authenticationEnabled=true \
+        --set authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderToken \
+        --set tokenSecretKey="file://$T/secret.key" || exit 1
+    HTTPS="https://127.0.0.1:$(port_of tls webServicePortTls)"
+    SSL="pulsar+ssl://127.0.0.1:$(port_of tls brokerServicePortTls)"
+    PLUGIN=org.apache.pulsar.client.impl.auth.AuthenticationToken
+    run "https + token flags" admin --admin-url "$HTTPS" --tls-trust-cert-path "$T/ca.pem" \
+        --auth-plugin "$PLUGIN" --auth-params "file://$T/token" clusters list
+    out_is "admin over https with --tls-trust-cert-path and a token (file://)" standalone
+    run "https + token:" admin --admin-url "$HTTPS" --tls-trust-cert-path "$T/ca.pem" \
+        --auth-plugin "$PLUGIN" --auth-params "token:$(cat "$T/token")" tenants list
+    [ "$RC" = 0 ] && grep -qx public "$T/out" && pass "admin with --auth-params token:..." ||
+        fail "admin with token:...: $RC $(cat "$T/err")"
+    cat >"$T/client.conf" <<CONF
+# as Pulsar's conf/client.conf
+webServiceUrl=$HTTPS
+brokerServiceUrl=$SSL
+authPlugin=$PLUGIN
+authParams=file://$T/token
+tlsTrustCertsFilePath=$T/ca.pem
+CONF
+    run "client.conf" admin --conf "$T/client.conf" brokers healthcheck
+    out_is "admin from a client.conf (--conf)" ok
+    PULSAR_CLIENT_CONF="$T/client.conf" run "PULSAR_CLIENT_CONF" admin tenants get public
+    jq_is "admin from \$PULSAR_CLIENT_CONF" '.allowedClusters' '["standalone"]'
+    run "client.conf produce" client --conf "$T/client.conf" produce tls-t -m s1,s2 -n 2 -db
+    out_is "client produce over pulsar+ssl with a token (client.conf)" "4 messages successfully produced"
+    run "client.conf read" client --conf "$T/client.conf" read tls-t -m earliest -n 4
+    [ "$RC" = 0 ] && [ "$(grep -c '^key:' "$T/out")" = 4 ] && pass "client read over pulsar+ssl" ||
+        fail "client read over pulsar+ssl: $RC $(cat "$T/out" "$T/err")"
+    run "no token" admin --admin-url "$HTTPS" --tls-trust-cert-path "$T/ca.pem" clusters list
+    one_line_error "https without a token: the server's refusal" 1 "HTTP 401: Authentication required"
+    run "untrusted" admin --admin-url "$HTTPS" --auth-plugin "$PLUGIN" \
+        --auth-params "file://$T/token" clusters list
+    one_line_error "https with a CA the client does not trust" 1 "TLS with 127.0.0.1"
+    run "bad params" admin --admin-url "$HTTPS" --auth-plugin "$PLUGIN" --auth-params "bogus" \
+        clusters list
+    one_line_error "bad --auth-params" 2 "auth-params"
+    run "bad conf" admin --conf "$T/nope.conf" clusters list
+    one_line_error "missing --conf file" 2 "--conf"
+    stop_clean 20 tls
+fi
 check_sanitizers
 exit "$IT_FAILED"

@@ -357,6 +357,21 @@ START_TEST(test_error_lines)
     cli_http_error_line(&r, line, sizeof line);
     ck_assert_str_eq(line, "HTTP 500: --- An unexpected error occurred in the server ---");
     cli_http_resp_fini(&r);
+    /* an HTML error page: the reason phrase, not the page */
+    r = resp(401, "<html>\n<head><title>Error 401 Authentication required</title></head>\n"
+                  "<body><h2>HTTP ERROR 401</h2></body></html>\n");
+    cli_http_error_line(&r, line, sizeof line);
+    ck_assert_str_eq(line, "HTTP 401: Authentication required");
+    cli_http_resp_fini(&r);
+    r = resp(403, "<html><body>no title</body></html>");
+    r.phrase = mg_strdup("Forbidden");
+    cli_http_error_line(&r, line, sizeof line);
+    ck_assert_str_eq(line, "HTTP 403: Forbidden");
+    cli_http_resp_fini(&r);
+    r = resp(502, "");
+    cli_http_error_line(&r, line, sizeof line);
+    ck_assert_str_eq(line, "HTTP 502");
+    cli_http_resp_fini(&r);
 }
 END_TEST
 
