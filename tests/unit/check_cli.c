@@ -109,7 +109,7 @@ START_TEST(test_table_complete)
     /* every row runs something; a simple row has its request; spellings are unique */
     for (size_t i = 0; i < cli_admin_ncmds; i++) {
         const struct cli_cmd *c = &cli_admin_cmds[i];
-        ck_assert_ptr_nonnull(c->run);
+        ck_assert(c->run != NULL);
         ck_assert_ptr_nonnull(c->help);
         ck_assert_ptr_eq(cli_cmd_find(cli_admin_cmds, cli_admin_ncmds, c->group, c->name), c);
         for (int f = 0; c->flags[f].names; f++)
