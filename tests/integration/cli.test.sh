@@ -210,6 +210,20 @@ key:[key1], properties:[x=1, y=two], content:b
 key:[key2], properties:[z=3], content:c
 3 messages successfully read"
 out_is "client read: keys and properties" "$want"
+# read from a message id: after it (pulsar-client's default), or from it with -i
+adm "stats-internal keyed" topics stats-internal "$KP"
+LAST=$(jq -r .lastConfirmedEntry "$T/out")
+PREV="${LAST%%:*}:$((${LAST##*:} - 1))"
+cli "client read -m id" read "$KP" -m "$PREV" -n 1
+out_is "client read -m L:E starts after that entry" "----- got message -----
+key:[key2], properties:[z=3], content:c
+1 messages successfully read"
+cli "client read -m id -i" read "$KP" -m "$PREV" -i -n 2
+out_is "client read -m L:E -i starts at that entry (the batch of a and b)" "----- got message -----
+key:[key1], properties:[x=1, y=two], content:a
+----- got message -----
+key:[key1], properties:[x=1, y=two], content:b
+2 messages successfully read"
 adm "topics delete keyed" topics delete "$KP"
 
 adm "subscriptions after read" topics subscriptions "$TP"
