@@ -6,9 +6,10 @@
  *   consume TOPIC -s SUB [-t type] [-p position] [-n count (0 = forever)] [--hex]
  *   read TOPIC [-m latest|earliest|ledger:entry] [-i] [-n count] [--hex]
  *
- * `read` is a reader: a non-durable subscription, gone when the command ends. Flags of
- * pulsar-client the client library cannot honour yet (--chunking, --regex) parse and are
- * refused in one line. Each message received prints as
+ * `read` is a reader: a non-durable subscription, gone when the command ends. `consume
+ * --regex` subscribes to every topic of the pattern's namespace that matches it when the
+ * command starts (topics created later are not picked up). --chunking, which the client
+ * library cannot honour yet, parses and is refused in one line. Each message received prints as
  * pulsar-client prints it ("----- got message -----", then key, properties, content).
  */
 #include "cli/cli.h"
@@ -21,6 +22,7 @@
 
 #include <event2/event.h>
 #include <inttypes.h>
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -33,7 +35,11 @@ struct cli_run {
     struct event_base *base;
     struct client *client;
     struct client_producer *producer;
-    struct client_consumer *consumer;
+    struct client_consumer **consumers; /* owned array: one, or one per topic of --regex */
+    size_t nconsumers;
+    struct client_consumer_opts co; /* consume/read: the options of each consumer */
+    regex_t re;                     /* --regex: the pattern over full topic names */
+    bool has_re;
     struct event *tick; /* produce: paces sends (rate) or retries after EAGAIN */
     /* produce: the payloads (owned), sent round-robin num times each */
     char **payloads;
@@ -249,6 +255,72 @@ static void cli_on_consumer(struct client_consumer *c, int status, const char *m
     cli_ready_failed(data, status, msg, "cannot subscribe");
 }
 
+/* One more consumer (r->co) on topic. Returns 0 or -MG_EINVAL. */
+static int cli_subscribe(struct cli_run *r, const char *topic)
+{
+    struct client_consumer_opts co = r->co;
+    co.topic = topic;
+    struct client_consumer *c = NULL;
+    int rc = client_consumer_new(r->client, &co, cli_on_message, cli_on_consumer, r, &c);
+    if (rc < 0)
+        return rc;
+    r->consumers = mg_realloc(r->consumers, (r->nconsumers + 1) * sizeof *r->consumers);
+    r->consumers[r->nconsumers++] = c;
+    return 0;
+}
+
+/* --regex: the pattern names topics of one namespace, as pulsar-client's topicsPattern
+ * ("persistent://t/ns/re", "t/ns/re", or "re" in public/default); it must match a whole
+ * topic name (POSIX extended syntax). Fills ns; returns 0 or -1 with the line printed. */
+static int cli_pattern(struct cli_run *r, const char *pat, char *ns, size_t nslen)
+{
+    const char *slash1 = strchr(pat, '/');
+    const char *slash2 = slash1 ? strchr(slash1 + 1, '/') : NULL;
+    char *full = strstr(pat, "://") ? mg_strdup(pat)
+                 : slash2           ? mg_asprintf("persistent://%s", pat)
+                                    : mg_asprintf("persistent://public/default/%s", pat);
+    const char *t = full + strlen("persistent://");
+    const char *s1 = strncmp(full, "persistent://", 13) == 0 ? strchr(t, '/') : NULL;
+    const char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+    if (!s2 || s1 == t || s2 == s1 + 1 || (size_t)(s2 - t) >= nslen) {
+        fprintf(r->env->err, "%s: --regex: '%s' is not persistent://tenant/namespace/pattern\n",
+                r->env->prog, pat);
+        mg_free(full);
+        return -1;
+    }
+    snprintf(ns, nslen, "%.*s", (int)(s2 - t), t);
+    char *anchored = mg_asprintf("^(%s)$", full);
+    int rc = regcomp(&r->re, anchored, REG_EXTENDED | REG_NOSUB);
+    mg_free(anchored);
+    mg_free(full);
+    if (rc != 0) {
+        char why[200];
+        regerror(rc, &r->re, why, sizeof why);
+        fprintf(r->env->err, "%s: --regex: '%s': %s\n", r->env->prog, pat, why);
+        return -1;
+    }
+    r->has_re = true;
+    return 0;
+}
+
+/* The namespace's topics came: subscribe to each that matches the pattern. */
+static void cli_on_topics(struct client *c, int status, const char *const *topics, size_t n,
+                          const char *msg, void *data)
+{
+    (void)c;
+    struct cli_run *r = data;
+    if (cli_ready_failed(r, status, msg, "cannot list the namespace's topics"))
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (regexec(&r->re, topics[i], 0, NULL, 0) == 0 && cli_subscribe(r, topics[i]) < 0)
+            cli_ready_failed(r, -MG_EINVAL, topics[i], "invalid topic");
+    if (r->nconsumers == 0) {
+        fprintf(r->env->err, "%s: no topic matches '%s' (of %zu in its namespace)\n", r->env->prog,
+                r->a->pos, n);
+        cli_stop(r, CLI_EXIT_FAIL);
+    }
+}
+
 /* ---- the commands ------------------------------------------------------------------------------
  */
 
@@ -287,13 +359,16 @@ static int cli_client_open(struct cli_run *r)
 static void cli_client_close(struct cli_run *r)
 {
     client_producer_free(r->producer);
-    if (r->consumer) {
-        client_consumer_flush(r->consumer);
-        client_consumer_free(r->consumer);
+    for (size_t i = 0; i < r->nconsumers; i++)
+        client_consumer_free(r->consumers[i]); /* flushes its acks */
+    if (r->nconsumers > 0) {
         struct timeval tv = {0, CLI_DRAIN_MS * 1000};
         event_base_loopexit(r->base, &tv);
         event_base_dispatch(r->base);
     }
+    mg_free(r->consumers);
+    if (r->has_re)
+        regfree(&r->re);
     client_free(r->client);
     if (r->tick)
         event_free(r->tick);
@@ -383,10 +458,9 @@ static const struct {
 static int cli_client_receive(struct cli_env *env, const struct cli_args *a, bool reader)
 {
     int rc;
-    if (!reader && (rc = cli_refuse(env, a, "--regex", "a topic pattern")))
-        return rc;
     struct cli_run r = {
         .env = env, .a = a, .want = 1, .reader = reader, .hex = cli_arg(a, "--hex") != NULL};
+
     if (!cli_parse_count(cli_arg(a, "--num-messages"), &r.want)) {
         fprintf(env->err, "%s: --num-messages: '%s' is not a number (0 = forever)\n", env->prog,
                 cli_arg(a, "--num-messages"));
@@ -436,11 +510,17 @@ static int cli_client_receive(struct cli_env *env, const struct cli_args *a, boo
         co.initial_position =
             p && strcasecmp(p, "Earliest") == 0 ? CLIENT_POS_EARLIEST : CLIENT_POS_LATEST;
     }
+    char ns[512] = "";
+    if (cli_arg(a, "--regex") && cli_pattern(&r, a->pos, ns, sizeof ns) < 0)
+        return CLI_EXIT_USAGE;
     if ((rc = cli_client_open(&r)) != 0) {
         cli_client_close(&r);
         return rc;
     }
-    if (client_consumer_new(r.client, &co, cli_on_message, cli_on_consumer, &r, &r.consumer) < 0) {
+    r.co = co;
+    if (r.has_re) {
+        client_get_topics(r.client, ns, cli_on_topics, &r);
+    } else if (cli_subscribe(&r, a->pos) < 0) {
         fprintf(env->err, "%s: invalid topic '%s'\n", env->prog, a->pos);
         cli_client_close(&r);
         return CLI_EXIT_USAGE;

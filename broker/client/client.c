@@ -504,6 +504,9 @@ static void client_conn_handle_frame(struct client_conn *conn, struct wire_frame
     case PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA_RESPONSE:
         client_conn_answer(conn, cmd->partitionmetadataresponse->request_id, cmd);
         return;
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__GET_TOPICS_OF_NAMESPACE_RESPONSE:
+        client_conn_answer(conn, cmd->gettopicsofnamespaceresponse->request_id, cmd);
+        return;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__SUCCESS:
         client_conn_answer(conn, cmd->success->request_id, cmd);
         return;
@@ -1210,69 +1213,103 @@ void client_free(struct client *c)
     mg_free(c);
 }
 
-/* PARTITIONED_METADATA */
+/* PARTITIONED_METADATA and GET_TOPICS_OF_NAMESPACE: one question to the service URL broker */
 #define PARTITIONS_SUCCESS                                                                         \
     PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success
 
-struct client_partitions_req {
-    struct client *client; /* borrowed */
-    char *topic;           /* owned */
-    client_partitions_cb cb;
+struct client_query_req {
+    struct client *client;              /* borrowed */
+    char *arg;                          /* owned: the topic's full name, or the namespace */
+    client_partitions_cb partitions_cb; /* one of the two is set */
+    client_topics_cb topics_cb;
     void *data; /* borrowed */
 };
 
-static void client_partitions_done(struct client_partitions_req *pr, int status, uint32_t n,
-                                   const char *msg)
+static void client_query_done(struct client_query_req *q, int status, uint32_t partitions,
+                              const char *const *topics, size_t ntopics, const char *msg)
 {
-    pr->cb(pr->client, status, n, msg, pr->data);
-    mg_free(pr->topic);
-    mg_free(pr);
+    if (q->topics_cb)
+        q->topics_cb(q->client, status, topics, ntopics, msg, q->data);
+    else
+        q->partitions_cb(q->client, status, partitions, msg, q->data);
+    mg_free(q->arg);
+    mg_free(q);
 }
 
-static void client_partitions_failed(void *owner, int status, const char *msg)
+static void client_query_failed(void *owner, int status, const char *msg)
 {
-    client_partitions_done(owner, status, 0, msg);
+    client_query_done(owner, status, 0, NULL, 0, msg);
 }
 
 static void client_partitions_on_resp(void *owner, struct client_conn *conn, const wire_cmd *cmd)
 {
     (void)conn;
-    struct client_partitions_req *pr = owner;
+    struct client_query_req *q = owner;
     const Pulsar__Proto__CommandPartitionedTopicMetadataResponse *pm =
         cmd->partitionmetadataresponse;
     if (!pm->has_response || pm->response != PARTITIONS_SUCCESS) {
         int st = pm->has_error ? client_server_error_to_mg(pm->error) : -MG_EIO;
-        client_partitions_done(pr, st, 0, pm->message ? pm->message : mg_strerror(st));
+        client_query_done(q, st, 0, NULL, 0, pm->message ? pm->message : mg_strerror(st));
         return;
     }
-    client_partitions_done(pr, 0, pm->has_partitions ? pm->partitions : 0, NULL);
+    client_query_done(q, 0, pm->has_partitions ? pm->partitions : 0, NULL, 0, NULL);
 }
 
-static void client_partitions_on_conn(void *owner, struct client_conn *conn, const wire_cmd *cmd)
+static void client_topics_on_resp(void *owner, struct client_conn *conn, const wire_cmd *cmd)
+{
+    (void)conn;
+    const Pulsar__Proto__CommandGetTopicsOfNamespaceResponse *r = cmd->gettopicsofnamespaceresponse;
+    client_query_done(owner, 0, 0, (const char *const *)r->topics, r->n_topics, NULL);
+}
+
+static void client_query_on_conn(void *owner, struct client_conn *conn, const wire_cmd *cmd)
 {
     (void)cmd;
-    struct client_partitions_req *pr = owner;
-    struct client_req *req = client_conn_add_req(conn, CLIENT_REQ_PARTITIONS, pr);
+    struct client_query_req *q = owner;
+    struct client_req *req =
+        client_conn_add_req(conn, q->topics_cb ? CLIENT_REQ_TOPICS : CLIENT_REQ_PARTITIONS, q);
+    if (q->topics_cb) {
+        Pulsar__Proto__CommandGetTopicsOfNamespace gt =
+            PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__INIT;
+        gt.namespace_ = q->arg;
+        gt.request_id = req->request_id;
+        gt.has_mode = 1;
+        gt.mode = PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__PERSISTENT;
+        client_conn_send(conn, PULSAR__PROTO__BASE_COMMAND__TYPE__GET_TOPICS_OF_NAMESPACE, &gt);
+        return;
+    }
     Pulsar__Proto__CommandPartitionedTopicMetadata pm =
         PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA__INIT;
-    pm.topic = pr->topic;
+    pm.topic = q->arg;
     pm.request_id = req->request_id;
     client_conn_send(conn, PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA, &pm);
+}
+
+/* Ask arg (owned from now on) with one of the callbacks. Always asynchronous: the callback
+ * runs from the loop (the request goes now if the connection is ready, the answer later). */
+static int client_query_start(struct client *c, char *arg, client_partitions_cb pcb,
+                              client_topics_cb tcb, void *data)
+{
+    struct client_query_req *q = mg_calloc(1, sizeof(*q));
+    *q = (struct client_query_req){
+        .client = c, .arg = arg, .partitions_cb = pcb, .topics_cb = tcb, .data = data};
+    client_conn_when_ready(client_conn_get(c, c->service_url), CLIENT_WAIT_QUERY, q);
+    return 0;
 }
 
 int client_get_partitions(struct client *c, const char *topic, client_partitions_cb cb, void *data)
 {
     if (!topic || !*topic || !cb)
         return -MG_EINVAL;
-    struct client_partitions_req *pr = mg_calloc(1, sizeof(*pr));
-    pr->client = c;
-    pr->topic = client_topic_full_name(topic);
-    pr->cb = cb;
-    pr->data = data;
-    /* Always asynchronous: cb runs from the loop (the request goes now if the connection is
-     * ready, the answer later). */
-    client_conn_when_ready(client_conn_get(c, c->service_url), CLIENT_WAIT_PARTITIONS, pr);
-    return 0;
+    return client_query_start(c, client_topic_full_name(topic), cb, NULL, data);
+}
+
+int client_get_topics(struct client *c, const char *ns, client_topics_cb cb, void *data)
+{
+    const char *slash = ns ? strchr(ns, '/') : NULL;
+    if (!slash || slash == ns || !slash[1] || strchr(slash + 1, '/') || !cb)
+        return -MG_EINVAL;
+    return client_query_start(c, mg_strdup(ns), NULL, cb, data);
 }
 
 /* ------------------------------------------------------------------------------------- */
@@ -1986,12 +2023,15 @@ static const struct client_req_kind client_req_kinds[CLIENT_REQ_TYPES] = {
                                 client_ep_on_lookup_conn,         client_ep_req_failed},
     [CLIENT_WAIT_ATTACH]     = {true,  NULL,                   0,
                                 client_ep_on_attach_conn,         client_ep_req_failed},
-    [CLIENT_WAIT_PARTITIONS] = {true,  NULL,                   0,
-                                client_partitions_on_conn,        client_partitions_failed},
+    [CLIENT_WAIT_QUERY]      = {true,  NULL,                   0,
+                                client_query_on_conn,             client_query_failed},
     [CLIENT_REQ_LOOKUP]      = {false, "LOOKUP",               ANSWER(LOOKUP_RESPONSE),
                                 client_ep_on_lookup_resp,         client_ep_req_failed},
     [CLIENT_REQ_PARTITIONS]  = {false, "PARTITIONED_METADATA", ANSWER(PARTITIONED_METADATA_RESPONSE),
-                                client_partitions_on_resp,        client_partitions_failed},
+                                client_partitions_on_resp,        client_query_failed},
+    [CLIENT_REQ_TOPICS]      = {false, "GET_TOPICS_OF_NAMESPACE",
+                                ANSWER(GET_TOPICS_OF_NAMESPACE_RESPONSE),
+                                client_topics_on_resp,            client_query_failed},
     [CLIENT_REQ_PRODUCER]    = {false, "PRODUCER",             ANSWER(PRODUCER_SUCCESS),
                                 client_producer_on_create_resp,   client_producer_create_failed},
     [CLIENT_REQ_SUBSCRIBE]   = {false, "SUBSCRIBE",            ANSWER(SUCCESS),

@@ -159,6 +159,12 @@ void client_free(struct client *c);
 
 /* Ask the service URL broker how many partitions topic has. */
 int client_get_partitions(struct client *c, const char *topic, client_partitions_cb cb, void *data);
+/* GET_TOPICS_OF_NAMESPACE answer: the persistent topics of a namespace (full names,
+ * partitions listed one by one; borrowed for the call), or status < 0. */
+typedef void (*client_topics_cb)(struct client *c, int status, const char *const *topics,
+                                 size_t ntopics, const char *msg, void *data);
+/* Ask the service URL broker for the persistent topics of ns ("tenant/namespace"). */
+int client_get_topics(struct client *c, const char *ns, client_topics_cb cb, void *data);
 
 /* Create a producer; ready_cb fires once. Returns 0 (the producer is in *out, owned by the
  * caller, valid even if creation later fails) or -MG_EINVAL for bad options. */

@@ -62,12 +62,13 @@ enum client_conn_state {
 /* What a request or a waiter for a connection's handshake is for (client.c's table
  * client_req_kinds says what each wants and whom it tells). */
 enum client_req_type {
-    CLIENT_REQ_NONE = 0,    /* fire and forget (CLOSE_*): the answer is dropped */
-    CLIENT_WAIT_LOOKUP,     /* waiters: an endpoint's LOOKUP, */
-    CLIENT_WAIT_ATTACH,     /* its PRODUCER or SUBSCRIBE, */
-    CLIENT_WAIT_PARTITIONS, /* a PARTITIONED_METADATA */
+    CLIENT_REQ_NONE = 0, /* fire and forget (CLOSE_*): the answer is dropped */
+    CLIENT_WAIT_LOOKUP,  /* waiters: an endpoint's LOOKUP, */
+    CLIENT_WAIT_ATTACH,  /* its PRODUCER or SUBSCRIBE, */
+    CLIENT_WAIT_QUERY,   /* a PARTITIONED_METADATA or GET_TOPICS_OF_NAMESPACE */
     CLIENT_REQ_LOOKUP,
     CLIENT_REQ_PARTITIONS,
+    CLIENT_REQ_TOPICS,
     CLIENT_REQ_PRODUCER,
     CLIENT_REQ_SUBSCRIBE,
     CLIENT_REQ_TYPES

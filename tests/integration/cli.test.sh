@@ -226,6 +226,27 @@ key:[key1], properties:[x=1, y=two], content:b
 2 messages successfully read"
 adm "topics delete keyed" topics delete "$KP"
 
+# consume --regex: every matching topic of the namespace, and only those
+for t in rx-a rx-b other-c; do
+    cli "produce $t" produce "persistent://$NS/$t" -m "from-$t" -db
+done
+for t in rx-a rx-b other-c; do
+    adm "sub $t" topics create-subscription "persistent://$NS/$t" -s rxsub -m earliest
+done
+cli "client consume --regex" consume "persistent://$NS/rx-.*" --regex -s rxsub -n 2
+if [ "$RC" = 0 ] && grep -qx 'key:\[null\], properties:\[\], content:from-rx-a' "$T/out" &&
+    grep -qx 'key:\[null\], properties:\[\], content:from-rx-b' "$T/out" &&
+    ! grep -q other "$T/out" && tail -1 "$T/out" | grep -qx "2 messages successfully consumed"; then
+    pass "client consume --regex: the two matching topics, not the third"
+else fail "client consume --regex: $RC $(cat "$T/out" "$T/err")"; fi
+cli "client consume --regex none" consume "persistent://$NS/nomatch-.*" --regex -s x
+one_line_error "client consume --regex matching nothing" 1 "no topic matches"
+cli "client consume --regex bad" consume "persistent://$NS/(" --regex -s x
+one_line_error "client consume --regex with a bad pattern" 2 "--regex"
+for t in rx-a rx-b other-c; do
+    adm "delete $t" topics delete "persistent://$NS/$t" -f
+done
+
 adm "subscriptions after read" topics subscriptions "$TP"
 out_is "the reader left no subscription" sub1
 

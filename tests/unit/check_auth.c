@@ -405,7 +405,7 @@ END_TEST
 START_TEST(test_client_token)
 {
     const char *plugin = "org.apache.pulsar.client.impl.auth.AuthenticationToken";
-    char err[300], *tok = (char *)"unset";
+    char *tok = (char *)"unset";
     ck_assert_int_eq(auth_client_token(NULL, NULL, &tok, err, sizeof err), 0);
     ck_assert_ptr_null(tok);
     ck_assert_int_eq(auth_client_token(plugin, "token:a.b.c", &tok, err, sizeof err), 0);
