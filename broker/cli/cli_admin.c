@@ -687,7 +687,14 @@ void cli_print_message(FILE *out, const struct cli_http_resp *r)
     const char *key = cli_http_header(r, "X-Pulsar-partition-key");
     if (key)
         fprintf(out, "Key: %s\n", key);
-    json_t *props = json_object();
+    /* properties: one header per key (X-Pulsar-PROPERTY-<key>), or in newer brokers one
+     * X-Pulsar-PROPERTY header holding a JSON object */
+    const char *all = cli_http_header(r, "X-Pulsar-PROPERTY");
+    json_t *props = all ? json_loads(all, 0, NULL) : NULL;
+    if (!json_is_object(props)) {
+        json_decref(props);
+        props = json_object();
+    }
     static const char prefix[] = "X-Pulsar-PROPERTY-";
     for (int i = 0; i < r->nhdrs; i++)
         if (strncasecmp(r->hdrs[2 * i], prefix, sizeof prefix - 1) == 0)

@@ -412,18 +412,21 @@ START_TEST(test_output)
     for (int i = 0; i < 20; i++)
         r.body[i] = (char)i;
     r.body[20] = 0;
-    const char *h[] = {
-        "X-Pulsar-Message-ID",  "7:3", "X-Pulsar-publish-time",  "2026-01-01T00:00:00Z",
-        "X-Pulsar-PROPERTY-k1", "v1",  "X-Pulsar-partition-key", "key1"};
-    r.nhdrs = 4;
-    r.hdrs = mg_calloc(9, sizeof *r.hdrs);
-    for (int i = 0; i < 8; i++)
+    const char *h[] = {"X-Pulsar-Message-ID",    "7:3",
+                       "X-Pulsar-publish-time",  "2026-01-01T00:00:00Z",
+                       "X-Pulsar-PROPERTY-k1",   "v1",
+                       "X-Pulsar-partition-key", "key1",
+                       "X-Pulsar-PROPERTY",      "{\"k2\":\"v2\"}"};
+    r.nhdrs = 5;
+    r.hdrs = mg_calloc(11, sizeof *r.hdrs);
+    for (int i = 0; i < 10; i++)
         r.hdrs[i] = mg_strdup(h[i]);
     text = printed(cli_print_message, &r);
     ck_assert_ptr_nonnull(strstr(text, "Message ID: 7:3\n"));
     ck_assert_ptr_nonnull(strstr(text, "Publish time: 2026-01-01T00:00:00Z\n"));
     ck_assert_ptr_nonnull(strstr(text, "Key: key1\n"));
     ck_assert_ptr_nonnull(strstr(text, "\"k1\": \"v1\""));
+    ck_assert_ptr_nonnull(strstr(text, "\"k2\": \"v2\""));
     ck_assert_ptr_nonnull(strstr(text, "|00000000| 00 01 02 03"));
     ck_assert_ptr_nonnull(strstr(text, "|00000010| 10 11 12 13    "));
     free(text);
