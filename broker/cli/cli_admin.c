@@ -905,6 +905,7 @@ const size_t cli_admin_ncmds = sizeof cli_admin_cmds / sizeof *cli_admin_cmds;
 
 const struct cli_flag cli_admin_globals[] = {
     {"--admin-url", "URL", "admin service URL (webServiceUrl; default http://localhost:8080)", 0},
+    {"--request-timeout", "SECONDS", "bound of the connect and of each wait for an answer (30)", 0},
     CLI_CONN_FLAGS,
     {NULL, NULL, NULL, 0},
 };

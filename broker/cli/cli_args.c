@@ -446,6 +446,17 @@ int cli_conn_init(struct cli_conn *c, const struct cli_args *a, char *err, size_
             cli_set(map[i].dst, cli_arg(a, map[i].flag));
     if (cli_arg(a, "--tls-allow-insecure"))
         c->allow_insecure = true;
+    c->timeout_s = CLI_HTTP_TIMEOUT_S;
+    const char *t = cli_arg(a, "--request-timeout");
+    if (t) {
+        char *end;
+        long v = strtol(t, &end, 10);
+        if (!*t || *end || v < 1 || v > 3600) {
+            snprintf(err, errlen, "--request-timeout: '%s' is not a number of seconds (1-3600)", t);
+            return -1;
+        }
+        c->timeout_s = (int)v;
+    }
     if (!c->web_url)
         c->web_url = mg_strdup("http://localhost:8080");
     if (!c->service_url)

@@ -2,7 +2,8 @@
  * cli_http.c - one blocking admin REST call: libevent's evhttp client on a private
  * event_base, http or https (bufferevent_openssl with the client module's TLS context),
  * the token as "Authorization: Bearer", redirects followed (a call on a bundle owned by
- * another broker answers 307 to the owner), every wait bounded by CLI_HTTP_TIMEOUT_S.
+ * another broker answers 307 to the owner), every wait bounded by --request-timeout
+ * (CLI_HTTP_TIMEOUT_S).
  */
 #include "cli/cli_int.h"
 
@@ -165,7 +166,7 @@ static int cli_http_once(const struct cli_conn *c, struct event_base *base, cons
     } else {
         conn = evhttp_connection_base_bufferevent_new(base, NULL, NULL, host, (ev_uint16_t)port);
     }
-    evhttp_connection_set_timeout(conn, CLI_HTTP_TIMEOUT_S);
+    evhttp_connection_set_timeout(conn, c->timeout_s > 0 ? c->timeout_s : CLI_HTTP_TIMEOUT_S);
     evhttp_connection_set_retries(conn, 0);
     evhttp_connection_set_max_body_size(conn, CLI_MAX_BODY);
     struct evhttp_request *req = evhttp_request_new(cli_http_on_done, &call);
@@ -208,8 +209,8 @@ static int cli_http_once(const struct cli_conn *c, struct event_base *base, cons
             snprintf(err, errlen, "cannot reach %s:%d: %s", host, port,
                      probe ? probe : cli_http_req_error(call.req_error));
         } else {
-            snprintf(err, errlen, "cannot reach %s:%d: %s", host, port,
-                     cli_http_req_error(call.req_error));
+            snprintf(err, errlen, "no answer from %s:%d within %d s", host, port,
+                     c->timeout_s > 0 ? c->timeout_s : CLI_HTTP_TIMEOUT_S);
         }
         goto out;
     }

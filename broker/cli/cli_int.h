@@ -15,7 +15,7 @@
 #define CLI_EXIT_FAIL 1
 #define CLI_EXIT_USAGE 2
 #define CLI_MAX_FLAGS 12
-#define CLI_HTTP_TIMEOUT_S 30 /* connect, and each read of an answer */
+#define CLI_HTTP_TIMEOUT_S 30 /* default --request-timeout: connect, and each read */
 
 /* ---- command table -------------------------------------------------------------------- */
 
@@ -120,7 +120,8 @@ struct cli_conn {
     char *auth_plugin, *auth_params;
     char *trust_certs; /* tlsTrustCertsFilePath */
     bool allow_insecure;
-    char *token; /* resolved from auth_plugin/auth_params; NULL = none */
+    char *token;   /* resolved from auth_plugin/auth_params; NULL = none */
+    int timeout_s; /* --request-timeout: connect, and each wait for the answer */
 };
 
 /* Read a Java-properties file (key=value or key: value, # and ! comments) into the keys

@@ -311,6 +311,25 @@ adm "missing command" topics
 one_line_error "missing command" 2 "give a command"
 run "unreachable URL" admin --admin-url http://127.0.0.1:1 clusters list
 one_line_error "unreachable URL" 1 "cannot reach 127.0.0.1:1"
+# a server that accepts and never answers: bounded by --request-timeout
+if command -v node >/dev/null 2>&1; then
+    start_node silent 60 -e "require('net').createServer(() => {}).listen(0, '127.0.0.1',
+        function () { console.log(this.address().port); })"
+    if wait_file "$T/silent.out" 10; then
+        run "silent server" admin --admin-url "http://127.0.0.1:$(head -1 "$T/silent.out")" \
+            --request-timeout 2 clusters list
+        one_line_error "a server that never answers" 1 "no answer from 127.0.0.1:[0-9]+ within 2 s"
+        [ "$ELAPSED" -le 5 ] && pass "gave up after ${ELAPSED}s (--request-timeout 2)" ||
+            fail "gave up after ${ELAPSED}s, want about 2"
+    else
+        fail "the silent node server did not start: $(cat "$T/silent.err")"
+    fi
+    kill_proc silent
+else
+    fail "node not found: the silent-server case cannot run"
+fi
+adm "bad timeout" clusters list --request-timeout 0
+one_line_error "bad --request-timeout" 2 "--request-timeout"
 adm "server error" tenants get "no-such-$$"
 one_line_error "server error (Pulsar's reason)" 1 "Tenant does not exist"
 adm "server error 409" tenants create public
