@@ -26,7 +26,7 @@
 #include <strings.h>
 #include <time.h>
 
-/* ---- names and paths ------------------------------------------------------------------------ */
+/* ---- names and paths --------------------------------------------------------------------- */
 
 static char *cli_enc(const char *s)
 {
@@ -162,8 +162,7 @@ char *cli_admin_expand(const char *tpl, const struct cli_args *a, char *err, siz
     return out;
 }
 
-/* ---- requests -----------------------------------------------------------------------------------
- */
+/* ---- requests ---------------------------------------------------------------------------- */
 
 /* One request; on success print the answer as `out` says, else one line. Returns the exit
  * status. */
@@ -283,8 +282,7 @@ static json_t *cli_csv_array(const char *csv)
     return arr;
 }
 
-/* ---- commands that build a body ----------------------------------------------------------------
- */
+/* ---- commands that build a body ---------------------------------------------------------- */
 
 /* tenants create|update: -r admin roles, -c allowed clusters (all clusters when absent on
  * create, as pulsar-admin). */
@@ -721,8 +719,7 @@ static int cli_admin_brokers_list(struct cli_env *env, const struct cli_args *a)
                               CLI_OUT_LIST);
 }
 
-/* ---- the table
- * ----------------------------------------------------------------------------------- */
+/* ---- the table --------------------------------------------------------------------------- */
 
 #define SUB_FLAG                                                                                   \
     {                                                                                              \

@@ -22,7 +22,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* ---- the table -------------------------------------------------------------------------- */
+/* ---- the table --------------------------------------------------------------------------- */
 
 const struct cli_cmd *cli_cmd_find(const struct cli_cmd *table, size_t n, const char *group,
                                    const char *name)
@@ -223,7 +223,7 @@ const char *cli_arg_at(const struct cli_args *a, const char *name, int i)
     return idx < 0 || i < 0 || i >= a->nvals[idx] ? NULL : a->vals[idx][i];
 }
 
-/* ---- usage and completion ------------------------------------------------------------------- */
+/* ---- usage and completion ---------------------------------------------------------------- */
 
 static void cli_usage_flags(FILE *out, const struct cli_flag *f)
 {
@@ -351,8 +351,7 @@ void cli_completion_bash(FILE *out, const char *prog, const struct cli_cmd *tabl
     fprintf(out, "complete -F %s %s\n", fn, strchr(prog, ' ') ? "magnetar" : prog);
 }
 
-/* ---- connection options -----------------------------------------------------------------------
- */
+/* ---- connection options ------------------------------------------------------------------ */
 
 static void cli_set(char **dst, const char *v)
 {
@@ -477,8 +476,7 @@ void cli_conn_fini(struct cli_conn *c)
     memset(c, 0, sizeof *c);
 }
 
-/* ---- values ------------------------------------------------------------------------------------
- */
+/* ---- values ------------------------------------------------------------------------------ */
 
 /* A number with an optional unit letter among units (multipliers in mult). */
 static int cli_parse_unit(const char *s, const char *units, const int64_t *mult, int64_t *out)
@@ -540,8 +538,7 @@ int cli_parse_msg_id(const char *s, int64_t *ledger, int64_t *entry)
     return 0;
 }
 
-/* ---- output -------------------------------------------------------------------------------------
- */
+/* ---- output ------------------------------------------------------------------------------ */
 
 void cli_print_json(FILE *out, const json_t *j)
 {
@@ -619,8 +616,7 @@ bool cli_is_text(const void *data, size_t len)
     return true;
 }
 
-/* ---- the shared main
- * ------------------------------------------------------------------------------ */
+/* ---- the shared main --------------------------------------------------------------------- */
 
 /* Whether w is a global flag that takes a value. */
 static const struct cli_flag *cli_global_find(const struct cli_flag *globals, const char *w)

@@ -83,7 +83,7 @@ static bool cli_parse_count(const char *s, long long *out)
     return true;
 }
 
-/* ---- produce ------------------------------------------------------------------------------ */
+/* ---- produce ----------------------------------------------------------------------------- */
 
 static void cli_send_next(struct cli_run *r);
 
@@ -212,7 +212,7 @@ static int cli_collect_payloads(struct cli_run *r, char *err, size_t errlen)
     return 0;
 }
 
-/* ---- consume and read ----------------------------------------------------------------------- */
+/* ---- consume and read -------------------------------------------------------------------- */
 
 static bool cli_same_entry(const struct client_msg_id *x, const struct client_msg_id *y)
 {
@@ -321,8 +321,7 @@ static void cli_on_topics(struct client *c, int status, const char *const *topic
     }
 }
 
-/* ---- the commands ------------------------------------------------------------------------------
- */
+/* ---- the commands ------------------------------------------------------------------------ */
 
 static int cli_refuse(struct cli_env *env, const struct cli_args *a, const char *flag,
                       const char *what)

@@ -17,7 +17,7 @@
 #define CLI_MAX_FLAGS 12
 #define CLI_HTTP_TIMEOUT_S 30 /* default --request-timeout: connect, and each read */
 
-/* ---- command table -------------------------------------------------------------------- */
+/* ---- command table ----------------------------------------------------------------------- */
 
 enum {
     CLI_F_REQUIRED = 1 << 0, /* the flag must be given */
@@ -57,19 +57,18 @@ struct cli_cmd {
 };
 
 /* The global flags both tools take after their URL flag (cli_conn_init reads them). */
+/* clang-format off */
 #define CLI_CONN_FLAGS                                                                             \
     {"--auth-plugin", "CLASS",                                                                     \
      "authentication plugin (org.apache.pulsar.client.impl.auth.AuthenticationToken)", 0},         \
-        {"--auth-params", "PARAMS", "its parameters: token:TOKEN or file:///path", 0},             \
-        {"--tls-trust-cert-path", "FILE",                                                          \
-         "CA certificates (PEM) the server's certificate must verify against "                     \
-         "(tlsTrustCertsFilePath)",                                                                \
-         0},                                                                                       \
-        {"--tls-allow-insecure", NULL, "do not verify the server's certificate", 0},               \
-    {                                                                                              \
-        "--conf", "FILE",                                                                          \
-            "client.conf-style file (default $PULSAR_CLIENT_CONF, ./conf/client.conf)", 0          \
-    }
+    {"--auth-params", "PARAMS", "its parameters: token:TOKEN or file:///path", 0},                 \
+    {"--tls-trust-cert-path", "FILE",                                                              \
+     "CA certificates (PEM) the server's certificate must verify against (tlsTrustCertsFilePath)", \
+     0},                                                                                           \
+    {"--tls-allow-insecure", NULL, "do not verify the server's certificate", 0},                   \
+    {"--conf", "FILE", "client.conf-style file (default $PULSAR_CLIENT_CONF, ./conf/client.conf)", \
+     0}
+/* clang-format on */
 
 /* A parsed command line: the command, its positional value, each flag's values. */
 struct cli_args {
@@ -109,7 +108,7 @@ void cli_usage_cmd(FILE *out, const char *prog, const struct cli_cmd *cmd,
 void cli_completion_bash(FILE *out, const char *prog, const struct cli_cmd *table, size_t n,
                          const struct cli_flag *globals);
 
-/* ---- connection options ----------------------------------------------------------------- */
+/* ---- connection options ------------------------------------------------------------------ */
 
 /* The options a tool connects with: flags first, then the client.conf-style file
  * (--conf, else $PULSAR_CLIENT_CONF, else $PULSAR_HOME/conf/client.conf or
@@ -132,7 +131,7 @@ int cli_conf_load(struct cli_conn *c, const char *path, char *err, size_t errlen
 int cli_conn_init(struct cli_conn *c, const struct cli_args *a, char *err, size_t errlen);
 void cli_conn_fini(struct cli_conn *c);
 
-/* ---- HTTP ------------------------------------------------------------------------------- */
+/* ---- HTTP -------------------------------------------------------------------------------- */
 
 struct cli_http_resp {
     int status;   /* HTTP status, 0 when no answer came */
@@ -160,7 +159,7 @@ void cli_http_error_line(const struct cli_http_resp *r, char *out, size_t outlen
 /* Whether the answer is a route the server does not serve (404/405 without a reason). */
 bool cli_http_unsupported(const struct cli_http_resp *r);
 
-/* ---- output ----------------------------------------------------------------------------- */
+/* ---- output ------------------------------------------------------------------------------ */
 
 /* Pretty JSON as pulsar-admin prints it (2-space indent), then a newline. */
 void cli_print_json(FILE *out, const json_t *j);
@@ -171,7 +170,7 @@ void cli_hexdump(FILE *out, const void *data, size_t len);
 /* Whether the bytes are printable UTF-8 text (tabs and newlines allowed). */
 bool cli_is_text(const void *data, size_t len);
 
-/* ---- values ----------------------------------------------------------------------------- */
+/* ---- values ------------------------------------------------------------------------------ */
 
 /* pulsar-admin's sizes: "10", "10k", "10M", "1G", "2T" (bytes, powers of 1024), "-1".
  * Returns 0 or -1. */
@@ -195,7 +194,7 @@ char *cli_topic_path(const char *topic, char *err, size_t errlen);
  * (a hex dump when it is binary). */
 void cli_print_message(FILE *out, const struct cli_http_resp *r);
 
-/* ---- the tools ---------------------------------------------------------------------------- */
+/* ---- the tools --------------------------------------------------------------------------- */
 
 struct cli_env {
     struct cli_conn conn;
