@@ -7,6 +7,8 @@
  *   magnetar bookie --format --force   delete a bookie's data and cookies (start over)
  *   magnetar perf ...     load generator (perf module)
  *   magnetar tokens ...   make and check authentication tokens (auth module)
+ *   magnetar admin ...    pulsar-admin's commands over the admin REST API (cli module)
+ *   magnetar client ...   pulsar-client's produce, consume and read (cli module)
  *   magnetar config check|show, magnetar version
  *
  * Every role runs on one event loop. Configuration errors (unknown key, bad value) print
@@ -15,6 +17,7 @@
  */
 #include "auth/auth.h"
 #include "bookie/bookie.h"
+#include "cli/cli.h"
 #include "config/cfg.h"
 #include "meta/meta.h"
 #include "perf/perf.h"
@@ -103,6 +106,8 @@ static void main_usage_top(FILE *out)
             "  bookie       storage node speaking BookKeeper's protocol (port 3181)\n"
             "  perf         load generator and latency meter (perf produce | perf consume)\n"
             "  tokens       make keys and tokens, show and validate tokens (as pulsar tokens)\n"
+            "  admin        pulsar-admin's commands over the admin REST API\n"
+            "  client       pulsar-client's produce, consume and read\n"
             "  config       check or show the effective configuration\n"
             "  version      print the version\n"
             "\n"
@@ -578,6 +583,10 @@ int main(int argc, char **argv)
         return perf_main(argc - 1, argv + 1);
     if (strcmp(cmd, "tokens") == 0)
         return auth_tokens_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "admin") == 0)
+        return cli_admin_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "client") == 0)
+        return cli_client_main(argc - 1, argv + 1);
     fprintf(stderr, "magnetar: unknown command '%s'\n\n", cmd);
     main_usage_top(stderr);
     return EXIT_USAGE;

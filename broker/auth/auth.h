@@ -131,6 +131,14 @@ int auth_token_sign(const char *alg, const unsigned char *key, size_t len, const
  */
 int auth_token_decode(const char *token, char **header, char **payload, char *err, size_t errlen);
 
+/* A client's --auth-plugin/--auth-params (pulsar-admin's, pulsar-client's, pulsar-perf's)
+ * for AuthenticationToken ("token" or org.apache.pulsar.client.impl.auth.AuthenticationToken):
+ * params "token:xxx", "file:///path" (the file's text, surrounding blanks dropped) or
+ * {"token":"xxx"}. Neither given: 0 with *token NULL. Returns 0 with *token (mg_free it), or
+ * -MG_EINVAL with a one-line reason in err. */
+int auth_client_token(const char *plugin, const char *params, char **token, char *err,
+                      size_t errlen);
+
 /* `magnetar tokens <command> ...`: argv[0] is "tokens". Returns the exit status. */
 int auth_tokens_main(int argc, char **argv);
 

@@ -218,16 +218,44 @@ void client_buf_fini(struct client_buf *b)
     memset(b, 0, sizeof(*b));
 }
 
+void client_meta_kv(const struct client_msg_meta *meta, Pulsar__Proto__KeyValue **kv,
+                    Pulsar__Proto__KeyValue ***ptrs)
+{
+    size_t n = meta ? meta->nprops : 0;
+    *kv = mg_calloc(n + 1, sizeof **kv);
+    *ptrs = mg_calloc(n + 1, sizeof **ptrs);
+    for (size_t i = 0; i < n; i++) {
+        Pulsar__Proto__KeyValue init = PULSAR__PROTO__KEY_VALUE__INIT;
+        (*kv)[i] = init;
+        (*kv)[i].key = (char *)meta->properties[2 * i];
+        (*kv)[i].value = (char *)meta->properties[2 * i + 1];
+        (*ptrs)[i] = &(*kv)[i];
+    }
+}
+
 void client_batch_append(struct client_buf *b, const void *payload, size_t len, uint64_t seq)
+{
+    client_batch_append_meta(b, payload, len, seq, NULL);
+}
+
+void client_batch_append_meta(struct client_buf *b, const void *payload, size_t len, uint64_t seq,
+                              const struct client_msg_meta *meta)
 {
     Pulsar__Proto__SingleMessageMetadata smm = PULSAR__PROTO__SINGLE_MESSAGE_METADATA__INIT;
     smm.payload_size = (int32_t)len;
     smm.has_sequence_id = 1;
     smm.sequence_id = seq;
+    Pulsar__Proto__KeyValue *kv, **ptrs;
+    client_meta_kv(meta, &kv, &ptrs);
+    smm.n_properties = meta ? meta->nprops : 0;
+    smm.properties = ptrs;
+    smm.partition_key = meta ? (char *)meta->key : NULL;
     size_t sz = pulsar__proto__single_message_metadata__get_packed_size(&smm);
     client_buf_reserve(b, 4 + sz + len);
     mg_put_be32(b->data + b->len, (uint32_t)sz);
     pulsar__proto__single_message_metadata__pack(&smm, b->data + b->len + 4);
+    mg_free(kv);
+    mg_free(ptrs);
     if (len > 0)
         memcpy(b->data + b->len + 4 + sz, payload, len);
     b->len += 4 + sz + len;
@@ -268,6 +296,17 @@ static void client_conn_close(struct client_conn *conn, int status, const char *
 static void client_ep_conn_lost(struct client_ep *ep, int status, const char *msg);
 static void client_producer_on_receipt(struct client_producer *p, const wire_cmd *cmd);
 static void client_producer_on_send_error(struct client_producer *p, const wire_cmd *cmd);
+/* Protobuf KeyValues as key/value string pairs (mg_free the array; the strings are kv's). */
+static const char **client_kv_strs(Pulsar__Proto__KeyValue **kv, size_t n)
+{
+    const char **out = mg_calloc(2 * n + 1, sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = kv[i]->key;
+        out[2 * i + 1] = kv[i]->value;
+    }
+    return out;
+}
+
 static void client_consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
                                        struct evbuffer *payload);
 
@@ -495,6 +534,9 @@ static void client_conn_handle_frame(struct client_conn *conn, struct wire_frame
         return;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA_RESPONSE:
         client_conn_answer(conn, cmd->partitionmetadataresponse->request_id, cmd);
+        return;
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__GET_TOPICS_OF_NAMESPACE_RESPONSE:
+        client_conn_answer(conn, cmd->gettopicsofnamespaceresponse->request_id, cmd);
         return;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__SUCCESS:
         client_conn_answer(conn, cmd->success->request_id, cmd);
@@ -1079,32 +1121,36 @@ static void client_ep_send_close(struct client_ep *ep)
 /* ------------------------------------------------------------------------------------- */
 /* client */
 
-/* pulsar+ssl://: the broker's certificate must verify against tls_trust_certs_file (or the
- * system's CAs without one) unless tls_allow_insecure; host names are not checked (Pulsar's
- * tlsHostnameVerificationEnable defaults to false). */
-static int client_tls_init(struct client *c, const struct client_opts *opts, char *errmsg,
-                           size_t errlen)
+struct ssl_ctx_st *client_tls_ctx_new(const char *trust_certs_file, bool allow_insecure,
+                                      char *errmsg, size_t errlen)
 {
-    c->ssl_ctx = SSL_CTX_new(TLS_client_method());
-    if (!c->ssl_ctx) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
         snprintf(errmsg, errlen, "cannot create a TLS context");
-        return -MG_EINVAL;
+        return NULL;
     }
-    SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(c->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    int ok = opts->tls_trust_certs_file
-                 ? SSL_CTX_load_verify_locations(c->ssl_ctx, opts->tls_trust_certs_file, NULL)
-                 : SSL_CTX_set_default_verify_paths(c->ssl_ctx);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    int ok = trust_certs_file ? SSL_CTX_load_verify_locations(ctx, trust_certs_file, NULL)
+                              : SSL_CTX_set_default_verify_paths(ctx);
     if (ok != 1) {
         unsigned long e = ERR_get_error();
         snprintf(errmsg, errlen, "cannot load the trusted certificates '%s': %s",
-                 opts->tls_trust_certs_file ? opts->tls_trust_certs_file : "(system)",
+                 trust_certs_file ? trust_certs_file : "(system)",
                  e ? ERR_reason_error_string(e) : "unknown error");
-        return -MG_EINVAL;
+        SSL_CTX_free(ctx);
+        return NULL;
     }
-    SSL_CTX_set_verify(c->ssl_ctx, opts->tls_allow_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
-                       NULL);
-    return 0;
+    SSL_CTX_set_verify(ctx, allow_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    return ctx;
+}
+
+static int client_tls_init(struct client *c, const struct client_opts *opts, char *errmsg,
+                           size_t errlen)
+{
+    c->ssl_ctx =
+        client_tls_ctx_new(opts->tls_trust_certs_file, opts->tls_allow_insecure, errmsg, errlen);
+    return c->ssl_ctx ? 0 : -MG_EINVAL;
 }
 
 int client_new(struct event_base *base, const struct client_opts *opts, struct client **out,
@@ -1198,69 +1244,103 @@ void client_free(struct client *c)
     mg_free(c);
 }
 
-/* PARTITIONED_METADATA */
+/* PARTITIONED_METADATA and GET_TOPICS_OF_NAMESPACE: one question to the service URL broker */
 #define PARTITIONS_SUCCESS                                                                         \
     PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA_RESPONSE__LOOKUP_TYPE__Success
 
-struct client_partitions_req {
-    struct client *client; /* borrowed */
-    char *topic;           /* owned */
-    client_partitions_cb cb;
+struct client_query_req {
+    struct client *client;              /* borrowed */
+    char *arg;                          /* owned: the topic's full name, or the namespace */
+    client_partitions_cb partitions_cb; /* one of the two is set */
+    client_topics_cb topics_cb;
     void *data; /* borrowed */
 };
 
-static void client_partitions_done(struct client_partitions_req *pr, int status, uint32_t n,
-                                   const char *msg)
+static void client_query_done(struct client_query_req *q, int status, uint32_t partitions,
+                              const char *const *topics, size_t ntopics, const char *msg)
 {
-    pr->cb(pr->client, status, n, msg, pr->data);
-    mg_free(pr->topic);
-    mg_free(pr);
+    if (q->topics_cb)
+        q->topics_cb(q->client, status, topics, ntopics, msg, q->data);
+    else
+        q->partitions_cb(q->client, status, partitions, msg, q->data);
+    mg_free(q->arg);
+    mg_free(q);
 }
 
-static void client_partitions_failed(void *owner, int status, const char *msg)
+static void client_query_failed(void *owner, int status, const char *msg)
 {
-    client_partitions_done(owner, status, 0, msg);
+    client_query_done(owner, status, 0, NULL, 0, msg);
 }
 
 static void client_partitions_on_resp(void *owner, struct client_conn *conn, const wire_cmd *cmd)
 {
     (void)conn;
-    struct client_partitions_req *pr = owner;
+    struct client_query_req *q = owner;
     const Pulsar__Proto__CommandPartitionedTopicMetadataResponse *pm =
         cmd->partitionmetadataresponse;
     if (!pm->has_response || pm->response != PARTITIONS_SUCCESS) {
         int st = pm->has_error ? client_server_error_to_mg(pm->error) : -MG_EIO;
-        client_partitions_done(pr, st, 0, pm->message ? pm->message : mg_strerror(st));
+        client_query_done(q, st, 0, NULL, 0, pm->message ? pm->message : mg_strerror(st));
         return;
     }
-    client_partitions_done(pr, 0, pm->has_partitions ? pm->partitions : 0, NULL);
+    client_query_done(q, 0, pm->has_partitions ? pm->partitions : 0, NULL, 0, NULL);
 }
 
-static void client_partitions_on_conn(void *owner, struct client_conn *conn, const wire_cmd *cmd)
+static void client_topics_on_resp(void *owner, struct client_conn *conn, const wire_cmd *cmd)
+{
+    (void)conn;
+    const Pulsar__Proto__CommandGetTopicsOfNamespaceResponse *r = cmd->gettopicsofnamespaceresponse;
+    client_query_done(owner, 0, 0, (const char *const *)r->topics, r->n_topics, NULL);
+}
+
+static void client_query_on_conn(void *owner, struct client_conn *conn, const wire_cmd *cmd)
 {
     (void)cmd;
-    struct client_partitions_req *pr = owner;
-    struct client_req *req = client_conn_add_req(conn, CLIENT_REQ_PARTITIONS, pr);
+    struct client_query_req *q = owner;
+    struct client_req *req =
+        client_conn_add_req(conn, q->topics_cb ? CLIENT_REQ_TOPICS : CLIENT_REQ_PARTITIONS, q);
+    if (q->topics_cb) {
+        Pulsar__Proto__CommandGetTopicsOfNamespace gt =
+            PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__INIT;
+        gt.namespace_ = q->arg;
+        gt.request_id = req->request_id;
+        gt.has_mode = 1;
+        gt.mode = PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__PERSISTENT;
+        client_conn_send(conn, PULSAR__PROTO__BASE_COMMAND__TYPE__GET_TOPICS_OF_NAMESPACE, &gt);
+        return;
+    }
     Pulsar__Proto__CommandPartitionedTopicMetadata pm =
         PULSAR__PROTO__COMMAND_PARTITIONED_TOPIC_METADATA__INIT;
-    pm.topic = pr->topic;
+    pm.topic = q->arg;
     pm.request_id = req->request_id;
     client_conn_send(conn, PULSAR__PROTO__BASE_COMMAND__TYPE__PARTITIONED_METADATA, &pm);
+}
+
+/* Ask arg (owned from now on) with one of the callbacks. Always asynchronous: the callback
+ * runs from the loop (the request goes now if the connection is ready, the answer later). */
+static int client_query_start(struct client *c, char *arg, client_partitions_cb pcb,
+                              client_topics_cb tcb, void *data)
+{
+    struct client_query_req *q = mg_calloc(1, sizeof(*q));
+    *q = (struct client_query_req){
+        .client = c, .arg = arg, .partitions_cb = pcb, .topics_cb = tcb, .data = data};
+    client_conn_when_ready(client_conn_get(c, c->service_url), CLIENT_WAIT_QUERY, q);
+    return 0;
 }
 
 int client_get_partitions(struct client *c, const char *topic, client_partitions_cb cb, void *data)
 {
     if (!topic || !*topic || !cb)
         return -MG_EINVAL;
-    struct client_partitions_req *pr = mg_calloc(1, sizeof(*pr));
-    pr->client = c;
-    pr->topic = client_topic_full_name(topic);
-    pr->cb = cb;
-    pr->data = data;
-    /* Always asynchronous: cb runs from the loop (the request goes now if the connection is
-     * ready, the answer later). */
-    client_conn_when_ready(client_conn_get(c, c->service_url), CLIENT_WAIT_PARTITIONS, pr);
-    return 0;
+    return client_query_start(c, client_topic_full_name(topic), cb, NULL, data);
+}
+
+int client_get_topics(struct client *c, const char *ns, client_topics_cb cb, void *data)
+{
+    const char *slash = ns ? strchr(ns, '/') : NULL;
+    if (!slash || slash == ns || !slash[1] || strchr(slash + 1, '/') || !cb)
+        return -MG_EINVAL;
+    return client_query_start(c, mg_strdup(ns), NULL, cb, data);
 }
 
 /* ------------------------------------------------------------------------------------- */
@@ -1318,6 +1398,15 @@ static void client_producer_write_op(struct client_producer *p, struct client_op
     }
 }
 
+static void client_producer_clear_single(struct client_producer *p)
+{
+    mg_free(p->single_key);
+    mg_free_strv(p->single_props, (int)(2 * p->nsingle_props));
+    p->single_key = NULL;
+    p->single_props = NULL;
+    p->nsingle_props = 0;
+}
+
 /* Close the open batch into a SEND and queue it (and write it when connected). */
 static void client_producer_close_batch(struct client_producer *p)
 {
@@ -1348,6 +1437,17 @@ static void client_producer_close_batch(struct client_producer *p)
     send.sequence_id = op->first_seq;
     send.has_num_messages = 1;
     send.num_messages = (int32_t)op->n;
+    /* without batching, the one message's key and properties are the entry's */
+    struct client_msg_meta one = {.key = p->single_key,
+                                  .properties = (const char *const *)p->single_props,
+                                  .nprops = p->nsingle_props};
+    Pulsar__Proto__KeyValue *kv, **kvp;
+    client_meta_kv(op->batched ? NULL : &one, &kv, &kvp);
+    if (!op->batched) {
+        md.partition_key = p->single_key;
+        md.n_properties = p->nsingle_props;
+        md.properties = kvp;
+    }
     if (op->batched) {
         md.has_num_messages_in_batch = 1;
         md.num_messages_in_batch = (int32_t)op->n;
@@ -1365,6 +1465,9 @@ static void client_producer_close_batch(struct client_producer *p)
     MG_ASSERT(op->frame != NULL);
     wire_write_send(op->frame, &cmd, &md, p->batch.data, p->batch.len);
     p->batch.len = 0;
+    mg_free(kv);
+    mg_free(kvp);
+    client_producer_clear_single(p);
 
     STAILQ_INSERT_TAIL(&p->ops, op, link);
     client_producer_write_op(p, op);
@@ -1523,6 +1626,12 @@ int client_producer_new(struct client *c, const struct client_producer_opts *opt
 int client_producer_send(struct client_producer *p, const void *payload, size_t len,
                          client_send_cb cb, void *data)
 {
+    return client_producer_send_meta(p, payload, len, NULL, cb, data);
+}
+
+int client_producer_send_meta(struct client_producer *p, const void *payload, size_t len,
+                              const struct client_msg_meta *meta, client_send_cb cb, void *data)
+{
     if (p->ep.state == CLIENT_EP_FAILED)
         return -MG_ECLOSED;
     uint32_t max = p->ep.conn ? p->ep.conn->max_message_size : WIRE_DEFAULT_MAX_MESSAGE_SIZE;
@@ -1547,8 +1656,16 @@ int client_producer_send(struct client_producer *p, const void *payload, size_t 
     m->size = len;
     p->pending++;
     if (p->batching) {
-        client_batch_append(&p->batch, payload, len, m->seq);
+        client_batch_append_meta(&p->batch, payload, len, m->seq, meta);
     } else {
+        if (meta && meta->key)
+            p->single_key = mg_strdup(meta->key);
+        if (meta && meta->nprops) {
+            p->single_props = mg_calloc(2 * meta->nprops, sizeof *p->single_props);
+            for (size_t i = 0; i < 2 * meta->nprops; i++)
+                p->single_props[i] = mg_strdup(meta->properties[i]);
+            p->nsingle_props = meta->nprops;
+        }
         client_buf_reserve(&p->batch, len);
         if (len > 0)
             memcpy(p->batch.data, payload, len);
@@ -1599,6 +1716,7 @@ void client_producer_free(struct client_producer *p)
     client_producer_fail_all(p, -MG_ECANCELED);
     mg_event_free(p->batch_ev);
     client_buf_fini(&p->batch);
+    client_producer_clear_single(p);
     mg_free(p->bmsgs);
     mg_free(p->name);
     mg_free((void *)p->schema.data);
@@ -1651,7 +1769,13 @@ static void client_consumer_send_subscribe(struct client_consumer *c, uint64_t r
     s.request_id = request_id;
     s.consumer_name = c->consumer_name;
     s.has_durable = 1;
-    s.durable = 1;
+    s.durable = !c->non_durable;
+    Pulsar__Proto__MessageIdData start = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
+    if (c->has_start) { /* a reader's start (non-durable only, as Pulsar's readers) */
+        start.ledgerid = c->start.ledger_id;
+        start.entryid = c->start.entry_id;
+        s.start_message_id = &start;
+    }
     s.has_initialposition = 1;
     s.initialposition = c->initial_position == CLIENT_POS_EARLIEST
                             ? PULSAR__PROTO__COMMAND_SUBSCRIBE__INITIAL_POSITION__Earliest
@@ -1732,7 +1856,11 @@ static void client_consumer_on_message(struct client_consumer *c, const wire_cmd
         m.id = id;
         m.payload = p + off;
         m.len = len - off;
+        const char **props = client_kv_strs(md->properties, md->n_properties);
+        m.properties = props;
+        m.nprops = md->n_properties;
         c->msg_cb(c, &m, c->data);
+        mg_free(props);
         pulsar__proto__message_metadata__free_unpacked(md, NULL);
         client_consumer_consumed(c, 1);
         return;
@@ -1765,7 +1893,11 @@ static void client_consumer_on_message(struct client_consumer *c, const wire_cmd
             m.key = smm->partition_key;
             if (smm->has_event_time)
                 m.event_time = smm->event_time;
+            const char **props = client_kv_strs(smm->properties, smm->n_properties);
+            m.properties = props;
+            m.nprops = smm->n_properties;
             c->msg_cb(c, &m, c->data);
+            mg_free(props);
             delivered++;
         }
         pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
@@ -1799,6 +1931,10 @@ int client_consumer_new(struct client *c, const struct client_consumer_opts *opt
     cs->sub_type = opts->sub_type;
     cs->initial_position = opts->initial_position;
     client_schema_copy(&cs->schema, opts->schema);
+    cs->non_durable = opts->non_durable;
+    cs->has_start = opts->non_durable && opts->start_id;
+    if (cs->has_start)
+        cs->start = *opts->start_id;
     cs->queue_size = opts->receiver_queue_size ? opts->receiver_queue_size : 1000;
     mg_map_init(&cs->batches);
     cs->ack_ev = evtimer_new(c->base, client_consumer_ack_timer_cb, cs);
@@ -1947,12 +2083,15 @@ static const struct client_req_kind client_req_kinds[CLIENT_REQ_TYPES] = {
                                 client_ep_on_lookup_conn,         client_ep_req_failed},
     [CLIENT_WAIT_ATTACH]     = {true,  NULL,                   0,
                                 client_ep_on_attach_conn,         client_ep_req_failed},
-    [CLIENT_WAIT_PARTITIONS] = {true,  NULL,                   0,
-                                client_partitions_on_conn,        client_partitions_failed},
+    [CLIENT_WAIT_QUERY]      = {true,  NULL,                   0,
+                                client_query_on_conn,             client_query_failed},
     [CLIENT_REQ_LOOKUP]      = {false, "LOOKUP",               ANSWER(LOOKUP_RESPONSE),
                                 client_ep_on_lookup_resp,         client_ep_req_failed},
     [CLIENT_REQ_PARTITIONS]  = {false, "PARTITIONED_METADATA", ANSWER(PARTITIONED_METADATA_RESPONSE),
-                                client_partitions_on_resp,        client_partitions_failed},
+                                client_partitions_on_resp,        client_query_failed},
+    [CLIENT_REQ_TOPICS]      = {false, "GET_TOPICS_OF_NAMESPACE",
+                                ANSWER(GET_TOPICS_OF_NAMESPACE_RESPONSE),
+                                client_topics_on_resp,            client_query_failed},
     [CLIENT_REQ_PRODUCER]    = {false, "PRODUCER",             ANSWER(PRODUCER_SUCCESS),
                                 client_producer_on_create_resp,   client_producer_create_failed},
     [CLIENT_REQ_SUBSCRIBE]   = {false, "SUBSCRIBE",            ANSWER(SUCCESS),

@@ -74,6 +74,14 @@ struct client_send_result {
     size_t size;          /* payload bytes */
 };
 
+/* A message's key and properties (client_producer_send_meta); every pointer is borrowed
+ * for the call. */
+struct client_msg_meta {
+    const char *key;               /* partition key, NULL = none */
+    const char *const *properties; /* nprops key/value pairs: k0, v0, k1, v1, ... */
+    size_t nprops;
+};
+
 /* A received message; every pointer is borrowed and valid only during the callback. */
 struct client_message {
     struct client_msg_id id;
@@ -86,6 +94,8 @@ struct client_message {
     const char *key; /* partition key or NULL */
     uint32_t redelivery_count;
     int64_t schema_version; /* the producer's schema version from the metadata, -1 = none */
+    const char *const *properties; /* nprops key/value pairs: k0, v0, k1, v1, ... */
+    size_t nprops;
 };
 
 /* A schema a producer registers or a consumer is checked with (Pulsar's Schema: type is
@@ -116,6 +126,9 @@ struct client_consumer_opts {
     enum client_initial_position initial_position;
     unsigned receiver_queue_size;       /* FLOW permits; 0 = 1000. Refilled at half. */
     const struct client_schema *schema; /* NULL: none */
+    bool non_durable; /* a reader's subscription: no cursor is stored, gone when closed */
+    const struct client_msg_id *start_id; /* non_durable: start at this entry (copied);
+                                             NULL = initial_position */
 };
 
 /* Fires once when the producer or consumer is first created (status 0) or could not be
@@ -139,6 +152,12 @@ typedef void (*client_partitions_cb)(struct client *c, int status, uint32_t part
 int client_parse_url(const char *url, char **host, int *port, char *errmsg, size_t errlen);
 /* Whether url is a pulsar+ssl:// URL (its default port is 6651). */
 bool client_url_tls(const char *url);
+/* A TLS client context as pulsar+ssl:// connections use (also for https:// admin calls): the
+ * server's certificate must verify against trust_certs_file (PEM; NULL = the system's CAs)
+ * unless allow_insecure; host names are not checked (Pulsar's tlsHostnameVerificationEnable
+ * defaults to false). NULL with errmsg filled when the file cannot be loaded. */
+struct ssl_ctx_st *client_tls_ctx_new(const char *trust_certs_file, bool allow_insecure,
+                                      char *errmsg, size_t errlen);
 /* Expand a short topic name to persistent://tenant/ns/name; malloc'd (mg_free). */
 char *client_topic_full_name(const char *topic);
 
@@ -152,6 +171,12 @@ void client_free(struct client *c);
 
 /* Ask the service URL broker how many partitions topic has. */
 int client_get_partitions(struct client *c, const char *topic, client_partitions_cb cb, void *data);
+/* GET_TOPICS_OF_NAMESPACE answer: the persistent topics of a namespace (full names,
+ * partitions listed one by one; borrowed for the call), or status < 0. */
+typedef void (*client_topics_cb)(struct client *c, int status, const char *const *topics,
+                                 size_t ntopics, const char *msg, void *data);
+/* Ask the service URL broker for the persistent topics of ns ("tenant/namespace"). */
+int client_get_topics(struct client *c, const char *ns, client_topics_cb cb, void *data);
 
 /* Create a producer; ready_cb fires once. Returns 0 (the producer is in *out, owned by the
  * caller, valid even if creation later fails) or -MG_EINVAL for bad options. */
@@ -163,6 +188,9 @@ int client_producer_new(struct client *c, const struct client_producer_opts *opt
  * -MG_ETOOBIG over the broker's max message size, or -MG_ECLOSED if creation failed. */
 int client_producer_send(struct client_producer *p, const void *payload, size_t len,
                          client_send_cb cb, void *data);
+/* The same, with a key and properties (NULL meta: none), copied. */
+int client_producer_send_meta(struct client_producer *p, const void *payload, size_t len,
+                              const struct client_msg_meta *meta, client_send_cb cb, void *data);
 /* Send the open batch now. */
 void client_producer_flush(struct client_producer *p);
 /* Messages sent or batched and not yet acknowledged. */

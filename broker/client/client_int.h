@@ -38,6 +38,13 @@ void client_buf_fini(struct client_buf *b);
 /* Append one message of a batch: [u32 size][SingleMessageMetadata{payload_size,
  * sequence_id}][payload]. */
 void client_batch_append(struct client_buf *b, const void *payload, size_t len, uint64_t seq);
+/* The same with the message's key and properties (meta may be NULL). */
+void client_batch_append_meta(struct client_buf *b, const void *payload, size_t len, uint64_t seq,
+                              const struct client_msg_meta *meta);
+/* meta's properties as protobuf KeyValues: *kv (nprops entries) and *ptrs, both mg_free'd by
+ * the caller; they borrow meta's strings. */
+void client_meta_kv(const struct client_msg_meta *meta, Pulsar__Proto__KeyValue **kv,
+                    Pulsar__Proto__KeyValue ***ptrs);
 /* Parse the message of a batch payload that starts at *off and advance *off past it.
  * Returns 1 with *smm (free with pulsar__proto__single_message_metadata__free_unpacked) and
  * the payload slice, 0 at the end, -MG_EPROTO on a malformed batch. */
@@ -55,12 +62,13 @@ enum client_conn_state {
 /* What a request or a waiter for a connection's handshake is for (client.c's table
  * client_req_kinds says what each wants and whom it tells). */
 enum client_req_type {
-    CLIENT_REQ_NONE = 0,    /* fire and forget (CLOSE_*): the answer is dropped */
-    CLIENT_WAIT_LOOKUP,     /* waiters: an endpoint's LOOKUP, */
-    CLIENT_WAIT_ATTACH,     /* its PRODUCER or SUBSCRIBE, */
-    CLIENT_WAIT_PARTITIONS, /* a PARTITIONED_METADATA */
+    CLIENT_REQ_NONE = 0, /* fire and forget (CLOSE_*): the answer is dropped */
+    CLIENT_WAIT_LOOKUP,  /* waiters: an endpoint's LOOKUP, */
+    CLIENT_WAIT_ATTACH,  /* its PRODUCER or SUBSCRIBE, */
+    CLIENT_WAIT_QUERY,   /* a PARTITIONED_METADATA or GET_TOPICS_OF_NAMESPACE */
     CLIENT_REQ_LOOKUP,
     CLIENT_REQ_PARTITIONS,
+    CLIENT_REQ_TOPICS,
     CLIENT_REQ_PRODUCER,
     CLIENT_REQ_SUBSCRIBE,
     CLIENT_REQ_TYPES
@@ -191,6 +199,10 @@ struct client_producer {
     unsigned bcap;
     uint64_t batch_publish_ms;
     struct event *batch_ev; /* owned: max publish delay */
+    /* without batching: the key and properties of the one message waiting in batch */
+    char *single_key;    /* owned or NULL */
+    char **single_props; /* owned: nsingle_props key/value pairs */
+    size_t nsingle_props;
     client_producer_ready_cb ready_cb;
     void *data;                  /* borrowed */
     struct client_schema schema; /* data owned; type -1: none */
@@ -211,6 +223,8 @@ struct client_consumer {
     char *consumer_name; /* owned or NULL */
     enum client_sub_type sub_type;
     enum client_initial_position initial_position;
+    bool non_durable, has_start;
+    struct client_msg_id start;
     unsigned queue_size;
     unsigned consumed_since_flow;
     struct mg_map batches;      /* (ledger, entry) -> struct client_batch_track (owned) */

@@ -286,50 +286,6 @@ void perf_opts_fini(struct perf_opts *o)
     o->auth_token = NULL;
 }
 
-/* --auth-plugin/--auth-params as pulsar-perf takes them for AuthenticationToken:
- * "token:xxx", or "file:///path" (the file's text, surrounding blanks dropped). */
-static int perf_auth_token(struct perf_opts *o, char *err, size_t errlen)
-{
-    if (!o->auth_plugin && !o->auth_params)
-        return 0;
-    if (!o->auth_plugin ||
-        (strcmp(o->auth_plugin, "token") != 0 &&
-         strcmp(o->auth_plugin, "org.apache.pulsar.client.impl.auth.AuthenticationToken") != 0)) {
-        snprintf(err, errlen,
-                 "--auth-plugin: '%s' is not supported (org.apache.pulsar.client.impl.auth."
-                 "AuthenticationToken is)",
-                 o->auth_plugin ? o->auth_plugin : "");
-        return -MG_EINVAL;
-    }
-    const char *p = o->auth_params ? o->auth_params : "";
-    if (strncmp(p, "token:", 6) == 0) {
-        o->auth_token = mg_strdup(p + 6);
-    } else if (strncmp(p, "file:", 5) == 0) {
-        unsigned char *bytes;
-        size_t len;
-        char why[256];
-        if (auth_key_read(p, &bytes, &len, why, sizeof why) < 0) {
-            snprintf(err, errlen, "--auth-params: %s", why);
-            return -MG_EINVAL;
-        }
-        size_t b = 0;
-        while (b < len && isspace(bytes[b]))
-            b++;
-        while (len > b && isspace(bytes[len - 1]))
-            len--;
-        o->auth_token = mg_strndup((const char *)bytes + b, len - b);
-        mg_free(bytes);
-    } else {
-        snprintf(err, errlen, "--auth-params: expected token:TOKEN or file:///path, got '%s'", p);
-        return -MG_EINVAL;
-    }
-    if (!o->auth_token[0]) {
-        snprintf(err, errlen, "--auth-params: the token is empty");
-        return -MG_EINVAL;
-    }
-    return 0;
-}
-
 int perf_parse_args(enum perf_mode mode, int argc, char **argv, struct perf_opts *o, char *err,
                     size_t errlen)
 {
@@ -386,7 +342,7 @@ int perf_parse_args(enum perf_mode mode, int argc, char **argv, struct perf_opts
     if (client_parse_url(o->service_url, &host, &port, err, errlen) < 0)
         goto fail;
     mg_free(host);
-    if (perf_auth_token(o, err, errlen) < 0)
+    if (auth_client_token(o->auth_plugin, o->auth_params, &o->auth_token, err, errlen) < 0)
         goto fail;
     return 0;
 fail:

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define NOW_MS ((int64_t)1700000000000) /* the clock the checks are run at */
 
@@ -398,6 +399,52 @@ START_TEST(test_decode)
 }
 END_TEST
 
+/* A client's --auth-plugin/--auth-params (pulsar-admin, pulsar-client, pulsar-perf): the
+ * token plugin by either name, params token:, file:// (blanks around the token dropped) and
+ * {"token":...}; anything else is one clear error. */
+START_TEST(test_client_token)
+{
+    const char *plugin = "org.apache.pulsar.client.impl.auth.AuthenticationToken";
+    char *tok = (char *)"unset";
+    ck_assert_int_eq(auth_client_token(NULL, NULL, &tok, err, sizeof err), 0);
+    ck_assert_ptr_null(tok);
+    ck_assert_int_eq(auth_client_token(plugin, "token:a.b.c", &tok, err, sizeof err), 0);
+    ck_assert_str_eq(tok, "a.b.c");
+    mg_free(tok);
+    ck_assert_int_eq(auth_client_token("token", "{\"token\":\"x.y\"}", &tok, err, sizeof err), 0);
+    ck_assert_str_eq(tok, "x.y");
+    mg_free(tok);
+    char path[] = "/tmp/check_auth_tokXXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "  f.g.h\n", 8), 8);
+    close(fd);
+    char *params = mg_asprintf("file://%s", path);
+    ck_assert_int_eq(auth_client_token(plugin, params, &tok, err, sizeof err), 0);
+    ck_assert_str_eq(tok, "f.g.h");
+    mg_free(tok);
+    mg_free(params);
+    unlink(path);
+    static const struct {
+        const char *plugin, *params, *needle;
+    } bad[] = {
+        {"org.apache.pulsar.client.impl.auth.AuthenticationTls", "x", "--auth-plugin"},
+        {NULL, "token:x", "--auth-plugin"},
+        {"token", "bogus", "expected token:TOKEN"},
+        {"token", "token:", "empty"},
+        {"token", "{\"tok\":1}", "expected token:TOKEN"},
+        {"token", "file:///nonexistent/token", "--auth-params"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        tok = NULL;
+        ck_assert_int_eq(auth_client_token(bad[i].plugin, bad[i].params, &tok, err, sizeof err),
+                         -MG_EINVAL);
+        ck_assert_ptr_null(tok);
+        ck_assert_msg(strstr(err, bad[i].needle) != NULL, "%s -> %s", bad[i].params, err);
+    }
+}
+END_TEST
+
 int main(void)
 {
     return tl_main("auth", TL_CASES({"core", 0, setup, teardown,
@@ -405,5 +452,5 @@ int main(void)
                                               test_expired_and_future, test_alg_none_and_wrong_key,
                                               test_malformed, test_huge_token_cheap,
                                               test_role_claim_and_audience, test_config_errors,
-                                              test_key_forms, test_decode)}));
+                                              test_key_forms, test_decode, test_client_token)}));
 }

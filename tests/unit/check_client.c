@@ -708,6 +708,57 @@ START_TEST(test_partitions)
 }
 END_TEST
 
+struct topics_answer {
+    bool done;
+    int status;
+    char got[256]; /* the names, space-separated */
+};
+
+static void topics_cb(struct client *c, int status, const char *const *topics, size_t n,
+                      const char *msg, void *data)
+{
+    (void)c;
+    (void)msg;
+    struct topics_answer *r = data;
+    r->done = true;
+    r->status = status;
+    for (size_t i = 0; i < n; i++)
+        snprintf(r->got + strlen(r->got), sizeof r->got - strlen(r->got), "%s%s", i ? " " : "",
+                 topics[i]);
+}
+
+/* GET_TOPICS_OF_NAMESPACE goes to the service URL's broker for the persistent topics of the
+ * namespace; the names answered reach the callback; a bad namespace is refused at once. */
+START_TEST(test_topics_of_namespace)
+{
+    struct topics_answer r = {0};
+    ck_assert_int_eq(client_get_topics(fx.cl, "nons", topics_cb, &r), -MG_EINVAL);
+    ck_assert_int_eq(client_get_topics(fx.cl, "a/b/c", topics_cb, &r), -MG_EINVAL);
+    ck_assert_int_eq(client_get_topics(fx.cl, "public/default", topics_cb, &r), 0);
+    struct tl_peer *b = dialed(0);
+    accept_connect(b, 0);
+    struct wire_frame f;
+    tl_peer_expect(b, T(GET_TOPICS_OF_NAMESPACE), &f);
+    const Pulsar__Proto__CommandGetTopicsOfNamespace *q = f.cmd->gettopicsofnamespace;
+    ck_assert_str_eq(q->namespace_, "public/default");
+    ck_assert(q->has_mode &&
+              q->mode == PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__PERSISTENT);
+    Pulsar__Proto__CommandGetTopicsOfNamespaceResponse resp =
+        PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE_RESPONSE__INIT;
+    char *names[] = {"persistent://public/default/a", "persistent://public/default/b"};
+    resp.request_id = q->request_id;
+    resp.n_topics = 2;
+    resp.topics = names;
+    wire_cmd cmd;
+    tl_cmd_set(cmd, GET_TOPICS_OF_NAMESPACE_RESPONSE, gettopicsofnamespaceresponse, resp);
+    tl_peer_send(b, &cmd);
+    wire_frame_clear(&f);
+    tl_wait(fx.loop, &r.done);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.got, "persistent://public/default/a persistent://public/default/b");
+}
+END_TEST
+
 /* A request the broker never answers fails with -MG_ETIMEDOUT after the operation timeout
  * (checked on the client's 1 s tick). */
 START_TEST(test_request_times_out)
@@ -726,14 +777,46 @@ START_TEST(test_request_times_out)
 }
 END_TEST
 
+/* A batch message's key and properties (client_batch_append_meta) are in its
+ * SingleMessageMetadata, as pulsar-client reads them; a message without meta has none. */
+START_TEST(test_batch_meta)
+{
+    const char *props[] = {"k1", "v1", "k2", ""};
+    struct client_msg_meta meta = {.key = "the-key", .properties = props, .nprops = 2};
+    struct client_buf buf = {0};
+    client_batch_append_meta(&buf, "one", 3, 7, &meta);
+    client_batch_append(&buf, "two", 3, 8);
+    size_t off = 0, plen;
+    Pulsar__Proto__SingleMessageMetadata *smm;
+    const uint8_t *pl;
+    ck_assert_int_eq(client_batch_next(buf.data, buf.len, &off, &smm, &pl, &plen), 1);
+    ck_assert_str_eq(smm->partition_key, "the-key");
+    ck_assert_uint_eq(smm->n_properties, 2);
+    ck_assert_str_eq(smm->properties[0]->key, "k1");
+    ck_assert_str_eq(smm->properties[0]->value, "v1");
+    ck_assert_str_eq(smm->properties[1]->key, "k2");
+    ck_assert_str_eq(smm->properties[1]->value, "");
+    ck_assert_uint_eq(plen, 3);
+    ck_assert_int_eq(memcmp(pl, "one", 3), 0);
+    pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
+    ck_assert_int_eq(client_batch_next(buf.data, buf.len, &off, &smm, &pl, &plen), 1);
+    ck_assert_ptr_null(smm->partition_key);
+    ck_assert_uint_eq(smm->n_properties, 0);
+    pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
+    ck_assert_int_eq(client_batch_next(buf.data, buf.len, &off, &smm, &pl, &plen), 0);
+    client_buf_fini(&buf);
+}
+END_TEST
+
 int main(void)
 {
-    return tl_main(
-        "client",
-        TL_CASES({"fake_broker", 30, setup, teardown,
-                  TL_TESTS(test_handshake_lookup_producer, test_connect_refused, test_not_a_broker,
-                           test_lookup_redirect, test_lookup_failed, test_producer_batches,
-                           test_producer_single_and_send_error,
-                           test_producer_reconnects_and_resends, test_producer_free_cancels,
-                           test_consumer, test_partitions, test_request_times_out)}));
+    return tl_main("client",
+                   TL_CASES({"fake_broker", 30, setup, teardown,
+                             TL_TESTS(test_handshake_lookup_producer, test_connect_refused,
+                                      test_not_a_broker, test_lookup_redirect, test_lookup_failed,
+                                      test_producer_batches, test_producer_single_and_send_error,
+                                      test_producer_reconnects_and_resends,
+                                      test_producer_free_cancels, test_consumer, test_partitions,
+                                      test_topics_of_namespace, test_request_times_out)},
+                            {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta)}));
 }
