@@ -93,7 +93,7 @@ struct client_message {
     const char *producer_name;
     const char *key; /* partition key or NULL */
     uint32_t redelivery_count;
-    int64_t schema_version; /* the producer's schema version from the metadata, -1 = none */
+    int64_t schema_version;        /* the producer's schema version from the metadata, -1 = none */
     const char *const *properties; /* nprops key/value pairs: k0, v0, k1, v1, ... */
     size_t nprops;
 };
