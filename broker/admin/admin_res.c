@@ -335,6 +335,8 @@ static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns
                                           "retentionSizeInMB", (json_int_t)pol.retention_size_mb));
         if (pol.has_ttl)
             json_object_set_new(p, "message_ttl_in_seconds", json_integer(pol.ttl_secs));
+        if (pol.has_dedup)
+            json_object_set_new(p, "deduplicationEnabled", json_boolean(pol.dedup_enabled));
         json_t *qm = json_object_get(p, "backlog_quota_map");
         for (int i = 0; i < NS_QUOTA_TYPES; i++)
             if (pol.quota[i].set)
@@ -363,6 +365,7 @@ static void admin_res_apply_retention_to(const struct admin_env *s, struct topic
             topic_set_message_ttl(t, p.ttl_secs);
         else if (reset)
             topic_reset_message_ttl(t);
+        topic_set_deduplication(t, p.has_dedup ? p.dedup_enabled : -1);
         const struct ns_backlog_quota *q = &p.quota[NS_QUOTA_STORAGE];
         if (q->set) {
             struct topic_backlog_quota tq = {
@@ -575,6 +578,46 @@ void admin_h_ttl_remove(struct admin_req *r)
         return;
     p.has_ttl = false;
     p.ttl_secs = 0;
+    admin_res_policies_store(r, &p);
+}
+
+/* ---- deduplication (Policies.deduplicationEnabled) ----------------------------------------- */
+
+/* GET .../deduplication: true or false, or 204 when never set (Pulsar's null: the broker's
+ * brokerDeduplicationEnabled applies). */
+void admin_h_dedup_get(struct admin_req *r)
+{
+    struct ns_policies p;
+    if (!admin_res_policies(r, &p))
+        return;
+    if (!p.has_dedup)
+        admin_reply_no_content(r->call);
+    else
+        admin_reply_json(r->call, 200, json_boolean(p.dedup_enabled));
+}
+
+/* POST .../deduplication: a bare boolean body. */
+void admin_h_dedup_set(struct admin_req *r)
+{
+    struct ns_policies p;
+    if (r->body_bad || !json_is_boolean(r->body)) {
+        admin_reply_error(r->call, 400, "Invalid deduplication setting: true or false is required");
+        return;
+    }
+    if (!admin_res_policies(r, &p))
+        return;
+    p.has_dedup = true;
+    p.dedup_enabled = json_is_true(r->body);
+    admin_res_policies_store(r, &p);
+}
+
+void admin_h_dedup_remove(struct admin_req *r)
+{
+    struct ns_policies p;
+    if (!admin_res_policies(r, &p))
+        return;
+    p.has_dedup = false;
+    p.dedup_enabled = false;
     admin_res_policies_store(r, &p);
 }
 

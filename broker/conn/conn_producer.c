@@ -110,7 +110,7 @@ static void conn_send_producer_success(struct conn *c, struct conn_producer *p)
     ps.request_id = p->e.request_id;
     ps.producer_name = (char *)topic_producer_name(p->tp);
     ps.has_last_sequence_id = 1;
-    ps.last_sequence_id = -1;
+    ps.last_sequence_id = topic_producer_last_sequence(p->tp); /* -1 without deduplication */
     ps.has_producer_ready = 1;
     ps.producer_ready = 1;
     CONN_SEND(c, PRODUCER_SUCCESS, producer_success, ps);

@@ -168,7 +168,8 @@ static bool ns_res_policies_eq(const struct ns_policies *a, const struct ns_poli
     if (a->has_retention != b->has_retention || a->has_ttl != b->has_ttl ||
         (a->has_retention && (a->retention_time_minutes != b->retention_time_minutes ||
                               a->retention_size_mb != b->retention_size_mb)) ||
-        (a->has_ttl && a->ttl_secs != b->ttl_secs))
+        (a->has_ttl && a->ttl_secs != b->ttl_secs) || a->has_dedup != b->has_dedup ||
+        (a->has_dedup && a->dedup_enabled != b->dedup_enabled))
         return false;
     for (int i = 0; i < NS_QUOTA_TYPES; i++) {
         const struct ns_backlog_quota *x = &a->quota[i], *y = &b->quota[i];
@@ -182,7 +183,7 @@ static bool ns_res_policies_eq(const struct ns_policies *a, const struct ns_poli
 
 static bool ns_res_policies_empty(const struct ns_policies *p)
 {
-    return !p->has_retention && !p->has_ttl && !p->quota[NS_QUOTA_STORAGE].set &&
+    return !p->has_retention && !p->has_ttl && !p->has_dedup && !p->quota[NS_QUOTA_STORAGE].set &&
            !p->quota[NS_QUOTA_AGE].set;
 }
 
@@ -528,6 +529,8 @@ static json_t *ns_res_namespace_json(struct ns *s, const char *ns_key, int bundl
                                       (json_int_t)p->retention_size_mb));
     if (p && p->has_ttl)
         json_object_set_new(j, "message_ttl_in_seconds", json_integer(p->ttl_secs));
+    if (p && p->has_dedup)
+        json_object_set_new(j, "deduplicationEnabled", json_boolean(p->dedup_enabled));
     json_t *qm = json_object();
     for (int i = 0; p && i < NS_QUOTA_TYPES; i++)
         if (p->quota[i].set)
@@ -897,6 +900,11 @@ static void ns_res_cache_namespace(struct ns *s, const char *tenant_ns, json_t *
     if (json_is_integer(ttl)) {
         p.has_ttl = true;
         p.ttl_secs = json_integer_value(ttl);
+    }
+    json_t *dd = json_object_get(j, "deduplicationEnabled");
+    if (json_is_boolean(dd)) {
+        p.has_dedup = true;
+        p.dedup_enabled = json_is_true(dd);
     }
     json_t *qm = json_object_get(j, "backlog_quota_map");
     for (int i = 0; i < NS_QUOTA_TYPES; i++) {

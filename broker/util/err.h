@@ -59,7 +59,10 @@
     /* A producer refused: its topic's backlog is over the quota (Pulsar's                         \
      * TopicBacklogQuotaExceededException), policy producer_request_hold / producer_exception. */  \
     X(MG_EQUOTAHOLD, "Cannot create producer on topic with backlog quota exceeded", 7)             \
-    X(MG_EQUOTAEXC, "Cannot create producer on topic with backlog quota exceeded", 8)
+    X(MG_EQUOTAEXC, "Cannot create producer on topic with backlog quota exceeded", 8)              \
+    /* deduplication: the sequence id is above the stored one but not above the accepted one       \
+       (its original is still being written); PersistenceError, the client sends again */          \
+    X(MG_EDUPUNKNOWN, "Cannot determine whether the message is a duplicate at this time", 2)
 
 #define MG_ERR_ENUM(name, text, se) name,
 enum mg_err { MG_ERR_LIST(MG_ERR_ENUM) MG_ERR__COUNT };

@@ -378,15 +378,19 @@ static uint32_t wire_sticky_key_hash(const Pulsar__Proto__MessageMetadata *md)
     return (h & 0x7fffffffu) % 65536u;
 }
 
-int wire_entry_parse(struct evbuffer *entry, struct wire_msg_info *info)
+Pulsar__Proto__MessageMetadata *wire_entry_metadata(struct evbuffer *entry)
 {
     struct wire_layout l;
-    Pulsar__Proto__MessageMetadata *md;
 
-    memset(info, 0, sizeof(*info));
     if (wire_layout_parse(entry, 0, evbuffer_get_length(entry), &l, NULL, 0) < 0)
-        return -MG_EPROTO;
-    md = wire_metadata_unpack(entry, &l);
+        return NULL;
+    return wire_metadata_unpack(entry, &l);
+}
+
+int wire_entry_parse(struct evbuffer *entry, struct wire_msg_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    Pulsar__Proto__MessageMetadata *md = wire_entry_metadata(entry);
     if (!md)
         return -MG_EPROTO;
     wire_msg_info_fill(md, info);

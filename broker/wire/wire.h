@@ -81,6 +81,10 @@ void wire_frame_clear(struct wire_frame *f);
  * broker-entry-metadata section is skipped). Does not drain or modify entry.
  * Returns 0 or -MG_EPROTO. */
 int wire_entry_parse(struct evbuffer *entry, struct wire_msg_info *info);
+/* The whole MessageMetadata of a stored entry (fields wire_msg_info does not keep, e.g. the
+ * producer name), or NULL for bytes that are not a Pulsar entry. Does not modify entry; the
+ * caller frees it with pulsar__proto__message_metadata__free_unpacked(md, NULL). */
+Pulsar__Proto__MessageMetadata *wire_entry_metadata(struct evbuffer *entry);
 
 /* Append a simple command frame. */
 void wire_write_command(struct evbuffer *out, const wire_cmd *cmd);
