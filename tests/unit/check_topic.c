@@ -10,6 +10,7 @@
 #include "lib/tl_pulsar.h"
 #include "ml/ml.h"
 #include "topic/topic.h"
+#include "topic/topic_int.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/loop.h"
@@ -18,6 +19,7 @@
 #include <check.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -469,7 +471,8 @@ START_TEST(test_producers)
     ck_assert_int_eq(pubs.status[0], 0);
     /* The name is free again and remembers its last sequence id. */
     ck_assert_int_eq(topic_producer_add(t, "mine", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &c), 0);
-    ck_assert_int_eq(topic_producer_last_sequence(c), 10);
+    /* without deduplication nothing is resumed (Pulsar's -1; test_dedup_duplicates) */
+    ck_assert_int_eq(topic_producer_last_sequence(c), -1);
     topic_producer_close(c);
 
     ck_assert_int_eq(topic_producer_add(t, "ex", TOPIC_ACCESS_EXCLUSIVE, NULL, &prod_ops, &a), 0);
@@ -505,7 +508,7 @@ START_TEST(test_publish_order)
         if (i > 0)
             ck_assert_int_lt(ml_pos_cmp(pubs.pos[i - 1], pubs.pos[i]), 0);
     }
-    ck_assert_int_eq(topic_producer_last_sequence(p), 49);
+    ck_assert_int_eq(topic_producer_last_sequence(p), -1); /* deduplication is off */
 }
 END_TEST
 
@@ -1497,6 +1500,350 @@ START_TEST(test_backlog_quota)
 }
 END_TEST
 
+/* ---- message deduplication ------------------------------------------------------------------ */
+
+static const int64_t dd_wall0 = 1700000000000;
+
+/* Deduplication on, a snapshot every 3 entries, 3 producer names kept, names forgotten after
+ * 60 s without a producer; on a simulated loop. */
+static void dd_cfg(void)
+{
+    default_cfg();
+    cfg.dedup_enabled = true;
+    cfg.dedup_entries_interval = 3;
+    cfg.dedup_max_producers = 3;
+    cfg.dedup_inactivity_ms = 60000;
+}
+
+static void dd_setup(void)
+{
+    dd_cfg();
+    setup_on(&cfg, dd_wall0);
+}
+
+/* A stored message of producer with sequence id seq; hseq > 0: a batch up to hseq. */
+static struct evbuffer *dd_entry(const char *producer, uint64_t seq, uint64_t hseq)
+{
+    Pulsar__Proto__MessageMetadata md;
+    tl_pulsar_md(&md, producer, seq, 1000);
+    if (hseq > 0) {
+        md.has_highest_sequence_id = 1;
+        md.highest_sequence_id = hseq;
+        md.has_num_messages_in_batch = 1;
+        md.num_messages_in_batch = (int32_t)(hseq - seq + 1);
+    }
+    return tl_pulsar_entry(&md, "x", 1);
+}
+
+static int dd_send(struct topic_producer *p, uint64_t seq, uint64_t hseq)
+{
+    return topic_publish(p, dd_entry(topic_producer_name(p), seq, hseq), NULL, seq, hseq, pub_cb,
+                         &pubs);
+}
+
+static struct topic_producer *dd_prod(struct topic *t, const char *name)
+{
+    struct topic_producer *p = NULL;
+    ck_assert_int_eq(topic_producer_add(t, name, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p), 0);
+    return p;
+}
+
+static int64_t dd_stored(struct topic *t)
+{
+    struct ml_stats st;
+    ml_get_stats(topic_ml(t), &st);
+    return st.number_of_entries;
+}
+
+static bool dd_is_dup_receipt(int i)
+{
+    return pubs.status[i] == 0 && pubs.pos[i].ledger == -1 && pubs.pos[i].entry == -1;
+}
+
+/* An id not above the highest stored one of its producer name is not stored again and is
+ * answered (-1, -1), never inside the call; ids are per name; a reconnecting producer of the
+ * name resumes after the highest (PRODUCER_SUCCESS.last_sequence_id). */
+START_TEST(test_dedup_duplicates)
+{
+    struct topic *t = load("persistent://t/ns/dd");
+    ck_assert_str_eq(topic_dedup_status(t), "Enabled");
+    struct topic_producer *a = dd_prod(t, "a");
+    ck_assert_int_eq(topic_producer_last_sequence(a), -1);
+    for (uint64_t s = 0; s < 5; s++)
+        ck_assert_int_eq(dd_send(a, s, 0), 0);
+    spin();
+    ck_assert_int_eq(pubs.n, 5);
+    ck_assert_int_eq(dd_stored(t), 5);
+    const uint64_t again[] = {0, 3, 4};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(dd_send(a, again[i], 0), 0);
+    ck_assert_int_eq(pubs.n, 5);
+    spin();
+    ck_assert_int_eq(pubs.n, 8);
+    for (int i = 5; i < 8; i++)
+        ck_assert(dd_is_dup_receipt(i));
+    ck_assert_int_eq(dd_stored(t), 5);
+    ck_assert_int_eq(dd_send(a, 5, 0), 0);
+    spin();
+    ck_assert_int_eq(pubs.n, 9);
+    ck_assert(!dd_is_dup_receipt(8));
+    ck_assert_int_eq(dd_stored(t), 6);
+    ck_assert_int_eq(topic_producer_last_sequence(a), 5);
+    topic_producer_close(a);
+    a = dd_prod(t, "a");
+    ck_assert_int_eq(topic_producer_last_sequence(a), 5);
+    struct topic_producer *b = dd_prod(t, "b");
+    ck_assert_int_eq(dd_send(b, 0, 0), 0);
+    spin();
+    ck_assert_int_eq(dd_stored(t), 7);
+    topic_producer_close(a);
+    topic_producer_close(b);
+}
+END_TEST
+
+/* A resend while its original is still being written: the broker cannot tell yet
+ * (PersistenceError, the client sends again); once stored it is a duplicate. A duplicate
+ * behind a write in flight is answered after it (receipts stay in publish order). */
+START_TEST(test_dedup_in_flight)
+{
+    struct topic *t = load("persistent://t/ns/inflight");
+    struct topic_producer *a = dd_prod(t, "a");
+    ck_assert_int_eq(dd_send(a, 7, 0), 0);
+    ck_assert_int_eq(dd_send(a, 7, 0), -MG_EDUPUNKNOWN);
+    ck_assert_int_eq(mg_err_server_error(-MG_EDUPUNKNOWN), 2); /* PersistenceError */
+    spin();
+    ck_assert_int_eq(pubs.n, 1);
+    ck_assert_int_eq(dd_send(a, 7, 0), 0);
+    spin();
+    ck_assert_int_eq(pubs.n, 2);
+    ck_assert(dd_is_dup_receipt(1));
+    ck_assert_int_eq(dd_stored(t), 1);
+    ck_assert_int_eq(dd_send(a, 8, 0), 0); /* in flight */
+    ck_assert_int_eq(dd_send(a, 7, 0), 0); /* a duplicate behind it */
+    spin();
+    ck_assert_int_eq(pubs.n, 4);
+    ck_assert_int_eq(pubs.status[2], 0);
+    ck_assert(!dd_is_dup_receipt(2));
+    ck_assert(dd_is_dup_receipt(3));
+    ck_assert_int_eq(dd_stored(t), 2);
+    topic_producer_close(a);
+}
+END_TEST
+
+/* A batch counts with its highest id; a batch is a duplicate when its lowest id is not
+ * above the highest stored (Pulsar compares sequence_id). */
+START_TEST(test_dedup_batches)
+{
+    struct topic *t = load("persistent://t/ns/batch");
+    struct topic_producer *a = dd_prod(t, "a");
+    ck_assert_int_eq(dd_send(a, 10, 19), 0);
+    spin();
+    ck_assert_int_eq(topic_producer_last_sequence(a), 19);
+    ck_assert_int_eq(dd_send(a, 15, 0), 0);
+    ck_assert_int_eq(dd_send(a, 19, 25), 0);
+    ck_assert_int_eq(dd_send(a, 20, 29), 0);
+    spin();
+    ck_assert_int_eq(pubs.n, 4);
+    ck_assert(dd_is_dup_receipt(1));
+    ck_assert(dd_is_dup_receipt(2));
+    ck_assert(!dd_is_dup_receipt(3));
+    ck_assert_int_eq(dd_stored(t), 2);
+    ck_assert_int_eq(topic_producer_last_sequence(a), 29);
+    topic_producer_close(a);
+}
+END_TEST
+
+/* At most dedup_max_producers names: a new one makes the name without a producer for
+ * longest go; a name without a producer for dedup_inactivity_ms is forgotten by the timer;
+ * a connected one never is. */
+START_TEST(test_dedup_bounds)
+{
+    struct topic *t = load("persistent://t/ns/bounds");
+    char name[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof name, "n%d", i);
+        struct topic_producer *p = dd_prod(t, name);
+        ck_assert_int_eq(dd_send(p, 100, 0), 0);
+        spin();
+        topic_producer_close(p);
+        mg_loop_advance(loop, 10);
+    }
+    ck_assert_uint_le(t->dedup.prods.count, 3);
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "n0"), -1);
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "n1"), -1);
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "n4"), 100);
+    struct topic_producer *p = dd_prod(t, "n0"); /* forgotten: its resend is stored */
+    ck_assert_int_eq(topic_producer_last_sequence(p), -1);
+    ck_assert_int_eq(dd_send(p, 100, 0), 0);
+    spin();
+    ck_assert(!dd_is_dup_receipt(pubs.n - 1));
+    ck_assert_uint_le(t->dedup.prods.count, 3);
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "n4"), 100);
+
+    /* inactivity: n0 stays connected, n4 is without a producer */
+    mg_loop_advance(loop, 40000);
+    spin();
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "n4"), 100);
+    mg_loop_advance(loop, 40000);
+    spin();
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "n4"), -1);
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "n0"), 100);
+    topic_producer_close(p);
+}
+END_TEST
+
+/* Off by default (brokerDeduplicationEnabled=false): a resend is stored again and nothing is
+ * resumed. A namespace policy turns it on (a new snapshot cursor, never a subscription) and
+ * off (the cursor is deleted, resends are stored again). */
+START_TEST(test_dedup_policy)
+{
+    teardown();
+    default_cfg();
+    setup_on(&cfg, dd_wall0);
+    struct topic *t = load("persistent://t/ns/pol");
+    ck_assert_str_eq(topic_dedup_status(t), "Disabled");
+    struct topic_producer *a = dd_prod(t, "a");
+    ck_assert_int_eq(dd_send(a, 1, 0), 0);
+    ck_assert_int_eq(dd_send(a, 1, 0), 0);
+    spin();
+    ck_assert_int_eq(dd_stored(t), 2);
+    ck_assert_int_eq(topic_producer_last_sequence(a), -1);
+    ck_assert(!ml_cursor_exists(topic_ml(t), TOPIC_DEDUP_CURSOR));
+
+    topic_set_deduplication(t, 1);
+    spin();
+    ck_assert_str_eq(topic_dedup_status(t), "Enabled");
+    ck_assert(ml_cursor_exists(topic_ml(t), TOPIC_DEDUP_CURSOR));
+    struct topic_stats st;
+    topic_get_stats(t, &st);
+    ck_assert_int_eq(st.n_subscriptions, 0);
+    struct fc *f = fc_new();
+    ck_assert_int_eq(sub_o(t, TOPIC_DEDUP_CURSOR, &(struct topic_sub_options){.durable = true}, f),
+                     -MG_ENOTALLOWED);
+    ck_assert_int_eq(topic_admin_create_sub(t, TOPIC_DEDUP_CURSOR, true), -MG_ENOTALLOWED);
+    ck_assert_int_eq(dd_send(a, 2, 0), 0);
+    spin();
+    ck_assert_int_eq(dd_send(a, 2, 0), 0);
+    spin();
+    ck_assert(dd_is_dup_receipt(pubs.n - 1));
+    ck_assert_int_eq(dd_stored(t), 3);
+
+    topic_set_deduplication(t, 0);
+    ck_assert_str_eq(topic_dedup_status(t), "Disabled");
+    ck_assert(!ml_cursor_exists(topic_ml(t), TOPIC_DEDUP_CURSOR));
+    ck_assert_int_eq(dd_send(a, 2, 0), 0);
+    spin();
+    ck_assert_int_eq(dd_stored(t), 4);
+    topic_set_deduplication(t, -1); /* back to the broker's default: off */
+    ck_assert_str_eq(topic_dedup_status(t), "Disabled");
+    topic_producer_close(a);
+}
+END_TEST
+
+/* ---- deduplication over the durable store (fake bookies) --------------------------------- */
+
+static struct tl_fakebk dd_env;
+static struct bkc_client *dd_bkc;
+
+static void dd_bk_setup(void)
+{
+    memset(&pubs, 0, sizeof pubs);
+    fc_used = 0;
+    tl_fakebk_open(&dd_env, "memory", 21, "10.0.3", 1);
+    base = dd_env.base;
+    loop = dd_env.loop;
+    struct bkc_config bc;
+    tl_bkc_config(&bc, 1, 1, 1, 3000);
+    dd_bkc = tl_fakebk_client(&dd_env, &bc, 7);
+    struct ml_config mc = {.cache_size_bytes = 1 << 20,
+                           .max_entries_per_ledger = 4, /* several ledgers */
+                           .max_size_per_ledger = 1 << 30,
+                           .meta = dd_env.meta,
+                           .bkc = dd_bkc,
+                           .ensemble_size = 1,
+                           .write_quorum = 1,
+                           .ack_quorum = 1,
+                           .cursor_flush_interval_ms = 50,
+                           .entry_info = topic_entry_info};
+    mlf = ml_factory_new(loop, "bookkeeper", &mc);
+    ck_assert_ptr_nonnull(mlf);
+    dd_cfg();
+    reg = topic_registry_new(base, mlf, &cfg);
+}
+
+static void dd_bk_teardown(void)
+{
+    topic_registry_free(reg);
+    reg = NULL;
+    for (int i = 0; i < 1000 && ml_factory_pending(mlf) > 0; i++)
+        tl_run_for(loop, 10);
+    ml_factory_free(mlf);
+    mlf = NULL;
+    bkc_client_free(dd_bkc);
+    tl_run_for(loop, 10);
+    tl_fakebk_close(&dd_env);
+    base = NULL;
+    loop = NULL;
+}
+
+static struct topic *dd_bk_load(const char *name)
+{
+    struct get_res r = {0};
+    ck_assert_int_eq(topic_get(reg, name, true, get_cb, &r), 0);
+    ck_assert_int_eq(tl_until_count(loop, &r.calls, 1, 10000), 1);
+    ck_assert_int_eq(r.status, 0);
+    return r.t;
+}
+
+/* The state is snapshotted every dedup_entries_interval entries into the cursor's
+ * mark-delete properties, and a topic loaded again (moved, or after a crash) takes the
+ * snapshot and replays what came after it before any producer attaches: a producer
+ * resending ids it had stored gets (-1, -1) and resumes after the highest. */
+START_TEST(test_dedup_snapshot_rebuild)
+{
+    const char *name = "persistent://t/ns/snap";
+    struct topic *t = dd_bk_load(name);
+    struct topic_producer *a = dd_prod(t, "a"), *b = dd_prod(t, "b");
+    for (uint64_t s = 0; s < 10; s++)
+        ck_assert_int_eq(dd_send(a, s, 0), 0);
+    ck_assert_int_eq(dd_send(b, 50, 54), 0); /* a batch: 50..54 */
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, 11, 10000), 11);
+    for (int i = 0; i < 11; i++)
+        ck_assert_int_eq(pubs.status[i], 0);
+    /* snapshots after entries 3, 6 and 9: a = 8 at the 9th entry's position */
+    const struct ml_cursor_prop *props;
+    ck_assert_int_eq(ml_cursor_props(t->dedup.cursor, &props), 1);
+    ck_assert_str_eq(props[0].name, "a");
+    ck_assert_int_eq(props[0].value, 8);
+    ck_assert_int_eq(ml_pos_cmp(ml_cursor_mark_delete(t->dedup.cursor), pubs.pos[8]), 0);
+    struct topic_stats st;
+    topic_get_stats(t, &st);
+    ck_assert_int_eq(st.n_subscriptions, 0); /* the snapshot cursor is no subscription */
+    topic_producer_close(a);
+    topic_producer_close(b);
+    topic_unload(t);
+    tl_run_for(loop, 200);
+
+    t = dd_bk_load(name);
+    ck_assert_str_eq(topic_dedup_status(t), "Enabled");
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "a"), 9); /* snapshot 8, then the replay */
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "b"), 54);
+    a = dd_prod(t, "a");
+    ck_assert_int_eq(topic_producer_last_sequence(a), 9);
+    int before = pubs.n;
+    for (uint64_t s = 0; s < 11; s++)
+        ck_assert_int_eq(dd_send(a, s, 0), 0);
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, before + 11, 10000), before + 11);
+    for (int i = before; i < before + 10; i++)
+        ck_assert(dd_is_dup_receipt(i));
+    ck_assert(!dd_is_dup_receipt(before + 10));
+    struct ml_stats ms;
+    ml_get_stats(topic_ml(t), &ms);
+    ck_assert_int_eq(ms.entries_added, 1); /* since the load: only id 10 */
+    topic_producer_close(a);
+}
+END_TEST
+
 static Suite *topic_suite(void)
 {
     Suite *s = suite_create("topic");
@@ -1513,6 +1860,12 @@ static Suite *topic_suite(void)
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_watermark,
            test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
            test_backlog_quota);
+
+    tc = tl_tcase(s, "dedup", 0, dd_setup, teardown);
+    tl_add(tc, test_dedup_duplicates, test_dedup_in_flight, test_dedup_batches, test_dedup_bounds,
+           test_dedup_policy);
+    tc = tl_tcase(s, "dedup_bk", 60, dd_bk_setup, dd_bk_teardown);
+    tl_add(tc, test_dedup_snapshot_rebuild);
     return s;
 }
 
