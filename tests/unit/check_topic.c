@@ -1844,6 +1844,38 @@ START_TEST(test_dedup_snapshot_rebuild)
 }
 END_TEST
 
+/* A failed write sets the accepted ids back to the stored ones (Pulsar's
+ * resetHighestSequenceIdPushed): the producer's resend of the lost message is stored, not
+ * refused as "cannot tell yet" forever. */
+START_TEST(test_dedup_write_failure)
+{
+    struct topic *t = dd_bk_load("persistent://t/ns/wfail");
+    struct topic_producer *a = dd_prod(t, "a");
+    ck_assert_int_eq(dd_send(a, 1, 0), 0);
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, 1, 10000), 1);
+    ck_assert_int_eq(pubs.status[0], 0);
+    tl_fakebk_stop(&dd_env, 0);
+    ck_assert_int_eq(dd_send(a, 2, 0), 0);
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, 2, 60000), 2);
+    ck_assert_int_lt(pubs.status[1], 0);
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "a"), 1);
+    tl_fakebk_start(&dd_env, 0);
+    int sent = 2, rc = 0;
+    for (int i = 0; i < 200 && (rc = dd_send(a, 2, 0)) == 0; i++) {
+        sent++;
+        ck_assert_int_eq(tl_until_count(loop, &pubs.n, sent, 60000), sent);
+        if (pubs.status[sent - 1] == 0)
+            break;
+        tl_run_for(loop, 500); /* the ledger rolls over once a bookie is back */
+    }
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(pubs.status[sent - 1], 0);
+    ck_assert(!dd_is_dup_receipt(sent - 1));
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "a"), 2);
+    topic_producer_close(a);
+}
+END_TEST
+
 static Suite *topic_suite(void)
 {
     Suite *s = suite_create("topic");
@@ -1865,7 +1897,7 @@ static Suite *topic_suite(void)
     tl_add(tc, test_dedup_duplicates, test_dedup_in_flight, test_dedup_batches, test_dedup_bounds,
            test_dedup_policy);
     tc = tl_tcase(s, "dedup_bk", 60, dd_bk_setup, dd_bk_teardown);
-    tl_add(tc, test_dedup_snapshot_rebuild);
+    tl_add(tc, test_dedup_snapshot_rebuild, test_dedup_write_failure);
     return s;
 }
 
