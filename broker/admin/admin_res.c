@@ -23,6 +23,7 @@
 #include "util/log.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -540,85 +541,83 @@ static bool admin_res_policies(struct admin_req *r, struct ns_policies *p)
     return false;
 }
 
-/* GET .../messageTTL: the seconds, or 204 when never set (Pulsar's null). */
-void admin_h_ttl_get(struct admin_req *r)
+/* A namespace policy that is one optional value, found in struct ns_policies at has_off
+ * (bool: set or not) and val_off (an int64_t in [min, max], or a bool): messageTTL (Policies.
+ * message_ttl_in_seconds), deduplication (Policies.deduplicationEnabled). */
+struct admin_policy_field {
+    size_t has_off, val_off;
+    bool boolean;
+    int64_t min, max;
+    const char *bad_body;  /* 400: not the JSON type */
+    const char *bad_value; /* 412: out of [min, max] */
+};
+
+static const struct admin_policy_field admin_ttl_field = {
+    offsetof(struct ns_policies, has_ttl),
+    offsetof(struct ns_policies, ttl_secs),
+    false,
+    0,
+    INT32_MAX,
+    "Invalid message TTL: an integer body is required",
+    "Invalid value for message TTL"};
+
+static const struct admin_policy_field admin_dedup_field = {
+    offsetof(struct ns_policies, has_dedup),
+    offsetof(struct ns_policies, dedup_enabled),
+    true,
+    0,
+    1,
+    "Invalid deduplication setting: true or false is required",
+    NULL};
+
+/* GET: the value, or 204 when never set (Pulsar's null: the broker's default applies);
+ * POST: a bare JSON value of the field's type; DELETE: back to not set. */
+static void admin_res_field(struct admin_req *r, const struct admin_policy_field *f)
 {
+    const json_t *v = NULL;
+    if (r->method == EVHTTP_REQ_POST) {
+        v = r->body;
+        if (r->body_bad || !(f->boolean ? json_is_boolean(v) : json_is_integer(v))) {
+            admin_reply_error(r->call, 400, f->bad_body);
+            return;
+        }
+        if (!f->boolean && (json_integer_value(v) < f->min || json_integer_value(v) > f->max)) {
+            admin_reply_error(r->call, 412, f->bad_value);
+            return;
+        }
+    }
     struct ns_policies p;
     if (!admin_res_policies(r, &p))
         return;
-    if (!p.has_ttl)
-        admin_reply_no_content(r->call);
+    bool *has = (bool *)((char *)&p + f->has_off);
+    void *val = (char *)&p + f->val_off;
+    if (r->method == EVHTTP_REQ_GET) {
+        if (!*has)
+            admin_reply_no_content(r->call);
+        else
+            admin_reply_json(r->call, 200,
+                             f->boolean ? json_boolean(*(bool *)val)
+                                        : json_integer((json_int_t) * (int64_t *)val));
+        return;
+    }
+    *has = v != NULL;
+    if (f->boolean)
+        *(bool *)val = v && json_is_true(v);
     else
-        admin_reply_json(r->call, 200, json_integer(p.ttl_secs));
-}
-
-/* POST .../messageTTL: a bare integer body, >= 0 (0 = no TTL for the namespace). */
-void admin_h_ttl_set(struct admin_req *r)
-{
-    struct ns_policies p;
-    if (r->body_bad || !json_is_integer(r->body)) {
-        admin_reply_error(r->call, 400, "Invalid message TTL: an integer body is required");
-        return;
-    }
-    if (json_integer_value(r->body) < 0 || json_integer_value(r->body) > INT32_MAX) {
-        admin_reply_error(r->call, 412, "Invalid value for message TTL");
-        return;
-    }
-    if (!admin_res_policies(r, &p))
-        return;
-    p.has_ttl = true;
-    p.ttl_secs = json_integer_value(r->body);
+        *(int64_t *)val = v ? json_integer_value(v) : 0;
     admin_res_policies_store(r, &p);
 }
 
-void admin_h_ttl_remove(struct admin_req *r)
+/* .../messageTTL: the seconds, >= 0 (0 = no TTL for the namespace). */
+void admin_h_ttl(struct admin_req *r)
 {
-    struct ns_policies p;
-    if (!admin_res_policies(r, &p))
-        return;
-    p.has_ttl = false;
-    p.ttl_secs = 0;
-    admin_res_policies_store(r, &p);
+    admin_res_field(r, &admin_ttl_field);
 }
 
-/* ---- deduplication (Policies.deduplicationEnabled) ----------------------------------------- */
-
-/* GET .../deduplication: true or false, or 204 when never set (Pulsar's null: the broker's
- * brokerDeduplicationEnabled applies). */
-void admin_h_dedup_get(struct admin_req *r)
+/* .../deduplication: true or false (unset: brokerDeduplicationEnabled applies). */
+void admin_h_dedup(struct admin_req *r)
 {
-    struct ns_policies p;
-    if (!admin_res_policies(r, &p))
-        return;
-    if (!p.has_dedup)
-        admin_reply_no_content(r->call);
-    else
-        admin_reply_json(r->call, 200, json_boolean(p.dedup_enabled));
-}
-
-/* POST .../deduplication: a bare boolean body. */
-void admin_h_dedup_set(struct admin_req *r)
-{
-    struct ns_policies p;
-    if (r->body_bad || !json_is_boolean(r->body)) {
-        admin_reply_error(r->call, 400, "Invalid deduplication setting: true or false is required");
-        return;
-    }
-    if (!admin_res_policies(r, &p))
-        return;
-    p.has_dedup = true;
-    p.dedup_enabled = json_is_true(r->body);
-    admin_res_policies_store(r, &p);
-}
-
-void admin_h_dedup_remove(struct admin_req *r)
-{
-    struct ns_policies p;
-    if (!admin_res_policies(r, &p))
-        return;
-    p.has_dedup = false;
-    p.dedup_enabled = false;
-    admin_res_policies_store(r, &p);
+    admin_res_field(r, &admin_dedup_field);
 }
 
 /* GET .../backlogQuotaMap: {type: BacklogQuota} of the quotas set ({} when none). */

@@ -1024,6 +1024,16 @@ END_TEST
 /* Exclusive access: while an Exclusive producer holds the topic, a Shared one gets
  * ProducerBusy and another Exclusive one ProducerFenced; WaitForExclusive fails at once with
  * ProducerBusy; once the holder closes, an Exclusive producer is accepted. */
+/* CLOSE_PRODUCER, answered SUCCESS. */
+static void close_producer(struct client *cl, uint64_t producer_id, uint64_t request_id)
+{
+    Pulsar__Proto__CommandCloseProducer cp = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
+    cp.producer_id = producer_id;
+    cp.request_id = request_id;
+    SEND(cl, CLOSE_PRODUCER, close_producer, cp);
+    expect_success(cl, request_id);
+}
+
 START_TEST(test_exclusive_producer)
 {
     start();
@@ -1035,11 +1045,7 @@ START_TEST(test_exclusive_producer)
     ck_assert_int_eq(producer_v(b, TOPIC("excl"), 3, 54, WAIT_EXCL), -SE(ProducerBusy) - 1);
     /* the holder still publishes */
     publish(a, 1, 0, NULL);
-    Pulsar__Proto__CommandCloseProducer cp = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
-    cp.producer_id = 1;
-    cp.request_id = 55;
-    SEND(a, CLOSE_PRODUCER, close_producer, cp);
-    expect_success(a, 55);
+    close_producer(a, 1, 55);
     ck_assert_int_eq(producer_v(b, TOPIC("excl"), 4, 56, EXCL), T(PRODUCER_SUCCESS));
     publish(b, 4, 1, NULL);
 }
@@ -1083,11 +1089,7 @@ START_TEST(test_dedup_receipts)
     ck_assert_uint_eq(f.cmd->send_receipt->message_id->entryid, UINT64_MAX);
     wire_frame_clear(&f);
     publish(cl, 1, 3, NULL);
-    Pulsar__Proto__CommandCloseProducer cp = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
-    cp.producer_id = 1;
-    cp.request_id = 55;
-    SEND(cl, CLOSE_PRODUCER, close_producer, cp);
-    expect_success(cl, 55);
+    close_producer(cl, 1, 55);
     ck_assert_int_eq(producer_named(cl, TOPIC("dd"), 2, "writer"), 3);
     /* the subscription got 0, 1, 2, 3 once each */
     flow(cl, 5, 10);

@@ -1503,6 +1503,7 @@ END_TEST
 /* ---- message deduplication ------------------------------------------------------------------ */
 
 static const int64_t dd_wall0 = 1700000000000;
+static int dd_seen; /* publishes answered so far, as dd_answered checked them */
 
 /* Deduplication on, a snapshot every 3 entries, 3 producer names kept, names forgotten after
  * 60 s without a producer; on a simulated loop. */
@@ -1517,6 +1518,7 @@ static void dd_cfg(void)
 
 static void dd_setup(void)
 {
+    dd_seen = 0;
     dd_cfg();
     setup_on(&cfg, dd_wall0);
 }
@@ -1541,6 +1543,21 @@ static int dd_send(struct topic_producer *p, uint64_t seq, uint64_t hseq)
                          &pubs);
 }
 
+/* Publishes of one producer: (sequence_id, highest_sequence_id or 0) and what topic_publish
+ * must return. */
+struct dd_step {
+    uint64_t seq, hseq;
+    int rc;
+};
+static void dd_steps(struct topic_producer *p, const struct dd_step *steps, int n)
+{
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(dd_send(p, steps[i].seq, steps[i].hseq), steps[i].rc);
+}
+#define DD_STEPS(p, ...)                                                                           \
+    dd_steps((p), (const struct dd_step[]){__VA_ARGS__},                                           \
+             (int)(sizeof((const struct dd_step[]){__VA_ARGS__}) / sizeof(struct dd_step)))
+
 static struct topic_producer *dd_prod(struct topic *t, const char *name)
 {
     struct topic_producer *p = NULL;
@@ -1560,6 +1577,23 @@ static bool dd_is_dup_receipt(int i)
     return pubs.status[i] == 0 && pubs.pos[i].ledger == -1 && pubs.pos[i].entry == -1;
 }
 
+/* Run what is ready; the publishes since the last call must have been answered in order as
+ * kinds says ('S': stored, 'D': duplicate, receipt (-1, -1)), and the topic must hold
+ * stored entries. */
+static void dd_answered(struct topic *t, const char *kinds, int64_t stored)
+{
+    spin();
+    int n = (int)strlen(kinds);
+    ck_assert_int_eq(pubs.n, dd_seen + n);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(pubs.status[dd_seen + i], 0);
+        ck_assert_msg(dd_is_dup_receipt(dd_seen + i) == (kinds[i] == 'D'), "answer %d: want %c", i,
+                      kinds[i]);
+    }
+    dd_seen += n;
+    ck_assert_int_eq(dd_stored(t), stored);
+}
+
 /* An id not above the highest stored one of its producer name is not stored again and is
  * answered (-1, -1), never inside the call; ids are per name; a reconnecting producer of the
  * name resumes after the highest (PRODUCER_SUCCESS.last_sequence_id). */
@@ -1569,33 +1603,20 @@ START_TEST(test_dedup_duplicates)
     ck_assert_str_eq(topic_dedup_status(t), "Enabled");
     struct topic_producer *a = dd_prod(t, "a");
     ck_assert_int_eq(topic_producer_last_sequence(a), -1);
-    for (uint64_t s = 0; s < 5; s++)
-        ck_assert_int_eq(dd_send(a, s, 0), 0);
-    spin();
-    ck_assert_int_eq(pubs.n, 5);
-    ck_assert_int_eq(dd_stored(t), 5);
-    const uint64_t again[] = {0, 3, 4};
-    for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(dd_send(a, again[i], 0), 0);
-    ck_assert_int_eq(pubs.n, 5);
-    spin();
-    ck_assert_int_eq(pubs.n, 8);
-    for (int i = 5; i < 8; i++)
-        ck_assert(dd_is_dup_receipt(i));
-    ck_assert_int_eq(dd_stored(t), 5);
-    ck_assert_int_eq(dd_send(a, 5, 0), 0);
-    spin();
-    ck_assert_int_eq(pubs.n, 9);
-    ck_assert(!dd_is_dup_receipt(8));
-    ck_assert_int_eq(dd_stored(t), 6);
+    DD_STEPS(a, {0, 0, 0}, {1, 0, 0}, {2, 0, 0}, {3, 0, 0}, {4, 0, 0});
+    dd_answered(t, "SSSSS", 5);
+    DD_STEPS(a, {0, 0, 0}, {3, 0, 0}, {4, 0, 0});
+    ck_assert_int_eq(pubs.n, 5); /* never inside the call */
+    dd_answered(t, "DDD", 5);
+    DD_STEPS(a, {5, 0, 0});
+    dd_answered(t, "S", 6);
     ck_assert_int_eq(topic_producer_last_sequence(a), 5);
     topic_producer_close(a);
     a = dd_prod(t, "a");
     ck_assert_int_eq(topic_producer_last_sequence(a), 5);
-    struct topic_producer *b = dd_prod(t, "b");
-    ck_assert_int_eq(dd_send(b, 0, 0), 0);
-    spin();
-    ck_assert_int_eq(dd_stored(t), 7);
+    struct topic_producer *b = dd_prod(t, "b"); /* ids are per name */
+    DD_STEPS(b, {0, 0, 0});
+    dd_answered(t, "S", 7);
     topic_producer_close(a);
     topic_producer_close(b);
 }
@@ -1608,24 +1629,13 @@ START_TEST(test_dedup_in_flight)
 {
     struct topic *t = load("persistent://t/ns/inflight");
     struct topic_producer *a = dd_prod(t, "a");
-    ck_assert_int_eq(dd_send(a, 7, 0), 0);
-    ck_assert_int_eq(dd_send(a, 7, 0), -MG_EDUPUNKNOWN);
+    DD_STEPS(a, {7, 0, 0}, {7, 0, -MG_EDUPUNKNOWN});
     ck_assert_int_eq(mg_err_server_error(-MG_EDUPUNKNOWN), 2); /* PersistenceError */
-    spin();
-    ck_assert_int_eq(pubs.n, 1);
-    ck_assert_int_eq(dd_send(a, 7, 0), 0);
-    spin();
-    ck_assert_int_eq(pubs.n, 2);
-    ck_assert(dd_is_dup_receipt(1));
-    ck_assert_int_eq(dd_stored(t), 1);
-    ck_assert_int_eq(dd_send(a, 8, 0), 0); /* in flight */
-    ck_assert_int_eq(dd_send(a, 7, 0), 0); /* a duplicate behind it */
-    spin();
-    ck_assert_int_eq(pubs.n, 4);
-    ck_assert_int_eq(pubs.status[2], 0);
-    ck_assert(!dd_is_dup_receipt(2));
-    ck_assert(dd_is_dup_receipt(3));
-    ck_assert_int_eq(dd_stored(t), 2);
+    dd_answered(t, "S", 1);
+    DD_STEPS(a, {7, 0, 0});
+    dd_answered(t, "D", 1);
+    DD_STEPS(a, {8, 0, 0}, {7, 0, 0}); /* 8 in flight, a duplicate behind it */
+    dd_answered(t, "SD", 2);
     topic_producer_close(a);
 }
 END_TEST
@@ -1636,18 +1646,11 @@ START_TEST(test_dedup_batches)
 {
     struct topic *t = load("persistent://t/ns/batch");
     struct topic_producer *a = dd_prod(t, "a");
-    ck_assert_int_eq(dd_send(a, 10, 19), 0);
-    spin();
+    DD_STEPS(a, {10, 19, 0});
+    dd_answered(t, "S", 1);
     ck_assert_int_eq(topic_producer_last_sequence(a), 19);
-    ck_assert_int_eq(dd_send(a, 15, 0), 0);
-    ck_assert_int_eq(dd_send(a, 19, 25), 0);
-    ck_assert_int_eq(dd_send(a, 20, 29), 0);
-    spin();
-    ck_assert_int_eq(pubs.n, 4);
-    ck_assert(dd_is_dup_receipt(1));
-    ck_assert(dd_is_dup_receipt(2));
-    ck_assert(!dd_is_dup_receipt(3));
-    ck_assert_int_eq(dd_stored(t), 2);
+    DD_STEPS(a, {15, 0, 0}, {19, 25, 0}, {20, 29, 0});
+    dd_answered(t, "DDS", 2);
     ck_assert_int_eq(topic_producer_last_sequence(a), 29);
     topic_producer_close(a);
 }

@@ -25,28 +25,16 @@
 const fs = require('node:fs');
 const { RawConn } = require('./raw');
 const { cmd, TYPE, pb } = require('./frames');
-const { payloadFor } = require('./verify-util');
+const u = require('./verify-util');
+
+const USAGE = 'usage: dedup-produce.js --url pulsar://H:P --topic T --name P --count N --out FILE [options]';
 
 function parse() {
-  const o = { url: '', topic: '', name: '', out: '', progress: '', start: 0, count: 0, window: 100, rate: 0, size: 64,
-    tag: 'm', 'deadline-s': 120 };
-  const a = process.argv.slice(2);
-  for (let i = 0; i < a.length; i++) {
-    const k = a[i].replace(/^--/, '');
-    if (!(k in o) || i + 1 >= a.length) {
-      console.error(`unknown or incomplete option ${a[i]}`);
-      process.exit(2);
-    }
-    o[k] = typeof o[k] === 'number' ? Number(a[++i]) : a[++i];
-  }
-  const m = /^pulsar:\/\/([^/:]+):(\d+)\/?$/.exec(o.url);
-  if (!m || !o.topic || !o.name || !o.out || !(o.count > 0) || !(o.window > 0)) {
-    console.error('usage: dedup-produce.js --url pulsar://H:P --topic T --name P --count N --out FILE [options]');
-    process.exit(2);
-  }
-  o.host = m[1];
-  o.port = Number(m[2]);
-  return o;
+  const o = u.parseArgs(process.argv.slice(2), { url: '', topic: '', name: '', out: '', progress: '', start: 0,
+    count: 0, window: 100, rate: 0, size: 64, tag: 'm', 'deadline-s': 120 }, USAGE);
+  if (!o.topic || !o.name || !o.out || !(o.count > 0) || !(o.window > 0)) u.die(USAGE);
+  const [host, port] = u.hostPort(o.url).split(':');
+  return { ...o, host, port: Number(port) };
 }
 
 const signed = (v) => (v === undefined ? undefined : Number(BigInt.asIntN(64, BigInt(v))));
@@ -109,7 +97,7 @@ async function main() {
   st.ready = 1;
   progress();
   conn.closed.then(() => wake());
-  const payloadOf = (c) => payloadFor(o.tag, c, o.size);
+  const payloadOf = (c) => u.payloadFor(o.tag, c, o.size);
   const send = (c) => {
     outstanding.add(c);
     st.sent++;
