@@ -913,6 +913,10 @@ START_TEST(test_namespace_deduplication)
         tl_base_run_for(fx.base, 10);
     ck_assert_str_eq(topic_dedup_status(t), "Enabled");
     ck_assert(ml_cursor_exists(topic_ml(t), TOPIC_DEDUP_CURSOR));
+    ck_assert_int_eq(rq("GET", "/admin/v2/persistent/public/default/dd/stats", NULL), 200);
+    ck_assert_str_eq(json_string_value(json_object_get(reply_json(), "deduplicationStatus")),
+                     "Enabled");
+    reply_json_free();
     ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
     ck_assert(json_is_true(json_object_get(reply_json(), "deduplicationEnabled")));
     reply_json_free();
