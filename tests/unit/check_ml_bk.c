@@ -1115,6 +1115,45 @@ START_TEST(test_cursor_recovery_after_crash)
 }
 END_TEST
 
+/* Mark-delete properties (ManagedCursorInfo.properties) are stored with the cursor and read
+ * back by the next owner after a crash; a change of the properties alone (the mark-delete
+ * does not move) is stored too. */
+START_TEST(test_cursor_props_after_crash)
+{
+    env_new(3);
+    struct broker a, b;
+    struct ml_config cfg = ml_cfg(3, 2, 2, 4, 1 << 20);
+    cfg.cursor_flush_interval_ms = 1000;
+    broker_new(&a, cfg, true);
+    const char *name = "t/ns/persistent/props";
+    struct ml_ledger *ml = open_ml(&a, name, NULL);
+    struct ml_cursor *c = ml_cursor_open(ml, "d", true, ML_POS_EARLIEST, NULL);
+    struct ml_position last;
+    ck_assert_int_eq(append_n(ml, 0, 6, &last, NULL), 6);
+    const struct ml_cursor_prop two[] = {{"x", 5}, {"y", -7}};
+    ml_cursor_mark_delete_props(c, last, two, 2);
+    tl_run_for(loop, 1500);
+    const struct ml_cursor_prop one[] = {{"x", 9}};
+    ml_cursor_mark_delete_props(c, last, one, 1); /* the same position: properties only */
+    const struct ml_cursor_prop *got;
+    ck_assert_int_eq(ml_cursor_props(c, &got), 1);
+    tl_run_for(loop, 1500);
+    broker_crash(&a);
+
+    broker_new(&b, cfg, false);
+    ml = open_ml(&b, name, NULL);
+    c = ml_cursor_open(ml, "d", true, ML_POS_LATEST, NULL);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(ml_pos_cmp(ml_cursor_mark_delete(c), last), 0);
+    ck_assert_int_eq(ml_cursor_props(c, &got), 1);
+    ck_assert_str_eq(got[0].name, "x");
+    ck_assert_int_eq(got[0].value, 9);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
 /* Appends reach only the bookies the filter lets through (E = Qw = 3, Qa = 2). */
 static bool add_reaches[MAX_BOOKIES];
 static bool add_filter_on;
@@ -1235,9 +1274,10 @@ static Suite *ml_bk_suite(void)
     tl_add(tc, test_last_ledger_bad_id);
     tl_add(tc, test_rollover_recorded, test_reopen, test_cursor_survives_reopen,
            test_takeover_fences_and_skips_nothing, test_cursor_recovery_after_crash,
-           test_partial_adds_recovered, test_failed_appends_leave_no_positions,
-           test_bookie_lost_midstream, test_not_enough_bookies_then_back, test_trim_consumed,
-           test_retention_keeps, test_delete_ml);
+           test_cursor_props_after_crash, test_partial_adds_recovered,
+           test_failed_appends_leave_no_positions, test_bookie_lost_midstream,
+           test_not_enough_bookies_then_back, test_trim_consumed, test_retention_keeps,
+           test_delete_ml);
     return s;
 }
 
