@@ -5,7 +5,9 @@
  * (conn_endpoint.c: the topic parsed, this broker owns its bundle, the topic loaded), then
  * attaches a producer to the topic (PRODUCER_SUCCESS). Each SEND moves the payload bytes into the
  * topic's publish (topic_publish; never copied) and queues its sequence id; receipts (SEND_RECEIPT
- * with the entry's ledger and entry id) leave in send order as the topic completes the publishes.
+ * with the entry's ledger and entry id, or (-1, -1) for a duplicate deduplication did not store)
+ * leave in send order as the topic completes the publishes. PRODUCER_SUCCESS carries the
+ * name's last sequence id when deduplication is on (else -1).
  *
  * Failure modes: a topic whose bundle is owned elsewhere, or lost while the topic loaded,
  * is refused with ServiceNotReady (the client looks up again); a busy name or an exclusive
