@@ -613,7 +613,7 @@ static void topic_publish_done(struct ml_append_req *req, int status)
             t->msg_in += msgs;
             t->bytes_in += bytes;
             topic_record_write(t, mg_loop_mono_us(t->loop) - pub->start_us, bytes);
-            topic_dedup_persisted(t, p->name, pub->seq, pos);
+            topic_dedup_persisted(t, pub->dedup ? p->name : NULL, pub->seq, pos);
         }
     } else if (p->topic) {
         topic_dedup_write_failed(p->topic);
@@ -654,7 +654,14 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, const struct 
         return -MG_ECLOSED;
     }
     struct topic *t = p->topic;
-    int dup = topic_dedup_check(t, p->name, (int64_t)sequence_id, (int64_t)highest_sequence_id);
+    /* The frame decoder read the metadata already: hand it down, do not parse it again. */
+    struct wire_msg_info parsed;
+    if (!msg && wire_entry_parse(data, &parsed) == 0)
+        msg = &parsed;
+    bool dedup = !msg || !topic_dedup_skips_chunk(msg->chunk_id, msg->num_chunks);
+    int dup =
+        dedup ? topic_dedup_check(t, p->name, (int64_t)sequence_id, (int64_t)highest_sequence_id)
+              : 0;
     if (dup < 0) {
         evbuffer_free(data);
         return dup;
@@ -667,6 +674,7 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, const struct 
     pub->cb = cb;
     pub->cb_data = cb_data;
     pub->req.data = pub;
+    pub->dedup = dedup;
     if (dup) {
         /* already stored: not written again; answered (-1, -1) in its turn */
         evbuffer_free(data);
@@ -677,13 +685,12 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, const struct 
             mg_timer_activate(&p->answer_tmr);
         return 0;
     }
-    /* The frame decoder read the metadata already: hand it down, do not parse it again. */
     struct ml_entry_info info;
-    const struct ml_entry_info *known = &info;
-    if (msg)
+    const struct ml_entry_info *known = NULL; /* not a Pulsar entry: one message, no metadata */
+    if (msg) {
         topic_entry_info_of(msg, &info);
-    else if (topic_entry_info(data, &info) < 0)
-        known = NULL; /* not a Pulsar entry: one message, no metadata */
+        known = &info;
+    }
     int rc = ml_append(t->ml, data, known, &pub->req, topic_publish_done);
     if (rc < 0) {
         mg_free(pub);

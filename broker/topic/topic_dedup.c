@@ -4,8 +4,9 @@
  * Per producer name the topic keeps the highest sequence id it accepted ("pushed", set when a
  * message is handed to the managed ledger) and the highest it stored ("persisted", set when
  * the append completed); a batch counts with its highest id (highest_sequence_id when set,
- * else sequence_id, as the client sends it). A message whose sequence_id is not above
- * "pushed" is not stored: when it is not above "persisted" either it is a duplicate (answered
+ * else sequence_id, as the client sends it); of a chunked message only the last chunk is
+ * checked and recorded (the chunks share the message's id). A message whose sequence_id is not
+ * above "pushed" is not stored: when it is not above "persisted" either it is a duplicate (answered
  * in order with the receipt (-1, -1), as Pulsar does); otherwise its original is still being
  * written and the broker cannot tell yet (-MG_EDUPUNKNOWN, Pulsar's PersistenceError: the
  * client sends it again and then gets the duplicate receipt or a real one). A failed write
@@ -189,15 +190,22 @@ static void dedup_snapshot(struct topic *t, struct ml_position pos)
     mg_free(props);
 }
 
+bool topic_dedup_skips_chunk(int32_t chunk_id, int32_t num_chunks)
+{
+    return num_chunks > 1 && chunk_id != num_chunks - 1;
+}
+
 void topic_dedup_persisted(struct topic *t, const char *name, int64_t highest,
                            struct ml_position pos)
 {
     struct topic_dedup *d = &t->dedup;
     if (d->status != TOPIC_DEDUP_ENABLED)
         return;
-    struct dedup_prod *dp = dedup_get(t, name, true);
-    dp->persisted = highest;
-    dp->has_persisted = true;
+    if (name) {
+        struct dedup_prod *dp = dedup_get(t, name, true);
+        dp->persisted = highest;
+        dp->has_persisted = true;
+    }
     if (++d->since_snapshot >= dedup_interval(t)) {
         d->since_snapshot = 0;
         dedup_snapshot(t, pos);
@@ -262,7 +270,10 @@ static void dedup_read_cb(struct ml_read_req *req, int status)
     if (status == 0) {
         for (int i = 0; i < req->n; i++) {
             Pulsar__Proto__MessageMetadata *md = wire_entry_metadata(req->entries[i]->data);
-            if (md && md->producer_name && *md->producer_name) {
+            if (md && md->producer_name && *md->producer_name &&
+                !topic_dedup_skips_chunk(md->has_chunk_id ? md->chunk_id : 0,
+                                         md->has_num_chunks_from_msg ? md->num_chunks_from_msg
+                                                                     : 0)) {
                 int64_t seq = (int64_t)md->sequence_id;
                 if (md->has_highest_sequence_id && (int64_t)md->highest_sequence_id > seq)
                     seq = (int64_t)md->highest_sequence_id;

@@ -152,6 +152,7 @@ struct topic_publish {
     int status;
     struct ml_position pos;
     int64_t seq;       /* max(sequence_id, highest_sequence_id), as Pulsar compares it */
+    bool dedup;        /* deduplication checks and records it (not a chunk before the last) */
     uint64_t start_us; /* monotonic: publish latency */
     topic_publish_cb cb;
     void *cb_data;
@@ -279,10 +280,14 @@ void topic_dedup_producer_added(struct topic *t, const char *name);
 void topic_dedup_producer_removed(struct topic *t, const char *name);
 /* Before storing a message: 0 (store it), 1 (a duplicate: do not store) or -MG_EDUPUNKNOWN. */
 int topic_dedup_check(struct topic *t, const char *name, int64_t seq, int64_t highest);
-/* A message stored at pos (a snapshot every dedup_entries_interval of them); a failed write:
- * every accepted id falls back to the stored one. */
+/* A message stored at pos (a snapshot every dedup_entries_interval of them; name NULL: a
+ * chunk before the last, counted only); a failed write: every accepted id falls back to the
+ * stored one. */
 void topic_dedup_persisted(struct topic *t, const char *name, int64_t highest,
                            struct ml_position pos);
+/* Chunks of a chunked message share its sequence id: only the last one is checked and
+ * recorded (Pulsar's rule). */
+bool topic_dedup_skips_chunk(int32_t chunk_id, int32_t num_chunks);
 void topic_dedup_write_failed(struct topic *t);
 int64_t topic_dedup_last_pushed(const struct topic *t, const char *name);
 /* The registry's timer: forget producers inactive for cfg.dedup_inactivity_ms. */

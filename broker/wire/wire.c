@@ -227,6 +227,8 @@ static void wire_msg_info_fill(const Pulsar__Proto__MessageMetadata *md, struct 
     info->sequence_id = md->sequence_id;
     info->highest_sequence_id = md->has_highest_sequence_id ? md->highest_sequence_id : 0;
     info->deliver_at_time = md->has_deliver_at_time ? md->deliver_at_time : 0;
+    info->num_chunks = md->has_num_chunks_from_msg ? md->num_chunks_from_msg : 0;
+    info->chunk_id = md->has_chunk_id ? md->chunk_id : 0;
     info->key_hash = wire_sticky_key_hash(md);
 }
 

@@ -1656,6 +1656,33 @@ START_TEST(test_dedup_batches)
 }
 END_TEST
 
+/* The chunks of a chunked message share its sequence id: only the last chunk is checked and
+ * recorded (Pulsar's rule), so the chunks after the first are not refused as resends; a
+ * chunked message sent again is answered a duplicate at its last chunk. */
+START_TEST(test_dedup_chunks)
+{
+    struct topic *t = load("persistent://t/ns/chunks");
+    struct topic_producer *a = dd_prod(t, "a");
+    for (int round = 0; round < 2; round++) {
+        for (int32_t c = 0; c < 3; c++) {
+            Pulsar__Proto__MessageMetadata md;
+            tl_pulsar_md(&md, "a", 5, 1000);
+            md.has_chunk_id = md.has_num_chunks_from_msg = 1;
+            md.chunk_id = c;
+            md.num_chunks_from_msg = 3;
+            ck_assert_int_eq(
+                topic_publish(a, tl_pulsar_entry(&md, "x", 1), NULL, 5, 0, pub_cb, &pubs), 0);
+        }
+        if (round == 0)
+            dd_answered(t, "SSS", 3);
+        else
+            dd_answered(t, "SSD", 5); /* Pulsar stores the first chunks again */
+        ck_assert_int_eq(topic_dedup_last_pushed(t, "a"), 5);
+    }
+    topic_producer_close(a);
+}
+END_TEST
+
 /* At most dedup_max_producers names: a new one makes the name without a producer for
  * longest go; a name without a producer for dedup_inactivity_ms is forgotten by the timer;
  * a connected one never is. */
@@ -1897,8 +1924,8 @@ static Suite *topic_suite(void)
            test_backlog_quota);
 
     tc = tl_tcase(s, "dedup", 0, dd_setup, teardown);
-    tl_add(tc, test_dedup_duplicates, test_dedup_in_flight, test_dedup_batches, test_dedup_bounds,
-           test_dedup_policy);
+    tl_add(tc, test_dedup_duplicates, test_dedup_in_flight, test_dedup_batches, test_dedup_chunks,
+           test_dedup_bounds, test_dedup_policy);
     tc = tl_tcase(s, "dedup_bk", 60, dd_bk_setup, dd_bk_teardown);
     tl_add(tc, test_dedup_snapshot_rebuild, test_dedup_write_failure);
     return s;
