@@ -1773,56 +1773,82 @@ END_TEST
 /* ---- deduplication over the durable store (fake bookies) --------------------------------- */
 
 static struct tl_fakebk dd_env;
-static struct bkc_client *dd_bkc;
 
-static void dd_bk_setup(void)
+/* One broker over the fake bookies: a bkc client, a durable ML factory, a topic registry. */
+struct dd_broker {
+    struct bkc_client *bkc;
+    struct ml_factory *mlf;
+    struct topic_registry *reg;
+};
+static struct dd_broker dd_b;
+
+static void dd_broker_new(struct dd_broker *b, uint64_t seed)
 {
-    memset(&pubs, 0, sizeof pubs);
-    fc_used = 0;
-    tl_fakebk_open(&dd_env, "memory", 21, "10.0.3", 1);
-    base = dd_env.base;
-    loop = dd_env.loop;
     struct bkc_config bc;
     tl_bkc_config(&bc, 1, 1, 1, 3000);
-    dd_bkc = tl_fakebk_client(&dd_env, &bc, 7);
+    b->bkc = tl_fakebk_client(&dd_env, &bc, seed);
     struct ml_config mc = {.cache_size_bytes = 1 << 20,
                            .max_entries_per_ledger = 4, /* several ledgers */
                            .max_size_per_ledger = 1 << 30,
                            .meta = dd_env.meta,
-                           .bkc = dd_bkc,
+                           .bkc = b->bkc,
                            .ensemble_size = 1,
                            .write_quorum = 1,
                            .ack_quorum = 1,
                            .cursor_flush_interval_ms = 50,
                            .entry_info = topic_entry_info};
-    mlf = ml_factory_new(loop, "bookkeeper", &mc);
-    ck_assert_ptr_nonnull(mlf);
+    b->mlf = ml_factory_new(loop, "bookkeeper", &mc);
+    ck_assert_ptr_nonnull(b->mlf);
+    b->reg = topic_registry_new(base, b->mlf, &cfg);
+}
+
+static void dd_broker_free(struct dd_broker *b)
+{
+    topic_registry_free(b->reg);
+    for (int i = 0; i < 1000 && ml_factory_pending(b->mlf) > 0; i++)
+        tl_run_for(loop, 10);
+    ml_factory_free(b->mlf);
+    bkc_client_free(b->bkc);
+    tl_run_for(loop, 10);
+    memset(b, 0, sizeof *b);
+}
+
+static void dd_bk_setup(void)
+{
+    memset(&pubs, 0, sizeof pubs);
+    fc_used = 0;
+    dd_seen = 0;
+    tl_fakebk_open(&dd_env, "memory", 21, "10.0.3", 1);
+    base = dd_env.base;
+    loop = dd_env.loop;
     dd_cfg();
-    reg = topic_registry_new(base, mlf, &cfg);
+    dd_broker_new(&dd_b, 7);
+    mlf = dd_b.mlf;
+    reg = dd_b.reg;
 }
 
 static void dd_bk_teardown(void)
 {
-    topic_registry_free(reg);
+    dd_broker_free(&dd_b);
     reg = NULL;
-    for (int i = 0; i < 1000 && ml_factory_pending(mlf) > 0; i++)
-        tl_run_for(loop, 10);
-    ml_factory_free(mlf);
     mlf = NULL;
-    bkc_client_free(dd_bkc);
-    tl_run_for(loop, 10);
     tl_fakebk_close(&dd_env);
     base = NULL;
     loop = NULL;
 }
 
+static struct topic *dd_bk_load_on(struct topic_registry *r, const char *name)
+{
+    struct get_res res = {0};
+    ck_assert_int_eq(topic_get(r, name, true, get_cb, &res), 0);
+    ck_assert_int_eq(tl_until_count(loop, &res.calls, 1, 10000), 1);
+    ck_assert_int_eq(res.status, 0);
+    return res.t;
+}
+
 static struct topic *dd_bk_load(const char *name)
 {
-    struct get_res r = {0};
-    ck_assert_int_eq(topic_get(reg, name, true, get_cb, &r), 0);
-    ck_assert_int_eq(tl_until_count(loop, &r.calls, 1, 10000), 1);
-    ck_assert_int_eq(r.status, 0);
-    return r.t;
+    return dd_bk_load_on(reg, name);
 }
 
 /* The state is snapshotted every dedup_entries_interval entries into the cursor's
@@ -1871,6 +1897,36 @@ START_TEST(test_dedup_snapshot_rebuild)
     ml_get_stats(topic_ml(t), &ms);
     ck_assert_int_eq(ms.entries_added, 1); /* since the load: only id 10 */
     topic_producer_close(a);
+}
+END_TEST
+
+/* The topic moves to another broker (unloaded here, loaded there): the new owner rebuilds
+ * the state before the producer attaches, and the producer resending its last messages
+ * through it gets duplicate receipts. */
+START_TEST(test_dedup_moves)
+{
+    const char *name = "persistent://t/ns/moves";
+    struct topic *t = dd_bk_load(name);
+    struct topic_producer *a = dd_prod(t, "a");
+    DD_STEPS(a, {0, 0, 0}, {1, 0, 0}, {2, 0, 0}, {3, 0, 0}, {4, 9, 0});
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, 5, 10000), 5);
+    dd_answered(t, "SSSSS", 5);
+    topic_producer_close(a);
+    topic_unload(t);
+
+    struct dd_broker other;
+    dd_broker_new(&other, 8);
+    t = dd_bk_load_on(other.reg, name);
+    ck_assert_str_eq(topic_dedup_status(t), "Enabled");
+    a = dd_prod(t, "a");
+    ck_assert_int_eq(topic_producer_last_sequence(a), 9);
+    DD_STEPS(a, {3, 0, 0}, {4, 9, 0}, {10, 0, 0});
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, 8, 10000), 8);
+    ck_assert(dd_is_dup_receipt(5));
+    ck_assert(dd_is_dup_receipt(6));
+    ck_assert(!dd_is_dup_receipt(7));
+    topic_producer_close(a);
+    dd_broker_free(&other);
 }
 END_TEST
 
@@ -1927,7 +1983,7 @@ static Suite *topic_suite(void)
     tl_add(tc, test_dedup_duplicates, test_dedup_in_flight, test_dedup_batches, test_dedup_chunks,
            test_dedup_bounds, test_dedup_policy);
     tc = tl_tcase(s, "dedup_bk", 60, dd_bk_setup, dd_bk_teardown);
-    tl_add(tc, test_dedup_snapshot_rebuild, test_dedup_write_failure);
+    tl_add(tc, test_dedup_snapshot_rebuild, test_dedup_moves, test_dedup_write_failure);
     return s;
 }
 
