@@ -235,6 +235,11 @@ static void dedup_recovered(struct topic *t, int status)
                 TOPIC_DEDUP_CURSOR, mg_strerror(status),
                 d->hold_waiters ? "; unloading the topic" : "; deduplication is off");
         d->status = TOPIC_DEDUP_FAILED;
+        if (d->cursor) { /* closed, not deleted: its snapshot stays for the next try */
+            ml_cursor_close(d->cursor);
+            d->cursor = NULL;
+        }
+        dedup_clear(d);
         if (d->hold_waiters) {
             d->hold_waiters = false;
             topic_unload(t); /* the caller holds a reference */

@@ -1930,6 +1930,46 @@ START_TEST(test_dedup_moves)
 }
 END_TEST
 
+static bool dd_fail_reads;
+
+/* Entry reads (not fencing or recovery reads) fail with EIO while dd_fail_reads. */
+static void dd_read_filter(void *arg, const struct bkc_fake_req *r, struct bkc_fake_action *a)
+{
+    (void)arg;
+    if (dd_fail_reads && !r->add && !r->fence && !r->recovery) {
+        a->verdict = BKC_FAKE_ERROR;
+        a->rc = 101; /* EIO */
+    }
+}
+
+/* The state cannot be rebuilt at load (the entries after the snapshot cannot be read): the
+ * topic is not served (its waiters get an error, the reason is logged) rather than served
+ * without deduplication; once the entries can be read it loads whole. */
+START_TEST(test_dedup_rebuild_fails)
+{
+    const char *name = "persistent://t/ns/refused";
+    struct topic *t = dd_bk_load(name);
+    struct topic_producer *a = dd_prod(t, "a");
+    DD_STEPS(a, {0, 0, 0}, {1, 0, 0}, {2, 0, 0}, {3, 0, 0}, {4, 0, 0});
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, 5, 10000), 5);
+    topic_producer_close(a);
+    topic_unload(t);
+    tl_run_for(loop, 200);
+    bkc_fake_set_filter(dd_env.fake, dd_read_filter, NULL);
+    dd_fail_reads = true;
+    struct get_res res = {0};
+    ck_assert_int_eq(topic_get(reg, name, true, get_cb, &res), 0);
+    ck_assert_int_eq(tl_until_count(loop, &res.calls, 1, 60000), 1);
+    ck_assert_int_lt(res.status, 0);
+    ck_assert_ptr_null(topic_find(reg, name));
+    dd_fail_reads = false;
+    tl_run_for(loop, 1000);
+    t = dd_bk_load(name);
+    ck_assert_str_eq(topic_dedup_status(t), "Enabled");
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "a"), 4);
+}
+END_TEST
+
 /* A failed write sets the accepted ids back to the stored ones (Pulsar's
  * resetHighestSequenceIdPushed): the producer's resend of the lost message is stored, not
  * refused as "cannot tell yet" forever. */
@@ -1983,7 +2023,8 @@ static Suite *topic_suite(void)
     tl_add(tc, test_dedup_duplicates, test_dedup_in_flight, test_dedup_batches, test_dedup_chunks,
            test_dedup_bounds, test_dedup_policy);
     tc = tl_tcase(s, "dedup_bk", 60, dd_bk_setup, dd_bk_teardown);
-    tl_add(tc, test_dedup_snapshot_rebuild, test_dedup_moves, test_dedup_write_failure);
+    tl_add(tc, test_dedup_snapshot_rebuild, test_dedup_moves, test_dedup_rebuild_fails,
+           test_dedup_write_failure);
     return s;
 }
 
