@@ -21,7 +21,7 @@
  * before the state is whole (after a crash, or on the broker the topic moved to). Disabling
  * deletes the cursor and forgets the state.
  *
- * Bounds: at most dedup_max_producers names are kept: a new one beyond that makes the name
+ * Bounds: at most topic_dedup_max_producers names are kept: a new one beyond that makes the name
  * inactive longest go first (names of connected producers are never dropped); a registry
  * timer (every dedup_inactivity_ms / 3) forgets names without a connected producer for
  * dedup_inactivity_ms, at most DEDUP_PURGE_BUDGET per turn.
@@ -46,22 +46,22 @@
 static const char *const dedup_status_names[] = {"Disabled", "Recovering", "Enabled", "Removing",
                                                  "Failed"};
 
-static void dedup_apply(struct topic *t);
+static void topic_dedup_apply(struct topic *t);
 
-static int32_t dedup_max_producers(const struct topic *t)
+static int32_t topic_dedup_max_producers(const struct topic *t)
 {
-    int32_t v = t->reg ? t->reg->cfg.dedup_max_producers : 0;
+    int32_t v = t->reg ? t->reg->cfg.topic_dedup_max_producers : 0;
     return v > 0 ? v : DEDUP_DEFAULT_MAX_PRODUCERS;
 }
 
-static int32_t dedup_interval(const struct topic *t)
+static int32_t topic_dedup_interval(const struct topic *t)
 {
     int32_t v = t->reg ? t->reg->cfg.dedup_entries_interval : 0;
     return v > 0 ? v : DEDUP_DEFAULT_INTERVAL;
 }
 
 /* Topic policy (none here) -> namespace policy -> broker default; persistent topics only. */
-static bool dedup_wanted(const struct topic *t)
+static bool topic_dedup_wanted(const struct topic *t)
 {
     if (!t->name.persistent)
         return false;
@@ -78,7 +78,7 @@ void topic_dedup_init(struct topic *t)
     d->policy = -1;
 }
 
-static void dedup_forget(struct topic_dedup *d, struct dedup_prod *dp)
+static void topic_dedup_forget(struct topic_dedup *d, struct dedup_prod *dp)
 {
     if (dp->active == 0)
         TAILQ_REMOVE(&d->inactive, dp, link);
@@ -86,7 +86,7 @@ static void dedup_forget(struct topic_dedup *d, struct dedup_prod *dp)
     mg_free(dp);
 }
 
-static void dedup_clear(struct topic_dedup *d)
+static void topic_dedup_clear(struct topic_dedup *d)
 {
     mg_map_fini_free(&d->prods, mg_free);
     mg_map_init(&d->prods);
@@ -100,14 +100,14 @@ void topic_dedup_fini(struct topic *t)
 
 /* The record of name; made when missing and create (beyond the bound, the name inactive
  * longest is forgotten first). A new record is inactive from now on. */
-static struct dedup_prod *dedup_get(struct topic *t, const char *name, bool create)
+static struct dedup_prod *topic_dedup_get(struct topic *t, const char *name, bool create)
 {
     struct topic_dedup *d = &t->dedup;
     struct dedup_prod *dp = mg_map_get_str(&d->prods, name);
     if (dp || !create)
         return dp;
-    if (d->prods.count >= (size_t)dedup_max_producers(t) && !TAILQ_EMPTY(&d->inactive))
-        dedup_forget(d, TAILQ_FIRST(&d->inactive));
+    if (d->prods.count >= (size_t)topic_dedup_max_producers(t) && !TAILQ_EMPTY(&d->inactive))
+        topic_dedup_forget(d, TAILQ_FIRST(&d->inactive));
     size_t n = strlen(name);
     dp = mg_calloc(1, sizeof *dp + n + 1);
     memcpy(dp->name, name, n + 1);
@@ -118,14 +118,14 @@ static struct dedup_prod *dedup_get(struct topic *t, const char *name, bool crea
 }
 
 /* Both ids of name known to be stored (snapshot, replay). */
-static void dedup_learn(struct topic *t, const char *name, int64_t seq)
+static void topic_dedup_learn(struct topic *t, const char *name, int64_t seq)
 {
-    struct dedup_prod *dp = dedup_get(t, name, true);
+    struct dedup_prod *dp = topic_dedup_get(t, name, true);
     dp->pushed = dp->persisted = seq;
     dp->has_pushed = dp->has_persisted = true;
 }
 
-static void dedup_mark_active(struct topic_dedup *d, struct dedup_prod *dp)
+static void topic_dedup_mark_active(struct topic_dedup *d, struct dedup_prod *dp)
 {
     if (dp->active++ == 0)
         TAILQ_REMOVE(&d->inactive, dp, link);
@@ -135,13 +135,13 @@ void topic_dedup_producer_added(struct topic *t, const char *name)
 {
     struct topic_dedup *d = &t->dedup;
     if (d->status == TOPIC_DEDUP_ENABLED || d->status == TOPIC_DEDUP_RECOVERING)
-        dedup_mark_active(d, dedup_get(t, name, true));
+        topic_dedup_mark_active(d, topic_dedup_get(t, name, true));
 }
 
 void topic_dedup_producer_removed(struct topic *t, const char *name)
 {
     struct topic_dedup *d = &t->dedup;
-    struct dedup_prod *dp = dedup_get(t, name, false);
+    struct dedup_prod *dp = topic_dedup_get(t, name, false);
     if (!dp || dp->active == 0)
         return;
     if (--dp->active == 0) {
@@ -154,7 +154,7 @@ int topic_dedup_check(struct topic *t, const char *name, int64_t seq, int64_t hi
 {
     if (t->dedup.status != TOPIC_DEDUP_ENABLED)
         return 0;
-    struct dedup_prod *dp = dedup_get(t, name, true);
+    struct dedup_prod *dp = topic_dedup_get(t, name, true);
     if (dp->has_pushed && seq <= dp->pushed) {
         if (dp->has_persisted && seq <= dp->persisted)
             return 1;
@@ -172,12 +172,12 @@ int64_t topic_dedup_last_pushed(const struct topic *t, const char *name)
 }
 
 /* The snapshot: the stored ids as the cursor's properties, its mark-delete at pos. */
-static void dedup_snapshot(struct topic *t, struct ml_position pos)
+static void topic_dedup_snapshot(struct topic *t, struct ml_position pos)
 {
     struct topic_dedup *d = &t->dedup;
     if (!d->cursor)
         return;
-    size_t cap = d->prods.count, n = 0, max = (size_t)dedup_max_producers(t);
+    size_t cap = d->prods.count, n = 0, max = (size_t)topic_dedup_max_producers(t);
     struct ml_cursor_prop *props = mg_calloc(cap ? cap : 1, sizeof *props);
     size_t it = 0;
     void *v;
@@ -202,13 +202,13 @@ void topic_dedup_persisted(struct topic *t, const char *name, int64_t highest,
     if (d->status != TOPIC_DEDUP_ENABLED)
         return;
     if (name) {
-        struct dedup_prod *dp = dedup_get(t, name, true);
+        struct dedup_prod *dp = topic_dedup_get(t, name, true);
         dp->persisted = highest;
         dp->has_persisted = true;
     }
-    if (++d->since_snapshot >= dedup_interval(t)) {
+    if (++d->since_snapshot >= topic_dedup_interval(t)) {
         d->since_snapshot = 0;
-        dedup_snapshot(t, pos);
+        topic_dedup_snapshot(t, pos);
     }
 }
 
@@ -225,7 +225,7 @@ void topic_dedup_write_failed(struct topic *t)
 
 /* ---- enabling: the rebuild from the snapshot cursor ---------------------------------------- */
 
-static void dedup_recovered(struct topic *t, int status)
+static void topic_dedup_recovered(struct topic *t, int status)
 {
     struct topic_dedup *d = &t->dedup;
     if (status < 0) {
@@ -239,7 +239,7 @@ static void dedup_recovered(struct topic *t, int status)
             ml_cursor_close(d->cursor);
             d->cursor = NULL;
         }
-        dedup_clear(d);
+        topic_dedup_clear(d);
         if (d->hold_waiters) {
             d->hold_waiters = false;
             topic_unload(t); /* the caller holds a reference */
@@ -251,9 +251,9 @@ static void dedup_recovered(struct topic *t, int status)
     size_t it = 0;
     void *v;
     while (mg_map_next(&t->producers, &it, NULL, NULL, &v)) {
-        struct dedup_prod *dp = dedup_get(t, ((struct topic_producer *)v)->name, true);
+        struct dedup_prod *dp = topic_dedup_get(t, ((struct topic_producer *)v)->name, true);
         if (dp->active == 0)
-            dedup_mark_active(d, dp);
+            topic_dedup_mark_active(d, dp);
     }
     MG_INFO(MOD, "%s: deduplication enabled (%zu producer names)", t->name.full,
             (size_t)d->prods.count);
@@ -262,12 +262,12 @@ static void dedup_recovered(struct topic *t, int status)
         topic_loaded_notify(t);
     }
     if (t->state == TOPIC_READY)
-        dedup_apply(t); /* the policy may have changed meanwhile */
+        topic_dedup_apply(t); /* the policy may have changed meanwhile */
 }
 
-static void dedup_replay(struct topic *t);
+static void topic_dedup_replay(struct topic *t);
 
-static void dedup_read_cb(struct ml_read_req *req, int status)
+static void topic_dedup_read_cb(struct ml_read_req *req, int status)
 {
     struct topic *t = req->data; /* referenced by the read */
     struct topic_dedup *d = &t->dedup;
@@ -282,7 +282,7 @@ static void dedup_read_cb(struct ml_read_req *req, int status)
                 int64_t seq = (int64_t)md->sequence_id;
                 if (md->has_highest_sequence_id && (int64_t)md->highest_sequence_id > seq)
                     seq = (int64_t)md->highest_sequence_id;
-                dedup_learn(t, md->producer_name, seq);
+                topic_dedup_learn(t, md->producer_name, seq);
             }
             if (md)
                 pulsar__proto__message_metadata__free_unpacked(md, NULL);
@@ -292,98 +292,98 @@ static void dedup_read_cb(struct ml_read_req *req, int status)
     }
     if (t->state == TOPIC_READY && d->status == TOPIC_DEDUP_RECOVERING && d->cursor) {
         if (status < 0)
-            dedup_recovered(t, status);
+            topic_dedup_recovered(t, status);
         else
-            dedup_replay(t);
+            topic_dedup_replay(t);
     }
     topic_unref(t);
 }
 
 /* Read the next batch after the snapshot, or finish when nothing is left (one batch per
  * loop turn: the read completes from the loop). */
-static void dedup_replay(struct topic *t)
+static void topic_dedup_replay(struct topic *t)
 {
     struct topic_dedup *d = &t->dedup;
     if (!ml_cursor_has_more(d->cursor)) {
-        dedup_recovered(t, 0);
+        topic_dedup_recovered(t, 0);
         return;
     }
     memset(&d->rreq, 0, sizeof d->rreq);
     d->rreq.data = t;
     topic_ref(t);
     d->reading = true;
-    int rc =
-        ml_cursor_read(d->cursor, DEDUP_REPLAY_BATCH, DEDUP_REPLAY_BYTES, &d->rreq, dedup_read_cb);
+    int rc = ml_cursor_read(d->cursor, DEDUP_REPLAY_BATCH, DEDUP_REPLAY_BYTES, &d->rreq,
+                            topic_dedup_read_cb);
     if (rc < 0) {
         d->reading = false;
         topic_unref(t); /* the registry's reference is still held */
-        dedup_recovered(t, rc);
+        topic_dedup_recovered(t, rc);
     }
 }
 
-static void dedup_enable(struct topic *t)
+static void topic_dedup_enable(struct topic *t)
 {
     struct topic_dedup *d = &t->dedup;
     int err = 0;
     d->cursor = ml_cursor_open(t->ml, TOPIC_DEDUP_CURSOR, true, ML_POS_LATEST, &err);
     if (!d->cursor) {
-        dedup_recovered(t, err ? err : -MG_EIO);
+        topic_dedup_recovered(t, err ? err : -MG_EIO);
         return;
     }
-    dedup_clear(d);
+    topic_dedup_clear(d);
     d->since_snapshot = 0;
     d->status = TOPIC_DEDUP_RECOVERING;
     const struct ml_cursor_prop *props;
     int n = ml_cursor_props(d->cursor, &props);
     for (int i = 0; i < n; i++)
-        dedup_learn(t, props[i].name, props[i].value);
+        topic_dedup_learn(t, props[i].name, props[i].value);
     MG_INFO(MOD,
             "%s: rebuilding the deduplication state: %d producer names in the snapshot, %" PRId64
             " entries after it",
             t->name.full, n, ml_cursor_backlog(d->cursor));
-    dedup_replay(t);
+    topic_dedup_replay(t);
 }
 
-static void dedup_disable(struct topic *t)
+static void topic_dedup_disable(struct topic *t)
 {
     struct topic_dedup *d = &t->dedup;
     if (d->cursor)
         ml_cursor_delete(d->cursor);
     d->cursor = NULL;
-    dedup_clear(d);
+    topic_dedup_clear(d);
     d->since_snapshot = 0;
     d->status = TOPIC_DEDUP_DISABLED;
     MG_INFO(MOD, "%s: deduplication disabled", t->name.full);
 }
 
 /* Bring the state in line with the policy (Pulsar's checkStatus). */
-static void dedup_apply(struct topic *t)
+static void topic_dedup_apply(struct topic *t)
 {
     struct topic_dedup *d = &t->dedup;
     if (!d->started || t->state != TOPIC_READY || !t->ml)
         return;
-    bool want = dedup_wanted(t);
+    bool want = topic_dedup_wanted(t);
     if (d->status == TOPIC_DEDUP_ENABLED && !want)
-        dedup_disable(t);
+        topic_dedup_disable(t);
     else if ((d->status == TOPIC_DEDUP_DISABLED || d->status == TOPIC_DEDUP_FAILED) && want)
-        dedup_enable(t);
+        topic_dedup_enable(t);
 }
 
 bool topic_dedup_load(struct topic *t)
 {
     struct topic_dedup *d = &t->dedup;
     d->started = true;
-    if (!dedup_wanted(t)) {
+    if (!topic_dedup_wanted(t)) {
         if (ml_cursor_exists(t->ml, TOPIC_DEDUP_CURSOR)) {
             /* on before, off now: the snapshot goes, as when it is disabled */
             d->cursor = ml_cursor_open(t->ml, TOPIC_DEDUP_CURSOR, true, ML_POS_LATEST, NULL);
-            dedup_disable(t);
+            topic_dedup_disable(t);
         }
         return false;
     }
     d->hold_waiters = true;
     topic_ref(t);
-    dedup_enable(t);
+    topic_dedup_enable(t);
     /* still rebuilding, or the rebuild failed and closed the topic (its waiters ran) */
     bool handled = t->state != TOPIC_READY || d->hold_waiters;
     topic_unref(t);
@@ -405,7 +405,7 @@ void topic_dedup_close(struct topic *t, bool delete)
 void topic_set_deduplication(struct topic *t, int enabled)
 {
     t->dedup.policy = enabled < 0 ? -1 : enabled ? 1 : 0;
-    dedup_apply(t);
+    topic_dedup_apply(t);
 }
 
 const char *topic_dedup_status(const struct topic *t)
@@ -415,7 +415,7 @@ const char *topic_dedup_status(const struct topic *t)
 
 /* ---- inactive producers -------------------------------------------------------------------- */
 
-static void dedup_purge_tmr_cb(struct mg_timer *tmr, void *arg)
+static void topic_dedup_purge_tmr_cb(struct mg_timer *tmr, void *arg)
 {
     struct topic_registry *r = arg;
     uint64_t timeout = (uint64_t)r->cfg.dedup_inactivity_ms;
@@ -428,7 +428,7 @@ static void dedup_purge_tmr_cb(struct mg_timer *tmr, void *arg)
         struct dedup_prod *dp;
         while (budget > 0 && (dp = TAILQ_FIRST(&d->inactive)) &&
                dp->inactive_since_ms + timeout <= now) {
-            dedup_forget(d, dp);
+            topic_dedup_forget(d, dp);
             budget--;
         }
     }
@@ -439,7 +439,7 @@ static void dedup_purge_tmr_cb(struct mg_timer *tmr, void *arg)
 
 void topic_dedup_registry_start(struct topic_registry *r)
 {
-    mg_timer_init(&r->dedup_tmr, r->loop, dedup_purge_tmr_cb, r);
+    mg_timer_init(&r->dedup_tmr, r->loop, topic_dedup_purge_tmr_cb, r);
     if (r->cfg.dedup_inactivity_ms > 0) {
         uint64_t period = (uint64_t)r->cfg.dedup_inactivity_ms / 3;
         mg_timer_start(&r->dedup_tmr, period > 0 ? period : 1);
