@@ -50,7 +50,7 @@ static void topic_dedup_apply(struct topic *t);
 
 static int32_t topic_dedup_max_producers(const struct topic *t)
 {
-    int32_t v = t->reg ? t->reg->cfg.topic_dedup_max_producers : 0;
+    int32_t v = t->reg ? t->reg->cfg.dedup_max_producers : 0;
     return v > 0 ? v : DEDUP_DEFAULT_MAX_PRODUCERS;
 }
 
