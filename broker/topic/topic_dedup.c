@@ -21,7 +21,7 @@
  * before the state is whole (after a crash, or on the broker the topic moved to). Disabling
  * deletes the cursor and forgets the state.
  *
- * Bounds: at most topic_dedup_max_producers names are kept: a new one beyond that makes the name
+ * Bounds: at most dedup_max_producers names are kept: a new one beyond that makes the name
  * inactive longest go first (names of connected producers are never dropped); a registry
  * timer (every dedup_inactivity_ms / 3) forgets names without a connected producer for
  * dedup_inactivity_ms, at most DEDUP_PURGE_BUDGET per turn.
