@@ -1900,25 +1900,32 @@ START_TEST(test_dedup_snapshot_rebuild)
 }
 END_TEST
 
+/* Topic name loaded here, producer "a" stores ids 0..3 and a batch 4..hseq (hseq 0: just 4),
+ * then the topic is unloaded. */
+static void dd_bk_write_and_unload(const char *name, uint64_t hseq)
+{
+    struct topic *t = dd_bk_load(name);
+    struct topic_producer *a = dd_prod(t, "a");
+    DD_STEPS(a, {0, 0, 0}, {1, 0, 0}, {2, 0, 0}, {3, 0, 0}, {4, hseq, 0});
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, dd_seen + 5, 10000), dd_seen + 5);
+    dd_answered(t, "SSSSS", 5);
+    topic_producer_close(a);
+    topic_unload(t);
+    tl_run_for(loop, 200);
+}
+
 /* The topic moves to another broker (unloaded here, loaded there): the new owner rebuilds
  * the state before the producer attaches, and the producer resending its last messages
  * through it gets duplicate receipts. */
 START_TEST(test_dedup_moves)
 {
     const char *name = "persistent://t/ns/moves";
-    struct topic *t = dd_bk_load(name);
-    struct topic_producer *a = dd_prod(t, "a");
-    DD_STEPS(a, {0, 0, 0}, {1, 0, 0}, {2, 0, 0}, {3, 0, 0}, {4, 9, 0});
-    ck_assert_int_eq(tl_until_count(loop, &pubs.n, 5, 10000), 5);
-    dd_answered(t, "SSSSS", 5);
-    topic_producer_close(a);
-    topic_unload(t);
-
+    dd_bk_write_and_unload(name, 9);
     struct dd_broker other;
     dd_broker_new(&other, 8);
-    t = dd_bk_load_on(other.reg, name);
+    struct topic *t = dd_bk_load_on(other.reg, name);
     ck_assert_str_eq(topic_dedup_status(t), "Enabled");
-    a = dd_prod(t, "a");
+    struct topic_producer *a = dd_prod(t, "a");
     ck_assert_int_eq(topic_producer_last_sequence(a), 9);
     DD_STEPS(a, {3, 0, 0}, {4, 9, 0}, {10, 0, 0});
     ck_assert_int_eq(tl_until_count(loop, &pubs.n, 8, 10000), 8);
@@ -1948,13 +1955,7 @@ static void dd_read_filter(void *arg, const struct bkc_fake_req *r, struct bkc_f
 START_TEST(test_dedup_rebuild_fails)
 {
     const char *name = "persistent://t/ns/refused";
-    struct topic *t = dd_bk_load(name);
-    struct topic_producer *a = dd_prod(t, "a");
-    DD_STEPS(a, {0, 0, 0}, {1, 0, 0}, {2, 0, 0}, {3, 0, 0}, {4, 0, 0});
-    ck_assert_int_eq(tl_until_count(loop, &pubs.n, 5, 10000), 5);
-    topic_producer_close(a);
-    topic_unload(t);
-    tl_run_for(loop, 200);
+    dd_bk_write_and_unload(name, 0);
     bkc_fake_set_filter(dd_env.fake, dd_read_filter, NULL);
     dd_fail_reads = true;
     struct get_res res = {0};
@@ -1964,7 +1965,7 @@ START_TEST(test_dedup_rebuild_fails)
     ck_assert_ptr_null(topic_find(reg, name));
     dd_fail_reads = false;
     tl_run_for(loop, 1000);
-    t = dd_bk_load(name);
+    struct topic *t = dd_bk_load(name);
     ck_assert_str_eq(topic_dedup_status(t), "Enabled");
     ck_assert_int_eq(topic_dedup_last_pushed(t, "a"), 4);
 }
