@@ -23,6 +23,7 @@
 #include "util/log.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,6 +343,8 @@ static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns
         if (pol.has_auto_update_schema)
             json_object_set_new(p, "is_allow_auto_update_schema",
                                 json_boolean(pol.auto_update_schema));
+        if (pol.has_dedup)
+            json_object_set_new(p, "deduplicationEnabled", json_boolean(pol.dedup_enabled));
         json_t *qm = json_object_get(p, "backlog_quota_map");
         for (int i = 0; i < NS_QUOTA_TYPES; i++)
             if (pol.quota[i].set)
@@ -370,6 +373,7 @@ static void admin_res_apply_retention_to(const struct admin_env *s, struct topic
             topic_set_message_ttl(t, p.ttl_secs);
         else if (reset)
             topic_reset_message_ttl(t);
+        topic_set_deduplication(t, p.has_dedup ? p.dedup_enabled : -1);
         /* destination_storage and message_age, each with its own policy */
         static const enum topic_quota_type types[NS_QUOTA_TYPES] = {
             [NS_QUOTA_STORAGE] = TOPIC_QUOTA_STORAGE, [NS_QUOTA_AGE] = TOPIC_QUOTA_AGE};
@@ -550,45 +554,83 @@ bool admin_res_policies(struct admin_req *r, struct ns_policies *p)
     return false;
 }
 
-/* GET .../messageTTL: the seconds, or 204 when never set (Pulsar's null). */
-void admin_h_ttl_get(struct admin_req *r)
+/* A namespace policy that is one optional value, found in struct ns_policies at has_off
+ * (bool: set or not) and val_off (an int64_t in [min, max], or a bool): messageTTL (Policies.
+ * message_ttl_in_seconds), deduplication (Policies.deduplicationEnabled). */
+struct admin_policy_field {
+    size_t has_off, val_off;
+    bool boolean;
+    int64_t min, max;
+    const char *bad_body;  /* 400: not the JSON type */
+    const char *bad_value; /* 412: out of [min, max] */
+};
+
+static const struct admin_policy_field admin_ttl_field = {
+    offsetof(struct ns_policies, has_ttl),
+    offsetof(struct ns_policies, ttl_secs),
+    false,
+    0,
+    INT32_MAX,
+    "Invalid message TTL: an integer body is required",
+    "Invalid value for message TTL"};
+
+static const struct admin_policy_field admin_dedup_field = {
+    offsetof(struct ns_policies, has_dedup),
+    offsetof(struct ns_policies, dedup_enabled),
+    true,
+    0,
+    1,
+    "Invalid deduplication setting: true or false is required",
+    NULL};
+
+/* GET: the value, or 204 when never set (Pulsar's null: the broker's default applies);
+ * POST: a bare JSON value of the field's type; DELETE: back to not set. */
+static void admin_res_field(struct admin_req *r, const struct admin_policy_field *f)
 {
+    const json_t *v = NULL;
+    if (r->method == EVHTTP_REQ_POST) {
+        v = r->body;
+        if (r->body_bad || !(f->boolean ? json_is_boolean(v) : json_is_integer(v))) {
+            admin_reply_error(r->call, 400, f->bad_body);
+            return;
+        }
+        if (!f->boolean && (json_integer_value(v) < f->min || json_integer_value(v) > f->max)) {
+            admin_reply_error(r->call, 412, f->bad_value);
+            return;
+        }
+    }
     struct ns_policies p;
     if (!admin_res_policies(r, &p))
         return;
-    if (!p.has_ttl)
-        admin_reply_no_content(r->call);
+    bool *has = (bool *)((char *)&p + f->has_off);
+    void *val = (char *)&p + f->val_off;
+    if (r->method == EVHTTP_REQ_GET) {
+        if (!*has)
+            admin_reply_no_content(r->call);
+        else
+            admin_reply_json(r->call, 200,
+                             f->boolean ? json_boolean(*(bool *)val)
+                                        : json_integer((json_int_t) * (int64_t *)val));
+        return;
+    }
+    *has = v != NULL;
+    if (f->boolean)
+        *(bool *)val = v && json_is_true(v);
     else
-        admin_reply_json(r->call, 200, json_integer(p.ttl_secs));
-}
-
-/* POST .../messageTTL: a bare integer body, >= 0 (0 = no TTL for the namespace). */
-void admin_h_ttl_set(struct admin_req *r)
-{
-    struct ns_policies p;
-    if (r->body_bad || !json_is_integer(r->body)) {
-        admin_reply_error(r->call, 400, "Invalid message TTL: an integer body is required");
-        return;
-    }
-    if (json_integer_value(r->body) < 0 || json_integer_value(r->body) > INT32_MAX) {
-        admin_reply_error(r->call, 412, "Invalid value for message TTL");
-        return;
-    }
-    if (!admin_res_policies(r, &p))
-        return;
-    p.has_ttl = true;
-    p.ttl_secs = json_integer_value(r->body);
+        *(int64_t *)val = v ? json_integer_value(v) : 0;
     admin_res_policies_store(r, &p);
 }
 
-void admin_h_ttl_remove(struct admin_req *r)
+/* .../messageTTL: the seconds, >= 0 (0 = no TTL for the namespace). */
+void admin_h_ttl(struct admin_req *r)
 {
-    struct ns_policies p;
-    if (!admin_res_policies(r, &p))
-        return;
-    p.has_ttl = false;
-    p.ttl_secs = 0;
-    admin_res_policies_store(r, &p);
+    admin_res_field(r, &admin_ttl_field);
+}
+
+/* .../deduplication: true or false (unset: brokerDeduplicationEnabled applies). */
+void admin_h_dedup(struct admin_req *r)
+{
+    admin_res_field(r, &admin_dedup_field);
 }
 
 /* GET .../backlogQuotaMap: {type: BacklogQuota} of the quotas set ({} when none). */

@@ -460,7 +460,7 @@ static json_t *admin_tp_topic_stats_json(struct admin *a, struct topic *t)
         json_object_set_new(subs, ss.name, admin_tp_sub_json(t, &ss));
     json_object_set_new(j, "subscriptions", subs);
     json_object_set_new(j, "replication", json_object());
-    json_object_set_new(j, "deduplicationStatus", json_string("Disabled"));
+    json_object_set_new(j, "deduplicationStatus", json_string(topic_dedup_status(t)));
     json_object_set_new(j, "nonContiguousDeletedMessagesRanges", json_integer(0));
     json_object_set_new(j, "nonContiguousDeletedMessagesRangesSerializedSize", json_integer(0));
     json_object_set_new(j, "delayedMessageIndexSizeInBytes", json_integer(0));

@@ -87,6 +87,11 @@ struct cfg {
     char *schema_compatibility_strategy;   /* schemaCompatibilityStrategy (FULL) */
     bool allow_auto_update_schema;         /* isAllowAutoUpdateSchemaEnabled (true) */
     int backlog_quota_check_secs;          /* backlogQuotaCheckIntervalInSeconds (60) */
+    bool broker_dedup_enabled;             /* brokerDeduplicationEnabled (false) */
+    int broker_dedup_max_producers;        /* brokerDeduplicationMaxNumberOfProducers (10000) */
+    int broker_dedup_entries_interval;     /* brokerDeduplicationEntriesInterval (1000) */
+    int broker_dedup_inactivity_minutes;   /* brokerDeduplicationProducerInactivityTimeoutMinutes
+                                              (360; 0 = never forgotten) */
     int standalone_bookies;                /* standaloneBookies (1): bookies run inside
                                               `magnetar standalone` */
     int stats_update_frequency_secs;       /* statsUpdateFrequencyInSecs (60): stats interval */

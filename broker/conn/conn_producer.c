@@ -6,7 +6,9 @@
  * schema registered: conn_schema.c), then attaches a producer to the topic
  * (PRODUCER_SUCCESS, with the schema's version). Each SEND moves the payload bytes into the
  * topic's publish (topic_publish; never copied) and queues its sequence id; receipts (SEND_RECEIPT
- * with the entry's ledger and entry id) leave in send order as the topic completes the publishes.
+ * with the entry's ledger and entry id, or (-1, -1) for a duplicate deduplication did not store)
+ * leave in send order as the topic completes the publishes. PRODUCER_SUCCESS carries the
+ * name's last sequence id when deduplication is on (else -1).
  *
  * Failure modes: a topic whose bundle is owned elsewhere, or lost while the topic loaded,
  * is refused with ServiceNotReady (the client looks up again); a busy name or an exclusive
@@ -111,7 +113,7 @@ static void conn_send_producer_success(struct conn *c, struct conn_producer *p)
     ps.request_id = p->e.request_id;
     ps.producer_name = (char *)topic_producer_name(p->tp);
     ps.has_last_sequence_id = 1;
-    ps.last_sequence_id = -1;
+    ps.last_sequence_id = topic_producer_last_sequence(p->tp); /* -1 without deduplication */
     ps.has_producer_ready = 1;
     ps.producer_ready = 1;
     uint8_t version[8];

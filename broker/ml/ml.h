@@ -310,6 +310,21 @@ void ml_cursor_skip(struct ml_cursor *c, int64_t n);
 /* Ack everything up to the last confirmed entry. */
 void ml_cursor_clear_backlog(struct ml_cursor *c);
 
+/* Mark-delete properties (Pulsar's markDelete(position, properties)): name -> value pairs a
+ * durable cursor stores with its mark-delete position (ManagedCursorInfo.properties) and
+ * gets back when its ML is opened again, e.g. the deduplication snapshot. */
+struct ml_cursor_prop {
+    const char *name;
+    int64_t value;
+};
+/* Acknowledge everything <= pos (as ml_cursor_ack_cumulative) and replace the cursor's
+ * properties by props[0..n) (copied); the state is persisted like any mark-delete move
+ * (rate-limited), also when pos is not past the current mark-delete. */
+void ml_cursor_mark_delete_props(struct ml_cursor *c, struct ml_position pos,
+                                 const struct ml_cursor_prop *props, int n);
+/* The cursor's properties (borrowed, valid until they change): their count, *out set. */
+int ml_cursor_props(const struct ml_cursor *c, const struct ml_cursor_prop **out);
+
 /* Unacknowledged entries after mark-delete up to the last confirmed one. */
 int64_t ml_cursor_backlog(const struct ml_cursor *c);
 /* Number of individually-acked ranges beyond mark-delete. */

@@ -314,6 +314,26 @@ void ml_cursor_restore_batch(struct ml_cursor *c, struct ml_position pos, const 
     mg_map_put(&c->batch, key, sizeof key, bs);
 }
 
+static void ml_cursor_props_free(struct ml_cursor *c)
+{
+    for (int i = 0; i < c->n_props; i++)
+        mg_free((char *)c->props[i].name);
+    mg_free(c->props);
+    c->props = NULL;
+    c->n_props = 0;
+}
+
+void ml_cursor_restore_props(struct ml_cursor *c, const struct ml_cursor_prop *props, int n)
+{
+    ml_cursor_props_free(c);
+    if (n <= 0)
+        return;
+    c->props = mg_calloc((size_t)n, sizeof *c->props);
+    for (int i = 0; i < n; i++)
+        c->props[i] = (struct ml_cursor_prop){mg_strdup(props[i].name), props[i].value};
+    c->n_props = n;
+}
+
 void ml_cursor_restored(struct ml_cursor *c)
 {
     ml_cursor_merge_into_md(c);
@@ -366,6 +386,7 @@ void ml_cursor_destroy(struct ml_cursor *c, int status)
     ml_cursor_acks_clear_all(c);
     ml_cursor_batch_drop_upto(c, ML_POS_LATEST, true);
     mg_map_fini(&c->batch);
+    ml_cursor_props_free(c);
     mg_free(c->name);
     mg_free(c);
 }
@@ -564,6 +585,24 @@ void ml_cursor_ack_cumulative(struct ml_cursor *c, struct ml_position pos)
     c->mark_delete = pos;
     ml_cursor_merge_into_md(c);
     ml_cursor_md_changed(c);
+}
+
+void ml_cursor_mark_delete_props(struct ml_cursor *c, struct ml_position pos,
+                                 const struct ml_cursor_prop *props, int n)
+{
+    if (!c)
+        return;
+    ml_cursor_restore_props(c, props, n);
+    struct ml_position before = c->mark_delete;
+    ml_cursor_ack_cumulative(c, pos);
+    if (ml_pos_cmp(before, c->mark_delete) == 0 && c->durable)
+        ml_persist_cursor(c, false); /* only the properties changed */
+}
+
+int ml_cursor_props(const struct ml_cursor *c, const struct ml_cursor_prop **out)
+{
+    *out = c->props;
+    return c->n_props;
 }
 
 const int64_t *ml_cursor_ack_set(const struct ml_cursor *c, struct ml_position pos, int *n_words)

@@ -354,6 +354,8 @@ void ml_cursor_restore_batch(struct ml_cursor *c, struct ml_position pos, const 
                              int n_words);
 /* The ML is open: fold restored ranges into mark-delete, set the read position. */
 void ml_cursor_restored(struct ml_cursor *c);
+/* A restored cursor's mark-delete properties (copied). */
+void ml_cursor_restore_props(struct ml_cursor *c, const struct ml_cursor_prop *props, int n);
 
 /* A new entry owning data, with info's content (NULL: one message, no metadata). */
 struct ml_entry *ml_entry_new(struct evbuffer *data, const struct ml_entry_info *info);
@@ -409,6 +411,8 @@ struct ml_cursor {
     struct mg_map batch;          /* 16-byte position -> owned struct ml_batch_set * */
     struct ml_read_op *read_op;   /* owned while outstanding */
     struct ml_read_op *replay_op; /* owned while outstanding */
+    struct ml_cursor_prop *props; /* owned array, names owned: mark-delete properties */
+    int n_props;
 };
 
 typedef void (*ml_range_fn)(struct ml_position lower, struct ml_position upper, void *arg);

@@ -333,6 +333,19 @@ static uint8_t *ml_ms_encode_cursor(const struct ml_cursor *c, int max_ranges, i
         ci.n_individualdeletedmessages = (size_t)a.n;
         ci.individualdeletedmessages = a.ptrs;
     }
+    Pulsar__Ml__LongProperty *lp = NULL, **lptrs = NULL;
+    if (c->n_props > 0) {
+        lp = mg_calloc((size_t)c->n_props, sizeof *lp);
+        lptrs = mg_calloc((size_t)c->n_props, sizeof *lptrs);
+        for (int i = 0; i < c->n_props; i++) {
+            pulsar__ml__long_property__init(&lp[i]);
+            lp[i].name = (char *)c->props[i].name;
+            lp[i].value = c->props[i].value;
+            lptrs[i] = &lp[i];
+        }
+        ci.n_properties = (size_t)c->n_props;
+        ci.properties = lptrs;
+    }
     Pulsar__Ml__BatchedEntryDeletionIndexInfo *bi = NULL, **bptrs = NULL;
     Pulsar__Ml__NestedPositionInfo *bpos = NULL;
     size_t nb = 0;
@@ -368,6 +381,8 @@ static uint8_t *ml_ms_encode_cursor(const struct ml_cursor *c, int max_ranges, i
     mg_free(bi);
     mg_free(bptrs);
     mg_free(bpos);
+    mg_free(lp);
+    mg_free(lptrs);
     return buf;
 }
 
@@ -522,6 +537,16 @@ static void ml_ms_restore_cursor(struct mop *op, const char *name, const uint8_t
         ml_cursor_restore_batch(c,
                                 (struct ml_position){b->position->ledgerid, b->position->entryid},
                                 b->deleteset, (int)b->n_deleteset);
+    }
+    if (ci->n_properties > 0) {
+        struct ml_cursor_prop *props = mg_calloc(ci->n_properties, sizeof *props);
+        int n = 0;
+        for (size_t i = 0; i < ci->n_properties; i++)
+            if (ci->properties[i] && ci->properties[i]->name)
+                props[n++] =
+                    (struct ml_cursor_prop){ci->properties[i]->name, ci->properties[i]->value};
+        ml_cursor_restore_props(c, props, n);
+        mg_free(props);
     }
     pulsar__ml__managed_cursor_info__free_unpacked(ci, NULL);
 }

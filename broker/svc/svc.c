@@ -312,6 +312,10 @@ void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
                                   ? TOPIC_QUOTA_EVICTION
                                   : TOPIC_QUOTA_HOLD},
         .quota_check_interval_ms = (int64_t)cfg->backlog_quota_check_secs * 1000,
+        .dedup_enabled = cfg->broker_dedup_enabled,
+        .dedup_max_producers = cfg->broker_dedup_max_producers,
+        .dedup_entries_interval = cfg->broker_dedup_entries_interval,
+        .dedup_inactivity_ms = (int64_t)cfg->broker_dedup_inactivity_minutes * 60000,
     };
 }
 

@@ -6,7 +6,9 @@
  * waiters run once the ML is open and its stored durable cursors are opened as
  * subscriptions. A loaded topic answers further gets through a notify event, so callbacks
  * never run inside topic_get. Producers publish through ml_append; the ML completes
- * appends in order, so receipts go out in order.
+ * appends in order, and each producer answers its publishes from a FIFO (a duplicate that
+ * deduplication, topic_dedup.c, does not store takes its turn there), so receipts go out in
+ * order.
  *
  * Failure modes: a failed ml_open fails every waiter and drops the topic. Unload and
  * delete close producers and consumers first (closed callbacks), then the ML; publishes
@@ -29,6 +31,7 @@
 static void topic_fenced_unload_cb(struct mg_timer *tm, void *arg);
 static bool topic_quota_exceeded(struct topic *t, enum topic_quota_type type);
 static int64_t topic_backlog_age_ms(struct topic *t);
+static void topic_producer_answer_cb(struct mg_timer *tm, void *arg);
 
 /* ---- registry ------------------------------------------------------------------------ */
 
@@ -117,6 +120,7 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
     topic_sweep_init(r, TOPIC_SWEEP_QUOTA, r->cfg.quota_check_interval_ms,
                      topic_check_backlog_quota);
     topic_sweep_init(r, TOPIC_SWEEP_EXPIRY, r->cfg.expiry_check_interval_ms, topic_expiry_check);
+    topic_dedup_registry_start(r);
     return r;
 }
 
@@ -140,6 +144,7 @@ void topic_registry_free(struct topic_registry *r)
     }
     for (int w = 0; w < TOPIC_SWEEPS; w++)
         mg_timer_fini(&r->sweeps[w].tmr);
+    mg_timer_fini(&r->dedup_tmr);
     mg_map_fini(&r->topics);
     mg_free(r->lat_ring);
     mg_free(r->cluster_name);
@@ -158,7 +163,7 @@ static void topic_free(struct topic *t)
     }
     mg_event_free(t->ev_notify);
     mg_timer_fini(&t->fence_timer);
-    mg_map_fini_free(&t->last_seq, mg_free);
+    topic_dedup_fini(t);
     mg_map_fini(&t->producers);
     mg_map_fini(&t->subs);
     topic_name_fini(&t->name);
@@ -203,6 +208,12 @@ static void topic_notify_cb(evutil_socket_t fd, short what, void *arg)
     topic_run_waiters(arg, 0);
 }
 
+void topic_loaded_notify(struct topic *t)
+{
+    if (t->state == TOPIC_READY)
+        topic_run_waiters(t, 0);
+}
+
 static void topic_add_waiter(struct topic *t, topic_get_cb cb, void *data)
 {
     struct topic_waiter *w = mg_calloc(1, sizeof *w);
@@ -224,6 +235,8 @@ static void topic_load_subs(struct topic *t)
     int n = 0, cap = 0;
     char **names = NULL;
     while ((name = ml_cursor_name_next(t->ml, &pos))) {
+        if (strcmp(name, TOPIC_DEDUP_CURSOR) == 0)
+            continue; /* deduplication's snapshot, not a subscription */
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
             names = mg_realloc(names, (size_t)cap * sizeof *names);
@@ -280,6 +293,8 @@ static void topic_open_cb(struct ml_ledger *ml, int status, void *data)
     if (t->reg->loaded_fn)
         t->reg->loaded_fn(t->reg->loaded_arg, t);
     MG_DEBUG(MOD, "%s: loaded", t->name.full);
+    if (topic_dedup_load(t))
+        return; /* the waiters wait for the deduplication state */
     topic_run_waiters(t, 0);
 }
 
@@ -294,7 +309,7 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     if (t) {
         topic_name_fini(&n);
         topic_add_waiter(t, cb, data);
-        if (t->state == TOPIC_READY)
+        if (t->state == TOPIC_READY && !t->dedup.hold_waiters)
             event_active(t->ev_notify, EV_READ, 0);
         return 0;
     }
@@ -312,7 +327,7 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     t->ev_notify = event_new(r->base, -1, 0, topic_notify_cb, t);
     mg_timer_init(&t->fence_timer, t->loop, topic_fenced_unload_cb, t);
     mg_map_init(&t->producers);
-    mg_map_init(&t->last_seq);
+    topic_dedup_init(t);
     mg_map_init(&t->subs);
     topic_add_waiter(t, cb, data);
     mg_map_put_str(&r->topics, t->name.full, t);
@@ -351,6 +366,7 @@ struct topic *topic_next(struct topic_registry *r, size_t *pos)
 
 static void topic_producer_free(struct topic_producer *p)
 {
+    mg_timer_fini(&p->answer_tmr);
     mg_free(p->name);
     mg_free(p);
 }
@@ -367,6 +383,7 @@ static void topic_drop_producers(struct topic *t, bool detach)
     while (mg_map_next(&t->producers, &pos, NULL, NULL, &v)) {
         struct topic_producer *p = v;
         mg_map_del_str(&t->producers, p->name);
+        topic_dedup_producer_removed(t, p->name);
         if (detach)
             p->topic = NULL;
         p->closed = true;
@@ -394,6 +411,7 @@ static void topic_close(struct topic *t, bool delete_data)
     void *v;
     while (mg_map_next(&t->subs, &pos, NULL, NULL, &v))
         topic_sub_destroy(v, true, delete_data);
+    topic_dedup_close(t, delete_data);
 
     struct ml_ledger *ml = t->ml;
     t->ml = NULL;
@@ -404,6 +422,7 @@ static void topic_close(struct topic *t, bool delete_data)
             MG_WARN(MOD, "%s: delete: %s", t->name.full, mg_strerror(rc));
     }
     ml_close(ml);
+    t->dedup.hold_waiters = false;
     /* Waiters queued on the notify event learn that the topic is gone. */
     topic_run_waiters(t, -MG_ECLOSED);
     MG_DEBUG(MOD, "%s: %s", t->name.full, delete_data ? "deleted" : "unloaded");
@@ -491,9 +510,10 @@ int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode
     p->connected_ms = (uint64_t)mg_loop_wall_ms(t->loop);
     p->owner = owner;
     p->ops = ops;
-    int64_t *ls = mg_map_get_str(&t->last_seq, p->name);
-    p->last_seq = ls ? *ls : -1;
+    p->loop = t->loop;
+    mg_timer_init(&p->answer_tmr, p->loop, topic_producer_answer_cb, p);
     mg_map_put_str(&t->producers, p->name, p);
+    topic_dedup_producer_added(t, p->name);
     if (excl)
         t->exclusive = p;
     *out = p;
@@ -507,12 +527,7 @@ const char *topic_producer_name(const struct topic_producer *p)
 
 int64_t topic_producer_last_sequence(const struct topic_producer *p)
 {
-    if (p->topic) {
-        const int64_t *ls = mg_map_get_str(&p->topic->last_seq, p->name);
-        if (ls)
-            return *ls;
-    }
-    return p->last_seq;
+    return p->topic ? topic_dedup_last_pushed(p->topic, p->name) : -1;
 }
 
 static void topic_fenced_unload_cb(struct mg_timer *tm, void *arg)
@@ -576,6 +591,39 @@ static void topic_record_write(struct topic *t, uint64_t lat_us, int64_t bytes)
     }
 }
 
+/* Answer the producer's publishes that are done, in publish order. */
+static void topic_producer_answer(struct topic_producer *p)
+{
+    p->pending++; /* a callback may close the producer: it stays until the end of this */
+    struct topic_publish *pub;
+    while ((pub = p->fifo) && pub->done) {
+        p->fifo = pub->next;
+        if (!p->fifo)
+            p->fifo_tail = NULL;
+        p->pending--;
+        pub->cb(pub->cb_data, pub->status, pub->pos);
+        mg_free(pub);
+    }
+    if (--p->pending == 0 && p->closed)
+        topic_producer_free(p);
+}
+
+static void topic_producer_answer_cb(struct mg_timer *tm, void *arg)
+{
+    (void)tm;
+    topic_producer_answer(arg);
+}
+
+static void topic_publish_queue(struct topic_producer *p, struct topic_publish *pub)
+{
+    if (p->fifo_tail)
+        p->fifo_tail->next = pub;
+    else
+        p->fifo = pub;
+    p->fifo_tail = pub;
+    p->pending++;
+}
+
 static void topic_publish_done(struct ml_append_req *req, int status)
 {
     struct topic_publish *pub = req->data;
@@ -587,32 +635,22 @@ static void topic_publish_done(struct ml_append_req *req, int status)
         int64_t bytes = req->entry ? (int64_t)req->entry->size : 0;
         p->msg_in += msgs;
         p->bytes_in += bytes;
-        if ((int64_t)pub->seq > p->last_seq)
-            p->last_seq = (int64_t)pub->seq;
         struct topic *t = p->topic;
         if (t) {
             t->msg_in += msgs;
             t->bytes_in += bytes;
             topic_record_write(t, mg_loop_mono_us(t->loop) - pub->start_us, bytes);
-            int64_t *ls = mg_map_get_str(&t->last_seq, p->name);
-            if (!ls) {
-                ls = mg_malloc(sizeof *ls);
-                *ls = -1;
-                mg_map_put_str(&t->last_seq, p->name, ls);
-            }
-            if (p->last_seq > *ls)
-                *ls = p->last_seq;
+            topic_dedup_persisted(t, pub->dedup ? p->name : NULL, pub->seq, pos);
         }
+    } else if (p->topic) {
+        topic_dedup_write_failed(p->topic);
     }
     if (status == -MG_EFENCED)
         topic_fenced(p->topic);
-    topic_publish_cb cb = pub->cb;
-    void *cb_data = pub->cb_data;
-    mg_free(pub);
-    p->pending--;
-    cb(cb_data, status, pos);
-    if (p->closed && p->pending == 0)
-        topic_producer_free(p);
+    pub->done = true;
+    pub->status = status;
+    pub->pos = pos;
+    topic_producer_answer(p);
 }
 
 /* What the managed ledger keeps of a message's metadata. */
@@ -642,28 +680,53 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, const struct 
         evbuffer_free(data); /* moved in, as ml_append does on failure */
         return -MG_ECLOSED;
     }
+    struct topic *t = p->topic;
+    /* The frame decoder read the metadata already: hand it down, do not parse it again. */
+    struct wire_msg_info parsed;
+    if (!msg && wire_entry_parse(data, &parsed) == 0)
+        msg = &parsed;
+    bool dedup = !msg || !topic_dedup_skips_chunk(msg->chunk_id, msg->num_chunks);
+    int dup =
+        dedup ? topic_dedup_check(t, p->name, (int64_t)sequence_id, (int64_t)highest_sequence_id)
+              : 0;
+    if (dup < 0) {
+        evbuffer_free(data);
+        return dup;
+    }
     struct topic_publish *pub = mg_calloc(1, sizeof *pub);
     pub->p = p;
-    pub->seq = highest_sequence_id > sequence_id ? highest_sequence_id : sequence_id;
-    pub->start_us = mg_loop_mono_us(p->topic->loop);
+    pub->seq = (int64_t)highest_sequence_id > (int64_t)sequence_id ? (int64_t)highest_sequence_id
+                                                                   : (int64_t)sequence_id;
+    pub->start_us = mg_loop_mono_us(t->loop);
     pub->cb = cb;
     pub->cb_data = cb_data;
     pub->req.data = pub;
-    /* The frame decoder read the metadata already: hand it down, do not parse it again. */
+    pub->dedup = dedup;
+    if (dup) {
+        /* already stored: not written again; answered (-1, -1) in its turn */
+        evbuffer_free(data);
+        pub->done = true;
+        pub->pos = (struct ml_position){-1, -1};
+        topic_publish_queue(p, pub);
+        if (p->fifo == pub)
+            mg_timer_activate(&p->answer_tmr);
+        return 0;
+    }
     struct ml_entry_info info;
-    const struct ml_entry_info *known = &info;
-    if (msg)
+    const struct ml_entry_info *known = NULL; /* not a Pulsar entry: one message, no metadata */
+    if (msg) {
         topic_entry_info_of(msg, &info);
-    else if (topic_entry_info(data, &info) < 0)
-        known = NULL; /* not a Pulsar entry: one message, no metadata */
-    int rc = ml_append(p->topic->ml, data, known, &pub->req, topic_publish_done);
+        known = &info;
+    }
+    int rc = ml_append(t->ml, data, known, &pub->req, topic_publish_done);
     if (rc < 0) {
         mg_free(pub);
+        topic_dedup_write_failed(t);
         if (rc == -MG_EFENCED)
-            topic_fenced(p->topic);
+            topic_fenced(t);
         return rc;
     }
-    p->pending++;
+    topic_publish_queue(p, pub);
     return 0;
 }
 
@@ -674,8 +737,10 @@ void topic_producer_close(struct topic_producer *p)
     p->closed = true;
     struct topic *t = p->topic;
     if (t) {
-        if (mg_map_get_str(&t->producers, p->name) == p)
+        if (mg_map_get_str(&t->producers, p->name) == p) {
             mg_map_del_str(&t->producers, p->name);
+            topic_dedup_producer_removed(t, p->name);
+        }
         if (t->exclusive == p)
             t->exclusive = NULL;
     }
@@ -1051,6 +1116,8 @@ int topic_admin_create_sub(struct topic *t, const char *sub, bool earliest)
 {
     if (t->state != TOPIC_READY)
         return -MG_ECLOSED;
+    if (strcmp(sub, TOPIC_DEDUP_CURSOR) == 0)
+        return -MG_ENOTALLOWED;
     if (mg_map_get_str(&t->subs, sub) || ml_cursor_exists(t->ml, sub))
         return -MG_EEXIST;
     int err = 0;

@@ -102,6 +102,12 @@ struct topic_config {
                                                  backlogQuotaDefaultRetentionPolicy: the
                                                  default of both types */
     int64_t quota_check_interval_ms;          /* backlogQuotaCheckIntervalInSeconds; 0 = never */
+    /* message deduplication (topic_dedup.c) */
+    bool dedup_enabled;          /* brokerDeduplicationEnabled (a namespace's policy overrides) */
+    int32_t dedup_max_producers; /* brokerDeduplicationMaxNumberOfProducers; <= 0: 10000 */
+    int32_t dedup_entries_interval; /* brokerDeduplicationEntriesInterval; <= 0: 1000 */
+    int64_t dedup_inactivity_ms;    /* brokerDeduplicationProducerInactivityTimeoutMinutes;
+                                       <= 0: producers are never forgotten for inactivity */
 };
 
 /* The registry runs on the loop of mlf (ml_factory_loop), base being that loop's base: the
@@ -153,7 +159,8 @@ enum topic_access_mode {
 int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode mode, void *owner,
                        const struct topic_producer_ops *ops, struct topic_producer **out);
 const char *topic_producer_name(const struct topic_producer *p);
-/* Highest sequence id published by this producer name (-1 if none); for dedup. */
+/* PRODUCER_SUCCESS.last_sequence_id: the highest sequence id accepted from this producer
+ * name while deduplication is on (Pulsar's highestSequencedPushed), else -1. */
 int64_t topic_producer_last_sequence(const struct topic_producer *p);
 
 typedef void (*topic_publish_cb)(void *data, int status, struct ml_position pos);
@@ -164,6 +171,12 @@ typedef void (*topic_publish_cb)(void *data, int status, struct ml_position pos)
 int topic_publish(struct topic_producer *p, struct evbuffer *data, const struct wire_msg_info *msg,
                   uint64_t sequence_id, uint64_t highest_sequence_id, topic_publish_cb cb,
                   void *cb_data);
+/* With deduplication on (topic_dedup.c): a message whose sequence id is not above the
+ * highest stored one of its producer name is not stored; its callback fires in order with
+ * status 0 and position (-1, -1) (Pulsar's receipt for a duplicate). One not above the
+ * highest accepted one but above the stored one (its original is still being written)
+ * fails synchronously with -MG_EDUPUNKNOWN (Pulsar's PersistenceError: the client sends
+ * it again). */
 /* The content of a stored entry for the managed ledger (struct ml_entry_info: message count,
  * publish time, Key_Shared hash), read from its MessageMetadata; 0, or -MG_EPROTO for bytes
  * that are not a Pulsar entry. The managed-ledger factory's ml_config.entry_info. */
@@ -381,5 +394,17 @@ int64_t topic_backlog_bytes(struct topic *t);
  * of the oldest unacknowledged message: when its position changed since the last check it
  * is read (ml_get_entry) and the quota applied when the read completes. */
 void topic_check_backlog_quota(struct topic *t);
+
+/* ---- message deduplication (topic_dedup.c) ------------------------------------------------ */
+
+/* The cursor holding the deduplication snapshot (never a subscription: SUBSCRIBE refuses it). */
+#define TOPIC_DEDUP_CURSOR "pulsar.dedup"
+/* A namespace's deduplicationEnabled: 1 on, 0 off, -1 not set (the registry's
+ * dedup_enabled). Enabling opens the snapshot cursor and rebuilds the state from it
+ * (asynchronously; until then publishes are not checked, as in Pulsar); disabling deletes
+ * the cursor and forgets the state. Persistent topics only. */
+void topic_set_deduplication(struct topic *t, int enabled);
+/* Pulsar's deduplicationStatus: "Disabled", "Recovering", "Enabled", "Removing", "Failed". */
+const char *topic_dedup_status(const struct topic *t);
 
 #endif

@@ -17,6 +17,7 @@
 #include "util/ratelimit.h"
 
 #include <event2/event.h>
+#include <sys/queue.h>
 
 /* A periodic pass over the registry's loaded topics, TOPIC_SWEEP_SLICE topics per timer
  * firing, going on 1 ms later where it stopped (the position in the topic map; a map that
@@ -47,7 +48,8 @@ struct topic_registry {
     struct topic_sweep sweeps[TOPIC_SWEEPS]; /* message TTL (every
                                                 cfg.expiry_check_interval_ms), backlog quotas
                                                 (every cfg.quota_check_interval_ms) */
-    topic_loaded_fn loaded_fn;               /* topic_registry_set_loaded_hook */
+    struct mg_timer dedup_tmr; /* cfg.dedup_inactivity_ms / 3: inactive producers forgotten */
+    topic_loaded_fn loaded_fn; /* topic_registry_set_loaded_hook */
     void *loaded_arg;
     /* broker-wide publish latency (ms): a ring of recent samples, totals since start */
     double *lat_ring; /* owned, TOPIC_LAT_RING entries */
@@ -62,6 +64,41 @@ enum topic_state {
     TOPIC_LOADING = 0,
     TOPIC_READY,
     TOPIC_CLOSED, /* unloaded or deleted, memory waits for refs to drop */
+};
+
+enum topic_dedup_status {
+    TOPIC_DEDUP_DISABLED = 0,
+    TOPIC_DEDUP_RECOVERING, /* the state is being rebuilt from the snapshot cursor */
+    TOPIC_DEDUP_ENABLED,
+    TOPIC_DEDUP_REMOVING, /* not used: deleting a cursor is synchronous here */
+    TOPIC_DEDUP_FAILED,   /* the rebuild failed (the topic is unloaded) */
+};
+
+/* What deduplication keeps of one producer name (Pulsar's highestSequencedPushed and
+ * highestSequencedPersisted entries, and its inactiveProducers entry). */
+struct dedup_prod {
+    int64_t pushed;    /* highest sequence id accepted; valid when has_pushed */
+    int64_t persisted; /* highest sequence id stored; valid when has_persisted */
+    bool has_pushed, has_persisted;
+    int active;                   /* connected producers of this name (0 or 1) */
+    uint64_t inactive_since_ms;   /* monotonic: when the last one left (or it was replayed) */
+    TAILQ_ENTRY(dedup_prod) link; /* in topic_dedup.inactive while active == 0 */
+    char name[];                  /* the map's key */
+};
+TAILQ_HEAD(dedup_prod_list, dedup_prod);
+
+/* A topic's deduplication state (topic_dedup.c). */
+struct topic_dedup {
+    enum topic_dedup_status status;
+    int policy;                      /* namespace deduplicationEnabled: 1, 0, -1 = not set */
+    struct mg_map prods;             /* name -> struct dedup_prod (owned) */
+    struct dedup_prod_list inactive; /* oldest first (mono clock order) */
+    struct ml_cursor *cursor;        /* TOPIC_DEDUP_CURSOR, owned while open */
+    int64_t since_snapshot;          /* entries stored since the last snapshot */
+    struct ml_read_req rreq;         /* the rebuild's read */
+    bool reading;                    /* rreq outstanding (holds a topic reference) */
+    bool hold_waiters;               /* the topic's first waiters wait for the rebuild */
+    bool started;                    /* topic_dedup_load ran (policies apply from then on) */
 };
 
 struct topic_waiter {
@@ -83,7 +120,7 @@ struct topic {
     struct event *ev_notify;                     /* owned; runs waiters of a loaded topic */
     struct mg_map producers;                     /* name -> topic_producer (owned) */
     struct topic_producer *exclusive;            /* borrowed: the producer holding the topic */
-    struct mg_map last_seq;                      /* producer name -> int64_t * (owned) */
+    struct topic_dedup dedup;                    /* message deduplication */
     struct mg_map subs;                          /* name -> topic_sub (owned) */
     int64_t msg_in, bytes_in;
     int64_t msg_out_closed, bytes_out_closed; /* counters of subscriptions gone */
@@ -117,11 +154,13 @@ struct topic_producer {
     struct topic *topic; /* borrowed; NULL after the topic closed */
     char *name;          /* owned */
     enum topic_access_mode mode;
-    void *owner;                          /* borrowed */
-    const struct topic_producer_ops *ops; /* borrowed */
-    int pending;                          /* publishes not yet completed */
-    bool closed;                          /* freed when pending reaches 0 */
-    int64_t last_seq;                     /* highest sequence id of this producer */
+    void *owner;                            /* borrowed */
+    const struct topic_producer_ops *ops;   /* borrowed */
+    int pending;                            /* publishes not yet completed */
+    bool closed;                            /* freed when pending reaches 0 */
+    struct topic_publish *fifo, *fifo_tail; /* owned: publishes not yet answered, in order */
+    struct mg_timer answer_tmr;             /* answers a duplicate at the FIFO's head */
+    struct mg_loop *loop;                   /* borrowed: the topic's */
     int64_t msg_in, bytes_in;
     uint64_t id;           /* registry-wide creation order */
     uint64_t connected_ms; /* wall clock */
@@ -129,11 +168,16 @@ struct topic_producer {
     double rate_msg_in, rate_bytes_in;
 };
 
-/* One in-flight publish (owned by itself, freed after its callback). */
+/* One in-flight publish (in its producer's FIFO, freed after its callback). */
 struct topic_publish {
     struct ml_append_req req;
     struct topic_producer *p; /* keeps the producer alive through p->pending */
-    uint64_t seq;
+    struct topic_publish *next;
+    bool done; /* answered by the ML (or a duplicate): status and pos are set */
+    int status;
+    struct ml_position pos;
+    int64_t seq;       /* max(sequence_id, highest_sequence_id), as Pulsar compares it */
+    bool dedup;        /* deduplication checks and records it (not a chunk before the last) */
     uint64_t start_us; /* monotonic: publish latency */
     topic_publish_cb cb;
     void *cb_data;
@@ -246,5 +290,34 @@ void topic_ref(struct topic *t);
 /* Roll one subscription's interval (rates over secs seconds). */
 void topic_sub_stats_roll(struct topic_sub *s, double secs);
 void topic_unref(struct topic *t);
+
+/* Internal calls between topic.c and topic_dedup.c. */
+void topic_dedup_init(struct topic *t);
+/* The topic finished loading: rebuild the state when deduplication is on (or delete a
+ * snapshot cursor left from when it was); true when the caller must not run the waiters
+ * (they wait for the rebuild, or a failed rebuild closed the topic: t may be gone). */
+bool topic_dedup_load(struct topic *t);
+/* The topic closes: the cursor is closed (deleted with the topic's data when delete). */
+void topic_dedup_close(struct topic *t, bool delete);
+void topic_dedup_fini(struct topic *t);
+/* A producer name connected / left. */
+void topic_dedup_producer_added(struct topic *t, const char *name);
+void topic_dedup_producer_removed(struct topic *t, const char *name);
+/* Before storing a message: 0 (store it), 1 (a duplicate: do not store) or -MG_EDUPUNKNOWN. */
+int topic_dedup_check(struct topic *t, const char *name, int64_t seq, int64_t highest);
+/* A message stored at pos (a snapshot every dedup_entries_interval of them; name NULL: a
+ * chunk before the last, counted only); a failed write: every accepted id falls back to the
+ * stored one. */
+void topic_dedup_persisted(struct topic *t, const char *name, int64_t highest,
+                           struct ml_position pos);
+/* Chunks of a chunked message share its sequence id: only the last one is checked and
+ * recorded (Pulsar's rule). */
+bool topic_dedup_skips_chunk(int32_t chunk_id, int32_t num_chunks);
+void topic_dedup_write_failed(struct topic *t);
+int64_t topic_dedup_last_pushed(const struct topic *t, const char *name);
+/* The registry's timer: forget producers inactive for cfg.dedup_inactivity_ms. */
+void topic_dedup_registry_start(struct topic_registry *r);
+/* Run the topic's waiters (status 0 while it is loaded). */
+void topic_loaded_notify(struct topic *t);
 
 #endif

@@ -1004,6 +1004,8 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
         return -MG_ECLOSED;
     if (!sub_name || !*sub_name)
         return -MG_EINVAL;
+    if (strcmp(sub_name, TOPIC_DEDUP_CURSOR) == 0)
+        return -MG_ENOTALLOWED; /* Pulsar's reserved name: deduplication's cursor */
     bool sticky = o->type == TOPIC_SUB_KEY_SHARED && o->key_shared_sticky;
     if (sticky) {
         if (o->n_sticky_ranges <= 0 || !o->sticky_ranges)

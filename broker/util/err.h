@@ -62,7 +62,10 @@
     X(MG_EQUOTAEXC, "Cannot create producer on topic with backlog quota exceeded", 8)              \
     /* A schema refused: incompatible with the stored versions under the strategy, or not a        \
      * valid definition (Pulsar: IncompatibleSchemaException, InvalidSchemaDataException). */      \
-    X(MG_EINCOMPATSCHEMA, "incompatible schema", 18)
+    X(MG_EINCOMPATSCHEMA, "incompatible schema", 18)                                               \
+    /* deduplication: the sequence id is above the stored one but not above the accepted one       \
+       (its original is still being written); PersistenceError, the client sends again */          \
+    X(MG_EDUPUNKNOWN, "Cannot determine whether the message is a duplicate at this time", 2)
 
 #define MG_ERR_ENUM(name, text, se) name,
 enum mg_err { MG_ERR_LIST(MG_ERR_ENUM) MG_ERR__COUNT };

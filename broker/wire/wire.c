@@ -227,6 +227,8 @@ static void wire_msg_info_fill(const Pulsar__Proto__MessageMetadata *md, struct 
     info->sequence_id = md->sequence_id;
     info->highest_sequence_id = md->has_highest_sequence_id ? md->highest_sequence_id : 0;
     info->deliver_at_time = md->has_deliver_at_time ? md->deliver_at_time : 0;
+    info->num_chunks = md->has_num_chunks_from_msg ? md->num_chunks_from_msg : 0;
+    info->chunk_id = md->has_chunk_id ? md->chunk_id : 0;
     info->key_hash = wire_sticky_key_hash(md);
 }
 
@@ -378,15 +380,19 @@ static uint32_t wire_sticky_key_hash(const Pulsar__Proto__MessageMetadata *md)
     return (h & 0x7fffffffu) % 65536u;
 }
 
-int wire_entry_parse(struct evbuffer *entry, struct wire_msg_info *info)
+Pulsar__Proto__MessageMetadata *wire_entry_metadata(struct evbuffer *entry)
 {
     struct wire_layout l;
-    Pulsar__Proto__MessageMetadata *md;
 
-    memset(info, 0, sizeof(*info));
     if (wire_layout_parse(entry, 0, evbuffer_get_length(entry), &l, NULL, 0) < 0)
-        return -MG_EPROTO;
-    md = wire_metadata_unpack(entry, &l);
+        return NULL;
+    return wire_metadata_unpack(entry, &l);
+}
+
+int wire_entry_parse(struct evbuffer *entry, struct wire_msg_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    Pulsar__Proto__MessageMetadata *md = wire_entry_metadata(entry);
     if (!md)
         return -MG_EPROTO;
     wire_msg_info_fill(md, info);

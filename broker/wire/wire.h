@@ -39,6 +39,8 @@ struct wire_msg_info {
     uint64_t sequence_id;
     uint64_t highest_sequence_id; /* 0 if absent */
     int64_t deliver_at_time;      /* 0 if absent */
+    int32_t chunk_id, num_chunks; /* a chunk of a chunked message: its index and the count of
+                                     chunks (num_chunks_from_msg); num_chunks 0: no chunk */
     uint32_t key_hash;            /* Key_Shared sticky-key hash: Murmur3_32(seed 0) of
                                      ordering_key, else partition_key (base64-decoded when
                                      partition_key_b64_encoded), else "NONE_KEY";
@@ -81,6 +83,10 @@ void wire_frame_clear(struct wire_frame *f);
  * broker-entry-metadata section is skipped). Does not drain or modify entry.
  * Returns 0 or -MG_EPROTO. */
 int wire_entry_parse(struct evbuffer *entry, struct wire_msg_info *info);
+/* The whole MessageMetadata of a stored entry (fields wire_msg_info does not keep, e.g. the
+ * producer name), or NULL for bytes that are not a Pulsar entry. Does not modify entry; the
+ * caller frees it with pulsar__proto__message_metadata__free_unpacked(md, NULL). */
+Pulsar__Proto__MessageMetadata *wire_entry_metadata(struct evbuffer *entry);
 
 /* Append a simple command frame. */
 void wire_write_command(struct evbuffer *out, const wire_cmd *cmd);

@@ -103,20 +103,7 @@ note "mid-stream producer: $(cat "$T/producerB.out")"
     || fail "only ${AB:-?} acknowledged by the mid-stream producer"
 
 # ---- 4. restart on the same data directory ---------------------------------------------------
-lines_before=$(wc -l <"$T/sa.log")
-if ! IT_START_SOFT=1 start_magnetar sa standalone "$PORT_KEYS" 90 -- \
-    "${sa_args[@]}" --set brokerServicePort="$BPORT" --set webServicePort="$WPORT"; then
-    if tail -n +"$((lines_before + 1))" "$T/sa.log" | grep -qi "in use"; then
-        # not the broker's fault: another process took the port meanwhile
-        note "ports $BPORT/$WPORT taken meanwhile: restarting on free ports"
-        stop_proc sa 5
-        start_magnetar sa standalone "$PORT_KEYS" 90 -- \
-            "${sa_args[@]}" --set brokerServicePort=0 --set webServicePort=0 || exit 1
-    else
-        fail "the standalone did not restart"
-        exit 1
-    fi
-fi
+restart_on_ports sa standalone "$PORT_KEYS" 90 "$BPORT" "$WPORT" -- "${sa_args[@]}"
 pass "standalone restarted on the same dataDirectory"
 URL="pulsar://127.0.0.1:$(port_of sa brokerServicePort)"
 BK_PORTS2=$(bookie_ports)

@@ -897,6 +897,45 @@ START_TEST(test_namespace_message_ttl)
 }
 END_TEST
 
+/* Policies.deduplicationEnabled: GET 204 while unset (the broker's default, off, applies),
+ * POST true/false reaches the loaded topics (the snapshot cursor comes and goes), DELETE
+ * goes back to the default; a body that is not a boolean is refused. */
+START_TEST(test_namespace_deduplication)
+{
+    const char *p = "/admin/v2/namespaces/public/default/deduplication";
+    expect_status("PUT", "/admin/v2/persistent/public/default/dd", NULL, 204);
+    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/dd");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_str_eq(topic_dedup_status(t), "Disabled");
+    expect_status("GET", p, NULL, 204);
+    expect_status("POST", p, "true", 204);
+    expect_json("GET", p, NULL, 200, "true");
+    for (int i = 0; i < 100 && strcmp(topic_dedup_status(t), "Enabled") != 0; i++)
+        tl_base_run_for(fx.base, 10);
+    ck_assert_str_eq(topic_dedup_status(t), "Enabled");
+    ck_assert(ml_cursor_exists(topic_ml(t), TOPIC_DEDUP_CURSOR));
+    ck_assert_int_eq(rq("GET", "/admin/v2/persistent/public/default/dd/stats", NULL), 200);
+    ck_assert_str_eq(json_string_value(json_object_get(reply_json(), "deduplicationStatus")),
+                     "Enabled");
+    reply_json_free();
+    ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
+    ck_assert(json_is_true(json_object_get(reply_json(), "deduplicationEnabled")));
+    reply_json_free();
+    expect_reason("POST", p, "1", 400, "Invalid deduplication setting: true or false is required");
+    expect_reason("POST", p, "x", 400, "Invalid deduplication setting: true or false is required");
+    expect_json("GET", p, NULL, 200, "true");
+    expect_status("POST", p, "false", 204);
+    expect_json("GET", p, NULL, 200, "false");
+    ck_assert_str_eq(topic_dedup_status(t), "Disabled");
+    ck_assert(!ml_cursor_exists(topic_ml(t), TOPIC_DEDUP_CURSOR));
+    expect_status("DELETE", p, NULL, 204);
+    expect_status("GET", p, NULL, 204);
+    expect_405("PUT", p);
+    expect_reason("POST", "/admin/v2/namespaces/public/nope/deduplication", "true", 404,
+                  "Namespace does not exist");
+}
+END_TEST
+
 START_TEST(test_namespace_backlog_quota)
 {
     const char *map = "/admin/v2/namespaces/public/default/backlogQuotaMap";
@@ -1416,9 +1455,10 @@ int main(void)
     tl_add(tc, test_every_route_answers_over_http, test_unknown_paths_404, test_wrong_methods_405,
            test_clusters_brokers_probes, test_tenant_crud, test_tenant_validation,
            test_namespace_crud, test_namespace_validation, test_namespace_retention,
-           test_namespace_message_ttl, test_namespace_backlog_quota, test_namespace_unload,
-           test_topic_crud, test_topic_names, test_subscriptions, test_partitioned_topics,
-           test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
+           test_namespace_message_ttl, test_namespace_deduplication, test_namespace_backlog_quota,
+           test_namespace_unload, test_topic_crud, test_topic_names, test_subscriptions,
+           test_partitioned_topics, test_partitions_bounded, test_lookup,
+           test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);
     return tl_run(s);

@@ -1237,6 +1237,16 @@ END_TEST
 /* Exclusive access: while an Exclusive producer holds the topic, a Shared one gets
  * ProducerBusy and another Exclusive one ProducerFenced; WaitForExclusive fails at once with
  * ProducerBusy; once the holder closes, an Exclusive producer is accepted. */
+/* CLOSE_PRODUCER, answered SUCCESS. */
+static void close_producer(struct client *cl, uint64_t producer_id, uint64_t request_id)
+{
+    Pulsar__Proto__CommandCloseProducer cp = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
+    cp.producer_id = producer_id;
+    cp.request_id = request_id;
+    SEND(cl, CLOSE_PRODUCER, close_producer, cp);
+    expect_success(cl, request_id);
+}
+
 START_TEST(test_exclusive_producer)
 {
     start();
@@ -1248,13 +1258,57 @@ START_TEST(test_exclusive_producer)
     ck_assert_int_eq(producer_v(b, TOPIC("excl"), 3, 54, WAIT_EXCL), -SE(ProducerBusy) - 1);
     /* the holder still publishes */
     publish(a, 1, 0, NULL);
-    Pulsar__Proto__CommandCloseProducer cp = PULSAR__PROTO__COMMAND_CLOSE_PRODUCER__INIT;
-    cp.producer_id = 1;
-    cp.request_id = 55;
-    SEND(a, CLOSE_PRODUCER, close_producer, cp);
-    expect_success(a, 55);
+    close_producer(a, 1, 55);
     ck_assert_int_eq(producer_v(b, TOPIC("excl"), 4, 56, EXCL), T(PRODUCER_SUCCESS));
     publish(b, 4, 1, NULL);
+}
+END_TEST
+
+/* PRODUCER named name; the last_sequence_id of its PRODUCER_SUCCESS. */
+static int64_t producer_named(struct client *cl, const char *topic, uint64_t producer_id,
+                              const char *name)
+{
+    Pulsar__Proto__CommandProducer p = PULSAR__PROTO__COMMAND_PRODUCER__INIT;
+    p.topic = (char *)topic;
+    p.producer_id = producer_id;
+    p.request_id = 2000 + producer_id;
+    p.producer_name = (char *)name;
+    SEND(cl, PRODUCER, producer, p);
+    struct wire_frame f;
+    expect(cl, T(PRODUCER_SUCCESS), &f);
+    ck_assert_str_eq(f.cmd->producer_success->producer_name, name);
+    ck_assert(f.cmd->producer_success->has_last_sequence_id);
+    int64_t last = f.cmd->producer_success->last_sequence_id;
+    wire_frame_clear(&f);
+    return last;
+}
+
+/* brokerDeduplicationEnabled: a resent sequence id gets SEND_RECEIPT with message id (-1, -1)
+ * (2^64-1 in the uint64 fields, as Pulsar sends it) and is not stored; a producer of the same
+ * name resumes after the highest stored id (PRODUCER_SUCCESS.last_sequence_id). */
+START_TEST(test_dedup_receipts)
+{
+    tl_cfg_set(&fx.cfg, "brokerDeduplicationEnabled", "true");
+    start();
+    struct client *cl = connected(21);
+    subscribe(cl, TOPIC("dd"), "s", 5, NULL);
+    ck_assert_int_eq(producer_named(cl, TOPIC("dd"), 1, "writer"), -1);
+    publish_range(cl, 1, 0, 2, NULL);
+    send_msg(cl, 1, 1, "again", NULL, false);
+    struct wire_frame f;
+    expect(cl, T(SEND_RECEIPT), &f);
+    ck_assert_uint_eq(f.cmd->send_receipt->sequence_id, 1);
+    ck_assert_uint_eq(f.cmd->send_receipt->message_id->ledgerid, UINT64_MAX);
+    ck_assert_uint_eq(f.cmd->send_receipt->message_id->entryid, UINT64_MAX);
+    wire_frame_clear(&f);
+    publish(cl, 1, 3, NULL);
+    close_producer(cl, 1, 55);
+    ck_assert_int_eq(producer_named(cl, TOPIC("dd"), 2, "writer"), 3);
+    /* the subscription got 0, 1, 2, 3 once each */
+    flow(cl, 5, 10);
+    for (uint64_t i = 0; i < 4; i++)
+        ck_assert_uint_eq(expect_message(cl, 5).seq, i);
+    expect_nothing(cl);
 }
 END_TEST
 
@@ -1788,7 +1842,7 @@ int main(void)
            test_schema_producers_and_get, test_schema_get_or_create_subscribe);
     tc = tl_tcase(s, "producing", 30, setup, teardown);
     tl_add(tc, test_produce_consume_round_trip, test_send_for_unknown_producer_closes,
-           test_exclusive_producer);
+           test_dedup_receipts, test_exclusive_producer);
     tc = tl_tcase(s, "consuming", 30, setup, teardown);
     tl_add(tc, test_second_exclusive_consumer_refused, test_initial_position,
            test_non_durable_reader, test_cumulative_ack, test_batch_index_ack,

@@ -1068,40 +1068,70 @@ static void broker_crash(struct broker *b)
     memset(b, 0, sizeof *b);
 }
 
+/* The crash tests: three bookies, cursors flushed every second; broker a (its own metadata
+ * session, so it can crash) writes ML name, broker b reads it after the crash. */
+struct crash {
+    struct broker a, b;
+    struct ml_config cfg;
+    const char *name;
+    struct ml_ledger *ml; /* a's, then b's */
+    struct ml_cursor *c;  /* the durable cursor under test, on ml */
+};
+
+/* a opens the ML and the cursor, from the earliest entry. */
+static void crash_start(struct crash *k, const char *name, const char *cursor)
+{
+    env_new(3);
+    k->name = name;
+    k->cfg = ml_cfg(3, 2, 2, 4, 1 << 20);
+    k->cfg.cursor_flush_interval_ms = 1000;
+    broker_new(&k->a, k->cfg, true);
+    k->ml = open_ml(&k->a, name, NULL);
+    k->c = ml_cursor_open(k->ml, cursor, true, ML_POS_EARLIEST, NULL);
+}
+
+/* a crashes; b opens the ML and the cursor as stored. */
+static void crash_reopen(struct crash *k, const char *cursor)
+{
+    broker_crash(&k->a);
+    broker_new(&k->b, k->cfg, false);
+    k->ml = open_ml(&k->b, k->name, NULL);
+    k->c = ml_cursor_open(k->ml, cursor, true, ML_POS_LATEST, NULL);
+    ck_assert_ptr_nonnull(k->c);
+}
+
+static void crash_end(struct crash *k)
+{
+    ml_close(k->ml);
+    broker_free(&k->b);
+    env_free();
+}
+
 /* Cursor recovery after a crash: the cursor restarts at its last flushed state: the acks
  * flushed before the crash stay (their entries are not delivered again), the ones after it
  * come again, nothing unacknowledged is skipped, and the mark-delete position does not go
  * back behind what was stored. */
 START_TEST(test_cursor_recovery_after_crash)
 {
-    env_new(3);
-    struct broker a, b;
-    struct ml_config cfg = ml_cfg(3, 2, 2, 4, 1 << 20);
-    cfg.cursor_flush_interval_ms = 1000;
-    broker_new(&a, cfg, true);
-    const char *name = "t/ns/persistent/crash";
-    struct ml_ledger *ml = open_ml(&a, name, NULL);
-    struct ml_cursor *c = ml_cursor_open(ml, "s", true, ML_POS_EARLIEST, NULL);
+    struct crash k;
+    crash_start(&k, "t/ns/persistent/crash", "s");
+    struct ml_cursor *c = k.c;
     struct ml_position pos[16];
     int seen[16];
-    ck_assert_int_eq(append_n(ml, 0, 10, NULL, NULL), 10);
+    ck_assert_int_eq(append_n(k.ml, 0, 10, NULL, NULL), 10);
     ck_assert_int_eq(read_all(c, seen, 16, pos), 10);
     ml_cursor_ack_cumulative(c, pos[3]);
     ml_cursor_ack(c, pos[6], NULL, 0, 0);
     tl_run_for(loop, 1500); /* flushed: M = 3, 6 acked */
     struct ml_position flushed = ml_cursor_mark_delete(c);
     ck_assert_int_eq(ml_pos_cmp(flushed, pos[3]), 0);
-    ck_assert_int_eq(ml_pos_cmp(stored_mark_delete(name, "s"), pos[3]), 0);
+    ck_assert_int_eq(ml_pos_cmp(stored_mark_delete(k.name, "s"), pos[3]), 0);
     ml_cursor_ack_cumulative(c, pos[5]); /* M moves to 6 in memory only */
     ml_cursor_ack(c, pos[8], NULL, 0, 0);
     ck_assert_int_eq(ml_pos_cmp(ml_cursor_mark_delete(c), pos[6]), 0);
     tl_run_for(loop, 100); /* less than the flush interval */
-    broker_crash(&a);
-
-    broker_new(&b, cfg, false);
-    ml = open_ml(&b, name, NULL);
-    c = ml_cursor_open(ml, "s", true, ML_POS_LATEST, NULL);
-    ck_assert_ptr_nonnull(c);
+    crash_reopen(&k, "s");
+    c = k.c;
     ck_assert_int_eq(ml_pos_cmp(ml_cursor_mark_delete(c), flushed), 0);
     ck_assert_int_eq(ml_cursor_num_ranges(c), 1);
     int n = read_all(c, seen, 16, NULL);
@@ -1109,9 +1139,33 @@ START_TEST(test_cursor_recovery_after_crash)
     ck_assert_int_eq(n, 5);
     for (int i = 0; i < n; i++)
         ck_assert_int_eq(seen[i], want[i]);
-    ml_close(ml);
-    broker_free(&b);
-    env_free();
+    crash_end(&k);
+}
+END_TEST
+
+/* Mark-delete properties (ManagedCursorInfo.properties) are stored with the cursor and read
+ * back by the next owner after a crash; a change of the properties alone (the mark-delete
+ * does not move) is stored too. */
+START_TEST(test_cursor_props_after_crash)
+{
+    struct crash k;
+    crash_start(&k, "t/ns/persistent/props", "d");
+    struct ml_position last;
+    ck_assert_int_eq(append_n(k.ml, 0, 6, &last, NULL), 6);
+    const struct ml_cursor_prop two[] = {{"x", 5}, {"y", -7}};
+    ml_cursor_mark_delete_props(k.c, last, two, 2);
+    tl_run_for(loop, 1500);
+    const struct ml_cursor_prop one[] = {{"x", 9}};
+    ml_cursor_mark_delete_props(k.c, last, one, 1); /* the same position: properties only */
+    const struct ml_cursor_prop *got;
+    ck_assert_int_eq(ml_cursor_props(k.c, &got), 1);
+    tl_run_for(loop, 1500);
+    crash_reopen(&k, "d");
+    ck_assert_int_eq(ml_pos_cmp(ml_cursor_mark_delete(k.c), last), 0);
+    ck_assert_int_eq(ml_cursor_props(k.c, &got), 1);
+    ck_assert_str_eq(got[0].name, "x");
+    ck_assert_int_eq(got[0].value, 9);
+    crash_end(&k);
 }
 END_TEST
 
@@ -1235,9 +1289,10 @@ static Suite *ml_bk_suite(void)
     tl_add(tc, test_last_ledger_bad_id);
     tl_add(tc, test_rollover_recorded, test_reopen, test_cursor_survives_reopen,
            test_takeover_fences_and_skips_nothing, test_cursor_recovery_after_crash,
-           test_partial_adds_recovered, test_failed_appends_leave_no_positions,
-           test_bookie_lost_midstream, test_not_enough_bookies_then_back, test_trim_consumed,
-           test_retention_keeps, test_delete_ml);
+           test_cursor_props_after_crash, test_partial_adds_recovered,
+           test_failed_appends_leave_no_positions, test_bookie_lost_midstream,
+           test_not_enough_bookies_then_back, test_trim_consumed, test_retention_keeps,
+           test_delete_ml);
     return s;
 }
 

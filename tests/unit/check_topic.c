@@ -19,6 +19,7 @@
 #include <check.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -470,7 +471,8 @@ START_TEST(test_producers)
     ck_assert_int_eq(pubs.status[0], 0);
     /* The name is free again and remembers its last sequence id. */
     ck_assert_int_eq(topic_producer_add(t, "mine", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &c), 0);
-    ck_assert_int_eq(topic_producer_last_sequence(c), 10);
+    /* without deduplication nothing is resumed (Pulsar's -1; test_dedup_duplicates) */
+    ck_assert_int_eq(topic_producer_last_sequence(c), -1);
     topic_producer_close(c);
 
     ck_assert_int_eq(topic_producer_add(t, "ex", TOPIC_ACCESS_EXCLUSIVE, NULL, &prod_ops, &a), 0);
@@ -506,7 +508,7 @@ START_TEST(test_publish_order)
         if (i > 0)
             ck_assert_int_lt(ml_pos_cmp(pubs.pos[i - 1], pubs.pos[i]), 0);
     }
-    ck_assert_int_eq(topic_producer_last_sequence(p), 49);
+    ck_assert_int_eq(topic_producer_last_sequence(p), -1); /* deduplication is off */
 }
 END_TEST
 
@@ -1636,6 +1638,509 @@ START_TEST(test_quota_sweep_slices)
 }
 END_TEST
 
+/* ---- message deduplication ------------------------------------------------------------------ */
+
+static const int64_t dd_wall0 = 1700000000000;
+static int dd_seen; /* publishes answered so far, as dd_answered checked them */
+
+/* Deduplication on, a snapshot every 3 entries, 3 producer names kept, names forgotten after
+ * 60 s without a producer; on a simulated loop. */
+static void dd_cfg(void)
+{
+    default_cfg();
+    cfg.dedup_enabled = true;
+    cfg.dedup_entries_interval = 3;
+    cfg.dedup_max_producers = 3;
+    cfg.dedup_inactivity_ms = 60000;
+}
+
+static void dd_setup(void)
+{
+    dd_seen = 0;
+    dd_cfg();
+    setup_on(&cfg, dd_wall0);
+}
+
+/* A stored message of producer with sequence id seq; hseq > 0: a batch up to hseq. */
+static struct evbuffer *dd_entry(const char *producer, uint64_t seq, uint64_t hseq)
+{
+    Pulsar__Proto__MessageMetadata md;
+    tl_pulsar_md(&md, producer, seq, 1000);
+    if (hseq > 0) {
+        md.has_highest_sequence_id = 1;
+        md.highest_sequence_id = hseq;
+        md.has_num_messages_in_batch = 1;
+        md.num_messages_in_batch = (int32_t)(hseq - seq + 1);
+    }
+    return tl_pulsar_entry(&md, "x", 1);
+}
+
+static int dd_send(struct topic_producer *p, uint64_t seq, uint64_t hseq)
+{
+    return topic_publish(p, dd_entry(topic_producer_name(p), seq, hseq), NULL, seq, hseq, pub_cb,
+                         &pubs);
+}
+
+/* Publishes of one producer: (sequence_id, highest_sequence_id or 0) and what topic_publish
+ * must return. */
+struct dd_step {
+    uint64_t seq, hseq;
+    int rc;
+};
+static void dd_steps(struct topic_producer *p, const struct dd_step *steps, int n)
+{
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(dd_send(p, steps[i].seq, steps[i].hseq), steps[i].rc);
+}
+#define DD_STEPS(p, ...)                                                                           \
+    dd_steps((p), (const struct dd_step[]){__VA_ARGS__},                                           \
+             (int)(sizeof((const struct dd_step[]){__VA_ARGS__}) / sizeof(struct dd_step)))
+
+static struct topic_producer *dd_prod(struct topic *t, const char *name)
+{
+    struct topic_producer *p = NULL;
+    ck_assert_int_eq(topic_producer_add(t, name, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p), 0);
+    return p;
+}
+
+static int64_t dd_stored(struct topic *t)
+{
+    struct ml_stats st;
+    ml_get_stats(topic_ml(t), &st);
+    return st.number_of_entries;
+}
+
+static bool dd_is_dup_receipt(int i)
+{
+    return pubs.status[i] == 0 && pubs.pos[i].ledger == -1 && pubs.pos[i].entry == -1;
+}
+
+/* Run what is ready; the publishes since the last call must have been answered in order as
+ * kinds says ('S': stored, 'D': duplicate, receipt (-1, -1)), and the topic must hold
+ * stored entries. */
+static void dd_answered(struct topic *t, const char *kinds, int64_t stored)
+{
+    spin();
+    int n = (int)strlen(kinds);
+    ck_assert_int_eq(pubs.n, dd_seen + n);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(pubs.status[dd_seen + i], 0);
+        ck_assert_msg(dd_is_dup_receipt(dd_seen + i) == (kinds[i] == 'D'), "answer %d: want %c", i,
+                      kinds[i]);
+    }
+    dd_seen += n;
+    ck_assert_int_eq(dd_stored(t), stored);
+}
+
+/* An id not above the highest stored one of its producer name is not stored again and is
+ * answered (-1, -1), never inside the call; ids are per name; a reconnecting producer of the
+ * name resumes after the highest (PRODUCER_SUCCESS.last_sequence_id). */
+START_TEST(test_dedup_duplicates)
+{
+    struct topic *t = load("persistent://t/ns/dd");
+    ck_assert_str_eq(topic_dedup_status(t), "Enabled");
+    struct topic_producer *a = dd_prod(t, "a");
+    ck_assert_int_eq(topic_producer_last_sequence(a), -1);
+    DD_STEPS(a, {0, 0, 0}, {1, 0, 0}, {2, 0, 0}, {3, 0, 0}, {4, 0, 0});
+    dd_answered(t, "SSSSS", 5);
+    DD_STEPS(a, {0, 0, 0}, {3, 0, 0}, {4, 0, 0});
+    ck_assert_int_eq(pubs.n, 5); /* never inside the call */
+    dd_answered(t, "DDD", 5);
+    DD_STEPS(a, {5, 0, 0});
+    dd_answered(t, "S", 6);
+    ck_assert_int_eq(topic_producer_last_sequence(a), 5);
+    topic_producer_close(a);
+    a = dd_prod(t, "a");
+    ck_assert_int_eq(topic_producer_last_sequence(a), 5);
+    struct topic_producer *b = dd_prod(t, "b"); /* ids are per name */
+    DD_STEPS(b, {0, 0, 0});
+    dd_answered(t, "S", 7);
+    topic_producer_close(a);
+    topic_producer_close(b);
+}
+END_TEST
+
+/* A resend while its original is still being written: the broker cannot tell yet
+ * (PersistenceError, the client sends again); once stored it is a duplicate. A duplicate
+ * behind a write in flight is answered after it (receipts stay in publish order). */
+START_TEST(test_dedup_in_flight)
+{
+    struct topic *t = load("persistent://t/ns/inflight");
+    struct topic_producer *a = dd_prod(t, "a");
+    DD_STEPS(a, {7, 0, 0}, {7, 0, -MG_EDUPUNKNOWN});
+    ck_assert_int_eq(mg_err_server_error(-MG_EDUPUNKNOWN), 2); /* PersistenceError */
+    dd_answered(t, "S", 1);
+    DD_STEPS(a, {7, 0, 0});
+    dd_answered(t, "D", 1);
+    DD_STEPS(a, {8, 0, 0}, {7, 0, 0}); /* 8 in flight, a duplicate behind it */
+    dd_answered(t, "SD", 2);
+    topic_producer_close(a);
+}
+END_TEST
+
+/* A batch counts with its highest id; a batch is a duplicate when its lowest id is not
+ * above the highest stored (Pulsar compares sequence_id). */
+START_TEST(test_dedup_batches)
+{
+    struct topic *t = load("persistent://t/ns/batch");
+    struct topic_producer *a = dd_prod(t, "a");
+    DD_STEPS(a, {10, 19, 0});
+    dd_answered(t, "S", 1);
+    ck_assert_int_eq(topic_producer_last_sequence(a), 19);
+    DD_STEPS(a, {15, 0, 0}, {19, 25, 0}, {20, 29, 0});
+    dd_answered(t, "DDS", 2);
+    ck_assert_int_eq(topic_producer_last_sequence(a), 29);
+    topic_producer_close(a);
+}
+END_TEST
+
+/* The chunks of a chunked message share its sequence id: only the last chunk is checked and
+ * recorded (Pulsar's rule), so the chunks after the first are not refused as resends; a
+ * chunked message sent again is answered a duplicate at its last chunk. */
+START_TEST(test_dedup_chunks)
+{
+    struct topic *t = load("persistent://t/ns/chunks");
+    struct topic_producer *a = dd_prod(t, "a");
+    for (int round = 0; round < 2; round++) {
+        for (int32_t c = 0; c < 3; c++) {
+            Pulsar__Proto__MessageMetadata md;
+            tl_pulsar_md(&md, "a", 5, 1000);
+            md.has_chunk_id = md.has_num_chunks_from_msg = 1;
+            md.chunk_id = c;
+            md.num_chunks_from_msg = 3;
+            ck_assert_int_eq(
+                topic_publish(a, tl_pulsar_entry(&md, "x", 1), NULL, 5, 0, pub_cb, &pubs), 0);
+        }
+        if (round == 0)
+            dd_answered(t, "SSS", 3);
+        else
+            dd_answered(t, "SSD", 5); /* Pulsar stores the first chunks again */
+        ck_assert_int_eq(topic_dedup_last_pushed(t, "a"), 5);
+    }
+    topic_producer_close(a);
+}
+END_TEST
+
+/* At most dedup_max_producers names: a new one makes the name without a producer for
+ * longest go; a name without a producer for dedup_inactivity_ms is forgotten by the timer;
+ * a connected one never is. */
+START_TEST(test_dedup_bounds)
+{
+    struct topic *t = load("persistent://t/ns/bounds");
+    char name[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof name, "n%d", i);
+        struct topic_producer *p = dd_prod(t, name);
+        ck_assert_int_eq(dd_send(p, 100, 0), 0);
+        spin();
+        topic_producer_close(p);
+        mg_loop_advance(loop, 10);
+    }
+    ck_assert_uint_le(t->dedup.prods.count, 3);
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "n0"), -1);
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "n1"), -1);
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "n4"), 100);
+    struct topic_producer *p = dd_prod(t, "n0"); /* forgotten: its resend is stored */
+    ck_assert_int_eq(topic_producer_last_sequence(p), -1);
+    ck_assert_int_eq(dd_send(p, 100, 0), 0);
+    spin();
+    ck_assert(!dd_is_dup_receipt(pubs.n - 1));
+    ck_assert_uint_le(t->dedup.prods.count, 3);
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "n4"), 100);
+
+    /* inactivity: n0 stays connected, n4 is without a producer */
+    mg_loop_advance(loop, 40000);
+    spin();
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "n4"), 100);
+    mg_loop_advance(loop, 40000);
+    spin();
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "n4"), -1);
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "n0"), 100);
+    topic_producer_close(p);
+}
+END_TEST
+
+/* Off by default (brokerDeduplicationEnabled=false): a resend is stored again and nothing is
+ * resumed. A namespace policy turns it on (a new snapshot cursor, never a subscription) and
+ * off (the cursor is deleted, resends are stored again). */
+START_TEST(test_dedup_policy)
+{
+    teardown();
+    default_cfg();
+    setup_on(&cfg, dd_wall0);
+    struct topic *t = load("persistent://t/ns/pol");
+    ck_assert_str_eq(topic_dedup_status(t), "Disabled");
+    struct topic_producer *a = dd_prod(t, "a");
+    ck_assert_int_eq(dd_send(a, 1, 0), 0);
+    ck_assert_int_eq(dd_send(a, 1, 0), 0);
+    spin();
+    ck_assert_int_eq(dd_stored(t), 2);
+    ck_assert_int_eq(topic_producer_last_sequence(a), -1);
+    ck_assert(!ml_cursor_exists(topic_ml(t), TOPIC_DEDUP_CURSOR));
+
+    topic_set_deduplication(t, 1);
+    spin();
+    ck_assert_str_eq(topic_dedup_status(t), "Enabled");
+    ck_assert(ml_cursor_exists(topic_ml(t), TOPIC_DEDUP_CURSOR));
+    struct topic_stats st;
+    topic_get_stats(t, &st);
+    ck_assert_int_eq(st.n_subscriptions, 0);
+    struct fc *f = fc_new();
+    ck_assert_int_eq(sub_o(t, TOPIC_DEDUP_CURSOR, &(struct topic_sub_options){.durable = true}, f),
+                     -MG_ENOTALLOWED);
+    ck_assert_int_eq(topic_admin_create_sub(t, TOPIC_DEDUP_CURSOR, true), -MG_ENOTALLOWED);
+    ck_assert_int_eq(dd_send(a, 2, 0), 0);
+    spin();
+    ck_assert_int_eq(dd_send(a, 2, 0), 0);
+    spin();
+    ck_assert(dd_is_dup_receipt(pubs.n - 1));
+    ck_assert_int_eq(dd_stored(t), 3);
+
+    topic_set_deduplication(t, 0);
+    ck_assert_str_eq(topic_dedup_status(t), "Disabled");
+    ck_assert(!ml_cursor_exists(topic_ml(t), TOPIC_DEDUP_CURSOR));
+    ck_assert_int_eq(dd_send(a, 2, 0), 0);
+    spin();
+    ck_assert_int_eq(dd_stored(t), 4);
+    topic_set_deduplication(t, -1); /* back to the broker's default: off */
+    ck_assert_str_eq(topic_dedup_status(t), "Disabled");
+    topic_producer_close(a);
+}
+END_TEST
+
+/* ---- deduplication over the durable store (fake bookies) --------------------------------- */
+
+static struct tl_fakebk dd_env;
+
+/* One broker over the fake bookies: a bkc client, a durable ML factory, a topic registry. */
+struct dd_broker {
+    struct bkc_client *bkc;
+    struct ml_factory *mlf;
+    struct topic_registry *reg;
+};
+static struct dd_broker dd_b;
+
+static void dd_broker_new(struct dd_broker *b, uint64_t seed)
+{
+    struct bkc_config bc;
+    tl_bkc_config(&bc, 1, 1, 1, 3000);
+    b->bkc = tl_fakebk_client(&dd_env, &bc, seed);
+    struct ml_config mc = {.cache_size_bytes = 1 << 20,
+                           .max_entries_per_ledger = 4, /* several ledgers */
+                           .max_size_per_ledger = 1 << 30,
+                           .meta = dd_env.meta,
+                           .bkc = b->bkc,
+                           .ensemble_size = 1,
+                           .write_quorum = 1,
+                           .ack_quorum = 1,
+                           .cursor_flush_interval_ms = 50,
+                           .entry_info = topic_entry_info};
+    b->mlf = ml_factory_new(loop, "bookkeeper", &mc);
+    ck_assert_ptr_nonnull(b->mlf);
+    b->reg = topic_registry_new(base, b->mlf, &cfg);
+}
+
+static void dd_broker_free(struct dd_broker *b)
+{
+    topic_registry_free(b->reg);
+    for (int i = 0; i < 1000 && ml_factory_pending(b->mlf) > 0; i++)
+        tl_run_for(loop, 10);
+    ml_factory_free(b->mlf);
+    bkc_client_free(b->bkc);
+    tl_run_for(loop, 10);
+    memset(b, 0, sizeof *b);
+}
+
+static void dd_bk_setup(void)
+{
+    memset(&pubs, 0, sizeof pubs);
+    fc_used = 0;
+    dd_seen = 0;
+    tl_fakebk_open(&dd_env, "memory", 21, "10.0.3", 1);
+    base = dd_env.base;
+    loop = dd_env.loop;
+    dd_cfg();
+    dd_broker_new(&dd_b, 7);
+    mlf = dd_b.mlf;
+    reg = dd_b.reg;
+}
+
+static void dd_bk_teardown(void)
+{
+    dd_broker_free(&dd_b);
+    reg = NULL;
+    mlf = NULL;
+    tl_fakebk_close(&dd_env);
+    base = NULL;
+    loop = NULL;
+}
+
+static struct topic *dd_bk_load_on(struct topic_registry *r, const char *name)
+{
+    struct get_res res = {0};
+    ck_assert_int_eq(topic_get(r, name, true, get_cb, &res), 0);
+    ck_assert_int_eq(tl_until_count(loop, &res.calls, 1, 10000), 1);
+    ck_assert_int_eq(res.status, 0);
+    return res.t;
+}
+
+static struct topic *dd_bk_load(const char *name)
+{
+    return dd_bk_load_on(reg, name);
+}
+
+/* The state is snapshotted every dedup_entries_interval entries into the cursor's
+ * mark-delete properties, and a topic loaded again (moved, or after a crash) takes the
+ * snapshot and replays what came after it before any producer attaches: a producer
+ * resending ids it had stored gets (-1, -1) and resumes after the highest. */
+START_TEST(test_dedup_snapshot_rebuild)
+{
+    const char *name = "persistent://t/ns/snap";
+    struct topic *t = dd_bk_load(name);
+    struct topic_producer *a = dd_prod(t, "a"), *b = dd_prod(t, "b");
+    ck_assert_int_eq(dd_send(b, 50, 54), 0); /* a batch: 50..54, known from the snapshot only */
+    for (uint64_t s = 0; s < 10; s++)
+        ck_assert_int_eq(dd_send(a, s, 0), 0);
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, 11, 10000), 11);
+    for (int i = 0; i < 11; i++)
+        ck_assert_int_eq(pubs.status[i], 0);
+    /* snapshots after entries 3, 6 and 9: {a: 7, b: 54} at the 9th entry's position */
+    const struct ml_cursor_prop *props;
+    ck_assert_int_eq(ml_cursor_props(t->dedup.cursor, &props), 2);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(props[i].value, strcmp(props[i].name, "a") == 0 ? 7 : 54);
+    ck_assert_int_eq(ml_pos_cmp(ml_cursor_mark_delete(t->dedup.cursor), pubs.pos[8]), 0);
+    struct topic_stats st;
+    topic_get_stats(t, &st);
+    ck_assert_int_eq(st.n_subscriptions, 0); /* the snapshot cursor is no subscription */
+    topic_producer_close(a);
+    topic_producer_close(b);
+    topic_unload(t);
+    tl_run_for(loop, 200);
+
+    t = dd_bk_load(name);
+    ck_assert_str_eq(topic_dedup_status(t), "Enabled");
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "a"), 9); /* snapshot 7, then the replay */
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "b"), 54);
+    a = dd_prod(t, "a");
+    ck_assert_int_eq(topic_producer_last_sequence(a), 9);
+    int before = pubs.n;
+    for (uint64_t s = 0; s < 11; s++)
+        ck_assert_int_eq(dd_send(a, s, 0), 0);
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, before + 11, 10000), before + 11);
+    for (int i = before; i < before + 10; i++)
+        ck_assert(dd_is_dup_receipt(i));
+    ck_assert(!dd_is_dup_receipt(before + 10));
+    struct ml_stats ms;
+    ml_get_stats(topic_ml(t), &ms);
+    ck_assert_int_eq(ms.entries_added, 1); /* since the load: only id 10 */
+    topic_producer_close(a);
+}
+END_TEST
+
+/* Topic name loaded here, producer "a" stores ids 0..3 and a batch 4..hseq (hseq 0: just 4),
+ * then the topic is unloaded. */
+static void dd_bk_write_and_unload(const char *name, uint64_t hseq)
+{
+    struct topic *t = dd_bk_load(name);
+    struct topic_producer *a = dd_prod(t, "a");
+    DD_STEPS(a, {0, 0, 0}, {1, 0, 0}, {2, 0, 0}, {3, 0, 0}, {4, hseq, 0});
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, dd_seen + 5, 10000), dd_seen + 5);
+    dd_answered(t, "SSSSS", 5);
+    topic_producer_close(a);
+    topic_unload(t);
+    tl_run_for(loop, 200);
+}
+
+/* The topic moves to another broker (unloaded here, loaded there): the new owner rebuilds
+ * the state before the producer attaches, and the producer resending its last messages
+ * through it gets duplicate receipts. */
+START_TEST(test_dedup_moves)
+{
+    const char *name = "persistent://t/ns/moves";
+    dd_bk_write_and_unload(name, 9);
+    struct dd_broker other;
+    dd_broker_new(&other, 8);
+    struct topic *t = dd_bk_load_on(other.reg, name);
+    ck_assert_str_eq(topic_dedup_status(t), "Enabled");
+    struct topic_producer *a = dd_prod(t, "a");
+    ck_assert_int_eq(topic_producer_last_sequence(a), 9);
+    DD_STEPS(a, {3, 0, 0}, {4, 9, 0}, {10, 0, 0});
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, 8, 10000), 8);
+    ck_assert(dd_is_dup_receipt(5));
+    ck_assert(dd_is_dup_receipt(6));
+    ck_assert(!dd_is_dup_receipt(7));
+    topic_producer_close(a);
+    dd_broker_free(&other);
+}
+END_TEST
+
+static bool dd_fail_reads;
+
+/* Entry reads (not fencing or recovery reads) fail with EIO while dd_fail_reads. */
+static void dd_read_filter(void *arg, const struct bkc_fake_req *r, struct bkc_fake_action *a)
+{
+    (void)arg;
+    if (dd_fail_reads && !r->add && !r->fence && !r->recovery) {
+        a->verdict = BKC_FAKE_ERROR;
+        a->rc = 101; /* EIO */
+    }
+}
+
+/* The state cannot be rebuilt at load (the entries after the snapshot cannot be read): the
+ * topic is not served (its waiters get an error, the reason is logged) rather than served
+ * without deduplication; once the entries can be read it loads whole. */
+START_TEST(test_dedup_rebuild_fails)
+{
+    const char *name = "persistent://t/ns/refused";
+    dd_bk_write_and_unload(name, 0);
+    bkc_fake_set_filter(dd_env.fake, dd_read_filter, NULL);
+    dd_fail_reads = true;
+    struct get_res res = {0};
+    ck_assert_int_eq(topic_get(reg, name, true, get_cb, &res), 0);
+    ck_assert_int_eq(tl_until_count(loop, &res.calls, 1, 60000), 1);
+    ck_assert_int_lt(res.status, 0);
+    ck_assert_ptr_null(topic_find(reg, name));
+    dd_fail_reads = false;
+    tl_run_for(loop, 1000);
+    struct topic *t = dd_bk_load(name);
+    ck_assert_str_eq(topic_dedup_status(t), "Enabled");
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "a"), 4);
+}
+END_TEST
+
+/* A failed write sets the accepted ids back to the stored ones (Pulsar's
+ * resetHighestSequenceIdPushed): the producer's resend of the lost message is stored, not
+ * refused as "cannot tell yet" forever. */
+START_TEST(test_dedup_write_failure)
+{
+    struct topic *t = dd_bk_load("persistent://t/ns/wfail");
+    struct topic_producer *a = dd_prod(t, "a");
+    ck_assert_int_eq(dd_send(a, 1, 0), 0);
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, 1, 10000), 1);
+    ck_assert_int_eq(pubs.status[0], 0);
+    tl_fakebk_stop(&dd_env, 0);
+    ck_assert_int_eq(dd_send(a, 2, 0), 0);
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, 2, 60000), 2);
+    ck_assert_int_lt(pubs.status[1], 0);
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "a"), 1);
+    tl_fakebk_start(&dd_env, 0);
+    int sent = 2, rc = 0;
+    for (int i = 0; i < 200 && (rc = dd_send(a, 2, 0)) == 0; i++) {
+        sent++;
+        ck_assert_int_eq(tl_until_count(loop, &pubs.n, sent, 60000), sent);
+        if (pubs.status[sent - 1] == 0)
+            break;
+        tl_run_for(loop, 500); /* the ledger rolls over once a bookie is back */
+    }
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(pubs.status[sent - 1], 0);
+    ck_assert(!dd_is_dup_receipt(sent - 1));
+    ck_assert_int_eq(topic_dedup_last_pushed(t, "a"), 2);
+    topic_producer_close(a);
+}
+END_TEST
+
 static Suite *topic_suite(void)
 {
     Suite *s = suite_create("topic");
@@ -1652,6 +2157,13 @@ static Suite *topic_suite(void)
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_watermark,
            test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
            test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
+
+    tc = tl_tcase(s, "dedup", 0, dd_setup, teardown);
+    tl_add(tc, test_dedup_duplicates, test_dedup_in_flight, test_dedup_batches, test_dedup_chunks,
+           test_dedup_bounds, test_dedup_policy);
+    tc = tl_tcase(s, "dedup_bk", 60, dd_bk_setup, dd_bk_teardown);
+    tl_add(tc, test_dedup_snapshot_rebuild, test_dedup_moves, test_dedup_rebuild_fails,
+           test_dedup_write_failure);
     return s;
 }
 

@@ -196,6 +196,28 @@ start_magnetar() {
 
 port_of() { sed -n "s/^$2=//p" "$T/$1.ports" 2>/dev/null | head -n 1; }
 
+# restart_on_ports NAME ROLE KEYS TMO BPORT WPORT -- ARGS...: start_magnetar again on the
+# broker and web ports it had (BPORT, WPORT), or on free ones when another process took them
+# meanwhile (noted: not the broker's fault); any other failure to start fails the test and
+# exits.
+restart_on_ports() {
+    local name=$1 role=$2 keys=$3 tmo=$4 bport=$5 wport=$6 lines_before
+    shift 6
+    [ "${1:-}" = "--" ] && shift
+    lines_before=$(wc -l <"$T/$name.log")
+    IT_START_SOFT=1 start_magnetar "$name" "$role" "$keys" "$tmo" -- \
+        "$@" --set brokerServicePort="$bport" --set webServicePort="$wport" && return 0
+    if tail -n +"$((lines_before + 1))" "$T/$name.log" | grep -qi "in use"; then
+        note "ports $bport/$wport taken meanwhile: restarting on free ports"
+        stop_proc "$name" 5
+        start_magnetar "$name" "$role" "$keys" "$tmo" -- \
+            "$@" --set brokerServicePort=0 --set webServicePort=0 || exit 1
+    else
+        fail "$name ($role) did not restart"
+        exit 1
+    fi
+}
+
 stop_proc() {
     local name=$1 s=${2:-15} pid=${IT_PID[$1]:-}
     [ -n "$pid" ] || return 0
