@@ -887,12 +887,25 @@ static bool admin_authenticate(struct admin_call *c)
         return true;
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
     struct auth_id id;
-    char why[256] = "";
-    if (auth_check_http(au, h, mg_loop_wall_ms(c->a->env->loop), &id, why, sizeof why) == 0) {
+    char why[256] = "", why_tls[160] = "";
+    /* as Pulsar's AuthenticationFilter: each configured provider is tried, the first that
+     * authenticates gives the role (a Bearer token, then an HTTPS client certificate) */
+    int rc = -MG_EAUTH;
+    if (h || !auth_tls_enabled(au))
+        rc = auth_check_http(au, h, mg_loop_wall_ms(c->a->env->loop), &id, why, sizeof why);
+    if (rc < 0 && auth_tls_enabled(au)) {
+        struct evhttp_connection *evcon = evhttp_request_get_connection(c->req);
+        bool trusted = false;
+        struct x509_st *cert =
+            evcon ? tls_peer_cert(evhttp_connection_get_bufferevent(evcon), &trusted) : NULL;
+        rc = auth_check_cert(au, cert, trusted, &id, why_tls, sizeof why_tls);
+    }
+    if (rc == 0) {
         c->role = id.role; /* taken over */
         return true;
     }
-    MG_DEBUG("admin", "%s: authentication failed: %s", path ? path : "?", why);
+    MG_DEBUG("admin", "%s: authentication failed: %s%s%s", path ? path : "?", why,
+             why[0] && why_tls[0] ? "; " : "", why_tls);
     admin_reply_raw(c, 401, "text/html;charset=utf-8",
                     "<html>\n<head>\n<meta http-equiv=\"Content-Type\" "
                     "content=\"text/html;charset=utf-8\"/>\n"

@@ -387,6 +387,18 @@ struct bufferevent *tls_server_bev(struct tls_server *t, struct event_base *base
     return bev;
 }
 
+X509 *tls_peer_cert(struct bufferevent *bev, bool *trusted)
+{
+    *trusted = false;
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    if (!ssl && bev && bufferevent_get_underlying(bev))
+        ssl = bufferevent_openssl_get_ssl(bufferevent_get_underlying(bev));
+    X509 *x = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+    /* an error let through by tls_verify_cb stays the session's verify result */
+    *trusted = x != NULL && SSL_get_verify_result(ssl) == X509_V_OK;
+    return x;
+}
+
 static void tls_peer_name(const struct tls_pending *p, char *buf, size_t len)
 {
     char host[64] = "?", serv[16] = "?";
