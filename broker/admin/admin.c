@@ -997,14 +997,6 @@ int admin_port(const struct admin *a)
     return a->port;
 }
 
-/* evhttp_set_bevcb of the HTTPS server: a TLS bufferevent in accepting state. evhttp
- * sets the socket on it afterwards (bufferevent_setfd), so it is made without one. */
-static struct bufferevent *admin_tls_bev(struct event_base *base, void *arg)
-{
-    struct admin *a = arg;
-    return tls_server_bev(a->tls, base, -1);
-}
-
 int admin_listen_tls(struct admin *a, const char *addr, int port, struct tls_server *tls)
 {
     const struct cfg *cfg = a->env->cfg;
@@ -1016,12 +1008,11 @@ int admin_listen_tls(struct admin *a, const char *addr, int port, struct tls_ser
     evhttp_set_allowed_methods(a->https, EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_POST |
                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
     evhttp_set_max_body_size(a->https, ADMIN_MAX_BODY);
-    evhttp_set_max_headers_size(a->https, cfg->http_max_request_header_size);
-    evhttp_set_timeout(a->https, cfg->http_idle_timeout_seconds);
-    evhttp_set_bevcb(a->https, admin_tls_bev, a);
+    admin_conn_setup_tls(a); /* the same head filter and limits as the plain port */
     evhttp_set_gencb(a->https, admin_on_request, a);
     struct mg_listener_options lo = {
         .name = "admin HTTPS",
+        .max_conns = cfg->max_http_server_connections,
         .reserve_fds = mg_fds_default_reserve(mg_fds_limit()),
     };
     a->listener_tls = mg_listener_new(base, addr, port, &lo, NULL, NULL);

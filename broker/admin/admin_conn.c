@@ -29,10 +29,20 @@
  * ADMIN_LINGER_BYTES bytes, so that a client still writing its oversized head sees the
  * answer rather than a reset; then evhttp is told the peer closed (it frees the connection).
  * Each refusal is counted (admin_conn_refused, /metrics magnetar_admin_refused_total).
+ *
+ * HTTPS (webServicePortTls) gets the same filter, over a TLS bufferevent instead of a
+ * socket one, so the head is followed in plain text, and the same connection cap
+ * (maxHttpServerConnections, on its own listener). What differs is only where output goes:
+ * through the TLS bufferevent (never straight to the socket), the refusal included (the
+ * write side is not shut down early; the linger bound closes the connection). Because
+ * evhttp takes a reply as sent once the filter's output is empty, a TLS bufferevent that
+ * still holds output when evhttp frees the connection is kept (struct admin_linger) until
+ * that output is written or ADMIN_LINGER_S passes.
  */
 #include "admin/admin_int.h"
 #include "config/cfg.h"
 #include "ns/ns.h"
+#include "tls/tls.h"
 #include "util/alloc.h"
 #include "util/listen.h"
 #include "util/log.h"
@@ -43,6 +53,7 @@
 #include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #define ADMIN_LINGER_S 5
@@ -58,6 +69,7 @@ enum conn_state {
 struct admin_conn {
     struct admin *a;         /* borrowed; NULL once the server is freed */
     struct bufferevent *bev; /* the filter evhttp uses; it owns this struct */
+    struct bufferevent *tls; /* HTTPS: the TLS bufferevent under the filter, owned; or NULL */
     enum conn_state state;
     size_t head_bytes;                /* of the current head */
     int lines;                        /* complete lines of the current head */
@@ -81,13 +93,68 @@ static bool admin_conn_live(struct admin_conn *k)
     return ecb != NULL;
 }
 
+/* A TLS bufferevent whose connection evhttp freed while it still had output. */
+struct admin_linger {
+    struct bufferevent *bev; /* owned */
+    struct event *done;      /* owned: output written, or the linger bound */
+    struct evbuffer_cb_entry *out_cb;
+    LIST_ENTRY(admin_linger) link;
+};
+
+static void admin_linger_free(struct admin_linger *l)
+{
+    LIST_REMOVE(l, link);
+    evbuffer_remove_cb_entry(bufferevent_get_output(l->bev), l->out_cb);
+    bufferevent_free(l->bev);
+    event_free(l->done);
+    mg_free(l);
+}
+
+static void admin_linger_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    admin_linger_free(arg);
+}
+
+static void admin_linger_out(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct admin_linger *l = arg;
+    if (info->n_deleted > 0 && evbuffer_get_length(buf) == 0)
+        event_active(l->done, EV_TIMEOUT, 0); /* freed on the next turn, not inside a write */
+}
+
+/* Free tls once its output is written (at once when there is none, or without a server). */
+static void admin_conn_tls_release(struct admin *a, struct bufferevent *tls)
+{
+    struct evbuffer *out = bufferevent_get_output(tls);
+    if (!a || evbuffer_get_length(out) == 0) {
+        bufferevent_free(tls);
+        return;
+    }
+    struct admin_linger *l = mg_calloc(1, sizeof *l);
+    l->bev = tls;
+    l->done = evtimer_new(bufferevent_get_base(tls), admin_linger_done, l);
+    LIST_INSERT_HEAD(&a->lingers, l, link);
+    l->out_cb = evbuffer_add_cb(out, admin_linger_out, l);
+    struct timeval tv = {ADMIN_LINGER_S, 0};
+    event_add(l->done, &tv);
+}
+
+static struct mg_listener *admin_conn_listener(const struct admin_conn *k)
+{
+    return k->tls ? k->a->listener_tls : k->a->listener;
+}
+
 static void admin_conn_free(void *arg)
 {
     struct admin_conn *k = arg;
     if (k->a) {
         mg_map_del(&k->a->conns, &k->bev, sizeof k->bev);
-        mg_listener_conn_closed(k->a->listener);
+        mg_listener_conn_closed(admin_conn_listener(k));
     }
+    if (k->tls)
+        admin_conn_tls_release(k->a, k->tls);
     if (k->out_cb)
         evbuffer_remove_cb_entry(bufferevent_get_output(k->bev), k->out_cb);
     event_free(k->timer);
@@ -143,6 +210,10 @@ static enum bufferevent_filter_result admin_conn_out_filter(struct evbuffer *src
     (void)lim;
     (void)mode;
     struct admin_conn *k = ctx;
+    if (k->tls) { /* encrypted by the TLS bufferevent, which writes it */
+        evbuffer_add_buffer(dst, src);
+        return BEV_OK;
+    }
     evutil_socket_t fd = bufferevent_getfd(k->bev);
     if (evbuffer_get_length(src) == 0 || fd < 0)
         return BEV_NEED_MORE;
@@ -199,7 +270,9 @@ static void admin_conn_refuse(struct admin_conn *k, enum admin_refusal why)
     struct bufferevent *under = bufferevent_get_underlying(k->bev);
     bool quiet = evbuffer_get_length(bufferevent_get_output(k->bev)) == 0 &&
                  (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0);
-    if (fd >= 0 && quiet) { /* nothing else is being written: the answer goes first */
+    if (quiet && k->tls) { /* through TLS; the linger bound below ends the connection */
+        evbuffer_add(bufferevent_get_output(k->tls), resp, (size_t)len);
+    } else if (fd >= 0 && quiet) { /* nothing else is being written: the answer goes first */
         ssize_t n = send(fd, resp, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)n; /* a full socket buffer: the client gets the close only */
         shutdown(fd, SHUT_WR);
@@ -321,21 +394,22 @@ static enum bufferevent_filter_result admin_conn_filter(struct evbuffer *src, st
     return BEV_OK;
 }
 
-/* evhttp_set_bevcb: each accepted connection's bufferevent, a filter over the socket. */
-static struct bufferevent *admin_conn_bev(struct event_base *base, void *arg)
+/* The filter over under (a socket bufferevent; or, with tls, a TLS one): evhttp sets the
+ * socket on it afterwards (bufferevent_setfd goes down to under). */
+static struct bufferevent *admin_conn_wrap(struct admin *a, struct event_base *base,
+                                           struct bufferevent *under, bool tls)
 {
-    struct admin *a = arg;
-    struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!sock)
-        return NULL;
     struct admin_conn *k = mg_calloc(1, sizeof *k);
     k->a = a;
+    k->tls = tls ? under : NULL;
     k->timer = evtimer_new(base, admin_conn_timer, k);
     k->flush = evtimer_new(base, admin_conn_flush, k);
-    struct bufferevent *f = bufferevent_filter_new(sock, admin_conn_filter, admin_conn_out_filter,
-                                                   BEV_OPT_CLOSE_ON_FREE, admin_conn_free, k);
+    /* a TLS bufferevent is freed by admin_conn_free, after its output is written */
+    struct bufferevent *f =
+        bufferevent_filter_new(under, admin_conn_filter, admin_conn_out_filter,
+                               tls ? 0 : BEV_OPT_CLOSE_ON_FREE, admin_conn_free, k);
     if (!f) {
-        bufferevent_free(sock);
+        bufferevent_free(under);
         event_free(k->timer);
         event_free(k->flush);
         mg_free(k);
@@ -346,20 +420,48 @@ static struct bufferevent *admin_conn_bev(struct event_base *base, void *arg)
     /* Output never goes through the socket bufferevent (admin_conn_out_filter writes to the
      * socket), and its write events must not run the filter's output either: libevent 2.1
      * runs it from there without holding a reference, and evhttp freeing the connection
-     * inside (a reply with Connection: close) re-arms a timer of freed memory. */
-    bufferevent_disable(sock, EV_WRITE);
+     * inside (a reply with Connection: close) re-arms a timer of freed memory. A TLS
+     * bufferevent writes what the filter gives it (admin_linger covers the free). */
+    if (!tls)
+        bufferevent_disable(under, EV_WRITE);
     mg_map_put(&a->conns, &k->bev, sizeof k->bev, k);
-    mg_listener_conn_opened(a->listener); /* may pause accepting */
+    mg_listener_conn_opened(admin_conn_listener(k)); /* may pause accepting */
     return f;
+}
+
+/* evhttp_set_bevcb: each accepted connection's bufferevent, a filter over the socket. */
+static struct bufferevent *admin_conn_bev(struct event_base *base, void *arg)
+{
+    struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    return sock ? admin_conn_wrap(arg, base, sock, false) : NULL;
+}
+
+/* The same over a TLS bufferevent in accepting state (HTTPS). */
+static struct bufferevent *admin_conn_bev_tls(struct event_base *base, void *arg)
+{
+    struct admin *a = arg;
+    return admin_conn_wrap(a, base, tls_server_bev(a->tls, base, -1), true);
+}
+
+static void admin_conn_limits(struct admin *a, struct evhttp *http,
+                              struct bufferevent *(*bevcb)(struct event_base *, void *))
+{
+    const struct cfg *cfg = a->env->cfg;
+    evhttp_set_bevcb(http, bevcb, a);
+    evhttp_set_max_headers_size(http, cfg->http_max_request_header_size);
+    evhttp_set_timeout(http, cfg->http_idle_timeout_seconds);
 }
 
 void admin_conn_setup(struct admin *a)
 {
-    const struct cfg *cfg = a->env->cfg;
     mg_map_init(&a->conns);
-    evhttp_set_bevcb(a->http, admin_conn_bev, a);
-    evhttp_set_max_headers_size(a->http, cfg->http_max_request_header_size);
-    evhttp_set_timeout(a->http, cfg->http_idle_timeout_seconds);
+    LIST_INIT(&a->lingers);
+    admin_conn_limits(a, a->http, admin_conn_bev);
+}
+
+void admin_conn_setup_tls(struct admin *a)
+{
+    admin_conn_limits(a, a->https, admin_conn_bev_tls);
 }
 
 void admin_conn_request_read(struct admin *a, struct evhttp_request *req)
@@ -390,4 +492,6 @@ void admin_conn_teardown(struct admin *a)
         event_del(k->timer);
     }
     mg_map_fini(&a->conns);
+    while (!LIST_EMPTY(&a->lingers))
+        admin_linger_free(LIST_FIRST(&a->lingers));
 }

@@ -59,6 +59,7 @@ struct bufferevent;
 
 struct admin_call;
 struct admin_fan;
+struct admin_linger;
 
 struct admin {
     const struct admin_env *env;      /* borrowed */
@@ -80,6 +81,7 @@ struct admin {
     struct evhttp_bound_socket *sock_tls; /* owned by https */
     struct mg_listener *listener_tls;     /* owned; its evconnlistener is owned by https */
     struct tls_server *tls;               /* borrowed: the service's TLS context */
+    LIST_HEAD(, admin_linger) lingers;    /* closed HTTPS connections still writing */
 };
 
 /* One request from routing to its reply. */
@@ -353,6 +355,9 @@ void admin_h_metrics(struct admin_req *r);
 /* Give evhttp filtered connections with the header limits and the read deadline; set its
  * own limits and idle timeout (admin_new). */
 void admin_conn_setup(struct admin *a);
+/* The same for the HTTPS server (admin_listen_tls): each connection is the same filter
+ * over a TLS bufferevent of a->tls, and counted on a->listener_tls. */
+void admin_conn_setup_tls(struct admin *a);
 /* The router got req: its connection's next bytes begin a new request. */
 void admin_conn_request_read(struct admin *a, struct evhttp_request *req);
 /* The server is being freed: connections freed later must not touch it. */
