@@ -86,6 +86,7 @@ struct auth {
     char *claim;              /* owned: tokenAuthClaim */
     char *aud_claim;          /* owned or NULL: tokenAudienceClaim */
     char *aud;                /* owned or NULL: tokenAudience */
+    char *client_authz;       /* owned or NULL: "Bearer " + brokerClient's token */
 };
 
 static const struct auth_alg *auth_alg_find(const char *name)
@@ -378,6 +379,21 @@ int auth_new(const struct cfg *c, struct auth **out, char *err, size_t errlen)
     }
     if (rc == 0 && a->enabled && token)
         rc = auth_load_keys(a, c, file, err, errlen);
+    if (rc == 0 && auth_str_set(c->broker_client_auth_plugin)) {
+        char why[300] = "", *t = NULL;
+        int crc = auth_client_token(c->broker_client_auth_plugin, c->broker_client_auth_params, &t,
+                                    why, sizeof why);
+        if (crc < 0) {
+            mg_set_err(err, errlen, "%s: key '%s': %s", file,
+                       crc == -MG_ENOTSUP ? "brokerClientAuthenticationPlugin"
+                                          : "brokerClientAuthenticationParameters",
+                       why);
+            rc = -MG_EINVAL;
+        } else {
+            a->client_authz = mg_asprintf("Bearer %s", t);
+            mg_free(t);
+        }
+    }
     if (rc < 0) {
         auth_free(a);
         return rc;
@@ -398,6 +414,7 @@ void auth_free(struct auth *a)
     mg_free(a->claim);
     mg_free(a->aud_claim);
     mg_free(a->aud);
+    mg_free(a->client_authz);
     mg_free(a);
 }
 
@@ -716,6 +733,50 @@ int auth_check(const struct auth *a, const char *method, const void *data, size_
         return -MG_EAUTH;
     }
     return auth_check_token(a, data, len, now_ms, id, why, whylen);
+}
+
+int auth_client_token(const char *plugin, const char *params, char **token, char *err,
+                      size_t errlen)
+{
+    *token = NULL;
+    if (!plugin ||
+        (strcmp(plugin, AUTH_METHOD_TOKEN) != 0 && strcmp(plugin, AUTH_CLIENT_TOKEN) != 0)) {
+        mg_set_err(err, errlen, "'%s' is not supported (%s is)", plugin ? plugin : "",
+                   AUTH_CLIENT_TOKEN);
+        return -MG_ENOTSUP;
+    }
+    const char *p = params ? params : "";
+    char *t;
+    if (strncmp(p, "token:", 6) == 0) {
+        t = mg_strdup(p + 6);
+    } else if (strncmp(p, "file:", 5) == 0) {
+        unsigned char *bytes;
+        size_t len;
+        if (auth_key_read(p, &bytes, &len, err, errlen) < 0)
+            return -MG_EINVAL;
+        size_t b = 0;
+        while (b < len && isspace(bytes[b]))
+            b++;
+        while (len > b && isspace(bytes[len - 1]))
+            len--;
+        t = mg_strndup((const char *)bytes + b, len - b);
+        mg_free(bytes);
+    } else {
+        mg_set_err(err, errlen, "expected token:TOKEN or file:///path, got '%s'", p);
+        return -MG_EINVAL;
+    }
+    if (!t[0] || strpbrk(t, "\r\n")) {
+        mg_set_err(err, errlen, "the token is %s", t[0] ? "not one line" : "empty");
+        mg_free(t);
+        return -MG_EINVAL;
+    }
+    *token = t;
+    return 0;
+}
+
+const char *auth_broker_client_authorization(const struct auth *a)
+{
+    return a ? a->client_authz : NULL;
 }
 
 int auth_check_cert(const struct auth *a, X509 *cert, bool trusted, struct auth_id *id, char *why,

@@ -101,6 +101,26 @@ bool auth_tls_enabled(const struct auth *a);
 /* The same for an HTTP Authorization header's value ("Bearer <token>"; NULL = missing). */
 int auth_check_http(const struct auth *a, const char *authorization, int64_t now_ms,
                     struct auth_id *id, char *why, size_t whylen);
+/* ---- client credentials (brokerClientAuthenticationPlugin, magnetar perf) ------------ */
+
+/* Pulsar's client plugin class of tokens (or its short name "token"). */
+#define AUTH_CLIENT_TOKEN "org.apache.pulsar.client.impl.auth.AuthenticationToken"
+/* Pulsar's client plugin class of TLS certificates (or its short name "tls"). */
+#define AUTH_CLIENT_TLS "org.apache.pulsar.client.impl.auth.AuthenticationTls"
+
+/*
+ * The token a client plugin and its parameters stand for, as Pulsar's clients read them:
+ * plugin AUTH_CLIENT_TOKEN or "token"; params "token:<jwt>" or "file:///path" (the file's
+ * text, surrounding blanks dropped). Returns 0 with *token (mg_free), -MG_ENOTSUP when the
+ * plugin is another one (*token NULL, err names it), or -MG_EINVAL for parameters that do
+ * not give a token (err says why, without the caller's key names).
+ */
+int auth_client_token(const char *plugin, const char *params, char **token, char *err,
+                      size_t errlen);
+/* The Authorization header value ("Bearer <token>") of brokerClientAuthenticationPlugin and
+ * brokerClientAuthenticationParameters (read by auth_new), or NULL when they are not set. */
+const char *auth_broker_client_authorization(const struct auth *a);
+
 /* Free what id owns and zero it. Accepts a zeroed id. */
 void auth_id_fini(struct auth_id *id);
 

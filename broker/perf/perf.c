@@ -319,52 +319,21 @@ static int perf_auth_tls(struct perf_opts *o, char *err, size_t errlen)
     return 0;
 }
 
-/* --auth-plugin/--auth-params as pulsar-perf takes them for AuthenticationToken:
- * "token:xxx", or "file:///path" (the file's text, surrounding blanks dropped). */
+/* --auth-plugin/--auth-params as pulsar-perf takes them: AuthenticationToken ("token:xxx",
+ * or "file:///path") or AuthenticationTls. */
 static int perf_auth_token(struct perf_opts *o, char *err, size_t errlen)
 {
     if (!o->auth_plugin && !o->auth_params)
         return 0;
     if (o->auth_plugin &&
-        (strcmp(o->auth_plugin, "tls") == 0 ||
-         strcmp(o->auth_plugin, "org.apache.pulsar.client.impl.auth.AuthenticationTls") == 0))
+        (strcmp(o->auth_plugin, "tls") == 0 || strcmp(o->auth_plugin, AUTH_CLIENT_TLS) == 0))
         return perf_auth_tls(o, err, errlen);
-    if (!o->auth_plugin ||
-        (strcmp(o->auth_plugin, "token") != 0 &&
-         strcmp(o->auth_plugin, "org.apache.pulsar.client.impl.auth.AuthenticationToken") != 0)) {
-        snprintf(err, errlen,
-                 "--auth-plugin: '%s' is not supported (org.apache.pulsar.client.impl.auth."
-                 "AuthenticationToken and AuthenticationTls are)",
-                 o->auth_plugin ? o->auth_plugin : "");
-        return -MG_EINVAL;
-    }
-    const char *p = o->auth_params ? o->auth_params : "";
-    if (strncmp(p, "token:", 6) == 0) {
-        o->auth_token = mg_strdup(p + 6);
-    } else if (strncmp(p, "file:", 5) == 0) {
-        unsigned char *bytes;
-        size_t len;
-        char why[256];
-        if (auth_key_read(p, &bytes, &len, why, sizeof why) < 0) {
-            snprintf(err, errlen, "--auth-params: %s", why);
-            return -MG_EINVAL;
-        }
-        size_t b = 0;
-        while (b < len && isspace(bytes[b]))
-            b++;
-        while (len > b && isspace(bytes[len - 1]))
-            len--;
-        o->auth_token = mg_strndup((const char *)bytes + b, len - b);
-        mg_free(bytes);
-    } else {
-        snprintf(err, errlen, "--auth-params: expected token:TOKEN or file:///path, got '%s'", p);
-        return -MG_EINVAL;
-    }
-    if (!o->auth_token[0]) {
-        snprintf(err, errlen, "--auth-params: the token is empty");
-        return -MG_EINVAL;
-    }
-    return 0;
+    char why[256];
+    int rc = auth_client_token(o->auth_plugin, o->auth_params, &o->auth_token, why, sizeof why);
+    if (rc < 0)
+        snprintf(err, errlen, "%s: %s%s", rc == -MG_ENOTSUP ? "--auth-plugin" : "--auth-params",
+                 why, rc == -MG_ENOTSUP ? " (and " AUTH_CLIENT_TLS ")" : "");
+    return rc < 0 ? -MG_EINVAL : 0;
 }
 
 int perf_parse_args(enum perf_mode mode, int argc, char **argv, struct perf_opts *o, char *err,

@@ -13,7 +13,9 @@
 #      pulsar+ssl:// produces every message (issue 12: perf over TLS with a token).
 #   3. HTTPS admin: a client certificate of the super user (CN=admin) gets 200, alice's 401,
 #      none 401; a Bearer token of the super user over HTTPS 200, a wrong one 401.
-#      authenticateMetricsEndpoint=true: /metrics needs a credential.
+#      authenticateMetricsEndpoint=true: /metrics needs a credential. A partitioned topic's
+#      stats, asked for with a certificate, are fanned out with the broker's own token
+#      (brokerClientAuthenticationPlugin/Parameters).
 #   4. tlsRequireTrustedClientCertOnConnect=true (a second broker, authentication off, bound
 #      to 0.0.0.0): a client without a certificate fails the handshake, one with a trusted
 #      certificate produces; the broker logs one WARN naming authenticationEnabled at start
@@ -58,7 +60,9 @@ start_magnetar sa standalone "brokerServicePortTls webServicePortTls" 60 -- \
     --set authenticationEnabled=true \
     --set authenticationProviders="org.apache.pulsar.broker.authentication.AuthenticationProviderToken,org.apache.pulsar.broker.authentication.AuthenticationProviderTls" \
     --set tokenSecretKey="file://$T/secret.key" --set authorizationEnabled=true \
-    --set superUserRoles=admin --set authenticateMetricsEndpoint=true || exit 1
+    --set superUserRoles=admin --set authenticateMetricsEndpoint=true \
+    --set brokerClientAuthenticationPlugin=org.apache.pulsar.client.impl.auth.AuthenticationToken \
+    --set brokerClientAuthenticationParameters="file://$T/admin.token" || exit 1
 TLSURL="pulsar+ssl://127.0.0.1:$(port_of sa brokerServicePortTls)"
 HTTPS="https://127.0.0.1:$(port_of sa webServicePortTls)"
 
@@ -133,6 +137,18 @@ fi
 [ "$(code "$HTTPS/metrics")" = 401 ] && [ "$(code --cert "$T/bob.pem" --key "$T/bob.key" "$HTTPS/metrics")" = 200 ] \
     && pass "authenticateMetricsEndpoint=true: /metrics 401 without a credential, 200 with one" \
     || fail "/metrics with authenticateMetricsEndpoint=true: $(head -c 200 "$T/body")"
+# a partitioned topic's stats are fanned out to the web service, one sub-request per
+# partition: they carry the broker's own token (brokerClientAuthenticationParameters), the
+# caller (CN=admin's certificate) having no Authorization header to pass on
+PT=persistent/public/default/tls-auth-pt-$$
+[ "$(code --cert "$T/admin.pem" --key "$T/admin.key" -X PUT -H 'Content-Type: application/json' \
+    -d 3 "$HTTPS/admin/v2/$PT/partitions")" = 204 ] || fail "create partitioned topic: $(cat "$T/body")"
+if [ "$(code --cert "$T/admin.pem" --key "$T/admin.key" "$HTTPS/admin/v2/$PT/partitioned-stats?perPartition=true")" = 200 ] &&
+    grep -q "tls-auth-pt-$$-partition-2" "$T/body"; then
+    pass "partitioned-stats as CN=admin (3 sub-requests with the broker's token): 200"
+else
+    fail "partitioned-stats as CN=admin: $(head -c 300 "$T/body")"
+fi
 [ "$(code "$HTTPS/status.html")" = 200 ] && pass "/status.html stays open" \
     || fail "/status.html: $(cat "$T/body")"
 grep -q "authentication is off" "$T/sa.log" && fail "the secured broker warned it is open" \

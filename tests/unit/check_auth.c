@@ -492,13 +492,57 @@ START_TEST(test_warn_if_open)
 }
 END_TEST
 
+/* Client plugins as Pulsar's clients read them: token:, file:// (blanks dropped); another
+ * plugin or unusable parameters are refused; auth_new turns brokerClient* into the header
+ * the broker's own calls show, and names the key it refuses. */
+START_TEST(test_client_token)
+{
+    char *t = NULL, why[256];
+    ck_assert_int_eq(auth_client_token("token", "token:abc.def.ghi", &t, why, sizeof why), 0);
+    ck_assert_str_eq(t, "abc.def.ghi");
+    mg_free(t);
+    char *path = mg_asprintf("%s/tok", tmpdir);
+    FILE *f = fopen(path, "w");
+    fputs("  x.y.z\n", f);
+    fclose(f);
+    char *url = mg_asprintf("file://%s", path);
+    ck_assert_int_eq(auth_client_token(AUTH_CLIENT_TOKEN, url, &t, why, sizeof why), 0);
+    ck_assert_str_eq(t, "x.y.z");
+    mg_free(t);
+    ck_assert_int_eq(auth_client_token(AUTH_CLIENT_TLS, url, &t, why, sizeof why), -MG_ENOTSUP);
+    ck_assert_ptr_null(t);
+    ck_assert_int_eq(auth_client_token("token", "x.y.z", &t, why, sizeof why), -MG_EINVAL);
+    ck_assert_int_eq(auth_client_token("token", "token:", &t, why, sizeof why), -MG_EINVAL);
+    ck_assert_int_eq(auth_client_token("token", "token:a\r\nX-Evil: 1", &t, why, sizeof why),
+                     -MG_EINVAL);
+    ck_assert_ptr_null(t);
+
+    ck_assert_msg(auth_new(&cfg, &au, err, sizeof err) == 0, "%s", err);
+    ck_assert_ptr_null(auth_broker_client_authorization(au)); /* not set */
+    auth_free(au);
+    au = NULL;
+    set("brokerClientAuthenticationPlugin", "token");
+    set("brokerClientAuthenticationParameters", url);
+    ck_assert_msg(auth_new(&cfg, &au, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(auth_broker_client_authorization(au), "Bearer x.y.z");
+    auth_free(au);
+    au = NULL;
+    set("brokerClientAuthenticationParameters", "file:///nonexistent/tok");
+    expect_cfg_error("key 'brokerClientAuthenticationParameters'", "/nonexistent/tok");
+    set("brokerClientAuthenticationPlugin", "com.example.Auth");
+    expect_cfg_error("key 'brokerClientAuthenticationPlugin'", "com.example.Auth");
+    mg_free(url);
+    mg_free(path);
+}
+END_TEST
+
 int main(void)
 {
-    return tl_main(
-        "auth",
-        TL_CASES({"core", 0, setup, teardown,
-                  TL_TESTS(test_hs256_role, test_rs256, test_es256, test_ps256,
-                           test_expired_and_future, test_alg_none_and_wrong_key, test_malformed,
-                           test_huge_token_cheap, test_role_claim_and_audience, test_config_errors,
-                           test_key_forms, test_decode, test_tls_provider, test_warn_if_open)}));
+    return tl_main("auth", TL_CASES({"core", 0, setup, teardown,
+                                     TL_TESTS(test_hs256_role, test_rs256, test_es256, test_ps256,
+                                              test_expired_and_future, test_alg_none_and_wrong_key,
+                                              test_malformed, test_huge_token_cheap,
+                                              test_role_claim_and_audience, test_config_errors,
+                                              test_key_forms, test_decode, test_tls_provider,
+                                              test_warn_if_open, test_client_token)}));
 }
