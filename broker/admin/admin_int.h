@@ -59,7 +59,6 @@ struct bufferevent;
 
 struct admin_call;
 struct admin_fan;
-struct admin_linger;
 
 struct admin {
     const struct admin_env *env;      /* borrowed */
@@ -81,7 +80,6 @@ struct admin {
     struct evhttp_bound_socket *sock_tls; /* owned by https */
     struct mg_listener *listener_tls;     /* owned; its evconnlistener is owned by https */
     struct tls_server *tls;               /* borrowed: the service's TLS context */
-    LIST_HEAD(, admin_linger) lingers;    /* closed HTTPS connections still writing */
 };
 
 /* One request from routing to its reply. */

@@ -63,6 +63,11 @@ struct bufferevent *tls_server_bev(struct tls_server *t, struct event_base *base
  * tlsAllowInsecureConnection). For the TLS authentication provider (auth_check_cert). */
 struct x509_st *tls_peer_cert(struct bufferevent *bev, bool *trusted);
 
+/* A server-side TLS filter over under (a socket bufferevent, owned by the result from now
+ * on: freed with it), accepting: for a caller that writes the socket itself from under's
+ * output (the TLS records are put there as soon as plain text is written). Never NULL. */
+struct bufferevent *tls_server_filter(struct tls_server *t, struct bufferevent *under);
+
 /* Check the files now and reload when they changed (what the refresh timer does).
  * Returns 1 when a new context was installed, 0 when nothing changed, or -MG_EINVAL when
  * the changed files could not be loaded (logged; the old context stays). */

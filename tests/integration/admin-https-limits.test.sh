@@ -8,7 +8,9 @@
 #      before that time;
 #   3. with maxHttpServerConnections TLS connections open, one more gets no answer; once
 #      they close, requests are answered again;
-#   4. the plain port still answers, and the broker keeps serving.
+#   4. a reply of many TLS records to HTTP/1.0 and to Connection: close (the server closes
+#      the connection after it) arrives whole, and the port goes on answering;
+#   5. the plain port still answers, and the broker keeps serving.
 # Everything started is stopped by pid.
 set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
@@ -96,7 +98,25 @@ done
 [ "$code" = 200 ] && pass "once they closed, HTTPS requests are answered again" \
     || fail "after the HTTPS holders closed: $code"
 
-# ---- 4. -------------------------------------------------------------------------------------------
+# ---- 4. replies over TLS on connections the server closes after them ------------------------------
+# A reply many TLS records long (the topic list of a partitioned topic of 2000 partitions)
+# to HTTP/1.0 and to "Connection: close" arrives whole, as on a kept-alive connection, and
+# the port goes on answering (the connection's end must not lose the reply's tail or leave
+# the socket behind).
+expect_http 204 "a partitioned topic of 2000 partitions" --cacert "$T/ca.pem" -X PUT \
+    -H 'Content-Type: application/json' -d 2000 "$HTTPS/admin/v2/persistent/public/default/big/partitions"
+full=$(curl -s --max-time 20 --cacert "$T/ca.pem" "$HTTPS/admin/v2/persistent/public/default" | wc -c)
+ok=1
+for i in 1 2 3; do
+    for how in --http1.0 "-HConnection: close"; do
+        got=$(curl -s --max-time 20 --cacert "$T/ca.pem" "$how" "$HTTPS/admin/v2/persistent/public/default" | wc -c)
+        [ "$got" = "$full" ] || { ok=0; fail "HTTPS reply with $how, round $i: $got of $full bytes"; }
+    done
+done
+[ $ok = 1 ] && [ "$full" -gt 65536 ] && pass "a $full-byte reply arrives whole over HTTPS with HTTP/1.0 and Connection: close (3 rounds)"
+expect_http 200 "HTTPS still answers after the closed connections" --cacert "$T/ca.pem" "$HTTPS/admin/v2/tenants"
+
+# ---- 5. -------------------------------------------------------------------------------------------
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$(port_of sa webServicePort)/admin/v2/tenants")
 [ "$code" = 200 ] && pass "the plain port still answers" || fail "plain port: $code"
 grep -q "magnetar_admin_refused_total" <(curl -s --max-time 5 --cacert "$T/ca.pem" "$HTTPS/metrics") \

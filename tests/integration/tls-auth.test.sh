@@ -75,7 +75,9 @@ perf() { # perf NAME ARGS...: stdout/stderr in $T/NAME.out/.err, summary in $T/N
 acked() { json "$T/$1.json" messages_acked 2>/dev/null; }
 as_tls() { echo --auth-plugin org.apache.pulsar.client.impl.auth.AuthenticationTls \
     --auth-params "tlsCertFile:$T/$1.pem,tlsKeyFile:$T/$1.key"; }
-code() { curl -s -o "$T/body" -w '%{http_code}' --max-time 10 --cacert "$T/ca.pem" "$@"; }
+CA=(--cacert "$T/ca.pem")
+code() { http_code "${CA[@]}" "$@"; }
+cert_of() { echo --cert "$T/$1.pem" --key "$T/$1.key"; }
 
 # ---- 1. the binary protocol: the certificate's CN is the role ---------------------------------
 TOPIC=persistent://public/default/tls-auth-$$
@@ -84,7 +86,7 @@ if ! perf before -m 5 $(as_tls alice) "$TOPIC" && grep -q "not authorized" "$T/b
 else
     fail "CN=alice before the grant: $(tail -n 2 "$T/before.err") $(tail -n 1 "$T/before.out")"
 fi
-[ "$(code --cert "$T/admin.pem" --key "$T/admin.key" -X POST -H 'Content-Type: application/json' \
+[ "$(code $(cert_of admin) -X POST -H 'Content-Type: application/json' \
     -d '["produce"]' "$HTTPS/admin/v2/namespaces/public/default/permissions/alice")" = 204 ] \
     && pass "the super user (CN=admin over HTTPS) granted alice produce: 204" \
     || fail "grant as CN=admin: $(cat "$T/body")"
@@ -121,36 +123,31 @@ else
 fi
 
 # ---- 3. HTTPS admin -------------------------------------------------------------------------------
-[ "$(code --cert "$T/admin.pem" --key "$T/admin.key" "$HTTPS/admin/v2/tenants")" = 200 ] \
-    && pass "HTTPS with CN=admin's certificate: 200 $(cat "$T/body")" \
-    || fail "HTTPS as CN=admin: $(cat "$T/body")"
-[ "$(code --cert "$T/alice.pem" --key "$T/alice.key" "$HTTPS/admin/v2/tenants")" = 401 ] \
-    && pass "HTTPS with CN=alice's certificate on a super-user path: 401" \
-    || fail "HTTPS as CN=alice: $(cat "$T/body")"
-[ "$(code "$HTTPS/admin/v2/tenants")" = 401 ] && grep -q "Authentication required" "$T/body" \
-    && pass "HTTPS without a credential: 401 Authentication required" \
-    || fail "HTTPS without a credential: $(cat "$T/body")"
-[ "$(code -H "Authorization: Bearer $ADMIN_TOKEN" "$HTTPS/admin/v2/tenants")" = 200 ] \
-    && pass "HTTPS with the super user's token: 200" || fail "HTTPS with a token: $(cat "$T/body")"
-[ "$(code -H "Authorization: Bearer $WRONG" "$HTTPS/admin/v2/tenants")" = 401 ] \
-    && pass "HTTPS with a token of another key: 401" || fail "HTTPS with a wrong token: $(cat "$T/body")"
-[ "$(code "$HTTPS/metrics")" = 401 ] && [ "$(code --cert "$T/bob.pem" --key "$T/bob.key" "$HTTPS/metrics")" = 200 ] \
-    && pass "authenticateMetricsEndpoint=true: /metrics 401 without a credential, 200 with one" \
-    || fail "/metrics with authenticateMetricsEndpoint=true: $(head -c 200 "$T/body")"
+expect_http 200 "HTTPS with CN=admin's certificate (super user)" "${CA[@]}" $(cert_of admin) "$HTTPS/admin/v2/tenants"
+expect_http 401 "HTTPS with CN=alice's certificate on a super-user path" "${CA[@]}" $(cert_of alice) \
+    "$HTTPS/admin/v2/tenants"
+expect_http 401 "HTTPS without a credential" "${CA[@]}" "$HTTPS/admin/v2/tenants" &&
+    { grep -q "Authentication required" "$T/body" || fail "401 without 'Authentication required'"; }
+expect_http 200 "HTTPS with the super user's token" "${CA[@]}" -H "Authorization: Bearer $ADMIN_TOKEN" \
+    "$HTTPS/admin/v2/tenants"
+expect_http 401 "HTTPS with a token of another key" "${CA[@]}" -H "Authorization: Bearer $WRONG" \
+    "$HTTPS/admin/v2/tenants"
+expect_http 401 "authenticateMetricsEndpoint=true: /metrics without a credential" "${CA[@]}" "$HTTPS/metrics"
+expect_http 200 "authenticateMetricsEndpoint=true: /metrics with CN=bob's certificate" "${CA[@]}" $(cert_of bob) \
+    "$HTTPS/metrics"
 # a partitioned topic's stats are fanned out to the web service, one sub-request per
 # partition: they carry the broker's own token (brokerClientAuthenticationParameters), the
 # caller (CN=admin's certificate) having no Authorization header to pass on
 PT=persistent/public/default/tls-auth-pt-$$
-[ "$(code --cert "$T/admin.pem" --key "$T/admin.key" -X PUT -H 'Content-Type: application/json' \
+[ "$(code $(cert_of admin) -X PUT -H 'Content-Type: application/json' \
     -d 3 "$HTTPS/admin/v2/$PT/partitions")" = 204 ] || fail "create partitioned topic: $(cat "$T/body")"
-if [ "$(code --cert "$T/admin.pem" --key "$T/admin.key" "$HTTPS/admin/v2/$PT/partitioned-stats?perPartition=true")" = 200 ] &&
+if [ "$(code $(cert_of admin) "$HTTPS/admin/v2/$PT/partitioned-stats?perPartition=true")" = 200 ] &&
     grep -q "tls-auth-pt-$$-partition-2" "$T/body"; then
     pass "partitioned-stats as CN=admin (3 sub-requests with the broker's token): 200"
 else
     fail "partitioned-stats as CN=admin: $(head -c 300 "$T/body")"
 fi
-[ "$(code "$HTTPS/status.html")" = 200 ] && pass "/status.html stays open" \
-    || fail "/status.html: $(cat "$T/body")"
+expect_http 200 "/status.html without a credential" "${CA[@]}" "$HTTPS/status.html"
 grep -q "authentication is off" "$T/sa.log" && fail "the secured broker warned it is open" \
     || pass "the secured broker logged no open-broker warning"
 alive sa && pass "the broker kept serving" || fail "the broker died"
