@@ -119,7 +119,9 @@ static void admin_conn_free(void *arg)
 
 /* libevent 2.1's filter passes output on only while writing is enabled on it, and evhttp
  * enables writing just after it queued a reply: without a push the reply would wait for a
- * write event of the socket that may never come. Output queued: push it on the next turn. */
+ * write event of the socket that may never come. Output queued: push it on the next turn.
+ * Also on the wire of an HTTPS connection: TLS records (the handshake's, or a reply's) to
+ * write. */
 static void admin_conn_out_added(struct evbuffer *buf, const struct evbuffer_cb_info *info,
                                  void *arg)
 {
@@ -392,17 +394,6 @@ static enum bufferevent_filter_result admin_conn_filter(struct evbuffer *src, st
     return BEV_OK;
 }
 
-/* The wire of an HTTPS connection got TLS records (the handshake's, or a reply's): write
- * them on the next turn. */
-static void admin_conn_wire_added(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-                                  void *arg)
-{
-    (void)buf;
-    struct admin_conn *k = arg;
-    if (info->n_added > 0)
-        event_active(k->flush, EV_TIMEOUT, 0);
-}
-
 /* The filter over under (a socket bufferevent; or, with sock, the TLS filter over sock):
  * evhttp sets the socket on it afterwards (bufferevent_setfd goes down to the socket). */
 static struct bufferevent *admin_conn_wrap(struct admin *a, struct event_base *base,
@@ -432,7 +423,7 @@ static struct bufferevent *admin_conn_wrap(struct admin *a, struct event_base *b
      * Connection: close) re-arms a timer of freed memory. */
     bufferevent_disable(k->sock, EV_WRITE);
     if (sock)
-        k->wire_cb = evbuffer_add_cb(bufferevent_get_output(sock), admin_conn_wire_added, k);
+        k->wire_cb = evbuffer_add_cb(bufferevent_get_output(sock), admin_conn_out_added, k);
     mg_map_put(&a->conns, &k->bev, sizeof k->bev, k);
     mg_listener_conn_opened(admin_conn_listener(k)); /* may pause accepting */
     return f;
