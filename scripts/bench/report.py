@@ -359,7 +359,8 @@ def main():
     tp99, pp99 = lat("mst", "1024", "p99"), lat("ms", "1024", "p99")
     target("TLS: standalone 1 KiB throughput over pulsar+ssl:// ≥ 85% of plain text",
            "–" if r is None else f"{fnum(tput('mst', '1024'))} vs {fnum(tput('ms', '1024'))} msg/s "
-           f"({(1 - r) * 100:.1f}% lower); p99 at 50%: {fnum(tp99, 2)} vs {fnum(pp99, 2)} ms",
+           f"({abs(1 - r) * 100:.1f}% {'lower' if r < 1 else 'higher'}); "
+           f"p99 at 50%: {fnum(tp99, 2)} vs {fnum(pp99, 2)} ms",
            None if r is None else r >= 0.85)
     target("idle standalone RSS ≤ NATS JetStream idle RSS",
            f"{fnum(mb(i_m), 1)} vs {fnum(mb(i_n), 1)} MB", None if None in (i_m, i_n) else i_m <= i_n)
