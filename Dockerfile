@@ -62,8 +62,9 @@ WORKDIR /magnetar
 ENV MAGNETAR_bindAddress=0.0.0.0
 USER 10000:10000
 VOLUME ["/magnetar/data"]
-# 6650 Pulsar protocol, 6651 Pulsar protocol over TLS, 8080 admin HTTP, 3181 bookie
-EXPOSE 6650 6651 8080 3181
+# 6650 Pulsar protocol, 6651 Pulsar protocol over TLS, 8080 admin HTTP, 8443 admin HTTPS,
+# 3181 bookie
+EXPOSE 6650 6651 8080 8443 3181
 # GET /admin/v2/brokers/health must answer 200 "ok"; a bookie-only container (no admin HTTP)
 # is healthy while its BookKeeper port accepts connections. Uses bash's /dev/tcp: the image
 # has no curl.

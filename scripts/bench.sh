@@ -23,7 +23,8 @@
 # Parts, in this order (the group-commit probe runs before and after each system):
 #   4. limits: fio 4 KiB and 64 KiB write+fdatasync, ideal group-commit log (gc_probe.c),
 #      iperf3 loopback TCP
-#   1. magnetar standalone, durable (managedLedgerStore=bookkeeper, journalSyncData=true)
+#   1. magnetar standalone, durable (managedLedgerStore=bookkeeper, journalSyncData=true);
+#      then 1 KiB over pulsar+ssl:// to the same process (the cost of TLS)
 #   2. magnetar 1 broker + 3 bookies (+ ZooKeeper), E=3 Qw=2 Qa=2
 #   3. Redis Streams (appendonly yes, appendfsync always), XADD over 1 and 10 connections;
 #      NATS JetStream (nats-server 2.9 -js, file store)
@@ -286,10 +287,11 @@ run_unit() {
 }
 
 PERF_URL=
+PERF_TLS=() # --trust-cert-file CA for a pulsar+ssl:// PERF_URL
 RUNSEQ=0
 drv_magnetar() { # size rate json
   RUNSEQ=$((RUNSEQ + 1))
-  timeout -k 5 $((SECS + 40)) "$BIN" perf produce -u "$PERF_URL" -r "$2" -s "$1" -o 1000 \
+  timeout -k 5 $((SECS + 40)) "$BIN" perf produce -u "$PERF_URL" "${PERF_TLS[@]}" -r "$2" -s "$1" -o 1000 \
     -bm 1000 -bb 131072 -b 1 -time "$SECS" --warmup-time 1 -i 1 --json "$3" \
     "persistent://public/default/bench-$RUNSEQ-$1"
 }
@@ -332,15 +334,35 @@ rec durability r10 "fsync before reply: AOF appendfsync always, one fsync per ev
 rec durability js "ack BEFORE fsync: file store write() then PubAck; data synced later (2.9)"
 
 # ---------------------------------------------------------------------------------------
-# 1. magnetar standalone
+# 1. magnetar standalone; the same process also serves pulsar+ssl:// (a CA and a certificate
+#    made here with openssl), measured after plain text at 1 KiB: the cost of TLS ("mst")
 log "part 1: magnetar standalone ($ML_STORE store, journalSyncData=true), ${SECS}s runs"
 D=$WORK/ms; mkdir -p "$D"
-"$BIN" standalone "${SA_ARGS[@]}" --set brokerServicePort=0 --set dataDirectory="$D/data" \
-  --port-file "$D/ports" >"$D/log" 2>&1 &
+TLS_SET=()
+printf 'subjectAltName=IP:127.0.0.1\n' >"$D/ext"
+if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$D/ca.key" -out "$D/ca.pem" -days 1 \
+     -subj /CN=bench-ca >/dev/null 2>&1 &&
+   openssl req -newkey rsa:2048 -nodes -keyout "$D/tls.key" -out "$D/tls.csr" \
+     -subj /CN=127.0.0.1 >/dev/null 2>&1 &&
+   openssl x509 -req -in "$D/tls.csr" -CA "$D/ca.pem" -CAkey "$D/ca.key" -set_serial 1 -days 1 \
+     -extfile "$D/ext" -out "$D/tls.pem" >/dev/null 2>&1; then
+  TLS_SET=(--set brokerServicePortTls=0 --set tlsCertificateFilePath="$D/tls.pem"
+    --set tlsKeyFilePath="$D/tls.key")
+else
+  log "openssl could not make a certificate: the TLS runs are skipped"
+fi
+"$BIN" standalone "${SA_ARGS[@]}" --set brokerServicePort=0 "${TLS_SET[@]}" \
+  --set dataDirectory="$D/data" --port-file "$D/ports" >"$D/log" 2>&1 &
 MS_PID=$!; PIDS+=("$MS_PID")
 if P=$(wait_port_file "$D/ports" brokerServicePort "$MS_PID" 30); then
   PERF_URL=pulsar://127.0.0.1:$P
   run_unit ms drv_magnetar "$MS_PID"
+  PT=$(sed -n 's/^brokerServicePortTls=//p' "$D/ports")
+  if [ ${#TLS_SET[@]} -gt 0 ] && [ -n "$PT" ]; then
+    PERF_URL=pulsar+ssl://127.0.0.1:$PT PERF_TLS=(--trust-cert-file "$D/ca.pem")
+    SIZES=1024 run_unit mst drv_magnetar
+    PERF_TLS=()
+  fi
 else
   log "magnetar standalone did not start: $(tail -n 3 "$D/log")"
 fi

@@ -906,12 +906,25 @@ static bool admin_authenticate(struct admin_call *c)
         return true;
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
     struct auth_id id;
-    char why[256] = "";
-    if (auth_check_http(au, h, mg_loop_wall_ms(c->a->env->loop), &id, why, sizeof why) == 0) {
+    char why[256] = "", why_tls[160] = "";
+    /* as Pulsar's AuthenticationFilter: each configured provider is tried, the first that
+     * authenticates gives the role (a Bearer token, then an HTTPS client certificate) */
+    int rc = -MG_EAUTH;
+    if (h || !auth_tls_enabled(au))
+        rc = auth_check_http(au, h, mg_loop_wall_ms(c->a->env->loop), &id, why, sizeof why);
+    if (rc < 0 && auth_tls_enabled(au)) {
+        struct evhttp_connection *evcon = evhttp_request_get_connection(c->req);
+        bool trusted = false;
+        struct x509_st *cert =
+            evcon ? tls_peer_cert(evhttp_connection_get_bufferevent(evcon), &trusted) : NULL;
+        rc = auth_check_cert(au, cert, trusted, &id, why_tls, sizeof why_tls);
+    }
+    if (rc == 0) {
         c->role = id.role; /* taken over */
         return true;
     }
-    MG_DEBUG("admin", "%s: authentication failed: %s", path ? path : "?", why);
+    MG_DEBUG("admin", "%s: authentication failed: %s%s%s", path ? path : "?", why,
+             why[0] && why_tls[0] ? "; " : "", why_tls);
     admin_reply_raw(c, 401, "text/html;charset=utf-8",
                     "<html>\n<head>\n<meta http-equiv=\"Content-Type\" "
                     "content=\"text/html;charset=utf-8\"/>\n"
@@ -1003,14 +1016,6 @@ int admin_port(const struct admin *a)
     return a->port;
 }
 
-/* evhttp_set_bevcb of the HTTPS server: a TLS bufferevent in accepting state. evhttp
- * sets the socket on it afterwards (bufferevent_setfd), so it is made without one. */
-static struct bufferevent *admin_tls_bev(struct event_base *base, void *arg)
-{
-    struct admin *a = arg;
-    return tls_server_bev(a->tls, base, -1);
-}
-
 int admin_listen_tls(struct admin *a, const char *addr, int port, struct tls_server *tls)
 {
     const struct cfg *cfg = a->env->cfg;
@@ -1022,12 +1027,11 @@ int admin_listen_tls(struct admin *a, const char *addr, int port, struct tls_ser
     evhttp_set_allowed_methods(a->https, EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_POST |
                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
     evhttp_set_max_body_size(a->https, ADMIN_MAX_BODY);
-    evhttp_set_max_headers_size(a->https, cfg->http_max_request_header_size);
-    evhttp_set_timeout(a->https, cfg->http_idle_timeout_seconds);
-    evhttp_set_bevcb(a->https, admin_tls_bev, a);
+    admin_conn_setup_tls(a); /* the same head filter and limits as the plain port */
     evhttp_set_gencb(a->https, admin_on_request, a);
     struct mg_listener_options lo = {
         .name = "admin HTTPS",
+        .max_conns = cfg->max_http_server_connections,
         .reserve_fds = mg_fds_default_reserve(mg_fds_limit()),
     };
     a->listener_tls = mg_listener_new(base, addr, port, &lo, NULL, NULL);

@@ -29,10 +29,19 @@
  * ADMIN_LINGER_BYTES bytes, so that a client still writing its oversized head sees the
  * answer rather than a reset; then evhttp is told the peer closed (it frees the connection).
  * Each refusal is counted (admin_conn_refused, /metrics magnetar_admin_refused_total).
+ *
+ * HTTPS (webServicePortTls) gets the same filter, over a TLS filter (OpenSSL's bufferevent
+ * filter) over the socket bufferevent, so the head is followed in plain text, and the same
+ * connection cap (maxHttpServerConnections, on its own listener). Output goes the same way
+ * in the end: the TLS filter encrypts into the socket bufferevent's output at once, and that
+ * is written to the socket from here (admin_conn_out_tls), so a reply leaves the filter's
+ * output only once its records are on the socket. The refusal goes through TLS too (the
+ * write side is not shut down early; the linger bound closes the connection).
  */
 #include "admin/admin_int.h"
 #include "config/cfg.h"
 #include "ns/ns.h"
+#include "tls/tls.h"
 #include "util/alloc.h"
 #include "util/listen.h"
 #include "util/log.h"
@@ -47,6 +56,7 @@
 
 #define ADMIN_LINGER_S 5
 #define ADMIN_LINGER_BYTES (4 << 20)
+#define ADMIN_TLS_PIECE (16 * 1024) /* HTTPS: reply bytes encrypted at a time */
 
 enum conn_state {
     CONN_IDLE = 0, /* between requests: no byte of the next one yet */
@@ -56,8 +66,12 @@ enum conn_state {
 };
 
 struct admin_conn {
-    struct admin *a;         /* borrowed; NULL once the server is freed */
-    struct bufferevent *bev; /* the filter evhttp uses; it owns this struct */
+    struct admin *a;                   /* borrowed; NULL once the server is freed */
+    struct bufferevent *bev;           /* the filter evhttp uses; it owns this struct */
+    struct bufferevent *tls;           /* HTTPS: the TLS filter under this one, owned; or NULL */
+    struct bufferevent *sock;          /* HTTPS: the socket bufferevent under the TLS filter */
+    size_t handed;                     /* HTTPS: reply bytes given to TLS, not yet all written */
+    struct evbuffer_cb_entry *wire_cb; /* HTTPS: on the socket bufferevent's output */
     enum conn_state state;
     size_t head_bytes;                /* of the current head */
     int lines;                        /* complete lines of the current head */
@@ -81,15 +95,22 @@ static bool admin_conn_live(struct admin_conn *k)
     return ecb != NULL;
 }
 
+static struct mg_listener *admin_conn_listener(const struct admin_conn *k)
+{
+    return k->tls ? k->a->listener_tls : k->a->listener;
+}
+
 static void admin_conn_free(void *arg)
 {
     struct admin_conn *k = arg;
     if (k->a) {
         mg_map_del(&k->a->conns, &k->bev, sizeof k->bev);
-        mg_listener_conn_closed(k->a->listener);
+        mg_listener_conn_closed(admin_conn_listener(k));
     }
     if (k->out_cb)
         evbuffer_remove_cb_entry(bufferevent_get_output(k->bev), k->out_cb);
+    if (k->wire_cb)
+        evbuffer_remove_cb_entry(bufferevent_get_output(k->sock), k->wire_cb);
     event_free(k->timer);
     event_free(k->flush);
     mg_event_free(k->writable);
@@ -98,7 +119,9 @@ static void admin_conn_free(void *arg)
 
 /* libevent 2.1's filter passes output on only while writing is enabled on it, and evhttp
  * enables writing just after it queued a reply: without a push the reply would wait for a
- * write event of the socket that may never come. Output queued: push it on the next turn. */
+ * write event of the socket that may never come. Output queued: push it on the next turn.
+ * Also on the wire of an HTTPS connection: TLS records (the handshake's, or a reply's) to
+ * write. */
 static void admin_conn_out_added(struct evbuffer *buf, const struct evbuffer_cb_info *info,
                                  void *arg)
 {
@@ -108,13 +131,18 @@ static void admin_conn_out_added(struct evbuffer *buf, const struct evbuffer_cb_
         event_active(k->flush, EV_TIMEOUT, 0);
 }
 
+static int admin_conn_write(struct admin_conn *k, struct evbuffer *buf);
+
 static void admin_conn_flush(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct admin_conn *k = arg;
-    if (admin_conn_live(k))
-        bufferevent_flush(k->bev, EV_WRITE, BEV_NORMAL);
+    if (!admin_conn_live(k))
+        return;
+    if (k->sock) /* TLS records (the handshake's too) go out first */
+        admin_conn_write(k, bufferevent_get_output(k->sock));
+    bufferevent_flush(k->bev, EV_WRITE, BEV_NORMAL);
 }
 
 /* End the connection through the socket itself: after shutdown the reads that evhttp has
@@ -130,6 +158,61 @@ static void admin_conn_close(struct admin_conn *k)
     shutdown(fd, SHUT_RDWR);
 }
 
+/* Write what buf holds to the socket; what the socket does not take stays, and the socket's
+ * next writability flushes again. Returns the bytes left, or -1 once the peer is gone (buf
+ * is emptied and the connection closed: the next read sees the end). */
+static int admin_conn_write(struct admin_conn *k, struct evbuffer *buf)
+{
+    evutil_socket_t fd = bufferevent_getfd(k->bev);
+    if (evbuffer_get_length(buf) == 0 || fd < 0)
+        return (int)evbuffer_get_length(buf);
+    int n = evbuffer_write(buf, fd);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        evbuffer_drain(buf, evbuffer_get_length(buf));
+        admin_conn_close(k);
+        return -1;
+    }
+    if (evbuffer_get_length(buf) > 0) {
+        if (!k->writable)
+            k->writable =
+                event_new(bufferevent_get_base(k->bev), fd, EV_WRITE, admin_conn_flush, k);
+        event_add(k->writable, NULL);
+    }
+    return (int)evbuffer_get_length(buf);
+}
+
+/* HTTPS: a reply leaves the filter's output (src) only once its TLS records are on the
+ * socket. Each piece is copied into the TLS filter's output (dst), which encrypts it at once
+ * into the socket bufferevent's output (the wire); the wire is written here; the piece is
+ * dropped from src when the wire is empty. */
+static enum bufferevent_filter_result admin_conn_out_tls(struct admin_conn *k, struct evbuffer *src,
+                                                         struct evbuffer *dst)
+{
+    struct evbuffer *wire = bufferevent_get_output(k->sock);
+    for (;;) {
+        int left = admin_conn_write(k, wire);
+        if (left < 0) {
+            evbuffer_drain(src, evbuffer_get_length(src));
+            k->handed = 0;
+            return BEV_OK;
+        }
+        if (left > 0)
+            return BEV_NEED_MORE; /* the socket's writability calls again */
+        if (evbuffer_get_length(dst) > 0) {
+            event_active(k->flush, EV_TIMEOUT, 0); /* not encrypted yet: next turn */
+            return BEV_NEED_MORE;
+        }
+        evbuffer_drain(src, k->handed); /* on the wire */
+        k->handed = 0;
+        size_t n = evbuffer_get_length(src);
+        if (n == 0)
+            return BEV_OK;
+        n = n < ADMIN_TLS_PIECE ? n : ADMIN_TLS_PIECE;
+        evbuffer_add(dst, evbuffer_pullup(src, (ev_ssize_t)n), n);
+        k->handed = n;
+    }
+}
+
 /* Output goes from the filter straight to the socket, never into the socket bufferevent:
  * evhttp takes a reply as sent (and may free the connection, shutting the socket down)
  * once the filter's output is empty, so nothing may still wait below it. What the socket
@@ -139,27 +222,14 @@ static enum bufferevent_filter_result admin_conn_out_filter(struct evbuffer *src
                                                             enum bufferevent_flush_mode mode,
                                                             void *ctx)
 {
-    (void)dst;
     (void)lim;
     (void)mode;
     struct admin_conn *k = ctx;
-    evutil_socket_t fd = bufferevent_getfd(k->bev);
-    if (evbuffer_get_length(src) == 0 || fd < 0)
-        return BEV_NEED_MORE;
-    int n = evbuffer_write(src, fd);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        /* the peer is gone: drop the reply; the next read sees the end */
-        evbuffer_drain(src, evbuffer_get_length(src));
-        admin_conn_close(k);
-        return BEV_OK;
-    }
-    if (evbuffer_get_length(src) > 0) {
-        if (!k->writable)
-            k->writable =
-                event_new(bufferevent_get_base(k->bev), fd, EV_WRITE, admin_conn_flush, k);
-        event_add(k->writable, NULL);
-    }
-    return n > 0 ? BEV_OK : BEV_NEED_MORE;
+    if (k->tls)
+        return admin_conn_out_tls(k, src, dst);
+    size_t before = evbuffer_get_length(src);
+    int left = admin_conn_write(k, src);
+    return left < 0 || (size_t)left < before ? BEV_OK : BEV_NEED_MORE;
 }
 
 /* Answer 431/414/408 straight on the socket, shut its write side, then drop what comes
@@ -199,7 +269,10 @@ static void admin_conn_refuse(struct admin_conn *k, enum admin_refusal why)
     struct bufferevent *under = bufferevent_get_underlying(k->bev);
     bool quiet = evbuffer_get_length(bufferevent_get_output(k->bev)) == 0 &&
                  (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0);
-    if (fd >= 0 && quiet) { /* nothing else is being written: the answer goes first */
+    if (quiet && k->tls) { /* through TLS; the linger bound below ends the connection */
+        evbuffer_add(bufferevent_get_output(k->tls), resp, (size_t)len); /* encrypted now */
+        admin_conn_write(k, bufferevent_get_output(k->sock));
+    } else if (fd >= 0 && quiet) { /* nothing else is being written: the answer goes first */
         ssize_t n = send(fd, resp, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)n; /* a full socket buffer: the client gets the close only */
         shutdown(fd, SHUT_WR);
@@ -321,21 +394,22 @@ static enum bufferevent_filter_result admin_conn_filter(struct evbuffer *src, st
     return BEV_OK;
 }
 
-/* evhttp_set_bevcb: each accepted connection's bufferevent, a filter over the socket. */
-static struct bufferevent *admin_conn_bev(struct event_base *base, void *arg)
+/* The filter over under (a socket bufferevent; or, with sock, the TLS filter over sock):
+ * evhttp sets the socket on it afterwards (bufferevent_setfd goes down to the socket). */
+static struct bufferevent *admin_conn_wrap(struct admin *a, struct event_base *base,
+                                           struct bufferevent *under, struct bufferevent *sock)
 {
-    struct admin *a = arg;
-    struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!sock)
-        return NULL;
     struct admin_conn *k = mg_calloc(1, sizeof *k);
     k->a = a;
+    k->tls = sock ? under : NULL;
+    k->sock = sock ? sock : under;
     k->timer = evtimer_new(base, admin_conn_timer, k);
     k->flush = evtimer_new(base, admin_conn_flush, k);
-    struct bufferevent *f = bufferevent_filter_new(sock, admin_conn_filter, admin_conn_out_filter,
+    /* CLOSE_ON_FREE: the filter frees under, and evhttp leaves the socket to it */
+    struct bufferevent *f = bufferevent_filter_new(under, admin_conn_filter, admin_conn_out_filter,
                                                    BEV_OPT_CLOSE_ON_FREE, admin_conn_free, k);
     if (!f) {
-        bufferevent_free(sock);
+        bufferevent_free(under);
         event_free(k->timer);
         event_free(k->flush);
         mg_free(k);
@@ -343,23 +417,52 @@ static struct bufferevent *admin_conn_bev(struct event_base *base, void *arg)
     }
     k->bev = f;
     k->out_cb = evbuffer_add_cb(bufferevent_get_output(f), admin_conn_out_added, k);
-    /* Output never goes through the socket bufferevent (admin_conn_out_filter writes to the
-     * socket), and its write events must not run the filter's output either: libevent 2.1
-     * runs it from there without holding a reference, and evhttp freeing the connection
-     * inside (a reply with Connection: close) re-arms a timer of freed memory. */
-    bufferevent_disable(sock, EV_WRITE);
+    /* The socket bufferevent never writes (admin_conn_write does, from here): its write
+     * events must not run the filter's output either: libevent 2.1 runs it from there
+     * without holding a reference, and evhttp freeing the connection inside (a reply with
+     * Connection: close) re-arms a timer of freed memory. */
+    bufferevent_disable(k->sock, EV_WRITE);
+    if (sock)
+        k->wire_cb = evbuffer_add_cb(bufferevent_get_output(sock), admin_conn_out_added, k);
     mg_map_put(&a->conns, &k->bev, sizeof k->bev, k);
-    mg_listener_conn_opened(a->listener); /* may pause accepting */
+    mg_listener_conn_opened(admin_conn_listener(k)); /* may pause accepting */
     return f;
+}
+
+/* evhttp_set_bevcb: each accepted connection's bufferevent, a filter over the socket. */
+static struct bufferevent *admin_conn_bev(struct event_base *base, void *arg)
+{
+    struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    return sock ? admin_conn_wrap(arg, base, sock, NULL) : NULL;
+}
+
+/* HTTPS: the same filter over a TLS filter (accepting) over the socket bufferevent. */
+static struct bufferevent *admin_conn_bev_tls(struct event_base *base, void *arg)
+{
+    struct admin *a = arg;
+    struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *tls = sock ? tls_server_filter(a->tls, sock) : NULL;
+    return tls ? admin_conn_wrap(a, base, tls, sock) : NULL;
+}
+
+static void admin_conn_limits(struct admin *a, struct evhttp *http,
+                              struct bufferevent *(*bevcb)(struct event_base *, void *))
+{
+    const struct cfg *cfg = a->env->cfg;
+    evhttp_set_bevcb(http, bevcb, a);
+    evhttp_set_max_headers_size(http, cfg->http_max_request_header_size);
+    evhttp_set_timeout(http, cfg->http_idle_timeout_seconds);
 }
 
 void admin_conn_setup(struct admin *a)
 {
-    const struct cfg *cfg = a->env->cfg;
     mg_map_init(&a->conns);
-    evhttp_set_bevcb(a->http, admin_conn_bev, a);
-    evhttp_set_max_headers_size(a->http, cfg->http_max_request_header_size);
-    evhttp_set_timeout(a->http, cfg->http_idle_timeout_seconds);
+    admin_conn_limits(a, a->http, admin_conn_bev);
+}
+
+void admin_conn_setup_tls(struct admin *a)
+{
+    admin_conn_limits(a, a->https, admin_conn_bev_tls);
 }
 
 void admin_conn_request_read(struct admin *a, struct evhttp_request *req)

@@ -18,6 +18,7 @@
  * without done.
  */
 #include "admin/admin_int.h"
+#include "auth/auth.h"
 #include "ns/ns.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -45,7 +46,7 @@ struct admin_fan {
     struct admin_call *call; /* the original call, answered by done */
     enum evhttp_cmd_type method;
     char *body;             /* owned, or NULL */
-    char *authz;            /* owned: the call's Authorization header, passed on; or NULL */
+    char *authz;            /* owned: the Authorization header of the sub-requests, or NULL */
     struct admin_sub *subs; /* owned: one per sub-request */
     struct fan_req *reqs;   /* owned: one per sub-request */
     int n, next, pending;
@@ -162,7 +163,7 @@ static int admin_fan_send(struct fan_req *r, const char *host, int port, const c
     snprintf(hostport, sizeof hostport, "%s:%d", host, port);
     evhttp_add_header(h, "Host", hostport);
     evhttp_add_header(h, "Connection", "close");
-    if (f->authz) /* each sub-request is checked as the call was */
+    if (f->authz)
         evhttp_add_header(h, "Authorization", f->authz);
     if (f->body) {
         evhttp_add_header(h, "Content-Type", "application/json");
@@ -196,9 +197,12 @@ void admin_fan(struct admin_call *c, enum evhttp_cmd_type method, char **paths, 
     f->call = c;
     f->method = method;
     f->body = body ? mg_strdup(body) : NULL;
-    const char *authz =
-        c->req ? evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization")
-               : NULL;
+    /* The call was authenticated and authorized here: the sub-requests show the broker's
+     * own credential (brokerClientAuthenticationPlugin, as Pulsar's internal admin client),
+     * else the caller's header (a caller authenticated by its TLS certificate has none). */
+    const char *authz = auth_broker_client_authorization(a->env->auth);
+    if (!authz && c->req)
+        authz = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
     f->authz = authz ? mg_strdup(authz) : NULL;
     f->n = n;
     f->subs = mg_calloc((size_t)n + 1, sizeof *f->subs);

@@ -373,6 +373,9 @@ void admin_h_metrics(struct admin_req *r);
 /* Give evhttp filtered connections with the header limits and the read deadline; set its
  * own limits and idle timeout (admin_new). */
 void admin_conn_setup(struct admin *a);
+/* The same for the HTTPS server (admin_listen_tls): each connection is the same filter
+ * over a TLS bufferevent of a->tls, and counted on a->listener_tls. */
+void admin_conn_setup_tls(struct admin *a);
 /* The router got req: its connection's next bytes begin a new request. */
 void admin_conn_request_read(struct admin *a, struct evhttp_request *req);
 /* The server is being freed: connections freed later must not touch it. */

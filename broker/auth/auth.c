@@ -22,7 +22,9 @@
 #include "util/base64.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/log.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
@@ -70,6 +72,8 @@ static const struct auth_alg auth_algs[] = {
 
 struct auth {
     bool enabled;
+    bool token; /* the token provider is configured */
+    bool tls;   /* the TLS provider is configured */
     bool metrics_protected;
     bool authz; /* authorizationEnabled */
     uint64_t refresh_ms;
@@ -82,6 +86,7 @@ struct auth {
     char *claim;              /* owned: tokenAuthClaim */
     char *aud_claim;          /* owned or NULL: tokenAudienceClaim */
     char *aud;                /* owned or NULL: tokenAudience */
+    char *client_authz;       /* owned or NULL: "Bearer " + brokerClient's token */
 };
 
 static const struct auth_alg *auth_alg_find(const char *name)
@@ -325,11 +330,14 @@ int auth_new(const struct cfg *c, struct auth **out, char *err, size_t errlen)
     struct auth *a = mg_calloc(1, sizeof *a);
     char **prov = NULL;
     size_t nprov = auth_split(c->authentication_providers, &prov);
-    bool token = false;
+    bool token = false, tls = false;
     int rc = 0;
     for (size_t i = 0; i < nprov; i++) {
         if (strcmp(prov[i], AUTH_PROVIDER_TOKEN) == 0 || strcmp(prov[i], AUTH_METHOD_TOKEN) == 0) {
             token = true;
+        } else if (strcmp(prov[i], AUTH_PROVIDER_TLS) == 0 ||
+                   strcmp(prov[i], AUTH_METHOD_TLS) == 0) {
+            tls = true;
         } else {
             mg_set_err(err, errlen, "%s: key 'authenticationProviders': unknown provider '%s'",
                        file, prov[i]);
@@ -352,11 +360,13 @@ int auth_new(const struct cfg *c, struct auth **out, char *err, size_t errlen)
         a->aud_claim = mg_strdup(c->token_audience_claim);
         a->aud = mg_strdup(c->token_audience);
     }
-    if (rc == 0 && a->enabled && !token) {
+    a->token = token;
+    a->tls = tls;
+    if (rc == 0 && a->enabled && !token && !tls) {
         mg_set_err(err, errlen,
                    "%s: key 'authenticationProviders': authenticationEnabled=true needs a provider "
-                   "(%s)",
-                   file, AUTH_PROVIDER_TOKEN);
+                   "(%s or %s)",
+                   file, AUTH_PROVIDER_TOKEN, AUTH_PROVIDER_TLS);
         rc = -MG_EINVAL;
     }
     a->authz = c->authorization_enabled;
@@ -369,6 +379,21 @@ int auth_new(const struct cfg *c, struct auth **out, char *err, size_t errlen)
     }
     if (rc == 0 && a->enabled && token)
         rc = auth_load_keys(a, c, file, err, errlen);
+    if (rc == 0 && auth_str_set(c->broker_client_auth_plugin)) {
+        char why[300] = "", *t = NULL;
+        int crc = auth_client_token(c->broker_client_auth_plugin, c->broker_client_auth_params, &t,
+                                    why, sizeof why);
+        if (crc < 0) {
+            mg_set_err(err, errlen, "%s: key '%s': %s", file,
+                       crc == -MG_ENOTSUP ? "brokerClientAuthenticationPlugin"
+                                          : "brokerClientAuthenticationParameters",
+                       why);
+            rc = -MG_EINVAL;
+        } else {
+            a->client_authz = mg_asprintf("Bearer %s", t);
+            mg_free(t);
+        }
+    }
     if (rc < 0) {
         auth_free(a);
         return rc;
@@ -389,6 +414,7 @@ void auth_free(struct auth *a)
     mg_free(a->claim);
     mg_free(a->aud_claim);
     mg_free(a->aud);
+    mg_free(a->client_authz);
     mg_free(a);
 }
 
@@ -400,6 +426,34 @@ bool auth_enabled(const struct auth *a)
 uint64_t auth_refresh_ms(const struct auth *a)
 {
     return a ? a->refresh_ms : 60000;
+}
+
+bool auth_warn_if_open(const struct auth *a, const char *bind_address)
+{
+    if (auth_enabled(a))
+        return false;
+    const char *b = bind_address ? bind_address : "";
+    struct in_addr v4;
+    struct in6_addr v6;
+    bool loopback = strcmp(b, "localhost") == 0 ||
+                    (inet_pton(AF_INET, b, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127) ||
+                    (inet_pton(AF_INET6, b, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6));
+    if (loopback)
+        return false;
+    MG_WARN("auth",
+            "authentication is off and bindAddress is %s (not loopback): whoever reaches the "
+            "ports may read, write and delete every topic and tenant; set "
+            "authenticationEnabled=true and authenticationProviders (token: tokenSecretKey or "
+            "tokenPublicKey; tls: tlsTrustCertsFilePath), authorizationEnabled=true with "
+            "superUserRoles, and brokerServicePortTls/webServicePortTls with "
+            "tlsCertificateFilePath and tlsKeyFilePath",
+            b[0] ? b : "(all addresses)");
+    return true;
+}
+
+bool auth_tls_enabled(const struct auth *a)
+{
+    return auth_enabled(a) && a->tls;
 }
 
 bool auth_metrics_protected(const struct auth *a)
@@ -670,7 +724,7 @@ int auth_check(const struct auth *a, const char *method, const void *data, size_
         mg_set_err(why, whylen, "authentication is not enabled");
         return -MG_EAUTH;
     }
-    if (!method || strcmp(method, AUTH_METHOD_TOKEN) != 0) {
+    if (!method || strcmp(method, AUTH_METHOD_TOKEN) != 0 || !a->token) {
         mg_set_err(why, whylen, "unknown authentication method '%s'", method ? method : "none");
         return -MG_EAUTH;
     }
@@ -679,6 +733,93 @@ int auth_check(const struct auth *a, const char *method, const void *data, size_
         return -MG_EAUTH;
     }
     return auth_check_token(a, data, len, now_ms, id, why, whylen);
+}
+
+int auth_client_token(const char *plugin, const char *params, char **token, char *err,
+                      size_t errlen)
+{
+    *token = NULL;
+    if (!plugin && !params)
+        return 0;
+    if (!plugin ||
+        (strcmp(plugin, AUTH_METHOD_TOKEN) != 0 && strcmp(plugin, AUTH_CLIENT_TOKEN) != 0)) {
+        mg_set_err(err, errlen, "'%s' is not supported (%s is)", plugin ? plugin : "",
+                   AUTH_CLIENT_TOKEN);
+        return -MG_ENOTSUP;
+    }
+    const char *p = params ? params : "";
+    char *t;
+    if (strncmp(p, "token:", 6) == 0) {
+        t = mg_strdup(p + 6);
+    } else if (strncmp(p, "file:", 5) == 0) {
+        unsigned char *bytes;
+        size_t len;
+        if (auth_key_read(p, &bytes, &len, err, errlen) < 0)
+            return -MG_EINVAL;
+        size_t b = 0;
+        while (b < len && isspace(bytes[b]))
+            b++;
+        while (len > b && isspace(bytes[len - 1]))
+            len--;
+        t = mg_strndup((const char *)bytes + b, len - b);
+        mg_free(bytes);
+    } else {
+        json_t *j = p[0] == '{' ? json_loads(p, 0, NULL) : NULL;
+        const char *v = json_string_value(json_object_get(j, "token"));
+        t = v ? mg_strdup(v) : NULL;
+        json_decref(j);
+        if (!t) {
+            mg_set_err(err, errlen,
+                       "expected token:TOKEN, file:///path or {\"token\":\"TOKEN\"}, got '%s'", p);
+            return -MG_EINVAL;
+        }
+    }
+    if (!t[0] || strpbrk(t, "\r\n")) {
+        mg_set_err(err, errlen, "the token is %s", t[0] ? "not one line" : "empty");
+        mg_free(t);
+        return -MG_EINVAL;
+    }
+    *token = t;
+    return 0;
+}
+
+const char *auth_broker_client_authorization(const struct auth *a)
+{
+    return a ? a->client_authz : NULL;
+}
+
+int auth_check_cert(const struct auth *a, X509 *cert, bool trusted, struct auth_id *id, char *why,
+                    size_t whylen)
+{
+    memset(id, 0, sizeof *id);
+    if (!auth_tls_enabled(a)) {
+        mg_set_err(why, whylen, "the tls provider is not configured");
+        return -MG_EAUTH;
+    }
+    if (!cert) {
+        mg_set_err(why, whylen, "Failed to get TLS certificates from client");
+        return -MG_EAUTH;
+    }
+    if (!trusted) {
+        mg_set_err(why, whylen, "the client certificate is not trusted (tlsTrustCertsFilePath)");
+        return -MG_EAUTH;
+    }
+    /* RFC 2253 writes the subject's last RDN first: Pulsar's "first CN=" is the last one */
+    const X509_NAME *name = X509_get_subject_name(cert);
+    int idx = -1, last = -1;
+    while ((idx = X509_NAME_get_index_by_NID(name, NID_commonName, idx)) >= 0)
+        last = idx;
+    const X509_NAME_ENTRY *e = last >= 0 ? X509_NAME_get_entry(name, last) : NULL;
+    unsigned char *cn = NULL;
+    int n = e ? ASN1_STRING_to_UTF8(&cn, X509_NAME_ENTRY_get_data(e)) : -1;
+    if (n <= 0 || memchr(cn, '\0', (size_t)n)) {
+        OPENSSL_free(cn);
+        mg_set_err(why, whylen, "Client unable to authenticate with TLS certificate (no CN)");
+        return -MG_EAUTH;
+    }
+    id->role = mg_strndup((const char *)cn, (size_t)n);
+    OPENSSL_free(cn);
+    return 0;
 }
 
 int auth_check_http(const struct auth *a, const char *authorization, int64_t now_ms,

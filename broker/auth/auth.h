@@ -4,7 +4,9 @@
  * Pulsar's own keys (authenticationEnabled, authenticationProviders, tokenSecretKey,
  * tokenPublicKey, tokenPublicAlg, tokenAuthClaim, tokenAudienceClaim, tokenAudience,
  * authenticationRefreshCheckSeconds, authenticateMetricsEndpoint, superUserRoles), and the
- * pieces `magnetar tokens` needs to make keys and tokens that Pulsar's brokers accept.
+ * TLS provider (a verified client certificate's CN is the role, as Pulsar's
+ * AuthenticationProviderTls), and the pieces `magnetar tokens` needs to make keys and tokens that
+ * Pulsar's brokers accept.
  *
  * The crypto is OpenSSL's (HMAC, EVP_DigestVerify/Sign, ECDSA_SIG for the JOSE r||s
  * form); JSON is jansson's. Nothing here does I/O except reading key files at auth_new
@@ -34,6 +36,12 @@ struct cfg;
 /* Pulsar's provider class name of the token method (authenticationProviders). */
 #define AUTH_PROVIDER_TOKEN "org.apache.pulsar.broker.authentication.AuthenticationProviderToken"
 
+/* The wire name of the TLS method, and Pulsar's provider class name of it. */
+#define AUTH_METHOD_TLS "tls"
+#define AUTH_PROVIDER_TLS "org.apache.pulsar.broker.authentication.AuthenticationProviderTls"
+
+struct x509_st; /* OpenSSL's X509 */
+
 /* Who a credential says the client is. */
 struct auth_id {
     char *role;     /* owned; never NULL after a successful check */
@@ -56,6 +64,10 @@ void auth_free(struct auth *a);
 
 /* Authentication is on (a may be NULL: off). */
 bool auth_enabled(const struct auth *a);
+/* A broker bound to bind_address (bindAddress) with authentication off is open to whoever
+ * reaches it: unless bind_address is a loopback address (127.0.0.0/8, ::1, localhost), log
+ * one WARN line naming the keys that close it. Returns whether it warned. */
+bool auth_warn_if_open(const struct auth *a, const char *bind_address);
 /* authenticationRefreshCheckSeconds, in ms. */
 uint64_t auth_refresh_ms(const struct auth *a);
 /* /metrics needs a credential (authenticateMetricsEndpoint, with authentication on). */
@@ -67,15 +79,50 @@ bool auth_is_super_user(const struct auth *a, const char *role);
 
 /*
  * Check a credential of method (CONNECT's auth_method_name; NULL = none) made of len bytes
- * at data, at wall-clock time now_ms. Only "token" is known. Returns 0 with id filled
+ * at data, at wall-clock time now_ms. Only "token" is checked here ("tls" is
+ * auth_check_cert's: its credential is the TLS session's). Returns 0 with id filled
  * (auth_id_fini it), or -MG_EAUTH with why (for the log only: clients get Pulsar's fixed
  * message) filled.
  */
 int auth_check(const struct auth *a, const char *method, const void *data, size_t len,
                int64_t now_ms, struct auth_id *id, char *why, size_t whylen);
+/*
+ * The TLS provider: cert is the client certificate of the connection's TLS session (NULL:
+ * none, or not a TLS connection), trusted whether it verified against tlsTrustCertsFilePath
+ * (one let through by tlsAllowInsecureConnection is not used, as Pulsar). The role is the
+ * subject's most specific CN (the first CN= of its RFC 2253 form). Returns 0 with id filled
+ * (exp_ms 0), or -MG_EAUTH with why: the provider is not configured, no certificate, not
+ * trusted, no usable CN.
+ */
+int auth_check_cert(const struct auth *a, struct x509_st *cert, bool trusted, struct auth_id *id,
+                    char *why, size_t whylen);
+/* The TLS provider is configured (authenticationProviders names it, authentication on). */
+bool auth_tls_enabled(const struct auth *a);
 /* The same for an HTTP Authorization header's value ("Bearer <token>"; NULL = missing). */
 int auth_check_http(const struct auth *a, const char *authorization, int64_t now_ms,
                     struct auth_id *id, char *why, size_t whylen);
+/* ---- client credentials (brokerClientAuthenticationPlugin, magnetar perf) ------------ */
+
+/* Pulsar's client plugin class of tokens (or its short name "token"). */
+#define AUTH_CLIENT_TOKEN "org.apache.pulsar.client.impl.auth.AuthenticationToken"
+/* Pulsar's client plugin class of TLS certificates (or its short name "tls"). */
+#define AUTH_CLIENT_TLS "org.apache.pulsar.client.impl.auth.AuthenticationTls"
+
+/*
+ * The token a client plugin and its parameters stand for, as Pulsar's clients read them
+ * (brokerClientAuthentication*, and the --auth-plugin/--auth-params of magnetar admin,
+ * client and perf): plugin AUTH_CLIENT_TOKEN or "token"; params "token:<jwt>",
+ * "file:///path" (the file's text, surrounding blanks dropped) or {"token":"<jwt>"}.
+ * Neither given: 0 with *token NULL. Returns 0 with *token (mg_free), -MG_ENOTSUP when the
+ * plugin is another one (*token NULL, err names it), or -MG_EINVAL for parameters that do
+ * not give a one-line token (err says why, without the caller's key or flag names).
+ */
+int auth_client_token(const char *plugin, const char *params, char **token, char *err,
+                      size_t errlen);
+/* The Authorization header value ("Bearer <token>") of brokerClientAuthenticationPlugin and
+ * brokerClientAuthenticationParameters (read by auth_new), or NULL when they are not set. */
+const char *auth_broker_client_authorization(const struct auth *a);
+
 /* Free what id owns and zero it. Accepts a zeroed id. */
 void auth_id_fini(struct auth_id *id);
 
@@ -130,14 +177,6 @@ int auth_token_sign(const char *alg, const unsigned char *key, size_t len, const
  * its two JSON parts as text (mg_free both). Returns 0, or -MG_EAUTH with err filled.
  */
 int auth_token_decode(const char *token, char **header, char **payload, char *err, size_t errlen);
-
-/* A client's --auth-plugin/--auth-params (pulsar-admin's, pulsar-client's, pulsar-perf's)
- * for AuthenticationToken ("token" or org.apache.pulsar.client.impl.auth.AuthenticationToken):
- * params "token:xxx", "file:///path" (the file's text, surrounding blanks dropped) or
- * {"token":"xxx"}. Neither given: 0 with *token NULL. Returns 0 with *token (mg_free it), or
- * -MG_EINVAL with a one-line reason in err. */
-int auth_client_token(const char *plugin, const char *params, char **token, char *err,
-                      size_t errlen);
 
 /* `magnetar tokens <command> ...`: argv[0] is "tokens". Returns the exit status. */
 int auth_tokens_main(int argc, char **argv);

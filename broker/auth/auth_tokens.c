@@ -357,61 +357,6 @@ static int auth_tokens_validate(const struct auth_tokens_opts *o)
     return 0;
 }
 
-int auth_client_token(const char *plugin, const char *params, char **token, char *err,
-                      size_t errlen)
-{
-    *token = NULL;
-    if (!plugin && !params)
-        return 0;
-    if (!plugin ||
-        (strcmp(plugin, "token") != 0 &&
-         strcmp(plugin, "org.apache.pulsar.client.impl.auth.AuthenticationToken") != 0)) {
-        snprintf(err, errlen,
-                 "--auth-plugin: '%s' is not supported (org.apache.pulsar.client.impl.auth."
-                 "AuthenticationToken is)",
-                 plugin ? plugin : "");
-        return -MG_EINVAL;
-    }
-    const char *p = params ? params : "";
-    json_t *j = NULL;
-    if (strncmp(p, "token:", 6) == 0) {
-        *token = mg_strdup(p + 6);
-    } else if (strncmp(p, "file:", 5) == 0) {
-        unsigned char *bytes;
-        size_t len;
-        char why[256];
-        if (auth_key_read(p, &bytes, &len, why, sizeof why) < 0) {
-            snprintf(err, errlen, "--auth-params: %s", why);
-            return -MG_EINVAL;
-        }
-        size_t b = 0;
-        while (b < len && isspace(bytes[b]))
-            b++;
-        while (len > b && isspace(bytes[len - 1]))
-            len--;
-        *token = mg_strndup((const char *)bytes + b, len - b);
-        mg_free(bytes);
-    } else if (p[0] == '{' && (j = json_loads(p, 0, NULL)) != NULL &&
-               json_is_string(json_object_get(j, "token"))) {
-        *token = mg_strdup(json_string_value(json_object_get(j, "token")));
-        json_decref(j);
-    } else {
-        json_decref(j);
-        snprintf(err, errlen,
-                 "--auth-params: expected token:TOKEN, file:///path or {\"token\":\"TOKEN\"}, "
-                 "got '%s'",
-                 p);
-        return -MG_EINVAL;
-    }
-    if (!(*token)[0]) {
-        mg_free(*token);
-        *token = NULL;
-        snprintf(err, errlen, "--auth-params: the token is empty");
-        return -MG_EINVAL;
-    }
-    return 0;
-}
-
 int auth_tokens_main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||

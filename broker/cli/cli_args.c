@@ -12,6 +12,7 @@
 
 #include "auth/auth.h"
 #include "util/alloc.h"
+#include "util/err.h"
 #include "util/fs.h"
 
 #include <ctype.h>
@@ -460,8 +461,12 @@ int cli_conn_init(struct cli_conn *c, const struct cli_args *a, char *err, size_
         c->web_url = mg_strdup("http://localhost:8080");
     if (!c->service_url)
         c->service_url = mg_strdup("pulsar://localhost:6650");
-    if (auth_client_token(c->auth_plugin, c->auth_params, &c->token, err, errlen) < 0)
+    char why[300];
+    int rc = auth_client_token(c->auth_plugin, c->auth_params, &c->token, why, sizeof why);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", rc == -MG_ENOTSUP ? "--auth-plugin" : "--auth-params", why);
         return -1;
+    }
     return 0;
 }
 

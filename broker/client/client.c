@@ -468,6 +468,8 @@ static void client_conn_send_connect(struct client_conn *conn)
         cc.has_auth_data = 1;
         cc.auth_data.data = (uint8_t *)conn->client->auth_token;
         cc.auth_data.len = strlen(conn->client->auth_token);
+    } else if (conn->client->auth_tls) { /* AuthenticationTls: the role is the certificate's */
+        cc.auth_method_name = (char *)"tls";
     }
     cc.has_protocol_version = 1;
     cc.protocol_version = WIRE_PROTOCOL_VERSION;
@@ -1150,7 +1152,22 @@ static int client_tls_init(struct client *c, const struct client_opts *opts, cha
 {
     c->ssl_ctx =
         client_tls_ctx_new(opts->tls_trust_certs_file, opts->tls_allow_insecure, errmsg, errlen);
-    return c->ssl_ctx ? 0 : -MG_EINVAL;
+    if (!c->ssl_ctx)
+        return -MG_EINVAL;
+    if (opts->tls_cert_file || opts->tls_key_file) {
+        const char *cert = opts->tls_cert_file ? opts->tls_cert_file : "";
+        const char *key = opts->tls_key_file ? opts->tls_key_file : "";
+        if (SSL_CTX_use_certificate_chain_file(c->ssl_ctx, cert) != 1 ||
+            SSL_CTX_use_PrivateKey_file(c->ssl_ctx, key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(c->ssl_ctx) != 1) {
+            unsigned long e = ERR_get_error();
+            snprintf(errmsg, errlen, "cannot load the client certificate '%s' and key '%s': %s",
+                     cert, key, e ? ERR_reason_error_string(e) : "they do not match");
+            return -MG_EINVAL;
+        }
+        c->auth_tls = true;
+    }
+    return 0;
 }
 
 int client_new(struct event_base *base, const struct client_opts *opts, struct client **out,

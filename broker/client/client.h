@@ -53,6 +53,10 @@ struct client_opts {
     const char *tls_trust_certs_file;
     bool tls_allow_insecure;
     const char *auth_token; /* sent in CONNECT as auth method "token"; NULL = none */
+    /* Pulsar's AuthenticationTls (pulsar+ssl:// only): the client certificate chain and key
+     * (PEM) shown in the handshake; CONNECT then names auth method "tls". NULL = none. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
 };
 
 struct client_msg_id {

@@ -145,6 +145,7 @@ struct client {
     bool use_tls;        /* the service URL is pulsar+ssl://: lookups follow TLS URLs */
     SSL_CTX *ssl_ctx;    /* owned; NULL unless use_tls */
     char *auth_token;    /* owned; NULL = no authentication */
+    bool auth_tls;       /* a client certificate is shown: auth method "tls" */
     char *service_url;   /* owned, normalised pool key (the first host) */
     char **service_urls; /* owned: every host of a multi-host URL, normalised */
     int n_service_urls;

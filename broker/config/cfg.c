@@ -252,6 +252,8 @@ static const struct cfg_key cfg_keys[] = {
     CFG_STR("tokenAuthClaim", token_auth_claim, "sub"),
     CFG_OPTSTR("tokenAudienceClaim", token_audience_claim, ""),
     CFG_OPTSTR("tokenAudience", token_audience, ""),
+    CFG_OPTSTR("brokerClientAuthenticationPlugin", broker_client_auth_plugin, ""),
+    CFG_OPTSTR("brokerClientAuthenticationParameters", broker_client_auth_params, ""),
 };
 
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])

@@ -153,6 +153,8 @@ struct cfg {
     char *token_auth_claim;                   /* tokenAuthClaim ("sub") */
     char *token_audience_claim;               /* tokenAudienceClaim ("") */
     char *token_audience;                     /* tokenAudience ("") */
+    char *broker_client_auth_plugin;          /* brokerClientAuthenticationPlugin ("") */
+    char *broker_client_auth_params;          /* brokerClientAuthenticationParameters ("") */
     bool authorization_enabled;               /* authorizationEnabled (false) */
 
     /* admin HTTP server limits: httpMaxRequestHeaderSize (8192 bytes of request line and

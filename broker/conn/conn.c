@@ -23,6 +23,7 @@
 #include "auth/auth.h"
 #include "config/cfg.h"
 #include "conn/conn_int.h"
+#include "tls/tls.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -229,8 +230,16 @@ static int conn_authenticate(struct conn *c, const char *method, bool has_data,
     struct auth_id id;
     char why[256] = "";
     int64_t now = mg_loop_wall_ms(c->env->loop);
-    int rc = auth_check(c->env->auth, method, has_data ? (const char *)data->data : NULL,
+    int rc;
+    if (method && strcmp(method, AUTH_METHOD_TLS) == 0) {
+        /* the credential is the TLS session's certificate; auth_data is not looked at */
+        bool trusted;
+        struct x509_st *cert = tls_peer_cert(c->bev, &trusted);
+        rc = auth_check_cert(c->env->auth, cert, trusted, &id, why, sizeof why);
+    } else {
+        rc = auth_check(c->env->auth, method, has_data ? (const char *)data->data : NULL,
                         has_data ? data->len : 0, now, &id, why, sizeof why);
+    }
     if (rc == 0 && c->role && strcmp(c->role, id.role) != 0) {
         snprintf(why, sizeof why, "role changed from '%s' to '%s'", c->role, id.role);
         auth_id_fini(&id);

@@ -158,8 +158,10 @@ void perf_usage(enum perf_mode mode, FILE *out)
             "  --json FILE                  write the summary as JSON\n"
             "  --trust-cert-file FILE       CA bundle (PEM) for pulsar+ssl:// brokers\n"
             "  --auth-plugin CLASS          org.apache.pulsar.client.impl.auth.\n"
-            "                               AuthenticationToken (or token)\n"
-            "  --auth-params P              token:TOKEN or file:///path/of/token\n"
+            "                               AuthenticationToken (or token), or\n"
+            "                               AuthenticationTls (or tls)\n"
+            "  --auth-params P              token:TOKEN or file:///path/of/token; for tls\n"
+            "                               tlsCertFile:CERT.pem,tlsKeyFile:KEY.pem\n"
             "  -h, --help                   this help\n"
             "\n"
             "Latency is in milliseconds: %s.\n",
@@ -284,6 +286,54 @@ void perf_opts_fini(struct perf_opts *o)
     o->ntopics = 0;
     mg_free(o->auth_token);
     o->auth_token = NULL;
+    mg_free(o->tls_cert_file);
+    mg_free(o->tls_key_file);
+    o->tls_cert_file = o->tls_key_file = NULL;
+}
+
+/* AuthenticationTls' parameters, as Pulsar's clients write them:
+ * "tlsCertFile:/path/cert.pem,tlsKeyFile:/path/key.pem". */
+static int perf_auth_tls(struct perf_opts *o, char *err, size_t errlen)
+{
+    const char *p = o->auth_params ? o->auth_params : "";
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char **dst = strncmp(p, "tlsCertFile:", 12) == 0  ? &o->tls_cert_file
+                     : strncmp(p, "tlsKeyFile:", 11) == 0 ? &o->tls_key_file
+                                                          : NULL;
+        if (!dst) {
+            snprintf(err, errlen, "--auth-params: unknown AuthenticationTls parameter in '%s'",
+                     o->auth_params);
+            return -MG_EINVAL;
+        }
+        size_t skip = dst == &o->tls_cert_file ? 12 : 11;
+        mg_free(*dst);
+        *dst = mg_strndup(p + skip, n - skip);
+        p = e ? e + 1 : p + n;
+    }
+    if (!o->tls_cert_file || !o->tls_key_file || !o->tls_cert_file[0] || !o->tls_key_file[0]) {
+        snprintf(err, errlen, "--auth-params: AuthenticationTls needs tlsCertFile:F,tlsKeyFile:F");
+        return -MG_EINVAL;
+    }
+    return 0;
+}
+
+/* --auth-plugin/--auth-params as pulsar-perf takes them: AuthenticationToken ("token:xxx",
+ * or "file:///path") or AuthenticationTls. */
+static int perf_auth_token(struct perf_opts *o, char *err, size_t errlen)
+{
+    if (!o->auth_plugin && !o->auth_params)
+        return 0;
+    if (o->auth_plugin &&
+        (strcmp(o->auth_plugin, "tls") == 0 || strcmp(o->auth_plugin, AUTH_CLIENT_TLS) == 0))
+        return perf_auth_tls(o, err, errlen);
+    char why[256];
+    int rc = auth_client_token(o->auth_plugin, o->auth_params, &o->auth_token, why, sizeof why);
+    if (rc < 0)
+        snprintf(err, errlen, "%s: %s%s", rc == -MG_ENOTSUP ? "--auth-plugin" : "--auth-params",
+                 why, rc == -MG_ENOTSUP ? " (and " AUTH_CLIENT_TLS ")" : "");
+    return rc < 0 ? -MG_EINVAL : 0;
 }
 
 int perf_parse_args(enum perf_mode mode, int argc, char **argv, struct perf_opts *o, char *err,
@@ -342,7 +392,7 @@ int perf_parse_args(enum perf_mode mode, int argc, char **argv, struct perf_opts
     if (client_parse_url(o->service_url, &host, &port, err, errlen) < 0)
         goto fail;
     mg_free(host);
-    if (auth_client_token(o->auth_plugin, o->auth_params, &o->auth_token, err, errlen) < 0)
+    if (perf_auth_token(o, err, errlen) < 0)
         goto fail;
     return 0;
 fail:
@@ -983,7 +1033,9 @@ static int perf_run_mode(struct perf_opts *o)
     struct client_opts co = {.service_url = o->service_url,
                              .connect_timeout_ms = (unsigned)(o->connect_timeout_s * 1000),
                              .tls_trust_certs_file = o->trust_cert_file,
-                             .auth_token = o->auth_token};
+                             .auth_token = o->auth_token,
+                             .tls_cert_file = o->tls_cert_file,
+                             .tls_key_file = o->tls_key_file};
     if (client_new(r->base, &co, &r->client, err, sizeof err) < 0) {
         fprintf(stderr, "magnetar perf: %s\n", err);
         perf_run_free(r);

@@ -73,6 +73,8 @@ struct perf_opts {
     const char *auth_plugin;     /* borrowed: --auth-plugin */
     const char *auth_params;     /* borrowed: --auth-params */
     char *auth_token;            /* owned: the token auth_params stands for, or NULL */
+    char *tls_cert_file;         /* owned: AuthenticationTls' tlsCertFile, or NULL */
+    char *tls_key_file;          /* owned: AuthenticationTls' tlsKeyFile, or NULL */
     const char *subscription;    /* borrowed */
     enum client_sub_type sub_type;
     long long queue_size;

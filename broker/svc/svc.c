@@ -346,6 +346,7 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
         svc_free(s);
         return NULL;
     }
+    auth_warn_if_open(s->auth, cfg->bind_address);
     s->ns = ns_new(loop, cfg, meta);
     if (ns_load(s->ns) < 0) {
         MG_ERROR("svc", "cannot load tenants, namespaces and partitioned topics from the "

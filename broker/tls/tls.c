@@ -382,19 +382,48 @@ void tls_server_free(struct tls_server *t)
     mg_free(t);
 }
 
-struct bufferevent *tls_server_bev(struct tls_server *t, struct event_base *base,
-                                   evutil_socket_t fd)
+/* A server SSL of the current context (the files checked first when the refresh is per
+ * connection). */
+static SSL *tls_server_ssl(struct tls_server *t)
 {
     if (t->cfg->tls_cert_refresh_check_s == 0)
         tls_server_refresh(t); /* Pulsar's 0: checked at each new connection */
     SSL *ssl = SSL_new(t->ctx);
     MG_ASSERT(ssl);
+    return ssl;
+}
+
+struct bufferevent *tls_server_bev(struct tls_server *t, struct event_base *base,
+                                   evutil_socket_t fd)
+{
+    SSL *ssl = tls_server_ssl(t);
     if (fd >= 0)
         evutil_make_socket_nonblocking(fd);
     struct bufferevent *bev = bufferevent_openssl_socket_new(
         base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     MG_ASSERT(bev);
     return bev;
+}
+
+struct bufferevent *tls_server_filter(struct tls_server *t, struct bufferevent *under)
+{
+    SSL *ssl = tls_server_ssl(t);
+    struct bufferevent *bev = bufferevent_openssl_filter_new(
+        bufferevent_get_base(under), under, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    MG_ASSERT(bev);
+    return bev;
+}
+
+X509 *tls_peer_cert(struct bufferevent *bev, bool *trusted)
+{
+    *trusted = false;
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    if (!ssl && bev && bufferevent_get_underlying(bev))
+        ssl = bufferevent_openssl_get_ssl(bufferevent_get_underlying(bev));
+    X509 *x = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+    /* an error let through by tls_verify_cb stays the session's verify result */
+    *trusted = x != NULL && SSL_get_verify_result(ssl) == X509_V_OK;
+    return x;
 }
 
 static void tls_peer_name(const struct tls_pending *p, char *buf, size_t len)

@@ -26,6 +26,7 @@ struct cfg;
 struct event_base;
 struct mg_loop;
 struct sockaddr;
+struct x509_st;
 struct tls_server;
 
 #define TLS_HANDSHAKE_TIMEOUT_MS 10000
@@ -55,6 +56,17 @@ void tls_server_accept(struct tls_server *t, evutil_socket_t fd, const struct so
  * for libraries that drive the connection themselves (evhttp_set_bevcb). Never NULL. */
 struct bufferevent *tls_server_bev(struct tls_server *t, struct event_base *base,
                                    evutil_socket_t fd);
+
+/* The client certificate of bev's TLS session (bev, or the bufferevent under a filter over
+ * it), borrowed for as long as bev lives; NULL when bev is not TLS or the client sent none.
+ * *trusted: it verified against tlsTrustCertsFilePath (false for one let through by
+ * tlsAllowInsecureConnection). For the TLS authentication provider (auth_check_cert). */
+struct x509_st *tls_peer_cert(struct bufferevent *bev, bool *trusted);
+
+/* A server-side TLS filter over under (a socket bufferevent, owned by the result from now
+ * on: freed with it), accepting: for a caller that writes the socket itself from under's
+ * output (the TLS records are put there as soon as plain text is written). Never NULL. */
+struct bufferevent *tls_server_filter(struct tls_server *t, struct bufferevent *under);
 
 /* Check the files now and reload when they changed (what the refresh timer does).
  * Returns 1 when a new context was installed, 0 when nothing changed, or -MG_EINVAL when

@@ -355,6 +355,13 @@ def main():
                p99 <= lim50, "" if p99 <= lim50 else ("met on the fsync-p99 basis" if p99 <= lim99 else ""))
     else:
         target("p99 publish latency at 50% load ≤ 2x disk fsync latency + 1 ms, 1 KiB", "–", None)
+    r = ratio(tput("mst", "1024"), tput("ms", "1024"))
+    tp99, pp99 = lat("mst", "1024", "p99"), lat("ms", "1024", "p99")
+    target("TLS: standalone 1 KiB throughput over pulsar+ssl:// ≥ 85% of plain text",
+           "–" if r is None else f"{fnum(tput('mst', '1024'))} vs {fnum(tput('ms', '1024'))} msg/s "
+           f"({abs(1 - r) * 100:.1f}% {'lower' if r < 1 else 'higher'}); "
+           f"p99 at 50%: {fnum(tp99, 2)} vs {fnum(pp99, 2)} ms",
+           None if r is None else r >= 0.85)
     target("idle standalone RSS ≤ NATS JetStream idle RSS",
            f"{fnum(mb(i_m), 1)} vs {fnum(mb(i_n), 1)} MB", None if None in (i_m, i_n) else i_m <= i_n)
     target("start-to-ready ≤ NATS", f"{fnum(r_m, 1)} vs {fnum(r_n, 1)} ms",

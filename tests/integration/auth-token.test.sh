@@ -77,17 +77,11 @@ fi
 grep -q "role alice" "$T/sa.log" && pass "the connection kept role alice" \
     || fail "no connection logged role alice"
 
-code() { curl -s -o "$T/body" -w '%{http_code}' --max-time 10 "$@"; }
-[ "$(code "$HTTP/admin/v2/tenants")" = 401 ] && grep -q "Authentication required" "$T/body" \
-    && pass "admin without a token: 401 Authentication required" \
-    || fail "admin without a token: $(cat "$T/body")"
-[ "$(code -H "Authorization: Bearer $WRONG" "$HTTP/admin/v2/tenants")" = 401 ] \
-    && pass "admin with a wrong token: 401" || fail "admin with a wrong token: $(cat "$T/body")"
-[ "$(code -H "Authorization: Bearer $TOKEN" "$HTTP/admin/v2/tenants")" = 200 ] \
-    && pass "admin with a valid token: 200 $(cat "$T/body")" \
-    || fail "admin with a valid token: $(cat "$T/body")"
-[ "$(code "$HTTP/metrics")" = 200 ] && pass "/metrics open (authenticateMetricsEndpoint=false)" \
-    || fail "/metrics without a token: $(head -c 200 "$T/body")"
+expect_http 401 "admin without a token" "$HTTP/admin/v2/tenants" &&
+    { grep -q "Authentication required" "$T/body" || fail "401 without 'Authentication required'"; }
+expect_http 401 "admin with a wrong token" -H "Authorization: Bearer $WRONG" "$HTTP/admin/v2/tenants"
+expect_http 200 "admin with a valid token" -H "Authorization: Bearer $TOKEN" "$HTTP/admin/v2/tenants"
+expect_http 200 "/metrics open without a token (authenticateMetricsEndpoint=false)" "$HTTP/metrics"
 alive sa && pass "the broker kept serving" || fail "the broker died"
 stop_clean 20 sa
 
@@ -145,13 +139,13 @@ else
 fi
 grep -q "role carol not authorized" "$T/az.log" && pass "the broker logged carol's refusal" \
     || fail "no refusal of carol in the log"
-[ "$(code -X POST -H "Authorization: Bearer $CAROL" -H 'Content-Type: application/json' \
+[ "$(http_code -X POST -H "Authorization: Bearer $CAROL" -H 'Content-Type: application/json' \
     -d '["produce","consume"]' "$PERM/carol")" = 403 ] \
     && pass "carol cannot grant herself: 403" || fail "carol granting herself: $(cat "$T/body")"
-[ "$(code -X POST -H "Authorization: Bearer $ROOT" -H 'Content-Type: application/json' \
+[ "$(http_code -X POST -H "Authorization: Bearer $ROOT" -H 'Content-Type: application/json' \
     -d '["produce","consume"]' "$PERM/carol")" = 204 ] \
     && pass "root grants carol produce,consume: 204" || fail "grant: $(cat "$T/body")"
-[ "$(code -H "Authorization: Bearer $ROOT" "$PERM")" = 200 ] && grep -q '"carol"' "$T/body" \
+[ "$(http_code -H "Authorization: Bearer $ROOT" "$PERM")" = 200 ] && grep -q '"carol"' "$T/body" \
     && pass "GET permissions: $(cat "$T/body")" || fail "GET permissions: $(cat "$T/body")"
 if flex az-granted "persistent://public/default/authz-$$" "$CAROL"; then
     pass "authorization: carol granted, $AUTH_MESSAGES messages produced and consumed"

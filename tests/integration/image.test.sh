@@ -130,7 +130,7 @@ const ports = Object.keys(c.ExposedPorts || {}).sort().join(' ');
 if (!/^[1-9][0-9]*(:[0-9]+)?$/.test(c.User || '')) fail(`user ${c.User} is not a numeric non-root user`);
 if (JSON.stringify(c.Entrypoint) !== '["magnetar"]') fail(`entrypoint ${JSON.stringify(c.Entrypoint)}`);
 if (JSON.stringify(c.Cmd) !== '["standalone"]') fail(`command ${JSON.stringify(c.Cmd)}`);
-if (ports !== '3181/tcp 6650/tcp 6651/tcp 8080/tcp') fail(`exposed ports ${ports}`);
+if (ports !== '3181/tcp 6650/tcp 6651/tcp 8080/tcp 8443/tcp') fail(`exposed ports ${ports}`);
 if (!Object.keys(c.Volumes || {}).includes('/magnetar/data')) fail(`volumes ${JSON.stringify(c.Volumes)}`);
 if (!Array.isArray(hc.Test) || hc.Test[0] !== 'CMD' || !hc.Test.join(' ').includes('/admin/v2/brokers/health')) {
   fail(`healthcheck ${JSON.stringify(hc)}`);

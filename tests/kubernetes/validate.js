@@ -16,10 +16,13 @@
 //    namespaces exist; workload selectors match their pod labels; a StatefulSet's
 //    serviceName is a headless Service; Service and PDB selectors match a pod template;
 //    named target ports and probe ports exist; volume mounts have a volume or claim
-//    template; configMap volumes name an existing ConfigMap; $(VAR) in env values is
-//    defined before; every container has resource requests (and memory limit >= request).
+//    template; configMap volumes name an existing ConfigMap; secret volumes list their
+//    items (the Secrets themselves are made out of band: the check gives each item a sample
+//    file); $(VAR) in env values is defined before; every container has resource requests
+//    (and memory limit >= request).
 // 3. magnetar containers: the issue's shape (broker Deployment of 2 with advertisedAddress
-//    from status.podIP, probes on the admin paths, non-root uid 10000, grace period above
+//    from status.podIP, probes on the admin paths or /status.html, and over HTTPS on the
+//    TLS port when the container serves webServicePortTls, non-root uid 10000, grace period above
 //    the broker's unload bound read from broker/svc/svc.c) and, above all, the
 //    configuration each one would run with — the YAML files its ConfigMap mounts put at
 //    --config, its MAGNETAR_ environment (downward-API values replaced by samples), its
@@ -224,6 +227,9 @@ function checkReferences(objs, errors) {
         if (v.configMap && !byKind('ConfigMap', p.ns).some((c) => c.obj.metadata.name === v.configMap.name)) {
           errors.push(`${where}: volume ${v.name}: ConfigMap ${v.configMap.name} is not defined here`);
         }
+        if (v.secret && !(v.secret.items || []).length) {
+          errors.push(`${where}: volume ${v.name}: secret ${v.secret.secretName} lists no items (its files must be named)`);
+        }
       }
       for (const c of [...(p.spec.initContainers || []), ...(p.spec.containers || [])]) {
         const cw = `${where} container ${c.name}`;
@@ -314,11 +320,19 @@ function containerEnv(p, c, errors, where) {
   return env;
 }
 
-// Files a container sees from its configMap volumes: {absPath: content}
+// A Secret's item as the check supplies it (the Secret is made out of band): 48 bytes, enough
+// for a tokenSecretKey (HS256 needs 32) and one line for a token file.
+const SECRET_SAMPLE = 's'.repeat(48);
+
+// Files a container sees from its configMap volumes and (as samples) its secret volumes:
+// {absPath: content}
 function configFiles(p, c, objs) {
   const files = {};
   for (const m of c.volumeMounts || []) {
     const vol = (p.spec.volumes || []).find((v) => v.name === m.name);
+    if (vol && vol.secret) {
+      for (const it of vol.secret.items || []) files[path.posix.join(m.mountPath, it.path)] = SECRET_SAMPLE;
+    }
     if (!vol || !vol.configMap) continue;
     const cm = objs.find((o) => o.obj.kind === 'ConfigMap' && o.obj.metadata.namespace === p.ns &&
                                 o.obj.metadata.name === vol.configMap.name);
@@ -336,8 +350,19 @@ function configFiles(p, c, objs) {
   return files;
 }
 
+// For the host binary the files live under tmp: their absolute paths inside values
+// (MAGNETAR_tokenSecretKey=file:///magnetar/secrets/...) are mapped there.
+function mapPaths(o, v, files, tmp) {
+  if (o.root) return v;
+  let out = v;
+  for (const p of Object.keys(files)) out = out.split(p).join(path.join(tmp, p));
+  return out;
+}
+
 function runMagnetar(o, args, env, files, tmp) {
-  const cleanEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env };
+  const mappedEnv = {};
+  for (const [k, v] of Object.entries(env)) mappedEnv[k] = mapPaths(o, v, files, tmp);
+  const cleanEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...mappedEnv };
   if (o.root) {
     for (const [p, content] of Object.entries(files)) {
       const dst = path.join(o.root, p);
@@ -377,9 +402,21 @@ function checkMagnetar(o, objs, errors, log) {
     const sc = { ...(p.spec.securityContext || {}), ...(c.securityContext || {}) };
     if (sc.runAsNonRoot !== true || sc.runAsUser !== 10000) errors.push(`${where}: must run as non-root uid 10000`);
     if (role !== 'bookie') {
-      const paths = ['readinessProbe', 'livenessProbe'].map((k) => ((c[k] || {}).httpGet || {}).path);
-      for (const pp of paths) {
-        if (!/^\/admin\/v2\/brokers\/(health|ready)$/.test(pp || '')) errors.push(`${where}: probes must GET /admin/v2/brokers/health or /ready`);
+      const gets = ['readinessProbe', 'livenessProbe'].map((k) => (c[k] || {}).httpGet || {});
+      for (const g of gets) {
+        if (!/^(\/admin\/v2\/brokers\/(health|ready)|\/status\.html)$/.test(g.path || '')) {
+          errors.push(`${where}: probes must GET /admin/v2/brokers/health, /ready or /status.html`);
+        }
+      }
+      // a container serving HTTPS is probed there (its plain port may be for itself only)
+      const tlsPort = ((c.env || []).find((e) => e.name === 'MAGNETAR_webServicePortTls') || {}).value;
+      if (tlsPort) {
+        const named = (c.ports || []).find((x) => String(x.containerPort) === String(tlsPort));
+        for (const g of gets) {
+          if (g.scheme !== 'HTTPS' || !(g.port === Number(tlsPort) || (named && g.port === named.name))) {
+            errors.push(`${where}: with webServicePortTls=${tlsPort} the probes must be HTTPS on that port`);
+          }
+        }
       }
     } else {
       for (const k of ['readinessProbe', 'livenessProbe']) {
@@ -415,7 +452,7 @@ function checkMagnetar(o, objs, errors, log) {
         const key = k.slice('MAGNETAR_'.length);
         const line = (show.stdout || '').split('\n').find((l) => l.startsWith(`${key}:`));
         const shown = line ? line.slice(key.length + 1).trim().replace(/^"(.*)"$/, '$1') : undefined;
-        if (shown !== v) errors.push(`${where}: ${k}=${v} is not in effect (config show: ${line})`);
+        if (shown !== mapPaths(o, v, files, tmp)) errors.push(`${where}: ${k}=${v} is not in effect (config show: ${line})`);
       }
       checked++;
       log(`ok   config  ${where}: magnetar ${role}${cfgPath ? ' --config ' + cfgPath : ''} with ` +
@@ -486,6 +523,16 @@ function selfTest(o, objs) {
     ['a Service selecting no pods', (l) => {
       find(l, 'Service', 'broker').spec.selector = { 'app.kubernetes.io/name': 'brokr' };
     }, /selector matches no pod/],
+    ['a secured pod probed on its plain port', (l) => {
+      const c = find(l, 'Pod', 'magnetar-standalone-secured').spec.containers[0];
+      c.readinessProbe.httpGet.scheme = 'HTTP';
+    }, /probes must be HTTPS/],
+    ['a secured pod whose token key is not mounted (magnetar config check)', (l) => {
+      const c = find(l, 'Pod', 'magnetar-standalone-secured').spec.containers[0];
+      c.volumeMounts = c.volumeMounts.filter((m) => m.name !== 'token-key');
+      find(l, 'Pod', 'magnetar-standalone-secured').spec.volumes =
+        find(l, 'Pod', 'magnetar-standalone-secured').spec.volumes.filter((v) => v.name !== 'token-key');
+    }, /refused it.*tokenSecretKey/],
     ['a grace period below the unload bound', (l) => {
       find(l, 'Deployment', 'broker').spec.template.spec.terminationGracePeriodSeconds = 5;
     }, /terminationGracePeriodSeconds/],

@@ -16,6 +16,7 @@
 
 #include <check.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,7 +403,7 @@ END_TEST
 /* A client's --auth-plugin/--auth-params (pulsar-admin, pulsar-client, pulsar-perf): the
  * token plugin by either name, params token:, file:// (blanks around the token dropped) and
  * {"token":...}; anything else is one clear error. */
-START_TEST(test_client_token)
+START_TEST(test_client_token_forms)
 {
     const char *plugin = "org.apache.pulsar.client.impl.auth.AuthenticationToken";
     char *tok = (char *)"unset";
@@ -428,29 +429,168 @@ START_TEST(test_client_token)
     static const struct {
         const char *plugin, *params, *needle;
     } bad[] = {
-        {"org.apache.pulsar.client.impl.auth.AuthenticationTls", "x", "--auth-plugin"},
-        {NULL, "token:x", "--auth-plugin"},
+        {"org.apache.pulsar.client.impl.auth.AuthenticationTls", "x", "not supported"},
+        {NULL, "token:x", "not supported"},
         {"token", "bogus", "expected token:TOKEN"},
         {"token", "token:", "empty"},
         {"token", "{\"tok\":1}", "expected token:TOKEN"},
-        {"token", "file:///nonexistent/token", "--auth-params"},
+        {"token", "file:///nonexistent/token", "/nonexistent/token"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         tok = NULL;
         ck_assert_int_eq(auth_client_token(bad[i].plugin, bad[i].params, &tok, err, sizeof err),
-                         -MG_EINVAL);
+                         i < 2 ? -MG_ENOTSUP : -MG_EINVAL);
         ck_assert_ptr_null(tok);
         ck_assert_msg(strstr(err, bad[i].needle) != NULL, "%s -> %s", bad[i].params, err);
     }
 }
 END_TEST
 
+/* A self-signed certificate whose subject has the given RDNs in DER order, e.g.
+ * {"O", "acme", "CN", "outer", "CN", "inner"} (n pairs); X509_free it. */
+static X509 *cert_with(const char *const *rdn, int n)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509 *x = X509_new();
+    X509_NAME *name = X509_get_subject_name(x);
+    for (int i = 0; i < n; i++)
+        X509_NAME_add_entry_by_txt(name, rdn[2 * i], MBSTRING_UTF8,
+                                   (const unsigned char *)rdn[2 * i + 1], -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509_set_pubkey(x, k);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    ck_assert(X509_sign(x, k, EVP_sha256()) > 0);
+    EVP_PKEY_free(k);
+    return x;
+}
+
+/* The TLS provider (Pulsar's class name or "tls"): the role is the most specific CN of a
+ * trusted client certificate; no certificate, an untrusted one or one without CN is
+ * refused; with only tls configured the token method is refused, and the reverse. */
+START_TEST(test_tls_provider)
+{
+    static const char *const org_cn[] = {"O", "acme", "CN", "outer", "CN", "alice"};
+    static const char *const org_only[] = {"O", "acme"};
+    X509 *x = cert_with(org_cn, 3), *nocn = cert_with(org_only, 1);
+    struct auth_id id;
+    char why[256];
+    set("authenticationEnabled", "true");
+    const char *names[] = {AUTH_PROVIDER_TLS, "tls"};
+    for (int i = 0; i < 2; i++) {
+        set("authenticationProviders", names[i]);
+        ck_assert_msg(auth_new(&cfg, &au, err, sizeof err) == 0, "%s", err);
+        ck_assert(auth_tls_enabled(au));
+        ck_assert_int_eq(auth_check_cert(au, x, true, &id, why, sizeof why), 0);
+        ck_assert_str_eq(id.role, "alice"); /* RFC 2253's first CN: the last in the DER */
+        ck_assert_int_eq(id.exp_ms, 0);
+        auth_id_fini(&id);
+        ck_assert_int_eq(auth_check_cert(au, x, false, &id, why, sizeof why), -MG_EAUTH);
+        ck_assert_ptr_null(id.role);
+        ck_assert_int_eq(auth_check_cert(au, NULL, true, &id, why, sizeof why), -MG_EAUTH);
+        ck_assert_ptr_nonnull(strstr(why, "Failed to get TLS certificates"));
+        ck_assert_int_eq(auth_check_cert(au, nocn, true, &id, why, sizeof why), -MG_EAUTH);
+        ck_assert_ptr_nonnull(strstr(why, "unable to authenticate"));
+        /* no token provider: a token is refused whatever it holds */
+        ck_assert_int_eq(
+            auth_check(au, AUTH_METHOD_TOKEN, "a.b.c", 5, NOW_MS, &id, why, sizeof why), -MG_EAUTH);
+        auth_free(au);
+        au = NULL;
+    }
+    /* token only: the certificate is not a credential */
+    set("authenticationProviders", AUTH_PROVIDER_TOKEN);
+    set("tokenSecretKey", "data:;base64,QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=");
+    ck_assert_msg(auth_new(&cfg, &au, err, sizeof err) == 0, "%s", err);
+    ck_assert(!auth_tls_enabled(au));
+    ck_assert_int_eq(auth_check_cert(au, x, true, &id, why, sizeof why), -MG_EAUTH);
+    auth_free(au);
+    au = NULL;
+    /* both, with Pulsar's comma list */
+    set("authenticationProviders", AUTH_PROVIDER_TOKEN ", " AUTH_PROVIDER_TLS);
+    ck_assert_msg(auth_new(&cfg, &au, err, sizeof err) == 0, "%s", err);
+    ck_assert(auth_tls_enabled(au));
+    ck_assert_int_eq(auth_check_cert(au, x, true, &id, why, sizeof why), 0);
+    auth_id_fini(&id);
+    X509_free(x);
+    X509_free(nocn);
+}
+END_TEST
+
+/* One WARN when authentication is off on a non-loopback bindAddress; none on loopback
+ * addresses or with authentication on. */
+START_TEST(test_warn_if_open)
+{
+    ck_assert_msg(auth_new(&cfg, &au, err, sizeof err) == 0, "%s", err);
+    ck_assert(auth_warn_if_open(au, "0.0.0.0"));
+    ck_assert(auth_warn_if_open(au, "10.1.2.3"));
+    ck_assert(auth_warn_if_open(au, "::"));
+    ck_assert(auth_warn_if_open(au, "broker-1.example"));
+    ck_assert(auth_warn_if_open(NULL, "0.0.0.0"));
+    ck_assert(!auth_warn_if_open(au, "127.0.0.1"));
+    ck_assert(!auth_warn_if_open(au, "127.9.8.7"));
+    ck_assert(!auth_warn_if_open(au, "::1"));
+    ck_assert(!auth_warn_if_open(au, "localhost"));
+    auth_free(au);
+    au = NULL;
+    set("authenticationEnabled", "true");
+    set("authenticationProviders", "tls");
+    ck_assert_msg(auth_new(&cfg, &au, err, sizeof err) == 0, "%s", err);
+    ck_assert(!auth_warn_if_open(au, "0.0.0.0"));
+}
+END_TEST
+
+/* Client plugins as Pulsar's clients read them: token:, file:// (blanks dropped); another
+ * plugin or unusable parameters are refused; auth_new turns brokerClient* into the header
+ * the broker's own calls show, and names the key it refuses. */
+START_TEST(test_client_token)
+{
+    char *t = NULL, why[256];
+    ck_assert_int_eq(auth_client_token("token", "token:abc.def.ghi", &t, why, sizeof why), 0);
+    ck_assert_str_eq(t, "abc.def.ghi");
+    mg_free(t);
+    char *path = mg_asprintf("%s/tok", tmpdir);
+    FILE *f = fopen(path, "w");
+    fputs("  x.y.z\n", f);
+    fclose(f);
+    char *url = mg_asprintf("file://%s", path);
+    ck_assert_int_eq(auth_client_token(AUTH_CLIENT_TOKEN, url, &t, why, sizeof why), 0);
+    ck_assert_str_eq(t, "x.y.z");
+    mg_free(t);
+    ck_assert_int_eq(auth_client_token(AUTH_CLIENT_TLS, url, &t, why, sizeof why), -MG_ENOTSUP);
+    ck_assert_ptr_null(t);
+    ck_assert_int_eq(auth_client_token("token", "x.y.z", &t, why, sizeof why), -MG_EINVAL);
+    ck_assert_int_eq(auth_client_token("token", "token:", &t, why, sizeof why), -MG_EINVAL);
+    ck_assert_int_eq(auth_client_token("token", "token:a\r\nX-Evil: 1", &t, why, sizeof why),
+                     -MG_EINVAL);
+    ck_assert_ptr_null(t);
+
+    ck_assert_msg(auth_new(&cfg, &au, err, sizeof err) == 0, "%s", err);
+    ck_assert_ptr_null(auth_broker_client_authorization(au)); /* not set */
+    auth_free(au);
+    au = NULL;
+    set("brokerClientAuthenticationPlugin", "token");
+    set("brokerClientAuthenticationParameters", url);
+    ck_assert_msg(auth_new(&cfg, &au, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(auth_broker_client_authorization(au), "Bearer x.y.z");
+    auth_free(au);
+    au = NULL;
+    set("brokerClientAuthenticationParameters", "file:///nonexistent/tok");
+    expect_cfg_error("key 'brokerClientAuthenticationParameters'", "/nonexistent/tok");
+    set("brokerClientAuthenticationPlugin", "com.example.Auth");
+    expect_cfg_error("key 'brokerClientAuthenticationPlugin'", "com.example.Auth");
+    mg_free(url);
+    mg_free(path);
+}
+END_TEST
+
 int main(void)
 {
-    return tl_main("auth", TL_CASES({"core", 0, setup, teardown,
-                                     TL_TESTS(test_hs256_role, test_rs256, test_es256, test_ps256,
-                                              test_expired_and_future, test_alg_none_and_wrong_key,
-                                              test_malformed, test_huge_token_cheap,
-                                              test_role_claim_and_audience, test_config_errors,
-                                              test_key_forms, test_decode, test_client_token)}));
+    return tl_main(
+        "auth",
+        TL_CASES({"core", 0, setup, teardown,
+                  TL_TESTS(test_hs256_role, test_rs256, test_es256, test_ps256,
+                           test_expired_and_future, test_alg_none_and_wrong_key, test_malformed,
+                           test_huge_token_cheap, test_role_claim_and_audience, test_config_errors,
+                           test_key_forms, test_decode, test_tls_provider, test_warn_if_open,
+                           test_client_token, test_client_token_forms)}));
 }

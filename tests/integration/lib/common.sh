@@ -376,6 +376,22 @@ check_failed_sends() {
     FAILED_BY_FAULT=$(json "$out" byFault)
 }
 
+# http_code CURL-ARGS...: the HTTP status of one request (000: no answer); body in $T/body
+http_code() { curl -s -o "$T/body" -w '%{http_code}' --max-time 10 "$@"; }
+# expect_http WANT WHAT CURL-ARGS...: pass when the request is answered WANT, else fail with
+# what came back; returns whether it passed
+expect_http() {
+    local want=$1 what=$2 got
+    shift 2
+    got=$(http_code "$@")
+    if [ "$got" = "$want" ]; then
+        pass "$what: $want"
+    else
+        fail "$what: got $got, want $want: $(head -c 300 "$T/body")"
+        return 1
+    fi
+}
+
 json() {
     node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
              const v = j[process.argv[2]];
