@@ -123,8 +123,13 @@ char *cli_admin_expand(const char *tpl, const struct cli_args *a, char *err, siz
             const char *v = flag ? cli_arg(a, flag) : NULL;
             if (strcmp(key, "ns") == 0) {
                 piece = cli_ns_path(a->pos, err, errlen);
-            } else if (strcmp(key, "tp") == 0) {
+            } else if (strcmp(key, "tp") == 0 || strcmp(key, "tpn") == 0) {
                 piece = cli_topic_path(a->pos, err, errlen);
+                if (piece && key[2]) { /* tpn: without the domain, as the schemas paths */
+                    char *rest = mg_strdup(strchr(piece, '/') + 1);
+                    mg_free(piece);
+                    piece = rest;
+                }
             } else if (strcmp(key, "tenant") == 0 || strcmp(key, "pos") == 0) {
                 if (a->pos && strcmp(key, "tenant") == 0 && strchr(a->pos, '/'))
                     snprintf(err, errlen, "invalid tenant name '%s'", a->pos);
@@ -649,8 +654,8 @@ static int cli_admin_schema_get(struct cli_env *env, const struct cli_args *a)
     if (v && !cli_is_int(v, 0, NULL))
         return cli_usage_error(env, "--version: '%s' is not a number", v);
     return cli_admin_run_path(env, a, "GET",
-                              v ? "/admin/v2/schemas/{tp}/schema/{str:--version}"
-                                : "/admin/v2/schemas/{tp}/schema",
+                              v ? "/admin/v2/schemas/{tpn}/schema/{str:--version}"
+                                : "/admin/v2/schemas/{tpn}/schema",
                               NULL, CLI_OUT_JSON);
 }
 
@@ -894,9 +899,9 @@ const struct cli_cmd cli_admin_cmds[] = {
     {"schemas", "upload", "TOPIC", "upload a schema",
      {{"-f,--filename", "FILE", "schema definition (JSON: type, schema, properties)",
        CLI_F_REQUIRED}},
-     cli_admin_schema_upload, "POST", "/admin/v2/schemas/{tp}/schema", CLI_OUT_NONE},
+     cli_admin_schema_upload, "POST", "/admin/v2/schemas/{tpn}/schema", CLI_OUT_NONE},
     {"schemas", "delete", "TOPIC", "delete the schema of a topic", {{0}}, S, "DELETE",
-     "/admin/v2/schemas/{tp}/schema", CLI_OUT_NONE},
+     "/admin/v2/schemas/{tpn}/schema", CLI_OUT_NONE},
     /* clang-format on */
 };
 const size_t cli_admin_ncmds = sizeof cli_admin_cmds / sizeof *cli_admin_cmds;

@@ -286,9 +286,14 @@ static const char *cli_http_reason(const struct cli_http_resp *r, json_t **json)
     return json_is_string(reason) ? json_string_value(reason) : NULL;
 }
 
+/* A path the server has no route for: 405, or a 404 that is not a handler's JSON answer (a
+ * handler's 404 without a reason, e.g. "no schema", is an answer, not a missing route). */
 bool cli_http_unsupported(const struct cli_http_resp *r)
 {
     if (r->status != 404 && r->status != 405)
+        return false;
+    const char *ct = cli_http_header(r, "Content-Type");
+    if (r->status == 404 && ct && strncasecmp(ct, "application/json", 16) == 0)
         return false;
     json_t *j;
     bool has_reason = cli_http_reason(r, &j) != NULL;

@@ -134,13 +134,14 @@ ok "namespaces unload"
 adm "namespaces unload -b" namespaces unload "$NS" -b 0x40000000_0x80000000
 ok "namespaces unload --bundle"
 
-# commands the server does not serve yet: one line, exit 1
-for c in "namespaces set-deduplication $NS --enable" \
-    "namespaces set-schema-compatibility-strategy $NS -c FULL"; do
-    # shellcheck disable=SC2086
-    adm "$c" $c
-    one_line_error "$c (not served yet)" 1 "not supported by this server yet"
-done
+adm "namespaces set-deduplication" namespaces set-deduplication "$NS" --enable
+ok "namespaces set-deduplication"
+adm "namespaces set-schema-compatibility-strategy" namespaces set-schema-compatibility-strategy \
+    "$NS" -c BACKWARD
+ok "namespaces set-schema-compatibility-strategy"
+adm "namespaces policies (deduplication, schema strategy)" namespaces policies "$NS"
+jq_is "namespaces policies (deduplication, schema strategy)" \
+    '[.deduplicationEnabled, .schema_compatibility_strategy]' '[true,"BACKWARD"]'
 
 TP=persistent://$NS/topic1
 adm "topics create" topics create "$TP"
@@ -273,15 +274,22 @@ jq_is "topics permissions" .r2 '["consume"]'
 adm "topics unload" topics unload "$TP"
 ok "topics unload"
 for c in "topics peek-messages $TP -s sub1 -n 2" "topics examine-message $TP -i earliest -m 1" \
-    "topics terminate $TP" "topics compact $TP" "topics compaction-status $TP" \
-    "schemas get $TP" "schemas delete $TP"; do
+    "topics terminate $TP" "topics compact $TP" "topics compaction-status $TP"; do
     # shellcheck disable=SC2086
     adm "$c" $c
     one_line_error "$c (not served yet)" 1 "not supported by this server yet"
 done
-echo '{"type":"STRING","schema":"","properties":{}}' >"$T/schema.json"
+adm "schemas get (none yet)" schemas get "$TP"
+one_line_error "schemas get of a topic without a schema" 1 "HTTP 404"
+echo '{"type":"STRING","schema":"","properties":{"k":"v"}}' >"$T/schema.json"
 adm "schemas upload" schemas upload "$TP" -f "$T/schema.json"
-one_line_error "schemas upload (not served yet)" 1 "not supported by this server yet"
+ok "schemas upload"
+adm "schemas get" schemas get "$TP"
+jq_is "schemas get" '.type' '"STRING"'
+adm "schemas delete" schemas delete "$TP"
+ok "schemas delete"
+adm "schemas get (deleted)" schemas get "$TP"
+one_line_error "schemas get after the delete" 1 "HTTP 404"
 adm "topics unsubscribe" topics unsubscribe "$TP" -s sub1
 ok "topics unsubscribe"
 adm "topics delete" topics delete "$TP"
