@@ -336,7 +336,7 @@ static void bk_gc_compact_next(struct bk_gc *g)
     struct bk_store *st = &g->srv->store;
     while (g->i_queue < g->n_queue) {
         uint32_t id = g->queue[g->i_queue++];
-        if (!bk_store_log_meta(st, id) || id == st->log_id)
+        if (!bk_store_log_meta(st, id) || id >= st->meta_log_id)
             continue;
         /* the write cache must hold nothing of the log: every entry of it is in the index */
         if (bk_server_checkpoint(g->srv) < 0) {

@@ -33,14 +33,17 @@
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -102,6 +105,15 @@ static void bk_store_cache_key(uint8_t k[16], int64_t ledger, int64_t entry)
     mg_put_be64(k + 8, (uint64_t)entry);
 }
 
+/* The entry in the active write-cache half or in the half being flushed, NULL if neither. */
+static struct bk_cached *bk_store_cached(const struct bk_store *st, const uint8_t kb[16])
+{
+    struct bk_cached *c = mg_map_get(&st->cache, kb, 16);
+    if (!c && st->flush)
+        c = mg_map_get(&st->flush->cache, kb, 16);
+    return c;
+}
+
 static int bk_store_log_path(const struct bk_store *st, uint32_t id, char *buf, size_t n)
 {
     return snprintf(buf, n, "%s/%x.log", st->dir, id);
@@ -123,8 +135,7 @@ static int bk_store_log_flush_buf(struct bk_store *st)
 {
     if (st->log_buf_len == 0)
         return 0;
-    int e = st->inject_errno;
-    st->inject_errno = 0;
+    int e = atomic_exchange(&st->inject_errno, 0);
     if (e == 0)
         e = mg_pwrite_all(st->log_fd, st->log_buf, st->log_buf_len, st->log_flushed) < 0 ? errno
                                                                                          : 0;
@@ -182,13 +193,19 @@ static int bk_store_log_open_new(struct bk_store *st, uint32_t id)
     struct bk_log_file *lf = mg_calloc(1, sizeof *lf);
     lf->id = id;
     lf->fd = fd;
+    pthread_mutex_lock(&st->logs_lock);
     mg_map_put_u64(&st->logs, id, lf);
+    pthread_mutex_unlock(&st->logs_lock);
     st->log_id = id;
     st->log_fd = fd;
     st->log_off = BK_ENTRY_LOG_HEADER_SIZE;
     st->log_flushed = BK_ENTRY_LOG_HEADER_SIZE;
     return 0;
 }
+
+/* The descriptor of log id for reading; the caller holds logs_lock (so that it stays open
+ * while it is used). */
+static int bk_store_pread_all(int fd, uint8_t *b, size_t n, uint64_t off);
 
 static int bk_store_log_fd_for(struct bk_store *st, uint32_t id)
 {
@@ -205,6 +222,19 @@ static int bk_store_log_fd_for(struct bk_store *st, uint32_t id)
     lf->fd = fd;
     mg_map_put_u64(&st->logs, id, lf);
     return fd;
+}
+
+/* Read n bytes of log id at off (any thread): 0, -MG_ENOTFOUND (no such log) or -1 with
+ * errno. The descriptor stays open meanwhile (logs_lock). */
+static int bk_store_log_pread(struct bk_store *st, uint32_t id, uint8_t *b, size_t n, uint64_t off)
+{
+    pthread_mutex_lock(&st->logs_lock);
+    int fd = bk_store_log_fd_for(st, id);
+    int rc = fd < 0 ? -MG_ENOTFOUND : bk_store_pread_all(fd, b, n, off);
+    int e = errno;
+    pthread_mutex_unlock(&st->logs_lock);
+    errno = e;
+    return rc;
 }
 
 /* ---- entry-log metadata ----------------------------------------------------------------- */
@@ -327,8 +357,13 @@ static int bk_store_meta_rebuild(struct bk_store *st)
 
 int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
 {
+    size_t cache_max = st->cache_max ? st->cache_max : BK_WRITE_CACHE_MAX / 2;
     memset(st, 0, sizeof *st);
-    st->cache_max = BK_WRITE_CACHE_MAX;
+    st->cache_max = cache_max;
+    st->notify_fd = -1;
+    pthread_mutex_init(&st->logs_lock, NULL);
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_cond_init(&st->cond, NULL);
     mg_map_init(&st->ledgers);
     mg_map_init(&st->cache);
     mg_map_init(&st->logs);
@@ -400,6 +435,7 @@ int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
     }
     st->log_buf_cap = BK_LOG_BUF_SIZE;
     st->log_buf = mg_malloc(st->log_buf_cap);
+    st->meta_log_id = max_id + 1;
     return bk_store_log_open_new(st, max_id + 1);
 }
 
@@ -431,6 +467,15 @@ static void bk_store_free_cache(struct bk_store *st)
     st->cache_bytes = 0;
 }
 
+static void bk_flush_free(struct bk_flush *f)
+{
+    if (!f)
+        return;
+    mg_map_fini_free(&f->cache, bk_store_cached_free);
+    mg_map_fini_free(&f->recs, mg_free);
+    mg_free(f);
+}
+
 void bk_store_close(struct bk_store *st, bool skip_flush)
 {
     if (!skip_flush && st->log_fd >= 0 && !st->io_failed && st->log_buf_len > 0 &&
@@ -441,6 +486,7 @@ void bk_store_close(struct bk_store *st, bool skip_flush)
                 st->log_id, st->log_buf_len);
     bk_store_free_cache(st);
     mg_map_fini(&st->cache);
+    bk_flush_free(st->flush); /* job and done point at it */
     mg_map_fini_free(&st->ledgers, bk_store_ledger_free);
     mg_map_fini_free(&st->logs, bk_store_log_file_free);
     mg_map_fini_free(&st->log_meta, bk_store_meta_free);
@@ -449,8 +495,12 @@ void bk_store_close(struct bk_store *st, bool skip_flush)
     st->env = NULL;
     mg_free(st->log_buf);
     mg_free(st->dir);
+    pthread_mutex_destroy(&st->logs_lock);
+    pthread_mutex_destroy(&st->lock);
+    pthread_cond_destroy(&st->cond);
     memset(st, 0, sizeof *st);
     st->log_fd = -1;
+    st->notify_fd = -1;
 }
 
 /* Ledger record: u8 version, u8 flags (1 has_key, 2 fenced), u8 key_len, key,
@@ -555,11 +605,13 @@ struct bk_ledger *bk_store_ledger(struct bk_store *st, int64_t ledger_id, bool c
     return l;
 }
 
-static int bk_store_add_entry(struct bk_store *st, int64_t ledger_id, int64_t entry_id,
-                              uint8_t *data, size_t len)
+/* Storage thread: append c's record to the current entry log (rolling it first when it is
+ * full) and note where its body went. 0, -MG_EREADONLY (out of space: the record waits in
+ * the growing buffer) or -MG_EIO. */
+static int bk_store_log_append(struct bk_store *st, struct bk_cached *c)
 {
     int rc = 0;
-    size_t rec = 4 + len;
+    size_t rec = 4 + c->len;
     if (!st->io_failed && !st->nospace && st->log_off + rec > (uint64_t)st->log_max &&
         st->log_off > BK_ENTRY_LOG_HEADER_SIZE) {
         /* roll: the old log is complete, sync it now so checkpoints only sync one */
@@ -574,25 +626,31 @@ static int bk_store_add_entry(struct bk_store *st, int64_t ledger_id, int64_t en
             rc = -MG_EIO;
         }
     }
-    uint32_t log_id = st->log_id;
-    uint64_t off = st->log_off + 4;
-    if (st->io_failed) {
-        rc = -MG_EIO;
-    } else {
-        /* out of space the buffer grows (adds are refused meanwhile, so only what was
-         * already journalled and high-priority adds land here) */
-        if (st->log_buf_len > 0 && st->log_buf_len + rec > BK_LOG_BUF_SIZE && !st->nospace)
-            rc = bk_store_log_flush_buf(st);
-        st->log_buf = mg_grow(st->log_buf, &st->log_buf_cap, st->log_buf_len + rec, 1, 0);
-        mg_put_be32(st->log_buf + st->log_buf_len, (uint32_t)len);
-        memcpy(st->log_buf + st->log_buf_len + 4, data, len);
-        st->log_buf_len += rec;
-        st->log_off += rec;
-        if (st->log_buf_len >= BK_LOG_BUF_SIZE && !st->nospace) /* a big entry: write it now */
-            rc = bk_store_log_flush_buf(st);
-        if (rc == 0 && st->nospace)
-            rc = -MG_EREADONLY;
-    }
+    if (st->io_failed)
+        return -MG_EIO;
+    c->log_id = st->log_id;
+    c->offset = st->log_off + 4;
+    /* out of space the buffer grows (adds are refused meanwhile, so only what was already
+     * journalled and high-priority adds land here) */
+    if (st->log_buf_len > 0 && st->log_buf_len + rec > BK_LOG_BUF_SIZE && !st->nospace)
+        rc = bk_store_log_flush_buf(st);
+    st->log_buf = mg_grow(st->log_buf, &st->log_buf_cap, st->log_buf_len + rec, 1, 0);
+    mg_put_be32(st->log_buf + st->log_buf_len, (uint32_t)c->len);
+    memcpy(st->log_buf + st->log_buf_len + 4, c->data, c->len);
+    st->log_buf_len += rec;
+    st->log_off += rec;
+    if (st->log_buf_len >= BK_LOG_BUF_SIZE && !st->nospace) /* a big entry: write it now */
+        rc = bk_store_log_flush_buf(st);
+    if (rc == 0 && st->nospace)
+        rc = -MG_EREADONLY;
+    return rc;
+}
+
+/* Loop thread: the entry goes into the active write cache (readable at once); the storage
+ * thread writes it to the entry log at the next checkpoint. */
+static void bk_store_add_entry(struct bk_store *st, int64_t ledger_id, int64_t entry_id,
+                               uint8_t *data, size_t len)
+{
     uint8_t kb[16];
     bk_store_cache_key(kb, ledger_id, entry_id);
     struct bk_cached *c = mg_calloc(1, sizeof *c);
@@ -600,19 +658,15 @@ static int bk_store_add_entry(struct bk_store *st, int64_t ledger_id, int64_t en
     c->entry_id = entry_id;
     c->data = data;
     c->len = len;
-    c->log_id = log_id;
-    c->offset = off;
     struct bk_cached *old = mg_map_put(&st->cache, kb, sizeof kb, c);
-    struct bk_log_meta *lm = bk_store_meta(st, log_id);
-    lm->total += rec;
-    bk_store_meta_live(st, log_id, ledger_id, (int64_t)rec);
     if (old) {
-        bk_store_meta_live(st, old->log_id, ledger_id, -(int64_t)(4 + old->len));
         st->cache_bytes -= old->len;
-        mg_free(old->data);
-        mg_free(old);
+        bk_store_cached_free(old);
     }
     st->cache_bytes += len;
+    size_t both = st->cache_bytes + (st->flush ? st->flush->cache_bytes : 0);
+    if (both > st->cache_peak)
+        st->cache_peak = both;
     struct bk_ledger *l = bk_store_ledger(st, ledger_id, true);
     if (entry_id > l->last_entry)
         l->last_entry = entry_id;
@@ -623,14 +677,15 @@ static int bk_store_add_entry(struct bk_store *st, int64_t ledger_id, int64_t en
             l->lac = h.lac;
     }
     l->dirty = true;
-    return rc;
 }
 
 int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t *data,
                    size_t len)
 {
-    if (entry_id >= 0)
-        return bk_store_add_entry(st, ledger_id, entry_id, data, len);
+    if (entry_id >= 0) {
+        bk_store_add_entry(st, ledger_id, entry_id, data, len);
+        return 0;
+    }
     struct bk_ledger *l = bk_store_ledger(st, ledger_id, true);
     switch (entry_id) {
     case BK_META_LEDGER_KEY:
@@ -680,7 +735,9 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
         return WIRE_BK_ENOENTRY;
     uint8_t kb[16];
     bk_store_cache_key(kb, ledger_id, entry_id);
-    struct bk_cached *c = mg_map_get(&st->cache, kb, sizeof kb);
+    /* the active half, then the half being flushed (freed only after the commit that points
+     * the index at its entries), then the index */
+    const struct bk_cached *c = bk_store_cached(st, kb);
     if (c) {
         *data = c->data;
         *len = c->len;
@@ -701,14 +758,15 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
     uint32_t log_id = loc.log;
     uint64_t off = loc.off;
     uint32_t n = loc.len;
-    int fd = bk_store_log_fd_for(st, log_id);
-    if (fd < 0) {
+    uint8_t *b = mg_malloc(n ? n : 1);
+    int prc = bk_store_log_pread(st, log_id, b, n, off);
+    if (prc == -MG_ENOTFOUND) {
         MG_ERROR(BK_MODULE, "entry log %x missing for ledger %" PRId64 " entry %" PRId64, log_id,
                  ledger_id, entry_id);
+        mg_free(b);
         return WIRE_BK_EIO;
     }
-    uint8_t *b = mg_malloc(n ? n : 1);
-    if (bk_store_pread_all(fd, b, n, off) < 0) {
+    if (prc < 0) {
         MG_ERROR(BK_MODULE, "entry log %x: read at %" PRIu64 " failed: %s", log_id, off,
                  errno == ENODATA ? "short file" : strerror(errno));
         mg_free(b);
@@ -720,14 +778,14 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
     return WIRE_BK_EOK;
 }
 
-static int bk_store_write_mark(struct bk_store *st)
+static int bk_store_write_mark(struct bk_store *st, uint64_t file, uint64_t off)
 {
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/lastMark", st->dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     uint8_t b[16];
-    mg_put_be64(b, st->mark_file);
-    mg_put_be64(b + 8, st->mark_off);
+    mg_put_be64(b, file);
+    mg_put_be64(b + 8, off);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int e = fd < 0 || mg_write_all(fd, b, sizeof b) < 0 ? errno : 0;
     if (e == 0 && fsync(fd) != 0)
@@ -789,11 +847,59 @@ static int bk_store_txn_end(struct bk_store *st, MDB_txn *txn, int mrc, const ch
     return mrc == 0 ? 0 : bk_store_index_failed(st, what, mrc);
 }
 
-int bk_store_checkpoint(struct bk_store *st)
+/* ---- checkpoints on the storage thread ------------------------------------------------ */
+
+static int bk_store_cmp_cached(const void *a, const void *b)
+{
+    const struct bk_cached *x = *(const struct bk_cached *const *)a;
+    const struct bk_cached *y = *(const struct bk_cached *const *)b;
+    if (x->ledger_id != y->ledger_id)
+        return x->ledger_id < y->ledger_id ? -1 : 1;
+    return x->entry_id < y->entry_id ? -1 : x->entry_id > y->entry_id;
+}
+
+/* Test hook: park at this gate while it is set; false when the thread is told to abandon its
+ * job (a simulated crash). Storage thread. */
+static bool bk_store_gate_pass(struct bk_store *st, enum bk_gate at)
+{
+    pthread_mutex_lock(&st->lock);
+    while (st->gate_at == at && !st->abandon) {
+        st->gate_parked = true;
+        pthread_cond_broadcast(&st->cond);
+        pthread_cond_wait(&st->cond, &st->lock);
+    }
+    st->gate_parked = false;
+    bool go = !st->abandon;
+    pthread_mutex_unlock(&st->lock);
+    return go;
+}
+
+int bk_store_flush_run(struct bk_store *st, struct bk_flush *f)
 {
     if (st->io_failed)
         return -MG_EIO;
-    int rc = bk_store_log_flush_buf(st);
+    if (!bk_store_gate_pass(st, BK_GATE_BEFORE_WRITE))
+        return -MG_ECANCELED;
+    int rc = 0;
+    if (!f->appended) {
+        /* in (ledger, entry) order, as DbLedgerStorage flushes its write cache: a ledger's
+         * entries lie together in the log, for catch-up reads and for gc, which frees a log
+         * once every ledger in it is gone */
+        struct bk_cached **v = mg_malloc((f->cache.count ? f->cache.count : 1) * sizeof *v);
+        size_t n = 0, pos = 0;
+        void *val;
+        while (mg_map_next(&f->cache, &pos, NULL, NULL, &val))
+            v[n++] = val;
+        qsort(v, n, sizeof *v, bk_store_cmp_cached);
+        for (size_t i = 0; i < n && rc != -MG_EIO; i++)
+            rc = bk_store_log_append(st, v[i]);
+        mg_free(v);
+        if (rc == -MG_EIO)
+            return rc;
+        f->appended = true; /* out of space the records wait in the buffer: retried below */
+    }
+    f->log_id = st->log_id;
+    rc = bk_store_log_flush_buf(st);
     if (rc < 0)
         return rc;
     if (fdatasync(st->log_fd) != 0) {
@@ -801,6 +907,8 @@ int bk_store_checkpoint(struct bk_store *st)
         st->io_failed = true;
         return -MG_EIO;
     }
+    if (!bk_store_gate_pass(st, BK_GATE_BEFORE_INDEX))
+        return -MG_ECANCELED;
     MDB_txn *txn;
     int mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
     if (mrc != 0)
@@ -809,8 +917,8 @@ int bk_store_checkpoint(struct bk_store *st)
     const char *k;
     size_t kl;
     void *v;
-    while (mrc == 0 && mg_map_next(&st->cache, &pos, &k, &kl, &v)) {
-        struct bk_cached *c = v;
+    while (mrc == 0 && mg_map_next(&f->cache, &pos, &k, &kl, &v)) {
+        const struct bk_cached *c = v;
         uint8_t loc[16];
         mg_put_be32(loc, c->log_id);
         mg_put_be64(loc + 4, c->offset);
@@ -819,29 +927,207 @@ int bk_store_checkpoint(struct bk_store *st)
         mrc = mdb_put(txn, st->idx_dbi, &mk, &mv, 0);
     }
     pos = 0;
-    while (mrc == 0 && mg_map_next(&st->ledgers, &pos, &k, &kl, &v)) {
-        struct bk_ledger *l = v;
-        if (!l->dirty)
-            continue;
+    while (mrc == 0 && mg_map_next(&f->recs, &pos, &k, &kl, &v)) {
+        struct bk_flush_rec *r = v;
         uint8_t kb[8];
-        mg_put_be64(kb, (uint64_t)l->id);
-        size_t n;
-        uint8_t *rec = bk_store_ledger_encode(l, &n);
-        MDB_val mk = {sizeof kb, kb}, mv = {n, rec};
+        uint64_t id;
+        memcpy(&id, k, sizeof id); /* u64 keys are stored in host order */
+        mg_put_be64(kb, id);
+        MDB_val mk = {sizeof kb, kb}, mv = {r->len, r->b};
         mrc = mdb_put(txn, st->meta_dbi, &mk, &mv, 0);
-        mg_free(rec);
     }
     rc = bk_store_txn_end(st, txn, mrc, "commit failed");
     if (rc < 0)
         return rc;
-    pos = 0;
-    while (mg_map_next(&st->ledgers, &pos, &k, &kl, &v))
-        ((struct bk_ledger *)v)->dirty = false;
-    rc = bk_store_write_mark(st);
-    if (rc < 0)
-        return rc;
-    bk_store_free_cache(st);
+    if (!bk_store_gate_pass(st, BK_GATE_BEFORE_MARK))
+        return -MG_ECANCELED;
+    return bk_store_write_mark(st, f->mark_file, f->mark_off);
+}
+
+static void *bk_store_thread_main(void *arg)
+{
+    struct bk_store *st = arg;
+    pthread_mutex_lock(&st->lock);
+    for (;;) {
+        while (!st->job && !st->stopping)
+            pthread_cond_wait(&st->cond, &st->lock);
+        if (!st->job)
+            break;
+        struct bk_flush *f = st->job;
+        st->job = NULL;
+        pthread_mutex_unlock(&st->lock);
+        f->rc = bk_store_flush_run(st, f);
+        pthread_mutex_lock(&st->lock);
+        st->done = f;
+        pthread_cond_broadcast(&st->cond);
+        uint64_t one = 1;
+        if (write(st->notify_fd, &one, sizeof one) < 0) { /* the counter cannot overflow */
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    return NULL;
+}
+
+static void bk_store_notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    uint64_t n;
+    if (read(fd, &n, sizeof n) < 0) { /* EAGAIN: a waiter reaped it already */
+    }
+    bk_server_store_done(arg);
+}
+
+int bk_store_thread_start(struct bk_store *st, struct event_base *base, struct bk_server *srv)
+{
+    st->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (st->notify_fd < 0) {
+        MG_ERROR(BK_MODULE, "eventfd: %s", strerror(errno));
+        return mg_err_from_errno(errno);
+    }
+    st->notify_ev = event_new(base, st->notify_fd, EV_READ | EV_PERSIST, bk_store_notify_cb, srv);
+    event_add(st->notify_ev, NULL);
+    int e = pthread_create(&st->thread, NULL, bk_store_thread_main, st);
+    if (e != 0) {
+        MG_ERROR(BK_MODULE, "cannot start the storage thread: %s", strerror(e));
+        return mg_err_from_errno(e);
+    }
+    st->thread_started = true;
     return 0;
+}
+
+void bk_store_thread_stop(struct bk_store *st, bool abandon)
+{
+    if (st->thread_started) {
+        pthread_mutex_lock(&st->lock);
+        st->stopping = true;
+        st->abandon = abandon;
+        if (abandon && st->job) { /* never taken: as if the crash came first */
+            st->job = NULL;
+            st->flush_busy = false;
+        }
+        pthread_cond_broadcast(&st->cond);
+        pthread_mutex_unlock(&st->lock);
+        pthread_join(st->thread, NULL);
+        st->thread_started = false;
+    }
+    mg_event_free(st->notify_ev);
+    st->notify_ev = NULL;
+    if (st->notify_fd >= 0)
+        close(st->notify_fd);
+    st->notify_fd = -1;
+}
+
+static bool bk_store_changed(const struct bk_store *st)
+{
+    if (st->cache.count || st->mark_file != st->durable_file || st->mark_off != st->durable_off)
+        return true;
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(&st->ledgers, &pos, NULL, NULL, &v))
+        if (((const struct bk_ledger *)v)->dirty)
+            return true;
+    return false;
+}
+
+int bk_store_flush_begin(struct bk_store *st, bool force)
+{
+    if (st->flush_busy)
+        return -MG_EBUSY;
+    struct bk_flush *f = st->flush; /* the last one failed: retried as it is */
+    if (!f) {
+        if (!force && !bk_store_changed(st))
+            return 0;
+        f = mg_calloc(1, sizeof *f);
+        f->cache = st->cache; /* the swap: adds go on into a new, empty half */
+        f->cache_bytes = st->cache_bytes;
+        mg_map_init(&st->cache);
+        st->cache_bytes = 0;
+        mg_map_init(&f->recs);
+        size_t pos = 0;
+        void *v;
+        while (mg_map_next(&st->ledgers, &pos, NULL, NULL, &v)) {
+            struct bk_ledger *l = v;
+            if (!l->dirty)
+                continue;
+            size_t n;
+            uint8_t *enc = bk_store_ledger_encode(l, &n);
+            struct bk_flush_rec *r = mg_malloc(sizeof *r + n);
+            r->len = n;
+            memcpy(r->b, enc, n);
+            mg_free(enc);
+            mg_map_put_u64(&f->recs, (uint64_t)l->id, r);
+            l->dirty = false;
+        }
+        f->mark_file = st->mark_file;
+        f->mark_off = st->mark_off;
+        st->flush = f;
+    }
+    st->flush_busy = true;
+    if (!st->thread_started) { /* before start (tests of the store alone): run it here */
+        f->rc = bk_store_flush_run(st, f);
+        st->done = f;
+        return 1;
+    }
+    pthread_mutex_lock(&st->lock);
+    st->job = f;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+    return 1;
+}
+
+void bk_store_flush_wait(struct bk_store *st)
+{
+    if (!st->flush_busy || !st->thread_started)
+        return;
+    pthread_mutex_lock(&st->lock);
+    while (!st->done)
+        pthread_cond_wait(&st->cond, &st->lock);
+    pthread_mutex_unlock(&st->lock);
+}
+
+bool bk_store_flush_reap(struct bk_store *st, int *rc)
+{
+    pthread_mutex_lock(&st->lock);
+    struct bk_flush *f = st->done;
+    st->done = NULL;
+    pthread_mutex_unlock(&st->lock);
+    if (!f)
+        return false;
+    st->flush_busy = false;
+    *rc = f->rc;
+    if (f->rc < 0)
+        return true; /* kept in st->flush, readable, for the next begin */
+    /* the entries are in the index now: count them in their logs, drop the half */
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(&f->cache, &pos, NULL, NULL, &v)) {
+        const struct bk_cached *c = v;
+        bk_store_meta(st, c->log_id)->total += 4 + c->len;
+        bk_store_meta_live(st, c->log_id, c->ledger_id, 4 + (int64_t)c->len);
+    }
+    bk_store_meta(st, f->log_id); /* the current log has metadata even while empty */
+    st->meta_log_id = f->log_id;
+    st->durable_file = f->mark_file;
+    st->durable_off = f->mark_off;
+    st->flush = NULL;
+    bk_flush_free(f);
+    return true;
+}
+
+void bk_store_gate(struct bk_store *st, enum bk_gate at)
+{
+    pthread_mutex_lock(&st->lock);
+    st->gate_at = at;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+}
+
+bool bk_store_gate_parked(struct bk_store *st)
+{
+    pthread_mutex_lock(&st->lock);
+    bool p = st->gate_parked;
+    pthread_mutex_unlock(&st->lock);
+    return p;
 }
 
 /* ---- garbage collection and compaction ---------------------------------------------------- */
@@ -915,14 +1201,41 @@ int64_t *bk_store_ledger_ids(struct bk_store *st, size_t *n)
         }
         mdb_txn_abort(txn);
     }
-    pos = 0;
-    while (mg_map_next(&st->cache, &pos, &k, &kl, &val))
-        bk_store_ids_add(&l, ((struct bk_cached *)val)->ledger_id);
+    for (int h = 0; h < 2; h++) {
+        const struct mg_map *m = h == 0 ? &st->cache : st->flush ? &st->flush->cache : NULL;
+        pos = 0;
+        while (m && mg_map_next(m, &pos, &k, &kl, &val))
+            bk_store_ids_add(&l, ((struct bk_cached *)val)->ledger_id);
+    }
     return bk_store_ids_done(&l, n);
+}
+
+/* Remove the ledger's entries from one write-cache half; the bytes removed. */
+static size_t bk_store_cache_drop(struct mg_map *cache, int64_t ledger_id)
+{
+    size_t pos = 0, bytes = 0;
+    struct bk_store_ids keys = {0};
+    void *val;
+    while (mg_map_next(cache, &pos, NULL, NULL, &val)) /* collect first: no deletes meanwhile */
+        if (((struct bk_cached *)val)->ledger_id == ledger_id)
+            bk_store_ids_add(&keys, ((struct bk_cached *)val)->entry_id);
+    for (size_t i = 0; i < keys.n; i++) {
+        uint8_t kb[16];
+        bk_store_cache_key(kb, ledger_id, keys.v[i]);
+        struct bk_cached *c = mg_map_del(cache, kb, sizeof kb);
+        if (c) {
+            bytes += c->len;
+            bk_store_cached_free(c);
+        }
+    }
+    mg_free(keys.v);
+    return bytes;
 }
 
 int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id)
 {
+    /* a checkpoint in flight could put the ledger's entries back into the index */
+    bk_store_flush_wait(st);
     MDB_txn *txn;
     int mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
     if (mrc != 0)
@@ -958,23 +1271,14 @@ int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id)
     int rc = bk_store_txn_end(st, txn, mrc, "gc: dropping a ledger failed");
     if (rc < 0)
         return rc;
-    /* the write cache (collect first: no deletes while iterating) */
-    size_t pos = 0;
-    struct bk_store_ids keys = {0};
-    void *val;
-    while (mg_map_next(&st->cache, &pos, NULL, NULL, &val))
-        if (((struct bk_cached *)val)->ledger_id == ledger_id)
-            bk_store_ids_add(&keys, ((struct bk_cached *)val)->entry_id);
-    for (size_t i = 0; i < keys.n; i++) {
-        uint8_t kb[16];
-        bk_store_cache_key(kb, ledger_id, keys.v[i]);
-        struct bk_cached *c = mg_map_del(&st->cache, kb, sizeof kb);
-        if (c) {
-            st->cache_bytes -= c->len;
-            bk_store_cached_free(c);
-        }
+    /* both write-cache halves (the flushed one is idle now: waited for above) */
+    st->cache_bytes -= bk_store_cache_drop(&st->cache, ledger_id);
+    if (st->flush) {
+        st->flush->cache_bytes -= bk_store_cache_drop(&st->flush->cache, ledger_id);
+        mg_free(mg_map_del_u64(&st->flush->recs, (uint64_t)ledger_id));
     }
-    mg_free(keys.v);
+    size_t pos = 0;
+    void *val;
     struct bk_ledger *l = mg_map_del_u64(&st->ledgers, (uint64_t)ledger_id);
     if (l)
         bk_store_ledger_free(l);
@@ -997,7 +1301,7 @@ int64_t *bk_store_log_ids(struct bk_store *st, size_t *n)
     void *val;
     while (mg_map_next(&st->log_meta, &pos, NULL, NULL, &val)) {
         const struct bk_log_meta *m = val;
-        if (m->id != st->log_id)
+        if (m->id < st->meta_log_id) /* the current log (and any later one) stays */
             bk_store_ids_add(&l, m->id);
     }
     return bk_store_ids_done(&l, n);
@@ -1010,13 +1314,15 @@ const struct bk_log_meta *bk_store_log_meta(struct bk_store *st, uint32_t id)
 
 int bk_store_delete_log(struct bk_store *st, uint32_t id)
 {
-    if (id == st->log_id)
+    if (id >= st->meta_log_id)
         return -MG_EINVAL;
     char path[4096];
     bk_store_log_path(st, id, path, sizeof path);
+    pthread_mutex_lock(&st->logs_lock);
     struct bk_log_file *lf = mg_map_del_u64(&st->logs, id);
     if (lf)
         bk_store_log_file_free(lf);
+    pthread_mutex_unlock(&st->logs_lock);
     if (unlink(path) != 0 && errno != ENOENT) {
         MG_ERROR(BK_MODULE, "gc: cannot delete entry log %s: %s", path, strerror(errno));
         return mg_err_from_errno(errno);
@@ -1062,7 +1368,6 @@ int bk_store_compact_step(struct bk_store *st, struct bk_compact *c, size_t max_
 {
     *done = false;
     size_t entries = 0, bytes = 0;
-    int fd = bk_store_log_fd_for(st, c->log_id);
     while (c->i < c->n_ledgers) {
         if ((max_entries && entries >= max_entries) || (max_bytes && bytes >= max_bytes))
             return 0;
@@ -1103,26 +1408,26 @@ int bk_store_compact_step(struct bk_store *st, struct bk_compact *c, size_t max_
         for (size_t i = 0; i < nb; i++) {
             uint8_t ck[16];
             bk_store_cache_key(ck, ledger, batch[i].entry);
-            if (mg_map_get(&st->cache, ck, sizeof ck))
+            if (bk_store_cached(st, ck))
                 continue; /* written again since: the cached copy is newer */
-            if (fd < 0) {
+            uint8_t *b = mg_malloc(batch[i].len ? batch[i].len : 1);
+            int prc = bk_store_log_pread(st, c->log_id, b, batch[i].len, batch[i].off);
+            if (prc == -MG_ENOTFOUND) {
                 MG_ERROR(BK_MODULE, "compaction: entry log %x cannot be opened", c->log_id);
+                mg_free(b);
                 return -MG_EIO;
             }
-            uint8_t *b = mg_malloc(batch[i].len ? batch[i].len : 1);
-            if (bk_store_pread_all(fd, b, batch[i].len, batch[i].off) < 0) {
+            if (prc < 0) {
                 MG_ERROR(BK_MODULE, "compaction: entry log %x: read at %" PRIu64 " failed: %s",
                          c->log_id, batch[i].off, strerror(errno));
                 mg_free(b);
                 return -MG_EIO;
             }
-            int arc = bk_store_add_entry(st, ledger, batch[i].entry, b, batch[i].len);
+            bk_store_add_entry(st, ledger, batch[i].entry, b, batch[i].len);
             entries++;
             bytes += batch[i].len;
             c->entries++;
             c->bytes += batch[i].len;
-            if (arc < 0)
-                return arc;
         }
         if (ledger_done) {
             c->i++;

@@ -51,7 +51,7 @@ struct mg_listener;
 #define BK_RECORD_HEADER_SIZE 8       /* BE32 length, BE32 CRC32C */
 #define BK_ENTRY_LOG_HEADER_SIZE 1024 /* "BKLO" + BE int version + zeros */
 #define BK_DEFAULT_ENTRY_LOG_MAX (1LL << 30)
-#define BK_WRITE_CACHE_MAX (64u << 20) /* checkpoint early beyond this many cached bytes */
+#define BK_WRITE_CACHE_MAX (64u << 20) /* default of both write-cache halves together */
 #define BK_CONN_MAX_INFLIGHT 10000     /* stop reading a connection with more adds in flight */
 
 /* Reasons for read-only mode (bits of bk_server.readonly). */
@@ -113,29 +113,89 @@ struct bk_compact {
     uint64_t entries, bytes;
 };
 
+/* A checkpoint handed to the storage thread: the write-cache half that was filled since the
+ * previous one (frozen: neither thread changes it while the job is in flight; the loop still
+ * reads entries from it), the records of the ledgers changed meanwhile, and the journal
+ * position that everything applied before the swap reaches. */
+struct bk_flush {
+    struct mg_map cache; /* 16-byte key -> owned struct bk_cached; the storage thread fills in
+                            each one's log_id and offset */
+    size_t cache_bytes;
+    struct mg_map recs;           /* u64 ledger -> owned encoded ledger record (bk_flush_rec) */
+    uint64_t mark_file, mark_off; /* lastMark once it is durable */
+    bool appended;                /* storage thread: its entries are in the entry-log writer */
+    uint32_t log_id;              /* storage thread: the current entry log at its end */
+    int rc;                       /* storage thread: 0 or -MG_E* */
+};
+
+struct bk_flush_rec {
+    size_t len;
+    uint8_t b[]; /* bk_store_ledger_encode's bytes */
+};
+
+/* Test hook: where the storage thread parks a checkpoint while bk_store.gate_at is set. */
+enum bk_gate {
+    BK_GATE_NONE = 0,
+    BK_GATE_BEFORE_WRITE, /* before the entry-log write */
+    BK_GATE_BEFORE_INDEX, /* entry log written and synced, index not committed */
+    BK_GATE_BEFORE_MARK,  /* index committed, lastMark not moved */
+};
+
+/*
+ * Ownership (docs/bookie-threads.md): the loop thread owns the ledger state, the active
+ * write cache and the log metadata; the storage thread owns the entry-log writer (log_id,
+ * log_fd, log_buf, log_off, log_flushed) and the LMDB write transactions of checkpoints;
+ * `logs` (read descriptors) is shared under logs_lock. A bk_flush belongs to the storage
+ * thread between bk_store_flush_begin and its completion; the loop only reads its cache.
+ * While no checkpoint is in flight (bk_store_flush_wait) the loop may use everything.
+ */
 struct bk_store {
     char *dir;             /* owned: <ledgerDir>/current */
     MDB_env *env;          /* owned */
     MDB_dbi idx_dbi;       /* (BE ledger, BE entry) -> (BE32 log, BE64 offset, BE32 len) */
     MDB_dbi meta_dbi;      /* BE ledger -> ledger metadata record */
     struct mg_map ledgers; /* u64 id -> owned struct bk_ledger */
-    struct mg_map cache;   /* 16-byte key -> owned struct bk_cached */
+    struct mg_map cache;   /* active write cache: 16-byte key -> owned struct bk_cached */
     size_t cache_bytes;
-    size_t cache_max;       /* checkpoint early beyond this (BK_WRITE_CACHE_MAX; tests lower it) */
+    size_t cache_max;       /* one half of dbStorage_writeCacheMaxSizeMb: a checkpoint starts
+                               beyond it, and an add waits while the other half is in flight */
+    struct bk_flush *flush; /* owned: the checkpoint in flight, or one that failed and is
+                               retried as it is by the next; NULL if none */
+    bool flush_busy;        /* flush is on the storage thread */
     struct mg_map logs;     /* u64 log id -> owned struct bk_log_file (open for reads) */
-    struct mg_map log_meta; /* u64 log id -> owned struct bk_log_meta */
-    uint32_t log_id;        /* current entry log */
-    int log_fd;             /* borrowed from logs */
-    uint64_t log_off;       /* size of the current log including log_buf */
-    uint64_t log_flushed;   /* bytes of it in the file: log_buf goes there */
-    uint8_t *log_buf;       /* owned write buffer of the current log */
+    pthread_mutex_t logs_lock;
+    struct mg_map log_meta; /* u64 log id -> owned struct bk_log_meta (loop thread) */
+    uint32_t meta_log_id;   /* loop's view of the current log: its and later ids are not gc'd */
+    /* entry-log writer: storage thread (the loop only before start and after stop) */
+    uint32_t log_id;      /* current entry log */
+    int log_fd;           /* borrowed from logs */
+    uint64_t log_off;     /* size of the current log including log_buf */
+    uint64_t log_flushed; /* bytes of it in the file: log_buf goes there */
+    uint8_t *log_buf;     /* owned write buffer of the current log */
     size_t log_buf_len, log_buf_cap;
     int64_t log_max;
-    uint64_t mark_file, mark_off; /* journal position of the last applied record */
-    bool io_failed;               /* entry log write failed: never checkpoint again */
-    bool nospace;                 /* entry log write out of space: log_buf waits for room */
-    int inject_errno;             /* test hook: the next entry log write fails with this */
+    uint64_t mark_file, mark_off;       /* journal position of the last applied record (loop) */
+    uint64_t durable_file, durable_off; /* the lastMark on disk (loop) */
+    _Atomic bool io_failed;             /* entry log write failed: never checkpoint again */
+    _Atomic bool nospace;               /* entry log write out of space: log_buf waits for room */
+    _Atomic int inject_errno;           /* test hook: the next entry log write fails with this */
     struct mg_ratelimit rl_nospace, rl_ckpt; /* repeated failures: one line per interval */
+    /* the storage thread */
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock; /* guards what follows */
+    pthread_cond_t cond;
+    struct bk_flush *job;  /* submitted, not yet taken */
+    struct bk_flush *done; /* completed, not yet reaped by the loop */
+    bool stopping, abandon;
+    int notify_fd;           /* owned eventfd: storage thread -> loop */
+    struct event *notify_ev; /* owned */
+    enum bk_gate gate_at;    /* test hook: park the checkpoint there while set */
+    bool gate_parked;        /* it is parked */
+    /* statistics (loop thread) */
+    uint64_t flush_waits; /* adds that waited for a checkpoint in flight (both halves full) */
+    _Atomic uint64_t flush_waits_seen; /* the same, readable from any thread */
+    size_t cache_peak;                 /* most bytes in both halves at once */
 };
 
 int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max);
@@ -155,10 +215,30 @@ int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uin
  * entry. */
 int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t **data,
                   size_t *len, bool *owned);
-/* Sync entry logs, commit the index and ledger metadata, persist lastMark, drop the write
- * cache. Returns 0, -MG_EREADONLY (out of space) or -MG_EIO; on failure nothing was lost:
- * the journal is simply not trimmed. */
-int bk_store_checkpoint(struct bk_store *st);
+/* Start the storage thread; its completions wake bk_server_store_done on base's loop. */
+int bk_store_thread_start(struct bk_store *st, struct event_base *base, struct bk_server *srv);
+/* Stop and join it: a checkpoint in flight is finished first, unless abandon (tests: a
+ * crash), when it stops wherever it is. */
+void bk_store_thread_stop(struct bk_store *st, bool abandon);
+/* Begin a checkpoint on the storage thread (loop thread): the one that failed last is
+ * retried as it is, else the active write cache is swapped out with the dirty ledger
+ * records and the current mark. Without force nothing is begun when nothing changed since
+ * the last durable checkpoint. Returns 1 (begun), 0 (nothing to do) or -MG_EBUSY (one is in
+ * flight). */
+int bk_store_flush_begin(struct bk_store *st, bool force);
+/* Wait for the checkpoint in flight, if any (loop thread; blocks it). */
+void bk_store_flush_wait(struct bk_store *st);
+/* Take a completed checkpoint (loop thread): true and its result in *rc if there was one.
+ * On success its cache is dropped and its entries counted in the log metadata; on failure
+ * it is kept (still readable) for the next bk_store_flush_begin. */
+bool bk_store_flush_reap(struct bk_store *st, int *rc);
+/* Test hook: park checkpoints at the gate (BK_GATE_NONE releases them); parked reads it. */
+void bk_store_gate(struct bk_store *st, enum bk_gate at);
+bool bk_store_gate_parked(struct bk_store *st);
+/* Storage thread: write the job's entries to the entry log, sync it, commit the index and
+ * ledger records, persist lastMark (in this order). 0, -MG_EREADONLY (out of space) or
+ * -MG_EIO; on failure nothing was lost: the journal is not trimmed. */
+int bk_store_flush_run(struct bk_store *st, struct bk_flush *f);
 /* Read the persisted lastMark; 0 and zeros if none. */
 int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off);
 
@@ -427,6 +507,10 @@ int bk_server_checkpoint(struct bk_server *s);
  * log failed or waits for room: the disk check retries those). Every path that fills the
  * cache calls it: the journal's completions and compaction. */
 void bk_server_checkpoint_if_full(struct bk_server *s);
+/* Begin a checkpoint on the storage thread without waiting (the flushInterval timer; tests). */
+void bk_server_checkpoint_start(struct bk_server *s);
+/* Called by the storage thread's notify event on the loop thread. */
+void bk_server_store_done(struct bk_server *s);
 void bk_server_stats(const struct bk_server *s, struct bk_stats *out);
 /* Test hooks: the next journal group write, or entry-log write, fails with err (an errno). */
 void bk_server_inject_journal_error(struct bk_server *s, int err);

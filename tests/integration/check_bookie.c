@@ -1512,6 +1512,8 @@ START_TEST(test_nospace_entry_log)
     snprintf(h.ldir, sizeof h.ldir, "%s/ledgers", lroot);
     h.o.disk_usage_threshold_pct = 100;
     h.o.disk_usage_lwm_pct = 90;
+    /* checkpoints find the disk full: a cache half must fit in the room freed below */
+    h.o.write_cache_max = 2 << 20;
     h_start(&h);
     char filler[128];
     snprintf(filler, sizeof filler, "%s/filler", lroot);
@@ -2355,6 +2357,20 @@ static void gc_add(struct bk_server *s, int64_t ledger, int from, int to)
     }
 }
 
+/* Entries [0, n) of ledgers 1 and 2, alternately, with a checkpoint every 20 of each: the
+ * storage thread writes each checkpoint's entries sorted by ledger, so this is what puts
+ * both ledgers in every 64 KiB log (half-live logs once one ledger is gone). */
+static void gc_add_mixed(struct bk_server *s, int n)
+{
+    for (int e = 0; e < n; e++) {
+        gc_add(s, 1, e, e + 1);
+        gc_add(s, 2, e, e + 1);
+        if (e % 20 == 19)
+            ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    }
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+}
+
 /* Every entry [0, n) of ledger reads back byte for byte. */
 static void gc_check(struct bk_server *s, int64_t ledger, int n)
 {
@@ -2581,11 +2597,7 @@ START_TEST(test_compaction_half_live)
     struct bk_server *s = gc_start(&c);
     gc_put_md(&c, 1);
     gc_put_md(&c, 2);
-    for (int e = 0; e < 300; e++) {
-        gc_add(s, 1, e, e + 1);
-        gc_add(s, 2, e, e + 1);
-    }
-    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    gc_add_mixed(s, 300);
     gc_del_md(&c, 2);
     uint64_t before = gc_log_bytes(&c);
     ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
@@ -2617,11 +2629,7 @@ START_TEST(test_compaction_bounds_cache)
     struct bk_server *s = gc_start(&c);
     gc_put_md(&c, 1);
     gc_put_md(&c, 2);
-    for (int e = 0; e < 120; e++) {
-        gc_add(s, 1, e, e + 1);
-        gc_add(s, 2, e, e + 1);
-    }
-    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    gc_add_mixed(s, 120);
     gc_del_md(&c, 2);
     bk_server_free(s);
     c.h.o.compaction_rate_by_entries = 100; /* a log takes several slices */
@@ -2662,11 +2670,7 @@ START_TEST(test_compaction_crash)
         struct bk_server *s = gc_start(&c);
         gc_put_md(&c, 1);
         gc_put_md(&c, 2);
-        for (int e = 0; e < 200; e++) {
-            gc_add(s, 1, e, e + 1);
-            gc_add(s, 2, e, e + 1);
-        }
-        ck_assert_int_eq(bk_server_checkpoint(s), 0);
+        gc_add_mixed(s, 200);
         gc_del_md(&c, 2);
         uint64_t before = gc_log_bytes(&c);
         if (step == 0) {
