@@ -351,7 +351,16 @@ void bk_server_checkpoint_if_full(struct bk_server *s)
          * DbLedgerStorage's addEntry does, rather than letting the cache grow */
         st->flush_waits++;
         atomic_store(&st->flush_waits_seen, st->flush_waits);
-        if (bk_server_flush_wait(s) < 0)
+        uint64_t t0 = mg_mono_ns();
+        int rc = bk_server_flush_wait(s);
+        uint64_t held;
+        if (mg_ratelimit_allow(&s->rl_cache_full, MG_RATELIMIT_INTERVAL_MS, &held))
+            MG_WARN(BK_MODULE,
+                    "write cache full (dbStorage_writeCacheMaxSizeMb): adds waited %.1f ms for "
+                    "the storage thread's checkpoint (%" PRIu64
+                    " more waits since the last line): the ledger disk does not keep up",
+                    (double)(mg_mono_ns() - t0) / 1e6, held);
+        if (rc < 0)
             return;
     }
     bk_store_flush_begin(st, false);

@@ -956,7 +956,11 @@ static void *bk_store_thread_main(void *arg)
         struct bk_flush *f = st->job;
         st->job = NULL;
         pthread_mutex_unlock(&st->lock);
+        uint64_t t0 = mg_mono_ns();
         f->rc = bk_store_flush_run(st, f);
+        MG_DEBUG(BK_MODULE, "checkpoint of %zu entries (%zu bytes): %s in %.1f ms", f->cache.count,
+                 f->cache_bytes, f->rc == 0 ? "done" : mg_strerror(f->rc),
+                 (double)(mg_mono_ns() - t0) / 1e6);
         pthread_mutex_lock(&st->lock);
         st->done = f;
         pthread_cond_broadcast(&st->cond);

@@ -493,7 +493,8 @@ struct bk_server {
     bool exit_when_unregistered;
     bool unclean; /* test hook: bk_server_free skips the final checkpoint and flushes */
     uint64_t checkpoints, replayed, disk_checks;
-    struct mg_ratelimit rl_frame; /* oversized frames */
+    struct mg_ratelimit rl_frame;      /* oversized frames */
+    struct mg_ratelimit rl_cache_full; /* adds that waited for a checkpoint */
 };
 
 /* Enter (set) or leave (clear) a read-only reason; logs and updates the registration. */
