@@ -857,35 +857,41 @@ void bk_server_check_disk(struct bk_server *s)
 
 /* A checkpoint the storage thread finished (rc): on success the journal files it covers go;
  * a failure turns the bookie read-only as the write that failed says. */
-static int bk_server_flushed(struct bk_server *s, int rc)
+void bk_server_flushed(struct bk_server *s, int rc)
 {
+    s->flush_rc = rc;
     if (rc < 0) {
         if (s->store.io_failed)
             bk_server_set_readonly(s, BK_RO_IOERR, true, "entry log write or sync failed");
         else if (rc == -MG_EREADONLY)
             bk_server_set_readonly(s, BK_RO_NOSPACE, true, "checkpoint: no space left on device");
-        return rc;
+        return;
     }
     s->checkpoints++;
     bk_journal_trim(&s->journal, s->store.durable_file);
-    return 0;
-}
-
-/* Wait for the checkpoint in flight and take its result; 0 if there was none. */
-static int bk_server_flush_wait(struct bk_server *s)
-{
-    int rc = 0;
-    bk_store_flush_wait(&s->store);
-    if (bk_store_flush_reap(&s->store, &rc))
-        rc = bk_server_flushed(s, rc);
-    return rc;
 }
 
 void bk_server_store_done(struct bk_server *s)
 {
-    int rc;
-    if (bk_store_flush_reap(&s->store, &rc))
-        bk_server_flushed(s, rc);
+    struct bk_sop *op = bk_store_take_done(&s->store);
+    while (op) {
+        struct bk_sop *next = op->next;
+        op->done(s, op);
+        op = next;
+    }
+}
+
+/* Wait for the checkpoint in flight (running the completions of what was queued before it);
+ * its result, 0 if there was none. */
+static int bk_server_flush_wait(struct bk_server *s)
+{
+    if (!s->store.flush_busy)
+        return 0;
+    while (s->store.flush_busy) {
+        bk_store_wait_done(&s->store);
+        bk_server_store_done(s);
+    }
+    return s->flush_rc;
 }
 
 int bk_server_checkpoint(struct bk_server *s)
@@ -1147,6 +1153,8 @@ void bk_server_free(struct bk_server *s)
     if (!s->unclean && s->store.env)
         bk_server_checkpoint(s);
     bk_store_thread_stop(&s->store, s->unclean);
+    while (s->store.d_head) /* what completed or was cancelled: gc's operations among them */
+        bk_server_store_done(s);
     while (s->conns) {
         struct bk_conn *c = s->conns;
         /* best effort: hand the last replies to the kernel before closing */

@@ -486,7 +486,8 @@ void bk_store_close(struct bk_store *st, bool skip_flush)
                 st->log_id, st->log_buf_len);
     bk_store_free_cache(st);
     mg_map_fini(&st->cache);
-    bk_flush_free(st->flush); /* job and done point at it */
+    bk_flush_free(st->flush); /* the queues point at it */
+    mg_free(st->dropped);
     mg_map_fini_free(&st->ledgers, bk_store_ledger_free);
     mg_map_fini_free(&st->logs, bk_store_log_file_free);
     mg_map_fini_free(&st->log_meta, bk_store_meta_free);
@@ -722,6 +723,10 @@ int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uin
     return 0;
 }
 
+#define BK_READ_AGAIN (-1) /* the log went meanwhile: look the entry up again */
+static int bk_store_read_indexed(struct bk_store *st, const uint8_t kb[16], uint8_t **data,
+                                 size_t *len, bool *owned, bool last);
+
 int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t **data,
                   size_t *len, bool *owned)
 {
@@ -743,10 +748,24 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
         *len = c->len;
         return WIRE_BK_EOK;
     }
+    /* a compaction may move the entry and delete its log between the lookup and the read:
+     * the index then points at the copy, so look again */
+    int rc = BK_READ_AGAIN;
+    for (int attempt = 0; attempt < 3 && rc == BK_READ_AGAIN; attempt++)
+        rc = bk_store_read_indexed(st, kb, data, len, owned, attempt == 2);
+    return rc;
+}
+
+/* The entry at key kb through the index: pread from its entry log. A log missing is logged
+ * only when last (the caller looks again otherwise). */
+static int bk_store_read_indexed(struct bk_store *st, const uint8_t kb[16], uint8_t **data,
+                                 size_t *len, bool *owned, bool last)
+{
+    int64_t ledger_id = (int64_t)mg_get_be64(kb), entry_id = (int64_t)mg_get_be64(kb + 8);
     MDB_txn *txn;
     if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
         return WIRE_BK_EIO;
-    MDB_val k = {sizeof kb, kb}, v;
+    MDB_val k = {16, (void *)kb}, v;
     int rc = mdb_get(txn, st->idx_dbi, &k, &v);
     struct bk_store_loc loc;
     bool found = rc == 0 && bk_store_loc_get(&v, &loc);
@@ -761,9 +780,11 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
     uint8_t *b = mg_malloc(n ? n : 1);
     int prc = bk_store_log_pread(st, log_id, b, n, off);
     if (prc == -MG_ENOTFOUND) {
+        mg_free(b);
+        if (!last)
+            return BK_READ_AGAIN;
         MG_ERROR(BK_MODULE, "entry log %x missing for ledger %" PRId64 " entry %" PRId64, log_id,
                  ledger_id, entry_id);
-        mg_free(b);
         return WIRE_BK_EIO;
     }
     if (prc < 0) {
@@ -944,29 +965,52 @@ int bk_store_flush_run(struct bk_store *st, struct bk_flush *f)
     return bk_store_write_mark(st, f->mark_file, f->mark_off);
 }
 
+/* Append op to the list *head..*tail (under st->lock). */
+static void bk_sop_append(struct bk_sop **head, struct bk_sop **tail, struct bk_sop *op)
+{
+    op->next = NULL;
+    if (*tail)
+        (*tail)->next = op;
+    else
+        *head = op;
+    *tail = op;
+}
+
+/* Storage thread: a completed operation goes to the loop (under st->lock). */
+static void bk_store_complete(struct bk_store *st, struct bk_sop *op)
+{
+    bk_sop_append(&st->d_head, &st->d_tail, op);
+    pthread_cond_broadcast(&st->cond);
+    uint64_t one = 1;
+    if (st->notify_fd >= 0 && write(st->notify_fd, &one, sizeof one) < 0) {
+        /* EAGAIN only: the counter is far from overflowing and the loop reads it */
+    }
+}
+
 static void *bk_store_thread_main(void *arg)
 {
     struct bk_store *st = arg;
     pthread_mutex_lock(&st->lock);
     for (;;) {
-        while (!st->job && !st->stopping)
+        while (!st->q_head && !st->stopping)
             pthread_cond_wait(&st->cond, &st->lock);
-        if (!st->job)
+        struct bk_sop *op = st->q_head;
+        if (!op)
             break;
-        struct bk_flush *f = st->job;
-        st->job = NULL;
+        st->q_head = op->next;
+        if (!st->q_head)
+            st->q_tail = NULL;
         pthread_mutex_unlock(&st->lock);
         uint64_t t0 = mg_mono_ns();
-        f->rc = bk_store_flush_run(st, f);
-        MG_DEBUG(BK_MODULE, "checkpoint of %zu entries (%zu bytes): %s in %.1f ms", f->cache.count,
-                 f->cache_bytes, f->rc == 0 ? "done" : mg_strerror(f->rc),
+        if (op->gc && !bk_store_gate_pass(st, BK_GATE_GC))
+            op->rc = -MG_ECANCELED;
+        else
+            op->rc = op->run(st, op);
+        MG_DEBUG(BK_MODULE, "storage thread: %s operation %s in %.1f ms",
+                 op->gc ? "gc" : "checkpoint", op->rc == 0 ? "done" : mg_strerror(op->rc),
                  (double)(mg_mono_ns() - t0) / 1e6);
         pthread_mutex_lock(&st->lock);
-        st->done = f;
-        pthread_cond_broadcast(&st->cond);
-        uint64_t one = 1;
-        if (write(st->notify_fd, &one, sizeof one) < 0) { /* the counter cannot overflow */
-        }
+        bk_store_complete(st, op);
     }
     pthread_mutex_unlock(&st->lock);
     return NULL;
@@ -976,7 +1020,7 @@ static void bk_store_notify_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     uint64_t n;
-    if (read(fd, &n, sizeof n) < 0) { /* EAGAIN: a waiter reaped it already */
+    if (read(fd, &n, sizeof n) < 0) { /* EAGAIN: a waiter took the operations already */
     }
     bk_server_store_done(arg);
 }
@@ -1005,10 +1049,13 @@ void bk_store_thread_stop(struct bk_store *st, bool abandon)
         pthread_mutex_lock(&st->lock);
         st->stopping = true;
         st->abandon = abandon;
-        if (abandon && st->job) { /* never taken: as if the crash came first */
-            st->job = NULL;
-            st->flush_busy = false;
+        while (abandon && st->q_head) { /* never taken: as if the crash came first */
+            struct bk_sop *op = st->q_head;
+            st->q_head = op->next;
+            op->rc = -MG_ECANCELED;
+            bk_store_complete(st, op);
         }
+        st->q_tail = NULL;
         pthread_cond_broadcast(&st->cond);
         pthread_mutex_unlock(&st->lock);
         pthread_join(st->thread, NULL);
@@ -1020,6 +1067,38 @@ void bk_store_thread_stop(struct bk_store *st, bool abandon)
         close(st->notify_fd);
     st->notify_fd = -1;
 }
+
+void bk_store_submit(struct bk_store *st, struct bk_sop *op)
+{
+    pthread_mutex_lock(&st->lock);
+    if (st->thread_started && !st->stopping) {
+        bk_sop_append(&st->q_head, &st->q_tail, op);
+        pthread_cond_broadcast(&st->cond);
+    } else {
+        op->rc = -MG_ECANCELED;
+        bk_store_complete(st, op);
+    }
+    pthread_mutex_unlock(&st->lock);
+}
+
+void bk_store_wait_done(struct bk_store *st)
+{
+    pthread_mutex_lock(&st->lock);
+    while (!st->d_head && st->thread_started)
+        pthread_cond_wait(&st->cond, &st->lock);
+    pthread_mutex_unlock(&st->lock);
+}
+
+struct bk_sop *bk_store_take_done(struct bk_store *st)
+{
+    pthread_mutex_lock(&st->lock);
+    struct bk_sop *op = st->d_head;
+    st->d_head = st->d_tail = NULL;
+    pthread_mutex_unlock(&st->lock);
+    return op;
+}
+
+static size_t bk_store_cache_drop(struct mg_map *cache, int64_t ledger_id);
 
 static bool bk_store_changed(const struct bk_store *st)
 {
@@ -1033,6 +1112,43 @@ static bool bk_store_changed(const struct bk_store *st)
     return false;
 }
 
+static int bk_flush_run(struct bk_store *st, struct bk_sop *op)
+{
+    return bk_store_flush_run(st, (struct bk_flush *)op);
+}
+
+/* Loop thread: a checkpoint came back. Done: its entries are counted in their logs and the
+ * half is dropped. Failed: it is kept, still readable, to be retried as it is (without the
+ * ledgers gc dropped meanwhile). */
+static void bk_flush_done(struct bk_server *s, struct bk_sop *op)
+{
+    struct bk_store *st = &s->store;
+    struct bk_flush *f = (struct bk_flush *)op;
+    st->flush_busy = false;
+    for (size_t i = 0; i < st->n_dropped; i++) {
+        f->cache_bytes -= bk_store_cache_drop(&f->cache, st->dropped[i]);
+        mg_free(mg_map_del_u64(&f->recs, (uint64_t)st->dropped[i]));
+    }
+    st->n_dropped = 0;
+    int rc = op->rc;
+    if (rc == 0) {
+        size_t pos = 0;
+        void *v;
+        while (mg_map_next(&f->cache, &pos, NULL, NULL, &v)) {
+            const struct bk_cached *c = v;
+            bk_store_meta(st, c->log_id)->total += 4 + c->len;
+            bk_store_meta_live(st, c->log_id, c->ledger_id, 4 + (int64_t)c->len);
+        }
+        bk_store_meta(st, f->log_id); /* the current log has metadata even while empty */
+        st->meta_log_id = f->log_id;
+        st->durable_file = f->mark_file;
+        st->durable_off = f->mark_off;
+        st->flush = NULL;
+        bk_flush_free(f);
+    }
+    bk_server_flushed(s, rc);
+}
+
 int bk_store_flush_begin(struct bk_store *st, bool force)
 {
     if (st->flush_busy)
@@ -1042,6 +1158,8 @@ int bk_store_flush_begin(struct bk_store *st, bool force)
         if (!force && !bk_store_changed(st))
             return 0;
         f = mg_calloc(1, sizeof *f);
+        f->op.run = bk_flush_run;
+        f->op.done = bk_flush_done;
         f->cache = st->cache; /* the swap: adds go on into a new, empty half */
         f->cache_bytes = st->cache_bytes;
         mg_map_init(&st->cache);
@@ -1067,55 +1185,8 @@ int bk_store_flush_begin(struct bk_store *st, bool force)
         st->flush = f;
     }
     st->flush_busy = true;
-    if (!st->thread_started) { /* before start (tests of the store alone): run it here */
-        f->rc = bk_store_flush_run(st, f);
-        st->done = f;
-        return 1;
-    }
-    pthread_mutex_lock(&st->lock);
-    st->job = f;
-    pthread_cond_broadcast(&st->cond);
-    pthread_mutex_unlock(&st->lock);
+    bk_store_submit(st, &f->op);
     return 1;
-}
-
-void bk_store_flush_wait(struct bk_store *st)
-{
-    if (!st->flush_busy || !st->thread_started)
-        return;
-    pthread_mutex_lock(&st->lock);
-    while (!st->done)
-        pthread_cond_wait(&st->cond, &st->lock);
-    pthread_mutex_unlock(&st->lock);
-}
-
-bool bk_store_flush_reap(struct bk_store *st, int *rc)
-{
-    pthread_mutex_lock(&st->lock);
-    struct bk_flush *f = st->done;
-    st->done = NULL;
-    pthread_mutex_unlock(&st->lock);
-    if (!f)
-        return false;
-    st->flush_busy = false;
-    *rc = f->rc;
-    if (f->rc < 0)
-        return true; /* kept in st->flush, readable, for the next begin */
-    /* the entries are in the index now: count them in their logs, drop the half */
-    size_t pos = 0;
-    void *v;
-    while (mg_map_next(&f->cache, &pos, NULL, NULL, &v)) {
-        const struct bk_cached *c = v;
-        bk_store_meta(st, c->log_id)->total += 4 + c->len;
-        bk_store_meta_live(st, c->log_id, c->ledger_id, 4 + (int64_t)c->len);
-    }
-    bk_store_meta(st, f->log_id); /* the current log has metadata even while empty */
-    st->meta_log_id = f->log_id;
-    st->durable_file = f->mark_file;
-    st->durable_off = f->mark_off;
-    st->flush = NULL;
-    bk_flush_free(f);
-    return true;
 }
 
 void bk_store_gate(struct bk_store *st, enum bk_gate at)
@@ -1236,10 +1307,9 @@ static size_t bk_store_cache_drop(struct mg_map *cache, int64_t ledger_id)
     return bytes;
 }
 
-int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id)
+static int bk_store_drop_run(struct bk_store *st, struct bk_sop *op)
 {
-    /* a checkpoint in flight could put the ledger's entries back into the index */
-    bk_store_flush_wait(st);
+    int64_t ledger_id = ((struct bk_gc_op *)op)->id;
     MDB_txn *txn;
     int mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
     if (mrc != 0)
@@ -1272,21 +1342,39 @@ int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id)
         if (mrc == MDB_NOTFOUND)
             mrc = 0;
     }
-    int rc = bk_store_txn_end(st, txn, mrc, "gc: dropping a ledger failed");
-    if (rc < 0)
-        return rc;
-    /* both write-cache halves (the flushed one is idle now: waited for above) */
+    return bk_store_txn_end(st, txn, mrc, "gc: dropping a ledger failed");
+}
+
+static struct bk_gc_op *bk_gc_op_new(bk_sop_run_fn run, bk_sop_done_fn done, int64_t id, void *arg)
+{
+    struct bk_gc_op *o = mg_calloc(1, sizeof *o);
+    o->op.run = run;
+    o->op.done = done;
+    o->op.gc = true;
+    o->id = id;
+    o->arg = arg;
+    return o;
+}
+
+void bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id, bk_sop_done_fn done, void *arg)
+{
+    /* memory now: the ledger is gone from the metadata store, nothing will add to it. A
+     * checkpoint queued before puts its entries in the index; the drop, queued after it,
+     * takes them out again. One in flight that fails is retried without them. */
     st->cache_bytes -= bk_store_cache_drop(&st->cache, ledger_id);
-    if (st->flush) {
+    if (st->flush && !st->flush_busy) {
         st->flush->cache_bytes -= bk_store_cache_drop(&st->flush->cache, ledger_id);
         mg_free(mg_map_del_u64(&st->flush->recs, (uint64_t)ledger_id));
+    } else if (st->flush) {
+        st->dropped =
+            mg_grow(st->dropped, &st->cap_dropped, st->n_dropped + 1, sizeof *st->dropped, 8);
+        st->dropped[st->n_dropped++] = ledger_id;
     }
-    size_t pos = 0;
-    void *val;
     struct bk_ledger *l = mg_map_del_u64(&st->ledgers, (uint64_t)ledger_id);
     if (l)
         bk_store_ledger_free(l);
-    pos = 0;
+    size_t pos = 0;
+    void *val;
     while (mg_map_next(&st->log_meta, &pos, NULL, NULL, &val)) {
         struct bk_log_meta *m = val;
         uint64_t *b = mg_map_del_u64(&m->ledgers, (uint64_t)ledger_id);
@@ -1295,7 +1383,7 @@ int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id)
             mg_free(b);
         }
     }
-    return 0;
+    bk_store_submit(st, &bk_gc_op_new(bk_store_drop_run, done, ledger_id, arg)->op);
 }
 
 int64_t *bk_store_log_ids(struct bk_store *st, size_t *n)
@@ -1316,13 +1404,12 @@ const struct bk_log_meta *bk_store_log_meta(struct bk_store *st, uint32_t id)
     return mg_map_get_u64(&st->log_meta, id);
 }
 
-int bk_store_delete_log(struct bk_store *st, uint32_t id)
+/* Storage thread: close, unlink, sync the directory. */
+static int bk_store_unlink_log(struct bk_store *st, uint32_t id)
 {
-    if (id >= st->meta_log_id)
-        return -MG_EINVAL;
     char path[4096];
     bk_store_log_path(st, id, path, sizeof path);
-    pthread_mutex_lock(&st->logs_lock);
+    pthread_mutex_lock(&st->logs_lock); /* no read is using its descriptor */
     struct bk_log_file *lf = mg_map_del_u64(&st->logs, id);
     if (lf)
         bk_store_log_file_free(lf);
@@ -1331,10 +1418,36 @@ int bk_store_delete_log(struct bk_store *st, uint32_t id)
         MG_ERROR(BK_MODULE, "gc: cannot delete entry log %s: %s", path, strerror(errno));
         return mg_err_from_errno(errno);
     }
+    return mg_fsync_dir(st->dir);
+}
+
+static int bk_store_refuse_run(struct bk_store *st, struct bk_sop *op)
+{
+    (void)st;
+    (void)op;
+    return -MG_EINVAL;
+}
+
+static int bk_store_delete_run(struct bk_store *st, struct bk_sop *op)
+{
+    return bk_store_unlink_log(st, (uint32_t)((struct bk_gc_op *)op)->id);
+}
+
+void bk_store_delete_log(struct bk_store *st, uint32_t id, bk_sop_done_fn done, void *arg)
+{
+    struct bk_gc_op *o = bk_gc_op_new(bk_store_delete_run, done, id, arg);
+    const struct bk_log_meta *m = mg_map_get_u64(&st->log_meta, id);
+    o->bytes = m ? m->total : 0;
+    if (id >= st->meta_log_id) /* never the current log */
+        o->op.run = bk_store_refuse_run;
+    bk_store_submit(st, &o->op);
+}
+
+void bk_store_log_forget(struct bk_store *st, uint32_t id)
+{
     struct bk_log_meta *m = mg_map_del_u64(&st->log_meta, id);
     if (m)
         bk_store_meta_free(m);
-    return mg_fsync_dir(st->dir);
 }
 
 void bk_store_compact_begin(struct bk_store *st, struct bk_compact *c, uint32_t id)
@@ -1358,86 +1471,178 @@ void bk_store_compact_begin(struct bk_store *st, struct bk_compact *c, uint32_t 
 void bk_store_compact_fini(struct bk_compact *c)
 {
     mg_free(c->ledgers);
+    mg_free(c->copies);
     memset(c, 0, sizeof *c);
 }
 
+/* Where a slice copied an entry: its key and its old and new places. */
 struct bk_copy {
     int64_t entry;
-    uint64_t off;
+    uint64_t off; /* in the old log */
     uint32_t len;
+    uint32_t new_log;
+    uint64_t new_off;
 };
 
-int bk_store_compact_step(struct bk_store *st, struct bk_compact *c, size_t max_entries,
-                          size_t max_bytes, bool *done)
+/* Storage thread: copy the next batch (at most 64) of ledgers[i]'s entries that the index
+ * points into the old log; appends them to *pend. */
+static int bk_store_compact_batch(struct bk_store *st, struct bk_compact *c, size_t want,
+                                  struct bk_copy **pend, size_t *n_pend, size_t *cap_pend,
+                                  size_t *bytes)
 {
-    *done = false;
-    size_t entries = 0, bytes = 0;
-    while (c->i < c->n_ledgers) {
-        if ((max_entries && entries >= max_entries) || (max_bytes && bytes >= max_bytes))
-            return 0;
-        int64_t ledger = c->ledgers[c->i];
-        /* collect a batch of this ledger's entries in the log (read transaction closed before
-         * the copies go through bk_store_add_entry) */
-        struct bk_copy batch[64];
-        size_t nb = 0;
-        bool ledger_done = false;
-        MDB_txn *txn;
-        MDB_cursor *cur;
-        if (bk_store_read_index(st, &txn, &cur) < 0)
+    int64_t ledger = c->ledgers[c->i];
+    struct bk_copy batch[64];
+    size_t nb = 0;
+    bool ledger_done = false;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    if (bk_store_read_index(st, &txn, &cur) < 0)
+        return -MG_EIO;
+    uint8_t kb[16];
+    bk_store_cache_key(kb, ledger, c->next_entry);
+    MDB_val k = {sizeof kb, kb}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (;;) {
+        if (rc != 0 || k.mv_size != 16 || (int64_t)mg_get_be64(k.mv_data) != ledger) {
+            ledger_done = true;
+            break;
+        }
+        if (nb == 64 || nb >= want)
+            break;
+        int64_t e = (int64_t)mg_get_be64((uint8_t *)k.mv_data + 8);
+        c->next_entry = e + 1;
+        struct bk_store_loc loc;
+        if (bk_store_loc_get(&v, &loc) && loc.log == c->log_id) {
+            batch[nb].entry = e;
+            batch[nb].off = loc.off;
+            batch[nb].len = loc.len;
+            nb++;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    bk_store_read_end(txn, cur);
+    for (size_t i = 0; i < nb; i++) {
+        struct bk_cached tmp = {
+            .ledger_id = ledger, .entry_id = batch[i].entry, .len = batch[i].len};
+        tmp.data = mg_malloc(tmp.len ? tmp.len : 1);
+        int prc = bk_store_log_pread(st, c->log_id, tmp.data, tmp.len, batch[i].off);
+        if (prc < 0) {
+            MG_ERROR(BK_MODULE, "compaction: entry log %x: read at %" PRIu64 " failed: %s",
+                     c->log_id, batch[i].off,
+                     prc == -MG_ENOTFOUND ? "no such log" : strerror(errno));
+            mg_free(tmp.data);
             return -MG_EIO;
+        }
+        int arc = bk_store_log_append(st, &tmp);
+        mg_free(tmp.data);
+        if (arc < 0)
+            return arc;
+        batch[i].new_log = tmp.log_id;
+        batch[i].new_off = tmp.offset;
+        *pend = mg_grow(*pend, cap_pend, *n_pend + 1, sizeof **pend, 64);
+        (*pend)[(*n_pend)++] = batch[i];
+        c->copies = mg_grow(c->copies, &c->cap_copies, c->n_copies + 1, sizeof *c->copies, 64);
+        c->copies[c->n_copies++] = (struct bk_compact_copy){
+            .ledger = ledger, .len = batch[i].len, .log = tmp.log_id, .indexed = false};
+        *bytes += batch[i].len;
+        c->entries++;
+        c->bytes += batch[i].len;
+    }
+    if (ledger_done) {
+        c->i++;
+        c->next_entry = 0;
+    }
+    return 0;
+}
+
+/* Storage thread: sync the copies, then point the index at those whose entry it still
+ * places in the old log (one commit). */
+static int bk_store_compact_commit(struct bk_store *st, struct bk_compact *c,
+                                   const struct bk_copy *pend, size_t n, size_t first_copy)
+{
+    int rc = bk_store_log_flush_buf(st);
+    if (rc < 0)
+        return rc;
+    if (fdatasync(st->log_fd) != 0) {
+        MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id, strerror(errno));
+        st->io_failed = true;
+        return -MG_EIO;
+    }
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (mrc != 0)
+        return bk_store_index_failed(st, "compaction: cannot begin a transaction", mrc);
+    for (size_t i = 0; i < n && mrc == 0; i++) {
+        struct bk_compact_copy *cp = &c->copies[first_copy + i];
         uint8_t kb[16];
-        bk_store_cache_key(kb, ledger, c->next_entry);
+        bk_store_cache_key(kb, cp->ledger, pend[i].entry);
         MDB_val k = {sizeof kb, kb}, v;
-        int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        size_t want = max_entries ? max_entries - entries : 64;
-        while (true) {
-            if (rc != 0 || k.mv_size != 16 || (int64_t)mg_get_be64(k.mv_data) != ledger) {
-                ledger_done = true;
-                break;
-            }
-            if (nb == 64 || nb >= want)
-                break;
-            int64_t e = (int64_t)mg_get_be64((uint8_t *)k.mv_data + 8);
-            c->next_entry = e + 1;
-            struct bk_store_loc loc;
-            if (bk_store_loc_get(&v, &loc) && loc.log == c->log_id) {
-                batch[nb].entry = e;
-                batch[nb].off = loc.off;
-                batch[nb].len = loc.len;
-                nb++;
-            }
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        bk_store_read_end(txn, cur);
-        for (size_t i = 0; i < nb; i++) {
-            uint8_t ck[16];
-            bk_store_cache_key(ck, ledger, batch[i].entry);
-            if (bk_store_cached(st, ck))
-                continue; /* written again since: the cached copy is newer */
-            uint8_t *b = mg_malloc(batch[i].len ? batch[i].len : 1);
-            int prc = bk_store_log_pread(st, c->log_id, b, batch[i].len, batch[i].off);
-            if (prc == -MG_ENOTFOUND) {
-                MG_ERROR(BK_MODULE, "compaction: entry log %x cannot be opened", c->log_id);
-                mg_free(b);
-                return -MG_EIO;
-            }
-            if (prc < 0) {
-                MG_ERROR(BK_MODULE, "compaction: entry log %x: read at %" PRIu64 " failed: %s",
-                         c->log_id, batch[i].off, strerror(errno));
-                mg_free(b);
-                return -MG_EIO;
-            }
-            bk_store_add_entry(st, ledger, batch[i].entry, b, batch[i].len);
-            entries++;
-            bytes += batch[i].len;
-            c->entries++;
-            c->bytes += batch[i].len;
-        }
-        if (ledger_done) {
-            c->i++;
-            c->next_entry = 0;
+        struct bk_store_loc loc;
+        if (mdb_get(txn, st->idx_dbi, &k, &v) != 0 || !bk_store_loc_get(&v, &loc) ||
+            loc.log != c->log_id || loc.off != pend[i].off)
+            continue; /* written again (or dropped) since: the copy is dead */
+        uint8_t nv[16];
+        mg_put_be32(nv, pend[i].new_log);
+        mg_put_be64(nv + 4, pend[i].new_off);
+        mg_put_be32(nv + 12, pend[i].len);
+        MDB_val mv = {sizeof nv, nv};
+        mrc = mdb_put(txn, st->idx_dbi, &k, &mv, 0);
+        cp->indexed = mrc == 0;
+    }
+    rc = bk_store_txn_end(st, txn, mrc, "compaction: commit failed");
+    if (rc < 0)
+        for (size_t i = 0; i < n; i++)
+            c->copies[first_copy + i].indexed = false;
+    return rc;
+}
+
+static int bk_store_compact_run(struct bk_store *st, struct bk_sop *op)
+{
+    struct bk_compact *c = (struct bk_compact *)op;
+    c->n_copies = 0;
+    size_t entries0 = (size_t)c->entries, bytes = 0;
+    struct bk_copy *pend = NULL;
+    size_t n_pend = 0, cap_pend = 0;
+    int rc = 0;
+    while (rc == 0 && c->i < c->n_ledgers) {
+        size_t done_e = (size_t)c->entries - entries0;
+        if ((c->max_entries && done_e >= c->max_entries) || (c->max_bytes && bytes >= c->max_bytes))
+            break;
+        size_t want = c->max_entries ? c->max_entries - done_e : 64;
+        rc = bk_store_compact_batch(st, c, want, &pend, &n_pend, &cap_pend, &bytes);
+    }
+    if (rc == 0 && c->i >= c->n_ledgers)
+        c->done = true;
+    bool stop = c->done && c->stop_step == 1; /* as a crash before the copies are synced */
+    if (rc == 0 && n_pend && !stop)
+        rc = bk_store_compact_commit(st, c, pend, n_pend, 0);
+    mg_free(pend);
+    if (rc < 0 || !c->done || c->stop_step)
+        return rc;
+    /* the copies are durable and indexed: only now the old log goes */
+    rc = bk_store_unlink_log(st, c->log_id);
+    c->deleted = rc == 0;
+    return rc;
+}
+
+void bk_store_compact_slice(struct bk_store *st, struct bk_compact *c)
+{
+    c->op.run = bk_store_compact_run;
+    c->op.gc = true;
+    bk_store_submit(st, &c->op);
+}
+
+void bk_store_compact_apply(struct bk_store *st, struct bk_compact *c)
+{
+    for (size_t i = 0; i < c->n_copies; i++) {
+        const struct bk_compact_copy *cp = &c->copies[i];
+        bk_store_meta(st, cp->log)->total += 4 + (uint64_t)cp->len;
+        if (cp->indexed) {
+            bk_store_meta_live(st, cp->log, cp->ledger, 4 + (int64_t)cp->len);
+            bk_store_meta_live(st, c->log_id, cp->ledger, -(4 + (int64_t)cp->len));
         }
     }
-    *done = true;
-    return 0;
+    c->n_copies = 0;
+    if (c->deleted)
+        bk_store_log_forget(st, c->log_id);
 }

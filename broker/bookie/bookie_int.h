@@ -104,13 +104,19 @@ struct bk_log_meta {
     struct mg_map ledgers; /* u64 ledger -> owned uint64_t bytes */
 };
 
-/* Compaction of one entry log in bounded steps (bk_store_compact_step). */
-struct bk_compact {
-    uint32_t log_id;
-    int64_t *ledgers; /* owned: the log's ledgers when it started */
-    size_t n_ledgers, i;
-    int64_t next_entry; /* in ledgers[i] */
-    uint64_t entries, bytes;
+struct bk_sop;
+struct bk_server;
+struct bk_store;
+/* An operation for the storage thread: run there, then done on the loop thread, in the
+ * order submitted (checkpoints, gc's ledger drops and log deletions, compaction slices). */
+typedef int (*bk_sop_run_fn)(struct bk_store *st, struct bk_sop *op);
+typedef void (*bk_sop_done_fn)(struct bk_server *s, struct bk_sop *op);
+struct bk_sop {
+    struct bk_sop *next;
+    bk_sop_run_fn run;   /* storage thread */
+    bk_sop_done_fn done; /* loop thread: takes the op (frees or keeps it) */
+    bool gc;             /* parked by BK_GATE_GC (tests) */
+    int rc;              /* run's result; -MG_ECANCELED when the thread stopped first */
 };
 
 /* A checkpoint handed to the storage thread: the write-cache half that was filled since the
@@ -118,6 +124,7 @@ struct bk_compact {
  * reads entries from it), the records of the ledgers changed meanwhile, and the journal
  * position that everything applied before the swap reaches. */
 struct bk_flush {
+    struct bk_sop op;    /* first */
     struct mg_map cache; /* 16-byte key -> owned struct bk_cached; the storage thread fills in
                             each one's log_id and offset */
     size_t cache_bytes;
@@ -125,12 +132,48 @@ struct bk_flush {
     uint64_t mark_file, mark_off; /* lastMark once it is durable */
     bool appended;                /* storage thread: its entries are in the entry-log writer */
     uint32_t log_id;              /* storage thread: the current entry log at its end */
-    int rc;                       /* storage thread: 0 or -MG_E* */
 };
 
 struct bk_flush_rec {
     size_t len;
     uint8_t b[]; /* bk_store_ledger_encode's bytes */
+};
+
+/* A gc operation on the storage thread: drop a ledger from the index, delete an entry log. */
+struct bk_gc_op {
+    struct bk_sop op; /* first */
+    int64_t id;       /* ledger or entry log */
+    uint64_t bytes;   /* entry log: its bytes of records, when it was queued */
+    void *arg;        /* the caller's */
+};
+
+/* One copy a compaction slice made: where it went and whether the index points at it. */
+struct bk_compact_copy {
+    int64_t ledger;
+    uint32_t len; /* body */
+    uint32_t log;
+    bool indexed;
+};
+
+/* Compaction of one entry log, one slice at a time on the storage thread (bk_store_compact_
+ * slice): each slice copies up to max_entries / max_bytes of the entries the index points
+ * into the log to the current log, syncs it and points the index at the copies (only where
+ * it still points into the old log: a newer write wins); the last one deletes the old log. */
+struct bk_compact {
+    struct bk_sop op; /* first; op.done is the caller's */
+    uint32_t log_id;
+    int64_t *ledgers; /* owned: the log's ledgers when it started */
+    size_t n_ledgers, i;
+    int64_t next_entry; /* in ledgers[i] */
+    size_t max_entries, max_bytes;
+    int stop_step; /* test hook: 1 the last slice stops before its sync and index commit, 2
+                      before the old log is deleted (as a crash there would) */
+    struct bk_compact_copy *copies; /* owned: the last slice's */
+    size_t n_copies, cap_copies;
+    bool done;               /* every ledger of the log was gone through */
+    bool deleted;            /* the old log is deleted */
+    uint64_t entries, bytes; /* copied so far */
+    void *arg;               /* the caller's */
 };
 
 /* Test hook: where the storage thread parks a checkpoint while bk_store.gate_at is set. */
@@ -139,6 +182,7 @@ enum bk_gate {
     BK_GATE_BEFORE_WRITE, /* before the entry-log write */
     BK_GATE_BEFORE_INDEX, /* entry log written and synced, index not committed */
     BK_GATE_BEFORE_MARK,  /* index committed, lastMark not moved */
+    BK_GATE_GC,           /* before a gc operation (ledger drop, log deletion, compaction) */
 };
 
 /*
@@ -185,8 +229,8 @@ struct bk_store {
     bool thread_started;
     pthread_mutex_t lock; /* guards what follows */
     pthread_cond_t cond;
-    struct bk_flush *job;  /* submitted, not yet taken */
-    struct bk_flush *done; /* completed, not yet reaped by the loop */
+    struct bk_sop *q_head, *q_tail; /* submitted, not yet taken */
+    struct bk_sop *d_head, *d_tail; /* run, for the loop thread */
     bool stopping, abandon;
     int notify_fd;           /* owned eventfd: storage thread -> loop */
     struct event *notify_ev; /* owned */
@@ -195,7 +239,9 @@ struct bk_store {
     /* statistics (loop thread) */
     uint64_t flush_waits; /* adds that waited for a checkpoint in flight (both halves full) */
     _Atomic uint64_t flush_waits_seen; /* the same, readable from any thread */
-    size_t cache_peak;                 /* most bytes in both halves at once */
+    int64_t *dropped; /* ledgers gc dropped while a checkpoint was in flight (owned) */
+    size_t n_dropped, cap_dropped;
+    size_t cache_peak; /* most bytes in both halves at once */
 };
 
 int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max);
@@ -226,12 +272,13 @@ void bk_store_thread_stop(struct bk_store *st, bool abandon);
  * the last durable checkpoint. Returns 1 (begun), 0 (nothing to do) or -MG_EBUSY (one is in
  * flight). */
 int bk_store_flush_begin(struct bk_store *st, bool force);
-/* Wait for the checkpoint in flight, if any (loop thread; blocks it). */
-void bk_store_flush_wait(struct bk_store *st);
-/* Take a completed checkpoint (loop thread): true and its result in *rc if there was one.
- * On success its cache is dropped and its entries counted in the log metadata; on failure
- * it is kept (still readable) for the next bk_store_flush_begin. */
-bool bk_store_flush_reap(struct bk_store *st, int *rc);
+/* Hand op to the storage thread (loop thread). Once the thread is stopped, op completes at
+ * once with -MG_ECANCELED. */
+void bk_store_submit(struct bk_store *st, struct bk_sop *op);
+/* Block the loop thread until some operation has completed (there must be one in flight). */
+void bk_store_wait_done(struct bk_store *st);
+/* The completed operations, oldest first (loop thread); the caller runs their done. */
+struct bk_sop *bk_store_take_done(struct bk_store *st);
 /* Test hook: park checkpoints at the gate (BK_GATE_NONE releases them); parked reads it. */
 void bk_store_gate(struct bk_store *st, enum bk_gate at);
 bool bk_store_gate_parked(struct bk_store *st);
@@ -247,23 +294,29 @@ int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off)
 int bk_store_cmp_i64(const void *a, const void *b);
 /* Every ledger this bookie holds (index, ledger records, memory), sorted; caller frees. */
 int64_t *bk_store_ledger_ids(struct bk_store *st, size_t *n);
-/* Drop a ledger: its index entries and record in one durable LMDB commit, its cached entries
- * and state, its bytes in every log's metadata. 0 or -MG_EIO/-MG_EREADONLY (nothing dropped). */
-int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id);
+/* Drop a ledger: at once its cached entries, its state and its bytes in every log's
+ * metadata; on the storage thread (after any checkpoint queued before) its index entries and
+ * record in one durable LMDB commit. done gets a struct bk_gc_op (rc 0, or -MG_EIO /
+ * -MG_EREADONLY: the index keeps it and the next run tries again) and frees it. */
+void bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id, bk_sop_done_fn done, void *arg);
 /* Ids of the logs other than the current one, ascending; caller frees. */
 int64_t *bk_store_log_ids(struct bk_store *st, size_t *n);
 /* The log's metadata, NULL if unknown. */
 const struct bk_log_meta *bk_store_log_meta(struct bk_store *st, uint32_t id);
-/* Delete an entry log that is not the current one (file, fd, metadata; directory synced). */
-int bk_store_delete_log(struct bk_store *st, uint32_t id);
-/* Start compacting log id: c is filled with its live ledgers. */
+/* Delete an entry log that is not the current one, on the storage thread (descriptor, file,
+ * directory synced); done gets a struct bk_gc_op and frees it, after bk_store_log_forget on
+ * success. */
+void bk_store_delete_log(struct bk_store *st, uint32_t id, bk_sop_done_fn done, void *arg);
+/* Drop a deleted log's metadata (loop thread). */
+void bk_store_log_forget(struct bk_store *st, uint32_t id);
+/* Start compacting log id: c is filled with its live ledgers (loop thread). */
 void bk_store_compact_begin(struct bk_store *st, struct bk_compact *c, uint32_t id);
-/* Copy up to max_entries / max_bytes (0 = no limit) of the log's indexed entries to the
- * current log (through the write cache: the next checkpoint syncs them and points the index
- * at them). Entries overwritten since (in the write cache) are skipped. Sets *done when the
- * log holds nothing the index points at any more. 0, -MG_EREADONLY or -MG_EIO. */
-int bk_store_compact_step(struct bk_store *st, struct bk_compact *c, size_t max_entries,
-                          size_t max_bytes, bool *done);
+/* Run the next slice on the storage thread; c->op.done (set by the caller) gets it back,
+ * calls bk_store_compact_apply, and decides on the next. */
+void bk_store_compact_slice(struct bk_store *st, struct bk_compact *c);
+/* Count the last slice's copies in the log metadata (loop thread; after a deletion the old
+ * log's metadata goes too). */
+void bk_store_compact_apply(struct bk_store *st, struct bk_compact *c);
 void bk_store_compact_fini(struct bk_compact *c);
 
 /* ---- journal (bk_journal.c) ------------------------------------------------------------ */
@@ -493,6 +546,7 @@ struct bk_server {
     bool exit_when_unregistered;
     bool unclean; /* test hook: bk_server_free skips the final checkpoint and flushes */
     uint64_t checkpoints, replayed, disk_checks;
+    int flush_rc;                      /* result of the last checkpoint */
     struct mg_ratelimit rl_frame;      /* oversized frames */
     struct mg_ratelimit rl_cache_full; /* adds that waited for a checkpoint */
 };
@@ -510,8 +564,11 @@ int bk_server_checkpoint(struct bk_server *s);
 void bk_server_checkpoint_if_full(struct bk_server *s);
 /* Begin a checkpoint on the storage thread without waiting (the flushInterval timer; tests). */
 void bk_server_checkpoint_start(struct bk_server *s);
-/* Called by the storage thread's notify event on the loop thread. */
+/* Called by the storage thread's notify event on the loop thread: runs the done of every
+ * completed operation. */
 void bk_server_store_done(struct bk_server *s);
+/* A checkpoint completed with rc (bk_store.c's done of a checkpoint, after its own part). */
+void bk_server_flushed(struct bk_server *s, int rc);
 void bk_server_stats(const struct bk_server *s, struct bk_stats *out);
 /* Test hooks: the next journal group write, or entry-log write, fails with err (an errno). */
 void bk_server_inject_journal_error(struct bk_server *s, int err);
