@@ -927,13 +927,14 @@ struct bk_jreq *bk_journal_take_done(struct bk_journal *j)
     return h;
 }
 
-void bk_journal_trim(struct bk_journal *j, uint64_t mark_file)
+void bk_journal_trim(struct bk_journal *j, uint64_t mark_file, unsigned keep)
 {
     uint64_t *ids;
-    size_t n = bk_journal_list_files(j->dir, &ids);
-    for (size_t i = 0; i < n; i++) {
-        if (ids[i] >= mark_file)
-            break;
+    size_t n = bk_journal_list_files(j->dir, &ids); /* ascending */
+    size_t covered = 0;
+    while (covered < n && ids[covered] < mark_file)
+        covered++;
+    for (size_t i = 0; i + keep < covered; i++) {
         char *path = bk_journal_path(j, ids[i]);
         if (unlink(path) == 0)
             MG_DEBUG(BK_MODULE, "journal %s removed (before lastMark)", path);

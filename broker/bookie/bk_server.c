@@ -64,6 +64,7 @@ void bk_options_default(struct bk_options *o)
     o->buffered_writes_threshold = 524288;
     o->buffered_entries_threshold = 0;
     o->journal_max_size = 2048LL << 20;
+    o->journal_max_backups = 5;
     o->journal_sync = true;
     o->flush_interval_ms = 10000;
     o->disk_usage_threshold_pct = 95.0;
@@ -796,6 +797,9 @@ void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const
         MG_WARN(BK_MODULE, "bookie read-only, also: %s", why);
     if ((old == 0) != (s->readonly == 0))
         bk_reg_update(s);
+    /* short of disk space the covered journal files are not kept */
+    s->store.journal_keep =
+        (s->readonly & (BK_RO_DISK | BK_RO_NOSPACE)) ? 0 : (unsigned)s->journal_max_backups;
     if (on && s->gc && (reason & (BK_RO_DISK | BK_RO_NOSPACE)) &&
         !(old & (BK_RO_DISK | BK_RO_NOSPACE)))
         bk_gc_space_short_entered(s->gc);
@@ -867,8 +871,7 @@ void bk_server_flushed(struct bk_server *s, int rc)
             bk_server_set_readonly(s, BK_RO_NOSPACE, true, "checkpoint: no space left on device");
         return;
     }
-    s->checkpoints++;
-    bk_journal_trim(&s->journal, s->store.durable_file);
+    s->checkpoints++; /* (the storage thread trimmed the journal behind the new lastMark) */
 }
 
 void bk_server_store_done(struct bk_server *s)
@@ -1033,8 +1036,12 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
             (size_t)(o->write_cache_max > 0 ? o->write_cache_max : BK_WRITE_CACHE_MAX) / 2;
         rc = bk_store_open(&s->store, o->ledger_dir, o->entry_log_max_size);
     }
-    if (rc == 0)
+    if (rc == 0) {
+        s->store.journal = &s->journal;
+        s->journal_max_backups = o->journal_max_backups > 0 ? o->journal_max_backups : 0;
+        s->store.journal_keep = 0; /* the start's checkpoint keeps none (README "Read-only") */
         rc = bk_store_thread_start(&s->store, base, s);
+    }
     if (rc == 0)
         rc = bk_journal_init(&s->journal, s, o);
     uint64_t mf = 0, mo = 0;
@@ -1059,6 +1066,7 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
                     "start: checkpoint failed; the journal keeps the %" PRIu64
                     " replayed records, the checkpoint is retried every flushInterval",
                     s->replayed);
+        s->store.journal_keep = (unsigned)s->journal_max_backups; /* journalMaxBackups from now */
     }
     if (rc < 0) {
         bk_server_free_unclean(s);
@@ -1203,6 +1211,7 @@ void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char
     o->buffered_writes_threshold = cfg->journal_buffered_writes_threshold;
     o->buffered_entries_threshold = cfg->journal_buffered_entries_threshold;
     o->journal_max_size = (int64_t)cfg->journal_max_size_mb << 20;
+    o->journal_max_backups = cfg->journal_max_backups;
     o->journal_sync = cfg->journal_sync_data;
     o->flush_interval_ms = cfg->flush_interval_ms;
     o->write_cache_max = (int64_t)cfg->db_storage_write_cache_max_size_mb << 20;

@@ -962,7 +962,10 @@ int bk_store_flush_run(struct bk_store *st, struct bk_flush *f)
         return rc;
     if (!bk_store_gate_pass(st, BK_GATE_BEFORE_MARK))
         return -MG_ECANCELED;
-    return bk_store_write_mark(st, f->mark_file, f->mark_off);
+    rc = bk_store_write_mark(st, f->mark_file, f->mark_off);
+    if (rc == 0 && st->journal) /* only what the durable lastMark no longer needs */
+        bk_journal_trim(st->journal, f->mark_file, f->journal_keep);
+    return rc;
 }
 
 /* Append op to the list *head..*tail (under st->lock). */
@@ -1184,6 +1187,7 @@ int bk_store_flush_begin(struct bk_store *st, bool force)
         f->mark_off = st->mark_off;
         st->flush = f;
     }
+    f->journal_keep = st->journal_keep;
     st->flush_busy = true;
     bk_store_submit(st, &f->op);
     return 1;

@@ -130,6 +130,7 @@ struct bk_flush {
     size_t cache_bytes;
     struct mg_map recs;           /* u64 ledger -> owned encoded ledger record (bk_flush_rec) */
     uint64_t mark_file, mark_off; /* lastMark once it is durable */
+    unsigned journal_keep;        /* journal files before mark_file to keep (journalMaxBackups) */
     bool appended;                /* storage thread: its entries are in the entry-log writer */
     uint32_t log_id;              /* storage thread: the current entry log at its end */
 };
@@ -232,10 +233,12 @@ struct bk_store {
     struct bk_sop *q_head, *q_tail; /* submitted, not yet taken */
     struct bk_sop *d_head, *d_tail; /* run, for the loop thread */
     bool stopping, abandon;
-    int notify_fd;           /* owned eventfd: storage thread -> loop */
-    struct event *notify_ev; /* owned */
-    enum bk_gate gate_at;    /* test hook: park the checkpoint there while set */
-    bool gate_parked;        /* it is parked */
+    struct bk_journal *journal; /* borrowed: trimmed behind each durable lastMark */
+    unsigned journal_keep;      /* journalMaxBackups, 0 while short of disk space (loop) */
+    int notify_fd;              /* owned eventfd: storage thread -> loop */
+    struct event *notify_ev;    /* owned */
+    enum bk_gate gate_at;       /* test hook: park the checkpoint there while set */
+    bool gate_parked;           /* it is parked */
     /* statistics (loop thread) */
     uint64_t flush_waits; /* adds that waited for a checkpoint in flight (both halves full) */
     _Atomic uint64_t flush_waits_seen; /* the same, readable from any thread */
@@ -425,8 +428,9 @@ void bk_journal_submit(struct bk_journal *j, struct bk_jreq *head, struct bk_jre
  * the done list for bk_journal_take_done. */
 void bk_journal_stop(struct bk_journal *j);
 struct bk_jreq *bk_journal_take_done(struct bk_journal *j);
-/* Delete journal files wholly before mark_file. Loop thread. */
-void bk_journal_trim(struct bk_journal *j, uint64_t mark_file);
+/* Delete journal files wholly before mark_file but the newest keep of them (journalMaxBackups).
+ * Any thread but the journal's (it never touches files before the current one). */
+void bk_journal_trim(struct bk_journal *j, uint64_t mark_file, unsigned keep);
 void bk_journal_fini(struct bk_journal *j);
 /* Called by the journal's notify event on the loop thread (defined in bk_server.c). */
 void bk_server_journal_done(struct bk_server *s);
@@ -547,6 +551,7 @@ struct bk_server {
     bool unclean; /* test hook: bk_server_free skips the final checkpoint and flushes */
     uint64_t checkpoints, replayed, disk_checks;
     int flush_rc;                      /* result of the last checkpoint */
+    int journal_max_backups;           /* journalMaxBackups */
     struct mg_ratelimit rl_frame;      /* oversized frames */
     struct mg_ratelimit rl_cache_full; /* adds that waited for a checkpoint */
 };

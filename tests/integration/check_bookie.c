@@ -1006,6 +1006,46 @@ START_TEST(test_crash_mid_flush)
 }
 END_TEST
 
+/* Journal files rotate at journalMaxSizeMB; a checkpoint deletes those its lastMark covers
+ * but the newest journalMaxBackups of them, and replay after a crash starts at lastMark
+ * whatever backups lie before it. */
+START_TEST(test_journal_backups)
+{
+    for (int keep = 0; keep <= 2; keep += 2) {
+        struct harness h;
+        h_init_dirs(&h, NULL);
+        h.o.journal_max_size = 32 * 1024; /* a file per ~30 entries of 1000 bytes */
+        h.o.journal_max_backups = keep;
+        h_start(&h);
+        char jcur[400];
+        snprintf(jcur, sizeof jcur, "%s/current", h.jdir);
+        int fd = cl_connect(h.port);
+        for (int e = 0; e < 200; e++) { /* one at a time: small groups, files fill evenly */
+            v2_add_send(fd, 44, e, KEY_A, 0, 1000);
+            ck_assert_int_eq(v2_add_recv(fd, 44, e), 0);
+        }
+        ck_assert_int_ge(count_files(jcur, ".txn"), 5); /* rotated */
+        ck_assert_int_eq(run_on_loop(&h, 0), 0);
+        /* the file holding lastMark (the current one) and keep files before it */
+        ck_assert_int_eq(count_files(jcur, ".txn"), 1 + keep);
+        for (int e = 200; e < 230; e++)
+            ck_assert_int_eq(v2_add(fd, 44, e, KEY_A, 0), 0);
+        close(fd);
+        h_stop(&h, false);
+        h_start(&h);
+        struct bk_stats st;
+        bk_server_stats(h.srv, &st);
+        ck_assert_uint_eq(st.replayed, 30);
+        fd = cl_connect(h.port);
+        check_entries(fd, 44, 0, 200, 1000);
+        check_entries(fd, 44, 200, 230, 100);
+        close(fd);
+        h_stop(&h, true);
+        h_rm(&h);
+    }
+}
+END_TEST
+
 START_TEST(test_replay_unclean)
 {
     struct harness h;
@@ -2463,7 +2503,14 @@ START_TEST(test_options_from_cfg)
     ck_assert_int_eq(o.max_frame_size, BK_DEFAULT_MAX_FRAME);
     ck_assert_double_eq_tol(o.disk_usage_threshold_pct, 95.0, 1e-9);
     ck_assert_double_eq_tol(o.disk_usage_lwm_pct, 95.0, 1e-9);
+    ck_assert_int_eq(o.write_cache_max, 64LL << 20);
+    ck_assert_int_eq(o.journal_max_backups, 5);
     char err[256];
+    ck_assert_int_eq(cfg_set(&c, "dbStorage_writeCacheMaxSizeMb", "3", "test", err, sizeof err), 0);
+    ck_assert_int_eq(cfg_set(&c, "journalMaxBackups", "0", "test", err, sizeof err), 0);
+    bk_options_from_cfg(&o, &c, "ledgers");
+    ck_assert_int_eq(o.write_cache_max, 3LL << 20);
+    ck_assert_int_eq(o.journal_max_backups, 0);
     ck_assert_int_eq(cfg_set(&c, "diskUsageThreshold", "0.9", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&c, "diskUsageLwmThreshold", ".85", "test", err, sizeof err), 0);
     bk_options_from_cfg(&o, &c, "ledgers");
@@ -2909,9 +2956,9 @@ static Suite *bookie_suite(void)
     TCase *tc = tl_tcase(s, "core", 120, NULL, NULL);
     tl_add(tc, test_v2_add_read, test_v3_ops, test_fencing, test_group_commit, test_fsync_per_add,
            test_replay_unclean, test_read_during_flush, test_write_cache_backpressure,
-           test_crash_mid_flush, test_journal_torn_tail, test_journal_corrupt_middle,
-           test_journal_v6, test_garbage_frame, test_max_message_frame, test_oversized_frame,
-           test_readonly_injected, test_readonly_tmpfs, test_nospace_journal,
+           test_crash_mid_flush, test_journal_backups, test_journal_torn_tail,
+           test_journal_corrupt_middle, test_journal_v6, test_garbage_frame, test_max_message_frame,
+           test_oversized_frame, test_readonly_injected, test_readonly_tmpfs, test_nospace_journal,
            test_nospace_entry_log, test_prealloc_threshold, test_restart_trims_journal,
            test_dir_lock, test_options_from_cfg, test_cookie_format, test_cookie_new_and_restart,
            test_cookie_refusals, test_cookie_adopt_and_resume, test_cookie_twin_refused,
