@@ -1,6 +1,8 @@
 /*
  * bk_gc.c - garbage collection and entry-log compaction (BookKeeper's GarbageCollectorThread
- * with ScanAndCompareGarbageCollector), on the loop thread. README.md "Garbage collection".
+ * with ScanAndCompareGarbageCollector). The decisions and the metadata-store scan run on the
+ * loop thread; every index or file change is an operation on the storage thread (bk_store.c),
+ * queued behind the checkpoints. README.md "Garbage collection".
  *
  * A run (every gcWaitTime ms, or forced):
  *   1. snapshot the ids of the ledgers this bookie holds (bk_store_ledger_ids), THEN list
@@ -9,21 +11,19 @@
  *      an entry of it, so a ledger created after the snapshot is not a candidate and one
  *      created before it is in the listing: a new ledger is never dropped.
  *   2. every snapshot ledger missing from the listing is read again (meta_exists) and only a
- *      definite "no such node" drops it (bk_store_drop_ledger). Any listing error, an
- *      unreachable store, a missing /ledgers: the run drops nothing.
- *   3. entry logs (other than the current one) with no live bytes are deleted.
+ *      definite "no such node" drops it (bk_store_drop_ledger; the run goes on when the
+ *      storage thread's commit is back). Any listing error, an unreachable store, a missing
+ *      /ledgers: the run drops nothing.
+ *   3. entry logs (other than the current one) with no live bytes are deleted (storage
+ *      thread).
  *   4. compaction, if due: major (majorCompactionThreshold, every majorCompactionInterval s)
  *      else minor; the logs under the threshold, emptiest first, are compacted one at a time
  *      in slices every 100 ms throttled to compactionRateByEntries (or compactionRateByBytes
- *      with isThrottleByBytes) per second: checkpoint (so the write cache holds nothing of the
- *      log), copy its indexed entries into the current log through the write cache
- *      (bk_store_compact_step), checkpoint (entry log fdatasync, then the index commit), and
- *      only then delete the old log. A crash before the last step leaves the old log and the
- *      index pointing into it; the copies are unreferenced bytes the next compaction drops.
- *
- * Why slices on the loop rather than a thread: the store (write cache, LMDB write
- * transactions, entry-log buffer) is the loop thread's; a slice is bounded (at most
- * rate/10 entries, one pread each) so the add path waits at most one slice.
+ *      with isThrottleByBytes) per second. Each slice (bk_store_compact_slice, storage thread)
+ *      copies entries straight to the current entry log, syncs it, and points the index at
+ *      the copies whose entries still live in the old log; the last one deletes the old log.
+ *      A crash before that leaves the old log and the index pointing into it or into synced
+ *      copies; unreferenced copies are dead bytes the next compaction drops.
  */
 #include "bkc/bkc.h"
 #include "bookie/bookie_int.h"

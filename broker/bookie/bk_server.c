@@ -1212,6 +1212,7 @@ void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char
     o->buffered_entries_threshold = cfg->journal_buffered_entries_threshold;
     o->journal_max_size = (int64_t)cfg->journal_max_size_mb << 20;
     o->journal_max_backups = cfg->journal_max_backups;
+    o->journal_prealloc = (int64_t)cfg->journal_prealloc_size_mb << 20;
     o->journal_sync = cfg->journal_sync_data;
     o->flush_interval_ms = cfg->flush_interval_ms;
     o->write_cache_max = (int64_t)cfg->db_storage_write_cache_max_size_mb << 20;

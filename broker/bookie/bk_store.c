@@ -1,31 +1,34 @@
 /*
- * bk_store.c - the bookie's ledger storage: per-ledger state, a write cache, entry logs and
- * an LMDB index. Loop thread only.
+ * bk_store.c - the bookie's ledger storage: per-ledger state, a write cache in two halves,
+ * entry logs and an LMDB index, and the storage thread that writes them
+ * (docs/bookie-threads.md has the ownership of each structure).
  *
- * Happy path: a journalled add reaches bk_store_apply, which appends [BE32 len][body] to the
- * current entry log's write buffer, keeps the body in the write cache (readable at once)
- * and updates the ledger's last entry and known LAC. Every flushInterval
- * bk_store_checkpoint writes and fdatasyncs the entry log, puts the index entries of every
- * cached entry and the dirty ledger records in one LMDB transaction (its commit syncs),
- * and only then replaces lastMark (temp file + fsync + rename + directory fsync) with the
- * journal position of the last applied record, and drops the cache. Reads look in the
- * cache first, then the index (pread from the entry log).
+ * Happy path: a journalled add reaches bk_store_apply on the loop thread, which keeps the
+ * body in the active write-cache half (readable at once) and updates the ledger's last entry
+ * and known LAC. At each checkpoint (bk_store_flush_begin: flushInterval, or the half full)
+ * the loop swaps the halves and queues the full one, with the changed ledger records and the
+ * journal position, to the storage thread, which (bk_store_flush_run) appends the entries in
+ * (ledger, entry) order to the current entry log, fdatasyncs it, puts their index entries and
+ * the ledger records in one LMDB transaction (its commit syncs), and only then replaces
+ * lastMark (temp file + fsync + rename + directory fsync) and trims the journal behind it.
+ * The loop then frees the half. Reads look in the active half, the half being flushed, then
+ * the index (pread from the entry log). gc's ledger drops, log deletions and compaction
+ * slices are storage-thread operations too, queued in order with the checkpoints.
  *
  * Files under <ledgerDir>/current/: <hex id>.log entry logs (a 1 KiB header "BKLO"+version,
  * then records), index/ (LMDB: "index" and "ledgers" databases), lastMark (16 bytes: BE64
  * journal file id, BE64 offset).
  *
  * Failure modes: an entry-log write out of space (ENOSPC, EDQUOT) sets nospace: the records
- * stay in the (growing) write buffer and the write cache, readable, and checkpoints fail
- * until a later write of the buffer succeeds (the server retries when space returns);
- * -MG_EREADONLY. Any other entry-log write or sync failure sets io_failed: the entry stays
- * in the write cache, checkpoints stop for good (so lastMark never moves past data that is
- * not on disk and the journal keeps it for replay) and the server turns read-only. Index and
- * lastMark failures only fail that checkpoint. Repeated failures log one line per
- * MG_RATELIMIT_INTERVAL_MS. A crash at any point of
- * a checkpoint is safe: the index never points at unsynced log data (logs are synced
- * before the commit), and replaying from the previous lastMark re-applies the same records
- * (overwriting index entries).
+ * stay in the (growing) write buffer and the checkpoint fails, keeping its half (readable)
+ * to be retried as it is once space returns (the server's disk check); -MG_EREADONLY. Any
+ * other entry-log write or sync failure sets io_failed: checkpoints stop for good (so
+ * lastMark never moves past data that is not on disk and the journal keeps it for replay)
+ * and the server turns read-only. Index and lastMark failures only fail that checkpoint.
+ * Repeated failures log one line per MG_RATELIMIT_INTERVAL_MS. A crash at any point of a
+ * checkpoint is safe: the index never points at unsynced log data (logs are synced before the
+ * commit), and replaying from the previous lastMark re-applies the same records (overwriting
+ * index entries).
  */
 #include "bookie/bookie_int.h"
 #include "util/alloc.h"
@@ -43,7 +46,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -166,6 +168,21 @@ static int bk_store_log_flush_buf(struct bk_store *st)
         st->log_buf_cap = BK_LOG_BUF_SIZE;
         mg_free(st->log_buf);
         st->log_buf = mg_malloc(st->log_buf_cap);
+    }
+    return 0;
+}
+
+/* Storage thread: the buffered records written and the current log fdatasynced. 0,
+ * -MG_EREADONLY (out of space, kept in the buffer) or -MG_EIO (io_failed set). */
+static int bk_store_log_sync(struct bk_store *st)
+{
+    int rc = bk_store_log_flush_buf(st);
+    if (rc < 0)
+        return rc;
+    if (fdatasync(st->log_fd) != 0) {
+        MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id, strerror(errno));
+        st->io_failed = true;
+        return -MG_EIO;
     }
     return 0;
 }
@@ -616,12 +633,7 @@ static int bk_store_log_append(struct bk_store *st, struct bk_cached *c)
     if (!st->io_failed && !st->nospace && st->log_off + rec > (uint64_t)st->log_max &&
         st->log_off > BK_ENTRY_LOG_HEADER_SIZE) {
         /* roll: the old log is complete, sync it now so checkpoints only sync one */
-        rc = bk_store_log_flush_buf(st);
-        if (rc == 0 && fdatasync(st->log_fd) != 0) {
-            MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id, strerror(errno));
-            st->io_failed = true;
-            rc = -MG_EIO;
-        }
+        rc = bk_store_log_sync(st);
         if (rc == 0 && bk_store_log_open_new(st, st->log_id + 1) < 0) {
             st->io_failed = true;
             rc = -MG_EIO;
@@ -920,14 +932,9 @@ int bk_store_flush_run(struct bk_store *st, struct bk_flush *f)
         f->appended = true; /* out of space the records wait in the buffer: retried below */
     }
     f->log_id = st->log_id;
-    rc = bk_store_log_flush_buf(st);
+    rc = bk_store_log_sync(st);
     if (rc < 0)
         return rc;
-    if (fdatasync(st->log_fd) != 0) {
-        MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id, strerror(errno));
-        st->io_failed = true;
-        return -MG_EIO;
-    }
     if (!bk_store_gate_pass(st, BK_GATE_BEFORE_INDEX))
         return -MG_ECANCELED;
     MDB_txn *txn;
@@ -1030,13 +1037,9 @@ static void bk_store_notify_cb(evutil_socket_t fd, short what, void *arg)
 
 int bk_store_thread_start(struct bk_store *st, struct event_base *base, struct bk_server *srv)
 {
-    st->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (st->notify_fd < 0) {
-        MG_ERROR(BK_MODULE, "eventfd: %s", strerror(errno));
-        return mg_err_from_errno(errno);
-    }
-    st->notify_ev = event_new(base, st->notify_fd, EV_READ | EV_PERSIST, bk_store_notify_cb, srv);
-    event_add(st->notify_ev, NULL);
+    int rc = bk_notify_open(base, bk_store_notify_cb, srv, &st->notify_fd, &st->notify_ev);
+    if (rc < 0)
+        return rc;
     int e = pthread_create(&st->thread, NULL, bk_store_thread_main, st);
     if (e != 0) {
         MG_ERROR(BK_MODULE, "cannot start the storage thread: %s", strerror(e));
@@ -1064,11 +1067,7 @@ void bk_store_thread_stop(struct bk_store *st, bool abandon)
         pthread_join(st->thread, NULL);
         st->thread_started = false;
     }
-    mg_event_free(st->notify_ev);
-    st->notify_ev = NULL;
-    if (st->notify_fd >= 0)
-        close(st->notify_fd);
-    st->notify_fd = -1;
+    bk_notify_close(&st->notify_fd, &st->notify_ev);
 }
 
 void bk_store_submit(struct bk_store *st, struct bk_sop *op)
@@ -1564,14 +1563,9 @@ static int bk_store_compact_batch(struct bk_store *st, struct bk_compact *c, siz
 static int bk_store_compact_commit(struct bk_store *st, struct bk_compact *c,
                                    const struct bk_copy *pend, size_t n, size_t first_copy)
 {
-    int rc = bk_store_log_flush_buf(st);
+    int rc = bk_store_log_sync(st);
     if (rc < 0)
         return rc;
-    if (fdatasync(st->log_fd) != 0) {
-        MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id, strerror(errno));
-        st->io_failed = true;
-        return -MG_EIO;
-    }
     MDB_txn *txn;
     int mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
     if (mrc != 0)

@@ -9,8 +9,11 @@
  *   bk_journal.c  journal thread: group commit (write + fdatasync), file rolling; replay and
  *                 trimming run on the loop thread while the journal thread is not running
  *                 or on files it no longer touches.
- *   bk_store.c    loop thread: ledger state, write cache, entry logs, LMDB index,
- *                 checkpoints (lastMark).
+ *   bk_store.c    loop thread: ledger state, the active write-cache half, log metadata;
+ *                 storage thread: checkpoints (entry logs, LMDB index commits, lastMark,
+ *                 journal trim), gc's index and file changes, compaction slices
+ *                 (docs/bookie-threads.md).
+ *   bk_gc.c       loop thread: gc's scan of the metadata store and its decisions.
  *   bk_reg.c      loop thread: /ledgers/available registration in the metadata store.
  */
 #ifndef MG_BOOKIE_INT_H
@@ -254,9 +257,8 @@ void bk_store_close(struct bk_store *st, bool skip_flush);
  * and create is false. */
 struct bk_ledger *bk_store_ledger(struct bk_store *st, int64_t ledger_id, bool create);
 /* Apply one journalled record (at request completion and during replay). data is owned by
- * the call for ADD (kept in the write cache) and borrowed otherwise. Returns 0, -MG_EREADONLY
- * (the entry log is out of space: the entry waits in memory, readable) or -MG_EIO (entry log
- * write failed for good; the entry stays readable from memory). */
+ * the call for ADD (kept in the write cache) and borrowed otherwise. Returns 0 (entry-log
+ * failures surface at the checkpoint that writes it). */
 int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t *data,
                    size_t len);
 /* Find an entry. Returns WIRE_BK_EOK with *data (borrowed from the cache, or owned: *owned set,
@@ -386,6 +388,7 @@ struct bk_journal {
     size_t bytes_threshold;
     size_t entries_threshold; /* 0 = off */
     uint64_t max_size;
+    uint64_t prealloc; /* journalPreAllocSizeMB: zero-filled ahead of the writes */
     bool sync;
     double threshold_pct; /* diskUsageThreshold in percent: preallocation stays under it */
     /* shared with the journal thread, under lock */
@@ -432,6 +435,12 @@ struct bk_jreq *bk_journal_take_done(struct bk_journal *j);
  * Any thread but the journal's (it never touches files before the current one). */
 void bk_journal_trim(struct bk_journal *j, uint64_t mark_file, unsigned keep);
 void bk_journal_fini(struct bk_journal *j);
+/* An eventfd and its persistent read event on base (a worker thread's wake-up of the loop:
+ * the journal's and the storage thread's). 0 or -MG_E* (logged). */
+int bk_notify_open(struct event_base *base, void (*cb)(int, short, void *), void *arg, int *fd,
+                   struct event **ev);
+/* Free the event and close the eventfd; both reset. */
+void bk_notify_close(int *fd, struct event **ev);
 /* Called by the journal's notify event on the loop thread (defined in bk_server.c). */
 void bk_server_journal_done(struct bk_server *s);
 
@@ -561,11 +570,13 @@ void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const
 /* The periodic disk check (also callable by tests): read-only above diskUsageThreshold,
  * writable again below diskUsageLwmThreshold once pending writes succeed. */
 void bk_server_check_disk(struct bk_server *s);
-/* Checkpoint now (tests). Returns 0 or -MG_EIO. */
+/* Checkpoint now and wait (start, shutdown, disk check, tests): afterwards everything applied
+ * so far is durable. Returns 0 or -MG_E*. */
 int bk_server_checkpoint(struct bk_server *s);
-/* Checkpoint when the write cache holds more than store.cache_max bytes (not while the entry
- * log failed or waits for room: the disk check retries those). Every path that fills the
- * cache calls it: the journal's completions and compaction. */
+/* Begin a checkpoint when the active write-cache half holds more than store.cache_max bytes;
+ * when the other half is still in flight, wait for it first (backpressure). Not while the
+ * entry log failed or waits for room: the disk check retries those. Called before each add
+ * is applied and after each batch of journal completions. */
 void bk_server_checkpoint_if_full(struct bk_server *s);
 /* Begin a checkpoint on the storage thread without waiting (the flushInterval timer; tests). */
 void bk_server_checkpoint_start(struct bk_server *s);

@@ -98,6 +98,7 @@ struct cfg {
     int journal_buffered_entries_threshold; /* journalBufferedEntriesThreshold (0 = off) */
     int journal_max_size_mb;                /* journalMaxSizeMB (2048) */
     int journal_max_backups;                /* journalMaxBackups (5) */
+    int journal_prealloc_size_mb;           /* journalPreAllocSizeMB (16) */
     int db_storage_write_cache_max_size_mb; /* dbStorage_writeCacheMaxSizeMb (64): both caches */
     bool journal_sync_data;                 /* journalSyncData (true) */
     int flush_interval_ms;                  /* flushInterval (10000): checkpoint period, ms */
