@@ -634,6 +634,10 @@ static uint64_t bk_journal_room_below_threshold(const struct bk_journal *j)
 static int bk_journal_preallocate(struct bk_journal *j, uint64_t needed)
 {
     static const uint8_t zeros[1 << 16];
+    /* groups written while there was no room to zero-fill ahead lie past alloc_end: they are
+     * data, the zeros start after them */
+    if (j->alloc_end < j->file_off)
+        j->alloc_end = j->file_off;
     uint64_t end = j->alloc_end + j->prealloc;
     if (end > j->max_size)
         end = j->max_size; /* the file rolls there */

@@ -406,7 +406,7 @@ struct bk_journal {
     int fd; /* current file, owned */
     uint64_t file_id;
     uint64_t file_off;
-    uint64_t alloc_end; /* the current file is zero-filled up to here (preallocated) */
+    uint64_t alloc_end; /* the current file is zero-filled up to here, or written beyond it */
     uint8_t *buf;       /* owned group buffer */
     size_t buf_cap;
     bool failed;

@@ -1795,6 +1795,45 @@ START_TEST(test_prealloc_threshold)
 }
 END_TEST
 
+/* A group written past the preallocated zeros (no room below diskUsageThreshold to zero-fill
+ * ahead) is never zeroed later: once space returns the next preallocation starts after it.
+ * Every acknowledged entry survives a crash and the replay (the zero-fill used to start at the
+ * old preallocation end and overwrite the groups written past it). */
+START_TEST(test_prealloc_after_room_returns)
+{
+    char root[64];
+    if (!tmpfs_mount(root, sizeof root, 32, "test_prealloc_after_room_returns"))
+        return;
+    char filler[128];
+    snprintf(filler, sizeof filler, "%s/filler", root);
+    fill_file(filler, 20); /* 62.5% */
+    struct harness h;
+    h_init_dirs(&h, root);
+    h.o.disk_usage_threshold_pct = 80;
+    h.o.disk_usage_lwm_pct = 70;
+    h_start(&h);
+    int fd = cl_connect(h.port);
+    int rc, acked = add_until_refused(fd, 115, 0, 256 * 1024, 200, &rc);
+    ck_assert_int_eq(rc, 105);
+    ck_assert_int_gt(acked, 0);
+    ck_assert_int_eq(unlink(filler), 0);
+    run_on_loop(&h, 1);
+    ck_assert(!h_readonly(&h));
+    for (int e = acked; e < acked + 8; e++) {
+        v2_add_send(fd, 115, e, KEY_A, 0, 256 * 1024);
+        ck_assert_int_eq(v2_add_recv(fd, 115, e), 0);
+    }
+    close(fd);
+    h_stop(&h, false); /* a crash: everything comes back from the journal */
+    h_start(&h);
+    fd = cl_connect(h.port);
+    check_entries(fd, 115, 0, acked + 8, 256 * 1024);
+    close(fd);
+    h_stop(&h, true);
+    tmpfs_unmount(root);
+}
+END_TEST
+
 /* A restarted bookie does not turn read-only because of the previous run's journal: its data
  * is in the entry logs by then, and the start checkpoint trims it (it used to linger until
  * the new journal file filled up, doubling the bookie's disk usage). */
@@ -2959,12 +2998,13 @@ static Suite *bookie_suite(void)
            test_crash_mid_flush, test_journal_backups, test_journal_torn_tail,
            test_journal_corrupt_middle, test_journal_v6, test_garbage_frame, test_max_message_frame,
            test_oversized_frame, test_readonly_injected, test_readonly_tmpfs, test_nospace_journal,
-           test_nospace_entry_log, test_prealloc_threshold, test_restart_trims_journal,
-           test_dir_lock, test_options_from_cfg, test_cookie_format, test_cookie_new_and_restart,
-           test_cookie_refusals, test_cookie_adopt_and_resume, test_cookie_twin_refused,
-           test_cookie_format_cmd, test_gc_deleted_ledger, test_gc_empty_logs_of_restarts,
-           test_gc_ledger_created_during_scan, test_gc_listing_failure, test_compaction_half_live,
-           test_gc_off_loop, test_compaction_crash);
+           test_nospace_entry_log, test_prealloc_threshold, test_prealloc_after_room_returns,
+           test_restart_trims_journal, test_dir_lock, test_options_from_cfg, test_cookie_format,
+           test_cookie_new_and_restart, test_cookie_refusals, test_cookie_adopt_and_resume,
+           test_cookie_twin_refused, test_cookie_format_cmd, test_gc_deleted_ledger,
+           test_gc_empty_logs_of_restarts, test_gc_ledger_created_during_scan,
+           test_gc_listing_failure, test_compaction_half_live, test_gc_off_loop,
+           test_compaction_crash);
     return s;
 }
 
