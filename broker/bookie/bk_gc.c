@@ -1,6 +1,8 @@
 /*
  * bk_gc.c - garbage collection and entry-log compaction (BookKeeper's GarbageCollectorThread
- * with ScanAndCompareGarbageCollector), on the loop thread. README.md "Garbage collection".
+ * with ScanAndCompareGarbageCollector). The decisions and the metadata-store scan run on the
+ * loop thread; every index or file change is an operation on the storage thread (bk_store.c),
+ * queued behind the checkpoints. README.md "Garbage collection".
  *
  * A run (every gcWaitTime ms, or forced):
  *   1. snapshot the ids of the ledgers this bookie holds (bk_store_ledger_ids), THEN list
@@ -9,21 +11,19 @@
  *      an entry of it, so a ledger created after the snapshot is not a candidate and one
  *      created before it is in the listing: a new ledger is never dropped.
  *   2. every snapshot ledger missing from the listing is read again (meta_exists) and only a
- *      definite "no such node" drops it (bk_store_drop_ledger). Any listing error, an
- *      unreachable store, a missing /ledgers: the run drops nothing.
- *   3. entry logs (other than the current one) with no live bytes are deleted.
+ *      definite "no such node" drops it (bk_store_drop_ledger; the run goes on when the
+ *      storage thread's commit is back). Any listing error, an unreachable store, a missing
+ *      /ledgers: the run drops nothing.
+ *   3. entry logs (other than the current one) with no live bytes are deleted (storage
+ *      thread).
  *   4. compaction, if due: major (majorCompactionThreshold, every majorCompactionInterval s)
  *      else minor; the logs under the threshold, emptiest first, are compacted one at a time
  *      in slices every 100 ms throttled to compactionRateByEntries (or compactionRateByBytes
- *      with isThrottleByBytes) per second: checkpoint (so the write cache holds nothing of the
- *      log), copy its indexed entries into the current log through the write cache
- *      (bk_store_compact_step), checkpoint (entry log fdatasync, then the index commit), and
- *      only then delete the old log. A crash before the last step leaves the old log and the
- *      index pointing into it; the copies are unreferenced bytes the next compaction drops.
- *
- * Why slices on the loop rather than a thread: the store (write cache, LMDB write
- * transactions, entry-log buffer) is the loop thread's; a slice is bounded (at most
- * rate/10 entries, one pread each) so the add path waits at most one slice.
+ *      with isThrottleByBytes) per second. Each slice (bk_store_compact_slice, storage thread)
+ *      copies entries straight to the current entry log, syncs it, and points the index at
+ *      the copies whose entries still live in the old log; the last one deletes the old log.
+ *      A crash before that leaves the old log and the index pointing into it or into synced
+ *      copies; unreferenced copies are dead bytes the next compaction drops.
  */
 #include "bkc/bkc.h"
 #include "bookie/bookie_int.h"
@@ -70,7 +70,8 @@ struct bk_gc {
     uint32_t *queue; /* owned: logs to compact */
     size_t n_queue, i_queue;
     bool compacting;
-    struct bk_compact comp;
+    struct bk_compact comp; /* its op is on the storage thread during a slice */
+    unsigned ops;           /* ledger drops and log deletions on the storage thread */
     struct bk_gc_stats st;
     int inject_list_error; /* test hook: the Nth listing call (1-based) fails */
     int list_calls;
@@ -210,6 +211,23 @@ static void bk_gc_list_next(struct bk_gc *g)
         bk_gc_fail(g, "listing the ledgers in the metadata store failed", rc);
 }
 
+/* A ledger drop came back from the storage thread. */
+static void bk_gc_dropped(struct bk_server *s, struct bk_sop *op)
+{
+    (void)s;
+    struct bk_gc_op *o = (struct bk_gc_op *)op;
+    struct bk_gc *g = o->arg;
+    g->ops--;
+    if (op->rc == 0) {
+        g->st.ledgers_deleted++;
+        MG_DEBUG(BK_MODULE, "gc: ledger %" PRId64 " is gone from the metadata store: dropped",
+                 o->id);
+    }
+    mg_free(o);
+    if (g->running)
+        bk_gc_check_next(g);
+}
+
 static void bk_gc_exists_cb(struct meta_req *req, int status)
 {
     struct bk_gc *g = req->data;
@@ -220,12 +238,10 @@ static void bk_gc_exists_cb(struct meta_req *req, int status)
     g->req = NULL;
     int64_t id = g->cand[g->i_cand++];
     if (status == -MG_ENOTFOUND) {
-        int rc = bk_store_drop_ledger(&g->srv->store, id);
-        if (rc == 0) {
-            g->st.ledgers_deleted++;
-            MG_DEBUG(BK_MODULE, "gc: ledger %" PRId64 " is gone from the metadata store: dropped",
-                     id);
-        }
+        /* the index commit runs on the storage thread; the run goes on when it is back */
+        g->ops++;
+        bk_store_drop_ledger(&g->srv->store, id, bk_gc_dropped, g);
+        return;
     } else if (status < 0) {
         g->st.scan_failures++;
         MG_WARN(BK_MODULE, "gc: cannot check ledger %" PRId64 " in the metadata store: %s; kept",
@@ -259,6 +275,24 @@ static bool bk_gc_space_short(struct bk_gc *g)
 }
 
 static void bk_gc_compact_next(struct bk_gc *g);
+static void bk_gc_slice_done(struct bk_server *s, struct bk_sop *op);
+
+/* A dead log's deletion came back from the storage thread. */
+static void bk_gc_log_deleted(struct bk_server *s, struct bk_sop *op)
+{
+    struct bk_gc_op *o = (struct bk_gc_op *)op;
+    struct bk_gc *g = o->arg;
+    g->ops--;
+    if (op->rc == 0) {
+        bk_store_log_forget(&s->store, (uint32_t)o->id);
+        g->st.logs_deleted++;
+        g->st.bytes_reclaimed += o->bytes;
+        MG_DEBUG(BK_MODULE, "gc: entry log %x holds no live entry: deleted", (unsigned)o->id);
+        if (bk_gc_space_short(g))
+            bk_server_check_disk(s);
+    }
+    mg_free(o);
+}
 
 /* Steps 3 and 4. */
 static void bk_gc_after_ledgers(struct bk_gc *g)
@@ -266,22 +300,17 @@ static void bk_gc_after_ledgers(struct bk_gc *g)
     struct bk_store *st = &g->srv->store;
     size_t n;
     int64_t *ids = bk_store_log_ids(st, &n); /* entry log ids: 32 bits */
-    bool freed = false;
-    for (size_t i = 0; i < n; i++) {
+    /* (deletions of an earlier run still queued: their logs are still listed; skip) */
+    size_t queued = 0;
+    for (size_t i = 0; i < n && g->ops == queued; i++) {
         uint32_t id = (uint32_t)ids[i];
         const struct bk_log_meta *m = bk_store_log_meta(st, id);
         if (!m || m->live != 0 || (g->compacting && g->comp.log_id == id))
             continue;
-        uint64_t total = m->total;
-        if (bk_store_delete_log(st, id) == 0) {
-            g->st.logs_deleted++;
-            g->st.bytes_reclaimed += total;
-            freed = true;
-            MG_DEBUG(BK_MODULE, "gc: entry log %x holds no live entry: deleted", id);
-        }
+        g->ops++;
+        queued++;
+        bk_store_delete_log(st, id, bk_gc_log_deleted, g);
     }
-    if (freed && bk_gc_space_short(g))
-        bk_server_check_disk(g->srv);
     if (g->compacting) {
         mg_free(ids);
         return;
@@ -309,8 +338,8 @@ static void bk_gc_after_ledgers(struct bk_gc *g)
         size_t cap = 0;
         for (size_t i = 0; i < n; i++) {
             const struct bk_log_meta *m = bk_store_log_meta(st, (uint32_t)ids[i]);
-            if (!m || m->total == 0 || (double)m->live / (double)m->total >= thr)
-                continue;
+            if (!m || m->total == 0 || m->live == 0 || (double)m->live / (double)m->total >= thr)
+                continue; /* (no live bytes: deleted above) */
             g->queue = mg_grow(g->queue, &cap, g->n_queue + 1, sizeof *g->queue, 8);
             g->queue[g->n_queue++] = (uint32_t)ids[i];
         }
@@ -336,15 +365,18 @@ static void bk_gc_compact_next(struct bk_gc *g)
     struct bk_store *st = &g->srv->store;
     while (g->i_queue < g->n_queue) {
         uint32_t id = g->queue[g->i_queue++];
-        if (!bk_store_log_meta(st, id) || id == st->log_id)
+        if (!bk_store_log_meta(st, id) || id >= st->meta_log_id)
             continue;
-        /* the write cache must hold nothing of the log: every entry of it is in the index */
-        if (bk_server_checkpoint(g->srv) < 0) {
-            MG_WARN(BK_MODULE, "compaction of entry log %x postponed: checkpoint failed", id);
-            g->n_queue = g->i_queue = 0;
-            return;
-        }
+        /* the copies come from the committed index; entries still in the write cache are
+         * newer and reach the index after them */
         bk_store_compact_begin(st, &g->comp, id);
+        if (g->conf.throttle_by_bytes)
+            g->comp.max_bytes = (size_t)(g->conf.rate_bytes / (1000 / BK_GC_SLICE_MS)) + 1;
+        else
+            g->comp.max_entries = (size_t)(g->conf.rate_entries / (1000 / BK_GC_SLICE_MS)) + 1;
+        g->comp.stop_step = g->inject_stop_step;
+        g->comp.op.done = bk_gc_slice_done;
+        g->comp.arg = g;
         g->compacting = true;
         struct timeval tv = {0, BK_GC_SLICE_MS * 1000};
         event_add(g->slice_ev, &tv);
@@ -353,58 +385,41 @@ static void bk_gc_compact_next(struct bk_gc *g)
     g->n_queue = g->i_queue = 0;
 }
 
-/* One slice; returns true when the log is done (deleted or given up). */
-static bool bk_gc_slice(struct bk_gc *g)
+/* A slice came back from the storage thread: count its copies; next slice, or the log is
+ * done (deleted, stopped by the test hook, or given up). */
+static void bk_gc_slice_done(struct bk_server *s, struct bk_sop *op)
 {
-    struct bk_store *st = &g->srv->store;
-    size_t max_e = 0, max_b = 0;
-    if (g->conf.throttle_by_bytes)
-        max_b = (size_t)(g->conf.rate_bytes / (1000 / BK_GC_SLICE_MS)) + 1;
-    else
-        max_e = (size_t)(g->conf.rate_entries / (1000 / BK_GC_SLICE_MS)) + 1;
-    bool done = false;
-    uint32_t id = g->comp.log_id;
-    uint64_t copied = g->comp.entries;
-    int rc = bk_store_compact_step(st, &g->comp, max_e, max_b, &done);
-    g->st.entries_compacted += g->comp.entries - copied;
-    if (rc < 0) {
-        MG_WARN(BK_MODULE, "compaction of entry log %x stopped: %s; the log is kept", id,
-                mg_strerror(rc));
-        return true;
-    }
-    if (!done) {
-        /* the copies fill the write cache like adds do, and an idle bookie has no journal
-         * completion to checkpoint it: bound it here (the old log stays until the end) */
-        bk_server_checkpoint_if_full(g->srv);
-        return false;
-    }
-    /* copies durable (entry log fdatasync) and the index pointing at them (commit) before
-     * the old log goes */
-    if (g->inject_stop_step == 1) {
-        g->n_queue = g->i_queue = 0; /* no next log: its checkpoint would sync the copies */
-        return true;
-    }
-    if (bk_server_checkpoint(g->srv) < 0) {
-        MG_WARN(BK_MODULE, "compaction of entry log %x: checkpoint failed; the log is kept", id);
-        return true;
-    }
-    if (g->inject_stop_step == 2) {
-        g->n_queue = g->i_queue = 0;
-        return true;
-    }
+    (void)op;
+    struct bk_compact *c = (struct bk_compact *)op;
+    struct bk_gc *g = c->arg;
+    struct bk_store *st = &s->store;
+    uint32_t id = c->log_id;
     const struct bk_log_meta *m = bk_store_log_meta(st, id);
     uint64_t total = m ? m->total : 0;
-    if (bk_store_delete_log(st, id) == 0) {
+    g->st.entries_compacted += c->n_copies;
+    bk_store_compact_apply(st, c);
+    if (op->rc < 0) {
+        MG_WARN(BK_MODULE, "compaction of entry log %x stopped: %s; the log is kept", id,
+                mg_strerror(op->rc));
+    } else if (!c->done) {
+        struct timeval tv = {0, BK_GC_SLICE_MS * 1000};
+        event_add(g->slice_ev, &tv);
+        return;
+    } else if (c->deleted) {
         g->st.logs_compacted++;
-        g->st.bytes_reclaimed += total > g->comp.bytes ? total - g->comp.bytes : 0;
+        g->st.bytes_reclaimed += total > c->bytes ? total - c->bytes : 0;
         MG_INFO(BK_MODULE,
                 "compaction: entry log %x (%" PRIu64 " bytes) deleted, %" PRIu64
                 " live entries (%" PRIu64 " bytes) copied",
-                id, total, g->comp.entries, g->comp.bytes);
+                id, total, c->entries, c->bytes);
         if (bk_gc_space_short(g))
-            bk_server_check_disk(g->srv);
+            bk_server_check_disk(s);
     }
-    return true;
+    if (op->rc < 0 || c->stop_step)
+        g->n_queue = g->i_queue = 0; /* the run ends here (the test hook: as a crash would) */
+    bk_store_compact_fini(&g->comp);
+    g->compacting = false;
+    bk_gc_compact_next(g);
 }
 
 static void bk_gc_slice_cb(evutil_socket_t fd, short what, void *arg)
@@ -412,16 +427,8 @@ static void bk_gc_slice_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct bk_gc *g = arg;
-    if (!g->compacting)
-        return;
-    if (!bk_gc_slice(g)) {
-        struct timeval tv = {0, BK_GC_SLICE_MS * 1000};
-        event_add(g->slice_ev, &tv);
-        return;
-    }
-    bk_store_compact_fini(&g->comp);
-    g->compacting = false;
-    bk_gc_compact_next(g);
+    if (g->compacting)
+        bk_store_compact_slice(&g->srv->store, &g->comp);
 }
 
 void bk_gc_inject(struct bk_gc *g, int list_error_at, int stop_step)
@@ -488,7 +495,7 @@ void bk_gc_resume(struct bk_gc *g)
 
 bool bk_gc_idle(const struct bk_gc *g)
 {
-    return !g->running && !g->compacting;
+    return !g->running && !g->compacting && g->ops == 0;
 }
 
 void bk_gc_stats(const struct bk_gc *g, struct bk_gc_stats *out)

@@ -78,7 +78,6 @@
 #include <unistd.h>
 
 #define BK_JOURNAL_MAX_RECORD (64u << 20) /* sanity bound when replaying */
-#define BK_JOURNAL_PREALLOC (16u << 20)   /* zero-fill this much ahead of the writes */
 
 static char *bk_journal_path(const struct bk_journal *j, uint64_t id)
 {
@@ -153,6 +152,7 @@ int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk
     j->entries_threshold =
         o->buffered_entries_threshold > 0 ? (size_t)o->buffered_entries_threshold : 0;
     j->max_size = o->journal_max_size > 0 ? (uint64_t)o->journal_max_size : (2048ULL << 20);
+    j->prealloc = o->journal_prealloc > 0 ? (uint64_t)o->journal_prealloc : (16ULL << 20);
     j->sync = o->journal_sync;
     j->threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95.0;
     pthread_mutex_init(&j->lock, NULL);
@@ -634,7 +634,11 @@ static uint64_t bk_journal_room_below_threshold(const struct bk_journal *j)
 static int bk_journal_preallocate(struct bk_journal *j, uint64_t needed)
 {
     static const uint8_t zeros[1 << 16];
-    uint64_t end = j->alloc_end + BK_JOURNAL_PREALLOC;
+    /* groups written while there was no room to zero-fill ahead lie past alloc_end: they are
+     * data, the zeros start after them */
+    if (j->alloc_end < j->file_off)
+        j->alloc_end = j->file_off;
+    uint64_t end = j->alloc_end + j->prealloc;
     if (end > j->max_size)
         end = j->max_size; /* the file rolls there */
     if (end < needed)
@@ -876,16 +880,34 @@ static void *bk_journal_main(void *arg)
     return NULL;
 }
 
-int bk_journal_start(struct bk_journal *j, struct event_base *base)
+int bk_notify_open(struct event_base *base, event_callback_fn cb, void *arg, int *fd,
+                   struct event **ev)
 {
-    j->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (j->notify_fd < 0) {
+    *fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (*fd < 0) {
         MG_ERROR(BK_MODULE, "eventfd: %s", strerror(errno));
         return mg_err_from_errno(errno);
     }
-    j->notify_ev = event_new(base, j->notify_fd, EV_READ | EV_PERSIST, bk_journal_notify_cb, j);
-    event_add(j->notify_ev, NULL);
-    int rc = bk_journal_open_next_file(j);
+    *ev = event_new(base, *fd, EV_READ | EV_PERSIST, cb, arg);
+    event_add(*ev, NULL);
+    return 0;
+}
+
+void bk_notify_close(int *fd, struct event **ev)
+{
+    mg_event_free(*ev);
+    *ev = NULL;
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+int bk_journal_start(struct bk_journal *j, struct event_base *base)
+{
+    int rc = bk_notify_open(base, bk_journal_notify_cb, j, &j->notify_fd, &j->notify_ev);
+    if (rc < 0)
+        return rc;
+    rc = bk_journal_open_next_file(j);
     if (rc < 0)
         return rc;
     if (pthread_create(&j->thread, NULL, bk_journal_main, j) != 0) {
@@ -927,13 +949,14 @@ struct bk_jreq *bk_journal_take_done(struct bk_journal *j)
     return h;
 }
 
-void bk_journal_trim(struct bk_journal *j, uint64_t mark_file)
+void bk_journal_trim(struct bk_journal *j, uint64_t mark_file, unsigned keep)
 {
     uint64_t *ids;
-    size_t n = bk_journal_list_files(j->dir, &ids);
-    for (size_t i = 0; i < n; i++) {
-        if (ids[i] >= mark_file)
-            break;
+    size_t n = bk_journal_list_files(j->dir, &ids); /* ascending */
+    size_t covered = 0;
+    while (covered < n && ids[covered] < mark_file)
+        covered++;
+    for (size_t i = 0; i + keep < covered; i++) {
         char *path = bk_journal_path(j, ids[i]);
         if (unlink(path) == 0)
             MG_DEBUG(BK_MODULE, "journal %s removed (before lastMark)", path);
@@ -947,10 +970,7 @@ void bk_journal_trim(struct bk_journal *j, uint64_t mark_file)
 void bk_journal_fini(struct bk_journal *j)
 {
     bk_journal_stop(j);
-    mg_event_free(j->notify_ev);
-    j->notify_ev = NULL;
-    if (j->notify_fd >= 0)
-        close(j->notify_fd);
+    bk_notify_close(&j->notify_fd, &j->notify_ev);
     if (j->fd >= 0)
         close(j->fd);
     j->fd = j->notify_fd = -1;

@@ -65,6 +65,7 @@ void bk_options_default(struct bk_options *o)
     o->buffered_writes_threshold = 524288;
     o->buffered_entries_threshold = 0;
     o->journal_max_size = 2048LL << 20;
+    o->journal_max_backups = 5;
     o->journal_sync = true;
     o->flush_interval_ms = 10000;
     o->disk_usage_threshold_pct = 95.0;
@@ -260,6 +261,7 @@ static void bk_complete(struct bk_server *s, struct bk_jreq *r)
         };
         int rc;
         if (r->type == BK_J_ADD) {
+            bk_server_checkpoint_if_full(s); /* bounds the cache before it takes one more */
             rc = bk_store_apply(&s->store, r->ledger_id, r->entry_id, r->data, r->len);
             r->data = NULL; /* the write cache owns it now */
         } else {
@@ -325,6 +327,7 @@ static void bk_complete(struct bk_server *s, struct bk_jreq *r)
 }
 
 static void bk_check_disk(struct bk_server *s, bool may_clear);
+static int bk_server_flush_wait(struct bk_server *s);
 
 void bk_server_journal_done(struct bk_server *s)
 {
@@ -342,8 +345,27 @@ void bk_server_journal_done(struct bk_server *s)
 void bk_server_checkpoint_if_full(struct bk_server *s)
 {
     /* out of space the cache waits for the disk check's retry */
-    if (s->store.cache_bytes > s->store.cache_max && !s->store.io_failed && !s->store.nospace)
-        bk_server_checkpoint(s);
+    struct bk_store *st = &s->store;
+    if (st->cache_bytes <= st->cache_max || st->io_failed || st->nospace)
+        return;
+    if (st->flush_busy) {
+        /* both halves are full: the add waits for the storage thread (backpressure), as
+         * DbLedgerStorage's addEntry does, rather than letting the cache grow */
+        st->flush_waits++;
+        atomic_store(&st->flush_waits_seen, st->flush_waits);
+        uint64_t t0 = mg_mono_ns();
+        int rc = bk_server_flush_wait(s);
+        uint64_t held;
+        if (mg_ratelimit_allow(&s->rl_cache_full, MG_RATELIMIT_INTERVAL_MS, &held))
+            MG_WARN(BK_MODULE,
+                    "write cache full (dbStorage_writeCacheMaxSizeMb): adds waited %.1f ms for "
+                    "the storage thread's checkpoint (%" PRIu64
+                    " more waits since the last line): the ledger disk does not keep up",
+                    (double)(mg_mono_ns() - t0) / 1e6, held);
+        if (rc < 0)
+            return;
+    }
+    bk_store_flush_begin(st, false);
 }
 
 /* ---- request semantics ------------------------------------------------------------------ */
@@ -868,6 +890,9 @@ void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const
         MG_WARN(BK_MODULE, "bookie read-only, also: %s", why);
     if ((old == 0) != (s->readonly == 0))
         bk_reg_update(s);
+    /* short of disk space the covered journal files are not kept */
+    s->store.journal_keep =
+        (s->readonly & (BK_RO_DISK | BK_RO_NOSPACE)) ? 0 : (unsigned)s->journal_max_backups;
     if (on && s->gc && (reason & (BK_RO_DISK | BK_RO_NOSPACE)) &&
         !(old & (BK_RO_DISK | BK_RO_NOSPACE)))
         bk_gc_space_short_entered(s->gc);
@@ -927,26 +952,72 @@ void bk_server_check_disk(struct bk_server *s)
     bk_check_disk(s, true);
 }
 
-int bk_server_checkpoint(struct bk_server *s)
+/* A checkpoint the storage thread finished (rc): on success the journal files it covers go;
+ * a failure turns the bookie read-only as the write that failed says. */
+void bk_server_flushed(struct bk_server *s, int rc)
 {
-    int rc = bk_store_checkpoint(&s->store);
+    s->flush_rc = rc;
     if (rc < 0) {
         if (s->store.io_failed)
-            bk_server_set_readonly(s, BK_RO_IOERR, true, "entry log sync failed");
+            bk_server_set_readonly(s, BK_RO_IOERR, true, "entry log write or sync failed");
         else if (rc == -MG_EREADONLY)
             bk_server_set_readonly(s, BK_RO_NOSPACE, true, "checkpoint: no space left on device");
-        return rc;
+        return;
     }
-    s->checkpoints++;
-    bk_journal_trim(&s->journal, s->store.mark_file);
-    return 0;
+    s->checkpoints++; /* (the storage thread trimmed the journal behind the new lastMark) */
+}
+
+void bk_server_store_done(struct bk_server *s)
+{
+    struct bk_sop *op = bk_store_take_done(&s->store);
+    while (op) {
+        struct bk_sop *next = op->next;
+        op->done(s, op);
+        op = next;
+    }
+}
+
+/* Wait for the checkpoint in flight (running the completions of what was queued before it);
+ * its result, 0 if there was none. */
+static int bk_server_flush_wait(struct bk_server *s)
+{
+    if (!s->store.flush_busy)
+        return 0;
+    while (s->store.flush_busy) {
+        bk_store_wait_done(&s->store);
+        bk_server_store_done(s);
+    }
+    return s->flush_rc;
+}
+
+int bk_server_checkpoint(struct bk_server *s)
+{
+    /* the one in flight, then the one that failed last (retried as it was), then the
+     * active half: afterwards everything applied so far is durable and the cache is empty */
+    int rc = bk_server_flush_wait(s);
+    if (rc < 0 && !s->store.flush)
+        return rc;
+    for (int i = 0; i < 2; i++) {
+        bool retry = s->store.flush != NULL;
+        bk_store_flush_begin(&s->store, true);
+        rc = bk_server_flush_wait(s);
+        if (rc < 0 || !retry)
+            return rc;
+    }
+    return rc;
+}
+
+void bk_server_checkpoint_start(struct bk_server *s)
+{
+    if (!s->store.io_failed)
+        bk_store_flush_begin(&s->store, false);
 }
 
 static void bk_checkpoint_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    bk_server_checkpoint(arg);
+    bk_server_checkpoint_start(arg);
 }
 
 static void bk_disk_cb(evutil_socket_t fd, short what, void *arg)
@@ -1053,6 +1124,7 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
                           ? o->disk_usage_lwm_pct
                           : s->disk_threshold_pct;
     s->store.log_fd = -1;
+    s->store.notify_fd = -1;
     s->journal.fd = -1;
     s->journal.notify_fd = -1;
     s->lock_fd[0] = s->lock_fd[1] = -1;
@@ -1097,8 +1169,17 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     else
         s->bookie_id = mg_strdup(o->bookie_id);
     rc = bk_cookie_check(base, o->meta, s->bookie_id, o->journal_dir, o->ledger_dir);
-    if (rc == 0)
+    if (rc == 0) {
+        s->store.cache_max =
+            (size_t)(o->write_cache_max > 0 ? o->write_cache_max : BK_WRITE_CACHE_MAX) / 2;
         rc = bk_store_open(&s->store, o->ledger_dir, o->entry_log_max_size);
+    }
+    if (rc == 0) {
+        s->store.journal = &s->journal;
+        s->journal_max_backups = o->journal_max_backups > 0 ? o->journal_max_backups : 0;
+        s->store.journal_keep = 0; /* the start's checkpoint keeps none (README "Read-only") */
+        rc = bk_store_thread_start(&s->store, base, s);
+    }
     if (rc == 0)
         rc = bk_journal_init(&s->journal, s, o);
     uint64_t mf = 0, mo = 0;
@@ -1123,6 +1204,7 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
                     "start: checkpoint failed; the journal keeps the %" PRIu64
                     " replayed records, the checkpoint is retried every flushInterval",
                     s->replayed);
+        s->store.journal_keep = (unsigned)s->journal_max_backups; /* journalMaxBackups from now */
     }
     if (rc < 0) {
         bk_server_free_unclean(s);
@@ -1216,6 +1298,9 @@ void bk_server_free(struct bk_server *s)
     bk_server_journal_done(s);    /* apply it and answer */
     if (!s->unclean && s->store.env)
         bk_server_checkpoint(s);
+    bk_store_thread_stop(&s->store, s->unclean);
+    while (s->store.d_head) /* what completed or was cancelled: gc's operations among them */
+        bk_server_store_done(s);
     while (s->conns) {
         struct bk_conn *c = s->conns;
         /* best effort: hand the last replies to the kernel before closing (through the TLS
@@ -1271,8 +1356,11 @@ void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char
     o->buffered_writes_threshold = cfg->journal_buffered_writes_threshold;
     o->buffered_entries_threshold = cfg->journal_buffered_entries_threshold;
     o->journal_max_size = (int64_t)cfg->journal_max_size_mb << 20;
+    o->journal_max_backups = cfg->journal_max_backups;
+    o->journal_prealloc = (int64_t)cfg->journal_prealloc_size_mb << 20;
     o->journal_sync = cfg->journal_sync_data;
     o->flush_interval_ms = cfg->flush_interval_ms;
+    o->write_cache_max = (int64_t)cfg->db_storage_write_cache_max_size_mb << 20;
     o->disk_usage_threshold_pct = cfg->disk_usage_threshold * 100.0;
     o->disk_usage_lwm_pct = cfg->disk_usage_lwm_threshold * 100.0;
     o->disk_check_interval_ms = cfg->disk_check_interval_ms;

@@ -1,31 +1,34 @@
 /*
- * bk_store.c - the bookie's ledger storage: per-ledger state, a write cache, entry logs and
- * an LMDB index. Loop thread only.
+ * bk_store.c - the bookie's ledger storage: per-ledger state, a write cache in two halves,
+ * entry logs and an LMDB index, and the storage thread that writes them
+ * (docs/bookie-threads.md has the ownership of each structure).
  *
- * Happy path: a journalled add reaches bk_store_apply, which appends [BE32 len][body] to the
- * current entry log's write buffer, keeps the body in the write cache (readable at once)
- * and updates the ledger's last entry and known LAC. Every flushInterval
- * bk_store_checkpoint writes and fdatasyncs the entry log, puts the index entries of every
- * cached entry and the dirty ledger records in one LMDB transaction (its commit syncs),
- * and only then replaces lastMark (temp file + fsync + rename + directory fsync) with the
- * journal position of the last applied record, and drops the cache. Reads look in the
- * cache first, then the index (pread from the entry log).
+ * Happy path: a journalled add reaches bk_store_apply on the loop thread, which keeps the
+ * body in the active write-cache half (readable at once) and updates the ledger's last entry
+ * and known LAC. At each checkpoint (bk_store_flush_begin: flushInterval, or the half full)
+ * the loop swaps the halves and queues the full one, with the changed ledger records and the
+ * journal position, to the storage thread, which (bk_store_flush_run) appends the entries in
+ * (ledger, entry) order to the current entry log, fdatasyncs it, puts their index entries and
+ * the ledger records in one LMDB transaction (its commit syncs), and only then replaces
+ * lastMark (temp file + fsync + rename + directory fsync) and trims the journal behind it.
+ * The loop then frees the half. Reads look in the active half, the half being flushed, then
+ * the index (pread from the entry log). gc's ledger drops, log deletions and compaction
+ * slices are storage-thread operations too, queued in order with the checkpoints.
  *
  * Files under <ledgerDir>/current/: <hex id>.log entry logs (a 1 KiB header "BKLO"+version,
  * then records), index/ (LMDB: "index" and "ledgers" databases), lastMark (16 bytes: BE64
  * journal file id, BE64 offset).
  *
  * Failure modes: an entry-log write out of space (ENOSPC, EDQUOT) sets nospace: the records
- * stay in the (growing) write buffer and the write cache, readable, and checkpoints fail
- * until a later write of the buffer succeeds (the server retries when space returns);
- * -MG_EREADONLY. Any other entry-log write or sync failure sets io_failed: the entry stays
- * in the write cache, checkpoints stop for good (so lastMark never moves past data that is
- * not on disk and the journal keeps it for replay) and the server turns read-only. Index and
- * lastMark failures only fail that checkpoint. Repeated failures log one line per
- * MG_RATELIMIT_INTERVAL_MS. A crash at any point of
- * a checkpoint is safe: the index never points at unsynced log data (logs are synced
- * before the commit), and replaying from the previous lastMark re-applies the same records
- * (overwriting index entries).
+ * stay in the (growing) write buffer and the checkpoint fails, keeping its half (readable)
+ * to be retried as it is once space returns (the server's disk check); -MG_EREADONLY. Any
+ * other entry-log write or sync failure sets io_failed: checkpoints stop for good (so
+ * lastMark never moves past data that is not on disk and the journal keeps it for replay)
+ * and the server turns read-only. Index and lastMark failures only fail that checkpoint.
+ * Repeated failures log one line per MG_RATELIMIT_INTERVAL_MS. A crash at any point of a
+ * checkpoint is safe: the index never points at unsynced log data (logs are synced before the
+ * commit), and replaying from the previous lastMark re-applies the same records (overwriting
+ * index entries).
  */
 #include "bookie/bookie_int.h"
 #include "util/alloc.h"
@@ -33,9 +36,11 @@
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -102,6 +107,15 @@ static void bk_store_cache_key(uint8_t k[16], int64_t ledger, int64_t entry)
     mg_put_be64(k + 8, (uint64_t)entry);
 }
 
+/* The entry in the active write-cache half or in the half being flushed, NULL if neither. */
+static struct bk_cached *bk_store_cached(const struct bk_store *st, const uint8_t kb[16])
+{
+    struct bk_cached *c = mg_map_get(&st->cache, kb, 16);
+    if (!c && st->flush)
+        c = mg_map_get(&st->flush->cache, kb, 16);
+    return c;
+}
+
 static int bk_store_log_path(const struct bk_store *st, uint32_t id, char *buf, size_t n)
 {
     return snprintf(buf, n, "%s/%x.log", st->dir, id);
@@ -123,8 +137,7 @@ static int bk_store_log_flush_buf(struct bk_store *st)
 {
     if (st->log_buf_len == 0)
         return 0;
-    int e = st->inject_errno;
-    st->inject_errno = 0;
+    int e = atomic_exchange(&st->inject_errno, 0);
     if (e == 0)
         e = mg_pwrite_all(st->log_fd, st->log_buf, st->log_buf_len, st->log_flushed) < 0 ? errno
                                                                                          : 0;
@@ -159,6 +172,21 @@ static int bk_store_log_flush_buf(struct bk_store *st)
     return 0;
 }
 
+/* Storage thread: the buffered records written and the current log fdatasynced. 0,
+ * -MG_EREADONLY (out of space, kept in the buffer) or -MG_EIO (io_failed set). */
+static int bk_store_log_sync(struct bk_store *st)
+{
+    int rc = bk_store_log_flush_buf(st);
+    if (rc < 0)
+        return rc;
+    if (fdatasync(st->log_fd) != 0) {
+        MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id, strerror(errno));
+        st->io_failed = true;
+        return -MG_EIO;
+    }
+    return 0;
+}
+
 static int bk_store_log_open_new(struct bk_store *st, uint32_t id)
 {
     char path[4096];
@@ -182,13 +210,19 @@ static int bk_store_log_open_new(struct bk_store *st, uint32_t id)
     struct bk_log_file *lf = mg_calloc(1, sizeof *lf);
     lf->id = id;
     lf->fd = fd;
+    pthread_mutex_lock(&st->logs_lock);
     mg_map_put_u64(&st->logs, id, lf);
+    pthread_mutex_unlock(&st->logs_lock);
     st->log_id = id;
     st->log_fd = fd;
     st->log_off = BK_ENTRY_LOG_HEADER_SIZE;
     st->log_flushed = BK_ENTRY_LOG_HEADER_SIZE;
     return 0;
 }
+
+/* The descriptor of log id for reading; the caller holds logs_lock (so that it stays open
+ * while it is used). */
+static int bk_store_pread_all(int fd, uint8_t *b, size_t n, uint64_t off);
 
 static int bk_store_log_fd_for(struct bk_store *st, uint32_t id)
 {
@@ -205,6 +239,19 @@ static int bk_store_log_fd_for(struct bk_store *st, uint32_t id)
     lf->fd = fd;
     mg_map_put_u64(&st->logs, id, lf);
     return fd;
+}
+
+/* Read n bytes of log id at off (any thread): 0, -MG_ENOTFOUND (no such log) or -1 with
+ * errno. The descriptor stays open meanwhile (logs_lock). */
+static int bk_store_log_pread(struct bk_store *st, uint32_t id, uint8_t *b, size_t n, uint64_t off)
+{
+    pthread_mutex_lock(&st->logs_lock);
+    int fd = bk_store_log_fd_for(st, id);
+    int rc = fd < 0 ? -MG_ENOTFOUND : bk_store_pread_all(fd, b, n, off);
+    int e = errno;
+    pthread_mutex_unlock(&st->logs_lock);
+    errno = e;
+    return rc;
 }
 
 /* ---- entry-log metadata ----------------------------------------------------------------- */
@@ -327,8 +374,13 @@ static int bk_store_meta_rebuild(struct bk_store *st)
 
 int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
 {
+    size_t cache_max = st->cache_max ? st->cache_max : BK_WRITE_CACHE_MAX / 2;
     memset(st, 0, sizeof *st);
-    st->cache_max = BK_WRITE_CACHE_MAX;
+    st->cache_max = cache_max;
+    st->notify_fd = -1;
+    pthread_mutex_init(&st->logs_lock, NULL);
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_cond_init(&st->cond, NULL);
     mg_map_init(&st->ledgers);
     mg_map_init(&st->cache);
     mg_map_init(&st->logs);
@@ -400,6 +452,7 @@ int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
     }
     st->log_buf_cap = BK_LOG_BUF_SIZE;
     st->log_buf = mg_malloc(st->log_buf_cap);
+    st->meta_log_id = max_id + 1;
     return bk_store_log_open_new(st, max_id + 1);
 }
 
@@ -431,6 +484,15 @@ static void bk_store_free_cache(struct bk_store *st)
     st->cache_bytes = 0;
 }
 
+static void bk_flush_free(struct bk_flush *f)
+{
+    if (!f)
+        return;
+    mg_map_fini_free(&f->cache, bk_store_cached_free);
+    mg_map_fini_free(&f->recs, mg_free);
+    mg_free(f);
+}
+
 void bk_store_close(struct bk_store *st, bool skip_flush)
 {
     if (!skip_flush && st->log_fd >= 0 && !st->io_failed && st->log_buf_len > 0 &&
@@ -441,6 +503,8 @@ void bk_store_close(struct bk_store *st, bool skip_flush)
                 st->log_id, st->log_buf_len);
     bk_store_free_cache(st);
     mg_map_fini(&st->cache);
+    bk_flush_free(st->flush); /* the queues point at it */
+    mg_free(st->dropped);
     mg_map_fini_free(&st->ledgers, bk_store_ledger_free);
     mg_map_fini_free(&st->logs, bk_store_log_file_free);
     mg_map_fini_free(&st->log_meta, bk_store_meta_free);
@@ -449,8 +513,12 @@ void bk_store_close(struct bk_store *st, bool skip_flush)
     st->env = NULL;
     mg_free(st->log_buf);
     mg_free(st->dir);
+    pthread_mutex_destroy(&st->logs_lock);
+    pthread_mutex_destroy(&st->lock);
+    pthread_cond_destroy(&st->cond);
     memset(st, 0, sizeof *st);
     st->log_fd = -1;
+    st->notify_fd = -1;
 }
 
 /* Ledger record: u8 version, u8 flags (1 has_key, 2 fenced), u8 key_len, key,
@@ -555,44 +623,47 @@ struct bk_ledger *bk_store_ledger(struct bk_store *st, int64_t ledger_id, bool c
     return l;
 }
 
-static int bk_store_add_entry(struct bk_store *st, int64_t ledger_id, int64_t entry_id,
-                              uint8_t *data, size_t len)
+/* Storage thread: append c's record to the current entry log (rolling it first when it is
+ * full) and note where its body went. 0, -MG_EREADONLY (out of space: the record waits in
+ * the growing buffer) or -MG_EIO. */
+static int bk_store_log_append(struct bk_store *st, struct bk_cached *c)
 {
     int rc = 0;
-    size_t rec = 4 + len;
+    size_t rec = 4 + c->len;
     if (!st->io_failed && !st->nospace && st->log_off + rec > (uint64_t)st->log_max &&
         st->log_off > BK_ENTRY_LOG_HEADER_SIZE) {
         /* roll: the old log is complete, sync it now so checkpoints only sync one */
-        rc = bk_store_log_flush_buf(st);
-        if (rc == 0 && fdatasync(st->log_fd) != 0) {
-            MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id, strerror(errno));
-            st->io_failed = true;
-            rc = -MG_EIO;
-        }
+        rc = bk_store_log_sync(st);
         if (rc == 0 && bk_store_log_open_new(st, st->log_id + 1) < 0) {
             st->io_failed = true;
             rc = -MG_EIO;
         }
     }
-    uint32_t log_id = st->log_id;
-    uint64_t off = st->log_off + 4;
-    if (st->io_failed) {
-        rc = -MG_EIO;
-    } else {
-        /* out of space the buffer grows (adds are refused meanwhile, so only what was
-         * already journalled and high-priority adds land here) */
-        if (st->log_buf_len > 0 && st->log_buf_len + rec > BK_LOG_BUF_SIZE && !st->nospace)
-            rc = bk_store_log_flush_buf(st);
-        st->log_buf = mg_grow(st->log_buf, &st->log_buf_cap, st->log_buf_len + rec, 1, 0);
-        mg_put_be32(st->log_buf + st->log_buf_len, (uint32_t)len);
-        memcpy(st->log_buf + st->log_buf_len + 4, data, len);
-        st->log_buf_len += rec;
-        st->log_off += rec;
-        if (st->log_buf_len >= BK_LOG_BUF_SIZE && !st->nospace) /* a big entry: write it now */
-            rc = bk_store_log_flush_buf(st);
-        if (rc == 0 && st->nospace)
-            rc = -MG_EREADONLY;
-    }
+    if (st->io_failed)
+        return -MG_EIO;
+    c->log_id = st->log_id;
+    c->offset = st->log_off + 4;
+    /* out of space the buffer grows (adds are refused meanwhile, so only what was already
+     * journalled and high-priority adds land here) */
+    if (st->log_buf_len > 0 && st->log_buf_len + rec > BK_LOG_BUF_SIZE && !st->nospace)
+        rc = bk_store_log_flush_buf(st);
+    st->log_buf = mg_grow(st->log_buf, &st->log_buf_cap, st->log_buf_len + rec, 1, 0);
+    mg_put_be32(st->log_buf + st->log_buf_len, (uint32_t)c->len);
+    memcpy(st->log_buf + st->log_buf_len + 4, c->data, c->len);
+    st->log_buf_len += rec;
+    st->log_off += rec;
+    if (st->log_buf_len >= BK_LOG_BUF_SIZE && !st->nospace) /* a big entry: write it now */
+        rc = bk_store_log_flush_buf(st);
+    if (rc == 0 && st->nospace)
+        rc = -MG_EREADONLY;
+    return rc;
+}
+
+/* Loop thread: the entry goes into the active write cache (readable at once); the storage
+ * thread writes it to the entry log at the next checkpoint. */
+static void bk_store_add_entry(struct bk_store *st, int64_t ledger_id, int64_t entry_id,
+                               uint8_t *data, size_t len)
+{
     uint8_t kb[16];
     bk_store_cache_key(kb, ledger_id, entry_id);
     struct bk_cached *c = mg_calloc(1, sizeof *c);
@@ -600,19 +671,15 @@ static int bk_store_add_entry(struct bk_store *st, int64_t ledger_id, int64_t en
     c->entry_id = entry_id;
     c->data = data;
     c->len = len;
-    c->log_id = log_id;
-    c->offset = off;
     struct bk_cached *old = mg_map_put(&st->cache, kb, sizeof kb, c);
-    struct bk_log_meta *lm = bk_store_meta(st, log_id);
-    lm->total += rec;
-    bk_store_meta_live(st, log_id, ledger_id, (int64_t)rec);
     if (old) {
-        bk_store_meta_live(st, old->log_id, ledger_id, -(int64_t)(4 + old->len));
         st->cache_bytes -= old->len;
-        mg_free(old->data);
-        mg_free(old);
+        bk_store_cached_free(old);
     }
     st->cache_bytes += len;
+    size_t both = st->cache_bytes + (st->flush ? st->flush->cache_bytes : 0);
+    if (both > st->cache_peak)
+        st->cache_peak = both;
     struct bk_ledger *l = bk_store_ledger(st, ledger_id, true);
     if (entry_id > l->last_entry)
         l->last_entry = entry_id;
@@ -623,14 +690,15 @@ static int bk_store_add_entry(struct bk_store *st, int64_t ledger_id, int64_t en
             l->lac = h.lac;
     }
     l->dirty = true;
-    return rc;
 }
 
 int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t *data,
                    size_t len)
 {
-    if (entry_id >= 0)
-        return bk_store_add_entry(st, ledger_id, entry_id, data, len);
+    if (entry_id >= 0) {
+        bk_store_add_entry(st, ledger_id, entry_id, data, len);
+        return 0;
+    }
     struct bk_ledger *l = bk_store_ledger(st, ledger_id, true);
     switch (entry_id) {
     case BK_META_LEDGER_KEY:
@@ -667,6 +735,10 @@ int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uin
     return 0;
 }
 
+#define BK_READ_AGAIN (-1) /* the log went meanwhile: look the entry up again */
+static int bk_store_read_indexed(struct bk_store *st, const uint8_t kb[16], uint8_t **data,
+                                 size_t *len, bool *owned, bool last);
+
 int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t **data,
                   size_t *len, bool *owned)
 {
@@ -680,16 +752,32 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
         return WIRE_BK_ENOENTRY;
     uint8_t kb[16];
     bk_store_cache_key(kb, ledger_id, entry_id);
-    struct bk_cached *c = mg_map_get(&st->cache, kb, sizeof kb);
+    /* the active half, then the half being flushed (freed only after the commit that points
+     * the index at its entries), then the index */
+    const struct bk_cached *c = bk_store_cached(st, kb);
     if (c) {
         *data = c->data;
         *len = c->len;
         return WIRE_BK_EOK;
     }
+    /* a compaction may move the entry and delete its log between the lookup and the read:
+     * the index then points at the copy, so look again */
+    int rc = BK_READ_AGAIN;
+    for (int attempt = 0; attempt < 3 && rc == BK_READ_AGAIN; attempt++)
+        rc = bk_store_read_indexed(st, kb, data, len, owned, attempt == 2);
+    return rc;
+}
+
+/* The entry at key kb through the index: pread from its entry log. A log missing is logged
+ * only when last (the caller looks again otherwise). */
+static int bk_store_read_indexed(struct bk_store *st, const uint8_t kb[16], uint8_t **data,
+                                 size_t *len, bool *owned, bool last)
+{
+    int64_t ledger_id = (int64_t)mg_get_be64(kb), entry_id = (int64_t)mg_get_be64(kb + 8);
     MDB_txn *txn;
     if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
         return WIRE_BK_EIO;
-    MDB_val k = {sizeof kb, kb}, v;
+    MDB_val k = {16, (void *)kb}, v;
     int rc = mdb_get(txn, st->idx_dbi, &k, &v);
     struct bk_store_loc loc;
     bool found = rc == 0 && bk_store_loc_get(&v, &loc);
@@ -701,14 +789,17 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
     uint32_t log_id = loc.log;
     uint64_t off = loc.off;
     uint32_t n = loc.len;
-    int fd = bk_store_log_fd_for(st, log_id);
-    if (fd < 0) {
+    uint8_t *b = mg_malloc(n ? n : 1);
+    int prc = bk_store_log_pread(st, log_id, b, n, off);
+    if (prc == -MG_ENOTFOUND) {
+        mg_free(b);
+        if (!last)
+            return BK_READ_AGAIN;
         MG_ERROR(BK_MODULE, "entry log %x missing for ledger %" PRId64 " entry %" PRId64, log_id,
                  ledger_id, entry_id);
         return WIRE_BK_EIO;
     }
-    uint8_t *b = mg_malloc(n ? n : 1);
-    if (bk_store_pread_all(fd, b, n, off) < 0) {
+    if (prc < 0) {
         MG_ERROR(BK_MODULE, "entry log %x: read at %" PRIu64 " failed: %s", log_id, off,
                  errno == ENODATA ? "short file" : strerror(errno));
         mg_free(b);
@@ -720,14 +811,14 @@ int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint
     return WIRE_BK_EOK;
 }
 
-static int bk_store_write_mark(struct bk_store *st)
+static int bk_store_write_mark(struct bk_store *st, uint64_t file, uint64_t off)
 {
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/lastMark", st->dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     uint8_t b[16];
-    mg_put_be64(b, st->mark_file);
-    mg_put_be64(b + 8, st->mark_off);
+    mg_put_be64(b, file);
+    mg_put_be64(b + 8, off);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int e = fd < 0 || mg_write_all(fd, b, sizeof b) < 0 ? errno : 0;
     if (e == 0 && fsync(fd) != 0)
@@ -789,18 +880,63 @@ static int bk_store_txn_end(struct bk_store *st, MDB_txn *txn, int mrc, const ch
     return mrc == 0 ? 0 : bk_store_index_failed(st, what, mrc);
 }
 
-int bk_store_checkpoint(struct bk_store *st)
+/* ---- checkpoints on the storage thread ------------------------------------------------ */
+
+static int bk_store_cmp_cached(const void *a, const void *b)
+{
+    const struct bk_cached *x = *(const struct bk_cached *const *)a;
+    const struct bk_cached *y = *(const struct bk_cached *const *)b;
+    if (x->ledger_id != y->ledger_id)
+        return x->ledger_id < y->ledger_id ? -1 : 1;
+    return x->entry_id < y->entry_id ? -1 : x->entry_id > y->entry_id;
+}
+
+/* Test hook: park at this gate while it is set; false when the thread is told to abandon its
+ * job (a simulated crash). Storage thread. */
+static bool bk_store_gate_pass(struct bk_store *st, enum bk_gate at)
+{
+    pthread_mutex_lock(&st->lock);
+    while (st->gate_at == at && !st->abandon) {
+        st->gate_parked = true;
+        pthread_cond_broadcast(&st->cond);
+        pthread_cond_wait(&st->cond, &st->lock);
+    }
+    st->gate_parked = false;
+    bool go = !st->abandon;
+    pthread_mutex_unlock(&st->lock);
+    return go;
+}
+
+int bk_store_flush_run(struct bk_store *st, struct bk_flush *f)
 {
     if (st->io_failed)
         return -MG_EIO;
-    int rc = bk_store_log_flush_buf(st);
+    if (!bk_store_gate_pass(st, BK_GATE_BEFORE_WRITE))
+        return -MG_ECANCELED;
+    int rc = 0;
+    if (!f->appended) {
+        /* in (ledger, entry) order, as DbLedgerStorage flushes its write cache: a ledger's
+         * entries lie together in the log, for catch-up reads and for gc, which frees a log
+         * once every ledger in it is gone */
+        struct bk_cached **v = mg_malloc((f->cache.count ? f->cache.count : 1) * sizeof *v);
+        size_t n = 0, pos = 0;
+        void *val;
+        while (mg_map_next(&f->cache, &pos, NULL, NULL, &val))
+            v[n++] = val;
+        qsort(v, n, sizeof *v, bk_store_cmp_cached);
+        for (size_t i = 0; i < n && rc != -MG_EIO; i++)
+            rc = bk_store_log_append(st, v[i]);
+        mg_free(v);
+        if (rc == -MG_EIO)
+            return rc;
+        f->appended = true; /* out of space the records wait in the buffer: retried below */
+    }
+    f->log_id = st->log_id;
+    rc = bk_store_log_sync(st);
     if (rc < 0)
         return rc;
-    if (fdatasync(st->log_fd) != 0) {
-        MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id, strerror(errno));
-        st->io_failed = true;
-        return -MG_EIO;
-    }
+    if (!bk_store_gate_pass(st, BK_GATE_BEFORE_INDEX))
+        return -MG_ECANCELED;
     MDB_txn *txn;
     int mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
     if (mrc != 0)
@@ -809,8 +945,8 @@ int bk_store_checkpoint(struct bk_store *st)
     const char *k;
     size_t kl;
     void *v;
-    while (mrc == 0 && mg_map_next(&st->cache, &pos, &k, &kl, &v)) {
-        struct bk_cached *c = v;
+    while (mrc == 0 && mg_map_next(&f->cache, &pos, &k, &kl, &v)) {
+        const struct bk_cached *c = v;
         uint8_t loc[16];
         mg_put_be32(loc, c->log_id);
         mg_put_be64(loc + 4, c->offset);
@@ -819,29 +955,257 @@ int bk_store_checkpoint(struct bk_store *st)
         mrc = mdb_put(txn, st->idx_dbi, &mk, &mv, 0);
     }
     pos = 0;
-    while (mrc == 0 && mg_map_next(&st->ledgers, &pos, &k, &kl, &v)) {
-        struct bk_ledger *l = v;
-        if (!l->dirty)
-            continue;
+    while (mrc == 0 && mg_map_next(&f->recs, &pos, &k, &kl, &v)) {
+        struct bk_flush_rec *r = v;
         uint8_t kb[8];
-        mg_put_be64(kb, (uint64_t)l->id);
-        size_t n;
-        uint8_t *rec = bk_store_ledger_encode(l, &n);
-        MDB_val mk = {sizeof kb, kb}, mv = {n, rec};
+        uint64_t id;
+        memcpy(&id, k, sizeof id); /* u64 keys are stored in host order */
+        mg_put_be64(kb, id);
+        MDB_val mk = {sizeof kb, kb}, mv = {r->len, r->b};
         mrc = mdb_put(txn, st->meta_dbi, &mk, &mv, 0);
-        mg_free(rec);
     }
     rc = bk_store_txn_end(st, txn, mrc, "commit failed");
     if (rc < 0)
         return rc;
-    pos = 0;
-    while (mg_map_next(&st->ledgers, &pos, &k, &kl, &v))
-        ((struct bk_ledger *)v)->dirty = false;
-    rc = bk_store_write_mark(st);
+    if (!bk_store_gate_pass(st, BK_GATE_BEFORE_MARK))
+        return -MG_ECANCELED;
+    rc = bk_store_write_mark(st, f->mark_file, f->mark_off);
+    if (rc == 0 && st->journal) /* only what the durable lastMark no longer needs */
+        bk_journal_trim(st->journal, f->mark_file, f->journal_keep);
+    return rc;
+}
+
+/* Append op to the list *head..*tail (under st->lock). */
+static void bk_sop_append(struct bk_sop **head, struct bk_sop **tail, struct bk_sop *op)
+{
+    op->next = NULL;
+    if (*tail)
+        (*tail)->next = op;
+    else
+        *head = op;
+    *tail = op;
+}
+
+/* Storage thread: a completed operation goes to the loop (under st->lock). */
+static void bk_store_complete(struct bk_store *st, struct bk_sop *op)
+{
+    bk_sop_append(&st->d_head, &st->d_tail, op);
+    pthread_cond_broadcast(&st->cond);
+    uint64_t one = 1;
+    if (st->notify_fd >= 0 && write(st->notify_fd, &one, sizeof one) < 0) {
+        /* EAGAIN only: the counter is far from overflowing and the loop reads it */
+    }
+}
+
+static void *bk_store_thread_main(void *arg)
+{
+    struct bk_store *st = arg;
+    pthread_mutex_lock(&st->lock);
+    for (;;) {
+        while (!st->q_head && !st->stopping)
+            pthread_cond_wait(&st->cond, &st->lock);
+        struct bk_sop *op = st->q_head;
+        if (!op)
+            break;
+        st->q_head = op->next;
+        if (!st->q_head)
+            st->q_tail = NULL;
+        pthread_mutex_unlock(&st->lock);
+        uint64_t t0 = mg_mono_ns();
+        if (op->gc && !bk_store_gate_pass(st, BK_GATE_GC))
+            op->rc = -MG_ECANCELED;
+        else
+            op->rc = op->run(st, op);
+        MG_DEBUG(BK_MODULE, "storage thread: %s operation %s in %.1f ms",
+                 op->gc ? "gc" : "checkpoint", op->rc == 0 ? "done" : mg_strerror(op->rc),
+                 (double)(mg_mono_ns() - t0) / 1e6);
+        pthread_mutex_lock(&st->lock);
+        bk_store_complete(st, op);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return NULL;
+}
+
+static void bk_store_notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    uint64_t n;
+    if (read(fd, &n, sizeof n) < 0) { /* EAGAIN: a waiter took the operations already */
+    }
+    bk_server_store_done(arg);
+}
+
+int bk_store_thread_start(struct bk_store *st, struct event_base *base, struct bk_server *srv)
+{
+    int rc = bk_notify_open(base, bk_store_notify_cb, srv, &st->notify_fd, &st->notify_ev);
     if (rc < 0)
         return rc;
-    bk_store_free_cache(st);
+    int e = pthread_create(&st->thread, NULL, bk_store_thread_main, st);
+    if (e != 0) {
+        MG_ERROR(BK_MODULE, "cannot start the storage thread: %s", strerror(e));
+        return mg_err_from_errno(e);
+    }
+    st->thread_started = true;
     return 0;
+}
+
+void bk_store_thread_stop(struct bk_store *st, bool abandon)
+{
+    if (st->thread_started) {
+        pthread_mutex_lock(&st->lock);
+        st->stopping = true;
+        st->abandon = abandon;
+        while (abandon && st->q_head) { /* never taken: as if the crash came first */
+            struct bk_sop *op = st->q_head;
+            st->q_head = op->next;
+            op->rc = -MG_ECANCELED;
+            bk_store_complete(st, op);
+        }
+        st->q_tail = NULL;
+        pthread_cond_broadcast(&st->cond);
+        pthread_mutex_unlock(&st->lock);
+        pthread_join(st->thread, NULL);
+        st->thread_started = false;
+    }
+    bk_notify_close(&st->notify_fd, &st->notify_ev);
+}
+
+void bk_store_submit(struct bk_store *st, struct bk_sop *op)
+{
+    pthread_mutex_lock(&st->lock);
+    if (st->thread_started && !st->stopping) {
+        bk_sop_append(&st->q_head, &st->q_tail, op);
+        pthread_cond_broadcast(&st->cond);
+    } else {
+        op->rc = -MG_ECANCELED;
+        bk_store_complete(st, op);
+    }
+    pthread_mutex_unlock(&st->lock);
+}
+
+void bk_store_wait_done(struct bk_store *st)
+{
+    pthread_mutex_lock(&st->lock);
+    while (!st->d_head && st->thread_started)
+        pthread_cond_wait(&st->cond, &st->lock);
+    pthread_mutex_unlock(&st->lock);
+}
+
+struct bk_sop *bk_store_take_done(struct bk_store *st)
+{
+    pthread_mutex_lock(&st->lock);
+    struct bk_sop *op = st->d_head;
+    st->d_head = st->d_tail = NULL;
+    pthread_mutex_unlock(&st->lock);
+    return op;
+}
+
+static size_t bk_store_cache_drop(struct mg_map *cache, int64_t ledger_id);
+
+static bool bk_store_changed(const struct bk_store *st)
+{
+    if (st->cache.count || st->mark_file != st->durable_file || st->mark_off != st->durable_off)
+        return true;
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(&st->ledgers, &pos, NULL, NULL, &v))
+        if (((const struct bk_ledger *)v)->dirty)
+            return true;
+    return false;
+}
+
+static int bk_flush_run(struct bk_store *st, struct bk_sop *op)
+{
+    return bk_store_flush_run(st, (struct bk_flush *)op);
+}
+
+/* Loop thread: a checkpoint came back. Done: its entries are counted in their logs and the
+ * half is dropped. Failed: it is kept, still readable, to be retried as it is (without the
+ * ledgers gc dropped meanwhile). */
+static void bk_flush_done(struct bk_server *s, struct bk_sop *op)
+{
+    struct bk_store *st = &s->store;
+    struct bk_flush *f = (struct bk_flush *)op;
+    st->flush_busy = false;
+    for (size_t i = 0; i < st->n_dropped; i++) {
+        f->cache_bytes -= bk_store_cache_drop(&f->cache, st->dropped[i]);
+        mg_free(mg_map_del_u64(&f->recs, (uint64_t)st->dropped[i]));
+    }
+    st->n_dropped = 0;
+    int rc = op->rc;
+    if (rc == 0) {
+        size_t pos = 0;
+        void *v;
+        while (mg_map_next(&f->cache, &pos, NULL, NULL, &v)) {
+            const struct bk_cached *c = v;
+            bk_store_meta(st, c->log_id)->total += 4 + c->len;
+            bk_store_meta_live(st, c->log_id, c->ledger_id, 4 + (int64_t)c->len);
+        }
+        bk_store_meta(st, f->log_id); /* the current log has metadata even while empty */
+        st->meta_log_id = f->log_id;
+        st->durable_file = f->mark_file;
+        st->durable_off = f->mark_off;
+        st->flush = NULL;
+        bk_flush_free(f);
+    }
+    bk_server_flushed(s, rc);
+}
+
+int bk_store_flush_begin(struct bk_store *st, bool force)
+{
+    if (st->flush_busy)
+        return -MG_EBUSY;
+    struct bk_flush *f = st->flush; /* the last one failed: retried as it is */
+    if (!f) {
+        if (!force && !bk_store_changed(st))
+            return 0;
+        f = mg_calloc(1, sizeof *f);
+        f->op.run = bk_flush_run;
+        f->op.done = bk_flush_done;
+        f->cache = st->cache; /* the swap: adds go on into a new, empty half */
+        f->cache_bytes = st->cache_bytes;
+        mg_map_init(&st->cache);
+        st->cache_bytes = 0;
+        mg_map_init(&f->recs);
+        size_t pos = 0;
+        void *v;
+        while (mg_map_next(&st->ledgers, &pos, NULL, NULL, &v)) {
+            struct bk_ledger *l = v;
+            if (!l->dirty)
+                continue;
+            size_t n;
+            uint8_t *enc = bk_store_ledger_encode(l, &n);
+            struct bk_flush_rec *r = mg_malloc(sizeof *r + n);
+            r->len = n;
+            memcpy(r->b, enc, n);
+            mg_free(enc);
+            mg_map_put_u64(&f->recs, (uint64_t)l->id, r);
+            l->dirty = false;
+        }
+        f->mark_file = st->mark_file;
+        f->mark_off = st->mark_off;
+        st->flush = f;
+    }
+    f->journal_keep = st->journal_keep;
+    st->flush_busy = true;
+    bk_store_submit(st, &f->op);
+    return 1;
+}
+
+void bk_store_gate(struct bk_store *st, enum bk_gate at)
+{
+    pthread_mutex_lock(&st->lock);
+    st->gate_at = at;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+}
+
+bool bk_store_gate_parked(struct bk_store *st)
+{
+    pthread_mutex_lock(&st->lock);
+    bool p = st->gate_parked;
+    pthread_mutex_unlock(&st->lock);
+    return p;
 }
 
 /* ---- garbage collection and compaction ---------------------------------------------------- */
@@ -915,14 +1279,40 @@ int64_t *bk_store_ledger_ids(struct bk_store *st, size_t *n)
         }
         mdb_txn_abort(txn);
     }
-    pos = 0;
-    while (mg_map_next(&st->cache, &pos, &k, &kl, &val))
-        bk_store_ids_add(&l, ((struct bk_cached *)val)->ledger_id);
+    for (int h = 0; h < 2; h++) {
+        const struct mg_map *m = h == 0 ? &st->cache : st->flush ? &st->flush->cache : NULL;
+        pos = 0;
+        while (m && mg_map_next(m, &pos, &k, &kl, &val))
+            bk_store_ids_add(&l, ((struct bk_cached *)val)->ledger_id);
+    }
     return bk_store_ids_done(&l, n);
 }
 
-int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id)
+/* Remove the ledger's entries from one write-cache half; the bytes removed. */
+static size_t bk_store_cache_drop(struct mg_map *cache, int64_t ledger_id)
 {
+    size_t pos = 0, bytes = 0;
+    struct bk_store_ids keys = {0};
+    void *val;
+    while (mg_map_next(cache, &pos, NULL, NULL, &val)) /* collect first: no deletes meanwhile */
+        if (((struct bk_cached *)val)->ledger_id == ledger_id)
+            bk_store_ids_add(&keys, ((struct bk_cached *)val)->entry_id);
+    for (size_t i = 0; i < keys.n; i++) {
+        uint8_t kb[16];
+        bk_store_cache_key(kb, ledger_id, keys.v[i]);
+        struct bk_cached *c = mg_map_del(cache, kb, sizeof kb);
+        if (c) {
+            bytes += c->len;
+            bk_store_cached_free(c);
+        }
+    }
+    mg_free(keys.v);
+    return bytes;
+}
+
+static int bk_store_drop_run(struct bk_store *st, struct bk_sop *op)
+{
+    int64_t ledger_id = ((struct bk_gc_op *)op)->id;
     MDB_txn *txn;
     int mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
     if (mrc != 0)
@@ -955,30 +1345,39 @@ int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id)
         if (mrc == MDB_NOTFOUND)
             mrc = 0;
     }
-    int rc = bk_store_txn_end(st, txn, mrc, "gc: dropping a ledger failed");
-    if (rc < 0)
-        return rc;
-    /* the write cache (collect first: no deletes while iterating) */
-    size_t pos = 0;
-    struct bk_store_ids keys = {0};
-    void *val;
-    while (mg_map_next(&st->cache, &pos, NULL, NULL, &val))
-        if (((struct bk_cached *)val)->ledger_id == ledger_id)
-            bk_store_ids_add(&keys, ((struct bk_cached *)val)->entry_id);
-    for (size_t i = 0; i < keys.n; i++) {
-        uint8_t kb[16];
-        bk_store_cache_key(kb, ledger_id, keys.v[i]);
-        struct bk_cached *c = mg_map_del(&st->cache, kb, sizeof kb);
-        if (c) {
-            st->cache_bytes -= c->len;
-            bk_store_cached_free(c);
-        }
+    return bk_store_txn_end(st, txn, mrc, "gc: dropping a ledger failed");
+}
+
+static struct bk_gc_op *bk_gc_op_new(bk_sop_run_fn run, bk_sop_done_fn done, int64_t id, void *arg)
+{
+    struct bk_gc_op *o = mg_calloc(1, sizeof *o);
+    o->op.run = run;
+    o->op.done = done;
+    o->op.gc = true;
+    o->id = id;
+    o->arg = arg;
+    return o;
+}
+
+void bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id, bk_sop_done_fn done, void *arg)
+{
+    /* memory now: the ledger is gone from the metadata store, nothing will add to it. A
+     * checkpoint queued before puts its entries in the index; the drop, queued after it,
+     * takes them out again. One in flight that fails is retried without them. */
+    st->cache_bytes -= bk_store_cache_drop(&st->cache, ledger_id);
+    if (st->flush && !st->flush_busy) {
+        st->flush->cache_bytes -= bk_store_cache_drop(&st->flush->cache, ledger_id);
+        mg_free(mg_map_del_u64(&st->flush->recs, (uint64_t)ledger_id));
+    } else if (st->flush) {
+        st->dropped =
+            mg_grow(st->dropped, &st->cap_dropped, st->n_dropped + 1, sizeof *st->dropped, 8);
+        st->dropped[st->n_dropped++] = ledger_id;
     }
-    mg_free(keys.v);
     struct bk_ledger *l = mg_map_del_u64(&st->ledgers, (uint64_t)ledger_id);
     if (l)
         bk_store_ledger_free(l);
-    pos = 0;
+    size_t pos = 0;
+    void *val;
     while (mg_map_next(&st->log_meta, &pos, NULL, NULL, &val)) {
         struct bk_log_meta *m = val;
         uint64_t *b = mg_map_del_u64(&m->ledgers, (uint64_t)ledger_id);
@@ -987,7 +1386,7 @@ int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id)
             mg_free(b);
         }
     }
-    return 0;
+    bk_store_submit(st, &bk_gc_op_new(bk_store_drop_run, done, ledger_id, arg)->op);
 }
 
 int64_t *bk_store_log_ids(struct bk_store *st, size_t *n)
@@ -997,7 +1396,7 @@ int64_t *bk_store_log_ids(struct bk_store *st, size_t *n)
     void *val;
     while (mg_map_next(&st->log_meta, &pos, NULL, NULL, &val)) {
         const struct bk_log_meta *m = val;
-        if (m->id != st->log_id)
+        if (m->id < st->meta_log_id) /* the current log (and any later one) stays */
             bk_store_ids_add(&l, m->id);
     }
     return bk_store_ids_done(&l, n);
@@ -1008,23 +1407,50 @@ const struct bk_log_meta *bk_store_log_meta(struct bk_store *st, uint32_t id)
     return mg_map_get_u64(&st->log_meta, id);
 }
 
-int bk_store_delete_log(struct bk_store *st, uint32_t id)
+/* Storage thread: close, unlink, sync the directory. */
+static int bk_store_unlink_log(struct bk_store *st, uint32_t id)
 {
-    if (id == st->log_id)
-        return -MG_EINVAL;
     char path[4096];
     bk_store_log_path(st, id, path, sizeof path);
+    pthread_mutex_lock(&st->logs_lock); /* no read is using its descriptor */
     struct bk_log_file *lf = mg_map_del_u64(&st->logs, id);
     if (lf)
         bk_store_log_file_free(lf);
+    pthread_mutex_unlock(&st->logs_lock);
     if (unlink(path) != 0 && errno != ENOENT) {
         MG_ERROR(BK_MODULE, "gc: cannot delete entry log %s: %s", path, strerror(errno));
         return mg_err_from_errno(errno);
     }
+    return mg_fsync_dir(st->dir);
+}
+
+static int bk_store_refuse_run(struct bk_store *st, struct bk_sop *op)
+{
+    (void)st;
+    (void)op;
+    return -MG_EINVAL;
+}
+
+static int bk_store_delete_run(struct bk_store *st, struct bk_sop *op)
+{
+    return bk_store_unlink_log(st, (uint32_t)((struct bk_gc_op *)op)->id);
+}
+
+void bk_store_delete_log(struct bk_store *st, uint32_t id, bk_sop_done_fn done, void *arg)
+{
+    struct bk_gc_op *o = bk_gc_op_new(bk_store_delete_run, done, id, arg);
+    const struct bk_log_meta *m = mg_map_get_u64(&st->log_meta, id);
+    o->bytes = m ? m->total : 0;
+    if (id >= st->meta_log_id) /* never the current log */
+        o->op.run = bk_store_refuse_run;
+    bk_store_submit(st, &o->op);
+}
+
+void bk_store_log_forget(struct bk_store *st, uint32_t id)
+{
     struct bk_log_meta *m = mg_map_del_u64(&st->log_meta, id);
     if (m)
         bk_store_meta_free(m);
-    return mg_fsync_dir(st->dir);
 }
 
 void bk_store_compact_begin(struct bk_store *st, struct bk_compact *c, uint32_t id)
@@ -1048,87 +1474,173 @@ void bk_store_compact_begin(struct bk_store *st, struct bk_compact *c, uint32_t 
 void bk_store_compact_fini(struct bk_compact *c)
 {
     mg_free(c->ledgers);
+    mg_free(c->copies);
     memset(c, 0, sizeof *c);
 }
 
+/* Where a slice copied an entry: its key and its old and new places. */
 struct bk_copy {
     int64_t entry;
-    uint64_t off;
+    uint64_t off; /* in the old log */
     uint32_t len;
+    uint32_t new_log;
+    uint64_t new_off;
 };
 
-int bk_store_compact_step(struct bk_store *st, struct bk_compact *c, size_t max_entries,
-                          size_t max_bytes, bool *done)
+/* Storage thread: copy the next batch (at most 64) of ledgers[i]'s entries that the index
+ * points into the old log; appends them to *pend. */
+static int bk_store_compact_batch(struct bk_store *st, struct bk_compact *c, size_t want,
+                                  struct bk_copy **pend, size_t *n_pend, size_t *cap_pend,
+                                  size_t *bytes)
 {
-    *done = false;
-    size_t entries = 0, bytes = 0;
-    int fd = bk_store_log_fd_for(st, c->log_id);
-    while (c->i < c->n_ledgers) {
-        if ((max_entries && entries >= max_entries) || (max_bytes && bytes >= max_bytes))
-            return 0;
-        int64_t ledger = c->ledgers[c->i];
-        /* collect a batch of this ledger's entries in the log (read transaction closed before
-         * the copies go through bk_store_add_entry) */
-        struct bk_copy batch[64];
-        size_t nb = 0;
-        bool ledger_done = false;
-        MDB_txn *txn;
-        MDB_cursor *cur;
-        if (bk_store_read_index(st, &txn, &cur) < 0)
+    int64_t ledger = c->ledgers[c->i];
+    struct bk_copy batch[64];
+    size_t nb = 0;
+    bool ledger_done = false;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    if (bk_store_read_index(st, &txn, &cur) < 0)
+        return -MG_EIO;
+    uint8_t kb[16];
+    bk_store_cache_key(kb, ledger, c->next_entry);
+    MDB_val k = {sizeof kb, kb}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (;;) {
+        if (rc != 0 || k.mv_size != 16 || (int64_t)mg_get_be64(k.mv_data) != ledger) {
+            ledger_done = true;
+            break;
+        }
+        if (nb == 64 || nb >= want)
+            break;
+        int64_t e = (int64_t)mg_get_be64((uint8_t *)k.mv_data + 8);
+        c->next_entry = e + 1;
+        struct bk_store_loc loc;
+        if (bk_store_loc_get(&v, &loc) && loc.log == c->log_id) {
+            batch[nb].entry = e;
+            batch[nb].off = loc.off;
+            batch[nb].len = loc.len;
+            nb++;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    bk_store_read_end(txn, cur);
+    for (size_t i = 0; i < nb; i++) {
+        struct bk_cached tmp = {
+            .ledger_id = ledger, .entry_id = batch[i].entry, .len = batch[i].len};
+        tmp.data = mg_malloc(tmp.len ? tmp.len : 1);
+        int prc = bk_store_log_pread(st, c->log_id, tmp.data, tmp.len, batch[i].off);
+        if (prc < 0) {
+            MG_ERROR(BK_MODULE, "compaction: entry log %x: read at %" PRIu64 " failed: %s",
+                     c->log_id, batch[i].off,
+                     prc == -MG_ENOTFOUND ? "no such log" : strerror(errno));
+            mg_free(tmp.data);
             return -MG_EIO;
+        }
+        int arc = bk_store_log_append(st, &tmp);
+        mg_free(tmp.data);
+        if (arc < 0)
+            return arc;
+        batch[i].new_log = tmp.log_id;
+        batch[i].new_off = tmp.offset;
+        *pend = mg_grow(*pend, cap_pend, *n_pend + 1, sizeof **pend, 64);
+        (*pend)[(*n_pend)++] = batch[i];
+        c->copies = mg_grow(c->copies, &c->cap_copies, c->n_copies + 1, sizeof *c->copies, 64);
+        c->copies[c->n_copies++] = (struct bk_compact_copy){
+            .ledger = ledger, .len = batch[i].len, .log = tmp.log_id, .indexed = false};
+        *bytes += batch[i].len;
+        c->entries++;
+        c->bytes += batch[i].len;
+    }
+    if (ledger_done) {
+        c->i++;
+        c->next_entry = 0;
+    }
+    return 0;
+}
+
+/* Storage thread: sync the copies, then point the index at those whose entry it still
+ * places in the old log (one commit). */
+static int bk_store_compact_commit(struct bk_store *st, struct bk_compact *c,
+                                   const struct bk_copy *pend, size_t n, size_t first_copy)
+{
+    int rc = bk_store_log_sync(st);
+    if (rc < 0)
+        return rc;
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (mrc != 0)
+        return bk_store_index_failed(st, "compaction: cannot begin a transaction", mrc);
+    for (size_t i = 0; i < n && mrc == 0; i++) {
+        struct bk_compact_copy *cp = &c->copies[first_copy + i];
         uint8_t kb[16];
-        bk_store_cache_key(kb, ledger, c->next_entry);
+        bk_store_cache_key(kb, cp->ledger, pend[i].entry);
         MDB_val k = {sizeof kb, kb}, v;
-        int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        size_t want = max_entries ? max_entries - entries : 64;
-        while (true) {
-            if (rc != 0 || k.mv_size != 16 || (int64_t)mg_get_be64(k.mv_data) != ledger) {
-                ledger_done = true;
-                break;
-            }
-            if (nb == 64 || nb >= want)
-                break;
-            int64_t e = (int64_t)mg_get_be64((uint8_t *)k.mv_data + 8);
-            c->next_entry = e + 1;
-            struct bk_store_loc loc;
-            if (bk_store_loc_get(&v, &loc) && loc.log == c->log_id) {
-                batch[nb].entry = e;
-                batch[nb].off = loc.off;
-                batch[nb].len = loc.len;
-                nb++;
-            }
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        bk_store_read_end(txn, cur);
-        for (size_t i = 0; i < nb; i++) {
-            uint8_t ck[16];
-            bk_store_cache_key(ck, ledger, batch[i].entry);
-            if (mg_map_get(&st->cache, ck, sizeof ck))
-                continue; /* written again since: the cached copy is newer */
-            if (fd < 0) {
-                MG_ERROR(BK_MODULE, "compaction: entry log %x cannot be opened", c->log_id);
-                return -MG_EIO;
-            }
-            uint8_t *b = mg_malloc(batch[i].len ? batch[i].len : 1);
-            if (bk_store_pread_all(fd, b, batch[i].len, batch[i].off) < 0) {
-                MG_ERROR(BK_MODULE, "compaction: entry log %x: read at %" PRIu64 " failed: %s",
-                         c->log_id, batch[i].off, strerror(errno));
-                mg_free(b);
-                return -MG_EIO;
-            }
-            int arc = bk_store_add_entry(st, ledger, batch[i].entry, b, batch[i].len);
-            entries++;
-            bytes += batch[i].len;
-            c->entries++;
-            c->bytes += batch[i].len;
-            if (arc < 0)
-                return arc;
-        }
-        if (ledger_done) {
-            c->i++;
-            c->next_entry = 0;
+        struct bk_store_loc loc;
+        if (mdb_get(txn, st->idx_dbi, &k, &v) != 0 || !bk_store_loc_get(&v, &loc) ||
+            loc.log != c->log_id || loc.off != pend[i].off)
+            continue; /* written again (or dropped) since: the copy is dead */
+        uint8_t nv[16];
+        mg_put_be32(nv, pend[i].new_log);
+        mg_put_be64(nv + 4, pend[i].new_off);
+        mg_put_be32(nv + 12, pend[i].len);
+        MDB_val mv = {sizeof nv, nv};
+        mrc = mdb_put(txn, st->idx_dbi, &k, &mv, 0);
+        cp->indexed = mrc == 0;
+    }
+    rc = bk_store_txn_end(st, txn, mrc, "compaction: commit failed");
+    if (rc < 0)
+        for (size_t i = 0; i < n; i++)
+            c->copies[first_copy + i].indexed = false;
+    return rc;
+}
+
+static int bk_store_compact_run(struct bk_store *st, struct bk_sop *op)
+{
+    struct bk_compact *c = (struct bk_compact *)op;
+    c->n_copies = 0;
+    size_t entries0 = (size_t)c->entries, bytes = 0;
+    struct bk_copy *pend = NULL;
+    size_t n_pend = 0, cap_pend = 0;
+    int rc = 0;
+    while (rc == 0 && c->i < c->n_ledgers) {
+        size_t done_e = (size_t)c->entries - entries0;
+        if ((c->max_entries && done_e >= c->max_entries) || (c->max_bytes && bytes >= c->max_bytes))
+            break;
+        size_t want = c->max_entries ? c->max_entries - done_e : 64;
+        rc = bk_store_compact_batch(st, c, want, &pend, &n_pend, &cap_pend, &bytes);
+    }
+    if (rc == 0 && c->i >= c->n_ledgers)
+        c->done = true;
+    bool stop = c->done && c->stop_step == 1; /* as a crash before the copies are synced */
+    if (rc == 0 && n_pend && !stop)
+        rc = bk_store_compact_commit(st, c, pend, n_pend, 0);
+    mg_free(pend);
+    if (rc < 0 || !c->done || c->stop_step)
+        return rc;
+    /* the copies are durable and indexed: only now the old log goes */
+    rc = bk_store_unlink_log(st, c->log_id);
+    c->deleted = rc == 0;
+    return rc;
+}
+
+void bk_store_compact_slice(struct bk_store *st, struct bk_compact *c)
+{
+    c->op.run = bk_store_compact_run;
+    c->op.gc = true;
+    bk_store_submit(st, &c->op);
+}
+
+void bk_store_compact_apply(struct bk_store *st, struct bk_compact *c)
+{
+    for (size_t i = 0; i < c->n_copies; i++) {
+        const struct bk_compact_copy *cp = &c->copies[i];
+        bk_store_meta(st, cp->log)->total += 4 + (uint64_t)cp->len;
+        if (cp->indexed) {
+            bk_store_meta_live(st, cp->log, cp->ledger, 4 + (int64_t)cp->len);
+            bk_store_meta_live(st, c->log_id, cp->ledger, -(4 + (int64_t)cp->len));
         }
     }
-    *done = true;
-    return 0;
+    c->n_copies = 0;
+    if (c->deleted)
+        bk_store_log_forget(st, c->log_id);
 }

@@ -39,8 +39,12 @@ struct bk_options {
     int buffered_writes_threshold;   /* journalBufferedWritesThreshold, bytes */
     int buffered_entries_threshold;  /* journalBufferedEntriesThreshold, 0 = off */
     int64_t journal_max_size;        /* bytes: roll the journal file beyond this */
+    int journal_max_backups;         /* journalMaxBackups: covered journal files kept (5) */
+    int64_t journal_prealloc;        /* journalPreAllocSizeMB in bytes; 0 = 16 MiB */
     bool journal_sync;               /* false: no fsync (benchmarks only) */
     int flush_interval_ms;           /* checkpoint period */
+    int64_t write_cache_max;         /* dbStorage_writeCacheMaxSizeMb in bytes, both halves of
+                                        the write cache; 0 = 64 MiB */
     double disk_usage_threshold_pct; /* diskUsageThreshold x 100: read-only above this disk
                                         usage, (0, 100]; also caps journal preallocation */
     double disk_usage_lwm_pct;       /* diskUsageLwmThreshold x 100: writable again below it;

@@ -9,8 +9,11 @@
  *   bk_journal.c  journal thread: group commit (write + fdatasync), file rolling; replay and
  *                 trimming run on the loop thread while the journal thread is not running
  *                 or on files it no longer touches.
- *   bk_store.c    loop thread: ledger state, write cache, entry logs, LMDB index,
- *                 checkpoints (lastMark).
+ *   bk_store.c    loop thread: ledger state, the active write-cache half, log metadata;
+ *                 storage thread: checkpoints (entry logs, LMDB index commits, lastMark,
+ *                 journal trim), gc's index and file changes, compaction slices
+ *                 (docs/bookie-threads.md).
+ *   bk_gc.c       loop thread: gc's scan of the metadata store and its decisions.
  *   bk_reg.c      loop thread: /ledgers/available registration in the metadata store.
  */
 #ifndef MG_BOOKIE_INT_H
@@ -51,7 +54,7 @@ struct mg_listener;
 #define BK_RECORD_HEADER_SIZE 8       /* BE32 length, BE32 CRC32C */
 #define BK_ENTRY_LOG_HEADER_SIZE 1024 /* "BKLO" + BE int version + zeros */
 #define BK_DEFAULT_ENTRY_LOG_MAX (1LL << 30)
-#define BK_WRITE_CACHE_MAX (64u << 20) /* checkpoint early beyond this many cached bytes */
+#define BK_WRITE_CACHE_MAX (64u << 20) /* default of both write-cache halves together */
 #define BK_CONN_MAX_INFLIGHT 10000     /* stop reading a connection with more adds in flight */
 
 /* Reasons for read-only mode (bits of bk_server.readonly). */
@@ -104,38 +107,147 @@ struct bk_log_meta {
     struct mg_map ledgers; /* u64 ledger -> owned uint64_t bytes */
 };
 
-/* Compaction of one entry log in bounded steps (bk_store_compact_step). */
+struct bk_sop;
+struct bk_server;
+struct bk_store;
+/* An operation for the storage thread: run there, then done on the loop thread, in the
+ * order submitted (checkpoints, gc's ledger drops and log deletions, compaction slices). */
+typedef int (*bk_sop_run_fn)(struct bk_store *st, struct bk_sop *op);
+typedef void (*bk_sop_done_fn)(struct bk_server *s, struct bk_sop *op);
+struct bk_sop {
+    struct bk_sop *next;
+    bk_sop_run_fn run;   /* storage thread */
+    bk_sop_done_fn done; /* loop thread: takes the op (frees or keeps it) */
+    bool gc;             /* parked by BK_GATE_GC (tests) */
+    int rc;              /* run's result; -MG_ECANCELED when the thread stopped first */
+};
+
+/* A checkpoint handed to the storage thread: the write-cache half that was filled since the
+ * previous one (frozen: neither thread changes it while the job is in flight; the loop still
+ * reads entries from it), the records of the ledgers changed meanwhile, and the journal
+ * position that everything applied before the swap reaches. */
+struct bk_flush {
+    struct bk_sop op;    /* first */
+    struct mg_map cache; /* 16-byte key -> owned struct bk_cached; the storage thread fills in
+                            each one's log_id and offset */
+    size_t cache_bytes;
+    struct mg_map recs;           /* u64 ledger -> owned encoded ledger record (bk_flush_rec) */
+    uint64_t mark_file, mark_off; /* lastMark once it is durable */
+    unsigned journal_keep;        /* journal files before mark_file to keep (journalMaxBackups) */
+    bool appended;                /* storage thread: its entries are in the entry-log writer */
+    uint32_t log_id;              /* storage thread: the current entry log at its end */
+};
+
+struct bk_flush_rec {
+    size_t len;
+    uint8_t b[]; /* bk_store_ledger_encode's bytes */
+};
+
+/* A gc operation on the storage thread: drop a ledger from the index, delete an entry log. */
+struct bk_gc_op {
+    struct bk_sop op; /* first */
+    int64_t id;       /* ledger or entry log */
+    uint64_t bytes;   /* entry log: its bytes of records, when it was queued */
+    void *arg;        /* the caller's */
+};
+
+/* One copy a compaction slice made: where it went and whether the index points at it. */
+struct bk_compact_copy {
+    int64_t ledger;
+    uint32_t len; /* body */
+    uint32_t log;
+    bool indexed;
+};
+
+/* Compaction of one entry log, one slice at a time on the storage thread (bk_store_compact_
+ * slice): each slice copies up to max_entries / max_bytes of the entries the index points
+ * into the log to the current log, syncs it and points the index at the copies (only where
+ * it still points into the old log: a newer write wins); the last one deletes the old log. */
 struct bk_compact {
+    struct bk_sop op; /* first; op.done is the caller's */
     uint32_t log_id;
     int64_t *ledgers; /* owned: the log's ledgers when it started */
     size_t n_ledgers, i;
     int64_t next_entry; /* in ledgers[i] */
-    uint64_t entries, bytes;
+    size_t max_entries, max_bytes;
+    int stop_step; /* test hook: 1 the last slice stops before its sync and index commit, 2
+                      before the old log is deleted (as a crash there would) */
+    struct bk_compact_copy *copies; /* owned: the last slice's */
+    size_t n_copies, cap_copies;
+    bool done;               /* every ledger of the log was gone through */
+    bool deleted;            /* the old log is deleted */
+    uint64_t entries, bytes; /* copied so far */
+    void *arg;               /* the caller's */
 };
 
+/* Test hook: where the storage thread parks a checkpoint while bk_store.gate_at is set. */
+enum bk_gate {
+    BK_GATE_NONE = 0,
+    BK_GATE_BEFORE_WRITE, /* before the entry-log write */
+    BK_GATE_BEFORE_INDEX, /* entry log written and synced, index not committed */
+    BK_GATE_BEFORE_MARK,  /* index committed, lastMark not moved */
+    BK_GATE_GC,           /* before a gc operation (ledger drop, log deletion, compaction) */
+};
+
+/*
+ * Ownership (docs/bookie-threads.md): the loop thread owns the ledger state, the active
+ * write cache and the log metadata; the storage thread owns the entry-log writer (log_id,
+ * log_fd, log_buf, log_off, log_flushed) and the LMDB write transactions of checkpoints;
+ * `logs` (read descriptors) is shared under logs_lock. A bk_flush belongs to the storage
+ * thread between bk_store_flush_begin and its completion; the loop only reads its cache.
+ * While no checkpoint is in flight (bk_store_flush_wait) the loop may use everything.
+ */
 struct bk_store {
     char *dir;             /* owned: <ledgerDir>/current */
     MDB_env *env;          /* owned */
     MDB_dbi idx_dbi;       /* (BE ledger, BE entry) -> (BE32 log, BE64 offset, BE32 len) */
     MDB_dbi meta_dbi;      /* BE ledger -> ledger metadata record */
     struct mg_map ledgers; /* u64 id -> owned struct bk_ledger */
-    struct mg_map cache;   /* 16-byte key -> owned struct bk_cached */
+    struct mg_map cache;   /* active write cache: 16-byte key -> owned struct bk_cached */
     size_t cache_bytes;
-    size_t cache_max;       /* checkpoint early beyond this (BK_WRITE_CACHE_MAX; tests lower it) */
+    size_t cache_max;       /* one half of dbStorage_writeCacheMaxSizeMb: a checkpoint starts
+                               beyond it, and an add waits while the other half is in flight */
+    struct bk_flush *flush; /* owned: the checkpoint in flight, or one that failed and is
+                               retried as it is by the next; NULL if none */
+    bool flush_busy;        /* flush is on the storage thread */
     struct mg_map logs;     /* u64 log id -> owned struct bk_log_file (open for reads) */
-    struct mg_map log_meta; /* u64 log id -> owned struct bk_log_meta */
-    uint32_t log_id;        /* current entry log */
-    int log_fd;             /* borrowed from logs */
-    uint64_t log_off;       /* size of the current log including log_buf */
-    uint64_t log_flushed;   /* bytes of it in the file: log_buf goes there */
-    uint8_t *log_buf;       /* owned write buffer of the current log */
+    pthread_mutex_t logs_lock;
+    struct mg_map log_meta; /* u64 log id -> owned struct bk_log_meta (loop thread) */
+    uint32_t meta_log_id;   /* loop's view of the current log: its and later ids are not gc'd */
+    /* entry-log writer: storage thread (the loop only before start and after stop) */
+    uint32_t log_id;      /* current entry log */
+    int log_fd;           /* borrowed from logs */
+    uint64_t log_off;     /* size of the current log including log_buf */
+    uint64_t log_flushed; /* bytes of it in the file: log_buf goes there */
+    uint8_t *log_buf;     /* owned write buffer of the current log */
     size_t log_buf_len, log_buf_cap;
     int64_t log_max;
-    uint64_t mark_file, mark_off; /* journal position of the last applied record */
-    bool io_failed;               /* entry log write failed: never checkpoint again */
-    bool nospace;                 /* entry log write out of space: log_buf waits for room */
-    int inject_errno;             /* test hook: the next entry log write fails with this */
+    uint64_t mark_file, mark_off;       /* journal position of the last applied record (loop) */
+    uint64_t durable_file, durable_off; /* the lastMark on disk (loop) */
+    _Atomic bool io_failed;             /* entry log write failed: never checkpoint again */
+    _Atomic bool nospace;               /* entry log write out of space: log_buf waits for room */
+    _Atomic int inject_errno;           /* test hook: the next entry log write fails with this */
     struct mg_ratelimit rl_nospace, rl_ckpt; /* repeated failures: one line per interval */
+    /* the storage thread */
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock; /* guards what follows */
+    pthread_cond_t cond;
+    struct bk_sop *q_head, *q_tail; /* submitted, not yet taken */
+    struct bk_sop *d_head, *d_tail; /* run, for the loop thread */
+    bool stopping, abandon;
+    struct bk_journal *journal; /* borrowed: trimmed behind each durable lastMark */
+    unsigned journal_keep;      /* journalMaxBackups, 0 while short of disk space (loop) */
+    int notify_fd;              /* owned eventfd: storage thread -> loop */
+    struct event *notify_ev;    /* owned */
+    enum bk_gate gate_at;       /* test hook: park the checkpoint there while set */
+    bool gate_parked;           /* it is parked */
+    /* statistics (loop thread) */
+    uint64_t flush_waits; /* adds that waited for a checkpoint in flight (both halves full) */
+    _Atomic uint64_t flush_waits_seen; /* the same, readable from any thread */
+    int64_t *dropped; /* ledgers gc dropped while a checkpoint was in flight (owned) */
+    size_t n_dropped, cap_dropped;
+    size_t cache_peak; /* most bytes in both halves at once */
 };
 
 int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max);
@@ -145,9 +257,8 @@ void bk_store_close(struct bk_store *st, bool skip_flush);
  * and create is false. */
 struct bk_ledger *bk_store_ledger(struct bk_store *st, int64_t ledger_id, bool create);
 /* Apply one journalled record (at request completion and during replay). data is owned by
- * the call for ADD (kept in the write cache) and borrowed otherwise. Returns 0, -MG_EREADONLY
- * (the entry log is out of space: the entry waits in memory, readable) or -MG_EIO (entry log
- * write failed for good; the entry stays readable from memory). */
+ * the call for ADD (kept in the write cache) and borrowed otherwise. Returns 0 (entry-log
+ * failures surface at the checkpoint that writes it). */
 int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t *data,
                    size_t len);
 /* Find an entry. Returns WIRE_BK_EOK with *data (borrowed from the cache, or owned: *owned set,
@@ -155,10 +266,31 @@ int bk_store_apply(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uin
  * entry. */
 int bk_store_read(struct bk_store *st, int64_t ledger_id, int64_t entry_id, uint8_t **data,
                   size_t *len, bool *owned);
-/* Sync entry logs, commit the index and ledger metadata, persist lastMark, drop the write
- * cache. Returns 0, -MG_EREADONLY (out of space) or -MG_EIO; on failure nothing was lost:
- * the journal is simply not trimmed. */
-int bk_store_checkpoint(struct bk_store *st);
+/* Start the storage thread; its completions wake bk_server_store_done on base's loop. */
+int bk_store_thread_start(struct bk_store *st, struct event_base *base, struct bk_server *srv);
+/* Stop and join it: a checkpoint in flight is finished first, unless abandon (tests: a
+ * crash), when it stops wherever it is. */
+void bk_store_thread_stop(struct bk_store *st, bool abandon);
+/* Begin a checkpoint on the storage thread (loop thread): the one that failed last is
+ * retried as it is, else the active write cache is swapped out with the dirty ledger
+ * records and the current mark. Without force nothing is begun when nothing changed since
+ * the last durable checkpoint. Returns 1 (begun), 0 (nothing to do) or -MG_EBUSY (one is in
+ * flight). */
+int bk_store_flush_begin(struct bk_store *st, bool force);
+/* Hand op to the storage thread (loop thread). Once the thread is stopped, op completes at
+ * once with -MG_ECANCELED. */
+void bk_store_submit(struct bk_store *st, struct bk_sop *op);
+/* Block the loop thread until some operation has completed (there must be one in flight). */
+void bk_store_wait_done(struct bk_store *st);
+/* The completed operations, oldest first (loop thread); the caller runs their done. */
+struct bk_sop *bk_store_take_done(struct bk_store *st);
+/* Test hook: park checkpoints at the gate (BK_GATE_NONE releases them); parked reads it. */
+void bk_store_gate(struct bk_store *st, enum bk_gate at);
+bool bk_store_gate_parked(struct bk_store *st);
+/* Storage thread: write the job's entries to the entry log, sync it, commit the index and
+ * ledger records, persist lastMark (in this order). 0, -MG_EREADONLY (out of space) or
+ * -MG_EIO; on failure nothing was lost: the journal is not trimmed. */
+int bk_store_flush_run(struct bk_store *st, struct bk_flush *f);
 /* Read the persisted lastMark; 0 and zeros if none. */
 int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off);
 
@@ -167,23 +299,29 @@ int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off)
 int bk_store_cmp_i64(const void *a, const void *b);
 /* Every ledger this bookie holds (index, ledger records, memory), sorted; caller frees. */
 int64_t *bk_store_ledger_ids(struct bk_store *st, size_t *n);
-/* Drop a ledger: its index entries and record in one durable LMDB commit, its cached entries
- * and state, its bytes in every log's metadata. 0 or -MG_EIO/-MG_EREADONLY (nothing dropped). */
-int bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id);
+/* Drop a ledger: at once its cached entries, its state and its bytes in every log's
+ * metadata; on the storage thread (after any checkpoint queued before) its index entries and
+ * record in one durable LMDB commit. done gets a struct bk_gc_op (rc 0, or -MG_EIO /
+ * -MG_EREADONLY: the index keeps it and the next run tries again) and frees it. */
+void bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id, bk_sop_done_fn done, void *arg);
 /* Ids of the logs other than the current one, ascending; caller frees. */
 int64_t *bk_store_log_ids(struct bk_store *st, size_t *n);
 /* The log's metadata, NULL if unknown. */
 const struct bk_log_meta *bk_store_log_meta(struct bk_store *st, uint32_t id);
-/* Delete an entry log that is not the current one (file, fd, metadata; directory synced). */
-int bk_store_delete_log(struct bk_store *st, uint32_t id);
-/* Start compacting log id: c is filled with its live ledgers. */
+/* Delete an entry log that is not the current one, on the storage thread (descriptor, file,
+ * directory synced); done gets a struct bk_gc_op and frees it, after bk_store_log_forget on
+ * success. */
+void bk_store_delete_log(struct bk_store *st, uint32_t id, bk_sop_done_fn done, void *arg);
+/* Drop a deleted log's metadata (loop thread). */
+void bk_store_log_forget(struct bk_store *st, uint32_t id);
+/* Start compacting log id: c is filled with its live ledgers (loop thread). */
 void bk_store_compact_begin(struct bk_store *st, struct bk_compact *c, uint32_t id);
-/* Copy up to max_entries / max_bytes (0 = no limit) of the log's indexed entries to the
- * current log (through the write cache: the next checkpoint syncs them and points the index
- * at them). Entries overwritten since (in the write cache) are skipped. Sets *done when the
- * log holds nothing the index points at any more. 0, -MG_EREADONLY or -MG_EIO. */
-int bk_store_compact_step(struct bk_store *st, struct bk_compact *c, size_t max_entries,
-                          size_t max_bytes, bool *done);
+/* Run the next slice on the storage thread; c->op.done (set by the caller) gets it back,
+ * calls bk_store_compact_apply, and decides on the next. */
+void bk_store_compact_slice(struct bk_store *st, struct bk_compact *c);
+/* Count the last slice's copies in the log metadata (loop thread; after a deletion the old
+ * log's metadata goes too). */
+void bk_store_compact_apply(struct bk_store *st, struct bk_compact *c);
 void bk_store_compact_fini(struct bk_compact *c);
 
 /* ---- journal (bk_journal.c) ------------------------------------------------------------ */
@@ -250,6 +388,7 @@ struct bk_journal {
     size_t bytes_threshold;
     size_t entries_threshold; /* 0 = off */
     uint64_t max_size;
+    uint64_t prealloc; /* journalPreAllocSizeMB: zero-filled ahead of the writes */
     bool sync;
     double threshold_pct; /* diskUsageThreshold in percent: preallocation stays under it */
     /* shared with the journal thread, under lock */
@@ -267,7 +406,7 @@ struct bk_journal {
     int fd; /* current file, owned */
     uint64_t file_id;
     uint64_t file_off;
-    uint64_t alloc_end; /* the current file is zero-filled up to here (preallocated) */
+    uint64_t alloc_end; /* the current file is zero-filled up to here, or written beyond it */
     uint8_t *buf;       /* owned group buffer */
     size_t buf_cap;
     bool failed;
@@ -292,9 +431,16 @@ void bk_journal_submit(struct bk_journal *j, struct bk_jreq *head, struct bk_jre
  * the done list for bk_journal_take_done. */
 void bk_journal_stop(struct bk_journal *j);
 struct bk_jreq *bk_journal_take_done(struct bk_journal *j);
-/* Delete journal files wholly before mark_file. Loop thread. */
-void bk_journal_trim(struct bk_journal *j, uint64_t mark_file);
+/* Delete journal files wholly before mark_file but the newest keep of them (journalMaxBackups).
+ * Any thread but the journal's (it never touches files before the current one). */
+void bk_journal_trim(struct bk_journal *j, uint64_t mark_file, unsigned keep);
 void bk_journal_fini(struct bk_journal *j);
+/* An eventfd and its persistent read event on base (a worker thread's wake-up of the loop:
+ * the journal's and the storage thread's). 0 or -MG_E* (logged). */
+int bk_notify_open(struct event_base *base, void (*cb)(int, short, void *), void *arg, int *fd,
+                   struct event **ev);
+/* Free the event and close the eventfd; both reset. */
+void bk_notify_close(int *fd, struct event **ev);
 /* Called by the journal's notify event on the loop thread (defined in bk_server.c). */
 void bk_server_journal_done(struct bk_server *s);
 
@@ -425,7 +571,10 @@ struct bk_server {
     bool exit_when_unregistered;
     bool unclean; /* test hook: bk_server_free skips the final checkpoint and flushes */
     uint64_t checkpoints, replayed, disk_checks;
-    struct mg_ratelimit rl_frame; /* oversized frames */
+    int flush_rc;                      /* result of the last checkpoint */
+    int journal_max_backups;           /* journalMaxBackups */
+    struct mg_ratelimit rl_frame;      /* oversized frames */
+    struct mg_ratelimit rl_cache_full; /* adds that waited for a checkpoint */
 };
 
 /* Enter (set) or leave (clear) a read-only reason; logs and updates the registration. */
@@ -433,12 +582,21 @@ void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const
 /* The periodic disk check (also callable by tests): read-only above diskUsageThreshold,
  * writable again below diskUsageLwmThreshold once pending writes succeed. */
 void bk_server_check_disk(struct bk_server *s);
-/* Checkpoint now (tests). Returns 0 or -MG_EIO. */
+/* Checkpoint now and wait (start, shutdown, disk check, tests): afterwards everything applied
+ * so far is durable. Returns 0 or -MG_E*. */
 int bk_server_checkpoint(struct bk_server *s);
-/* Checkpoint when the write cache holds more than store.cache_max bytes (not while the entry
- * log failed or waits for room: the disk check retries those). Every path that fills the
- * cache calls it: the journal's completions and compaction. */
+/* Begin a checkpoint when the active write-cache half holds more than store.cache_max bytes;
+ * when the other half is still in flight, wait for it first (backpressure). Not while the
+ * entry log failed or waits for room: the disk check retries those. Called before each add
+ * is applied and after each batch of journal completions. */
 void bk_server_checkpoint_if_full(struct bk_server *s);
+/* Begin a checkpoint on the storage thread without waiting (the flushInterval timer; tests). */
+void bk_server_checkpoint_start(struct bk_server *s);
+/* Called by the storage thread's notify event on the loop thread: runs the done of every
+ * completed operation. */
+void bk_server_store_done(struct bk_server *s);
+/* A checkpoint completed with rc (bk_store.c's done of a checkpoint, after its own part). */
+void bk_server_flushed(struct bk_server *s, int rc);
 void bk_server_stats(const struct bk_server *s, struct bk_stats *out);
 /* Test hooks: the next journal group write, or entry-log write, fails with err (an errno). */
 void bk_server_inject_journal_error(struct bk_server *s, int err);
