@@ -158,6 +158,11 @@ void bkc_ledger_destroy(struct bkc_ledger *lh, int status, bool defer)
         bkc_rrd_free(lh->c, lh->rrd);
         lh->rrd = NULL;
     }
+    if (lh->rr) {
+        bkc_req_fail(lh, lh->rr->req, status, msg);
+        bkc_rr_free(c, lh->rr);
+        lh->rr = NULL;
+    }
     if (lh->close_req) {
         bkc_req_fail(lh, lh->close_req, status, msg);
         lh->close_req = NULL;
@@ -243,8 +248,8 @@ static void bkc_lh_fail(struct bkc_ledger *lh, int err, const char *fmt, ...)
 
 /* Check a stored entry body: ledger id, entry id (expect < -1: any), digest. On success the
  * header fields are returned and the header+digest bytes are left in body. */
-static int bkc_verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_t expect,
-                            int64_t *entry, int64_t *lac, int64_t *length)
+int bkc_verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_t expect, int64_t *entry,
+                     int64_t *lac, int64_t *length)
 {
     size_t hl = WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len;
     size_t n = evbuffer_get_length(body);
@@ -269,7 +274,7 @@ static int bkc_verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_
 
 /* ---- adds ----------------------------------------------------------------------------- */
 
-static bool bkc_in_write_set(const struct bkc_ledger *lh, int64_t entry, int idx)
+bool bkc_in_write_set(const struct bkc_ledger *lh, int64_t entry, int idx)
 {
     int e = lh->md.ensemble_size;
     for (int i = 0; i < lh->md.write_quorum; i++)
@@ -468,8 +473,7 @@ static void bkc_lh_check_drained(struct bkc_ledger *lh)
 
 /* Write md to lh's metadata node, expecting version (META_VERSION_NONE: a new node, its
  * parents created as needed), then done. Returns meta_put's result (< 0: nothing started). */
-static int bkc_md_put(struct bkc_ledger *lh, const struct bkc_md *md, int64_t version,
-                      bkc_mop_fn done)
+int bkc_md_put(struct bkc_ledger *lh, const struct bkc_md *md, int64_t version, bkc_mop_fn done)
 {
     uint8_t *buf;
     size_t len;
@@ -483,7 +487,7 @@ static int bkc_md_put(struct bkc_ledger *lh, const struct bkc_md *md, int64_t ve
 
 /* Read lh's metadata node (to open, or again after a write lost a race), then done. Returns
  * meta_get's result (< 0: nothing started). */
-static int bkc_md_read(struct bkc_ledger *lh, bkc_mop_fn done)
+int bkc_md_read(struct bkc_ledger *lh, bkc_mop_fn done)
 {
     struct bkc_mop *mop = bkc_mop_new(lh->c, lh, done);
     return bkc_mop_started(mop, meta_get(lh->c->meta, lh->path, &mop->mr, bkc_mop_cb));
@@ -516,15 +520,13 @@ static void bkc_change_start(struct bkc_ledger *lh)
     }
 }
 
-/* Pick `need` distinct bookies from a /ledgers/available listing, skipping "readonly" and
- * the ids in exclude; out gets borrowed names. Returns how many were available. */
-static int bkc_pick_bookies(struct bkc_client *c, struct meta_req *mr, char *const *exclude,
-                            int n_ex, int need, const char **out)
+int bkc_pick_bookies(struct bkc_client *c, char *const *names, int n_names, char *const *exclude,
+                     int n_ex, int need, const char **out)
 {
-    const char **cand = mg_calloc((size_t)mr->n_children + 1, sizeof(char *));
+    const char **cand = mg_calloc((size_t)n_names + 1, sizeof(char *));
     int n = 0;
-    for (int i = 0; i < mr->n_children; i++) {
-        const char *id = mr->children[i];
+    for (int i = 0; i < n_names; i++) {
+        const char *id = names[i];
         bool skip = !strcmp(id, "readonly");
         for (int j = 0; j < n_ex && !skip; j++)
             skip = !strcmp(id, exclude[j]);
@@ -559,7 +561,8 @@ static void bkc_change_list_done(struct bkc_mop *mop, int status)
     memcpy(exclude, last->bookies, (size_t)E * sizeof(char *));
     if (lh->n_failed_ids)
         memcpy(exclude + E, lh->failed_ids, (size_t)lh->n_failed_ids * sizeof(char *));
-    int have = bkc_pick_bookies(lh->c, &mop->mr, exclude, E + lh->n_failed_ids, need, pick);
+    int have = bkc_pick_bookies(lh->c, mop->mr.children, mop->mr.n_children, exclude,
+                                E + lh->n_failed_ids, need, pick);
     mg_free(exclude);
     if (have < need) {
         bkc_lh_fail(lh, -MG_ENOBOOKIES,
@@ -643,6 +646,27 @@ static void bkc_change_installed(struct bkc_ledger *lh, int64_t version)
         bkc_lh_deliver(lh);
 }
 
+/* The metadata was changed by someone else while ours was still OPEN (or IN_RECOVERY): the
+ * autorecovery's replication workers replace lost bookies in the segments before the last one
+ * (never in the last, which is the writer's). Take their ensembles, so that the write that
+ * follows does not put the lost bookies back. */
+static void bkc_adopt_closed_segments(struct bkc_ledger *lh, const struct bkc_md *md)
+{
+    if (md->ensemble_size != lh->md.ensemble_size)
+        return;
+    for (int s = 0; s < lh->md.n_segs - 1 && s < md->n_segs; s++) {
+        if (md->segs[s].first != lh->md.segs[s].first)
+            return;
+        for (int i = 0; i < md->ensemble_size; i++) {
+            char **b = &lh->md.segs[s].bookies[i];
+            if (strcmp(*b, md->segs[s].bookies[i]) != 0) {
+                mg_free(*b);
+                *b = mg_strdup(md->segs[s].bookies[i]);
+            }
+        }
+    }
+}
+
 static void bkc_change_reread_done(struct bkc_mop *mop, int status)
 {
     struct bkc_ledger *lh = mop->owner;
@@ -655,6 +679,8 @@ static void bkc_change_reread_done(struct bkc_mop *mop, int status)
     }
     int want = lh->mode == BKC_MODE_RECOVERING ? BKC_STATE_IN_RECOVERY : BKC_STATE_OPEN;
     int state = md.state;
+    if (state == want)
+        bkc_adopt_closed_segments(lh, &md);
     bkc_md_fini(&md);
     if (state != want) {
         bkc_lh_fail(lh, -MG_EFENCED,
@@ -759,6 +785,7 @@ static void bkc_close_reread_done(struct bkc_mop *mop, int status)
     int want = rec ? BKC_STATE_IN_RECOVERY : BKC_STATE_OPEN;
     if (md.state == want) {
         lh->md_version = mop->mr.stat.version;
+        bkc_adopt_closed_segments(lh, &md);
         bkc_md_fini(&md);
         bkc_md_close(lh);
         return;
@@ -1078,7 +1105,9 @@ static void bkc_create_bookies_done(struct bkc_mop *mop, int status)
     }
     int E = lh->md.ensemble_size;
     const char *pick[BKC_MAX_ENSEMBLE];
-    int have = status < 0 ? 0 : bkc_pick_bookies(lh->c, &mop->mr, NULL, 0, E, pick);
+    int have = status < 0 ? 0
+                          : bkc_pick_bookies(lh->c, mop->mr.children, mop->mr.n_children, NULL, 0,
+                                             E, pick);
     if (have < E) {
         bkc_open_fail(lh, -MG_ENOBOOKIES,
                       "create ledger: not enough writable bookies: need %d, %d "
