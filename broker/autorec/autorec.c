@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MOD "autorec"
 #define AR_ELECT_RETRY_MS 1000
@@ -909,6 +910,27 @@ int ar_new(struct mg_loop *loop, struct meta_store *meta, const struct ar_conf *
         mg_timer_activate(&a->poll_t);
     *out = a;
     return 0;
+}
+
+int ar_start_role(struct mg_loop *loop, struct meta_store *meta, const struct cfg *cfg,
+                  const char *bookie_id, struct ar **out)
+{
+    *out = NULL;
+    if (bookie_id && (!cfg->auto_recovery_daemon_enabled || !meta))
+        return 0;
+    if (!meta) {
+        MG_ERROR(MOD, "autorecovery needs the bookies' shared metadata store: set "
+                      "metadataStoreUrl=zk:host:2181[/root]");
+        return -MG_EINVAL;
+    }
+    /* the instance's name in votes and locks: the bookie's id, or host:pid of a lone one */
+    char *id = bookie_id ? mg_strdup(bookie_id)
+                         : mg_asprintf("%s:%d", cfg->advertised_address, (int)getpid());
+    struct ar_conf o;
+    ar_conf_from_cfg(&o, cfg, id);
+    int rc = ar_new(loop, meta, &o, out);
+    mg_free(id);
+    return rc;
 }
 
 void ar_stop(struct ar *a)

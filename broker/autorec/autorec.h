@@ -46,6 +46,13 @@ struct ar_conf {
 /* The conf from the configuration keys (id borrowed; both parts on, poll 1 s). */
 void ar_conf_from_cfg(struct ar_conf *o, const struct cfg *cfg, const char *id);
 
+/* What `magnetar bookie` (bookie_id: its id) and `magnetar autorecovery` (bookie_id NULL) run:
+ * an instance from cfg, or nothing (*out NULL) for a bookie with autoRecoveryDaemonEnabled
+ * false or without a shared store (meta NULL). Returns 0, or -MG_EINVAL (logged) for
+ * `magnetar autorecovery` without a shared store. */
+int ar_start_role(struct mg_loop *loop, struct meta_store *meta, const struct cfg *cfg,
+                  const char *bookie_id, struct ar **out);
+
 /* Start on loop and meta (borrowed: both must outlive it). Returns 0 and *out, or
  * -MG_EINVAL (no id). Votes for auditor and starts the worker at once. */
 int ar_new(struct mg_loop *loop, struct meta_store *meta, const struct ar_conf *o, struct ar **out);

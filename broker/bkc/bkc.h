@@ -365,5 +365,9 @@ void bkc_fake_get_stats(const struct bkc_fake *f, int i, struct bkc_fake_stats *
 /* The hierarchical metadata path of ledger id under root ("/ledgers"): id 42 ->
  * "/ledgers/00/0000/L0042"; ids >= 2^31-1 use the 3/4/4/4/4 split. Returns a new string. */
 char *bkc_ledger_path(const char *root, int64_t id);
+/* A ledger metadata node's value (format v3 or v2) as BookKeeper's shell prints it:
+ * "LedgerMetadata{formatVersion=3, ensembleSize=.., ..., ensembles={0=[a, b]},
+ * customMetadata={k=base64:..}}". A new string (mg_free), or NULL when it does not decode. */
+char *bkc_md_describe(const void *buf, size_t len);
 
 #endif
