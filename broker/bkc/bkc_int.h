@@ -305,6 +305,8 @@ struct bkc_rd_ent {
     int tries, n_missing, n_corrupt, n_toobig;
     struct evbuffer *payload; /* owned once read */
     int64_t length;           /* the entry's length field */
+    bool refreshed;           /* it made us (or waited for) a metadata re-read already */
+    uint64_t md_gen;          /* lh->md_gen when its current round of tries began */
 };
 struct bkc_rd {
     struct bkc_ledger *lh; /* borrowed */
@@ -313,6 +315,7 @@ struct bkc_rd {
     int64_t first, last;
     int n, n_done;
     struct bkc_rd_ent *ents; /* owned, n */
+    bool waiting;            /* entries wait for a metadata re-read (lh->md_refreshing) */
     TAILQ_ENTRY(bkc_rd) link;
 };
 TAILQ_HEAD(bkc_rd_list, bkc_rd);
@@ -378,6 +381,8 @@ struct bkc_ledger {
     bool md_closing;      /* the CLOSED metadata write is in flight */
     struct bkc_md new_md; /* the metadata an ensemble change is writing */
     struct bkc_rr *rr;    /* owned: bkc_replicate / bkc_ledger_set_bookie in progress */
+    bool md_refreshing;   /* a read's metadata re-read is in flight */
+    uint64_t md_gen;      /* metadata re-reads for reads completed */
 };
 
 /* Create / open steps (bkc_ledger.c), started by bkc_client.c. */

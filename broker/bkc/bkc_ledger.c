@@ -646,15 +646,20 @@ static void bkc_change_installed(struct bkc_ledger *lh, int64_t version)
         bkc_lh_deliver(lh);
 }
 
-/* The metadata was changed by someone else while ours was still OPEN (or IN_RECOVERY): the
- * autorecovery's replication workers replace lost bookies in the segments before the last one
- * (never in the last, which is the writer's). Take their ensembles, so that the write that
- * follows does not put the lost bookies back. */
+/* The metadata was changed by someone else while ours was still OPEN (or IN_RECOVERY), or a
+ * reader's view is older than the metadata: the autorecovery's replication workers replace
+ * lost bookies in the segments whose end is fixed (all but the last of a ledger not closed;
+ * all of a closed one). Take their ensembles, so that a write that follows does not put the
+ * lost bookies back and reads go to the bookies that hold the copies now. */
 static void bkc_adopt_closed_segments(struct bkc_ledger *lh, const struct bkc_md *md)
 {
     if (md->ensemble_size != lh->md.ensemble_size)
         return;
-    for (int s = 0; s < lh->md.n_segs - 1 && s < md->n_segs; s++) {
+    bool closed = lh->md.state == BKC_STATE_CLOSED && md->state == BKC_STATE_CLOSED &&
+                  md->last_entry == lh->md.last_entry;
+    int fixed = closed ? lh->md.n_segs : lh->md.n_segs - 1;
+    bool last_changed = false;
+    for (int s = 0; s < fixed && s < md->n_segs; s++) {
         if (md->segs[s].first != lh->md.segs[s].first)
             return;
         for (int i = 0; i < md->ensemble_size; i++) {
@@ -662,9 +667,12 @@ static void bkc_adopt_closed_segments(struct bkc_ledger *lh, const struct bkc_md
             if (strcmp(*b, md->segs[s].bookies[i]) != 0) {
                 mg_free(*b);
                 *b = mg_strdup(md->segs[s].bookies[i]);
+                last_changed |= s == lh->md.n_segs - 1;
             }
         }
     }
+    if (last_changed)
+        bkc_lh_set_ensemble(lh);
 }
 
 static void bkc_change_reread_done(struct bkc_mop *mop, int status)
@@ -820,6 +828,8 @@ int bkc_close(struct bkc_ledger *lh, struct bkc_req *req, bkc_cb cb)
 /* ---- reads ------------------------------------------------------------------------------ */
 
 static void bkc_rd_send(struct bkc_rd *rd, int i);
+static void bkc_rd_refresh(struct bkc_rd *rd, int i);
+static void bkc_rd_refresh_done(struct bkc_mop *mop, int status);
 
 static void bkc_rd_finish(struct bkc_rd *rd, int status, int64_t bad_entry)
 {
@@ -891,7 +901,60 @@ static void bkc_rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
              : ent->n_corrupt > 0          ? -MG_ECHECKSUM
              : ent->n_toobig == ent->tries ? -MG_ETOOBIG
                                            : -MG_EIO;
+    if (st == -MG_EIO && rd->req && !ent->refreshed) {
+        bkc_rd_refresh(rd, i);
+        return;
+    }
     bkc_rd_finish(rd, st, e);
+}
+
+/* No replica in our view of the metadata served an entry: the autorecovery may have moved
+ * its copies to other bookies since we read the metadata (BookKeeper's readers learn of that
+ * through a metadata watch). Read the metadata again (one re-read in flight per handle), take
+ * the ensembles that changed, and ask again; once per entry. */
+static void bkc_rd_refresh(struct bkc_rd *rd, int i)
+{
+    struct bkc_ledger *lh = rd->lh;
+    struct bkc_rd_ent *ent = &rd->ents[i];
+    ent->refreshed = true;
+    ent->tries = ent->n_missing = ent->n_corrupt = ent->n_toobig = 0;
+    if (!lh->md_refreshing && ent->md_gen != lh->md_gen) {
+        bkc_rd_send(rd, i); /* a re-read completed since this entry was first asked for */
+        return;
+    }
+    rd->waiting = true;
+    if (lh->md_refreshing)
+        return;
+    lh->md_refreshing = true;
+    int rc = bkc_md_read(lh, bkc_rd_refresh_done);
+    if (rc < 0) {
+        lh->md_refreshing = false;
+        rd->waiting = false;
+        bkc_rd_finish(rd, -MG_EIO, rd->first + i);
+    }
+}
+
+static void bkc_rd_refresh_done(struct bkc_mop *mop, int status)
+{
+    struct bkc_ledger *lh = mop->owner;
+    lh->md_refreshing = false;
+    lh->md_gen++;
+    struct bkc_md md;
+    if (status == 0 && bkc_md_decode(mop->mr.value, mop->mr.len, &md) == 0) {
+        bkc_adopt_closed_segments(lh, &md);
+        bkc_md_fini(&md);
+    }
+    /* resend every waiting entry (neither in flight nor read) of every waiting read */
+    struct bkc_rd *rd;
+    TAILQ_FOREACH(rd, &lh->reads, link) /* sending never completes a read */
+    {
+        if (!rd->waiting)
+            continue;
+        rd->waiting = false;
+        for (int i = 0; i < rd->n; i++)
+            if (!rd->ents[i].op && !rd->ents[i].payload)
+                bkc_rd_send(rd, i);
+    }
 }
 
 static void bkc_rd_send(struct bkc_rd *rd, int i)
@@ -901,7 +964,8 @@ static void bkc_rd_send(struct bkc_rd *rd, int i)
     struct bkc_segment *s = &lh->md.segs[bkc_md_segment_for(&lh->md, e)];
     struct bkc_rd_ent *ent = &rd->ents[i];
     int idx = (int)((e + ent->tries) % lh->md.ensemble_size);
-    ent->tries++;
+    if (ent->tries++ == 0)
+        ent->md_gen = lh->md_gen;
     struct bkc_bookie *bk = lh->c->tp.ops->bookie_get(lh->c, s->bookies[idx]);
     ent->op = lh->c->tp.ops->read(bk, lh->id, e, 0, NULL, bkc_rd_op_cb, rd, i);
 }

@@ -372,6 +372,51 @@ START_TEST(test_open_ledger_left_to_writer)
 }
 END_TEST
 
+/* Handles opened before the re-replication (a reader of a closed ledger, a writer whose
+ * first segment was re-replicated) still read everything once a second original bookie is
+ * gone: a read no replica of their view serves re-reads the metadata. */
+START_TEST(test_stale_handles_follow_replication)
+{
+    struct tl_adds b = {0}, w = {0};
+    int64_t id = written(cl, 12, &b);
+    struct bkc_ledger *rd = tl_bkc_open(cl, id, false, 0);
+    struct bkc_ledger *wr = tl_bkc_create(cl, 0);
+    int64_t wid = bkc_ledger_id(wr);
+    tl_adds_all(&w, wr, 5);
+    /* the bookie both ensembles share goes for good, or the reader's first one (copies: the
+     * handles' strings change when they take new ensembles) */
+    char e0[64], e1[64], lost[64], other[64];
+    snprintf(e0, sizeof(e0), "%s", bkc_ledger_segment_bookie(rd, 0, 0));
+    snprintf(e1, sizeof(e1), "%s", bkc_ledger_segment_bookie(rd, 0, 1));
+    const char *w0 = bkc_ledger_segment_bookie(wr, 0, 0), *w1 = bkc_ledger_segment_bookie(wr, 0, 1);
+    bool shared = !strcmp(e1, w0) || !strcmp(e1, w1);
+    snprintf(lost, sizeof(lost), "%s", shared ? e1 : e0);
+    snprintf(other, sizeof(other), "%s", shared ? e0 : e1);
+    tl_fakebk_stop(&env, bkc_fake_bookie_index(env.fake, lost));
+    tl_adds_all(&w, wr, 3); /* the writer moves on if it used the lost bookie */
+    struct ar_conf o;
+    conf(&o, "worker:1", 0);
+    struct ar *a = start(&o, NULL);
+    int64_t ids[2] = {id, wid};
+    struct marks_gone mg = {ids, bkc_ledger_num_segments(wr) > 1 ? 2 : 1};
+    tl_run_for(env.loop, 1000);
+    ck_assert(tl_until(env.loop, no_marks, &mg, 60000));
+    ck_assert(!md_names(id, lost));
+    /* the reader's other original bookie goes too: its view names two dead bookies */
+    tl_fakebk_stop(&env, bkc_fake_bookie_index(env.fake, other));
+    tl_bkc_check_read(rd, 0, 11);
+    ck_assert_str_ne(bkc_ledger_segment_bookie(rd, 0, 0), lost);
+    ck_assert_str_ne(bkc_ledger_segment_bookie(rd, 0, 1), lost);
+    /* the writer's first segment: its original replicas may both be gone now */
+    tl_bkc_check_read(wr, 0, 7);
+    bkc_ledger_free(rd);
+    bkc_ledger_free(wr);
+    stop_and_free(a);
+    tl_adds_fini(&b);
+    tl_adds_fini(&w);
+}
+END_TEST
+
 /* A ledger locked by another worker is left alone until its lock goes. */
 START_TEST(test_locked_by_other_worker)
 {
@@ -446,6 +491,6 @@ int main(void)
                   TL_TESTS(test_paths, test_one_auditor_then_the_next,
                            test_lost_bookie_marked_after_delay, test_bookie_back_within_delay,
                            test_rereplicate_full_ensembles, test_rereplicate_striped,
-                           test_open_ledger_left_to_writer, test_locked_by_other_worker,
-                           test_deleted_ledger_and_no_target)}));
+                           test_open_ledger_left_to_writer, test_stale_handles_follow_replication,
+                           test_locked_by_other_worker, test_deleted_ledger_and_no_target)}));
 }
