@@ -3,6 +3,7 @@
  * of metadataStoreUrl, with their names and output (bookkeeper shell 4.17):
  *
  *   listbookies [-rw|-ro|-a]       the registered bookies (writable, read-only, all)
+ *   listledgers                    every ledger's id
  *   listunderreplicated            the ledgers marked under-replicated, with the missing
  *                                  replicas and the worker holding the lock
  *   ledgermetadata -l <id>         one ledger's metadata
@@ -261,6 +262,23 @@ static int ar_sh_listunderreplicated(struct ar_sh *s)
     return 0;
 }
 
+/* ---- listledgers ---------------------------------------------------------------------------- */
+
+static int ar_sh_listledgers(struct ar_sh *s)
+{
+    struct ar_walk w;
+    int rc = ar_sh_walk(s, s->root, AR_WALK_LEDGERS, &w);
+    if (rc < 0 && rc != -MG_ENOTFOUND) {
+        fprintf(stderr, "listledgers: %s\n", mg_strerror(rc));
+        ar_walk_fini(&w);
+        return 1;
+    }
+    for (int i = 0; i < w.n_ids; i++)
+        printf("ledgerID: %" PRId64 "\n", w.ids[i]);
+    ar_walk_fini(&w);
+    return 0;
+}
+
 /* ---- ledgermetadata ------------------------------------------------------------------------- */
 
 static int ar_sh_ledgermetadata(struct ar_sh *s, int argc, char **argv)
@@ -501,6 +519,7 @@ static void ar_sh_usage(FILE *out)
                  "\n"
                  "BookKeeper shell's operator commands, on the bookies of metadataStoreUrl:\n"
                  "  listbookies [-rw|-ro|-a]              registered bookies\n"
+                 "  listledgers                           every ledger's id\n"
                  "  listunderreplicated                   ledgers marked under-replicated\n"
                  "  ledgermetadata -l <id>                a ledger's metadata\n"
                  "  recover [-f] [-sk] <bookie[,...]>     re-replicate the fragments of bookies\n"
@@ -574,6 +593,8 @@ int ar_shell_main(int argc, char **argv)
         fprintf(stderr, "magnetar shell: %s: %s\n", s.cfg.metadata_store_url, mg_strerror(rc));
     } else if (!strcmp(cmd, "listbookies")) {
         code = ar_sh_listbookies(&s, cargc, cargv);
+    } else if (!strcmp(cmd, "listledgers")) {
+        code = ar_sh_listledgers(&s);
     } else if (!strcmp(cmd, "listunderreplicated")) {
         code = ar_sh_listunderreplicated(&s);
     } else if (!strcmp(cmd, "ledgermetadata")) {

@@ -671,6 +671,9 @@ static void ar_worker_copied(struct bkc_req *req, int status)
     if (a->stopping)
         return;
     a->st.entries_copied += req->entry_id;
+    if (status == 0)
+        MG_INFO(MOD, "ledger %" PRId64 " segment %d: %" PRId64 " entries copied to %s", a->w_ledger,
+                a->w_seg, req->entry_id, a->w_target);
     if (status < 0) {
         ar_worker_ledger_end(a, status, req->errmsg[0] ? req->errmsg : mg_strerror(status));
         return;
