@@ -351,8 +351,8 @@ static int ar_sh_scan(struct ar_sh *s, const struct ar_ids *set, bool mark, bool
             on |= ar_sh_names(lh, g, set);
         bool open_last = !bkc_ledger_is_closed(lh) && ar_sh_names(lh, n - 1, set);
         bkc_ledger_free(lh);
-        if (!on)
-            continue;
+        if (!on || (!mark && skip_open && open_last))
+            continue; /* (-sk: an open ledger's last fragment stays the writer's) */
         (*count)++;
         if (!mark)
             continue;
@@ -426,7 +426,7 @@ static int ar_sh_rereplicate(struct ar_sh *s, const char *what, const struct ar_
     int left = n;
     while (left > 0 && mg_mono_ms() < deadline) {
         ar_sh_run_for(s, 1000);
-        rc = ar_sh_scan(s, set, false, true, &left);
+        rc = ar_sh_scan(s, set, false, skip_open, &left);
         if (rc < 0)
             left = n;
     }
