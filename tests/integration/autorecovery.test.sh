@@ -25,6 +25,7 @@
 # 5), AUTOREC_DEADLINE_S (300), AUTOREC_SEED (the victims; default $RANDOM).
 set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
+. "$IT_DIR/lib/autorec.sh"
 it_init autorecovery
 need_bin
 
@@ -48,20 +49,6 @@ start_zk_broker broker --set dataDirectory="$T/broker" \
     --set managedLedgerMinLedgerRolloverTimeMinutes=0 || exit 1
 URL="pulsar://127.0.0.1:$(port_of broker brokerServicePort)"
 
-shell() { "$BIN" shell --set metadataStoreUrl="$ZKURL" --set logLevel=warn "$@"; }
-bookie_id() { echo "127.0.0.1:$(port_of "bk$1" bookiePort)"; }
-
-# ensembles: one line per segment of every ledger: "LEDGER BOOKIE BOOKIE"
-ensembles() {
-    local ids id md
-    ids=$(shell listledgers | sed -n 's/^ledgerID: //p') || return 1
-    for id in $ids; do
-        md=$(shell ledgermetadata -l "$id") || return 1
-        echo "$md" | sed -n 's/.*ensembles={\(.*\)}, customMetadata.*/\1/p' |
-            grep -o '\[[^]]*\]' | tr -d '[],' | sed "s/^/$id /"
-    done
-}
-
 # ---- 1. written before the failure ----------------------------------------------------------
 subscribe "sub-$SUB" "$URL" "$TOPIC" "$SUB"
 produce_all producer "$T/produce.json" 400 "$N" "before the failure" \
@@ -69,16 +56,14 @@ produce_all producer "$T/produce.json" 400 "$N" "before the failure" \
 ACKED=$PRODUCE_ACKED
 
 # ---- 2. SIGKILL a bookie that holds data, for good ------------------------------------------
-before=$(ensembles) || { fail "cannot read the ledgers' ensembles"; exit 1; }
-LEDGERS=$(echo "$before" | awk '{ print $1 }' | sort -u | grep -c .)
+before=$(ar_ensembles) || { fail "cannot read the ledgers' ensembles"; exit 1; }
+LEDGERS=$(ar_ledgers "$before")
 note "$LEDGERS ledger(s); segments: $(echo "$before" | wc -l)"
-holders=()
-for i in $(seq 1 $NBK); do
-    echo "$before" | grep -q " $(bookie_id "$i")\b" && holders+=("$i")
-done
+ar_holders "$before"
+holders=("${AR_HOLDERS[@]}")
 [ ${#holders[@]} -ge 2 ] || { fail "fewer than 2 bookies hold data: ${holders[*]}"; exit 1; }
 victim=${holders[$((RANDOM % ${#holders[@]}))]}
-VICTIM_ID=$(bookie_id "$victim")
+VICTIM_ID=$(ar_bookie_id "$victim")
 on_victim=$(echo "$before" | grep " $VICTIM_ID\b" | awk '{print $1}' | sort -u | wc -l)
 note "SIGKILL bk$victim ($VICTIM_ID, in $on_victim ledger(s))"
 T_KILL=$(now_ms)
@@ -92,36 +77,15 @@ ACKED2=${PRODUCE_ACKED:-0}
 
 # ---- 4. every ledger back to 2 live copies ---------------------------------------------------
 live=()
-for i in $(seq 1 $NBK); do [ "$i" != "$victim" ] && live+=("$(bookie_id "$i")"); done
-replicated() { # every segment names 2 distinct live bookies, and nothing is marked
-    local segs l a b bad=0
-    segs=$(ensembles) || return 1
-    LEDGERS=$(echo "$segs" | awk '{ print $1 }' | sort -u | grep -c .)
-    while read -r l a b; do
-        [ -n "$l" ] || continue
-        if [ "$a" = "$b" ] || [[ " ${live[*]} " != *" $a "* ]] || [[ " ${live[*]} " != *" $b "* ]]; then
-            bad=$((bad + 1))
-        fi
-    done <<<"$segs"
-    UNDER=$(shell listunderreplicated | sed -n 's/^Under replicated ledger count: //p')
-    BAD=$bad
-    [ "$bad" -eq 0 ] && [ "${UNDER:-1}" = 0 ]
-}
-T_DONE=
-end=$(($(date +%s) + DEADLINE))
-while [ "$(date +%s)" -lt "$end" ]; do
-    if replicated; then
-        T_DONE=$(now_ms)
-        break
-    fi
-    sleep 1
-done
-if [ -n "$T_DONE" ]; then
+for i in $(seq 1 $NBK); do [ "$i" != "$victim" ] && live+=("$(ar_bookie_id "$i")"); done
+if ar_wait_replicated "$DEADLINE" "${live[@]}"; then
+    T_DONE=$(now_ms)
+    LEDGERS=$AR_LEDGERS
     REPL_S=$(awk -v a="$T_KILL" -v b="$T_DONE" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
-    pass "every one of $LEDGERS ledgers has 2 live bookies in every segment, none under-replicated, $REPL_S s after the SIGKILL (lostBookieRecoveryDelay $DELAY s included)"
+    pass "every one of $LEDGERS ledgers has 2 live bookies in every segment, none under-replicated, $REPL_S s after the SIGKILL (the ZooKeeper session timeout and lostBookieRecoveryDelay $DELAY s included)"
 else
     REPL_S=timeout
-    fail "after $DEADLINE s: $BAD segment(s) without 2 live bookies, ${UNDER:-?} ledger(s) marked under-replicated"
+    fail "after $DEADLINE s: $AR_BAD segment(s) without 2 live bookies, ${AR_UNDER:-?} ledger(s) marked under-replicated"
 fi
 COPIED=0
 for i in $(seq 1 $NBK); do
@@ -135,7 +99,7 @@ note "the replication workers copied $COPIED entries"
 # ---- 5. a second original bookie goes -----------------------------------------------------------
 second=
 for i in "${holders[@]}"; do [ "$i" != "$victim" ] && second=$i && break; done
-note "SIGKILL bk$second ($(bookie_id "$second")), an original holder"
+note "SIGKILL bk$second ($(ar_bookie_id "$second")), an original holder"
 kill_proc "bk$second"
 
 # ---- 6. every acknowledged message ---------------------------------------------------------------
