@@ -106,8 +106,11 @@ struct ar_defer {
     uint64_t until_ms;
 };
 
+struct evhttp;
+
 struct ar {
     struct mg_loop *loop;    /* borrowed */
+    struct evhttp *http;     /* owned: GET /metrics (prometheusStatsHttpPort), or NULL */
     struct meta_store *meta; /* borrowed */
     struct bkc_client *bkc;  /* owned */
     struct ar_conf conf;     /* strings point to the owned copies below */
@@ -156,5 +159,11 @@ struct ar {
     struct ar_defer *defer; /* owned: ledgers not to retry before a time */
     int n_defer;
 };
+
+/* ---- metrics (ar_metrics.c) -------------------------------------------------------------- */
+
+/* Serve GET /metrics on addr:port (the loop's base); 0 or -MG_EIO (logged). */
+int ar_http_start(struct ar *a, const char *addr, int port);
+void ar_http_stop(struct ar *a);
 
 #endif

@@ -248,6 +248,7 @@ static void ar_audit_open_done(struct bkc_req *req, int status)
         return;
     }
     uint64_t now = mg_loop_mono_ms(a->loop);
+    a->st.ledgers_checked++;
     struct ar_ids lost = {0};
     for (int s = 0; s < bkc_ledger_num_segments(lh); s++)
         for (int i = 0; i < bkc_ledger_ensemble_size(lh); i++) {
@@ -510,6 +511,7 @@ static void ar_elect_check(struct ar *a)
     char *dir = mg_asprintf("%s/underreplication/auditorelection", a->root);
     int rc;
     if (!a->vote) {
+        a->st.election_attempts++;
         char *p = mg_asprintf("%s/V_", dir);
         rc = meta_put(a->meta, p, a->id, strlen(a->id), META_VERSION_NONE,
                       META_EPHEMERAL | META_SEQUENTIAL | META_CREATE_PARENTS, &a->elect_mr,
@@ -933,6 +935,8 @@ int ar_start_role(struct mg_loop *loop, struct meta_store *meta, const struct cf
     ar_conf_from_cfg(&o, cfg, id);
     int rc = ar_new(loop, meta, &o, out);
     mg_free(id);
+    if (rc == 0 && cfg->prometheus_stats_http_port > 0)
+        ar_http_start(*out, cfg->bind_address, cfg->prometheus_stats_http_port);
     return rc;
 }
 
@@ -941,6 +945,7 @@ void ar_stop(struct ar *a)
     if (!a || a->stopping)
         return;
     a->stopping = true;
+    ar_http_stop(a);
     meta_unwatch(a->meta, a->elect_w);
     meta_unwatch(a->meta, a->avail_w);
     a->elect_w = a->avail_w = NULL;

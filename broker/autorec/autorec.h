@@ -73,9 +73,15 @@ struct ar_stats {
     int64_t audits;             /* audits (scans of all ledgers) completed */
     int64_t entries_copied;     /* entries re-replicated by this worker */
     int64_t ledgers_replicated; /* ledgers whose mark this worker cleared */
-    int64_t fragments_failed;   /* fragment copies that failed */
+    int64_t fragments_failed;   /* ledgers left after a failure (a copy, a metadata write) */
+    int64_t election_attempts;  /* votes cast */
+    int64_t ledgers_checked;    /* ledgers audited */
 };
 void ar_get_stats(const struct ar *a, struct ar_stats *out);
+/* The stats as Prometheus text with BookKeeper's names (replication_auditor_*,
+ * replication_replication_worker_*) appended to b. */
+struct evbuffer;
+void ar_metrics(const struct ar *a, struct evbuffer *b);
 
 /* `magnetar shell <command> [args]`: listunderreplicated | listbookies [-rw|-ro|-a] |
  * ledgermetadata -l <id> | recover <bookie> | decommissionbookie -bookieid <bookie>, against

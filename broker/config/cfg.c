@@ -207,6 +207,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("rereplicationEntryBatchSize", rereplication_entry_batch_size, "100", 1, 10000),
     CFG_INT("openLedgerRereplicationGracePeriod", open_ledger_rereplication_grace_period_ms,
             "30000", 0, INT_MAX),
+    CFG_INT("prometheusStatsHttpPort", prometheus_stats_http_port, "0", 0, 65535),
     CFG_INT("lockReleaseOfFailedLedgerGracePeriod", lock_release_of_failed_ledger_grace_period_ms,
             "300000", 0, INT_MAX),
     CFG_BOOL("isForceGCAllowWhenNoSpace", is_force_gc_allow_when_no_space, "false"),

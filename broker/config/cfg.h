@@ -119,8 +119,9 @@ struct cfg {
     int rereplication_entry_batch_size;            /* rereplicationEntryBatchSize (100) */
     int open_ledger_rereplication_grace_period_ms; /* openLedgerRereplicationGracePeriod (30000) */
     int lock_release_of_failed_ledger_grace_period_ms; /* lockReleaseOfFailedLedgerGracePeriod */
-    bool is_force_gc_allow_when_no_space;              /* isForceGCAllowWhenNoSpace (false) */
-    char *log_level; /* logLevel ("info": debug|info|warn|error) */
+    int prometheus_stats_http_port;       /* prometheusStatsHttpPort (0 = off): bookie metrics */
+    bool is_force_gc_allow_when_no_space; /* isForceGCAllowWhenNoSpace (false) */
+    char *log_level;                      /* logLevel ("info": debug|info|warn|error) */
     /* authentication (Pulsar's keys; broker/auth/auth.h reads them; "" = not set) */
     bool authentication_enabled;              /* authenticationEnabled (false) */
     char *authentication_providers;           /* authenticationProviders ("") */

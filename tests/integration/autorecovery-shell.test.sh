@@ -11,7 +11,9 @@
 #   2. SIGKILL bookie A (one that ledgers name) for good; once it is unregistered: still no
 #      mark (no auditor runs); 200 more messages (the writer leaves A).
 #   3. `magnetar autorecovery` (lostBookieRecoveryDelay=0) is elected auditor, and every ledger
-#      gets 2 live bookies in every segment (at most 120 s); SIGTERM: exit 0.
+#      gets 2 live bookies in every segment (at most 120 s); its /metrics
+#      (prometheusStatsHttpPort) show it is the auditor and the entries it copied; SIGTERM:
+#      exit 0.
 #   4. SIGKILL bookie B (another original holder); 200 more messages. `shell recover B`
 #      answered "N" changes nothing (exit 1); `shell decommissionbookie` of a registered bookie
 #      is refused (exit 1); `shell recover -f B` exits 0 and no ledger names B any more;
@@ -87,8 +89,10 @@ wait_unregistered 3 && pass "bk$A unregistered: $(n_rw) read-write bookies" || f
 produce_all p2 "$T/p2.json" 200 200 "after bk$A was killed" --url "$URL" --topic "$TOPIC" --start "$N" || exit 1
 
 # ---- 3 -------------------------------------------------------------------------------------
+MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 start_magnetar autorec autorecovery "" 30 -- --config "$IT_TOP/conf/bookie.yaml" \
-    --set metadataStoreUrl="$ZKURL" --set advertisedAddress=127.0.0.1 \
+    --set metadataStoreUrl="$ZKURL" --set advertisedAddress=127.0.0.1 --set bindAddress=127.0.0.1 \
+    --set prometheusStatsHttpPort="$MPORT" \
     --set lostBookieRecoveryDelay=0 --set openLedgerRereplicationGracePeriod=1000 || exit 1
 wait_log autorec 'is the auditor' 30 && pass "magnetar autorecovery elected auditor" || fail "magnetar autorecovery not elected within 30 s"
 live_ids
@@ -96,6 +100,13 @@ if ar_wait_replicated 120 "${LIVE[@]}"; then
     pass "magnetar autorecovery: every one of $AR_LEDGERS ledgers has 2 live bookies in every segment after $((AR_WAITED_MS / 1000)) s"
 else
     fail "magnetar autorecovery: after 120 s $AR_BAD segment(s) without 2 live bookies, $AR_UNDER marked"
+fi
+m=$(curl -sf "http://127.0.0.1:$MPORT/metrics")
+written=$(echo "$m" | sed -n 's/^replication_replication_worker_NUM_ENTRIES_WRITTEN //p')
+if echo "$m" | grep -qx 'replication_auditor_leader 1' && [ "${written:-0}" -gt 0 ]; then
+    pass "magnetar autorecovery /metrics: auditor, $written entries re-replicated, $(echo "$m" | grep '^replication_replication_worker_NUM_FULL_OR_PARTIAL_LEDGERS_REPLICATED ')"
+else
+    fail "magnetar autorecovery /metrics: $m"
 fi
 stop_proc autorec 20 && pass "magnetar autorecovery exit 0 on SIGTERM" || fail "magnetar autorecovery exit code $? on SIGTERM"
 

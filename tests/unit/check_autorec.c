@@ -20,6 +20,7 @@
 #include "util/loop.h"
 
 #include <check.h>
+#include <event2/buffer.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,23 @@ static bool cond_auditor(const void *arg)
     return ar_is_auditor(arg);
 }
 
+/* The value of metric name in ar_metrics' text (fails the test if absent). */
+static int64_t metric(const struct ar *a, const char *name)
+{
+    struct evbuffer *b = evbuffer_new();
+    ar_metrics(a, b);
+    evbuffer_add(b, "", 1);
+    const char *txt = (const char *)evbuffer_pullup(b, -1);
+    char type[160], line[160];
+    snprintf(type, sizeof(type), "# TYPE %s ", name);
+    snprintf(line, sizeof(line), "\n%s ", name);
+    const char *p = strstr(txt, line);
+    ck_assert_msg(strstr(txt, type) && p, "metric %s missing in:\n%s", name, txt);
+    int64_t v = strtoll(p + strlen(line), NULL, 10);
+    evbuffer_free(b);
+    return v;
+}
+
 static void stop_and_free(struct ar *a)
 {
     ar_stop(a);
@@ -164,6 +182,7 @@ START_TEST(test_one_auditor_then_the_next)
     tl_run_for(env.loop, 2000);
     ck_assert(ar_is_auditor(a));
     ck_assert(!ar_is_auditor(b)); /* one auditor per cluster */
+    ck_assert_int_eq(metric(b, "replication_auditor_leader"), 0);
     /* the auditor's session ends: its vote goes and the other takes over */
     ar_stop(a);
     meta_close(m2);
@@ -218,6 +237,10 @@ START_TEST(test_lost_bookie_marked_after_delay)
     ar_get_stats(a, &st);
     ck_assert_int_eq(st.ledgers_marked, n_on);
     ck_assert_int_eq(st.under_replicated, n_on);
+    ck_assert_int_eq(metric(a, "replication_auditor_leader"), 1);
+    ck_assert_int_eq(metric(a, "replication_auditor_NUM_UNDER_REPLICATED_LEDGERS"), n_on);
+    ck_assert_int_ge(metric(a, "replication_auditor_NUM_LEDGERS_CHECKED"), 6);
+    ck_assert_int_eq(metric(a, "replication_auditor_election_attempts"), 1);
     stop_and_free(a);
     for (int i = 0; i < 6; i++)
         tl_adds_fini(&b[i]);
@@ -304,6 +327,12 @@ static void run_rereplication(int e, int w, int a_q)
     struct ar_stats st;
     ar_get_stats(a, &st);
     ck_assert_int_eq(st.entries_copied, expect_copied);
+    ck_assert_int_eq(metric(a, "replication_replication_worker_NUM_ENTRIES_WRITTEN"),
+                     expect_copied);
+    ck_assert_int_eq(
+        metric(a, "replication_replication_worker_NUM_FULL_OR_PARTIAL_LEDGERS_REPLICATED"),
+        st.ledgers_replicated);
+    ck_assert_int_ge(st.ledgers_replicated, 1);
     for (int i = 0; i < NL; i++) {
         ck_assert(!md_names(ids[i], lost));
         check_copies(ids[i]);
@@ -478,6 +507,9 @@ START_TEST(test_deleted_ledger_and_no_target)
     struct ar_stats st;
     ar_get_stats(a, &st);
     ck_assert_int_gt(st.fragments_failed, 0);
+    ck_assert_int_eq(
+        metric(a, "replication_replication_worker_NUM_DEFER_LEDGER_LOCK_RELEASE_OF_FAILED_LEDGER"),
+        st.fragments_failed);
     stop_and_free(a);
     tl_adds_fini(&b);
 }
