@@ -560,9 +560,15 @@ static bool ar_deferred(struct ar *a, int64_t id, uint64_t now)
 
 static void ar_defer(struct ar *a, int64_t id, uint64_t ms)
 {
+    uint64_t now = mg_loop_mono_ms(a->loop);
+    for (int i = 0; i < a->n_defer;) /* drop the expired ones (their marks may be gone) */
+        if (a->defer[i].until_ms <= now || a->defer[i].id == id)
+            a->defer[i] = a->defer[--a->n_defer];
+        else
+            i++;
     a->defer = mg_realloc(a->defer, (size_t)(a->n_defer + 1) * sizeof(*a->defer));
     a->defer[a->n_defer].id = id;
-    a->defer[a->n_defer++].until_ms = mg_loop_mono_ms(a->loop) + ms;
+    a->defer[a->n_defer++].until_ms = now + ms;
 }
 
 static void ar_worker_idle(struct ar *a)

@@ -408,6 +408,8 @@ bool bkc_in_write_set(const struct bkc_ledger *lh, int64_t entry, int idx);
  * or read it; then done (owner lh). Return the meta call's result (< 0: nothing started). */
 int bkc_md_put(struct bkc_ledger *lh, const struct bkc_md *md, int64_t version, bkc_mop_fn done);
 int bkc_md_read(struct bkc_ledger *lh, bkc_mop_fn done);
+/* lh->new_md was stored at version: make it lh->md (the ensemble pointers are not updated). */
+void bkc_lh_take_new_md(struct bkc_ledger *lh, int64_t version);
 
 /* ---- re-replication (bkc_rerep.c) ------------------------------------------------------- */
 

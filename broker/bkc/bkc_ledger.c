@@ -493,6 +493,14 @@ int bkc_md_read(struct bkc_ledger *lh, bkc_mop_fn done)
     return bkc_mop_started(mop, meta_get(lh->c->meta, lh->path, &mop->mr, bkc_mop_cb));
 }
 
+void bkc_lh_take_new_md(struct bkc_ledger *lh, int64_t version)
+{
+    bkc_md_fini(&lh->md);
+    lh->md = lh->new_md;
+    memset(&lh->new_md, 0, sizeof(lh->new_md));
+    lh->md_version = version;
+}
+
 /* List the registered bookies (<root>/available), then done. Returns meta_children's
  * result (< 0: nothing started). */
 static int bkc_list_bookies(struct bkc_ledger *lh, bkc_mop_fn done)
@@ -618,10 +626,7 @@ static void bkc_change_put_done(struct bkc_mop *mop, int status)
 static void bkc_change_installed(struct bkc_ledger *lh, int64_t version)
 {
     uint64_t done = lh->changing_set;
-    bkc_md_fini(&lh->md);
-    lh->md = lh->new_md;
-    memset(&lh->new_md, 0, sizeof(lh->new_md));
-    lh->md_version = version;
+    bkc_lh_take_new_md(lh, version);
     bkc_lh_set_ensemble(lh);
     lh->failed &= ~done;
     lh->changing = false;
@@ -761,12 +766,8 @@ static void bkc_close_put_done(struct bkc_mop *mop, int status)
             bkc_md_close_finish(lh, rc);
         return;
     }
-    if (status == 0) {
-        bkc_md_fini(&lh->md);
-        lh->md = lh->new_md;
-        memset(&lh->new_md, 0, sizeof(lh->new_md));
-        lh->md_version = mop->mr.stat.version;
-    }
+    if (status == 0)
+        bkc_lh_take_new_md(lh, mop->mr.stat.version);
     bkc_md_close_finish(lh, status);
 }
 

@@ -268,10 +268,7 @@ static void bkc_rr_put_done(struct bkc_mop *mop, int status)
         return;
     }
     if (status == 0) {
-        bkc_md_fini(&lh->md);
-        lh->md = lh->new_md;
-        memset(&lh->new_md, 0, sizeof(lh->new_md));
-        lh->md_version = mop->mr.stat.version;
+        bkc_lh_take_new_md(lh, mop->mr.stat.version);
         MG_INFO(MOD, "ledger %" PRId64 ": segment %d now has bookie %s instead of %s", lh->id,
                 rr->seg, rr->to_id, rr->from);
     } else {

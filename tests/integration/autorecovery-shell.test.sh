@@ -151,12 +151,7 @@ else
 fi
 
 # ---- 5 -------------------------------------------------------------------------------------
-if run_node 300 consumer lib/verify-consume.js --url "$URL" --topic "$TOPIC" --sub "$SUB" \
-    --out "$T/consume.json" --expect "$T/p1.json,$T/p2.json,$T/p3.json" --deadline-s 200; then
-    pass "two bookies lost: every acknowledged message received, in order, none twice: $(json "$T/consume.json" unique) found"
-else
-    fail "two bookies lost: $(cat "$T/consumer.out") $(tail -n 3 "$T/consumer.err")"
-fi
+ar_verify_all "two bookies lost" "$URL" "$TOPIC" "$SUB" "$T/p1.json,$T/p2.json,$T/p3.json"
 
 stop_clean 20 broker
 for i in $(seq 1 $NBK); do [ "$i" = "$A" ] || [ "$i" = "$B" ] || stop_clean 20 "bk$i"; done

@@ -9,6 +9,10 @@
 #   ar_holders SEGMENTS     the I of every bkI named by those lines (AR_HOLDERS)
 #   ar_replicated LIVE...   every segment of every ledger names 2 distinct bookies of LIVE and
 #                           no ledger is marked under-replicated (sets AR_BAD, AR_UNDER, AR_LEDGERS)
+#   ar_verify_all WHAT URL TOPIC SUB EXPECT
+#                           a consumer (verify-consume.js) on SUB: every message acknowledged
+#                           in the verify-produce summaries EXPECT (comma-separated) received,
+#                           in order, none twice: PASS/FAIL "WHAT: ..."; sets AR_FOUND, AR_MISSING
 #   ar_wait_replicated S LIVE...
 #                           ar_replicated within S seconds (checked every second); sets
 #                           AR_WAITED_MS (from the call) on success
@@ -65,4 +69,16 @@ ar_wait_replicated() {
         sleep 1
     done
     return 1
+}
+
+ar_verify_all() {
+    local what=$1 url=$2 topic=$3 sub=$4 expect=$5
+    if run_node 400 consumer lib/verify-consume.js --url "$url" --topic "$topic" --sub "$sub" \
+        --out "$T/consume.json" --expect "$expect" --deadline-s 300; then
+        pass "$what: every acknowledged message received, in order, none twice: $(cat "$T/consumer.out")"
+    else
+        fail "$what: $(cat "$T/consumer.out") $(tail -n 3 "$T/consumer.err")"
+    fi
+    AR_FOUND=$(json "$T/consume.json" unique)
+    AR_MISSING=$(json "$T/consume.json" missing)
 }
