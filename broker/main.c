@@ -282,10 +282,11 @@ static int main_open_meta(struct proc *p)
     const char *url = p->cfg.metadata_store_url;
     if (p->role >= ROLE_BOOKIE &&
         (strcmp(url, "none") == 0 || strcmp(url, "embedded") == 0 || strcmp(url, "memory") == 0)) {
-        MG_INFO("main",
-                "metadataStoreUrl=%s: the %s is not registered (set a zk: URL so "
-                "brokers find it)",
-                url, role_name[p->role]);
+        if (p->role == ROLE_BOOKIE) /* (the autorecovery says what it needs) */
+            MG_INFO("main",
+                    "metadataStoreUrl=%s: the bookie is not registered (set a zk: URL so "
+                    "brokers find it)",
+                    url);
         return 0;
     }
     if (strcmp(url, "none") == 0)
