@@ -271,6 +271,60 @@ START_TEST(test_bookie_back_within_delay)
 }
 END_TEST
 
+/* A ledger naming a bookie that is not registered, without any registration change to
+ * trigger an audit: found by the periodic checks (auditorPeriodicBookieCheckInterval, then
+ * auditorPeriodicCheckInterval), not before. */
+static void ghost_ledger(int64_t id)
+{
+    struct bkc_md md;
+    tl_md_read(env.meta, id, &md);
+    mg_free(md.segs[0].bookies[1]);
+    md.segs[0].bookies[1] = mg_strdup("10.9.9.9:3181"); /* never registered */
+    uint8_t *buf;
+    size_t len;
+    bkc_md_encode(&md, &buf, &len);
+    char *p = bkc_ledger_path("/ledgers", id);
+    ck_assert_int_eq(tl_meta_put(env.meta, p, buf, len, 0), 0);
+    mg_free(p);
+    mg_free(buf);
+    bkc_md_fini(&md);
+}
+
+static void run_periodic(bool bookie_check)
+{
+    struct ar_conf o;
+    conf(&o, "auditor:1", 0);
+    o.worker = false;
+    if (bookie_check)
+        o.bookie_check_interval_ms = 20000;
+    else
+        o.check_interval_ms = 20000;
+    struct ar *a = start(&o, NULL);
+    ck_assert(tl_until(env.loop, cond_auditor, a, 5000));
+    tl_run_for(env.loop, 2000); /* the election's audit is done */
+    struct tl_adds b = {0};
+    int64_t id = written(cl, 4, &b);
+    ghost_ledger(id);
+    tl_run_for(env.loop, 12000);
+    ck_assert(!is_marked(id)); /* nothing made the auditor look yet */
+    tl_run_for(env.loop, 10000);
+    ck_assert(is_marked(id)); /* the periodic check did */
+    stop_and_free(a);
+    tl_adds_fini(&b);
+}
+
+START_TEST(test_periodic_bookie_check)
+{
+    run_periodic(true);
+}
+END_TEST
+
+START_TEST(test_periodic_ledger_check)
+{
+    run_periodic(false);
+}
+END_TEST
+
 /* ---- worker -----------------------------------------------------------------------------------
  */
 
@@ -522,6 +576,7 @@ int main(void)
         TL_CASES({"core", 120, setup, teardown,
                   TL_TESTS(test_paths, test_one_auditor_then_the_next,
                            test_lost_bookie_marked_after_delay, test_bookie_back_within_delay,
+                           test_periodic_bookie_check, test_periodic_ledger_check,
                            test_rereplicate_full_ensembles, test_rereplicate_striped,
                            test_open_ledger_left_to_writer, test_stale_handles_follow_replication,
                            test_locked_by_other_worker, test_deleted_ledger_and_no_target)}));
