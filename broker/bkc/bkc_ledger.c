@@ -43,6 +43,7 @@ static void bkc_lh_check_drained(struct bkc_ledger *lh);
 static void bkc_change_start(struct bkc_ledger *lh);
 static void bkc_md_close(struct bkc_ledger *lh);
 static void bkc_rrd_start(struct bkc_ledger *lh);
+static void bkc_rd_resume(struct bkc_ledger *lh);
 
 static void bkc_set_errmsg(char *dst, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -231,6 +232,10 @@ static void bkc_lh_fail(struct bkc_ledger *lh, int err, const char *fmt, ...)
     if (!lh->err)
         lh->err = err;
     bkc_mops_kill(lh->c, lh); /* an ensemble change in flight */
+    if (lh->md_refreshing) {  /* ... or a read's metadata re-read: the reads go on without */
+        lh->md_refreshing = false;
+        bkc_rd_resume(lh);
+    }
     lh->changing = false;
     lh->failed = 0;
     bkc_md_fini(&lh->new_md);
@@ -651,8 +656,9 @@ static void bkc_change_installed(struct bkc_ledger *lh, int64_t version)
         bkc_lh_deliver(lh);
 }
 
-/* The metadata was changed by someone else while ours was still OPEN (or IN_RECOVERY), or a
- * reader's view is older than the metadata: the autorecovery's replication workers replace
+/* The metadata was changed by someone else while a writer's was still OPEN, or a reader's
+ * view is older than the metadata (a recovery keeps its own view: the ensembles it changed
+ * are in memory until its CLOSED write): the autorecovery's replication workers replace
  * lost bookies in the segments whose end is fixed (all but the last of a ledger not closed;
  * all of a closed one). Take their ensembles, so that a write that follows does not put the
  * lost bookies back and reads go to the bookies that hold the copies now. */
@@ -692,7 +698,7 @@ static void bkc_change_reread_done(struct bkc_mop *mop, int status)
     }
     int want = lh->mode == BKC_MODE_RECOVERING ? BKC_STATE_IN_RECOVERY : BKC_STATE_OPEN;
     int state = md.state;
-    if (state == want)
+    if (state == want && lh->mode == BKC_MODE_WRITER) /* (recovery keeps its own changes) */
         bkc_adopt_closed_segments(lh, &md);
     bkc_md_fini(&md);
     if (state != want) {
@@ -794,7 +800,8 @@ static void bkc_close_reread_done(struct bkc_mop *mop, int status)
     int want = rec ? BKC_STATE_IN_RECOVERY : BKC_STATE_OPEN;
     if (md.state == want) {
         lh->md_version = mop->mr.stat.version;
-        bkc_adopt_closed_segments(lh, &md);
+        if (!rec) /* recovery keeps the ensembles it changed in memory */
+            bkc_adopt_closed_segments(lh, &md);
         bkc_md_fini(&md);
         bkc_md_close(lh);
         return;
@@ -945,7 +952,13 @@ static void bkc_rd_refresh_done(struct bkc_mop *mop, int status)
         bkc_adopt_closed_segments(lh, &md);
         bkc_md_fini(&md);
     }
-    /* resend every waiting entry (neither in flight nor read) of every waiting read */
+    bkc_rd_resume(lh);
+}
+
+/* Resend every waiting entry (neither in flight nor read) of every read waiting for a
+ * metadata re-read that completed or was abandoned. */
+static void bkc_rd_resume(struct bkc_ledger *lh)
+{
     struct bkc_rd *rd;
     TAILQ_FOREACH(rd, &lh->reads, link) /* sending never completes a read */
     {
