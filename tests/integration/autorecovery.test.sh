@@ -94,7 +94,15 @@ for i in $(seq 1 $NBK); do
         awk '{ n += $1 } END { print n + 0 }')
     COPIED=$((COPIED + c))
 done
-note "the replication workers copied $COPIED entries"
+# when the auditor marked the first ledger, and when the last fragment was copied (log times)
+log_ms() { date -d "$1" +%s%3N 2>/dev/null; }
+first_mark=$(cat "$T"/bk*.log | grep ' is under-replicated (lost: ' | awk '{ print $1 }' | sort | head -n 1)
+last_copy=$(cat "$T"/bk*.log | grep ' entries copied to ' | awk '{ print $1 }' | sort | tail -n 1)
+MARK_S=? COPY_S=?
+[ -n "$first_mark" ] && MARK_S=$(awk -v a="$T_KILL" -v b="$(log_ms "$first_mark")" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
+[ -n "$first_mark" ] && [ -n "$last_copy" ] &&
+    COPY_S=$(awk -v a="$(log_ms "$first_mark")" -v b="$(log_ms "$last_copy")" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
+note "the replication workers copied $COPIED entries; first mark $MARK_S s after the SIGKILL (ZooKeeper session expiry, then lostBookieRecoveryDelay), last copy $COPY_S s after that"
 
 # ---- 5. a second original bookie goes -----------------------------------------------------------
 second=
@@ -112,7 +120,7 @@ for i in $(seq 1 $NBK); do
 done
 check_sanitizers
 
-summary="autorecovery seed=$SEED sent=$((N + N2)) acknowledged=$((ACKED + ACKED2)) found=${AR_FOUND:-?} missing=${AR_MISSING:-?} ledgers=$LEDGERS on_lost_bookie=$on_victim entries_copied=$COPIED time_to_full_replication=${REPL_S}s (lostBookieRecoveryDelay=${DELAY}s)"
+summary="autorecovery seed=$SEED sent=$((N + N2)) acknowledged=$((ACKED + ACKED2)) found=${AR_FOUND:-?} missing=${AR_MISSING:-?} ledgers=$LEDGERS on_lost_bookie=$on_victim entries_copied=$COPIED time_to_full_replication=${REPL_S}s (first mark after ${MARK_S}s: session expiry + lostBookieRecoveryDelay=${DELAY}s; copies done ${COPY_S}s later)"
 echo "SUMMARY: $summary"
 [ "$IT_FAILED" -eq 0 ] && echo "PASS: autorecovery test: $summary" || echo "FAIL: autorecovery test: $summary"
 exit "$IT_FAILED"
