@@ -14,6 +14,7 @@
 #include "bkc/bkc.h"
 #include "meta/meta.h"
 #include "util/loop.h"
+#include "util/ratelimit.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -117,6 +118,8 @@ struct ar {
     char *id, *root;         /* owned */
     struct ar_stats st;
     bool stopping;
+    struct mg_ratelimit rl_retry; /* metadata failures retried by the next poll/audit/vote */
+    struct mg_ratelimit rl_fail;  /* ledgers whose re-replication failed */
 
     /* election */
     char *vote;                 /* owned: our vote's name (V_0000000012), or NULL */

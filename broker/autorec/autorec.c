@@ -37,6 +37,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/ratelimit.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -49,6 +50,16 @@
 #define AR_ELECT_RETRY_MS 1000
 #define AR_LEDGER_TRIES 3
 #define AR_MAX_ENSEMBLE 64 /* bkc's limit */
+
+/* A metadata store failure that the next poll, audit or vote retries (every second while the
+ * store is away): one line per MG_RATELIMIT_INTERVAL_MS. */
+static void ar_warn_retry(struct ar *a, const char *what, int status)
+{
+    uint64_t held;
+    if (mg_ratelimit_allow(&a->rl_retry, MG_RATELIMIT_INTERVAL_MS, &held))
+        MG_WARN(MOD, "%s: %s; retrying (%" PRIu64 " more such failure(s) since the last line)",
+                what, mg_strerror(status), held);
+}
 
 /* ---- sets of ids ---------------------------------------------------------------------------- */
 
@@ -192,7 +203,7 @@ static void ar_audit_end(struct ar *a, int status)
 {
     a->audit_busy = false;
     if (status < 0) {
-        MG_WARN(MOD, "audit failed: %s; retrying in %d ms", mg_strerror(status), AR_ELECT_RETRY_MS);
+        ar_warn_retry(a, "audit", status);
         mg_timer_start(&a->audit_t, AR_ELECT_RETRY_MS);
         return;
     }
@@ -426,7 +437,7 @@ static void ar_elect_watch(struct meta_store *m, const char *path, enum meta_wat
 
 static void ar_elect_fail(struct ar *a, const char *what, int status)
 {
-    MG_WARN(MOD, "auditor election: %s: %s; retrying", what, mg_strerror(status));
+    ar_warn_retry(a, what, status);
     a->elect_busy = false;
     mg_timer_start(&a->elect_retry, AR_ELECT_RETRY_MS);
 }
@@ -442,7 +453,7 @@ static void ar_elect_voted(struct meta_req *mr, int status)
     }
     if (status < 0) {
         meta_req_fini(mr);
-        ar_elect_fail(a, "vote", status);
+        ar_elect_fail(a, "auditor election: vote", status);
         return;
     }
     const char *slash = strrchr(mr->path, '/');
@@ -462,7 +473,7 @@ static void ar_elect_listed(struct meta_req *mr, int status)
     }
     if (status < 0 && status != -MG_ENOTFOUND) {
         meta_req_fini(mr);
-        ar_elect_fail(a, "listing the votes", status);
+        ar_elect_fail(a, "auditor election: listing the votes", status);
         return;
     }
     bool mine = false;
@@ -524,7 +535,7 @@ static void ar_elect_check(struct ar *a)
     }
     mg_free(dir);
     if (rc < 0)
-        ar_elect_fail(a, "request", rc);
+        ar_elect_fail(a, "auditor election", rc);
 }
 
 static void ar_elect_timer(struct mg_timer *t, void *arg)
@@ -624,8 +635,12 @@ static void ar_worker_ledger_end(struct ar *a, int status, const char *why)
     bkc_req_fini(&a->w_req);
     if (status < 0) {
         a->st.fragments_failed++;
-        MG_WARN(MOD, "ledger %" PRId64 ": re-replication failed: %s; retrying in %d ms",
-                a->w_ledger, why, a->conf.failed_grace_ms);
+        uint64_t held; /* (a cluster short of bookies fails every ledger in turn) */
+        if (mg_ratelimit_allow(&a->rl_fail, MG_RATELIMIT_INTERVAL_MS, &held))
+            MG_WARN(MOD,
+                    "ledger %" PRId64 ": re-replication failed: %s; retrying in %d ms (%" PRIu64
+                    " more ledger(s) failed since the last line)",
+                    a->w_ledger, why, a->conf.failed_grace_ms, held);
         ar_defer(a, a->w_ledger, (uint64_t)a->conf.failed_grace_ms);
         ar_worker_unlock(a);
         return;
@@ -791,7 +806,7 @@ static void ar_worker_locked(struct meta_req *mr, int status)
         return;
     }
     if (status < 0) {
-        MG_WARN(MOD, "ledger %" PRId64 ": taking the lock: %s", a->w_ledger, mg_strerror(status));
+        ar_warn_retry(a, "taking a ledger's lock", status);
         ar_worker_idle(a);
         return;
     }
@@ -833,7 +848,7 @@ static void ar_worker_listed(struct ar_walk *w, int status)
     if (a->stopping)
         return;
     if (status < 0) {
-        MG_WARN(MOD, "listing the under-replicated ledgers: %s", mg_strerror(status));
+        ar_warn_retry(a, "listing the under-replicated ledgers", status);
         ar_worker_idle(a);
         return;
     }
