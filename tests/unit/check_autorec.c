@@ -500,6 +500,47 @@ START_TEST(test_stale_handles_follow_replication)
 }
 END_TEST
 
+/* bkc_replicate keeps at most `window` entries in flight: with a fixed bookie latency, a copy
+ * with window w takes about n / w round trips (a read, then an add), and every entry of the
+ * fragment reaches the target. */
+static uint64_t copy_ms(int n, int window)
+{
+    struct tl_adds b = {0};
+    int64_t id = written(cl, n, &b);
+    struct bkc_ledger *lh = tl_bkc_open(cl, id, false, 0);
+    const char *target = NULL;
+    for (int i = 0; i < NB && !target; i++) {
+        const char *bk = bkc_fake_bookie_id(env.fake, i);
+        if (strcmp(bk, bkc_ledger_segment_bookie(lh, 0, 0)) &&
+            strcmp(bk, bkc_ledger_segment_bookie(lh, 0, 1)))
+            target = bk;
+    }
+    struct tl_res r = {0};
+    struct bkc_req req = {0};
+    req.data = &r;
+    uint64_t t0 = mg_loop_mono_ms(env.loop);
+    ck_assert_int_eq(bkc_replicate(lh, 0, 1, target, window, &req, tl_res_cb), 0);
+    tl_res_wait(cl, &r);
+    uint64_t ms = mg_loop_mono_ms(env.loop) - t0;
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_int_eq(req.entry_id, n);
+    int k = bkc_fake_bookie_index(env.fake, target);
+    ck_assert_int_eq(bkc_fake_count_entries(env.fake, k, id), n);
+    bkc_ledger_free(lh);
+    tl_adds_fini(&b);
+    return ms;
+}
+
+START_TEST(test_copy_window)
+{
+    bkc_fake_set_latency(env.fake, -1, 5, 5); /* each way; adds also wait 5 ms for the journal */
+    uint64_t narrow = copy_ms(40, 4), wide = copy_ms(40, 40);
+    /* a read (10 ms) then an add (15 ms) per entry: 10 rounds of 25 ms with 4 in flight */
+    ck_assert_uint_ge(narrow, 10 * 25);
+    ck_assert_uint_le(wide, 3 * 25);
+}
+END_TEST
+
 /* A ledger locked by another worker is left alone until its lock goes. */
 START_TEST(test_locked_by_other_worker)
 {
@@ -579,5 +620,6 @@ int main(void)
                            test_periodic_bookie_check, test_periodic_ledger_check,
                            test_rereplicate_full_ensembles, test_rereplicate_striped,
                            test_open_ledger_left_to_writer, test_stale_handles_follow_replication,
-                           test_locked_by_other_worker, test_deleted_ledger_and_no_target)}));
+                           test_locked_by_other_worker, test_deleted_ledger_and_no_target,
+                           test_copy_window)}));
 }
