@@ -146,6 +146,7 @@ struct ar {
 
     /* worker */
     enum ar_wstate ws;
+    bool w_paused; /* <root>/underreplication/disable exists */
     struct mg_timer poll_t;
     struct ar_walk w_walk;
     int w_pos;

@@ -3,6 +3,8 @@
  * of metadataStoreUrl, with their names and output (bookkeeper shell 4.17):
  *
  *   listbookies [-rw|-ro|-a]       the registered bookies (writable, read-only, all)
+ *   autorecovery [-enable|-disable] show or switch the replication workers (BookKeeper's
+ *                                  underreplication/disable node)
  *   listledgers                    every ledger's id
  *   listunderreplicated            the ledgers marked under-replicated, with the missing
  *                                  replicas and the worker holding the lock
@@ -259,6 +261,37 @@ static int ar_sh_listunderreplicated(struct ar_sh *s)
     }
     printf("Under replicated ledger count: %d\n", w.n_ids);
     ar_walk_fini(&w);
+    return 0;
+}
+
+/* ---- autorecovery -enable|-disable --------------------------------------------------------- */
+
+static int ar_sh_autorecovery(struct ar_sh *s, int argc, char **argv)
+{
+    int want = -1; /* -1: show */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-enable") || !strcmp(argv[i], "--enable"))
+            want = 1;
+        else if (!strcmp(argv[i], "-disable") || !strcmp(argv[i], "--disable"))
+            want = 0;
+        else {
+            fprintf(stderr, "usage: magnetar shell autorecovery [-enable|-disable]\n");
+            return AR_SH_USAGE;
+        }
+    }
+    struct meta_req r;
+    char *p = mg_asprintf("%s/underreplication/disable", s->root);
+    int rc = want < 0   ? ar_sh_meta(s, 'g', p, NULL, &r)
+             : want > 0 ? ar_sh_meta(s, 'd', p, NULL, &r)
+                        : ar_sh_meta(s, 'p', p, "", &r);
+    meta_req_fini(&r);
+    mg_free(p);
+    if (rc < 0 && rc != -MG_ENOTFOUND && rc != -MG_EEXIST) {
+        fprintf(stderr, "autorecovery: %s\n", mg_strerror(rc));
+        return 1;
+    }
+    bool enabled = want >= 0 ? want == 1 : rc == -MG_ENOTFOUND;
+    printf("Autorecovery is %s\n", enabled ? "enabled" : "disabled");
     return 0;
 }
 
@@ -519,6 +552,7 @@ static void ar_sh_usage(FILE *out)
                  "\n"
                  "BookKeeper shell's operator commands, on the bookies of metadataStoreUrl:\n"
                  "  listbookies [-rw|-ro|-a]              registered bookies\n"
+                 "  autorecovery [-enable|-disable]       show or switch ledger replication\n"
                  "  listledgers                           every ledger's id\n"
                  "  listunderreplicated                   ledgers marked under-replicated\n"
                  "  ledgermetadata -l <id>                a ledger's metadata\n"
@@ -593,6 +627,8 @@ int ar_shell_main(int argc, char **argv)
         fprintf(stderr, "magnetar shell: %s: %s\n", s.cfg.metadata_store_url, mg_strerror(rc));
     } else if (!strcmp(cmd, "listbookies")) {
         code = ar_sh_listbookies(&s, cargc, cargv);
+    } else if (!strcmp(cmd, "autorecovery")) {
+        code = ar_sh_autorecovery(&s, cargc, cargv);
     } else if (!strcmp(cmd, "listledgers")) {
         code = ar_sh_listledgers(&s);
     } else if (!strcmp(cmd, "listunderreplicated")) {

@@ -16,7 +16,8 @@
  * auditorPeriodicBookieCheckInterval (both compare every ensemble with the registration, so a
  * bookie lost while no auditor ran is found too), and once when elected.
  *
- * Worker: every poll_ms (and right after an audit of this instance marked something) it walks
+ * Worker: every poll_ms (and right after an audit of this instance marked something), unless
+ * replication is disabled (<root>/underreplication/disable exists, BookKeeper's switch), it walks
  * the marks and takes the first ledger it can lock (<root>/underreplication/locks/urL<id>,
  * ephemeral; a lock that exists belongs to another worker). For the locked ledger: list the
  * registered bookies, open the ledger without recovery, and for each (segment, index) whose
@@ -858,14 +859,42 @@ static void ar_worker_listed(struct ar_walk *w, int status)
     ar_worker_try_lock(a);
 }
 
+/* Replication is not paused (no <root>/underreplication/disable): walk the marks. */
+static void ar_worker_enabled(struct meta_req *mr, int status)
+{
+    struct ar *a = mr->data;
+    meta_req_fini(mr);
+    if (a->stopping)
+        return;
+    bool paused = status == 0;
+    if (paused != a->w_paused)
+        MG_INFO(MOD, "ledger replication %s (%s/underreplication/disable %s)",
+                paused ? "disabled: the worker waits" : "enabled", a->root,
+                paused ? "exists" : "is gone");
+    a->w_paused = paused;
+    if (paused || (status < 0 && status != -MG_ENOTFOUND)) {
+        if (!paused)
+            ar_warn_retry(a, "checking whether replication is disabled", status);
+        ar_worker_idle(a);
+        return;
+    }
+    char *top = mg_asprintf("%s/underreplication/ledgers", a->root);
+    int rc = ar_walk_start(&a->w_walk, a->meta, top, AR_WALK_MARKS, ar_worker_listed, a);
+    mg_free(top);
+    if (rc < 0)
+        ar_worker_idle(a);
+}
+
 static void ar_worker_poll(struct ar *a)
 {
     if (a->stopping || a->ws != AR_W_IDLE)
         return;
     a->ws = AR_W_LISTING;
-    char *top = mg_asprintf("%s/underreplication/ledgers", a->root);
-    int rc = ar_walk_start(&a->w_walk, a->meta, top, AR_WALK_MARKS, ar_worker_listed, a);
-    mg_free(top);
+    char *p = mg_asprintf("%s/underreplication/disable", a->root);
+    memset(&a->w_mr, 0, sizeof(a->w_mr));
+    a->w_mr.data = a;
+    int rc = meta_exists(a->meta, p, &a->w_mr, ar_worker_enabled);
+    mg_free(p);
     if (rc < 0)
         ar_worker_idle(a);
 }

@@ -10,7 +10,9 @@
 #      listunderreplicated`: count 0.
 #   2. SIGKILL bookie A (one that ledgers name) for good; once it is unregistered: still no
 #      mark (no auditor runs); 200 more messages (the writer leaves A).
-#   3. `magnetar autorecovery` (lostBookieRecoveryDelay=0) is elected auditor, and every ledger
+#   3. `shell autorecovery -disable`; `magnetar autorecovery` (lostBookieRecoveryDelay=0) is
+#      elected auditor and its worker waits (the ledgers still name A); `shell autorecovery
+#      -enable`, and every ledger
 #      gets 2 live bookies in every segment (at most 120 s); its /metrics
 #      (prometheusStatsHttpPort) show it is the auditor and the entries it copied; SIGTERM:
 #      exit 0.
@@ -89,12 +91,33 @@ wait_unregistered 3 && pass "bk$A unregistered: $(n_rw) read-write bookies" || f
 produce_all p2 "$T/p2.json" 200 200 "after bk$A was killed" --url "$URL" --topic "$TOPIC" --start "$N" || exit 1
 
 # ---- 3 -------------------------------------------------------------------------------------
+named() { ar_ensembles | grep -c " $1\b"; }
+out=$(ar_shell autorecovery -disable)
+[ "$out" = "Autorecovery is disabled" ] && [ "$(ar_shell autorecovery)" = "Autorecovery is disabled" ] &&
+    pass "shell autorecovery -disable: $out" || fail "shell autorecovery -disable: $out"
 MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 start_magnetar autorec autorecovery "" 30 -- --config "$IT_TOP/conf/bookie.yaml" \
     --set metadataStoreUrl="$ZKURL" --set advertisedAddress=127.0.0.1 --set bindAddress=127.0.0.1 \
     --set prometheusStatsHttpPort="$MPORT" \
     --set lostBookieRecoveryDelay=0 --set openLedgerRereplicationGracePeriod=1000 || exit 1
 wait_log autorec 'is the auditor' 30 && pass "magnetar autorecovery elected auditor" || fail "magnetar autorecovery not elected within 30 s"
+# the auditor marks at once (delay 0) and kicks its worker, which would copy within
+# milliseconds: marks still there, and nothing written, once they are seen
+marked=0
+for _ in $(seq 1 150); do
+    marked=$(under)
+    [ "${marked:-0}" -gt 0 ] && break
+    sleep 0.1
+done
+written=$(curl -sf "http://127.0.0.1:$MPORT/metrics" | sed -n 's/^replication_replication_worker_NUM_ENTRIES_WRITTEN //p')
+if wait_log autorec 'ledger replication disabled' 10 && [ "${marked:-0}" -gt 0 ] && [ "$written" = 0 ] &&
+    [ "$(under)" = "$marked" ] && [ "$(named "$A_ID")" -gt 0 ]; then
+    pass "replication disabled (shell autorecovery -disable): $marked ledger(s) marked, the worker waits (0 entries written)"
+else
+    fail "replication disabled: marked ${marked:-?}, written ${written:-?}: $(tail -n 3 "$T/autorec.log")"
+fi
+out=$(ar_shell autorecovery -enable)
+[ "$out" = "Autorecovery is enabled" ] && pass "shell autorecovery -enable: $out" || fail "shell autorecovery -enable: $out"
 live_ids
 if ar_wait_replicated 120 "${LIVE[@]}"; then
     pass "magnetar autorecovery: every one of $AR_LEDGERS ledgers has 2 live bookies in every segment after $((AR_WAITED_MS / 1000)) s"
@@ -119,7 +142,6 @@ note "SIGKILL bk$B ($B_ID)"
 kill_proc "bk$B"
 wait_unregistered 2 || fail "bk$B still listed after 30 s"
 produce_all p3 "$T/p3.json" 200 200 "after bk$B was killed" --url "$URL" --topic "$TOPIC" --start $((N + 200)) || exit 1
-named() { ar_ensembles | grep -c " $1\b"; }
 before_n=$(named "$B_ID")
 out=$(echo N | ar_shell recover "$B_ID")
 rc=$?

@@ -541,6 +541,35 @@ START_TEST(test_copy_window)
 }
 END_TEST
 
+/* While <root>/underreplication/disable exists (BookKeeper's switch), workers copy nothing;
+ * once it is gone they go on. */
+START_TEST(test_replication_disabled)
+{
+    struct tl_adds b = {0};
+    int64_t id = written(cl, 7, &b);
+    ck_assert_int_eq(tl_meta_put(env.meta, "/ledgers/underreplication/disable", "", 0, 0), 0);
+    struct bkc_md md;
+    tl_md_read(env.meta, id, &md);
+    tl_fakebk_stop(&env, bkc_fake_bookie_index(env.fake, md.segs[0].bookies[0]));
+    bkc_md_fini(&md);
+    struct ar_conf o;
+    conf(&o, "worker:1", 0);
+    struct ar *a = start(&o, NULL);
+    tl_run_for(env.loop, 5000);
+    ck_assert(is_marked(id)); /* the auditor marks */
+    struct ar_stats st;
+    ar_get_stats(a, &st);
+    ck_assert_int_eq(st.entries_copied, 0); /* the worker waits */
+    ck_assert_int_eq(tl_meta_del(env.meta, "/ledgers/underreplication/disable"), 0);
+    int64_t ids[1] = {id};
+    struct marks_gone mg = {ids, 1};
+    ck_assert(tl_until(env.loop, no_marks, &mg, 30000));
+    check_copies(id);
+    stop_and_free(a);
+    tl_adds_fini(&b);
+}
+END_TEST
+
 /* A ledger locked by another worker is left alone until its lock goes. */
 START_TEST(test_locked_by_other_worker)
 {
@@ -621,5 +650,5 @@ int main(void)
                            test_rereplicate_full_ensembles, test_rereplicate_striped,
                            test_open_ledger_left_to_writer, test_stale_handles_follow_replication,
                            test_locked_by_other_worker, test_deleted_ledger_and_no_target,
-                           test_copy_window)}));
+                           test_copy_window, test_replication_disabled)}));
 }
