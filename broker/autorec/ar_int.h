@@ -130,6 +130,9 @@ struct ar {
 
     /* auditor */
     struct meta_watch *avail_w; /* children watch on available */
+    struct meta_watch *delay_w; /* data watch on underreplication/lostBookieRecoveryDelay */
+    int delay_ms;               /* the lostBookieRecoveryDelay in force (the znode's) */
+    bool delay_read;            /* a_mr is the znode's get (else our create of it) */
     struct ar_absent *absent;   /* owned */
     int n_absent;
     struct mg_timer audit_t;      /* next audit (a lost bookie's delay, or periodic) */

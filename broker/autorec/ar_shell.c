@@ -5,6 +5,9 @@
  *   listbookies [-rw|-ro|-a]       the registered bookies (writable, read-only, all)
  *   autorecovery [-enable|-disable] show or switch the replication workers (BookKeeper's
  *                                  underreplication/disable node)
+ *   lostbookierecoverydelay -get|-set N
+ *                                  the delay the auditor uses (its znode wins over the
+ *                                  configuration once the first auditor created it)
  *   listledgers                    every ledger's id
  *   listunderreplicated            the ledgers marked under-replicated, with the missing
  *                                  replicas and the worker holding the lock
@@ -87,7 +90,8 @@ static void ar_sh_meta_cb(struct meta_req *r, int status)
     d->status = status;
 }
 
-/* meta_get / meta_children / meta_put / meta_delete, waited for. The answer stays in *r
+/* meta_get ('g') / meta_children ('c') / meta_put: create ('p') or set ('s') / meta_delete ('d'),
+ * waited for. The answer stays in *r
  * (meta_req_fini it). */
 static int ar_sh_meta(struct ar_sh *s, char op, const char *path, const char *value,
                       struct meta_req *r)
@@ -98,7 +102,8 @@ static int ar_sh_meta(struct ar_sh *s, char op, const char *path, const char *va
     int rc = op == 'g'   ? meta_get(s->meta, path, r, ar_sh_meta_cb)
              : op == 'c' ? meta_children(s->meta, path, r, ar_sh_meta_cb)
              : op == 'd' ? meta_delete(s->meta, path, META_VERSION_ANY, r, ar_sh_meta_cb)
-                         : meta_put(s->meta, path, value, strlen(value), META_VERSION_NONE,
+                         : meta_put(s->meta, path, value, strlen(value),
+                                    op == 's' ? META_VERSION_ANY : META_VERSION_NONE,
                                     META_CREATE_PARENTS, r, ar_sh_meta_cb);
     if (rc < 0)
         return rc;
@@ -293,6 +298,46 @@ static int ar_sh_autorecovery(struct ar_sh *s, int argc, char **argv)
     bool enabled = want >= 0 ? want == 1 : rc == -MG_ENOTFOUND;
     printf("Autorecovery is %s\n", enabled ? "enabled" : "disabled");
     return 0;
+}
+
+/* ---- lostbookierecoverydelay -get|-set N ---------------------------------------------------- */
+
+static int ar_sh_delay(struct ar_sh *s, int argc, char **argv)
+{
+    const char *set = NULL;
+    bool get = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-get") || !strcmp(argv[i], "--get"))
+            get = true;
+        else if ((!strcmp(argv[i], "-set") || !strcmp(argv[i], "--set")) && i + 1 < argc)
+            set = argv[++i];
+        else {
+            fprintf(stderr, "lostbookierecoverydelay: unknown option '%s'\n", argv[i]);
+            return AR_SH_USAGE;
+        }
+    }
+    char *end = NULL;
+    long v = set ? strtol(set, &end, 10) : 0;
+    if (get == (set != NULL) || (set && (*end || end == set || v < 0 || v > INT32_MAX / 1000))) {
+        fprintf(stderr, "usage: magnetar shell lostbookierecoverydelay -get | -set <seconds>\n");
+        return AR_SH_USAGE;
+    }
+    struct meta_req r;
+    char *p = mg_asprintf("%s/underreplication/lostBookieRecoveryDelay", s->root);
+    char val[24];
+    snprintf(val, sizeof(val), "%ld", v);
+    int rc = ar_sh_meta(s, set ? 's' : 'g', p, val, &r);
+    if (rc == 0 && get)
+        printf("LostBookieRecoveryDelay value in ZK: %s\n", r.value ? r.value : "");
+    else if (rc == 0)
+        printf("Successfully set LostBookieRecoveryDelay value in ZK to: %ld\n", v);
+    else
+        fprintf(stderr, "lostbookierecoverydelay: %s: %s\n", p,
+                rc == -MG_ENOTFOUND ? "not set yet (the first auditor stores the configured value)"
+                                    : mg_strerror(rc));
+    meta_req_fini(&r);
+    mg_free(p);
+    return rc == 0 ? 0 : 1;
 }
 
 /* ---- listledgers ---------------------------------------------------------------------------- */
@@ -553,6 +598,7 @@ static void ar_sh_usage(FILE *out)
                  "BookKeeper shell's operator commands, on the bookies of metadataStoreUrl:\n"
                  "  listbookies [-rw|-ro|-a]              registered bookies\n"
                  "  autorecovery [-enable|-disable]       show or switch ledger replication\n"
+                 "  lostbookierecoverydelay -get|-set N   the auditor's delay (its znode wins)\n"
                  "  listledgers                           every ledger's id\n"
                  "  listunderreplicated                   ledgers marked under-replicated\n"
                  "  ledgermetadata -l <id>                a ledger's metadata\n"
@@ -629,6 +675,8 @@ int ar_shell_main(int argc, char **argv)
         code = ar_sh_listbookies(&s, cargc, cargv);
     } else if (!strcmp(cmd, "autorecovery")) {
         code = ar_sh_autorecovery(&s, cargc, cargv);
+    } else if (!strcmp(cmd, "lostbookierecoverydelay")) {
+        code = ar_sh_delay(&s, cargc, cargv);
     } else if (!strcmp(cmd, "listledgers")) {
         code = ar_sh_listledgers(&s);
     } else if (!strcmp(cmd, "listunderreplicated")) {

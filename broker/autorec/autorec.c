@@ -171,7 +171,7 @@ static bool ar_is_lost(struct ar *a, const char *id, uint64_t now)
         ab->id = mg_strdup(id);
         ab->since_ms = now;
     }
-    uint64_t due = ab->since_ms + (uint64_t)a->conf.lost_bookie_delay_ms;
+    uint64_t due = ab->since_ms + (uint64_t)a->delay_ms;
     if (due <= now)
         return true;
     if (a->a_next_ms == 0 || due < a->a_next_ms)
@@ -197,6 +197,7 @@ static void ar_absent_prune(struct ar *a, const struct ar_ids *reg)
  */
 
 static void ar_audit_start(struct ar *a);
+static void ar_audit_delay(struct ar *a);
 static void ar_audit_ledger(struct ar *a);
 static void ar_worker_kick(struct ar *a);
 
@@ -335,6 +336,74 @@ static void ar_audit_bookies_done(struct ar_blist *b, int status)
         ar_audit_end(a, rc);
 }
 
+/* The delay in force: BookKeeper's <root>/underreplication/lostBookieRecoveryDelay (seconds,
+ * decimal text), created from lostBookieRecoveryDelay when missing; once it exists its value
+ * wins over the configuration (an operator changes it with `magnetar shell
+ * lostbookierecoverydelay -set`, and a watch makes the auditor audit again). */
+static void ar_audit_delay_done(struct meta_req *mr, int status)
+{
+    struct ar *a = mr->data;
+    bool was_get = a->delay_read;
+    long v = a->conf.lost_bookie_delay_ms / 1000;
+    if (!a->stopping && was_get && status == 0) {
+        char *end = NULL;
+        long z = mr->value ? strtol(mr->value, &end, 10) : -1;
+        if (z >= 0 && z <= INT32_MAX / 1000 && end != mr->value && (!*end || *end == '\n'))
+            v = z;
+        else
+            MG_WARN(MOD,
+                    "%s/underreplication/lostBookieRecoveryDelay holds '%.32s', not seconds: "
+                    "using lostBookieRecoveryDelay %ld s",
+                    a->root, mr->value ? mr->value : "", v);
+    }
+    meta_req_fini(mr);
+    if (a->stopping)
+        return;
+    if (was_get && status == -MG_ENOTFOUND) { /* the first auditor of the cluster: store ours */
+        char *p = mg_asprintf("%s/underreplication/lostBookieRecoveryDelay", a->root);
+        char val[24];
+        snprintf(val, sizeof(val), "%ld", v);
+        memset(&a->a_mr, 0, sizeof(a->a_mr));
+        a->a_mr.data = a;
+        a->delay_read = false;
+        int rc = meta_put(a->meta, p, val, strlen(val), META_VERSION_NONE, META_CREATE_PARENTS,
+                          &a->a_mr, ar_audit_delay_done);
+        mg_free(p);
+        if (rc < 0)
+            ar_audit_end(a, rc);
+        return;
+    }
+    if (!was_get && status == -MG_EEXIST) { /* another auditor stored one meanwhile */
+        ar_audit_delay(a);
+        return;
+    }
+    if (status < 0) {
+        ar_audit_end(a, status);
+        return;
+    }
+    if ((int)v * 1000 != a->delay_ms)
+        MG_INFO(MOD,
+                "lostBookieRecoveryDelay in force: %ld s (%s/underreplication/"
+                "lostBookieRecoveryDelay)",
+                v, a->root);
+    a->delay_ms = (int)v * 1000;
+    int rc = ar_blist_start(&a->a_bl, a, ar_audit_bookies_done);
+    if (rc < 0)
+        ar_audit_end(a, rc);
+}
+
+static void ar_audit_delay(struct ar *a)
+{
+    char *p = mg_asprintf("%s/underreplication/lostBookieRecoveryDelay", a->root);
+    memset(&a->a_mr, 0, sizeof(a->a_mr));
+    a->a_mr.data = a;
+    a->delay_read = true;
+    int rc = meta_get(a->meta, p, &a->a_mr, ar_audit_delay_done);
+    mg_free(p);
+    if (rc < 0)
+        ar_audit_end(a, rc);
+}
+
 static void ar_audit_start(struct ar *a)
 {
     if (!a->st.is_auditor || a->stopping)
@@ -346,9 +415,7 @@ static void ar_audit_start(struct ar *a)
     a->audit_busy = true;
     a->a_marked = 0;
     a->a_next_ms = 0;
-    int rc = ar_blist_start(&a->a_bl, a, ar_audit_bookies_done);
-    if (rc < 0)
-        ar_audit_end(a, rc);
+    ar_audit_delay(a);
 }
 
 static void ar_audit_timer(struct mg_timer *t, void *arg)
@@ -371,11 +438,36 @@ static void ar_periodic_timer(struct mg_timer *t, void *arg)
 static void ar_avail_watch(struct meta_store *m, const char *path, enum meta_watch_event ev,
                            void *data);
 
+static void ar_delay_watch(struct meta_store *m, const char *path, enum meta_watch_event ev,
+                           void *data);
+
 static void ar_avail_arm(struct ar *a)
 {
     char *p = mg_asprintf("%s/available", a->root);
     a->avail_w = meta_watch(a->meta, p, true, ar_avail_watch, a);
     mg_free(p);
+}
+
+static void ar_delay_arm(struct ar *a)
+{
+    char *p = mg_asprintf("%s/underreplication/lostBookieRecoveryDelay", a->root);
+    a->delay_w = meta_watch(a->meta, p, false, ar_delay_watch, a);
+    mg_free(p);
+}
+
+/* The operator changed the delay: audit with the new one (BookKeeper reschedules too). */
+static void ar_delay_watch(struct meta_store *m, const char *path, enum meta_watch_event ev,
+                           void *data)
+{
+    (void)m;
+    (void)path;
+    (void)ev;
+    struct ar *a = data;
+    a->delay_w = NULL;
+    if (!a->st.is_auditor || a->stopping)
+        return;
+    ar_delay_arm(a);
+    ar_audit_start(a);
 }
 
 static void ar_avail_watch(struct meta_store *m, const char *path, enum meta_watch_event ev,
@@ -395,10 +487,10 @@ static void ar_avail_watch(struct meta_store *m, const char *path, enum meta_wat
 
 static void ar_become_auditor(struct ar *a)
 {
-    MG_INFO(MOD, "%s is the auditor (lostBookieRecoveryDelay %d ms)", a->id,
-            a->conf.lost_bookie_delay_ms);
+    MG_INFO(MOD, "%s is the auditor", a->id);
     a->st.is_auditor = true;
     ar_avail_arm(a);
+    ar_delay_arm(a);
     if (a->conf.check_interval_ms > 0)
         mg_timer_start(&a->periodic_t, (uint64_t)a->conf.check_interval_ms);
     if (a->conf.bookie_check_interval_ms > 0)
@@ -413,7 +505,8 @@ static void ar_stop_auditor(struct ar *a)
     MG_INFO(MOD, "%s is no longer the auditor", a->id);
     a->st.is_auditor = false;
     meta_unwatch(a->meta, a->avail_w);
-    a->avail_w = NULL;
+    meta_unwatch(a->meta, a->delay_w);
+    a->avail_w = a->delay_w = NULL;
     mg_timer_stop(&a->audit_t);
     mg_timer_stop(&a->periodic_t);
     mg_timer_stop(&a->bookie_chk_t);
@@ -934,6 +1027,7 @@ int ar_new(struct mg_loop *loop, struct meta_store *meta, const struct ar_conf *
     a->id = mg_strdup(o->id);
     a->root = mg_strdup(o->ledgers_root ? o->ledgers_root : "/ledgers");
     a->conf.id = a->id;
+    a->delay_ms = o->lost_bookie_delay_ms;
     a->conf.ledgers_root = a->root;
     if (a->conf.batch < 1)
         a->conf.batch = 1;
@@ -998,7 +1092,8 @@ void ar_stop(struct ar *a)
     ar_http_stop(a);
     meta_unwatch(a->meta, a->elect_w);
     meta_unwatch(a->meta, a->avail_w);
-    a->elect_w = a->avail_w = NULL;
+    meta_unwatch(a->meta, a->delay_w);
+    a->elect_w = a->avail_w = a->delay_w = NULL;
     mg_timer_stop(&a->elect_retry);
     mg_timer_stop(&a->audit_t);
     mg_timer_stop(&a->periodic_t);

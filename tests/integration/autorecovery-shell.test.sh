@@ -116,6 +116,9 @@ if wait_log autorec 'ledger replication disabled' 10 && [ "${marked:-0}" -gt 0 ]
 else
     fail "replication disabled: marked ${marked:-?}, written ${written:-?}: $(tail -n 3 "$T/autorec.log")"
 fi
+out=$(ar_shell lostbookierecoverydelay -get)
+[ "$out" = "LostBookieRecoveryDelay value in ZK: 0" ] && pass "shell lostbookierecoverydelay -get: $out (stored by the auditor from its configuration)" ||
+    fail "shell lostbookierecoverydelay -get: $out"
 out=$(ar_shell autorecovery -enable)
 [ "$out" = "Autorecovery is enabled" ] && pass "shell autorecovery -enable: $out" || fail "shell autorecovery -enable: $out"
 live_ids

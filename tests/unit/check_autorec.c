@@ -247,6 +247,39 @@ START_TEST(test_lost_bookie_marked_after_delay)
 }
 END_TEST
 
+/* BookKeeper's underreplication/lostBookieRecoveryDelay: the first auditor stores the
+ * configured delay there; once it exists its value wins, also when an operator changes it
+ * while the auditor runs. */
+START_TEST(test_delay_znode_wins)
+{
+    struct tl_adds b = {0};
+    int64_t id = written(cl, 5, &b);
+    struct ar_conf o;
+    conf(&o, "auditor:1", 60000);
+    o.worker = false;
+    struct ar *a = start(&o, NULL);
+    ck_assert(tl_until(env.loop, cond_auditor, a, 5000));
+    tl_run_for(env.loop, 1000);
+    const char *zn = "/ledgers/underreplication/lostBookieRecoveryDelay";
+    struct meta_req r = {0};
+    ck_assert_int_eq(tl_meta_get(env.meta, zn, &r), 0);
+    ck_assert_str_eq(r.value, "60");
+    meta_req_fini(&r);
+    ck_assert_int_eq(tl_meta_put(env.meta, zn, "2", 1, 0), 0); /* the operator's change */
+    tl_run_for(env.loop, 500);
+    struct bkc_md md;
+    tl_md_read(env.meta, id, &md);
+    tl_fakebk_stop(&env, bkc_fake_bookie_index(env.fake, md.segs[0].bookies[0]));
+    bkc_md_fini(&md);
+    tl_run_for(env.loop, 1000);
+    ck_assert(!is_marked(id)); /* within the 2 s */
+    tl_run_for(env.loop, 2000);
+    ck_assert(is_marked(id)); /* not the configured 60 s */
+    stop_and_free(a);
+    tl_adds_fini(&b);
+}
+END_TEST
+
 /* A bookie that comes back within the delay is not audited. */
 START_TEST(test_bookie_back_within_delay)
 {
@@ -650,5 +683,5 @@ int main(void)
                            test_rereplicate_full_ensembles, test_rereplicate_striped,
                            test_open_ledger_left_to_writer, test_stale_handles_follow_replication,
                            test_locked_by_other_worker, test_deleted_ledger_and_no_target,
-                           test_copy_window, test_replication_disabled)}));
+                           test_copy_window, test_replication_disabled, test_delay_znode_wins)}));
 }
