@@ -434,54 +434,32 @@ static void ar_periodic_timer(struct mg_timer *t, void *arg)
     ar_audit_start(a);
 }
 
-/* The registration changed: note who went (their delay starts now) and audit. */
-static void ar_avail_watch(struct meta_store *m, const char *path, enum meta_watch_event ev,
-                           void *data);
+/* The auditor watches the registration (available's children) and the delay znode: either
+ * changing re-arms its watch and starts an audit. */
+static void ar_auditor_watch(struct meta_store *m, const char *path, enum meta_watch_event ev,
+                             void *data);
 
-static void ar_delay_watch(struct meta_store *m, const char *path, enum meta_watch_event ev,
-                           void *data);
-
-static void ar_avail_arm(struct ar *a)
+static void ar_auditor_arm(struct ar *a, bool delay)
 {
-    char *p = mg_asprintf("%s/available", a->root);
-    a->avail_w = meta_watch(a->meta, p, true, ar_avail_watch, a);
+    char *p = mg_asprintf(delay ? "%s/underreplication/lostBookieRecoveryDelay" : "%s/available",
+                          a->root);
+    *(delay ? &a->delay_w : &a->avail_w) = meta_watch(a->meta, p, !delay, ar_auditor_watch, a);
     mg_free(p);
 }
 
-static void ar_delay_arm(struct ar *a)
-{
-    char *p = mg_asprintf("%s/underreplication/lostBookieRecoveryDelay", a->root);
-    a->delay_w = meta_watch(a->meta, p, false, ar_delay_watch, a);
-    mg_free(p);
-}
-
-/* The operator changed the delay: audit with the new one (BookKeeper reschedules too). */
-static void ar_delay_watch(struct meta_store *m, const char *path, enum meta_watch_event ev,
-                           void *data)
+static void ar_auditor_watch(struct meta_store *m, const char *path, enum meta_watch_event ev,
+                             void *data)
 {
     (void)m;
-    (void)path;
     (void)ev;
     struct ar *a = data;
-    a->delay_w = NULL;
+    bool delay = strstr(path, "/lostBookieRecoveryDelay") != NULL;
+    *(delay ? &a->delay_w : &a->avail_w) = NULL;
     if (!a->st.is_auditor || a->stopping)
         return;
-    ar_delay_arm(a);
-    ar_audit_start(a);
-}
-
-static void ar_avail_watch(struct meta_store *m, const char *path, enum meta_watch_event ev,
-                           void *data)
-{
-    (void)m;
-    (void)path;
-    (void)ev;
-    struct ar *a = data;
-    a->avail_w = NULL;
-    if (!a->st.is_auditor || a->stopping)
-        return;
-    ar_avail_arm(a);
-    MG_INFO(MOD, "the registered bookies changed: auditing");
+    ar_auditor_arm(a, delay);
+    MG_INFO(MOD, "%s changed: auditing",
+            delay ? "the lost bookie delay" : "the registered bookies");
     ar_audit_start(a);
 }
 
@@ -489,8 +467,8 @@ static void ar_become_auditor(struct ar *a)
 {
     MG_INFO(MOD, "%s is the auditor", a->id);
     a->st.is_auditor = true;
-    ar_avail_arm(a);
-    ar_delay_arm(a);
+    ar_auditor_arm(a, false);
+    ar_auditor_arm(a, true);
     if (a->conf.check_interval_ms > 0)
         mg_timer_start(&a->periodic_t, (uint64_t)a->conf.check_interval_ms);
     if (a->conf.bookie_check_interval_ms > 0)

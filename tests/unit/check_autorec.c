@@ -113,6 +113,14 @@ static bool no_marks(const void *arg)
     return true;
 }
 
+/* Until ledger id's mark is gone (at most ms of the loop; fails the test otherwise). */
+static void wait_unmarked(int64_t id, uint64_t ms)
+{
+    int64_t ids[1] = {id};
+    struct marks_gone mg = {ids, 1};
+    ck_assert_msg(tl_until(env.loop, no_marks, &mg, ms), "ledger %" PRId64 " still marked", id);
+}
+
 static bool ar_is_auditor(const struct ar *a)
 {
     struct ar_stats st;
@@ -139,6 +147,27 @@ static int64_t metric(const struct ar *a, const char *name)
     int64_t v = strtoll(p + strlen(line), NULL, 10);
     evbuffer_free(b);
     return v;
+}
+
+/* The fake bookie at ensemble index i of ledger id's first segment. */
+static int first_bookie(int64_t id, int i)
+{
+    struct bkc_md md;
+    tl_md_read(env.meta, id, &md);
+    int k = bkc_fake_bookie_index(env.fake, md.segs[0].bookies[i]);
+    bkc_md_fini(&md);
+    return k;
+}
+
+/* An auditor (no worker) with lostBookieRecoveryDelay delay_ms, elected. */
+static struct ar *auditor(int delay_ms)
+{
+    struct ar_conf o;
+    conf(&o, "auditor:1", delay_ms);
+    o.worker = false;
+    struct ar *a = start(&o, NULL);
+    ck_assert(tl_until(env.loop, cond_auditor, a, 5000));
+    return a;
 }
 
 static void stop_and_free(struct ar *a)
@@ -205,11 +234,7 @@ START_TEST(test_lost_bookie_marked_after_delay)
     for (int i = 0; i < 6; i++)
         ids[i] = written(cl, 5 + i, &b[i]);
     const char *lost = bkc_fake_bookie_id(env.fake, 1);
-    struct ar_conf o;
-    conf(&o, "auditor:1", 7000);
-    o.worker = false; /* the marks stay for the test to see */
-    struct ar *a = start(&o, NULL);
-    ck_assert(tl_until(env.loop, cond_auditor, a, 5000));
+    struct ar *a = auditor(7000); /* no worker: the marks stay for the test to see */
     tl_run_for(env.loop, 1000);
     tl_fakebk_stop(&env, 1);
     tl_run_for(env.loop, 5000); /* within the delay: nothing marked */
@@ -254,11 +279,7 @@ START_TEST(test_delay_znode_wins)
 {
     struct tl_adds b = {0};
     int64_t id = written(cl, 5, &b);
-    struct ar_conf o;
-    conf(&o, "auditor:1", 60000);
-    o.worker = false;
-    struct ar *a = start(&o, NULL);
-    ck_assert(tl_until(env.loop, cond_auditor, a, 5000));
+    struct ar *a = auditor(60000);
     tl_run_for(env.loop, 1000);
     const char *zn = "/ledgers/underreplication/lostBookieRecoveryDelay";
     struct meta_req r = {0};
@@ -267,10 +288,7 @@ START_TEST(test_delay_znode_wins)
     meta_req_fini(&r);
     ck_assert_int_eq(tl_meta_put(env.meta, zn, "2", 1, 0), 0); /* the operator's change */
     tl_run_for(env.loop, 500);
-    struct bkc_md md;
-    tl_md_read(env.meta, id, &md);
-    tl_fakebk_stop(&env, bkc_fake_bookie_index(env.fake, md.segs[0].bookies[0]));
-    bkc_md_fini(&md);
+    tl_fakebk_stop(&env, first_bookie(id, 0));
     tl_run_for(env.loop, 1000);
     ck_assert(!is_marked(id)); /* within the 2 s */
     tl_run_for(env.loop, 2000);
@@ -285,15 +303,8 @@ START_TEST(test_bookie_back_within_delay)
 {
     struct tl_adds b = {0};
     int64_t id = written(cl, 8, &b);
-    struct ar_conf o;
-    conf(&o, "auditor:1", 5000);
-    o.worker = false;
-    struct ar *a = start(&o, NULL);
-    ck_assert(tl_until(env.loop, cond_auditor, a, 5000));
-    struct bkc_md md;
-    tl_md_read(env.meta, id, &md);
-    int k = bkc_fake_bookie_index(env.fake, md.segs[0].bookies[0]);
-    bkc_md_fini(&md);
+    struct ar *a = auditor(5000);
+    int k = first_bookie(id, 0);
     tl_fakebk_register(&env, k, false);
     tl_run_for(env.loop, 2000);
     tl_fakebk_register(&env, k, true);
@@ -471,9 +482,7 @@ START_TEST(test_open_ledger_left_to_writer)
     /* the writer adds: its ensemble change moves the last segment off the lost bookie */
     tl_adds_all(&b, lh, 4);
     ck_assert_int_eq(bkc_ledger_num_segments(lh), 2);
-    int64_t ids[1] = {id};
-    struct marks_gone mg = {ids, 1};
-    ck_assert(tl_until(env.loop, no_marks, &mg, 60000));
+    wait_unmarked(id, 60000);
     ck_assert(!md_names(id, lost));
     /* the writer still has its old view of segment 0; closing must not put the lost bookie
      * back (a CAS conflict, then the re-read ensembles are kept) */
@@ -581,10 +590,7 @@ START_TEST(test_replication_disabled)
     struct tl_adds b = {0};
     int64_t id = written(cl, 7, &b);
     ck_assert_int_eq(tl_meta_put(env.meta, "/ledgers/underreplication/disable", "", 0, 0), 0);
-    struct bkc_md md;
-    tl_md_read(env.meta, id, &md);
-    tl_fakebk_stop(&env, bkc_fake_bookie_index(env.fake, md.segs[0].bookies[0]));
-    bkc_md_fini(&md);
+    tl_fakebk_stop(&env, first_bookie(id, 0));
     struct ar_conf o;
     conf(&o, "worker:1", 0);
     struct ar *a = start(&o, NULL);
@@ -594,9 +600,7 @@ START_TEST(test_replication_disabled)
     ar_get_stats(a, &st);
     ck_assert_int_eq(st.entries_copied, 0); /* the worker waits */
     ck_assert_int_eq(tl_meta_del(env.meta, "/ledgers/underreplication/disable"), 0);
-    int64_t ids[1] = {id};
-    struct marks_gone mg = {ids, 1};
-    ck_assert(tl_until(env.loop, no_marks, &mg, 30000));
+    wait_unmarked(id, 30000);
     check_copies(id);
     stop_and_free(a);
     tl_adds_fini(&b);
@@ -608,10 +612,7 @@ START_TEST(test_locked_by_other_worker)
 {
     struct tl_adds b = {0};
     int64_t id = written(cl, 9, &b);
-    struct bkc_md md;
-    tl_md_read(env.meta, id, &md);
-    int k = bkc_fake_bookie_index(env.fake, md.segs[0].bookies[1]);
-    bkc_md_fini(&md);
+    int k = first_bookie(id, 1);
     char *lock = ar_lock_path("/ledgers", id);
     ck_assert_int_eq(tl_meta_put(env.meta, lock, "other:1", 7, 0), 0);
     tl_fakebk_stop(&env, k);
@@ -624,9 +625,7 @@ START_TEST(test_locked_by_other_worker)
     ar_get_stats(a, &st);
     ck_assert_int_eq(st.entries_copied, 0);
     ck_assert_int_eq(tl_meta_del(env.meta, lock), 0);
-    int64_t ids[1] = {id};
-    struct marks_gone mg = {ids, 1};
-    ck_assert(tl_until(env.loop, no_marks, &mg, 30000));
+    wait_unmarked(id, 30000);
     check_copies(id);
     stop_and_free(a);
     mg_free(lock);
