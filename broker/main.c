@@ -5,6 +5,8 @@
  *   magnetar broker       broker on a shared metadata store (metadataStoreUrl) and bookies
  *   magnetar bookie       one storage node, registered in metadataStoreUrl
  *   magnetar bookie --format --force   delete a bookie's data and cookies (start over)
+ *   magnetar autorecovery auditor and replication worker alone (autorec module)
+ *   magnetar shell ...    BookKeeper shell's operator commands (autorec module)
  *   magnetar perf ...     load generator (perf module)
  *   magnetar tokens ...   make and check authentication tokens (auth module)
  *   magnetar admin ...    pulsar-admin's commands over the admin REST API (cli module)
@@ -16,6 +18,7 @@
  * gracefully (clients are told to reconnect, the journal is synced) and exit 0.
  */
 #include "auth/auth.h"
+#include "autorec/autorec.h"
 #include "bookie/bookie.h"
 #include "cli/cli.h"
 #include "config/cfg.h"
@@ -49,11 +52,12 @@ enum role {
     ROLE_STANDALONE = 0,
     ROLE_BROKER,
     ROLE_BOOKIE,
+    ROLE_AUTORECOVERY,
 };
 
-static const char *const role_name[] = {"standalone", "broker", "bookie"};
+static const char *const role_name[] = {"standalone", "broker", "bookie", "autorecovery"};
 static const char *const role_config[] = {"conf/standalone.yaml", "conf/broker.yaml",
-                                          "conf/bookie.yaml"};
+                                          "conf/bookie.yaml", "conf/bookie.yaml"};
 
 /* A role's own built-in defaults, applied before any file: the standalone is a local
  * development server wherever it is started (loopback only, its bookies in the same process
@@ -68,7 +72,7 @@ static const char *const standalone_defaults[] = {
     "managedLedgerDefaultAckQuorum=1",
     NULL,
 };
-static const char *const *const role_defaults[] = {standalone_defaults, NULL, NULL};
+static const char *const *const role_defaults[] = {standalone_defaults, NULL, NULL, NULL};
 
 struct main_opts {
     const char *config; /* borrowed from argv */
@@ -89,7 +93,8 @@ struct proc {
     char *bookie_dirs[MAX_BOOKIES];         /* owned: ledger dir strings the options borrow */
     char *bookie_journals[MAX_BOOKIES];
     int n_bookies;
-    struct svc *svc; /* owned */
+    struct svc *svc;    /* owned */
+    struct ar *autorec; /* owned: bookie (autoRecoveryDaemonEnabled), autorecovery */
 };
 
 static void main_usage_top(FILE *out)
@@ -104,6 +109,8 @@ static void main_usage_top(FILE *out)
             "               6650, admin HTTP on 8080)\n"
             "  broker       stateless broker on a shared metadata store and bookies\n"
             "  bookie       storage node speaking BookKeeper's protocol (port 3181)\n"
+            "  autorecovery auditor and replication worker of a bookie cluster\n"
+            "  shell        operator commands (listbookies, listunderreplicated, recover ...)\n"
             "  perf         load generator and latency meter (perf produce | perf consume)\n"
             "  tokens       make keys and tokens, show and validate tokens (as pulsar tokens)\n"
             "  admin        pulsar-admin's commands over the admin REST API\n"
@@ -125,6 +132,8 @@ static void main_usage_role(FILE *out, enum role r)
         "Runs a storage node speaking Apache BookKeeper's protocol (v2 and v3 on one port):\n"
         "journal with group commit, entry logs, LMDB index. It registers itself in\n"
         "metadataStoreUrl (a zk: URL) so brokers find it.",
+        "Runs BookKeeper's autorecovery (auditor candidate and replication worker) on the\n"
+        "bookies registered in metadataStoreUrl (a zk: URL), without a bookie.",
     };
     fprintf(out,
             "usage: magnetar %s [--config FILE] [--set key=value]... [--port-file FILE]\n"
@@ -276,12 +285,13 @@ static void main_on_session(struct meta_store *m, enum meta_session_event ev, vo
 static int main_open_meta(struct proc *p)
 {
     const char *url = p->cfg.metadata_store_url;
-    if (p->role == ROLE_BOOKIE &&
+    if (p->role >= ROLE_BOOKIE &&
         (strcmp(url, "none") == 0 || strcmp(url, "embedded") == 0 || strcmp(url, "memory") == 0)) {
-        MG_INFO("main",
-                "metadataStoreUrl=%s: the bookie is not registered (set a zk: URL so "
-                "brokers find it)",
-                url);
+        if (p->role == ROLE_BOOKIE) /* (the autorecovery says what it needs) */
+            MG_INFO("main",
+                    "metadataStoreUrl=%s: the bookie is not registered (set a zk: URL so "
+                    "brokers find it)",
+                    url);
         return 0;
     }
     if (strcmp(url, "none") == 0)
@@ -418,6 +428,7 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
 static void main_proc_free(struct proc *p)
 {
     svc_free(p->svc);
+    ar_stop(p->autorec);
     for (int i = 0; i < p->n_bookies; i++)
         bk_server_free(p->bookies[i]);
     for (int i = 0; i < MAX_BOOKIES; i++) {
@@ -426,6 +437,7 @@ static void main_proc_free(struct proc *p)
     }
     if (p->meta)
         meta_close(p->meta);
+    ar_free(p->autorec); /* after the store: nothing of it completes later */
     mg_loop_free(p->loop);
     if (p->base)
         event_base_free(p->base);
@@ -478,7 +490,7 @@ static int main_cmd_role(enum role role, int argc, char **argv)
         goto out;
     }
     p.loop = mg_loop_new(p.base);
-    if (role != ROLE_BOOKIE && mg_mkdirs(p.cfg.data_directory) < 0) {
+    if (role <= ROLE_BROKER && mg_mkdirs(p.cfg.data_directory) < 0) {
         MG_ERROR("main", "cannot create dataDirectory %s: %s", p.cfg.data_directory,
                  strerror(errno));
         goto out;
@@ -491,7 +503,11 @@ static int main_cmd_role(enum role role, int argc, char **argv)
     }
     if ((role == ROLE_BOOKIE || role == ROLE_STANDALONE) && main_start_bookies(&p) < 0)
         goto out;
-    if (role != ROLE_BOOKIE) {
+    if (role >= ROLE_BOOKIE &&
+        ar_start_role(p.loop, p.meta, &p.cfg, p.n_bookies ? bk_server_id(p.bookies[0]) : NULL,
+                      &p.autorec) < 0)
+        goto out;
+    if (role <= ROLE_BROKER) {
         p.svc = svc_new(p.loop, &p.cfg, p.meta);
         if (!p.svc)
             goto out;
@@ -574,11 +590,13 @@ int main(int argc, char **argv)
         printf("magnetar %s\n", PACKAGE_VERSION);
         return 0;
     }
-    for (int r = ROLE_STANDALONE; r <= ROLE_BOOKIE; r++)
+    for (int r = ROLE_STANDALONE; r <= ROLE_AUTORECOVERY; r++)
         if (strcmp(cmd, role_name[r]) == 0)
             return main_cmd_role((enum role)r, argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0)
         return main_cmd_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "shell") == 0)
+        return ar_shell_main(argc - 1, argv + 1);
     if (strcmp(cmd, "perf") == 0)
         return perf_main(argc - 1, argv + 1);
     if (strcmp(cmd, "tokens") == 0)

@@ -237,6 +237,47 @@ const char *bkc_ledger_bookie(const struct bkc_ledger *lh, int i);
 /* Number of segments (ensembles) in the ledger's metadata. */
 int bkc_ledger_num_segments(const struct bkc_ledger *lh);
 
+/* ---- segments and re-replication (autorecovery) ------------------------------------------ */
+
+/* Segment seg (0 <= seg < bkc_ledger_num_segments) of a handle's metadata: its first entry,
+ * and the bookie id at ensemble index i (borrowed: valid until the handle's metadata
+ * changes). NULL / -1 when out of range. */
+int64_t bkc_ledger_segment_first(const struct bkc_ledger *lh, int seg);
+const char *bkc_ledger_segment_bookie(const struct bkc_ledger *lh, int seg, int i);
+/* The last entry segment seg holds once its end is fixed: the entry before the next segment,
+ * or the last entry of a CLOSED ledger (first - 1 when it holds none). -2 for the last
+ * segment of a ledger that is not CLOSED: its end belongs to the writer. */
+int64_t bkc_ledger_segment_last(const struct bkc_ledger *lh, int seg);
+
+/* Copy what ensemble index idx of segment seg should hold (the entries of the segment whose
+ * write set contains idx) to the bookie `to` (an id from /ledgers/available), as BookKeeper's
+ * LedgerFragmentReplicator does: each entry is read from another bookie of its write set (the
+ * next one on an error, a timeout, a missing or corrupt copy; the body is verified against
+ * the digest) and sent unchanged to `to` as a RECOVERY_ADD, which a fenced or closed ledger
+ * accepts. At most `window` entries are in flight. lh must be a read handle (bkc_open without
+ * recovery) and the segment's end fixed (bkc_ledger_segment_last >= -1). On success
+ * req->entry_id is the number of entries copied. Sync errors: -MG_EINVAL (bad segment or
+ * index, open last segment), -MG_ENOTALLOWED (not a read handle), -MG_EBUSY (a replication
+ * already runs on lh). Async: -MG_ENOTFOUND (no replica has an entry), -MG_ECHECKSUM (only
+ * corrupt copies), -MG_EIO (the target refused an add, bookies unreachable; errmsg says
+ * which), -MG_ECANCELED. */
+int bkc_replicate(struct bkc_ledger *lh, int seg, int idx, const char *to, int window,
+                  struct bkc_req *req, bkc_cb cb);
+/* Put bookie `to` at ensemble index idx of segment seg in the ledger's metadata (after
+ * bkc_replicate copied the fragment there): a CAS on the version lh read; when someone else
+ * wrote meanwhile (the writer's ensemble change or close) the metadata is read again and the
+ * change redone as long as that segment still starts where it did and still names the
+ * bookie replaced. lh's metadata is the new one on success. Sync errors as bkc_replicate's;
+ * async: -MG_EBUSY (the segment changed: look again), the meta store's errors. */
+int bkc_ledger_set_bookie(struct bkc_ledger *lh, int seg, int idx, const char *to,
+                          struct bkc_req *req, bkc_cb cb);
+/* Pick `need` distinct bookies at random (the client's generator) from names (a listing of
+ * /ledgers/available), skipping "readonly" and the ids in exclude; out gets borrowed names.
+ * Returns how many candidates there were (fewer than need: out holds only that many). This
+ * is the placement of new ledgers, ensemble changes and re-replication. */
+int bkc_pick_bookies(struct bkc_client *c, char *const *names, int n_names, char *const *exclude,
+                     int n_ex, int need, const char **out);
+
 /* ---- statistics ------------------------------------------------------------------------ */
 
 /* Per-bookie add statistics since the client started (the broker's /metrics). Latency is
@@ -336,5 +377,9 @@ void bkc_fake_get_stats(const struct bkc_fake *f, int i, struct bkc_fake_stats *
 /* The hierarchical metadata path of ledger id under root ("/ledgers"): id 42 ->
  * "/ledgers/00/0000/L0042"; ids >= 2^31-1 use the 3/4/4/4/4 split. Returns a new string. */
 char *bkc_ledger_path(const char *root, int64_t id);
+/* A ledger metadata node's value (format v3 or v2) as BookKeeper's shell prints it:
+ * "LedgerMetadata{formatVersion=3, ensembleSize=.., ..., ensembles={0=[a, b]},
+ * customMetadata={k=base64:..}}". A new string (mg_free), or NULL when it does not decode. */
+char *bkc_md_describe(const void *buf, size_t len);
 
 #endif

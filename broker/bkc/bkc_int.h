@@ -321,6 +321,8 @@ struct bkc_rd_ent {
     int tries, n_missing, n_corrupt, n_toobig;
     struct evbuffer *payload; /* owned once read */
     int64_t length;           /* the entry's length field */
+    bool refreshed;           /* it made us (or waited for) a metadata re-read already */
+    uint64_t md_gen;          /* lh->md_gen when its current round of tries began */
 };
 struct bkc_rd {
     struct bkc_ledger *lh; /* borrowed */
@@ -329,6 +331,7 @@ struct bkc_rd {
     int64_t first, last;
     int n, n_done;
     struct bkc_rd_ent *ents; /* owned, n */
+    bool waiting;            /* entries wait for a metadata re-read (lh->md_refreshing) */
     TAILQ_ENTRY(bkc_rd) link;
 };
 TAILQ_HEAD(bkc_rd_list, bkc_rd);
@@ -393,6 +396,9 @@ struct bkc_ledger {
     int64_t rec_start;    /* the LAC the fencing reads established: what re-adds piggyback */
     bool md_closing;      /* the CLOSED metadata write is in flight */
     struct bkc_md new_md; /* the metadata an ensemble change is writing */
+    struct bkc_rr *rr;    /* owned: bkc_replicate / bkc_ledger_set_bookie in progress */
+    bool md_refreshing;   /* a read's metadata re-read is in flight */
+    uint64_t md_gen;      /* metadata re-reads for reads completed */
 };
 
 /* Create / open steps (bkc_ledger.c), started by bkc_client.c. */
@@ -407,5 +413,45 @@ void bkc_ledger_keys(struct bkc_ledger *lh);
 void bkc_zombies_free(struct bkc_client *c);
 void bkc_ledger_create_start(struct bkc_ledger *lh);
 void bkc_ledger_open_start(struct bkc_ledger *lh);
+/* Check a stored entry body: ledger id, entry id (expect < -1: any), digest. On success the
+ * header fields are returned and the header+digest bytes are left in body. Returns 0,
+ * -MG_EPROTO (short, another ledger or entry) or -MG_ECHECKSUM. */
+int bkc_verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_t expect, int64_t *entry,
+                     int64_t *lac, int64_t *length);
+/* Is ensemble index idx in entry's write set ((entry + i) % E, i < Qw)? */
+bool bkc_in_write_set(const struct bkc_ledger *lh, int64_t entry, int idx);
+/* Write md to lh's metadata node expecting version (META_VERSION_NONE: create, parents too),
+ * or read it; then done (owner lh). Return the meta call's result (< 0: nothing started). */
+int bkc_md_put(struct bkc_ledger *lh, const struct bkc_md *md, int64_t version, bkc_mop_fn done);
+int bkc_md_read(struct bkc_ledger *lh, bkc_mop_fn done);
+/* lh->new_md was stored at version: make it lh->md (the ensemble pointers are not updated). */
+void bkc_lh_take_new_md(struct bkc_ledger *lh, int64_t version);
+
+/* ---- re-replication (bkc_rerep.c) ------------------------------------------------------- */
+
+/* One copy slot: an entry read from a surviving replica, then re-added to the target. */
+struct bkc_rr_slot {
+    int64_t entry; /* -1: free */
+    int tries;     /* replicas asked */
+    int n_missing, n_corrupt;
+    struct bkc_op *op;        /* the read or the add in flight */
+    struct evbuffer *payload; /* owned while the add is in flight */
+    uint8_t ehdr[WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN];
+};
+
+/* bkc_replicate / bkc_ledger_set_bookie in progress on a read handle (at most one). */
+struct bkc_rr {
+    struct bkc_ledger *lh; /* borrowed */
+    struct bkc_req *req;   /* borrowed */
+    int seg, idx;
+    struct bkc_bookie *to; /* borrowed: the target (replicate) */
+    char *from, *to_id;    /* owned: the bookie replaced and its replacement (set_bookie) */
+    int64_t next, last;    /* the next entry to look at; the fragment's last entry */
+    int n_slots, n_busy;
+    struct bkc_rr_slot *slots; /* owned */
+    int md_tries;              /* set_bookie: CAS attempts */
+};
+/* Cancel what rr has in flight and free it (its request is not completed). Accepts NULL. */
+void bkc_rr_free(struct bkc_client *c, struct bkc_rr *rr);
 
 #endif

@@ -43,6 +43,7 @@ static void bkc_lh_check_drained(struct bkc_ledger *lh);
 static void bkc_change_start(struct bkc_ledger *lh);
 static void bkc_md_close(struct bkc_ledger *lh);
 static void bkc_rrd_start(struct bkc_ledger *lh);
+static void bkc_rd_resume(struct bkc_ledger *lh);
 
 static void bkc_set_errmsg(char *dst, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -158,6 +159,11 @@ void bkc_ledger_destroy(struct bkc_ledger *lh, int status, bool defer)
         bkc_rrd_free(lh->c, lh->rrd);
         lh->rrd = NULL;
     }
+    if (lh->rr) {
+        bkc_req_fail(lh, lh->rr->req, status, msg);
+        bkc_rr_free(c, lh->rr);
+        lh->rr = NULL;
+    }
     if (lh->close_req) {
         bkc_req_fail(lh, lh->close_req, status, msg);
         lh->close_req = NULL;
@@ -226,6 +232,10 @@ static void bkc_lh_fail(struct bkc_ledger *lh, int err, const char *fmt, ...)
     if (!lh->err)
         lh->err = err;
     bkc_mops_kill(lh->c, lh); /* an ensemble change in flight */
+    if (lh->md_refreshing) {  /* ... or a read's metadata re-read: the reads go on without */
+        lh->md_refreshing = false;
+        bkc_rd_resume(lh);
+    }
     lh->changing = false;
     lh->failed = 0;
     bkc_md_fini(&lh->new_md);
@@ -243,8 +253,8 @@ static void bkc_lh_fail(struct bkc_ledger *lh, int err, const char *fmt, ...)
 
 /* Check a stored entry body: ledger id, entry id (expect < -1: any), digest. On success the
  * header fields are returned and the header+digest bytes are left in body. */
-static int bkc_verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_t expect,
-                            int64_t *entry, int64_t *lac, int64_t *length)
+int bkc_verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_t expect, int64_t *entry,
+                     int64_t *lac, int64_t *length)
 {
     size_t hl = WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len;
     size_t n = evbuffer_get_length(body);
@@ -269,7 +279,7 @@ static int bkc_verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_
 
 /* ---- adds ----------------------------------------------------------------------------- */
 
-static bool bkc_in_write_set(const struct bkc_ledger *lh, int64_t entry, int idx)
+bool bkc_in_write_set(const struct bkc_ledger *lh, int64_t entry, int idx)
 {
     int e = lh->md.ensemble_size;
     for (int i = 0; i < lh->md.write_quorum; i++)
@@ -468,8 +478,7 @@ static void bkc_lh_check_drained(struct bkc_ledger *lh)
 
 /* Write md to lh's metadata node, expecting version (META_VERSION_NONE: a new node, its
  * parents created as needed), then done. Returns meta_put's result (< 0: nothing started). */
-static int bkc_md_put(struct bkc_ledger *lh, const struct bkc_md *md, int64_t version,
-                      bkc_mop_fn done)
+int bkc_md_put(struct bkc_ledger *lh, const struct bkc_md *md, int64_t version, bkc_mop_fn done)
 {
     uint8_t *buf;
     size_t len;
@@ -483,10 +492,18 @@ static int bkc_md_put(struct bkc_ledger *lh, const struct bkc_md *md, int64_t ve
 
 /* Read lh's metadata node (to open, or again after a write lost a race), then done. Returns
  * meta_get's result (< 0: nothing started). */
-static int bkc_md_read(struct bkc_ledger *lh, bkc_mop_fn done)
+int bkc_md_read(struct bkc_ledger *lh, bkc_mop_fn done)
 {
     struct bkc_mop *mop = bkc_mop_new(lh->c, lh, done);
     return bkc_mop_started(mop, meta_get(lh->c->meta, lh->path, &mop->mr, bkc_mop_cb));
+}
+
+void bkc_lh_take_new_md(struct bkc_ledger *lh, int64_t version)
+{
+    bkc_md_fini(&lh->md);
+    lh->md = lh->new_md;
+    memset(&lh->new_md, 0, sizeof(lh->new_md));
+    lh->md_version = version;
 }
 
 /* List the registered bookies (<root>/available), then done. Returns meta_children's
@@ -516,15 +533,13 @@ static void bkc_change_start(struct bkc_ledger *lh)
     }
 }
 
-/* Pick `need` distinct bookies from a /ledgers/available listing, skipping "readonly" and
- * the ids in exclude; out gets borrowed names. Returns how many were available. */
-static int bkc_pick_bookies(struct bkc_client *c, struct meta_req *mr, char *const *exclude,
-                            int n_ex, int need, const char **out)
+int bkc_pick_bookies(struct bkc_client *c, char *const *names, int n_names, char *const *exclude,
+                     int n_ex, int need, const char **out)
 {
-    const char **cand = mg_calloc((size_t)mr->n_children + 1, sizeof(char *));
+    const char **cand = mg_calloc((size_t)n_names + 1, sizeof(char *));
     int n = 0;
-    for (int i = 0; i < mr->n_children; i++) {
-        const char *id = mr->children[i];
+    for (int i = 0; i < n_names; i++) {
+        const char *id = names[i];
         bool skip = !strcmp(id, "readonly");
         for (int j = 0; j < n_ex && !skip; j++)
             skip = !strcmp(id, exclude[j]);
@@ -559,7 +574,8 @@ static void bkc_change_list_done(struct bkc_mop *mop, int status)
     memcpy(exclude, last->bookies, (size_t)E * sizeof(char *));
     if (lh->n_failed_ids)
         memcpy(exclude + E, lh->failed_ids, (size_t)lh->n_failed_ids * sizeof(char *));
-    int have = bkc_pick_bookies(lh->c, &mop->mr, exclude, E + lh->n_failed_ids, need, pick);
+    int have = bkc_pick_bookies(lh->c, mop->mr.children, mop->mr.n_children, exclude,
+                                E + lh->n_failed_ids, need, pick);
     mg_free(exclude);
     if (have < need) {
         bkc_lh_fail(lh, -MG_ENOBOOKIES,
@@ -615,10 +631,7 @@ static void bkc_change_put_done(struct bkc_mop *mop, int status)
 static void bkc_change_installed(struct bkc_ledger *lh, int64_t version)
 {
     uint64_t done = lh->changing_set;
-    bkc_md_fini(&lh->md);
-    lh->md = lh->new_md;
-    memset(&lh->new_md, 0, sizeof(lh->new_md));
-    lh->md_version = version;
+    bkc_lh_take_new_md(lh, version);
     bkc_lh_set_ensemble(lh);
     lh->failed &= ~done;
     lh->changing = false;
@@ -643,6 +656,36 @@ static void bkc_change_installed(struct bkc_ledger *lh, int64_t version)
         bkc_lh_deliver(lh);
 }
 
+/* The metadata was changed by someone else while a writer's was still OPEN, or a reader's
+ * view is older than the metadata (a recovery keeps its own view: the ensembles it changed
+ * are in memory until its CLOSED write): the autorecovery's replication workers replace
+ * lost bookies in the segments whose end is fixed (all but the last of a ledger not closed;
+ * all of a closed one). Take their ensembles, so that a write that follows does not put the
+ * lost bookies back and reads go to the bookies that hold the copies now. */
+static void bkc_adopt_closed_segments(struct bkc_ledger *lh, const struct bkc_md *md)
+{
+    if (md->ensemble_size != lh->md.ensemble_size)
+        return;
+    bool closed = lh->md.state == BKC_STATE_CLOSED && md->state == BKC_STATE_CLOSED &&
+                  md->last_entry == lh->md.last_entry;
+    int fixed = closed ? lh->md.n_segs : lh->md.n_segs - 1;
+    bool last_changed = false;
+    for (int s = 0; s < fixed && s < md->n_segs; s++) {
+        if (md->segs[s].first != lh->md.segs[s].first)
+            return;
+        for (int i = 0; i < md->ensemble_size; i++) {
+            char **b = &lh->md.segs[s].bookies[i];
+            if (strcmp(*b, md->segs[s].bookies[i]) != 0) {
+                mg_free(*b);
+                *b = mg_strdup(md->segs[s].bookies[i]);
+                last_changed |= s == lh->md.n_segs - 1;
+            }
+        }
+    }
+    if (last_changed)
+        bkc_lh_set_ensemble(lh);
+}
+
 static void bkc_change_reread_done(struct bkc_mop *mop, int status)
 {
     struct bkc_ledger *lh = mop->owner;
@@ -655,6 +698,8 @@ static void bkc_change_reread_done(struct bkc_mop *mop, int status)
     }
     int want = lh->mode == BKC_MODE_RECOVERING ? BKC_STATE_IN_RECOVERY : BKC_STATE_OPEN;
     int state = md.state;
+    if (state == want && lh->mode == BKC_MODE_WRITER) /* (recovery keeps its own changes) */
+        bkc_adopt_closed_segments(lh, &md);
     bkc_md_fini(&md);
     if (state != want) {
         bkc_lh_fail(lh, -MG_EFENCED,
@@ -727,12 +772,8 @@ static void bkc_close_put_done(struct bkc_mop *mop, int status)
             bkc_md_close_finish(lh, rc);
         return;
     }
-    if (status == 0) {
-        bkc_md_fini(&lh->md);
-        lh->md = lh->new_md;
-        memset(&lh->new_md, 0, sizeof(lh->new_md));
-        lh->md_version = mop->mr.stat.version;
-    }
+    if (status == 0)
+        bkc_lh_take_new_md(lh, mop->mr.stat.version);
     bkc_md_close_finish(lh, status);
 }
 
@@ -759,6 +800,8 @@ static void bkc_close_reread_done(struct bkc_mop *mop, int status)
     int want = rec ? BKC_STATE_IN_RECOVERY : BKC_STATE_OPEN;
     if (md.state == want) {
         lh->md_version = mop->mr.stat.version;
+        if (!rec) /* recovery keeps the ensembles it changed in memory */
+            bkc_adopt_closed_segments(lh, &md);
         bkc_md_fini(&md);
         bkc_md_close(lh);
         return;
@@ -793,6 +836,8 @@ int bkc_close(struct bkc_ledger *lh, struct bkc_req *req, bkc_cb cb)
 /* ---- reads ------------------------------------------------------------------------------ */
 
 static void bkc_rd_send(struct bkc_rd *rd, int i);
+static void bkc_rd_refresh(struct bkc_rd *rd, int i);
+static void bkc_rd_refresh_done(struct bkc_mop *mop, int status);
 
 static void bkc_rd_finish(struct bkc_rd *rd, int status, int64_t bad_entry)
 {
@@ -864,7 +909,66 @@ static void bkc_rd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
              : ent->n_corrupt > 0          ? -MG_ECHECKSUM
              : ent->n_toobig == ent->tries ? -MG_ETOOBIG
                                            : -MG_EIO;
+    if (st == -MG_EIO && rd->req && !ent->refreshed) {
+        bkc_rd_refresh(rd, i);
+        return;
+    }
     bkc_rd_finish(rd, st, e);
+}
+
+/* No replica in our view of the metadata served an entry: the autorecovery may have moved
+ * its copies to other bookies since we read the metadata (BookKeeper's readers learn of that
+ * through a metadata watch). Read the metadata again (one re-read in flight per handle), take
+ * the ensembles that changed, and ask again; once per entry. */
+static void bkc_rd_refresh(struct bkc_rd *rd, int i)
+{
+    struct bkc_ledger *lh = rd->lh;
+    struct bkc_rd_ent *ent = &rd->ents[i];
+    ent->refreshed = true;
+    ent->tries = ent->n_missing = ent->n_corrupt = ent->n_toobig = 0;
+    if (!lh->md_refreshing && ent->md_gen != lh->md_gen) {
+        bkc_rd_send(rd, i); /* a re-read completed since this entry was first asked for */
+        return;
+    }
+    rd->waiting = true;
+    if (lh->md_refreshing)
+        return;
+    lh->md_refreshing = true;
+    int rc = bkc_md_read(lh, bkc_rd_refresh_done);
+    if (rc < 0) {
+        lh->md_refreshing = false;
+        rd->waiting = false;
+        bkc_rd_finish(rd, -MG_EIO, rd->first + i);
+    }
+}
+
+static void bkc_rd_refresh_done(struct bkc_mop *mop, int status)
+{
+    struct bkc_ledger *lh = mop->owner;
+    lh->md_refreshing = false;
+    lh->md_gen++;
+    struct bkc_md md;
+    if (status == 0 && bkc_md_decode(mop->mr.value, mop->mr.len, &md) == 0) {
+        bkc_adopt_closed_segments(lh, &md);
+        bkc_md_fini(&md);
+    }
+    bkc_rd_resume(lh);
+}
+
+/* Resend every waiting entry (neither in flight nor read) of every read waiting for a
+ * metadata re-read that completed or was abandoned. */
+static void bkc_rd_resume(struct bkc_ledger *lh)
+{
+    struct bkc_rd *rd;
+    TAILQ_FOREACH(rd, &lh->reads, link) /* sending never completes a read */
+    {
+        if (!rd->waiting)
+            continue;
+        rd->waiting = false;
+        for (int i = 0; i < rd->n; i++)
+            if (!rd->ents[i].op && !rd->ents[i].payload)
+                bkc_rd_send(rd, i);
+    }
 }
 
 static void bkc_rd_send(struct bkc_rd *rd, int i)
@@ -874,7 +978,8 @@ static void bkc_rd_send(struct bkc_rd *rd, int i)
     struct bkc_segment *s = &lh->md.segs[bkc_md_segment_for(&lh->md, e)];
     struct bkc_rd_ent *ent = &rd->ents[i];
     int idx = (int)((e + ent->tries) % lh->md.ensemble_size);
-    ent->tries++;
+    if (ent->tries++ == 0)
+        ent->md_gen = lh->md_gen;
     struct bkc_bookie *bk = lh->c->tp.ops->bookie_get(lh->c, s->bookies[idx]);
     ent->op = lh->c->tp.ops->read(bk, lh->id, e, 0, NULL, bkc_rd_op_cb, rd, i);
 }
@@ -1078,7 +1183,9 @@ static void bkc_create_bookies_done(struct bkc_mop *mop, int status)
     }
     int E = lh->md.ensemble_size;
     const char *pick[BKC_MAX_ENSEMBLE];
-    int have = status < 0 ? 0 : bkc_pick_bookies(lh->c, &mop->mr, NULL, 0, E, pick);
+    int have = status < 0 ? 0
+                          : bkc_pick_bookies(lh->c, mop->mr.children, mop->mr.n_children, NULL, 0,
+                                             E, pick);
     if (have < E) {
         bkc_open_fail(lh, -MG_ENOBOOKIES,
                       "create ledger: not enough writable bookies: need %d, %d "

@@ -22,7 +22,9 @@
 #include "DataFormats.pb-c.h"
 
 #include <ctype.h>
+#include <event2/buffer.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -511,4 +513,56 @@ char *bkc_ledger_path(const char *root, int64_t id)
     }
     snprintf(d, sizeof(d), "%019" PRId64, id);
     return mg_asprintf("%s/%.3s/%.4s/%.4s/%.4s/L%.4s", root, d, d + 3, d + 7, d + 11, d + 15);
+}
+
+/* ---- text form (bookkeeper shell's ledgermetadata) ------------------------------------------ */
+
+static void bkc_md_b64(struct evbuffer *out, const uint8_t *v, size_t len)
+{
+    char *b = mg_malloc(4 * ((len + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)b, v, (int)len);
+    evbuffer_add_printf(out, "base64:%s", b);
+    mg_free(b);
+}
+
+char *bkc_md_describe(const void *buf, size_t len)
+{
+    struct bkc_md md;
+    if (bkc_md_decode(buf, len, &md) < 0)
+        return NULL;
+    static const char *const digests[] = {"?", "CRC32", "HMAC", "CRC32C", "DUMMY"};
+    static const char *const states[] = {"?", "OPEN", "IN_RECOVERY", "CLOSED"};
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add_printf(out,
+                        "LedgerMetadata{formatVersion=3, ensembleSize=%d, writeQuorumSize=%d, "
+                        "ackQuorumSize=%d, state=%s",
+                        md.ensemble_size, md.write_quorum, md.ack_quorum,
+                        md.state >= 1 && md.state <= 3 ? states[md.state] : "?");
+    if (md.state == BKC_STATE_CLOSED)
+        evbuffer_add_printf(out, ", length=%" PRId64 ", lastEntryId=%" PRId64, md.length,
+                            md.last_entry);
+    evbuffer_add_printf(out, ", digestType=%s, password=",
+                        md.digest >= 1 && md.digest <= 4 ? digests[md.digest] : "?");
+    bkc_md_b64(out, md.password ? md.password : (const uint8_t *)"",
+               md.has_password ? md.password_len : 0);
+    evbuffer_add_printf(out, ", ensembles={");
+    for (int i = 0; i < md.n_segs; i++) {
+        evbuffer_add_printf(out, "%s%" PRId64 "=[", i ? ", " : "", md.segs[i].first);
+        for (int j = 0; j < md.ensemble_size; j++)
+            evbuffer_add_printf(out, "%s%s", j ? ", " : "", md.segs[i].bookies[j]);
+        evbuffer_add_printf(out, "]");
+    }
+    evbuffer_add_printf(out, "}, customMetadata={");
+    for (int i = 0; i < md.n_custom; i++) {
+        evbuffer_add_printf(out, "%s%s=", i ? ", " : "", md.custom[i].key);
+        bkc_md_b64(out, md.custom[i].value, md.custom[i].len);
+    }
+    evbuffer_add_printf(out, "}}");
+    size_t n = evbuffer_get_length(out);
+    char *s = mg_malloc(n + 1);
+    evbuffer_remove(out, s, n);
+    s[n] = '\0';
+    evbuffer_free(out);
+    bkc_md_fini(&md);
+    return s;
 }

@@ -1243,6 +1243,11 @@ int bk_server_port(const struct bk_server *s)
     return s->port;
 }
 
+const char *bk_server_id(const struct bk_server *s)
+{
+    return s->bookie_id;
+}
+
 bool bk_server_readonly(const struct bk_server *s)
 {
     return s->readonly != 0;

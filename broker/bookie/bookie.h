@@ -97,6 +97,8 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
 
 /* The bound port (useful with port 0). */
 int bk_server_port(const struct bk_server *s);
+/* Its bookie id (the registration name, "host:port"); borrowed, valid until bk_server_free. */
+const char *bk_server_id(const struct bk_server *s);
 
 /* true while adds are refused (disk full or out of space: until usage falls below
  * diskUsageLwmThreshold; journal or storage I/O error: until restart). */

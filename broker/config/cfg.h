@@ -132,8 +132,16 @@ struct cfg {
     int compaction_rate_by_entries;         /* compactionRateByEntries (1000), per s */
     int compaction_rate_by_bytes;           /* compactionRateByBytes (1000000), per s */
     bool is_throttle_by_bytes;              /* isThrottleByBytes (false) */
-    bool is_force_gc_allow_when_no_space;   /* isForceGCAllowWhenNoSpace (false) */
-    char *log_level;                        /* logLevel ("info": debug|info|warn|error) */
+    bool auto_recovery_daemon_enabled;      /* autoRecoveryDaemonEnabled (true): bookie runs it */
+    int lost_bookie_recovery_delay_s;       /* lostBookieRecoveryDelay (0), s */
+    int auditor_periodic_check_interval_s;  /* auditorPeriodicCheckInterval (604800), s; 0 off */
+    int auditor_periodic_bookie_check_interval_s;  /* auditorPeriodicBookieCheckInterval (86400) */
+    int rereplication_entry_batch_size;            /* rereplicationEntryBatchSize (100) */
+    int open_ledger_rereplication_grace_period_ms; /* openLedgerRereplicationGracePeriod (30000) */
+    int lock_release_of_failed_ledger_grace_period_ms; /* lockReleaseOfFailedLedgerGracePeriod */
+    int prometheus_stats_http_port;       /* prometheusStatsHttpPort (0 = off): bookie metrics */
+    bool is_force_gc_allow_when_no_space; /* isForceGCAllowWhenNoSpace (false) */
+    char *log_level;                      /* logLevel ("info": debug|info|warn|error) */
     /* bookie TLS (BookKeeper's keys; on when tlsProviderFactoryClass is set) */
     char *tls_provider_factory_class;         /* tlsProviderFactoryClass ("": no TLS) */
     char *tls_provider;                       /* tlsProvider (""; any value: OpenSSL is used) */
