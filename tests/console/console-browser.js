@@ -129,7 +129,7 @@ async function main() {
     await page.goto(a.admin + '/' + hash('topic', 'public', 'default', a.topic), {waitUntil: 'load'});
     await page.waitForFunction(() => {
       const c = document.getElementById('chart');
-      return c && Number(c.dataset.samples) >= 3 && Number(c.dataset.maxIn) > 0;
+      return c && Number(c.dataset.samples) >= 5 && Number(c.dataset.maxIn) > 0;
     }, {timeout: DEADLINE_MS});
     const chart = await page.$eval('#chart', c => ({...c.dataset}));
     pass('chart has ' + chart.samples + ' samples, max msg/s in ' + chart.maxIn + ', out ' + chart.maxOut);

@@ -282,7 +282,8 @@ async function viewNamespace(gen, t, n) {
   });
 }
 
-/* The live chart: msg/s in and out, the last CHART_WINDOW_MS, drawn on a canvas. */
+/* The live chart: msg/s in and out since the view opened, at most the last CHART_WINDOW_MS
+ * (the time axis spans at least a minute), drawn on a canvas. */
 function drawChart(canvas, samples) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight;
@@ -291,10 +292,12 @@ function drawChart(canvas, samples) {
   const g = canvas.getContext('2d');
   g.scale(dpr, dpr);
   g.clearRect(0, 0, w, h);
-  const pad = {l: 56, r: 10, t: 10, b: 22};
-  const now = Date.now(), t0 = now - CHART_WINDOW_MS;
-  const max = Math.max(1, ...samples.map(s => Math.max(s.in, s.out))) * 1.1;
-  const x = ts => pad.l + (w - pad.l - pad.r) * (ts - t0) / CHART_WINDOW_MS;
+  const pad = {l: 56, r: 12, t: 10, b: 22};
+  const now = Date.now();
+  const span = Math.min(CHART_WINDOW_MS, Math.max(60000, samples.length ? now - samples[0].ts : 0));
+  const t0 = now - span;
+  const max = Math.max(1, ...samples.map(s => Math.max(s.in, s.out))) * 1.15;
+  const x = ts => pad.l + (w - pad.l - pad.r) * (ts - t0) / span;
   const y = v => h - pad.b - (h - pad.t - pad.b) * v / max;
   g.font = '11px system-ui, sans-serif';
   g.strokeStyle = '#d9dde5';
@@ -305,12 +308,16 @@ function drawChart(canvas, samples) {
     g.beginPath(); g.moveTo(pad.l, y(v)); g.lineTo(w - pad.r, y(v)); g.stroke();
     g.fillText(fmtNum(v, v < 10 ? 1 : 0), 4, y(v) + 4);
   }
-  for (let m = 0; m <= CHART_WINDOW_MS / 60000; m++) {
-    g.fillText(m === 0 ? 'now' : '-' + m + ' min', x(now - m * 60000) - 14, h - 6);
+  const step = span > 120000 ? 60000 : 15000;
+  g.textAlign = 'center';
+  for (let ago = 0; ago <= span; ago += step) {
+    const label = ago === 0 ? 'now' : step === 60000 ? '-' + ago / 60000 + ' min' : '-' + ago / 1000 + ' s';
+    g.fillText(label, Math.max(pad.l, x(now - ago)), h - 6);
   }
   for (const [key, color] of [['in', '#1f8a4c'], ['out', '#c2410c']]) {
     g.strokeStyle = color;
     g.lineWidth = 2;
+    g.setLineDash(key === 'out' ? [6, 4] : []); /* both visible when equal */
     g.beginPath();
     samples.forEach((s, i) => (i ? g.lineTo(x(s.ts), y(s[key])) : g.moveTo(x(s.ts), y(s[key]))));
     g.stroke();
@@ -352,15 +359,15 @@ async function viewTopic(gen, t, n, topic) {
   const prodBox = el('div'), subBox = el('div', {id: 'subscriptions'}), peekBox = el('div');
   const full = 'persistent://' + t + '/' + n + '/' + topic;
   show(gen,
-    section('Topic ' + full, kv,
+    section('Topic ' + full, el('div', {class: 'split'}, el('div', {}, kv,
       el('p', {},
         el('button', {onclick: () => act('Unload topic ' + full + '?',
           () => api('PUT', topicPath(t, n, topic) + '/unload'))}, 'Unload'),
         el('button', {class: 'danger', id: 'delete-topic', onclick: () => act('Delete topic ' + full + '?',
           () => api('DELETE', topicPath(t, n, topic)), () => { location.hash = hashOf('ns', t, n); })},
         'Delete topic'))),
-    section('Messages per second', el('div', {class: 'legend'},
-      el('span', {class: 'in'}, '\u2014 in'), el('span', {class: 'out'}, '\u2014 out')), canvas),
+      el('div', {}, el('div', {class: 'legend'}, el('b', {}, 'messages per second '),
+        el('span', {class: 'in'}, '\u2014 in'), el('span', {class: 'out'}, '- - out')), canvas))),
     section('Producers', prodBox), section('Subscriptions', subBox, peekBox));
   const samples = [];
   let subsShown = '';
