@@ -365,17 +365,10 @@ got=$(bash -c '. "$1"; COMP_WORDS=(magnetar admin topics skip --cou); COMP_CWORD
 stop_clean 20 sa
 
 # ---- 4. https, pulsar+ssl and a token, from flags and from a client.conf ---------------------
-if tls_test_certs cli-test; then
-    "$BIN" tokens create-secret-key --output "$T/secret.key" || fail "create-secret-key"
-    "$BIN" tokens create --secret-key "file://$T/secret.key" --subject admin >"$T/token" ||
-        fail "tokens create"
+if tls_token_setup cli-test; then
     start_magnetar tls standalone "brokerServicePortTls webServicePortTls" 60 -- \
         --set "dataDirectory=$T/tlsdata" --set brokerServicePort=0 --set webServicePort=0 \
-        --set brokerServicePortTls=0 --set webServicePortTls=0 \
-        --set tlsCertificateFilePath="$T/srv.pem" --set tlsKeyFilePath="$T/srv.key" \
-        --set authenticationEnabled=true \
-        --set authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderToken \
-        --set tokenSecretKey="file://$T/secret.key" || exit 1
+        --set brokerServicePortTls=0 --set webServicePortTls=0 "${TLS_TOKEN_SETS[@]}" || exit 1
     HTTPS="https://127.0.0.1:$(port_of tls webServicePortTls)"
     SSL="pulsar+ssl://127.0.0.1:$(port_of tls brokerServicePortTls)"
     PLUGIN=org.apache.pulsar.client.impl.auth.AuthenticationToken

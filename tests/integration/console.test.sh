@@ -35,18 +35,12 @@ if [ ! -d "$IT_TOP/tests/console/node_modules/puppeteer-core" ]; then
     (cd "$IT_TOP/tests/console" && PUPPETEER_SKIP_DOWNLOAD=1 timeout 300 npm ci --no-audit --no-fund \
         --loglevel=error) || { fail "npm ci in tests/console (puppeteer-core)"; exit 1; }
 fi
-tls_test_certs console-test || exit 1
-"$BIN" tokens create-secret-key --output "$T/secret.key" || { fail "create-secret-key"; exit 1; }
-TOKEN=$("$BIN" tokens create --secret-key "file://$T/secret.key" --subject admin) ||
-    { fail "tokens create"; exit 1; }
+tls_token_setup console-test || exit 1
+TOKEN=$(cat "$T/token")
 
 start_magnetar sa standalone "brokerServicePort webServicePort webServicePortTls" 60 -- \
     --set "dataDirectory=$T/data" --set brokerServicePort=0 --set webServicePort=0 \
-    --set webServicePortTls=0 --set statsUpdateFrequencyInSecs=1 \
-    --set tlsCertificateFilePath="$T/srv.pem" --set tlsKeyFilePath="$T/srv.key" \
-    --set authenticationEnabled=true \
-    --set authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderToken \
-    --set tokenSecretKey="file://$T/secret.key" || exit 1
+    --set webServicePortTls=0 --set statsUpdateFrequencyInSecs=1 "${TLS_TOKEN_SETS[@]}" || exit 1
 WEB="http://127.0.0.1:$(port_of sa webServicePort)"
 HTTPS="https://127.0.0.1:$(port_of sa webServicePortTls)"
 SVC="pulsar://127.0.0.1:$(port_of sa brokerServicePort)"
