@@ -38,7 +38,6 @@ let failed = 0;
 function pass(m) { console.log('PASS: ' + m); }
 function fail(m) { failed++; console.log('FAIL: ' + m); }
 
-const hash = (...parts) => '#/' + parts.map(encodeURIComponent).join('/');
 
 async function main() {
   const a = args();
@@ -90,13 +89,16 @@ async function main() {
       if (kept.s === a.token && kept.l === 0) pass('token kept in sessionStorage only');
       else fail('token storage: sessionStorage ' + JSON.stringify(kept.s) + ', localStorage ' + kept.l);
     }
-    // home: tenants listed
-    await page.waitForFunction(() => [...document.querySelectorAll('#view a')]
-      .some(x => x.textContent === 'public'), {timeout: DEADLINE_MS});
+    // navigate as a user does: home -> tenant public -> namespace public/default
+    const clickLink = async text => {
+      await page.waitForFunction(t => [...document.querySelectorAll('#view a')].some(x => x.textContent === t),
+                                 {timeout: DEADLINE_MS}, text);
+      await page.evaluate(t => [...document.querySelectorAll('#view a')].find(x => x.textContent === t).click(), text);
+    };
+    await clickLink('public');
     pass('home view lists the tenant public');
-
-    // namespace view: the topic table with traffic, and the <script> topic as text
-    await page.goto(a.admin + '/' + hash('ns', 'public', 'default'), {waitUntil: 'load'});
+    await clickLink('public/default');
+    pass('tenant view lists the namespace public/default');
     await page.waitForFunction(name => {
       for (const tr of document.querySelectorAll('#topics tbody tr')) {
         const cells = [...tr.children].map(c => c.textContent);
@@ -125,8 +127,8 @@ async function main() {
     if (dialogs.some(d => d.includes(a.create))) pass('create topic asked for confirmation and listed ' + a.create);
     else fail('create topic: no confirmation asked (' + JSON.stringify(dialogs) + ')');
 
-    // topic view: the chart fills
-    await page.goto(a.admin + '/' + hash('topic', 'public', 'default', a.topic), {waitUntil: 'load'});
+    // topic view (from its link in the table): the chart fills
+    await clickLink(a.topic);
     await page.waitForFunction(() => {
       const c = document.getElementById('chart');
       return c && Number(c.dataset.samples) >= 5 && Number(c.dataset.maxIn) > 0;

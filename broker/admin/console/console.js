@@ -340,7 +340,11 @@ function subActions(t, n, topic, sub, peekBox) {
     el('button', {onclick: () => act('Skip ' + count.value + ' messages of ' + what + '?',
       () => api('POST', p + '/skip/' + enc(count.value)))}, 'Skip'),
     el('button', {onclick: () => act('Peek message ' + count.value + ' of ' + what + '?',
-      () => api('GET', p + '/position/' + enc(count.value)), r => {
+      () => api('GET', p + '/position/' + enc(count.value)).catch(e => {
+        if (e instanceof ApiError && (e.status === 404 || e.status === 405))
+          throw new Error('peek: this server does not serve peek-messages (' + e.message + ')');
+        throw e;
+      }), r => {
         peekBox.replaceChildren(el('h2', {}, 'Message ' + count.value + ' of ' + sub),
                                 el('pre', {class: 'peek'}, typeof r === 'string' ? r : JSON.stringify(r, null, 2)));
       })}, 'Peek'),
