@@ -3,6 +3,7 @@
 //
 //   node console-browser.js --admin URL --topic NAME --script-topic NAME --create NAME
 //                           --screenshot FILE [--chromium PATH] [--token JWT] [--insecure-tls 1]
+//                           [--clear TOPIC/SUB/N]
 // (--insecure-tls: accept the test's own CA for an https:// URL)
 //
 // Checks, each printed as PASS:/FAIL: (exit 1 if any failed, 2 if the browser cannot run):
@@ -13,7 +14,10 @@
 //   - one action: creating topic --create through the form (confirm accepted); the caller
 //     verifies it through the REST API;
 //   - with --token: the token typed in the header is kept in sessionStorage, not localStorage;
-//   - a screenshot of the topic view (PNG) is written to FILE.
+//   - a screenshot of the topic view (PNG) is written to FILE;
+//   - with --clear: a second action, on topic TOPIC whose subscription SUB has a backlog of
+//     N: its "Clear backlog" button (confirm accepted) until the page shows a backlog of 0;
+//     the caller verifies it through the REST API.
 // Every wait is bounded (DEADLINE_MS each); errors in the page's console are reported.
 'use strict';
 
@@ -143,6 +147,24 @@ async function main() {
     if (status) fail('the page reports an error: ' + status);
     await page.screenshot({path: a.screenshot, type: 'png'});
     pass('screenshot written to ' + a.screenshot);
+
+    if (a.clear) {
+      const [topic, sub, n] = a.clear.split('/');
+      await page.evaluate(h => { location.hash = h; }, '#/topic/public/default/' + encodeURIComponent(topic));
+      const backlogOf = (name, want) => page.waitForFunction((nm, w) => {
+        const box = [...document.querySelectorAll('#subscriptions div.sub')].find(d => d.dataset.name === nm);
+        const cell = box && box.querySelector('.sub-stats tbody td:nth-child(2)');
+        return cell && cell.textContent === w;
+      }, {timeout: DEADLINE_MS}, name, want);
+      await backlogOf(sub, n);
+      const before = dialogs.length;
+      await page.evaluate(nm => [...document.querySelectorAll('#subscriptions div.sub')]
+        .find(d => d.dataset.name === nm).querySelector('button.clear-backlog').click(), sub);
+      await backlogOf(sub, '0');
+      if (dialogs.length === before + 1 && dialogs[before].includes(sub))
+        pass('clear backlog of ' + sub + ' asked for confirmation; the page shows its backlog ' + n + ' -> 0');
+      else fail('clear backlog: dialogs ' + JSON.stringify(dialogs.slice(before)));
+    }
   } catch (e) {
     const status = await page.$eval('#status', s => s.textContent).catch(() => '?');
     fail(e.message + ' (at ' + page.url() + ', status line: ' + JSON.stringify(status) +

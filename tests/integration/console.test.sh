@@ -9,13 +9,15 @@
 #      unknown file 404, PUT / 405; the console's files need no token while the REST API
 #      answers 401 without one. Over HTTPS (a CA made here) / answers the same page.
 #   2. Traffic: `magnetar client produce` at CONSOLE_RATE msg/s and a `consume` on the
-#      topic; a topic named "<script>" is created through the REST API.
+#      topic; a topic named "<script>" is created through the REST API; another topic gets
+#      a subscription and then CONSOLE_BACKLOG messages (25).
 #   3. tests/console/console-browser.js loads the console over HTTPS, types the token (kept
 #      in sessionStorage only), checks the topic table shows the topic with msg/s in > 0,
 #      the "<script>" topic as text, creates a topic through the form (confirmed), and waits
 #      for the topic view's chart to hold samples with msg/s in > 0; then saves a
-#      screenshot. The topic it created is checked through the REST API, and the screenshot
-#      is a PNG of the viewport's size.
+#      screenshot, and clears the backlog of a subscription that has CONSOLE_BACKLOG
+#      messages (confirmed). The topic it created and the backlog it cleared are checked
+#      through the REST API, and the screenshot is a PNG of the viewport's size.
 # chromium missing or unable to start FAILS the test (never a skip). With CONSOLE_SCREENSHOT
 # set, the screenshot is also copied there (docs/console.png in the README comes from it).
 # Every wait is bounded; everything started is stopped by pid.
@@ -23,7 +25,7 @@ set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 it_init console
 need_magnetar
-it_env CONSOLE_RATE=40 CHROMIUM=/usr/bin/chromium
+it_env CONSOLE_RATE=40 CONSOLE_BACKLOG=25 CHROMIUM=/usr/bin/chromium
 TMO=20
 
 if [ ! -x "$CHROMIUM" ]; then
@@ -118,12 +120,26 @@ else
 fi
 get script "$WEB/admin/v2/persistent/public/default/%3Cscript%3E" -X PUT -H "Authorization: Bearer $TOKEN"
 [ "$CODE" = 204 ] && pass "topic <script> created" || fail "PUT topic <script>: $CODE $(cat "$T/script.b")"
+# a subscription with a backlog of exactly CONSOLE_BACKLOG messages, for the clear action
+BL="$WEB/admin/v2/persistent/public/default/console-backlog"
+get blsub "$BL/subscription/console-idle" -X PUT -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' --data '{"entryId":-1,"ledgerId":-1}'
+[ "$CODE" = 204 ] || fail "PUT subscription console-idle: $CODE $(cat "$T/blsub.b")"
+timeout $TMO "$BIN" client --url "$SVC" "${AUTH[@]}" produce console-backlog -m kept -db \
+    -n "$CONSOLE_BACKLOG" >"$T/produce-bl.out" 2>&1 || fail "produce to console-backlog: $(tail -c 300 "$T/produce-bl.out")"
+backlog() { # the subscription's msgBacklog through the REST API
+    curl -s --max-time 10 -H "Authorization: Bearer $TOKEN" "$BL/stats" |
+        node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.subscriptions["console-idle"].msgBacklog)})'
+}
+[ "$(backlog)" = "$CONSOLE_BACKLOG" ] && pass "console-idle has a backlog of $CONSOLE_BACKLOG" ||
+    fail "console-idle backlog $(backlog), want $CONSOLE_BACKLOG"
 
 # ---- 3. the browser ----------------------------------------------------------------------
 t0=$SECONDS
 (cd "$IT_TOP/tests/console" && exec timeout -s KILL 120 node console-browser.js --admin "$HTTPS" \
     --token "$TOKEN" --topic console-traffic --script-topic '<script>' --create console-created \
-    --screenshot "$T/console.png" --chromium "$CHROMIUM" --insecure-tls 1) \
+    --screenshot "$T/console.png" --chromium "$CHROMIUM" --insecure-tls 1 \
+    --clear "console-backlog/console-idle/$CONSOLE_BACKLOG") \
     >"$T/browser.out" 2>&1
 rc=$?
 cat "$T/browser.out"
@@ -136,6 +152,9 @@ if [ "$CODE" = 200 ] && grep -q '"persistent://public/default/console-created"' 
 else
     fail "topic list after the console's create: $CODE $(head -c 300 "$T/list.b")"
 fi
+
+[ "$(backlog)" = 0 ] && pass "the backlog the console cleared is 0 in the REST API's stats" ||
+    fail "console-idle backlog after the console's clear: $(backlog)"
 
 png_ok() { # a PNG (signature, IHDR) of the viewport's size
     [ -s "$1" ] && [ "$(od -An -tx1 -N8 "$1" | tr -d ' \n')" = 89504e470d0a1a0a ] &&
