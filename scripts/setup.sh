@@ -24,9 +24,11 @@ if [ "$want_test" = 1 ]; then
   # a JRE: the metadata-store and cluster tests run a real ZooKeeper server; util-linux:
   # setsid for process groups; universal-ctags: scripts/check-prefixes.sh; git: the format
   # and prefix checks list the tracked files; iproute2: ss (which addresses a process listens on);
-  # jq: tests/integration/cli.test.sh reads the JSON `magnetar admin` prints.
+  # jq: tests/integration/cli.test.sh reads the JSON `magnetar admin` prints; chromium (and a
+  # font for its screenshots): tests/integration/console.test.sh drives the web console in it
+  # (puppeteer-core from npm, tests/console).
   pkgs+=(clang clang-format libclang-rt-14-dev curl zookeeper default-jre-headless util-linux podman debootstrap
-         universal-ctags git iproute2 jq)
+         universal-ctags git iproute2 jq chromium fonts-dejavu-core)
   # Node and npm: any node >= 18 with npm will do; Debian 12 ships node 18.19.
   if ! command -v node >/dev/null 2>&1; then pkgs+=(nodejs); fi
   if ! command -v npm >/dev/null 2>&1; then pkgs+=(npm); fi

@@ -524,6 +524,8 @@ const struct admin_route admin_routes[] = {
     {ANY,  "/metrics",                        admin_h_not_found,                  0},
     {GH,   "/status.html",                    admin_h_status,                     0},
     {ANY,  "/status.html",                    admin_h_not_found,                  0},
+    {GH,   "/",                               admin_h_console,                    0},
+    {GH,   "/console/*",                      admin_h_console,                    0},
     {GH,   LK "/persistent/{tenant}/{namespace}/{topic}",
                                               admin_h_lookup,                     0},
     {GH,   LK "/persistent/{tenant}/{namespace}/{topic}/bundle",
@@ -891,7 +893,8 @@ void admin_route(struct admin_call *c)
 }
 
 /* With authentication on, a request needs "Authorization: Bearer <token>", except
- * /status.html and, unless authenticateMetricsEndpoint, /metrics (as Pulsar's web service).
+ * /status.html, the console's files and, unless authenticateMetricsEndpoint, /metrics (as
+ * Pulsar's web service).
  * true when c may go on (c->role set when authenticated); else it was answered 401 with
  * the servlet error page Pulsar's AuthenticationFilter sends. */
 static bool admin_authenticate(struct admin_call *c)
@@ -901,7 +904,7 @@ static bool admin_authenticate(struct admin_call *c)
         return true;
     const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(c->req);
     const char *path = u ? evhttp_uri_get_path(u) : NULL;
-    if (path && (strcmp(path, "/status.html") == 0 ||
+    if (path && (strcmp(path, "/status.html") == 0 || admin_console_public(path) ||
                  (strcmp(path, "/metrics") == 0 && !auth_metrics_protected(au))))
         return true;
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");

@@ -373,27 +373,10 @@ got=$(bash -c '. "$1"; COMP_WORDS=(magnetar admin topics skip --cou); COMP_CWORD
 stop_clean 20 sa
 
 # ---- 4. https, pulsar+ssl and a token, from flags and from a client.conf ---------------------
-if ! command -v openssl >/dev/null 2>&1; then
-    fail "openssl not found: the TLS and token part cannot run"
-else
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$T/ext"
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" -days 2 \
-        -subj /CN=cli-test-ca 2>/dev/null &&
-        openssl req -newkey rsa:2048 -nodes -keyout "$T/srv.key" -out "$T/srv.csr" \
-            -subj /CN=127.0.0.1 2>/dev/null &&
-        openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -set_serial 7 \
-            -days 2 -extfile "$T/ext" -out "$T/srv.pem" 2>/dev/null ||
-        fail "openssl could not make the test certificates"
-    "$BIN" tokens create-secret-key --output "$T/secret.key" || fail "create-secret-key"
-    "$BIN" tokens create --secret-key "file://$T/secret.key" --subject admin >"$T/token" ||
-        fail "tokens create"
+if tls_token_setup cli-test; then
     start_magnetar tls standalone "brokerServicePortTls webServicePortTls" 60 -- \
         --set "dataDirectory=$T/tlsdata" --set brokerServicePort=0 --set webServicePort=0 \
-        --set brokerServicePortTls=0 --set webServicePortTls=0 \
-        --set tlsCertificateFilePath="$T/srv.pem" --set tlsKeyFilePath="$T/srv.key" \
-        --set authenticationEnabled=true \
-        --set authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderToken \
-        --set tokenSecretKey="file://$T/secret.key" || exit 1
+        --set brokerServicePortTls=0 --set webServicePortTls=0 "${TLS_TOKEN_SETS[@]}" || exit 1
     HTTPS="https://127.0.0.1:$(port_of tls webServicePortTls)"
     SSL="pulsar+ssl://127.0.0.1:$(port_of tls brokerServicePortTls)"
     PLUGIN=org.apache.pulsar.client.impl.auth.AuthenticationToken

@@ -451,7 +451,9 @@ START_TEST(test_route_find_404_405)
         {"GET", "/lookup/v2/topic/x", true, true},
         {"POST", "/admin/v2/brokers/x/y", false, true},
         {"PUT", "/metrics", true, true}, /* the ANY row: 404 as before the table */
-        {"GET", "/", false, false},
+        {"GET", "/", true, true},        /* the console */
+        {"PUT", "/", false, true},
+        {"GET", "/nope", false, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         struct split sp;
@@ -560,7 +562,7 @@ END_TEST
 
 START_TEST(test_unknown_paths_404)
 {
-    expect_404("GET", "/");
+    expect_404("GET", "/nope");
     expect_404("GET", "/admin");
     expect_404("GET", "/admin/v2");
     expect_404("GET", "/admin/v2/nope");
@@ -636,6 +638,41 @@ START_TEST(test_wrong_methods_405)
 END_TEST
 
 /* ---- clusters, brokers, probes -------------------------------------------------------------- */
+
+/* The web console: / answers index.html, /console/NAME each embedded file with its content
+ * type; other names 404; only those paths pass without authentication. */
+START_TEST(test_console_files)
+{
+    ck_assert_uint_ge(admin_console_assets_count, 3);
+    ck_assert_int_eq(rq("GET", "/", NULL), 200);
+    ck_assert_str_eq(last.ctype, "text/html; charset=utf-8");
+    ck_assert(strstr(last.body, "<script src=\"/console/console.js\""));
+    for (size_t i = 0; i < admin_console_assets_count; i++) {
+        const struct admin_console_asset *f = &admin_console_assets[i];
+        char path[256];
+        snprintf(path, sizeof path, "/console/%s", f->name);
+        ck_assert_int_eq(rq("GET", path, NULL), 200);
+        ck_assert_msg(strlen(last.body) == f->len && memcmp(last.body, f->data, f->len) == 0,
+                      "%s: not the embedded file", path);
+        const char *ext = strrchr(f->name, '.');
+        ck_assert_ptr_nonnull(ext);
+        const char *want = strcmp(ext, ".html") == 0  ? "text/html"
+                           : strcmp(ext, ".js") == 0  ? "text/javascript"
+                           : strcmp(ext, ".css") == 0 ? "text/css"
+                                                      : "?";
+        ck_assert_msg(strncmp(last.ctype, want, strlen(want)) == 0, "%s: %s", path, last.ctype);
+    }
+    ck_assert_int_eq(rq("GET", "/console/nope.js", NULL), 404);
+    ck_assert_int_eq(rq("GET", "/console/a/console.js", NULL), 404);
+    ck_assert_int_eq(rq("PUT", "/", NULL), 405);
+    ck_assert(admin_console_public("/"));
+    ck_assert(admin_console_public("/console/console.js"));
+    ck_assert(!admin_console_public("/console/a/b"));
+    ck_assert(!admin_console_public("/consolex"));
+    ck_assert(!admin_console_public("/admin/v2/tenants"));
+    ck_assert(!admin_console_public("//admin/v2/tenants"));
+}
+END_TEST
 
 START_TEST(test_clusters_brokers_probes)
 {
@@ -1453,11 +1490,11 @@ int main(void)
            test_route_find_404_405, test_nul_reasons);
     tc = tl_tcase(s, "http", 60, setup, teardown);
     tl_add(tc, test_every_route_answers_over_http, test_unknown_paths_404, test_wrong_methods_405,
-           test_clusters_brokers_probes, test_tenant_crud, test_tenant_validation,
-           test_namespace_crud, test_namespace_validation, test_namespace_retention,
-           test_namespace_message_ttl, test_namespace_deduplication, test_namespace_backlog_quota,
-           test_namespace_unload, test_topic_crud, test_topic_names, test_subscriptions,
-           test_partitioned_topics, test_partitions_bounded, test_lookup,
+           test_console_files, test_clusters_brokers_probes, test_tenant_crud,
+           test_tenant_validation, test_namespace_crud, test_namespace_validation,
+           test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
+           test_namespace_backlog_quota, test_namespace_unload, test_topic_crud, test_topic_names,
+           test_subscriptions, test_partitioned_topics, test_partitions_bounded, test_lookup,
            test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);

@@ -53,6 +53,14 @@
 #                           and at most MAX failed in all (-1: no count bound); PASS/FAIL line
 #                           with the counts per fault (lib/verify-failed.js); sets FAILED_SENDS
 #                           (the count) and FAILED_BY_FAULT (JSON)
+#   tls_test_certs NAME     a CA ($T/ca.pem, $T/ca.key) and a server certificate for
+#                           127.0.0.1 and localhost ($T/srv.pem, $T/srv.key) made with openssl,
+#                           NAME its CN prefix; FAIL and return 1 when openssl cannot
+#   tls_token_setup NAME    tls_test_certs NAME, an HS256 secret ($T/secret.key) and a token
+#                           for the role admin ($T/token) made with `magnetar tokens`; sets
+#                           TLS_TOKEN_SETS: the --set arguments of a broker serving TLS with
+#                           those certificates and token authentication on (ports not set);
+#                           FAIL and return 1 when something cannot be made
 #   zk_start / zk_stop      a ZooKeeper for this test (tests/integration/zk.sh) in $T/zk;
 #                           sets ZK_PORT and ZKURL (zk:127.0.0.1:PORT)
 #   bk_cluster_start N [ARGS...]
@@ -129,6 +137,32 @@ need_bin() {
         fail "pulsar-flex not installed (cd tests/compat && npm ci)"
         exit 1
     fi
+}
+
+tls_test_certs() {
+    if ! command -v openssl >/dev/null 2>&1; then
+        fail "openssl not found: no test certificates"
+        return 1
+    fi
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$T/ext"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" -days 2 \
+        -subj "/CN=$1-ca" 2>/dev/null &&
+        openssl req -newkey rsa:2048 -nodes -keyout "$T/srv.key" -out "$T/srv.csr" \
+            -subj /CN=127.0.0.1 2>/dev/null &&
+        openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -set_serial 7 \
+            -days 2 -extfile "$T/ext" -out "$T/srv.pem" 2>/dev/null ||
+        { fail "openssl could not make the test certificates"; return 1; }
+}
+
+tls_token_setup() {
+    tls_test_certs "$1" || return 1
+    "$BIN" tokens create-secret-key --output "$T/secret.key" || { fail "create-secret-key"; return 1; }
+    "$BIN" tokens create --secret-key "file://$T/secret.key" --subject admin >"$T/token" ||
+        { fail "tokens create"; return 1; }
+    TLS_TOKEN_SETS=(--set tlsCertificateFilePath="$T/srv.pem" --set tlsKeyFilePath="$T/srv.key"
+        --set authenticationEnabled=true
+        --set authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderToken
+        --set tokenSecretKey="file://$T/secret.key")
 }
 
 pid_of() { echo "${IT_PID[$1]:-}"; }
