@@ -18,7 +18,11 @@
  *
  * Backpressure: reading pauses while pending publishes reach the configured maximum or the
  * output buffer is above connectionMaxOutboundBytes; it resumes from the receipt callback or
- * the write-drained callback. Consumers pause dispatch through outbound_bytes().
+ * the write-drained callback. Consumers pause dispatch through outbound_bytes() at half that
+ * bound (conn_dispatch_high_water): what the broker dispatches by itself never stops the
+ * reading, only answers a client asks for and does not read do (a consumer with permits and
+ * a backlog refilling the output above the bound each time it drained would otherwise keep
+ * its client's ACKs and FLOWs unread until it has nothing left to send).
  */
 #include "auth/auth.h"
 #include "config/cfg.h"
@@ -157,6 +161,18 @@ void conn_send_send_error(struct conn *c, uint64_t producer_id, uint64_t seq,
 }
 
 /* ---- flow control ------------------------------------------------------------------------ */
+
+/* connectionMaxOutboundBytes: the output above which reading pauses. */
+static size_t conn_max_outbound(const struct cfg *cfg)
+{
+    return (size_t)(cfg->connection_max_outbound_bytes > 0 ? cfg->connection_max_outbound_bytes
+                                                           : 4 << 20);
+}
+
+size_t conn_dispatch_high_water(const struct cfg *cfg)
+{
+    return conn_max_outbound(cfg) / 2;
+}
 
 static bool conn_should_pause(struct conn *c)
 {
@@ -582,9 +598,7 @@ struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const
     c->max_frame = (uint32_t)cfg->max_message_size + WIRE_FRAME_PADDING;
     c->max_pending_publish =
         cfg->max_pending_publish_per_conn > 0 ? cfg->max_pending_publish_per_conn : 1000;
-    c->max_outbound =
-        (size_t)(cfg->connection_max_outbound_bytes > 0 ? cfg->connection_max_outbound_bytes
-                                                        : 4 << 20);
+    c->max_outbound = conn_max_outbound(cfg);
     mg_map_init(&c->producers);
     mg_map_init(&c->consumers);
     TAILQ_INIT(&c->endpoints);
