@@ -19,10 +19,11 @@
  * Backpressure: reading pauses while pending publishes reach the configured maximum or the
  * output buffer is above connectionMaxOutboundBytes; it resumes from the receipt callback or
  * the write-drained callback. Consumers pause dispatch through outbound_bytes() at half that
- * bound (conn_dispatch_high_water): what the broker dispatches by itself never stops the
- * reading, only answers a client asks for and does not read do (a consumer with permits and
- * a backlog refilling the output above the bound each time it drained would otherwise keep
- * its client's ACKs and FLOWs unread until it has nothing left to send).
+ * bound (conn_dispatch_high_water), so what the broker dispatches by itself does not stop the
+ * reading (unless one entry is larger than half the bound); answers the client asked for and
+ * does not read do. With both at the bound, a consumer with permits and a backlog refilled
+ * the output above it each time it drained, and its client's ACKs and FLOWs stayed unread
+ * until it had nothing left to send.
  */
 #include "auth/auth.h"
 #include "config/cfg.h"
@@ -171,7 +172,8 @@ static size_t conn_max_outbound(const struct cfg *cfg)
 
 size_t conn_dispatch_high_water(const struct cfg *cfg)
 {
-    return conn_max_outbound(cfg) / 2;
+    size_t half = conn_max_outbound(cfg) / 2;
+    return half > 0 ? half : 1; /* 0 would be no bound at all for the dispatcher */
 }
 
 static bool conn_should_pause(struct conn *c)

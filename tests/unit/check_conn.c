@@ -1062,6 +1062,21 @@ START_TEST(test_slow_consumer_acks_answered)
 }
 END_TEST
 
+/* conn_dispatch_high_water: half of connectionMaxOutboundBytes, and never 0 (which the
+ * dispatcher takes as no bound), down to the smallest bound allowed. */
+START_TEST(test_dispatch_high_water)
+{
+    static const char *const bounds[] = {"1", "2", "3", "16384", "4194304"};
+    for (size_t i = 0; i < sizeof bounds / sizeof *bounds; i++) {
+        tl_cfg_set(&fx.cfg, "connectionMaxOutboundBytes", bounds[i]);
+        size_t bound = (size_t)fx.cfg.connection_max_outbound_bytes;
+        size_t hw = conn_dispatch_high_water(&fx.cfg);
+        ck_assert_uint_ge(hw, 1);
+        ck_assert_uint_eq(hw, bound / 2 > 0 ? bound / 2 : 1);
+    }
+}
+END_TEST
+
 /* ---- lookups and metadata ------------------------------------------------------------------ */
 
 START_TEST(test_lookup_and_partitioned_metadata)
@@ -2032,7 +2047,7 @@ int main(void)
            test_garbage_closes_only_that_connection, test_keepalive_closes_silent_client);
     tc = tl_tcase(s, "backpressure", 30, setup, teardown);
     tl_add(tc, test_pending_publishes_bounded, test_outbound_bytes_bounded,
-           test_slow_consumer_acks_answered);
+           test_slow_consumer_acks_answered, test_dispatch_high_water);
     tc = tl_tcase(s, "lookups", 30, setup, teardown);
     tl_add(tc, test_lookup_and_partitioned_metadata, test_get_topics_of_namespace,
            test_schema_producers_and_get, test_schema_get_or_create_subscribe);
