@@ -537,13 +537,17 @@ static void conn_io_write(struct bufferevent *bev, void *arg)
         return;
     }
     conn_ref(c);
+    /* Reading resumes before the consumers may dispatch again: what the client sent meanwhile
+     * (its ACKs, FLOWs) is read while the output is low (resume_ev is activated ahead of the
+     * dispatch). The other way round, an entry that takes the output over the bound on its
+     * own pauses the reading again at once, each time, until the backlog is out. */
+    conn_maybe_resume(c);
     struct conn_endpoint *e, *tmp;
     TAILQ_FOREACH_SAFE(e, &c->endpoints, link, tmp)
     {
         if (e->ops->resume)
             e->ops->resume(e);
     }
-    conn_maybe_resume(c);
     conn_unref(c);
 }
 

@@ -1062,6 +1062,63 @@ START_TEST(test_slow_consumer_acks_answered)
 }
 END_TEST
 
+/* The client of a pair takes at most n more bytes off the connection: its reading is off
+ * otherwise, so what the connection wrote stays in its output as with a slow reader's socket. */
+static void pull(struct client *cl, size_t n)
+{
+    struct bufferevent *bev = cl->peer.bev;
+    bufferevent_setwatermark(bev, EV_READ, 0, evbuffer_get_length(bufferevent_get_input(bev)) + n);
+    bufferevent_enable(bev, EV_READ);
+    bufferevent_disable(bev, EV_READ);
+}
+
+/* The same with entries larger than connectionMaxOutboundBytes, over a pair the client pulls
+ * CHUNK bytes a turn from: each dispatched entry takes the output over the bound, so reading
+ * pauses while the client takes it; when the output drained, the connection must read what
+ * the client sent meanwhile before its consumer refills the output (else reading pauses
+ * again at once, until the backlog is out). An ACK's answer comes behind at most the output
+ * queued when the ACK was read (the bound and one MESSAGE): the client must not take more
+ * MESSAGEs than that while an ACK waits, nor wait more turns than it takes twice over. */
+START_TEST(test_slow_consumer_big_entries_acks_answered)
+{
+    enum { N = 40, SIZE = 20000, CHUNK = 4096, BOUND = 16384 };
+    tl_cfg_set(&fx.cfg, "connectionMaxOutboundBytes", "16384");
+    start();
+    struct client *cons = connected(21), *prod = connected(21);
+    subscribe(cons, TOPIC("slow-big"), "s", 1, NULL);
+    producer(prod, TOPIC("slow-big"), 1);
+    char *payload = mg_malloc(SIZE + 1);
+    memset(payload, 'z', SIZE);
+    payload[SIZE] = '\0';
+    for (int i = 0; i < N; i++) {
+        send_msg(prod, 1, (uint64_t)i, payload, NULL, false);
+        expect_receipt(prod, 1, (uint64_t)i);
+    }
+    mg_free(payload);
+    bufferevent_disable(cons->peer.bev, EV_READ);
+    int acked_turn[N], acked_got[N];
+    struct slow_client sc = {
+        .cl = cons, .consumer_id = 1, .acked_turn = acked_turn, .acked_got = acked_got};
+    tl_send_flow(&cons->peer, 1, 2 * N);
+    int max_msgs = (BOUND + SIZE) / SIZE + 1;
+    int max_turns = 2 * ((BOUND + 2 * SIZE) / CHUNK + 1);
+    for (int turn = 0; turn < 100 * N && sc.answered < N; turn++) {
+        event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        pull(cons, CHUNK);
+        slow_read(&sc, SIZE_MAX, turn);
+    }
+    ck_assert_int_eq(sc.got, N);
+    ck_assert_int_eq(sc.answered, N);
+    ck_assert_msg(sc.max_msgs <= max_msgs && sc.max_wait <= max_turns,
+                  "an ACK waited %d turns (bound %d) and %d MESSAGEs (bound %d) for its answer, "
+                  "answered after %d of %d messages",
+                  sc.max_wait, max_turns, sc.max_msgs, max_msgs, sc.got_at_max_wait, N);
+    struct topic_sub_stats st;
+    first_sub(TOPIC("slow-big"), &st);
+    ck_assert_int_eq(st.backlog, 0);
+}
+END_TEST
+
 /* conn_dispatch_high_water: half of connectionMaxOutboundBytes, and never 0 (which the
  * dispatcher takes as no bound), down to the smallest bound allowed. */
 START_TEST(test_dispatch_high_water)
@@ -2047,7 +2104,8 @@ int main(void)
            test_garbage_closes_only_that_connection, test_keepalive_closes_silent_client);
     tc = tl_tcase(s, "backpressure", 30, setup, teardown);
     tl_add(tc, test_pending_publishes_bounded, test_outbound_bytes_bounded,
-           test_slow_consumer_acks_answered, test_dispatch_high_water);
+           test_slow_consumer_acks_answered, test_slow_consumer_big_entries_acks_answered,
+           test_dispatch_high_water);
     tc = tl_tcase(s, "lookups", 30, setup, teardown);
     tl_add(tc, test_lookup_and_partitioned_metadata, test_get_topics_of_namespace,
            test_schema_producers_and_get, test_schema_get_or_create_subscribe);
