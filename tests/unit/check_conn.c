@@ -989,6 +989,23 @@ static void slow_read(struct slow_client *sc, size_t budget, int turn)
     }
 }
 
+/* The end of a slow client's run: every one of the n MESSAGEs taken and ACK answered, no ACK
+ * waited for its answer more than max_msgs MESSAGEs or max_turns turns, and the subscription
+ * of topic has nothing left. */
+static void slow_client_done(const struct slow_client *sc, int n, int max_msgs, int max_turns,
+                             const char *topic)
+{
+    ck_assert_int_eq(sc->got, n);
+    ck_assert_int_eq(sc->answered, n);
+    ck_assert_msg(sc->max_msgs <= max_msgs && sc->max_wait <= max_turns,
+                  "an ACK waited %d turns (bound %d) and %d MESSAGEs (bound %d) for its answer, "
+                  "answered after %d of %d messages",
+                  sc->max_wait, max_turns, sc->max_msgs, max_msgs, sc->got_at_max_wait, n);
+    struct topic_sub_stats st;
+    first_sub(topic, &st);
+    ck_assert_int_eq(st.backlog, 0);
+}
+
 /* A consumer whose client reads slowly (at most CHUNK bytes a loop turn, through small socket
  * buffers) and acknowledges every message, with permits for a backlog many times
  * connectionMaxOutboundBytes. The client first lets the output fill above the bound without
@@ -1050,15 +1067,7 @@ START_TEST(test_slow_consumer_acks_answered)
         event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
         slow_read(&sc, CHUNK, turn);
     }
-    ck_assert_int_eq(sc.got, N);
-    ck_assert_int_eq(sc.answered, N);
-    ck_assert_msg(sc.max_msgs <= max_msgs && sc.max_wait <= MAX_TURNS,
-                  "an ACK waited %d turns (bound %d) and %d MESSAGEs (bound %d) for its answer, "
-                  "answered after %d of %d messages",
-                  sc.max_wait, MAX_TURNS, sc.max_msgs, max_msgs, sc.got_at_max_wait, N);
-    struct topic_sub_stats st;
-    first_sub(TOPIC("slow"), &st);
-    ck_assert_int_eq(st.backlog, 0);
+    slow_client_done(&sc, N, max_msgs, MAX_TURNS, TOPIC("slow"));
 }
 END_TEST
 
@@ -1107,15 +1116,7 @@ START_TEST(test_slow_consumer_big_entries_acks_answered)
         pull(cons, CHUNK);
         slow_read(&sc, SIZE_MAX, turn);
     }
-    ck_assert_int_eq(sc.got, N);
-    ck_assert_int_eq(sc.answered, N);
-    ck_assert_msg(sc.max_msgs <= max_msgs && sc.max_wait <= max_turns,
-                  "an ACK waited %d turns (bound %d) and %d MESSAGEs (bound %d) for its answer, "
-                  "answered after %d of %d messages",
-                  sc.max_wait, max_turns, sc.max_msgs, max_msgs, sc.got_at_max_wait, N);
-    struct topic_sub_stats st;
-    first_sub(TOPIC("slow-big"), &st);
-    ck_assert_int_eq(st.backlog, 0);
+    slow_client_done(&sc, N, max_msgs, max_turns, TOPIC("slow-big"));
 }
 END_TEST
 
