@@ -9,7 +9,9 @@
  * frames through the peer, runs the loop until it is idle (no sleeps: nothing here waits on
  * a socket) and decodes the frames the connection wrote back, asserting their contents as
  * Pulsar defines them (docs/wire-pulsar.md §5, §6). Only the keep-alive test waits for the
- * loop's timer, with a deadline.
+ * loop's timer, with a deadline. A slow consumer's test runs over a pair of local sockets
+ * with small buffers instead (client_new_socket), non-blocking passes of the loop counted
+ * one by one, as the output then leaves the connection only when the loop writes it.
  *
  * White-box checks of the bounds (docs/wire-pulsar.md §5.1) read the connection's own
  * fields through conn_int.h.
