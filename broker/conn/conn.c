@@ -18,7 +18,12 @@
  *
  * Backpressure: reading pauses while pending publishes reach the configured maximum or the
  * output buffer is above connectionMaxOutboundBytes; it resumes from the receipt callback or
- * the write-drained callback. Consumers pause dispatch through outbound_bytes().
+ * the write-drained callback. Consumers pause dispatch through outbound_bytes() at half that
+ * bound (conn_dispatch_high_water), so what the broker dispatches by itself does not stop the
+ * reading (unless one entry is larger than half the bound); answers the client asked for and
+ * does not read do. With both at the bound, a consumer with permits and a backlog refilled
+ * the output above it each time it drained, and its client's ACKs and FLOWs stayed unread
+ * until it had nothing left to send.
  */
 #include "auth/auth.h"
 #include "config/cfg.h"
@@ -158,6 +163,19 @@ void conn_send_send_error(struct conn *c, uint64_t producer_id, uint64_t seq,
 }
 
 /* ---- flow control ------------------------------------------------------------------------ */
+
+/* connectionMaxOutboundBytes: the output above which reading pauses. */
+static size_t conn_max_outbound(const struct cfg *cfg)
+{
+    return (size_t)(cfg->connection_max_outbound_bytes > 0 ? cfg->connection_max_outbound_bytes
+                                                           : 4 << 20);
+}
+
+size_t conn_dispatch_high_water(const struct cfg *cfg)
+{
+    size_t half = conn_max_outbound(cfg) / 2;
+    return half > 0 ? half : 1; /* 0 would be no bound at all for the dispatcher */
+}
 
 static bool conn_should_pause(struct conn *c)
 {
@@ -528,13 +546,17 @@ static void conn_io_write(struct bufferevent *bev, void *arg)
         return;
     }
     conn_ref(c);
+    /* Reading resumes before the consumers may dispatch again: what the client sent meanwhile
+     * (its ACKs, FLOWs) is read while the output is low (resume_ev is activated ahead of the
+     * dispatch). The other way round, an entry that takes the output over the bound on its
+     * own pauses the reading again at once, each time, until the backlog is out. */
+    conn_maybe_resume(c);
     struct conn_endpoint *e, *tmp;
     TAILQ_FOREACH_SAFE(e, &c->endpoints, link, tmp)
     {
         if (e->ops->resume)
             e->ops->resume(e);
     }
-    conn_maybe_resume(c);
     conn_unref(c);
 }
 
@@ -591,9 +613,7 @@ struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const
     c->max_frame = (uint32_t)cfg->max_message_size + WIRE_FRAME_PADDING;
     c->max_pending_publish =
         cfg->max_pending_publish_per_conn > 0 ? cfg->max_pending_publish_per_conn : 1000;
-    c->max_outbound =
-        (size_t)(cfg->connection_max_outbound_bytes > 0 ? cfg->connection_max_outbound_bytes
-                                                        : 4 << 20);
+    c->max_outbound = conn_max_outbound(cfg);
     mg_map_init(&c->producers);
     mg_map_init(&c->consumers);
     TAILQ_INIT(&c->endpoints);

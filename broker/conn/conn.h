@@ -5,7 +5,8 @@
  * lookups and metadata requests itself and hands producers and consumers to the topic
  * module. It enforces the per-connection bounds: pending publishes
  * (maxPendingPublishRequestsPerConnection: reading pauses above it) and queued output
- * (connectionMaxOutboundBytes: reading and dispatch pause above it).
+ * (connectionMaxOutboundBytes: reading pauses above it, dispatch to its consumers above
+ * conn_dispatch_high_water).
  *
  * Lifetime: connections are refcounted. conn_close() marks the connection closing, stops
  * I/O and releases its producers and consumers; the memory goes when the last reference
@@ -17,6 +18,7 @@
 
 #include <event2/util.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct auth;
@@ -46,6 +48,12 @@ struct conn_env {
     void (*closed)(void *data, struct conn *c);
     void *data; /* of closed */
 };
+
+/* The queued output of a connection above which its consumers get nothing more dispatched
+ * (topic_config.consumer_outbound_high_water): half of connectionMaxOutboundBytes, so that
+ * the dispatch alone (which goes at most one entry beyond it) does not take the output to
+ * the bound at which the connection stops reading its client's commands (ACK, FLOW). */
+size_t conn_dispatch_high_water(const struct cfg *cfg);
 
 /* Take over bev (owned from now on: a connected socket's, or one end of an in-process pair)
  * and speak the protocol on it; peer names the other end in logs ("ip:port", may be

@@ -7,8 +7,8 @@
  * start message id, priority, Key_Shared ranges), goes through the setup producers and
  * consumers share (conn_endpoint.c: this broker owns the topic's bundle, the topic loaded,
  * its schema checked: conn_schema.c) and subscribes (SUCCESS). MESSAGE frames share the stored
- * entry's bytes by reference; dispatch pauses while the connection's output is above
- * connectionMaxOutboundBytes and resumes when it drains (conn.c).
+ * entry's bytes by reference; dispatch pauses while the connection's output is above half of
+ * connectionMaxOutboundBytes (conn_dispatch_high_water) and resumes when it drains (conn.c).
  *
  * Failure modes: an unowned or lost bundle answers ServiceNotReady, a busy exclusive
  * subscription ConsumerBusy, an unknown consumer ConsumerNotFound (ACK with a request id gets

@@ -9,7 +9,9 @@
  * frames through the peer, runs the loop until it is idle (no sleeps: nothing here waits on
  * a socket) and decodes the frames the connection wrote back, asserting their contents as
  * Pulsar defines them (docs/wire-pulsar.md §5, §6). Only the keep-alive test waits for the
- * loop's timer, with a deadline.
+ * loop's timer, with a deadline. A slow consumer's test runs over a pair of local sockets
+ * with small buffers instead (client_new_socket), non-blocking passes of the loop counted
+ * one by one, as the output then leaves the connection only when the loop writes it.
  *
  * White-box checks of the bounds (docs/wire-pulsar.md §5.1) read the connection's own
  * fields through conn_int.h.
@@ -31,12 +33,14 @@
 #include "util/loop.h"
 #include "wire/wire.h"
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define T(x) PULSAR__PROTO__BASE_COMMAND__TYPE__##x
@@ -156,6 +160,27 @@ static struct client *client_new(void)
     tl_peer_open_bev(&cl->peer, fx.base, pair[1]);
     cl->server = pair[0];
     cl->conn = conn_new(&fx.env, pair[0], "pair", ++fx.next_id);
+    return cl;
+}
+
+/* A client over a connected pair of local stream sockets whose kernel buffers hold about
+ * sockbuf bytes each way: as over TCP, the connection's output leaves it only when the loop
+ * writes to the socket and the client made room, not at once as in a bufferevent pair. */
+static struct client *client_new_socket(int sockbuf)
+{
+    ck_assert_int_lt(fx.n_cl, MAX_CLIENTS);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sockbuf, sizeof sockbuf), 0);
+        ck_assert_int_eq(setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sockbuf, sizeof sockbuf), 0);
+    }
+    ck_assert_int_eq(evutil_make_socket_nonblocking(sv[0]), 0);
+    struct client *cl = &fx.cl[fx.n_cl++];
+    tl_peer_open(&cl->peer, fx.base, sv[1]);
+    cl->server = bufferevent_socket_new(fx.base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+    ck_assert_ptr_nonnull(cl->server);
+    cl->conn = conn_new(&fx.env, cl->server, "socket", ++fx.next_id);
     return cl;
 }
 
@@ -491,8 +516,16 @@ static struct got expect_message_any(struct client *cl)
     return expect_message(cl, NO_ID);
 }
 
-static void ack(struct client *cl, uint64_t consumer_id, struct ml_position pos, bool cumulative,
-                const int64_t *ack_set, int n_words, int32_t batch_size, uint64_t request_id)
+/* Send cmd without running the loop (the caller counts its turns). */
+static void send_cmd_queued(struct client *cl, wire_cmd *cmd)
+{
+    tl_peer_send(&cl->peer, cmd);
+}
+
+/* ACK of one position, sent with send (send_cmd, or send_cmd_queued). */
+static void ack_with(void (*send)(struct client *, wire_cmd *), struct client *cl,
+                     uint64_t consumer_id, struct ml_position pos, bool cumulative,
+                     const int64_t *ack_set, int n_words, int32_t batch_size, uint64_t request_id)
 {
     Pulsar__Proto__MessageIdData id = tl_msg_id((uint64_t)pos.ledger, (uint64_t)pos.entry);
     if (ack_set) {
@@ -514,7 +547,13 @@ static void ack(struct client *cl, uint64_t consumer_id, struct ml_position pos,
         a.has_request_id = 1;
         a.request_id = request_id;
     }
-    SEND(cl, ACK, ack, a);
+    SEND_WITH(send, cl, ACK, ack, a);
+}
+
+static void ack(struct client *cl, uint64_t consumer_id, struct ml_position pos, bool cumulative,
+                const int64_t *ack_set, int n_words, int32_t batch_size, uint64_t request_id)
+{
+    ack_with(send_cmd, cl, consumer_id, pos, cumulative, ack_set, n_words, batch_size, request_id);
 }
 
 /* ACK_RESPONSE for consumer_id and request_id; ok, or error with message. */
@@ -807,12 +846,14 @@ START_TEST(test_pending_publishes_bounded)
 END_TEST
 
 /* connectionMaxOutboundBytes: a client that does not read gets nothing more dispatched once
- * the connection's queued output is above the bound (at most one entry beyond it), and the
- * connection stops reading its commands; once the client reads again everything comes, in
- * order. */
+ * the connection's queued output is above half the bound (at most one entry beyond it), and
+ * its commands are still read then; a client that keeps sending commands without reading
+ * their answers stops being read once the output is above the bound (at most one answer
+ * beyond it), with the rest of its commands left unread. Once the client reads again
+ * everything comes, in order. */
 START_TEST(test_outbound_bytes_bounded)
 {
-    enum { N = 100, BOUND = 16384 };
+    enum { N = 100, BOUND = 16384, PINGS = 4000 };
     tl_cfg_set(&fx.cfg, "connectionMaxOutboundBytes", "16384");
     start();
     struct client *cons = connected(21), *prod = connected(21);
@@ -828,26 +869,40 @@ START_TEST(test_outbound_bytes_bounded)
         expect_receipt(prod, 1, (uint64_t)i);
     }
     pump();
-    size_t queued = evbuffer_get_length(bufferevent_get_output(cons->server));
-    ck_assert_uint_gt(queued, BOUND);
-    ck_assert_uint_lt(queued, BOUND + 2000); /* one MESSAGE of 1000 bytes beyond the bound */
-    /* commands are not read either while the output is over the bound */
+    struct evbuffer *out = bufferevent_get_output(cons->server);
+    struct evbuffer *in = bufferevent_get_input(cons->server);
+    size_t queued = evbuffer_get_length(out);
+    ck_assert_uint_gt(queued, BOUND / 2);
+    ck_assert_uint_lt(queued, BOUND / 2 + 2000); /* one MESSAGE of 1000 bytes beyond */
+    /* a PING is still answered: the client's commands are read below the bound */
+    send_ping(cons);
+    ck_assert(!cons->conn->read_paused);
+    ck_assert_uint_eq(evbuffer_get_length(in), 0);
+    size_t pong = evbuffer_get_length(out) - queued;
+    ck_assert_uint_gt(pong, 0);
+    /* PINGs without reading the PONGs: read until the output is above the bound */
     struct evbuffer *b = evbuffer_new();
     Pulsar__Proto__CommandPing p = PULSAR__PROTO__COMMAND_PING__INIT;
     wire_cmd ping;
     tl_cmd_set(ping, PING, ping, p);
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < PINGS; i++)
         wire_write_command(b, &ping);
-    size_t pings = evbuffer_get_length(b);
-    send_buf(cons, b);
+    ck_assert_uint_gt(PINGS * pong, 2 * BOUND); /* more than the bound can hold */
+    ck_assert_int_eq(bufferevent_write_buffer(cons->peer.bev, b), 0);
     evbuffer_free(b);
+    for (int k = 0; k < PINGS && !cons->conn->read_paused; k++)
+        pump();
     ck_assert(cons->conn->read_paused);
-    ck_assert_uint_eq(evbuffer_get_length(bufferevent_get_input(cons->server)), pings);
-    ck_assert_uint_eq(evbuffer_get_length(bufferevent_get_output(cons->server)), queued);
-    /* the client reads again: every message, in order, then the PONGs */
+    size_t held = evbuffer_get_length(out);
+    ck_assert_uint_gt(held, BOUND);
+    ck_assert_uint_le(held, BOUND + pong);
+    ck_assert_uint_gt(evbuffer_get_length(in), 0); /* PINGs left unread */
+    pump();
+    ck_assert_uint_eq(evbuffer_get_length(out), held); /* nothing more while paused */
+    /* the client reads again: every message, in order, and every PONG */
     bufferevent_enable(cons->peer.bev, EV_READ);
     int got = 0, pongs = 0;
-    for (int k = 0; k < 10000 && (got < N || pongs < 10); k++) {
+    for (int k = 0; k < N + PINGS + 1 && (got < N || pongs < PINGS + 1); k++) {
         struct wire_frame f;
         ck_assert_int_eq(tl_peer_next(&cons->peer, &f), 1);
         if (f.cmd->type == T(PONG)) {
@@ -862,8 +917,223 @@ START_TEST(test_outbound_bytes_bounded)
         wire_frame_clear(&f);
     }
     ck_assert_int_eq(got, N);
-    ck_assert_int_eq(pongs, 10);
+    ck_assert_int_eq(pongs, PINGS + 1);
     ck_assert(!cons->conn->read_paused);
+}
+END_TEST
+
+/* A client that reads slowly: per loop turn it takes whole frames until it took at least
+ * budget bytes, and acknowledges each MESSAGE at once, as Pulsar's clients with ack receipts
+ * do (an individual ACK whose request id is the message's sequence id + ACK_REQ). */
+#define ACK_REQ 100000
+struct slow_client {
+    struct client *cl;
+    uint64_t consumer_id;
+    int got;             /* MESSAGEs taken, in sequence order */
+    int sent;            /* ACKs sent: for the messages of sequence ids 0..sent-1 */
+    int answered;        /* ACK_RESPONSEs taken, in request order */
+    int *acked_turn;     /* [seq]: the turn its ACK was sent */
+    int *acked_got;      /* [seq]: MESSAGEs taken when its ACK was sent */
+    int max_msgs;        /* most MESSAGEs taken while an ACK waited for its answer */
+    int max_wait;        /* most turns an ACK waited for its ACK_RESPONSE */
+    int got_at_max_wait; /* MESSAGEs taken when that one was answered */
+};
+
+/* ACK (individual) of the next message not acknowledged yet, at pos. */
+static void slow_ack(struct slow_client *sc, struct ml_position pos, int turn)
+{
+    sc->acked_turn[sc->sent] = turn;
+    sc->acked_got[sc->sent] = sc->got;
+    ack_with(send_cmd_queued, sc->cl, sc->consumer_id, pos, false, NULL, 0, 0,
+             ACK_REQ + (uint64_t)sc->sent);
+    sc->sent++;
+}
+
+static void slow_read(struct slow_client *sc, size_t budget, int turn)
+{
+    struct evbuffer *in = bufferevent_get_input(sc->cl->peer.bev);
+    size_t taken = 0;
+    while (taken < budget) {
+        /* counted from the frame's size, as the buffer may be refilled while it is drained */
+        uint32_t size;
+        if (evbuffer_copyout(in, &size, sizeof size) != (ev_ssize_t)sizeof size)
+            break;
+        struct wire_frame f;
+        if (wire_frame_read(in, 1 << 24, &f, NULL, 0) != 1)
+            break;
+        taken += sizeof size + ntohl(size);
+        if (f.cmd->type == T(ACK_RESPONSE)) {
+            const Pulsar__Proto__CommandAckResponse *r = f.cmd->ackresponse;
+            ck_assert_uint_eq(r->consumer_id, sc->consumer_id);
+            ck_assert_uint_eq(r->request_id, ACK_REQ + (uint64_t)sc->answered);
+            ck_assert(!r->has_error);
+            int msgs = sc->got - sc->acked_got[sc->answered];
+            if (msgs > sc->max_msgs)
+                sc->max_msgs = msgs;
+            int wait = turn - sc->acked_turn[sc->answered++];
+            if (wait > sc->max_wait) {
+                sc->max_wait = wait;
+                sc->got_at_max_wait = sc->got;
+            }
+            wire_frame_clear(&f);
+            continue;
+        }
+        ck_assert_int_eq(f.cmd->type, T(MESSAGE));
+        ck_assert_uint_eq(f.cmd->message->consumer_id, sc->consumer_id);
+        struct wire_msg_info info;
+        ck_assert_int_eq(wire_entry_parse(f.payload, &info), 0);
+        ck_assert_uint_eq(info.sequence_id, (uint64_t)sc->got);
+        struct ml_position pos = {(int64_t)f.cmd->message->message_id->ledgerid,
+                                  (int64_t)f.cmd->message->message_id->entryid};
+        wire_frame_clear(&f);
+        if (sc->got++ == sc->sent)
+            slow_ack(sc, pos, turn);
+    }
+}
+
+/* The end of a slow client's run: every one of the n MESSAGEs taken and ACK answered, no ACK
+ * waited for its answer more than max_msgs MESSAGEs or max_turns turns, and the subscription
+ * of topic has nothing left. */
+static void slow_client_done(const struct slow_client *sc, int n, int max_msgs, int max_turns,
+                             const char *topic)
+{
+    ck_assert_int_eq(sc->got, n);
+    ck_assert_int_eq(sc->answered, n);
+    ck_assert_msg(sc->max_msgs <= max_msgs && sc->max_wait <= max_turns,
+                  "an ACK waited %d turns (bound %d) and %d MESSAGEs (bound %d) for its answer, "
+                  "answered after %d of %d messages",
+                  sc->max_wait, max_turns, sc->max_msgs, max_msgs, sc->got_at_max_wait, n);
+    struct topic_sub_stats st;
+    first_sub(topic, &st);
+    ck_assert_int_eq(st.backlog, 0);
+}
+
+/* A consumer whose client reads slowly (at most CHUNK bytes a loop turn, through small socket
+ * buffers) and acknowledges every message, with permits for a backlog many times
+ * connectionMaxOutboundBytes. The client first lets the output fill above the bound without
+ * reading and sends an ACK then: reading may pause there. From then on it reads and
+ * acknowledges each message as it comes: the connection must go on reading its ACKs while
+ * the backlog is dispatched (the dispatch refilling the output the client drained must not
+ * keep it from reading its commands). An ACK's answer comes behind at most the output queued
+ * when the ACK was read (the bound and one MESSAGE) and what the two socket buffers hold
+ * (the kernel doubles what is asked): the client must not take more MESSAGEs than that while
+ * an ACK waits, nor wait more than MAX_TURNS loop turns (a small part of the turns the
+ * backlog takes). Every MESSAGE comes, in order, and the subscription ends with everything
+ * acknowledged. */
+START_TEST(test_slow_consumer_acks_answered)
+{
+    enum {
+        N = 400,
+        SIZE = 1000,
+        CHUNK = 4096,
+        BOUND = 16384,
+        SOCKBUF = 4096,
+        MAX_TURNS = 50,
+        STILL = 3
+    };
+    tl_cfg_set(&fx.cfg, "connectionMaxOutboundBytes", "16384");
+    start();
+    struct client *cons = client_new_socket(SOCKBUF), *prod = connected(21);
+    handshake_v(cons, 21, 21);
+    subscribe(cons, TOPIC("slow"), "s", 1, NULL);
+    producer(prod, TOPIC("slow"), 1);
+    char payload[SIZE + 1];
+    memset(payload, 'y', SIZE);
+    payload[SIZE] = '\0';
+    struct ml_position first = {0, 0};
+    for (int i = 0; i < N; i++) {
+        send_msg(prod, 1, (uint64_t)i, payload, NULL, false);
+        struct ml_position pos = expect_receipt(prod, 1, (uint64_t)i);
+        if (i == 0)
+            first = pos;
+    }
+    /* room for a whole MESSAGE beyond CHUNK: the client only takes whole frames */
+    bufferevent_setwatermark(cons->peer.bev, EV_READ, 0, CHUNK + SIZE + 512);
+    int acked_turn[N], acked_got[N];
+    struct slow_client sc = {
+        .cl = cons, .consumer_id = 1, .acked_turn = acked_turn, .acked_got = acked_got};
+    tl_send_flow(&cons->peer, 1, 2 * N);
+    struct evbuffer *out = bufferevent_get_output(cons->server);
+    /* until the dispatch stopped: the output did not change for STILL turns */
+    int turn = 0, still = 0;
+    for (size_t last = 0; turn < N && still < STILL; turn++) {
+        event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        still = evbuffer_get_length(out) == last ? still + 1 : 0;
+        last = evbuffer_get_length(out);
+    }
+    ck_assert_int_eq(still, STILL);
+    ck_assert_int_eq(sc.got, 0);
+    slow_ack(&sc, first, turn);
+    int max_msgs = (BOUND + SIZE + 2 * 2 * SOCKBUF) / SIZE + 1;
+    for (; turn < 200 * N && sc.answered < N; turn++) {
+        event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        slow_read(&sc, CHUNK, turn);
+    }
+    slow_client_done(&sc, N, max_msgs, MAX_TURNS, TOPIC("slow"));
+}
+END_TEST
+
+/* The client of a pair takes at most n more bytes off the connection: its reading is off
+ * otherwise, so what the connection wrote stays in its output as with a slow reader's socket. */
+static void pull(struct client *cl, size_t n)
+{
+    struct bufferevent *bev = cl->peer.bev;
+    bufferevent_setwatermark(bev, EV_READ, 0, evbuffer_get_length(bufferevent_get_input(bev)) + n);
+    bufferevent_enable(bev, EV_READ);
+    bufferevent_disable(bev, EV_READ);
+}
+
+/* The same with entries larger than connectionMaxOutboundBytes, over a pair the client pulls
+ * CHUNK bytes a turn from: each dispatched entry takes the output over the bound, so reading
+ * pauses while the client takes it; when the output drained, the connection must read what
+ * the client sent meanwhile before its consumer refills the output (else reading pauses
+ * again at once, until the backlog is out). An ACK's answer comes behind at most the output
+ * queued when the ACK was read (the bound and one MESSAGE): the client must not take more
+ * MESSAGEs than that while an ACK waits, nor wait more turns than it takes twice over. */
+START_TEST(test_slow_consumer_big_entries_acks_answered)
+{
+    enum { N = 40, SIZE = 20000, CHUNK = 4096, BOUND = 16384 };
+    tl_cfg_set(&fx.cfg, "connectionMaxOutboundBytes", "16384");
+    start();
+    struct client *cons = connected(21), *prod = connected(21);
+    subscribe(cons, TOPIC("slow-big"), "s", 1, NULL);
+    producer(prod, TOPIC("slow-big"), 1);
+    char *payload = mg_malloc(SIZE + 1);
+    memset(payload, 'z', SIZE);
+    payload[SIZE] = '\0';
+    for (int i = 0; i < N; i++) {
+        send_msg(prod, 1, (uint64_t)i, payload, NULL, false);
+        expect_receipt(prod, 1, (uint64_t)i);
+    }
+    mg_free(payload);
+    bufferevent_disable(cons->peer.bev, EV_READ);
+    int acked_turn[N], acked_got[N];
+    struct slow_client sc = {
+        .cl = cons, .consumer_id = 1, .acked_turn = acked_turn, .acked_got = acked_got};
+    tl_send_flow(&cons->peer, 1, 2 * N);
+    int max_msgs = (BOUND + SIZE) / SIZE + 1;
+    int max_turns = 2 * ((BOUND + 2 * SIZE) / CHUNK + 1);
+    for (int turn = 0; turn < 100 * N && sc.answered < N; turn++) {
+        event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        pull(cons, CHUNK);
+        slow_read(&sc, SIZE_MAX, turn);
+    }
+    slow_client_done(&sc, N, max_msgs, max_turns, TOPIC("slow-big"));
+}
+END_TEST
+
+/* conn_dispatch_high_water: half of connectionMaxOutboundBytes, and never 0 (which the
+ * dispatcher takes as no bound), down to the smallest bound allowed. */
+START_TEST(test_dispatch_high_water)
+{
+    static const char *const bounds[] = {"1", "2", "3", "16384", "4194304"};
+    for (size_t i = 0; i < sizeof bounds / sizeof *bounds; i++) {
+        tl_cfg_set(&fx.cfg, "connectionMaxOutboundBytes", bounds[i]);
+        size_t bound = (size_t)fx.cfg.connection_max_outbound_bytes;
+        size_t hw = conn_dispatch_high_water(&fx.cfg);
+        ck_assert_uint_ge(hw, 1);
+        ck_assert_uint_eq(hw, bound / 2 > 0 ? bound / 2 : 1);
+    }
 }
 END_TEST
 
@@ -1836,7 +2106,9 @@ int main(void)
     tl_add(tc, test_handshake_and_ping, test_protocol_versions, test_first_frame_must_be_connect,
            test_garbage_closes_only_that_connection, test_keepalive_closes_silent_client);
     tc = tl_tcase(s, "backpressure", 30, setup, teardown);
-    tl_add(tc, test_pending_publishes_bounded, test_outbound_bytes_bounded);
+    tl_add(tc, test_pending_publishes_bounded, test_outbound_bytes_bounded,
+           test_slow_consumer_acks_answered, test_slow_consumer_big_entries_acks_answered,
+           test_dispatch_high_water);
     tc = tl_tcase(s, "lookups", 30, setup, teardown);
     tl_add(tc, test_lookup_and_partitioned_metadata, test_get_topics_of_namespace,
            test_schema_producers_and_get, test_schema_get_or_create_subscribe);
