@@ -207,6 +207,7 @@ void conn_handle_subscribe(struct conn *c, const Pulsar__Proto__CommandSubscribe
         o->start.entry = (int64_t)m->start_message_id->entryid;
     }
     o->priority_level = m->has_priority_level ? m->priority_level : 0;
+    o->read_compacted = m->has_read_compacted && m->read_compacted;
     if (m->consumer_name && *m->consumer_name)
         cc->consumer_name = mg_strdup(m->consumer_name);
     else

@@ -221,6 +221,7 @@ struct topic_sub_options {
     int n_sticky_ranges;
     bool allow_out_of_order; /* Key_Shared allowOutOfOrderDelivery */
     int partition_index;     /* topic's partition (-1) for Failover choice */
+    bool read_compacted;     /* durable Exclusive/Failover only: read the compacted view first */
 };
 
 /* Subscribe a consumer. Errors: -MG_ECONSUMERBUSY (Exclusive already has a consumer, or
@@ -406,5 +407,19 @@ void topic_check_backlog_quota(struct topic *t);
 void topic_set_deduplication(struct topic *t, int enabled);
 /* Pulsar's deduplicationStatus: "Disabled", "Recovering", "Enabled", "Removing", "Failed". */
 const char *topic_dedup_status(const struct topic *t);
+
+/* ---- compaction (topic_compact.c) --------------------------------------------------------- */
+
+/* The cursor recording the compacted view (never a subscription: SUBSCRIBE refuses it). */
+#define TOPIC_COMPACT_CURSOR "__compaction"
+/* Start a compaction run up to the last confirmed entry (asynchronous, in slices on the loop).
+ * -MG_EBUSY while one runs, -MG_ENOTALLOWED for a non-persistent topic, -MG_ECLOSED. */
+int topic_compact_start(struct topic *t);
+/* Pulsar's LongRunningProcessStatus of the last run on this broker: "NOT_RUN", "RUNNING",
+ * "SUCCESS" or "ERROR"; *last_error (if wanted) "" or why it failed. */
+const char *topic_compact_status(const struct topic *t, const char **last_error);
+/* Bytes not yet compacted: the __compaction cursor's backlog (the whole topic before the first
+ * run), for the thresholds. */
+int64_t topic_compact_backlog_bytes(struct topic *t);
 
 #endif
