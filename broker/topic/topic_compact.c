@@ -379,11 +379,8 @@ static void compact_created_cb(struct ml_side_req *req, int status)
     struct compact_job *j = req->data;
     if (status == 0)
         j->out_ledger = req->ledger_id;
-    if (compact_job_gone(j, status)) {
-        if (status == 0 && j->t->ml)
-            ml_side_delete(j->t->ml, req->ledger_id);
-        return;
-    }
+    if (compact_job_gone(j, status))
+        return; /* the topic closed: an empty ledger is left over, as after a crash */
     if (status < 0) {
         compact_end(j, status, "creating the compacted ledger");
         return;
@@ -479,14 +476,21 @@ static void compact_handle(struct compact_job *j, struct ml_entry **es, int n, b
     mg_free(es);
 }
 
+static void compact_entries_free(struct ml_entry **es, int n)
+{
+    for (int i = 0; i < n; i++)
+        ml_entry_unref(es[i]);
+    mg_free(es);
+}
+
 static void compact_view_read_cb(struct ml_side_req *req, int status)
 {
+    struct ml_entry **entries = req->entries;
+    int n = req->n;
     struct compact_job *j = req->data;
-    if (compact_job_gone(j, status)) {
-        for (int i = 0; status == 0 && i < req->n; i++)
-            ml_entry_unref(req->entries[i]);
+    if (compact_job_gone(j, status)) { /* req was j's: gone too */
         if (status == 0)
-            mg_free(req->entries);
+            compact_entries_free(entries, n);
         return;
     }
     if (status < 0) {
@@ -502,12 +506,12 @@ static void compact_view_read_cb(struct ml_side_req *req, int status)
 
 static void compact_topic_read_cb(struct ml_read_req *req, int status)
 {
+    struct ml_entry **entries = req->entries;
+    int n = req->n;
     struct compact_job *j = req->data;
-    if (compact_job_gone(j, status)) {
-        for (int i = 0; status == 0 && i < req->n; i++)
-            ml_entry_unref(req->entries[i]);
+    if (compact_job_gone(j, status)) { /* req was j's: gone too */
         if (status == 0)
-            mg_free(req->entries);
+            compact_entries_free(entries, n);
         return;
     }
     if (status < 0) {
@@ -664,6 +668,12 @@ const char *topic_compact_status(const struct topic *t, const char **last_error)
     return compact_status_names[t->compact.status];
 }
 
+bool topic_compact_trimmed(const struct topic_sub *s, struct ml_position pos)
+{
+    struct topic *t = s->topic;
+    return s->read_compacted && t->ml && ml_pos_cmp(pos, ml_first_position(t->ml)) < 0;
+}
+
 bool topic_cursor_reserved(const char *name)
 {
     return strcmp(name, TOPIC_DEDUP_CURSOR) == 0 || strcmp(name, TOPIC_COMPACT_CURSOR) == 0;
@@ -802,10 +812,12 @@ bool topic_compact_read(struct topic_sub *s, struct topic_sub *const *alive, int
 {
     struct topic *t = s->topic;
     struct topic_compact *tc = &t->compact;
+    bool from_start = s->compact_from_start;
+    s->compact_from_start = false;
     if (!s->read_compacted || tc->ledger < 0 || !t->ml)
         return false;
     struct ml_position rp = ml_cursor_read_position(s->cursor);
-    if (ml_pos_cmp(rp, tc->horizon) > 0)
+    if (ml_pos_cmp(rp, tc->horizon) > 0 && !from_start)
         return false;
     struct compact_read *r = mg_calloc(1, sizeof *r);
     r->alive = alive;
@@ -816,6 +828,12 @@ bool topic_compact_read(struct topic_sub *s, struct topic_sub *const *alive, int
     r->ledger = tc->ledger;
     r->lo = 0;
     r->hi = tc->entries;
+    if (from_start) {
+        /* a consumer's first read, nothing acknowledged yet: the view from its start, also
+         * when retention trimmed what it covers from the topic (Pulsar's readFromEarliest) */
+        r->target = ML_POS_EARLIEST;
+        r->hi = 0;
+    }
     r->max = max > 0 ? max : 1;
     r->out = out;
     r->cb = cb;
@@ -826,13 +844,14 @@ bool topic_compact_read(struct topic_sub *s, struct topic_sub *const *alive, int
     r->req.data = r;
     r->searching = r->lo < r->hi;
     int64_t first = r->searching ? r->lo + (r->hi - r->lo) / 2 : 0;
-    if (!r->searching) { /* an empty view: past the horizon at once */
+    int64_t last = r->searching ? first : (r->max < tc->entries ? r->max : tc->entries) - 1;
+    if (tc->entries == 0) { /* an empty view: past the horizon at once */
         ml_cursor_seek_read(s->cursor, ml_next_position(t->ml, tc->horizon));
         topic_unref(t);
         mg_free(r);
         return false;
     }
-    int rc = ml_side_read(t->ml, r->ledger, first, first, &r->req, compact_read_cb);
+    int rc = ml_side_read(t->ml, r->ledger, first, last, &r->req, compact_read_cb);
     if (rc < 0) {
         topic_unref(t);
         mg_free(r);

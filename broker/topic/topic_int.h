@@ -294,6 +294,8 @@ struct topic_sub {
     int64_t msg_out, bytes_out;
     bool has_type;             /* a consumer attached once (else type "None") */
     bool read_compacted;       /* reads at or before the horizon come from the compacted view */
+    bool compact_from_start;   /* the next read starts at the view's start (a consumer attached
+                                  to a subscription with nothing acknowledged) */
     int64_t acks, redelivered; /* counters for the rates */
     uint64_t last_consumed_ms, last_acked_ms; /* wall clock, 0 = never */
     int64_t prev_msg_out, prev_bytes_out, prev_acks, prev_redelivered;
@@ -352,6 +354,9 @@ void topic_compact_fini(struct topic *t);
  * holds; *alive is NULL once the subscription is gone), false when the topic is to be read. */
 bool topic_compact_read(struct topic_sub *s, struct topic_sub *const *alive, int max,
                         struct ml_read_req *out, ml_read_cb cb);
+/* An entry of the compacted view at a position retention removed from the topic: delivered
+ * although the cursor counts it as acknowledged (it is before its mark-delete). */
+bool topic_compact_trimmed(const struct topic_sub *s, struct ml_position pos);
 /* Cursor names that are not subscriptions (deduplication's, compaction's). */
 bool topic_cursor_reserved(const char *name);
 /* Run the topic's waiters (status 0 while it is loaded). */

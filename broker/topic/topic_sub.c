@@ -587,7 +587,7 @@ static void topic_sub_send(struct topic_sub *s, struct topic_consumer *c, struct
 /* Hand one entry on. Returns false when it must wait (nobody can take it now). */
 static bool topic_sub_deliver(struct topic_sub *s, struct ml_entry *e)
 {
-    if (ml_cursor_is_acked(s->cursor, e->pos))
+    if (ml_cursor_is_acked(s->cursor, e->pos) && !topic_compact_trimmed(s, e->pos))
         return true;
     struct topic_consumer *c = NULL;
     switch (s->type) {
@@ -1053,6 +1053,7 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
         s->has_type = true;
         s->ks_sticky = sticky;
         s->read_compacted = o->read_compacted;
+        s->compact_from_start = o->read_compacted && ml_cursor_mark_delete(s->cursor).entry == -1;
         s->active = NULL;
         if (t->name.partition < 0)
             s->partition_index = o->partition_index;
