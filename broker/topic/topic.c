@@ -120,6 +120,7 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
     topic_sweep_init(r, TOPIC_SWEEP_QUOTA, r->cfg.quota_check_interval_ms,
                      topic_check_backlog_quota);
     topic_sweep_init(r, TOPIC_SWEEP_EXPIRY, r->cfg.expiry_check_interval_ms, topic_expiry_check);
+    topic_sweep_init(r, TOPIC_SWEEP_COMPACT, r->cfg.compaction_monitor_ms, topic_compact_check);
     topic_dedup_registry_start(r);
     return r;
 }

@@ -106,8 +106,13 @@ struct topic_config {
     bool dedup_enabled;          /* brokerDeduplicationEnabled (a namespace's policy overrides) */
     int32_t dedup_max_producers; /* brokerDeduplicationMaxNumberOfProducers; <= 0: 10000 */
     int32_t dedup_entries_interval; /* brokerDeduplicationEntriesInterval; <= 0: 1000 */
-    int64_t dedup_inactivity_ms;    /* brokerDeduplicationProducerInactivityTimeoutMinutes;
-                                       <= 0: producers are never forgotten for inactivity */
+    /* compaction (topic_compact.c) */
+    int64_t compaction_threshold_bytes; /* brokerServiceCompactionThresholdInBytes; 0 = off (a
+                                           namespace's compactionThreshold overrides) */
+    int64_t compaction_monitor_ms;      /* brokerServiceCompactionMonitorIntervalInSeconds;
+                                           0 = no automatic compaction */
+    int64_t dedup_inactivity_ms;        /* brokerDeduplicationProducerInactivityTimeoutMinutes;
+                                           <= 0: producers are never forgotten for inactivity */
 };
 
 /* The registry runs on the loop of mlf (ml_factory_loop), base being that loop's base: the
@@ -418,6 +423,9 @@ int topic_compact_start(struct topic *t);
 /* Pulsar's LongRunningProcessStatus of the last run on this broker: "NOT_RUN", "RUNNING",
  * "SUCCESS" or "ERROR"; *last_error (if wanted) "" or why it failed. */
 const char *topic_compact_status(const struct topic *t, const char **last_error);
+/* A namespace's compactionThreshold in bytes (0 = off); -1: not set (the registry's
+ * compaction_threshold_bytes). Checked every compaction_monitor_ms. */
+void topic_set_compaction_threshold(struct topic *t, int64_t bytes);
 /* Bytes not yet compacted: the __compaction cursor's backlog (the whole topic before the first
  * run), for the thresholds. */
 int64_t topic_compact_backlog_bytes(struct topic *t);

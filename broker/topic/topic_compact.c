@@ -601,6 +601,7 @@ int topic_compact_start(struct topic *t)
 
 void topic_compact_init(struct topic *t)
 {
+    t->compact.threshold = -1;
     t->compact.ledger = -1;
     t->compact.prev_ledger = -1;
     t->compact.horizon = ML_POS_EARLIEST;
@@ -872,4 +873,27 @@ int64_t topic_compact_backlog_bytes(struct topic *t)
         return st.total_size; /* never run: the whole topic */
     /* entries not compacted times the average entry size, as the stats' backlogSize */
     return ml_cursor_backlog(t->compact.cursor) * (st.total_size / st.number_of_entries);
+}
+
+void topic_set_compaction_threshold(struct topic *t, int64_t bytes)
+{
+    t->compact.threshold = bytes < 0 ? -1 : bytes;
+}
+
+void topic_compact_check(struct topic *t)
+{
+    int64_t threshold = t->compact.threshold >= 0 ? t->compact.threshold
+                        : t->reg                  ? t->reg->cfg.compaction_threshold_bytes
+                                                  : 0;
+    if (threshold <= 0 || t->compact.job || !t->name.persistent || t->state != TOPIC_READY)
+        return;
+    int64_t backlog = topic_compact_backlog_bytes(t);
+    if (backlog < threshold)
+        return;
+    int rc = topic_compact_start(t);
+    if (rc < 0)
+        MG_WARN(MOD,
+                "%s: automatic compaction (%" PRId64 " bytes over the threshold of %" PRId64
+                "): %s",
+                t->name.full, backlog, threshold, mg_strerror(rc));
 }

@@ -24,7 +24,12 @@
  * grew meanwhile restarts the walk, and the round stamps skip the topics done already), so
  * many topics never make one loop turn long. */
 #define TOPIC_SWEEP_SLICE 64
-enum topic_sweep_kind { TOPIC_SWEEP_EXPIRY = 0, TOPIC_SWEEP_QUOTA, TOPIC_SWEEPS };
+enum topic_sweep_kind {
+    TOPIC_SWEEP_EXPIRY = 0,
+    TOPIC_SWEEP_QUOTA,
+    TOPIC_SWEEP_COMPACT,
+    TOPIC_SWEEPS
+};
 struct topic_sweep {
     struct mg_timer tmr;
     struct topic_registry *r; /* borrowed: the owner */
@@ -120,6 +125,7 @@ struct topic_compact {
     int64_t prev_ledger;              /* the view it replaced (deleted by the next run); -1 */
     struct ml_position horizon;       /* the last position the view covers */
     struct compact_job *job;          /* the run in progress (owned by its callbacks) */
+    int64_t threshold;                /* namespace compactionThreshold; -1 = not set */
 };
 
 struct topic_waiter {
@@ -357,6 +363,8 @@ bool topic_compact_read(struct topic_sub *s, struct topic_sub *const *alive, int
 /* An entry of the compacted view at a position retention removed from the topic: delivered
  * although the cursor counts it as acknowledged (it is before its mark-delete). */
 bool topic_compact_trimmed(const struct topic_sub *s, struct ml_position pos);
+/* The compaction sweep's look at one topic: a run when over its threshold. */
+void topic_compact_check(struct topic *t);
 /* Cursor names that are not subscriptions (deduplication's, compaction's). */
 bool topic_cursor_reserved(const char *name);
 /* Run the topic's waiters (status 0 while it is loaded). */

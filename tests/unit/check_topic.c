@@ -2499,6 +2499,42 @@ START_TEST(test_compact_interrupted)
 }
 END_TEST
 
+/* brokerServiceCompactionThresholdInBytes: a topic whose data not yet compacted reaches the
+ * threshold is compacted at the next check (every compaction_monitor_ms); a namespace's
+ * compactionThreshold overrides it (0: never). */
+START_TEST(test_compact_threshold)
+{
+    cfg.compaction_threshold_bytes = 300;
+    cfg.compaction_monitor_ms = 1000;
+    struct dd_broker other;
+    dd_broker_new(&other, 8);
+    struct topic *t = dd_bk_load_on(other.reg, "persistent://t/ns/auto");
+    struct topic *off = dd_bk_load_on(other.reg, "persistent://t/ns/auto-off");
+    topic_set_compaction_threshold(off, 0);
+    cp_pub(t, "a", "a1");
+    cp_published();
+    tl_run_for(loop, 2500);
+    ck_assert_str_eq(topic_compact_status(t, NULL), "NOT_RUN"); /* under the threshold */
+    for (int i = 0; i < 10; i++)
+        cp_pub(t, "a", "a-later");
+    cp_published();
+    topic_producer_close(cp_prod);
+    cp_prod = NULL;
+    for (int i = 0; i < 10; i++)
+        cp_pub(off, "a", "a-later");
+    cp_published();
+    ck_assert_int_ge(topic_compact_backlog_bytes(t), 300);
+    ck_assert(tl_until(loop, cp_not_running, t, 3000));
+    tl_run_for(loop, 1500);
+    ck_assert_str_eq(topic_compact_status(t, NULL), "SUCCESS");
+    ck_assert_str_eq(topic_compact_status(off, NULL), "NOT_RUN");
+    ck_assert_int_lt(topic_compact_backlog_bytes(t), 300);
+    topic_producer_close(cp_prod);
+    cp_prod = NULL;
+    dd_broker_free(&other);
+}
+END_TEST
+
 static Suite *topic_suite(void)
 {
     Suite *s = suite_create("topic");
@@ -2524,7 +2560,8 @@ static Suite *topic_suite(void)
            test_dedup_write_failure);
     tc = tl_tcase(s, "compact", 60, cp_setup, dd_bk_teardown);
     tl_add(tc, test_compact_latest_per_key, test_compact_deletes_and_no_keys, test_compact_batches,
-           test_compact_empty_topic, test_compact_restart_and_move, test_compact_interrupted);
+           test_compact_empty_topic, test_compact_restart_and_move, test_compact_interrupted,
+           test_compact_threshold);
     return s;
 }
 
