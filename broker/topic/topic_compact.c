@@ -329,12 +329,18 @@ static void compact_end(struct compact_job *j, int status, const char *why)
     topic_unref(t);
 }
 
-static bool compact_job_gone(struct compact_job *j, int status)
+/* A step of the run completed: false when the run ended here (the topic closed meanwhile, or
+ * status < 0: ERROR because of why); j is gone then. */
+static bool compact_step_ok(struct compact_job *j, int status, const char *why)
 {
-    if (j->t->state == TOPIC_READY && j->t->compact.job == j)
+    if (j->t->state != TOPIC_READY || j->t->compact.job != j) {
+        compact_end(j, -MG_ECANCELED, "the topic closed");
         return false;
-    (void)status;
-    compact_end(j, -MG_ECANCELED, "the topic closed");
+    }
+    if (status < 0) {
+        compact_end(j, status, why);
+        return false;
+    }
     return true;
 }
 
@@ -365,13 +371,8 @@ static void compact_switched(struct compact_job *j)
 static void compact_closed_cb(struct ml_side_req *req, int status)
 {
     struct compact_job *j = req->data;
-    if (compact_job_gone(j, status))
-        return;
-    if (status < 0) {
-        compact_end(j, status, "sealing the compacted ledger");
-        return;
-    }
-    compact_switched(j);
+    if (compact_step_ok(j, status, "sealing the compacted ledger"))
+        compact_switched(j);
 }
 
 static void compact_created_cb(struct ml_side_req *req, int status)
@@ -379,21 +380,26 @@ static void compact_created_cb(struct ml_side_req *req, int status)
     struct compact_job *j = req->data;
     if (status == 0)
         j->out_ledger = req->ledger_id;
-    if (compact_job_gone(j, status))
-        return; /* the topic closed: an empty ledger is left over, as after a crash */
-    if (status < 0) {
-        compact_end(j, status, "creating the compacted ledger");
-        return;
-    }
-    compact_step(j);
+    /* the topic closed meanwhile: an empty ledger is left over, as after a crash */
+    if (compact_step_ok(j, status, "creating the compacted ledger"))
+        compact_step(j);
+}
+
+/* A reader of the topic from the entry after the view's horizon (the start without a view). */
+static int compact_open_reader(struct compact_job *j)
+{
+    struct topic *t = j->t;
+    struct ml_position start =
+        t->compact.ledger >= 0 ? ml_next_position(t->ml, t->compact.horizon) : ML_POS_EARLIEST;
+    int err = 0;
+    j->reader = ml_cursor_open(t->ml, TOPIC_COMPACT_CURSOR "-reader", false, start, &err);
+    return j->reader ? 0 : err ? err : -MG_EIO;
 }
 
 /* The sources are read: phase 1 -> create the ledger and read again; phase 2 -> seal. */
 static void compact_phase_end(struct compact_job *j)
 {
     struct topic *t = j->t;
-    struct ml_position start =
-        t->compact.ledger >= 0 ? ml_next_position(t->ml, t->compact.horizon) : ML_POS_EARLIEST;
     if (j->reader)
         ml_cursor_close(j->reader);
     j->reader = NULL;
@@ -404,10 +410,9 @@ static void compact_phase_end(struct compact_job *j)
     int rc;
     if (j->phase == 1) {
         j->phase = 2;
-        int err = 0;
-        j->reader = ml_cursor_open(t->ml, TOPIC_COMPACT_CURSOR "-reader", false, start, &err);
-        if (!j->reader) {
-            compact_end(j, err ? err : -MG_EIO, "reading the topic");
+        rc = compact_open_reader(j);
+        if (rc < 0) {
+            compact_end(j, rc, "reading the topic");
             return;
         }
         rc = ml_side_create(t->ml, &j->sreq, compact_created_cb);
@@ -423,12 +428,8 @@ static void compact_phase_end(struct compact_job *j)
 static void compact_written_cb(struct ml_side_req *req, int status)
 {
     struct compact_job *j = req->data;
-    if (compact_job_gone(j, status))
+    if (!compact_step_ok(j, status, "writing the compacted ledger"))
         return;
-    if (status < 0) {
-        compact_end(j, status, "writing the compacted ledger");
-        return;
-    }
     j->out_n++;
     compact_write_next(j);
 }
@@ -483,43 +484,31 @@ static void compact_entries_free(struct ml_entry **es, int n)
     mg_free(es);
 }
 
-static void compact_view_read_cb(struct ml_side_req *req, int status)
+/* A read of a run completed: its entries are handled (from_view: the previous view's
+ * compacted entries), then what phase 2 kept is written; req belonged to j. */
+static void compact_read_done(struct compact_job *j, struct ml_entry **entries, int n, int status,
+                              bool from_view)
 {
-    struct ml_entry **entries = req->entries;
-    int n = req->n;
-    struct compact_job *j = req->data;
-    if (compact_job_gone(j, status)) { /* req was j's: gone too */
-        if (status == 0)
+    if (!compact_step_ok(j, status,
+                         from_view ? "reading the compacted ledger" : "reading the topic")) {
+        if (status == 0) /* the topic closed; the request was j's: gone too */
             compact_entries_free(entries, n);
         return;
     }
-    if (status < 0) {
-        compact_end(j, status, "reading the compacted ledger");
-        return;
-    }
-    j->src_view += req->n;
-    if (req->n == 0)
-        j->src_view = j->t->compact.entries; /* nothing more there */
-    compact_handle(j, req->entries, req->n, true);
+    if (from_view)
+        j->src_view = n > 0 ? j->src_view + n : j->t->compact.entries; /* none: nothing more */
+    compact_handle(j, entries, n, from_view);
     compact_write_next(j);
+}
+
+static void compact_view_read_cb(struct ml_side_req *req, int status)
+{
+    compact_read_done(req->data, req->entries, req->n, status, true);
 }
 
 static void compact_topic_read_cb(struct ml_read_req *req, int status)
 {
-    struct ml_entry **entries = req->entries;
-    int n = req->n;
-    struct compact_job *j = req->data;
-    if (compact_job_gone(j, status)) { /* req was j's: gone too */
-        if (status == 0)
-            compact_entries_free(entries, n);
-        return;
-    }
-    if (status < 0) {
-        compact_end(j, status, "reading the topic");
-        return;
-    }
-    compact_handle(j, req->entries, req->n, false);
-    compact_write_next(j);
+    compact_read_done(req->data, req->entries, req->n, status, false);
 }
 
 /* Read the next slice of the current phase's sources (the previous view, then the topic up to
@@ -575,14 +564,11 @@ int topic_compact_start(struct topic *t)
     j->phase = 1;
     j->end = ml_last_confirmed(t->ml);
     j->out_ledger = -1;
-    struct ml_position start =
-        tc->ledger >= 0 ? ml_next_position(t->ml, tc->horizon) : ML_POS_EARLIEST;
-    int err = 0;
-    j->reader = ml_cursor_open(t->ml, TOPIC_COMPACT_CURSOR "-reader", false, start, &err);
-    if (!j->reader) {
+    int rc = compact_open_reader(j);
+    if (rc < 0) {
         compact_job_free(j);
         topic_unref(t);
-        return err ? err : -MG_EIO;
+        return rc;
     }
     tc->job = j;
     tc->status = TOPIC_COMPACT_RUNNING;

@@ -34,16 +34,7 @@ K=$COMPACT_KEYS
 R=$COMPACT_ROUNDS
 TOPIC="compact-$$"
 FULL="persistent://public/default/$TOPIC"
-DATA="$T/data"
-sa_args=(--config "$IT_TOP/conf/standalone.yaml" --set dataDirectory="$DATA"
-    --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 --set bookiePort=0)
-PORT_KEYS="brokerServicePort webServicePort bookiePort"
-
-start_magnetar sa standalone "$PORT_KEYS" 60 -- \
-    "${sa_args[@]}" --set brokerServicePort=0 --set webServicePort=0 || exit 1
-BPORT=$(port_of sa brokerServicePort)
-WPORT=$(port_of sa webServicePort)
-URL="pulsar://127.0.0.1:$BPORT"
+start_standalone sa
 ADMIN="http://127.0.0.1:$WPORT/admin/v2/persistent/public/default/$TOPIC"
 
 # ---- 1. subscriptions ------------------------------------------------------------------------------
@@ -124,10 +115,7 @@ fi
 
 # ---- 6. restart on the same data directory ----------------------------------------------------------
 stop_proc sa 30 || fail "standalone exit code $? on SIGTERM"
-restart_on_ports sa standalone "$PORT_KEYS" 90 "$BPORT" "$WPORT" -- "${sa_args[@]}"
-BPORT=$(port_of sa brokerServicePort)
-WPORT=$(port_of sa webServicePort)
-URL="pulsar://127.0.0.1:$BPORT"
+restart_standalone sa
 ADMIN="http://127.0.0.1:$WPORT/admin/v2/persistent/public/default/$TOPIC"
 pass "standalone restarted on the same dataDirectory"
 compacted_read c2 "after a restart"
@@ -137,13 +125,7 @@ read -r code body <<<"$(curl_json PUT "$ADMIN/unload")"
 [ "$code" = 204 ] && pass "PUT unload: 204" || fail "PUT unload: $code $body"
 compacted_read c3 "after an unload"
 
-alive sa && pass "standalone alive" || fail "standalone died"
-stop_proc sa 30
-rc=$?
-[ $rc -eq 0 ] && pass "standalone exit 0 on SIGTERM" || fail "standalone exit code $rc on SIGTERM"
-check_sanitizers
+stop_standalone sa
 
 summary="compaction keys=$K rounds=$R sent=$SENT status=$STATUS compacted_read=$(json "$T/c1.json" count 2>/dev/null || echo ?)/$(json "$T/c2.json" count 2>/dev/null || echo ?)/$(json "$T/c3.json" count 2>/dev/null || echo ?)"
-echo "SUMMARY: $summary"
-[ "$IT_FAILED" -eq 0 ] && echo "PASS: compaction test: $summary" || echo "FAIL: compaction test: $summary"
-exit "$IT_FAILED"
+it_finish "compaction test" "$summary"

@@ -1951,18 +1951,24 @@ static void dd_broker_free(struct dd_broker *b)
     memset(b, 0, sizeof *b);
 }
 
-static void dd_bk_setup(void)
+/* Fake bookies and one broker over them, with the config cfg_fn makes. */
+static void bk_env_setup(void (*cfg_fn)(void))
 {
     memset(&pubs, 0, sizeof pubs);
     fc_used = 0;
-    dd_seen = 0;
     tl_fakebk_open(&dd_env, "memory", 21, "10.0.3", 1);
     base = dd_env.base;
     loop = dd_env.loop;
-    dd_cfg();
+    cfg_fn();
     dd_broker_new(&dd_b, 7);
     mlf = dd_b.mlf;
     reg = dd_b.reg;
+}
+
+static void dd_bk_setup(void)
+{
+    dd_seen = 0;
+    bk_env_setup(dd_cfg);
 }
 
 static void dd_bk_teardown(void)
@@ -2294,15 +2300,7 @@ static void cp_setup(void)
     cp_prod = NULL;
     cp_sent = 0;
     cp_rx_used = 0;
-    memset(&pubs, 0, sizeof pubs);
-    fc_used = 0;
-    tl_fakebk_open(&dd_env, "memory", 21, "10.0.3", 1);
-    base = dd_env.base;
-    loop = dd_env.loop;
-    default_cfg();
-    dd_broker_new(&dd_b, 7);
-    mlf = dd_b.mlf;
-    reg = dd_b.reg;
+    bk_env_setup(default_cfg);
 }
 
 static void cp_unload(struct topic *t)

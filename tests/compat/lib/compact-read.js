@@ -25,7 +25,7 @@ const o = u.parseArgs(process.argv.slice(2), {
   'deadline-s': 60,
 }, USAGE);
 if (!o.topic || !o.sub || !o.out) u.die(USAGE);
-const topic = o.topic.includes('://') ? o.topic : `persistent://public/default/${o.topic}`;
+const topic = u.fullTopic(o.topic);
 const WHO = `compact-read ${o.sub}`;
 
 async function main() {
