@@ -32,8 +32,8 @@
  * position moves past the last one (or past the horizon when the view is exhausted) and the
  * topic is read as usual.
  *
- * Not done: compressed batches are kept whole under their entry's key (Pulsar decompresses
- * them); topic-level compaction thresholds (no topic policies in this broker).
+ * Not done: compressed batches are kept whole (Pulsar decompresses and splits them); topic-level
+ * compaction thresholds (no topic policies in this broker).
  */
 #include "topic/topic_int.h"
 #include "util/alloc.h"
@@ -77,7 +77,8 @@ struct compact_job {
     int64_t out_ledger, out_n;
     struct evbuffer **outq; /* owned: compacted entries of the last read, to append in order */
     int outq_n, outq_head;
-    int64_t kept_msgs, dropped_msgs;
+    int64_t kept_msgs, dropped_msgs; /* messages kept; entries that are not Pulsar messages */
+    int64_t compressed_kept;         /* compressed batches kept whole */
 };
 
 /* ---- entry bytes --------------------------------------------------------------------------- */
@@ -211,6 +212,21 @@ static bool compact_is_latest(struct compact_job *j, const char *key, size_t siz
     return l && ml_pos_cmp(l->pos, pos) == 0 && l->batch == batch;
 }
 
+/* Phase 2: the stored entry e goes to the view as it is. */
+static void compact_keep_whole(struct compact_job *j, struct ml_position pos, struct evbuffer *e,
+                               int32_t msgs)
+{
+    size_t len = evbuffer_get_length(e);
+    struct evbuffer *copy = evbuffer_new();
+    uint8_t *b = mg_malloc(len ? len : 1);
+    evbuffer_copyout(e, b, len);
+    evbuffer_add(copy, b, len);
+    mg_free(b);
+    j->outq[j->outq_n++] = compact_raw_build(pos, copy);
+    evbuffer_free(copy);
+    j->kept_msgs += msgs;
+}
+
 /* One stored entry at its original position: phase 1 notes its messages, phase 2 queues what
  * is kept. */
 static void compact_entry(struct compact_job *j, struct ml_position pos, struct evbuffer *e)
@@ -224,23 +240,25 @@ static void compact_entry(struct compact_job *j, struct ml_position pos, struct 
         return; /* not a Pulsar message: nothing to keep */
     }
     size_t len = evbuffer_get_length(e);
-    bool batched =
-        md->has_num_messages_in_batch &&
-        (!md->has_compression || md->compression == PULSAR__PROTO__COMPRESSION_TYPE__NONE);
-    if (!batched) {
-        size_t size = md->has_uncompressed_size ? md->uncompressed_size : len - pl_off;
-        if (j->phase == 1) {
-            compact_note(j, md->partition_key, size, pos, -1);
-        } else if (compact_is_latest(j, md->partition_key, size, pos, -1)) {
-            struct evbuffer *copy = evbuffer_new();
-            uint8_t *b = mg_malloc(len ? len : 1);
-            evbuffer_copyout(e, b, len);
-            evbuffer_add(copy, b, len);
-            mg_free(b);
-            j->outq[j->outq_n++] = compact_raw_build(pos, copy);
-            evbuffer_free(copy);
-            j->kept_msgs++;
+    bool compressed =
+        md->has_compression && md->compression != PULSAR__PROTO__COMPRESSION_TYPE__NONE;
+    if (md->has_num_messages_in_batch && compressed) {
+        /* The keys of a compressed batch are inside its compressed payload, which is not
+         * decompressed here: kept whole, in topic order, so a reader applying the messages in
+         * order still ends with every key's latest value (nothing is lost, not all is pruned). */
+        if (j->phase == 2) {
+            compact_keep_whole(j, pos, e, md->num_messages_in_batch);
+            j->compressed_kept++;
         }
+        pulsar__proto__message_metadata__free_unpacked(md, NULL);
+        return;
+    }
+    if (!md->has_num_messages_in_batch) {
+        size_t size = md->has_uncompressed_size ? md->uncompressed_size : len - pl_off;
+        if (j->phase == 1)
+            compact_note(j, md->partition_key, size, pos, -1);
+        else if (compact_is_latest(j, md->partition_key, size, pos, -1))
+            compact_keep_whole(j, pos, e, 1);
         pulsar__proto__message_metadata__free_unpacked(md, NULL);
         return;
     }
@@ -362,9 +380,10 @@ static void compact_switched(struct compact_job *j)
     ml_cursor_mark_delete_props(tc->cursor, tc->horizon, props, 3);
     MG_INFO(MOD,
             "%s: compacted up to %" PRId64 ":%" PRId64 " into ledger %" PRId64 " (%" PRId64
-            " entries, %" PRId64 " messages kept)",
+            " entries, %" PRId64 " messages kept, %" PRId64
+            " compressed batches kept whole, %" PRId64 " entries not Pulsar messages dropped)",
             t->name.full, tc->horizon.ledger, tc->horizon.entry, tc->ledger, tc->entries,
-            j->kept_msgs);
+            j->kept_msgs, j->compressed_kept, j->dropped_msgs);
     compact_end(j, 0, NULL);
 }
 
