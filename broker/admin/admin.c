@@ -616,6 +616,7 @@ const struct admin_route admin_routes[] = {
     {GET,  T "/lastMessageId",                admin_h_last_message_id,            R_GATED},
     {PUT,  T "/compaction",                   admin_h_compaction_trigger,         R_GATED},
     {GET,  T "/compaction",                   admin_h_compaction_status,          R_GATED},
+    {ANY,  T "/compaction",                   admin_h_bad_method,                 R_GATED},
     {PUT,  SUB,                               admin_h_sub_create,                 R_GATED | R_JSON},
     {DEL,  SUB,                               admin_h_sub_delete,                 R_GATED},
     {POST, SUB "/skip/{numMessages}",         admin_h_sub_skip,                   R_GATED},

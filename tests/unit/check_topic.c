@@ -2435,6 +2435,27 @@ START_TEST(test_compact_empty_topic)
 }
 END_TEST
 
+/* Producers go on writing while a run is under way: the run covers what was stored when it
+ * started (its horizon), the rest is read after the view. */
+START_TEST(test_compact_while_writing)
+{
+    struct topic *t = dd_bk_load("persistent://t/ns/cp7");
+    cp_pub(t, "a", "a1");
+    cp_pub(t, "b", "b1");
+    cp_pub(t, "a", "a2");
+    cp_published();
+    ck_assert_int_eq(topic_compact_start(t), 0);
+    cp_pub(t, "b", "b2");
+    cp_pub(t, "c", "c1");
+    ck_assert_str_eq(topic_compact_status(t, NULL), "RUNNING");
+    cp_published();
+    ck_assert(tl_until(loop, cp_not_running, t, 30000));
+    ck_assert_str_eq(topic_compact_status(t, NULL), "SUCCESS");
+    ck_assert_int_eq(ml_pos_cmp(t->compact.horizon, pubs.pos[2]), 0);
+    ck_assert_str_eq(cp_read(t, "r", true)->text, "b=b1,a=a2,b=b2,c=c1");
+}
+END_TEST
+
 /* The view survives an unload and a move to another broker: compacted reads stay exact. */
 START_TEST(test_compact_restart_and_move)
 {
@@ -2580,8 +2601,8 @@ static Suite *topic_suite(void)
            test_dedup_write_failure);
     tc = tl_tcase(s, "compact", 60, cp_setup, dd_bk_teardown);
     tl_add(tc, test_compact_latest_per_key, test_compact_deletes_and_no_keys, test_compact_batches,
-           test_compact_empty_topic, test_compact_restart_and_move, test_compact_interrupted,
-           test_compact_threshold);
+           test_compact_empty_topic, test_compact_while_writing, test_compact_restart_and_move,
+           test_compact_interrupted, test_compact_threshold);
     return s;
 }
 
