@@ -110,6 +110,10 @@ static int conn_consumer_add(struct conn_endpoint *e, struct topic *t, char *msg
         if (rc == -MG_ECONSUMERBUSY)
             why = cc->opts.type == TOPIC_SUB_EXCLUSIVE ? "Exclusive consumer is already connected"
                                                        : "Subscription is of different type";
+        else if (rc == -MG_ENOTALLOWED && cc->opts.read_compacted &&
+                 (cc->opts.type == TOPIC_SUB_SHARED || cc->opts.type == TOPIC_SUB_KEY_SHARED))
+            why =
+                "readCompacted only allowed on failover or exclusive subscriptions"; /* Pulsar's */
         snprintf(msg, len, "%s", why);
         return rc;
     }
