@@ -902,3 +902,65 @@ void topic_compact_check(struct topic *t)
                 "): %s",
                 t->name.full, backlog, threshold, mg_strerror(rc));
 }
+
+/* ---- the last message id of a compacted reader -------------------------------------------- */
+
+struct compact_lastid {
+    struct topic *t; /* referenced */
+    topic_last_id_cb cb;
+    void *data;
+    struct ml_position mark_delete;
+    struct ml_side_req req;
+};
+
+static void compact_lastid_cb(struct ml_side_req *req, int status)
+{
+    struct compact_lastid *op = req->data;
+    struct ml_position pos = {-1, -1};
+    int32_t batch_index = -1;
+    struct evbuffer *inner = NULL;
+    if (status == 0 && (req->n != 1 || compact_raw_parse(req->entries[0]->data, &pos, &inner) < 0))
+        status = -MG_EPROTO;
+    if (inner) {
+        struct wire_msg_info info;
+        if (wire_entry_parse(inner, &info) == 0 && info.batched)
+            batch_index = info.num_messages - 1;
+        evbuffer_free(inner);
+    }
+    if (req->entries)
+        compact_entries_free(req->entries, req->n);
+    topic_last_id_cb cb = op->cb;
+    void *data = op->data;
+    struct ml_position md = op->mark_delete;
+    topic_unref(op->t);
+    mg_free(op);
+    cb(data, status, pos, batch_index, md);
+}
+
+bool topic_compact_last_id(struct topic_sub *s, struct ml_position *last, struct ml_position md,
+                           topic_last_id_cb cb, void *data)
+{
+    struct topic *t = s->topic;
+    struct topic_compact *tc = &t->compact;
+    if (!s->read_compacted || tc->ledger < 0 || !t->ml ||
+        (last->entry >= 0 && ml_pos_cmp(*last, tc->horizon) > 0))
+        return false;
+    if (tc->entries == 0) {
+        *last = (struct ml_position){-1, -1}; /* nothing to read (Pulsar's answer) */
+        return false;
+    }
+    struct compact_lastid *op = mg_calloc(1, sizeof *op);
+    op->t = t;
+    op->cb = cb;
+    op->data = data;
+    op->mark_delete = md;
+    op->req.data = op;
+    topic_ref(t);
+    if (ml_side_read(t->ml, tc->ledger, tc->entries - 1, tc->entries - 1, &op->req,
+                     compact_lastid_cb) < 0) {
+        topic_unref(t);
+        mg_free(op);
+        return false; /* the topic's own last position, then */
+    }
+    return true;
+}

@@ -360,6 +360,11 @@ void topic_compact_fini(struct topic *t);
  * holds; *alive is NULL once the subscription is gone), false when the topic is to be read. */
 bool topic_compact_read(struct topic_sub *s, struct topic_sub *const *alive, int max,
                         struct ml_read_req *out, ml_read_cb cb);
+/* GET_LAST_MESSAGE_ID of a read_compacted subscription whose topic has nothing after the
+ * horizon (Pulsar's ServerCnx): true when the view's last message is being read (cb runs
+ * later, with its original position); an empty view sets *last to (-1, -1) and gives false. */
+bool topic_compact_last_id(struct topic_sub *s, struct ml_position *last, struct ml_position md,
+                           topic_last_id_cb cb, void *data);
 /* An entry of the compacted view at a position retention removed from the topic: delivered
  * although the cursor counts it as acknowledged (it is before its mark-delete). */
 bool topic_compact_trimmed(const struct topic_sub *s, struct ml_position pos);

@@ -1382,6 +1382,10 @@ int topic_consumer_last_message_id(struct topic_consumer *c, topic_last_id_cb cb
     op->data = data;
     op->last = ml_last_confirmed(ml);
     op->mark_delete = ml_cursor_mark_delete(s->cursor);
+    if (topic_compact_last_id(s, &op->last, op->mark_delete, cb, data)) {
+        mg_free(op);
+        return 0;
+    }
     if (op->last.entry < 0) {
         op->ev = event_new(s->topic->reg->base, -1, 0, topic_sub_lastid_ev_cb, op);
         event_active(op->ev, EV_READ, 0);
