@@ -2292,8 +2292,9 @@ static const char *cp_compact(struct topic *t)
 static struct cp_rx cp_rx_pool[8];
 static int cp_rx_used;
 
-/* A new subscription (Exclusive, from the earliest) reading until nothing more comes. */
-static struct cp_rx *cp_read(struct topic *t, const char *sub, bool compacted)
+/* A new subscription (Exclusive, from the earliest; a reader: non-durable, started at the
+ * earliest id) reading until nothing more comes. */
+static struct cp_rx *cp_read_as(struct topic *t, const char *sub, bool compacted, bool reader)
 {
     ck_assert_int_lt(cp_rx_used, 8);
     struct cp_rx *r = &cp_rx_pool[cp_rx_used++];
@@ -2301,10 +2302,18 @@ static struct cp_rx *cp_read(struct topic *t, const char *sub, bool compacted)
     struct topic_sub_options o = opts(TOPIC_SUB_EXCLUSIVE);
     o.initial_earliest = true;
     o.read_compacted = compacted;
+    o.durable = !reader;
+    o.has_start = reader;
+    o.start = ML_POS_EARLIEST;
     ck_assert_int_eq(topic_subscribe(t, sub, &o, r, &cp_ops, &r->c), 0);
     topic_consumer_flow(r->c, 1000);
     tl_run_for(loop, 500);
     return r;
+}
+
+static struct cp_rx *cp_read(struct topic *t, const char *sub, bool compacted)
+{
+    return cp_read_as(t, sub, compacted, false);
 }
 
 static void cp_setup(void)
@@ -2540,6 +2549,8 @@ START_TEST(test_compact_restart_and_move)
     dd_broker_new(&other, 8);
     t = dd_bk_load_on(other.reg, name);
     ck_assert_str_eq(cp_read(t, "moved", true)->text, "a=v3,b=v4,c=v5,a=v6");
+    /* a reader (non-durable, from the earliest id) with read_compacted: the same */
+    ck_assert_str_eq(cp_read_as(t, "reader", true, true)->text, "a=v3,b=v4,c=v5,a=v6");
     /* the durable subscription read compacted before resumes where it was */
     topic_unload(t);
     tl_run_for(loop, 200);
