@@ -77,6 +77,9 @@ struct compact_job {
     int64_t out_ledger, out_n;
     struct evbuffer **outq; /* owned: compacted entries of the last read, to append in order */
     int outq_n, outq_head;
+    struct ml_side_req *wreqs;       /* owned: the appends of one read's entries, all in flight */
+    int w_inflight;                  /* appends not completed yet */
+    int w_status;                    /* the first failure among them */
     int64_t kept_msgs, dropped_msgs; /* messages kept; entries that are not Pulsar messages */
     int64_t compressed_kept;         /* compressed batches kept whole */
 };
@@ -322,6 +325,7 @@ static void compact_job_free(struct compact_job *j)
     for (int i = j->outq_head; i < j->outq_n; i++)
         evbuffer_free(j->outq[i]);
     mg_free(j->outq);
+    mg_free(j->wreqs);
     if (j->reader)
         ml_cursor_close(j->reader);
     mg_free(j);
@@ -444,35 +448,55 @@ static void compact_phase_end(struct compact_job *j)
         compact_end(j, rc, "sealing the compacted ledger");
 }
 
+/* The appends of one read are all back (in order): read on, or end with the first failure. */
+static void compact_written(struct compact_job *j)
+{
+    if (compact_step_ok(j, j->w_status, "writing the compacted ledger"))
+        compact_step(j);
+}
+
 static void compact_written_cb(struct ml_side_req *req, int status)
 {
     struct compact_job *j = req->data;
-    if (!compact_step_ok(j, status, "writing the compacted ledger"))
-        return;
-    j->out_n++;
-    compact_write_next(j);
+    if (status < 0 && j->w_status == 0)
+        j->w_status = status;
+    else if (status == 0)
+        j->out_n++; /* appends complete in order: the ledger holds 0 .. out_n - 1 */
+    if (--j->w_inflight == 0)
+        compact_written(j);
 }
 
-/* Append the queued compacted entries one after the other, then read on. */
+/* Append the queued compacted entries of one read, all at once (pipelined, as the managed
+ * ledger's appends: ids out_n, out_n + 1, ...), then read on once they are all back. */
 static void compact_write_next(struct compact_job *j)
 {
-    if (j->outq_head == j->outq_n) {
-        j->outq_head = j->outq_n = 0;
-        compact_step(j);
-        return;
+    int n = j->outq_n - j->outq_head;
+    j->w_status = 0;
+    if (n > 0)
+        j->wreqs = mg_realloc(j->wreqs, (size_t)n * sizeof *j->wreqs);
+    for (int i = 0; i < n && j->w_status == 0; i++) {
+        struct evbuffer *b = j->outq[j->outq_head];
+        j->outq[j->outq_head++] = NULL;
+        struct ml_side_req *w = &j->wreqs[i];
+        memset(w, 0, sizeof *w);
+        w->data = j;
+        int rc = ml_side_add(j->t->ml, j->out_ledger, j->out_n + i, b, w, compact_written_cb);
+        if (rc < 0)
+            j->w_status = rc; /* what is queued behind it is not sent (freed with j) */
+        else
+            j->w_inflight++;
     }
-    struct evbuffer *b = j->outq[j->outq_head];
-    j->outq[j->outq_head++] = NULL;
-    memset(&j->sreq, 0, sizeof j->sreq);
-    j->sreq.data = j;
-    int rc = ml_side_add(j->t->ml, j->out_ledger, j->out_n, b, &j->sreq, compact_written_cb);
-    if (rc < 0)
-        compact_end(j, rc, "writing the compacted ledger");
+    if (j->w_inflight == 0) {
+        j->outq_head = j->outq_n = 0;
+        compact_written(j);
+    }
 }
 
 /* Entries read: handle them, then write what phase 2 kept (or read on). */
 static void compact_handle(struct compact_job *j, struct ml_entry **es, int n, bool from_view)
 {
+    for (int i = j->outq_head; i < j->outq_n; i++) /* left by a failed batch: none here */
+        evbuffer_free(j->outq[i]);
     j->outq = mg_realloc(j->outq, (size_t)(n > 0 ? n : 1) * sizeof *j->outq);
     j->outq_n = j->outq_head = 0;
     for (int i = 0; i < n; i++) {

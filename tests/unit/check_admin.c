@@ -957,10 +957,10 @@ START_TEST(test_compaction_admin)
     struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/cpt");
     ck_assert_ptr_nonnull(t);
     expect_json("GET", c, NULL, 200, "{\"status\":\"NOT_RUN\",\"lastError\":\"\"}");
-    /* many keys: the run appends one compacted entry per loop turn, so it outlasts a request */
+    /* many keys: the run reads and appends 100 entries per loop turn, so it outlasts requests */
     struct topic_producer *p = NULL;
     ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, NULL, &p), 0);
-    int done = 0, n = 2000;
+    int done = 0, n = 5000;
     for (int i = 0; i < n; i++) {
         Pulsar__Proto__MessageMetadata md;
         tl_pulsar_md(&md, "p", (uint64_t)i, 1000);
