@@ -298,8 +298,9 @@ bool admin_is_tenant_admin(const struct admin_env *s, const char *tenant, const 
 /* A copy of tenant_ns's grants (Pulsar's AuthPolicies), with its three maps present even
  * when empty; the caller owns it. */
 json_t *admin_az_grants(const struct admin_env *s, const char *tenant_ns);
-void admin_h_ttl(struct admin_req *r);   /* GET, POST and DELETE */
-void admin_h_dedup(struct admin_req *r); /* GET, POST and DELETE */
+void admin_h_ttl(struct admin_req *r);                  /* GET, POST and DELETE */
+void admin_h_dedup(struct admin_req *r);                /* GET, POST and DELETE */
+void admin_h_compaction_threshold(struct admin_req *r); /* GET, PUT and DELETE */
 void admin_h_backlog_quota_map(struct admin_req *r);
 void admin_h_backlog_quota_set(struct admin_req *r);
 void admin_h_backlog_quota_remove(struct admin_req *r);
@@ -349,6 +350,8 @@ void admin_h_partitioned_internal_stats(struct admin_req *r);
 void admin_h_subscriptions(struct admin_req *r);
 void admin_h_topic_unload(struct admin_req *r);
 void admin_h_last_message_id(struct admin_req *r);
+void admin_h_compaction_trigger(struct admin_req *r);
+void admin_h_compaction_status(struct admin_req *r);
 void admin_h_sub_create(struct admin_req *r);
 void admin_h_sub_delete(struct admin_req *r);
 void admin_h_sub_skip(struct admin_req *r);

@@ -345,6 +345,8 @@ static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns
                                 json_boolean(pol.auto_update_schema));
         if (pol.has_dedup)
             json_object_set_new(p, "deduplicationEnabled", json_boolean(pol.dedup_enabled));
+        if (pol.has_compaction_threshold)
+            json_object_set_new(p, "compaction_threshold", json_integer(pol.compaction_threshold));
         json_t *qm = json_object_get(p, "backlog_quota_map");
         for (int i = 0; i < NS_QUOTA_TYPES; i++)
             if (pol.quota[i].set)
@@ -374,6 +376,7 @@ static void admin_res_apply_retention_to(const struct admin_env *s, struct topic
         else if (reset)
             topic_reset_message_ttl(t);
         topic_set_deduplication(t, p.has_dedup ? p.dedup_enabled : -1);
+        topic_set_compaction_threshold(t, p.has_compaction_threshold ? p.compaction_threshold : -1);
         /* destination_storage and message_age, each with its own policy */
         static const enum topic_quota_type types[NS_QUOTA_TYPES] = {
             [NS_QUOTA_STORAGE] = TOPIC_QUOTA_STORAGE, [NS_QUOTA_AGE] = TOPIC_QUOTA_AGE};
@@ -583,12 +586,22 @@ static const struct admin_policy_field admin_dedup_field = {
     "Invalid deduplication setting: true or false is required",
     NULL};
 
+static const struct admin_policy_field admin_compaction_field = {
+    offsetof(struct ns_policies, has_compaction_threshold),
+    offsetof(struct ns_policies, compaction_threshold),
+    false,
+    0,
+    INT64_MAX,
+    "Invalid compaction threshold: an integer body is required",
+    "compactionThreshold must be 0 or more"};
+
 /* GET: the value, or 204 when never set (Pulsar's null: the broker's default applies);
- * POST: a bare JSON value of the field's type; DELETE: back to not set. */
+ * POST (PUT for compactionThreshold): a bare JSON value of the field's type; DELETE: back to
+ * not set. */
 static void admin_res_field(struct admin_req *r, const struct admin_policy_field *f)
 {
     const json_t *v = NULL;
-    if (r->method == EVHTTP_REQ_POST) {
+    if (r->method == EVHTTP_REQ_POST || r->method == EVHTTP_REQ_PUT) {
         v = r->body;
         if (r->body_bad || !(f->boolean ? json_is_boolean(v) : json_is_integer(v))) {
             admin_reply_error(r->call, 400, f->bad_body);
@@ -631,6 +644,13 @@ void admin_h_ttl(struct admin_req *r)
 void admin_h_dedup(struct admin_req *r)
 {
     admin_res_field(r, &admin_dedup_field);
+}
+
+/* .../compactionThreshold: bytes, >= 0 (0 = no automatic compaction for the namespace;
+ * unset: brokerServiceCompactionThresholdInBytes applies). */
+void admin_h_compaction_threshold(struct admin_req *r)
+{
+    admin_res_field(r, &admin_compaction_field);
 }
 
 /* GET .../backlogQuotaMap: {type: BacklogQuota} of the quotas set ({} when none). */

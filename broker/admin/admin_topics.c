@@ -949,6 +949,37 @@ static void admin_tp_do_last_message_id(struct topic_op *op, struct topic **topi
     admin_tp_op_free(op);
 }
 
+/* PUT compaction (Pulsar's triggerCompaction): 204 started, 409 one is running. */
+static void admin_tp_do_compact(struct topic_op *op, struct topic **topics)
+{
+    for (int i = 0; i < op->n; i++) {
+        int rc = topic_compact_start(topics[i]);
+        if (rc == -MG_EBUSY) {
+            admin_tp_op_fail(op, 409, "Compaction already in progress");
+            return;
+        }
+        if (rc == -MG_ENOTALLOWED) {
+            admin_tp_op_fail(op, 405, "Compaction is not allowed on a non-persistent topic");
+            return;
+        }
+        if (rc < 0) {
+            admin_reply_errorf(op->call, 500, "Cannot start compaction: %s", mg_strerror(rc));
+            admin_tp_op_free(op);
+            return;
+        }
+    }
+    admin_tp_op_done(op);
+}
+
+/* GET compaction: Pulsar's LongRunningProcessStatus. */
+static void admin_tp_do_compaction_status(struct topic_op *op, struct topic **topics)
+{
+    const char *err;
+    const char *status = topic_compact_status(topics[0], &err);
+    admin_reply_json(op->call, 200, json_pack("{s:s,s:s}", "status", status, "lastError", err));
+    admin_tp_op_free(op);
+}
+
 #define DELETE_WAIT_MS 20
 #define DELETE_WAIT_TRIES 250 /* 5 s */
 
@@ -1319,6 +1350,10 @@ static const struct {
     {.fn = admin_tp_do_unload,
      .method = EVHTTP_REQ_PUT,
      .suffix = "/unload",
+     .done = admin_tp_fan_done_ok},
+    {.fn = admin_tp_do_compact,
+     .method = EVHTTP_REQ_PUT,
+     .suffix = "/compaction",
      .done = admin_tp_fan_done_ok},
     {.fn = admin_tp_do_create_sub,
      .method = EVHTTP_REQ_PUT,
@@ -1957,6 +1992,18 @@ static bool admin_tp_partitioned_405(struct topic_op *op, const char *reason)
         return false;
     admin_tp_op_fail(op, 405, reason);
     return true;
+}
+
+void admin_h_compaction_trigger(struct admin_req *r)
+{
+    admin_tp_op_run(admin_tp_op_new(r), admin_tp_do_compact, true);
+}
+
+void admin_h_compaction_status(struct admin_req *r)
+{
+    struct topic_op *op = admin_tp_op_new(r);
+    if (!admin_tp_partitioned_405(op, "Compaction status on a partitioned topic is not allowed"))
+        admin_tp_op_run(op, admin_tp_do_compaction_status, true);
 }
 
 void admin_h_last_message_id(struct admin_req *r)

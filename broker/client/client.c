@@ -1787,6 +1787,8 @@ static void client_consumer_send_subscribe(struct client_consumer *c, uint64_t r
     s.consumer_name = c->consumer_name;
     s.has_durable = 1;
     s.durable = !c->non_durable;
+    s.has_read_compacted = c->read_compacted;
+    s.read_compacted = c->read_compacted;
     Pulsar__Proto__MessageIdData start = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
     if (c->has_start) { /* a reader's start (non-durable only, as Pulsar's readers) */
         start.ledgerid = c->start.ledger_id;
@@ -1949,6 +1951,7 @@ int client_consumer_new(struct client *c, const struct client_consumer_opts *opt
     cs->initial_position = opts->initial_position;
     client_schema_copy(&cs->schema, opts->schema);
     cs->non_durable = opts->non_durable;
+    cs->read_compacted = opts->read_compacted;
     cs->has_start = opts->non_durable && opts->start_id;
     if (cs->has_start)
         cs->start = *opts->start_id;

@@ -130,7 +130,9 @@ struct client_consumer_opts {
     enum client_initial_position initial_position;
     unsigned receiver_queue_size;       /* FLOW permits; 0 = 1000. Refilled at half. */
     const struct client_schema *schema; /* NULL: none */
-    bool non_durable; /* a reader's subscription: no cursor is stored, gone when closed */
+    bool non_durable;    /* a reader's subscription: no cursor is stored, gone when closed */
+    bool read_compacted; /* SUBSCRIBE read_compacted: the compacted view first (Exclusive,
+                            Failover) */
     const struct client_msg_id *start_id; /* non_durable: start at this entry (copied);
                                              NULL = initial_position */
 };

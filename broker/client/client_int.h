@@ -225,6 +225,7 @@ struct client_consumer {
     enum client_sub_type sub_type;
     enum client_initial_position initial_position;
     bool non_durable, has_start;
+    bool read_compacted; /* SUBSCRIBE read_compacted */
     struct client_msg_id start;
     unsigned queue_size;
     unsigned consumed_since_flow;

@@ -92,10 +92,12 @@ struct cfg {
     int broker_dedup_entries_interval;     /* brokerDeduplicationEntriesInterval (1000) */
     int broker_dedup_inactivity_minutes;   /* brokerDeduplicationProducerInactivityTimeoutMinutes
                                               (360; 0 = never forgotten) */
-    int standalone_bookies;                /* standaloneBookies (1): bookies run inside
-                                              `magnetar standalone` */
-    int stats_update_frequency_secs;       /* statsUpdateFrequencyInSecs (60): stats interval */
-    bool expose_topic_level_metrics;       /* exposeTopicLevelMetricsInPrometheus (true) */
+    int64_t compaction_threshold_bytes;    /* brokerServiceCompactionThresholdInBytes (0 = off) */
+    int compaction_monitor_secs;     /* brokerServiceCompactionMonitorIntervalInSeconds (60) */
+    int standalone_bookies;          /* standaloneBookies (1): bookies run inside
+                                        `magnetar standalone` */
+    int stats_update_frequency_secs; /* statsUpdateFrequencyInSecs (60): stats interval */
+    bool expose_topic_level_metrics; /* exposeTopicLevelMetricsInPrometheus (true) */
     /* broker to bookie TLS (Pulsar's keys; on only with bookkeeperTLSClientAuthentication) */
     bool bookkeeper_tls_client_authentication;   /* bookkeeperTLSClientAuthentication (false) */
     char *bookkeeper_tls_key_file_path;          /* bookkeeperTLSKeyFilePath ("") */

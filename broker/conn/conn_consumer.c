@@ -110,6 +110,10 @@ static int conn_consumer_add(struct conn_endpoint *e, struct topic *t, char *msg
         if (rc == -MG_ECONSUMERBUSY)
             why = cc->opts.type == TOPIC_SUB_EXCLUSIVE ? "Exclusive consumer is already connected"
                                                        : "Subscription is of different type";
+        else if (rc == -MG_ENOTALLOWED && cc->opts.read_compacted &&
+                 (cc->opts.type == TOPIC_SUB_SHARED || cc->opts.type == TOPIC_SUB_KEY_SHARED))
+            why =
+                "readCompacted only allowed on failover or exclusive subscriptions"; /* Pulsar's */
         snprintf(msg, len, "%s", why);
         return rc;
     }
@@ -207,6 +211,7 @@ void conn_handle_subscribe(struct conn *c, const Pulsar__Proto__CommandSubscribe
         o->start.entry = (int64_t)m->start_message_id->entryid;
     }
     o->priority_level = m->has_priority_level ? m->priority_level : 0;
+    o->read_compacted = m->has_read_compacted && m->read_compacted;
     if (m->consumer_name && *m->consumer_name)
         cc->consumer_name = mg_strdup(m->consumer_name);
     else

@@ -69,6 +69,9 @@ struct ml_entry {
 
 struct ml_entry *ml_entry_ref(struct ml_entry *e);
 void ml_entry_unref(struct ml_entry *e); /* accepts NULL */
+/* A new entry owning data (refs 1, position (-1, -1)), with info's content (NULL: one
+ * message, no metadata): entries the layers above make themselves (a compacted view). */
+struct ml_entry *ml_entry_new(struct evbuffer *data, const struct ml_entry_info *info);
 
 struct ml_config {
     size_t cache_size_bytes;        /* managedLedgerCacheSizeMB: bound of the tail cache */
@@ -229,6 +232,39 @@ typedef void (*ml_find_cb)(struct ml_position pos, int status, void *data);
 int ml_find_by_time(struct ml_ledger *ml, uint64_t ts_ms, ml_find_cb cb, void *data);
 int ml_find_by_time_from(struct ml_ledger *ml, struct ml_position from, uint64_t ts_ms,
                          ml_find_cb cb, void *data);
+
+/* ---- side ledgers ---------------------------------------------------------------------- */
+
+/* Ledgers of the ML's store outside its ledger list (Pulsar's compacted ledger, written with
+ * the managed ledger's BookKeeper client): their owner keeps their ids, writes entries 0, 1, ...
+ * in order, seals, reads and deletes them; trimming and ml_delete never touch them. Each call
+ * is one store request: < 0 = nothing started (the callback never runs; ml_side_add still
+ * took data), else cb runs once, later, with the store's status. */
+struct ml_side_req;
+struct ml_store_req;
+typedef void (*ml_side_cb)(struct ml_side_req *req, int status);
+struct ml_side_req {
+    void *data;                /* caller's */
+    ml_side_cb cb;             /* set by the call */
+    int64_t ledger_id;         /* ml_side_create: the new ledger's id on success */
+    struct ml_entry **entries; /* ml_side_read on success: n entries (each referenced for the */
+    int n;                     /* caller, who unrefs them and mg_frees the array) */
+    /* private */
+    struct ml_ledger *ml;
+    struct ml_entry *entry;
+    struct ml_store_req *sreq; /* owned while the request is out */
+};
+int ml_side_create(struct ml_ledger *ml, struct ml_side_req *req, ml_side_cb cb);
+/* Entry entry_id (the next one: 0, 1, ...) of a side ledger; data's ownership moves. */
+int ml_side_add(struct ml_ledger *ml, int64_t ledger_id, int64_t entry_id, struct evbuffer *data,
+                struct ml_side_req *req, ml_side_cb cb);
+/* Seal it once its adds completed. */
+int ml_side_close(struct ml_ledger *ml, int64_t ledger_id, struct ml_side_req *req, ml_side_cb cb);
+/* Entries [first, last] (those that exist; beyond the end: an error status). */
+int ml_side_read(struct ml_ledger *ml, int64_t ledger_id, int64_t first, int64_t last,
+                 struct ml_side_req *req, ml_side_cb cb);
+/* Delete it (fire and forget). */
+void ml_side_delete(struct ml_ledger *ml, int64_t ledger_id);
 
 /* ---- cursors --------------------------------------------------------------------------- */
 

@@ -357,8 +357,6 @@ void ml_cursor_restored(struct ml_cursor *c);
 /* A restored cursor's mark-delete properties (copied). */
 void ml_cursor_restore_props(struct ml_cursor *c, const struct ml_cursor_prop *props, int n);
 
-/* A new entry owning data, with info's content (NULL: one message, no metadata). */
-struct ml_entry *ml_entry_new(struct evbuffer *data, const struct ml_entry_info *info);
 /* An entry of bytes read back from the store: its content from f's cfg.entry_info (f may
  * be NULL: unknown content). */
 struct ml_entry *ml_entry_stored(const struct ml_factory *f, struct evbuffer *data);

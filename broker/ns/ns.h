@@ -140,6 +140,8 @@ struct ns_policies {
     int64_t ttl_secs;
     bool has_dedup; /* deduplicationEnabled (a Boolean, null when not set) */
     bool dedup_enabled;
+    bool has_compaction_threshold; /* compaction_threshold (bytes; a Long, null when not set) */
+    int64_t compaction_threshold;
     struct ns_backlog_quota quota[NS_QUOTA_TYPES]; /* by enum ns_quota_type */
     /* schema_compatibility_strategy (Pulsar's name, e.g. "FULL"; empty = not set) and
      * is_allow_auto_update_schema (has_: set) */

@@ -172,7 +172,9 @@ static bool ns_res_policies_eq(const struct ns_policies *a, const struct ns_poli
         strcmp(a->schema_strategy, b->schema_strategy) != 0 ||
         a->has_auto_update_schema != b->has_auto_update_schema ||
         a->auto_update_schema != b->auto_update_schema || a->has_dedup != b->has_dedup ||
-        (a->has_dedup && a->dedup_enabled != b->dedup_enabled))
+        (a->has_dedup && a->dedup_enabled != b->dedup_enabled) ||
+        a->has_compaction_threshold != b->has_compaction_threshold ||
+        (a->has_compaction_threshold && a->compaction_threshold != b->compaction_threshold))
         return false;
     for (int i = 0; i < NS_QUOTA_TYPES; i++) {
         const struct ns_backlog_quota *x = &a->quota[i], *y = &b->quota[i];
@@ -188,7 +190,7 @@ static bool ns_res_policies_empty(const struct ns_policies *p)
 {
     return !p->has_retention && !p->has_ttl && !p->quota[NS_QUOTA_STORAGE].set &&
            !p->quota[NS_QUOTA_AGE].set && !p->schema_strategy[0] && !p->has_auto_update_schema &&
-           !p->has_dedup;
+           !p->has_dedup && !p->has_compaction_threshold;
 }
 
 /* Put a namespace's policies in the cache (val NULL or empty: none); tell the policies hook
@@ -539,6 +541,8 @@ static json_t *ns_res_namespace_json(struct ns *s, const char *ns_key, int bundl
         json_object_set_new(j, "is_allow_auto_update_schema", json_boolean(p->auto_update_schema));
     if (p && p->has_dedup)
         json_object_set_new(j, "deduplicationEnabled", json_boolean(p->dedup_enabled));
+    if (p && p->has_compaction_threshold)
+        json_object_set_new(j, "compaction_threshold", json_integer(p->compaction_threshold));
     json_t *qm = json_object();
     for (int i = 0; p && i < NS_QUOTA_TYPES; i++)
         if (p->quota[i].set)
@@ -921,6 +925,11 @@ static void ns_res_cache_namespace(struct ns *s, const char *tenant_ns, json_t *
     if (json_is_boolean(dd)) {
         p.has_dedup = true;
         p.dedup_enabled = json_is_true(dd);
+    }
+    json_t *ct = json_object_get(j, "compaction_threshold");
+    if (json_is_integer(ct) && json_integer_value(ct) >= 0) {
+        p.has_compaction_threshold = true;
+        p.compaction_threshold = json_integer_value(ct);
     }
     json_t *qm = json_object_get(j, "backlog_quota_map");
     for (int i = 0; i < NS_QUOTA_TYPES; i++) {

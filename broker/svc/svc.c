@@ -316,6 +316,8 @@ void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
         .dedup_max_producers = cfg->broker_dedup_max_producers,
         .dedup_entries_interval = cfg->broker_dedup_entries_interval,
         .dedup_inactivity_ms = (int64_t)cfg->broker_dedup_inactivity_minutes * 60000,
+        .compaction_threshold_bytes = cfg->compaction_threshold_bytes,
+        .compaction_monitor_ms = (int64_t)cfg->compaction_monitor_secs * 1000,
     };
 }
 

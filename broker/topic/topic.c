@@ -120,6 +120,7 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
     topic_sweep_init(r, TOPIC_SWEEP_QUOTA, r->cfg.quota_check_interval_ms,
                      topic_check_backlog_quota);
     topic_sweep_init(r, TOPIC_SWEEP_EXPIRY, r->cfg.expiry_check_interval_ms, topic_expiry_check);
+    topic_sweep_init(r, TOPIC_SWEEP_COMPACT, r->cfg.compaction_monitor_ms, topic_compact_check);
     topic_dedup_registry_start(r);
     return r;
 }
@@ -164,6 +165,7 @@ static void topic_free(struct topic *t)
     mg_event_free(t->ev_notify);
     mg_timer_fini(&t->fence_timer);
     topic_dedup_fini(t);
+    topic_compact_fini(t);
     mg_map_fini(&t->producers);
     mg_map_fini(&t->subs);
     topic_name_fini(&t->name);
@@ -235,8 +237,8 @@ static void topic_load_subs(struct topic *t)
     int n = 0, cap = 0;
     char **names = NULL;
     while ((name = ml_cursor_name_next(t->ml, &pos))) {
-        if (strcmp(name, TOPIC_DEDUP_CURSOR) == 0)
-            continue; /* deduplication's snapshot, not a subscription */
+        if (topic_cursor_reserved(name))
+            continue; /* deduplication's snapshot or the compacted view: no subscriptions */
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
             names = mg_realloc(names, (size_t)cap * sizeof *names);
@@ -290,6 +292,7 @@ static void topic_open_cb(struct ml_ledger *ml, int status, void *data)
     t->ml = ml;
     t->state = TOPIC_READY;
     topic_load_subs(t);
+    topic_compact_load(t);
     if (t->reg->loaded_fn)
         t->reg->loaded_fn(t->reg->loaded_arg, t);
     MG_DEBUG(MOD, "%s: loaded", t->name.full);
@@ -328,6 +331,7 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     mg_timer_init(&t->fence_timer, t->loop, topic_fenced_unload_cb, t);
     mg_map_init(&t->producers);
     topic_dedup_init(t);
+    topic_compact_init(t);
     mg_map_init(&t->subs);
     topic_add_waiter(t, cb, data);
     mg_map_put_str(&r->topics, t->name.full, t);
@@ -412,6 +416,7 @@ static void topic_close(struct topic *t, bool delete_data)
     while (mg_map_next(&t->subs, &pos, NULL, NULL, &v))
         topic_sub_destroy(v, true, delete_data);
     topic_dedup_close(t, delete_data);
+    topic_compact_close(t, delete_data);
 
     struct ml_ledger *ml = t->ml;
     t->ml = NULL;
@@ -1116,7 +1121,7 @@ int topic_admin_create_sub(struct topic *t, const char *sub, bool earliest)
 {
     if (t->state != TOPIC_READY)
         return -MG_ECLOSED;
-    if (strcmp(sub, TOPIC_DEDUP_CURSOR) == 0)
+    if (topic_cursor_reserved(sub))
         return -MG_ENOTALLOWED;
     if (mg_map_get_str(&t->subs, sub) || ml_cursor_exists(t->ml, sub))
         return -MG_EEXIST;

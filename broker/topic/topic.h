@@ -106,8 +106,13 @@ struct topic_config {
     bool dedup_enabled;          /* brokerDeduplicationEnabled (a namespace's policy overrides) */
     int32_t dedup_max_producers; /* brokerDeduplicationMaxNumberOfProducers; <= 0: 10000 */
     int32_t dedup_entries_interval; /* brokerDeduplicationEntriesInterval; <= 0: 1000 */
-    int64_t dedup_inactivity_ms;    /* brokerDeduplicationProducerInactivityTimeoutMinutes;
-                                       <= 0: producers are never forgotten for inactivity */
+    /* compaction (topic_compact.c) */
+    int64_t compaction_threshold_bytes; /* brokerServiceCompactionThresholdInBytes; 0 = off (a
+                                           namespace's compactionThreshold overrides) */
+    int64_t compaction_monitor_ms;      /* brokerServiceCompactionMonitorIntervalInSeconds;
+                                           0 = no automatic compaction */
+    int64_t dedup_inactivity_ms;        /* brokerDeduplicationProducerInactivityTimeoutMinutes;
+                                           <= 0: producers are never forgotten for inactivity */
 };
 
 /* The registry runs on the loop of mlf (ml_factory_loop), base being that loop's base: the
@@ -221,6 +226,7 @@ struct topic_sub_options {
     int n_sticky_ranges;
     bool allow_out_of_order; /* Key_Shared allowOutOfOrderDelivery */
     int partition_index;     /* topic's partition (-1) for Failover choice */
+    bool read_compacted;     /* durable Exclusive/Failover only: read the compacted view first */
 };
 
 /* Subscribe a consumer. Errors: -MG_ECONSUMERBUSY (Exclusive already has a consumer, or
@@ -406,5 +412,22 @@ void topic_check_backlog_quota(struct topic *t);
 void topic_set_deduplication(struct topic *t, int enabled);
 /* Pulsar's deduplicationStatus: "Disabled", "Recovering", "Enabled", "Removing", "Failed". */
 const char *topic_dedup_status(const struct topic *t);
+
+/* ---- compaction (topic_compact.c) --------------------------------------------------------- */
+
+/* The cursor recording the compacted view (never a subscription: SUBSCRIBE refuses it). */
+#define TOPIC_COMPACT_CURSOR "__compaction"
+/* Start a compaction run up to the last confirmed entry (asynchronous, in slices on the loop).
+ * -MG_EBUSY while one runs, -MG_ENOTALLOWED for a non-persistent topic, -MG_ECLOSED. */
+int topic_compact_start(struct topic *t);
+/* Pulsar's LongRunningProcessStatus of the last run on this broker: "NOT_RUN", "RUNNING",
+ * "SUCCESS" or "ERROR"; *last_error (if wanted) "" or why it failed. */
+const char *topic_compact_status(const struct topic *t, const char **last_error);
+/* A namespace's compactionThreshold in bytes (0 = off); -1: not set (the registry's
+ * compaction_threshold_bytes). Checked every compaction_monitor_ms. */
+void topic_set_compaction_threshold(struct topic *t, int64_t bytes);
+/* Bytes not yet compacted: the __compaction cursor's backlog (the whole topic before the first
+ * run), for the thresholds. */
+int64_t topic_compact_backlog_bytes(struct topic *t);
 
 #endif

@@ -24,7 +24,12 @@
  * grew meanwhile restarts the walk, and the round stamps skip the topics done already), so
  * many topics never make one loop turn long. */
 #define TOPIC_SWEEP_SLICE 64
-enum topic_sweep_kind { TOPIC_SWEEP_EXPIRY = 0, TOPIC_SWEEP_QUOTA, TOPIC_SWEEPS };
+enum topic_sweep_kind {
+    TOPIC_SWEEP_EXPIRY = 0,
+    TOPIC_SWEEP_QUOTA,
+    TOPIC_SWEEP_COMPACT,
+    TOPIC_SWEEPS
+};
 struct topic_sweep {
     struct mg_timer tmr;
     struct topic_registry *r; /* borrowed: the owner */
@@ -101,6 +106,28 @@ struct topic_dedup {
     bool started;                    /* topic_dedup_load ran (policies apply from then on) */
 };
 
+enum topic_compact_status {
+    TOPIC_COMPACT_NOT_RUN = 0,
+    TOPIC_COMPACT_RUNNING,
+    TOPIC_COMPACT_SUCCESS,
+    TOPIC_COMPACT_ERROR,
+};
+
+struct compact_job;
+
+/* A topic's compacted view and compaction runs (topic_compact.c). */
+struct topic_compact {
+    enum topic_compact_status status; /* of the last run on this broker */
+    char *last_error;                 /* owned; NULL = none */
+    struct ml_cursor *cursor;         /* TOPIC_COMPACT_CURSOR, owned while open */
+    int64_t ledger;                   /* the compacted ledger; -1 = no view */
+    int64_t entries;                  /* its entries */
+    int64_t prev_ledger;              /* the view it replaced (deleted by the next run); -1 */
+    struct ml_position horizon;       /* the last position the view covers */
+    struct compact_job *job;          /* the run in progress (owned by its callbacks) */
+    int64_t threshold;                /* namespace compactionThreshold; -1 = not set */
+};
+
 struct topic_waiter {
     topic_get_cb cb;
     void *data;
@@ -121,6 +148,7 @@ struct topic {
     struct mg_map producers;                     /* name -> topic_producer (owned) */
     struct topic_producer *exclusive;            /* borrowed: the producer holding the topic */
     struct topic_dedup dedup;                    /* message deduplication */
+    struct topic_compact compact;                /* compaction */
     struct mg_map subs;                          /* name -> topic_sub (owned) */
     int64_t msg_in, bytes_in;
     int64_t msg_out_closed, bytes_out_closed; /* counters of subscriptions gone */
@@ -270,8 +298,11 @@ struct topic_sub {
     struct sub_seek *seek; /* borrowed: a seek in progress */
     int64_t unacked;
     int64_t msg_out, bytes_out;
-    bool has_type;                            /* a consumer attached once (else type "None") */
-    int64_t acks, redelivered;                /* counters for the rates */
+    bool has_type;             /* a consumer attached once (else type "None") */
+    bool read_compacted;       /* reads at or before the horizon come from the compacted view */
+    bool compact_from_start;   /* the next read starts at the view's start (a consumer attached
+                                  to a subscription with nothing acknowledged) */
+    int64_t acks, redelivered; /* counters for the rates */
     uint64_t last_consumed_ms, last_acked_ms; /* wall clock, 0 = never */
     int64_t prev_msg_out, prev_bytes_out, prev_acks, prev_redelivered;
     double rate_msg_out, rate_bytes_out, rate_acks, rate_redelivered;
@@ -317,6 +348,30 @@ void topic_dedup_write_failed(struct topic *t);
 int64_t topic_dedup_last_pushed(const struct topic *t, const char *name);
 /* The registry's timer: forget producers inactive for cfg.dedup_inactivity_ms. */
 void topic_dedup_registry_start(struct topic_registry *r);
+/* Internal calls between topic.c / topic_sub.c and topic_compact.c. */
+void topic_compact_init(struct topic *t);
+/* The topic loaded: the view recorded on the __compaction cursor, if any. */
+void topic_compact_load(struct topic *t);
+/* The topic closes: the cursor is closed (deleted with the view when delete). */
+void topic_compact_close(struct topic *t, bool delete);
+void topic_compact_fini(struct topic *t);
+/* The dispatcher's read for a read_compacted subscription: true when the read goes to the
+ * compacted view (cb later gets out filled, with the cursor's read position moved past what it
+ * holds; *alive is NULL once the subscription is gone), false when the topic is to be read. */
+bool topic_compact_read(struct topic_sub *s, struct topic_sub *const *alive, int max,
+                        struct ml_read_req *out, ml_read_cb cb);
+/* GET_LAST_MESSAGE_ID of a read_compacted subscription whose topic has nothing after the
+ * horizon (Pulsar's ServerCnx): true when the view's last message is being read (cb runs
+ * later, with its original position); an empty view sets *last to (-1, -1) and gives false. */
+bool topic_compact_last_id(struct topic_sub *s, struct ml_position *last, struct ml_position md,
+                           topic_last_id_cb cb, void *data);
+/* An entry of the compacted view at a position retention removed from the topic: delivered
+ * although the cursor counts it as acknowledged (it is before its mark-delete). */
+bool topic_compact_trimmed(const struct topic_sub *s, struct ml_position pos);
+/* The compaction sweep's look at one topic: a run when over its threshold. */
+void topic_compact_check(struct topic *t);
+/* Cursor names that are not subscriptions (deduplication's, compaction's). */
+bool topic_cursor_reserved(const char *name);
 /* Run the topic's waiters (status 0 while it is loaded). */
 void topic_loaded_notify(struct topic *t);
 

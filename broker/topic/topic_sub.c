@@ -587,7 +587,7 @@ static void topic_sub_send(struct topic_sub *s, struct topic_consumer *c, struct
 /* Hand one entry on. Returns false when it must wait (nobody can take it now). */
 static bool topic_sub_deliver(struct topic_sub *s, struct ml_entry *e)
 {
-    if (ml_cursor_is_acked(s->cursor, e->pos))
+    if (ml_cursor_is_acked(s->cursor, e->pos) && !topic_compact_trimmed(s, e->pos))
         return true;
     struct topic_consumer *c = NULL;
     switch (s->type) {
@@ -718,6 +718,8 @@ static void topic_sub_read_more(struct topic_sub *s)
         }
     }
     s->read = r;
+    if (topic_compact_read(s, &r->s, n, &r->req, topic_sub_read_done))
+        return;
     int rc = ml_cursor_read(s->cursor, n, READ_MAX_BYTES, &r->req, topic_sub_read_done);
     if (rc < 0) {
         s->read = NULL;
@@ -1004,8 +1006,8 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
         return -MG_ECLOSED;
     if (!sub_name || !*sub_name)
         return -MG_EINVAL;
-    if (strcmp(sub_name, TOPIC_DEDUP_CURSOR) == 0)
-        return -MG_ENOTALLOWED; /* Pulsar's reserved name: deduplication's cursor */
+    if (topic_cursor_reserved(sub_name))
+        return -MG_ENOTALLOWED; /* Pulsar's reserved names: deduplication's, compaction's */
     bool sticky = o->type == TOPIC_SUB_KEY_SHARED && o->key_shared_sticky;
     if (sticky) {
         if (o->n_sticky_ranges <= 0 || !o->sticky_ranges)
@@ -1019,6 +1021,10 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
                 return -MG_EASSIGN;
         }
     }
+    /* Pulsar: "readCompacted only allowed on failover or exclusive subscriptions" */
+    if (o->read_compacted &&
+        (o->type == TOPIC_SUB_SHARED || o->type == TOPIC_SUB_KEY_SHARED || !t->name.persistent))
+        return -MG_ENOTALLOWED;
     struct topic_sub *s = mg_map_get_str(&t->subs, sub_name);
     if (s && s->n_consumers > 0) {
         if (s->type != o->type || s->type == TOPIC_SUB_EXCLUSIVE)
@@ -1046,6 +1052,8 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
         s->type = o->type;
         s->has_type = true;
         s->ks_sticky = sticky;
+        s->read_compacted = o->read_compacted;
+        s->compact_from_start = o->read_compacted && ml_cursor_mark_delete(s->cursor).entry == -1;
         s->active = NULL;
         if (t->name.partition < 0)
             s->partition_index = o->partition_index;
@@ -1374,6 +1382,10 @@ int topic_consumer_last_message_id(struct topic_consumer *c, topic_last_id_cb cb
     op->data = data;
     op->last = ml_last_confirmed(ml);
     op->mark_delete = ml_cursor_mark_delete(s->cursor);
+    if (topic_compact_last_id(s, &op->last, op->mark_delete, cb, data)) {
+        mg_free(op);
+        return 0;
+    }
     if (op->last.entry < 0) {
         op->ev = event_new(s->topic->reg->base, -1, 0, topic_sub_lastid_ev_cb, op);
         event_active(op->ev, EV_READ, 0);

@@ -32,17 +32,8 @@ N=$DEDUP_MESSAGES
 TOPIC="dedup-$$"
 SUB=dedup-sub
 NAME=dd-producer
-DATA="$T/data"
-sa_args=(--config "$IT_TOP/conf/standalone.yaml" --set dataDirectory="$DATA"
-    --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 --set bookiePort=0
-    --set brokerDeduplicationEnabled=true --set brokerDeduplicationEntriesInterval="$DEDUP_INTERVAL")
-PORT_KEYS="brokerServicePort webServicePort bookiePort"
-
-start_magnetar sa standalone "$PORT_KEYS" 60 -- \
-    "${sa_args[@]}" --set brokerServicePort=0 --set webServicePort=0 || exit 1
-BPORT=$(port_of sa brokerServicePort)
-WPORT=$(port_of sa webServicePort)
-URL="pulsar://127.0.0.1:$BPORT"
+start_standalone sa --set brokerDeduplicationEnabled=true \
+    --set brokerDeduplicationEntriesInterval="$DEDUP_INTERVAL"
 FULL="persistent://public/default/$TOPIC"
 
 # ---- 1. subscription --------------------------------------------------------------------------
@@ -69,8 +60,7 @@ DUP1=$(json "$T/p1.json" dups | node -e 'let s = ""; process.stdin.on("data", (d
     || fail "before the SIGKILL: ${A1:-?} acknowledged, $DUP1 duplicate receipts (want >= $((N / 2)), 0)"
 
 # ---- 3. restart on the same data directory ---------------------------------------------------
-restart_on_ports sa standalone "$PORT_KEYS" 90 "$BPORT" "$WPORT" -- "${sa_args[@]}"
-URL="pulsar://127.0.0.1:$(port_of sa brokerServicePort)"
+restart_standalone sa
 pass "standalone restarted on the same dataDirectory"
 
 # ---- 4. the same producer name resends every counter --------------------------------------------
@@ -106,13 +96,7 @@ else
     fail "read back: $(cat "$T/consumer.out") $(tail -n 3 "$T/consumer.err")"
 fi
 
-alive sa && pass "standalone alive" || fail "standalone died"
-stop_proc sa 30
-rc=$?
-[ $rc -eq 0 ] && pass "standalone exit 0 on SIGTERM" || fail "standalone exit code $rc on SIGTERM"
-check_sanitizers
+stop_standalone sa
 
 summary="dedup messages=$N acked_before_kill=${A1:-?} last_sequence_id=${LAST:-?} duplicates=${NDUP:-?} stored_after=${NSTORED:-?} received=$(json "$T/consume.json" unique) missing=$(json "$T/consume.json" missing) twice=$(json "$T/consume.json" dups)"
-echo "SUMMARY: $summary"
-[ "$IT_FAILED" -eq 0 ] && echo "PASS: dedup test: $summary" || echo "FAIL: dedup test: $summary"
-exit "$IT_FAILED"
+it_finish "dedup test" "$summary"

@@ -140,11 +140,7 @@ if [ "$MAXRE" = 0 ]; then MINFIRST=$FIRST_UNACKED; else MINFIRST=1; fi
     && pass "the subscription's position survived: first message after the restart is #$FIRST (first unacked #$FIRST_UNACKED)" \
     || fail "first message after the restart is #${FIRST:-none}, want >= #$MINFIRST (the first unacked was #$FIRST_UNACKED)"
 
-alive sa && pass "standalone alive" || fail "standalone died"
-stop_proc sa 30
-rc=$?
-[ $rc -eq 0 ] && pass "standalone exit 0 on SIGTERM" || fail "standalone exit code $rc on SIGTERM"
-check_sanitizers
+stop_standalone sa
 
 summary=$(echo "standalone-crash sent=$((N + $(json "$T/produceB.json" sent) + N2))" \
     "acknowledged=$((A1 + ${AB:-0} + ${A2:-0})) (before=$A1 mid-stream=${AB:-0} after=${A2:-0})" \
@@ -154,6 +150,4 @@ summary=$(echo "standalone-crash sent=$((N + $(json "$T/produceB.json" sent) + N
     "redelivered_acked=$(json "$T/consume.json" redelivered) first_after_restart=$FIRST" \
     "extra_unacknowledged=$(json "$T/consume.json" extra) never_sent=$(json "$T/consume.json" phantom)" \
     "failed_sends=$FAILED_SENDS")
-echo "SUMMARY: $summary"
-[ "$IT_FAILED" -eq 0 ] && echo "PASS: standalone crash test: $summary" || echo "FAIL: standalone crash test: $summary"
-exit "$IT_FAILED"
+it_finish "standalone crash test" "$summary"

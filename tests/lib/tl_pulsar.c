@@ -289,6 +289,8 @@ void tl_send_subscribe(struct tl_peer *p, const char *topic, const char *sub, ui
         c.durable = 0;
     }
     c.start_message_id = (Pulsar__Proto__MessageIdData *)o->start;
+    c.has_read_compacted = o->read_compacted;
+    c.read_compacted = o->read_compacted;
     TL_SEND(p, SUBSCRIBE, subscribe, c);
 }
 

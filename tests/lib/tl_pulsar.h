@@ -113,6 +113,7 @@ struct tl_sub_opts {
     bool earliest;                             /* initial position Earliest */
     bool non_durable;                          /* durable = false (a reader) */
     const Pulsar__Proto__MessageIdData *start; /* start_message_id, or NULL */
+    bool read_compacted;                       /* read_compacted = true */
 };
 void tl_send_subscribe(struct tl_peer *p, const char *topic, const char *sub, uint64_t consumer_id,
                        uint64_t request_id, const struct tl_sub_opts *o);

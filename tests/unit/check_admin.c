@@ -14,12 +14,15 @@
  * the ownership gate: a topic call on the broker that does not own the topic's bundle is
  * redirected (307) to the owner, with authoritative=true.
  */
+#include "PulsarApi.pb-c.h"
 #include "admin/admin_int.h"
+#include "lib/tl_pulsar.h"
 #include "lib/tl_svc.h"
 #include "ns/ns.h"
 #include "ns/ns_int.h"
 #include "svc/svc.h"
 #include "topic/topic.h"
+#include "topic/topic_int.h" /* compact.threshold */
 #include "util/err.h"
 
 #include <check.h>
@@ -973,6 +976,69 @@ START_TEST(test_namespace_deduplication)
 }
 END_TEST
 
+static void cp_pub_cb(void *data, int status, struct ml_position pos)
+{
+    (void)pos;
+    ck_assert_int_eq(status, 0);
+    (*(int *)data)++;
+}
+
+/* PUT .../compaction starts a run (204), another while it runs is refused with 409; GET gives
+ * Pulsar's LongRunningProcessStatus; the namespace's compactionThreshold (GET 204 while unset,
+ * PUT a byte count, DELETE) reaches the loaded topics. */
+START_TEST(test_compaction_admin)
+{
+    const char *c = "/admin/v2/persistent/public/default/cpt/compaction";
+    const char *th = "/admin/v2/namespaces/public/default/compactionThreshold";
+    expect_status("PUT", "/admin/v2/persistent/public/default/cpt", NULL, 204);
+    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/cpt");
+    ck_assert_ptr_nonnull(t);
+    expect_json("GET", c, NULL, 200, "{\"status\":\"NOT_RUN\",\"lastError\":\"\"}");
+    /* many keys: the run reads and appends 100 entries per loop turn, so it outlasts requests */
+    struct topic_producer *p = NULL;
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, NULL, &p), 0);
+    int done = 0, n = 5000;
+    for (int i = 0; i < n; i++) {
+        Pulsar__Proto__MessageMetadata md;
+        tl_pulsar_md(&md, "p", (uint64_t)i, 1000);
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        md.partition_key = key;
+        ck_assert_int_eq(
+            topic_publish(p, tl_pulsar_entry(&md, "v", 1), NULL, (uint64_t)i, 0, cp_pub_cb, &done),
+            0);
+    }
+    for (int i = 0; i < 1000 && done < n; i++)
+        tl_base_run_for(fx.base, 10);
+    ck_assert_int_eq(done, n);
+    topic_producer_close(p);
+    expect_status("PUT", c, NULL, 204);
+    expect_reason("PUT", c, NULL, 409, "Compaction already in progress");
+    expect_json("GET", c, NULL, 200, "{\"status\":\"RUNNING\",\"lastError\":\"\"}");
+    const char *err;
+    for (int i = 0; i < 3000 && strcmp(topic_compact_status(t, &err), "RUNNING") == 0; i++)
+        tl_base_run_for(fx.base, 10);
+    expect_json("GET", c, NULL, 200, "{\"status\":\"SUCCESS\",\"lastError\":\"\"}");
+    expect_405("POST", c);
+
+    expect_status("GET", th, NULL, 204);
+    ck_assert_int_eq(t->compact.threshold, -1);
+    expect_status("PUT", th, "1048576", 204);
+    expect_json("GET", th, NULL, 200, "1048576");
+    ck_assert_int_eq(t->compact.threshold, 1048576);
+    ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(reply_json(), "compaction_threshold")),
+                     1048576);
+    reply_json_free();
+    expect_reason("PUT", th, "-1", 412, "compactionThreshold must be 0 or more");
+    expect_reason("PUT", th, "\"x\"", 400,
+                  "Invalid compaction threshold: an integer body is required");
+    expect_status("DELETE", th, NULL, 204);
+    expect_status("GET", th, NULL, 204);
+    ck_assert_int_eq(t->compact.threshold, -1);
+}
+END_TEST
+
 START_TEST(test_namespace_backlog_quota)
 {
     const char *map = "/admin/v2/namespaces/public/default/backlogQuotaMap";
@@ -1493,9 +1559,9 @@ int main(void)
            test_console_files, test_clusters_brokers_probes, test_tenant_crud,
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
-           test_namespace_backlog_quota, test_namespace_unload, test_topic_crud, test_topic_names,
-           test_subscriptions, test_partitioned_topics, test_partitions_bounded, test_lookup,
-           test_free_with_call_in_progress);
+           test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
+           test_topic_crud, test_topic_names, test_subscriptions, test_partitioned_topics,
+           test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);
     return tl_run(s);

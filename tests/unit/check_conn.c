@@ -1595,6 +1595,21 @@ START_TEST(test_second_exclusive_consumer_refused)
 }
 END_TEST
 
+/* read_compacted on a Shared or Key_Shared subscription is refused as Pulsar refuses it;
+ * Exclusive takes it. */
+START_TEST(test_read_compacted_refused_on_shared)
+{
+    start();
+    struct client *cl = connected(17);
+    struct tl_sub_opts sh = {.type = SHARED, .read_compacted = true};
+    subscribe_req(cl, TOPIC("rc"), "s", 1, 1, &sh);
+    expect_error(cl, 1, SE(NotAllowedError),
+                 "readCompacted only allowed on failover or exclusive subscriptions");
+    struct tl_sub_opts ex = {.type = EXCLUSIVE, .read_compacted = true};
+    subscribe(cl, TOPIC("rc"), "s", 2, &ex);
+}
+END_TEST
+
 /* A new subscription starts at the end (Latest, the default) or at the first entry
  * (Earliest). */
 START_TEST(test_initial_position)
@@ -2116,10 +2131,10 @@ int main(void)
     tl_add(tc, test_produce_consume_round_trip, test_send_for_unknown_producer_closes,
            test_dedup_receipts, test_exclusive_producer);
     tc = tl_tcase(s, "consuming", 30, setup, teardown);
-    tl_add(tc, test_second_exclusive_consumer_refused, test_initial_position,
-           test_non_durable_reader, test_cumulative_ack, test_batch_index_ack,
-           test_failover_subscription, test_key_shared_subscription, test_seek, test_unsubscribe,
-           test_get_last_message_id, test_consumer_stats);
+    tl_add(tc, test_second_exclusive_consumer_refused, test_read_compacted_refused_on_shared,
+           test_initial_position, test_non_durable_reader, test_cumulative_ack,
+           test_batch_index_ack, test_failover_subscription, test_key_shared_subscription,
+           test_seek, test_unsubscribe, test_get_last_message_id, test_consumer_stats);
     tc = tl_tcase(s, "names", 30, setup, teardown);
     tl_add(tc, test_bad_topic_names_refused, test_nul_in_other_commands_closes);
     return tl_run(s);

@@ -1951,18 +1951,24 @@ static void dd_broker_free(struct dd_broker *b)
     memset(b, 0, sizeof *b);
 }
 
-static void dd_bk_setup(void)
+/* Fake bookies and one broker over them, with the config cfg_fn makes. */
+static void bk_env_setup(void (*cfg_fn)(void))
 {
     memset(&pubs, 0, sizeof pubs);
     fc_used = 0;
-    dd_seen = 0;
     tl_fakebk_open(&dd_env, "memory", 21, "10.0.3", 1);
     base = dd_env.base;
     loop = dd_env.loop;
-    dd_cfg();
+    cfg_fn();
     dd_broker_new(&dd_b, 7);
     mlf = dd_b.mlf;
     reg = dd_b.reg;
+}
+
+static void dd_bk_setup(void)
+{
+    dd_seen = 0;
+    bk_env_setup(dd_cfg);
 }
 
 static void dd_bk_teardown(void)
@@ -2141,6 +2147,504 @@ START_TEST(test_dedup_write_failure)
 }
 END_TEST
 
+/* ---- compaction (topic_compact.c) ------------------------------------------------------------ */
+
+/* What a compacted reader got: "key=value" per message, in delivery order, comma separated
+ * (a batch's messages in turn; a message without a key: "-=value"). */
+struct cp_rx {
+    struct topic_consumer *c;
+    char text[8192];
+    int msgs;
+    struct ml_position last;
+};
+
+static void cp_add(struct cp_rx *r, const char *key, const uint8_t *v, size_t n)
+{
+    size_t len = strlen(r->text);
+    snprintf(r->text + len, sizeof r->text - len, "%s%s=%.*s", len ? "," : "", key ? key : "-",
+             (int)n, (const char *)v);
+    r->msgs++;
+}
+
+static void cp_send(void *owner, struct topic_consumer *c, struct ml_entry *e, uint32_t rc,
+                    const int64_t *ack_set, int n_words)
+{
+    (void)c, (void)rc, (void)ack_set, (void)n_words;
+    struct cp_rx *r = owner;
+    r->last = e->pos;
+    size_t len = evbuffer_get_length(e->data);
+    uint8_t *b = mg_malloc(len + 1);
+    evbuffer_copyout(e->data, b, len);
+    ck_assert_int_ge(len, 10);
+    ck_assert_int_eq(b[0] << 8 | b[1], 0x0e01);
+    uint32_t mds = (uint32_t)b[6] << 24 | (uint32_t)b[7] << 16 | (uint32_t)b[8] << 8 | b[9];
+    Pulsar__Proto__MessageMetadata *md = pulsar__proto__message_metadata__unpack(NULL, mds, b + 10);
+    ck_assert_ptr_nonnull(md);
+    const uint8_t *p = b + 10 + mds;
+    size_t plen = len - 10 - mds;
+    if (md->has_compression && md->compression != PULSAR__PROTO__COMPRESSION_TYPE__NONE) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", md->num_messages_in_batch);
+        cp_add(r, "compressed", (const uint8_t *)n, strlen(n));
+    } else if (!md->has_num_messages_in_batch) {
+        cp_add(r, md->partition_key, p, plen);
+    } else {
+        size_t off = 0;
+        for (int i = 0; i < md->num_messages_in_batch; i++) {
+            uint32_t sz = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
+                          (uint32_t)p[off + 2] << 8 | p[off + 3];
+            Pulsar__Proto__SingleMessageMetadata *smm =
+                pulsar__proto__single_message_metadata__unpack(NULL, sz, p + off + 4);
+            ck_assert_ptr_nonnull(smm);
+            cp_add(r, smm->partition_key, p + off + 4 + sz, (size_t)smm->payload_size);
+            off += 4 + sz + (size_t)smm->payload_size;
+            pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
+        }
+        ck_assert_int_eq(off, plen);
+    }
+    pulsar__proto__message_metadata__free_unpacked(md, NULL);
+    mg_free(b);
+}
+
+static void cp_closed(void *owner, struct topic_consumer *c)
+{
+    (void)c;
+    ((struct cp_rx *)owner)->c = NULL;
+}
+
+static const struct topic_consumer_ops cp_ops = {.send = cp_send, .closed = cp_closed};
+
+static struct topic_producer *cp_prod;
+static int cp_sent;
+
+/* A single message; key NULL: none; value "": a delete. */
+static void cp_pub(struct topic *t, const char *key, const char *value)
+{
+    if (!cp_prod)
+        ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, NULL, &cp_prod), 0);
+    Pulsar__Proto__MessageMetadata md;
+    tl_pulsar_md(&md, "p", (uint64_t)cp_sent, 1000);
+    md.partition_key = (char *)key;
+    ck_assert_int_eq(topic_publish(cp_prod, tl_pulsar_entry(&md, value, strlen(value)), NULL,
+                                   (uint64_t)cp_sent, 0, pub_cb, &pubs),
+                     0);
+    cp_sent++;
+}
+
+static bool cp_compressed; /* cp_pub_batch marks the batch LZ4 (its bytes stay as they are) */
+
+/* A batch of n messages keys[i]=values[i]. */
+static void cp_pub_batch(struct topic *t, int n, const char *const *keys, const char *const *values)
+{
+    if (!cp_prod)
+        ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, NULL, &cp_prod), 0);
+    uint8_t buf[2048];
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        Pulsar__Proto__SingleMessageMetadata smm = PULSAR__PROTO__SINGLE_MESSAGE_METADATA__INIT;
+        smm.payload_size = (int32_t)strlen(values[i]);
+        smm.partition_key = (char *)keys[i];
+        size_t sz = pulsar__proto__single_message_metadata__get_packed_size(&smm);
+        ck_assert_int_lt(len + 4 + sz + strlen(values[i]), sizeof buf);
+        buf[len] = (uint8_t)(sz >> 24), buf[len + 1] = (uint8_t)(sz >> 16);
+        buf[len + 2] = (uint8_t)(sz >> 8), buf[len + 3] = (uint8_t)sz;
+        pulsar__proto__single_message_metadata__pack(&smm, buf + len + 4);
+        memcpy(buf + len + 4 + sz, values[i], strlen(values[i]));
+        len += 4 + sz + strlen(values[i]);
+    }
+    Pulsar__Proto__MessageMetadata md;
+    tl_pulsar_md(&md, "p", (uint64_t)cp_sent, 1000);
+    md.has_num_messages_in_batch = 1;
+    md.num_messages_in_batch = n;
+    if (cp_compressed) {
+        md.has_compression = 1;
+        md.compression = PULSAR__PROTO__COMPRESSION_TYPE__LZ4;
+        md.has_uncompressed_size = 1;
+        md.uncompressed_size = (uint32_t)len;
+    }
+    ck_assert_int_eq(topic_publish(cp_prod, tl_pulsar_entry(&md, buf, len), NULL, (uint64_t)cp_sent,
+                                   0, pub_cb, &pubs),
+                     0);
+    cp_sent++;
+}
+
+static void cp_published(void)
+{
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, cp_sent, 10000), cp_sent);
+    for (int i = 0; i < pubs.n; i++)
+        ck_assert_int_eq(pubs.status[i], 0);
+}
+
+static bool cp_not_running(const void *arg)
+{
+    return strcmp(topic_compact_status(arg, NULL), "RUNNING") != 0;
+}
+
+/* Compact and wait for the end; the status it ends with. */
+static const char *cp_compact(struct topic *t)
+{
+    ck_assert_int_eq(topic_compact_start(t), 0);
+    ck_assert_str_eq(topic_compact_status(t, NULL), "RUNNING");
+    ck_assert(tl_until(loop, cp_not_running, t, 30000));
+    return topic_compact_status(t, NULL);
+}
+
+static struct cp_rx cp_rx_pool[8];
+static int cp_rx_used;
+
+/* A new subscription (Exclusive, from the earliest; a reader: non-durable, started at the
+ * earliest id) reading until nothing more comes. */
+static struct cp_rx *cp_read_as(struct topic *t, const char *sub, bool compacted, bool reader)
+{
+    ck_assert_int_lt(cp_rx_used, 8);
+    struct cp_rx *r = &cp_rx_pool[cp_rx_used++];
+    memset(r, 0, sizeof *r);
+    struct topic_sub_options o = opts(TOPIC_SUB_EXCLUSIVE);
+    o.initial_earliest = true;
+    o.read_compacted = compacted;
+    o.durable = !reader;
+    o.has_start = reader;
+    o.start = ML_POS_EARLIEST;
+    ck_assert_int_eq(topic_subscribe(t, sub, &o, r, &cp_ops, &r->c), 0);
+    topic_consumer_flow(r->c, 1000);
+    tl_run_for(loop, 500);
+    return r;
+}
+
+static struct cp_rx *cp_read(struct topic *t, const char *sub, bool compacted)
+{
+    return cp_read_as(t, sub, compacted, false);
+}
+
+static void cp_setup(void)
+{
+    cp_compressed = false;
+    cp_prod = NULL;
+    cp_sent = 0;
+    cp_rx_used = 0;
+    bk_env_setup(default_cfg);
+}
+
+static void cp_unload(struct topic *t)
+{
+    if (cp_prod)
+        topic_producer_close(cp_prod);
+    cp_prod = NULL;
+    topic_unload(t);
+    tl_run_for(loop, 200);
+}
+
+/* The latest message per key, in the order of the topic, then what came after the horizon;
+ * a subscription without read_compacted sees every message. */
+START_TEST(test_compact_latest_per_key)
+{
+    struct topic *t = dd_bk_load("persistent://t/ns/cp1");
+    ck_assert_str_eq(topic_compact_status(t, NULL), "NOT_RUN");
+    struct cp_rx *all = cp_read(t, "full", false); /* also holds the topic's data */
+    for (int round = 0; round < 3; round++)        /* several ledgers (4 entries each) */
+        for (char k = 'a'; k <= 'c'; k++) {
+            char key[2] = {k, 0}, v[8];
+            snprintf(v, sizeof v, "%c%d", k, round);
+            cp_pub(t, key, v);
+        }
+    cp_pub(t, "b", "b9");
+    cp_published();
+    ck_assert_str_eq(cp_compact(t), "SUCCESS");
+    ck_assert_int_eq(topic_compact_start(t), 0); /* nothing new: a run that keeps the view */
+    ck_assert_int_eq(topic_compact_start(t), -MG_EBUSY);
+    ck_assert(tl_until(loop, cp_not_running, t, 30000));
+    ck_assert_str_eq(topic_compact_status(t, NULL), "SUCCESS");
+    cp_pub(t, "a", "a-after");
+    cp_published();
+    ck_assert_str_eq(cp_read(t, "c", true)->text, "a=a2,c=c2,b=b9,a=a-after");
+    ck_assert_int_eq(all->msgs, 11);
+    struct topic_stats st;
+    topic_get_stats(t, &st);
+    ck_assert_int_eq(st.n_subscriptions, 2); /* __compaction is no subscription */
+    struct topic_sub_options o = opts(TOPIC_SUB_SHARED);
+    o.read_compacted = true;
+    struct fc *f = fc_new();
+    ck_assert_int_eq(sub_o(t, "shared", &o, f), -MG_ENOTALLOWED);
+    o = opts(TOPIC_SUB_EXCLUSIVE);
+    ck_assert_int_eq(sub_o(t, TOPIC_COMPACT_CURSOR, &o, f), -MG_ENOTALLOWED);
+}
+END_TEST
+
+/* An empty payload deletes its key; messages without a key are dropped; a second run merges
+ * the previous view with what came after it. */
+START_TEST(test_compact_deletes_and_no_keys)
+{
+    struct topic *t = dd_bk_load("persistent://t/ns/cp2");
+    cp_pub(t, "a", "a1");
+    cp_pub(t, "b", "b1");
+    cp_pub(t, NULL, "nokey");
+    cp_pub(t, "a", "");
+    cp_pub(t, "c", "c1");
+    cp_published();
+    ck_assert_str_eq(cp_compact(t), "SUCCESS");
+    ck_assert_str_eq(cp_read(t, "r1", true)->text, "b=b1,c=c1");
+    cp_pub(t, "b", "");
+    cp_pub(t, "a", "a2");
+    cp_pub(t, "d", "d1");
+    cp_published();
+    ck_assert_str_eq(cp_compact(t), "SUCCESS");
+    ck_assert_str_eq(cp_read(t, "r2", true)->text, "c=c1,a=a2,d=d1");
+    /* a topic of messages without keys compacts to nothing */
+    struct topic *u = dd_bk_load("persistent://t/ns/cp2-nokeys");
+    cp_prod = NULL;
+    cp_pub(u, NULL, "x");
+    cp_pub(u, NULL, "y");
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, cp_sent, 10000), cp_sent);
+    ck_assert_str_eq(cp_compact(u), "SUCCESS");
+    ck_assert_str_eq(cp_read(u, "r", true)->text, "");
+    ck_assert_str_eq(cp_read(u, "all", false)->text, "-=x,-=y");
+}
+END_TEST
+
+/* Batches are compacted per message key: a batch keeps the messages still the latest of their
+ * keys (rebuilt), or goes when none is. */
+START_TEST(test_compact_batches)
+{
+    struct topic *t = dd_bk_load("persistent://t/ns/cp3");
+    const char *k1[] = {"a", "b", "c"}, *v1[] = {"a1", "b1", "c1"};
+    cp_pub_batch(t, 3, k1, v1);
+    const char *k2[] = {"a", "d"}, *v2[] = {"a2", "d1"};
+    cp_pub_batch(t, 2, k2, v2);
+    cp_pub(t, "c", "");
+    const char *k3[] = {"d", "e"}, *v3[] = {"d2", "e1"};
+    cp_pub_batch(t, 2, k3, v3);
+    cp_published();
+    ck_assert_str_eq(cp_compact(t), "SUCCESS");
+    struct cp_rx *r = cp_read(t, "r", true);
+    ck_assert_str_eq(r->text, "b=b1,a=a2,d=d2,e=e1");
+    /* the original positions: the last is the last batch's */
+    ck_assert_int_eq(ml_pos_cmp(r->last, pubs.pos[3]), 0);
+    /* a compressed batch (its keys are not read) stays whole, in order; nothing is lost */
+    cp_compressed = true;
+    const char *k4[] = {"a", "f"}, *v4[] = {"a3", "f1"};
+    cp_pub_batch(t, 2, k4, v4);
+    cp_compressed = false;
+    cp_pub(t, "b", "b2");
+    cp_published();
+    ck_assert_str_eq(cp_compact(t), "SUCCESS");
+    ck_assert_str_eq(cp_read(t, "r2", true)->text, "a=a2,d=d2,e=e1,compressed=2,b=b2");
+}
+END_TEST
+
+/* An empty topic compacts (to nothing); later messages are read after the horizon. */
+START_TEST(test_compact_empty_topic)
+{
+    struct topic *t = dd_bk_load("persistent://t/ns/cp4");
+    ck_assert_str_eq(cp_compact(t), "SUCCESS");
+    ck_assert_str_eq(cp_read(t, "r", true)->text, "");
+    cp_pub(t, "a", "a1");
+    cp_published();
+    tl_run_for(loop, 200);
+    ck_assert_str_eq(cp_rx_pool[0].text, "a=a1");
+}
+END_TEST
+
+/* Producers go on writing while a run is under way: the run covers what was stored when it
+ * started (its horizon), the rest is read after the view. */
+START_TEST(test_compact_while_writing)
+{
+    struct topic *t = dd_bk_load("persistent://t/ns/cp7");
+    cp_pub(t, "a", "a1");
+    cp_pub(t, "b", "b1");
+    cp_pub(t, "a", "a2");
+    cp_published();
+    ck_assert_int_eq(topic_compact_start(t), 0);
+    cp_pub(t, "b", "b2");
+    cp_pub(t, "c", "c1");
+    ck_assert_str_eq(topic_compact_status(t, NULL), "RUNNING");
+    cp_published();
+    ck_assert(tl_until(loop, cp_not_running, t, 30000));
+    ck_assert_str_eq(topic_compact_status(t, NULL), "SUCCESS");
+    ck_assert_int_eq(ml_pos_cmp(t->compact.horizon, pubs.pos[2]), 0);
+    ck_assert_str_eq(cp_read(t, "r", true)->text, "b=b1,a=a2,b=b2,c=c1");
+}
+END_TEST
+
+struct cp_lastid {
+    int calls, status;
+    struct ml_position pos;
+    int32_t batch_index;
+};
+
+static void cp_lastid_cb(void *data, int status, struct ml_position pos, int32_t batch_index,
+                         struct ml_position mark_delete)
+{
+    (void)mark_delete;
+    struct cp_lastid *r = data;
+    r->calls++;
+    r->status = status;
+    r->pos = pos;
+    r->batch_index = batch_index;
+}
+
+static struct cp_lastid cp_last_id(struct cp_rx *r)
+{
+    struct cp_lastid res = {0};
+    ck_assert_int_eq(topic_consumer_last_message_id(r->c, cp_lastid_cb, &res), 0);
+    ck_assert_int_eq(tl_until_count(loop, &res.calls, 1, 10000), 1);
+    ck_assert_int_eq(res.status, 0);
+    return res;
+}
+
+/* GET_LAST_MESSAGE_ID of a compacted reader when the topic has nothing after the horizon: the
+ * view's last message with its original id (Pulsar's answer; readers' hasMessageAvailable
+ * relies on it: the topic's last entry, a delete here, is not in the view), while other
+ * consumers get the topic's last entry. */
+START_TEST(test_compact_last_message_id)
+{
+    struct topic *t = dd_bk_load("persistent://t/ns/cp8");
+    cp_pub(t, "a", "a1");
+    const char *k[] = {"b", "c"}, *v[] = {"b1", "c1"};
+    cp_pub_batch(t, 2, k, v);
+    cp_pub(t, "a", "");
+    cp_published();
+    ck_assert_str_eq(cp_compact(t), "SUCCESS");
+    struct cp_lastid c = cp_last_id(cp_read(t, "compacted", true));
+    ck_assert_int_eq(ml_pos_cmp(c.pos, pubs.pos[1]), 0);
+    ck_assert_int_eq(c.batch_index, 1);
+    struct cp_lastid f = cp_last_id(cp_read(t, "full", false));
+    ck_assert_int_eq(ml_pos_cmp(f.pos, pubs.pos[2]), 0);
+    ck_assert_int_eq(f.batch_index, -1);
+    /* a view left empty (every key deleted): nothing to read, (-1, -1) */
+    cp_prod = NULL;
+    struct topic *u = dd_bk_load("persistent://t/ns/cp8-empty");
+    cp_pub(u, "a", "a1");
+    cp_pub(u, "a", "");
+    cp_published();
+    ck_assert_str_eq(cp_compact(u), "SUCCESS");
+    struct cp_lastid e = cp_last_id(cp_read(u, "compacted", true));
+    ck_assert_int_eq(e.pos.ledger, -1);
+    ck_assert_int_eq(e.pos.entry, -1);
+}
+END_TEST
+
+/* The view survives an unload and a move to another broker: compacted reads stay exact. */
+START_TEST(test_compact_restart_and_move)
+{
+    const char *name = "persistent://t/ns/cp5";
+    struct topic *t = dd_bk_load(name);
+    for (int i = 0; i < 6; i++) {
+        char key[2] = {(char)('a' + i % 3), 0}, v[8];
+        snprintf(v, sizeof v, "v%d", i);
+        cp_pub(t, key, v);
+    }
+    cp_published();
+    ck_assert_str_eq(cp_compact(t), "SUCCESS");
+    cp_pub(t, "a", "v6");
+    cp_published();
+    cp_unload(t);
+
+    t = dd_bk_load(name);
+    ck_assert_str_eq(cp_read(t, "after-unload", true)->text, "a=v3,b=v4,c=v5,a=v6");
+    /* retention 0: what only the __compaction cursor held went with the compaction */
+    ck_assert_str_eq(cp_read(t, "after-unload-full", false)->text, "b=v4,c=v5,a=v6");
+    cp_unload(t);
+
+    struct dd_broker other;
+    dd_broker_new(&other, 8);
+    t = dd_bk_load_on(other.reg, name);
+    ck_assert_str_eq(cp_read(t, "moved", true)->text, "a=v3,b=v4,c=v5,a=v6");
+    /* a reader (non-durable, from the earliest id) with read_compacted: the same */
+    ck_assert_str_eq(cp_read_as(t, "reader", true, true)->text, "a=v3,b=v4,c=v5,a=v6");
+    /* the durable subscription read compacted before resumes where it was */
+    topic_unload(t);
+    tl_run_for(loop, 200);
+    dd_broker_free(&other);
+}
+END_TEST
+
+/* A run that cannot finish (the bookies refuse its writes; or the broker goes away in the
+ * middle) leaves the previous view as it was: ERROR with the reason, reads unchanged. */
+static bool cp_fail_adds;
+
+static void cp_add_filter(void *arg, const struct bkc_fake_req *r, struct bkc_fake_action *a)
+{
+    (void)arg;
+    if (cp_fail_adds && r->add) {
+        a->verdict = BKC_FAKE_ERROR;
+        a->rc = 101; /* EIO */
+    }
+}
+
+START_TEST(test_compact_interrupted)
+{
+    const char *name = "persistent://t/ns/cp6";
+    struct topic *t = dd_bk_load(name);
+    cp_pub(t, "a", "a1");
+    cp_pub(t, "b", "b1");
+    cp_pub(t, "a", "a2");
+    cp_published();
+    ck_assert_str_eq(cp_compact(t), "SUCCESS");
+    cp_pub(t, "b", "b2");
+    cp_published();
+    bkc_fake_set_filter(dd_env.fake, cp_add_filter, NULL);
+    cp_fail_adds = true;
+    ck_assert_str_eq(cp_compact(t), "ERROR");
+    const char *err;
+    topic_compact_status(t, &err);
+    ck_assert(strlen(err) > 0);
+    cp_fail_adds = false;
+    ck_assert_str_eq(cp_read(t, "r", true)->text, "b=b1,a=a2,b=b2");
+
+    /* the broker goes away while a run is under way: another loads the previous view */
+    ck_assert_int_eq(topic_compact_start(t), 0);
+    spin();
+    ck_assert_str_eq(topic_compact_status(t, NULL), "RUNNING");
+    if (cp_prod)
+        topic_producer_close(cp_prod);
+    cp_prod = NULL;
+    dd_broker_free(&dd_b);
+    dd_broker_new(&dd_b, 9);
+    mlf = dd_b.mlf;
+    reg = dd_b.reg;
+    t = dd_bk_load(name);
+    ck_assert_str_eq(cp_read(t, "r2", true)->text, "b=b1,a=a2,b=b2");
+    ck_assert_str_eq(cp_compact(t), "SUCCESS");
+    ck_assert_str_eq(cp_read(t, "r3", true)->text, "a=a2,b=b2");
+}
+END_TEST
+
+/* brokerServiceCompactionThresholdInBytes: a topic whose data not yet compacted reaches the
+ * threshold is compacted at the next check (every compaction_monitor_ms); a namespace's
+ * compactionThreshold overrides it (0: never). */
+START_TEST(test_compact_threshold)
+{
+    cfg.compaction_threshold_bytes = 300;
+    cfg.compaction_monitor_ms = 1000;
+    struct dd_broker other;
+    dd_broker_new(&other, 8);
+    struct topic *t = dd_bk_load_on(other.reg, "persistent://t/ns/auto");
+    struct topic *off = dd_bk_load_on(other.reg, "persistent://t/ns/auto-off");
+    topic_set_compaction_threshold(off, 0);
+    cp_pub(t, "a", "a1");
+    cp_published();
+    tl_run_for(loop, 2500);
+    ck_assert_str_eq(topic_compact_status(t, NULL), "NOT_RUN"); /* under the threshold */
+    for (int i = 0; i < 10; i++)
+        cp_pub(t, "a", "a-later");
+    cp_published();
+    topic_producer_close(cp_prod);
+    cp_prod = NULL;
+    for (int i = 0; i < 10; i++)
+        cp_pub(off, "a", "a-later");
+    cp_published();
+    ck_assert_int_ge(topic_compact_backlog_bytes(t), 300);
+    ck_assert(tl_until(loop, cp_not_running, t, 3000));
+    tl_run_for(loop, 1500);
+    ck_assert_str_eq(topic_compact_status(t, NULL), "SUCCESS");
+    ck_assert_str_eq(topic_compact_status(off, NULL), "NOT_RUN");
+    ck_assert_int_lt(topic_compact_backlog_bytes(t), 300);
+    topic_producer_close(cp_prod);
+    cp_prod = NULL;
+    dd_broker_free(&other);
+}
+END_TEST
+
 static Suite *topic_suite(void)
 {
     Suite *s = suite_create("topic");
@@ -2164,6 +2668,10 @@ static Suite *topic_suite(void)
     tc = tl_tcase(s, "dedup_bk", 60, dd_bk_setup, dd_bk_teardown);
     tl_add(tc, test_dedup_snapshot_rebuild, test_dedup_moves, test_dedup_rebuild_fails,
            test_dedup_write_failure);
+    tc = tl_tcase(s, "compact", 60, cp_setup, dd_bk_teardown);
+    tl_add(tc, test_compact_latest_per_key, test_compact_deletes_and_no_keys, test_compact_batches,
+           test_compact_empty_topic, test_compact_while_writing, test_compact_restart_and_move,
+           test_compact_interrupted, test_compact_threshold, test_compact_last_message_id);
     return s;
 }
 

@@ -87,7 +87,7 @@ if (o.forbid) {
   forbidLo = Number(fm[1]);
   forbidHi = Number(fm[2]);
 }
-const topic = o.topic.includes('://') ? o.topic : `persistent://public/default/${o.topic}`;
+const topic = u.fullTopic(o.topic);
 const WHO = `consume ${o.sub}`;
 const t0 = Date.now();
 const deadline = t0 + o['deadline-s'] * 1000;

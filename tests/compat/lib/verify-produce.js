@@ -58,7 +58,7 @@ const o = u.parseArgs(process.argv.slice(2), {
 if (o['pause-after'] > 0 && !o['resume-file']) u.die('--pause-after needs --resume-file');
 if (!o.topic || !o.out || o.count <= 0) u.die(USAGE);
 const serverList = u.hostPorts(o.url);
-const topic = o.topic.includes('://') ? o.topic : `persistent://public/default/${o.topic}`;
+const topic = u.fullTopic(o.topic);
 const WHO = `produce ${o.tag}`;
 
 const t0 = Date.now();

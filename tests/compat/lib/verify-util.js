@@ -153,8 +153,14 @@ function readAcked(paths) {
   return readSummaries(paths).acked;
 }
 
+// A topic as the tests name it ("x" or a full "persistent://t/ns/x") in full.
+function fullTopic(name) {
+  return name.includes('://') ? name : `persistent://public/default/${name}`;
+}
+
 module.exports = {
   flex,
+  fullTopic,
   Producer: flex.Producer,
   Consumer: flex.Consumer,
   logLevel: flex.logLevel,

@@ -32,6 +32,15 @@
 #                           (--config FILE --set k=v ...): what a process started with those
 #                           arguments uses, defaults included
 #   now_ms                  epoch milliseconds (the clock verify-produce.js stamps sends with)
+#   start_standalone NAME [ARGS...]
+#                           `magnetar standalone` on conf/standalone.yaml, data in $T/data, on
+#                           127.0.0.1 and free ports, plus ARGS (--set k=v ...); the test exits
+#                           if it does not start; sets BPORT, WPORT, URL (sa_ports)
+#   restart_standalone NAME the same again on the same data directory and ports (free ones if
+#                           those were taken meanwhile); sets BPORT, WPORT, URL
+#   stop_standalone NAME    NAME still running, then SIGTERM stops it with exit 0, and no
+#                           sanitizer report in the logs (PASS/FAIL lines)
+#   it_finish WHAT SUMMARY  prints SUMMARY and the test's PASS/FAIL line, exits with its status
 #   curl_json METHOD URL [BODY]
 #                           one HTTP request (10 s bound; BODY sent as application/json):
 #                           prints "STATUS BODY"
@@ -503,6 +512,44 @@ check_sanitizers() {
         fi
     done
     return $bad
+}
+
+SA_PORT_KEYS="brokerServicePort webServicePort bookiePort"
+
+sa_ports() {
+    BPORT=$(port_of "$1" brokerServicePort)
+    WPORT=$(port_of "$1" webServicePort)
+    URL="pulsar://127.0.0.1:$BPORT"
+}
+
+start_standalone() {
+    local name=$1
+    shift
+    SA_ARGS=(--config "$IT_TOP/conf/standalone.yaml" --set dataDirectory="$T/data"
+        --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 --set bookiePort=0 "$@")
+    start_magnetar "$name" standalone "$SA_PORT_KEYS" 60 -- \
+        "${SA_ARGS[@]}" --set brokerServicePort=0 --set webServicePort=0 || exit 1
+    sa_ports "$name"
+}
+
+restart_standalone() {
+    restart_on_ports "$1" standalone "$SA_PORT_KEYS" 90 "$BPORT" "$WPORT" -- "${SA_ARGS[@]}"
+    sa_ports "$1"
+}
+
+stop_standalone() {
+    local name=$1 rc
+    alive "$name" && pass "standalone alive" || fail "standalone died"
+    stop_proc "$name" 30
+    rc=$?
+    [ $rc -eq 0 ] && pass "standalone exit 0 on SIGTERM" || fail "standalone exit code $rc on SIGTERM"
+    check_sanitizers
+}
+
+it_finish() {
+    echo "SUMMARY: $2"
+    [ "$IT_FAILED" -eq 0 ] && echo "PASS: $1: $2" || echo "FAIL: $1: $2"
+    exit "$IT_FAILED"
 }
 
 it_cleanup() {
