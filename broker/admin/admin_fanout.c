@@ -5,9 +5,11 @@
  * namespace, by calling its own admin API once per partition (or bundle) and combining the
  * answers: each sub-request is served by the broker that owns that partition's bundle,
  * whichever broker received the original call. admin_fan does the same: the sub-requests
- * go to this broker's own web service over HTTP, where the ownership gate serves them or
- * redirects them (307) to the owner; redirects are followed here. When every sub-request
- * has an answer the caller's done function runs with all of them.
+ * go to this broker's own web service over HTTP (HTTPS with brokerClientTlsEnabled, the
+ * certificate verified against brokerClientTrustCertsFilePath), where the ownership gate
+ * serves them or redirects them (307) to the owner (its HTTPS URL when the sub-request came
+ * over HTTPS); redirects are followed here, each over the scheme its Location names. When every
+ * sub-request has an answer the caller's done function runs with all of them.
  *
  * Happy path: at most ADMIN_FAN_PARALLEL sub-requests are in flight; each has its own
  * connection ("Connection: close"), a timeout (ADMIN_FAN_TIMEOUT_S) and at most
@@ -20,9 +22,11 @@
 #include "admin/admin_int.h"
 #include "auth/auth.h"
 #include "ns/ns.h"
+#include "tls/tls.h"
 #include "util/alloc.h"
 #include "util/log.h"
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +75,7 @@ static void admin_fan_free(struct admin_fan *f)
     mg_free(f);
 }
 
-static int admin_fan_send(struct fan_req *r, const char *host, int port, const char *path);
+static int admin_fan_send(struct fan_req *r, const struct evhttp_uri *to, const char *path);
 
 /* Everything answered: hand over to the caller. */
 static void admin_fan_finish(struct admin_fan *f)
@@ -85,14 +89,15 @@ static void admin_fan_finish(struct admin_fan *f)
 
 static void admin_fan_start_next(struct admin_fan *f)
 {
+    /* brokerClientTlsEnabled: our own HTTPS port, whose redirects name the owners' */
     const char *web = ns_web_url(f->a->env->ns);
+    if (f->a->client_tls && ns_web_url_tls(f->a->env->ns))
+        web = ns_web_url_tls(f->a->env->ns);
     struct evhttp_uri *u = evhttp_uri_parse(web);
-    const char *host = u ? evhttp_uri_get_host(u) : NULL;
-    int port = u ? evhttp_uri_get_port(u) : -1;
     while (f->next < f->n && f->pending < ADMIN_FAN_PARALLEL) {
         struct fan_req *r = &f->reqs[f->next++];
         /* status stays 0 when it cannot be sent (not even to ourselves) */
-        if (host && port > 0 && admin_fan_send(r, host, port, f->subs[r->idx].path) == 0)
+        if (u && admin_fan_send(r, u, f->subs[r->idx].path) == 0)
             f->pending++;
     }
     if (u)
@@ -120,7 +125,7 @@ static void admin_fan_answered(struct evhttp_request *req, void *arg)
             const char *q = evhttp_uri_get_query(u);
             char *path = mg_asprintf("%s%s%s", p && *p ? p : "/", q ? "?" : "", q ? q : "");
             r->hops++;
-            int rc = admin_fan_send(r, evhttp_uri_get_host(u), evhttp_uri_get_port(u), path);
+            int rc = admin_fan_send(r, u, path);
             mg_free(path);
             evhttp_uri_free(u);
             if (rc == 0)
@@ -145,12 +150,30 @@ static void admin_fan_answered(struct evhttp_request *req, void *arg)
     admin_fan_start_next(f);
 }
 
-/* Send (or send again, after a redirect) one sub-request: 0, or -1 when it cannot be. */
-static int admin_fan_send(struct fan_req *r, const char *host, int port, const char *path)
+/* Send (or send again, after a redirect) one sub-request to the web service `to` (http or,
+ * with brokerClientTlsEnabled, https): 0, or -1 when it cannot be. */
+static int admin_fan_send(struct fan_req *r, const struct evhttp_uri *to, const char *path)
 {
     struct admin_fan *f = r->f;
+    const char *scheme = evhttp_uri_get_scheme(to);
+    const char *host = evhttp_uri_get_host(to);
+    int port = evhttp_uri_get_port(to);
+    bool https = scheme && strcmp(scheme, "https") == 0;
+    if (!host || port <= 0)
+        return -1;
+    if (https && !f->a->client_tls) {
+        MG_WARN("admin",
+                "cannot call https://%s:%d%s: HTTPS between brokers needs "
+                "brokerClientTlsEnabled=true",
+                host, port, path);
+        return -1;
+    }
+    struct event_base *base = f->a->env->base;
+    struct bufferevent *bev = https ? tls_client_bev(f->a->client_tls, base) : NULL;
     struct evhttp_connection *conn =
-        evhttp_connection_base_new(f->a->env->base, NULL, host, (ev_uint16_t)port);
+        evhttp_connection_base_bufferevent_new(base, NULL, bev, host, (ev_uint16_t)port);
+    if (!conn && bev)
+        bufferevent_free(bev);
     struct evhttp_request *req = conn ? evhttp_request_new(admin_fan_answered, r) : NULL;
     if (!req) {
         if (conn)
@@ -240,7 +263,8 @@ void admin_fan_cancel_all(struct admin *a)
 int admin_fan_first_error(const struct admin_sub *subs, int n, int ignore_status)
 {
     for (int i = 0; i < n; i++)
-        if ((subs[i].status < 200 || subs[i].status >= 300) && subs[i].status != ignore_status)
+        if ((subs[i].status < 200 || subs[i].status >= 300) &&
+            (subs[i].status != ignore_status || ignore_status == 0)) /* 0: no answer, never ok */
             return i;
     return -1;
 }

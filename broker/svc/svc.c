@@ -321,13 +321,12 @@ void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
 
 struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_store *meta)
 {
-    if (cfg->web_service_port < 0) {
-        /* Brokers call each other's admin API (partitioned-topic operations, redirects) at
-         * the plain web URL; with only HTTPS the calls would go as plain text to the TLS
-         * port, an Authorization header with them. */
-        MG_ERROR("svc", "webServicePort is off (empty): not supported yet, brokers reach each "
-                        "other's admin API over plain HTTP; keep it on (a private address "
-                        "suffices) next to webServicePortTls");
+    if (cfg->web_service_port < 0 &&
+        (!cfg->broker_client_tls_enabled || cfg->web_service_port_tls < 0)) {
+        /* Brokers call each other's admin API (partitioned-topic operations, redirects):
+         * without brokerClientTlsEnabled at the plain web URL. */
+        MG_ERROR("svc", "webServicePort is off (empty): needs webServicePortTls and "
+                        "brokerClientTlsEnabled=true (brokers call each other's admin API)");
         return NULL;
     }
     struct event_base *base = mg_loop_base(loop);

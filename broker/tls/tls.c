@@ -414,12 +414,24 @@ struct bufferevent *tls_server_filter(struct tls_server *t, struct bufferevent *
     return bev;
 }
 
-X509 *tls_peer_cert(struct bufferevent *bev, bool *trusted)
+/* The SSL of bev, or of the bufferevent under a filter over it; NULL when neither is TLS. */
+static SSL *tls_bev_ssl(struct bufferevent *bev)
 {
-    *trusted = false;
     SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
     if (!ssl && bev && bufferevent_get_underlying(bev))
         ssl = bufferevent_openssl_get_ssl(bufferevent_get_underlying(bev));
+    return ssl;
+}
+
+bool tls_bev_is_tls(struct bufferevent *bev)
+{
+    return tls_bev_ssl(bev) != NULL;
+}
+
+X509 *tls_peer_cert(struct bufferevent *bev, bool *trusted)
+{
+    *trusted = false;
+    SSL *ssl = tls_bev_ssl(bev);
     X509 *x = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
     /* an error let through by tls_verify_cb stays the session's verify result */
     *trusted = x != NULL && SSL_get_verify_result(ssl) == X509_V_OK;

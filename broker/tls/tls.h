@@ -63,6 +63,10 @@ struct bufferevent *tls_server_bev(struct tls_server *t, struct event_base *base
  * tlsAllowInsecureConnection). For the TLS authentication provider (auth_check_cert). */
 struct x509_st *tls_peer_cert(struct bufferevent *bev, bool *trusted);
 
+/* Whether bev (or the bufferevent under a filter over it) speaks TLS: a request that came in
+ * over HTTPS. */
+bool tls_bev_is_tls(struct bufferevent *bev);
+
 /* A server-side TLS filter over under (a socket bufferevent, owned by the result from now
  * on: freed with it), accepting: for a caller that writes the socket itself from under's
  * output (the TLS records are put there as soon as plain text is written). Never NULL. */
@@ -128,5 +132,11 @@ void tls_link_ctx_free(struct ssl_ctx_st *ctx);
  * under are cleared (the filter would report them as its own). Never NULL. */
 struct bufferevent *tls_link_start(struct bufferevent *under, struct ssl_ctx_st *ctx, bool server,
                                    int timeout_ms);
+
+/* A client TLS bufferevent of ctx (a client context of tls_link_ctx_new) with no socket yet,
+ * connecting: for evhttp_connection_base_bufferevent_new, which connects it. The peer's
+ * certificate is verified as ctx says; host names are not checked (Pulsar's
+ * tlsHostnameVerificationEnabled=false). Never NULL. */
+struct bufferevent *tls_client_bev(struct ssl_ctx_st *ctx, struct event_base *base);
 
 #endif

@@ -94,3 +94,14 @@ struct bufferevent *tls_link_start(struct bufferevent *under, struct ssl_ctx_st 
     bufferevent_set_timeouts(bev, &tv, &tv);
     return bev;
 }
+
+struct bufferevent *tls_client_bev(struct ssl_ctx_st *ctx, struct event_base *base)
+{
+    SSL *ssl = SSL_new(ctx);
+    MG_ASSERT(ssl); /* only fails on allocation failure */
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    MG_ASSERT(bev);
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
