@@ -403,7 +403,8 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
                                          .key = cfg->bookkeeper_tls_key_file_path,
                                          .trust = cfg->bookkeeper_tls_trust_certs_file_path,
                                          .key_type = cfg->bookkeeper_tls_key_file_type,
-                                         .trust_type = cfg->bookkeeper_tls_trust_cert_types};
+                                         .trust_type = cfg->bookkeeper_tls_trust_cert_types,
+                                         .refresh_s = cfg->bookkeeper_tls_cert_refresh_s};
         bc.max_frame_size = (size_t)cfg->max_message_size + BKC_FRAME_PADDING;
         int rc = bkc_client_new(loop, meta, &bc, &s->bkc);
         if (rc < 0) {
