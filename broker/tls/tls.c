@@ -1,5 +1,7 @@
 /*
- * tls.c - the server SSL_CTX, its refresh, and the handshake of accepted sockets.
+ * tls.c - the server SSL_CTX, its refresh, and the handshake of accepted sockets. The
+ * refresh itself (tls_reload: the files' identities, a rebuild when they change, the swap)
+ * is shared with the bookie links (tls_link.c, tls_int.h).
  *
  * Happy path: tls_server_new loads the certificate chain, the key and the trust bundle
  * into an SSL_CTX (tls_ctx_build) and remembers the files' identities (inode, size,

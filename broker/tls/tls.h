@@ -150,6 +150,9 @@ int tls_link_refresh(struct tls_link *l);
  * its OU ("0:role1,role2;1:cluster"); a certificate without them is taken by its CN. True
  * when one is listed. found: the role that matched, or what was seen (for the log). */
 bool tls_peer_role_allowed(struct bufferevent *bev, const char *allowed, char *found, size_t len);
+/* The same check of cert (NULL: none; trusted: it verified). */
+bool tls_cert_role_allowed(struct x509_st *cert, bool trusted, const char *allowed, char *found,
+                           size_t len);
 
 /* Put a TLS filter over under (owned by the result from now on: freeing it frees under) and
  * start the handshake as server or client. The callbacks of under are the filter's; the

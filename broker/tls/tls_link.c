@@ -235,6 +235,10 @@ static bool tls_ou_role_allowed(const char *ou, const char *allowed, char *found
             for (const char *r = colon + 1; r < v + vl;) {
                 size_t rl = strcspn(r, ",;");
                 if (tls_list_has(allowed, r, rl)) {
+                    while (rl > 0 && *r == ' ')
+                        r++, rl--;
+                    while (rl > 0 && r[rl - 1] == ' ')
+                        rl--;
                     snprintf(found, len, "%.*s", (int)rl, r);
                     return true;
                 }
@@ -251,7 +255,13 @@ bool tls_peer_role_allowed(struct bufferevent *bev, const char *allowed, char *f
 {
     bool trusted;
     X509 *cert = tls_peer_cert(bev, &trusted);
-    snprintf(found, len, "%s", cert ? "no role" : "no certificate");
+    return tls_cert_role_allowed(cert, trusted, allowed, found, len);
+}
+
+bool tls_cert_role_allowed(struct x509_st *cert, bool trusted, const char *allowed, char *found,
+                           size_t len)
+{
+    snprintf(found, len, "%s", !cert ? "no certificate" : "an untrusted certificate");
     if (!cert || !trusted)
         return false;
     found[0] = '\0';
