@@ -26,7 +26,7 @@ set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 it_init bookie-tls-refresh
 need_bin
-command -v openssl >/dev/null 2>&1 || it_skip "openssl not found"
+need_cmds openssl node
 it_env COUNT=600
 TOPIC="bk-refresh-$$"
 

@@ -18,14 +18,16 @@
 #   5. A third broker trusting another CA answers partitioned-stats 503 (its sub-requests'
 #      handshakes fail; before, an unanswered sub-request counted as an empty success and
 #      the answer was 200 with empty stats), while the first two go on.
-#   6. Everything exits 0 on SIGTERM; no sanitizer report.
+#   6. That third broker keeps its plain web port too; an HTTPS request to br1 for a topic it
+#      owns is redirected to its HTTPS URL (webServiceUrlTls/httpUrlTls), not to the plain
+#      one, as Pulsar redirects an HTTPS request.
+#   7. Everything exits 0 on SIGTERM; no sanitizer report.
 # Environment: MAGNETAR_BIN, PARTS (6).
 set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 it_init broker-https
 need_bin
-command -v openssl >/dev/null 2>&1 || it_skip "openssl not found"
-command -v curl >/dev/null 2>&1 || it_skip "curl not found"
+need_cmds openssl curl
 it_env PARTS=6
 TOPIC="https-$$"
 
@@ -34,12 +36,12 @@ sh "$IT_TOP/tests/lib/mkcert.sh" "$T/pki" broker 21 && sh "$IT_TOP/tests/lib/mkc
     { fail "openssl could not make the test certificates"; exit 1; }
 
 bk_cluster_start 2
-start_https_broker() { # start_https_broker NAME TRUST-CA
+start_https_broker() { # start_https_broker NAME TRUST-CA [WEB-PORT]
     mkdir -p "$T/$1"
     start_magnetar "$1" broker "brokerServicePort webServicePortTls" 60 -- \
         --config "$IT_TOP/conf/broker.yaml" --set bindAddress=127.0.0.1 \
         --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL" \
-        --set dataDirectory="$T/$1" --set brokerServicePort=0 --set webServicePort= \
+        --set dataDirectory="$T/$1" --set brokerServicePort=0 --set webServicePort="${3:-}" \
         --set webServicePortTls=0 --set tlsCertificateFilePath="$T/pki/broker.pem" \
         --set tlsKeyFilePath="$T/pki/broker.key" --set brokerClientTlsEnabled=true \
         --set brokerClientTrustCertsFilePath="$2" --set keepAliveIntervalSeconds=2
@@ -104,7 +106,8 @@ for b in br1 br2; do
 done
 
 # ---- 5. a broker that does not trust the brokers' CA ------------------------------------------
-start_https_broker rogue "$T/rogue/ca.pem" || exit 1
+start_https_broker rogue "$T/rogue/ca.pem" 0 || exit 1 # its plain web port on
+RW=$(web rogue)
 code=$(hcurl -o "$T/pstats-rogue" -w '%{http_code}' "$(web rogue)/admin/v2/$T_PATH/partitioned-stats")
 if [ "$code" = 503 ]; then
     pass "partitioned-stats through a broker trusting another CA: 503 ($(head -c 120 "$T/pstats-rogue"))"
@@ -113,6 +116,25 @@ else
 fi
 code=$(hcurl -o "$T/pstats-again" -w '%{http_code}' "$W1/admin/v2/$T_PATH/partitioned-stats")
 [ "$code" = 200 ] && pass "br1 still answers partitioned-stats: 200" || fail "br1 after the rogue: $code"
+
+# ---- 6. an HTTPS request redirected to a broker with both ports: to its HTTPS URL ----------
+# (a new namespace: its bundles go to the least loaded broker, the rogue)
+hcurl -o /dev/null -X PUT "$W1/admin/v2/namespaces/public/https-ns"
+ROGUE_TOPIC=""
+for i in $(seq 1 8); do
+    hcurl -L -o "$T/lookup" "$RW/lookup/v2/topic/persistent/public/https-ns/t$i"
+    if grep -q "\"httpUrlTls\":\"$RW\"" "$T/lookup"; then ROGUE_TOPIC=t$i; break; fi
+done
+if [ -z "$ROGUE_TOPIC" ]; then
+    fail "no topic of public/https-ns owned by the rogue broker: $(cat "$T/lookup")"
+else
+    code=$(hcurl -o /dev/null -w '%{http_code} %{redirect_url}' "$W1/admin/v2/persistent/public/https-ns/$ROGUE_TOPIC/stats")
+    case "$code" in
+    "307 $RW/admin/v2/persistent/public/https-ns/$ROGUE_TOPIC/stats"*)
+        pass "HTTPS request to a non-owner: 307 to the owner's HTTPS URL, not its plain one: ${code#* }" ;;
+    *) fail "HTTPS request for a topic of the rogue (plain web on port $(port_of rogue webServicePort)): '$code' (want 307 to $RW/...)" ;;
+    esac
+fi
 
 for n in br1 br2 rogue; do alive "$n" || fail "broker $n died"; done
 stop_clean 30 rogue br1 br2 bk1 bk2
