@@ -28,6 +28,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,9 +41,10 @@ struct fan_req {
     struct admin_fan *f;
     int idx;
     int hops;
-    struct evhttp_request *req; /* in flight, or NULL */
-    bool sending;               /* inside evhttp_make_request */
-    bool failed_sync;           /* evhttp answered (failed) it before make_request returned */
+    struct evhttp_request *req;     /* in flight, or NULL */
+    struct evhttp_connection *conn; /* req's (freed on completion): for the log of a failure */
+    bool sending;                   /* inside evhttp_make_request */
+    bool failed_sync;               /* evhttp answered (failed) it before make_request returned */
 };
 
 struct admin_fan {
@@ -106,6 +108,22 @@ static void admin_fan_start_next(struct admin_fan *f)
         admin_fan_finish(f);
 }
 
+/* A sub-request without an answer: why, at most once per MG_RATELIMIT_INTERVAL_MS (a
+ * broker whose certificate does not verify against brokerClientTrustCertsFilePath fails
+ * every one). */
+static void admin_fan_log_lost(struct admin *a, struct evhttp_connection *evcon, const char *path)
+{
+    uint64_t held;
+    if (!mg_ratelimit_allow(&a->rl_fan, MG_RATELIMIT_INTERVAL_MS, &held))
+        return;
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    char why[256] = "connection failed, closed or timed out";
+    if (bev && tls_bev_is_tls(bev))
+        tls_bev_error(bev, BEV_EVENT_ERROR, why, sizeof why);
+    MG_WARN("admin", "no answer for the sub-request %s: %s (%" PRIu64 " more since the last line)",
+            path, why, held);
+}
+
 static void admin_fan_answered(struct evhttp_request *req, void *arg)
 {
     struct fan_req *r = arg;
@@ -136,6 +154,8 @@ static void admin_fan_answered(struct evhttp_request *req, void *arg)
             evhttp_uri_free(u);
         }
     }
+    if (code == 0)
+        admin_fan_log_lost(f->a, r->conn, sub->path);
     sub->status = code;
     if (req) {
         struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -193,6 +213,7 @@ static int admin_fan_send(struct fan_req *r, const struct evhttp_uri *to, const 
         evbuffer_add(evhttp_request_get_output_buffer(req), f->body, strlen(f->body));
     }
     r->req = req;
+    r->conn = conn;
     r->sending = true;
     r->failed_sync = false;
     int rc = evhttp_make_request(conn, req, f->method, path);
@@ -201,6 +222,7 @@ static int admin_fan_send(struct fan_req *r, const struct evhttp_uri *to, const 
         if (rc < 0 && !r->failed_sync)
             evhttp_request_free(req); /* still ours */
         r->req = NULL;
+        r->conn = NULL;
         if (rc < 0)
             evhttp_connection_free(conn);
         else

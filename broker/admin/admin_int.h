@@ -31,6 +31,7 @@
 #include "topic/topic.h"
 
 #include "util/map.h"
+#include "util/ratelimit.h"
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -84,6 +85,7 @@ struct admin {
     struct mg_listener *listener_tls;     /* owned; its evconnlistener is owned by https */
     struct tls_server *tls;               /* borrowed: the service's TLS context */
     struct ssl_ctx_st *client_tls; /* owned: brokerClientTlsEnabled's context, for admin_fan */
+    struct mg_ratelimit rl_fan;    /* admin_fan's log of sub-requests without an answer */
 };
 
 /* One request from routing to its reply. */
