@@ -978,7 +978,9 @@ struct admin *admin_new(const struct admin_env *s, struct event_base *base, cons
     if (s->cfg->broker_client_tls_enabled) {
         /* the fan-out's calls to brokers' HTTPS ports: their certificates verified */
         const struct tls_link_conf tc = {
-            .pem = {.trust = s->cfg->broker_client_trust_ca_path,
+            .pem = {.cert = s->cfg->broker_client_cert_path,
+                    .key = s->cfg->broker_client_key_path,
+                    .trust = s->cfg->broker_client_trust_ca_path,
                     .cert_key = "brokerClientCertificateFilePath",
                     .key_key = "brokerClientKeyFilePath",
                     .trust_key = "brokerClientTrustCertsFilePath"},

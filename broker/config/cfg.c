@@ -275,6 +275,8 @@ static const struct cfg_key cfg_keys[] = {
     CFG_OPTSTR("brokerClientAuthenticationParameters", broker_client_auth_params, ""),
     CFG_BOOL("brokerClientTlsEnabled", broker_client_tls_enabled, "false"),
     CFG_OPTSTR("brokerClientTrustCertsFilePath", broker_client_trust_ca_path, ""),
+    CFG_OPTSTR("brokerClientCertificateFilePath", broker_client_cert_path, ""),
+    CFG_OPTSTR("brokerClientKeyFilePath", broker_client_key_path, ""),
 };
 
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])

@@ -173,6 +173,8 @@ struct cfg {
     /* the broker's own HTTPS client (admin fan-out) */
     bool broker_client_tls_enabled;    /* brokerClientTlsEnabled (false) */
     char *broker_client_trust_ca_path; /* brokerClientTrustCertsFilePath ("") */
+    char *broker_client_cert_path;     /* brokerClientCertificateFilePath ("") */
+    char *broker_client_key_path;      /* brokerClientKeyFilePath ("") */
 
     /* admin HTTP server limits: httpMaxRequestHeaderSize (8192 bytes of request line and
      * headers; past it 431), httpRequestReadTimeoutSeconds (10: a request must arrive within

@@ -4,8 +4,10 @@
 #
 # A CA and a certificate for 127.0.0.1 are made here with openssl (tests/lib/mkcert.sh; none
 # committed). One ZooKeeper, 2 bookies and 2 `magnetar broker`s with webServicePort empty
-# (off), webServicePortTls on, brokerClientTlsEnabled=true and the CA as
-# brokerClientTrustCertsFilePath:
+# (off), webServicePortTls on and requiring a client certificate
+# (tlsRequireTrustedClientCertOnConnect), brokerClientTlsEnabled=true, the CA as
+# brokerClientTrustCertsFilePath and a certificate of it as brokerClientCertificateFilePath
+# and brokerClientKeyFilePath:
 #   1. Both start (before brokerClientTlsEnabled a broker without the plain web port
 #      refused to start).
 #   2. A partitioned topic of PARTS partitions, looked up through both brokers until each
@@ -14,7 +16,7 @@
 #      redirected (307) to the owner's HTTPS URL.
 #   4. partitioned-stats through each broker over HTTPS: 200 with every partition's stats (the
 #      fan-out's sub-requests went over HTTPS to both brokers, the owners' certificates
-#      verified against the CA).
+#      verified against the CA, the broker's client certificate shown to them).
 #   5. A third broker trusting another CA answers partitioned-stats 503 (its sub-requests'
 #      handshakes fail, logged with OpenSSL's reason; before, an unanswered sub-request counted as an empty success and
 #      the answer was 200 with empty stats), while the first two go on.
@@ -43,14 +45,18 @@ start_https_broker() { # start_https_broker NAME TRUST-CA [WEB-PORT]
         --set advertisedAddress=127.0.0.1 --set metadataStoreUrl="$ZKURL" \
         --set dataDirectory="$T/$1" --set brokerServicePort=0 --set webServicePort="${3:-}" \
         --set webServicePortTls=0 --set tlsCertificateFilePath="$T/pki/broker.pem" \
-        --set tlsKeyFilePath="$T/pki/broker.key" --set brokerClientTlsEnabled=true \
-        --set brokerClientTrustCertsFilePath="$2" --set keepAliveIntervalSeconds=2
+        --set tlsKeyFilePath="$T/pki/broker.key" --set tlsTrustCertsFilePath="$T/pki/ca.pem" \
+        --set tlsRequireTrustedClientCertOnConnect=true --set brokerClientTlsEnabled=true \
+        --set brokerClientTrustCertsFilePath="$2" \
+        --set brokerClientCertificateFilePath="$T/pki/broker.pem" \
+        --set brokerClientKeyFilePath="$T/pki/broker.key" --set keepAliveIntervalSeconds=2
 }
 for b in br1 br2; do start_https_broker "$b" "$T/pki/ca.pem" || exit 1; done
 pass "2 brokers up with webServicePort off and brokerClientTlsEnabled=true"
 web() { echo "https://127.0.0.1:$(port_of "$1" webServicePortTls)"; }
 W1=$(web br1) W2=$(web br2)
-hcurl() { curl -s --max-time 40 --cacert "$T/pki/ca.pem" "$@"; }
+# (every broker requires a client certificate: curl shows the CA's broker certificate)
+hcurl() { curl -s --max-time 40 --cacert "$T/pki/ca.pem" --cert "$T/pki/broker.pem" --key "$T/pki/broker.key" "$@"; }
 
 # ---- 2. a partitioned topic whose partitions both brokers own ----------------------------
 T_PATH="persistent/public/default/$TOPIC"
