@@ -168,6 +168,13 @@ void admin_reply_redirect(struct admin_call *c, const char *location)
     admin_reply_raw(c, 307, NULL, NULL);
 }
 
+const char *admin_call_web_url(const struct admin_call *c, const char *web, const char *web_tls)
+{
+    struct evhttp_connection *evcon = c->req ? evhttp_request_get_connection(c->req) : NULL;
+    bool https = evcon && tls_bev_is_tls(evhttp_connection_get_bufferevent(evcon));
+    return https && web_tls ? web_tls : web;
+}
+
 void admin_reply_not_found(struct admin_call *c)
 {
     admin_reply_raw(c, 404, "text/plain", "Not Found");
@@ -977,6 +984,25 @@ struct admin *admin_new(const struct admin_env *s, struct event_base *base, cons
         mg_free(a);
         return NULL;
     }
+    if (s->cfg->broker_client_tls_enabled) {
+        /* the fan-out's calls to brokers' HTTPS ports: their certificates verified */
+        const struct tls_link_conf tc = {
+            .pem = {.cert = s->cfg->broker_client_cert_path,
+                    .key = s->cfg->broker_client_key_path,
+                    .trust = s->cfg->broker_client_trust_ca_path,
+                    .cert_key = "brokerClientCertificateFilePath",
+                    .key_key = "brokerClientKeyFilePath",
+                    .trust_key = "brokerClientTrustCertsFilePath"},
+        };
+        char err[512];
+        a->client_tls = tls_link_ctx_new(&tc, err, sizeof err);
+        if (!a->client_tls) {
+            MG_ERROR("admin", "brokerClientTlsEnabled: %s", err);
+            evhttp_free(a->http);
+            mg_free(a);
+            return NULL;
+        }
+    }
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_POST |
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
     evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
@@ -998,6 +1024,7 @@ struct admin *admin_new(const struct admin_env *s, struct event_base *base, cons
         if (!a->listener) {
             admin_conn_teardown(a);
             evhttp_free(a->http);
+            tls_link_ctx_free(a->client_tls);
             mg_free(a);
             return NULL;
         }
@@ -1080,5 +1107,6 @@ void admin_free(struct admin *a)
     if (a->https)
         evhttp_free(a->https);
     mg_listener_free(a->listener_tls);
+    tls_link_ctx_free(a->client_tls);
     mg_free(a);
 }

@@ -5,9 +5,11 @@
  * namespace, by calling its own admin API once per partition (or bundle) and combining the
  * answers: each sub-request is served by the broker that owns that partition's bundle,
  * whichever broker received the original call. admin_fan does the same: the sub-requests
- * go to this broker's own web service over HTTP, where the ownership gate serves them or
- * redirects them (307) to the owner; redirects are followed here. When every sub-request
- * has an answer the caller's done function runs with all of them.
+ * go to this broker's own web service over HTTP (HTTPS with brokerClientTlsEnabled, the
+ * certificate verified against brokerClientTrustCertsFilePath), where the ownership gate
+ * serves them or redirects them (307) to the owner (its HTTPS URL when the sub-request came
+ * over HTTPS); redirects are followed here, each over the scheme its Location names. When every
+ * sub-request has an answer the caller's done function runs with all of them.
  *
  * Happy path: at most ADMIN_FAN_PARALLEL sub-requests are in flight; each has its own
  * connection ("Connection: close"), a timeout (ADMIN_FAN_TIMEOUT_S) and at most
@@ -20,10 +22,13 @@
 #include "admin/admin_int.h"
 #include "auth/auth.h"
 #include "ns/ns.h"
+#include "tls/tls.h"
 #include "util/alloc.h"
 #include "util/log.h"
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +41,10 @@ struct fan_req {
     struct admin_fan *f;
     int idx;
     int hops;
-    struct evhttp_request *req; /* in flight, or NULL */
-    bool sending;               /* inside evhttp_make_request */
-    bool failed_sync;           /* evhttp answered (failed) it before make_request returned */
+    struct evhttp_request *req;     /* in flight, or NULL */
+    struct evhttp_connection *conn; /* req's (freed on completion): for the log of a failure */
+    bool sending;                   /* inside evhttp_make_request */
+    bool failed_sync;               /* evhttp answered (failed) it before make_request returned */
 };
 
 struct admin_fan {
@@ -71,7 +77,7 @@ static void admin_fan_free(struct admin_fan *f)
     mg_free(f);
 }
 
-static int admin_fan_send(struct fan_req *r, const char *host, int port, const char *path);
+static int admin_fan_send(struct fan_req *r, const struct evhttp_uri *to, const char *path);
 
 /* Everything answered: hand over to the caller. */
 static void admin_fan_finish(struct admin_fan *f)
@@ -85,20 +91,37 @@ static void admin_fan_finish(struct admin_fan *f)
 
 static void admin_fan_start_next(struct admin_fan *f)
 {
+    /* brokerClientTlsEnabled: our own HTTPS port, whose redirects name the owners' */
     const char *web = ns_web_url(f->a->env->ns);
+    if (f->a->client_tls && ns_web_url_tls(f->a->env->ns))
+        web = ns_web_url_tls(f->a->env->ns);
     struct evhttp_uri *u = evhttp_uri_parse(web);
-    const char *host = u ? evhttp_uri_get_host(u) : NULL;
-    int port = u ? evhttp_uri_get_port(u) : -1;
     while (f->next < f->n && f->pending < ADMIN_FAN_PARALLEL) {
         struct fan_req *r = &f->reqs[f->next++];
         /* status stays 0 when it cannot be sent (not even to ourselves) */
-        if (host && port > 0 && admin_fan_send(r, host, port, f->subs[r->idx].path) == 0)
+        if (u && admin_fan_send(r, u, f->subs[r->idx].path) == 0)
             f->pending++;
     }
     if (u)
         evhttp_uri_free(u);
     if (f->pending == 0 && f->next == f->n)
         admin_fan_finish(f);
+}
+
+/* A sub-request without an answer: why, at most once per MG_RATELIMIT_INTERVAL_MS (a
+ * broker whose certificate does not verify against brokerClientTrustCertsFilePath fails
+ * every one). */
+static void admin_fan_log_lost(struct admin *a, struct evhttp_connection *evcon, const char *path)
+{
+    uint64_t held;
+    if (!mg_ratelimit_allow(&a->rl_fan, MG_RATELIMIT_INTERVAL_MS, &held))
+        return;
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    char why[256] = "connection failed, closed or timed out";
+    if (bev && tls_bev_is_tls(bev))
+        tls_bev_error(bev, BEV_EVENT_ERROR, why, sizeof why);
+    MG_WARN("admin", "no answer for the sub-request %s: %s (%" PRIu64 " more since the last line)",
+            path, why, held);
 }
 
 static void admin_fan_answered(struct evhttp_request *req, void *arg)
@@ -120,7 +143,7 @@ static void admin_fan_answered(struct evhttp_request *req, void *arg)
             const char *q = evhttp_uri_get_query(u);
             char *path = mg_asprintf("%s%s%s", p && *p ? p : "/", q ? "?" : "", q ? q : "");
             r->hops++;
-            int rc = admin_fan_send(r, evhttp_uri_get_host(u), evhttp_uri_get_port(u), path);
+            int rc = admin_fan_send(r, u, path);
             mg_free(path);
             evhttp_uri_free(u);
             if (rc == 0)
@@ -131,6 +154,8 @@ static void admin_fan_answered(struct evhttp_request *req, void *arg)
             evhttp_uri_free(u);
         }
     }
+    if (code == 0)
+        admin_fan_log_lost(f->a, r->conn, sub->path);
     sub->status = code;
     if (req) {
         struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -145,12 +170,30 @@ static void admin_fan_answered(struct evhttp_request *req, void *arg)
     admin_fan_start_next(f);
 }
 
-/* Send (or send again, after a redirect) one sub-request: 0, or -1 when it cannot be. */
-static int admin_fan_send(struct fan_req *r, const char *host, int port, const char *path)
+/* Send (or send again, after a redirect) one sub-request to the web service `to` (http or,
+ * with brokerClientTlsEnabled, https): 0, or -1 when it cannot be. */
+static int admin_fan_send(struct fan_req *r, const struct evhttp_uri *to, const char *path)
 {
     struct admin_fan *f = r->f;
+    const char *scheme = evhttp_uri_get_scheme(to);
+    const char *host = evhttp_uri_get_host(to);
+    int port = evhttp_uri_get_port(to);
+    bool https = scheme && strcmp(scheme, "https") == 0;
+    if (!host || port <= 0)
+        return -1;
+    if (https && !f->a->client_tls) {
+        MG_WARN("admin",
+                "cannot call https://%s:%d%s: HTTPS between brokers needs "
+                "brokerClientTlsEnabled=true",
+                host, port, path);
+        return -1;
+    }
+    struct event_base *base = f->a->env->base;
+    struct bufferevent *bev = https ? tls_client_bev(f->a->client_tls, base) : NULL;
     struct evhttp_connection *conn =
-        evhttp_connection_base_new(f->a->env->base, NULL, host, (ev_uint16_t)port);
+        evhttp_connection_base_bufferevent_new(base, NULL, bev, host, (ev_uint16_t)port);
+    if (!conn && bev)
+        bufferevent_free(bev);
     struct evhttp_request *req = conn ? evhttp_request_new(admin_fan_answered, r) : NULL;
     if (!req) {
         if (conn)
@@ -170,6 +213,7 @@ static int admin_fan_send(struct fan_req *r, const char *host, int port, const c
         evbuffer_add(evhttp_request_get_output_buffer(req), f->body, strlen(f->body));
     }
     r->req = req;
+    r->conn = conn;
     r->sending = true;
     r->failed_sync = false;
     int rc = evhttp_make_request(conn, req, f->method, path);
@@ -178,6 +222,7 @@ static int admin_fan_send(struct fan_req *r, const char *host, int port, const c
         if (rc < 0 && !r->failed_sync)
             evhttp_request_free(req); /* still ours */
         r->req = NULL;
+        r->conn = NULL;
         if (rc < 0)
             evhttp_connection_free(conn);
         else
@@ -240,7 +285,8 @@ void admin_fan_cancel_all(struct admin *a)
 int admin_fan_first_error(const struct admin_sub *subs, int n, int ignore_status)
 {
     for (int i = 0; i < n; i++)
-        if ((subs[i].status < 200 || subs[i].status >= 300) && subs[i].status != ignore_status)
+        if ((subs[i].status < 200 || subs[i].status >= 300) &&
+            (subs[i].status != ignore_status || ignore_status == 0)) /* 0: no answer, never ok */
             return i;
     return -1;
 }

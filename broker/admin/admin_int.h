@@ -31,6 +31,7 @@
 #include "topic/topic.h"
 
 #include "util/map.h"
+#include "util/ratelimit.h"
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -58,6 +59,7 @@ struct ns_policies;
 struct topic;
 struct mg_listener;
 struct bufferevent;
+struct ssl_ctx_st;
 
 struct admin_call;
 struct admin_fan;
@@ -82,6 +84,8 @@ struct admin {
     struct evhttp_bound_socket *sock_tls; /* owned by https */
     struct mg_listener *listener_tls;     /* owned; its evconnlistener is owned by https */
     struct tls_server *tls;               /* borrowed: the service's TLS context */
+    struct ssl_ctx_st *client_tls; /* owned: brokerClientTlsEnabled's context, for admin_fan */
+    struct mg_ratelimit rl_fan;    /* admin_fan's log of sub-requests without an answer */
 };
 
 /* One request from routing to its reply. */
@@ -195,6 +199,9 @@ void admin_reply_errorf(struct admin_call *c, int code, const char *fmt, ...)
 void admin_reply_no_content(struct admin_call *c);
 /* 307 to location (an absolute URL), empty body. */
 void admin_reply_redirect(struct admin_call *c, const char *location);
+/* The web URL a redirect of c names: web_tls when c came in over HTTPS and the target has
+ * one (Pulsar redirects an HTTPS request to webServiceUrlTls), else web. */
+const char *admin_call_web_url(const struct admin_call *c, const char *web, const char *web_tls);
 /* Framework-style (no {"reason"}) 404 and 405. */
 void admin_reply_not_found(struct admin_call *c);
 void admin_reply_bad_method(struct admin_call *c);
@@ -420,7 +427,8 @@ void admin_fan(struct admin_call *c, enum evhttp_cmd_type method, char **paths, 
                const char *body, admin_fan_done done, void (*free_arg)(void *), void *arg);
 /* The server is going away: cancel every fan-out (admin_free). */
 void admin_fan_cancel_all(struct admin *a);
-/* Index of the first answer that is not 2xx and not ignore_status, or -1. */
+/* Index of the first answer that is not 2xx and not ignore_status (0: none ignored; a
+ * sub-request without an answer, status 0, is always an error), or -1. */
 int admin_fan_first_error(const struct admin_sub *subs, int n, int ignore_status);
 /* Answer c as the sub-request answered ({"reason"} passed on; 503 for no answer). */
 void admin_fan_reply_error(struct admin_call *c, const struct admin_sub *sub);

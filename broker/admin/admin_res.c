@@ -750,7 +750,8 @@ static void admin_res_unload_owner_known(void *data, int status, const struct ns
     if (status < 0) {
         admin_reply_error(op->call, 500, mg_strerror(status));
     } else if (o->kind == NS_OWNER_OTHER && o->web_url) {
-        char *loc = mg_asprintf("%s%s", o->web_url, op->path);
+        char *loc =
+            mg_asprintf("%s%s", admin_call_web_url(op->call, o->web_url, o->web_url_tls), op->path);
         admin_reply_redirect(op->call, loc);
         mg_free(loc);
     } else {

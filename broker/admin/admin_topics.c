@@ -1787,7 +1787,7 @@ static void admin_tp_locate_owner(void *data, int status, const struct ns_owner 
         return;
     }
     if (status == 0 && o->kind == NS_OWNER_OTHER && o->web_url && !o->disabled) {
-        admin_tp_locate_redirect(l, o->web_url);
+        admin_tp_locate_redirect(l, admin_call_web_url(l->call, o->web_url, o->web_url_tls));
         return;
     }
     /* Nobody (yet), ourselves (a race with our own acquisition) or unreadable: ask again. */
@@ -1821,6 +1821,7 @@ static void admin_tp_locate_decided(void *data, int status, const char *url, con
      * else from the ownership key. */
     const char *web = ns_broker_web_url(s->ns, url);
     if (web) {
+        web = admin_call_web_url(l->call, web, ns_broker_web_url_tls(s->ns, url));
         admin_tp_locate_redirect(l, web);
         return;
     }

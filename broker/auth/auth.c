@@ -18,6 +18,7 @@
  */
 #include "auth/auth.h"
 #include "config/cfg.h"
+#include "tls/tls.h"
 #include "util/alloc.h"
 #include "util/base64.h"
 #include "util/err.h"
@@ -804,21 +805,11 @@ int auth_check_cert(const struct auth *a, X509 *cert, bool trusted, struct auth_
         mg_set_err(why, whylen, "the client certificate is not trusted (tlsTrustCertsFilePath)");
         return -MG_EAUTH;
     }
-    /* RFC 2253 writes the subject's last RDN first: Pulsar's "first CN=" is the last one */
-    const X509_NAME *name = X509_get_subject_name(cert);
-    int idx = -1, last = -1;
-    while ((idx = X509_NAME_get_index_by_NID(name, NID_commonName, idx)) >= 0)
-        last = idx;
-    const X509_NAME_ENTRY *e = last >= 0 ? X509_NAME_get_entry(name, last) : NULL;
-    unsigned char *cn = NULL;
-    int n = e ? ASN1_STRING_to_UTF8(&cn, X509_NAME_ENTRY_get_data(e)) : -1;
-    if (n <= 0 || memchr(cn, '\0', (size_t)n)) {
-        OPENSSL_free(cn);
+    id->role = tls_cert_subject_attr(cert, NID_commonName); /* Pulsar's first CN= */
+    if (!id->role) {
         mg_set_err(why, whylen, "Client unable to authenticate with TLS certificate (no CN)");
         return -MG_EAUTH;
     }
-    id->role = mg_strndup((const char *)cn, (size_t)n);
-    OPENSSL_free(cn);
     return 0;
 }
 

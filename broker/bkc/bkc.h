@@ -52,6 +52,8 @@ struct bkc_tls_config {
     const char *cert, *key, *trust;    /* bookkeeperTLS*FilePath (PEM) */
     const char *key_type, *trust_type; /* bookkeeperTLSKeyFileType, bookkeeperTLSTrustCertTypes:
                                           NULL or "PEM" */
+    int refresh_s; /* bookkeeperTlsCertFilesRefreshDurationSeconds: the files looked at again at
+                      most this often, at a new bookie connection; 0 = never */
 };
 
 /* Client configuration; copied by bkc_client_new (strings too). Zero fields take the

@@ -300,12 +300,12 @@ int bkc_client_new(struct mg_loop *loop, struct meta_store *meta, const struct b
                  cfg.write_quorum, cfg.ack_quorum, cfg.digest);
         return -MG_EINVAL;
     }
-    struct ssl_ctx_st *tls_ctx = cfg.tls.on ? bkc_tls_ctx_new(&cfg.tls) : NULL;
-    if (cfg.tls.on && !tls_ctx)
+    struct tls_link *tls = cfg.tls.on ? bkc_tls_new(&cfg.tls) : NULL;
+    if (cfg.tls.on && !tls)
         return -MG_EINVAL;
-    cfg.tls = (struct bkc_tls_config){.on = cfg.tls.on}; /* the files are read: not kept */
+    cfg.tls = (struct bkc_tls_config){.on = cfg.tls.on}; /* the link keeps its own copies */
     struct bkc_client *c = mg_calloc(1, sizeof(*c));
-    c->tls_ctx = tls_ctx;
+    c->tls = tls;
     c->loop = loop;
     c->base = mg_loop_base(loop);
     c->meta = meta;
@@ -345,7 +345,7 @@ static void bkc_client_release(struct bkc_client *c)
     event_free(c->done_ev);
     mg_free(c->password);
     mg_free(c->root);
-    tls_link_ctx_free(c->tls_ctx);
+    tls_link_free(c->tls);
     mg_free(c);
 }
 

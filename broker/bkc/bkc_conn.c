@@ -263,7 +263,7 @@ static void bkc_tls_reply(struct bkc_bookie *bk, struct evbuffer *in)
         bkc_bookie_fail(bk, -MG_EIO, err);
         return;
     }
-    bk->bev = tls_link_start(bk->bev, bk->c->tls_ctx, false, BKC_START_TLS_TIMEOUT_MS);
+    bk->bev = tls_link_start(bk->bev, tls_link_ctx(bk->c->tls), false, BKC_START_TLS_TIMEOUT_MS);
     bufferevent_setcb(bk->bev, bkc_conn_read_cb, NULL, bkc_conn_event_cb, bk);
     bufferevent_enable(bk->bev, EV_READ | EV_WRITE);
     bk->tls = BKC_TLS_HANDSHAKING;
@@ -381,7 +381,7 @@ static void bkc_conn_ensure_conn(struct bkc_bookie *bk)
     bufferevent_setcb(bk->bev, bkc_conn_read_cb, NULL, bkc_conn_event_cb, bk);
     bufferevent_enable(bk->bev, EV_READ | EV_WRITE);
     bk->state = BKC_BK_CONNECTING;
-    if (bk->c->tls_ctx) {
+    if (bk->c->tls) {
         if (!bk->held)
             bk->held = evbuffer_new();
         MG_ASSERT(bk->held);
@@ -413,7 +413,7 @@ static struct evbuffer *bkc_conn_out(struct bkc_bookie *bk)
     return bufferevent_get_output(bk->bev);
 }
 
-struct ssl_ctx_st *bkc_tls_ctx_new(const struct bkc_tls_config *t)
+struct tls_link *bkc_tls_new(const struct bkc_tls_config *t)
 {
     struct tls_link_conf lc = {
         .pem = {t->cert, t->key, t->trust, "bookkeeperTLSCertificateFilePath",
@@ -424,10 +424,10 @@ struct ssl_ctx_st *bkc_tls_ctx_new(const struct bkc_tls_config *t)
         .trust_type_key = "bookkeeperTLSTrustCertTypes",
     };
     char err[512];
-    struct ssl_ctx_st *ctx = tls_link_ctx_new(&lc, err, sizeof(err));
-    if (!ctx)
+    struct tls_link *l = tls_link_new(&lc, t->refresh_s, "TLS to bookies", err, sizeof(err));
+    if (!l)
         MG_ERROR(MOD, "TLS to bookies (bookkeeperTLSClientAuthentication=true): %s", err);
-    return ctx;
+    return l;
 }
 
 static const int64_t lat_bounds_us[BKC_LAT_BUCKETS - 1] = {500,   1000,   5000,   10000,  20000,

@@ -254,14 +254,15 @@ struct bkc_client {
     struct event *done_ev;                 /* owned */
     struct mg_timer tick;                  /* request timeouts */
     uint64_t rng;
-    bool draining;              /* inside the done_ev handler */
-    bool free_on_return;        /* bkc_client_free was called from a callback */
-    uint64_t mop_kill_steps;    /* mops looked at by bkc_mops_kill, ever (tests: stays linear) */
-    struct ssl_ctx_st *tls_ctx; /* owned: TLS to bookies (cfg.tls), else NULL */
+    bool draining;           /* inside the done_ev handler */
+    bool free_on_return;     /* bkc_client_free was called from a callback */
+    uint64_t mop_kill_steps; /* mops looked at by bkc_mops_kill, ever (tests: stays linear) */
+    struct tls_link *tls;    /* owned: TLS to bookies (cfg.tls), else NULL */
 };
 
-/* The client TLS context of t (t->on), or NULL (logged) when its files do not load. */
-struct ssl_ctx_st *bkc_tls_ctx_new(const struct bkc_tls_config *t);
+/* The client TLS context of t (t->on), kept current (t->refresh_s), or NULL (logged) when
+ * its files do not load. */
+struct tls_link *bkc_tls_new(const struct bkc_tls_config *t);
 
 uint64_t bkc_rand(struct bkc_client *c);
 /* Cancel op through the client's transport. Accepts NULL. */

@@ -448,7 +448,13 @@ static bool bk_tls_refuses(struct bk_server *s, struct bk_conn *c, const char *w
 {
     if (!s->tls_required || c->tls == BK_TLS_ON)
         return false;
-    if (!c->eua_logged) {
+    if (!c->eua_logged && c->tls == BK_TLS_DENIED) {
+        c->eua_logged = true; /* bk_tls_on logged the role */
+        MG_WARN(BK_MODULE,
+                "conn %" PRIu64 " %s: %s refused (EUA): the client certificate has no role of "
+                "authorizedRoles; further refusals on this connection are not logged",
+                c->id, c->peer, what);
+    } else if (!c->eua_logged) {
         c->eua_logged = true;
         MG_WARN(BK_MODULE,
                 "conn %" PRIu64 " %s: %s refused (EUA): this bookie requires TLS "
@@ -465,9 +471,9 @@ static bool bk_tls_refuses(struct bk_server *s, struct bk_conn *c, const char *w
 static void bk_v3_start_tls(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto__Request *req)
 {
     uint64_t txn = req->header->txnid;
-    if (!s->tls_ctx || c->tls != BK_TLS_NONE) {
+    if (!s->tls || c->tls != BK_TLS_NONE) {
         MG_INFO(BK_MODULE, "conn %" PRIu64 " %s: START_TLS refused (EBADREQ): %s", c->id, c->peer,
-                s->tls_ctx ? "TLS already started" : "TLS is not configured");
+                s->tls ? "TLS already started" : "TLS is not configured");
         bk_v3_error(c, BOOKKEEPER__PROTO__OPERATION_TYPE__START_TLS, txn, WIRE_BK_EBADREQ);
         return;
     }
@@ -488,7 +494,8 @@ static void bk_conn_event_cb(struct bufferevent *bev, short what, void *arg);
  * sends START_TLS in v3 and goes on in v2 (BookKeeper's PerChannelBookieClient). */
 static void bk_tls_start(struct bk_server *s, struct bk_conn *c)
 {
-    c->bev = tls_link_start(c->bev, s->tls_ctx, true, TLS_HANDSHAKE_TIMEOUT_MS);
+    /* the context of the current files (tlsCertFilesRefreshDurationSeconds) */
+    c->bev = tls_link_start(c->bev, tls_link_ctx(s->tls), true, TLS_HANDSHAKE_TIMEOUT_MS);
     bufferevent_set_max_single_read(c->bev, 256 * 1024);
     bufferevent_setcb(c->bev, bk_conn_read_cb, NULL, bk_conn_event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -496,11 +503,23 @@ static void bk_tls_start(struct bk_server *s, struct bk_conn *c)
     c->proto = WIRE_BK_PROTO_UNKNOWN;
 }
 
-/* The handshake completed: the connection is authenticated for BK_TLS_AUTH_FACTORY. */
-static void bk_tls_on(struct bk_conn *c)
+/* The handshake completed: the connection is authenticated for BK_TLS_AUTH_FACTORY, if its
+ * certificate has one of authorizedRoles when they are set (BookieAuthZFactory); else its
+ * requests are answered EUA (bk_tls_refuses). */
+static void bk_tls_on(struct bk_server *s, struct bk_conn *c)
 {
     c->tls = BK_TLS_ON;
     bufferevent_set_timeouts(c->bev, NULL, NULL);
+    char role[256];
+    if (s->authorized_roles &&
+        !tls_peer_role_allowed(c->bev, s->authorized_roles, role, sizeof role)) {
+        c->tls = BK_TLS_DENIED;
+        MG_WARN(BK_MODULE,
+                "conn %" PRIu64 " %s: client certificate not authorized (%s not in "
+                "authorizedRoles): its requests are answered EUA",
+                c->id, c->peer, role);
+        return;
+    }
     MG_DEBUG(BK_MODULE, "conn %" PRIu64 " %s: TLS on", c->id, c->peer);
 }
 
@@ -772,9 +791,9 @@ static void bk_conn_read_cb(struct bufferevent *bev, void *arg)
     struct bk_server *s = c->srv;
     struct evbuffer *in = bufferevent_get_input(bev);
     if (c->tls == BK_TLS_HANDSHAKING)
-        bk_tls_on(c); /* decrypted bytes: the handshake is done (the filter may read them
+        bk_tls_on(s, c); /* decrypted bytes: the handshake is done (the filter may read them
                          before it reports BEV_EVENT_CONNECTED) */
-    c->refs++;        /* c must survive until the end of this callback */
+    c->refs++;           /* c must survive until the end of this callback */
     while (!c->closing && !c->paused && c->tls != BK_TLS_STARTING) {
         if (wire_bk_skip(in, &c->skip)) /* the rest of an oversized frame */
             break;
@@ -819,7 +838,7 @@ static void bk_conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct bk_conn *c = arg;
     if (c->tls == BK_TLS_HANDSHAKING && (what & BEV_EVENT_CONNECTED)) {
-        bk_tls_on(c);
+        bk_tls_on(c->srv, c);
         return;
     }
     if (c->tls == BK_TLS_HANDSHAKING &&
@@ -1094,12 +1113,22 @@ static int bk_tls_init(struct bk_server *s, const struct bk_options *o)
         .client_auth = o->tls_client_auth,
     };
     char err[512];
-    s->tls_ctx = tls_link_ctx_new(&lc, err, sizeof err);
-    if (!s->tls_ctx) {
+    const char *roles = o->authorized_roles ? o->authorized_roles : "";
+    if (roles[0] && !o->tls_client_auth) {
+        MG_ERROR(BK_MODULE,
+                 "authorizedRoles=%s needs tlsClientAuthentication=true (the roles "
+                 "are read from the client certificate)",
+                 roles);
+        return -MG_EINVAL;
+    }
+    s->tls = tls_link_new(&lc, o->tls_refresh_s, "bookie TLS", err, sizeof err);
+    if (!s->tls) {
         MG_ERROR(BK_MODULE, "bookie TLS: %s", err);
         return -MG_EINVAL;
     }
     s->tls_required = auth[0] != '\0';
+    if (s->tls_required && roles[0])
+        s->authorized_roles = mg_strdup(roles); /* BookKeeper reads it with its factory only */
     MG_INFO(BK_MODULE, "bookie TLS: START_TLS answered (%s client certificate)%s",
             o->tls_client_auth ? "a verified" : "no", s->tls_required ? "; TLS required" : "");
     return 0;
@@ -1134,7 +1163,8 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     if (rc < 0) { /* nothing else is open yet */
         if (s->lock_fd[0] >= 0)
             close(s->lock_fd[0]);
-        tls_link_ctx_free(s->tls_ctx);
+        tls_link_free(s->tls);
+        mg_free(s->authorized_roles);
         mg_free(s->ledger_dir);
         mg_free(s->journal_dir);
         mg_free(s);
@@ -1328,7 +1358,8 @@ void bk_server_free(struct bk_server *s)
     for (int i = 0; i < 2; i++)
         if (s->lock_fd[i] >= 0)
             close(s->lock_fd[i]); /* last: the directories are ours until everything is closed */
-    tls_link_ctx_free(s->tls_ctx);
+    tls_link_free(s->tls);
+    mg_free(s->authorized_roles);
     mg_free(s->bookie_id);
     mg_free(s->ledger_dir);
     mg_free(s->journal_dir);
@@ -1388,4 +1419,6 @@ void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char
     o->tls_trust_type = cfg->tls_trust_store_type;
     o->tls_client_auth = cfg->tls_client_authentication;
     o->auth_provider_factory = cfg->bookie_auth_provider_factory_class;
+    o->authorized_roles = cfg->authorized_roles;
+    o->tls_refresh_s = cfg->tls_cert_files_refresh_s;
 }

@@ -76,6 +76,10 @@ struct bk_options {
                                           required and verified against tls_trust */
     const char *auth_provider_factory; /* bookieAuthProviderFactoryClass: BK_TLS_AUTH_FACTORY
                                           = TLS required for ADD and READ; NULL or "" = none */
+    const char *authorized_roles;      /* authorizedRoles: with BK_TLS_AUTH_FACTORY, the roles
+                                          (OU "0:..." or else CN) a client certificate must
+                                          have; NULL or "" = any */
+    int tls_refresh_s;                 /* tlsCertFilesRefreshDurationSeconds; 0 = never */
 };
 
 /* The bookieAuthProviderFactoryClass that requires TLS (BookKeeper's TLS-based one). */

@@ -541,11 +541,13 @@ enum bk_tls_state {
     BK_TLS_STARTING,    /* START_TLS answered: the filter goes on at the end of this read */
     BK_TLS_HANDSHAKING, /* the TLS filter is on, the handshake runs (bounded in time) */
     BK_TLS_ON,          /* handshake done: the client is authenticated for BK_TLS_AUTH_FACTORY */
+    BK_TLS_DENIED,      /* handshake done, but its certificate has no role of authorizedRoles */
 };
 
 struct bk_server {
     struct event_base *base;      /* borrowed */
-    struct ssl_ctx_st *tls_ctx;   /* owned; NULL = START_TLS refused */
+    struct tls_link *tls;         /* owned; NULL = START_TLS refused */
+    char *authorized_roles;       /* owned: authorizedRoles, or NULL (any role) */
     bool tls_required;            /* bookieAuthProviderFactoryClass=BK_TLS_AUTH_FACTORY */
     struct mg_listener *listener; /* owned, NULL after shutdown */
     int port;

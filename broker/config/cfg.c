@@ -177,6 +177,8 @@ static const struct cfg_key cfg_keys[] = {
              cfg_keystore_types),
     CFG_OPTSTR("bookkeeperTLSProviderFactoryClass", bookkeeper_tls_provider_factory_class,
                "org.apache.bookkeeper.tls.TLSContextFactory"),
+    CFG_INT("bookkeeperTlsCertFilesRefreshDurationSeconds", bookkeeper_tls_cert_refresh_s, "300", 0,
+            INT_MAX),
     CFG_INT("defaultRetentionTimeInMinutes", default_retention_time_minutes, "0", -1, INT_MAX),
     CFG_INT("defaultRetentionSizeInMB", default_retention_size_mb, "0", -1, INT_MAX),
     CFG_INT("retentionCheckIntervalInSeconds", retention_check_interval_secs, "120", 0, 86400),
@@ -256,6 +258,8 @@ static const struct cfg_key cfg_keys[] = {
     CFG_ENUM("tlsTrustStoreType", tls_trust_store_type, "JKS", cfg_keystore_types),
     CFG_BOOL("tlsClientAuthentication", tls_client_authentication, "false"),
     CFG_OPTSTR("bookieAuthProviderFactoryClass", bookie_auth_provider_factory_class, ""),
+    CFG_INT("tlsCertFilesRefreshDurationSeconds", tls_cert_files_refresh_s, "0", 0, INT_MAX),
+    CFG_OPTSTR("authorizedRoles", authorized_roles, ""),
     CFG_ENUM("logLevel", log_level, "info", cfg_log_levels),
     /* authentication (broker/auth: the values are checked when the broker starts) */
     CFG_BOOL("authenticationEnabled", authentication_enabled, "false"),
@@ -273,6 +277,10 @@ static const struct cfg_key cfg_keys[] = {
     CFG_OPTSTR("tokenAudience", token_audience, ""),
     CFG_OPTSTR("brokerClientAuthenticationPlugin", broker_client_auth_plugin, ""),
     CFG_OPTSTR("brokerClientAuthenticationParameters", broker_client_auth_params, ""),
+    CFG_BOOL("brokerClientTlsEnabled", broker_client_tls_enabled, "false"),
+    CFG_OPTSTR("brokerClientTrustCertsFilePath", broker_client_trust_ca_path, ""),
+    CFG_OPTSTR("brokerClientCertificateFilePath", broker_client_cert_path, ""),
+    CFG_OPTSTR("brokerClientKeyFilePath", broker_client_key_path, ""),
 };
 
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])

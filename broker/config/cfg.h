@@ -107,6 +107,7 @@ struct cfg {
     char *bookkeeper_tls_trust_cert_types;       /* bookkeeperTLSTrustCertTypes ("PEM"; only PEM) */
     char *bookkeeper_tls_provider_factory_class; /* bookkeeperTLSProviderFactoryClass (Pulsar's
                                                     default TLSContextFactory; not read) */
+    int bookkeeper_tls_cert_refresh_s; /* bookkeeperTlsCertFilesRefreshDurationSeconds (300) */
     /* bookie (magnetar bookie) */
     int bookie_port;                        /* bookiePort (3181); 0 = any free port */
     char *bookie_id;                        /* bookieId ("auto" = advertisedAddress:bookiePort) */
@@ -154,6 +155,8 @@ struct cfg {
     char *tls_trust_store_type;               /* tlsTrustStoreType ("JKS"; only PEM is read) */
     bool tls_client_authentication;           /* tlsClientAuthentication (false) */
     char *bookie_auth_provider_factory_class; /* bookieAuthProviderFactoryClass ("") */
+    int tls_cert_files_refresh_s;             /* tlsCertFilesRefreshDurationSeconds (0: never) */
+    char *authorized_roles;                   /* authorizedRoles ("": comma list of CNs) */
     /* authentication (Pulsar's keys; broker/auth/auth.h reads them; "" = not set) */
     bool authentication_enabled;              /* authenticationEnabled (false) */
     char *authentication_providers;           /* authenticationProviders ("") */
@@ -169,6 +172,11 @@ struct cfg {
     char *broker_client_auth_plugin;          /* brokerClientAuthenticationPlugin ("") */
     char *broker_client_auth_params;          /* brokerClientAuthenticationParameters ("") */
     bool authorization_enabled;               /* authorizationEnabled (false) */
+    /* the broker's own HTTPS client (admin fan-out) */
+    bool broker_client_tls_enabled;    /* brokerClientTlsEnabled (false) */
+    char *broker_client_trust_ca_path; /* brokerClientTrustCertsFilePath ("") */
+    char *broker_client_cert_path;     /* brokerClientCertificateFilePath ("") */
+    char *broker_client_key_path;      /* brokerClientKeyFilePath ("") */
 
     /* admin HTTP server limits: httpMaxRequestHeaderSize (8192 bytes of request line and
      * headers; past it 431), httpRequestReadTimeoutSeconds (10: a request must arrive within

@@ -47,7 +47,9 @@ void ns_start(struct ns *s, struct topic_registry *topics, struct ml_factory *ml
     s->mlf = mlf;
     s->web_port = web_port;
     s->broker_url = mg_asprintf("pulsar://%s:%d", host, broker_port);
-    s->web_url = mg_asprintf("http://%s:%d", host, web_port);
+    /* the plain web port off: web_port is the HTTPS one, and so is the web URL */
+    bool https_only = s->web_port_tls > 0 && web_port == s->web_port_tls;
+    s->web_url = mg_asprintf("%s://%s:%d", https_only ? "https" : "http", host, web_port);
     s->broker_id = mg_asprintf("%s:%d", host, web_port);
     if (s->broker_port_tls > 0)
         s->broker_url_tls = mg_asprintf("pulsar+ssl://%s:%d", host, s->broker_port_tls);

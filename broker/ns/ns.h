@@ -274,6 +274,9 @@ int ns_lookup(struct ns *s, const struct topic_name *n, bool authoritative, ns_l
 const char *ns_broker_web_url(struct ns *s, const char *broker_url);
 /* The same for its TLS service URL ("pulsar+ssl://h:p"); NULL when unknown or off. */
 const char *ns_broker_tls_url(struct ns *s, const char *broker_url);
+/* The same for its HTTPS web service URL (webServiceUrlTls, "https://h:p"); NULL when
+ * unknown or off. */
+const char *ns_broker_web_url_tls(struct ns *s, const char *broker_url);
 
 /* Owner of a bundle, for admin: reads the ownership key (never takes the bundle). */
 enum ns_owner_kind {
@@ -283,9 +286,10 @@ enum ns_owner_kind {
 };
 struct ns_owner {
     enum ns_owner_kind kind;
-    const char *broker_url; /* "pulsar://h:p" (HERE/OTHER), else NULL */
-    const char *web_url;    /* "http://h:p" (HERE/OTHER), else NULL */
-    bool disabled;          /* the owner is unloading it */
+    const char *broker_url;  /* "pulsar://h:p" (HERE/OTHER), else NULL */
+    const char *web_url;     /* "http://h:p" (HERE/OTHER), else NULL */
+    const char *web_url_tls; /* "https://h:p" (HERE/OTHER, with HTTPS on), else NULL */
+    bool disabled;           /* the owner is unloading it */
 };
 typedef void (*ns_owner_cb)(void *data, int status, const struct ns_owner *o);
 /* 0 and cb later (status 0 or -MG_EMETA; o valid during cb), or -MG_EINVAL (bad range),

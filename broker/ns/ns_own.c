@@ -77,10 +77,11 @@ struct own_bundle {
 };
 
 struct own_broker {
-    char *id;  /* owned: "host:webPort" */
-    char *url; /* owned: pulsarServiceUrl */
-    char *web; /* owned: webServiceUrl */
-    char *tls; /* owned: pulsarServiceUrlTls, or NULL */
+    char *id;      /* owned: "host:webPort" */
+    char *url;     /* owned: pulsarServiceUrl */
+    char *web;     /* owned: webServiceUrl */
+    char *tls;     /* owned: pulsarServiceUrlTls, or NULL */
+    char *web_tls; /* owned: webServiceUrlTls, or NULL */
     int bundles;
     int assigned; /* bundles this broker redirected to it since the list was read */
 };
@@ -141,6 +142,7 @@ static void ns_own_brokers_clear(struct ns_own *o)
         mg_free(o->brokers[i].id);
         mg_free(o->brokers[i].url);
         mg_free(o->brokers[i].web);
+        mg_free(o->brokers[i].web_tls);
         mg_free(o->brokers[i].tls);
     }
     mg_free(o->brokers);
@@ -890,6 +892,7 @@ static void ns_own_refresh_finish(struct own_refresh *r)
         mg_free(r->found[i].url);
         mg_free(r->found[i].web);
         mg_free(r->found[i].tls);
+        mg_free(r->found[i].web_tls);
     }
     mg_free(r->found);
     for (int i = 0; i < r->n; i++)
@@ -932,6 +935,9 @@ static void ns_own_refresh_got(struct meta_req *req, int status)
         const char *tls = j ? json_string_value(json_object_get(j, "pulsarServiceUrlTls")) : NULL;
         if (tls)
             r->found[i].tls = mg_strdup(tls);
+        const char *web_tls = j ? json_string_value(json_object_get(j, "webServiceUrlTls")) : NULL;
+        if (web_tls)
+            r->found[i].web_tls = mg_strdup(web_tls);
         r->found[i].bundles = json_is_integer(nb) ? (int)json_integer_value(nb) : 0;
         json_decref(j);
     }
@@ -1156,6 +1162,14 @@ const char *ns_broker_tls_url(struct ns *s, const char *broker_url)
     return b ? b->tls : NULL;
 }
 
+const char *ns_broker_web_url_tls(struct ns *s, const char *broker_url)
+{
+    if (strcmp(broker_url, ns_broker_url(s)) == 0)
+        return ns_web_url_tls(s);
+    const struct own_broker *b = ns_own_listed(s, broker_url);
+    return b ? b->web_tls : NULL;
+}
+
 /* ---- queries of the store for admin (the owner of a bundle, the live brokers) ------------- */
 
 /* One query: answered from the store's reply, or (no store in use) by this broker alone on
@@ -1212,6 +1226,7 @@ static void ns_own_owner_read(struct meta_req *req, int status)
         j = json_loadb(req->value, req->len, 0, &err);
         info.broker_url = j ? json_string_value(json_object_get(j, "nativeUrl")) : NULL;
         info.web_url = j ? json_string_value(json_object_get(j, "httpUrl")) : NULL;
+        info.web_url_tls = j ? json_string_value(json_object_get(j, "httpUrlTls")) : NULL;
         info.disabled = j && json_is_true(json_object_get(j, "disabled"));
         if (!info.broker_url)
             status = -MG_EMETA;
@@ -1236,6 +1251,7 @@ static void ns_own_owner_local(void *arg)
     if (s) {
         info.broker_url = ns_broker_url(s);
         info.web_url = ns_web_url(s);
+        info.web_url_tls = ns_web_url_tls(s);
     }
     q->cb.owner(q->data, s ? 0 : -MG_ECANCELED, &info);
     ns_own_query_free(q);

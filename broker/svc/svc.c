@@ -323,13 +323,12 @@ void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
 
 struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_store *meta)
 {
-    if (cfg->web_service_port < 0) {
-        /* Brokers call each other's admin API (partitioned-topic operations, redirects) at
-         * the plain web URL; with only HTTPS the calls would go as plain text to the TLS
-         * port, an Authorization header with them. */
-        MG_ERROR("svc", "webServicePort is off (empty): not supported yet, brokers reach each "
-                        "other's admin API over plain HTTP; keep it on (a private address "
-                        "suffices) next to webServicePortTls");
+    if (cfg->web_service_port < 0 &&
+        (!cfg->broker_client_tls_enabled || cfg->web_service_port_tls < 0)) {
+        /* Brokers call each other's admin API (partitioned-topic operations, redirects):
+         * without brokerClientTlsEnabled at the plain web URL. */
+        MG_ERROR("svc", "webServicePort is off (empty): needs webServicePortTls and "
+                        "brokerClientTlsEnabled=true (brokers call each other's admin API)");
         return NULL;
     }
     struct event_base *base = mg_loop_base(loop);
@@ -406,7 +405,8 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
                                          .key = cfg->bookkeeper_tls_key_file_path,
                                          .trust = cfg->bookkeeper_tls_trust_certs_file_path,
                                          .key_type = cfg->bookkeeper_tls_key_file_type,
-                                         .trust_type = cfg->bookkeeper_tls_trust_cert_types};
+                                         .trust_type = cfg->bookkeeper_tls_trust_cert_types,
+                                         .refresh_s = cfg->bookkeeper_tls_cert_refresh_s};
         bc.max_frame_size = (size_t)cfg->max_message_size + BKC_FRAME_PADDING;
         int rc = bkc_client_new(loop, meta, &bc, &s->bkc);
         if (rc < 0) {

@@ -1,5 +1,7 @@
 /*
- * tls.c - the server SSL_CTX, its refresh, and the handshake of accepted sockets.
+ * tls.c - the server SSL_CTX, its refresh, and the handshake of accepted sockets. The
+ * refresh itself (tls_reload: the files' identities, a rebuild when they change, the swap)
+ * is shared with the bookie links (tls_link.c, tls_int.h).
  *
  * Happy path: tls_server_new loads the certificate chain, the key and the trust bundle
  * into an SSL_CTX (tls_ctx_build) and remembers the files' identities (inode, size,
@@ -16,6 +18,7 @@
  */
 #include "tls/tls.h"
 #include "config/cfg.h"
+#include "tls/tls_int.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -41,14 +44,6 @@
 
 #define MOD "tls"
 
-struct tls_file_id {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-    bool exists;
-};
-
 struct tls_pending {
     struct tls_server *t;    /* borrowed */
     struct bufferevent *bev; /* owned until ready */
@@ -62,10 +57,9 @@ struct tls_pending {
 };
 
 struct tls_server {
-    const struct cfg *cfg;     /* borrowed */
-    struct mg_loop *loop;      /* borrowed */
-    SSL_CTX *ctx;              /* owned reference: what new connections get */
-    struct tls_file_id ids[3]; /* certificate, key, trust bundle */
+    const struct cfg *cfg;   /* borrowed */
+    struct mg_loop *loop;    /* borrowed */
+    struct tls_reload files; /* the current context and its three files */
     struct mg_timer refresh;
     struct mg_ratelimit rl_handshake;
     long ok, failed;
@@ -235,8 +229,9 @@ int tls_ctx_load_pem(struct ssl_ctx_st *ctx, const struct tls_pem *f, char *err,
     return 0;
 }
 
-static SSL_CTX *tls_ctx_build(const struct cfg *cfg, char *err, size_t errlen)
+static SSL_CTX *tls_ctx_build(const void *arg, char *err, size_t errlen)
 {
+    const struct cfg *cfg = arg;
     ERR_clear_error();
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
@@ -279,7 +274,7 @@ static void tls_file_id(const char *path, struct tls_file_id *id)
 {
     struct stat st;
     memset(id, 0, sizeof *id);
-    if (!path[0] || stat(path, &st) != 0)
+    if (!path || !path[0] || stat(path, &st) != 0)
         return;
     id->exists = true;
     id->dev = st.st_dev;
@@ -294,38 +289,61 @@ static bool tls_file_id_eq(const struct tls_file_id *a, const struct tls_file_id
            a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
-/* Identities of the three files now; true when any differs from what was loaded. */
-static bool tls_files_changed(const struct tls_server *t, struct tls_file_id now[3])
+/* Identities of r's files now; true when any differs from what was loaded. */
+static bool tls_files_changed(const struct tls_reload *r, struct tls_file_id now[3])
 {
-    const struct cfg *c = t->cfg;
-    tls_file_id(c->tls_certificate_file_path, &now[0]);
-    tls_file_id(c->tls_key_file_path, &now[1]);
-    tls_file_id(c->tls_trust_certs_file_path, &now[2]);
-    for (int i = 0; i < 3; i++)
-        if (!tls_file_id_eq(&now[i], &t->ids[i]))
-            return true;
-    return false;
+    bool changed = false;
+    for (int i = 0; i < 3; i++) {
+        tls_file_id(r->paths[i], &now[i]);
+        changed = changed || !tls_file_id_eq(&now[i], &r->ids[i]);
+    }
+    return changed;
+}
+
+int tls_reload_init(struct tls_reload *r, const char *const paths[3], tls_build_fn build,
+                    const void *arg, char *err, size_t errlen)
+{
+    struct tls_reload n = {.build = build, .arg = arg};
+    memcpy(n.paths, paths, sizeof n.paths);
+    tls_files_changed(&n, n.ids); /* the identities before the read: a change during it is
+                                     seen at the next check */
+    n.ctx = build(arg, err, errlen);
+    if (!n.ctx)
+        return -MG_EINVAL;
+    *r = n;
+    return 0;
+}
+
+int tls_reload_check(struct tls_reload *r, const char *what)
+{
+    struct tls_file_id now[3];
+    if (!tls_files_changed(r, now))
+        return 0;
+    /* Remember what was seen even if it does not load: a certificate written before its key
+     * fails once, and the key's own change triggers the next try. */
+    memcpy(r->ids, now, sizeof r->ids);
+    char err[512];
+    SSL_CTX *ctx = r->build(r->arg, err, sizeof err);
+    if (!ctx) {
+        MG_WARN(MOD, "%s: files changed but do not load; keeping the previous ones: %s", what, err);
+        return -MG_EINVAL;
+    }
+    SSL_CTX_free(r->ctx); /* live connections hold their own references */
+    r->ctx = ctx;
+    MG_INFO(MOD, "%s: TLS certificate files reloaded (%s); new connections use them", what,
+            r->paths[0] && r->paths[0][0] ? r->paths[0] : r->paths[2]);
+    return 1;
+}
+
+void tls_reload_fini(struct tls_reload *r)
+{
+    SSL_CTX_free(r->ctx);
+    r->ctx = NULL;
 }
 
 int tls_server_refresh(struct tls_server *t)
 {
-    struct tls_file_id now[3];
-    if (!tls_files_changed(t, now))
-        return 0;
-    /* Remember what was seen even if it does not load: a certificate written before its key
-     * fails once, and the key's own change triggers the next try. */
-    memcpy(t->ids, now, sizeof t->ids);
-    char err[512];
-    SSL_CTX *ctx = tls_ctx_build(t->cfg, err, sizeof err);
-    if (!ctx) {
-        MG_WARN(MOD, "TLS files changed but do not load; keeping the previous ones: %s", err);
-        return -MG_EINVAL;
-    }
-    SSL_CTX_free(t->ctx); /* live connections hold their own references */
-    t->ctx = ctx;
-    MG_INFO(MOD, "TLS certificate files reloaded (%s); new connections use them",
-            t->cfg->tls_certificate_file_path);
-    return 1;
+    return tls_reload_check(&t->files, "TLS ports");
 }
 
 static void tls_refresh_tick(struct mg_timer *timer, void *arg)
@@ -348,11 +366,9 @@ struct tls_server *tls_server_new(struct mg_loop *loop, const struct cfg *cfg, c
     t->cfg = cfg;
     t->loop = loop;
     LIST_INIT(&t->pending);
-    struct tls_file_id now[3];
-    tls_files_changed(t, now);
-    memcpy(t->ids, now, sizeof t->ids);
-    t->ctx = tls_ctx_build(cfg, err, errlen);
-    if (!t->ctx) {
+    const char *paths[3] = {cfg->tls_certificate_file_path, cfg->tls_key_file_path,
+                            cfg->tls_trust_certs_file_path};
+    if (tls_reload_init(&t->files, paths, tls_ctx_build, cfg, err, errlen) < 0) {
         mg_free(t);
         return NULL;
     }
@@ -378,7 +394,7 @@ void tls_server_free(struct tls_server *t)
     while (!LIST_EMPTY(&t->pending))
         tls_pending_free(LIST_FIRST(&t->pending));
     mg_timer_fini(&t->refresh);
-    SSL_CTX_free(t->ctx);
+    tls_reload_fini(&t->files);
     mg_free(t);
 }
 
@@ -388,7 +404,7 @@ static SSL *tls_server_ssl(struct tls_server *t)
 {
     if (t->cfg->tls_cert_refresh_check_s == 0)
         tls_server_refresh(t); /* Pulsar's 0: checked at each new connection */
-    SSL *ssl = SSL_new(t->ctx);
+    SSL *ssl = SSL_new(t->files.ctx);
     MG_ASSERT(ssl);
     return ssl;
 }
@@ -414,16 +430,44 @@ struct bufferevent *tls_server_filter(struct tls_server *t, struct bufferevent *
     return bev;
 }
 
-X509 *tls_peer_cert(struct bufferevent *bev, bool *trusted)
+/* The SSL of bev, or of the bufferevent under a filter over it; NULL when neither is TLS. */
+static SSL *tls_bev_ssl(struct bufferevent *bev)
 {
-    *trusted = false;
     SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
     if (!ssl && bev && bufferevent_get_underlying(bev))
         ssl = bufferevent_openssl_get_ssl(bufferevent_get_underlying(bev));
+    return ssl;
+}
+
+bool tls_bev_is_tls(struct bufferevent *bev)
+{
+    return tls_bev_ssl(bev) != NULL;
+}
+
+X509 *tls_peer_cert(struct bufferevent *bev, bool *trusted)
+{
+    *trusted = false;
+    SSL *ssl = tls_bev_ssl(bev);
     X509 *x = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
     /* an error let through by tls_verify_cb stays the session's verify result */
     *trusted = x != NULL && SSL_get_verify_result(ssl) == X509_V_OK;
     return x;
+}
+
+char *tls_cert_subject_attr(struct x509_st *cert, int nid)
+{
+    /* RFC 2253 writes the subject's last RDN first: its "first CN=" is the last one here */
+    const X509_NAME *name = cert ? X509_get_subject_name(cert) : NULL;
+    int idx = -1, last = -1;
+    while (name && (idx = X509_NAME_get_index_by_NID(name, nid, idx)) >= 0)
+        last = idx;
+    const X509_NAME_ENTRY *e = last >= 0 ? X509_NAME_get_entry(name, last) : NULL;
+    unsigned char *v = NULL;
+    int n = e ? ASN1_STRING_to_UTF8(&v, X509_NAME_ENTRY_get_data(e)) : -1;
+    char *out =
+        n > 0 && !memchr(v, '\0', (size_t)n) ? mg_strndup((const char *)v, (size_t)n) : NULL;
+    OPENSSL_free(v);
+    return out;
 }
 
 static void tls_peer_name(const struct tls_pending *p, char *buf, size_t len)

@@ -28,6 +28,7 @@ struct mg_loop;
 struct sockaddr;
 struct x509_st;
 struct tls_server;
+struct tls_link;
 
 #define TLS_HANDSHAKE_TIMEOUT_MS 10000
 
@@ -62,6 +63,15 @@ struct bufferevent *tls_server_bev(struct tls_server *t, struct event_base *base
  * *trusted: it verified against tlsTrustCertsFilePath (false for one let through by
  * tlsAllowInsecureConnection). For the TLS authentication provider (auth_check_cert). */
 struct x509_st *tls_peer_cert(struct bufferevent *bev, bool *trusted);
+
+/* The most specific value of the attribute nid (NID_commonName...) of cert's subject: the
+ * first of its RFC 2253 form, as Pulsar and BookKeeper read it. Owned by the caller
+ * (mg_free); NULL when cert is NULL, has none, or the value holds a NUL. */
+char *tls_cert_subject_attr(struct x509_st *cert, int nid);
+
+/* Whether bev (or the bufferevent under a filter over it) speaks TLS: a request that came in
+ * over HTTPS. */
+bool tls_bev_is_tls(struct bufferevent *bev);
 
 /* A server-side TLS filter over under (a socket bufferevent, owned by the result from now
  * on: freed with it), accepting: for a caller that writes the socket itself from under's
@@ -120,6 +130,30 @@ struct tls_link_conf {
  * a trust bundle verifies against OpenSSL's default locations. Free with tls_link_ctx_free. */
 struct ssl_ctx_st *tls_link_ctx_new(const struct tls_link_conf *conf, char *err, size_t errlen);
 void tls_link_ctx_free(struct ssl_ctx_st *ctx);
+/* One side's link context kept current (BookKeeper's tlsCertFilesRefreshDurationSeconds,
+ * Pulsar's bookkeeperTlsCertFilesRefreshDurationSeconds): built from conf (copied) as
+ * tls_link_ctx_new does, and, when refresh_s > 0, its files looked at again at most every
+ * refresh_s seconds, at a new connection (tls_link_ctx): changed files that load give the
+ * context of the new connections; live ones keep theirs; files that do not load are logged
+ * (naming `what`, static) and the previous context stays. NULL with err set as
+ * tls_link_ctx_new. */
+struct tls_link *tls_link_new(const struct tls_link_conf *conf, int refresh_s, const char *what,
+                              char *err, size_t errlen);
+void tls_link_free(struct tls_link *l); /* accepts NULL */
+/* The context for a new connection (the files checked first when due). */
+struct ssl_ctx_st *tls_link_ctx(struct tls_link *l);
+/* Check the files now: 1 reloaded, 0 unchanged, -MG_EINVAL changed but not loadable. */
+int tls_link_refresh(struct tls_link *l);
+
+/* BookieAuthZFactory's check (authorizedRoles, the comma list `allowed`) of the verified
+ * client certificate of bev's TLS session: its roles are BookKeeper's, those under code 0 of
+ * its OU ("0:role1,role2;1:cluster"); a certificate without them is taken by its CN. True
+ * when one is listed. found: the role that matched, or what was seen (for the log). */
+bool tls_peer_role_allowed(struct bufferevent *bev, const char *allowed, char *found, size_t len);
+/* The same check of cert (NULL: none; trusted: it verified). */
+bool tls_cert_role_allowed(struct x509_st *cert, bool trusted, const char *allowed, char *found,
+                           size_t len);
+
 /* Put a TLS filter over under (owned by the result from now on: freeing it frees under) and
  * start the handshake as server or client. The callbacks of under are the filter's; the
  * caller sets the result's and waits for BEV_EVENT_CONNECTED (BEV_EVENT_ERROR: failed, see
@@ -128,5 +162,11 @@ void tls_link_ctx_free(struct ssl_ctx_st *ctx);
  * under are cleared (the filter would report them as its own). Never NULL. */
 struct bufferevent *tls_link_start(struct bufferevent *under, struct ssl_ctx_st *ctx, bool server,
                                    int timeout_ms);
+
+/* A client TLS bufferevent of ctx (a client context of tls_link_ctx_new) with no socket yet,
+ * connecting: for evhttp_connection_base_bufferevent_new, which connects it. The peer's
+ * certificate is verified as ctx says; host names are not checked (Pulsar's
+ * tlsHostnameVerificationEnabled=false). Never NULL. */
+struct bufferevent *tls_client_bev(struct ssl_ctx_st *ctx, struct event_base *base);
 
 #endif

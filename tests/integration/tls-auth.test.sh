@@ -25,8 +25,7 @@ set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 it_init tls-auth
 need_magnetar
-command -v openssl >/dev/null 2>&1 || it_skip "openssl not found"
-command -v curl >/dev/null 2>&1 || it_skip "curl not found"
+need_cmds openssl curl
 it_env TLSA_MESSAGES=200
 
 # ---- a CA, the server's certificate, clients admin/alice/bob, and mallory of another CA ---

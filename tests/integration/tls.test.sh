@@ -48,7 +48,7 @@ bad_start() { # bad_start NAME EXPECTED-TEXT ARGS...
 }
 bad_start nocert "brokerServicePortTls is set but tlsCertificateFilePath is empty" \
     --set brokerServicePortTls=0
-bad_start webplainoff "webServicePort is off (empty): not supported yet" \
+bad_start webplainoff "webServicePort is off (empty): needs webServicePortTls and brokerClientTlsEnabled=true" \
     --set webServicePort= --set webServicePortTls=0 --set tlsCertificateFilePath="$T/live/cert.pem" \
     --set tlsKeyFilePath="$T/live/key.pem"
 bad_start missing "tlsCertificateFilePath: cannot read '$T/nope.pem': No such file or directory" \

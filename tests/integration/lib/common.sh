@@ -136,6 +136,12 @@ need_magnetar() {
 }
 
 # need_bin: need_magnetar, and node with pulsar-flex for the clients.
+# need_cmds CMD...: skip the test when one of the commands is not installed
+need_cmds() {
+    local c
+    for c in "$@"; do command -v "$c" >/dev/null 2>&1 || it_skip "$c not found"; done
+}
+
 need_bin() {
     need_magnetar
     if ! command -v node >/dev/null 2>&1; then
