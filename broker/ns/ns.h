@@ -214,6 +214,39 @@ typedef void (*ns_topics_cb)(void *data, int status, char **names, int n);
 int ns_list_topics(struct ns *s, const char *tenant_ns, bool partitioned_only, ns_topics_cb cb,
                    void *data);
 
+/* ---- topic lists of pattern consumers (ns_list.c) -----------------------------------------
+ *
+ * A topics_pattern as Pulsar clients send it ("persistent://t/ns/orders-.*", a Java regex):
+ * compiled with PCRE2 once its domain scheme is taken off (TopicList.removeTopicDomainScheme),
+ * it must match all of a topic's "t/ns/base" (a partition matches by its partitioned topic's
+ * name). compile: 0, or -MG_EINVAL (does not compile, unknown domain) with the reason in err.
+ * match: 1, 0, or -MG_ENOTALLOWED when the match or depth limit stopped it (a catastrophic
+ * pattern: evaluation is bounded). filter: keep the names that match, freeing the others
+ * (*n updated); after a refusal every remaining name is dropped and the error returned. */
+struct ns_pattern;
+int ns_pattern_compile(const char *topics_pattern, struct ns_pattern **out, char *err,
+                       size_t errlen);
+int ns_pattern_match(struct ns_pattern *p, const char *full_name);
+int ns_pattern_filter(struct ns_pattern *p, char **names, int *n);
+void ns_pattern_free(struct ns_pattern *p);
+
+/* Pulsar's TopicList.calculateHash of a list (any order): CRC32C of the sorted names joined
+ * by ',', as 8 lower-case hex digits of its little-endian bytes. */
+#define NS_TOPICS_HASH_LEN 9
+void ns_topics_hash(char *const *names, int n, char out[NS_TOPICS_HASH_LEN]);
+
+/* Watch the topics of namespace tenant_ns: fn(arg, full name, created) for every topic that
+ * appears in (created) or leaves its listing (ns_list_topics) from now on, on any broker
+ * sharing the store (a store watch; plus a periodic re-list for what the store does not
+ * show). NULL when the namespace does not exist. unwatch: no call after it; accepts NULL.
+ * ns_topics_changed: re-list a watched namespace now (a change made here). */
+typedef void (*ns_topics_change_fn)(void *arg, const char *full_name, bool created);
+struct ns_topics_watch;
+struct ns_topics_watch *ns_topics_watch(struct ns *s, const char *tenant_ns, ns_topics_change_fn fn,
+                                        void *arg);
+void ns_topics_unwatch(struct ns_topics_watch *w);
+void ns_topics_changed(struct ns *s, const char *tenant_ns);
+
 /* Does the store still hold a topic's managed ledger (its data)? cb status 1 (yes), 0 (no:
  * never created, or deleted and gone) or the store's error; after the call returned.
  * Synchronously -MG_EBADNAME or the store's refusal. */
