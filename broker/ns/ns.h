@@ -221,13 +221,13 @@ int ns_list_topics(struct ns *s, const char *tenant_ns, bool partitioned_only, n
  * it must match all of a topic's "t/ns/base" (a partition matches by its partitioned topic's
  * name). compile: 0, or -MG_EINVAL (does not compile, unknown domain) with the reason in err.
  * match: 1, 0, or -MG_ENOTALLOWED when the match or depth limit stopped it (a catastrophic
- * pattern: evaluation is bounded). filter: keep the names that match, freeing the others
- * (*n updated); after a refusal every remaining name is dropped and the error returned. */
+ * pattern: evaluation is bounded). filter: the names[0..n) that match, in order, into out
+ * (room for n; the pointers are borrowed from names): their count, or match's error. */
 struct ns_pattern;
 int ns_pattern_compile(const char *topics_pattern, struct ns_pattern **out, char *err,
                        size_t errlen);
 int ns_pattern_match(struct ns_pattern *p, const char *full_name);
-int ns_pattern_filter(struct ns_pattern *p, char **names, int *n);
+int ns_pattern_filter(struct ns_pattern *p, char *const *names, int n, char **out);
 void ns_pattern_free(struct ns_pattern *p);
 
 /* Pulsar's TopicList.calculateHash of a list (any order): CRC32C of the sorted names joined

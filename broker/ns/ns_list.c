@@ -137,20 +137,17 @@ int ns_pattern_match(struct ns_pattern *p, const char *full_name)
     return -MG_ENOTALLOWED; /* match or depth limit (or a bad UTF-8 name): bounded, refused */
 }
 
-int ns_pattern_filter(struct ns_pattern *p, char **names, int *n)
+int ns_pattern_filter(struct ns_pattern *p, char *const *names, int n, char **out)
 {
-    int kept = 0, rc = 0;
-    for (int i = 0; i < *n; i++) {
-        int m = rc < 0 ? 0 : ns_pattern_match(p, names[i]);
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        int m = ns_pattern_match(p, names[i]);
         if (m < 0)
-            rc = m;
+            return m;
         if (m > 0)
-            names[kept++] = names[i];
-        else
-            mg_free(names[i]);
+            out[kept++] = names[i];
     }
-    *n = kept;
-    return rc;
+    return kept;
 }
 
 static int ns_cmp_str(const void *a, const void *b)
