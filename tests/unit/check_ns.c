@@ -15,7 +15,15 @@
  * loop turn: per timer callback), refuses without force while a partition has a producer,
  * and stops without a callback when the broker goes away; partition counts are bounded; namespace
  * listings are sorted and unique.
+ *
+ * Topic lists of pattern consumers (ns_list.c): the hash is Pulsar's (values computed by an
+ * independent CRC32C), patterns match as Pulsar's TopicList.filterTopics does and a
+ * catastrophic one is stopped by the match limits; a namespace watch hears a topic whose
+ * managed ledger appears in or leaves the store (as another broker would create or delete
+ * it) before the periodic re-list could have found it, and topics loaded here by the
+ * re-list.
  */
+#include "lib/tl_bk.h"
 #include "lib/tl_svc.h"
 #include "ns/ns.h"
 #include "ns/ns_int.h"
@@ -26,6 +34,7 @@
 #include <check.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static struct tl_svc fx;
 
@@ -475,6 +484,169 @@ START_TEST(test_list_topics_unique_sorted)
 }
 END_TEST
 
+/* ---- topic lists of pattern consumers (ns_list.c) ---------------------------------------- */
+
+START_TEST(test_topics_hash_is_pulsars)
+{
+    char h[NS_TOPICS_HASH_LEN];
+    char *one[] = {"123456789"}; /* the CRC32C check value e3069283, little-endian first */
+    ns_topics_hash(one, 1, h);
+    ck_assert_str_eq(h, "839206e3");
+    ns_topics_hash(NULL, 0, h);
+    ck_assert_str_eq(h, "00000000");
+    char *three[] = {"persistent://my-property/my-ns/pattern-topic-3",
+                     "persistent://my-property/my-ns/pattern-topic-1",
+                     "persistent://my-property/my-ns/pattern-topic-2"};
+    ns_topics_hash(three, 3, h); /* any order: sorted, joined by ',' */
+    ck_assert_str_eq(h, "90d4a04a");
+    char *two[] = {three[0], three[1]};
+    char h2[NS_TOPICS_HASH_LEN];
+    ns_topics_hash(two, 2, h2);
+    ck_assert_str_ne(h, h2);
+}
+END_TEST
+
+static int match(const char *pattern, const char *name)
+{
+    struct ns_pattern *p;
+    char err[200];
+    int rc = ns_pattern_compile(pattern, &p, err, sizeof err);
+    if (rc < 0)
+        return rc;
+    rc = ns_pattern_match(p, name);
+    ns_pattern_free(p);
+    return rc;
+}
+
+START_TEST(test_pattern_matches_as_pulsar)
+{
+    const char *pat = "persistent://public/default/orders-.*";
+    ck_assert_int_eq(match(pat, "persistent://public/default/orders-eu"), 1);
+    /* a partition matches by its partitioned topic's name */
+    ck_assert_int_eq(match(pat, "persistent://public/default/orders-eu-partition-7"), 1);
+    ck_assert_int_eq(match("persistent://public/default/orders-eu",
+                           "persistent://public/default/orders-eu-partition-12"),
+                     1);
+    ck_assert_int_eq(match(pat, "persistent://public/default/invoices"), 0);
+    ck_assert_int_eq(match(pat, "persistent://public/other/orders-eu"), 0);
+    /* the whole name must match, not a part of it */
+    ck_assert_int_eq(
+        match("persistent://public/default/orders", "persistent://public/default/orders-eu"), 0);
+    ck_assert_int_eq(
+        match("persistent://public/default/rders.*", "persistent://public/default/orders-eu"), 0);
+    /* the domain is taken off the pattern and the name; a prefix before it stays */
+    ck_assert_int_eq(
+        match("^persistent://public/default/o.*", "persistent://public/default/orders-eu"), 1);
+    ck_assert_int_eq(
+        match("non-persistent://public/default/o.*", "persistent://public/default/orders-eu"), 1);
+    ck_assert_int_eq(match("public/default/o\\w+-\\w{2}", "persistent://public/default/orders-eu"),
+                     1);
+    /* Java-style classes and alternation */
+    ck_assert_int_eq(
+        match("persistent://public/default/(a|b)-[0-9]+", "persistent://public/default/b-42"), 1);
+    ck_assert_int_eq(
+        match("persistent://public/default/(a|b)-[0-9]+", "persistent://public/default/c-42"), 0);
+    /* refused: a pattern that does not compile, a domain that is none */
+    ck_assert_int_eq(match("persistent://public/default/(a", "persistent://public/default/a"),
+                     -MG_EINVAL);
+    ck_assert_int_eq(match("kafka://public/default/a", "persistent://public/default/a"),
+                     -MG_EINVAL);
+
+    /* filter: borrowed pointers of the names that match, in order */
+    char *names[] = {"persistent://public/default/orders-1", "persistent://public/default/x",
+                     "persistent://public/default/orders-2-partition-0"};
+    char *out[3];
+    struct ns_pattern *p;
+    char err[200];
+    ck_assert_int_eq(ns_pattern_compile(pat, &p, err, sizeof err), 0);
+    ck_assert_int_eq(ns_pattern_filter(p, names, 3, out), 2);
+    ck_assert_ptr_eq(out[0], names[0]);
+    ck_assert_ptr_eq(out[1], names[2]);
+    ns_pattern_free(p);
+}
+END_TEST
+
+/* A catastrophic pattern (nested quantifiers, exponential backtracking on a name that almost
+ * matches) is stopped by the match limits: an error, quickly, for names of any length. */
+START_TEST(test_catastrophic_pattern_bounded)
+{
+    struct ns_pattern *p;
+    char err[200];
+    ck_assert_int_eq(ns_pattern_compile("persistent://public/default/(a+)+b", &p, err, sizeof err),
+                     0);
+    for (int len = 24; len <= 200; len += 44) {
+        char name[256];
+        int n = snprintf(name, sizeof name, "persistent://public/default/");
+        memset(name + n, 'a', (size_t)len);
+        name[n + len] = 'c';
+        name[n + len + 1] = '\0';
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ck_assert_int_eq(ns_pattern_match(p, name), -MG_ENOTALLOWED);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        ck_assert_msg(ms < 1000, "one match took %.0f ms", ms);
+    }
+    /* the same pattern on a name that matches is fine */
+    ck_assert_int_eq(ns_pattern_match(p, "persistent://public/default/aaab"), 1);
+    ns_pattern_free(p);
+}
+END_TEST
+
+struct heard {
+    int created, deleted;
+    char last[256];
+};
+
+static void heard_cb(void *arg, const char *name, bool created)
+{
+    struct heard *h = arg;
+    if (created)
+        h->created++;
+    else
+        h->deleted++;
+    snprintf(h->last, sizeof h->last, "%s", name);
+}
+
+/* Another broker creates and deletes a topic: its managed ledger appears in and leaves the
+ * store; the watch hears both, well before the periodic re-list. A topic loaded here (not in
+ * the store: memory managed ledgers) is heard by the re-list. After unwatch, nothing. */
+START_TEST(test_topics_watch_hears_store_and_loads)
+{
+    struct heard h = {0}, other = {0};
+    struct ns_topics_watch *w = ns_topics_watch(ns0(), "public/default", heard_cb, &h);
+    ck_assert_ptr_nonnull(w);
+    struct ns_topics_watch *w2 = ns_topics_watch(ns0(), "public/default", heard_cb, &other);
+    ck_assert_ptr_null(ns_topics_watch(ns0(), "public/none", heard_cb, &h));
+    tl_run_for(fx.loop, 10); /* the first listing: nothing heard */
+    ck_assert_int_eq(h.created + h.deleted, 0);
+
+    uint64_t t0 = mg_loop_mono_ms(fx.loop);
+    struct meta_store *m = tl_svc_meta(&fx, 1); /* another broker's session */
+    ck_assert_int_eq(
+        tl_meta_put(m, "/managed-ledgers/public/default/persistent/elsewhere", "", 0, 0), 0);
+    ck_assert_int_eq(tl_until_count(fx.loop, &h.created, 1, 1000), 1);
+    ck_assert_uint_lt(mg_loop_mono_ms(fx.loop) - t0, 1000);
+    ck_assert_str_eq(h.last, "persistent://public/default/elsewhere");
+    ck_assert_int_eq(other.created, 1);
+    ck_assert_int_eq(tl_meta_del(m, "/managed-ledgers/public/default/persistent/elsewhere"), 0);
+    ck_assert_int_eq(tl_until_count(fx.loop, &h.deleted, 1, 1000), 1);
+    ck_assert_str_eq(h.last, "persistent://public/default/elsewhere");
+
+    int loaded = 0;
+    load_topic("persistent://public/default/here", &loaded);
+    ck_assert_int_eq(tl_until_count(fx.loop, &h.created, 2, 20000), 2);
+    ck_assert_str_eq(h.last, "persistent://public/default/here");
+
+    ns_topics_unwatch(w);
+    ck_assert_int_eq(tl_meta_put(m, "/managed-ledgers/public/default/persistent/late", "", 0, 0),
+                     0);
+    ck_assert_int_eq(tl_until_count(fx.loop, &other.created, 3, 1000), 3);
+    ck_assert_int_eq(h.created, 2);
+    ns_topics_unwatch(w2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ns");
@@ -487,5 +659,8 @@ int main(void)
     tl_add(tc, test_partitioned_delete_is_sliced, test_partitioned_delete_busy,
            test_partitioned_delete_cancelled, test_partitions_bounded,
            test_list_topics_unique_sorted);
+    tc = tl_tcase(s, "topic lists", 30, setup, teardown);
+    tl_add(tc, test_topics_hash_is_pulsars, test_pattern_matches_as_pulsar,
+           test_catastrophic_pattern_bounded, test_topics_watch_hears_store_and_loads);
     return tl_run(s);
 }
