@@ -23,6 +23,7 @@
 #define MG_CONN_INT_H
 
 #include "conn/conn.h"
+#include "ns/ns.h"
 #include "topic/topic.h"
 #include "util/loop.h"
 #include "util/map.h"
@@ -278,6 +279,8 @@ void conn_handle_partitioned_metadata(struct conn *c,
                                       const Pulsar__Proto__CommandPartitionedTopicMetadata *m);
 void conn_handle_lookup(struct conn *c, const Pulsar__Proto__CommandLookupTopic *l);
 void conn_handle_get_topics(struct conn *c, const Pulsar__Proto__CommandGetTopicsOfNamespace *m);
+/* What tn's namespace creates on its own (ns_auto_create_get). */
+struct ns_auto_create conn_auto_create(struct conn *c, const struct topic_name *tn);
 /* May the connection list the topics of tenant_ns (Consume on the namespace, with
  * authorization on)? When not, the request is answered AuthorizationError here. */
 bool conn_namespace_readable(struct conn *c, const char *tenant_ns, uint64_t request_id);

@@ -5,8 +5,9 @@
  * Happy path: LOOKUP asks the namespace module (ns_lookup) and answers Connect (this broker)
  * or Redirect (the owner, or the broker chosen for an unowned bundle), both authoritative.
  * PARTITIONED_METADATA answers the partition count (and creates a partitioned topic when
- * allowAutoTopicCreationType=partitioned). GET_TOPICS_OF_NAMESPACE lists what ns_list_topics
- * finds, keeps what the client's topics_pattern matches (filtered=true; when
+ * auto-created topics are partitioned: allowAutoTopicCreationType=partitioned or the
+ * namespace's autoTopicCreation policy, ns_auto_create_get). GET_TOPICS_OF_NAMESPACE lists what
+ * ns_list_topics finds, keeps what the client's topics_pattern matches (filtered=true; when
  * enableBrokerSideSubscriptionPatternEvaluation is on and the pattern is not longer than
  * subscriptionPatternMaxLength) and adds the list's topics_hash; a client that sent that hash
  * gets changed=false and no list. (GET_SCHEMA and GET_OR_CREATE_SCHEMA: conn_schema.c;
@@ -131,6 +132,15 @@ void conn_authz_recheck(struct conn *c, const char *tenant_ns)
     mg_free(prefix);
 }
 
+struct ns_auto_create conn_auto_create(struct conn *c, const struct topic_name *tn)
+{
+    struct ns_auto_create ac;
+    char *tenant_ns = mg_asprintf("%s/%s", tn->tenant, tn->ns);
+    ns_auto_create_get(c->env->ns, tenant_ns, &ac);
+    mg_free(tenant_ns);
+    return ac;
+}
+
 void conn_handle_partitioned_metadata(struct conn *c,
                                       const Pulsar__Proto__CommandPartitionedTopicMetadata *m)
 {
@@ -160,13 +170,12 @@ void conn_handle_partitioned_metadata(struct conn *c,
         int n = tn.partition >= 0 ? 0 : ns_partitions_get(c->env->ns, tn.full);
         const struct cfg *cfg = c->env->cfg;
         int made = 0;
-        if (n == 0 && tn.partition < 0 && cfg->allow_auto_topic_creation &&
-            strcmp(cfg->allow_auto_topic_creation_type, "partitioned") == 0 &&
-            !topic_find(c->env->topics, tn.full) && cfg->default_num_partitions > 0) {
-            made = ns_partitions_set(c->env->ns, tn.full, cfg->default_num_partitions, true, NULL,
-                                     NULL);
+        struct ns_auto_create ac = conn_auto_create(c, &tn); /* namespace's policy, or keys */
+        if (n == 0 && tn.partition < 0 && ac.topic && ac.partitioned &&
+            !topic_find(c->env->topics, tn.full) && ac.partitions > 0) {
+            made = ns_partitions_set(c->env->ns, tn.full, ac.partitions, true, NULL, NULL);
             if (made == 0)
-                n = cfg->default_num_partitions;
+                n = ac.partitions;
         }
         topic_name_fini(&tn);
         if (made == -MG_ENOTALLOWED) { /* defaultNumPartitions above the bound: as Pulsar */

@@ -133,6 +133,16 @@ struct ns_backlog_quota {
     int64_t limit_time; /* seconds, -1 = none */
     enum ns_quota_policy policy;
 };
+/* Pulsar's AutoTopicCreationOverride {"allowAutoTopicCreation", "topicType",
+ * "defaultNumPartitions"} and AutoSubscriptionCreationOverride
+ * {"allowAutoSubscriptionCreation"}: set, or not (the broker's keys apply). */
+struct ns_auto_topic {
+    bool set, allow, partitioned;
+    int partitions; /* partitioned: >= 1 */
+};
+struct ns_auto_sub {
+    bool set, allow;
+};
 struct ns_policies {
     bool has_retention;
     int64_t retention_time_minutes, retention_size_mb;
@@ -145,6 +155,8 @@ struct ns_policies {
      * is_allow_auto_update_schema (has_: set) */
     char schema_strategy[24];
     bool has_auto_update_schema, auto_update_schema;
+    struct ns_auto_topic auto_topic; /* autoTopicCreationOverride (ns_auto.c) */
+    struct ns_auto_sub auto_sub;     /* autoSubscriptionCreationOverride */
 };
 /* get: 0 and the policies (none set: zeroed), -MG_ENOTFOUND without the namespace. set:
  * replace them all (cb once durable, as the other mutations); -MG_ENOTFOUND synchronously. */
@@ -174,6 +186,24 @@ int ns_quota_policy_parse(const char *name);
  * missing numbers are -1, a missing policy is producer_request_hold. */
 json_t *ns_backlog_quota_json(const struct ns_backlog_quota *q);
 int ns_backlog_quota_parse(json_t *j, struct ns_backlog_quota *out);
+
+/* Auto-creation overrides (ns_auto.c) as JSON and back. parse: 0 and *out (set), or
+ * -MG_EINVAL (400: not an object, allow not a boolean, unknown topicType, partitioned
+ * without defaultNumPartitions >= 1, non-partitioned with it) or -MG_ENOTALLOWED (406: more
+ * partitions than max_partitions, when > 0), with Pulsar's reason in *why. */
+json_t *ns_auto_topic_json(const struct ns_auto_topic *a);
+int ns_auto_topic_parse(const json_t *j, int max_partitions, struct ns_auto_topic *out,
+                        const char **why);
+json_t *ns_auto_sub_json(const struct ns_auto_sub *a);
+int ns_auto_sub_parse(const json_t *j, struct ns_auto_sub *out, const char **why);
+/* What is auto-created in namespace tenant_ns: its overrides where set, else
+ * allowAutoTopicCreation, allowAutoTopicCreationType, defaultNumPartitions and
+ * allowAutoSubscriptionCreation. */
+struct ns_auto_create {
+    bool topic, partitioned, subscription;
+    int partitions;
+};
+void ns_auto_create_get(struct ns *s, const char *tenant_ns, struct ns_auto_create *out);
 
 /* A namespace's retention policy (Policies.retention_policies): minutes and MB, -1 =
  * unlimited. get: 1 and the values when set, 0 when never set (Pulsar answers 204),

@@ -69,6 +69,9 @@ struct ns {
  * so that it stands in for a store request in its callers' error paths). */
 int ns_later(struct ns *s, void (*fn)(void *arg), void *arg);
 
+/* Are the auto-creation overrides of two namespaces' policies the same (ns_auto.c)? */
+bool ns_auto_eq(const struct ns_policies *a, const struct ns_policies *b);
+
 /* Topic-list watches (ns_list.c): stop them all (ns_stop); the callers' handles stay theirs
  * to pass to ns_topics_unwatch, and hear nothing more. */
 void ns_watch_fini(struct ns *s);
