@@ -1193,6 +1193,51 @@ START_TEST(test_topic_list_watcher)
 }
 END_TEST
 
+/* The namespace's autoTopicCreation and autoSubscriptionCreation policies override the keys:
+ * a partitioned override makes PARTITIONED_METADATA create the topic with its partitions;
+ * creation off refuses a PRODUCER on a new topic; allowAutoSubscriptionCreation=false refuses
+ * a SUBSCRIBE to a new subscription (SubscriptionNotFound) but serves an existing one, and a
+ * namespace override allowing it lifts that. */
+START_TEST(test_auto_creation_policies)
+{
+    tl_cfg_set(&fx.cfg, "allowAutoSubscriptionCreation", "false");
+    start();
+    struct client *cl = connected(21);
+    struct ns_policies p;
+    ck_assert_int_eq(ns_namespace_policies_get(fx.ns, "public/default", &p), 0);
+    p.auto_topic =
+        (struct ns_auto_topic){.set = true, .allow = true, .partitioned = true, .partitions = 5};
+    ck_assert_int_eq(ns_namespace_policies_set(fx.ns, "public/default", &p, NULL, NULL), 0);
+    partitioned_metadata(cl, TOPIC("made-partitioned"), 80);
+    expect_partitions(cl, 80, 5, 0);
+    ck_assert_int_eq(ns_partitions_get(fx.ns, TOPIC("made-partitioned")), 5);
+
+    p.auto_topic = (struct ns_auto_topic){.set = true, .allow = false};
+    ck_assert_int_eq(ns_namespace_policies_set(fx.ns, "public/default", &p, NULL, NULL), 0);
+    partitioned_metadata(cl, TOPIC("not-made"), 81);
+    expect_partitions(cl, 81, 0, 0);
+    ck_assert_int_eq(producer_v(cl, TOPIC("not-made"), 1, 82, -1), -(int)SE(TopicNotFound) - 1);
+    ck_assert_ptr_null(topic_find(fx.topics, TOPIC("not-made")));
+
+    /* the broker's allowAutoSubscriptionCreation=false: only existing subscriptions */
+    p.auto_topic.set = false;
+    ck_assert_int_eq(ns_namespace_policies_set(fx.ns, "public/default", &p, NULL, NULL), 0);
+    producer(cl, TOPIC("subs"), 2);
+    struct topic *t = topic_find(fx.topics, TOPIC("subs"));
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(topic_admin_create_sub(t, "existing", false), 0);
+    subscribe_req(cl, TOPIC("subs"), "new-one", 10, 83, NULL);
+    expect_error(cl, 83, SE(SubscriptionNotFound), "Subscription does not exist");
+    ck_assert_ptr_null(topic_sub_cursor(t, "new-one"));
+    subscribe(cl, TOPIC("subs"), "existing", 11, NULL);
+    /* the namespace allows it: created */
+    p.auto_sub = (struct ns_auto_sub){.set = true, .allow = true};
+    ck_assert_int_eq(ns_namespace_policies_set(fx.ns, "public/default", &p, NULL, NULL), 0);
+    subscribe(cl, TOPIC("subs"), "new-one", 12, NULL);
+    ck_assert_ptr_nonnull(topic_sub_cursor(t, "new-one"));
+}
+END_TEST
+
 /* ---- schemas (conn_schema.c over a registry on an in-memory store) ---------------------- */
 
 #define AVRO_V1                                                                                    \
@@ -2087,7 +2132,7 @@ int main(void)
     tl_add(tc, test_pending_publishes_bounded, test_outbound_bytes_bounded);
     tc = tl_tcase(s, "lookups", 30, setup, teardown);
     tl_add(tc, test_get_topics_pattern_and_hash, test_pattern_evaluation_off,
-           test_topic_list_watcher);
+           test_topic_list_watcher, test_auto_creation_policies);
     tl_add(tc, test_lookup_and_partitioned_metadata, test_get_topics_of_namespace,
            test_schema_producers_and_get, test_schema_get_or_create_subscribe);
     tc = tl_tcase(s, "producing", 30, setup, teardown);

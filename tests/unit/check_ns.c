@@ -647,6 +647,70 @@ START_TEST(test_topics_watch_hears_store_and_loads)
 }
 END_TEST
 
+/* Pulsar's AutoTopicCreationOverride rules, and the override over the keys. */
+START_TEST(test_auto_topic_override_rules)
+{
+    struct ns_auto_topic a;
+    const char *why = NULL;
+    json_t *j = json_loads("{\"allowAutoTopicCreation\":true,\"topicType\":\"partitioned\","
+                           "\"defaultNumPartitions\":4}",
+                           0, NULL);
+    ck_assert_int_eq(ns_auto_topic_parse(j, 10, &a, &why), 0);
+    ck_assert(a.set && a.allow && a.partitioned);
+    ck_assert_int_eq(a.partitions, 4);
+    json_t *back = ns_auto_topic_json(&a);
+    ck_assert(json_equal(back, j));
+    json_decref(back);
+    ck_assert_int_eq(ns_auto_topic_parse(j, 3, &a, &why), -MG_ENOTALLOWED);
+    json_decref(j);
+    static const char *const bad[] = {
+        "{\"allowAutoTopicCreation\":true,\"topicType\":\"sharded\"}",
+        "{\"allowAutoTopicCreation\":true}",
+        "{\"allowAutoTopicCreation\":true,\"topicType\":\"partitioned\"}",
+        "{\"allowAutoTopicCreation\":true,\"topicType\":\"partitioned\",\"defaultNumPartitions\":"
+        "0}",
+        "{\"allowAutoTopicCreation\":true,\"topicType\":\"non-partitioned\","
+        "\"defaultNumPartitions\":2}",
+        "{\"topicType\":\"non-partitioned\"}",
+        "[true]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        j = json_loads(bad[i], 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        why = NULL;
+        ck_assert_msg(ns_auto_topic_parse(j, 10, &a, &why) == -MG_EINVAL, "accepted %s", bad[i]);
+        ck_assert_ptr_nonnull(why);
+        json_decref(j);
+    }
+    /* creation off: the rest is not checked (as Pulsar) */
+    j = json_loads("{\"allowAutoTopicCreation\":false}", 0, NULL);
+    ck_assert_int_eq(ns_auto_topic_parse(j, 10, &a, &why), 0);
+    ck_assert(a.set && !a.allow);
+    json_decref(j);
+
+    /* the keys apply until the namespace overrides them */
+    struct ns_auto_create ac;
+    ns_auto_create_get(ns0(), "public/default", &ac);
+    ck_assert(ac.topic && !ac.partitioned && ac.subscription);
+    struct ns_policies p;
+    ck_assert_int_eq(ns_namespace_policies_get(ns0(), "public/default", &p), 0);
+    p.auto_topic =
+        (struct ns_auto_topic){.set = true, .allow = true, .partitioned = true, .partitions = 6};
+    p.auto_sub = (struct ns_auto_sub){.set = true, .allow = false};
+    struct tl_done d = {0};
+    ck_assert_int_eq(ns_namespace_policies_set(ns0(), "public/default", &p, tl_done_cb, &d), 0);
+    ck_assert_int_eq(wait_done(&d), 0);
+    ns_auto_create_get(ns0(), "public/default", &ac);
+    ck_assert(ac.topic && ac.partitioned && !ac.subscription);
+    ck_assert_int_eq(ac.partitions, 6);
+    /* stored as Pulsar's Policies fields: a restarted broker reads them back */
+    restart();
+    ns_auto_create_get(ns0(), "public/default", &ac);
+    ck_assert(ac.topic && ac.partitioned && !ac.subscription);
+    ck_assert_int_eq(ac.partitions, 6);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ns");
@@ -661,6 +725,7 @@ int main(void)
            test_list_topics_unique_sorted);
     tc = tl_tcase(s, "topic lists", 30, setup, teardown);
     tl_add(tc, test_topics_hash_is_pulsars, test_pattern_matches_as_pulsar,
-           test_catastrophic_pattern_bounded, test_topics_watch_hears_store_and_loads);
+           test_catastrophic_pattern_bounded, test_topics_watch_hears_store_and_loads,
+           test_auto_topic_override_rules);
     return tl_run(s);
 }
