@@ -34,20 +34,31 @@ json_t *ns_auto_topic_json(const struct ns_auto_topic *a)
     return j;
 }
 
+/* The boolean key of an override object j into *allow: 0, or -MG_EINVAL with *why. */
+static int ns_auto_allow(const json_t *j, const char *key, bool *allow, const char **why)
+{
+    json_t *v = json_object_get(j, key);
+    if (!json_is_object(j) || !json_is_boolean(v)) {
+        *why = strcmp(key, "allowAutoTopicCreation") == 0
+                   ? "Invalid configuration for autoTopicCreationOverride: "
+                     "[allowAutoTopicCreation] (a boolean) is required"
+                   : "Invalid configuration for autoSubscriptionCreationOverride: "
+                     "[allowAutoSubscriptionCreation] (a boolean) is required";
+        return -MG_EINVAL;
+    }
+    *allow = json_is_true(v);
+    return 0;
+}
+
 int ns_auto_topic_parse(const json_t *j, int max_partitions, struct ns_auto_topic *out,
                         const char **why)
 {
-    json_t *allow = json_object_get(j, "allowAutoTopicCreation");
     json_t *type = json_object_get(j, "topicType");
     json_t *parts = json_object_get(j, "defaultNumPartitions");
     memset(out, 0, sizeof *out);
-    if (!json_is_object(j) || !json_is_boolean(allow)) {
-        *why = "Invalid configuration for autoTopicCreationOverride. the detail is "
-               "[allowAutoTopicCreation] is required";
+    if (ns_auto_allow(j, "allowAutoTopicCreation", &out->allow, why) < 0)
         return -MG_EINVAL;
-    }
     out->set = true;
-    out->allow = json_is_true(allow);
     const char *t = json_string_value(type);
     out->partitioned = t && strcmp(t, NS_PARTITIONED) == 0;
     bool has_parts = parts && !json_is_null(parts);
@@ -91,15 +102,10 @@ json_t *ns_auto_sub_json(const struct ns_auto_sub *a)
 
 int ns_auto_sub_parse(const json_t *j, struct ns_auto_sub *out, const char **why)
 {
-    json_t *allow = json_object_get(j, "allowAutoSubscriptionCreation");
     memset(out, 0, sizeof *out);
-    if (!json_is_object(j) || !json_is_boolean(allow)) {
-        *why = "Invalid configuration for autoSubscriptionCreationOverride: "
-               "[allowAutoSubscriptionCreation] (a boolean) is required";
+    if (ns_auto_allow(j, "allowAutoSubscriptionCreation", &out->allow, why) < 0)
         return -MG_EINVAL;
-    }
     out->set = true;
-    out->allow = json_is_true(allow);
     return 0;
 }
 

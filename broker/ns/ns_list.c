@@ -120,16 +120,14 @@ void ns_pattern_free(struct ns_pattern *p)
 
 int ns_pattern_match(struct ns_pattern *p, const char *full_name)
 {
-    /* "domain://t/ns/base[-partition-N]" -> "t/ns/base" */
-    const char *sep = strstr(full_name, "://");
-    const char *subject = sep ? sep + 3 : full_name;
-    size_t len = strlen(subject);
-    const char *part = strstr(subject, "-partition-");
-    if (part && part[11] >= '0' && part[11] <= '9' &&
-        strspn(part + 11, "0123456789") == strlen(part + 11))
-        len = (size_t)(part - subject);
-    int rc = pcre2_match(p->code, (PCRE2_SPTR)subject, len, 0, PCRE2_ANCHORED | PCRE2_ENDANCHORED,
-                         p->md, p->mc);
+    /* "domain://t/ns/base[-partition-N]" -> "t/ns/base" (the partitioned topic's name) */
+    struct topic_name tn;
+    if (topic_name_parse(full_name, &tn) < 0)
+        return 0;
+    const char *subject = strstr(tn.base, "://") + 3;
+    int rc = pcre2_match(p->code, (PCRE2_SPTR)subject, strlen(subject), 0,
+                         PCRE2_ANCHORED | PCRE2_ENDANCHORED, p->md, p->mc);
+    topic_name_fini(&tn);
     if (rc >= 0)
         return 1;
     if (rc == PCRE2_ERROR_NOMATCH)

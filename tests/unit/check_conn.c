@@ -904,6 +904,19 @@ START_TEST(test_lookup_and_partitioned_metadata)
 }
 END_TEST
 
+/* Started, with a partitioned topic of 2 partitions and a producer on each of topics[0..n)
+ * (ids 1..n): a client connected with protocol 21. */
+static struct client *connected_with_topics(const char *partitioned, const char *const *topics,
+                                            int n)
+{
+    start();
+    struct client *cl = connected(21);
+    ck_assert_int_eq(ns_partitions_set(fx.ns, partitioned, 2, true, NULL, NULL), 0);
+    for (int i = 0; i < n; i++)
+        producer(cl, topics[i], (uint64_t)i + 1);
+    return cl;
+}
+
 static void get_topics(struct client *cl, const char *ns, uint64_t request_id, bool non_persistent)
 {
     Pulsar__Proto__CommandGetTopicsOfNamespace g =
@@ -922,12 +935,9 @@ static void get_topics(struct client *cl, const char *ns, uint64_t request_id, b
  * namespace is an error. */
 START_TEST(test_get_topics_of_namespace)
 {
-    start();
-    struct client *cl = connected(21);
-    ck_assert_int_eq(ns_partitions_set(fx.ns, TOPIC("parts"), 2, true, NULL, NULL), 0);
-    producer(cl, TOPIC("b-topic"), 1);
-    producer(cl, TOPIC("a-topic"), 2);
-    producer(cl, "persistent://pulsar/system/elsewhere", 3);
+    static const char *const made[] = {TOPIC("b-topic"), TOPIC("a-topic"),
+                                       "persistent://pulsar/system/elsewhere"};
+    struct client *cl = connected_with_topics(TOPIC("parts"), made, 3);
     get_topics(cl, "public/default", 31, false);
     struct wire_frame f;
     expect(cl, T(GET_TOPICS_OF_NAMESPACE_RESPONSE), &f);
@@ -995,13 +1005,9 @@ static void expect_topics(struct client *cl, uint64_t request_id, bool filtered,
  * invalid or catastrophic pattern gets an error on that request only. */
 START_TEST(test_get_topics_pattern_and_hash)
 {
-    start();
-    struct client *cl = connected(21);
-    ck_assert_int_eq(ns_partitions_set(fx.ns, TOPIC("orders-p"), 2, true, NULL, NULL), 0);
-    producer(cl, TOPIC("orders-b"), 1);
-    producer(cl, TOPIC("orders-a"), 2);
-    producer(cl, TOPIC("misc"), 3);
-    producer(cl, TOPIC("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac"), 4);
+    static const char *const made[] = {TOPIC("orders-b"), TOPIC("orders-a"), TOPIC("misc"),
+                                       TOPIC("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac")};
+    struct client *cl = connected_with_topics(TOPIC("orders-p"), made, 4);
     static const char *const orders[] = {TOPIC("orders-a"), TOPIC("orders-b"),
                                          TOPIC("orders-p-partition-0"),
                                          TOPIC("orders-p-partition-1")};
