@@ -250,9 +250,10 @@ int ns_list_topics(struct ns *s, const char *tenant_ns, bool partitioned_only, n
  * compiled with PCRE2 once its domain scheme is taken off (TopicList.removeTopicDomainScheme),
  * it must match all of a topic's "t/ns/base" (a partition matches by its partitioned topic's
  * name). compile: 0, or -MG_EINVAL (does not compile, unknown domain) with the reason in err.
- * match: 1, 0, or -MG_ENOTALLOWED when the match or depth limit stopped it (a catastrophic
+ * match: 1, 0, or -MG_ENOTALLOWED when the match, depth or heap limit stopped it (a catastrophic
  * pattern: evaluation is bounded). filter: the names[0..n) that match, in order, into out
- * (room for n; the pointers are borrowed from names): their count, or match's error. */
+ * (room for n; the pointers are borrowed from names): their count, or match's error, or
+ * -MG_ENOTALLOWED once filtering the list has taken a bounded time (a quarter second). */
 struct ns_pattern;
 int ns_pattern_compile(const char *topics_pattern, struct ns_pattern **out, char *err,
                        size_t errlen);

@@ -18,8 +18,9 @@
  * came or went. One listing per namespace at a time: changes during it ask for one more.
  *
  * Failure modes: a pattern that does not compile is refused with PCRE2's reason; a match
- * that hits the match or depth limit (a catastrophic pattern on some name) answers
- * -MG_ENOTALLOWED, so one request's evaluation is bounded. A listing that fails keeps the
+ * that hits the match, depth or heap limit (a catastrophic pattern on some name) answers
+ * -MG_ENOTALLOWED, and so does a list whose filtering takes longer than
+ * NS_PATTERN_LIST_BUDGET_MS: one request's evaluation is bounded. A listing that fails keeps the
  * previous list (the next change or poll tries again).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -37,6 +38,7 @@
 #include <pcre2.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- patterns ---------------------------------------------------------------------------- */
 
@@ -44,6 +46,8 @@
  * few hundred bytes, so an honest pattern needs far less; a catastrophic one stops here. */
 #define NS_PATTERN_MATCH_LIMIT 100000
 #define NS_PATTERN_DEPTH_LIMIT 1000
+#define NS_PATTERN_HEAP_LIMIT_KIB 1024 /* the backtracking memory of one match */
+#define NS_PATTERN_LIST_BUDGET_MS 250  /* the time one list's filtering may take */
 
 struct ns_pattern {
     pcre2_code *code;
@@ -104,6 +108,7 @@ int ns_pattern_compile(const char *topics_pattern, struct ns_pattern **out, char
     }
     pcre2_set_match_limit(p->mc, NS_PATTERN_MATCH_LIMIT);
     pcre2_set_depth_limit(p->mc, NS_PATTERN_DEPTH_LIMIT);
+    pcre2_set_heap_limit(p->mc, NS_PATTERN_HEAP_LIMIT_KIB);
     *out = p;
     return 0;
 }
@@ -130,13 +135,23 @@ int ns_pattern_match(struct ns_pattern *p, const char *full_name)
     topic_name_fini(&tn);
     if (rc >= 0)
         return 1;
-    if (rc == PCRE2_ERROR_NOMATCH)
-        return 0;
-    return -MG_ENOTALLOWED; /* match or depth limit (or a bad UTF-8 name): bounded, refused */
+    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT)
+        return -MG_ENOTALLOWED; /* a catastrophic pattern: stopped, refused */
+    return 0;                   /* no match (or a name that is not UTF-8: none can match) */
+}
+
+static uint64_t ns_cpu_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 int ns_pattern_filter(struct ns_pattern *p, char *const *names, int n, char **out)
 {
+    /* Each match is bounded, and so is the whole list: a pattern slow (but under the limits)
+     * on every name of a large namespace is refused once it has used up the budget. */
+    uint64_t start = ns_cpu_now_ms();
     int kept = 0;
     for (int i = 0; i < n; i++) {
         int m = ns_pattern_match(p, names[i]);
@@ -144,6 +159,8 @@ int ns_pattern_filter(struct ns_pattern *p, char *const *names, int n, char **ou
             return m;
         if (m > 0)
             out[kept++] = names[i];
+        if ((i & 63) == 63 && ns_cpu_now_ms() - start > NS_PATTERN_LIST_BUDGET_MS)
+            return -MG_ENOTALLOWED;
     }
     return kept;
 }

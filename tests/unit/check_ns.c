@@ -33,6 +33,7 @@
 
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -593,6 +594,36 @@ START_TEST(test_catastrophic_pattern_bounded)
 }
 END_TEST
 
+/* A pattern slow on every name but under the per-match limits: filtering a large namespace
+ * stops once its time budget is used up, instead of taking (names x slowness). */
+START_TEST(test_pattern_list_budget)
+{
+    struct ns_pattern *p;
+    char err[200];
+    ck_assert_int_eq(ns_pattern_compile("persistent://public/default/(a+)+b", &p, err, sizeof err),
+                     0);
+    enum { N = 10000 };
+    char **names = malloc(N * sizeof *names), **out = malloc(N * sizeof *out);
+    for (int i = 0; i < N; i++) {
+        names[i] = malloc(64);
+        snprintf(names[i], 64, "persistent://public/default/aaaaaaaaaaaaaac-%d", i);
+    }
+    ck_assert_int_eq(ns_pattern_match(p, names[0]), 0); /* one name: under the limits */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = ns_pattern_filter(p, names, N, out);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    ck_assert_int_eq(rc, -MG_ENOTALLOWED);
+    ck_assert_msg(ms < 1500, "filtering took %.0f ms", ms);
+    for (int i = 0; i < N; i++)
+        free(names[i]);
+    free(names);
+    free(out);
+    ns_pattern_free(p);
+}
+END_TEST
+
 struct heard {
     int created, deleted;
     char last[256];
@@ -725,7 +756,7 @@ int main(void)
            test_list_topics_unique_sorted);
     tc = tl_tcase(s, "topic lists", 30, setup, teardown);
     tl_add(tc, test_topics_hash_is_pulsars, test_pattern_matches_as_pulsar,
-           test_catastrophic_pattern_bounded, test_topics_watch_hears_store_and_loads,
-           test_auto_topic_override_rules);
+           test_catastrophic_pattern_bounded, test_pattern_list_budget,
+           test_topics_watch_hears_store_and_loads, test_auto_topic_override_rules);
     return tl_run(s);
 }
