@@ -328,8 +328,8 @@ static void cli_on_topics(struct client *c, int status, const char *const *topic
         if (regexec(&r->re, topics[i], 0, NULL, 0) == 0 && cli_subscribe(r, topics[i]) < 0)
             cli_ready_failed(r, -MG_EINVAL, topics[i], "invalid topic");
     if (!r->listed && r->nconsumers == 0) {
-        fprintf(r->env->err, "%s: no topic matches '%s' (of %zu in its namespace)\n", r->env->prog,
-                r->a->pos, n);
+        fprintf(r->env->err, "%s: no topic matches '%s' in its namespace\n", r->env->prog,
+                r->a->pos);
         cli_stop(r, CLI_EXIT_FAIL);
     }
     r->listed = true;
