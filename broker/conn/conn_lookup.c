@@ -325,10 +325,9 @@ static void conn_topics_listed(void *data, int status, char **names, int n)
 {
     struct conn_topics_req *q = data;
     struct conn_req *r = q->r;
-    char **match = NULL;
-    int kept = n;
-    if (status >= 0 && q->pat) {
-        match = mg_malloc(((size_t)n + 1) * sizeof *match);
+    char **match = mg_malloc(((size_t)n + 1) * sizeof *match); /* no system topics, as Pulsar */
+    int kept = 0;
+    if (status >= 0) {
         kept = ns_pattern_filter(q->pat, names, n, match);
         status = kept < 0 ? kept : 0;
     }
@@ -340,7 +339,7 @@ static void conn_topics_listed(void *data, int status, char **names, int n)
     } else {
         Pulsar__Proto__CommandGetTopicsOfNamespaceResponse resp =
             PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE_RESPONSE__INIT;
-        char **topics = match ? match : names;
+        char **topics = match;
         char hash[NS_TOPICS_HASH_LEN];
         ns_topics_hash(topics, kept, hash);
         resp.request_id = r->request_id;

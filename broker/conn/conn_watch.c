@@ -102,7 +102,7 @@ static int conn_watcher_pos(const struct conn_watcher *w, const char *name, bool
 static void conn_watcher_changed(void *arg, const char *name, bool created)
 {
     struct conn_watcher *w = arg;
-    if (!w->ready || strncmp(name, "persistent://", 13) != 0)
+    if (!w->ready || strncmp(name, "persistent://", 13) != 0 || ns_topic_is_system(name))
         return; /* before the first answer, the listing says it all */
     bool found;
     int i = conn_watcher_pos(w, name, &found);

@@ -147,6 +147,31 @@ static uint64_t ns_cpu_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Pulsar's SystemTopicNames.isSystemTopic (4.x): the namespace events topics and the
+ * transaction internals, by their partitioned topic's name. */
+bool ns_topic_is_system(const char *full_name)
+{
+    static const char *const events[] = {"__change_events", "__transaction_buffer_snapshot",
+                                         "__transaction_buffer_snapshot_segments",
+                                         "__transaction_buffer_snapshot_indexes"};
+    static const char *const prefixes[] = {
+        "persistent://pulsar/system/transaction_coordinator_assign",
+        "persistent://pulsar/system/__transaction_log_"};
+    static const char suffix[] = "__transaction_pending_ack";
+    struct topic_name tn;
+    if (topic_name_parse(full_name, &tn) < 0)
+        return false;
+    const char *local = strrchr(tn.base, '/') + 1;
+    size_t n = strlen(tn.base), sl = sizeof suffix - 1;
+    bool sys = n >= sl && strcmp(tn.base + n - sl, suffix) == 0;
+    for (size_t i = 0; !sys && i < sizeof events / sizeof *events; i++)
+        sys = strcmp(local, events[i]) == 0;
+    for (size_t i = 0; !sys && i < sizeof prefixes / sizeof *prefixes; i++)
+        sys = strncmp(tn.base, prefixes[i], strlen(prefixes[i])) == 0;
+    topic_name_fini(&tn);
+    return sys;
+}
+
 int ns_pattern_filter(struct ns_pattern *p, char *const *names, int n, char **out)
 {
     /* Each match is bounded, and so is the whole list: a pattern slow (but under the limits)
@@ -154,7 +179,9 @@ int ns_pattern_filter(struct ns_pattern *p, char *const *names, int n, char **ou
     uint64_t start = ns_cpu_now_ms();
     int kept = 0;
     for (int i = 0; i < n; i++) {
-        int m = ns_pattern_match(p, names[i]);
+        if (ns_topic_is_system(names[i]))
+            continue;
+        int m = p ? ns_pattern_match(p, names[i]) : 1;
         if (m < 0)
             return m;
         if (m > 0)

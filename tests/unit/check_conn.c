@@ -1000,14 +1000,16 @@ static void expect_topics(struct client *cl, uint64_t request_id, bool filtered,
 }
 
 /* GET_TOPICS_OF_NAMESPACE with topics_pattern: only the matching topics (a partition by its
- * partitioned topic's name), filtered=true, their hash; the same hash back gives changed=false
- * and no list; a pattern too long for subscriptionPatternMaxLength gets the whole list; an
- * invalid or catastrophic pattern gets an error on that request only. */
+ * partitioned topic's name; system topics never), filtered=true, their hash; the same hash back
+ * gives changed=false and no list; a pattern too long for subscriptionPatternMaxLength gets the
+ * whole list; an invalid or catastrophic pattern gets an error on that request only. */
 START_TEST(test_get_topics_pattern_and_hash)
 {
+    /* __change_events is a system topic: never listed, as Pulsar */
     static const char *const made[] = {TOPIC("orders-b"), TOPIC("orders-a"), TOPIC("misc"),
-                                       TOPIC("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac")};
-    struct client *cl = connected_with_topics(TOPIC("orders-p"), made, 4);
+                                       TOPIC("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac"),
+                                       TOPIC("__change_events")};
+    struct client *cl = connected_with_topics(TOPIC("orders-p"), made, 5);
     static const char *const orders[] = {TOPIC("orders-a"), TOPIC("orders-b"),
                                          TOPIC("orders-p-partition-0"),
                                          TOPIC("orders-p-partition-1")};

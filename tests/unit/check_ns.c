@@ -553,6 +553,16 @@ START_TEST(test_pattern_matches_as_pulsar)
     ck_assert_int_eq(match("kafka://public/default/a", "persistent://public/default/a"),
                      -MG_EINVAL);
 
+    /* system topics (Pulsar's SystemTopicNames.isSystemTopic) */
+    ck_assert(ns_topic_is_system("persistent://public/default/__change_events"));
+    ck_assert(ns_topic_is_system("persistent://public/default/__change_events-partition-1"));
+    ck_assert(ns_topic_is_system("persistent://t/n/__transaction_buffer_snapshot"));
+    ck_assert(ns_topic_is_system("persistent://t/n/orders-sub__transaction_pending_ack"));
+    ck_assert(ns_topic_is_system(
+        "persistent://pulsar/system/transaction_coordinator_assign-partition-0"));
+    ck_assert(!ns_topic_is_system("persistent://public/default/__change_events2"));
+    ck_assert(!ns_topic_is_system("persistent://public/default/orders"));
+
     /* filter: borrowed pointers of the names that match, in order */
     char *names[] = {"persistent://public/default/orders-1", "persistent://public/default/x",
                      "persistent://public/default/orders-2-partition-0"};
@@ -564,6 +574,12 @@ START_TEST(test_pattern_matches_as_pulsar)
     ck_assert_ptr_eq(out[0], names[0]);
     ck_assert_ptr_eq(out[1], names[2]);
     ns_pattern_free(p);
+    /* no pattern: every name but the system topics */
+    char *mixed[] = {"persistent://public/default/a", "persistent://public/default/__change_events",
+                     "persistent://public/default/b"};
+    ck_assert_int_eq(ns_pattern_filter(NULL, mixed, 3, out), 2);
+    ck_assert_ptr_eq(out[0], mixed[0]);
+    ck_assert_ptr_eq(out[1], mixed[2]);
 }
 END_TEST
 
