@@ -300,12 +300,12 @@ bool admin_is_tenant_admin(const struct admin_env *s, const char *tenant, const 
 json_t *admin_az_grants(const struct admin_env *s, const char *tenant_ns);
 void admin_h_ttl(struct admin_req *r);   /* GET, POST and DELETE */
 void admin_h_dedup(struct admin_req *r); /* GET, POST and DELETE */
-/* .../autoTopicCreation and .../autoSubscriptionCreation: GET, POST and DELETE */
-void admin_h_auto_topic(struct admin_req *r);
-void admin_h_auto_sub(struct admin_req *r);
 void admin_h_backlog_quota_map(struct admin_req *r);
 void admin_h_backlog_quota_set(struct admin_req *r);
 void admin_h_backlog_quota_remove(struct admin_req *r);
+/* .../autoTopicCreation and .../autoSubscriptionCreation: GET, POST and DELETE */
+void admin_h_auto_topic(struct admin_req *r);
+void admin_h_auto_sub(struct admin_req *r);
 /* ns_policies_fn: a namespace's policies changed (here or on another broker): apply them to
  * its loaded topics. */
 void admin_policies_changed(void *arg, const char *tenant_ns);
