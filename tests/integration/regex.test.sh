@@ -10,9 +10,11 @@
 #   2. `/admin/v2/namespaces/{t}/{ns}/autoTopicCreation`: 204 before anything is set; POST of
 #      Pulsar's override answered 204 and read back by GET; bodies Pulsar refuses (unknown
 #      topicType, partitioned without partitions, non-partitioned with partitions) 400, more
-#      partitions than maxNumPartitionsPerPartitionedTopic 406; with
+#      partitions than maxNumPartitionsPerPartitionedTopic 406; under the partitioned
+#      override, PARTITIONED_METADATA (a raw request, as Java and C++ clients
+#      send it) on a new topic answers 3 and creates it with 3 partitions; with
 #      {"allowAutoTopicCreation":false} a producer on a new topic is refused; DELETE restores
-#      the broker's default (the producer then works).
+#      the broker's default (the producer then works, a new topic is not partitioned).
 #   3. `.../autoSubscriptionCreation` {"allowAutoSubscriptionCreation":false}: a consumer with
 #      a new subscription is refused (SubscriptionNotFound), one on an existing subscription is
 #      served; DELETE restores creation.
@@ -20,7 +22,8 @@
 set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 it_init regex
-need_magnetar
+need_bin
+command -v jq >/dev/null || it_skip "jq is not installed"
 
 TMO=30
 start_magnetar sa standalone "brokerServicePort webServicePort" 60 -- \
@@ -99,6 +102,18 @@ if expect_http 200 "GET autoTopicCreation after POST" "$ATC"; then
         fail "autoTopicCreation read back: $(cat "$T/body")"
     fi
 fi
+# PARTITIONED_METADATA on a new topic (what Java and C++ clients send first) creates it with
+# the namespace's partitions
+probe() { (cd "$IT_TOP/tests/compat" && timeout "$TMO" node lib/partitions-probe.js --url "$SVC" --topic "$1"); }
+got=$(probe "persistent://$NS/auto$$")
+if [ "$(echo "$got" | jq -r .partitions 2>/dev/null)" = 3 ] &&
+    expect_http 200 "GET partitions of the auto-created topic" \
+        "$WEB/admin/v2/persistent/$NS/auto$$/partitions" &&
+    [ "$(jq -r .partitions "$T/body")" = 3 ]; then
+    pass "PARTITIONED_METADATA auto-created a topic of the namespace's 3 partitions"
+else
+    fail "PARTITIONED_METADATA under the partitioned override: '$got' $(cat "$T/body" 2>/dev/null)"
+fi
 expect_http 400 "autoTopicCreation with an unknown topicType" -X POST "${J[@]}" \
     -d '{"allowAutoTopicCreation":true,"topicType":"sharded"}' "$ATC"
 expect_http 400 "autoTopicCreation partitioned without partitions" -X POST "${J[@]}" \
@@ -118,6 +133,10 @@ else
 fi
 expect_http 204 "DELETE autoTopicCreation" -X DELETE "$ATC"
 expect_http 204 "GET autoTopicCreation after DELETE" "$ATC"
+got=$(probe "persistent://$NS/plain$$")
+[ "$(echo "$got" | jq -r .partitions 2>/dev/null)" = 0 ] &&
+    pass "after DELETE a new topic is not partitioned (allowAutoTopicCreationType=non-partitioned)" ||
+    fail "PARTITIONED_METADATA after DELETE: '$got'"
 client prod-on produce "persistent://$NS/noauto$$" -m x
 [ "$RC" = 0 ] && pass "after DELETE the broker's allowAutoTopicCreation applies again" ||
     fail "producer after DELETE: exit $RC $(cat "$T/prod-on.err")"
