@@ -311,6 +311,9 @@ void admin_h_compaction_threshold(struct admin_req *r); /* GET, PUT and DELETE *
 void admin_h_backlog_quota_map(struct admin_req *r);
 void admin_h_backlog_quota_set(struct admin_req *r);
 void admin_h_backlog_quota_remove(struct admin_req *r);
+/* .../autoTopicCreation and .../autoSubscriptionCreation: GET, POST and DELETE */
+void admin_h_auto_topic(struct admin_req *r);
+void admin_h_auto_sub(struct admin_req *r);
 /* ns_policies_fn: a namespace's policies changed (here or on another broker): apply them to
  * its loaded topics. */
 void admin_policies_changed(void *arg, const char *tenant_ns);

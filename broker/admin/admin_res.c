@@ -330,6 +330,12 @@ static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns
     json_object_set_new(p, "properties", json_object());
     struct ns_policies pol;
     if (ns_namespace_policies_get(s->ns, ns, &pol) == 0) {
+        if (pol.auto_topic.set)
+            json_object_set_new(p, "autoTopicCreationOverride",
+                                ns_auto_topic_json(&pol.auto_topic));
+        if (pol.auto_sub.set)
+            json_object_set_new(p, "autoSubscriptionCreationOverride",
+                                ns_auto_sub_json(&pol.auto_sub));
         if (pol.has_retention)
             json_object_set_new(p, "retention_policies",
                                 json_pack("{s:I,s:I}", "retentionTimeInMinutes",
@@ -716,6 +722,54 @@ void admin_h_backlog_quota_remove(struct admin_req *r)
         return;
     memset(&p.quota[type], 0, sizeof p.quota[type]);
     admin_res_policies_store(r, &p);
+}
+
+/* .../autoTopicCreation (Policies.autoTopicCreationOverride) and .../autoSubscriptionCreation
+ * (autoSubscriptionCreationOverride): GET the override (204 when not set: the broker's keys
+ * apply), POST one (400/406 with Pulsar's reason when invalid), DELETE it. */
+static void admin_res_auto(struct admin_req *r, bool topic)
+{
+    struct ns_policies p;
+    if (!admin_res_policies(r, &p))
+        return;
+    if (r->method == EVHTTP_REQ_GET) {
+        bool set = topic ? p.auto_topic.set : p.auto_sub.set;
+        if (!set)
+            admin_reply_no_content(r->call);
+        else
+            admin_reply_json(r->call, 200,
+                             topic ? ns_auto_topic_json(&p.auto_topic)
+                                   : ns_auto_sub_json(&p.auto_sub));
+        return;
+    }
+    if (r->method == EVHTTP_REQ_POST) {
+        const char *why = "Invalid request body";
+        int rc = r->body_bad ? -MG_EINVAL
+                 : topic
+                     ? ns_auto_topic_parse(r->body,
+                                           r->a->env->cfg->max_num_partitions_per_partitioned_topic,
+                                           &p.auto_topic, &why)
+                     : ns_auto_sub_parse(r->body, &p.auto_sub, &why);
+        if (rc < 0) {
+            admin_reply_error(r->call, rc == -MG_ENOTALLOWED ? 406 : 400, why);
+            return;
+        }
+    } else if (topic) {
+        memset(&p.auto_topic, 0, sizeof p.auto_topic);
+    } else {
+        memset(&p.auto_sub, 0, sizeof p.auto_sub);
+    }
+    admin_res_policies_store(r, &p);
+}
+
+void admin_h_auto_topic(struct admin_req *r)
+{
+    admin_res_auto(r, true);
+}
+
+void admin_h_auto_sub(struct admin_req *r)
+{
+    admin_res_auto(r, false);
 }
 
 /* GET .../bundles */

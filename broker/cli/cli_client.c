@@ -7,10 +7,11 @@
  *   read TOPIC [-m latest|earliest|ledger:entry] [-i] [-n count] [--hex]
  *
  * `read` is a reader: a non-durable subscription, gone when the command ends. `consume
- * --regex` subscribes to every topic of the pattern's namespace that matches it when the
- * command starts (topics created later are not picked up). --chunking, which the client
- * library cannot honour yet, parses and is refused in one line. Each message received prints as
- * pulsar-client prints it ("----- got message -----", then key, properties, content).
+ * --regex` subscribes to every topic of the pattern's namespace that matches it, and (with a
+ * broker that has topic list watchers) to each matching topic created while it runs. --chunking,
+ * which the client library cannot honour yet, parses and is refused in one line. Each message
+ * received prints as pulsar-client prints it ("----- got message -----", then key, properties,
+ * content).
  */
 #include "cli/cli.h"
 #include "cli/cli_int.h"
@@ -40,6 +41,10 @@ struct cli_run {
     struct client_consumer_opts co; /* consume/read: the options of each consumer */
     regex_t re;                     /* --regex: the pattern over full topic names */
     bool has_re;
+    char *pattern;      /* --regex: owned, the full pattern ("persistent://t/ns/re") */
+    char ns[512];       /* --regex: its namespace */
+    bool listed;        /* --regex: the first list came (later calls: topics created since) */
+    bool asked_list;    /* --regex: the watch was refused, the list asked for instead */
     struct event *tick; /* produce: paces sends (rate) or retries after EAGAIN */
     /* produce: the payloads (owned), sent round-robin num times each */
     char **payloads;
@@ -292,33 +297,42 @@ static int cli_pattern(struct cli_run *r, const char *pat, char *ns, size_t nsle
     char *anchored = mg_asprintf("^(%s)$", full);
     int rc = regcomp(&r->re, anchored, REG_EXTENDED | REG_NOSUB);
     mg_free(anchored);
-    mg_free(full);
     if (rc != 0) {
+        mg_free(full);
         char why[200];
         regerror(rc, &r->re, why, sizeof why);
         fprintf(r->env->err, "%s: --regex: '%s': %s\n", r->env->prog, pat, why);
         return -1;
     }
     r->has_re = true;
+    r->pattern = full;
     return 0;
 }
 
-/* The namespace's topics came: subscribe to each that matches the pattern. */
+/* The namespace's topics came (the watch's first answer, or the listing), or topics created
+ * since (the watch's updates): subscribe to each that matches the pattern. When the watch is
+ * refused (a broker without topic list watchers, a pattern longer than it evaluates) the
+ * namespace's list is asked for once instead. */
 static void cli_on_topics(struct client *c, int status, const char *const *topics, size_t n,
                           const char *msg, void *data)
 {
-    (void)c;
     struct cli_run *r = data;
+    if (status < 0 && !r->listed && !r->asked_list) {
+        r->asked_list = true; /* no watcher (none advertised, pattern too long...): list once */
+        client_get_topics(c, r->ns, cli_on_topics, r);
+        return;
+    }
     if (cli_ready_failed(r, status, msg, "cannot list the namespace's topics"))
         return;
     for (size_t i = 0; i < n; i++)
         if (regexec(&r->re, topics[i], 0, NULL, 0) == 0 && cli_subscribe(r, topics[i]) < 0)
             cli_ready_failed(r, -MG_EINVAL, topics[i], "invalid topic");
-    if (r->nconsumers == 0) {
-        fprintf(r->env->err, "%s: no topic matches '%s' (of %zu in its namespace)\n", r->env->prog,
-                r->a->pos, n);
+    if (!r->listed && r->nconsumers == 0) {
+        fprintf(r->env->err, "%s: no topic matches '%s' in its namespace\n", r->env->prog,
+                r->a->pos);
         cli_stop(r, CLI_EXIT_FAIL);
     }
+    r->listed = true;
 }
 
 /* ---- the commands ------------------------------------------------------------------------ */
@@ -368,6 +382,7 @@ static void cli_client_close(struct cli_run *r)
     mg_free(r->consumers);
     if (r->has_re)
         regfree(&r->re);
+    mg_free(r->pattern);
     client_free(r->client);
     if (r->tick)
         event_free(r->tick);
@@ -509,8 +524,7 @@ static int cli_client_receive(struct cli_env *env, const struct cli_args *a, boo
         co.initial_position =
             p && strcasecmp(p, "Earliest") == 0 ? CLIENT_POS_EARLIEST : CLIENT_POS_LATEST;
     }
-    char ns[512] = "";
-    if (cli_arg(a, "--regex") && cli_pattern(&r, a->pos, ns, sizeof ns) < 0)
+    if (cli_arg(a, "--regex") && cli_pattern(&r, a->pos, r.ns, sizeof r.ns) < 0)
         return CLI_EXIT_USAGE;
     if ((rc = cli_client_open(&r)) != 0) {
         cli_client_close(&r);
@@ -518,7 +532,7 @@ static int cli_client_receive(struct cli_env *env, const struct cli_args *a, boo
     }
     r.co = co;
     if (r.has_re) {
-        client_get_topics(r.client, ns, cli_on_topics, &r);
+        client_watch_topics(r.client, r.ns, r.pattern, cli_on_topics, &r);
     } else if (cli_subscribe(&r, a->pos) < 0) {
         fprintf(env->err, "%s: invalid topic '%s'\n", env->prog, a->pos);
         cli_client_close(&r);

@@ -494,6 +494,11 @@ static void client_conn_answer(struct client_conn *conn, uint64_t rid, const wir
     client_req_finish(r, conn, status, cmd, msg);
 }
 
+/* Topic list watches (client_watch_topics, below). */
+static void client_watch_on_update(struct client *c,
+                                   const Pulsar__Proto__CommandWatchTopicUpdate *u);
+static void client_watch_free(void *v);
+
 static void client_conn_handle_frame(struct client_conn *conn, struct wire_frame *f)
 {
     const wire_cmd *cmd = f->cmd;
@@ -505,6 +510,8 @@ static void client_conn_handle_frame(struct client_conn *conn, struct wire_frame
                 conn->max_message_size = (uint32_t)cmd->connected->max_message_size;
             conn->protocol_version =
                 cmd->connected->has_protocol_version ? cmd->connected->protocol_version : 0;
+            conn->topic_watchers = cmd->connected->feature_flags &&
+                                   cmd->connected->feature_flags->supports_topic_watchers;
             evtimer_del(conn->connect_ev);
             MG_DEBUG(MOD, "connected to %s (%s, protocol %d)", conn->url,
                      cmd->connected->server_version ? cmd->connected->server_version : "?",
@@ -539,6 +546,12 @@ static void client_conn_handle_frame(struct client_conn *conn, struct wire_frame
         return;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__GET_TOPICS_OF_NAMESPACE_RESPONSE:
         client_conn_answer(conn, cmd->gettopicsofnamespaceresponse->request_id, cmd);
+        return;
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__WATCH_TOPIC_LIST_SUCCESS:
+        client_conn_answer(conn, cmd->watchtopiclistsuccess->request_id, cmd);
+        return;
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__WATCH_TOPIC_UPDATE:
+        client_watch_on_update(conn->client, cmd->watchtopicupdate);
         return;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__SUCCESS:
         client_conn_answer(conn, cmd->success->request_id, cmd);
@@ -1220,6 +1233,7 @@ int client_new(struct event_base *base, const struct client_opts *opts, struct c
     c->next_request_id = 1;
     c->next_ep_id = 1;
     mg_map_init(&c->conns);
+    mg_map_init(&c->watches);
     LIST_INIT(&c->eps);
     *out = c;
     return 0;
@@ -1254,6 +1268,7 @@ void client_free(struct client *c)
         client_conn_destroy(conn);
     }
     mg_map_fini(&c->conns);
+    mg_map_fini_free(&c->watches, client_watch_free);
     mg_free(c->service_url);
     mg_free_strv(c->service_urls, c->n_service_urls);
     SSL_CTX_free(c->ssl_ctx);
@@ -1268,6 +1283,8 @@ void client_free(struct client *c)
 struct client_query_req {
     struct client *client;              /* borrowed */
     char *arg;                          /* owned: the topic's full name, or the namespace */
+    char *pattern;                      /* owned: a watch's topics pattern, else NULL */
+    uint64_t watcher_id;                /* a watch's id (in client->watches once answered) */
     client_partitions_cb partitions_cb; /* one of the two is set */
     client_topics_cb topics_cb;
     void *data; /* borrowed */
@@ -1280,8 +1297,37 @@ static void client_query_done(struct client_query_req *q, int status, uint32_t p
         q->topics_cb(q->client, status, topics, ntopics, msg, q->data);
     else
         q->partitions_cb(q->client, status, partitions, msg, q->data);
+    if (q->pattern && status == 0)
+        return; /* a watch goes on (client->watches) */
+    mg_free(q->pattern);
     mg_free(q->arg);
     mg_free(q);
+}
+
+static void client_watch_free(void *v)
+{
+    struct client_query_req *q = v;
+    mg_free(q->pattern);
+    mg_free(q->arg);
+    mg_free(q);
+}
+
+static void client_watch_on_resp(void *owner, struct client_conn *conn, const wire_cmd *cmd)
+{
+    (void)conn;
+    struct client_query_req *q = owner;
+    const Pulsar__Proto__CommandWatchTopicListSuccess *r = cmd->watchtopiclistsuccess;
+    mg_map_put_u64(&q->client->watches, q->watcher_id, q);
+    client_query_done(q, 0, 0, (const char *const *)r->topic, r->n_topic, NULL);
+}
+
+/* WATCH_TOPIC_UPDATE: the topics created are told to the watch's callback. */
+static void client_watch_on_update(struct client *c,
+                                   const Pulsar__Proto__CommandWatchTopicUpdate *u)
+{
+    struct client_query_req *q = mg_map_get_u64(&c->watches, u->watcher_id);
+    if (q && u->n_new_topics > 0)
+        q->topics_cb(c, 0, (const char *const *)u->new_topics, u->n_new_topics, NULL, q->data);
 }
 
 static void client_query_failed(void *owner, int status, const char *msg)
@@ -1314,8 +1360,24 @@ static void client_query_on_conn(void *owner, struct client_conn *conn, const wi
 {
     (void)cmd;
     struct client_query_req *q = owner;
-    struct client_req *req =
-        client_conn_add_req(conn, q->topics_cb ? CLIENT_REQ_TOPICS : CLIENT_REQ_PARTITIONS, q);
+    if (q->pattern && !conn->topic_watchers) { /* CONNECTED did not advertise them */
+        client_query_failed(q, -MG_ENOTSUP, "the broker does not support topic list watchers");
+        return;
+    }
+    struct client_req *req = client_conn_add_req(conn,
+                                                 q->pattern     ? CLIENT_REQ_WATCH
+                                                 : q->topics_cb ? CLIENT_REQ_TOPICS
+                                                                : CLIENT_REQ_PARTITIONS,
+                                                 q);
+    if (q->pattern) {
+        Pulsar__Proto__CommandWatchTopicList w = PULSAR__PROTO__COMMAND_WATCH_TOPIC_LIST__INIT;
+        w.request_id = req->request_id;
+        w.watcher_id = q->watcher_id = req->request_id;
+        w.namespace_ = q->arg;
+        w.topics_pattern = q->pattern;
+        client_conn_send(conn, PULSAR__PROTO__BASE_COMMAND__TYPE__WATCH_TOPIC_LIST, &w);
+        return;
+    }
     if (q->topics_cb) {
         Pulsar__Proto__CommandGetTopicsOfNamespace gt =
             PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__INIT;
@@ -1358,6 +1420,22 @@ int client_get_topics(struct client *c, const char *ns, client_topics_cb cb, voi
     if (!slash || slash == ns || !slash[1] || strchr(slash + 1, '/') || !cb)
         return -MG_EINVAL;
     return client_query_start(c, mg_strdup(ns), NULL, cb, data);
+}
+
+int client_watch_topics(struct client *c, const char *ns, const char *pattern, client_topics_cb cb,
+                        void *data)
+{
+    const char *slash = ns ? strchr(ns, '/') : NULL;
+    if (!slash || slash == ns || !slash[1] || strchr(slash + 1, '/') || !cb || !pattern)
+        return -MG_EINVAL;
+    struct client_query_req *q = mg_calloc(1, sizeof(*q));
+    *q = (struct client_query_req){.client = c,
+                                   .arg = mg_strdup(ns),
+                                   .pattern = mg_strdup(pattern),
+                                   .topics_cb = cb,
+                                   .data = data};
+    client_conn_when_ready(client_conn_get(c, c->service_url), CLIENT_WAIT_QUERY, q);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------- */
@@ -2112,6 +2190,8 @@ static const struct client_req_kind client_req_kinds[CLIENT_REQ_TYPES] = {
     [CLIENT_REQ_TOPICS]      = {false, "GET_TOPICS_OF_NAMESPACE",
                                 ANSWER(GET_TOPICS_OF_NAMESPACE_RESPONSE),
                                 client_topics_on_resp,            client_query_failed},
+    [CLIENT_REQ_WATCH]       = {false, "WATCH_TOPIC_LIST",     ANSWER(WATCH_TOPIC_LIST_SUCCESS),
+                                client_watch_on_resp,             client_query_failed},
     [CLIENT_REQ_PRODUCER]    = {false, "PRODUCER",             ANSWER(PRODUCER_SUCCESS),
                                 client_producer_on_create_resp,   client_producer_create_failed},
     [CLIENT_REQ_SUBSCRIBE]   = {false, "SUBSCRIBE",            ANSWER(SUCCESS),

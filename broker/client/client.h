@@ -183,6 +183,14 @@ typedef void (*client_topics_cb)(struct client *c, int status, const char *const
                                  size_t ntopics, const char *msg, void *data);
 /* Ask the service URL broker for the persistent topics of ns ("tenant/namespace"). */
 int client_get_topics(struct client *c, const char *ns, client_topics_cb cb, void *data);
+/* Watch the persistent topics of ns that match pattern (a topicsPattern such as
+ * "persistent://t/ns/orders-.*"): WATCH_TOPIC_LIST to the service URL broker. cb runs first
+ * with the matching topics (or an error: -MG_ENOTSUP when the broker does not filter by
+ * pattern, then fall back to client_get_topics), then once per WATCH_TOPIC_UPDATE with the
+ * topics it created (deleted ones are not told: their consumers are closed by the broker).
+ * The watch lasts until client_free; it is not re-established after its connection drops. */
+int client_watch_topics(struct client *c, const char *ns, const char *pattern, client_topics_cb cb,
+                        void *data);
 
 /* Create a producer; ready_cb fires once. Returns 0 (the producer is in *out, owned by the
  * caller, valid even if creation later fails) or -MG_EINVAL for bad options. */

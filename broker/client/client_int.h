@@ -69,6 +69,7 @@ enum client_req_type {
     CLIENT_REQ_LOOKUP,
     CLIENT_REQ_PARTITIONS,
     CLIENT_REQ_TOPICS,
+    CLIENT_REQ_WATCH, /* WATCH_TOPIC_LIST */
     CLIENT_REQ_PRODUCER,
     CLIENT_REQ_SUBSCRIBE,
     CLIENT_REQ_TYPES
@@ -101,6 +102,7 @@ struct client_conn {
     bool rx_since_ping;
     uint32_t max_message_size;
     int32_t protocol_version;
+    bool topic_watchers;           /* CONNECTED advertised supports_topic_watchers */
     struct client_conn *dead_next; /* borrowed: client's list of closed, not yet freed */
 };
 
@@ -157,6 +159,7 @@ struct client {
     struct mg_map conns;        /* url -> struct client_conn (owned through this map) */
     LIST_HEAD(, client_ep) eps; /* borrowed: the producers and consumers */
     struct client_conn *dead;   /* owned list: closed connections awaiting their deferred free */
+    struct mg_map watches;      /* watcher id -> struct client_query_req (client_watch_topics) */
     bool closing;
 };
 

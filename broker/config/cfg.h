@@ -60,6 +60,10 @@ struct cfg {
     char *allow_auto_topic_creation_type;  /* allowAutoTopicCreationType ("non-partitioned"
                                               or "partitioned") */
     int default_num_partitions;            /* defaultNumPartitions (1) */
+    bool allow_auto_subscription_creation; /* allowAutoSubscriptionCreation (true) */
+    bool pattern_evaluation;               /* enableBrokerSideSubscriptionPatternEvaluation
+                                              (true): topics_pattern filtering, topic watchers */
+    int subscription_pattern_max_length;   /* subscriptionPatternMaxLength (50) */
     char *data_directory;                  /* dataDirectory ("data") */
     char *metadata_store_url;              /* metadataStoreUrl ("embedded") */
     char *managed_ledger_store;            /* managedLedgerStore ("bookkeeper"|"memory"): topics'

@@ -346,6 +346,9 @@ static void conn_handle_connect(struct conn *c, const Pulsar__Proto__CommandConn
     r.protocol_version = c->protocol_version;
     r.has_max_message_size = 1;
     r.max_message_size = c->env->cfg->max_message_size;
+    Pulsar__Proto__FeatureFlags ff = PULSAR__PROTO__FEATURE_FLAGS__INIT;
+    ff.has_supports_topic_watchers = ff.supports_topic_watchers = c->env->cfg->pattern_evaluation;
+    r.feature_flags = &ff;
     conn_set_state(c, CONN_READY);
     CONN_SEND(c, CONNECTED, connected, r);
     MG_INFO("conn", "[%" PRIu64 "] %s connected: client '%s', protocol v%d%s%s", c->id, c->peer,
@@ -438,6 +441,12 @@ static void conn_dispatch(struct conn *c, struct wire_frame *f)
         break;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__GET_TOPICS_OF_NAMESPACE:
         conn_handle_get_topics(c, cmd->gettopicsofnamespace);
+        break;
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__WATCH_TOPIC_LIST:
+        conn_handle_watch_topic_list(c, cmd->watchtopiclist);
+        break;
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__WATCH_TOPIC_LIST_CLOSE:
+        conn_handle_watch_topic_list_close(c, cmd->watchtopiclistclose);
         break;
     case PULSAR__PROTO__BASE_COMMAND__TYPE__GET_SCHEMA:
         conn_handle_get_schema(c, cmd->getschema);
@@ -698,6 +707,7 @@ void conn_close(struct conn *c, const char *reason)
     {
         conn_endpoint_drop(e);
     }
+    conn_watch_close_all(c);
     mg_timer_fini(&c->keepalive);
     mg_timer_fini(&c->auth_timer);
     mg_event_free(c->resume_ev);

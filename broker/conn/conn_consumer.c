@@ -103,6 +103,17 @@ static const struct topic_consumer_ops conn_consumer_ops = {
 static int conn_consumer_add(struct conn_endpoint *e, struct topic *t, char *msg, size_t len)
 {
     struct conn_consumer *cc = (struct conn_consumer *)e;
+    struct topic_name tn;
+    /* allowAutoSubscriptionCreation=false (or the namespace's autoSubscriptionCreation):
+     * a durable subscription must exist already, as Pulsar. */
+    if (cc->opts.durable && !topic_sub_cursor(t, cc->sub) && topic_name_parse(e->topic, &tn) == 0) {
+        bool allowed = conn_auto_create(e->conn, &tn).subscription;
+        topic_name_fini(&tn);
+        if (!allowed) {
+            snprintf(msg, len, "Subscription does not exist");
+            return -MG_ENOSUB;
+        }
+    }
     int rc = topic_subscribe(t, cc->sub, &cc->opts, cc, &conn_consumer_ops, &cc->tc);
     if (rc < 0) {
         cc->tc = NULL;

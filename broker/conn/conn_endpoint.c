@@ -59,7 +59,7 @@ void conn_endpoint_init(struct conn_endpoint *e, const struct conn_endpoint_ops 
         .request_id = request_id,
         .topic = mg_strdup(tn->full),
         .map = map,
-        .create = c->env->cfg->allow_auto_topic_creation,
+        .create = conn_auto_create(c, tn).topic,
         .attached = true,
         .schema_version = -1,
     };

@@ -16,11 +16,14 @@
  *                    the close by their topic
  *   conn_schema.c    schemas: the registry step of a PRODUCER or SUBSCRIBE setup,
  *                    GET_SCHEMA, GET_OR_CREATE_SCHEMA
+ *   conn_watch.c     topic list watchers: WATCH_TOPIC_LIST, WATCH_TOPIC_LIST_CLOSE, and the
+ *                    WATCH_TOPIC_UPDATEs of topics created and deleted
  */
 #ifndef MG_CONN_INT_H
 #define MG_CONN_INT_H
 
 #include "conn/conn.h"
+#include "ns/ns.h"
 #include "topic/topic.h"
 #include "util/loop.h"
 #include "util/map.h"
@@ -151,6 +154,8 @@ struct conn {
     struct mg_map consumers;             /* id -> struct conn_consumer */
     struct conn_endpoint_list endpoints; /* every producer and consumer not freed yet, in
                                             creation order */
+    LIST_HEAD(, conn_watcher) watchers;  /* topic list watchers (conn_watch.c) */
+    int n_watchers;                      /* ... how many (at most CONN_MAX_TOPIC_WATCHERS) */
     /* authentication (env->auth on): who the client is, until when, and the refresh */
     char *role;                 /* owned; NULL until CONNECT authenticated */
     int64_t auth_exp_ms;        /* the credential's expiry (wall clock, ms); 0 = never */
@@ -274,6 +279,21 @@ void conn_handle_partitioned_metadata(struct conn *c,
                                       const Pulsar__Proto__CommandPartitionedTopicMetadata *m);
 void conn_handle_lookup(struct conn *c, const Pulsar__Proto__CommandLookupTopic *l);
 void conn_handle_get_topics(struct conn *c, const Pulsar__Proto__CommandGetTopicsOfNamespace *m);
+/* What tn's namespace creates on its own (ns_auto_create_get). */
+struct ns_auto_create conn_auto_create(struct conn *c, const struct topic_name *tn);
+/* May the connection list the topics of tenant_ns (Consume on the namespace, with
+ * authorization on)? When not, the request is answered AuthorizationError here. */
+bool conn_namespace_readable(struct conn *c, const char *tenant_ns, uint64_t request_id);
+
+/* ---- conn_watch.c --------------------------------------------------------------------------- */
+
+/* Topic list watchers one connection may hold (each one a namespace watch and a list). */
+#define CONN_MAX_TOPIC_WATCHERS 64
+void conn_handle_watch_topic_list(struct conn *c, const Pulsar__Proto__CommandWatchTopicList *m);
+void conn_handle_watch_topic_list_close(struct conn *c,
+                                        const Pulsar__Proto__CommandWatchTopicListClose *m);
+/* The connection closes: its watchers end (nothing is sent). */
+void conn_watch_close_all(struct conn *c);
 
 /* ---- conn_schema.c -------------------------------------------------------------------------- */
 

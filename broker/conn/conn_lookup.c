@@ -5,11 +5,18 @@
  * Happy path: LOOKUP asks the namespace module (ns_lookup) and answers Connect (this broker)
  * or Redirect (the owner, or the broker chosen for an unowned bundle), both authoritative.
  * PARTITIONED_METADATA answers the partition count (and creates a partitioned topic when
- * allowAutoTopicCreationType=partitioned). GET_TOPICS_OF_NAMESPACE lists what ns_list_topics
- * finds. (GET_SCHEMA and GET_OR_CREATE_SCHEMA: conn_schema.c.)
+ * auto-created topics are partitioned: allowAutoTopicCreationType=partitioned or the
+ * namespace's autoTopicCreation policy, ns_auto_create_get). GET_TOPICS_OF_NAMESPACE lists what
+ * ns_list_topics finds, keeps what the client's topics_pattern matches (filtered=true; when
+ * enableBrokerSideSubscriptionPatternEvaluation is on and the pattern is not longer than
+ * subscriptionPatternMaxLength) and adds the list's topics_hash; a client that sent that hash
+ * gets changed=false and no list. (GET_SCHEMA and GET_OR_CREATE_SCHEMA: conn_schema.c;
+ * topic list watchers: conn_watch.c.)
  *
  * Failure modes: a name that cannot be parsed, or that held a NUL byte, answers
- * InvalidTopicName; a namespace that does not exist, its error; a lookup that cannot be
+ * InvalidTopicName; a namespace that does not exist, its error; a topics_pattern that does
+ * not compile, or that hits the match limits (ns_pattern_match), an error to that request
+ * only; a lookup that cannot be
  * decided (store error, bundle in transition) answers Failed with the error, and the client
  * retries.
  */
@@ -125,6 +132,15 @@ void conn_authz_recheck(struct conn *c, const char *tenant_ns)
     mg_free(prefix);
 }
 
+struct ns_auto_create conn_auto_create(struct conn *c, const struct topic_name *tn)
+{
+    struct ns_auto_create ac;
+    char *tenant_ns = mg_asprintf("%s/%s", tn->tenant, tn->ns);
+    ns_auto_create_get(c->env->ns, tenant_ns, &ac);
+    mg_free(tenant_ns);
+    return ac;
+}
+
 void conn_handle_partitioned_metadata(struct conn *c,
                                       const Pulsar__Proto__CommandPartitionedTopicMetadata *m)
 {
@@ -154,13 +170,12 @@ void conn_handle_partitioned_metadata(struct conn *c,
         int n = tn.partition >= 0 ? 0 : ns_partitions_get(c->env->ns, tn.full);
         const struct cfg *cfg = c->env->cfg;
         int made = 0;
-        if (n == 0 && tn.partition < 0 && cfg->allow_auto_topic_creation &&
-            strcmp(cfg->allow_auto_topic_creation_type, "partitioned") == 0 &&
-            !topic_find(c->env->topics, tn.full) && cfg->default_num_partitions > 0) {
-            made = ns_partitions_set(c->env->ns, tn.full, cfg->default_num_partitions, true, NULL,
-                                     NULL);
+        struct ns_auto_create ac = conn_auto_create(c, &tn); /* namespace's policy, or keys */
+        if (n == 0 && tn.partition < 0 && ac.topic && ac.partitioned &&
+            !topic_find(c->env->topics, tn.full) && ac.partitions > 0) {
+            made = ns_partitions_set(c->env->ns, tn.full, ac.partitions, true, NULL, NULL);
             if (made == 0)
-                n = cfg->default_num_partitions;
+                n = ac.partitions;
         }
         topic_name_fini(&tn);
         if (made == -MG_ENOTALLOWED) { /* defaultNumPartitions above the bound: as Pulsar */
@@ -292,50 +307,114 @@ int conn_check_owned_name(struct conn *c, const char *full, char *msg, size_t le
     return rc;
 }
 
+/* A GET_TOPICS_OF_NAMESPACE waiting for its listing. */
+struct conn_topics_req {
+    struct conn_req *r;
+    struct ns_pattern *pat; /* owned; NULL: not filtered here */
+    char *client_hash;      /* owned; the request's topics_hash or NULL */
+};
+
+static void conn_topics_req_free(struct conn_topics_req *q)
+{
+    ns_pattern_free(q->pat);
+    mg_free(q->client_hash);
+    mg_free(q);
+}
+
 static void conn_topics_listed(void *data, int status, char **names, int n)
 {
-    struct conn_req *r = data;
-    if (status < 0) {
-        conn_req_fail(r, status, "Cannot list the namespace's topics");
-        return;
+    struct conn_topics_req *q = data;
+    struct conn_req *r = q->r;
+    char **match = mg_malloc(((size_t)n + 1) * sizeof *match); /* no system topics, as Pulsar */
+    int kept = 0;
+    if (status >= 0) {
+        kept = ns_pattern_filter(q->pat, names, n, match);
+        status = kept < 0 ? kept : 0;
     }
-    Pulsar__Proto__CommandGetTopicsOfNamespaceResponse resp =
-        PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE_RESPONSE__INIT;
-    resp.request_id = r->request_id;
-    resp.n_topics = (size_t)n;
-    resp.topics = names;
-    CONN_SEND(r->conn, GET_TOPICS_OF_NAMESPACE_RESPONSE, gettopicsofnamespaceresponse,
-              resp); /* nothing once the connection closed */
-    conn_req_free(r);
+    if (status < 0) {
+        conn_req_fail(r, status,
+                      status == -MG_ENOTALLOWED
+                          ? "Topics pattern exceeded the match limit of the broker"
+                          : "Cannot list the namespace's topics");
+    } else {
+        Pulsar__Proto__CommandGetTopicsOfNamespaceResponse resp =
+            PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE_RESPONSE__INIT;
+        char **topics = match;
+        char hash[NS_TOPICS_HASH_LEN];
+        ns_topics_hash(topics, kept, hash);
+        resp.request_id = r->request_id;
+        resp.has_filtered = 1;
+        resp.filtered = q->pat != NULL;
+        resp.topics_hash = hash;
+        resp.has_changed = 1;
+        resp.changed = !q->client_hash || strcmp(q->client_hash, hash) != 0;
+        if (resp.changed) { /* an unchanged list is not sent again, as Pulsar */
+            resp.n_topics = (size_t)kept;
+            resp.topics = topics;
+        }
+        CONN_SEND(r->conn, GET_TOPICS_OF_NAMESPACE_RESPONSE, gettopicsofnamespaceresponse,
+                  resp); /* nothing once the connection closed */
+        conn_req_free(r);
+    }
+    mg_free(match);
+    conn_topics_req_free(q);
+}
+
+bool conn_namespace_readable(struct conn *c, const char *tenant_ns, uint64_t request_id)
+{
+    /* Consume granted on the namespace itself (a topic's grant is not enough), as Pulsar's
+     * provider decides NamespaceOperation.GET_TOPICS. */
+    if (!auth_authz_enabled(c->env->auth))
+        return true;
+    struct topic_name ns_tn = {0};
+    const char *slash = tenant_ns ? strchr(tenant_ns, '/') : NULL;
+    ns_tn.tenant = slash ? mg_strndup(tenant_ns, (size_t)(slash - tenant_ns))
+                         : mg_strdup(tenant_ns ? tenant_ns : "");
+    ns_tn.ns = mg_strdup(slash ? slash + 1 : "");
+    bool ok = conn_authorized(c, &ns_tn, AUTH_CONSUME, true, NULL);
+    mg_free(ns_tn.tenant);
+    mg_free(ns_tn.ns);
+    if (!ok) {
+        conn_log_unauthorized(c, "topics of", tenant_ns ? tenant_ns : "");
+        conn_send_error(c, request_id, -MG_EAUTHZ,
+                        "Client is not authorized to GetTopicsOfNamespace");
+    }
+    return ok;
 }
 
 void conn_handle_get_topics(struct conn *c, const Pulsar__Proto__CommandGetTopicsOfNamespace *m)
 {
+    struct conn_topics_req *q = mg_calloc(1, sizeof *q);
     if (m->has_mode &&
         m->mode == PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__NON_PERSISTENT) {
-        conn_topics_listed(conn_req_new(c, m->request_id, 0, -1), 0, NULL, 0); /* none are served */
+        q->r = conn_req_new(c, m->request_id, 0, -1);
+        conn_topics_listed(q, 0, NULL, 0); /* none are served */
         return;
     }
-    /* Consume granted on the namespace itself (a topic's grant is not enough), as Pulsar's
-     * provider decides NamespaceOperation.GET_TOPICS. */
-    struct topic_name ns_tn = {0};
-    char *slash = m->namespace_ ? strchr(m->namespace_, '/') : NULL;
-    if (auth_authz_enabled(c->env->auth)) {
-        ns_tn.tenant = slash ? mg_strndup(m->namespace_, (size_t)(slash - m->namespace_))
-                             : mg_strdup(m->namespace_ ? m->namespace_ : "");
-        ns_tn.ns = mg_strdup(slash ? slash + 1 : "");
-        bool ok = conn_authorized(c, &ns_tn, AUTH_CONSUME, true, NULL);
-        mg_free(ns_tn.tenant);
-        mg_free(ns_tn.ns);
-        if (!ok) {
-            conn_log_unauthorized(c, "topics of", m->namespace_ ? m->namespace_ : "");
-            conn_send_error(c, m->request_id, -MG_EAUTHZ,
-                            "Client is not authorized to GetTopicsOfNamespace");
+    if (!conn_namespace_readable(c, m->namespace_, m->request_id)) {
+        conn_topics_req_free(q);
+        return;
+    }
+    /* As Pulsar: the pattern is applied here when evaluation is on and it is not longer
+     * than subscriptionPatternMaxLength; otherwise the whole list goes (filtered=false) and
+     * the client filters. */
+    const struct cfg *cfg = c->env->cfg;
+    if (m->topics_pattern && cfg->pattern_evaluation &&
+        strlen(m->topics_pattern) <= (size_t)cfg->subscription_pattern_max_length) {
+        char err[200];
+        int rc = ns_pattern_compile(m->topics_pattern, &q->pat, err, sizeof err);
+        if (rc < 0) {
+            MG_DEBUG("conn", "[%" PRIu64 "] GET_TOPICS_OF_NAMESPACE refused: %s", c->id, err);
+            conn_send_error(c, m->request_id, rc, err);
+            conn_topics_req_free(q);
             return;
         }
     }
-    struct conn_req *r = conn_req_new(c, m->request_id, 0, -1);
-    int rc = ns_list_topics(c->env->ns, m->namespace_, false, conn_topics_listed, r);
-    if (rc < 0)
-        conn_req_fail(r, rc, "Namespace does not exist");
+    q->client_hash = m->topics_hash ? mg_strdup(m->topics_hash) : NULL;
+    q->r = conn_req_new(c, m->request_id, 0, -1);
+    int rc = ns_list_topics(c->env->ns, m->namespace_, false, conn_topics_listed, q);
+    if (rc < 0) {
+        conn_req_fail(q->r, rc, "Namespace does not exist");
+        conn_topics_req_free(q);
+    }
 }

@@ -25,6 +25,7 @@ struct ns *ns_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_store
     s->loop = loop;
     s->base = mg_loop_base(loop);
     s->meta = meta;
+    LIST_INIT(&s->topic_watches);
     ns_res_init(s);
     ns_bulk_init(s);
     return s;
@@ -77,6 +78,7 @@ void ns_cancel(struct ns *s)
 
 void ns_stop(struct ns *s)
 {
+    ns_watch_fini(s);
     ns_own_stop(s);
     s->topics = NULL;
     s->mlf = NULL;
@@ -86,6 +88,7 @@ void ns_free(struct ns *s)
 {
     if (!s)
         return;
+    ns_watch_fini(s);
     ns_bulk_fini(s);
     ns_own_stop(s);
     ns_res_fini(s);

@@ -133,6 +133,16 @@ struct ns_backlog_quota {
     int64_t limit_time; /* seconds, -1 = none */
     enum ns_quota_policy policy;
 };
+/* Pulsar's AutoTopicCreationOverride {"allowAutoTopicCreation", "topicType",
+ * "defaultNumPartitions"} and AutoSubscriptionCreationOverride
+ * {"allowAutoSubscriptionCreation"}: set, or not (the broker's keys apply). */
+struct ns_auto_topic {
+    bool set, allow, partitioned;
+    int partitions; /* partitioned: >= 1 */
+};
+struct ns_auto_sub {
+    bool set, allow;
+};
 struct ns_policies {
     bool has_retention;
     int64_t retention_time_minutes, retention_size_mb;
@@ -147,6 +157,8 @@ struct ns_policies {
      * is_allow_auto_update_schema (has_: set) */
     char schema_strategy[24];
     bool has_auto_update_schema, auto_update_schema;
+    struct ns_auto_topic auto_topic; /* autoTopicCreationOverride (ns_auto.c) */
+    struct ns_auto_sub auto_sub;     /* autoSubscriptionCreationOverride */
 };
 /* get: 0 and the policies (none set: zeroed), -MG_ENOTFOUND without the namespace. set:
  * replace them all (cb once durable, as the other mutations); -MG_ENOTFOUND synchronously. */
@@ -176,6 +188,24 @@ int ns_quota_policy_parse(const char *name);
  * missing numbers are -1, a missing policy is producer_request_hold. */
 json_t *ns_backlog_quota_json(const struct ns_backlog_quota *q);
 int ns_backlog_quota_parse(json_t *j, struct ns_backlog_quota *out);
+
+/* Auto-creation overrides (ns_auto.c) as JSON and back. parse: 0 and *out (set), or
+ * -MG_EINVAL (400: not an object, allow not a boolean, unknown topicType, partitioned
+ * without defaultNumPartitions >= 1, non-partitioned with it) or -MG_ENOTALLOWED (406: more
+ * partitions than max_partitions, when > 0), with Pulsar's reason in *why. */
+json_t *ns_auto_topic_json(const struct ns_auto_topic *a);
+int ns_auto_topic_parse(const json_t *j, int max_partitions, struct ns_auto_topic *out,
+                        const char **why);
+json_t *ns_auto_sub_json(const struct ns_auto_sub *a);
+int ns_auto_sub_parse(const json_t *j, struct ns_auto_sub *out, const char **why);
+/* What is auto-created in namespace tenant_ns: its overrides where set, else
+ * allowAutoTopicCreation, allowAutoTopicCreationType, defaultNumPartitions and
+ * allowAutoSubscriptionCreation. */
+struct ns_auto_create {
+    bool topic, partitioned, subscription;
+    int partitions;
+};
+void ns_auto_create_get(struct ns *s, const char *tenant_ns, struct ns_auto_create *out);
 
 /* A namespace's retention policy (Policies.retention_policies): minutes and MB, -1 =
  * unlimited. get: 1 and the values when set, 0 when never set (Pulsar answers 204),
@@ -215,6 +245,44 @@ const char *ns_partitions_next(struct ns *s, size_t *pos, int *n);
 typedef void (*ns_topics_cb)(void *data, int status, char **names, int n);
 int ns_list_topics(struct ns *s, const char *tenant_ns, bool partitioned_only, ns_topics_cb cb,
                    void *data);
+
+/* ---- topic lists of pattern consumers (ns_list.c) -----------------------------------------
+ *
+ * A topics_pattern as Pulsar clients send it ("persistent://t/ns/orders-.*", a Java regex):
+ * compiled with PCRE2 once its domain scheme is taken off (TopicList.removeTopicDomainScheme),
+ * it must match all of a topic's "t/ns/base" (a partition matches by its partitioned topic's
+ * name). compile: 0, or -MG_EINVAL (does not compile, unknown domain) with the reason in err.
+ * match: 1, 0, or -MG_ENOTALLOWED when the match, depth or heap limit stopped it (a catastrophic
+ * pattern: evaluation is bounded). filter: the names[0..n) that are not system topics
+ * (ns_topic_is_system) and match p (NULL: any), in order, into out (room for n; the pointers
+ * are borrowed from names): their count, or match's error, or -MG_ENOTALLOWED once filtering
+ * the list has taken a bounded time (a quarter second). is_system: Pulsar's
+ * SystemTopicNames.isSystemTopic (namespace events and transaction topics), which topic lists
+ * of clients leave out. */
+struct ns_pattern;
+int ns_pattern_compile(const char *topics_pattern, struct ns_pattern **out, char *err,
+                       size_t errlen);
+int ns_pattern_match(struct ns_pattern *p, const char *full_name);
+int ns_pattern_filter(struct ns_pattern *p, char *const *names, int n, char **out);
+void ns_pattern_free(struct ns_pattern *p);
+bool ns_topic_is_system(const char *full_name);
+
+/* Pulsar's TopicList.calculateHash of a list (any order): CRC32C of the sorted names joined
+ * by ',', as 8 lower-case hex digits of its little-endian bytes. */
+#define NS_TOPICS_HASH_LEN 9
+void ns_topics_hash(char *const *names, int n, char out[NS_TOPICS_HASH_LEN]);
+
+/* Watch the topics of namespace tenant_ns: fn(arg, full name, created) for every topic that
+ * appears in (created) or leaves its listing (ns_list_topics) from now on, on any broker
+ * sharing the store (a store watch; plus a periodic re-list for what the store does not
+ * show). NULL when the namespace does not exist. unwatch: no call after it; accepts NULL.
+ * ns_topics_changed: re-list a watched namespace now (a change made here). */
+typedef void (*ns_topics_change_fn)(void *arg, const char *full_name, bool created);
+struct ns_topics_watch;
+struct ns_topics_watch *ns_topics_watch(struct ns *s, const char *tenant_ns, ns_topics_change_fn fn,
+                                        void *arg);
+void ns_topics_unwatch(struct ns_topics_watch *w);
+void ns_topics_changed(struct ns *s, const char *tenant_ns);
 
 /* Does the store still hold a topic's managed ledger (its data)? cb status 1 (yes), 0 (no:
  * never created, or deleted and gone) or the store's error; after the call returned.

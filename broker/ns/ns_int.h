@@ -61,12 +61,20 @@ struct ns {
     char **unload_q;                    /* owned names of topics to unload (ns_unload_topics) */
     size_t unload_head, unload_n, unload_cap; /* unload_q[unload_head..unload_n) to do */
     struct mg_timer unload_tm;                /* runs the next unload slice */
+    LIST_HEAD(, ns_tw_group) topic_watches;   /* namespaces watched (ns_list.c) */
 };
 
 /* Run fn(arg) on the next pass of the module's loop: the answer of a call that has nothing to
  * wait for, which must still come after the call returned. Returns 0 (it cannot fail; an int
  * so that it stands in for a store request in its callers' error paths). */
 int ns_later(struct ns *s, void (*fn)(void *arg), void *arg);
+
+/* Are the auto-creation overrides of two namespaces' policies the same (ns_auto.c)? */
+bool ns_auto_eq(const struct ns_policies *a, const struct ns_policies *b);
+
+/* Topic-list watches (ns_list.c): stop them all (ns_stop); the callers' handles stay theirs
+ * to pass to ns_topics_unwatch, and hear nothing more. */
+void ns_watch_fini(struct ns *s);
 
 /* Test seam: the next n metadata writes of resources fail with status (a negative -MG_E*
  * code) as if the store had refused them, completing on the next loop pass. */

@@ -165,6 +165,8 @@ static void ns_res_snapshot(struct ns *s, enum res_kind k, const char *key, stru
 
 static bool ns_res_policies_eq(const struct ns_policies *a, const struct ns_policies *b)
 {
+    if (!ns_auto_eq(a, b))
+        return false;
     if (a->has_retention != b->has_retention || a->has_ttl != b->has_ttl ||
         (a->has_retention && (a->retention_time_minutes != b->retention_time_minutes ||
                               a->retention_size_mb != b->retention_size_mb)) ||
@@ -188,6 +190,8 @@ static bool ns_res_policies_eq(const struct ns_policies *a, const struct ns_poli
 
 static bool ns_res_policies_empty(const struct ns_policies *p)
 {
+    if (p->auto_topic.set || p->auto_sub.set)
+        return false;
     return !p->has_retention && !p->has_ttl && !p->quota[NS_QUOTA_STORAGE].set &&
            !p->quota[NS_QUOTA_AGE].set && !p->schema_strategy[0] && !p->has_auto_update_schema &&
            !p->has_dedup && !p->has_compaction_threshold;
@@ -533,6 +537,10 @@ static json_t *ns_res_namespace_json(struct ns *s, const char *ns_key, int bundl
                             json_pack("{s:I,s:I}", "retentionTimeInMinutes",
                                       (json_int_t)p->retention_time_minutes, "retentionSizeInMB",
                                       (json_int_t)p->retention_size_mb));
+    if (p && p->auto_topic.set)
+        json_object_set_new(j, "autoTopicCreationOverride", ns_auto_topic_json(&p->auto_topic));
+    if (p && p->auto_sub.set)
+        json_object_set_new(j, "autoSubscriptionCreationOverride", ns_auto_sub_json(&p->auto_sub));
     if (p && p->has_ttl)
         json_object_set_new(j, "message_ttl_in_seconds", json_integer(p->ttl_secs));
     if (p && p->schema_strategy[0])
@@ -908,6 +916,13 @@ static void ns_res_cache_namespace(struct ns *s, const char *tenant_ns, json_t *
         p.retention_time_minutes = json_integer_value(rt);
         p.retention_size_mb = json_integer_value(rs);
     }
+    const char *why;
+    json_t *ato = json_object_get(j, "autoTopicCreationOverride");
+    if (ato && ns_auto_topic_parse(ato, 0, &p.auto_topic, &why) < 0)
+        MG_WARN("ns", "namespace %s: autoTopicCreationOverride ignored: %s", tenant_ns, why);
+    json_t *aso = json_object_get(j, "autoSubscriptionCreationOverride");
+    if (aso && ns_auto_sub_parse(aso, &p.auto_sub, &why) < 0)
+        MG_WARN("ns", "namespace %s: autoSubscriptionCreationOverride ignored: %s", tenant_ns, why);
     json_t *ttl = json_object_get(j, "message_ttl_in_seconds");
     if (json_is_integer(ttl)) {
         p.has_ttl = true;

@@ -240,6 +240,26 @@ static void expect_topics_of_namespace(bool allowed)
     wire_frame_clear(&f);
 }
 
+/* WATCH_TOPIC_LIST needs what GET_TOPICS_OF_NAMESPACE needs (consume on the namespace). */
+static void expect_topic_list_watch(bool allowed)
+{
+    uint64_t id = next_id++;
+    Pulsar__Proto__CommandWatchTopicList w = PULSAR__PROTO__COMMAND_WATCH_TOPIC_LIST__INIT;
+    w.request_id = id;
+    w.watcher_id = id;
+    w.namespace_ = "public/default";
+    w.topics_pattern = "persistent://public/default/.*";
+    wire_cmd cmd;
+    tl_cmd_set(cmd, WATCH_TOPIC_LIST, watchtopiclist, w);
+    tl_peer_send(&peer, &cmd);
+    struct wire_frame f;
+    if (!expect_answer(id, allowed, "Client is not authorized to GetTopicsOfNamespace",
+                       T(WATCH_TOPIC_LIST_SUCCESS), &f))
+        return;
+    ck_assert_uint_eq(f.cmd->watchtopiclistsuccess->request_id, id);
+    wire_frame_clear(&f);
+}
+
 START_TEST(test_no_grant_refused_everywhere)
 {
     connect_as(0, "alice");
@@ -248,6 +268,7 @@ START_TEST(test_no_grant_refused_everywhere)
     expect_lookup(TOPIC, false);
     expect_partitions(TOPIC, false);
     expect_topics_of_namespace(false);
+    expect_topic_list_watch(false);
     ck_assert(!peer.eof); /* refusals do not close the connection */
 }
 END_TEST
@@ -267,10 +288,12 @@ START_TEST(test_namespace_grant)
     expect_partitions(TOPIC, true);
     expect_subscribe(TOPIC, "s", false); /* produce only */
     expect_topics_of_namespace(false);   /* needs consume */
+    expect_topic_list_watch(false);
     ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/alice", "root", "[\"produce\",\"consume\"]"), 204);
     uint64_t c1 = next_id;
     expect_subscribe(TOPIC, "s", true);
     expect_topics_of_namespace(true);
+    expect_topic_list_watch(true);
     /* Revoked: what was made with it is closed, and new producers are refused again. */
     ck_assert_int_eq(http(EVHTTP_REQ_DELETE, NSP "/alice", "root", NULL), 204);
     expect_closed(true, p1);

@@ -19,6 +19,7 @@
 #include "config/cfg.h"
 #include "conn/conn.h"
 #include "conn/conn_int.h"
+#include "lib/tl_bk.h"
 #include "lib/tl_pulsar.h"
 #include "lib/tl_svc.h"
 #include "meta/meta.h"
@@ -57,7 +58,8 @@ struct fixture {
     struct cfg cfg;
     struct event_base *base;
     struct mg_loop *loop;
-    bool sim; /* start() makes a simulated loop: time moves by mg_loop_advance */
+    bool sim;   /* start() makes a simulated loop: time moves by mg_loop_advance */
+    bool store; /* start() gives the namespace module an in-memory metadata store (fx.meta) */
     struct ml_factory *mlf;
     struct topic_registry *topics;
     struct ns *ns;
@@ -109,7 +111,11 @@ static void start(void)
     struct topic_config tc;
     svc_topic_config(cfg, &tc);
     fx.topics = topic_registry_new(fx.base, fx.mlf, &tc);
-    fx.ns = ns_new(fx.loop, cfg, NULL);
+    if (fx.store) {
+        struct meta_options o = {.url = "memory"};
+        ck_assert_int_eq(meta_open(fx.loop, &o, &fx.meta), 0);
+    }
+    fx.ns = ns_new(fx.loop, cfg, fx.meta);
     ck_assert_int_eq(ns_load(fx.ns), 0);
     ns_start(fx.ns, fx.topics, fx.mlf, 6650, 8080);
     fx.env = (struct conn_env){
@@ -130,10 +136,10 @@ static void teardown(void)
         tl_peer_close(&fx.cl[i].peer);
     }
     sch_registry_free(fx.schemas);
-    meta_close(fx.meta);
     if (fx.base) {
         ns_cancel(fx.ns);
         ns_stop(fx.ns);
+        meta_close(fx.meta); /* after the namespace module's watches (fx.store) are gone */
         topic_registry_free(fx.topics);
         event_base_loop(fx.base, EVLOOP_NONBLOCK);
         ml_factory_free(fx.mlf);
@@ -1168,6 +1174,19 @@ START_TEST(test_lookup_and_partitioned_metadata)
 }
 END_TEST
 
+/* Started, with a partitioned topic of 2 partitions and a producer on each of topics[0..n)
+ * (ids 1..n): a client connected with protocol 21. */
+static struct client *connected_with_topics(const char *partitioned, const char *const *topics,
+                                            int n)
+{
+    start();
+    struct client *cl = connected(21);
+    ck_assert_int_eq(ns_partitions_set(fx.ns, partitioned, 2, true, NULL, NULL), 0);
+    for (int i = 0; i < n; i++)
+        producer(cl, topics[i], (uint64_t)i + 1);
+    return cl;
+}
+
 static void get_topics(struct client *cl, const char *ns, uint64_t request_id, bool non_persistent)
 {
     Pulsar__Proto__CommandGetTopicsOfNamespace g =
@@ -1186,12 +1205,9 @@ static void get_topics(struct client *cl, const char *ns, uint64_t request_id, b
  * namespace is an error. */
 START_TEST(test_get_topics_of_namespace)
 {
-    start();
-    struct client *cl = connected(21);
-    ck_assert_int_eq(ns_partitions_set(fx.ns, TOPIC("parts"), 2, true, NULL, NULL), 0);
-    producer(cl, TOPIC("b-topic"), 1);
-    producer(cl, TOPIC("a-topic"), 2);
-    producer(cl, "persistent://pulsar/system/elsewhere", 3);
+    static const char *const made[] = {TOPIC("b-topic"), TOPIC("a-topic"),
+                                       "persistent://pulsar/system/elsewhere"};
+    struct client *cl = connected_with_topics(TOPIC("parts"), made, 3);
     get_topics(cl, "public/default", 31, false);
     struct wire_frame f;
     expect(cl, T(GET_TOPICS_OF_NAMESPACE_RESPONSE), &f);
@@ -1212,6 +1228,291 @@ START_TEST(test_get_topics_of_namespace)
 
     get_topics(cl, "nope/none", 33, false);
     expect_error(cl, 33, SE(TopicNotFound), "Namespace does not exist");
+}
+END_TEST
+
+/* ---- pattern consumers: topics_pattern, topics_hash, watchers (conn_watch.c) ------------- */
+
+static void get_topics_req(struct client *cl, uint64_t request_id, const char *pattern,
+                           const char *hash)
+{
+    Pulsar__Proto__CommandGetTopicsOfNamespace g =
+        PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__INIT;
+    g.namespace_ = "public/default";
+    g.request_id = request_id;
+    g.topics_pattern = (char *)pattern;
+    g.topics_hash = (char *)hash;
+    SEND(cl, GET_TOPICS_OF_NAMESPACE, gettopicsofnamespace, g);
+}
+
+/* The answer to request_id is the topics want[0..n) (sorted), filtered or not, and carries
+ * their hash; its hash is copied to hash (may be NULL). */
+static void expect_topics(struct client *cl, uint64_t request_id, bool filtered,
+                          const char *const *want, size_t n, char *hash)
+{
+    struct wire_frame f;
+    expect(cl, T(GET_TOPICS_OF_NAMESPACE_RESPONSE), &f);
+    Pulsar__Proto__CommandGetTopicsOfNamespaceResponse *r = f.cmd->gettopicsofnamespaceresponse;
+    ck_assert_uint_eq(r->request_id, request_id);
+    ck_assert(r->has_filtered);
+    ck_assert_int_eq(r->filtered, filtered);
+    ck_assert(r->changed);
+    ck_assert_uint_eq(r->n_topics, n);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_str_eq(r->topics[i], want[i]);
+    char h[NS_TOPICS_HASH_LEN];
+    ns_topics_hash((char **)want, (int)n, h);
+    ck_assert_ptr_nonnull(r->topics_hash);
+    ck_assert_str_eq(r->topics_hash, h);
+    if (hash)
+        memcpy(hash, h, sizeof h);
+    wire_frame_clear(&f);
+}
+
+/* GET_TOPICS_OF_NAMESPACE with topics_pattern: only the matching topics (a partition by its
+ * partitioned topic's name; system topics never), filtered=true, their hash; the same hash back
+ * gives changed=false and no list; a pattern too long for subscriptionPatternMaxLength gets the
+ * whole list; an invalid or catastrophic pattern gets an error on that request only. */
+START_TEST(test_get_topics_pattern_and_hash)
+{
+    /* __change_events is a system topic: never listed, as Pulsar */
+    static const char *const made[] = {TOPIC("orders-b"), TOPIC("orders-a"), TOPIC("misc"),
+                                       TOPIC("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac"),
+                                       TOPIC("__change_events")};
+    struct client *cl = connected_with_topics(TOPIC("orders-p"), made, 5);
+    static const char *const orders[] = {TOPIC("orders-a"), TOPIC("orders-b"),
+                                         TOPIC("orders-p-partition-0"),
+                                         TOPIC("orders-p-partition-1")};
+    char hash[NS_TOPICS_HASH_LEN];
+    get_topics_req(cl, 50, "persistent://public/default/orders-.*", NULL);
+    expect_topics(cl, 50, true, orders, 4, hash);
+
+    get_topics_req(cl, 51, "persistent://public/default/orders-.*", hash);
+    struct wire_frame f;
+    expect(cl, T(GET_TOPICS_OF_NAMESPACE_RESPONSE), &f);
+    Pulsar__Proto__CommandGetTopicsOfNamespaceResponse *r = f.cmd->gettopicsofnamespaceresponse;
+    ck_assert_uint_eq(r->request_id, 51);
+    ck_assert(r->has_changed);
+    ck_assert(!r->changed);
+    ck_assert_uint_eq(r->n_topics, 0);
+    ck_assert_str_eq(r->topics_hash, hash);
+    wire_frame_clear(&f);
+
+    static const char *const all[] = {TOPIC("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac"),
+                                      TOPIC("misc"),
+                                      TOPIC("orders-a"),
+                                      TOPIC("orders-b"),
+                                      TOPIC("orders-p-partition-0"),
+                                      TOPIC("orders-p-partition-1")};
+    get_topics_req(cl, 52, NULL, NULL);
+    expect_topics(cl, 52, false, all, 6, NULL);
+    get_topics_req(cl, 53, "persistent://public/default/(orders|misc|nothing-here-but-length)+",
+                   NULL); /* 61 > 50 characters: not evaluated here */
+    expect_topics(cl, 53, false, all, 6, NULL);
+
+    get_topics_req(cl, 54, "persistent://public/default/(orders", NULL);
+    tl_peer_expect(&cl->peer, T(ERROR), &f);
+    ck_assert_uint_eq(f.cmd->error->request_id, 54);
+    ck_assert_ptr_nonnull(strstr(f.cmd->error->message, "Invalid topics pattern"));
+    wire_frame_clear(&f);
+    get_topics_req(cl, 55, "persistent://public/default/(a+)+b", NULL);
+    expect_error(cl, 55, SE(NotAllowedError),
+                 "Topics pattern exceeded the match limit of the broker");
+    get_topics_req(cl, 56, "kafka://public/default/x", NULL);
+    tl_peer_expect(&cl->peer, T(ERROR), &f);
+    ck_assert_uint_eq(f.cmd->error->request_id, 56);
+    wire_frame_clear(&f);
+    /* the connection goes on */
+    get_topics_req(cl, 57, "public/default/m.*", NULL);
+    expect_topics(cl, 57, true, all + 1, 1, NULL);
+}
+END_TEST
+
+/* enableBrokerSideSubscriptionPatternEvaluation=false: no filtering, no watchers advertised,
+ * WATCH_TOPIC_LIST refused. */
+START_TEST(test_pattern_evaluation_off)
+{
+    tl_cfg_set(&fx.cfg, "enableBrokerSideSubscriptionPatternEvaluation", "false");
+    start();
+    struct client *cl = client_new();
+    struct wire_frame f;
+    tl_peer_handshake(&cl->peer, 21, &f);
+    ck_assert(!f.cmd->connected->feature_flags ||
+              !f.cmd->connected->feature_flags->supports_topic_watchers);
+    wire_frame_clear(&f);
+    producer(cl, TOPIC("one"), 1);
+    producer(cl, TOPIC("two"), 2);
+    static const char *const all[] = {TOPIC("one"), TOPIC("two")};
+    get_topics_req(cl, 60, "persistent://public/default/one", NULL);
+    expect_topics(cl, 60, false, all, 2, NULL);
+    Pulsar__Proto__CommandWatchTopicList w = PULSAR__PROTO__COMMAND_WATCH_TOPIC_LIST__INIT;
+    w.request_id = 61;
+    w.watcher_id = 1;
+    w.namespace_ = "public/default";
+    w.topics_pattern = "persistent://public/default/.*";
+    SEND(cl, WATCH_TOPIC_LIST, watchtopiclist, w);
+    expect_error(cl, 61, SE(NotAllowedError), NULL);
+}
+END_TEST
+
+static void watch_req(struct client *cl, uint64_t request_id, uint64_t watcher_id,
+                      const char *pattern, const char *hash)
+{
+    Pulsar__Proto__CommandWatchTopicList w = PULSAR__PROTO__COMMAND_WATCH_TOPIC_LIST__INIT;
+    w.request_id = request_id;
+    w.watcher_id = watcher_id;
+    w.namespace_ = "public/default";
+    w.topics_pattern = (char *)pattern;
+    w.topics_hash = (char *)hash;
+    SEND(cl, WATCH_TOPIC_LIST, watchtopiclist, w);
+}
+
+/* The next frame is WATCH_TOPIC_UPDATE of watcher_id: name created (or deleted), and the hash
+ * of now[0..n), the watcher's topics after it. */
+static void expect_update(struct client *cl, uint64_t watcher_id, const char *name, bool created,
+                          const char *const *now, int n)
+{
+    struct wire_frame f;
+    expect(cl, T(WATCH_TOPIC_UPDATE), &f);
+    Pulsar__Proto__CommandWatchTopicUpdate *u = f.cmd->watchtopicupdate;
+    ck_assert_uint_eq(u->watcher_id, watcher_id);
+    ck_assert_uint_eq(u->n_new_topics, created ? 1 : 0);
+    ck_assert_uint_eq(u->n_deleted_topics, created ? 0 : 1);
+    ck_assert_str_eq(created ? u->new_topics[0] : u->deleted_topics[0], name);
+    char h[NS_TOPICS_HASH_LEN];
+    ns_topics_hash((char **)now, n, h);
+    ck_assert_str_eq(u->topics_hash, h);
+    wire_frame_clear(&f);
+}
+
+#define ML_NODE(local) "/managed-ledgers/public/default/persistent/" local
+
+/* WATCH_TOPIC_LIST: supports_topic_watchers in CONNECTED; SUCCESS with the matching topics and
+ * their hash (none when the client has that hash); one WATCH_TOPIC_UPDATE per matching topic
+ * created or deleted in the store (by any broker), nothing for the others; a watcher id in
+ * use, a pattern too long or invalid, and watchers beyond the bound are refused;
+ * WATCH_TOPIC_LIST_CLOSE ends one watcher and the others go on. */
+START_TEST(test_topic_list_watcher)
+{
+    fx.store = true;
+    start();
+    struct client *cl = client_new();
+    struct wire_frame f;
+    tl_peer_handshake(&cl->peer, 21, &f);
+    ck_assert_ptr_nonnull(f.cmd->connected->feature_flags);
+    ck_assert(f.cmd->connected->feature_flags->supports_topic_watchers);
+    wire_frame_clear(&f);
+    producer(cl, TOPIC("w-1"), 1);
+    producer(cl, TOPIC("other"), 2);
+
+    const char *pat = "persistent://public/default/w-.*";
+    watch_req(cl, 70, 1, pat, NULL);
+    expect(cl, T(WATCH_TOPIC_LIST_SUCCESS), &f);
+    Pulsar__Proto__CommandWatchTopicListSuccess *ok = f.cmd->watchtopiclistsuccess;
+    ck_assert_uint_eq(ok->request_id, 70);
+    ck_assert_uint_eq(ok->watcher_id, 1);
+    ck_assert_uint_eq(ok->n_topic, 1);
+    ck_assert_str_eq(ok->topic[0], TOPIC("w-1"));
+    static const char *const one[] = {TOPIC("w-1")};
+    char h1[NS_TOPICS_HASH_LEN];
+    ns_topics_hash((char **)one, 1, h1);
+    ck_assert_str_eq(ok->topics_hash, h1);
+    wire_frame_clear(&f);
+
+    /* topics another broker creates: the one that does not match is not told */
+    ck_assert_int_eq(tl_meta_put(fx.meta, ML_NODE("x-2"), "", 0, 0), 0);
+    ck_assert_int_eq(tl_meta_put(fx.meta, ML_NODE("w-2"), "", 0, 0), 0);
+    static const char *const two[] = {TOPIC("w-1"), TOPIC("w-2")};
+    expect_update(cl, 1, TOPIC("w-2"), true, two, 2);
+    ck_assert_int_eq(tl_meta_del(fx.meta, ML_NODE("w-2")), 0);
+    expect_update(cl, 1, TOPIC("w-2"), false, one, 1);
+
+    /* refused: id in use, pattern too long, pattern invalid */
+    watch_req(cl, 71, 1, pat, NULL);
+    expect_error(cl, 71, SE(ServiceNotReady), NULL);
+    watch_req(cl, 72, 2, "persistent://public/default/this-pattern-is-longer-than-fifty", NULL);
+    expect_error(cl, 72, SE(NotAllowedError), NULL);
+    watch_req(cl, 73, 3, "persistent://public/default/w-(", NULL);
+    tl_peer_expect(&cl->peer, T(ERROR), &f);
+    ck_assert_uint_eq(f.cmd->error->request_id, 73);
+    wire_frame_clear(&f);
+
+    /* a client that has the list already: SUCCESS without topics */
+    watch_req(cl, 74, 4, pat, h1);
+    expect(cl, T(WATCH_TOPIC_LIST_SUCCESS), &f);
+    ck_assert_uint_eq(f.cmd->watchtopiclistsuccess->watcher_id, 4);
+    ck_assert_uint_eq(f.cmd->watchtopiclistsuccess->n_topic, 0);
+    ck_assert_str_eq(f.cmd->watchtopiclistsuccess->topics_hash, h1);
+    wire_frame_clear(&f);
+
+    /* close watcher 1: only watcher 4 hears the next one */
+    Pulsar__Proto__CommandWatchTopicListClose c =
+        PULSAR__PROTO__COMMAND_WATCH_TOPIC_LIST_CLOSE__INIT;
+    c.request_id = 75;
+    c.watcher_id = 1;
+    SEND(cl, WATCH_TOPIC_LIST_CLOSE, watchtopiclistclose, c);
+    tl_expect_success(&cl->peer, 75);
+    ck_assert_int_eq(tl_meta_put(fx.meta, ML_NODE("w-3"), "", 0, 0), 0);
+    static const char *const w13[] = {TOPIC("w-1"), TOPIC("w-3")};
+    expect_update(cl, 4, TOPIC("w-3"), true, w13, 2);
+    expect_nothing(cl);
+
+    /* bounded per connection */
+    struct conn *conn = cl->conn;
+    int have = conn->n_watchers;
+    for (int i = have; i < CONN_MAX_TOPIC_WATCHERS; i++) {
+        watch_req(cl, 100 + (uint64_t)i, 100 + (uint64_t)i, pat, h1);
+        expect(cl, T(WATCH_TOPIC_LIST_SUCCESS), &f);
+        wire_frame_clear(&f);
+    }
+    watch_req(cl, 99, 99, pat, NULL);
+    expect_error(cl, 99, SE(NotAllowedError), "Too many topic list watchers on this connection");
+    ck_assert_int_eq(conn->n_watchers, CONN_MAX_TOPIC_WATCHERS);
+}
+END_TEST
+
+/* The namespace's autoTopicCreation and autoSubscriptionCreation policies override the keys:
+ * a partitioned override makes PARTITIONED_METADATA create the topic with its partitions;
+ * creation off refuses a PRODUCER on a new topic; allowAutoSubscriptionCreation=false refuses
+ * a SUBSCRIBE to a new subscription (SubscriptionNotFound) but serves an existing one, and a
+ * namespace override allowing it lifts that. */
+START_TEST(test_auto_creation_policies)
+{
+    tl_cfg_set(&fx.cfg, "allowAutoSubscriptionCreation", "false");
+    start();
+    struct client *cl = connected(21);
+    struct ns_policies p;
+    ck_assert_int_eq(ns_namespace_policies_get(fx.ns, "public/default", &p), 0);
+    p.auto_topic =
+        (struct ns_auto_topic){.set = true, .allow = true, .partitioned = true, .partitions = 5};
+    ck_assert_int_eq(ns_namespace_policies_set(fx.ns, "public/default", &p, NULL, NULL), 0);
+    partitioned_metadata(cl, TOPIC("made-partitioned"), 80);
+    expect_partitions(cl, 80, 5, 0);
+    ck_assert_int_eq(ns_partitions_get(fx.ns, TOPIC("made-partitioned")), 5);
+
+    p.auto_topic = (struct ns_auto_topic){.set = true, .allow = false};
+    ck_assert_int_eq(ns_namespace_policies_set(fx.ns, "public/default", &p, NULL, NULL), 0);
+    partitioned_metadata(cl, TOPIC("not-made"), 81);
+    expect_partitions(cl, 81, 0, 0);
+    ck_assert_int_eq(producer_v(cl, TOPIC("not-made"), 1, 82, -1), -(int)SE(TopicNotFound) - 1);
+    ck_assert_ptr_null(topic_find(fx.topics, TOPIC("not-made")));
+
+    /* the broker's allowAutoSubscriptionCreation=false: only existing subscriptions */
+    p.auto_topic.set = false;
+    ck_assert_int_eq(ns_namespace_policies_set(fx.ns, "public/default", &p, NULL, NULL), 0);
+    producer(cl, TOPIC("subs"), 2);
+    struct topic *t = topic_find(fx.topics, TOPIC("subs"));
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(topic_admin_create_sub(t, "existing", false), 0);
+    subscribe_req(cl, TOPIC("subs"), "new-one", 10, 83, NULL);
+    expect_error(cl, 83, SE(SubscriptionNotFound), "Subscription does not exist");
+    ck_assert_ptr_null(topic_sub_cursor(t, "new-one"));
+    subscribe(cl, TOPIC("subs"), "existing", 11, NULL);
+    /* the namespace allows it: created */
+    p.auto_sub = (struct ns_auto_sub){.set = true, .allow = true};
+    ck_assert_int_eq(ns_namespace_policies_set(fx.ns, "public/default", &p, NULL, NULL), 0);
+    subscribe(cl, TOPIC("subs"), "new-one", 12, NULL);
+    ck_assert_ptr_nonnull(topic_sub_cursor(t, "new-one"));
 }
 END_TEST
 
@@ -2125,6 +2426,8 @@ int main(void)
            test_slow_consumer_acks_answered, test_slow_consumer_big_entries_acks_answered,
            test_dispatch_high_water);
     tc = tl_tcase(s, "lookups", 30, setup, teardown);
+    tl_add(tc, test_get_topics_pattern_and_hash, test_pattern_evaluation_off,
+           test_topic_list_watcher, test_auto_creation_policies);
     tl_add(tc, test_lookup_and_partitioned_metadata, test_get_topics_of_namespace,
            test_schema_producers_and_get, test_schema_get_or_create_subscribe);
     tc = tl_tcase(s, "producing", 30, setup, teardown);

@@ -15,7 +15,15 @@
  * loop turn: per timer callback), refuses without force while a partition has a producer,
  * and stops without a callback when the broker goes away; partition counts are bounded; namespace
  * listings are sorted and unique.
+ *
+ * Topic lists of pattern consumers (ns_list.c): the hash is Pulsar's (values computed by an
+ * independent CRC32C), patterns match as Pulsar's TopicList.filterTopics does and a
+ * catastrophic one is stopped by the match limits; a namespace watch hears a topic whose
+ * managed ledger appears in or leaves the store (as another broker would create or delete
+ * it) before the periodic re-list could have found it, and topics loaded here by the
+ * re-list.
  */
+#include "lib/tl_bk.h"
 #include "lib/tl_svc.h"
 #include "ns/ns.h"
 #include "ns/ns_int.h"
@@ -25,7 +33,9 @@
 
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static struct tl_svc fx;
 
@@ -475,6 +485,279 @@ START_TEST(test_list_topics_unique_sorted)
 }
 END_TEST
 
+/* ---- topic lists of pattern consumers (ns_list.c) ---------------------------------------- */
+
+START_TEST(test_topics_hash_is_pulsars)
+{
+    char h[NS_TOPICS_HASH_LEN];
+    char *one[] = {"123456789"}; /* the CRC32C check value e3069283, little-endian first */
+    ns_topics_hash(one, 1, h);
+    ck_assert_str_eq(h, "839206e3");
+    ns_topics_hash(NULL, 0, h);
+    ck_assert_str_eq(h, "00000000");
+    char *three[] = {"persistent://my-property/my-ns/pattern-topic-3",
+                     "persistent://my-property/my-ns/pattern-topic-1",
+                     "persistent://my-property/my-ns/pattern-topic-2"};
+    ns_topics_hash(three, 3, h); /* any order: sorted, joined by ',' */
+    ck_assert_str_eq(h, "90d4a04a");
+    char *two[] = {three[0], three[1]};
+    char h2[NS_TOPICS_HASH_LEN];
+    ns_topics_hash(two, 2, h2);
+    ck_assert_str_ne(h, h2);
+}
+END_TEST
+
+static int match(const char *pattern, const char *name)
+{
+    struct ns_pattern *p;
+    char err[200];
+    int rc = ns_pattern_compile(pattern, &p, err, sizeof err);
+    if (rc < 0)
+        return rc;
+    rc = ns_pattern_match(p, name);
+    ns_pattern_free(p);
+    return rc;
+}
+
+START_TEST(test_pattern_matches_as_pulsar)
+{
+    const char *pat = "persistent://public/default/orders-.*";
+    ck_assert_int_eq(match(pat, "persistent://public/default/orders-eu"), 1);
+    /* a partition matches by its partitioned topic's name */
+    ck_assert_int_eq(match(pat, "persistent://public/default/orders-eu-partition-7"), 1);
+    ck_assert_int_eq(match("persistent://public/default/orders-eu",
+                           "persistent://public/default/orders-eu-partition-12"),
+                     1);
+    ck_assert_int_eq(match(pat, "persistent://public/default/invoices"), 0);
+    ck_assert_int_eq(match(pat, "persistent://public/other/orders-eu"), 0);
+    /* the whole name must match, not a part of it */
+    ck_assert_int_eq(
+        match("persistent://public/default/orders", "persistent://public/default/orders-eu"), 0);
+    ck_assert_int_eq(
+        match("persistent://public/default/rders.*", "persistent://public/default/orders-eu"), 0);
+    /* the domain is taken off the pattern and the name; a prefix before it stays */
+    ck_assert_int_eq(
+        match("^persistent://public/default/o.*", "persistent://public/default/orders-eu"), 1);
+    ck_assert_int_eq(
+        match("non-persistent://public/default/o.*", "persistent://public/default/orders-eu"), 1);
+    ck_assert_int_eq(match("public/default/o\\w+-\\w{2}", "persistent://public/default/orders-eu"),
+                     1);
+    /* Java-style classes and alternation */
+    ck_assert_int_eq(
+        match("persistent://public/default/(a|b)-[0-9]+", "persistent://public/default/b-42"), 1);
+    ck_assert_int_eq(
+        match("persistent://public/default/(a|b)-[0-9]+", "persistent://public/default/c-42"), 0);
+    /* refused: a pattern that does not compile, a domain that is none */
+    ck_assert_int_eq(match("persistent://public/default/(a", "persistent://public/default/a"),
+                     -MG_EINVAL);
+    ck_assert_int_eq(match("kafka://public/default/a", "persistent://public/default/a"),
+                     -MG_EINVAL);
+
+    /* system topics (Pulsar's SystemTopicNames.isSystemTopic) */
+    ck_assert(ns_topic_is_system("persistent://public/default/__change_events"));
+    ck_assert(ns_topic_is_system("persistent://public/default/__change_events-partition-1"));
+    ck_assert(ns_topic_is_system("persistent://t/n/__transaction_buffer_snapshot"));
+    ck_assert(ns_topic_is_system("persistent://t/n/orders-sub__transaction_pending_ack"));
+    ck_assert(ns_topic_is_system(
+        "persistent://pulsar/system/transaction_coordinator_assign-partition-0"));
+    ck_assert(!ns_topic_is_system("persistent://public/default/__change_events2"));
+    ck_assert(!ns_topic_is_system("persistent://public/default/orders"));
+
+    /* filter: borrowed pointers of the names that match, in order */
+    char *names[] = {"persistent://public/default/orders-1", "persistent://public/default/x",
+                     "persistent://public/default/orders-2-partition-0"};
+    char *out[3];
+    struct ns_pattern *p;
+    char err[200];
+    ck_assert_int_eq(ns_pattern_compile(pat, &p, err, sizeof err), 0);
+    ck_assert_int_eq(ns_pattern_filter(p, names, 3, out), 2);
+    ck_assert_ptr_eq(out[0], names[0]);
+    ck_assert_ptr_eq(out[1], names[2]);
+    ns_pattern_free(p);
+    /* no pattern: every name but the system topics */
+    char *mixed[] = {"persistent://public/default/a", "persistent://public/default/__change_events",
+                     "persistent://public/default/b"};
+    ck_assert_int_eq(ns_pattern_filter(NULL, mixed, 3, out), 2);
+    ck_assert_ptr_eq(out[0], mixed[0]);
+    ck_assert_ptr_eq(out[1], mixed[2]);
+}
+END_TEST
+
+/* A catastrophic pattern (nested quantifiers, exponential backtracking on a name that almost
+ * matches) is stopped by the match limits: an error, quickly, for names of any length. */
+START_TEST(test_catastrophic_pattern_bounded)
+{
+    struct ns_pattern *p;
+    char err[200];
+    ck_assert_int_eq(ns_pattern_compile("persistent://public/default/(a+)+b", &p, err, sizeof err),
+                     0);
+    for (int len = 24; len <= 200; len += 44) {
+        char name[256];
+        int n = snprintf(name, sizeof name, "persistent://public/default/");
+        memset(name + n, 'a', (size_t)len);
+        name[n + len] = 'c';
+        name[n + len + 1] = '\0';
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ck_assert_int_eq(ns_pattern_match(p, name), -MG_ENOTALLOWED);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        ck_assert_msg(ms < 1000, "one match took %.0f ms", ms);
+    }
+    /* the same pattern on a name that matches is fine */
+    ck_assert_int_eq(ns_pattern_match(p, "persistent://public/default/aaab"), 1);
+    ns_pattern_free(p);
+}
+END_TEST
+
+/* A pattern slow on every name but under the per-match limits: filtering a large namespace
+ * stops once its time budget is used up, instead of taking (names x slowness). */
+START_TEST(test_pattern_list_budget)
+{
+    struct ns_pattern *p;
+    char err[200];
+    ck_assert_int_eq(ns_pattern_compile("persistent://public/default/(a+)+b", &p, err, sizeof err),
+                     0);
+    enum { N = 10000 };
+    char **names = malloc(N * sizeof *names), **out = malloc(N * sizeof *out);
+    for (int i = 0; i < N; i++) {
+        names[i] = malloc(64);
+        snprintf(names[i], 64, "persistent://public/default/aaaaaaaaaaaaaac-%d", i);
+    }
+    ck_assert_int_eq(ns_pattern_match(p, names[0]), 0); /* one name: under the limits */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = ns_pattern_filter(p, names, N, out);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    ck_assert_int_eq(rc, -MG_ENOTALLOWED);
+    ck_assert_msg(ms < 1500, "filtering took %.0f ms", ms);
+    for (int i = 0; i < N; i++)
+        free(names[i]);
+    free(names);
+    free(out);
+    ns_pattern_free(p);
+}
+END_TEST
+
+struct heard {
+    int created, deleted;
+    char last[256];
+};
+
+static void heard_cb(void *arg, const char *name, bool created)
+{
+    struct heard *h = arg;
+    if (created)
+        h->created++;
+    else
+        h->deleted++;
+    snprintf(h->last, sizeof h->last, "%s", name);
+}
+
+/* Another broker creates and deletes a topic: its managed ledger appears in and leaves the
+ * store; the watch hears both, well before the periodic re-list. A topic loaded here (not in
+ * the store: memory managed ledgers) is heard by the re-list. After unwatch, nothing. */
+START_TEST(test_topics_watch_hears_store_and_loads)
+{
+    struct heard h = {0}, other = {0};
+    struct ns_topics_watch *w = ns_topics_watch(ns0(), "public/default", heard_cb, &h);
+    ck_assert_ptr_nonnull(w);
+    struct ns_topics_watch *w2 = ns_topics_watch(ns0(), "public/default", heard_cb, &other);
+    ck_assert_ptr_null(ns_topics_watch(ns0(), "public/none", heard_cb, &h));
+    tl_run_for(fx.loop, 10); /* the first listing: nothing heard */
+    ck_assert_int_eq(h.created + h.deleted, 0);
+
+    uint64_t t0 = mg_loop_mono_ms(fx.loop);
+    struct meta_store *m = tl_svc_meta(&fx, 1); /* another broker's session */
+    ck_assert_int_eq(
+        tl_meta_put(m, "/managed-ledgers/public/default/persistent/elsewhere", "", 0, 0), 0);
+    ck_assert_int_eq(tl_until_count(fx.loop, &h.created, 1, 1000), 1);
+    ck_assert_uint_lt(mg_loop_mono_ms(fx.loop) - t0, 1000);
+    ck_assert_str_eq(h.last, "persistent://public/default/elsewhere");
+    ck_assert_int_eq(other.created, 1);
+    ck_assert_int_eq(tl_meta_del(m, "/managed-ledgers/public/default/persistent/elsewhere"), 0);
+    ck_assert_int_eq(tl_until_count(fx.loop, &h.deleted, 1, 1000), 1);
+    ck_assert_str_eq(h.last, "persistent://public/default/elsewhere");
+
+    int loaded = 0;
+    load_topic("persistent://public/default/here", &loaded);
+    ck_assert_int_eq(tl_until_count(fx.loop, &h.created, 2, 20000), 2);
+    ck_assert_str_eq(h.last, "persistent://public/default/here");
+
+    ns_topics_unwatch(w);
+    ck_assert_int_eq(tl_meta_put(m, "/managed-ledgers/public/default/persistent/late", "", 0, 0),
+                     0);
+    ck_assert_int_eq(tl_until_count(fx.loop, &other.created, 3, 1000), 3);
+    ck_assert_int_eq(h.created, 2);
+    ns_topics_unwatch(w2);
+}
+END_TEST
+
+/* Pulsar's AutoTopicCreationOverride rules, and the override over the keys. */
+START_TEST(test_auto_topic_override_rules)
+{
+    struct ns_auto_topic a;
+    const char *why = NULL;
+    json_t *j = json_loads("{\"allowAutoTopicCreation\":true,\"topicType\":\"partitioned\","
+                           "\"defaultNumPartitions\":4}",
+                           0, NULL);
+    ck_assert_int_eq(ns_auto_topic_parse(j, 10, &a, &why), 0);
+    ck_assert(a.set && a.allow && a.partitioned);
+    ck_assert_int_eq(a.partitions, 4);
+    json_t *back = ns_auto_topic_json(&a);
+    ck_assert(json_equal(back, j));
+    json_decref(back);
+    ck_assert_int_eq(ns_auto_topic_parse(j, 3, &a, &why), -MG_ENOTALLOWED);
+    json_decref(j);
+    static const char *const bad[] = {
+        "{\"allowAutoTopicCreation\":true,\"topicType\":\"sharded\"}",
+        "{\"allowAutoTopicCreation\":true}",
+        "{\"allowAutoTopicCreation\":true,\"topicType\":\"partitioned\"}",
+        "{\"allowAutoTopicCreation\":true,\"topicType\":\"partitioned\",\"defaultNumPartitions\":"
+        "0}",
+        "{\"allowAutoTopicCreation\":true,\"topicType\":\"non-partitioned\","
+        "\"defaultNumPartitions\":2}",
+        "{\"topicType\":\"non-partitioned\"}",
+        "[true]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        j = json_loads(bad[i], 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        why = NULL;
+        ck_assert_msg(ns_auto_topic_parse(j, 10, &a, &why) == -MG_EINVAL, "accepted %s", bad[i]);
+        ck_assert_ptr_nonnull(why);
+        json_decref(j);
+    }
+    /* creation off: the rest is not checked (as Pulsar) */
+    j = json_loads("{\"allowAutoTopicCreation\":false}", 0, NULL);
+    ck_assert_int_eq(ns_auto_topic_parse(j, 10, &a, &why), 0);
+    ck_assert(a.set && !a.allow);
+    json_decref(j);
+
+    /* the keys apply until the namespace overrides them */
+    struct ns_auto_create ac;
+    ns_auto_create_get(ns0(), "public/default", &ac);
+    ck_assert(ac.topic && !ac.partitioned && ac.subscription);
+    struct ns_policies p;
+    ck_assert_int_eq(ns_namespace_policies_get(ns0(), "public/default", &p), 0);
+    p.auto_topic =
+        (struct ns_auto_topic){.set = true, .allow = true, .partitioned = true, .partitions = 6};
+    p.auto_sub = (struct ns_auto_sub){.set = true, .allow = false};
+    struct tl_done d = {0};
+    ck_assert_int_eq(ns_namespace_policies_set(ns0(), "public/default", &p, tl_done_cb, &d), 0);
+    ck_assert_int_eq(wait_done(&d), 0);
+    ns_auto_create_get(ns0(), "public/default", &ac);
+    ck_assert(ac.topic && ac.partitioned && !ac.subscription);
+    ck_assert_int_eq(ac.partitions, 6);
+    /* stored as Pulsar's Policies fields: a restarted broker reads them back */
+    restart();
+    ns_auto_create_get(ns0(), "public/default", &ac);
+    ck_assert(ac.topic && ac.partitioned && !ac.subscription);
+    ck_assert_int_eq(ac.partitions, 6);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ns");
@@ -487,5 +770,9 @@ int main(void)
     tl_add(tc, test_partitioned_delete_is_sliced, test_partitioned_delete_busy,
            test_partitioned_delete_cancelled, test_partitions_bounded,
            test_list_topics_unique_sorted);
+    tc = tl_tcase(s, "topic lists", 30, setup, teardown);
+    tl_add(tc, test_topics_hash_is_pulsars, test_pattern_matches_as_pulsar,
+           test_catastrophic_pattern_bounded, test_pattern_list_budget,
+           test_topics_watch_hears_store_and_loads, test_auto_topic_override_rules);
     return tl_run(s);
 }

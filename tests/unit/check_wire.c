@@ -215,6 +215,52 @@ START_TEST(test_roundtrip_commands)
 }
 END_TEST
 
+/* The topic-list watcher commands are laid out as Pulsar's PulsarApi.proto has them
+ * (BaseCommand fields 64-67; the sub-messages' field numbers): bytes written by hand. */
+START_TEST(test_watch_commands_layout)
+{
+    struct evbuffer *b = evbuffer_new();
+    struct wire_frame f;
+    /* WATCH_TOPIC_LIST {request_id 1, watcher_id 2, namespace "t/n", pattern "p", hash "x"} */
+    static const uint8_t watch[] = {0x08, 0x40, 0x82, 0x04, 0x0f, 0x08, 0x01, 0x10, 0x02, 0x1a,
+                                    0x03, 't',  '/',  'n',  0x22, 0x01, 'p',  0x2a, 0x01, 'x'};
+    uint8_t hdr[8];
+    mg_put_be32(hdr, 4 + sizeof watch);
+    mg_put_be32(hdr + 4, sizeof watch);
+    evbuffer_add(b, hdr, sizeof hdr);
+    evbuffer_add(b, watch, sizeof watch);
+    ck_assert_int_eq(read_one(b, &f), 1);
+    ck_assert_int_eq(f.cmd->type, PULSAR__PROTO__BASE_COMMAND__TYPE__WATCH_TOPIC_LIST);
+    const Pulsar__Proto__CommandWatchTopicList *w = f.cmd->watchtopiclist;
+    ck_assert_ptr_nonnull(w);
+    ck_assert_uint_eq(w->request_id, 1);
+    ck_assert_uint_eq(w->watcher_id, 2);
+    ck_assert_str_eq(w->namespace_, "t/n");
+    ck_assert_str_eq(w->topics_pattern, "p");
+    ck_assert_str_eq(w->topics_hash, "x");
+    wire_frame_clear(&f);
+
+    /* WATCH_TOPIC_UPDATE {watcher_id 7, new_topics ["a"], topics_hash "h"} as we write it */
+    Pulsar__Proto__CommandWatchTopicUpdate u = PULSAR__PROTO__COMMAND_WATCH_TOPIC_UPDATE__INIT;
+    char *a = "a";
+    u.watcher_id = 7;
+    u.n_new_topics = 1;
+    u.new_topics = &a;
+    u.topics_hash = "h";
+    wire_cmd cmd;
+    tl_cmd_set(cmd, WATCH_TOPIC_UPDATE, watchtopicupdate, u);
+    wire_write_command(b, &cmd);
+    static const uint8_t update[] = {0x08, 0x42, 0x92, 0x04, 0x08, 0x08, 0x07,
+                                     0x12, 0x01, 'a',  0x22, 0x01, 'h'};
+    size_t len;
+    uint8_t *got = flat(b, &len);
+    ck_assert_uint_eq(len, 8 + sizeof update);
+    ck_assert_mem_eq(got + 8, update, sizeof update);
+    free(got);
+    evbuffer_free(b);
+}
+END_TEST
+
 START_TEST(test_send_split_every_byte)
 {
     size_t len;
@@ -879,9 +925,9 @@ static Suite *wire_suite(void)
 {
     Suite *s = suite_create("wire");
     TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
-    tl_add(tc, test_roundtrip_commands, test_send_split_every_byte, test_bad_checksum,
-           test_no_checksum_gets_one, test_too_big, test_garbage, test_back_to_back,
-           test_entry_parse, test_frame_carries_metadata, test_message_encoding,
+    tl_add(tc, test_roundtrip_commands, test_watch_commands_layout, test_send_split_every_byte,
+           test_bad_checksum, test_no_checksum_gets_one, test_too_big, test_garbage,
+           test_back_to_back, test_entry_parse, test_frame_carries_metadata, test_message_encoding,
            test_broker_entry_metadata_sections, test_murmur3_vectors, test_crc32c_vector,
            test_command_names, test_nul_in_string_reported);
     return s;
