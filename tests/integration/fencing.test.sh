@@ -16,8 +16,9 @@
 #   3. A is stopped, its lease is replaced in ZooKeeper and B takes the bundle (an
 #      authoritative lookup at B); a producer on B sends 1,000 more (1000..1999): B loads the
 #      topic, whose open recovers and fences A's ledger; all must be acknowledged, by B (its
-#      log). Then A continues.
-#   4. A's producer (the same one, same connection) sends 100 more (2000..2099): none may be
+#      log).
+#   4. A's producer (the same one, same connection) sends 100 more (2000..2099) while A is
+#      still stopped, then A continues: none may be
 #      acknowledged, and the first must fail with an error (SEND_ERROR, the producer or the
 #      connection closed by the broker), not by silence until the client's 30 s timeout:
 #      every failed send of the test must be given up within 10 s of that resume (and none
@@ -111,12 +112,18 @@ else
     fail "broker B: exit $rc, ${AB:-?} of $NB acknowledged: $(cat "$T/producerB.out") $(tail -n 3 "$T/producerB.err")"
 fi
 [ -s "$T/produceB.json" ] || echo '{"acked":[]}' >"$T/produceB.json"
+
+# ---- 4. A's producer again --------------------------------------------------------------------
+# Its sends are written to A's socket while A is still stopped, then A continues: whether A
+# first hears that its key changed (it drops the bundle and closes the producer) or first
+# reads the sends (the adds are fenced), none of them may be acknowledged.
+T_RESUME=$(now_ms)
+touch "$T/resume"
+wait_progress producerA "$T/produceA.progress" sent $((NA + NA2)) 60 \
+    || fail "A's producer did not send its $NA2 messages while A was stopped"
 note "SIGCONT A after $(($(now_ms) - T_LEASE)) ms"
 kill -CONT "$(pid_of brokerA)"
 
-# ---- 4. A's producer again --------------------------------------------------------------------
-T_RESUME=$(now_ms)
-touch "$T/resume"
 wait_exit producerA 120
 rc=$?
 [ $rc -eq 0 ] || fail "producer on A exit code $rc"
