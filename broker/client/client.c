@@ -567,6 +567,12 @@ static void client_conn_handle_frame(struct client_conn *conn, struct wire_frame
             client_consumer_on_message((struct client_consumer *)ep, cmd, f->payload);
         return;
     }
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__REACHED_END_OF_TOPIC: {
+        struct client_ep *ep = mg_map_get_u64(&conn->eps, cmd->reachedendoftopic->consumer_id);
+        if (ep && ep->kind == CLIENT_EP_CONSUMER)
+            ((struct client_consumer *)ep)->reached_end = true;
+        return;
+    }
     case PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER:
     case PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_CONSUMER: {
         bool prod = cmd->type == PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER;
@@ -1693,6 +1699,11 @@ void client_producer_flush(struct client_producer *p)
 unsigned client_producer_pending(const struct client_producer *p)
 {
     return p ? p->pending : 0;
+}
+
+bool client_consumer_reached_end(const struct client_consumer *c)
+{
+    return c && c->reached_end;
 }
 
 const char *client_producer_name(const struct client_producer *p)

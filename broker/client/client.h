@@ -214,6 +214,9 @@ int client_consumer_ack(struct client_consumer *c, const struct client_msg_id *i
 int client_consumer_ack_cumulative(struct client_consumer *c, const struct client_msg_id *id);
 /* Send grouped acks now. */
 void client_consumer_flush(struct client_consumer *c);
+/* The broker said the topic is terminated and this subscription consumed all of it
+ * (REACHED_END_OF_TOPIC; Pulsar's hasReachedEndOfTopic). */
+bool client_consumer_reached_end(const struct client_consumer *c);
 /* Close (CLOSE_CONSUMER after flushing acks, no wait) and free. Accepts NULL. */
 void client_consumer_free(struct client_consumer *c);
 

@@ -236,6 +236,7 @@ struct client_consumer {
     client_consumer_ready_cb ready_cb;
     void *data;                  /* borrowed */
     struct client_schema schema; /* data owned; type -1: none */
+    bool reached_end;            /* REACHED_END_OF_TOPIC came (the topic is terminated) */
 };
 
 #endif

@@ -133,6 +133,14 @@ struct topic *topic_next(struct topic_registry *r, size_t *pos);
 void topic_unload(struct topic *t);
 /* Delete a topic and its data; -MG_EBUSY if it has producers or consumers and !force. */
 int topic_delete(struct topic *t, bool force);
+/* Terminate the topic (Pulsar's terminate): no more messages. Publishes from now on fail
+ * with -MG_ETERMINATED, those accepted before are stored; then every producer is closed
+ * (closed callback: a client that comes back is refused with -MG_ETERMINATED) and each
+ * subscription's consumers hear reached_end once they consumed everything. cb (after the
+ * call returned) gets the last message id, or an error; a terminated topic answers its
+ * position again. The state is stored with the managed ledger (ml_terminate). */
+typedef void (*topic_terminate_cb)(void *data, int status, struct ml_position last);
+int topic_terminate(struct topic *t, topic_terminate_cb cb, void *data);
 
 const char *topic_full_name(const struct topic *t);
 struct ml_ledger *topic_ml(struct topic *t);
@@ -154,7 +162,8 @@ enum topic_access_mode {
 
 /* Add a producer. name NULL or "" = generate a unique one. Errors: -MG_EPRODUCERBUSY (name
  * already connected, or a Shared producer while an Exclusive one holds the topic),
- * -MG_EPRODUCERFENCED (Exclusive while another Exclusive holds it). *out is owned by the
+ * -MG_EPRODUCERFENCED (Exclusive while another Exclusive holds it), -MG_ETERMINATED (the
+ * topic is terminated). *out is owned by the
  * topic; topic_producer_name gives the (possibly generated) name. */
 int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode mode, void *owner,
                        const struct topic_producer_ops *ops, struct topic_producer **out);
@@ -206,6 +215,9 @@ struct topic_consumer_ops {
     void (*closed)(void *owner, struct topic_consumer *c);
     /* Bytes the connection has queued for output (to pause dispatch above a watermark). */
     size_t (*outbound_bytes)(void *owner);
+    /* The topic is terminated and the subscription has nothing left to consume (Pulsar's
+     * REACHED_END_OF_TOPIC): once per consumer, from the dispatch event. May be NULL. */
+    void (*reached_end)(void *owner, struct topic_consumer *c);
 };
 
 struct topic_sub_options {

@@ -224,7 +224,8 @@ struct topic_consumer {
     struct mg_map pending;  /* position -> struct sub_pending (owned) */
     int32_t (*ranges)[2];   /* owned, Key_Shared STICKY */
     int n_ranges;
-    bool holding; /* Key_Shared: entries >= join_pos held */
+    bool reached_end; /* reached_end was sent (the topic is terminated, nothing left) */
+    bool holding;     /* Key_Shared: entries >= join_pos held */
     struct ml_position join_pos;
     int64_t msg_out, bytes_out;
     uint64_t connected_ms; /* wall clock */

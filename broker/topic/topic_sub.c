@@ -786,6 +786,30 @@ static void topic_sub_notify_pending(struct topic_sub *s)
     }
 }
 
+/* Pulsar's reachedEndOfTopic: the topic is terminated and everything up to its last entry
+ * is acknowledged: each consumer hears it once. */
+static void topic_sub_notify_end(struct topic_sub *s)
+{
+    struct ml_ledger *ml = s->topic->ml;
+    struct ml_position last;
+    if (!ml || !ml_terminated_position(ml, &last) || ml_cursor_backlog(s->cursor) > 0)
+        return;
+    for (;;) {
+        struct topic_consumer *c = NULL;
+        for (int i = 0; i < s->n_consumers && !c; i++)
+            if (!s->consumers[i]->reached_end)
+                c = s->consumers[i];
+        if (!c || s->dead)
+            return;
+        c->reached_end = true;
+        if (c->ops->reached_end) {
+            c->refs++;
+            c->ops->reached_end(c->owner, c);
+            topic_consumer_unref(c);
+        }
+    }
+}
+
 static void topic_sub_dispatch_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -793,6 +817,7 @@ static void topic_sub_dispatch_cb(evutil_socket_t fd, short what, void *arg)
     struct topic_sub *s = arg;
     topic_sub_ref(s);
     topic_sub_notify_pending(s);
+    topic_sub_notify_end(s);
     topic_sub_run(s);
     topic_sub_unref(s);
 }

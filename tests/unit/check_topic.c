@@ -184,7 +184,8 @@ struct fc {
     bool active;
     int closed;
     size_t outbound;
-    int close_at; /* > 0: the connection closes the consumer inside its close_at-th send */
+    int close_at;    /* > 0: the connection closes the consumer inside its close_at-th send */
+    int reached_end; /* reached_end callbacks */
 };
 
 static void fc_send(void *owner, struct topic_consumer *c, struct ml_entry *e, uint32_t rc,
@@ -225,6 +226,13 @@ static size_t fc_outbound(void *owner)
     return ((struct fc *)owner)->outbound;
 }
 
+static void fc_reached_end(void *owner, struct topic_consumer *c)
+{
+    struct fc *f = owner;
+    ck_assert_ptr_eq(f->c, c);
+    f->reached_end++;
+}
+
 static struct fc fc_pool[8];
 
 /* Fakes outlive the test body: teardown's unload still calls their closed callbacks. */
@@ -241,6 +249,7 @@ static const struct topic_consumer_ops fc_ops = {
     .active_change = fc_active,
     .closed = fc_closed,
     .outbound_bytes = fc_outbound,
+    .reached_end = fc_reached_end,
 };
 
 static struct topic_sub_options opts(enum topic_sub_type type)
@@ -492,6 +501,89 @@ START_TEST(test_producers)
     prod_closed = 0;
     topic_unload(t);
     ck_assert_int_eq(prod_closed, 1);
+}
+END_TEST
+
+struct term_rec {
+    int calls, status;
+    struct ml_position last;
+};
+
+static void term_cb(void *data, int status, struct ml_position last)
+{
+    struct term_rec *r = data;
+    r->calls++;
+    r->status = status;
+    r->last = last;
+}
+
+/* Terminate: publishes accepted before it are stored and it answers the last of them; later
+ * publishes and new producers get -MG_ETERMINATED; the producers are closed; a consumer
+ * hears reached_end once its subscription acknowledged everything, exactly once; a consumer
+ * of a subscription with nothing left hears it at once. */
+START_TEST(test_terminate)
+{
+    struct topic *t = load("persistent://t/ns/term");
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    topic_consumer_flow(a->c, 100);
+    struct topic_producer *p;
+    ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p), 0);
+    prod_closed = 0;
+    int n = 5;
+    for (int i = 0; i < n; i++) /* in flight when the terminate comes */
+        publish_full(p, 1000 + (uint64_t)i, 0, NULL);
+    struct term_rec r = {0};
+    ck_assert_int_eq(topic_terminate(t, term_cb, &r), 0);
+    ck_assert_int_eq(r.calls, 0);
+    ck_assert_int_eq(topic_publish(p, make_entry(1, 0, NULL), NULL, 99, 0, pub_cb, &pubs),
+                     -MG_ETERMINATED);
+    spin();
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_int_eq(pubs.n, n);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(pubs.status[i], 0);
+    ck_assert_int_eq(ml_pos_cmp(r.last, pubs.pos[n - 1]), 0);
+    ck_assert_int_eq(prod_closed, 1);
+    struct topic_producer *q;
+    ck_assert_int_eq(topic_producer_add(t, "q", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &q),
+                     -MG_ETERMINATED);
+    /* everything delivered, nothing acknowledged yet: not at the end */
+    ck_assert_int_eq(a->n, n);
+    ck_assert_int_eq(a->reached_end, 0);
+    for (int i = n - 1; i > 0; i--)
+        ack1(a, a->pos[i]);
+    spin();
+    ck_assert_int_eq(a->reached_end, 0);
+    ack1(a, a->pos[0]);
+    spin();
+    ck_assert_int_eq(a->reached_end, 1);
+    topic_consumer_flow(a->c, 10);
+    spin();
+    ck_assert_int_eq(a->reached_end, 1); /* once */
+    /* a new subscription at the end hears it at once; one from the start after its acks */
+    struct fc *b = fc_new();
+    sub_ok(t, "late", TOPIC_SUB_EXCLUSIVE, false, b);
+    spin();
+    ck_assert_int_eq(b->reached_end, 1);
+    struct fc *c = fc_new();
+    sub_ok(t, "early", TOPIC_SUB_EXCLUSIVE, true, c);
+    topic_consumer_flow(c->c, 100);
+    spin();
+    ck_assert_int_eq(c->n, n);
+    ck_assert_int_eq(c->reached_end, 0);
+    ck_assert_int_eq(topic_consumer_ack(c->c, true, &(struct topic_ack){.pos = c->pos[n - 1]}, 1),
+                     0);
+    spin();
+    ck_assert_int_eq(c->reached_end, 1);
+    /* terminating again answers the same position */
+    struct term_rec r2 = {0};
+    ck_assert_int_eq(topic_terminate(t, term_cb, &r2), 0);
+    spin();
+    ck_assert_int_eq(r2.calls, 1);
+    ck_assert_int_eq(r2.status, 0);
+    ck_assert_int_eq(ml_pos_cmp(r2.last, r.last), 0);
 }
 END_TEST
 
@@ -2148,7 +2240,7 @@ static Suite *topic_suite(void)
     tl_add(tc, test_names, test_names_refused);
 
     tc = tl_tcase(s, "topic", 0, setup, teardown);
-    tl_add(tc, test_registry_get, test_producers, test_publish_order,
+    tl_add(tc, test_registry_get, test_producers, test_terminate, test_publish_order,
            test_publish_hands_metadata_down, test_exclusive_permits,
            test_failover_partitioned_choice, test_failover_switch, test_failover_delay,
            test_sim_clock, test_shared_two, test_shared_priority, test_shared_close_redelivers,
