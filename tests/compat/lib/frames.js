@@ -31,6 +31,7 @@ const TYPE = Object.freeze({
   PARTITIONED_METADATA_RESPONSE: 22,
   LOOKUP: 23,
   LOOKUP_RESPONSE: 24,
+  REACHED_END_OF_TOPIC: 27,
   ACK_RESPONSE: 38,
 });
 const TYPE_NAME = Object.fromEntries(Object.entries(TYPE).map(([k, v]) => [v, k]));
@@ -45,6 +46,7 @@ const SERVER_ERROR = Object.freeze({
   ServiceNotReady: 6,
   ChecksumError: 9,
   TopicNotFound: 11,
+  TopicTerminatedError: 15,
   ProducerBusy: 16,
   InvalidTopicName: 17,
   NotAllowedError: 22,
