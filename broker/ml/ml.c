@@ -1663,9 +1663,10 @@ int ml_append(struct ml_ledger *ml, struct evbuffer *data, const struct ml_entry
 
 /* ---- terminate ------------------------------------------------------------------------- */
 
+/* The waiters of one answer (a list taken off the ML), answered together from the queue. */
 struct term_answer {
-    struct ml_ledger *ml; /* held */
-    struct ml_term_waiter *w;
+    struct ml_ledger *ml;     /* held */
+    struct ml_term_waiter *w; /* owned list */
     struct ml_position pos;
     int status;
 };
@@ -1673,29 +1674,28 @@ struct term_answer {
 static void ml_term_answer_task(void *arg, int status)
 {
     struct term_answer *a = arg;
-    a->w->cb(a->ml, a->pos, status ? status : a->status, a->w->data);
+    for (struct ml_term_waiter *w = a->w, *next; w; w = next) {
+        next = w->next;
+        w->cb(a->ml, a->pos, status ? status : a->status, w->data);
+        mg_free(w);
+    }
     ml_release(a->ml);
-    mg_free(a->w);
     mg_free(a);
 }
 
 /* Answer every waiting ml_terminate from the task queue (never inside the caller's call). */
 static void ml_term_answer_all(struct ml_ledger *ml, int status)
 {
-    struct ml_term_waiter *w = ml->term_waiters;
+    if (!ml->term_waiters)
+        return;
+    struct term_answer *a = mg_calloc(1, sizeof *a);
+    a->ml = ml;
+    a->w = ml->term_waiters;
+    a->pos = ml->term_pos;
+    a->status = status;
     ml->term_waiters = NULL;
-    while (w) {
-        struct ml_term_waiter *next = w->next;
-        struct term_answer *a = mg_calloc(1, sizeof *a);
-        a->ml = ml;
-        a->w = w;
-        a->pos = ml->term_pos;
-        a->status = status;
-        w->next = NULL;
-        ml_hold(ml);
-        ml_defer_call(ml->f, ml_term_answer_task, a);
-        w = next;
-    }
+    ml_hold(ml);
+    ml_defer_call(ml->f, ml_term_answer_task, a);
 }
 
 static void ml_term_cancel(struct ml_ledger *ml)

@@ -33,16 +33,8 @@ TOPIC="dedup-$$"
 SUB=dedup-sub
 NAME=dd-producer
 DATA="$T/data"
-sa_args=(--config "$IT_TOP/conf/standalone.yaml" --set dataDirectory="$DATA"
-    --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 --set bookiePort=0
-    --set brokerDeduplicationEnabled=true --set brokerDeduplicationEntriesInterval="$DEDUP_INTERVAL")
-PORT_KEYS="brokerServicePort webServicePort bookiePort"
-
-start_magnetar sa standalone "$PORT_KEYS" 60 -- \
-    "${sa_args[@]}" --set brokerServicePort=0 --set webServicePort=0 || exit 1
-BPORT=$(port_of sa brokerServicePort)
-WPORT=$(port_of sa webServicePort)
-URL="pulsar://127.0.0.1:$BPORT"
+standalone_on_data sa "$DATA" --set brokerDeduplicationEnabled=true \
+    --set brokerDeduplicationEntriesInterval="$DEDUP_INTERVAL" || exit 1
 FULL="persistent://public/default/$TOPIC"
 
 # ---- 1. subscription --------------------------------------------------------------------------
@@ -69,7 +61,7 @@ DUP1=$(json "$T/p1.json" dups | node -e 'let s = ""; process.stdin.on("data", (d
     || fail "before the SIGKILL: ${A1:-?} acknowledged, $DUP1 duplicate receipts (want >= $((N / 2)), 0)"
 
 # ---- 3. restart on the same data directory ---------------------------------------------------
-restart_on_ports sa standalone "$PORT_KEYS" 90 "$BPORT" "$WPORT" -- "${sa_args[@]}"
+restart_on_ports sa standalone "$SA_PORT_KEYS" 90 "$BPORT" "$WPORT" -- "${SA_ARGS[@]}"
 URL="pulsar://127.0.0.1:$(port_of sa brokerServicePort)"
 pass "standalone restarted on the same dataDirectory"
 

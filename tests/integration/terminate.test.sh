@@ -30,15 +30,7 @@ TOPIC="term-$$"
 PTOPIC="pterm-$$"
 SUB=term-sub
 DATA="$T/data"
-sa_args=(--config "$IT_TOP/conf/standalone.yaml" --set dataDirectory="$DATA"
-    --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 --set bookiePort=0)
-PORT_KEYS="brokerServicePort webServicePort bookiePort"
-
-start_magnetar sa standalone "$PORT_KEYS" 60 -- \
-    "${sa_args[@]}" --set brokerServicePort=0 --set webServicePort=0 || exit 1
-BPORT=$(port_of sa brokerServicePort)
-WPORT=$(port_of sa webServicePort)
-URL="pulsar://127.0.0.1:$BPORT"
+standalone_on_data sa "$DATA" || exit 1
 ADMIN="http://127.0.0.1:$WPORT/admin/v2/persistent/public/default"
 
 # ---- 1. subscription and messages ------------------------------------------------------------
@@ -63,7 +55,7 @@ LAC=$(id_of "$LAC")
 
 # ---- 3. restart --------------------------------------------------------------------------------
 kill_proc sa
-restart_on_ports sa standalone "$PORT_KEYS" 90 "$BPORT" "$WPORT" -- "${sa_args[@]}"
+restart_on_ports sa standalone "$SA_PORT_KEYS" 90 "$BPORT" "$WPORT" -- "${SA_ARGS[@]}"
 URL="pulsar://127.0.0.1:$(port_of sa brokerServicePort)"
 ADMIN="http://127.0.0.1:$(port_of sa webServicePort)/admin/v2/persistent/public/default"
 pass "standalone SIGKILLed and restarted on the same dataDirectory"

@@ -32,7 +32,7 @@ async function main() {
     conn = await RawConn.connect({ host, port: Number(port), timeoutMs: 10000 });
   } catch (e) {
     fs.writeFileSync(o.out, JSON.stringify({ ...st, error: String(e.message || e) }));
-    process.exit(1);
+    return 1;
   }
   try {
     conn.write(cmd.connect());
@@ -68,12 +68,9 @@ async function main() {
   } catch (e) {
     st.error = String(e.message || e);
   }
-  fs.writeFileSync(o.out, JSON.stringify(st));
   conn.destroy();
-  process.exit(0);
+  fs.writeFileSync(o.out, JSON.stringify(st));
+  return 0;
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+u.runMain(main);

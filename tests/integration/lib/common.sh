@@ -194,6 +194,23 @@ start_magnetar() {
     note "$name ($role) pid $(pid_of "$name") up: $(tr '\n' ' ' <"$T/$name.ports")"
 }
 
+# standalone_on_data NAME DATA [ARGS...]: a `magnetar standalone` (conf/standalone.yaml) on
+# 127.0.0.1 with its data in DATA and free ports (ARGS: more --set options); sets SA_ARGS (the
+# options, for restart_on_ports), SA_PORT_KEYS, BPORT, WPORT and URL. Returns 1 if it did not
+# start.
+standalone_on_data() {
+    local name=$1 data=$2
+    shift 2
+    SA_ARGS=(--config "$IT_TOP/conf/standalone.yaml" --set dataDirectory="$data"
+        --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 --set bookiePort=0 "$@")
+    SA_PORT_KEYS="brokerServicePort webServicePort bookiePort"
+    start_magnetar "$name" standalone "$SA_PORT_KEYS" 60 -- \
+        "${SA_ARGS[@]}" --set brokerServicePort=0 --set webServicePort=0 || return 1
+    BPORT=$(port_of "$name" brokerServicePort)
+    WPORT=$(port_of "$name" webServicePort)
+    URL="pulsar://127.0.0.1:$BPORT"
+}
+
 port_of() { sed -n "s/^$2=//p" "$T/$1.ports" 2>/dev/null | head -n 1; }
 
 # restart_on_ports NAME ROLE KEYS TMO BPORT WPORT -- ARGS...: start_magnetar again on the
