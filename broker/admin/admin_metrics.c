@@ -347,7 +347,8 @@ static void admin_metrics_collect_subs(struct sub_row **rows, int *n, struct top
         memset(r, 0, sizeof *r);
         double *v = r->v;
         v[SM_BACKLOG] = (double)ss.backlog;
-        v[SM_BACKLOG_ND] = (double)ss.backlog;
+        v[SM_BACKLOG_ND] = (double)(ss.backlog - ss.delayed);
+        v[SM_DELAYED] = (double)ss.delayed;
         v[SM_REDELIVER] = ss.msg_rate_redeliver;
         v[SM_UNACKED] = (double)ss.unacked;
         v[SM_RATE_OUT] = ss.msg_rate_out;

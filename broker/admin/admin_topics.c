@@ -367,9 +367,9 @@ static json_t *admin_tp_sub_json(struct topic *t, const struct topic_sub_stats *
     json_object_set_new(j, "msgBacklog", json_integer(ss->backlog));
     json_object_set_new(j, "backlogSize", json_integer(-1));
     json_object_set_new(j, "earliestMsgPublishTimeInBacklog", json_integer(0));
-    json_object_set_new(j, "msgBacklogNoDelayed", json_integer(ss->backlog));
+    json_object_set_new(j, "msgBacklogNoDelayed", json_integer(ss->backlog - ss->delayed));
     json_object_set_new(j, "blockedSubscriptionOnUnackedMsgs", json_false());
-    json_object_set_new(j, "msgDelayed", json_integer(0));
+    json_object_set_new(j, "msgDelayed", json_integer(ss->delayed));
     json_object_set_new(j, "unackedMessages", json_integer(ss->unacked));
     json_object_set_new(j, "type", json_string(admin_tp_sub_type_name(ss)));
     if (ss->active_consumer)
@@ -390,7 +390,7 @@ static json_t *admin_tp_sub_json(struct topic *t, const struct topic_sub_stats *
     json_object_set_new(j, "nonContiguousDeletedMessagesRanges",
                         json_integer(c ? ml_cursor_num_ranges(c) : 0));
     json_object_set_new(j, "nonContiguousDeletedMessagesRangesSerializedSize", json_integer(0));
-    json_object_set_new(j, "delayedMessageIndexSizeInBytes", json_integer(0));
+    json_object_set_new(j, "delayedMessageIndexSizeInBytes", json_integer(ss->delayed_index_bytes));
     json_object_set_new(j, "subscriptionProperties", json_object());
     json_object_set_new(j, "filterProcessedMsgCount", json_integer(0));
     json_object_set_new(j, "filterAcceptedMsgCount", json_integer(0));
@@ -458,14 +458,17 @@ static json_t *admin_tp_topic_stats_json(struct admin *a, struct topic *t)
     json_t *subs = json_object();
     struct topic_sub_stats ss;
     pos = 0;
-    while (topic_sub_stats_next(t, &pos, &ss))
+    int64_t delayed_index = 0;
+    while (topic_sub_stats_next(t, &pos, &ss)) {
         json_object_set_new(subs, ss.name, admin_tp_sub_json(t, &ss));
+        delayed_index += ss.delayed_index_bytes;
+    }
     json_object_set_new(j, "subscriptions", subs);
     json_object_set_new(j, "replication", json_object());
     json_object_set_new(j, "deduplicationStatus", json_string(topic_dedup_status(t)));
     json_object_set_new(j, "nonContiguousDeletedMessagesRanges", json_integer(0));
     json_object_set_new(j, "nonContiguousDeletedMessagesRangesSerializedSize", json_integer(0));
-    json_object_set_new(j, "delayedMessageIndexSizeInBytes", json_integer(0));
+    json_object_set_new(j, "delayedMessageIndexSizeInBytes", json_integer(delayed_index));
     json_object_set_new(j, "compaction",
                         json_pack("{s:i,s:i,s:i,s:i}", "lastCompactionRemovedEventCount", 0,
                                   "lastCompactionSucceedTimestamp", 0,

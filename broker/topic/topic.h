@@ -92,7 +92,12 @@ struct topic_config {
     size_t consumer_outbound_high_water;       /* bytes queued on a consumer's connection above
                                                   which dispatch to it pauses */
     int32_t active_consumer_failover_delay_ms; /* activeConsumerFailoverDelayTimeMillis */
-    const char *cluster_name;                  /* producer names: "<cluster>-<broker>-<n>" */
+    bool delayed_enabled;        /* delayedDeliveryEnabled: Shared/Key_Shared hold back messages
+                                    with a deliver_at_time until then */
+    int64_t delayed_tick_ms;     /* delayedDeliveryTickTimeMillis; <= 0: 1000 */
+    int32_t delayed_max_tracked; /* delayed positions a subscription holds before it stops
+                                    reading new entries; <= 0: TOPIC_DELAY_MAX_TRACKED */
+    const char *cluster_name;    /* producer names: "<cluster>-<broker>-<n>" */
     int broker_index;
     int64_t ttl_default_secs;         /* ttlDurationDefaultInSeconds: message TTL; 0 = none */
     int64_t expiry_check_interval_ms; /* messageExpiryCheckIntervalInMinutes: how often the
@@ -291,6 +296,8 @@ struct topic_sub_stats {
     bool durable;
     int64_t backlog;
     int64_t unacked;
+    int64_t delayed;             /* entries held back by delayed delivery (msgDelayed) */
+    int64_t delayed_index_bytes; /* memory of their index (delayedMessageIndexSizeInBytes) */
     int n_consumers;
     int64_t msg_out_counter, bytes_out_counter;
     int64_t ack_counter; /* entries acknowledged through consumers */

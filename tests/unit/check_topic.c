@@ -57,6 +57,8 @@ static void default_cfg(void)
     cfg.dispatch_max_read_batch = 100;
     cfg.cluster_name = "standalone";
     cfg.broker_index = 0;
+    cfg.delayed_enabled = true; /* the broker's defaults */
+    cfg.delayed_tick_ms = 1000;
 }
 
 /* sim_wall_ms > 0: on a simulated loop whose wall clock starts there. */
@@ -138,6 +140,24 @@ static struct evbuffer *make_entry(uint64_t publish_time, int batch, const char 
         md.ordering_key.len = strlen(key);
     }
     const char payload[] = "hello";
+    return tl_pulsar_entry(&md, payload, sizeof payload);
+}
+
+/* A stored message with deliver_at_time (0: none) and an ordering key (NULL: none). */
+static struct evbuffer *make_delayed(int64_t deliver_at, const char *key)
+{
+    Pulsar__Proto__MessageMetadata md;
+    tl_pulsar_md(&md, "p", 0, 1000);
+    if (deliver_at) {
+        md.has_deliver_at_time = 1;
+        md.deliver_at_time = deliver_at;
+    }
+    if (key) {
+        md.has_ordering_key = 1;
+        md.ordering_key.data = (uint8_t *)key;
+        md.ordering_key.len = strlen(key);
+    }
+    const char payload[] = "later";
     return tl_pulsar_entry(&md, payload, sizeof payload);
 }
 
@@ -2000,6 +2020,197 @@ START_TEST(test_dedup_policy)
 }
 END_TEST
 
+/* ---- delayed delivery (topic_delay.c) ------------------------------------------------------ */
+
+static const int64_t dl_wall0 = 1700000000000;
+
+static void dl_setup(void)
+{
+    default_cfg();
+    setup_on(&cfg, dl_wall0);
+}
+
+static void publish_delayed(struct topic_producer *p, int64_t deliver_at, const char *key)
+{
+    static uint64_t seq;
+    ck_assert_int_eq(topic_publish(p, make_delayed(deliver_at, key), NULL, seq++, 0, pub_cb, &pubs),
+                     0);
+}
+
+static struct topic_sub *sub_of(struct topic *t, const char *name)
+{
+    struct topic_sub *s = mg_map_get_str(&t->subs, name);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+static int64_t sub_delayed(struct topic *t, const char *name)
+{
+    struct topic_sub_stats st;
+    topic_sub_get_stats(sub_of(t, name), &st);
+    return st.delayed;
+}
+
+/* Shared and Key_Shared hold a message back until its deliver_at_time (never more than a
+ * tick and its rounding early); Exclusive delivers at once; a time in the past, negative, or
+ * within the tick is delivered at once; a far-future one stays held, with the timer firing
+ * rarely. */
+START_TEST(test_delayed_shared)
+{
+    struct topic *t = load("persistent://t/ns/delayed");
+    struct fc *a = fc_new(), *k = fc_new(), *x = fc_new();
+    sub_ok(t, "shared", TOPIC_SUB_SHARED, true, a);
+    sub_ok(t, "ks", TOPIC_SUB_KEY_SHARED, true, k);
+    sub_ok(t, "excl", TOPIC_SUB_EXCLUSIVE, true, x);
+    topic_consumer_flow(a->c, 100);
+    topic_consumer_flow(k->c, 100);
+    topic_consumer_flow(x->c, 100);
+    struct topic_producer *p = mkprod(t);
+    const int64_t in5s = dl_wall0 + 5000, in60s = dl_wall0 + 60000;
+    const int64_t at[] = {0, in5s, dl_wall0 - 1000000, -5, in60s, dl_wall0 + 500, INT64_MAX};
+    const int n = (int)(sizeof at / sizeof *at);
+    for (int i = 0; i < n; i++)
+        publish_delayed(p, at[i], i % 2 ? "odd" : "even");
+    spin();
+    ck_assert_int_eq(pubs.n, n);
+    ck_assert_int_eq(x->n, n); /* Exclusive: everything at once */
+    struct fc *held[] = {a, k};
+    for (int h = 0; h < 2; h++) {
+        ck_assert_int_eq(held[h]->n, 4); /* none, past, negative, within the tick */
+        for (int i = 0; i < held[h]->n; i++)
+            ck_assert(at[i] == 0 || (at[i] < dl_wall0 + 1000 && at[i] != INT64_MAX) ||
+                      ml_pos_cmp(held[h]->pos[i], pubs.pos[i]) != 0);
+    }
+    ck_assert(!has_pos(a, pubs.pos[1]) && !has_pos(a, pubs.pos[4]) && !has_pos(a, pubs.pos[6]));
+    ck_assert_int_eq(sub_delayed(t, "shared"), 3);
+    ck_assert_int_eq(sub_delayed(t, "ks"), 3);
+    ck_assert_int_eq(sub_delayed(t, "excl"), 0);
+    /* 3 s on: more than a tick and its rounding before 5 s, nothing yet */
+    mg_loop_advance(loop, 3000);
+    spin();
+    ck_assert_int_eq(a->n, 4);
+    ck_assert_int_eq(k->n, 4);
+    mg_loop_advance(loop, 2000);
+    spin();
+    ck_assert_int_eq(a->n, 5);
+    ck_assert_int_eq(ml_pos_cmp(a->pos[4], pubs.pos[1]), 0);
+    ck_assert_int_eq(a->redel[4], 0);
+    ck_assert_int_eq(k->n, 5);
+    ck_assert(has_pos(k, pubs.pos[1]));
+    ck_assert_int_eq(sub_delayed(t, "shared"), 2);
+    mg_loop_advance(loop, 55000);
+    spin();
+    ck_assert_int_eq(a->n, 6);
+    ck_assert(has_pos(a, pubs.pos[4]));
+    ck_assert_int_eq(k->n, 6);
+    /* the far-future one stays held; its timer fires at most once an hour */
+    int64_t fires = sub_of(t, "shared")->delay.fires;
+    for (int i = 0; i < 12; i++) {
+        mg_loop_advance(loop, 600000);
+        spin();
+    }
+    ck_assert_int_eq(a->n, 6);
+    ck_assert_int_eq(sub_delayed(t, "shared"), 1);
+    ck_assert_int_le(sub_of(t, "shared")->delay.fires - fires, 3);
+    topic_producer_close(p);
+}
+END_TEST
+
+/* Many delayed messages with distinct times: one timer per subscription, firing about once
+ * per tick (not once per message), and each message comes once, in time order. */
+START_TEST(test_delayed_no_timer_storm)
+{
+    struct topic *t = load("persistent://t/ns/storm");
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    topic_consumer_flow(a->c, 5000);
+    struct topic_producer *p = mkprod(t);
+    const int n = 400;
+    for (int i = 0; i < n; i++) /* 2 s .. 10 s from now, 20 ms apart */
+        publish_delayed(p, dl_wall0 + 2000 + (int64_t)i * 20, NULL);
+    spin();
+    ck_assert_int_eq(pubs.n, n);
+    ck_assert_int_eq(a->n, 0);
+    ck_assert_int_eq(sub_delayed(t, "s"), n);
+    for (int ms = 0; ms < 12000; ms += 50) {
+        mg_loop_advance(loop, 50);
+        spin();
+    }
+    ck_assert_int_eq(a->n, n);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(ml_pos_cmp(a->pos[i], pubs.pos[i]), 0);
+    ck_assert_int_le(sub_of(t, "s")->delay.fires, 12000 / 1000 + 2);
+    ck_assert_int_eq(sub_delayed(t, "s"), 0);
+    topic_producer_close(p);
+}
+END_TEST
+
+/* The index is bounded: at delayed_max_tracked positions the subscription reads no new
+ * entries (the later messages wait), and nothing is lost once they are due. */
+START_TEST(test_delayed_bounded)
+{
+    teardown();
+    default_cfg();
+    cfg.delayed_max_tracked = 10;
+    cfg.dispatch_max_read_batch = 4;
+    setup_on(&cfg, dl_wall0);
+    struct topic *t = load("persistent://t/ns/bounded");
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    topic_consumer_flow(a->c, 1000);
+    struct topic_producer *p = mkprod(t);
+    const int delayed = 30, plain = 5;
+    for (int i = 0; i < delayed; i++)
+        publish_delayed(p, dl_wall0 + 5000, NULL);
+    for (int i = 0; i < plain; i++)
+        publish_delayed(p, 0, NULL);
+    spin();
+    ck_assert_int_eq(pubs.n, delayed + plain);
+    ck_assert_int_eq(a->n, 0);
+    int64_t held = sub_delayed(t, "s");
+    ck_assert_int_ge(held, 10);
+    ck_assert_int_lt(held, 10 + 4);
+    mg_loop_advance(loop, 6000);
+    for (int i = 0; i < 100 && a->n < delayed + plain; i++) {
+        mg_loop_advance(loop, 10);
+        spin();
+    }
+    ck_assert_int_eq(a->n, delayed + plain);
+    for (int i = 0; i < delayed + plain; i++)
+        ck_assert(has_pos(a, pubs.pos[i]));
+    topic_producer_close(p);
+}
+END_TEST
+
+/* A Shared subscription holding delayed messages that becomes Exclusive (all its consumers
+ * left, an Exclusive one came) delivers them at once; a seek forgets the index (the entries
+ * are read again). */
+START_TEST(test_delayed_type_change_and_seek)
+{
+    struct topic *t = load("persistent://t/ns/change");
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    topic_consumer_flow(a->c, 100);
+    struct topic_producer *p = mkprod(t);
+    for (int i = 0; i < 3; i++)
+        publish_delayed(p, dl_wall0 + 600000, NULL);
+    spin();
+    ck_assert_int_eq(a->n, 0);
+    ck_assert_int_eq(sub_delayed(t, "s"), 3);
+    topic_consumer_close(a->c);
+    a->c = NULL;
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, false, b);
+    topic_consumer_flow(b->c, 100);
+    spin();
+    ck_assert_int_eq(b->n, 3);
+    ck_assert_int_eq(sub_delayed(t, "s"), 0);
+    ck_assert_int_eq(topic_admin_reset_cursor(t, "s", pubs.pos[0]), 0);
+    spin();
+    ck_assert_int_eq(sub_delayed(t, "s"), 0);
+    topic_producer_close(p);
+}
+END_TEST
+
 /* ---- deduplication over the durable store (fake bookies) --------------------------------- */
 
 static struct tl_fakebk dd_env;
@@ -2250,6 +2461,9 @@ static Suite *topic_suite(void)
            test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
            test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
 
+    tc = tl_tcase(s, "delayed", 0, dl_setup, teardown);
+    tl_add(tc, test_delayed_shared, test_delayed_no_timer_storm, test_delayed_bounded,
+           test_delayed_type_change_and_seek);
     tc = tl_tcase(s, "dedup", 0, dd_setup, teardown);
     tl_add(tc, test_dedup_duplicates, test_dedup_in_flight, test_dedup_batches, test_dedup_chunks,
            test_dedup_bounds, test_dedup_policy);
