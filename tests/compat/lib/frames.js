@@ -261,8 +261,9 @@ const cmd = {
         .string(4, producerName)
     );
   },
-  // One non-batched message. metadata: { producerName, sequenceId, publishTime, properties }
-  send({ producerId, sequenceId, producerName = 'raw', payload, properties = {}, numMessages }) {
+  // One non-batched message. metadata: { producerName, sequenceId, publishTime, properties,
+  // deliverAtTime (MessageMetadata.deliver_at_time = 19, epoch ms; undefined: none) }
+  send({ producerId, sequenceId, producerName = 'raw', payload, properties = {}, numMessages, deliverAtTime }) {
     const meta = new PbWriter()
       .string(1, producerName)
       .varint(2, sequenceId)
@@ -270,6 +271,7 @@ const cmd = {
     for (const [k, v] of Object.entries(properties)) {
       meta.message(4, new PbWriter().string(1, k).string(2, String(v)));
     }
+    if (deliverAtTime !== undefined) meta.varint(19, deliverAtTime);
     return payloadFrame(
       TYPE.SEND,
       new PbWriter().varint(1, producerId).varint(2, sequenceId).varint(3, numMessages),
