@@ -2378,6 +2378,50 @@ START_TEST(test_dedup_moves)
 }
 END_TEST
 
+/* Delayed messages survive a move: the broker the topic moves to reads the subscription's
+ * backlog again and holds them until their time, delivering each once. */
+START_TEST(test_delayed_rebuilt_after_move)
+{
+    const char *name = "persistent://t/ns/delayed-move";
+    const int64_t due = mg_loop_wall_ms(loop) + 30000;
+    struct topic *t = dd_bk_load(name);
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    topic_consumer_flow(a->c, 100);
+    struct topic_producer *p = mkprod(t);
+    for (int i = 0; i < 6; i++)
+        publish_delayed(p, i % 2 ? due : 0, NULL);
+    ck_assert_int_eq(tl_until_count(loop, &a->n, 3, 10000), 3);
+    for (int i = 0; i < 3; i++)
+        ack1(a, a->pos[i]);
+    tl_run_for(loop, 100); /* the last entry's read */
+    ck_assert_int_eq(sub_delayed(t, "s"), 3);
+    topic_producer_close(p);
+    topic_unload(t);
+    tl_run_for(loop, 200);
+
+    struct dd_broker other;
+    dd_broker_new(&other, 8);
+    t = dd_bk_load_on(other.reg, name);
+    struct fc *b = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, b);
+    topic_consumer_flow(b->c, 100);
+    tl_run_for(loop, 1000);
+    ck_assert_int_eq(b->n, 0);
+    ck_assert_int_eq(sub_delayed(t, "s"), 3); /* rebuilt from the backlog */
+    int64_t left = due - 1000 - 512 - mg_loop_wall_ms(loop);
+    tl_run_for(loop, (uint64_t)left - 100);
+    ck_assert_int_eq(b->n, 0); /* not before its time less a tick and the rounding */
+    ck_assert_int_eq(tl_until_count(loop, &b->n, 3, 5000), 3);
+    ck_assert_int_le(mg_loop_wall_ms(loop), due);
+    for (int i = 0; i < 3; i++)
+        ck_assert(has_pos(b, pubs.pos[2 * i + 1]));
+    tl_run_for(loop, 2000);
+    ck_assert_int_eq(b->n, 3); /* each once */
+    dd_broker_free(&other);
+}
+END_TEST
+
 static bool dd_fail_reads;
 
 /* Entry reads (not fencing or recovery reads) fail with EIO while dd_fail_reads. */
@@ -2469,7 +2513,7 @@ static Suite *topic_suite(void)
            test_dedup_bounds, test_dedup_policy);
     tc = tl_tcase(s, "dedup_bk", 60, dd_bk_setup, dd_bk_teardown);
     tl_add(tc, test_dedup_snapshot_rebuild, test_dedup_moves, test_dedup_rebuild_fails,
-           test_dedup_write_failure);
+           test_dedup_write_failure, test_delayed_rebuilt_after_move);
     return s;
 }
 
