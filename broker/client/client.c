@@ -1411,6 +1411,7 @@ static void client_producer_clear_single(struct client_producer *p)
     p->single_key = NULL;
     p->single_props = NULL;
     p->nsingle_props = 0;
+    p->single_deliver_at = 0;
 }
 
 /* Close the open batch into a SEND and queue it (and write it when connected). */
@@ -1453,6 +1454,8 @@ static void client_producer_close_batch(struct client_producer *p)
         md.partition_key = p->single_key;
         md.n_properties = p->nsingle_props;
         md.properties = kvp;
+        md.has_deliver_at_time = p->single_deliver_at != 0;
+        md.deliver_at_time = p->single_deliver_at;
     }
     if (op->batched) {
         md.has_num_messages_in_batch = 1;
@@ -1640,6 +1643,8 @@ int client_producer_send_meta(struct client_producer *p, const void *payload, si
 {
     if (p->ep.state == CLIENT_EP_FAILED)
         return -MG_ECLOSED;
+    if (meta && meta->deliver_at_ms && p->batching)
+        return -MG_EINVAL;
     uint32_t max = p->ep.conn ? p->ep.conn->max_message_size : WIRE_DEFAULT_MAX_MESSAGE_SIZE;
     if (len + 64 > max)
         return -MG_ETOOBIG;
@@ -1666,6 +1671,8 @@ int client_producer_send_meta(struct client_producer *p, const void *payload, si
     } else {
         if (meta && meta->key)
             p->single_key = mg_strdup(meta->key);
+        if (meta)
+            p->single_deliver_at = meta->deliver_at_ms;
         if (meta && meta->nprops) {
             p->single_props = mg_calloc(2 * meta->nprops, sizeof *p->single_props);
             for (size_t i = 0; i < 2 * meta->nprops; i++)

@@ -80,6 +80,10 @@ struct client_msg_meta {
     const char *key;               /* partition key, NULL = none */
     const char *const *properties; /* nprops key/value pairs: k0, v0, k1, v1, ... */
     size_t nprops;
+    /* MessageMetadata.deliver_at_time (Pulsar's deliverAt; epoch ms, 0 = none): Shared and
+     * Key_Shared subscriptions get the message then. Producers without batching only (a
+     * batch has one time): -MG_EINVAL from a batching producer. */
+    int64_t deliver_at_ms;
 };
 
 /* A received message; every pointer is borrowed and valid only during the callback. */
