@@ -109,13 +109,4 @@ LATE=$(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1])
 V=$(wait_delayed sh -eq 1 10) && pass "the one due in a day stays held (msgDelayed $V)" \
     || fail "msgDelayed $V at the end, want 1"
 
-alive sa && pass "standalone alive" || fail "standalone died"
-stop_proc sa 30
-rc=$?
-[ $rc -eq 0 ] && pass "standalone exit 0 on SIGTERM" || fail "standalone exit code $rc on SIGTERM"
-check_sanitizers
-
-summary="delayed shared_spread_ms=${MIN:-?}..${MAX:-?}"
-echo "SUMMARY: $summary"
-[ "$IT_FAILED" -eq 0 ] && echo "PASS: delayed test: $summary" || echo "FAIL: delayed test: $summary"
-exit "$IT_FAILED"
+finish_standalone sa delayed "delayed shared_spread_ms=${MIN:-?}..${MAX:-?}"

@@ -101,13 +101,4 @@ else
     fail "terminate-probe on a partition: $(tail -n 3 "$T/probe2.err")"
 fi
 
-alive sa && pass "standalone alive" || fail "standalone died"
-stop_proc sa 30
-rc=$?
-[ $rc -eq 0 ] && pass "standalone exit 0 on SIGTERM" || fail "standalone exit code $rc on SIGTERM"
-check_sanitizers
-
-summary="terminate messages=$N id=$T1 after_restart=${T3:-?} reached_end_after=${AFTER:-?}"
-echo "SUMMARY: $summary"
-[ "$IT_FAILED" -eq 0 ] && echo "PASS: terminate test: $summary" || echo "FAIL: terminate test: $summary"
-exit "$IT_FAILED"
+finish_standalone sa terminate "terminate messages=$N id=$T1 after_restart=${T3:-?} reached_end_after=${AFTER:-?}"

@@ -374,6 +374,20 @@ stop_clean() {
     done
 }
 
+# finish_standalone NAME TEST SUMMARY: NAME is still alive and stops with exit 0 on SIGTERM,
+# no sanitizer report; then the SUMMARY and the test's verdict lines, and exit with its status.
+finish_standalone() {
+    local rc
+    alive "$1" && pass "$1 alive" || fail "$1 died"
+    stop_proc "$1" 30
+    rc=$?
+    [ $rc -eq 0 ] && pass "$1 exit 0 on SIGTERM" || fail "$1 exit code $rc on SIGTERM"
+    check_sanitizers
+    echo "SUMMARY: $3"
+    [ "$IT_FAILED" -eq 0 ] && echo "PASS: $2 test: $3" || echo "FAIL: $2 test: $3"
+    exit "$IT_FAILED"
+}
+
 cfg_value() {
     local key=$1
     shift
