@@ -32,6 +32,7 @@
 #include <string.h>
 
 #define TOPIC_DELAY_MAX_WAIT_MS 3600000 /* longest timer: a far-future time is looked at again */
+#define TOPIC_DELAY_KEEP 1024           /* an empty index keeps at most this many slots */
 
 static int64_t topic_delay_tick(const struct topic_sub *s)
 {
@@ -171,6 +172,11 @@ void topic_delay_release(struct topic_sub *s)
     while (d->n > 0 && d->heap[0].at <= cutoff) {
         struct sub_delay_item it = topic_delay_pop(d);
         topic_sub_replay_add(s, it.pos, it.key_hash);
+    }
+    if (d->n == 0 && d->cap > TOPIC_DELAY_KEEP) {
+        mg_free(d->heap); /* a burst is over: give its memory back */
+        d->heap = NULL;
+        d->cap = 0;
     }
     topic_delay_arm(s);
 }
