@@ -215,6 +215,7 @@ static void admin_metrics_fill_topic_row(struct row *r, struct topic *t, int wri
     topic_get_stats(t, &st);
     double *v = r->v;
     v[TM_SUBS] = st.n_subscriptions;
+    v[TM_DELAYED_INDEX] = (double)st.delayed_index_bytes;
     v[TM_PRODS] = st.n_producers;
     v[TM_CONS] = st.n_consumers;
     v[TM_RATE_IN] = st.msg_rate_in;

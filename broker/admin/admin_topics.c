@@ -458,17 +458,14 @@ static json_t *admin_tp_topic_stats_json(struct admin *a, struct topic *t)
     json_t *subs = json_object();
     struct topic_sub_stats ss;
     pos = 0;
-    int64_t delayed_index = 0;
-    while (topic_sub_stats_next(t, &pos, &ss)) {
+    while (topic_sub_stats_next(t, &pos, &ss))
         json_object_set_new(subs, ss.name, admin_tp_sub_json(t, &ss));
-        delayed_index += ss.delayed_index_bytes;
-    }
     json_object_set_new(j, "subscriptions", subs);
     json_object_set_new(j, "replication", json_object());
     json_object_set_new(j, "deduplicationStatus", json_string(topic_dedup_status(t)));
     json_object_set_new(j, "nonContiguousDeletedMessagesRanges", json_integer(0));
     json_object_set_new(j, "nonContiguousDeletedMessagesRangesSerializedSize", json_integer(0));
-    json_object_set_new(j, "delayedMessageIndexSizeInBytes", json_integer(delayed_index));
+    json_object_set_new(j, "delayedMessageIndexSizeInBytes", json_integer(st.delayed_index_bytes));
     json_object_set_new(j, "compaction",
                         json_pack("{s:i,s:i,s:i,s:i}", "lastCompactionRemovedEventCount", 0,
                                   "lastCompactionSucceedTimestamp", 0,

@@ -824,6 +824,7 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
         out->msg_rate_out += s->rate_msg_out;
         out->throughput_out += s->rate_bytes_out;
         out->msg_backlog += s->cursor ? ml_cursor_backlog(s->cursor) : 0;
+        out->delayed_index_bytes += (int64_t)s->delay.cap * (int64_t)sizeof *s->delay.heap;
     }
     if (t->ml) {
         struct ml_stats st;

@@ -314,7 +314,8 @@ struct topic_stats {
     int64_t entries_in_counter; /* entries written */
     int64_t storage_size;
     int64_t backlog_size;
-    int64_t msg_backlog; /* sum of the subscriptions' backlogs (entries) */
+    int64_t msg_backlog;         /* sum of the subscriptions' backlogs (entries) */
+    int64_t delayed_index_bytes; /* delayed delivery's indexes (delayedMessageIndexSizeInBytes) */
     /* quotas: the limits (-1 = none), the age in seconds of the oldest unacknowledged
      * message at the last check (-1 = unknown or no backlog) and the evictions done */
     int64_t quota_limit_bytes, quota_limit_secs;

@@ -2085,6 +2085,9 @@ START_TEST(test_delayed_shared)
     ck_assert_int_eq(sub_delayed(t, "shared"), 3);
     ck_assert_int_eq(sub_delayed(t, "ks"), 3);
     ck_assert_int_eq(sub_delayed(t, "excl"), 0);
+    struct topic_stats ts;
+    topic_get_stats(t, &ts);
+    ck_assert_int_ge(ts.delayed_index_bytes, 6 * (int64_t)sizeof(struct sub_delay_item));
     /* 3 s on: more than a tick and its rounding before 5 s, nothing yet */
     mg_loop_advance(loop, 3000);
     spin();
