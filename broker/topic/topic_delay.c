@@ -9,9 +9,10 @@
  * (the entry itself is dropped: the index holds no payloads). The time is rounded down to a
  * power of two below the tick, as Pulsar does, so a message may come up to about a tick early.
  * One timer per subscription is armed at the earliest time in the index (at least one tick
- * after its last run); its firing schedules the dispatcher, whose pass moves every due
- * position into the replay set, from where it is read back and delivered like a
- * redelivery. A time at or before the cutoff, 0 or negative is delivered at once.
+ * after its last run); its firing schedules the dispatcher, whose pass moves the due
+ * positions into the replay set (up to TOPIC_DELAY_RELEASE_MAX there: the passes that
+ * deliver them release the rest), from where they are read back and delivered like
+ * redeliveries. A time at or before the cutoff, 0 or negative is delivered at once.
  *
  * Restart and moves: nothing is stored. Entries held in the index are not acknowledged, so
  * the cursor of a subscription loaded again (after a restart, or on the broker the topic
@@ -33,6 +34,9 @@
 
 #define TOPIC_DELAY_MAX_WAIT_MS 3600000 /* longest timer: a far-future time is looked at again */
 #define TOPIC_DELAY_KEEP 1024           /* an empty index keeps at most this many slots */
+/* Due positions join the replay set only while it holds fewer than this: one pass never
+ * moves (and sorts in) a large index at once; the passes that deliver them release more. */
+#define TOPIC_DELAY_RELEASE_MAX 1000
 
 static int64_t topic_delay_tick(const struct topic_sub *s)
 {
@@ -169,7 +173,7 @@ void topic_delay_release(struct topic_sub *s)
     if (d->n == 0)
         return;
     int64_t cutoff = mg_loop_wall_ms(s->topic->loop) + topic_delay_tick(s);
-    while (d->n > 0 && d->heap[0].at <= cutoff) {
+    while (d->n > 0 && d->heap[0].at <= cutoff && s->n_replay < TOPIC_DELAY_RELEASE_MAX) {
         struct sub_delay_item it = topic_delay_pop(d);
         topic_sub_replay_add(s, it.pos, it.key_hash);
     }

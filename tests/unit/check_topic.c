@@ -2185,6 +2185,47 @@ START_TEST(test_delayed_bounded)
 }
 END_TEST
 
+/* Many positions due at once join the replay set a bounded number per pass (no pass sorts
+ * a whole index in); the rest follow as those are delivered. */
+static void count_cb(void *data, int status, struct ml_position pos)
+{
+    (void)pos;
+    ck_assert_int_eq(status, 0);
+    (*(int *)data)++;
+}
+
+START_TEST(test_delayed_release_bounded)
+{
+    struct topic *t = load("persistent://t/ns/release");
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    topic_consumer_flow(a->c, 1);
+    struct topic_producer *p = mkprod(t);
+    const int n = 1500;
+    int stored = 0;
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(topic_publish(p, make_delayed(dl_wall0 + 5000, NULL), NULL, (uint64_t)i, 0,
+                                       count_cb, &stored),
+                         0);
+    for (int i = 0; i < 100 && sub_delayed(t, "s") < n; i++)
+        spin();
+    ck_assert_int_eq(stored, n);
+    ck_assert_int_eq(sub_delayed(t, "s"), n);
+    mg_loop_advance(loop, 6000);
+    spin();
+    struct topic_sub *s = sub_of(t, "s");
+    ck_assert_int_eq(a->n, 1); /* its one permit */
+    ck_assert_int_le(s->n_replay, 1000);
+    ck_assert_int_ge(sub_delayed(t, "s"), n - 1000 - a->n);
+    ck_assert_int_eq(s->n_replay + a->n + sub_delayed(t, "s"), n);
+    topic_consumer_flow(a->c, 400);
+    spin();
+    ck_assert_int_eq(a->n, 401);
+    ck_assert_int_eq(s->n_replay + a->n + sub_delayed(t, "s"), n);
+    topic_producer_close(p);
+}
+END_TEST
+
 /* A Shared subscription holding delayed messages that becomes Exclusive (all its consumers
  * left, an Exclusive one came) delivers them at once; a seek forgets the index (the entries
  * are read again). */
@@ -2510,7 +2551,7 @@ static Suite *topic_suite(void)
 
     tc = tl_tcase(s, "delayed", 0, dl_setup, teardown);
     tl_add(tc, test_delayed_shared, test_delayed_no_timer_storm, test_delayed_bounded,
-           test_delayed_type_change_and_seek);
+           test_delayed_type_change_and_seek, test_delayed_release_bounded);
     tc = tl_tcase(s, "dedup", 0, dd_setup, teardown);
     tl_add(tc, test_dedup_duplicates, test_dedup_in_flight, test_dedup_batches, test_dedup_chunks,
            test_dedup_bounds, test_dedup_policy);
