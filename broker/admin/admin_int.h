@@ -359,6 +359,8 @@ void admin_h_internal_stats(struct admin_req *r);
 void admin_h_partitioned_internal_stats(struct admin_req *r);
 void admin_h_subscriptions(struct admin_req *r);
 void admin_h_topic_unload(struct admin_req *r);
+void admin_h_topic_terminate(struct admin_req *r);
+void admin_h_partitions_terminate(struct admin_req *r);
 void admin_h_last_message_id(struct admin_req *r);
 void admin_h_compaction_trigger(struct admin_req *r);
 void admin_h_compaction_status(struct admin_req *r);

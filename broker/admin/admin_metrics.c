@@ -215,6 +215,7 @@ static void admin_metrics_fill_topic_row(struct row *r, struct topic *t, int wri
     topic_get_stats(t, &st);
     double *v = r->v;
     v[TM_SUBS] = st.n_subscriptions;
+    v[TM_DELAYED_INDEX] = (double)st.delayed_index_bytes;
     v[TM_PRODS] = st.n_producers;
     v[TM_CONS] = st.n_consumers;
     v[TM_RATE_IN] = st.msg_rate_in;
@@ -347,7 +348,8 @@ static void admin_metrics_collect_subs(struct sub_row **rows, int *n, struct top
         memset(r, 0, sizeof *r);
         double *v = r->v;
         v[SM_BACKLOG] = (double)ss.backlog;
-        v[SM_BACKLOG_ND] = (double)ss.backlog;
+        v[SM_BACKLOG_ND] = (double)(ss.backlog - ss.delayed);
+        v[SM_DELAYED] = (double)ss.delayed;
         v[SM_REDELIVER] = ss.msg_rate_redeliver;
         v[SM_UNACKED] = (double)ss.unacked;
         v[SM_RATE_OUT] = ss.msg_rate_out;

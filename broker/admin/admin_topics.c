@@ -57,6 +57,7 @@ struct topic_op {
     int new_from;          /* partition update: first new partition */
     bool must_exist;       /* a plain topic must be stored already (admin_tp_op_run) */
     char *body_text;       /* owned: the request's body, or NULL (sub-requests) */
+    json_t *result;        /* owned: terminate's answer being built, or NULL */
     struct event *wait_ev; /* owned: delete, polling the store until the data is gone */
     int wait_tries;
     int reloads; /* resolutions started again after a topic closed meanwhile */
@@ -72,6 +73,7 @@ static void admin_tp_op_free(struct topic_op *op)
     mg_free(op->sub);
     mg_free(op->arg);
     json_decref(op->body);
+    json_decref(op->result);
     mg_free_strv(op->names, op->n);
     mg_free_strv(op->subs, op->n_subs);
     mg_free(op->body_text);
@@ -365,9 +367,9 @@ static json_t *admin_tp_sub_json(struct topic *t, const struct topic_sub_stats *
     json_object_set_new(j, "msgBacklog", json_integer(ss->backlog));
     json_object_set_new(j, "backlogSize", json_integer(-1));
     json_object_set_new(j, "earliestMsgPublishTimeInBacklog", json_integer(0));
-    json_object_set_new(j, "msgBacklogNoDelayed", json_integer(ss->backlog));
+    json_object_set_new(j, "msgBacklogNoDelayed", json_integer(ss->backlog - ss->delayed));
     json_object_set_new(j, "blockedSubscriptionOnUnackedMsgs", json_false());
-    json_object_set_new(j, "msgDelayed", json_integer(0));
+    json_object_set_new(j, "msgDelayed", json_integer(ss->delayed));
     json_object_set_new(j, "unackedMessages", json_integer(ss->unacked));
     json_object_set_new(j, "type", json_string(admin_tp_sub_type_name(ss)));
     if (ss->active_consumer)
@@ -388,7 +390,7 @@ static json_t *admin_tp_sub_json(struct topic *t, const struct topic_sub_stats *
     json_object_set_new(j, "nonContiguousDeletedMessagesRanges",
                         json_integer(c ? ml_cursor_num_ranges(c) : 0));
     json_object_set_new(j, "nonContiguousDeletedMessagesRangesSerializedSize", json_integer(0));
-    json_object_set_new(j, "delayedMessageIndexSizeInBytes", json_integer(0));
+    json_object_set_new(j, "delayedMessageIndexSizeInBytes", json_integer(ss->delayed_index_bytes));
     json_object_set_new(j, "subscriptionProperties", json_object());
     json_object_set_new(j, "filterProcessedMsgCount", json_integer(0));
     json_object_set_new(j, "filterAcceptedMsgCount", json_integer(0));
@@ -463,7 +465,7 @@ static json_t *admin_tp_topic_stats_json(struct admin *a, struct topic *t)
     json_object_set_new(j, "deduplicationStatus", json_string(topic_dedup_status(t)));
     json_object_set_new(j, "nonContiguousDeletedMessagesRanges", json_integer(0));
     json_object_set_new(j, "nonContiguousDeletedMessagesRangesSerializedSize", json_integer(0));
-    json_object_set_new(j, "delayedMessageIndexSizeInBytes", json_integer(0));
+    json_object_set_new(j, "delayedMessageIndexSizeInBytes", json_integer(st.delayed_index_bytes));
     json_object_set_new(j, "compaction",
                         json_pack("{s:i,s:i,s:i,s:i}", "lastCompactionRemovedEventCount", 0,
                                   "lastCompactionSucceedTimestamp", 0,
@@ -940,12 +942,17 @@ static void admin_tp_do_unload(struct topic_op *op, struct topic **topics)
     admin_tp_op_done(op);
 }
 
+/* Pulsar's MessageId JSON. */
+static json_t *admin_tp_msg_id_json(struct ml_position p, int partition)
+{
+    return json_pack("{s:I,s:I,s:i}", "ledgerId", (json_int_t)p.ledger, "entryId",
+                     (json_int_t)p.entry, "partitionIndex", partition);
+}
+
 static void admin_tp_do_last_message_id(struct topic_op *op, struct topic **topics)
 {
     struct ml_position p = ml_last_confirmed(topic_ml(topics[0]));
-    admin_reply_json(op->call, 200,
-                     json_pack("{s:I,s:I,s:i}", "ledgerId", (json_int_t)p.ledger, "entryId",
-                               (json_int_t)p.entry, "partitionIndex", op->tn.partition));
+    admin_reply_json(op->call, 200, admin_tp_msg_id_json(p, op->tn.partition));
     admin_tp_op_free(op);
 }
 
@@ -978,6 +985,53 @@ static void admin_tp_do_compaction_status(struct topic_op *op, struct topic **to
     const char *status = topic_compact_status(topics[0], &err);
     admin_reply_json(op->call, 200, json_pack("{s:s,s:s}", "status", status, "lastError", err));
     admin_tp_op_free(op);
+}
+
+/* terminate: each topic (partition) in turn, as topic_terminate answers later. A plain
+ * topic answers its last message id; a partitioned one {"<partition>": id, ...} (Pulsar's
+ * terminatePartitionedTopic map). */
+static void admin_tp_terminate_next(struct topic_op *op);
+
+static void admin_tp_terminated(void *data, int status, struct ml_position last)
+{
+    struct topic_op *op = data;
+    if (admin_tp_op_gone(op))
+        return;
+    if (status < 0) {
+        admin_tp_op_fail(op, 500, mg_strerror(status));
+        return;
+    }
+    if (op->partitions > 0) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", op->step);
+        json_object_set_new(op->result, key, admin_tp_msg_id_json(last, op->step));
+    } else {
+        op->result = admin_tp_msg_id_json(last, op->tn.partition);
+    }
+    op->step++;
+    admin_tp_terminate_next(op);
+}
+
+static void admin_tp_terminate_next(struct topic_op *op)
+{
+    if (op->step == op->n) {
+        admin_reply_json(op->call, 200, op->result);
+        op->result = NULL;
+        admin_tp_op_free(op);
+        return;
+    }
+    struct topic *t = topic_find(op->a->env->topics, op->names[op->step]);
+    int rc = t ? topic_terminate(t, admin_tp_terminated, op) : -MG_ECLOSED;
+    if (rc < 0)
+        admin_tp_op_fail(op, 500, mg_strerror(rc));
+}
+
+static void admin_tp_do_terminate(struct topic_op *op, struct topic **topics)
+{
+    (void)topics;
+    op->step = 0;
+    op->result = op->partitions > 0 ? json_object() : NULL;
+    admin_tp_terminate_next(op);
 }
 
 #define DELETE_WAIT_MS 20
@@ -1217,6 +1271,22 @@ static void admin_tp_fan_done_ok(struct admin_call *c, void *arg, struct admin_s
     admin_tp_op_free(arg);
 }
 
+/* Terminating partitions on several brokers: each one's message id, by partition. */
+static void admin_tp_fan_done_terminate(struct admin_call *c, void *arg, struct admin_sub *subs,
+                                        int n)
+{
+    if (admin_tp_fan_all_ok(c, subs, n, 0)) {
+        json_t *j = json_object();
+        for (int i = 0; i < n; i++) {
+            char key[16];
+            snprintf(key, sizeof key, "%d", i);
+            json_object_set(j, key, subs[i].json ? subs[i].json : json_null());
+        }
+        admin_reply_json(c, 200, j);
+    }
+    admin_tp_op_free(arg);
+}
+
 /* Deleting a subscription: 404 only when no partition has it. */
 static void admin_tp_fan_done_delete_sub(struct admin_call *c, void *arg, struct admin_sub *subs,
                                          int n)
@@ -1355,6 +1425,10 @@ static const struct {
      .method = EVHTTP_REQ_PUT,
      .suffix = "/compaction",
      .done = admin_tp_fan_done_ok},
+    {.fn = admin_tp_do_terminate,
+     .method = EVHTTP_REQ_POST,
+     .suffix = "/terminate",
+     .done = admin_tp_fan_done_terminate},
     {.fn = admin_tp_do_create_sub,
      .method = EVHTTP_REQ_PUT,
      .sub = true,
@@ -2012,6 +2086,20 @@ void admin_h_last_message_id(struct admin_req *r)
     struct topic_op *op = admin_tp_op_new(r);
     if (!admin_tp_partitioned_405(op, "Get last message id on a partitioned topic is not allowed"))
         admin_tp_op_run(op, admin_tp_do_last_message_id, true);
+}
+
+/* POST P/{topic}/terminate: the last message id; 405 on a partitioned topic's name. */
+void admin_h_topic_terminate(struct admin_req *r)
+{
+    struct topic_op *op = admin_tp_op_new(r);
+    if (!admin_tp_partitioned_405(op, "Termination of a partitioned topic is not allowed"))
+        admin_tp_op_run(op, admin_tp_do_terminate, true);
+}
+
+/* POST P/{topic}/partitions/terminate: every partition, {"<partition>": message id}. */
+void admin_h_partitions_terminate(struct admin_req *r)
+{
+    admin_tp_run_on_partitioned(admin_tp_op_new(r), admin_tp_do_terminate);
 }
 
 /* PUT P/{topic}/subscription/{subscription}: an optional ResetCursorData body (default

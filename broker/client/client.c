@@ -582,6 +582,12 @@ static void client_conn_handle_frame(struct client_conn *conn, struct wire_frame
             client_consumer_on_message((struct client_consumer *)ep, cmd, f->payload);
         return;
     }
+    case PULSAR__PROTO__BASE_COMMAND__TYPE__REACHED_END_OF_TOPIC: {
+        struct client_ep *ep = mg_map_get_u64(&conn->eps, cmd->reachedendoftopic->consumer_id);
+        if (ep && ep->kind == CLIENT_EP_CONSUMER)
+            ((struct client_consumer *)ep)->reached_end = true;
+        return;
+    }
     case PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER:
     case PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_CONSUMER: {
         bool prod = cmd->type == PULSAR__PROTO__BASE_COMMAND__TYPE__CLOSE_PRODUCER;
@@ -1500,6 +1506,7 @@ static void client_producer_clear_single(struct client_producer *p)
     p->single_key = NULL;
     p->single_props = NULL;
     p->nsingle_props = 0;
+    p->single_deliver_at = 0;
 }
 
 /* Close the open batch into a SEND and queue it (and write it when connected). */
@@ -1542,6 +1549,8 @@ static void client_producer_close_batch(struct client_producer *p)
         md.partition_key = p->single_key;
         md.n_properties = p->nsingle_props;
         md.properties = kvp;
+        md.has_deliver_at_time = p->single_deliver_at != 0;
+        md.deliver_at_time = p->single_deliver_at;
     }
     if (op->batched) {
         md.has_num_messages_in_batch = 1;
@@ -1729,6 +1738,8 @@ int client_producer_send_meta(struct client_producer *p, const void *payload, si
 {
     if (p->ep.state == CLIENT_EP_FAILED)
         return -MG_ECLOSED;
+    if (meta && meta->deliver_at_ms && p->batching)
+        return -MG_EINVAL;
     uint32_t max = p->ep.conn ? p->ep.conn->max_message_size : WIRE_DEFAULT_MAX_MESSAGE_SIZE;
     if (len + 64 > max)
         return -MG_ETOOBIG;
@@ -1755,6 +1766,8 @@ int client_producer_send_meta(struct client_producer *p, const void *payload, si
     } else {
         if (meta && meta->key)
             p->single_key = mg_strdup(meta->key);
+        if (meta)
+            p->single_deliver_at = meta->deliver_at_ms;
         if (meta && meta->nprops) {
             p->single_props = mg_calloc(2 * meta->nprops, sizeof *p->single_props);
             for (size_t i = 0; i < 2 * meta->nprops; i++)
@@ -1788,6 +1801,11 @@ void client_producer_flush(struct client_producer *p)
 unsigned client_producer_pending(const struct client_producer *p)
 {
     return p ? p->pending : 0;
+}
+
+bool client_consumer_reached_end(const struct client_consumer *c)
+{
+    return c && c->reached_end;
 }
 
 const char *client_producer_name(const struct client_producer *p)

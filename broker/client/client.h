@@ -84,6 +84,10 @@ struct client_msg_meta {
     const char *key;               /* partition key, NULL = none */
     const char *const *properties; /* nprops key/value pairs: k0, v0, k1, v1, ... */
     size_t nprops;
+    /* MessageMetadata.deliver_at_time (Pulsar's deliverAt; epoch ms, 0 = none): Shared and
+     * Key_Shared subscriptions get the message then. Producers without batching only (a
+     * batch has one time): -MG_EINVAL from a batching producer. */
+    int64_t deliver_at_ms;
 };
 
 /* A received message; every pointer is borrowed and valid only during the callback. */
@@ -228,6 +232,9 @@ int client_consumer_ack(struct client_consumer *c, const struct client_msg_id *i
 int client_consumer_ack_cumulative(struct client_consumer *c, const struct client_msg_id *id);
 /* Send grouped acks now. */
 void client_consumer_flush(struct client_consumer *c);
+/* The broker said the topic is terminated and this subscription consumed all of it
+ * (REACHED_END_OF_TOPIC; Pulsar's hasReachedEndOfTopic). */
+bool client_consumer_reached_end(const struct client_consumer *c);
 /* Close (CLOSE_CONSUMER after flushing acks, no wait) and free. Accepts NULL. */
 void client_consumer_free(struct client_consumer *c);
 

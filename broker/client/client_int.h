@@ -207,6 +207,7 @@ struct client_producer {
     char *single_key;    /* owned or NULL */
     char **single_props; /* owned: nsingle_props key/value pairs */
     size_t nsingle_props;
+    int64_t single_deliver_at; /* deliver_at_time of that message, 0 = none */
     client_producer_ready_cb ready_cb;
     void *data;                  /* borrowed */
     struct client_schema schema; /* data owned; type -1: none */
@@ -241,6 +242,7 @@ struct client_consumer {
     client_consumer_ready_cb ready_cb;
     void *data;                  /* borrowed */
     struct client_schema schema; /* data owned; type -1: none */
+    bool reached_end;            /* REACHED_END_OF_TOPIC came (the topic is terminated) */
 };
 
 #endif

@@ -40,6 +40,8 @@ struct cfg {
     int dispatcher_max_round_robin_batch_size; /* dispatcherMaxRoundRobinBatchSize (20) */
     int dispatcher_max_read_batch_size;        /* dispatcherMaxReadBatchSize (100) */
     int active_consumer_failover_delay_ms;     /* activeConsumerFailoverDelayTimeMillis (1000) */
+    bool delayed_delivery_enabled;             /* delayedDeliveryEnabled (true) */
+    int delayed_delivery_tick_ms;              /* delayedDeliveryTickTimeMillis (1000) */
     int connection_max_outbound_bytes; /* connectionMaxOutboundBytes (4194304): per-connection
                                           output watermark above which dispatch pauses */
     int broker_max_connections;        /* brokerMaxConnections (0 = no bound) */

@@ -76,6 +76,20 @@ static void conn_consumer_active_change(void *owner, struct topic_consumer *tc, 
     CONN_SEND(c, ACTIVE_CONSUMER_CHANGE, active_consumer_change, a);
 }
 
+/* The topic is terminated and this consumer's subscription consumed all of it (protocol
+ * v9+, Pulsar's Consumer.reachedEndOfTopic): the client's hasReachedEndOfTopic. */
+static void conn_consumer_reached_end(void *owner, struct topic_consumer *tc)
+{
+    struct conn_consumer *cc = owner;
+    struct conn *c = cc->e.conn;
+    (void)tc;
+    if (!conn_is_open(c) || c->protocol_version < 9)
+        return;
+    Pulsar__Proto__CommandReachedEndOfTopic r = PULSAR__PROTO__COMMAND_REACHED_END_OF_TOPIC__INIT;
+    r.consumer_id = cc->e.id;
+    CONN_SEND(c, REACHED_END_OF_TOPIC, reachedendoftopic, r);
+}
+
 static void conn_consumer_closed(void *owner, struct topic_consumer *tc)
 {
     struct conn_consumer *cc = owner;
@@ -98,6 +112,7 @@ static const struct topic_consumer_ops conn_consumer_ops = {
     .active_change = conn_consumer_active_change,
     .closed = conn_consumer_closed,
     .outbound_bytes = conn_consumer_outbound_bytes,
+    .reached_end = conn_consumer_reached_end,
 };
 
 static int conn_consumer_add(struct conn_endpoint *e, struct topic *t, char *msg, size_t len)

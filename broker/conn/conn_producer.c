@@ -71,6 +71,13 @@ static const struct topic_producer_ops conn_producer_ops = {
     .closed = conn_producer_closed,
 };
 
+/* SEND_ERROR's code for a failed publish: the topic was terminated, or the store failed. */
+static Pulsar__Proto__ServerError conn_publish_error(int status)
+{
+    return status == -MG_ETERMINATED ? PULSAR__PROTO__SERVER_ERROR__TopicTerminatedError
+                                     : PULSAR__PROTO__SERVER_ERROR__PersistenceError;
+}
+
 static void conn_publish_done(void *data, int status, struct ml_position pos)
 {
     struct conn_producer *p = data;
@@ -99,7 +106,7 @@ static void conn_publish_done(void *data, int status, struct ml_position pos)
                         "[%" PRIu64 "] publish on %s failed: %s (%" PRIu64
                         " more failed publishes on this connection since the last line)",
                         c->id, p->e.topic, mg_strerror(status), held);
-            conn_send_send_error(c, p->e.id, pub.seq, PULSAR__PROTO__SERVER_ERROR__PersistenceError,
+            conn_send_send_error(c, p->e.id, pub.seq, conn_publish_error(status),
                                  mg_strerror(status));
         }
         conn_maybe_resume(c);
@@ -228,10 +235,7 @@ void conn_handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s, struc
         p->e.holds--;
         c->pending_publish--;
         p->ring_len--;
-        conn_send_send_error(c, s->producer_id, s->sequence_id,
-                             rc == -MG_ETERMINATED
-                                 ? PULSAR__PROTO__SERVER_ERROR__TopicTerminatedError
-                                 : PULSAR__PROTO__SERVER_ERROR__PersistenceError,
+        conn_send_send_error(c, s->producer_id, s->sequence_id, conn_publish_error(rc),
                              mg_strerror(rc));
     }
 }

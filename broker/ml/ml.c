@@ -876,6 +876,8 @@ static void ml_open_cancel_task(void *arg, int status)
 }
 
 /* Close the ML for good: everything pending completes with -MG_ECANCELED from the loop. */
+static void ml_term_cancel(struct ml_ledger *ml);
+
 static void ml_shutdown(struct ml_ledger *ml)
 {
     struct ml_factory *f = ml->f;
@@ -900,6 +902,7 @@ static void ml_shutdown(struct ml_ledger *ml)
         ml_defer_call(f, ml_open_cancel_task, oc);
         mg_free(w);
     }
+    ml_term_cancel(ml);
     ml_destroy_cursors(ml, false);
     ml_cancel_adds(ml, -MG_ECANCELED);
     /* A store that cannot load an ML back (memory) would keep its ledgers forever. */
@@ -1297,6 +1300,7 @@ static bool ml_ledger_full(const struct ml_ledger *ml, const struct ml_ledger_in
 }
 
 static void ml_drain(struct ml_ledger *ml);
+static void ml_term_check(struct ml_ledger *ml);
 static void ml_start_rollover(struct ml_ledger *ml);
 static void ml_roll_continue(struct ml_ledger *ml);
 
@@ -1552,7 +1556,7 @@ static void ml_periodic_check(struct ml_ledger *ml)
     if (ml->state != ML_READY || ml->deleted || ml->fenced || ml->n_ledgers == 0)
         return;
     const struct ml_ledger_info *cur = ml_current_ledger(ml);
-    if (!ml->rolling && !ml->broken && ml_ledger_full(ml, cur, true) &&
+    if (!ml->rolling && !ml->broken && !ml->terminated && ml_ledger_full(ml, cur, true) &&
         !(ml->roll_error && (int64_t)mg_loop_mono_ms(ml->f->loop) < ml->roll_retry_at))
         ml_start_rollover(ml); /* its end runs the trim check */
     else
@@ -1624,6 +1628,8 @@ static void ml_drain(struct ml_ledger *ml)
             ml_wake_waiters(ml);
         if (ml->rolling && TAILQ_EMPTY(&ml->sent))
             ml_roll_continue(ml);
+        if (ml->terminated)
+            ml_term_check(ml);
     }
     ml_release(ml);
 }
@@ -1634,6 +1640,8 @@ int ml_append(struct ml_ledger *ml, struct evbuffer *data, const struct ml_entry
     int rc = ml_usable(ml, data && req && cb);
     if (rc == 0 && ml->fenced)
         rc = -MG_EFENCED;
+    if (rc == 0 && ml->terminated)
+        rc = -MG_ETERMINATED;
     if (rc < 0) {
         if (data)
             evbuffer_free(data);
@@ -1651,6 +1659,126 @@ int ml_append(struct ml_ledger *ml, struct evbuffer *data, const struct ml_entry
     ml->n_pending++;
     ml_send_unsent(ml);
     return 0;
+}
+
+/* ---- terminate ------------------------------------------------------------------------- */
+
+/* The waiters of one answer (a list taken off the ML), answered together from the queue. */
+struct term_answer {
+    struct ml_ledger *ml;     /* held */
+    struct ml_term_waiter *w; /* owned list */
+    struct ml_position pos;
+    int status;
+};
+
+static void ml_term_answer_task(void *arg, int status)
+{
+    struct term_answer *a = arg;
+    for (struct ml_term_waiter *w = a->w, *next; w; w = next) {
+        next = w->next;
+        w->cb(a->ml, a->pos, status ? status : a->status, w->data);
+        mg_free(w);
+    }
+    ml_release(a->ml);
+    mg_free(a);
+}
+
+/* Answer every waiting ml_terminate from the task queue (never inside the caller's call). */
+static void ml_term_answer_all(struct ml_ledger *ml, int status)
+{
+    if (!ml->term_waiters)
+        return;
+    struct term_answer *a = mg_calloc(1, sizeof *a);
+    a->ml = ml;
+    a->w = ml->term_waiters;
+    a->pos = ml->term_pos;
+    a->status = status;
+    ml->term_waiters = NULL;
+    ml_hold(ml);
+    ml_defer_call(ml->f, ml_term_answer_task, a);
+}
+
+static void ml_term_cancel(struct ml_ledger *ml)
+{
+    ml_term_answer_all(ml, -MG_ECANCELED);
+}
+
+static void ml_term_saved(struct ml_ledger *ml, int status)
+{
+    ml->term_saving = false;
+    if (status == 0) {
+        ml->term_saved = true;
+        MG_INFO(ML_MOD, "%s: terminated at %" PRId64 ":%" PRId64, ml->name, ml->term_pos.ledger,
+                ml->term_pos.entry);
+    } else if (status != -MG_ECANCELED) {
+        MG_WARN(ML_MOD, "%s: terminated position not stored: %s", ml->name, mg_strerror(status));
+    }
+    if (ml->state == ML_READY)
+        ml_term_answer_all(ml, status);
+}
+
+/* Once nothing accepted before the terminate is in flight: fix the position, store it,
+ * answer the waiters. */
+static void ml_term_check(struct ml_ledger *ml)
+{
+    if (!ml->terminated || !ml->term_waiters || ml->n_pending > 0 || ml->term_saving ||
+        ml->state != ML_READY)
+        return;
+    if (!ml->term_known) {
+        ml->term_pos = ml->lac;
+        ml->term_known = true;
+    }
+    if (ml->term_saved) {
+        ml_term_answer_all(ml, 0);
+        return;
+    }
+    ml->term_saving = true;
+    ml_save(ml, ml_term_saved);
+}
+
+static void ml_term_check_task(void *arg, int status)
+{
+    struct ml_ledger *ml = arg;
+    if (status == 0 && ml->state == ML_READY)
+        ml_term_check(ml);
+    ml_release(ml);
+}
+
+int ml_terminate(struct ml_ledger *ml, ml_terminate_cb cb, void *data)
+{
+    int rc = ml_usable(ml, cb != NULL);
+    if (rc == 0 && ml->fenced)
+        rc = -MG_EFENCED;
+    if (rc < 0)
+        return rc;
+    struct ml_term_waiter *w = mg_calloc(1, sizeof *w);
+    w->cb = cb;
+    w->data = data;
+    w->next = ml->term_waiters;
+    ml->term_waiters = w;
+    ml->terminated = true;
+    ml_hold(ml);
+    ml_defer_call(ml->f, ml_term_check_task, ml);
+    return 0;
+}
+
+bool ml_is_terminated(const struct ml_ledger *ml)
+{
+    return ml->terminated;
+}
+
+bool ml_terminated_position(const struct ml_ledger *ml, struct ml_position *out)
+{
+    if (!ml->terminated || !ml->term_known)
+        return false;
+    *out = ml->term_pos;
+    return true;
+}
+
+void ml_restore_terminated(struct ml_ledger *ml, struct ml_position pos)
+{
+    ml->terminated = ml->term_known = ml->term_saved = true;
+    ml->term_pos = pos;
 }
 
 /* ---- data that cannot be read back ---------------------------------------------------- */

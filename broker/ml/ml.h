@@ -176,6 +176,21 @@ struct ml_append_req {
 int ml_append(struct ml_ledger *ml, struct evbuffer *data, const struct ml_entry_info *info,
               struct ml_append_req *req, ml_append_cb cb);
 
+/* Terminate the ML (Pulsar's asyncTerminate): from this call on every append is refused
+ * with -MG_ETERMINATED; once the appends already accepted completed, the last confirmed
+ * entry becomes the terminated position, which is stored with the ledger list (it survives
+ * a reopen, also by another broker) and handed to cb. Terminating a terminated ML answers
+ * its position again. cb runs after the call returned; -MG_ECANCELED if the ML closes
+ * first, a store error if the position could not be stored (the ML stays terminated in
+ * memory; a later call tries the write again). */
+typedef void (*ml_terminate_cb)(struct ml_ledger *ml, struct ml_position last, int status,
+                                void *data);
+int ml_terminate(struct ml_ledger *ml, ml_terminate_cb cb, void *data);
+/* Appends are refused (ml_terminate was called, or the stored list says so). */
+bool ml_is_terminated(const struct ml_ledger *ml);
+/* The terminated position, once known: true and *out set. */
+bool ml_terminated_position(const struct ml_ledger *ml, struct ml_position *out);
+
 /* Last entry whose append completed; (current ledger, -1) when empty. */
 struct ml_position ml_last_confirmed(const struct ml_ledger *ml);
 /* First position of the ML that still exists (for Earliest). */

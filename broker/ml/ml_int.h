@@ -250,6 +250,13 @@ struct ml_open_waiter {
     struct ml_open_waiter *next;
 };
 
+/* A caller of ml_terminate waiting for the terminated position to be stored. */
+struct ml_term_waiter {
+    ml_terminate_cb cb;
+    void *data; /* caller's */
+    struct ml_term_waiter *next;
+};
+
 /* Tail cache: the most recently appended entries, in position order. */
 struct ml_cache {
     struct ml_entry **ring; /* owned, each entry referenced */
@@ -277,11 +284,17 @@ struct ml_ledger {
     int roll_error;
     int64_t roll_attempts; /* rollovers started (tests) */
     bool fenced;           /* another owner took the ML: appends fail with -MG_EFENCED */
-    bool broken;           /* the current ledger failed an add: roll before the next send */
-    int fail_sent;         /* != 0: complete every in-flight add with this (after a failure) */
-    void *ledger_priv;     /* owned by the ledger store (free_ml) */
-    void *meta_priv;       /* owned by the metadata store (free_ml) */
-    int64_t *doomed;       /* owned: ledgers off the list, deleted after the next saved list */
+    /* Terminate (ml_terminate): appends are refused from the call on; once the appends in
+     * flight completed, term_pos is the last confirmed entry (term_known) and is written
+     * with the ledger list (ManagedLedgerInfo.terminatedPosition; term_saved once stored). */
+    bool terminated, term_known, term_saved, term_saving;
+    struct ml_position term_pos;
+    struct ml_term_waiter *term_waiters; /* owned list */
+    bool broken;       /* the current ledger failed an add: roll before the next send */
+    int fail_sent;     /* != 0: complete every in-flight add with this (after a failure) */
+    void *ledger_priv; /* owned by the ledger store (free_ml) */
+    void *meta_priv;   /* owned by the metadata store (free_ml) */
+    int64_t *doomed;   /* owned: ledgers off the list, deleted after the next saved list */
     uint64_t *doomed_seq;
     int n_doomed, cap_doomed;
     uint64_t save_seq; /* bumped per list change that dooms ledgers */
@@ -354,6 +367,8 @@ void ml_cursor_restore_batch(struct ml_cursor *c, struct ml_position pos, const 
                              int n_words);
 /* The ML is open: fold restored ranges into mark-delete, set the read position. */
 void ml_cursor_restored(struct ml_cursor *c);
+/* The stored list says the ML was terminated at pos (ManagedLedgerInfo.terminatedPosition). */
+void ml_restore_terminated(struct ml_ledger *ml, struct ml_position pos);
 /* A restored cursor's mark-delete properties (copied). */
 void ml_cursor_restore_props(struct ml_cursor *c, const struct ml_cursor_prop *props, int n);
 

@@ -277,6 +277,13 @@ static uint8_t *ml_ms_encode_ml(const struct ml_ledger *ml, size_t *len)
     }
     info.n_ledgerinfo = (size_t)n;
     info.ledgerinfo = ptrs;
+    Pulsar__Ml__NestedPositionInfo term = PULSAR__ML__NESTED_POSITION_INFO__INIT;
+    struct ml_position tpos;
+    if (ml_terminated_position(ml, &tpos)) {
+        term.ledgerid = tpos.ledger;
+        term.entryid = tpos.entry;
+        info.terminatedposition = &term;
+    }
     *len = pulsar__ml__managed_ledger_info__get_packed_size(&info);
     uint8_t *buf = mg_malloc(*len ? *len : 1);
     pulsar__ml__managed_ledger_info__pack(&info, buf);
@@ -660,6 +667,9 @@ static void ml_ms_load_got_info(struct mop *op, int status)
                           li->has_size ? li->size : 0);
         ml->ledgers[ml->n_ledgers - 1].timestamp = li->has_timestamp ? li->timestamp : 0;
     }
+    if (info->terminatedposition)
+        ml_restore_terminated(ml, (struct ml_position){info->terminatedposition->ledgerid,
+                                                       info->terminatedposition->entryid});
     pulsar__ml__managed_ledger_info__free_unpacked(info, NULL);
     ml_ms_load_finish(op, 0);
 }

@@ -298,6 +298,8 @@ void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
         .dispatch_max_read_batch = cfg->dispatcher_max_read_batch_size,
         .consumer_outbound_high_water = conn_dispatch_high_water(cfg),
         .active_consumer_failover_delay_ms = cfg->active_consumer_failover_delay_ms,
+        .delayed_enabled = cfg->delayed_delivery_enabled,
+        .delayed_tick_ms = cfg->delayed_delivery_tick_ms,
         .cluster_name = cfg->cluster_name,
         .broker_index = 0,
         .ttl_default_secs = cfg->ttl_duration_default_secs,

@@ -457,6 +457,48 @@ int topic_delete(struct topic *t, bool force)
     return 0;
 }
 
+struct topic_term {
+    struct topic *t; /* referenced */
+    topic_terminate_cb cb;
+    void *data;
+};
+
+static void topic_terminated(struct ml_ledger *ml, struct ml_position last, int status, void *data)
+{
+    (void)ml;
+    struct topic_term *tt = data;
+    struct topic *t = tt->t;
+    if (status == 0 && t->state == TOPIC_READY) {
+        /* Pulsar's PersistentTopic.terminate: producers are disconnected, subscriptions
+         * learn it (their consumers at the end hear REACHED_END_OF_TOPIC). */
+        topic_drop_producers(t, false);
+        size_t pos = 0;
+        void *v;
+        while (mg_map_next(&t->subs, &pos, NULL, NULL, &v))
+            topic_sub_schedule(v);
+    }
+    tt->cb(tt->data, status, last);
+    topic_unref(t);
+    mg_free(tt);
+}
+
+int topic_terminate(struct topic *t, topic_terminate_cb cb, void *data)
+{
+    if (t->state != TOPIC_READY || !t->ml || !cb)
+        return -MG_ECLOSED;
+    struct topic_term *tt = mg_calloc(1, sizeof *tt);
+    tt->t = t;
+    tt->cb = cb;
+    tt->data = data;
+    topic_ref(t);
+    int rc = ml_terminate(t->ml, topic_terminated, tt);
+    if (rc < 0) {
+        topic_unref(t);
+        mg_free(tt);
+    }
+    return rc;
+}
+
 const char *topic_full_name(const struct topic *t)
 {
     return t->name.full;
@@ -489,6 +531,8 @@ int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode
     }
     if (excl && t->producers.count > 0)
         return mode == TOPIC_ACCESS_WAIT_FOR_EXCLUSIVE ? -MG_EPRODUCERBUSY : -MG_EPRODUCERFENCED;
+    if (t->ml && ml_is_terminated(t->ml))
+        return -MG_ETERMINATED; /* Pulsar: "Topic was already terminated" */
     /* Backlog quota (Pulsar's ServerCnx.handleProducer): refused while the backlog is at or
      * over the limit, unless the policy evicts consumers' backlog instead. */
     for (int type = 0; type < TOPIC_QUOTA_TYPES; type++) {
@@ -785,6 +829,7 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
         out->msg_rate_out += s->rate_msg_out;
         out->throughput_out += s->rate_bytes_out;
         out->msg_backlog += s->cursor ? ml_cursor_backlog(s->cursor) : 0;
+        out->delayed_index_bytes += (int64_t)s->delay.cap * (int64_t)sizeof *s->delay.heap;
     }
     if (t->ml) {
         struct ml_stats st;

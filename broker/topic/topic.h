@@ -92,7 +92,12 @@ struct topic_config {
     size_t consumer_outbound_high_water;       /* bytes queued on a consumer's connection above
                                                   which dispatch to it pauses */
     int32_t active_consumer_failover_delay_ms; /* activeConsumerFailoverDelayTimeMillis */
-    const char *cluster_name;                  /* producer names: "<cluster>-<broker>-<n>" */
+    bool delayed_enabled;        /* delayedDeliveryEnabled: Shared/Key_Shared hold back messages
+                                    with a deliver_at_time until then */
+    int64_t delayed_tick_ms;     /* delayedDeliveryTickTimeMillis; <= 0: 1000 */
+    int32_t delayed_max_tracked; /* delayed positions a subscription holds before it stops
+                                    reading new entries; <= 0: TOPIC_DELAY_MAX_TRACKED */
+    const char *cluster_name;    /* producer names: "<cluster>-<broker>-<n>" */
     int broker_index;
     int64_t ttl_default_secs;         /* ttlDurationDefaultInSeconds: message TTL; 0 = none */
     int64_t expiry_check_interval_ms; /* messageExpiryCheckIntervalInMinutes: how often the
@@ -138,6 +143,14 @@ struct topic *topic_next(struct topic_registry *r, size_t *pos);
 void topic_unload(struct topic *t);
 /* Delete a topic and its data; -MG_EBUSY if it has producers or consumers and !force. */
 int topic_delete(struct topic *t, bool force);
+/* Terminate the topic (Pulsar's terminate): no more messages. Publishes from now on fail
+ * with -MG_ETERMINATED, those accepted before are stored; then every producer is closed
+ * (closed callback: a client that comes back is refused with -MG_ETERMINATED) and each
+ * subscription's consumers hear reached_end once they consumed everything. cb (after the
+ * call returned) gets the last message id, or an error; a terminated topic answers its
+ * position again. The state is stored with the managed ledger (ml_terminate). */
+typedef void (*topic_terminate_cb)(void *data, int status, struct ml_position last);
+int topic_terminate(struct topic *t, topic_terminate_cb cb, void *data);
 
 const char *topic_full_name(const struct topic *t);
 struct ml_ledger *topic_ml(struct topic *t);
@@ -159,7 +172,8 @@ enum topic_access_mode {
 
 /* Add a producer. name NULL or "" = generate a unique one. Errors: -MG_EPRODUCERBUSY (name
  * already connected, or a Shared producer while an Exclusive one holds the topic),
- * -MG_EPRODUCERFENCED (Exclusive while another Exclusive holds it). *out is owned by the
+ * -MG_EPRODUCERFENCED (Exclusive while another Exclusive holds it), -MG_ETERMINATED (the
+ * topic is terminated). *out is owned by the
  * topic; topic_producer_name gives the (possibly generated) name. */
 int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode mode, void *owner,
                        const struct topic_producer_ops *ops, struct topic_producer **out);
@@ -211,6 +225,9 @@ struct topic_consumer_ops {
     void (*closed)(void *owner, struct topic_consumer *c);
     /* Bytes the connection has queued for output (to pause dispatch above a watermark). */
     size_t (*outbound_bytes)(void *owner);
+    /* The topic is terminated and the subscription has nothing left to consume (Pulsar's
+     * REACHED_END_OF_TOPIC): once per consumer, from the dispatch event. May be NULL. */
+    void (*reached_end)(void *owner, struct topic_consumer *c);
 };
 
 struct topic_sub_options {
@@ -285,6 +302,8 @@ struct topic_sub_stats {
     bool durable;
     int64_t backlog;
     int64_t unacked;
+    int64_t delayed;             /* entries held back by delayed delivery (msgDelayed) */
+    int64_t delayed_index_bytes; /* memory of their index (delayedMessageIndexSizeInBytes) */
     int n_consumers;
     int64_t msg_out_counter, bytes_out_counter;
     int64_t ack_counter; /* entries acknowledged through consumers */
@@ -301,7 +320,8 @@ struct topic_stats {
     int64_t entries_in_counter; /* entries written */
     int64_t storage_size;
     int64_t backlog_size;
-    int64_t msg_backlog; /* sum of the subscriptions' backlogs (entries) */
+    int64_t msg_backlog;         /* sum of the subscriptions' backlogs (entries) */
+    int64_t delayed_index_bytes; /* delayed delivery's indexes (delayedMessageIndexSizeInBytes) */
     /* quotas: the limits (-1 = none), the age in seconds of the oldest unacknowledged
      * message at the last check (-1 = unknown or no backlog) and the evictions done */
     int64_t quota_limit_bytes, quota_limit_secs;

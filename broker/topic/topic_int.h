@@ -252,7 +252,8 @@ struct topic_consumer {
     struct mg_map pending;  /* position -> struct sub_pending (owned) */
     int32_t (*ranges)[2];   /* owned, Key_Shared STICKY */
     int n_ranges;
-    bool holding; /* Key_Shared: entries >= join_pos held */
+    bool reached_end; /* reached_end was sent (the topic is terminated, nothing left) */
+    bool holding;     /* Key_Shared: entries >= join_pos held */
     struct ml_position join_pos;
     int64_t msg_out, bytes_out;
     uint64_t connected_ms; /* wall clock */
@@ -262,6 +263,23 @@ struct topic_consumer {
 
 struct sub_read;
 struct sub_seek;
+
+/* Delayed delivery (topic_delay.c): a held-back entry of a Shared / Key_Shared subscription. */
+struct sub_delay_item {
+    int64_t at; /* wall ms, rounded down to the tick's precision */
+    struct ml_position pos;
+    uint32_t key_hash;
+};
+/* Default bound of a subscription's index (topic_config.delayed_max_tracked): 32 bytes each. */
+#define TOPIC_DELAY_MAX_TRACKED 500000
+struct topic_delay {
+    struct sub_delay_item *heap; /* owned: binary min-heap on (at, pos) */
+    int n, cap;
+    struct mg_timer timer; /* the one timer: the earliest time in the heap */
+    int64_t timer_at;      /* wall ms the timer is armed for (valid while pending) */
+    int64_t last_run_ms;   /* wall ms of its last firing */
+    int64_t fires;         /* firings (tests: no timer storm) */
+};
 
 struct topic_sub {
     int refs; /* the topic's (1) plus dispatch passes */
@@ -286,6 +304,7 @@ struct topic_sub {
     int n_replay, cap_replay;
     struct mg_map stuck;        /* Key_Shared: key hash -> count in replay */
     struct mg_map redeliveries; /* position -> redelivery count (uintptr_t) */
+    struct topic_delay delay;   /* delayed delivery's index */
     struct ml_entry **ready;    /* owned refs: read, not yet dispatched */
     int ready_n, ready_head;
     bool ready_is_replay;
@@ -321,6 +340,24 @@ void topic_ref(struct topic *t);
 /* Roll one subscription's interval (rates over secs seconds). */
 void topic_sub_stats_roll(struct topic_sub *s, double secs);
 void topic_unref(struct topic *t);
+
+/* Add a position to the replay set (it is read back and delivered before new entries). */
+void topic_sub_replay_add(struct topic_sub *s, struct ml_position pos, uint32_t hash);
+
+/* Delayed delivery (topic_delay.c), for the dispatcher. */
+void topic_delay_init(struct topic_sub *s);
+void topic_delay_fini(struct topic_sub *s);
+/* Hold e back (true: do not deliver it now) when its subscription is Shared or Key_Shared,
+ * delayed delivery is on and its deliver_at_time is later than now + one tick. */
+bool topic_delay_track(struct topic_sub *s, const struct ml_entry *e);
+/* Move every position now due into the replay set; re-arm the timer. */
+void topic_delay_release(struct topic_sub *s);
+/* The index is at its bound: read no new entries. */
+bool topic_delay_full(const struct topic_sub *s);
+/* Forget the index (the cursor was reset: the entries will be read again). */
+void topic_delay_clear(struct topic_sub *s);
+/* Hand every held position to the replay set (the subscription no longer delays). */
+void topic_delay_flush(struct topic_sub *s);
 
 /* Internal calls between topic.c and topic_dedup.c. */
 void topic_dedup_init(struct topic *t);

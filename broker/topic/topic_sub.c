@@ -123,6 +123,7 @@ static void topic_sub_free(struct topic_sub *s)
     mg_event_free(s->ev_dispatch);
     mg_timer_fini(&s->failover_timer);
     mg_timer_fini(&s->retry_timer);
+    topic_delay_fini(s);
     mg_free(s->name);
     topic_unref(s->topic);
     mg_free(s);
@@ -185,7 +186,7 @@ static int topic_sub_replay_find(const struct topic_sub *s, struct ml_position p
     return lo;
 }
 
-static void topic_sub_replay_add(struct topic_sub *s, struct ml_position pos, uint32_t hash)
+void topic_sub_replay_add(struct topic_sub *s, struct ml_position pos, uint32_t hash)
 {
     int i = topic_sub_replay_find(s, pos);
     if (i < s->n_replay && ml_pos_cmp(s->replay[i].pos, pos) == 0)
@@ -589,6 +590,8 @@ static bool topic_sub_deliver(struct topic_sub *s, struct ml_entry *e)
 {
     if (ml_cursor_is_acked(s->cursor, e->pos) && !topic_compact_trimmed(s, e->pos))
         return true;
+    if (topic_delay_track(s, e))
+        return true; /* held back: its position comes again once due */
     struct topic_consumer *c = NULL;
     switch (s->type) {
     case TOPIC_SUB_EXCLUSIVE:
@@ -717,6 +720,10 @@ static void topic_sub_read_more(struct topic_sub *s)
             return;
         }
     }
+    if (topic_delay_full(s)) {
+        mg_free(r); /* the delayed index is at its bound: new entries wait for due ones */
+        return;
+    }
     s->read = r;
     if (topic_compact_read(s, &r->s, n, &r->req, topic_sub_read_done))
         return;
@@ -735,6 +742,7 @@ static void topic_sub_run(struct topic_sub *s)
 {
     if (s->dead || s->seek)
         return;
+    topic_delay_release(s);
     if (s->n_consumers == 0) {
         if (s->ready_head < s->ready_n) {
             if (topic_sub_single_active(s)) {
@@ -788,6 +796,30 @@ static void topic_sub_notify_pending(struct topic_sub *s)
     }
 }
 
+/* Pulsar's reachedEndOfTopic: the topic is terminated and everything up to its last entry
+ * is acknowledged: each consumer hears it once. */
+static void topic_sub_notify_end(struct topic_sub *s)
+{
+    struct ml_ledger *ml = s->topic->ml;
+    struct ml_position last;
+    if (!ml || !ml_terminated_position(ml, &last) || ml_cursor_backlog(s->cursor) > 0)
+        return;
+    for (;;) {
+        struct topic_consumer *c = NULL;
+        for (int i = 0; i < s->n_consumers && !c; i++)
+            if (!s->consumers[i]->reached_end)
+                c = s->consumers[i];
+        if (!c || s->dead)
+            return;
+        c->reached_end = true;
+        if (c->ops->reached_end) {
+            c->refs++;
+            c->ops->reached_end(c->owner, c);
+            topic_consumer_unref(c);
+        }
+    }
+}
+
 static void topic_sub_dispatch_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -795,6 +827,7 @@ static void topic_sub_dispatch_cb(evutil_socket_t fd, short what, void *arg)
     struct topic_sub *s = arg;
     topic_sub_ref(s);
     topic_sub_notify_pending(s);
+    topic_sub_notify_end(s);
     topic_sub_run(s);
     topic_sub_unref(s);
 }
@@ -824,6 +857,7 @@ struct topic_sub *topic_sub_new(struct topic *t, const char *name, bool durable,
     s->ev_dispatch = event_new(t->reg->base, -1, 0, topic_sub_dispatch_cb, s);
     mg_timer_init(&s->failover_timer, t->loop, topic_sub_failover_cb, s);
     mg_timer_init(&s->retry_timer, t->loop, topic_sub_retry_cb, s);
+    topic_delay_init(s);
     mg_map_put_str(&t->subs, s->name, s);
     return s;
 }
@@ -873,6 +907,7 @@ void topic_sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor)
     event_del(s->ev_dispatch);
     mg_timer_stop(&s->failover_timer);
     mg_timer_stop(&s->retry_timer);
+    topic_delay_clear(s);
     if (delete_cursor && s->durable)
         ml_cursor_delete(s->cursor);
     else
@@ -932,6 +967,8 @@ void topic_sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out)
     out->durable = s->durable;
     out->backlog = s->cursor ? ml_cursor_backlog(s->cursor) : 0;
     out->unacked = s->unacked;
+    out->delayed = s->delay.n;
+    out->delayed_index_bytes = (int64_t)s->delay.cap * (int64_t)sizeof *s->delay.heap;
     out->n_consumers = s->n_consumers;
     out->msg_out_counter = s->msg_out;
     out->bytes_out_counter = s->bytes_out;
@@ -966,6 +1003,7 @@ void topic_sub_reset_to(struct topic_sub *s, struct ml_position pos, bool close_
     s->epoch++;
     topic_sub_drop_ready(s);
     topic_sub_replay_clear(s);
+    topic_delay_clear(s);
     mg_map_fini(&s->redeliveries);
     mg_map_init(&s->redeliveries);
     if (s->read)
@@ -1049,6 +1087,8 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
             return err;
     }
     if (s->n_consumers == 0) {
+        if (o->type != TOPIC_SUB_SHARED && o->type != TOPIC_SUB_KEY_SHARED)
+            topic_delay_flush(s); /* Exclusive/Failover deliver held messages at once */
         s->type = o->type;
         s->has_type = true;
         s->ks_sticky = sticky;

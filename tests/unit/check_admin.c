@@ -1227,6 +1227,52 @@ START_TEST(test_topic_crud)
 }
 END_TEST
 
+/* terminate: a plain topic answers its last message id (the same again), a partitioned one
+ * 405 there and its partitions' ids on .../partitions/terminate (and Pulsar's
+ * .../terminate/partitions); missing topics 404. The topic then refuses producers. */
+START_TEST(test_topic_terminate)
+{
+    expect_status("PUT", T "/tt", NULL, 204);
+    ck_assert_int_eq(rq("POST", T "/tt/terminate", NULL), 200);
+    json_t *id = json_deep_copy(reply_json());
+    reply_json_free();
+    ck_assert_int_eq(json_integer_value(json_object_get(id, "entryId")), -1); /* empty */
+    ck_assert_int_eq(json_integer_value(json_object_get(id, "partitionIndex")), -1);
+    ck_assert(json_is_integer(json_object_get(id, "ledgerId")));
+    ck_assert_int_eq(rq("POST", T "/tt/terminate", NULL), 200);
+    ck_assert(json_equal(reply_json(), id));
+    reply_json_free();
+    json_decref(id);
+    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/tt");
+    ck_assert_ptr_nonnull(t);
+    struct topic_producer *p = NULL;
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, NULL, &p),
+                     -MG_ETERMINATED);
+    expect_reason("POST", T "/none/terminate", NULL, 404,
+                  "Topic persistent://public/default/none not found");
+
+    expect_status("PUT", T "/pt/partitions", "2", 204);
+    expect_reason("POST", T "/pt/terminate", NULL, 405,
+                  "Termination of a partitioned topic is not allowed");
+    const char *paths[] = {T "/pt/partitions/terminate", T "/pt/terminate/partitions"};
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(rq("POST", paths[k], NULL), 200);
+        json_t *j = reply_json();
+        ck_assert_int_eq(json_object_size(j), 2);
+        for (int i = 0; i < 2; i++) {
+            char key[4];
+            snprintf(key, sizeof key, "%d", i);
+            json_t *pid = json_object_get(j, key);
+            ck_assert_int_eq(json_integer_value(json_object_get(pid, "partitionIndex")), i);
+            ck_assert_int_eq(json_integer_value(json_object_get(pid, "entryId")), -1);
+        }
+        reply_json_free();
+    }
+    expect_reason("POST", T "/tt/partitions/terminate", NULL, 404,
+                  "Partitioned Topic persistent://public/default/tt not found");
+}
+END_TEST
+
 START_TEST(test_topic_names)
 {
     /* a '/' (%2F) in the topic segment would name a topic of another namespace */
@@ -1560,7 +1606,7 @@ int main(void)
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
            test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
-           test_topic_crud, test_topic_names, test_subscriptions, test_partitioned_topics,
+           test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions, test_partitioned_topics,
            test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);

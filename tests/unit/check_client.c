@@ -403,6 +403,9 @@ END_TEST
 START_TEST(test_producer_batches)
 {
     struct tl_peer *b = producer_ready(true, 3);
+    /* a batch has one deliver_at_time: a batching producer refuses one per message */
+    struct client_msg_meta later = {.deliver_at_ms = 1700000012345};
+    ck_assert_int_eq(client_producer_send_meta(fx.p, "x", 1, &later, p_sent, ps), -MG_EINVAL);
     const char *texts[] = {"m0", "m-one", "m2", "last"};
     for (int i = 0; i < 3; i++)
         send_str(fx.p, texts[i], ps);
@@ -486,6 +489,24 @@ START_TEST(test_producer_single_and_send_error)
     }
     ck_assert_int_eq(fx.n, 1);
     ck_assert(!b->eof);
+    /* deliverAt: the entry's MessageMetadata.deliver_at_time, this message only */
+    struct client_msg_meta later = {.deliver_at_ms = 1700000012345};
+    ck_assert_int_eq(client_producer_send_meta(fx.p, "later", 5, &later, p_sent, ps), 0);
+    send_str(fx.p, "now", ps);
+    struct wire_frame f;
+    const uint8_t *pl;
+    size_t plen;
+    tl_peer_expect(b, T(SEND), &f);
+    Pulsar__Proto__MessageMetadata *md = sent_md(&f, &pl, &plen);
+    ck_assert(md->has_deliver_at_time);
+    ck_assert_int_eq(md->deliver_at_time, 1700000012345);
+    pulsar__proto__message_metadata__free_unpacked(md, NULL);
+    wire_frame_clear(&f);
+    tl_peer_expect(b, T(SEND), &f);
+    md = sent_md(&f, &pl, &plen);
+    ck_assert(!md->has_deliver_at_time);
+    pulsar__proto__message_metadata__free_unpacked(md, NULL);
+    wire_frame_clear(&f);
 }
 END_TEST
 
@@ -591,6 +612,11 @@ static struct evbuffer *batch_entry(const char *const *texts, int n)
  * batch's messages each with its index); once half the queue is consumed FLOW refills it.
  * Acks are grouped into one ACK (Individual), and a batch entry is acked only when all its
  * messages are. The broker's PING is answered with PONG. */
+static bool consumer_at_end(const void *c)
+{
+    return client_consumer_reached_end(c);
+}
+
 START_TEST(test_consumer)
 {
     struct cstate *s = &fx.cs;
@@ -673,6 +699,16 @@ START_TEST(test_consumer)
     ck_assert_uint_eq(f.cmd->ack->message_id[0]->ledgerid, 3);
     ck_assert_uint_eq(f.cmd->ack->message_id[0]->entryid, 1);
     wire_frame_clear(&f);
+
+    /* REACHED_END_OF_TOPIC: hasReachedEndOfTopic */
+    ck_assert(!client_consumer_reached_end(c));
+    Pulsar__Proto__CommandReachedEndOfTopic eot = PULSAR__PROTO__COMMAND_REACHED_END_OF_TOPIC__INIT;
+    eot.consumer_id = cid;
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = T(REACHED_END_OF_TOPIC);
+    cmd.reachedendoftopic = &eot;
+    tl_peer_send(b, &cmd);
+    ck_assert(tl_until(fx.loop, consumer_at_end, c, TL_REAL_WAIT_MS));
     client_consumer_free(c);
 }
 END_TEST

@@ -13,7 +13,9 @@
  * taking over (fencing of the first, nothing unacked skipped), a bookie crashing mid-stream
  * (ensemble change), not enough bookies then bookies back, roll backoff, lost ledgers with
  * and without autoSkipNonRecoverableData, cursor write retries with one log line per 10 s,
- * trimming of consumed ledgers (metadata and BookKeeper ledger gone), retention, ml_delete.
+ * trimming of consumed ledgers (metadata and BookKeeper ledger gone), retention, ml_delete,
+ * terminate (appends in flight kept, later ones refused, the position stored and found again
+ * by a new owner).
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "bkc/bkc.h"
@@ -1278,6 +1280,94 @@ START_TEST(test_failed_appends_leave_no_positions)
 }
 END_TEST
 
+/* ml_terminate waits for the appends accepted before it, refuses later ones, stores the
+ * position in ManagedLedgerInfo.terminatedPosition, and a reopen (a new broker) finds the
+ * ML still terminated at that position. */
+struct term_res {
+    bool done;
+    int status;
+    struct ml_position pos;
+};
+
+static void term_cb(struct ml_ledger *ml, struct ml_position last, int status, void *data)
+{
+    (void)ml;
+    struct term_res *r = data;
+    r->done = true;
+    r->status = status;
+    r->pos = last;
+}
+
+static struct ml_position terminate_ml(struct ml_ledger *ml)
+{
+    struct term_res r = {0};
+    ck_assert_int_eq(ml_terminate(ml, term_cb, &r), 0);
+    ck_assert(!r.done); /* never inside the call */
+    tl_wait(loop, &r.done);
+    ck_assert_msg(r.status == 0, "terminate: %s", mg_strerror(r.status));
+    return r.pos;
+}
+
+START_TEST(test_terminate_survives_reopen)
+{
+    env_new(3);
+    struct broker b;
+    broker_new(&b, ml_cfg(3, 2, 2, 4, 1 << 20), false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/term", NULL);
+    ck_assert_int_eq(append_n(ml, 0, 5, NULL, NULL), 5);
+    ck_assert(!ml_is_terminated(ml));
+    /* appends in flight when the terminate comes are kept; the terminate answers after them */
+    struct tl_append a[3] = {0};
+    for (int i = 0; i < 3; i++) {
+        a[i].req.data = &a[i];
+        ck_assert_int_eq(ml_append(ml, payload(5 + i), NULL, &a[i].req, tl_append_cb), 0);
+    }
+    struct term_res r = {0};
+    ck_assert_int_eq(ml_terminate(ml, term_cb, &r), 0);
+    ck_assert(ml_is_terminated(ml));
+    struct ml_append_req late = {0};
+    ck_assert_int_eq(ml_append(ml, payload(99), NULL, &late, tl_append_cb), -MG_ETERMINATED);
+    tl_wait(loop, &r.done);
+    ck_assert_int_eq(r.status, 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert(a[i].done);
+        ck_assert_int_eq(a[i].status, 0);
+    }
+    ck_assert_int_eq(ml_pos_cmp(r.pos, a[2].pos), 0);
+    ck_assert_int_eq(ml_pos_cmp(r.pos, ml_last_confirmed(ml)), 0);
+    Pulsar__Ml__ManagedLedgerInfo *info = ml_info("t/ns/persistent/term");
+    ck_assert_ptr_nonnull(info->terminatedposition);
+    ck_assert_int_eq(info->terminatedposition->ledgerid, r.pos.ledger);
+    ck_assert_int_eq(info->terminatedposition->entryid, r.pos.entry);
+    pulsar__ml__managed_ledger_info__free_unpacked(info, NULL);
+    /* again: the same position */
+    ck_assert_int_eq(ml_pos_cmp(terminate_ml(ml), r.pos), 0);
+    ml_close(ml);
+    broker_free(&b);
+
+    broker_new(&b, ml_cfg(3, 2, 2, 4, 0), true);
+    ml = open_ml(&b, "t/ns/persistent/term", NULL);
+    ck_assert(ml_is_terminated(ml));
+    struct ml_position tp;
+    ck_assert(ml_terminated_position(ml, &tp));
+    ck_assert_int_eq(ml_pos_cmp(tp, r.pos), 0);
+    ck_assert_int_eq(ml_append(ml, payload(100), NULL, &late, tl_append_cb), -MG_ETERMINATED);
+    ck_assert_int_eq(ml_pos_cmp(terminate_ml(ml), r.pos), 0);
+    int seen[16];
+    struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
+    ck_assert_int_eq(read_all(c, seen, 16, NULL), 8);
+    ml_cursor_close(c);
+    /* the list the new owner wrote (with its new ledger) still says terminated */
+    info = ml_info("t/ns/persistent/term");
+    ck_assert_ptr_nonnull(info->terminatedposition);
+    ck_assert_int_eq(info->terminatedposition->entryid, r.pos.entry);
+    pulsar__ml__managed_ledger_info__free_unpacked(info, NULL);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
 static Suite *ml_bk_suite(void)
 {
     Suite *s = suite_create("ml_bk");
@@ -1292,7 +1382,7 @@ static Suite *ml_bk_suite(void)
            test_cursor_props_after_crash, test_partial_adds_recovered,
            test_failed_appends_leave_no_positions, test_bookie_lost_midstream,
            test_not_enough_bookies_then_back, test_trim_consumed, test_retention_keeps,
-           test_delete_ml);
+           test_delete_ml, test_terminate_survives_reopen);
     return s;
 }
 

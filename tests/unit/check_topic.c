@@ -57,6 +57,8 @@ static void default_cfg(void)
     cfg.dispatch_max_read_batch = 100;
     cfg.cluster_name = "standalone";
     cfg.broker_index = 0;
+    cfg.delayed_enabled = true; /* the broker's defaults */
+    cfg.delayed_tick_ms = 1000;
 }
 
 /* sim_wall_ms > 0: on a simulated loop whose wall clock starts there. */
@@ -141,6 +143,24 @@ static struct evbuffer *make_entry(uint64_t publish_time, int batch, const char 
     return tl_pulsar_entry(&md, payload, sizeof payload);
 }
 
+/* A stored message with deliver_at_time (0: none) and an ordering key (NULL: none). */
+static struct evbuffer *make_delayed(int64_t deliver_at, const char *key)
+{
+    Pulsar__Proto__MessageMetadata md;
+    tl_pulsar_md(&md, "p", 0, 1000);
+    if (deliver_at) {
+        md.has_deliver_at_time = 1;
+        md.deliver_at_time = deliver_at;
+    }
+    if (key) {
+        md.has_ordering_key = 1;
+        md.ordering_key.data = (uint8_t *)key;
+        md.ordering_key.len = strlen(key);
+    }
+    const char payload[] = "later";
+    return tl_pulsar_entry(&md, payload, sizeof payload);
+}
+
 static void pub_cb(void *data, int status, struct ml_position pos)
 {
     struct pub_rec *r = data;
@@ -184,7 +204,8 @@ struct fc {
     bool active;
     int closed;
     size_t outbound;
-    int close_at; /* > 0: the connection closes the consumer inside its close_at-th send */
+    int close_at;    /* > 0: the connection closes the consumer inside its close_at-th send */
+    int reached_end; /* reached_end callbacks */
 };
 
 static void fc_send(void *owner, struct topic_consumer *c, struct ml_entry *e, uint32_t rc,
@@ -225,6 +246,13 @@ static size_t fc_outbound(void *owner)
     return ((struct fc *)owner)->outbound;
 }
 
+static void fc_reached_end(void *owner, struct topic_consumer *c)
+{
+    struct fc *f = owner;
+    ck_assert_ptr_eq(f->c, c);
+    f->reached_end++;
+}
+
 static struct fc fc_pool[8];
 
 /* Fakes outlive the test body: teardown's unload still calls their closed callbacks. */
@@ -241,6 +269,7 @@ static const struct topic_consumer_ops fc_ops = {
     .active_change = fc_active,
     .closed = fc_closed,
     .outbound_bytes = fc_outbound,
+    .reached_end = fc_reached_end,
 };
 
 static struct topic_sub_options opts(enum topic_sub_type type)
@@ -492,6 +521,89 @@ START_TEST(test_producers)
     prod_closed = 0;
     topic_unload(t);
     ck_assert_int_eq(prod_closed, 1);
+}
+END_TEST
+
+struct term_rec {
+    int calls, status;
+    struct ml_position last;
+};
+
+static void term_cb(void *data, int status, struct ml_position last)
+{
+    struct term_rec *r = data;
+    r->calls++;
+    r->status = status;
+    r->last = last;
+}
+
+/* Terminate: publishes accepted before it are stored and it answers the last of them; later
+ * publishes and new producers get -MG_ETERMINATED; the producers are closed; a consumer
+ * hears reached_end once its subscription acknowledged everything, exactly once; a consumer
+ * of a subscription with nothing left hears it at once. */
+START_TEST(test_terminate)
+{
+    struct topic *t = load("persistent://t/ns/term");
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    topic_consumer_flow(a->c, 100);
+    struct topic_producer *p;
+    ck_assert_int_eq(topic_producer_add(t, "p", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p), 0);
+    prod_closed = 0;
+    int n = 5;
+    for (int i = 0; i < n; i++) /* in flight when the terminate comes */
+        publish_full(p, 1000 + (uint64_t)i, 0, NULL);
+    struct term_rec r = {0};
+    ck_assert_int_eq(topic_terminate(t, term_cb, &r), 0);
+    ck_assert_int_eq(r.calls, 0);
+    ck_assert_int_eq(topic_publish(p, make_entry(1, 0, NULL), NULL, 99, 0, pub_cb, &pubs),
+                     -MG_ETERMINATED);
+    spin();
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_int_eq(pubs.n, n);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(pubs.status[i], 0);
+    ck_assert_int_eq(ml_pos_cmp(r.last, pubs.pos[n - 1]), 0);
+    ck_assert_int_eq(prod_closed, 1);
+    struct topic_producer *q;
+    ck_assert_int_eq(topic_producer_add(t, "q", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &q),
+                     -MG_ETERMINATED);
+    /* everything delivered, nothing acknowledged yet: not at the end */
+    ck_assert_int_eq(a->n, n);
+    ck_assert_int_eq(a->reached_end, 0);
+    for (int i = n - 1; i > 0; i--)
+        ack1(a, a->pos[i]);
+    spin();
+    ck_assert_int_eq(a->reached_end, 0);
+    ack1(a, a->pos[0]);
+    spin();
+    ck_assert_int_eq(a->reached_end, 1);
+    topic_consumer_flow(a->c, 10);
+    spin();
+    ck_assert_int_eq(a->reached_end, 1); /* once */
+    /* a new subscription at the end hears it at once; one from the start after its acks */
+    struct fc *b = fc_new();
+    sub_ok(t, "late", TOPIC_SUB_EXCLUSIVE, false, b);
+    spin();
+    ck_assert_int_eq(b->reached_end, 1);
+    struct fc *c = fc_new();
+    sub_ok(t, "early", TOPIC_SUB_EXCLUSIVE, true, c);
+    topic_consumer_flow(c->c, 100);
+    spin();
+    ck_assert_int_eq(c->n, n);
+    ck_assert_int_eq(c->reached_end, 0);
+    ck_assert_int_eq(topic_consumer_ack(c->c, true, &(struct topic_ack){.pos = c->pos[n - 1]}, 1),
+                     0);
+    spin();
+    ck_assert_int_eq(c->reached_end, 1);
+    /* terminating again answers the same position */
+    struct term_rec r2 = {0};
+    ck_assert_int_eq(topic_terminate(t, term_cb, &r2), 0);
+    spin();
+    ck_assert_int_eq(r2.calls, 1);
+    ck_assert_int_eq(r2.status, 0);
+    ck_assert_int_eq(ml_pos_cmp(r2.last, r.last), 0);
 }
 END_TEST
 
@@ -1908,6 +2020,241 @@ START_TEST(test_dedup_policy)
 }
 END_TEST
 
+/* ---- delayed delivery (topic_delay.c) ------------------------------------------------------ */
+
+static const int64_t dl_wall0 = 1700000000000;
+
+static void dl_setup(void)
+{
+    default_cfg();
+    setup_on(&cfg, dl_wall0);
+}
+
+static void publish_delayed(struct topic_producer *p, int64_t deliver_at, const char *key)
+{
+    static uint64_t seq;
+    ck_assert_int_eq(topic_publish(p, make_delayed(deliver_at, key), NULL, seq++, 0, pub_cb, &pubs),
+                     0);
+}
+
+static struct topic_sub *sub_of(struct topic *t, const char *name)
+{
+    struct topic_sub *s = mg_map_get_str(&t->subs, name);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+static int64_t sub_delayed(struct topic *t, const char *name)
+{
+    struct topic_sub_stats st;
+    topic_sub_get_stats(sub_of(t, name), &st);
+    return st.delayed;
+}
+
+/* Shared and Key_Shared hold a message back until its deliver_at_time (never more than a
+ * tick and its rounding early); Exclusive delivers at once; a time in the past, negative, or
+ * within the tick is delivered at once; a far-future one stays held, with the timer firing
+ * rarely. */
+START_TEST(test_delayed_shared)
+{
+    struct topic *t = load("persistent://t/ns/delayed");
+    struct fc *a = fc_new(), *k = fc_new(), *x = fc_new();
+    sub_ok(t, "shared", TOPIC_SUB_SHARED, true, a);
+    sub_ok(t, "ks", TOPIC_SUB_KEY_SHARED, true, k);
+    sub_ok(t, "excl", TOPIC_SUB_EXCLUSIVE, true, x);
+    topic_consumer_flow(a->c, 100);
+    topic_consumer_flow(k->c, 100);
+    topic_consumer_flow(x->c, 100);
+    struct topic_producer *p = mkprod(t);
+    const int64_t in5s = dl_wall0 + 5000, in60s = dl_wall0 + 60000;
+    const int64_t at[] = {0, in5s, dl_wall0 - 1000000, -5, in60s, dl_wall0 + 500, INT64_MAX};
+    const int n = (int)(sizeof at / sizeof *at);
+    for (int i = 0; i < n; i++)
+        publish_delayed(p, at[i], i % 2 ? "odd" : "even");
+    spin();
+    ck_assert_int_eq(pubs.n, n);
+    ck_assert_int_eq(x->n, n); /* Exclusive: everything at once */
+    struct fc *held[] = {a, k};
+    for (int h = 0; h < 2; h++) {
+        ck_assert_int_eq(held[h]->n, 4); /* none, past, negative, within the tick */
+        for (int i = 0; i < held[h]->n; i++)
+            ck_assert(at[i] == 0 || (at[i] < dl_wall0 + 1000 && at[i] != INT64_MAX) ||
+                      ml_pos_cmp(held[h]->pos[i], pubs.pos[i]) != 0);
+    }
+    ck_assert(!has_pos(a, pubs.pos[1]) && !has_pos(a, pubs.pos[4]) && !has_pos(a, pubs.pos[6]));
+    ck_assert_int_eq(sub_delayed(t, "shared"), 3);
+    ck_assert_int_eq(sub_delayed(t, "ks"), 3);
+    ck_assert_int_eq(sub_delayed(t, "excl"), 0);
+    struct topic_stats ts;
+    topic_get_stats(t, &ts);
+    ck_assert_int_ge(ts.delayed_index_bytes, 6 * (int64_t)sizeof(struct sub_delay_item));
+    /* 3 s on: more than a tick and its rounding before 5 s, nothing yet */
+    mg_loop_advance(loop, 3000);
+    spin();
+    ck_assert_int_eq(a->n, 4);
+    ck_assert_int_eq(k->n, 4);
+    mg_loop_advance(loop, 2000);
+    spin();
+    ck_assert_int_eq(a->n, 5);
+    ck_assert_int_eq(ml_pos_cmp(a->pos[4], pubs.pos[1]), 0);
+    ck_assert_int_eq(a->redel[4], 0);
+    ck_assert_int_eq(k->n, 5);
+    ck_assert(has_pos(k, pubs.pos[1]));
+    ck_assert_int_eq(sub_delayed(t, "shared"), 2);
+    mg_loop_advance(loop, 55000);
+    spin();
+    ck_assert_int_eq(a->n, 6);
+    ck_assert(has_pos(a, pubs.pos[4]));
+    ck_assert_int_eq(k->n, 6);
+    /* the far-future one stays held; its timer fires at most once an hour */
+    int64_t fires = sub_of(t, "shared")->delay.fires;
+    for (int i = 0; i < 12; i++) {
+        mg_loop_advance(loop, 600000);
+        spin();
+    }
+    ck_assert_int_eq(a->n, 6);
+    ck_assert_int_eq(sub_delayed(t, "shared"), 1);
+    ck_assert_int_le(sub_of(t, "shared")->delay.fires - fires, 3);
+    topic_producer_close(p);
+}
+END_TEST
+
+/* Many delayed messages with distinct times: one timer per subscription, firing about once
+ * per tick (not once per message), and each message comes once, in time order. */
+START_TEST(test_delayed_no_timer_storm)
+{
+    struct topic *t = load("persistent://t/ns/storm");
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    topic_consumer_flow(a->c, 5000);
+    struct topic_producer *p = mkprod(t);
+    const int n = 400;
+    for (int i = 0; i < n; i++) /* 2 s .. 10 s from now, 20 ms apart */
+        publish_delayed(p, dl_wall0 + 2000 + (int64_t)i * 20, NULL);
+    spin();
+    ck_assert_int_eq(pubs.n, n);
+    ck_assert_int_eq(a->n, 0);
+    ck_assert_int_eq(sub_delayed(t, "s"), n);
+    for (int ms = 0; ms < 12000; ms += 50) {
+        mg_loop_advance(loop, 50);
+        spin();
+    }
+    ck_assert_int_eq(a->n, n);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(ml_pos_cmp(a->pos[i], pubs.pos[i]), 0);
+    ck_assert_int_le(sub_of(t, "s")->delay.fires, 12000 / 1000 + 2);
+    ck_assert_int_eq(sub_delayed(t, "s"), 0);
+    topic_producer_close(p);
+}
+END_TEST
+
+/* The index is bounded: at delayed_max_tracked positions the subscription reads no new
+ * entries (the later messages wait), and nothing is lost once they are due. */
+START_TEST(test_delayed_bounded)
+{
+    teardown();
+    default_cfg();
+    cfg.delayed_max_tracked = 10;
+    cfg.dispatch_max_read_batch = 4;
+    setup_on(&cfg, dl_wall0);
+    struct topic *t = load("persistent://t/ns/bounded");
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    topic_consumer_flow(a->c, 1000);
+    struct topic_producer *p = mkprod(t);
+    const int delayed = 30, plain = 5;
+    for (int i = 0; i < delayed; i++)
+        publish_delayed(p, dl_wall0 + 5000, NULL);
+    for (int i = 0; i < plain; i++)
+        publish_delayed(p, 0, NULL);
+    spin();
+    ck_assert_int_eq(pubs.n, delayed + plain);
+    ck_assert_int_eq(a->n, 0);
+    int64_t held = sub_delayed(t, "s");
+    ck_assert_int_ge(held, 10);
+    ck_assert_int_lt(held, 10 + 4);
+    mg_loop_advance(loop, 6000);
+    for (int i = 0; i < 100 && a->n < delayed + plain; i++) {
+        mg_loop_advance(loop, 10);
+        spin();
+    }
+    ck_assert_int_eq(a->n, delayed + plain);
+    for (int i = 0; i < delayed + plain; i++)
+        ck_assert(has_pos(a, pubs.pos[i]));
+    topic_producer_close(p);
+}
+END_TEST
+
+/* Many positions due at once join the replay set a bounded number per pass (no pass sorts
+ * a whole index in); the rest follow as those are delivered. */
+static void count_cb(void *data, int status, struct ml_position pos)
+{
+    (void)pos;
+    ck_assert_int_eq(status, 0);
+    (*(int *)data)++;
+}
+
+START_TEST(test_delayed_release_bounded)
+{
+    struct topic *t = load("persistent://t/ns/release");
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    topic_consumer_flow(a->c, 1);
+    struct topic_producer *p = mkprod(t);
+    const int n = 1500;
+    int stored = 0;
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(topic_publish(p, make_delayed(dl_wall0 + 5000, NULL), NULL, (uint64_t)i, 0,
+                                       count_cb, &stored),
+                         0);
+    for (int i = 0; i < 100 && sub_delayed(t, "s") < n; i++)
+        spin();
+    ck_assert_int_eq(stored, n);
+    ck_assert_int_eq(sub_delayed(t, "s"), n);
+    mg_loop_advance(loop, 6000);
+    spin();
+    struct topic_sub *s = sub_of(t, "s");
+    ck_assert_int_eq(a->n, 1); /* its one permit */
+    ck_assert_int_le(s->n_replay, 1000);
+    ck_assert_int_ge(sub_delayed(t, "s"), n - 1000 - a->n);
+    ck_assert_int_eq(s->n_replay + a->n + sub_delayed(t, "s"), n);
+    topic_consumer_flow(a->c, 400);
+    spin();
+    ck_assert_int_eq(a->n, 401);
+    ck_assert_int_eq(s->n_replay + a->n + sub_delayed(t, "s"), n);
+    topic_producer_close(p);
+}
+END_TEST
+
+/* A Shared subscription holding delayed messages that becomes Exclusive (all its consumers
+ * left, an Exclusive one came) delivers them at once; a seek forgets the index (the entries
+ * are read again). */
+START_TEST(test_delayed_type_change_and_seek)
+{
+    struct topic *t = load("persistent://t/ns/change");
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    topic_consumer_flow(a->c, 100);
+    struct topic_producer *p = mkprod(t);
+    for (int i = 0; i < 3; i++)
+        publish_delayed(p, dl_wall0 + 600000, NULL);
+    spin();
+    ck_assert_int_eq(a->n, 0);
+    ck_assert_int_eq(sub_delayed(t, "s"), 3);
+    topic_consumer_close(a->c);
+    a->c = NULL;
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, false, b);
+    topic_consumer_flow(b->c, 100);
+    spin();
+    ck_assert_int_eq(b->n, 3);
+    ck_assert_int_eq(sub_delayed(t, "s"), 0);
+    ck_assert_int_eq(topic_admin_reset_cursor(t, "s", pubs.pos[0]), 0);
+    spin();
+    ck_assert_int_eq(sub_delayed(t, "s"), 0);
+    topic_producer_close(p);
+}
+END_TEST
+
 /* ---- deduplication over the durable store (fake bookies) --------------------------------- */
 
 static struct tl_fakebk dd_env;
@@ -2077,6 +2424,50 @@ START_TEST(test_dedup_moves)
     ck_assert(dd_is_dup_receipt(6));
     ck_assert(!dd_is_dup_receipt(7));
     topic_producer_close(a);
+    dd_broker_free(&other);
+}
+END_TEST
+
+/* Delayed messages survive a move: the broker the topic moves to reads the subscription's
+ * backlog again and holds them until their time, delivering each once. */
+START_TEST(test_delayed_rebuilt_after_move)
+{
+    const char *name = "persistent://t/ns/delayed-move";
+    const int64_t due = mg_loop_wall_ms(loop) + 30000;
+    struct topic *t = dd_bk_load(name);
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    topic_consumer_flow(a->c, 100);
+    struct topic_producer *p = mkprod(t);
+    for (int i = 0; i < 6; i++)
+        publish_delayed(p, i % 2 ? due : 0, NULL);
+    ck_assert_int_eq(tl_until_count(loop, &a->n, 3, 10000), 3);
+    for (int i = 0; i < 3; i++)
+        ack1(a, a->pos[i]);
+    tl_run_for(loop, 100); /* the last entry's read */
+    ck_assert_int_eq(sub_delayed(t, "s"), 3);
+    topic_producer_close(p);
+    topic_unload(t);
+    tl_run_for(loop, 200);
+
+    struct dd_broker other;
+    dd_broker_new(&other, 8);
+    t = dd_bk_load_on(other.reg, name);
+    struct fc *b = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, b);
+    topic_consumer_flow(b->c, 100);
+    tl_run_for(loop, 1000);
+    ck_assert_int_eq(b->n, 0);
+    ck_assert_int_eq(sub_delayed(t, "s"), 3); /* rebuilt from the backlog */
+    int64_t left = due - 1000 - 512 - mg_loop_wall_ms(loop);
+    tl_run_for(loop, (uint64_t)left - 100);
+    ck_assert_int_eq(b->n, 0); /* not before its time less a tick and the rounding */
+    ck_assert_int_eq(tl_until_count(loop, &b->n, 3, 5000), 3);
+    ck_assert_int_le(mg_loop_wall_ms(loop), due);
+    for (int i = 0; i < 3; i++)
+        ck_assert(has_pos(b, pubs.pos[2 * i + 1]));
+    tl_run_for(loop, 2000);
+    ck_assert_int_eq(b->n, 3); /* each once */
     dd_broker_free(&other);
 }
 END_TEST
@@ -2652,7 +3043,7 @@ static Suite *topic_suite(void)
     tl_add(tc, test_names, test_names_refused);
 
     tc = tl_tcase(s, "topic", 0, setup, teardown);
-    tl_add(tc, test_registry_get, test_producers, test_publish_order,
+    tl_add(tc, test_registry_get, test_producers, test_terminate, test_publish_order,
            test_publish_hands_metadata_down, test_exclusive_permits,
            test_failover_partitioned_choice, test_failover_switch, test_failover_delay,
            test_sim_clock, test_shared_two, test_shared_priority, test_shared_close_redelivers,
@@ -2662,12 +3053,15 @@ static Suite *topic_suite(void)
            test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
            test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
 
+    tc = tl_tcase(s, "delayed", 0, dl_setup, teardown);
+    tl_add(tc, test_delayed_shared, test_delayed_no_timer_storm, test_delayed_bounded,
+           test_delayed_type_change_and_seek, test_delayed_release_bounded);
     tc = tl_tcase(s, "dedup", 0, dd_setup, teardown);
     tl_add(tc, test_dedup_duplicates, test_dedup_in_flight, test_dedup_batches, test_dedup_chunks,
            test_dedup_bounds, test_dedup_policy);
     tc = tl_tcase(s, "dedup_bk", 60, dd_bk_setup, dd_bk_teardown);
     tl_add(tc, test_dedup_snapshot_rebuild, test_dedup_moves, test_dedup_rebuild_fails,
-           test_dedup_write_failure);
+           test_dedup_write_failure, test_delayed_rebuilt_after_move);
     tc = tl_tcase(s, "compact", 60, cp_setup, dd_bk_teardown);
     tl_add(tc, test_compact_latest_per_key, test_compact_deletes_and_no_keys, test_compact_batches,
            test_compact_empty_topic, test_compact_while_writing, test_compact_restart_and_move,

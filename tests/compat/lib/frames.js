@@ -31,6 +31,7 @@ const TYPE = Object.freeze({
   PARTITIONED_METADATA_RESPONSE: 22,
   LOOKUP: 23,
   LOOKUP_RESPONSE: 24,
+  REACHED_END_OF_TOPIC: 27,
   ACK_RESPONSE: 38,
 });
 const TYPE_NAME = Object.fromEntries(Object.entries(TYPE).map(([k, v]) => [v, k]));
@@ -45,6 +46,7 @@ const SERVER_ERROR = Object.freeze({
   ServiceNotReady: 6,
   ChecksumError: 9,
   TopicNotFound: 11,
+  TopicTerminatedError: 15,
   ProducerBusy: 16,
   InvalidTopicName: 17,
   NotAllowedError: 22,
@@ -259,8 +261,9 @@ const cmd = {
         .string(4, producerName)
     );
   },
-  // One non-batched message. metadata: { producerName, sequenceId, publishTime, properties }
-  send({ producerId, sequenceId, producerName = 'raw', payload, properties = {}, numMessages }) {
+  // One non-batched message. metadata: { producerName, sequenceId, publishTime, properties,
+  // deliverAtTime (MessageMetadata.deliver_at_time = 19, epoch ms; undefined: none) }
+  send({ producerId, sequenceId, producerName = 'raw', payload, properties = {}, numMessages, deliverAtTime }) {
     const meta = new PbWriter()
       .string(1, producerName)
       .varint(2, sequenceId)
@@ -268,6 +271,7 @@ const cmd = {
     for (const [k, v] of Object.entries(properties)) {
       meta.message(4, new PbWriter().string(1, k).string(2, String(v)));
     }
+    if (deliverAtTime !== undefined) meta.varint(19, deliverAtTime);
     return payloadFrame(
       TYPE.SEND,
       new PbWriter().varint(1, producerId).varint(2, sequenceId).varint(3, numMessages),

@@ -61,6 +61,17 @@ function parseArgs(argv, spec, usage) {
   return out;
 }
 
+// Run an async main: exit with its result (0 when it returns nothing), 1 (logged) if it throws.
+function runMain(main) {
+  main().then(
+    (code) => process.exit(code || 0),
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    }
+  );
+}
+
 function die(msg) {
   process.stderr.write(`${process.argv[1].replace(/.*\//, '')}: ${msg}\n`);
   process.exit(2);
@@ -166,6 +177,7 @@ module.exports = {
   logLevel: flex.logLevel,
   takeSockets,
   parseArgs,
+  runMain,
   die,
   hostPort,
   hostPorts,

@@ -243,6 +243,7 @@ start_magnetar() {
     note "$name ($role) pid $(pid_of "$name") up: $(tr '\n' ' ' <"$T/$name.ports")"
 }
 
+
 port_of() { sed -n "s/^$2=//p" "$T/$1.ports" 2>/dev/null | head -n 1; }
 
 # restart_on_ports NAME ROLE KEYS TMO BPORT WPORT -- ARGS...: start_magnetar again on the
@@ -405,6 +406,7 @@ stop_clean() {
         [ $rc -eq 0 ] || fail "$n exit code $rc on SIGTERM"
     done
 }
+
 
 cfg_value() {
     local key=$1
