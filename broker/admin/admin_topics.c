@@ -32,7 +32,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +59,9 @@ struct topic_op {
     int new_from;          /* partition update: first new partition */
     bool must_exist;       /* a plain topic must be stored already (admin_tp_op_run) */
     char *body_text;       /* owned: the request's body, or NULL (sub-requests) */
-    struct event *wait_ev; /* owned: delete, polling the store until the data is gone */
+    struct event *wait_ev; /* owned: the timer of op's next step (tick): delete polling the
+                            * store until the data is gone, peek's walk */
+    void (*tick)(struct topic_op *op);
     int wait_tries;
     int reloads; /* resolutions started again after a topic closed meanwhile */
     char **subs; /* partition update: subscriptions to copy */
@@ -69,7 +70,6 @@ struct topic_op {
     struct event *load_ev; /* owned: admin_tp_op_load_all's next slice when no load is in flight */
     struct ml_position at; /* peek: the last position the walk looked at */
     int64_t left;          /* peek: unacknowledged entries still to step over */
-    struct event *walk_ev; /* owned: peek, the walk's next slice */
 };
 
 static void admin_tp_op_free(struct topic_op *op)
@@ -83,7 +83,6 @@ static void admin_tp_op_free(struct topic_op *op)
     mg_free(op->body_text);
     mg_event_free(op->wait_ev);
     mg_event_free(op->load_ev);
-    mg_event_free(op->walk_ev);
     mg_free(op);
 }
 
@@ -147,6 +146,26 @@ static void admin_tp_op_done(struct topic_op *op)
 {
     admin_reply_no_content(op->call);
     admin_tp_op_free(op);
+}
+
+static void admin_tp_op_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct topic_op *op = arg;
+    if (admin_tp_op_gone(op))
+        return;
+    op->tick(op);
+}
+
+/* Run fn(op) in ms milliseconds (0: on the next loop turn), unless the call goes away. */
+static void admin_tp_op_later(struct topic_op *op, void (*fn)(struct topic_op *op), int ms)
+{
+    if (!op->wait_ev)
+        op->wait_ev = evtimer_new(op->a->env->base, admin_tp_op_tick, op);
+    op->tick = fn;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(op->wait_ev, &tv);
 }
 
 /* ---- resolving: load every named topic, then run fn ------------------------------------ */
@@ -952,15 +971,17 @@ static void admin_tp_msg_header(struct evkeyvalq *h, const char *name, const cha
     evhttp_add_header(h, name, value); /* refuses a value with a line break */
 }
 
-static void admin_tp_msg_headerf(struct evkeyvalq *h, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void admin_tp_msg_headerf(struct evkeyvalq *h, const char *name, const char *fmt, ...)
+static void admin_tp_msg_header_int(struct evkeyvalq *h, const char *name, int64_t v)
 {
-    char buf[64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
+    char buf[24];
+    snprintf(buf, sizeof buf, "%" PRId64, v);
+    admin_tp_msg_header(h, name, buf);
+}
+
+static void admin_tp_msg_header_uint(struct evkeyvalq *h, const char *name, uint64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "%" PRIu64, v);
     admin_tp_msg_header(h, name, buf);
 }
 
@@ -992,7 +1013,9 @@ static void admin_tp_msg_header_bool(struct evkeyvalq *h, const char *name, bool
 static void admin_tp_msg_headers(struct evkeyvalq *h, const Pulsar__Proto__MessageMetadata *md,
                                  struct ml_position pos, size_t total, size_t md_size)
 {
-    admin_tp_msg_headerf(h, "X-Pulsar-Message-ID", "%" PRId64 ":%" PRId64, pos.ledger, pos.entry);
+    char id[48];
+    snprintf(id, sizeof id, "%" PRId64 ":%" PRId64, pos.ledger, pos.entry);
+    admin_tp_msg_header(h, "X-Pulsar-Message-ID", id);
     for (size_t i = 0; i < md->n_properties; i++) {
         if (!md->properties[i]->key || strlen(md->properties[i]->key) > 200)
             continue;
@@ -1006,20 +1029,18 @@ static void admin_tp_msg_headers(struct evkeyvalq *h, const Pulsar__Proto__Messa
     if (md->has_deliver_at_time)
         admin_tp_msg_header_time(h, "X-Pulsar-deliver-at-time", (uint64_t)md->deliver_at_time);
     if (md->has_num_messages_in_batch) {
-        admin_tp_msg_headerf(h, "X-Pulsar-num-batch-message", "%" PRId32,
-                             md->num_messages_in_batch);
-        admin_tp_msg_headerf(h, "X-Pulsar-batch-size", "%zu", total - md_size);
+        admin_tp_msg_header_int(h, "X-Pulsar-num-batch-message", md->num_messages_in_batch);
+        admin_tp_msg_header_uint(h, "X-Pulsar-batch-size", total - md_size);
     }
     if (md->has_null_value)
         admin_tp_msg_header_bool(h, "X-Pulsar-null-value", md->null_value);
     if (md->has_num_chunks_from_msg) {
-        admin_tp_msg_headerf(h, "X-Pulsar-PROPERTY-TOTAL-CHUNKS", "%" PRId32,
-                             md->num_chunks_from_msg);
-        admin_tp_msg_headerf(h, "X-Pulsar-PROPERTY-CHUNK-ID", "%" PRId32, md->chunk_id);
+        admin_tp_msg_header_int(h, "X-Pulsar-PROPERTY-TOTAL-CHUNKS", md->num_chunks_from_msg);
+        admin_tp_msg_header_int(h, "X-Pulsar-PROPERTY-CHUNK-ID", md->chunk_id);
     }
     admin_tp_msg_header_bool(h, "X-Pulsar-Is-Encrypted", md->n_encryption_keys > 0);
     admin_tp_msg_header(h, "X-Pulsar-producer-name", md->producer_name);
-    admin_tp_msg_headerf(h, "X-Pulsar-sequence-id", "%" PRIu64, md->sequence_id);
+    admin_tp_msg_header_uint(h, "X-Pulsar-sequence-id", md->sequence_id);
     admin_tp_msg_header(h, "X-Pulsar-replicated-from", md->replicated_from);
     for (size_t i = 0; i < md->n_replicate_to; i++)
         admin_tp_msg_header(h, "X-Pulsar-replicated-to", md->replicate_to[i]);
@@ -1030,7 +1051,7 @@ static void admin_tp_msg_headers(struct evkeyvalq *h, const Pulsar__Proto__Messa
         admin_tp_msg_header(h, "X-Pulsar-compression", v ? v->name : "NONE");
     }
     if (md->has_uncompressed_size)
-        admin_tp_msg_headerf(h, "X-Pulsar-uncompressed-size", "%" PRIu32, md->uncompressed_size);
+        admin_tp_msg_header_uint(h, "X-Pulsar-uncompressed-size", md->uncompressed_size);
     admin_tp_msg_header(h, "X-Pulsar-encryption-algo", md->encryption_algo);
     if (md->has_encryption_param)
         admin_tp_msg_header_b64(h, "X-Pulsar-Base64-encryption-param", md->encryption_param.data,
@@ -1045,23 +1066,20 @@ static void admin_tp_msg_headers(struct evkeyvalq *h, const Pulsar__Proto__Messa
         admin_tp_msg_header_b64(h, "X-Pulsar-Base64-ordering-key", md->ordering_key.data,
                                 md->ordering_key.len);
     if (md->has_marker_type)
-        admin_tp_msg_headerf(h, "X-Pulsar-marker-type", "%" PRId32, md->marker_type);
+        admin_tp_msg_header_int(h, "X-Pulsar-marker-type", md->marker_type);
     if (md->has_txnid_least_bits)
-        admin_tp_msg_headerf(h, "X-Pulsar-txnid-least-bits", "%" PRIu64, md->txnid_least_bits);
+        admin_tp_msg_header_uint(h, "X-Pulsar-txnid-least-bits", md->txnid_least_bits);
     if (md->has_txnid_most_bits)
-        admin_tp_msg_headerf(h, "X-Pulsar-txnid-most-bits", "%" PRIu64, md->txnid_most_bits);
+        admin_tp_msg_header_uint(h, "X-Pulsar-txnid-most-bits", md->txnid_most_bits);
     if (md->has_highest_sequence_id)
-        admin_tp_msg_headerf(h, "X-Pulsar-highest-sequence-id", "%" PRIu64,
-                             md->highest_sequence_id);
+        admin_tp_msg_header_uint(h, "X-Pulsar-highest-sequence-id", md->highest_sequence_id);
     admin_tp_msg_header(h, "X-Pulsar-uuid", md->uuid);
     if (md->has_num_chunks_from_msg)
-        admin_tp_msg_headerf(h, "X-Pulsar-num-chunks-from-msg", "%" PRId32,
-                             md->num_chunks_from_msg);
+        admin_tp_msg_header_int(h, "X-Pulsar-num-chunks-from-msg", md->num_chunks_from_msg);
     if (md->has_total_chunk_msg_size)
-        admin_tp_msg_headerf(h, "X-Pulsar-total-chunk-msg-size", "%" PRId32,
-                             md->total_chunk_msg_size);
+        admin_tp_msg_header_int(h, "X-Pulsar-total-chunk-msg-size", md->total_chunk_msg_size);
     if (md->has_chunk_id)
-        admin_tp_msg_headerf(h, "X-Pulsar-chunk-id", "%" PRId32, md->chunk_id);
+        admin_tp_msg_header_int(h, "X-Pulsar-chunk-id", md->chunk_id);
     if (md->has_null_partition_key)
         admin_tp_msg_header_bool(h, "X-Pulsar-null-partition-key", md->null_partition_key);
 }
@@ -1144,16 +1162,6 @@ static void admin_tp_read_message(struct topic_op *op, struct topic *t, struct m
 static void admin_tp_do_peek(struct topic_op *op, struct topic **topics);
 static void admin_tp_peek_walk(struct topic_op *op);
 
-static void admin_tp_peek_tick(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct topic_op *op = arg;
-    if (admin_tp_op_gone(op))
-        return;
-    admin_tp_peek_walk(op);
-}
-
 static void admin_tp_peek_walk(struct topic_op *op)
 {
     struct topic *t = topic_find(op->a->env->topics, op->names[0]);
@@ -1180,10 +1188,7 @@ static void admin_tp_peek_walk(struct topic_op *op)
             return;
         }
     }
-    if (!op->walk_ev)
-        op->walk_ev = evtimer_new(op->a->env->base, admin_tp_peek_tick, op);
-    struct timeval zero = {0, 0};
-    evtimer_add(op->walk_ev, &zero);
+    admin_tp_op_later(op, admin_tp_peek_walk, 0);
 }
 
 static void admin_tp_do_peek(struct topic_op *op, struct topic **topics)
@@ -1247,7 +1252,6 @@ static void admin_tp_do_last_message_id(struct topic_op *op, struct topic **topi
 #define DELETE_WAIT_TRIES 250 /* 5 s */
 
 static void admin_tp_delete_wait_next(struct topic_op *op);
-static void admin_tp_delete_wait_tick(evutil_socket_t fd, short what, void *arg);
 
 static void admin_tp_do_delete(struct topic_op *op, struct topic **topics)
 {
@@ -1269,7 +1273,6 @@ static void admin_tp_do_delete(struct topic_op *op, struct topic **topics)
         }
     }
     op->step = 0;
-    op->wait_ev = evtimer_new(op->a->env->base, admin_tp_delete_wait_tick, op);
     admin_tp_delete_wait_next(op);
 }
 
@@ -1295,8 +1298,7 @@ static void admin_tp_delete_wait_stored(void *data, int status)
         return;
     if (status == 1 && op->wait_tries < DELETE_WAIT_TRIES) {
         op->wait_tries++;
-        struct timeval tv = {0, DELETE_WAIT_MS * 1000};
-        event_add(op->wait_ev, &tv);
+        admin_tp_op_later(op, admin_tp_delete_wait_next, DELETE_WAIT_MS);
         return;
     }
     if (status != 0)
@@ -1316,16 +1318,6 @@ static void admin_tp_delete_wait_next(struct topic_op *op)
         op->step++;
         admin_tp_delete_wait_next(op);
     }
-}
-
-static void admin_tp_delete_wait_tick(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct topic_op *op = arg;
-    if (admin_tp_op_gone(op))
-        return;
-    admin_tp_delete_wait_next(op);
 }
 
 static void admin_tp_do_created(struct topic_op *op, struct topic **topics)

@@ -378,6 +378,15 @@ START_TEST(test_error_lines)
 END_TEST
 
 /* What fn prints for r, as a string (free). */
+/* The n headers (name, value pairs) of an answer, copied. */
+static void set_headers(struct cli_http_resp *r, const char *const *h, int n)
+{
+    r->nhdrs = n;
+    r->hdrs = mg_calloc(2 * (size_t)n + 1, sizeof *r->hdrs);
+    for (int i = 0; i < 2 * n; i++)
+        r->hdrs[i] = mg_strdup(h[i]);
+}
+
 static char *printed(void (*fn)(FILE *, const struct cli_http_resp *),
                      const struct cli_http_resp *r)
 {
@@ -419,10 +428,7 @@ START_TEST(test_output)
                        "X-Pulsar-PROPERTY-k1",   "v1",
                        "X-Pulsar-partition-key", "key1",
                        "X-Pulsar-PROPERTY",      "{\"k2\":\"v2\"}"};
-    r.nhdrs = 5;
-    r.hdrs = mg_calloc(11, sizeof *r.hdrs);
-    for (int i = 0; i < 10; i++)
-        r.hdrs[i] = mg_strdup(h[i]);
+    set_headers(&r, h, 5);
     text = printed(cli_print_message, &r);
     ck_assert_ptr_nonnull(strstr(text, "Message ID: 7:3\n"));
     ck_assert_ptr_nonnull(strstr(text, "Publish time: 2026-01-01T00:00:00Z\n"));
@@ -479,10 +485,7 @@ START_TEST(test_print_batch)
     const char *h[] = {"X-Pulsar-Message-ID",        "5:6",
                        "X-Pulsar-publish-time",      "2026-01-01T00:00:00.000Z",
                        "X-Pulsar-num-batch-message", "3"};
-    r.nhdrs = 3;
-    r.hdrs = mg_calloc(7, sizeof *r.hdrs);
-    for (int i = 0; i < 6; i++)
-        r.hdrs[i] = mg_strdup(h[i]);
+    set_headers(&r, h, 3);
     /* every message of the batch, each with its own id, key, property and payload */
     char *text = printed(cli_print_message, &r);
     for (int i = 0; i < 3; i++) {
