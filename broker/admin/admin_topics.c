@@ -13,6 +13,11 @@
  * looked up again by name after every asynchronous step, never kept across one: a topic
  * closed (unloaded, deleted) while a request waited for it makes the request resolve again
  * (at most OP_MAX_RELOADS times), so it answers for the topic as it is now.
+ *
+ * Peek (.../subscription/{s}/position/{n}) and examine (.../examinemessage) answer one stored
+ * entry as Pulsar's generateResponseWithEntry: its X-Pulsar-* headers and its raw payload (a
+ * batch whole), read through the managed ledger (its cache or the store, asynchronously); the
+ * walk to a peek's n-th unacknowledged entry is sliced over loop turns.
  */
 #include "admin/admin_int.h"
 #include "config/cfg.h"
