@@ -44,6 +44,7 @@ void bk_lat_add(struct bk_lat *l, uint64_t ns, bool ok)
 static void bk_metrics_lat(struct evbuffer *b, const char *name, struct bk_lat *l)
 {
     static const double qs[] = {0.5, 0.75, 0.95, 0.99, 0.999, 0.9999, 1.0};
+    static const char *const qname[] = {"0.5", "0.75", "0.95", "0.99", "0.999", "0.9999", "1.0"};
     uint64_t n[BK_LAT_BUCKETS], total = 0;
     for (int i = 0; i < BK_LAT_BUCKETS; i++)
         total += n[i] = atomic_load(&l->bucket[i]);
@@ -59,7 +60,7 @@ static void bk_metrics_lat(struct evbuffer *b, const char *name, struct bk_lat *
                 break;
             }
         }
-        evbuffer_add_printf(b, "%s{success=\"true\",quantile=\"%g\"} %.3f\n", name, qs[q], ms);
+        evbuffer_add_printf(b, "%s{success=\"true\",quantile=\"%s\"} %.3f\n", name, qname[q], ms);
     }
     evbuffer_add_printf(b, "%s_count{success=\"true\"} %" PRIu64 "\n", name,
                         atomic_load(&l->count));
