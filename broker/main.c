@@ -93,8 +93,9 @@ struct proc {
     char *bookie_dirs[MAX_BOOKIES];         /* owned: ledger dir strings the options borrow */
     char *bookie_journals[MAX_BOOKIES];
     int n_bookies;
-    struct svc *svc;    /* owned */
-    struct ar *autorec; /* owned: bookie (autoRecoveryDaemonEnabled), autorecovery */
+    struct svc *svc;                 /* owned */
+    struct ar *autorec;              /* owned: bookie (autoRecoveryDaemonEnabled), autorecovery */
+    struct bk_metrics_http *metrics; /* owned: bookie's GET /metrics (prometheusStatsHttpPort) */
 };
 
 static void main_usage_top(FILE *out)
@@ -425,8 +426,19 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* A bookie's /metrics: its own, then its autorecovery's. */
+static void main_bookie_metrics(void *arg, struct evbuffer *b)
+{
+    struct proc *p = arg;
+    for (int i = 0; i < p->n_bookies; i++)
+        bk_metrics(p->bookies[i], b);
+    if (p->autorec)
+        ar_metrics(p->autorec, b);
+}
+
 static void main_proc_free(struct proc *p)
 {
+    bk_metrics_http_stop(p->metrics);
     svc_free(p->svc);
     ar_stop(p->autorec);
     for (int i = 0; i < p->n_bookies; i++)
@@ -507,6 +519,9 @@ static int main_cmd_role(enum role role, int argc, char **argv)
         ar_start_role(p.loop, p.meta, &p.cfg, p.n_bookies ? bk_server_id(p.bookies[0]) : NULL,
                       &p.autorec) < 0)
         goto out;
+    if (role == ROLE_BOOKIE && p.cfg.prometheus_stats_http_port > 0)
+        p.metrics = bk_metrics_http_start(
+            p.base, p.cfg.bind_address, p.cfg.prometheus_stats_http_port, main_bookie_metrics, &p);
     if (role <= ROLE_BROKER) {
         p.svc = svc_new(p.loop, &p.cfg, p.meta);
         if (!p.svc)

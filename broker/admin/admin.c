@@ -646,6 +646,8 @@ const struct admin_route admin_routes[] = {
     {POST, T "/all_subscription/expireMessages/{expireTimeInSeconds}",
                                               admin_h_sub_expire,                 R_GATED},
     {POST, SUB "/resetcursor",                admin_h_sub_reset_by_id,            R_GATED | R_JSON},
+    {GET,  SUB "/position/{messagePosition}", admin_h_sub_peek,                   R_GATED},
+    {GET,  T "/examinemessage",               admin_h_examine_message,            R_GATED},
     {GET,  T "/permissions",                  admin_h_topic_permissions,          R_TOPIC},
     {POST, T "/permissions/*",                admin_h_topic_permission_set,       R_TOPIC | R_JSON},
     {DEL,  T "/permissions/*",                admin_h_topic_permission_set,       R_TOPIC},
@@ -725,6 +727,7 @@ static const struct {
     {"numMessages", offsetof(struct admin_path, arg)},
     {"timestamp", offsetof(struct admin_path, arg)},
     {"expireTimeInSeconds", offsetof(struct admin_path, arg)},
+    {"messagePosition", offsetof(struct admin_path, arg)},
     {"version", offsetof(struct admin_path, arg)},
 };
 

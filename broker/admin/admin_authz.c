@@ -67,8 +67,8 @@ static enum admin_az admin_az_class(const struct admin_req *r)
             return get ? AZ_NS_CONSUME : AZ_NS;
         if (strstr(pat, "/permissions"))
             return AZ_TOPIC_ADMIN;
-        if (r->p.sub || strstr(pat, "/all_subscription/"))
-            return AZ_TOPIC_CONSUME;
+        if (r->p.sub || strstr(pat, "/all_subscription/") || strstr(pat, "/examinemessage"))
+            return AZ_TOPIC_CONSUME; /* examine reads messages: Pulsar's PEEK_MESSAGES */
         return get ? AZ_TOPIC_LOOKUP : AZ_TOPIC_ADMIN;
     }
     if (admin_az_prefix(pat, "/admin/v2/schemas/"))

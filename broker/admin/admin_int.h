@@ -371,6 +371,8 @@ void admin_h_sub_skip_all(struct admin_req *r);
 void admin_h_sub_expire(struct admin_req *r);
 void admin_h_sub_reset_by_time(struct admin_req *r);
 void admin_h_sub_reset_by_id(struct admin_req *r);
+void admin_h_sub_peek(struct admin_req *r);
+void admin_h_examine_message(struct admin_req *r);
 void admin_h_lookup(struct admin_req *r);
 void admin_h_lookup_bundle(struct admin_req *r);
 /* ADMIN_R_OWNER: true when r may be served here now; otherwise the call is answered (307,

@@ -13,6 +13,11 @@
  * looked up again by name after every asynchronous step, never kept across one: a topic
  * closed (unloaded, deleted) while a request waited for it makes the request resolve again
  * (at most OP_MAX_RELOADS times), so it answers for the topic as it is now.
+ *
+ * Peek (.../subscription/{s}/position/{n}) and examine (.../examinemessage) answer one stored
+ * entry as Pulsar's generateResponseWithEntry: its X-Pulsar-* headers and its raw payload (a
+ * batch whole), read through the managed ledger (its cache or the store, asynchronously); the
+ * walk to a peek's n-th unacknowledged entry is sliced over loop turns.
  */
 #include "admin/admin_int.h"
 #include "config/cfg.h"
@@ -24,12 +29,14 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/loop.h"
+#include "wire/wire.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,14 +64,18 @@ struct topic_op {
     int new_from;          /* partition update: first new partition */
     bool must_exist;       /* a plain topic must be stored already (admin_tp_op_run) */
     char *body_text;       /* owned: the request's body, or NULL (sub-requests) */
-    json_t *result;        /* owned: terminate's answer being built, or NULL */
-    struct event *wait_ev; /* owned: delete, polling the store until the data is gone */
+    json_t *result; /* owned: terminate's answer being built, or NULL */
+    struct event *wait_ev; /* owned: the timer of op's next step (tick): delete polling the
+                            * store until the data is gone, peek's walk */
+    void (*tick)(struct topic_op *op);
     int wait_tries;
     int reloads; /* resolutions started again after a topic closed meanwhile */
     char **subs; /* partition update: subscriptions to copy */
     int n_subs;
     int load_next;         /* admin_tp_op_load_all: the next name to look at */
     struct event *load_ev; /* owned: admin_tp_op_load_all's next slice when no load is in flight */
+    struct ml_position at; /* peek: the last position the walk looked at */
+    int64_t left;          /* peek: unacknowledged entries still to step over */
 };
 
 static void admin_tp_op_free(struct topic_op *op)
@@ -142,6 +153,26 @@ static void admin_tp_op_done(struct topic_op *op)
 {
     admin_reply_no_content(op->call);
     admin_tp_op_free(op);
+}
+
+static void admin_tp_op_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct topic_op *op = arg;
+    if (admin_tp_op_gone(op))
+        return;
+    op->tick(op);
+}
+
+/* Run fn(op) in ms milliseconds (0: on the next loop turn), unless the call goes away. */
+static void admin_tp_op_later(struct topic_op *op, void (*fn)(struct topic_op *op), int ms)
+{
+    if (!op->wait_ev)
+        op->wait_ev = evtimer_new(op->a->env->base, admin_tp_op_tick, op);
+    op->tick = fn;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(op->wait_ev, &tv);
 }
 
 /* ---- resolving: load every named topic, then run fn ------------------------------------ */
@@ -933,6 +964,279 @@ static void admin_tp_do_expire(struct topic_op *op, struct topic **topics)
     admin_tp_expire_next(op);
 }
 
+/* ---- peek and examine: one stored message, as Pulsar's generateResponseWithEntry -------- */
+
+/* Add header name: value to the reply, when both are what an HTTP header may carry (a
+ * property key is a token, a value has no line break); others are left out. */
+static void admin_tp_msg_header(struct evkeyvalq *h, const char *name, const char *value)
+{
+    if (!value)
+        return;
+    for (const char *p = name; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", *p))
+            return;
+    evhttp_add_header(h, name, value); /* refuses a value with a line break */
+}
+
+static void admin_tp_msg_header_int(struct evkeyvalq *h, const char *name, int64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "%" PRId64, v);
+    admin_tp_msg_header(h, name, buf);
+}
+
+static void admin_tp_msg_header_uint(struct evkeyvalq *h, const char *name, uint64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "%" PRIu64, v);
+    admin_tp_msg_header(h, name, buf);
+}
+
+static void admin_tp_msg_header_time(struct evkeyvalq *h, const char *name, uint64_t ms)
+{
+    char buf[40];
+    admin_iso_time(ms, buf, sizeof buf);
+    admin_tp_msg_header(h, name, buf);
+}
+
+static void admin_tp_msg_header_b64(struct evkeyvalq *h, const char *name, const uint8_t *data,
+                                    size_t len)
+{
+    if (len > 4096) /* far over any key or version; a header of its own is not the place */
+        return;
+    char *buf = mg_malloc((len + 2) / 3 * 4 + 1);
+    EVP_EncodeBlock((unsigned char *)buf, data, (int)len);
+    admin_tp_msg_header(h, name, buf);
+    mg_free(buf);
+}
+
+static void admin_tp_msg_header_bool(struct evkeyvalq *h, const char *name, bool v)
+{
+    admin_tp_msg_header(h, name, v ? "true" : "false");
+}
+
+/* The X-Pulsar-* headers of a message with metadata md, stored at pos in total bytes of which
+ * md took md_size (Pulsar's names and formats: times ISO-8601, binary fields base64). */
+static void admin_tp_msg_headers(struct evkeyvalq *h, const Pulsar__Proto__MessageMetadata *md,
+                                 struct ml_position pos, size_t total, size_t md_size)
+{
+    char id[48];
+    snprintf(id, sizeof id, "%" PRId64 ":%" PRId64, pos.ledger, pos.entry);
+    admin_tp_msg_header(h, "X-Pulsar-Message-ID", id);
+    for (size_t i = 0; i < md->n_properties; i++) {
+        if (!md->properties[i]->key || strlen(md->properties[i]->key) > 200)
+            continue;
+        char name[256];
+        snprintf(name, sizeof name, "X-Pulsar-PROPERTY-%s", md->properties[i]->key);
+        admin_tp_msg_header(h, name, md->properties[i]->value);
+    }
+    admin_tp_msg_header_time(h, "X-Pulsar-publish-time", md->publish_time);
+    if (md->has_event_time)
+        admin_tp_msg_header_time(h, "X-Pulsar-event-time", md->event_time);
+    if (md->has_deliver_at_time)
+        admin_tp_msg_header_time(h, "X-Pulsar-deliver-at-time", (uint64_t)md->deliver_at_time);
+    if (md->has_num_messages_in_batch) {
+        admin_tp_msg_header_int(h, "X-Pulsar-num-batch-message", md->num_messages_in_batch);
+        admin_tp_msg_header_uint(h, "X-Pulsar-batch-size", total - md_size);
+    }
+    if (md->has_null_value)
+        admin_tp_msg_header_bool(h, "X-Pulsar-null-value", md->null_value);
+    if (md->has_num_chunks_from_msg) {
+        admin_tp_msg_header_int(h, "X-Pulsar-PROPERTY-TOTAL-CHUNKS", md->num_chunks_from_msg);
+        admin_tp_msg_header_int(h, "X-Pulsar-PROPERTY-CHUNK-ID", md->chunk_id);
+    }
+    admin_tp_msg_header_bool(h, "X-Pulsar-Is-Encrypted", md->n_encryption_keys > 0);
+    admin_tp_msg_header(h, "X-Pulsar-producer-name", md->producer_name);
+    admin_tp_msg_header_uint(h, "X-Pulsar-sequence-id", md->sequence_id);
+    admin_tp_msg_header(h, "X-Pulsar-replicated-from", md->replicated_from);
+    for (size_t i = 0; i < md->n_replicate_to; i++)
+        admin_tp_msg_header(h, "X-Pulsar-replicated-to", md->replicate_to[i]);
+    admin_tp_msg_header(h, "X-Pulsar-partition-key", md->partition_key);
+    if (md->has_compression) {
+        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+            &pulsar__proto__compression_type__descriptor, (int)md->compression);
+        admin_tp_msg_header(h, "X-Pulsar-compression", v ? v->name : "NONE");
+    }
+    if (md->has_uncompressed_size)
+        admin_tp_msg_header_uint(h, "X-Pulsar-uncompressed-size", md->uncompressed_size);
+    admin_tp_msg_header(h, "X-Pulsar-encryption-algo", md->encryption_algo);
+    if (md->has_encryption_param)
+        admin_tp_msg_header_b64(h, "X-Pulsar-Base64-encryption-param", md->encryption_param.data,
+                                md->encryption_param.len);
+    if (md->has_schema_version)
+        admin_tp_msg_header_b64(h, "X-Pulsar-Base64-schema-version", md->schema_version.data,
+                                md->schema_version.len);
+    if (md->has_partition_key_b64_encoded)
+        admin_tp_msg_header_bool(h, "X-Pulsar-partition-key-b64-encoded",
+                                 md->partition_key_b64_encoded);
+    if (md->has_ordering_key)
+        admin_tp_msg_header_b64(h, "X-Pulsar-Base64-ordering-key", md->ordering_key.data,
+                                md->ordering_key.len);
+    if (md->has_marker_type)
+        admin_tp_msg_header_int(h, "X-Pulsar-marker-type", md->marker_type);
+    if (md->has_txnid_least_bits)
+        admin_tp_msg_header_uint(h, "X-Pulsar-txnid-least-bits", md->txnid_least_bits);
+    if (md->has_txnid_most_bits)
+        admin_tp_msg_header_uint(h, "X-Pulsar-txnid-most-bits", md->txnid_most_bits);
+    if (md->has_highest_sequence_id)
+        admin_tp_msg_header_uint(h, "X-Pulsar-highest-sequence-id", md->highest_sequence_id);
+    admin_tp_msg_header(h, "X-Pulsar-uuid", md->uuid);
+    if (md->has_num_chunks_from_msg)
+        admin_tp_msg_header_int(h, "X-Pulsar-num-chunks-from-msg", md->num_chunks_from_msg);
+    if (md->has_total_chunk_msg_size)
+        admin_tp_msg_header_int(h, "X-Pulsar-total-chunk-msg-size", md->total_chunk_msg_size);
+    if (md->has_chunk_id)
+        admin_tp_msg_header_int(h, "X-Pulsar-chunk-id", md->chunk_id);
+    if (md->has_null_partition_key)
+        admin_tp_msg_header_bool(h, "X-Pulsar-null-partition-key", md->null_partition_key);
+}
+
+/* Answer 200 with entry e's payload (a batch's whole payload: the client splits it) and its
+ * metadata as headers, and end op. */
+static void admin_tp_reply_entry(struct topic_op *op, struct ml_entry *e)
+{
+    size_t off = 0;
+    Pulsar__Proto__MessageMetadata *md = wire_entry_metadata_payload(e->data, &off);
+    if (!md) {
+        MG_WARN("admin", "%s: entry %" PRId64 ":%" PRId64 " has no readable message metadata",
+                op->tn.full, e->pos.ledger, e->pos.entry);
+        admin_tp_op_fail(op, 500, "Failed to parse the message metadata of the entry");
+        return;
+    }
+    if (md->has_compression && md->compression != PULSAR__PROTO__COMPRESSION_TYPE__NONE) {
+        /* no codec here: the stored bytes are not the payload the caller asks for */
+        pulsar__proto__message_metadata__free_unpacked(md, NULL);
+        admin_tp_op_fail(op, 500, "Compressed messages cannot be shown by this broker");
+        return;
+    }
+    size_t total = evbuffer_get_length(e->data);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(op->call->req);
+    admin_tp_msg_headers(h, md, e->pos, total, protobuf_c_message_get_packed_size(&md->base));
+    pulsar__proto__message_metadata__free_unpacked(md, NULL);
+    struct evbuffer *body = evbuffer_new();
+    struct evbuffer_ptr at;
+    evbuffer_ptr_set(e->data, &at, off, EVBUFFER_PTR_SET);
+    struct evbuffer_iovec v[16];
+    size_t done = 0;
+    while (done < total - off) { /* the payload's bytes, copied (e->data stays as stored) */
+        int nv = evbuffer_peek(e->data, (ev_ssize_t)(total - off - done), &at, v, 16);
+        for (int i = 0; i < nv && i < 16; i++) {
+            size_t n = v[i].iov_len < total - off - done ? v[i].iov_len : total - off - done;
+            evbuffer_add(body, v[i].iov_base, n);
+            done += n;
+        }
+        evbuffer_ptr_set(e->data, &at, off + done, EVBUFFER_PTR_SET);
+    }
+    admin_reply_buf(op->call, 200, "application/octet-stream", body);
+    evbuffer_free(body);
+    admin_tp_op_free(op);
+}
+
+static void admin_tp_entry_read(struct ml_entry *e, int status, void *data)
+{
+    struct topic_op *op = data;
+    if (admin_tp_op_gone(op)) {
+        ml_entry_unref(e);
+        return;
+    }
+    if (status == -MG_ENOTFOUND || (status >= 0 && !e)) {
+        admin_tp_op_fail(op, 404, "Message not found");
+    } else if (status < 0) {
+        admin_reply_errorf(op->call, 500, "Failed to read the message: %s", mg_strerror(status));
+        admin_tp_op_free(op);
+    } else {
+        admin_tp_reply_entry(op, e);
+    }
+    ml_entry_unref(e);
+}
+
+/* Read the entry at pos of t (through the managed ledger: its cache or the store) and answer
+ * with it. */
+static void admin_tp_read_message(struct topic_op *op, struct topic *t, struct ml_position pos)
+{
+    int rc = ml_get_entry(topic_ml(t), pos, admin_tp_entry_read, op);
+    if (rc == -MG_ENOTFOUND)
+        admin_tp_op_fail(op, 404, "Message not found");
+    else if (rc < 0)
+        admin_tp_op_fail(op, 500, mg_strerror(rc));
+}
+
+/* Peek: the op->ts-th entry after the mark-delete position that is not acknowledged (entries
+ * acknowledged one by one are stepped over, as Pulsar's IndividualDeletedEntries.Exclude). The
+ * walk looks at PEEK_SLICE positions per loop turn. */
+#define PEEK_SLICE 65536
+
+static void admin_tp_do_peek(struct topic_op *op, struct topic **topics);
+static void admin_tp_peek_walk(struct topic_op *op);
+
+static void admin_tp_peek_walk(struct topic_op *op)
+{
+    struct topic *t = topic_find(op->a->env->topics, op->names[0]);
+    struct ml_cursor *c = t ? topic_sub_cursor(t, op->sub) : NULL;
+    if (!c) { /* unloaded meanwhile, or the subscription went: from the start */
+        if (op->reloads++ < OP_MAX_RELOADS) {
+            admin_tp_op_run(op, admin_tp_do_peek, true);
+            return;
+        }
+        admin_tp_op_fail(op, 500, "Failed to load topic: closed");
+        return;
+    }
+    struct ml_ledger *ml = topic_ml(t);
+    struct ml_position last = ml_last_confirmed(ml);
+    for (int looked = 0; looked < PEEK_SLICE; looked++) {
+        struct ml_position p = ml_next_position(ml, op->at);
+        if (ml_pos_cmp(p, last) > 0) {
+            admin_tp_op_fail(op, 404, "Message not found");
+            return;
+        }
+        op->at = p;
+        if (!ml_cursor_is_acked(c, p) && --op->left == 0) {
+            admin_tp_read_message(op, t, p);
+            return;
+        }
+    }
+    admin_tp_op_later(op, admin_tp_peek_walk, 0);
+}
+
+static void admin_tp_do_peek(struct topic_op *op, struct topic **topics)
+{
+    if (admin_tp_sub_missing(op, topics))
+        return;
+    struct ml_cursor *c = topic_sub_cursor(topics[0], op->sub);
+    if ((int64_t)op->ts > ml_cursor_backlog(c)) {
+        admin_tp_op_fail(op, 404, "Message not found");
+        return;
+    }
+    op->at = ml_cursor_mark_delete(c);
+    op->left = (int64_t)op->ts;
+    admin_tp_peek_walk(op);
+}
+
+/* Examine: the op->ts-th entry of the topic counted from its first (op->earliest) or from its
+ * last entry, kept within the topic (Pulsar's getPositionAfterN stops at the last entry). */
+static void admin_tp_do_examine(struct topic_op *op, struct topic **topics)
+{
+    struct ml_ledger *ml = topic_ml(topics[0]);
+    struct ml_stats st;
+    ml_get_stats(ml, &st);
+    if (st.number_of_entries <= 0) {
+        admin_tp_op_fail(op, 404, "Message not found");
+        return;
+    }
+    int64_t k = op->earliest ? (int64_t)op->ts : st.number_of_entries - (int64_t)op->ts + 1;
+    k = k < 1 ? 1 : k > st.number_of_entries ? st.number_of_entries : k;
+    size_t pos = 0;
+    struct ml_ledger_stat ls;
+    while (ml_ledger_next(ml, &pos, &ls)) {
+        if (k <= ls.entries) {
+            admin_tp_read_message(op, topics[0], (struct ml_position){ls.id, k - 1});
+            return;
+        }
+        k -= ls.entries;
+    }
+    admin_tp_op_fail(op, 404, "Message not found");
+}
+
 /* ---- topics ----------------------------------------------------------------------------- */
 
 static void admin_tp_do_unload(struct topic_op *op, struct topic **topics)
@@ -1038,7 +1342,6 @@ static void admin_tp_do_terminate(struct topic_op *op, struct topic **topics)
 #define DELETE_WAIT_TRIES 250 /* 5 s */
 
 static void admin_tp_delete_wait_next(struct topic_op *op);
-static void admin_tp_delete_wait_tick(evutil_socket_t fd, short what, void *arg);
 
 static void admin_tp_do_delete(struct topic_op *op, struct topic **topics)
 {
@@ -1060,7 +1363,6 @@ static void admin_tp_do_delete(struct topic_op *op, struct topic **topics)
         }
     }
     op->step = 0;
-    op->wait_ev = evtimer_new(op->a->env->base, admin_tp_delete_wait_tick, op);
     admin_tp_delete_wait_next(op);
 }
 
@@ -1086,8 +1388,7 @@ static void admin_tp_delete_wait_stored(void *data, int status)
         return;
     if (status == 1 && op->wait_tries < DELETE_WAIT_TRIES) {
         op->wait_tries++;
-        struct timeval tv = {0, DELETE_WAIT_MS * 1000};
-        event_add(op->wait_ev, &tv);
+        admin_tp_op_later(op, admin_tp_delete_wait_next, DELETE_WAIT_MS);
         return;
     }
     if (status != 0)
@@ -1107,16 +1408,6 @@ static void admin_tp_delete_wait_next(struct topic_op *op)
         op->step++;
         admin_tp_delete_wait_next(op);
     }
-}
-
-static void admin_tp_delete_wait_tick(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct topic_op *op = arg;
-    if (admin_tp_op_gone(op))
-        return;
-    admin_tp_delete_wait_next(op);
 }
 
 static void admin_tp_do_created(struct topic_op *op, struct topic **topics)
@@ -2100,6 +2391,47 @@ void admin_h_topic_terminate(struct admin_req *r)
 void admin_h_partitions_terminate(struct admin_req *r)
 {
     admin_tp_run_on_partitioned(admin_tp_op_new(r), admin_tp_do_terminate);
+}
+
+/* The 1-based message position of a peek (an int above 0, Pulsar's checkArgument) or an
+ * examine (a long; below 1 means 1) into op->ts: false when answered 400. */
+static bool admin_tp_message_position(struct topic_op *op, const char *s, bool peek)
+{
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    if (errno || end == s || *end || (peek && (n < 1 || n > INT_MAX))) {
+        admin_tp_op_fail(op, 400, "Invalid message position");
+        return false;
+    }
+    op->ts = (uint64_t)(n < 1 ? 1 : n);
+    return true;
+}
+
+/* GET .../subscription/{subscription}/position/{messagePosition}: the n-th message (from 1)
+ * of the subscription's backlog, as Pulsar's peekNthMessage. */
+void admin_h_sub_peek(struct admin_req *r)
+{
+    struct topic_op *op = admin_tp_op_new(r);
+    if (admin_tp_partitioned_405(op, "Peek messages on a partitioned topic is not allowed"))
+        return;
+    if (admin_tp_message_position(op, op->arg, true))
+        admin_tp_op_run(op, admin_tp_do_peek, true);
+}
+
+/* GET P/{topic}/examinemessage?initialPosition=earliest|latest&messagePosition=n: the n-th
+ * message from the first (earliest) or the last (latest, the default) of the topic. */
+void admin_h_examine_message(struct admin_req *r)
+{
+    struct topic_op *op = admin_tp_op_new(r);
+    if (admin_tp_partitioned_405(op, "Examine messages on a partitioned topic is not allowed, "
+                                     "please try examine message on specific topic partition"))
+        return;
+    const char *init = admin_query(r, "initialPosition");
+    op->earliest = init && strcmp(init, "earliest") == 0;
+    const char *n = admin_query(r, "messagePosition");
+    if (admin_tp_message_position(op, n ? n : "1", false))
+        admin_tp_op_run(op, admin_tp_do_examine, true);
 }
 
 /* PUT P/{topic}/subscription/{subscription}: an optional ResetCursorData body (default

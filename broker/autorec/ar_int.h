@@ -107,15 +107,15 @@ struct ar_defer {
     uint64_t until_ms;
 };
 
-struct evhttp;
+struct bk_metrics_http;
 
 struct ar {
-    struct mg_loop *loop;    /* borrowed */
-    struct evhttp *http;     /* owned: GET /metrics (prometheusStatsHttpPort), or NULL */
-    struct meta_store *meta; /* borrowed */
-    struct bkc_client *bkc;  /* owned */
-    struct ar_conf conf;     /* strings point to the owned copies below */
-    char *id, *root;         /* owned */
+    struct mg_loop *loop;         /* borrowed */
+    struct bk_metrics_http *http; /* owned: GET /metrics (prometheusStatsHttpPort), or NULL */
+    struct meta_store *meta;      /* borrowed */
+    struct bkc_client *bkc;       /* owned */
+    struct ar_conf conf;          /* strings point to the owned copies below */
+    char *id, *root;              /* owned */
     struct ar_stats st;
     bool stopping;
     struct mg_ratelimit rl_retry; /* metadata failures retried by the next poll/audit/vote */
@@ -169,8 +169,7 @@ struct ar {
 
 /* ---- metrics (ar_metrics.c) -------------------------------------------------------------- */
 
-/* Serve GET /metrics on addr:port (the loop's base); 0 or -MG_EIO (logged). */
-int ar_http_start(struct ar *a, const char *addr, int port);
-void ar_http_stop(struct ar *a);
+/* bk_metrics_fill_fn of a lone autorecovery's GET /metrics: ar_metrics(arg, b). */
+void ar_metrics_fill(void *arg, struct evbuffer *b);
 
 #endif

@@ -34,6 +34,7 @@
  * redoes it (bkc), or, if the segment changed, starts the ledger over (up to 3 times).
  */
 #include "autorec/ar_int.h"
+#include "bookie/bookie.h"
 #include "config/cfg.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -1057,8 +1058,10 @@ int ar_start_role(struct mg_loop *loop, struct meta_store *meta, const struct cf
     ar_conf_from_cfg(&o, cfg, id);
     int rc = ar_new(loop, meta, &o, out);
     mg_free(id);
-    if (rc == 0 && cfg->prometheus_stats_http_port > 0)
-        ar_http_start(*out, cfg->bind_address, cfg->prometheus_stats_http_port);
+    if (rc == 0 && !bookie_id && cfg->prometheus_stats_http_port > 0) /* a bookie serves its own */
+        (*out)->http =
+            bk_metrics_http_start(mg_loop_base(loop), cfg->bind_address,
+                                  cfg->prometheus_stats_http_port, ar_metrics_fill, *out);
     return rc;
 }
 
@@ -1067,7 +1070,8 @@ void ar_stop(struct ar *a)
     if (!a || a->stopping)
         return;
     a->stopping = true;
-    ar_http_stop(a);
+    bk_metrics_http_stop(a->http);
+    a->http = NULL;
     meta_unwatch(a->meta, a->elect_w);
     meta_unwatch(a->meta, a->avail_w);
     meta_unwatch(a->meta, a->delay_w);

@@ -773,7 +773,10 @@ static int bk_journal_write_group(struct bk_journal *j, size_t used, uint32_t nr
     }
     if (j->sync) {
         /* a failed fdatasync leaves the state of the written pages unknown: stop for good */
-        if (fdatasync(j->fd) != 0) {
+        uint64_t t0 = mg_mono_ns();
+        int synced = fdatasync(j->fd);
+        bk_lat_add(&j->lat_sync, mg_mono_ns() - t0, synced == 0);
+        if (synced != 0) {
             int e = errno;
             atomic_store(&j->failed_errno, e);
             MG_ERROR(BK_MODULE, "journal %" PRIx64 ": fdatasync failed: %s", j->file_id,
@@ -867,13 +870,16 @@ static void *bk_journal_main(void *arg)
         }
         /* Every record of a group gets the group's end as its position: lastMark always
          * falls between groups, where replay can resume (meaningful only when written). */
+        uint64_t now = mg_mono_ns();
         for (struct bk_jreq *r = head; r; r = r->next) {
             r->status = status;
             r->jfile = j->file_id;
             r->jend = j->file_off;
             atomic_fetch_add(&j->st_records, 1);
-            if (r->type == BK_J_ADD)
+            if (r->type == BK_J_ADD) {
                 atomic_fetch_add(&j->st_adds, 1);
+                bk_lat_add(&j->lat_add, now - r->enq_ns, status == 0);
+            }
         }
         bk_journal_complete_group(j, head, tail);
     }

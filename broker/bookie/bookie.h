@@ -140,4 +140,21 @@ int bk_format(struct event_base *base, struct meta_store *meta, const struct bk_
 struct cfg;
 void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char *ledger_dir);
 
+/* ---- metrics (bk_metrics.c) ---------------------------------------------------------- */
+
+/* s's metrics as Prometheus text with BookKeeper's names (bookie_SERVER_STATUS,
+ * bookie_journal_JOURNAL_ADD_ENTRY, bookie_journal_JOURNAL_SYNC, bookie_gc_...), appended to
+ * b. Loop thread. */
+struct evbuffer;
+void bk_metrics(struct bk_server *s, struct evbuffer *b);
+/* GET /metrics on addr:port answered with what fill appends to b (prometheusStatsHttpPort of
+ * `magnetar bookie` and `magnetar autorecovery`); NULL when the port cannot be bound
+ * (logged). */
+typedef void (*bk_metrics_fill_fn)(void *arg, struct evbuffer *b);
+struct bk_metrics_http;
+struct bk_metrics_http *bk_metrics_http_start(struct event_base *base, const char *addr, int port,
+                                              bk_metrics_fill_fn fill, void *arg);
+/* Accepts NULL. */
+void bk_metrics_http_stop(struct bk_metrics_http *h);
+
 #endif

@@ -380,6 +380,15 @@ struct bk_stats {
 
 struct bk_server;
 
+/* A latency distribution the journal thread adds to and a scrape reads (bk_metrics.c):
+ * bucket i counts the successes below 2^i microseconds (the last one the rest). */
+#define BK_LAT_BUCKETS 32
+struct bk_lat {
+    _Atomic uint64_t bucket[BK_LAT_BUCKETS];
+    _Atomic uint64_t count, sum_us, failed;
+};
+void bk_lat_add(struct bk_lat *l, uint64_t ns, bool ok);
+
 struct bk_journal {
     struct bk_server *srv; /* borrowed */
     char *dir;             /* owned */
@@ -415,6 +424,8 @@ struct bk_journal {
     _Atomic int disk_check_due;   /* room is short: the loop thread checks the disks now */
     /* statistics and test hooks, any thread */
     _Atomic uint64_t st_records, st_adds, st_groups, st_fsyncs, st_bytes;
+    struct bk_lat lat_add;    /* an add's submission to its group's sync (JOURNAL_ADD_ENTRY) */
+    struct bk_lat lat_sync;   /* a group's fdatasync (JOURNAL_SYNC) */
     _Atomic int inject_errno; /* the next group write fails with this errno */
 };
 

@@ -15,6 +15,7 @@
 #include "client/client.h"
 #include "util/alloc.h"
 #include "util/fs.h"
+#include "wire/wire.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -171,21 +172,34 @@ char *cli_admin_expand(const char *tpl, const struct cli_args *a, char *err, siz
 
 /* One request; on success print the answer as `out` says, else one line. Returns the exit
  * status. */
+/* The request's answer into *r when it is 2xx or the answer is `end` (Pulsar's reason of a
+ * 404 that ends a listing, or NULL): 0 (*r for the caller to free); otherwise the one line
+ * printed and CLI_EXIT_FAIL. */
+static int cli_admin_answer(struct cli_env *env, const char *method, const char *path,
+                            const char *body, const char *end, struct cli_http_resp *r)
+{
+    char err[512];
+    if (cli_http(&env->conn, method, path, body, r, err, sizeof err) < 0) {
+        fprintf(env->err, "%s: %s\n", env->prog, err);
+        return CLI_EXIT_FAIL;
+    }
+    if (r->status >= 200 && r->status <= 299)
+        return 0;
+    cli_http_error_line(r, err, sizeof err);
+    if (end && r->status == 404 && strncmp(err, end, strlen(end)) == 0 &&
+        strncmp(err + strlen(end), " (HTTP", 6) == 0)
+        return 0;
+    fprintf(env->err, "%s: %s\n", env->prog, err);
+    cli_http_resp_fini(r);
+    return CLI_EXIT_FAIL;
+}
+
 static int cli_admin_request(struct cli_env *env, const char *method, const char *path,
                              const char *body, enum cli_out out, struct cli_http_resp *keep)
 {
     struct cli_http_resp r;
-    char err[512];
-    if (cli_http(&env->conn, method, path, body, &r, err, sizeof err) < 0) {
-        fprintf(env->err, "%s: %s\n", env->prog, err);
+    if (cli_admin_answer(env, method, path, body, NULL, &r) != 0)
         return CLI_EXIT_FAIL;
-    }
-    if (r.status < 200 || r.status > 299) {
-        cli_http_error_line(&r, err, sizeof err);
-        fprintf(env->err, "%s: %s\n", env->prog, err);
-        cli_http_resp_fini(&r);
-        return CLI_EXIT_FAIL;
-    }
     int rc = 0;
     switch (out) {
     case CLI_OUT_NONE:
@@ -523,47 +537,44 @@ static int cli_admin_expire(struct cli_env *env, const struct cli_args *a)
     return cli_admin_run_path(env, a, "POST", tpl, NULL, CLI_OUT_NONE);
 }
 
-/* The request of template tpl, its successful answer kept in *r for the caller to print
- * (cli_http_resp_fini); otherwise the exit status, the line already printed. */
+/* The request of template tpl, its successful answer (or the 404 whose reason is end, when
+ * end is not NULL) kept in *r for the caller to print (cli_http_resp_fini); otherwise the exit
+ * status, the line already printed. */
 static int cli_admin_fetch(struct cli_env *env, const struct cli_args *a, const char *method,
-                           const char *tpl, struct cli_http_resp *r)
+                           const char *tpl, const char *end, struct cli_http_resp *r)
 {
     char err[300];
     char *path = cli_admin_expand(tpl, a, err, sizeof err);
     if (!path)
         return cli_usage_error(env, "%s", err);
-    int rc = cli_admin_request(env, method, path, NULL, CLI_OUT_NONE, r);
+    int rc = cli_admin_answer(env, method, path, NULL, end, r);
     mg_free(path);
     return rc;
 }
 
-/* Print the answer of a peek/examine request, or fail. */
-static int cli_admin_message(struct cli_env *env, const struct cli_args *a, const char *tpl)
-{
-    struct cli_http_resp r;
-    int rc = cli_admin_fetch(env, a, "GET", tpl, &r);
-    if (rc != 0)
-        return rc;
-    cli_print_message(env->out, &r);
-    cli_http_resp_fini(&r);
-    return 0;
-}
-
+/* peek-messages: messages 1..n of the subscription's backlog, one request per entry (a
+ * batch's messages each count, as pulsar-admin's peekMessages); a backlog shorter than n
+ * ends the listing ("Message not found"), as it does for pulsar-admin. */
 static int cli_admin_peek(struct cli_env *env, const struct cli_args *a)
 {
     long long n = 1;
     if (cli_arg(a, "--count") && !cli_is_int(cli_arg(a, "--count"), 1, &n))
         return cli_usage_error(env, "--count: '%s' is not a positive number",
                                cli_arg(a, "--count"));
-    for (long long i = 1; i <= n; i++) {
-        if (i > 1)
-            fprintf(env->out, "-------------------------------------------------------------"
-                              "------------\n\n");
+    long long shown = 0;
+    for (long long i = 1; shown < n; i++) {
         char tpl[160];
         snprintf(tpl, sizeof tpl, "/admin/v2/{tp}/subscription/{sub}/position/%lld", i);
-        int rc = cli_admin_message(env, a, tpl);
+        struct cli_http_resp r;
+        int rc = cli_admin_fetch(env, a, "GET", tpl, "Message not found", &r);
         if (rc != 0)
             return rc;
+        bool end = r.status == 404;
+        if (!end)
+            cli_print_messages(env->out, &r, n - shown, &shown);
+        cli_http_resp_fini(&r);
+        if (end)
+            break;
     }
     return 0;
 }
@@ -581,7 +592,13 @@ static int cli_admin_examine(struct cli_env *env, const struct cli_args *a)
     snprintf(tpl, sizeof tpl,
              "/admin/v2/{tp}/examinemessage?initialPosition=%s&messagePosition=%lld",
              init ? init : "latest", pos);
-    return cli_admin_message(env, a, tpl);
+    struct cli_http_resp r;
+    int rc = cli_admin_fetch(env, a, "GET", tpl, NULL, &r);
+    if (rc != 0)
+        return rc;
+    cli_print_message(env->out, &r);
+    cli_http_resp_fini(&r);
+    return 0;
 }
 
 /* The row's request; its JSON answer handed to print (which returns the exit status). */
@@ -590,7 +607,7 @@ static int cli_admin_fetch_json(struct cli_env *env, const struct cli_args *a,
                                              const json_t *))
 {
     struct cli_http_resp r;
-    int rc = cli_admin_fetch(env, a, a->cmd->method, a->cmd->path, &r);
+    int rc = cli_admin_fetch(env, a, a->cmd->method, a->cmd->path, NULL, &r);
     if (rc != 0)
         return rc;
     json_t *j = json_loadb(r.body, r.len, 0, NULL);
@@ -604,13 +621,16 @@ static int cli_admin_fetch_json(struct cli_env *env, const struct cli_args *a,
     return rc;
 }
 
+/* pulsar-admin's line: the id as MessageIdImpl prints it, ledgerId:entryId:partitionIndex. */
 static int cli_print_terminated(struct cli_env *env, const struct cli_args *a, const json_t *j)
 {
+    json_t *p = json_object_get(j, "partitionIndex");
     fprintf(env->out,
             "Topic %s successfully terminated at %" JSON_INTEGER_FORMAT ":%" JSON_INTEGER_FORMAT
-            "\n",
+            ":%" JSON_INTEGER_FORMAT "\n",
             a->pos, json_integer_value(json_object_get(j, "ledgerId")),
-            json_integer_value(json_object_get(j, "entryId")));
+            json_integer_value(json_object_get(j, "entryId")),
+            json_is_integer(p) ? json_integer_value(p) : (json_int_t)-1);
     return 0;
 }
 
@@ -678,18 +698,65 @@ static int cli_admin_schema_upload(struct cli_env *env, const struct cli_args *a
     return cli_admin_with_body(env, a, j);
 }
 
-void cli_print_message(FILE *out, const struct cli_http_resp *r)
+/* One message: its id line, the times of the answer, key, properties and payload (text, or a
+ * hex dump when binary). */
+static void cli_print_one(FILE *out, const struct cli_http_resp *r, const char *id, const char *key,
+                          json_t *props, const char *payload, size_t len)
 {
-    const char *id = cli_http_header(r, "X-Pulsar-Message-ID");
-    const char *batch = cli_http_header(r, "X-Pulsar-num-batch-message");
-    fprintf(out, "%s: %s\n", batch ? "Batch Message ID" : "Message ID", id ? id : "(unknown)");
+    fprintf(out, "%s\n", id);
     const char *pt = cli_http_header(r, "X-Pulsar-publish-time");
     fprintf(out, "Publish time: %s\n", pt ? pt : "0");
     const char *et = cli_http_header(r, "X-Pulsar-event-time");
     fprintf(out, "Event time: %s\n", et ? et : "0");
-    const char *key = cli_http_header(r, "X-Pulsar-partition-key");
     if (key)
         fprintf(out, "Key: %s\n", key);
+    if (json_object_size(props) > 0) {
+        fprintf(out, "Properties:\n");
+        cli_print_json(out, props);
+    }
+    if (cli_is_text(payload, len)) {
+        fwrite(payload, 1, len, out);
+        fputc('\n', out);
+    } else {
+        cli_hexdump(out, payload, len);
+    }
+}
+
+static json_t *cli_kv_json(Pulsar__Proto__KeyValue **kv, size_t n)
+{
+    json_t *j = json_object();
+    for (size_t i = 0; i < n; i++)
+        if (kv[i]->key && kv[i]->value)
+            json_object_set_new(j, kv[i]->key, json_string(kv[i]->value));
+    return j;
+}
+
+void cli_print_messages(FILE *out, const struct cli_http_resp *r, long long max, long long *count)
+{
+    static const char sep[] = "-------------------------------------------------------------"
+                              "------------\n\n";
+    const char *id = cli_http_header(r, "X-Pulsar-Message-ID");
+    char line[160];
+    if (cli_http_header(r, "X-Pulsar-num-batch-message")) {
+        /* a batch: [u32 size][SingleMessageMetadata][payload] per message, each shown with
+         * its own key and properties (pulsar-admin's getIndividualMsgsFromBatch) */
+        size_t off = 0;
+        Pulsar__Proto__SingleMessageMetadata *smm;
+        const uint8_t *payload;
+        size_t plen;
+        for (int i = 0; (max < 0 || i < max) && client_batch_next((const uint8_t *)r->body, r->len,
+                                                                  &off, &smm, &payload, &plen) > 0;
+             i++) {
+            if ((*count)++ > 0)
+                fputs(sep, out);
+            snprintf(line, sizeof line, "Batch Message ID: %s:%d", id ? id : "(unknown)", i);
+            json_t *props = cli_kv_json(smm->properties, smm->n_properties);
+            cli_print_one(out, r, line, smm->partition_key, props, (const char *)payload, plen);
+            json_decref(props);
+            pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
+        }
+        return;
+    }
     /* properties: one header per key (X-Pulsar-PROPERTY-<key>), or in newer brokers one
      * X-Pulsar-PROPERTY header holding a JSON object */
     const char *all = cli_http_header(r, "X-Pulsar-PROPERTY");
@@ -703,17 +770,18 @@ void cli_print_message(FILE *out, const struct cli_http_resp *r)
         if (strncasecmp(r->hdrs[2 * i], prefix, sizeof prefix - 1) == 0)
             json_object_set_new(props, r->hdrs[2 * i] + sizeof prefix - 1,
                                 json_string(r->hdrs[2 * i + 1]));
-    if (json_object_size(props) > 0) {
-        fprintf(out, "Properties:\n");
-        cli_print_json(out, props);
-    }
+    if ((*count)++ > 0)
+        fputs(sep, out);
+    snprintf(line, sizeof line, "Message ID: %s", id ? id : "(unknown)");
+    cli_print_one(out, r, line, cli_http_header(r, "X-Pulsar-partition-key"), props, r->body,
+                  r->len);
     json_decref(props);
-    if (cli_is_text(r->body, r->len)) {
-        fwrite(r->body, 1, r->len, out);
-        fputc('\n', out);
-    } else {
-        cli_hexdump(out, r->body, r->len);
-    }
+}
+
+void cli_print_message(FILE *out, const struct cli_http_resp *r)
+{
+    long long count = 0;
+    cli_print_messages(out, r, -1, &count);
 }
 
 /* brokers list [CLUSTER]: the local cluster's brokers without one. */

@@ -189,10 +189,14 @@ char *cli_admin_expand(const char *tpl, const struct cli_args *a, char *err, siz
 /* "persistent/t/ns/<encoded local name>" for a topic given as pulsar-admin takes it
  * ("x", "t/ns/x", "persistent://t/ns/x", "non-persistent://t/ns/x"), or NULL with err. */
 char *cli_topic_path(const char *topic, char *err, size_t errlen);
-/* Print one message of a peek/examine answer (payload and X-Pulsar-* headers) as
+/* Print the messages of one peek/examine answer (payload and X-Pulsar-* headers) as
  * pulsar-admin does: id, publish and event time, key, properties, then the payload as text
- * (a hex dump when it is binary). */
+ * (a hex dump when it is binary); a batch (X-Pulsar-num-batch-message) is split into its
+ * messages, each with its own key and properties. _messages prints at most max of them
+ * (max < 0: all), each after a separator line unless it is the first (*count == 0), and adds
+ * to *count those it printed. */
 void cli_print_message(FILE *out, const struct cli_http_resp *r);
+void cli_print_messages(FILE *out, const struct cli_http_resp *r, long long max, long long *count);
 
 /* ---- the tools --------------------------------------------------------------------------- */
 

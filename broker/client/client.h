@@ -238,4 +238,12 @@ bool client_consumer_reached_end(const struct client_consumer *c);
 /* Close (CLOSE_CONSUMER after flushing acks, no wait) and free. Accepts NULL. */
 void client_consumer_free(struct client_consumer *c);
 
+/* Parse the message of a batch payload that starts at *off and advance *off past it.
+ * Returns 1 with *smm (free with pulsar__proto__single_message_metadata__free_unpacked) and
+ * the payload slice, 0 at the end, -MG_EPROTO on a malformed batch. */
+struct Pulsar__Proto__SingleMessageMetadata;
+int client_batch_next(const uint8_t *p, size_t len, size_t *off,
+                      struct Pulsar__Proto__SingleMessageMetadata **smm, const uint8_t **payload,
+                      size_t *plen);
+
 #endif

@@ -45,12 +45,6 @@ void client_batch_append_meta(struct client_buf *b, const void *payload, size_t 
  * the caller; they borrow meta's strings. */
 void client_meta_kv(const struct client_msg_meta *meta, Pulsar__Proto__KeyValue **kv,
                     Pulsar__Proto__KeyValue ***ptrs);
-/* Parse the message of a batch payload that starts at *off and advance *off past it.
- * Returns 1 with *smm (free with pulsar__proto__single_message_metadata__free_unpacked) and
- * the payload slice, 0 at the end, -MG_EPROTO on a malformed batch. */
-int client_batch_next(const uint8_t *p, size_t len, size_t *off,
-                      Pulsar__Proto__SingleMessageMetadata **smm, const uint8_t **payload,
-                      size_t *plen);
 
 enum client_conn_state {
     CLIENT_CONN_CONNECTING = 0, /* TCP connect in progress */

@@ -380,13 +380,21 @@ static uint32_t wire_sticky_key_hash(const Pulsar__Proto__MessageMetadata *md)
     return (h & 0x7fffffffu) % 65536u;
 }
 
-Pulsar__Proto__MessageMetadata *wire_entry_metadata(struct evbuffer *entry)
+Pulsar__Proto__MessageMetadata *wire_entry_metadata_payload(struct evbuffer *entry,
+                                                            size_t *payload_off)
 {
     struct wire_layout l;
 
     if (wire_layout_parse(entry, 0, evbuffer_get_length(entry), &l, NULL, 0) < 0)
         return NULL;
+    if (payload_off)
+        *payload_off = l.md_off + 4 + l.md_size;
     return wire_metadata_unpack(entry, &l);
+}
+
+Pulsar__Proto__MessageMetadata *wire_entry_metadata(struct evbuffer *entry)
+{
+    return wire_entry_metadata_payload(entry, NULL);
 }
 
 int wire_entry_parse(struct evbuffer *entry, struct wire_msg_info *info)

@@ -87,6 +87,10 @@ int wire_entry_parse(struct evbuffer *entry, struct wire_msg_info *info);
  * producer name), or NULL for bytes that are not a Pulsar entry. Does not modify entry; the
  * caller frees it with pulsar__proto__message_metadata__free_unpacked(md, NULL). */
 Pulsar__Proto__MessageMetadata *wire_entry_metadata(struct evbuffer *entry);
+/* As wire_entry_metadata, with *payload_off the offset in entry of the payload (the bytes
+ * after the metadata). */
+Pulsar__Proto__MessageMetadata *wire_entry_metadata_payload(struct evbuffer *entry,
+                                                            size_t *payload_off);
 
 /* Append a simple command frame. */
 void wire_write_command(struct evbuffer *out, const wire_cmd *cmd);

@@ -4,6 +4,8 @@
 //   node console-browser.js --admin URL --topic NAME --script-topic NAME --create NAME
 //                           --screenshot FILE [--chromium PATH] [--token JWT] [--insecure-tls 1]
 //                           [--clear TOPIC/SUB/N]
+//                           [--peek-topic T --peek-sub S --peek-payloads A,B --peek-key K
+//                            --peek-prop k=v]
 // (--insecure-tls: accept the test's own CA for an https:// URL)
 //
 // Checks, each printed as PASS:/FAIL: (exit 1 if any failed, 2 if the browser cannot run):
@@ -18,6 +20,10 @@
 //   - with --clear: a second action, on topic TOPIC whose subscription SUB has a backlog of
 //     N: its "Clear backlog" button (confirm accepted) until the page shows a backlog of 0;
 //     the caller verifies it through the REST API.
+//   - with --peek-topic: a third action, on topic T whose subscription S has one batch entry
+//     of the messages A, B... (key K, property k=v) first in its backlog: its "Peek" button
+//     (confirm accepted) shows each message of that entry, with its id (L:E:index), key,
+//     property and payload, all as text (a payload that looks like HTML creates no element).
 // Every wait is bounded (DEADLINE_MS each); errors in the page's console are reported.
 'use strict';
 
@@ -164,6 +170,28 @@ async function main() {
       if (dialogs.length === before + 1 && dialogs[before].includes(sub))
         pass('clear backlog of ' + sub + ' asked for confirmation; the page shows its backlog ' + n + ' -> 0');
       else fail('clear backlog: dialogs ' + JSON.stringify(dialogs.slice(before)));
+    }
+    if (a.peekTopic) {
+      const want = a.peekPayloads.split(',');
+      await page.evaluate(h => { location.hash = h; }, '#/topic/public/default/' + encodeURIComponent(a.peekTopic));
+      const subBox = 'div.sub[data-name="' + a.peekSub + '"]';
+      await page.waitForSelector('#subscriptions ' + subBox + ' button.peek-action', {timeout: DEADLINE_MS});
+      const before = dialogs.length;
+      await page.click('#subscriptions ' + subBox + ' button.peek-action');
+      await page.waitForFunction(n => document.querySelectorAll('#view div.peek-msg').length === n,
+                                 {timeout: DEADLINE_MS}, want.length);
+      const shown = await page.$$eval('#view div.peek-msg', d => d.map(x => ({
+        id: x.querySelector('.msg-id').textContent, key: x.querySelector('.msg-key').textContent,
+        props: x.querySelector('.msg-props').textContent, payload: x.querySelector('pre.peek').textContent,
+        elements: x.querySelector('pre.peek').children.length})));
+      const ok = shown.every((m, i) => /^\d+:\d+:\d+$/.test(m.id) && m.id.endsWith(':' + i) &&
+                             m.id.split(':').slice(0, 2).join(':') === shown[0].id.split(':').slice(0, 2).join(':') &&
+                             m.key === a.peekKey && m.props === a.peekProp && m.payload === want[i] &&
+                             m.elements === 0);
+      if (ok && dialogs.length === before + 1 && dialogs[before].includes(a.peekSub))
+        pass('peek (confirmed) shows the batch entry\'s ' + want.length + ' messages as text: ' +
+             JSON.stringify(shown.map(m => [m.id, m.key, m.props, m.payload])));
+      else fail('peek: ' + JSON.stringify(shown) + ', dialogs ' + JSON.stringify(dialogs.slice(before)));
     }
   } catch (e) {
     const status = await page.$eval('#status', s => s.textContent).catch(() => '?');

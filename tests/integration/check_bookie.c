@@ -24,6 +24,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
@@ -2732,6 +2733,83 @@ START_TEST(test_gc_deleted_ledger)
 }
 END_TEST
 
+/* The value of the sample `sample` (name and labels) in a scrape, or -1 when absent. */
+static double metric_value(const char *text, const char *sample)
+{
+    size_t n = strlen(sample);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, sample, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+/* What bk_metrics writes (free with free). */
+static char *scrape(struct bk_server *s)
+{
+    struct evbuffer *b = evbuffer_new();
+    bk_metrics(s, b);
+    char *text = strndup((const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
+    evbuffer_free(b);
+    return text;
+}
+
+/* bk_metrics: BookKeeper's names for the journal latencies (a summary in ms: quantiles from
+ * the buckets, count, sum, failures), the read-only state, the entry logs and the garbage
+ * collector's counters. */
+START_TEST(test_metrics)
+{
+    struct ck c;
+    ck_init(&c);
+    struct bk_server *s = gc_start(&c);
+    gc_put_md(&c, 1);
+    gc_put_md(&c, 2);
+    gc_add(s, 1, 0, 100);
+    gc_add(s, 2, 0, 100);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    gc_del_md(&c, 2);
+    ck_assert_int_eq(bk_gc_run(s->gc, false), 0);
+    gc_wait_idle(&c, s);
+    /* 99 fsyncs of 100 us, one of 50 ms, one failed */
+    for (int i = 0; i < 99; i++)
+        bk_lat_add(&s->journal.lat_sync, 100 * 1000, true);
+    bk_lat_add(&s->journal.lat_sync, 50 * 1000 * 1000, true);
+    bk_lat_add(&s->journal.lat_sync, 1, false);
+    char *t = scrape(s);
+    const char *q = "bookie_journal_JOURNAL_SYNC{success=\"true\",quantile=";
+    char k[160];
+    struct {
+        const char *q;
+        double ms; /* the upper bound of the quantile's power-of-two bucket of microseconds */
+    } want[] = {{"0.5", 0.128}, {"0.99", 0.128}, {"0.999", 65.536}, {"1.0", 65.536}};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        snprintf(k, sizeof k, "%s\"%s\"}", q, want[i].q);
+        ck_assert_msg(metric_value(t, k) == want[i].ms, "%s: %g\n%s", k, metric_value(t, k), t);
+    }
+    ck_assert(metric_value(t, "bookie_journal_JOURNAL_SYNC_count{success=\"true\"}") == 100);
+    ck_assert(metric_value(t, "bookie_journal_JOURNAL_SYNC_count{success=\"false\"}") == 1);
+    ck_assert_double_eq_tol(metric_value(t, "bookie_journal_JOURNAL_SYNC_sum{success=\"true\"}"),
+                            59.9, 1e-9);
+    ck_assert(metric_value(t, "bookie_journal_JOURNAL_ADD_ENTRY_count{success=\"true\"}") >= 0);
+    ck_assert(metric_value(t, "bookie_SERVER_STATUS") == 1);
+    ck_assert(metric_value(t, "bookie_DELETED_LEDGER_COUNT") == 1);
+    ck_assert(metric_value(t, "bookie_gc_ACTIVE_ENTRY_LOG_COUNT") >= 1);
+    double live = metric_value(t, "bookie_gc_ACTIVE_ENTRY_LOG_SPACE_BYTES");
+    ck_assert_msg(live >= 100 * GC_PAYLOAD && live < 200 * GC_PAYLOAD, "live %g", live);
+    double use = metric_value(t, "magnetar_bookie_disk_usage{dir=\"ledger\"}");
+    ck_assert_msg(use > 0 && use < 1, "disk usage %g", use);
+    free(t);
+    /* read-only: SERVER_STATUS 0 */
+    bk_server_set_readonly(s, BK_RO_DISK, true, "test");
+    t = scrape(s);
+    ck_assert(metric_value(t, "bookie_SERVER_STATUS") == 0);
+    ck_assert(metric_value(t, "bookie_ledger_writable_dirs") == 0);
+    free(t);
+    bk_server_set_readonly(s, BK_RO_DISK, false, "test");
+    bk_server_free(s);
+    ck_fini(&c);
+}
+END_TEST
+
 /* The entry log of a start that wrote nothing (only its header) is deleted by the next gc
  * run like any log without live entries; the logs with data and the current one stay. */
 START_TEST(test_gc_empty_logs_of_restarts)
@@ -3001,7 +3079,7 @@ static Suite *bookie_suite(void)
            test_nospace_entry_log, test_prealloc_threshold, test_prealloc_after_room_returns,
            test_restart_trims_journal, test_dir_lock, test_options_from_cfg, test_cookie_format,
            test_cookie_new_and_restart, test_cookie_refusals, test_cookie_adopt_and_resume,
-           test_cookie_twin_refused, test_cookie_format_cmd, test_gc_deleted_ledger,
+           test_cookie_twin_refused, test_cookie_format_cmd, test_gc_deleted_ledger, test_metrics,
            test_gc_empty_logs_of_restarts, test_gc_ledger_created_during_scan,
            test_gc_listing_failure, test_compaction_half_live, test_gc_off_loop,
            test_compaction_crash);

@@ -4,7 +4,10 @@
 #   1. Every `magnetar admin` command of the issue runs against a standalone started on
 #      127.0.0.1 with port 0: lists are checked line by line, JSON answers by their fields
 #      (jq), mutations by what a later read shows, each exit code is checked; the commands
-#      the server does not serve yet say so in one line and exit 1.
+#      the server does not serve yet say so in one line and exit 1. peek-messages and
+#      examine-message show the stored messages (ids, times, keys, properties, text and a
+#      hex dump of a binary payload; a batch split into its messages), and their REST
+#      answers carry Pulsar's X-Pulsar-* headers and the raw payload.
 #   2. Bad input: an unknown flag, a missing argument, a missing flag, an unreachable URL and
 #      a server error each print exactly one line on stderr, nothing on stdout, and exit
 #      non-zero within the timeout.
@@ -225,7 +228,80 @@ key:[key1], properties:[x=1, y=two], content:a
 ----- got message -----
 key:[key1], properties:[x=1, y=two], content:b
 2 messages successfully read"
-adm "topics delete keyed" topics delete "$KP"
+# peek-messages and examine-message: id, publish time, key, properties and payload of the
+# stored messages (a batch split into its messages), text or a hex dump of a binary payload
+adm "sub on keyed" topics create-subscription "$KP" -s peeker -m earliest
+ok "create-subscription from earliest on keyed"
+BATCH_ID=${PREV}
+ts_re='Publish time: [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z'
+adm "topics peek-messages" topics peek-messages "$KP" -s peeker -n 3
+sep='-------------------------------------------------------------------------'
+if [ "$RC" = 0 ] && [ ! -s "$T/err" ] &&
+    [ "$(grep -c '^Batch Message ID: ' "$T/out")" = 2 ] && [ "$(grep -c '^Message ID: ' "$T/out")" = 1 ] &&
+    grep -qx "Batch Message ID: $BATCH_ID:0" "$T/out" && grep -qx "Batch Message ID: $BATCH_ID:1" "$T/out" &&
+    grep -qx "Message ID: $LAST" "$T/out" && [ "$(grep -Ec "^$ts_re\$" "$T/out")" = 3 ] &&
+    [ "$(grep -cx 'Key: key1' "$T/out")" = 2 ] && grep -qx 'Key: key2' "$T/out" &&
+    [ "$(grep -cx '  "y": "two"' "$T/out")" = 2 ] && grep -qx '  "z": "3"' "$T/out" &&
+    [ "$(grep -cx -- "$sep" "$T/out")" = 2 ] &&
+    [ "$(grep -Ex 'a|b|c' "$T/out" | tr '\n' ,)" = "a,b,c," ]; then
+    pass "topics peek-messages -n 3: the batch's two messages and the third, with ids, times, keys, properties and payloads"
+else fail "topics peek-messages: exit $RC: $(cat "$T/out" "$T/err")"; fi
+adm "topics peek-messages -n 1" topics peek-messages "$KP" -s peeker -n 1
+if [ "$RC" = 0 ] && [ "$(grep -c 'Message ID: ' "$T/out")" = 1 ] && grep -qx 'a' "$T/out" &&
+    ! grep -qx 'b' "$T/out"; then pass "topics peek-messages -n 1: only the first message of the batch"
+else fail "topics peek-messages -n 1: exit $RC: $(cat "$T/out" "$T/err")"; fi
+adm "topics peek-messages past the backlog" topics peek-messages "$KP" -s peeker -n 50
+if [ "$RC" = 0 ] && [ "$(grep -c 'Message ID: ' "$T/out")" = 3 ] && [ ! -s "$T/err" ]; then
+    pass "topics peek-messages -n 50 on a backlog of 3 messages: those 3, exit 0 (as pulsar-admin)"
+else fail "topics peek-messages -n 50: exit $RC: $(cat "$T/out" "$T/err")"; fi
+adm "topics peek-messages bad sub" topics peek-messages "$KP" -s nosuch -n 1
+one_line_error "topics peek-messages of a missing subscription" 1 "Subscription nosuch not found"
+# a binary payload: shown as a hex dump, the newest message (examine latest 1)
+printf '\000\001\002\377binary\n' >"$T/bin.dat"
+cli "client produce -f binary" produce "$KP" -f "$T/bin.dat" -db
+out_is "client produce -f (binary)" "1 messages successfully produced"
+adm "topics examine-message latest" topics examine-message "$KP" -i latest -m 1
+if [ "$RC" = 0 ] && grep -q '^|00000000| 00 01 02 ff 62 69 6e 61 72 79 0a ' "$T/out" &&
+    grep -Eq '^Message ID: [0-9]+:[0-9]+$' "$T/out" && ! grep -qx "Message ID: $LAST" "$T/out"; then
+    pass "topics examine-message -i latest -m 1: the newest message, its binary payload as a hex dump"
+else fail "topics examine-message latest: exit $RC: $(cat "$T/out" "$T/err")"; fi
+adm "topics examine-message earliest 2" topics examine-message "$KP" -i earliest -m 2
+if [ "$RC" = 0 ] && grep -qx "Message ID: $LAST" "$T/out" && grep -qx 'Key: key2' "$T/out" &&
+    grep -qx 'c' "$T/out"; then pass "topics examine-message -i earliest -m 2: the second entry, c"
+else fail "topics examine-message earliest 2: exit $RC: $(cat "$T/out" "$T/err")"; fi
+# the REST answers themselves: Pulsar's headers and the raw payload; 404 past the backlog,
+# 405 on a partitioned topic
+PK="$WEB/admin/v2/persistent/$NS/keyed"
+peek_rest() { curl -s -D "$T/hdrs" -o "$T/body" -w '%{http_code}' --max-time 10 "$@"; }
+hdr() { tr -d '\r' <"$T/hdrs" | grep -ix "$1"; }
+code=$(peek_rest "$PK/subscription/peeker/position/1")
+if [ "$code" = 200 ] && hdr "X-Pulsar-Message-ID: $BATCH_ID" >/dev/null &&
+    hdr 'X-Pulsar-num-batch-message: 2' >/dev/null && hdr 'X-Pulsar-batch-size: [0-9]*' >/dev/null &&
+    hdr 'Content-Type: application/octet-stream' >/dev/null && grep -q 'key1' "$T/body"; then
+    pass "GET .../position/1: the batch entry, X-Pulsar-num-batch-message 2, the batch payload"
+else fail "GET .../position/1: $code $(cat "$T/hdrs")"; fi
+code=$(peek_rest "$PK/subscription/peeker/position/2")
+if [ "$code" = 200 ] && hdr "X-Pulsar-Message-ID: $LAST" >/dev/null &&
+    hdr 'X-Pulsar-PROPERTY-z: 3' >/dev/null && hdr 'X-Pulsar-partition-key: key2' >/dev/null &&
+    hdr 'X-Pulsar-publish-time: [0-9T:.-]*Z' >/dev/null && hdr 'X-Pulsar-Is-Encrypted: false' >/dev/null &&
+    ! hdr 'X-Pulsar-num-batch-message: .*' >/dev/null && [ "$(cat "$T/body")" = c ]; then
+    pass "GET .../position/2: id, property, key, publish time headers and the raw payload"
+else fail "GET .../position/2: $code $(cat "$T/hdrs" "$T/body")"; fi
+code=$(peek_rest "$PK/subscription/peeker/position/4")
+if [ "$code" = 404 ] && grep -q '"Message not found"' "$T/body"; then
+    pass "GET .../position/4 past a backlog of 3 entries: 404 Message not found"
+else fail "GET .../position/4: $code $(cat "$T/body")"; fi
+code=$(peek_rest "$PK/subscription/peeker/position/0")
+if [ "$code" = 400 ]; then pass "GET .../position/0: 400"; else fail "GET .../position/0: $code $(cat "$T/body")"; fi
+code=$(peek_rest "$WEB/admin/v2/persistent/$NS/part1/subscription/s/position/1")
+if [ "$code" = 405 ] && grep -q 'Peek messages on a partitioned topic is not allowed' "$T/body"; then
+    pass "peek on a partitioned topic: 405 with Pulsar's reason"
+else fail "peek on a partitioned topic: $code $(cat "$T/body")"; fi
+code=$(peek_rest "$WEB/admin/v2/persistent/$NS/part1/examinemessage?initialPosition=earliest&messagePosition=1")
+if [ "$code" = 405 ] && grep -q 'Examine messages on a partitioned topic is not allowed' "$T/body"; then
+    pass "examinemessage on a partitioned topic: 405 with Pulsar's reason"
+else fail "examinemessage on a partitioned topic: $code $(cat "$T/body")"; fi
+adm "topics delete keyed" topics delete "$KP" -f
 
 # consume --regex: every matching topic of the namespace, and only those
 for t in rx-a rx-b other-c; do
@@ -273,12 +349,6 @@ adm "topics permissions" topics permissions "$TP"
 jq_is "topics permissions" .r2 '["consume"]'
 adm "topics unload" topics unload "$TP"
 ok "topics unload"
-for c in "topics peek-messages $TP -s sub1 -n 2" "topics examine-message $TP -i earliest -m 1" \
-    "topics terminate $TP"; do
-    # shellcheck disable=SC2086
-    adm "$c" $c
-    one_line_error "$c (not served yet)" 1 "not supported by this server yet"
-done
 adm "topics compact" topics compact "$TP"
 out_is "topics compact" "Topic compaction requested for $TP"
 for _ in $(seq 1 100); do # bounded: 100 x 0.1 s
@@ -298,6 +368,15 @@ adm "schemas delete" schemas delete "$TP"
 ok "schemas delete"
 adm "schemas get (deleted)" schemas get "$TP"
 one_line_error "schemas get after the delete" 1 "HTTP 404"
+adm "topics terminate" topics terminate "$TP"
+if [ "$RC" = 0 ] && grep -Eq "^Topic $TP successfully terminated at [0-9]+:[0-9]+:-1\$" "$T/out"; then
+    pass "topics terminate: $(cat "$T/out")"
+else
+    fail "topics terminate: exit $RC, stdout '$(head -c 200 "$T/out")', stderr '$(head -c 200 "$T/err")'"
+fi
+cli "client produce to a terminated topic" produce "$TP" -m after
+[ "$RC" != 0 ] && pass "client produce to a terminated topic refused (exit $RC): $(head -n 1 "$T/err")" \
+    || fail "client produce to a terminated topic: exit 0"
 adm "topics unsubscribe" topics unsubscribe "$TP" -s sub1
 ok "topics unsubscribe"
 adm "topics delete" topics delete "$TP"

@@ -16,8 +16,11 @@
 #      the "<script>" topic as text, creates a topic through the form (confirmed), and waits
 #      for the topic view's chart to hold samples with msg/s in > 0; then saves a
 #      screenshot, and clears the backlog of a subscription that has CONSOLE_BACKLOG
-#      messages (confirmed). The topic it created and the backlog it cleared are checked
-#      through the REST API, and the screenshot is a PNG of the viewport's size.
+#      messages (confirmed), and peeks (confirmed) the first entry of a subscription's
+#      backlog, a batch of two messages: both are shown with their ids, key, property and
+#      payloads, as text (one payload is "<b>peeked</b>"). The topic it created and the
+#      backlog it cleared are checked through the REST API, and the screenshot is a PNG of
+#      the viewport's size.
 # chromium missing or unable to start FAILS the test (never a skip). With CONSOLE_SCREENSHOT
 # set, the screenshot is also copied there (docs/console.png in the README comes from it).
 # Every wait is bounded; everything started is stopped by pid.
@@ -134,12 +137,21 @@ backlog() { # the subscription's msgBacklog through the REST API
 [ "$(backlog)" = "$CONSOLE_BACKLOG" ] && pass "console-idle has a backlog of $CONSOLE_BACKLOG" ||
     fail "console-idle backlog $(backlog), want $CONSOLE_BACKLOG"
 
+# a subscription whose backlog starts with one batch entry of two messages, for the peek
+PK="$WEB/admin/v2/persistent/public/default/console-peek"
+get pksub "$PK/subscription/peeker" -X PUT -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' --data '"earliest"'
+[ "$CODE" = 204 ] || fail "PUT subscription peeker: $CODE $(cat "$T/pksub.b")"
+timeout $TMO "$BIN" client --url "$SVC" "${AUTH[@]}" produce console-peek -m '<b>peeked</b>,second' \
+    -k pk1 -p src=console >"$T/produce-pk.out" 2>&1 || fail "produce to console-peek: $(tail -c 300 "$T/produce-pk.out")"
+
 # ---- 3. the browser ----------------------------------------------------------------------
 t0=$SECONDS
 (cd "$IT_TOP/tests/console" && exec timeout -s KILL 120 node console-browser.js --admin "$HTTPS" \
     --token "$TOKEN" --topic console-traffic --script-topic '<script>' --create console-created \
     --screenshot "$T/console.png" --chromium "$CHROMIUM" --insecure-tls 1 \
-    --clear "console-backlog/console-idle/$CONSOLE_BACKLOG") \
+    --clear "console-backlog/console-idle/$CONSOLE_BACKLOG" --peek-topic console-peek \
+    --peek-sub peeker --peek-payloads '<b>peeked</b>,second' --peek-key pk1 --peek-prop src=console) \
     >"$T/browser.out" 2>&1
 rc=$?
 cat "$T/browser.out"

@@ -18,6 +18,7 @@
 #include "admin/admin_int.h"
 #include "lib/tl_pulsar.h"
 #include "lib/tl_svc.h"
+#include "ml/ml.h"
 #include "ns/ns.h"
 #include "ns/ns_int.h"
 #include "svc/svc.h"
@@ -334,6 +335,7 @@ static const char *sample(const char *name, size_t n)
         {"numMessages", "1"},
         {"timestamp", "0"},
         {"expireTimeInSeconds", "5"},
+        {"messagePosition", "1"},
         {"version", "0"},
     };
     for (size_t i = 0; i < sizeof v / sizeof *v; i++)
@@ -1343,6 +1345,112 @@ START_TEST(test_subscriptions)
 }
 END_TEST
 
+/* ---- peek and examine ------------------------------------------------------------------------ */
+
+static void appended_cb(struct ml_append_req *req, int status)
+{
+    ck_assert_int_eq(status, 0);
+    (*(int *)req->data)++;
+}
+
+static bool appended_all(const void *arg)
+{
+    return *(const int *)arg == 6;
+}
+
+/* The body of a 200 answer with the raw payload. */
+static void expect_payload(const char *path, const char *payload)
+{
+    int got = rq("GET", path, NULL);
+    ck_assert_msg(got == 200, "GET %s: status %d, body %s", path, got, last.body);
+    ck_assert_str_eq(last.ctype, "application/octet-stream");
+    ck_assert_msg(last.body && strcmp(last.body, payload) == 0, "GET %s: body '%s' (want '%s')",
+                  path, last.body, payload);
+}
+
+START_TEST(test_peek_and_examine)
+{
+    expect_status("PUT", T "/pk", NULL, 204);
+    expect_status("PUT", T "/pk/subscription/s", "\"earliest\"", 204);
+    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/pk");
+    ck_assert_ptr_nonnull(t);
+    /* six entries m0..m5 */
+    struct ml_append_req reqs[6];
+    int done = 0;
+    for (int i = 0; i < 6; i++) {
+        Pulsar__Proto__MessageMetadata md;
+        tl_pulsar_md(&md, "p", (uint64_t)i, 1000 + (uint64_t)i);
+        char payload[8];
+        snprintf(payload, sizeof payload, "m%d", i);
+        reqs[i].data = &done;
+        ck_assert_int_eq(ml_append(topic_ml(t), tl_pulsar_entry(&md, payload, strlen(payload)),
+                                   NULL, &reqs[i], appended_cb),
+                         0);
+    }
+    ck_assert(tl_base_until(fx.base, appended_all, &done, 5000));
+    /* m1 and m3 acknowledged one by one: the backlog is m0, m2, m4, m5 */
+    struct ml_cursor *c = topic_sub_cursor(t, "s");
+    ck_assert_int_eq(ml_cursor_ack(c, reqs[1].pos, NULL, 0, 0), 1);
+    ck_assert_int_eq(ml_cursor_ack(c, reqs[3].pos, NULL, 0, 0), 1);
+    const char *sp = T "/pk/subscription/s/position/";
+    const char *want[] = {"m0", "m2", "m4", "m5"};
+    char path[256];
+    for (int n = 1; n <= 4; n++) {
+        snprintf(path, sizeof path, "%s%d", sp, n);
+        expect_payload(path, want[n - 1]);
+    }
+    snprintf(path, sizeof path, "%s5", sp);
+    expect_reason("GET", path, NULL, 404, "Message not found");
+    /* the mark-delete position moves past m0 and m1: m2 comes first */
+    ml_cursor_ack_cumulative(c, reqs[0].pos);
+    snprintf(path, sizeof path, "%s1", sp);
+    expect_payload(path, "m2");
+    snprintf(path, sizeof path, "%s4", sp);
+    expect_reason("GET", path, NULL, 404, "Message not found");
+    for (const char *const *bad = (const char *const[]){"0", "-1", "x", "2147483648", NULL}; *bad;
+         bad++) {
+        snprintf(path, sizeof path, "%s%s", sp, *bad);
+        expect_reason("GET", path, NULL, 400, "Invalid message position");
+    }
+    expect_reason("GET", T "/pk/subscription/nope/position/1", NULL, 404,
+                  "Subscription nope not found for topic persistent://public/default/pk");
+    expect_reason("GET", T "/missing/subscription/s/position/1", NULL, 404,
+                  "Topic persistent://public/default/missing not found");
+
+    /* examine: counted from the first entry or from the last, acknowledged or not, kept
+     * within the topic */
+    const char *ex = T "/pk/examinemessage";
+    struct {
+        const char *query, *payload;
+    } cases[] = {
+        {"?initialPosition=earliest&messagePosition=1", "m0"},
+        {"?initialPosition=earliest&messagePosition=4", "m3"},
+        {"?initialPosition=earliest&messagePosition=99", "m5"},
+        {"?initialPosition=latest&messagePosition=1", "m5"},
+        {"?initialPosition=latest&messagePosition=3", "m3"},
+        {"?initialPosition=latest&messagePosition=99", "m0"},
+        {"?initialPosition=earliest&messagePosition=0", "m0"},
+        {"", "m5"}, /* latest, 1 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(path, sizeof path, "%s%s", ex, cases[i].query);
+        expect_payload(path, cases[i].payload);
+    }
+    snprintf(path, sizeof path, "%s?messagePosition=x", ex);
+    expect_reason("GET", path, NULL, 400, "Invalid message position");
+    expect_status("PUT", T "/empty", NULL, 204);
+    expect_reason("GET", T "/empty/examinemessage", NULL, 404, "Message not found");
+
+    /* a partitioned topic's base name: Pulsar refuses both */
+    expect_status("PUT", T "/pp/partitions", "2", 204);
+    expect_reason("GET", T "/pp/subscription/s/position/1", NULL, 405,
+                  "Peek messages on a partitioned topic is not allowed");
+    expect_reason("GET", T "/pp/examinemessage", NULL, 405,
+                  "Examine messages on a partitioned topic is not allowed, please try examine "
+                  "message on specific topic partition");
+}
+END_TEST
+
 START_TEST(test_partitioned_topics)
 {
     const char *pt = T "/pt/partitions";
@@ -1606,7 +1714,7 @@ int main(void)
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
            test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
-           test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions, test_partitioned_topics,
+           test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions, test_peek_and_examine, test_partitioned_topics,
            test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);

@@ -289,11 +289,18 @@ START_TEST(test_namespace_grant)
     expect_subscribe(TOPIC, "s", false); /* produce only */
     expect_topics_of_namespace(false);   /* needs consume */
     expect_topic_list_watch(false);
+    /* reading messages through the REST API (peek, examine) needs consume too */
+    const char *peek = "/admin/v2/persistent/public/default/t1/subscription/s/position/1";
+    const char *examine = "/admin/v2/persistent/public/default/t1/examinemessage";
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, peek, "alice", NULL), 401);
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, examine, "alice", NULL), 401);
     ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/alice", "root", "[\"produce\",\"consume\"]"), 204);
     uint64_t c1 = next_id;
     expect_subscribe(TOPIC, "s", true);
     expect_topics_of_namespace(true);
     expect_topic_list_watch(true);
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, examine, "alice", NULL), 404); /* allowed: no message */
+    ck_assert_int_eq(http(EVHTTP_REQ_GET, peek, "alice", NULL), 404);
     /* Revoked: what was made with it is closed, and new producers are refused again. */
     ck_assert_int_eq(http(EVHTTP_REQ_DELETE, NSP "/alice", "root", NULL), 204);
     expect_closed(true, p1);

@@ -12,6 +12,8 @@
 #include "cli/cli_int.h"
 #include "lib/tl.h"
 #include "util/alloc.h"
+#include "util/bytes.h"
+#include "wire/wire.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -376,6 +378,15 @@ START_TEST(test_error_lines)
 END_TEST
 
 /* What fn prints for r, as a string (free). */
+/* The n headers (name, value pairs) of an answer, copied. */
+static void set_headers(struct cli_http_resp *r, const char *const *h, int n)
+{
+    r->nhdrs = n;
+    r->hdrs = mg_calloc(2 * (size_t)n + 1, sizeof *r->hdrs);
+    for (int i = 0; i < 2 * n; i++)
+        r->hdrs[i] = mg_strdup(h[i]);
+}
+
 static char *printed(void (*fn)(FILE *, const struct cli_http_resp *),
                      const struct cli_http_resp *r)
 {
@@ -417,10 +428,7 @@ START_TEST(test_output)
                        "X-Pulsar-PROPERTY-k1",   "v1",
                        "X-Pulsar-partition-key", "key1",
                        "X-Pulsar-PROPERTY",      "{\"k2\":\"v2\"}"};
-    r.nhdrs = 5;
-    r.hdrs = mg_calloc(11, sizeof *r.hdrs);
-    for (int i = 0; i < 10; i++)
-        r.hdrs[i] = mg_strdup(h[i]);
+    set_headers(&r, h, 5);
     text = printed(cli_print_message, &r);
     ck_assert_ptr_nonnull(strstr(text, "Message ID: 7:3\n"));
     ck_assert_ptr_nonnull(strstr(text, "Publish time: 2026-01-01T00:00:00Z\n"));
@@ -438,6 +446,73 @@ START_TEST(test_output)
     ck_assert_ptr_nonnull(strstr(text, "\nhello world\n"));
     ck_assert_ptr_null(strstr(text, "|00000000|"));
     free(text);
+    cli_http_resp_fini(&r);
+}
+END_TEST
+
+/* A batch payload of n messages: "p<i>" with key "k<i>" and property i=v<i>. */
+static void batch_body(struct cli_http_resp *r, int n)
+{
+    r->body = mg_malloc(64 * (size_t)n + 1);
+    r->len = 0;
+    for (int i = 0; i < n; i++) {
+        char key[8], pk[8], pv[8], payload[8];
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(pk, sizeof pk, "%d", i);
+        snprintf(pv, sizeof pv, "v%d", i);
+        snprintf(payload, sizeof payload, "p%d", i);
+        Pulsar__Proto__KeyValue kv = PULSAR__PROTO__KEY_VALUE__INIT, *kvs[1] = {&kv};
+        kv.key = pk;
+        kv.value = pv;
+        Pulsar__Proto__SingleMessageMetadata smm = PULSAR__PROTO__SINGLE_MESSAGE_METADATA__INIT;
+        smm.partition_key = key;
+        smm.n_properties = 1;
+        smm.properties = kvs;
+        smm.payload_size = (int32_t)strlen(payload);
+        size_t sz = pulsar__proto__single_message_metadata__get_packed_size(&smm);
+        mg_put_be32((uint8_t *)r->body + r->len, (uint32_t)sz);
+        pulsar__proto__single_message_metadata__pack(&smm, (uint8_t *)r->body + r->len + 4);
+        memcpy(r->body + r->len + 4 + sz, payload, strlen(payload));
+        r->len += 4 + sz + strlen(payload);
+    }
+    r->body[r->len] = 0;
+}
+
+START_TEST(test_print_batch)
+{
+    struct cli_http_resp r = {.status = 200};
+    batch_body(&r, 3);
+    const char *h[] = {"X-Pulsar-Message-ID",        "5:6",
+                       "X-Pulsar-publish-time",      "2026-01-01T00:00:00.000Z",
+                       "X-Pulsar-num-batch-message", "3"};
+    set_headers(&r, h, 3);
+    /* every message of the batch, each with its own id, key, property and payload */
+    char *text = printed(cli_print_message, &r);
+    for (int i = 0; i < 3; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "Batch Message ID: 5:6:%d\n", i);
+        ck_assert_msg(strstr(text, want), "%s", text);
+        snprintf(want, sizeof want, "Key: k%d\n", i);
+        ck_assert_msg(strstr(text, want), "%s", text);
+        snprintf(want, sizeof want, "\"%d\": \"v%d\"", i, i);
+        ck_assert_msg(strstr(text, want), "%s", text);
+        snprintf(want, sizeof want, "\np%d\n", i);
+        ck_assert_msg(strstr(text, want), "%s", text);
+    }
+    ck_assert_ptr_null(strstr(text, "|00000000|")); /* not the batch's bytes as one payload */
+    free(text);
+    /* at most max of them, the count carried over from earlier answers */
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    long long count = 1;
+    cli_print_messages(f, &r, 2, &count);
+    fclose(f);
+    ck_assert_int_eq(count, 3);
+    ck_assert_msg(strncmp(out, "------", 6) == 0, "%s", out); /* after an earlier message */
+    ck_assert_ptr_nonnull(strstr(out, "Batch Message ID: 5:6:1\n"));
+    ck_assert_ptr_null(strstr(out, "Batch Message ID: 5:6:2"));
+    free(out);
     cli_http_resp_fini(&r);
 }
 END_TEST
@@ -471,10 +546,10 @@ END_TEST
 
 int main(void)
 {
-    return tl_main("cli",
-                   TL_CASES({"table", 0, NULL, NULL,
-                             TL_TESTS(test_table_complete, test_parse_flags, test_parse_errors,
-                                      test_paths, test_completion)},
-                            {"values", 0, NULL, NULL,
-                             TL_TESTS(test_values, test_conf, test_error_lines, test_output)}));
+    return tl_main("cli", TL_CASES({"table", 0, NULL, NULL,
+                                    TL_TESTS(test_table_complete, test_parse_flags,
+                                             test_parse_errors, test_paths, test_completion)},
+                                   {"values", 0, NULL, NULL,
+                                    TL_TESTS(test_values, test_conf, test_error_lines, test_output,
+                                             test_print_batch)}));
 }

@@ -104,22 +104,29 @@ class ApiError extends Error {
   }
 }
 
-/* One request to this server's REST API; the parsed JSON (or text) of a 2xx answer, else an
- * ApiError with Pulsar's {"reason"} (or the status line). */
-async function api(method, path, body) {
+/* One request to this server's REST API: the Response of a 2xx answer, else an ApiError with
+ * Pulsar's {"reason"} (or the status line). */
+async function request(method, path, body) {
   const headers = {};
   const t = token();
   if (t) headers.Authorization = 'Bearer ' + t;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const res = await fetch(path, {method, headers,
                                  body: body === undefined ? undefined : JSON.stringify(body)});
-  const text = await res.text();
   if (!res.ok) {
+    const text = await res.text();
     let reason = res.statusText || 'error';
     try { reason = JSON.parse(text).reason || reason; } catch (e) { /* not JSON */ }
     if (res.status === 401 && !t) reason += ' (type a token above)';
     throw new ApiError(res.status, reason);
   }
+  return res;
+}
+
+/* The parsed JSON (or text) of a 2xx answer. */
+async function api(method, path, body) {
+  const res = await request(method, path, body);
+  const text = await res.text();
   const ct = res.headers.get('Content-Type') || '';
   if (text && ct.includes('json')) return JSON.parse(text);
   return text;
@@ -327,6 +334,100 @@ function drawChart(canvas, samples) {
   canvas.dataset.maxOut = String(Math.max(0, ...samples.map(s => s.out)));
 }
 
+/* ---- peeked messages: Pulsar's X-Pulsar-* headers and the raw payload ------------------- */
+
+/* The fields of a protobuf message (bytes): [field number, value] with value a number
+ * (varint) or a Uint8Array (length-delimited); throws on bytes that do not parse. */
+function protoFields(b) {
+  const out = [];
+  let i = 0;
+  const varint = () => {
+    let v = 0, mul = 1;
+    for (;;) {
+      if (i >= b.length) throw new Error('truncated');
+      const x = b[i++];
+      v += (x & 0x7f) * mul;
+      if (!(x & 0x80)) return v;
+      mul *= 128;
+    }
+  };
+  while (i < b.length) {
+    const key = varint(), wire = key % 8;
+    if (wire === 0) out.push([Math.floor(key / 8), varint()]);
+    else if (wire === 2) {
+      const n = varint();
+      if (i + n > b.length) throw new Error('truncated');
+      out.push([Math.floor(key / 8), b.subarray(i, i + n)]);
+      i += n;
+    } else if (wire === 1 || wire === 5) i += wire === 1 ? 8 : 4;
+    else throw new Error('wire type ' + wire);
+  }
+  return out;
+}
+
+/* A batch payload's messages ([u32 size][SingleMessageMetadata][payload] each): {key,
+ * props, payload}. */
+function batchMessages(bytes) {
+  const msgs = [], utf8 = new TextDecoder();
+  for (let off = 0; off + 4 <= bytes.length;) {
+    const size = new DataView(bytes.buffer, bytes.byteOffset + off, 4).getUint32(0);
+    const md = protoFields(bytes.subarray(off + 4, off + 4 + size));
+    const m = {key: null, props: [], payload: null};
+    let plen = 0;
+    for (const [f, v] of md) {
+      if (f === 1) {
+        const kv = protoFields(v);
+        const get = k => { const e = kv.find(x => x[0] === k); return e ? utf8.decode(e[1]) : ''; };
+        m.props.push([get(1), get(2)]);
+      } else if (f === 2) m.key = utf8.decode(v);
+      else if (f === 3) plen = v;
+    }
+    off += 4 + size;
+    m.payload = bytes.subarray(off, off + plen);
+    off += plen;
+    msgs.push(m);
+  }
+  return msgs;
+}
+
+/* The payload as text when it is UTF-8 without control characters, else a hex dump. */
+function payloadText(bytes) {
+  try {
+    const s = new TextDecoder('utf-8', {fatal: true}).decode(bytes);
+    if (!/[\u0000-\u0008\u000e-\u001f\u007f]/.test(s)) return s;
+  } catch (e) { /* not UTF-8 */ }
+  const rows = [];
+  for (let o = 0; o < bytes.length; o += 16) {
+    const row = Array.from(bytes.subarray(o, o + 16));
+    rows.push(o.toString(16).padStart(8, '0') + '  ' +
+              row.map(x => x.toString(16).padStart(2, '0')).join(' ').padEnd(48) + ' |' +
+              row.map(x => (x >= 32 && x < 127 ? String.fromCharCode(x) : '.')).join('') + '|');
+  }
+  return rows.join('\n');
+}
+
+/* The message(s) of one peek answer, as elements (text only). */
+async function peekedMessages(res) {
+  const h = res.headers, bytes = new Uint8Array(await res.arrayBuffer());
+  const id = h.get('X-Pulsar-Message-ID') || '?';
+  const props = [];
+  h.forEach((v, k) => { if (k.toLowerCase().startsWith('x-pulsar-property-')) props.push([k.slice(18), v]); });
+  let msgs = [{id, key: h.get('X-Pulsar-partition-key'), props, payload: bytes}];
+  if (h.get('X-Pulsar-num-batch-message')) {
+    try {
+      msgs = batchMessages(bytes).map((m, i) => ({...m, id: id + ':' + i}));
+    } catch (e) { /* not a batch we can read: shown whole */ }
+  }
+  return msgs.map(m => el('div', {class: 'peek-msg'},
+    el('dl', {class: 'kv'},
+      el('dt', {}, 'message id'), el('dd', {class: 'msg-id'}, m.id),
+      el('dt', {}, 'publish time'), el('dd', {}, h.get('X-Pulsar-publish-time') || '-'),
+      el('dt', {}, 'key'), el('dd', {class: 'msg-key'}, m.key === null ? '-' : m.key),
+      el('dt', {}, 'properties'),
+      el('dd', {class: 'msg-props'}, m.props.map(([k, v]) => k + '=' + v).join(', ') || '-')),
+    el('pre', {class: 'peek'}, payloadText(m.payload))));
+}
+
 function subActions(t, n, topic, sub, peekBox) {
   const count = el('input', {type: 'number', min: '1', value: '1', class: 'count', 'aria-label': 'messages'});
   const minutes = el('input', {type: 'number', min: '0', value: '10', class: 'minutes',
@@ -339,14 +440,9 @@ function subActions(t, n, topic, sub, peekBox) {
     count,
     el('button', {onclick: () => act('Skip ' + count.value + ' messages of ' + what + '?',
       () => api('POST', p + '/skip/' + enc(count.value)))}, 'Skip'),
-    el('button', {onclick: () => act('Peek message ' + count.value + ' of ' + what + '?',
-      () => api('GET', p + '/position/' + enc(count.value)).catch(e => {
-        if (e instanceof ApiError && (e.status === 404 || e.status === 405))
-          throw new Error('peek: this server does not serve peek-messages (' + e.message + ')');
-        throw e;
-      }), r => {
-        peekBox.replaceChildren(el('h2', {}, 'Message ' + count.value + ' of ' + sub),
-                                el('pre', {class: 'peek'}, typeof r === 'string' ? r : JSON.stringify(r, null, 2)));
+    el('button', {class: 'peek-action', onclick: () => act('Peek message ' + count.value + ' of ' + what + '?',
+      async () => peekedMessages(await request('GET', p + '/position/' + enc(count.value))), msgs => {
+        peekBox.replaceChildren(el('h2', {}, 'Message ' + count.value + ' of ' + sub), ...msgs);
       })}, 'Peek'),
     minutes,
     el('button', {onclick: () => {
