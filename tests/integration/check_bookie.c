@@ -2989,6 +2989,273 @@ START_TEST(test_compaction_crash)
 }
 END_TEST
 
+/* ---- several ledger directories, disk thresholds ------------------------------------------ */
+
+/* c's bookie on the ledger directories <root>/l0..l<n-1> (comma-separated in list). */
+static void ld_dirs(struct ck *c, int n, char (*dirs)[400], char *list, size_t len)
+{
+    list[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        snprintf(dirs[i], 400, "%s/l%d", c->h.dir, i);
+        size_t l = strlen(list);
+        snprintf(list + l, len - l, "%s%s", i ? " , " : "", dirs[i]); /* blanks are trimmed */
+    }
+    c->h.o.ledger_dir = list;
+}
+
+static int ld_logs(const char *dir)
+{
+    char cur[600];
+    snprintf(cur, sizeof cur, "%s/current", dir);
+    return count_files(cur, ".log");
+}
+
+/* Entry logs go round-robin over the ledger directories; the index stays in the first; every
+ * directory gets the cookie; after a restart every entry reads back; a changed list (one
+ * directory dropped, one added) is refused, naming the directory. */
+START_TEST(test_ledger_dirs_round_robin)
+{
+    struct ck c;
+    ck_init(&c);
+    char dirs[4][400], list[1700];
+    ld_dirs(&c, 3, dirs, list, sizeof list);
+    struct bk_server *s = gc_start(&c);
+    ck_assert_uint_eq(s->store.n_ldirs, 3);
+    gc_put_md(&c, 1);
+    for (int e = 0; e < 400; e += 40) {
+        gc_add(s, 1, e, e + 40);
+        ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    }
+    int total = 0;
+    for (int i = 0; i < 3; i++) {
+        int n = ld_logs(dirs[i]);
+        ck_assert_msg(n >= 2, "%s has %d entry logs", dirs[i], n);
+        total += n;
+        char idx[600];
+        snprintf(idx, sizeof idx, "%s/current/index", dirs[i]);
+        ck_assert(ck_exists(idx) == (i == 0));
+    }
+    ck_assert_int_ge(total, 6);
+    char *cookie0 = ck_cookie_of(dirs[0]);
+    ck_assert_ptr_nonnull(cookie0);
+    ck_assert_ptr_nonnull(strstr(cookie0, "ledgerDirs: \"3\\t"));
+    for (int i = 1; i < 3; i++) {
+        char *ci = ck_cookie_of(dirs[i]);
+        ck_assert_ptr_nonnull(ci);
+        ck_assert_str_eq(ci, cookie0);
+        mg_free(ci);
+    }
+    mg_free(cookie0);
+    bk_server_free(s);
+    s = gc_start(&c);
+    gc_check(s, 1, 400);
+    bk_server_free(s);
+    /* a directory left out, then a new one added: both refused, naming the directory */
+    char fewer[1200];
+    snprintf(fewer, sizeof fewer, "%s,%s", dirs[0], dirs[1]);
+    c.h.o.ledger_dir = fewer;
+    char *log;
+    ck_assert_int_eq(ck_start(&c, &log), -MG_ENOTALLOWED);
+    ck_assert_ptr_nonnull(strstr(log, dirs[0]));
+    ck_assert_ptr_nonnull(strstr(log, "ledgerDirectories"));
+    mg_free(log);
+    char more[2200];
+    snprintf(dirs[3], 400, "%s/l3", c.h.dir);
+    snprintf(more, sizeof more, "%s,%s", list, dirs[3]);
+    c.h.o.ledger_dir = more;
+    ck_assert_int_eq(ck_start(&c, &log), -MG_ENOTALLOWED);
+    ck_assert_ptr_nonnull(strstr(log, dirs[3]));
+    mg_free(log);
+    /* the same directory twice is a configuration error */
+    char twice[1200];
+    snprintf(twice, sizeof twice, "%s,%s", dirs[0], dirs[0]);
+    c.h.o.ledger_dir = twice;
+    ck_assert_int_eq(ck_start(&c, NULL), -MG_EINVAL);
+    c.h.o.ledger_dir = list;
+    ck_assert_int_eq(ck_start(&c, NULL), 0);
+    ck_fini(&c);
+}
+END_TEST
+
+/* The fake statvfs: each ledger directory (and the journal's) at the usage set here, or, with
+ * ld_capacity set, the entry logs of the directory over that capacity. */
+static struct {
+    char dir[8][400];
+    double pct[8];
+    int n;
+    double journal_pct;
+    uint64_t capacity;
+} ld_fake;
+
+static int ld_statvfs(const char *path, struct statvfs *sv)
+{
+    memset(sv, 0, sizeof *sv);
+    sv->f_frsize = sv->f_bsize = 4096;
+    sv->f_blocks = 1000000;
+    double pct = ld_fake.journal_pct;
+    for (int i = 0; i < ld_fake.n; i++)
+        if (strcmp(path, ld_fake.dir[i]) == 0) {
+            pct = ld_fake.pct[i];
+            if (ld_fake.capacity) {
+                char cur[600];
+                snprintf(cur, sizeof cur, "%s/current", path);
+                uint64_t used = 0;
+                DIR *d = opendir(cur);
+                struct dirent *de;
+                while (d && (de = readdir(d)) != NULL) {
+                    size_t l = strlen(de->d_name);
+                    char p[1200];
+                    snprintf(p, sizeof p, "%s/%s", cur, de->d_name);
+                    if (l > 4 && strcmp(de->d_name + l - 4, ".log") == 0)
+                        used += (uint64_t)file_size(p);
+                }
+                if (d)
+                    closedir(d);
+                pct = 100.0 * (double)used / (double)ld_fake.capacity;
+            }
+        }
+    if (pct > 100)
+        pct = 100;
+    sv->f_bavail = sv->f_bfree = (fsblkcnt_t)((double)sv->f_blocks * (100.0 - pct) / 100.0);
+    return 0;
+}
+
+static void ld_fake_init(int n, char (*dirs)[400])
+{
+    memset(&ld_fake, 0, sizeof ld_fake);
+    ld_fake.n = n;
+    for (int i = 0; i < n; i++) {
+        snprintf(ld_fake.dir[i], sizeof ld_fake.dir[i], "%s", dirs[i]);
+        ld_fake.pct[i] = 50;
+    }
+    ld_fake.journal_pct = 10;
+}
+
+/* A full directory (above diskUsageThreshold) gets no new entry logs, the current one rolls
+ * away from it, and the bookie stays writable; one that fails to take a log is skipped; only
+ * when no directory is writable is the bookie read-only, and a directory below the low-water
+ * mark makes it writable again. One log line per transition. */
+START_TEST(test_ledger_dirs_full_skipped)
+{
+    struct ck c;
+    ck_init(&c);
+    char dirs[3][400], list[1300];
+    ld_dirs(&c, 3, dirs, list, sizeof list);
+    c.h.o.disk_usage_lwm_pct = 90;
+    struct bk_server *s = gc_start(&c);
+    ld_fake_init(3, dirs);
+    s->statvfs_fn = ld_statvfs;
+    gc_put_md(&c, 1);
+    struct capture cap;
+    cap_start(&cap);
+    mg_log_set_level(MG_LOG_INFO); /* the transitions back are INFO lines */
+    ld_fake.pct[0] = 97;
+    bk_server_check_disk(s);
+    bk_server_check_disk(s); /* still full: no second line */
+    ck_assert(!bk_server_readonly(s));
+    int before0 = ld_logs(dirs[0]);
+    int before12 = ld_logs(dirs[1]) + ld_logs(dirs[2]);
+    for (int e = 0; e < 300; e += 30) {
+        gc_add(s, 1, e, e + 30);
+        ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    }
+    ck_assert_int_eq(ld_logs(dirs[0]), before0);
+    ck_assert_int_ge(ld_logs(dirs[1]) + ld_logs(dirs[2]), before12 + 4);
+    ck_assert_int_ne(s->store.log_dir, 0);
+    /* a directory where a log cannot be created is marked failed and skipped */
+    atomic_store(&s->store.inject_create_errno, EIO);
+    gc_add(s, 1, 300, 400);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    unsigned failed = atomic_load(&s->store.dir_failed);
+    ck_assert(failed == 2 || failed == 4);
+    ck_assert(!bk_server_readonly(s));
+    /* the last writable directory fills up: read-only */
+    int last = failed == 2 ? 2 : 1;
+    ld_fake.pct[last] = 96;
+    bk_server_check_disk(s);
+    ck_assert(bk_server_readonly(s));
+    bk_server_check_disk(s);
+    /* between the low-water mark and the threshold: still read-only */
+    ld_fake.pct[last] = 93;
+    bk_server_check_disk(s);
+    ck_assert(bk_server_readonly(s));
+    ld_fake.pct[0] = 80;
+    bk_server_check_disk(s);
+    ck_assert(!bk_server_readonly(s));
+    mg_log_set_level(MG_LOG_WARN);
+    char *log = cap_end(&cap);
+    ck_assert_int_eq(count_str(log, "is full:"), 2);
+    ck_assert_int_eq(count_str(log, "no new entry logs go there until restart"), 1);
+    ck_assert_int_eq(count_str(log, "READ-ONLY"), 1);
+    ck_assert_int_eq(count_str(log, "used, below diskUsageLwmThreshold"), 1);
+    ck_assert_int_eq(count_str(log, "bookie is writable again"), 1);
+    mg_free(log);
+    gc_check(s, 1, 400);
+    bk_server_free(s);
+    s = gc_start(&c);
+    gc_check(s, 1, 400);
+    bk_server_free(s);
+    ck_fini(&c);
+}
+END_TEST
+
+/* diskUsageWarnThreshold, diskUsageThreshold and diskUsageLwmThreshold on a disk that fills
+ * with entry logs (the fake statvfs counts them against a capacity): a WARN line above the
+ * warn threshold, read-only above the threshold; with isForceGCAllowWhenNoSpace the bookie
+ * runs gc at once, whose compaction frees space, and it is writable again by itself below
+ * the low-water mark. One line per transition; every live entry reads back. */
+START_TEST(test_disk_thresholds_gc_frees)
+{
+    struct ck c;
+    ck_init(&c);
+    c.h.o.disk_usage_warn_pct = 80;
+    c.h.o.disk_usage_threshold_pct = 90;
+    c.h.o.disk_usage_lwm_pct = 70;
+    c.h.o.force_gc_when_no_space = true;
+    c.h.o.major_compaction_threshold = 0.8;
+    struct bk_server *s = gc_start(&c);
+    char dirs[1][400];
+    snprintf(dirs[0], sizeof dirs[0], "%s", c.h.ldir);
+    ld_fake_init(1, dirs);
+    s->statvfs_fn = ld_statvfs;
+    gc_put_md(&c, 1);
+    gc_put_md(&c, 2);
+    gc_add_mixed(s, 200);
+    uint64_t used = gc_log_bytes(&c);
+    ld_fake.capacity = used * 100 / 85; /* 85%: between the warn threshold and the threshold */
+    struct capture cap;
+    cap_start(&cap);
+    mg_log_set_level(MG_LOG_INFO); /* the transitions back are INFO lines */
+    bk_server_check_disk(s);
+    ck_assert(!bk_server_readonly(s));
+    bk_server_check_disk(s);
+    ld_fake.capacity = used * 100 / 95; /* 95%: full */
+    gc_del_md(&c, 2);
+    bk_server_check_disk(s);
+    ck_assert(bk_server_readonly(s));
+    /* read-only for space, isForceGCAllowWhenNoSpace: gc started by itself */
+    ck_assert(!bk_gc_idle(s->gc));
+    for (int i = 0; i < 60000 && (bk_server_readonly(s) || !bk_gc_idle(s->gc)); i++) {
+        event_base_loop(c.base, EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+    ck_assert(bk_gc_idle(s->gc));
+    ck_assert(!bk_server_readonly(s));
+    ck_assert_uint_lt(gc_log_bytes(&c), used * 70 / 95);
+    mg_log_set_level(MG_LOG_WARN);
+    char *log = cap_end(&cap);
+    ck_assert_int_eq(count_str(log, "above diskUsageWarnThreshold"), 1);
+    ck_assert_int_eq(count_str(log, "below diskUsageWarnThreshold"), 1);
+    ck_assert_int_eq(count_str(log, "READ-ONLY"), 1);
+    ck_assert_int_eq(count_str(log, "bookie is writable again"), 1);
+    mg_free(log);
+    gc_check(s, 1, 200);
+    ck_assert_int_eq(gc_read_rc(s, 2, 0), WIRE_BK_ENOLEDGER);
+    bk_server_free(s);
+    ck_fini(&c);
+}
+END_TEST
+
 static Suite *bookie_suite(void)
 {
     Suite *s = suite_create("bookie");
@@ -3004,7 +3271,8 @@ static Suite *bookie_suite(void)
            test_cookie_twin_refused, test_cookie_format_cmd, test_gc_deleted_ledger,
            test_gc_empty_logs_of_restarts, test_gc_ledger_created_during_scan,
            test_gc_listing_failure, test_compaction_half_live, test_gc_off_loop,
-           test_compaction_crash);
+           test_compaction_crash, test_ledger_dirs_round_robin, test_ledger_dirs_full_skipped,
+           test_disk_thresholds_gc_frees);
     return s;
 }
 
