@@ -417,7 +417,7 @@ static void bk_gc_slice_done(struct bk_server *s, struct bk_sop *op)
     }
     if (op->rc < 0 || c->stop_step)
         g->n_queue = g->i_queue = 0; /* the run ends here (the test hook: as a crash would) */
-    bk_store_compact_fini(&g->comp);
+    bk_store_compact_fini(st, &g->comp);
     g->compacting = false;
     bk_gc_compact_next(g);
 }
@@ -521,7 +521,7 @@ void bk_gc_free(struct bk_gc *g)
     mg_event_free(g->slice_ev);
     bk_gc_clear_run(g);
     if (g->compacting)
-        bk_store_compact_fini(&g->comp);
+        bk_store_compact_fini(&g->srv->store, &g->comp);
     mg_free(g->queue);
     mg_free(g->stack);
     mg_free(g);

@@ -1485,6 +1485,11 @@ void bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id, bk_sop_done_fn
     struct bk_ledger *l = mg_map_del_u64(&st->ledgers, (uint64_t)ledger_id);
     if (l)
         bk_store_ledger_free(l);
+    struct bk_compact *c = st->compacting;
+    if (c) {
+        c->dropped = mg_grow(c->dropped, &c->cap_dropped, c->n_dropped + 1, sizeof *c->dropped, 8);
+        c->dropped[c->n_dropped++] = ledger_id;
+    }
     size_t pos = 0;
     void *val;
     while (mg_map_next(&st->log_meta, &pos, NULL, NULL, &val)) {
@@ -1581,12 +1586,16 @@ void bk_store_compact_begin(struct bk_store *st, struct bk_compact *c, uint32_t 
         bk_store_ids_add(&l, (int64_t)lid);
     }
     c->ledgers = bk_store_ids_done(&l, &c->n_ledgers);
+    st->compacting = c;
 }
 
-void bk_store_compact_fini(struct bk_compact *c)
+void bk_store_compact_fini(struct bk_store *st, struct bk_compact *c)
 {
+    if (st->compacting == c)
+        st->compacting = NULL;
     mg_free(c->ledgers);
     mg_free(c->copies);
+    mg_free(c->dropped);
     memset(c, 0, sizeof *c);
 }
 
@@ -1742,12 +1751,23 @@ void bk_store_compact_slice(struct bk_store *st, struct bk_compact *c)
     bk_store_submit(st, &c->op);
 }
 
+/* A ledger dropped while c runs: a copy of it that a slice already in flight indexes is dead
+ * (the drop, queued behind that slice, removes its index entries), so it must not count as
+ * live in the log it went to: the drop already took the ledger out of every log's metadata. */
+static bool bk_store_compact_dropped(const struct bk_compact *c, int64_t ledger)
+{
+    for (size_t i = 0; i < c->n_dropped; i++)
+        if (c->dropped[i] == ledger)
+            return true;
+    return false;
+}
+
 void bk_store_compact_apply(struct bk_store *st, struct bk_compact *c)
 {
     for (size_t i = 0; i < c->n_copies; i++) {
         const struct bk_compact_copy *cp = &c->copies[i];
         bk_store_meta(st, cp->log)->total += 4 + (uint64_t)cp->len;
-        if (cp->indexed) {
+        if (cp->indexed && !bk_store_compact_dropped(c, cp->ledger)) {
             bk_store_meta_live(st, cp->log, cp->ledger, 4 + (int64_t)cp->len);
             bk_store_meta_live(st, c->log_id, cp->ledger, -(4 + (int64_t)cp->len));
         }

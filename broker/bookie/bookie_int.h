@@ -178,6 +178,9 @@ struct bk_compact {
                       before the old log is deleted (as a crash there would) */
     struct bk_compact_copy *copies; /* owned: the last slice's */
     size_t n_copies, cap_copies;
+    int64_t *dropped; /* owned, loop thread: ledgers dropped while it ran (their copies are
+                         dead even when a slice in flight indexed them) */
+    size_t n_dropped, cap_dropped;
     bool done;               /* every ledger of the log was gone through */
     bool deleted;            /* the old log is deleted */
     uint64_t entries, bytes; /* copied so far */
@@ -258,7 +261,8 @@ struct bk_store {
     _Atomic uint64_t flush_waits_seen; /* the same, readable from any thread */
     int64_t *dropped; /* ledgers gc dropped while a checkpoint was in flight (owned) */
     size_t n_dropped, cap_dropped;
-    size_t cache_peak; /* most bytes in both halves at once */
+    size_t cache_peak;             /* most bytes in both halves at once */
+    struct bk_compact *compacting; /* loop: the compaction begun and not finished, or NULL */
 };
 
 /* Open the index in ledger_dirs[0] and the entry logs of every directory (n_dirs of them,
@@ -337,7 +341,7 @@ void bk_store_compact_slice(struct bk_store *st, struct bk_compact *c);
 /* Count the last slice's copies in the log metadata (loop thread; after a deletion the old
  * log's metadata goes too). */
 void bk_store_compact_apply(struct bk_store *st, struct bk_compact *c);
-void bk_store_compact_fini(struct bk_compact *c);
+void bk_store_compact_fini(struct bk_store *st, struct bk_compact *c);
 
 /* ---- journal (bk_journal.c) ------------------------------------------------------------ */
 

@@ -3256,6 +3256,184 @@ START_TEST(test_disk_thresholds_gc_frees)
 }
 END_TEST
 
+/* ---- storage faults during gc and compaction ---------------------------------------------- */
+
+/* Live bytes the log metadata gives ledger, summed over every log. */
+static uint64_t ft_live_of(struct bk_server *s, int64_t ledger)
+{
+    uint64_t sum = 0;
+    size_t pos = 0;
+    void *val;
+    while (mg_map_next(&s->store.log_meta, &pos, NULL, NULL, &val)) {
+        struct bk_log_meta *m = val;
+        uint64_t *b = mg_map_get_u64(&m->ledgers, (uint64_t)ledger);
+        sum += b ? *b : 0;
+    }
+    return sum;
+}
+
+static void ft_dropped(struct bk_server *s, struct bk_sop *op)
+{
+    (void)s;
+    ck_assert_int_eq(op->rc, 0);
+    mg_free(op);
+}
+
+/* Start a compaction of half-live logs (ledger 2 deleted, ledger 1 live) that takes several
+ * slices, and hold its next slice on the storage thread. */
+static struct bk_server *ft_compaction_held(struct ck *c)
+{
+    struct bk_server *s = gc_start(c);
+    gc_put_md(c, 1);
+    gc_put_md(c, 2);
+    gc_add_mixed(s, 200);
+    gc_del_md(c, 2);
+    bk_server_free(s);
+    c->h.o.compaction_rate_by_entries = 100; /* 10 entries a slice */
+    s = NULL;
+    ck_assert_int_eq(bk_server_new(c->base, &c->h.o, &s), 0);
+    ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
+    struct bk_gc_stats gs = {0};
+    for (int i = 0; i < 10000 && gs.entries_compacted == 0; i++) {
+        event_base_loop(c->base, EVLOOP_NONBLOCK);
+        usleep(1000);
+        bk_gc_stats(s->gc, &gs);
+    }
+    ck_assert_uint_gt(gs.entries_compacted, 0);
+    bk_store_gate(&s->store, BK_GATE_GC);
+    for (int i = 0; i < 10000 && !bk_store_gate_parked(&s->store); i++) {
+        event_base_loop(c->base, EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+    ck_assert(bk_store_gate_parked(&s->store));
+    ck_assert(!bk_gc_idle(s->gc));
+    return s;
+}
+
+/* The ledger a compaction is copying is deleted meanwhile (its drop queued behind a slice
+ * that copies it): it is gone from the index and stays gone after a restart, no log's
+ * metadata keeps live bytes for it (else its copies would pin their log), and another
+ * ledger's entries are untouched. */
+START_TEST(test_compaction_ledger_deleted)
+{
+    struct ck c;
+    ck_init(&c);
+    struct bk_server *s = ft_compaction_held(&c);
+    gc_put_md(&c, 3);
+    gc_add(s, 3, 0, 30);
+    gc_del_md(&c, 1);
+    bk_store_drop_ledger(&s->store, 1, ft_dropped, NULL); /* as gc's scan does */
+    ck_assert_uint_eq(ft_live_of(s, 1), 0);
+    bk_store_gate(&s->store, BK_GATE_NONE);
+    gc_wait_idle(&c, s);
+    ck_assert_int_eq(gc_read_rc(s, 1, 0), WIRE_BK_ENOLEDGER);
+    ck_assert_uint_eq(ft_live_of(s, 1), 0);
+    ck_assert_uint_eq(ft_live_of(s, 2), 0);
+    gc_check(s, 3, 30);
+    /* the logs hold nothing live but ledger 3's entries: a gc run deletes the others */
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
+    gc_wait_idle(&c, s);
+    ck_assert_int_le(gc_log_count(&c), 3);
+    bk_server_free(s);
+    c.h.o.compaction_rate_by_entries = 100000;
+    s = gc_start(&c);
+    ck_assert_int_eq(gc_read_rc(s, 1, 0), WIRE_BK_ENOLEDGER);
+    ck_assert_uint_eq(ft_live_of(s, 1), 0);
+    gc_check(s, 3, 30);
+    bk_server_free(s);
+    ck_fini(&c);
+}
+END_TEST
+
+/* The disk fills up during a compaction (its copies cannot be written): the compaction stops
+ * with the old log kept, nothing is lost (before and after a restart), and once there is room
+ * again a later compaction finishes the job. */
+START_TEST(test_compaction_disk_full)
+{
+    struct ck c;
+    ck_init(&c);
+    struct bk_server *s = ft_compaction_held(&c);
+    int logs = gc_log_count(&c);
+    uint64_t before = gc_log_bytes(&c);
+    struct bk_gc_stats gs0, gs;
+    bk_gc_stats(s->gc, &gs0);
+    atomic_store(&s->store.inject_errno, ENOSPC);
+    bk_store_gate(&s->store, BK_GATE_NONE);
+    gc_wait_idle(&c, s);
+    bk_gc_stats(s->gc, &gs);
+    /* the run stopped at the fault: the log being compacted is kept */
+    ck_assert_uint_eq(gs.logs_compacted, gs0.logs_compacted);
+    ck_assert_int_ge(gc_log_count(&c), logs);
+    gc_check(s, 1, 200);
+    ck_assert_int_eq(gc_read_rc(s, 2, 0), WIRE_BK_ENOLEDGER);
+    /* room again: the records kept in memory are written, a compaction completes */
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    bk_server_check_disk(s);
+    ck_assert(!bk_server_readonly(s));
+    ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
+    gc_wait_idle(&c, s);
+    gc_check(s, 1, 200);
+    bk_server_free_unclean(s);
+    c.h.o.compaction_rate_by_entries = 100000;
+    s = gc_start(&c);
+    gc_check(s, 1, 200);
+    ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
+    gc_wait_idle(&c, s);
+    gc_check(s, 1, 200);
+    ck_assert_uint_lt(gc_log_bytes(&c), before * 65 / 100);
+    bk_server_free(s);
+    ck_fini(&c);
+}
+END_TEST
+
+/* The metadata store is unreachable during gc (a ZooKeeper address nobody listens on, short
+ * timeouts): the run gives up with a WARN line and deletes nothing: every ledger, the ones
+ * missing from the real store included, reads back, and the entry logs stay. */
+START_TEST(test_gc_store_unreachable)
+{
+    struct ck c;
+    ck_init(&c);
+    struct bk_server *s = gc_start(&c);
+    gc_put_md(&c, 1);
+    gc_add(s, 1, 0, 100);
+    gc_add(s, 2, 0, 100); /* not in any store */
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    int logs = gc_log_count(&c);
+    /* a port nothing listens on */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    close(fd);
+    char url[64];
+    snprintf(url, sizeof url, "zk:127.0.0.1:%d", ntohs(a.sin_port));
+    struct meta_options mo = {.url = url, .session_timeout_ms = 2000, .op_timeout_ms = 300};
+    struct meta_store *dead = NULL;
+    ck_assert_int_eq(meta_open(c.loop, &mo, &dead), 0);
+    struct bk_gc_conf gcc = {.rate_entries = 100000, .rate_bytes = 1000000};
+    bk_gc_free(s->gc);
+    s->gc = bk_gc_new(s, dead, &gcc);
+    for (int run = 0; run < 2; run++) {
+        ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
+        gc_wait_idle(&c, s);
+    }
+    struct bk_gc_stats gs;
+    bk_gc_stats(s->gc, &gs);
+    ck_assert_uint_eq(gs.scans, 0);
+    ck_assert_uint_ge(gs.scan_failures, 2);
+    ck_assert_uint_eq(gs.ledgers_deleted, 0);
+    ck_assert_uint_eq(gs.logs_deleted, 0);
+    ck_assert_int_eq(gc_log_count(&c), logs);
+    gc_check(s, 1, 100);
+    gc_check(s, 2, 100);
+    bk_server_free(s);
+    meta_close(dead);
+    ck_fini(&c);
+}
+END_TEST
+
 static Suite *bookie_suite(void)
 {
     Suite *s = suite_create("bookie");
@@ -3272,7 +3450,8 @@ static Suite *bookie_suite(void)
            test_gc_empty_logs_of_restarts, test_gc_ledger_created_during_scan,
            test_gc_listing_failure, test_compaction_half_live, test_gc_off_loop,
            test_compaction_crash, test_ledger_dirs_round_robin, test_ledger_dirs_full_skipped,
-           test_disk_thresholds_gc_frees);
+           test_disk_thresholds_gc_frees, test_compaction_ledger_deleted, test_compaction_disk_full,
+           test_gc_store_unreachable);
     return s;
 }
 
