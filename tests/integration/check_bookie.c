@@ -2544,7 +2544,31 @@ START_TEST(test_options_from_cfg)
     ck_assert_double_eq_tol(o.disk_usage_lwm_pct, 95.0, 1e-9);
     ck_assert_int_eq(o.write_cache_max, 64LL << 20);
     ck_assert_int_eq(o.journal_max_backups, 5);
+    ck_assert_double_eq_tol(o.disk_usage_warn_pct, 90.0, 1e-9); /* BookKeeper's 0.90 */
+    ck_assert_str_eq(o.journal_dir, "data/bookie/journal");
     char err[256];
+    /* journalDirectories, BookKeeper's plural key, wins over journalDirectory when set */
+    ck_assert_int_eq(cfg_set(&c, "journalDirectories", "/j1", "test", err, sizeof err), 0);
+    ck_assert_int_eq(cfg_set(&c, "diskUsageWarnThreshold", "0.8", "test", err, sizeof err), 0);
+    bk_options_from_cfg(&o, &c, "ledgers");
+    ck_assert_str_eq(o.journal_dir, "/j1");
+    ck_assert_double_eq_tol(o.disk_usage_warn_pct, 80.0, 1e-9);
+    /* more than one journal directory refuses the start, naming the key */
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    char jl[700];
+    snprintf(jl, sizeof jl, "%s/j1,%s/j2", h.dir, h.dir);
+    h.o.journal_dir = jl;
+    struct event_base *base = event_base_new();
+    struct bk_server *srv = NULL;
+    struct capture cap;
+    cap_start(&cap);
+    ck_assert_int_eq(bk_server_new(base, &h.o, &srv), -MG_EINVAL);
+    char *log = cap_end(&cap);
+    ck_assert_ptr_nonnull(strstr(log, "journalDirectories"));
+    mg_free(log);
+    event_base_free(base);
+    h_rm(&h);
     ck_assert_int_eq(cfg_set(&c, "dbStorage_writeCacheMaxSizeMb", "3", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&c, "journalMaxBackups", "0", "test", err, sizeof err), 0);
     bk_options_from_cfg(&o, &c, "ledgers");
