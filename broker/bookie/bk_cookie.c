@@ -7,7 +7,7 @@
  * ledger directories and the cluster's instance id (/ledgers/INSTANCEID, created with a
  * random UUID by the first bookie that finds it missing). It is written as BookKeeper writes
  * it (Cookie.java, layout version 5: the version on its own line, then protobuf text of
- * CookieFormat) to <dir>/current/VERSION in the journal and the ledger directory and to
+ * CookieFormat) to <dir>/current/VERSION in the journal and every ledger directory and to
  * /ledgers/cookies/<bookieId>. A later start compares the cookies with what the
  * configuration says now and refuses (-MG_ENOTALLOWED, one ERROR line naming the directory
  * or the address that changed and how to proceed) when they differ, when some directories

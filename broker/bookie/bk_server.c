@@ -17,13 +17,15 @@
  * (bk_refuse_oversized). A frame
  * shorter than a header, of an unknown framing, with a length above 2^31-1 or that does not
  * decode closes that connection with a logged reason (other connections go on). Disk space
- * (usage above diskUsageThreshold, or a write out of space) turns the bookie read-only with
+ * (every ledger directory, or the journal's disk, above diskUsageThreshold, or a write out of
+ * space; a single full ledger directory only takes no new entry logs) turns the bookie
+ * read-only with
  * EREADONLY for adds, the group that could not be journalled included, until usage is below
  * diskUsageLwmThreshold again and pending writes went through (bk_check_disk); any other
  * journal or entry-log failure answers the affected adds EIO (never EOK) and keeps the bookie
  * read-only until restarted. Reads go on. Connections closed while adds are in the journal
  * are kept (refcounted) until those complete; the adds are still applied. The journal and
- * ledger directories are locked for the life of the server (bk_lock_dirs).
+ * ledger directories are locked for the life of the server (bk_dirs_lock).
  */
 #include "bookie/bookie_int.h"
 #include "config/cfg.h"

@@ -15,9 +15,11 @@
  * the index (pread from the entry log). gc's ledger drops, log deletions and compaction
  * slices are storage-thread operations too, queued in order with the checkpoints.
  *
- * Files under <ledgerDir>/current/: <hex id>.log entry logs (a 1 KiB header "BKLO"+version,
- * then records), index/ (LMDB: "index" and "ledgers" databases), lastMark (16 bytes: BE64
- * journal file id, BE64 offset).
+ * Files under <ledgerDir>/current/ of each ledger directory: <hex id>.log entry logs (a 1 KiB
+ * header "BKLO"+version, then records), each new one in the next writable directory (round-
+ * robin, skipping full and failed ones: README.md "Ledger directories"); in the first one
+ * only, index/ (LMDB: "index" and "ledgers" databases) and lastMark (16 bytes: BE64 journal
+ * file id, BE64 offset).
  *
  * Failure modes: an entry-log write out of space (ENOSPC, EDQUOT) sets nospace: the records
  * stay in the (growing) write buffer and the checkpoint fails, keeping its half (readable)

@@ -134,7 +134,7 @@ int bk_format(struct event_base *base, struct meta_store *meta, const struct bk_
               bool force);
 
 /* Fill o from the configuration keys of conf/README.md (bookiePort, journalDirectory, ...).
- * ledger_dir is the one ledger directory to use (borrowed, must outlive o). */
+ * ledger_dir is the ledger directory list to use, comma-separated (borrowed, must outlive o). */
 struct cfg;
 void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char *ledger_dir);
 
