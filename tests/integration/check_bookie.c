@@ -2666,6 +2666,28 @@ static void gc_check(struct bk_server *s, int64_t ledger, int n)
     }
 }
 
+/* A gc bookie on a new memory store (c) holding entries [0, n) of ledger 1, which the store
+ * knows, checkpointed. */
+static struct bk_server *gc_start_one(struct ck *c, int n)
+{
+    ck_init(c);
+    struct bk_server *s = gc_start(c);
+    gc_put_md(c, 1);
+    gc_add(s, 1, 0, n);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    return s;
+}
+
+/* Every entry [0, n) of ledger reads back now and after a clean restart; s is freed. */
+static void gc_check_restarted(struct ck *c, struct bk_server *s, int64_t ledger, int n)
+{
+    gc_check(s, ledger, n);
+    bk_server_free(s);
+    s = gc_start(c);
+    gc_check(s, ledger, n);
+    bk_server_free(s);
+}
+
 static int gc_read_rc(struct bk_server *s, int64_t ledger, int64_t entry)
 {
     uint8_t *data;
@@ -2761,11 +2783,7 @@ END_TEST
 START_TEST(test_gc_empty_logs_of_restarts)
 {
     struct ck c;
-    ck_init(&c);
-    struct bk_server *s = gc_start(&c);
-    gc_put_md(&c, 1);
-    gc_add(s, 1, 0, 100);
-    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    struct bk_server *s = gc_start_one(&c, 100);
     bk_server_free(s);
     int with_data = gc_log_count(&c);
     const int restarts = 3;
@@ -2888,11 +2906,7 @@ START_TEST(test_compaction_half_live)
     ck_assert_msg(after < before * 65 / 100, "logs %llu -> %llu bytes", (unsigned long long)before,
                   (unsigned long long)after);
     ck_assert_int_eq(gc_read_rc(s, 2, 0), WIRE_BK_ENOLEDGER);
-    gc_check(s, 1, 300);
-    bk_server_free(s);
-    s = gc_start(&c);
-    gc_check(s, 1, 300);
-    bk_server_free(s);
+    gc_check_restarted(&c, s, 1, 300);
     ck_fini(&c);
 }
 END_TEST
@@ -2956,6 +2970,24 @@ START_TEST(test_gc_off_loop)
 }
 END_TEST
 
+/* After a fault during the compaction of half-live logs (ledger 1's 200 entries live, ledger
+ * 2 deleted, the logs' bytes before): a crash, a restart, every live entry reads back, and a
+ * compaction then finishes the job. s is freed, c finished. */
+static void gc_crash_and_finish(struct ck *c, struct bk_server *s, uint64_t before)
+{
+    bk_server_free_unclean(s);
+    c->h.o.compaction_rate_by_entries = 100000;
+    s = gc_start(c);
+    gc_check(s, 1, 200);
+    ck_assert_int_eq(gc_read_rc(s, 2, 0), WIRE_BK_ENOLEDGER);
+    ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
+    gc_wait_idle(c, s);
+    gc_check(s, 1, 200);
+    ck_assert_uint_lt(gc_log_bytes(c), before * 65 / 100);
+    bk_server_free(s);
+    ck_fini(c);
+}
+
 /* A crash at each step of a compaction (mid-copy, copies made but not synced, synced and
  * indexed but the old log not yet deleted) loses nothing: after the restart every entry
  * reads back, and a later compaction finishes the job. */
@@ -2999,16 +3031,7 @@ START_TEST(test_compaction_crash)
             ck_assert_uint_gt(gs.entries_compacted, 0);
             ck_assert_uint_eq(s->checkpoints, ckpts);
         }
-        bk_server_free_unclean(s);
-        s = gc_start(&c);
-        gc_check(s, 1, 200);
-        ck_assert_int_eq(gc_read_rc(s, 2, 0), WIRE_BK_ENOLEDGER);
-        ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
-        gc_wait_idle(&c, s);
-        gc_check(s, 1, 200);
-        ck_assert_uint_lt(gc_log_bytes(&c), before * 65 / 100);
-        bk_server_free(s);
-        ck_fini(&c);
+        gc_crash_and_finish(&c, s, before);
     }
 }
 END_TEST
@@ -3070,10 +3093,7 @@ START_TEST(test_ledger_dirs_round_robin)
         mg_free(ci);
     }
     mg_free(cookie0);
-    bk_server_free(s);
-    s = gc_start(&c);
-    gc_check(s, 1, 400);
-    bk_server_free(s);
+    gc_check_restarted(&c, s, 1, 400);
     /* a directory left out, then a new one added: both refused, naming the directory */
     char fewer[1200];
     snprintf(fewer, sizeof fewer, "%s,%s", dirs[0], dirs[1]);
@@ -3144,6 +3164,28 @@ static int ld_statvfs(const char *path, struct statvfs *sv)
     return 0;
 }
 
+/* Capture the log at INFO (transitions back are INFO lines) until ld_cap_expect. */
+static void ld_cap_start(struct capture *cap)
+{
+    cap_start(cap);
+    mg_log_set_level(MG_LOG_INFO);
+}
+
+/* End the capture: each text of want (up to a NULL one) occurs exactly as often as given. */
+struct ld_count {
+    const char *text;
+    int n;
+};
+static void ld_cap_expect(struct capture *cap, const struct ld_count *want)
+{
+    mg_log_set_level(MG_LOG_WARN);
+    char *log = cap_end(cap);
+    for (; want->text; want++)
+        ck_assert_msg(count_str(log, want->text) == want->n, "\"%s\" logged %d times, not %d",
+                      want->text, count_str(log, want->text), want->n);
+    mg_free(log);
+}
+
 static void ld_fake_init(int n, char (*dirs)[400])
 {
     memset(&ld_fake, 0, sizeof ld_fake);
@@ -3171,8 +3213,7 @@ START_TEST(test_ledger_dirs_full_skipped)
     s->statvfs_fn = ld_statvfs;
     gc_put_md(&c, 1);
     struct capture cap;
-    cap_start(&cap);
-    mg_log_set_level(MG_LOG_INFO); /* the transitions back are INFO lines */
+    ld_cap_start(&cap);
     ld_fake.pct[0] = 97;
     bk_server_check_disk(s);
     bk_server_check_disk(s); /* still full: no second line */
@@ -3206,19 +3247,13 @@ START_TEST(test_ledger_dirs_full_skipped)
     ld_fake.pct[0] = 80;
     bk_server_check_disk(s);
     ck_assert(!bk_server_readonly(s));
-    mg_log_set_level(MG_LOG_WARN);
-    char *log = cap_end(&cap);
-    ck_assert_int_eq(count_str(log, "is full:"), 2);
-    ck_assert_int_eq(count_str(log, "no new entry logs go there until restart"), 1);
-    ck_assert_int_eq(count_str(log, "READ-ONLY"), 1);
-    ck_assert_int_eq(count_str(log, "used, below diskUsageLwmThreshold"), 1);
-    ck_assert_int_eq(count_str(log, "bookie is writable again"), 1);
-    mg_free(log);
-    gc_check(s, 1, 400);
-    bk_server_free(s);
-    s = gc_start(&c);
-    gc_check(s, 1, 400);
-    bk_server_free(s);
+    ld_cap_expect(&cap, (const struct ld_count[]){{"is full:", 2},
+                                                  {"no new entry logs go there until restart", 1},
+                                                  {"READ-ONLY", 1},
+                                                  {"used, below diskUsageLwmThreshold", 1},
+                                                  {"bookie is writable again", 1},
+                                                  {NULL, 0}});
+    gc_check_restarted(&c, s, 1, 400);
     ck_fini(&c);
 }
 END_TEST
@@ -3248,8 +3283,7 @@ START_TEST(test_disk_thresholds_gc_frees)
     uint64_t used = gc_log_bytes(&c);
     ld_fake.capacity = used * 100 / 85; /* 85%: between the warn threshold and the threshold */
     struct capture cap;
-    cap_start(&cap);
-    mg_log_set_level(MG_LOG_INFO); /* the transitions back are INFO lines */
+    ld_cap_start(&cap);
     bk_server_check_disk(s);
     ck_assert(!bk_server_readonly(s));
     bk_server_check_disk(s);
@@ -3266,13 +3300,11 @@ START_TEST(test_disk_thresholds_gc_frees)
     ck_assert(bk_gc_idle(s->gc));
     ck_assert(!bk_server_readonly(s));
     ck_assert_uint_lt(gc_log_bytes(&c), used * 70 / 95);
-    mg_log_set_level(MG_LOG_WARN);
-    char *log = cap_end(&cap);
-    ck_assert_int_eq(count_str(log, "above diskUsageWarnThreshold"), 1);
-    ck_assert_int_eq(count_str(log, "below diskUsageWarnThreshold"), 1);
-    ck_assert_int_eq(count_str(log, "READ-ONLY"), 1);
-    ck_assert_int_eq(count_str(log, "bookie is writable again"), 1);
-    mg_free(log);
+    ld_cap_expect(&cap, (const struct ld_count[]){{"above diskUsageWarnThreshold", 1},
+                                                  {"below diskUsageWarnThreshold", 1},
+                                                  {"READ-ONLY", 1},
+                                                  {"bookie is writable again", 1},
+                                                  {NULL, 0}});
     gc_check(s, 1, 200);
     ck_assert_int_eq(gc_read_rc(s, 2, 0), WIRE_BK_ENOLEDGER);
     bk_server_free(s);
@@ -3303,10 +3335,11 @@ static void ft_dropped(struct bk_server *s, struct bk_sop *op)
     mg_free(op);
 }
 
-/* Start a compaction of half-live logs (ledger 2 deleted, ledger 1 live) that takes several
- * slices, and hold its next slice on the storage thread. */
+/* A bookie on a new memory store (c) compacting half-live logs (ledger 2 deleted, ledger 1's
+ * 200 entries live) over several slices, its next slice held on the storage thread. */
 static struct bk_server *ft_compaction_held(struct ck *c)
 {
+    ck_init(c);
     struct bk_server *s = gc_start(c);
     gc_put_md(c, 1);
     gc_put_md(c, 2);
@@ -3341,7 +3374,6 @@ static struct bk_server *ft_compaction_held(struct ck *c)
 START_TEST(test_compaction_ledger_deleted)
 {
     struct ck c;
-    ck_init(&c);
     struct bk_server *s = ft_compaction_held(&c);
     gc_put_md(&c, 3);
     gc_add(s, 3, 0, 30);
@@ -3376,7 +3408,6 @@ END_TEST
 START_TEST(test_compaction_disk_full)
 {
     struct ck c;
-    ck_init(&c);
     struct bk_server *s = ft_compaction_held(&c);
     int logs = gc_log_count(&c);
     uint64_t before = gc_log_bytes(&c);
@@ -3398,16 +3429,7 @@ START_TEST(test_compaction_disk_full)
     ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
     gc_wait_idle(&c, s);
     gc_check(s, 1, 200);
-    bk_server_free_unclean(s);
-    c.h.o.compaction_rate_by_entries = 100000;
-    s = gc_start(&c);
-    gc_check(s, 1, 200);
-    ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
-    gc_wait_idle(&c, s);
-    gc_check(s, 1, 200);
-    ck_assert_uint_lt(gc_log_bytes(&c), before * 65 / 100);
-    bk_server_free(s);
-    ck_fini(&c);
+    gc_crash_and_finish(&c, s, before);
 }
 END_TEST
 
@@ -3417,10 +3439,7 @@ END_TEST
 START_TEST(test_gc_store_unreachable)
 {
     struct ck c;
-    ck_init(&c);
-    struct bk_server *s = gc_start(&c);
-    gc_put_md(&c, 1);
-    gc_add(s, 1, 0, 100);
+    struct bk_server *s = gc_start_one(&c, 100);
     gc_add(s, 2, 0, 100); /* not in any store */
     ck_assert_int_eq(bk_server_checkpoint(s), 0);
     int logs = gc_log_count(&c);
