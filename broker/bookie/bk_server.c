@@ -665,21 +665,22 @@ static void bk_v3_bookie_info(struct bk_server *s, struct bk_conn *c,
                        : 0;
     /* summed over the ledger directories' file systems, each counted once */
     struct statvfs sv;
-    unsigned long fsid[BK_MAX_LEDGER_DIRS];
+    struct stat sb;
+    dev_t dev[BK_MAX_LEDGER_DIRS];
     unsigned nfs = 0;
     int64_t total = 0, avail = 0;
     int st = WIRE_BK_EOK;
     for (unsigned i = 0; i < s->dirs.n_ledger && st == WIRE_BK_EOK; i++) {
-        if (s->statvfs_fn(s->dirs.ledger[i], &sv) != 0) {
+        if (stat(s->dirs.ledger[i], &sb) != 0 || s->statvfs_fn(s->dirs.ledger[i], &sv) != 0) {
             st = WIRE_BK_EIO;
             break;
         }
         bool seen = false;
         for (unsigned k = 0; k < nfs; k++)
-            seen |= fsid[k] == sv.f_fsid;
+            seen |= dev[k] == sb.st_dev;
         if (seen)
             continue;
-        fsid[nfs++] = sv.f_fsid;
+        dev[nfs++] = sb.st_dev;
         total += (int64_t)sv.f_blocks * (int64_t)sv.f_frsize;
         avail += (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
     }

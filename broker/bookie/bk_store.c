@@ -237,8 +237,9 @@ static int bk_store_log_create(struct bk_store *st, unsigned dir, uint32_t id, i
  * Start entry log id in the next writable ledger directory, round-robin (BookKeeper's
  * LedgerDirsManager): full or failed directories are skipped; when none is writable (the
  * bookie is read-only then, and only journalled or high-priority records arrive) any that has
- * not failed is taken. A directory where the log cannot be created is marked failed (one
- * ERROR line) and the next one is tried. 0 or -MG_E*.
+ * not failed is taken. A directory where the log cannot be created is marked full (out of
+ * space) or failed (any other error; one ERROR line) and the next one is tried. 0 or
+ * -MG_E*.
  */
 static int bk_store_log_open_new(struct bk_store *st, uint32_t id)
 {
@@ -252,7 +253,9 @@ static int bk_store_log_open_new(struct bk_store *st, uint32_t id)
                 (pass == 0 && (atomic_load(&st->dir_full) & bit)))
                 continue;
             e = bk_store_log_create(st, dir, id, &fd);
-            if (e != 0 && !bk_store_no_space(e)) {
+            if (e != 0 && bk_store_no_space(e)) {
+                atomic_fetch_or(&st->dir_full, bit); /* the disk check clears it below the lwm */
+            } else if (e != 0) {
                 atomic_fetch_or(&st->dir_failed, bit);
                 MG_ERROR(BK_MODULE,
                          "ledger directory %s failed (%s): no new entry logs go there until "

@@ -3253,7 +3253,20 @@ START_TEST(test_ledger_dirs_full_skipped)
                                                   {"used, below diskUsageLwmThreshold", 1},
                                                   {"bookie is writable again", 1},
                                                   {NULL, 0}});
-    gc_check_restarted(&c, s, 1, 400);
+    /* a log that cannot be created for lack of space marks its directory full (not failed)
+     * until the disk check finds it below the low-water mark */
+    unsigned failed_before = atomic_load(&s->store.dir_failed);
+    atomic_store(&s->store.inject_create_errno, ENOSPC);
+    gc_add(s, 1, 400, 410);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0); /* rolls away from the full directory */
+    unsigned full = atomic_load(&s->store.dir_full);
+    ck_assert_msg(full & 1u, "directory 0 not marked full (%#x)", full);
+    ck_assert_uint_eq(atomic_load(&s->store.dir_failed), failed_before);
+    bk_server_check_disk(s);
+    full = atomic_load(&s->store.dir_full);
+    ck_assert_msg(!(full & 1u), "directory 0 still marked full (%#x)", full);
+    ck_assert(!bk_server_readonly(s));
+    gc_check_restarted(&c, s, 1, 410);
     ck_fini(&c);
 }
 END_TEST
