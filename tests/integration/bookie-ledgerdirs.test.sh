@@ -8,7 +8,7 @@
 #      (waited for, bounded), the index (LMDB) stays in L0, each directory holds the cookie.
 #   3. A stops (SIGTERM, exit 0). Started again with L2 left out: exits 1 naming
 #      ledgerDirectories; with a fourth, empty directory added: exits 1 naming it.
-#   4. With the original list it starts again.
+#   4. With the original list it starts again; `--format --force` then clears every directory.
 # Everything started is stopped by pid.
 set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
@@ -81,5 +81,16 @@ if start_magnetar a2 bookie bookiePort 30 -- $(bk_args "$L0,$L1,$L2"); then
     pass "with its directories as before, the bookie starts again"
 fi
 stop_proc a2 15 || fail "bookie a2 exit code $? on SIGTERM"
+
+# --format --force clears every ledger directory (and the journal's)
+# shellcheck disable=SC2046
+timeout 30 "$BIN" bookie $(bk_args "$L0,$L1,$L2") --format --force >"$T/f.log" 2>&1
+rc=$?
+left=$(ls -d "$J/current" "$L0/current" "$L1/current" "$L2/current" 2>/dev/null | tr '\n' ' ')
+if [ "$rc" = 0 ] && [ -z "$left" ]; then
+    pass "--format --force removed current/ of the journal and the three ledger directories"
+else
+    fail "--format --force: exit $rc, left: $left, log: $(tail -n 2 "$T/f.log")"
+fi
 check_sanitizers
 echo "SUMMARY: $IT_PASSES passed, $IT_FAILS failed"
