@@ -24,13 +24,14 @@
  * Failure modes: an entry-log write out of space (ENOSPC, EDQUOT) sets nospace: the records
  * stay in the (growing) write buffer and the checkpoint fails, keeping its half (readable)
  * to be retried as it is once space returns (the server's disk check); -MG_EREADONLY. Any
- * other entry-log write or sync failure sets io_failed: checkpoints stop for good (so
- * lastMark never moves past data that is not on disk and the journal keeps it for replay)
- * and the server turns read-only. Index and lastMark failures only fail that checkpoint.
- * Repeated failures log one line per MG_RATELIMIT_INTERVAL_MS. A crash at any point of a
- * checkpoint is safe: the index never points at unsynced log data (logs are synced before the
- * commit), and replaying from the previous lastMark re-applies the same records (overwriting
- * index entries).
+ * other entry-log write or sync failure takes the log's ledger directory out (failed) and
+ * the checkpoint writes its half again to a log in another directory; with none left it sets
+ * io_failed: checkpoints stop for good (so lastMark never moves past data that is not on disk
+ * and the journal keeps it for replay) and the server turns read-only. Index and lastMark failures
+ * only fail that checkpoint. Repeated failures log one line per MG_RATELIMIT_INTERVAL_MS. A crash
+ * at any point of a checkpoint is safe: the index never points at unsynced log data (logs are
+ * synced before the commit), and replaying from the previous lastMark re-applies the same records
+ * (overwriting index entries).
  */
 #include "bookie/bookie_int.h"
 #include "util/alloc.h"
@@ -143,12 +144,37 @@ static bool bk_store_no_space(int e)
     return e == ENOSPC || e == EDQUOT;
 }
 
-/* pwrite all of buf at off or fail; returns 0 or an errno. */
+static int bk_store_log_open_new(struct bk_store *st, uint32_t id);
+
+/*
+ * Storage thread: the current log failed (a write or fdatasync error: what it holds past its
+ * last sync is unknown). Its directory is marked failed (one ERROR line), as LedgerDirsManager
+ * does, the buffered records are dropped (their owners still have them: a checkpoint keeps
+ * its write-cache half until it succeeds, a compaction's copies are not indexed) and the next
+ * log starts in another directory. -MG_EAGAIN: append the records again; -MG_EIO (io_failed
+ * set) when no directory is left.
+ */
+static int bk_store_log_failed(struct bk_store *st, const char *what, int e)
+{
+    atomic_fetch_or(&st->dir_failed, 1u << st->log_dir);
+    MG_ERROR(BK_MODULE,
+             "entry log %x: %s failed: %s; ledger directory %s failed: no new entry logs go "
+             "there until restart",
+             st->log_id, what, strerror(e), st->ldirs[st->log_dir]);
+    st->log_buf_len = 0;
+    st->nospace = false;
+    if (bk_store_log_open_new(st, st->log_id + 1) < 0) {
+        st->io_failed = true;
+        return -MG_EIO;
+    }
+    return -MG_EAGAIN;
+}
+
 /*
  * Write the buffered records at the end of the current entry log. Out of space (ENOSPC,
  * EDQUOT) is not an error of the data: the records stay buffered (and readable from the
  * write cache), whatever part of them reached the file is cut off again, and a later call
- * retries; -MG_EREADONLY. Any other failure sets io_failed; -MG_EIO.
+ * retries; -MG_EREADONLY. Any other failure: bk_store_log_failed (-MG_EAGAIN or -MG_EIO).
  */
 static int bk_store_log_flush_buf(struct bk_store *st)
 {
@@ -170,11 +196,8 @@ static int bk_store_log_flush_buf(struct bk_store *st)
                      st->log_id, strerror(e), st->log_buf_len, held);
         return -MG_EREADONLY;
     }
-    if (e != 0) {
-        MG_ERROR(BK_MODULE, "entry log %x: write failed: %s", st->log_id, strerror(e));
-        st->io_failed = true;
-        return -MG_EIO;
-    }
+    if (e != 0)
+        return bk_store_log_failed(st, "write", e);
     if (st->nospace)
         MG_INFO(BK_MODULE, "entry log %x: the %zu bytes kept in memory are written", st->log_id,
                 st->log_buf_len);
@@ -190,18 +213,17 @@ static int bk_store_log_flush_buf(struct bk_store *st)
 }
 
 /* Storage thread: the buffered records written and the current log fdatasynced. 0,
- * -MG_EREADONLY (out of space, kept in the buffer) or -MG_EIO (io_failed set). */
+ * -MG_EREADONLY (out of space, kept in the buffer), -MG_EAGAIN (the log failed, the next one
+ * is in another directory: append again) or -MG_EIO (io_failed set). */
 static int bk_store_log_sync(struct bk_store *st)
 {
     int rc = bk_store_log_flush_buf(st);
     if (rc < 0)
         return rc;
-    if (fdatasync(st->log_fd) != 0) {
-        MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id, strerror(errno));
-        st->io_failed = true;
-        return -MG_EIO;
-    }
-    return 0;
+    int e = atomic_exchange(&st->inject_sync_errno, 0);
+    if (e == 0 && fdatasync(st->log_fd) != 0)
+        e = errno;
+    return e ? bk_store_log_failed(st, "fdatasync", e) : 0;
 }
 
 /* Create entry log id in ledger directory dir: 0, or an errno (logged, the file removed). */
@@ -721,9 +743,6 @@ struct bk_ledger *bk_store_ledger(struct bk_store *st, int64_t ledger_id, bool c
     return l;
 }
 
-/* Storage thread: append c's record to the current entry log (rolling it first when it is
- * full) and note where its body went. 0, -MG_EREADONLY (out of space: the record waits in
- * the growing buffer) or -MG_EIO. */
 /* Storage thread: the current log is complete (full, or its directory is): sync it, so that
  * checkpoints only sync one, and start the next in a writable directory. */
 static int bk_store_log_roll(struct bk_store *st)
@@ -736,6 +755,10 @@ static int bk_store_log_roll(struct bk_store *st)
     return rc;
 }
 
+/* Storage thread: append c's record to the current entry log (rolling it first when it is
+ * full) and note where its body went. 0, -MG_EREADONLY (out of space: the record waits in
+ * the growing buffer), -MG_EAGAIN (the log failed: this record and those appended since the
+ * last sync must be appended again, to the new log) or -MG_EIO. */
 static int bk_store_log_append(struct bk_store *st, struct bk_cached *c)
 {
     int rc = 0;
@@ -745,12 +768,14 @@ static int bk_store_log_append(struct bk_store *st, struct bk_cached *c)
         rc = bk_store_log_roll(st);
     if (st->io_failed)
         return -MG_EIO;
-    c->log_id = st->log_id;
-    c->offset = st->log_off + 4;
     /* out of space the buffer grows (adds are refused meanwhile, so only what was already
      * journalled and high-priority adds land here) */
-    if (st->log_buf_len > 0 && st->log_buf_len + rec > BK_LOG_BUF_SIZE && !st->nospace)
+    if (rc == 0 && st->log_buf_len > 0 && st->log_buf_len + rec > BK_LOG_BUF_SIZE && !st->nospace)
         rc = bk_store_log_flush_buf(st);
+    if (rc == -MG_EAGAIN || rc == -MG_EIO)
+        return rc;
+    c->log_id = st->log_id;
+    c->offset = st->log_off + 4;
     st->log_buf = mg_grow(st->log_buf, &st->log_buf_cap, st->log_buf_len + rec, 1, 0);
     mg_put_be32(st->log_buf + st->log_buf_len, (uint32_t)c->len);
     memcpy(st->log_buf + st->log_buf_len + 4, c->data, c->len);
@@ -1011,6 +1036,12 @@ static bool bk_store_gate_pass(struct bk_store *st, enum bk_gate at)
     return go;
 }
 
+static int bk_store_flush_run_again(struct bk_store *st, struct bk_flush *f)
+{
+    f->appended = false;
+    return bk_store_flush_run(st, f);
+}
+
 int bk_store_flush_run(struct bk_store *st, struct bk_flush *f)
 {
     if (st->io_failed)
@@ -1025,8 +1056,9 @@ int bk_store_flush_run(struct bk_store *st, struct bk_flush *f)
         MG_INFO(BK_MODULE, "entry log %x: %s is no longer writable; rolling to another directory",
                 st->log_id, st->ldirs[st->log_dir]);
         rc = bk_store_log_roll(st);
-        if (rc < 0)
+        if (rc < 0 && rc != -MG_EAGAIN) /* (EAGAIN: it failed, and rolled all the same) */
             return rc;
+        rc = 0;
     }
     if (!f->appended) {
         /* in (ledger, entry) order, as DbLedgerStorage flushes its write cache: a ledger's
@@ -1038,15 +1070,20 @@ int bk_store_flush_run(struct bk_store *st, struct bk_flush *f)
         while (mg_map_next(&f->cache, &pos, NULL, NULL, &val))
             v[n++] = val;
         qsort(v, n, sizeof *v, bk_store_cmp_cached);
-        for (size_t i = 0; i < n && rc != -MG_EIO; i++)
+        for (size_t i = 0; i < n && rc != -MG_EIO && rc != -MG_EAGAIN; i++)
             rc = bk_store_log_append(st, v[i]);
         mg_free(v);
         if (rc == -MG_EIO)
             return rc;
-        f->appended = true; /* out of space the records wait in the buffer: retried below */
+        /* out of space the records wait in the buffer: retried below */
+        f->appended = rc != -MG_EAGAIN;
     }
     f->log_id = st->log_id;
-    rc = bk_store_log_sync(st);
+    rc = f->appended ? bk_store_log_sync(st) : -MG_EAGAIN;
+    /* the log failed and the next is in another directory: all of the half again there
+     * (each failure takes a directory out, so this ends) */
+    if (rc == -MG_EAGAIN)
+        return bk_store_flush_run_again(st, f);
     if (rc < 0)
         return rc;
     if (!bk_store_gate_pass(st, BK_GATE_BEFORE_INDEX))

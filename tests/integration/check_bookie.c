@@ -3271,6 +3271,48 @@ START_TEST(test_ledger_dirs_full_skipped)
 }
 END_TEST
 
+/* An entry log whose write or fdatasync fails (I/O error) takes its directory out: the
+ * checkpoint writes its entries again to a log in another directory and succeeds, the bookie
+ * stays writable, every entry reads back (also after a restart). With no directory left the
+ * bookie is read-only (I/O error) and the checkpoint fails. */
+START_TEST(test_ledger_dir_io_error)
+{
+    struct ck c;
+    ck_init(&c);
+    char dirs[3][400], list[1300];
+    ld_dirs(&c, 3, dirs, list, sizeof list);
+    struct bk_server *s = gc_start(&c);
+    gc_put_md(&c, 1);
+    gc_add(s, 1, 0, 30);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    atomic_store(&s->store.inject_errno, EIO); /* the next entry-log write */
+    gc_add(s, 1, 30, 60);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    unsigned failed = atomic_load(&s->store.dir_failed);
+    ck_assert_msg(failed == 1 || failed == 2 || failed == 4, "failed directories %#x", failed);
+    ck_assert(!bk_server_readonly(s));
+    atomic_store(&s->store.inject_sync_errno, EIO); /* the next fdatasync */
+    gc_add(s, 1, 60, 90);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    ck_assert_int_eq(__builtin_popcount(atomic_load(&s->store.dir_failed)), 2);
+    ck_assert(!bk_server_readonly(s));
+    ck_assert(!s->store.io_failed);
+    gc_check(s, 1, 90);
+    /* the last directory fails too: read-only, nothing more can be checkpointed */
+    atomic_store(&s->store.inject_errno, EIO);
+    gc_add(s, 1, 90, 100);
+    ck_assert_int_lt(bk_server_checkpoint(s), 0);
+    ck_assert(bk_server_readonly(s));
+    ck_assert(s->store.io_failed);
+    gc_check(s, 1, 100); /* still readable: the failed half stays in memory */
+    bk_server_free_unclean(s);
+    s = gc_start(&c);
+    gc_check(s, 1, 90);
+    bk_server_free(s);
+    ck_fini(&c);
+}
+END_TEST
+
 /* diskUsageWarnThreshold, diskUsageThreshold and diskUsageLwmThreshold on a disk that fills
  * with entry logs (the fake statvfs counts them against a capacity): a WARN line above the
  * warn threshold, read-only above the threshold; with isForceGCAllowWhenNoSpace the bookie
@@ -3507,7 +3549,7 @@ static Suite *bookie_suite(void)
            test_gc_listing_failure, test_compaction_half_live, test_gc_off_loop,
            test_compaction_crash, test_ledger_dirs_round_robin, test_ledger_dirs_full_skipped,
            test_disk_thresholds_gc_frees, test_compaction_ledger_deleted, test_compaction_disk_full,
-           test_gc_store_unreachable);
+           test_gc_store_unreachable, test_ledger_dir_io_error);
     return s;
 }
 
