@@ -3038,9 +3038,12 @@ END_TEST
 
 /* ---- several ledger directories, disk thresholds ------------------------------------------ */
 
-/* c's bookie on the ledger directories <root>/l0..l<n-1> (comma-separated in list). */
-static void ld_dirs(struct ck *c, int n, char (*dirs)[400], char *list, size_t len)
+/* A new memory store (c) that knows ledger 1, and options for a bookie on the ledger
+ * directories <root>/l0..l<n-1> (comma-separated in list). */
+static void ld_init(struct ck *c, int n, char (*dirs)[400], char *list, size_t len)
 {
+    ck_init(c);
+    gc_put_md(c, 1);
     list[0] = '\0';
     for (int i = 0; i < n; i++) {
         snprintf(dirs[i], 400, "%s/l%d", c->h.dir, i);
@@ -3063,12 +3066,10 @@ static int ld_logs(const char *dir)
 START_TEST(test_ledger_dirs_round_robin)
 {
     struct ck c;
-    ck_init(&c);
     char dirs[4][400], list[1700];
-    ld_dirs(&c, 3, dirs, list, sizeof list);
+    ld_init(&c, 3, dirs, list, sizeof list);
     struct bk_server *s = gc_start(&c);
     ck_assert_uint_eq(s->store.n_ldirs, 3);
-    gc_put_md(&c, 1);
     for (int e = 0; e < 400; e += 40) {
         gc_add(s, 1, e, e + 40);
         ck_assert_int_eq(bk_server_checkpoint(s), 0);
@@ -3204,14 +3205,12 @@ static void ld_fake_init(int n, char (*dirs)[400])
 START_TEST(test_ledger_dirs_full_skipped)
 {
     struct ck c;
-    ck_init(&c);
     char dirs[3][400], list[1300];
-    ld_dirs(&c, 3, dirs, list, sizeof list);
+    ld_init(&c, 3, dirs, list, sizeof list);
     c.h.o.disk_usage_lwm_pct = 90;
     struct bk_server *s = gc_start(&c);
     ld_fake_init(3, dirs);
     s->statvfs_fn = ld_statvfs;
-    gc_put_md(&c, 1);
     struct capture cap;
     ld_cap_start(&cap);
     ld_fake.pct[0] = 97;
@@ -3278,11 +3277,9 @@ END_TEST
 START_TEST(test_ledger_dir_io_error)
 {
     struct ck c;
-    ck_init(&c);
     char dirs[3][400], list[1300];
-    ld_dirs(&c, 3, dirs, list, sizeof list);
+    ld_init(&c, 3, dirs, list, sizeof list);
     struct bk_server *s = gc_start(&c);
-    gc_put_md(&c, 1);
     gc_add(s, 1, 0, 30);
     ck_assert_int_eq(bk_server_checkpoint(s), 0);
     atomic_store(&s->store.inject_errno, EIO); /* the next entry-log write */
