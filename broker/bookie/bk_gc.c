@@ -319,12 +319,15 @@ static void bk_gc_after_ledgers(struct bk_gc *g)
     double thr = 0;
     bool space = bk_gc_space_short(g);
     bool forced = g->force_compaction || (space && g->conf.force_gc_when_no_space);
+    /* a disk above diskUsageWarnThreshold ("almost full"): BookKeeper suspends major
+     * compaction, which needs the most room for its copies, unless isForceGCAllowWhenNoSpace */
+    bool almost = g->srv->disk_warned != 0 && !g->conf.force_gc_when_no_space;
     g->force_compaction = false;
     if (space && !g->conf.force_gc_when_no_space) {
         /* BookKeeper suspends compaction on a full disk unless isForceGCAllowWhenNoSpace */
     } else if (g->conf.major_threshold > 0 &&
-               (forced ||
-                now - g->last_major_ns >= (uint64_t)g->conf.major_interval_s * 1000000000ULL)) {
+               (forced || (!almost && now - g->last_major_ns >=
+                                          (uint64_t)g->conf.major_interval_s * 1000000000ULL))) {
         thr = g->conf.major_threshold;
         g->last_major_ns = g->last_minor_ns = now;
     } else if (g->conf.minor_threshold > 0 &&

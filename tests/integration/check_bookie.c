@@ -3364,6 +3364,43 @@ START_TEST(test_disk_thresholds_gc_frees)
 }
 END_TEST
 
+/* Above diskUsageWarnThreshold (BookKeeper's "almost full") a scheduled gc run deletes
+ * ledgers but does not run major compaction; below it again, it does. */
+START_TEST(test_gc_major_suspended_almost_full)
+{
+    struct ck c;
+    ck_init(&c);
+    c.h.o.major_compaction_interval_s = 0; /* due at every run */
+    c.h.o.minor_compaction_threshold = 0;
+    struct bk_server *s = gc_start(&c);
+    char dirs[1][400];
+    snprintf(dirs[0], sizeof dirs[0], "%s", c.h.ldir);
+    ld_fake_init(1, dirs);
+    s->statvfs_fn = ld_statvfs;
+    gc_put_md(&c, 1);
+    gc_put_md(&c, 2);
+    gc_add_mixed(s, 100);
+    gc_del_md(&c, 2);
+    ld_fake.pct[0] = 92; /* above 0.90, below 0.95 */
+    bk_server_check_disk(s);
+    ck_assert(!bk_server_readonly(s));
+    ck_assert_int_eq(bk_gc_run(s->gc, false), 0);
+    gc_wait_idle(&c, s);
+    struct bk_gc_stats gs;
+    bk_gc_stats(s->gc, &gs);
+    ck_assert_uint_eq(gs.ledgers_deleted, 1);
+    ck_assert_uint_eq(gs.logs_compacted, 0);
+    ld_fake.pct[0] = 60;
+    bk_server_check_disk(s);
+    ck_assert_int_eq(bk_gc_run(s->gc, false), 0);
+    gc_wait_idle(&c, s);
+    bk_gc_stats(s->gc, &gs);
+    ck_assert_uint_gt(gs.logs_compacted, 0);
+    gc_check_restarted(&c, s, 1, 100);
+    ck_fini(&c);
+}
+END_TEST
+
 /* ---- storage faults during gc and compaction ---------------------------------------------- */
 
 /* Live bytes the log metadata gives ledger, summed over every log. */
@@ -3546,7 +3583,8 @@ static Suite *bookie_suite(void)
            test_gc_listing_failure, test_compaction_half_live, test_gc_off_loop,
            test_compaction_crash, test_ledger_dirs_round_robin, test_ledger_dirs_full_skipped,
            test_disk_thresholds_gc_frees, test_compaction_ledger_deleted, test_compaction_disk_full,
-           test_gc_store_unreachable, test_ledger_dir_io_error);
+           test_gc_store_unreachable, test_ledger_dir_io_error,
+           test_gc_major_suspended_almost_full);
     return s;
 }
 
