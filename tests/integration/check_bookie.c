@@ -2710,6 +2710,14 @@ static void gc_wait_idle(struct ck *c, struct bk_server *s)
     ck_assert(bk_gc_idle(s->gc));
 }
 
+/* One gc run (forced compaction or not) to its end; its statistics in *gs. */
+static void gc_run_wait(struct ck *c, struct bk_server *s, bool force, struct bk_gc_stats *gs)
+{
+    ck_assert_int_eq(bk_gc_run(s->gc, force), 0);
+    gc_wait_idle(c, s);
+    bk_gc_stats(s->gc, gs);
+}
+
 /* Bytes of the entry logs in the ledger directory. */
 static uint64_t gc_log_bytes(struct ck *c)
 {
@@ -2756,10 +2764,8 @@ START_TEST(test_gc_deleted_ledger)
     int logs_before = gc_log_count(&c);
     uint64_t bytes_before = gc_log_bytes(&c);
     gc_del_md(&c, 2);
-    ck_assert_int_eq(bk_gc_run(s->gc, false), 0);
-    gc_wait_idle(&c, s);
     struct bk_gc_stats gs;
-    bk_gc_stats(s->gc, &gs);
+    gc_run_wait(&c, s, false, &gs);
     ck_assert_uint_eq(gs.ledgers_deleted, 1);
     ck_assert_uint_ge(gs.logs_deleted, 3);
     ck_assert_int_eq(gc_read_rc(s, 2, 0), WIRE_BK_ENOLEDGER);
@@ -3198,6 +3204,21 @@ static void ld_fake_init(int n, char (*dirs)[400])
     ld_fake.journal_pct = 10;
 }
 
+/* A gc bookie with c's options on the fake statvfs (its one ledger directory at 50%, unless
+ * ld_fake says otherwise), holding ledgers 1 and 2 mixed in every log (gc_add_mixed, n). */
+static struct bk_server *ld_start_mixed(struct ck *c, int n)
+{
+    struct bk_server *s = gc_start(c);
+    char dirs[1][400];
+    snprintf(dirs[0], sizeof dirs[0], "%s", c->h.ldir);
+    ld_fake_init(1, dirs);
+    s->statvfs_fn = ld_statvfs;
+    gc_put_md(c, 1);
+    gc_put_md(c, 2);
+    gc_add_mixed(s, n);
+    return s;
+}
+
 /* A full directory (above diskUsageThreshold) gets no new entry logs, the current one rolls
  * away from it, and the bookie stays writable; one that fails to take a log is skipped; only
  * when no directory is writable is the bookie read-only, and a directory below the low-water
@@ -3324,14 +3345,7 @@ START_TEST(test_disk_thresholds_gc_frees)
     c.h.o.disk_usage_lwm_pct = 70;
     c.h.o.force_gc_when_no_space = true;
     c.h.o.major_compaction_threshold = 0.8;
-    struct bk_server *s = gc_start(&c);
-    char dirs[1][400];
-    snprintf(dirs[0], sizeof dirs[0], "%s", c.h.ldir);
-    ld_fake_init(1, dirs);
-    s->statvfs_fn = ld_statvfs;
-    gc_put_md(&c, 1);
-    gc_put_md(&c, 2);
-    gc_add_mixed(s, 200);
+    struct bk_server *s = ld_start_mixed(&c, 200);
     uint64_t used = gc_log_bytes(&c);
     ld_fake.capacity = used * 100 / 85; /* 85%: between the warn threshold and the threshold */
     struct capture cap;
@@ -3372,29 +3386,18 @@ START_TEST(test_gc_major_suspended_almost_full)
     ck_init(&c);
     c.h.o.major_compaction_interval_s = 0; /* due at every run */
     c.h.o.minor_compaction_threshold = 0;
-    struct bk_server *s = gc_start(&c);
-    char dirs[1][400];
-    snprintf(dirs[0], sizeof dirs[0], "%s", c.h.ldir);
-    ld_fake_init(1, dirs);
-    s->statvfs_fn = ld_statvfs;
-    gc_put_md(&c, 1);
-    gc_put_md(&c, 2);
-    gc_add_mixed(s, 100);
+    struct bk_server *s = ld_start_mixed(&c, 100);
     gc_del_md(&c, 2);
     ld_fake.pct[0] = 92; /* above 0.90, below 0.95 */
     bk_server_check_disk(s);
     ck_assert(!bk_server_readonly(s));
-    ck_assert_int_eq(bk_gc_run(s->gc, false), 0);
-    gc_wait_idle(&c, s);
     struct bk_gc_stats gs;
-    bk_gc_stats(s->gc, &gs);
+    gc_run_wait(&c, s, false, &gs);
     ck_assert_uint_eq(gs.ledgers_deleted, 1);
     ck_assert_uint_eq(gs.logs_compacted, 0);
     ld_fake.pct[0] = 60;
     bk_server_check_disk(s);
-    ck_assert_int_eq(bk_gc_run(s->gc, false), 0);
-    gc_wait_idle(&c, s);
-    bk_gc_stats(s->gc, &gs);
+    gc_run_wait(&c, s, false, &gs);
     ck_assert_uint_gt(gs.logs_compacted, 0);
     gc_check_restarted(&c, s, 1, 100);
     ck_fini(&c);
