@@ -349,14 +349,7 @@ static int main_start_bookies(struct proc *p)
     for (int i = 0; i < n; i++) {
         struct bk_options o;
         if (p->role == ROLE_BOOKIE) {
-            /* one ledger directory: extra comma-separated ones are ignored */
-            p->bookie_dirs[i] = mg_strdup(p->cfg.ledger_directories);
-            char *comma = strchr(p->bookie_dirs[i], ',');
-            if (comma) {
-                *comma = '\0';
-                MG_WARN("main", "ledgerDirectories: only the first directory (%s) is used",
-                        p->bookie_dirs[i]);
-            }
+            p->bookie_dirs[i] = mg_strdup(p->cfg.ledger_directories); /* comma-separated */
             bk_options_from_cfg(&o, &p->cfg, p->bookie_dirs[i]);
         } else {
             char *base = mg_asprintf("%s/bookie-%d", p->cfg.data_directory, i);
@@ -396,14 +389,9 @@ static int main_start_bookies(struct proc *p)
  * that its next start is a new bookie (BookKeeper's `bookie format`). */
 static int main_format_bookie(struct proc *p, bool force)
 {
-    char *ledger_dir = mg_strdup(p->cfg.ledger_directories);
-    char *comma = strchr(ledger_dir, ',');
-    if (comma)
-        *comma = '\0';
     struct bk_options o;
-    bk_options_from_cfg(&o, &p->cfg, ledger_dir);
+    bk_options_from_cfg(&o, &p->cfg, p->cfg.ledger_directories);
     int rc = bk_format(p->base, p->meta, &o, force);
-    mg_free(ledger_dir);
     if (rc == -MG_ENOTALLOWED)
         return EXIT_USAGE; /* --force missing: nothing was deleted */
     return rc < 0 ? 1 : 0;

@@ -7,7 +7,7 @@
  * ledger directories and the cluster's instance id (/ledgers/INSTANCEID, created with a
  * random UUID by the first bookie that finds it missing). It is written as BookKeeper writes
  * it (Cookie.java, layout version 5: the version on its own line, then protobuf text of
- * CookieFormat) to <dir>/current/VERSION in the journal and the ledger directory and to
+ * CookieFormat) to <dir>/current/VERSION in the journal and every ledger directory and to
  * /ledgers/cookies/<bookieId>. A later start compares the cookies with what the
  * configuration says now and refuses (-MG_ENOTALLOWED, one ERROR line naming the directory
  * or the address that changed and how to proceed) when they differ, when some directories
@@ -390,12 +390,11 @@ static bool bk_dir_has_data(const char *dir)
     return data;
 }
 
-int bk_cookie_port_hint(const char *journal_dir, const char *ledger_dir)
+int bk_cookie_port_hint(const struct bk_dirs *dirs)
 {
-    const char *dirs[] = {journal_dir, ledger_dir};
-    for (int i = 0; i < 2; i++) {
+    for (unsigned i = 0; i < dirs->n; i++) {
         struct bk_cookie c;
-        if (bk_cookie_read_file(dirs[i], &c) < 0)
+        if (bk_cookie_read_file(dirs->all[i], &c) < 0)
             continue;
         const char *colon = strrchr(c.bookie_host, ':');
         char *e = NULL;
@@ -595,6 +594,129 @@ static bool bk_same_dir(const char *a, const char *b)
            sa.st_ino == sb.st_ino;
 }
 
+/* Split a comma-separated directory list (blanks around each trimmed) into out[] (owned).
+ * The count, or -MG_EINVAL (logged) when it is empty, has an empty item or more than max. */
+static int bk_dirs_split(const char *key, const char *list, char **out, unsigned max)
+{
+    unsigned n = 0;
+    const char *p = list ? list : "";
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len == 0 || n == max) {
+            MG_ERROR(BK_MODULE, "%s=%s: %s", key, list ? list : "",
+                     len == 0 ? "an empty directory name" : "too many directories");
+            while (n > 0)
+                mg_free(out[--n]);
+            return -MG_EINVAL;
+        }
+        out[n++] = mg_strndup(p, len);
+        if (!end)
+            return (int)n;
+        p = end + 1;
+    }
+}
+
+int bk_dirs_init(struct bk_dirs *d, const char *journal_dirs, const char *ledger_dirs)
+{
+    memset(d, 0, sizeof *d);
+    char *j[2];
+    int nj = bk_dirs_split("journalDirectories", journal_dirs, j, 2);
+    if (nj < 0)
+        return nj;
+    d->journal = j[0];
+    if (nj > 1) {
+        MG_ERROR(BK_MODULE,
+                 "journalDirectories=%s: one journal directory is supported (each journal "
+                 "needs its own thread and lastMark)",
+                 journal_dirs);
+        mg_free(j[1]);
+        bk_dirs_fini(d);
+        return -MG_EINVAL;
+    }
+    int nl = bk_dirs_split("ledgerDirectories", ledger_dirs, d->ledger, BK_MAX_LEDGER_DIRS);
+    if (nl < 0) {
+        bk_dirs_fini(d);
+        return nl;
+    }
+    d->n_ledger = (unsigned)nl;
+    d->all[0] = d->journal;
+    d->key[0] = "journalDirectory";
+    d->n = 1;
+    for (unsigned i = 0; i < d->n_ledger; i++) {
+        int rc = mg_mkdirs(d->ledger[i]);
+        if (rc < 0) {
+            MG_ERROR(BK_MODULE, "ledgerDirectories: cannot create %s: %s", d->ledger[i],
+                     mg_strerror(rc));
+            bk_dirs_fini(d);
+            return rc;
+        }
+        for (unsigned k = 0; k < i; k++)
+            if (bk_same_dir(d->ledger[k], d->ledger[i])) {
+                MG_ERROR(BK_MODULE, "ledgerDirectories: %s and %s are the same directory",
+                         d->ledger[k], d->ledger[i]);
+                bk_dirs_fini(d);
+                return -MG_EINVAL;
+            }
+        if (mg_mkdirs(d->journal) == 0 && bk_same_dir(d->journal, d->ledger[i]))
+            continue; /* one cookie and one lock */
+        d->all[d->n] = d->ledger[i];
+        d->key[d->n++] = "ledgerDirectories";
+    }
+    return 0;
+}
+
+void bk_dirs_fini(struct bk_dirs *d)
+{
+    mg_free(d->journal);
+    for (unsigned i = 0; i < d->n_ledger; i++)
+        mg_free(d->ledger[i]);
+    memset(d, 0, sizeof *d);
+}
+
+/* The cookie's ledgerDirs field: "<count>\t<dir>\t<dir>...". */
+static char *bk_dirs_cookie_field(const struct bk_dirs *d)
+{
+    char *f = mg_asprintf("%u", d->n_ledger);
+    for (unsigned i = 0; i < d->n_ledger; i++) {
+        char *g = mg_asprintf("%s\t%s", f, d->ledger[i]);
+        mg_free(f);
+        f = g;
+    }
+    return f;
+}
+
+int bk_dirs_lock(const struct bk_dirs *d, int *fds)
+{
+    for (unsigned i = 0; i < d->n; i++)
+        fds[i] = -1;
+    for (unsigned i = 0; i < d->n; i++) {
+        fds[i] = bk_dir_lock(d->all[i], d->key[i]);
+        if (fds[i] < 0) {
+            int rc = fds[i];
+            fds[i] = -1;
+            bk_dirs_unlock(d, fds);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void bk_dirs_unlock(const struct bk_dirs *d, int *fds)
+{
+    for (unsigned i = 0; i < d->n; i++)
+        if (fds[i] >= 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+}
+
 static int bk_cookie_stamp(struct event_base *base, struct meta_store *meta, struct bk_cdir *d,
                            int n, const struct bk_cookie *want, const char *store_path,
                            bool dirs_too)
@@ -622,21 +744,24 @@ static int bk_cookie_stamp(struct event_base *base, struct meta_store *meta, str
 }
 
 int bk_cookie_check(struct event_base *base, struct meta_store *meta, const char *bookie_id,
-                    const char *journal_dir, const char *ledger_dir)
+                    const struct bk_dirs *dirs, const char *ledger_list)
 {
     if (meta && (!meta_get || !meta_put || !meta_delete || !meta_req_fini))
         meta = NULL;
+    const char *journal_dir = dirs->journal;
     struct bk_cookie want = {
         .layout = BK_COOKIE_LAYOUT,
         .bookie_host = mg_strdup(bookie_id),
         .journal_dirs = mg_strdup(journal_dir),
-        .ledger_dirs = mg_asprintf("1\t%s", ledger_dir),
+        .ledger_dirs = bk_dirs_cookie_field(dirs),
     };
-    struct bk_cdir d[2] = {
-        {.key = "journalDirectory", .dir = journal_dir},
-        {.key = "ledgerDirectories", .dir = ledger_dir},
-    };
-    int n = bk_same_dir(journal_dir, ledger_dir) ? 1 : 2;
+    struct bk_cdir d[BK_MAX_LEDGER_DIRS + 1];
+    memset(d, 0, sizeof d);
+    int n = (int)dirs->n;
+    for (int i = 0; i < n; i++) {
+        d[i].key = dirs->key[i];
+        d[i].dir = dirs->all[i];
+    }
     char *store_path = mg_asprintf(BK_COOKIES_PATH "/%s", bookie_id);
     char *store_val = NULL;
     size_t store_len = 0;
@@ -725,7 +850,9 @@ int bk_cookie_check(struct event_base *base, struct meta_store *meta, const char
         goto out;
     }
     if (stamped > 0) {
-        const struct bk_cdir *has = d[0].rc == 0 ? &d[0] : &d[1];
+        const struct bk_cdir *has = d;
+        while (has->rc != 0)
+            has++;
         for (int i = 0; i < n; i++)
             if (d[i].rc != 0)
                 MG_ERROR(BK_MODULE,
@@ -745,13 +872,16 @@ int bk_cookie_check(struct event_base *base, struct meta_store *meta, const char
                  "(journalDirectory %s, ledgerDirectories %s) has one: the bookie is starting "
                  "on empty or replaced disks and would answer as if it never held the entries "
                  "written to it. Refusing to start: mount the right disks and start again; %s",
-                 bookie_id, store_path, journal_dir, ledger_dir, FORMAT_HINT);
+                 bookie_id, store_path, journal_dir, ledger_list, FORMAT_HINT);
         rc = -MG_ENOTALLOWED;
         goto out;
     }
     if (with_data > 0 && with_data < n) {
-        const struct bk_cdir *full = d[0].data ? &d[0] : &d[1];
-        const struct bk_cdir *empty = d[0].data ? &d[1] : &d[0];
+        const struct bk_cdir *full = d, *empty = d;
+        while (!full->data)
+            full++;
+        while (empty->data)
+            empty++;
         MG_ERROR(BK_MODULE,
                  "%s %s holds bookie data without a cookie while %s %s is empty: one of them "
                  "was wiped or replaced. Refusing to start; %s",
@@ -766,11 +896,11 @@ int bk_cookie_check(struct event_base *base, struct meta_store *meta, const char
                 bookie_id, meta ? " and to the metadata store" : "");
     else
         MG_INFO(BK_MODULE, "new bookie %s: writing cookies to %s%s%s%s", bookie_id, journal_dir,
-                n > 1 ? " and " : "", n > 1 ? ledger_dir : "",
+                n > 1 ? " and " : "", n > 1 ? ledger_list : "",
                 meta ? " and the metadata store" : "");
     rc = bk_cookie_stamp(base, meta, d, n, &want, store_path, true);
 out:
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < n; i++)
         bk_cookie_fini(&d[i].c);
     bk_cookie_fini(&store);
     bk_cookie_fini(&want);
@@ -810,22 +940,19 @@ int bk_format(struct event_base *base, struct meta_store *meta, const struct bk_
 {
     if (meta && (!meta_get || !meta_put || !meta_delete || !meta_req_fini))
         meta = NULL;
-    const char *dirs[2] = {o->journal_dir, o->ledger_dir};
-    const char *keys[2] = {"journalDirectory", "ledgerDirectories"};
-    int lock[2] = {-1, -1};
-    int n = 1;
-    char *ids[3] = {NULL, NULL, NULL};
-    int nids = 0, rc = 0;
-    lock[0] = bk_dir_lock(dirs[0], keys[0]);
-    if (lock[0] < 0)
-        return lock[0];
-    if (mg_mkdirs(dirs[1]) == 0 && !bk_same_dir(dirs[0], dirs[1])) {
-        n = 2;
-        lock[1] = bk_dir_lock(dirs[1], keys[1]);
-        if (lock[1] < 0) {
-            rc = lock[1];
-            goto out;
-        }
+    struct bk_dirs ds;
+    int rc = bk_dirs_init(&ds, o->journal_dir, o->ledger_dir);
+    if (rc < 0)
+        return rc;
+    const char *const *dirs = ds.all, *const *keys = ds.key;
+    int n = (int)ds.n;
+    int lock[BK_MAX_LEDGER_DIRS + 1];
+    char *ids[BK_MAX_LEDGER_DIRS + 2];
+    int nids = 0;
+    rc = bk_dirs_lock(&ds, lock);
+    if (rc < 0) {
+        bk_dirs_fini(&ds);
+        return rc;
     }
     /* the bookie ids whose store cookies go: the ones in the local cookies, and the
      * configured one (known unless it depends on a bookiePort of 0) */
@@ -889,8 +1016,7 @@ int bk_format(struct event_base *base, struct meta_store *meta, const struct bk_
 out:
     for (int k = 0; k < nids; k++)
         mg_free(ids[k]);
-    for (int i = 0; i < 2; i++)
-        if (lock[i] >= 0)
-            close(lock[i]);
+    bk_dirs_unlock(&ds, lock);
+    bk_dirs_fini(&ds);
     return rc;
 }

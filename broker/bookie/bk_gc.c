@@ -319,12 +319,15 @@ static void bk_gc_after_ledgers(struct bk_gc *g)
     double thr = 0;
     bool space = bk_gc_space_short(g);
     bool forced = g->force_compaction || (space && g->conf.force_gc_when_no_space);
+    /* a disk above diskUsageWarnThreshold ("almost full"): BookKeeper suspends major
+     * compaction, which needs the most room for its copies, unless isForceGCAllowWhenNoSpace */
+    bool almost = g->srv->disk_warned != 0 && !g->conf.force_gc_when_no_space;
     g->force_compaction = false;
     if (space && !g->conf.force_gc_when_no_space) {
         /* BookKeeper suspends compaction on a full disk unless isForceGCAllowWhenNoSpace */
     } else if (g->conf.major_threshold > 0 &&
-               (forced ||
-                now - g->last_major_ns >= (uint64_t)g->conf.major_interval_s * 1000000000ULL)) {
+               (forced || (!almost && now - g->last_major_ns >=
+                                          (uint64_t)g->conf.major_interval_s * 1000000000ULL))) {
         thr = g->conf.major_threshold;
         g->last_major_ns = g->last_minor_ns = now;
     } else if (g->conf.minor_threshold > 0 &&
@@ -417,7 +420,7 @@ static void bk_gc_slice_done(struct bk_server *s, struct bk_sop *op)
     }
     if (op->rc < 0 || c->stop_step)
         g->n_queue = g->i_queue = 0; /* the run ends here (the test hook: as a crash would) */
-    bk_store_compact_fini(&g->comp);
+    bk_store_compact_fini(st, &g->comp);
     g->compacting = false;
     bk_gc_compact_next(g);
 }
@@ -521,7 +524,7 @@ void bk_gc_free(struct bk_gc *g)
     mg_event_free(g->slice_ev);
     bk_gc_clear_run(g);
     if (g->compacting)
-        bk_store_compact_fini(&g->comp);
+        bk_store_compact_fini(&g->srv->store, &g->comp);
     mg_free(g->queue);
     mg_free(g->stack);
     mg_free(g);

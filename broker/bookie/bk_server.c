@@ -17,13 +17,15 @@
  * (bk_refuse_oversized). A frame
  * shorter than a header, of an unknown framing, with a length above 2^31-1 or that does not
  * decode closes that connection with a logged reason (other connections go on). Disk space
- * (usage above diskUsageThreshold, or a write out of space) turns the bookie read-only with
+ * (every ledger directory, or the journal's disk, above diskUsageThreshold, or a write out of
+ * space; a single full ledger directory only takes no new entry logs) turns the bookie
+ * read-only with
  * EREADONLY for adds, the group that could not be journalled included, until usage is below
  * diskUsageLwmThreshold again and pending writes went through (bk_check_disk); any other
  * journal or entry-log failure answers the affected adds EIO (never EOK) and keeps the bookie
  * read-only until restarted. Reads go on. Connections closed while adds are in the journal
  * are kept (refcounted) until those complete; the adds are still applied. The journal and
- * ledger directories are locked for the life of the server (bk_lock_dirs).
+ * ledger directories are locked for the life of the server (bk_dirs_lock).
  */
 #include "bookie/bookie_int.h"
 #include "config/cfg.h"
@@ -70,6 +72,7 @@ void bk_options_default(struct bk_options *o)
     o->flush_interval_ms = 10000;
     o->disk_usage_threshold_pct = 95.0;
     o->disk_usage_lwm_pct = 95.0;
+    o->disk_usage_warn_pct = 90.0;
     o->disk_check_interval_ms = 10000;
     o->max_frame_size = BK_DEFAULT_MAX_FRAME;
     o->gc_wait_ms = 600000;
@@ -679,18 +682,35 @@ static void bk_v3_bookie_info(struct bk_server *s, struct bk_conn *c,
     int64_t want = req->getbookieinforequest && req->getbookieinforequest->has_requested
                        ? req->getbookieinforequest->requested
                        : 0;
+    /* summed over the ledger directories' file systems, each counted once */
     struct statvfs sv;
+    struct stat sb;
+    dev_t dev[BK_MAX_LEDGER_DIRS];
+    unsigned nfs = 0;
+    int64_t total = 0, avail = 0;
     int st = WIRE_BK_EOK;
-    if (statvfs(s->ledger_dir, &sv) != 0) {
-        st = WIRE_BK_EIO;
-    } else {
+    for (unsigned i = 0; i < s->dirs.n_ledger && st == WIRE_BK_EOK; i++) {
+        if (stat(s->dirs.ledger[i], &sb) != 0 || s->statvfs_fn(s->dirs.ledger[i], &sv) != 0) {
+            st = WIRE_BK_EIO;
+            break;
+        }
+        bool seen = false;
+        for (unsigned k = 0; k < nfs; k++)
+            seen |= dev[k] == sb.st_dev;
+        if (seen)
+            continue;
+        dev[nfs++] = sb.st_dev;
+        total += (int64_t)sv.f_blocks * (int64_t)sv.f_frsize;
+        avail += (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
+    }
+    if (st == WIRE_BK_EOK) {
         if (want & BOOKKEEPER__PROTO__GET_BOOKIE_INFO_REQUEST__FLAGS__TOTAL_DISK_CAPACITY) {
             gi.has_totaldiskcapacity = true;
-            gi.totaldiskcapacity = (int64_t)sv.f_blocks * (int64_t)sv.f_frsize;
+            gi.totaldiskcapacity = total;
         }
         if (want & BOOKKEEPER__PROTO__GET_BOOKIE_INFO_REQUEST__FLAGS__FREE_DISK_SPACE) {
             gi.has_freediskspace = true;
-            gi.freediskspace = (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
+            gi.freediskspace = avail;
         }
     }
     gi.status = wire_bk_status_to_v3(st);
@@ -917,46 +937,96 @@ void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const
         bk_gc_space_short_entered(s->gc);
 }
 
-static int bk_disk_usage_pct(const char *dir, double *pct)
+static int bk_disk_usage_pct(struct bk_server *s, const char *dir, double *pct)
 {
     struct statvfs sv;
-    if (statvfs(dir, &sv) != 0 || sv.f_blocks == 0)
+    if (s->statvfs_fn(dir, &sv) != 0 || sv.f_blocks == 0)
         return -1;
     *pct = 100.0 * (double)(sv.f_blocks - sv.f_bavail) / (double)sv.f_blocks;
     return 0;
 }
 
+/* diskUsageWarnThreshold: one WARN line when directory i (BK_MAX_LEDGER_DIRS: the journal's)
+ * goes above it, one INFO line when it is back below. */
+static void bk_disk_warn(struct bk_server *s, unsigned i, const char *dir, double pct)
+{
+    unsigned bit = 1u << i;
+    if (pct > s->disk_warn_pct && !(s->disk_warned & bit)) {
+        s->disk_warned |= bit;
+        MG_WARN(BK_MODULE, "disk of %s is %.1f%% full, above diskUsageWarnThreshold=%.2f", dir, pct,
+                s->disk_warn_pct / 100.0);
+    } else if (pct <= s->disk_warn_pct && (s->disk_warned & bit)) {
+        s->disk_warned &= ~bit;
+        MG_INFO(BK_MODULE, "disk of %s is %.1f%% full, below diskUsageWarnThreshold=%.2f again",
+                dir, pct, s->disk_warn_pct / 100.0);
+    }
+}
+
 /*
- * BookKeeper's disk thresholds: read-only (BK_RO_DISK) as soon as the ledger or journal disk
- * is fuller than diskUsageThreshold; writable again only once both are below
- * diskUsageLwmThreshold. A write that ran out of space (BK_RO_NOSPACE) is retried here too:
- * once both disks are below the low-water mark, the entry-log data kept in memory is written
- * (a checkpoint) and the bookie is writable again if that worked. may_clear is false for the
- * immediate check the journal asks for when room is short: it only ever turns read-only.
+ * BookKeeper's disk thresholds (LedgerDirsMonitor): a ledger directory fuller than
+ * diskUsageThreshold takes no new entry logs (the storage thread rolls to another one) until
+ * it is below diskUsageLwmThreshold; one line per transition. The bookie is read-only
+ * (BK_RO_DISK) when no ledger directory is writable or the journal's disk is above the
+ * threshold, and writable again once the journal's disk and some ledger directory are below
+ * the low-water mark. A write that ran out of space (BK_RO_NOSPACE) is retried here too: the
+ * entry-log data kept in memory is written (a checkpoint) and the bookie is writable again if
+ * that worked. may_clear is false for the immediate check the journal asks for when room is
+ * short: it only ever turns read-only.
  */
 static void bk_check_disk(struct bk_server *s, bool may_clear)
 {
-    const char *dirs[2] = {s->ledger_dir, s->journal_dir};
-    bool full = false, below_lwm = true;
+    unsigned n = s->store.n_ldirs;
+    unsigned full = atomic_load(&s->store.dir_full);
+    unsigned failed = atomic_load(&s->store.dir_failed);
+    bool journal_full = false, journal_low = true, ledger_low = false;
     char why[600] = "";
-    for (int i = 0; i < 2; i++) {
+    for (unsigned i = 0; i < n; i++) {
+        const char *dir = s->dirs.ledger[i];
+        unsigned bit = 1u << i;
         double pct;
-        if (bk_disk_usage_pct(dirs[i], &pct) != 0) {
-            below_lwm = false; /* no evidence that space came back */
-            continue;
-        }
-        if (pct > s->disk_threshold_pct && !full) {
-            full = true;
+        if (bk_disk_usage_pct(s, dir, &pct) != 0)
+            continue; /* no evidence either way: its state stays */
+        bk_disk_warn(s, i, dir, pct);
+        if (pct > s->disk_threshold_pct && !(full & bit)) {
+            full |= bit;
+            MG_WARN(BK_MODULE,
+                    "ledger directory %s is full: %.1f%% used, above diskUsageThreshold=%.2f; "
+                    "no new entry logs go there",
+                    dir, pct, s->disk_threshold_pct / 100.0);
             snprintf(why, sizeof why,
-                     "no space: disk of %s is %.1f%% full (diskUsageThreshold=%.2f)", dirs[i], pct,
-                     s->disk_threshold_pct / 100.0);
+                     "no space: every ledger directory is full or failed (%s: %.1f%%, "
+                     "diskUsageThreshold=%.2f)",
+                     dir, pct, s->disk_threshold_pct / 100.0);
+        } else if (may_clear && (full & bit) && pct < s->disk_lwm_pct) {
+            full &= ~bit;
+            MG_INFO(BK_MODULE,
+                    "ledger directory %s is writable again: %.1f%% used, below "
+                    "diskUsageLwmThreshold=%.2f",
+                    dir, pct, s->disk_lwm_pct / 100.0);
         }
-        if (pct >= s->disk_lwm_pct)
-            below_lwm = false;
+        if (pct < s->disk_lwm_pct && !(failed & bit))
+            ledger_low = true;
     }
-    if (full && !(s->readonly & BK_RO_DISK))
+    atomic_store(&s->store.dir_full, full);
+    double pct;
+    if (bk_disk_usage_pct(s, s->journal_dir, &pct) != 0) {
+        journal_low = false; /* no evidence that space came back */
+    } else {
+        bk_disk_warn(s, BK_MAX_LEDGER_DIRS, s->journal_dir, pct);
+        journal_full = pct > s->disk_threshold_pct;
+        journal_low = pct < s->disk_lwm_pct;
+        if (journal_full)
+            snprintf(why, sizeof why,
+                     "no space: journal disk of %s is %.1f%% full (diskUsageThreshold=%.2f)",
+                     s->journal_dir, pct, s->disk_threshold_pct / 100.0);
+    }
+    bool ledger_ok = bk_store_any_dir_writable(&s->store);
+    if (!ledger_ok && !why[0])
+        snprintf(why, sizeof why, "no space: every ledger directory is full or failed");
+    if ((journal_full || !ledger_ok) && !(s->readonly & BK_RO_DISK))
         bk_server_set_readonly(s, BK_RO_DISK, true, why);
-    if (!may_clear || !below_lwm || !(s->readonly & (BK_RO_DISK | BK_RO_NOSPACE)))
+    if (!may_clear || !journal_low || !ledger_low || !ledger_ok ||
+        !(s->readonly & (BK_RO_DISK | BK_RO_NOSPACE)))
         return;
     if ((s->readonly & BK_RO_NOSPACE) && s->store.nospace && bk_server_checkpoint(s) < 0)
         return; /* still cannot write what is pending (logged, rate-limited) */
@@ -1063,25 +1133,6 @@ static struct mg_listener *bk_listen_on(struct bk_server *s, const char *addr, i
     return l;
 }
 
-/* Lock the journal and ledger directories (once when they are the same directory): a second
- * bookie on them would replay and append to this one's live journal. */
-static int bk_lock_dirs(struct bk_server *s)
-{
-    int fd = bk_dir_lock(s->journal_dir, "journalDirectory");
-    if (fd < 0)
-        return fd;
-    s->lock_fd[0] = fd;
-    struct stat a, b;
-    if (mg_mkdirs(s->ledger_dir) == 0 && stat(s->journal_dir, &a) == 0 &&
-        stat(s->ledger_dir, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-        return 0;
-    fd = bk_dir_lock(s->ledger_dir, "ledgerDirectories");
-    if (fd < 0)
-        return fd;
-    s->lock_fd[1] = fd;
-    return 0;
-}
-
 /* The TLS context of o's keys (none without tlsProviderFactoryClass) and whether TLS is
  * required. Returns 0, or -MG_EINVAL (logged) for keys magnetar cannot honour. */
 static int bk_tls_init(struct bk_server *s, const struct bk_options *o)
@@ -1146,30 +1197,36 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     struct bk_server *s = mg_calloc(1, sizeof *s);
     s->base = base;
     s->ledger_dir = mg_strdup(o->ledger_dir);
-    s->journal_dir = mg_strdup(o->journal_dir);
     s->max_frame = o->max_frame_size > 0 ? o->max_frame_size : BK_DEFAULT_MAX_FRAME;
     s->disk_threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95.0;
     s->disk_lwm_pct = o->disk_usage_lwm_pct > 0 && o->disk_usage_lwm_pct < s->disk_threshold_pct
                           ? o->disk_usage_lwm_pct
                           : s->disk_threshold_pct;
+    s->disk_warn_pct = o->disk_usage_warn_pct > 0 && o->disk_usage_warn_pct < s->disk_threshold_pct
+                           ? o->disk_usage_warn_pct
+                           : s->disk_threshold_pct;
+    s->statvfs_fn = statvfs;
     s->store.log_fd = -1;
     s->store.notify_fd = -1;
     s->journal.fd = -1;
     s->journal.notify_fd = -1;
-    s->lock_fd[0] = s->lock_fd[1] = -1;
-    int rc = bk_tls_init(s, o);
+    for (unsigned i = 0; i <= BK_MAX_LEDGER_DIRS; i++)
+        s->lock_fd[i] = -1;
+    int rc = bk_dirs_init(&s->dirs, o->journal_dir, o->ledger_dir);
     if (rc == 0)
-        rc = bk_lock_dirs(s);
+        rc = bk_tls_init(s, o);
+    /* a second bookie on these directories would replay and append to this one's journal */
+    if (rc == 0)
+        rc = bk_dirs_lock(&s->dirs, s->lock_fd);
     if (rc < 0) { /* nothing else is open yet */
-        if (s->lock_fd[0] >= 0)
-            close(s->lock_fd[0]);
         tls_link_free(s->tls);
         mg_free(s->authorized_roles);
+        bk_dirs_fini(&s->dirs);
         mg_free(s->ledger_dir);
-        mg_free(s->journal_dir);
         mg_free(s);
         return rc;
     }
+    s->journal_dir = s->dirs.journal;
     if (!o->journal_sync)
         MG_WARN(BK_MODULE, "journalSyncData=false: adds are acknowledged WITHOUT fsync; a "
                            "power loss loses acknowledged data (benchmarks and tests only)");
@@ -1180,7 +1237,7 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     int port = o->port;
     bool auto_id = !(o->bookie_id && o->bookie_id[0]);
     if (port == 0 && auto_id) {
-        port = bk_cookie_port_hint(o->journal_dir, o->ledger_dir);
+        port = bk_cookie_port_hint(&s->dirs);
         if (port > 0)
             MG_INFO(BK_MODULE,
                     "bookiePort 0: taking port %d again, the port of this bookie's "
@@ -1198,11 +1255,11 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
             "%s:%d", o->advertised_address ? o->advertised_address : "localhost", s->port);
     else
         s->bookie_id = mg_strdup(o->bookie_id);
-    rc = bk_cookie_check(base, o->meta, s->bookie_id, o->journal_dir, o->ledger_dir);
+    rc = bk_cookie_check(base, o->meta, s->bookie_id, &s->dirs, s->ledger_dir);
     if (rc == 0) {
         s->store.cache_max =
             (size_t)(o->write_cache_max > 0 ? o->write_cache_max : BK_WRITE_CACHE_MAX) / 2;
-        rc = bk_store_open(&s->store, o->ledger_dir, o->entry_log_max_size);
+        rc = bk_store_open(&s->store, s->dirs.ledger, s->dirs.n_ledger, o->entry_log_max_size);
     }
     if (rc == 0) {
         s->store.journal = &s->journal;
@@ -1210,8 +1267,11 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
         s->store.journal_keep = 0; /* the start's checkpoint keeps none (README "Read-only") */
         rc = bk_store_thread_start(&s->store, base, s);
     }
-    if (rc == 0)
-        rc = bk_journal_init(&s->journal, s, o);
+    if (rc == 0) {
+        struct bk_options oj = *o;
+        oj.journal_dir = s->dirs.journal; /* trimmed, and only one */
+        rc = bk_journal_init(&s->journal, s, &oj);
+    }
     uint64_t mf = 0, mo = 0;
     if (rc == 0)
         rc = bk_store_read_mark(&s->store, &mf, &mo);
@@ -1263,7 +1323,7 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     bk_reg_init(s, o->meta, s->bookie_id);
     bk_reg_update(s);
     MG_INFO(BK_MODULE, "bookie %s listening on %s:%d (journal %s, ledgers %s)", s->bookie_id, bind,
-            s->port, o->journal_dir, o->ledger_dir);
+            s->port, s->journal_dir, s->ledger_dir);
     *out = s;
     return 0;
 }
@@ -1355,14 +1415,13 @@ void bk_server_free(struct bk_server *s)
     mg_event_free(s->disk_ev);
     bk_journal_fini(&s->journal);
     bk_store_close(&s->store, s->unclean);
-    for (int i = 0; i < 2; i++)
-        if (s->lock_fd[i] >= 0)
-            close(s->lock_fd[i]); /* last: the directories are ours until everything is closed */
+    /* last: the directories are ours until everything is closed */
+    bk_dirs_unlock(&s->dirs, s->lock_fd);
     tls_link_free(s->tls);
     mg_free(s->authorized_roles);
     mg_free(s->bookie_id);
     mg_free(s->ledger_dir);
-    mg_free(s->journal_dir);
+    bk_dirs_fini(&s->dirs);
     mg_free(s);
 }
 
@@ -1386,7 +1445,10 @@ void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char
     o->port = cfg->bookie_port;
     o->advertised_address = cfg->advertised_address;
     o->bookie_id = strcmp(cfg->bookie_id, "auto") == 0 ? NULL : cfg->bookie_id;
-    o->journal_dir = cfg->journal_directory;
+    /* BookKeeper's plural key wins when set (one directory is supported) */
+    o->journal_dir = cfg->journal_directories && cfg->journal_directories[0]
+                         ? cfg->journal_directories
+                         : cfg->journal_directory;
     o->ledger_dir = ledger_dir;
     o->max_group_wait_ms = cfg->journal_max_group_wait_ms;
     o->buffered_writes_threshold = cfg->journal_buffered_writes_threshold;
@@ -1399,6 +1461,7 @@ void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char
     o->write_cache_max = (int64_t)cfg->db_storage_write_cache_max_size_mb << 20;
     o->disk_usage_threshold_pct = cfg->disk_usage_threshold * 100.0;
     o->disk_usage_lwm_pct = cfg->disk_usage_lwm_threshold * 100.0;
+    o->disk_usage_warn_pct = cfg->disk_usage_warn_threshold * 100.0;
     o->disk_check_interval_ms = cfg->disk_check_interval_ms;
     o->max_frame_size = cfg->netty_max_frame_size_bytes;
     o->entry_log_max_size = cfg->log_size_limit;

@@ -15,20 +15,23 @@
  * the index (pread from the entry log). gc's ledger drops, log deletions and compaction
  * slices are storage-thread operations too, queued in order with the checkpoints.
  *
- * Files under <ledgerDir>/current/: <hex id>.log entry logs (a 1 KiB header "BKLO"+version,
- * then records), index/ (LMDB: "index" and "ledgers" databases), lastMark (16 bytes: BE64
- * journal file id, BE64 offset).
+ * Files under <ledgerDir>/current/ of each ledger directory: <hex id>.log entry logs (a 1 KiB
+ * header "BKLO"+version, then records), each new one in the next writable directory (round-
+ * robin, skipping full and failed ones: README.md "Ledger directories"); in the first one
+ * only, index/ (LMDB: "index" and "ledgers" databases) and lastMark (16 bytes: BE64 journal
+ * file id, BE64 offset).
  *
  * Failure modes: an entry-log write out of space (ENOSPC, EDQUOT) sets nospace: the records
  * stay in the (growing) write buffer and the checkpoint fails, keeping its half (readable)
  * to be retried as it is once space returns (the server's disk check); -MG_EREADONLY. Any
- * other entry-log write or sync failure sets io_failed: checkpoints stop for good (so
- * lastMark never moves past data that is not on disk and the journal keeps it for replay)
- * and the server turns read-only. Index and lastMark failures only fail that checkpoint.
- * Repeated failures log one line per MG_RATELIMIT_INTERVAL_MS. A crash at any point of a
- * checkpoint is safe: the index never points at unsynced log data (logs are synced before the
- * commit), and replaying from the previous lastMark re-applies the same records (overwriting
- * index entries).
+ * other entry-log write or sync failure takes the log's ledger directory out (failed) and
+ * the checkpoint writes its half again to a log in another directory; with none left it sets
+ * io_failed: checkpoints stop for good (so lastMark never moves past data that is not on disk
+ * and the journal keeps it for replay) and the server turns read-only. Index and lastMark failures
+ * only fail that checkpoint. Repeated failures log one line per MG_RATELIMIT_INTERVAL_MS. A crash
+ * at any point of a checkpoint is safe: the index never points at unsynced log data (logs are
+ * synced before the commit), and replaying from the previous lastMark re-applies the same records
+ * (overwriting index entries).
  */
 #include "bookie/bookie_int.h"
 #include "util/alloc.h"
@@ -116,9 +119,24 @@ static struct bk_cached *bk_store_cached(const struct bk_store *st, const uint8_
     return c;
 }
 
-static int bk_store_log_path(const struct bk_store *st, uint32_t id, char *buf, size_t n)
+static int bk_store_log_path(const struct bk_store *st, unsigned dir, uint32_t id, char *buf,
+                             size_t n)
 {
-    return snprintf(buf, n, "%s/%x.log", st->dir, id);
+    return snprintf(buf, n, "%s/%x.log", st->ldirs[dir], id);
+}
+
+/* A ledger directory new entry logs may go to: neither full nor failed. */
+static bool bk_store_dir_writable(const struct bk_store *st, unsigned dir)
+{
+    return !((atomic_load(&st->dir_full) | atomic_load(&st->dir_failed)) & (1u << dir));
+}
+
+bool bk_store_any_dir_writable(const struct bk_store *st)
+{
+    for (unsigned i = 0; i < st->n_ldirs; i++)
+        if (bk_store_dir_writable(st, i))
+            return true;
+    return false;
 }
 
 static bool bk_store_no_space(int e)
@@ -126,12 +144,37 @@ static bool bk_store_no_space(int e)
     return e == ENOSPC || e == EDQUOT;
 }
 
-/* pwrite all of buf at off or fail; returns 0 or an errno. */
+static int bk_store_log_open_new(struct bk_store *st, uint32_t id);
+
+/*
+ * Storage thread: the current log failed (a write or fdatasync error: what it holds past its
+ * last sync is unknown). Its directory is marked failed (one ERROR line), as LedgerDirsManager
+ * does, the buffered records are dropped (their owners still have them: a checkpoint keeps
+ * its write-cache half until it succeeds, a compaction's copies are not indexed) and the next
+ * log starts in another directory. -MG_EAGAIN: append the records again; -MG_EIO (io_failed
+ * set) when no directory is left.
+ */
+static int bk_store_log_failed(struct bk_store *st, const char *what, int e)
+{
+    atomic_fetch_or(&st->dir_failed, 1u << st->log_dir);
+    MG_ERROR(BK_MODULE,
+             "entry log %x: %s failed: %s; ledger directory %s failed: no new entry logs go "
+             "there until restart",
+             st->log_id, what, strerror(e), st->ldirs[st->log_dir]);
+    st->log_buf_len = 0;
+    st->nospace = false;
+    if (bk_store_log_open_new(st, st->log_id + 1) < 0) {
+        st->io_failed = true;
+        return -MG_EIO;
+    }
+    return -MG_EAGAIN;
+}
+
 /*
  * Write the buffered records at the end of the current entry log. Out of space (ENOSPC,
  * EDQUOT) is not an error of the data: the records stay buffered (and readable from the
  * write cache), whatever part of them reached the file is cut off again, and a later call
- * retries; -MG_EREADONLY. Any other failure sets io_failed; -MG_EIO.
+ * retries; -MG_EREADONLY. Any other failure: bk_store_log_failed (-MG_EAGAIN or -MG_EIO).
  */
 static int bk_store_log_flush_buf(struct bk_store *st)
 {
@@ -153,11 +196,8 @@ static int bk_store_log_flush_buf(struct bk_store *st)
                      st->log_id, strerror(e), st->log_buf_len, held);
         return -MG_EREADONLY;
     }
-    if (e != 0) {
-        MG_ERROR(BK_MODULE, "entry log %x: write failed: %s", st->log_id, strerror(e));
-        st->io_failed = true;
-        return -MG_EIO;
-    }
+    if (e != 0)
+        return bk_store_log_failed(st, "write", e);
     if (st->nospace)
         MG_INFO(BK_MODULE, "entry log %x: the %zu bytes kept in memory are written", st->log_id,
                 st->log_buf_len);
@@ -173,48 +213,92 @@ static int bk_store_log_flush_buf(struct bk_store *st)
 }
 
 /* Storage thread: the buffered records written and the current log fdatasynced. 0,
- * -MG_EREADONLY (out of space, kept in the buffer) or -MG_EIO (io_failed set). */
+ * -MG_EREADONLY (out of space, kept in the buffer), -MG_EAGAIN (the log failed, the next one
+ * is in another directory: append again) or -MG_EIO (io_failed set). */
 static int bk_store_log_sync(struct bk_store *st)
 {
     int rc = bk_store_log_flush_buf(st);
     if (rc < 0)
         return rc;
-    if (fdatasync(st->log_fd) != 0) {
-        MG_ERROR(BK_MODULE, "entry log %x: fdatasync failed: %s", st->log_id, strerror(errno));
-        st->io_failed = true;
-        return -MG_EIO;
-    }
-    return 0;
+    int e = atomic_exchange(&st->inject_sync_errno, 0);
+    if (e == 0 && fdatasync(st->log_fd) != 0)
+        e = errno;
+    return e ? bk_store_log_failed(st, "fdatasync", e) : 0;
 }
 
-static int bk_store_log_open_new(struct bk_store *st, uint32_t id)
+/* Create entry log id in ledger directory dir: 0, or an errno (logged, the file removed). */
+static int bk_store_log_create(struct bk_store *st, unsigned dir, uint32_t id, int *fdp)
 {
     char path[4096];
-    bk_store_log_path(st, id, path, sizeof path);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bk_store_log_path(st, dir, id, path, sizeof path);
+    int e = atomic_exchange(&st->inject_create_errno, 0);
+    int fd = e ? -1 : open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        MG_ERROR(BK_MODULE, "cannot create entry log %s: %s", path, strerror(errno));
-        return mg_err_from_errno(errno);
+        e = e ? e : errno;
+        MG_ERROR(BK_MODULE, "cannot create entry log %s: %s", path, strerror(e));
+        return e;
     }
     uint8_t hdr[BK_ENTRY_LOG_HEADER_SIZE];
     memset(hdr, 0, sizeof hdr);
     memcpy(hdr, "BKLO", 4);
     mg_put_be32(hdr + 4, 1);
-    int e = mg_write_all(fd, hdr, sizeof hdr) < 0 ? errno : 0;
+    e = mg_write_all(fd, hdr, sizeof hdr) < 0 ? errno : 0;
+    if (e == 0 && mg_fsync_dir(st->ldirs[dir]) < 0)
+        e = errno ? errno : EIO;
     if (e != 0) {
         MG_ERROR(BK_MODULE, "cannot write entry log %s: %s", path, strerror(e));
         close(fd);
-        return mg_err_from_errno(e);
+        unlink(path);
+        return e;
     }
-    mg_fsync_dir(st->dir);
+    *fdp = fd;
+    return 0;
+}
+
+/*
+ * Start entry log id in the next writable ledger directory, round-robin (BookKeeper's
+ * LedgerDirsManager): full or failed directories are skipped; when none is writable (the
+ * bookie is read-only then, and only journalled or high-priority records arrive) any that has
+ * not failed is taken. A directory where the log cannot be created is marked full (out of
+ * space) or failed (any other error; one ERROR line) and the next one is tried. 0 or
+ * -MG_E*.
+ */
+static int bk_store_log_open_new(struct bk_store *st, uint32_t id)
+{
+    int fd = -1, e = EIO;
+    unsigned dir = 0;
+    for (int pass = 0; pass < 2 && fd < 0; pass++) {
+        for (unsigned k = 0; k < st->n_ldirs && fd < 0; k++) {
+            dir = (st->next_dir + k) % st->n_ldirs;
+            unsigned bit = 1u << dir;
+            if ((atomic_load(&st->dir_failed) & bit) ||
+                (pass == 0 && (atomic_load(&st->dir_full) & bit)))
+                continue;
+            e = bk_store_log_create(st, dir, id, &fd);
+            if (e != 0 && bk_store_no_space(e)) {
+                atomic_fetch_or(&st->dir_full, bit); /* the disk check clears it below the lwm */
+            } else if (e != 0) {
+                atomic_fetch_or(&st->dir_failed, bit);
+                MG_ERROR(BK_MODULE,
+                         "ledger directory %s failed (%s): no new entry logs go there until "
+                         "restart",
+                         st->ldirs[dir], strerror(e));
+            }
+        }
+    }
+    if (fd < 0)
+        return mg_err_from_errno(e);
+    st->next_dir = (dir + 1) % st->n_ldirs;
     struct bk_log_file *lf = mg_calloc(1, sizeof *lf);
     lf->id = id;
     lf->fd = fd;
+    lf->dir = dir;
     pthread_mutex_lock(&st->logs_lock);
     mg_map_put_u64(&st->logs, id, lf);
     pthread_mutex_unlock(&st->logs_lock);
     st->log_id = id;
     st->log_fd = fd;
+    st->log_dir = dir;
     st->log_off = BK_ENTRY_LOG_HEADER_SIZE;
     st->log_flushed = BK_ENTRY_LOG_HEADER_SIZE;
     return 0;
@@ -227,18 +311,14 @@ static int bk_store_pread_all(int fd, uint8_t *b, size_t n, uint64_t off);
 static int bk_store_log_fd_for(struct bk_store *st, uint32_t id)
 {
     struct bk_log_file *lf = mg_map_get_u64(&st->logs, id);
-    if (lf)
-        return lf->fd;
-    char path[4096];
-    bk_store_log_path(st, id, path, sizeof path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (!lf) /* every log is known since the open; this one was deleted */
         return -1;
-    lf = mg_calloc(1, sizeof *lf);
-    lf->id = id;
-    lf->fd = fd;
-    mg_map_put_u64(&st->logs, id, lf);
-    return fd;
+    if (lf->fd < 0) {
+        char path[4096];
+        bk_store_log_path(st, lf->dir, id, path, sizeof path);
+        lf->fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    return lf->fd;
 }
 
 /* Read n bytes of log id at off (any thread): 0, -MG_ENOTFOUND (no such log) or -1 with
@@ -372,8 +452,53 @@ static int bk_store_meta_rebuild(struct bk_store *st)
     return rc == MDB_NOTFOUND ? 0 : -MG_EIO;
 }
 
-int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
+/* Find the entry logs of ledger directory dir: each is known (its directory, a descriptor
+ * opened on first read) with its metadata; *max_id is raised to the highest id. A log id
+ * found in two directories refuses the open (-MG_EIO): the index cannot tell which is meant. */
+static int bk_store_scan_logs(struct bk_store *st, unsigned dir, uint32_t *max_id)
 {
+    DIR *d = opendir(st->ldirs[dir]);
+    if (!d)
+        return 0; /* just created: mg_mkdirs made it, or the index open fails first */
+    struct dirent *de;
+    int rc = 0;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        char *end;
+        unsigned long v = strtoul(de->d_name, &end, 16);
+        if (end == de->d_name || strcmp(end, ".log") != 0 || v >= UINT32_MAX)
+            continue;
+        uint32_t id = (uint32_t)v;
+        struct bk_log_file *lf = mg_map_get_u64(&st->logs, id);
+        if (lf) {
+            MG_ERROR(BK_MODULE, "entry log %x is in both %s and %s: remove the stray copy", id,
+                     st->ldirs[lf->dir], st->ldirs[dir]);
+            rc = -MG_EIO;
+            break;
+        }
+        lf = mg_calloc(1, sizeof *lf);
+        lf->id = id;
+        lf->fd = -1;
+        lf->dir = dir;
+        mg_map_put_u64(&st->logs, id, lf);
+        if (id > *max_id)
+            *max_id = id;
+        /* every log gets its metadata, also one with no record (the log of a start that
+         * wrote nothing): gc deletes the logs without live bytes, these among them */
+        struct stat sb;
+        char path[4096];
+        bk_store_log_path(st, dir, id, path, sizeof path);
+        struct bk_log_meta *m = bk_store_meta(st, id);
+        if (stat(path, &sb) == 0 && sb.st_size > BK_ENTRY_LOG_HEADER_SIZE)
+            m->total = (uint64_t)sb.st_size - BK_ENTRY_LOG_HEADER_SIZE;
+    }
+    closedir(d);
+    return rc;
+}
+
+int bk_store_open(struct bk_store *st, char *const *ledger_dirs, unsigned n_dirs, int64_t log_max)
+{
+    if (n_dirs == 0 || n_dirs > BK_MAX_LEDGER_DIRS)
+        return -MG_EINVAL;
     size_t cache_max = st->cache_max ? st->cache_max : BK_WRITE_CACHE_MAX / 2;
     memset(st, 0, sizeof *st);
     st->cache_max = cache_max;
@@ -387,7 +512,16 @@ int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
     mg_map_init(&st->log_meta);
     st->log_fd = -1;
     st->log_max = log_max > 0 ? log_max : BK_DEFAULT_ENTRY_LOG_MAX;
-    st->dir = mg_asprintf("%s/current", ledger_dir);
+    st->n_ldirs = n_dirs;
+    for (unsigned i = 0; i < n_dirs; i++) {
+        st->ldirs[i] = mg_asprintf("%s/current", ledger_dirs[i]);
+        int mrc = mg_mkdirs(st->ldirs[i]);
+        if (mrc < 0) {
+            MG_ERROR(BK_MODULE, "cannot create %s: %s", st->ldirs[i], mg_strerror(mrc));
+            return mrc;
+        }
+    }
+    st->dir = st->ldirs[0]; /* the index and lastMark */
     char *idx = mg_asprintf("%s/index", st->dir);
     int rc = mg_mkdirs(idx);
     if (rc < 0) {
@@ -425,26 +559,10 @@ int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max)
     /* A new entry log per start: the tail of the previous one may hold unsynced records
      * that the journal replay is about to write again. */
     uint32_t max_id = 0;
-    DIR *d = opendir(st->dir);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            char *end;
-            unsigned long v = strtoul(de->d_name, &end, 16);
-            if (end == de->d_name || strcmp(end, ".log") != 0 || v >= UINT32_MAX)
-                continue;
-            if (v > max_id)
-                max_id = (uint32_t)v;
-            /* every log gets its metadata, also one with no record (the log of a start that
-             * wrote nothing): gc deletes the logs without live bytes, these among them */
-            struct stat sb;
-            char path[4096];
-            bk_store_log_path(st, (uint32_t)v, path, sizeof path);
-            struct bk_log_meta *m = bk_store_meta(st, (uint32_t)v);
-            if (stat(path, &sb) == 0 && sb.st_size > BK_ENTRY_LOG_HEADER_SIZE)
-                m->total = (uint64_t)sb.st_size - BK_ENTRY_LOG_HEADER_SIZE;
-        }
-        closedir(d);
+    for (unsigned i = 0; i < n_dirs; i++) {
+        int src = bk_store_scan_logs(st, i, &max_id);
+        if (src < 0)
+            return src;
     }
     if (bk_store_meta_rebuild(st) < 0) {
         MG_ERROR(BK_MODULE, "cannot scan the index of %s", st->dir);
@@ -473,7 +591,8 @@ static void bk_store_ledger_free(void *p)
 static void bk_store_log_file_free(void *p)
 {
     struct bk_log_file *lf = p;
-    close(lf->fd);
+    if (lf->fd >= 0)
+        close(lf->fd);
     mg_free(lf);
 }
 
@@ -512,7 +631,8 @@ void bk_store_close(struct bk_store *st, bool skip_flush)
         mdb_env_close(st->env);
     st->env = NULL;
     mg_free(st->log_buf);
-    mg_free(st->dir);
+    for (unsigned i = 0; i < st->n_ldirs; i++)
+        mg_free(st->ldirs[i]);
     pthread_mutex_destroy(&st->logs_lock);
     pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->cond);
@@ -623,30 +743,39 @@ struct bk_ledger *bk_store_ledger(struct bk_store *st, int64_t ledger_id, bool c
     return l;
 }
 
+/* Storage thread: the current log is complete (full, or its directory is): sync it, so that
+ * checkpoints only sync one, and start the next in a writable directory. */
+static int bk_store_log_roll(struct bk_store *st)
+{
+    int rc = bk_store_log_sync(st);
+    if (rc == 0 && bk_store_log_open_new(st, st->log_id + 1) < 0) {
+        st->io_failed = true;
+        rc = -MG_EIO;
+    }
+    return rc;
+}
+
 /* Storage thread: append c's record to the current entry log (rolling it first when it is
  * full) and note where its body went. 0, -MG_EREADONLY (out of space: the record waits in
- * the growing buffer) or -MG_EIO. */
+ * the growing buffer), -MG_EAGAIN (the log failed: this record and those appended since the
+ * last sync must be appended again, to the new log) or -MG_EIO. */
 static int bk_store_log_append(struct bk_store *st, struct bk_cached *c)
 {
     int rc = 0;
     size_t rec = 4 + c->len;
     if (!st->io_failed && !st->nospace && st->log_off + rec > (uint64_t)st->log_max &&
-        st->log_off > BK_ENTRY_LOG_HEADER_SIZE) {
-        /* roll: the old log is complete, sync it now so checkpoints only sync one */
-        rc = bk_store_log_sync(st);
-        if (rc == 0 && bk_store_log_open_new(st, st->log_id + 1) < 0) {
-            st->io_failed = true;
-            rc = -MG_EIO;
-        }
-    }
+        st->log_off > BK_ENTRY_LOG_HEADER_SIZE)
+        rc = bk_store_log_roll(st);
     if (st->io_failed)
         return -MG_EIO;
-    c->log_id = st->log_id;
-    c->offset = st->log_off + 4;
     /* out of space the buffer grows (adds are refused meanwhile, so only what was already
      * journalled and high-priority adds land here) */
-    if (st->log_buf_len > 0 && st->log_buf_len + rec > BK_LOG_BUF_SIZE && !st->nospace)
+    if (rc == 0 && st->log_buf_len > 0 && st->log_buf_len + rec > BK_LOG_BUF_SIZE && !st->nospace)
         rc = bk_store_log_flush_buf(st);
+    if (rc == -MG_EAGAIN || rc == -MG_EIO)
+        return rc;
+    c->log_id = st->log_id;
+    c->offset = st->log_off + 4;
     st->log_buf = mg_grow(st->log_buf, &st->log_buf_cap, st->log_buf_len + rec, 1, 0);
     mg_put_be32(st->log_buf + st->log_buf_len, (uint32_t)c->len);
     memcpy(st->log_buf + st->log_buf_len + 4, c->data, c->len);
@@ -907,6 +1036,12 @@ static bool bk_store_gate_pass(struct bk_store *st, enum bk_gate at)
     return go;
 }
 
+static int bk_store_flush_run_again(struct bk_store *st, struct bk_flush *f)
+{
+    f->appended = false;
+    return bk_store_flush_run(st, f);
+}
+
 int bk_store_flush_run(struct bk_store *st, struct bk_flush *f)
 {
     if (st->io_failed)
@@ -914,6 +1049,17 @@ int bk_store_flush_run(struct bk_store *st, struct bk_flush *f)
     if (!bk_store_gate_pass(st, BK_GATE_BEFORE_WRITE))
         return -MG_ECANCELED;
     int rc = 0;
+    /* the current log's directory filled up or failed: what follows goes to a log in a
+     * writable one (LedgerDirsManager's listener rolls the log the same way) */
+    if (!f->appended && !st->nospace && !bk_store_dir_writable(st, st->log_dir) &&
+        bk_store_any_dir_writable(st)) {
+        MG_INFO(BK_MODULE, "entry log %x: %s is no longer writable; rolling to another directory",
+                st->log_id, st->ldirs[st->log_dir]);
+        rc = bk_store_log_roll(st);
+        if (rc < 0 && rc != -MG_EAGAIN) /* (EAGAIN: it failed, and rolled all the same) */
+            return rc;
+        rc = 0;
+    }
     if (!f->appended) {
         /* in (ledger, entry) order, as DbLedgerStorage flushes its write cache: a ledger's
          * entries lie together in the log, for catch-up reads and for gc, which frees a log
@@ -924,15 +1070,20 @@ int bk_store_flush_run(struct bk_store *st, struct bk_flush *f)
         while (mg_map_next(&f->cache, &pos, NULL, NULL, &val))
             v[n++] = val;
         qsort(v, n, sizeof *v, bk_store_cmp_cached);
-        for (size_t i = 0; i < n && rc != -MG_EIO; i++)
+        for (size_t i = 0; i < n && rc != -MG_EIO && rc != -MG_EAGAIN; i++)
             rc = bk_store_log_append(st, v[i]);
         mg_free(v);
         if (rc == -MG_EIO)
             return rc;
-        f->appended = true; /* out of space the records wait in the buffer: retried below */
+        /* out of space the records wait in the buffer: retried below */
+        f->appended = rc != -MG_EAGAIN;
     }
     f->log_id = st->log_id;
-    rc = bk_store_log_sync(st);
+    rc = f->appended ? bk_store_log_sync(st) : -MG_EAGAIN;
+    /* the log failed and the next is in another directory: all of the half again there
+     * (each failure takes a directory out, so this ends) */
+    if (rc == -MG_EAGAIN)
+        return bk_store_flush_run_again(st, f);
     if (rc < 0)
         return rc;
     if (!bk_store_gate_pass(st, BK_GATE_BEFORE_INDEX))
@@ -1376,6 +1527,11 @@ void bk_store_drop_ledger(struct bk_store *st, int64_t ledger_id, bk_sop_done_fn
     struct bk_ledger *l = mg_map_del_u64(&st->ledgers, (uint64_t)ledger_id);
     if (l)
         bk_store_ledger_free(l);
+    struct bk_compact *c = st->compacting;
+    if (c) {
+        c->dropped = mg_grow(c->dropped, &c->cap_dropped, c->n_dropped + 1, sizeof *c->dropped, 8);
+        c->dropped[c->n_dropped++] = ledger_id;
+    }
     size_t pos = 0;
     void *val;
     while (mg_map_next(&st->log_meta, &pos, NULL, NULL, &val)) {
@@ -1411,17 +1567,20 @@ const struct bk_log_meta *bk_store_log_meta(struct bk_store *st, uint32_t id)
 static int bk_store_unlink_log(struct bk_store *st, uint32_t id)
 {
     char path[4096];
-    bk_store_log_path(st, id, path, sizeof path);
     pthread_mutex_lock(&st->logs_lock); /* no read is using its descriptor */
     struct bk_log_file *lf = mg_map_del_u64(&st->logs, id);
+    unsigned dir = lf ? lf->dir : 0;
     if (lf)
         bk_store_log_file_free(lf);
     pthread_mutex_unlock(&st->logs_lock);
+    if (!lf)
+        return 0; /* deleted before */
+    bk_store_log_path(st, dir, id, path, sizeof path);
     if (unlink(path) != 0 && errno != ENOENT) {
         MG_ERROR(BK_MODULE, "gc: cannot delete entry log %s: %s", path, strerror(errno));
         return mg_err_from_errno(errno);
     }
-    return mg_fsync_dir(st->dir);
+    return mg_fsync_dir(st->ldirs[dir]);
 }
 
 static int bk_store_refuse_run(struct bk_store *st, struct bk_sop *op)
@@ -1469,12 +1628,16 @@ void bk_store_compact_begin(struct bk_store *st, struct bk_compact *c, uint32_t 
         bk_store_ids_add(&l, (int64_t)lid);
     }
     c->ledgers = bk_store_ids_done(&l, &c->n_ledgers);
+    st->compacting = c;
 }
 
-void bk_store_compact_fini(struct bk_compact *c)
+void bk_store_compact_fini(struct bk_store *st, struct bk_compact *c)
 {
+    if (st->compacting == c)
+        st->compacting = NULL;
     mg_free(c->ledgers);
     mg_free(c->copies);
+    mg_free(c->dropped);
     memset(c, 0, sizeof *c);
 }
 
@@ -1630,12 +1793,23 @@ void bk_store_compact_slice(struct bk_store *st, struct bk_compact *c)
     bk_store_submit(st, &c->op);
 }
 
+/* A ledger dropped while c runs: a copy of it that a slice already in flight indexes is dead
+ * (the drop, queued behind that slice, removes its index entries), so it must not count as
+ * live in the log it went to: the drop already took the ledger out of every log's metadata. */
+static bool bk_store_compact_dropped(const struct bk_compact *c, int64_t ledger)
+{
+    for (size_t i = 0; i < c->n_dropped; i++)
+        if (c->dropped[i] == ledger)
+            return true;
+    return false;
+}
+
 void bk_store_compact_apply(struct bk_store *st, struct bk_compact *c)
 {
     for (size_t i = 0; i < c->n_copies; i++) {
         const struct bk_compact_copy *cp = &c->copies[i];
         bk_store_meta(st, cp->log)->total += 4 + (uint64_t)cp->len;
-        if (cp->indexed) {
+        if (cp->indexed && !bk_store_compact_dropped(c, cp->ledger)) {
             bk_store_meta_live(st, cp->log, cp->ledger, 4 + (int64_t)cp->len);
             bk_store_meta_live(st, c->log_id, cp->ledger, -(4 + (int64_t)cp->len));
         }

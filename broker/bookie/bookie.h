@@ -33,8 +33,8 @@ struct bk_options {
     int port;                        /* 0 = any free port (see bk_server_port) */
     const char *bookie_id;           /* registration name; NULL = "<advertised>:<port>" */
     const char *advertised_address;  /* host part of the default bookie id */
-    const char *journal_dir;         /* created if missing */
-    const char *ledger_dir;          /* created if missing */
+    const char *journal_dir;         /* created if missing; one directory */
+    const char *ledger_dir;          /* ledgerDirectories: comma-separated, created if missing */
     int max_group_wait_ms;           /* journalMaxGroupWaitMSec */
     int buffered_writes_threshold;   /* journalBufferedWritesThreshold, bytes */
     int buffered_entries_threshold;  /* journalBufferedEntriesThreshold, 0 = off */
@@ -48,6 +48,8 @@ struct bk_options {
     double disk_usage_threshold_pct; /* diskUsageThreshold x 100: read-only above this disk
                                         usage, (0, 100]; also caps journal preallocation */
     double disk_usage_lwm_pct;       /* diskUsageLwmThreshold x 100: writable again below it;
+                                        0 or above the threshold = the threshold */
+    double disk_usage_warn_pct;      /* diskUsageWarnThreshold x 100: one WARN line per crossing;
                                         0 or above the threshold = the threshold */
     int disk_check_interval_ms;
     int max_frame_size;         /* nettyMaxFrameSizeBytes: larger requests get EBADREQ */
@@ -136,7 +138,7 @@ int bk_format(struct event_base *base, struct meta_store *meta, const struct bk_
               bool force);
 
 /* Fill o from the configuration keys of conf/README.md (bookiePort, journalDirectory, ...).
- * ledger_dir is the one ledger directory to use (borrowed, must outlive o). */
+ * ledger_dir is the ledger directory list to use, comma-separated (borrowed, must outlive o). */
 struct cfg;
 void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char *ledger_dir);
 

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/statvfs.h>
 
 struct event;
 struct bufferevent;
@@ -56,6 +57,7 @@ struct mg_listener;
 #define BK_DEFAULT_ENTRY_LOG_MAX (1LL << 30)
 #define BK_WRITE_CACHE_MAX (64u << 20) /* default of both write-cache halves together */
 #define BK_CONN_MAX_INFLIGHT 10000     /* stop reading a connection with more adds in flight */
+#define BK_MAX_LEDGER_DIRS 16          /* ledgerDirectories: at most this many (bit masks) */
 
 /* Reasons for read-only mode (bits of bk_server.readonly). */
 enum bk_ro_reason {
@@ -91,9 +93,11 @@ struct bk_cached {
     uint64_t offset; /* of the body in the entry log */
 };
 
+/* An entry log: every one is known from the open (or its creation) until it is deleted. */
 struct bk_log_file {
     uint32_t id;
-    int fd; /* owned */
+    int fd;       /* owned; -1 until the first read opens it */
+    unsigned dir; /* index in bk_store.ldirs */
 };
 
 /* Entry-log metadata (BookKeeper's EntryLogMetadata): record bytes in the log and, per
@@ -174,6 +178,9 @@ struct bk_compact {
                       before the old log is deleted (as a crash there would) */
     struct bk_compact_copy *copies; /* owned: the last slice's */
     size_t n_copies, cap_copies;
+    int64_t *dropped; /* owned, loop thread: ledgers dropped while it ran (their copies are
+                         dead even when a slice in flight indexed them) */
+    size_t n_dropped, cap_dropped;
     bool done;               /* every ledger of the log was gone through */
     bool deleted;            /* the old log is deleted */
     uint64_t entries, bytes; /* copied so far */
@@ -198,8 +205,16 @@ enum bk_gate {
  * While no checkpoint is in flight (bk_store_flush_wait) the loop may use everything.
  */
 struct bk_store {
-    char *dir;             /* owned: <ledgerDir>/current */
-    MDB_env *env;          /* owned */
+    char *ldirs[BK_MAX_LEDGER_DIRS]; /* owned: <ledgerDir>/current of each ledger directory */
+    unsigned n_ldirs;
+    char *dir;                       /* ldirs[0]: the index and lastMark stay there */
+    _Atomic unsigned dir_full;       /* bits of ldirs above diskUsageThreshold (loop sets) */
+    _Atomic unsigned dir_failed;     /* bits of ldirs where a log could not be created */
+    unsigned next_dir;               /* storage thread: round-robin start for the next log */
+    unsigned log_dir;                /* storage thread: the current log's directory */
+    _Atomic int inject_create_errno; /* test hook: the next log creation fails with this */
+    _Atomic int inject_sync_errno;   /* test hook: the next log fdatasync fails with this */
+    MDB_env *env;                    /* owned */
     MDB_dbi idx_dbi;       /* (BE ledger, BE entry) -> (BE32 log, BE64 offset, BE32 len) */
     MDB_dbi meta_dbi;      /* BE ledger -> ledger metadata record */
     struct mg_map ledgers; /* u64 id -> owned struct bk_ledger */
@@ -247,10 +262,15 @@ struct bk_store {
     _Atomic uint64_t flush_waits_seen; /* the same, readable from any thread */
     int64_t *dropped; /* ledgers gc dropped while a checkpoint was in flight (owned) */
     size_t n_dropped, cap_dropped;
-    size_t cache_peak; /* most bytes in both halves at once */
+    size_t cache_peak;             /* most bytes in both halves at once */
+    struct bk_compact *compacting; /* loop: the compaction begun and not finished, or NULL */
 };
 
-int bk_store_open(struct bk_store *st, const char *ledger_dir, int64_t log_max);
+/* Open the index in ledger_dirs[0] and the entry logs of every directory (n_dirs of them,
+ * 1..BK_MAX_LEDGER_DIRS); new logs go round-robin over the writable ones. */
+int bk_store_open(struct bk_store *st, char *const *ledger_dirs, unsigned n_dirs, int64_t log_max);
+/* Some ledger directory is neither full nor failed (any thread). */
+bool bk_store_any_dir_writable(const struct bk_store *st);
 /* skip_flush: drop unwritten entry-log data and uncommitted index (tests: unclean stop). */
 void bk_store_close(struct bk_store *st, bool skip_flush);
 /* The ledger's state, loaded from LMDB on first use; NULL if the bookie never heard of it
@@ -322,7 +342,7 @@ void bk_store_compact_slice(struct bk_store *st, struct bk_compact *c);
 /* Count the last slice's copies in the log metadata (loop thread; after a deletion the old
  * log's metadata goes too). */
 void bk_store_compact_apply(struct bk_store *st, struct bk_compact *c);
-void bk_store_compact_fini(struct bk_compact *c);
+void bk_store_compact_fini(struct bk_store *st, struct bk_compact *c);
 
 /* ---- journal (bk_journal.c) ------------------------------------------------------------ */
 
@@ -527,6 +547,30 @@ void bk_reg_fini(struct bk_server *s);
 /* Whether the metadata store module is linked into this binary. */
 bool bk_reg_meta_linked(void);
 
+/* ---- directories (bk_cookie.c) --------------------------------------------------------- */
+
+/* A bookie's directories as configured (README.md "Ledger directories"): the journal
+ * directory, the ledger directories (ledgerDirectories, comma-separated), and all[]: the
+ * journal's then each ledger directory that is not the journal's, one lock and one cookie
+ * each. */
+struct bk_dirs {
+    char *journal;                    /* owned */
+    char *ledger[BK_MAX_LEDGER_DIRS]; /* owned, blanks trimmed */
+    unsigned n_ledger;
+    unsigned n;                              /* of all[] */
+    const char *all[BK_MAX_LEDGER_DIRS + 1]; /* borrowed from journal and ledger[] */
+    const char *key[BK_MAX_LEDGER_DIRS + 1]; /* the configuration key naming each */
+};
+/* Parse journal_dirs (one directory) and ledger_dirs, creating the ledger directories (to
+ * tell whether one is the journal's). 0 or -MG_EINVAL / -MG_E* (logged): an empty name, more
+ * than one journal or BK_MAX_LEDGER_DIRS ledger directories, a directory listed twice. */
+int bk_dirs_init(struct bk_dirs *d, const char *journal_dirs, const char *ledger_dirs);
+void bk_dirs_fini(struct bk_dirs *d);
+/* Lock each of all[] (bk_dir_lock) into fds[0..n-1]: 0, or the first error with none held. */
+int bk_dirs_lock(const struct bk_dirs *d, int *fds);
+/* Release what bk_dirs_lock took (fds reset to -1). */
+void bk_dirs_unlock(const struct bk_dirs *d, int *fds);
+
 /* ---- server (bk_server.c) --------------------------------------------------------------- */
 
 struct bk_conn {
@@ -562,13 +606,19 @@ struct bk_server {
     bool tls_required;            /* bookieAuthProviderFactoryClass=BK_TLS_AUTH_FACTORY */
     struct mg_listener *listener; /* owned, NULL after shutdown */
     int port;
-    char *bookie_id;   /* owned */
-    char *ledger_dir;  /* owned */
-    char *journal_dir; /* owned */
-    int lock_fd[2];    /* owned flock fds of the journal and ledger directories, or -1 */
+    char *bookie_id;                     /* owned */
+    char *ledger_dir;                    /* owned: ledgerDirectories as configured (messages) */
+    const char *journal_dir;             /* dirs.journal */
+    struct bk_dirs dirs;                 /* owned */
+    int lock_fd[BK_MAX_LEDGER_DIRS + 1]; /* owned flock fds of dirs.all[], or -1 */
     int max_frame;
     double disk_threshold_pct; /* diskUsageThreshold, percent */
     double disk_lwm_pct;       /* diskUsageLwmThreshold, percent (<= the threshold) */
+    double disk_warn_pct;      /* diskUsageWarnThreshold, percent (<= the threshold) */
+    unsigned disk_warned;      /* bits of dirs.ledger[] (BK_MAX_LEDGER_DIRS: the journal's)
+                                  above the warn threshold, as last logged */
+    /* statvfs, or a test's fake (a seam for the disk-threshold tests) */
+    int (*statvfs_fn)(const char *path, struct statvfs *sv);
     struct bk_store store;
     struct bk_journal journal;
     struct bk_reg reg;
@@ -644,12 +694,12 @@ int bk_cookie_parse(const char *text, size_t len, struct bk_cookie *c);
 void bk_cookie_fini(struct bk_cookie *c);
 /* The port of the bookie id in the directories' cookies, 0 if none (bookiePort=0 takes it
  * again, since the bookie id names the port). */
-int bk_cookie_port_hint(const char *journal_dir, const char *ledger_dir);
+int bk_cookie_port_hint(const struct bk_dirs *dirs);
 /* The start check (see bk_cookie.c and README.md "Cookie"): 0 when the directories and the
  * store (meta, may be NULL) hold this bookie's cookies, or after writing them for a new
  * bookie; -MG_ENOTALLOWED (refused, reason logged) or the store's error. Runs base's loop
  * while it waits for the store. */
 int bk_cookie_check(struct event_base *base, struct meta_store *meta, const char *bookie_id,
-                    const char *journal_dir, const char *ledger_dir);
+                    const struct bk_dirs *dirs, const char *ledger_list);
 
 #endif

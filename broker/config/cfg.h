@@ -118,6 +118,7 @@ struct cfg {
     int bookie_port;                        /* bookiePort (3181); 0 = any free port */
     char *bookie_id;                        /* bookieId ("auto" = advertisedAddress:bookiePort) */
     char *journal_directory;                /* journalDirectory ("data/bookie/journal") */
+    char *journal_directories;              /* journalDirectories (""): wins when set */
     char *ledger_directories;               /* ledgerDirectories ("data/bookie/ledgers") */
     int journal_max_group_wait_ms;          /* journalMaxGroupWaitMSec (1) */
     int journal_buffered_writes_threshold;  /* journalBufferedWritesThreshold (524288) */
@@ -130,6 +131,7 @@ struct cfg {
     int flush_interval_ms;                  /* flushInterval (10000): checkpoint period, ms */
     double disk_usage_threshold;            /* diskUsageThreshold (0.95): read-only above */
     double disk_usage_lwm_threshold;        /* diskUsageLwmThreshold (0.95): writable below */
+    double disk_usage_warn_threshold;       /* diskUsageWarnThreshold (0.90): WARN above */
     int disk_check_interval_ms;             /* diskCheckInterval (10000), ms */
     int netty_max_frame_size_bytes;         /* nettyMaxFrameSizeBytes (5253120) */
     int log_size_limit;                     /* logSizeLimit (1 GiB): entry log roll size */

@@ -2545,7 +2545,31 @@ START_TEST(test_options_from_cfg)
     ck_assert_double_eq_tol(o.disk_usage_lwm_pct, 95.0, 1e-9);
     ck_assert_int_eq(o.write_cache_max, 64LL << 20);
     ck_assert_int_eq(o.journal_max_backups, 5);
+    ck_assert_double_eq_tol(o.disk_usage_warn_pct, 90.0, 1e-9); /* BookKeeper's 0.90 */
+    ck_assert_str_eq(o.journal_dir, "data/bookie/journal");
     char err[256];
+    /* journalDirectories, BookKeeper's plural key, wins over journalDirectory when set */
+    ck_assert_int_eq(cfg_set(&c, "journalDirectories", "/j1", "test", err, sizeof err), 0);
+    ck_assert_int_eq(cfg_set(&c, "diskUsageWarnThreshold", "0.8", "test", err, sizeof err), 0);
+    bk_options_from_cfg(&o, &c, "ledgers");
+    ck_assert_str_eq(o.journal_dir, "/j1");
+    ck_assert_double_eq_tol(o.disk_usage_warn_pct, 80.0, 1e-9);
+    /* more than one journal directory refuses the start, naming the key */
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    char jl[700];
+    snprintf(jl, sizeof jl, "%s/j1,%s/j2", h.dir, h.dir);
+    h.o.journal_dir = jl;
+    struct event_base *base = event_base_new();
+    struct bk_server *srv = NULL;
+    struct capture cap;
+    cap_start(&cap);
+    ck_assert_int_eq(bk_server_new(base, &h.o, &srv), -MG_EINVAL);
+    char *log = cap_end(&cap);
+    ck_assert_ptr_nonnull(strstr(log, "journalDirectories"));
+    mg_free(log);
+    event_base_free(base);
+    h_rm(&h);
     ck_assert_int_eq(cfg_set(&c, "dbStorage_writeCacheMaxSizeMb", "3", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&c, "journalMaxBackups", "0", "test", err, sizeof err), 0);
     bk_options_from_cfg(&o, &c, "ledgers");
@@ -2643,6 +2667,28 @@ static void gc_check(struct bk_server *s, int64_t ledger, int n)
     }
 }
 
+/* A gc bookie on a new memory store (c) holding entries [0, n) of ledger 1, which the store
+ * knows, checkpointed. */
+static struct bk_server *gc_start_one(struct ck *c, int n)
+{
+    ck_init(c);
+    struct bk_server *s = gc_start(c);
+    gc_put_md(c, 1);
+    gc_add(s, 1, 0, n);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    return s;
+}
+
+/* Every entry [0, n) of ledger reads back now and after a clean restart; s is freed. */
+static void gc_check_restarted(struct ck *c, struct bk_server *s, int64_t ledger, int n)
+{
+    gc_check(s, ledger, n);
+    bk_server_free(s);
+    s = gc_start(c);
+    gc_check(s, ledger, n);
+    bk_server_free(s);
+}
+
 static int gc_read_rc(struct bk_server *s, int64_t ledger, int64_t entry)
 {
     uint8_t *data;
@@ -2663,6 +2709,14 @@ static void gc_wait_idle(struct ck *c, struct bk_server *s)
             usleep(1000);
     }
     ck_assert(bk_gc_idle(s->gc));
+}
+
+/* One gc run (forced compaction or not) to its end; its statistics in *gs. */
+static void gc_run_wait(struct ck *c, struct bk_server *s, bool force, struct bk_gc_stats *gs)
+{
+    ck_assert_int_eq(bk_gc_run(s->gc, force), 0);
+    gc_wait_idle(c, s);
+    bk_gc_stats(s->gc, gs);
 }
 
 /* Bytes of the entry logs in the ledger directory. */
@@ -2711,10 +2765,8 @@ START_TEST(test_gc_deleted_ledger)
     int logs_before = gc_log_count(&c);
     uint64_t bytes_before = gc_log_bytes(&c);
     gc_del_md(&c, 2);
-    ck_assert_int_eq(bk_gc_run(s->gc, false), 0);
-    gc_wait_idle(&c, s);
     struct bk_gc_stats gs;
-    bk_gc_stats(s->gc, &gs);
+    gc_run_wait(&c, s, false, &gs);
     ck_assert_uint_eq(gs.ledgers_deleted, 1);
     ck_assert_uint_ge(gs.logs_deleted, 3);
     ck_assert_int_eq(gc_read_rc(s, 2, 0), WIRE_BK_ENOLEDGER);
@@ -2815,11 +2867,7 @@ END_TEST
 START_TEST(test_gc_empty_logs_of_restarts)
 {
     struct ck c;
-    ck_init(&c);
-    struct bk_server *s = gc_start(&c);
-    gc_put_md(&c, 1);
-    gc_add(s, 1, 0, 100);
-    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    struct bk_server *s = gc_start_one(&c, 100);
     bk_server_free(s);
     int with_data = gc_log_count(&c);
     const int restarts = 3;
@@ -2942,11 +2990,7 @@ START_TEST(test_compaction_half_live)
     ck_assert_msg(after < before * 65 / 100, "logs %llu -> %llu bytes", (unsigned long long)before,
                   (unsigned long long)after);
     ck_assert_int_eq(gc_read_rc(s, 2, 0), WIRE_BK_ENOLEDGER);
-    gc_check(s, 1, 300);
-    bk_server_free(s);
-    s = gc_start(&c);
-    gc_check(s, 1, 300);
-    bk_server_free(s);
+    gc_check_restarted(&c, s, 1, 300);
     ck_fini(&c);
 }
 END_TEST
@@ -3010,6 +3054,24 @@ START_TEST(test_gc_off_loop)
 }
 END_TEST
 
+/* After a fault during the compaction of half-live logs (ledger 1's 200 entries live, ledger
+ * 2 deleted, the logs' bytes before): a crash, a restart, every live entry reads back, and a
+ * compaction then finishes the job. s is freed, c finished. */
+static void gc_crash_and_finish(struct ck *c, struct bk_server *s, uint64_t before)
+{
+    bk_server_free_unclean(s);
+    c->h.o.compaction_rate_by_entries = 100000;
+    s = gc_start(c);
+    gc_check(s, 1, 200);
+    ck_assert_int_eq(gc_read_rc(s, 2, 0), WIRE_BK_ENOLEDGER);
+    ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
+    gc_wait_idle(c, s);
+    gc_check(s, 1, 200);
+    ck_assert_uint_lt(gc_log_bytes(c), before * 65 / 100);
+    bk_server_free(s);
+    ck_fini(c);
+}
+
 /* A crash at each step of a compaction (mid-copy, copies made but not synced, synced and
  * indexed but the old log not yet deleted) loses nothing: after the restart every entry
  * reads back, and a later compaction finishes the job. */
@@ -3053,17 +3115,535 @@ START_TEST(test_compaction_crash)
             ck_assert_uint_gt(gs.entries_compacted, 0);
             ck_assert_uint_eq(s->checkpoints, ckpts);
         }
-        bk_server_free_unclean(s);
-        s = gc_start(&c);
-        gc_check(s, 1, 200);
-        ck_assert_int_eq(gc_read_rc(s, 2, 0), WIRE_BK_ENOLEDGER);
+        gc_crash_and_finish(&c, s, before);
+    }
+}
+END_TEST
+
+/* ---- several ledger directories, disk thresholds ------------------------------------------ */
+
+/* A new memory store (c) that knows ledger 1, and options for a bookie on the ledger
+ * directories <root>/l0..l<n-1> (comma-separated in list). */
+static void ld_init(struct ck *c, int n, char (*dirs)[400], char *list, size_t len)
+{
+    ck_init(c);
+    gc_put_md(c, 1);
+    list[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        snprintf(dirs[i], 400, "%s/l%d", c->h.dir, i);
+        size_t l = strlen(list);
+        snprintf(list + l, len - l, "%s%s", i ? " , " : "", dirs[i]); /* blanks are trimmed */
+    }
+    c->h.o.ledger_dir = list;
+}
+
+static int ld_logs(const char *dir)
+{
+    char cur[600];
+    snprintf(cur, sizeof cur, "%s/current", dir);
+    return count_files(cur, ".log");
+}
+
+/* Entry logs go round-robin over the ledger directories; the index stays in the first; every
+ * directory gets the cookie; after a restart every entry reads back; a changed list (one
+ * directory dropped, one added) is refused, naming the directory. */
+START_TEST(test_ledger_dirs_round_robin)
+{
+    struct ck c;
+    char dirs[4][400], list[1700];
+    ld_init(&c, 3, dirs, list, sizeof list);
+    struct bk_server *s = gc_start(&c);
+    ck_assert_uint_eq(s->store.n_ldirs, 3);
+    for (int e = 0; e < 400; e += 40) {
+        gc_add(s, 1, e, e + 40);
+        ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    }
+    int total = 0;
+    for (int i = 0; i < 3; i++) {
+        int n = ld_logs(dirs[i]);
+        ck_assert_msg(n >= 2, "%s has %d entry logs", dirs[i], n);
+        total += n;
+        char idx[600];
+        snprintf(idx, sizeof idx, "%s/current/index", dirs[i]);
+        ck_assert(ck_exists(idx) == (i == 0));
+    }
+    ck_assert_int_ge(total, 6);
+    char *cookie0 = ck_cookie_of(dirs[0]);
+    ck_assert_ptr_nonnull(cookie0);
+    ck_assert_ptr_nonnull(strstr(cookie0, "ledgerDirs: \"3\\t"));
+    for (int i = 1; i < 3; i++) {
+        char *ci = ck_cookie_of(dirs[i]);
+        ck_assert_ptr_nonnull(ci);
+        ck_assert_str_eq(ci, cookie0);
+        mg_free(ci);
+    }
+    mg_free(cookie0);
+    gc_check_restarted(&c, s, 1, 400);
+    /* a directory left out, then a new one added: both refused, naming the directory */
+    char fewer[1200];
+    snprintf(fewer, sizeof fewer, "%s,%s", dirs[0], dirs[1]);
+    c.h.o.ledger_dir = fewer;
+    char *log;
+    ck_assert_int_eq(ck_start(&c, &log), -MG_ENOTALLOWED);
+    ck_assert_ptr_nonnull(strstr(log, dirs[0]));
+    ck_assert_ptr_nonnull(strstr(log, "ledgerDirectories"));
+    mg_free(log);
+    char more[2200];
+    snprintf(dirs[3], 400, "%s/l3", c.h.dir);
+    snprintf(more, sizeof more, "%s,%s", list, dirs[3]);
+    c.h.o.ledger_dir = more;
+    ck_assert_int_eq(ck_start(&c, &log), -MG_ENOTALLOWED);
+    ck_assert_ptr_nonnull(strstr(log, dirs[3]));
+    mg_free(log);
+    /* the same directory twice is a configuration error */
+    char twice[1200];
+    snprintf(twice, sizeof twice, "%s,%s", dirs[0], dirs[0]);
+    c.h.o.ledger_dir = twice;
+    ck_assert_int_eq(ck_start(&c, NULL), -MG_EINVAL);
+    c.h.o.ledger_dir = list;
+    ck_assert_int_eq(ck_start(&c, NULL), 0);
+    ck_fini(&c);
+}
+END_TEST
+
+/* The fake statvfs: each ledger directory (and the journal's) at the usage set here, or, with
+ * ld_capacity set, the entry logs of the directory over that capacity. */
+static struct {
+    char dir[8][400];
+    double pct[8];
+    int n;
+    double journal_pct;
+    uint64_t capacity;
+} ld_fake;
+
+static int ld_statvfs(const char *path, struct statvfs *sv)
+{
+    memset(sv, 0, sizeof *sv);
+    sv->f_frsize = sv->f_bsize = 4096;
+    sv->f_blocks = 1000000;
+    double pct = ld_fake.journal_pct;
+    for (int i = 0; i < ld_fake.n; i++)
+        if (strcmp(path, ld_fake.dir[i]) == 0) {
+            pct = ld_fake.pct[i];
+            if (ld_fake.capacity) {
+                char cur[600];
+                snprintf(cur, sizeof cur, "%s/current", path);
+                uint64_t used = 0;
+                DIR *d = opendir(cur);
+                struct dirent *de;
+                while (d && (de = readdir(d)) != NULL) {
+                    size_t l = strlen(de->d_name);
+                    char p[1200];
+                    snprintf(p, sizeof p, "%s/%s", cur, de->d_name);
+                    if (l > 4 && strcmp(de->d_name + l - 4, ".log") == 0)
+                        used += (uint64_t)file_size(p);
+                }
+                if (d)
+                    closedir(d);
+                pct = 100.0 * (double)used / (double)ld_fake.capacity;
+            }
+        }
+    if (pct > 100)
+        pct = 100;
+    sv->f_bavail = sv->f_bfree = (fsblkcnt_t)((double)sv->f_blocks * (100.0 - pct) / 100.0);
+    return 0;
+}
+
+/* Capture the log at INFO (transitions back are INFO lines) until ld_cap_expect. */
+static void ld_cap_start(struct capture *cap)
+{
+    cap_start(cap);
+    mg_log_set_level(MG_LOG_INFO);
+}
+
+/* End the capture: each text of want (up to a NULL one) occurs exactly as often as given. */
+struct ld_count {
+    const char *text;
+    int n;
+};
+static void ld_cap_expect(struct capture *cap, const struct ld_count *want)
+{
+    mg_log_set_level(MG_LOG_WARN);
+    char *log = cap_end(cap);
+    for (; want->text; want++)
+        ck_assert_msg(count_str(log, want->text) == want->n, "\"%s\" logged %d times, not %d",
+                      want->text, count_str(log, want->text), want->n);
+    mg_free(log);
+}
+
+static void ld_fake_init(int n, char (*dirs)[400])
+{
+    memset(&ld_fake, 0, sizeof ld_fake);
+    ld_fake.n = n;
+    for (int i = 0; i < n; i++) {
+        snprintf(ld_fake.dir[i], sizeof ld_fake.dir[i], "%s", dirs[i]);
+        ld_fake.pct[i] = 50;
+    }
+    ld_fake.journal_pct = 10;
+}
+
+/* A gc bookie with c's options on the fake statvfs (its one ledger directory at 50%, unless
+ * ld_fake says otherwise), holding ledgers 1 and 2 mixed in every log (gc_add_mixed, n). */
+static struct bk_server *ld_start_mixed(struct ck *c, int n)
+{
+    struct bk_server *s = gc_start(c);
+    char dirs[1][400];
+    snprintf(dirs[0], sizeof dirs[0], "%s", c->h.ldir);
+    ld_fake_init(1, dirs);
+    s->statvfs_fn = ld_statvfs;
+    gc_put_md(c, 1);
+    gc_put_md(c, 2);
+    gc_add_mixed(s, n);
+    return s;
+}
+
+/* A full directory (above diskUsageThreshold) gets no new entry logs, the current one rolls
+ * away from it, and the bookie stays writable; one that fails to take a log is skipped; only
+ * when no directory is writable is the bookie read-only, and a directory below the low-water
+ * mark makes it writable again. One log line per transition. */
+START_TEST(test_ledger_dirs_full_skipped)
+{
+    struct ck c;
+    char dirs[3][400], list[1300];
+    ld_init(&c, 3, dirs, list, sizeof list);
+    c.h.o.disk_usage_lwm_pct = 90;
+    struct bk_server *s = gc_start(&c);
+    ld_fake_init(3, dirs);
+    s->statvfs_fn = ld_statvfs;
+    struct capture cap;
+    ld_cap_start(&cap);
+    ld_fake.pct[0] = 97;
+    bk_server_check_disk(s);
+    bk_server_check_disk(s); /* still full: no second line */
+    ck_assert(!bk_server_readonly(s));
+    int before0 = ld_logs(dirs[0]);
+    int before12 = ld_logs(dirs[1]) + ld_logs(dirs[2]);
+    for (int e = 0; e < 300; e += 30) {
+        gc_add(s, 1, e, e + 30);
+        ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    }
+    ck_assert_int_eq(ld_logs(dirs[0]), before0);
+    ck_assert_int_ge(ld_logs(dirs[1]) + ld_logs(dirs[2]), before12 + 4);
+    ck_assert_int_ne(s->store.log_dir, 0);
+    /* a directory where a log cannot be created is marked failed and skipped */
+    atomic_store(&s->store.inject_create_errno, EIO);
+    gc_add(s, 1, 300, 400);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    unsigned failed = atomic_load(&s->store.dir_failed);
+    ck_assert(failed == 2 || failed == 4);
+    ck_assert(!bk_server_readonly(s));
+    /* the last writable directory fills up: read-only */
+    int last = failed == 2 ? 2 : 1;
+    ld_fake.pct[last] = 96;
+    bk_server_check_disk(s);
+    ck_assert(bk_server_readonly(s));
+    bk_server_check_disk(s);
+    /* between the low-water mark and the threshold: still read-only */
+    ld_fake.pct[last] = 93;
+    bk_server_check_disk(s);
+    ck_assert(bk_server_readonly(s));
+    ld_fake.pct[0] = 80;
+    bk_server_check_disk(s);
+    ck_assert(!bk_server_readonly(s));
+    ld_cap_expect(&cap, (const struct ld_count[]){{"is full:", 2},
+                                                  {"no new entry logs go there until restart", 1},
+                                                  {"READ-ONLY", 1},
+                                                  {"used, below diskUsageLwmThreshold", 1},
+                                                  {"bookie is writable again", 1},
+                                                  {NULL, 0}});
+    /* a log that cannot be created for lack of space marks its directory full (not failed)
+     * until the disk check finds it below the low-water mark */
+    unsigned failed_before = atomic_load(&s->store.dir_failed);
+    atomic_store(&s->store.inject_create_errno, ENOSPC);
+    gc_add(s, 1, 400, 410);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0); /* rolls away from the full directory */
+    unsigned full = atomic_load(&s->store.dir_full);
+    ck_assert_msg(full & 1u, "directory 0 not marked full (%#x)", full);
+    ck_assert_uint_eq(atomic_load(&s->store.dir_failed), failed_before);
+    bk_server_check_disk(s);
+    full = atomic_load(&s->store.dir_full);
+    ck_assert_msg(!(full & 1u), "directory 0 still marked full (%#x)", full);
+    ck_assert(!bk_server_readonly(s));
+    gc_check_restarted(&c, s, 1, 410);
+    ck_fini(&c);
+}
+END_TEST
+
+/* An entry log whose write or fdatasync fails (I/O error) takes its directory out: the
+ * checkpoint writes its entries again to a log in another directory and succeeds, the bookie
+ * stays writable, every entry reads back (also after a restart). With no directory left the
+ * bookie is read-only (I/O error) and the checkpoint fails. */
+START_TEST(test_ledger_dir_io_error)
+{
+    struct ck c;
+    char dirs[3][400], list[1300];
+    ld_init(&c, 3, dirs, list, sizeof list);
+    struct bk_server *s = gc_start(&c);
+    gc_add(s, 1, 0, 30);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    atomic_store(&s->store.inject_errno, EIO); /* the next entry-log write */
+    gc_add(s, 1, 30, 60);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    unsigned failed = atomic_load(&s->store.dir_failed);
+    ck_assert_msg(failed == 1 || failed == 2 || failed == 4, "failed directories %#x", failed);
+    ck_assert(!bk_server_readonly(s));
+    atomic_store(&s->store.inject_sync_errno, EIO); /* the next fdatasync */
+    gc_add(s, 1, 60, 90);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    ck_assert_int_eq(__builtin_popcount(atomic_load(&s->store.dir_failed)), 2);
+    ck_assert(!bk_server_readonly(s));
+    ck_assert(!s->store.io_failed);
+    gc_check(s, 1, 90);
+    /* the last directory fails too: read-only, nothing more can be checkpointed */
+    atomic_store(&s->store.inject_errno, EIO);
+    gc_add(s, 1, 90, 100);
+    ck_assert_int_lt(bk_server_checkpoint(s), 0);
+    ck_assert(bk_server_readonly(s));
+    ck_assert(s->store.io_failed);
+    gc_check(s, 1, 100); /* still readable: the failed half stays in memory */
+    bk_server_free_unclean(s);
+    s = gc_start(&c);
+    gc_check(s, 1, 90);
+    bk_server_free(s);
+    ck_fini(&c);
+}
+END_TEST
+
+/* diskUsageWarnThreshold, diskUsageThreshold and diskUsageLwmThreshold on a disk that fills
+ * with entry logs (the fake statvfs counts them against a capacity): a WARN line above the
+ * warn threshold, read-only above the threshold; with isForceGCAllowWhenNoSpace the bookie
+ * runs gc at once, whose compaction frees space, and it is writable again by itself below
+ * the low-water mark. One line per transition; every live entry reads back. */
+START_TEST(test_disk_thresholds_gc_frees)
+{
+    struct ck c;
+    ck_init(&c);
+    c.h.o.disk_usage_warn_pct = 80;
+    c.h.o.disk_usage_threshold_pct = 90;
+    c.h.o.disk_usage_lwm_pct = 70;
+    c.h.o.force_gc_when_no_space = true;
+    c.h.o.major_compaction_threshold = 0.8;
+    struct bk_server *s = ld_start_mixed(&c, 200);
+    uint64_t used = gc_log_bytes(&c);
+    ld_fake.capacity = used * 100 / 85; /* 85%: between the warn threshold and the threshold */
+    struct capture cap;
+    ld_cap_start(&cap);
+    bk_server_check_disk(s);
+    ck_assert(!bk_server_readonly(s));
+    bk_server_check_disk(s);
+    ld_fake.capacity = used * 100 / 95; /* 95%: full */
+    gc_del_md(&c, 2);
+    bk_server_check_disk(s);
+    ck_assert(bk_server_readonly(s));
+    /* read-only for space, isForceGCAllowWhenNoSpace: gc started by itself */
+    ck_assert(!bk_gc_idle(s->gc));
+    for (int i = 0; i < 60000 && (bk_server_readonly(s) || !bk_gc_idle(s->gc)); i++) {
+        event_base_loop(c.base, EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+    ck_assert(bk_gc_idle(s->gc));
+    ck_assert(!bk_server_readonly(s));
+    ck_assert_uint_lt(gc_log_bytes(&c), used * 70 / 95);
+    ld_cap_expect(&cap, (const struct ld_count[]){{"above diskUsageWarnThreshold", 1},
+                                                  {"below diskUsageWarnThreshold", 1},
+                                                  {"READ-ONLY", 1},
+                                                  {"bookie is writable again", 1},
+                                                  {NULL, 0}});
+    gc_check(s, 1, 200);
+    ck_assert_int_eq(gc_read_rc(s, 2, 0), WIRE_BK_ENOLEDGER);
+    bk_server_free(s);
+    ck_fini(&c);
+}
+END_TEST
+
+/* Above diskUsageWarnThreshold (BookKeeper's "almost full") a scheduled gc run deletes
+ * ledgers but does not run major compaction; below it again, it does. */
+START_TEST(test_gc_major_suspended_almost_full)
+{
+    struct ck c;
+    ck_init(&c);
+    c.h.o.major_compaction_interval_s = 0; /* due at every run */
+    c.h.o.minor_compaction_threshold = 0;
+    struct bk_server *s = ld_start_mixed(&c, 100);
+    gc_del_md(&c, 2);
+    ld_fake.pct[0] = 92; /* above 0.90, below 0.95 */
+    bk_server_check_disk(s);
+    ck_assert(!bk_server_readonly(s));
+    struct bk_gc_stats gs;
+    gc_run_wait(&c, s, false, &gs);
+    ck_assert_uint_eq(gs.ledgers_deleted, 1);
+    ck_assert_uint_eq(gs.logs_compacted, 0);
+    ld_fake.pct[0] = 60;
+    bk_server_check_disk(s);
+    gc_run_wait(&c, s, false, &gs);
+    ck_assert_uint_gt(gs.logs_compacted, 0);
+    gc_check_restarted(&c, s, 1, 100);
+    ck_fini(&c);
+}
+END_TEST
+
+/* ---- storage faults during gc and compaction ---------------------------------------------- */
+
+/* Live bytes the log metadata gives ledger, summed over every log. */
+static uint64_t ft_live_of(struct bk_server *s, int64_t ledger)
+{
+    uint64_t sum = 0;
+    size_t pos = 0;
+    void *val;
+    while (mg_map_next(&s->store.log_meta, &pos, NULL, NULL, &val)) {
+        struct bk_log_meta *m = val;
+        uint64_t *b = mg_map_get_u64(&m->ledgers, (uint64_t)ledger);
+        sum += b ? *b : 0;
+    }
+    return sum;
+}
+
+static void ft_dropped(struct bk_server *s, struct bk_sop *op)
+{
+    (void)s;
+    ck_assert_int_eq(op->rc, 0);
+    mg_free(op);
+}
+
+/* A bookie on a new memory store (c) compacting half-live logs (ledger 2 deleted, ledger 1's
+ * 200 entries live) over several slices, its next slice held on the storage thread. */
+static struct bk_server *ft_compaction_held(struct ck *c)
+{
+    ck_init(c);
+    struct bk_server *s = gc_start(c);
+    gc_put_md(c, 1);
+    gc_put_md(c, 2);
+    gc_add_mixed(s, 200);
+    gc_del_md(c, 2);
+    bk_server_free(s);
+    c->h.o.compaction_rate_by_entries = 100; /* 10 entries a slice */
+    s = NULL;
+    ck_assert_int_eq(bk_server_new(c->base, &c->h.o, &s), 0);
+    ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
+    struct bk_gc_stats gs = {0};
+    for (int i = 0; i < 10000 && gs.entries_compacted == 0; i++) {
+        event_base_loop(c->base, EVLOOP_NONBLOCK);
+        usleep(1000);
+        bk_gc_stats(s->gc, &gs);
+    }
+    ck_assert_uint_gt(gs.entries_compacted, 0);
+    bk_store_gate(&s->store, BK_GATE_GC);
+    for (int i = 0; i < 10000 && !bk_store_gate_parked(&s->store); i++) {
+        event_base_loop(c->base, EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+    ck_assert(bk_store_gate_parked(&s->store));
+    ck_assert(!bk_gc_idle(s->gc));
+    return s;
+}
+
+/* The ledger a compaction is copying is deleted meanwhile (its drop queued behind a slice
+ * that copies it): it is gone from the index and stays gone after a restart, no log's
+ * metadata keeps live bytes for it (else its copies would pin their log), and another
+ * ledger's entries are untouched. */
+START_TEST(test_compaction_ledger_deleted)
+{
+    struct ck c;
+    struct bk_server *s = ft_compaction_held(&c);
+    gc_put_md(&c, 3);
+    gc_add(s, 3, 0, 30);
+    gc_del_md(&c, 1);
+    bk_store_drop_ledger(&s->store, 1, ft_dropped, NULL); /* as gc's scan does */
+    ck_assert_uint_eq(ft_live_of(s, 1), 0);
+    bk_store_gate(&s->store, BK_GATE_NONE);
+    gc_wait_idle(&c, s);
+    ck_assert_int_eq(gc_read_rc(s, 1, 0), WIRE_BK_ENOLEDGER);
+    ck_assert_uint_eq(ft_live_of(s, 1), 0);
+    ck_assert_uint_eq(ft_live_of(s, 2), 0);
+    gc_check(s, 3, 30);
+    /* the logs hold nothing live but ledger 3's entries: a gc run deletes the others */
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
+    gc_wait_idle(&c, s);
+    ck_assert_int_le(gc_log_count(&c), 3);
+    bk_server_free(s);
+    c.h.o.compaction_rate_by_entries = 100000;
+    s = gc_start(&c);
+    ck_assert_int_eq(gc_read_rc(s, 1, 0), WIRE_BK_ENOLEDGER);
+    ck_assert_uint_eq(ft_live_of(s, 1), 0);
+    gc_check(s, 3, 30);
+    bk_server_free(s);
+    ck_fini(&c);
+}
+END_TEST
+
+/* The disk fills up during a compaction (its copies cannot be written): the compaction stops
+ * with the old log kept, nothing is lost (before and after a restart), and once there is room
+ * again a later compaction finishes the job. */
+START_TEST(test_compaction_disk_full)
+{
+    struct ck c;
+    struct bk_server *s = ft_compaction_held(&c);
+    int logs = gc_log_count(&c);
+    uint64_t before = gc_log_bytes(&c);
+    struct bk_gc_stats gs0, gs;
+    bk_gc_stats(s->gc, &gs0);
+    atomic_store(&s->store.inject_errno, ENOSPC);
+    bk_store_gate(&s->store, BK_GATE_NONE);
+    gc_wait_idle(&c, s);
+    bk_gc_stats(s->gc, &gs);
+    /* the run stopped at the fault: the log being compacted is kept */
+    ck_assert_uint_eq(gs.logs_compacted, gs0.logs_compacted);
+    ck_assert_int_ge(gc_log_count(&c), logs);
+    gc_check(s, 1, 200);
+    ck_assert_int_eq(gc_read_rc(s, 2, 0), WIRE_BK_ENOLEDGER);
+    /* room again: the records kept in memory are written, a compaction completes */
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    bk_server_check_disk(s);
+    ck_assert(!bk_server_readonly(s));
+    ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
+    gc_wait_idle(&c, s);
+    gc_check(s, 1, 200);
+    gc_crash_and_finish(&c, s, before);
+}
+END_TEST
+
+/* The metadata store is unreachable during gc (a ZooKeeper address nobody listens on, short
+ * timeouts): the run gives up with a WARN line and deletes nothing: every ledger, the ones
+ * missing from the real store included, reads back, and the entry logs stay. */
+START_TEST(test_gc_store_unreachable)
+{
+    struct ck c;
+    struct bk_server *s = gc_start_one(&c, 100);
+    gc_add(s, 2, 0, 100); /* not in any store */
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    int logs = gc_log_count(&c);
+    /* a port nothing listens on */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    close(fd);
+    char url[64];
+    snprintf(url, sizeof url, "zk:127.0.0.1:%d", ntohs(a.sin_port));
+    struct meta_options mo = {.url = url, .session_timeout_ms = 2000, .op_timeout_ms = 300};
+    struct meta_store *dead = NULL;
+    ck_assert_int_eq(meta_open(c.loop, &mo, &dead), 0);
+    struct bk_gc_conf gcc = {.rate_entries = 100000, .rate_bytes = 1000000};
+    bk_gc_free(s->gc);
+    s->gc = bk_gc_new(s, dead, &gcc);
+    for (int run = 0; run < 2; run++) {
         ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
         gc_wait_idle(&c, s);
-        gc_check(s, 1, 200);
-        ck_assert_uint_lt(gc_log_bytes(&c), before * 65 / 100);
-        bk_server_free(s);
-        ck_fini(&c);
     }
+    struct bk_gc_stats gs;
+    bk_gc_stats(s->gc, &gs);
+    ck_assert_uint_eq(gs.scans, 0);
+    ck_assert_uint_ge(gs.scan_failures, 2);
+    ck_assert_uint_eq(gs.ledgers_deleted, 0);
+    ck_assert_uint_eq(gs.logs_deleted, 0);
+    ck_assert_int_eq(gc_log_count(&c), logs);
+    gc_check(s, 1, 100);
+    gc_check(s, 2, 100);
+    bk_server_free(s);
+    meta_close(dead);
+    ck_fini(&c);
 }
 END_TEST
 
@@ -3082,7 +3662,10 @@ static Suite *bookie_suite(void)
            test_cookie_twin_refused, test_cookie_format_cmd, test_gc_deleted_ledger, test_metrics,
            test_gc_empty_logs_of_restarts, test_gc_ledger_created_during_scan,
            test_gc_listing_failure, test_compaction_half_live, test_gc_off_loop,
-           test_compaction_crash);
+           test_compaction_crash, test_ledger_dirs_round_robin, test_ledger_dirs_full_skipped,
+           test_disk_thresholds_gc_frees, test_compaction_ledger_deleted, test_compaction_disk_full,
+           test_gc_store_unreachable, test_ledger_dir_io_error,
+           test_gc_major_suspended_almost_full);
     return s;
 }
 
