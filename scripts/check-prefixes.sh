@@ -4,9 +4,9 @@
 #   scripts/check-prefixes.sh [--all] [SRCDIR]
 #
 # Every function defined in broker/<mod>/ (static or not) and every variable it exports
-# starts with its module's prefix: mg_ (util), cfg_ (config), bk_ (bookie), <mod>_ for the
-# other modules (wire_bk_ is inside wire_); broker/main.c uses main_. A program's main() is
-# exempt.
+# starts with its module's prefix: mg_ (util), cfg_ (config), bk_ (bookie), ar_ (autorec),
+# sch_ (schema), <mod>_ for the other modules (wire_bk_ is inside wire_); broker/main.c uses
+# main_. A program's main() is exempt.
 # A function name is also defined only once in broker/, so that a name found in a stack
 # trace or a log names one place.
 #
@@ -38,6 +38,7 @@ find broker -name '*.[ch]' ! -name '*.pb-c.*' | sort |
     n = split(pending, p, " ")
     for (i = 1; i <= n; i++) ispending[p[i]] = 1
     prefix["util"] = "mg_"; prefix["config"] = "cfg_"; prefix["bookie"] = "bk_"
+    prefix["autorec"] = "ar_"; prefix["schema"] = "sch_"
   }
   {
     name = $1; file = $2; line = $3; kind = $4; props = $5

@@ -64,7 +64,7 @@ struct topic_op {
     int new_from;          /* partition update: first new partition */
     bool must_exist;       /* a plain topic must be stored already (admin_tp_op_run) */
     char *body_text;       /* owned: the request's body, or NULL (sub-requests) */
-    json_t *result; /* owned: terminate's answer being built, or NULL */
+    json_t *result;        /* owned: terminate's answer being built, or NULL */
     struct event *wait_ev; /* owned: the timer of op's next step (tick): delete polling the
                             * store until the data is gone, peek's walk */
     void (*tick)(struct topic_op *op);

@@ -48,7 +48,7 @@ struct av_parser {
     size_t errlen;
 };
 
-static struct av_node *av_new(struct av_parser *p, enum av_kind k)
+static struct av_node *sch_av_new(struct av_parser *p, enum av_kind k)
 {
     struct av_schema *s = p->s;
     if (s->n_nodes == s->cap_nodes) {
@@ -62,7 +62,7 @@ static struct av_node *av_new(struct av_parser *p, enum av_kind k)
     return n;
 }
 
-static void av_node_free(struct av_node *n)
+static void sch_av_node_free(struct av_node *n)
 {
     mg_free(n->name);
     for (size_t i = 0; i < n->n_fields; i++) {
@@ -85,13 +85,13 @@ void sch_avro_free(struct av_schema *s)
     if (!s)
         return;
     for (size_t i = 0; i < s->n_nodes; i++)
-        av_node_free(s->nodes[i]);
+        sch_av_node_free(s->nodes[i]);
     mg_free(s->nodes);
     mg_map_fini(&s->named);
     mg_free(s);
 }
 
-static bool av_valid_name(const char *n)
+static bool sch_av_valid_name(const char *n)
 {
     if (!n || !(isalpha((unsigned char)*n) || *n == '_'))
         return false;
@@ -102,7 +102,7 @@ static bool av_valid_name(const char *n)
 }
 
 /* A full name "a.b.C": each dotted part a valid name. */
-static bool av_valid_fullname(const char *n)
+static bool sch_av_valid_fullname(const char *n)
 {
     char buf[512];
     if (!n || !*n || strlen(n) >= sizeof buf)
@@ -110,24 +110,24 @@ static bool av_valid_fullname(const char *n)
     strcpy(buf, n);
     for (char *save = NULL, *part = strtok_r(buf, ".", &save); part;
          part = strtok_r(NULL, ".", &save))
-        if (!av_valid_name(part))
+        if (!sch_av_valid_name(part))
             return false;
     return *n != '.' && n[strlen(n) - 1] != '.' && !strstr(n, "..");
 }
 
-static char *av_fullname(const char *name, const char *ns)
+static char *sch_av_fullname(const char *name, const char *ns)
 {
     if (strchr(name, '.') || !ns || !*ns)
         return mg_strdup(name);
     return mg_asprintf("%s.%s", ns, name);
 }
 
-static struct av_node *av_lookup(struct av_schema *s, const char *full)
+static struct av_node *sch_av_lookup(struct av_schema *s, const char *full)
 {
     return mg_map_get_str(&s->named, full);
 }
 
-static int av_primitive(const char *name)
+static int sch_av_primitive(const char *name)
 {
     for (int k = AV_NULL; k <= AV_STRING; k++)
         if (strcmp(name, av_prim_names[k]) == 0)
@@ -135,13 +135,13 @@ static int av_primitive(const char *name)
     return -1;
 }
 
-static struct av_node *av_parse(struct av_parser *p, json_t *j, const char *ns, int depth);
+static struct av_node *sch_av_parse(struct av_parser *p, json_t *j, const char *ns, int depth);
 
 /* A named type (record, enum, fixed) defined by j: its node, registered under its full name
  * (checked, not defined before) so that references to it, also from inside it, find it; with
  * array_key, j must hold that member as an array (*arr). NULL with the reason. */
-static struct av_node *av_define(struct av_parser *p, json_t *j, const char *ns, enum av_kind kind,
-                                 const char *array_key, json_t **arr)
+static struct av_node *sch_av_define(struct av_parser *p, json_t *j, const char *ns,
+                                     enum av_kind kind, const char *array_key, json_t **arr)
 {
     const char *name = json_string_value(json_object_get(j, "name"));
     const char *space = json_string_value(json_object_get(j, "namespace"));
@@ -149,10 +149,11 @@ static struct av_node *av_define(struct av_parser *p, json_t *j, const char *ns,
         mg_set_err(p->err, p->errlen, "a named type without a \"name\"");
         return NULL;
     }
-    char *full = strchr(name, '.') ? mg_strdup(name) : av_fullname(name, space ? space : ns);
-    const char *why = !av_valid_fullname(full)                           ? "is not a valid name"
-                      : av_primitive(full) >= 0 || av_lookup(p->s, full) ? "is already defined"
-                                                                         : NULL;
+    char *full = strchr(name, '.') ? mg_strdup(name) : sch_av_fullname(name, space ? space : ns);
+    const char *why = !sch_av_valid_fullname(full) ? "is not a valid name"
+                      : sch_av_primitive(full) >= 0 || sch_av_lookup(p->s, full)
+                          ? "is already defined"
+                          : NULL;
     if (!why && array_key && !json_is_array(*arr = json_object_get(j, array_key)))
         why = array_key[0] == 'f' ? "has no \"fields\" array" : "has no \"symbols\" array";
     if (why) {
@@ -160,28 +161,28 @@ static struct av_node *av_define(struct av_parser *p, json_t *j, const char *ns,
         mg_free(full);
         return NULL;
     }
-    struct av_node *n = av_new(p, kind);
+    struct av_node *n = sch_av_new(p, kind);
     n->name = full;
     mg_map_put_str(&p->s->named, full, n);
     return n;
 }
 
 /* The namespace of what a named type holds: its full name up to the last dot. */
-static char *av_ns_of(const char *full)
+static char *sch_av_ns_of(const char *full)
 {
     const char *dot = strrchr(full, '.');
     return dot ? mg_strndup(full, (size_t)(dot - full)) : mg_strdup("");
 }
 
 /* Field i (f) of record n: added to n, or false with the reason. */
-static bool av_parse_field(struct av_parser *p, struct av_node *n, json_t *f, size_t i,
-                           const char *inner_ns, int depth)
+static bool sch_av_parse_field(struct av_parser *p, struct av_node *n, json_t *f, size_t i,
+                               const char *inner_ns, int depth)
 {
     const char *fname = json_string_value(json_object_get(f, "name"));
     json_t *ft = json_object_get(f, "type");
-    const char *why = !av_valid_name(fname) ? "has no valid \"name\""
-                      : !ft                 ? "has no \"type\""
-                                            : NULL;
+    const char *why = !sch_av_valid_name(fname) ? "has no valid \"name\""
+                      : !ft                     ? "has no \"type\""
+                                                : NULL;
     for (size_t k = 0; !why && k < n->n_fields; k++)
         if (strcmp(n->fields[k].name, fname) == 0)
             why = "is a duplicate";
@@ -199,37 +200,38 @@ static bool av_parse_field(struct av_parser *p, struct av_node *n, json_t *f, si
             if (json_is_string(json_array_get(al, k)))
                 fd->aliases[fd->n_aliases++] = mg_strdup(json_string_value(json_array_get(al, k)));
     }
-    fd->type = av_parse(p, ft, inner_ns, depth + 1);
+    fd->type = sch_av_parse(p, ft, inner_ns, depth + 1);
     return fd->type != NULL;
 }
 
-static struct av_node *av_parse_record(struct av_parser *p, json_t *j, const char *ns, int depth)
+static struct av_node *sch_av_parse_record(struct av_parser *p, json_t *j, const char *ns,
+                                           int depth)
 {
     json_t *fields = NULL;
-    struct av_node *n = av_define(p, j, ns, AV_RECORD, "fields", &fields);
+    struct av_node *n = sch_av_define(p, j, ns, AV_RECORD, "fields", &fields);
     if (!n)
         return NULL;
-    char *inner_ns = av_ns_of(n->name);
+    char *inner_ns = sch_av_ns_of(n->name);
     size_t nf = json_array_size(fields);
     n->fields = mg_calloc(nf ? nf : 1, sizeof *n->fields);
     bool ok = true;
     for (size_t i = 0; ok && i < nf; i++)
-        ok = av_parse_field(p, n, json_array_get(fields, i), i, inner_ns, depth);
+        ok = sch_av_parse_field(p, n, json_array_get(fields, i), i, inner_ns, depth);
     mg_free(inner_ns);
     return ok ? n : NULL;
 }
 
-static struct av_node *av_parse_enum(struct av_parser *p, json_t *j, const char *ns)
+static struct av_node *sch_av_parse_enum(struct av_parser *p, json_t *j, const char *ns)
 {
     json_t *syms = NULL;
-    struct av_node *n = av_define(p, j, ns, AV_ENUM, "symbols", &syms);
+    struct av_node *n = sch_av_define(p, j, ns, AV_ENUM, "symbols", &syms);
     if (!n)
         return NULL;
     const char *full = n->name;
     n->symbols = mg_calloc(json_array_size(syms) + 1, sizeof *n->symbols);
     for (size_t i = 0; i < json_array_size(syms); i++) {
         const char *sym = json_string_value(json_array_get(syms, i));
-        if (!av_valid_name(sym)) {
+        if (!sch_av_valid_name(sym)) {
             mg_set_err(p->err, p->errlen, "enum \"%s\": invalid symbol %zu", full, i);
             return NULL;
         }
@@ -246,13 +248,13 @@ static struct av_node *av_parse_enum(struct av_parser *p, json_t *j, const char 
     return n;
 }
 
-static struct av_node *av_parse_union(struct av_parser *p, json_t *j, const char *ns, int depth)
+static struct av_node *sch_av_parse_union(struct av_parser *p, json_t *j, const char *ns, int depth)
 {
-    struct av_node *n = av_new(p, AV_UNION);
+    struct av_node *n = sch_av_new(p, AV_UNION);
     size_t nb = json_array_size(j);
     n->branches = mg_calloc(nb ? nb : 1, sizeof *n->branches);
     for (size_t i = 0; i < nb; i++) {
-        struct av_node *b = av_parse(p, json_array_get(j, i), ns, depth + 1);
+        struct av_node *b = sch_av_parse(p, json_array_get(j, i), ns, depth + 1);
         if (!b)
             return NULL;
         if (b->kind == AV_UNION) {
@@ -273,33 +275,33 @@ static struct av_node *av_parse_union(struct av_parser *p, json_t *j, const char
     return n;
 }
 
-static struct av_node *av_parse(struct av_parser *p, json_t *j, const char *ns, int depth)
+static struct av_node *sch_av_parse(struct av_parser *p, json_t *j, const char *ns, int depth)
 {
     if (depth > SCH_AVRO_MAX_DEPTH) {
         mg_set_err(p->err, p->errlen, "schema nested deeper than %d levels", SCH_AVRO_MAX_DEPTH);
         return NULL;
     }
     if (json_is_array(j))
-        return av_parse_union(p, j, ns, depth);
+        return sch_av_parse_union(p, j, ns, depth);
     const char *name = json_is_string(j)   ? json_string_value(j)
                        : json_is_object(j) ? json_string_value(json_object_get(j, "type"))
                                            : NULL;
     if (!name) {
         if (json_is_object(j) && json_is_object(json_object_get(j, "type")))
-            return av_parse(p, json_object_get(j, "type"), ns, depth + 1);
+            return sch_av_parse(p, json_object_get(j, "type"), ns, depth + 1);
         if (json_is_object(j) && json_is_array(json_object_get(j, "type")))
-            return av_parse_union(p, json_object_get(j, "type"), ns, depth);
+            return sch_av_parse_union(p, json_object_get(j, "type"), ns, depth);
         mg_set_err(p->err, p->errlen, "a type must be a name, an object or a union");
         return NULL;
     }
-    int prim = av_primitive(name);
+    int prim = sch_av_primitive(name);
     if (prim >= 0)
-        return av_new(p, (enum av_kind)prim); /* logicalType and other attributes: ignored */
+        return sch_av_new(p, (enum av_kind)prim); /* logicalType and other attributes: ignored */
     if (json_is_object(j)) {
         if (strcmp(name, "record") == 0 || strcmp(name, "error") == 0)
-            return av_parse_record(p, j, ns, depth);
+            return sch_av_parse_record(p, j, ns, depth);
         if (strcmp(name, "enum") == 0)
-            return av_parse_enum(p, j, ns);
+            return sch_av_parse_enum(p, j, ns);
         if (strcmp(name, "array") == 0 || strcmp(name, "map") == 0) {
             bool arr = name[0] == 'a';
             json_t *it = json_object_get(j, arr ? "items" : "values");
@@ -307,8 +309,8 @@ static struct av_node *av_parse(struct av_parser *p, json_t *j, const char *ns, 
                 mg_set_err(p->err, p->errlen, "%s without \"%s\"", name, arr ? "items" : "values");
                 return NULL;
             }
-            struct av_node *n = av_new(p, arr ? AV_ARRAY : AV_MAP);
-            n->items = av_parse(p, it, ns, depth + 1);
+            struct av_node *n = sch_av_new(p, arr ? AV_ARRAY : AV_MAP);
+            n->items = sch_av_parse(p, it, ns, depth + 1);
             return n->items ? n : NULL;
         }
         if (strcmp(name, "fixed") == 0) {
@@ -317,17 +319,17 @@ static struct av_node *av_parse(struct av_parser *p, json_t *j, const char *ns, 
                 mg_set_err(p->err, p->errlen, "fixed without a valid \"size\"");
                 return NULL;
             }
-            struct av_node *n = av_define(p, j, ns, AV_FIXED, NULL, NULL);
+            struct av_node *n = sch_av_define(p, j, ns, AV_FIXED, NULL, NULL);
             if (n)
                 n->size = json_integer_value(size);
             return n;
         }
     }
     /* A reference to a named type defined before. */
-    char *full = av_fullname(name, ns);
-    struct av_node *ref = av_lookup(p->s, full);
+    char *full = sch_av_fullname(name, ns);
+    struct av_node *ref = sch_av_lookup(p->s, full);
     if (!ref && !strchr(name, '.'))
-        ref = av_lookup(p->s, name);
+        ref = sch_av_lookup(p->s, name);
     mg_free(full);
     if (!ref)
         mg_set_err(p->err, p->errlen, "unknown type \"%s\"", name);
@@ -345,7 +347,7 @@ int sch_avro_parse(const char *text, size_t len, struct av_schema **out, char *e
     struct av_schema *s = mg_calloc(1, sizeof *s);
     mg_map_init(&s->named);
     struct av_parser p = {.s = s, .err = err, .errlen = errlen};
-    s->root = av_parse(&p, j, "", 0);
+    s->root = sch_av_parse(&p, j, "", 0);
     json_decref(j);
     if (!s->root) {
         sch_avro_free(s);
@@ -370,22 +372,22 @@ struct av_resolver {
     size_t errlen;
 };
 
-static const char *av_short(const char *full)
+static const char *sch_av_short(const char *full)
 {
     const char *dot = strrchr(full, '.');
     return dot ? dot + 1 : full;
 }
 
 /* Avro Java's SchemaCompatibility compares the unqualified names. */
-static bool av_names_match(const struct av_node *r, const struct av_node *w)
+static bool sch_av_names_match(const struct av_node *r, const struct av_node *w)
 {
-    return strcmp(av_short(r->name), av_short(w->name)) == 0;
+    return strcmp(sch_av_short(r->name), sch_av_short(w->name)) == 0;
 }
 
-static bool av_resolve(struct av_resolver *x, const struct av_node *r, const struct av_node *w,
-                       const char *where, int depth);
+static bool sch_av_resolve(struct av_resolver *x, const struct av_node *r, const struct av_node *w,
+                           const char *where, int depth);
 
-static bool av_promotes(enum av_kind w, enum av_kind r)
+static bool sch_av_promotes(enum av_kind w, enum av_kind r)
 {
     switch (w) {
     case AV_INT:
@@ -403,7 +405,8 @@ static bool av_promotes(enum av_kind w, enum av_kind r)
     }
 }
 
-static const struct av_field *av_writer_field(const struct av_node *w, const struct av_field *rf)
+static const struct av_field *sch_av_writer_field(const struct av_node *w,
+                                                  const struct av_field *rf)
 {
     for (size_t i = 0; i < w->n_fields; i++)
         if (strcmp(w->fields[i].name, rf->name) == 0)
@@ -415,8 +418,8 @@ static const struct av_field *av_writer_field(const struct av_node *w, const str
     return NULL;
 }
 
-static bool av_resolve_record(struct av_resolver *x, const struct av_node *r,
-                              const struct av_node *w, int depth)
+static bool sch_av_resolve_record(struct av_resolver *x, const struct av_node *r,
+                                  const struct av_node *w, int depth)
 {
     uint64_t key = (uint64_t)r->index << 32 | w->index;
     void *known = mg_map_get_u64(&x->pairs, key);
@@ -425,7 +428,7 @@ static bool av_resolve_record(struct av_resolver *x, const struct av_node *r,
     mg_map_put_u64(&x->pairs, key, AV_PAIR_OK);
     for (size_t i = 0; i < r->n_fields; i++) {
         const struct av_field *rf = &r->fields[i];
-        const struct av_field *wf = av_writer_field(w, rf);
+        const struct av_field *wf = sch_av_writer_field(w, rf);
         if (!wf) {
             if (!rf->has_default) {
                 mg_set_err(x->err, x->errlen,
@@ -436,7 +439,7 @@ static bool av_resolve_record(struct av_resolver *x, const struct av_node *r,
             }
             continue;
         }
-        if (!av_resolve(x, rf->type, wf->type, rf->name, depth + 1)) {
+        if (!sch_av_resolve(x, rf->type, wf->type, rf->name, depth + 1)) {
             mg_map_put_u64(&x->pairs, key, AV_PAIR_FAILED);
             return false;
         }
@@ -444,8 +447,8 @@ static bool av_resolve_record(struct av_resolver *x, const struct av_node *r,
     return true;
 }
 
-static bool av_resolve(struct av_resolver *x, const struct av_node *r, const struct av_node *w,
-                       const char *where, int depth)
+static bool sch_av_resolve(struct av_resolver *x, const struct av_node *r, const struct av_node *w,
+                           const char *where, int depth)
 {
     if (depth > SCH_AVRO_MAX_DEPTH * 4) {
         mg_set_err(x->err, x->errlen, "schemas nested too deep to compare");
@@ -453,20 +456,20 @@ static bool av_resolve(struct av_resolver *x, const struct av_node *r, const str
     }
     if (w->kind == AV_UNION) {
         for (size_t i = 0; i < w->n_branches; i++)
-            if (!av_resolve(x, r, w->branches[i], where, depth + 1))
+            if (!sch_av_resolve(x, r, w->branches[i], where, depth + 1))
                 return false;
         return true;
     }
     if (r->kind == AV_UNION) {
         for (size_t i = 0; i < r->n_branches; i++)
-            if (av_resolve(x, r->branches[i], w, where, depth + 1))
+            if (sch_av_resolve(x, r->branches[i], w, where, depth + 1))
                 return true;
         mg_set_err(x->err, x->errlen, "at \"%s\": no branch of the reader's union reads the %s",
                    where, w->name ? w->name : av_prim_names[w->kind]);
         return false;
     }
     if (r->kind != w->kind) {
-        if (av_promotes(w->kind, r->kind))
+        if (sch_av_promotes(w->kind, r->kind))
             return true;
         mg_set_err(x->err, x->errlen, "at \"%s\": the reader's %s cannot read the writer's %s",
                    where, av_prim_names[r->kind], av_prim_names[w->kind]);
@@ -476,13 +479,13 @@ static bool av_resolve(struct av_resolver *x, const struct av_node *r, const str
     case AV_RECORD:
     case AV_ENUM:
     case AV_FIXED:
-        if (!av_names_match(r, w)) {
+        if (!sch_av_names_match(r, w)) {
             mg_set_err(x->err, x->errlen, "at \"%s\": %s names differ (\"%s\", \"%s\")", where,
                        av_prim_names[r->kind], r->name, w->name);
             return false;
         }
         if (r->kind == AV_RECORD)
-            return av_resolve_record(x, r, w, depth);
+            return sch_av_resolve_record(x, r, w, depth);
         if (r->kind == AV_FIXED && r->size != w->size) {
             mg_set_err(x->err, x->errlen, "at \"%s\": fixed sizes differ", where);
             return false;
@@ -503,7 +506,7 @@ static bool av_resolve(struct av_resolver *x, const struct av_node *r, const str
         return true;
     case AV_ARRAY:
     case AV_MAP:
-        return av_resolve(x, r->items, w->items, where, depth + 1);
+        return sch_av_resolve(x, r->items, w->items, where, depth + 1);
     default:
         return true; /* the same primitive */
     }
@@ -534,7 +537,7 @@ bool sch_avro_resolve(const struct av_schema *r, const struct av_schema *w, char
 {
     struct av_resolver x = {.err = err, .errlen = errlen};
     mg_map_init(&x.pairs);
-    bool ok = av_resolve(&x, r->root, w->root, "<root>", 0);
+    bool ok = sch_av_resolve(&x, r->root, w->root, "<root>", 0);
     mg_map_fini(&x.pairs);
     return ok;
 }

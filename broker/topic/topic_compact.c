@@ -87,7 +87,7 @@ struct compact_job {
 /* ---- entry bytes --------------------------------------------------------------------------- */
 
 /* The stored entry's layout: where the metadata size field and the payload start. */
-static int compact_entry_layout(struct evbuffer *e, size_t *md_off, size_t *pl_off)
+static int topic_compact_entry_layout(struct evbuffer *e, size_t *md_off, size_t *pl_off)
 {
     size_t len = evbuffer_get_length(e), off = 0;
     uint8_t h[6];
@@ -114,8 +114,8 @@ static int compact_entry_layout(struct evbuffer *e, size_t *md_off, size_t *pl_o
 }
 
 /* A stored entry made of md and payload (checksummed, as a producer's SEND carries it). */
-static struct evbuffer *compact_entry_build(const Pulsar__Proto__MessageMetadata *md,
-                                            const uint8_t *payload, size_t len)
+static struct evbuffer *topic_compact_entry_build(const Pulsar__Proto__MessageMetadata *md,
+                                                  const uint8_t *payload, size_t len)
 {
     size_t md_size = protobuf_c_message_get_packed_size(&md->base);
     uint8_t *buf = mg_malloc(10 + md_size + len);
@@ -132,7 +132,7 @@ static struct evbuffer *compact_entry_build(const Pulsar__Proto__MessageMetadata
 }
 
 /* Pulsar's RawMessage: [int32 idLen][MessageIdData][int32 len][entry]. */
-static struct evbuffer *compact_raw_build(struct ml_position pos, struct evbuffer *entry)
+static struct evbuffer *topic_compact_raw_build(struct ml_position pos, struct evbuffer *entry)
 {
     Pulsar__Proto__MessageIdData id = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
     id.ledgerid = (uint64_t)pos.ledger;
@@ -150,7 +150,8 @@ static struct evbuffer *compact_raw_build(struct ml_position pos, struct evbuffe
 }
 
 /* Split a compacted entry: its original position and the stored entry (a new evbuffer). */
-static int compact_raw_parse(struct evbuffer *raw, struct ml_position *pos, struct evbuffer **entry)
+static int topic_compact_raw_parse(struct evbuffer *raw, struct ml_position *pos,
+                                   struct evbuffer **entry)
 {
     size_t len = evbuffer_get_length(raw);
     uint8_t h[4];
@@ -183,8 +184,8 @@ static int compact_raw_parse(struct evbuffer *raw, struct ml_position *pos, stru
 /* ---- what a run keeps ---------------------------------------------------------------------- */
 
 /* Phase 1: a message (key, payload size, original id). */
-static void compact_note(struct compact_job *j, const char *key, size_t size,
-                         struct ml_position pos, int32_t batch)
+static void topic_compact_note(struct compact_job *j, const char *key, size_t size,
+                               struct ml_position pos, int32_t batch)
 {
     if (!key)
         return; /* no key: dropped (Pulsar's phase two keeps only keyed messages) */
@@ -206,8 +207,8 @@ static void compact_note(struct compact_job *j, const char *key, size_t size,
     l->batch = batch;
 }
 
-static bool compact_is_latest(struct compact_job *j, const char *key, size_t size,
-                              struct ml_position pos, int32_t batch)
+static bool topic_compact_is_latest(struct compact_job *j, const char *key, size_t size,
+                                    struct ml_position pos, int32_t batch)
 {
     if (!key || size == 0)
         return false;
@@ -216,8 +217,8 @@ static bool compact_is_latest(struct compact_job *j, const char *key, size_t siz
 }
 
 /* Phase 2: the stored entry e goes to the view as it is. */
-static void compact_keep_whole(struct compact_job *j, struct ml_position pos, struct evbuffer *e,
-                               int32_t msgs)
+static void topic_compact_keep_whole(struct compact_job *j, struct ml_position pos,
+                                     struct evbuffer *e, int32_t msgs)
 {
     size_t len = evbuffer_get_length(e);
     struct evbuffer *copy = evbuffer_new();
@@ -225,18 +226,18 @@ static void compact_keep_whole(struct compact_job *j, struct ml_position pos, st
     evbuffer_copyout(e, b, len);
     evbuffer_add(copy, b, len);
     mg_free(b);
-    j->outq[j->outq_n++] = compact_raw_build(pos, copy);
+    j->outq[j->outq_n++] = topic_compact_raw_build(pos, copy);
     evbuffer_free(copy);
     j->kept_msgs += msgs;
 }
 
 /* One stored entry at its original position: phase 1 notes its messages, phase 2 queues what
  * is kept. */
-static void compact_entry(struct compact_job *j, struct ml_position pos, struct evbuffer *e)
+static void topic_compact_entry(struct compact_job *j, struct ml_position pos, struct evbuffer *e)
 {
     Pulsar__Proto__MessageMetadata *md = wire_entry_metadata(e);
     size_t md_off, pl_off;
-    if (!md || compact_entry_layout(e, &md_off, &pl_off) < 0) {
+    if (!md || topic_compact_entry_layout(e, &md_off, &pl_off) < 0) {
         if (md)
             pulsar__proto__message_metadata__free_unpacked(md, NULL);
         j->dropped_msgs++;
@@ -250,7 +251,7 @@ static void compact_entry(struct compact_job *j, struct ml_position pos, struct 
          * decompressed here: kept whole, in topic order, so a reader applying the messages in
          * order still ends with every key's latest value (nothing is lost, not all is pruned). */
         if (j->phase == 2) {
-            compact_keep_whole(j, pos, e, md->num_messages_in_batch);
+            topic_compact_keep_whole(j, pos, e, md->num_messages_in_batch);
             j->compressed_kept++;
         }
         pulsar__proto__message_metadata__free_unpacked(md, NULL);
@@ -259,9 +260,9 @@ static void compact_entry(struct compact_job *j, struct ml_position pos, struct 
     if (!md->has_num_messages_in_batch) {
         size_t size = md->has_uncompressed_size ? md->uncompressed_size : len - pl_off;
         if (j->phase == 1)
-            compact_note(j, md->partition_key, size, pos, -1);
-        else if (compact_is_latest(j, md->partition_key, size, pos, -1))
-            compact_keep_whole(j, pos, e, 1);
+            topic_compact_note(j, md->partition_key, size, pos, -1);
+        else if (topic_compact_is_latest(j, md->partition_key, size, pos, -1))
+            topic_compact_keep_whole(j, pos, e, 1);
         pulsar__proto__message_metadata__free_unpacked(md, NULL);
         return;
     }
@@ -291,8 +292,8 @@ static void compact_entry(struct compact_job *j, struct ml_position pos, struct 
         off = body + (size_t)smm->payload_size;
         size_t size = smm->compacted_out ? 0 : (size_t)smm->payload_size;
         if (j->phase == 1) {
-            compact_note(j, smm->partition_key, size, pos, idx);
-        } else if (compact_is_latest(j, smm->partition_key, size, pos, idx)) {
+            topic_compact_note(j, smm->partition_key, size, pos, idx);
+        } else if (topic_compact_is_latest(j, smm->partition_key, size, pos, idx)) {
             memcpy(out + olen, p + start, off - start);
             olen += off - start;
             kept++;
@@ -304,8 +305,8 @@ static void compact_entry(struct compact_job *j, struct ml_position pos, struct 
         md->num_messages_in_batch = kept;
         if (md->has_uncompressed_size)
             md->uncompressed_size = (uint32_t)olen;
-        struct evbuffer *rebuilt = compact_entry_build(md, out, olen);
-        j->outq[j->outq_n++] = compact_raw_build(pos, rebuilt);
+        struct evbuffer *rebuilt = topic_compact_entry_build(md, out, olen);
+        j->outq[j->outq_n++] = topic_compact_raw_build(pos, rebuilt);
         evbuffer_free(rebuilt);
         j->kept_msgs += kept;
     }
@@ -316,10 +317,10 @@ static void compact_entry(struct compact_job *j, struct ml_position pos, struct 
 
 /* ---- a run --------------------------------------------------------------------------------- */
 
-static void compact_step(struct compact_job *j);
-static void compact_write_next(struct compact_job *j);
+static void topic_compact_step(struct compact_job *j);
+static void topic_compact_write_next(struct compact_job *j);
 
-static void compact_job_free(struct compact_job *j)
+static void topic_compact_job_free(struct compact_job *j)
 {
     mg_map_fini_free(&j->latest, mg_free);
     for (int i = j->outq_head; i < j->outq_n; i++)
@@ -332,7 +333,7 @@ static void compact_job_free(struct compact_job *j)
 }
 
 /* The run ends (status < 0: ERROR with why; the view stays as it was). */
-static void compact_end(struct compact_job *j, int status, const char *why)
+static void topic_compact_end(struct compact_job *j, int status, const char *why)
 {
     struct topic *t = j->t;
     struct topic_compact *tc = &t->compact;
@@ -347,26 +348,26 @@ static void compact_end(struct compact_job *j, int status, const char *why)
     } else {
         tc->status = TOPIC_COMPACT_SUCCESS;
     }
-    compact_job_free(j);
+    topic_compact_job_free(j);
     topic_unref(t);
 }
 
 /* A step of the run completed: false when the run ended here (the topic closed meanwhile, or
  * status < 0: ERROR because of why); j is gone then. */
-static bool compact_step_ok(struct compact_job *j, int status, const char *why)
+static bool topic_compact_step_ok(struct compact_job *j, int status, const char *why)
 {
     if (j->t->state != TOPIC_READY || j->t->compact.job != j) {
-        compact_end(j, -MG_ECANCELED, "the topic closed");
+        topic_compact_end(j, -MG_ECANCELED, "the topic closed");
         return false;
     }
     if (status < 0) {
-        compact_end(j, status, why);
+        topic_compact_end(j, status, why);
         return false;
     }
     return true;
 }
 
-static void compact_switched(struct compact_job *j)
+static void topic_compact_switched(struct compact_job *j)
 {
     struct topic *t = j->t;
     struct topic_compact *tc = &t->compact;
@@ -388,28 +389,28 @@ static void compact_switched(struct compact_job *j)
             " compressed batches kept whole, %" PRId64 " entries not Pulsar messages dropped)",
             t->name.full, tc->horizon.ledger, tc->horizon.entry, tc->ledger, tc->entries,
             j->kept_msgs, j->compressed_kept, j->dropped_msgs);
-    compact_end(j, 0, NULL);
+    topic_compact_end(j, 0, NULL);
 }
 
-static void compact_closed_cb(struct ml_side_req *req, int status)
+static void topic_compact_closed_cb(struct ml_side_req *req, int status)
 {
     struct compact_job *j = req->data;
-    if (compact_step_ok(j, status, "sealing the compacted ledger"))
-        compact_switched(j);
+    if (topic_compact_step_ok(j, status, "sealing the compacted ledger"))
+        topic_compact_switched(j);
 }
 
-static void compact_created_cb(struct ml_side_req *req, int status)
+static void topic_compact_created_cb(struct ml_side_req *req, int status)
 {
     struct compact_job *j = req->data;
     if (status == 0)
         j->out_ledger = req->ledger_id;
     /* the topic closed meanwhile: an empty ledger is left over, as after a crash */
-    if (compact_step_ok(j, status, "creating the compacted ledger"))
-        compact_step(j);
+    if (topic_compact_step_ok(j, status, "creating the compacted ledger"))
+        topic_compact_step(j);
 }
 
 /* A reader of the topic from the entry after the view's horizon (the start without a view). */
-static int compact_open_reader(struct compact_job *j)
+static int topic_compact_open_reader(struct compact_job *j)
 {
     struct topic *t = j->t;
     struct ml_position start =
@@ -420,7 +421,7 @@ static int compact_open_reader(struct compact_job *j)
 }
 
 /* The sources are read: phase 1 -> create the ledger and read again; phase 2 -> seal. */
-static void compact_phase_end(struct compact_job *j)
+static void topic_compact_phase_end(struct compact_job *j)
 {
     struct topic *t = j->t;
     if (j->reader)
@@ -433,29 +434,29 @@ static void compact_phase_end(struct compact_job *j)
     int rc;
     if (j->phase == 1) {
         j->phase = 2;
-        rc = compact_open_reader(j);
+        rc = topic_compact_open_reader(j);
         if (rc < 0) {
-            compact_end(j, rc, "reading the topic");
+            topic_compact_end(j, rc, "reading the topic");
             return;
         }
-        rc = ml_side_create(t->ml, &j->sreq, compact_created_cb);
+        rc = ml_side_create(t->ml, &j->sreq, topic_compact_created_cb);
         if (rc < 0)
-            compact_end(j, rc, "creating the compacted ledger");
+            topic_compact_end(j, rc, "creating the compacted ledger");
         return;
     }
-    rc = ml_side_close(t->ml, j->out_ledger, &j->sreq, compact_closed_cb);
+    rc = ml_side_close(t->ml, j->out_ledger, &j->sreq, topic_compact_closed_cb);
     if (rc < 0)
-        compact_end(j, rc, "sealing the compacted ledger");
+        topic_compact_end(j, rc, "sealing the compacted ledger");
 }
 
 /* The appends of one read are all back (in order): read on, or end with the first failure. */
-static void compact_written(struct compact_job *j)
+static void topic_compact_written(struct compact_job *j)
 {
-    if (compact_step_ok(j, j->w_status, "writing the compacted ledger"))
-        compact_step(j);
+    if (topic_compact_step_ok(j, j->w_status, "writing the compacted ledger"))
+        topic_compact_step(j);
 }
 
-static void compact_written_cb(struct ml_side_req *req, int status)
+static void topic_compact_written_cb(struct ml_side_req *req, int status)
 {
     struct compact_job *j = req->data;
     if (status < 0 && j->w_status == 0)
@@ -463,12 +464,12 @@ static void compact_written_cb(struct ml_side_req *req, int status)
     else if (status == 0)
         j->out_n++; /* appends complete in order: the ledger holds 0 .. out_n - 1 */
     if (--j->w_inflight == 0)
-        compact_written(j);
+        topic_compact_written(j);
 }
 
 /* Append the queued compacted entries of one read, all at once (pipelined, as the managed
  * ledger's appends: ids out_n, out_n + 1, ...), then read on once they are all back. */
-static void compact_write_next(struct compact_job *j)
+static void topic_compact_write_next(struct compact_job *j)
 {
     int n = j->outq_n - j->outq_head;
     j->w_status = 0;
@@ -480,7 +481,7 @@ static void compact_write_next(struct compact_job *j)
         struct ml_side_req *w = &j->wreqs[i];
         memset(w, 0, sizeof *w);
         w->data = j;
-        int rc = ml_side_add(j->t->ml, j->out_ledger, j->out_n + i, b, w, compact_written_cb);
+        int rc = ml_side_add(j->t->ml, j->out_ledger, j->out_n + i, b, w, topic_compact_written_cb);
         if (rc < 0)
             j->w_status = rc; /* what is queued behind it is not sent (freed with j) */
         else
@@ -488,12 +489,12 @@ static void compact_write_next(struct compact_job *j)
     }
     if (j->w_inflight == 0) {
         j->outq_head = j->outq_n = 0;
-        compact_written(j);
+        topic_compact_written(j);
     }
 }
 
 /* Entries read: handle them, then write what phase 2 kept (or read on). */
-static void compact_handle(struct compact_job *j, struct ml_entry **es, int n, bool from_view)
+static void topic_compact_handle(struct compact_job *j, struct ml_entry **es, int n, bool from_view)
 {
     for (int i = j->outq_head; i < j->outq_n; i++) /* left by a failed batch: none here */
         evbuffer_free(j->outq[i]);
@@ -504,14 +505,14 @@ static void compact_handle(struct compact_job *j, struct ml_entry **es, int n, b
         if (from_view) {
             struct ml_position pos;
             struct evbuffer *inner;
-            if (compact_raw_parse(e->data, &pos, &inner) == 0) {
-                compact_entry(j, pos, inner);
+            if (topic_compact_raw_parse(e->data, &pos, &inner) == 0) {
+                topic_compact_entry(j, pos, inner);
                 evbuffer_free(inner);
             } else {
                 j->dropped_msgs++;
             }
         } else if (ml_pos_cmp(e->pos, j->end) <= 0) {
-            compact_entry(j, e->pos, e->data);
+            topic_compact_entry(j, e->pos, e->data);
         } else {
             j->reader_done = true; /* past the horizon of this run */
         }
@@ -520,7 +521,7 @@ static void compact_handle(struct compact_job *j, struct ml_entry **es, int n, b
     mg_free(es);
 }
 
-static void compact_entries_free(struct ml_entry **es, int n)
+static void topic_compact_entries_free(struct ml_entry **es, int n)
 {
     for (int i = 0; i < n; i++)
         ml_entry_unref(es[i]);
@@ -529,34 +530,34 @@ static void compact_entries_free(struct ml_entry **es, int n)
 
 /* A read of a run completed: its entries are handled (from_view: the previous view's
  * compacted entries), then what phase 2 kept is written; req belonged to j. */
-static void compact_read_done(struct compact_job *j, struct ml_entry **entries, int n, int status,
-                              bool from_view)
+static void topic_compact_read_done(struct compact_job *j, struct ml_entry **entries, int n,
+                                    int status, bool from_view)
 {
-    if (!compact_step_ok(j, status,
-                         from_view ? "reading the compacted ledger" : "reading the topic")) {
+    if (!topic_compact_step_ok(j, status,
+                               from_view ? "reading the compacted ledger" : "reading the topic")) {
         if (status == 0) /* the topic closed; the request was j's: gone too */
-            compact_entries_free(entries, n);
+            topic_compact_entries_free(entries, n);
         return;
     }
     if (from_view)
         j->src_view = n > 0 ? j->src_view + n : j->t->compact.entries; /* none: nothing more */
-    compact_handle(j, entries, n, from_view);
-    compact_write_next(j);
+    topic_compact_handle(j, entries, n, from_view);
+    topic_compact_write_next(j);
 }
 
-static void compact_view_read_cb(struct ml_side_req *req, int status)
+static void topic_compact_view_read_cb(struct ml_side_req *req, int status)
 {
-    compact_read_done(req->data, req->entries, req->n, status, true);
+    topic_compact_read_done(req->data, req->entries, req->n, status, true);
 }
 
-static void compact_topic_read_cb(struct ml_read_req *req, int status)
+static void topic_compact_topic_read_cb(struct ml_read_req *req, int status)
 {
-    compact_read_done(req->data, req->entries, req->n, status, false);
+    topic_compact_read_done(req->data, req->entries, req->n, status, false);
 }
 
 /* Read the next slice of the current phase's sources (the previous view, then the topic up to
  * the run's end), or end the phase. */
-static void compact_step(struct compact_job *j)
+static void topic_compact_step(struct compact_job *j)
 {
     struct topic *t = j->t;
     struct topic_compact *tc = &t->compact;
@@ -567,9 +568,10 @@ static void compact_step(struct compact_job *j)
             last = tc->entries - 1;
         memset(&j->sreq, 0, sizeof j->sreq);
         j->sreq.data = j;
-        rc = ml_side_read(t->ml, tc->ledger, j->src_view, last, &j->sreq, compact_view_read_cb);
+        rc = ml_side_read(t->ml, tc->ledger, j->src_view, last, &j->sreq,
+                          topic_compact_view_read_cb);
         if (rc < 0)
-            compact_end(j, rc, "reading the compacted ledger");
+            topic_compact_end(j, rc, "reading the compacted ledger");
         return;
     }
     if (!j->reader_done && ml_pos_cmp(ml_cursor_read_position(j->reader), j->end) <= 0 &&
@@ -577,12 +579,12 @@ static void compact_step(struct compact_job *j)
         memset(&j->rreq, 0, sizeof j->rreq);
         j->rreq.data = j;
         rc = ml_cursor_read(j->reader, COMPACT_BATCH, COMPACT_BATCH_BYTES, &j->rreq,
-                            compact_topic_read_cb);
+                            topic_compact_topic_read_cb);
         if (rc < 0)
-            compact_end(j, rc, "reading the topic");
+            topic_compact_end(j, rc, "reading the topic");
         return;
     }
-    compact_phase_end(j);
+    topic_compact_phase_end(j);
 }
 
 int topic_compact_start(struct topic *t)
@@ -607,9 +609,9 @@ int topic_compact_start(struct topic *t)
     j->phase = 1;
     j->end = ml_last_confirmed(t->ml);
     j->out_ledger = -1;
-    int rc = compact_open_reader(j);
+    int rc = topic_compact_open_reader(j);
     if (rc < 0) {
-        compact_job_free(j);
+        topic_compact_job_free(j);
         topic_unref(t);
         return rc;
     }
@@ -622,7 +624,7 @@ int topic_compact_start(struct topic *t)
     }
     MG_INFO(MOD, "%s: compaction up to %" PRId64 ":%" PRId64 " started", t->name.full,
             j->end.ledger, j->end.entry);
-    compact_step(j);
+    topic_compact_step(j);
     return 0;
 }
 
@@ -724,9 +726,9 @@ struct compact_read {
     bool searching;
 };
 
-static void compact_read_go(struct compact_read *r);
+static void topic_compact_read_go(struct compact_read *r);
 
-static void compact_read_finish(struct compact_read *r, int status)
+static void topic_compact_read_finish(struct compact_read *r, int status)
 {
     struct ml_read_req *out = r->out;
     ml_read_cb cb = r->cb;
@@ -736,15 +738,15 @@ static void compact_read_finish(struct compact_read *r, int status)
 }
 
 /* The view's entries as the topic's: original positions, the stored bytes. */
-static int compact_read_entries(struct compact_read *r, struct ml_entry **es, int n,
-                                struct ml_entry ***out, int *n_out)
+static int topic_compact_read_entries(struct compact_read *r, struct ml_entry **es, int n,
+                                      struct ml_entry ***out, int *n_out)
 {
     struct ml_entry **v = mg_malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
     int k = 0;
     for (int i = 0; i < n; i++) {
         struct ml_position pos;
         struct evbuffer *inner;
-        if (compact_raw_parse(es[i]->data, &pos, &inner) == 0) {
+        if (topic_compact_raw_parse(es[i]->data, &pos, &inner) == 0) {
             if (ml_pos_cmp(pos, r->target) >= 0) {
                 struct ml_entry_info info;
                 bool known = topic_entry_info(inner, &info) == 0;
@@ -762,7 +764,7 @@ static int compact_read_entries(struct compact_read *r, struct ml_entry **es, in
     return 0;
 }
 
-static void compact_read_cb(struct ml_side_req *req, int status)
+static void topic_compact_read_cb(struct ml_side_req *req, int status)
 {
     struct compact_read *r = req->data;
     struct topic_sub *s = *r->alive;
@@ -774,13 +776,13 @@ static void compact_read_cb(struct ml_side_req *req, int status)
                 ml_entry_unref(req->entries[i]);
             mg_free(req->entries);
         }
-        compact_read_finish(r, status < 0 ? status : -MG_ECANCELED);
+        topic_compact_read_finish(r, status < 0 ? status : -MG_ECANCELED);
         return;
     }
     if (r->searching) {
         struct ml_position pos = {-1, -1};
         struct evbuffer *inner = NULL;
-        if (req->n == 1 && compact_raw_parse(req->entries[0]->data, &pos, &inner) == 0)
+        if (req->n == 1 && topic_compact_raw_parse(req->entries[0]->data, &pos, &inner) == 0)
             evbuffer_free(inner);
         for (int i = 0; i < req->n; i++)
             ml_entry_unref(req->entries[i]);
@@ -790,12 +792,12 @@ static void compact_read_cb(struct ml_side_req *req, int status)
             r->lo = mid + 1;
         else
             r->hi = mid;
-        compact_read_go(r);
+        topic_compact_read_go(r);
         return;
     }
     struct ml_entry **v;
     int n;
-    compact_read_entries(r, req->entries, req->n, &v, &n);
+    topic_compact_read_entries(r, req->entries, req->n, &v, &n);
     struct ml_cursor *c = s->cursor;
     if (n > 0)
         ml_cursor_seek_read(c, ml_next_position(r->t->ml, v[n - 1]->pos));
@@ -806,10 +808,10 @@ static void compact_read_cb(struct ml_side_req *req, int status)
         r->out->entries = NULL;
         ml_cursor_seek_read(c, ml_next_position(r->t->ml, r->t->compact.horizon));
     }
-    compact_read_finish(r, 0);
+    topic_compact_read_finish(r, 0);
 }
 
-static void compact_read_go(struct compact_read *r)
+static void topic_compact_read_go(struct compact_read *r)
 {
     struct topic *t = r->t;
     int64_t first, last;
@@ -821,7 +823,7 @@ static void compact_read_go(struct compact_read *r)
         ml_cursor_seek_read((*r->alive)->cursor, ml_next_position(t->ml, t->compact.horizon));
         r->out->entries = NULL;
         r->out->n = 0;
-        compact_read_finish(r, 0);
+        topic_compact_read_finish(r, 0);
         return;
     } else {
         r->searching = false;
@@ -832,9 +834,9 @@ static void compact_read_go(struct compact_read *r)
     }
     memset(&r->req, 0, sizeof r->req);
     r->req.data = r;
-    int rc = ml_side_read(t->ml, r->ledger, first, last, &r->req, compact_read_cb);
+    int rc = ml_side_read(t->ml, r->ledger, first, last, &r->req, topic_compact_read_cb);
     if (rc < 0)
-        compact_read_finish(r, rc); /* from the loop: the caller returned long ago */
+        topic_compact_read_finish(r, rc); /* from the loop: the caller returned long ago */
 }
 
 bool topic_compact_read(struct topic_sub *s, struct topic_sub *const *alive, int max,
@@ -881,7 +883,7 @@ bool topic_compact_read(struct topic_sub *s, struct topic_sub *const *alive, int
         mg_free(r);
         return false;
     }
-    int rc = ml_side_read(t->ml, r->ledger, first, last, &r->req, compact_read_cb);
+    int rc = ml_side_read(t->ml, r->ledger, first, last, &r->req, topic_compact_read_cb);
     if (rc < 0) {
         topic_unref(t);
         mg_free(r);
@@ -937,13 +939,14 @@ struct compact_lastid {
     struct ml_side_req req;
 };
 
-static void compact_lastid_cb(struct ml_side_req *req, int status)
+static void topic_compact_lastid_cb(struct ml_side_req *req, int status)
 {
     struct compact_lastid *op = req->data;
     struct ml_position pos = {-1, -1};
     int32_t batch_index = -1;
     struct evbuffer *inner = NULL;
-    if (status == 0 && (req->n != 1 || compact_raw_parse(req->entries[0]->data, &pos, &inner) < 0))
+    if (status == 0 &&
+        (req->n != 1 || topic_compact_raw_parse(req->entries[0]->data, &pos, &inner) < 0))
         status = -MG_EPROTO;
     if (inner) {
         struct wire_msg_info info;
@@ -952,7 +955,7 @@ static void compact_lastid_cb(struct ml_side_req *req, int status)
         evbuffer_free(inner);
     }
     if (req->entries)
-        compact_entries_free(req->entries, req->n);
+        topic_compact_entries_free(req->entries, req->n);
     topic_last_id_cb cb = op->cb;
     void *data = op->data;
     struct ml_position md = op->mark_delete;
@@ -981,7 +984,7 @@ bool topic_compact_last_id(struct topic_sub *s, struct ml_position *last, struct
     op->req.data = op;
     topic_ref(t);
     if (ml_side_read(t->ml, tc->ledger, tc->entries - 1, tc->entries - 1, &op->req,
-                     compact_lastid_cb) < 0) {
+                     topic_compact_lastid_cb) < 0) {
         topic_unref(t);
         mg_free(op);
         return false; /* the topic's own last position, then */

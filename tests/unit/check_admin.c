@@ -1714,8 +1714,9 @@ int main(void)
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
            test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
-           test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions, test_peek_and_examine, test_partitioned_topics,
-           test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
+           test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions,
+           test_peek_and_examine, test_partitioned_topics, test_partitions_bounded, test_lookup,
+           test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);
     return tl_run(s);
