@@ -710,6 +710,8 @@ static void topic_entry_info_of(const struct wire_msg_info *m, struct ml_entry_i
     info->publish_time = m->publish_time;
     info->key_hash = m->key_hash;
     info->deliver_at_time = m->deliver_at_time;
+    info->chunk_key = m->chunk_key;
+    info->chunk_last = m->chunk_key && m->chunk_id == m->num_chunks - 1;
 }
 
 int topic_entry_info(struct evbuffer *entry, struct ml_entry_info *info)

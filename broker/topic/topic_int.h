@@ -303,6 +303,8 @@ struct topic_sub {
     struct sub_replay *replay; /* owned, sorted by position, unique */
     int n_replay, cap_replay;
     struct mg_map stuck;        /* Key_Shared: key hash -> count in replay */
+    struct mg_map chunk_runs;   /* Shared: chunk key -> consumer (borrowed) that has the
+                                   run's first chunks in flight (topic_sub_chunk_pick) */
     struct mg_map redeliveries; /* position -> redelivery count (uintptr_t) */
     struct topic_delay delay;   /* delayed delivery's index */
     struct ml_entry **ready;    /* owned refs: read, not yet dispatched */

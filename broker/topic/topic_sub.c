@@ -14,7 +14,9 @@
  *
  * Exclusive/Failover deliver in cursor order to the one active consumer and redeliver by
  * rewinding the cursor (with a read epoch that drops stale reads); Shared round-robins
- * with priority levels; Key_Shared routes by entry key hash (AUTO_SPLIT ring or STICKY
+ * with priority levels, except that the chunks of one chunked message all go to the consumer
+ * that got its first one (the client reassembles them; Pulsar spreads them, which breaks
+ * that); Key_Shared routes by entry key hash (AUTO_SPLIT ring or STICKY
  * ranges) and parks entries whose consumer cannot take them in the replay set, keyed so
  * later entries of the same key wait behind them.
  *
@@ -37,6 +39,10 @@
 #define MOD "topic"
 #define RING_POINTS 100
 #define READ_MAX_BYTES ((size_t)64 << 20)
+/* Chunk runs pinned at once per Shared subscription: a run whose last chunk never comes
+ * (a producer that died, bad input) stays pinned until its consumer leaves; at the bound
+ * new runs go unpinned, round robin like any entry. */
+#define CHUNK_RUNS_MAX 4096
 
 struct sub_read {
     struct ml_read_req req;
@@ -119,6 +125,7 @@ static void topic_sub_free(struct topic_sub *s)
     mg_free(s->ring);
     mg_free(s->replay);
     mg_map_fini(&s->stuck);
+    mg_map_fini(&s->chunk_runs);
     mg_map_fini(&s->redeliveries);
     mg_event_free(s->ev_dispatch);
     mg_timer_fini(&s->failover_timer);
@@ -422,6 +429,41 @@ static void topic_sub_update_active(struct topic_sub *s)
 }
 
 /* Shared: round robin over eligible consumers of the best priority level present. */
+static struct topic_consumer *topic_sub_shared_pick(struct topic_sub *s);
+
+/* Shared, an entry that is a chunk: the consumer its run is pinned to, or a new pick that
+ * the run is pinned to until its last chunk. NULL when the run's consumer cannot take it
+ * now: the entry waits for it, so chunks never overtake one another or change consumer. */
+static struct topic_consumer *topic_sub_chunk_pick(struct topic_sub *s, const struct ml_entry *e)
+{
+    struct topic_consumer *c = mg_map_get_u64(&s->chunk_runs, e->chunk_key);
+    if (c) {
+        if (!topic_consumer_eligible(s, c))
+            return NULL;
+    } else {
+        c = topic_sub_shared_pick(s);
+        if (!c)
+            return NULL;
+        if (!e->chunk_last && s->chunk_runs.count < CHUNK_RUNS_MAX)
+            mg_map_put_u64(&s->chunk_runs, e->chunk_key, c);
+    }
+    if (e->chunk_last)
+        mg_map_del_u64(&s->chunk_runs, e->chunk_key);
+    return c;
+}
+
+/* A consumer leaves: its runs are unpinned (their chunks come back through the replay set
+ * in order, and the next consumer to get one takes the rest). */
+static void topic_sub_chunk_unpin(struct topic_sub *s, const struct topic_consumer *c)
+{
+    size_t it = 0, klen;
+    const char *key;
+    void *v;
+    while (mg_map_next(&s->chunk_runs, &it, &key, &klen, &v))
+        if (v == c)
+            mg_map_del(&s->chunk_runs, key, klen);
+}
+
 static struct topic_consumer *topic_sub_shared_pick(struct topic_sub *s)
 {
     int best = INT_MAX;
@@ -601,7 +643,7 @@ static bool topic_sub_deliver(struct topic_sub *s, struct ml_entry *e)
             return false;
         break;
     case TOPIC_SUB_SHARED:
-        c = topic_sub_shared_pick(s);
+        c = e->chunk_key ? topic_sub_chunk_pick(s, e) : topic_sub_shared_pick(s);
         if (!c)
             return false;
         break;
@@ -852,6 +894,7 @@ struct topic_sub *topic_sub_new(struct topic *t, const char *name, bool durable,
     s->type = TOPIC_SUB_EXCLUSIVE;
     s->cursor = cur;
     s->partition_index = t->name.partition;
+    mg_map_init(&s->chunk_runs);
     mg_map_init(&s->stuck);
     mg_map_init(&s->redeliveries);
     s->ev_dispatch = event_new(t->reg->base, -1, 0, topic_sub_dispatch_cb, s);
@@ -873,6 +916,7 @@ static void topic_sub_detach_consumer(struct topic_sub *s, struct topic_consumer
         }
     if (s->rr_cur == c)
         s->rr_cur = NULL;
+    topic_sub_chunk_unpin(s, c);
     topic_sub_ring_rebuild(s);
 }
 
