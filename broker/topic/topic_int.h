@@ -213,8 +213,9 @@ struct topic_publish {
 
 /* A sent, unacknowledged entry of one consumer (value in topic_consumer.pending). */
 struct sub_pending {
-    int32_t msgs;      /* messages it still counts for (unacked batch indexes) */
-    uint32_t key_hash; /* for Key_Shared replays */
+    int32_t msgs;       /* messages it still counts for (unacked batch indexes) */
+    uint32_t key_hash;  /* for Key_Shared replays */
+    uint32_t chunk_key; /* a chunk: its run (ml_entry.chunk_key), else 0 */
 };
 
 /* A position waiting for redelivery (sorted array in topic_sub.replay). */

@@ -43,6 +43,9 @@
  * (a producer that died, bad input) stays pinned until its consumer leaves; at the bound
  * new runs go unpinned, round robin like any entry. */
 #define CHUNK_RUNS_MAX 4096
+/* topic_sub.chunk_runs value of a run some of whose chunks went back to the replay set. */
+static char chunk_returned;
+#define CHUNK_RETURNED ((void *)&chunk_returned)
 
 struct sub_read {
     struct ml_read_req req;
@@ -223,11 +226,23 @@ static void topic_sub_replay_del(struct topic_sub *s, struct ml_position pos)
         topic_sub_replay_del_at(s, i);
 }
 
+/* A chunk went back to the subscription (its consumer left or asked for it again): until
+ * the replay set gives the run out again, its later chunks join it there, so the run is
+ * redelivered whole and in order (topic_sub_chunk_parked). */
+static void topic_sub_chunk_returned(struct topic_sub *s, uint32_t chunk_key)
+{
+    if (chunk_key && s->type == TOPIC_SUB_SHARED &&
+        (mg_map_get_u64(&s->chunk_runs, chunk_key) || s->chunk_runs.count < CHUNK_RUNS_MAX))
+        mg_map_put_u64(&s->chunk_runs, chunk_key, CHUNK_RETURNED);
+}
+
 static void topic_sub_replay_clear(struct topic_sub *s)
 {
     s->n_replay = 0;
     mg_map_fini(&s->stuck);
     mg_map_init(&s->stuck);
+    mg_map_fini(&s->chunk_runs);
+    mg_map_init(&s->chunk_runs);
 }
 
 /* ---- consumer pending --------------------------------------------------------------------- */
@@ -254,8 +269,10 @@ static void topic_sub_pending_return_all(struct topic_sub *s, struct topic_consu
     while (topic_sub_next_pos(&c->pending, &it, &pos, &v)) {
         struct sub_pending *sp = v;
         topic_sub_redelivery_inc(s, pos);
-        if (to_replay)
+        if (to_replay) {
             topic_sub_replay_add(s, pos, sp->key_hash);
+            topic_sub_chunk_returned(s, sp->chunk_key);
+        }
         c->unacked -= sp->msgs;
         s->unacked -= sp->msgs;
         mg_map_del(&c->pending, &pos, sizeof pos);
@@ -437,6 +454,8 @@ static struct topic_consumer *topic_sub_shared_pick(struct topic_sub *s);
 static struct topic_consumer *topic_sub_chunk_pick(struct topic_sub *s, const struct ml_entry *e)
 {
     struct topic_consumer *c = mg_map_get_u64(&s->chunk_runs, e->chunk_key);
+    if (c == CHUNK_RETURNED)
+        c = NULL; /* from the replay set: the run starts over at a new pick */
     if (c) {
         if (!topic_consumer_eligible(s, c))
             return NULL;
@@ -452,8 +471,18 @@ static struct topic_consumer *topic_sub_chunk_pick(struct topic_sub *s, const st
     return c;
 }
 
-/* A consumer leaves: its runs are unpinned (their chunks come back through the replay set
- * in order, and the next consumer to get one takes the rest). */
+/* Shared, a newly read chunk of a run whose earlier chunks wait in the replay set: it joins
+ * them there (true) rather than overtake them. */
+static bool topic_sub_chunk_parked(struct topic_sub *s, const struct ml_entry *e)
+{
+    if (s->ready_is_replay || mg_map_get_u64(&s->chunk_runs, e->chunk_key) != CHUNK_RETURNED)
+        return false;
+    topic_sub_replay_add(s, e->pos, e->key_hash % 65536u);
+    return true;
+}
+
+/* A consumer leaves: the runs pinned to it are unpinned (those it had chunks of in flight
+ * were marked returned with them). */
 static void topic_sub_chunk_unpin(struct topic_sub *s, const struct topic_consumer *c)
 {
     size_t it = 0, klen;
@@ -613,6 +642,7 @@ static void topic_sub_send(struct topic_sub *s, struct topic_consumer *c, struct
     }
     sp->msgs = cost;
     sp->key_hash = e->key_hash;
+    sp->chunk_key = e->chunk_key;
     c->unacked += cost;
     s->unacked += cost;
     c->permits -= cost;
@@ -643,6 +673,8 @@ static bool topic_sub_deliver(struct topic_sub *s, struct ml_entry *e)
             return false;
         break;
     case TOPIC_SUB_SHARED:
+        if (e->chunk_key && topic_sub_chunk_parked(s, e))
+            return true;
         c = e->chunk_key ? topic_sub_chunk_pick(s, e) : topic_sub_shared_pick(s);
         if (!c)
             return false;
@@ -1311,10 +1343,11 @@ void topic_consumer_redeliver(struct topic_consumer *c, const struct ml_position
             struct sub_pending *sp = mg_map_get(&c->pending, &pos[i], sizeof pos[i]);
             if (!sp)
                 continue;
-            uint32_t h = sp->key_hash;
+            uint32_t h = sp->key_hash, chunk_key = sp->chunk_key;
             topic_sub_pending_drop(s, c, pos[i]);
             topic_sub_redelivery_inc(s, pos[i]);
             topic_sub_replay_add(s, pos[i], h);
+            topic_sub_chunk_returned(s, chunk_key);
         }
     }
     topic_sub_schedule(s);

@@ -15,7 +15,10 @@
 #   - each message's chunks all went to one consumer, in chunk order, and put back together
 #     they are byte-exact (sha256) the message sent;
 #   - on Shared both consumers got something (the dispatch is still shared);
-#   - every chunk of the bad sequences was delivered exactly once, with its uuid and ids.
+#   - every chunk of the bad sequences was delivered exactly once, with its uuid and ids;
+#   - Shared, a consumer that leaves with 2 chunks in flight and unacknowledged: the other
+#     gets every message whole (the returned chunks come back with the rest of their run,
+#     in order).
 # Then the topic's stats count the chunks (publisher chunkedMessageRate over the stats
 # interval, msgChunkPublished). Everything started is stopped by pid.
 #
@@ -66,6 +69,17 @@ check_run Shared "$T/sh.json"
 A=${PERC%/*} B=${PERC#*/}
 [ "${A:-0}" -gt 0 ] && [ "${B:-0}" -gt 0 ] && pass "Shared: both consumers got messages ($PERC)" \
     || fail "Shared: per consumer $PERC, want both > 0"
+
+# A Shared consumer that leaves with chunks in flight: the broker gives them back, and the
+# other consumer must get every run whole and in order (later chunks read meanwhile wait
+# behind the returned ones).
+FULL3="persistent://public/default/chunking-leave-$$"
+run_node 240 lv lib/chunk-probe.js --url "$URL" --topic "$FULL3" --sub lv --mode shared \
+    --size $((CHUNK_MB * 1024 * 1024)) --messages 1 --permits "$PERMITS" --bad --close-first 2 \
+    --out "$T/lv.json" --deadline-s 200 || fail "leave probe exit $?: $(tail -n 3 "$T/lv.err")"
+check_run "Shared, first consumer leaves after 2 chunks" "$T/lv.json"
+[ "${PERC%/*}" = 2 ] && pass "the leaving consumer had 2 chunks in flight" \
+    || fail "the leaving consumer got ${PERC%/*} chunks, want 2"
 
 stop_standalone sa
 it_finish "chunking test" "chunking mb=$CHUNK_MB chunks=$CHUNKS"

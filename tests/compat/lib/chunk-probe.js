@@ -4,7 +4,7 @@
 //
 //   node tests/compat/lib/chunk-probe.js --url pulsar://127.0.0.1:PORT --topic T --sub S
 //        --mode exclusive|shared --size BYTES --messages M --out FILE
-//        [--permits P] [--bad] [--deadline-s 120]
+//        [--permits P] [--bad] [--close-first N] [--deadline-s 120]
 //
 // Consumers first (one on Exclusive, two on Shared, each on its own connection, each keeping
 // at most P permits out, topped up one per MESSAGE as a client's receiver queue does), then
@@ -14,7 +14,10 @@
 // id, the two producers' chunks interleaved. With --bad a third producer adds a run with a
 // missing chunk (chunk ids 0, 1, 3 of 4) and a lone chunk of a foreign uuid (id 1 of 3).
 // Each consumer acknowledges what it gets and reassembles each uuid from its chunks as
-// the clients do (chunk ids 0..n-1 in order at one consumer).
+// the clients do (chunk ids 0..n-1 in order at one consumer). With --close-first N (Shared)
+// the first consumer acknowledges nothing and closes its connection once it has N chunks:
+// the broker gives them back, and what the second one gets is judged (perConsumer still
+// counts both).
 // --out FILE gets { maxMessageSize, chunkSize, sent: [{uuid, chunks, sha256}], receipts,
 // perConsumer: [count], messages: [{uuid, consumers, inOrder, complete, sha256ok}],
 // bad: [{uuid, chunkId, numChunks, deliveries}], error }. Exit 0 once it ran (the JSON says
@@ -26,7 +29,7 @@ const { cmd, TYPE, SUB_TYPE, pb, messagePayload } = require('./frames');
 const u = require('./verify-util');
 
 const USAGE = 'usage: chunk-probe.js --url pulsar://H:P --topic T --sub S --mode exclusive|shared ' +
-  '--size BYTES --messages M --out FILE [--permits P] [--bad] [--deadline-s S]';
+  '--size BYTES --messages M --out FILE [--permits P] [--bad] [--close-first N] [--deadline-s S]';
 
 const sha256 = (b) => crypto.createHash('sha256').update(b).digest('hex');
 
@@ -55,7 +58,8 @@ function split(producerName, sequenceId, body, chunkSize) {
 
 async function main() {
   const o = u.parseArgs(process.argv.slice(2), { url: '', topic: '', sub: '', mode: 'exclusive', out: '',
-    size: 20 * 1024 * 1024, messages: 2, permits: 2, bad: false, 'deadline-s': 120 }, USAGE);
+    size: 20 * 1024 * 1024, messages: 2, permits: 2, bad: false, 'close-first': 0, 'deadline-s': 120 }, USAGE);
+  const closeFirst = o.mode === 'shared' ? o['close-first'] : 0;
   if (!o.topic || !o.sub || !o.out || !['exclusive', 'shared'].includes(o.mode) || !(o.size > 0) ||
       !(o.messages > 0) || !(o.permits > 0)) u.die(USAGE);
   const [host, port] = u.hostPort(o.url).split(':');
@@ -81,6 +85,10 @@ async function main() {
         const { metadata, payload } = messagePayload(f.payloadBytes);
         mine.push({ uuid: pb.str(metadata, 26), chunkId: pb.num(metadata, 29), numChunks: pb.num(metadata, 27),
           payload: Buffer.from(payload) });
+        if (i === 0 && closeFirst > 0) {
+          if (mine.length >= closeFirst) conn.destroy();
+          return undefined;
+        }
         const id = pb.msg(f.cmd, 2);
         conn.write(cmd.ack({ consumerId: 1, ledgerId: pb.big(id, 1), entryId: pb.big(id, 2), requestId: 0 }));
         conn.write(cmd.flow({ consumerId: 1, permits: 1 }));
@@ -130,14 +138,15 @@ async function main() {
       st.receipts = pc.frames.filter((f) => f.type === TYPE.SEND_RECEIPT).length;
       const errors = pc.frames.filter((f) => f.type === TYPE.SEND_ERROR);
       if (errors.length) throw new Error(`SEND_ERROR: ${pb.str(errors[0].cmd, 4)}`);
-      const delivered = got.reduce((a, g) => a + g.length, 0);
+      const delivered = got.slice(closeFirst > 0 ? 1 : 0).reduce((a, g) => a + g.length, 0);
       if ((st.receipts >= total && delivered >= total) || Date.now() > deadline || pc.isClosed) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     // ---- reassemble per consumer, as a client does
     st.perConsumer = got.map((g) => g.length);
+    const judged = closeFirst > 0 ? [[], ...got.slice(1)] : got;
     for (const s of st.sent) {
-      const at = got.map((g) => g.filter((c) => c.uuid === s.uuid));
+      const at = judged.map((g) => g.filter((c) => c.uuid === s.uuid));
       const consumers = at.map((g, i) => (g.length ? i : -1)).filter((i) => i >= 0);
       const chunks = consumers.length === 1 ? at[consumers[0]] : [];
       const inOrder = chunks.every((c, i) => c.chunkId === i);
@@ -147,7 +156,7 @@ async function main() {
         sha256ok: !!body && sha256(body) === s.sha256 && body.length === bodies.get(s.uuid).length });
     }
     for (const b of st.bad)
-      b.deliveries = got.flat().filter((c) => c.uuid === b.uuid && c.chunkId === b.chunkId &&
+      b.deliveries = judged.flat().filter((c) => c.uuid === b.uuid && c.chunkId === b.chunkId &&
         c.numChunks === b.numChunks).length;
   } catch (e) {
     st.error = String(e.message || e);
