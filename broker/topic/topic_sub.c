@@ -648,6 +648,7 @@ static void topic_sub_send(struct topic_sub *s, struct topic_consumer *c, struct
     c->permits -= cost;
     c->msg_out += cost;
     c->bytes_out += (int64_t)e->size;
+    c->chunks_out += e->chunk_key != 0;
     s->msg_out += cost;
     s->bytes_out += (int64_t)e->size;
     s->topic->entries_out++;
@@ -1010,6 +1011,7 @@ void topic_sub_stats_roll(struct topic_sub *s, double secs)
         struct topic_consumer *c = s->consumers[i];
         c->rate_msg_out = topic_sub_rate(c->msg_out, &c->prev_msg_out, secs);
         c->rate_bytes_out = topic_sub_rate(c->bytes_out, &c->prev_bytes_out, secs);
+        c->rate_chunks_out = topic_sub_rate(c->chunks_out, &c->prev_chunks_out, secs);
     }
 }
 
@@ -1029,6 +1031,7 @@ int topic_consumer_stats_next(struct topic *t, const char *sub, int *idx,
     out->permits = c->permits;
     out->msg_rate_out = c->rate_msg_out;
     out->throughput_out = c->rate_bytes_out;
+    out->chunked_msg_rate = c->rate_chunks_out;
     int32_t max = topic_sub_cfg(s)->max_unacked_per_consumer;
     out->blocked = max > 0 && c->unacked >= max;
     out->connected_since_ms = c->connected_ms;
@@ -1054,6 +1057,8 @@ void topic_sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out)
     out->throughput_out = s->rate_bytes_out;
     out->ack_rate = s->rate_acks;
     out->msg_rate_redeliver = s->rate_redelivered;
+    for (int i = 0; i < s->n_consumers; i++)
+        out->chunked_msg_rate += s->consumers[i]->rate_chunks_out;
     out->last_consumed_ms = s->last_consumed_ms;
     out->last_acked_ms = s->last_acked_ms;
     if (topic_sub_single_active(s) && s->active)

@@ -19,17 +19,18 @@
 #   - Shared, a consumer that leaves with 2 chunks in flight and unacknowledged: the other
 #     gets every message whole (the returned chunks come back with the rest of their run,
 #     in order).
-# Then the topic's stats count the chunks (publisher chunkedMessageRate over the stats
-# interval, msgChunkPublished). Everything started is stopped by pid.
+# Meanwhile the Shared topic's stats count the chunks: msgChunkPublished, and
+# chunkedMessageRate of publishers, consumers and the subscription over a stats interval
+# (statsUpdateFrequencyInSecs=STATS_S). Everything started is stopped by pid.
 #
-# Environment: MAGNETAR_BIN, CHUNK_MB (20), PERMITS (2).
+# Environment: MAGNETAR_BIN, CHUNK_MB (20), PERMITS (2), STATS_S (3).
 set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 it_init chunking
 need_bin
-it_env CHUNK_MB=20 PERMITS=2
+it_env CHUNK_MB=20 PERMITS=2 STATS_S=3
 
-start_standalone sa
+start_standalone sa --set statsUpdateFrequencyInSecs="$STATS_S"
 MAX=$(cfg_value maxMessageSize --config "$IT_TOP/conf/standalone.yaml")
 [ "$MAX" = 5242880 ] && pass "maxMessageSize is the default 5 MB" || fail "maxMessageSize $MAX, want 5242880"
 
@@ -62,10 +63,38 @@ run_node 240 ex lib/chunk-probe.js --url "$URL" --topic "$FULL" --sub ex --mode 
 check_run Exclusive "$T/ex.json"
 
 FULL2="persistent://public/default/chunking-shared-$$"
-run_node 240 sh lib/chunk-probe.js --url "$URL" --topic "$FULL2" --sub sh --mode shared \
+start_node sh 300 lib/chunk-probe.js --url "$URL" --topic "$FULL2" --sub sh --mode shared \
     --size $((CHUNK_MB * 1024 * 1024)) --messages 1 --permits "$PERMITS" --bad --out "$T/sh.json" --deadline-s 200 \
-    || fail "shared probe exit $?: $(tail -n 3 "$T/sh.err")"
+    --linger-s 60
+wait_file "$T/sh.json" 240 || fail "the Shared probe wrote nothing: $(tail -n 3 "$T/sh.err")"
 check_run Shared "$T/sh.json"
+
+# Stats while its producers and consumers are still connected: msgChunkPublished, and the
+# chunkedMessageRate of the publishers and consumers over an interval (STATS_S) that saw
+# the chunks go through (rates of later intervals are 0 again).
+STATS="http://127.0.0.1:$WPORT/admin/v2/persistent/public/default/chunking-shared-$$/stats"
+PUB_RATE=0 CON_RATE=0 SUB_RATE=0 PUBLISHED=false
+for _ in $(seq 1 $((STATS_S * 40))); do
+    read -r P C S F <<<"$(curl -s --max-time 5 "$STATS" | node -e 'let s = "";
+        process.stdin.on("data", (d) => (s += d)).on("end", () => { try { const j = JSON.parse(s);
+            const sub = j.subscriptions.sh || { consumers: [] };
+            console.log(Math.max(0, ...j.publishers.map((p) => p.chunkedMessageRate)),
+                sub.consumers.reduce((a, c) => a + c.chunkedMessageRate, 0), sub.chunkedMessageRate || 0,
+                j.msgChunkPublished);
+        } catch (e) { console.log("0 0 0 false"); } });')"
+    [ "${P:-0}" != 0 ] && PUB_RATE=$P
+    [ "${C:-0}" != 0 ] && CON_RATE=$C
+    [ "${S:-0}" != 0 ] && SUB_RATE=$S
+    [ "$F" = true ] && PUBLISHED=true
+    [ "$PUB_RATE" != 0 ] && [ "$CON_RATE" != 0 ] && [ "$SUB_RATE" != 0 ] && [ $PUBLISHED = true ] && break
+    sleep 0.1
+done
+touch "$T/sh.json.done"
+wait_exit sh 30 || fail "shared probe exit $?: $(tail -n 3 "$T/sh.err")"
+[ $PUBLISHED = true ] && pass "stats: msgChunkPublished true" || fail "stats: msgChunkPublished never true"
+[ "$PUB_RATE" != 0 ] && [ "$CON_RATE" != 0 ] && [ "$SUB_RATE" != 0 ] \
+    && pass "stats: chunkedMessageRate publishers $PUB_RATE/s, consumers $CON_RATE/s, subscription $SUB_RATE/s" \
+    || fail "stats: chunkedMessageRate publishers $PUB_RATE, consumers $CON_RATE, subscription $SUB_RATE: want > 0"
 A=${PERC%/*} B=${PERC#*/}
 [ "${A:-0}" -gt 0 ] && [ "${B:-0}" -gt 0 ] && pass "Shared: both consumers got messages ($PERC)" \
     || fail "Shared: per consumer $PERC, want both > 0"

@@ -4,7 +4,7 @@
 //
 //   node tests/compat/lib/chunk-probe.js --url pulsar://127.0.0.1:PORT --topic T --sub S
 //        --mode exclusive|shared --size BYTES --messages M --out FILE
-//        [--permits P] [--bad] [--close-first N] [--deadline-s 120]
+//        [--permits P] [--bad] [--close-first N] [--linger-s S] [--deadline-s 120]
 //
 // Consumers first (one on Exclusive, two on Shared, each on its own connection, each keeping
 // at most P permits out, topped up one per MESSAGE as a client's receiver queue does), then
@@ -17,7 +17,8 @@
 // the clients do (chunk ids 0..n-1 in order at one consumer). With --close-first N (Shared)
 // the first consumer acknowledges nothing and closes its connection once it has N chunks:
 // the broker gives them back, and what the second one gets is judged (perConsumer still
-// counts both).
+// counts both). --linger-s S: after writing FILE, keep the producers and consumers
+// connected (their stats stay visible) until FILE.done exists or S seconds passed.
 // --out FILE gets { maxMessageSize, chunkSize, sent: [{uuid, chunks, sha256}], receipts,
 // perConsumer: [count], messages: [{uuid, consumers, inOrder, complete, sha256ok}],
 // bad: [{uuid, chunkId, numChunks, deliveries}], error }. Exit 0 once it ran (the JSON says
@@ -29,7 +30,7 @@ const { cmd, TYPE, SUB_TYPE, pb, messagePayload } = require('./frames');
 const u = require('./verify-util');
 
 const USAGE = 'usage: chunk-probe.js --url pulsar://H:P --topic T --sub S --mode exclusive|shared ' +
-  '--size BYTES --messages M --out FILE [--permits P] [--bad] [--close-first N] [--deadline-s S]';
+  '--size BYTES --messages M --out FILE [--permits P] [--bad] [--close-first N] [--linger-s S] [--deadline-s S]';
 
 const sha256 = (b) => crypto.createHash('sha256').update(b).digest('hex');
 
@@ -58,7 +59,8 @@ function split(producerName, sequenceId, body, chunkSize) {
 
 async function main() {
   const o = u.parseArgs(process.argv.slice(2), { url: '', topic: '', sub: '', mode: 'exclusive', out: '',
-    size: 20 * 1024 * 1024, messages: 2, permits: 2, bad: false, 'close-first': 0, 'deadline-s': 120 }, USAGE);
+    size: 20 * 1024 * 1024, messages: 2, permits: 2, bad: false, 'close-first': 0, 'linger-s': 0,
+    'deadline-s': 120 }, USAGE);
   const closeFirst = o.mode === 'shared' ? o['close-first'] : 0;
   if (!o.topic || !o.sub || !o.out || !['exclusive', 'shared'].includes(o.mode) || !(o.size > 0) ||
       !(o.messages > 0) || !(o.permits > 0)) u.die(USAGE);
@@ -161,8 +163,10 @@ async function main() {
   } catch (e) {
     st.error = String(e.message || e);
   }
+  u.writeAtomic(o.out, JSON.stringify(st));
+  for (const until = Date.now() + o['linger-s'] * 1000; Date.now() < until && !fs.existsSync(`${o.out}.done`);)
+    await new Promise((r) => setTimeout(r, 100));
   for (const c of conns) c.destroy();
-  fs.writeFileSync(o.out, JSON.stringify(st));
   return 0;
 }
 
