@@ -18,7 +18,7 @@
 #   - every chunk of the bad sequences was delivered exactly once, with its uuid and ids;
 #   - Shared, a consumer that leaves with 2 chunks in flight and unacknowledged: the other
 #     gets every message whole (the returned chunks come back with the rest of their run,
-#     in order).
+#     in order); the same when it asks for them again (REDELIVER_UNACKNOWLEDGED_MESSAGES).
 # Meanwhile the Shared topic's stats count the chunks: msgChunkPublished, and
 # chunkedMessageRate of publishers, consumers and the subscription over a stats interval
 # (statsUpdateFrequencyInSecs=STATS_S). Everything started is stopped by pid.
@@ -109,6 +109,14 @@ run_node 240 lv lib/chunk-probe.js --url "$URL" --topic "$FULL3" --sub lv --mode
 check_run "Shared, first consumer leaves after 2 chunks" "$T/lv.json"
 [ "${PERC%/*}" = 2 ] && pass "the leaving consumer had 2 chunks in flight" \
     || fail "the leaving consumer got ${PERC%/*} chunks, want 2"
+
+# A Shared consumer that asks for its 2 unacked chunks again (REDELIVER_UNACKNOWLEDGED_MESSAGES)
+# and forgets them, as a client does: every run must still come whole and in order.
+FULL4="persistent://public/default/chunking-redeliver-$$"
+run_node 240 rd lib/chunk-probe.js --url "$URL" --topic "$FULL4" --sub rd --mode shared \
+    --size $((CHUNK_MB * 1024 * 1024)) --messages 1 --permits "$PERMITS" --bad --redeliver-first 2 \
+    --out "$T/rd.json" --deadline-s 200 || fail "redeliver probe exit $?: $(tail -n 3 "$T/rd.err")"
+check_run "Shared, first consumer redelivers its first 2 chunks" "$T/rd.json"
 
 stop_standalone sa
 it_finish "chunking test" "chunking mb=$CHUNK_MB chunks=$CHUNKS"

@@ -4,7 +4,8 @@
 //
 //   node tests/compat/lib/chunk-probe.js --url pulsar://127.0.0.1:PORT --topic T --sub S
 //        --mode exclusive|shared --size BYTES --messages M --out FILE
-//        [--permits P] [--bad] [--close-first N] [--linger-s S] [--deadline-s 120]
+//        [--permits P] [--bad] [--close-first N | --redeliver-first N] [--linger-s S]
+//        [--deadline-s 120]
 //
 // Consumers first (one on Exclusive, two on Shared, each on its own connection, each keeping
 // at most P permits out, topped up one per MESSAGE as a client's receiver queue does), then
@@ -17,7 +18,10 @@
 // the clients do (chunk ids 0..n-1 in order at one consumer). With --close-first N (Shared)
 // the first consumer acknowledges nothing and closes its connection once it has N chunks:
 // the broker gives them back, and what the second one gets is judged (perConsumer still
-// counts both). --linger-s S: after writing FILE, keep the producers and consumers
+// counts both). With --redeliver-first N (Shared) the first consumer, once it has N chunks
+// (neither acknowledged nor topped up), asks for all its unacked messages again
+// (REDELIVER_UNACKNOWLEDGED_MESSAGES), forgets the chunks it had (as a client drops its
+// incomplete chunked messages then) and goes on as the other. --linger-s S: after writing FILE, keep the producers and consumers
 // connected (their stats stay visible) until FILE.done exists or S seconds passed.
 // --out FILE gets { maxMessageSize, chunkSize, sent: [{uuid, chunks, sha256}], receipts,
 // perConsumer: [count], messages: [{uuid, consumers, inOrder, complete, sha256ok}],
@@ -30,7 +34,7 @@ const { cmd, TYPE, SUB_TYPE, pb, messagePayload } = require('./frames');
 const u = require('./verify-util');
 
 const USAGE = 'usage: chunk-probe.js --url pulsar://H:P --topic T --sub S --mode exclusive|shared ' +
-  '--size BYTES --messages M --out FILE [--permits P] [--bad] [--close-first N] [--linger-s S] [--deadline-s S]';
+  '--size BYTES --messages M --out FILE [--permits P] [--bad] [--close-first N | --redeliver-first N] [--linger-s S] [--deadline-s S]';
 
 const sha256 = (b) => crypto.createHash('sha256').update(b).digest('hex');
 
@@ -59,9 +63,10 @@ function split(producerName, sequenceId, body, chunkSize) {
 
 async function main() {
   const o = u.parseArgs(process.argv.slice(2), { url: '', topic: '', sub: '', mode: 'exclusive', out: '',
-    size: 20 * 1024 * 1024, messages: 2, permits: 2, bad: false, 'close-first': 0, 'linger-s': 0,
+    size: 20 * 1024 * 1024, messages: 2, permits: 2, bad: false, 'close-first': 0, 'redeliver-first': 0, 'linger-s': 0,
     'deadline-s': 120 }, USAGE);
   const closeFirst = o.mode === 'shared' ? o['close-first'] : 0;
+  let redeliverFirst = o.mode === 'shared' ? o['redeliver-first'] : 0;
   if (!o.topic || !o.sub || !o.out || !['exclusive', 'shared'].includes(o.mode) || !(o.size > 0) ||
       !(o.messages > 0) || !(o.permits > 0)) u.die(USAGE);
   const [host, port] = u.hostPort(o.url).split(':');
@@ -89,6 +94,15 @@ async function main() {
           payload: Buffer.from(payload) });
         if (i === 0 && closeFirst > 0) {
           if (mine.length >= closeFirst) conn.destroy();
+          return undefined;
+        }
+        if (i === 0 && redeliverFirst > 0) {
+          if (mine.length >= redeliverFirst) {
+            redeliverFirst = 0;
+            mine.length = 0;
+            conn.write(cmd.redeliverAll({ consumerId: 1 }));
+            conn.write(cmd.flow({ consumerId: 1, permits: o.permits }));
+          }
           return undefined;
         }
         const id = pb.msg(f.cmd, 2);

@@ -313,6 +313,10 @@ const cmd = {
         .varint(8, requestId)
     );
   },
+  // REDELIVER_UNACKNOWLEDGED_MESSAGES without ids: everything the consumer has unacked.
+  redeliverAll({ consumerId }) {
+    return simpleFrame(TYPE.REDELIVER_UNACKNOWLEDGED_MESSAGES, new PbWriter().varint(1, consumerId));
+  },
   closeProducer({ producerId, requestId }) {
     return simpleFrame(TYPE.CLOSE_PRODUCER, new PbWriter().varint(1, producerId).varint(2, requestId));
   },
