@@ -56,23 +56,33 @@ check_run() {
         || fail "$mode: $BADOK of $BADN bad-sequence chunks delivered exactly once"
 }
 
-FULL="persistent://public/default/chunking-$$"
-run_node 240 ex lib/chunk-probe.js --url "$URL" --topic "$FULL" --sub ex --mode exclusive \
-    --size $((CHUNK_MB * 1024 * 1024)) --messages 1 --permits "$PERMITS" --bad --out "$T/ex.json" --deadline-s 200 \
-    || fail "exclusive probe exit $?: $(tail -n 3 "$T/ex.err")"
-check_run Exclusive "$T/ex.json"
+# probe_args NAME MODE: chunk-probe.js's arguments for topic chunking-NAME-PID, subscription
+# NAME, output $T/NAME.json (in PROBE)
+probe_args() {
+    PROBE=(lib/chunk-probe.js --url "$URL" --topic "persistent://public/default/chunking-$1-$$" --sub "$1"
+        --mode "$2" --size $((CHUNK_MB * 1024 * 1024)) --messages 1 --permits "$PERMITS" --bad
+        --out "$T/$1.json" --deadline-s 200)
+}
+# probe NAME MODE WHAT [ARGS...]: one chunk-probe.js run with ARGS added, then check_run WHAT
+probe() {
+    local name=$1 mode=$2 what=$3
+    shift 3
+    probe_args "$name" "$mode"
+    run_node 240 "$name" "${PROBE[@]}" "$@" || fail "$what: probe exit $?: $(tail -n 3 "$T/$name.err")"
+    check_run "$what" "$T/$name.json"
+}
 
-FULL2="persistent://public/default/chunking-shared-$$"
-start_node sh 300 lib/chunk-probe.js --url "$URL" --topic "$FULL2" --sub sh --mode shared \
-    --size $((CHUNK_MB * 1024 * 1024)) --messages 1 --permits "$PERMITS" --bad --out "$T/sh.json" --deadline-s 200 \
-    --linger-s 60
+probe ex exclusive Exclusive
+
+probe_args sh shared
+start_node sh 300 "${PROBE[@]}" --linger-s 60
 wait_file "$T/sh.json" 240 || fail "the Shared probe wrote nothing: $(tail -n 3 "$T/sh.err")"
 check_run Shared "$T/sh.json"
 
 # Stats while its producers and consumers are still connected: msgChunkPublished, and the
 # chunkedMessageRate of the publishers and consumers over an interval (STATS_S) that saw
 # the chunks go through (rates of later intervals are 0 again).
-STATS="http://127.0.0.1:$WPORT/admin/v2/persistent/public/default/chunking-shared-$$/stats"
+STATS="http://127.0.0.1:$WPORT/admin/v2/persistent/public/default/chunking-sh-$$/stats"
 PUB_RATE=0 CON_RATE=0 SUB_RATE=0 PUBLISHED=false
 for _ in $(seq 1 $((STATS_S * 40))); do
     read -r P C S F <<<"$(curl -s --max-time 5 "$STATS" | node -e 'let s = "";
@@ -102,21 +112,13 @@ A=${PERC%/*} B=${PERC#*/}
 # A Shared consumer that leaves with chunks in flight: the broker gives them back, and the
 # other consumer must get every run whole and in order (later chunks read meanwhile wait
 # behind the returned ones).
-FULL3="persistent://public/default/chunking-leave-$$"
-run_node 240 lv lib/chunk-probe.js --url "$URL" --topic "$FULL3" --sub lv --mode shared \
-    --size $((CHUNK_MB * 1024 * 1024)) --messages 1 --permits "$PERMITS" --bad --close-first 2 \
-    --out "$T/lv.json" --deadline-s 200 || fail "leave probe exit $?: $(tail -n 3 "$T/lv.err")"
-check_run "Shared, first consumer leaves after 2 chunks" "$T/lv.json"
+probe lv shared "Shared, first consumer leaves after 2 chunks" --close-first 2
 [ "${PERC%/*}" = 2 ] && pass "the leaving consumer had 2 chunks in flight" \
     || fail "the leaving consumer got ${PERC%/*} chunks, want 2"
 
 # A Shared consumer that asks for its 2 unacked chunks again (REDELIVER_UNACKNOWLEDGED_MESSAGES)
 # and forgets them, as a client does: every run must still come whole and in order.
-FULL4="persistent://public/default/chunking-redeliver-$$"
-run_node 240 rd lib/chunk-probe.js --url "$URL" --topic "$FULL4" --sub rd --mode shared \
-    --size $((CHUNK_MB * 1024 * 1024)) --messages 1 --permits "$PERMITS" --bad --redeliver-first 2 \
-    --out "$T/rd.json" --deadline-s 200 || fail "redeliver probe exit $?: $(tail -n 3 "$T/rd.err")"
-check_run "Shared, first consumer redelivers its first 2 chunks" "$T/rd.json"
+probe rd shared "Shared, first consumer redelivers its first 2 chunks" --redeliver-first 2
 
 stop_standalone sa
 it_finish "chunking test" "chunking mb=$CHUNK_MB chunks=$CHUNKS"
