@@ -372,7 +372,7 @@ static json_t *admin_tp_consumers_json(struct topic *t, const char *sub)
         json_object_set_new(c, "msgOutCounter", json_integer(cs.msg_out_counter));
         json_object_set_new(c, "msgRateRedeliver", json_real(0.0));
         json_object_set_new(c, "messageAckRate", json_real(0.0));
-        json_object_set_new(c, "chunkedMessageRate", json_real(0.0));
+        json_object_set_new(c, "chunkedMessageRate", json_real(cs.chunked_msg_rate));
         json_object_set_new(c, "consumerName", json_string(cs.name));
         json_object_set_new(c, "availablePermits", json_integer(cs.permits > 0 ? cs.permits : 0));
         json_object_set_new(c, "unackedMessages", json_integer(cs.unacked));
@@ -394,7 +394,7 @@ static json_t *admin_tp_sub_json(struct topic *t, const struct topic_sub_stats *
     json_object_set_new(j, "msgOutCounter", json_integer(ss->msg_out_counter));
     json_object_set_new(j, "msgRateRedeliver", json_real(ss->msg_rate_redeliver));
     json_object_set_new(j, "messageAckRate", json_real(ss->ack_rate));
-    json_object_set_new(j, "chunkedMessageRate", json_integer(0));
+    json_object_set_new(j, "chunkedMessageRate", json_integer((json_int_t)ss->chunked_msg_rate));
     json_object_set_new(j, "msgBacklog", json_integer(ss->backlog));
     json_object_set_new(j, "backlogSize", json_integer(-1));
     json_object_set_new(j, "earliestMsgPublishTimeInBacklog", json_integer(0));
@@ -450,7 +450,7 @@ static json_t *admin_tp_topic_stats_json(struct admin *a, struct topic *t)
     json_object_set_new(j, "bytesOutInternalCounter", json_integer(0));
     json_object_set_new(j, "averageMsgSize",
                         json_real(st.msg_rate_in > 0 ? st.throughput_in / st.msg_rate_in : 0.0));
-    json_object_set_new(j, "msgChunkPublished", json_false());
+    json_object_set_new(j, "msgChunkPublished", json_boolean(st.chunk_published));
     json_object_set_new(j, "storageSize", json_integer(st.storage_size));
     json_object_set_new(j, "backlogSize", json_integer(st.backlog_size));
     json_object_set_new(j, "backlogQuotaLimitSize", json_integer(st.quota_limit_bytes));
@@ -476,7 +476,7 @@ static json_t *admin_tp_topic_stats_json(struct admin *a, struct topic *t)
         json_object_set_new(
             p, "averageMsgSize",
             json_real(ps.msg_rate_in > 0 ? ps.throughput_in / ps.msg_rate_in : 0.0));
-        json_object_set_new(p, "chunkedMessageRate", json_real(0.0));
+        json_object_set_new(p, "chunkedMessageRate", json_real(ps.chunked_msg_rate));
         json_object_set_new(p, "producerId", json_integer((json_int_t)ps.id));
         json_object_set_new(p, "supportsPartialProducer", json_false());
         json_object_set_new(p, "producerName", json_string(ps.name));

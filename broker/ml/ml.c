@@ -89,6 +89,8 @@ struct ml_entry *ml_entry_new(struct evbuffer *data, const struct ml_entry_info 
         e->publish_time = info->publish_time;
         e->key_hash = info->key_hash;
         e->deliver_at_time = info->deliver_at_time;
+        e->chunk_key = info->chunk_key;
+        e->chunk_last = info->chunk_last;
     }
     return e;
 }

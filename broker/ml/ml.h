@@ -52,6 +52,8 @@ struct ml_entry_info {
     uint64_t publish_time;   /* ms; seek by time, retention by time */
     uint32_t key_hash;       /* Key_Shared sticky-key hash in [0, 65535] */
     int64_t deliver_at_time; /* ms, 0 = none */
+    uint32_t chunk_key;      /* a chunk of a chunked message: its run (non-zero); else 0 */
+    bool chunk_last;         /* the last chunk of its run */
 };
 
 /* One stored entry. Refcounted: holders take ml_entry_ref and drop with ml_entry_unref. */
@@ -65,6 +67,8 @@ struct ml_entry {
     uint64_t publish_time;   /* ... and 0 ... */
     uint32_t key_hash;       /* ... when nobody said */
     int64_t deliver_at_time; /* (ml_config.entry_info NULL, or it failed) */
+    uint32_t chunk_key;
+    bool chunk_last;
 };
 
 struct ml_entry *ml_entry_ref(struct ml_entry *e);

@@ -684,8 +684,11 @@ static void topic_publish_done(struct ml_append_req *req, int status)
         int64_t bytes = req->entry ? (int64_t)req->entry->size : 0;
         p->msg_in += msgs;
         p->bytes_in += bytes;
+        bool chunk = req->entry && req->entry->chunk_key;
+        p->chunks_in += chunk;
         struct topic *t = p->topic;
         if (t) {
+            t->chunk_published |= chunk;
             t->msg_in += msgs;
             t->bytes_in += bytes;
             topic_record_write(t, mg_loop_mono_us(t->loop) - pub->start_us, bytes);
@@ -710,6 +713,8 @@ static void topic_entry_info_of(const struct wire_msg_info *m, struct ml_entry_i
     info->publish_time = m->publish_time;
     info->key_hash = m->key_hash;
     info->deliver_at_time = m->deliver_at_time;
+    info->chunk_key = m->chunk_key;
+    info->chunk_last = m->chunk_key && m->chunk_id == m->num_chunks - 1;
 }
 
 int topic_entry_info(struct evbuffer *entry, struct ml_entry_info *info)
@@ -814,6 +819,7 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
     out->storage_read_rate = t->rate_entries_out;
     out->created_ms = t->created_ms;
     out->last_publish_ms = t->last_publish_ms;
+    out->chunk_published = t->chunk_published;
     memcpy(out->write_latency, t->lat_last, sizeof out->write_latency);
     out->write_latency_sum_us = t->lat_sum_last;
     memcpy(out->entry_size, t->size_last, sizeof out->entry_size);
@@ -1094,6 +1100,7 @@ int topic_producer_stats_next(struct topic *t, size_t *pos, struct topic_produce
     out->bytes_in_counter = p->bytes_in;
     out->msg_rate_in = p->rate_msg_in;
     out->throughput_in = p->rate_bytes_in;
+    out->chunked_msg_rate = p->rate_chunks_in;
     out->connected_since_ms = p->connected_ms;
     return 1;
 }
@@ -1132,6 +1139,7 @@ void topic_registry_stats_update(struct topic_registry *r, uint64_t now_ms)
             struct topic_producer *p = v;
             p->rate_msg_in = topic_rate_of(p->msg_in, &p->prev_msg_in, secs);
             p->rate_bytes_in = topic_rate_of(p->bytes_in, &p->prev_bytes_in, secs);
+            p->rate_chunks_in = topic_rate_of(p->chunks_in, &p->prev_chunks_in, secs);
         }
         pp = 0;
         while (mg_map_next(&t->subs, &pp, NULL, NULL, &v))

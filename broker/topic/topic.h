@@ -309,6 +309,7 @@ struct topic_sub_stats {
     int64_t ack_counter; /* entries acknowledged through consumers */
     /* averaged over the last stats interval (topic_registry_stats_update) */
     double msg_rate_out, throughput_out, ack_rate, msg_rate_redeliver;
+    double chunked_msg_rate; /* chunks sent per second, summed over the consumers */
     uint64_t last_consumed_ms, last_acked_ms; /* 0 = never */
     const char *active_consumer; /* Exclusive/Failover active consumer's name, or NULL */
     struct ml_position mark_delete, read_position;
@@ -331,6 +332,7 @@ struct topic_stats {
     double msg_rate_in, msg_rate_out, throughput_in, throughput_out;
     double storage_write_rate, storage_read_rate; /* entries/s */
     uint64_t created_ms, last_publish_ms;         /* wall clock; 0 = never */
+    bool chunk_published;                         /* a chunk was stored since the load */
     /* last stats interval's histograms (non-cumulative) and their sums (µs, bytes) */
     int64_t write_latency[TOPIC_LAT_BUCKETS];
     int64_t write_latency_sum_us;
@@ -347,6 +349,7 @@ struct topic_producer_stats {
     uint64_t id; /* order of creation on the topic */
     int64_t msg_in_counter, bytes_in_counter;
     double msg_rate_in, throughput_in;
+    double chunked_msg_rate; /* chunks stored per second (each chunk of a message counts) */
     uint64_t connected_since_ms;
 };
 /* Iterate producers: *pos = 0 first; returns 0 at the end. */
@@ -358,7 +361,8 @@ struct topic_consumer_stats {
     int64_t msg_out_counter, bytes_out_counter;
     int64_t unacked, permits;
     double msg_rate_out, throughput_out;
-    bool blocked; /* at maxUnackedMessagesPerConsumer */
+    double chunked_msg_rate; /* chunks sent per second */
+    bool blocked;            /* at maxUnackedMessagesPerConsumer */
     uint64_t connected_since_ms;
 };
 /* Iterate the consumers of subscription sub: *idx = 0 first; returns 0 at the end (also

@@ -169,6 +169,7 @@ struct topic {
     /* statistics (topic_registry_stats_update) */
     int64_t entries_in, entries_out;      /* entries written / dispatched */
     uint64_t created_ms, last_publish_ms; /* wall clock */
+    bool chunk_published;                 /* a chunk was stored (msgChunkPublished) */
     uint64_t stats_ms;                    /* monotonic ms of the last roll (or load) */
     int64_t prev_msg_in, prev_bytes_in, prev_entries_in, prev_entries_out;
     double rate_msg_in, rate_bytes_in, rate_entries_in, rate_entries_out;
@@ -194,6 +195,8 @@ struct topic_producer {
     uint64_t connected_ms; /* wall clock */
     int64_t prev_msg_in, prev_bytes_in;
     double rate_msg_in, rate_bytes_in;
+    int64_t chunks_in, prev_chunks_in; /* chunks stored (chunkedMessageRate) */
+    double rate_chunks_in;
 };
 
 /* One in-flight publish (in its producer's FIFO, freed after its callback). */
@@ -213,8 +216,9 @@ struct topic_publish {
 
 /* A sent, unacknowledged entry of one consumer (value in topic_consumer.pending). */
 struct sub_pending {
-    int32_t msgs;      /* messages it still counts for (unacked batch indexes) */
-    uint32_t key_hash; /* for Key_Shared replays */
+    int32_t msgs;       /* messages it still counts for (unacked batch indexes) */
+    uint32_t key_hash;  /* for Key_Shared replays */
+    uint32_t chunk_key; /* a chunk: its run (ml_entry.chunk_key), else 0 */
 };
 
 /* A position waiting for redelivery (sorted array in topic_sub.replay). */
@@ -259,6 +263,8 @@ struct topic_consumer {
     uint64_t connected_ms; /* wall clock */
     int64_t prev_msg_out, prev_bytes_out;
     double rate_msg_out, rate_bytes_out;
+    int64_t chunks_out, prev_chunks_out; /* chunks sent (chunkedMessageRate) */
+    double rate_chunks_out;
 };
 
 struct sub_read;
@@ -303,6 +309,8 @@ struct topic_sub {
     struct sub_replay *replay; /* owned, sorted by position, unique */
     int n_replay, cap_replay;
     struct mg_map stuck;        /* Key_Shared: key hash -> count in replay */
+    struct mg_map chunk_runs;   /* Shared: chunk key -> consumer (borrowed) that has the
+                                   run's first chunks in flight (topic_sub_chunk_pick) */
     struct mg_map redeliveries; /* position -> redelivery count (uintptr_t) */
     struct topic_delay delay;   /* delayed delivery's index */
     struct ml_entry **ready;    /* owned refs: read, not yet dispatched */

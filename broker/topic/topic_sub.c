@@ -14,7 +14,9 @@
  *
  * Exclusive/Failover deliver in cursor order to the one active consumer and redeliver by
  * rewinding the cursor (with a read epoch that drops stale reads); Shared round-robins
- * with priority levels; Key_Shared routes by entry key hash (AUTO_SPLIT ring or STICKY
+ * with priority levels, except that the chunks of one chunked message all go to the consumer
+ * that got its first one (the client reassembles them; Pulsar spreads them, which breaks
+ * that); Key_Shared routes by entry key hash (AUTO_SPLIT ring or STICKY
  * ranges) and parks entries whose consumer cannot take them in the replay set, keyed so
  * later entries of the same key wait behind them.
  *
@@ -37,6 +39,13 @@
 #define MOD "topic"
 #define RING_POINTS 100
 #define READ_MAX_BYTES ((size_t)64 << 20)
+/* Chunk runs pinned at once per Shared subscription: a run whose last chunk never comes
+ * (a producer that died, bad input) stays pinned until its consumer leaves; at the bound
+ * new runs go unpinned, round robin like any entry. */
+#define CHUNK_RUNS_MAX 4096
+/* topic_sub.chunk_runs value of a run some of whose chunks went back to the replay set. */
+static char chunk_returned;
+#define CHUNK_RETURNED ((void *)&chunk_returned)
 
 struct sub_read {
     struct ml_read_req req;
@@ -119,6 +128,7 @@ static void topic_sub_free(struct topic_sub *s)
     mg_free(s->ring);
     mg_free(s->replay);
     mg_map_fini(&s->stuck);
+    mg_map_fini(&s->chunk_runs);
     mg_map_fini(&s->redeliveries);
     mg_event_free(s->ev_dispatch);
     mg_timer_fini(&s->failover_timer);
@@ -216,11 +226,23 @@ static void topic_sub_replay_del(struct topic_sub *s, struct ml_position pos)
         topic_sub_replay_del_at(s, i);
 }
 
+/* A chunk went back to the subscription (its consumer left or asked for it again): until
+ * the replay set gives the run out again, its later chunks join it there, so the run is
+ * redelivered whole and in order (topic_sub_chunk_parked). */
+static void topic_sub_chunk_returned(struct topic_sub *s, uint32_t chunk_key)
+{
+    if (chunk_key && s->type == TOPIC_SUB_SHARED &&
+        (mg_map_get_u64(&s->chunk_runs, chunk_key) || s->chunk_runs.count < CHUNK_RUNS_MAX))
+        mg_map_put_u64(&s->chunk_runs, chunk_key, CHUNK_RETURNED);
+}
+
 static void topic_sub_replay_clear(struct topic_sub *s)
 {
     s->n_replay = 0;
     mg_map_fini(&s->stuck);
     mg_map_init(&s->stuck);
+    mg_map_fini(&s->chunk_runs);
+    mg_map_init(&s->chunk_runs);
 }
 
 /* ---- consumer pending --------------------------------------------------------------------- */
@@ -247,8 +269,10 @@ static void topic_sub_pending_return_all(struct topic_sub *s, struct topic_consu
     while (topic_sub_next_pos(&c->pending, &it, &pos, &v)) {
         struct sub_pending *sp = v;
         topic_sub_redelivery_inc(s, pos);
-        if (to_replay)
+        if (to_replay) {
             topic_sub_replay_add(s, pos, sp->key_hash);
+            topic_sub_chunk_returned(s, sp->chunk_key);
+        }
         c->unacked -= sp->msgs;
         s->unacked -= sp->msgs;
         mg_map_del(&c->pending, &pos, sizeof pos);
@@ -422,6 +446,53 @@ static void topic_sub_update_active(struct topic_sub *s)
 }
 
 /* Shared: round robin over eligible consumers of the best priority level present. */
+static struct topic_consumer *topic_sub_shared_pick(struct topic_sub *s);
+
+/* Shared, an entry that is a chunk: the consumer its run is pinned to, or a new pick that
+ * the run is pinned to until its last chunk. NULL when the run's consumer cannot take it
+ * now: the entry waits for it, so chunks never overtake one another or change consumer. */
+static struct topic_consumer *topic_sub_chunk_pick(struct topic_sub *s, const struct ml_entry *e)
+{
+    struct topic_consumer *c = mg_map_get_u64(&s->chunk_runs, e->chunk_key);
+    if (c == CHUNK_RETURNED)
+        c = NULL; /* from the replay set: the run starts over at a new pick */
+    if (c) {
+        if (!topic_consumer_eligible(s, c))
+            return NULL;
+    } else {
+        c = topic_sub_shared_pick(s);
+        if (!c)
+            return NULL;
+        if (!e->chunk_last && s->chunk_runs.count < CHUNK_RUNS_MAX)
+            mg_map_put_u64(&s->chunk_runs, e->chunk_key, c);
+    }
+    if (e->chunk_last)
+        mg_map_del_u64(&s->chunk_runs, e->chunk_key);
+    return c;
+}
+
+/* Shared, a newly read chunk of a run whose earlier chunks wait in the replay set: it joins
+ * them there (true) rather than overtake them. */
+static bool topic_sub_chunk_parked(struct topic_sub *s, const struct ml_entry *e)
+{
+    if (s->ready_is_replay || mg_map_get_u64(&s->chunk_runs, e->chunk_key) != CHUNK_RETURNED)
+        return false;
+    topic_sub_replay_add(s, e->pos, e->key_hash % 65536u);
+    return true;
+}
+
+/* A consumer leaves: the runs pinned to it are unpinned (those it had chunks of in flight
+ * were marked returned with them). */
+static void topic_sub_chunk_unpin(struct topic_sub *s, const struct topic_consumer *c)
+{
+    size_t it = 0, klen;
+    const char *key;
+    void *v;
+    while (mg_map_next(&s->chunk_runs, &it, &key, &klen, &v))
+        if (v == c)
+            mg_map_del(&s->chunk_runs, key, klen);
+}
+
 static struct topic_consumer *topic_sub_shared_pick(struct topic_sub *s)
 {
     int best = INT_MAX;
@@ -571,11 +642,13 @@ static void topic_sub_send(struct topic_sub *s, struct topic_consumer *c, struct
     }
     sp->msgs = cost;
     sp->key_hash = e->key_hash;
+    sp->chunk_key = e->chunk_key;
     c->unacked += cost;
     s->unacked += cost;
     c->permits -= cost;
     c->msg_out += cost;
     c->bytes_out += (int64_t)e->size;
+    c->chunks_out += e->chunk_key != 0;
     s->msg_out += cost;
     s->bytes_out += (int64_t)e->size;
     s->topic->entries_out++;
@@ -601,7 +674,9 @@ static bool topic_sub_deliver(struct topic_sub *s, struct ml_entry *e)
             return false;
         break;
     case TOPIC_SUB_SHARED:
-        c = topic_sub_shared_pick(s);
+        if (e->chunk_key && topic_sub_chunk_parked(s, e))
+            return true;
+        c = e->chunk_key ? topic_sub_chunk_pick(s, e) : topic_sub_shared_pick(s);
         if (!c)
             return false;
         break;
@@ -852,6 +927,7 @@ struct topic_sub *topic_sub_new(struct topic *t, const char *name, bool durable,
     s->type = TOPIC_SUB_EXCLUSIVE;
     s->cursor = cur;
     s->partition_index = t->name.partition;
+    mg_map_init(&s->chunk_runs);
     mg_map_init(&s->stuck);
     mg_map_init(&s->redeliveries);
     s->ev_dispatch = event_new(t->reg->base, -1, 0, topic_sub_dispatch_cb, s);
@@ -873,6 +949,7 @@ static void topic_sub_detach_consumer(struct topic_sub *s, struct topic_consumer
         }
     if (s->rr_cur == c)
         s->rr_cur = NULL;
+    topic_sub_chunk_unpin(s, c);
     topic_sub_ring_rebuild(s);
 }
 
@@ -934,6 +1011,7 @@ void topic_sub_stats_roll(struct topic_sub *s, double secs)
         struct topic_consumer *c = s->consumers[i];
         c->rate_msg_out = topic_sub_rate(c->msg_out, &c->prev_msg_out, secs);
         c->rate_bytes_out = topic_sub_rate(c->bytes_out, &c->prev_bytes_out, secs);
+        c->rate_chunks_out = topic_sub_rate(c->chunks_out, &c->prev_chunks_out, secs);
     }
 }
 
@@ -953,6 +1031,7 @@ int topic_consumer_stats_next(struct topic *t, const char *sub, int *idx,
     out->permits = c->permits;
     out->msg_rate_out = c->rate_msg_out;
     out->throughput_out = c->rate_bytes_out;
+    out->chunked_msg_rate = c->rate_chunks_out;
     int32_t max = topic_sub_cfg(s)->max_unacked_per_consumer;
     out->blocked = max > 0 && c->unacked >= max;
     out->connected_since_ms = c->connected_ms;
@@ -978,6 +1057,8 @@ void topic_sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out)
     out->throughput_out = s->rate_bytes_out;
     out->ack_rate = s->rate_acks;
     out->msg_rate_redeliver = s->rate_redelivered;
+    for (int i = 0; i < s->n_consumers; i++)
+        out->chunked_msg_rate += s->consumers[i]->rate_chunks_out;
     out->last_consumed_ms = s->last_consumed_ms;
     out->last_acked_ms = s->last_acked_ms;
     if (topic_sub_single_active(s) && s->active)
@@ -1267,10 +1348,11 @@ void topic_consumer_redeliver(struct topic_consumer *c, const struct ml_position
             struct sub_pending *sp = mg_map_get(&c->pending, &pos[i], sizeof pos[i]);
             if (!sp)
                 continue;
-            uint32_t h = sp->key_hash;
+            uint32_t h = sp->key_hash, chunk_key = sp->chunk_key;
             topic_sub_pending_drop(s, c, pos[i]);
             topic_sub_redelivery_inc(s, pos[i]);
             topic_sub_replay_add(s, pos[i], h);
+            topic_sub_chunk_returned(s, chunk_key);
         }
     }
     topic_sub_schedule(s);

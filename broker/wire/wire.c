@@ -218,6 +218,18 @@ static bool wire_is_payload_type(int type)
 
 static uint32_t wire_sticky_key_hash(const Pulsar__Proto__MessageMetadata *md);
 
+/* The run a chunk belongs to: FNV-1a of its uuid (an absent uuid hashes as ""), never 0. */
+static uint32_t wire_chunk_key(const Pulsar__Proto__MessageMetadata *md)
+{
+    if (!md->has_num_chunks_from_msg || md->num_chunks_from_msg <= 1)
+        return 0;
+    uint32_t h = 2166136261u;
+    for (const char *p = md->uuid ? md->uuid : ""; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    h = mg_hash_fmix32(h);
+    return h ? h : 1;
+}
+
 /* What the broker keeps of a MessageMetadata (struct wire_msg_info). */
 static void wire_msg_info_fill(const Pulsar__Proto__MessageMetadata *md, struct wire_msg_info *info)
 {
@@ -229,6 +241,7 @@ static void wire_msg_info_fill(const Pulsar__Proto__MessageMetadata *md, struct 
     info->deliver_at_time = md->has_deliver_at_time ? md->deliver_at_time : 0;
     info->num_chunks = md->has_num_chunks_from_msg ? md->num_chunks_from_msg : 0;
     info->chunk_id = md->has_chunk_id ? md->chunk_id : 0;
+    info->chunk_key = wire_chunk_key(md);
     info->key_hash = wire_sticky_key_hash(md);
 }
 

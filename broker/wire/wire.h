@@ -41,6 +41,8 @@ struct wire_msg_info {
     int64_t deliver_at_time;      /* 0 if absent */
     int32_t chunk_id, num_chunks; /* a chunk of a chunked message: its index and the count of
                                      chunks (num_chunks_from_msg); num_chunks 0: no chunk */
+    uint32_t chunk_key;           /* a chunk (num_chunks > 1): a non-zero hash of its uuid, the
+                                     same for every chunk of one message; else 0 */
     uint32_t key_hash;            /* Key_Shared sticky-key hash: Murmur3_32(seed 0) of
                                      ordering_key, else partition_key (base64-decoded when
                                      partition_key_b64_encoded), else "NONE_KEY";

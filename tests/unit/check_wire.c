@@ -561,6 +561,46 @@ static uint32_t key_hash(const void *k, size_t n)
     return (wire_murmur3_32(k, n, 0) & 0x7fffffffu) % 65536u;
 }
 
+/* The chunk key of a stored entry with uuid, chunk id and chunk count (num 0: not a chunk). */
+static uint32_t chunk_key_of(const char *uuid, int32_t id, int32_t num)
+{
+    Pulsar__Proto__MessageMetadata md;
+    struct wire_msg_info info;
+    init_md(&md, 1);
+    md.uuid = (char *)uuid;
+    md.has_chunk_id = num > 0;
+    md.chunk_id = id;
+    md.has_num_chunks_from_msg = num > 0;
+    md.num_chunks_from_msg = num;
+    struct evbuffer *e = entry_from(&md, "chunk");
+    ck_assert_int_eq(wire_entry_parse(e, &info), 0);
+    evbuffer_free(e);
+    ck_assert_int_eq(info.chunk_id, id);
+    ck_assert_int_eq(info.num_chunks, num);
+    return info.chunk_key;
+}
+
+/* Every chunk of one message (one uuid) has the same non-zero key whatever its id; other
+ * uuids get other keys; an entry that is no chunk (or a "run" of one) has key 0. */
+START_TEST(test_chunk_key)
+{
+    char uuid[64];
+    for (int m = 0; m < 50; m++) {
+        snprintf(uuid, sizeof uuid, "producer-%d-%d", m % 7, m * 131);
+        int32_t num = 2 + m % 9;
+        uint32_t k0 = chunk_key_of(uuid, 0, num);
+        ck_assert_uint_ne(k0, 0);
+        for (int32_t id = 1; id < num; id++)
+            ck_assert_uint_eq(chunk_key_of(uuid, id, num), k0);
+        snprintf(uuid, sizeof uuid, "producer-%d-%d", m % 7, m * 131 + 1);
+        ck_assert_uint_ne(chunk_key_of(uuid, 0, num), k0);
+    }
+    ck_assert_uint_eq(chunk_key_of("p-1", 0, 0), 0);
+    ck_assert_uint_eq(chunk_key_of("p-1", 0, 1), 0);
+    ck_assert_uint_ne(chunk_key_of(NULL, 1, 3), 0); /* no uuid: still a chunk */
+}
+END_TEST
+
 START_TEST(test_entry_parse)
 {
     Pulsar__Proto__MessageMetadata md;
@@ -927,9 +967,9 @@ static Suite *wire_suite(void)
     TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
     tl_add(tc, test_roundtrip_commands, test_watch_commands_layout, test_send_split_every_byte,
            test_bad_checksum, test_no_checksum_gets_one, test_too_big, test_garbage,
-           test_back_to_back, test_entry_parse, test_frame_carries_metadata, test_message_encoding,
-           test_broker_entry_metadata_sections, test_murmur3_vectors, test_crc32c_vector,
-           test_command_names, test_nul_in_string_reported);
+           test_back_to_back, test_entry_parse, test_chunk_key, test_frame_carries_metadata,
+           test_message_encoding, test_broker_entry_metadata_sections, test_murmur3_vectors,
+           test_crc32c_vector, test_command_names, test_nul_in_string_reported);
     return s;
 }
 

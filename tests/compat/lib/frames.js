@@ -262,8 +262,12 @@ const cmd = {
     );
   },
   // One non-batched message. metadata: { producerName, sequenceId, publishTime, properties,
-  // deliverAtTime (MessageMetadata.deliver_at_time = 19, epoch ms; undefined: none) }
-  send({ producerId, sequenceId, producerName = 'raw', payload, properties = {}, numMessages, deliverAtTime }) {
+  // deliverAtTime (MessageMetadata.deliver_at_time = 19, epoch ms; undefined: none) }.
+  // chunk: { uuid, chunkId, numChunks, totalSize } makes it one chunk of a chunked message
+  // (MessageMetadata uuid 26, num_chunks_from_msg 27, total_chunk_msg_size 28, chunk_id 29;
+  // CommandSend.is_chunk 7).
+  send({ producerId, sequenceId, producerName = 'raw', payload, properties = {}, numMessages, deliverAtTime,
+    chunk }) {
     const meta = new PbWriter()
       .string(1, producerName)
       .varint(2, sequenceId)
@@ -272,9 +276,14 @@ const cmd = {
       meta.message(4, new PbWriter().string(1, k).string(2, String(v)));
     }
     if (deliverAtTime !== undefined) meta.varint(19, deliverAtTime);
+    if (chunk) {
+      meta.string(26, chunk.uuid).varint(27, chunk.numChunks).varint(28, chunk.totalSize)
+        .varint(29, chunk.chunkId);
+    }
     return payloadFrame(
       TYPE.SEND,
-      new PbWriter().varint(1, producerId).varint(2, sequenceId).varint(3, numMessages),
+      new PbWriter().varint(1, producerId).varint(2, sequenceId).varint(3, numMessages)
+        .bool(7, chunk ? true : undefined),
       meta,
       payload
     );
@@ -303,6 +312,10 @@ const cmd = {
         .message(3, messageId({ ledgerId, entryId, partition: -1, batchIndex: -1 }))
         .varint(8, requestId)
     );
+  },
+  // REDELIVER_UNACKNOWLEDGED_MESSAGES without ids: everything the consumer has unacked.
+  redeliverAll({ consumerId }) {
+    return simpleFrame(TYPE.REDELIVER_UNACKNOWLEDGED_MESSAGES, new PbWriter().varint(1, consumerId));
   },
   closeProducer({ producerId, requestId }) {
     return simpleFrame(TYPE.CLOSE_PRODUCER, new PbWriter().varint(1, producerId).varint(2, requestId));
@@ -360,7 +373,23 @@ function decodeFrame(frame) {
   };
 }
 
+// A MESSAGE frame's payloadBytes split into { metadata (parseMessage fields), payload }:
+// an optional 0x0e02 broker-entry-metadata section, then 0x0e01 + CRC32C, the metadata
+// size, the MessageMetadata and the message bytes.
+function messagePayload(bytes) {
+  let off = 0;
+  if (bytes.length >= 6 && bytes.readUInt16BE(0) === 0x0e02) off = 6 + bytes.readUInt32BE(2);
+  if (bytes.length < off + 10 || bytes.readUInt16BE(off) !== 0x0e01) throw new Error('MESSAGE without 0x0e01');
+  const metaSize = bytes.readUInt32BE(off + 6);
+  const metaStart = off + 10;
+  return {
+    metadata: parseMessage(bytes.subarray(metaStart, metaStart + metaSize)),
+    payload: bytes.subarray(metaStart + metaSize),
+  };
+}
+
 module.exports = {
+  messagePayload,
   TYPE,
   TYPE_NAME,
   SERVER_ERROR,
