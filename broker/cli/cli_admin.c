@@ -802,6 +802,15 @@ static int cli_admin_brokers_list(struct cli_env *env, const struct cli_args *a)
     {                                                                                              \
         "-f,--force", NULL, what, 0                                                                \
     }
+/* the role and actions of grant-permission and revoke-permission, a namespace's or a topic's */
+#define ROLE_FLAG                                                                                  \
+    {                                                                                              \
+        "--role", "ROLE", "client role", CLI_F_REQUIRED                                            \
+    }
+#define ACTIONS_FLAG                                                                               \
+    {                                                                                              \
+        "--actions", "ACTIONS", "comma-separated actions (produce,consume)", CLI_F_REQUIRED        \
+    }
 #define S cli_admin_simple
 #define NSP "/admin/v2/namespaces/{ns}"
 #define TP "/admin/v2/{tp}"
@@ -861,11 +870,10 @@ const struct cli_cmd cli_admin_cmds[] = {
       {"-t,--type", "TYPE", "destination_storage or message_age", 0}},
      cli_admin_set_backlog_quota, "POST", NSP "/backlogQuota", CLI_OUT_NONE},
     {"namespaces", "grant-permission", "TENANT/NAMESPACE", "grant permissions to a role",
-     {{"--role", "ROLE", "client role", CLI_F_REQUIRED},
-      {"--actions", "ACTIONS", "comma-separated actions (produce,consume)", CLI_F_REQUIRED}},
-     cli_admin_grant, "POST", NSP "/permissions/{str:--role}", CLI_OUT_NONE},
+     {ROLE_FLAG, ACTIONS_FLAG}, cli_admin_grant, "POST", NSP "/permissions/{str:--role}",
+     CLI_OUT_NONE},
     {"namespaces", "revoke-permission", "TENANT/NAMESPACE", "revoke a role's permissions",
-     {{"--role", "ROLE", "client role", CLI_F_REQUIRED}}, S, "DELETE",
+     {ROLE_FLAG}, S, "DELETE",
      NSP "/permissions/{str:--role}", CLI_OUT_NONE},
     {"namespaces", "permissions", "TENANT/NAMESPACE", "the permissions of a namespace", {{0}}, S,
      "GET", NSP "/permissions", CLI_OUT_JSON},
@@ -955,9 +963,8 @@ const struct cli_cmd cli_admin_cmds[] = {
      "/lookup/v2/topic/{tp}", CLI_OUT_NONE},
     {"topics", "unload", "TOPIC", "unload a topic", {{0}}, S, "PUT", TP "/unload", CLI_OUT_NONE},
     {"topics", "grant-permission", "TOPIC", "grant permissions on a topic to a role",
-     {{"--role", "ROLE", "client role", CLI_F_REQUIRED},
-      {"--actions", "ACTIONS", "comma-separated actions (produce,consume)", CLI_F_REQUIRED}},
-     cli_admin_grant, "POST", TP "/permissions/{str:--role}", CLI_OUT_NONE},
+     {ROLE_FLAG, ACTIONS_FLAG}, cli_admin_grant, "POST", TP "/permissions/{str:--role}",
+     CLI_OUT_NONE},
     {"topics", "permissions", "TOPIC", "the permissions on a topic", {{0}}, S, "GET",
      TP "/permissions", CLI_OUT_JSON},
 
@@ -983,6 +990,8 @@ const struct cli_flag cli_admin_globals[] = {
 
 #undef SUB_FLAG
 #undef FORCE_FLAG
+#undef ROLE_FLAG
+#undef ACTIONS_FLAG
 #undef S
 #undef NSP
 #undef TP

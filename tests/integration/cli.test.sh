@@ -23,13 +23,10 @@ set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 it_init cli
 need_bin
-command -v jq >/dev/null || it_skip "jq is not installed"
+need_cmds jq
 
 TMO=20
-start_magnetar sa standalone "brokerServicePort webServicePort" 60 -- \
-    --set "dataDirectory=$T/data" --set brokerServicePort=0 --set webServicePort=0 || exit 1
-WEB="http://127.0.0.1:$(port_of sa webServicePort)"
-SVC="pulsar://127.0.0.1:$(port_of sa brokerServicePort)"
+start_standalone sa
 
 # run WHAT ARGS...: magnetar ARGS under timeout; stdout in $T/out, stderr in $T/err, RC
 run() {
@@ -44,7 +41,7 @@ run() {
     ELAPSED=$((SECONDS - t0))
 }
 adm() { run "$1" admin --admin-url "$WEB" "${@:2}"; }
-cli() { run "$1" client --url "$SVC" "${@:2}"; }
+cli() { run "$1" client --url "$URL" "${@:2}"; }
 
 # ok WHAT: exit 0 and nothing on stderr
 ok() {
@@ -178,7 +175,7 @@ jq_is "topics stats-internal" '.cursors | has("sub1")' true
 adm "topics partitioned-stats" topics partitioned-stats "$NS/part1" --per-partition
 jq_is "topics partitioned-stats" '[.metadata.partitions, (.partitions|length)]' '[3,3]'
 adm "topics lookup" topics lookup "$TP"
-out_is "topics lookup" "$SVC"
+out_is "topics lookup" "$URL"
 
 cli "client consume" consume "$TP" -s sub1 -n 3
 want="----- got message -----

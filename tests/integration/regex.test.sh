@@ -23,15 +23,10 @@ set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib/common.sh"
 it_init regex
 need_bin
-command -v jq >/dev/null || it_skip "jq is not installed"
+need_cmds jq
 
 TMO=30
-start_magnetar sa standalone "brokerServicePort webServicePort" 60 -- \
-    --set "dataDirectory=$T/data" --set bindAddress=127.0.0.1 --set advertisedAddress=127.0.0.1 \
-    --set brokerServicePort=0 --set webServicePort=0 --set maxNumPartitionsPerPartitionedTopic=8 ||
-    exit 1
-WEB="http://127.0.0.1:$(port_of sa webServicePort)"
-SVC="pulsar://127.0.0.1:$(port_of sa brokerServicePort)"
+start_standalone sa --set maxNumPartitionsPerPartitionedTopic=8
 NS=public/default
 P="rx$$"
 
@@ -39,7 +34,7 @@ P="rx$$"
 client() {
     local name=$1
     shift
-    timeout "$TMO" "$BIN" client --url "$SVC" "$@" >"$T/$name.out" 2>"$T/$name.err"
+    timeout "$TMO" "$BIN" client --url "$URL" "$@" >"$T/$name.out" 2>"$T/$name.err"
     RC=$?
 }
 
@@ -59,7 +54,7 @@ wait_sub() {
 # ---- 1. a regex consumer picks up a topic created after it subscribed ------------------------
 client prod-a produce "persistent://$NS/$P-a" -m from-a
 [ "$RC" = 0 ] || fail "produce to $P-a: exit $RC $(cat "$T/prod-a.err")"
-(exec timeout -s KILL 60 "$BIN" client --url "$SVC" consume "persistent://$NS/$P-.*" --regex \
+(exec timeout -s KILL 60 "$BIN" client --url "$URL" consume "persistent://$NS/$P-.*" --regex \
     -s rxsub -p Earliest -n 2) >"$T/rx.out" 2>"$T/rx.err" &
 register rx $!
 if wait_sub "$P-a" rxsub 20; then
@@ -104,7 +99,7 @@ if expect_http 200 "GET autoTopicCreation after POST" "$ATC"; then
 fi
 # PARTITIONED_METADATA on a new topic (what Java and C++ clients send first) creates it with
 # the namespace's partitions
-probe() { (cd "$IT_TOP/tests/compat" && timeout "$TMO" node lib/partitions-probe.js --url "$SVC" --topic "$1"); }
+probe() { (cd "$IT_TOP/tests/compat" && timeout "$TMO" node lib/partitions-probe.js --url "$URL" --topic "$1"); }
 got=$(probe "persistent://$NS/auto$$")
 if [ "$(echo "$got" | jq -r .partitions 2>/dev/null)" = 3 ] &&
     expect_http 200 "GET partitions of the auto-created topic" \

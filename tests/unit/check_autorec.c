@@ -176,6 +176,26 @@ static void stop_and_free(struct ar *a)
     ar_free(a);
 }
 
+/* A worker (and auditor) with no lostBookieRecoveryDelay. */
+static struct ar *worker(void)
+{
+    struct ar_conf o;
+    conf(&o, "worker:1", 0);
+    return start(&o, NULL);
+}
+
+/* A worker that, 5 s on, has seen ledger id marked and copied nothing. */
+static struct ar *worker_waits(int64_t id)
+{
+    struct ar *a = worker();
+    tl_run_for(env.loop, 5000);
+    ck_assert(is_marked(id));
+    struct ar_stats st;
+    ar_get_stats(a, &st);
+    ck_assert_int_eq(st.entries_copied, 0);
+    return a;
+}
+
 /* ---- paths ------------------------------------------------------------------------------------
  */
 
@@ -416,9 +436,7 @@ static void run_rereplication(int e, int w, int a_q)
     }
     ck_assert_int_gt(expect_copied, 0);
     tl_fakebk_stop(&env, 2);
-    struct ar_conf o;
-    conf(&o, "worker:1", 0);
-    struct ar *a = start(&o, NULL);
+    struct ar *a = worker();
     tl_run_for(env.loop, 1000);
     struct marks_gone mg = {ids, NL};
     ck_assert(tl_until(env.loop, no_marks, &mg, 60000));
@@ -470,14 +488,8 @@ START_TEST(test_open_ledger_left_to_writer)
     snprintf(lost, sizeof(lost), "%s", lost_id);
     int k = bkc_fake_bookie_index(env.fake, lost);
     tl_fakebk_stop(&env, k);
-    struct ar_conf o;
-    conf(&o, "worker:1", 0);
-    struct ar *a = start(&o, NULL);
-    tl_run_for(env.loop, 5000);
-    ck_assert(is_marked(id)); /* marked, but its only fragment is the open one */
+    struct ar *a = worker_waits(id); /* marked, but its only fragment is the open one */
     struct ar_stats st;
-    ar_get_stats(a, &st);
-    ck_assert_int_eq(st.entries_copied, 0);
     ck_assert(md_names(id, lost));
     /* the writer adds: its ensemble change moves the last segment off the lost bookie */
     tl_adds_all(&b, lh, 4);
@@ -519,9 +531,7 @@ START_TEST(test_stale_handles_follow_replication)
     snprintf(other, sizeof(other), "%s", shared ? e0 : e1);
     tl_fakebk_stop(&env, bkc_fake_bookie_index(env.fake, lost));
     tl_adds_all(&w, wr, 3); /* the writer moves on if it used the lost bookie */
-    struct ar_conf o;
-    conf(&o, "worker:1", 0);
-    struct ar *a = start(&o, NULL);
+    struct ar *a = worker();
     int64_t ids[2] = {id, wid};
     struct marks_gone mg = {ids, bkc_ledger_num_segments(wr) > 1 ? 2 : 1};
     tl_run_for(env.loop, 1000);
@@ -583,53 +593,37 @@ START_TEST(test_copy_window)
 }
 END_TEST
 
+/* A ledger of n entries loses the bookie at position pos of its ensemble while node (value;
+ * NULL: the ledger's lock) exists: the worker copies nothing until node is gone, then
+ * restores the copies. */
+static void held_until_deleted(int n, int pos, const char *node, const char *value)
+{
+    struct tl_adds b = {0};
+    int64_t id = written(cl, n, &b);
+    char *path = node ? mg_strdup(node) : ar_lock_path("/ledgers", id);
+    ck_assert_int_eq(tl_meta_put(env.meta, path, value, strlen(value), 0), 0);
+    tl_fakebk_stop(&env, first_bookie(id, pos));
+    struct ar *a = worker_waits(id); /* the auditor marks, the worker waits */
+    ck_assert_int_eq(tl_meta_del(env.meta, path), 0);
+    wait_unmarked(id, 30000);
+    check_copies(id);
+    stop_and_free(a);
+    mg_free(path);
+    tl_adds_fini(&b);
+}
+
 /* While <root>/underreplication/disable exists (BookKeeper's switch), workers copy nothing;
  * once it is gone they go on. */
 START_TEST(test_replication_disabled)
 {
-    struct tl_adds b = {0};
-    int64_t id = written(cl, 7, &b);
-    ck_assert_int_eq(tl_meta_put(env.meta, "/ledgers/underreplication/disable", "", 0, 0), 0);
-    tl_fakebk_stop(&env, first_bookie(id, 0));
-    struct ar_conf o;
-    conf(&o, "worker:1", 0);
-    struct ar *a = start(&o, NULL);
-    tl_run_for(env.loop, 5000);
-    ck_assert(is_marked(id)); /* the auditor marks */
-    struct ar_stats st;
-    ar_get_stats(a, &st);
-    ck_assert_int_eq(st.entries_copied, 0); /* the worker waits */
-    ck_assert_int_eq(tl_meta_del(env.meta, "/ledgers/underreplication/disable"), 0);
-    wait_unmarked(id, 30000);
-    check_copies(id);
-    stop_and_free(a);
-    tl_adds_fini(&b);
+    held_until_deleted(7, 0, "/ledgers/underreplication/disable", "");
 }
 END_TEST
 
 /* A ledger locked by another worker is left alone until its lock goes. */
 START_TEST(test_locked_by_other_worker)
 {
-    struct tl_adds b = {0};
-    int64_t id = written(cl, 9, &b);
-    int k = first_bookie(id, 1);
-    char *lock = ar_lock_path("/ledgers", id);
-    ck_assert_int_eq(tl_meta_put(env.meta, lock, "other:1", 7, 0), 0);
-    tl_fakebk_stop(&env, k);
-    struct ar_conf o;
-    conf(&o, "worker:1", 0);
-    struct ar *a = start(&o, NULL);
-    tl_run_for(env.loop, 5000);
-    ck_assert(is_marked(id));
-    struct ar_stats st;
-    ar_get_stats(a, &st);
-    ck_assert_int_eq(st.entries_copied, 0);
-    ck_assert_int_eq(tl_meta_del(env.meta, lock), 0);
-    wait_unmarked(id, 30000);
-    check_copies(id);
-    stop_and_free(a);
-    mg_free(lock);
-    tl_adds_fini(&b);
+    held_until_deleted(9, 1, NULL, "other:1");
 }
 END_TEST
 
@@ -652,9 +646,7 @@ START_TEST(test_deleted_ledger_and_no_target)
     }
     tl_fakebk_stop(&env, bkc_fake_bookie_index(env.fake, md.segs[0].bookies[0]));
     bkc_md_fini(&md);
-    struct ar_conf o;
-    conf(&o, "worker:1", 0);
-    struct ar *a = start(&o, NULL);
+    struct ar *a = worker();
     int64_t gone[1] = {id + 1000};
     struct marks_gone mg = {gone, 1};
     ck_assert(tl_until(env.loop, no_marks, &mg, 10000));

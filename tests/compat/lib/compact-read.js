@@ -14,43 +14,32 @@ const u = require('./verify-util');
 
 const USAGE = 'usage: compact-read.js --url pulsar://H:P --topic T --sub S --out FILE ' +
   '[--compacted true|false] [--expect N] [--quiet-ms 2000] [--deadline-s 60]';
-const o = u.parseArgs(process.argv.slice(2), {
-  url: '',
-  topic: '',
-  sub: '',
-  out: '',
+const o = u.consumerArgs(process.argv.slice(2), {
   compacted: 'true',
   expect: 0,
   'quiet-ms': 2000,
   'deadline-s': 60,
 }, USAGE);
-if (!o.topic || !o.sub || !o.out) u.die(USAGE);
 const topic = u.fullTopic(o.topic);
 const WHO = `compact-read ${o.sub}`;
 
 async function main() {
   const t0 = Date.now();
   const deadline = t0 + o['deadline-s'] * 1000;
-  u.takeSockets();
-  const consumer = new u.Consumer({
-    topic,
-    subscription: o.sub,
-    subType: u.Consumer.SUB_TYPES.EXCLUSIVE,
-    consumerName: `compact-read-${process.pid}`,
-    initialPosition: u.Consumer.INITIAL_POSITION.EARLIEST,
-    readCompacted: o.compacted === 'true',
-    receiveQueueSize: 1000,
-    discoveryServers: u.hostPorts(o.url),
-    logLevel: u.logLevel.WARN,
-    logCreator: u.logCreator(WHO),
-  });
+  let consumer;
+  let sockets;
   try {
-    await u.withTimeout(consumer.subscribe(), 20000, `subscribe to ${topic} / ${o.sub}`);
+    ({ consumer, sockets } = await u.subscribeConsumer(o.url, topic, o.sub, WHO, {
+      subType: u.Consumer.SUB_TYPES.EXCLUSIVE,
+      consumerName: `compact-read-${process.pid}`,
+      initialPosition: u.Consumer.INITIAL_POSITION.EARLIEST,
+      readCompacted: o.compacted === 'true',
+      receiveQueueSize: 1000,
+    }));
   } catch (e) {
     u.log(WHO, `subscribe failed: ${e.message}`);
     process.exit(1);
   }
-  const sockets = u.takeSockets();
   const messages = [];
   let last = Date.now();
   await u.withTimeout(consumer.run({

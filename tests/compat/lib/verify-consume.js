@@ -51,12 +51,8 @@ const u = require('./verify-util');
 
 const USAGE = 'usage: verify-consume.js --url pulsar://H:P --topic T --sub S --out FILE ' +
   '[--subscribe-only | --ack-first K | --expect F[,F]] [options]';
-const o = u.parseArgs(process.argv.slice(2), {
-  url: '',
-  topic: '',
-  sub: '',
+const o = u.consumerArgs(process.argv.slice(2), {
   type: 'Exclusive',
-  out: '',
   'subscribe-only': false,
   'ack-first': 0,
   'ack-holes': 0,
@@ -72,13 +68,11 @@ const o = u.parseArgs(process.argv.slice(2), {
   'idle-s': 60,
   tag: 'm',
 }, USAGE);
-if (!o.topic || !o.sub || !o.out) u.die(USAGE);
 const mode = o['subscribe-only'] ? 'subscribe-only' : o['ack-first'] > 0 ? 'ack-first' : 'verify';
 if (mode === 'verify' && !o.expect) u.die('verify mode needs --expect');
 const subType = { Exclusive: u.Consumer.SUB_TYPES.EXCLUSIVE, Shared: u.Consumer.SUB_TYPES.SHARED,
   Failover: u.Consumer.SUB_TYPES.FAILOVER }[o.type];
 if (subType === undefined) u.die(`--type ${o.type}: Exclusive, Shared or Failover`);
-const serverList = u.hostPorts(o.url);
 let forbidLo = null;
 let forbidHi = null;
 if (o.forbid) {
@@ -96,22 +90,11 @@ let consumer = null;
 let sockets = [];
 
 async function subscribe() {
-  u.takeSockets();
-  consumer = new u.Consumer({
-    topic,
-    subscription: o.sub,
+  ({ consumer, sockets } = await u.subscribeConsumer(o.url, topic, o.sub, `consumer ${o.sub}`, {
     subType,
     consumerName: `verify-${process.pid}`,
     receiveQueueSize: o['receive-queue'],
-    discoveryServers: serverList,
-    logLevel: u.logLevel.WARN,
-    logCreator: u.logCreator(`consumer ${o.sub}`),
-  });
-  try {
-    await u.withTimeout(consumer.subscribe(), 20000, `subscribe to ${topic} / ${o.sub}`);
-  } finally {
-    sockets = u.takeSockets();
-  }
+  }));
   consumer._client.getCnx().addCleanUpListener(() => {
     if (!closing) u.log(WHO, 'connection closed by the broker');
   });

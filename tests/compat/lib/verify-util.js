@@ -72,6 +72,14 @@ function runMain(main) {
   );
 }
 
+// A consumer script's command line: --url, --topic, --sub and --out (the last three required)
+// and the script's own spec.
+function consumerArgs(argv, spec, usage) {
+  const o = parseArgs(argv, { url: '', topic: '', sub: '', out: '', ...spec }, usage);
+  if (!o.topic || !o.sub || !o.out) die(usage);
+  return o;
+}
+
 function die(msg) {
   process.stderr.write(`${process.argv[1].replace(/.*\//, '')}: ${msg}\n`);
   process.exit(2);
@@ -164,6 +172,29 @@ function readAcked(paths) {
   return readSummaries(paths).acked;
 }
 
+// A pulsar-flex consumer of topic / sub on the brokers of url (pulsar://H:P[,H:P..]), logging
+// as who, subscribed within 20 s; opts: the other Consumer options (subType, consumerName,
+// receiveQueueSize, ...). Returns { consumer, sockets: the sockets it opened }; throws when the
+// subscribe fails or times out.
+async function subscribeConsumer(url, topic, sub, who, opts) {
+  takeSockets();
+  const consumer = new flex.Consumer({
+    topic,
+    subscription: sub,
+    discoveryServers: hostPorts(url),
+    logLevel: flex.logLevel.WARN,
+    logCreator: logCreator(who),
+    ...opts,
+  });
+  let sockets = [];
+  try {
+    await withTimeout(consumer.subscribe(), 20000, `subscribe to ${topic} / ${sub}`);
+  } finally {
+    sockets = takeSockets(); // also on failure: none is handed to the next caller
+  }
+  return { consumer, sockets };
+}
+
 // A topic as the tests name it ("x" or a full "persistent://t/ns/x") in full.
 function fullTopic(name) {
   return name.includes('://') ? name : `persistent://public/default/${name}`;
@@ -176,8 +207,10 @@ module.exports = {
   Consumer: flex.Consumer,
   logLevel: flex.logLevel,
   takeSockets,
+  subscribeConsumer,
   parseArgs,
   runMain,
+  consumerArgs,
   die,
   hostPort,
   hostPorts,

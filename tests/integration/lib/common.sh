@@ -524,12 +524,16 @@ check_sanitizers() {
 
 SA_PORT_KEYS="brokerServicePort webServicePort bookiePort"
 
+# sa_ports NAME: the standalone's ports (BPORT, WPORT) and URLs (URL: pulsar://, WEB: http://)
 sa_ports() {
     BPORT=$(port_of "$1" brokerServicePort)
     WPORT=$(port_of "$1" webServicePort)
     URL="pulsar://127.0.0.1:$BPORT"
+    WEB="http://127.0.0.1:$WPORT"
 }
 
+# start_standalone NAME [ARGS...]: a standalone (conf/standalone.yaml, ARGS added) on 127.0.0.1
+# with every port 0; sets SA_ARGS (for restart_standalone) and what sa_ports sets.
 start_standalone() {
     local name=$1
     shift
