@@ -595,6 +595,18 @@ static void c_msg(struct client_consumer *c, const struct client_message *m, voi
     x->publish_time = m->publish_time;
 }
 
+/* A consumer with options o (its callbacks into fx.cs) whose lookup, on connection 0, the
+ * broker answers; the broker side of connection 0 (SUBSCRIBE is next on it). */
+static struct tl_peer *consumer_looked_up(const struct client_consumer_opts *o,
+                                          struct client_consumer **c)
+{
+    ck_assert_int_eq(client_consumer_new(fx.cl, o, c_msg, c_ready, &fx.cs, c), 0);
+    struct tl_peer *b = dialed(0);
+    accept_connect(b, 0);
+    answer_lookup(b, false, LOOKUP_CONNECT, SERVICE_URL);
+    return b;
+}
+
 /* A batch of n messages texts[i] as a producer stores it. */
 static struct evbuffer *batch_entry(const char *const *texts, int n)
 {
@@ -630,10 +642,7 @@ START_TEST(test_consumer)
                                      .initial_position = CLIENT_POS_EARLIEST,
                                      .receiver_queue_size = 4};
     struct client_consumer *c = NULL;
-    ck_assert_int_eq(client_consumer_new(fx.cl, &o, c_msg, c_ready, s, &c), 0);
-    struct tl_peer *b = dialed(0);
-    accept_connect(b, 0);
-    answer_lookup(b, false, LOOKUP_CONNECT, SERVICE_URL);
+    struct tl_peer *b = consumer_looked_up(&o, &c);
     struct wire_frame f;
     tl_peer_expect(b, T(SUBSCRIBE), &f);
     const Pulsar__Proto__CommandSubscribe *sub = f.cmd->subscribe;
@@ -777,10 +786,7 @@ START_TEST(test_consumer_decompresses)
     struct client_consumer_opts o = {
         .topic = "t", .subscription = "sub", .receiver_queue_size = 100};
     struct client_consumer *c = NULL;
-    ck_assert_int_eq(client_consumer_new(fx.cl, &o, c_msg, c_ready, s, &c), 0);
-    struct tl_peer *b = dialed(0);
-    accept_connect(b, 0);
-    answer_lookup(b, false, LOOKUP_CONNECT, SERVICE_URL);
+    struct tl_peer *b = consumer_looked_up(&o, &c);
     struct wire_frame f;
     tl_peer_expect(b, T(SUBSCRIBE), &f);
     uint64_t cid = f.cmd->subscribe->consumer_id;

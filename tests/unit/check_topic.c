@@ -2639,11 +2639,12 @@ static void cp_pub(struct topic *t, const char *key, const char *value)
     cp_sent++;
 }
 
-static int cp_codec;    /* cp_pub_batch compresses the batch with this codec (mg_compress) */
-static bool cp_corrupt; /* cp_pub_batch marks the batch LZ4 without compressing it */
+#define CP_CORRUPT (-1) /* cp_pub_batch_as: the batch marked LZ4 without being compressed */
 
-/* A batch of n messages keys[i]=values[i]. */
-static void cp_pub_batch(struct topic *t, int n, const char *const *keys, const char *const *values)
+/* A batch of n messages keys[i]=values[i], compressed with codec (CP_CORRUPT: marked LZ4,
+ * not compressed). */
+static void cp_pub_batch_as(struct topic *t, int codec, int n, const char *const *keys,
+                            const char *const *values)
 {
     if (!cp_prod)
         ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, NULL, &cp_prod), 0);
@@ -2667,20 +2668,25 @@ static void cp_pub_batch(struct topic *t, int n, const char *const *keys, const 
     md.num_messages_in_batch = n;
     uint8_t *z = NULL;
     size_t zn = len;
-    if (cp_codec != MG_CODEC_NONE || cp_corrupt) {
+    if (codec != MG_CODEC_NONE) {
         md.has_compression = 1;
-        md.compression = cp_corrupt ? PULSAR__PROTO__COMPRESSION_TYPE__LZ4
-                                    : (Pulsar__Proto__CompressionType)cp_codec;
+        md.compression = codec == CP_CORRUPT ? PULSAR__PROTO__COMPRESSION_TYPE__LZ4
+                                             : (Pulsar__Proto__CompressionType)codec;
         md.has_uncompressed_size = 1;
         md.uncompressed_size = (uint32_t)len;
-        if (!cp_corrupt)
-            ck_assert_int_eq(mg_compress(cp_codec, buf, len, &z, &zn), 0);
+        if (codec != CP_CORRUPT)
+            ck_assert_int_eq(mg_compress(codec, buf, len, &z, &zn), 0);
     }
     ck_assert_int_eq(topic_publish(cp_prod, tl_pulsar_entry(&md, z ? z : buf, zn), NULL,
                                    (uint64_t)cp_sent, 0, pub_cb, &pubs),
                      0);
     mg_free(z);
     cp_sent++;
+}
+
+static void cp_pub_batch(struct topic *t, int n, const char *const *keys, const char *const *values)
+{
+    cp_pub_batch_as(t, MG_CODEC_NONE, n, keys, values);
 }
 
 static void cp_published(void)
@@ -2731,10 +2737,16 @@ static struct cp_rx *cp_read(struct topic *t, const char *sub, bool compacted)
     return cp_read_as(t, sub, compacted, false);
 }
 
+/* Wait for every publish, compact, and read the view with a new subscription sub: its text. */
+static const char *cp_compacted(struct topic *t, const char *sub)
+{
+    cp_published();
+    ck_assert_str_eq(cp_compact(t), "SUCCESS");
+    return cp_read(t, sub, true)->text;
+}
+
 static void cp_setup(void)
 {
-    cp_codec = MG_CODEC_NONE;
-    cp_corrupt = false;
     cp_prod = NULL;
     cp_sent = 0;
     cp_rx_used = 0;
@@ -2837,14 +2849,10 @@ START_TEST(test_compact_batches)
     ck_assert_int_eq(ml_pos_cmp(r->last, pubs.pos[3]), 0);
     /* a batch that does not decompress (its keys cannot be read) stays whole, in order;
      * nothing is lost */
-    cp_corrupt = true;
     const char *k4[] = {"a", "f"}, *v4[] = {"a3", "f1"};
-    cp_pub_batch(t, 2, k4, v4);
-    cp_corrupt = false;
+    cp_pub_batch_as(t, CP_CORRUPT, 2, k4, v4);
     cp_pub(t, "b", "b2");
-    cp_published();
-    ck_assert_str_eq(cp_compact(t), "SUCCESS");
-    ck_assert_str_eq(cp_read(t, "r2", true)->text, "a=a2,d=d2,e=e1,compressed=2,b=b2");
+    ck_assert_str_eq(cp_compacted(t, "r2"), "a=a2,d=d2,e=e1,compressed=2,b=b2");
 }
 END_TEST
 
@@ -2855,20 +2863,14 @@ START_TEST(test_compact_compressed_batches)
 {
     struct topic *t = dd_bk_load("persistent://t/ns/cpz");
     const char *k1[] = {"a", "b", "c"}, *v1[] = {"a1", "b1", "c1"};
-    for (int codec = MG_CODEC_LZ4; codec <= MG_CODEC_SNAPPY; codec++) {
-        cp_codec = codec;
-        cp_pub_batch(t, 3, k1, v1);
-    }
+    for (int codec = MG_CODEC_LZ4; codec <= MG_CODEC_SNAPPY; codec++)
+        cp_pub_batch_as(t, codec, 3, k1, v1);
     /* per codec: the batch of the next codec replaced all three keys, so only the last
      * batch (SNAPPY) keeps anything; then b is overwritten and c deleted */
-    cp_codec = MG_CODEC_ZLIB;
     const char *k2[] = {"b", "d"}, *v2[] = {"b2", "d1"};
-    cp_pub_batch(t, 2, k2, v2);
-    cp_codec = MG_CODEC_NONE;
+    cp_pub_batch_as(t, MG_CODEC_ZLIB, 2, k2, v2);
     cp_pub(t, "c", "");
-    cp_published();
-    ck_assert_str_eq(cp_compact(t), "SUCCESS");
-    ck_assert_str_eq(cp_read(t, "r", true)->text, "SNAPPY:a=a1,ZLIB:b=b2,ZLIB:d=d1");
+    ck_assert_str_eq(cp_compacted(t, "r"), "SNAPPY:a=a1,ZLIB:b=b2,ZLIB:d=d1");
     /* one rebuilt batch per codec: each keeps its second message only */
     for (int codec = MG_CODEC_LZ4; codec <= MG_CODEC_SNAPPY; codec++) {
         char ka[8], kb[8], va[8], vb[8];
@@ -2877,14 +2879,10 @@ START_TEST(test_compact_compressed_batches)
         snprintf(va, sizeof va, "old%d", codec);
         snprintf(vb, sizeof vb, "keep%d", codec);
         const char *k[] = {ka, kb}, *v[] = {va, vb};
-        cp_codec = codec;
-        cp_pub_batch(t, 2, k, v);
-        cp_codec = MG_CODEC_NONE;
+        cp_pub_batch_as(t, codec, 2, k, v);
         cp_pub(t, ka, "new");
     }
-    cp_published();
-    ck_assert_str_eq(cp_compact(t), "SUCCESS");
-    ck_assert_str_eq(cp_read(t, "r2", true)->text,
+    ck_assert_str_eq(cp_compacted(t, "r2"),
                      "SNAPPY:a=a1,ZLIB:b=b2,ZLIB:d=d1,LZ4:y1=keep1,x1=new,ZLIB:y2=keep2,x2=new,"
                      "ZSTD:y3=keep3,x3=new,SNAPPY:y4=keep4,x4=new");
 }
