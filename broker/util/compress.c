@@ -40,8 +40,8 @@ int mg_codec_parse(const char *name)
     return -1;
 }
 
-__attribute__((format(printf, 4, 5))) static int codec_refuse(int rc, char *err, size_t errlen,
-                                                              const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int mg_codec_refuse(int rc, char *err, size_t errlen,
+                                                                 const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -54,7 +54,7 @@ __attribute__((format(printf, 4, 5))) static int codec_refuse(int rc, char *err,
 
 /* The decoded length of in, or -1 when it is not a valid payload of codec for exactly size
  * bytes (out has room for size bytes, at least 1). */
-static long long codec_decode(int codec, const uint8_t *in, size_t n, size_t size, uint8_t *out)
+static long long mg_codec_decode(int codec, const uint8_t *in, size_t n, size_t size, uint8_t *out)
 {
     switch (codec) {
     case MG_CODEC_LZ4: {
@@ -97,11 +97,11 @@ int mg_decompress(int codec, const uint8_t *in, size_t n, size_t size, size_t ma
 {
     *out = NULL;
     if (codec < MG_CODEC_NONE || codec > MG_CODEC_SNAPPY)
-        return codec_refuse(-MG_ENOTSUP, err, errlen, "unknown compression type %d", codec);
+        return mg_codec_refuse(-MG_ENOTSUP, err, errlen, "unknown compression type %d", codec);
     if (size > max)
-        return codec_refuse(-MG_ETOOBIG, err, errlen,
-                            "%s payload declares %zu uncompressed bytes, over the maximum %zu",
-                            mg_codec_name(codec), size, max);
+        return mg_codec_refuse(-MG_ETOOBIG, err, errlen,
+                               "%s payload declares %zu uncompressed bytes, over the maximum %zu",
+                               mg_codec_name(codec), size, max);
     uint8_t *b = mg_malloc(size ? size : 1);
     long long got;
     if (codec == MG_CODEC_NONE) {
@@ -109,13 +109,14 @@ int mg_decompress(int codec, const uint8_t *in, size_t n, size_t size, size_t ma
         if (n == size)
             memcpy(b, in, n);
     } else {
-        got = codec_decode(codec, in, n, size, b);
+        got = mg_codec_decode(codec, in, n, size, b);
     }
     if (got < 0 || (unsigned long long)got != size) {
         mg_free(b);
-        return codec_refuse(-MG_EPROTO, err, errlen,
-                            "%s payload of %zu bytes does not decompress to its declared %zu bytes",
-                            mg_codec_name(codec), n, size);
+        return mg_codec_refuse(
+            -MG_EPROTO, err, errlen,
+            "%s payload of %zu bytes does not decompress to its declared %zu bytes",
+            mg_codec_name(codec), n, size);
     }
     *out = b;
     return 0;
