@@ -18,6 +18,7 @@
 
 #include "client/client.h"
 #include "util/alloc.h"
+#include "util/compress.h"
 #include "util/err.h"
 #include "util/fs.h"
 
@@ -443,9 +444,18 @@ static int cli_client_produce(struct cli_env *env, const struct cli_args *a)
         return rc;
     }
     r.tick = evtimer_new(r.base, cli_on_tick, &r);
+    const char *z = cli_arg(a, "--compression");
+    int codec = z ? mg_codec_parse(z) : MG_CODEC_NONE;
+    if (codec < 0) {
+        fprintf(env->err, "%s: --compression: '%s' is not NONE, LZ4, ZLIB, ZSTD or SNAPPY\n",
+                env->prog, z);
+        cli_client_close(&r);
+        return CLI_EXIT_USAGE;
+    }
     struct client_producer_opts po = {
         .topic = a->pos,
         .batching = !cli_arg(a, "--disable-batching"),
+        .compression = codec,
     };
     if (client_producer_new(r.client, &po, cli_on_producer, &r, &r.producer) < 0) {
         fprintf(env->err, "%s: invalid topic '%s'\n", env->prog, a->pos);
@@ -567,7 +577,9 @@ const struct cli_cmd cli_client_cmds[] = {
       {"-k,--key", "KEY", "message key", 0},
       {"-p,--properties", "K=V", "message property (repeatable)", CLI_F_REPEAT},
       {"-c,--chunking", NULL, "split large messages into chunks", 0},
-      {"-db,--disable-batching", NULL, "send each message on its own", 0}},
+      {"-db,--disable-batching", NULL, "send each message on its own", 0},
+      {"-z,--compression,--compression-type", "CODEC", "compress the payloads: NONE (default), "
+       "LZ4, ZLIB, ZSTD or SNAPPY (pulsar-perf's flag)", 0}},
      cli_client_produce, NULL, NULL, CLI_OUT_NONE},
     {NULL, "consume", "TOPIC", "consume messages (acknowledged as they are printed)",
      {{"-s,--subscription-name", "SUB", "subscription name", CLI_F_REQUIRED},

@@ -30,6 +30,7 @@
 
 #include "util/alloc.h"
 #include "util/bytes.h"
+#include "util/compress.h"
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -1562,12 +1563,25 @@ static void client_producer_close_batch(struct client_producer *p)
         send.has_highest_sequence_id = 1;
         send.highest_sequence_id = op->last_seq;
     }
+    uint8_t *z = NULL;
+    size_t zn = 0;
+    if (p->compression != MG_CODEC_NONE) {
+        /* the payload is at most maxMessageSize (client_producer_send_meta): it fits every
+         * codec, so this cannot fail short of memory */
+        int zrc = mg_compress(p->compression, p->batch.data, p->batch.len, &z, &zn);
+        MG_ASSERT(zrc == 0);
+        md.has_compression = 1;
+        md.compression = (Pulsar__Proto__CompressionType)p->compression;
+        md.has_uncompressed_size = 1;
+        md.uncompressed_size = (uint32_t)p->batch.len;
+    }
     wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
     cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND;
     cmd.send = &send;
     op->frame = evbuffer_new();
     MG_ASSERT(op->frame != NULL);
-    wire_write_send(op->frame, &cmd, &md, p->batch.data, p->batch.len);
+    wire_write_send(op->frame, &cmd, &md, z ? z : p->batch.data, z ? zn : p->batch.len);
+    mg_free(z);
     p->batch.len = 0;
     mg_free(kv);
     mg_free(kvp);
@@ -1701,7 +1715,8 @@ int client_producer_new(struct client *c, const struct client_producer_opts *opt
                         client_producer_ready_cb ready_cb, void *data, struct client_producer **out)
 {
     *out = NULL;
-    if (!opts->topic || !*opts->topic)
+    if (!opts->topic || !*opts->topic || opts->compression < MG_CODEC_NONE ||
+        opts->compression > MG_CODEC_SNAPPY)
         return -MG_EINVAL;
     struct client_producer *p = mg_calloc(1, sizeof(*p));
     client_ep_init(&p->ep, c, CLIENT_EP_PRODUCER, opts->topic);
@@ -1711,6 +1726,7 @@ int client_producer_new(struct client *c, const struct client_producer_opts *opt
         p->user_name = true;
     }
     p->batching = opts->batching;
+    p->compression = opts->compression;
     p->batch_max_messages = opts->batch_max_messages ? opts->batch_max_messages : 1000;
     p->batch_max_bytes = opts->batch_max_bytes ? opts->batch_max_bytes : 128 * 1024;
     p->batch_max_delay_us = opts->batch_max_delay_us ? opts->batch_max_delay_us : 1000;
@@ -1951,11 +1967,21 @@ static void client_consumer_on_message(struct client_consumer *c, const wire_cmd
     if (!md)
         goto bad;
     off += mdlen;
+    uint8_t *raw = NULL; /* owned: a compressed payload, decompressed */
     if (md->has_compression && md->compression != PULSAR__PROTO__COMPRESSION_TYPE__NONE) {
-        MG_WARN(MOD, "%s: compressed message %llu:%llu not supported, dropped", c->ep.topic,
-                (unsigned long long)id.ledger_id, (unsigned long long)id.entry_id);
-        pulsar__proto__message_metadata__free_unpacked(md, NULL);
-        return;
+        char why[200];
+        uint32_t max = c->ep.conn ? c->ep.conn->max_message_size : WIRE_DEFAULT_MAX_MESSAGE_SIZE;
+        if (mg_decompress((int)md->compression, p + off, len - off,
+                          md->has_uncompressed_size ? md->uncompressed_size : 0, max, &raw, why,
+                          sizeof why) < 0) {
+            MG_WARN(MOD, "%s: message %llu:%llu dropped: %s", c->ep.topic,
+                    (unsigned long long)id.ledger_id, (unsigned long long)id.entry_id, why);
+            pulsar__proto__message_metadata__free_unpacked(md, NULL);
+            return;
+        }
+        p = raw;
+        len = md->uncompressed_size;
+        off = 0;
     }
     struct client_message m = {
         .publish_time = md->publish_time,
@@ -1977,6 +2003,7 @@ static void client_consumer_on_message(struct client_consumer *c, const wire_cmd
         c->msg_cb(c, &m, c->data);
         mg_free(props);
         pulsar__proto__message_metadata__free_unpacked(md, NULL);
+        mg_free(raw);
         client_consumer_consumed(c, 1);
         return;
     }
@@ -2018,6 +2045,7 @@ static void client_consumer_on_message(struct client_consumer *c, const wire_cmd
         pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
     }
     pulsar__proto__message_metadata__free_unpacked(md, NULL);
+    mg_free(raw);
     client_consumer_consumed(c, delivered);
     return;
 bad:

@@ -124,6 +124,8 @@ struct client_producer_opts {
     unsigned batch_max_delay_us; /* 0 = 1000 (1 ms) */
     unsigned max_pending;        /* messages sent or batched but not yet acknowledged; 0 = 1000 */
     const struct client_schema *schema; /* NULL: none (bytes) */
+    int compression; /* enum mg_codec (util/compress.h): each entry's payload (a batch's whole
+                        payload) compressed with it, as Pulsar's compressionType; 0 = NONE */
 };
 
 struct client_consumer_opts {

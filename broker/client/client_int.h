@@ -185,6 +185,7 @@ struct client_producer {
     uint64_t next_seq;
     bool seq_known; /* next_seq set from the first PRODUCER_SUCCESS */
     bool batching;
+    int compression; /* enum mg_codec */
     unsigned batch_max_messages;
     size_t batch_max_bytes;
     unsigned batch_max_delay_us;

@@ -20,6 +20,7 @@
 #include "perf/perf_int.h"
 
 #include "util/alloc.h"
+#include "util/compress.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/loop.h"
@@ -52,6 +53,7 @@ enum perf_opt_type {
     PERF_OPT_FALSE,
     PERF_OPT_SUBTYPE,
     PERF_OPT_POSITION,
+    PERF_OPT_CODEC,
     PERF_OPT_HELP,
 };
 
@@ -87,6 +89,8 @@ static const struct perf_opt_def perf_opt_defs[] = {
     {{"-b", "--batch-time-window", "--batch-max-publish-delay"}, PERF_M_PROD, PERF_OPT_DOUBLE,
      OFF(batch_delay_ms), 0, 3600000},
     {{"-db", "--disable-batching"}, PERF_M_PROD, PERF_OPT_TRUE, OFF(disable_batching), 0, 0},
+    {{"-z", "--compression", "--compression-type"}, PERF_M_PROD, PERF_OPT_CODEC, OFF(compression),
+     0, 0},
     {{"-o", "--max-outstanding", "--max-pending"}, PERF_M_PROD, PERF_OPT_INT, OFF(max_pending),
      1, 10000000},
     {{"-m", "--num-messages"}, PERF_M_BOTH, PERF_OPT_INT, OFF(num_messages), 0, 1e18},
@@ -129,6 +133,8 @@ void perf_usage(enum perf_mode mode, FILE *out)
                 "  -b, --batch-time-window MS   max publish delay (1); also\n"
                 "                               --batch-max-publish-delay\n"
                 "  -db, --disable-batching      one SEND per message\n"
+                "  -z, --compression CODEC      NONE, LZ4, ZLIB, ZSTD or SNAPPY (NONE); also\n"
+                "                               --compression-type\n"
                 "  -o, --max-outstanding N      pending messages per producer (1000); also\n"
                 "                               --max-pending\n"
                 "  -m, --num-messages N         stop after N messages in all, 0 = no limit (0)\n"
@@ -272,6 +278,16 @@ static int perf_opt_apply(const struct perf_opt_def *d, const char *name, const 
         }
         snprintf(err, errlen, "option %s: '%s' is not Latest or Earliest", name, val);
         return -MG_EINVAL;
+    case PERF_OPT_CODEC: {
+        int codec = mg_codec_parse(val);
+        if (codec < 0) {
+            snprintf(err, errlen, "option %s: '%s' is not NONE, LZ4, ZLIB, ZSTD or SNAPPY", name,
+                     val);
+            return -MG_EINVAL;
+        }
+        *(int *)(base + d->off) = codec;
+        return 0;
+    }
     default:
         return -MG_EINVAL;
     }
@@ -881,6 +897,7 @@ static void perf_create_endpoints(struct perf_run *r)
                 .batch_max_delay_us =
                     o->batch_delay_ms > 0 ? (unsigned)(o->batch_delay_ms * 1000) : 1,
                 .max_pending = (unsigned)o->max_pending,
+                .compression = o->compression,
             };
             rc = client_producer_new(r->client, &po, perf_on_producer_ready, e, &e->producer);
         } else {

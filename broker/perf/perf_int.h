@@ -62,6 +62,7 @@ struct perf_opts {
     long long batch_max_bytes;
     double batch_delay_ms;
     bool disable_batching;
+    int compression; /* enum mg_codec: -z/--compression, as pulsar-perf's */
     long long max_pending;
     long long num_messages; /* 0 = unlimited */
     double duration_s;      /* 0 = unlimited */

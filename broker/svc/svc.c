@@ -296,6 +296,7 @@ void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
         .max_unacked_per_subscription = cfg->max_unacked_per_subscription,
         .dispatch_max_round_robin = cfg->dispatcher_max_round_robin_batch_size,
         .dispatch_max_read_batch = cfg->dispatcher_max_read_batch_size,
+        .max_message_size = (size_t)cfg->max_message_size,
         .consumer_outbound_high_water = conn_dispatch_high_water(cfg),
         .active_consumer_failover_delay_ms = cfg->active_consumer_failover_delay_ms,
         .delayed_enabled = cfg->delayed_delivery_enabled,

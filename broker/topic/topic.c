@@ -115,6 +115,8 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
         r->cfg.dispatch_max_read_batch = 100;
     if (r->cfg.dispatch_max_round_robin <= 0)
         r->cfg.dispatch_max_round_robin = 20;
+    if (r->cfg.max_message_size == 0)
+        r->cfg.max_message_size = WIRE_DEFAULT_MAX_MESSAGE_SIZE;
     mg_map_init(&r->topics);
     r->lat_ring = mg_calloc(TOPIC_LAT_RING, sizeof *r->lat_ring);
     topic_sweep_init(r, TOPIC_SWEEP_QUOTA, r->cfg.quota_check_interval_ms,

@@ -84,11 +84,13 @@ struct topic_backlog_quota {
 };
 
 struct topic_config {
-    int32_t max_pending_publish_per_conn;      /* maxPendingPublishRequestsPerConnection */
-    int32_t max_unacked_per_consumer;          /* maxUnackedMessagesPerConsumer, 0 = no limit */
-    int32_t max_unacked_per_subscription;      /* maxUnackedMessagesPerSubscription, 0 = none */
-    int32_t dispatch_max_round_robin;          /* dispatcherMaxRoundRobinBatchSize (20) */
-    int32_t dispatch_max_read_batch;           /* dispatcherMaxReadBatchSize (100) */
+    int32_t max_pending_publish_per_conn; /* maxPendingPublishRequestsPerConnection */
+    int32_t max_unacked_per_consumer;     /* maxUnackedMessagesPerConsumer, 0 = no limit */
+    int32_t max_unacked_per_subscription; /* maxUnackedMessagesPerSubscription, 0 = none */
+    int32_t dispatch_max_round_robin;     /* dispatcherMaxRoundRobinBatchSize (20) */
+    int32_t dispatch_max_read_batch;      /* dispatcherMaxReadBatchSize (100) */
+    size_t max_message_size; /* maxMessageSize: the bound of a decompressed batch (compaction);
+                                0: WIRE_DEFAULT_MAX_MESSAGE_SIZE */
     size_t consumer_outbound_high_water;       /* bytes queued on a consumer's connection above
                                                   which dispatch to it pauses */
     int32_t active_consumer_failover_delay_ms; /* activeConsumerFailoverDelayTimeMillis */

@@ -32,12 +32,16 @@
  * position moves past the last one (or past the horizon when the view is exhausted) and the
  * topic is read as usual.
  *
- * Not done: compressed batches are kept whole (Pulsar decompresses and splits them); topic-level
- * compaction thresholds (no topic policies in this broker).
+ * Compressed batches are decompressed (bounded by maxMessageSize), split per message like the
+ * others, and a rebuilt batch is compressed again with its codec, as Pulsar's phase two does.
+ * One that does not decompress (corrupt, or over the bound) is kept whole in topic order.
+ *
+ * Not done: topic-level compaction thresholds (no topic policies in this broker).
  */
 #include "topic/topic_int.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
+#include "util/compress.h"
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -81,7 +85,7 @@ struct compact_job {
     int w_inflight;                  /* appends not completed yet */
     int w_status;                    /* the first failure among them */
     int64_t kept_msgs, dropped_msgs; /* messages kept; entries that are not Pulsar messages */
-    int64_t compressed_kept;         /* compressed batches kept whole */
+    int64_t compressed_kept;         /* compressed batches kept whole (not decompressible) */
 };
 
 /* ---- entry bytes --------------------------------------------------------------------------- */
@@ -244,19 +248,7 @@ static void topic_compact_entry(struct compact_job *j, struct ml_position pos, s
         return; /* not a Pulsar message: nothing to keep */
     }
     size_t len = evbuffer_get_length(e);
-    bool compressed =
-        md->has_compression && md->compression != PULSAR__PROTO__COMPRESSION_TYPE__NONE;
-    if (md->has_num_messages_in_batch && compressed) {
-        /* The keys of a compressed batch are inside its compressed payload, which is not
-         * decompressed here: kept whole, in topic order, so a reader applying the messages in
-         * order still ends with every key's latest value (nothing is lost, not all is pruned). */
-        if (j->phase == 2) {
-            topic_compact_keep_whole(j, pos, e, md->num_messages_in_batch);
-            j->compressed_kept++;
-        }
-        pulsar__proto__message_metadata__free_unpacked(md, NULL);
-        return;
-    }
+    int codec = md->has_compression ? (int)md->compression : MG_CODEC_NONE;
     if (!md->has_num_messages_in_batch) {
         size_t size = md->has_uncompressed_size ? md->uncompressed_size : len - pl_off;
         if (j->phase == 1)
@@ -266,12 +258,35 @@ static void topic_compact_entry(struct compact_job *j, struct ml_position pos, s
         pulsar__proto__message_metadata__free_unpacked(md, NULL);
         return;
     }
-    /* A batch: each message by its own key; phase 2 rebuilds it with the kept ones. */
+    /* A batch: each message by its own key; phase 2 rebuilds it with the kept ones (a
+     * compressed batch is decompressed first and the rebuilt one compressed with its codec). */
     size_t plen = len - pl_off;
     uint8_t *p = mg_malloc(plen ? plen : 1);
     struct evbuffer_ptr ep;
     evbuffer_ptr_set(e, &ep, pl_off, EVBUFFER_PTR_SET);
     evbuffer_copyout_from(e, &ep, p, plen);
+    if (codec != MG_CODEC_NONE) {
+        uint8_t *raw = NULL;
+        char why[160];
+        size_t max = j->t->reg ? j->t->reg->cfg.max_message_size : WIRE_DEFAULT_MAX_MESSAGE_SIZE;
+        if (mg_decompress(codec, p, plen, md->has_uncompressed_size ? md->uncompressed_size : 0,
+                          max, &raw, why, sizeof why) < 0) {
+            /* Its keys cannot be read: kept whole, in topic order, so a reader applying the
+             * messages in order still ends with every key's latest value (nothing is lost). */
+            if (j->phase == 2) {
+                if (j->compressed_kept++ == 0)
+                    MG_WARN(MOD, "%s: batch %" PRId64 ":%" PRId64 " kept whole: %s",
+                            j->t->name.full, pos.ledger, pos.entry, why);
+                topic_compact_keep_whole(j, pos, e, md->num_messages_in_batch);
+            }
+            mg_free(p);
+            pulsar__proto__message_metadata__free_unpacked(md, NULL);
+            return;
+        }
+        mg_free(p);
+        p = raw;
+        plen = md->uncompressed_size;
+    }
     uint8_t *out = j->phase == 2 ? mg_malloc(plen ? plen : 1) : NULL;
     size_t off = 0, olen = 0;
     int32_t idx = 0, kept = 0;
@@ -303,9 +318,19 @@ static void topic_compact_entry(struct compact_job *j, struct ml_position pos, s
     }
     if (j->phase == 2 && kept > 0) {
         md->num_messages_in_batch = kept;
-        if (md->has_uncompressed_size)
+        if (md->has_uncompressed_size || codec != MG_CODEC_NONE) {
+            md->has_uncompressed_size = 1;
             md->uncompressed_size = (uint32_t)olen;
-        struct evbuffer *rebuilt = topic_compact_entry_build(md, out, olen);
+        }
+        uint8_t *packed = NULL;
+        size_t packed_n = 0;
+        if (codec != MG_CODEC_NONE) { /* the same codec: its bound fits a kept subset */
+            int rc = mg_compress(codec, out, olen, &packed, &packed_n);
+            MG_ASSERT(rc == 0);
+        }
+        struct evbuffer *rebuilt =
+            topic_compact_entry_build(md, packed ? packed : out, packed ? packed_n : olen);
+        mg_free(packed);
         j->outq[j->outq_n++] = topic_compact_raw_build(pos, rebuilt);
         evbuffer_free(rebuilt);
         j->kept_msgs += kept;

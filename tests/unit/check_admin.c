@@ -24,6 +24,8 @@
 #include "svc/svc.h"
 #include "topic/topic.h"
 #include "topic/topic_int.h" /* compact.threshold */
+#include "util/alloc.h"
+#include "util/compress.h"
 #include "util/err.h"
 
 #include <check.h>
@@ -1451,6 +1453,62 @@ START_TEST(test_peek_and_examine)
 }
 END_TEST
 
+static bool appended_n(const void *arg)
+{
+    return ((const int *)arg)[0] == ((const int *)arg)[1];
+}
+
+/* Peek and examine answer a compressed message's payload decompressed, with every codec; a
+ * payload whose declared size lies answers 500 with the reason, and the topic goes on. */
+START_TEST(test_peek_compressed)
+{
+    expect_status("PUT", T "/pz", NULL, 204);
+    expect_status("PUT", T "/pz/subscription/s", "\"earliest\"", 204);
+    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/pz");
+    ck_assert_ptr_nonnull(t);
+    enum { PZ_N = 5 }; /* LZ4, ZLIB, ZSTD, SNAPPY, then LZ4 with a lying size */
+    char text[PZ_N][200];
+    struct ml_append_req reqs[PZ_N];
+    int done[2] = {0, PZ_N};
+    size_t lying_n = 0;
+    for (int i = 0; i < PZ_N; i++) {
+        int codec = i < 4 ? MG_CODEC_LZ4 + i : MG_CODEC_LZ4;
+        snprintf(text[i], sizeof text[i], "%s payload %d, %s payload %d, %s payload %d",
+                 mg_codec_name(codec), i, mg_codec_name(codec), i, mg_codec_name(codec), i);
+        uint8_t *z = NULL;
+        size_t zn = 0;
+        ck_assert_int_eq(mg_compress(codec, (const uint8_t *)text[i], strlen(text[i]), &z, &zn), 0);
+        ck_assert_uint_lt(zn, strlen(text[i]));
+        Pulsar__Proto__MessageMetadata md;
+        tl_pulsar_md(&md, "p", (uint64_t)i, 1000 + (uint64_t)i);
+        md.has_compression = 1;
+        md.compression = (Pulsar__Proto__CompressionType)codec;
+        md.has_uncompressed_size = 1;
+        md.uncompressed_size = (uint32_t)strlen(text[i]) + (i == 4 ? 7 : 0);
+        lying_n = zn;
+        reqs[i].data = done;
+        ck_assert_int_eq(
+            ml_append(topic_ml(t), tl_pulsar_entry(&md, z, zn), NULL, &reqs[i], appended_cb), 0);
+        mg_free(z);
+    }
+    ck_assert(tl_base_until(fx.base, appended_n, done, 5000));
+    char path[256];
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, T "/pz/subscription/s/position/%d", i + 1);
+        expect_payload(path, text[i]);
+        snprintf(path, sizeof path,
+                 T "/pz/examinemessage?initialPosition=earliest&messagePosition=%d", i + 1);
+        expect_payload(path, text[i]);
+    }
+    char why[200];
+    snprintf(why, sizeof why,
+             "LZ4 payload of %zu bytes does not decompress to its declared %zu bytes", lying_n,
+             strlen(text[4]) + 7);
+    expect_reason("GET", T "/pz/subscription/s/position/5", NULL, 500, why);
+    expect_payload(T "/pz/subscription/s/position/1", text[0]);
+}
+END_TEST
+
 START_TEST(test_partitioned_topics)
 {
     const char *pt = T "/pt/partitions";
@@ -1715,8 +1773,8 @@ int main(void)
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
            test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
            test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions,
-           test_peek_and_examine, test_partitioned_topics, test_partitions_bounded, test_lookup,
-           test_free_with_call_in_progress);
+           test_peek_and_examine, test_peek_compressed, test_partitioned_topics,
+           test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);
     return tl_run(s);

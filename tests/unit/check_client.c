@@ -26,6 +26,7 @@
 #include "lib/tl_pulsar.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
+#include "util/compress.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/loop.h"
@@ -91,6 +92,7 @@ struct fixture {
     uint64_t pid;              /* its producer id */
     struct cstate cs;
     struct parts parts;
+    int codec; /* producer_new's compression */
 };
 
 static struct fixture fx;
@@ -215,7 +217,8 @@ static struct client_producer *producer_new(bool batching, unsigned batch_max, s
     struct client_producer_opts o = {.topic = "t",
                                      .batching = batching,
                                      .batch_max_messages = batch_max,
-                                     .batch_max_delay_us = 10 * 1000 * 1000};
+                                     .batch_max_delay_us = 10 * 1000 * 1000,
+                                     .compression = fx.codec};
     struct client_producer *p = NULL;
     ck_assert_int_eq(client_producer_new(fx.cl, &o, p_ready, s, &p), 0);
     ck_assert(!s->ready); /* never inside the call */
@@ -592,6 +595,18 @@ static void c_msg(struct client_consumer *c, const struct client_message *m, voi
     x->publish_time = m->publish_time;
 }
 
+/* A consumer with options o (its callbacks into fx.cs) whose lookup, on connection 0, the
+ * broker answers; the broker side of connection 0 (SUBSCRIBE is next on it). */
+static struct tl_peer *consumer_looked_up(const struct client_consumer_opts *o,
+                                          struct client_consumer **c)
+{
+    ck_assert_int_eq(client_consumer_new(fx.cl, o, c_msg, c_ready, &fx.cs, c), 0);
+    struct tl_peer *b = dialed(0);
+    accept_connect(b, 0);
+    answer_lookup(b, false, LOOKUP_CONNECT, SERVICE_URL);
+    return b;
+}
+
 /* A batch of n messages texts[i] as a producer stores it. */
 static struct evbuffer *batch_entry(const char *const *texts, int n)
 {
@@ -627,10 +642,7 @@ START_TEST(test_consumer)
                                      .initial_position = CLIENT_POS_EARLIEST,
                                      .receiver_queue_size = 4};
     struct client_consumer *c = NULL;
-    ck_assert_int_eq(client_consumer_new(fx.cl, &o, c_msg, c_ready, s, &c), 0);
-    struct tl_peer *b = dialed(0);
-    accept_connect(b, 0);
-    answer_lookup(b, false, LOOKUP_CONNECT, SERVICE_URL);
+    struct tl_peer *b = consumer_looked_up(&o, &c);
     struct wire_frame f;
     tl_peer_expect(b, T(SUBSCRIBE), &f);
     const Pulsar__Proto__CommandSubscribe *sub = f.cmd->subscribe;
@@ -709,6 +721,131 @@ START_TEST(test_consumer)
     cmd.reachedendoftopic = &eot;
     tl_peer_send(b, &cmd);
     ck_assert(tl_until(fx.loop, consumer_at_end, c, TL_REAL_WAIT_MS));
+    client_consumer_free(c);
+}
+END_TEST
+
+/* A producer with a compression type sends each entry's payload (a batch's whole payload)
+ * compressed with it, with uncompressed_size, for every codec (one producer per codec, on
+ * one connection). */
+START_TEST(test_producer_compression)
+{
+    const char *texts[] = {"compress compress compress", "m-one", "m-two"};
+    struct tl_peer *b = NULL;
+    for (int codec = MG_CODEC_LZ4; codec <= MG_CODEC_SNAPPY; codec++) {
+        fx.codec = codec;
+        struct pstate *ps = &fx.ps[0];
+        memset(ps, 0, sizeof *ps);
+        if (!b) {
+            b = producer_ready(true, 3);
+        } else {
+            fx.p = producer_new(true, 3, ps);
+            answer_lookup(b, false, LOOKUP_CONNECT, SERVICE_URL);
+            fx.pid = accept_producer(b, NULL, 0, "p-1");
+            tl_wait(fx.loop, &ps->ready);
+            ck_assert_int_eq(ps->ready_status, 0);
+        }
+        for (int i = 0; i < 3; i++)
+            send_str(fx.p, texts[i], ps);
+        struct wire_frame f;
+        tl_peer_expect(b, T(SEND), &f);
+        const uint8_t *pl;
+        size_t len;
+        Pulsar__Proto__MessageMetadata *md = sent_md(&f, &pl, &len);
+        ck_assert(md->has_compression);
+        ck_assert_int_eq((int)md->compression, codec);
+        ck_assert(md->has_uncompressed_size);
+        struct client_buf want = {0};
+        for (int i = 0; i < 3; i++)
+            client_batch_append(&want, texts[i], strlen(texts[i]), (uint64_t)i);
+        ck_assert_uint_eq(md->uncompressed_size, want.len);
+        ck_assert(len != want.len || memcmp(pl, want.data, len) != 0);
+        uint8_t *raw = NULL;
+        ck_assert_int_eq(
+            mg_decompress(codec, pl, len, md->uncompressed_size, 1 << 20, &raw, NULL, 0), 0);
+        ck_assert_mem_eq(raw, want.data, want.len);
+        mg_free(raw);
+        client_buf_fini(&want);
+        pulsar__proto__message_metadata__free_unpacked(md, NULL);
+        wire_frame_clear(&f);
+    }
+    fx.codec = MG_CODEC_NONE;
+    struct client_producer_opts bad = {.topic = "t", .compression = 5};
+    struct client_producer *p = NULL;
+    ck_assert_int_eq(client_producer_new(fx.cl, &bad, p_ready, &fx.ps[1], &p), -MG_EINVAL);
+}
+END_TEST
+
+/* A consumer delivers compressed single messages and batches decompressed, for every codec,
+ * and drops (without delivering) a message whose declared size lies, going on with the
+ * next. */
+START_TEST(test_consumer_decompresses)
+{
+    const char *texts[] = {"compress compress compress", "m-one", "m-two"};
+    struct cstate *s = &fx.cs;
+    struct client_consumer_opts o = {
+        .topic = "t", .subscription = "sub", .receiver_queue_size = 100};
+    struct client_consumer *c = NULL;
+    struct tl_peer *b = consumer_looked_up(&o, &c);
+    struct wire_frame f;
+    tl_peer_expect(b, T(SUBSCRIBE), &f);
+    uint64_t cid = f.cmd->subscribe->consumer_id;
+    tl_send_success(b, f.cmd->subscribe->request_id);
+    wire_frame_clear(&f);
+    tl_peer_expect(b, T(FLOW), &f);
+    wire_frame_clear(&f);
+    tl_wait(fx.loop, &s->ready);
+    uint64_t entry = 0;
+    for (int codec = MG_CODEC_LZ4; codec <= MG_CODEC_SNAPPY; codec++) {
+        for (int lie = 0; lie < 2; lie++) { /* a single message, the second time lying */
+            uint8_t *z = NULL;
+            size_t zn = 0;
+            ck_assert_int_eq(
+                mg_compress(codec, (const uint8_t *)texts[0], strlen(texts[0]), &z, &zn), 0);
+            Pulsar__Proto__MessageMetadata md;
+            tl_pulsar_md(&md, "p", entry, 1234);
+            md.has_compression = 1;
+            md.compression = (Pulsar__Proto__CompressionType)codec;
+            md.has_uncompressed_size = 1;
+            md.uncompressed_size = (uint32_t)strlen(texts[0]) + (uint32_t)lie * 3;
+            struct evbuffer *e = tl_pulsar_entry(&md, z, zn);
+            tl_send_message(b, cid, 9, entry++, e);
+            evbuffer_free(e);
+            mg_free(z);
+        }
+        /* a compressed batch */
+        struct client_buf buf = {0};
+        for (int i = 0; i < 3; i++)
+            client_batch_append(&buf, texts[i], strlen(texts[i]), 20 + (uint64_t)i);
+        uint8_t *z = NULL;
+        size_t zn = 0;
+        ck_assert_int_eq(mg_compress(codec, buf.data, buf.len, &z, &zn), 0);
+        Pulsar__Proto__MessageMetadata md;
+        tl_pulsar_md(&md, "p", 20, 5678);
+        md.has_num_messages_in_batch = 1;
+        md.num_messages_in_batch = 3;
+        md.has_compression = 1;
+        md.compression = (Pulsar__Proto__CompressionType)codec;
+        md.has_uncompressed_size = 1;
+        md.uncompressed_size = (uint32_t)buf.len;
+        struct evbuffer *e = tl_pulsar_entry(&md, z, zn);
+        tl_send_message(b, cid, 9, entry++, e);
+        evbuffer_free(e);
+        mg_free(z);
+        client_buf_fini(&buf);
+    }
+    /* per codec: the single message, then the batch's three (the liar is dropped) */
+    ck_assert_int_eq(tl_until_count(fx.loop, &s->n, 16, TL_REAL_WAIT_MS), 16);
+    for (int k = 0; k < 4; k++) {
+        ck_assert_str_eq(s->m[4 * k].payload, texts[0]);
+        ck_assert_uint_eq(s->m[4 * k].id.entry_id, 3 * (uint64_t)k);
+        ck_assert_int_eq(s->m[4 * k].id.batch_index, -1);
+        for (int i = 0; i < 3; i++) {
+            ck_assert_str_eq(s->m[4 * k + 1 + i].payload, texts[i]);
+            ck_assert_uint_eq(s->m[4 * k + 1 + i].id.entry_id, 3 * (uint64_t)k + 2);
+            ck_assert_int_eq(s->m[4 * k + 1 + i].id.batch_index, i);
+        }
+    }
     client_consumer_free(c);
 }
 END_TEST
@@ -846,13 +983,14 @@ END_TEST
 
 int main(void)
 {
-    return tl_main("client",
-                   TL_CASES({"fake_broker", 30, setup, teardown,
-                             TL_TESTS(test_handshake_lookup_producer, test_connect_refused,
-                                      test_not_a_broker, test_lookup_redirect, test_lookup_failed,
-                                      test_producer_batches, test_producer_single_and_send_error,
-                                      test_producer_reconnects_and_resends,
-                                      test_producer_free_cancels, test_consumer, test_partitions,
-                                      test_topics_of_namespace, test_request_times_out)},
-                            {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta)}));
+    return tl_main(
+        "client",
+        TL_CASES({"fake_broker", 30, setup, teardown,
+                  TL_TESTS(test_handshake_lookup_producer, test_connect_refused, test_not_a_broker,
+                           test_lookup_redirect, test_lookup_failed, test_producer_batches,
+                           test_producer_single_and_send_error,
+                           test_producer_reconnects_and_resends, test_producer_free_cancels,
+                           test_consumer, test_producer_compression, test_consumer_decompresses,
+                           test_partitions, test_topics_of_namespace, test_request_times_out)},
+                 {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta)}));
 }

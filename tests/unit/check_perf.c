@@ -12,6 +12,7 @@
 #include "lib/tl_pulsar.h"
 #include "perf/perf_int.h"
 #include "util/alloc.h"
+#include "util/compress.h"
 #include "util/err.h"
 
 #include <check.h>
@@ -253,6 +254,18 @@ START_TEST(test_opts_produce_all)
     ck_assert(o.batch_delay_ms == 3);
     ck_assert(o.disable_batching);
     ck_assert_str_eq(o.payload_file, "/etc/hostname");
+    ck_assert_int_eq(o.compression, MG_CODEC_NONE);
+    perf_opts_fini(&o);
+
+    /* pulsar-perf's -z/--compression, any case; --compression-type the same */
+    ck_assert_int_eq(parse(PERF_PRODUCE, &o, err, "-z", "lz4", "t", NULL), 0);
+    ck_assert_int_eq(o.compression, MG_CODEC_LZ4);
+    perf_opts_fini(&o);
+    ck_assert_int_eq(parse(PERF_PRODUCE, &o, err, "--compression=ZSTD", "t", NULL), 0);
+    ck_assert_int_eq(o.compression, MG_CODEC_ZSTD);
+    perf_opts_fini(&o);
+    ck_assert_int_eq(parse(PERF_PRODUCE, &o, err, "--compression-type", "Snappy", "t", NULL), 0);
+    ck_assert_int_eq(o.compression, MG_CODEC_SNAPPY);
     perf_opts_fini(&o);
 
     ck_assert_int_eq(parse(PERF_PRODUCE, &o, err, "-h", NULL), 1);
@@ -315,6 +328,8 @@ START_TEST(test_opts_bad)
         {PERF_PRODUCE, {"-u", "pulsar://:1", "t"}, NULL},
         {PERF_PRODUCE, {"-u", "pulsar://h:99999", "t"}, NULL},
         {PERF_PRODUCE, {"-u", "", "t"}, NULL},
+        {PERF_PRODUCE, {"-z", "gzip", "t"}, "gzip"},
+        {PERF_CONSUME, {"-z", "LZ4", "t"}, NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int argc = 0;

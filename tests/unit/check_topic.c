@@ -12,6 +12,7 @@
 #include "topic/topic.h"
 #include "topic/topic_int.h" /* TOPIC_SWEEP_SLICE */
 #include "util/alloc.h"
+#include "util/compress.h"
 #include "util/err.h"
 #include "util/loop.h"
 #include "wire/wire.h"
@@ -2573,11 +2574,23 @@ static void cp_send(void *owner, struct topic_consumer *c, struct ml_entry *e, u
     ck_assert_ptr_nonnull(md);
     const uint8_t *p = b + 10 + mds;
     size_t plen = len - 10 - mds;
+    uint8_t *raw = NULL;
+    const char *codec = NULL; /* a compressed batch's messages are "CODEC:key=value" */
     if (md->has_compression && md->compression != PULSAR__PROTO__COMPRESSION_TYPE__NONE) {
-        char n[16];
-        snprintf(n, sizeof n, "%d", md->num_messages_in_batch);
-        cp_add(r, "compressed", (const uint8_t *)n, strlen(n));
-    } else if (!md->has_num_messages_in_batch) {
+        if (mg_decompress((int)md->compression, p, plen, md->uncompressed_size, 1 << 20, &raw, NULL,
+                          0) < 0) { /* not decompressible: "compressed=<messages>" */
+            char n[16];
+            snprintf(n, sizeof n, "%d", md->num_messages_in_batch);
+            cp_add(r, "compressed", (const uint8_t *)n, strlen(n));
+            pulsar__proto__message_metadata__free_unpacked(md, NULL);
+            mg_free(b);
+            return;
+        }
+        codec = mg_codec_name((int)md->compression);
+        p = raw;
+        plen = md->uncompressed_size;
+    }
+    if (!md->has_num_messages_in_batch) {
         cp_add(r, md->partition_key, p, plen);
     } else {
         size_t off = 0;
@@ -2587,12 +2600,16 @@ static void cp_send(void *owner, struct topic_consumer *c, struct ml_entry *e, u
             Pulsar__Proto__SingleMessageMetadata *smm =
                 pulsar__proto__single_message_metadata__unpack(NULL, sz, p + off + 4);
             ck_assert_ptr_nonnull(smm);
-            cp_add(r, smm->partition_key, p + off + 4 + sz, (size_t)smm->payload_size);
+            char key[64];
+            snprintf(key, sizeof key, "%s%s%s", codec ? codec : "", codec ? ":" : "",
+                     smm->partition_key ? smm->partition_key : "-");
+            cp_add(r, key, p + off + 4 + sz, (size_t)smm->payload_size);
             off += 4 + sz + (size_t)smm->payload_size;
             pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
         }
         ck_assert_int_eq(off, plen);
     }
+    mg_free(raw);
     pulsar__proto__message_metadata__free_unpacked(md, NULL);
     mg_free(b);
 }
@@ -2622,10 +2639,12 @@ static void cp_pub(struct topic *t, const char *key, const char *value)
     cp_sent++;
 }
 
-static bool cp_compressed; /* cp_pub_batch marks the batch LZ4 (its bytes stay as they are) */
+#define CP_CORRUPT (-1) /* cp_pub_batch_as: the batch marked LZ4 without being compressed */
 
-/* A batch of n messages keys[i]=values[i]. */
-static void cp_pub_batch(struct topic *t, int n, const char *const *keys, const char *const *values)
+/* A batch of n messages keys[i]=values[i], compressed with codec (CP_CORRUPT: marked LZ4,
+ * not compressed). */
+static void cp_pub_batch_as(struct topic *t, int codec, int n, const char *const *keys,
+                            const char *const *values)
 {
     if (!cp_prod)
         ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, NULL, &cp_prod), 0);
@@ -2647,16 +2666,27 @@ static void cp_pub_batch(struct topic *t, int n, const char *const *keys, const 
     tl_pulsar_md(&md, "p", (uint64_t)cp_sent, 1000);
     md.has_num_messages_in_batch = 1;
     md.num_messages_in_batch = n;
-    if (cp_compressed) {
+    uint8_t *z = NULL;
+    size_t zn = len;
+    if (codec != MG_CODEC_NONE) {
         md.has_compression = 1;
-        md.compression = PULSAR__PROTO__COMPRESSION_TYPE__LZ4;
+        md.compression = codec == CP_CORRUPT ? PULSAR__PROTO__COMPRESSION_TYPE__LZ4
+                                             : (Pulsar__Proto__CompressionType)codec;
         md.has_uncompressed_size = 1;
         md.uncompressed_size = (uint32_t)len;
+        if (codec != CP_CORRUPT)
+            ck_assert_int_eq(mg_compress(codec, buf, len, &z, &zn), 0);
     }
-    ck_assert_int_eq(topic_publish(cp_prod, tl_pulsar_entry(&md, buf, len), NULL, (uint64_t)cp_sent,
-                                   0, pub_cb, &pubs),
+    ck_assert_int_eq(topic_publish(cp_prod, tl_pulsar_entry(&md, z ? z : buf, zn), NULL,
+                                   (uint64_t)cp_sent, 0, pub_cb, &pubs),
                      0);
+    mg_free(z);
     cp_sent++;
+}
+
+static void cp_pub_batch(struct topic *t, int n, const char *const *keys, const char *const *values)
+{
+    cp_pub_batch_as(t, MG_CODEC_NONE, n, keys, values);
 }
 
 static void cp_published(void)
@@ -2707,9 +2737,16 @@ static struct cp_rx *cp_read(struct topic *t, const char *sub, bool compacted)
     return cp_read_as(t, sub, compacted, false);
 }
 
+/* Wait for every publish, compact, and read the view with a new subscription sub: its text. */
+static const char *cp_compacted(struct topic *t, const char *sub)
+{
+    cp_published();
+    ck_assert_str_eq(cp_compact(t), "SUCCESS");
+    return cp_read(t, sub, true)->text;
+}
+
 static void cp_setup(void)
 {
-    cp_compressed = false;
     cp_prod = NULL;
     cp_sent = 0;
     cp_rx_used = 0;
@@ -2810,15 +2847,44 @@ START_TEST(test_compact_batches)
     ck_assert_str_eq(r->text, "b=b1,a=a2,d=d2,e=e1");
     /* the original positions: the last is the last batch's */
     ck_assert_int_eq(ml_pos_cmp(r->last, pubs.pos[3]), 0);
-    /* a compressed batch (its keys are not read) stays whole, in order; nothing is lost */
-    cp_compressed = true;
+    /* a batch that does not decompress (its keys cannot be read) stays whole, in order;
+     * nothing is lost */
     const char *k4[] = {"a", "f"}, *v4[] = {"a3", "f1"};
-    cp_pub_batch(t, 2, k4, v4);
-    cp_compressed = false;
+    cp_pub_batch_as(t, CP_CORRUPT, 2, k4, v4);
     cp_pub(t, "b", "b2");
-    cp_published();
-    ck_assert_str_eq(cp_compact(t), "SUCCESS");
-    ck_assert_str_eq(cp_read(t, "r2", true)->text, "a=a2,d=d2,e=e1,compressed=2,b=b2");
+    ck_assert_str_eq(cp_compacted(t, "r2"), "a=a2,d=d2,e=e1,compressed=2,b=b2");
+}
+END_TEST
+
+/* Compressed batches are compacted per message key like the others, with every codec: a
+ * batch keeps exactly the messages still the latest of their keys, compressed again with its
+ * own codec, and goes when none is. */
+START_TEST(test_compact_compressed_batches)
+{
+    struct topic *t = dd_bk_load("persistent://t/ns/cpz");
+    const char *k1[] = {"a", "b", "c"}, *v1[] = {"a1", "b1", "c1"};
+    for (int codec = MG_CODEC_LZ4; codec <= MG_CODEC_SNAPPY; codec++)
+        cp_pub_batch_as(t, codec, 3, k1, v1);
+    /* per codec: the batch of the next codec replaced all three keys, so only the last
+     * batch (SNAPPY) keeps anything; then b is overwritten and c deleted */
+    const char *k2[] = {"b", "d"}, *v2[] = {"b2", "d1"};
+    cp_pub_batch_as(t, MG_CODEC_ZLIB, 2, k2, v2);
+    cp_pub(t, "c", "");
+    ck_assert_str_eq(cp_compacted(t, "r"), "SNAPPY:a=a1,ZLIB:b=b2,ZLIB:d=d1");
+    /* one rebuilt batch per codec: each keeps its second message only */
+    for (int codec = MG_CODEC_LZ4; codec <= MG_CODEC_SNAPPY; codec++) {
+        char ka[8], kb[8], va[8], vb[8];
+        snprintf(ka, sizeof ka, "x%d", codec);
+        snprintf(kb, sizeof kb, "y%d", codec);
+        snprintf(va, sizeof va, "old%d", codec);
+        snprintf(vb, sizeof vb, "keep%d", codec);
+        const char *k[] = {ka, kb}, *v[] = {va, vb};
+        cp_pub_batch_as(t, codec, 2, k, v);
+        cp_pub(t, ka, "new");
+    }
+    ck_assert_str_eq(cp_compacted(t, "r2"),
+                     "SNAPPY:a=a1,ZLIB:b=b2,ZLIB:d=d1,LZ4:y1=keep1,x1=new,ZLIB:y2=keep2,x2=new,"
+                     "ZSTD:y3=keep3,x3=new,SNAPPY:y4=keep4,x4=new");
 }
 END_TEST
 
@@ -3064,8 +3130,9 @@ static Suite *topic_suite(void)
            test_dedup_write_failure, test_delayed_rebuilt_after_move);
     tc = tl_tcase(s, "compact", 60, cp_setup, dd_bk_teardown);
     tl_add(tc, test_compact_latest_per_key, test_compact_deletes_and_no_keys, test_compact_batches,
-           test_compact_empty_topic, test_compact_while_writing, test_compact_restart_and_move,
-           test_compact_interrupted, test_compact_threshold, test_compact_last_message_id);
+           test_compact_compressed_batches, test_compact_empty_topic, test_compact_while_writing,
+           test_compact_restart_and_move, test_compact_interrupted, test_compact_threshold,
+           test_compact_last_message_id);
     return s;
 }
 

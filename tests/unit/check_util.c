@@ -1,8 +1,10 @@
 /* check_util.c - the util module: hash map, error table, CRCs, descriptor limits, rate limit,
- * loop clock and timers (the listener over sockets: tests/integration/check_listen.c). */
+ * loop clock and timers, payload codecs (the listener over sockets:
+ * tests/integration/check_listen.c). */
 #include "lib/tl.h"
 #include "util/alloc.h"
 #include "util/base64.h"
+#include "util/compress.h"
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -561,13 +563,150 @@ START_TEST(test_loop_real)
 }
 END_TEST
 
+/* ---- payload codecs (compress.h) ------------------------------------------------------- */
+
+#define CZ_TEXT "hello pulsar hello pulsar"
+
+/* Known encodings of CZ_TEXT, framed as Pulsar frames each codec. */
+static const uint8_t cz_lz4[] = {/* one raw block: 13 literals + a match (offset 13, 7 bytes),
+                                    then 5 literals (no LZ4 frame header) */
+                                 0xd3, 'h', 'e', 'l',  'l',  'o',  ' ', 'p', 'u', 'l', 's',
+                                 'a',  'r', ' ', 0x0d, 0x00, 0x50, 'u', 'l', 's', 'a', 'r'};
+static const uint8_t cz_zlib[] = {/* zlib.compress(CZ_TEXT): 78 9c header, Adler-32 trailer */
+                                  0x78, 0x9c, 0xcb, 0x48, 0xcd, 0xc9, 0xc9, 0x57,
+                                  0x28, 0x28, 0xcd, 0x29, 0x4e, 0x2c, 0x52, 0xc8,
+                                  0x40, 0xe2, 0x00, 0x00, 0x7d, 0x7a, 0x09, 0xb7};
+static const uint8_t cz_zstd[] = {/* zstd -3 --no-check: one frame with its content size */
+                                  0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x19, 0x9d, 0x00, 0x00, 0x68,
+                                  0x68, 0x65, 0x6c, 0x6c, 0x6f, 0x20, 0x70, 0x75, 0x6c, 0x73,
+                                  0x61, 0x72, 0x20, 0x01, 0x00, 0xc0, 0xcd, 0x2f};
+static const uint8_t cz_snappy[] = {/* raw: varint 25, 13 literals, copy (offset 13, 12) */
+                                    0x19, 0x30, 'h', 'e', 'l', 'l', 'o',  ' ',  'p',
+                                    'u',  'l',  's', 'a', 'r', ' ', 0x2e, 0x0d, 0x00};
+
+static const struct {
+    int codec;
+    const uint8_t *b;
+    size_t n;
+} cz_vectors[] = {
+    {MG_CODEC_LZ4, cz_lz4, sizeof cz_lz4},
+    {MG_CODEC_ZLIB, cz_zlib, sizeof cz_zlib},
+    {MG_CODEC_ZSTD, cz_zstd, sizeof cz_zstd},
+    {MG_CODEC_SNAPPY, cz_snappy, sizeof cz_snappy},
+};
+
+START_TEST(test_codec_known_vectors)
+{
+    for (size_t i = 0; i < sizeof cz_vectors / sizeof cz_vectors[0]; i++) {
+        uint8_t *out = NULL;
+        char err[160] = "";
+        int rc = mg_decompress(cz_vectors[i].codec, cz_vectors[i].b, cz_vectors[i].n,
+                               strlen(CZ_TEXT), 1 << 20, &out, err, sizeof err);
+        ck_assert_msg(rc == 0, "%s: %s", mg_codec_name(cz_vectors[i].codec), err);
+        ck_assert_mem_eq(out, CZ_TEXT, strlen(CZ_TEXT));
+        mg_free(out);
+    }
+}
+END_TEST
+
+/* Every codec's output decodes back to its input, for sizes around block boundaries, empty,
+ * incompressible and repetitive input. */
+START_TEST(test_codec_round_trip)
+{
+    static const size_t sizes[] = {0, 1, 15, 16, 255, 4096, 65537, 300000};
+    uint32_t x = 0x9e3779b9u;
+    for (int codec = MG_CODEC_NONE; codec <= MG_CODEC_SNAPPY; codec++) {
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            for (int noisy = 0; noisy < 2; noisy++) {
+                size_t n = sizes[k];
+                uint8_t *in = mg_malloc(n ? n : 1);
+                for (size_t i = 0; i < n; i++) {
+                    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+                    in[i] = noisy ? (uint8_t)x : (uint8_t)("abcdefgh"[i % 8] + (i / 4096));
+                }
+                uint8_t *c = NULL, *d = NULL;
+                size_t cn = 0;
+                ck_assert_int_eq(mg_compress(codec, in, n, &c, &cn), 0);
+                if (!noisy && n >= 4096 && codec != MG_CODEC_NONE)
+                    ck_assert_uint_lt(cn, n / 4);
+                char err[160] = "";
+                int rc = mg_decompress(codec, c, cn, n, n, &d, err, sizeof err);
+                ck_assert_msg(rc == 0, "%s %zu: %s", mg_codec_name(codec), n, err);
+                if (n)
+                    ck_assert_mem_eq(d, in, n);
+                mg_free(c);
+                mg_free(d);
+                mg_free(in);
+            }
+        }
+    }
+}
+END_TEST
+
+/* A declared size over the maximum is refused before allocating; a size that lies (too
+ * small, too large) or corrupt bytes are refused with a reason, never a partial output. */
+START_TEST(test_codec_bounds_and_corrupt)
+{
+    size_t tn = strlen(CZ_TEXT);
+    for (size_t i = 0; i < sizeof cz_vectors / sizeof cz_vectors[0]; i++) {
+        int codec = cz_vectors[i].codec;
+        const uint8_t *b = cz_vectors[i].b;
+        size_t n = cz_vectors[i].n;
+        uint8_t *out = (uint8_t *)1;
+        char err[160] = "";
+        ck_assert_int_eq(mg_decompress(codec, b, n, tn, tn - 1, &out, err, sizeof err),
+                         -MG_ETOOBIG);
+        ck_assert_ptr_null(out);
+        ck_assert_ptr_nonnull(strstr(err, "maximum"));
+        ck_assert_int_eq(
+            mg_decompress(codec, b, n, (size_t)1 << 40, (size_t)1 << 20, &out, err, sizeof err),
+            -MG_ETOOBIG);
+        for (size_t lie = 0; lie < 2 * tn; lie++) {
+            if (lie == tn)
+                continue;
+            err[0] = '\0';
+            ck_assert_msg(mg_decompress(codec, b, n, lie, 1 << 20, &out, err, sizeof err) ==
+                              -MG_EPROTO,
+                          "%s accepted size %zu", mg_codec_name(codec), lie);
+            ck_assert_ptr_null(out);
+            ck_assert_ptr_nonnull(strstr(err, "declared"));
+        }
+        for (size_t cut = 0; cut < n; cut++) { /* every truncation */
+            ck_assert_msg(mg_decompress(codec, b, cut, tn, 1 << 20, &out, NULL, 0) < 0,
+                          "%s accepted %zu of %zu bytes", mg_codec_name(codec), cut, n);
+            ck_assert_ptr_null(out);
+        }
+        uint8_t *bad = mg_malloc(n);
+        for (size_t pos = 0; pos < n; pos++) { /* every flipped byte: refused or exact size */
+            memcpy(bad, b, n);
+            bad[pos] ^= 0xa5;
+            int rc = mg_decompress(codec, bad, n, tn, 1 << 20, &out, NULL, 0);
+            ck_assert(rc == 0 || rc == -MG_EPROTO);
+            ck_assert(rc == 0 ? out != NULL : out == NULL);
+            mg_free(out);
+        }
+        mg_free(bad);
+    }
+    uint8_t *out = NULL;
+    ck_assert_int_eq(mg_decompress(7, cz_lz4, sizeof cz_lz4, 4, 100, &out, NULL, 0), -MG_ENOTSUP);
+    uint8_t *c = NULL;
+    size_t cn = 0;
+    ck_assert_int_eq(mg_compress(9, (const uint8_t *)"x", 1, &c, &cn), -MG_ENOTSUP);
+    ck_assert_int_eq(mg_codec_parse("zstd"), MG_CODEC_ZSTD);
+    ck_assert_int_eq(mg_codec_parse("SNAPPY"), MG_CODEC_SNAPPY);
+    ck_assert_int_eq(mg_codec_parse("gzip"), -1);
+    ck_assert_str_eq(mg_codec_name(MG_CODEC_LZ4), "LZ4");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
     TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
     tl_add(tc, test_map_basic, test_map_many, test_map_fini_free, test_base64, test_grow,
            test_errors, test_crc, test_ratelimit, test_url, test_fs, test_loop_sim_order,
-           test_loop_sim_rearm, test_loop_sim_runs_active_events, test_loop_real);
+           test_loop_sim_rearm, test_loop_sim_runs_active_events, test_loop_real,
+           test_codec_known_vectors, test_codec_round_trip, test_codec_bounds_and_corrupt);
     tc = tl_tcase(s, "descriptors", 30, tl_nofile_save, tl_nofile_restore);
     tl_add(tc, test_fds_limit_helpers);
     return tl_run(s);
