@@ -308,6 +308,10 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     int rc = topic_name_parse(full_name, &n);
     if (rc < 0)
         return rc;
+    if (!n.persistent && r->cfg.np_disabled) {
+        topic_name_fini(&n); /* enableNonPersistentTopics=false: Pulsar's NotAllowed */
+        return -MG_ENOTALLOWED;
+    }
     struct topic *t = mg_map_get_str(&r->topics, n.full);
     if (t) {
         topic_name_fini(&n);
@@ -620,7 +624,7 @@ static int topic_bucket_of(const int64_t *bounds, int n, int64_t v)
 
 /* One entry stored: latency (µs, publish to stored) and size into the interval's
  * histograms and the registry's latency samples. */
-static void topic_record_write(struct topic *t, uint64_t lat_us, int64_t bytes)
+void topic_record_write(struct topic *t, uint64_t lat_us, int64_t bytes)
 {
     t->entries_in++;
     t->last_publish_ms = (uint64_t)mg_loop_wall_ms(t->loop);
@@ -663,7 +667,7 @@ static void topic_producer_answer_cb(struct mg_timer *tm, void *arg)
     topic_producer_answer(arg);
 }
 
-static void topic_publish_queue(struct topic_producer *p, struct topic_publish *pub)
+void topic_publish_queue(struct topic_producer *p, struct topic_publish *pub)
 {
     if (p->fifo_tail)
         p->fifo_tail->next = pub;
@@ -703,7 +707,7 @@ static void topic_publish_done(struct ml_append_req *req, int status)
 }
 
 /* What the managed ledger keeps of a message's metadata. */
-static void topic_entry_info_of(const struct wire_msg_info *m, struct ml_entry_info *info)
+void topic_entry_info_of(const struct wire_msg_info *m, struct ml_entry_info *info)
 {
     info->num_messages = m->num_messages > 0 ? m->num_messages : 1;
     info->batched = m->batched;
@@ -730,6 +734,8 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, const struct 
         return -MG_ECLOSED;
     }
     struct topic *t = p->topic;
+    if (!t->name.persistent)
+        return topic_np_publish(p, data, msg, cb, cb_data); /* nothing stored */
     /* The frame decoder read the metadata already: hand it down, do not parse it again. */
     struct wire_msg_info parsed;
     if (!msg && wire_entry_parse(data, &parsed) == 0)
@@ -828,6 +834,7 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
         out->bytes_out_counter += s->bytes_out;
         out->msg_rate_out += s->rate_msg_out;
         out->throughput_out += s->rate_bytes_out;
+        out->msg_drop_rate += s->rate_msg_drop;
         out->msg_backlog += s->cursor ? ml_cursor_backlog(s->cursor) : 0;
         out->delayed_index_bytes += (int64_t)s->delay.cap * (int64_t)sizeof *s->delay.heap;
     }

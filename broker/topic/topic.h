@@ -118,6 +118,7 @@ struct topic_config {
                                            0 = no automatic compaction */
     int64_t dedup_inactivity_ms;        /* brokerDeduplicationProducerInactivityTimeoutMinutes;
                                            <= 0: producers are never forgotten for inactivity */
+    bool np_disabled; /* !enableNonPersistentTopics: non-persistent names get -MG_ENOTALLOWED */
 };
 
 /* The registry runs on the loop of mlf (ml_factory_loop), base being that loop's base: the
@@ -309,6 +310,8 @@ struct topic_sub_stats {
     int64_t ack_counter; /* entries acknowledged through consumers */
     /* averaged over the last stats interval (topic_registry_stats_update) */
     double msg_rate_out, throughput_out, ack_rate, msg_rate_redeliver;
+    int64_t msg_drop_counter; /* non-persistent: messages dropped (no consumer could take them) */
+    double msg_drop_rate;     /* msgDropRate, over the last stats interval */
     uint64_t last_consumed_ms, last_acked_ms; /* 0 = never */
     const char *active_consumer; /* Exclusive/Failover active consumer's name, or NULL */
     struct ml_position mark_delete, read_position;
@@ -330,7 +333,8 @@ struct topic_stats {
     /* averaged over the last stats interval */
     double msg_rate_in, msg_rate_out, throughput_in, throughput_out;
     double storage_write_rate, storage_read_rate; /* entries/s */
-    uint64_t created_ms, last_publish_ms;         /* wall clock; 0 = never */
+    double msg_drop_rate; /* non-persistent: the subscriptions' msgDropRate summed */
+    uint64_t created_ms, last_publish_ms; /* wall clock; 0 = never */
     /* last stats interval's histograms (non-cumulative) and their sums (µs, bytes) */
     int64_t write_latency[TOPIC_LAT_BUCKETS];
     int64_t write_latency_sum_us;

@@ -199,6 +199,8 @@ struct fc {
     struct ml_position pos[MAXREC];
     uint32_t redel[MAXREC];
     int32_t msgs[MAXREC];
+    uint64_t publish_time[MAXREC]; /* tells apart messages that share a position */
+    uint32_t key_hash[MAXREC];
     bool had_ack_set[MAXREC];
     int n_active_changes;
     bool active;
@@ -217,6 +219,8 @@ static void fc_send(void *owner, struct topic_consumer *c, struct ml_entry *e, u
     f->pos[f->n] = e->pos;
     f->redel[f->n] = rc;
     f->msgs[f->n] = e->num_messages;
+    f->publish_time[f->n] = e->publish_time;
+    f->key_hash[f->n] = e->key_hash;
     f->had_ack_set[f->n] = ack_set != NULL && n_words > 0;
     f->n++;
     if (f->close_at > 0 && f->n == f->close_at) {
@@ -3036,6 +3040,194 @@ START_TEST(test_compact_threshold)
 }
 END_TEST
 
+/* ---- non-persistent topics (topic_np.c) ----------------------------------------------- */
+
+static const int64_t np_wall0 = 1700000000000;
+
+static void np_setup(void)
+{
+    default_cfg();
+    setup_on(&cfg, np_wall0); /* simulated loop: the drop rate's interval is exact */
+}
+
+#define NP_TOPIC "non-persistent://public/default/np"
+
+/* Publish n messages with publish times from ts0 up (keys[i % n_keys] when keys). */
+static void np_publish(struct topic *t, int n, uint64_t ts0, const char *const *keys, int n_keys)
+{
+    struct topic_producer *p = mkprod(t);
+    for (int i = 0; i < n; i++)
+        publish_full(p, ts0 + (uint64_t)i, 0, keys ? keys[i % n_keys] : NULL);
+    spin();
+    topic_producer_close(p);
+}
+
+static int64_t np_dropped(struct topic *t, const char *sub)
+{
+    size_t pos = 0;
+    struct topic_sub_stats st;
+    while (topic_sub_stats_next(t, &pos, &st))
+        if (!strcmp(st.name, sub))
+            return st.msg_drop_counter;
+    ck_abort_msg("no subscription %s", sub);
+    return -1;
+}
+
+static bool np_got(const struct fc *f, uint64_t ts)
+{
+    for (int i = 0; i < f->n; i++)
+        if (f->publish_time[i] == ts)
+            return true;
+    return false;
+}
+
+/* Messages go to the consumers connected now, within their permits; the receipt is (0, 0),
+ * after the call, in order; nothing is stored; the rest is dropped and counted. */
+START_TEST(test_np_exclusive_delivery_and_drops)
+{
+    struct topic *t = load(NP_TOPIC);
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, true, a);
+    int permits = 5, sent = 12;
+    topic_consumer_flow(a->c, (uint32_t)permits);
+    spin();
+    struct topic_producer *p = mkprod(t);
+    for (int i = 0; i < sent; i++)
+        publish_full(p, 100 + (uint64_t)i, 0, NULL);
+    ck_assert_int_eq(pubs.n, 0); /* answered on the loop, never inside topic_publish */
+    spin();
+    ck_assert_int_eq(pubs.n, sent);
+    for (int i = 0; i < sent; i++) {
+        ck_assert_int_eq(pubs.status[i], 0);
+        ck_assert(ml_pos_cmp(pubs.pos[i], (struct ml_position){0, 0}) == 0);
+    }
+    ck_assert_int_eq(a->n, permits);
+    for (int i = 0; i < permits; i++) /* the first ones, in order */
+        ck_assert_uint_eq(a->publish_time[i], 100 + (uint64_t)i);
+    ck_assert_int_eq(np_dropped(t, "s"), sent - permits);
+    struct ml_stats ms;
+    ml_get_stats(topic_ml(t), &ms);
+    ck_assert_int_eq(ms.number_of_entries, 0); /* nothing stored */
+    /* acks and redeliveries have nothing to act on: no message comes again */
+    ack1(a, pubs.pos[0]);
+    topic_consumer_redeliver(a->c, NULL, 0);
+    topic_consumer_flow(a->c, 100);
+    spin();
+    ck_assert_int_eq(a->n, permits);
+    /* a consumer that connects late sees nothing from before, then what comes next */
+    struct fc *late = fc_new();
+    sub_ok(t, "late", TOPIC_SUB_EXCLUSIVE, true, late);
+    topic_consumer_flow(late->c, 100);
+    spin();
+    ck_assert_int_eq(late->n, 0);
+    publish_full(p, 500, 0, NULL);
+    spin();
+    ck_assert_int_eq(late->n, 1);
+    ck_assert_uint_eq(late->publish_time[0], 500);
+    ck_assert_int_eq(a->n, permits + 1);
+    /* msgDropRate over the stats interval (2 s on the simulated clock) */
+    topic_registry_stats_update(reg, mg_loop_mono_ms(loop) + 2000);
+    struct topic_stats ts;
+    topic_get_stats(t, &ts);
+    ck_assert(ts.msg_drop_rate > (double)(sent - permits) / 2.0 - 0.01 &&
+              ts.msg_drop_rate < (double)(sent - permits) / 2.0 + 0.01);
+    topic_producer_close(p);
+}
+END_TEST
+
+/* Shared: round robin over the consumers with permits; none left -> dropped. */
+START_TEST(test_np_shared)
+{
+    struct topic *t = load(NP_TOPIC);
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_SHARED, false, a);
+    sub_ok(t, "s", TOPIC_SUB_SHARED, false, b);
+    int pa = 3, pb = 4, sent = 15;
+    topic_consumer_flow(a->c, (uint32_t)pa);
+    topic_consumer_flow(b->c, (uint32_t)pb);
+    spin();
+    np_publish(t, sent, 1000, NULL, 0);
+    ck_assert_int_eq(a->n, pa);
+    ck_assert_int_eq(b->n, pb);
+    for (int i = 0; i < sent; i++)
+        ck_assert(!(np_got(a, 1000 + (uint64_t)i) && np_got(b, 1000 + (uint64_t)i)));
+    ck_assert_int_eq(np_dropped(t, "s"), sent - pa - pb);
+}
+END_TEST
+
+/* Failover: only the active consumer gets messages; without its permits they are dropped
+ * although another consumer has permits. */
+START_TEST(test_np_failover)
+{
+    struct topic *t = load(NP_TOPIC);
+    struct fc *a = fc_new(), *b = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_FAILOVER);
+    o.consumer_name = "a";
+    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
+    o.consumer_name = "b";
+    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
+    topic_consumer_flow(a->c, 2);
+    topic_consumer_flow(b->c, 100);
+    spin();
+    np_publish(t, 6, 1, NULL, 0);
+    ck_assert_int_eq(a->n + b->n, 2);
+    ck_assert(a->n == 2 || b->n == 2);
+    ck_assert_int_eq(np_dropped(t, "s"), 4);
+}
+END_TEST
+
+/* Key_Shared: each key goes to its consumer; a key whose consumer has no permits is
+ * dropped while the other keys go on. */
+START_TEST(test_np_key_shared)
+{
+    struct topic *t = load(NP_TOPIC);
+    struct fc *a = fc_new(), *b = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_KEY_SHARED);
+    o.key_shared_sticky = true;
+    const int32_t ra[1][2] = {{0, 32767}}, rb[1][2] = {{32768, 65535}};
+    o.sticky_ranges = ra;
+    o.n_sticky_ranges = 1;
+    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
+    o.sticky_ranges = rb;
+    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
+    topic_consumer_flow(a->c, 1000);
+    spin();
+    static const char *const keys[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"};
+    int sent = 80;
+    np_publish(t, sent, 1, keys, 8);
+    int to_b = 0;
+    for (int i = 0; i < sent; i++) {
+        uint32_t h = (wire_murmur3_32(keys[i % 8], strlen(keys[i % 8]), 0) & 0x7fffffffu) % 65536u;
+        if (h >= 32768)
+            to_b++;
+        else
+            ck_assert(np_got(a, 1 + (uint64_t)i));
+    }
+    ck_assert_int_gt(to_b, 0); /* the keys cover both ranges */
+    ck_assert_int_eq(a->n, sent - to_b);
+    for (int i = 0; i < a->n; i++)
+        ck_assert_uint_lt(a->key_hash[i] % 65536u, 32768);
+    ck_assert_int_eq(b->n, 0);
+    ck_assert_int_eq(np_dropped(t, "s"), to_b);
+}
+END_TEST
+
+/* enableNonPersistentTopics=false: non-persistent names are refused, persistent ones load. */
+START_TEST(test_np_disabled)
+{
+    teardown();
+    default_cfg();
+    cfg.np_disabled = true;
+    setup_on(&cfg, np_wall0);
+    struct get_res r = {0};
+    ck_assert_int_eq(topic_get(reg, NP_TOPIC, true, get_cb, &r), -MG_ENOTALLOWED);
+    spin();
+    ck_assert_int_eq(r.calls, 0);
+    ck_assert_ptr_null(topic_find(reg, NP_TOPIC));
+    ck_assert_ptr_nonnull(load("persistent://public/default/np"));
+}
+END_TEST
+
 static Suite *topic_suite(void)
 {
     Suite *s = suite_create("topic");
@@ -3052,6 +3244,10 @@ static Suite *topic_suite(void)
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_watermark,
            test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
            test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
+
+    tc = tl_tcase(s, "non-persistent", 0, np_setup, teardown);
+    tl_add(tc, test_np_exclusive_delivery_and_drops, test_np_shared, test_np_failover,
+           test_np_key_shared, test_np_disabled);
 
     tc = tl_tcase(s, "delayed", 0, dl_setup, teardown);
     tl_add(tc, test_delayed_shared, test_delayed_no_timer_storm, test_delayed_bounded,
