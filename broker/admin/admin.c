@@ -486,9 +486,19 @@ static void admin_h_ready(struct admin_req *r)
     admin_reply_raw(r->call, 200, "text/plain", "ok");
 }
 
+/* What the non-persistent domain does not have here (no storage: no cursors to move, no
+ * backlog, compaction or termination; Pulsar refuses most of these on such topics too). */
 static void admin_h_non_persistent(struct admin_req *r)
 {
-    admin_reply_error(r->call, 405, "Non-persistent topics are not supported");
+    admin_reply_error(r->call, 405, "Not supported on a non-persistent topic");
+}
+
+int admin_domain(const struct admin_req *r)
+{
+    return r->nseg > 2 && strcmp(r->seg[0], "admin") == 0 &&
+                   strcmp(r->seg[2], "non-persistent") == 0
+               ? NS_DOMAIN_NON_PERSISTENT
+               : NS_DOMAIN_PERSISTENT;
 }
 
 void admin_h_not_found(struct admin_req *r)
@@ -523,6 +533,8 @@ void admin_h_bad_method(struct admin_req *r)
 #define PT "/admin/v2/persistent/{tenant}/{namespace}"
 #define T PT "/{topic}"
 #define SUB T "/subscription/{subscription}"
+#define NPT "/admin/v2/non-persistent/{tenant}/{namespace}"
+#define NT NPT "/{topic}"
 #define SCH "/admin/v2/schemas/{tenant}/{namespace}/{topic}"
 const struct admin_route admin_routes[] = {
     /* clang-format off */
@@ -538,9 +550,9 @@ const struct admin_route admin_routes[] = {
     {GH,   LK "/persistent/{tenant}/{namespace}/{topic}/bundle",
                                               admin_h_lookup_bundle,              0},
     {GH,   LK "/{domain}/{tenant}/{namespace}/{topic}",
-                                              admin_h_non_persistent,             0},
+                                              admin_h_lookup,                     0},
     {GH,   LK "/{domain}/{tenant}/{namespace}/{topic}/bundle",
-                                              admin_h_non_persistent,             0},
+                                              admin_h_lookup_bundle,              0},
     {GH,   LK "/**",                          admin_h_not_found,                  0},
     /* brokers and clusters (§2) */
     {GH,   "/admin/v2/brokers/health",        admin_h_health,                     0},
@@ -652,6 +664,24 @@ const struct admin_route admin_routes[] = {
     {POST, T "/permissions/*",                admin_h_topic_permission_set,       R_TOPIC | R_JSON},
     {DEL,  T "/permissions/*",                admin_h_topic_permission_set,       R_TOPIC},
     {ANY,  T "/**",                           admin_h_not_found,                  R_GATED},
+    /* non-persistent topics: the same handlers, for the loaded topics (nothing is stored) */
+    {GET,  NPT,                               admin_h_topics,                     R_NS},
+    {ANY,  NPT,                               admin_h_bad_method,                 R_NS},
+    {GET,  NPT "/partitioned",                admin_h_partitioned_topics,         R_NS},
+    {ANY,  NPT "/partitioned",                admin_h_bad_method,                 R_NS},
+    {GET,  NT "/partitions",                  admin_h_partitions_get,             R_TOPIC},
+    {PUT,  NT "/partitions",                  admin_h_partitions_create,          R_TOPIC | R_JSON},
+    {POST, NT "/partitions",                  admin_h_partitions_update,          R_TOPIC | R_JSON},
+    {DEL,  NT "/partitions",                  admin_h_partitions_delete,          R_TOPIC},
+    {ANY,  NT "/partitions",                  admin_h_bad_method,                 R_TOPIC},
+    {PUT,  NT,                                admin_h_topic_create,               R_GATED},
+    {DEL,  NT,                                admin_h_topic_delete,               R_GATED},
+    {ANY,  NT,                                admin_h_bad_method,                 R_GATED},
+    {GET,  NT "/stats",                       admin_h_topic_stats,                R_GATED},
+    {GET,  NT "/partitioned-stats",           admin_h_partitioned_stats,          R_GATED},
+    {GET,  NT "/internalStats",               admin_h_internal_stats,             R_GATED},
+    {GET,  NT "/subscriptions",               admin_h_subscriptions,              R_GATED},
+    {PUT,  NT "/unload",                      admin_h_topic_unload,               R_GATED},
     {ANY,  "/admin/v2/non-persistent/**",     admin_h_non_persistent,             0},
     /* the schema registry (admin_schemas.c): any broker answers, the store is shared */
     {GET,  SCH "/schema",                     admin_h_schema_get,                 R_TOPIC},
@@ -680,6 +710,8 @@ const struct admin_route admin_routes[] = {
 #undef PT
 #undef T
 #undef SUB
+#undef NPT
+#undef NT
 #undef SCH
 const size_t admin_routes_count = sizeof admin_routes / sizeof *admin_routes;
 
@@ -856,7 +888,9 @@ static bool admin_route_checks(struct admin_req *r)
         }
     }
     if (f & ADMIN_R_TOPIC_NAME) {
-        char *name = mg_asprintf("persistent://%s/%s", r->tenant_ns, r->p.topic);
+        char *name = mg_asprintf(
+            "%s://%s/%s", admin_domain(r) == NS_DOMAIN_PERSISTENT ? "persistent" : "non-persistent",
+            r->tenant_ns, r->p.topic);
         int rc = topic_name_parse(name, &r->tn);
         mg_free(name);
         /* The local name is one path segment: a '/' in it (%2F) would name a topic of

@@ -508,6 +508,11 @@ const char *topic_full_name(const struct topic *t)
     return t->name.full;
 }
 
+bool topic_is_persistent(const struct topic *t)
+{
+    return t->name.persistent;
+}
+
 struct ml_ledger *topic_ml(struct topic *t)
 {
     return t->ml;

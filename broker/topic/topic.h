@@ -154,6 +154,8 @@ typedef void (*topic_terminate_cb)(void *data, int status, struct ml_position la
 int topic_terminate(struct topic *t, topic_terminate_cb cb, void *data);
 
 const char *topic_full_name(const struct topic *t);
+/* false for a non-persistent:// topic (topic_np.c) */
+bool topic_is_persistent(const struct topic *t);
 struct ml_ledger *topic_ml(struct topic *t);
 
 /* ---- producers --------------------------------------------------------------------------- */

@@ -1187,61 +1187,17 @@ static struct client *connected_with_topics(const char *partitioned, const char 
     return cl;
 }
 
-static void get_topics(struct client *cl, const char *ns, uint64_t request_id, bool non_persistent)
+/* mode < 0: none sent (PERSISTENT) */
+static void get_topics(struct client *cl, const char *ns, uint64_t request_id, int mode)
 {
     Pulsar__Proto__CommandGetTopicsOfNamespace g =
         PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__INIT;
     g.namespace_ = (char *)ns;
     g.request_id = request_id;
-    if (non_persistent) {
+    if (mode >= 0) {
         g.has_mode = 1;
-        g.mode = PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__NON_PERSISTENT;
+        g.mode = (Pulsar__Proto__CommandGetTopicsOfNamespace__Mode)mode;
     }
-    SEND(cl, GET_TOPICS_OF_NAMESPACE, gettopicsofnamespace, g);
-}
-
-/* GET_TOPICS_OF_NAMESPACE: the persistent topics of the namespace, loaded or not, with the
- * partitions of its partitioned topics, sorted; none in NON_PERSISTENT mode; an unknown
- * namespace is an error. */
-START_TEST(test_get_topics_of_namespace)
-{
-    static const char *const made[] = {TOPIC("b-topic"), TOPIC("a-topic"),
-                                       "persistent://pulsar/system/elsewhere"};
-    struct client *cl = connected_with_topics(TOPIC("parts"), made, 3);
-    get_topics(cl, "public/default", 31, false);
-    struct wire_frame f;
-    expect(cl, T(GET_TOPICS_OF_NAMESPACE_RESPONSE), &f);
-    Pulsar__Proto__CommandGetTopicsOfNamespaceResponse *r = f.cmd->gettopicsofnamespaceresponse;
-    ck_assert_uint_eq(r->request_id, 31);
-    static const char *const want[] = {TOPIC("a-topic"), TOPIC("b-topic"),
-                                       TOPIC("parts-partition-0"), TOPIC("parts-partition-1")};
-    ck_assert_uint_eq(r->n_topics, 4);
-    for (size_t i = 0; i < 4; i++)
-        ck_assert_str_eq(r->topics[i], want[i]);
-    wire_frame_clear(&f);
-
-    get_topics(cl, "public/default", 32, true);
-    expect(cl, T(GET_TOPICS_OF_NAMESPACE_RESPONSE), &f);
-    ck_assert_uint_eq(f.cmd->gettopicsofnamespaceresponse->request_id, 32);
-    ck_assert_uint_eq(f.cmd->gettopicsofnamespaceresponse->n_topics, 0);
-    wire_frame_clear(&f);
-
-    get_topics(cl, "nope/none", 33, false);
-    expect_error(cl, 33, SE(TopicNotFound), "Namespace does not exist");
-}
-END_TEST
-
-/* ---- pattern consumers: topics_pattern, topics_hash, watchers (conn_watch.c) ------------- */
-
-static void get_topics_req(struct client *cl, uint64_t request_id, const char *pattern,
-                           const char *hash)
-{
-    Pulsar__Proto__CommandGetTopicsOfNamespace g =
-        PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__INIT;
-    g.namespace_ = "public/default";
-    g.request_id = request_id;
-    g.topics_pattern = (char *)pattern;
-    g.topics_hash = (char *)hash;
     SEND(cl, GET_TOPICS_OF_NAMESPACE, gettopicsofnamespace, g);
 }
 
@@ -1267,6 +1223,58 @@ static void expect_topics(struct client *cl, uint64_t request_id, bool filtered,
     if (hash)
         memcpy(hash, h, sizeof h);
     wire_frame_clear(&f);
+}
+
+#define NP_TOPIC(x) "non-persistent://public/default/" x
+
+/* GET_TOPICS_OF_NAMESPACE: the persistent topics of the namespace, loaded or not, with the
+ * partitions of its partitioned topics, sorted; in NON_PERSISTENT mode the loaded
+ * non-persistent ones, in ALL mode both; an unknown namespace is an error. */
+START_TEST(test_get_topics_of_namespace)
+{
+    static const char *const made[] = {
+        TOPIC("b-topic"), TOPIC("a-topic"), "persistent://pulsar/system/elsewhere",
+        NP_TOPIC("np-b"), NP_TOPIC("np-a"), "non-persistent://pulsar/system/np-x"};
+    struct client *cl = connected_with_topics(TOPIC("parts"), made, 6);
+    get_topics(cl, "public/default", 31, -1);
+    struct wire_frame f;
+    expect(cl, T(GET_TOPICS_OF_NAMESPACE_RESPONSE), &f);
+    Pulsar__Proto__CommandGetTopicsOfNamespaceResponse *r = f.cmd->gettopicsofnamespaceresponse;
+    ck_assert_uint_eq(r->request_id, 31);
+    static const char *const want[] = {TOPIC("a-topic"), TOPIC("b-topic"),
+                                       TOPIC("parts-partition-0"), TOPIC("parts-partition-1")};
+    ck_assert_uint_eq(r->n_topics, 4);
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_str_eq(r->topics[i], want[i]);
+    wire_frame_clear(&f);
+
+    get_topics(cl, "public/default", 32,
+               PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__NON_PERSISTENT);
+    static const char *const np[] = {NP_TOPIC("np-a"), NP_TOPIC("np-b")};
+    expect_topics(cl, 32, false, np, 2, NULL);
+    get_topics(cl, "public/default", 34, PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__ALL);
+    static const char *const all[] = {NP_TOPIC("np-a"),           NP_TOPIC("np-b"),
+                                      TOPIC("a-topic"),           TOPIC("b-topic"),
+                                      TOPIC("parts-partition-0"), TOPIC("parts-partition-1")};
+    expect_topics(cl, 34, false, all, 6, NULL);
+
+    get_topics(cl, "nope/none", 33, -1);
+    expect_error(cl, 33, SE(TopicNotFound), "Namespace does not exist");
+}
+END_TEST
+
+/* ---- pattern consumers: topics_pattern, topics_hash, watchers (conn_watch.c) ------------- */
+
+static void get_topics_req(struct client *cl, uint64_t request_id, const char *pattern,
+                           const char *hash)
+{
+    Pulsar__Proto__CommandGetTopicsOfNamespace g =
+        PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__INIT;
+    g.namespace_ = "public/default";
+    g.request_id = request_id;
+    g.topics_pattern = (char *)pattern;
+    g.topics_hash = (char *)hash;
+    SEND(cl, GET_TOPICS_OF_NAMESPACE, gettopicsofnamespace, g);
 }
 
 /* GET_TOPICS_OF_NAMESPACE with topics_pattern: only the matching topics (a partition by its
