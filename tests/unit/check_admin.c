@@ -1296,6 +1296,14 @@ START_TEST(test_non_persistent_topics)
     ck_assert(json_real_value(json_object_get(ss, "msgDropRate")) == sent / 2.0);
     ck_assert_int_eq(json_integer_value(json_object_get(ss, "msgBacklog")), 0);
     reply_json_free();
+    /* and Pulsar's metric */
+    ck_assert_int_eq(rq("GET", "/metrics", NULL), 200);
+    char want[300];
+    snprintf(want, sizeof want,
+             "pulsar_subscription_msg_drop_rate{cluster=\"standalone\",namespace=\"public/"
+             "default\",topic=\"%s\",subscription=\"s\"} %.1f\n",
+             full, sent / 2.0);
+    ck_assert_msg(strstr(last.body, want), "no %s in /metrics", want);
     topic_consumer_close(c);
     /* partitioned topics of the domain */
     expect_status("PUT", NPT "/pp/partitions", "2", 204);
