@@ -116,6 +116,11 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
     if (r->cfg.dispatch_max_round_robin <= 0)
         r->cfg.dispatch_max_round_robin = 20;
     mg_map_init(&r->topics);
+    const struct ml_config np_mc = {.cache_size_bytes = 1 << 20,
+                                    .max_entries_per_ledger = 50000,
+                                    .max_size_per_ledger = (int64_t)1 << 30};
+    r->np_mlf = ml_factory_new(r->loop, "memory", &np_mc);
+    MG_ASSERT(r->np_mlf);
     r->lat_ring = mg_calloc(TOPIC_LAT_RING, sizeof *r->lat_ring);
     topic_sweep_init(r, TOPIC_SWEEP_QUOTA, r->cfg.quota_check_interval_ms,
                      topic_check_backlog_quota);
@@ -146,6 +151,7 @@ void topic_registry_free(struct topic_registry *r)
     for (int w = 0; w < TOPIC_SWEEPS; w++)
         mg_timer_fini(&r->sweeps[w].tmr);
     mg_timer_fini(&r->dedup_tmr);
+    ml_factory_free(r->np_mlf); /* a load in progress gets -MG_ECANCELED (orphaned: freed) */
     mg_map_fini(&r->topics);
     mg_free(r->lat_ring);
     mg_free(r->cluster_name);
@@ -339,7 +345,8 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     mg_map_init(&t->subs);
     topic_add_waiter(t, cb, data);
     mg_map_put_str(&r->topics, t->name.full, t);
-    rc = ml_open(r->mlf, t->ml_name, topic_open_cb, t);
+    /* a non-persistent topic stores nothing: its ML lives in this process only */
+    rc = ml_open(n.persistent ? r->mlf : r->np_mlf, t->ml_name, topic_open_cb, t);
     if (rc < 0) {
         mg_map_del_str(&r->topics, t->name.full);
         topic_free(t);

@@ -101,6 +101,8 @@ static void teardown(void)
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
+#define NP_TOPIC "non-persistent://public/default/np"
+
 struct get_res {
     int calls, status;
     struct topic *t;
@@ -2346,6 +2348,38 @@ static struct topic *dd_bk_load(const char *name)
     return dd_bk_load_on(reg, name);
 }
 
+static int np_meta_status(const char *path)
+{
+    struct meta_req r = {0};
+    int st = tl_meta_get(dd_env.meta, path, &r);
+    meta_req_fini(&r);
+    return st;
+}
+
+/* Over a durable store, a non-persistent topic writes nothing there: no managed-ledger node
+ * (so no ledger and no cursor either), where loading the persistent topic of the same name
+ * creates one. Its messages are delivered all the same. */
+START_TEST(test_np_stores_nothing)
+{
+    struct topic *t = dd_bk_load(NP_TOPIC);
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, false, a);
+    topic_consumer_flow(a->c, 100);
+    struct topic_producer *p = mkprod(t);
+    int n = 7;
+    for (int i = 0; i < n; i++)
+        publish_full(p, 10 + (uint64_t)i, 0, NULL);
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, n, 10000), n);
+    ck_assert_int_eq(a->n, n);
+    topic_producer_close(p);
+    tl_run_for(loop, 200); /* cursor flushes would be written by now (50 ms interval) */
+    ck_assert_int_eq(np_meta_status("/managed-ledgers/public/default/non-persistent/np"),
+                     -MG_ENOTFOUND);
+    dd_bk_load("persistent://public/default/np");
+    ck_assert_int_eq(np_meta_status("/managed-ledgers/public/default/persistent/np"), 0);
+}
+END_TEST
+
 /* The state is snapshotted every dedup_entries_interval entries into the cursor's
  * mark-delete properties, and a topic loaded again (moved, or after a crash) takes the
  * snapshot and replays what came after it before any producer attaches: a producer
@@ -3050,8 +3084,6 @@ static void np_setup(void)
     setup_on(&cfg, np_wall0); /* simulated loop: the drop rate's interval is exact */
 }
 
-#define NP_TOPIC "non-persistent://public/default/np"
-
 /* Publish n messages with publish times from ts0 up (keys[i % n_keys] when keys). */
 static void np_publish(struct topic *t, int n, uint64_t ts0, const char *const *keys, int n_keys)
 {
@@ -3257,7 +3289,7 @@ static Suite *topic_suite(void)
            test_dedup_bounds, test_dedup_policy);
     tc = tl_tcase(s, "dedup_bk", 60, dd_bk_setup, dd_bk_teardown);
     tl_add(tc, test_dedup_snapshot_rebuild, test_dedup_moves, test_dedup_rebuild_fails,
-           test_dedup_write_failure, test_delayed_rebuilt_after_move);
+           test_dedup_write_failure, test_delayed_rebuilt_after_move, test_np_stores_nothing);
     tc = tl_tcase(s, "compact", 60, cp_setup, dd_bk_teardown);
     tl_add(tc, test_compact_latest_per_key, test_compact_deletes_and_no_keys, test_compact_batches,
            test_compact_empty_topic, test_compact_while_writing, test_compact_restart_and_move,
