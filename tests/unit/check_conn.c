@@ -689,6 +689,7 @@ static void expect_partitions(struct client *cl, uint64_t request_id, int n, int
 #define SHARED PULSAR__PROTO__COMMAND_SUBSCRIBE__SUB_TYPE__Shared
 #define FAILOVER PULSAR__PROTO__COMMAND_SUBSCRIBE__SUB_TYPE__Failover
 #define KEY_SHARED PULSAR__PROTO__COMMAND_SUBSCRIBE__SUB_TYPE__Key_Shared
+#define NP_TOPIC(x) "non-persistent://public/default/" x
 #define SE(name) PULSAR__PROTO__SERVER_ERROR__##name
 
 /* ---- connection ---------------------------------------------------------------------------- */
@@ -1224,8 +1225,6 @@ static void expect_topics(struct client *cl, uint64_t request_id, bool filtered,
         memcpy(hash, h, sizeof h);
     wire_frame_clear(&f);
 }
-
-#define NP_TOPIC(x) "non-persistent://public/default/" x
 
 /* GET_TOPICS_OF_NAMESPACE: the persistent topics of the namespace, loaded or not, with the
  * partitions of its partitioned topics, sorted; in NON_PERSISTENT mode the loaded
@@ -1891,6 +1890,50 @@ START_TEST(test_dedup_receipts)
 }
 END_TEST
 
+/* Non-persistent topics over the wire: every SEND_RECEIPT carries (0, 0); a consumer gets
+ * what arrives within its permits, with id (0, 0), and nothing more (the rest is dropped, not
+ * kept for a later FLOW); its ACK is answered. With enableNonPersistentTopics=false a PRODUCER
+ * or SUBSCRIBE on one is refused with NotAllowedError, a persistent topic still served. */
+START_TEST(test_non_persistent_wire)
+{
+    start();
+    struct client *pc = connected(21), *cc = connected(21);
+    subscribe(cc, NP_TOPIC("w"), "s", 5, NULL);
+    uint32_t permits = 2;
+    flow(cc, 5, permits);
+    producer(pc, NP_TOPIC("w"), 1);
+    uint64_t sent = 5;
+    for (uint64_t i = 0; i < sent; i++) {
+        struct ml_position pos = publish(pc, 1, i, NULL);
+        ck_assert(pos.ledger == 0 && pos.entry == 0);
+    }
+    for (uint64_t i = 0; i < permits; i++) {
+        struct got g = expect_message(cc, 5);
+        ck_assert_uint_eq(g.seq, i);
+        ck_assert(g.pos.ledger == 0 && g.pos.entry == 0);
+    }
+    expect_nothing(cc);
+    ack(cc, 5, (struct ml_position){0, 0}, false, NULL, 0, 0, 77);
+    expect_ack_ok(cc, 5, 77);
+    flow(cc, 5, 10); /* nothing was kept for later */
+    expect_nothing(cc);
+    publish(pc, 1, sent, NULL);
+    ck_assert_uint_eq(expect_message(cc, 5).seq, sent);
+}
+END_TEST
+
+START_TEST(test_non_persistent_disabled_wire)
+{
+    tl_cfg_set(&fx.cfg, "enableNonPersistentTopics", "false");
+    start();
+    struct client *cl = connected(21);
+    ck_assert_int_eq(producer_v(cl, NP_TOPIC("off"), 1, 31, -1), -SE(NotAllowedError) - 1);
+    subscribe_req(cl, NP_TOPIC("off"), "s", 5, 32, NULL);
+    expect_error(cl, 32, SE(NotAllowedError), NULL);
+    producer(cl, TOPIC("on"), 2);
+}
+END_TEST
+
 /* ---- consuming ----------------------------------------------------------------------------- */
 
 START_TEST(test_second_exclusive_consumer_refused)
@@ -2439,6 +2482,7 @@ int main(void)
     tl_add(tc, test_lookup_and_partitioned_metadata, test_get_topics_of_namespace,
            test_schema_producers_and_get, test_schema_get_or_create_subscribe);
     tc = tl_tcase(s, "producing", 30, setup, teardown);
+    tl_add(tc, test_non_persistent_wire, test_non_persistent_disabled_wire);
     tl_add(tc, test_produce_consume_round_trip, test_send_for_unknown_producer_closes,
            test_dedup_receipts, test_exclusive_producer);
     tc = tl_tcase(s, "consuming", 30, setup, teardown);
