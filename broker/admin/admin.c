@@ -536,6 +536,27 @@ void admin_h_bad_method(struct admin_req *r)
 #define NPT "/admin/v2/non-persistent/{tenant}/{namespace}"
 #define NT NPT "/{topic}"
 #define SCH "/admin/v2/schemas/{tenant}/{namespace}/{topic}"
+/* The topic routes both domains have: D is the domain's namespace path, DT its topic. */
+/* clang-format off */
+#define DOMAIN_TOPIC_ROUTES(D, DT)                                                                 \
+    {GET,  D,                          admin_h_topics,               R_NS},                        \
+    {ANY,  D,                          admin_h_bad_method,           R_NS},                        \
+    {GET,  D "/partitioned",           admin_h_partitioned_topics,   R_NS},                        \
+    {ANY,  D "/partitioned",           admin_h_bad_method,           R_NS},                        \
+    {GET,  DT "/partitions",           admin_h_partitions_get,       R_TOPIC},                     \
+    {PUT,  DT "/partitions",           admin_h_partitions_create,    R_TOPIC | R_JSON},            \
+    {POST, DT "/partitions",           admin_h_partitions_update,    R_TOPIC | R_JSON},            \
+    {DEL,  DT "/partitions",           admin_h_partitions_delete,    R_TOPIC},                     \
+    {ANY,  DT "/partitions",           admin_h_bad_method,           R_TOPIC},                     \
+    {PUT,  DT,                         admin_h_topic_create,         R_GATED},                     \
+    {DEL,  DT,                         admin_h_topic_delete,         R_GATED},                     \
+    {ANY,  DT,                         admin_h_bad_method,           R_GATED},                     \
+    {GET,  DT "/stats",                admin_h_topic_stats,          R_GATED},                     \
+    {GET,  DT "/partitioned-stats",    admin_h_partitioned_stats,    R_GATED},                     \
+    {GET,  DT "/internalStats",        admin_h_internal_stats,       R_GATED},                     \
+    {GET,  DT "/subscriptions",        admin_h_subscriptions,        R_GATED},                     \
+    {PUT,  DT "/unload",               admin_h_topic_unload,         R_GATED}
+/* clang-format on */
 const struct admin_route admin_routes[] = {
     /* clang-format off */
     /* probes, metrics, HTTP lookup (docs/admin.md §2, §8, §9) */
@@ -624,26 +645,10 @@ const struct admin_route admin_routes[] = {
     {ANY,  NS "/**",                          admin_h_not_found,                  R_NS},
     /* persistent topics (§5-§7): T is a topic; the operations of a partitioned topic run on
      * its partitions, each served by its owner (admin_topics.c, admin_fanout.c) */
-    {GET,  PT,                                admin_h_topics,                     R_NS},
-    {ANY,  PT,                                admin_h_bad_method,                 R_NS},
-    {GET,  PT "/partitioned",                 admin_h_partitioned_topics,         R_NS},
-    {ANY,  PT "/partitioned",                 admin_h_bad_method,                 R_NS},
-    {GET,  T "/partitions",                   admin_h_partitions_get,             R_TOPIC},
-    {PUT,  T "/partitions",                   admin_h_partitions_create,          R_TOPIC | R_JSON},
-    {POST, T "/partitions",                   admin_h_partitions_update,          R_TOPIC | R_JSON},
-    {DEL,  T "/partitions",                   admin_h_partitions_delete,          R_TOPIC},
+    DOMAIN_TOPIC_ROUTES(PT, T),
+    {GET,  T "/partitioned-internalStats",    admin_h_partitioned_internal_stats, R_GATED},
     {POST, T "/partitions/terminate",         admin_h_partitions_terminate,       R_GATED},
     {POST, T "/terminate/partitions",         admin_h_partitions_terminate,       R_GATED},
-    {ANY,  T "/partitions",                   admin_h_bad_method,                 R_TOPIC},
-    {PUT,  T,                                 admin_h_topic_create,               R_GATED},
-    {DEL,  T,                                 admin_h_topic_delete,               R_GATED},
-    {ANY,  T,                                 admin_h_bad_method,                 R_GATED},
-    {GET,  T "/stats",                        admin_h_topic_stats,                R_GATED},
-    {GET,  T "/partitioned-stats",            admin_h_partitioned_stats,          R_GATED},
-    {GET,  T "/internalStats",                admin_h_internal_stats,             R_GATED},
-    {GET,  T "/partitioned-internalStats",    admin_h_partitioned_internal_stats, R_GATED},
-    {GET,  T "/subscriptions",                admin_h_subscriptions,              R_GATED},
-    {PUT,  T "/unload",                       admin_h_topic_unload,               R_GATED},
     {GET,  T "/lastMessageId",                admin_h_last_message_id,            R_GATED},
     {PUT,  T "/compaction",                   admin_h_compaction_trigger,         R_GATED},
     {GET,  T "/compaction",                   admin_h_compaction_status,          R_GATED},
@@ -665,23 +670,7 @@ const struct admin_route admin_routes[] = {
     {DEL,  T "/permissions/*",                admin_h_topic_permission_set,       R_TOPIC},
     {ANY,  T "/**",                           admin_h_not_found,                  R_GATED},
     /* non-persistent topics: the same handlers, for the loaded topics (nothing is stored) */
-    {GET,  NPT,                               admin_h_topics,                     R_NS},
-    {ANY,  NPT,                               admin_h_bad_method,                 R_NS},
-    {GET,  NPT "/partitioned",                admin_h_partitioned_topics,         R_NS},
-    {ANY,  NPT "/partitioned",                admin_h_bad_method,                 R_NS},
-    {GET,  NT "/partitions",                  admin_h_partitions_get,             R_TOPIC},
-    {PUT,  NT "/partitions",                  admin_h_partitions_create,          R_TOPIC | R_JSON},
-    {POST, NT "/partitions",                  admin_h_partitions_update,          R_TOPIC | R_JSON},
-    {DEL,  NT "/partitions",                  admin_h_partitions_delete,          R_TOPIC},
-    {ANY,  NT "/partitions",                  admin_h_bad_method,                 R_TOPIC},
-    {PUT,  NT,                                admin_h_topic_create,               R_GATED},
-    {DEL,  NT,                                admin_h_topic_delete,               R_GATED},
-    {ANY,  NT,                                admin_h_bad_method,                 R_GATED},
-    {GET,  NT "/stats",                       admin_h_topic_stats,                R_GATED},
-    {GET,  NT "/partitioned-stats",           admin_h_partitioned_stats,          R_GATED},
-    {GET,  NT "/internalStats",               admin_h_internal_stats,             R_GATED},
-    {GET,  NT "/subscriptions",               admin_h_subscriptions,              R_GATED},
-    {PUT,  NT "/unload",                      admin_h_topic_unload,               R_GATED},
+    DOMAIN_TOPIC_ROUTES(NPT, NT),
     {ANY,  "/admin/v2/non-persistent/**",     admin_h_non_persistent,             0},
     /* the schema registry (admin_schemas.c): any broker answers, the store is shared */
     {GET,  SCH "/schema",                     admin_h_schema_get,                 R_TOPIC},
@@ -712,6 +701,7 @@ const struct admin_route admin_routes[] = {
 #undef SUB
 #undef NPT
 #undef NT
+#undef DOMAIN_TOPIC_ROUTES
 #undef SCH
 const size_t admin_routes_count = sizeof admin_routes / sizeof *admin_routes;
 

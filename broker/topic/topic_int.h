@@ -45,8 +45,9 @@ struct topic_registry {
     struct mg_loop *loop;                    /* borrowed: the ML factory's; clock and timers */
     struct event_base *base;                 /* borrowed: the loop's */
     struct ml_factory *mlf;                  /* borrowed */
-    struct ml_factory *np_mlf;               /* owned: in-memory MLs of non-persistent topics (their
-                                                subscriptions' cursors; nothing is appended or stored) */
+    struct ml_factory *np_mlf;               /* owned: in-memory MLs of non-persistent topics
+                                                (their subscriptions' cursors; nothing is
+                                                appended or stored) */
     struct topic_config cfg;                 /* cfg.cluster_name points at cluster_name */
     char *cluster_name;                      /* owned */
     struct mg_map topics;                    /* full name -> struct topic (owned) */

@@ -301,6 +301,20 @@ static void sub_ok(struct topic *t, const char *sub, enum topic_sub_type type, b
     ck_assert_int_eq(sub_o(t, sub, &o, f), 0);
 }
 
+/* Consumers "ca" (a) and "cb" (b) on subscription "s" of type, with pa and pb permits. */
+static void sub_pair(struct topic *t, enum topic_sub_type type, struct fc *a, struct fc *b,
+                     uint32_t pa, uint32_t pb)
+{
+    struct topic_sub_options o = opts(type);
+    o.consumer_name = "ca";
+    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
+    o.consumer_name = "cb";
+    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
+    topic_consumer_flow(a->c, pa);
+    topic_consumer_flow(b->c, pb);
+    spin();
+}
+
 static void ack1(struct fc *f, struct ml_position pos)
 {
     struct topic_ack a = {.pos = pos};
@@ -1031,14 +1045,7 @@ START_TEST(test_key_shared_auto)
 {
     struct topic *t = load("ks");
     struct fc *a = fc_new(), *b = fc_new();
-    struct topic_sub_options o = opts(TOPIC_SUB_KEY_SHARED);
-    o.consumer_name = "ca";
-    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
-    o.consumer_name = "cb";
-    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
-    topic_consumer_flow(a->c, 500);
-    topic_consumer_flow(b->c, 500);
-    spin();
+    sub_pair(t, TOPIC_SUB_KEY_SHARED, a, b, 500, 500);
     struct topic_producer *p = mkprod(t);
     static const char *keys[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9"};
     for (int i = 0; i < 100; i++)
@@ -3193,14 +3200,7 @@ START_TEST(test_np_failover)
 {
     struct topic *t = load(NP_TOPIC);
     struct fc *a = fc_new(), *b = fc_new();
-    struct topic_sub_options o = opts(TOPIC_SUB_FAILOVER);
-    o.consumer_name = "a";
-    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
-    o.consumer_name = "b";
-    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
-    topic_consumer_flow(a->c, 2);
-    topic_consumer_flow(b->c, 100);
-    spin();
+    sub_pair(t, TOPIC_SUB_FAILOVER, a, b, 2, 100);
     np_publish(t, 6, 1, NULL, 0);
     ck_assert_int_eq(a->n + b->n, 2);
     ck_assert(a->n == 2 || b->n == 2);
