@@ -487,6 +487,8 @@ static json_t *admin_tp_topic_stats_json(struct admin *a, struct topic *t)
             p, "averageMsgSize",
             json_real(ps.msg_rate_in > 0 ? ps.throughput_in / ps.msg_rate_in : 0.0));
         json_object_set_new(p, "chunkedMessageRate", json_real(0.0));
+        if (!topic_is_persistent(t)) /* NonPersistentPublisherStats: no drops on this side */
+            json_object_set_new(p, "msgDropRate", json_real(0.0));
         json_object_set_new(p, "producerId", json_integer((json_int_t)ps.id));
         json_object_set_new(p, "supportsPartialProducer", json_false());
         json_object_set_new(p, "producerName", json_string(ps.name));

@@ -109,14 +109,15 @@ void conn_authz_recheck(struct conn *c, const char *tenant_ns)
 {
     if (!auth_authz_enabled(c->env->auth) || !conn_is_open(c))
         return;
-    char *prefix = mg_asprintf("persistent://%s/", tenant_ns);
-    size_t plen = strlen(prefix);
+    size_t nlen = strlen(tenant_ns);
     struct conn_endpoint *e, *tmp;
     TAILQ_FOREACH_SAFE(e, &c->endpoints, link, tmp)
     {
+        /* the namespace's topics, of both domains ("<domain>://t/ns/...") */
+        const char *scheme = strstr(e->topic, "://");
         struct topic_name tn;
-        if (!e->attached || !e->ready || strncmp(e->topic, prefix, plen) != 0 ||
-            topic_name_parse(e->topic, &tn) < 0)
+        if (!e->attached || !e->ready || !scheme || strncmp(scheme + 3, tenant_ns, nlen) != 0 ||
+            scheme[3 + nlen] != '/' || topic_name_parse(e->topic, &tn) < 0)
             continue;
         bool producer = e->map == &c->producers;
         const char *sub = producer ? NULL : ((struct conn_consumer *)e)->sub;
@@ -129,7 +130,6 @@ void conn_authz_recheck(struct conn *c, const char *tenant_ns)
         }
         topic_name_fini(&tn);
     }
-    mg_free(prefix);
 }
 
 struct ns_auto_create conn_auto_create(struct conn *c, const struct topic_name *tn)

@@ -277,7 +277,8 @@ int topic_consumer_unsubscribe(struct topic_consumer *c, bool force);
 
 typedef void (*topic_done_cb)(void *data, int status);
 /* Seek the subscription to a message id or publish time; every consumer of the
- * subscription is closed by the broker (closed callback) once done, then cb runs. */
+ * subscription is closed by the broker (closed callback) once done, then cb runs.
+ * -MG_ENOTALLOWED on a non-persistent topic. */
 int topic_consumer_seek(struct topic_consumer *c, bool by_time, struct ml_position pos,
                         uint64_t ts_ms, topic_done_cb cb, void *data);
 /* Client-side close: its unacked messages go back to the subscription for the others. */

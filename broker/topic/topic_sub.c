@@ -1389,6 +1389,8 @@ int topic_consumer_seek(struct topic_consumer *c, bool by_time, struct ml_positi
     if (c->dead)
         return -MG_ECLOSED;
     struct topic_sub *s = c->sub;
+    if (!s->topic->name.persistent)
+        return -MG_ENOTALLOWED; /* nothing kept to go back to (Pulsar refuses it too) */
     if (s->seek)
         return -MG_EBUSY;
     struct sub_seek *op = mg_calloc(1, sizeof *op);
