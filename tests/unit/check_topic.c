@@ -3246,6 +3246,34 @@ START_TEST(test_np_key_shared)
 }
 END_TEST
 
+/* A consumer closed by its connection inside the send (publish in progress): its
+ * subscription goes (nothing durable on a non-persistent topic), the others still get
+ * everything. */
+START_TEST(test_np_close_inside_send)
+{
+    struct topic *t = load(NP_TOPIC);
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_ok(t, "a", TOPIC_SUB_EXCLUSIVE, false, a);
+    sub_ok(t, "b", TOPIC_SUB_EXCLUSIVE, false, b);
+    a->close_at = 1;
+    topic_consumer_flow(a->c, 100);
+    topic_consumer_flow(b->c, 100);
+    spin();
+    int sent = 4;
+    np_publish(t, sent, 1, NULL, 0);
+    ck_assert_int_eq(a->n, 1);
+    ck_assert_int_eq(b->n, sent);
+    size_t pos = 0;
+    struct topic_sub_stats st;
+    int subs = 0;
+    while (topic_sub_stats_next(t, &pos, &st)) {
+        ck_assert_str_eq(st.name, "b");
+        subs++;
+    }
+    ck_assert_int_eq(subs, 1);
+}
+END_TEST
+
 /* enableNonPersistentTopics=false: non-persistent names are refused, persistent ones load. */
 START_TEST(test_np_disabled)
 {
@@ -3281,7 +3309,7 @@ static Suite *topic_suite(void)
 
     tc = tl_tcase(s, "non-persistent", 0, np_setup, teardown);
     tl_add(tc, test_np_exclusive_delivery_and_drops, test_np_shared, test_np_failover,
-           test_np_key_shared, test_np_disabled);
+           test_np_key_shared, test_np_close_inside_send, test_np_disabled);
 
     tc = tl_tcase(s, "delayed", 0, dl_setup, teardown);
     tl_add(tc, test_delayed_shared, test_delayed_no_timer_storm, test_delayed_bounded,
