@@ -301,15 +301,16 @@ static void sub_ok(struct topic *t, const char *sub, enum topic_sub_type type, b
     ck_assert_int_eq(sub_o(t, sub, &o, f), 0);
 }
 
-/* Consumers "ca" (a) and "cb" (b) on subscription "s" of type, with pa and pb permits. */
-static void sub_pair(struct topic *t, enum topic_sub_type type, struct fc *a, struct fc *b,
-                     uint32_t pa, uint32_t pb)
+/* Consumers "ca" (a) on subscription sa and "cb" (b) on sb (the same name: one
+ * subscription), both of type, with pa and pb permits. */
+static void sub_pair(struct topic *t, enum topic_sub_type type, const char *sa, const char *sb,
+                     struct fc *a, struct fc *b, uint32_t pa, uint32_t pb)
 {
     struct topic_sub_options o = opts(type);
     o.consumer_name = "ca";
-    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
+    ck_assert_int_eq(sub_o(t, sa, &o, a), 0);
     o.consumer_name = "cb";
-    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
+    ck_assert_int_eq(sub_o(t, sb, &o, b), 0);
     topic_consumer_flow(a->c, pa);
     topic_consumer_flow(b->c, pb);
     spin();
@@ -1045,7 +1046,7 @@ START_TEST(test_key_shared_auto)
 {
     struct topic *t = load("ks");
     struct fc *a = fc_new(), *b = fc_new();
-    sub_pair(t, TOPIC_SUB_KEY_SHARED, a, b, 500, 500);
+    sub_pair(t, TOPIC_SUB_KEY_SHARED, "s", "s", a, b, 500, 500);
     struct topic_producer *p = mkprod(t);
     static const char *keys[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9"};
     for (int i = 0; i < 100; i++)
@@ -3181,12 +3182,8 @@ START_TEST(test_np_shared)
 {
     struct topic *t = load(NP_TOPIC);
     struct fc *a = fc_new(), *b = fc_new();
-    sub_ok(t, "s", TOPIC_SUB_SHARED, false, a);
-    sub_ok(t, "s", TOPIC_SUB_SHARED, false, b);
     int pa = 3, pb = 4, sent = 15;
-    topic_consumer_flow(a->c, (uint32_t)pa);
-    topic_consumer_flow(b->c, (uint32_t)pb);
-    spin();
+    sub_pair(t, TOPIC_SUB_SHARED, "s", "s", a, b, (uint32_t)pa, (uint32_t)pb);
     np_publish(t, sent, 1000, NULL, 0);
     ck_assert_int_eq(a->n, pa);
     ck_assert_int_eq(b->n, pb);
@@ -3202,7 +3199,7 @@ START_TEST(test_np_failover)
 {
     struct topic *t = load(NP_TOPIC);
     struct fc *a = fc_new(), *b = fc_new();
-    sub_pair(t, TOPIC_SUB_FAILOVER, a, b, 2, 100);
+    sub_pair(t, TOPIC_SUB_FAILOVER, "s", "s", a, b, 2, 100);
     np_publish(t, 6, 1, NULL, 0);
     ck_assert_int_eq(a->n + b->n, 2);
     ck_assert(a->n == 2 || b->n == 2);
@@ -3253,12 +3250,8 @@ START_TEST(test_np_close_inside_send)
 {
     struct topic *t = load(NP_TOPIC);
     struct fc *a = fc_new(), *b = fc_new();
-    sub_ok(t, "a", TOPIC_SUB_EXCLUSIVE, false, a);
-    sub_ok(t, "b", TOPIC_SUB_EXCLUSIVE, false, b);
+    sub_pair(t, TOPIC_SUB_EXCLUSIVE, "a", "b", a, b, 100, 100);
     a->close_at = 1;
-    topic_consumer_flow(a->c, 100);
-    topic_consumer_flow(b->c, 100);
-    spin();
     int sent = 4;
     np_publish(t, sent, 1, NULL, 0);
     ck_assert_int_eq(a->n, 1);
