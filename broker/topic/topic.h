@@ -285,7 +285,8 @@ int topic_consumer_seek(struct topic_consumer *c, bool by_time, struct ml_positi
 void topic_consumer_close(struct topic_consumer *c);
 
 /* Last message id of the topic: position and batch index (num_messages-1 for a batched
- * entry, -1 otherwise), async (may read the entry). */
+ * entry, -1 otherwise), async (may read the entry). -MG_ENOTALLOWED on a non-persistent
+ * topic. */
 typedef void (*topic_last_id_cb)(void *data, int status, struct ml_position pos,
                                  int32_t batch_index, struct ml_position mark_delete);
 int topic_consumer_last_message_id(struct topic_consumer *c, topic_last_id_cb cb, void *data);

@@ -1448,6 +1448,8 @@ int topic_consumer_last_message_id(struct topic_consumer *c, topic_last_id_cb cb
     if (c->dead)
         return -MG_ECLOSED;
     struct topic_sub *s = c->sub;
+    if (!s->topic->name.persistent)
+        return -MG_ENOTALLOWED; /* nothing is kept: Pulsar does not support it there either */
     struct ml_ledger *ml = s->topic->ml;
     if (!ml)
         return -MG_ECLOSED;

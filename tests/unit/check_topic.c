@@ -3151,6 +3151,7 @@ START_TEST(test_np_exclusive_delivery_and_drops)
     /* a seek is refused; acks and redeliveries have nothing to act on: no message comes again */
     ck_assert_int_eq(topic_consumer_seek(a->c, false, (struct ml_position){0, 0}, 0, NULL, NULL),
                      -MG_ENOTALLOWED);
+    ck_assert_int_eq(topic_consumer_last_message_id(a->c, NULL, NULL), -MG_ENOTALLOWED);
     ack1(a, pubs.pos[0]);
     topic_consumer_redeliver(a->c, NULL, 0);
     topic_consumer_flow(a->c, 100);
