@@ -1919,6 +1919,10 @@ START_TEST(test_non_persistent_wire)
     expect_nothing(cc);
     publish(pc, 1, sent, NULL);
     ck_assert_uint_eq(expect_message(cc, 5).seq, sent);
+    /* a partitioned non-persistent topic answers its partitions as a persistent one */
+    ck_assert_int_eq(ns_partitions_set(fx.ns, NP_TOPIC("parts"), 3, true, NULL, NULL), 0);
+    partitioned_metadata(pc, NP_TOPIC("parts"), 9);
+    expect_partitions(pc, 9, 3, 0);
 }
 END_TEST
 
