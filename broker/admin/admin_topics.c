@@ -1,5 +1,7 @@
 /*
- * admin_topics.c - persistent topics (docs/admin.md §5-§7) and HTTP lookup (§8).
+ * admin_topics.c - persistent topics (docs/admin.md §5-§7) and HTTP lookup (§8); the same
+ * handlers serve /admin/v2/non-persistent/... (admin_domain), whose topics exist only while
+ * loaded (nothing of theirs is stored: a request on one not loaded answers 404).
  *
  * Happy path: a request on P/{topic}[/...] becomes a struct topic_op naming the topics it
  * touches (the topic, or every partition of a partitioned topic). Topics that are not loaded
