@@ -5,7 +5,9 @@
  * one load (ml_open); every get for the same name joins the waiters of that load, and the
  * waiters run once the ML is open and its stored durable cursors are opened as
  * subscriptions. A loaded topic answers further gets through a notify event, so callbacks
- * never run inside topic_get. Producers publish through ml_append; the ML completes
+ * never run inside topic_get. Producers publish through ml_append (a non-persistent topic's
+ * publishes go to topic_np.c instead: nothing stored, its ML in the registry's in-memory
+ * factory); the ML completes
  * appends in order, and each producer answers its publishes from a FIFO (a duplicate that
  * deduplication, topic_dedup.c, does not store takes its turn there), so receipts go out in
  * order.
