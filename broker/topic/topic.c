@@ -7,10 +7,9 @@
  * subscriptions. A loaded topic answers further gets through a notify event, so callbacks
  * never run inside topic_get. Producers publish through ml_append (a non-persistent topic's
  * publishes go to topic_np.c instead: nothing stored, its ML in the registry's in-memory
- * factory); the ML completes
- * appends in order, and each producer answers its publishes from a FIFO (a duplicate that
- * deduplication, topic_dedup.c, does not store takes its turn there), so receipts go out in
- * order.
+ * factory); the ML completes appends in order, and each producer answers its publishes from
+ * a FIFO (a duplicate that deduplication, topic_dedup.c, does not store takes its turn
+ * there), so receipts go out in order.
  *
  * Failure modes: a failed ml_open fails every waiter and drops the topic. Unload and
  * delete close producers and consumers first (closed callbacks), then the ML; publishes
