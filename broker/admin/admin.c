@@ -486,9 +486,19 @@ static void admin_h_ready(struct admin_req *r)
     admin_reply_raw(r->call, 200, "text/plain", "ok");
 }
 
+/* What the non-persistent domain does not have here (no storage: no cursors to move, no
+ * backlog, compaction or termination; Pulsar refuses most of these on such topics too). */
 static void admin_h_non_persistent(struct admin_req *r)
 {
-    admin_reply_error(r->call, 405, "Non-persistent topics are not supported");
+    admin_reply_error(r->call, 405, "Not supported on a non-persistent topic");
+}
+
+int admin_domain(const struct admin_req *r)
+{
+    return r->nseg > 2 && strcmp(r->seg[0], "admin") == 0 &&
+                   strcmp(r->seg[2], "non-persistent") == 0
+               ? NS_DOMAIN_NON_PERSISTENT
+               : NS_DOMAIN_PERSISTENT;
 }
 
 void admin_h_not_found(struct admin_req *r)
@@ -523,7 +533,30 @@ void admin_h_bad_method(struct admin_req *r)
 #define PT "/admin/v2/persistent/{tenant}/{namespace}"
 #define T PT "/{topic}"
 #define SUB T "/subscription/{subscription}"
+#define NPT "/admin/v2/non-persistent/{tenant}/{namespace}"
+#define NT NPT "/{topic}"
 #define SCH "/admin/v2/schemas/{tenant}/{namespace}/{topic}"
+/* The topic routes both domains have: D is the domain's namespace path, DT its topic. */
+/* clang-format off */
+#define DOMAIN_TOPIC_ROUTES(D, DT)                                                                 \
+    {GET,  D,                          admin_h_topics,               R_NS},                        \
+    {ANY,  D,                          admin_h_bad_method,           R_NS},                        \
+    {GET,  D "/partitioned",           admin_h_partitioned_topics,   R_NS},                        \
+    {ANY,  D "/partitioned",           admin_h_bad_method,           R_NS},                        \
+    {GET,  DT "/partitions",           admin_h_partitions_get,       R_TOPIC},                     \
+    {PUT,  DT "/partitions",           admin_h_partitions_create,    R_TOPIC | R_JSON},            \
+    {POST, DT "/partitions",           admin_h_partitions_update,    R_TOPIC | R_JSON},            \
+    {DEL,  DT "/partitions",           admin_h_partitions_delete,    R_TOPIC},                     \
+    {ANY,  DT "/partitions",           admin_h_bad_method,           R_TOPIC},                     \
+    {PUT,  DT,                         admin_h_topic_create,         R_GATED},                     \
+    {DEL,  DT,                         admin_h_topic_delete,         R_GATED},                     \
+    {ANY,  DT,                         admin_h_bad_method,           R_GATED},                     \
+    {GET,  DT "/stats",                admin_h_topic_stats,          R_GATED},                     \
+    {GET,  DT "/partitioned-stats",    admin_h_partitioned_stats,    R_GATED},                     \
+    {GET,  DT "/internalStats",        admin_h_internal_stats,       R_GATED},                     \
+    {GET,  DT "/subscriptions",        admin_h_subscriptions,        R_GATED},                     \
+    {PUT,  DT "/unload",               admin_h_topic_unload,         R_GATED}
+/* clang-format on */
 const struct admin_route admin_routes[] = {
     /* clang-format off */
     /* probes, metrics, HTTP lookup (docs/admin.md §2, §8, §9) */
@@ -538,9 +571,9 @@ const struct admin_route admin_routes[] = {
     {GH,   LK "/persistent/{tenant}/{namespace}/{topic}/bundle",
                                               admin_h_lookup_bundle,              0},
     {GH,   LK "/{domain}/{tenant}/{namespace}/{topic}",
-                                              admin_h_non_persistent,             0},
+                                              admin_h_lookup,                     0},
     {GH,   LK "/{domain}/{tenant}/{namespace}/{topic}/bundle",
-                                              admin_h_non_persistent,             0},
+                                              admin_h_lookup_bundle,              0},
     {GH,   LK "/**",                          admin_h_not_found,                  0},
     /* brokers and clusters (§2) */
     {GH,   "/admin/v2/brokers/health",        admin_h_health,                     0},
@@ -612,26 +645,10 @@ const struct admin_route admin_routes[] = {
     {ANY,  NS "/**",                          admin_h_not_found,                  R_NS},
     /* persistent topics (§5-§7): T is a topic; the operations of a partitioned topic run on
      * its partitions, each served by its owner (admin_topics.c, admin_fanout.c) */
-    {GET,  PT,                                admin_h_topics,                     R_NS},
-    {ANY,  PT,                                admin_h_bad_method,                 R_NS},
-    {GET,  PT "/partitioned",                 admin_h_partitioned_topics,         R_NS},
-    {ANY,  PT "/partitioned",                 admin_h_bad_method,                 R_NS},
-    {GET,  T "/partitions",                   admin_h_partitions_get,             R_TOPIC},
-    {PUT,  T "/partitions",                   admin_h_partitions_create,          R_TOPIC | R_JSON},
-    {POST, T "/partitions",                   admin_h_partitions_update,          R_TOPIC | R_JSON},
-    {DEL,  T "/partitions",                   admin_h_partitions_delete,          R_TOPIC},
+    DOMAIN_TOPIC_ROUTES(PT, T),
+    {GET,  T "/partitioned-internalStats",    admin_h_partitioned_internal_stats, R_GATED},
     {POST, T "/partitions/terminate",         admin_h_partitions_terminate,       R_GATED},
     {POST, T "/terminate/partitions",         admin_h_partitions_terminate,       R_GATED},
-    {ANY,  T "/partitions",                   admin_h_bad_method,                 R_TOPIC},
-    {PUT,  T,                                 admin_h_topic_create,               R_GATED},
-    {DEL,  T,                                 admin_h_topic_delete,               R_GATED},
-    {ANY,  T,                                 admin_h_bad_method,                 R_GATED},
-    {GET,  T "/stats",                        admin_h_topic_stats,                R_GATED},
-    {GET,  T "/partitioned-stats",            admin_h_partitioned_stats,          R_GATED},
-    {GET,  T "/internalStats",                admin_h_internal_stats,             R_GATED},
-    {GET,  T "/partitioned-internalStats",    admin_h_partitioned_internal_stats, R_GATED},
-    {GET,  T "/subscriptions",                admin_h_subscriptions,              R_GATED},
-    {PUT,  T "/unload",                       admin_h_topic_unload,               R_GATED},
     {GET,  T "/lastMessageId",                admin_h_last_message_id,            R_GATED},
     {PUT,  T "/compaction",                   admin_h_compaction_trigger,         R_GATED},
     {GET,  T "/compaction",                   admin_h_compaction_status,          R_GATED},
@@ -652,6 +669,8 @@ const struct admin_route admin_routes[] = {
     {POST, T "/permissions/*",                admin_h_topic_permission_set,       R_TOPIC | R_JSON},
     {DEL,  T "/permissions/*",                admin_h_topic_permission_set,       R_TOPIC},
     {ANY,  T "/**",                           admin_h_not_found,                  R_GATED},
+    /* non-persistent topics: the same handlers, for the loaded topics (nothing is stored) */
+    DOMAIN_TOPIC_ROUTES(NPT, NT),
     {ANY,  "/admin/v2/non-persistent/**",     admin_h_non_persistent,             0},
     /* the schema registry (admin_schemas.c): any broker answers, the store is shared */
     {GET,  SCH "/schema",                     admin_h_schema_get,                 R_TOPIC},
@@ -680,6 +699,9 @@ const struct admin_route admin_routes[] = {
 #undef PT
 #undef T
 #undef SUB
+#undef NPT
+#undef NT
+#undef DOMAIN_TOPIC_ROUTES
 #undef SCH
 const size_t admin_routes_count = sizeof admin_routes / sizeof *admin_routes;
 
@@ -856,7 +878,9 @@ static bool admin_route_checks(struct admin_req *r)
         }
     }
     if (f & ADMIN_R_TOPIC_NAME) {
-        char *name = mg_asprintf("persistent://%s/%s", r->tenant_ns, r->p.topic);
+        char *name = mg_asprintf(
+            "%s://%s/%s", admin_domain(r) == NS_DOMAIN_PERSISTENT ? "persistent" : "non-persistent",
+            r->tenant_ns, r->p.topic);
         int rc = topic_name_parse(name, &r->tn);
         mg_free(name);
         /* The local name is one path segment: a '/' in it (%2F) would name a topic of

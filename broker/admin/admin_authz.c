@@ -62,7 +62,8 @@ static enum admin_az admin_az_class(const struct admin_req *r)
             return AZ_NS_CONSUME;
         return AZ_NS;
     }
-    if (admin_az_prefix(pat, "/admin/v2/persistent/")) {
+    if (admin_az_prefix(pat, "/admin/v2/persistent/") ||
+        admin_az_prefix(pat, "/admin/v2/non-persistent/")) {
         if (!r->p.topic) /* the namespace's (partitioned) topics */
             return get ? AZ_NS_CONSUME : AZ_NS;
         if (strstr(pat, "/permissions"))
@@ -73,7 +74,7 @@ static enum admin_az admin_az_class(const struct admin_req *r)
     }
     if (admin_az_prefix(pat, "/admin/v2/schemas/"))
         return AZ_TENANT; /* Pulsar's validateAdminAccessForTenant */
-    return AZ_OPEN;       /* non-persistent: refused by its handler anyway */
+    return AZ_OPEN;
 }
 
 bool admin_is_tenant_admin(const struct admin_env *s, const char *tenant, const char *role)
@@ -104,7 +105,11 @@ bool admin_authorize(struct admin_req *r)
         return true;
     char *tenant_ns = r->p.ns ? mg_asprintf("%s/%s", r->p.tenant, r->p.ns) : NULL;
     char *topic =
-        r->p.topic && r->p.ns ? mg_asprintf("persistent://%s/%s", tenant_ns, r->p.topic) : NULL;
+        r->p.topic && r->p.ns
+            ? mg_asprintf("%s://%s/%s",
+                          admin_domain(r) == NS_DOMAIN_PERSISTENT ? "persistent" : "non-persistent",
+                          tenant_ns, r->p.topic)
+            : NULL;
     const json_t *grants = tenant_ns ? ns_namespace_auth(s->ns, tenant_ns) : NULL;
     bool ok = false;
     switch (az) {

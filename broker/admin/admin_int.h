@@ -185,6 +185,10 @@ struct admin_req {
     bool body_bad;        /* ADMIN_R_JSON: a body is there but is not JSON */
 };
 
+/* The path's topic domain: NS_DOMAIN_NON_PERSISTENT under /admin/v2/non-persistent/, else
+ * NS_DOMAIN_PERSISTENT (ns.h). */
+int admin_domain(const struct admin_req *r);
+
 /* ---- replies (admin.c): each completes (and frees) the call ------------------------------ */
 
 void admin_reply_raw(struct admin_call *c, int code, const char *ctype, const char *body);

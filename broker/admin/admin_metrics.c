@@ -306,6 +306,7 @@ enum sub_metric {
     SM_LAST_CONSUMED,
     SM_RATE_EXPIRED,
     SM_TOTAL_EXPIRED,
+    SM_DROP_RATE,
     SM_CONSUMERS,
     SM_COUNT
 };
@@ -326,6 +327,7 @@ static const char *const admin_metrics_sub_names[SM_COUNT] = {
     "pulsar_subscription_last_consumed_timestamp",
     "pulsar_subscription_msg_rate_expired",
     "pulsar_subscription_total_msg_expired",
+    "pulsar_subscription_msg_drop_rate", /* non-persistent topics' drops (0 on persistent) */
     "pulsar_subscription_consumers_count",
 };
 
@@ -359,6 +361,7 @@ static void admin_metrics_collect_subs(struct sub_row **rows, int *n, struct top
         v[SM_OUT_MSGS] = (double)ss.msg_out_counter;
         v[SM_LAST_ACKED] = (double)ss.last_acked_ms;
         v[SM_LAST_CONSUMED] = (double)ss.last_consumed_ms;
+        v[SM_DROP_RATE] = ss.msg_drop_rate;
         v[SM_CONSUMERS] = ss.n_consumers;
         r->labels = admin_metrics_labels_text(cluster, ns, tn->full, ss.name);
     }

@@ -1,5 +1,7 @@
 /*
- * admin_topics.c - persistent topics (docs/admin.md §5-§7) and HTTP lookup (§8).
+ * admin_topics.c - persistent topics (docs/admin.md §5-§7) and HTTP lookup (§8); the same
+ * handlers serve /admin/v2/non-persistent/... (admin_domain), whose topics exist only while
+ * loaded (nothing of theirs is stored: a request on one not loaded answers 404).
  *
  * Happy path: a request on P/{topic}[/...] becomes a struct topic_op naming the topics it
  * touches (the topic, or every partition of a partitioned topic). Topics that are not loaded
@@ -208,6 +210,8 @@ static void admin_tp_op_finish(struct topic_op *op)
     if (op->status < 0 || closed) {
         if (op->status == -MG_ENOTFOUND)
             admin_tp_op_not_found(op);
+        else if (op->status == -MG_ENOTALLOWED) /* enableNonPersistentTopics=false */
+            admin_reply_error(op->call, 405, "Broker is unable to load non-persistent topic");
         else
             admin_reply_errorf(op->call, 500, "Failed to load topic: %s",
                                mg_strerror(closed ? -MG_ECLOSED : op->status));
@@ -329,6 +333,10 @@ static void admin_tp_op_run(struct topic_op *op, topic_op_fn fn, bool must_exist
             admin_tp_op_load_all(op);
             return;
         }
+        if (!op->tn.persistent) { /* nothing stored: exists while loaded */
+            admin_tp_op_not_found(op);
+            return;
+        }
         int rc = ns_topic_stored(s->ns, op->tn.full, admin_tp_op_stored, op);
         if (rc < 0) {
             admin_tp_op_fail(op, 500, mg_strerror(rc));
@@ -397,6 +405,8 @@ static json_t *admin_tp_sub_json(struct topic *t, const struct topic_sub_stats *
     json_object_set_new(j, "messageAckRate", json_real(ss->ack_rate));
     json_object_set_new(j, "chunkedMessageRate", json_integer((json_int_t)ss->chunked_msg_rate));
     json_object_set_new(j, "msgBacklog", json_integer(ss->backlog));
+    if (!topic_is_persistent(t)) /* NonPersistentSubscriptionStats */
+        json_object_set_new(j, "msgDropRate", json_real(ss->msg_drop_rate));
     json_object_set_new(j, "backlogSize", json_integer(-1));
     json_object_set_new(j, "earliestMsgPublishTimeInBacklog", json_integer(0));
     json_object_set_new(j, "msgBacklogNoDelayed", json_integer(ss->backlog - ss->delayed));
@@ -452,6 +462,8 @@ static json_t *admin_tp_topic_stats_json(struct admin *a, struct topic *t)
     json_object_set_new(j, "averageMsgSize",
                         json_real(st.msg_rate_in > 0 ? st.throughput_in / st.msg_rate_in : 0.0));
     json_object_set_new(j, "msgChunkPublished", json_boolean(st.chunk_published));
+    if (!topic_is_persistent(t)) /* NonPersistentTopicStats */
+        json_object_set_new(j, "msgDropRate", json_real(st.msg_drop_rate));
     json_object_set_new(j, "storageSize", json_integer(st.storage_size));
     json_object_set_new(j, "backlogSize", json_integer(st.backlog_size));
     json_object_set_new(j, "backlogQuotaLimitSize", json_integer(st.quota_limit_bytes));
@@ -478,6 +490,8 @@ static json_t *admin_tp_topic_stats_json(struct admin *a, struct topic *t)
             p, "averageMsgSize",
             json_real(ps.msg_rate_in > 0 ? ps.throughput_in / ps.msg_rate_in : 0.0));
         json_object_set_new(p, "chunkedMessageRate", json_real(ps.chunked_msg_rate));
+        if (!topic_is_persistent(t)) /* NonPersistentPublisherStats: no drops on this side */
+            json_object_set_new(p, "msgDropRate", json_real(0.0));
         json_object_set_new(p, "producerId", json_integer((json_int_t)ps.id));
         json_object_set_new(p, "supportsPartialProducer", json_false());
         json_object_set_new(p, "producerName", json_string(ps.name));
@@ -1540,11 +1554,11 @@ static char *admin_tp_uri_enc(const char *s)
 static char *admin_tp_topic_path(struct topic_op *op, const char *full, const char *suffix,
                                  const char *query)
 {
-    const char *local =
-        full + strlen("persistent://") + strlen(op->tn.tenant) + 1 + strlen(op->tn.ns) + 1;
+    const char *dom = op->tn.persistent ? "persistent" : "non-persistent";
+    const char *local = full + strlen(dom) + 3 + strlen(op->tn.tenant) + 1 + strlen(op->tn.ns) + 1;
     char *t = admin_tp_uri_enc(op->tn.tenant), *n = admin_tp_uri_enc(op->tn.ns),
          *l = admin_tp_uri_enc(local);
-    char *p = mg_asprintf("/admin/v2/persistent/%s/%s/%s%s%s%s", t, n, l, suffix,
+    char *p = mg_asprintf("/admin/v2/%s/%s/%s/%s%s%s%s", dom, t, n, l, suffix,
                           query && *query ? "?" : "", query && *query ? query : "");
     mg_free(t);
     mg_free(n);
@@ -2264,14 +2278,16 @@ bool admin_topic_gate(struct admin_req *r)
  * namespace, loaded or not, partitions included. */
 void admin_h_topics(struct admin_req *r)
 {
-    if (ns_list_topics(r->a->env->ns, r->tenant_ns, false, admin_reply_names, r->call) < 0)
+    if (ns_list_topics_in(r->a->env->ns, r->tenant_ns, admin_domain(r), false, admin_reply_names,
+                          r->call) < 0)
         admin_reply_error(r->call, 404, "Namespace does not exist");
 }
 
 /* GET P/partitioned: the partitioned topics' base names. */
 void admin_h_partitioned_topics(struct admin_req *r)
 {
-    if (ns_list_topics(r->a->env->ns, r->tenant_ns, true, admin_reply_names, r->call) < 0)
+    if (ns_list_topics_in(r->a->env->ns, r->tenant_ns, admin_domain(r), true, admin_reply_names,
+                          r->call) < 0)
         admin_reply_error(r->call, 404, "Namespace does not exist");
 }
 
@@ -2510,7 +2526,13 @@ void admin_h_sub_reset_by_id(struct admin_req *r)
 static bool admin_tp_lookup_topic(struct admin_req *r, struct topic_name *tn, char *range)
 {
     const struct admin_env *s = r->a->env;
-    char *name = mg_asprintf("persistent://%s/%s/%s", r->p.tenant, r->p.ns, r->p.topic);
+    /* LK/persistent/... or LK/{domain}/...: the two domains Pulsar has */
+    const char *dom = r->p.domain ? r->p.domain : "persistent";
+    if (strcmp(dom, "persistent") != 0 && strcmp(dom, "non-persistent") != 0) {
+        admin_reply_not_found(r->call);
+        return false;
+    }
+    char *name = mg_asprintf("%s://%s/%s/%s", dom, r->p.tenant, r->p.ns, r->p.topic);
     int rc = topic_name_parse(name, tn);
     mg_free(name);
     if (rc < 0) {

@@ -138,6 +138,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("activeConsumerFailoverDelayTimeMillis", active_consumer_failover_delay_ms, "1000", 0,
             INT_MAX),
     CFG_BOOL("delayedDeliveryEnabled", delayed_delivery_enabled, "true"),
+    CFG_BOOL("enableNonPersistentTopics", enable_non_persistent_topics, "true"),
     CFG_INT("delayedDeliveryTickTimeMillis", delayed_delivery_tick_ms, "1000", 1, 3600000),
     CFG_INT("connectionMaxOutboundBytes", connection_max_outbound_bytes, "4194304", 1, INT_MAX),
     CFG_INT("brokerMaxConnections", broker_max_connections, "0", 0, INT_MAX),

@@ -41,6 +41,7 @@ struct cfg {
     int dispatcher_max_read_batch_size;        /* dispatcherMaxReadBatchSize (100) */
     int active_consumer_failover_delay_ms;     /* activeConsumerFailoverDelayTimeMillis (1000) */
     bool delayed_delivery_enabled;             /* delayedDeliveryEnabled (true) */
+    bool enable_non_persistent_topics;         /* enableNonPersistentTopics (true) */
     int delayed_delivery_tick_ms;              /* delayedDeliveryTickTimeMillis (1000) */
     int connection_max_outbound_bytes; /* connectionMaxOutboundBytes (4194304): per-connection
                                           output watermark above which dispatch pauses */

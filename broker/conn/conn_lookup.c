@@ -109,14 +109,15 @@ void conn_authz_recheck(struct conn *c, const char *tenant_ns)
 {
     if (!auth_authz_enabled(c->env->auth) || !conn_is_open(c))
         return;
-    char *prefix = mg_asprintf("persistent://%s/", tenant_ns);
-    size_t plen = strlen(prefix);
+    size_t nlen = strlen(tenant_ns);
     struct conn_endpoint *e, *tmp;
     TAILQ_FOREACH_SAFE(e, &c->endpoints, link, tmp)
     {
+        /* the namespace's topics, of both domains ("<domain>://t/ns/...") */
+        const char *scheme = strstr(e->topic, "://");
         struct topic_name tn;
-        if (!e->attached || !e->ready || strncmp(e->topic, prefix, plen) != 0 ||
-            topic_name_parse(e->topic, &tn) < 0)
+        if (!e->attached || !e->ready || !scheme || strncmp(scheme + 3, tenant_ns, nlen) != 0 ||
+            scheme[3 + nlen] != '/' || topic_name_parse(e->topic, &tn) < 0)
             continue;
         bool producer = e->map == &c->producers;
         const char *sub = producer ? NULL : ((struct conn_consumer *)e)->sub;
@@ -129,7 +130,6 @@ void conn_authz_recheck(struct conn *c, const char *tenant_ns)
         }
         topic_name_fini(&tn);
     }
-    mg_free(prefix);
 }
 
 struct ns_auto_create conn_auto_create(struct conn *c, const struct topic_name *tn)
@@ -385,12 +385,13 @@ bool conn_namespace_readable(struct conn *c, const char *tenant_ns, uint64_t req
 void conn_handle_get_topics(struct conn *c, const Pulsar__Proto__CommandGetTopicsOfNamespace *m)
 {
     struct conn_topics_req *q = mg_calloc(1, sizeof *q);
+    /* Pulsar's modes: PERSISTENT (the default), NON_PERSISTENT (the loaded ones), ALL */
+    int domains = NS_DOMAIN_PERSISTENT;
     if (m->has_mode &&
-        m->mode == PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__NON_PERSISTENT) {
-        q->r = conn_req_new(c, m->request_id, 0, -1);
-        conn_topics_listed(q, 0, NULL, 0); /* none are served */
-        return;
-    }
+        m->mode == PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__NON_PERSISTENT)
+        domains = NS_DOMAIN_NON_PERSISTENT;
+    else if (m->has_mode && m->mode == PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__ALL)
+        domains |= NS_DOMAIN_NON_PERSISTENT;
     if (!conn_namespace_readable(c, m->namespace_, m->request_id)) {
         conn_topics_req_free(q);
         return;
@@ -412,7 +413,7 @@ void conn_handle_get_topics(struct conn *c, const Pulsar__Proto__CommandGetTopic
     }
     q->client_hash = m->topics_hash ? mg_strdup(m->topics_hash) : NULL;
     q->r = conn_req_new(c, m->request_id, 0, -1);
-    int rc = ns_list_topics(c->env->ns, m->namespace_, false, conn_topics_listed, q);
+    int rc = ns_list_topics_in(c->env->ns, m->namespace_, domains, false, conn_topics_listed, q);
     if (rc < 0) {
         conn_req_fail(q->r, rc, "Namespace does not exist");
         conn_topics_req_free(q);

@@ -245,6 +245,12 @@ const char *ns_partitions_next(struct ns *s, size_t *pos, int *n);
 typedef void (*ns_topics_cb)(void *data, int status, char **names, int n);
 int ns_list_topics(struct ns *s, const char *tenant_ns, bool partitioned_only, ns_topics_cb cb,
                    void *data);
+/* The same for the domains given (NS_DOMAIN_* bits): non-persistent topics are the ones
+ * loaded on this broker and the partitions of non-persistent partitioned topics (nothing of
+ * theirs is stored). */
+enum { NS_DOMAIN_PERSISTENT = 1, NS_DOMAIN_NON_PERSISTENT = 2 };
+int ns_list_topics_in(struct ns *s, const char *tenant_ns, int domains, bool partitioned_only,
+                      ns_topics_cb cb, void *data);
 
 /* ---- topic lists of pattern consumers (ns_list.c) -----------------------------------------
  *

@@ -866,8 +866,8 @@ const char *ns_partitions_next(struct ns *s, size_t *pos, int *n)
 
 int ns_check_topic(struct ns *s, const struct topic_name *n, const char **reason)
 {
-    if (!n->persistent) {
-        *reason = "Non-persistent topics are not supported";
+    if (!n->persistent && !s->cfg->enable_non_persistent_topics) {
+        *reason = "Broker is unable to load non-persistent topic"; /* Pulsar's NotAllowed */
         return -MG_ENOTALLOWED;
     }
     char *ns = mg_asprintf("%s/%s", n->tenant, n->ns);
@@ -1191,6 +1191,7 @@ struct res_list {
     struct ns *s; /* borrowed */
     char *ns;     /* owned: "t/ns" */
     bool partitioned_only;
+    int domains; /* NS_DOMAIN_* bits */
     ns_topics_cb cb;
     void *data;
     struct meta_req req;
@@ -1213,14 +1214,14 @@ static void ns_res_list_add(char ***names, int *n, int *cap, char *name)
     (*names)[(*n)++] = name;
 }
 
-/* Finish a listing: stored names (children, may be NULL; l->req's) + loaded topics +
- * partitions; l is freed. */
-static void ns_res_list_finish(struct res_list *l, int status, char **children, int n_children)
+/* Add the names of one domain (NS_DOMAIN_*): partitions of its partitioned topics, its loaded
+ * topics and the stored ones (children: the managed ledgers' node, persistent only). */
+static void ns_res_list_domain(const struct res_list *l, int d, char ***names, int *n, int *cap,
+                               char **children, int n_children)
 {
     struct ns *s = l->s;
-    char **names = NULL;
-    int n = 0, cap = 0;
-    char *prefix = mg_asprintf("persistent://%s/", l->ns);
+    char *prefix =
+        mg_asprintf("%s://%s/", d == NS_DOMAIN_PERSISTENT ? "persistent" : "non-persistent", l->ns);
     size_t plen = strlen(prefix);
     size_t pos = 0;
     int parts;
@@ -1229,11 +1230,11 @@ static void ns_res_list_finish(struct res_list *l, int status, char **children, 
         if (strncmp(base, prefix, plen) != 0 || strchr(base + plen, '/'))
             continue;
         if (l->partitioned_only) {
-            ns_res_list_add(&names, &n, &cap, mg_strdup(base));
+            ns_res_list_add(names, n, cap, mg_strdup(base));
             continue;
         }
         for (int i = 0; i < parts; i++)
-            ns_res_list_add(&names, &n, &cap, mg_asprintf("%s-partition-%d", base, i));
+            ns_res_list_add(names, n, cap, mg_asprintf("%s-partition-%d", base, i));
     }
     if (!l->partitioned_only) {
         struct topic *t;
@@ -1241,17 +1242,29 @@ static void ns_res_list_finish(struct res_list *l, int status, char **children, 
         while (s->topics && (t = topic_next(s->topics, &pos))) {
             const char *full = topic_full_name(t);
             if (strncmp(full, prefix, plen) == 0 && !strchr(full + plen, '/'))
-                ns_res_list_add(&names, &n, &cap, mg_strdup(full));
+                ns_res_list_add(names, n, cap, mg_strdup(full));
         }
         for (int i = 0; i < n_children; i++) {
             char *local = evhttp_uridecode(children[i], 1, NULL);
             if (local) {
-                ns_res_list_add(&names, &n, &cap, mg_asprintf("%s%s", prefix, local));
+                ns_res_list_add(names, n, cap, mg_asprintf("%s%s", prefix, local));
                 free(local);
             }
         }
     }
     mg_free(prefix);
+}
+
+/* Finish a listing: stored names (children, may be NULL; l->req's) + loaded topics +
+ * partitions; l is freed. */
+static void ns_res_list_finish(struct res_list *l, int status, char **children, int n_children)
+{
+    char **names = NULL;
+    int n = 0, cap = 0;
+    for (int d = NS_DOMAIN_PERSISTENT; d <= NS_DOMAIN_NON_PERSISTENT; d <<= 1)
+        if (l->domains & d)
+            ns_res_list_domain(l, d, &names, &n, &cap, d == NS_DOMAIN_PERSISTENT ? children : NULL,
+                               d == NS_DOMAIN_PERSISTENT ? n_children : 0);
     if (n > 1)
         qsort(names, (size_t)n, sizeof *names, ns_res_cmp_name);
     int u = 0;
@@ -1287,16 +1300,23 @@ static void ns_res_list_deferred(void *arg)
 int ns_list_topics(struct ns *s, const char *tenant_ns, bool partitioned_only, ns_topics_cb cb,
                    void *data)
 {
+    return ns_list_topics_in(s, tenant_ns, NS_DOMAIN_PERSISTENT, partitioned_only, cb, data);
+}
+
+int ns_list_topics_in(struct ns *s, const char *tenant_ns, int domains, bool partitioned_only,
+                      ns_topics_cb cb, void *data)
+{
     if (!ns_namespace_exists(s, tenant_ns))
         return -MG_ENOTFOUND;
     struct res_list *l = mg_calloc(1, sizeof *l);
     l->s = s;
     l->ns = mg_strdup(tenant_ns);
     l->partitioned_only = partitioned_only;
+    l->domains = domains;
     l->cb = cb;
     l->data = data;
     l->req.data = l;
-    if (s->meta && !partitioned_only) {
+    if (s->meta && !partitioned_only && (domains & NS_DOMAIN_PERSISTENT)) {
         char *path = mg_asprintf("/managed-ledgers/%s/persistent", tenant_ns);
         int rc = meta_children(s->meta, path, &l->req, ns_res_list_done);
         mg_free(path);

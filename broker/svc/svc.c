@@ -300,6 +300,7 @@ void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
         .consumer_outbound_high_water = conn_dispatch_high_water(cfg),
         .active_consumer_failover_delay_ms = cfg->active_consumer_failover_delay_ms,
         .delayed_enabled = cfg->delayed_delivery_enabled,
+        .np_disabled = !cfg->enable_non_persistent_topics,
         .delayed_tick_ms = cfg->delayed_delivery_tick_ms,
         .cluster_name = cfg->cluster_name,
         .broker_index = 0,

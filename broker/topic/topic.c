@@ -5,10 +5,11 @@
  * one load (ml_open); every get for the same name joins the waiters of that load, and the
  * waiters run once the ML is open and its stored durable cursors are opened as
  * subscriptions. A loaded topic answers further gets through a notify event, so callbacks
- * never run inside topic_get. Producers publish through ml_append; the ML completes
- * appends in order, and each producer answers its publishes from a FIFO (a duplicate that
- * deduplication, topic_dedup.c, does not store takes its turn there), so receipts go out in
- * order.
+ * never run inside topic_get. Producers publish through ml_append (a non-persistent topic's
+ * publishes go to topic_np.c instead: nothing stored, its ML in the registry's in-memory
+ * factory); the ML completes appends in order, and each producer answers its publishes from
+ * a FIFO (a duplicate that deduplication, topic_dedup.c, does not store takes its turn
+ * there), so receipts go out in order.
  *
  * Failure modes: a failed ml_open fails every waiter and drops the topic. Unload and
  * delete close producers and consumers first (closed callbacks), then the ML; publishes
@@ -118,6 +119,11 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
     if (r->cfg.max_message_size == 0)
         r->cfg.max_message_size = WIRE_DEFAULT_MAX_MESSAGE_SIZE;
     mg_map_init(&r->topics);
+    const struct ml_config np_mc = {.cache_size_bytes = 1 << 20,
+                                    .max_entries_per_ledger = 50000,
+                                    .max_size_per_ledger = (int64_t)1 << 30};
+    r->np_mlf = ml_factory_new(r->loop, "memory", &np_mc);
+    MG_ASSERT(r->np_mlf);
     r->lat_ring = mg_calloc(TOPIC_LAT_RING, sizeof *r->lat_ring);
     topic_sweep_init(r, TOPIC_SWEEP_QUOTA, r->cfg.quota_check_interval_ms,
                      topic_check_backlog_quota);
@@ -148,6 +154,7 @@ void topic_registry_free(struct topic_registry *r)
     for (int w = 0; w < TOPIC_SWEEPS; w++)
         mg_timer_fini(&r->sweeps[w].tmr);
     mg_timer_fini(&r->dedup_tmr);
+    ml_factory_free(r->np_mlf); /* a load in progress gets -MG_ECANCELED (orphaned: freed) */
     mg_map_fini(&r->topics);
     mg_free(r->lat_ring);
     mg_free(r->cluster_name);
@@ -310,6 +317,10 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     int rc = topic_name_parse(full_name, &n);
     if (rc < 0)
         return rc;
+    if (!n.persistent && r->cfg.np_disabled) {
+        topic_name_fini(&n); /* enableNonPersistentTopics=false: Pulsar's NotAllowed */
+        return -MG_ENOTALLOWED;
+    }
     struct topic *t = mg_map_get_str(&r->topics, n.full);
     if (t) {
         topic_name_fini(&n);
@@ -337,7 +348,8 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     mg_map_init(&t->subs);
     topic_add_waiter(t, cb, data);
     mg_map_put_str(&r->topics, t->name.full, t);
-    rc = ml_open(r->mlf, t->ml_name, topic_open_cb, t);
+    /* a non-persistent topic stores nothing: its ML lives in this process only */
+    rc = ml_open(n.persistent ? r->mlf : r->np_mlf, t->ml_name, topic_open_cb, t);
     if (rc < 0) {
         mg_map_del_str(&r->topics, t->name.full);
         topic_free(t);
@@ -506,6 +518,11 @@ const char *topic_full_name(const struct topic *t)
     return t->name.full;
 }
 
+bool topic_is_persistent(const struct topic *t)
+{
+    return t->name.persistent;
+}
+
 struct ml_ledger *topic_ml(struct topic *t)
 {
     return t->ml;
@@ -622,7 +639,7 @@ static int topic_bucket_of(const int64_t *bounds, int n, int64_t v)
 
 /* One entry stored: latency (µs, publish to stored) and size into the interval's
  * histograms and the registry's latency samples. */
-static void topic_record_write(struct topic *t, uint64_t lat_us, int64_t bytes)
+void topic_record_write(struct topic *t, uint64_t lat_us, int64_t bytes)
 {
     t->entries_in++;
     t->last_publish_ms = (uint64_t)mg_loop_wall_ms(t->loop);
@@ -665,7 +682,7 @@ static void topic_producer_answer_cb(struct mg_timer *tm, void *arg)
     topic_producer_answer(arg);
 }
 
-static void topic_publish_queue(struct topic_producer *p, struct topic_publish *pub)
+void topic_publish_queue(struct topic_producer *p, struct topic_publish *pub)
 {
     if (p->fifo_tail)
         p->fifo_tail->next = pub;
@@ -708,7 +725,7 @@ static void topic_publish_done(struct ml_append_req *req, int status)
 }
 
 /* What the managed ledger keeps of a message's metadata. */
-static void topic_entry_info_of(const struct wire_msg_info *m, struct ml_entry_info *info)
+void topic_entry_info_of(const struct wire_msg_info *m, struct ml_entry_info *info)
 {
     info->num_messages = m->num_messages > 0 ? m->num_messages : 1;
     info->batched = m->batched;
@@ -737,6 +754,8 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, const struct 
         return -MG_ECLOSED;
     }
     struct topic *t = p->topic;
+    if (!t->name.persistent)
+        return topic_np_publish(p, data, msg, cb, cb_data); /* nothing stored */
     /* The frame decoder read the metadata already: hand it down, do not parse it again. */
     struct wire_msg_info parsed;
     if (!msg && wire_entry_parse(data, &parsed) == 0)
@@ -836,6 +855,7 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
         out->bytes_out_counter += s->bytes_out;
         out->msg_rate_out += s->rate_msg_out;
         out->throughput_out += s->rate_bytes_out;
+        out->msg_drop_rate += s->rate_msg_drop;
         out->msg_backlog += s->cursor ? ml_cursor_backlog(s->cursor) : 0;
         out->delayed_index_bytes += (int64_t)s->delay.cap * (int64_t)sizeof *s->delay.heap;
     }

@@ -120,6 +120,7 @@ struct topic_config {
                                            0 = no automatic compaction */
     int64_t dedup_inactivity_ms;        /* brokerDeduplicationProducerInactivityTimeoutMinutes;
                                            <= 0: producers are never forgotten for inactivity */
+    bool np_disabled; /* !enableNonPersistentTopics: non-persistent names get -MG_ENOTALLOWED */
 };
 
 /* The registry runs on the loop of mlf (ml_factory_loop), base being that loop's base: the
@@ -155,6 +156,8 @@ typedef void (*topic_terminate_cb)(void *data, int status, struct ml_position la
 int topic_terminate(struct topic *t, topic_terminate_cb cb, void *data);
 
 const char *topic_full_name(const struct topic *t);
+/* false for a non-persistent:// topic (topic_np.c) */
+bool topic_is_persistent(const struct topic *t);
 struct ml_ledger *topic_ml(struct topic *t);
 
 /* ---- producers --------------------------------------------------------------------------- */
@@ -276,14 +279,16 @@ int topic_consumer_unsubscribe(struct topic_consumer *c, bool force);
 
 typedef void (*topic_done_cb)(void *data, int status);
 /* Seek the subscription to a message id or publish time; every consumer of the
- * subscription is closed by the broker (closed callback) once done, then cb runs. */
+ * subscription is closed by the broker (closed callback) once done, then cb runs.
+ * -MG_ENOTALLOWED on a non-persistent topic. */
 int topic_consumer_seek(struct topic_consumer *c, bool by_time, struct ml_position pos,
                         uint64_t ts_ms, topic_done_cb cb, void *data);
 /* Client-side close: its unacked messages go back to the subscription for the others. */
 void topic_consumer_close(struct topic_consumer *c);
 
 /* Last message id of the topic: position and batch index (num_messages-1 for a batched
- * entry, -1 otherwise), async (may read the entry). */
+ * entry, -1 otherwise), async (may read the entry). -MG_ENOTALLOWED on a non-persistent
+ * topic. */
 typedef void (*topic_last_id_cb)(void *data, int status, struct ml_position pos,
                                  int32_t batch_index, struct ml_position mark_delete);
 int topic_consumer_last_message_id(struct topic_consumer *c, topic_last_id_cb cb, void *data);
@@ -311,7 +316,9 @@ struct topic_sub_stats {
     int64_t ack_counter; /* entries acknowledged through consumers */
     /* averaged over the last stats interval (topic_registry_stats_update) */
     double msg_rate_out, throughput_out, ack_rate, msg_rate_redeliver;
-    double chunked_msg_rate; /* chunks sent per second, summed over the consumers */
+    double chunked_msg_rate;  /* chunks sent per second, summed over the consumers */
+    int64_t msg_drop_counter; /* non-persistent: messages dropped (no consumer could take them) */
+    double msg_drop_rate;     /* msgDropRate, over the last stats interval */
     uint64_t last_consumed_ms, last_acked_ms; /* 0 = never */
     const char *active_consumer; /* Exclusive/Failover active consumer's name, or NULL */
     struct ml_position mark_delete, read_position;
@@ -333,8 +340,9 @@ struct topic_stats {
     /* averaged over the last stats interval */
     double msg_rate_in, msg_rate_out, throughput_in, throughput_out;
     double storage_write_rate, storage_read_rate; /* entries/s */
-    uint64_t created_ms, last_publish_ms;         /* wall clock; 0 = never */
-    bool chunk_published;                         /* a chunk was stored since the load */
+    double msg_drop_rate; /* non-persistent: the subscriptions' msgDropRate summed */
+    uint64_t created_ms, last_publish_ms; /* wall clock; 0 = never */
+    bool chunk_published;                 /* a chunk was stored since the load */
     /* last stats interval's histograms (non-cumulative) and their sums (µs, bytes) */
     int64_t write_latency[TOPIC_LAT_BUCKETS];
     int64_t write_latency_sum_us;

@@ -45,6 +45,9 @@ struct topic_registry {
     struct mg_loop *loop;                    /* borrowed: the ML factory's; clock and timers */
     struct event_base *base;                 /* borrowed: the loop's */
     struct ml_factory *mlf;                  /* borrowed */
+    struct ml_factory *np_mlf;               /* owned: in-memory MLs of non-persistent topics
+                                                (their subscriptions' cursors; nothing is
+                                                appended or stored) */
     struct topic_config cfg;                 /* cfg.cluster_name points at cluster_name */
     char *cluster_name;                      /* owned */
     struct mg_map topics;                    /* full name -> struct topic (owned) */
@@ -330,6 +333,9 @@ struct topic_sub {
     bool compact_from_start;   /* the next read starts at the view's start (a consumer attached
                                   to a subscription with nothing acknowledged) */
     int64_t acks, redelivered; /* counters for the rates */
+    int64_t msg_drop;          /* non-persistent: messages no consumer could take (dropped) */
+    int64_t prev_msg_drop;
+    double rate_msg_drop;
     uint64_t last_consumed_ms, last_acked_ms; /* wall clock, 0 = never */
     int64_t prev_msg_out, prev_bytes_out, prev_acks, prev_redelivered;
     double rate_msg_out, rate_bytes_out, rate_acks, rate_redelivered;
@@ -366,6 +372,20 @@ bool topic_delay_full(const struct topic_sub *s);
 void topic_delay_clear(struct topic_sub *s);
 /* Hand every held position to the replay set (the subscription no longer delays). */
 void topic_delay_flush(struct topic_sub *s);
+
+/* Non-persistent topics (topic_np.c, topic_sub.c). */
+/* A publish on a non-persistent topic: handed at once to every subscription's connected
+ * consumers, nothing stored; answered in order with position (0, 0), as Pulsar does. */
+int topic_np_publish(struct topic_producer *p, struct evbuffer *data,
+                     const struct wire_msg_info *msg, topic_publish_cb cb, void *cb_data);
+/* Give e to the consumer the subscription's type picks among those that can take it now, or
+ * count its messages as dropped (no waiting, no redelivery). */
+void topic_sub_np_deliver(struct topic_sub *s, struct ml_entry *e);
+/* topic.c's helpers for topic_np.c: one entry written (statistics), a publish into the
+ * producer's answer FIFO, the managed-ledger view of a message's metadata. */
+void topic_record_write(struct topic *t, uint64_t lat_us, int64_t bytes);
+void topic_publish_queue(struct topic_producer *p, struct topic_publish *pub);
+void topic_entry_info_of(const struct wire_msg_info *m, struct ml_entry_info *info);
 
 /* Internal calls between topic.c and topic_dedup.c. */
 void topic_dedup_init(struct topic *t);

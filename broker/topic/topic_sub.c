@@ -619,8 +619,10 @@ static bool topic_sub_ks_holds(struct topic_sub *s, struct topic_consumer *c,
 
 static void topic_sub_send(struct topic_sub *s, struct topic_consumer *c, struct ml_entry *e)
 {
+    /* Non-persistent: nothing to acknowledge or redeliver, so nothing is kept pending. */
+    bool stored = s->topic->name.persistent;
     int n_words = 0;
-    const int64_t *ack_set = ml_cursor_ack_set(s->cursor, e->pos, &n_words);
+    const int64_t *ack_set = stored ? ml_cursor_ack_set(s->cursor, e->pos, &n_words) : NULL;
     int32_t cost = e->num_messages > 0 ? e->num_messages : 1;
     if (ack_set && n_words > 0) {
         int32_t left = 0;
@@ -631,20 +633,22 @@ static void topic_sub_send(struct topic_sub *s, struct topic_consumer *c, struct
         ack_set = NULL;
         n_words = 0;
     }
-    uint32_t redelivery = topic_sub_redelivery_get(s, e->pos);
-    struct sub_pending *sp = mg_map_get(&c->pending, &e->pos, sizeof e->pos);
-    if (sp) {
-        c->unacked -= sp->msgs;
-        s->unacked -= sp->msgs;
-    } else {
-        sp = mg_malloc(sizeof *sp);
-        mg_map_put(&c->pending, &e->pos, sizeof e->pos, sp);
+    uint32_t redelivery = stored ? topic_sub_redelivery_get(s, e->pos) : 0;
+    if (stored) {
+        struct sub_pending *sp = mg_map_get(&c->pending, &e->pos, sizeof e->pos);
+        if (sp) {
+            c->unacked -= sp->msgs;
+            s->unacked -= sp->msgs;
+        } else {
+            sp = mg_malloc(sizeof *sp);
+            mg_map_put(&c->pending, &e->pos, sizeof e->pos, sp);
+        }
+        sp->msgs = cost;
+        sp->key_hash = e->key_hash;
+        sp->chunk_key = e->chunk_key;
+        c->unacked += cost;
+        s->unacked += cost;
     }
-    sp->msgs = cost;
-    sp->key_hash = e->key_hash;
-    sp->chunk_key = e->chunk_key;
-    c->unacked += cost;
-    s->unacked += cost;
     c->permits -= cost;
     c->msg_out += cost;
     c->bytes_out += (int64_t)e->size;
@@ -699,6 +703,28 @@ static bool topic_sub_deliver(struct topic_sub *s, struct ml_entry *e)
     return true;
 }
 
+void topic_sub_np_deliver(struct topic_sub *s, struct ml_entry *e)
+{
+    struct topic_consumer *c = NULL;
+    switch (s->type) {
+    case TOPIC_SUB_EXCLUSIVE:
+    case TOPIC_SUB_FAILOVER:
+        c = s->failover_wait ? NULL : s->active;
+        break;
+    case TOPIC_SUB_SHARED:
+        c = topic_sub_shared_pick(s);
+        break;
+    case TOPIC_SUB_KEY_SHARED:
+        c = topic_sub_ks_select(s, e->key_hash % 65536u);
+        break;
+    }
+    if (s->dead || !c || !topic_consumer_eligible(s, c)) {
+        s->msg_drop += e->num_messages > 0 ? e->num_messages : 1;
+        return;
+    }
+    topic_sub_send(s, c, e);
+}
+
 /* Total permits of the consumers that may receive now. */
 static int64_t topic_sub_avail(struct topic_sub *s)
 {
@@ -730,8 +756,8 @@ static bool topic_sub_replay_ready(struct topic_sub *s)
 
 static void topic_sub_read_more(struct topic_sub *s)
 {
-    if (s->dead || s->n_consumers == 0 || s->seek)
-        return;
+    if (s->dead || s->n_consumers == 0 || s->seek || !s->topic->name.persistent)
+        return; /* a non-persistent topic's messages come from topic_sub_np_deliver only */
     if (s->read && !s->read->replay && topic_sub_replay_ready(s)) {
         /* A read waiting for new entries must not hold back redeliveries. The ML cancels
          * at once (callback inside the call); nothing was consumed by it. */
@@ -912,6 +938,7 @@ static void topic_sub_dispatch_cb(evutil_socket_t fd, short what, void *arg)
 struct topic_sub *topic_sub_new(struct topic *t, const char *name, bool durable,
                                 struct ml_position start, int *err)
 {
+    durable = durable && t->name.persistent; /* a non-persistent topic stores nothing */
     struct ml_cursor *cur = ml_cursor_open(t->ml, name, durable, start, err);
     if (!cur) {
         if (*err == 0)
@@ -1007,6 +1034,7 @@ void topic_sub_stats_roll(struct topic_sub *s, double secs)
     s->rate_bytes_out = topic_sub_rate(s->bytes_out, &s->prev_bytes_out, secs);
     s->rate_acks = topic_sub_rate(s->acks, &s->prev_acks, secs);
     s->rate_redelivered = topic_sub_rate(s->redelivered, &s->prev_redelivered, secs);
+    s->rate_msg_drop = topic_sub_rate(s->msg_drop, &s->prev_msg_drop, secs);
     for (int i = 0; i < s->n_consumers; i++) {
         struct topic_consumer *c = s->consumers[i];
         c->rate_msg_out = topic_sub_rate(c->msg_out, &c->prev_msg_out, secs);
@@ -1059,6 +1087,8 @@ void topic_sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out)
     out->msg_rate_redeliver = s->rate_redelivered;
     for (int i = 0; i < s->n_consumers; i++)
         out->chunked_msg_rate += s->consumers[i]->rate_chunks_out;
+    out->msg_drop_counter = s->msg_drop;
+    out->msg_drop_rate = s->rate_msg_drop;
     out->last_consumed_ms = s->last_consumed_ms;
     out->last_acked_ms = s->last_acked_ms;
     if (topic_sub_single_active(s) && s->active)
@@ -1277,6 +1307,8 @@ int topic_consumer_ack(struct topic_consumer *c, bool cumulative, const struct t
     struct topic_sub *s = c->sub;
     s->acks += cumulative ? 1 : n;
     s->last_acked_ms = (uint64_t)mg_loop_wall_ms(s->topic->loop);
+    if (!s->topic->name.persistent)
+        return 0; /* non-persistent: nothing is kept to acknowledge (Pulsar ignores these) */
     if (cumulative) {
         if (!topic_sub_single_active(s))
             return -MG_ENOTALLOWED;
@@ -1330,8 +1362,8 @@ int topic_consumer_ack(struct topic_consumer *c, bool cumulative, const struct t
 
 void topic_consumer_redeliver(struct topic_consumer *c, const struct ml_position *pos, int n)
 {
-    if (c->dead)
-        return;
+    if (c->dead || !c->sub->topic->name.persistent)
+        return; /* non-persistent: nothing is kept to redeliver */
     struct topic_sub *s = c->sub;
     s->redelivered += n > 0 ? n : c->unacked;
     if (topic_sub_single_active(s)) {
@@ -1439,6 +1471,8 @@ int topic_consumer_seek(struct topic_consumer *c, bool by_time, struct ml_positi
     if (c->dead)
         return -MG_ECLOSED;
     struct topic_sub *s = c->sub;
+    if (!s->topic->name.persistent)
+        return -MG_ENOTALLOWED; /* nothing kept to go back to (Pulsar refuses it too) */
     if (s->seek)
         return -MG_EBUSY;
     struct sub_seek *op = mg_calloc(1, sizeof *op);
@@ -1496,6 +1530,8 @@ int topic_consumer_last_message_id(struct topic_consumer *c, topic_last_id_cb cb
     if (c->dead)
         return -MG_ECLOSED;
     struct topic_sub *s = c->sub;
+    if (!s->topic->name.persistent)
+        return -MG_ENOTALLOWED; /* nothing is kept: Pulsar does not support it there either */
     struct ml_ledger *ml = s->topic->ml;
     if (!ml)
         return -MG_ECLOSED;

@@ -636,11 +636,12 @@ START_TEST(test_wrong_methods_405)
                   "Topic name is not valid");
     expect_reason("PUT", "/admin/v2/persistent/b!d/default", NULL, 412,
                   "Namespace name is not valid");
-    /* non-persistent topics, any method */
-    expect_reason("GET", "/admin/v2/non-persistent/public/default/t", NULL, 405,
-                  "Non-persistent topics are not supported");
+    /* non-persistent topics: the same methods; what they do not have, any method */
+    expect_405("GET", "/admin/v2/non-persistent/public/default/t");
+    expect_reason("POST", "/admin/v2/non-persistent/public/default/t/terminate", NULL, 405,
+                  "Not supported on a non-persistent topic");
     expect_reason("DELETE", "/admin/v2/non-persistent", NULL, 405,
-                  "Non-persistent topics are not supported");
+                  "Not supported on a non-persistent topic");
 }
 END_TEST
 
@@ -1231,6 +1232,108 @@ START_TEST(test_topic_crud)
 }
 END_TEST
 
+/* ---- non-persistent topics ------------------------------------------------------------------- */
+
+#define NPT "/admin/v2/non-persistent/public/default"
+
+static int np_answered;
+static void np_pub_cb(void *data, int status, struct ml_position pos)
+{
+    (void)data;
+    ck_assert_int_eq(status, 0);
+    ck_assert(pos.ledger == 0 && pos.entry == 0); /* Pulsar's id of a non-persistent message */
+    np_answered++;
+}
+static void np_send(void *owner, struct topic_consumer *c, struct ml_entry *e, uint32_t rc,
+                    const int64_t *ack_set, int n_words)
+{
+    (void)owner, (void)c, (void)e, (void)rc, (void)ack_set, (void)n_words;
+    ck_abort_msg("a consumer without permits got a message");
+}
+static void np_closed(void *owner, struct topic_consumer *c)
+{
+    (void)c;
+    *(struct topic_consumer **)owner = NULL;
+}
+static const struct topic_consumer_ops np_ops = {.send = np_send, .closed = np_closed};
+
+/* /admin/v2/non-persistent/...: the loaded topics listed (not among the persistent ones),
+ * their stats with msgDropRate (topic and subscription), partitioned topics created and
+ * listed in their domain; a topic not loaded is not found (nothing of it is stored). */
+START_TEST(test_non_persistent_topics)
+{
+    const char *full = "non-persistent://public/default/np1";
+    expect_json("GET", NPT, NULL, 200, "[]");
+    expect_reason("GET", NPT "/np1/stats", NULL, 404,
+                  "Topic non-persistent://public/default/np1 not found");
+    expect_status("PUT", NPT "/np1", NULL, 204);
+    expect_json("GET", NPT, NULL, 200, "[\"non-persistent://public/default/np1\"]");
+    expect_json("GET", T, NULL, 200, "[]");
+    /* a consumer without permits: what is published is dropped and counted */
+    struct topic_registry *reg = svc_topics(fx.svc[0]);
+    struct topic *t = topic_find(reg, full);
+    ck_assert_ptr_nonnull(t);
+    struct topic_consumer *c = NULL;
+    struct topic_sub_options o = {.type = TOPIC_SUB_SHARED, .durable = true, .partition_index = -1};
+    ck_assert_int_eq(topic_subscribe(t, "s", &o, &c, &np_ops, &c), 0);
+    struct topic_producer *p = NULL;
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, NULL, &p), 0);
+    int sent = 6;
+    np_answered = 0;
+    for (int i = 0; i < sent; i++) {
+        Pulsar__Proto__MessageMetadata md;
+        tl_pulsar_md(&md, "p", (uint64_t)i, 1000);
+        ck_assert_int_eq(
+            topic_publish(p, tl_pulsar_entry(&md, "x", 1), NULL, (uint64_t)i, 0, np_pub_cb, NULL),
+            0);
+    }
+    topic_producer_close(p);                              /* freed once its receipts went out */
+    topic_registry_stats_update(reg, t->stats_ms + 2000); /* a 2 s interval */
+    ck_assert_int_eq(rq("GET", NPT "/np1/stats", NULL), 200);
+    ck_assert_int_eq(np_answered, sent);
+    json_t *st = reply_json();
+    ck_assert_int_eq(json_integer_value(json_object_get(st, "msgInCounter")), sent);
+    ck_assert(json_real_value(json_object_get(st, "msgDropRate")) == sent / 2.0);
+    json_t *ss = json_object_get(json_object_get(st, "subscriptions"), "s");
+    ck_assert(json_real_value(json_object_get(ss, "msgDropRate")) == sent / 2.0);
+    ck_assert_int_eq(json_integer_value(json_object_get(ss, "msgBacklog")), 0);
+    reply_json_free();
+    /* and Pulsar's metric */
+    ck_assert_int_eq(rq("GET", "/metrics", NULL), 200);
+    char want[300];
+    snprintf(want, sizeof want,
+             "pulsar_subscription_msg_drop_rate{cluster=\"standalone\",namespace=\"public/"
+             "default\",topic=\"%s\",subscription=\"s\"} %.1f\n",
+             full, sent / 2.0);
+    ck_assert_msg(strstr(last.body, want), "no %s in /metrics", want);
+    topic_consumer_close(c);
+    /* partitioned topics of the domain */
+    expect_status("PUT", NPT "/pp/partitions", "2", 204);
+    expect_json("GET", NPT "/pp/partitions", NULL, 200, "{\"partitions\":2}");
+    expect_json("GET", NPT "/partitioned", NULL, 200, "[\"non-persistent://public/default/pp\"]");
+    expect_json("GET", T "/partitioned", NULL, 200, "[]");
+    ck_assert_int_eq(rq("GET", NPT "/pp/partitioned-stats", NULL), 200);
+    expect_status("DELETE", NPT "/np1", NULL, 204);
+    expect_reason("GET", NPT "/np1/stats", NULL, 404,
+                  "Topic non-persistent://public/default/np1 not found");
+}
+END_TEST
+
+/* enableNonPersistentTopics=false: refused (NotAllowed), as Pulsar's broker does. */
+START_TEST(test_non_persistent_disabled)
+{
+    teardown();
+    memset(&last, 0, sizeof last);
+    tl_svc_init(&fx);
+    tl_cfg_set(&fx.cfg, "enableNonPersistentTopics", "false");
+    tl_svc_meta(&fx, 0);
+    tl_svc_start(&fx, 0);
+    expect_reason("PUT", NPT "/np1", NULL, 405, "Broker is unable to load non-persistent topic");
+    expect_json("GET", NPT, NULL, 200, "[]");
+    expect_status("PUT", T "/t1", NULL, 204);
+}
+END_TEST
+
 /* terminate: a plain topic answers its last message id (the same again), a partitioned one
  * 405 there and its partitions' ids on .../partitions/terminate (and Pulsar's
  * .../terminate/partitions); missing topics 404. The topic then refuses producers. */
@@ -1616,10 +1719,12 @@ START_TEST(test_lookup)
     ck_assert_str_eq(last.ctype, "text/plain");
     ck_assert_int_eq(strlen(last.body), 21); /* 0x........_0x........ */
     ck_assert(strncmp(last.body, "0x", 2) == 0 && last.body[10] == '_');
-    expect_reason("GET", "/lookup/v2/topic/non-persistent/public/default/lk", NULL, 405,
-                  "Non-persistent topics are not supported");
-    expect_reason("GET", "/lookup/v2/topic/non-persistent/public/default/lk/bundle", NULL, 405,
-                  "Non-persistent topics are not supported");
+    /* non-persistent topics: looked up as persistent ones (bundle ownership); no other domain */
+    expect_json("GET", "/lookup/v2/topic/non-persistent/public/default/lk", NULL, 200, want);
+    ck_assert_int_eq(rq("GET", "/lookup/v2/topic/non-persistent/public/default/lk/bundle", NULL),
+                     200);
+    ck_assert_int_eq(strlen(last.body), 21);
+    ck_assert_int_eq(rq("GET", "/lookup/v2/topic/other/public/default/lk", NULL), 404);
     expect_reason("GET", "/lookup/v2/topic/persistent/public/nope/lk", NULL, 404,
                   "Namespace does not exist");
     /* a '/' in the topic: the legacy name public/default(cluster)/a/b, of a namespace that
@@ -1774,7 +1879,8 @@ int main(void)
            test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
            test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions,
            test_peek_and_examine, test_peek_compressed, test_partitioned_topics,
-           test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
+           test_partitions_bounded, test_lookup, test_free_with_call_in_progress,
+           test_non_persistent_topics, test_non_persistent_disabled);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);
     return tl_run(s);

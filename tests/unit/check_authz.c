@@ -473,7 +473,8 @@ START_TEST(test_permission_bodies)
 END_TEST
 
 /* As Pulsar re-checks producers and consumers on a policies update: those that lost their
- * permission get CLOSE_PRODUCER / CLOSE_CONSUMER; a change that keeps it closes nothing. */
+ * permission get CLOSE_PRODUCER / CLOSE_CONSUMER (on persistent and non-persistent topics of
+ * the namespace); a change that keeps it closes nothing. */
 START_TEST(test_revoked_endpoints_closed)
 {
     connect_as(0, "hank");
@@ -482,6 +483,8 @@ START_TEST(test_revoked_endpoints_closed)
     expect_producer(TOPIC, true);
     uint64_t cons = next_id;
     expect_subscribe(TOPIC, "s", true);
+    uint64_t np_prod = next_id; /* the namespace's non-persistent topics are re-checked too */
+    expect_producer("non-persistent://public/default/np", true);
     /* a grant to someone else, and hank's own unchanged: nothing closed */
     ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/ivy", "root", "[\"consume\"]"), 204);
     tl_send_ping(&peer);
@@ -491,6 +494,7 @@ START_TEST(test_revoked_endpoints_closed)
     /* produce taken away: the producer is closed, the consumer stays */
     ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/hank", "root", "[\"consume\"]"), 204);
     expect_closed(true, prod);
+    expect_closed(true, np_prod);
     tl_send_ping(&peer);
     tl_peer_expect(&peer, T(PONG), &f);
     wire_frame_clear(&f);

@@ -689,6 +689,7 @@ static void expect_partitions(struct client *cl, uint64_t request_id, int n, int
 #define SHARED PULSAR__PROTO__COMMAND_SUBSCRIBE__SUB_TYPE__Shared
 #define FAILOVER PULSAR__PROTO__COMMAND_SUBSCRIBE__SUB_TYPE__Failover
 #define KEY_SHARED PULSAR__PROTO__COMMAND_SUBSCRIBE__SUB_TYPE__Key_Shared
+#define NP_TOPIC(x) "non-persistent://public/default/" x
 #define SE(name) PULSAR__PROTO__SERVER_ERROR__##name
 
 /* ---- connection ---------------------------------------------------------------------------- */
@@ -1187,61 +1188,17 @@ static struct client *connected_with_topics(const char *partitioned, const char 
     return cl;
 }
 
-static void get_topics(struct client *cl, const char *ns, uint64_t request_id, bool non_persistent)
+/* mode < 0: none sent (PERSISTENT) */
+static void get_topics(struct client *cl, const char *ns, uint64_t request_id, int mode)
 {
     Pulsar__Proto__CommandGetTopicsOfNamespace g =
         PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__INIT;
     g.namespace_ = (char *)ns;
     g.request_id = request_id;
-    if (non_persistent) {
+    if (mode >= 0) {
         g.has_mode = 1;
-        g.mode = PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__NON_PERSISTENT;
+        g.mode = (Pulsar__Proto__CommandGetTopicsOfNamespace__Mode)mode;
     }
-    SEND(cl, GET_TOPICS_OF_NAMESPACE, gettopicsofnamespace, g);
-}
-
-/* GET_TOPICS_OF_NAMESPACE: the persistent topics of the namespace, loaded or not, with the
- * partitions of its partitioned topics, sorted; none in NON_PERSISTENT mode; an unknown
- * namespace is an error. */
-START_TEST(test_get_topics_of_namespace)
-{
-    static const char *const made[] = {TOPIC("b-topic"), TOPIC("a-topic"),
-                                       "persistent://pulsar/system/elsewhere"};
-    struct client *cl = connected_with_topics(TOPIC("parts"), made, 3);
-    get_topics(cl, "public/default", 31, false);
-    struct wire_frame f;
-    expect(cl, T(GET_TOPICS_OF_NAMESPACE_RESPONSE), &f);
-    Pulsar__Proto__CommandGetTopicsOfNamespaceResponse *r = f.cmd->gettopicsofnamespaceresponse;
-    ck_assert_uint_eq(r->request_id, 31);
-    static const char *const want[] = {TOPIC("a-topic"), TOPIC("b-topic"),
-                                       TOPIC("parts-partition-0"), TOPIC("parts-partition-1")};
-    ck_assert_uint_eq(r->n_topics, 4);
-    for (size_t i = 0; i < 4; i++)
-        ck_assert_str_eq(r->topics[i], want[i]);
-    wire_frame_clear(&f);
-
-    get_topics(cl, "public/default", 32, true);
-    expect(cl, T(GET_TOPICS_OF_NAMESPACE_RESPONSE), &f);
-    ck_assert_uint_eq(f.cmd->gettopicsofnamespaceresponse->request_id, 32);
-    ck_assert_uint_eq(f.cmd->gettopicsofnamespaceresponse->n_topics, 0);
-    wire_frame_clear(&f);
-
-    get_topics(cl, "nope/none", 33, false);
-    expect_error(cl, 33, SE(TopicNotFound), "Namespace does not exist");
-}
-END_TEST
-
-/* ---- pattern consumers: topics_pattern, topics_hash, watchers (conn_watch.c) ------------- */
-
-static void get_topics_req(struct client *cl, uint64_t request_id, const char *pattern,
-                           const char *hash)
-{
-    Pulsar__Proto__CommandGetTopicsOfNamespace g =
-        PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__INIT;
-    g.namespace_ = "public/default";
-    g.request_id = request_id;
-    g.topics_pattern = (char *)pattern;
-    g.topics_hash = (char *)hash;
     SEND(cl, GET_TOPICS_OF_NAMESPACE, gettopicsofnamespace, g);
 }
 
@@ -1267,6 +1224,56 @@ static void expect_topics(struct client *cl, uint64_t request_id, bool filtered,
     if (hash)
         memcpy(hash, h, sizeof h);
     wire_frame_clear(&f);
+}
+
+/* GET_TOPICS_OF_NAMESPACE: the persistent topics of the namespace, loaded or not, with the
+ * partitions of its partitioned topics, sorted; in NON_PERSISTENT mode the loaded
+ * non-persistent ones, in ALL mode both; an unknown namespace is an error. */
+START_TEST(test_get_topics_of_namespace)
+{
+    static const char *const made[] = {
+        TOPIC("b-topic"), TOPIC("a-topic"), "persistent://pulsar/system/elsewhere",
+        NP_TOPIC("np-b"), NP_TOPIC("np-a"), "non-persistent://pulsar/system/np-x"};
+    struct client *cl = connected_with_topics(TOPIC("parts"), made, 6);
+    get_topics(cl, "public/default", 31, -1);
+    struct wire_frame f;
+    expect(cl, T(GET_TOPICS_OF_NAMESPACE_RESPONSE), &f);
+    Pulsar__Proto__CommandGetTopicsOfNamespaceResponse *r = f.cmd->gettopicsofnamespaceresponse;
+    ck_assert_uint_eq(r->request_id, 31);
+    static const char *const want[] = {TOPIC("a-topic"), TOPIC("b-topic"),
+                                       TOPIC("parts-partition-0"), TOPIC("parts-partition-1")};
+    ck_assert_uint_eq(r->n_topics, 4);
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_str_eq(r->topics[i], want[i]);
+    wire_frame_clear(&f);
+
+    get_topics(cl, "public/default", 32,
+               PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__NON_PERSISTENT);
+    static const char *const np[] = {NP_TOPIC("np-a"), NP_TOPIC("np-b")};
+    expect_topics(cl, 32, false, np, 2, NULL);
+    get_topics(cl, "public/default", 34, PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__MODE__ALL);
+    static const char *const all[] = {NP_TOPIC("np-a"),           NP_TOPIC("np-b"),
+                                      TOPIC("a-topic"),           TOPIC("b-topic"),
+                                      TOPIC("parts-partition-0"), TOPIC("parts-partition-1")};
+    expect_topics(cl, 34, false, all, 6, NULL);
+
+    get_topics(cl, "nope/none", 33, -1);
+    expect_error(cl, 33, SE(TopicNotFound), "Namespace does not exist");
+}
+END_TEST
+
+/* ---- pattern consumers: topics_pattern, topics_hash, watchers (conn_watch.c) ------------- */
+
+static void get_topics_req(struct client *cl, uint64_t request_id, const char *pattern,
+                           const char *hash)
+{
+    Pulsar__Proto__CommandGetTopicsOfNamespace g =
+        PULSAR__PROTO__COMMAND_GET_TOPICS_OF_NAMESPACE__INIT;
+    g.namespace_ = "public/default";
+    g.request_id = request_id;
+    g.topics_pattern = (char *)pattern;
+    g.topics_hash = (char *)hash;
+    SEND(cl, GET_TOPICS_OF_NAMESPACE, gettopicsofnamespace, g);
 }
 
 /* GET_TOPICS_OF_NAMESPACE with topics_pattern: only the matching topics (a partition by its
@@ -1883,6 +1890,54 @@ START_TEST(test_dedup_receipts)
 }
 END_TEST
 
+/* Non-persistent topics over the wire: every SEND_RECEIPT carries (0, 0); a consumer gets
+ * what arrives within its permits, with id (0, 0), and nothing more (the rest is dropped, not
+ * kept for a later FLOW); its ACK is answered. With enableNonPersistentTopics=false a PRODUCER
+ * or SUBSCRIBE on one is refused with NotAllowedError, a persistent topic still served. */
+START_TEST(test_non_persistent_wire)
+{
+    start();
+    struct client *pc = connected(21), *cc = connected(21);
+    subscribe(cc, NP_TOPIC("w"), "s", 5, NULL);
+    uint32_t permits = 2;
+    flow(cc, 5, permits);
+    producer(pc, NP_TOPIC("w"), 1);
+    uint64_t sent = 5;
+    for (uint64_t i = 0; i < sent; i++) {
+        struct ml_position pos = publish(pc, 1, i, NULL);
+        ck_assert(pos.ledger == 0 && pos.entry == 0);
+    }
+    for (uint64_t i = 0; i < permits; i++) {
+        struct got g = expect_message(cc, 5);
+        ck_assert_uint_eq(g.seq, i);
+        ck_assert(g.pos.ledger == 0 && g.pos.entry == 0);
+    }
+    expect_nothing(cc);
+    ack(cc, 5, (struct ml_position){0, 0}, false, NULL, 0, 0, 77);
+    expect_ack_ok(cc, 5, 77);
+    flow(cc, 5, 10); /* nothing was kept for later */
+    expect_nothing(cc);
+    publish(pc, 1, sent, NULL);
+    ck_assert_uint_eq(expect_message(cc, 5).seq, sent);
+    /* a partitioned non-persistent topic answers its partitions as a persistent one */
+    ck_assert_int_eq(ns_partitions_set(fx.ns, NP_TOPIC("parts"), 3, true, NULL, NULL), 0);
+    partitioned_metadata(pc, NP_TOPIC("parts"), 9);
+    expect_partitions(pc, 9, 3, 0);
+}
+END_TEST
+
+START_TEST(test_non_persistent_disabled_wire)
+{
+    tl_cfg_set(&fx.cfg, "enableNonPersistentTopics", "false");
+    start();
+    struct client *cl = connected(21);
+    ck_assert_int_eq(producer_v(cl, NP_TOPIC("off"), 1, 31, -1), -SE(NotAllowedError) - 1);
+    subscribe_req(cl, NP_TOPIC("off"), "s", 5, 32, NULL);
+    expect_error(cl, 32, SE(NotAllowedError), NULL);
+    producer(cl, TOPIC("on"), 2);
+}
+END_TEST
+
 /* ---- consuming ----------------------------------------------------------------------------- */
 
 START_TEST(test_second_exclusive_consumer_refused)
@@ -2431,6 +2486,7 @@ int main(void)
     tl_add(tc, test_lookup_and_partitioned_metadata, test_get_topics_of_namespace,
            test_schema_producers_and_get, test_schema_get_or_create_subscribe);
     tc = tl_tcase(s, "producing", 30, setup, teardown);
+    tl_add(tc, test_non_persistent_wire, test_non_persistent_disabled_wire);
     tl_add(tc, test_produce_consume_round_trip, test_send_for_unknown_producer_closes,
            test_dedup_receipts, test_exclusive_producer);
     tc = tl_tcase(s, "consuming", 30, setup, teardown);

@@ -102,6 +102,8 @@ static void teardown(void)
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
+#define NP_TOPIC "non-persistent://public/default/np"
+
 struct get_res {
     int calls, status;
     struct topic *t;
@@ -200,6 +202,8 @@ struct fc {
     struct ml_position pos[MAXREC];
     uint32_t redel[MAXREC];
     int32_t msgs[MAXREC];
+    uint64_t publish_time[MAXREC]; /* tells apart messages that share a position */
+    uint32_t key_hash[MAXREC];
     bool had_ack_set[MAXREC];
     int n_active_changes;
     bool active;
@@ -218,6 +222,8 @@ static void fc_send(void *owner, struct topic_consumer *c, struct ml_entry *e, u
     f->pos[f->n] = e->pos;
     f->redel[f->n] = rc;
     f->msgs[f->n] = e->num_messages;
+    f->publish_time[f->n] = e->publish_time;
+    f->key_hash[f->n] = e->key_hash;
     f->had_ack_set[f->n] = ack_set != NULL && n_words > 0;
     f->n++;
     if (f->close_at > 0 && f->n == f->close_at) {
@@ -294,6 +300,21 @@ static void sub_ok(struct topic *t, const char *sub, enum topic_sub_type type, b
     struct topic_sub_options o = opts(type);
     o.initial_earliest = earliest;
     ck_assert_int_eq(sub_o(t, sub, &o, f), 0);
+}
+
+/* Consumers "ca" (a) on subscription sa and "cb" (b) on sb (the same name: one
+ * subscription), both of type, with pa and pb permits. */
+static void sub_pair(struct topic *t, enum topic_sub_type type, const char *sa, const char *sb,
+                     struct fc *a, struct fc *b, uint32_t pa, uint32_t pb)
+{
+    struct topic_sub_options o = opts(type);
+    o.consumer_name = "ca";
+    ck_assert_int_eq(sub_o(t, sa, &o, a), 0);
+    o.consumer_name = "cb";
+    ck_assert_int_eq(sub_o(t, sb, &o, b), 0);
+    topic_consumer_flow(a->c, pa);
+    topic_consumer_flow(b->c, pb);
+    spin();
 }
 
 static void ack1(struct fc *f, struct ml_position pos)
@@ -1026,14 +1047,7 @@ START_TEST(test_key_shared_auto)
 {
     struct topic *t = load("ks");
     struct fc *a = fc_new(), *b = fc_new();
-    struct topic_sub_options o = opts(TOPIC_SUB_KEY_SHARED);
-    o.consumer_name = "ca";
-    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
-    o.consumer_name = "cb";
-    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
-    topic_consumer_flow(a->c, 500);
-    topic_consumer_flow(b->c, 500);
-    spin();
+    sub_pair(t, TOPIC_SUB_KEY_SHARED, "s", "s", a, b, 500, 500);
     struct topic_producer *p = mkprod(t);
     static const char *keys[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9"};
     for (int i = 0; i < 100; i++)
@@ -2343,6 +2357,38 @@ static struct topic *dd_bk_load(const char *name)
     return dd_bk_load_on(reg, name);
 }
 
+static int np_meta_status(const char *path)
+{
+    struct meta_req r = {0};
+    int st = tl_meta_get(dd_env.meta, path, &r);
+    meta_req_fini(&r);
+    return st;
+}
+
+/* Over a durable store, a non-persistent topic writes nothing there: no managed-ledger node
+ * (so no ledger and no cursor either), where loading the persistent topic of the same name
+ * creates one. Its messages are delivered all the same. */
+START_TEST(test_np_stores_nothing)
+{
+    struct topic *t = dd_bk_load(NP_TOPIC);
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, false, a);
+    topic_consumer_flow(a->c, 100);
+    struct topic_producer *p = mkprod(t);
+    int n = 7;
+    for (int i = 0; i < n; i++)
+        publish_full(p, 10 + (uint64_t)i, 0, NULL);
+    ck_assert_int_eq(tl_until_count(loop, &pubs.n, n, 10000), n);
+    ck_assert_int_eq(a->n, n);
+    topic_producer_close(p);
+    tl_run_for(loop, 200); /* cursor flushes would be written by now (50 ms interval) */
+    ck_assert_int_eq(np_meta_status("/managed-ledgers/public/default/non-persistent/np"),
+                     -MG_ENOTFOUND);
+    dd_bk_load("persistent://public/default/np");
+    ck_assert_int_eq(np_meta_status("/managed-ledgers/public/default/persistent/np"), 0);
+}
+END_TEST
+
 /* The state is snapshotted every dedup_entries_interval entries into the cursor's
  * mark-delete properties, and a topic loaded again (moved, or after a crash) takes the
  * snapshot and replays what came after it before any producer attaches: a producer
@@ -3102,6 +3148,208 @@ START_TEST(test_compact_threshold)
 }
 END_TEST
 
+/* ---- non-persistent topics (topic_np.c) ----------------------------------------------- */
+
+static const int64_t np_wall0 = 1700000000000;
+
+static void np_setup(void)
+{
+    default_cfg();
+    setup_on(&cfg, np_wall0); /* simulated loop: the drop rate's interval is exact */
+}
+
+/* Publish n messages with publish times from ts0 up (keys[i % n_keys] when keys). */
+static void np_publish(struct topic *t, int n, uint64_t ts0, const char *const *keys, int n_keys)
+{
+    struct topic_producer *p = mkprod(t);
+    for (int i = 0; i < n; i++)
+        publish_full(p, ts0 + (uint64_t)i, 0, keys ? keys[i % n_keys] : NULL);
+    spin();
+    topic_producer_close(p);
+}
+
+static int64_t np_dropped(struct topic *t, const char *sub)
+{
+    size_t pos = 0;
+    struct topic_sub_stats st;
+    while (topic_sub_stats_next(t, &pos, &st))
+        if (!strcmp(st.name, sub))
+            return st.msg_drop_counter;
+    ck_abort_msg("no subscription %s", sub);
+    return -1;
+}
+
+static bool np_got(const struct fc *f, uint64_t ts)
+{
+    for (int i = 0; i < f->n; i++)
+        if (f->publish_time[i] == ts)
+            return true;
+    return false;
+}
+
+/* Messages go to the consumers connected now, within their permits; the receipt is (0, 0),
+ * after the call, in order; nothing is stored; the rest is dropped and counted. */
+START_TEST(test_np_exclusive_delivery_and_drops)
+{
+    struct topic *t = load(NP_TOPIC);
+    struct fc *a = fc_new();
+    sub_ok(t, "s", TOPIC_SUB_EXCLUSIVE, true, a);
+    int permits = 5, sent = 12;
+    topic_consumer_flow(a->c, (uint32_t)permits);
+    spin();
+    struct topic_producer *p = mkprod(t);
+    for (int i = 0; i < sent; i++)
+        publish_full(p, 100 + (uint64_t)i, 0, NULL);
+    ck_assert_int_eq(pubs.n, 0); /* answered on the loop, never inside topic_publish */
+    spin();
+    ck_assert_int_eq(pubs.n, sent);
+    for (int i = 0; i < sent; i++) {
+        ck_assert_int_eq(pubs.status[i], 0);
+        ck_assert(ml_pos_cmp(pubs.pos[i], (struct ml_position){0, 0}) == 0);
+    }
+    ck_assert_int_eq(a->n, permits);
+    for (int i = 0; i < permits; i++) /* the first ones, in order */
+        ck_assert_uint_eq(a->publish_time[i], 100 + (uint64_t)i);
+    ck_assert_int_eq(np_dropped(t, "s"), sent - permits);
+    struct ml_stats ms;
+    ml_get_stats(topic_ml(t), &ms);
+    ck_assert_int_eq(ms.number_of_entries, 0); /* nothing stored */
+    /* a seek is refused; acks and redeliveries have nothing to act on: no message comes again */
+    ck_assert_int_eq(topic_consumer_seek(a->c, false, (struct ml_position){0, 0}, 0, NULL, NULL),
+                     -MG_ENOTALLOWED);
+    ck_assert_int_eq(topic_consumer_last_message_id(a->c, NULL, NULL), -MG_ENOTALLOWED);
+    ack1(a, pubs.pos[0]);
+    topic_consumer_redeliver(a->c, NULL, 0);
+    topic_consumer_flow(a->c, 100);
+    spin();
+    ck_assert_int_eq(a->n, permits);
+    /* a consumer that connects late sees nothing from before, then what comes next */
+    struct fc *late = fc_new();
+    sub_ok(t, "late", TOPIC_SUB_EXCLUSIVE, true, late);
+    topic_consumer_flow(late->c, 100);
+    spin();
+    ck_assert_int_eq(late->n, 0);
+    publish_full(p, 500, 0, NULL);
+    spin();
+    ck_assert_int_eq(late->n, 1);
+    ck_assert_uint_eq(late->publish_time[0], 500);
+    ck_assert_int_eq(a->n, permits + 1);
+    /* msgDropRate over the stats interval (2 s on the simulated clock) */
+    topic_registry_stats_update(reg, mg_loop_mono_ms(loop) + 2000);
+    struct topic_stats ts;
+    topic_get_stats(t, &ts);
+    ck_assert(ts.msg_drop_rate > (double)(sent - permits) / 2.0 - 0.01 &&
+              ts.msg_drop_rate < (double)(sent - permits) / 2.0 + 0.01);
+    topic_producer_close(p);
+}
+END_TEST
+
+/* Shared: round robin over the consumers with permits; none left -> dropped. */
+START_TEST(test_np_shared)
+{
+    struct topic *t = load(NP_TOPIC);
+    struct fc *a = fc_new(), *b = fc_new();
+    int pa = 3, pb = 4, sent = 15;
+    sub_pair(t, TOPIC_SUB_SHARED, "s", "s", a, b, (uint32_t)pa, (uint32_t)pb);
+    np_publish(t, sent, 1000, NULL, 0);
+    ck_assert_int_eq(a->n, pa);
+    ck_assert_int_eq(b->n, pb);
+    for (int i = 0; i < sent; i++)
+        ck_assert(!(np_got(a, 1000 + (uint64_t)i) && np_got(b, 1000 + (uint64_t)i)));
+    ck_assert_int_eq(np_dropped(t, "s"), sent - pa - pb);
+}
+END_TEST
+
+/* Failover: only the active consumer gets messages; without its permits they are dropped
+ * although another consumer has permits. */
+START_TEST(test_np_failover)
+{
+    struct topic *t = load(NP_TOPIC);
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_pair(t, TOPIC_SUB_FAILOVER, "s", "s", a, b, 2, 100);
+    np_publish(t, 6, 1, NULL, 0);
+    ck_assert_int_eq(a->n + b->n, 2);
+    ck_assert(a->n == 2 || b->n == 2);
+    ck_assert_int_eq(np_dropped(t, "s"), 4);
+}
+END_TEST
+
+/* Key_Shared: each key goes to its consumer; a key whose consumer has no permits is
+ * dropped while the other keys go on. */
+START_TEST(test_np_key_shared)
+{
+    struct topic *t = load(NP_TOPIC);
+    struct fc *a = fc_new(), *b = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_KEY_SHARED);
+    o.key_shared_sticky = true;
+    const int32_t ra[1][2] = {{0, 32767}}, rb[1][2] = {{32768, 65535}};
+    o.sticky_ranges = ra;
+    o.n_sticky_ranges = 1;
+    ck_assert_int_eq(sub_o(t, "s", &o, a), 0);
+    o.sticky_ranges = rb;
+    ck_assert_int_eq(sub_o(t, "s", &o, b), 0);
+    topic_consumer_flow(a->c, 1000);
+    spin();
+    static const char *const keys[] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"};
+    int sent = 80;
+    np_publish(t, sent, 1, keys, 8);
+    int to_b = 0;
+    for (int i = 0; i < sent; i++) {
+        uint32_t h = (wire_murmur3_32(keys[i % 8], strlen(keys[i % 8]), 0) & 0x7fffffffu) % 65536u;
+        if (h >= 32768)
+            to_b++;
+        else
+            ck_assert(np_got(a, 1 + (uint64_t)i));
+    }
+    ck_assert_int_gt(to_b, 0); /* the keys cover both ranges */
+    ck_assert_int_eq(a->n, sent - to_b);
+    for (int i = 0; i < a->n; i++)
+        ck_assert_uint_lt(a->key_hash[i] % 65536u, 32768);
+    ck_assert_int_eq(b->n, 0);
+    ck_assert_int_eq(np_dropped(t, "s"), to_b);
+}
+END_TEST
+
+/* A consumer closed by its connection inside the send (publish in progress): its
+ * subscription goes (nothing durable on a non-persistent topic), the others still get
+ * everything. */
+START_TEST(test_np_close_inside_send)
+{
+    struct topic *t = load(NP_TOPIC);
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_pair(t, TOPIC_SUB_EXCLUSIVE, "a", "b", a, b, 100, 100);
+    a->close_at = 1;
+    int sent = 4;
+    np_publish(t, sent, 1, NULL, 0);
+    ck_assert_int_eq(a->n, 1);
+    ck_assert_int_eq(b->n, sent);
+    size_t pos = 0;
+    struct topic_sub_stats st;
+    int subs = 0;
+    while (topic_sub_stats_next(t, &pos, &st)) {
+        ck_assert_str_eq(st.name, "b");
+        subs++;
+    }
+    ck_assert_int_eq(subs, 1);
+}
+END_TEST
+
+/* enableNonPersistentTopics=false: non-persistent names are refused, persistent ones load. */
+START_TEST(test_np_disabled)
+{
+    teardown();
+    default_cfg();
+    cfg.np_disabled = true;
+    setup_on(&cfg, np_wall0);
+    struct get_res r = {0};
+    ck_assert_int_eq(topic_get(reg, NP_TOPIC, true, get_cb, &r), -MG_ENOTALLOWED);
+    spin();
+    ck_assert_int_eq(r.calls, 0);
+    ck_assert_ptr_null(topic_find(reg, NP_TOPIC));
+    ck_assert_ptr_nonnull(load("persistent://public/default/np"));
+}
+END_TEST
+
 static Suite *topic_suite(void)
 {
     Suite *s = suite_create("topic");
@@ -3119,6 +3367,10 @@ static Suite *topic_suite(void)
            test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
            test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
 
+    tc = tl_tcase(s, "non-persistent", 0, np_setup, teardown);
+    tl_add(tc, test_np_exclusive_delivery_and_drops, test_np_shared, test_np_failover,
+           test_np_key_shared, test_np_close_inside_send, test_np_disabled);
+
     tc = tl_tcase(s, "delayed", 0, dl_setup, teardown);
     tl_add(tc, test_delayed_shared, test_delayed_no_timer_storm, test_delayed_bounded,
            test_delayed_type_change_and_seek, test_delayed_release_bounded);
@@ -3127,7 +3379,7 @@ static Suite *topic_suite(void)
            test_dedup_bounds, test_dedup_policy);
     tc = tl_tcase(s, "dedup_bk", 60, dd_bk_setup, dd_bk_teardown);
     tl_add(tc, test_dedup_snapshot_rebuild, test_dedup_moves, test_dedup_rebuild_fails,
-           test_dedup_write_failure, test_delayed_rebuilt_after_move);
+           test_dedup_write_failure, test_delayed_rebuilt_after_move, test_np_stores_nothing);
     tc = tl_tcase(s, "compact", 60, cp_setup, dd_bk_teardown);
     tl_add(tc, test_compact_latest_per_key, test_compact_deletes_and_no_keys, test_compact_batches,
            test_compact_compressed_batches, test_compact_empty_topic, test_compact_while_writing,
