@@ -11,12 +11,14 @@
  * carries its send time in its first 8 bytes; the ack handler (libnats' own thread) records
  * send-to-PubAck latency. Note: nats-server 2.9 answers the PubAck once the message is in
  * the stream's file (write(), not fsync): the data reaches the disk on its periodic sync.
+ * --messages N stops after N publishes (filling a backlog for a catch-up read).
  * Runs --seconds (10); the first --warmup (1) seconds are left out. Prints the JSON summary
  * of bench_common.h. Failure modes: connect / stream errors exit 1; negative PubAcks are
  * counted as failed.
  */
 #define _GNU_SOURCE
 #include "bench_common.h"
+#include "nats_common.h"
 
 #include <nats/nats.h>
 #include <pthread.h>
@@ -52,7 +54,7 @@ static void sleep_ns(uint64_t ns)
 
 static const char usage[] =
     "nats_js_pub PORT [--outstanding N] [--size N] [--rate R] [--seconds S] "
-    "[--warmup S] [--stream NAME] [--subject S] [--json F]";
+    "[--warmup S] [--messages N] [--stream NAME] [--subject S] [--json F]";
 
 int main(int argc, char **argv)
 {
@@ -64,39 +66,15 @@ int main(int argc, char **argv)
     if (a.size < 8)
         a.size = 8;
 
-    char url[64];
-    snprintf(url, sizeof url, "nats://127.0.0.1:%d", a.port);
     natsConnection *nc = NULL;
-    natsStatus s = natsConnection_ConnectTo(&nc, url);
-    if (s != NATS_OK) {
-        fprintf(stderr, "nats_js_pub: connect %s: %s\n", url, natsStatus_GetText(s));
-        return 1;
-    }
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = a.window;
     jo.PublishAsync.AckHandler = on_ack;
     jo.PublishAsync.StallWait = 1000;
     jsCtx *js = NULL;
-    if ((s = natsConnection_JetStream(&js, nc, &jo)) != NATS_OK) {
-        fprintf(stderr, "nats_js_pub: JetStream: %s\n", natsStatus_GetText(s));
+    if (!bc_js_open("nats_js_pub", a.port, &jo, stream, subject, &nc, &js))
         return 1;
-    }
-    jsStreamConfig sc;
-    jsStreamConfig_Init(&sc);
-    sc.Name = stream;
-    const char *subjects[] = {subject};
-    sc.Subjects = subjects;
-    sc.SubjectsLen = 1;
-    sc.Storage = js_FileStorage;
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    s = js_AddStream(&si, js, &sc, NULL, &jerr);
-    if (s != NATS_OK && jerr != JSStreamNameExistErr) {
-        fprintf(stderr, "nats_js_pub: add stream: %s (%d)\n", natsStatus_GetText(s), (int)jerr);
-        return 1;
-    }
-    jsStreamInfo_Destroy(si);
 
     char *payload = malloc(a.size);
     memset(payload, 'x', a.size);
@@ -105,7 +83,8 @@ int main(int argc, char **argv)
     t_end = t0 + (uint64_t)(a.secs * 1e9);
     uint64_t sent = 0, now = t0, last = t0;
     double tokens = 0;
-    while ((now = bc_now_ns()) < t_end) {
+    natsStatus s;
+    while ((now = bc_now_ns()) < t_end && !(a.messages && sent >= a.messages)) {
         if (a.rate > 0) {
             bc_tokens_refill(&tokens, a.rate, now, &last);
             if (tokens < 1) {
@@ -130,7 +109,7 @@ int main(int argc, char **argv)
     po.MaxWait = 10000;
     js_PublishAsyncComplete(js, &po);
     pthread_mutex_lock(&mu);
-    double measured = (double)(t_end - t_warm) / 1e9;
+    double measured = (double)((now < t_end ? now : t_end) - t_warm) / 1e9;
     char extra[256];
     snprintf(extra, sizeof extra, "\"connections\": 1, \"outstanding\": %ld, \"rate\": %.0f",
              a.window, a.rate);
