@@ -4,6 +4,8 @@
  *   nats_js_pub PORT [--outstanding N] [--size N] [--rate R] [--seconds S] [--warmup S]
  *                    [--stream NAME] [--subject SUBJ] [--json FILE]
  *
+ *
+ * Creates (or reuses) a file-storage stream NAME (BENCH) on subject SUBJ (bench), then
  * Creates (or reuses) a file-storage stream NAME (BENCH) on subject SUBJ (bench), then
  * publishes --size (1024) byte messages with js_PublishAsync, the library keeping at most
  * --outstanding (1000) publishes waiting for their PubAck (PublishAsync.MaxPending).

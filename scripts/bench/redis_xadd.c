@@ -3,17 +3,17 @@
  * libhiredis-dev).
  *
  *   redis_xadd PORT [--conns N] [--outstanding N] [--size N] [--rate R] [--seconds S]
- *                   [--warmup S] [--stream KEY] [--json FILE]
+ *                   [--warmup S] [--messages N] [--stream KEY] [--json FILE]
  *
  * N (1) non-blocking connections to 127.0.0.1:PORT, driven by one poll() loop, each
  * pipelining `XADD KEY * p <size bytes>` with --outstanding (1000) commands in flight in
  * all (split evenly over the connections). Each payload starts with its send time (the
  * stamp of bench_common.h, read by redis_xread.c). --messages N stops sending after N and
- * ends the run once their replies are in (filling a backlog for a catch-up read). --rate R (0 = as fast as the window allows)
- * paces sends with a 1 ms token bucket. A reply is matched to its command in order (Redis
- * answers a connection's commands in order); latency is send to reply. With appendonly yes
- * and appendfsync always the server writes and fsyncs the AOF before it answers, once per
- * event-loop pass (group commit). Runs --seconds (10); the first --warmup (1) seconds are
+ * ends the run once their replies are in (filling a backlog for a catch-up read). --rate R (0 = as
+ * fast as the window allows) paces sends with a 1 ms token bucket. A reply is matched to its
+ * command in order (Redis answers a connection's commands in order); latency is send to reply. With
+ * appendonly yes and appendfsync always the server writes and fsyncs the AOF before it answers,
+ * once per event-loop pass (group commit). Runs --seconds (10); the first --warmup (1) seconds are
  * left out of the figures. Prints the JSON summary of bench_common.h.
  * Failure modes: a connection error or an error reply ends the run with exit 1.
  */
