@@ -46,6 +46,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "nats_js_sub: pull subscribe: %s (%d)\n", natsStatus_GetText(s), (int)jerr);
         return 1;
     }
+    printf("consumer ready\n"); /* bench.sh starts the publisher on this line */
+    fflush(stdout);
     struct bc_rx x;
     bc_rx_start(&x, &a);
     uint64_t now = x.t0;

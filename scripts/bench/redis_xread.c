@@ -52,6 +52,8 @@ int main(int argc, char **argv)
         return 1;
     freeReplyObject(r);
 
+    printf("consumer ready\n"); /* bench.sh starts the publisher on this line */
+    fflush(stdout);
     struct bc_rx x;
     bc_rx_start(&x, &a);
     /* the XACK argv: XACK KEY bench ID... (at most --count ids) */
