@@ -100,7 +100,8 @@ static inline const char *bc_opt(int argc, char **argv, const char *name, const 
     return def;
 }
 
-/* The options every driver takes: PORT, then --outstanding N (1000), --size N (1024),
+/* The options every driver takes: PORT, then --stream NAME (the Redis stream key or the
+ * JetStream stream: bench), --outstanding N (1000), --size N (1024),
  * --rate R (0 = as fast as the window allows), --seconds S (10), --warmup S (1),
  * --messages N (0 = no limit: publishers stop sending, consumers stop receiving after N)
  * and --json FILE (none). */
@@ -110,6 +111,7 @@ struct bc_args {
     size_t size;
     double rate, secs, warm;
     unsigned long long messages;
+    const char *stream;
     const char *json;
 };
 
@@ -127,6 +129,7 @@ static inline bool bc_args_parse(int argc, char **argv, const char *usage, struc
     a->secs = atof(bc_opt(argc, argv, "--seconds", "10"));
     a->warm = atof(bc_opt(argc, argv, "--warmup", "1"));
     a->messages = strtoull(bc_opt(argc, argv, "--messages", "0"), NULL, 10);
+    a->stream = bc_opt(argc, argv, "--stream", "bench");
     a->json = bc_opt(argc, argv, "--json", NULL);
     return true;
 }

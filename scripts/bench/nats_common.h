@@ -1,20 +1,33 @@
 /*
  * nats_common.h - what the NATS JetStream drivers of scripts/bench/ share (header only,
  * Debian's libnats-dev): connect to 127.0.0.1:PORT with JetStream options, and create (or
- * reuse) the file-storage stream the run writes to. Errors print one line and return false.
+ * reuse) the file-storage stream --stream (bench) on subject --subject (bench) that the run
+ * writes to. Errors print one line and return false.
  */
 #ifndef NATS_COMMON_H
 #define NATS_COMMON_H
+
+#include "bench_common.h"
 
 #include <nats/nats.h>
 #include <stdbool.h>
 #include <stdio.h>
 
-static inline bool bc_js_open(const char *who, int port, jsOptions *jo, const char *stream,
-                              const char *subject, natsConnection **nc, jsCtx **js)
+struct bc_js {
+    natsConnection *nc;
+    jsCtx *js;
+    const char *stream, *subject; /* borrowed: argv or literals */
+};
+
+static inline bool bc_js_open(const char *who, int argc, char **argv, const struct bc_args *a,
+                              jsOptions *jo, struct bc_js *j)
 {
     char url[64];
-    snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", a->port);
+    j->stream = a->stream;
+    j->subject = bc_opt(argc, argv, "--subject", "bench");
+    natsConnection **nc = &j->nc;
+    jsCtx **js = &j->js;
     natsStatus s = natsConnection_ConnectTo(nc, url);
     if (s != NATS_OK) {
         fprintf(stderr, "%s: connect %s: %s\n", who, url, natsStatus_GetText(s));
@@ -26,8 +39,8 @@ static inline bool bc_js_open(const char *who, int port, jsOptions *jo, const ch
     }
     jsStreamConfig sc;
     jsStreamConfig_Init(&sc);
-    sc.Name = stream;
-    const char *subjects[] = {subject};
+    sc.Name = j->stream;
+    const char *subjects[] = {j->subject};
     sc.Subjects = subjects;
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;

@@ -2,11 +2,9 @@
  * nats_js_pub.c - NATS JetStream publish load for scripts/bench.sh (Debian's libnats-dev).
  *
  *   nats_js_pub PORT [--outstanding N] [--size N] [--rate R] [--seconds S] [--warmup S]
- *                    [--stream NAME] [--subject SUBJ] [--json FILE]
+ *                    [--messages N] [--stream NAME] [--subject SUBJ] [--json FILE]
  *
- *
- * Creates (or reuses) a file-storage stream NAME (BENCH) on subject SUBJ (bench), then
- * Creates (or reuses) a file-storage stream NAME (BENCH) on subject SUBJ (bench), then
+ * Creates (or reuses) a file-storage stream NAME (bench) on subject SUBJ (bench), then
  * publishes --size (1024) byte messages with js_PublishAsync, the library keeping at most
  * --outstanding (1000) publishes waiting for their PubAck (PublishAsync.MaxPending).
  * --rate R (0 = as fast as the window allows) paces sends in 1 ms steps. Each payload
@@ -19,7 +17,6 @@
  * counted as failed.
  */
 #define _GNU_SOURCE
-#include "bench_common.h"
 #include "nats_common.h"
 
 #include <nats/nats.h>
@@ -63,20 +60,18 @@ int main(int argc, char **argv)
     struct bc_args a;
     if (!bc_args_parse(argc, argv, usage, &a))
         return 2;
-    const char *stream = bc_opt(argc, argv, "--stream", "BENCH");
-    const char *subject = bc_opt(argc, argv, "--subject", "bench");
     if (a.size < 8)
         a.size = 8;
 
-    natsConnection *nc = NULL;
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = a.window;
     jo.PublishAsync.AckHandler = on_ack;
     jo.PublishAsync.StallWait = 1000;
-    jsCtx *js = NULL;
-    if (!bc_js_open("nats_js_pub", a.port, &jo, stream, subject, &nc, &js))
+    struct bc_js j = {0};
+    if (!bc_js_open("nats_js_pub", argc, argv, &a, &jo, &j))
         return 1;
+    jsCtx *js = j.js;
 
     char *payload = malloc(a.size);
     memset(payload, 'x', a.size);
@@ -95,7 +90,7 @@ int main(int argc, char **argv)
             }
         }
         memcpy(payload, &now, 8);
-        s = js_PublishAsync(js, subject, payload, (int)a.size, NULL);
+        s = js_PublishAsync(js, j.subject, payload, (int)a.size, NULL);
         if (s == NATS_TIMEOUT)
             continue; /* stalled: MaxPending in flight for StallWait; try again */
         if (s != NATS_OK) {
@@ -118,6 +113,6 @@ int main(int argc, char **argv)
     int rc = bc_write_json(a.json, &lat, measured, a.size, sent, failed, extra);
     pthread_mutex_unlock(&mu);
     jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
+    natsConnection_Destroy(j.nc);
     return rc == 0 ? 0 : 1;
 }

@@ -41,7 +41,7 @@ int main(int argc, char **argv)
     if (!bc_args_parse(argc, argv, usage, &a))
         return 2;
     int nconn = atoi(bc_opt(argc, argv, "--conns", "1"));
-    const char *key = bc_opt(argc, argv, "--stream", "bench");
+    const char *key = a.stream;
     if (nconn < 1)
         nconn = 1;
     if (a.size < 8)

@@ -9,10 +9,10 @@
  * `XREADGROUP GROUP bench c1 COUNT N(1000) BLOCK 100 STREAMS KEY >`, acknowledging each
  * batch with one XACK pipelined ahead of the next read. Each message's payload starts with
  * its send time (redis_xadd.c stamps it): latency is send to receipt. Ends after --seconds
- * (10) or, for a catch-up read, once --messages N have arrived; prints the consumer JSON of
- * bench_common.h (msg/s, mb_per_s, latency_ms). Redis keeps the stream in memory: its
- * "backlog" is read from RAM, never from the AOF.
- * Failure modes: a connection error or an error reply ends the run with exit 1.
+ * (10) or, for a catch-up read, once --messages N have arrived; prints "consumer ready"
+ * once the group exists, then the consumer JSON of bench_common.h (msg/s, mb_per_s, latency_ms).
+ * Redis keeps the stream in memory: its "backlog" is read from RAM, never from the AOF. Failure
+ * modes: a connection error or an error reply ends the run with exit 1.
  */
 #define _GNU_SOURCE
 #include "bench_common.h"
@@ -40,7 +40,7 @@ int main(int argc, char **argv)
     struct bc_args a;
     if (!bc_args_parse(argc, argv, usage, &a))
         return 2;
-    const char *key = bc_opt(argc, argv, "--stream", "bench");
+    const char *key = a.stream;
     const char *count = bc_opt(argc, argv, "--count", "1000");
     redisContext *c = redisConnect("127.0.0.1", a.port);
     if (!c || c->err) {
