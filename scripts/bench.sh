@@ -233,7 +233,7 @@ rec meta disk "$(df -h --output=source,fstype "$WORK" | tail -n 1 | tr -s ' ') (
 rec meta workdir "$WORK"
 rec meta seconds "$SECS"
 rec meta quick "$QUICK"
-rec meta magnetar_bin "$BIN"
+rec meta magnetar_bin "${BIN#"$top"/}" # relative when it is in this checkout
 rec meta magnetar_rev "$(cd "$top" && git describe --always --dirty 2>/dev/null || echo unknown)"
 rec meta redis_version "$(redis-server --version 2>/dev/null | sed -n 's/.*v=\([^ ]*\).*/\1/p')"
 rec meta nats_version "$(nats-server --version 2>/dev/null | sed 's/^nats-server: //')"
