@@ -100,14 +100,18 @@ static inline const char *bc_opt(int argc, char **argv, const char *name, const 
     return def;
 }
 
-/* The options every publish driver takes: PORT, then --outstanding N (1000), --size N
- * (1024), --rate R (0 = as fast as the window allows), --seconds S (10), --warmup S (1) and
- * --json FILE (none). */
+/* The options every driver takes: PORT, then --stream NAME (the Redis stream key or the
+ * JetStream stream: bench), --outstanding N (1000), --size N (1024),
+ * --rate R (0 = as fast as the window allows), --seconds S (10), --warmup S (1),
+ * --messages N (0 = no limit: publishers stop sending, consumers stop receiving after N)
+ * and --json FILE (none). */
 struct bc_args {
     int port;
     long window;
     size_t size;
     double rate, secs, warm;
+    unsigned long long messages;
+    const char *stream;
     const char *json;
 };
 
@@ -124,6 +128,8 @@ static inline bool bc_args_parse(int argc, char **argv, const char *usage, struc
     a->rate = atof(bc_opt(argc, argv, "--rate", "0"));
     a->secs = atof(bc_opt(argc, argv, "--seconds", "10"));
     a->warm = atof(bc_opt(argc, argv, "--warmup", "1"));
+    a->messages = strtoull(bc_opt(argc, argv, "--messages", "0"), NULL, 10);
+    a->stream = bc_opt(argc, argv, "--stream", "bench");
     a->json = bc_opt(argc, argv, "--json", NULL);
     return true;
 }
@@ -135,6 +141,66 @@ static inline void bc_tokens_refill(double *tokens, double rate, uint64_t now, u
     if (*tokens > rate * 0.005 + 1)
         *tokens = rate * 0.005 + 1;
     *last = now;
+}
+
+/* ---- consumers ------------------------------------------------------------------------
+ * Every publisher stamps its CLOCK_MONOTONIC send time (ns) in the first 8 bytes of each
+ * payload; the clock is the machine's, so a consumer in another process on the same machine
+ * measures end-to-end latency (send -> receipt) as now - stamp. A consumer run ends after
+ * --seconds, or once --messages N have arrived (a catch-up read: the figure is then the
+ * drain rate from the first message to the Nth). */
+struct bc_rx {
+    struct bc_lat lat;
+    uint64_t t0, t_warm, t_end, first, last, msgs, bytes, warm_bytes;
+    unsigned long long target;
+};
+
+static inline void bc_rx_start(struct bc_rx *x, const struct bc_args *a)
+{
+    memset(x, 0, sizeof *x);
+    x->t0 = bc_now_ns();
+    /* a catch-up read counts everything: no warm-up */
+    x->t_warm = a->messages ? x->t0 : x->t0 + (uint64_t)(a->warm * 1e9);
+    x->t_end = x->t0 + (uint64_t)(a->secs * 1e9);
+    x->target = a->messages;
+}
+
+/* One message (payload data, len bytes) received at now. */
+static inline void bc_rx_record(struct bc_rx *x, uint64_t now, const void *data, size_t len)
+{
+    uint64_t s = 0;
+    if (len >= 8)
+        memcpy(&s, data, 8);
+    if (!x->first)
+        x->first = now;
+    x->last = now;
+    x->msgs++;
+    x->bytes += len;
+    if (now >= x->t_warm) {
+        x->warm_bytes += len;
+        bc_lat_add(&x->lat, s && now > s ? now - s : 0);
+    }
+}
+
+static inline bool bc_rx_done(const struct bc_rx *x, uint64_t now)
+{
+    return now >= x->t_end || (x->target && x->msgs >= x->target);
+}
+
+/* The JSON summary: msg/s and MB/s received after the warm-up (a catch-up read: from the
+ * first message to the last), and send-to-receipt latency. */
+static inline int bc_rx_write(const char *path, struct bc_rx *x, const char *extra)
+{
+    uint64_t from = x->target ? x->first : x->t_warm;
+    double secs = x->last > from ? (double)(x->last - from) / 1e9 : 0;
+    size_t size = x->msgs ? (size_t)(x->bytes / x->msgs) : 0;
+    char more[512];
+    snprintf(more, sizeof more,
+             "\"messages_received\": %llu, \"bytes_received\": %llu, \"mb_per_s\": %.2f%s%s",
+             (unsigned long long)x->msgs, (unsigned long long)x->bytes,
+             secs > 0 ? (double)x->warm_bytes / secs / 1e6 : 0, extra && *extra ? ", " : "",
+             extra ? extra : "");
+    return bc_write_json(path, &x->lat, secs, size, 0, 0, more);
 }
 
 #endif

@@ -2,21 +2,22 @@
  * nats_js_pub.c - NATS JetStream publish load for scripts/bench.sh (Debian's libnats-dev).
  *
  *   nats_js_pub PORT [--outstanding N] [--size N] [--rate R] [--seconds S] [--warmup S]
- *                    [--stream NAME] [--subject SUBJ] [--json FILE]
+ *                    [--messages N] [--stream NAME] [--subject SUBJ] [--json FILE]
  *
- * Creates (or reuses) a file-storage stream NAME (BENCH) on subject SUBJ (bench), then
+ * Creates (or reuses) a file-storage stream NAME (bench) on subject SUBJ (bench), then
  * publishes --size (1024) byte messages with js_PublishAsync, the library keeping at most
  * --outstanding (1000) publishes waiting for their PubAck (PublishAsync.MaxPending).
  * --rate R (0 = as fast as the window allows) paces sends in 1 ms steps. Each payload
  * carries its send time in its first 8 bytes; the ack handler (libnats' own thread) records
  * send-to-PubAck latency. Note: nats-server 2.9 answers the PubAck once the message is in
  * the stream's file (write(), not fsync): the data reaches the disk on its periodic sync.
+ * --messages N stops after N publishes (filling a backlog for a catch-up read).
  * Runs --seconds (10); the first --warmup (1) seconds are left out. Prints the JSON summary
  * of bench_common.h. Failure modes: connect / stream errors exit 1; negative PubAcks are
  * counted as failed.
  */
 #define _GNU_SOURCE
-#include "bench_common.h"
+#include "nats_common.h"
 
 #include <nats/nats.h>
 #include <pthread.h>
@@ -52,51 +53,25 @@ static void sleep_ns(uint64_t ns)
 
 static const char usage[] =
     "nats_js_pub PORT [--outstanding N] [--size N] [--rate R] [--seconds S] "
-    "[--warmup S] [--stream NAME] [--subject S] [--json F]";
+    "[--warmup S] [--messages N] [--stream NAME] [--subject S] [--json F]";
 
 int main(int argc, char **argv)
 {
     struct bc_args a;
     if (!bc_args_parse(argc, argv, usage, &a))
         return 2;
-    const char *stream = bc_opt(argc, argv, "--stream", "BENCH");
-    const char *subject = bc_opt(argc, argv, "--subject", "bench");
     if (a.size < 8)
         a.size = 8;
 
-    char url[64];
-    snprintf(url, sizeof url, "nats://127.0.0.1:%d", a.port);
-    natsConnection *nc = NULL;
-    natsStatus s = natsConnection_ConnectTo(&nc, url);
-    if (s != NATS_OK) {
-        fprintf(stderr, "nats_js_pub: connect %s: %s\n", url, natsStatus_GetText(s));
-        return 1;
-    }
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = a.window;
     jo.PublishAsync.AckHandler = on_ack;
     jo.PublishAsync.StallWait = 1000;
-    jsCtx *js = NULL;
-    if ((s = natsConnection_JetStream(&js, nc, &jo)) != NATS_OK) {
-        fprintf(stderr, "nats_js_pub: JetStream: %s\n", natsStatus_GetText(s));
+    struct bc_js j = {0};
+    if (!bc_js_open("nats_js_pub", argc, argv, &a, &jo, &j))
         return 1;
-    }
-    jsStreamConfig sc;
-    jsStreamConfig_Init(&sc);
-    sc.Name = stream;
-    const char *subjects[] = {subject};
-    sc.Subjects = subjects;
-    sc.SubjectsLen = 1;
-    sc.Storage = js_FileStorage;
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    s = js_AddStream(&si, js, &sc, NULL, &jerr);
-    if (s != NATS_OK && jerr != JSStreamNameExistErr) {
-        fprintf(stderr, "nats_js_pub: add stream: %s (%d)\n", natsStatus_GetText(s), (int)jerr);
-        return 1;
-    }
-    jsStreamInfo_Destroy(si);
+    jsCtx *js = j.js;
 
     char *payload = malloc(a.size);
     memset(payload, 'x', a.size);
@@ -105,7 +80,8 @@ int main(int argc, char **argv)
     t_end = t0 + (uint64_t)(a.secs * 1e9);
     uint64_t sent = 0, now = t0, last = t0;
     double tokens = 0;
-    while ((now = bc_now_ns()) < t_end) {
+    natsStatus s;
+    while ((now = bc_now_ns()) < t_end && !(a.messages && sent >= a.messages)) {
         if (a.rate > 0) {
             bc_tokens_refill(&tokens, a.rate, now, &last);
             if (tokens < 1) {
@@ -114,7 +90,7 @@ int main(int argc, char **argv)
             }
         }
         memcpy(payload, &now, 8);
-        s = js_PublishAsync(js, subject, payload, (int)a.size, NULL);
+        s = js_PublishAsync(js, j.subject, payload, (int)a.size, NULL);
         if (s == NATS_TIMEOUT)
             continue; /* stalled: MaxPending in flight for StallWait; try again */
         if (s != NATS_OK) {
@@ -130,13 +106,13 @@ int main(int argc, char **argv)
     po.MaxWait = 10000;
     js_PublishAsyncComplete(js, &po);
     pthread_mutex_lock(&mu);
-    double measured = (double)(t_end - t_warm) / 1e9;
+    double measured = (double)((now < t_end ? now : t_end) - t_warm) / 1e9;
     char extra[256];
     snprintf(extra, sizeof extra, "\"connections\": 1, \"outstanding\": %ld, \"rate\": %.0f",
              a.window, a.rate);
     int rc = bc_write_json(a.json, &lat, measured, a.size, sent, failed, extra);
     pthread_mutex_unlock(&mu);
     jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
+    natsConnection_Destroy(j.nc);
     return rc == 0 ? 0 : 1;
 }

@@ -3,15 +3,17 @@
  * libhiredis-dev).
  *
  *   redis_xadd PORT [--conns N] [--outstanding N] [--size N] [--rate R] [--seconds S]
- *                   [--warmup S] [--stream KEY] [--json FILE]
+ *                   [--warmup S] [--messages N] [--stream KEY] [--json FILE]
  *
  * N (1) non-blocking connections to 127.0.0.1:PORT, driven by one poll() loop, each
  * pipelining `XADD KEY * p <size bytes>` with --outstanding (1000) commands in flight in
- * all (split evenly over the connections). --rate R (0 = as fast as the window allows)
- * paces sends with a 1 ms token bucket. A reply is matched to its command in order (Redis
- * answers a connection's commands in order); latency is send to reply. With appendonly yes
- * and appendfsync always the server writes and fsyncs the AOF before it answers, once per
- * event-loop pass (group commit). Runs --seconds (10); the first --warmup (1) seconds are
+ * all (split evenly over the connections). Each payload starts with its send time (the
+ * stamp of bench_common.h, read by redis_xread.c). --messages N stops sending after N and
+ * ends the run once their replies are in (filling a backlog for a catch-up read). --rate R (0 = as
+ * fast as the window allows) paces sends with a 1 ms token bucket. A reply is matched to its
+ * command in order (Redis answers a connection's commands in order); latency is send to reply. With
+ * appendonly yes and appendfsync always the server writes and fsyncs the AOF before it answers,
+ * once per event-loop pass (group commit). Runs --seconds (10); the first --warmup (1) seconds are
  * left out of the figures. Prints the JSON summary of bench_common.h.
  * Failure modes: a connection error or an error reply ends the run with exit 1.
  */
@@ -30,7 +32,8 @@ struct conn {
 };
 
 static const char usage[] = "redis_xadd PORT [--conns N] [--outstanding N] [--size N] [--rate R] "
-                            "[--seconds S] [--warmup S] [--stream KEY] [--json FILE]";
+                            "[--seconds S] [--warmup S] [--messages N] [--stream KEY] "
+                            "[--json FILE]";
 
 int main(int argc, char **argv)
 {
@@ -38,9 +41,11 @@ int main(int argc, char **argv)
     if (!bc_args_parse(argc, argv, usage, &a))
         return 2;
     int nconn = atoi(bc_opt(argc, argv, "--conns", "1"));
-    const char *key = bc_opt(argc, argv, "--stream", "bench");
+    const char *key = a.stream;
     if (nconn < 1)
         nconn = 1;
+    if (a.size < 8)
+        a.size = 8;
     long per = a.window / nconn;
     if (per < 1)
         per = 1;
@@ -53,6 +58,7 @@ int main(int argc, char **argv)
     int cmdlen = redisFormatCommandArgv(&cmd, 5, av, al);
     if (cmdlen < 0)
         return 1;
+    char *stamp = cmd + cmdlen - 2 - a.size; /* the payload ends the command, before CRLF */
 
     struct conn *cs = calloc((size_t)nconn, sizeof *cs);
     struct pollfd *pfd = calloc((size_t)nconn, sizeof *pfd);
@@ -81,22 +87,25 @@ int main(int argc, char **argv)
     double tokens = a.rate > 0 ? 0 : 1e18;
     int rr = 0;
     uint64_t now = t0;
-    while (now < t_end) {
+    size_t inflight = 0;
+    while (now < t_end && !(a.messages && sent >= a.messages && inflight == 0)) {
         /* refill the token bucket */
         if (a.rate > 0) {
             bc_tokens_refill(&tokens, a.rate, now, &last_tick);
         }
         /* send: round-robin while tokens and windows allow */
         int progress = 1;
-        while (tokens >= 1 && progress) {
+        while (tokens >= 1 && progress && !(a.messages && sent >= a.messages)) {
             progress = 0;
             for (int k = 0; k < nconn && tokens >= 1; k++) {
                 struct conn *c = &cs[(rr + k) % nconn];
-                if (c->count >= (size_t)per)
+                if (c->count >= (size_t)per || (a.messages && sent >= a.messages))
                     continue;
+                memcpy(stamp, &now, 8);
                 redisAppendFormattedCommand(c->c, cmd, (size_t)cmdlen);
                 c->sent_at[(c->head + c->count) % c->cap] = now;
                 c->count++;
+                inflight++;
                 sent++;
                 tokens -= 1;
                 progress = 1;
@@ -146,6 +155,7 @@ int main(int argc, char **argv)
                 uint64_t s = c->sent_at[c->head];
                 c->head = (c->head + 1) % c->cap;
                 c->count--;
+                inflight--;
                 if (s >= t_warm)
                     bc_lat_add(&lat, now - s);
             }

@@ -2,24 +2,30 @@
 """report.py - turn the raw results of scripts/bench.sh into one markdown table and a JSON file.
 
     report.py INDEX.tsv OUT.json
+    report.py --perfproducer LOG OUT.json
 
 INDEX.tsv has one line per result: kind <TAB> key <TAB> value-or-path-to-JSON, written by
 bench.sh as the run goes. Prints the markdown report on stdout; writes every figure (and the
 markdown) to OUT.json. Reports only: a missed target is printed as "no", never an error.
+--perfproducer turns the log of the official C++ client's perfProducer into the JSON fields
+of `magnetar perf --json` (msg_per_s, mbit_per_s, latency_ms.mean/.p99) from its last
+"Throughput produced" line; exit 1 when the log has none.
 """
 import json
 import os
+import re
 import statistics
 import sys
 
 SYS_NAMES = {
     "ms": "magnetar standalone",
+    "pp": "magnetar standalone, driven by the official perfProducer (C++ client)",
     "mc": "magnetar 1 broker + 3 bookies (E=3 Qw=2 Qa=2)",
     "r1": "Redis Streams, 1 connection",
     "r10": "Redis Streams, 10 connections",
     "js": "NATS JetStream (file store)",
 }
-ORDER = ["ms", "mc", "r1", "r10", "js"]
+ORDER = ["ms", "pp", "mc", "r1", "r10", "js"]
 SIZES = ["1024", "100"]
 
 
@@ -59,7 +65,39 @@ def fx(r):
     return "–" if r is None else f"{r:.2f}x"
 
 
+PP_LINE = re.compile(
+    r"Throughput produced:\s*([0-9.eE+-]+)\s*msg/s\s*---\s*([0-9.eE+-]+)\s*Mbit/s\s*---\s*"
+    r"Lat avg:\s*([0-9.eE+-]+)\s*ms\s*--\s*Lat 99pct:\s*([0-9.eE+-]+)\s*ms"
+)
+
+
+def perfproducer(log_path, out_path):
+    """The last report line of a perfProducer log as `magnetar perf --json` fields."""
+    last = None
+    with open(log_path, errors="replace") as f:
+        for line in f:
+            m = PP_LINE.search(line)
+            if m:
+                last = [float(x) for x in m.groups()]
+    if last is None:
+        print(f"report.py: no 'Throughput produced' line in {log_path}", file=sys.stderr)
+        return 1
+    rate, mbit, mean, p99 = last
+    j = {
+        "client": "perfProducer (pulsar-client-cpp)",
+        "msg_per_s": rate,
+        "mbit_per_s": mbit,
+        "latency_ms": {"mean": mean, "p50": None, "p99": p99},
+    }
+    with open(out_path, "w") as f:
+        json.dump(j, f, indent=2)
+        f.write("\n")
+    return 0
+
+
 def main():
+    if sys.argv[1] == "--perfproducer":
+        return perfproducer(sys.argv[2], sys.argv[3])
     idx = read_index(sys.argv[1])
     out_path = sys.argv[2]
     meta = dict(idx.get("meta", []))
@@ -329,6 +367,92 @@ def main():
         md.append(f"| (cluster: broker + 3 bookies RSS under load, MB) | {fnum(mb(rssload['mc']), 1)} | | |")
     md.append("")
 
+    # issue 13's lines: end-to-end latency, catch-up reads, many topics
+    def kv_json(kind):
+        out = {}
+        for key, path in idx.get(kind, []):
+            j = load(path)
+            if j:
+                out[key] = j
+        return out
+
+    e2e = kv_json("e2e")
+    e2e_rate = {k: float(v) for k, v in idx.get("e2e_rate", [])}
+    catch = kv_json("catchup")
+    many = kv_json("many")
+    many_rss0 = {k: int(v) for k, v in idx.get("many_rss0", [])}
+    many_rss = {k: int(v) for k, v in idx.get("many_rss", [])}
+
+    def e2e_p(s, p):
+        return e2e[s]["latency_ms"].get(p) if s in e2e else None
+
+    def catch_mb(s):
+        j = catch.get(s)
+        if not j:
+            return None
+        return j["mb_per_s"] if "mb_per_s" in j else j.get("mbit_per_s", 0) / 8
+
+    cu_mb = meta.get("catchup_mb", "?")
+    md.append(
+        f"| 1 KiB, one consumer | end-to-end p50 / p99 ms at 50% of own max (rate) "
+        f"| catch-up read of {cu_mb} MiB from the start, MB/s | how it reads |"
+    )
+    md.append("|---|--:|--:|---|")
+    how = {
+        "ms": "Shared subscription; catch-up after a restart (empty broker cache: read from the bookie)",
+        "mc": "catch-up after a broker restart (read from the bookies)",
+        "r10": "XREADGROUP COUNT 1000 BLOCK 100 + XACK; backlog in memory",
+        "js": "pull consumer, Fetch 1000, AckAll; backlog in the file store",
+    }
+    for s in ("ms", "mc", "r10", "js"):
+        if s not in e2e and s not in catch:
+            continue
+        rate = f" ({fnum(e2e_rate.get(s))} msg/s)" if s in e2e_rate else ""
+        md.append(
+            f"| {SYS_NAMES[s]} | {fnum(e2e_p(s, 'p50'), 2)} / {fnum(e2e_p(s, 'p99'), 2)}{rate} "
+            f"| {fnum(catch_mb(s), 1)} | {how[s]} |"
+        )
+    md.append("")
+    many_res = None
+    if "ms" in many:
+        j = many["ms"]
+        n = int(meta.get("many_topics", "0") or 0)
+        r0, r1 = many_rss0.get("ms"), many_rss.get("ms")
+        per = (r1 - r0) / n if None not in (r0, r1) and n else None
+        many_res = {"topics": n, "rate": meta.get("many_rate"), "msg_per_s": j["msg_per_s"],
+                    "p99_ms": j["latency_ms"]["p99"], "rss_before_kb": r0, "rss_peak_kb": r1,
+                    "rss_kb_per_topic": per}
+        md.append("| many topics (standalone, 1 KiB, one producer per topic) | figure |")
+        md.append("|---|---|")
+        md.append(
+            f"| {n} topics at {meta.get('many_rate', '?')} msg/s in all | {fnum(j['msg_per_s'])} msg/s; "
+            f"p50 {fnum(j['latency_ms']['p50'], 2)} ms, p99 {fnum(j['latency_ms']['p99'], 2)} ms |"
+        )
+        md.append(
+            f"| RSS before → peak, MB; growth per topic | {fnum(mb(r0), 1)} → {fnum(mb(r1), 1)}; "
+            f"{fnum(per, 1)} KB per topic |"
+        )
+        md.append("")
+
+    # ratio lines of issue 13's new figures
+    md.append("| ratio (issue 13 lines) | value |")
+    md.append("|---|--:|")
+    for peer in ("js", "r10"):
+        r = ratio(e2e_p("ms", "p99"), e2e_p(peer, "p99"))
+        ratios[f"ms/{peer}_e2e_p99"] = r
+        md.append(f"| standalone/{SYS_NAMES[peer]} end-to-end p99 (lower is better) | {fx(r)} |")
+    for m, peer in (("ms", "js"), ("ms", "r10"), ("mc", "js"), ("mc", "ms")):
+        r = ratio(catch_mb(m), catch_mb(peer))
+        ratios[f"{m}/{peer}_catchup"] = r
+        md.append(f"| {SYS_NAMES[m]}/{SYS_NAMES[peer]} catch-up MB/s | {fx(r)} |")
+    r = ratio(tput("mc", "1024"), tput("ms", "1024"))
+    ratios["mc/ms"] = r
+    md.append(f"| cluster/standalone 1 KiB max msg/s | {fx(r)} |")
+    r = ratio(tput("pp", "1024"), tput("ms", "1024"))
+    ratios["pp/ms"] = r
+    md.append(f"| perfProducer/magnetar perf 1 KiB max msg/s (same standalone) | {fx(r)} |")
+    md.append("")
+
     # targets
     targets = []
     durable = ml_store == "bookkeeper"
@@ -341,20 +465,36 @@ def main():
     target("standalone ≥ 2x Redis Streams appendfsync always (best of 1, 10 conns), 1 KiB",
            fx(r), None if r is None else r >= 2)
     r = ratio(tput("ms", "1024"), tput("js", "1024"))
-    target("standalone ≥ NATS JetStream (which does not fsync), 1 KiB", fx(r), None if r is None else r >= 1)
+    target("standalone ≥ 1.5x NATS JetStream (which does not fsync), 1 KiB", fx(r),
+           None if r is None else r >= 1.5)
     r = ratios.get("ms/ideal_gc")
-    target("standalone ≥ 80% of the ideal group-commit probe, 1 KiB",
-           "–" if r is None else f"{r * 100:.1f}%", None if r is None else r >= 0.8)
+    target("standalone ≥ 50% of the ideal group-commit probe, 1 KiB",
+           "–" if r is None else f"{r * 100:.1f}%", None if r is None else r >= 0.5)
     p99 = lat("ms", "1024", "p99")
     f50, f99 = probe_mean("ms", "fsync_p50_ms"), probe_mean("ms", "fsync_p99_ms")
-    if p99 is not None and f50 is not None:
-        lim50, lim99 = 2 * f50 + 1, 2 * f99 + 1
-        target("p99 publish latency at 50% load ≤ 2x disk fsync latency + 1 ms, 1 KiB",
-               f"p99 {p99:.2f} ms; limit {lim50:.2f} ms with fsync p50 {f50:.2f} ms "
-               f"({lim99:.2f} ms with fsync p99 {f99:.2f} ms)",
-               p99 <= lim50, "" if p99 <= lim50 else ("met on the fsync-p99 basis" if p99 <= lim99 else ""))
+    if p99 is not None and f99 is not None:
+        lim99 = 2 * f99 + 1
+        target("p99 publish latency at 50% load ≤ 2x the disk's fsync p99 + 1 ms, 1 KiB",
+               f"p99 {p99:.2f} ms; limit {lim99:.2f} ms (fsync p99 {f99:.2f} ms, p50 {f50:.2f} ms)",
+               p99 <= lim99)
     else:
-        target("p99 publish latency at 50% load ≤ 2x disk fsync latency + 1 ms, 1 KiB", "–", None)
+        target("p99 publish latency at 50% load ≤ 2x the disk's fsync p99 + 1 ms, 1 KiB", "–", None)
+    e_m, e_j = e2e_p("ms", "p99"), e2e_p("js", "p99")
+    target("end-to-end p99 at 50% load ≤ 2x JetStream's, 1 KiB",
+           f"{fnum(e_m, 2)} vs {fnum(e_j, 2)} ms ({fx(ratio(e_m, e_j))})",
+           None if None in (e_m, e_j) else e_m <= 2 * e_j)
+    c_m, c_j = catch_mb("ms"), catch_mb("js")
+    target("catch-up read MB/s ≥ JetStream's",
+           f"{fnum(c_m, 1)} vs {fnum(c_j, 1)} MB/s ({fx(ratio(c_m, c_j))})",
+           None if None in (c_m, c_j) else c_m >= c_j)
+    l_m, l_n = rssload.get("ms"), rssload.get("js")
+    target("RSS at full 1 KiB load ≤ 3x nats-server's",
+           f"{fnum(mb(l_m), 1)} vs {fnum(mb(l_n), 1)} MB ({fx(ratio(l_m, l_n))})",
+           None if None in (l_m, l_n) else l_m <= 3 * l_n)
+    r = ratio(tput("mc", "1024"), tput("ms", "1024"))
+    target("cluster (E=3 Qw=2 Qa=2) ≥ 70% of the standalone's 1 KiB msg/s",
+           "–" if r is None else f"{fnum(tput('mc', '1024'))} vs {fnum(tput('ms', '1024'))} msg/s ({r * 100:.1f}%)",
+           None if r is None else r >= 0.7)
     r = ratio(tput("mst", "1024"), tput("ms", "1024"))
     tp99, pp99 = lat("mst", "1024", "p99"), lat("ms", "1024", "p99")
     target("TLS: standalone 1 KiB throughput over pulsar+ssl:// ≥ 85% of plain text",
@@ -387,6 +527,9 @@ def main():
         "runs": runs,
         "ratios": ratios,
         "footprint": foot,
+        "e2e": e2e,
+        "catchup": catch,
+        "many_topics": many_res,
         "targets": targets,
         "table_markdown": text,
     }
