@@ -27,16 +27,20 @@
 struct cfg {
     char *file; /* path of the loaded YAML file, or NULL */
     /* key name -> field (default) */
-    char *cluster_name;               /* clusterName ("standalone") */
-    char *bind_address;               /* bindAddress ("0.0.0.0") */
-    char *advertised_address;         /* advertisedAddress (default: the host name) */
-    int broker_service_port;          /* brokerServicePort (6650); 0 = any port; -1 = off */
-    int web_service_port;             /* webServicePort (8080); 0 = any port; -1 = off */
-    int max_message_size;             /* maxMessageSize (5242880) */
-    int keep_alive_interval_seconds;  /* keepAliveIntervalSeconds (30) */
-    int max_pending_publish_per_conn; /* maxPendingPublishRequestsPerConnection (1000) */
-    int max_unacked_per_consumer;     /* maxUnackedMessagesPerConsumer (50000); 0 = none */
-    int max_unacked_per_subscription; /* maxUnackedMessagesPerSubscription (200000); 0 = none */
+    char *cluster_name;                 /* clusterName ("standalone") */
+    char *bind_address;                 /* bindAddress ("0.0.0.0") */
+    char *advertised_address;           /* advertisedAddress (default: the host name) */
+    int broker_service_port;            /* brokerServicePort (6650); 0 = any port; -1 = off */
+    int web_service_port;               /* webServicePort (8080); 0 = any port; -1 = off */
+    int max_message_size;               /* maxMessageSize (5242880) */
+    int keep_alive_interval_seconds;    /* keepAliveIntervalSeconds (30) */
+    int max_pending_publish_per_conn;   /* maxPendingPublishRequestsPerConnection (1000) */
+    int max_unacked_per_consumer;       /* maxUnackedMessagesPerConsumer (50000); 0 = none */
+    int max_unacked_per_subscription;   /* maxUnackedMessagesPerSubscription (200000); 0 = none */
+    int max_producers_per_topic;        /* maxProducersPerTopic (0 = no limit) */
+    int max_consumers_per_topic;        /* maxConsumersPerTopic (0 = no limit) */
+    int max_consumers_per_subscription; /* maxConsumersPerSubscription (0 = no limit) */
+    int max_subscriptions_per_topic;    /* maxSubscriptionsPerTopic (0 = no limit) */
     int dispatcher_max_round_robin_batch_size; /* dispatcherMaxRoundRobinBatchSize (20) */
     int dispatcher_max_read_batch_size;        /* dispatcherMaxReadBatchSize (100) */
     int active_consumer_failover_delay_ms;     /* activeConsumerFailoverDelayTimeMillis (1000) */

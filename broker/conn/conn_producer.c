@@ -136,7 +136,9 @@ static int conn_producer_add(struct conn_endpoint *e, struct topic *t, char *msg
                                 &conn_producer_ops, &p->tp);
     if (rc < 0) {
         p->tp = NULL;
-        if (rc == -MG_EPRODUCERBUSY && p->name && *p->name)
+        if (topic_limit_refused(t) >= 0)
+            topic_limit_message(t, (enum topic_limit)topic_limit_refused(t), msg, len);
+        else if (rc == -MG_EPRODUCERBUSY && p->name && *p->name)
             snprintf(msg, len, "Producer with name '%s' is already connected to topic", p->name);
         else
             snprintf(msg, len, "%s", mg_strerror(rc));

@@ -143,7 +143,25 @@ struct ns_auto_topic {
 struct ns_auto_sub {
     bool set, allow;
 };
+/* Pulsar's Policies limits (Integers, null when not set; 0 = no limit): the broker's keys of
+ * the same names apply when not set. */
+enum ns_limit {
+    NS_LIMIT_PRODUCERS_PER_TOPIC = 0, /* max_producers_per_topic */
+    NS_LIMIT_CONSUMERS_PER_TOPIC,     /* max_consumers_per_topic */
+    NS_LIMIT_CONSUMERS_PER_SUB,       /* max_consumers_per_subscription */
+    NS_LIMIT_SUBSCRIPTIONS_PER_TOPIC, /* max_subscriptions_per_topic */
+    NS_LIMIT_UNACKED_PER_CONSUMER,    /* max_unacked_messages_per_consumer */
+    NS_LIMIT_UNACKED_PER_SUB,         /* max_unacked_messages_per_subscription */
+    NS_LIMITS
+};
+/* The Policies JSON field of a limit ("max_producers_per_topic") and its admin path
+ * segment ("maxProducersPerTopic"); ns_limit_by_path: the enum value or -1. */
+const char *ns_limit_field(enum ns_limit l);
+const char *ns_limit_path(enum ns_limit l);
+int ns_limit_by_path(const char *segment);
 struct ns_policies {
+    bool has_limit[NS_LIMITS]; /* by enum ns_limit */
+    int64_t limit[NS_LIMITS];
     bool has_retention;
     int64_t retention_time_minutes, retention_size_mb;
     bool has_ttl;
@@ -160,6 +178,8 @@ struct ns_policies {
     struct ns_auto_topic auto_topic; /* autoTopicCreationOverride (ns_auto.c) */
     struct ns_auto_sub auto_sub;     /* autoSubscriptionCreationOverride */
 };
+/* Set on the Policies object j the limits p has. */
+void ns_limits_to_json(const struct ns_policies *p, json_t *j);
 /* get: 0 and the policies (none set: zeroed), -MG_ENOTFOUND without the namespace. set:
  * replace them all (cb once durable, as the other mutations); -MG_ENOTFOUND synchronously. */
 int ns_namespace_policies_get(struct ns *s, const char *tenant_ns, struct ns_policies *out);

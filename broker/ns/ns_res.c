@@ -163,10 +163,44 @@ static void ns_res_snapshot(struct ns *s, enum res_kind k, const char *key, stru
     mg_free(gk);
 }
 
+static const char *const ns_limit_names[NS_LIMITS][2] = {
+    [NS_LIMIT_PRODUCERS_PER_TOPIC] = {"max_producers_per_topic", "maxProducersPerTopic"},
+    [NS_LIMIT_CONSUMERS_PER_TOPIC] = {"max_consumers_per_topic", "maxConsumersPerTopic"},
+    [NS_LIMIT_CONSUMERS_PER_SUB] = {"max_consumers_per_subscription",
+                                    "maxConsumersPerSubscription"},
+    [NS_LIMIT_SUBSCRIPTIONS_PER_TOPIC] = {"max_subscriptions_per_topic",
+                                          "maxSubscriptionsPerTopic"},
+    [NS_LIMIT_UNACKED_PER_CONSUMER] = {"max_unacked_messages_per_consumer",
+                                       "maxUnackedMessagesPerConsumer"},
+    [NS_LIMIT_UNACKED_PER_SUB] = {"max_unacked_messages_per_subscription",
+                                  "maxUnackedMessagesPerSubscription"},
+};
+
+const char *ns_limit_field(enum ns_limit l)
+{
+    return ns_limit_names[l][0];
+}
+
+const char *ns_limit_path(enum ns_limit l)
+{
+    return ns_limit_names[l][1];
+}
+
+int ns_limit_by_path(const char *segment)
+{
+    for (int i = 0; i < NS_LIMITS; i++)
+        if (strcmp(segment, ns_limit_names[i][1]) == 0)
+            return i;
+    return -1;
+}
+
 static bool ns_res_policies_eq(const struct ns_policies *a, const struct ns_policies *b)
 {
     if (!ns_auto_eq(a, b))
         return false;
+    for (int i = 0; i < NS_LIMITS; i++)
+        if (a->has_limit[i] != b->has_limit[i] || (a->has_limit[i] && a->limit[i] != b->limit[i]))
+            return false;
     if (a->has_retention != b->has_retention || a->has_ttl != b->has_ttl ||
         (a->has_retention && (a->retention_time_minutes != b->retention_time_minutes ||
                               a->retention_size_mb != b->retention_size_mb)) ||
@@ -192,6 +226,9 @@ static bool ns_res_policies_empty(const struct ns_policies *p)
 {
     if (p->auto_topic.set || p->auto_sub.set)
         return false;
+    for (int i = 0; i < NS_LIMITS; i++)
+        if (p->has_limit[i])
+            return false;
     return !p->has_retention && !p->has_ttl && !p->quota[NS_QUOTA_STORAGE].set &&
            !p->quota[NS_QUOTA_AGE].set && !p->schema_strategy[0] && !p->has_auto_update_schema &&
            !p->has_dedup && !p->has_compaction_threshold;
@@ -527,6 +564,13 @@ int ns_backlog_quota_parse(json_t *j, struct ns_backlog_quota *out)
     return 0;
 }
 
+void ns_limits_to_json(const struct ns_policies *p, json_t *j)
+{
+    for (int i = 0; i < NS_LIMITS; i++)
+        if (p->has_limit[i])
+            json_object_set_new(j, ns_limit_names[i][0], json_integer(p->limit[i]));
+}
+
 static json_t *ns_res_namespace_json(struct ns *s, const char *ns_key, int bundles,
                                      const struct ns_policies *p)
 {
@@ -551,6 +595,8 @@ static json_t *ns_res_namespace_json(struct ns *s, const char *ns_key, int bundl
         json_object_set_new(j, "deduplicationEnabled", json_boolean(p->dedup_enabled));
     if (p && p->has_compaction_threshold)
         json_object_set_new(j, "compaction_threshold", json_integer(p->compaction_threshold));
+    if (p)
+        ns_limits_to_json(p, j);
     json_t *qm = json_object();
     for (int i = 0; p && i < NS_QUOTA_TYPES; i++)
         if (p->quota[i].set)
@@ -940,6 +986,13 @@ static void ns_res_cache_namespace(struct ns *s, const char *tenant_ns, json_t *
     if (json_is_boolean(dd)) {
         p.has_dedup = true;
         p.dedup_enabled = json_is_true(dd);
+    }
+    for (int i = 0; i < NS_LIMITS; i++) {
+        json_t *lv = json_object_get(j, ns_limit_names[i][0]);
+        if (json_is_integer(lv) && json_integer_value(lv) >= 0) {
+            p.has_limit[i] = true;
+            p.limit[i] = json_integer_value(lv);
+        }
     }
     json_t *ct = json_object_get(j, "compaction_threshold");
     if (json_is_integer(ct) && json_integer_value(ct) >= 0) {

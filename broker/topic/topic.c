@@ -325,6 +325,9 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     t->create = create;
     t->loop = r->loop;
     t->ttl_secs = -1;
+    for (int i = 0; i < TOPIC_LIMITS; i++)
+        t->limit[i] = -1;
+    t->limit_refused = -1;
     t->created_ms = (uint64_t)mg_loop_wall_ms(t->loop);
     t->stats_ms = mg_loop_mono_ms(t->loop);
     t->ev_notify = event_new(r->base, -1, 0, topic_notify_cb, t);
@@ -514,10 +517,13 @@ struct ml_ledger *topic_ml(struct topic *t)
 int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode mode, void *owner,
                        const struct topic_producer_ops *ops, struct topic_producer **out)
 {
+    t->limit_refused = -1;
     if (t->state != TOPIC_READY || !t->reg)
         return -MG_ECLOSED;
     if (name && *name && mg_map_get_str(&t->producers, name))
         return -MG_EPRODUCERBUSY;
+    if (topic_limit_admit(t, TOPIC_LIMIT_PRODUCERS, (int64_t)t->producers.count) < 0)
+        return -MG_EPRODUCERBUSY; /* Pulsar: "Topic reached max producers limit" */
     /* Access modes (Pulsar AbstractTopic): an Exclusive holder refuses Shared producers
      * with ProducerBusy and other Exclusive ones with ProducerFenced; Exclusive refuses
      * to join a topic that has producers (ProducerFenced). WaitForExclusive is treated as
@@ -1214,6 +1220,86 @@ int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_positio
         return -MG_ENOSUB;
     topic_sub_reset_to(s, pos, true);
     return 0;
+}
+
+/* ---- limits ------------------------------------------------------------------------------ */
+
+void topic_set_limit(struct topic *t, enum topic_limit l, int64_t max)
+{
+    int64_t was = topic_limit(t, l);
+    t->limit[l] = max < 0 ? -1 : max;
+    int64_t now = topic_limit(t, l);
+    bool unacked = l == TOPIC_LIMIT_UNACKED_PER_CONSUMER || l == TOPIC_LIMIT_UNACKED_PER_SUB;
+    if (!unacked || !(now == 0 || (was > 0 && now > was)))
+        return;
+    /* raised: consumers blocked at the old limit may take messages again */
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(&t->subs, &pos, NULL, NULL, &v))
+        topic_sub_schedule(v);
+}
+
+int64_t topic_limit(const struct topic *t, enum topic_limit l)
+{
+    if (t->limit[l] >= 0)
+        return t->limit[l];
+    if (!t->reg)
+        return 0;
+    const struct topic_config *c = &t->reg->cfg;
+    switch (l) {
+    case TOPIC_LIMIT_PRODUCERS:
+        return c->max_producers_per_topic;
+    case TOPIC_LIMIT_CONSUMERS:
+        return c->max_consumers_per_topic;
+    case TOPIC_LIMIT_CONSUMERS_PER_SUB:
+        return c->max_consumers_per_subscription;
+    case TOPIC_LIMIT_SUBSCRIPTIONS:
+        return c->max_subscriptions_per_topic;
+    case TOPIC_LIMIT_UNACKED_PER_CONSUMER:
+        return c->max_unacked_per_consumer;
+    case TOPIC_LIMIT_UNACKED_PER_SUB:
+        return c->max_unacked_per_subscription;
+    case TOPIC_LIMITS:
+        break;
+    }
+    return 0;
+}
+
+int topic_limit_admit(struct topic *t, enum topic_limit l, int64_t have)
+{
+    int64_t max = topic_limit(t, l);
+    if (max <= 0 || have < max)
+        return 0;
+    t->limit_refused = (int)l;
+    return -1;
+}
+
+int topic_limit_refused(const struct topic *t)
+{
+    return t->limit_refused;
+}
+
+/* Pulsar's texts (AbstractTopic, the dispatchers, PersistentTopic) */
+void topic_limit_message(const struct topic *t, enum topic_limit l, char *buf, size_t len)
+{
+    switch (l) {
+    case TOPIC_LIMIT_PRODUCERS:
+        snprintf(buf, len, "Topic reached max producers limit");
+        break;
+    case TOPIC_LIMIT_CONSUMERS:
+        snprintf(buf, len, "Topic reached max consumers limit");
+        break;
+    case TOPIC_LIMIT_CONSUMERS_PER_SUB:
+        snprintf(buf, len, "Subscription reached max consumers limit");
+        break;
+    case TOPIC_LIMIT_SUBSCRIPTIONS:
+        snprintf(buf, len, "Exceed the maximum number of subscriptions of the topic: %s",
+                 t->name.full);
+        break;
+    default:
+        snprintf(buf, len, "Topic reached a limit");
+        break;
+    }
 }
 
 /* ---- message TTL ------------------------------------------------------------------------- */

@@ -87,6 +87,10 @@ struct topic_config {
     int32_t max_pending_publish_per_conn;      /* maxPendingPublishRequestsPerConnection */
     int32_t max_unacked_per_consumer;          /* maxUnackedMessagesPerConsumer, 0 = no limit */
     int32_t max_unacked_per_subscription;      /* maxUnackedMessagesPerSubscription, 0 = none */
+    int32_t max_producers_per_topic;           /* maxProducersPerTopic, 0 = no limit */
+    int32_t max_consumers_per_topic;           /* maxConsumersPerTopic, 0 = no limit */
+    int32_t max_consumers_per_subscription;    /* maxConsumersPerSubscription, 0 = no limit */
+    int32_t max_subscriptions_per_topic;       /* maxSubscriptionsPerTopic, 0 = no limit */
     int32_t dispatch_max_round_robin;          /* dispatcherMaxRoundRobinBatchSize (20) */
     int32_t dispatch_max_read_batch;           /* dispatcherMaxReadBatchSize (100) */
     size_t consumer_outbound_high_water;       /* bytes queued on a consumer's connection above
@@ -395,6 +399,32 @@ int topic_admin_clear_backlog(struct topic *t, const char *sub);
 int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_position pos);
 /* Message TTL of t (a namespace's message_ttl_in_seconds, 0 = none); reset: back to the
  * registry's ttl_default_secs. The expiry timer applies it. */
+/* ---- limits (Pulsar's maxProducersPerTopic ... maxUnackedMessagesPerSubscription) --------
+ *
+ * Each limit is the topic's override (its namespace's policy) when set, else the registry's
+ * default (topic_config); 0 = no limit. topic_producer_add refuses a producer over
+ * PRODUCERS (-MG_EPRODUCERBUSY), topic_subscribe a consumer over CONSUMERS or
+ * CONSUMERS_PER_SUB (-MG_ECONSUMERBUSY) and a new subscription over SUBSCRIPTIONS
+ * (-MG_ENOTALLOWED); a consumer (any type) at UNACKED_PER_CONSUMER, or of a subscription at
+ * UNACKED_PER_SUB, gets nothing more until acks bring it below (blocked in its stats). */
+enum topic_limit {
+    TOPIC_LIMIT_PRODUCERS = 0,        /* maxProducersPerTopic */
+    TOPIC_LIMIT_CONSUMERS,            /* maxConsumersPerTopic */
+    TOPIC_LIMIT_CONSUMERS_PER_SUB,    /* maxConsumersPerSubscription */
+    TOPIC_LIMIT_SUBSCRIPTIONS,        /* maxSubscriptionsPerTopic */
+    TOPIC_LIMIT_UNACKED_PER_CONSUMER, /* maxUnackedMessagesPerConsumer */
+    TOPIC_LIMIT_UNACKED_PER_SUB,      /* maxUnackedMessagesPerSubscription */
+    TOPIC_LIMITS
+};
+/* max < 0: back to the registry's default. A change takes effect for the next producer or
+ * consumer; a raised unacked limit resumes blocked consumers at once. */
+void topic_set_limit(struct topic *t, enum topic_limit l, int64_t max);
+int64_t topic_limit(const struct topic *t, enum topic_limit l);
+/* The limit that refused the last topic_producer_add or topic_subscribe on t, -1 when that
+ * call was not refused by a limit; and Pulsar's message for it into buf. */
+int topic_limit_refused(const struct topic *t);
+void topic_limit_message(const struct topic *t, enum topic_limit l, char *buf, size_t len);
+
 void topic_set_message_ttl(struct topic *t, int64_t secs);
 void topic_reset_message_ttl(struct topic *t);
 int64_t topic_message_ttl(const struct topic *t);

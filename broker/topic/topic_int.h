@@ -153,7 +153,9 @@ struct topic {
     int64_t msg_in, bytes_in;
     int64_t msg_out_closed, bytes_out_closed; /* counters of subscriptions gone */
     int64_t ttl_secs;                         /* message TTL; -1 = the registry's default */
-    int64_t msg_expired;                      /* entries acknowledged by expiry */
+    int64_t limit[TOPIC_LIMITS]; /* enum topic_limit overrides; -1 = the registry's default */
+    int limit_refused;           /* the enum topic_limit that refused the last add, or -1 */
+    int64_t msg_expired;         /* entries acknowledged by expiry */
     bool expiring; /* the expiry timer's search is running (the next tick skips the topic) */
     bool quota_set[TOPIC_QUOTA_TYPES]; /* quota[type] overrides the registry's default */
     struct topic_backlog_quota quota[TOPIC_QUOTA_TYPES];
@@ -336,6 +338,8 @@ void topic_sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor);
 void topic_sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out);
 void topic_sub_reset_to(struct topic_sub *s, struct ml_position pos, bool close_consumers);
 void topic_sub_schedule(struct topic_sub *s);
+/* 0 when `have` is below limit l of t (or it has none), else -1 with the refusal noted. */
+int topic_limit_admit(struct topic *t, enum topic_limit l, int64_t have);
 void topic_ref(struct topic *t);
 /* Roll one subscription's interval (rates over secs seconds). */
 void topic_sub_stats_roll(struct topic_sub *s, double secs);

@@ -326,14 +326,22 @@ static void topic_sub_retry_cb(struct mg_timer *tm, void *arg)
 
 /* ---- consumer choice ------------------------------------------------------------------ */
 
+/* At maxUnackedMessagesPerConsumer (blockedConsumerOnUnackedMsgs). */
+static bool topic_consumer_unacked_blocked(const struct topic_consumer *c)
+{
+    int64_t max = topic_limit(c->sub->topic, TOPIC_LIMIT_UNACKED_PER_CONSUMER);
+    return max > 0 && c->unacked >= max;
+}
+
 static bool topic_consumer_eligible(struct topic_sub *s, struct topic_consumer *c)
 {
     if (c->dead || c->permits <= 0 || c->paused)
         return false;
     const struct topic_config *cfg = topic_sub_cfg(s);
-    if (cfg->max_unacked_per_consumer > 0 && c->unacked >= cfg->max_unacked_per_consumer)
+    if (topic_consumer_unacked_blocked(c))
         return false;
-    if (cfg->max_unacked_per_subscription > 0 && s->unacked >= cfg->max_unacked_per_subscription)
+    int64_t max_sub = topic_limit(s->topic, TOPIC_LIMIT_UNACKED_PER_SUB);
+    if (max_sub > 0 && s->unacked >= max_sub)
         return false;
     if (cfg->consumer_outbound_high_water > 0 && c->ops->outbound_bytes &&
         c->ops->outbound_bytes(c->owner) > cfg->consumer_outbound_high_water) {
@@ -953,8 +961,7 @@ int topic_consumer_stats_next(struct topic *t, const char *sub, int *idx,
     out->permits = c->permits;
     out->msg_rate_out = c->rate_msg_out;
     out->throughput_out = c->rate_bytes_out;
-    int32_t max = topic_sub_cfg(s)->max_unacked_per_consumer;
-    out->blocked = max > 0 && c->unacked >= max;
+    out->blocked = topic_consumer_unacked_blocked(c);
     out->connected_since_ms = c->connected_ms;
     return 1;
 }
@@ -1037,9 +1044,29 @@ static bool topic_sub_ranges_overlap(const int32_t (*a)[2], int na, const int32_
     return false;
 }
 
+/* maxSubscriptionsPerTopic (a new subscription only), maxConsumersPerTopic and
+ * maxConsumersPerSubscription for one more consumer on s (NULL: not there yet), as Pulsar's
+ * PersistentTopic.subscribe and addConsumerToSubscription. */
+static int topic_sub_limits_admit(struct topic *t, const struct topic_sub *s)
+{
+    if (!s && topic_limit_admit(t, TOPIC_LIMIT_SUBSCRIPTIONS, (int64_t)t->subs.count) < 0)
+        return -MG_ENOTALLOWED;
+    int64_t consumers = 0;
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(&t->subs, &pos, NULL, NULL, &v))
+        consumers += ((const struct topic_sub *)v)->n_consumers;
+    if (topic_limit_admit(t, TOPIC_LIMIT_CONSUMERS, consumers) < 0)
+        return -MG_ECONSUMERBUSY;
+    if (s && topic_limit_admit(t, TOPIC_LIMIT_CONSUMERS_PER_SUB, s->n_consumers) < 0)
+        return -MG_ECONSUMERBUSY;
+    return 0;
+}
+
 int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_sub_options *o,
                     void *owner, const struct topic_consumer_ops *ops, struct topic_consumer **out)
 {
+    t->limit_refused = -1;
     if (t->state != TOPIC_READY || !t->reg)
         return -MG_ECLOSED;
     if (!sub_name || !*sub_name)
@@ -1077,6 +1104,9 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
                     return -MG_EASSIGN;
         }
     }
+    int rc = topic_sub_limits_admit(t, s);
+    if (rc < 0)
+        return rc;
     if (!s) {
         struct ml_position start = o->initial_earliest ? ML_POS_EARLIEST : ML_POS_LATEST;
         if (!o->durable && o->has_start)
