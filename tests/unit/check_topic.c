@@ -1231,6 +1231,144 @@ START_TEST(test_max_unacked)
 }
 END_TEST
 
+/* The refusal noted for the last add and Pulsar's message for it. */
+static void assert_refused(struct topic *t, enum topic_limit l, const char *msg)
+{
+    ck_assert_int_eq(topic_limit_refused(t), (int)l);
+    char buf[256];
+    topic_limit_message(t, l, buf, sizeof buf);
+    ck_assert_str_eq(buf, msg);
+}
+
+/* maxProducersPerTopic: the broker's key, then a topic's override (its namespace's policy),
+ * 0 = none, and back to the key. A refusal by a limit is told apart from a name clash. */
+START_TEST(test_limit_producers)
+{
+    teardown();
+    default_cfg();
+    cfg.max_producers_per_topic = 2;
+    setup_with(&cfg);
+    struct topic *t = load("persistent://t/ns/lp");
+    struct topic_producer *p[5];
+    ck_assert_int_eq(topic_producer_add(t, "a", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[0]), 0);
+    ck_assert_int_eq(topic_producer_add(t, "a", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[1]),
+                     -MG_EPRODUCERBUSY);
+    ck_assert_int_eq(topic_limit_refused(t), -1); /* the name, not the limit */
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[1]), 0);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[2]),
+                     -MG_EPRODUCERBUSY);
+    assert_refused(t, TOPIC_LIMIT_PRODUCERS, "Topic reached max producers limit");
+    topic_producer_close(p[1]);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[1]), 0);
+    /* the override: 0 = no limit */
+    topic_set_limit(t, TOPIC_LIMIT_PRODUCERS, 0);
+    ck_assert_int_eq(topic_limit(t, TOPIC_LIMIT_PRODUCERS), 0);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[2]), 0);
+    ck_assert_int_eq(topic_limit_refused(t), -1);
+    /* lowered below what is connected: those stay, new ones are refused */
+    topic_set_limit(t, TOPIC_LIMIT_PRODUCERS, 1);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[3]),
+                     -MG_EPRODUCERBUSY);
+    topic_set_limit(t, TOPIC_LIMIT_PRODUCERS, 4);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[3]), 0);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[4]),
+                     -MG_EPRODUCERBUSY);
+    topic_set_limit(t, TOPIC_LIMIT_PRODUCERS, -1); /* back to the key */
+    ck_assert_int_eq(topic_limit(t, TOPIC_LIMIT_PRODUCERS), 2);
+    for (int i = 0; i < 4; i++)
+        topic_producer_close(p[i]);
+}
+END_TEST
+
+/* maxSubscriptionsPerTopic (new subscriptions only), maxConsumersPerTopic (all
+ * subscriptions) and maxConsumersPerSubscription, with Pulsar's errors and texts. */
+START_TEST(test_limit_consumers)
+{
+    teardown();
+    default_cfg();
+    cfg.max_subscriptions_per_topic = 2;
+    cfg.max_consumers_per_subscription = 2;
+    cfg.max_consumers_per_topic = 3;
+    setup_with(&cfg);
+    struct topic *t = load("persistent://t/ns/lc");
+    struct fc *f[6];
+    for (int i = 0; i < 6; i++)
+        f[i] = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_SHARED);
+    ck_assert_int_eq(sub_o(t, "s1", &o, f[0]), 0);
+    ck_assert_int_eq(sub_o(t, "s1", &o, f[1]), 0);
+    ck_assert_int_eq(sub_o(t, "s1", &o, f[2]), -MG_ECONSUMERBUSY);
+    assert_refused(t, TOPIC_LIMIT_CONSUMERS_PER_SUB, "Subscription reached max consumers limit");
+    ck_assert_int_eq(sub_o(t, "s2", &o, f[2]), 0);
+    ck_assert_int_eq(topic_limit_refused(t), -1);
+    ck_assert_int_eq(sub_o(t, "s2", &o, f[3]), -MG_ECONSUMERBUSY);
+    assert_refused(t, TOPIC_LIMIT_CONSUMERS, "Topic reached max consumers limit");
+    ck_assert_int_eq(sub_o(t, "s3", &o, f[3]), -MG_ENOTALLOWED);
+    assert_refused(t, TOPIC_LIMIT_SUBSCRIPTIONS,
+                   "Exceed the maximum number of subscriptions of the topic: "
+                   "persistent://t/ns/lc");
+    /* the overrides lift them */
+    topic_set_limit(t, TOPIC_LIMIT_SUBSCRIPTIONS, 0);
+    topic_set_limit(t, TOPIC_LIMIT_CONSUMERS, 10);
+    topic_set_limit(t, TOPIC_LIMIT_CONSUMERS_PER_SUB, 3);
+    ck_assert_int_eq(sub_o(t, "s3", &o, f[3]), 0);
+    ck_assert_int_eq(sub_o(t, "s1", &o, f[4]), 0);
+    ck_assert_int_eq(sub_o(t, "s1", &o, f[5]), -MG_ECONSUMERBUSY);
+    assert_refused(t, TOPIC_LIMIT_CONSUMERS_PER_SUB, "Subscription reached max consumers limit");
+    /* a consumer gone frees its place */
+    topic_consumer_close(f[0]->c);
+    f[0]->c = NULL;
+    ck_assert_int_eq(sub_o(t, "s1", &o, f[5]), 0);
+}
+END_TEST
+
+static bool consumer_blocked(struct topic *t, const char *sub)
+{
+    int idx = 0;
+    struct topic_consumer_stats cs;
+    ck_assert_int_eq(topic_consumer_stats_next(t, sub, &idx, &cs), 1);
+    return cs.blocked;
+}
+
+/* A namespace's maxUnackedMessagesPerConsumer over the broker's: the consumer is blocked
+ * (blockedConsumerOnUnackedMsgs) at the limit, resumes as acks come back and at once when
+ * the limit is raised; maxUnackedMessagesPerSubscription holds the whole subscription. */
+START_TEST(test_limit_unacked_policy)
+{
+    struct topic *t = load("persistent://t/ns/lu");
+    struct fc *a = fc_new(), *b = fc_new();
+    topic_set_limit(t, TOPIC_LIMIT_UNACKED_PER_CONSUMER, 4);
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    publish_n(t, 20);
+    topic_consumer_flow(a->c, 100);
+    spin();
+    ck_assert_int_eq(a->n, 4);
+    ck_assert(consumer_blocked(t, "s"));
+    ack1(a, a->pos[0]);
+    ack1(a, a->pos[1]);
+    spin();
+    ck_assert_int_eq(a->n, 6);
+    ck_assert(consumer_blocked(t, "s"));
+    topic_set_limit(t, TOPIC_LIMIT_UNACKED_PER_CONSUMER, 9); /* raised: resumes without acks */
+    spin();
+    ck_assert_int_eq(a->n, 11);
+    topic_set_limit(t, TOPIC_LIMIT_UNACKED_PER_CONSUMER, 0); /* none */
+    ck_assert(!consumer_blocked(t, "s"));
+    spin();
+    ck_assert_int_eq(a->n, 20);
+    /* per subscription: 18 unacked, limit 19 -> one more message for either consumer */
+    topic_set_limit(t, TOPIC_LIMIT_UNACKED_PER_SUB, 19);
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, b);
+    topic_consumer_flow(b->c, 100);
+    publish_n(t, 5);
+    spin();
+    ck_assert_int_eq(a->n + b->n, 20 + 1);
+    ack1(a, a->pos[2]);
+    spin();
+    ck_assert_int_eq(a->n + b->n, 20 + 2);
+}
+END_TEST
+
 START_TEST(test_watermark)
 {
     teardown();
@@ -3049,9 +3187,10 @@ static Suite *topic_suite(void)
            test_sim_clock, test_shared_two, test_shared_priority, test_shared_close_redelivers,
            test_shared_redeliver, test_close_inside_send, test_failover_redeliver_ids,
            test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
-           test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_watermark,
-           test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
-           test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
+           test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_limit_producers,
+           test_limit_consumers, test_limit_unacked_policy, test_watermark, test_seek, test_reader,
+           test_last_id, test_unsubscribe_unload, test_message_ttl_timer, test_backlog_quota,
+           test_backlog_quota_age, test_quota_sweep_slices);
 
     tc = tl_tcase(s, "delayed", 0, dl_setup, teardown);
     tl_add(tc, test_delayed_shared, test_delayed_no_timer_storm, test_delayed_bounded,
