@@ -978,6 +978,59 @@ START_TEST(test_namespace_deduplication)
 }
 END_TEST
 
+/* Each limit path (maxProducersPerTopic ... maxUnackedMessagesPerSubscription): GET 204
+ * while unset, POST an integer >= 0 (412 below, 400 not an integer), shown in the
+ * namespace's Policies under Pulsar's field, applied to the loaded topic (overriding the
+ * broker's key), DELETE back to the key; 405 for PUT, 404 without the namespace. */
+START_TEST(test_namespace_limits)
+{
+    static const struct {
+        const char *path, *field;
+        enum topic_limit l;
+    } lims[] = {
+        {"maxProducersPerTopic", "max_producers_per_topic", TOPIC_LIMIT_PRODUCERS},
+        {"maxConsumersPerTopic", "max_consumers_per_topic", TOPIC_LIMIT_CONSUMERS},
+        {"maxConsumersPerSubscription", "max_consumers_per_subscription",
+         TOPIC_LIMIT_CONSUMERS_PER_SUB},
+        {"maxSubscriptionsPerTopic", "max_subscriptions_per_topic", TOPIC_LIMIT_SUBSCRIPTIONS},
+        {"maxUnackedMessagesPerConsumer", "max_unacked_messages_per_consumer",
+         TOPIC_LIMIT_UNACKED_PER_CONSUMER},
+        {"maxUnackedMessagesPerSubscription", "max_unacked_messages_per_subscription",
+         TOPIC_LIMIT_UNACKED_PER_SUB},
+    };
+    expect_status("PUT", "/admin/v2/persistent/public/default/lim", NULL, 204);
+    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/lim");
+    ck_assert_ptr_nonnull(t);
+    for (size_t i = 0; i < sizeof lims / sizeof lims[0]; i++) {
+        char p[160], why[120], val[16];
+        snprintf(p, sizeof p, "/admin/v2/namespaces/public/default/%s", lims[i].path);
+        int64_t dflt = topic_limit(t, lims[i].l);
+        int64_t v = 7 + (int64_t)i; /* differs from every default */
+        snprintf(val, sizeof val, "%lld", (long long)v);
+        expect_status("GET", p, NULL, 204);
+        expect_status("POST", p, val, 204);
+        expect_json("GET", p, NULL, 200, val);
+        ck_assert_int_eq(topic_limit(t, lims[i].l), v);
+        ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
+        ck_assert_int_eq(json_integer_value(json_object_get(reply_json(), lims[i].field)), v);
+        reply_json_free();
+        snprintf(why, sizeof why, "%s must be 0 or more", lims[i].path);
+        expect_reason("POST", p, "-1", 412, why);
+        snprintf(why, sizeof why, "Invalid %s: an integer body is required", lims[i].path);
+        expect_reason("POST", p, "\"x\"", 400, why);
+        expect_json("GET", p, NULL, 200, val);
+        expect_status("POST", p, "0", 204); /* 0 = no limit */
+        ck_assert_int_eq(topic_limit(t, lims[i].l), 0);
+        expect_status("DELETE", p, NULL, 204);
+        expect_status("GET", p, NULL, 204);
+        ck_assert_int_eq(topic_limit(t, lims[i].l), dflt);
+        expect_405("PUT", p);
+        snprintf(p, sizeof p, "/admin/v2/namespaces/public/nope/%s", lims[i].path);
+        expect_reason("POST", p, "1", 404, "Namespace does not exist");
+    }
+}
+END_TEST
+
 static void cp_pub_cb(void *data, int status, struct ml_position pos)
 {
     (void)pos;
@@ -1713,8 +1766,9 @@ int main(void)
            test_console_files, test_clusters_brokers_probes, test_tenant_crud,
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
-           test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
-           test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions, test_peek_and_examine, test_partitioned_topics,
+           test_namespace_limits, test_compaction_admin, test_namespace_backlog_quota,
+           test_namespace_unload, test_topic_crud, test_topic_terminate, test_topic_names,
+           test_subscriptions, test_peek_and_examine, test_partitioned_topics,
            test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);
