@@ -64,7 +64,7 @@ struct topic_op {
     int new_from;          /* partition update: first new partition */
     bool must_exist;       /* a plain topic must be stored already (admin_tp_op_run) */
     char *body_text;       /* owned: the request's body, or NULL (sub-requests) */
-    json_t *result; /* owned: terminate's answer being built, or NULL */
+    json_t *result;        /* owned: terminate's answer being built, or NULL */
     struct event *wait_ev; /* owned: the timer of op's next step (tick): delete polling the
                             * store until the data is gone, peek's walk */
     void (*tick)(struct topic_op *op);
@@ -399,7 +399,7 @@ static json_t *admin_tp_sub_json(struct topic *t, const struct topic_sub_stats *
     json_object_set_new(j, "backlogSize", json_integer(-1));
     json_object_set_new(j, "earliestMsgPublishTimeInBacklog", json_integer(0));
     json_object_set_new(j, "msgBacklogNoDelayed", json_integer(ss->backlog - ss->delayed));
-    json_object_set_new(j, "blockedSubscriptionOnUnackedMsgs", json_false());
+    json_object_set_new(j, "blockedSubscriptionOnUnackedMsgs", json_boolean(ss->blocked));
     json_object_set_new(j, "msgDelayed", json_integer(ss->delayed));
     json_object_set_new(j, "unackedMessages", json_integer(ss->unacked));
     json_object_set_new(j, "type", json_string(admin_tp_sub_type_name(ss)));

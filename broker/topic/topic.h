@@ -306,6 +306,7 @@ struct topic_sub_stats {
     bool durable;
     int64_t backlog;
     int64_t unacked;
+    bool blocked;                /* at maxUnackedMessagesPerSubscription */
     int64_t delayed;             /* entries held back by delayed delivery (msgDelayed) */
     int64_t delayed_index_bytes; /* memory of their index (delayedMessageIndexSizeInBytes) */
     int n_consumers;
@@ -362,7 +363,7 @@ struct topic_consumer_stats {
     int64_t msg_out_counter, bytes_out_counter;
     int64_t unacked, permits;
     double msg_rate_out, throughput_out;
-    bool blocked; /* at maxUnackedMessagesPerConsumer */
+    bool blocked; /* at maxUnackedMessagesPerConsumer (Shared, Key_Shared) */
     uint64_t connected_since_ms;
 };
 /* Iterate the consumers of subscription sub: *idx = 0 first; returns 0 at the end (also
@@ -405,8 +406,9 @@ int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_positio
  * default (topic_config); 0 = no limit. topic_producer_add refuses a producer over
  * PRODUCERS (-MG_EPRODUCERBUSY), topic_subscribe a consumer over CONSUMERS or
  * CONSUMERS_PER_SUB (-MG_ECONSUMERBUSY) and a new subscription over SUBSCRIPTIONS
- * (-MG_ENOTALLOWED); a consumer (any type) at UNACKED_PER_CONSUMER, or of a subscription at
- * UNACKED_PER_SUB, gets nothing more until acks bring it below (blocked in its stats). */
+ * (-MG_ENOTALLOWED). A Shared or Key_Shared consumer at UNACKED_PER_CONSUMER gets nothing
+ * more until acks bring it to half of it, a subscription at UNACKED_PER_SUB until below
+ * half (Pulsar's hysteresis; blocked in their stats). */
 enum topic_limit {
     TOPIC_LIMIT_PRODUCERS = 0,        /* maxProducersPerTopic */
     TOPIC_LIMIT_CONSUMERS,            /* maxConsumersPerTopic */

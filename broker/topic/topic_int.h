@@ -249,6 +249,7 @@ struct topic_consumer {
     int32_t priority;
     int64_t permits;        /* may go negative */
     int64_t unacked;        /* messages in pending */
+    bool unacked_blocked;   /* at maxUnackedMessagesPerConsumer, until back to half of it */
     bool paused;            /* over the outbound watermark */
     enum sub_notify notify; /* active_change to send from the dispatch event */
     struct mg_map pending;  /* position -> struct sub_pending (owned) */
@@ -318,6 +319,7 @@ struct topic_sub {
     bool failover_wait;
     struct sub_seek *seek; /* borrowed: a seek in progress */
     int64_t unacked;
+    bool unacked_blocked; /* at maxUnackedMessagesPerSubscription, until below half of it */
     int64_t msg_out, bytes_out;
     bool has_type;             /* a consumer attached once (else type "None") */
     bool read_compacted;       /* reads at or before the horizon come from the compacted view */

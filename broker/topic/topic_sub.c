@@ -326,11 +326,34 @@ static void topic_sub_retry_cb(struct mg_timer *tm, void *arg)
 
 /* ---- consumer choice ------------------------------------------------------------------ */
 
-/* At maxUnackedMessagesPerConsumer (blockedConsumerOnUnackedMsgs). */
-static bool topic_consumer_unacked_blocked(const struct topic_consumer *c)
+/* maxUnackedMessagesPerConsumer and ...PerSubscription, as Pulsar's Consumer and
+ * multiple-consumer dispatchers: Shared and Key_Shared only; a consumer is blocked at
+ * unacked >= max until acks bring it to max/2 or less (blockedConsumerOnUnackedMsgs), a
+ * subscription at >= max until below max/2 (blockedSubscriptionOnUnackedMsgs). Evaluated
+ * where dispatch asks, so every change of unacked or of the limit is seen there. */
+static bool topic_unacked_blocked(const struct topic_sub *s, bool *blocked, int64_t unacked,
+                                  int64_t max, bool sub)
 {
-    int64_t max = topic_limit(c->sub->topic, TOPIC_LIMIT_UNACKED_PER_CONSUMER);
-    return max > 0 && c->unacked >= max;
+    if (max <= 0 || (s->type != TOPIC_SUB_SHARED && s->type != TOPIC_SUB_KEY_SHARED))
+        *blocked = false;
+    else if (!*blocked)
+        *blocked = unacked >= max;
+    else
+        *blocked = sub ? unacked >= max / 2 : unacked > max / 2;
+    return *blocked;
+}
+
+static bool topic_consumer_unacked_blocked(struct topic_consumer *c)
+{
+    return topic_unacked_blocked(c->sub, &c->unacked_blocked, c->unacked,
+                                 topic_limit(c->sub->topic, TOPIC_LIMIT_UNACKED_PER_CONSUMER),
+                                 false);
+}
+
+static bool topic_sub_unacked_blocked(struct topic_sub *s)
+{
+    return topic_unacked_blocked(s, &s->unacked_blocked, s->unacked,
+                                 topic_limit(s->topic, TOPIC_LIMIT_UNACKED_PER_SUB), true);
 }
 
 static bool topic_consumer_eligible(struct topic_sub *s, struct topic_consumer *c)
@@ -338,10 +361,7 @@ static bool topic_consumer_eligible(struct topic_sub *s, struct topic_consumer *
     if (c->dead || c->permits <= 0 || c->paused)
         return false;
     const struct topic_config *cfg = topic_sub_cfg(s);
-    if (topic_consumer_unacked_blocked(c))
-        return false;
-    int64_t max_sub = topic_limit(s->topic, TOPIC_LIMIT_UNACKED_PER_SUB);
-    if (max_sub > 0 && s->unacked >= max_sub)
+    if (topic_consumer_unacked_blocked(c) || topic_sub_unacked_blocked(s))
         return false;
     if (cfg->consumer_outbound_high_water > 0 && c->ops->outbound_bytes &&
         c->ops->outbound_bytes(c->owner) > cfg->consumer_outbound_high_water) {
@@ -951,7 +971,7 @@ int topic_consumer_stats_next(struct topic *t, const char *sub, int *idx,
     struct topic_sub *s = mg_map_get_str(&t->subs, sub);
     if (!s || *idx < 0 || *idx >= s->n_consumers)
         return 0;
-    const struct topic_consumer *c = s->consumers[(*idx)++];
+    struct topic_consumer *c = s->consumers[(*idx)++];
     memset(out, 0, sizeof *out);
     out->name = c->name;
     out->id = c->id;
@@ -974,6 +994,7 @@ void topic_sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out)
     out->durable = s->durable;
     out->backlog = s->cursor ? ml_cursor_backlog(s->cursor) : 0;
     out->unacked = s->unacked;
+    out->blocked = topic_sub_unacked_blocked(s);
     out->delayed = s->delay.n;
     out->delayed_index_bytes = (int64_t)s->delay.cap * (int64_t)sizeof *s->delay.heap;
     out->n_consumers = s->n_consumers;

@@ -1208,26 +1208,52 @@ START_TEST(test_batch_permits)
 }
 END_TEST
 
+/* The statistics of subscription name of t (which must exist). */
+static void sub_stats(struct topic *t, const char *name, struct topic_sub_stats *out)
+{
+    size_t pos = 0;
+    while (topic_sub_stats_next(t, &pos, out))
+        if (strcmp(out->name, name) == 0)
+            return;
+    ck_abort_msg("no subscription %s", name);
+}
+
+static bool consumer_blocked(struct topic *t, const char *sub)
+{
+    int idx = 0;
+    struct topic_consumer_stats cs;
+    ck_assert_int_eq(topic_consumer_stats_next(t, sub, &idx, &cs), 1);
+    return cs.blocked;
+}
+
+/* maxUnackedMessagesPerConsumer, as Pulsar: a Shared consumer stops at the limit and stays
+ * blocked until acks bring it to half of it; an Exclusive one is not limited. */
 START_TEST(test_max_unacked)
 {
     teardown();
     default_cfg();
-    cfg.max_unacked_per_consumer = 3;
+    cfg.max_unacked_per_consumer = 6;
     setup_with(&cfg);
     struct topic *t = load("mu");
-    struct fc *a = fc_new();
+    struct fc *a = fc_new(), *x = fc_new();
     sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
-    publish_n(t, 10);
+    sub_ok(t, "x", TOPIC_SUB_EXCLUSIVE, true, x);
+    publish_n(t, 20);
     topic_consumer_flow(a->c, 100);
+    topic_consumer_flow(x->c, 100);
     spin();
-    ck_assert_int_eq(a->n, 3);
+    ck_assert_int_eq(x->n, 20);
+    ck_assert_int_eq(a->n, 6);
+    ck_assert(consumer_blocked(t, "s"));
     ack1(a, a->pos[0]);
-    spin();
-    ck_assert_int_eq(a->n, 4);
     ack1(a, a->pos[1]);
+    spin();
+    ck_assert_int_eq(a->n, 6); /* 4 unacked: above half */
+    ck_assert(consumer_blocked(t, "s"));
     ack1(a, a->pos[2]);
     spin();
-    ck_assert_int_eq(a->n, 6);
+    ck_assert_int_eq(a->n, 9); /* 3 = half: resumed, up to the limit again */
+    ck_assert(consumer_blocked(t, "s"));
 }
 END_TEST
 
@@ -1322,14 +1348,6 @@ START_TEST(test_limit_consumers)
 }
 END_TEST
 
-static bool consumer_blocked(struct topic *t, const char *sub)
-{
-    int idx = 0;
-    struct topic_consumer_stats cs;
-    ck_assert_int_eq(topic_consumer_stats_next(t, sub, &idx, &cs), 1);
-    return cs.blocked;
-}
-
 /* A namespace's maxUnackedMessagesPerConsumer over the broker's: the consumer is blocked
  * (blockedConsumerOnUnackedMsgs) at the limit, resumes as acks come back and at once when
  * the limit is raised; maxUnackedMessagesPerSubscription holds the whole subscription. */
@@ -1356,16 +1374,30 @@ START_TEST(test_limit_unacked_policy)
     ck_assert(!consumer_blocked(t, "s"));
     spin();
     ck_assert_int_eq(a->n, 20);
-    /* per subscription: 18 unacked, limit 19 -> one more message for either consumer */
+    /* per subscription: 18 unacked, limit 19: one more message for either consumer, then
+     * nothing until the subscription is below half of the limit */
     topic_set_limit(t, TOPIC_LIMIT_UNACKED_PER_SUB, 19);
     sub_ok(t, "s", TOPIC_SUB_SHARED, true, b);
     topic_consumer_flow(b->c, 100);
     publish_n(t, 5);
     spin();
     ck_assert_int_eq(a->n + b->n, 20 + 1);
-    ack1(a, a->pos[2]);
+    struct topic_sub_stats ss;
+    sub_stats(t, "s", &ss);
+    ck_assert(ss.blocked);
+    for (int i = 2; i < 20 && ss.unacked > 9; i++) {
+        ack1(a, a->pos[i]);
+        spin();
+        ck_assert_int_eq(a->n + b->n, 20 + 1);
+        sub_stats(t, "s", &ss);
+    }
+    ck_assert_int_eq(ss.unacked, 9); /* 19 / 2: still blocked */
+    ck_assert(ss.blocked);
+    ack1(a, a->pos[12]);
     spin();
-    ck_assert_int_eq(a->n + b->n, 20 + 2);
+    ck_assert_int_eq(a->n + b->n, 25); /* below half: the rest goes out */
+    sub_stats(t, "s", &ss);
+    ck_assert(!ss.blocked);
 }
 END_TEST
 
