@@ -373,7 +373,7 @@ static void admin_res_apply_limits(struct topic *t, const struct ns_policies *p)
         [NS_LIMIT_SUBSCRIPTIONS_PER_TOPIC] = TOPIC_LIMIT_SUBSCRIPTIONS,
         [NS_LIMIT_UNACKED_PER_CONSUMER] = TOPIC_LIMIT_UNACKED_PER_CONSUMER,
         [NS_LIMIT_UNACKED_PER_SUB] = TOPIC_LIMIT_UNACKED_PER_SUB};
-    for (int i = 0; i < NS_LIMITS; i++)
+    for (int i = 0; i < NS_LIMIT_TOPICS; i++) /* maxTopicsPerNamespace is the namespace's */
         topic_set_limit(t, to_topic[i], p->has_limit[i] ? p->limit[i] : -1);
 }
 
@@ -676,9 +676,9 @@ void admin_h_compaction_threshold(struct admin_req *r)
 }
 
 /* .../maxProducersPerTopic, maxConsumersPerTopic, maxConsumersPerSubscription,
- * maxSubscriptionsPerTopic, maxUnackedMessagesPerConsumer, maxUnackedMessagesPerSubscription
- * (the path's last segment names it): an integer >= 0 (0 = no limit), as Pulsar's
- * NamespacesBase (412 "<name> must be 0 or more"). */
+ * maxSubscriptionsPerTopic, maxUnackedMessagesPerConsumer, maxUnackedMessagesPerSubscription,
+ * maxTopicsPerNamespace (the path's last segment names it): an integer >= 0 (0 = no limit), as
+ * Pulsar's NamespacesBase (412 "<name> must be 0 or more"). */
 void admin_h_limit(struct admin_req *r)
 {
     int l = ns_limit_by_path(r->seg[r->nseg - 1]);

@@ -1428,6 +1428,10 @@ static void admin_tp_create_listed(void *data, int status, char **names, int n)
             return;
         }
     }
+    if (ns_topics_room(op->a->env->ns, &op->tn, names, n, 1) < 0) {
+        admin_tp_op_fail(op, 412, NS_TOPICS_FULL);
+        return;
+    }
     admin_tp_op_run(op, admin_tp_do_created, false);
 }
 
@@ -1461,6 +1465,10 @@ static void admin_tp_partitions_create_listed(void *data, int status, char **nam
             admin_tp_op_fail(op, 409, "This topic already exists");
             return;
         }
+    }
+    if (status == 0 && ns_topics_room(op->a->env->ns, &op->tn, names, n, op->partitions) < 0) {
+        admin_tp_op_fail(op, 412, NS_TOPICS_FULL);
+        return;
     }
     int rc = ns_partitions_set(op->a->env->ns, op->tn.full, op->partitions, true, admin_reply_done,
                                op->call);

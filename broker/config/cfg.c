@@ -136,6 +136,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("maxConsumersPerTopic", max_consumers_per_topic, "0", 0, INT_MAX),
     CFG_INT("maxConsumersPerSubscription", max_consumers_per_subscription, "0", 0, INT_MAX),
     CFG_INT("maxSubscriptionsPerTopic", max_subscriptions_per_topic, "0", 0, INT_MAX),
+    CFG_INT("maxTopicsPerNamespace", max_topics_per_namespace, "0", 0, INT_MAX),
     CFG_INT("dispatcherMaxRoundRobinBatchSize", dispatcher_max_round_robin_batch_size, "20", 1,
             INT_MAX),
     CFG_INT("dispatcherMaxReadBatchSize", dispatcher_max_read_batch_size, "100", 1, INT_MAX),

@@ -152,6 +152,7 @@ enum ns_limit {
     NS_LIMIT_SUBSCRIPTIONS_PER_TOPIC, /* max_subscriptions_per_topic */
     NS_LIMIT_UNACKED_PER_CONSUMER,    /* max_unacked_messages_per_consumer */
     NS_LIMIT_UNACKED_PER_SUB,         /* max_unacked_messages_per_subscription */
+    NS_LIMIT_TOPICS,                  /* max_topics_per_namespace (ns_topics_room) */
     NS_LIMITS
 };
 /* The Policies JSON field of a limit ("max_producers_per_topic") and its admin path
@@ -286,6 +287,14 @@ int ns_pattern_match(struct ns_pattern *p, const char *full_name);
 int ns_pattern_filter(struct ns_pattern *p, char *const *names, int n, char **out);
 void ns_pattern_free(struct ns_pattern *p);
 bool ns_topic_is_system(const char *full_name);
+/* maxTopicsPerNamespace (the namespace's max_topics_per_namespace when set): the limit of
+ * tn's namespace, 0 = none. ns_topics_room: whether `adding` more topics fit beside names
+ * (its listing, ns_list_topics; system topics do not count, as Pulsar): 0, or
+ * -MG_ENOTALLOWED (Pulsar's text: NS_TOPICS_FULL). */
+#define NS_TOPICS_FULL "Exceed maximum number of topics in namespace."
+int64_t ns_topics_max(struct ns *s, const struct topic_name *tn);
+int ns_topics_room(struct ns *s, const struct topic_name *tn, char *const *names, int n,
+                   int adding);
 
 /* Pulsar's TopicList.calculateHash of a list (any order): CRC32C of the sorted names joined
  * by ',', as 8 lower-case hex digits of its little-endian bytes. */

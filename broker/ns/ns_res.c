@@ -174,6 +174,7 @@ static const char *const ns_limit_names[NS_LIMITS][2] = {
                                        "maxUnackedMessagesPerConsumer"},
     [NS_LIMIT_UNACKED_PER_SUB] = {"max_unacked_messages_per_subscription",
                                   "maxUnackedMessagesPerSubscription"},
+    [NS_LIMIT_TOPICS] = {"max_topics_per_namespace", "maxTopicsPerNamespace"},
 };
 
 const char *ns_limit_field(enum ns_limit l)

@@ -89,3 +89,23 @@ test('maxConsumersPerSubscription, maxConsumersPerTopic: ConsumerBusy with Pulsa
       [`Exceed the maximum number of subscriptions of the topic: ${topic}`]);
     await s.consumer({ topic, subscription: 'c', subType: shared }); // an existing one is fine
   }));
+
+test('maxTopicsPerNamespace: a producer that would create one topic too many gets '
+  + 'NotAllowedError with Pulsar\'s text; topics that exist stay usable', { timeout: 60000 },
+  () => f.withScope('limit-topics', async (s) => {
+    const ns = await freshNamespace('limt');
+    const path = `/admin/v2/namespaces/${ns}/maxTopicsPerNamespace`;
+    await ok('POST', path, '2');
+    await s.producer(`persistent://${ns}/a`);
+    await s.producer(`persistent://${ns}/b`);
+    const third = s.newConsumer({ topic: `persistent://${ns}/c`, subscription: 'x' });
+    const r = await expectRefused(third);
+    assert.ok(r.err, 'a third topic must be refused with maxTopicsPerNamespace=2');
+    assert.deepStrictEqual(r.codes, [SERVER_ERROR.NotAllowedError]);
+    assert.deepStrictEqual(r.texts, ['Exceed maximum number of topics in namespace.']);
+    const list = await ok('GET', `/admin/v2/namespaces/${ns}/topics`, undefined, 200);
+    assert.deepStrictEqual(list.json.sort(), [`persistent://${ns}/a`, `persistent://${ns}/b`]);
+    await s.producer(`persistent://${ns}/a`); // an existing topic is fine
+    await ok('DELETE', path);
+    await s.producer(`persistent://${ns}/c`);
+  }));

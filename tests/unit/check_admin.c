@@ -1031,6 +1031,40 @@ START_TEST(test_namespace_limits)
 }
 END_TEST
 
+/* maxTopicsPerNamespace: a namespace's own path (GET 204 while unset, POST >= 0, DELETE);
+ * creating topics beyond it, plain or partitioned (each partition counts), answers 412 with
+ * Pulsar's text and creates nothing; an existing topic is not refused; removing it lifts it. */
+START_TEST(test_namespace_max_topics)
+{
+    const char *p = "/admin/v2/namespaces/public/mt/maxTopicsPerNamespace";
+    const char *tp = "/admin/v2/persistent/public/mt/";
+    char path[128];
+    expect_status("PUT", "/admin/v2/namespaces/public/mt", NULL, 204);
+    expect_status("GET", p, NULL, 204);
+    expect_reason("POST", p, "-1", 412, "maxTopicsPerNamespace must be 0 or more");
+    expect_status("POST", p, "3", 204);
+    expect_json("GET", p, NULL, 200, "3");
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%sa%d", tp, i);
+        expect_status("PUT", path, NULL, 204);
+    }
+    snprintf(path, sizeof path, "%sa3", tp);
+    expect_reason("PUT", path, NULL, 412, "Exceed maximum number of topics in namespace.");
+    expect_status("GET", "/admin/v2/persistent/public/mt/a3/stats", NULL, 404);
+    snprintf(path, sizeof path, "%sa0", tp);
+    expect_reason("PUT", path, NULL, 409, "This topic already exists");
+    expect_status("POST", p, "4", 204);
+    snprintf(path, sizeof path, "%spt/partitions", tp);
+    expect_reason("PUT", path, "2", 412, "Exceed maximum number of topics in namespace.");
+    expect_status("POST", p, "5", 204);
+    expect_status("PUT", path, "2", 204);
+    expect_status("DELETE", p, NULL, 204);
+    expect_status("GET", p, NULL, 204);
+    snprintf(path, sizeof path, "%sa3", tp);
+    expect_status("PUT", path, NULL, 204);
+}
+END_TEST
+
 static void cp_pub_cb(void *data, int status, struct ml_position pos)
 {
     (void)pos;
@@ -1766,10 +1800,11 @@ int main(void)
            test_console_files, test_clusters_brokers_probes, test_tenant_crud,
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
-           test_namespace_limits, test_compaction_admin, test_namespace_backlog_quota,
-           test_namespace_unload, test_topic_crud, test_topic_terminate, test_topic_names,
-           test_subscriptions, test_peek_and_examine, test_partitioned_topics,
-           test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
+           test_namespace_limits, test_namespace_max_topics, test_compaction_admin,
+           test_namespace_backlog_quota, test_namespace_unload, test_topic_crud,
+           test_topic_terminate, test_topic_names, test_subscriptions, test_peek_and_examine,
+           test_partitioned_topics, test_partitions_bounded, test_lookup,
+           test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);
     return tl_run(s);
