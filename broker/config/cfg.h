@@ -42,6 +42,12 @@ struct cfg {
     int max_consumers_per_subscription; /* maxConsumersPerSubscription (0 = no limit) */
     int max_subscriptions_per_topic;    /* maxSubscriptionsPerTopic (0 = no limit) */
     int max_topics_per_namespace;       /* maxTopicsPerNamespace (0 = no limit) */
+    /* dispatchThrottlingRatePerTopicInMsg/InByte, ...PerSubscriptionInMsg/InByte: per
+     * second, 0 = no limit */
+    int dispatch_rate_topic_msgs;
+    int64_t dispatch_rate_topic_bytes;
+    int dispatch_rate_sub_msgs;
+    int64_t dispatch_rate_sub_bytes;
     int dispatcher_max_round_robin_batch_size; /* dispatcherMaxRoundRobinBatchSize (20) */
     int dispatcher_max_read_batch_size;        /* dispatcherMaxReadBatchSize (100) */
     int active_consumer_failover_delay_ms;     /* activeConsumerFailoverDelayTimeMillis (1000) */

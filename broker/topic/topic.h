@@ -83,14 +83,28 @@ struct topic_backlog_quota {
     enum topic_quota_policy policy;
 };
 
+/* A dispatch rate (Pulsar's DispatchRate): at most msgs messages and bytes bytes per period
+ * of period_secs; <= 0 = no limit of that kind (Pulsar's -1 and 0). */
+struct topic_dispatch_rate {
+    int64_t msgs, bytes;
+    int32_t period_secs; /* <= 0: 1 */
+};
+enum topic_rate_scope {
+    TOPIC_RATE_TOPIC = 0, /* every subscription of the topic together */
+    TOPIC_RATE_SUB,       /* each subscription */
+    TOPIC_RATE_SCOPES
+};
+
 struct topic_config {
-    int32_t max_pending_publish_per_conn;      /* maxPendingPublishRequestsPerConnection */
-    int32_t max_unacked_per_consumer;          /* maxUnackedMessagesPerConsumer, 0 = no limit */
-    int32_t max_unacked_per_subscription;      /* maxUnackedMessagesPerSubscription, 0 = none */
-    int32_t max_producers_per_topic;           /* maxProducersPerTopic, 0 = no limit */
-    int32_t max_consumers_per_topic;           /* maxConsumersPerTopic, 0 = no limit */
-    int32_t max_consumers_per_subscription;    /* maxConsumersPerSubscription, 0 = no limit */
-    int32_t max_subscriptions_per_topic;       /* maxSubscriptionsPerTopic, 0 = no limit */
+    int32_t max_pending_publish_per_conn;   /* maxPendingPublishRequestsPerConnection */
+    int32_t max_unacked_per_consumer;       /* maxUnackedMessagesPerConsumer, 0 = no limit */
+    int32_t max_unacked_per_subscription;   /* maxUnackedMessagesPerSubscription, 0 = none */
+    int32_t max_producers_per_topic;        /* maxProducersPerTopic, 0 = no limit */
+    int32_t max_consumers_per_topic;        /* maxConsumersPerTopic, 0 = no limit */
+    int32_t max_consumers_per_subscription; /* maxConsumersPerSubscription, 0 = no limit */
+    int32_t max_subscriptions_per_topic;    /* maxSubscriptionsPerTopic, 0 = no limit */
+    /* dispatchThrottlingRatePerTopicInMsg/InByte and ...PerSubscriptionInMsg/InByte */
+    struct topic_dispatch_rate dispatch_rate[TOPIC_RATE_SCOPES];
     int32_t dispatch_max_round_robin;          /* dispatcherMaxRoundRobinBatchSize (20) */
     int32_t dispatch_max_read_batch;           /* dispatcherMaxReadBatchSize (100) */
     size_t consumer_outbound_high_water;       /* bytes queued on a consumer's connection above
@@ -426,6 +440,16 @@ int64_t topic_limit(const struct topic *t, enum topic_limit l);
  * call was not refused by a limit; and Pulsar's message for it into buf. */
 int topic_limit_refused(const struct topic *t);
 void topic_limit_message(const struct topic *t, enum topic_limit l, char *buf, size_t len);
+
+/* ---- dispatch rate limits (topic_rate.c) ----------------------------------------------------
+ *
+ * A subscription reads and sends only while both its own bucket and its topic's have room
+ * (token buckets refilled continuously, holding at most one period's worth; a batch may take
+ * them below zero, which later reads wait out). Out of room, it stops and its timer brings
+ * it back when there is room again: no polling. rate NULL: back to the broker's keys. */
+void topic_set_dispatch_rate(struct topic *t, enum topic_rate_scope sc,
+                             const struct topic_dispatch_rate *rate);
+struct topic_dispatch_rate topic_dispatch_rate(const struct topic *t, enum topic_rate_scope sc);
 
 void topic_set_message_ttl(struct topic *t, int64_t secs);
 void topic_reset_message_ttl(struct topic *t);

@@ -607,6 +607,7 @@ static void topic_sub_send(struct topic_sub *s, struct topic_consumer *c, struct
     s->msg_out += cost;
     s->bytes_out += (int64_t)e->size;
     s->topic->entries_out++;
+    topic_rate_consume(s, cost, (int64_t)e->size);
     s->last_consumed_ms = (uint64_t)mg_loop_wall_ms(s->topic->loop);
     c->refs++;
     c->ops->send(c->owner, c, e, redelivery, ack_set, n_words);
@@ -697,8 +698,15 @@ static void topic_sub_read_more(struct topic_sub *s)
     int64_t avail = topic_sub_avail(s);
     if (avail <= 0)
         return;
+    int64_t room_bytes;
+    int64_t room = topic_rate_room(s, &room_bytes); /* 0: out of room, its timer is set */
+    if (room <= 0)
+        return;
     int max = topic_sub_cfg(s)->dispatch_max_read_batch;
+    if (room < max)
+        max = (int)room;
     int n = avail < max ? (int)avail : max;
+    size_t read_bytes = room_bytes < (int64_t)READ_MAX_BYTES ? (size_t)room_bytes : READ_MAX_BYTES;
 
     struct sub_read *r = mg_calloc(1, sizeof *r);
     r->s = s;
@@ -755,7 +763,7 @@ static void topic_sub_read_more(struct topic_sub *s)
     s->read = r;
     if (topic_compact_read(s, &r->s, n, &r->req, topic_sub_read_done))
         return;
-    int rc = ml_cursor_read(s->cursor, n, READ_MAX_BYTES, &r->req, topic_sub_read_done);
+    int rc = ml_cursor_read(s->cursor, n, read_bytes, &r->req, topic_sub_read_done);
     if (rc < 0) {
         s->read = NULL;
         mg_free(r);

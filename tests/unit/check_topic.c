@@ -1401,6 +1401,81 @@ START_TEST(test_limit_unacked_policy)
 }
 END_TEST
 
+/* Advance the simulated clock by ms in 10 ms steps, running what is due. */
+static void sim_run_for(int64_t ms)
+{
+    for (int64_t i = 0; i < ms; i += 10) {
+        mg_loop_advance(loop, 10);
+        spin();
+    }
+}
+
+/* Dispatch rates on the simulated clock: a subscription limited to R msg/s gets one
+ * period's burst, then R per second (within 20 % over a 3 s window) and nothing while time
+ * stands still; the topic's rate is shared by its subscriptions; a byte rate limits alone;
+ * lifting the rate (NULL: back to the broker's 0) lets the rest out at once. */
+START_TEST(test_dispatch_rate)
+{
+    teardown();
+    default_cfg();
+    const int R = 40;
+    cfg.dispatch_rate[TOPIC_RATE_SUB] = (struct topic_dispatch_rate){R, 0, 1};
+    setup_on(&cfg, 1000000);
+    struct topic *t = load("persistent://t/ns/rate");
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_ok(t, "a", TOPIC_SUB_SHARED, true, a);
+    publish_n(t, 400);
+    topic_consumer_flow(a->c, 1000);
+    spin();
+    ck_assert_int_ge(a->n, 1);
+    ck_assert_int_le(a->n, R); /* one period's burst at most */
+    int before = a->n;
+    spin();
+    ck_assert_int_eq(a->n, before); /* no time, no more */
+    sim_run_for(1000);
+    int at1 = a->n;
+    sim_run_for(3000);
+    int got = a->n - at1;
+    ck_assert_int_ge(got, 3 * R * 8 / 10);
+    ck_assert_int_le(got, 3 * R * 12 / 10);
+
+    /* the topic's rate: two subscriptions share it */
+    topic_set_dispatch_rate(t, TOPIC_RATE_SUB, &(struct topic_dispatch_rate){0, 0, 1});
+    topic_set_dispatch_rate(t, TOPIC_RATE_TOPIC, &(struct topic_dispatch_rate){R, 0, 2});
+    sub_ok(t, "b", TOPIC_SUB_SHARED, true, b);
+    topic_consumer_flow(b->c, 1000);
+    /* both read the full bucket at once (as Pulsar's shared limiter, a burst of up to a
+     * period per subscription), a debt repaid within the next period */
+    sim_run_for(3000);
+    int a0 = a->n, b0 = b->n;
+    sim_run_for(4000); /* R per 2 s period: 2 R in 4 s, both together */
+    got = (a->n - a0) + (b->n - b0);
+    ck_assert_int_ge(got, 2 * R * 8 / 10);
+    ck_assert_int_le(got, 2 * R * 12 / 10);
+    ck_assert_int_gt(b->n - b0, 0);
+
+    /* bytes only: each entry is the same size */
+    topic_set_dispatch_rate(t, TOPIC_RATE_TOPIC, NULL);
+    ck_assert_int_eq(topic_dispatch_rate(t, TOPIC_RATE_TOPIC).msgs, 0);
+    struct evbuffer *one = make_entry(1000, 0, NULL);
+    int64_t size = (int64_t)evbuffer_get_length(one);
+    evbuffer_free(one);
+    topic_set_dispatch_rate(t, TOPIC_RATE_SUB, &(struct topic_dispatch_rate){0, 10 * size, 1});
+    sim_run_for(1000);
+    b0 = b->n;
+    sim_run_for(3000);
+    ck_assert_int_ge(b->n - b0, 30 * 8 / 10);
+    ck_assert_int_le(b->n - b0, 30 * 12 / 10);
+
+    /* NULL: back to the broker's rate; 0: none (Pulsar's meaning), the rest goes out at once */
+    topic_set_dispatch_rate(t, TOPIC_RATE_SUB, NULL);
+    ck_assert_int_eq(topic_dispatch_rate(t, TOPIC_RATE_SUB).msgs, R);
+    topic_set_dispatch_rate(t, TOPIC_RATE_SUB, &(struct topic_dispatch_rate){0, 0, 1});
+    spin();
+    ck_assert_int_eq(b->n, 400);
+}
+END_TEST
+
 START_TEST(test_watermark)
 {
     teardown();
@@ -3220,9 +3295,9 @@ static Suite *topic_suite(void)
            test_shared_redeliver, test_close_inside_send, test_failover_redeliver_ids,
            test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_limit_producers,
-           test_limit_consumers, test_limit_unacked_policy, test_watermark, test_seek, test_reader,
-           test_last_id, test_unsubscribe_unload, test_message_ttl_timer, test_backlog_quota,
-           test_backlog_quota_age, test_quota_sweep_slices);
+           test_limit_consumers, test_limit_unacked_policy, test_dispatch_rate, test_watermark,
+           test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
+           test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
 
     tc = tl_tcase(s, "delayed", 0, dl_setup, teardown);
     tl_add(tc, test_delayed_shared, test_delayed_no_timer_storm, test_delayed_bounded,
