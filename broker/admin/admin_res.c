@@ -354,6 +354,7 @@ static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns
         if (pol.has_compaction_threshold)
             json_object_set_new(p, "compaction_threshold", json_integer(pol.compaction_threshold));
         ns_limits_to_json(&pol, p);
+        ns_rates_to_json(&pol, s->cfg->cluster_name, p);
         json_t *qm = json_object_get(p, "backlog_quota_map");
         for (int i = 0; i < NS_QUOTA_TYPES; i++)
             if (pol.quota[i].set)
@@ -363,7 +364,8 @@ static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns
     return p;
 }
 
-/* The namespace's limits onto one topic (those not set: back to the broker's keys). */
+/* The namespace's limits and dispatch rates onto one topic (those not set: back to the
+ * broker's keys). */
 static void admin_res_apply_limits(struct topic *t, const struct ns_policies *p)
 {
     static const enum topic_limit to_topic[NS_LIMITS] = {
@@ -375,6 +377,12 @@ static void admin_res_apply_limits(struct topic *t, const struct ns_policies *p)
         [NS_LIMIT_UNACKED_PER_SUB] = TOPIC_LIMIT_UNACKED_PER_SUB};
     for (int i = 0; i < NS_LIMIT_TOPICS; i++) /* maxTopicsPerNamespace is the namespace's */
         topic_set_limit(t, to_topic[i], p->has_limit[i] ? p->limit[i] : -1);
+    for (int i = 0; i < NS_RATES; i++) {
+        const struct ns_dispatch_rate *d = &p->rate[i];
+        struct topic_dispatch_rate tr = {d->msgs, d->bytes, d->period_secs};
+        topic_set_dispatch_rate(t, i == NS_RATE_TOPIC ? TOPIC_RATE_TOPIC : TOPIC_RATE_SUB,
+                                d->set ? &tr : NULL);
+    }
 }
 
 /* Apply the namespace's retention policy to one topic's managed ledger; without one, reset
@@ -699,6 +707,37 @@ void admin_h_limit(struct admin_req *r)
         bad_body,
         bad_value};
     admin_res_field(r, &f);
+}
+
+/* .../dispatchRate (Policies.topicDispatchRate) and .../subscriptionDispatchRate, this
+ * cluster's entry: GET the DispatchRate or 204 while unset; POST a DispatchRate (400 when
+ * malformed; a rate <= 0 is no limit, as Pulsar's -1); DELETE back to the broker's keys. */
+void admin_h_dispatch_rate(struct admin_req *r)
+{
+    enum ns_rate which =
+        strcmp(r->seg[r->nseg - 1], "subscriptionDispatchRate") == 0 ? NS_RATE_SUB : NS_RATE_TOPIC;
+    struct ns_dispatch_rate d = {0};
+    if (r->method == EVHTTP_REQ_POST) {
+        const char *why;
+        if (r->body_bad || ns_dispatch_rate_parse(r->body, &d, &why) < 0) {
+            admin_reply_error(r->call, 400,
+                              r->body_bad ? "Invalid dispatch rate: a JSON object is required"
+                                          : why);
+            return;
+        }
+    }
+    struct ns_policies p;
+    if (!admin_res_policies(r, &p))
+        return;
+    if (r->method == EVHTTP_REQ_GET) {
+        if (p.rate[which].set)
+            admin_reply_json(r->call, 200, ns_dispatch_rate_json(&p.rate[which]));
+        else
+            admin_reply_no_content(r->call);
+        return;
+    }
+    p.rate[which] = d; /* DELETE: not set */
+    admin_res_policies_store(r, &p);
 }
 
 /* GET .../backlogQuotaMap: {type: BacklogQuota} of the quotas set ({} when none). */

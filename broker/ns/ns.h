@@ -160,8 +160,27 @@ enum ns_limit {
 const char *ns_limit_field(enum ns_limit l);
 const char *ns_limit_path(enum ns_limit l);
 int ns_limit_by_path(const char *segment);
+/* Pulsar's DispatchRate ({"dispatchThrottlingRateInMsg", "dispatchThrottlingRateInByte",
+ * "relativeToPublishRate", "ratePeriodInSecond"}), as the namespace's dispatchRate
+ * (Policies.topicDispatchRate) and subscriptionDispatchRate (Policies.subscriptionDispatchRate),
+ * each a map keyed by cluster name of which this cluster's entry is the one used. A rate
+ * <= 0 is no limit (Pulsar's -1). */
+enum ns_rate { NS_RATE_TOPIC = 0, NS_RATE_SUB, NS_RATES };
+struct ns_dispatch_rate {
+    bool set;
+    int64_t msgs, bytes;
+    int32_t period_secs; /* >= 1 */
+    bool relative;       /* relativeToPublishRate: kept, not applied */
+};
+/* The Policies field of a rate ("topicDispatchRate") and back. parse: 0 and *out (set), or
+ * -MG_EINVAL with why (not an object, a rate that is not an integer, a message rate above
+ * 2^31-1, a period not in 1..86400). */
+const char *ns_rate_field(enum ns_rate r);
+json_t *ns_dispatch_rate_json(const struct ns_dispatch_rate *d);
+int ns_dispatch_rate_parse(const json_t *j, struct ns_dispatch_rate *out, const char **why);
 struct ns_policies {
-    bool has_limit[NS_LIMITS]; /* by enum ns_limit */
+    struct ns_dispatch_rate rate[NS_RATES]; /* by enum ns_rate */
+    bool has_limit[NS_LIMITS];              /* by enum ns_limit */
     int64_t limit[NS_LIMITS];
     bool has_retention;
     int64_t retention_time_minutes, retention_size_mb;
@@ -181,6 +200,9 @@ struct ns_policies {
 };
 /* Set on the Policies object j the limits p has. */
 void ns_limits_to_json(const struct ns_policies *p, json_t *j);
+/* Set on the Policies object j the dispatch rates p has, as maps keyed by cluster ({} when
+ * not set). */
+void ns_rates_to_json(const struct ns_policies *p, const char *cluster, json_t *j);
 /* get: 0 and the policies (none set: zeroed), -MG_ENOTFOUND without the namespace. set:
  * replace them all (cb once durable, as the other mutations); -MG_ENOTFOUND synchronously. */
 int ns_namespace_policies_get(struct ns *s, const char *tenant_ns, struct ns_policies *out);

@@ -177,6 +177,60 @@ static const char *const ns_limit_names[NS_LIMITS][2] = {
     [NS_LIMIT_TOPICS] = {"max_topics_per_namespace", "maxTopicsPerNamespace"},
 };
 
+static const char *const ns_rate_fields[NS_RATES] = {"topicDispatchRate",
+                                                     "subscriptionDispatchRate"};
+
+const char *ns_rate_field(enum ns_rate r)
+{
+    return ns_rate_fields[r];
+}
+
+json_t *ns_dispatch_rate_json(const struct ns_dispatch_rate *d)
+{
+    return json_pack("{s:I,s:I,s:b,s:i}", "dispatchThrottlingRateInMsg", (json_int_t)d->msgs,
+                     "dispatchThrottlingRateInByte", (json_int_t)d->bytes, "relativeToPublishRate",
+                     d->relative, "ratePeriodInSecond", d->period_secs);
+}
+
+int ns_dispatch_rate_parse(const json_t *j, struct ns_dispatch_rate *out, const char **why)
+{
+    memset(out, 0, sizeof *out);
+    *why = "Invalid dispatch rate: a JSON object is required";
+    if (!json_is_object(j))
+        return -MG_EINVAL;
+    const json_t *m = json_object_get(j, "dispatchThrottlingRateInMsg");
+    const json_t *b = json_object_get(j, "dispatchThrottlingRateInByte");
+    const json_t *p = json_object_get(j, "ratePeriodInSecond");
+    const json_t *r = json_object_get(j, "relativeToPublishRate");
+    *why = "Invalid dispatch rate: dispatchThrottlingRateInMsg and dispatchThrottlingRateInByte "
+           "must be integers, the message rate at most 2147483647";
+    if ((m && !json_is_integer(m)) || (b && !json_is_integer(b)) ||
+        (m && json_integer_value(m) > INT32_MAX))
+        return -MG_EINVAL;
+    *why = "Invalid dispatch rate: ratePeriodInSecond must be an integer from 1 to 86400";
+    if (p && (!json_is_integer(p) || json_integer_value(p) < 1 || json_integer_value(p) > 86400))
+        return -MG_EINVAL;
+    *why = "Invalid dispatch rate: relativeToPublishRate must be a boolean";
+    if (r && !json_is_boolean(r))
+        return -MG_EINVAL;
+    out->set = true;
+    out->msgs = m && json_integer_value(m) > 0 ? json_integer_value(m) : -1;
+    out->bytes = b && json_integer_value(b) > 0 ? json_integer_value(b) : -1;
+    out->period_secs = p ? (int32_t)json_integer_value(p) : 1;
+    out->relative = r && json_is_true(r);
+    *why = NULL;
+    return 0;
+}
+
+void ns_rates_to_json(const struct ns_policies *p, const char *cluster, json_t *j)
+{
+    for (int i = 0; i < NS_RATES; i++)
+        json_object_set_new(j, ns_rate_fields[i],
+                            p->rate[i].set
+                                ? json_pack("{s:o}", cluster, ns_dispatch_rate_json(&p->rate[i]))
+                                : json_object());
+}
+
 const char *ns_limit_field(enum ns_limit l)
 {
     return ns_limit_names[l][0];
@@ -202,6 +256,13 @@ static bool ns_res_policies_eq(const struct ns_policies *a, const struct ns_poli
     for (int i = 0; i < NS_LIMITS; i++)
         if (a->has_limit[i] != b->has_limit[i] || (a->has_limit[i] && a->limit[i] != b->limit[i]))
             return false;
+    for (int i = 0; i < NS_RATES; i++) {
+        const struct ns_dispatch_rate *x = &a->rate[i], *y = &b->rate[i];
+        if (x->set != y->set ||
+            (x->set && (x->msgs != y->msgs || x->bytes != y->bytes ||
+                        x->period_secs != y->period_secs || x->relative != y->relative)))
+            return false;
+    }
     if (a->has_retention != b->has_retention || a->has_ttl != b->has_ttl ||
         (a->has_retention && (a->retention_time_minutes != b->retention_time_minutes ||
                               a->retention_size_mb != b->retention_size_mb)) ||
@@ -229,6 +290,9 @@ static bool ns_res_policies_empty(const struct ns_policies *p)
         return false;
     for (int i = 0; i < NS_LIMITS; i++)
         if (p->has_limit[i])
+            return false;
+    for (int i = 0; i < NS_RATES; i++)
+        if (p->rate[i].set)
             return false;
     return !p->has_retention && !p->has_ttl && !p->quota[NS_QUOTA_STORAGE].set &&
            !p->quota[NS_QUOTA_AGE].set && !p->schema_strategy[0] && !p->has_auto_update_schema &&
@@ -596,8 +660,10 @@ static json_t *ns_res_namespace_json(struct ns *s, const char *ns_key, int bundl
         json_object_set_new(j, "deduplicationEnabled", json_boolean(p->dedup_enabled));
     if (p && p->has_compaction_threshold)
         json_object_set_new(j, "compaction_threshold", json_integer(p->compaction_threshold));
-    if (p)
+    if (p) {
         ns_limits_to_json(p, j);
+        ns_rates_to_json(p, s->cfg->cluster_name, j);
+    }
     json_t *qm = json_object();
     for (int i = 0; p && i < NS_QUOTA_TYPES; i++)
         if (p->quota[i].set)
@@ -987,6 +1053,12 @@ static void ns_res_cache_namespace(struct ns *s, const char *tenant_ns, json_t *
     if (json_is_boolean(dd)) {
         p.has_dedup = true;
         p.dedup_enabled = json_is_true(dd);
+    }
+    for (int i = 0; i < NS_RATES; i++) {
+        json_t *rv = json_object_get(json_object_get(j, ns_rate_fields[i]), s->cfg->cluster_name);
+        const char *bad;
+        if (rv && ns_dispatch_rate_parse(rv, &p.rate[i], &bad) < 0)
+            MG_WARN("ns", "namespace %s: %s ignored: %s", tenant_ns, ns_rate_fields[i], bad);
     }
     for (int i = 0; i < NS_LIMITS; i++) {
         json_t *lv = json_object_get(j, ns_limit_names[i][0]);

@@ -1065,6 +1065,57 @@ START_TEST(test_namespace_max_topics)
 }
 END_TEST
 
+/* .../dispatchRate and .../subscriptionDispatchRate: GET 204 while unset; POST a
+ * DispatchRate, kept under this cluster in Policies.topicDispatchRate /
+ * subscriptionDispatchRate and applied to the loaded topic; a negative or 0 rate means no
+ * limit (Pulsar's -1); malformed ones (not integers, a message rate beyond 2^31-1, a period
+ * of 0) answer 400 and change nothing; DELETE goes back to the broker's keys. */
+START_TEST(test_namespace_dispatch_rate)
+{
+    static const struct {
+        const char *path, *field;
+        enum topic_rate_scope sc;
+    } rates[] = {{"dispatchRate", "topicDispatchRate", TOPIC_RATE_TOPIC},
+                 {"subscriptionDispatchRate", "subscriptionDispatchRate", TOPIC_RATE_SUB}};
+    expect_status("PUT", "/admin/v2/persistent/public/default/dr", NULL, 204);
+    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/dr");
+    ck_assert_ptr_nonnull(t);
+    for (size_t i = 0; i < 2; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "/admin/v2/namespaces/public/default/%s", rates[i].path);
+        expect_status("GET", p, NULL, 204);
+        expect_status("POST", p,
+                      "{\"dispatchThrottlingRateInMsg\":70,\"dispatchThrottlingRateInByte\":-1,"
+                      "\"ratePeriodInSecond\":2}",
+                      204);
+        expect_json("GET", p, NULL, 200,
+                    "{\"dispatchThrottlingRateInMsg\":70,\"dispatchThrottlingRateInByte\":-1,"
+                    "\"relativeToPublishRate\":false,\"ratePeriodInSecond\":2}");
+        struct topic_dispatch_rate d = topic_dispatch_rate(t, rates[i].sc);
+        ck_assert_int_eq(d.msgs, 70);
+        ck_assert_int_le(d.bytes, 0);
+        ck_assert_int_eq(d.period_secs, 2);
+        ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
+        json_t *m = json_object_get(json_object_get(reply_json(), rates[i].field), "standalone");
+        ck_assert_int_eq(json_integer_value(json_object_get(m, "dispatchThrottlingRateInMsg")), 70);
+        reply_json_free();
+        const char *bad[] = {"{\"dispatchThrottlingRateInMsg\":\"x\"}",
+                             "{\"dispatchThrottlingRateInMsg\":4294967296}",
+                             "{\"dispatchThrottlingRateInMsg\":5,\"ratePeriodInSecond\":0}", "[1]",
+                             "nope"};
+        for (size_t k = 0; k < sizeof bad / sizeof *bad; k++)
+            expect_status("POST", p, bad[k], 400);
+        ck_assert_int_eq(topic_dispatch_rate(t, rates[i].sc).msgs, 70);
+        expect_status("POST", p, "{\"dispatchThrottlingRateInMsg\":0}", 204);
+        ck_assert_int_le(topic_dispatch_rate(t, rates[i].sc).msgs, 0);
+        expect_status("DELETE", p, NULL, 204);
+        expect_status("GET", p, NULL, 204);
+        ck_assert_int_eq(topic_dispatch_rate(t, rates[i].sc).msgs, 0); /* the broker's 0 */
+        expect_405("PUT", p);
+    }
+}
+END_TEST
+
 static void cp_pub_cb(void *data, int status, struct ml_position pos)
 {
     (void)pos;
@@ -1800,10 +1851,10 @@ int main(void)
            test_console_files, test_clusters_brokers_probes, test_tenant_crud,
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
-           test_namespace_limits, test_namespace_max_topics, test_compaction_admin,
-           test_namespace_backlog_quota, test_namespace_unload, test_topic_crud,
-           test_topic_terminate, test_topic_names, test_subscriptions, test_peek_and_examine,
-           test_partitioned_topics, test_partitions_bounded, test_lookup,
+           test_namespace_limits, test_namespace_max_topics, test_namespace_dispatch_rate,
+           test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
+           test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions,
+           test_peek_and_examine, test_partitioned_topics, test_partitions_bounded, test_lookup,
            test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);
