@@ -380,8 +380,11 @@ static void admin_res_apply_limits(struct topic *t, const struct ns_policies *p)
     for (int i = 0; i < NS_RATES; i++) {
         const struct ns_dispatch_rate *d = &p->rate[i];
         struct topic_dispatch_rate tr = {d->msgs, d->bytes, d->period_secs};
-        topic_set_dispatch_rate(t, i == NS_RATE_TOPIC ? TOPIC_RATE_TOPIC : TOPIC_RATE_SUB,
-                                d->set ? &tr : NULL);
+        if (i == NS_RATE_PUBLISH)
+            topic_set_publish_rate(t, d->set ? &tr : NULL);
+        else
+            topic_set_dispatch_rate(t, i == NS_RATE_TOPIC ? TOPIC_RATE_TOPIC : TOPIC_RATE_SUB,
+                                    d->set ? &tr : NULL);
     }
 }
 
@@ -709,20 +712,23 @@ void admin_h_limit(struct admin_req *r)
     admin_res_field(r, &f);
 }
 
-/* .../dispatchRate (Policies.topicDispatchRate) and .../subscriptionDispatchRate, this
- * cluster's entry: GET the DispatchRate or 204 while unset; POST a DispatchRate (400 when
- * malformed; a rate <= 0 is no limit, as Pulsar's -1); DELETE back to the broker's keys. */
+/* .../dispatchRate (Policies.topicDispatchRate), .../subscriptionDispatchRate and
+ * .../publishRate (Policies.publishMaxMessageRate), this cluster's entry: GET it or 204 while
+ * unset; POST a DispatchRate / PublishRate (400 when malformed; a rate <= 0 is no limit, as
+ * Pulsar's -1); DELETE back to the broker's keys. */
 void admin_h_dispatch_rate(struct admin_req *r)
 {
-    enum ns_rate which =
-        strcmp(r->seg[r->nseg - 1], "subscriptionDispatchRate") == 0 ? NS_RATE_SUB : NS_RATE_TOPIC;
+    int which = ns_rate_by_path(r->seg[r->nseg - 1]);
+    if (which < 0) {
+        admin_reply_error(r->call, 404, "Not found");
+        return;
+    }
     struct ns_dispatch_rate d = {0};
     if (r->method == EVHTTP_REQ_POST) {
         const char *why;
-        if (r->body_bad || ns_dispatch_rate_parse(r->body, &d, &why) < 0) {
+        if (r->body_bad || ns_dispatch_rate_parse((enum ns_rate)which, r->body, &d, &why) < 0) {
             admin_reply_error(r->call, 400,
-                              r->body_bad ? "Invalid dispatch rate: a JSON object is required"
-                                          : why);
+                              r->body_bad ? "Invalid rate: a JSON object is required" : why);
             return;
         }
     }
@@ -731,7 +737,8 @@ void admin_h_dispatch_rate(struct admin_req *r)
         return;
     if (r->method == EVHTTP_REQ_GET) {
         if (p.rate[which].set)
-            admin_reply_json(r->call, 200, ns_dispatch_rate_json(&p.rate[which]));
+            admin_reply_json(r->call, 200,
+                             ns_dispatch_rate_json((enum ns_rate)which, &p.rate[which]));
         else
             admin_reply_no_content(r->call);
         return;

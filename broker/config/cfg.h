@@ -42,6 +42,9 @@ struct cfg {
     int max_consumers_per_subscription; /* maxConsumersPerSubscription (0 = no limit) */
     int max_subscriptions_per_topic;    /* maxSubscriptionsPerTopic (0 = no limit) */
     int max_topics_per_namespace;       /* maxTopicsPerNamespace (0 = no limit) */
+    int publish_rate_msgs;              /* maxPublishRatePerTopicInMessages (0 = none) */
+    int64_t publish_rate_bytes;         /* maxPublishRatePerTopicInBytes (0 = none) */
+    int publisher_throttling_tick_ms;   /* topicPublisherThrottlingTickTimeMillis (10) */
     /* dispatchThrottlingRatePerTopicInMsg/InByte, ...PerSubscriptionInMsg/InByte: per
      * second, 0 = no limit */
     int dispatch_rate_topic_msgs;

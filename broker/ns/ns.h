@@ -161,23 +161,27 @@ const char *ns_limit_field(enum ns_limit l);
 const char *ns_limit_path(enum ns_limit l);
 int ns_limit_by_path(const char *segment);
 /* Pulsar's DispatchRate ({"dispatchThrottlingRateInMsg", "dispatchThrottlingRateInByte",
- * "relativeToPublishRate", "ratePeriodInSecond"}), as the namespace's dispatchRate
+ * "relativeToPublishRate", "ratePeriodInSecond"}) as the namespace's dispatchRate
  * (Policies.topicDispatchRate) and subscriptionDispatchRate (Policies.subscriptionDispatchRate),
- * each a map keyed by cluster name of which this cluster's entry is the one used. A rate
- * <= 0 is no limit (Pulsar's -1). */
-enum ns_rate { NS_RATE_TOPIC = 0, NS_RATE_SUB, NS_RATES };
+ * and PublishRate ({"publishThrottlingRateInMsg", "publishThrottlingRateInByte"}) as its
+ * publishRate (Policies.publishMaxMessageRate): each a map keyed by cluster name of which
+ * this cluster's entry is the one used. A rate <= 0 is no limit (Pulsar's -1). */
+enum ns_rate { NS_RATE_TOPIC = 0, NS_RATE_SUB, NS_RATE_PUBLISH, NS_RATES };
 struct ns_dispatch_rate {
     bool set;
     int64_t msgs, bytes;
-    int32_t period_secs; /* >= 1 */
+    int32_t period_secs; /* >= 1 (publish: 1) */
     bool relative;       /* relativeToPublishRate: kept, not applied */
 };
-/* The Policies field of a rate ("topicDispatchRate") and back. parse: 0 and *out (set), or
+/* The Policies field of a rate ("topicDispatchRate"), its admin path ("dispatchRate") and
+ * ns_rate_by_path (-1: none); the JSON of kind r and back. parse: 0 and *out (set), or
  * -MG_EINVAL with why (not an object, a rate that is not an integer, a message rate above
  * 2^31-1, a period not in 1..86400). */
 const char *ns_rate_field(enum ns_rate r);
-json_t *ns_dispatch_rate_json(const struct ns_dispatch_rate *d);
-int ns_dispatch_rate_parse(const json_t *j, struct ns_dispatch_rate *out, const char **why);
+int ns_rate_by_path(const char *segment);
+json_t *ns_dispatch_rate_json(enum ns_rate r, const struct ns_dispatch_rate *d);
+int ns_dispatch_rate_parse(enum ns_rate r, const json_t *j, struct ns_dispatch_rate *out,
+                           const char **why);
 struct ns_policies {
     struct ns_dispatch_rate rate[NS_RATES]; /* by enum ns_rate */
     bool has_limit[NS_LIMITS];              /* by enum ns_limit */

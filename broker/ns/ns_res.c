@@ -177,33 +177,56 @@ static const char *const ns_limit_names[NS_LIMITS][2] = {
     [NS_LIMIT_TOPICS] = {"max_topics_per_namespace", "maxTopicsPerNamespace"},
 };
 
-static const char *const ns_rate_fields[NS_RATES] = {"topicDispatchRate",
-                                                     "subscriptionDispatchRate"};
+/* by enum ns_rate: Policies field, admin path, the message and byte keys */
+static const char *const ns_rate_names[NS_RATES][4] = {
+    [NS_RATE_TOPIC] = {"topicDispatchRate", "dispatchRate", "dispatchThrottlingRateInMsg",
+                       "dispatchThrottlingRateInByte"},
+    [NS_RATE_SUB] = {"subscriptionDispatchRate", "subscriptionDispatchRate",
+                     "dispatchThrottlingRateInMsg", "dispatchThrottlingRateInByte"},
+    [NS_RATE_PUBLISH] = {"publishMaxMessageRate", "publishRate", "publishThrottlingRateInMsg",
+                         "publishThrottlingRateInByte"},
+};
 
 const char *ns_rate_field(enum ns_rate r)
 {
-    return ns_rate_fields[r];
+    return ns_rate_names[r][0];
 }
 
-json_t *ns_dispatch_rate_json(const struct ns_dispatch_rate *d)
+int ns_rate_by_path(const char *segment)
 {
-    return json_pack("{s:I,s:I,s:b,s:i}", "dispatchThrottlingRateInMsg", (json_int_t)d->msgs,
-                     "dispatchThrottlingRateInByte", (json_int_t)d->bytes, "relativeToPublishRate",
+    for (int i = 0; i < NS_RATES; i++)
+        if (strcmp(segment, ns_rate_names[i][1]) == 0)
+            return i;
+    return -1;
+}
+
+json_t *ns_dispatch_rate_json(enum ns_rate r, const struct ns_dispatch_rate *d)
+{
+    if (r == NS_RATE_PUBLISH)
+        return json_pack("{s:I,s:I}", ns_rate_names[r][2], (json_int_t)d->msgs, ns_rate_names[r][3],
+                         (json_int_t)d->bytes);
+    return json_pack("{s:I,s:I,s:b,s:i}", ns_rate_names[r][2], (json_int_t)d->msgs,
+                     ns_rate_names[r][3], (json_int_t)d->bytes, "relativeToPublishRate",
                      d->relative, "ratePeriodInSecond", d->period_secs);
 }
 
-int ns_dispatch_rate_parse(const json_t *j, struct ns_dispatch_rate *out, const char **why)
+int ns_dispatch_rate_parse(enum ns_rate kind, const json_t *j, struct ns_dispatch_rate *out,
+                           const char **why)
 {
     memset(out, 0, sizeof *out);
-    *why = "Invalid dispatch rate: a JSON object is required";
+    *why = "Invalid rate: a JSON object is required";
     if (!json_is_object(j))
         return -MG_EINVAL;
-    const json_t *m = json_object_get(j, "dispatchThrottlingRateInMsg");
-    const json_t *b = json_object_get(j, "dispatchThrottlingRateInByte");
-    const json_t *p = json_object_get(j, "ratePeriodInSecond");
-    const json_t *r = json_object_get(j, "relativeToPublishRate");
-    *why = "Invalid dispatch rate: dispatchThrottlingRateInMsg and dispatchThrottlingRateInByte "
-           "must be integers, the message rate at most 2147483647";
+    const json_t *m = json_object_get(j, ns_rate_names[kind][2]);
+    const json_t *b = json_object_get(j, ns_rate_names[kind][3]);
+    const json_t *p = kind == NS_RATE_PUBLISH ? NULL : json_object_get(j, "ratePeriodInSecond");
+    const json_t *r = kind == NS_RATE_PUBLISH ? NULL : json_object_get(j, "relativeToPublishRate");
+    *why = kind == NS_RATE_PUBLISH
+               ? "Invalid publish rate: publishThrottlingRateInMsg and publishThrottlingRateInByte "
+                 "must be integers, the message rate at most 2147483647"
+               : "Invalid dispatch rate: dispatchThrottlingRateInMsg and "
+                 "dispatchThrottlingRateInByte must be integers, the message rate at most "
+                 "2147483647";
     if ((m && !json_is_integer(m)) || (b && !json_is_integer(b)) ||
         (m && json_integer_value(m) > INT32_MAX))
         return -MG_EINVAL;
@@ -225,10 +248,11 @@ int ns_dispatch_rate_parse(const json_t *j, struct ns_dispatch_rate *out, const 
 void ns_rates_to_json(const struct ns_policies *p, const char *cluster, json_t *j)
 {
     for (int i = 0; i < NS_RATES; i++)
-        json_object_set_new(j, ns_rate_fields[i],
-                            p->rate[i].set
-                                ? json_pack("{s:o}", cluster, ns_dispatch_rate_json(&p->rate[i]))
-                                : json_object());
+        json_object_set_new(
+            j, ns_rate_names[i][0],
+            p->rate[i].set
+                ? json_pack("{s:o}", cluster, ns_dispatch_rate_json((enum ns_rate)i, &p->rate[i]))
+                : json_object());
 }
 
 const char *ns_limit_field(enum ns_limit l)
@@ -1055,10 +1079,10 @@ static void ns_res_cache_namespace(struct ns *s, const char *tenant_ns, json_t *
         p.dedup_enabled = json_is_true(dd);
     }
     for (int i = 0; i < NS_RATES; i++) {
-        json_t *rv = json_object_get(json_object_get(j, ns_rate_fields[i]), s->cfg->cluster_name);
+        json_t *rv = json_object_get(json_object_get(j, ns_rate_names[i][0]), s->cfg->cluster_name);
         const char *bad;
-        if (rv && ns_dispatch_rate_parse(rv, &p.rate[i], &bad) < 0)
-            MG_WARN("ns", "namespace %s: %s ignored: %s", tenant_ns, ns_rate_fields[i], bad);
+        if (rv && ns_dispatch_rate_parse((enum ns_rate)i, rv, &p.rate[i], &bad) < 0)
+            MG_WARN("ns", "namespace %s: %s ignored: %s", tenant_ns, ns_rate_names[i][0], bad);
     }
     for (int i = 0; i < NS_LIMITS; i++) {
         json_t *lv = json_object_get(j, ns_limit_names[i][0]);

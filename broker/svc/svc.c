@@ -302,6 +302,7 @@ void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
                                                 cfg->dispatch_rate_topic_bytes, 1},
                           [TOPIC_RATE_SUB] = {cfg->dispatch_rate_sub_msgs,
                                               cfg->dispatch_rate_sub_bytes, 1}},
+        .publish_rate = {cfg->publish_rate_msgs, cfg->publish_rate_bytes, 1},
         .dispatch_max_round_robin = cfg->dispatcher_max_round_robin_batch_size,
         .dispatch_max_read_batch = cfg->dispatcher_max_read_batch_size,
         .consumer_outbound_high_water = conn_dispatch_high_water(cfg),

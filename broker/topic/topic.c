@@ -580,6 +580,11 @@ const char *topic_producer_name(const struct topic_producer *p)
     return p->name;
 }
 
+struct topic *topic_producer_topic(const struct topic_producer *p)
+{
+    return p->topic;
+}
+
 int64_t topic_producer_last_sequence(const struct topic_producer *p)
 {
     return p->topic ? topic_dedup_last_pushed(p->topic, p->name) : -1;
@@ -773,6 +778,7 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, const struct 
         topic_entry_info_of(msg, &info);
         known = &info;
     }
+    topic_rate_published(t, msg ? msg->num_messages : 1, (int64_t)evbuffer_get_length(data));
     int rc = ml_append(t->ml, data, known, &pub->req, topic_publish_done);
     if (rc < 0) {
         mg_free(pub);

@@ -105,6 +105,8 @@ struct topic_config {
     int32_t max_subscriptions_per_topic;    /* maxSubscriptionsPerTopic, 0 = no limit */
     /* dispatchThrottlingRatePerTopicInMsg/InByte and ...PerSubscriptionInMsg/InByte */
     struct topic_dispatch_rate dispatch_rate[TOPIC_RATE_SCOPES];
+    /* maxPublishRatePerTopicInMessages/InBytes (period 1 s) */
+    struct topic_dispatch_rate publish_rate;
     int32_t dispatch_max_round_robin;          /* dispatcherMaxRoundRobinBatchSize (20) */
     int32_t dispatch_max_read_batch;           /* dispatcherMaxReadBatchSize (100) */
     size_t consumer_outbound_high_water;       /* bytes queued on a consumer's connection above
@@ -196,6 +198,8 @@ enum topic_access_mode {
 int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode mode, void *owner,
                        const struct topic_producer_ops *ops, struct topic_producer **out);
 const char *topic_producer_name(const struct topic_producer *p);
+/* The topic a producer publishes to (NULL once the topic is gone). */
+struct topic *topic_producer_topic(const struct topic_producer *p);
 /* PRODUCER_SUCCESS.last_sequence_id: the highest sequence id accepted from this producer
  * name while deduplication is on (Pulsar's highestSequencedPushed), else -1. */
 int64_t topic_producer_last_sequence(const struct topic_producer *p);
@@ -450,6 +454,14 @@ void topic_limit_message(const struct topic *t, enum topic_limit l, char *buf, s
 void topic_set_dispatch_rate(struct topic *t, enum topic_rate_scope sc,
                              const struct topic_dispatch_rate *rate);
 struct topic_dispatch_rate topic_dispatch_rate(const struct topic *t, enum topic_rate_scope sc);
+/* Publish rate (the namespace's publishRate, else maxPublishRatePerTopicInMessages/InBytes;
+ * same struct, <= 0 = none): every publish takes its messages and bytes from the topic's
+ * bucket; topic_publish_wait_ms tells a connection how long its publishers must wait before
+ * the bucket is above zero again (0: go on). The connection stops reading meanwhile, as
+ * Pulsar's throttling; nothing is refused. rate NULL: back to the broker's keys. */
+void topic_set_publish_rate(struct topic *t, const struct topic_dispatch_rate *rate);
+struct topic_dispatch_rate topic_publish_rate(const struct topic *t);
+int64_t topic_publish_wait_ms(struct topic *t);
 
 void topic_set_message_ttl(struct topic *t, int64_t secs);
 void topic_reset_message_ttl(struct topic *t);

@@ -165,8 +165,11 @@ struct topic {
     bool rate_set[TOPIC_RATE_SCOPES]; /* rate[sc] overrides the registry's */
     struct topic_dispatch_rate rate[TOPIC_RATE_SCOPES];
     struct topic_bucket bucket; /* TOPIC_RATE_TOPIC */
-    int64_t msg_expired;        /* entries acknowledged by expiry */
-    bool expiring; /* the expiry timer's search is running (the next tick skips the topic) */
+    bool publish_rate_set;      /* publish_rate overrides the registry's */
+    struct topic_dispatch_rate publish_rate;
+    struct topic_bucket publish_bucket;
+    int64_t msg_expired; /* entries acknowledged by expiry */
+    bool expiring;       /* the expiry timer's search is running (the next tick skips the topic) */
     bool quota_set[TOPIC_QUOTA_TYPES]; /* quota[type] overrides the registry's default */
     struct topic_backlog_quota quota[TOPIC_QUOTA_TYPES];
     /* message_age: the oldest unacknowledged position at the last check and its publish
@@ -356,6 +359,8 @@ void topic_sub_schedule(struct topic_sub *s);
  * room. consume: what a send took. */
 int64_t topic_rate_room(struct topic_sub *s, int64_t *bytes);
 void topic_rate_consume(struct topic_sub *s, int64_t msgs, int64_t bytes);
+/* A publish of msgs messages and bytes bytes took its share of t's publish rate. */
+void topic_rate_published(struct topic *t, int64_t msgs, int64_t bytes);
 /* 0 when `have` is below limit l of t (or it has none), else -1 with the refusal noted. */
 int topic_limit_admit(struct topic *t, enum topic_limit l, int64_t have);
 void topic_ref(struct topic *t);

@@ -11,6 +11,10 @@
  * so the rate holds over any window of a few periods. Out of room the subscription stops and
  * its retry timer wakes it when the emptiest bucket is back above zero, at least
  * TOPIC_RATE_MIN_WAIT_MS later (no timer storm however small the rate's steps).
+ *
+ * The publish rate (a namespace's publishRate, else maxPublishRatePerTopicInMessages/InBytes)
+ * is one more bucket per topic, taken from by every publish; the connections of its
+ * producers stop reading for topic_publish_wait_ms (conn.c, at least its throttling tick).
  */
 #include "topic/topic_int.h"
 
@@ -130,4 +134,42 @@ void topic_rate_consume(struct topic_sub *s, int64_t msgs, int64_t bytes)
         b[sc]->msgs -= (double)msgs;
         b[sc]->bytes -= (double)bytes;
     }
+}
+
+void topic_set_publish_rate(struct topic *t, const struct topic_dispatch_rate *rate)
+{
+    t->publish_rate_set = rate != NULL;
+    if (rate)
+        t->publish_rate = *rate;
+    t->publish_bucket.primed = false;
+}
+
+struct topic_dispatch_rate topic_publish_rate(const struct topic *t)
+{
+    if (t->publish_rate_set)
+        return t->publish_rate;
+    if (t->reg)
+        return t->reg->cfg.publish_rate;
+    return (struct topic_dispatch_rate){0};
+}
+
+void topic_rate_published(struct topic *t, int64_t msgs, int64_t bytes)
+{
+    struct topic_dispatch_rate r = topic_publish_rate(t);
+    if (!topic_rate_on(&r))
+        return;
+    topic_bucket_refill(&t->publish_bucket, &r, (int64_t)mg_loop_mono_ms(t->loop));
+    t->publish_bucket.msgs -= (double)msgs;
+    t->publish_bucket.bytes -= (double)bytes;
+}
+
+int64_t topic_publish_wait_ms(struct topic *t)
+{
+    struct topic_dispatch_rate r = topic_publish_rate(t);
+    if (!topic_rate_on(&r))
+        return 0;
+    int64_t bytes = INT64_MAX, wait_ms = 0;
+    int64_t room = topic_bucket_room(&t->publish_bucket, &r, (int64_t)mg_loop_mono_ms(t->loop),
+                                     &bytes, &wait_ms);
+    return room > 0 && bytes > 0 ? 0 : (wait_ms > 1 ? wait_ms : 1);
 }
