@@ -1116,6 +1116,39 @@ START_TEST(test_namespace_dispatch_rate)
 }
 END_TEST
 
+/* .../publishRate: GET 204 while unset; POST a PublishRate, kept under this cluster in
+ * Policies.publishMaxMessageRate and applied to the loaded topic (<= 0: none); malformed
+ * ones answer 400; DELETE goes back to the broker's keys. */
+START_TEST(test_namespace_publish_rate)
+{
+    const char *p = "/admin/v2/namespaces/public/default/publishRate";
+    expect_status("PUT", "/admin/v2/persistent/public/default/pr", NULL, 204);
+    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/pr");
+    ck_assert_ptr_nonnull(t);
+    expect_status("GET", p, NULL, 204);
+    expect_status("POST", p,
+                  "{\"publishThrottlingRateInMsg\":90,\"publishThrottlingRateInByte\":-1}", 204);
+    expect_json("GET", p, NULL, 200,
+                "{\"publishThrottlingRateInMsg\":90,\"publishThrottlingRateInByte\":-1}");
+    ck_assert_int_eq(topic_publish_rate(t).msgs, 90);
+    ck_assert_int_le(topic_publish_rate(t).bytes, 0);
+    ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
+    json_t *m =
+        json_object_get(json_object_get(reply_json(), "publishMaxMessageRate"), "standalone");
+    ck_assert_int_eq(json_integer_value(json_object_get(m, "publishThrottlingRateInMsg")), 90);
+    reply_json_free();
+    expect_status("POST", p, "{\"publishThrottlingRateInMsg\":1.5}", 400);
+    expect_status("POST", p, "{\"publishThrottlingRateInMsg\":9999999999}", 400);
+    expect_status("POST", p, "7", 400);
+    ck_assert_int_eq(topic_publish_rate(t).msgs, 90);
+    expect_status("POST", p, "{\"publishThrottlingRateInMsg\":-5}", 204);
+    ck_assert_int_le(topic_publish_rate(t).msgs, 0);
+    expect_status("DELETE", p, NULL, 204);
+    expect_status("GET", p, NULL, 204);
+    ck_assert_int_eq(topic_publish_rate(t).msgs, 0);
+}
+END_TEST
+
 static void cp_pub_cb(void *data, int status, struct ml_position pos)
 {
     (void)pos;
@@ -1852,10 +1885,10 @@ int main(void)
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
            test_namespace_limits, test_namespace_max_topics, test_namespace_dispatch_rate,
-           test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
-           test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions,
-           test_peek_and_examine, test_partitioned_topics, test_partitions_bounded, test_lookup,
-           test_free_with_call_in_progress);
+           test_namespace_publish_rate, test_compaction_admin, test_namespace_backlog_quota,
+           test_namespace_unload, test_topic_crud, test_topic_terminate, test_topic_names,
+           test_subscriptions, test_peek_and_examine, test_partitioned_topics,
+           test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);
     return tl_run(s);

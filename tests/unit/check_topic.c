@@ -1476,6 +1476,40 @@ START_TEST(test_dispatch_rate)
 }
 END_TEST
 
+/* The publish rate on the simulated clock: publishes within the bucket need no wait; over
+ * it topic_publish_wait_ms asks for the time to pay the debt back at the rate (at least
+ * 1 ms), which is 0 again once the clock has moved that far; a rate of 0 is none. */
+START_TEST(test_publish_rate)
+{
+    teardown();
+    default_cfg();
+    const int R = 50;
+    cfg.publish_rate = (struct topic_dispatch_rate){R, 0, 1};
+    setup_on(&cfg, 1000000);
+    struct topic *t = load("persistent://t/ns/prate");
+    struct topic_producer *p = mkprod(t);
+    for (int i = 0; i < R - 1; i++)
+        publish_full(p, 1000, 0, NULL);
+    ck_assert_int_eq(topic_publish_wait_ms(t), 0);
+    for (int i = 0; i < 11; i++) /* 10 over the bucket */
+        publish_full(p, 1000, 0, NULL);
+    int64_t w = topic_publish_wait_ms(t);
+    ck_assert_int_ge(w, 11 * 1000 / R * 8 / 10); /* 11 messages of debt at 50/s: ~220 ms */
+    ck_assert_int_le(w, 11 * 1000 / R * 12 / 10);
+    mg_loop_advance(loop, (uint64_t)w / 2);
+    ck_assert_int_gt(topic_publish_wait_ms(t), 0);
+    mg_loop_advance(loop, (uint64_t)w);
+    ck_assert_int_eq(topic_publish_wait_ms(t), 0);
+    /* a batch counts its messages */
+    publish_full(p, 1000, 4 * R, NULL);
+    ck_assert_int_ge(topic_publish_wait_ms(t), 2000);
+    topic_set_publish_rate(t, &(struct topic_dispatch_rate){0, 0, 1});
+    ck_assert_int_eq(topic_publish_wait_ms(t), 0);
+    spin();
+    topic_producer_close(p);
+}
+END_TEST
+
 START_TEST(test_watermark)
 {
     teardown();
@@ -3295,9 +3329,10 @@ static Suite *topic_suite(void)
            test_shared_redeliver, test_close_inside_send, test_failover_redeliver_ids,
            test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_limit_producers,
-           test_limit_consumers, test_limit_unacked_policy, test_dispatch_rate, test_watermark,
-           test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
-           test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
+           test_limit_consumers, test_limit_unacked_policy, test_dispatch_rate, test_publish_rate,
+           test_watermark, test_seek, test_reader, test_last_id, test_unsubscribe_unload,
+           test_message_ttl_timer, test_backlog_quota, test_backlog_quota_age,
+           test_quota_sweep_slices);
 
     tc = tl_tcase(s, "delayed", 0, dl_setup, teardown);
     tl_add(tc, test_delayed_shared, test_delayed_no_timer_storm, test_delayed_bounded,
