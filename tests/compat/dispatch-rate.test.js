@@ -54,3 +54,36 @@ test('subscriptionDispatchRate: one subscription receives its rate within 20 %',
 test('dispatchRate: two subscriptions together receive the topic\'s rate within 20 %', { timeout: 60000 },
   () => f.withScope('topic-dispatch-rate', (s) =>
     measure(s, { tag: 'tdr', path: 'dispatchRate', rate: 40, subs: ['a', 'b'], skipMs: 2500, windowMs: 4000 })));
+
+test('publishRate: a producer sending as fast as it can gets its receipts at the namespace\'s '
+  + 'publish rate within 20 %', { timeout: 60000 },
+  () => f.withScope('publish-rate', async (s) => {
+    const rate = 60;
+    const ns = `public/${f.uniqueName('pr')}`;
+    await ok('PUT', `/admin/v2/namespaces/${ns}`);
+    await ok('POST', `/admin/v2/namespaces/${ns}/publishRate`,
+      { publishThrottlingRateInMsg: rate, publishThrottlingRateInByte: -1 });
+    const producer = await s.producer(`persistent://${ns}/t`);
+    const receipts = [];
+    const total = rate * 6;
+    const msgs = f.makeMessages(total, 'pr');
+    let next = 0;
+    const worker = async () => {
+      while (next < msgs.length) {
+        await producer.sendMessage(msgs[next++]);
+        receipts.push(Date.now());
+      }
+    };
+    const t0 = Date.now();
+    const sending = Promise.all(Array.from({ length: 16 }, worker));
+    const skipMs = 1500;
+    const windowMs = 3000;
+    await s.waitFor(() => Date.now() >= t0 + skipMs + windowMs, skipMs + windowMs + 20000,
+      'the measuring window to pass');
+    const n = receipts.filter((at) => at >= t0 + skipMs && at < t0 + skipMs + windowMs).length;
+    const measured = n / (windowMs / 1000);
+    assert.ok(measured >= rate * 0.8 && measured <= rate * 1.2,
+      `publishRate=${rate} msg/s: measured ${measured.toFixed(1)} receipts/s (${receipts.length} of ${total} so far)`);
+    assert.ok(receipts.length < total, 'the producer must still have messages to send');
+    await f.withTimeout(sending, 30000, 'the remaining sends');
+  }));
