@@ -42,6 +42,11 @@ struct cfg {
     int max_consumers_per_subscription; /* maxConsumersPerSubscription (0 = no limit) */
     int max_subscriptions_per_topic;    /* maxSubscriptionsPerTopic (0 = no limit) */
     int max_topics_per_namespace;       /* maxTopicsPerNamespace (0 = no limit) */
+    bool delete_inactive_topics;        /* brokerDeleteInactiveTopicsEnabled (true) */
+    int delete_inactive_frequency_secs; /* brokerDeleteInactiveTopicsFrequencySeconds (60) */
+    char *delete_inactive_mode;         /* brokerDeleteInactiveTopicsMode */
+    int delete_inactive_max_secs;       /* brokerDeleteInactiveTopicsMaxInactiveDurationSeconds
+                                           (0: the frequency) */
     int publish_rate_msgs;              /* maxPublishRatePerTopicInMessages (0 = none) */
     int64_t publish_rate_bytes;         /* maxPublishRatePerTopicInBytes (0 = none) */
     int publisher_throttling_tick_ms;   /* topicPublisherThrottlingTickTimeMillis (10) */

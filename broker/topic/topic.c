@@ -57,6 +57,41 @@ static void topic_expiry_check(struct topic *t)
         t->expiring = false;
 }
 
+void topic_touch(struct topic *t)
+{
+    t->active_ms = mg_loop_mono_ms(t->loop);
+}
+
+/* brokerDeleteInactiveTopics (Pulsar's PersistentTopic.checkGC): a topic with a producer or
+ * a consumer, or with subscriptions the mode keeps, is active now; one inactive for long
+ * enough is deleted (its data too), as an admin delete without force. */
+static void topic_inactive_check(struct topic *t)
+{
+    if (t->state != TOPIC_READY || !t->reg || !t->name.persistent)
+        return;
+    const struct topic_config *c = &t->reg->cfg;
+    bool active = t->producers.count > 0;
+    size_t pos = 0;
+    void *v;
+    while (!active && mg_map_next(&t->subs, &pos, NULL, NULL, &v)) {
+        struct topic_sub *s = v;
+        active = s->n_consumers > 0 || !c->inactive_caught_up ||
+                 (s->cursor && ml_cursor_backlog(s->cursor) > 0);
+    }
+    uint64_t now = mg_loop_mono_ms(t->loop);
+    if (active) {
+        t->active_ms = now;
+        return;
+    }
+    if (now - t->active_ms < (uint64_t)c->inactive_max_ms)
+        return;
+    MG_INFO(MOD, "%s: inactive for %" PRIu64 " s: deleting it (brokerDeleteInactiveTopicsMode=%s)",
+            t->name.full, (now - t->active_ms) / 1000,
+            c->inactive_caught_up ? "delete_when_subscriptions_caught_up"
+                                  : "delete_when_no_subscriptions");
+    topic_delete(t, false);
+}
+
 /* One slice of a sweep's pass (struct topic_sweep). */
 static void topic_sweep_tmr_cb(struct mg_timer *tmr, void *arg)
 {
@@ -121,6 +156,7 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
                      topic_check_backlog_quota);
     topic_sweep_init(r, TOPIC_SWEEP_EXPIRY, r->cfg.expiry_check_interval_ms, topic_expiry_check);
     topic_sweep_init(r, TOPIC_SWEEP_COMPACT, r->cfg.compaction_monitor_ms, topic_compact_check);
+    topic_sweep_init(r, TOPIC_SWEEP_INACTIVE, r->cfg.inactive_check_ms, topic_inactive_check);
     topic_dedup_registry_start(r);
     return r;
 }
@@ -325,6 +361,7 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     t->create = create;
     t->loop = r->loop;
     t->ttl_secs = -1;
+    t->active_ms = mg_loop_mono_ms(t->loop);
     for (int i = 0; i < TOPIC_LIMITS; i++)
         t->limit[i] = -1;
     t->limit_refused = -1;
@@ -569,6 +606,7 @@ int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode
     mg_timer_init(&p->answer_tmr, p->loop, topic_producer_answer_cb, p);
     mg_map_put_str(&t->producers, p->name, p);
     topic_dedup_producer_added(t, p->name);
+    topic_touch(t);
     if (excl)
         t->exclusive = p;
     *out = p;
@@ -779,6 +817,7 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, const struct 
         known = &info;
     }
     topic_rate_published(t, msg ? msg->num_messages : 1, (int64_t)evbuffer_get_length(data));
+    topic_touch(t);
     int rc = ml_append(t->ml, data, known, &pub->req, topic_publish_done);
     if (rc < 0) {
         mg_free(pub);
@@ -802,6 +841,7 @@ void topic_producer_close(struct topic_producer *p)
             mg_map_del_str(&t->producers, p->name);
             topic_dedup_producer_removed(t, p->name);
         }
+        topic_touch(t);
         if (t->exclusive == p)
             t->exclusive = NULL;
     }

@@ -107,6 +107,11 @@ struct topic_config {
     struct topic_dispatch_rate dispatch_rate[TOPIC_RATE_SCOPES];
     /* maxPublishRatePerTopicInMessages/InBytes (period 1 s) */
     struct topic_dispatch_rate publish_rate;
+    /* brokerDeleteInactiveTopics*: every inactive_check_ms (0 = never) a loaded persistent
+     * topic inactive for inactive_max_ms is deleted (topic_delete) when it has no
+     * subscription, or with inactive_caught_up when none of them has a backlog */
+    int64_t inactive_check_ms, inactive_max_ms;
+    bool inactive_caught_up;
     int32_t dispatch_max_round_robin;          /* dispatcherMaxRoundRobinBatchSize (20) */
     int32_t dispatch_max_read_batch;           /* dispatcherMaxReadBatchSize (100) */
     size_t consumer_outbound_high_water;       /* bytes queued on a consumer's connection above

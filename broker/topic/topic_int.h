@@ -28,6 +28,7 @@ enum topic_sweep_kind {
     TOPIC_SWEEP_EXPIRY = 0,
     TOPIC_SWEEP_QUOTA,
     TOPIC_SWEEP_COMPACT,
+    TOPIC_SWEEP_INACTIVE,
     TOPIC_SWEEPS
 };
 struct topic_sweep {
@@ -179,8 +180,10 @@ struct topic {
     bool age_reading;
     int64_t quota_evictions[TOPIC_QUOTA_TYPES];
     uint64_t sweep_round[TOPIC_SWEEPS]; /* the last pass of each sweep that did this topic */
-    bool fence_pending;                 /* an unload after fencing is scheduled */
-    struct mg_timer fence_timer;        /* runs that unload (holds a reference) */
+    uint64_t active_ms; /* monotonic: the last producer or consumer change, publish, or sweep
+                         * that found it active (inactive topic deletion) */
+    bool fence_pending; /* an unload after fencing is scheduled */
+    struct mg_timer fence_timer; /* runs that unload (holds a reference) */
     /* statistics (topic_registry_stats_update) */
     int64_t entries_in, entries_out;      /* entries written / dispatched */
     uint64_t created_ms, last_publish_ms; /* wall clock */
@@ -359,6 +362,8 @@ void topic_sub_schedule(struct topic_sub *s);
  * room. consume: what a send took. */
 int64_t topic_rate_room(struct topic_sub *s, int64_t *bytes);
 void topic_rate_consume(struct topic_sub *s, int64_t msgs, int64_t bytes);
+/* Something happened on t: inactive topic deletion counts from now. */
+void topic_touch(struct topic *t);
 /* A publish of msgs messages and bytes bytes took its share of t's publish rate. */
 void topic_rate_published(struct topic *t, int64_t msgs, int64_t bytes);
 /* 0 when `have` is below limit l of t (or it has none), else -1 with the refusal noted. */

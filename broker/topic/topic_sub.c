@@ -1158,6 +1158,7 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
             s->partition_index = o->partition_index;
     }
 
+    topic_touch(t);
     struct topic_consumer *c = mg_calloc(1, sizeof *c);
     c->refs = 1;
     c->sub = s;
@@ -1342,6 +1343,8 @@ void topic_consumer_close(struct topic_consumer *c)
     struct topic_sub *s = c->sub;
     topic_sub_ref(s);
     c->dead = true;
+    if (s->topic)
+        topic_touch(s->topic);
     topic_sub_detach_consumer(s, c);
     if (topic_sub_single_active(s)) {
         if (s->active == c)

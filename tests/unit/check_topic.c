@@ -1510,6 +1510,74 @@ START_TEST(test_publish_rate)
 }
 END_TEST
 
+/* Inactive topic deletion on the simulated clock, a sweep every second and 3 s of
+ * inactivity: delete_when_no_subscriptions deletes a topic without subscriptions once idle
+ * for that long (a producer that just left counts as activity) and keeps one with a
+ * subscription or a producer; delete_when_subscriptions_caught_up also deletes one whose
+ * subscriptions have no backlog, not one with a backlog or a connected consumer. */
+static void inactive_setup(bool caught_up)
+{
+    teardown();
+    default_cfg();
+    cfg.inactive_check_ms = 1000;
+    cfg.inactive_max_ms = 3000;
+    cfg.inactive_caught_up = caught_up;
+    setup_on(&cfg, 1000000);
+}
+
+static bool loaded(const char *name)
+{
+    return topic_find(reg, name) != NULL;
+}
+
+START_TEST(test_inactive_topics)
+{
+    inactive_setup(false);
+    load("persistent://t/ns/idle");
+    struct topic *sub = load("persistent://t/ns/withsub");
+    struct topic *busy = load("persistent://t/ns/busy");
+    struct topic *left = load("persistent://t/ns/left");
+    struct fc *f = fc_new();
+    sub_ok(sub, "s", TOPIC_SUB_SHARED, true, f);
+    topic_consumer_close(f->c);
+    f->c = NULL;
+    publish_n(sub, 3); /* a backlog */
+    struct topic_producer *p = mkprod(busy);
+    sim_run_for(2000);
+    struct topic_producer *q = mkprod(left);
+    topic_producer_close(q); /* activity at 2 s */
+    ck_assert(loaded("persistent://t/ns/idle"));
+    sim_run_for(2500); /* 4.5 s */
+    ck_assert(!loaded("persistent://t/ns/idle"));
+    ck_assert(loaded("persistent://t/ns/left"));
+    ck_assert(loaded("persistent://t/ns/withsub"));
+    ck_assert(loaded("persistent://t/ns/busy"));
+    sim_run_for(2000); /* 6.5 s: 4.5 s after the producer left */
+    ck_assert(!loaded("persistent://t/ns/left"));
+    ck_assert(loaded("persistent://t/ns/withsub"));
+    ck_assert(loaded("persistent://t/ns/busy"));
+    topic_producer_close(p);
+
+    inactive_setup(true);
+    struct topic *done = load("persistent://t/ns/caughtup");
+    struct topic *behind = load("persistent://t/ns/behind");
+    struct topic *cons = load("persistent://t/ns/consumed");
+    struct fc *a = fc_new(), *b = fc_new(), *c = fc_new();
+    sub_ok(done, "s", TOPIC_SUB_SHARED, true, a);
+    sub_ok(behind, "s", TOPIC_SUB_SHARED, true, b);
+    sub_ok(cons, "s", TOPIC_SUB_SHARED, true, c);
+    publish_n(behind, 2);
+    topic_consumer_close(a->c);
+    a->c = NULL;
+    topic_consumer_close(b->c);
+    b->c = NULL;
+    sim_run_for(5000);
+    ck_assert(!loaded("persistent://t/ns/caughtup"));
+    ck_assert(loaded("persistent://t/ns/behind"));
+    ck_assert(loaded("persistent://t/ns/consumed"));
+}
+END_TEST
+
 START_TEST(test_watermark)
 {
     teardown();
@@ -3330,9 +3398,9 @@ static Suite *topic_suite(void)
            test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_limit_producers,
            test_limit_consumers, test_limit_unacked_policy, test_dispatch_rate, test_publish_rate,
-           test_watermark, test_seek, test_reader, test_last_id, test_unsubscribe_unload,
-           test_message_ttl_timer, test_backlog_quota, test_backlog_quota_age,
-           test_quota_sweep_slices);
+           test_inactive_topics, test_watermark, test_seek, test_reader, test_last_id,
+           test_unsubscribe_unload, test_message_ttl_timer, test_backlog_quota,
+           test_backlog_quota_age, test_quota_sweep_slices);
 
     tc = tl_tcase(s, "delayed", 0, dl_setup, teardown);
     tl_add(tc, test_delayed_shared, test_delayed_no_timer_storm, test_delayed_bounded,
