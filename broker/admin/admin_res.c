@@ -690,13 +690,8 @@ void admin_h_compaction_threshold(struct admin_req *r)
  * maxSubscriptionsPerTopic, maxUnackedMessagesPerConsumer, maxUnackedMessagesPerSubscription,
  * maxTopicsPerNamespace (the path's last segment names it): an integer >= 0 (0 = no limit), as
  * Pulsar's NamespacesBase (412 "<name> must be 0 or more"). */
-void admin_h_limit(struct admin_req *r)
+static void admin_res_limit(struct admin_req *r, int l)
 {
-    int l = ns_limit_by_path(r->seg[r->nseg - 1]);
-    if (l < 0) {
-        admin_reply_error(r->call, 404, "Not found");
-        return;
-    }
     char bad_body[96], bad_value[96];
     snprintf(bad_body, sizeof bad_body, "Invalid %s: an integer body is required",
              ns_limit_path((enum ns_limit)l));
@@ -716,13 +711,8 @@ void admin_h_limit(struct admin_req *r)
  * .../publishRate (Policies.publishMaxMessageRate), this cluster's entry: GET it or 204 while
  * unset; POST a DispatchRate / PublishRate (400 when malformed; a rate <= 0 is no limit, as
  * Pulsar's -1); DELETE back to the broker's keys. */
-void admin_h_dispatch_rate(struct admin_req *r)
+static void admin_res_rate(struct admin_req *r, int which)
 {
-    int which = ns_rate_by_path(r->seg[r->nseg - 1]);
-    if (which < 0) {
-        admin_reply_error(r->call, 404, "Not found");
-        return;
-    }
     struct ns_dispatch_rate d = {0};
     if (r->method == EVHTTP_REQ_POST) {
         const char *why;
@@ -745,6 +735,21 @@ void admin_h_dispatch_rate(struct admin_req *r)
     }
     p.rate[which] = d; /* DELETE: not set */
     admin_res_policies_store(r, &p);
+}
+
+void admin_h_ns_setting(struct admin_req *r)
+{
+    const char *name = r->seg[r->nseg - 1];
+    int limit = ns_limit_by_path(name), rate = ns_rate_by_path(name);
+    if (limit < 0 && rate < 0)
+        admin_h_not_found(r);
+    else if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_POST &&
+             r->method != EVHTTP_REQ_DELETE)
+        admin_h_bad_method(r);
+    else if (limit >= 0)
+        admin_res_limit(r, limit);
+    else
+        admin_res_rate(r, rate);
 }
 
 /* GET .../backlogQuotaMap: {type: BacklogQuota} of the quotas set ({} when none). */

@@ -155,9 +155,8 @@ enum ns_limit {
     NS_LIMIT_TOPICS,                  /* max_topics_per_namespace (ns_topics_room) */
     NS_LIMITS
 };
-/* The Policies JSON field of a limit ("max_producers_per_topic") and its admin path
- * segment ("maxProducersPerTopic"); ns_limit_by_path: the enum value or -1. */
-const char *ns_limit_field(enum ns_limit l);
+/* A limit's admin path segment ("maxProducersPerTopic"; its Policies field is
+ * "max_producers_per_topic"); ns_limit_by_path: the enum value or -1. */
 const char *ns_limit_path(enum ns_limit l);
 int ns_limit_by_path(const char *segment);
 /* Pulsar's DispatchRate ({"dispatchThrottlingRateInMsg", "dispatchThrottlingRateInByte",
@@ -173,11 +172,10 @@ struct ns_dispatch_rate {
     int32_t period_secs; /* >= 1 (publish: 1) */
     bool relative;       /* relativeToPublishRate: kept, not applied */
 };
-/* The Policies field of a rate ("topicDispatchRate"), its admin path ("dispatchRate") and
- * ns_rate_by_path (-1: none); the JSON of kind r and back. parse: 0 and *out (set), or
+/* The rate of an admin path segment ("dispatchRate": NS_RATE_TOPIC, kept in Policies as
+ * "topicDispatchRate"), -1: none; the JSON of kind r and back. parse: 0 and *out (set), or
  * -MG_EINVAL with why (not an object, a rate that is not an integer, a message rate above
  * 2^31-1, a period not in 1..86400). */
-const char *ns_rate_field(enum ns_rate r);
 int ns_rate_by_path(const char *segment);
 json_t *ns_dispatch_rate_json(enum ns_rate r, const struct ns_dispatch_rate *d);
 int ns_dispatch_rate_parse(enum ns_rate r, const json_t *j, struct ns_dispatch_rate *out,

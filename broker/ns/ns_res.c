@@ -187,17 +187,18 @@ static const char *const ns_rate_names[NS_RATES][4] = {
                          "publishThrottlingRateInByte"},
 };
 
-const char *ns_rate_field(enum ns_rate r)
+/* The row of a names table (n rows of `cols` strings) whose column 1 is segment, or -1. */
+static int ns_row_by_path(const char *const *table, int cols, int n, const char *segment)
 {
-    return ns_rate_names[r][0];
+    for (int i = 0; i < n; i++)
+        if (strcmp(segment, table[i * cols + 1]) == 0)
+            return i;
+    return -1;
 }
 
 int ns_rate_by_path(const char *segment)
 {
-    for (int i = 0; i < NS_RATES; i++)
-        if (strcmp(segment, ns_rate_names[i][1]) == 0)
-            return i;
-    return -1;
+    return ns_row_by_path(&ns_rate_names[0][0], 4, NS_RATES, segment);
 }
 
 json_t *ns_dispatch_rate_json(enum ns_rate r, const struct ns_dispatch_rate *d)
@@ -255,11 +256,6 @@ void ns_rates_to_json(const struct ns_policies *p, const char *cluster, json_t *
                 : json_object());
 }
 
-const char *ns_limit_field(enum ns_limit l)
-{
-    return ns_limit_names[l][0];
-}
-
 const char *ns_limit_path(enum ns_limit l)
 {
     return ns_limit_names[l][1];
@@ -267,10 +263,7 @@ const char *ns_limit_path(enum ns_limit l)
 
 int ns_limit_by_path(const char *segment)
 {
-    for (int i = 0; i < NS_LIMITS; i++)
-        if (strcmp(segment, ns_limit_names[i][1]) == 0)
-            return i;
-    return -1;
+    return ns_row_by_path(&ns_limit_names[0][0], 2, NS_LIMITS, segment);
 }
 
 static bool ns_res_policies_eq(const struct ns_policies *a, const struct ns_policies *b)

@@ -939,15 +939,25 @@ START_TEST(test_namespace_message_ttl)
 }
 END_TEST
 
+/* PUT a topic of public/default through the admin API: the loaded topic. */
+static struct topic *put_topic(const char *local)
+{
+    char path[160], full[160];
+    snprintf(path, sizeof path, "/admin/v2/persistent/public/default/%s", local);
+    snprintf(full, sizeof full, "persistent://public/default/%s", local);
+    expect_status("PUT", path, NULL, 204);
+    struct topic *t = topic_find(svc_topics(fx.svc[0]), full);
+    ck_assert_ptr_nonnull(t);
+    return t;
+}
+
 /* Policies.deduplicationEnabled: GET 204 while unset (the broker's default, off, applies),
  * POST true/false reaches the loaded topics (the snapshot cursor comes and goes), DELETE
  * goes back to the default; a body that is not a boolean is refused. */
 START_TEST(test_namespace_deduplication)
 {
     const char *p = "/admin/v2/namespaces/public/default/deduplication";
-    expect_status("PUT", "/admin/v2/persistent/public/default/dd", NULL, 204);
-    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/dd");
-    ck_assert_ptr_nonnull(t);
+    struct topic *t = put_topic("dd");
     ck_assert_str_eq(topic_dedup_status(t), "Disabled");
     expect_status("GET", p, NULL, 204);
     expect_status("POST", p, "true", 204);
@@ -998,9 +1008,7 @@ START_TEST(test_namespace_limits)
         {"maxUnackedMessagesPerSubscription", "max_unacked_messages_per_subscription",
          TOPIC_LIMIT_UNACKED_PER_SUB},
     };
-    expect_status("PUT", "/admin/v2/persistent/public/default/lim", NULL, 204);
-    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/lim");
-    ck_assert_ptr_nonnull(t);
+    struct topic *t = put_topic("lim");
     for (size_t i = 0; i < sizeof lims / sizeof lims[0]; i++) {
         char p[160], why[120], val[16];
         snprintf(p, sizeof p, "/admin/v2/namespaces/public/default/%s", lims[i].path);
@@ -1077,9 +1085,7 @@ START_TEST(test_namespace_dispatch_rate)
         enum topic_rate_scope sc;
     } rates[] = {{"dispatchRate", "topicDispatchRate", TOPIC_RATE_TOPIC},
                  {"subscriptionDispatchRate", "subscriptionDispatchRate", TOPIC_RATE_SUB}};
-    expect_status("PUT", "/admin/v2/persistent/public/default/dr", NULL, 204);
-    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/dr");
-    ck_assert_ptr_nonnull(t);
+    struct topic *t = put_topic("dr");
     for (size_t i = 0; i < 2; i++) {
         char p[128];
         snprintf(p, sizeof p, "/admin/v2/namespaces/public/default/%s", rates[i].path);
@@ -1122,9 +1128,7 @@ END_TEST
 START_TEST(test_namespace_publish_rate)
 {
     const char *p = "/admin/v2/namespaces/public/default/publishRate";
-    expect_status("PUT", "/admin/v2/persistent/public/default/pr", NULL, 204);
-    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/pr");
-    ck_assert_ptr_nonnull(t);
+    struct topic *t = put_topic("pr");
     expect_status("GET", p, NULL, 204);
     expect_status("POST", p,
                   "{\"publishThrottlingRateInMsg\":90,\"publishThrottlingRateInByte\":-1}", 204);

@@ -99,6 +99,14 @@ static void teardown(void)
     base = NULL;
 }
 
+/* A test that needs other settings: the fixture's registry goes, cfg is the defaults again
+ * (the test changes it, then calls setup_with or setup_on). */
+static void restart_cfg(void)
+{
+    teardown();
+    default_cfg();
+}
+
 /* ---- helpers -------------------------------------------------------------------------- */
 
 struct get_res {
@@ -1230,8 +1238,7 @@ static bool consumer_blocked(struct topic *t, const char *sub)
  * blocked until acks bring it to half of it; an Exclusive one is not limited. */
 START_TEST(test_max_unacked)
 {
-    teardown();
-    default_cfg();
+    restart_cfg();
     cfg.max_unacked_per_consumer = 6;
     setup_with(&cfg);
     struct topic *t = load("mu");
@@ -1270,8 +1277,7 @@ static void assert_refused(struct topic *t, enum topic_limit l, const char *msg)
  * 0 = none, and back to the key. A refusal by a limit is told apart from a name clash. */
 START_TEST(test_limit_producers)
 {
-    teardown();
-    default_cfg();
+    restart_cfg();
     cfg.max_producers_per_topic = 2;
     setup_with(&cfg);
     struct topic *t = load("persistent://t/ns/lp");
@@ -1310,8 +1316,7 @@ END_TEST
  * subscriptions) and maxConsumersPerSubscription, with Pulsar's errors and texts. */
 START_TEST(test_limit_consumers)
 {
-    teardown();
-    default_cfg();
+    restart_cfg();
     cfg.max_subscriptions_per_topic = 2;
     cfg.max_consumers_per_subscription = 2;
     cfg.max_consumers_per_topic = 3;
@@ -1416,8 +1421,7 @@ static void sim_run_for(int64_t ms)
  * lifting the rate (NULL: back to the broker's 0) lets the rest out at once. */
 START_TEST(test_dispatch_rate)
 {
-    teardown();
-    default_cfg();
+    restart_cfg();
     const int R = 40;
     cfg.dispatch_rate[TOPIC_RATE_SUB] = (struct topic_dispatch_rate){R, 0, 1};
     setup_on(&cfg, 1000000);
@@ -1481,8 +1485,7 @@ END_TEST
  * 1 ms), which is 0 again once the clock has moved that far; a rate of 0 is none. */
 START_TEST(test_publish_rate)
 {
-    teardown();
-    default_cfg();
+    restart_cfg();
     const int R = 50;
     cfg.publish_rate = (struct topic_dispatch_rate){R, 0, 1};
     setup_on(&cfg, 1000000);
@@ -1517,8 +1520,7 @@ END_TEST
  * subscriptions have no backlog, not one with a backlog or a connected consumer. */
 static void inactive_setup(bool caught_up)
 {
-    teardown();
-    default_cfg();
+    restart_cfg();
     cfg.inactive_check_ms = 1000;
     cfg.inactive_max_ms = 3000;
     cfg.inactive_caught_up = caught_up;
