@@ -22,6 +22,16 @@ async function freshNamespace(tag) {
   return ns;
 }
 
+// A fresh namespace with limit `name` (an admin path segment) set to value, read back.
+async function limitedNamespace(tag, name, value) {
+  const ns = await freshNamespace(tag);
+  const path = `/admin/v2/namespaces/${ns}/${name}`;
+  await ok('POST', path, String(value));
+  const r = await ok('GET', path, undefined, 200);
+  assert.strictEqual(r.text.trim(), String(value));
+  return { ns, path };
+}
+
 // Subscribes `c` expecting a refusal: { err, codes, texts } (what the broker's ERRORs held).
 async function expectRefused(c) {
   const codes = [];
@@ -38,11 +48,7 @@ async function expectRefused(c) {
 test('maxProducersPerTopic: the producer over the limit is refused with Pulsar\'s text, '
   + 'and admitted once the policy is removed', { timeout: 60000 },
   () => f.withScope('limit-producers', async (s) => {
-    const ns = await freshNamespace('limp');
-    const path = `/admin/v2/namespaces/${ns}/maxProducersPerTopic`;
-    await ok('POST', path, '2');
-    const r = await ok('GET', path, undefined, 200);
-    assert.strictEqual(r.text.trim(), '2');
+    const { ns, path } = await limitedNamespace('limp', 'maxProducersPerTopic', 2);
     const topic = `persistent://${ns}/t`;
     await s.producer(topic);
     const p2 = await s.producer(topic);
@@ -93,9 +99,7 @@ test('maxConsumersPerSubscription, maxConsumersPerTopic: ConsumerBusy with Pulsa
 test('maxTopicsPerNamespace: a producer that would create one topic too many gets '
   + 'NotAllowedError with Pulsar\'s text; topics that exist stay usable', { timeout: 60000 },
   () => f.withScope('limit-topics', async (s) => {
-    const ns = await freshNamespace('limt');
-    const path = `/admin/v2/namespaces/${ns}/maxTopicsPerNamespace`;
-    await ok('POST', path, '2');
+    const { ns, path } = await limitedNamespace('limt', 'maxTopicsPerNamespace', 2);
     await s.producer(`persistent://${ns}/a`);
     await s.producer(`persistent://${ns}/b`);
     const third = s.newConsumer({ topic: `persistent://${ns}/c`, subscription: 'x' });
