@@ -27,35 +27,36 @@
 struct cfg {
     char *file; /* path of the loaded YAML file, or NULL */
     /* key name -> field (default) */
-    char *cluster_name;                 /* clusterName ("standalone") */
-    char *bind_address;                 /* bindAddress ("0.0.0.0") */
-    char *advertised_address;           /* advertisedAddress (default: the host name) */
-    int broker_service_port;            /* brokerServicePort (6650); 0 = any port; -1 = off */
-    int web_service_port;               /* webServicePort (8080); 0 = any port; -1 = off */
-    int max_message_size;               /* maxMessageSize (5242880) */
-    int keep_alive_interval_seconds;    /* keepAliveIntervalSeconds (30) */
-    int max_pending_publish_per_conn;   /* maxPendingPublishRequestsPerConnection (1000) */
-    int max_unacked_per_consumer;       /* maxUnackedMessagesPerConsumer (50000); 0 = none */
-    int max_unacked_per_subscription;   /* maxUnackedMessagesPerSubscription (200000); 0 = none */
-    int max_producers_per_topic;        /* maxProducersPerTopic (0 = no limit) */
-    int max_consumers_per_topic;        /* maxConsumersPerTopic (0 = no limit) */
-    int max_consumers_per_subscription; /* maxConsumersPerSubscription (0 = no limit) */
-    int max_subscriptions_per_topic;    /* maxSubscriptionsPerTopic (0 = no limit) */
-    int max_topics_per_namespace;       /* maxTopicsPerNamespace (0 = no limit) */
+    char *cluster_name;               /* clusterName ("standalone") */
+    char *bind_address;               /* bindAddress ("0.0.0.0") */
+    char *advertised_address;         /* advertisedAddress (default: the host name) */
+    int broker_service_port;          /* brokerServicePort (6650); 0 = any port; -1 = off */
+    int web_service_port;             /* webServicePort (8080); 0 = any port; -1 = off */
+    int max_message_size;             /* maxMessageSize (5242880) */
+    int keep_alive_interval_seconds;  /* keepAliveIntervalSeconds (30) */
+    int max_pending_publish_per_conn; /* maxPendingPublishRequestsPerConnection (1000) */
+    int max_unacked_per_consumer;     /* maxUnackedMessagesPerConsumer (50000); 0 = none */
+    int max_unacked_per_subscription; /* maxUnackedMessagesPerSubscription (200000); 0 = none */
+
+    /* issue 15's limits and rates (0 = no limit unless told) */
+    int max_producers_per_topic;        /* maxProducersPerTopic */
+    int max_consumers_per_topic;        /* maxConsumersPerTopic */
+    int max_consumers_per_subscription; /* maxConsumersPerSubscription */
+    int max_subscriptions_per_topic;    /* maxSubscriptionsPerTopic */
+    int max_topics_per_namespace;       /* maxTopicsPerNamespace */
     bool delete_inactive_topics;        /* brokerDeleteInactiveTopicsEnabled (true) */
     int delete_inactive_frequency_secs; /* brokerDeleteInactiveTopicsFrequencySeconds (60) */
     char *delete_inactive_mode;         /* brokerDeleteInactiveTopicsMode */
-    int delete_inactive_max_secs;       /* brokerDeleteInactiveTopicsMaxInactiveDurationSeconds
-                                           (0: the frequency) */
-    int publish_rate_msgs;              /* maxPublishRatePerTopicInMessages (0 = none) */
-    int64_t publish_rate_bytes;         /* maxPublishRatePerTopicInBytes (0 = none) */
+    int delete_inactive_max_secs;       /* brokerDeleteInactiveTopicsMaxInactiveDurationSeconds (0:
+                                           the frequency) */
+    int publish_rate_msgs;              /* maxPublishRatePerTopicInMessages */
+    int64_t publish_rate_bytes;         /* maxPublishRatePerTopicInBytes */
     int publisher_throttling_tick_ms;   /* topicPublisherThrottlingTickTimeMillis (10) */
-    /* dispatchThrottlingRatePerTopicInMsg/InByte, ...PerSubscriptionInMsg/InByte: per
-     * second, 0 = no limit */
-    int dispatch_rate_topic_msgs;
-    int64_t dispatch_rate_topic_bytes;
-    int dispatch_rate_sub_msgs;
-    int64_t dispatch_rate_sub_bytes;
+    int dispatch_rate_topic_msgs;       /* dispatchThrottlingRatePerTopicInMsg (per second) */
+    int64_t dispatch_rate_topic_bytes;  /* dispatchThrottlingRatePerTopicInByte */
+    int dispatch_rate_sub_msgs;         /* dispatchThrottlingRatePerSubscriptionInMsg */
+    int64_t dispatch_rate_sub_bytes;    /* dispatchThrottlingRatePerSubscriptionInByte */
+
     int dispatcher_max_round_robin_batch_size; /* dispatcherMaxRoundRobinBatchSize (20) */
     int dispatcher_max_read_batch_size;        /* dispatcherMaxReadBatchSize (100) */
     int active_consumer_failover_delay_ms;     /* activeConsumerFailoverDelayTimeMillis (1000) */
