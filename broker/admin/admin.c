@@ -642,6 +642,17 @@ const struct admin_route admin_routes[] = {
     {PP,   NS "/schemaCompatibilityStrategy", admin_h_ns_schema_strategy_set,     R_NS | R_JSON},
     {GET,  NS "/isAllowAutoUpdateSchema",     admin_h_ns_auto_update_get,         R_NS},
     {POST, NS "/isAllowAutoUpdateSchema",     admin_h_ns_auto_update_set,         R_NS | R_JSON},
+    /* limits and rates: GET, POST, DELETE (admin_res.c) */
+    {ANY,  NS "/maxProducersPerTopic",        admin_h_ns_setting,                 R_NS | R_JSON},
+    {ANY,  NS "/maxConsumersPerTopic",        admin_h_ns_setting,                 R_NS | R_JSON},
+    {ANY,  NS "/maxConsumersPerSubscription", admin_h_ns_setting,                 R_NS | R_JSON},
+    {ANY,  NS "/maxSubscriptionsPerTopic",    admin_h_ns_setting,                 R_NS | R_JSON},
+    {ANY,  NS "/maxUnackedMessagesPerConsumer", admin_h_ns_setting,                 R_NS | R_JSON},
+    {ANY,  NS "/maxUnackedMessagesPerSubscription", admin_h_ns_setting,                 R_NS | R_JSON},
+    {ANY,  NS "/maxTopicsPerNamespace",       admin_h_ns_setting,                 R_NS | R_JSON},
+    {ANY,  NS "/dispatchRate",                admin_h_ns_setting,                 R_NS | R_JSON},
+    {ANY,  NS "/subscriptionDispatchRate",    admin_h_ns_setting,                 R_NS | R_JSON},
+    {ANY,  NS "/publishRate",                 admin_h_ns_setting,                 R_NS | R_JSON},
     {ANY,  NS "/**",                          admin_h_not_found,                  R_NS},
     /* persistent topics (§5-§7): T is a topic; the operations of a partitioned topic run on
      * its partitions, each served by its owner (admin_topics.c, admin_fanout.c) */

@@ -312,6 +312,9 @@ json_t *admin_az_grants(const struct admin_env *s, const char *tenant_ns);
 void admin_h_ttl(struct admin_req *r);                  /* GET, POST and DELETE */
 void admin_h_dedup(struct admin_req *r);                /* GET, POST and DELETE */
 void admin_h_compaction_threshold(struct admin_req *r); /* GET, PUT and DELETE */
+/* GET, POST and DELETE of the limits (.../maxProducersPerTopic...) and rates
+ * (.../dispatchRate...) of a namespace, by the path's last segment; other names 404 */
+void admin_h_ns_setting(struct admin_req *r);
 void admin_h_backlog_quota_map(struct admin_req *r);
 void admin_h_backlog_quota_set(struct admin_req *r);
 void admin_h_backlog_quota_remove(struct admin_req *r);

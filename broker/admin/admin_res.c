@@ -353,6 +353,8 @@ static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns
             json_object_set_new(p, "deduplicationEnabled", json_boolean(pol.dedup_enabled));
         if (pol.has_compaction_threshold)
             json_object_set_new(p, "compaction_threshold", json_integer(pol.compaction_threshold));
+        ns_limits_to_json(&pol, p);
+        ns_rates_to_json(&pol, s->cfg->cluster_name, p);
         json_t *qm = json_object_get(p, "backlog_quota_map");
         for (int i = 0; i < NS_QUOTA_TYPES; i++)
             if (pol.quota[i].set)
@@ -360,6 +362,30 @@ static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns
                                     ns_backlog_quota_json(&pol.quota[i]));
     }
     return p;
+}
+
+/* The namespace's limits and dispatch rates onto one topic (those not set: back to the
+ * broker's keys). */
+static void admin_res_apply_limits(struct topic *t, const struct ns_policies *p)
+{
+    static const enum topic_limit to_topic[NS_LIMITS] = {
+        [NS_LIMIT_PRODUCERS_PER_TOPIC] = TOPIC_LIMIT_PRODUCERS,
+        [NS_LIMIT_CONSUMERS_PER_TOPIC] = TOPIC_LIMIT_CONSUMERS,
+        [NS_LIMIT_CONSUMERS_PER_SUB] = TOPIC_LIMIT_CONSUMERS_PER_SUB,
+        [NS_LIMIT_SUBSCRIPTIONS_PER_TOPIC] = TOPIC_LIMIT_SUBSCRIPTIONS,
+        [NS_LIMIT_UNACKED_PER_CONSUMER] = TOPIC_LIMIT_UNACKED_PER_CONSUMER,
+        [NS_LIMIT_UNACKED_PER_SUB] = TOPIC_LIMIT_UNACKED_PER_SUB};
+    for (int i = 0; i < NS_LIMIT_TOPICS; i++) /* maxTopicsPerNamespace is the namespace's */
+        topic_set_limit(t, to_topic[i], p->has_limit[i] ? p->limit[i] : -1);
+    for (int i = 0; i < NS_RATES; i++) {
+        const struct ns_dispatch_rate *d = &p->rate[i];
+        struct topic_dispatch_rate tr = {d->msgs, d->bytes, d->period_secs};
+        if (i == NS_RATE_PUBLISH)
+            topic_set_publish_rate(t, d->set ? &tr : NULL);
+        else
+            topic_set_dispatch_rate(t, i == NS_RATE_TOPIC ? TOPIC_RATE_TOPIC : TOPIC_RATE_SUB,
+                                    d->set ? &tr : NULL);
+    }
 }
 
 /* Apply the namespace's retention policy to one topic's managed ledger; without one, reset
@@ -383,6 +409,7 @@ static void admin_res_apply_retention_to(const struct admin_env *s, struct topic
             topic_reset_message_ttl(t);
         topic_set_deduplication(t, p.has_dedup ? p.dedup_enabled : -1);
         topic_set_compaction_threshold(t, p.has_compaction_threshold ? p.compaction_threshold : -1);
+        admin_res_apply_limits(t, &p);
         /* destination_storage and message_age, each with its own policy */
         static const enum topic_quota_type types[NS_QUOTA_TYPES] = {
             [NS_QUOTA_STORAGE] = TOPIC_QUOTA_STORAGE, [NS_QUOTA_AGE] = TOPIC_QUOTA_AGE};
@@ -657,6 +684,72 @@ void admin_h_dedup(struct admin_req *r)
 void admin_h_compaction_threshold(struct admin_req *r)
 {
     admin_res_field(r, &admin_compaction_field);
+}
+
+/* .../maxProducersPerTopic, maxConsumersPerTopic, maxConsumersPerSubscription,
+ * maxSubscriptionsPerTopic, maxUnackedMessagesPerConsumer, maxUnackedMessagesPerSubscription,
+ * maxTopicsPerNamespace (the path's last segment names it): an integer >= 0 (0 = no limit), as
+ * Pulsar's NamespacesBase (412 "<name> must be 0 or more"). */
+static void admin_res_limit(struct admin_req *r, int l)
+{
+    char bad_body[96], bad_value[96];
+    snprintf(bad_body, sizeof bad_body, "Invalid %s: an integer body is required",
+             ns_limit_path((enum ns_limit)l));
+    snprintf(bad_value, sizeof bad_value, "%s must be 0 or more", ns_limit_path((enum ns_limit)l));
+    const struct admin_policy_field f = {
+        offsetof(struct ns_policies, has_limit) + (size_t)l * sizeof(bool),
+        offsetof(struct ns_policies, limit) + (size_t)l * sizeof(int64_t),
+        false,
+        0,
+        INT32_MAX,
+        bad_body,
+        bad_value};
+    admin_res_field(r, &f);
+}
+
+/* .../dispatchRate (Policies.topicDispatchRate), .../subscriptionDispatchRate and
+ * .../publishRate (Policies.publishMaxMessageRate), this cluster's entry: GET it or 204 while
+ * unset; POST a DispatchRate / PublishRate (400 when malformed; a rate <= 0 is no limit, as
+ * Pulsar's -1); DELETE back to the broker's keys. */
+static void admin_res_rate(struct admin_req *r, int which)
+{
+    struct ns_dispatch_rate d = {0};
+    if (r->method == EVHTTP_REQ_POST) {
+        const char *why;
+        if (r->body_bad || ns_dispatch_rate_parse((enum ns_rate)which, r->body, &d, &why) < 0) {
+            admin_reply_error(r->call, 400,
+                              r->body_bad ? "Invalid rate: a JSON object is required" : why);
+            return;
+        }
+    }
+    struct ns_policies p;
+    if (!admin_res_policies(r, &p))
+        return;
+    if (r->method == EVHTTP_REQ_GET) {
+        if (p.rate[which].set)
+            admin_reply_json(r->call, 200,
+                             ns_dispatch_rate_json((enum ns_rate)which, &p.rate[which]));
+        else
+            admin_reply_no_content(r->call);
+        return;
+    }
+    p.rate[which] = d; /* DELETE: not set */
+    admin_res_policies_store(r, &p);
+}
+
+void admin_h_ns_setting(struct admin_req *r)
+{
+    const char *name = r->seg[r->nseg - 1];
+    int limit = ns_limit_by_path(name), rate = ns_rate_by_path(name);
+    if (limit < 0 && rate < 0)
+        admin_h_not_found(r);
+    else if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_POST &&
+             r->method != EVHTTP_REQ_DELETE)
+        admin_h_bad_method(r);
+    else if (limit >= 0)
+        admin_res_limit(r, limit);
+    else
+        admin_res_rate(r, rate);
 }
 
 /* GET .../backlogQuotaMap: {type: BacklogQuota} of the quotas set ({} when none). */

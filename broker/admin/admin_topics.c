@@ -410,7 +410,7 @@ static json_t *admin_tp_sub_json(struct topic *t, const struct topic_sub_stats *
     json_object_set_new(j, "backlogSize", json_integer(-1));
     json_object_set_new(j, "earliestMsgPublishTimeInBacklog", json_integer(0));
     json_object_set_new(j, "msgBacklogNoDelayed", json_integer(ss->backlog - ss->delayed));
-    json_object_set_new(j, "blockedSubscriptionOnUnackedMsgs", json_false());
+    json_object_set_new(j, "blockedSubscriptionOnUnackedMsgs", json_boolean(ss->blocked));
     json_object_set_new(j, "msgDelayed", json_integer(ss->delayed));
     json_object_set_new(j, "unackedMessages", json_integer(ss->unacked));
     json_object_set_new(j, "type", json_string(admin_tp_sub_type_name(ss)));
@@ -1451,6 +1451,10 @@ static void admin_tp_create_listed(void *data, int status, char **names, int n)
             return;
         }
     }
+    if (ns_topics_room(op->a->env->ns, &op->tn, names, n, 1) < 0) {
+        admin_tp_op_fail(op, 412, NS_TOPICS_FULL);
+        return;
+    }
     admin_tp_op_run(op, admin_tp_do_created, false);
 }
 
@@ -1484,6 +1488,10 @@ static void admin_tp_partitions_create_listed(void *data, int status, char **nam
             admin_tp_op_fail(op, 409, "This topic already exists");
             return;
         }
+    }
+    if (status == 0 && ns_topics_room(op->a->env->ns, &op->tn, names, n, op->partitions) < 0) {
+        admin_tp_op_fail(op, 412, NS_TOPICS_FULL);
+        return;
     }
     int rc = ns_partitions_set(op->a->env->ns, op->tn.full, op->partitions, true, admin_reply_done,
                                op->call);

@@ -63,6 +63,8 @@ static const char *const cfg_log_levels[] = {"debug", "info", "warn", "error", N
 static const char *const cfg_topic_types[] = {"non-partitioned", "partitioned", NULL};
 static const char *const cfg_keystore_types[] = {"JKS", "PKCS12", "PEM", NULL};
 static const char *const cfg_ml_stores[] = {"bookkeeper", "memory", NULL};
+static const char *const cfg_inactive_modes[] = {"delete_when_no_subscriptions",
+                                                 "delete_when_subscriptions_caught_up", NULL};
 static const char *const cfg_schema_strategies[] = {
     "ALWAYS_INCOMPATIBLE", "ALWAYS_COMPATIBLE",  "BACKWARD",        "FORWARD", "FULL",
     "BACKWARD_TRANSITIVE", "FORWARD_TRANSITIVE", "FULL_TRANSITIVE", NULL};
@@ -132,6 +134,26 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("maxUnackedMessagesPerConsumer", max_unacked_per_consumer, "50000", 0, INT_MAX),
     CFG_INT("maxUnackedMessagesPerSubscription", max_unacked_per_subscription, "200000", 0,
             INT_MAX),
+    CFG_INT("maxProducersPerTopic", max_producers_per_topic, "0", 0, INT_MAX),
+    CFG_INT("maxConsumersPerTopic", max_consumers_per_topic, "0", 0, INT_MAX),
+    CFG_INT("maxConsumersPerSubscription", max_consumers_per_subscription, "0", 0, INT_MAX),
+    CFG_INT("maxSubscriptionsPerTopic", max_subscriptions_per_topic, "0", 0, INT_MAX),
+    CFG_INT("maxTopicsPerNamespace", max_topics_per_namespace, "0", 0, INT_MAX),
+    CFG_BOOL("brokerDeleteInactiveTopicsEnabled", delete_inactive_topics, "false"),
+    CFG_INT("brokerDeleteInactiveTopicsFrequencySeconds", delete_inactive_frequency_secs, "60", 1,
+            INT_MAX),
+    CFG_ENUM("brokerDeleteInactiveTopicsMode", delete_inactive_mode, "delete_when_no_subscriptions",
+             cfg_inactive_modes),
+    CFG_INT("brokerDeleteInactiveTopicsMaxInactiveDurationSeconds", delete_inactive_max_secs, "0",
+            0, INT_MAX),
+    CFG_INT("maxPublishRatePerTopicInMessages", publish_rate_msgs, "0", 0, INT_MAX),
+    CFG_INT64("maxPublishRatePerTopicInBytes", publish_rate_bytes, "0", 0, INT64_MAX),
+    CFG_INT("topicPublisherThrottlingTickTimeMillis", publisher_throttling_tick_ms, "10", 1, 60000),
+    CFG_INT("dispatchThrottlingRatePerTopicInMsg", dispatch_rate_topic_msgs, "0", 0, INT_MAX),
+    CFG_INT64("dispatchThrottlingRatePerTopicInByte", dispatch_rate_topic_bytes, "0", 0, INT64_MAX),
+    CFG_INT("dispatchThrottlingRatePerSubscriptionInMsg", dispatch_rate_sub_msgs, "0", 0, INT_MAX),
+    CFG_INT64("dispatchThrottlingRatePerSubscriptionInByte", dispatch_rate_sub_bytes, "0", 0,
+              INT64_MAX),
     CFG_INT("dispatcherMaxRoundRobinBatchSize", dispatcher_max_round_robin_batch_size, "20", 1,
             INT_MAX),
     CFG_INT("dispatcherMaxReadBatchSize", dispatcher_max_read_batch_size, "100", 1, INT_MAX),

@@ -37,6 +37,26 @@ struct cfg {
     int max_pending_publish_per_conn; /* maxPendingPublishRequestsPerConnection (1000) */
     int max_unacked_per_consumer;     /* maxUnackedMessagesPerConsumer (50000); 0 = none */
     int max_unacked_per_subscription; /* maxUnackedMessagesPerSubscription (200000); 0 = none */
+
+    /* issue 15's limits and rates (0 = no limit unless told) */
+    int max_producers_per_topic;        /* maxProducersPerTopic */
+    int max_consumers_per_topic;        /* maxConsumersPerTopic */
+    int max_consumers_per_subscription; /* maxConsumersPerSubscription */
+    int max_subscriptions_per_topic;    /* maxSubscriptionsPerTopic */
+    int max_topics_per_namespace;       /* maxTopicsPerNamespace */
+    bool delete_inactive_topics;        /* brokerDeleteInactiveTopicsEnabled (false) */
+    int delete_inactive_frequency_secs; /* brokerDeleteInactiveTopicsFrequencySeconds (60) */
+    char *delete_inactive_mode;         /* brokerDeleteInactiveTopicsMode */
+    int delete_inactive_max_secs;       /* brokerDeleteInactiveTopicsMaxInactiveDurationSeconds (0:
+                                           the frequency) */
+    int publish_rate_msgs;              /* maxPublishRatePerTopicInMessages */
+    int64_t publish_rate_bytes;         /* maxPublishRatePerTopicInBytes */
+    int publisher_throttling_tick_ms;   /* topicPublisherThrottlingTickTimeMillis (10) */
+    int dispatch_rate_topic_msgs;       /* dispatchThrottlingRatePerTopicInMsg (per second) */
+    int64_t dispatch_rate_topic_bytes;  /* dispatchThrottlingRatePerTopicInByte */
+    int dispatch_rate_sub_msgs;         /* dispatchThrottlingRatePerSubscriptionInMsg */
+    int64_t dispatch_rate_sub_bytes;    /* dispatchThrottlingRatePerSubscriptionInByte */
+
     int dispatcher_max_round_robin_batch_size; /* dispatcherMaxRoundRobinBatchSize (20) */
     int dispatcher_max_read_batch_size;        /* dispatcherMaxReadBatchSize (100) */
     int active_consumer_failover_delay_ms;     /* activeConsumerFailoverDelayTimeMillis (1000) */

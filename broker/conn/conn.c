@@ -179,7 +179,7 @@ size_t conn_dispatch_high_water(const struct cfg *cfg)
 
 static bool conn_should_pause(struct conn *c)
 {
-    return c->pending_publish >= c->max_pending_publish ||
+    return c->throttled || c->pending_publish >= c->max_pending_publish ||
            evbuffer_get_length(conn_out(c)) > c->max_outbound;
 }
 
@@ -195,7 +195,7 @@ static void conn_pause_read(struct conn *c)
 
 void conn_maybe_resume(struct conn *c)
 {
-    if (!conn_is_open(c) || !c->read_paused)
+    if (!conn_is_open(c) || !c->read_paused || c->throttled)
         return;
     if (c->pending_publish > c->max_pending_publish / 2 ||
         evbuffer_get_length(conn_out(c)) > c->max_outbound / 2)
@@ -204,6 +204,24 @@ void conn_maybe_resume(struct conn *c)
     bufferevent_enable(c->bev, EV_READ);
     /* Frames may already be buffered: process them without waiting for new bytes. */
     event_active(c->resume_ev, EV_READ, 0);
+}
+
+static void conn_throttle_end(struct mg_timer *tm, void *arg)
+{
+    (void)tm;
+    struct conn *c = arg;
+    c->throttled = false;
+    conn_maybe_resume(c);
+}
+
+void conn_publish_throttle(struct conn *c, int64_t wait_ms)
+{
+    if (c->throttled || !conn_is_open(c))
+        return;
+    c->throttled = true;
+    mg_timer_start(&c->throttle, wait_ms > (int64_t)c->throttle_tick_ms ? (uint64_t)wait_ms
+                                                                        : c->throttle_tick_ms);
+    conn_pause_read(c);
 }
 
 struct conn_req *conn_req_new(struct conn *c, uint64_t request_id, uint64_t consumer_id,
@@ -637,6 +655,9 @@ struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const
     int ka = cfg->keep_alive_interval_seconds > 0 ? cfg->keep_alive_interval_seconds : 30;
     c->keepalive_ms = (uint64_t)ka * 1000;
     mg_timer_init(&c->keepalive, env->loop, conn_keepalive_tick, c);
+    mg_timer_init(&c->throttle, env->loop, conn_throttle_end, c);
+    c->throttle_tick_ms =
+        cfg->publisher_throttling_tick_ms > 0 ? (uint64_t)cfg->publisher_throttling_tick_ms : 10;
     mg_timer_start(&c->keepalive, c->keepalive_ms);
     mg_timer_init(&c->auth_timer, env->loop, conn_auth_tick, c);
     MG_DEBUG("conn", "[%" PRIu64 "] accepted %s", c->id, c->peer);
@@ -709,6 +730,7 @@ void conn_close(struct conn *c, const char *reason)
     }
     conn_watch_close_all(c);
     mg_timer_fini(&c->keepalive);
+    mg_timer_fini(&c->throttle);
     mg_timer_fini(&c->auth_timer);
     mg_event_free(c->resume_ev);
     c->resume_ev = NULL;

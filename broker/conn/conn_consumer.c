@@ -132,6 +132,10 @@ static int conn_consumer_add(struct conn_endpoint *e, struct topic *t, char *msg
     int rc = topic_subscribe(t, cc->sub, &cc->opts, cc, &conn_consumer_ops, &cc->tc);
     if (rc < 0) {
         cc->tc = NULL;
+        if (topic_limit_refused(t) >= 0) {
+            topic_limit_message(t, (enum topic_limit)topic_limit_refused(t), msg, len);
+            return rc;
+        }
         const char *why = mg_strerror(rc);
         if (rc == -MG_ECONSUMERBUSY)
             why = cc->opts.type == TOPIC_SUB_EXCLUSIVE ? "Exclusive consumer is already connected"

@@ -27,6 +27,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 bool conn_endpoint_begin(struct conn *c, const struct conn_endpoint_ops *ops, struct mg_map *map,
                          uint64_t id, uint64_t request_id, const char *topic, struct topic_name *tn)
@@ -163,6 +164,61 @@ void conn_endpoint_schema_done(struct conn_endpoint *e, int status, const char *
     e->ready = true;
 }
 
+static void conn_endpoint_load(struct conn_endpoint *e)
+{
+    const struct conn_env *env = e->conn->env;
+    e->holds++;
+    int rc = topic_get(env->topics, e->topic, e->create, conn_endpoint_topic_ready, e);
+    if (rc < 0) {
+        e->holds--;
+        conn_endpoint_refuse(e, rc, mg_strerror(rc), NULL);
+    }
+}
+
+/* The namespace's listing for maxTopicsPerNamespace: a topic not in it is a new one. */
+static void conn_endpoint_topics_listed(void *data, int status, char **names, int n)
+{
+    struct conn_endpoint *e = data;
+    if (!conn_endpoint_step_done(e))
+        return;
+    bool known = false;
+    for (int i = 0; status == 0 && i < n && !known; i++)
+        known = strcmp(names[i], e->topic) == 0;
+    struct topic_name tn;
+    if (status == 0 && !known && topic_name_parse(e->topic, &tn) == 0) {
+        int rc = ns_topics_room(e->conn->env->ns, &tn, names, n, 1);
+        topic_name_fini(&tn);
+        if (rc < 0) {
+            conn_endpoint_refuse(e, rc, NS_TOPICS_FULL, NULL);
+            return;
+        }
+    }
+    conn_endpoint_load(e); /* a listing that failed: the store's error comes from the load */
+}
+
+/* A topic this setup may create, not loaded, in a namespace with maxTopicsPerNamespace:
+ * list the namespace first (1: listing; 0: go on and load). */
+static int conn_endpoint_count_topics(struct conn_endpoint *e)
+{
+    const struct conn_env *env = e->conn->env;
+    struct topic_name tn;
+    if (!e->create || topic_find(env->topics, e->topic) || topic_name_parse(e->topic, &tn) < 0)
+        return 0;
+    char *tenant_ns =
+        ns_topics_max(env->ns, &tn) > 0 ? mg_asprintf("%s/%s", tn.tenant, tn.ns) : NULL;
+    topic_name_fini(&tn);
+    if (!tenant_ns)
+        return 0;
+    e->holds++;
+    int rc = ns_list_topics(env->ns, tenant_ns, false, conn_endpoint_topics_listed, e);
+    mg_free(tenant_ns);
+    if (rc < 0) {
+        e->holds--;
+        return 0;
+    }
+    return 1;
+}
+
 static void conn_endpoint_owner_decided(void *data, int status, const char *url,
                                         const char *message)
 {
@@ -175,13 +231,8 @@ static void conn_endpoint_owner_decided(void *data, int status, const char *url,
         conn_endpoint_refuse(e, -MG_ENOTREADY, msg, message);
         return;
     }
-    const struct conn_env *env = e->conn->env;
-    e->holds++;
-    int rc = topic_get(env->topics, e->topic, e->create, conn_endpoint_topic_ready, e);
-    if (rc < 0) {
-        e->holds--;
-        conn_endpoint_refuse(e, rc, mg_strerror(rc), NULL);
-    }
+    if (conn_endpoint_count_topics(e) == 0)
+        conn_endpoint_load(e);
 }
 
 void conn_endpoint_start(struct conn_endpoint *e, const struct topic_name *tn)

@@ -132,6 +132,8 @@ struct conn {
     const struct conn_env *env; /* borrowed */
     struct bufferevent *bev;    /* owned; NULL once closed */
     struct mg_timer keepalive;  /* every keepalive_ms; the refusal's grace period */
+    struct mg_timer throttle;   /* publish rate: reading resumes when it fires */
+    uint64_t throttle_tick_ms;  /* topicPublisherThrottlingTickTimeMillis */
     uint64_t keepalive_ms;
     struct event *resume_ev; /* owned; deferred re-read after a pause */
     char peer[64];
@@ -145,13 +147,14 @@ struct conn {
     int max_pending_publish;
     size_t max_outbound;
     bool read_paused;
-    bool shutting_down;                  /* conn_shutdown: close once the output is flushed */
-    bool refusing;                       /* conn_refuse: input is discarded, closed soon */
-    bool refuse_fin_sent;                /* our side is shut down after the ERROR went out */
-    const char *frame_nul_field;         /* static: the frame being dispatched had a NUL in this
-                                            string field (wire_frame.nul_string_field), or NULL */
-    struct mg_map producers;             /* id -> struct conn_producer (attached ones) */
-    struct mg_map consumers;             /* id -> struct conn_consumer */
+    bool throttled;              /* a topic published to is over its publish rate: reading waits */
+    bool shutting_down;          /* conn_shutdown: close once the output is flushed */
+    bool refusing;               /* conn_refuse: input is discarded, closed soon */
+    bool refuse_fin_sent;        /* our side is shut down after the ERROR went out */
+    const char *frame_nul_field; /* static: the frame being dispatched had a NUL in this
+                                    string field (wire_frame.nul_string_field), or NULL */
+    struct mg_map producers;     /* id -> struct conn_producer (attached ones) */
+    struct mg_map consumers;     /* id -> struct conn_consumer */
     struct conn_endpoint_list endpoints; /* every producer and consumer not freed yet, in
                                             creation order */
     LIST_HEAD(, conn_watcher) watchers;  /* topic list watchers (conn_watch.c) */
@@ -198,6 +201,9 @@ void conn_send_send_error(struct conn *c, uint64_t producer_id, uint64_t seq,
                           Pulsar__Proto__ServerError error, const char *message);
 /* Resume reading when pending publishes and queued output are below half their bounds. */
 void conn_maybe_resume(struct conn *c);
+/* A publish left its topic over the publish rate for wait_ms: stop reading until then (at
+ * least the throttling tick). */
+void conn_publish_throttle(struct conn *c, int64_t wait_ms);
 /* A request holding a reference to c until conn_req_free. */
 struct conn_req *conn_req_new(struct conn *c, uint64_t request_id, uint64_t consumer_id,
                               int partition);

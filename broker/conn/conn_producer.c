@@ -136,7 +136,9 @@ static int conn_producer_add(struct conn_endpoint *e, struct topic *t, char *msg
                                 &conn_producer_ops, &p->tp);
     if (rc < 0) {
         p->tp = NULL;
-        if (rc == -MG_EPRODUCERBUSY && p->name && *p->name)
+        if (topic_limit_refused(t) >= 0)
+            topic_limit_message(t, (enum topic_limit)topic_limit_refused(t), msg, len);
+        else if (rc == -MG_EPRODUCERBUSY && p->name && *p->name)
             snprintf(msg, len, "Producer with name '%s' is already connected to topic", p->name);
         else
             snprintf(msg, len, "%s", mg_strerror(rc));
@@ -229,6 +231,10 @@ void conn_handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s, struc
     p->e.holds++;
     c->pending_publish++;
     int rc = topic_publish(p->tp, data, &f->msg, s->sequence_id, hseq, conn_publish_done, p);
+    struct topic *t = rc == 0 && p->tp ? topic_producer_topic(p->tp) : NULL;
+    int64_t wait_ms = t ? topic_publish_wait_ms(t) : 0;
+    if (wait_ms > 0)
+        conn_publish_throttle(c, wait_ms); /* the publish rate: read no more for now */
     if (rc < 0) {
         /* Synchronous failure: no callback; answer now, keeping receipt order intact
          * because nothing after this one can be queued ahead of it. */

@@ -143,7 +143,47 @@ struct ns_auto_topic {
 struct ns_auto_sub {
     bool set, allow;
 };
+/* Pulsar's Policies limits (Integers, null when not set; 0 = no limit): the broker's keys of
+ * the same names apply when not set. */
+enum ns_limit {
+    NS_LIMIT_PRODUCERS_PER_TOPIC = 0, /* max_producers_per_topic */
+    NS_LIMIT_CONSUMERS_PER_TOPIC,     /* max_consumers_per_topic */
+    NS_LIMIT_CONSUMERS_PER_SUB,       /* max_consumers_per_subscription */
+    NS_LIMIT_SUBSCRIPTIONS_PER_TOPIC, /* max_subscriptions_per_topic */
+    NS_LIMIT_UNACKED_PER_CONSUMER,    /* max_unacked_messages_per_consumer */
+    NS_LIMIT_UNACKED_PER_SUB,         /* max_unacked_messages_per_subscription */
+    NS_LIMIT_TOPICS,                  /* max_topics_per_namespace (ns_topics_room) */
+    NS_LIMITS
+};
+/* A limit's admin path segment ("maxProducersPerTopic"; its Policies field is
+ * "max_producers_per_topic"); ns_limit_by_path: the enum value or -1. */
+const char *ns_limit_path(enum ns_limit l);
+int ns_limit_by_path(const char *segment);
+/* Pulsar's DispatchRate ({"dispatchThrottlingRateInMsg", "dispatchThrottlingRateInByte",
+ * "relativeToPublishRate", "ratePeriodInSecond"}) as the namespace's dispatchRate
+ * (Policies.topicDispatchRate) and subscriptionDispatchRate (Policies.subscriptionDispatchRate),
+ * and PublishRate ({"publishThrottlingRateInMsg", "publishThrottlingRateInByte"}) as its
+ * publishRate (Policies.publishMaxMessageRate): each a map keyed by cluster name of which
+ * this cluster's entry is the one used. A rate <= 0 is no limit (Pulsar's -1). */
+enum ns_rate { NS_RATE_TOPIC = 0, NS_RATE_SUB, NS_RATE_PUBLISH, NS_RATES };
+struct ns_dispatch_rate {
+    bool set;
+    int64_t msgs, bytes;
+    int32_t period_secs; /* >= 1 (publish: 1) */
+    bool relative;       /* relativeToPublishRate: kept, not applied */
+};
+/* The rate of an admin path segment ("dispatchRate": NS_RATE_TOPIC, kept in Policies as
+ * "topicDispatchRate"), -1: none; the JSON of kind r and back. parse: 0 and *out (set), or
+ * -MG_EINVAL with why (not an object, a rate that is not an integer, a message rate above
+ * 2^31-1, a period not in 1..86400). */
+int ns_rate_by_path(const char *segment);
+json_t *ns_dispatch_rate_json(enum ns_rate r, const struct ns_dispatch_rate *d);
+int ns_dispatch_rate_parse(enum ns_rate r, const json_t *j, struct ns_dispatch_rate *out,
+                           const char **why);
 struct ns_policies {
+    struct ns_dispatch_rate rate[NS_RATES]; /* by enum ns_rate */
+    bool has_limit[NS_LIMITS];              /* by enum ns_limit */
+    int64_t limit[NS_LIMITS];
     bool has_retention;
     int64_t retention_time_minutes, retention_size_mb;
     bool has_ttl;
@@ -160,6 +200,11 @@ struct ns_policies {
     struct ns_auto_topic auto_topic; /* autoTopicCreationOverride (ns_auto.c) */
     struct ns_auto_sub auto_sub;     /* autoSubscriptionCreationOverride */
 };
+/* Set on the Policies object j the limits p has. */
+void ns_limits_to_json(const struct ns_policies *p, json_t *j);
+/* Set on the Policies object j the dispatch rates p has, as maps keyed by cluster ({} when
+ * not set). */
+void ns_rates_to_json(const struct ns_policies *p, const char *cluster, json_t *j);
 /* get: 0 and the policies (none set: zeroed), -MG_ENOTFOUND without the namespace. set:
  * replace them all (cb once durable, as the other mutations); -MG_ENOTFOUND synchronously. */
 int ns_namespace_policies_get(struct ns *s, const char *tenant_ns, struct ns_policies *out);
@@ -272,6 +317,14 @@ int ns_pattern_match(struct ns_pattern *p, const char *full_name);
 int ns_pattern_filter(struct ns_pattern *p, char *const *names, int n, char **out);
 void ns_pattern_free(struct ns_pattern *p);
 bool ns_topic_is_system(const char *full_name);
+/* maxTopicsPerNamespace (the namespace's max_topics_per_namespace when set): the limit of
+ * tn's namespace, 0 = none. ns_topics_room: whether `adding` more topics fit beside names
+ * (its listing, ns_list_topics; system topics do not count, as Pulsar): 0, or
+ * -MG_ENOTALLOWED (Pulsar's text: NS_TOPICS_FULL). */
+#define NS_TOPICS_FULL "Exceed maximum number of topics in namespace."
+int64_t ns_topics_max(struct ns *s, const struct topic_name *tn);
+int ns_topics_room(struct ns *s, const struct topic_name *tn, char *const *names, int n,
+                   int adding);
 
 /* Pulsar's TopicList.calculateHash of a list (any order): CRC32C of the sorted names joined
  * by ',', as 8 lower-case hex digits of its little-endian bytes. */

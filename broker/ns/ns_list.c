@@ -147,6 +147,28 @@ static uint64_t ns_cpu_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+int64_t ns_topics_max(struct ns *s, const struct topic_name *tn)
+{
+    char *tenant_ns = mg_asprintf("%s/%s", tn->tenant, tn->ns);
+    struct ns_policies p;
+    int64_t max = s->cfg->max_topics_per_namespace;
+    if (ns_namespace_policies_get(s, tenant_ns, &p) == 0 && p.has_limit[NS_LIMIT_TOPICS])
+        max = p.limit[NS_LIMIT_TOPICS];
+    mg_free(tenant_ns);
+    return max;
+}
+
+int ns_topics_room(struct ns *s, const struct topic_name *tn, char *const *names, int n, int adding)
+{
+    int64_t max = ns_topics_max(s, tn);
+    if (max <= 0)
+        return 0;
+    int64_t have = 0;
+    for (int i = 0; i < n; i++)
+        have += !ns_topic_is_system(names[i]);
+    return have + adding > max ? -MG_ENOTALLOWED : 0;
+}
+
 /* Pulsar's SystemTopicNames.isSystemTopic (4.x): the namespace events topics and the
  * transaction internals, by their partitioned topic's name. */
 bool ns_topic_is_system(const char *full_name)

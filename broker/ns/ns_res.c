@@ -163,10 +163,123 @@ static void ns_res_snapshot(struct ns *s, enum res_kind k, const char *key, stru
     mg_free(gk);
 }
 
+static const char *const ns_limit_names[NS_LIMITS][2] = {
+    [NS_LIMIT_PRODUCERS_PER_TOPIC] = {"max_producers_per_topic", "maxProducersPerTopic"},
+    [NS_LIMIT_CONSUMERS_PER_TOPIC] = {"max_consumers_per_topic", "maxConsumersPerTopic"},
+    [NS_LIMIT_CONSUMERS_PER_SUB] = {"max_consumers_per_subscription",
+                                    "maxConsumersPerSubscription"},
+    [NS_LIMIT_SUBSCRIPTIONS_PER_TOPIC] = {"max_subscriptions_per_topic",
+                                          "maxSubscriptionsPerTopic"},
+    [NS_LIMIT_UNACKED_PER_CONSUMER] = {"max_unacked_messages_per_consumer",
+                                       "maxUnackedMessagesPerConsumer"},
+    [NS_LIMIT_UNACKED_PER_SUB] = {"max_unacked_messages_per_subscription",
+                                  "maxUnackedMessagesPerSubscription"},
+    [NS_LIMIT_TOPICS] = {"max_topics_per_namespace", "maxTopicsPerNamespace"},
+};
+
+/* by enum ns_rate: Policies field, admin path, the message and byte keys */
+static const char *const ns_rate_names[NS_RATES][4] = {
+    [NS_RATE_TOPIC] = {"topicDispatchRate", "dispatchRate", "dispatchThrottlingRateInMsg",
+                       "dispatchThrottlingRateInByte"},
+    [NS_RATE_SUB] = {"subscriptionDispatchRate", "subscriptionDispatchRate",
+                     "dispatchThrottlingRateInMsg", "dispatchThrottlingRateInByte"},
+    [NS_RATE_PUBLISH] = {"publishMaxMessageRate", "publishRate", "publishThrottlingRateInMsg",
+                         "publishThrottlingRateInByte"},
+};
+
+/* The row of a names table (n rows of `cols` strings) whose column 1 is segment, or -1. */
+static int ns_row_by_path(const char *const *table, int cols, int n, const char *segment)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(segment, table[i * cols + 1]) == 0)
+            return i;
+    return -1;
+}
+
+int ns_rate_by_path(const char *segment)
+{
+    return ns_row_by_path(&ns_rate_names[0][0], 4, NS_RATES, segment);
+}
+
+json_t *ns_dispatch_rate_json(enum ns_rate r, const struct ns_dispatch_rate *d)
+{
+    if (r == NS_RATE_PUBLISH)
+        return json_pack("{s:I,s:I}", ns_rate_names[r][2], (json_int_t)d->msgs, ns_rate_names[r][3],
+                         (json_int_t)d->bytes);
+    return json_pack("{s:I,s:I,s:b,s:i}", ns_rate_names[r][2], (json_int_t)d->msgs,
+                     ns_rate_names[r][3], (json_int_t)d->bytes, "relativeToPublishRate",
+                     d->relative, "ratePeriodInSecond", d->period_secs);
+}
+
+int ns_dispatch_rate_parse(enum ns_rate kind, const json_t *j, struct ns_dispatch_rate *out,
+                           const char **why)
+{
+    memset(out, 0, sizeof *out);
+    *why = "Invalid rate: a JSON object is required";
+    if (!json_is_object(j))
+        return -MG_EINVAL;
+    const json_t *m = json_object_get(j, ns_rate_names[kind][2]);
+    const json_t *b = json_object_get(j, ns_rate_names[kind][3]);
+    const json_t *p = kind == NS_RATE_PUBLISH ? NULL : json_object_get(j, "ratePeriodInSecond");
+    const json_t *r = kind == NS_RATE_PUBLISH ? NULL : json_object_get(j, "relativeToPublishRate");
+    *why = kind == NS_RATE_PUBLISH
+               ? "Invalid publish rate: publishThrottlingRateInMsg and publishThrottlingRateInByte "
+                 "must be integers, the message rate at most 2147483647"
+               : "Invalid dispatch rate: dispatchThrottlingRateInMsg and "
+                 "dispatchThrottlingRateInByte must be integers, the message rate at most "
+                 "2147483647";
+    if ((m && !json_is_integer(m)) || (b && !json_is_integer(b)) ||
+        (m && json_integer_value(m) > INT32_MAX))
+        return -MG_EINVAL;
+    *why = "Invalid dispatch rate: ratePeriodInSecond must be an integer from 1 to 86400";
+    if (p && (!json_is_integer(p) || json_integer_value(p) < 1 || json_integer_value(p) > 86400))
+        return -MG_EINVAL;
+    *why = "Invalid dispatch rate: relativeToPublishRate must be a boolean";
+    if (r && !json_is_boolean(r))
+        return -MG_EINVAL;
+    out->set = true;
+    out->msgs = m && json_integer_value(m) > 0 ? json_integer_value(m) : -1;
+    out->bytes = b && json_integer_value(b) > 0 ? json_integer_value(b) : -1;
+    out->period_secs = p ? (int32_t)json_integer_value(p) : 1;
+    out->relative = r && json_is_true(r);
+    *why = NULL;
+    return 0;
+}
+
+void ns_rates_to_json(const struct ns_policies *p, const char *cluster, json_t *j)
+{
+    for (int i = 0; i < NS_RATES; i++)
+        json_object_set_new(
+            j, ns_rate_names[i][0],
+            p->rate[i].set
+                ? json_pack("{s:o}", cluster, ns_dispatch_rate_json((enum ns_rate)i, &p->rate[i]))
+                : json_object());
+}
+
+const char *ns_limit_path(enum ns_limit l)
+{
+    return ns_limit_names[l][1];
+}
+
+int ns_limit_by_path(const char *segment)
+{
+    return ns_row_by_path(&ns_limit_names[0][0], 2, NS_LIMITS, segment);
+}
+
 static bool ns_res_policies_eq(const struct ns_policies *a, const struct ns_policies *b)
 {
     if (!ns_auto_eq(a, b))
         return false;
+    for (int i = 0; i < NS_LIMITS; i++)
+        if (a->has_limit[i] != b->has_limit[i] || (a->has_limit[i] && a->limit[i] != b->limit[i]))
+            return false;
+    for (int i = 0; i < NS_RATES; i++) {
+        const struct ns_dispatch_rate *x = &a->rate[i], *y = &b->rate[i];
+        if (x->set != y->set ||
+            (x->set && (x->msgs != y->msgs || x->bytes != y->bytes ||
+                        x->period_secs != y->period_secs || x->relative != y->relative)))
+            return false;
+    }
     if (a->has_retention != b->has_retention || a->has_ttl != b->has_ttl ||
         (a->has_retention && (a->retention_time_minutes != b->retention_time_minutes ||
                               a->retention_size_mb != b->retention_size_mb)) ||
@@ -192,6 +305,12 @@ static bool ns_res_policies_empty(const struct ns_policies *p)
 {
     if (p->auto_topic.set || p->auto_sub.set)
         return false;
+    for (int i = 0; i < NS_LIMITS; i++)
+        if (p->has_limit[i])
+            return false;
+    for (int i = 0; i < NS_RATES; i++)
+        if (p->rate[i].set)
+            return false;
     return !p->has_retention && !p->has_ttl && !p->quota[NS_QUOTA_STORAGE].set &&
            !p->quota[NS_QUOTA_AGE].set && !p->schema_strategy[0] && !p->has_auto_update_schema &&
            !p->has_dedup && !p->has_compaction_threshold;
@@ -527,6 +646,13 @@ int ns_backlog_quota_parse(json_t *j, struct ns_backlog_quota *out)
     return 0;
 }
 
+void ns_limits_to_json(const struct ns_policies *p, json_t *j)
+{
+    for (int i = 0; i < NS_LIMITS; i++)
+        if (p->has_limit[i])
+            json_object_set_new(j, ns_limit_names[i][0], json_integer(p->limit[i]));
+}
+
 static json_t *ns_res_namespace_json(struct ns *s, const char *ns_key, int bundles,
                                      const struct ns_policies *p)
 {
@@ -551,6 +677,10 @@ static json_t *ns_res_namespace_json(struct ns *s, const char *ns_key, int bundl
         json_object_set_new(j, "deduplicationEnabled", json_boolean(p->dedup_enabled));
     if (p && p->has_compaction_threshold)
         json_object_set_new(j, "compaction_threshold", json_integer(p->compaction_threshold));
+    if (p) {
+        ns_limits_to_json(p, j);
+        ns_rates_to_json(p, s->cfg->cluster_name, j);
+    }
     json_t *qm = json_object();
     for (int i = 0; p && i < NS_QUOTA_TYPES; i++)
         if (p->quota[i].set)
@@ -940,6 +1070,19 @@ static void ns_res_cache_namespace(struct ns *s, const char *tenant_ns, json_t *
     if (json_is_boolean(dd)) {
         p.has_dedup = true;
         p.dedup_enabled = json_is_true(dd);
+    }
+    for (int i = 0; i < NS_RATES; i++) {
+        json_t *rv = json_object_get(json_object_get(j, ns_rate_names[i][0]), s->cfg->cluster_name);
+        const char *bad;
+        if (rv && ns_dispatch_rate_parse((enum ns_rate)i, rv, &p.rate[i], &bad) < 0)
+            MG_WARN("ns", "namespace %s: %s ignored: %s", tenant_ns, ns_rate_names[i][0], bad);
+    }
+    for (int i = 0; i < NS_LIMITS; i++) {
+        json_t *lv = json_object_get(j, ns_limit_names[i][0]);
+        if (json_is_integer(lv) && json_integer_value(lv) >= 0) {
+            p.has_limit[i] = true;
+            p.limit[i] = json_integer_value(lv);
+        }
     }
     json_t *ct = json_object_get(j, "compaction_threshold");
     if (json_is_integer(ct) && json_integer_value(ct) >= 0) {

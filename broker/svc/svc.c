@@ -294,6 +294,23 @@ void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
         .max_pending_publish_per_conn = cfg->max_pending_publish_per_conn,
         .max_unacked_per_consumer = cfg->max_unacked_per_consumer,
         .max_unacked_per_subscription = cfg->max_unacked_per_subscription,
+        .max_producers_per_topic = cfg->max_producers_per_topic,
+        .max_consumers_per_topic = cfg->max_consumers_per_topic,
+        .max_consumers_per_subscription = cfg->max_consumers_per_subscription,
+        .max_subscriptions_per_topic = cfg->max_subscriptions_per_topic,
+        .dispatch_rate = {[TOPIC_RATE_TOPIC] = {cfg->dispatch_rate_topic_msgs,
+                                                cfg->dispatch_rate_topic_bytes, 1},
+                          [TOPIC_RATE_SUB] = {cfg->dispatch_rate_sub_msgs,
+                                              cfg->dispatch_rate_sub_bytes, 1}},
+        .publish_rate = {cfg->publish_rate_msgs, cfg->publish_rate_bytes, 1},
+        .inactive_check_ms =
+            cfg->delete_inactive_topics ? (int64_t)cfg->delete_inactive_frequency_secs * 1000 : 0,
+        .inactive_max_ms =
+            (int64_t)(cfg->delete_inactive_max_secs > 0 ? cfg->delete_inactive_max_secs
+                                                        : cfg->delete_inactive_frequency_secs) *
+            1000,
+        .inactive_caught_up =
+            strcmp(cfg->delete_inactive_mode, "delete_when_subscriptions_caught_up") == 0,
         .dispatch_max_round_robin = cfg->dispatcher_max_round_robin_batch_size,
         .dispatch_max_read_batch = cfg->dispatcher_max_read_batch_size,
         .max_message_size = (size_t)cfg->max_message_size,

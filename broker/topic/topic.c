@@ -58,6 +58,41 @@ static void topic_expiry_check(struct topic *t)
         t->expiring = false;
 }
 
+void topic_touch(struct topic *t)
+{
+    t->active_ms = mg_loop_mono_ms(t->loop);
+}
+
+/* brokerDeleteInactiveTopics (Pulsar's PersistentTopic.checkGC): a topic with a producer or
+ * a consumer, or with subscriptions the mode keeps, is active now; one inactive for long
+ * enough is deleted (its data too), as an admin delete without force. */
+static void topic_inactive_check(struct topic *t)
+{
+    if (t->state != TOPIC_READY || !t->reg || !t->name.persistent)
+        return;
+    const struct topic_config *c = &t->reg->cfg;
+    bool active = t->producers.count > 0;
+    size_t pos = 0;
+    void *v;
+    while (!active && mg_map_next(&t->subs, &pos, NULL, NULL, &v)) {
+        struct topic_sub *s = v;
+        active = s->n_consumers > 0 || !c->inactive_caught_up ||
+                 (s->cursor && ml_cursor_backlog(s->cursor) > 0);
+    }
+    uint64_t now = mg_loop_mono_ms(t->loop);
+    if (active) {
+        t->active_ms = now;
+        return;
+    }
+    if (now - t->active_ms < (uint64_t)c->inactive_max_ms)
+        return;
+    MG_INFO(MOD, "%s: inactive for %" PRIu64 " s: deleting it (brokerDeleteInactiveTopicsMode=%s)",
+            t->name.full, (now - t->active_ms) / 1000,
+            c->inactive_caught_up ? "delete_when_subscriptions_caught_up"
+                                  : "delete_when_no_subscriptions");
+    topic_delete(t, false);
+}
+
 /* One slice of a sweep's pass (struct topic_sweep). */
 static void topic_sweep_tmr_cb(struct mg_timer *tmr, void *arg)
 {
@@ -129,6 +164,7 @@ struct topic_registry *topic_registry_new(struct event_base *base, struct ml_fac
                      topic_check_backlog_quota);
     topic_sweep_init(r, TOPIC_SWEEP_EXPIRY, r->cfg.expiry_check_interval_ms, topic_expiry_check);
     topic_sweep_init(r, TOPIC_SWEEP_COMPACT, r->cfg.compaction_monitor_ms, topic_compact_check);
+    topic_sweep_init(r, TOPIC_SWEEP_INACTIVE, r->cfg.inactive_check_ms, topic_inactive_check);
     topic_dedup_registry_start(r);
     return r;
 }
@@ -338,6 +374,10 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     t->create = create;
     t->loop = r->loop;
     t->ttl_secs = -1;
+    t->active_ms = mg_loop_mono_ms(t->loop);
+    for (int i = 0; i < TOPIC_LIMITS; i++)
+        t->limit[i] = -1;
+    t->limit_refused = -1;
     t->created_ms = (uint64_t)mg_loop_wall_ms(t->loop);
     t->stats_ms = mg_loop_mono_ms(t->loop);
     t->ev_notify = event_new(r->base, -1, 0, topic_notify_cb, t);
@@ -533,10 +573,13 @@ struct ml_ledger *topic_ml(struct topic *t)
 int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode mode, void *owner,
                        const struct topic_producer_ops *ops, struct topic_producer **out)
 {
+    t->limit_refused = -1;
     if (t->state != TOPIC_READY || !t->reg)
         return -MG_ECLOSED;
     if (name && *name && mg_map_get_str(&t->producers, name))
         return -MG_EPRODUCERBUSY;
+    if (topic_limit_admit(t, TOPIC_LIMIT_PRODUCERS, (int64_t)t->producers.count) < 0)
+        return -MG_EPRODUCERBUSY; /* Pulsar: "Topic reached max producers limit" */
     /* Access modes (Pulsar AbstractTopic): an Exclusive holder refuses Shared producers
      * with ProducerBusy and other Exclusive ones with ProducerFenced; Exclusive refuses
      * to join a topic that has producers (ProducerFenced). WaitForExclusive is treated as
@@ -582,6 +625,7 @@ int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode
     mg_timer_init(&p->answer_tmr, p->loop, topic_producer_answer_cb, p);
     mg_map_put_str(&t->producers, p->name, p);
     topic_dedup_producer_added(t, p->name);
+    topic_touch(t);
     if (excl)
         t->exclusive = p;
     *out = p;
@@ -591,6 +635,11 @@ int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode
 const char *topic_producer_name(const struct topic_producer *p)
 {
     return p->name;
+}
+
+struct topic *topic_producer_topic(const struct topic_producer *p)
+{
+    return p->topic;
 }
 
 int64_t topic_producer_last_sequence(const struct topic_producer *p)
@@ -793,6 +842,8 @@ int topic_publish(struct topic_producer *p, struct evbuffer *data, const struct 
         topic_entry_info_of(msg, &info);
         known = &info;
     }
+    topic_rate_published(t, msg ? msg->num_messages : 1, (int64_t)evbuffer_get_length(data));
+    topic_touch(t);
     int rc = ml_append(t->ml, data, known, &pub->req, topic_publish_done);
     if (rc < 0) {
         mg_free(pub);
@@ -816,6 +867,7 @@ void topic_producer_close(struct topic_producer *p)
             mg_map_del_str(&t->producers, p->name);
             topic_dedup_producer_removed(t, p->name);
         }
+        topic_touch(t);
         if (t->exclusive == p)
             t->exclusive = NULL;
     }
@@ -1244,6 +1296,86 @@ int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_positio
         return -MG_ENOSUB;
     topic_sub_reset_to(s, pos, true);
     return 0;
+}
+
+/* ---- limits ------------------------------------------------------------------------------ */
+
+void topic_set_limit(struct topic *t, enum topic_limit l, int64_t max)
+{
+    int64_t was = topic_limit(t, l);
+    t->limit[l] = max < 0 ? -1 : max;
+    int64_t now = topic_limit(t, l);
+    bool unacked = l == TOPIC_LIMIT_UNACKED_PER_CONSUMER || l == TOPIC_LIMIT_UNACKED_PER_SUB;
+    if (!unacked || !(now == 0 || (was > 0 && now > was)))
+        return;
+    /* raised: consumers blocked at the old limit may take messages again */
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(&t->subs, &pos, NULL, NULL, &v))
+        topic_sub_schedule(v);
+}
+
+int64_t topic_limit(const struct topic *t, enum topic_limit l)
+{
+    if (t->limit[l] >= 0)
+        return t->limit[l];
+    if (!t->reg)
+        return 0;
+    const struct topic_config *c = &t->reg->cfg;
+    switch (l) {
+    case TOPIC_LIMIT_PRODUCERS:
+        return c->max_producers_per_topic;
+    case TOPIC_LIMIT_CONSUMERS:
+        return c->max_consumers_per_topic;
+    case TOPIC_LIMIT_CONSUMERS_PER_SUB:
+        return c->max_consumers_per_subscription;
+    case TOPIC_LIMIT_SUBSCRIPTIONS:
+        return c->max_subscriptions_per_topic;
+    case TOPIC_LIMIT_UNACKED_PER_CONSUMER:
+        return c->max_unacked_per_consumer;
+    case TOPIC_LIMIT_UNACKED_PER_SUB:
+        return c->max_unacked_per_subscription;
+    case TOPIC_LIMITS:
+        break;
+    }
+    return 0;
+}
+
+int topic_limit_admit(struct topic *t, enum topic_limit l, int64_t have)
+{
+    int64_t max = topic_limit(t, l);
+    if (max <= 0 || have < max)
+        return 0;
+    t->limit_refused = (int)l;
+    return -1;
+}
+
+int topic_limit_refused(const struct topic *t)
+{
+    return t->limit_refused;
+}
+
+/* Pulsar's texts (AbstractTopic, the dispatchers, PersistentTopic) */
+void topic_limit_message(const struct topic *t, enum topic_limit l, char *buf, size_t len)
+{
+    switch (l) {
+    case TOPIC_LIMIT_PRODUCERS:
+        snprintf(buf, len, "Topic reached max producers limit");
+        break;
+    case TOPIC_LIMIT_CONSUMERS:
+        snprintf(buf, len, "Topic reached max consumers limit");
+        break;
+    case TOPIC_LIMIT_CONSUMERS_PER_SUB:
+        snprintf(buf, len, "Subscription reached max consumers limit");
+        break;
+    case TOPIC_LIMIT_SUBSCRIPTIONS:
+        snprintf(buf, len, "Exceed the maximum number of subscriptions of the topic: %s",
+                 t->name.full);
+        break;
+    default:
+        snprintf(buf, len, "Topic reached a limit");
+        break;
+    }
 }
 
 /* ---- message TTL ------------------------------------------------------------------------- */

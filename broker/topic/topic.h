@@ -83,12 +83,37 @@ struct topic_backlog_quota {
     enum topic_quota_policy policy;
 };
 
+/* A dispatch rate (Pulsar's DispatchRate): at most msgs messages and bytes bytes per period
+ * of period_secs; <= 0 = no limit of that kind (Pulsar's -1 and 0). */
+struct topic_dispatch_rate {
+    int64_t msgs, bytes;
+    int32_t period_secs; /* <= 0: 1 */
+};
+enum topic_rate_scope {
+    TOPIC_RATE_TOPIC = 0, /* every subscription of the topic together */
+    TOPIC_RATE_SUB,       /* each subscription */
+    TOPIC_RATE_SCOPES
+};
+
 struct topic_config {
-    int32_t max_pending_publish_per_conn; /* maxPendingPublishRequestsPerConnection */
-    int32_t max_unacked_per_consumer;     /* maxUnackedMessagesPerConsumer, 0 = no limit */
-    int32_t max_unacked_per_subscription; /* maxUnackedMessagesPerSubscription, 0 = none */
-    int32_t dispatch_max_round_robin;     /* dispatcherMaxRoundRobinBatchSize (20) */
-    int32_t dispatch_max_read_batch;      /* dispatcherMaxReadBatchSize (100) */
+    int32_t max_pending_publish_per_conn;   /* maxPendingPublishRequestsPerConnection */
+    int32_t max_unacked_per_consumer;       /* maxUnackedMessagesPerConsumer, 0 = no limit */
+    int32_t max_unacked_per_subscription;   /* maxUnackedMessagesPerSubscription, 0 = none */
+    int32_t max_producers_per_topic;        /* maxProducersPerTopic, 0 = no limit */
+    int32_t max_consumers_per_topic;        /* maxConsumersPerTopic, 0 = no limit */
+    int32_t max_consumers_per_subscription; /* maxConsumersPerSubscription, 0 = no limit */
+    int32_t max_subscriptions_per_topic;    /* maxSubscriptionsPerTopic, 0 = no limit */
+    /* dispatchThrottlingRatePerTopicInMsg/InByte and ...PerSubscriptionInMsg/InByte */
+    struct topic_dispatch_rate dispatch_rate[TOPIC_RATE_SCOPES];
+    /* maxPublishRatePerTopicInMessages/InBytes (period 1 s) */
+    struct topic_dispatch_rate publish_rate;
+    /* brokerDeleteInactiveTopics*: every inactive_check_ms (0 = never) a loaded persistent
+     * topic inactive for inactive_max_ms is deleted (topic_delete) when it has no
+     * subscription, or with inactive_caught_up when none of them has a backlog */
+    int64_t inactive_check_ms, inactive_max_ms;
+    bool inactive_caught_up;
+    int32_t dispatch_max_round_robin; /* dispatcherMaxRoundRobinBatchSize (20) */
+    int32_t dispatch_max_read_batch;  /* dispatcherMaxReadBatchSize (100) */
     size_t max_message_size; /* maxMessageSize: the bound of a decompressed batch (compaction);
                                 0: WIRE_DEFAULT_MAX_MESSAGE_SIZE */
     size_t consumer_outbound_high_water;       /* bytes queued on a consumer's connection above
@@ -183,6 +208,8 @@ enum topic_access_mode {
 int topic_producer_add(struct topic *t, const char *name, enum topic_access_mode mode, void *owner,
                        const struct topic_producer_ops *ops, struct topic_producer **out);
 const char *topic_producer_name(const struct topic_producer *p);
+/* The topic a producer publishes to (NULL once the topic is gone). */
+struct topic *topic_producer_topic(const struct topic_producer *p);
 /* PRODUCER_SUCCESS.last_sequence_id: the highest sequence id accepted from this producer
  * name while deduplication is on (Pulsar's highestSequencedPushed), else -1. */
 int64_t topic_producer_last_sequence(const struct topic_producer *p);
@@ -309,6 +336,7 @@ struct topic_sub_stats {
     bool durable;
     int64_t backlog;
     int64_t unacked;
+    bool blocked;                /* at maxUnackedMessagesPerSubscription */
     int64_t delayed;             /* entries held back by delayed delivery (msgDelayed) */
     int64_t delayed_index_bytes; /* memory of their index (delayedMessageIndexSizeInBytes) */
     int n_consumers;
@@ -372,7 +400,7 @@ struct topic_consumer_stats {
     int64_t unacked, permits;
     double msg_rate_out, throughput_out;
     double chunked_msg_rate; /* chunks sent per second */
-    bool blocked;            /* at maxUnackedMessagesPerConsumer */
+    bool blocked;            /* at maxUnackedMessagesPerConsumer (Shared, Key_Shared) */
     uint64_t connected_since_ms;
 };
 /* Iterate the consumers of subscription sub: *idx = 0 first; returns 0 at the end (also
@@ -409,6 +437,51 @@ int topic_admin_clear_backlog(struct topic *t, const char *sub);
 int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_position pos);
 /* Message TTL of t (a namespace's message_ttl_in_seconds, 0 = none); reset: back to the
  * registry's ttl_default_secs. The expiry timer applies it. */
+/* ---- limits (Pulsar's maxProducersPerTopic ... maxUnackedMessagesPerSubscription) --------
+ *
+ * Each limit is the topic's override (its namespace's policy) when set, else the registry's
+ * default (topic_config); 0 = no limit. topic_producer_add refuses a producer over
+ * PRODUCERS (-MG_EPRODUCERBUSY), topic_subscribe a consumer over CONSUMERS or
+ * CONSUMERS_PER_SUB (-MG_ECONSUMERBUSY) and a new subscription over SUBSCRIPTIONS
+ * (-MG_ENOTALLOWED). A Shared or Key_Shared consumer at UNACKED_PER_CONSUMER gets nothing
+ * more until acks bring it to half of it, a subscription at UNACKED_PER_SUB until below
+ * half (Pulsar's hysteresis; blocked in their stats). */
+enum topic_limit {
+    TOPIC_LIMIT_PRODUCERS = 0,        /* maxProducersPerTopic */
+    TOPIC_LIMIT_CONSUMERS,            /* maxConsumersPerTopic */
+    TOPIC_LIMIT_CONSUMERS_PER_SUB,    /* maxConsumersPerSubscription */
+    TOPIC_LIMIT_SUBSCRIPTIONS,        /* maxSubscriptionsPerTopic */
+    TOPIC_LIMIT_UNACKED_PER_CONSUMER, /* maxUnackedMessagesPerConsumer */
+    TOPIC_LIMIT_UNACKED_PER_SUB,      /* maxUnackedMessagesPerSubscription */
+    TOPIC_LIMITS
+};
+/* max < 0: back to the registry's default. A change takes effect for the next producer or
+ * consumer; a raised unacked limit resumes blocked consumers at once. */
+void topic_set_limit(struct topic *t, enum topic_limit l, int64_t max);
+int64_t topic_limit(const struct topic *t, enum topic_limit l);
+/* The limit that refused the last topic_producer_add or topic_subscribe on t, -1 when that
+ * call was not refused by a limit; and Pulsar's message for it into buf. */
+int topic_limit_refused(const struct topic *t);
+void topic_limit_message(const struct topic *t, enum topic_limit l, char *buf, size_t len);
+
+/* ---- dispatch rate limits (topic_rate.c) ----------------------------------------------------
+ *
+ * A subscription reads and sends only while both its own bucket and its topic's have room
+ * (token buckets refilled continuously, holding at most one period's worth; a batch may take
+ * them below zero, which later reads wait out). Out of room, it stops and its timer brings
+ * it back when there is room again: no polling. rate NULL: back to the broker's keys. */
+void topic_set_dispatch_rate(struct topic *t, enum topic_rate_scope sc,
+                             const struct topic_dispatch_rate *rate);
+struct topic_dispatch_rate topic_dispatch_rate(const struct topic *t, enum topic_rate_scope sc);
+/* Publish rate (the namespace's publishRate, else maxPublishRatePerTopicInMessages/InBytes;
+ * same struct, <= 0 = none): every publish takes its messages and bytes from the topic's
+ * bucket; topic_publish_wait_ms tells a connection how long its publishers must wait before
+ * the bucket is above zero again (0: go on). The connection stops reading meanwhile, as
+ * Pulsar's throttling; nothing is refused. rate NULL: back to the broker's keys. */
+void topic_set_publish_rate(struct topic *t, const struct topic_dispatch_rate *rate);
+struct topic_dispatch_rate topic_publish_rate(const struct topic *t);
+int64_t topic_publish_wait_ms(struct topic *t);
+
 void topic_set_message_ttl(struct topic *t, int64_t secs);
 void topic_reset_message_ttl(struct topic *t);
 int64_t topic_message_ttl(const struct topic *t);

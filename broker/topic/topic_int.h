@@ -28,6 +28,7 @@ enum topic_sweep_kind {
     TOPIC_SWEEP_EXPIRY = 0,
     TOPIC_SWEEP_QUOTA,
     TOPIC_SWEEP_COMPACT,
+    TOPIC_SWEEP_INACTIVE,
     TOPIC_SWEEPS
 };
 struct topic_sweep {
@@ -137,6 +138,13 @@ struct topic_waiter {
     struct topic_waiter *next; /* owned */
 };
 
+/* A dispatch rate's tokens (topic_rate.c); not primed = full (never used, or rate changed). */
+struct topic_bucket {
+    double msgs, bytes;
+    int64_t last_ms;
+    bool primed;
+};
+
 struct topic {
     int refs; /* the registry's (1) plus callbacks in progress */
     enum topic_state state;
@@ -156,8 +164,16 @@ struct topic {
     int64_t msg_in, bytes_in;
     int64_t msg_out_closed, bytes_out_closed; /* counters of subscriptions gone */
     int64_t ttl_secs;                         /* message TTL; -1 = the registry's default */
-    int64_t msg_expired;                      /* entries acknowledged by expiry */
-    bool expiring; /* the expiry timer's search is running (the next tick skips the topic) */
+    int64_t limit[TOPIC_LIMITS];      /* enum topic_limit overrides; -1 = the registry's default */
+    int limit_refused;                /* the enum topic_limit that refused the last add, or -1 */
+    bool rate_set[TOPIC_RATE_SCOPES]; /* rate[sc] overrides the registry's */
+    struct topic_dispatch_rate rate[TOPIC_RATE_SCOPES];
+    struct topic_bucket bucket; /* TOPIC_RATE_TOPIC */
+    bool publish_rate_set;      /* publish_rate overrides the registry's */
+    struct topic_dispatch_rate publish_rate;
+    struct topic_bucket publish_bucket;
+    int64_t msg_expired; /* entries acknowledged by expiry */
+    bool expiring;       /* the expiry timer's search is running (the next tick skips the topic) */
     bool quota_set[TOPIC_QUOTA_TYPES]; /* quota[type] overrides the registry's default */
     struct topic_backlog_quota quota[TOPIC_QUOTA_TYPES];
     /* message_age: the oldest unacknowledged position at the last check and its publish
@@ -167,8 +183,10 @@ struct topic {
     bool age_reading;
     int64_t quota_evictions[TOPIC_QUOTA_TYPES];
     uint64_t sweep_round[TOPIC_SWEEPS]; /* the last pass of each sweep that did this topic */
-    bool fence_pending;                 /* an unload after fencing is scheduled */
-    struct mg_timer fence_timer;        /* runs that unload (holds a reference) */
+    uint64_t active_ms; /* monotonic: the last producer or consumer change, publish, or sweep
+                         * that found it active (inactive topic deletion) */
+    bool fence_pending; /* an unload after fencing is scheduled */
+    struct mg_timer fence_timer; /* runs that unload (holds a reference) */
     /* statistics (topic_registry_stats_update) */
     int64_t entries_in, entries_out;      /* entries written / dispatched */
     uint64_t created_ms, last_publish_ms; /* wall clock */
@@ -254,6 +272,7 @@ struct topic_consumer {
     int32_t priority;
     int64_t permits;        /* may go negative */
     int64_t unacked;        /* messages in pending */
+    bool unacked_blocked;   /* at maxUnackedMessagesPerConsumer, until back to half of it */
     bool paused;            /* over the outbound watermark */
     enum sub_notify notify; /* active_change to send from the dispatch event */
     struct mg_map pending;  /* position -> struct sub_pending (owned) */
@@ -323,10 +342,12 @@ struct topic_sub {
     uint64_t epoch;                 /* bumped by rewinds: stale reads are dropped */
     struct event *ev_dispatch;      /* owned */
     struct mg_timer failover_timer; /* activeConsumerFailoverDelayTimeMillis */
-    struct mg_timer retry_timer;    /* read errors back off */
+    struct mg_timer retry_timer;    /* read errors back off; dispatch rate waits */
     bool failover_wait;
     struct sub_seek *seek; /* borrowed: a seek in progress */
     int64_t unacked;
+    bool unacked_blocked;       /* at maxUnackedMessagesPerSubscription, until below half of it */
+    struct topic_bucket bucket; /* TOPIC_RATE_SUB */
     int64_t msg_out, bytes_out;
     bool has_type;             /* a consumer attached once (else type "None") */
     bool read_compacted;       /* reads at or before the horizon come from the compacted view */
@@ -350,6 +371,17 @@ void topic_sub_destroy(struct topic_sub *s, bool notify, bool delete_cursor);
 void topic_sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out);
 void topic_sub_reset_to(struct topic_sub *s, struct ml_position pos, bool close_consumers);
 void topic_sub_schedule(struct topic_sub *s);
+/* Dispatch rates (topic_rate.c): how many messages (*bytes: bytes) s may read now, at least
+ * 1 (INT64_MAX: no limit); 0 when out of room, s's retry timer then set for when there is
+ * room. consume: what a send took. */
+int64_t topic_rate_room(struct topic_sub *s, int64_t *bytes);
+void topic_rate_consume(struct topic_sub *s, int64_t msgs, int64_t bytes);
+/* Something happened on t: inactive topic deletion counts from now. */
+void topic_touch(struct topic *t);
+/* A publish of msgs messages and bytes bytes took its share of t's publish rate. */
+void topic_rate_published(struct topic *t, int64_t msgs, int64_t bytes);
+/* 0 when `have` is below limit l of t (or it has none), else -1 with the refusal noted. */
+int topic_limit_admit(struct topic *t, enum topic_limit l, int64_t have);
 void topic_ref(struct topic *t);
 /* Roll one subscription's interval (rates over secs seconds). */
 void topic_sub_stats_roll(struct topic_sub *s, double secs);

@@ -350,14 +350,42 @@ static void topic_sub_retry_cb(struct mg_timer *tm, void *arg)
 
 /* ---- consumer choice ------------------------------------------------------------------ */
 
+/* maxUnackedMessagesPerConsumer and ...PerSubscription, as Pulsar's Consumer and
+ * multiple-consumer dispatchers: Shared and Key_Shared only; a consumer is blocked at
+ * unacked >= max until acks bring it to max/2 or less (blockedConsumerOnUnackedMsgs), a
+ * subscription at >= max until below max/2 (blockedSubscriptionOnUnackedMsgs). Evaluated
+ * where dispatch asks, so every change of unacked or of the limit is seen there. */
+static bool topic_unacked_blocked(const struct topic_sub *s, bool *blocked, int64_t unacked,
+                                  int64_t max, bool sub)
+{
+    if (max <= 0 || (s->type != TOPIC_SUB_SHARED && s->type != TOPIC_SUB_KEY_SHARED))
+        *blocked = false;
+    else if (!*blocked)
+        *blocked = unacked >= max;
+    else
+        *blocked = sub ? unacked >= max / 2 : unacked > max / 2;
+    return *blocked;
+}
+
+static bool topic_consumer_unacked_blocked(struct topic_consumer *c)
+{
+    return topic_unacked_blocked(c->sub, &c->unacked_blocked, c->unacked,
+                                 topic_limit(c->sub->topic, TOPIC_LIMIT_UNACKED_PER_CONSUMER),
+                                 false);
+}
+
+static bool topic_sub_unacked_blocked(struct topic_sub *s)
+{
+    return topic_unacked_blocked(s, &s->unacked_blocked, s->unacked,
+                                 topic_limit(s->topic, TOPIC_LIMIT_UNACKED_PER_SUB), true);
+}
+
 static bool topic_consumer_eligible(struct topic_sub *s, struct topic_consumer *c)
 {
     if (c->dead || c->permits <= 0 || c->paused)
         return false;
     const struct topic_config *cfg = topic_sub_cfg(s);
-    if (cfg->max_unacked_per_consumer > 0 && c->unacked >= cfg->max_unacked_per_consumer)
-        return false;
-    if (cfg->max_unacked_per_subscription > 0 && s->unacked >= cfg->max_unacked_per_subscription)
+    if (topic_consumer_unacked_blocked(c) || topic_sub_unacked_blocked(s))
         return false;
     if (cfg->consumer_outbound_high_water > 0 && c->ops->outbound_bytes &&
         c->ops->outbound_bytes(c->owner) > cfg->consumer_outbound_high_water) {
@@ -656,6 +684,7 @@ static void topic_sub_send(struct topic_sub *s, struct topic_consumer *c, struct
     s->msg_out += cost;
     s->bytes_out += (int64_t)e->size;
     s->topic->entries_out++;
+    topic_rate_consume(s, cost, (int64_t)e->size);
     s->last_consumed_ms = (uint64_t)mg_loop_wall_ms(s->topic->loop);
     c->refs++;
     c->ops->send(c->owner, c, e, redelivery, ack_set, n_words);
@@ -770,8 +799,15 @@ static void topic_sub_read_more(struct topic_sub *s)
     int64_t avail = topic_sub_avail(s);
     if (avail <= 0)
         return;
+    int64_t room_bytes;
+    int64_t room = topic_rate_room(s, &room_bytes); /* 0: out of room, its timer is set */
+    if (room <= 0)
+        return;
     int max = topic_sub_cfg(s)->dispatch_max_read_batch;
+    if (room < max)
+        max = (int)room;
     int n = avail < max ? (int)avail : max;
+    size_t read_bytes = room_bytes < (int64_t)READ_MAX_BYTES ? (size_t)room_bytes : READ_MAX_BYTES;
 
     struct sub_read *r = mg_calloc(1, sizeof *r);
     r->s = s;
@@ -828,7 +864,7 @@ static void topic_sub_read_more(struct topic_sub *s)
     s->read = r;
     if (topic_compact_read(s, &r->s, n, &r->req, topic_sub_read_done))
         return;
-    int rc = ml_cursor_read(s->cursor, n, READ_MAX_BYTES, &r->req, topic_sub_read_done);
+    int rc = ml_cursor_read(s->cursor, n, read_bytes, &r->req, topic_sub_read_done);
     if (rc < 0) {
         s->read = NULL;
         mg_free(r);
@@ -1049,7 +1085,7 @@ int topic_consumer_stats_next(struct topic *t, const char *sub, int *idx,
     struct topic_sub *s = mg_map_get_str(&t->subs, sub);
     if (!s || *idx < 0 || *idx >= s->n_consumers)
         return 0;
-    const struct topic_consumer *c = s->consumers[(*idx)++];
+    struct topic_consumer *c = s->consumers[(*idx)++];
     memset(out, 0, sizeof *out);
     out->name = c->name;
     out->id = c->id;
@@ -1060,8 +1096,7 @@ int topic_consumer_stats_next(struct topic *t, const char *sub, int *idx,
     out->msg_rate_out = c->rate_msg_out;
     out->throughput_out = c->rate_bytes_out;
     out->chunked_msg_rate = c->rate_chunks_out;
-    int32_t max = topic_sub_cfg(s)->max_unacked_per_consumer;
-    out->blocked = max > 0 && c->unacked >= max;
+    out->blocked = topic_consumer_unacked_blocked(c);
     out->connected_since_ms = c->connected_ms;
     return 1;
 }
@@ -1074,6 +1109,7 @@ void topic_sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out)
     out->durable = s->durable;
     out->backlog = s->cursor ? ml_cursor_backlog(s->cursor) : 0;
     out->unacked = s->unacked;
+    out->blocked = topic_sub_unacked_blocked(s);
     out->delayed = s->delay.n;
     out->delayed_index_bytes = (int64_t)s->delay.cap * (int64_t)sizeof *s->delay.heap;
     out->n_consumers = s->n_consumers;
@@ -1148,9 +1184,29 @@ static bool topic_sub_ranges_overlap(const int32_t (*a)[2], int na, const int32_
     return false;
 }
 
+/* maxSubscriptionsPerTopic (a new subscription only), maxConsumersPerTopic and
+ * maxConsumersPerSubscription for one more consumer on s (NULL: not there yet), as Pulsar's
+ * PersistentTopic.subscribe and addConsumerToSubscription. */
+static int topic_sub_limits_admit(struct topic *t, const struct topic_sub *s)
+{
+    if (!s && topic_limit_admit(t, TOPIC_LIMIT_SUBSCRIPTIONS, (int64_t)t->subs.count) < 0)
+        return -MG_ENOTALLOWED;
+    int64_t consumers = 0;
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(&t->subs, &pos, NULL, NULL, &v))
+        consumers += ((const struct topic_sub *)v)->n_consumers;
+    if (topic_limit_admit(t, TOPIC_LIMIT_CONSUMERS, consumers) < 0)
+        return -MG_ECONSUMERBUSY;
+    if (s && topic_limit_admit(t, TOPIC_LIMIT_CONSUMERS_PER_SUB, s->n_consumers) < 0)
+        return -MG_ECONSUMERBUSY;
+    return 0;
+}
+
 int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_sub_options *o,
                     void *owner, const struct topic_consumer_ops *ops, struct topic_consumer **out)
 {
+    t->limit_refused = -1;
     if (t->state != TOPIC_READY || !t->reg)
         return -MG_ECLOSED;
     if (!sub_name || !*sub_name)
@@ -1188,6 +1244,9 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
                     return -MG_EASSIGN;
         }
     }
+    int rc = topic_sub_limits_admit(t, s);
+    if (rc < 0)
+        return rc;
     if (!s) {
         struct ml_position start = o->initial_earliest ? ML_POS_EARLIEST : ML_POS_LATEST;
         if (!o->durable && o->has_start)
@@ -1210,6 +1269,7 @@ int topic_subscribe(struct topic *t, const char *sub_name, const struct topic_su
             s->partition_index = o->partition_index;
     }
 
+    topic_touch(t);
     struct topic_consumer *c = mg_calloc(1, sizeof *c);
     c->refs = 1;
     c->sub = s;
@@ -1397,6 +1457,8 @@ void topic_consumer_close(struct topic_consumer *c)
     struct topic_sub *s = c->sub;
     topic_sub_ref(s);
     c->dead = true;
+    if (s->topic)
+        topic_touch(s->topic);
     topic_sub_detach_consumer(s, c);
     if (topic_sub_single_active(s)) {
         if (s->active == c)

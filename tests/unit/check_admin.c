@@ -942,15 +942,25 @@ START_TEST(test_namespace_message_ttl)
 }
 END_TEST
 
+/* PUT a topic of public/default through the admin API: the loaded topic. */
+static struct topic *put_topic(const char *local)
+{
+    char path[160], full[160];
+    snprintf(path, sizeof path, "/admin/v2/persistent/public/default/%s", local);
+    snprintf(full, sizeof full, "persistent://public/default/%s", local);
+    expect_status("PUT", path, NULL, 204);
+    struct topic *t = topic_find(svc_topics(fx.svc[0]), full);
+    ck_assert_ptr_nonnull(t);
+    return t;
+}
+
 /* Policies.deduplicationEnabled: GET 204 while unset (the broker's default, off, applies),
  * POST true/false reaches the loaded topics (the snapshot cursor comes and goes), DELETE
  * goes back to the default; a body that is not a boolean is refused. */
 START_TEST(test_namespace_deduplication)
 {
     const char *p = "/admin/v2/namespaces/public/default/deduplication";
-    expect_status("PUT", "/admin/v2/persistent/public/default/dd", NULL, 204);
-    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/dd");
-    ck_assert_ptr_nonnull(t);
+    struct topic *t = put_topic("dd");
     ck_assert_str_eq(topic_dedup_status(t), "Disabled");
     expect_status("GET", p, NULL, 204);
     expect_status("POST", p, "true", 204);
@@ -978,6 +988,171 @@ START_TEST(test_namespace_deduplication)
     expect_405("PUT", p);
     expect_reason("POST", "/admin/v2/namespaces/public/nope/deduplication", "true", 404,
                   "Namespace does not exist");
+}
+END_TEST
+
+/* Each limit path (maxProducersPerTopic ... maxUnackedMessagesPerSubscription): GET 204
+ * while unset, POST an integer >= 0 (412 below, 400 not an integer), shown in the
+ * namespace's Policies under Pulsar's field, applied to the loaded topic (overriding the
+ * broker's key), DELETE back to the key; 405 for PUT, 404 without the namespace. */
+START_TEST(test_namespace_limits)
+{
+    static const struct {
+        const char *path, *field;
+        enum topic_limit l;
+    } lims[] = {
+        {"maxProducersPerTopic", "max_producers_per_topic", TOPIC_LIMIT_PRODUCERS},
+        {"maxConsumersPerTopic", "max_consumers_per_topic", TOPIC_LIMIT_CONSUMERS},
+        {"maxConsumersPerSubscription", "max_consumers_per_subscription",
+         TOPIC_LIMIT_CONSUMERS_PER_SUB},
+        {"maxSubscriptionsPerTopic", "max_subscriptions_per_topic", TOPIC_LIMIT_SUBSCRIPTIONS},
+        {"maxUnackedMessagesPerConsumer", "max_unacked_messages_per_consumer",
+         TOPIC_LIMIT_UNACKED_PER_CONSUMER},
+        {"maxUnackedMessagesPerSubscription", "max_unacked_messages_per_subscription",
+         TOPIC_LIMIT_UNACKED_PER_SUB},
+    };
+    struct topic *t = put_topic("lim");
+    for (size_t i = 0; i < sizeof lims / sizeof lims[0]; i++) {
+        char p[160], why[120], val[16];
+        snprintf(p, sizeof p, "/admin/v2/namespaces/public/default/%s", lims[i].path);
+        int64_t dflt = topic_limit(t, lims[i].l);
+        int64_t v = 7 + (int64_t)i; /* differs from every default */
+        snprintf(val, sizeof val, "%lld", (long long)v);
+        expect_status("GET", p, NULL, 204);
+        expect_status("POST", p, val, 204);
+        expect_json("GET", p, NULL, 200, val);
+        ck_assert_int_eq(topic_limit(t, lims[i].l), v);
+        ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
+        ck_assert_int_eq(json_integer_value(json_object_get(reply_json(), lims[i].field)), v);
+        reply_json_free();
+        snprintf(why, sizeof why, "%s must be 0 or more", lims[i].path);
+        expect_reason("POST", p, "-1", 412, why);
+        snprintf(why, sizeof why, "Invalid %s: an integer body is required", lims[i].path);
+        expect_reason("POST", p, "\"x\"", 400, why);
+        expect_json("GET", p, NULL, 200, val);
+        expect_status("POST", p, "0", 204); /* 0 = no limit */
+        ck_assert_int_eq(topic_limit(t, lims[i].l), 0);
+        expect_status("DELETE", p, NULL, 204);
+        expect_status("GET", p, NULL, 204);
+        ck_assert_int_eq(topic_limit(t, lims[i].l), dflt);
+        expect_405("PUT", p);
+        snprintf(p, sizeof p, "/admin/v2/namespaces/public/nope/%s", lims[i].path);
+        expect_reason("POST", p, "1", 404, "Namespace does not exist");
+    }
+}
+END_TEST
+
+/* maxTopicsPerNamespace: a namespace's own path (GET 204 while unset, POST >= 0, DELETE);
+ * creating topics beyond it, plain or partitioned (each partition counts), answers 412 with
+ * Pulsar's text and creates nothing; an existing topic is not refused; removing it lifts it. */
+START_TEST(test_namespace_max_topics)
+{
+    const char *p = "/admin/v2/namespaces/public/mt/maxTopicsPerNamespace";
+    const char *tp = "/admin/v2/persistent/public/mt/";
+    char path[128];
+    expect_status("PUT", "/admin/v2/namespaces/public/mt", NULL, 204);
+    expect_status("GET", p, NULL, 204);
+    expect_reason("POST", p, "-1", 412, "maxTopicsPerNamespace must be 0 or more");
+    expect_status("POST", p, "3", 204);
+    expect_json("GET", p, NULL, 200, "3");
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%sa%d", tp, i);
+        expect_status("PUT", path, NULL, 204);
+    }
+    snprintf(path, sizeof path, "%sa3", tp);
+    expect_reason("PUT", path, NULL, 412, "Exceed maximum number of topics in namespace.");
+    expect_status("GET", "/admin/v2/persistent/public/mt/a3/stats", NULL, 404);
+    snprintf(path, sizeof path, "%sa0", tp);
+    expect_reason("PUT", path, NULL, 409, "This topic already exists");
+    expect_status("POST", p, "4", 204);
+    snprintf(path, sizeof path, "%spt/partitions", tp);
+    expect_reason("PUT", path, "2", 412, "Exceed maximum number of topics in namespace.");
+    expect_status("POST", p, "5", 204);
+    expect_status("PUT", path, "2", 204);
+    expect_status("DELETE", p, NULL, 204);
+    expect_status("GET", p, NULL, 204);
+    snprintf(path, sizeof path, "%sa3", tp);
+    expect_status("PUT", path, NULL, 204);
+}
+END_TEST
+
+/* .../dispatchRate and .../subscriptionDispatchRate: GET 204 while unset; POST a
+ * DispatchRate, kept under this cluster in Policies.topicDispatchRate /
+ * subscriptionDispatchRate and applied to the loaded topic; a negative or 0 rate means no
+ * limit (Pulsar's -1); malformed ones (not integers, a message rate beyond 2^31-1, a period
+ * of 0) answer 400 and change nothing; DELETE goes back to the broker's keys. */
+START_TEST(test_namespace_dispatch_rate)
+{
+    static const struct {
+        const char *path, *field;
+        enum topic_rate_scope sc;
+    } rates[] = {{"dispatchRate", "topicDispatchRate", TOPIC_RATE_TOPIC},
+                 {"subscriptionDispatchRate", "subscriptionDispatchRate", TOPIC_RATE_SUB}};
+    struct topic *t = put_topic("dr");
+    for (size_t i = 0; i < 2; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "/admin/v2/namespaces/public/default/%s", rates[i].path);
+        expect_status("GET", p, NULL, 204);
+        expect_status("POST", p,
+                      "{\"dispatchThrottlingRateInMsg\":70,\"dispatchThrottlingRateInByte\":-1,"
+                      "\"ratePeriodInSecond\":2}",
+                      204);
+        expect_json("GET", p, NULL, 200,
+                    "{\"dispatchThrottlingRateInMsg\":70,\"dispatchThrottlingRateInByte\":-1,"
+                    "\"relativeToPublishRate\":false,\"ratePeriodInSecond\":2}");
+        struct topic_dispatch_rate d = topic_dispatch_rate(t, rates[i].sc);
+        ck_assert_int_eq(d.msgs, 70);
+        ck_assert_int_le(d.bytes, 0);
+        ck_assert_int_eq(d.period_secs, 2);
+        ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
+        json_t *m = json_object_get(json_object_get(reply_json(), rates[i].field), "standalone");
+        ck_assert_int_eq(json_integer_value(json_object_get(m, "dispatchThrottlingRateInMsg")), 70);
+        reply_json_free();
+        const char *bad[] = {"{\"dispatchThrottlingRateInMsg\":\"x\"}",
+                             "{\"dispatchThrottlingRateInMsg\":4294967296}",
+                             "{\"dispatchThrottlingRateInMsg\":5,\"ratePeriodInSecond\":0}", "[1]",
+                             "nope"};
+        for (size_t k = 0; k < sizeof bad / sizeof *bad; k++)
+            expect_status("POST", p, bad[k], 400);
+        ck_assert_int_eq(topic_dispatch_rate(t, rates[i].sc).msgs, 70);
+        expect_status("POST", p, "{\"dispatchThrottlingRateInMsg\":0}", 204);
+        ck_assert_int_le(topic_dispatch_rate(t, rates[i].sc).msgs, 0);
+        expect_status("DELETE", p, NULL, 204);
+        expect_status("GET", p, NULL, 204);
+        ck_assert_int_eq(topic_dispatch_rate(t, rates[i].sc).msgs, 0); /* the broker's 0 */
+        expect_405("PUT", p);
+    }
+}
+END_TEST
+
+/* .../publishRate: GET 204 while unset; POST a PublishRate, kept under this cluster in
+ * Policies.publishMaxMessageRate and applied to the loaded topic (<= 0: none); malformed
+ * ones answer 400; DELETE goes back to the broker's keys. */
+START_TEST(test_namespace_publish_rate)
+{
+    const char *p = "/admin/v2/namespaces/public/default/publishRate";
+    struct topic *t = put_topic("pr");
+    expect_status("GET", p, NULL, 204);
+    expect_status("POST", p,
+                  "{\"publishThrottlingRateInMsg\":90,\"publishThrottlingRateInByte\":-1}", 204);
+    expect_json("GET", p, NULL, 200,
+                "{\"publishThrottlingRateInMsg\":90,\"publishThrottlingRateInByte\":-1}");
+    ck_assert_int_eq(topic_publish_rate(t).msgs, 90);
+    ck_assert_int_le(topic_publish_rate(t).bytes, 0);
+    ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
+    json_t *m =
+        json_object_get(json_object_get(reply_json(), "publishMaxMessageRate"), "standalone");
+    ck_assert_int_eq(json_integer_value(json_object_get(m, "publishThrottlingRateInMsg")), 90);
+    reply_json_free();
+    expect_status("POST", p, "{\"publishThrottlingRateInMsg\":1.5}", 400);
+    expect_status("POST", p, "{\"publishThrottlingRateInMsg\":9999999999}", 400);
+    expect_status("POST", p, "7", 400);
+    ck_assert_int_eq(topic_publish_rate(t).msgs, 90);
+    expect_status("POST", p, "{\"publishThrottlingRateInMsg\":-5}", 204);
+    ck_assert_int_le(topic_publish_rate(t).msgs, 0);
+    expect_status("DELETE", p, NULL, 204);
+    expect_status("GET", p, NULL, 204);
+    ck_assert_int_eq(topic_publish_rate(t).msgs, 0);
 }
 END_TEST
 
@@ -1876,9 +2051,10 @@ int main(void)
            test_console_files, test_clusters_brokers_probes, test_tenant_crud,
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
-           test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
-           test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions,
-           test_peek_and_examine, test_peek_compressed, test_partitioned_topics,
+           test_namespace_limits, test_namespace_max_topics, test_namespace_dispatch_rate,
+           test_namespace_publish_rate, test_compaction_admin, test_namespace_backlog_quota,
+           test_namespace_unload, test_topic_crud, test_topic_terminate, test_topic_names,
+           test_subscriptions, test_peek_and_examine, test_peek_compressed, test_partitioned_topics,
            test_partitions_bounded, test_lookup, test_free_with_call_in_progress,
            test_non_persistent_topics, test_non_persistent_disabled);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);

@@ -100,6 +100,14 @@ static void teardown(void)
     base = NULL;
 }
 
+/* A test that needs other settings: the fixture's registry goes, cfg is the defaults again
+ * (the test changes it, then calls setup_with or setup_on). */
+static void restart_cfg(void)
+{
+    teardown();
+    default_cfg();
+}
+
 /* ---- helpers -------------------------------------------------------------------------- */
 
 #define NP_TOPIC "non-persistent://public/default/np"
@@ -1223,26 +1231,367 @@ START_TEST(test_batch_permits)
 }
 END_TEST
 
+/* The statistics of subscription name of t (which must exist). */
+static void sub_stats(struct topic *t, const char *name, struct topic_sub_stats *out)
+{
+    size_t pos = 0;
+    while (topic_sub_stats_next(t, &pos, out))
+        if (strcmp(out->name, name) == 0)
+            return;
+    ck_abort_msg("no subscription %s", name);
+}
+
+static bool consumer_blocked(struct topic *t, const char *sub)
+{
+    int idx = 0;
+    struct topic_consumer_stats cs;
+    ck_assert_int_eq(topic_consumer_stats_next(t, sub, &idx, &cs), 1);
+    return cs.blocked;
+}
+
+/* maxUnackedMessagesPerConsumer, as Pulsar: a Shared consumer stops at the limit and stays
+ * blocked until acks bring it to half of it; an Exclusive one is not limited. */
 START_TEST(test_max_unacked)
 {
-    teardown();
-    default_cfg();
-    cfg.max_unacked_per_consumer = 3;
+    restart_cfg();
+    cfg.max_unacked_per_consumer = 6;
     setup_with(&cfg);
     struct topic *t = load("mu");
-    struct fc *a = fc_new();
+    struct fc *a = fc_new(), *x = fc_new();
     sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
-    publish_n(t, 10);
+    sub_ok(t, "x", TOPIC_SUB_EXCLUSIVE, true, x);
+    publish_n(t, 20);
     topic_consumer_flow(a->c, 100);
+    topic_consumer_flow(x->c, 100);
     spin();
-    ck_assert_int_eq(a->n, 3);
+    ck_assert_int_eq(x->n, 20);
+    ck_assert_int_eq(a->n, 6);
+    ck_assert(consumer_blocked(t, "s"));
     ack1(a, a->pos[0]);
-    spin();
-    ck_assert_int_eq(a->n, 4);
     ack1(a, a->pos[1]);
+    spin();
+    ck_assert_int_eq(a->n, 6); /* 4 unacked: above half */
+    ck_assert(consumer_blocked(t, "s"));
     ack1(a, a->pos[2]);
     spin();
+    ck_assert_int_eq(a->n, 9); /* 3 = half: resumed, up to the limit again */
+    ck_assert(consumer_blocked(t, "s"));
+}
+END_TEST
+
+/* The refusal noted for the last add and Pulsar's message for it. */
+static void assert_refused(struct topic *t, enum topic_limit l, const char *msg)
+{
+    ck_assert_int_eq(topic_limit_refused(t), (int)l);
+    char buf[256];
+    topic_limit_message(t, l, buf, sizeof buf);
+    ck_assert_str_eq(buf, msg);
+}
+
+/* maxProducersPerTopic: the broker's key, then a topic's override (its namespace's policy),
+ * 0 = none, and back to the key. A refusal by a limit is told apart from a name clash. */
+START_TEST(test_limit_producers)
+{
+    restart_cfg();
+    cfg.max_producers_per_topic = 2;
+    setup_with(&cfg);
+    struct topic *t = load("persistent://t/ns/lp");
+    struct topic_producer *p[5];
+    ck_assert_int_eq(topic_producer_add(t, "a", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[0]), 0);
+    ck_assert_int_eq(topic_producer_add(t, "a", TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[1]),
+                     -MG_EPRODUCERBUSY);
+    ck_assert_int_eq(topic_limit_refused(t), -1); /* the name, not the limit */
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[1]), 0);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[2]),
+                     -MG_EPRODUCERBUSY);
+    assert_refused(t, TOPIC_LIMIT_PRODUCERS, "Topic reached max producers limit");
+    topic_producer_close(p[1]);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[1]), 0);
+    /* the override: 0 = no limit */
+    topic_set_limit(t, TOPIC_LIMIT_PRODUCERS, 0);
+    ck_assert_int_eq(topic_limit(t, TOPIC_LIMIT_PRODUCERS), 0);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[2]), 0);
+    ck_assert_int_eq(topic_limit_refused(t), -1);
+    /* lowered below what is connected: those stay, new ones are refused */
+    topic_set_limit(t, TOPIC_LIMIT_PRODUCERS, 1);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[3]),
+                     -MG_EPRODUCERBUSY);
+    topic_set_limit(t, TOPIC_LIMIT_PRODUCERS, 4);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[3]), 0);
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &prod_ops, &p[4]),
+                     -MG_EPRODUCERBUSY);
+    topic_set_limit(t, TOPIC_LIMIT_PRODUCERS, -1); /* back to the key */
+    ck_assert_int_eq(topic_limit(t, TOPIC_LIMIT_PRODUCERS), 2);
+    for (int i = 0; i < 4; i++)
+        topic_producer_close(p[i]);
+}
+END_TEST
+
+/* maxSubscriptionsPerTopic (new subscriptions only), maxConsumersPerTopic (all
+ * subscriptions) and maxConsumersPerSubscription, with Pulsar's errors and texts. */
+START_TEST(test_limit_consumers)
+{
+    restart_cfg();
+    cfg.max_subscriptions_per_topic = 2;
+    cfg.max_consumers_per_subscription = 2;
+    cfg.max_consumers_per_topic = 3;
+    setup_with(&cfg);
+    struct topic *t = load("persistent://t/ns/lc");
+    struct fc *f[6];
+    for (int i = 0; i < 6; i++)
+        f[i] = fc_new();
+    struct topic_sub_options o = opts(TOPIC_SUB_SHARED);
+    ck_assert_int_eq(sub_o(t, "s1", &o, f[0]), 0);
+    ck_assert_int_eq(sub_o(t, "s1", &o, f[1]), 0);
+    ck_assert_int_eq(sub_o(t, "s1", &o, f[2]), -MG_ECONSUMERBUSY);
+    assert_refused(t, TOPIC_LIMIT_CONSUMERS_PER_SUB, "Subscription reached max consumers limit");
+    ck_assert_int_eq(sub_o(t, "s2", &o, f[2]), 0);
+    ck_assert_int_eq(topic_limit_refused(t), -1);
+    ck_assert_int_eq(sub_o(t, "s2", &o, f[3]), -MG_ECONSUMERBUSY);
+    assert_refused(t, TOPIC_LIMIT_CONSUMERS, "Topic reached max consumers limit");
+    ck_assert_int_eq(sub_o(t, "s3", &o, f[3]), -MG_ENOTALLOWED);
+    assert_refused(t, TOPIC_LIMIT_SUBSCRIPTIONS,
+                   "Exceed the maximum number of subscriptions of the topic: "
+                   "persistent://t/ns/lc");
+    /* the overrides lift them */
+    topic_set_limit(t, TOPIC_LIMIT_SUBSCRIPTIONS, 0);
+    topic_set_limit(t, TOPIC_LIMIT_CONSUMERS, 10);
+    topic_set_limit(t, TOPIC_LIMIT_CONSUMERS_PER_SUB, 3);
+    ck_assert_int_eq(sub_o(t, "s3", &o, f[3]), 0);
+    ck_assert_int_eq(sub_o(t, "s1", &o, f[4]), 0);
+    ck_assert_int_eq(sub_o(t, "s1", &o, f[5]), -MG_ECONSUMERBUSY);
+    assert_refused(t, TOPIC_LIMIT_CONSUMERS_PER_SUB, "Subscription reached max consumers limit");
+    /* a consumer gone frees its place */
+    topic_consumer_close(f[0]->c);
+    f[0]->c = NULL;
+    ck_assert_int_eq(sub_o(t, "s1", &o, f[5]), 0);
+}
+END_TEST
+
+/* A namespace's maxUnackedMessagesPerConsumer over the broker's: the consumer is blocked
+ * (blockedConsumerOnUnackedMsgs) at the limit, resumes as acks come back and at once when
+ * the limit is raised; maxUnackedMessagesPerSubscription holds the whole subscription. */
+START_TEST(test_limit_unacked_policy)
+{
+    struct topic *t = load("persistent://t/ns/lu");
+    struct fc *a = fc_new(), *b = fc_new();
+    topic_set_limit(t, TOPIC_LIMIT_UNACKED_PER_CONSUMER, 4);
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
+    publish_n(t, 20);
+    topic_consumer_flow(a->c, 100);
+    spin();
+    ck_assert_int_eq(a->n, 4);
+    ck_assert(consumer_blocked(t, "s"));
+    ack1(a, a->pos[0]);
+    ack1(a, a->pos[1]);
+    spin();
     ck_assert_int_eq(a->n, 6);
+    ck_assert(consumer_blocked(t, "s"));
+    topic_set_limit(t, TOPIC_LIMIT_UNACKED_PER_CONSUMER, 9); /* raised: resumes without acks */
+    spin();
+    ck_assert_int_eq(a->n, 11);
+    topic_set_limit(t, TOPIC_LIMIT_UNACKED_PER_CONSUMER, 0); /* none */
+    ck_assert(!consumer_blocked(t, "s"));
+    spin();
+    ck_assert_int_eq(a->n, 20);
+    /* per subscription: 18 unacked, limit 19: one more message for either consumer, then
+     * nothing until the subscription is below half of the limit */
+    topic_set_limit(t, TOPIC_LIMIT_UNACKED_PER_SUB, 19);
+    sub_ok(t, "s", TOPIC_SUB_SHARED, true, b);
+    topic_consumer_flow(b->c, 100);
+    publish_n(t, 5);
+    spin();
+    ck_assert_int_eq(a->n + b->n, 20 + 1);
+    struct topic_sub_stats ss;
+    sub_stats(t, "s", &ss);
+    ck_assert(ss.blocked);
+    for (int i = 2; i < 20 && ss.unacked > 9; i++) {
+        ack1(a, a->pos[i]);
+        spin();
+        ck_assert_int_eq(a->n + b->n, 20 + 1);
+        sub_stats(t, "s", &ss);
+    }
+    ck_assert_int_eq(ss.unacked, 9); /* 19 / 2: still blocked */
+    ck_assert(ss.blocked);
+    ack1(a, a->pos[12]);
+    spin();
+    ck_assert_int_eq(a->n + b->n, 25); /* below half: the rest goes out */
+    sub_stats(t, "s", &ss);
+    ck_assert(!ss.blocked);
+}
+END_TEST
+
+/* Advance the simulated clock by ms in 10 ms steps, running what is due. */
+static void sim_run_for(int64_t ms)
+{
+    for (int64_t i = 0; i < ms; i += 10) {
+        mg_loop_advance(loop, 10);
+        spin();
+    }
+}
+
+/* Dispatch rates on the simulated clock: a subscription limited to R msg/s gets one
+ * period's burst, then R per second (within 20 % over a 3 s window) and nothing while time
+ * stands still; the topic's rate is shared by its subscriptions; a byte rate limits alone;
+ * lifting the rate (NULL: back to the broker's 0) lets the rest out at once. */
+START_TEST(test_dispatch_rate)
+{
+    restart_cfg();
+    const int R = 40;
+    cfg.dispatch_rate[TOPIC_RATE_SUB] = (struct topic_dispatch_rate){R, 0, 1};
+    setup_on(&cfg, 1000000);
+    struct topic *t = load("persistent://t/ns/rate");
+    struct fc *a = fc_new(), *b = fc_new();
+    sub_ok(t, "a", TOPIC_SUB_SHARED, true, a);
+    publish_n(t, 400);
+    topic_consumer_flow(a->c, 1000);
+    spin();
+    ck_assert_int_ge(a->n, 1);
+    ck_assert_int_le(a->n, R); /* one period's burst at most */
+    int before = a->n;
+    spin();
+    ck_assert_int_eq(a->n, before); /* no time, no more */
+    sim_run_for(1000);
+    int at1 = a->n;
+    sim_run_for(3000);
+    int got = a->n - at1;
+    ck_assert_int_ge(got, 3 * R * 8 / 10);
+    ck_assert_int_le(got, 3 * R * 12 / 10);
+
+    /* the topic's rate: two subscriptions share it */
+    topic_set_dispatch_rate(t, TOPIC_RATE_SUB, &(struct topic_dispatch_rate){0, 0, 1});
+    topic_set_dispatch_rate(t, TOPIC_RATE_TOPIC, &(struct topic_dispatch_rate){R, 0, 2});
+    sub_ok(t, "b", TOPIC_SUB_SHARED, true, b);
+    topic_consumer_flow(b->c, 1000);
+    /* both read the full bucket at once (as Pulsar's shared limiter, a burst of up to a
+     * period per subscription), a debt repaid within the next period */
+    sim_run_for(3000);
+    int a0 = a->n, b0 = b->n;
+    sim_run_for(4000); /* R per 2 s period: 2 R in 4 s, both together */
+    got = (a->n - a0) + (b->n - b0);
+    ck_assert_int_ge(got, 2 * R * 8 / 10);
+    ck_assert_int_le(got, 2 * R * 12 / 10);
+    ck_assert_int_gt(b->n - b0, 0);
+
+    /* bytes only: each entry is the same size */
+    topic_set_dispatch_rate(t, TOPIC_RATE_TOPIC, NULL);
+    ck_assert_int_eq(topic_dispatch_rate(t, TOPIC_RATE_TOPIC).msgs, 0);
+    struct evbuffer *one = make_entry(1000, 0, NULL);
+    int64_t size = (int64_t)evbuffer_get_length(one);
+    evbuffer_free(one);
+    topic_set_dispatch_rate(t, TOPIC_RATE_SUB, &(struct topic_dispatch_rate){0, 10 * size, 1});
+    sim_run_for(1000);
+    b0 = b->n;
+    sim_run_for(3000);
+    ck_assert_int_ge(b->n - b0, 30 * 8 / 10);
+    ck_assert_int_le(b->n - b0, 30 * 12 / 10);
+
+    /* NULL: back to the broker's rate; 0: none (Pulsar's meaning), the rest goes out at once */
+    topic_set_dispatch_rate(t, TOPIC_RATE_SUB, NULL);
+    ck_assert_int_eq(topic_dispatch_rate(t, TOPIC_RATE_SUB).msgs, R);
+    topic_set_dispatch_rate(t, TOPIC_RATE_SUB, &(struct topic_dispatch_rate){0, 0, 1});
+    spin();
+    ck_assert_int_eq(b->n, 400);
+}
+END_TEST
+
+/* The publish rate on the simulated clock: publishes within the bucket need no wait; over
+ * it topic_publish_wait_ms asks for the time to pay the debt back at the rate (at least
+ * 1 ms), which is 0 again once the clock has moved that far; a rate of 0 is none. */
+START_TEST(test_publish_rate)
+{
+    restart_cfg();
+    const int R = 50;
+    cfg.publish_rate = (struct topic_dispatch_rate){R, 0, 1};
+    setup_on(&cfg, 1000000);
+    struct topic *t = load("persistent://t/ns/prate");
+    struct topic_producer *p = mkprod(t);
+    for (int i = 0; i < R - 1; i++)
+        publish_full(p, 1000, 0, NULL);
+    ck_assert_int_eq(topic_publish_wait_ms(t), 0);
+    for (int i = 0; i < 11; i++) /* 10 over the bucket */
+        publish_full(p, 1000, 0, NULL);
+    int64_t w = topic_publish_wait_ms(t);
+    ck_assert_int_ge(w, 11 * 1000 / R * 8 / 10); /* 11 messages of debt at 50/s: ~220 ms */
+    ck_assert_int_le(w, 11 * 1000 / R * 12 / 10);
+    mg_loop_advance(loop, (uint64_t)w / 2);
+    ck_assert_int_gt(topic_publish_wait_ms(t), 0);
+    mg_loop_advance(loop, (uint64_t)w);
+    ck_assert_int_eq(topic_publish_wait_ms(t), 0);
+    /* a batch counts its messages */
+    publish_full(p, 1000, 4 * R, NULL);
+    ck_assert_int_ge(topic_publish_wait_ms(t), 2000);
+    topic_set_publish_rate(t, &(struct topic_dispatch_rate){0, 0, 1});
+    ck_assert_int_eq(topic_publish_wait_ms(t), 0);
+    spin();
+    topic_producer_close(p);
+}
+END_TEST
+
+/* Inactive topic deletion on the simulated clock, a sweep every second and 3 s of
+ * inactivity: delete_when_no_subscriptions deletes a topic without subscriptions once idle
+ * for that long (a producer that just left counts as activity) and keeps one with a
+ * subscription or a producer; delete_when_subscriptions_caught_up also deletes one whose
+ * subscriptions have no backlog, not one with a backlog or a connected consumer. */
+static void inactive_setup(bool caught_up)
+{
+    restart_cfg();
+    cfg.inactive_check_ms = 1000;
+    cfg.inactive_max_ms = 3000;
+    cfg.inactive_caught_up = caught_up;
+    setup_on(&cfg, 1000000);
+}
+
+static bool loaded(const char *name)
+{
+    return topic_find(reg, name) != NULL;
+}
+
+START_TEST(test_inactive_topics)
+{
+    inactive_setup(false);
+    load("persistent://t/ns/idle");
+    struct topic *sub = load("persistent://t/ns/withsub");
+    struct topic *busy = load("persistent://t/ns/busy");
+    struct topic *left = load("persistent://t/ns/left");
+    struct fc *f = fc_new();
+    sub_ok(sub, "s", TOPIC_SUB_SHARED, true, f);
+    topic_consumer_close(f->c);
+    f->c = NULL;
+    publish_n(sub, 3); /* a backlog */
+    struct topic_producer *p = mkprod(busy);
+    sim_run_for(2000);
+    struct topic_producer *q = mkprod(left);
+    topic_producer_close(q); /* activity at 2 s */
+    ck_assert(loaded("persistent://t/ns/idle"));
+    sim_run_for(2500); /* 4.5 s */
+    ck_assert(!loaded("persistent://t/ns/idle"));
+    ck_assert(loaded("persistent://t/ns/left"));
+    ck_assert(loaded("persistent://t/ns/withsub"));
+    ck_assert(loaded("persistent://t/ns/busy"));
+    sim_run_for(2000); /* 6.5 s: 4.5 s after the producer left */
+    ck_assert(!loaded("persistent://t/ns/left"));
+    ck_assert(loaded("persistent://t/ns/withsub"));
+    ck_assert(loaded("persistent://t/ns/busy"));
+    topic_producer_close(p);
+
+    inactive_setup(true);
+    struct topic *done = load("persistent://t/ns/caughtup");
+    struct topic *behind = load("persistent://t/ns/behind");
+    struct topic *cons = load("persistent://t/ns/consumed");
+    struct fc *a = fc_new(), *b = fc_new(), *c = fc_new();
+    sub_ok(done, "s", TOPIC_SUB_SHARED, true, a);
+    sub_ok(behind, "s", TOPIC_SUB_SHARED, true, b);
+    sub_ok(cons, "s", TOPIC_SUB_SHARED, true, c);
+    publish_n(behind, 2);
+    topic_consumer_close(a->c);
+    a->c = NULL;
+    topic_consumer_close(b->c);
+    b->c = NULL;
+    sim_run_for(5000);
+    ck_assert(!loaded("persistent://t/ns/caughtup"));
+    ck_assert(loaded("persistent://t/ns/behind"));
+    ck_assert(loaded("persistent://t/ns/consumed"));
 }
 END_TEST
 
@@ -3363,9 +3712,11 @@ static Suite *topic_suite(void)
            test_sim_clock, test_shared_two, test_shared_priority, test_shared_close_redelivers,
            test_shared_redeliver, test_close_inside_send, test_failover_redeliver_ids,
            test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
-           test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_watermark,
-           test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
-           test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
+           test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_limit_producers,
+           test_limit_consumers, test_limit_unacked_policy, test_dispatch_rate, test_publish_rate,
+           test_inactive_topics, test_watermark, test_seek, test_reader, test_last_id,
+           test_unsubscribe_unload, test_message_ttl_timer, test_backlog_quota,
+           test_backlog_quota_age, test_quota_sweep_slices);
 
     tc = tl_tcase(s, "non-persistent", 0, np_setup, teardown);
     tl_add(tc, test_np_exclusive_delivery_and_drops, test_np_shared, test_np_failover,

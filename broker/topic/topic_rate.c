@@ -1,0 +1,175 @@
+/*
+ * topic_rate.c - dispatch rate limits: Pulsar's dispatchThrottlingRatePerTopicInMsg/InByte
+ * and dispatchThrottlingRatePerSubscriptionInMsg/InByte, overridden by a namespace's
+ * dispatchRate and subscriptionDispatchRate (topic_set_dispatch_rate).
+ *
+ * Each scope has a token bucket per kind (messages, bytes) refilled continuously at rate per
+ * period on the loop's monotonic clock and holding at most one period's worth (so an idle
+ * subscription bursts one period, no more). The dispatcher asks topic_rate_room before a
+ * read and sizes it to the room; each send takes its messages and bytes (topic_rate_consume),
+ * a batch possibly taking a bucket below zero: that debt is waited out before the next read,
+ * so the rate holds over any window of a few periods. Out of room the subscription stops and
+ * its retry timer wakes it when the emptiest bucket is back above zero, at least
+ * TOPIC_RATE_MIN_WAIT_MS later (no timer storm however small the rate's steps).
+ *
+ * The publish rate (a namespace's publishRate, else maxPublishRatePerTopicInMessages/InBytes)
+ * is one more bucket per topic, taken from by every publish; the connections of its
+ * producers stop reading for topic_publish_wait_ms (conn.c, at least its throttling tick).
+ */
+#include "topic/topic_int.h"
+
+#include <math.h>
+#include <stdint.h>
+
+#define TOPIC_RATE_MIN_WAIT_MS 10
+
+void topic_set_dispatch_rate(struct topic *t, enum topic_rate_scope sc,
+                             const struct topic_dispatch_rate *rate)
+{
+    t->rate_set[sc] = rate != NULL;
+    if (rate)
+        t->rate[sc] = *rate;
+    /* a changed rate starts from a full bucket; waiting subscriptions look again */
+    size_t pos = 0;
+    void *v;
+    if (sc == TOPIC_RATE_TOPIC)
+        t->bucket.primed = false;
+    while (mg_map_next(&t->subs, &pos, NULL, NULL, &v)) {
+        struct topic_sub *s = v;
+        if (sc == TOPIC_RATE_SUB)
+            s->bucket.primed = false;
+        topic_sub_schedule(s);
+    }
+}
+
+struct topic_dispatch_rate topic_dispatch_rate(const struct topic *t, enum topic_rate_scope sc)
+{
+    if (t->rate_set[sc])
+        return t->rate[sc];
+    if (t->reg)
+        return t->reg->cfg.dispatch_rate[sc];
+    return (struct topic_dispatch_rate){0};
+}
+
+static bool topic_rate_on(const struct topic_dispatch_rate *r)
+{
+    return r->msgs > 0 || r->bytes > 0;
+}
+
+static int64_t topic_rate_period_ms(const struct topic_dispatch_rate *r)
+{
+    return (r->period_secs > 0 ? (int64_t)r->period_secs : 1) * 1000;
+}
+
+/* Refill b to now: rate per period, capped at one period's worth. */
+static void topic_bucket_refill(struct topic_bucket *b, const struct topic_dispatch_rate *r,
+                                int64_t now)
+{
+    if (!b->primed) {
+        b->msgs = (double)r->msgs;
+        b->bytes = (double)r->bytes;
+        b->primed = true;
+    } else if (now > b->last_ms) {
+        double f = (double)(now - b->last_ms) / (double)topic_rate_period_ms(r);
+        b->msgs = fmin(b->msgs + f * (double)r->msgs, (double)r->msgs);
+        b->bytes = fmin(b->bytes + f * (double)r->bytes, (double)r->bytes);
+    }
+    b->last_ms = now;
+}
+
+/* One scope's room (INT64_MAX: no limit); *wait_ms raised to the time until it has some. */
+static int64_t topic_bucket_room(struct topic_bucket *b, const struct topic_dispatch_rate *r,
+                                 int64_t now, int64_t *bytes, int64_t *wait_ms)
+{
+    if (!topic_rate_on(r))
+        return INT64_MAX;
+    topic_bucket_refill(b, r, now);
+    double period = (double)topic_rate_period_ms(r);
+    int64_t room = INT64_MAX;
+    if (r->msgs > 0) {
+        room = b->msgs >= 1 ? (int64_t)b->msgs : 0;
+        if (room == 0)
+            *wait_ms = fmax((double)*wait_ms, ceil((1 - b->msgs) * period / (double)r->msgs));
+    }
+    if (r->bytes > 0) {
+        int64_t rb = b->bytes >= 1 ? (int64_t)b->bytes : 0;
+        if (rb == 0) {
+            room = 0;
+            *wait_ms = fmax((double)*wait_ms, ceil((1 - b->bytes) * period / (double)r->bytes));
+        }
+        if (rb < *bytes)
+            *bytes = rb;
+    }
+    return room;
+}
+
+int64_t topic_rate_room(struct topic_sub *s, int64_t *bytes)
+{
+    struct topic *t = s->topic;
+    struct topic_dispatch_rate rt = topic_dispatch_rate(t, TOPIC_RATE_TOPIC);
+    struct topic_dispatch_rate rs = topic_dispatch_rate(t, TOPIC_RATE_SUB);
+    *bytes = INT64_MAX;
+    if (!topic_rate_on(&rt) && !topic_rate_on(&rs))
+        return INT64_MAX;
+    int64_t now = (int64_t)mg_loop_mono_ms(t->loop);
+    int64_t wait_ms = 0;
+    int64_t a = topic_bucket_room(&t->bucket, &rt, now, bytes, &wait_ms);
+    int64_t b = topic_bucket_room(&s->bucket, &rs, now, bytes, &wait_ms);
+    int64_t room = a < b ? a : b;
+    if (room > 0 && *bytes > 0)
+        return room;
+    mg_timer_start(&s->retry_timer,
+                   (uint64_t)(wait_ms > TOPIC_RATE_MIN_WAIT_MS ? wait_ms : TOPIC_RATE_MIN_WAIT_MS));
+    return 0;
+}
+
+void topic_rate_consume(struct topic_sub *s, int64_t msgs, int64_t bytes)
+{
+    struct topic *t = s->topic;
+    struct topic_bucket *b[TOPIC_RATE_SCOPES] = {&t->bucket, &s->bucket};
+    for (int sc = 0; sc < TOPIC_RATE_SCOPES; sc++) {
+        struct topic_dispatch_rate r = topic_dispatch_rate(t, (enum topic_rate_scope)sc);
+        if (!topic_rate_on(&r) || !b[sc]->primed)
+            continue;
+        b[sc]->msgs -= (double)msgs;
+        b[sc]->bytes -= (double)bytes;
+    }
+}
+
+void topic_set_publish_rate(struct topic *t, const struct topic_dispatch_rate *rate)
+{
+    t->publish_rate_set = rate != NULL;
+    if (rate)
+        t->publish_rate = *rate;
+    t->publish_bucket.primed = false;
+}
+
+struct topic_dispatch_rate topic_publish_rate(const struct topic *t)
+{
+    if (t->publish_rate_set)
+        return t->publish_rate;
+    if (t->reg)
+        return t->reg->cfg.publish_rate;
+    return (struct topic_dispatch_rate){0};
+}
+
+void topic_rate_published(struct topic *t, int64_t msgs, int64_t bytes)
+{
+    struct topic_dispatch_rate r = topic_publish_rate(t);
+    if (!topic_rate_on(&r))
+        return;
+    topic_bucket_refill(&t->publish_bucket, &r, (int64_t)mg_loop_mono_ms(t->loop));
+    t->publish_bucket.msgs -= (double)msgs;
+    t->publish_bucket.bytes -= (double)bytes;
+}
+
+int64_t topic_publish_wait_ms(struct topic *t)
+{
+    struct topic_dispatch_rate r = topic_publish_rate(t);
+    if (!topic_rate_on(&r))
+        return 0;
+    int64_t bytes = INT64_MAX, wait_ms = 0;
+    int64_t room = topic_bucket_room(&t->publish_bucket, &r, (int64_t)mg_loop_mono_ms(t->loop),
+                                     &bytes, &wait_ms);
+    return room > 0 && bytes > 0 ? 0 : (wait_ms > 1 ? wait_ms : 1);
+}
