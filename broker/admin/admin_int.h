@@ -364,6 +364,8 @@ void admin_h_partitions_terminate(struct admin_req *r);
 void admin_h_last_message_id(struct admin_req *r);
 void admin_h_compaction_trigger(struct admin_req *r);
 void admin_h_compaction_status(struct admin_req *r);
+/* admin_topicpol.c: topic-level policies */
+void admin_h_topic_dedup(struct admin_req *r); /* GET, POST and DELETE deduplicationEnabled */
 void admin_h_sub_create(struct admin_req *r);
 void admin_h_sub_delete(struct admin_req *r);
 void admin_h_sub_skip(struct admin_req *r);

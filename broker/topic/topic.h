@@ -434,7 +434,11 @@ void topic_check_backlog_quota(struct topic *t);
  * (asynchronously; until then publishes are not checked, as in Pulsar); disabling deletes
  * the cursor and forgets the state. Persistent topics only. */
 void topic_set_deduplication(struct topic *t, int enabled);
-/* Pulsar's deduplicationStatus: "Disabled", "Recovering", "Enabled", "Removing", "Failed". */
+/* The topic's own deduplicationEnabled (TopicPolicies; 1, 0, -1 not set): when set it wins
+ * over the namespace's and the broker's (topic > namespace > broker), applied at once. */
+void topic_set_topic_deduplication(
+    struct topic *t, int enabled); /* Pulsar's deduplicationStatus: "Disabled", "Recovering",
+                                      "Enabled", "Removing", "Failed". */
 const char *topic_dedup_status(const struct topic *t);
 
 /* ---- compaction (topic_compact.c) --------------------------------------------------------- */

@@ -60,11 +60,13 @@ static int32_t topic_dedup_interval(const struct topic *t)
     return v > 0 ? v : DEDUP_DEFAULT_INTERVAL;
 }
 
-/* Topic policy (none here) -> namespace policy -> broker default; persistent topics only. */
+/* Topic policy -> namespace policy -> broker default; persistent topics only. */
 static bool topic_dedup_wanted(const struct topic *t)
 {
     if (!t->name.persistent)
         return false;
+    if (t->dedup.topic_policy >= 0)
+        return t->dedup.topic_policy == 1;
     if (t->dedup.policy >= 0)
         return t->dedup.policy == 1;
     return t->reg && t->reg->cfg.dedup_enabled;
@@ -76,6 +78,7 @@ void topic_dedup_init(struct topic *t)
     mg_map_init(&d->prods);
     TAILQ_INIT(&d->inactive);
     d->policy = -1;
+    d->topic_policy = -1;
 }
 
 static void topic_dedup_forget(struct topic_dedup *d, struct dedup_prod *dp)
@@ -405,6 +408,12 @@ void topic_dedup_close(struct topic *t, bool delete)
 void topic_set_deduplication(struct topic *t, int enabled)
 {
     t->dedup.policy = enabled < 0 ? -1 : enabled ? 1 : 0;
+    topic_dedup_apply(t);
+}
+
+void topic_set_topic_deduplication(struct topic *t, int enabled)
+{
+    t->dedup.topic_policy = enabled < 0 ? -1 : enabled ? 1 : 0;
     topic_dedup_apply(t);
 }
 
