@@ -18,6 +18,7 @@
 #include "admin/admin_int.h"
 #include "lib/tl_pulsar.h"
 #include "lib/tl_svc.h"
+#include "meta/meta.h"
 #include "ml/ml.h"
 #include "ns/ns.h"
 #include "ns/ns_int.h"
@@ -978,6 +979,101 @@ START_TEST(test_namespace_deduplication)
 }
 END_TEST
 
+/* A metadata read on broker 0's session. */
+struct node_read {
+    struct meta_req req;
+    int status;
+    bool done;
+};
+
+static void node_read_cb(struct meta_req *req, int status)
+{
+    struct node_read *nr = req->data;
+    nr->status = status;
+    nr->done = true;
+}
+
+static bool node_read_done(const void *arg)
+{
+    return ((const struct node_read *)arg)->done;
+}
+
+/* Read path from the store: its status, and its value as JSON into *j (0 only). */
+static int read_node(const char *path, json_t **j)
+{
+    struct node_read nr = {.req = {.data = NULL}};
+    nr.req.data = &nr;
+    ck_assert_int_eq(meta_get(fx.meta[0], path, &nr.req, node_read_cb), 0);
+    ck_assert(tl_base_until(fx.base, node_read_done, &nr, 5000));
+    if (nr.status == 0)
+        *j = json_loadb(nr.req.value, nr.req.len, 0, NULL);
+    meta_req_fini(&nr.req);
+    return nr.status;
+}
+
+/* Run the loop until t's deduplication status is want (bounded). */
+static void wait_dedup_status(struct topic *t, const char *want)
+{
+    for (int i = 0; i < 200 && strcmp(topic_dedup_status(t), want) != 0; i++)
+        tl_base_run_for(fx.base, 10);
+    ck_assert_str_eq(topic_dedup_status(t), want);
+}
+
+/* The topic-level deduplicationEnabled (TopicPolicies): GET 204 while unset, applied=true the
+ * value in force (broker, then namespace, then topic); the topic's value wins over the
+ * namespace's on the loaded topic at once, DELETE gives the namespace's back; 400 for a body
+ * that is not a boolean, 412 for a partition's name, 404 for a topic that does not exist,
+ * 405 for another method; the store holds it under /admin/topic-policies. */
+START_TEST(test_topic_deduplication_policy)
+{
+    const char *p = "/admin/v2/persistent/public/default/tdd/deduplicationEnabled";
+    const char *np = "/admin/v2/namespaces/public/default/deduplication";
+    expect_status("PUT", "/admin/v2/persistent/public/default/tdd", NULL, 204);
+    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/tdd");
+    ck_assert_ptr_nonnull(t);
+    expect_status("GET", p, NULL, 204);
+    char applied[256];
+    snprintf(applied, sizeof applied, "%s?applied=true", p);
+    expect_json("GET", applied, NULL, 200, "false"); /* brokerDeduplicationEnabled */
+    expect_status("POST", np, "true", 204);
+    expect_json("GET", applied, NULL, 200, "true"); /* the namespace's */
+    expect_status("GET", p, NULL, 204);
+    wait_dedup_status(t, "Enabled");
+    /* the topic's own value wins over the namespace's, at once */
+    expect_status("POST", p, "false", 204);
+    expect_json("GET", p, NULL, 200, "false");
+    expect_json("GET", applied, NULL, 200, "false");
+    wait_dedup_status(t, "Disabled");
+    ck_assert(!ml_cursor_exists(topic_ml(t), TOPIC_DEDUP_CURSOR));
+    expect_status("POST", np, "false", 204);
+    expect_status("POST", p, "true", 204);
+    wait_dedup_status(t, "Enabled");
+    expect_json("GET", p, NULL, 200, "true");
+    /* stored as TopicPolicies JSON on the base name */
+    json_t *j = NULL;
+    ck_assert_int_eq(read_node("/admin/topic-policies/public/default/persistent/tdd", &j), 0);
+    ck_assert(json_is_true(json_object_get(j, "deduplicationEnabled")));
+    json_decref(j);
+    /* bad input */
+    expect_reason("POST", p, "1", 400, "Invalid deduplication setting: true or false is required");
+    expect_reason("POST", p, "x", 400, "Invalid deduplication setting: true or false is required");
+    expect_json("GET", p, NULL, 200, "true");
+    expect_reason("GET", "/admin/v2/persistent/public/default/tdd-partition-0/deduplicationEnabled",
+                  NULL, 412, "Not allowed to set/get topic policy for a partition");
+    expect_reason("POST", "/admin/v2/persistent/public/default/nope/deduplicationEnabled", "true",
+                  404, "Topic persistent://public/default/nope not found");
+    expect_405("PUT", p);
+    /* DELETE: the namespace's value (false now) applies again */
+    expect_status("DELETE", p, NULL, 204);
+    expect_status("GET", p, NULL, 204);
+    wait_dedup_status(t, "Disabled");
+    expect_status("DELETE", p, NULL, 204); /* nothing to remove */
+    /* an empty TopicPolicies is not kept */
+    ck_assert_int_eq(read_node("/admin/topic-policies/public/default/persistent/tdd", &j),
+                     -MG_ENOTFOUND);
+}
+END_TEST
+
 static void cp_pub_cb(void *data, int status, struct ml_position pos)
 {
     (void)pos;
@@ -1713,10 +1809,10 @@ int main(void)
            test_console_files, test_clusters_brokers_probes, test_tenant_crud,
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
-           test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
-           test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions,
-           test_peek_and_examine, test_partitioned_topics, test_partitions_bounded, test_lookup,
-           test_free_with_call_in_progress);
+           test_topic_deduplication_policy, test_compaction_admin, test_namespace_backlog_quota,
+           test_namespace_unload, test_topic_crud, test_topic_terminate, test_topic_names,
+           test_subscriptions, test_peek_and_examine, test_partitioned_topics,
+           test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);
     return tl_run(s);
