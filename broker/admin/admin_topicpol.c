@@ -107,6 +107,9 @@ void admin_h_topic_dedup(struct admin_req *r)
         admin_reply_error(r->call, 412, "Not allowed to set/get topic policy for a partition");
         return;
     }
+    const char *base = r->tn.base;
+    /* (routing synced the partitioned metadata with the store: ADMIN_R_TOPIC_NAME) */
+    bool known = ns_partitions_get(s->ns, base) > 0 || topic_find(s->topics, base);
     bool write = r->method != EVHTTP_REQ_GET;
     if (r->method == EVHTTP_REQ_POST && (r->body_bad || !json_is_boolean(r->body))) {
         admin_reply_error(r->call, 400, "Invalid deduplication setting: true or false is required");
@@ -122,7 +125,7 @@ void admin_h_topic_dedup(struct admin_req *r)
     tc->write = write;
     tc->dedup = r->method == EVHTTP_REQ_POST ? json_is_true(r->body) : -1;
     tc->broker_dedup = s->cfg->broker_dedup_enabled;
-    if (ns_partitions_get(s->ns, tc->base) > 0 || topic_find(s->topics, tc->base)) {
+    if (known) {
         admin_tpol_run(tc);
         return;
     }

@@ -1736,6 +1736,59 @@ START_TEST(test_gate_redirects_to_owner)
 }
 END_TEST
 
+/* The topic local loaded on broker i (its registry directly: each broker's managed ledgers
+ * are its own memory here). */
+static struct topic *load_on(int i, const char *local)
+{
+    char full[256];
+    snprintf(full, sizeof full, "persistent://public/default/%s", local);
+    int loaded = 0;
+    ck_assert_int_eq(topic_get(svc_topics(fx.svc[i]), full, true, tl_topic_loaded_cb, &loaded), 0);
+    for (int k = 0; k < 200 && !loaded; k++)
+        tl_base_run_for(fx.base, 10);
+    ck_assert_int_eq(loaded, 1);
+    struct topic *t = topic_find(svc_topics(fx.svc[i]), full);
+    ck_assert_ptr_nonnull(t);
+    return t;
+}
+
+/* Run the loop until t's deduplication status is want (bounded). */
+static void wait_dedup_status2(struct topic *t, const char *want)
+{
+    for (int i = 0; i < 300 && strcmp(topic_dedup_status(t), want) != 0; i++)
+        tl_base_run_for(fx.base, 10);
+    ck_assert_str_eq(topic_dedup_status(t), want);
+}
+
+/* A partitioned topic's deduplicationEnabled, set through either broker, reaches every
+ * partition on whichever broker serves it (the store watch), a removal too; a partition loaded
+ * after the policy was set takes it at load. */
+START_TEST(test_topic_dedup_policy_partitions_every_broker)
+{
+    expect_json_on(0, "PUT", T "/pd/partitions", "3", 204, NULL);
+    struct ns *ns1 = svc_ns(fx.svc[1]); /* broker 1 learns of it (the store's reload) */
+    for (int i = 0; i < 200 && ns_partitions_get(ns1, "persistent://public/default/pd") != 3; i++) {
+        ns_res_refresh_now(ns1);
+        tl_base_run_for(fx.base, 20);
+    }
+    ck_assert_int_eq(ns_partitions_get(ns1, "persistent://public/default/pd"), 3);
+    struct topic *p0 = load_on(0, "pd-partition-0");
+    struct topic *p1 = load_on(1, "pd-partition-1");
+    for (int from = 0; from < 2; from++) {
+        expect_json_on(from, "POST", T "/pd/deduplicationEnabled", "true", 204, NULL);
+        wait_dedup_status2(p0, "Enabled");
+        wait_dedup_status2(p1, "Enabled");
+        expect_json_on(1 - from, "GET", T "/pd/deduplicationEnabled", NULL, 200, "true");
+        expect_json_on(from, "DELETE", T "/pd/deduplicationEnabled", NULL, 204, NULL);
+        wait_dedup_status2(p0, "Disabled");
+        wait_dedup_status2(p1, "Disabled");
+    }
+    expect_json_on(1, "POST", T "/pd/deduplicationEnabled", "true", 204, NULL);
+    struct topic *p2 = load_on(0, "pd-partition-2");
+    wait_dedup_status2(p2, "Enabled");
+}
+END_TEST
+
 #undef T
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
@@ -1814,6 +1867,7 @@ int main(void)
            test_subscriptions, test_peek_and_examine, test_partitioned_topics,
            test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
-    tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);
+    tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker,
+           test_topic_dedup_policy_partitions_every_broker);
     return tl_run(s);
 }
