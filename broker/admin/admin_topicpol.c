@@ -15,9 +15,11 @@
 #include "admin/admin_int.h"
 #include "config/cfg.h"
 #include "ns/ns.h"
+#include "schema/schema.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/log.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -134,4 +136,81 @@ void admin_h_topic_dedup(struct admin_req *r)
         admin_reply_error(r->call, 500, mg_strerror(rc));
         admin_tpol_free(tc);
     }
+}
+
+/* ---- what goes with a deleted topic ------------------------------------------------------ */
+
+/* A deleted topic's schema and topic policies being dropped (Pulsar's deleteSchema and
+ * deleteTopicPolicies) before cb. */
+struct admin_gone {
+    const struct admin_env *env;
+    char *base; /* owned */
+    ns_done_cb cb;
+    void *data;
+};
+
+struct admin_gone *admin_gone_new(const struct admin_env *env, const char *base, ns_done_cb cb,
+                                  void *data)
+{
+    struct admin_gone *g = mg_calloc(1, sizeof *g);
+    g->env = env;
+    g->base = mg_strdup(base);
+    g->cb = cb;
+    g->data = data;
+    return g;
+}
+
+void admin_gone_free(struct admin_gone *g)
+{
+    mg_free(g->base);
+    mg_free(g);
+}
+
+static void admin_gone_end(void *data, int status)
+{
+    struct admin_gone *g = data;
+    if (status < 0)
+        MG_WARN("admin", "%s: deleted, but its topic policies were not: %s", g->base,
+                mg_strerror(status));
+    g->cb(g->data, 0);
+    admin_gone_free(g);
+}
+
+static void admin_gone_policies(struct admin_gone *g)
+{
+    if (ns_topic_dedup_set(g->env->ns, g->base, -1, admin_gone_end, g) < 0)
+        admin_gone_end(g, 0);
+}
+
+static void admin_gone_schema_deleted(void *data, int status, int64_t version,
+                                      const struct sch_list *l, const char *err)
+{
+    (void)version, (void)l;
+    struct admin_gone *g = data;
+    if (status < 0 && status != -MG_ENOTFOUND)
+        MG_WARN("admin", "%s: deleted, but its schema was not: %s", g->base,
+                err ? err : mg_strerror(status));
+    admin_gone_policies(g);
+}
+
+void admin_gone_done(void *data, int status)
+{
+    struct admin_gone *g = data;
+    if (status < 0) {
+        g->cb(g->data, status);
+        admin_gone_free(g);
+        return;
+    }
+    char *id = g->env->schemas ? sch_id_of_topic(g->base) : NULL;
+    int rc = id ? sch_delete(g->env->schemas, id, admin_gone_schema_deleted, g) : -MG_ENOTFOUND;
+    mg_free(id);
+    if (rc < 0)
+        admin_gone_policies(g);
+}
+
+void admin_gone_reply(void *data, int status)
+{
+    struct admin_call *c = data;
+    if (!admin_call_gone(c))
+        admin_reply_done(c, status);
 }

@@ -1074,6 +1074,41 @@ START_TEST(test_topic_deduplication_policy)
 }
 END_TEST
 
+/* Deleting a topic deletes its schema and topic policies (Pulsar's PersistentTopic.delete:
+ * deleteSchema, deleteTopicPolicies): a plain topic at its delete; of a partitioned topic,
+ * deleting one partition keeps the partitioned topic's, deleting the partitioned topic drops
+ * them. A topic created again under the name starts without either. */
+START_TEST(test_topic_delete_drops_schema_and_policies)
+{
+    const char *body = "{\"type\":\"STRING\",\"schema\":\"\",\"properties\":{}}";
+    const char *names[] = {"sd", "spd"};
+    for (int k = 0; k < 2; k++) {
+        bool part = k == 1;
+        char t[160], sch[160], pol[160], p0[160];
+        snprintf(t, sizeof t, "/admin/v2/persistent/public/default/%s%s", names[k],
+                 part ? "/partitions" : "");
+        snprintf(sch, sizeof sch, "/admin/v2/schemas/public/default/%s/schema", names[k]);
+        snprintf(pol, sizeof pol, "/admin/v2/persistent/public/default/%s/deduplicationEnabled",
+                 names[k]);
+        snprintf(p0, sizeof p0, "/admin/v2/persistent/public/default/%s-partition-0", names[k]);
+        expect_status("PUT", t, part ? "2" : NULL, 204);
+        expect_status("POST", sch, body, 202);
+        expect_status("GET", sch, NULL, 200);
+        expect_status("POST", pol, "true", 204);
+        if (part) { /* a partition alone: the partitioned topic keeps both */
+            expect_status("DELETE", p0, NULL, 204);
+            expect_status("GET", sch, NULL, 200);
+            expect_json("GET", pol, NULL, 200, "true");
+        }
+        expect_status("DELETE", t, NULL, 204);
+        expect_status("GET", sch, NULL, 404);
+        expect_status("PUT", t, part ? "2" : NULL, 204);
+        expect_status("GET", sch, NULL, 404);
+        expect_status("GET", pol, NULL, 204);
+    }
+}
+END_TEST
+
 static void cp_pub_cb(void *data, int status, struct ml_position pos)
 {
     (void)pos;
@@ -1862,10 +1897,11 @@ int main(void)
            test_console_files, test_clusters_brokers_probes, test_tenant_crud,
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
-           test_topic_deduplication_policy, test_compaction_admin, test_namespace_backlog_quota,
-           test_namespace_unload, test_topic_crud, test_topic_terminate, test_topic_names,
-           test_subscriptions, test_peek_and_examine, test_partitioned_topics,
-           test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
+           test_topic_deduplication_policy, test_topic_delete_drops_schema_and_policies,
+           test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
+           test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions,
+           test_peek_and_examine, test_partitioned_topics, test_partitions_bounded, test_lookup,
+           test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker,
            test_topic_dedup_policy_partitions_every_broker);
