@@ -63,6 +63,7 @@ struct ns {
     struct mg_timer unload_tm;                /* runs the next unload slice */
     LIST_HEAD(, ns_tw_group) topic_watches;   /* namespaces watched (ns_list.c) */
     struct mg_map topic_pols;                 /* base full name -> struct ns_tpol (ns_topicpol.c) */
+    size_t topic_pols_sweep;                  /* where its sweep goes on */
 };
 
 /* Run fn(arg) on the next pass of the module's loop: the answer of a call that has nothing to

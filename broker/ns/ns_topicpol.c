@@ -14,9 +14,9 @@
  * (topic_set_topic_deduplication), which wins over the namespace's and the broker's. A
  * change made through this broker is applied at once, without waiting for the watch. One
  * tracking entry is kept per base name loaded here; it is dropped at the first read that
- * finds no topic of that name loaded any more (so entries are bounded by the topics that
- * were loaded since the last change of each). Without a metadata store the cache is the
- * store.
+ * finds no topic of that name loaded any more, or by a sweep that looks at two entries per
+ * newly tracked name (so the entries stay about as many as the names loaded). Without a
+ * metadata store the cache is the store.
  */
 #include "meta/meta.h"
 #include "ns/ns.h"
@@ -85,7 +85,8 @@ static json_t *ns_tpol_parse(const char *value, size_t len, const char *path)
     return j ? j : json_object();
 }
 
-/* Apply dedup to every loaded topic of base name base; false when none is loaded. */
+/* Apply dedup (unless < -1) to every loaded topic of base name base; false when none is
+ * loaded. */
 static bool ns_tpol_apply(struct ns *s, const char *base, int dedup)
 {
     if (!s->topics)
@@ -98,7 +99,8 @@ static bool ns_tpol_apply(struct ns *s, const char *base, int dedup)
         const char *n = topic_full_name(t);
         if (strncmp(n, base, blen) == 0 &&
             (n[blen] == '\0' || strncmp(n + blen, "-partition-", 11) == 0)) {
-            topic_set_topic_deduplication(t, dedup);
+            if (dedup >= -1)
+                topic_set_topic_deduplication(t, dedup);
             any = true;
         }
     }
@@ -172,6 +174,26 @@ static void ns_tpol_arm(struct ns_tpol *e)
         MG_WARN(MOD, "%s: topic policies not read (store closed)", e->path);
 }
 
+/* Drop the entry of a name no longer loaded here, checking at most two per call (a topic
+ * unloaded while its policy did not change would otherwise keep its entry and watch). */
+static void ns_tpol_sweep(struct ns *s)
+{
+    for (int k = 0; k < 2; k++) {
+        void *v;
+        if (!mg_map_next(&s->topic_pols, &s->topic_pols_sweep, NULL, NULL, &v)) {
+            s->topic_pols_sweep = 0;
+            return;
+        }
+        struct ns_tpol *e = v;
+        if (!e->reading && !ns_tpol_apply(s, e->base, -2)) {
+            if (s->meta)
+                meta_unwatch(s->meta, e->w);
+            mg_map_del_str(&s->topic_pols, e->base);
+            ns_tpol_free(e);
+        }
+    }
+}
+
 void ns_topic_policies_track(struct ns *s, const char *full_name)
 {
     struct topic_name tn;
@@ -184,6 +206,8 @@ void ns_topic_policies_track(struct ns *s, const char *full_name)
             ns_tpol_apply(s, e->base, e->dedup);
         return;
     }
+    if (s->meta) /* (without a store the entries are the store) */
+        ns_tpol_sweep(s);
     e = mg_calloc(1, sizeof *e);
     e->s = s;
     e->base = mg_strdup(tn.base);

@@ -1074,6 +1074,25 @@ START_TEST(test_topic_deduplication_policy)
 }
 END_TEST
 
+/* A topic unloaded while its policy did not change does not keep its tracking entry (and store
+ * watch) for ever: topics loaded afterwards sweep it. */
+START_TEST(test_topic_policy_tracking_bounded)
+{
+    struct ns *ns0 = svc_ns(fx.svc[0]);
+    expect_status("PUT", "/admin/v2/persistent/public/default/sw", NULL, 204);
+    ck_assert_ptr_nonnull(mg_map_get_str(&ns0->topic_pols, "persistent://public/default/sw"));
+    expect_status("PUT", "/admin/v2/persistent/public/default/sw/unload", NULL, 204);
+    ck_assert_ptr_null(topic_find(svc_topics(fx.svc[0]), "persistent://public/default/sw"));
+    for (int i = 0; i < 8; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "/admin/v2/persistent/public/default/sw%d", i);
+        expect_status("PUT", p, NULL, 204);
+    }
+    ck_assert_ptr_null(mg_map_get_str(&ns0->topic_pols, "persistent://public/default/sw"));
+    ck_assert_ptr_nonnull(mg_map_get_str(&ns0->topic_pols, "persistent://public/default/sw7"));
+}
+END_TEST
+
 /* Deleting a topic deletes its schema and topic policies (Pulsar's PersistentTopic.delete:
  * deleteSchema, deleteTopicPolicies): a plain topic at its delete; of a partitioned topic,
  * deleting one partition keeps the partitioned topic's, deleting the partitioned topic drops
@@ -1898,10 +1917,10 @@ int main(void)
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
            test_topic_deduplication_policy, test_topic_delete_drops_schema_and_policies,
-           test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
-           test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions,
-           test_peek_and_examine, test_partitioned_topics, test_partitions_bounded, test_lookup,
-           test_free_with_call_in_progress);
+           test_topic_policy_tracking_bounded, test_compaction_admin, test_namespace_backlog_quota,
+           test_namespace_unload, test_topic_crud, test_topic_terminate, test_topic_names,
+           test_subscriptions, test_peek_and_examine, test_partitioned_topics,
+           test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker,
            test_topic_dedup_policy_partitions_every_broker);
