@@ -117,6 +117,18 @@ static void ns_tpol_free(struct ns_tpol *e)
 
 static void ns_tpol_arm(struct ns_tpol *e);
 
+/* A new entry for base (a parsed name), not set, in s->topic_pols. */
+static struct ns_tpol *ns_tpol_new(struct ns *s, const char *base)
+{
+    struct ns_tpol *e = mg_calloc(1, sizeof *e);
+    e->s = s;
+    e->base = mg_strdup(base);
+    e->path = ns_tpol_path(base);
+    e->dedup = -1;
+    mg_map_put_str(&s->topic_pols, e->base, e);
+    return e;
+}
+
 static void ns_tpol_read_cb(struct meta_req *req, int status)
 {
     struct ns_tpol *e = req->data;
@@ -208,13 +220,8 @@ void ns_topic_policies_track(struct ns *s, const char *full_name)
     }
     if (s->meta) /* (without a store the entries are the store) */
         ns_tpol_sweep(s);
-    e = mg_calloc(1, sizeof *e);
-    e->s = s;
-    e->base = mg_strdup(tn.base);
-    e->path = ns_tpol_path(tn.base);
-    e->dedup = -1;
+    e = ns_tpol_new(s, tn.base);
     topic_name_fini(&tn);
-    mg_map_put_str(&s->topic_pols, e->base, e);
     if (s->meta)
         ns_tpol_arm(e);
 }
@@ -331,14 +338,8 @@ static int ns_tpol_op_start(struct ns *s, const char *base, struct ns_tpol_op *t
     op->path = path;
     op->req.data = op;
     if (!s->meta) {
-        if (op->set && !mg_map_get_str(&s->topic_pols, base)) {
-            struct ns_tpol *e = mg_calloc(1, sizeof *e); /* the cache is the store */
-            e->s = s;
-            e->base = mg_strdup(base);
-            e->path = mg_strdup(path);
-            e->dedup = -1;
-            mg_map_put_str(&s->topic_pols, e->base, e);
-        }
+        if (op->set && !mg_map_get_str(&s->topic_pols, base))
+            ns_tpol_new(s, base); /* the cache is the store */
         return ns_later(s, ns_tpol_op_nometa, op);
     }
     int rc = meta_get(s->meta, path, &op->req, ns_tpol_op_read_cb);

@@ -940,15 +940,25 @@ START_TEST(test_namespace_message_ttl)
 }
 END_TEST
 
+/* PUT the topic local of public/default (204) and return it, loaded on broker 0. */
+static struct topic *created_topic(const char *local)
+{
+    char path[256], full[256];
+    snprintf(path, sizeof path, "/admin/v2/persistent/public/default/%s", local);
+    snprintf(full, sizeof full, "persistent://public/default/%s", local);
+    expect_status("PUT", path, NULL, 204);
+    struct topic *t = topic_find(svc_topics(fx.svc[0]), full);
+    ck_assert_ptr_nonnull(t);
+    return t;
+}
+
 /* Policies.deduplicationEnabled: GET 204 while unset (the broker's default, off, applies),
  * POST true/false reaches the loaded topics (the snapshot cursor comes and goes), DELETE
  * goes back to the default; a body that is not a boolean is refused. */
 START_TEST(test_namespace_deduplication)
 {
     const char *p = "/admin/v2/namespaces/public/default/deduplication";
-    expect_status("PUT", "/admin/v2/persistent/public/default/dd", NULL, 204);
-    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/dd");
-    ck_assert_ptr_nonnull(t);
+    struct topic *t = created_topic("dd");
     ck_assert_str_eq(topic_dedup_status(t), "Disabled");
     expect_status("GET", p, NULL, 204);
     expect_status("POST", p, "true", 204);
@@ -1014,7 +1024,7 @@ static int read_node(const char *path, json_t **j)
 /* Run the loop until t's deduplication status is want (bounded). */
 static void wait_dedup_status(struct topic *t, const char *want)
 {
-    for (int i = 0; i < 200 && strcmp(topic_dedup_status(t), want) != 0; i++)
+    for (int i = 0; i < 300 && strcmp(topic_dedup_status(t), want) != 0; i++)
         tl_base_run_for(fx.base, 10);
     ck_assert_str_eq(topic_dedup_status(t), want);
 }
@@ -1028,9 +1038,7 @@ START_TEST(test_topic_deduplication_policy)
 {
     const char *p = "/admin/v2/persistent/public/default/tdd/deduplicationEnabled";
     const char *np = "/admin/v2/namespaces/public/default/deduplication";
-    expect_status("PUT", "/admin/v2/persistent/public/default/tdd", NULL, 204);
-    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/tdd");
-    ck_assert_ptr_nonnull(t);
+    struct topic *t = created_topic("tdd");
     expect_status("GET", p, NULL, 204);
     char applied[256];
     snprintf(applied, sizeof applied, "%s?applied=true", p);
@@ -1142,9 +1150,7 @@ START_TEST(test_compaction_admin)
 {
     const char *c = "/admin/v2/persistent/public/default/cpt/compaction";
     const char *th = "/admin/v2/namespaces/public/default/compactionThreshold";
-    expect_status("PUT", "/admin/v2/persistent/public/default/cpt", NULL, 204);
-    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/cpt");
-    ck_assert_ptr_nonnull(t);
+    struct topic *t = created_topic("cpt");
     expect_json("GET", c, NULL, 200, "{\"status\":\"NOT_RUN\",\"lastError\":\"\"}");
     /* many keys: the run reads and appends 100 entries per loop turn, so it outlasts requests */
     struct topic_producer *p = NULL;
@@ -1806,14 +1812,6 @@ static struct topic *load_on(int i, const char *local)
     return t;
 }
 
-/* Run the loop until t's deduplication status is want (bounded). */
-static void wait_dedup_status2(struct topic *t, const char *want)
-{
-    for (int i = 0; i < 300 && strcmp(topic_dedup_status(t), want) != 0; i++)
-        tl_base_run_for(fx.base, 10);
-    ck_assert_str_eq(topic_dedup_status(t), want);
-}
-
 /* A partitioned topic's deduplicationEnabled, set through either broker, reaches every
  * partition on whichever broker serves it (the store watch), a removal too; a partition loaded
  * after the policy was set takes it at load. */
@@ -1830,16 +1828,16 @@ START_TEST(test_topic_dedup_policy_partitions_every_broker)
     struct topic *p1 = load_on(1, "pd-partition-1");
     for (int from = 0; from < 2; from++) {
         expect_json_on(from, "POST", T "/pd/deduplicationEnabled", "true", 204, NULL);
-        wait_dedup_status2(p0, "Enabled");
-        wait_dedup_status2(p1, "Enabled");
+        wait_dedup_status(p0, "Enabled");
+        wait_dedup_status(p1, "Enabled");
         expect_json_on(1 - from, "GET", T "/pd/deduplicationEnabled", NULL, 200, "true");
         expect_json_on(from, "DELETE", T "/pd/deduplicationEnabled", NULL, 204, NULL);
-        wait_dedup_status2(p0, "Disabled");
-        wait_dedup_status2(p1, "Disabled");
+        wait_dedup_status(p0, "Disabled");
+        wait_dedup_status(p1, "Disabled");
     }
     expect_json_on(1, "POST", T "/pd/deduplicationEnabled", "true", 204, NULL);
     struct topic *p2 = load_on(0, "pd-partition-2");
-    wait_dedup_status2(p2, "Enabled");
+    wait_dedup_status(p2, "Enabled");
 }
 END_TEST
 
