@@ -21,6 +21,7 @@
 
 struct cfg;
 struct meta_store;
+struct topic;
 struct mg_loop;
 struct ml_factory;
 struct ns;
@@ -242,7 +243,7 @@ int ns_partitions_sync(struct ns *s, const char *base_full_name, ns_done_cb cb, 
  * partitions (topic_set_topic_deduplication). get answers the stored value; set (-1 removes
  * it) writes it and applies it here at once. Synchronously: -MG_EBADNAME, -MG_ECLOSED. */
 typedef void (*ns_topic_pol_cb)(void *data, int status, int dedup);
-void ns_topic_policies_track(struct ns *s, const char *full_name);
+void ns_topic_policies_track(struct ns *s, struct topic *t);
 int ns_topic_dedup_get(struct ns *s, const char *base_full_name, ns_topic_pol_cb cb, void *data);
 int ns_topic_dedup_set(struct ns *s, const char *base_full_name, int dedup, ns_done_cb cb,
                        void *data);

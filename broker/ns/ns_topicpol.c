@@ -180,10 +180,12 @@ static void ns_tpol_arm(struct ns_tpol *e)
     if (!e->w)
         e->w = meta_watch(s->meta, e->path, false, ns_tpol_watch_cb, e);
     e->req.data = e;
-    if (meta_get(s->meta, e->path, &e->req, ns_tpol_read_cb) == 0)
+    if (meta_get(s->meta, e->path, &e->req, ns_tpol_read_cb) == 0) {
         e->reading = true;
-    else
+    } else {
         MG_WARN(MOD, "%s: topic policies not read (store closed)", e->path);
+        ns_tpol_apply(s, e->base, e->dedup); /* what is known; no topic waits for it */
+    }
 }
 
 /* Drop the entry of a name no longer loaded here, checking at most two per call (a topic
@@ -206,24 +208,28 @@ static void ns_tpol_sweep(struct ns *s)
     }
 }
 
-void ns_topic_policies_track(struct ns *s, const char *full_name)
+void ns_topic_policies_track(struct ns *s, struct topic *t)
 {
     struct topic_name tn;
-    if (topic_name_parse(full_name, &tn) < 0)
+    if (topic_name_parse(topic_full_name(t), &tn) < 0)
         return;
     struct ns_tpol *e = mg_map_get_str(&s->topic_pols, tn.base);
     if (e) {
         topic_name_fini(&tn);
-        if (!e->reading) /* else the read in flight applies it */
-            ns_tpol_apply(s, e->base, e->dedup);
+        if (e->reading) /* the read in flight applies it */
+            topic_hold_topic_policy(t);
+        else
+            topic_set_topic_deduplication(t, e->dedup);
         return;
     }
     if (s->meta) /* (without a store the entries are the store) */
         ns_tpol_sweep(s);
     e = ns_tpol_new(s, tn.base);
     topic_name_fini(&tn);
-    if (s->meta)
+    if (s->meta) {
+        topic_hold_topic_policy(t);
         ns_tpol_arm(e);
+    }
 }
 
 static void ns_tpol_fini_one(void *value)

@@ -1082,6 +1082,44 @@ START_TEST(test_topic_deduplication_policy)
 }
 END_TEST
 
+/* What a topic_get waiter sees of deduplication when its callback runs. */
+static void dedup_at_load_cb(struct topic *t, int status, void *data)
+{
+    ck_assert_int_eq(status, 0);
+    snprintf(data, 32, "%s", topic_dedup_status(t));
+}
+
+/* A topic whose own policy is stored loads with it: its first waiters (the producers a load
+ * serves) run only once deduplication is as the topic's policy says, over the namespace's
+ * (on: rebuilt; off while the namespace says on: never started). */
+START_TEST(test_topic_dedup_policy_at_load)
+{
+    expect_status("PUT", "/admin/v2/persistent/public/default/ph/partitions", "2", 204);
+    expect_status("POST", "/admin/v2/persistent/public/default/ph/deduplicationEnabled", "true",
+                  204);
+    char seen[32] = "";
+    ck_assert_int_eq(topic_get(svc_topics(fx.svc[0]), "persistent://public/default/ph-partition-0",
+                               true, dedup_at_load_cb, seen),
+                     0);
+    for (int i = 0; i < 300 && !seen[0]; i++)
+        tl_base_run_for(fx.base, 10);
+    ck_assert_str_eq(seen, "Enabled");
+    expect_status("POST", "/admin/v2/namespaces/public/default/deduplication", "true", 204);
+    expect_status("POST", "/admin/v2/persistent/public/default/ph/deduplicationEnabled", "false",
+                  204);
+    seen[0] = '\0';
+    ck_assert_int_eq(topic_get(svc_topics(fx.svc[0]), "persistent://public/default/ph-partition-1",
+                               true, dedup_at_load_cb, seen),
+                     0);
+    for (int i = 0; i < 300 && !seen[0]; i++)
+        tl_base_run_for(fx.base, 10);
+    ck_assert_str_eq(seen, "Disabled");
+    struct topic *t =
+        topic_find(svc_topics(fx.svc[0]), "persistent://public/default/ph-partition-1");
+    ck_assert(!ml_cursor_exists(topic_ml(t), TOPIC_DEDUP_CURSOR));
+}
+END_TEST
+
 /* A topic unloaded while its policy did not change does not keep its tracking entry (and store
  * watch) for ever: topics loaded afterwards sweep it. */
 START_TEST(test_topic_policy_tracking_bounded)
@@ -1915,10 +1953,11 @@ int main(void)
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
            test_topic_deduplication_policy, test_topic_delete_drops_schema_and_policies,
-           test_topic_policy_tracking_bounded, test_compaction_admin, test_namespace_backlog_quota,
-           test_namespace_unload, test_topic_crud, test_topic_terminate, test_topic_names,
-           test_subscriptions, test_peek_and_examine, test_partitioned_topics,
-           test_partitions_bounded, test_lookup, test_free_with_call_in_progress);
+           test_topic_policy_tracking_bounded, test_topic_dedup_policy_at_load,
+           test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
+           test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions,
+           test_peek_and_examine, test_partitioned_topics, test_partitions_bounded, test_lookup,
+           test_free_with_call_in_progress);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker,
            test_topic_dedup_policy_partitions_every_broker);
