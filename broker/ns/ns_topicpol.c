@@ -85,6 +85,18 @@ static json_t *ns_tpol_parse(const char *value, size_t len, const char *path)
     return j ? j : json_object();
 }
 
+/* "-partition-<digits>" (what follows a partition's base name)? */
+static bool ns_tpol_is_partition(const char *s)
+{
+    static const char suffix[] = "-partition-";
+    if (strncmp(s, suffix, sizeof suffix - 1) != 0 || !s[sizeof suffix - 1])
+        return false;
+    for (s += sizeof suffix - 1; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
 /* Apply dedup (unless < -1) to every loaded topic of base name base; false when none is
  * loaded. */
 static bool ns_tpol_apply(struct ns *s, const char *base, int dedup)
@@ -97,8 +109,7 @@ static bool ns_tpol_apply(struct ns *s, const char *base, int dedup)
     size_t blen = strlen(base);
     while ((t = topic_next(s->topics, &pos))) {
         const char *n = topic_full_name(t);
-        if (strncmp(n, base, blen) == 0 &&
-            (n[blen] == '\0' || strncmp(n + blen, "-partition-", 11) == 0)) {
+        if (strncmp(n, base, blen) == 0 && (n[blen] == '\0' || ns_tpol_is_partition(n + blen))) {
             if (dedup >= -1)
                 topic_set_topic_deduplication(t, dedup);
             any = true;

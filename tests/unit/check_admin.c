@@ -1136,6 +1136,11 @@ START_TEST(test_topic_policy_tracking_bounded)
     }
     ck_assert_ptr_null(mg_map_get_str(&ns0->topic_pols, "persistent://public/default/sw"));
     ck_assert_ptr_nonnull(mg_map_get_str(&ns0->topic_pols, "persistent://public/default/sw7"));
+    /* a plain topic whose name only looks like a partition's does not follow sw's policy */
+    struct topic *look = created_topic("sw0-partition-x");
+    expect_status("POST", "/admin/v2/persistent/public/default/sw0/deduplicationEnabled", "true",
+                  204);
+    ck_assert_str_eq(topic_dedup_status(look), "Disabled");
 }
 END_TEST
 
