@@ -1089,6 +1089,16 @@ static void dedup_at_load_cb(struct topic *t, int status, void *data)
     snprintf(data, 32, "%s", topic_dedup_status(t));
 }
 
+/* Load full on broker 0: its first waiter sees deduplication's status want. */
+static void expect_dedup_at_load(const char *full, const char *want)
+{
+    char seen[32] = "";
+    ck_assert_int_eq(topic_get(svc_topics(fx.svc[0]), full, true, dedup_at_load_cb, seen), 0);
+    for (int i = 0; i < 300 && !seen[0]; i++)
+        tl_base_run_for(fx.base, 10);
+    ck_assert_str_eq(seen, want);
+}
+
 /* A topic whose own policy is stored loads with it: its first waiters (the producers a load
  * serves) run only once deduplication is as the topic's policy says, over the namespace's
  * (on: rebuilt; off while the namespace says on: never started). */
@@ -1097,23 +1107,11 @@ START_TEST(test_topic_dedup_policy_at_load)
     expect_status("PUT", "/admin/v2/persistent/public/default/ph/partitions", "2", 204);
     expect_status("POST", "/admin/v2/persistent/public/default/ph/deduplicationEnabled", "true",
                   204);
-    char seen[32] = "";
-    ck_assert_int_eq(topic_get(svc_topics(fx.svc[0]), "persistent://public/default/ph-partition-0",
-                               true, dedup_at_load_cb, seen),
-                     0);
-    for (int i = 0; i < 300 && !seen[0]; i++)
-        tl_base_run_for(fx.base, 10);
-    ck_assert_str_eq(seen, "Enabled");
+    expect_dedup_at_load("persistent://public/default/ph-partition-0", "Enabled");
     expect_status("POST", "/admin/v2/namespaces/public/default/deduplication", "true", 204);
     expect_status("POST", "/admin/v2/persistent/public/default/ph/deduplicationEnabled", "false",
                   204);
-    seen[0] = '\0';
-    ck_assert_int_eq(topic_get(svc_topics(fx.svc[0]), "persistent://public/default/ph-partition-1",
-                               true, dedup_at_load_cb, seen),
-                     0);
-    for (int i = 0; i < 300 && !seen[0]; i++)
-        tl_base_run_for(fx.base, 10);
-    ck_assert_str_eq(seen, "Disabled");
+    expect_dedup_at_load("persistent://public/default/ph-partition-1", "Disabled");
     struct topic *t =
         topic_find(svc_topics(fx.svc[0]), "persistent://public/default/ph-partition-1");
     ck_assert(!ml_cursor_exists(topic_ml(t), TOPIC_DEDUP_CURSOR));
