@@ -371,6 +371,20 @@ void admin_h_partitions_terminate(struct admin_req *r);
 void admin_h_last_message_id(struct admin_req *r);
 void admin_h_compaction_trigger(struct admin_req *r);
 void admin_h_compaction_status(struct admin_req *r);
+/* admin_topicpol.c: topic-level policies */
+void admin_h_topic_dedup(struct admin_req *r); /* GET, POST and DELETE deduplicationEnabled */
+/* A topic (base: a plain topic's or a partitioned topic's name, never a partition's) was
+ * deleted: its schema (a delete marker) and its topic policies go too, as Pulsar's
+ * PersistentTopic.delete does. admin_gone_done is an ns_done_cb: with status 0 it drops them
+ * and then calls cb(data, 0) (their own failures are logged), else cb(data, status); it
+ * frees g (admin_gone_free when it is never called). admin_gone_reply answers the call
+ * (data) with 204 or 500. */
+struct admin_gone;
+struct admin_gone *admin_gone_new(const struct admin_env *env, const char *base,
+                                  void (*cb)(void *data, int status), void *data);
+void admin_gone_done(void *g, int status);
+void admin_gone_free(struct admin_gone *g);
+void admin_gone_reply(void *call, int status);
 void admin_h_sub_create(struct admin_req *r);
 void admin_h_sub_delete(struct admin_req *r);
 void admin_h_sub_skip(struct admin_req *r);

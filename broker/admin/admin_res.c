@@ -437,6 +437,7 @@ void admin_topic_loaded(void *arg, struct topic *t)
 {
     struct admin *a = arg;
     admin_res_apply_retention_to(a->env, t, false);
+    ns_topic_policies_track(a->env->ns, t); /* its TopicPolicies, watched */
 }
 
 void admin_apply_retention(struct admin *a, const char *tenant_ns)

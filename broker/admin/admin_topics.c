@@ -1389,15 +1389,27 @@ static void admin_tp_do_delete(struct topic_op *op, struct topic **topics)
     admin_tp_delete_wait_next(op);
 }
 
+/* A partitioned topic's partitions are gone: its metadata goes, then its schema and topic
+ * policies (admin_gone), then c's answer. */
+static void admin_tp_partitions_meta_delete(struct topic_op *op, struct admin_call *c)
+{
+    struct admin_gone *g = admin_gone_new(op->a->env, op->tn.full, admin_gone_reply, c);
+    if (ns_partitions_delete(op->a->env->ns, op->tn.full, admin_gone_done, g) < 0) {
+        admin_gone_free(g);
+        admin_reply_error(c, 404, "Partitioned topic does not exist");
+    }
+}
+
 /* The deleted topics' data leave the store after topic_delete returned: the answer waits
  * until the store no longer has them (bounded), so that whatever follows, on any broker
  * (a namespace deletion, a listing), finds them gone. */
 static void admin_tp_delete_finish(struct topic_op *op)
 {
+    const struct admin_env *s = op->a->env;
     if (op->partitions > 0) {
-        int rc = ns_partitions_delete(op->a->env->ns, op->tn.full, admin_reply_done, op->call);
-        if (rc < 0)
-            admin_reply_error(op->call, 404, "Partitioned topic does not exist");
+        admin_tp_partitions_meta_delete(op, op->call);
+    } else if (op->tn.partition < 0) { /* a partition alone keeps the partitioned topic's */
+        admin_gone_done(admin_gone_new(s, op->tn.full, admin_gone_reply, op->call), 0);
     } else {
         admin_reply_no_content(op->call);
     }
@@ -1677,11 +1689,8 @@ static void admin_tp_fan_done_list_subs(struct admin_call *c, void *arg, struct 
 static void admin_tp_fan_done_delete(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
 {
     struct topic_op *op = arg;
-    if (admin_tp_fan_all_ok(c, subs, n, 404)) {
-        int rc = ns_partitions_delete(op->a->env->ns, op->tn.full, admin_reply_done, c);
-        if (rc < 0)
-            admin_reply_error(c, 404, "Partitioned topic does not exist");
-    }
+    if (admin_tp_fan_all_ok(c, subs, n, 404))
+        admin_tp_partitions_meta_delete(op, c);
     admin_tp_op_free(op);
 }
 
@@ -1918,11 +1927,13 @@ void admin_h_partitions_delete(struct admin_req *r)
     /* Every partition is served here: sliced in ns (ns_partitioned_delete), so that
      * thousands of partitions neither hold the loop in one turn nor get loaded only to be
      * deleted. */
-    int rc =
-        ns_partitioned_delete(s->ns, op->tn.full, op->force, admin_tp_partitions_deleted, r->call);
+    struct admin_gone *g = admin_gone_new(s, op->tn.full, admin_tp_partitions_deleted, r->call);
+    int rc = ns_partitioned_delete(s->ns, op->tn.full, op->force, admin_gone_done, g);
     admin_tp_op_free(op);
-    if (rc < 0)
+    if (rc < 0) {
+        admin_gone_free(g);
         admin_reply_errorf(r->call, 404, "Partitioned topic does not exist");
+    }
 }
 
 /* The body of PUT and POST P/{topic}/partitions: the number of partitions (bare JSON). False

@@ -26,6 +26,7 @@ struct ns *ns_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_store
     s->base = mg_loop_base(loop);
     s->meta = meta;
     LIST_INIT(&s->topic_watches);
+    mg_map_init(&s->topic_pols);
     ns_res_init(s);
     ns_bulk_init(s);
     return s;
@@ -89,6 +90,7 @@ void ns_free(struct ns *s)
     if (!s)
         return;
     ns_watch_fini(s);
+    ns_topicpol_fini(s);
     ns_bulk_fini(s);
     ns_own_stop(s);
     ns_res_fini(s);

@@ -21,6 +21,7 @@
 
 struct cfg;
 struct meta_store;
+struct topic;
 struct mg_loop;
 struct ml_factory;
 struct ns;
@@ -280,6 +281,17 @@ int ns_partitioned_delete(struct ns *s, const char *base_full_name, bool force, 
 /* Read one partitioned topic's metadata from the store into the cache, as ns_namespace_sync
  * (-MG_ENOTFOUND: not partitioned; a cached count is then dropped). */
 int ns_partitions_sync(struct ns *s, const char *base_full_name, ns_done_cb cb, void *data);
+/* Topic-level policies (ns_topicpol.c; Pulsar's TopicPolicies, stored per partitioned
+ * topic's base name at /admin/topic-policies/<t>/<ns>/persistent/<local>, docs/metadata.md).
+ * deduplicationEnabled: 1, 0, -1 = not set. A topic loaded here is tracked: its stored
+ * policy, and every later change (a store watch), is applied to it and its sibling
+ * partitions (topic_set_topic_deduplication). get answers the stored value; set (-1 removes
+ * it) writes it and applies it here at once. Synchronously: -MG_EBADNAME, -MG_ECLOSED. */
+typedef void (*ns_topic_pol_cb)(void *data, int status, int dedup);
+void ns_topic_policies_track(struct ns *s, struct topic *t);
+int ns_topic_dedup_get(struct ns *s, const char *base_full_name, ns_topic_pol_cb cb, void *data);
+int ns_topic_dedup_set(struct ns *s, const char *base_full_name, int dedup, ns_done_cb cb,
+                       void *data);
 /* Iterate: *pos = 0 first; NULL at the end; *n gets the count. */
 const char *ns_partitions_next(struct ns *s, size_t *pos, int *n);
 

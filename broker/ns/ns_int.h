@@ -62,6 +62,8 @@ struct ns {
     size_t unload_head, unload_n, unload_cap; /* unload_q[unload_head..unload_n) to do */
     struct mg_timer unload_tm;                /* runs the next unload slice */
     LIST_HEAD(, ns_tw_group) topic_watches;   /* namespaces watched (ns_list.c) */
+    struct mg_map topic_pols;                 /* base full name -> struct ns_tpol (ns_topicpol.c) */
+    size_t topic_pols_sweep;                  /* where its sweep goes on */
 };
 
 /* Run fn(arg) on the next pass of the module's loop: the answer of a call that has nothing to
@@ -75,6 +77,9 @@ bool ns_auto_eq(const struct ns_policies *a, const struct ns_policies *b);
 /* Topic-list watches (ns_list.c): stop them all (ns_stop); the callers' handles stay theirs
  * to pass to ns_topics_unwatch, and hear nothing more. */
 void ns_watch_fini(struct ns *s);
+
+/* Topic-level policies (ns_topicpol.c): stop tracking every topic (ns_free). */
+void ns_topicpol_fini(struct ns *s);
 
 /* Test seam: the next n metadata writes of resources fail with status (a negative -MG_E*
  * code) as if the store had refused them, completing on the next loop pass. */

@@ -517,6 +517,13 @@ void topic_check_backlog_quota(struct topic *t);
  * (asynchronously; until then publishes are not checked, as in Pulsar); disabling deletes
  * the cursor and forgets the state. Persistent topics only. */
 void topic_set_deduplication(struct topic *t, int enabled);
+/* The topic's own deduplicationEnabled (TopicPolicies; 1, 0, -1 not set): when set it wins
+ * over the namespace's and the broker's (topic > namespace > broker), applied at once. */
+void topic_set_topic_deduplication(struct topic *t, int enabled);
+/* From the registry's loaded hook: the topic's own policy is being read, so its first
+ * waiters wait for topic_set_topic_deduplication (which must come) before deduplication
+ * starts as the policies say; no producer attaches under the wrong setting. */
+void topic_hold_topic_policy(struct topic *t);
 /* Pulsar's deduplicationStatus: "Disabled", "Recovering", "Enabled", "Removing", "Failed". */
 const char *topic_dedup_status(const struct topic *t);
 

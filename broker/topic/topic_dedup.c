@@ -60,11 +60,13 @@ static int32_t topic_dedup_interval(const struct topic *t)
     return v > 0 ? v : DEDUP_DEFAULT_INTERVAL;
 }
 
-/* Topic policy (none here) -> namespace policy -> broker default; persistent topics only. */
+/* Topic policy -> namespace policy -> broker default; persistent topics only. */
 static bool topic_dedup_wanted(const struct topic *t)
 {
     if (!t->name.persistent)
         return false;
+    if (t->dedup.topic_policy >= 0)
+        return t->dedup.topic_policy == 1;
     if (t->dedup.policy >= 0)
         return t->dedup.policy == 1;
     return t->reg && t->reg->cfg.dedup_enabled;
@@ -76,6 +78,7 @@ void topic_dedup_init(struct topic *t)
     mg_map_init(&d->prods);
     TAILQ_INIT(&d->inactive);
     d->policy = -1;
+    d->topic_policy = -1;
 }
 
 static void topic_dedup_forget(struct topic_dedup *d, struct dedup_prod *dp)
@@ -369,10 +372,10 @@ static void topic_dedup_apply(struct topic *t)
         topic_dedup_enable(t);
 }
 
-bool topic_dedup_load(struct topic *t)
+/* The state at load, as the policies say: true when the waiters wait (a rebuild). */
+static bool topic_dedup_start(struct topic *t)
 {
     struct topic_dedup *d = &t->dedup;
-    d->started = true;
     if (!topic_dedup_wanted(t)) {
         if (ml_cursor_exists(t->ml, TOPIC_DEDUP_CURSOR)) {
             /* on before, off now: the snapshot goes, as when it is disabled */
@@ -388,6 +391,17 @@ bool topic_dedup_load(struct topic *t)
     bool handled = t->state != TOPIC_READY || d->hold_waiters;
     topic_unref(t);
     return handled;
+}
+
+bool topic_dedup_load(struct topic *t)
+{
+    struct topic_dedup *d = &t->dedup;
+    d->started = true;
+    if (d->topic_policy_pending) { /* topic_set_topic_deduplication starts it */
+        d->hold_waiters = true;
+        return true;
+    }
+    return topic_dedup_start(t);
 }
 
 void topic_dedup_close(struct topic *t, bool delete)
@@ -406,6 +420,31 @@ void topic_set_deduplication(struct topic *t, int enabled)
 {
     t->dedup.policy = enabled < 0 ? -1 : enabled ? 1 : 0;
     topic_dedup_apply(t);
+}
+
+void topic_set_topic_deduplication(struct topic *t, int enabled)
+{
+    struct topic_dedup *d = &t->dedup;
+    d->topic_policy = enabled < 0 ? -1 : enabled ? 1 : 0;
+    if (!d->topic_policy_pending) {
+        topic_dedup_apply(t);
+        return;
+    }
+    d->topic_policy_pending = false;
+    if (!d->started || t->state != TOPIC_READY)
+        return; /* topic_dedup_load takes it */
+    topic_ref(t);
+    if (!topic_dedup_start(t) && t->state == TOPIC_READY && d->hold_waiters) {
+        d->hold_waiters = false; /* no rebuild: the first waiters go on now */
+        topic_loaded_notify(t);
+    }
+    topic_unref(t);
+}
+
+void topic_hold_topic_policy(struct topic *t)
+{
+    if (!t->dedup.started)
+        t->dedup.topic_policy_pending = true;
 }
 
 const char *topic_dedup_status(const struct topic *t)

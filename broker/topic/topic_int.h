@@ -100,6 +100,8 @@ TAILQ_HEAD(dedup_prod_list, dedup_prod);
 struct topic_dedup {
     enum topic_dedup_status status;
     int policy;                      /* namespace deduplicationEnabled: 1, 0, -1 = not set */
+    int topic_policy;                /* the topic's own (TopicPolicies): wins over policy */
+    bool topic_policy_pending;       /* being read: the load waits for it */
     struct mg_map prods;             /* name -> struct dedup_prod (owned) */
     struct dedup_prod_list inactive; /* oldest first (mono clock order) */
     struct ml_cursor *cursor;        /* TOPIC_DEDUP_CURSOR, owned while open */

@@ -18,6 +18,7 @@
 #include "admin/admin_int.h"
 #include "lib/tl_pulsar.h"
 #include "lib/tl_svc.h"
+#include "meta/meta.h"
 #include "ml/ml.h"
 #include "ns/ns.h"
 #include "ns/ns_int.h"
@@ -1125,6 +1126,194 @@ START_TEST(test_namespace_dispatch_rate)
 }
 END_TEST
 
+/* A metadata read on broker 0's session. */
+struct node_read {
+    struct meta_req req;
+    int status;
+    bool done;
+};
+
+static void node_read_cb(struct meta_req *req, int status)
+{
+    struct node_read *nr = req->data;
+    nr->status = status;
+    nr->done = true;
+}
+
+static bool node_read_done(const void *arg)
+{
+    return ((const struct node_read *)arg)->done;
+}
+
+/* Read path from the store: its status, and its value as JSON into *j (0 only). */
+static int read_node(const char *path, json_t **j)
+{
+    struct node_read nr = {.req = {.data = NULL}};
+    nr.req.data = &nr;
+    ck_assert_int_eq(meta_get(fx.meta[0], path, &nr.req, node_read_cb), 0);
+    ck_assert(tl_base_until(fx.base, node_read_done, &nr, 5000));
+    if (nr.status == 0)
+        *j = json_loadb(nr.req.value, nr.req.len, 0, NULL);
+    meta_req_fini(&nr.req);
+    return nr.status;
+}
+
+/* Run the loop until t's deduplication status is want (bounded). */
+static void wait_dedup_status(struct topic *t, const char *want)
+{
+    for (int i = 0; i < 300 && strcmp(topic_dedup_status(t), want) != 0; i++)
+        tl_base_run_for(fx.base, 10);
+    ck_assert_str_eq(topic_dedup_status(t), want);
+}
+
+/* The topic-level deduplicationEnabled (TopicPolicies): GET 204 while unset, applied=true the
+ * value in force (broker, then namespace, then topic); the topic's value wins over the
+ * namespace's on the loaded topic at once, DELETE gives the namespace's back; 400 for a body
+ * that is not a boolean, 412 for a partition's name, 404 for a topic that does not exist,
+ * 405 for another method; the store holds it under /admin/topic-policies. */
+START_TEST(test_topic_deduplication_policy)
+{
+    const char *p = "/admin/v2/persistent/public/default/tdd/deduplicationEnabled";
+    const char *np = "/admin/v2/namespaces/public/default/deduplication";
+    struct topic *t = put_topic("tdd");
+    expect_status("GET", p, NULL, 204);
+    char applied[256];
+    snprintf(applied, sizeof applied, "%s?applied=true", p);
+    expect_json("GET", applied, NULL, 200, "false"); /* brokerDeduplicationEnabled */
+    expect_status("POST", np, "true", 204);
+    expect_json("GET", applied, NULL, 200, "true"); /* the namespace's */
+    expect_status("GET", p, NULL, 204);
+    wait_dedup_status(t, "Enabled");
+    /* the topic's own value wins over the namespace's, at once */
+    expect_status("POST", p, "false", 204);
+    expect_json("GET", p, NULL, 200, "false");
+    expect_json("GET", applied, NULL, 200, "false");
+    wait_dedup_status(t, "Disabled");
+    ck_assert(!ml_cursor_exists(topic_ml(t), TOPIC_DEDUP_CURSOR));
+    expect_status("POST", np, "false", 204);
+    expect_status("POST", p, "true", 204);
+    wait_dedup_status(t, "Enabled");
+    expect_json("GET", p, NULL, 200, "true");
+    /* stored as TopicPolicies JSON on the base name */
+    json_t *j = NULL;
+    ck_assert_int_eq(read_node("/admin/topic-policies/public/default/persistent/tdd", &j), 0);
+    ck_assert(json_is_true(json_object_get(j, "deduplicationEnabled")));
+    json_decref(j);
+    /* bad input */
+    expect_reason("POST", p, "1", 400, "Invalid deduplication setting: true or false is required");
+    expect_reason("POST", p, "x", 400, "Invalid deduplication setting: true or false is required");
+    expect_json("GET", p, NULL, 200, "true");
+    expect_reason("GET", "/admin/v2/persistent/public/default/tdd-partition-0/deduplicationEnabled",
+                  NULL, 412, "Not allowed to set/get topic policy for a partition");
+    expect_reason("POST", "/admin/v2/persistent/public/default/nope/deduplicationEnabled", "true",
+                  404, "Topic persistent://public/default/nope not found");
+    expect_405("PUT", p);
+    /* DELETE: the namespace's value (false now) applies again */
+    expect_status("DELETE", p, NULL, 204);
+    expect_status("GET", p, NULL, 204);
+    wait_dedup_status(t, "Disabled");
+    expect_status("DELETE", p, NULL, 204); /* nothing to remove */
+    /* an empty TopicPolicies is not kept */
+    ck_assert_int_eq(read_node("/admin/topic-policies/public/default/persistent/tdd", &j),
+                     -MG_ENOTFOUND);
+}
+END_TEST
+
+/* What a topic_get waiter sees of deduplication when its callback runs. */
+static void dedup_at_load_cb(struct topic *t, int status, void *data)
+{
+    ck_assert_int_eq(status, 0);
+    snprintf(data, 32, "%s", topic_dedup_status(t));
+}
+
+/* Load full on broker 0: its first waiter sees deduplication's status want. */
+static void expect_dedup_at_load(const char *full, const char *want)
+{
+    char seen[32] = "";
+    ck_assert_int_eq(topic_get(svc_topics(fx.svc[0]), full, true, dedup_at_load_cb, seen), 0);
+    for (int i = 0; i < 300 && !seen[0]; i++)
+        tl_base_run_for(fx.base, 10);
+    ck_assert_str_eq(seen, want);
+}
+
+/* A topic whose own policy is stored loads with it: its first waiters (the producers a load
+ * serves) run only once deduplication is as the topic's policy says, over the namespace's
+ * (on: rebuilt; off while the namespace says on: never started). */
+START_TEST(test_topic_dedup_policy_at_load)
+{
+    expect_status("PUT", "/admin/v2/persistent/public/default/ph/partitions", "2", 204);
+    expect_status("POST", "/admin/v2/persistent/public/default/ph/deduplicationEnabled", "true",
+                  204);
+    expect_dedup_at_load("persistent://public/default/ph-partition-0", "Enabled");
+    expect_status("POST", "/admin/v2/namespaces/public/default/deduplication", "true", 204);
+    expect_status("POST", "/admin/v2/persistent/public/default/ph/deduplicationEnabled", "false",
+                  204);
+    expect_dedup_at_load("persistent://public/default/ph-partition-1", "Disabled");
+    struct topic *t =
+        topic_find(svc_topics(fx.svc[0]), "persistent://public/default/ph-partition-1");
+    ck_assert(!ml_cursor_exists(topic_ml(t), TOPIC_DEDUP_CURSOR));
+}
+END_TEST
+
+/* A topic unloaded while its policy did not change does not keep its tracking entry (and store
+ * watch) for ever: topics loaded afterwards sweep it. */
+START_TEST(test_topic_policy_tracking_bounded)
+{
+    struct ns *ns0 = svc_ns(fx.svc[0]);
+    expect_status("PUT", "/admin/v2/persistent/public/default/sw", NULL, 204);
+    ck_assert_ptr_nonnull(mg_map_get_str(&ns0->topic_pols, "persistent://public/default/sw"));
+    expect_status("PUT", "/admin/v2/persistent/public/default/sw/unload", NULL, 204);
+    ck_assert_ptr_null(topic_find(svc_topics(fx.svc[0]), "persistent://public/default/sw"));
+    for (int i = 0; i < 8; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "/admin/v2/persistent/public/default/sw%d", i);
+        expect_status("PUT", p, NULL, 204);
+    }
+    ck_assert_ptr_null(mg_map_get_str(&ns0->topic_pols, "persistent://public/default/sw"));
+    ck_assert_ptr_nonnull(mg_map_get_str(&ns0->topic_pols, "persistent://public/default/sw7"));
+    /* a plain topic whose name only looks like a partition's does not follow sw's policy */
+    struct topic *look = put_topic("sw0-partition-x");
+    expect_status("POST", "/admin/v2/persistent/public/default/sw0/deduplicationEnabled", "true",
+                  204);
+    ck_assert_str_eq(topic_dedup_status(look), "Disabled");
+}
+END_TEST
+
+/* Deleting a topic deletes its schema and topic policies (Pulsar's PersistentTopic.delete:
+ * deleteSchema, deleteTopicPolicies): a plain topic at its delete; of a partitioned topic,
+ * deleting one partition keeps the partitioned topic's, deleting the partitioned topic drops
+ * them. A topic created again under the name starts without either. */
+START_TEST(test_topic_delete_drops_schema_and_policies)
+{
+    const char *body = "{\"type\":\"STRING\",\"schema\":\"\",\"properties\":{}}";
+    const char *names[] = {"sd", "spd"};
+    for (int k = 0; k < 2; k++) {
+        bool part = k == 1;
+        char t[160], sch[160], pol[160], p0[160];
+        snprintf(t, sizeof t, "/admin/v2/persistent/public/default/%s%s", names[k],
+                 part ? "/partitions" : "");
+        snprintf(sch, sizeof sch, "/admin/v2/schemas/public/default/%s/schema", names[k]);
+        snprintf(pol, sizeof pol, "/admin/v2/persistent/public/default/%s/deduplicationEnabled",
+                 names[k]);
+        snprintf(p0, sizeof p0, "/admin/v2/persistent/public/default/%s-partition-0", names[k]);
+        expect_status("PUT", t, part ? "2" : NULL, 204);
+        expect_status("POST", sch, body, 202);
+        expect_status("GET", sch, NULL, 200);
+        expect_status("POST", pol, "true", 204);
+        if (part) { /* a partition alone: the partitioned topic keeps both */
+            expect_status("DELETE", p0, NULL, 204);
+            expect_status("GET", sch, NULL, 200);
+            expect_json("GET", pol, NULL, 200, "true");
+        }
+        expect_status("DELETE", t, NULL, 204);
+        expect_status("GET", sch, NULL, 404);
+        expect_status("PUT", t, part ? "2" : NULL, 204);
+        expect_status("GET", sch, NULL, 404);
+        expect_status("GET", pol, NULL, 204);
+    }
+}
+END_TEST
+
 /* .../publishRate: GET 204 while unset; POST a PublishRate, kept under this cluster in
  * Policies.publishMaxMessageRate and applied to the loaded topic (<= 0: none); malformed
  * ones answer 400; DELETE goes back to the broker's keys. */
@@ -1170,9 +1359,7 @@ START_TEST(test_compaction_admin)
 {
     const char *c = "/admin/v2/persistent/public/default/cpt/compaction";
     const char *th = "/admin/v2/namespaces/public/default/compactionThreshold";
-    expect_status("PUT", "/admin/v2/persistent/public/default/cpt", NULL, 204);
-    struct topic *t = topic_find(svc_topics(fx.svc[0]), "persistent://public/default/cpt");
-    ck_assert_ptr_nonnull(t);
+    struct topic *t = put_topic("cpt");
     expect_json("GET", c, NULL, 200, "{\"status\":\"NOT_RUN\",\"lastError\":\"\"}");
     /* many keys: the run reads and appends 100 entries per loop turn, so it outlasts requests */
     struct topic_producer *p = NULL;
@@ -1978,6 +2165,51 @@ START_TEST(test_gate_redirects_to_owner)
 }
 END_TEST
 
+/* The topic local loaded on broker i (its registry directly: each broker's managed ledgers
+ * are its own memory here). */
+static struct topic *load_on(int i, const char *local)
+{
+    char full[256];
+    snprintf(full, sizeof full, "persistent://public/default/%s", local);
+    int loaded = 0;
+    ck_assert_int_eq(topic_get(svc_topics(fx.svc[i]), full, true, tl_topic_loaded_cb, &loaded), 0);
+    for (int k = 0; k < 200 && !loaded; k++)
+        tl_base_run_for(fx.base, 10);
+    ck_assert_int_eq(loaded, 1);
+    struct topic *t = topic_find(svc_topics(fx.svc[i]), full);
+    ck_assert_ptr_nonnull(t);
+    return t;
+}
+
+/* A partitioned topic's deduplicationEnabled, set through either broker, reaches every
+ * partition on whichever broker serves it (the store watch), a removal too; a partition loaded
+ * after the policy was set takes it at load. */
+START_TEST(test_topic_dedup_policy_partitions_every_broker)
+{
+    expect_json_on(0, "PUT", T "/pd/partitions", "3", 204, NULL);
+    struct ns *ns1 = svc_ns(fx.svc[1]); /* broker 1 learns of it (the store's reload) */
+    for (int i = 0; i < 200 && ns_partitions_get(ns1, "persistent://public/default/pd") != 3; i++) {
+        ns_res_refresh_now(ns1);
+        tl_base_run_for(fx.base, 20);
+    }
+    ck_assert_int_eq(ns_partitions_get(ns1, "persistent://public/default/pd"), 3);
+    struct topic *p0 = load_on(0, "pd-partition-0");
+    struct topic *p1 = load_on(1, "pd-partition-1");
+    for (int from = 0; from < 2; from++) {
+        expect_json_on(from, "POST", T "/pd/deduplicationEnabled", "true", 204, NULL);
+        wait_dedup_status(p0, "Enabled");
+        wait_dedup_status(p1, "Enabled");
+        expect_json_on(1 - from, "GET", T "/pd/deduplicationEnabled", NULL, 200, "true");
+        expect_json_on(from, "DELETE", T "/pd/deduplicationEnabled", NULL, 204, NULL);
+        wait_dedup_status(p0, "Disabled");
+        wait_dedup_status(p1, "Disabled");
+    }
+    expect_json_on(1, "POST", T "/pd/deduplicationEnabled", "true", 204, NULL);
+    struct topic *p2 = load_on(0, "pd-partition-2");
+    wait_dedup_status(p2, "Enabled");
+}
+END_TEST
+
 #undef T
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
@@ -2052,12 +2284,15 @@ int main(void)
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
            test_namespace_limits, test_namespace_max_topics, test_namespace_dispatch_rate,
-           test_namespace_publish_rate, test_compaction_admin, test_namespace_backlog_quota,
+           test_namespace_publish_rate, test_topic_deduplication_policy,
+           test_topic_delete_drops_schema_and_policies, test_topic_policy_tracking_bounded,
+           test_topic_dedup_policy_at_load, test_compaction_admin, test_namespace_backlog_quota,
            test_namespace_unload, test_topic_crud, test_topic_terminate, test_topic_names,
            test_subscriptions, test_peek_and_examine, test_peek_compressed, test_partitioned_topics,
            test_partitions_bounded, test_lookup, test_free_with_call_in_progress,
            test_non_persistent_topics, test_non_persistent_disabled);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
-    tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker);
+    tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker,
+           test_topic_dedup_policy_partitions_every_broker);
     return tl_run(s);
 }

@@ -1,0 +1,379 @@
+/*
+ * ns_topicpol.c - topic-level policies (Pulsar's TopicPolicies), deduplicationEnabled so far.
+ *
+ * Each topic's policies are one TopicPolicies JSON object ({"deduplicationEnabled": true})
+ * in the metadata store at
+ *   /admin/topic-policies/<tenant>/<ns>/persistent/<local name>
+ * keyed by the partitioned topic's base name, so the policy of a partitioned topic applies
+ * to every partition, as in Pulsar (docs/metadata.md §4). A node without any field is
+ * deleted.
+ *
+ * Every broker sees a change: when a topic loads here (ns_topic_policies_track) the module
+ * reads its node and keeps a one-shot data watch on it, re-armed on each event (set the
+ * watch, then read); each read applies the value to every loaded topic of that base name
+ * (topic_set_topic_deduplication), which wins over the namespace's and the broker's. A
+ * change made through this broker is applied at once, without waiting for the watch. One
+ * tracking entry is kept per base name loaded here; it is dropped at the first read that
+ * finds no topic of that name loaded any more, or by a sweep that looks at two entries per
+ * newly tracked name (so the entries stay about as many as the names loaded). Without a
+ * metadata store the cache is the store.
+ */
+#include "meta/meta.h"
+#include "ns/ns.h"
+#include "ns/ns_int.h"
+#include "topic/topic.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <jansson.h>
+#include <string.h>
+
+#define MOD "ns"
+#define TOPICPOL_ROOT "/admin/topic-policies"
+
+/* One base name tracked here (ns.topic_pols). */
+struct ns_tpol {
+    struct ns *s; /* NULL once the module is freed with a read in flight */
+    char *base;   /* owned: base full name (the map's key) */
+    char *path;   /* owned */
+    int dedup;    /* the stored deduplicationEnabled: 1, 0, -1 = not set */
+    struct meta_watch *w;
+    struct meta_req req;
+    bool reading, again;
+};
+
+/* One store operation of an admin call: read the node, then (set) write it changed. */
+struct ns_tpol_op {
+    struct ns *s;
+    char *base, *path;
+    bool set;  /* a write follows the read */
+    int dedup; /* set: the new value (-1 removes the field) */
+    ns_topic_pol_cb get_cb;
+    ns_done_cb done_cb;
+    void *data;
+    json_t *pol; /* the node's object (owned) */
+    struct meta_req req;
+};
+
+static char *ns_tpol_path(const char *base)
+{
+    struct topic_name tn;
+    if (topic_name_parse(base, &tn) < 0)
+        return NULL;
+    char *p = mg_asprintf(TOPICPOL_ROOT "/%s/%s/persistent/%s", tn.tenant, tn.ns, tn.local);
+    topic_name_fini(&tn);
+    return p;
+}
+
+/* The deduplicationEnabled of a node's value (-1: not set, or not a TopicPolicies object). */
+static int ns_tpol_dedup_of(const json_t *pol)
+{
+    const json_t *v = json_object_get(pol, "deduplicationEnabled");
+    return json_is_boolean(v) ? json_is_true(v) : -1;
+}
+
+static json_t *ns_tpol_parse(const char *value, size_t len, const char *path)
+{
+    json_error_t err;
+    json_t *j = len ? json_loadb(value, len, 0, &err) : NULL;
+    if (len && !json_is_object(j)) {
+        MG_WARN(MOD, "%s: not a TopicPolicies object; treated as empty", path);
+        json_decref(j);
+        j = NULL;
+    }
+    return j ? j : json_object();
+}
+
+/* "-partition-<digits>" (what follows a partition's base name)? */
+static bool ns_tpol_is_partition(const char *s)
+{
+    static const char suffix[] = "-partition-";
+    if (strncmp(s, suffix, sizeof suffix - 1) != 0 || !s[sizeof suffix - 1])
+        return false;
+    for (s += sizeof suffix - 1; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+/* Apply dedup (unless < -1) to every loaded topic of base name base; false when none is
+ * loaded. */
+static bool ns_tpol_apply(struct ns *s, const char *base, int dedup)
+{
+    if (!s->topics)
+        return false;
+    bool any = false;
+    size_t pos = 0;
+    struct topic *t;
+    size_t blen = strlen(base);
+    while ((t = topic_next(s->topics, &pos))) {
+        const char *n = topic_full_name(t);
+        if (strncmp(n, base, blen) == 0 && (n[blen] == '\0' || ns_tpol_is_partition(n + blen))) {
+            if (dedup >= -1)
+                topic_set_topic_deduplication(t, dedup);
+            any = true;
+        }
+    }
+    return any;
+}
+
+static void ns_tpol_free(struct ns_tpol *e)
+{
+    meta_req_fini(&e->req);
+    mg_free(e->base);
+    mg_free(e->path);
+    mg_free(e);
+}
+
+static void ns_tpol_arm(struct ns_tpol *e);
+
+/* A new entry for base (a parsed name), not set, in s->topic_pols. */
+static struct ns_tpol *ns_tpol_new(struct ns *s, const char *base)
+{
+    struct ns_tpol *e = mg_calloc(1, sizeof *e);
+    e->s = s;
+    e->base = mg_strdup(base);
+    e->path = ns_tpol_path(base);
+    e->dedup = -1;
+    mg_map_put_str(&s->topic_pols, e->base, e);
+    return e;
+}
+
+static void ns_tpol_read_cb(struct meta_req *req, int status)
+{
+    struct ns_tpol *e = req->data;
+    e->reading = false;
+    struct ns *s = e->s;
+    if (!s) {
+        ns_tpol_free(e);
+        return;
+    }
+    if (status == 0 || status == -MG_ENOTFOUND) {
+        json_t *pol = status == 0 ? ns_tpol_parse(req->value, req->len, e->path) : NULL;
+        e->dedup = ns_tpol_dedup_of(pol);
+        json_decref(pol);
+    } else {
+        MG_WARN(MOD, "%s: topic policies not read (%s); kept as they were", e->path,
+                mg_strerror(status));
+    }
+    meta_req_fini(&e->req);
+    memset(&e->req, 0, sizeof e->req);
+    if (!ns_tpol_apply(s, e->base, e->dedup)) {
+        /* no topic of this name is served here any more: stop tracking it */
+        meta_unwatch(s->meta, e->w);
+        mg_map_del_str(&s->topic_pols, e->base);
+        ns_tpol_free(e);
+        return;
+    }
+    if (e->again) {
+        e->again = false;
+        ns_tpol_arm(e);
+    }
+}
+
+static void ns_tpol_watch_cb(struct meta_store *m, const char *path, enum meta_watch_event ev,
+                             void *data)
+{
+    (void)m, (void)path, (void)ev;
+    struct ns_tpol *e = data;
+    e->w = NULL;
+    if (e->reading)
+        e->again = true;
+    else
+        ns_tpol_arm(e);
+}
+
+/* Set the watch, then read (the watch is in place before the read is served). */
+static void ns_tpol_arm(struct ns_tpol *e)
+{
+    struct ns *s = e->s;
+    if (!e->w)
+        e->w = meta_watch(s->meta, e->path, false, ns_tpol_watch_cb, e);
+    e->req.data = e;
+    if (meta_get(s->meta, e->path, &e->req, ns_tpol_read_cb) == 0) {
+        e->reading = true;
+    } else {
+        MG_WARN(MOD, "%s: topic policies not read (store closed)", e->path);
+        ns_tpol_apply(s, e->base, e->dedup); /* what is known; no topic waits for it */
+    }
+}
+
+/* Drop the entry of a name no longer loaded here, checking at most two per call (a topic
+ * unloaded while its policy did not change would otherwise keep its entry and watch). */
+static void ns_tpol_sweep(struct ns *s)
+{
+    for (int k = 0; k < 2; k++) {
+        void *v;
+        if (!mg_map_next(&s->topic_pols, &s->topic_pols_sweep, NULL, NULL, &v)) {
+            s->topic_pols_sweep = 0;
+            return;
+        }
+        struct ns_tpol *e = v;
+        if (!e->reading && !ns_tpol_apply(s, e->base, -2)) {
+            if (s->meta)
+                meta_unwatch(s->meta, e->w);
+            mg_map_del_str(&s->topic_pols, e->base);
+            ns_tpol_free(e);
+        }
+    }
+}
+
+void ns_topic_policies_track(struct ns *s, struct topic *t)
+{
+    struct topic_name tn;
+    if (topic_name_parse(topic_full_name(t), &tn) < 0)
+        return;
+    struct ns_tpol *e = mg_map_get_str(&s->topic_pols, tn.base);
+    if (e) {
+        topic_name_fini(&tn);
+        if (e->reading) /* the read in flight applies it */
+            topic_hold_topic_policy(t);
+        else
+            topic_set_topic_deduplication(t, e->dedup);
+        return;
+    }
+    if (s->meta) /* (without a store the entries are the store) */
+        ns_tpol_sweep(s);
+    e = ns_tpol_new(s, tn.base);
+    topic_name_fini(&tn);
+    if (s->meta) {
+        topic_hold_topic_policy(t);
+        ns_tpol_arm(e);
+    }
+}
+
+static void ns_tpol_fini_one(void *value)
+{
+    struct ns_tpol *e = value;
+    struct ns *s = e->s;
+    if (s->meta)
+        meta_unwatch(s->meta, e->w);
+    if (e->reading)
+        e->s = NULL; /* the read's callback frees it */
+    else
+        ns_tpol_free(e);
+}
+
+void ns_topicpol_fini(struct ns *s)
+{
+    mg_map_fini_free(&s->topic_pols, ns_tpol_fini_one);
+    mg_map_init(&s->topic_pols);
+}
+
+/* ---- admin calls ------------------------------------------------------------------------- */
+
+static void ns_tpol_op_free(struct ns_tpol_op *op)
+{
+    meta_req_fini(&op->req);
+    json_decref(op->pol);
+    mg_free(op->base);
+    mg_free(op->path);
+    mg_free(op);
+}
+
+/* The write completed: the cache and the topics loaded here take the value at once. */
+static void ns_tpol_op_written(struct ns_tpol_op *op, int status)
+{
+    if (status == 0) {
+        struct ns_tpol *e = mg_map_get_str(&op->s->topic_pols, op->base);
+        if (e)
+            e->dedup = op->dedup;
+        ns_tpol_apply(op->s, op->base, op->dedup);
+    } else {
+        MG_WARN(MOD, "%s: topic policies not written: %s", op->path, mg_strerror(status));
+    }
+    op->done_cb(op->data, status);
+    ns_tpol_op_free(op);
+}
+
+static void ns_tpol_op_write_cb(struct meta_req *req, int status)
+{
+    ns_tpol_op_written(req->data, status == -MG_ENOTFOUND ? 0 : status);
+}
+
+static void ns_tpol_op_read_cb(struct meta_req *req, int status)
+{
+    struct ns_tpol_op *op = req->data;
+    if (status != 0 && status != -MG_ENOTFOUND) {
+        if (op->set)
+            op->done_cb(op->data, status);
+        else
+            op->get_cb(op->data, status, -1);
+        ns_tpol_op_free(op);
+        return;
+    }
+    op->pol = status == 0 ? ns_tpol_parse(req->value, req->len, op->path) : json_object();
+    meta_req_fini(&op->req);
+    memset(&op->req, 0, sizeof op->req);
+    op->req.data = op;
+    if (!op->set) {
+        op->get_cb(op->data, 0, ns_tpol_dedup_of(op->pol));
+        ns_tpol_op_free(op);
+        return;
+    }
+    if (op->dedup < 0)
+        json_object_del(op->pol, "deduplicationEnabled");
+    else
+        json_object_set_new(op->pol, "deduplicationEnabled", json_boolean(op->dedup));
+    int rc;
+    if (json_object_size(op->pol) == 0) {
+        rc = status == -MG_ENOTFOUND ? (ns_tpol_op_written(op, 0), 0)
+                                     : meta_delete(op->s->meta, op->path, META_VERSION_ANY,
+                                                   &op->req, ns_tpol_op_write_cb);
+    } else {
+        char *v = json_dumps(op->pol, JSON_COMPACT);
+        rc = meta_put(op->s->meta, op->path, v, strlen(v), META_VERSION_ANY, META_CREATE_PARENTS,
+                      &op->req, ns_tpol_op_write_cb);
+        free(v);
+    }
+    if (rc < 0)
+        ns_tpol_op_written(op, rc);
+}
+
+static void ns_tpol_op_nometa(void *arg)
+{
+    struct ns_tpol_op *op = arg;
+    struct ns_tpol *e = mg_map_get_str(&op->s->topic_pols, op->base);
+    if (op->set) {
+        ns_tpol_op_written(op, 0);
+        return;
+    }
+    op->get_cb(op->data, 0, e ? e->dedup : -1);
+    ns_tpol_op_free(op);
+}
+
+static int ns_tpol_op_start(struct ns *s, const char *base, struct ns_tpol_op *tmpl)
+{
+    char *path = ns_tpol_path(base);
+    if (!path)
+        return -MG_EBADNAME;
+    struct ns_tpol_op *op = mg_calloc(1, sizeof *op);
+    *op = *tmpl;
+    op->s = s;
+    op->base = mg_strdup(base);
+    op->path = path;
+    op->req.data = op;
+    if (!s->meta) {
+        if (op->set && !mg_map_get_str(&s->topic_pols, base))
+            ns_tpol_new(s, base); /* the cache is the store */
+        return ns_later(s, ns_tpol_op_nometa, op);
+    }
+    int rc = meta_get(s->meta, path, &op->req, ns_tpol_op_read_cb);
+    if (rc < 0)
+        ns_tpol_op_free(op);
+    return rc;
+}
+
+int ns_topic_dedup_get(struct ns *s, const char *base, ns_topic_pol_cb cb, void *data)
+{
+    struct ns_tpol_op t = {.get_cb = cb, .data = data};
+    return ns_tpol_op_start(s, base, &t);
+}
+
+int ns_topic_dedup_set(struct ns *s, const char *base, int dedup, ns_done_cb cb, void *data)
+{
+    struct ns_tpol_op t = {
+        .set = true, .dedup = dedup < 0 ? -1 : !!dedup, .done_cb = cb, .data = data};
+    return ns_tpol_op_start(s, base, &t);
+}
