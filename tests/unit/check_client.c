@@ -608,6 +608,23 @@ static struct tl_peer *consumer_looked_up(const struct client_consumer_opts *o,
     return b;
 }
 
+/* consumer_looked_up, then SUBSCRIBE answered SUCCESS and the first FLOW taken: the consumer
+ * is ready; *cid is its consumer id. */
+static struct tl_peer *consumer_subscribed(const struct client_consumer_opts *o,
+                                           struct client_consumer **c, uint64_t *cid)
+{
+    struct tl_peer *b = consumer_looked_up(o, c);
+    struct wire_frame f;
+    tl_peer_expect(b, T(SUBSCRIBE), &f);
+    *cid = f.cmd->subscribe->consumer_id;
+    tl_send_success(b, f.cmd->subscribe->request_id);
+    wire_frame_clear(&f);
+    tl_peer_expect(b, T(FLOW), &f);
+    wire_frame_clear(&f);
+    tl_wait(fx.loop, &fx.cs.ready);
+    return b;
+}
+
 /* A batch of n messages texts[i] as a producer stores it. */
 static struct evbuffer *batch_entry(const char *const *texts, int n)
 {
@@ -787,15 +804,8 @@ START_TEST(test_consumer_decompresses)
     struct client_consumer_opts o = {
         .topic = "t", .subscription = "sub", .receiver_queue_size = 100};
     struct client_consumer *c = NULL;
-    struct tl_peer *b = consumer_looked_up(&o, &c);
-    struct wire_frame f;
-    tl_peer_expect(b, T(SUBSCRIBE), &f);
-    uint64_t cid = f.cmd->subscribe->consumer_id;
-    tl_send_success(b, f.cmd->subscribe->request_id);
-    wire_frame_clear(&f);
-    tl_peer_expect(b, T(FLOW), &f);
-    wire_frame_clear(&f);
-    tl_wait(fx.loop, &s->ready);
+    uint64_t cid;
+    struct tl_peer *b = consumer_subscribed(&o, &c, &cid);
     uint64_t entry = 0;
     for (int codec = MG_CODEC_LZ4; codec <= MG_CODEC_SNAPPY; codec++) {
         for (int lie = 0; lie < 2; lie++) { /* a single message, the second time lying */
@@ -1097,15 +1107,8 @@ START_TEST(test_consumer_chunks)
                                      .max_pending_chunked = 2,
                                      .max_chunked_bytes = 64};
     struct client_consumer *c = NULL;
-    struct tl_peer *b = consumer_looked_up(&o, &c);
-    struct wire_frame f;
-    tl_peer_expect(b, T(SUBSCRIBE), &f);
-    uint64_t cid = f.cmd->subscribe->consumer_id;
-    tl_send_success(b, f.cmd->subscribe->request_id);
-    wire_frame_clear(&f);
-    tl_peer_expect(b, T(FLOW), &f);
-    wire_frame_clear(&f);
-    tl_wait(fx.loop, &s->ready);
+    uint64_t cid;
+    struct tl_peer *b = consumer_subscribed(&o, &c, &cid);
 
     const char *ta = "first chunked message", *tb = "the second one!";
     send_chunk(b, cid, 0, "p-A", 0, 3, ta, -1);
