@@ -12,6 +12,13 @@
  * its queue size after SUCCESS, unpacks each MESSAGE (batches into single messages with
  * their batch index), hands them to the application, refills FLOW at half the queue and
  * groups acks (1000 ids or 100 ms); a batch entry is acked once all its messages are.
+ * Chunking (Pulsar's): a chunking producer's message that does not fit maxMessageSize minus
+ * its metadata is queued as one SEND per chunk (same sequence id; only the last chunk's op
+ * completes the message); a consumer appends chunks to a context per uuid and delivers the
+ * whole message under its last chunk's id, whose ack acks every chunk. A chunk without its
+ * run, out of order, past total_chunk_msg_size or its limit, and a run evicted (more than
+ * max_pending_chunked) or expired (chunk_expire_ms, checked as chunks come) are dropped with
+ * a warning and their chunks acked, as Pulsar's ConsumerImpl does.
  * Connections answer PING at once and send their own every keepalive_s.
  *
  * Failure modes: a bad service URL fails client_new. Connect errors, the connect timeout,

@@ -9,6 +9,9 @@
  *
  * Producers batch messages client-side and keep a window of pending (sent, not yet
  * acknowledged) messages; consumers unpack batches and push each message to a callback.
+ * A chunking producer sends a message over the broker's max message size as chunks (Pulsar's
+ * uuid / chunk_id / num_chunks_from_msg / total_chunk_msg_size); consumers put chunks back
+ * together per uuid (bounded in count, size and age) and deliver the whole message.
  * Both survive connection loss and broker-initiated CLOSE_*: they look the topic up again
  * and reconnect with backoff (100 ms doubling to 30 s); a producer resends its pending
  * messages with their original sequence ids.
