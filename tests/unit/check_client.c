@@ -1152,6 +1152,35 @@ START_TEST(test_consumer_chunks)
 }
 END_TEST
 
+/* An incomplete chunked message older than chunk_expire_ms is dropped when the next chunk
+ * comes (Pulsar's expireTimeOfIncompleteChunkedMessage) and its chunks acked; the newer run
+ * completes. */
+START_TEST(test_consumer_chunks_expire)
+{
+    struct cstate *s = &fx.cs;
+    struct client_consumer_opts o = {
+        .topic = "t", .subscription = "sub", .receiver_queue_size = 100, .chunk_expire_ms = 5};
+    struct client_consumer *c = NULL;
+    uint64_t cid;
+    struct tl_peer *b = consumer_subscribed(&o, &c, &cid);
+    const char *text = "expiring chunks";
+    send_chunk(b, cid, 20, "p-H", 0, 2, text, -1);
+    ping_pong(b); /* H started */
+    uint64_t t0 = mg_mono_us();
+    while (mg_mono_us() - t0 <= 6000) /* H's age passes chunk_expire_ms (the condition) */
+        tl_passes(fx.base, 1);
+    send_chunk(b, cid, 21, "p-I", 0, 2, text, -1);
+    send_chunk(b, cid, 22, "p-H", 1, 2, text, -1); /* H is gone: dropped too */
+    send_chunk(b, cid, 23, "p-I", 1, 2, text, -1);
+    ck_assert_int_eq(tl_until_count(fx.loop, &s->n, 1, TL_REAL_WAIT_MS), 1);
+    ck_assert_str_eq(s->m[0].payload, text);
+    ck_assert_uint_eq(s->m[0].id.entry_id, 23);
+    client_consumer_flush(c);
+    expect_acked(b, (const uint64_t[]){20, 22}, 2);
+    client_consumer_free(c);
+}
+END_TEST
+
 /* A batch message's key and properties (client_batch_append_meta) are in its
  * SingleMessageMetadata, as pulsar-client reads them; a message without meta has none. */
 START_TEST(test_batch_meta)
@@ -1194,6 +1223,7 @@ int main(void)
                       test_producer_single_and_send_error, test_producer_reconnects_and_resends,
                       test_producer_free_cancels, test_consumer, test_producer_compression,
                       test_consumer_decompresses, test_partitions, test_topics_of_namespace,
-                      test_request_times_out, test_producer_chunking, test_consumer_chunks)},
+                      test_request_times_out, test_producer_chunking, test_consumer_chunks,
+                      test_consumer_chunks_expire)},
             {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta)}));
 }
