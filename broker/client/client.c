@@ -1568,6 +1568,7 @@ static void client_producer_queue_chunks(struct client_producer *p, struct clien
     md->has_num_chunks_from_msg = md->has_total_chunk_msg_size = md->has_chunk_id = 1;
     md->num_chunks_from_msg = (int32_t)n;
     md->total_chunk_msg_size = (int32_t)len;
+    send->has_is_chunk = send->is_chunk = 1;
     for (size_t i = 0; i < n; i++) {
         struct client_op *op = last;
         if (i + 1 < n) { /* a chunk before the last: no message to complete */

@@ -282,6 +282,7 @@ static void expect_single_send(struct tl_peer *b, uint64_t id, uint64_t seq, con
     ck_assert_uint_eq(f.cmd->send->producer_id, id);
     ck_assert_uint_eq(f.cmd->send->sequence_id, seq);
     ck_assert_int_eq(f.cmd->send->num_messages, 1);
+    ck_assert(!f.cmd->send->is_chunk);
     const uint8_t *pl;
     size_t len;
     Pulsar__Proto__MessageMetadata *md = sent_md(&f, &pl, &len);
@@ -974,7 +975,7 @@ static void ping_pong(struct tl_peer *b)
 
 /* A chunking producer (batching asked for too: chunking turns it off, as Pulsar) under a
  * broker whose CONNECTED says max_message_size M: a message several times M goes as chunks,
- * one SEND each with the message's sequence id, uuid "<name>-<seq>", chunk_id 0..n-1,
+ * one SEND each (is_chunk) with the message's sequence id, uuid "<name>-<seq>", chunk_id 0..n-1,
  * num_chunks_from_msg n and total_chunk_msg_size; every chunk's metadata and payload fit M and
  * their payloads put together are the message. Its callback fires once, on the last chunk's
  * receipt, with that chunk's id. A small message after it is one SEND without chunk fields. */
@@ -1006,6 +1007,7 @@ START_TEST(test_producer_chunking)
         size_t plen;
         tl_peer_expect(b, T(SEND), &f);
         ck_assert_uint_eq(f.cmd->send->sequence_id, 0);
+        ck_assert(f.cmd->send->has_is_chunk && f.cmd->send->is_chunk);
         size_t mdlen = mg_get_be32(evbuffer_pullup(f.payload, 10) + 6);
         Pulsar__Proto__MessageMetadata *md = sent_md(&f, &pl, &plen);
         ck_assert(!md->has_num_messages_in_batch);
