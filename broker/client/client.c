@@ -1558,11 +1558,9 @@ size_t client_chunk_size(const Pulsar__Proto__MessageMetadata *md, const char *u
  * the send. */
 static void client_producer_queue_chunks(struct client_producer *p, struct client_op *last,
                                          Pulsar__Proto__MessageMetadata *md,
-                                         Pulsar__Proto__CommandSend *send, const uint8_t *data,
-                                         size_t len, size_t chunk)
+                                         Pulsar__Proto__CommandSend *send, char *uuid,
+                                         const uint8_t *data, size_t len, size_t chunk)
 {
-    char uuid[300];
-    snprintf(uuid, sizeof uuid, "%s-%llu", md->producer_name, (unsigned long long)md->sequence_id);
     size_t n = (len + chunk - 1) / chunk;
     md->uuid = uuid;
     md->has_num_chunks_from_msg = md->has_total_chunk_msg_size = md->has_chunk_id = 1;
@@ -1651,9 +1649,11 @@ static void client_producer_close_batch(struct client_producer *p)
     const uint8_t *data = z ? z : p->batch.data;
     size_t len = z ? zn : p->batch.len;
     uint32_t max = p->ep.conn ? p->ep.conn->max_message_size : WIRE_DEFAULT_MAX_MESSAGE_SIZE;
-    size_t chunk = p->chunking ? client_chunk_size(&md, md.producer_name, len, max) : 0;
+    char uuid[300]; /* Pulsar's: "<producer name>-<sequence id>" */
+    snprintf(uuid, sizeof uuid, "%s-%llu", md.producer_name, (unsigned long long)md.sequence_id);
+    size_t chunk = p->chunking ? client_chunk_size(&md, uuid, len, max) : 0;
     if (chunk && len > chunk)
-        client_producer_queue_chunks(p, op, &md, &send, data, len, chunk);
+        client_producer_queue_chunks(p, op, &md, &send, uuid, data, len, chunk);
     else
         client_producer_queue_op(p, op, &md, &send, data, len);
     mg_free(z);

@@ -988,7 +988,15 @@ START_TEST(test_producer_chunking)
     struct tl_peer *b = dialed(0);
     accept_connect(b, M);
     answer_lookup(b, false, LOOKUP_CONNECT, SERVICE_URL);
-    fx.pid = accept_producer(b, NULL, 0, "p-1");
+    /* the broker's last sequence id: a long one, so the uuid is long too */
+    const uint64_t seq0 = 123456789012345;
+    struct wire_frame pf;
+    tl_peer_expect(b, T(PRODUCER), &pf);
+    fx.pid = pf.cmd->producer->producer_id;
+    tl_send_producer_success(b, pf.cmd->producer->request_id, "p-1", (int64_t)seq0 - 1);
+    wire_frame_clear(&pf);
+    char uuid[64];
+    snprintf(uuid, sizeof uuid, "p-1-%llu", (unsigned long long)seq0);
     tl_wait(fx.loop, &ps->ready);
     ck_assert_int_eq(ps->ready_status, 0);
 
@@ -1006,13 +1014,13 @@ START_TEST(test_producer_chunking)
         const uint8_t *pl;
         size_t plen;
         tl_peer_expect(b, T(SEND), &f);
-        ck_assert_uint_eq(f.cmd->send->sequence_id, 0);
+        ck_assert_uint_eq(f.cmd->send->sequence_id, seq0);
         ck_assert(f.cmd->send->has_is_chunk && f.cmd->send->is_chunk);
         size_t mdlen = mg_get_be32(evbuffer_pullup(f.payload, 10) + 6);
         Pulsar__Proto__MessageMetadata *md = sent_md(&f, &pl, &plen);
         ck_assert(!md->has_num_messages_in_batch);
-        ck_assert_uint_eq(md->sequence_id, 0);
-        ck_assert_str_eq(md->uuid, "p-1-0");
+        ck_assert_uint_eq(md->sequence_id, seq0);
+        ck_assert_str_eq(md->uuid, uuid);
         ck_assert(md->has_chunk_id && md->has_num_chunks_from_msg && md->has_total_chunk_msg_size);
         ck_assert_int_eq(md->chunk_id, k);
         if (k == 0)
@@ -1030,18 +1038,18 @@ START_TEST(test_producer_chunking)
     ck_assert_int_ge(n, (int32_t)(L / (size_t)M) + 1);
     ck_assert_uint_eq(have, L);
     ck_assert(memcmp(got, msg, L) == 0);
-    expect_single_send(b, fx.pid, 1, "tiny");
+    expect_single_send(b, fx.pid, seq0 + 1, "tiny");
 
     /* receipts of every chunk but the last: nothing completes */
     for (int32_t k = 0; k + 1 < n; k++)
-        tl_send_receipt(b, fx.pid, 0, 9, (uint64_t)k);
+        tl_send_receipt(b, fx.pid, seq0, 9, (uint64_t)k);
     ping_pong(b);
     ck_assert_int_eq(ps->n, 0);
-    tl_send_receipt(b, fx.pid, 0, 9, (uint64_t)n - 1);
-    tl_send_receipt(b, fx.pid, 1, 9, (uint64_t)n);
+    tl_send_receipt(b, fx.pid, seq0, 9, (uint64_t)n - 1);
+    tl_send_receipt(b, fx.pid, seq0 + 1, 9, (uint64_t)n);
     ck_assert_int_eq(tl_until_count(fx.loop, &ps->n, 2, TL_REAL_WAIT_MS), 2);
     ck_assert_int_eq(ps->res[0].status, 0);
-    ck_assert_uint_eq(ps->res[0].sequence_id, 0);
+    ck_assert_uint_eq(ps->res[0].sequence_id, seq0);
     ck_assert_uint_eq(ps->res[0].size, L);
     ck_assert_uint_eq(ps->res[0].id.entry_id, (uint64_t)n - 1);
     ck_assert_int_eq(ps->res[1].status, 0);
