@@ -8,10 +8,10 @@
  *
  * `read` is a reader: a non-durable subscription, gone when the command ends. `consume
  * --regex` subscribes to every topic of the pattern's namespace that matches it, and (with a
- * broker that has topic list watchers) to each matching topic created while it runs. --chunking,
- * which the client library cannot honour yet, parses and is refused in one line. Each message
- * received prints as pulsar-client prints it ("----- got message -----", then key, properties,
- * content).
+ * broker that has topic list watchers) to each matching topic created while it runs. --chunking
+ * sends a message over the broker's max message size as chunks (consumers reassemble them). Each
+ * message received prints as pulsar-client prints it ("----- got message -----", then key,
+ * properties, content).
  */
 #include "cli/cli.h"
 #include "cli/cli_int.h"
@@ -338,16 +338,6 @@ static void cli_on_topics(struct client *c, int status, const char *const *topic
 
 /* ---- the commands ------------------------------------------------------------------------ */
 
-static int cli_refuse(struct cli_env *env, const struct cli_args *a, const char *flag,
-                      const char *what)
-{
-    if (!cli_arg(a, flag))
-        return 0;
-    fprintf(env->err, "%s: %s: %s is not supported by magnetar's client yet\n", env->prog, flag,
-            what);
-    return CLI_EXIT_USAGE;
-}
-
 /* Create the client on a new loop; run the loop until a callback stops it. */
 static int cli_client_open(struct cli_run *r)
 {
@@ -397,8 +387,6 @@ static void cli_client_close(struct cli_run *r)
 static int cli_client_produce(struct cli_env *env, const struct cli_args *a)
 {
     int rc;
-    if ((rc = cli_refuse(env, a, "--chunking", "chunking")))
-        return rc;
     struct cli_run r = {.env = env, .a = a, .total = 1};
     char err[400];
     r.meta.key = cli_arg(a, "--key");
@@ -456,6 +444,7 @@ static int cli_client_produce(struct cli_env *env, const struct cli_args *a)
         .topic = a->pos,
         .batching = !cli_arg(a, "--disable-batching"),
         .compression = codec,
+        .chunking = cli_arg(a, "--chunking") != NULL, /* as pulsar-client: turns batching off */
     };
     if (client_producer_new(r.client, &po, cli_on_producer, &r, &r.producer) < 0) {
         fprintf(env->err, "%s: invalid topic '%s'\n", env->prog, a->pos);

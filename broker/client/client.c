@@ -12,6 +12,13 @@
  * its queue size after SUCCESS, unpacks each MESSAGE (batches into single messages with
  * their batch index), hands them to the application, refills FLOW at half the queue and
  * groups acks (1000 ids or 100 ms); a batch entry is acked once all its messages are.
+ * Chunking (Pulsar's): a chunking producer's message that does not fit maxMessageSize minus
+ * its metadata is queued as one SEND per chunk (same sequence id; only the last chunk's op
+ * completes the message); a consumer appends chunks to a context per uuid and delivers the
+ * whole message under its last chunk's id, whose ack acks every chunk. A chunk without its
+ * run, out of order, past total_chunk_msg_size or its limit, and a run evicted (more than
+ * max_pending_chunked) or expired (chunk_expire_ms, checked as chunks come) are dropped with
+ * a warning and their chunks acked, as Pulsar's ConsumerImpl does.
  * Connections answer PING at once and send their own every keepalive_s.
  *
  * Failure modes: a bad service URL fails client_new. Connect errors, the connect timeout,
@@ -1000,14 +1007,18 @@ static void client_ep_retry_cb(evutil_socket_t fd, short what, void *arg)
     client_ep_start(arg);
 }
 
+static void client_consumer_forget_chunks(struct client_consumer *c);
+
 static void client_ep_conn_lost(struct client_ep *ep, int status, const char *msg)
 {
     ep->conn = NULL;
     if (ep->state == CLIENT_EP_READY && ep->kind == CLIENT_EP_CONSUMER) {
-        /* Unacked messages come again after re-subscribing; forget partial batches. */
+        /* Unacked messages come again after re-subscribing; forget partial batches and
+         * partial chunked messages (their chunks come again too). */
         struct client_consumer *c = (struct client_consumer *)ep;
         mg_map_fini_free(&c->batches, mg_free);
         mg_map_init(&c->batches);
+        client_consumer_forget_chunks(c);
     }
     if (ep->state == CLIENT_EP_READY || ep->state == CLIENT_EP_CREATING)
         client_ep_fail(ep, status, msg);
@@ -1510,7 +1521,66 @@ static void client_producer_clear_single(struct client_producer *p)
     p->single_deliver_at = 0;
 }
 
-/* Close the open batch into a SEND and queue it (and write it when connected). */
+/* Frame one SEND for op (md and send filled but for what this sets) and queue it. */
+static void client_producer_queue_op(struct client_producer *p, struct client_op *op,
+                                     Pulsar__Proto__MessageMetadata *md,
+                                     Pulsar__Proto__CommandSend *send, const uint8_t *data,
+                                     size_t len)
+{
+    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
+    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND;
+    cmd.send = send;
+    op->frame = evbuffer_new();
+    MG_ASSERT(op->frame != NULL);
+    wire_write_send(op->frame, &cmd, md, data, len);
+    STAILQ_INSERT_TAIL(&p->ops, op, link);
+    client_producer_write_op(p, op);
+}
+
+/* The payload bytes of each chunk of a len-byte message whose metadata is md, as Pulsar's
+ * ProducerImpl reserves: the broker's max message size minus the metadata (here with the
+ * chunk fields at their largest). 0 when even that does not fit. */
+size_t client_chunk_size(const Pulsar__Proto__MessageMetadata *md, const char *uuid, size_t len,
+                         uint32_t max_message_size)
+{
+    Pulsar__Proto__MessageMetadata m = *md;
+    m.uuid = (char *)uuid;
+    m.has_num_chunks_from_msg = m.has_total_chunk_msg_size = m.has_chunk_id = 1;
+    m.num_chunks_from_msg = m.chunk_id = INT32_MAX;
+    m.total_chunk_msg_size = len > INT32_MAX ? INT32_MAX : (int32_t)len;
+    size_t over = pulsar__proto__message_metadata__get_packed_size(&m);
+    return over < max_message_size ? max_message_size - over : 0;
+}
+
+/* Queue a message's payload that does not fit one entry as chunks (Pulsar's chunking): one
+ * SEND each with the message's sequence id, uuid, chunk_id, num_chunks_from_msg and
+ * total_chunk_msg_size. Only the last chunk's op carries the message: its receipt completes
+ * the send. */
+static void client_producer_queue_chunks(struct client_producer *p, struct client_op *last,
+                                         Pulsar__Proto__MessageMetadata *md,
+                                         Pulsar__Proto__CommandSend *send, char *uuid,
+                                         const uint8_t *data, size_t len, size_t chunk)
+{
+    size_t n = (len + chunk - 1) / chunk;
+    md->uuid = uuid;
+    md->has_num_chunks_from_msg = md->has_total_chunk_msg_size = md->has_chunk_id = 1;
+    md->num_chunks_from_msg = (int32_t)n;
+    md->total_chunk_msg_size = (int32_t)len;
+    send->has_is_chunk = send->is_chunk = 1;
+    for (size_t i = 0; i < n; i++) {
+        struct client_op *op = last;
+        if (i + 1 < n) { /* a chunk before the last: no message to complete */
+            op = mg_calloc(1, sizeof(*op));
+            op->first_seq = op->last_seq = last->first_seq;
+        }
+        md->chunk_id = (int32_t)i;
+        size_t off = i * chunk;
+        client_producer_queue_op(p, op, md, send, data + off,
+                                 len - off < chunk ? len - off : chunk);
+    }
+}
+
+/* Close the open batch into a SEND (or chunks) and queue it (and write it when connected). */
 static void client_producer_close_batch(struct client_producer *p)
 {
     if (p->bn == 0)
@@ -1566,8 +1636,9 @@ static void client_producer_close_batch(struct client_producer *p)
     uint8_t *z = NULL;
     size_t zn = 0;
     if (p->compression != MG_CODEC_NONE) {
-        /* the payload is at most maxMessageSize (client_producer_send_meta): it fits every
-         * codec, so this cannot fail short of memory */
+        /* the payload is at most maxMessageSize (client_producer_send_meta) or, chunking,
+         * what the application holds in memory: it fits every codec, so this cannot fail
+         * short of memory */
         int zrc = mg_compress(p->compression, p->batch.data, p->batch.len, &z, &zn);
         MG_ASSERT(zrc == 0);
         md.has_compression = 1;
@@ -1575,20 +1646,21 @@ static void client_producer_close_batch(struct client_producer *p)
         md.has_uncompressed_size = 1;
         md.uncompressed_size = (uint32_t)p->batch.len;
     }
-    wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
-    cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND;
-    cmd.send = &send;
-    op->frame = evbuffer_new();
-    MG_ASSERT(op->frame != NULL);
-    wire_write_send(op->frame, &cmd, &md, z ? z : p->batch.data, z ? zn : p->batch.len);
+    const uint8_t *data = z ? z : p->batch.data;
+    size_t len = z ? zn : p->batch.len;
+    uint32_t max = p->ep.conn ? p->ep.conn->max_message_size : WIRE_DEFAULT_MAX_MESSAGE_SIZE;
+    char uuid[300]; /* Pulsar's: "<producer name>-<sequence id>" */
+    snprintf(uuid, sizeof uuid, "%s-%llu", md.producer_name, (unsigned long long)md.sequence_id);
+    size_t chunk = p->chunking ? client_chunk_size(&md, uuid, len, max) : 0;
+    if (chunk && len > chunk)
+        client_producer_queue_chunks(p, op, &md, &send, uuid, data, len, chunk);
+    else
+        client_producer_queue_op(p, op, &md, &send, data, len);
     mg_free(z);
     p->batch.len = 0;
     mg_free(kv);
     mg_free(kvp);
     client_producer_clear_single(p);
-
-    STAILQ_INSERT_TAIL(&p->ops, op, link);
-    client_producer_write_op(p, op);
 }
 
 static void client_producer_batch_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -1700,8 +1772,12 @@ static void client_producer_on_send_error(struct client_producer *p, const wire_
             se->message ? se->message : mg_strerror(st));
     if ((st == -MG_ECHECKSUM || st == -MG_ENOTALLOWED) && op && se->sequence_id >= op->first_seq &&
         se->sequence_id <= op->last_seq) {
-        STAILQ_REMOVE_HEAD(&p->ops, link);
-        client_op_complete(p, op, st, NULL);
+        /* the head SEND fails, and with it the other chunks of its message (same ids) */
+        uint64_t first = op->first_seq, last = op->last_seq;
+        while ((op = STAILQ_FIRST(&p->ops)) && op->first_seq == first && op->last_seq == last) {
+            STAILQ_REMOVE_HEAD(&p->ops, link);
+            client_op_complete(p, op, st, NULL);
+        }
         return;
     }
     if (st == -MG_ETERMINATED) {
@@ -1725,7 +1801,8 @@ int client_producer_new(struct client *c, const struct client_producer_opts *opt
         p->name = mg_strdup(opts->producer_name);
         p->user_name = true;
     }
-    p->batching = opts->batching;
+    p->chunking = opts->chunking;
+    p->batching = opts->batching && !opts->chunking; /* as Pulsar: chunks are never batched */
     p->compression = opts->compression;
     p->batch_max_messages = opts->batch_max_messages ? opts->batch_max_messages : 1000;
     p->batch_max_bytes = opts->batch_max_bytes ? opts->batch_max_bytes : 128 * 1024;
@@ -1757,8 +1834,8 @@ int client_producer_send_meta(struct client_producer *p, const void *payload, si
     if (meta && meta->deliver_at_ms && p->batching)
         return -MG_EINVAL;
     uint32_t max = p->ep.conn ? p->ep.conn->max_message_size : WIRE_DEFAULT_MAX_MESSAGE_SIZE;
-    if (len + 64 > max)
-        return -MG_ETOOBIG;
+    if (len > INT32_MAX || (!p->chunking && len + 64 > max))
+        return -MG_ETOOBIG; /* total_chunk_msg_size is an int32 */
     if (p->pending >= p->max_pending)
         return -MG_EAGAIN;
     /* Keep the batch within the bytes limit and the broker's frame limit. */
@@ -1925,6 +2002,219 @@ static void client_consumer_consumed(struct client_consumer *c, unsigned n)
     }
 }
 
+/* Decompress and unpack one entry's payload (p, len: after its metadata md, which this frees)
+ * and hand its messages to the application with id (the entry's, or a chunked message's
+ * last chunk's). Returns how many it handed. */
+static unsigned client_consumer_deliver(struct client_consumer *c,
+                                        const Pulsar__Proto__CommandMessage *cm,
+                                        Pulsar__Proto__MessageMetadata *md,
+                                        const struct client_msg_id *idp, const uint8_t *p,
+                                        size_t len)
+{
+    struct client_msg_id id = *idp;
+    size_t off = 0;
+    uint8_t *raw = NULL; /* owned: a compressed payload, decompressed */
+    if (md->has_compression && md->compression != PULSAR__PROTO__COMPRESSION_TYPE__NONE) {
+        char why[200];
+        size_t max = c->ep.conn ? c->ep.conn->max_message_size : WIRE_DEFAULT_MAX_MESSAGE_SIZE;
+        if (md->has_num_chunks_from_msg && md->num_chunks_from_msg > 1)
+            max = c->max_chunked_bytes; /* a reassembled chunked message */
+        if (mg_decompress((int)md->compression, p, len,
+                          md->has_uncompressed_size ? md->uncompressed_size : 0, max, &raw, why,
+                          sizeof why) < 0) {
+            MG_WARN(MOD, "%s: message %llu:%llu dropped: %s", c->ep.topic,
+                    (unsigned long long)id.ledger_id, (unsigned long long)id.entry_id, why);
+            pulsar__proto__message_metadata__free_unpacked(md, NULL);
+            return 0;
+        }
+        p = raw;
+        len = md->uncompressed_size;
+        off = 0;
+    }
+    struct client_message m = {
+        .publish_time = md->publish_time,
+        .event_time = md->has_event_time ? md->event_time : 0,
+        .sequence_id = md->sequence_id,
+        .producer_name = md->producer_name,
+        .key = md->partition_key,
+        .redelivery_count = cm->has_redelivery_count ? cm->redelivery_count : 0,
+        .schema_version = md->has_schema_version && md->schema_version.len == 8
+                              ? (int64_t)mg_get_be64(md->schema_version.data)
+                              : -1};
+    if (!md->has_num_messages_in_batch) {
+        m.id = id;
+        m.payload = p + off;
+        m.len = len - off;
+        const char **props = client_kv_strs(md->properties, md->n_properties);
+        m.properties = props;
+        m.nprops = md->n_properties;
+        c->msg_cb(c, &m, c->data);
+        mg_free(props);
+        pulsar__proto__message_metadata__free_unpacked(md, NULL);
+        mg_free(raw);
+        return 1;
+    }
+    int32_t n = md->num_messages_in_batch;
+    unsigned delivered = 0;
+    for (int32_t i = 0; i < n; i++) {
+        Pulsar__Proto__SingleMessageMetadata *smm;
+        const uint8_t *pl;
+        size_t pllen;
+        int rc = client_batch_next(p, len, &off, &smm, &pl, &pllen);
+        if (rc <= 0) {
+            MG_WARN(MOD, "%s: malformed batch %llu:%llu (message %d of %d)", c->ep.topic,
+                    (unsigned long long)id.ledger_id, (unsigned long long)id.entry_id, i, n);
+            break;
+        }
+        /* ack_set: a set bit means still unacked; skip the rest. */
+        bool skip = false;
+        if (cm->n_ack_set > 0) {
+            size_t w = (size_t)i / 64;
+            skip = w >= cm->n_ack_set || !((uint64_t)cm->ack_set[w] >> (i % 64) & 1u);
+        }
+        if (!skip && !(smm->has_compacted_out && smm->compacted_out)) {
+            m.id = id;
+            m.id.batch_index = i;
+            m.id.batch_size = n;
+            m.payload = pl;
+            m.len = pllen;
+            m.sequence_id = smm->has_sequence_id ? smm->sequence_id : md->sequence_id + (uint64_t)i;
+            m.key = smm->partition_key;
+            if (smm->has_event_time)
+                m.event_time = smm->event_time;
+            const char **props = client_kv_strs(smm->properties, smm->n_properties);
+            m.properties = props;
+            m.nprops = smm->n_properties;
+            c->msg_cb(c, &m, c->data);
+            mg_free(props);
+            delivered++;
+        }
+        pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
+    }
+    pulsar__proto__message_metadata__free_unpacked(md, NULL);
+    mg_free(raw);
+    return delivered;
+}
+
+/* Chunked messages (consumer side): a map uuid -> context and a list, oldest first. */
+
+static void client_consumer_queue_ack(struct client_consumer *c, uint64_t ledger, uint64_t entry,
+                                      int32_t partition);
+
+/* Remove ctx; ack the chunks it received when ack (a run that is given up: Pulsar acks the
+ * chunks of an expired or evicted chunked message) and log why when why. */
+static void client_chunk_drop(struct client_consumer *c, struct client_chunk_ctx *ctx, bool ack,
+                              const char *why)
+{
+    if (why)
+        MG_WARN(MOD, "%s: chunked message %s dropped (%d of %d chunks): %s", c->ep.topic, ctx->uuid,
+                ctx->last_chunk_id + 1, ctx->num_chunks, why);
+    for (int32_t i = 0; ack && i <= ctx->last_chunk_id; i++)
+        client_consumer_queue_ack(c, ctx->ids[i].ledger_id, ctx->ids[i].entry_id,
+                                  ctx->ids[i].partition);
+    mg_map_del_str(&c->chunks, ctx->uuid);
+    TAILQ_REMOVE(&c->chunk_order, ctx, link);
+    c->nchunked--;
+    client_buf_fini(&ctx->buf);
+    mg_free(ctx->ids);
+    mg_free(ctx->uuid);
+    mg_free(ctx);
+}
+
+static void client_consumer_forget_chunks(struct client_consumer *c)
+{
+    struct client_chunk_ctx *ctx;
+    while ((ctx = TAILQ_FIRST(&c->chunk_order)))
+        client_chunk_drop(c, ctx, false, NULL);
+}
+
+/* One chunk (payload p, len) of a chunked message: start, extend or complete its context;
+ * a complete message is delivered with id (the last chunk's), remembering every chunk's id
+ * for its ack. Frees md. */
+static void client_consumer_on_chunk(struct client_consumer *c,
+                                     const Pulsar__Proto__CommandMessage *cm,
+                                     Pulsar__Proto__MessageMetadata *md,
+                                     const struct client_msg_id *id, const uint8_t *p, size_t len)
+{
+    uint64_t now = mg_mono_us();
+    struct client_chunk_ctx *ctx;
+    while ((ctx = TAILQ_FIRST(&c->chunk_order)) &&
+           now - ctx->created_us > (uint64_t)c->chunk_expire_ms * 1000)
+        client_chunk_drop(c, ctx, true, "expired (expireTimeOfIncompleteChunkedMessage)");
+    int32_t n = md->num_chunks_from_msg;
+    int32_t k = md->has_chunk_id ? md->chunk_id : -1;
+    int32_t total = md->has_total_chunk_msg_size ? md->total_chunk_msg_size : -1;
+    const char *why = NULL;
+    ctx = md->uuid ? mg_map_get_str(&c->chunks, md->uuid) : NULL;
+    if (!md->uuid || k < 0 || k >= n || total < 0 || (size_t)total > c->max_chunked_bytes ||
+        md->has_num_messages_in_batch) {
+        why = "bad chunk metadata (uuid, chunk_id, total_chunk_msg_size over the limit)";
+    } else if (k == 0) {
+        if (ctx) /* chunk 0 again: the earlier run comes again, whole; do not ack it */
+            client_chunk_drop(c, ctx, false, "its first chunk came again");
+        if (c->nchunked >= c->max_pending_chunked)
+            client_chunk_drop(c, TAILQ_FIRST(&c->chunk_order), true,
+                              "too many incomplete chunked messages (maxPendingChunkedMessage)");
+        ctx = mg_calloc(1, sizeof(*ctx));
+        ctx->uuid = mg_strdup(md->uuid);
+        ctx->num_chunks = n;
+        ctx->last_chunk_id = -1;
+        ctx->total = (size_t)total;
+        ctx->created_us = now;
+        mg_map_put_str(&c->chunks, ctx->uuid, ctx);
+        TAILQ_INSERT_TAIL(&c->chunk_order, ctx, link);
+        c->nchunked++;
+    } else if (ctx && k <= ctx->last_chunk_id) {
+        MG_DEBUG(MOD, "%s: duplicate chunk %d of %s ignored", c->ep.topic, k, md->uuid);
+        pulsar__proto__message_metadata__free_unpacked(md, NULL);
+        return;
+    } else if (!ctx) {
+        why = "chunk without its first chunk";
+    } else if (k != ctx->last_chunk_id + 1 || n != ctx->num_chunks || (size_t)total != ctx->total) {
+        client_chunk_drop(c, ctx, true, "chunk out of order or inconsistent");
+        ctx = NULL;
+        why = "chunk of a dropped chunked message";
+    }
+    if (!why && ctx->buf.len + len > ctx->total) {
+        client_chunk_drop(c, ctx, true, "chunks longer than total_chunk_msg_size");
+        why = "chunk of a dropped chunked message";
+    }
+    if (why) {
+        MG_WARN(MOD, "%s: chunk %d of %s at %llu:%llu dropped: %s", c->ep.topic, k,
+                md->uuid ? md->uuid : "(no uuid)", (unsigned long long)id->ledger_id,
+                (unsigned long long)id->entry_id, why);
+        client_consumer_queue_ack(c, id->ledger_id, id->entry_id, id->partition);
+        pulsar__proto__message_metadata__free_unpacked(md, NULL);
+        return;
+    }
+    client_buf_reserve(&ctx->buf, len);
+    if (len)
+        memcpy(ctx->buf.data + ctx->buf.len, p, len);
+    ctx->buf.len += len;
+    ctx->ids = mg_realloc(ctx->ids, ((size_t)k + 1) * sizeof(*ctx->ids)); /* k: in order */
+    ctx->ids[k] = *id;
+    ctx->last_chunk_id = k;
+    if (k < n - 1) {
+        pulsar__proto__message_metadata__free_unpacked(md, NULL);
+        return;
+    }
+    if (ctx->buf.len != ctx->total) {
+        client_chunk_drop(c, ctx, true, "chunks shorter than total_chunk_msg_size");
+        pulsar__proto__message_metadata__free_unpacked(md, NULL);
+        return;
+    }
+    struct client_chunk_ids *acks = mg_malloc(sizeof(*acks) + (size_t)n * sizeof(acks->ids[0]));
+    acks->n = (size_t)n;
+    memcpy(acks->ids, ctx->ids, (size_t)n * sizeof(acks->ids[0]));
+    uint64_t key[2] = {id->ledger_id, id->entry_id};
+    mg_free(mg_map_put(&c->chunk_acks, key, sizeof key, acks));
+    struct client_buf whole = ctx->buf;
+    ctx->buf = (struct client_buf){0};
+    client_chunk_drop(c, ctx, false, NULL);
+    client_consumer_deliver(c, cm, md, id, whole.data, whole.len);
+    client_buf_fini(&whole);
+}
+
 static void client_consumer_on_message(struct client_consumer *c, const wire_cmd *cmd,
                                        struct evbuffer *payload)
 {
@@ -1967,86 +2257,12 @@ static void client_consumer_on_message(struct client_consumer *c, const wire_cmd
     if (!md)
         goto bad;
     off += mdlen;
-    uint8_t *raw = NULL; /* owned: a compressed payload, decompressed */
-    if (md->has_compression && md->compression != PULSAR__PROTO__COMPRESSION_TYPE__NONE) {
-        char why[200];
-        uint32_t max = c->ep.conn ? c->ep.conn->max_message_size : WIRE_DEFAULT_MAX_MESSAGE_SIZE;
-        if (mg_decompress((int)md->compression, p + off, len - off,
-                          md->has_uncompressed_size ? md->uncompressed_size : 0, max, &raw, why,
-                          sizeof why) < 0) {
-            MG_WARN(MOD, "%s: message %llu:%llu dropped: %s", c->ep.topic,
-                    (unsigned long long)id.ledger_id, (unsigned long long)id.entry_id, why);
-            pulsar__proto__message_metadata__free_unpacked(md, NULL);
-            return;
-        }
-        p = raw;
-        len = md->uncompressed_size;
-        off = 0;
-    }
-    struct client_message m = {
-        .publish_time = md->publish_time,
-        .event_time = md->has_event_time ? md->event_time : 0,
-        .sequence_id = md->sequence_id,
-        .producer_name = md->producer_name,
-        .key = md->partition_key,
-        .redelivery_count = cm->has_redelivery_count ? cm->redelivery_count : 0,
-        .schema_version = md->has_schema_version && md->schema_version.len == 8
-                              ? (int64_t)mg_get_be64(md->schema_version.data)
-                              : -1};
-    if (!md->has_num_messages_in_batch) {
-        m.id = id;
-        m.payload = p + off;
-        m.len = len - off;
-        const char **props = client_kv_strs(md->properties, md->n_properties);
-        m.properties = props;
-        m.nprops = md->n_properties;
-        c->msg_cb(c, &m, c->data);
-        mg_free(props);
-        pulsar__proto__message_metadata__free_unpacked(md, NULL);
-        mg_free(raw);
+    if (md->has_num_chunks_from_msg && md->num_chunks_from_msg > 1) {
+        client_consumer_on_chunk(c, cm, md, &id, p + off, len - off);
         client_consumer_consumed(c, 1);
-        return;
+    } else {
+        client_consumer_consumed(c, client_consumer_deliver(c, cm, md, &id, p + off, len - off));
     }
-    int32_t n = md->num_messages_in_batch;
-    unsigned delivered = 0;
-    for (int32_t i = 0; i < n; i++) {
-        Pulsar__Proto__SingleMessageMetadata *smm;
-        const uint8_t *pl;
-        size_t pllen;
-        int rc = client_batch_next(p, len, &off, &smm, &pl, &pllen);
-        if (rc <= 0) {
-            MG_WARN(MOD, "%s: malformed batch %llu:%llu (message %d of %d)", c->ep.topic,
-                    (unsigned long long)id.ledger_id, (unsigned long long)id.entry_id, i, n);
-            break;
-        }
-        /* ack_set: a set bit means still unacked; skip the rest. */
-        bool skip = false;
-        if (cm->n_ack_set > 0) {
-            size_t w = (size_t)i / 64;
-            skip = w >= cm->n_ack_set || !((uint64_t)cm->ack_set[w] >> (i % 64) & 1u);
-        }
-        if (!skip && !(smm->has_compacted_out && smm->compacted_out)) {
-            m.id = id;
-            m.id.batch_index = i;
-            m.id.batch_size = n;
-            m.payload = pl;
-            m.len = pllen;
-            m.sequence_id = smm->has_sequence_id ? smm->sequence_id : md->sequence_id + (uint64_t)i;
-            m.key = smm->partition_key;
-            if (smm->has_event_time)
-                m.event_time = smm->event_time;
-            const char **props = client_kv_strs(smm->properties, smm->n_properties);
-            m.properties = props;
-            m.nprops = smm->n_properties;
-            c->msg_cb(c, &m, c->data);
-            mg_free(props);
-            delivered++;
-        }
-        pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
-    }
-    pulsar__proto__message_metadata__free_unpacked(md, NULL);
-    mg_free(raw);
-    client_consumer_consumed(c, delivered);
     return;
 bad:
     MG_WARN(MOD, "%s: malformed message %llu:%llu dropped", c->ep.topic,
@@ -2081,6 +2297,12 @@ int client_consumer_new(struct client *c, const struct client_consumer_opts *opt
         cs->start = *opts->start_id;
     cs->queue_size = opts->receiver_queue_size ? opts->receiver_queue_size : 1000;
     mg_map_init(&cs->batches);
+    mg_map_init(&cs->chunks);
+    mg_map_init(&cs->chunk_acks);
+    TAILQ_INIT(&cs->chunk_order);
+    cs->max_pending_chunked = opts->max_pending_chunked ? opts->max_pending_chunked : 10;
+    cs->chunk_expire_ms = opts->chunk_expire_ms ? opts->chunk_expire_ms : 60000;
+    cs->max_chunked_bytes = opts->max_chunked_bytes ? opts->max_chunked_bytes : 256u << 20;
     cs->ack_ev = evtimer_new(c->base, client_consumer_ack_timer_cb, cs);
     MG_ASSERT(cs->ack_ev != NULL);
     cs->msg_cb = msg_cb;
@@ -2112,6 +2334,15 @@ int client_consumer_ack(struct client_consumer *c, const struct client_msg_id *i
 {
     if (c->ep.state == CLIENT_EP_FAILED)
         return -MG_ECLOSED;
+    uint64_t ckey[2] = {id->ledger_id, id->entry_id};
+    struct client_chunk_ids *chunks = mg_map_del(&c->chunk_acks, ckey, sizeof ckey);
+    if (chunks) { /* a chunked message: ack every chunk */
+        for (size_t i = 0; i < chunks->n; i++)
+            client_consumer_queue_ack(c, chunks->ids[i].ledger_id, chunks->ids[i].entry_id,
+                                      chunks->ids[i].partition);
+        mg_free(chunks);
+        return 0;
+    }
     if (id->batch_index < 0 || id->batch_size <= 1) {
         client_consumer_queue_ack(c, id->ledger_id, id->entry_id, id->partition);
         return 0;
@@ -2185,6 +2416,8 @@ int client_consumer_ack_cumulative(struct client_consumer *c, const struct clien
     client_consumer_flush(c);
     if (c->ep.state != CLIENT_EP_READY || !c->ep.conn)
         return -MG_EAGAIN;
+    uint64_t ckey[2] = {id->ledger_id, id->entry_id};
+    mg_free(mg_map_del(&c->chunk_acks, ckey, sizeof ckey)); /* its chunks are before it */
     Pulsar__Proto__MessageIdData mid = PULSAR__PROTO__MESSAGE_ID_DATA__INIT;
     mid.ledgerid = id->ledger_id;
     mid.entryid = id->entry_id;
@@ -2211,6 +2444,9 @@ void client_consumer_free(struct client_consumer *c)
     client_ep_send_close(&c->ep);
     client_ep_fini(&c->ep);
     mg_map_fini_free(&c->batches, mg_free);
+    client_consumer_forget_chunks(c);
+    mg_map_fini(&c->chunks);
+    mg_map_fini_free(&c->chunk_acks, mg_free);
     mg_event_free(c->ack_ev);
     mg_free(c->acks);
     mg_free(c->subscription);

@@ -9,6 +9,9 @@
  *
  * Producers batch messages client-side and keep a window of pending (sent, not yet
  * acknowledged) messages; consumers unpack batches and push each message to a callback.
+ * A chunking producer sends a message over the broker's max message size as chunks (Pulsar's
+ * uuid / chunk_id / num_chunks_from_msg / total_chunk_msg_size); consumers put chunks back
+ * together per uuid (bounded in count, size and age) and deliver the whole message.
  * Both survive connection loss and broker-initiated CLOSE_*: they look the topic up again
  * and reconnect with backoff (100 ms doubling to 30 s); a producer resends its pending
  * messages with their original sequence ids.
@@ -126,6 +129,11 @@ struct client_producer_opts {
     const struct client_schema *schema; /* NULL: none (bytes) */
     int compression; /* enum mg_codec (util/compress.h): each entry's payload (a batch's whole
                         payload) compressed with it, as Pulsar's compressionType; 0 = NONE */
+    /* Pulsar's chunkingEnabled: a message whose (compressed) payload does not fit the
+     * broker's max message size minus its metadata goes as chunks (one SEND each, same
+     * sequence id, uuid "<producer name>-<sequence id>"); its callback fires on the last
+     * chunk's receipt with that chunk's id. Turns batching off, as Pulsar does. */
+    bool chunking;
 };
 
 struct client_consumer_opts {
@@ -141,6 +149,15 @@ struct client_consumer_opts {
                             Failover) */
     const struct client_msg_id *start_id; /* non_durable: start at this entry (copied);
                                              NULL = initial_position */
+    /* Chunked messages being reassembled (Pulsar's maxPendingChunkedMessage): past it the
+     * oldest incomplete one is dropped and its chunks acked; 0 = 10. */
+    unsigned max_pending_chunked;
+    /* Pulsar's expireTimeOfIncompleteChunkedMessage: an incomplete chunked message older
+     * than this is dropped (chunks acked) when the next chunk comes; 0 = 60000 ms. */
+    unsigned chunk_expire_ms;
+    /* A chunked message announcing more bytes (total_chunk_msg_size) is dropped and its
+     * chunks acked; 0 = 256 MiB. */
+    size_t max_chunked_bytes;
 };
 
 /* Fires once when the producer or consumer is first created (status 0) or could not be
@@ -228,7 +245,8 @@ int client_consumer_new(struct client *c, const struct client_consumer_opts *opt
                         client_message_cb msg_cb, client_consumer_ready_cb ready_cb, void *data,
                         struct client_consumer **out);
 /* Acknowledge one message. Acks are grouped (up to 1000 ids or 100 ms) into one ACK frame;
- * a batch entry is acked once all its messages are. Returns 0 or -MG_ECLOSED. */
+ * a batch entry is acked once all its messages are; a chunked message's id (its last
+ * chunk's) acks every one of its chunks. Returns 0 or -MG_ECLOSED. */
 int client_consumer_ack(struct client_consumer *c, const struct client_msg_id *id);
 /* Acknowledge everything up to and including id (Exclusive/Failover only). */
 int client_consumer_ack_cumulative(struct client_consumer *c, const struct client_msg_id *id);

@@ -46,6 +46,12 @@ void client_batch_append_meta(struct client_buf *b, const void *payload, size_t 
 void client_meta_kv(const struct client_msg_meta *meta, Pulsar__Proto__KeyValue **kv,
                     Pulsar__Proto__KeyValue ***ptrs);
 
+/* The payload bytes of each chunk of a len-byte message whose metadata is md and whose uuid
+ * is uuid, under the broker's max_message_size (as Pulsar's ProducerImpl: that size minus
+ * the metadata's); 0 when the metadata alone does not fit. */
+size_t client_chunk_size(const Pulsar__Proto__MessageMetadata *md, const char *uuid, size_t len,
+                         uint32_t max_message_size);
+
 enum client_conn_state {
     CLIENT_CONN_CONNECTING = 0, /* TCP connect in progress */
     CLIENT_CONN_HANDSHAKE,      /* CONNECT sent, waiting for CONNECTED */
@@ -185,6 +191,7 @@ struct client_producer {
     uint64_t next_seq;
     bool seq_known; /* next_seq set from the first PRODUCER_SUCCESS */
     bool batching;
+    bool chunking;   /* opts.chunking (then batching is false) */
     int compression; /* enum mg_codec */
     unsigned batch_max_messages;
     size_t batch_max_bytes;
@@ -210,6 +217,25 @@ struct client_producer {
     size_t schema_version_len;
 };
 
+/* The chunk ids of a delivered chunked message, until the application acks its id (the
+ * last chunk's), keyed by that id's (ledger, entry). */
+struct client_chunk_ids {
+    size_t n;
+    struct client_msg_id ids[]; /* every chunk's entry, in chunk order */
+};
+
+/* A chunked message being reassembled (consumer's chunks map, keyed by uuid). */
+struct client_chunk_ctx {
+    char *uuid;                         /* owned */
+    int32_t num_chunks;                 /* num_chunks_from_msg */
+    int32_t last_chunk_id;              /* the last chunk appended */
+    size_t total;                       /* total_chunk_msg_size */
+    struct client_buf buf;              /* the chunks' payloads so far */
+    struct client_msg_id *ids;          /* owned, num_chunks entries: the chunks received so far */
+    uint64_t created_us;                /* mg_mono_us() at chunk 0 */
+    TAILQ_ENTRY(client_chunk_ctx) link; /* in the consumer's chunk_order, oldest first */
+};
+
 /* Per received batch entry: which indexes the application acked. */
 struct client_batch_track {
     int32_t size;
@@ -228,7 +254,15 @@ struct client_consumer {
     struct client_msg_id start;
     unsigned queue_size;
     unsigned consumed_since_flow;
-    struct mg_map batches;      /* (ledger, entry) -> struct client_batch_track (owned) */
+    struct mg_map batches; /* (ledger, entry) -> struct client_batch_track (owned) */
+    struct mg_map chunks;  /* uuid -> struct client_chunk_ctx (owned through chunk_order) */
+    TAILQ_HEAD(, client_chunk_ctx) chunk_order; /* the incomplete chunked messages, oldest first */
+    unsigned nchunked;                          /* entries in chunk_order */
+    unsigned max_pending_chunked;
+    unsigned chunk_expire_ms;
+    size_t max_chunked_bytes;
+    struct mg_map chunk_acks;   /* (ledger, entry) of a delivered chunked message's id ->
+                                   struct client_chunk_ids (owned) */
     struct client_msg_id *acks; /* owned: grouped individual acks (entry level) */
     size_t nacks;
     size_t acap;

@@ -432,8 +432,29 @@ run "client: unreachable" client --url pulsar://127.0.0.1:1 produce "$TP" -m x
 one_line_error "client produce, unreachable URL" 1 "cannot create the producer"
 cli "client: no messages" produce "$TP"
 one_line_error "client produce without -m/-f" 2 "-m MSG or -f FILE"
-cli "client: chunking" produce "$TP" -m x --chunking
-one_line_error "client produce --chunking (not supported yet)" 2 "not supported"
+# --chunking: a file four times the broker's default maxMessageSize (5 MB) goes as chunks and
+# comes back from consume as one message, byte for byte
+CT="persistent://public/default/chunked-$$"
+head -c $((20 << 20)) /dev/urandom >"$T/big.dat"
+cli "client: produce too big" produce "$CT" -f "$T/big.dat"
+one_line_error "client produce of 20 MB without --chunking" 1 "too (big|large)"
+TMO=60 cli "client: chunking" produce "$CT" -f "$T/big.dat" --chunking
+out_is "client produce -f (20 MB) --chunking" "1 messages successfully produced"
+TMO=60 cli "client: consume the chunked message" consume "$CT" -s chunksub -n 1 -p Earliest
+head_txt="----- got message -----
+key:[null], properties:[], content:"
+tail_txt="
+1 messages successfully consumed"
+hn=$((${#head_txt} + 1))
+tn=$((${#tail_txt} + 1))
+got_sum=$(tail -c +$hn "$T/out" | head -c -$tn | sha256sum | cut -d' ' -f1)
+want_sum=$(sha256sum <"$T/big.dat" | cut -d' ' -f1)
+if [ "$RC" = 0 ] && [ "$(head -c $((hn - 1)) "$T/out")" = "$head_txt" ] &&
+    [ "$(tail -c $tn "$T/out")" = "$tail_txt" ] && [ "$got_sum" = "$want_sum" ]; then
+    pass "client consume: the 20 MB chunked message as one message, sha256 equal"
+else fail "client consume of the chunked message: exit $RC, sha256 $got_sum (want $want_sum), $(wc -c <"$T/out") bytes, stderr $(head -c 300 "$T/err")"; fi
+adm "chunked: stats-internal" topics stats-internal "$CT"
+jq_is "the 20 MB message is stored as 5 chunks of at most 5 MB" .numberOfEntries 5
 cli "client: bad property" produce "$TP" -m x -p novalue
 one_line_error "client produce -p without =" 2 "is not key=value"
 

@@ -18,7 +18,8 @@
  * the producer, free cancelling what is pending); consumers (SUBSCRIBE's fields, FLOW and
  * its refill, single and batched MESSAGEs delivered with their ids, grouped acks, a batch
  * acked once all its messages are); PING answered; PARTITIONED_METADATA; an unanswered
- * request timing out.
+ * request timing out; chunking (a producer's chunks and their metadata, a consumer's
+ * reassembly, its acks and its bounds).
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "client/client.h"
@@ -281,6 +282,7 @@ static void expect_single_send(struct tl_peer *b, uint64_t id, uint64_t seq, con
     ck_assert_uint_eq(f.cmd->send->producer_id, id);
     ck_assert_uint_eq(f.cmd->send->sequence_id, seq);
     ck_assert_int_eq(f.cmd->send->num_messages, 1);
+    ck_assert(!f.cmd->send->is_chunk);
     const uint8_t *pl;
     size_t len;
     Pulsar__Proto__MessageMetadata *md = sent_md(&f, &pl, &len);
@@ -607,6 +609,23 @@ static struct tl_peer *consumer_looked_up(const struct client_consumer_opts *o,
     return b;
 }
 
+/* consumer_looked_up, then SUBSCRIBE answered SUCCESS and the first FLOW taken: the consumer
+ * is ready; *cid is its consumer id. */
+static struct tl_peer *consumer_subscribed(const struct client_consumer_opts *o,
+                                           struct client_consumer **c, uint64_t *cid)
+{
+    struct tl_peer *b = consumer_looked_up(o, c);
+    struct wire_frame f;
+    tl_peer_expect(b, T(SUBSCRIBE), &f);
+    *cid = f.cmd->subscribe->consumer_id;
+    tl_send_success(b, f.cmd->subscribe->request_id);
+    wire_frame_clear(&f);
+    tl_peer_expect(b, T(FLOW), &f);
+    wire_frame_clear(&f);
+    tl_wait(fx.loop, &fx.cs.ready);
+    return b;
+}
+
 /* A batch of n messages texts[i] as a producer stores it. */
 static struct evbuffer *batch_entry(const char *const *texts, int n)
 {
@@ -786,15 +805,8 @@ START_TEST(test_consumer_decompresses)
     struct client_consumer_opts o = {
         .topic = "t", .subscription = "sub", .receiver_queue_size = 100};
     struct client_consumer *c = NULL;
-    struct tl_peer *b = consumer_looked_up(&o, &c);
-    struct wire_frame f;
-    tl_peer_expect(b, T(SUBSCRIBE), &f);
-    uint64_t cid = f.cmd->subscribe->consumer_id;
-    tl_send_success(b, f.cmd->subscribe->request_id);
-    wire_frame_clear(&f);
-    tl_peer_expect(b, T(FLOW), &f);
-    wire_frame_clear(&f);
-    tl_wait(fx.loop, &s->ready);
+    uint64_t cid;
+    struct tl_peer *b = consumer_subscribed(&o, &c, &cid);
     uint64_t entry = 0;
     for (int codec = MG_CODEC_LZ4; codec <= MG_CODEC_SNAPPY; codec++) {
         for (int lie = 0; lie < 2; lie++) { /* a single message, the second time lying */
@@ -950,6 +962,235 @@ START_TEST(test_request_times_out)
 }
 END_TEST
 
+/* ---- chunking ------------------------------------------------------------------------------- */
+
+/* Sync with the client: everything the broker sent before is handled once PONG comes. */
+static void ping_pong(struct tl_peer *b)
+{
+    struct wire_frame f;
+    tl_send_ping(b);
+    tl_peer_expect(b, T(PONG), &f);
+    wire_frame_clear(&f);
+}
+
+/* A chunking producer (batching asked for too: chunking turns it off, as Pulsar) under a
+ * broker whose CONNECTED says max_message_size M: a message several times M goes as chunks,
+ * one SEND each (is_chunk) with the message's sequence id, uuid "<name>-<seq>", chunk_id 0..n-1,
+ * num_chunks_from_msg n and total_chunk_msg_size; every chunk's metadata and payload fit M and
+ * their payloads put together are the message. Its callback fires once, on the last chunk's
+ * receipt, with that chunk's id. A small message after it is one SEND without chunk fields. */
+START_TEST(test_producer_chunking)
+{
+    const int M = 700;
+    const size_t L = 4 * 700 + 123; /* several times M, not a multiple of a chunk */
+    struct client_producer_opts o = {.topic = "t", .batching = true, .chunking = true};
+    ck_assert_int_eq(client_producer_new(fx.cl, &o, p_ready, ps, &fx.p), 0);
+    struct tl_peer *b = dialed(0);
+    accept_connect(b, M);
+    answer_lookup(b, false, LOOKUP_CONNECT, SERVICE_URL);
+    /* the broker's last sequence id: a long one, so the uuid is long too */
+    const uint64_t seq0 = 123456789012345;
+    struct wire_frame pf;
+    tl_peer_expect(b, T(PRODUCER), &pf);
+    fx.pid = pf.cmd->producer->producer_id;
+    tl_send_producer_success(b, pf.cmd->producer->request_id, "p-1", (int64_t)seq0 - 1);
+    wire_frame_clear(&pf);
+    char uuid[64];
+    snprintf(uuid, sizeof uuid, "p-1-%llu", (unsigned long long)seq0);
+    tl_wait(fx.loop, &ps->ready);
+    ck_assert_int_eq(ps->ready_status, 0);
+
+    uint8_t *msg = mg_malloc(L);
+    for (size_t i = 0; i < L; i++)
+        msg[i] = (uint8_t)(i * 7 + i / 251);
+    ck_assert_int_eq(client_producer_send(fx.p, msg, L, p_sent, ps), 0);
+    send_str(fx.p, "tiny", ps);
+    uint8_t *got = mg_malloc(L);
+    size_t have = 0;
+    int32_t n = -1;
+    for (int32_t k = 0; n < 0 || k < n; k++) {
+        ck_assert_int_lt(k, 100);
+        struct wire_frame f;
+        const uint8_t *pl;
+        size_t plen;
+        tl_peer_expect(b, T(SEND), &f);
+        ck_assert_uint_eq(f.cmd->send->sequence_id, seq0);
+        ck_assert(f.cmd->send->has_is_chunk && f.cmd->send->is_chunk);
+        size_t mdlen = mg_get_be32(evbuffer_pullup(f.payload, 10) + 6);
+        Pulsar__Proto__MessageMetadata *md = sent_md(&f, &pl, &plen);
+        ck_assert(!md->has_num_messages_in_batch);
+        ck_assert_uint_eq(md->sequence_id, seq0);
+        ck_assert_str_eq(md->uuid, uuid);
+        ck_assert(md->has_chunk_id && md->has_num_chunks_from_msg && md->has_total_chunk_msg_size);
+        ck_assert_int_eq(md->chunk_id, k);
+        if (k == 0)
+            n = md->num_chunks_from_msg;
+        ck_assert_int_eq(md->num_chunks_from_msg, n);
+        ck_assert_int_eq(md->total_chunk_msg_size, (int32_t)L);
+        ck_assert_uint_le(mdlen + plen, (size_t)M);
+        ck_assert_uint_gt(plen, 0);
+        ck_assert_uint_le(have + plen, L);
+        memcpy(got + have, pl, plen);
+        have += plen;
+        pulsar__proto__message_metadata__free_unpacked(md, NULL);
+        wire_frame_clear(&f);
+    }
+    ck_assert_int_ge(n, (int32_t)(L / (size_t)M) + 1);
+    ck_assert_uint_eq(have, L);
+    ck_assert(memcmp(got, msg, L) == 0);
+    expect_single_send(b, fx.pid, seq0 + 1, "tiny");
+
+    /* receipts of every chunk but the last: nothing completes */
+    for (int32_t k = 0; k + 1 < n; k++)
+        tl_send_receipt(b, fx.pid, seq0, 9, (uint64_t)k);
+    ping_pong(b);
+    ck_assert_int_eq(ps->n, 0);
+    tl_send_receipt(b, fx.pid, seq0, 9, (uint64_t)n - 1);
+    tl_send_receipt(b, fx.pid, seq0 + 1, 9, (uint64_t)n);
+    ck_assert_int_eq(tl_until_count(fx.loop, &ps->n, 2, TL_REAL_WAIT_MS), 2);
+    ck_assert_int_eq(ps->res[0].status, 0);
+    ck_assert_uint_eq(ps->res[0].sequence_id, seq0);
+    ck_assert_uint_eq(ps->res[0].size, L);
+    ck_assert_uint_eq(ps->res[0].id.entry_id, (uint64_t)n - 1);
+    ck_assert_int_eq(ps->res[1].status, 0);
+    ck_assert_uint_eq(ps->res[1].id.entry_id, (uint64_t)n);
+    ck_assert_uint_eq(client_producer_pending(fx.p), 0);
+    mg_free(msg);
+    mg_free(got);
+}
+END_TEST
+
+/* Send chunk k of n of the message uuid (whose whole payload is text) as entry (7, e):
+ * chunk k is the k-th of n near-equal slices. total: its total_chunk_msg_size, -1 = right. */
+static void send_chunk(struct tl_peer *b, uint64_t cid, uint64_t e, const char *uuid, int k, int n,
+                       const char *text, int total)
+{
+    size_t len = strlen(text), per = (len + (size_t)n - 1) / (size_t)n;
+    size_t off = (size_t)k * per < len ? (size_t)k * per : len;
+    size_t plen = len - off < per ? len - off : per;
+    Pulsar__Proto__MessageMetadata md;
+    tl_pulsar_md(&md, "p", 40, 4321);
+    md.uuid = (char *)uuid;
+    md.has_chunk_id = md.has_num_chunks_from_msg = md.has_total_chunk_msg_size = 1;
+    md.chunk_id = k;
+    md.num_chunks_from_msg = n;
+    md.total_chunk_msg_size = total < 0 ? (int32_t)len : total;
+    struct evbuffer *entry = tl_pulsar_entry(&md, text + off, plen);
+    tl_send_message(b, cid, 7, e, entry);
+    evbuffer_free(entry);
+}
+
+/* Take ACK frames until want (sorted entry ids of ledger 7, nwant of them) are all acked;
+ * no other entry may be. */
+static void expect_acked(struct tl_peer *b, const uint64_t *want, size_t nwant)
+{
+    bool seen[64] = {0};
+    size_t got = 0;
+    while (got < nwant) {
+        struct wire_frame f;
+        tl_peer_expect(b, T(ACK), &f);
+        for (size_t i = 0; i < f.cmd->ack->n_message_id; i++) {
+            uint64_t e = f.cmd->ack->message_id[i]->entryid;
+            bool wanted = false;
+            for (size_t j = 0; j < nwant; j++)
+                wanted |= want[j] == e;
+            ck_assert_msg(wanted && e < 64 && !seen[e], "entry %llu acked unexpectedly",
+                          (unsigned long long)e);
+            seen[e] = true;
+            got++;
+        }
+        wire_frame_clear(&f);
+    }
+}
+
+/* A consumer reassembles chunked messages per uuid, two interleaved, and delivers each once,
+ * complete, with its last chunk's id; acking that id acks every chunk. Bounds: a chunk
+ * without its first chunk, a run evicted past max_pending_chunked, a run announcing more than
+ * max_chunked_bytes and a run whose chunks come out of order are each dropped (nothing
+ * delivered) and every chunk of theirs acked. */
+START_TEST(test_consumer_chunks)
+{
+    struct cstate *s = &fx.cs;
+    struct client_consumer_opts o = {.topic = "t",
+                                     .subscription = "sub",
+                                     .receiver_queue_size = 100,
+                                     .max_pending_chunked = 2,
+                                     .max_chunked_bytes = 64};
+    struct client_consumer *c = NULL;
+    uint64_t cid;
+    struct tl_peer *b = consumer_subscribed(&o, &c, &cid);
+
+    const char *ta = "first chunked message", *tb = "the second one!";
+    send_chunk(b, cid, 0, "p-A", 0, 3, ta, -1);
+    send_chunk(b, cid, 1, "p-A", 1, 3, ta, -1);
+    send_chunk(b, cid, 2, "p-B", 0, 2, tb, -1);
+    send_chunk(b, cid, 3, "p-A", 2, 3, ta, -1);
+    send_chunk(b, cid, 4, "p-B", 1, 2, tb, -1);
+    ck_assert_int_eq(tl_until_count(fx.loop, &s->n, 2, TL_REAL_WAIT_MS), 2);
+    ck_assert_str_eq(s->m[0].payload, ta);
+    ck_assert_uint_eq(s->m[0].id.ledger_id, 7);
+    ck_assert_uint_eq(s->m[0].id.entry_id, 3);
+    ck_assert_uint_eq(s->m[0].sequence_id, 40);
+    ck_assert_str_eq(s->m[1].payload, tb);
+    ck_assert_uint_eq(s->m[1].id.entry_id, 4);
+    ck_assert_int_eq(client_consumer_ack(c, &s->m[0].id), 0);
+    client_consumer_flush(c);
+    expect_acked(b, (const uint64_t[]){0, 1, 3}, 3);
+
+    const char *tc = "dropped on the floor";
+    send_chunk(b, cid, 10, "p-C", 1, 2, tc, -1); /* no chunk 0: dropped, acked */
+    send_chunk(b, cid, 11, "p-D", 0, 2, tc, -1); /* D, E, then F evicts D */
+    send_chunk(b, cid, 12, "p-E", 0, 3, tc, -1);
+    send_chunk(b, cid, 13, "p-F", 0, 3, tc, -1);
+    send_chunk(b, cid, 14, "p-D", 1, 2, tc, -1);   /* D is gone: dropped, acked */
+    send_chunk(b, cid, 15, "p-G", 0, 2, tc, 1000); /* over max_chunked_bytes */
+    send_chunk(b, cid, 16, "p-F", 2, 3, tc, -1);   /* F's chunk 1 missing: F dropped */
+    ping_pong(b);
+    ck_assert_int_eq(s->n, 2);
+    client_consumer_flush(c);
+    expect_acked(b, (const uint64_t[]){10, 11, 13, 14, 15, 16}, 6);
+    /* E is still whole: its chunks 1 and 2 complete it */
+    send_chunk(b, cid, 17, "p-E", 1, 3, tc, -1);
+    send_chunk(b, cid, 18, "p-E", 2, 3, tc, -1);
+    ck_assert_int_eq(tl_until_count(fx.loop, &s->n, 3, TL_REAL_WAIT_MS), 3);
+    ck_assert_str_eq(s->m[2].payload, tc);
+    ck_assert_uint_eq(s->m[2].id.entry_id, 18);
+    ck_assert_int_eq(client_consumer_ack(c, &s->m[2].id), 0);
+    client_consumer_flush(c);
+    expect_acked(b, (const uint64_t[]){12, 17, 18}, 3);
+    client_consumer_free(c);
+}
+END_TEST
+
+/* An incomplete chunked message older than chunk_expire_ms is dropped when the next chunk
+ * comes (Pulsar's expireTimeOfIncompleteChunkedMessage) and its chunks acked; the newer run
+ * completes. */
+START_TEST(test_consumer_chunks_expire)
+{
+    struct cstate *s = &fx.cs;
+    struct client_consumer_opts o = {
+        .topic = "t", .subscription = "sub", .receiver_queue_size = 100, .chunk_expire_ms = 5};
+    struct client_consumer *c = NULL;
+    uint64_t cid;
+    struct tl_peer *b = consumer_subscribed(&o, &c, &cid);
+    const char *text = "expiring chunks";
+    send_chunk(b, cid, 20, "p-H", 0, 2, text, -1);
+    ping_pong(b); /* H started */
+    uint64_t t0 = mg_mono_us();
+    while (mg_mono_us() - t0 <= 6000) /* H's age passes chunk_expire_ms (the condition) */
+        tl_passes(fx.base, 1);
+    send_chunk(b, cid, 21, "p-I", 0, 2, text, -1);
+    send_chunk(b, cid, 22, "p-H", 1, 2, text, -1); /* H is gone: dropped too */
+    send_chunk(b, cid, 23, "p-I", 1, 2, text, -1);
+    ck_assert_int_eq(tl_until_count(fx.loop, &s->n, 1, TL_REAL_WAIT_MS), 1);
+    ck_assert_str_eq(s->m[0].payload, text);
+    ck_assert_uint_eq(s->m[0].id.entry_id, 23);
+    client_consumer_flush(c);
+    expect_acked(b, (const uint64_t[]){20, 22}, 2);
+    client_consumer_free(c);
+}
+END_TEST
+
 /* A batch message's key and properties (client_batch_append_meta) are in its
  * SingleMessageMetadata, as pulsar-client reads them; a message without meta has none. */
 START_TEST(test_batch_meta)
@@ -985,12 +1226,14 @@ int main(void)
 {
     return tl_main(
         "client",
-        TL_CASES({"fake_broker", 30, setup, teardown,
-                  TL_TESTS(test_handshake_lookup_producer, test_connect_refused, test_not_a_broker,
-                           test_lookup_redirect, test_lookup_failed, test_producer_batches,
-                           test_producer_single_and_send_error,
-                           test_producer_reconnects_and_resends, test_producer_free_cancels,
-                           test_consumer, test_producer_compression, test_consumer_decompresses,
-                           test_partitions, test_topics_of_namespace, test_request_times_out)},
-                 {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta)}));
+        TL_CASES(
+            {"fake_broker", 30, setup, teardown,
+             TL_TESTS(test_handshake_lookup_producer, test_connect_refused, test_not_a_broker,
+                      test_lookup_redirect, test_lookup_failed, test_producer_batches,
+                      test_producer_single_and_send_error, test_producer_reconnects_and_resends,
+                      test_producer_free_cancels, test_consumer, test_producer_compression,
+                      test_consumer_decompresses, test_partitions, test_topics_of_namespace,
+                      test_request_times_out, test_producer_chunking, test_consumer_chunks,
+                      test_consumer_chunks_expire)},
+            {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta)}));
 }
