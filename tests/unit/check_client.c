@@ -753,7 +753,6 @@ START_TEST(test_producer_compression)
     struct tl_peer *b = NULL;
     for (int codec = MG_CODEC_LZ4; codec <= MG_CODEC_SNAPPY; codec++) {
         fx.codec = codec;
-        struct pstate *ps = &fx.ps[0];
         memset(ps, 0, sizeof *ps);
         if (!b) {
             b = producer_ready(true, 3);
