@@ -372,7 +372,9 @@ void admin_h_last_message_id(struct admin_req *r);
 void admin_h_compaction_trigger(struct admin_req *r);
 void admin_h_compaction_status(struct admin_req *r);
 /* admin_topicpol.c: topic-level policies */
-void admin_h_topic_dedup(struct admin_req *r); /* GET, POST and DELETE deduplicationEnabled */
+/* GET, POST and DELETE of a topic policy (deduplicationEnabled, maxProducers, ...: the path's
+ * last segment names it) */
+void admin_h_topic_policy(struct admin_req *r);
 /* A topic (base: a plain topic's or a partitioned topic's name, never a partition's) was
  * deleted: its schema (a delete marker) and its topic policies go too, as Pulsar's
  * PersistentTopic.delete does. admin_gone_done is an ns_done_cb: with status 0 it drops them

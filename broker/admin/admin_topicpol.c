@@ -1,16 +1,20 @@
 /*
- * admin_topicpol.c - topic-level policies over REST (Pulsar's PersistentTopics), so far
- * GET/POST/DELETE /admin/v2/persistent/{t}/{ns}/{topic}/deduplicationEnabled.
+ * admin_topicpol.c - topic-level policies over REST (Pulsar's PersistentTopics): GET/POST/DELETE
+ * /admin/v2/persistent/{t}/{ns}/{topic}/<path> for each row of admin_tpol_paths:
+ * deduplicationEnabled, maxProducers, maxConsumers, maxConsumersPerSubscription,
+ * maxSubscriptionsPerTopic, maxUnackedMessagesOnConsumer, maxUnackedMessagesOnSubscription,
+ * dispatchRate, subscriptionDispatchRate and publishRate, each a field of the topic's
+ * TopicPolicies (Pulsar's field name in the row).
  *
  * As Pulsar's preValidation: a partition's name is refused (412 "Not allowed to set/get topic
  * policy for a partition": a partitioned topic's policy lives on its base name and applies
  * to every partition), a topic that exists nowhere gets 404 "Topic ... not found". GET
  * answers the topic's own value, or 204 when it has none; with applied=true the value in
- * force: the topic's, else the namespace's deduplicationEnabled, else
- * brokerDeduplicationEnabled. POST takes a bare JSON boolean (400 otherwise) and DELETE
- * removes the value; both answer 204 once the store holds it. Any broker answers (the store
- * is shared); the brokers serving the topic's partitions apply a change through their watch
- * on it (ns_topicpol.c), this one at once.
+ * force: the topic's, else the namespace's, else the broker's key. POST takes the value (a
+ * bare JSON boolean; an integer, 412 below 0; a DispatchRate / PublishRate object; 400 when
+ * of the wrong shape) and DELETE removes it; both answer 204 once the store holds it. Any
+ * broker answers (the store is shared); the brokers serving the topic's partitions apply a
+ * change through their watch on it (ns_topicpol.c), this one at once.
  */
 #include "admin/admin_int.h"
 #include "config/cfg.h"
@@ -22,29 +26,95 @@
 #include "util/log.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <string.h>
+
+enum admin_tpol_kind { ADMIN_TPOL_BOOL, ADMIN_TPOL_LIMIT, ADMIN_TPOL_RATE };
+
+/* One topic policy path: its segment, TopicPolicies field, kind, the namespace's policy of the
+ * same meaning (LIMIT: enum ns_limit; RATE: enum ns_rate) and the broker's key (LIMIT: an int
+ * in struct cfg). */
+static const struct admin_tpol_path {
+    const char *seg, *field;
+    enum admin_tpol_kind kind;
+    int which;
+    size_t cfg_off;
+} admin_tpol_paths[] = {
+    {"deduplicationEnabled", "deduplicationEnabled", ADMIN_TPOL_BOOL, 0, 0},
+    {"maxProducers", "maxProducerPerTopic", ADMIN_TPOL_LIMIT, NS_LIMIT_PRODUCERS_PER_TOPIC,
+     offsetof(struct cfg, max_producers_per_topic)},
+    {"maxConsumers", "maxConsumerPerTopic", ADMIN_TPOL_LIMIT, NS_LIMIT_CONSUMERS_PER_TOPIC,
+     offsetof(struct cfg, max_consumers_per_topic)},
+    {"maxConsumersPerSubscription", "maxConsumersPerSubscription", ADMIN_TPOL_LIMIT,
+     NS_LIMIT_CONSUMERS_PER_SUB, offsetof(struct cfg, max_consumers_per_subscription)},
+    {"maxSubscriptionsPerTopic", "maxSubscriptionsPerTopic", ADMIN_TPOL_LIMIT,
+     NS_LIMIT_SUBSCRIPTIONS_PER_TOPIC, offsetof(struct cfg, max_subscriptions_per_topic)},
+    {"maxUnackedMessagesOnConsumer", "maxUnackedMessagesOnConsumer", ADMIN_TPOL_LIMIT,
+     NS_LIMIT_UNACKED_PER_CONSUMER, offsetof(struct cfg, max_unacked_per_consumer)},
+    {"maxUnackedMessagesOnSubscription", "maxUnackedMessagesOnSubscription", ADMIN_TPOL_LIMIT,
+     NS_LIMIT_UNACKED_PER_SUB, offsetof(struct cfg, max_unacked_per_subscription)},
+    {"dispatchRate", "dispatchRate", ADMIN_TPOL_RATE, NS_RATE_TOPIC, 0},
+    {"subscriptionDispatchRate", "subscriptionDispatchRate", ADMIN_TPOL_RATE, NS_RATE_SUB, 0},
+    {"publishRate", "publishRate", ADMIN_TPOL_RATE, NS_RATE_PUBLISH, 0},
+};
 
 /* One call waiting for the store. */
 struct admin_tpol_call {
     struct admin_call *call;
     const struct admin_env *env;
-    char *tenant_ns;   /* owned (applied=true) */
-    struct ns *ns;     /* borrowed */
-    bool applied;      /* GET: the value in force */
-    int dedup;         /* POST/DELETE: the value to store (-1 removes it) */
-    bool write;        /* POST/DELETE */
-    bool broker_dedup; /* brokerDeduplicationEnabled */
-    char *base;        /* owned */
+    const struct admin_tpol_path *pp;
+    char *tenant_ns; /* owned (applied=true) */
+    struct ns *ns;   /* borrowed */
+    bool applied;    /* GET: the value in force */
+    bool write;      /* POST/DELETE */
+    json_t *value;   /* owned: POST: the value to store (NULL: DELETE) */
+    char *base;      /* owned */
 };
 
 static void admin_tpol_free(struct admin_tpol_call *tc)
 {
+    json_decref(tc->value);
     mg_free(tc->tenant_ns);
     mg_free(tc->base);
     mg_free(tc);
 }
 
-static void admin_tpol_got(void *data, int status, int dedup)
+/* The broker's value of tc's path (what applies without a topic or namespace policy). */
+static json_t *admin_tpol_broker_value(const struct admin_tpol_call *tc)
+{
+    const struct cfg *c = tc->env->cfg;
+    const struct admin_tpol_path *pp = tc->pp;
+    if (pp->kind == ADMIN_TPOL_BOOL)
+        return json_boolean(c->broker_dedup_enabled);
+    if (pp->kind == ADMIN_TPOL_LIMIT)
+        return json_integer(*(const int *)(const void *)((const char *)c + pp->cfg_off));
+    struct ns_dispatch_rate d = {.set = true, .period_secs = 1};
+    d.msgs = pp->which == NS_RATE_TOPIC ? c->dispatch_rate_topic_msgs
+             : pp->which == NS_RATE_SUB ? c->dispatch_rate_sub_msgs
+                                        : c->publish_rate_msgs;
+    d.bytes = pp->which == NS_RATE_TOPIC ? c->dispatch_rate_topic_bytes
+              : pp->which == NS_RATE_SUB ? c->dispatch_rate_sub_bytes
+                                         : c->publish_rate_bytes;
+    return ns_dispatch_rate_json((enum ns_rate)pp->which, &d);
+}
+
+/* The value in force without the topic's own: the namespace's, else the broker's. */
+static json_t *admin_tpol_inherited(const struct admin_tpol_call *tc)
+{
+    struct ns_policies p;
+    if (ns_namespace_policies_get(tc->ns, tc->tenant_ns, &p) == 0) {
+        int w = tc->pp->which;
+        if (tc->pp->kind == ADMIN_TPOL_BOOL && p.has_dedup)
+            return json_boolean(p.dedup_enabled);
+        if (tc->pp->kind == ADMIN_TPOL_LIMIT && p.has_limit[w])
+            return json_integer(p.limit[w]);
+        if (tc->pp->kind == ADMIN_TPOL_RATE && p.rate[w].set)
+            return ns_dispatch_rate_json((enum ns_rate)w, &p.rate[w]);
+    }
+    return admin_tpol_broker_value(tc);
+}
+
+static void admin_tpol_got(void *data, int status, const json_t *value)
 {
     struct admin_tpol_call *tc = data;
     if (admin_call_gone(tc->call)) {
@@ -54,15 +124,11 @@ static void admin_tpol_got(void *data, int status, int dedup)
     if (status < 0) {
         admin_reply_error(tc->call, 500, mg_strerror(status));
     } else {
-        struct ns_policies p;
-        if (dedup < 0 && tc->applied)
-            dedup = ns_namespace_policies_get(tc->ns, tc->tenant_ns, &p) == 0 && p.has_dedup
-                        ? p.dedup_enabled
-                        : tc->broker_dedup;
-        if (dedup < 0)
-            admin_reply_no_content(tc->call);
+        json_t *v = value ? json_deep_copy(value) : tc->applied ? admin_tpol_inherited(tc) : NULL;
+        if (v)
+            admin_reply_json(tc->call, 200, v);
         else
-            admin_reply_json(tc->call, 200, json_boolean(dedup));
+            admin_reply_no_content(tc->call);
     }
     admin_tpol_free(tc);
 }
@@ -77,8 +143,11 @@ static void admin_tpol_done(void *data, int status)
 /* Store call for tc, the topic being known to exist. */
 static void admin_tpol_run(struct admin_tpol_call *tc)
 {
-    int rc = tc->write ? ns_topic_dedup_set(tc->ns, tc->base, tc->dedup, admin_tpol_done, tc)
-                       : ns_topic_dedup_get(tc->ns, tc->base, admin_tpol_got, tc);
+    json_t *v = tc->value;
+    tc->value = NULL;
+    int rc = tc->write
+                 ? ns_topic_policy_set(tc->ns, tc->base, tc->pp->field, v, admin_tpol_done, tc)
+                 : ns_topic_policy_get(tc->ns, tc->base, tc->pp->field, admin_tpol_got, tc);
     if (rc < 0) {
         admin_reply_error(tc->call, 500, mg_strerror(rc));
         admin_tpol_free(tc);
@@ -102,9 +171,55 @@ static void admin_tpol_stored(void *data, int status)
     }
 }
 
-void admin_h_topic_dedup(struct admin_req *r)
+/* The value a POST stores (new reference), or NULL once answered 400 or 412. */
+static json_t *admin_tpol_body(struct admin_req *r, const struct admin_tpol_path *pp)
+{
+    const json_t *b = r->body_bad ? NULL : r->body;
+    switch (pp->kind) {
+    case ADMIN_TPOL_BOOL:
+        if (json_is_boolean(b))
+            return json_incref(r->body);
+        admin_reply_error(r->call, 400, "Invalid deduplication setting: true or false is required");
+        return NULL;
+    case ADMIN_TPOL_LIMIT:
+        if (!json_is_integer(b)) {
+            admin_reply_errorf(r->call, 400, "Invalid %s: an integer body is required", pp->seg);
+            return NULL;
+        }
+        if (json_integer_value(b) < 0 || json_integer_value(b) > INT32_MAX) {
+            admin_reply_errorf(r->call, 412, "%s must be 0 or greater", pp->seg);
+            return NULL;
+        }
+        return json_incref(r->body);
+    case ADMIN_TPOL_RATE: {
+        struct ns_dispatch_rate d;
+        const char *why = "Invalid rate: a JSON object is required";
+        if (b && ns_dispatch_rate_parse((enum ns_rate)pp->which, b, &d, &why) == 0)
+            return ns_dispatch_rate_json((enum ns_rate)pp->which, &d);
+        admin_reply_error(r->call, 400, why);
+        return NULL;
+    }
+    }
+    return NULL;
+}
+
+void admin_h_topic_policy(struct admin_req *r)
 {
     const struct admin_env *s = r->a->env;
+    const char *seg = r->seg[r->nseg - 1];
+    const struct admin_tpol_path *pp = NULL;
+    for (size_t i = 0; i < sizeof admin_tpol_paths / sizeof admin_tpol_paths[0]; i++)
+        if (strcmp(admin_tpol_paths[i].seg, seg) == 0)
+            pp = &admin_tpol_paths[i];
+    if (!pp) {
+        admin_h_not_found(r);
+        return;
+    }
+    if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_POST &&
+        r->method != EVHTTP_REQ_DELETE) {
+        admin_h_bad_method(r);
+        return;
+    }
     if (r->tn.partition >= 0) {
         admin_reply_error(r->call, 412, "Not allowed to set/get topic policy for a partition");
         return;
@@ -112,21 +227,19 @@ void admin_h_topic_dedup(struct admin_req *r)
     const char *base = r->tn.base;
     /* (routing synced the partitioned metadata with the store: ADMIN_R_TOPIC_NAME) */
     bool known = ns_partitions_get(s->ns, base) > 0 || topic_find(s->topics, base);
-    bool write = r->method != EVHTTP_REQ_GET;
-    if (r->method == EVHTTP_REQ_POST && (r->body_bad || !json_is_boolean(r->body))) {
-        admin_reply_error(r->call, 400, "Invalid deduplication setting: true or false is required");
+    json_t *value = NULL;
+    if (r->method == EVHTTP_REQ_POST && !(value = admin_tpol_body(r, pp)))
         return;
-    }
     struct admin_tpol_call *tc = mg_calloc(1, sizeof *tc);
     tc->call = r->call;
     tc->env = s;
+    tc->pp = pp;
     tc->ns = s->ns;
     tc->tenant_ns = mg_strdup(r->tenant_ns);
     tc->base = mg_strdup(r->tn.base);
     tc->applied = admin_query_flag(r, "applied");
-    tc->write = write;
-    tc->dedup = r->method == EVHTTP_REQ_POST ? json_is_true(r->body) : -1;
-    tc->broker_dedup = s->cfg->broker_dedup_enabled;
+    tc->write = r->method != EVHTTP_REQ_GET;
+    tc->value = value;
     if (known) {
         admin_tpol_run(tc);
         return;
@@ -178,7 +291,7 @@ static void admin_gone_end(void *data, int status)
 
 static void admin_gone_policies(struct admin_gone *g)
 {
-    if (ns_topic_dedup_set(g->env->ns, g->base, -1, admin_gone_end, g) < 0)
+    if (ns_topic_policy_set(g->env->ns, g->base, NULL, NULL, admin_gone_end, g) < 0)
         admin_gone_end(g, 0);
 }
 

@@ -282,16 +282,22 @@ int ns_partitioned_delete(struct ns *s, const char *base_full_name, bool force, 
  * (-MG_ENOTFOUND: not partitioned; a cached count is then dropped). */
 int ns_partitions_sync(struct ns *s, const char *base_full_name, ns_done_cb cb, void *data);
 /* Topic-level policies (ns_topicpol.c; Pulsar's TopicPolicies, stored per partitioned
- * topic's base name at /admin/topic-policies/<t>/<ns>/persistent/<local>, docs/metadata.md).
- * deduplicationEnabled: 1, 0, -1 = not set. A topic loaded here is tracked: its stored
- * policy, and every later change (a store watch), is applied to it and its sibling
- * partitions (topic_set_topic_deduplication). get answers the stored value; set (-1 removes
- * it) writes it and applies it here at once. Synchronously: -MG_EBADNAME, -MG_ECLOSED. */
-typedef void (*ns_topic_pol_cb)(void *data, int status, int dedup);
+ * topic's base name at /admin/topic-policies/<t>/<ns>/persistent/<local>, docs/metadata.md):
+ * one JSON object with Pulsar's field names (deduplicationEnabled, maxProducerPerTopic,
+ * maxConsumerPerTopic, maxConsumersPerSubscription, maxSubscriptionsPerTopic,
+ * maxUnackedMessagesOnConsumer, maxUnackedMessagesOnSubscription, dispatchRate,
+ * subscriptionDispatchRate, publishRate). A topic loaded here is tracked: its stored
+ * policies, and every later change (a store watch), are applied to it and its sibling
+ * partitions (topic_set_topic_deduplication, topic_set_topic_limit, ..._dispatch_rate,
+ * ..._publish_rate). get answers the stored field (borrowed; NULL when not set); set writes
+ * value (taken; NULL removes the field; field NULL removes them all) and applies it here at
+ * once. Synchronously: -MG_EBADNAME, -MG_ECLOSED. */
+typedef void (*ns_topic_pol_cb)(void *data, int status, const json_t *value);
 void ns_topic_policies_track(struct ns *s, struct topic *t);
-int ns_topic_dedup_get(struct ns *s, const char *base_full_name, ns_topic_pol_cb cb, void *data);
-int ns_topic_dedup_set(struct ns *s, const char *base_full_name, int dedup, ns_done_cb cb,
-                       void *data);
+int ns_topic_policy_get(struct ns *s, const char *base_full_name, const char *field,
+                        ns_topic_pol_cb cb, void *data);
+int ns_topic_policy_set(struct ns *s, const char *base_full_name, const char *field, json_t *value,
+                        ns_done_cb cb, void *data);
 /* Iterate: *pos = 0 first; NULL at the end; *n gets the count. */
 const char *ns_partitions_next(struct ns *s, size_t *pos, int *n);
 

@@ -1,5 +1,7 @@
 /*
- * ns_topicpol.c - topic-level policies (Pulsar's TopicPolicies), deduplicationEnabled so far.
+ * ns_topicpol.c - topic-level policies (Pulsar's TopicPolicies): deduplicationEnabled, the
+ * limits (maxProducerPerTopic ... maxUnackedMessagesOnSubscription) and the rates
+ * (dispatchRate, subscriptionDispatchRate, publishRate), one row each in ns_tpol_fields.
  *
  * Each topic's policies are one TopicPolicies JSON object ({"deduplicationEnabled": true})
  * in the metadata store at
@@ -10,8 +12,10 @@
  *
  * Every broker sees a change: when a topic loads here (ns_topic_policies_track) the module
  * reads its node and keeps a one-shot data watch on it, re-armed on each event (set the
- * watch, then read); each read applies the value to every loaded topic of that base name
- * (topic_set_topic_deduplication), which wins over the namespace's and the broker's. A
+ * watch, then read); each read applies every field to every loaded topic of that base name
+ * (topic_set_topic_deduplication, topic_set_topic_limit, topic_set_topic_dispatch_rate,
+ * topic_set_topic_publish_rate; a field not set goes back to the namespace's), which wins
+ * over the namespace's and the broker's. A
  * change made through this broker is applied at once, without waiting for the watch. One
  * tracking entry is kept per base name loaded here; it is dropped at the first read that
  * finds no topic of that name loaded any more, or by a sweep that looks at two entries per
@@ -37,7 +41,7 @@ struct ns_tpol {
     struct ns *s; /* NULL once the module is freed with a read in flight */
     char *base;   /* owned: base full name (the map's key) */
     char *path;   /* owned */
-    int dedup;    /* the stored deduplicationEnabled: 1, 0, -1 = not set */
+    json_t *pol;  /* owned: the stored TopicPolicies object */
     struct meta_watch *w;
     struct meta_req req;
     bool reading, again;
@@ -47,8 +51,9 @@ struct ns_tpol {
 struct ns_tpol_op {
     struct ns *s;
     char *base, *path;
-    bool set;  /* a write follows the read */
-    int dedup; /* set: the new value (-1 removes the field) */
+    bool set;      /* a write follows the read */
+    char *field;   /* owned: the TopicPolicies field; NULL: all of them (set removes the node) */
+    json_t *value; /* owned: set: the new value (NULL removes the field) */
     ns_topic_pol_cb get_cb;
     ns_done_cb done_cb;
     void *data;
@@ -66,11 +71,56 @@ static char *ns_tpol_path(const char *base)
     return p;
 }
 
-/* The deduplicationEnabled of a node's value (-1: not set, or not a TopicPolicies object). */
-static int ns_tpol_dedup_of(const json_t *pol)
+/* The TopicPolicies fields applied to topics: name, kind and the topic's enum. */
+enum ns_tpol_kind { NS_TPOL_BOOL, NS_TPOL_LIMIT, NS_TPOL_RATE };
+static const struct ns_tpol_field {
+    const char *name;
+    enum ns_tpol_kind kind;
+    int which; /* LIMIT: enum topic_limit; RATE: enum ns_rate */
+} ns_tpol_fields[] = {
+    {"deduplicationEnabled", NS_TPOL_BOOL, 0},
+    {"maxProducerPerTopic", NS_TPOL_LIMIT, TOPIC_LIMIT_PRODUCERS},
+    {"maxConsumerPerTopic", NS_TPOL_LIMIT, TOPIC_LIMIT_CONSUMERS},
+    {"maxConsumersPerSubscription", NS_TPOL_LIMIT, TOPIC_LIMIT_CONSUMERS_PER_SUB},
+    {"maxSubscriptionsPerTopic", NS_TPOL_LIMIT, TOPIC_LIMIT_SUBSCRIPTIONS},
+    {"maxUnackedMessagesOnConsumer", NS_TPOL_LIMIT, TOPIC_LIMIT_UNACKED_PER_CONSUMER},
+    {"maxUnackedMessagesOnSubscription", NS_TPOL_LIMIT, TOPIC_LIMIT_UNACKED_PER_SUB},
+    {"dispatchRate", NS_TPOL_RATE, NS_RATE_TOPIC},
+    {"subscriptionDispatchRate", NS_TPOL_RATE, NS_RATE_SUB},
+    {"publishRate", NS_TPOL_RATE, NS_RATE_PUBLISH},
+};
+
+/* Each field of pol (a TopicPolicies object, NULL: none) onto t; a field not set, or not of
+ * its type, is taken off the topic (the namespace's value applies again). */
+static void ns_tpol_apply_one(struct topic *t, const json_t *pol)
 {
-    const json_t *v = json_object_get(pol, "deduplicationEnabled");
-    return json_is_boolean(v) ? json_is_true(v) : -1;
+    for (size_t i = 0; i < sizeof ns_tpol_fields / sizeof ns_tpol_fields[0]; i++) {
+        const struct ns_tpol_field *f = &ns_tpol_fields[i];
+        const json_t *v = json_object_get(pol, f->name);
+        struct ns_dispatch_rate d;
+        const char *why;
+        switch (f->kind) {
+        case NS_TPOL_BOOL:
+            topic_set_topic_deduplication(t, json_is_boolean(v) ? json_is_true(v) : -1);
+            break;
+        case NS_TPOL_LIMIT:
+            topic_set_topic_limit(t, (enum topic_limit)f->which,
+                                  json_is_integer(v) ? json_integer_value(v) : -1);
+            break;
+        case NS_TPOL_RATE: {
+            bool set = v && ns_dispatch_rate_parse((enum ns_rate)f->which, v, &d, &why) == 0;
+            struct topic_dispatch_rate tr = {set ? d.msgs : 0, set ? d.bytes : 0,
+                                             set ? d.period_secs : 1};
+            if (f->which == NS_RATE_PUBLISH)
+                topic_set_topic_publish_rate(t, set ? &tr : NULL);
+            else
+                topic_set_topic_dispatch_rate(
+                    t, f->which == NS_RATE_TOPIC ? TOPIC_RATE_TOPIC : TOPIC_RATE_SUB,
+                    set ? &tr : NULL);
+            break;
+        }
+        }
+    }
 }
 
 static json_t *ns_tpol_parse(const char *value, size_t len, const char *path)
@@ -97,9 +147,9 @@ static bool ns_tpol_is_partition(const char *s)
     return true;
 }
 
-/* Apply dedup (unless < -1) to every loaded topic of base name base; false when none is
+/* Apply pol (when apply) to every loaded topic of base name base; false when none is
  * loaded. */
-static bool ns_tpol_apply(struct ns *s, const char *base, int dedup)
+static bool ns_tpol_apply(struct ns *s, const char *base, bool apply, const json_t *pol)
 {
     if (!s->topics)
         return false;
@@ -110,8 +160,8 @@ static bool ns_tpol_apply(struct ns *s, const char *base, int dedup)
     while ((t = topic_next(s->topics, &pos))) {
         const char *n = topic_full_name(t);
         if (strncmp(n, base, blen) == 0 && (n[blen] == '\0' || ns_tpol_is_partition(n + blen))) {
-            if (dedup >= -1)
-                topic_set_topic_deduplication(t, dedup);
+            if (apply)
+                ns_tpol_apply_one(t, pol);
             any = true;
         }
     }
@@ -121,6 +171,7 @@ static bool ns_tpol_apply(struct ns *s, const char *base, int dedup)
 static void ns_tpol_free(struct ns_tpol *e)
 {
     meta_req_fini(&e->req);
+    json_decref(e->pol);
     mg_free(e->base);
     mg_free(e->path);
     mg_free(e);
@@ -135,7 +186,7 @@ static struct ns_tpol *ns_tpol_new(struct ns *s, const char *base)
     e->s = s;
     e->base = mg_strdup(base);
     e->path = ns_tpol_path(base);
-    e->dedup = -1;
+    e->pol = json_object();
     mg_map_put_str(&s->topic_pols, e->base, e);
     return e;
 }
@@ -150,16 +201,15 @@ static void ns_tpol_read_cb(struct meta_req *req, int status)
         return;
     }
     if (status == 0 || status == -MG_ENOTFOUND) {
-        json_t *pol = status == 0 ? ns_tpol_parse(req->value, req->len, e->path) : NULL;
-        e->dedup = ns_tpol_dedup_of(pol);
-        json_decref(pol);
+        json_decref(e->pol);
+        e->pol = status == 0 ? ns_tpol_parse(req->value, req->len, e->path) : json_object();
     } else {
         MG_WARN(MOD, "%s: topic policies not read (%s); kept as they were", e->path,
                 mg_strerror(status));
     }
     meta_req_fini(&e->req);
     memset(&e->req, 0, sizeof e->req);
-    if (!ns_tpol_apply(s, e->base, e->dedup)) {
+    if (!ns_tpol_apply(s, e->base, true, e->pol)) {
         /* no topic of this name is served here any more: stop tracking it */
         meta_unwatch(s->meta, e->w);
         mg_map_del_str(&s->topic_pols, e->base);
@@ -195,7 +245,7 @@ static void ns_tpol_arm(struct ns_tpol *e)
         e->reading = true;
     } else {
         MG_WARN(MOD, "%s: topic policies not read (store closed)", e->path);
-        ns_tpol_apply(s, e->base, e->dedup); /* what is known; no topic waits for it */
+        ns_tpol_apply(s, e->base, true, e->pol); /* what is known; no topic waits for it */
     }
 }
 
@@ -210,7 +260,7 @@ static void ns_tpol_sweep(struct ns *s)
             return;
         }
         struct ns_tpol *e = v;
-        if (!e->reading && !ns_tpol_apply(s, e->base, -2)) {
+        if (!e->reading && !ns_tpol_apply(s, e->base, false, NULL)) {
             if (s->meta)
                 meta_unwatch(s->meta, e->w);
             mg_map_del_str(&s->topic_pols, e->base);
@@ -230,7 +280,7 @@ void ns_topic_policies_track(struct ns *s, struct topic *t)
         if (e->reading) /* the read in flight applies it */
             topic_hold_topic_policy(t);
         else
-            topic_set_topic_deduplication(t, e->dedup);
+            ns_tpol_apply_one(t, e->pol);
         return;
     }
     if (s->meta) /* (without a store the entries are the store) */
@@ -267,6 +317,8 @@ static void ns_tpol_op_free(struct ns_tpol_op *op)
 {
     meta_req_fini(&op->req);
     json_decref(op->pol);
+    json_decref(op->value);
+    mg_free(op->field);
     mg_free(op->base);
     mg_free(op->path);
     mg_free(op);
@@ -277,9 +329,11 @@ static void ns_tpol_op_written(struct ns_tpol_op *op, int status)
 {
     if (status == 0) {
         struct ns_tpol *e = mg_map_get_str(&op->s->topic_pols, op->base);
-        if (e)
-            e->dedup = op->dedup;
-        ns_tpol_apply(op->s, op->base, op->dedup);
+        if (e) {
+            json_decref(e->pol);
+            e->pol = json_incref(op->pol);
+        }
+        ns_tpol_apply(op->s, op->base, true, op->pol);
     } else {
         MG_WARN(MOD, "%s: topic policies not written: %s", op->path, mg_strerror(status));
     }
@@ -292,6 +346,18 @@ static void ns_tpol_op_write_cb(struct meta_req *req, int status)
     ns_tpol_op_written(req->data, status == -MG_ENOTFOUND ? 0 : status);
 }
 
+/* The change of a set onto op->pol: its field set to (or, value NULL, taken off) value; no
+ * field: every field taken off. */
+static void ns_tpol_op_change(struct ns_tpol_op *op)
+{
+    if (!op->field)
+        json_object_clear(op->pol);
+    else if (op->value)
+        json_object_set(op->pol, op->field, op->value);
+    else
+        json_object_del(op->pol, op->field);
+}
+
 static void ns_tpol_op_read_cb(struct meta_req *req, int status)
 {
     struct ns_tpol_op *op = req->data;
@@ -299,7 +365,7 @@ static void ns_tpol_op_read_cb(struct meta_req *req, int status)
         if (op->set)
             op->done_cb(op->data, status);
         else
-            op->get_cb(op->data, status, -1);
+            op->get_cb(op->data, status, NULL);
         ns_tpol_op_free(op);
         return;
     }
@@ -308,14 +374,11 @@ static void ns_tpol_op_read_cb(struct meta_req *req, int status)
     memset(&op->req, 0, sizeof op->req);
     op->req.data = op;
     if (!op->set) {
-        op->get_cb(op->data, 0, ns_tpol_dedup_of(op->pol));
+        op->get_cb(op->data, 0, json_object_get(op->pol, op->field));
         ns_tpol_op_free(op);
         return;
     }
-    if (op->dedup < 0)
-        json_object_del(op->pol, "deduplicationEnabled");
-    else
-        json_object_set_new(op->pol, "deduplicationEnabled", json_boolean(op->dedup));
+    ns_tpol_op_change(op);
     int rc;
     if (json_object_size(op->pol) == 0) {
         rc = status == -MG_ENOTFOUND ? (ns_tpol_op_written(op, 0), 0)
@@ -336,18 +399,23 @@ static void ns_tpol_op_nometa(void *arg)
     struct ns_tpol_op *op = arg;
     struct ns_tpol *e = mg_map_get_str(&op->s->topic_pols, op->base);
     if (op->set) {
+        op->pol = json_deep_copy(e->pol);
+        ns_tpol_op_change(op);
         ns_tpol_op_written(op, 0);
         return;
     }
-    op->get_cb(op->data, 0, e ? e->dedup : -1);
+    op->get_cb(op->data, 0, e ? json_object_get(e->pol, op->field) : NULL);
     ns_tpol_op_free(op);
 }
 
 static int ns_tpol_op_start(struct ns *s, const char *base, struct ns_tpol_op *tmpl)
 {
     char *path = ns_tpol_path(base);
-    if (!path)
+    if (!path) {
+        mg_free(tmpl->field);
+        json_decref(tmpl->value);
         return -MG_EBADNAME;
+    }
     struct ns_tpol_op *op = mg_calloc(1, sizeof *op);
     *op = *tmpl;
     op->s = s;
@@ -365,15 +433,20 @@ static int ns_tpol_op_start(struct ns *s, const char *base, struct ns_tpol_op *t
     return rc;
 }
 
-int ns_topic_dedup_get(struct ns *s, const char *base, ns_topic_pol_cb cb, void *data)
+int ns_topic_policy_get(struct ns *s, const char *base, const char *field, ns_topic_pol_cb cb,
+                        void *data)
 {
-    struct ns_tpol_op t = {.get_cb = cb, .data = data};
+    struct ns_tpol_op t = {.field = mg_strdup(field), .get_cb = cb, .data = data};
     return ns_tpol_op_start(s, base, &t);
 }
 
-int ns_topic_dedup_set(struct ns *s, const char *base, int dedup, ns_done_cb cb, void *data)
+int ns_topic_policy_set(struct ns *s, const char *base, const char *field, json_t *value,
+                        ns_done_cb cb, void *data)
 {
-    struct ns_tpol_op t = {
-        .set = true, .dedup = dedup < 0 ? -1 : !!dedup, .done_cb = cb, .data = data};
+    struct ns_tpol_op t = {.set = true,
+                           .field = field ? mg_strdup(field) : NULL,
+                           .value = value,
+                           .done_cb = cb,
+                           .data = data};
     return ns_tpol_op_start(s, base, &t);
 }

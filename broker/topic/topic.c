@@ -376,7 +376,7 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     t->ttl_secs = -1;
     t->active_ms = mg_loop_mono_ms(t->loop);
     for (int i = 0; i < TOPIC_LIMITS; i++)
-        t->limit[i] = -1;
+        t->limit[i] = t->topic_limit[i] = -1;
     t->limit_refused = -1;
     t->created_ms = (uint64_t)mg_loop_wall_ms(t->loop);
     t->stats_ms = mg_loop_mono_ms(t->loop);
@@ -1300,10 +1300,12 @@ int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_positio
 
 /* ---- limits ------------------------------------------------------------------------------ */
 
-void topic_set_limit(struct topic *t, enum topic_limit l, int64_t max)
+/* Store max in slot (limit l's namespace or topic override), resuming blocked consumers when
+ * that raises the limit in force. */
+static void topic_limit_put(struct topic *t, int64_t *slot, enum topic_limit l, int64_t max)
 {
     int64_t was = topic_limit(t, l);
-    t->limit[l] = max < 0 ? -1 : max;
+    *slot = max < 0 ? -1 : max;
     int64_t now = topic_limit(t, l);
     bool unacked = l == TOPIC_LIMIT_UNACKED_PER_CONSUMER || l == TOPIC_LIMIT_UNACKED_PER_SUB;
     if (!unacked || !(now == 0 || (was > 0 && now > was)))
@@ -1315,8 +1317,20 @@ void topic_set_limit(struct topic *t, enum topic_limit l, int64_t max)
         topic_sub_schedule(v);
 }
 
+void topic_set_limit(struct topic *t, enum topic_limit l, int64_t max)
+{
+    topic_limit_put(t, &t->limit[l], l, max);
+}
+
+void topic_set_topic_limit(struct topic *t, enum topic_limit l, int64_t max)
+{
+    topic_limit_put(t, &t->topic_limit[l], l, max);
+}
+
 int64_t topic_limit(const struct topic *t, enum topic_limit l)
 {
+    if (t->topic_limit[l] >= 0)
+        return t->topic_limit[l];
     if (t->limit[l] >= 0)
         return t->limit[l];
     if (!t->reg)

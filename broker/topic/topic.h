@@ -458,6 +458,8 @@ enum topic_limit {
 /* max < 0: back to the registry's default. A change takes effect for the next producer or
  * consumer; a raised unacked limit resumes blocked consumers at once. */
 void topic_set_limit(struct topic *t, enum topic_limit l, int64_t max);
+/* The topic's own limit (its TopicPolicies), which wins over topic_set_limit's; < 0: not set. */
+void topic_set_topic_limit(struct topic *t, enum topic_limit l, int64_t max);
 int64_t topic_limit(const struct topic *t, enum topic_limit l);
 /* The limit that refused the last topic_producer_add or topic_subscribe on t, -1 when that
  * call was not refused by a limit; and Pulsar's message for it into buf. */
@@ -473,6 +475,10 @@ void topic_limit_message(const struct topic *t, enum topic_limit l, char *buf, s
 void topic_set_dispatch_rate(struct topic *t, enum topic_rate_scope sc,
                              const struct topic_dispatch_rate *rate);
 struct topic_dispatch_rate topic_dispatch_rate(const struct topic *t, enum topic_rate_scope sc);
+/* The topic's own rates (its TopicPolicies), which win over the namespace's; NULL: not set. */
+void topic_set_topic_dispatch_rate(struct topic *t, enum topic_rate_scope sc,
+                                   const struct topic_dispatch_rate *rate);
+void topic_set_topic_publish_rate(struct topic *t, const struct topic_dispatch_rate *rate);
 /* Publish rate (the namespace's publishRate, else maxPublishRatePerTopicInMessages/InBytes;
  * same struct, <= 0 = none): every publish takes its messages and bytes from the topic's
  * bucket; topic_publish_wait_ms tells a connection how long its publishers must wait before

@@ -166,13 +166,19 @@ struct topic {
     int64_t msg_in, bytes_in;
     int64_t msg_out_closed, bytes_out_closed; /* counters of subscriptions gone */
     int64_t ttl_secs;                         /* message TTL; -1 = the registry's default */
-    int64_t limit[TOPIC_LIMITS];      /* enum topic_limit overrides; -1 = the registry's default */
-    int limit_refused;                /* the enum topic_limit that refused the last add, or -1 */
-    bool rate_set[TOPIC_RATE_SCOPES]; /* rate[sc] overrides the registry's */
+    int64_t limit[TOPIC_LIMITS];       /* enum topic_limit overrides; -1 = the registry's default */
+    int64_t topic_limit[TOPIC_LIMITS]; /* the topic's own (TopicPolicies) overrides, before
+                                        * limit[]; -1 = not set */
+    int limit_refused;                 /* the enum topic_limit that refused the last add, or -1 */
+    bool rate_set[TOPIC_RATE_SCOPES];  /* rate[sc] overrides the registry's */
     struct topic_dispatch_rate rate[TOPIC_RATE_SCOPES];
     struct topic_bucket bucket; /* TOPIC_RATE_TOPIC */
     bool publish_rate_set;      /* publish_rate overrides the registry's */
     struct topic_dispatch_rate publish_rate;
+    /* the topic's own (TopicPolicies) rates, before rate[] and publish_rate: [TOPIC_RATE_SCOPES]
+     * is the publish rate */
+    bool topic_rate_set[TOPIC_RATE_SCOPES + 1];
+    struct topic_dispatch_rate topic_rate[TOPIC_RATE_SCOPES + 1];
     struct topic_bucket publish_bucket;
     int64_t msg_expired; /* entries acknowledged by expiry */
     bool expiring;       /* the expiry timer's search is running (the next tick skips the topic) */

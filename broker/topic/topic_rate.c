@@ -23,13 +23,24 @@
 
 #define TOPIC_RATE_MIN_WAIT_MS 10
 
-void topic_set_dispatch_rate(struct topic *t, enum topic_rate_scope sc,
-                             const struct topic_dispatch_rate *rate)
+/* Store rate (NULL: not set) in *set / *slot; false when that changes nothing. */
+static bool topic_rate_put(bool *set, struct topic_dispatch_rate *slot,
+                           const struct topic_dispatch_rate *rate)
 {
-    t->rate_set[sc] = rate != NULL;
+    if (*set == (rate != NULL) &&
+        (!rate || (slot->msgs == rate->msgs && slot->bytes == rate->bytes &&
+                   slot->period_secs == rate->period_secs)))
+        return false;
+    *set = rate != NULL;
     if (rate)
-        t->rate[sc] = *rate;
-    /* a changed rate starts from a full bucket; waiting subscriptions look again */
+        *slot = *rate;
+    return true;
+}
+
+/* The dispatch rate of scope sc may have changed: a changed rate starts from a full bucket;
+ * waiting subscriptions look again. */
+static void topic_dispatch_rate_changed(struct topic *t, enum topic_rate_scope sc)
+{
     size_t pos = 0;
     void *v;
     if (sc == TOPIC_RATE_TOPIC)
@@ -42,8 +53,24 @@ void topic_set_dispatch_rate(struct topic *t, enum topic_rate_scope sc,
     }
 }
 
+void topic_set_dispatch_rate(struct topic *t, enum topic_rate_scope sc,
+                             const struct topic_dispatch_rate *rate)
+{
+    if (topic_rate_put(&t->rate_set[sc], &t->rate[sc], rate))
+        topic_dispatch_rate_changed(t, sc);
+}
+
+void topic_set_topic_dispatch_rate(struct topic *t, enum topic_rate_scope sc,
+                                   const struct topic_dispatch_rate *rate)
+{
+    if (topic_rate_put(&t->topic_rate_set[sc], &t->topic_rate[sc], rate))
+        topic_dispatch_rate_changed(t, sc);
+}
+
 struct topic_dispatch_rate topic_dispatch_rate(const struct topic *t, enum topic_rate_scope sc)
 {
+    if (t->topic_rate_set[sc])
+        return t->topic_rate[sc];
     if (t->rate_set[sc])
         return t->rate[sc];
     if (t->reg)
@@ -138,14 +165,21 @@ void topic_rate_consume(struct topic_sub *s, int64_t msgs, int64_t bytes)
 
 void topic_set_publish_rate(struct topic *t, const struct topic_dispatch_rate *rate)
 {
-    t->publish_rate_set = rate != NULL;
-    if (rate)
-        t->publish_rate = *rate;
-    t->publish_bucket.primed = false;
+    if (topic_rate_put(&t->publish_rate_set, &t->publish_rate, rate))
+        t->publish_bucket.primed = false;
+}
+
+void topic_set_topic_publish_rate(struct topic *t, const struct topic_dispatch_rate *rate)
+{
+    if (topic_rate_put(&t->topic_rate_set[TOPIC_RATE_SCOPES], &t->topic_rate[TOPIC_RATE_SCOPES],
+                       rate))
+        t->publish_bucket.primed = false;
 }
 
 struct topic_dispatch_rate topic_publish_rate(const struct topic *t)
 {
+    if (t->topic_rate_set[TOPIC_RATE_SCOPES])
+        return t->topic_rate[TOPIC_RATE_SCOPES];
     if (t->publish_rate_set)
         return t->publish_rate;
     if (t->reg)
