@@ -78,7 +78,6 @@ static const struct ns_tpol_field {
     enum ns_tpol_kind kind;
     int which; /* LIMIT: enum topic_limit; RATE: enum ns_rate */
 } ns_tpol_fields[] = {
-    {"deduplicationEnabled", NS_TPOL_BOOL, 0},
     {"maxProducerPerTopic", NS_TPOL_LIMIT, TOPIC_LIMIT_PRODUCERS},
     {"maxConsumerPerTopic", NS_TPOL_LIMIT, TOPIC_LIMIT_CONSUMERS},
     {"maxConsumersPerSubscription", NS_TPOL_LIMIT, TOPIC_LIMIT_CONSUMERS_PER_SUB},
@@ -88,6 +87,8 @@ static const struct ns_tpol_field {
     {"dispatchRate", NS_TPOL_RATE, NS_RATE_TOPIC},
     {"subscriptionDispatchRate", NS_TPOL_RATE, NS_RATE_SUB},
     {"publishRate", NS_TPOL_RATE, NS_RATE_PUBLISH},
+    /* last: releasing a held topic runs its waiters, which may close and free it */
+    {"deduplicationEnabled", NS_TPOL_BOOL, 0},
 };
 
 /* Each field of pol (a TopicPolicies object, NULL: none) onto t; a field not set, or not of

@@ -1236,6 +1236,164 @@ static void expect_dedup_at_load(const char *full, const char *want)
     ck_assert_str_eq(seen, want);
 }
 
+static void loaded_cb(struct topic *t, int status, void *data)
+{
+    ck_assert_int_eq(status, 0);
+    *(struct topic **)data = t;
+}
+
+/* Load partition n of the partitioned topic public/default/<base> on broker 0 (waiting at
+ * most 3 s). */
+static struct topic *load_partition(const char *base, int n)
+{
+    char full[160];
+    snprintf(full, sizeof full, "persistent://public/default/%s-partition-%d", base, n);
+    struct topic *t = NULL;
+    ck_assert_int_eq(topic_get(svc_topics(fx.svc[0]), full, true, loaded_cb, &t), 0);
+    for (int i = 0; i < 300 && !t; i++)
+        tl_base_run_for(fx.base, 10);
+    ck_assert_ptr_nonnull(t);
+    return t;
+}
+
+/* Each topic limit path (maxProducers ... maxUnackedMessagesOnSubscription): GET 204 while
+ * unset, applied=true the value in force (broker, namespace, topic); POST an integer >= 0
+ * (412 below, 400 not an integer) is stored under Pulsar's TopicPolicies field and wins over
+ * the namespace's value on the loaded topic at once; DELETE gives the namespace's back; 412
+ * for a partition, 404 for no topic, 405 for PUT. A partitioned topic's value reaches its
+ * loaded partitions. */
+START_TEST(test_topic_limit_policies)
+{
+    static const struct {
+        const char *path, *ns_path, *field;
+        enum topic_limit l;
+    } lims[] = {
+        {"maxProducers", "maxProducersPerTopic", "maxProducerPerTopic", TOPIC_LIMIT_PRODUCERS},
+        {"maxConsumers", "maxConsumersPerTopic", "maxConsumerPerTopic", TOPIC_LIMIT_CONSUMERS},
+        {"maxConsumersPerSubscription", "maxConsumersPerSubscription",
+         "maxConsumersPerSubscription", TOPIC_LIMIT_CONSUMERS_PER_SUB},
+        {"maxSubscriptionsPerTopic", "maxSubscriptionsPerTopic", "maxSubscriptionsPerTopic",
+         TOPIC_LIMIT_SUBSCRIPTIONS},
+        {"maxUnackedMessagesOnConsumer", "maxUnackedMessagesPerConsumer",
+         "maxUnackedMessagesOnConsumer", TOPIC_LIMIT_UNACKED_PER_CONSUMER},
+        {"maxUnackedMessagesOnSubscription", "maxUnackedMessagesPerSubscription",
+         "maxUnackedMessagesOnSubscription", TOPIC_LIMIT_UNACKED_PER_SUB},
+    };
+    struct topic *t = put_topic("tlim");
+    expect_status("PUT", "/admin/v2/persistent/public/default/tlp/partitions", "2", 204);
+    struct topic *p0 = load_partition("tlp", 0), *p1 = load_partition("tlp", 1);
+    for (size_t i = 0; i < sizeof lims / sizeof lims[0]; i++) {
+        char p[160], ap[180], np[160], pp[160], why[120], val[16], nval[16];
+        snprintf(p, sizeof p, "/admin/v2/persistent/public/default/tlim/%s", lims[i].path);
+        snprintf(ap, sizeof ap, "%s?applied=true", p);
+        snprintf(np, sizeof np, "/admin/v2/namespaces/public/default/%s", lims[i].ns_path);
+        snprintf(pp, sizeof pp, "/admin/v2/persistent/public/default/tlp/%s", lims[i].path);
+        int64_t dflt = topic_limit(t, lims[i].l), vns = 11 + (int64_t)i, v = 3 + (int64_t)i;
+        snprintf(val, sizeof val, "%lld", (long long)v);
+        snprintf(nval, sizeof nval, "%lld", (long long)vns);
+        char dval[24];
+        snprintf(dval, sizeof dval, "%lld", (long long)dflt);
+        expect_status("GET", p, NULL, 204);
+        expect_json("GET", ap, NULL, 200, dval);
+        expect_status("POST", np, nval, 204);
+        expect_json("GET", ap, NULL, 200, nval);
+        ck_assert_int_eq(topic_limit(t, lims[i].l), vns);
+        /* the topic's own value wins, at once */
+        expect_status("POST", p, val, 204);
+        expect_json("GET", p, NULL, 200, val);
+        expect_json("GET", ap, NULL, 200, val);
+        ck_assert_int_eq(topic_limit(t, lims[i].l), v);
+        json_t *j = NULL;
+        ck_assert_int_eq(read_node("/admin/topic-policies/public/default/persistent/tlim", &j), 0);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, lims[i].field)), v);
+        json_decref(j);
+        snprintf(why, sizeof why, "%s must be 0 or greater", lims[i].path);
+        expect_reason("POST", p, "-1", 412, why);
+        snprintf(why, sizeof why, "Invalid %s: an integer body is required", lims[i].path);
+        expect_reason("POST", p, "\"x\"", 400, why);
+        expect_json("GET", p, NULL, 200, val);
+        /* a partitioned topic's value reaches its partitions */
+        expect_status("POST", pp, val, 204);
+        ck_assert_int_eq(topic_limit(p0, lims[i].l), v);
+        ck_assert_int_eq(topic_limit(p1, lims[i].l), v);
+        expect_status("DELETE", pp, NULL, 204);
+        ck_assert_int_eq(topic_limit(p1, lims[i].l), vns);
+        /* DELETE: the namespace's value again */
+        expect_status("DELETE", p, NULL, 204);
+        expect_status("GET", p, NULL, 204);
+        ck_assert_int_eq(topic_limit(t, lims[i].l), vns);
+        expect_status("DELETE", np, NULL, 204);
+        ck_assert_int_eq(topic_limit(t, lims[i].l), dflt);
+        snprintf(pp, sizeof pp, "/admin/v2/persistent/public/default/tlp-partition-0/%s",
+                 lims[i].path);
+        expect_reason("GET", pp, NULL, 412, "Not allowed to set/get topic policy for a partition");
+        snprintf(pp, sizeof pp, "/admin/v2/persistent/public/default/nope/%s", lims[i].path);
+        expect_reason("POST", pp, "1", 404, "Topic persistent://public/default/nope not found");
+        expect_405("PUT", p);
+    }
+}
+END_TEST
+
+/* The topic's msgs rate of path (dispatch rates by scope, else the publish rate). */
+static int64_t topic_rate_msgs(struct topic *t, const char *path)
+{
+    if (strcmp(path, "publishRate") == 0)
+        return topic_publish_rate(t).msgs;
+    return topic_dispatch_rate(t, strcmp(path, "dispatchRate") == 0 ? TOPIC_RATE_TOPIC
+                                                                    : TOPIC_RATE_SUB)
+        .msgs;
+}
+
+/* dispatchRate, subscriptionDispatchRate, publishRate on a topic: GET 204 while unset, POST a
+ * DispatchRate / PublishRate (400 when not an object) stored under the TopicPolicies field
+ * and winning over the namespace's on the loaded topic and on a partitioned topic's loaded
+ * partitions; GET answers it; DELETE gives the namespace's back. */
+START_TEST(test_topic_rate_policies)
+{
+    static const char *paths[] = {"dispatchRate", "subscriptionDispatchRate", "publishRate"};
+    struct topic *t = put_topic("trate");
+    expect_status("PUT", "/admin/v2/persistent/public/default/trp/partitions", "2", 204);
+    struct topic *p1 = load_partition("trp", 1);
+    for (size_t i = 0; i < 3; i++) {
+        bool pub = i == 2;
+        char p[160], np[160], pp[160], body[160], nbody[160];
+        int64_t v = 40 + (int64_t)i, vns = 900 + (int64_t)i;
+        const char *field = pub ? "publishThrottlingRateInMsg" : "dispatchThrottlingRateInMsg";
+        const char *rest = pub ? "\"publishThrottlingRateInByte\":-1"
+                               : "\"dispatchThrottlingRateInByte\":-1,\"ratePeriodInSecond\":1";
+        snprintf(body, sizeof body, "{\"%s\":%lld,%s}", field, (long long)v, rest);
+        snprintf(nbody, sizeof nbody, "{\"%s\":%lld,%s}", field, (long long)vns, rest);
+        snprintf(p, sizeof p, "/admin/v2/persistent/public/default/trate/%s", paths[i]);
+        snprintf(np, sizeof np, "/admin/v2/namespaces/public/default/%s", paths[i]);
+        snprintf(pp, sizeof pp, "/admin/v2/persistent/public/default/trp/%s", paths[i]);
+        expect_status("GET", p, NULL, 204);
+        expect_status("POST", np, nbody, 204);
+        ck_assert_int_eq(topic_rate_msgs(t, paths[i]), vns);
+        expect_status("POST", p, body, 204);
+        ck_assert_int_eq(topic_rate_msgs(t, paths[i]), v);
+        ck_assert_int_eq(rq("GET", p, NULL), 200);
+        ck_assert_int_eq(
+            json_integer_value(json_object_get(reply_json(), pub ? "publishThrottlingRateInMsg"
+                                                                 : "dispatchThrottlingRateInMsg")),
+            v);
+        reply_json_free();
+        json_t *j = NULL;
+        ck_assert_int_eq(read_node("/admin/topic-policies/public/default/persistent/trate", &j), 0);
+        ck_assert(json_is_object(json_object_get(j, paths[i])));
+        json_decref(j);
+        expect_status("POST", p, "5", 400);
+        expect_status("POST", pp, body, 204);
+        ck_assert_int_eq(topic_rate_msgs(p1, paths[i]), v);
+        expect_status("DELETE", pp, NULL, 204);
+        ck_assert_int_eq(topic_rate_msgs(p1, paths[i]), vns);
+        expect_status("DELETE", p, NULL, 204);
+        expect_status("GET", p, NULL, 204);
+        ck_assert_int_eq(topic_rate_msgs(t, paths[i]), vns);
+        expect_status("DELETE", np, NULL, 204);
+    }
+}
+END_TEST
+
 /* A topic whose own policy is stored loads with it: its first waiters (the producers a load
  * serves) run only once deduplication is as the topic's policy says, over the namespace's
  * (on: rebuilt; off while the namespace says on: never started). */
@@ -2286,9 +2444,10 @@ int main(void)
            test_namespace_limits, test_namespace_max_topics, test_namespace_dispatch_rate,
            test_namespace_publish_rate, test_topic_deduplication_policy,
            test_topic_delete_drops_schema_and_policies, test_topic_policy_tracking_bounded,
-           test_topic_dedup_policy_at_load, test_compaction_admin, test_namespace_backlog_quota,
-           test_namespace_unload, test_topic_crud, test_topic_terminate, test_topic_names,
-           test_subscriptions, test_peek_and_examine, test_peek_compressed, test_partitioned_topics,
+           test_topic_dedup_policy_at_load, test_topic_limit_policies, test_topic_rate_policies,
+           test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
+           test_topic_crud, test_topic_terminate, test_topic_names, test_subscriptions,
+           test_peek_and_examine, test_peek_compressed, test_partitioned_topics,
            test_partitions_bounded, test_lookup, test_free_with_call_in_progress,
            test_non_persistent_topics, test_non_persistent_disabled);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
