@@ -11,8 +11,9 @@
  * to every partition), a topic that exists nowhere gets 404 "Topic ... not found". GET
  * answers the topic's own value, or 204 when it has none; with applied=true the value in
  * force: the topic's, else the namespace's, else the broker's key. POST takes the value (a
- * bare JSON boolean; an integer, 412 below 0; a DispatchRate / PublishRate object; 400 when
- * of the wrong shape) and DELETE removes it; both answer 204 once the store holds it. Any
+ * bare JSON boolean; an integer, 412 "<name> must be 0 or more" below 0 as Pulsar's
+ * PersistentTopicsBase; a DispatchRate / PublishRate object; 400 when of the wrong shape)
+ * and DELETE removes it; both answer 204 once the store holds it. Any
  * broker answers (the store is shared); the brokers serving the topic's partitions apply a
  * change through their watch on it (ns_topicpol.c), this one at once.
  */
@@ -31,31 +32,35 @@
 
 enum admin_tpol_kind { ADMIN_TPOL_BOOL, ADMIN_TPOL_LIMIT, ADMIN_TPOL_RATE };
 
-/* One topic policy path: its segment, TopicPolicies field, kind, the namespace's policy of the
- * same meaning (LIMIT: enum ns_limit; RATE: enum ns_rate) and the broker's key (LIMIT: an int
- * in struct cfg). */
+/* One topic policy path: its segment, TopicPolicies field, the name in Pulsar's 412 for a
+ * negative limit, kind, the namespace's policy of the same meaning (LIMIT: enum ns_limit;
+ * RATE: enum ns_rate) and the broker's key (LIMIT: an int in struct cfg). */
 static const struct admin_tpol_path {
-    const char *seg, *field;
+    const char *seg, *field, *arg;
     enum admin_tpol_kind kind;
     int which;
     size_t cfg_off;
 } admin_tpol_paths[] = {
-    {"deduplicationEnabled", "deduplicationEnabled", ADMIN_TPOL_BOOL, 0, 0},
-    {"maxProducers", "maxProducerPerTopic", ADMIN_TPOL_LIMIT, NS_LIMIT_PRODUCERS_PER_TOPIC,
-     offsetof(struct cfg, max_producers_per_topic)},
-    {"maxConsumers", "maxConsumerPerTopic", ADMIN_TPOL_LIMIT, NS_LIMIT_CONSUMERS_PER_TOPIC,
-     offsetof(struct cfg, max_consumers_per_topic)},
-    {"maxConsumersPerSubscription", "maxConsumersPerSubscription", ADMIN_TPOL_LIMIT,
-     NS_LIMIT_CONSUMERS_PER_SUB, offsetof(struct cfg, max_consumers_per_subscription)},
-    {"maxSubscriptionsPerTopic", "maxSubscriptionsPerTopic", ADMIN_TPOL_LIMIT,
-     NS_LIMIT_SUBSCRIPTIONS_PER_TOPIC, offsetof(struct cfg, max_subscriptions_per_topic)},
-    {"maxUnackedMessagesOnConsumer", "maxUnackedMessagesOnConsumer", ADMIN_TPOL_LIMIT,
-     NS_LIMIT_UNACKED_PER_CONSUMER, offsetof(struct cfg, max_unacked_per_consumer)},
-    {"maxUnackedMessagesOnSubscription", "maxUnackedMessagesOnSubscription", ADMIN_TPOL_LIMIT,
-     NS_LIMIT_UNACKED_PER_SUB, offsetof(struct cfg, max_unacked_per_subscription)},
-    {"dispatchRate", "dispatchRate", ADMIN_TPOL_RATE, NS_RATE_TOPIC, 0},
-    {"subscriptionDispatchRate", "subscriptionDispatchRate", ADMIN_TPOL_RATE, NS_RATE_SUB, 0},
-    {"publishRate", "publishRate", ADMIN_TPOL_RATE, NS_RATE_PUBLISH, 0},
+    {"deduplicationEnabled", "deduplicationEnabled", NULL, ADMIN_TPOL_BOOL, 0, 0},
+    {"maxProducers", "maxProducerPerTopic", "maxProducers", ADMIN_TPOL_LIMIT,
+     NS_LIMIT_PRODUCERS_PER_TOPIC, offsetof(struct cfg, max_producers_per_topic)},
+    {"maxConsumers", "maxConsumerPerTopic", "maxConsumers", ADMIN_TPOL_LIMIT,
+     NS_LIMIT_CONSUMERS_PER_TOPIC, offsetof(struct cfg, max_consumers_per_topic)},
+    {"maxConsumersPerSubscription", "maxConsumersPerSubscription", "maxConsumersPerSubscription",
+     ADMIN_TPOL_LIMIT, NS_LIMIT_CONSUMERS_PER_SUB,
+     offsetof(struct cfg, max_consumers_per_subscription)},
+    {"maxSubscriptionsPerTopic", "maxSubscriptionsPerTopic", "maxSubscriptionsPerTopic",
+     ADMIN_TPOL_LIMIT, NS_LIMIT_SUBSCRIPTIONS_PER_TOPIC,
+     offsetof(struct cfg, max_subscriptions_per_topic)},
+    {"maxUnackedMessagesOnConsumer", "maxUnackedMessagesOnConsumer", "maxUnackedNum",
+     ADMIN_TPOL_LIMIT, NS_LIMIT_UNACKED_PER_CONSUMER,
+     offsetof(struct cfg, max_unacked_per_consumer)},
+    {"maxUnackedMessagesOnSubscription", "maxUnackedMessagesOnSubscription", "maxUnackedNum",
+     ADMIN_TPOL_LIMIT, NS_LIMIT_UNACKED_PER_SUB,
+     offsetof(struct cfg, max_unacked_per_subscription)},
+    {"dispatchRate", "dispatchRate", NULL, ADMIN_TPOL_RATE, NS_RATE_TOPIC, 0},
+    {"subscriptionDispatchRate", "subscriptionDispatchRate", NULL, ADMIN_TPOL_RATE, NS_RATE_SUB, 0},
+    {"publishRate", "publishRate", NULL, ADMIN_TPOL_RATE, NS_RATE_PUBLISH, 0},
 };
 
 /* One call waiting for the store. */
@@ -187,7 +192,7 @@ static json_t *admin_tpol_body(struct admin_req *r, const struct admin_tpol_path
             return NULL;
         }
         if (json_integer_value(b) < 0 || json_integer_value(b) > INT32_MAX) {
-            admin_reply_errorf(r->call, 412, "%s must be 0 or greater", pp->seg);
+            admin_reply_errorf(r->call, 412, "%s must be 0 or more", pp->arg);
             return NULL;
         }
         return json_incref(r->body);

@@ -1265,19 +1265,22 @@ static struct topic *load_partition(const char *base, int n)
 START_TEST(test_topic_limit_policies)
 {
     static const struct {
-        const char *path, *ns_path, *field;
+        const char *path, *ns_path, *field, *arg;
         enum topic_limit l;
     } lims[] = {
-        {"maxProducers", "maxProducersPerTopic", "maxProducerPerTopic", TOPIC_LIMIT_PRODUCERS},
-        {"maxConsumers", "maxConsumersPerTopic", "maxConsumerPerTopic", TOPIC_LIMIT_CONSUMERS},
+        {"maxProducers", "maxProducersPerTopic", "maxProducerPerTopic", "maxProducers",
+         TOPIC_LIMIT_PRODUCERS},
+        {"maxConsumers", "maxConsumersPerTopic", "maxConsumerPerTopic", "maxConsumers",
+         TOPIC_LIMIT_CONSUMERS},
         {"maxConsumersPerSubscription", "maxConsumersPerSubscription",
-         "maxConsumersPerSubscription", TOPIC_LIMIT_CONSUMERS_PER_SUB},
+         "maxConsumersPerSubscription", "maxConsumersPerSubscription",
+         TOPIC_LIMIT_CONSUMERS_PER_SUB},
         {"maxSubscriptionsPerTopic", "maxSubscriptionsPerTopic", "maxSubscriptionsPerTopic",
-         TOPIC_LIMIT_SUBSCRIPTIONS},
+         "maxSubscriptionsPerTopic", TOPIC_LIMIT_SUBSCRIPTIONS},
         {"maxUnackedMessagesOnConsumer", "maxUnackedMessagesPerConsumer",
-         "maxUnackedMessagesOnConsumer", TOPIC_LIMIT_UNACKED_PER_CONSUMER},
+         "maxUnackedMessagesOnConsumer", "maxUnackedNum", TOPIC_LIMIT_UNACKED_PER_CONSUMER},
         {"maxUnackedMessagesOnSubscription", "maxUnackedMessagesPerSubscription",
-         "maxUnackedMessagesOnSubscription", TOPIC_LIMIT_UNACKED_PER_SUB},
+         "maxUnackedMessagesOnSubscription", "maxUnackedNum", TOPIC_LIMIT_UNACKED_PER_SUB},
     };
     struct topic *t = put_topic("tlim");
     expect_status("PUT", "/admin/v2/persistent/public/default/tlp/partitions", "2", 204);
@@ -1307,7 +1310,7 @@ START_TEST(test_topic_limit_policies)
         ck_assert_int_eq(read_node("/admin/topic-policies/public/default/persistent/tlim", &j), 0);
         ck_assert_int_eq(json_integer_value(json_object_get(j, lims[i].field)), v);
         json_decref(j);
-        snprintf(why, sizeof why, "%s must be 0 or greater", lims[i].path);
+        snprintf(why, sizeof why, "%s must be 0 or more", lims[i].arg);
         expect_reason("POST", p, "-1", 412, why);
         snprintf(why, sizeof why, "Invalid %s: an integer body is required", lims[i].path);
         expect_reason("POST", p, "\"x\"", 400, why);
@@ -2368,6 +2371,52 @@ START_TEST(test_topic_dedup_policy_partitions_every_broker)
 }
 END_TEST
 
+/* A partitioned topic's limit and publish rate, set through one broker, reach the partition
+ * the other broker serves (its store watch), over the namespace's value; a partition loaded
+ * afterwards takes them at load; a removal through either broker gives each partition the
+ * namespace's value back. */
+START_TEST(test_topic_limit_policy_every_broker)
+{
+    const char *rate = "{\"publishThrottlingRateInMsg\":77,\"publishThrottlingRateInByte\":-1}";
+    expect_json_on(0, "PUT", T "/pl/partitions", "2", 204, NULL);
+    expect_json_on(0, "POST", "/admin/v2/namespaces/public/default/maxProducersPerTopic", "9", 204,
+                   NULL);
+    struct ns *ns1 = svc_ns(fx.svc[1]);
+    struct ns_policies np;
+    for (int i = 0; i < 200 && (ns_partitions_get(ns1, "persistent://public/default/pl") != 2 ||
+                                ns_namespace_policies_get(ns1, "public/default", &np) != 0 ||
+                                !np.has_limit[NS_LIMIT_PRODUCERS_PER_TOPIC]);
+         i++) {
+        ns_res_refresh_now(ns1);
+        tl_base_run_for(fx.base, 20);
+    }
+    ck_assert_int_eq(ns_partitions_get(ns1, "persistent://public/default/pl"), 2);
+    struct topic *p0 = load_on(0, "pl-partition-0");
+    ck_assert_int_eq(topic_limit(p0, TOPIC_LIMIT_PRODUCERS), 9);
+    /* through broker 1: broker 0's partition follows its watch */
+    expect_json_on(1, "POST", T "/pl/maxProducers", "5", 204, NULL);
+    expect_json_on(1, "POST", T "/pl/publishRate", rate, 204, NULL);
+    for (int i = 0; i < 300 && (topic_limit(p0, TOPIC_LIMIT_PRODUCERS) != 5 ||
+                                topic_publish_rate(p0).msgs != 77);
+         i++)
+        tl_base_run_for(fx.base, 10);
+    ck_assert_int_eq(topic_limit(p0, TOPIC_LIMIT_PRODUCERS), 5);
+    ck_assert_int_eq(topic_publish_rate(p0).msgs, 77);
+    /* loaded afterwards on broker 1: taken at load */
+    struct topic *p1 = load_on(1, "pl-partition-1");
+    ck_assert_int_eq(topic_limit(p1, TOPIC_LIMIT_PRODUCERS), 5);
+    ck_assert_int_eq(topic_publish_rate(p1).msgs, 77);
+    /* removed through broker 0: at once there, through the watch on broker 1 */
+    expect_json_on(0, "DELETE", T "/pl/maxProducers", NULL, 204, NULL);
+    ck_assert_int_eq(topic_limit(p0, TOPIC_LIMIT_PRODUCERS), 9);
+    for (int i = 0; i < 300 && topic_limit(p1, TOPIC_LIMIT_PRODUCERS) != 9; i++)
+        tl_base_run_for(fx.base, 10);
+    ck_assert_int_eq(topic_limit(p1, TOPIC_LIMIT_PRODUCERS), 9);
+    ck_assert_int_eq(topic_publish_rate(p1).msgs, 77); /* the other field is kept */
+    expect_json_on(1, "GET", T "/pl/publishRate", NULL, 200, rate);
+}
+END_TEST
+
 #undef T
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
@@ -2452,6 +2501,6 @@ int main(void)
            test_non_persistent_topics, test_non_persistent_disabled);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker,
-           test_topic_dedup_policy_partitions_every_broker);
+           test_topic_dedup_policy_partitions_every_broker, test_topic_limit_policy_every_broker);
     return tl_run(s);
 }
