@@ -27,41 +27,48 @@
 #include "util/log.h"
 
 #include <jansson.h>
-#include <stddef.h>
 #include <string.h>
 
 enum admin_tpol_kind { ADMIN_TPOL_BOOL, ADMIN_TPOL_LIMIT, ADMIN_TPOL_RATE };
 
-/* One topic policy path: its segment, TopicPolicies field, the name in Pulsar's 412 for a
- * negative limit, kind, the namespace's policy of the same meaning (LIMIT: enum ns_limit;
- * RATE: enum ns_rate) and the broker's key (LIMIT: an int in struct cfg). */
+/* One topic policy path: its segment, TopicPolicies field (NULL: the segment), the name in
+ * Pulsar's 412 for a negative limit (NULL: the segment), kind and which (LIMIT: the enum
+ * topic_limit and enum ns_limit of the same meaning; RATE: the enum ns_rate, also the scope of
+ * topic_registry_rate). */
 static const struct admin_tpol_path {
     const char *seg, *field, *arg;
     enum admin_tpol_kind kind;
     int which;
-    size_t cfg_off;
 } admin_tpol_paths[] = {
-    {"deduplicationEnabled", "deduplicationEnabled", NULL, ADMIN_TPOL_BOOL, 0, 0},
-    {"maxProducers", "maxProducerPerTopic", "maxProducers", ADMIN_TPOL_LIMIT,
-     NS_LIMIT_PRODUCERS_PER_TOPIC, offsetof(struct cfg, max_producers_per_topic)},
-    {"maxConsumers", "maxConsumerPerTopic", "maxConsumers", ADMIN_TPOL_LIMIT,
-     NS_LIMIT_CONSUMERS_PER_TOPIC, offsetof(struct cfg, max_consumers_per_topic)},
-    {"maxConsumersPerSubscription", "maxConsumersPerSubscription", "maxConsumersPerSubscription",
-     ADMIN_TPOL_LIMIT, NS_LIMIT_CONSUMERS_PER_SUB,
-     offsetof(struct cfg, max_consumers_per_subscription)},
-    {"maxSubscriptionsPerTopic", "maxSubscriptionsPerTopic", "maxSubscriptionsPerTopic",
-     ADMIN_TPOL_LIMIT, NS_LIMIT_SUBSCRIPTIONS_PER_TOPIC,
-     offsetof(struct cfg, max_subscriptions_per_topic)},
-    {"maxUnackedMessagesOnConsumer", "maxUnackedMessagesOnConsumer", "maxUnackedNum",
-     ADMIN_TPOL_LIMIT, NS_LIMIT_UNACKED_PER_CONSUMER,
-     offsetof(struct cfg, max_unacked_per_consumer)},
-    {"maxUnackedMessagesOnSubscription", "maxUnackedMessagesOnSubscription", "maxUnackedNum",
-     ADMIN_TPOL_LIMIT, NS_LIMIT_UNACKED_PER_SUB,
-     offsetof(struct cfg, max_unacked_per_subscription)},
-    {"dispatchRate", "dispatchRate", NULL, ADMIN_TPOL_RATE, NS_RATE_TOPIC, 0},
-    {"subscriptionDispatchRate", "subscriptionDispatchRate", NULL, ADMIN_TPOL_RATE, NS_RATE_SUB, 0},
-    {"publishRate", "publishRate", NULL, ADMIN_TPOL_RATE, NS_RATE_PUBLISH, 0},
+    {"deduplicationEnabled", NULL, NULL, ADMIN_TPOL_BOOL, 0},
+    {"maxProducers", "maxProducerPerTopic", NULL, ADMIN_TPOL_LIMIT, TOPIC_LIMIT_PRODUCERS},
+    {"maxConsumers", "maxConsumerPerTopic", NULL, ADMIN_TPOL_LIMIT, TOPIC_LIMIT_CONSUMERS},
+    {"maxConsumersPerSubscription", NULL, NULL, ADMIN_TPOL_LIMIT, TOPIC_LIMIT_CONSUMERS_PER_SUB},
+    {"maxSubscriptionsPerTopic", NULL, NULL, ADMIN_TPOL_LIMIT, TOPIC_LIMIT_SUBSCRIPTIONS},
+    {"maxUnackedMessagesOnConsumer", NULL, "maxUnackedNum", ADMIN_TPOL_LIMIT,
+     TOPIC_LIMIT_UNACKED_PER_CONSUMER},
+    {"maxUnackedMessagesOnSubscription", NULL, "maxUnackedNum", ADMIN_TPOL_LIMIT,
+     TOPIC_LIMIT_UNACKED_PER_SUB},
+    {"dispatchRate", NULL, NULL, ADMIN_TPOL_RATE, NS_RATE_TOPIC},
+    {"subscriptionDispatchRate", NULL, NULL, ADMIN_TPOL_RATE, NS_RATE_SUB},
+    {"publishRate", NULL, NULL, ADMIN_TPOL_RATE, NS_RATE_PUBLISH},
 };
+_Static_assert((int)NS_LIMIT_PRODUCERS_PER_TOPIC == (int)TOPIC_LIMIT_PRODUCERS &&
+                   (int)NS_LIMIT_CONSUMERS_PER_TOPIC == (int)TOPIC_LIMIT_CONSUMERS &&
+                   (int)NS_LIMIT_CONSUMERS_PER_SUB == (int)TOPIC_LIMIT_CONSUMERS_PER_SUB &&
+                   (int)NS_LIMIT_SUBSCRIPTIONS_PER_TOPIC == (int)TOPIC_LIMIT_SUBSCRIPTIONS &&
+                   (int)NS_LIMIT_UNACKED_PER_CONSUMER == (int)TOPIC_LIMIT_UNACKED_PER_CONSUMER &&
+                   (int)NS_LIMIT_UNACKED_PER_SUB == (int)TOPIC_LIMIT_UNACKED_PER_SUB,
+               "enum ns_limit and enum topic_limit in the same order");
+_Static_assert((int)NS_RATE_TOPIC == (int)TOPIC_RATE_TOPIC &&
+                   (int)NS_RATE_SUB == (int)TOPIC_RATE_SUB &&
+                   (int)NS_RATE_PUBLISH == (int)TOPIC_RATE_SCOPES,
+               "enum ns_rate and topic_registry_rate's scopes in the same order");
+
+static const char *admin_tpol_field(const struct admin_tpol_path *pp)
+{
+    return pp->field ? pp->field : pp->seg;
+}
 
 /* One call waiting for the store. */
 struct admin_tpol_call {
@@ -87,19 +94,14 @@ static void admin_tpol_free(struct admin_tpol_call *tc)
 /* The broker's value of tc's path (what applies without a topic or namespace policy). */
 static json_t *admin_tpol_broker_value(const struct admin_tpol_call *tc)
 {
-    const struct cfg *c = tc->env->cfg;
     const struct admin_tpol_path *pp = tc->pp;
     if (pp->kind == ADMIN_TPOL_BOOL)
-        return json_boolean(c->broker_dedup_enabled);
+        return json_boolean(tc->env->cfg->broker_dedup_enabled);
     if (pp->kind == ADMIN_TPOL_LIMIT)
-        return json_integer(*(const int *)(const void *)((const char *)c + pp->cfg_off));
-    struct ns_dispatch_rate d = {.set = true, .period_secs = 1};
-    d.msgs = pp->which == NS_RATE_TOPIC ? c->dispatch_rate_topic_msgs
-             : pp->which == NS_RATE_SUB ? c->dispatch_rate_sub_msgs
-                                        : c->publish_rate_msgs;
-    d.bytes = pp->which == NS_RATE_TOPIC ? c->dispatch_rate_topic_bytes
-              : pp->which == NS_RATE_SUB ? c->dispatch_rate_sub_bytes
-                                         : c->publish_rate_bytes;
+        return json_integer(topic_registry_limit(tc->env->topics, (enum topic_limit)pp->which));
+    struct topic_dispatch_rate tr = topic_registry_rate(tc->env->topics, pp->which);
+    struct ns_dispatch_rate d = {
+        .set = true, .msgs = tr.msgs, .bytes = tr.bytes, .period_secs = tr.period_secs};
     return ns_dispatch_rate_json((enum ns_rate)pp->which, &d);
 }
 
@@ -150,9 +152,10 @@ static void admin_tpol_run(struct admin_tpol_call *tc)
 {
     json_t *v = tc->value;
     tc->value = NULL;
-    int rc = tc->write
-                 ? ns_topic_policy_set(tc->ns, tc->base, tc->pp->field, v, admin_tpol_done, tc)
-                 : ns_topic_policy_get(tc->ns, tc->base, tc->pp->field, admin_tpol_got, tc);
+    int rc = tc->write ? ns_topic_policy_set(tc->ns, tc->base, admin_tpol_field(tc->pp), v,
+                                             admin_tpol_done, tc)
+                       : ns_topic_policy_get(tc->ns, tc->base, admin_tpol_field(tc->pp),
+                                             admin_tpol_got, tc);
     if (rc < 0) {
         admin_reply_error(tc->call, 500, mg_strerror(rc));
         admin_tpol_free(tc);
@@ -192,7 +195,7 @@ static json_t *admin_tpol_body(struct admin_req *r, const struct admin_tpol_path
             return NULL;
         }
         if (json_integer_value(b) < 0 || json_integer_value(b) > INT32_MAX) {
-            admin_reply_errorf(r->call, 412, "%s must be 0 or more", pp->arg);
+            admin_reply_errorf(r->call, 412, "%s must be 0 or more", pp->arg ? pp->arg : pp->seg);
             return NULL;
         }
         return json_incref(r->body);

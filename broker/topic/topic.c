@@ -1333,9 +1333,12 @@ int64_t topic_limit(const struct topic *t, enum topic_limit l)
         return t->topic_limit[l];
     if (t->limit[l] >= 0)
         return t->limit[l];
-    if (!t->reg)
-        return 0;
-    const struct topic_config *c = &t->reg->cfg;
+    return t->reg ? topic_registry_limit(t->reg, l) : 0;
+}
+
+int64_t topic_registry_limit(const struct topic_registry *r, enum topic_limit l)
+{
+    const struct topic_config *c = &r->cfg;
     switch (l) {
     case TOPIC_LIMIT_PRODUCERS:
         return c->max_producers_per_topic;

@@ -460,6 +460,8 @@ enum topic_limit {
 void topic_set_limit(struct topic *t, enum topic_limit l, int64_t max);
 /* The topic's own limit (its TopicPolicies), which wins over topic_set_limit's; < 0: not set. */
 void topic_set_topic_limit(struct topic *t, enum topic_limit l, int64_t max);
+/* The broker's key for limit l (what applies without a topic or namespace override). */
+int64_t topic_registry_limit(const struct topic_registry *r, enum topic_limit l);
 int64_t topic_limit(const struct topic *t, enum topic_limit l);
 /* The limit that refused the last topic_producer_add or topic_subscribe on t, -1 when that
  * call was not refused by a limit; and Pulsar's message for it into buf. */
@@ -479,6 +481,8 @@ struct topic_dispatch_rate topic_dispatch_rate(const struct topic *t, enum topic
 void topic_set_topic_dispatch_rate(struct topic *t, enum topic_rate_scope sc,
                                    const struct topic_dispatch_rate *rate);
 void topic_set_topic_publish_rate(struct topic *t, const struct topic_dispatch_rate *rate);
+/* The broker's keys for dispatch rate scope sc, or (sc = TOPIC_RATE_SCOPES) the publish rate. */
+struct topic_dispatch_rate topic_registry_rate(const struct topic_registry *r, int sc);
 /* Publish rate (the namespace's publishRate, else maxPublishRatePerTopicInMessages/InBytes;
  * same struct, <= 0 = none): every publish takes its messages and bytes from the topic's
  * bucket; topic_publish_wait_ms tells a connection how long its publishers must wait before

@@ -73,9 +73,12 @@ struct topic_dispatch_rate topic_dispatch_rate(const struct topic *t, enum topic
         return t->topic_rate[sc];
     if (t->rate_set[sc])
         return t->rate[sc];
-    if (t->reg)
-        return t->reg->cfg.dispatch_rate[sc];
-    return (struct topic_dispatch_rate){0};
+    return t->reg ? topic_registry_rate(t->reg, (int)sc) : (struct topic_dispatch_rate){0};
+}
+
+struct topic_dispatch_rate topic_registry_rate(const struct topic_registry *r, int sc)
+{
+    return sc == TOPIC_RATE_SCOPES ? r->cfg.publish_rate : r->cfg.dispatch_rate[sc];
 }
 
 static bool topic_rate_on(const struct topic_dispatch_rate *r)
@@ -182,9 +185,8 @@ struct topic_dispatch_rate topic_publish_rate(const struct topic *t)
         return t->topic_rate[TOPIC_RATE_SCOPES];
     if (t->publish_rate_set)
         return t->publish_rate;
-    if (t->reg)
-        return t->reg->cfg.publish_rate;
-    return (struct topic_dispatch_rate){0};
+    return t->reg ? topic_registry_rate(t->reg, TOPIC_RATE_SCOPES)
+                  : (struct topic_dispatch_rate){0};
 }
 
 void topic_rate_published(struct topic *t, int64_t msgs, int64_t bytes)
