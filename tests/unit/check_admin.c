@@ -1347,10 +1347,20 @@ static int64_t topic_rate_msgs(struct topic *t, const char *path)
         .msgs;
 }
 
+/* GET path (answering 200): its field's integer. */
+static int64_t applied_msgs(const char *path, const char *field)
+{
+    ck_assert_int_eq(rq("GET", path, NULL), 200);
+    int64_t v = json_integer_value(json_object_get(reply_json(), field));
+    reply_json_free();
+    return v;
+}
+
 /* dispatchRate, subscriptionDispatchRate, publishRate on a topic: GET 204 while unset, POST a
  * DispatchRate / PublishRate (400 when not an object) stored under the TopicPolicies field
  * and winning over the namespace's on the loaded topic and on a partitioned topic's loaded
- * partitions; GET answers it; DELETE gives the namespace's back. */
+ * partitions; GET answers it, applied=true the rate in force (broker, namespace, topic);
+ * DELETE gives the namespace's back. */
 START_TEST(test_topic_rate_policies)
 {
     static const char *paths[] = {"dispatchRate", "subscriptionDispatchRate", "publishRate"};
@@ -1369,11 +1379,16 @@ START_TEST(test_topic_rate_policies)
         snprintf(p, sizeof p, "/admin/v2/persistent/public/default/trate/%s", paths[i]);
         snprintf(np, sizeof np, "/admin/v2/namespaces/public/default/%s", paths[i]);
         snprintf(pp, sizeof pp, "/admin/v2/persistent/public/default/trp/%s", paths[i]);
+        char ap[180];
+        snprintf(ap, sizeof ap, "%s?applied=true", p);
         expect_status("GET", p, NULL, 204);
+        ck_assert_int_eq(applied_msgs(ap, field), topic_rate_msgs(t, paths[i])); /* broker's */
         expect_status("POST", np, nbody, 204);
         ck_assert_int_eq(topic_rate_msgs(t, paths[i]), vns);
+        ck_assert_int_eq(applied_msgs(ap, field), vns);
         expect_status("POST", p, body, 204);
         ck_assert_int_eq(topic_rate_msgs(t, paths[i]), v);
+        ck_assert_int_eq(applied_msgs(ap, field), v);
         ck_assert_int_eq(rq("GET", p, NULL), 200);
         ck_assert_int_eq(
             json_integer_value(json_object_get(reply_json(), pub ? "publishThrottlingRateInMsg"
