@@ -439,8 +439,9 @@ int topic_admin_reset_cursor(struct topic *t, const char *sub, struct ml_positio
  * registry's ttl_default_secs. The expiry timer applies it. */
 /* ---- limits (Pulsar's maxProducersPerTopic ... maxUnackedMessagesPerSubscription) --------
  *
- * Each limit is the topic's override (its namespace's policy) when set, else the registry's
- * default (topic_config); 0 = no limit. topic_producer_add refuses a producer over
+ * Each limit is the topic's own policy (TopicPolicies, topic_set_topic_limit) when set, else
+ * its namespace's (topic_set_limit), else the registry's default (topic_config); 0 = no
+ * limit. The rates below are layered the same way. topic_producer_add refuses a producer over
  * PRODUCERS (-MG_EPRODUCERBUSY), topic_subscribe a consumer over CONSUMERS or
  * CONSUMERS_PER_SUB (-MG_ECONSUMERBUSY) and a new subscription over SUBSCRIPTIONS
  * (-MG_ENOTALLOWED). A Shared or Key_Shared consumer at UNACKED_PER_CONSUMER gets nothing
