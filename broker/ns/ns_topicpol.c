@@ -15,12 +15,12 @@
  * watch, then read); each read applies every field to every loaded topic of that base name
  * (topic_set_topic_deduplication, topic_set_topic_limit, topic_set_topic_dispatch_rate,
  * topic_set_topic_publish_rate; a field not set goes back to the namespace's), which wins
- * over the namespace's and the broker's. A
- * change made through this broker is applied at once, without waiting for the watch. One
- * tracking entry is kept per base name loaded here; it is dropped at the first read that
- * finds no topic of that name loaded any more, or by a sweep that looks at two entries per
- * newly tracked name (so the entries stay about as many as the names loaded). Without a
- * metadata store the cache is the store.
+ * over the namespace's and the broker's (deduplicationEnabled last: it may release a held
+ * topic's waiters, which may free it). A change made through this broker is applied at once,
+ * without waiting for the watch. One tracking entry is kept per base name loaded here; it is
+ * dropped at the first read that finds no topic of that name loaded any more, or by a sweep
+ * that looks at two entries per newly tracked name (so the entries stay about as many as the
+ * names loaded). Without a metadata store the cache is the store.
  */
 #include "meta/meta.h"
 #include "ns/ns.h"
