@@ -205,6 +205,8 @@ static void sch_op_read_next(struct sch_op *op);
 /* The live versions: those after the last delete marker (borrowed views into op->all). */
 static struct sch_list sch_live(const struct sch_list *all)
 {
+    if (all->n == 0) /* nothing stored (the arrays are NULL) */
+        return (struct sch_list){.n = 0, .next_version = 0};
     size_t first = 0;
     for (size_t i = 0; i < all->n; i++)
         if (all->schemas[i].deleted)
@@ -213,7 +215,7 @@ static struct sch_list sch_live(const struct sch_list *all)
         .schemas = all->schemas + first,
         .versions = all->versions + first,
         .n = all->n - first,
-        .next_version = all->n ? all->versions[all->n - 1] + 1 : 0,
+        .next_version = all->versions[all->n - 1] + 1,
     };
 }
 
