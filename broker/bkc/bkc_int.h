@@ -142,6 +142,7 @@ struct bkc_bookie {
     int n_ops;
     struct event *fail_ev; /* owned: deferred failure of a connection that never started */
     uint64_t skip;         /* bytes of an oversized response still to drop */
+    bool in_process;       /* served by a bookie of this process (bookie/bk_local.c), not TCP */
     int64_t add_count, add_errors, add_lat_sum_us; /* bkc_client_bookie_stats_next */
     int64_t add_lat[BKC_LAT_BUCKETS];
     TAILQ_ENTRY(bkc_bookie) link;
@@ -186,7 +187,9 @@ struct bkc_transport {
     void *impl; /* the transport's (bkc_fake: the fake cluster) */
 };
 
-/* The TCP transport (bkc_conn.c's functions below). */
+/* The TCP transport (bkc_conn.c's functions below). A transport may serve some bookies itself
+ * and hand the others to these: bookie/bk_local.c reaches the bookies of its own process by
+ * calls (bk->in_process) and the rest over TCP. */
 extern const struct bkc_transport_ops bkc_tcp_transport_ops;
 
 /* ---- bookie connections over TCP (bkc_conn.c) -------------------------------------------- */
@@ -208,6 +211,8 @@ struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t en
  * the client's timeout from now. Both transports start their ops with it. */
 void bkc_op_start(struct bkc_op *op, struct bkc_bookie *bk, uint8_t opcode, int64_t ledger,
                   int64_t entry, bkc_op_cb cb, void *arg, int slot);
+/* Count an op's answer rc in its bookie's add statistics (adds only; other ops: nothing). */
+void bkc_op_record(struct bkc_op *op, int rc);
 /* Forget an outstanding op: its callback will not run; a late response is dropped.
  * Accepts NULL. */
 void bkc_op_cancel(struct bkc_op *op);

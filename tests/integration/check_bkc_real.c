@@ -15,11 +15,16 @@
  * wire (decoded with protobuf-c) and out-of-order txnId matching with StatusCode mapping,
  * against a recording listener; TLS (START_TLS) to bookies requiring it, v2 and v3, and each
  * way it is refused. Waits are bounded in time (real sockets need real time).
+ * The in-process transport (bookie/bk_local.c, a standalone's broker to its own bookies):
+ * round trip without a connection, acks only after the journal's sync (journal held),
+ * fencing and recovery through it, a read-only bookie, a freed client or bookie with
+ * requests pending, a mix with a TCP bookie.
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "bkc/bkc.h"
 #include "bkc/bkc_int.h"
 #include "bookie/bookie.h"
+#include "bookie/bookie_int.h"
 #include "lib/tl_bk.h"
 #include "meta/meta.h"
 #include "util/alloc.h"
@@ -1283,6 +1288,290 @@ START_TEST(test_tls_bookie_config)
 }
 END_TEST
 
+/* ---- tests: the in-process transport (bookie/bk_local.c) ------------------------------------ */
+
+static struct bk_local *loc;
+
+/* A client of the in-process transport of bs[0..n-1]. */
+static struct bkc_client *local_client(int e, int w, int a, int timeout_ms)
+{
+    struct bkc_config cfg;
+    tl_bkc_config(&cfg, e, w, a, timeout_ms);
+    cfg.transport = bk_local_transport(loc);
+    return client_of(&cfg);
+}
+
+/* n in-process bookies, the transport to them and a client of it (E=e, Qw=Qa=min(e, 2)). */
+static void local_start(int n, int e)
+{
+    env_open(true);
+    for (int i = 0; i < n; i++)
+        bs[i] = real_bookie(i);
+    tl_wait_bookies(meta, n);
+    loc = bk_local_new(bs, n);
+    int q = e < 2 ? e : 2;
+    cl = local_client(e, q, q, 5000);
+}
+
+static void local_stop(void)
+{
+    bkc_client_free(cl);
+    cl = NULL;
+    bk_local_free(loc);
+    loc = NULL;
+    for (int i = 0; i < NBS; i++) {
+        tl_bookie_stop(bs[i], base);
+        bs[i] = NULL;
+    }
+    tl_passes(base, 5);
+    env_close();
+}
+
+static uint64_t journal_adds(struct bk_server *s)
+{
+    struct bk_stats st;
+    bk_server_stats(s, &st);
+    return st.adds;
+}
+
+static bool journal_has_queued(const void *arg)
+{
+    struct bk_journal *j = (struct bk_journal *)arg;
+    pthread_mutex_lock(&j->lock);
+    bool q = j->q_head != NULL;
+    pthread_mutex_unlock(&j->lock);
+    return q;
+}
+
+struct journal_want {
+    struct bk_server *s;
+    uint64_t adds;
+};
+
+static bool journal_reached(const void *arg)
+{
+    const struct journal_want *jw = arg;
+    return journal_adds(jw->s) >= jw->adds;
+}
+
+/* Adds and reads reach the bookies without a connection; every entry is journalled once per
+ * copy (the bookie's add count) and reads back with its digest verified. */
+START_TEST(test_local_roundtrip)
+{
+    local_start(3, 3);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    int n = 7 + (int)(mg_mono_us() % 20);
+    tl_adds_all(&b, w, n);
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(b.status[i] == 0, "add %d: %s", i, b.req[i].errmsg);
+        ck_assert_int_eq(b.order[i], i);
+    }
+    tl_bkc_check_read(w, 0, n - 1);
+    uint64_t adds = 0;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(bs[i]->conns == NULL, "bookie %d has a connection", i);
+        adds += journal_adds(bs[i]);
+        char id[64];
+        struct bkc_bookie *bk = mg_map_get_str(&cl->bookies, tl_bookie_id(bs[i], id, sizeof id));
+        ck_assert_ptr_nonnull(bk);
+        ck_assert(bk->in_process);
+    }
+    ck_assert_uint_eq(adds, (uint64_t)n * 2); /* Qw copies */
+    /* the client's per-bookie add statistics count them as over TCP */
+    size_t pos = 0;
+    struct bkc_bookie_stats bst;
+    int64_t counted = 0;
+    while (bkc_client_bookie_stats_next(cl, &pos, &bst))
+        counted += bst.add_count;
+    ck_assert_int_eq(counted, (int64_t)n * 2);
+    bkc_ledger_free(w);
+    local_stop();
+}
+END_TEST
+
+/* An add is acknowledged only once the journal group holding it is synced: with the journal
+ * thread held, the record waits in its queue and the add stays pending; released, it is
+ * synced, then acknowledged. */
+START_TEST(test_local_ack_after_sync)
+{
+    local_start(1, 1);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    tl_adds_all(&b, w, 1);
+    struct bk_journal *j = &bs[0]->journal;
+    uint64_t fsyncs = atomic_load(&j->st_fsyncs);
+    bk_journal_hold(j, true);
+    int more = 2 + (int)(mg_mono_us() % 5);
+    tl_adds_n(&b, w, more);
+    ck_assert(tl_until(loop, journal_has_queued, j, 5000));
+    tl_passes(base, 20);
+    ck_assert_int_eq(b.n_done, 1); /* not acknowledged while not synced */
+    ck_assert_uint_eq(atomic_load(&j->st_fsyncs), fsyncs);
+    bk_journal_hold(j, false);
+    tl_adds_wait(&b);
+    for (int i = 0; i <= more; i++)
+        ck_assert_int_eq(b.status[i], 0);
+    ck_assert_uint_gt(atomic_load(&j->st_fsyncs), fsyncs);
+    ck_assert_uint_eq(journal_adds(bs[0]), (uint64_t)more + 1);
+    tl_bkc_check_read(w, 0, more);
+    bkc_ledger_free(w);
+    local_stop();
+}
+END_TEST
+
+/* Recovery through the transport: its fencing reads fence the ledger on the bookies (the
+ * writer's next add fails with -MG_EFENCED) and its recovery reads find every acknowledged
+ * entry. */
+START_TEST(test_local_fence_recovery)
+{
+    local_start(3, 3);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    int n = 3 + (int)(mg_mono_us() % 10);
+    tl_adds_all(&b, w, n);
+    struct bkc_client *c2 = local_client(3, 2, 2, 5000);
+    tl_bkc_check_ledger(c2, bkc_ledger_id(w), true, n - 1);
+    tl_adds_fenced(&b, w);
+    bkc_client_free(c2);
+    bkc_ledger_free(w);
+    local_stop();
+}
+END_TEST
+
+struct lop_res {
+    bool done;
+    int rc;
+    size_t body_len;
+};
+
+static void lop_cb(struct bkc_op *op, int rc, struct evbuffer **body)
+{
+    struct lop_res *r = op->arg;
+    r->done = true;
+    r->rc = rc;
+    r->body_len = body ? evbuffer_get_length(*body) : 0;
+}
+
+/* One ADD (a read when !add) of ledger 9 to bookie s through the client's transport; the
+ * result. flags: WIRE_BK_FLAG_*. */
+static struct lop_res local_op(struct bkc_client *c, struct bk_server *s, bool add, int64_t entry,
+                               uint16_t flags)
+{
+    char id[64];
+    struct bkc_bookie *bk = c->tp.ops->bookie_get(c, tl_bookie_id(s, id, sizeof id));
+    uint8_t key[WIRE_BK_MASTER_KEY_LEN] = {9, 8, 7};
+    uint8_t ehdr[WIRE_BK_ENTRY_HDR_LEN];
+    struct wire_bk_entry_hdr h = {.ledger = 9, .entry = entry, .lac = entry - 1, .length = 5};
+    wire_bk_entry_hdr_put(ehdr, &h);
+    struct evbuffer *payload = evbuffer_new();
+    evbuffer_add(payload, "hello", 5);
+    struct lop_res r = {0};
+    if (add)
+        c->tp.ops->add(bk, 9, entry, flags, key, ehdr, sizeof ehdr, payload, lop_cb, &r, 0);
+    else
+        c->tp.ops->read(bk, 9, entry, flags, key, lop_cb, &r, 0);
+    ck_assert_msg(tl_until_flag(loop, &r.done, 10000), "no answer from %s", id);
+    evbuffer_free(payload);
+    return r;
+}
+
+/* A read-only bookie refuses adds (EREADONLY) but high-priority ones when only disk space is
+ * short, and still serves reads; unknown entries and ledgers get their codes. */
+START_TEST(test_local_readonly)
+{
+    local_start(1, 1);
+    struct bk_server *s = bs[0];
+    ck_assert_int_eq(local_op(cl, s, true, 0, 0).rc, WIRE_BK_EOK);
+    bk_server_set_readonly(s, BK_RO_DISK, true, "test");
+    ck_assert_int_eq(local_op(cl, s, true, 1, 0).rc, WIRE_BK_EREADONLY);
+    ck_assert_int_eq(local_op(cl, s, true, 1, WIRE_BK_FLAG_HIGH_PRIORITY).rc, WIRE_BK_EOK);
+    struct lop_res r = local_op(cl, s, false, 0, 0);
+    ck_assert_int_eq(r.rc, WIRE_BK_EOK);
+    ck_assert_uint_eq(r.body_len, WIRE_BK_ENTRY_HDR_LEN + 5);
+    ck_assert_int_eq(local_op(cl, s, false, 5, 0).rc, WIRE_BK_ENOENTRY);
+    bk_server_set_readonly(s, BK_RO_DISK, false, "test");
+    /* a fencing read; later adds are fenced, recovery adds are not */
+    ck_assert_int_eq(local_op(cl, s, false, -1, WIRE_BK_FLAG_FENCE).rc, WIRE_BK_EOK);
+    ck_assert_int_eq(local_op(cl, s, true, 2, 0).rc, WIRE_BK_EFENCED);
+    ck_assert_int_eq(local_op(cl, s, true, 2, WIRE_BK_FLAG_RECOVERY_ADD).rc, WIRE_BK_EOK);
+    local_stop();
+}
+END_TEST
+
+/* A client freed with adds in the (held) journal: its requests complete with -MG_ECANCELED,
+ * the records are still journalled and their answers dropped (no leak under ASan). A bookie
+ * freed with adds in its journal answers them (synced) and later requests fail as refused
+ * (-MG_EIO). */
+START_TEST(test_local_free_pending)
+{
+    local_start(1, 1);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    struct bk_journal *j = &bs[0]->journal;
+    bk_journal_hold(j, true);
+    int n = 2 + (int)(mg_mono_us() % 5);
+    tl_adds_n(&b, w, n);
+    ck_assert(tl_until(loop, journal_has_queued, j, 5000));
+    bkc_client_free(cl);
+    cl = NULL;
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(b.status[i], -MG_ECANCELED);
+    bk_journal_hold(j, false);
+    struct journal_want jw = {bs[0], (uint64_t)n};
+    ck_assert(tl_until(loop, journal_reached, &jw, 5000));
+    tl_passes(base, 5); /* the answers of the forgotten ops arrive, and free them */
+    (void)w;            /* freed with its client */
+
+    /* the bookie goes with requests in its journal */
+    cl = local_client(1, 1, 1, 5000);
+    char id[64];
+    struct bkc_bookie *bk = cl->tp.ops->bookie_get(cl, tl_bookie_id(bs[0], id, sizeof id));
+    uint8_t key[WIRE_BK_MASTER_KEY_LEN] = {4};
+    uint8_t ehdr[WIRE_BK_ENTRY_HDR_LEN];
+    struct wire_bk_entry_hdr h = {.ledger = 11, .entry = 0, .lac = -1, .length = 1};
+    wire_bk_entry_hdr_put(ehdr, &h);
+    struct evbuffer *payload = evbuffer_new();
+    evbuffer_add(payload, "x", 1);
+    struct lop_res r0 = {0};
+    bk_journal_hold(j, true);
+    cl->tp.ops->add(bk, 11, 0, 0, key, ehdr, sizeof ehdr, payload, lop_cb, &r0, 0);
+    ck_assert(tl_until(loop, journal_has_queued, j, 5000));
+    bk_server_free(bs[0]); /* drains the journal (the hold gives way to the stop) */
+    bs[0] = NULL;
+    ck_assert(tl_until_flag(loop, &r0.done, 5000));
+    ck_assert_int_eq(r0.rc, WIRE_BK_EOK);
+    struct lop_res r1 = {0};
+    cl->tp.ops->add(bk, 11, 1, 0, key, ehdr, sizeof ehdr, payload, lop_cb, &r1, 0);
+    ck_assert(!r1.done); /* never inside add */
+    ck_assert(tl_until_flag(loop, &r1.done, 5000));
+    ck_assert_int_eq(r1.rc, -MG_EIO);
+    evbuffer_free(payload);
+    local_stop();
+}
+END_TEST
+
+/* Bookies outside the registry are reached over TCP by the same transport: a ledger over one
+ * in-process bookie and one TCP bookie. */
+START_TEST(test_local_mixed_tcp)
+{
+    env_open(true);
+    bs[0] = real_bookie(0);
+    bs[1] = real_bookie(1);
+    tl_wait_bookies(meta, 2);
+    loc = bk_local_new(bs, 1);
+    cl = local_client(2, 2, 2, 5000);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    int n = 3 + (int)(mg_mono_us() % 8);
+    tl_adds_all(&b, w, n);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(b.status[i], 0);
+    tl_bkc_check_read(w, 0, n - 1);
+    ck_assert(bs[0]->conns == NULL);
+    ck_assert(bs[1]->conns != NULL);
+    ck_assert_uint_eq(journal_adds(bs[0]), (uint64_t)n);
+    ck_assert_uint_eq(journal_adds(bs[1]), (uint64_t)n);
+    bkc_ledger_free(w);
+    local_stop();
+}
+END_TEST
+
 static Suite *bkc_suite(void)
 {
     Suite *s = suite_create("bkc_real");
@@ -1298,6 +1587,9 @@ static Suite *bkc_suite(void)
     tcase_add_loop_test(tls, test_tls_bookies, 0, 2);
     tcase_add_loop_test(tls, test_tls_refusals, 0, 2);
     tl_add(tls, test_tls_bookie_config, test_tls_idle);
+    TCase *inproc = tl_tcase(s, "in_process", 120, NULL, NULL);
+    tl_add(inproc, test_local_roundtrip, test_local_ack_after_sync, test_local_fence_recovery,
+           test_local_readonly, test_local_free_pending, test_local_mixed_tcp);
     return s;
 }
 
