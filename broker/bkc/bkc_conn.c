@@ -97,8 +97,7 @@ struct bkc_bookie *bkc_bookie_get(struct bkc_client *c, const char *id)
     if (bk)
         return bk;
     bk = mg_calloc(1, sizeof(*bk));
-    bk->c = c;
-    bk->id = mg_strdup(id);
+    bkc_bookie_attach(c, bk, id);
     const char *colon = strrchr(id, ':');
     if (colon) {
         bk->host = mg_strndup(id, (size_t)(colon - id));
@@ -116,11 +115,17 @@ struct bkc_bookie *bkc_bookie_get(struct bkc_client *c, const char *id)
     bk->v3 = c->cfg.use_v3;
     bk->next_txn = 1;
     mg_map_init(&bk->match);
-    TAILQ_INIT(&bk->ops);
     bk->fail_ev = event_new(c->base, -1, 0, bkc_bookie_fail_ev, bk);
+    return bk;
+}
+
+void bkc_bookie_attach(struct bkc_client *c, struct bkc_bookie *bk, const char *id)
+{
+    bk->c = c;
+    bk->id = mg_strdup(id);
+    TAILQ_INIT(&bk->ops);
     mg_map_put_str(&c->bookies, id, bk);
     TAILQ_INSERT_TAIL(&c->bookie_list, bk, link);
-    return bk;
 }
 
 static void bkc_conn_op_unlink(struct bkc_op *op)

@@ -207,6 +207,9 @@ struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t ent
 /* Send a READ; master_key is sent when flags has WIRE_BK_FLAG_FENCE. */
 struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
                                const uint8_t *master_key, bkc_op_cb cb, void *arg, int slot);
+/* Give a new bookie of c (zeroed by its transport) its id (copied) and an empty op list, and
+ * enter it in c->bookies and c->bookie_list. Every transport's bookie_get uses it. */
+void bkc_bookie_attach(struct bkc_client *c, struct bkc_bookie *bk, const char *id);
 /* Fill a new op of bk (zeroed by the caller) and queue it on bk->ops: sent now, its deadline
  * the client's timeout from now. Both transports start their ops with it. */
 void bkc_op_start(struct bkc_op *op, struct bkc_bookie *bk, uint8_t opcode, int64_t ledger,

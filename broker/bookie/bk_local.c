@@ -39,16 +39,19 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #define BK_LOCAL_MAX 16
+
+STAILQ_HEAD(bk_lop_queue, bk_lop);
 
 struct bk_local {
     struct event_base *base;              /* borrowed */
     struct bk_server *srvs[BK_LOCAL_MAX]; /* borrowed; NULL once freed */
     int n;
     struct bkc_transport tp;
-    struct event *done_ev;                /* owned */
-    struct bk_lop *done_head, *done_tail; /* answered, waiting for the client's callback */
+    struct event *done_ev;    /* owned */
+    struct bk_lop_queue done; /* answered, waiting for the client's callback */
 };
 
 /* A client's connection to a bookie of this process. */
@@ -60,14 +63,14 @@ struct bk_lconn {
 };
 
 struct bk_lop {
-    struct bkc_op op;      /* first: the client's op while attached */
-    struct bk_local *l;    /* borrowed */
-    bool attached;         /* outstanding at the client (in op.bk->ops) */
-    bool at_bookie;        /* a journal record refers to it */
-    bool queued;           /* in l->done */
-    int rc;                /* the answer */
-    struct evbuffer *body; /* owned: a READ's EOK body */
-    struct bk_lop *next_done;
+    struct bkc_op op;               /* first: the client's op while attached */
+    struct bk_local *l;             /* borrowed */
+    bool attached;                  /* outstanding at the client (in op.bk->ops) */
+    bool at_bookie;                 /* a journal record refers to it */
+    bool queued;                    /* in l->done */
+    int rc;                         /* the answer */
+    struct evbuffer *body;          /* owned: a READ's EOK body */
+    STAILQ_ENTRY(bk_lop) done_link; /* l->done while queued */
 };
 
 static const struct bkc_transport_ops bk_local_ops;
@@ -106,12 +109,7 @@ static void bk_lop_answer(struct bk_lop *m, int rc, struct evbuffer *body)
     m->rc = rc;
     m->body = body;
     m->queued = true;
-    m->next_done = NULL;
-    if (l->done_tail)
-        l->done_tail->next_done = m;
-    else
-        l->done_head = m;
-    l->done_tail = m;
+    STAILQ_INSERT_TAIL(&l->done, m, done_link);
     event_active(l->done_ev, 0, 0);
 }
 
@@ -121,10 +119,11 @@ static void bk_local_done_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct bk_local *l = arg;
     /* what was answered before this pass; answers given by the callbacks wait for the next */
-    struct bk_lop *m = l->done_head;
-    l->done_head = l->done_tail = NULL;
-    while (m) {
-        struct bk_lop *next = m->next_done;
+    struct bk_lop_queue batch = STAILQ_HEAD_INITIALIZER(batch);
+    STAILQ_CONCAT(&batch, &l->done);
+    struct bk_lop *m;
+    while ((m = STAILQ_FIRST(&batch))) {
+        STAILQ_REMOVE_HEAD(&batch, done_link);
         m->queued = false;
         if (m->attached) {
             bk_lop_detach(m);
@@ -136,7 +135,6 @@ static void bk_local_done_cb(evutil_socket_t fd, short what, void *arg)
                 evbuffer_free(body);
         }
         bk_lop_maybe_free(m);
-        m = next;
     }
 }
 
@@ -332,13 +330,9 @@ static struct bkc_bookie *bk_local_bookie_get(struct bkc_client *c, const char *
         s->lconns->prev = lc;
     s->lconns = lc;
     bk = &lc->bk;
-    bk->c = c;
-    bk->id = mg_strdup(id);
+    bkc_bookie_attach(c, bk, id);
     bk->state = BKC_BK_CONNECTED;
     bk->in_process = true;
-    TAILQ_INIT(&bk->ops);
-    mg_map_put_str(&c->bookies, id, bk);
-    TAILQ_INSERT_TAIL(&c->bookie_list, bk, link);
     return bk;
 }
 
@@ -396,6 +390,7 @@ struct bk_local *bk_local_new(struct bk_server *const *srvs, int n)
             s->submit_ev = event_new(s->base, -1, 0, bk_local_submit_cb, s);
         l->srvs[l->n++] = s;
     }
+    STAILQ_INIT(&l->done);
     l->done_ev = event_new(l->base, -1, 0, bk_local_done_cb, l);
     l->tp.ops = &bk_local_ops;
     l->tp.impl = l;
@@ -412,12 +407,11 @@ void bk_local_free(struct bk_local *l)
     if (!l)
         return;
     /* the clients went first: what is still queued has no one to answer */
-    struct bk_lop *m = l->done_head;
-    while (m) {
-        struct bk_lop *next = m->next_done;
+    struct bk_lop *m;
+    while ((m = STAILQ_FIRST(&l->done))) {
+        STAILQ_REMOVE_HEAD(&l->done, done_link);
         m->queued = false;
         bk_lop_maybe_free(m); /* the clients went first: no op is still attached */
-        m = next;
     }
     for (int i = 0; i < l->n; i++)
         if (l->srvs[i])

@@ -388,11 +388,16 @@ static void bookies_start(int n)
     cl = client_new(3, 2, 2, 5000);
 }
 
-/* Free the client, stop the bookies, close what env_open opened. */
+static struct bk_local *loc; /* the in-process transport's registry, or NULL */
+
+/* Free the client (and the in-process transport), stop the bookies, close what env_open
+ * opened. */
 static void bookies_stop(void)
 {
     bkc_client_free(cl);
     cl = NULL;
+    bk_local_free(loc);
+    loc = NULL;
     for (int i = 0; i < NBS; i++) {
         tl_bookie_stop(bs[i], base);
         bs[i] = NULL;
@@ -1149,36 +1154,44 @@ END_TEST
 struct raw_op {
     bool done;
     int rc;
+    size_t body_len; /* a READ's EOK body */
 };
 
 static void raw_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
 {
-    (void)body;
     struct raw_op *r = op->arg;
     r->done = true;
     r->rc = rc;
+    r->body_len = body ? evbuffer_get_length(*body) : 0;
 }
 
-/* One ADD (read when !add) of ledger 7 straight to bookie s through c's connection to it;
- * its rc (a bookie status, or -MG_EIO for a failed connection). */
-static int raw_op(struct bkc_client *c, struct bk_server *s, bool add, int64_t entry)
+/* One ADD (a READ when !add) of ledger, entry straight to bookie s through c's transport
+ * (flags: WIRE_BK_FLAG_*); its answer (rc: a bookie status, or -MG_EIO for a failed
+ * connection). */
+static struct raw_op tp_op(struct bkc_client *c, struct bk_server *s, bool add, int64_t ledger,
+                           int64_t entry, uint16_t flags)
 {
     char id[64];
-    struct bkc_bookie *bk = bkc_bookie_get(c, tl_bookie_id(s, id, sizeof id));
+    struct bkc_bookie *bk = c->tp.ops->bookie_get(c, tl_bookie_id(s, id, sizeof id));
     uint8_t key[WIRE_BK_MASTER_KEY_LEN] = {1, 2, 3};
     uint8_t ehdr[WIRE_BK_ENTRY_HDR_LEN];
-    struct wire_bk_entry_hdr h = {.ledger = 7, .entry = entry, .lac = entry - 1, .length = 5};
+    struct wire_bk_entry_hdr h = {.ledger = ledger, .entry = entry, .lac = entry - 1, .length = 5};
     wire_bk_entry_hdr_put(ehdr, &h);
     struct evbuffer *payload = evbuffer_new();
     evbuffer_add(payload, "hello", 5);
     struct raw_op r = {0};
     if (add)
-        bkc_bookie_add(bk, 7, entry, 0, key, ehdr, sizeof ehdr, payload, raw_op_cb, &r, 0);
+        c->tp.ops->add(bk, ledger, entry, flags, key, ehdr, sizeof ehdr, payload, raw_op_cb, &r, 0);
     else
-        bkc_bookie_read(bk, 7, entry, 0, NULL, raw_op_cb, &r, 0);
+        c->tp.ops->read(bk, ledger, entry, flags, key, raw_op_cb, &r, 0);
     ck_assert_msg(tl_until_flag(loop, &r.done, 15000), "no answer from %s", id);
     evbuffer_free(payload);
-    return r.rc;
+    return r;
+}
+
+static int raw_op(struct bkc_client *c, struct bk_server *s, bool add, int64_t entry)
+{
+    return tp_op(c, s, add, 7, entry, 0).rc;
 }
 
 /* _i: 0 = v2, 1 = v3. What fails, and that it fails alone:
@@ -1290,8 +1303,6 @@ END_TEST
 
 /* ---- tests: the in-process transport (bookie/bk_local.c) ------------------------------------ */
 
-static struct bk_local *loc;
-
 /* A client of the in-process transport of bs[0..n-1]. */
 static struct bkc_client *local_client(int e, int w, int a, int timeout_ms)
 {
@@ -1311,20 +1322,6 @@ static void local_start(int n, int e)
     loc = bk_local_new(bs, n);
     int q = e < 2 ? e : 2;
     cl = local_client(e, q, q, 5000);
-}
-
-static void local_stop(void)
-{
-    bkc_client_free(cl);
-    cl = NULL;
-    bk_local_free(loc);
-    loc = NULL;
-    for (int i = 0; i < NBS; i++) {
-        tl_bookie_stop(bs[i], base);
-        bs[i] = NULL;
-    }
-    tl_passes(base, 5);
-    env_close();
 }
 
 static uint64_t journal_adds(struct bk_server *s)
@@ -1385,7 +1382,7 @@ START_TEST(test_local_roundtrip)
         counted += bst.add_count;
     ck_assert_int_eq(counted, (int64_t)n * 2);
     bkc_ledger_free(w);
-    local_stop();
+    bookies_stop();
 }
 END_TEST
 
@@ -1414,7 +1411,7 @@ START_TEST(test_local_ack_after_sync)
     ck_assert_uint_eq(journal_adds(bs[0]), (uint64_t)more + 1);
     tl_bkc_check_read(w, 0, more);
     bkc_ledger_free(w);
-    local_stop();
+    bookies_stop();
 }
 END_TEST
 
@@ -1432,46 +1429,9 @@ START_TEST(test_local_fence_recovery)
     tl_adds_fenced(&b, w);
     bkc_client_free(c2);
     bkc_ledger_free(w);
-    local_stop();
+    bookies_stop();
 }
 END_TEST
-
-struct lop_res {
-    bool done;
-    int rc;
-    size_t body_len;
-};
-
-static void lop_cb(struct bkc_op *op, int rc, struct evbuffer **body)
-{
-    struct lop_res *r = op->arg;
-    r->done = true;
-    r->rc = rc;
-    r->body_len = body ? evbuffer_get_length(*body) : 0;
-}
-
-/* One ADD (a read when !add) of ledger 9 to bookie s through the client's transport; the
- * result. flags: WIRE_BK_FLAG_*. */
-static struct lop_res local_op(struct bkc_client *c, struct bk_server *s, bool add, int64_t entry,
-                               uint16_t flags)
-{
-    char id[64];
-    struct bkc_bookie *bk = c->tp.ops->bookie_get(c, tl_bookie_id(s, id, sizeof id));
-    uint8_t key[WIRE_BK_MASTER_KEY_LEN] = {9, 8, 7};
-    uint8_t ehdr[WIRE_BK_ENTRY_HDR_LEN];
-    struct wire_bk_entry_hdr h = {.ledger = 9, .entry = entry, .lac = entry - 1, .length = 5};
-    wire_bk_entry_hdr_put(ehdr, &h);
-    struct evbuffer *payload = evbuffer_new();
-    evbuffer_add(payload, "hello", 5);
-    struct lop_res r = {0};
-    if (add)
-        c->tp.ops->add(bk, 9, entry, flags, key, ehdr, sizeof ehdr, payload, lop_cb, &r, 0);
-    else
-        c->tp.ops->read(bk, 9, entry, flags, key, lop_cb, &r, 0);
-    ck_assert_msg(tl_until_flag(loop, &r.done, 10000), "no answer from %s", id);
-    evbuffer_free(payload);
-    return r;
-}
 
 /* A read-only bookie refuses adds (EREADONLY) but high-priority ones when only disk space is
  * short, and still serves reads; unknown entries and ledgers get their codes. */
@@ -1479,20 +1439,20 @@ START_TEST(test_local_readonly)
 {
     local_start(1, 1);
     struct bk_server *s = bs[0];
-    ck_assert_int_eq(local_op(cl, s, true, 0, 0).rc, WIRE_BK_EOK);
+    ck_assert_int_eq(tp_op(cl, s, true, 9, 0, 0).rc, WIRE_BK_EOK);
     bk_server_set_readonly(s, BK_RO_DISK, true, "test");
-    ck_assert_int_eq(local_op(cl, s, true, 1, 0).rc, WIRE_BK_EREADONLY);
-    ck_assert_int_eq(local_op(cl, s, true, 1, WIRE_BK_FLAG_HIGH_PRIORITY).rc, WIRE_BK_EOK);
-    struct lop_res r = local_op(cl, s, false, 0, 0);
+    ck_assert_int_eq(tp_op(cl, s, true, 9, 1, 0).rc, WIRE_BK_EREADONLY);
+    ck_assert_int_eq(tp_op(cl, s, true, 9, 1, WIRE_BK_FLAG_HIGH_PRIORITY).rc, WIRE_BK_EOK);
+    struct raw_op r = tp_op(cl, s, false, 9, 0, 0);
     ck_assert_int_eq(r.rc, WIRE_BK_EOK);
     ck_assert_uint_eq(r.body_len, WIRE_BK_ENTRY_HDR_LEN + 5);
-    ck_assert_int_eq(local_op(cl, s, false, 5, 0).rc, WIRE_BK_ENOENTRY);
+    ck_assert_int_eq(tp_op(cl, s, false, 9, 5, 0).rc, WIRE_BK_ENOENTRY);
     bk_server_set_readonly(s, BK_RO_DISK, false, "test");
     /* a fencing read; later adds are fenced, recovery adds are not */
-    ck_assert_int_eq(local_op(cl, s, false, -1, WIRE_BK_FLAG_FENCE).rc, WIRE_BK_EOK);
-    ck_assert_int_eq(local_op(cl, s, true, 2, 0).rc, WIRE_BK_EFENCED);
-    ck_assert_int_eq(local_op(cl, s, true, 2, WIRE_BK_FLAG_RECOVERY_ADD).rc, WIRE_BK_EOK);
-    local_stop();
+    ck_assert_int_eq(tp_op(cl, s, false, 9, -1, WIRE_BK_FLAG_FENCE).rc, WIRE_BK_EOK);
+    ck_assert_int_eq(tp_op(cl, s, true, 9, 2, 0).rc, WIRE_BK_EFENCED);
+    ck_assert_int_eq(tp_op(cl, s, true, 9, 2, WIRE_BK_FLAG_RECOVERY_ADD).rc, WIRE_BK_EOK);
+    bookies_stop();
 }
 END_TEST
 
@@ -1529,21 +1489,21 @@ START_TEST(test_local_free_pending)
     wire_bk_entry_hdr_put(ehdr, &h);
     struct evbuffer *payload = evbuffer_new();
     evbuffer_add(payload, "x", 1);
-    struct lop_res r0 = {0};
+    struct raw_op r0 = {0};
     bk_journal_hold(j, true);
-    cl->tp.ops->add(bk, 11, 0, 0, key, ehdr, sizeof ehdr, payload, lop_cb, &r0, 0);
+    cl->tp.ops->add(bk, 11, 0, 0, key, ehdr, sizeof ehdr, payload, raw_op_cb, &r0, 0);
     ck_assert(tl_until(loop, journal_has_queued, j, 5000));
     bk_server_free(bs[0]); /* drains the journal (the hold gives way to the stop) */
     bs[0] = NULL;
     ck_assert(tl_until_flag(loop, &r0.done, 5000));
     ck_assert_int_eq(r0.rc, WIRE_BK_EOK);
-    struct lop_res r1 = {0};
-    cl->tp.ops->add(bk, 11, 1, 0, key, ehdr, sizeof ehdr, payload, lop_cb, &r1, 0);
+    struct raw_op r1 = {0};
+    cl->tp.ops->add(bk, 11, 1, 0, key, ehdr, sizeof ehdr, payload, raw_op_cb, &r1, 0);
     ck_assert(!r1.done); /* never inside add */
     ck_assert(tl_until_flag(loop, &r1.done, 5000));
     ck_assert_int_eq(r1.rc, -MG_EIO);
     evbuffer_free(payload);
-    local_stop();
+    bookies_stop();
 }
 END_TEST
 
@@ -1568,7 +1528,7 @@ START_TEST(test_local_mixed_tcp)
     ck_assert_uint_eq(journal_adds(bs[0]), (uint64_t)n);
     ck_assert_uint_eq(journal_adds(bs[1]), (uint64_t)n);
     bkc_ledger_free(w);
-    local_stop();
+    bookies_stop();
 }
 END_TEST
 
