@@ -1340,6 +1340,21 @@ static bool journal_has_queued(const void *arg)
     return q;
 }
 
+/* The bookie's bookie_journal_JOURNAL_ADD_ENTRY_count{success="true"}, from its metrics. */
+static uint64_t metrics_adds(struct bk_server *s)
+{
+    struct evbuffer *m = evbuffer_new();
+    bk_metrics(s, m);
+    evbuffer_add(m, "", 1);
+    const char *txt = (const char *)evbuffer_pullup(m, -1);
+    const char *key = "bookie_journal_JOURNAL_ADD_ENTRY_count{success=\"true\"} ";
+    const char *at = strstr(txt, key);
+    ck_assert_ptr_nonnull(at);
+    uint64_t v = strtoull(at + strlen(key), NULL, 10);
+    evbuffer_free(m);
+    return v;
+}
+
 struct journal_want {
     struct bk_server *s;
     uint64_t adds;
@@ -1374,6 +1389,8 @@ START_TEST(test_local_roundtrip)
         ck_assert(bk->in_process);
     }
     ck_assert_uint_eq(adds, (uint64_t)n * 2); /* Qw copies */
+    ck_assert_uint_eq(metrics_adds(bs[0]) + metrics_adds(bs[1]) + metrics_adds(bs[2]),
+                      (uint64_t)n * 2);
     /* the client's per-bookie add statistics count them as over TCP */
     size_t pos = 0;
     struct bkc_bookie_stats bst;
