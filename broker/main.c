@@ -515,8 +515,13 @@ static int main_cmd_role(enum role role, int argc, char **argv)
     if (role <= ROLE_BROKER) {
         /* the standalone's broker reaches its own bookies by calls (bk_local.c), others and
          * every other client (autorecovery, tools) over TCP */
-        if (p.n_bookies > 0)
+        if (p.n_bookies > 0) {
             p.local = bk_local_new(p.bookies, p.n_bookies);
+            MG_INFO("main",
+                    "the broker reaches its %d bookie(s) in process (their ports serve "
+                    "other clients)",
+                    p.n_bookies);
+        }
         p.svc = svc_new_with_transport(p.loop, &p.cfg, p.meta,
                                        p.local ? bk_local_transport(p.local) : NULL);
         if (!p.svc)
