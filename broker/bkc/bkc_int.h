@@ -12,6 +12,8 @@
  *                 per-request timeouts;
  *     bkc_fake.c  in-memory bookies on the client's loop with injected faults (tests, the
  *                 simulation).
+ *     (a third, bookie/bk_local.c, calls the bookies of the client's own process: the
+ *     standalone's; it hands other bookie ids to bkc_conn.c.)
  *   bkc_client.c  the client: config, deferred completions, metadata requests, digests,
  *                 create / open / delete.
  *   bkc_ledger.c  a ledger handle: adds with quorum tracking, ensemble changes, close, reads,

@@ -1,6 +1,7 @@
 /*
  * bookie_int.h - struct bodies and internal interfaces of the bookie module. Only
- * the broker/bookie/ sources and tests/integration/check_bookie.c include this.
+ * the broker/bookie/ sources and tests/integration/check_bookie.c and check_bkc_real.c
+ * (the in-process transport's tests) include this.
  *
  * Pieces and their threads:
  *   bk_server.c   loop thread: listener, connections, request semantics, replies (frames
@@ -15,6 +16,8 @@
  *                 (docs/bookie-threads.md).
  *   bk_gc.c       loop thread: gc's scan of the metadata store and its decisions.
  *   bk_reg.c      loop thread: /ledgers/available registration in the metadata store.
+ *   bk_local.c    loop thread: the in-process transport (bkc's transport interface): the
+ *                 standalone's ledger client calls the request semantics of bk_server.c.
  */
 #ifndef MG_BOOKIE_INT_H
 #define MG_BOOKIE_INT_H
