@@ -93,6 +93,7 @@ struct proc {
     char *bookie_dirs[MAX_BOOKIES];         /* owned: ledger dir strings the options borrow */
     char *bookie_journals[MAX_BOOKIES];
     int n_bookies;
+    struct bk_local *local;          /* owned: the broker's in-process path to bookies[] */
     struct svc *svc;                 /* owned */
     struct ar *autorec;              /* owned: bookie (autoRecoveryDaemonEnabled), autorecovery */
     struct bk_metrics_http *metrics; /* owned: bookie's GET /metrics (prometheusStatsHttpPort) */
@@ -428,6 +429,7 @@ static void main_proc_free(struct proc *p)
 {
     bk_metrics_http_stop(p->metrics);
     svc_free(p->svc);
+    bk_local_free(p->local); /* after its client (the svc's), before its bookies */
     ar_stop(p->autorec);
     for (int i = 0; i < p->n_bookies; i++)
         bk_server_free(p->bookies[i]);
@@ -511,7 +513,17 @@ static int main_cmd_role(enum role role, int argc, char **argv)
         p.metrics = bk_metrics_http_start(
             p.base, p.cfg.bind_address, p.cfg.prometheus_stats_http_port, main_bookie_metrics, &p);
     if (role <= ROLE_BROKER) {
-        p.svc = svc_new(p.loop, &p.cfg, p.meta);
+        /* the standalone's broker reaches its own bookies by calls (bk_local.c), others and
+         * every other client (autorecovery, tools) over TCP */
+        if (p.n_bookies > 0) {
+            p.local = bk_local_new(p.bookies, p.n_bookies);
+            MG_INFO("main",
+                    "the broker reaches its %d bookie(s) in process (their ports serve "
+                    "other clients)",
+                    p.n_bookies);
+        }
+        p.svc = svc_new_with_transport(p.loop, &p.cfg, p.meta,
+                                       p.local ? bk_local_transport(p.local) : NULL);
         if (!p.svc)
             goto out;
     }

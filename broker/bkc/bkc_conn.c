@@ -97,8 +97,7 @@ struct bkc_bookie *bkc_bookie_get(struct bkc_client *c, const char *id)
     if (bk)
         return bk;
     bk = mg_calloc(1, sizeof(*bk));
-    bk->c = c;
-    bk->id = mg_strdup(id);
+    bkc_bookie_attach(c, bk, id);
     const char *colon = strrchr(id, ':');
     if (colon) {
         bk->host = mg_strndup(id, (size_t)(colon - id));
@@ -116,11 +115,17 @@ struct bkc_bookie *bkc_bookie_get(struct bkc_client *c, const char *id)
     bk->v3 = c->cfg.use_v3;
     bk->next_txn = 1;
     mg_map_init(&bk->match);
-    TAILQ_INIT(&bk->ops);
     bk->fail_ev = event_new(c->base, -1, 0, bkc_bookie_fail_ev, bk);
+    return bk;
+}
+
+void bkc_bookie_attach(struct bkc_client *c, struct bkc_bookie *bk, const char *id)
+{
+    bk->c = c;
+    bk->id = mg_strdup(id);
+    TAILQ_INIT(&bk->ops);
     mg_map_put_str(&c->bookies, id, bk);
     TAILQ_INSERT_TAIL(&c->bookie_list, bk, link);
-    return bk;
 }
 
 static void bkc_conn_op_unlink(struct bkc_op *op)
@@ -170,8 +175,6 @@ static void bkc_conn_drop_bev(struct bkc_bookie *bk)
     bk->skip = 0;
 }
 
-static void bkc_conn_op_record(struct bkc_op *op, int rc);
-
 void bkc_bookie_fail(struct bkc_bookie *bk, int err, const char *why)
 {
     uint64_t gen = bk->gen++;
@@ -183,7 +186,7 @@ void bkc_bookie_fail(struct bkc_bookie *bk, int err, const char *why)
     struct bkc_op *op;
     while ((op = TAILQ_FIRST(&bk->ops)) && op->gen <= gen) {
         bkc_conn_op_unlink(op);
-        bkc_conn_op_record(op, err);
+        bkc_op_record(op, err);
         op->cb(op, err, NULL);
         mg_free(op);
     }
@@ -223,7 +226,7 @@ static void bkc_conn_fail_oversized(struct bkc_bookie *bk, struct bkc_op *op, si
             bk->id, total, op->opcode, (long long)op->ledger, (long long)op->entry,
             bk->c->cfg.max_frame_size);
     bkc_conn_op_unlink(op);
-    bkc_conn_op_record(op, -MG_ETOOBIG);
+    bkc_op_record(op, -MG_ETOOBIG);
     op->cb(op, -MG_ETOOBIG, NULL);
     mg_free(op);
 }
@@ -326,7 +329,7 @@ static void bkc_conn_read_cb(struct bufferevent *bev, void *arg)
                      wire_bk_status_str(r.status));
         } else {
             bkc_conn_op_unlink(op);
-            bkc_conn_op_record(op, r.status);
+            bkc_op_record(op, r.status);
             op->cb(op, r.status, r.body ? &r.body : NULL);
             mg_free(op);
         }
@@ -439,7 +442,7 @@ double bkc_latency_bound_ms(int i)
 }
 
 /* Count a completed ADD in its bookie's statistics (rc: WIRE_BK_EOK or an error). */
-static void bkc_conn_op_record(struct bkc_op *op, int rc)
+void bkc_op_record(struct bkc_op *op, int rc)
 {
     if (op->opcode != WIRE_BK_OP_ADD)
         return;
@@ -531,7 +534,7 @@ void bkc_bookie_check_timeouts(struct bkc_bookie *bk, uint64_t now_ms)
         if (n++ == 0)
             MG_WARN(MOD, "bookie %s: request op %d L%lld E%lld timed out", bk->id, op->opcode,
                     (long long)op->ledger, (long long)op->entry);
-        bkc_conn_op_record(op, -MG_ETIMEDOUT);
+        bkc_op_record(op, -MG_ETIMEDOUT);
         op->cb(op, -MG_ETIMEDOUT, NULL);
         mg_free(op);
     }

@@ -509,12 +509,8 @@ static struct bkc_bookie *bkc_fake_bookie_get(struct bkc_client *c, const char *
     if (conn->b)
         TAILQ_INSERT_TAIL(&conn->b->conns, conn, link);
     bk = &conn->bk;
-    bk->c = c;
-    bk->id = mg_strdup(id);
+    bkc_bookie_attach(c, bk, id);
     bk->state = BKC_BK_CONNECTED;
-    TAILQ_INIT(&bk->ops);
-    mg_map_put_str(&c->bookies, id, bk);
-    TAILQ_INSERT_TAIL(&c->bookie_list, bk, link);
     return bk;
 }
 

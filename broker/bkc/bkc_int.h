@@ -12,6 +12,8 @@
  *                 per-request timeouts;
  *     bkc_fake.c  in-memory bookies on the client's loop with injected faults (tests, the
  *                 simulation).
+ *     (a third, bookie/bk_local.c, calls the bookies of the client's own process: the
+ *     standalone's; it hands other bookie ids to bkc_conn.c.)
  *   bkc_client.c  the client: config, deferred completions, metadata requests, digests,
  *                 create / open / delete.
  *   bkc_ledger.c  a ledger handle: adds with quorum tracking, ensemble changes, close, reads,
@@ -142,6 +144,7 @@ struct bkc_bookie {
     int n_ops;
     struct event *fail_ev; /* owned: deferred failure of a connection that never started */
     uint64_t skip;         /* bytes of an oversized response still to drop */
+    bool in_process;       /* served by a bookie of this process (bookie/bk_local.c), not TCP */
     int64_t add_count, add_errors, add_lat_sum_us; /* bkc_client_bookie_stats_next */
     int64_t add_lat[BKC_LAT_BUCKETS];
     TAILQ_ENTRY(bkc_bookie) link;
@@ -186,7 +189,9 @@ struct bkc_transport {
     void *impl; /* the transport's (bkc_fake: the fake cluster) */
 };
 
-/* The TCP transport (bkc_conn.c's functions below). */
+/* The TCP transport (bkc_conn.c's functions below). A transport may serve some bookies itself
+ * and hand the others to these: bookie/bk_local.c reaches the bookies of its own process by
+ * calls (bk->in_process) and the rest over TCP. */
 extern const struct bkc_transport_ops bkc_tcp_transport_ops;
 
 /* ---- bookie connections over TCP (bkc_conn.c) -------------------------------------------- */
@@ -204,10 +209,15 @@ struct bkc_op *bkc_bookie_add(struct bkc_bookie *bk, int64_t ledger, int64_t ent
 /* Send a READ; master_key is sent when flags has WIRE_BK_FLAG_FENCE. */
 struct bkc_op *bkc_bookie_read(struct bkc_bookie *bk, int64_t ledger, int64_t entry, uint16_t flags,
                                const uint8_t *master_key, bkc_op_cb cb, void *arg, int slot);
+/* Give a new bookie of c (zeroed by its transport) its id (copied) and an empty op list, and
+ * enter it in c->bookies and c->bookie_list. Every transport's bookie_get uses it. */
+void bkc_bookie_attach(struct bkc_client *c, struct bkc_bookie *bk, const char *id);
 /* Fill a new op of bk (zeroed by the caller) and queue it on bk->ops: sent now, its deadline
  * the client's timeout from now. Both transports start their ops with it. */
 void bkc_op_start(struct bkc_op *op, struct bkc_bookie *bk, uint8_t opcode, int64_t ledger,
                   int64_t entry, bkc_op_cb cb, void *arg, int slot);
+/* Count an op's answer rc in its bookie's add statistics (adds only; other ops: nothing). */
+void bkc_op_record(struct bkc_op *op, int rc);
 /* Forget an outstanding op: its callback will not run; a late response is dropped.
  * Accepts NULL. */
 void bkc_op_cancel(struct bkc_op *op);

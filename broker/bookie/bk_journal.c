@@ -822,7 +822,7 @@ static void *bk_journal_main(void *arg)
         uint64_t oldest = 0;
         bool stop = false;
         pthread_mutex_lock(&j->lock);
-        while (j->q_head == NULL && !j->stopping)
+        while ((j->q_head == NULL || j->held) && !j->stopping)
             pthread_cond_wait(&j->cond, &j->lock);
         if (j->q_head == NULL)
             stop = true;
@@ -922,6 +922,14 @@ int bk_journal_start(struct bk_journal *j, struct event_base *base)
     }
     j->started = true;
     return 0;
+}
+
+void bk_journal_hold(struct bk_journal *j, bool on)
+{
+    pthread_mutex_lock(&j->lock);
+    j->held = on;
+    pthread_cond_signal(&j->cond);
+    pthread_mutex_unlock(&j->lock);
 }
 
 void bk_journal_submit(struct bk_journal *j, struct bk_jreq *head, struct bk_jreq *tail)

@@ -10,7 +10,9 @@
  * to the journal thread at its end in one batch. When the journal thread has written and
  * synced a group it wakes bk_server_journal_done, which applies each record to storage and
  * sends its reply. v3 replies carry the request's txnId and may leave out of order; v2
- * replies are matched by (ledger, entry).
+ * replies are matched by (ledger, entry). Requests of this process (bk_local.c: the
+ * standalone's broker) go through the same admission (bk_add_admit, bk_fence_begin) and the
+ * same journal records, and are answered by bk_local_answer instead of a frame.
  *
  * Failure modes: a frame above max_frame (nettyMaxFrameSizeBytes, the length field counted)
  * fails only its request: EBADREQ from its first bytes, the rest skipped as it arrives
@@ -247,7 +249,7 @@ static void bk_jreq_reply_to(struct bk_jreq *r, struct bk_conn *c, enum bk_reply
     r->op = op;
 }
 
-static void bk_submit_pending(struct bk_server *s)
+void bk_server_submit_pending(struct bk_server *s)
 {
     bk_journal_submit(&s->journal, s->pend_head, s->pend_tail);
     s->pend_head = s->pend_tail = NULL;
@@ -294,12 +296,14 @@ static void bk_complete(struct bk_server *s, struct bk_jreq *r)
             bk_server_set_readonly(s, BK_RO_IOERR, true, why);
         }
     }
+    /* out of space: BookKeeper's read-only code, so that the client writes elsewhere */
+    int st = r->status == 0                                                  ? WIRE_BK_EOK
+             : r->status == -MG_EREADONLY && r->reply != BK_REPLY_FENCE_READ ? WIRE_BK_EREADONLY
+                                                                             : WIRE_BK_EIO;
+    if (r->local) /* a request of this process (bk_local.c): answered by a call */
+        bk_local_answer(s, r->local, r->reply, st, r->ledger_id, r->entry_id);
     struct bk_conn *c = r->conn;
     if (c) {
-        /* out of space: BookKeeper's read-only code, so that the client writes elsewhere */
-        int st = r->status == 0                                                  ? WIRE_BK_EOK
-                 : r->status == -MG_EREADONLY && r->reply != BK_REPLY_FENCE_READ ? WIRE_BK_EREADONLY
-                                                                                 : WIRE_BK_EIO;
         if (c->bev) {
             switch (r->reply) {
             case BK_REPLY_ADD:
@@ -396,9 +400,8 @@ static int bk_check_key(struct bk_server *s, int64_t ledger, const uint8_t *key,
     return WIRE_BK_EOK;
 }
 
-/* Admission of an add; returns WIRE_BK_EOK (the ADD record may be queued) or the error status. */
-static int bk_add_admit(struct bk_server *s, int64_t ledger, int64_t entry, const uint8_t *key,
-                        size_t klen, bool recovery, bool high_prio)
+int bk_add_admit(struct bk_server *s, int64_t ledger, int64_t entry, const uint8_t *key,
+                 size_t klen, bool recovery, bool high_prio)
 {
     /* high-priority (recovery) adds still go in when the only reason is disk space */
     if (s->readonly && !(high_prio && !(s->readonly & ~(BK_RO_DISK | BK_RO_NOSPACE))))
@@ -414,29 +417,45 @@ static int bk_add_admit(struct bk_server *s, int64_t ledger, int64_t entry, cons
     return WIRE_BK_EOK;
 }
 
-/* Fencing read: mark fenced now (later adds get EFENCED at once), answer once durable. */
+struct bk_jreq *bk_add_queue(struct bk_server *s, int64_t ledger, int64_t entry, uint8_t *body,
+                             size_t len)
+{
+    return bk_jreq_new(s, BK_J_ADD, ledger, entry, body, len);
+}
+
+struct bk_jreq *bk_fence_begin(struct bk_server *s, int64_t ledger, int64_t entry,
+                               const uint8_t *key, size_t klen, bool has_key, int *st)
+{
+    struct bk_ledger *l = NULL;
+    if (!has_key)
+        *st = WIRE_BK_EUA;
+    else if (s->readonly & BK_RO_IOERR)
+        *st = WIRE_BK_EIO;
+    else
+        *st = bk_check_key(s, ledger, key, klen, &l);
+    if (*st != WIRE_BK_EOK)
+        return NULL;
+    l->fenced = true;
+    l->dirty = true;
+    struct bk_jreq *r = bk_jreq_new(s, BK_J_FENCE, ledger, BK_META_FENCE_KEY, NULL, 0);
+    r->reply = BK_REPLY_FENCE_READ;
+    r->entry_id = entry; /* the entry to answer with; the record itself is a FENCE */
+    return r;
+}
+
+/* Fencing read over a connection (bk_fence_begin), answered there once durable. */
 static void bk_fence_read(struct bk_server *s, struct bk_conn *c, int proto, uint32_t v2hdr,
                           uint64_t txn, int64_t ledger, int64_t entry, const uint8_t *key,
                           size_t klen, bool has_key)
 {
-    int st = WIRE_BK_EOK;
-    struct bk_ledger *l = NULL;
-    if (!has_key)
-        st = WIRE_BK_EUA;
-    else if (s->readonly & BK_RO_IOERR)
-        st = WIRE_BK_EIO;
-    else
-        st = bk_check_key(s, ledger, key, klen, &l);
-    if (st != WIRE_BK_EOK) {
+    int st;
+    struct bk_jreq *r = bk_fence_begin(s, ledger, entry, key, klen, has_key, &st);
+    if (!r) {
         bk_reply_read(s, c, proto, v2hdr, txn, ledger, entry, st);
         return;
     }
-    l->fenced = true;
-    l->dirty = true;
-    struct bk_jreq *r = bk_jreq_new(s, BK_J_FENCE, ledger, BK_META_FENCE_KEY, NULL, 0);
     bk_jreq_reply_to(r, c, BK_REPLY_FENCE_READ, proto, v2hdr, txn,
                      BOOKKEEPER__PROTO__OPERATION_TYPE__READ_ENTRY);
-    r->entry_id = entry; /* the entry to answer with; the record itself is a FENCE */
 }
 
 static void bk_v3_error(struct bk_conn *c, int op, uint64_t txn, int status);
@@ -543,7 +562,7 @@ static void bk_handle_v2(struct bk_server *s, struct bk_conn *c, struct wire_bk_
             bk_v2_send(c, rq->v2_hdr, st, rq->ledger, rq->entry, NULL, 0);
             return;
         }
-        struct bk_jreq *r = bk_jreq_new(s, BK_J_ADD, rq->ledger, rq->entry, rq->body, rq->body_len);
+        struct bk_jreq *r = bk_add_queue(s, rq->ledger, rq->entry, rq->body, rq->body_len);
         rq->body = NULL; /* the journal record's now */
         bk_jreq_reply_to(r, c, BK_REPLY_ADD, WIRE_BK_PROTO_V2, rq->v2_hdr, 0, 0);
         return;
@@ -587,7 +606,7 @@ static void bk_v3_add(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto_
     }
     size_t len = a->body.len;
     uint8_t *body = wire_bk_take_bytes(&a->body); /* not copied again: the journal's now */
-    struct bk_jreq *r = bk_jreq_new(s, BK_J_ADD, a->ledgerid, a->entryid, body, len);
+    struct bk_jreq *r = bk_add_queue(s, a->ledgerid, a->entryid, body, len);
     bk_jreq_reply_to(r, c, BK_REPLY_ADD, WIRE_BK_PROTO_V3, 0, txn,
                      BOOKKEEPER__PROTO__OPERATION_TYPE__ADD_ENTRY);
 }
@@ -846,7 +865,7 @@ static void bk_conn_read_cb(struct bufferevent *bev, void *arg)
             bufferevent_disable(bev, EV_READ);
         }
     }
-    bk_submit_pending(s);
+    bk_server_submit_pending(s);
     if (c->tls == BK_TLS_STARTING && !c->closing && c->bev)
         bk_tls_start(s, c);
     if (c->closing)
@@ -1388,7 +1407,7 @@ void bk_server_free(struct bk_server *s)
         return;
     mg_listener_free(s->listener);
     s->listener = NULL;
-    bk_submit_pending(s);
+    bk_server_submit_pending(s);
     bk_journal_stop(&s->journal); /* writes and syncs everything queued */
     bk_server_journal_done(s);    /* apply it and answer */
     if (!s->unclean && s->store.env)
@@ -1396,6 +1415,7 @@ void bk_server_free(struct bk_server *s)
     bk_store_thread_stop(&s->store, s->unclean);
     while (s->store.d_head) /* what completed or was cancelled: gc's operations among them */
         bk_server_store_done(s);
+    bk_local_server_gone(s); /* in-process clients: later requests fail as refused */
     while (s->conns) {
         struct bk_conn *c = s->conns;
         /* best effort: hand the last replies to the kernel before closing (through the TLS

@@ -142,6 +142,23 @@ int bk_format(struct event_base *base, struct meta_store *meta, const struct bk_
 struct cfg;
 void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char *ledger_dir);
 
+/* ---- in-process clients (bk_local.c) ------------------------------------------------- */
+
+/*
+ * A ledger-client transport (bkc_config.transport) that hands the adds and reads for the
+ * bookies in srvs (this process's: a standalone's own) to them by calls: no loopback TCP, no
+ * protocol encoding. The same request semantics as over TCP (bk_server.c: master key,
+ * fencing, read-only, journal: an add is answered after its group's fsync); other bookie ids
+ * go over TCP. Each bookie can be in one registry. Free the registry after the ledger clients
+ * that use it; a bookie may be freed before it (its connections then fail as refused).
+ */
+struct bk_local;
+struct bkc_transport;
+struct bk_local *bk_local_new(struct bk_server *const *srvs, int n);
+const struct bkc_transport *bk_local_transport(struct bk_local *l);
+/* Accepts NULL. */
+void bk_local_free(struct bk_local *l);
+
 /* ---- metrics (bk_metrics.c) ---------------------------------------------------------- */
 
 /* s's metrics as Prometheus text with BookKeeper's names (bookie_SERVER_STATUS,

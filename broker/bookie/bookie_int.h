@@ -1,6 +1,7 @@
 /*
  * bookie_int.h - struct bodies and internal interfaces of the bookie module. Only
- * the broker/bookie/ sources and tests/integration/check_bookie.c include this.
+ * the broker/bookie/ sources and tests/integration/check_bookie.c and check_bkc_real.c
+ * (the in-process transport's tests) include this.
  *
  * Pieces and their threads:
  *   bk_server.c   loop thread: listener, connections, request semantics, replies (frames
@@ -15,6 +16,8 @@
  *                 (docs/bookie-threads.md).
  *   bk_gc.c       loop thread: gc's scan of the metadata store and its decisions.
  *   bk_reg.c      loop thread: /ledgers/available registration in the metadata store.
+ *   bk_local.c    loop thread: the in-process transport (bkc's transport interface): the
+ *                 standalone's ledger client calls the request semantics of bk_server.c.
  */
 #ifndef MG_BOOKIE_INT_H
 #define MG_BOOKIE_INT_H
@@ -379,6 +382,7 @@ struct bk_jreq {
     uint64_t jfile; /* journal file and offset just past the record */
     uint64_t jend;
     /* reply context, loop thread */
+    struct bk_lop *local; /* borrowed: a request of this process (bk_local.c), or NULL */
     struct bk_conn *conn; /* counted reference, NULL = no reply */
     enum bk_reply reply;
     int proto;       /* WIRE_BK_PROTO_V2 or _V3 */
@@ -426,6 +430,7 @@ struct bk_journal {
     struct bk_jreq *q_head, *q_tail;       /* submitted, not yet taken */
     struct bk_jreq *done_head, *done_tail; /* completed, for the loop thread */
     bool stopping;
+    bool held; /* test hook (bk_journal_hold): no group is taken while set, unless stopping */
     /* journal -> loop notification */
     int notify_fd;           /* owned eventfd */
     struct event *notify_ev; /* owned */
@@ -458,6 +463,8 @@ int bk_journal_replay(struct bk_journal *j, struct bk_store *st, uint64_t mark_f
 int bk_journal_start(struct bk_journal *j, struct event_base *base);
 /* Hand a list of requests to the journal thread (one lock, one wake-up). */
 void bk_journal_submit(struct bk_journal *j, struct bk_jreq *head, struct bk_jreq *tail);
+/* Test hook: hold (on) or release the journal thread before it takes its next group. */
+void bk_journal_hold(struct bk_journal *j, bool on);
 /* Let the thread write and sync everything queued, then join it. Completed requests stay on
  * the done list for bk_journal_take_done. */
 void bk_journal_stop(struct bk_journal *j);
@@ -638,7 +645,40 @@ struct bk_server {
     int journal_max_backups;           /* journalMaxBackups */
     struct mg_ratelimit rl_frame;      /* oversized frames */
     struct mg_ratelimit rl_cache_full; /* adds that waited for a checkpoint */
+    /* in-process clients (bk_local.c) */
+    struct bk_lconn *lconns; /* their connections to this bookie */
+    struct bk_local *local;  /* borrowed: the registry listing this bookie, or NULL */
+    struct event *submit_ev; /* owned: submits their records at the end of the loop pass */
 };
+
+/* ---- request semantics shared by connections and in-process clients (bk_server.c) ------ */
+
+/* Admission of an add (read-only, ids, master key: a new one queues a LEDGER_KEY record,
+ * fencing); returns WIRE_BK_EOK (queue it with bk_add_queue) or the refusal. */
+int bk_add_admit(struct bk_server *s, int64_t ledger, int64_t entry, const uint8_t *key,
+                 size_t klen, bool recovery, bool high_prio);
+/* Queue an admitted add's journal record (body taken); the caller sets its reply context. */
+struct bk_jreq *bk_add_queue(struct bk_server *s, int64_t ledger, int64_t entry, uint8_t *body,
+                             size_t len);
+/* A fencing read of entry: the ledger is fenced at once (later adds get EFENCED) and a FENCE
+ * record queued (reply BK_REPLY_FENCE_READ, entry_id = entry: the read answered once it is
+ * durable); NULL with *st the refusal (EUA without or with another key, EIO after an I/O
+ * error). */
+struct bk_jreq *bk_fence_begin(struct bk_server *s, int64_t ledger, int64_t entry,
+                               const uint8_t *key, size_t klen, bool has_key, int *st);
+/* Hand the records queued this pass to the journal thread. */
+void bk_server_submit_pending(struct bk_server *s);
+
+/* ---- in-process clients (bk_local.c) ----------------------------------------------------- */
+
+struct bk_lop;
+/* A journal record of an in-process request completed with st (a wire_bk_status): answer it
+ * (a fencing read reads entry now). */
+void bk_local_answer(struct bk_server *s, struct bk_lop *op, enum bk_reply reply, int st,
+                     int64_t ledger, int64_t entry);
+/* s is being freed (its journal drained and answered): its in-process connections fail later
+ * requests with -MG_EIO, as a refused connection. */
+void bk_local_server_gone(struct bk_server *s);
 
 /* Enter (set) or leave (clear) a read-only reason; logs and updates the registration. */
 void bk_server_set_readonly(struct bk_server *s, unsigned reason, bool on, const char *why);

@@ -344,6 +344,12 @@ void svc_topic_config(const struct cfg *cfg, struct topic_config *tc)
 
 struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_store *meta)
 {
+    return svc_new_with_transport(loop, cfg, meta, NULL);
+}
+
+struct svc *svc_new_with_transport(struct mg_loop *loop, const struct cfg *cfg,
+                                   struct meta_store *meta, const struct bkc_transport *bookies)
+{
     if (cfg->web_service_port < 0 &&
         (!cfg->broker_client_tls_enabled || cfg->web_service_port_tls < 0)) {
         /* Brokers call each other's admin API (partitioned-topic operations, redirects):
@@ -429,6 +435,7 @@ struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_sto
                                          .trust_type = cfg->bookkeeper_tls_trust_cert_types,
                                          .refresh_s = cfg->bookkeeper_tls_cert_refresh_s};
         bc.max_frame_size = (size_t)cfg->max_message_size + BKC_FRAME_PADDING;
+        bc.transport = bookies;
         int rc = bkc_client_new(loop, meta, &bc, &s->bkc);
         if (rc < 0) {
             MG_ERROR("svc", "cannot create the BookKeeper client: %s", mg_strerror(rc));

@@ -28,6 +28,12 @@ struct ns;
  * in use). cfg and meta are borrowed and must outlive the svc. */
 struct meta_store;
 struct svc *svc_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_store *meta);
+/* As svc_new, with the BookKeeper client's transport to the bookies (borrowed, must outlive
+ * the svc; NULL = TCP): a standalone passes the in-process one of its own bookies
+ * (bk_local_transport, bookie.h), which sends other bookie ids over TCP. */
+struct bkc_transport;
+struct svc *svc_new_with_transport(struct mg_loop *loop, const struct cfg *cfg,
+                                   struct meta_store *meta, const struct bkc_transport *bookies);
 /* Stop accepting, close every connection and topic, free everything. Accepts NULL. */
 void svc_free(struct svc *s);
 /* Begin a graceful shutdown: stop accepting; connections get CLOSE_PRODUCER/CONSUMER and

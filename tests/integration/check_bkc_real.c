@@ -15,11 +15,16 @@
  * wire (decoded with protobuf-c) and out-of-order txnId matching with StatusCode mapping,
  * against a recording listener; TLS (START_TLS) to bookies requiring it, v2 and v3, and each
  * way it is refused. Waits are bounded in time (real sockets need real time).
+ * The in-process transport (bookie/bk_local.c, a standalone's broker to its own bookies):
+ * round trip without a connection, acks only after the journal's sync (journal held),
+ * fencing and recovery through it, a read-only bookie, a freed client or bookie with
+ * requests pending, a mix with a TCP bookie.
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "bkc/bkc.h"
 #include "bkc/bkc_int.h"
 #include "bookie/bookie.h"
+#include "bookie/bookie_int.h"
 #include "lib/tl_bk.h"
 #include "meta/meta.h"
 #include "util/alloc.h"
@@ -383,11 +388,16 @@ static void bookies_start(int n)
     cl = client_new(3, 2, 2, 5000);
 }
 
-/* Free the client, stop the bookies, close what env_open opened. */
+static struct bk_local *loc; /* the in-process transport's registry, or NULL */
+
+/* Free the client (and the in-process transport), stop the bookies, close what env_open
+ * opened. */
 static void bookies_stop(void)
 {
     bkc_client_free(cl);
     cl = NULL;
+    bk_local_free(loc);
+    loc = NULL;
     for (int i = 0; i < NBS; i++) {
         tl_bookie_stop(bs[i], base);
         bs[i] = NULL;
@@ -1144,36 +1154,44 @@ END_TEST
 struct raw_op {
     bool done;
     int rc;
+    size_t body_len; /* a READ's EOK body */
 };
 
 static void raw_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
 {
-    (void)body;
     struct raw_op *r = op->arg;
     r->done = true;
     r->rc = rc;
+    r->body_len = body ? evbuffer_get_length(*body) : 0;
 }
 
-/* One ADD (read when !add) of ledger 7 straight to bookie s through c's connection to it;
- * its rc (a bookie status, or -MG_EIO for a failed connection). */
-static int raw_op(struct bkc_client *c, struct bk_server *s, bool add, int64_t entry)
+/* One ADD (a READ when !add) of ledger, entry straight to bookie s through c's transport
+ * (flags: WIRE_BK_FLAG_*); its answer (rc: a bookie status, or -MG_EIO for a failed
+ * connection). */
+static struct raw_op tp_op(struct bkc_client *c, struct bk_server *s, bool add, int64_t ledger,
+                           int64_t entry, uint16_t flags)
 {
     char id[64];
-    struct bkc_bookie *bk = bkc_bookie_get(c, tl_bookie_id(s, id, sizeof id));
+    struct bkc_bookie *bk = c->tp.ops->bookie_get(c, tl_bookie_id(s, id, sizeof id));
     uint8_t key[WIRE_BK_MASTER_KEY_LEN] = {1, 2, 3};
     uint8_t ehdr[WIRE_BK_ENTRY_HDR_LEN];
-    struct wire_bk_entry_hdr h = {.ledger = 7, .entry = entry, .lac = entry - 1, .length = 5};
+    struct wire_bk_entry_hdr h = {.ledger = ledger, .entry = entry, .lac = entry - 1, .length = 5};
     wire_bk_entry_hdr_put(ehdr, &h);
     struct evbuffer *payload = evbuffer_new();
     evbuffer_add(payload, "hello", 5);
     struct raw_op r = {0};
     if (add)
-        bkc_bookie_add(bk, 7, entry, 0, key, ehdr, sizeof ehdr, payload, raw_op_cb, &r, 0);
+        c->tp.ops->add(bk, ledger, entry, flags, key, ehdr, sizeof ehdr, payload, raw_op_cb, &r, 0);
     else
-        bkc_bookie_read(bk, 7, entry, 0, NULL, raw_op_cb, &r, 0);
+        c->tp.ops->read(bk, ledger, entry, flags, key, raw_op_cb, &r, 0);
     ck_assert_msg(tl_until_flag(loop, &r.done, 15000), "no answer from %s", id);
     evbuffer_free(payload);
-    return r.rc;
+    return r;
+}
+
+static int raw_op(struct bkc_client *c, struct bk_server *s, bool add, int64_t entry)
+{
+    return tp_op(c, s, add, 7, entry, 0).rc;
 }
 
 /* _i: 0 = v2, 1 = v3. What fails, and that it fails alone:
@@ -1283,6 +1301,281 @@ START_TEST(test_tls_bookie_config)
 }
 END_TEST
 
+/* ---- tests: the in-process transport (bookie/bk_local.c) ------------------------------------ */
+
+/* A client of the in-process transport of bs[0..n-1]. */
+static struct bkc_client *local_client(int e, int w, int a, int timeout_ms)
+{
+    struct bkc_config cfg;
+    tl_bkc_config(&cfg, e, w, a, timeout_ms);
+    cfg.transport = bk_local_transport(loc);
+    return client_of(&cfg);
+}
+
+/* n in-process bookies, the transport to them and a client of it (E=e, Qw=Qa=min(e, 2)). */
+static void local_start(int n, int e)
+{
+    env_open(true);
+    for (int i = 0; i < n; i++)
+        bs[i] = real_bookie(i);
+    tl_wait_bookies(meta, n);
+    loc = bk_local_new(bs, n);
+    int q = e < 2 ? e : 2;
+    cl = local_client(e, q, q, 5000);
+}
+
+static uint64_t journal_adds(struct bk_server *s)
+{
+    struct bk_stats st;
+    bk_server_stats(s, &st);
+    return st.adds;
+}
+
+static bool journal_has_queued(const void *arg)
+{
+    struct bk_journal *j = (struct bk_journal *)arg;
+    pthread_mutex_lock(&j->lock);
+    bool q = j->q_head != NULL;
+    pthread_mutex_unlock(&j->lock);
+    return q;
+}
+
+/* The bookie's bookie_journal_JOURNAL_ADD_ENTRY_count{success="true"}, from its metrics. */
+static uint64_t metrics_adds(struct bk_server *s)
+{
+    struct evbuffer *m = evbuffer_new();
+    bk_metrics(s, m);
+    evbuffer_add(m, "", 1);
+    const char *txt = (const char *)evbuffer_pullup(m, -1);
+    const char *key = "bookie_journal_JOURNAL_ADD_ENTRY_count{success=\"true\"} ";
+    const char *at = strstr(txt, key);
+    ck_assert_ptr_nonnull(at);
+    uint64_t v = strtoull(at + strlen(key), NULL, 10);
+    evbuffer_free(m);
+    return v;
+}
+
+struct journal_want {
+    struct bk_server *s;
+    uint64_t adds;
+};
+
+static bool journal_reached(const void *arg)
+{
+    const struct journal_want *jw = arg;
+    return journal_adds(jw->s) >= jw->adds;
+}
+
+/* Adds and reads reach the bookies without a connection; every entry is journalled once per
+ * copy (the bookie's add count) and reads back with its digest verified. */
+START_TEST(test_local_roundtrip)
+{
+    local_start(3, 3);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    int n = 7 + (int)(mg_mono_us() % 20);
+    tl_adds_all(&b, w, n);
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(b.status[i] == 0, "add %d: %s", i, b.req[i].errmsg);
+        ck_assert_int_eq(b.order[i], i);
+    }
+    tl_bkc_check_read(w, 0, n - 1);
+    uint64_t adds = 0;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(bs[i]->conns == NULL, "bookie %d has a connection", i);
+        adds += journal_adds(bs[i]);
+        char id[64];
+        struct bkc_bookie *bk = mg_map_get_str(&cl->bookies, tl_bookie_id(bs[i], id, sizeof id));
+        ck_assert_ptr_nonnull(bk);
+        ck_assert(bk->in_process);
+    }
+    ck_assert_uint_eq(adds, (uint64_t)n * 2); /* Qw copies */
+    ck_assert_uint_eq(metrics_adds(bs[0]) + metrics_adds(bs[1]) + metrics_adds(bs[2]),
+                      (uint64_t)n * 2);
+    /* the client's per-bookie add statistics count them as over TCP */
+    size_t pos = 0;
+    struct bkc_bookie_stats bst;
+    int64_t counted = 0;
+    while (bkc_client_bookie_stats_next(cl, &pos, &bst))
+        counted += bst.add_count;
+    ck_assert_int_eq(counted, (int64_t)n * 2);
+    bkc_ledger_free(w);
+    bookies_stop();
+}
+END_TEST
+
+/* An add is acknowledged only once the journal group holding it is synced: with the journal
+ * thread held, the record waits in its queue and the add stays pending; released, it is
+ * synced, then acknowledged. */
+START_TEST(test_local_ack_after_sync)
+{
+    local_start(1, 1);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    tl_adds_all(&b, w, 1);
+    struct bk_journal *j = &bs[0]->journal;
+    uint64_t fsyncs = atomic_load(&j->st_fsyncs);
+    bk_journal_hold(j, true);
+    int more = 2 + (int)(mg_mono_us() % 5);
+    tl_adds_n(&b, w, more);
+    ck_assert(tl_until(loop, journal_has_queued, j, 5000));
+    tl_passes(base, 20);
+    ck_assert_int_eq(b.n_done, 1); /* not acknowledged while not synced */
+    ck_assert_uint_eq(atomic_load(&j->st_fsyncs), fsyncs);
+    bk_journal_hold(j, false);
+    tl_adds_wait(&b);
+    for (int i = 0; i <= more; i++)
+        ck_assert_int_eq(b.status[i], 0);
+    ck_assert_uint_gt(atomic_load(&j->st_fsyncs), fsyncs);
+    ck_assert_uint_eq(journal_adds(bs[0]), (uint64_t)more + 1);
+    tl_bkc_check_read(w, 0, more);
+    bkc_ledger_free(w);
+    bookies_stop();
+}
+END_TEST
+
+/* Recovery through the transport: its fencing reads fence the ledger on the bookies (the
+ * writer's next add fails with -MG_EFENCED) and its recovery reads find every acknowledged
+ * entry. */
+START_TEST(test_local_fence_recovery)
+{
+    local_start(3, 3);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    int n = 3 + (int)(mg_mono_us() % 10);
+    tl_adds_all(&b, w, n);
+    struct bkc_client *c2 = local_client(3, 2, 2, 5000);
+    tl_bkc_check_ledger(c2, bkc_ledger_id(w), true, n - 1);
+    tl_adds_fenced(&b, w);
+    bkc_client_free(c2);
+    bkc_ledger_free(w);
+    bookies_stop();
+}
+END_TEST
+
+/* A read-only bookie refuses adds (EREADONLY) but high-priority ones when only disk space is
+ * short, and still serves reads; unknown entries and ledgers get their codes. */
+START_TEST(test_local_readonly)
+{
+    local_start(1, 1);
+    struct bk_server *s = bs[0];
+    ck_assert_int_eq(tp_op(cl, s, true, 9, 0, 0).rc, WIRE_BK_EOK);
+    bk_server_set_readonly(s, BK_RO_DISK, true, "test");
+    ck_assert_int_eq(tp_op(cl, s, true, 9, 1, 0).rc, WIRE_BK_EREADONLY);
+    ck_assert_int_eq(tp_op(cl, s, true, 9, 1, WIRE_BK_FLAG_HIGH_PRIORITY).rc, WIRE_BK_EOK);
+    struct raw_op r = tp_op(cl, s, false, 9, 0, 0);
+    ck_assert_int_eq(r.rc, WIRE_BK_EOK);
+    ck_assert_uint_eq(r.body_len, WIRE_BK_ENTRY_HDR_LEN + 5);
+    ck_assert_int_eq(tp_op(cl, s, false, 9, 5, 0).rc, WIRE_BK_ENOENTRY);
+    bk_server_set_readonly(s, BK_RO_DISK, false, "test");
+    /* a fencing read; later adds are fenced, recovery adds are not */
+    ck_assert_int_eq(tp_op(cl, s, false, 9, -1, WIRE_BK_FLAG_FENCE).rc, WIRE_BK_EOK);
+    ck_assert_int_eq(tp_op(cl, s, true, 9, 2, 0).rc, WIRE_BK_EFENCED);
+    ck_assert_int_eq(tp_op(cl, s, true, 9, 2, WIRE_BK_FLAG_RECOVERY_ADD).rc, WIRE_BK_EOK);
+    bookies_stop();
+}
+END_TEST
+
+/* A client freed with adds in the (held) journal: its requests complete with -MG_ECANCELED,
+ * the records are still journalled and their answers dropped (no leak under ASan). A bookie
+ * freed with adds in its journal answers them (synced) and later requests fail as refused
+ * (-MG_EIO). */
+START_TEST(test_local_free_pending)
+{
+    local_start(1, 1);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    struct bk_journal *j = &bs[0]->journal;
+    bk_journal_hold(j, true);
+    int n = 2 + (int)(mg_mono_us() % 5);
+    tl_adds_n(&b, w, n);
+    ck_assert(tl_until(loop, journal_has_queued, j, 5000));
+    bkc_client_free(cl);
+    cl = NULL;
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(b.status[i], -MG_ECANCELED);
+    bk_journal_hold(j, false);
+    struct journal_want jw = {bs[0], (uint64_t)n};
+    ck_assert(tl_until(loop, journal_reached, &jw, 5000));
+    tl_passes(base, 5); /* the answers of the forgotten ops arrive, and free them */
+    (void)w;            /* freed with its client */
+
+    /* the bookie goes with requests in its journal */
+    cl = local_client(1, 1, 1, 5000);
+    char id[64];
+    struct bkc_bookie *bk = cl->tp.ops->bookie_get(cl, tl_bookie_id(bs[0], id, sizeof id));
+    uint8_t key[WIRE_BK_MASTER_KEY_LEN] = {4};
+    uint8_t ehdr[WIRE_BK_ENTRY_HDR_LEN];
+    struct wire_bk_entry_hdr h = {.ledger = 11, .entry = 0, .lac = -1, .length = 1};
+    wire_bk_entry_hdr_put(ehdr, &h);
+    struct evbuffer *payload = evbuffer_new();
+    evbuffer_add(payload, "x", 1);
+    struct raw_op r0 = {0};
+    bk_journal_hold(j, true);
+    cl->tp.ops->add(bk, 11, 0, 0, key, ehdr, sizeof ehdr, payload, raw_op_cb, &r0, 0);
+    ck_assert(tl_until(loop, journal_has_queued, j, 5000));
+    bk_server_free(bs[0]); /* drains the journal (the hold gives way to the stop) */
+    bs[0] = NULL;
+    ck_assert(tl_until_flag(loop, &r0.done, 5000));
+    ck_assert_int_eq(r0.rc, WIRE_BK_EOK);
+    struct raw_op r1 = {0};
+    cl->tp.ops->add(bk, 11, 1, 0, key, ehdr, sizeof ehdr, payload, raw_op_cb, &r1, 0);
+    ck_assert(!r1.done); /* never inside add */
+    ck_assert(tl_until_flag(loop, &r1.done, 5000));
+    ck_assert_int_eq(r1.rc, -MG_EIO);
+    evbuffer_free(payload);
+    bookies_stop();
+}
+END_TEST
+
+/* A request the journal does not complete in time fails with -MG_ETIMEDOUT at the client's
+ * deadline; its record is still journalled later, its answer dropped (no leak under ASan), and
+ * the bookie serves the next request. */
+START_TEST(test_local_timeout)
+{
+    env_open(true);
+    bs[0] = real_bookie(0);
+    tl_wait_bookies(meta, 1);
+    loc = bk_local_new(bs, 1);
+    int timeout_ms = 200 + (int)(mg_mono_us() % 200);
+    cl = local_client(1, 1, 1, timeout_ms);
+    struct bk_journal *j = &bs[0]->journal;
+    bk_journal_hold(j, true);
+    uint64_t t0 = mg_loop_mono_ms(loop);
+    struct raw_op r = tp_op(cl, bs[0], true, 13, 0, 0);
+    ck_assert_int_eq(r.rc, -MG_ETIMEDOUT);
+    ck_assert_uint_ge(mg_loop_mono_ms(loop) - t0, (uint64_t)timeout_ms);
+    ck_assert_uint_eq(journal_adds(bs[0]), 0);
+    bk_journal_hold(j, false);
+    struct journal_want jw = {bs[0], 1};
+    ck_assert(tl_until(loop, journal_reached, &jw, 5000));
+    ck_assert_int_eq(tp_op(cl, bs[0], true, 13, 1, 0).rc, WIRE_BK_EOK);
+    ck_assert_int_eq(tp_op(cl, bs[0], false, 13, 0, 0).rc, WIRE_BK_EOK); /* the late one */
+    bookies_stop();
+}
+END_TEST
+
+/* Bookies outside the registry are reached over TCP by the same transport: a ledger over one
+ * in-process bookie and one TCP bookie. */
+START_TEST(test_local_mixed_tcp)
+{
+    env_open(true);
+    bs[0] = real_bookie(0);
+    bs[1] = real_bookie(1);
+    tl_wait_bookies(meta, 2);
+    loc = bk_local_new(bs, 1);
+    cl = local_client(2, 2, 2, 5000);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    int n = 3 + (int)(mg_mono_us() % 8);
+    tl_adds_all(&b, w, n);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(b.status[i], 0);
+    tl_bkc_check_read(w, 0, n - 1);
+    ck_assert(bs[0]->conns == NULL);
+    ck_assert(bs[1]->conns != NULL);
+    ck_assert_uint_eq(journal_adds(bs[0]), (uint64_t)n);
+    ck_assert_uint_eq(journal_adds(bs[1]), (uint64_t)n);
+    bkc_ledger_free(w);
+    bookies_stop();
+}
+END_TEST
+
 static Suite *bkc_suite(void)
 {
     Suite *s = suite_create("bkc_real");
@@ -1298,6 +1591,9 @@ static Suite *bkc_suite(void)
     tcase_add_loop_test(tls, test_tls_bookies, 0, 2);
     tcase_add_loop_test(tls, test_tls_refusals, 0, 2);
     tl_add(tls, test_tls_bookie_config, test_tls_idle);
+    TCase *inproc = tl_tcase(s, "in_process", 120, NULL, NULL);
+    tl_add(inproc, test_local_roundtrip, test_local_ack_after_sync, test_local_fence_recovery,
+           test_local_readonly, test_local_free_pending, test_local_timeout, test_local_mixed_tcp);
     return s;
 }
 
