@@ -64,6 +64,7 @@ struct ns {
     LIST_HEAD(, ns_tw_group) topic_watches;   /* namespaces watched (ns_list.c) */
     struct mg_map topic_pols;                 /* base full name -> struct ns_tpol (ns_topicpol.c) */
     size_t topic_pols_sweep;                  /* where its sweep goes on */
+    struct mg_map gc_jobs; /* partitioned base name -> struct ns_gc_job (ns_gc.c) */
 };
 
 /* Run fn(arg) on the next pass of the module's loop: the answer of a call that has nothing to
@@ -77,6 +78,11 @@ bool ns_auto_eq(const struct ns_policies *a, const struct ns_policies *b);
 /* Topic-list watches (ns_list.c): stop them all (ns_stop); the callers' handles stay theirs
  * to pass to ns_topics_unwatch, and hear nothing more. */
 void ns_watch_fini(struct ns *s);
+
+/* Inactive partitions (ns_gc.c): the registry's inactive hook (ns_start sets it), and the
+ * end of the jobs in progress (ns_free; their reads in flight complete detached). */
+void ns_gc_topic_deleted(void *arg, const char *full_name);
+void ns_gc_fini(struct ns *s);
 
 /* Topic-level policies (ns_topicpol.c): stop tracking every topic (ns_free). */
 void ns_topicpol_fini(struct ns *s);

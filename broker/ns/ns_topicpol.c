@@ -1,7 +1,8 @@
 /*
  * ns_topicpol.c - topic-level policies (Pulsar's TopicPolicies): deduplicationEnabled, the
- * limits (maxProducerPerTopic ... maxUnackedMessagesOnSubscription) and the rates
- * (dispatchRate, subscriptionDispatchRate, publishRate), one row each in ns_tpol_fields.
+ * limits (maxProducerPerTopic ... maxUnackedMessagesOnSubscription), the rates
+ * (dispatchRate, subscriptionDispatchRate, publishRate) and inactiveTopicPolicies, one row
+ * each in ns_tpol_fields.
  *
  * Each topic's policies are one TopicPolicies JSON object ({"deduplicationEnabled": true})
  * in the metadata store at
@@ -14,7 +15,8 @@
  * reads its node and keeps a one-shot data watch on it, re-armed on each event (set the
  * watch, then read); each read applies every field to every loaded topic of that base name
  * (topic_set_topic_deduplication, topic_set_topic_limit, topic_set_topic_dispatch_rate,
- * topic_set_topic_publish_rate; a field not set goes back to the namespace's), which wins
+ * topic_set_topic_publish_rate, topic_set_topic_inactive_policy; a field not set goes back
+ * to the namespace's), which wins
  * over the namespace's and the broker's (deduplicationEnabled last: it may release a held
  * topic's waiters, which may free it). A change made through this broker is applied at once,
  * without waiting for the watch. One tracking entry is kept per base name loaded here; it is
@@ -72,7 +74,7 @@ static char *ns_tpol_path(const char *base)
 }
 
 /* The TopicPolicies fields applied to topics: name, kind and the topic's enum. */
-enum ns_tpol_kind { NS_TPOL_BOOL, NS_TPOL_LIMIT, NS_TPOL_RATE };
+enum ns_tpol_kind { NS_TPOL_BOOL, NS_TPOL_LIMIT, NS_TPOL_RATE, NS_TPOL_INACTIVE };
 static const struct ns_tpol_field {
     const char *name;
     enum ns_tpol_kind kind;
@@ -87,6 +89,7 @@ static const struct ns_tpol_field {
     {"dispatchRate", NS_TPOL_RATE, NS_RATE_TOPIC},
     {"subscriptionDispatchRate", NS_TPOL_RATE, NS_RATE_SUB},
     {"publishRate", NS_TPOL_RATE, NS_RATE_PUBLISH},
+    {"inactiveTopicPolicies", NS_TPOL_INACTIVE, 0},
     /* last: releasing a held topic runs its waiters, which may close and free it */
     {"deduplicationEnabled", NS_TPOL_BOOL, 0},
 };
@@ -118,6 +121,14 @@ static void ns_tpol_apply_one(struct topic *t, const json_t *pol)
                 topic_set_topic_dispatch_rate(
                     t, f->which == NS_RATE_TOPIC ? TOPIC_RATE_TOPIC : TOPIC_RATE_SUB,
                     set ? &tr : NULL);
+            break;
+        }
+        case NS_TPOL_INACTIVE: {
+            struct ns_inactive in = {0};
+            bool set = v && ns_inactive_parse(v, &in, &why) == 0;
+            struct topic_inactive_policy tp = {in.delete_while_inactive, in.caught_up,
+                                               in.max_secs * 1000};
+            topic_set_topic_inactive_policy(t, set ? &tp : NULL);
             break;
         }
         }
