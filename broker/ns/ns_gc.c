@@ -4,11 +4,18 @@
  *
  * The topic registry deletes inactive topics itself (topic.h, brokerDeleteInactiveTopics*),
  * partitions included, each on its own; the partitioned topic's metadata stays unless
- * brokerDeleteInactivePartitionedTopicMetadataEnabled. With it, once a partition was deleted
- * for inactivity, the other partitions are looked at one by one: if none is loaded here and
- * none is stored any more (ns_topic_stored), the metadata is deleted (ns_partitions_delete);
- * a partition still there, or a store error, leaves it (the next deleted partition looks
- * again). One store read at a time per job, at most one job per partitioned topic.
+ * brokerDeleteInactivePartitionedTopicMetadataEnabled. With it, each partition deleted for
+ * inactivity here is noted on its partitioned topic's record (with the time: the managed
+ * ledger's delete completes later, so for NS_GC_MARK_MS the note stands for "gone"), and the
+ * other partitions are looked at one by one: once none is loaded here and each is noted or
+ * no longer stored (ns_topic_stored), the metadata is deleted (ns_partitions_delete). A
+ * partition still stored and not noted, or a store error, ends the look and drops the record
+ * (the metadata stays); one loaded here ends it too but keeps the record, as the same check
+ * usually deletes that partition next, which looks again.
+ *
+ * Bounds: one record per partitioned topic with a partition deleted here, one store read at a
+ * time per record; each deletion also drops up to two records whose notes have all expired
+ * and that are not reading.
  */
 #include "config/cfg.h"
 #include "ns/ns_int.h"
@@ -16,27 +23,37 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #include <string.h>
 
+#define NS_GC_MARK_MS 60000
+
 struct ns_gc_job {
-    struct ns *s; /* NULL once the module is freed with a read in flight */
-    char *base;   /* owned: the partitioned topic's name (the map's key) */
-    int n, next;  /* partitions, the next one to look at */
-    int deleted;  /* the partition that was deleted (not looked at) */
+    struct ns *s;        /* NULL once the module is freed with a read in flight */
+    char *base;          /* owned: the partitioned topic's name (the map's key) */
+    int n, next;         /* partitions, the next one to look at */
+    uint64_t *marked_ms; /* owned, n: when partition i was deleted here (0: not noted) */
     bool reading;
 };
 
 static void ns_gc_job_free(struct ns_gc_job *j)
 {
+    mg_free(j->marked_ms);
     mg_free(j->base);
     mg_free(j);
 }
 
-static void ns_gc_end(struct ns_gc_job *j)
+static void ns_gc_drop(struct ns_gc_job *j)
 {
     mg_map_del_str(&j->s->gc_jobs, j->base);
     ns_gc_job_free(j);
+}
+
+/* Partition i was deleted here lately (its ML delete may still be under way). */
+static bool ns_gc_noted(const struct ns_gc_job *j, int i)
+{
+    return j->marked_ms[i] && mg_loop_mono_ms(j->s->loop) - j->marked_ms[i] < NS_GC_MARK_MS;
 }
 
 static void ns_gc_meta_deleted(void *data, int status)
@@ -63,11 +80,15 @@ static void ns_gc_stored(void *data, int status)
         ns_gc_job_free(j);
         return;
     }
+    if (status == 1 && ns_gc_noted(j, j->next - 1)) {
+        ns_gc_step(j); /* deleted here while the read was out */
+        return;
+    }
     if (status != 0) { /* stored (1), or the store's error: the metadata stays */
         if (status < 0)
             MG_WARN("ns", "%s: partitions not looked up (%s): partitioned metadata kept", j->base,
                     mg_strerror(status));
-        ns_gc_end(j);
+        ns_gc_drop(j);
         return;
     }
     ns_gc_step(j);
@@ -77,23 +98,54 @@ static void ns_gc_stored(void *data, int status)
 static void ns_gc_step(struct ns_gc_job *j)
 {
     struct ns *s = j->s;
-    if (j->next == j->deleted)
+    for (;;) {
+        if (j->next >= j->n) {
+            if (ns_partitions_delete(s, j->base, ns_gc_meta_deleted, mg_strdup(j->base)) < 0)
+                MG_WARN("ns", "%s: partitioned metadata not deleted", j->base);
+            ns_gc_drop(j);
+            return;
+        }
+        int i = j->next;
+        char *name = mg_asprintf("%s-partition-%d", j->base, i);
+        bool here = s->topics && topic_find(s->topics, name);
+        if (here) {
+            mg_free(name);
+            j->next = 0; /* kept: the next deletion of a partition looks again */
+            return;
+        }
+        if (ns_gc_noted(j, i)) {
+            mg_free(name);
+            j->next++;
+            continue;
+        }
+        int rc = ns_topic_stored(s, name, ns_gc_stored, j);
+        mg_free(name);
+        if (rc < 0) {
+            ns_gc_drop(j);
+            return;
+        }
         j->next++;
-    if (j->next >= j->n) {
-        if (ns_partitions_delete(s, j->base, ns_gc_meta_deleted, mg_strdup(j->base)) < 0)
-            MG_WARN("ns", "%s: partitioned metadata not deleted", j->base);
-        ns_gc_end(j);
+        j->reading = true;
         return;
     }
-    char *name = mg_asprintf("%s-partition-%d", j->base, j->next++);
-    int rc = s->topics && topic_find(s->topics, name) ? 1 : 0;
-    if (rc == 0)
-        rc = ns_topic_stored(s, name, ns_gc_stored, j);
-    mg_free(name);
-    if (rc == 0)
-        j->reading = true;
-    else
-        ns_gc_end(j); /* loaded here, or not asked: the metadata stays */
+}
+
+/* Drop up to two records not reading whose notes have all expired. */
+static void ns_gc_sweep(struct ns *s)
+{
+    for (int k = 0; k < 2; k++) {
+        void *v;
+        if (!mg_map_next(&s->gc_jobs, &s->gc_sweep, NULL, NULL, &v)) {
+            s->gc_sweep = 0;
+            return;
+        }
+        struct ns_gc_job *j = v;
+        bool fresh = j->reading;
+        for (int i = 0; i < j->n && !fresh; i++)
+            fresh = ns_gc_noted(j, i);
+        if (!fresh)
+            ns_gc_drop(j);
+    }
 }
 
 void ns_gc_topic_deleted(void *arg, const char *full_name)
@@ -105,14 +157,30 @@ void ns_gc_topic_deleted(void *arg, const char *full_name)
     if (topic_name_parse(full_name, &tn) < 0)
         return;
     int n = tn.partition >= 0 ? ns_partitions_get(s, tn.base) : 0;
-    if (n > 0 && !mg_map_get_str(&s->gc_jobs, tn.base)) {
-        struct ns_gc_job *j = mg_calloc(1, sizeof *j);
-        j->s = s;
-        j->base = mg_strdup(tn.base);
-        j->n = n;
-        j->deleted = tn.partition;
-        mg_map_put_str(&s->gc_jobs, j->base, j);
-        ns_gc_step(j);
+    if (n > 0 && tn.partition < n) {
+        ns_gc_sweep(s);
+        struct ns_gc_job *j = mg_map_get_str(&s->gc_jobs, tn.base);
+        if (j && j->n != n) { /* the count changed: start over */
+            if (j->reading)
+                j = NULL; /* its read completes first; this deletion is not noted */
+            else
+                ns_gc_drop(j), j = NULL;
+        }
+        if (!j && !mg_map_get_str(&s->gc_jobs, tn.base)) {
+            j = mg_calloc(1, sizeof *j);
+            j->s = s;
+            j->base = mg_strdup(tn.base);
+            j->n = n;
+            j->marked_ms = mg_calloc((size_t)n, sizeof *j->marked_ms);
+            mg_map_put_str(&s->gc_jobs, j->base, j);
+        }
+        if (j) {
+            j->marked_ms[tn.partition] = mg_loop_mono_ms(s->loop);
+            if (!j->reading) {
+                j->next = 0;
+                ns_gc_step(j);
+            }
+        }
     }
     topic_name_fini(&tn);
 }
@@ -130,4 +198,5 @@ void ns_gc_fini(struct ns *s)
 {
     mg_map_fini_free(&s->gc_jobs, ns_gc_fini_one);
     mg_map_init(&s->gc_jobs);
+    s->gc_sweep = 0;
 }

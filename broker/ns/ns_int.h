@@ -65,6 +65,7 @@ struct ns {
     struct mg_map topic_pols;                 /* base full name -> struct ns_tpol (ns_topicpol.c) */
     size_t topic_pols_sweep;                  /* where its sweep goes on */
     struct mg_map gc_jobs; /* partitioned base name -> struct ns_gc_job (ns_gc.c) */
+    size_t gc_sweep;       /* where its sweep goes on */
 };
 
 /* Run fn(arg) on the next pass of the module's loop: the answer of a call that has nothing to
