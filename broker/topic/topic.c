@@ -105,10 +105,14 @@ void topic_registry_set_inactive_hook(struct topic_registry *r, topic_deleted_fn
     r->inactive_arg = arg;
 }
 
-/* Pulsar's isActive(deleteMode): a producer or a consumer, or subscriptions the mode keeps. */
+/* Pulsar's isActive(deleteMode): a producer or a consumer, or subscriptions the mode keeps;
+ * the compaction cursor is one of Pulsar's subscriptions (__compaction), so a compacted topic
+ * is kept as one with a subscription. */
 static bool topic_inactive_active(struct topic *t, bool caught_up)
 {
-    if (t->producers.count > 0)
+    if (t->producers.count > 0 || t->compact.job)
+        return true;
+    if (t->compact.cursor && (!caught_up || ml_cursor_backlog(t->compact.cursor) > 0))
         return true;
     size_t pos = 0;
     void *v;

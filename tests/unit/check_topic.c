@@ -1654,8 +1654,9 @@ END_TEST
 /* Inactive topic policies, topic > namespace > broker (broker: no subscriptions, 3 s): a
  * namespace's deleteWhileInactive=false keeps its topics, a topic's own policy wins over it;
  * a namespace's delete_when_subscriptions_caught_up deletes a topic whose subscription is
- * caught up (the broker's mode keeps it) and its own duration counts; with the broker's key
- * off nothing is deleted whatever the policies say (Pulsar's monitor does not run). */
+ * caught up (the broker's mode keeps it) and its own duration counts; a compacted topic
+ * is kept as one with a subscription; with the broker's key off nothing is deleted whatever
+ * the policies say (Pulsar's monitor does not run). */
 START_TEST(test_inactive_policies)
 {
     inactive_setup(false);
@@ -1682,7 +1683,15 @@ START_TEST(test_inactive_policies)
     topic_set_inactive_policy(c, &caught);
     struct topic *e = load("persistent://t/ns/slow");
     topic_set_inactive_policy(e, &slow);
+    /* a compacted topic: its __compaction cursor is a subscription to Pulsar */
+    struct topic *cp = load("persistent://t/ns/compacted");
+    publish_n(cp, 3);
+    ck_assert_int_eq(topic_compact_start(cp), 0);
+    for (int i = 0; i < 100 && strcmp(topic_compact_status(cp, NULL), "RUNNING") == 0; i++)
+        sim_run_for(10);
+    ck_assert_str_eq(topic_compact_status(cp, NULL), "SUCCESS");
     sim_run_coarse(10000, 500);
+    ck_assert(loaded("persistent://t/ns/compacted"));
     ck_assert(loaded("persistent://t/ns/nsoff"));
     ck_assert(!loaded("persistent://t/ns/topicon"));
     ck_assert(!loaded("persistent://t/ns/caught"));
