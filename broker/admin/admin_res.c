@@ -881,9 +881,14 @@ static const struct admin_policy_object admin_delayed_obj = ADMIN_POLICY_OBJECT(
 #undef ADMIN_POLICY_OBJECT
 
 /* GET the object (204 when not set: the broker's keys apply), POST one (400/406 with the
- * reason when invalid), DELETE it. */
+ * reason when invalid), DELETE it; 405 for another method. */
 static void admin_res_object(struct admin_req *r, const struct admin_policy_object *o)
 {
+    if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_POST &&
+        r->method != EVHTTP_REQ_DELETE) {
+        admin_h_bad_method(r);
+        return;
+    }
     struct ns_policies p;
     if (!admin_res_policies(r, &p))
         return;

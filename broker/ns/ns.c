@@ -90,6 +90,37 @@ void ns_stop(struct ns *s)
     s->mlf = NULL;
 }
 
+void ns_pending_release(struct mg_map *m, void (*before)(void *entry), void (*free_fn)(void *entry))
+{
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(m, &pos, NULL, NULL, &v)) {
+        struct ns_pending *pe = v;
+        if (before)
+            before(v);
+        if (pe->reading)
+            pe->s = NULL;
+        else
+            free_fn(v);
+    }
+    mg_map_fini(m);
+    mg_map_init(m);
+}
+
+void ns_pending_sweep(struct mg_map *m, size_t *pos, bool (*stale)(void *entry),
+                      void (*drop)(void *entry))
+{
+    for (int k = 0; k < 2; k++) {
+        void *v;
+        if (!mg_map_next(m, pos, NULL, NULL, &v)) {
+            *pos = 0;
+            return;
+        }
+        if (!((struct ns_pending *)v)->reading && stale(v))
+            drop(v);
+    }
+}
+
 void ns_free(struct ns *s)
 {
     if (!s)

@@ -30,11 +30,10 @@
 #define NS_GC_MARK_MS 60000
 
 struct ns_gc_job {
-    struct ns *s;        /* NULL once the module is freed with a read in flight */
+    struct ns_pending p; /* first: p.s NULL once the module is freed with a read in flight */
     char *base;          /* owned: the partitioned topic's name (the map's key) */
     int n, next;         /* partitions, the next one to look at */
     uint64_t *marked_ms; /* owned, n: when partition i was deleted here (0: not noted) */
-    bool reading;
 };
 
 static void ns_gc_job_free(struct ns_gc_job *j)
@@ -46,14 +45,14 @@ static void ns_gc_job_free(struct ns_gc_job *j)
 
 static void ns_gc_drop(struct ns_gc_job *j)
 {
-    mg_map_del_str(&j->s->gc_jobs, j->base);
+    mg_map_del_str(&j->p.s->gc_jobs, j->base);
     ns_gc_job_free(j);
 }
 
 /* Partition i was deleted here lately (its ML delete may still be under way). */
 static bool ns_gc_noted(const struct ns_gc_job *j, int i)
 {
-    return j->marked_ms[i] && mg_loop_mono_ms(j->s->loop) - j->marked_ms[i] < NS_GC_MARK_MS;
+    return j->marked_ms[i] && mg_loop_mono_ms(j->p.s->loop) - j->marked_ms[i] < NS_GC_MARK_MS;
 }
 
 static void ns_gc_meta_deleted(void *data, int status)
@@ -75,8 +74,8 @@ static void ns_gc_step(struct ns_gc_job *j);
 static void ns_gc_stored(void *data, int status)
 {
     struct ns_gc_job *j = data;
-    j->reading = false;
-    if (!j->s) {
+    j->p.reading = false;
+    if (!j->p.s) {
         ns_gc_job_free(j);
         return;
     }
@@ -97,7 +96,7 @@ static void ns_gc_stored(void *data, int status)
 /* Look at the next partition, or delete the metadata once none is left. */
 static void ns_gc_step(struct ns_gc_job *j)
 {
-    struct ns *s = j->s;
+    struct ns *s = j->p.s;
     for (;;) {
         if (j->next >= j->n) {
             if (ns_partitions_delete(s, j->base, ns_gc_meta_deleted, mg_strdup(j->base)) < 0)
@@ -125,27 +124,24 @@ static void ns_gc_step(struct ns_gc_job *j)
             return;
         }
         j->next++;
-        j->reading = true;
+        j->p.reading = true;
         return;
     }
 }
 
-/* Drop up to two records not reading whose notes have all expired. */
-static void ns_gc_sweep(struct ns *s)
+/* A record whose notes have all expired (ns_pending_sweep drops it when not reading). */
+static bool ns_gc_stale(void *entry)
 {
-    for (int k = 0; k < 2; k++) {
-        void *v;
-        if (!mg_map_next(&s->gc_jobs, &s->gc_sweep, NULL, NULL, &v)) {
-            s->gc_sweep = 0;
-            return;
-        }
-        struct ns_gc_job *j = v;
-        bool fresh = j->reading;
-        for (int i = 0; i < j->n && !fresh; i++)
-            fresh = ns_gc_noted(j, i);
-        if (!fresh)
-            ns_gc_drop(j);
-    }
+    struct ns_gc_job *j = entry;
+    for (int i = 0; i < j->n; i++)
+        if (ns_gc_noted(j, i))
+            return false;
+    return true;
+}
+
+static void ns_gc_drop_one(void *entry)
+{
+    ns_gc_drop(entry);
 }
 
 void ns_gc_topic_deleted(void *arg, const char *full_name)
@@ -158,17 +154,17 @@ void ns_gc_topic_deleted(void *arg, const char *full_name)
         return;
     int n = tn.partition >= 0 ? ns_partitions_get(s, tn.base) : 0;
     if (n > 0 && tn.partition < n) {
-        ns_gc_sweep(s);
+        ns_pending_sweep(&s->gc_jobs, &s->gc_sweep, ns_gc_stale, ns_gc_drop_one);
         struct ns_gc_job *j = mg_map_get_str(&s->gc_jobs, tn.base);
         if (j && j->n != n) { /* the count changed: start over */
-            if (j->reading)
+            if (j->p.reading)
                 j = NULL; /* its read completes first; this deletion is not noted */
             else
                 ns_gc_drop(j), j = NULL;
         }
         if (!j && !mg_map_get_str(&s->gc_jobs, tn.base)) {
             j = mg_calloc(1, sizeof *j);
-            j->s = s;
+            j->p.s = s;
             j->base = mg_strdup(tn.base);
             j->n = n;
             j->marked_ms = mg_calloc((size_t)n, sizeof *j->marked_ms);
@@ -176,7 +172,7 @@ void ns_gc_topic_deleted(void *arg, const char *full_name)
         }
         if (j) {
             j->marked_ms[tn.partition] = mg_loop_mono_ms(s->loop);
-            if (!j->reading) {
+            if (!j->p.reading) {
                 j->next = 0;
                 ns_gc_step(j);
             }
@@ -185,18 +181,13 @@ void ns_gc_topic_deleted(void *arg, const char *full_name)
     topic_name_fini(&tn);
 }
 
-static void ns_gc_fini_one(void *value)
+static void ns_gc_free_one(void *value)
 {
-    struct ns_gc_job *j = value;
-    if (j->reading)
-        j->s = NULL; /* the read's callback frees it */
-    else
-        ns_gc_job_free(j);
+    ns_gc_job_free(value);
 }
 
 void ns_gc_fini(struct ns *s)
 {
-    mg_map_fini_free(&s->gc_jobs, ns_gc_fini_one);
-    mg_map_init(&s->gc_jobs);
+    ns_pending_release(&s->gc_jobs, NULL, ns_gc_free_one);
     s->gc_sweep = 0;
 }

@@ -2541,6 +2541,19 @@ static int64_t sub_delayed(struct topic *t, const char *name)
     return st.delayed;
 }
 
+/* Topic name loaded with a Shared subscription sub whose consumer (*c) has permits, and a
+ * producer on it (*p). */
+static struct topic *dl_shared(const char *name, const char *sub, uint32_t permits, struct fc **c,
+                               struct topic_producer **p)
+{
+    struct topic *t = load(name);
+    *c = fc_new();
+    sub_ok(t, sub, TOPIC_SUB_SHARED, true, *c);
+    topic_consumer_flow((*c)->c, permits);
+    *p = mkprod(t);
+    return t;
+}
+
 /* Shared and Key_Shared hold a message back until its deliver_at_time (never more than a
  * tick and its rounding early); Exclusive delivers at once; a time in the past, negative, or
  * within the tick is delivered at once; a far-future one stays held, with the timer firing
@@ -2614,11 +2627,9 @@ END_TEST
  * the namespace's tick; not set, the broker's key applies again. */
 START_TEST(test_delayed_ns_policy)
 {
-    struct topic *t = load("persistent://t/ns/dlpol");
-    struct fc *a = fc_new();
-    sub_ok(t, "shared", TOPIC_SUB_SHARED, true, a);
-    topic_consumer_flow(a->c, 100);
-    struct topic_producer *p = mkprod(t);
+    struct fc *a, *b;
+    struct topic_producer *p;
+    struct topic *t = dl_shared("persistent://t/ns/dlpol", "shared", 100, &a, &p);
     const int64_t later = dl_wall0 + 30000;
     topic_set_delayed_delivery(t, 0, 1000);
     ck_assert(!topic_delayed_enabled(t));
@@ -2638,11 +2649,7 @@ START_TEST(test_delayed_ns_policy)
     restart_cfg();
     cfg.delayed_enabled = false; /* the broker's key off, the namespace's policy on */
     setup_on(&cfg, dl_wall0);
-    t = load("persistent://t/ns/dlpol2");
-    struct fc *b = fc_new();
-    sub_ok(t, "shared", TOPIC_SUB_SHARED, true, b);
-    topic_consumer_flow(b->c, 100);
-    p = mkprod(t);
+    t = dl_shared("persistent://t/ns/dlpol2", "shared", 100, &b, &p);
     publish_delayed(p, later, NULL);
     spin();
     ck_assert_int_eq(b->n, 1); /* the broker's key: at once */
@@ -2663,11 +2670,9 @@ END_TEST
  * per tick (not once per message), and each message comes once, in time order. */
 START_TEST(test_delayed_no_timer_storm)
 {
-    struct topic *t = load("persistent://t/ns/storm");
-    struct fc *a = fc_new();
-    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
-    topic_consumer_flow(a->c, 5000);
-    struct topic_producer *p = mkprod(t);
+    struct fc *a;
+    struct topic_producer *p;
+    struct topic *t = dl_shared("persistent://t/ns/storm", "s", 5000, &a, &p);
     const int n = 400;
     for (int i = 0; i < n; i++) /* 2 s .. 10 s from now, 20 ms apart */
         publish_delayed(p, dl_wall0 + 2000 + (int64_t)i * 20, NULL);
