@@ -130,7 +130,7 @@ static bool topic_inactive_active(struct topic *t, bool caught_up)
  * keep it, is deleted with its data. */
 static void topic_inactive_check(struct topic *t)
 {
-    if (t->state != TOPIC_READY || !t->reg || !t->name.persistent || !t->ml)
+    if (t->state != TOPIC_READY || !t->reg || !t->name.persistent || !t->ml || t->system)
         return;
     struct topic_inactive_policy pol = topic_inactive_policy(t);
     if (!pol.delete_while_inactive)
@@ -444,6 +444,7 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     t->loop = r->loop;
     t->ttl_secs = -1;
     t->delayed_enabled = -1;
+    t->system = topic_name_is_system(&t->name);
     t->active_ms = mg_loop_mono_ms(t->loop);
     for (int i = 0; i < TOPIC_LIMITS; i++)
         t->limit[i] = t->topic_limit[i] = -1;

@@ -57,6 +57,10 @@ int topic_name_parse(const char *s, struct topic_name *out);
 void topic_name_fini(struct topic_name *n);
 /* Managed-ledger name "tenant/ns/persistent/<url-encoded local>"; caller frees. */
 char *topic_name_ml(const struct topic_name *n);
+/* Pulsar's SystemTopicNames.isSystemTopic: the namespace events and transaction topics (a
+ * partition by its partitioned topic's name). Such a topic is never deleted for inactivity
+ * (Pulsar's SystemTopic.checkGC) and stays out of clients' topic lists (ns_topic_is_system). */
+bool topic_name_is_system(const struct topic_name *n);
 
 /* ---- registry ---------------------------------------------------------------------------- */
 

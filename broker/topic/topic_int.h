@@ -196,6 +196,7 @@ struct topic {
     uint64_t active_ms; /* monotonic: the last producer or consumer change, publish, or sweep
                          * that found it active (inactive topic deletion) */
     /* inactive topic policies: the namespace's and the topic's own (TopicPolicies) */
+    bool system; /* topic_name_is_system: never deleted for inactivity */
     bool inactive_set, topic_inactive_set;
     struct topic_inactive_policy inactive, topic_inactive;
     int delayed_enabled;         /* the namespace's delayed delivery: 1, 0, -1 = not set */

@@ -1655,7 +1655,8 @@ END_TEST
  * namespace's deleteWhileInactive=false keeps its topics, a topic's own policy wins over it;
  * a namespace's delete_when_subscriptions_caught_up deletes a topic whose subscription is
  * caught up (the broker's mode keeps it) and its own duration counts; a compacted topic
- * is kept as one with a subscription; with the broker's key off nothing is deleted whatever
+ * is kept as one with a subscription, a system topic (__change_events) always; with the
+ * broker's key off nothing is deleted whatever
  * the policies say (Pulsar's monitor does not run). */
 START_TEST(test_inactive_policies)
 {
@@ -1681,6 +1682,7 @@ START_TEST(test_inactive_policies)
     topic_consumer_close(fb->c);
     fb->c = NULL;
     topic_set_inactive_policy(c, &caught);
+    load("persistent://t/ns/__change_events"); /* a system topic: never */
     struct topic *e = load("persistent://t/ns/slow");
     topic_set_inactive_policy(e, &slow);
     /* a compacted topic: its __compaction cursor is a subscription to Pulsar */
@@ -1692,6 +1694,7 @@ START_TEST(test_inactive_policies)
     ck_assert_str_eq(topic_compact_status(cp, NULL), "SUCCESS");
     sim_run_coarse(10000, 500);
     ck_assert(loaded("persistent://t/ns/compacted"));
+    ck_assert(loaded("persistent://t/ns/__change_events"));
     ck_assert(loaded("persistent://t/ns/nsoff"));
     ck_assert(!loaded("persistent://t/ns/topicon"));
     ck_assert(!loaded("persistent://t/ns/caught"));
