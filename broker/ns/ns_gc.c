@@ -99,8 +99,9 @@ static void ns_gc_step(struct ns_gc_job *j)
     struct ns *s = j->p.s;
     for (;;) {
         if (j->next >= j->n) {
-            if (ns_partitions_delete(s, j->base, ns_gc_meta_deleted, mg_strdup(j->base)) < 0)
-                MG_WARN("ns", "%s: partitioned metadata not deleted", j->base);
+            char *base = mg_strdup(j->base);
+            if (ns_partitions_delete(s, base, ns_gc_meta_deleted, base) < 0)
+                mg_free(base); /* gone meanwhile (-MG_ENOTFOUND): nothing to do */
             ns_gc_drop(j);
             return;
         }
