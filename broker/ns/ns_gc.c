@@ -97,6 +97,10 @@ static void ns_gc_stored(void *data, int status)
 static void ns_gc_step(struct ns_gc_job *j)
 {
     struct ns *s = j->p.s;
+    if (!s->topics) { /* the broker is stopping: the metadata stays */
+        ns_gc_drop(j);
+        return;
+    }
     for (;;) {
         if (j->next >= j->n) {
             char *base = mg_strdup(j->base);
@@ -107,7 +111,7 @@ static void ns_gc_step(struct ns_gc_job *j)
         }
         int i = j->next;
         char *name = mg_asprintf("%s-partition-%d", j->base, i);
-        bool here = s->topics && topic_find(s->topics, name);
+        bool here = topic_find(s->topics, name) != NULL;
         if (here) {
             mg_free(name);
             j->next = 0; /* kept: the next deletion of a partition looks again */
