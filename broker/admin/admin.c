@@ -617,6 +617,9 @@ const struct admin_route admin_routes[] = {
     {POST, NS "/autoSubscriptionCreation",    admin_h_auto_sub,                   R_NS | R_JSON},
     {DEL,  NS "/autoSubscriptionCreation",    admin_h_auto_sub,                   R_NS},
     {ANY,  NS "/autoSubscriptionCreation",    admin_h_bad_method,                 R_NS},
+    /* GET, POST, DELETE (admin_res.c) */
+    {ANY,  NS "/inactiveTopicPolicies",       admin_h_inactive_policies,          R_NS | R_JSON},
+    {ANY,  NS "/delayedDelivery",             admin_h_delayed_delivery,           R_NS | R_JSON},
     {GET,  NS "/deduplication",               admin_h_dedup,                      R_NS},
     {POST, NS "/deduplication",               admin_h_dedup,                      R_NS | R_JSON},
     {DEL,  NS "/deduplication",               admin_h_dedup,                      R_NS},
@@ -674,6 +677,7 @@ const struct admin_route admin_routes[] = {
     {ANY,  T "/dispatchRate",                 admin_h_topic_policy,               R_TOPIC | R_JSON},
     {ANY,  T "/subscriptionDispatchRate",     admin_h_topic_policy,               R_TOPIC | R_JSON},
     {ANY,  T "/publishRate",                  admin_h_topic_policy,               R_TOPIC | R_JSON},
+    {ANY,  T "/inactiveTopicPolicies",        admin_h_topic_policy,               R_TOPIC | R_JSON},
     {POST, T "/terminate",                    admin_h_topic_terminate,            R_GATED},
     {PUT,  SUB,                               admin_h_sub_create,                 R_GATED | R_JSON},
     {DEL,  SUB,                               admin_h_sub_delete,                 R_GATED},

@@ -321,6 +321,8 @@ void admin_h_backlog_quota_remove(struct admin_req *r);
 /* .../autoTopicCreation and .../autoSubscriptionCreation: GET, POST and DELETE */
 void admin_h_auto_topic(struct admin_req *r);
 void admin_h_auto_sub(struct admin_req *r);
+void admin_h_inactive_policies(struct admin_req *r);
+void admin_h_delayed_delivery(struct admin_req *r);
 /* ns_policies_fn: a namespace's policies changed (here or on another broker): apply them to
  * its loaded topics. */
 void admin_policies_changed(void *arg, const char *tenant_ns);

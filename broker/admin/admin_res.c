@@ -355,6 +355,7 @@ static json_t *admin_res_policies_json(const struct admin_env *s, const char *ns
             json_object_set_new(p, "compaction_threshold", json_integer(pol.compaction_threshold));
         ns_limits_to_json(&pol, p);
         ns_rates_to_json(&pol, s->cfg->cluster_name, p);
+        ns_pol_objects_to_json(&pol, p);
         json_t *qm = json_object_get(p, "backlog_quota_map");
         for (int i = 0; i < NS_QUOTA_TYPES; i++)
             if (pol.quota[i].set)
@@ -410,6 +411,10 @@ static void admin_res_apply_retention_to(const struct admin_env *s, struct topic
         topic_set_deduplication(t, p.has_dedup ? p.dedup_enabled : -1);
         topic_set_compaction_threshold(t, p.has_compaction_threshold ? p.compaction_threshold : -1);
         admin_res_apply_limits(t, &p);
+        struct topic_inactive_policy ip = {p.inactive.delete_while_inactive, p.inactive.caught_up,
+                                           p.inactive.max_secs * 1000};
+        topic_set_inactive_policy(t, p.inactive.set ? &ip : NULL);
+        topic_set_delayed_delivery(t, p.delayed.set ? p.delayed.active : -1, p.delayed.tick_ms);
         /* destination_storage and message_age, each with its own policy */
         static const enum topic_quota_type types[NS_QUOTA_TYPES] = {
             [NS_QUOTA_STORAGE] = TOPIC_QUOTA_STORAGE, [NS_QUOTA_AGE] = TOPIC_QUOTA_AGE};
@@ -818,52 +823,119 @@ void admin_h_backlog_quota_remove(struct admin_req *r)
     admin_res_policies_store(r, &p);
 }
 
-/* .../autoTopicCreation (Policies.autoTopicCreationOverride) and .../autoSubscriptionCreation
- * (autoSubscriptionCreationOverride): GET the override (204 when not set: the broker's keys
- * apply), POST one (400/406 with Pulsar's reason when invalid), DELETE it. */
-static void admin_res_auto(struct admin_req *r, bool topic)
+/* A namespace policy that is one JSON object, a struct in struct ns_policies at off (of size
+ * bytes) whose first member is its bool set: its JSON and its parser (0, or -MG_EINVAL /
+ * -MG_ENOTALLOWED with the reason). */
+struct admin_policy_object {
+    size_t off, size;
+    json_t *(*to_json)(const void *obj);
+    int (*parse)(const struct admin_req *r, void *obj, const char **why);
+};
+
+static json_t *admin_auto_topic_json(const void *o)
 {
+    return ns_auto_topic_json(o);
+}
+static int admin_auto_topic_parse(const struct admin_req *r, void *o, const char **why)
+{
+    return ns_auto_topic_parse(r->body, r->a->env->cfg->max_num_partitions_per_partitioned_topic, o,
+                               why);
+}
+static json_t *admin_auto_sub_json(const void *o)
+{
+    return ns_auto_sub_json(o);
+}
+static int admin_auto_sub_parse(const struct admin_req *r, void *o, const char **why)
+{
+    return ns_auto_sub_parse(r->body, o, why);
+}
+static json_t *admin_inactive_json(const void *o)
+{
+    return ns_inactive_json(o);
+}
+static int admin_inactive_parse(const struct admin_req *r, void *o, const char **why)
+{
+    return ns_inactive_parse(r->body, o, why);
+}
+static json_t *admin_delayed_json(const void *o)
+{
+    return ns_delayed_json(o);
+}
+static int admin_delayed_parse(const struct admin_req *r, void *o, const char **why)
+{
+    return ns_delayed_parse(r->body, o, why);
+}
+
+#define ADMIN_POLICY_OBJECT(member, name)                                                          \
+    {                                                                                              \
+        offsetof(struct ns_policies, member), sizeof(((struct ns_policies *)0)->member),           \
+            admin_##name##_json, admin_##name##_parse                                              \
+    }
+static const struct admin_policy_object admin_auto_topic_obj =
+    ADMIN_POLICY_OBJECT(auto_topic, auto_topic);
+static const struct admin_policy_object admin_auto_sub_obj =
+    ADMIN_POLICY_OBJECT(auto_sub, auto_sub);
+static const struct admin_policy_object admin_inactive_obj =
+    ADMIN_POLICY_OBJECT(inactive, inactive);
+static const struct admin_policy_object admin_delayed_obj = ADMIN_POLICY_OBJECT(delayed, delayed);
+#undef ADMIN_POLICY_OBJECT
+
+/* GET the object (204 when not set: the broker's keys apply), POST one (400/406 with the
+ * reason when invalid), DELETE it; 405 for another method. */
+static void admin_res_object(struct admin_req *r, const struct admin_policy_object *o)
+{
+    if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_POST &&
+        r->method != EVHTTP_REQ_DELETE) {
+        admin_h_bad_method(r);
+        return;
+    }
     struct ns_policies p;
     if (!admin_res_policies(r, &p))
         return;
+    void *obj = (char *)&p + o->off;
     if (r->method == EVHTTP_REQ_GET) {
-        bool set = topic ? p.auto_topic.set : p.auto_sub.set;
-        if (!set)
+        if (!*(bool *)obj)
             admin_reply_no_content(r->call);
         else
-            admin_reply_json(r->call, 200,
-                             topic ? ns_auto_topic_json(&p.auto_topic)
-                                   : ns_auto_sub_json(&p.auto_sub));
+            admin_reply_json(r->call, 200, o->to_json(obj));
         return;
     }
     if (r->method == EVHTTP_REQ_POST) {
         const char *why = "Invalid request body";
-        int rc = r->body_bad ? -MG_EINVAL
-                 : topic
-                     ? ns_auto_topic_parse(r->body,
-                                           r->a->env->cfg->max_num_partitions_per_partitioned_topic,
-                                           &p.auto_topic, &why)
-                     : ns_auto_sub_parse(r->body, &p.auto_sub, &why);
+        int rc = r->body_bad ? -MG_EINVAL : o->parse(r, obj, &why);
         if (rc < 0) {
             admin_reply_error(r->call, rc == -MG_ENOTALLOWED ? 406 : 400, why);
             return;
         }
-    } else if (topic) {
-        memset(&p.auto_topic, 0, sizeof p.auto_topic);
     } else {
-        memset(&p.auto_sub, 0, sizeof p.auto_sub);
+        memset(obj, 0, o->size);
     }
     admin_res_policies_store(r, &p);
 }
 
+/* .../autoTopicCreation (Policies.autoTopicCreationOverride) and .../autoSubscriptionCreation
+ * (autoSubscriptionCreationOverride). */
 void admin_h_auto_topic(struct admin_req *r)
 {
-    admin_res_auto(r, true);
+    admin_res_object(r, &admin_auto_topic_obj);
 }
 
 void admin_h_auto_sub(struct admin_req *r)
 {
-    admin_res_auto(r, false);
+    admin_res_object(r, &admin_auto_sub_obj);
+}
+
+/* .../inactiveTopicPolicies (Policies.inactive_topic_policies, InactiveTopicPolicies) and
+ * .../delayedDelivery (delayed_delivery_policies, DelayedDeliveryPolicies): applied to the
+ * namespace's loaded topics once stored. */
+void admin_h_inactive_policies(struct admin_req *r)
+{
+    admin_res_object(r, &admin_inactive_obj);
+}
+
+void admin_h_delayed_delivery(struct admin_req *r)
+{
+    admin_res_object(r, &admin_delayed_obj);
 }
 
 /* GET .../bundles */

@@ -3,7 +3,8 @@
  * /admin/v2/persistent/{t}/{ns}/{topic}/<path> for each row of admin_tpol_paths:
  * deduplicationEnabled, maxProducers, maxConsumers, maxConsumersPerSubscription,
  * maxSubscriptionsPerTopic, maxUnackedMessagesOnConsumer, maxUnackedMessagesOnSubscription,
- * dispatchRate, subscriptionDispatchRate and publishRate, each a field of the topic's
+ * dispatchRate, subscriptionDispatchRate, publishRate and inactiveTopicPolicies, each a field
+ * of the topic's
  * TopicPolicies (Pulsar's field name in the row).
  *
  * As Pulsar's preValidation: a partition's name is refused (412 "Not allowed to set/get topic
@@ -12,7 +13,8 @@
  * answers the topic's own value, or 204 when it has none; with applied=true the value in
  * force: the topic's, else the namespace's, else the broker's key. POST takes the value (a
  * bare JSON boolean; an integer, 412 "<name> must be 0 or more" below 0 as Pulsar's
- * PersistentTopicsBase; a DispatchRate / PublishRate object; 400 when of the wrong shape)
+ * PersistentTopicsBase; a DispatchRate / PublishRate / InactiveTopicPolicies object; 400 when
+ * of the wrong shape)
  * and DELETE removes it; both answer 204 once the store holds it. Any
  * broker answers (the store is shared); the brokers serving the topic's partitions apply a
  * change through their watch on it (ns_topicpol.c), this one at once.
@@ -29,7 +31,7 @@
 #include <jansson.h>
 #include <string.h>
 
-enum admin_tpol_kind { ADMIN_TPOL_BOOL, ADMIN_TPOL_LIMIT, ADMIN_TPOL_RATE };
+enum admin_tpol_kind { ADMIN_TPOL_BOOL, ADMIN_TPOL_LIMIT, ADMIN_TPOL_RATE, ADMIN_TPOL_INACTIVE };
 
 /* One topic policy path: its segment, TopicPolicies field (NULL: the segment), the name in
  * Pulsar's 412 for a negative limit (NULL: the segment), kind and which (LIMIT: the enum
@@ -52,6 +54,7 @@ static const struct admin_tpol_path {
     {"dispatchRate", NULL, NULL, ADMIN_TPOL_RATE, NS_RATE_TOPIC},
     {"subscriptionDispatchRate", NULL, NULL, ADMIN_TPOL_RATE, NS_RATE_SUB},
     {"publishRate", NULL, NULL, ADMIN_TPOL_RATE, NS_RATE_PUBLISH},
+    {"inactiveTopicPolicies", NULL, NULL, ADMIN_TPOL_INACTIVE, 0},
 };
 _Static_assert((int)NS_LIMIT_PRODUCERS_PER_TOPIC == (int)TOPIC_LIMIT_PRODUCERS &&
                    (int)NS_LIMIT_CONSUMERS_PER_TOPIC == (int)TOPIC_LIMIT_CONSUMERS &&
@@ -99,6 +102,12 @@ static json_t *admin_tpol_broker_value(const struct admin_tpol_call *tc)
         return json_boolean(tc->env->cfg->broker_dedup_enabled);
     if (pp->kind == ADMIN_TPOL_LIMIT)
         return json_integer(topic_registry_limit(tc->env->topics, (enum topic_limit)pp->which));
+    if (pp->kind == ADMIN_TPOL_INACTIVE) {
+        struct topic_inactive_policy ip = topic_registry_inactive_policy(tc->env->topics);
+        struct ns_inactive in = {true, ip.delete_while_inactive, ip.caught_up,
+                                 ip.max_inactive_ms / 1000};
+        return ns_inactive_json(&in);
+    }
     struct topic_dispatch_rate tr = topic_registry_rate(tc->env->topics, pp->which);
     struct ns_dispatch_rate d = {
         .set = true, .msgs = tr.msgs, .bytes = tr.bytes, .period_secs = tr.period_secs};
@@ -117,6 +126,8 @@ static json_t *admin_tpol_inherited(const struct admin_tpol_call *tc)
             return json_integer(p.limit[w]);
         if (tc->pp->kind == ADMIN_TPOL_RATE && p.rate[w].set)
             return ns_dispatch_rate_json((enum ns_rate)w, &p.rate[w]);
+        if (tc->pp->kind == ADMIN_TPOL_INACTIVE && p.inactive.set)
+            return ns_inactive_json(&p.inactive);
     }
     return admin_tpol_broker_value(tc);
 }
@@ -204,6 +215,14 @@ static json_t *admin_tpol_body(struct admin_req *r, const struct admin_tpol_path
         const char *why = "Invalid rate: a JSON object is required";
         if (b && ns_dispatch_rate_parse((enum ns_rate)pp->which, b, &d, &why) == 0)
             return ns_dispatch_rate_json((enum ns_rate)pp->which, &d);
+        admin_reply_error(r->call, 400, why);
+        return NULL;
+    }
+    case ADMIN_TPOL_INACTIVE: {
+        struct ns_inactive in;
+        const char *why = "Invalid inactiveTopicPolicies: a JSON object is required";
+        if (b && ns_inactive_parse(b, &in, &why) == 0)
+            return ns_inactive_json(&in);
         admin_reply_error(r->call, 400, why);
         return NULL;
     }

@@ -44,7 +44,8 @@ struct cfg {
     int max_consumers_per_subscription; /* maxConsumersPerSubscription */
     int max_subscriptions_per_topic;    /* maxSubscriptionsPerTopic */
     int max_topics_per_namespace;       /* maxTopicsPerNamespace */
-    bool delete_inactive_topics;        /* brokerDeleteInactiveTopicsEnabled (false) */
+    bool delete_inactive_topics;        /* brokerDeleteInactiveTopicsEnabled (true) */
+    bool delete_inactive_pt_metadata;   /* brokerDeleteInactivePartitionedTopicMetadataEnabled */
     int delete_inactive_frequency_secs; /* brokerDeleteInactiveTopicsFrequencySeconds (60) */
     char *delete_inactive_mode;         /* brokerDeleteInactiveTopicsMode */
     int delete_inactive_max_secs;       /* brokerDeleteInactiveTopicsMaxInactiveDurationSeconds (0:

@@ -65,6 +65,7 @@ void conn_unref(struct conn *c)
     MG_ASSERT(c->state == CONN_CLOSED);
     mg_map_fini(&c->producers);
     mg_map_fini(&c->consumers);
+    mg_map_fini(&c->recent_closed);
     mg_free(c->client_version);
     mg_free(c->role);
     mg_free(c);
@@ -623,6 +624,7 @@ static void conn_keepalive_tick(struct mg_timer *t, void *arg)
         return;
     }
     c->received_since_tick = false;
+    conn_producer_forget_closed(c);
     mg_timer_start(t, c->keepalive_ms);
     if (c->protocol_version >= 1)
         conn_send_simple(c, PULSAR__PROTO__BASE_COMMAND__TYPE__PING);
@@ -643,6 +645,7 @@ struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const
     c->max_outbound = conn_max_outbound(cfg);
     mg_map_init(&c->producers);
     mg_map_init(&c->consumers);
+    mg_map_init(&c->recent_closed);
     TAILQ_INIT(&c->endpoints);
     snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
     c->bev = bev;

@@ -154,6 +154,8 @@ struct conn {
     const char *frame_nul_field; /* static: the frame being dispatched had a NUL in this
                                     string field (wire_frame.nul_string_field), or NULL */
     struct mg_map producers;     /* id -> struct conn_producer (attached ones) */
+    struct mg_map recent_closed; /* producer id the broker closed -> mono ms until which SENDs
+                                    for it are ignored (conn_producer.c) */
     struct mg_map consumers;     /* id -> struct conn_consumer */
     struct conn_endpoint_list endpoints; /* every producer and consumer not freed yet, in
                                             creation order */
@@ -258,6 +260,8 @@ void conn_endpoint_closed(struct conn_endpoint *e);
 void conn_handle_producer(struct conn *c, const Pulsar__Proto__CommandProducer *m);
 void conn_handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s, struct wire_frame *f);
 void conn_handle_close_producer(struct conn *c, const Pulsar__Proto__CommandCloseProducer *m);
+/* Forget the producers the broker closed more than a keep-alive interval ago (keep-alive). */
+void conn_producer_forget_closed(struct conn *c);
 
 /* ---- conn_consumer.c ------------------------------------------------------------------------ */
 

@@ -15,7 +15,10 @@
  * producer elsewhere with the topic's error; a SEND whose checksum does not match gets
  * SEND_ERROR(ChecksumError) and is not stored; a failed publish gets SEND_ERROR (logged at
  * most once per interval with a count). The topic closing the producer (unload, delete)
- * sends CLOSE_PRODUCER. A SEND for an unknown producer closes the connection (conn.c).
+ * sends CLOSE_PRODUCER; SENDs for that producer id that the client wrote before it read it
+ * are ignored for one keep-alive interval (Pulsar's recentlyClosedProducers: the connection
+ * and its other producers and consumers go on). Any other SEND for an unknown producer closes
+ * the connection.
  */
 #include "auth/auth.h"
 #include "config/cfg.h"
@@ -25,6 +28,7 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "wire/wire.h"
 
 #include <event2/buffer.h>
@@ -62,9 +66,35 @@ static struct conn_pub conn_receipt_pop(struct conn_producer *p)
 static void conn_producer_closed(void *owner, struct topic_producer *tp)
 {
     struct conn_producer *p = owner;
+    struct conn *c = p->e.conn;
     (void)tp;
     p->tp = NULL;
+    if (conn_is_open(c) && p->e.attached)
+        mg_map_put_u64(&c->recent_closed, p->e.id,
+                       (void *)(uintptr_t)(mg_loop_mono_ms(c->env->loop) + c->keepalive_ms));
     conn_endpoint_closed(&p->e);
+}
+
+/* Did the broker close producer id less than a keep-alive interval ago? */
+static bool conn_producer_recently_closed(struct conn *c, uint64_t id)
+{
+    uintptr_t until = (uintptr_t)mg_map_get_u64(&c->recent_closed, id);
+    return until && mg_loop_mono_ms(c->env->loop) < until;
+}
+
+void conn_producer_forget_closed(struct conn *c)
+{
+    uint64_t now = mg_loop_mono_ms(c->env->loop);
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (mg_map_next(&c->recent_closed, &pos, &k, &kl, &v)) {
+        uint64_t id;
+        memcpy(&id, k, sizeof id);
+        if (now >= (uintptr_t)v)
+            mg_map_del_u64(&c->recent_closed, id);
+    }
 }
 
 static const struct topic_producer_ops conn_producer_ops = {
@@ -213,6 +243,8 @@ void conn_handle_send(struct conn *c, const Pulsar__Proto__CommandSend *s, struc
 {
     struct conn_producer *p = mg_map_get_u64(&c->producers, s->producer_id);
     if (!p || !p->e.ready || !p->tp) {
+        if (!p && conn_producer_recently_closed(c, s->producer_id))
+            return; /* written before the client read our CLOSE_PRODUCER */
         conn_close(c, "SEND for a producer that is not ready on this connection");
         return;
     }

@@ -550,6 +550,11 @@ void ml_reset_retention(struct ml_ledger *ml)
     ml_maybe_trim(ml, NULL);
 }
 
+int64_t ml_retention_time_minutes(const struct ml_ledger *ml)
+{
+    return ml->retention_set ? ml->retention_time_minutes : ml->f->cfg.retention_time_minutes;
+}
+
 /* ---- tail cache --------------------------------------------------------------------- */
 
 static struct ml_entry *ml_cache_at(const struct ml_cache *c, size_t i)

@@ -236,6 +236,9 @@ const char *ml_state_name(const struct ml_ledger *ml);
  * factory's. Takes effect at the next trim check, which this call runs. */
 void ml_set_retention(struct ml_ledger *ml, int64_t time_minutes, int64_t size_mb);
 void ml_reset_retention(struct ml_ledger *ml);
+/* The retention time in force (minutes; -1 = forever, 0 = none): the ML's, else the
+ * factory's. */
+int64_t ml_retention_time_minutes(const struct ml_ledger *ml);
 
 /* Look up an entry by position and hand it over with a reference the caller must drop;
  * completes asynchronously (it may need a storage read). -MG_ENOTFOUND if absent. */

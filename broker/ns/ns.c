@@ -14,6 +14,7 @@
  */
 #include "config/cfg.h"
 #include "ns/ns_int.h"
+#include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/loop.h"
@@ -27,6 +28,7 @@ struct ns *ns_new(struct mg_loop *loop, const struct cfg *cfg, struct meta_store
     s->meta = meta;
     LIST_INIT(&s->topic_watches);
     mg_map_init(&s->topic_pols);
+    mg_map_init(&s->gc_jobs);
     ns_res_init(s);
     ns_bulk_init(s);
     return s;
@@ -57,6 +59,7 @@ void ns_start(struct ns *s, struct topic_registry *topics, struct ml_factory *ml
         s->broker_url_tls = mg_asprintf("pulsar+ssl://%s:%d", host, s->broker_port_tls);
     if (s->web_port_tls > 0)
         s->web_url_tls = mg_asprintf("https://%s:%d", host, s->web_port_tls);
+    topic_registry_set_inactive_hook(topics, ns_gc_topic_deleted, s);
     ns_own_start(s);
 }
 
@@ -81,8 +84,41 @@ void ns_stop(struct ns *s)
 {
     ns_watch_fini(s);
     ns_own_stop(s);
+    if (s->topics)
+        topic_registry_set_inactive_hook(s->topics, NULL, NULL);
     s->topics = NULL;
     s->mlf = NULL;
+}
+
+void ns_pending_release(struct mg_map *m, void (*before)(void *entry), void (*free_fn)(void *entry))
+{
+    size_t pos = 0;
+    void *v;
+    while (mg_map_next(m, &pos, NULL, NULL, &v)) {
+        struct ns_pending *pe = v;
+        if (before)
+            before(v);
+        if (pe->reading)
+            pe->s = NULL;
+        else
+            free_fn(v);
+    }
+    mg_map_fini(m);
+    mg_map_init(m);
+}
+
+void ns_pending_sweep(struct mg_map *m, size_t *pos, bool (*stale)(void *entry),
+                      void (*drop)(void *entry))
+{
+    for (int k = 0; k < 2; k++) {
+        void *v;
+        if (!mg_map_next(m, pos, NULL, NULL, &v)) {
+            *pos = 0;
+            return;
+        }
+        if (!((struct ns_pending *)v)->reading && stale(v))
+            drop(v);
+    }
 }
 
 void ns_free(struct ns *s)
@@ -91,6 +127,7 @@ void ns_free(struct ns *s)
         return;
     ns_watch_fini(s);
     ns_topicpol_fini(s);
+    ns_gc_fini(s);
     ns_bulk_fini(s);
     ns_own_stop(s);
     ns_res_fini(s);

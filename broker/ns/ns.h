@@ -181,6 +181,18 @@ int ns_rate_by_path(const char *segment);
 json_t *ns_dispatch_rate_json(enum ns_rate r, const struct ns_dispatch_rate *d);
 int ns_dispatch_rate_parse(enum ns_rate r, const json_t *j, struct ns_dispatch_rate *out,
                            const char **why);
+/* Pulsar's InactiveTopicPolicies and DelayedDeliveryPolicies (ns_pol.c): set, or not (the
+ * broker's keys apply). */
+struct ns_inactive {
+    bool set, delete_while_inactive;
+    bool caught_up;   /* inactiveTopicDeleteMode delete_when_subscriptions_caught_up (else
+                         delete_when_no_subscriptions) */
+    int64_t max_secs; /* maxInactiveDurationSeconds */
+};
+struct ns_delayed {
+    bool set, active;
+    int64_t tick_ms; /* tickTime, >= 1 */
+};
 struct ns_policies {
     struct ns_dispatch_rate rate[NS_RATES]; /* by enum ns_rate */
     bool has_limit[NS_LIMITS];              /* by enum ns_limit */
@@ -200,7 +212,23 @@ struct ns_policies {
     bool has_auto_update_schema, auto_update_schema;
     struct ns_auto_topic auto_topic; /* autoTopicCreationOverride (ns_auto.c) */
     struct ns_auto_sub auto_sub;     /* autoSubscriptionCreationOverride */
+    struct ns_inactive inactive;     /* inactive_topic_policies (ns_pol.c) */
+    struct ns_delayed delayed;       /* delayed_delivery_policies */
 };
+/* The two policy objects as JSON and back (ns_pol.c). parse: 0 and *out (set), or -MG_EINVAL
+ * (not an object, a member of the wrong type, an unknown mode, a tickTime below 1) with the
+ * reason in *why; a member left out takes Pulsar's default. eq: the same value. */
+json_t *ns_inactive_json(const struct ns_inactive *p);
+int ns_inactive_parse(const json_t *j, struct ns_inactive *out, const char **why);
+bool ns_inactive_eq(const struct ns_inactive *a, const struct ns_inactive *b);
+json_t *ns_delayed_json(const struct ns_delayed *p);
+int ns_delayed_parse(const json_t *j, struct ns_delayed *out, const char **why);
+bool ns_delayed_eq(const struct ns_delayed *a, const struct ns_delayed *b);
+/* Set on the Policies object j those of the two p has (inactive_topic_policies,
+ * delayed_delivery_policies); parse them from a stored Policies j into p (a malformed one is
+ * logged and left unset). */
+void ns_pol_objects_to_json(const struct ns_policies *p, json_t *j);
+void ns_pol_objects_parse(const json_t *j, const char *tenant_ns, struct ns_policies *p);
 /* Set on the Policies object j the limits p has. */
 void ns_limits_to_json(const struct ns_policies *p, json_t *j);
 /* Set on the Policies object j the dispatch rates p has, as maps keyed by cluster ({} when
@@ -286,8 +314,8 @@ int ns_partitions_sync(struct ns *s, const char *base_full_name, ns_done_cb cb, 
  * one JSON object with Pulsar's field names (deduplicationEnabled, maxProducerPerTopic,
  * maxConsumerPerTopic, maxConsumersPerSubscription, maxSubscriptionsPerTopic,
  * maxUnackedMessagesOnConsumer, maxUnackedMessagesOnSubscription, dispatchRate,
- * subscriptionDispatchRate, publishRate). A topic loaded here is tracked: its stored
- * policies, and every later change (a store watch), are applied to it and its sibling
+ * subscriptionDispatchRate, publishRate, inactiveTopicPolicies). A topic loaded here is tracked:
+ * its stored policies, and every later change (a store watch), are applied to it and its sibling
  * partitions (topic_set_topic_deduplication, topic_set_topic_limit, ..._dispatch_rate,
  * ..._publish_rate). get answers the stored field (borrowed; NULL when not set); set writes
  * value (taken; NULL removes the field; field NULL removes them all) and applies it here at

@@ -64,6 +64,8 @@ struct ns {
     LIST_HEAD(, ns_tw_group) topic_watches;   /* namespaces watched (ns_list.c) */
     struct mg_map topic_pols;                 /* base full name -> struct ns_tpol (ns_topicpol.c) */
     size_t topic_pols_sweep;                  /* where its sweep goes on */
+    struct mg_map gc_jobs; /* partitioned base name -> struct ns_gc_job (ns_gc.c) */
+    size_t gc_sweep;       /* where its sweep goes on */
 };
 
 /* Run fn(arg) on the next pass of the module's loop: the answer of a call that has nothing to
@@ -77,6 +79,27 @@ bool ns_auto_eq(const struct ns_policies *a, const struct ns_policies *b);
 /* Topic-list watches (ns_list.c): stop them all (ns_stop); the callers' handles stay theirs
  * to pass to ns_topics_unwatch, and hear nothing more. */
 void ns_watch_fini(struct ns *s);
+
+/* The head of an entry of a module's map whose store read may outlive the module
+ * (ns_topicpol.c, ns_gc.c): s is NULL once ns_free let go of it with the read in flight, and
+ * the read's callback then frees it. */
+struct ns_pending {
+    struct ns *s;
+    bool reading;
+};
+/* ns_free: each entry of m (a struct ns_pending first) goes: before(entry) when not NULL, then
+ * freed (free_fn) or, with its read in flight, detached; m is left empty. */
+void ns_pending_release(struct mg_map *m, void (*before)(void *entry),
+                        void (*free_fn)(void *entry));
+/* A bounded sweep of such a map: the next two entries from *pos (wrapping to the start at the
+ * end), each not reading and stale(entry) dropped (drop(entry) takes it out of m and frees it). */
+void ns_pending_sweep(struct mg_map *m, size_t *pos, bool (*stale)(void *entry),
+                      void (*drop)(void *entry));
+
+/* Inactive partitions (ns_gc.c): the registry's inactive hook (ns_start sets it), and the
+ * end of the jobs in progress (ns_free; their reads in flight complete detached). */
+void ns_gc_topic_deleted(void *arg, const char *full_name);
+void ns_gc_fini(struct ns *s);
 
 /* Topic-level policies (ns_topicpol.c): stop tracking every topic (ns_free). */
 void ns_topicpol_fini(struct ns *s);

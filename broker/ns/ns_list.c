@@ -173,23 +173,10 @@ int ns_topics_room(struct ns *s, const struct topic_name *tn, char *const *names
  * transaction internals, by their partitioned topic's name. */
 bool ns_topic_is_system(const char *full_name)
 {
-    static const char *const events[] = {"__change_events", "__transaction_buffer_snapshot",
-                                         "__transaction_buffer_snapshot_segments",
-                                         "__transaction_buffer_snapshot_indexes"};
-    static const char *const prefixes[] = {
-        "persistent://pulsar/system/transaction_coordinator_assign",
-        "persistent://pulsar/system/__transaction_log_"};
-    static const char suffix[] = "__transaction_pending_ack";
     struct topic_name tn;
     if (topic_name_parse(full_name, &tn) < 0)
         return false;
-    const char *local = strrchr(tn.base, '/') + 1;
-    size_t n = strlen(tn.base), sl = sizeof suffix - 1;
-    bool sys = n >= sl && strcmp(tn.base + n - sl, suffix) == 0;
-    for (size_t i = 0; !sys && i < sizeof events / sizeof *events; i++)
-        sys = strcmp(local, events[i]) == 0;
-    for (size_t i = 0; !sys && i < sizeof prefixes / sizeof *prefixes; i++)
-        sys = strncmp(tn.base, prefixes[i], strlen(prefixes[i])) == 0;
+    bool sys = topic_name_is_system(&tn);
     topic_name_fini(&tn);
     return sys;
 }

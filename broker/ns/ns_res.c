@@ -268,7 +268,8 @@ int ns_limit_by_path(const char *segment)
 
 static bool ns_res_policies_eq(const struct ns_policies *a, const struct ns_policies *b)
 {
-    if (!ns_auto_eq(a, b))
+    if (!ns_auto_eq(a, b) || !ns_inactive_eq(&a->inactive, &b->inactive) ||
+        !ns_delayed_eq(&a->delayed, &b->delayed))
         return false;
     for (int i = 0; i < NS_LIMITS; i++)
         if (a->has_limit[i] != b->has_limit[i] || (a->has_limit[i] && a->limit[i] != b->limit[i]))
@@ -303,7 +304,7 @@ static bool ns_res_policies_eq(const struct ns_policies *a, const struct ns_poli
 
 static bool ns_res_policies_empty(const struct ns_policies *p)
 {
-    if (p->auto_topic.set || p->auto_sub.set)
+    if (p->auto_topic.set || p->auto_sub.set || p->inactive.set || p->delayed.set)
         return false;
     for (int i = 0; i < NS_LIMITS; i++)
         if (p->has_limit[i])
@@ -680,6 +681,7 @@ static json_t *ns_res_namespace_json(struct ns *s, const char *ns_key, int bundl
     if (p) {
         ns_limits_to_json(p, j);
         ns_rates_to_json(p, s->cfg->cluster_name, j);
+        ns_pol_objects_to_json(p, j);
     }
     json_t *qm = json_object();
     for (int i = 0; p && i < NS_QUOTA_TYPES; i++)
@@ -1053,6 +1055,7 @@ static void ns_res_cache_namespace(struct ns *s, const char *tenant_ns, json_t *
     json_t *aso = json_object_get(j, "autoSubscriptionCreationOverride");
     if (aso && ns_auto_sub_parse(aso, &p.auto_sub, &why) < 0)
         MG_WARN("ns", "namespace %s: autoSubscriptionCreationOverride ignored: %s", tenant_ns, why);
+    ns_pol_objects_parse(j, tenant_ns, &p);
     json_t *ttl = json_object_get(j, "message_ttl_in_seconds");
     if (json_is_integer(ttl)) {
         p.has_ttl = true;

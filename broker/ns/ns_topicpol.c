@@ -1,7 +1,8 @@
 /*
  * ns_topicpol.c - topic-level policies (Pulsar's TopicPolicies): deduplicationEnabled, the
- * limits (maxProducerPerTopic ... maxUnackedMessagesOnSubscription) and the rates
- * (dispatchRate, subscriptionDispatchRate, publishRate), one row each in ns_tpol_fields.
+ * limits (maxProducerPerTopic ... maxUnackedMessagesOnSubscription), the rates
+ * (dispatchRate, subscriptionDispatchRate, publishRate) and inactiveTopicPolicies, one row
+ * each in ns_tpol_fields.
  *
  * Each topic's policies are one TopicPolicies JSON object ({"deduplicationEnabled": true})
  * in the metadata store at
@@ -14,7 +15,8 @@
  * reads its node and keeps a one-shot data watch on it, re-armed on each event (set the
  * watch, then read); each read applies every field to every loaded topic of that base name
  * (topic_set_topic_deduplication, topic_set_topic_limit, topic_set_topic_dispatch_rate,
- * topic_set_topic_publish_rate; a field not set goes back to the namespace's), which wins
+ * topic_set_topic_publish_rate, topic_set_topic_inactive_policy; a field not set goes back
+ * to the namespace's), which wins
  * over the namespace's and the broker's (deduplicationEnabled last: it may release a held
  * topic's waiters, which may free it). A change made through this broker is applied at once,
  * without waiting for the watch. One tracking entry is kept per base name loaded here; it is
@@ -38,13 +40,13 @@
 
 /* One base name tracked here (ns.topic_pols). */
 struct ns_tpol {
-    struct ns *s; /* NULL once the module is freed with a read in flight */
-    char *base;   /* owned: base full name (the map's key) */
-    char *path;   /* owned */
-    json_t *pol;  /* owned: the stored TopicPolicies object */
+    struct ns_pending p; /* first: p.s NULL once the module is freed with a read in flight */
+    char *base;          /* owned: base full name (the map's key) */
+    char *path;          /* owned */
+    json_t *pol;         /* owned: the stored TopicPolicies object */
     struct meta_watch *w;
     struct meta_req req;
-    bool reading, again;
+    bool again;
 };
 
 /* One store operation of an admin call: read the node, then (set) write it changed. */
@@ -72,7 +74,7 @@ static char *ns_tpol_path(const char *base)
 }
 
 /* The TopicPolicies fields applied to topics: name, kind and the topic's enum. */
-enum ns_tpol_kind { NS_TPOL_BOOL, NS_TPOL_LIMIT, NS_TPOL_RATE };
+enum ns_tpol_kind { NS_TPOL_BOOL, NS_TPOL_LIMIT, NS_TPOL_RATE, NS_TPOL_INACTIVE };
 static const struct ns_tpol_field {
     const char *name;
     enum ns_tpol_kind kind;
@@ -87,6 +89,7 @@ static const struct ns_tpol_field {
     {"dispatchRate", NS_TPOL_RATE, NS_RATE_TOPIC},
     {"subscriptionDispatchRate", NS_TPOL_RATE, NS_RATE_SUB},
     {"publishRate", NS_TPOL_RATE, NS_RATE_PUBLISH},
+    {"inactiveTopicPolicies", NS_TPOL_INACTIVE, 0},
     /* last: releasing a held topic runs its waiters, which may close and free it */
     {"deduplicationEnabled", NS_TPOL_BOOL, 0},
 };
@@ -118,6 +121,14 @@ static void ns_tpol_apply_one(struct topic *t, const json_t *pol)
                 topic_set_topic_dispatch_rate(
                     t, f->which == NS_RATE_TOPIC ? TOPIC_RATE_TOPIC : TOPIC_RATE_SUB,
                     set ? &tr : NULL);
+            break;
+        }
+        case NS_TPOL_INACTIVE: {
+            struct ns_inactive in = {0};
+            bool set = v && ns_inactive_parse(v, &in, &why) == 0;
+            struct topic_inactive_policy tp = {in.delete_while_inactive, in.caught_up,
+                                               in.max_secs * 1000};
+            topic_set_topic_inactive_policy(t, set ? &tp : NULL);
             break;
         }
         }
@@ -178,13 +189,24 @@ static void ns_tpol_free(struct ns_tpol *e)
     mg_free(e);
 }
 
+/* Stop tracking e: its watch, its map entry, the entry. */
+static void ns_tpol_drop(void *entry)
+{
+    struct ns_tpol *e = entry;
+    struct ns *s = e->p.s;
+    if (s->meta)
+        meta_unwatch(s->meta, e->w);
+    mg_map_del_str(&s->topic_pols, e->base);
+    ns_tpol_free(e);
+}
+
 static void ns_tpol_arm(struct ns_tpol *e);
 
 /* A new entry for base (a parsed name), not set, in s->topic_pols. */
 static struct ns_tpol *ns_tpol_new(struct ns *s, const char *base)
 {
     struct ns_tpol *e = mg_calloc(1, sizeof *e);
-    e->s = s;
+    e->p.s = s;
     e->base = mg_strdup(base);
     e->path = ns_tpol_path(base);
     e->pol = json_object();
@@ -195,8 +217,8 @@ static struct ns_tpol *ns_tpol_new(struct ns *s, const char *base)
 static void ns_tpol_read_cb(struct meta_req *req, int status)
 {
     struct ns_tpol *e = req->data;
-    e->reading = false;
-    struct ns *s = e->s;
+    e->p.reading = false;
+    struct ns *s = e->p.s;
     if (!s) {
         ns_tpol_free(e);
         return;
@@ -211,10 +233,7 @@ static void ns_tpol_read_cb(struct meta_req *req, int status)
     meta_req_fini(&e->req);
     memset(&e->req, 0, sizeof e->req);
     if (!ns_tpol_apply(s, e->base, true, e->pol)) {
-        /* no topic of this name is served here any more: stop tracking it */
-        meta_unwatch(s->meta, e->w);
-        mg_map_del_str(&s->topic_pols, e->base);
-        ns_tpol_free(e);
+        ns_tpol_drop(e); /* no topic of this name is served here any more */
         return;
     }
     if (e->again) {
@@ -229,7 +248,7 @@ static void ns_tpol_watch_cb(struct meta_store *m, const char *path, enum meta_w
     (void)m, (void)path, (void)ev;
     struct ns_tpol *e = data;
     e->w = NULL;
-    if (e->reading)
+    if (e->p.reading)
         e->again = true;
     else
         ns_tpol_arm(e);
@@ -238,36 +257,25 @@ static void ns_tpol_watch_cb(struct meta_store *m, const char *path, enum meta_w
 /* Set the watch, then read (the watch is in place before the read is served). */
 static void ns_tpol_arm(struct ns_tpol *e)
 {
-    struct ns *s = e->s;
+    struct ns *s = e->p.s;
     if (!e->w)
         e->w = meta_watch(s->meta, e->path, false, ns_tpol_watch_cb, e);
     e->req.data = e;
     if (meta_get(s->meta, e->path, &e->req, ns_tpol_read_cb) == 0) {
-        e->reading = true;
+        e->p.reading = true;
     } else {
         MG_WARN(MOD, "%s: topic policies not read (store closed)", e->path);
         ns_tpol_apply(s, e->base, true, e->pol); /* what is known; no topic waits for it */
     }
 }
 
-/* Drop the entry of a name no longer loaded here, checking at most two per call (a topic
- * unloaded while its policy did not change would otherwise keep its entry and watch). */
-static void ns_tpol_sweep(struct ns *s)
+/* An entry of a name no longer loaded here: dropped by the sweep (ns_pending_sweep, two
+ * entries per newly tracked name: a topic unloaded while its policy did not change would
+ * otherwise keep its entry and watch). */
+static bool ns_tpol_stale(void *entry)
 {
-    for (int k = 0; k < 2; k++) {
-        void *v;
-        if (!mg_map_next(&s->topic_pols, &s->topic_pols_sweep, NULL, NULL, &v)) {
-            s->topic_pols_sweep = 0;
-            return;
-        }
-        struct ns_tpol *e = v;
-        if (!e->reading && !ns_tpol_apply(s, e->base, false, NULL)) {
-            if (s->meta)
-                meta_unwatch(s->meta, e->w);
-            mg_map_del_str(&s->topic_pols, e->base);
-            ns_tpol_free(e);
-        }
-    }
+    struct ns_tpol *e = entry;
+    return !ns_tpol_apply(e->p.s, e->base, false, NULL);
 }
 
 void ns_topic_policies_track(struct ns *s, struct topic *t)
@@ -278,14 +286,14 @@ void ns_topic_policies_track(struct ns *s, struct topic *t)
     struct ns_tpol *e = mg_map_get_str(&s->topic_pols, tn.base);
     if (e) {
         topic_name_fini(&tn);
-        if (e->reading) /* the read in flight applies it */
+        if (e->p.reading) /* the read in flight applies it */
             topic_hold_topic_policy(t);
         else
             ns_tpol_apply_one(t, e->pol);
         return;
     }
     if (s->meta) /* (without a store the entries are the store) */
-        ns_tpol_sweep(s);
+        ns_pending_sweep(&s->topic_pols, &s->topic_pols_sweep, ns_tpol_stale, ns_tpol_drop);
     e = ns_tpol_new(s, tn.base);
     topic_name_fini(&tn);
     if (s->meta) {
@@ -294,22 +302,21 @@ void ns_topic_policies_track(struct ns *s, struct topic *t)
     }
 }
 
-static void ns_tpol_fini_one(void *value)
+static void ns_tpol_unwatch(void *value)
 {
     struct ns_tpol *e = value;
-    struct ns *s = e->s;
-    if (s->meta)
-        meta_unwatch(s->meta, e->w);
-    if (e->reading)
-        e->s = NULL; /* the read's callback frees it */
-    else
-        ns_tpol_free(e);
+    if (e->p.s->meta)
+        meta_unwatch(e->p.s->meta, e->w);
+}
+
+static void ns_tpol_free_one(void *value)
+{
+    ns_tpol_free(value);
 }
 
 void ns_topicpol_fini(struct ns *s)
 {
-    mg_map_fini_free(&s->topic_pols, ns_tpol_fini_one);
-    mg_map_init(&s->topic_pols);
+    ns_pending_release(&s->topic_pols, ns_tpol_unwatch, ns_tpol_free_one);
 }
 
 /* ---- admin calls ------------------------------------------------------------------------- */

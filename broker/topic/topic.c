@@ -63,34 +63,103 @@ void topic_touch(struct topic *t)
     t->active_ms = mg_loop_mono_ms(t->loop);
 }
 
-/* brokerDeleteInactiveTopics (Pulsar's PersistentTopic.checkGC): a topic with a producer or
- * a consumer, or with subscriptions the mode keeps, is active now; one inactive for long
- * enough is deleted (its data too), as an admin delete without force. */
-static void topic_inactive_check(struct topic *t)
+struct topic_inactive_policy topic_registry_inactive_policy(const struct topic_registry *r)
 {
-    if (t->state != TOPIC_READY || !t->reg || !t->name.persistent)
-        return;
-    const struct topic_config *c = &t->reg->cfg;
-    bool active = t->producers.count > 0;
+    return (struct topic_inactive_policy){.delete_while_inactive = r->cfg.inactive_check_ms > 0,
+                                          .caught_up = r->cfg.inactive_caught_up,
+                                          .max_inactive_ms = r->cfg.inactive_max_ms};
+}
+
+struct topic_inactive_policy topic_inactive_policy(const struct topic *t)
+{
+    if (t->topic_inactive_set)
+        return t->topic_inactive;
+    if (t->inactive_set)
+        return t->inactive;
+    if (t->reg)
+        return topic_registry_inactive_policy(t->reg);
+    return (struct topic_inactive_policy){0};
+}
+
+static void topic_inactive_put(bool *set, struct topic_inactive_policy *dst,
+                               const struct topic_inactive_policy *p)
+{
+    *set = p != NULL;
+    if (p)
+        *dst = *p;
+}
+
+void topic_set_inactive_policy(struct topic *t, const struct topic_inactive_policy *p)
+{
+    topic_inactive_put(&t->inactive_set, &t->inactive, p);
+}
+
+void topic_set_topic_inactive_policy(struct topic *t, const struct topic_inactive_policy *p)
+{
+    topic_inactive_put(&t->topic_inactive_set, &t->topic_inactive, p);
+}
+
+void topic_registry_set_inactive_hook(struct topic_registry *r, topic_deleted_fn fn, void *arg)
+{
+    r->inactive_fn = fn;
+    r->inactive_arg = arg;
+}
+
+/* Pulsar's isActive(deleteMode): a producer or a consumer, or subscriptions the mode keeps;
+ * the compaction cursor is one of Pulsar's subscriptions (__compaction), so a compacted topic
+ * is kept as one with a subscription. */
+static bool topic_inactive_active(struct topic *t, bool caught_up)
+{
+    if (t->producers.count > 0 || t->compact.job)
+        return true;
+    if (t->compact.cursor && (!caught_up || ml_cursor_backlog(t->compact.cursor) > 0))
+        return true;
     size_t pos = 0;
     void *v;
-    while (!active && mg_map_next(&t->subs, &pos, NULL, NULL, &v)) {
+    while (mg_map_next(&t->subs, &pos, NULL, NULL, &v)) {
         struct topic_sub *s = v;
-        active = s->n_consumers > 0 || !c->inactive_caught_up ||
-                 (s->cursor && ml_cursor_backlog(s->cursor) > 0);
+        if (s->n_consumers > 0 || !caught_up || (s->cursor && ml_cursor_backlog(s->cursor) > 0))
+            return true;
     }
+    return false;
+}
+
+/* brokerDeleteInactiveTopics (Pulsar's PersistentTopic.checkGC, topic.h): a topic not under
+ * deleteWhileInactive is left alone (its activity is not even tracked, as Pulsar's); an
+ * active one is active from now; one inactive for long enough, whose retention time does not
+ * keep it, is deleted with its data. */
+static void topic_inactive_check(struct topic *t)
+{
+    if (t->state != TOPIC_READY || !t->reg || !t->name.persistent || !t->ml || t->system)
+        return;
+    struct topic_inactive_policy pol = topic_inactive_policy(t);
+    if (!pol.delete_while_inactive)
+        return;
     uint64_t now = mg_loop_mono_ms(t->loop);
-    if (active) {
+    if (topic_inactive_active(t, pol.caught_up)) {
         t->active_ms = now;
         return;
     }
-    if (now - t->active_ms < (uint64_t)c->inactive_max_ms)
+    uint64_t idle = now - t->active_ms;
+    if (idle < (uint64_t)(pol.max_inactive_ms > 0 ? pol.max_inactive_ms : 0))
         return;
-    MG_INFO(MOD, "%s: inactive for %" PRIu64 " s: deleting it (brokerDeleteInactiveTopicsMode=%s)",
-            t->name.full, (now - t->active_ms) / 1000,
-            c->inactive_caught_up ? "delete_when_subscriptions_caught_up"
-                                  : "delete_when_no_subscriptions");
-    topic_delete(t, false);
+    int64_t keep_min = ml_retention_time_minutes(t->ml);
+    if (keep_min < 0 || idle < (uint64_t)keep_min * 60000)
+        return; /* its retention time still covers its last activity */
+    MG_INFO(MOD,
+            "%s: inactive for %" PRIu64 " s: deleting it (inactiveTopicDeleteMode=%s, "
+            "retention %" PRId64 " min)",
+            t->name.full, idle / 1000,
+            pol.caught_up ? "delete_when_subscriptions_caught_up" : "delete_when_no_subscriptions",
+            keep_min);
+    struct topic_registry *r = t->reg;
+    char *name = mg_strdup(t->name.full);
+    int rc = topic_delete(t, false); /* t may be gone after it */
+    if (rc == 0 && r->inactive_fn)
+        r->inactive_fn(r->inactive_arg, name);
+    else if (rc < 0)
+        MG_WARN(MOD, "%s: inactive topic not deleted: %s", name, mg_strerror(rc));
+    mg_free(name);
 }
 
 /* One slice of a sweep's pass (struct topic_sweep). */
@@ -374,6 +443,8 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     t->create = create;
     t->loop = r->loop;
     t->ttl_secs = -1;
+    t->delayed_enabled = -1;
+    t->system = topic_name_is_system(&t->name);
     t->active_ms = mg_loop_mono_ms(t->loop);
     for (int i = 0; i < TOPIC_LIMITS; i++)
         t->limit[i] = t->topic_limit[i] = -1;

@@ -57,6 +57,10 @@ int topic_name_parse(const char *s, struct topic_name *out);
 void topic_name_fini(struct topic_name *n);
 /* Managed-ledger name "tenant/ns/persistent/<url-encoded local>"; caller frees. */
 char *topic_name_ml(const struct topic_name *n);
+/* Pulsar's SystemTopicNames.isSystemTopic: the namespace events and transaction topics (a
+ * partition by its partitioned topic's name). Such a topic is never deleted for inactivity
+ * (Pulsar's SystemTopic.checkGC) and stays out of clients' topic lists (ns_topic_is_system). */
+bool topic_name_is_system(const struct topic_name *n);
 
 /* ---- registry ---------------------------------------------------------------------------- */
 
@@ -107,9 +111,12 @@ struct topic_config {
     struct topic_dispatch_rate dispatch_rate[TOPIC_RATE_SCOPES];
     /* maxPublishRatePerTopicInMessages/InBytes (period 1 s) */
     struct topic_dispatch_rate publish_rate;
-    /* brokerDeleteInactiveTopics*: every inactive_check_ms (0 = never) a loaded persistent
-     * topic inactive for inactive_max_ms is deleted (topic_delete) when it has no
-     * subscription, or with inactive_caught_up when none of them has a backlog */
+    /* brokerDeleteInactiveTopics*: every inactive_check_ms (0 = never: the key is off, and
+     * no topic or namespace policy turns the check on, as Pulsar's inactivity monitor) each
+     * loaded persistent topic is checked against its inactive topic policy (topic_inactive_*
+     * below); the broker's policy is deleteWhileInactive = inactive_check_ms > 0, the mode
+     * inactive_caught_up (delete_when_subscriptions_caught_up, else
+     * delete_when_no_subscriptions) and inactive_max_ms */
     int64_t inactive_check_ms, inactive_max_ms;
     bool inactive_caught_up;
     int32_t dispatch_max_round_robin; /* dispatcherMaxRoundRobinBatchSize (20) */
@@ -518,6 +525,43 @@ int64_t topic_backlog_bytes(struct topic *t);
  * of the oldest unacknowledged message: when its position changed since the last check it
  * is read (ml_get_entry) and the quota applied when the read completes. */
 void topic_check_backlog_quota(struct topic *t);
+
+/* ---- inactive topic deletion (Pulsar's PersistentTopic.checkGC) --------------------------
+ *
+ * Every topic_config.inactive_check_ms each loaded persistent topic whose policy in force has
+ * delete_while_inactive is looked at: it is active while it has a producer or a consumer, or
+ * (delete_when_no_subscriptions) any subscription, or (delete_when_subscriptions_caught_up)
+ * a subscription with a backlog; then it is deleted with its data (as an admin delete without
+ * force) once it has been inactive for max_inactive_ms and its retention time (its managed
+ * ledger's, ml_retention_time_minutes) does not cover its last activity: a negative
+ * retention time keeps it forever (Pulsar's shouldTopicBeRetained; the retention size does
+ * not count). A policy is the topic's own (TopicPolicies.inactiveTopicPolicies), else its
+ * namespace's (Policies.inactive_topic_policies), else the registry's. */
+struct topic_inactive_policy {
+    bool delete_while_inactive; /* deleteWhileInactive */
+    bool caught_up;             /* inactiveTopicDeleteMode: delete_when_subscriptions_caught_up
+                                   (else delete_when_no_subscriptions) */
+    int64_t max_inactive_ms;    /* maxInactiveDurationSeconds, in ms */
+};
+/* The namespace's policy (NULL: not set) and the topic's own (NULL: not set). */
+void topic_set_inactive_policy(struct topic *t, const struct topic_inactive_policy *p);
+void topic_set_topic_inactive_policy(struct topic *t, const struct topic_inactive_policy *p);
+/* The policy in force on t, and the registry's (the broker's keys). */
+struct topic_inactive_policy topic_inactive_policy(const struct topic *t);
+struct topic_inactive_policy topic_registry_inactive_policy(const struct topic_registry *r);
+/* Called with the full name of each topic the check deleted, after its delete began (e.g.
+ * to drop a partitioned topic's metadata). One hook per registry; fn NULL removes it. */
+typedef void (*topic_deleted_fn)(void *arg, const char *full_name);
+void topic_registry_set_inactive_hook(struct topic_registry *r, topic_deleted_fn fn, void *arg);
+
+/* ---- delayed delivery (topic_delay.c) ------------------------------------------------------ */
+
+/* A namespace's delayed_delivery_policies ({"active", "tickTime"}): enabled 1 or 0 with its
+ * tick in ms (> 0); enabled -1: not set (the registry's delayed_enabled and delayed_tick_ms).
+ * Applies to what is read from now on; positions already held wait for their time. */
+void topic_set_delayed_delivery(struct topic *t, int enabled, int64_t tick_ms);
+bool topic_delayed_enabled(const struct topic *t);
+int64_t topic_delayed_tick_ms(const struct topic *t);
 
 /* ---- message deduplication (topic_dedup.c) ------------------------------------------------ */
 

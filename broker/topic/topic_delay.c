@@ -12,7 +12,9 @@
  * after its last run); its firing schedules the dispatcher, whose pass moves the due
  * positions into the replay set (up to TOPIC_DELAY_RELEASE_MAX there: the passes that
  * deliver them release the rest), from where they are read back and delivered like
- * redeliveries. A time at or before the cutoff, 0 or negative is delivered at once.
+ * redeliveries. A time at or before the cutoff, 0 or negative is delivered at once. Whether
+ * entries are held back and the tick are the namespace's delayed_delivery_policies when set
+ * (topic_set_delayed_delivery), else delayedDeliveryEnabled / delayedDeliveryTickTimeMillis.
  *
  * Restart and moves: nothing is stored. Entries held in the index are not acknowledged, so
  * the cursor of a subscription loaded again (after a restart, or on the broker the topic
@@ -38,10 +40,30 @@
  * moves (and sorts in) a large index at once; the passes that deliver them release more. */
 #define TOPIC_DELAY_RELEASE_MAX 1000
 
+void topic_set_delayed_delivery(struct topic *t, int enabled, int64_t tick_ms)
+{
+    t->delayed_enabled = enabled < 0 ? -1 : enabled > 0;
+    t->delayed_tick_ms = enabled < 0 ? 0 : tick_ms;
+}
+
+bool topic_delayed_enabled(const struct topic *t)
+{
+    if (t->delayed_enabled >= 0)
+        return t->delayed_enabled > 0;
+    return t->reg && t->reg->cfg.delayed_enabled;
+}
+
+int64_t topic_delayed_tick_ms(const struct topic *t)
+{
+    int64_t tick = t->delayed_enabled >= 0 ? t->delayed_tick_ms
+                   : t->reg                ? t->reg->cfg.delayed_tick_ms
+                                           : 0;
+    return tick > 0 ? tick : 1000;
+}
+
 static int64_t topic_delay_tick(const struct topic_sub *s)
 {
-    int64_t tick = s->topic->reg ? s->topic->reg->cfg.delayed_tick_ms : 0;
-    return tick > 0 ? tick : 1000;
+    return topic_delayed_tick_ms(s->topic);
 }
 
 /* Pulsar's timestamp precision: the highest power of two not above the tick. */
@@ -152,8 +174,7 @@ void topic_delay_fini(struct topic_sub *s)
 
 bool topic_delay_track(struct topic_sub *s, const struct ml_entry *e)
 {
-    const struct topic_config *cfg = s->topic->reg ? &s->topic->reg->cfg : NULL;
-    if (!cfg || !cfg->delayed_enabled || e->deliver_at_time <= 0 ||
+    if (!topic_delayed_enabled(s->topic) || e->deliver_at_time <= 0 ||
         (s->type != TOPIC_SUB_SHARED && s->type != TOPIC_SUB_KEY_SHARED))
         return false;
     int64_t tick = topic_delay_tick(s);

@@ -60,6 +60,8 @@ struct topic_registry {
     struct mg_timer dedup_tmr; /* cfg.dedup_inactivity_ms / 3: inactive producers forgotten */
     topic_loaded_fn loaded_fn; /* topic_registry_set_loaded_hook */
     void *loaded_arg;
+    topic_deleted_fn inactive_fn; /* topic_registry_set_inactive_hook */
+    void *inactive_arg;
     /* broker-wide publish latency (ms): a ring of recent samples, totals since start */
     double *lat_ring; /* owned, TOPIC_LAT_RING entries */
     int lat_n, lat_head;
@@ -193,7 +195,13 @@ struct topic {
     uint64_t sweep_round[TOPIC_SWEEPS]; /* the last pass of each sweep that did this topic */
     uint64_t active_ms; /* monotonic: the last producer or consumer change, publish, or sweep
                          * that found it active (inactive topic deletion) */
-    bool fence_pending; /* an unload after fencing is scheduled */
+    /* inactive topic policies: the namespace's and the topic's own (TopicPolicies) */
+    bool system; /* topic_name_is_system: never deleted for inactivity */
+    bool inactive_set, topic_inactive_set;
+    struct topic_inactive_policy inactive, topic_inactive;
+    int delayed_enabled;         /* the namespace's delayed delivery: 1, 0, -1 = not set */
+    int64_t delayed_tick_ms;     /* its tick (when set) */
+    bool fence_pending;          /* an unload after fencing is scheduled */
     struct mg_timer fence_timer; /* runs that unload (holds a reference) */
     /* statistics (topic_registry_stats_update) */
     int64_t entries_in, entries_out;      /* entries written / dispatched */

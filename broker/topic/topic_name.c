@@ -174,3 +174,22 @@ char *topic_name_ml(const struct topic_name *n)
     mg_free(enc);
     return r;
 }
+
+bool topic_name_is_system(const struct topic_name *n)
+{
+    static const char *const events[] = {"__change_events", "__transaction_buffer_snapshot",
+                                         "__transaction_buffer_snapshot_segments",
+                                         "__transaction_buffer_snapshot_indexes"};
+    static const char *const prefixes[] = {
+        "persistent://pulsar/system/transaction_coordinator_assign",
+        "persistent://pulsar/system/__transaction_log_"};
+    static const char suffix[] = "__transaction_pending_ack";
+    const char *local = strrchr(n->base, '/') + 1;
+    size_t len = strlen(n->base), sl = sizeof suffix - 1;
+    bool sys = len >= sl && strcmp(n->base + len - sl, suffix) == 0;
+    for (size_t i = 0; !sys && i < sizeof events / sizeof *events; i++)
+        sys = strcmp(local, events[i]) == 0;
+    for (size_t i = 0; !sys && i < sizeof prefixes / sizeof *prefixes; i++)
+        sys = strncmp(n->base, prefixes[i], strlen(prefixes[i])) == 0;
+    return sys;
+}

@@ -15,6 +15,8 @@
 #   5. A Shared consumer again: the index is rebuilt from the backlog (msgDelayed >= 10 while
 #      they wait), the 10 come within the same bounds of their time, the day one stays held
 #      (msgDelayed 1).
+#   6. A namespace whose delayedDelivery policy says active=false: a Shared consumer gets
+#      messages due in 10 minutes at once.
 # Prints PASS:/FAIL: lines and a SUMMARY line; exits non-zero on failure. Everything started is
 # stopped by pid. Environment: MAGNETAR_BIN.
 set -u
@@ -108,6 +110,28 @@ LATE=$(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1])
     || fail "after the restart: received $R ($U distinct, $D delayed, $LATE of the 20 s ones), $E early, $L late; $MIN..$MAX ms"
 V=$(wait_delayed sh -eq 1 10) && pass "the one due in a day stays held (msgDelayed $V)" \
     || fail "msgDelayed $V at the end, want 1"
+
+# ---- 6. a namespace whose delayedDelivery policy is off delivers at once ---------------------
+NSA="http://127.0.0.1:$(port_of sa webServicePort)/admin/v2/namespaces/public/nodelay"
+NDT="persistent://public/nodelay/$TOPIC"
+expect_http 204 "namespace public/nodelay" -X PUT "$NSA"
+expect_http 204 "its delayedDelivery: active=false" -X POST -H 'Content-Type: application/json' \
+    --data '{"tickTime":1000,"active":false}' "$NSA/delayedDelivery"
+expect_http 200 "GET its delayedDelivery" "$NSA/delayedDelivery" \
+    && { grep -q '"active":false' "$T/body" && pass "delayedDelivery reads back active=false" \
+        || fail "delayedDelivery reads back $(cat "$T/body")"; }
+subscribe s3 "$URL" "$NDT" nd
+start_node cnd 60 lib/delayed-probe.js --mode consume --url "$URL" --topic "$NDT" --sub nd --type Shared \
+    --count 10 --out "$T/cnd.json" --deadline-s 30
+run_node 60 p3 lib/delayed-probe.js --mode produce --url "$URL" --topic "$NDT" --count 10 \
+    --kinds delay --delay-ms 600000 --out "$T/p3.json" \
+    && [ "$(json "$T/p3.json" acked)" = 10 ] && pass "10 messages due in 10 minutes stored" \
+    || fail "produce to public/nodelay: $(cat "$T/p3.json" 2>/dev/null) $(tail -n 3 "$T/p3.err")"
+wait_exit cnd 40 || fail "Shared consumer on public/nodelay exit $?: $(tail -n 3 "$T/cnd.err")"
+ND=$(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1]));
+    console.log(`${j.received} ${j.messages.filter((m) => m.at > 0 && m.arrived < m.at - 300000).length}`)' "$T/cnd.json")
+[ "$ND" = "10 10" ] && pass "delayed delivery off for the namespace: all 10 at once" \
+    || fail "public/nodelay: received / at once: $ND (want 10 10)"
 
 stop_standalone sa
 it_finish "delayed test" "delayed shared_spread_ms=${MIN:-?}..${MAX:-?}"

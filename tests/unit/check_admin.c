@@ -992,6 +992,109 @@ START_TEST(test_namespace_deduplication)
 }
 END_TEST
 
+/* Policies.inactive_topic_policies (.../inactiveTopicPolicies) and delayed_delivery_policies
+ * (.../delayedDelivery): GET 204 while unset, POST an object (400 when malformed) shown in
+ * the namespace's Policies and applied to its loaded topic, DELETE back to the broker's keys
+ * (brokerDeleteInactiveTopics*, delayedDelivery*); 405 for PUT, 404 without the namespace. */
+START_TEST(test_namespace_inactive_and_delayed)
+{
+    const char *ip = "/admin/v2/namespaces/public/default/inactiveTopicPolicies";
+    const char *dp = "/admin/v2/namespaces/public/default/delayedDelivery";
+    struct topic *t = put_topic("gc");
+    struct topic_inactive_policy in = topic_inactive_policy(t);
+    ck_assert(in.delete_while_inactive && !in.caught_up); /* the broker's defaults */
+    ck_assert_int_eq(in.max_inactive_ms, 60000);
+    expect_status("GET", ip, NULL, 204);
+    const char *pol = "{\"inactiveTopicDeleteMode\":\"delete_when_subscriptions_caught_up\","
+                      "\"maxInactiveDurationSeconds\":120,\"deleteWhileInactive\":false}";
+    expect_status("POST", ip, pol, 204);
+    expect_json("GET", ip, NULL, 200, pol);
+    in = topic_inactive_policy(t);
+    ck_assert(!in.delete_while_inactive && in.caught_up);
+    ck_assert_int_eq(in.max_inactive_ms, 120000);
+    ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(reply_json(), "inactive_topic_policies"),
+                                           "maxInactiveDurationSeconds")),
+        120);
+    reply_json_free();
+    /* Pulsar's defaults for what is left out */
+    expect_status("POST", ip, "{\"deleteWhileInactive\":true}", 204);
+    expect_json("GET", ip, NULL, 200,
+                "{\"inactiveTopicDeleteMode\":\"delete_when_no_subscriptions\","
+                "\"maxInactiveDurationSeconds\":0,\"deleteWhileInactive\":true}");
+    const char *bad[] = {"{\"inactiveTopicDeleteMode\":\"sometimes\"}",
+                         "{\"maxInactiveDurationSeconds\":\"60\"}", "{\"deleteWhileInactive\":1}",
+                         "[]", "x"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        expect_status("POST", ip, bad[i], 400);
+    expect_status("DELETE", ip, NULL, 204);
+    expect_status("GET", ip, NULL, 204);
+    ck_assert(topic_inactive_policy(t).delete_while_inactive);
+    ck_assert_int_eq(topic_inactive_policy(t).max_inactive_ms, 60000);
+    expect_405("PUT", ip);
+    expect_reason("POST", "/admin/v2/namespaces/public/nope/inactiveTopicPolicies", pol, 404,
+                  "Namespace does not exist");
+
+    ck_assert(topic_delayed_enabled(t));
+    expect_status("GET", dp, NULL, 204);
+    expect_status("POST", dp, "{\"tickTime\":2500,\"active\":false}", 204);
+    expect_json("GET", dp, NULL, 200, "{\"tickTime\":2500,\"active\":false}");
+    ck_assert(!topic_delayed_enabled(t));
+    ck_assert_int_eq(topic_delayed_tick_ms(t), 2500);
+    ck_assert_int_eq(rq("GET", "/admin/v2/namespaces/public/default", NULL), 200);
+    ck_assert(json_is_false(
+        json_object_get(json_object_get(reply_json(), "delayed_delivery_policies"), "active")));
+    reply_json_free();
+    expect_status("POST", dp, "{\"tickTime\":0,\"active\":true}", 400);
+    expect_status("POST", dp, "{\"active\":\"yes\"}", 400);
+    expect_status("POST", dp, "{\"active\":true}", 204);
+    expect_json("GET", dp, NULL, 200, "{\"tickTime\":1000,\"active\":true}");
+    ck_assert(topic_delayed_enabled(t));
+    expect_status("DELETE", dp, NULL, 204);
+    expect_status("GET", dp, NULL, 204);
+    ck_assert(topic_delayed_enabled(t));
+    expect_405("PUT", dp);
+}
+END_TEST
+
+/* The topic-level inactiveTopicPolicies (TopicPolicies): GET 204 while unset, applied=true the
+ * broker's, then the namespace's, then the topic's; the topic's wins on the loaded topic at
+ * once; DELETE gives the namespace's back; 400 for a malformed body. */
+START_TEST(test_topic_inactive_policy)
+{
+    const char *p = "/admin/v2/persistent/public/default/tgc/inactiveTopicPolicies";
+    const char *np = "/admin/v2/namespaces/public/default/inactiveTopicPolicies";
+    char applied[256];
+    snprintf(applied, sizeof applied, "%s?applied=true", p);
+    struct topic *t = put_topic("tgc");
+    expect_status("GET", p, NULL, 204);
+    expect_json("GET", applied, NULL, 200,
+                "{\"inactiveTopicDeleteMode\":\"delete_when_no_subscriptions\","
+                "\"maxInactiveDurationSeconds\":60,\"deleteWhileInactive\":true}");
+    const char *nspol = "{\"inactiveTopicDeleteMode\":\"delete_when_no_subscriptions\","
+                        "\"maxInactiveDurationSeconds\":30,\"deleteWhileInactive\":true}";
+    expect_status("POST", np, nspol, 204);
+    expect_json("GET", applied, NULL, 200, nspol);
+    const char *tpol = "{\"inactiveTopicDeleteMode\":\"delete_when_subscriptions_caught_up\","
+                       "\"maxInactiveDurationSeconds\":7,\"deleteWhileInactive\":false}";
+    expect_status("POST", p, tpol, 204);
+    expect_json("GET", p, NULL, 200, tpol);
+    expect_json("GET", applied, NULL, 200, tpol);
+    struct topic_inactive_policy in = topic_inactive_policy(t);
+    ck_assert(!in.delete_while_inactive && in.caught_up);
+    ck_assert_int_eq(in.max_inactive_ms, 7000);
+    expect_status("POST", p, "{\"inactiveTopicDeleteMode\":1}", 400);
+    expect_json("GET", p, NULL, 200, tpol);
+    expect_status("DELETE", p, NULL, 204);
+    expect_status("GET", p, NULL, 204);
+    in = topic_inactive_policy(t);
+    ck_assert(in.delete_while_inactive && !in.caught_up);
+    ck_assert_int_eq(in.max_inactive_ms, 30000);
+    expect_status("DELETE", np, NULL, 204);
+}
+END_TEST
+
 /* Each limit path (maxProducersPerTopic ... maxUnackedMessagesPerSubscription): GET 204
  * while unset, POST an integer >= 0 (412 below, 400 not an integer), shown in the
  * namespace's Policies under Pulsar's field, applied to the loaded topic (overriding the
@@ -2506,7 +2609,8 @@ int main(void)
            test_tenant_validation, test_namespace_crud, test_namespace_validation,
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
            test_namespace_limits, test_namespace_max_topics, test_namespace_dispatch_rate,
-           test_namespace_publish_rate, test_topic_deduplication_policy,
+           test_namespace_publish_rate, test_namespace_inactive_and_delayed,
+           test_topic_inactive_policy, test_topic_deduplication_policy,
            test_topic_delete_drops_schema_and_policies, test_topic_policy_tracking_bounded,
            test_topic_dedup_policy_at_load, test_topic_limit_policies, test_topic_rate_policies,
            test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,

@@ -1842,6 +1842,40 @@ START_TEST(test_exclusive_producer)
 }
 END_TEST
 
+/* Backlog quota producer_request_hold, as Pulsar's BacklogQuotaManager and ServerCnx: sends on
+ * a connected producer are taken while the backlog grows past the quota; the quota check
+ * closes the producer (CLOSE_PRODUCER); a SEND the client wrote before it read that is
+ * ignored (recentlyClosedProducers) and the connection, with its consumer, goes on; a new
+ * PRODUCER is refused with ProducerBlockedQuotaExceededError (the client keeps retrying); a
+ * SEND for a producer id never opened still closes the connection. */
+START_TEST(test_quota_hold_producer)
+{
+    tl_cfg_set(&fx.cfg, "backlogQuotaDefaultLimitBytes", "1");
+    tl_cfg_set(&fx.cfg, "backlogQuotaCheckIntervalInSeconds", "0");
+    start();
+    struct client *cl = connected(21);
+    subscribe(cl, TOPIC("hold"), "s", 1, NULL);
+    producer(cl, TOPIC("hold"), 1);
+    publish_range(cl, 1, 0, 4, NULL); /* past the quota: still stored */
+    topic_check_backlog_quota(topic_find(fx.topics, TOPIC("hold")));
+    pump();
+    struct wire_frame f;
+    expect(cl, T(CLOSE_PRODUCER), &f);
+    ck_assert_uint_eq(f.cmd->close_producer->producer_id, 1);
+    wire_frame_clear(&f);
+    send_msg(cl, 1, 5, "in-flight", NULL, false);
+    send_ping(cl);
+    expect_pong(cl); /* nothing before it: the SEND was ignored, the connection is open */
+    ck_assert_int_eq(producer_v(cl, TOPIC("hold"), 2, 77, -1),
+                     -SE(ProducerBlockedQuotaExceededError) - 1);
+    flow(cl, 1, 10);
+    struct got g = expect_message(cl, 1);
+    ck_assert_uint_eq(g.seq, 0);
+    send_msg(cl, 9, 0, "never opened", NULL, false);
+    expect_closed(cl);
+}
+END_TEST
+
 /* PRODUCER named name; the last_sequence_id of its PRODUCER_SUCCESS. */
 static int64_t producer_named(struct client *cl, const char *topic, uint64_t producer_id,
                               const char *name)
@@ -2488,7 +2522,7 @@ int main(void)
     tc = tl_tcase(s, "producing", 30, setup, teardown);
     tl_add(tc, test_non_persistent_wire, test_non_persistent_disabled_wire);
     tl_add(tc, test_produce_consume_round_trip, test_send_for_unknown_producer_closes,
-           test_dedup_receipts, test_exclusive_producer);
+           test_dedup_receipts, test_exclusive_producer, test_quota_hold_producer);
     tc = tl_tcase(s, "consuming", 30, setup, teardown);
     tl_add(tc, test_second_exclusive_consumer_refused, test_read_compacted_refused_on_shared,
            test_initial_position, test_non_durable_reader, test_cumulative_ack,

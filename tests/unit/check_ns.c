@@ -402,6 +402,47 @@ START_TEST(test_partitioned_delete_busy)
 }
 END_TEST
 
+/* Inactive partitions (brokerDeleteInactiveTopics*, a check every second, 2 s of
+ * inactivity): each is deleted on its own; with brokerDeleteInactivePartitionedTopicMetadata
+ * Enabled the partitioned topic's metadata goes once no partition is left, not while one is
+ * in use; without it the metadata stays (Pulsar's default). */
+START_TEST(test_inactive_partitions_metadata)
+{
+    tl_parts_stop(&fx, 0);
+    fx.cfg.delete_inactive_topics = true;
+    fx.cfg.delete_inactive_frequency_secs = 1;
+    fx.cfg.delete_inactive_max_secs = 2;
+    fx.cfg.delete_inactive_pt_metadata = true;
+    tl_parts_start(&fx, 0);
+    const char *idle = "persistent://public/default/gcidle",
+               *busy = "persistent://public/default/gcbusy";
+    partitioned_loaded(idle, 4);
+    partitioned_loaded(busy, 3);
+    static const struct topic_producer_ops ops = {.closed = prod_closed};
+    struct topic_producer *p = NULL;
+    struct topic *t = topic_find(topics0(), "persistent://public/default/gcbusy-partition-1");
+    ck_assert_int_eq(topic_producer_add(t, NULL, TOPIC_ACCESS_SHARED, NULL, &ops, &p), 0);
+    tl_run_for(fx.loop, 5000);
+    ck_assert_int_eq(loaded_partitions(idle, 4), 0);
+    ck_assert_int_eq(ns_partitions_get(ns0(), idle), 0);
+    ck_assert_int_eq(loaded_partitions(busy, 3), 1);
+    ck_assert_int_eq(ns_partitions_get(ns0(), busy), 3);
+    topic_producer_close(p);
+    tl_run_for(fx.loop, 5000);
+    ck_assert_int_eq(loaded_partitions(busy, 3), 0);
+    ck_assert_int_eq(ns_partitions_get(ns0(), busy), 0);
+
+    tl_parts_stop(&fx, 0);
+    fx.cfg.delete_inactive_pt_metadata = false;
+    tl_parts_start(&fx, 0);
+    const char *kept = "persistent://public/default/gckept";
+    partitioned_loaded(kept, 2);
+    tl_run_for(fx.loop, 5000);
+    ck_assert_int_eq(loaded_partitions(kept, 2), 0);
+    ck_assert_int_eq(ns_partitions_get(ns0(), kept), 2);
+}
+END_TEST
+
 /* At the first slice: the broker begins going away (ns_cancel is the first step of its
  * teardown). */
 static void cancel_at_slice(struct slice_probe *p)
@@ -768,8 +809,8 @@ int main(void)
            test_refresh_does_not_resurrect);
     tc = tl_tcase(s, "bulk", 60, setup, teardown);
     tl_add(tc, test_partitioned_delete_is_sliced, test_partitioned_delete_busy,
-           test_partitioned_delete_cancelled, test_partitions_bounded,
-           test_list_topics_unique_sorted);
+           test_inactive_partitions_metadata, test_partitioned_delete_cancelled,
+           test_partitions_bounded, test_list_topics_unique_sorted);
     tc = tl_tcase(s, "topic lists", 30, setup, teardown);
     tl_add(tc, test_topics_hash_is_pulsars, test_pattern_matches_as_pulsar,
            test_catastrophic_pattern_bounded, test_pattern_list_budget,

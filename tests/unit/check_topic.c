@@ -1595,6 +1595,135 @@ START_TEST(test_inactive_topics)
 }
 END_TEST
 
+/* Advance the simulated clock by ms in steps of step ms (long spans, timers of a second). */
+static void sim_run_coarse(int64_t ms, int64_t step)
+{
+    for (int64_t i = 0; i < ms; i += step) {
+        mg_loop_advance(loop, (uint64_t)step);
+        spin();
+    }
+}
+
+static int inactive_deleted;
+static char inactive_last[128];
+static void inactive_hook(void *arg, const char *full_name)
+{
+    ck_assert_ptr_eq(arg, &inactive_deleted);
+    inactive_deleted++;
+    snprintf(inactive_last, sizeof inactive_last, "%s", full_name);
+}
+
+/* Retention keeps an inactive topic (Pulsar's shouldTopicBeRetained): with a retention time
+ * of R minutes an idle topic stays until R minutes after its last activity, then goes; a
+ * negative retention time keeps it for good; a retention of size only (time 0) keeps
+ * nothing. The registry's hook hears each deletion. */
+START_TEST(test_inactive_retention)
+{
+    inactive_setup(false); /* sweep every 1 s, 3 s of inactivity */
+    inactive_deleted = 0;
+    topic_registry_set_inactive_hook(reg, inactive_hook, &inactive_deleted);
+    const int64_t R = 2; /* minutes */
+    load("persistent://t/ns/plain");
+    ml_set_retention(topic_ml(load("persistent://t/ns/kept")), R, 0);
+    ml_set_retention(topic_ml(load("persistent://t/ns/forever")), -1, 0);
+    ml_set_retention(topic_ml(load("persistent://t/ns/sizeonly")), 0, -1);
+    struct topic *late = load("persistent://t/ns/late");
+    ml_set_retention(topic_ml(late), R, 0);
+    sim_run_coarse(30000, 500); /* 30 s: a producer on "late" comes and goes */
+    ck_assert(loaded("persistent://t/ns/kept"));
+    ck_assert(loaded("persistent://t/ns/late"));
+    topic_producer_close(mkprod(late));
+    ck_assert(!loaded("persistent://t/ns/plain"));
+    ck_assert(!loaded("persistent://t/ns/sizeonly"));
+    ck_assert_int_eq(inactive_deleted, 2);
+    sim_run_coarse(R * 60000 - 30000 - 2000, 500); /* 2 s before R minutes */
+    ck_assert(loaded("persistent://t/ns/kept"));
+    ck_assert(loaded("persistent://t/ns/late"));
+    sim_run_coarse(4000, 500); /* 2 s after R minutes */
+    ck_assert(!loaded("persistent://t/ns/kept"));
+    ck_assert_str_eq(inactive_last, "persistent://t/ns/kept");
+    ck_assert(loaded("persistent://t/ns/late")); /* its last activity was 30 s later */
+    sim_run_coarse(30000, 500);
+    ck_assert(!loaded("persistent://t/ns/late"));
+    sim_run_coarse(10 * R * 60000, 5000);
+    ck_assert(loaded("persistent://t/ns/forever"));
+    ck_assert_int_eq(inactive_deleted, 4);
+}
+END_TEST
+
+/* Inactive topic policies, topic > namespace > broker (broker: no subscriptions, 3 s): a
+ * namespace's deleteWhileInactive=false keeps its topics, a topic's own policy wins over it;
+ * a namespace's delete_when_subscriptions_caught_up deletes a topic whose subscription is
+ * caught up (the broker's mode keeps it) and its own duration counts; a compacted topic
+ * is kept as one with a subscription, a system topic (__change_events) always; with the
+ * broker's key off nothing is deleted whatever
+ * the policies say (Pulsar's monitor does not run). */
+START_TEST(test_inactive_policies)
+{
+    inactive_setup(false);
+    const struct topic_inactive_policy off = {false, false, 1000};
+    const struct topic_inactive_policy on1 = {true, false, 1000};
+    const struct topic_inactive_policy caught = {true, true, 2000};
+    const struct topic_inactive_policy slow = {true, false, 60000};
+    struct topic *a = load("persistent://t/ns/nsoff");
+    topic_set_inactive_policy(a, &off);
+    struct topic *b = load("persistent://t/ns/topicon");
+    topic_set_inactive_policy(b, &off);
+    topic_set_topic_inactive_policy(b, &on1);
+    struct topic_inactive_policy in = topic_inactive_policy(b);
+    ck_assert(in.delete_while_inactive && in.max_inactive_ms == 1000);
+    struct topic *c = load("persistent://t/ns/caught");
+    struct topic *d = load("persistent://t/ns/brokermode");
+    struct fc *fa = fc_new(), *fb = fc_new();
+    sub_ok(c, "s", TOPIC_SUB_SHARED, true, fa);
+    sub_ok(d, "s", TOPIC_SUB_SHARED, true, fb);
+    topic_consumer_close(fa->c);
+    fa->c = NULL;
+    topic_consumer_close(fb->c);
+    fb->c = NULL;
+    topic_set_inactive_policy(c, &caught);
+    load("persistent://t/ns/__change_events"); /* a system topic: never */
+    struct topic *e = load("persistent://t/ns/slow");
+    topic_set_inactive_policy(e, &slow);
+    /* a compacted topic: its __compaction cursor is a subscription to Pulsar */
+    struct topic *cp = load("persistent://t/ns/compacted");
+    publish_n(cp, 3);
+    ck_assert_int_eq(topic_compact_start(cp), 0);
+    for (int i = 0; i < 100 && strcmp(topic_compact_status(cp, NULL), "RUNNING") == 0; i++)
+        sim_run_for(10);
+    ck_assert_str_eq(topic_compact_status(cp, NULL), "SUCCESS");
+    sim_run_coarse(10000, 500);
+    ck_assert(loaded("persistent://t/ns/compacted"));
+    ck_assert(loaded("persistent://t/ns/__change_events"));
+    ck_assert(loaded("persistent://t/ns/nsoff"));
+    ck_assert(!loaded("persistent://t/ns/topicon"));
+    ck_assert(!loaded("persistent://t/ns/caught"));
+    ck_assert(loaded("persistent://t/ns/brokermode"));
+    ck_assert(loaded("persistent://t/ns/slow"));
+    /* the topic's own policy taken off: the namespace's applies again */
+    struct topic *f = load("persistent://t/ns/reset");
+    topic_set_inactive_policy(f, &off);
+    topic_set_topic_inactive_policy(f, &on1);
+    topic_set_topic_inactive_policy(f, NULL);
+    ck_assert(!topic_inactive_policy(f).delete_while_inactive);
+    sim_run_coarse(52000, 500); /* 62 s */
+    ck_assert(!loaded("persistent://t/ns/slow"));
+    ck_assert(loaded("persistent://t/ns/reset"));
+    ck_assert(loaded("persistent://t/ns/nsoff"));
+
+    restart_cfg();
+    cfg.inactive_check_ms = 0; /* brokerDeleteInactiveTopicsEnabled=false */
+    cfg.inactive_max_ms = 3000;
+    setup_on(&cfg, 1000000);
+    ck_assert(!topic_registry_inactive_policy(reg).delete_while_inactive);
+    struct topic *g = load("persistent://t/ns/monitoroff");
+    topic_set_inactive_policy(g, &on1);
+    topic_set_topic_inactive_policy(g, &on1);
+    sim_run_coarse(10000, 500);
+    ck_assert(loaded("persistent://t/ns/monitoroff"));
+}
+END_TEST
+
 START_TEST(test_watermark)
 {
     teardown();
@@ -2415,6 +2544,19 @@ static int64_t sub_delayed(struct topic *t, const char *name)
     return st.delayed;
 }
 
+/* Topic name loaded with a Shared subscription sub whose consumer (*c) has permits, and a
+ * producer on it (*p). */
+static struct topic *dl_shared(const char *name, const char *sub, uint32_t permits, struct fc **c,
+                               struct topic_producer **p)
+{
+    struct topic *t = load(name);
+    *c = fc_new();
+    sub_ok(t, sub, TOPIC_SUB_SHARED, true, *c);
+    topic_consumer_flow((*c)->c, permits);
+    *p = mkprod(t);
+    return t;
+}
+
 /* Shared and Key_Shared hold a message back until its deliver_at_time (never more than a
  * tick and its rounding early); Exclusive delivers at once; a time in the past, negative, or
  * within the tick is delivered at once; a far-future one stays held, with the timer firing
@@ -2483,15 +2625,57 @@ START_TEST(test_delayed_shared)
 }
 END_TEST
 
+/* A namespace's delayed_delivery_policies: active=false delivers a future message at once on
+ * Shared; active=true holds it (also when the broker's delayedDeliveryEnabled is off) with
+ * the namespace's tick; not set, the broker's key applies again. */
+START_TEST(test_delayed_ns_policy)
+{
+    struct fc *a, *b;
+    struct topic_producer *p;
+    struct topic *t = dl_shared("persistent://t/ns/dlpol", "shared", 100, &a, &p);
+    const int64_t later = dl_wall0 + 30000;
+    topic_set_delayed_delivery(t, 0, 1000);
+    ck_assert(!topic_delayed_enabled(t));
+    publish_delayed(p, later, NULL);
+    spin();
+    ck_assert_int_eq(a->n, 1); /* at once */
+    ck_assert_int_eq(sub_delayed(t, "shared"), 0);
+    topic_set_delayed_delivery(t, -1, 0); /* back to the broker's: on */
+    ck_assert(topic_delayed_enabled(t));
+    ck_assert_int_eq(topic_delayed_tick_ms(t), 1000);
+    publish_delayed(p, later, NULL);
+    spin();
+    ck_assert_int_eq(a->n, 1);
+    ck_assert_int_eq(sub_delayed(t, "shared"), 1);
+    topic_producer_close(p);
+
+    restart_cfg();
+    cfg.delayed_enabled = false; /* the broker's key off, the namespace's policy on */
+    setup_on(&cfg, dl_wall0);
+    t = dl_shared("persistent://t/ns/dlpol2", "shared", 100, &b, &p);
+    publish_delayed(p, later, NULL);
+    spin();
+    ck_assert_int_eq(b->n, 1); /* the broker's key: at once */
+    topic_set_delayed_delivery(t, 1, 4000);
+    ck_assert_int_eq(topic_delayed_tick_ms(t), 4000);
+    publish_delayed(p, later, NULL);
+    spin();
+    ck_assert_int_eq(b->n, 1);
+    ck_assert_int_eq(sub_delayed(t, "shared"), 1);
+    mg_loop_advance(loop, 30000 + 4000);
+    spin();
+    ck_assert_int_eq(b->n, 2);
+    topic_producer_close(p);
+}
+END_TEST
+
 /* Many delayed messages with distinct times: one timer per subscription, firing about once
  * per tick (not once per message), and each message comes once, in time order. */
 START_TEST(test_delayed_no_timer_storm)
 {
-    struct topic *t = load("persistent://t/ns/storm");
-    struct fc *a = fc_new();
-    sub_ok(t, "s", TOPIC_SUB_SHARED, true, a);
-    topic_consumer_flow(a->c, 5000);
-    struct topic_producer *p = mkprod(t);
+    struct fc *a;
+    struct topic_producer *p;
+    struct topic *t = dl_shared("persistent://t/ns/storm", "s", 5000, &a, &p);
     const int n = 400;
     for (int i = 0; i < n; i++) /* 2 s .. 10 s from now, 20 ms apart */
         publish_delayed(p, dl_wall0 + 2000 + (int64_t)i * 20, NULL);
@@ -3714,17 +3898,17 @@ static Suite *topic_suite(void)
            test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_limit_producers,
            test_limit_consumers, test_limit_unacked_policy, test_dispatch_rate, test_publish_rate,
-           test_inactive_topics, test_watermark, test_seek, test_reader, test_last_id,
-           test_unsubscribe_unload, test_message_ttl_timer, test_backlog_quota,
-           test_backlog_quota_age, test_quota_sweep_slices);
+           test_inactive_topics, test_inactive_retention, test_inactive_policies, test_watermark,
+           test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
+           test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
 
     tc = tl_tcase(s, "non-persistent", 0, np_setup, teardown);
     tl_add(tc, test_np_exclusive_delivery_and_drops, test_np_shared, test_np_failover,
            test_np_key_shared, test_np_close_inside_send, test_np_disabled);
 
     tc = tl_tcase(s, "delayed", 0, dl_setup, teardown);
-    tl_add(tc, test_delayed_shared, test_delayed_no_timer_storm, test_delayed_bounded,
-           test_delayed_type_change_and_seek, test_delayed_release_bounded);
+    tl_add(tc, test_delayed_shared, test_delayed_ns_policy, test_delayed_no_timer_storm,
+           test_delayed_bounded, test_delayed_type_change_and_seek, test_delayed_release_bounded);
     tc = tl_tcase(s, "dedup", 0, dd_setup, teardown);
     tl_add(tc, test_dedup_duplicates, test_dedup_in_flight, test_dedup_batches, test_dedup_chunks,
            test_dedup_bounds, test_dedup_policy);
