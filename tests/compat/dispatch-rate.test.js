@@ -50,17 +50,17 @@ async function measure(s, { tag, path, rate, subs, count }) {
 
 test('subscriptionDispatchRate: one subscription\'s backlog comes no faster than its rate', { timeout: 120000 },
   () => f.withScope('sub-dispatch-rate', (s) =>
-    measure(s, { tag: 'sdr', path: 'subscriptionDispatchRate', rate: 50, subs: ['a'], count: 250 })));
+    measure(s, { tag: 'sdr', path: 'subscriptionDispatchRate', rate: 50, subs: ['a'], count: 350 })));
 
 test('dispatchRate: two subscriptions together get no more than the topic\'s rate', { timeout: 120000 },
   () => f.withScope('topic-dispatch-rate', (s) =>
-    measure(s, { tag: 'tdr', path: 'dispatchRate', rate: 40, subs: ['a', 'b'], count: 120 })));
+    measure(s, { tag: 'tdr', path: 'dispatchRate', rate: 40, subs: ['a', 'b'], count: 160 })));
 
 test('publishRate: a producer sending as fast as it can gets its receipts no faster than the '
   + 'namespace\'s publish rate', { timeout: 120000 },
   () => f.withScope('publish-rate', async (s) => {
     const rate = 60;
-    const count = 300;
+    const count = 400;
     const ns = `public/${f.uniqueName('pr')}`;
     await ok('PUT', `/admin/v2/namespaces/${ns}`);
     await ok('POST', `/admin/v2/namespaces/${ns}/publishRate`,

@@ -54,7 +54,7 @@ probe() {
 }
 json_of() { node -e 'console.log(JSON.parse(process.argv[1])[process.argv[2]])' "$1" "$2"; }
 
-probe keys "rates-keys-$$" 320 80 50
+probe keys "rates-keys-$$" 480 80 50
 
 curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H 'content-type: application/json' \
     -d '{"publishThrottlingRateInMsg":40,"publishThrottlingRateInByte":-1}' "$NS/publishRate" | grep -q 204 \
@@ -62,7 +62,7 @@ curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H 'content-type: a
         -d '{"dispatchThrottlingRateInMsg":30,"dispatchThrottlingRateInByte":-1,"ratePeriodInSecond":1}' \
         "$NS/subscriptionDispatchRate" | grep -q 204 \
     && pass "namespace publishRate and subscriptionDispatchRate set" || fail "setting the namespace's rates"
-probe policy "rates-policy-$$" 200 40 30
+probe policy "rates-policy-$$" 300 40 30
 
 stop_standalone sa
 it_finish rates "publish and dispatch rates from the keys and the namespace policies"
