@@ -153,7 +153,8 @@ struct client_consumer_opts {
      * oldest incomplete one is dropped and its chunks acked; 0 = 10. */
     unsigned max_pending_chunked;
     /* Pulsar's expireTimeOfIncompleteChunkedMessage: an incomplete chunked message older
-     * than this is dropped (chunks acked) when the next chunk comes; 0 = 60000 ms. */
+     * than this is dropped (chunks acked), by a timer even when no other chunk comes;
+     * 0 = 60000 ms. */
     unsigned chunk_expire_ms;
     /* A chunked message announcing more bytes (total_chunk_msg_size) is dropped and its
      * chunks acked; 0 = 256 MiB. */

@@ -266,7 +266,8 @@ struct client_consumer {
     struct client_msg_id *acks; /* owned: grouped individual acks (entry level) */
     size_t nacks;
     size_t acap;
-    struct event *ack_ev; /* owned: ack grouping timer */
+    struct event *ack_ev;   /* owned: ack grouping timer */
+    struct event *chunk_ev; /* owned: the oldest incomplete chunked message's expiry */
     client_message_cb msg_cb;
     client_consumer_ready_cb ready_cb;
     void *data;                  /* borrowed */

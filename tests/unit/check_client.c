@@ -1190,6 +1190,39 @@ START_TEST(test_consumer_chunks_expire)
 }
 END_TEST
 
+/* An incomplete chunked message whose other chunks never come is dropped by a timer once it
+ * is older than chunk_expire_ms (no further chunk needed) and its chunks acked: the consumer
+ * holds nothing after that. Lower bound only: its ack comes no sooner than chunk_expire_ms
+ * after its first chunk was sent; that it comes at all is bounded by tl_peer_expect's
+ * deadline. A run that completes in time is delivered, not dropped. */
+START_TEST(test_consumer_chunks_expire_timer)
+{
+    struct cstate *s = &fx.cs;
+    const unsigned ttl_ms = 50;
+    struct client_consumer_opts o = {
+        .topic = "t", .subscription = "sub", .receiver_queue_size = 100, .chunk_expire_ms = ttl_ms};
+    struct client_consumer *c = NULL;
+    uint64_t cid;
+    struct tl_peer *b = consumer_subscribed(&o, &c, &cid);
+    const char *text = "chunks that stop coming";
+    send_chunk(b, cid, 30, "p-K", 0, 2, text, -1); /* completes in time */
+    send_chunk(b, cid, 31, "p-K", 1, 2, text, -1);
+    ck_assert_int_eq(tl_until_count(fx.loop, &s->n, 1, TL_REAL_WAIT_MS), 1);
+    ck_assert_uint_eq(s->m[0].id.entry_id, 31);
+    uint64_t t0 = mg_mono_us();
+    send_chunk(b, cid, 32, "p-J", 0, 3, text, -1);
+    send_chunk(b, cid, 33, "p-J", 1, 3, text, -1);
+    ping_pong(b);
+    ck_assert_uint_eq(c->nchunked, 1);
+    expect_acked(b, (const uint64_t[]){32, 33}, 2);
+    ck_assert_uint_ge(mg_mono_us() - t0, (uint64_t)ttl_ms * 1000);
+    ck_assert_uint_eq(c->nchunked, 0);
+    ck_assert_ptr_null(TAILQ_FIRST(&c->chunk_order));
+    ck_assert_int_eq(s->n, 1);
+    client_consumer_free(c);
+}
+END_TEST
+
 /* A batch message's key and properties (client_batch_append_meta) are in its
  * SingleMessageMetadata, as pulsar-client reads them; a message without meta has none. */
 START_TEST(test_batch_meta)
@@ -1233,6 +1266,6 @@ int main(void)
                       test_producer_free_cancels, test_consumer, test_producer_compression,
                       test_consumer_decompresses, test_partitions, test_topics_of_namespace,
                       test_request_times_out, test_producer_chunking, test_consumer_chunks,
-                      test_consumer_chunks_expire)},
+                      test_consumer_chunks_expire, test_consumer_chunks_expire_timer)},
             {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta)}));
 }
