@@ -16,11 +16,13 @@
  * its metadata is queued as one SEND per chunk (same sequence id; only the last chunk's op
  * completes the message); a consumer appends chunks to a context per uuid and delivers the
  * whole message under its last chunk's id, whose ack acks every chunk. A chunk without its
- * run, out of order, past total_chunk_msg_size or its limit, and a run evicted (more than
- * max_pending_chunked) or expired (chunk_expire_ms: a timer on the oldest run, checked as
- * chunks come too) are dropped with a warning and their chunks acked, as Pulsar's
- * ConsumerImpl does: at most max_pending_chunked runs of at most max_chunked_bytes each are
- * held, none for longer than chunk_expire_ms (and the timer's lateness).
+ * run, out of order, past total_chunk_msg_size or its limit, and a run expired
+ * (chunk_expire_ms: a timer on the oldest run, checked as chunks come too) are dropped with
+ * a warning and their chunks acked, as Pulsar's ConsumerImpl does; a run evicted (more than
+ * max_pending_chunked) too, its chunks acked only with auto_ack_oldest_chunked (else the
+ * broker delivers them again after a reconnect). At most max_pending_chunked runs of at most
+ * max_chunked_bytes each are held, none for longer than chunk_expire_ms (and the timer's
+ * lateness).
  * Connections answer PING at once and send their own every keepalive_s.
  *
  * Failure modes: a bad service URL fails client_new. Connect errors, the connect timeout,
@@ -2177,7 +2179,7 @@ static void client_consumer_on_chunk(struct client_consumer *c,
         if (ctx) /* chunk 0 again: the earlier run comes again, whole; do not ack it */
             client_chunk_drop(c, ctx, false, "its first chunk came again");
         if (c->nchunked >= c->max_pending_chunked)
-            client_chunk_drop(c, TAILQ_FIRST(&c->chunk_order), true,
+            client_chunk_drop(c, TAILQ_FIRST(&c->chunk_order), c->auto_ack_oldest_chunked,
                               "too many incomplete chunked messages (maxPendingChunkedMessage)");
         ctx = mg_calloc(1, sizeof(*ctx));
         ctx->uuid = mg_strdup(md->uuid);
@@ -2327,6 +2329,7 @@ int client_consumer_new(struct client *c, const struct client_consumer_opts *opt
     mg_map_init(&cs->chunk_acks);
     TAILQ_INIT(&cs->chunk_order);
     cs->max_pending_chunked = opts->max_pending_chunked ? opts->max_pending_chunked : 10;
+    cs->auto_ack_oldest_chunked = opts->auto_ack_oldest_chunked;
     cs->chunk_expire_ms = opts->chunk_expire_ms ? opts->chunk_expire_ms : 60000;
     cs->max_chunked_bytes = opts->max_chunked_bytes ? opts->max_chunked_bytes : 256u << 20;
     cs->ack_ev = evtimer_new(c->base, client_consumer_ack_timer_cb, cs);

@@ -259,6 +259,7 @@ struct client_consumer {
     TAILQ_HEAD(, client_chunk_ctx) chunk_order; /* the incomplete chunked messages, oldest first */
     unsigned nchunked;                          /* entries in chunk_order */
     unsigned max_pending_chunked;
+    bool auto_ack_oldest_chunked;
     unsigned chunk_expire_ms;
     size_t max_chunked_bytes;
     struct mg_map chunk_acks;   /* (ledger, entry) of a delivered chunked message's id ->

@@ -1104,9 +1104,9 @@ static void expect_acked(struct tl_peer *b, const uint64_t *want, size_t nwant)
 
 /* A consumer reassembles chunked messages per uuid, two interleaved, and delivers each once,
  * complete, with its last chunk's id; acking that id acks every chunk. Bounds: a chunk
- * without its first chunk, a run evicted past max_pending_chunked, a run announcing more than
- * max_chunked_bytes and a run whose chunks come out of order are each dropped (nothing
- * delivered) and every chunk of theirs acked. */
+ * without its first chunk, a run evicted past max_pending_chunked (auto_ack_oldest_chunked),
+ * a run announcing more than max_chunked_bytes and a run whose chunks come out of order are
+ * each dropped (nothing delivered) and every chunk of theirs acked. */
 START_TEST(test_consumer_chunks)
 {
     struct cstate *s = &fx.cs;
@@ -1114,6 +1114,7 @@ START_TEST(test_consumer_chunks)
                                      .subscription = "sub",
                                      .receiver_queue_size = 100,
                                      .max_pending_chunked = 2,
+                                     .auto_ack_oldest_chunked = true,
                                      .max_chunked_bytes = 64};
     struct client_consumer *c = NULL;
     uint64_t cid;
@@ -1186,6 +1187,35 @@ START_TEST(test_consumer_chunks_expire)
     ck_assert_uint_eq(s->m[0].id.entry_id, 23);
     client_consumer_flush(c);
     expect_acked(b, (const uint64_t[]){20, 22}, 2);
+    client_consumer_free(c);
+}
+END_TEST
+
+/* Without auto_ack_oldest_chunked (Pulsar's default) the run evicted past
+ * max_pending_chunked is dropped (its memory freed) but its chunks are not acked: the broker
+ * delivers them again after a reconnect. A chunk of it that comes later has no first chunk:
+ * that one is acked, as any such chunk. */
+START_TEST(test_consumer_chunks_evicted_unacked)
+{
+    struct cstate *s = &fx.cs;
+    struct client_consumer_opts o = {
+        .topic = "t", .subscription = "sub", .receiver_queue_size = 100, .max_pending_chunked = 1};
+    struct client_consumer *c = NULL;
+    uint64_t cid;
+    struct tl_peer *b = consumer_subscribed(&o, &c, &cid);
+    const char *text = "one run at a time";
+    send_chunk(b, cid, 40, "p-L", 0, 2, text, -1);
+    send_chunk(b, cid, 41, "p-M", 0, 2, text, -1); /* evicts L, not acked */
+    send_chunk(b, cid, 42, "p-L", 1, 2, text, -1); /* L is gone: acked */
+    send_chunk(b, cid, 43, "p-M", 1, 2, text, -1);
+    ck_assert_int_eq(tl_until_count(fx.loop, &s->n, 1, TL_REAL_WAIT_MS), 1);
+    ck_assert_uint_eq(s->m[0].id.entry_id, 43);
+    ck_assert_uint_eq(c->nchunked, 0);
+    client_consumer_flush(c);
+    expect_acked(b, (const uint64_t[]){42}, 1);
+    ck_assert_int_eq(client_consumer_ack(c, &s->m[0].id), 0);
+    client_consumer_flush(c);
+    expect_acked(b, (const uint64_t[]){41, 43}, 2);
     client_consumer_free(c);
 }
 END_TEST
@@ -1266,6 +1296,7 @@ int main(void)
                       test_producer_free_cancels, test_consumer, test_producer_compression,
                       test_consumer_decompresses, test_partitions, test_topics_of_namespace,
                       test_request_times_out, test_producer_chunking, test_consumer_chunks,
-                      test_consumer_chunks_expire, test_consumer_chunks_expire_timer)},
+                      test_consumer_chunks_expire, test_consumer_chunks_expire_timer,
+                      test_consumer_chunks_evicted_unacked)},
             {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta)}));
 }
