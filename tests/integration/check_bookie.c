@@ -2650,6 +2650,19 @@ static struct bk_server *gc_start_one(struct ck *c, int n)
     return s;
 }
 
+/* A gc bookie on a new memory store (c) whose logs hold n entries of ledgers 1 and 2 mixed
+ * (gc_add_mixed), ledger 2 then deleted from the store's metadata: half of it is garbage. */
+static struct bk_server *gc_start_half_deleted(struct ck *c, int n)
+{
+    ck_init(c);
+    struct bk_server *s = gc_start(c);
+    gc_put_md(c, 1);
+    gc_put_md(c, 2);
+    gc_add_mixed(s, n);
+    gc_del_md(c, 2);
+    return s;
+}
+
 /* Every entry [0, n) of ledger reads back now and after a clean restart; s is freed. */
 static void gc_check_restarted(struct ck *c, struct bk_server *s, int64_t ledger, int n)
 {
@@ -2944,12 +2957,7 @@ END_TEST
 START_TEST(test_compaction_half_live)
 {
     struct ck c;
-    ck_init(&c);
-    struct bk_server *s = gc_start(&c);
-    gc_put_md(&c, 1);
-    gc_put_md(&c, 2);
-    gc_add_mixed(s, 300);
-    gc_del_md(&c, 2);
+    struct bk_server *s = gc_start_half_deleted(&c, 300);
     uint64_t before = gc_log_bytes(&c);
     ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
     gc_wait_idle(&c, s);
@@ -2972,12 +2980,7 @@ END_TEST
 START_TEST(test_gc_off_loop)
 {
     struct ck c;
-    ck_init(&c);
-    struct bk_server *s = gc_start(&c);
-    gc_put_md(&c, 1);
-    gc_put_md(&c, 2);
-    gc_add_mixed(s, 120);
-    gc_del_md(&c, 2);
+    struct bk_server *s = gc_start_half_deleted(&c, 120);
     bk_server_free(s);
     c.h.o.compaction_rate_by_entries = 100; /* a log takes several slices */
     s = NULL;
@@ -3050,12 +3053,7 @@ START_TEST(test_compaction_crash)
 {
     for (int step = 0; step <= 2; step++) {
         struct ck c;
-        ck_init(&c);
-        struct bk_server *s = gc_start(&c);
-        gc_put_md(&c, 1);
-        gc_put_md(&c, 2);
-        gc_add_mixed(s, 200);
-        gc_del_md(&c, 2);
+        struct bk_server *s = gc_start_half_deleted(&c, 200);
         uint64_t before = gc_log_bytes(&c);
         if (step == 0) {
             /* slow copies: crash after a few slices */
