@@ -24,6 +24,7 @@
 #include "ns/ns.h"
 #include "tls/tls.h"
 #include "util/alloc.h"
+#include "util/http.h"
 #include "util/log.h"
 
 #include <event2/bufferevent.h>
@@ -190,28 +191,12 @@ static int admin_fan_send(struct fan_req *r, const struct evhttp_uri *to, const 
     }
     struct event_base *base = f->a->env->base;
     struct bufferevent *bev = https ? tls_client_bev(f->a->client_tls, base) : NULL;
-    struct evhttp_connection *conn =
-        evhttp_connection_base_bufferevent_new(base, NULL, bev, host, (ev_uint16_t)port);
-    if (!conn && bev)
-        bufferevent_free(bev);
-    struct evhttp_request *req = conn ? evhttp_request_new(admin_fan_answered, r) : NULL;
-    if (!req) {
-        if (conn)
-            evhttp_connection_free(conn);
+    struct evhttp_connection *conn;
+    struct evhttp_request *req =
+        mg_http_request_new(base, bev, host, port, ADMIN_FAN_TIMEOUT_S, f->authz, f->body,
+                            admin_fan_answered, r, &conn);
+    if (!req)
         return -1;
-    }
-    evhttp_connection_set_timeout(conn, ADMIN_FAN_TIMEOUT_S);
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    char hostport[300];
-    snprintf(hostport, sizeof hostport, "%s:%d", host, port);
-    evhttp_add_header(h, "Host", hostport);
-    evhttp_add_header(h, "Connection", "close");
-    if (f->authz)
-        evhttp_add_header(h, "Authorization", f->authz);
-    if (f->body) {
-        evhttp_add_header(h, "Content-Type", "application/json");
-        evbuffer_add(evhttp_request_get_output_buffer(req), f->body, strlen(f->body));
-    }
     r->req = req;
     r->conn = conn;
     r->sending = true;

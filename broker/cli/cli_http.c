@@ -9,6 +9,7 @@
 
 #include "client/client.h"
 #include "util/alloc.h"
+#include "util/http.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -161,32 +162,22 @@ static int cli_http_once(const struct cli_conn *c, struct event_base *base, cons
         call.bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
                                                   BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
         bufferevent_openssl_set_allow_dirty_shutdown(call.bev, 1);
-        conn =
-            evhttp_connection_base_bufferevent_new(base, NULL, call.bev, host, (ev_uint16_t)port);
-    } else {
-        conn = evhttp_connection_base_bufferevent_new(base, NULL, NULL, host, (ev_uint16_t)port);
     }
-    evhttp_connection_set_timeout(conn, c->timeout_s > 0 ? c->timeout_s : CLI_HTTP_TIMEOUT_S);
-    evhttp_connection_set_retries(conn, 0);
+    char *auth = c->token ? mg_asprintf("Bearer %s", c->token) : NULL;
+    struct evhttp_request *req = mg_http_request_new(
+        base, call.bev, host, port, c->timeout_s > 0 ? c->timeout_s : CLI_HTTP_TIMEOUT_S, auth,
+        body, cli_http_on_done, &call, &conn);
+    mg_free(auth);
+    if (!req) {
+        call.bev = NULL; /* freed with the connection that could not be made */
+        snprintf(err, errlen, "cannot make a request to %s", url);
+        goto out;
+    }
     evhttp_connection_set_max_body_size(conn, CLI_MAX_BODY);
-    struct evhttp_request *req = evhttp_request_new(cli_http_on_done, &call);
     evhttp_request_set_error_cb(req, cli_http_on_error);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    char hostport[300];
-    snprintf(hostport, sizeof hostport, "%s:%d", host, port);
-    evhttp_add_header(h, "Host", hostport);
     evhttp_add_header(h, "Accept", "application/json");
     evhttp_add_header(h, "User-Agent", "magnetar-admin/" PACKAGE_VERSION);
-    evhttp_add_header(h, "Connection", "close");
-    if (c->token) {
-        char *auth = mg_asprintf("Bearer %s", c->token);
-        evhttp_add_header(h, "Authorization", auth);
-        mg_free(auth);
-    }
-    if (body) {
-        evhttp_add_header(h, "Content-Type", "application/json");
-        evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
-    }
     enum evhttp_cmd_type m = strcmp(method, "PUT") == 0      ? EVHTTP_REQ_PUT
                              : strcmp(method, "POST") == 0   ? EVHTTP_REQ_POST
                              : strcmp(method, "DELETE") == 0 ? EVHTTP_REQ_DELETE

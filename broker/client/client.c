@@ -16,9 +16,13 @@
  * its metadata is queued as one SEND per chunk (same sequence id; only the last chunk's op
  * completes the message); a consumer appends chunks to a context per uuid and delivers the
  * whole message under its last chunk's id, whose ack acks every chunk. A chunk without its
- * run, out of order, past total_chunk_msg_size or its limit, and a run evicted (more than
- * max_pending_chunked) or expired (chunk_expire_ms, checked as chunks come) are dropped with
- * a warning and their chunks acked, as Pulsar's ConsumerImpl does.
+ * run, out of order, past total_chunk_msg_size or its limit, and a run expired
+ * (chunk_expire_ms: a timer on the oldest run, checked as chunks come too) are dropped with
+ * a warning and their chunks acked, as Pulsar's ConsumerImpl does; a run evicted (more than
+ * max_pending_chunked) too, its chunks acked only with auto_ack_oldest_chunked (else the
+ * broker delivers them again after a reconnect). At most max_pending_chunked runs of at most
+ * max_chunked_bytes each are held, none for longer than chunk_expire_ms (and the timer's
+ * lateness).
  * Connections answer PING at once and send their own every keepalive_s.
  *
  * Failure modes: a bad service URL fails client_new. Connect errors, the connect timeout,
@@ -2121,6 +2125,31 @@ static void client_chunk_drop(struct client_consumer *c, struct client_chunk_ctx
     mg_free(ctx);
 }
 
+/* Drop the runs older than chunk_expire_ms (oldest first: only the head can be), then arm
+ * the timer for the oldest run left. The timer may fire early (the head it was armed for
+ * completed or was dropped): this arms it again. */
+static void client_chunk_expire(struct client_consumer *c)
+{
+    uint64_t now = mg_mono_us(), ttl = (uint64_t)c->chunk_expire_ms * 1000;
+    struct client_chunk_ctx *ctx;
+    while ((ctx = TAILQ_FIRST(&c->chunk_order)) && now - ctx->created_us > ttl)
+        client_chunk_drop(c, ctx, true, "expired (expireTimeOfIncompleteChunkedMessage)");
+    if (!ctx) {
+        evtimer_del(c->chunk_ev);
+        return;
+    }
+    uint64_t us = ctx->created_us + ttl + 1 - now; /* > 0: ctx is not expired */
+    struct timeval tv = {.tv_sec = (time_t)(us / 1000000), .tv_usec = (suseconds_t)(us % 1000000)};
+    evtimer_add(c->chunk_ev, &tv);
+}
+
+static void client_chunk_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    client_chunk_expire(arg);
+}
+
 static void client_consumer_forget_chunks(struct client_consumer *c)
 {
     struct client_chunk_ctx *ctx;
@@ -2136,11 +2165,8 @@ static void client_consumer_on_chunk(struct client_consumer *c,
                                      Pulsar__Proto__MessageMetadata *md,
                                      const struct client_msg_id *id, const uint8_t *p, size_t len)
 {
-    uint64_t now = mg_mono_us();
+    client_chunk_expire(c);
     struct client_chunk_ctx *ctx;
-    while ((ctx = TAILQ_FIRST(&c->chunk_order)) &&
-           now - ctx->created_us > (uint64_t)c->chunk_expire_ms * 1000)
-        client_chunk_drop(c, ctx, true, "expired (expireTimeOfIncompleteChunkedMessage)");
     int32_t n = md->num_chunks_from_msg;
     int32_t k = md->has_chunk_id ? md->chunk_id : -1;
     int32_t total = md->has_total_chunk_msg_size ? md->total_chunk_msg_size : -1;
@@ -2153,17 +2179,19 @@ static void client_consumer_on_chunk(struct client_consumer *c,
         if (ctx) /* chunk 0 again: the earlier run comes again, whole; do not ack it */
             client_chunk_drop(c, ctx, false, "its first chunk came again");
         if (c->nchunked >= c->max_pending_chunked)
-            client_chunk_drop(c, TAILQ_FIRST(&c->chunk_order), true,
+            client_chunk_drop(c, TAILQ_FIRST(&c->chunk_order), c->auto_ack_oldest_chunked,
                               "too many incomplete chunked messages (maxPendingChunkedMessage)");
         ctx = mg_calloc(1, sizeof(*ctx));
         ctx->uuid = mg_strdup(md->uuid);
         ctx->num_chunks = n;
         ctx->last_chunk_id = -1;
         ctx->total = (size_t)total;
-        ctx->created_us = now;
+        ctx->created_us = mg_mono_us();
         mg_map_put_str(&c->chunks, ctx->uuid, ctx);
         TAILQ_INSERT_TAIL(&c->chunk_order, ctx, link);
         c->nchunked++;
+        if (!evtimer_pending(c->chunk_ev, NULL))
+            client_chunk_expire(c); /* the oldest run: its expiry */
     } else if (ctx && k <= ctx->last_chunk_id) {
         MG_DEBUG(MOD, "%s: duplicate chunk %d of %s ignored", c->ep.topic, k, md->uuid);
         pulsar__proto__message_metadata__free_unpacked(md, NULL);
@@ -2301,10 +2329,13 @@ int client_consumer_new(struct client *c, const struct client_consumer_opts *opt
     mg_map_init(&cs->chunk_acks);
     TAILQ_INIT(&cs->chunk_order);
     cs->max_pending_chunked = opts->max_pending_chunked ? opts->max_pending_chunked : 10;
+    cs->auto_ack_oldest_chunked = opts->auto_ack_oldest_chunked;
     cs->chunk_expire_ms = opts->chunk_expire_ms ? opts->chunk_expire_ms : 60000;
     cs->max_chunked_bytes = opts->max_chunked_bytes ? opts->max_chunked_bytes : 256u << 20;
     cs->ack_ev = evtimer_new(c->base, client_consumer_ack_timer_cb, cs);
     MG_ASSERT(cs->ack_ev != NULL);
+    cs->chunk_ev = evtimer_new(c->base, client_chunk_timer_cb, cs);
+    MG_ASSERT(cs->chunk_ev != NULL);
     cs->msg_cb = msg_cb;
     cs->ready_cb = ready_cb;
     cs->data = data;
@@ -2448,6 +2479,7 @@ void client_consumer_free(struct client_consumer *c)
     mg_map_fini(&c->chunks);
     mg_map_fini_free(&c->chunk_acks, mg_free);
     mg_event_free(c->ack_ev);
+    mg_event_free(c->chunk_ev);
     mg_free(c->acks);
     mg_free(c->subscription);
     mg_free(c->consumer_name);

@@ -150,10 +150,15 @@ struct client_consumer_opts {
     const struct client_msg_id *start_id; /* non_durable: start at this entry (copied);
                                              NULL = initial_position */
     /* Chunked messages being reassembled (Pulsar's maxPendingChunkedMessage): past it the
-     * oldest incomplete one is dropped and its chunks acked; 0 = 10. */
+     * oldest incomplete one is dropped; 0 = 10. */
     unsigned max_pending_chunked;
+    /* Pulsar's autoAckOldestChunkedMessageOnQueueFull: the chunks of the one dropped past
+     * max_pending_chunked are acked (true) or left unacked, for the broker to deliver again
+     * after a reconnect (false, Pulsar's default). */
+    bool auto_ack_oldest_chunked;
     /* Pulsar's expireTimeOfIncompleteChunkedMessage: an incomplete chunked message older
-     * than this is dropped (chunks acked) when the next chunk comes; 0 = 60000 ms. */
+     * than this is dropped (chunks acked), by a timer even when no other chunk comes;
+     * 0 = 60000 ms. */
     unsigned chunk_expire_ms;
     /* A chunked message announcing more bytes (total_chunk_msg_size) is dropped and its
      * chunks acked; 0 = 256 MiB. */

@@ -259,6 +259,7 @@ struct client_consumer {
     TAILQ_HEAD(, client_chunk_ctx) chunk_order; /* the incomplete chunked messages, oldest first */
     unsigned nchunked;                          /* entries in chunk_order */
     unsigned max_pending_chunked;
+    bool auto_ack_oldest_chunked;
     unsigned chunk_expire_ms;
     size_t max_chunked_bytes;
     struct mg_map chunk_acks;   /* (ledger, entry) of a delivered chunked message's id ->
@@ -266,7 +267,8 @@ struct client_consumer {
     struct client_msg_id *acks; /* owned: grouped individual acks (entry level) */
     size_t nacks;
     size_t acap;
-    struct event *ack_ev; /* owned: ack grouping timer */
+    struct event *ack_ev;   /* owned: ack grouping timer */
+    struct event *chunk_ev; /* owned: the oldest incomplete chunked message's expiry */
     client_message_cb msg_cb;
     client_consumer_ready_cb ready_cb;
     void *data;                  /* borrowed */

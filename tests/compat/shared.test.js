@@ -21,9 +21,8 @@ test(`Shared subscription, two consumers: together they get all ${N} messages, n
     await f.sendAll(producer, msgs, { window: 50 });
     await s.waitFor(() => got1.length + got2.length >= N, 60000,
       () => `${N} messages in total (c1 ${got1.length}, c2 ${got2.length})`);
-    // Two consumers: a marker reaches only one of them, so the other gets a quiet period to
-    // show late duplicates (it is not waiting for anything else).
-    await f.sleep(1500);
+    // Late duplicates: each consumer's come before a marker it gets (markers until both had one).
+    await f.flushAllWithMarkers(s, producer, [got1, got2]);
 
     const seen = new Map();
     for (const r of [...got1, ...got2]) seen.set(r.text, (seen.get(r.text) || 0) + 1);

@@ -107,13 +107,6 @@ static void h_init_dirs(struct harness *h, const char *root)
     h->o.disk_check_interval_ms = 3600 * 1000;
 }
 
-static void h_rm(struct harness *h)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", h->dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
 /* Capture what the process writes to stderr (the log) between cap_start and cap_end. */
 struct capture {
     int saved;
@@ -484,20 +477,6 @@ static void last_journal(struct harness *h, char *path, size_t n)
     snprintf(path, n, "%s/%llx.txn", dir, best);
 }
 
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = mg_malloc((size_t)sz + 1);
-    ck_assert_uint_eq(fread(b, 1, (size_t)sz, f), (size_t)sz);
-    fclose(f);
-    *len = (size_t)sz;
-    return b;
-}
-
 /* Offsets of the groups of a version-7 journal file (at most max); returns the count. */
 static int journal_groups(const uint8_t *b, size_t len, uint64_t *offs, int max)
 {
@@ -527,13 +506,6 @@ static void flip_bytes(const char *path, uint64_t off, size_t n)
     fseek(f, (long)off, SEEK_SET);
     ck_assert_uint_eq(fwrite(b, 1, n, f), n);
     fclose(f);
-}
-
-static off_t file_size(const char *path)
-{
-    struct stat sb;
-    ck_assert_int_eq(stat(path, &sb), 0);
-    return sb.st_size;
 }
 
 /* ---- tests ------------------------------------------------------------------------------- */
@@ -568,7 +540,7 @@ START_TEST(test_v2_add_read)
     ck_assert_int_eq(v2_add(fd, 7, 3, KEY_B, 0), 102);
     close(fd);
     h_stop(&h, true);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -706,7 +678,7 @@ START_TEST(test_v3_ops)
     mg_free(sent[0]);
     mg_free(sent[1]);
     h_stop(&h, true);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -758,7 +730,7 @@ START_TEST(test_fencing)
     ck_assert_int_eq(v2_add(fd, 8, 1, KEY_B, 0x0002), 102); /* key survives too */
     close(fd);
     h_stop(&h, true);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -799,7 +771,7 @@ START_TEST(test_group_commit)
                   (unsigned long long)st.fsyncs, N);
     close(fd);
     h_stop(&h, true);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -823,7 +795,7 @@ START_TEST(test_fsync_per_add)
     ck_assert_uint_eq(st.groups, 21);
     close(fd);
     h_stop(&h, true);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -902,7 +874,7 @@ START_TEST(test_read_during_flush)
     check_entries(fd, 41, 0, 2 * N, PAYLOAD);
     close(fd);
     h_stop(&h, true);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -953,7 +925,7 @@ START_TEST(test_write_cache_backpressure)
     check_entries(fd, 42, 0, N, PAYLOAD);
     close(fd);
     h_stop(&h, true);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -1002,7 +974,7 @@ START_TEST(test_crash_mid_flush)
         mg_free(body);
         close(fd);
         h_stop(&h, true);
-        h_rm(&h);
+        tl_rm_rf(h.dir);
     }
 }
 END_TEST
@@ -1042,7 +1014,7 @@ START_TEST(test_journal_backups)
         check_entries(fd, 44, 200, 230, 100);
         close(fd);
         h_stop(&h, true);
-        h_rm(&h);
+        tl_rm_rf(h.dir);
     }
 }
 END_TEST
@@ -1093,7 +1065,7 @@ START_TEST(test_replay_unclean)
     check_entries(fd, 31, 0, 200, 1000);
     close(fd);
     h_stop(&h, true);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -1116,7 +1088,7 @@ START_TEST(test_journal_torn_tail)
     char path[512];
     last_journal(&h, path, sizeof path);
     size_t len;
-    uint8_t *b = read_file(path, &len);
+    uint8_t *b = (uint8_t *)tl_read_file(path, &len);
     uint64_t g[64];
     int ng = journal_groups(b, len, g, 64);
     ck_assert_int_ge(ng, n);
@@ -1160,7 +1132,7 @@ START_TEST(test_journal_torn_tail)
     check_entries(fd, 101, 0, n - 1, 1000);
     close(fd);
     h_stop(&h, true);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -1185,7 +1157,7 @@ START_TEST(test_journal_corrupt_middle)
         char path[512];
         last_journal(&h, path, sizeof path);
         size_t len;
-        uint8_t *b = read_file(path, &len);
+        uint8_t *b = (uint8_t *)tl_read_file(path, &len);
         uint64_t g[64];
         int ng = journal_groups(b, len, g, 64);
         ck_assert_int_ge(ng, n);
@@ -1216,7 +1188,7 @@ START_TEST(test_journal_corrupt_middle)
         mg_free(log);
         event_base_free(h.base);
         h.base = NULL;
-        ck_assert_int_eq(file_size(path) > (off_t)rec, 1); /* nothing was cut by the bookie */
+        ck_assert_int_eq(tl_file_size(path) > (off_t)rec, 1); /* nothing was cut by the bookie */
 
         /* the advice works: cut the file there and start */
         ck_assert_int_eq(truncate(path, (off_t)rec), 0);
@@ -1226,7 +1198,7 @@ START_TEST(test_journal_corrupt_middle)
         ck_assert_int_eq(v2_read(fd, 102, victim, NULL, NULL, NULL), 2);
         close(fd);
         h_stop(&h, true);
-        h_rm(&h);
+        tl_rm_rf(h.dir);
     }
 }
 END_TEST
@@ -1307,7 +1279,7 @@ START_TEST(test_journal_v6)
     /* the new file is version 7 and everything replays again */
     last_journal(&h, path, sizeof path);
     size_t len;
-    uint8_t *b = read_file(path, &len);
+    uint8_t *b = (uint8_t *)tl_read_file(path, &len);
     uint64_t g[8];
     ck_assert_int_ge(journal_groups(b, len, g, 8), 1);
     mg_free(b);
@@ -1317,7 +1289,7 @@ START_TEST(test_journal_v6)
     ck_assert_int_eq(v2_read(fd, 103, 10, NULL, NULL, NULL), 0);
     close(fd);
     h_stop(&h, true);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -1355,7 +1327,7 @@ START_TEST(test_garbage_frame)
     ck_assert_int_eq(v2_read(good, 41, 1, NULL, NULL, NULL), 0);
     close(good);
     h_stop(&h, true);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -1419,7 +1391,7 @@ START_TEST(test_max_message_frame)
     mg_free(e);
     close(fd);
     h_stop(&h, true);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -1502,7 +1474,7 @@ START_TEST(test_oversized_frame)
     ck_assert_int_eq(v2_add(other, 92, 1, KEY_A, 0), 0);
     close(other);
     h_stop(&h, true);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -1527,7 +1499,7 @@ START_TEST(test_readonly_injected)
     ck_assert_int_eq(v2_read(fd, 51, 1, NULL, NULL, NULL), 2); /* never stored */
     close(fd);
     h_stop(&h, true);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -1704,7 +1676,7 @@ START_TEST(test_nospace_journal)
     close(fd);
     h_stop(&h, true);
     tmpfs_unmount(jroot);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
 
@@ -1762,23 +1734,33 @@ START_TEST(test_nospace_entry_log)
     close(fd);
     h_stop(&h, true);
     tmpfs_unmount(lroot);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
 }
 END_TEST
+
+/* A bookie's directories on a 32 MiB tmpfs already 62.5 % full (root, its mount point;
+ * filler, the 20 MiB file that fills it), diskUsageThreshold 80 %: h is ready to start. False
+ * (the test returns) where no tmpfs can be mounted. */
+static bool h_init_filled(struct harness *h, char *root, size_t rn, char *filler, size_t fn,
+                          const char *test)
+{
+    if (!tmpfs_mount(root, rn, 32, test))
+        return false;
+    snprintf(filler, fn, "%s/filler", root);
+    fill_file(filler, 20);
+    h_init_dirs(h, root);
+    h->o.disk_usage_threshold_pct = 80;
+    return true;
+}
 
 /* The journal's preallocation never takes the disk past diskUsageThreshold (it used to take
  * its 16 MiB first, filling a small disk before the threshold check fired). */
 START_TEST(test_prealloc_threshold)
 {
-    char root[64];
-    if (!tmpfs_mount(root, sizeof root, 32, "test_prealloc_threshold"))
-        return;
-    char filler[128];
-    snprintf(filler, sizeof filler, "%s/filler", root);
-    fill_file(filler, 20); /* 62.5% */
+    char root[64], filler[128];
     struct harness h;
-    h_init_dirs(&h, root);
-    h.o.disk_usage_threshold_pct = 80;
+    if (!h_init_filled(&h, root, sizeof root, filler, sizeof filler, "test_prealloc_threshold"))
+        return;
     h_start(&h);
     ck_assert(!h_readonly(&h));
     int fd = cl_connect(h.port);
@@ -1802,15 +1784,11 @@ END_TEST
  * old preallocation end and overwrite the groups written past it). */
 START_TEST(test_prealloc_after_room_returns)
 {
-    char root[64];
-    if (!tmpfs_mount(root, sizeof root, 32, "test_prealloc_after_room_returns"))
-        return;
-    char filler[128];
-    snprintf(filler, sizeof filler, "%s/filler", root);
-    fill_file(filler, 20); /* 62.5% */
+    char root[64], filler[128];
     struct harness h;
-    h_init_dirs(&h, root);
-    h.o.disk_usage_threshold_pct = 80;
+    if (!h_init_filled(&h, root, sizeof root, filler, sizeof filler,
+                       "test_prealloc_after_room_returns"))
+        return;
     h.o.disk_usage_lwm_pct = 70;
     h_start(&h);
     int fd = cl_connect(h.port);
@@ -1921,7 +1899,7 @@ START_TEST(test_dir_lock)
     ck_assert_int_eq(bk_server_new(b.base, &b.o, &b.srv), 0);
     bk_server_free(b.srv);
     event_base_free(b.base);
-    h_rm(&a);
+    tl_rm_rf(a.dir);
 }
 END_TEST
 
@@ -1976,7 +1954,7 @@ static void ck_fini(struct ck *c)
     meta_close(c->meta);
     mg_loop_free(c->loop);
     event_base_free(c->base);
-    h_rm(&c->h);
+    tl_rm_rf(c->h.dir);
 }
 
 struct ck_wait {
@@ -2050,13 +2028,6 @@ static char *ck_cookie_of(const char *dir)
     char path[512];
     snprintf(path, sizeof path, "%s/current/VERSION", dir);
     return ck_read_file(path);
-}
-
-static void ck_rm(const char *path)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    ck_assert_int_eq(system(cmd), 0);
 }
 
 static bool ck_exists(const char *path)
@@ -2177,7 +2148,7 @@ START_TEST(test_cookie_new_and_restart)
     char *dc = ck_cookie_of(d.h.ldir);
     ck_assert_ptr_nonnull(strstr(dc, inst));
     mg_free(dc);
-    h_rm(&d.h);
+    tl_rm_rf(d.h.dir);
     mg_free(inst);
     mg_free(store);
     mg_free(jc);
@@ -2230,11 +2201,11 @@ START_TEST(test_cookie_refusals)
             snprintf(pat, sizeof pat, "belongs to bookie %s but this bookie is renamed-bookie", id);
             break;
         case CK_WIPE_LEDGER:
-            ck_rm(lcur);
+            tl_rm_rf(lcur);
             snprintf(pat, sizeof pat, "ledgerDirectories %s has no cookie", c.h.ldir);
             break;
         case CK_WIPE_JOURNAL:
-            ck_rm(jcur);
+            tl_rm_rf(jcur);
             snprintf(pat, sizeof pat, "journalDirectory %s has no cookie", c.h.jdir);
             break;
         case CK_OTHER_JOURNAL:
@@ -2263,8 +2234,8 @@ START_TEST(test_cookie_refusals)
             snprintf(pat, sizeof pat, "the metadata store has no %s", spath);
             break;
         case CK_ALL_EMPTY:
-            ck_rm(jcur);
-            ck_rm(lcur);
+            tl_rm_rf(jcur);
+            tl_rm_rf(lcur);
             c.h.o.port = c.port; /* the cookies that remembered it are gone */
             snprintf(pat, sizeof pat, "the metadata store has its cookie %s but none", spath);
             break;
@@ -2284,7 +2255,7 @@ START_TEST(test_cookie_refusals)
             char jver[420];
             snprintf(jver, sizeof jver, "%s/VERSION", jcur);
             ck_assert_int_eq(unlink(jver), 0);
-            ck_rm(lcur);
+            tl_rm_rf(lcur);
             ck_del(&c, spath);
             c.h.o.port = c.port;
             snprintf(pat, sizeof pat,
@@ -2357,8 +2328,8 @@ START_TEST(test_cookie_adopt_and_resume)
     snprintf(id, sizeof id, "127.0.0.1:%d", c.port);
     snprintf(spath, sizeof spath, "/ledgers/cookies/%s", id);
     char *jc = ck_cookie_of(c.h.jdir);
-    ck_rm(c.h.jdir);
-    ck_rm(c.h.ldir);
+    tl_rm_rf(c.h.jdir);
+    tl_rm_rf(c.h.ldir);
     const char *dirs[] = {c.h.jdir, c.h.ldir};
     for (int i = 0; i < 2; i++) {
         snprintf(p, sizeof p, "%s/current", dirs[i]);
@@ -2425,8 +2396,8 @@ START_TEST(test_cookie_twin_refused)
     snprintf(lcur, sizeof lcur, "%s/current", c.h.ldir);
     int raced = 0;
     for (int turns = 1; turns <= 8; turns++) {
-        ck_rm(jcur);
-        ck_rm(lcur);
+        tl_rm_rf(jcur);
+        tl_rm_rf(lcur);
         ck_del(&c, spath);
         struct ck_twin t = {.c = &c, .path = spath, .text = text, .turns = turns};
         t.ev = evtimer_new(c.base, ck_twin_cb, &t);
@@ -2569,7 +2540,7 @@ START_TEST(test_options_from_cfg)
     ck_assert_ptr_nonnull(strstr(log, "journalDirectories"));
     mg_free(log);
     event_base_free(base);
-    h_rm(&h);
+    tl_rm_rf(h.dir);
     ck_assert_int_eq(cfg_set(&c, "dbStorage_writeCacheMaxSizeMb", "3", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&c, "journalMaxBackups", "0", "test", err, sizeof err), 0);
     bk_options_from_cfg(&o, &c, "ledgers");
@@ -2679,6 +2650,19 @@ static struct bk_server *gc_start_one(struct ck *c, int n)
     return s;
 }
 
+/* A gc bookie on a new memory store (c) whose logs hold n entries of ledgers 1 and 2 mixed
+ * (gc_add_mixed), ledger 2 then deleted from the store's metadata: half of it is garbage. */
+static struct bk_server *gc_start_half_deleted(struct ck *c, int n)
+{
+    ck_init(c);
+    struct bk_server *s = gc_start(c);
+    gc_put_md(c, 1);
+    gc_put_md(c, 2);
+    gc_add_mixed(s, n);
+    gc_del_md(c, 2);
+    return s;
+}
+
 /* Every entry [0, n) of ledger reads back now and after a clean restart; s is freed. */
 static void gc_check_restarted(struct ck *c, struct bk_server *s, int64_t ledger, int n)
 {
@@ -2733,7 +2717,7 @@ static uint64_t gc_log_bytes(struct ck *c)
         if (l > 4 && strcmp(de->d_name + l - 4, ".log") == 0) {
             char p[1200];
             snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-            sum += (uint64_t)file_size(p);
+            sum += (uint64_t)tl_file_size(p);
         }
     }
     closedir(d);
@@ -2973,12 +2957,7 @@ END_TEST
 START_TEST(test_compaction_half_live)
 {
     struct ck c;
-    ck_init(&c);
-    struct bk_server *s = gc_start(&c);
-    gc_put_md(&c, 1);
-    gc_put_md(&c, 2);
-    gc_add_mixed(s, 300);
-    gc_del_md(&c, 2);
+    struct bk_server *s = gc_start_half_deleted(&c, 300);
     uint64_t before = gc_log_bytes(&c);
     ck_assert_int_eq(bk_gc_run(s->gc, true), 0);
     gc_wait_idle(&c, s);
@@ -3001,12 +2980,7 @@ END_TEST
 START_TEST(test_gc_off_loop)
 {
     struct ck c;
-    ck_init(&c);
-    struct bk_server *s = gc_start(&c);
-    gc_put_md(&c, 1);
-    gc_put_md(&c, 2);
-    gc_add_mixed(s, 120);
-    gc_del_md(&c, 2);
+    struct bk_server *s = gc_start_half_deleted(&c, 120);
     bk_server_free(s);
     c.h.o.compaction_rate_by_entries = 100; /* a log takes several slices */
     s = NULL;
@@ -3079,12 +3053,7 @@ START_TEST(test_compaction_crash)
 {
     for (int step = 0; step <= 2; step++) {
         struct ck c;
-        ck_init(&c);
-        struct bk_server *s = gc_start(&c);
-        gc_put_md(&c, 1);
-        gc_put_md(&c, 2);
-        gc_add_mixed(s, 200);
-        gc_del_md(&c, 2);
+        struct bk_server *s = gc_start_half_deleted(&c, 200);
         uint64_t before = gc_log_bytes(&c);
         if (step == 0) {
             /* slow copies: crash after a few slices */
@@ -3237,7 +3206,7 @@ static int ld_statvfs(const char *path, struct statvfs *sv)
                     char p[1200];
                     snprintf(p, sizeof p, "%s/%s", cur, de->d_name);
                     if (l > 4 && strcmp(de->d_name + l - 4, ".log") == 0)
-                        used += (uint64_t)file_size(p);
+                        used += (uint64_t)tl_file_size(p);
                 }
                 if (d)
                     closedir(d);

@@ -6,14 +6,19 @@
 #   2. A raw client (delayed-probe.js: MessageMetadata.deliver_at_time, unbatched, as the
 #      Java client's deliverAfter/deliverAt send it) sends 40 messages cycling no time, an
 #      hour ago, -1 and now + 5 s; then one due in a day and 10 due in 20 s.
-#   3. A Shared consumer gets the 30 undelayed ones at once, and each of the 10 delayed ones
-#      no earlier than its time minus one tick and its rounding (1.6 s) and no later than
-#      3 s after it. An Exclusive consumer gets all 51 at once (Pulsar delays only Shared and
-#      Key_Shared). The sub's stats show msgDelayed 11 (the day and the 20 s ones).
+#   3. A Shared consumer gets the 30 undelayed ones before any delayed one, and each of the
+#      10 delayed ones no earlier than its time minus one tick and its rounding (1.6 s): a
+#      lower bound, which a slow machine only makes easier to meet; that they come at all is
+#      bounded by the consumer's deadline (60 s), not by a window after their time. An
+#      Exclusive consumer gets all 51 in publish order (Pulsar delays only Shared and
+#      Key_Shared: holding one back would put later ones before it), the one due in a day
+#      too. The sub's stats show msgDelayed 11 (the day and the 20 s ones). When exactly a
+#      tick releases what is due is tested on the simulated clock (check_topic's
+#      test_delayed_*).
 #   4. The standalone is stopped (SIGTERM: its cursors are written, so no acknowledged message
 #      comes again) and restarted; nothing of the index is stored.
 #   5. A Shared consumer again: the index is rebuilt from the backlog (msgDelayed >= 10 while
-#      they wait), the 10 come within the same bounds of their time, the day one stays held
+#      they wait), the 10 come no earlier than the same bound, the day one stays held
 #      (msgDelayed 1).
 #   6. A namespace whose delayedDelivery policy says active=false: a Shared consumer gets
 #      messages due in 10 minutes at once.
@@ -45,19 +50,20 @@ wait_delayed() {
         sleep 0.2
     done
 }
-# check_times FILE N: N messages; undelayed ones before every delayed one is due (less the
-# allowed 1.6 s early: a tick and the 512 ms rounding), delayed ones within [at - 1600 ms, at + 3000 ms]
+# check_times FILE N: "received distinct delayed early behind min max" of N messages: early,
+# the delayed ones that came before their time less 1.6 s (a tick and the 512 ms rounding);
+# behind, the undelayed ones that came after the first delayed one; min..max, how long after
+# its time each delayed one came (a figure)
 check_times() {
     node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1])); const n = Number(process.argv[2]);
         const delayed = j.messages.filter((m) => m.at > Date.now() - 600000 && m.at < Date.now() + 3600000);
         const plain = j.messages.filter((m) => !delayed.includes(m));
-        const firstDue = Math.min(...delayed.map((m) => m.at));
+        const firstDelayed = Math.min(...delayed.map((m) => m.arrived));
         const early = delayed.filter((m) => m.arrived < m.at - 1600).length;
-        const late = delayed.filter((m) => m.arrived > m.at + 3000).length;
-        const slow = plain.filter((m) => m.arrived >= firstDue - 1600).length;
+        const slow = plain.filter((m) => m.arrived > firstDelayed).length;
         const uniq = new Set(j.messages.map((m) => m.c)).size;
         const spread = delayed.map((m) => m.arrived - m.at);
-        console.log(`${j.received} ${uniq} ${delayed.length} ${early} ${late} ${slow} ${Math.min(...spread)} ${Math.max(...spread)}`)' "$1" "$2"
+        console.log(`${j.received} ${uniq} ${delayed.length} ${early} ${slow} ${Math.min(...spread)} ${Math.max(...spread)}`)' "$1" "$2"
 }
 
 # ---- 1. subscriptions ----------------------------------------------------------------------
@@ -78,14 +84,15 @@ run_node 60 p1 lib/delayed-probe.js --mode produce --url "$URL" --topic "$FULL" 
     || fail "produce: $(cat "$T/p1.json" "$T/p2.json" 2>/dev/null) $(tail -n 3 "$T/p1.err" "$T/p2.err")"
 wait_exit csh 70 || fail "Shared consumer exit $?: $(tail -n 3 "$T/csh.err")"
 wait_exit cex 70 || fail "Exclusive consumer exit $?: $(tail -n 3 "$T/cex.err")"
-read -r R U D E L S MIN MAX <<<"$(check_times "$T/csh.json" 40)"
-[ "$R" = 40 ] && [ "$U" = 40 ] && [ "$D" = 10 ] && [ "$E" = 0 ] && [ "$L" = 0 ] && [ "$S" = 0 ] \
-    && pass "Shared: 30 at once, the 10 delayed ones $MIN..$MAX ms from their time" \
-    || fail "Shared: received $R ($U distinct, $D delayed), $E early, $L late, $S undelayed ones slow; $MIN..$MAX ms"
-EX=$(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1]));
-    console.log(`${j.received} ${j.messages.filter((m) => m.at > 0 && m.arrived < m.at - 2000).length}`)' "$T/cex.json")
-[ "$EX" = "51 21" ] && pass "Exclusive: all 51 at once, the 21 with a future time too" \
-    || fail "Exclusive: received / future ones at once: $EX (want 51 21)"
+read -r R U D E S MIN MAX <<<"$(check_times "$T/csh.json" 40)"
+[ "$R" = 40 ] && [ "$U" = 40 ] && [ "$D" = 10 ] && [ "$E" = 0 ] && [ "$S" = 0 ] \
+    && pass "Shared: the 30 undelayed ones first, the 10 delayed ones none early ($MIN..$MAX ms from their time)" \
+    || fail "Shared: received $R ($U distinct, $D delayed), $E early, $S undelayed ones after a delayed one; $MIN..$MAX ms"
+# received, out of publish order, arrived a day before their time
+EX=$(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1])); const m = j.messages;
+    console.log(`${j.received} ${m.filter((x, i) => i > 0 && x.c <= m[i - 1].c).length} ${m.filter((x) => x.at > x.arrived + 3600000).length}`)' "$T/cex.json")
+[ "$EX" = "51 0 1" ] && pass "Exclusive: all 51 in publish order, none held (the one due in a day too)" \
+    || fail "Exclusive: received / out of order / the day one: $EX (want 51 0 1)"
 V=$(wait_delayed sh -eq 11 10) && pass "stats: msgDelayed $V on the Shared subscription" \
     || fail "stats: msgDelayed $V, want 11"
 
@@ -102,12 +109,12 @@ start_node csh2 90 lib/delayed-probe.js --mode consume --url "$URL" --topic "$FU
 V=$(wait_delayed sh -ge 10 15) && pass "after the restart msgDelayed $V: rebuilt by reading the backlog" \
     || fail "after the restart msgDelayed $V, want >= 10"
 wait_exit csh2 70 || fail "Shared consumer after the restart exit $?: $(tail -n 3 "$T/csh2.err")"
-read -r R U D E L S MIN MAX <<<"$(check_times "$T/csh2.json" 10)"
+read -r R U D E S MIN MAX <<<"$(check_times "$T/csh2.json" 10)"
 LATE=$(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1]));
     console.log(j.messages.filter((m) => m.c >= 100).length)' "$T/csh2.json")
-[ "$R" = 10 ] && [ "$U" = 10 ] && [ "$D" = 10 ] && [ "$E" = 0 ] && [ "$L" = 0 ] && [ "$LATE" = 10 ] \
-    && pass "after the restart the 10 came $MIN..$MAX ms from their time" \
-    || fail "after the restart: received $R ($U distinct, $D delayed, $LATE of the 20 s ones), $E early, $L late; $MIN..$MAX ms"
+[ "$R" = 10 ] && [ "$U" = 10 ] && [ "$D" = 10 ] && [ "$E" = 0 ] && [ "$LATE" = 10 ] \
+    && pass "after the restart the 10 came, none early ($MIN..$MAX ms from their time)" \
+    || fail "after the restart: received $R ($U distinct, $D delayed, $LATE of the 20 s ones), $E early; $MIN..$MAX ms"
 V=$(wait_delayed sh -eq 1 10) && pass "the one due in a day stays held (msgDelayed $V)" \
     || fail "msgDelayed $V at the end, want 1"
 

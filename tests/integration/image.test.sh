@@ -224,7 +224,7 @@ const [mode, nArg] = process.argv.slice(2);
     const t2 = Date.now();
     await s.waitFor(() => got.length >= N, 60000, () => `${N} messages (got ${got.length})`);
     const t3 = Date.now();
-    await f.sleep(300); // duplicates, if any
+    await f.flushWithMarker(s, p, got); // duplicates, if any, come before it
     f.checkExactSequence(got, msgs);
     return { produced: N, consumed: got.length, produceMs: t2 - t1, allConsumedMs: t3 - t1 };
   });

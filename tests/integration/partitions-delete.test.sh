@@ -4,11 +4,14 @@
 #
 #   1. A probe producer publishes to another topic throughout (one send at a time, every
 #      5 ms; each send's latency is measured by the client). A partitioned topic of
-#      PARTS partitions is created and every partition loaded (partitioned-stats: the probe's
-#      slowest send meanwhile stays under LOAD_LAT_BOUND_MS), then force-deleted. The delete answers 204 and the topic is gone (partitions 0, none of
-#      its partitions listed); the probe's slowest send while the delete ran stays under
-#      LAT_BOUND_MS (one loop turn deleting everything held it for ~0.3 s at 5000
-#      partitions).
+#      PARTS partitions is created and every partition loaded (partitioned-stats), then
+#      force-deleted. The delete answers 204 and the topic is gone (partitions 0, none of its
+#      partitions listed). While each of the two ran, the probe was served: its slowest send
+#      is under half of the operation's length, or under a fixed bound (LOAD_LAT_BOUND_MS,
+#      LAT_BOUND_MS) when the operation was short. An operation done in one loop turn holds
+#      every send for about its whole length (9 s loading, ~0.3 s deleting 5000 partitions),
+#      which fails both; a loaded machine makes the operation longer and so its half-length
+#      bound more generous, where a fixed bound alone failed once under load.
 #   2. Creating more partitions than maxNumPartitionsPerPartitionedTopic (default 10000)
 #      answers 406 "Number of partitions should be less than or equal to 10000"; growing an
 #      existing one past it too.
@@ -56,6 +59,16 @@ wait_progress probe "$T/probe.json.progress" acked 50 30 ||
 
 r=$(http PUT big/partitions "$PARTS")
 [ "${r%% *}" = 204 ] || fail "create $PARTS partitions: $r"
+# served WHAT MAX A B BOUND: PASS when MAX (the probe's slowest send while an operation ran
+# from A to B, ms epoch) is under half of B - A, or under BOUND ms
+served() {
+    local what=$1 max=$2 len=$(($4 - $3)) bound=$5
+    if [ "$max" -ge 0 ] && { [ "$max" -lt $((len / 2)) ] || [ "$max" -lt "$bound" ]; }; then
+        pass "another topic's producer was served while $what ($len ms): slowest send $max ms"
+    else
+        fail "another topic's producer while $what ($len ms): slowest send $max ms (want < $((len / 2)) or < $bound)"
+    fi
+}
 # probe_max A B: the probe's slowest send among those started between A and B (ms epoch)
 probe_max() {
     sleep 0.3 # the probe's sends that started meanwhile have settled
@@ -68,11 +81,7 @@ tl1=$(date +%s%3N)
 [ "${r%% *}" = 200 ] || fail "partitioned-stats of $PARTS partitions: ${r:0:200}"
 max=$(probe_max "$tl0" "$tl1")
 echo "figure: loading $PARTS partitions (partitioned-stats) took $((tl1 - tl0)) ms; the other topic's slowest send meanwhile $max ms"
-if [ "$max" -ge 0 ] && [ "$max" -lt $LOAD_LAT_BOUND_MS ]; then
-    pass "another topic's producer was served while $PARTS partitions loaded: slowest send $max ms (bound $LOAD_LAT_BOUND_MS)"
-else
-    fail "another topic's producer while $PARTS partitions loaded: slowest send $max ms (bound $LOAD_LAT_BOUND_MS)"
-fi
+served "$PARTS partitions loaded" "$max" "$tl0" "$tl1" $LOAD_LAT_BOUND_MS
 loaded=$(curl -s "http://127.0.0.1:$WPORT/metrics" |
     grep -o "topic=\"persistent://$NS/big-partition-[0-9]*\"" | sort -u | wc -l)
 note "partitions loaded: $loaded"
@@ -97,11 +106,7 @@ left=$(curl -s "$ADMIN" | tr ',' '\n' | grep -c 'big-partition-')
 max=$(probe_max "$t0" "$t1")
 n=$(awk -v a="$t0" -v b="$t1" '$1 >= a - 20 && $1 <= b' "$T/probe.json.lat" | wc -l)
 echo "figure: deleting $PARTS loaded partitions took $((t1 - t0)) ms; the other topic's producer sent $n messages meanwhile, slowest $max ms"
-if [ "$max" -ge 0 ] && [ "$max" -lt $LAT_BOUND_MS ]; then
-    pass "another topic's producer was served during the delete: slowest send $max ms (bound $LAT_BOUND_MS)"
-else
-    fail "another topic's producer during the delete: slowest send $max ms (bound $LAT_BOUND_MS)"
-fi
+served "$PARTS partitions were deleted" "$max" "$t0" "$t1" $LAT_BOUND_MS
 [ "$(kv "$T/probe.json.progress" failed)" = 0 ] || fail "the probe saw failed sends: $(cat "$T/probe.json.progress")"
 
 # 2 ---------------------------------------------------------------------------------------

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # rates.test.sh - the broker's rate keys measured with a real client (pulsar-flex).
 #
-# A standalone with maxPublishRatePerTopicInMessages=80 and
-# dispatchThrottlingRatePerSubscriptionInMsg=50 (no namespace policy: the keys apply). One
-# producer sends 480 messages as fast as the broker reads them while a Shared consumer takes
-# everything (lib/rate-probe.js). Over a 3 s window after the first 1.5 s (the burst of a
-# full bucket), the receipts come at 80/s and the messages at 50/s, each within 20 %
-# (counted over the window, divided by its length). Then the namespace's publishRate and
-# subscriptionDispatchRate (admin) replace the keys on the loaded topic: 40/s and 30/s.
+# A standalone with maxPublishRatePerTopicInMessages=100 and
+# dispatchThrottlingRatePerSubscriptionInMsg=80 (no namespace policy: the keys apply). A
+# Shared subscription is made; one producer sends N messages as fast as the broker reads them;
+# once all are stored a Shared consumer takes the backlog (lib/rate-probe.js). The first 2 R
+# of each side are left out (the bursts of the start: a full bucket, two when a namespace's
+# rate replaces the key's once its policies are read); a token bucket of R msg/s holding one
+# period (R) lets the other N - 2 R through in no less than (N - 2 R - R) / R seconds; the
+# checks allow one more period (the sends in flight when the producer's connection is
+# paused): each side took at least (N - 4 R) / R s. Slowness only lengthens that; without the
+# limits the same messages take a fraction of it. An upper bound only an order of magnitude
+# out (10 N / R s) catches a limiter that lets (almost) nothing through. Then the namespace's
+# publishRate and subscriptionDispatchRate (admin) replace the keys on a new topic: 60/s and
+# 50/s. The exact bucket behaviour is in check_topic's test_dispatch_rate and
+# test_publish_rate on the simulated clock.
 # Prints PASS:/FAIL: lines and a SUMMARY line; exits non-zero on failure. Everything started
 # is stopped by pid. Environment: MAGNETAR_BIN.
 set -u
@@ -15,41 +22,49 @@ set -u
 it_init rates
 need_bin
 
-start_standalone sa --set maxPublishRatePerTopicInMessages=80 \
-    --set dispatchThrottlingRatePerSubscriptionInMsg=50
+start_standalone sa --set maxPublishRatePerTopicInMessages=100 \
+    --set dispatchThrottlingRatePerSubscriptionInMsg=80
 NS="http://127.0.0.1:$WPORT/admin/v2/namespaces/public/default"
 
-# within VALUE LIMIT: VALUE in [0.8 LIMIT, 1.2 LIMIT]
-within() { node -e 'const v = Number(process.argv[1]), l = Number(process.argv[2]);
-    process.exit(v >= 0.8 * l && v <= 1.2 * l ? 0 : 1)' "$1" "$2"; }
+# paced WHAT MS N RATE: MS, the time the messages after the first 2 RATE of N took, is at
+# least (N - 4 RATE) / RATE s and at most 10 N / RATE s
+paced() {
+    local what=$1 ms=$2 n=$3 rate=$4
+    local lo=$(((n - 4 * rate) * 1000 / rate)) hi=$((10 * n * 1000 / rate))
+    if [ "$ms" -ge "$lo" ] && [ "$ms" -le "$hi" ]; then
+        pass "$what: the last $((n - 2 * rate)) of $n messages took $ms ms at a limit of $rate msg/s (at least $lo ms)"
+    else
+        fail "$what: the last $((n - 2 * rate)) of $n messages took $ms ms at a limit of $rate msg/s (want $lo..$hi ms)"
+    fi
+}
 
 # probe NAME TOPIC COUNT PUBLISH DISPATCH: one measurement, checked against the two limits
 probe() {
-    local name=$1 topic=$2 count=$3 pub=$4 disp=$5 out pr dr
-    if ! run_node 90 "$name" lib/rate-probe.js --url "$URL" --topic "persistent://public/default/$topic" \
-        --count "$count" --skip-ms 1500 --window-ms 3000 --deadline-s 80; then
+    local name=$1 topic=$2 count=$3 pub=$4 disp=$5 out
+    if ! run_node 240 "$name" lib/rate-probe.js --url "$URL" --topic "persistent://public/default/$topic" \
+        --count "$count" --skip-publish $((2 * pub)) --skip-dispatch $((2 * disp)) \
+        --deadline-s $((20 * count / disp + 20)); then
         fail "$name: probe failed: $(tail -n 3 "$T/$name.err")"
         return
     fi
     out=$(tail -n 1 "$T/$name.out")
-    pr=$(json_of "$out" publishRate)
-    dr=$(json_of "$out" dispatchRate)
-    within "$pr" "$pub" && pass "$name: publish rate $pr msg/s for a limit of $pub" \
-        || fail "$name: publish rate $pr msg/s for a limit of $pub ($out)"
-    within "$dr" "$disp" && pass "$name: dispatch rate $dr msg/s for a limit of $disp" \
-        || fail "$name: dispatch rate $dr msg/s for a limit of $disp ($out)"
+    [ "$(json_of "$out" sent)" = "$count" ] && [ "$(json_of "$out" received)" = "$count" ] \
+        && pass "$name: all $count messages acknowledged and delivered" \
+        || fail "$name: not every message went through ($out)"
+    paced "$name: receipts" "$(json_of "$out" publishMs)" "$count" "$pub"
+    paced "$name: deliveries" "$(json_of "$out" dispatchMs)" "$count" "$disp"
 }
 json_of() { node -e 'console.log(JSON.parse(process.argv[1])[process.argv[2]])' "$1" "$2"; }
 
-probe keys "rates-keys-$$" 480 80 50
+probe keys "rates-keys-$$" 600 100 80
 
 curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H 'content-type: application/json' \
-    -d '{"publishThrottlingRateInMsg":40,"publishThrottlingRateInByte":-1}' "$NS/publishRate" | grep -q 204 \
+    -d '{"publishThrottlingRateInMsg":60,"publishThrottlingRateInByte":-1}' "$NS/publishRate" | grep -q 204 \
     && curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H 'content-type: application/json' \
-        -d '{"dispatchThrottlingRateInMsg":30,"dispatchThrottlingRateInByte":-1,"ratePeriodInSecond":1}' \
+        -d '{"dispatchThrottlingRateInMsg":50,"dispatchThrottlingRateInByte":-1,"ratePeriodInSecond":1}' \
         "$NS/subscriptionDispatchRate" | grep -q 204 \
     && pass "namespace publishRate and subscriptionDispatchRate set" || fail "setting the namespace's rates"
-probe policy "rates-policy-$$" 240 40 30
+probe policy "rates-policy-$$" 400 60 50
 
 stop_standalone sa
 it_finish rates "publish and dispatch rates from the keys and the namespace policies"

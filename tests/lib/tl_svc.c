@@ -16,6 +16,7 @@
 #include "topic/topic.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/http.h"
 #include "util/log.h"
 #include "util/loop.h"
 
@@ -295,18 +296,11 @@ int tl_svc_http(struct tl_svc *f, int i, enum evhttp_cmd_type method, const char
                 const char *authz, const char *body, struct tl_http_reply *r)
 {
     tl_http_reply_free(r);
-    struct evhttp_connection *conn = evhttp_connection_base_new(
-        f->base, NULL, "127.0.0.1", (unsigned short)svc_web_port(f->svc[i]));
-    ck_assert_ptr_nonnull(conn);
-    struct evhttp_request *req = evhttp_request_new(tl_http_on_reply, r);
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Host", "127.0.0.1");
-    if (authz)
-        evhttp_add_header(h, "Authorization", authz);
-    if (body) {
-        evhttp_add_header(h, "Content-Type", "application/json");
-        evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
-    }
+    struct evhttp_connection *conn;
+    struct evhttp_request *req =
+        mg_http_request_new(f->base, NULL, "127.0.0.1", svc_web_port(f->svc[i]),
+                            TL_HTTP_DEADLINE_MS / 1000, authz, body, tl_http_on_reply, r, &conn);
+    ck_assert_ptr_nonnull(req);
     ck_assert_int_eq(evhttp_make_request(conn, req, method, path), 0);
     bool done = tl_base_until(f->base, tl_http_reply_done, r, TL_HTTP_DEADLINE_MS);
     evhttp_connection_free(conn);

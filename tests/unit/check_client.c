@@ -1079,10 +1079,38 @@ static void send_chunk(struct tl_peer *b, uint64_t cid, uint64_t e, const char *
     evbuffer_free(entry);
 }
 
-/* Take ACK frames until want (sorted entry ids of ledger 7, nwant of them) are all acked;
- * no other entry may be. */
-static void expect_acked(struct tl_peer *b, const uint64_t *want, size_t nwant)
+/* A consumer of topic "t", subscription "sub", 100 permits, with o's chunk bounds: it, its
+ * id and the broker's side of its connection. */
+struct chunk_fx {
+    struct client_consumer *c;
+    uint64_t cid;
+    struct tl_peer *b;
+};
+
+static struct chunk_fx chunk_consumer(struct client_consumer_opts o)
 {
+    o.topic = "t";
+    o.subscription = "sub";
+    o.receiver_queue_size = 100;
+    struct chunk_fx k = {0};
+    k.b = consumer_subscribed(&o, &k.c, &k.cid);
+    return k;
+}
+
+/* Wait until the consumer's callback has had n messages, the last with entry id e. */
+static void expect_delivered(int n, uint64_t e)
+{
+    struct cstate *s = &fx.cs;
+    ck_assert_int_eq(tl_until_count(fx.loop, &s->n, n, TL_REAL_WAIT_MS), n);
+    ck_assert_uint_eq(s->m[n - 1].id.entry_id, e);
+}
+
+/* Flush c's acks, then take ACK frames until want (sorted entry ids of ledger 7, nwant of
+ * them) are all acked; no other entry may be. */
+static void expect_acked(struct client_consumer *c, struct tl_peer *b, const uint64_t *want,
+                         size_t nwant)
+{
+    client_consumer_flush(c);
     bool seen[64] = {0};
     size_t got = 0;
     while (got < nwant) {
@@ -1104,27 +1132,21 @@ static void expect_acked(struct tl_peer *b, const uint64_t *want, size_t nwant)
 
 /* A consumer reassembles chunked messages per uuid, two interleaved, and delivers each once,
  * complete, with its last chunk's id; acking that id acks every chunk. Bounds: a chunk
- * without its first chunk, a run evicted past max_pending_chunked, a run announcing more than
- * max_chunked_bytes and a run whose chunks come out of order are each dropped (nothing
- * delivered) and every chunk of theirs acked. */
+ * without its first chunk, a run evicted past max_pending_chunked (auto_ack_oldest_chunked),
+ * a run announcing more than max_chunked_bytes and a run whose chunks come out of order are
+ * each dropped (nothing delivered) and every chunk of theirs acked. */
 START_TEST(test_consumer_chunks)
 {
     struct cstate *s = &fx.cs;
-    struct client_consumer_opts o = {.topic = "t",
-                                     .subscription = "sub",
-                                     .receiver_queue_size = 100,
-                                     .max_pending_chunked = 2,
-                                     .max_chunked_bytes = 64};
-    struct client_consumer *c = NULL;
-    uint64_t cid;
-    struct tl_peer *b = consumer_subscribed(&o, &c, &cid);
+    struct chunk_fx k = chunk_consumer((struct client_consumer_opts){
+        .max_pending_chunked = 2, .auto_ack_oldest_chunked = true, .max_chunked_bytes = 64});
 
     const char *ta = "first chunked message", *tb = "the second one!";
-    send_chunk(b, cid, 0, "p-A", 0, 3, ta, -1);
-    send_chunk(b, cid, 1, "p-A", 1, 3, ta, -1);
-    send_chunk(b, cid, 2, "p-B", 0, 2, tb, -1);
-    send_chunk(b, cid, 3, "p-A", 2, 3, ta, -1);
-    send_chunk(b, cid, 4, "p-B", 1, 2, tb, -1);
+    send_chunk(k.b, k.cid, 0, "p-A", 0, 3, ta, -1);
+    send_chunk(k.b, k.cid, 1, "p-A", 1, 3, ta, -1);
+    send_chunk(k.b, k.cid, 2, "p-B", 0, 2, tb, -1);
+    send_chunk(k.b, k.cid, 3, "p-A", 2, 3, ta, -1);
+    send_chunk(k.b, k.cid, 4, "p-B", 1, 2, tb, -1);
     ck_assert_int_eq(tl_until_count(fx.loop, &s->n, 2, TL_REAL_WAIT_MS), 2);
     ck_assert_str_eq(s->m[0].payload, ta);
     ck_assert_uint_eq(s->m[0].id.ledger_id, 7);
@@ -1132,32 +1154,28 @@ START_TEST(test_consumer_chunks)
     ck_assert_uint_eq(s->m[0].sequence_id, 40);
     ck_assert_str_eq(s->m[1].payload, tb);
     ck_assert_uint_eq(s->m[1].id.entry_id, 4);
-    ck_assert_int_eq(client_consumer_ack(c, &s->m[0].id), 0);
-    client_consumer_flush(c);
-    expect_acked(b, (const uint64_t[]){0, 1, 3}, 3);
+    ck_assert_int_eq(client_consumer_ack(k.c, &s->m[0].id), 0);
+    expect_acked(k.c, k.b, (const uint64_t[]){0, 1, 3}, 3);
 
     const char *tc = "dropped on the floor";
-    send_chunk(b, cid, 10, "p-C", 1, 2, tc, -1); /* no chunk 0: dropped, acked */
-    send_chunk(b, cid, 11, "p-D", 0, 2, tc, -1); /* D, E, then F evicts D */
-    send_chunk(b, cid, 12, "p-E", 0, 3, tc, -1);
-    send_chunk(b, cid, 13, "p-F", 0, 3, tc, -1);
-    send_chunk(b, cid, 14, "p-D", 1, 2, tc, -1);   /* D is gone: dropped, acked */
-    send_chunk(b, cid, 15, "p-G", 0, 2, tc, 1000); /* over max_chunked_bytes */
-    send_chunk(b, cid, 16, "p-F", 2, 3, tc, -1);   /* F's chunk 1 missing: F dropped */
-    ping_pong(b);
+    send_chunk(k.b, k.cid, 10, "p-C", 1, 2, tc, -1); /* no chunk 0: dropped, acked */
+    send_chunk(k.b, k.cid, 11, "p-D", 0, 2, tc, -1); /* D, E, then F evicts D */
+    send_chunk(k.b, k.cid, 12, "p-E", 0, 3, tc, -1);
+    send_chunk(k.b, k.cid, 13, "p-F", 0, 3, tc, -1);
+    send_chunk(k.b, k.cid, 14, "p-D", 1, 2, tc, -1);   /* D is gone: dropped, acked */
+    send_chunk(k.b, k.cid, 15, "p-G", 0, 2, tc, 1000); /* over max_chunked_bytes */
+    send_chunk(k.b, k.cid, 16, "p-F", 2, 3, tc, -1);   /* F's chunk 1 missing: F dropped */
+    ping_pong(k.b);
     ck_assert_int_eq(s->n, 2);
-    client_consumer_flush(c);
-    expect_acked(b, (const uint64_t[]){10, 11, 13, 14, 15, 16}, 6);
+    expect_acked(k.c, k.b, (const uint64_t[]){10, 11, 13, 14, 15, 16}, 6);
     /* E is still whole: its chunks 1 and 2 complete it */
-    send_chunk(b, cid, 17, "p-E", 1, 3, tc, -1);
-    send_chunk(b, cid, 18, "p-E", 2, 3, tc, -1);
-    ck_assert_int_eq(tl_until_count(fx.loop, &s->n, 3, TL_REAL_WAIT_MS), 3);
+    send_chunk(k.b, k.cid, 17, "p-E", 1, 3, tc, -1);
+    send_chunk(k.b, k.cid, 18, "p-E", 2, 3, tc, -1);
+    expect_delivered(3, 18);
     ck_assert_str_eq(s->m[2].payload, tc);
-    ck_assert_uint_eq(s->m[2].id.entry_id, 18);
-    ck_assert_int_eq(client_consumer_ack(c, &s->m[2].id), 0);
-    client_consumer_flush(c);
-    expect_acked(b, (const uint64_t[]){12, 17, 18}, 3);
-    client_consumer_free(c);
+    ck_assert_int_eq(client_consumer_ack(k.c, &s->m[2].id), 0);
+    expect_acked(k.c, k.b, (const uint64_t[]){12, 17, 18}, 3);
+    client_consumer_free(k.c);
 }
 END_TEST
 
@@ -1167,26 +1185,70 @@ END_TEST
 START_TEST(test_consumer_chunks_expire)
 {
     struct cstate *s = &fx.cs;
-    struct client_consumer_opts o = {
-        .topic = "t", .subscription = "sub", .receiver_queue_size = 100, .chunk_expire_ms = 5};
-    struct client_consumer *c = NULL;
-    uint64_t cid;
-    struct tl_peer *b = consumer_subscribed(&o, &c, &cid);
+    struct chunk_fx k = chunk_consumer((struct client_consumer_opts){.chunk_expire_ms = 5});
     const char *text = "expiring chunks";
-    send_chunk(b, cid, 20, "p-H", 0, 2, text, -1);
-    ping_pong(b); /* H started */
+    send_chunk(k.b, k.cid, 20, "p-H", 0, 2, text, -1);
+    ping_pong(k.b); /* H started */
     uint64_t t0 = mg_mono_us();
     while (mg_mono_us() - t0 <= 6000) /* H's age passes chunk_expire_ms (the condition) */
         tl_passes(fx.base, 1);
-    send_chunk(b, cid, 21, "p-I", 0, 2, text, -1);
-    send_chunk(b, cid, 22, "p-H", 1, 2, text, -1); /* H is gone: dropped too */
-    send_chunk(b, cid, 23, "p-I", 1, 2, text, -1);
-    ck_assert_int_eq(tl_until_count(fx.loop, &s->n, 1, TL_REAL_WAIT_MS), 1);
+    send_chunk(k.b, k.cid, 21, "p-I", 0, 2, text, -1);
+    send_chunk(k.b, k.cid, 22, "p-H", 1, 2, text, -1); /* H is gone: dropped too */
+    send_chunk(k.b, k.cid, 23, "p-I", 1, 2, text, -1);
+    expect_delivered(1, 23);
     ck_assert_str_eq(s->m[0].payload, text);
-    ck_assert_uint_eq(s->m[0].id.entry_id, 23);
-    client_consumer_flush(c);
-    expect_acked(b, (const uint64_t[]){20, 22}, 2);
-    client_consumer_free(c);
+    expect_acked(k.c, k.b, (const uint64_t[]){20, 22}, 2);
+    client_consumer_free(k.c);
+}
+END_TEST
+
+/* Without auto_ack_oldest_chunked (Pulsar's default) the run evicted past
+ * max_pending_chunked is dropped (its memory freed) but its chunks are not acked: the broker
+ * delivers them again after a reconnect. A chunk of it that comes later has no first chunk:
+ * that one is acked, as any such chunk. */
+START_TEST(test_consumer_chunks_evicted_unacked)
+{
+    struct cstate *s = &fx.cs;
+    struct chunk_fx k = chunk_consumer((struct client_consumer_opts){.max_pending_chunked = 1});
+    /* entries 40..43: L's first chunk, M's (evicts L, not acked), L's second (L is gone:
+     * acked), M's second */
+    const char *uuids[] = {"p-L", "p-M", "p-L", "p-M"};
+    for (int i = 0; i < 4; i++)
+        send_chunk(k.b, k.cid, 40 + (uint64_t)i, uuids[i], i / 2, 2, "one run at a time", -1);
+    expect_delivered(1, 43);
+    ck_assert_uint_eq(k.c->nchunked, 0);
+    expect_acked(k.c, k.b, (const uint64_t[]){42}, 1);
+    ck_assert_int_eq(client_consumer_ack(k.c, &s->m[0].id), 0);
+    expect_acked(k.c, k.b, (const uint64_t[]){41, 43}, 2);
+    client_consumer_free(k.c);
+}
+END_TEST
+
+/* An incomplete chunked message whose other chunks never come is dropped by a timer once it
+ * is older than chunk_expire_ms (no further chunk needed) and its chunks acked: the consumer
+ * holds nothing after that. Lower bound only: its ack comes no sooner than chunk_expire_ms
+ * after its first chunk was sent; that it comes at all is bounded by tl_peer_expect's
+ * deadline. A run that completes in time is delivered, not dropped. */
+START_TEST(test_consumer_chunks_expire_timer)
+{
+    struct cstate *s = &fx.cs;
+    const unsigned ttl_ms = 50;
+    struct chunk_fx k = chunk_consumer((struct client_consumer_opts){.chunk_expire_ms = ttl_ms});
+    const char *text = "chunks that stop coming";
+    send_chunk(k.b, k.cid, 30, "p-K", 0, 2, text, -1); /* completes in time */
+    send_chunk(k.b, k.cid, 31, "p-K", 1, 2, text, -1);
+    expect_delivered(1, 31);
+    uint64_t t0 = mg_mono_us();
+    send_chunk(k.b, k.cid, 32, "p-J", 0, 3, text, -1);
+    send_chunk(k.b, k.cid, 33, "p-J", 1, 3, text, -1);
+    ping_pong(k.b);
+    ck_assert_uint_eq(k.c->nchunked, 1);
+    expect_acked(k.c, k.b, (const uint64_t[]){32, 33}, 2);
+    ck_assert_uint_ge(mg_mono_us() - t0, (uint64_t)ttl_ms * 1000);
+    ck_assert_uint_eq(k.c->nchunked, 0);
+    ck_assert_ptr_null(TAILQ_FIRST(&k.c->chunk_order));
+    ck_assert_int_eq(s->n, 1);
+    client_consumer_free(k.c);
 }
 END_TEST
 
@@ -1233,6 +1295,7 @@ int main(void)
                       test_producer_free_cancels, test_consumer, test_producer_compression,
                       test_consumer_decompresses, test_partitions, test_topics_of_namespace,
                       test_request_times_out, test_producer_chunking, test_consumer_chunks,
-                      test_consumer_chunks_expire)},
+                      test_consumer_chunks_expire, test_consumer_chunks_expire_timer,
+                      test_consumer_chunks_evicted_unacked)},
             {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta)}));
 }

@@ -98,15 +98,31 @@ static struct evbuffer *buf_str(const char *s)
     return b;
 }
 
-static struct ml_position append_str(struct ml_ledger *ml, const char *s)
+/* Append the entry b (taken) and wait for it to be stored. */
+static struct ml_position append_buf(struct ml_ledger *ml, struct evbuffer *b)
 {
     struct tl_append a = {.req.data = NULL};
     a.req.data = &a;
-    ck_assert_int_eq(ml_append(ml, buf_str(s), NULL, &a.req, tl_append_cb), 0);
+    ck_assert_int_eq(ml_append(ml, b, NULL, &a.req, tl_append_cb), 0);
     ck_assert(!a.done);
     tl_wait(loop, &a.done);
     ck_assert_int_eq(a.status, 0);
     return a.pos;
+}
+
+static struct ml_position append_str(struct ml_ledger *ml, const char *s)
+{
+    return append_buf(ml, buf_str(s));
+}
+
+/* Append n entries of the len bytes at p, one after the other. */
+static void append_bytes(struct ml_ledger *ml, const void *p, size_t len, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add(b, p, len);
+        append_buf(ml, b);
+    }
 }
 
 /* Append n entries "m<i>" at once, then wait for all. */
@@ -1452,29 +1468,13 @@ START_TEST(test_retention_size)
     struct ml_cursor *a = ml_cursor_open(ml, "a", true, ML_POS_EARLIEST, NULL);
     const size_t sz = 400 * 1024;
     char *blob = calloc(1, sz);
-    for (int i = 0; i < 2; i++) {
-        struct tl_append ap = {.req.data = NULL};
-        ap.req.data = &ap;
-        struct evbuffer *b = evbuffer_new();
-        evbuffer_add(b, blob, sz);
-        ck_assert_int_eq(ml_append(ml, b, NULL, &ap.req, tl_append_cb), 0);
-        tl_wait(loop, &ap.done);
-        ck_assert_int_eq(ap.status, 0);
-    }
+    append_bytes(ml, blob, sz, 2);
     settle(ml);
     ml_cursor_clear_backlog(a);
     tl_run_for(loop, 120000);
     settle(ml);
     ck_assert_int_eq(n_ledgers(ml), 3); /* 800 KiB consumed, under 1 MB: kept */
-    for (int i = 0; i < 3; i++) {
-        struct tl_append ap = {.req.data = NULL};
-        ap.req.data = &ap;
-        struct evbuffer *b = evbuffer_new();
-        evbuffer_add(b, blob, sz);
-        ck_assert_int_eq(ml_append(ml, b, NULL, &ap.req, tl_append_cb), 0);
-        tl_wait(loop, &ap.done);
-        ck_assert_int_eq(ap.status, 0);
-    }
+    append_bytes(ml, blob, sz, 3);
     settle(ml);
     ml_cursor_clear_backlog(a);
     settle(ml);

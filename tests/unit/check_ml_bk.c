@@ -205,6 +205,27 @@ static int read_all(struct ml_cursor *c, int *seen, int cap, struct ml_position 
     return n;
 }
 
+/* c reads exactly the messages 0..n-1, in order. */
+static void expect_in_order(struct ml_cursor *c, int n)
+{
+    int seen[64];
+    ck_assert_int_le(n, 64);
+    ck_assert_int_eq(read_all(c, seen, 64, NULL), n);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(seen[i], i);
+}
+
+/* A new cursor on ml reads exactly the messages 0..n-1, in order; then ml and b are closed. */
+static void close_after_reading(struct broker *b, struct ml_ledger *ml, int n)
+{
+    struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
+    ck_assert_ptr_nonnull(c);
+    expect_in_order(c, n);
+    ml_cursor_close(c);
+    ml_close(ml);
+    broker_free(b);
+}
+
 static Pulsar__Ml__ManagedLedgerInfo *ml_info(const char *name)
 {
     char *path = mg_asprintf("/managed-ledgers/%s", name);
@@ -267,10 +288,7 @@ START_TEST(test_roundtrip_standalone)
     struct ml_position last;
     ck_assert_int_eq(append_n(ml, 0, 20, &last, NULL), 20);
     ck_assert_int_eq(last.entry, 19);
-    int seen[64];
-    ck_assert_int_eq(read_all(c, seen, 64, NULL), 20);
-    for (int i = 0; i < 20; i++)
-        ck_assert_int_eq(seen[i], i);
+    expect_in_order(c, 20);
     ml_close(ml);
     broker_free(&b);
 
@@ -279,9 +297,7 @@ START_TEST(test_roundtrip_standalone)
     ml = open_ml(&b, "t/ns/persistent/rt", NULL);
     ck_assert_int_eq(append_n(ml, 20, 5, NULL, NULL), 5);
     c = ml_cursor_open(ml, "s2", false, ML_POS_EARLIEST, NULL);
-    ck_assert_int_eq(read_all(c, seen, 64, NULL), 25);
-    for (int i = 0; i < 25; i++)
-        ck_assert_int_eq(seen[i], i);
+    expect_in_order(c, 25);
     ml_cursor_close(c);
     ml_close(ml);
     broker_free(&b);
@@ -889,24 +905,11 @@ START_TEST(test_bookie_lost_midstream)
     int err = 0;
     ck_assert_int_eq(append_n(ml, 10, 10, NULL, &err), 10);
     ck_assert_int_eq(append_n(ml, 20, 10, NULL, &err), 10);
-    struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
-    int seen[64];
-    ck_assert_int_eq(read_all(c, seen, 64, NULL), 30);
-    for (int i = 0; i < 30; i++)
-        ck_assert_int_eq(seen[i], i);
-    ml_cursor_close(c);
-    ml_close(ml);
-    broker_free(&b);
+    close_after_reading(&b, ml, 30);
     /* After a reopen (recovery of the two-segment ledger) too. */
     broker_new(&b, ml_cfg(3, 2, 2, 1000, 0), false);
     ml = open_ml(&b, "t/ns/persistent/lost", NULL);
-    c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
-    ck_assert_int_eq(read_all(c, seen, 64, NULL), 30);
-    for (int i = 0; i < 30; i++)
-        ck_assert_int_eq(seen[i], i);
-    ml_cursor_close(c);
-    ml_close(ml);
-    broker_free(&b);
+    close_after_reading(&b, ml, 30);
     env_free();
 }
 END_TEST
@@ -939,25 +942,12 @@ START_TEST(test_not_enough_bookies_then_back)
     }
     ck_assert_int_eq(ok, 1);
     ck_assert_int_eq(append_n(ml, 6, 4, NULL, NULL), 4);
-    struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
-    int seen[64];
-    ck_assert_int_eq(read_all(c, seen, 64, NULL), 10);
-    for (int i = 0; i < 10; i++)
-        ck_assert_int_eq(seen[i], i);
-    ml_cursor_close(c);
-    ml_close(ml);
-    broker_free(&b);
+    close_after_reading(&b, ml, 10);
 
     /* Everything acked is there after a reopen too. */
     broker_new(&b, ml_cfg(3, 2, 2, 1000, 0), false);
     ml = open_ml(&b, "t/ns/persistent/down", NULL);
-    c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
-    ck_assert_int_eq(read_all(c, seen, 64, NULL), 10);
-    for (int i = 0; i < 10; i++)
-        ck_assert_int_eq(seen[i], i);
-    ml_cursor_close(c);
-    ml_close(ml);
-    broker_free(&b);
+    close_after_reading(&b, ml, 10);
     env_free();
 }
 END_TEST

@@ -624,8 +624,18 @@ START_TEST(test_pattern_matches_as_pulsar)
 }
 END_TEST
 
+/* The CPU time this thread has used (ms): what a bounded computation costs, which other
+ * processes loading the machine do not move (the wall clock they do). */
+static double thread_cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 /* A catastrophic pattern (nested quantifiers, exponential backtracking on a name that almost
- * matches) is stopped by the match limits: an error, quickly, for names of any length. */
+ * matches) is stopped by the match limits: an error, in little CPU time, for names of any
+ * length. */
 START_TEST(test_catastrophic_pattern_bounded)
 {
     struct ns_pattern *p;
@@ -638,12 +648,10 @@ START_TEST(test_catastrophic_pattern_bounded)
         memset(name + n, 'a', (size_t)len);
         name[n + len] = 'c';
         name[n + len + 1] = '\0';
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        double t0 = thread_cpu_ms();
         ck_assert_int_eq(ns_pattern_match(p, name), -MG_ENOTALLOWED);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-        ck_assert_msg(ms < 1000, "one match took %.0f ms", ms);
+        double ms = thread_cpu_ms() - t0;
+        ck_assert_msg(ms < 1000, "one match took %.0f ms of CPU", ms);
     }
     /* the same pattern on a name that matches is fine */
     ck_assert_int_eq(ns_pattern_match(p, "persistent://public/default/aaab"), 1);
@@ -652,7 +660,8 @@ START_TEST(test_catastrophic_pattern_bounded)
 END_TEST
 
 /* A pattern slow on every name but under the per-match limits: filtering a large namespace
- * stops once its time budget is used up, instead of taking (names x slowness). */
+ * stops once its time budget is used up, instead of taking (names x slowness). The budget is
+ * wall time, so a loaded machine stops it sooner; the CPU time spent is bounded either way. */
 START_TEST(test_pattern_list_budget)
 {
     struct ns_pattern *p;
@@ -666,13 +675,11 @@ START_TEST(test_pattern_list_budget)
         snprintf(names[i], 64, "persistent://public/default/aaaaaaaaaaaaaac-%d", i);
     }
     ck_assert_int_eq(ns_pattern_match(p, names[0]), 0); /* one name: under the limits */
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = thread_cpu_ms();
     int rc = ns_pattern_filter(p, names, N, out);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    double ms = thread_cpu_ms() - t0;
     ck_assert_int_eq(rc, -MG_ENOTALLOWED);
-    ck_assert_msg(ms < 1500, "filtering took %.0f ms", ms);
+    ck_assert_msg(ms < 1500, "filtering took %.0f ms of CPU", ms);
     for (int i = 0; i < N; i++)
         free(names[i]);
     free(names);

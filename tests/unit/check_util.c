@@ -8,6 +8,7 @@
 #include "util/crc.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/http.h"
 #include "util/listen.h"
 #include "util/loop.h"
 #include "util/map.h"
@@ -16,8 +17,11 @@
 
 #include <check.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/keyvalq_struct.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -699,6 +703,84 @@ START_TEST(test_codec_bounds_and_corrupt)
 }
 END_TEST
 
+/* What a server sees of a request made by mg_http_request_new: Host as host:port,
+ * "Connection: close", the Authorization and the JSON body when given, neither when not. */
+struct http_seen {
+    int n;
+    char host[64], conn[16], authz[64], ctype[64], body[64];
+    int status; /* the client's: the answer's code */
+};
+
+static void http_copy(char *dst, size_t n, const char *v)
+{
+    snprintf(dst, n, "%s", v ? v : "");
+}
+
+static void http_serve(struct evhttp_request *req, void *arg)
+{
+    struct http_seen *s = arg;
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    http_copy(s->host, sizeof s->host, evhttp_find_header(h, "Host"));
+    http_copy(s->conn, sizeof s->conn, evhttp_find_header(h, "Connection"));
+    http_copy(s->authz, sizeof s->authz, evhttp_find_header(h, "Authorization"));
+    http_copy(s->ctype, sizeof s->ctype, evhttp_find_header(h, "Content-Type"));
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_copyout(in, s->body, sizeof s->body - 1);
+    s->body[len] = '\0';
+    evhttp_send_reply(req, 200, "OK", NULL);
+}
+
+static void http_answered(struct evhttp_request *req, void *arg)
+{
+    struct http_seen *s = arg;
+    s->status = req ? evhttp_request_get_response_code(req) : -1;
+    s->n++;
+}
+
+static bool http_done(const void *arg)
+{
+    return ((const struct http_seen *)arg)->n > 0;
+}
+
+START_TEST(test_http_request)
+{
+    struct event_base *base = event_base_new();
+    struct evhttp *srv = evhttp_new(base);
+    struct http_seen seen = {0}, got = {0};
+    evhttp_set_gencb(srv, http_serve, &seen);
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(srv, "127.0.0.1", 0);
+    ck_assert_ptr_nonnull(bs);
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof sin;
+    ck_assert_int_eq(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &sl), 0);
+    int port = ntohs(sin.sin_port);
+    char want_host[64];
+    snprintf(want_host, sizeof want_host, "127.0.0.1:%d", port);
+    for (int with = 1; with >= 0; with--) {
+        memset(&seen, 0, sizeof seen);
+        memset(&got, 0, sizeof got);
+        struct evhttp_connection *conn;
+        struct evhttp_request *req =
+            mg_http_request_new(base, NULL, "127.0.0.1", port, 10, with ? "Bearer abc" : NULL,
+                                with ? "{\"a\":1}" : NULL, http_answered, &got, &conn);
+        ck_assert_ptr_nonnull(req);
+        ck_assert_ptr_nonnull(conn);
+        ck_assert_int_eq(
+            evhttp_make_request(conn, req, with ? EVHTTP_REQ_POST : EVHTTP_REQ_GET, "/x"), 0);
+        ck_assert(tl_base_until(base, http_done, &got, 10000));
+        ck_assert_int_eq(got.status, 200);
+        ck_assert_str_eq(seen.host, want_host);
+        ck_assert_str_eq(seen.conn, "close");
+        ck_assert_str_eq(seen.authz, with ? "Bearer abc" : "");
+        ck_assert_str_eq(seen.ctype, with ? "application/json" : "");
+        ck_assert_str_eq(seen.body, with ? "{\"a\":1}" : "");
+        evhttp_connection_free(conn);
+    }
+    evhttp_free(srv);
+    event_base_free(base);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
@@ -706,7 +788,8 @@ int main(void)
     tl_add(tc, test_map_basic, test_map_many, test_map_fini_free, test_base64, test_grow,
            test_errors, test_crc, test_ratelimit, test_url, test_fs, test_loop_sim_order,
            test_loop_sim_rearm, test_loop_sim_runs_active_events, test_loop_real,
-           test_codec_known_vectors, test_codec_round_trip, test_codec_bounds_and_corrupt);
+           test_codec_known_vectors, test_codec_round_trip, test_codec_bounds_and_corrupt,
+           test_http_request);
     tc = tl_tcase(s, "descriptors", 30, tl_nofile_save, tl_nofile_restore);
     tl_add(tc, test_fds_limit_helpers);
     return tl_run(s);

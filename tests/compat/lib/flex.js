@@ -241,12 +241,28 @@ async function collect(consumer, { autoAck = true, onEach } = {}) {
 // whatever the broker would wrongly deliver before it (a duplicate, a redelivery of an
 // acked message) is in `got` by then: no fixed wait for late arrivals. (`s` is the scope,
 // for its waitFor.)
-async function flushWithMarker(s, producer, got, { timeoutMs = 30000 } = {}) {
-  const id = uniqueName('marker');
-  const isMarker = (r) => r.properties && r.properties.marker === id;
-  await sendAll(producer, [{ payload: Buffer.from(id), properties: { marker: id } }], { what: 'marker' });
-  await s.waitFor(() => got.some(isMarker), timeoutMs, () => `the marker message (after ${got.length} others)`);
-  got.splice(got.findIndex(isMarker), 1);
+async function flushWithMarker(s, producer, got, opts) {
+  await flushAllWithMarkers(s, producer, [got], opts);
+}
+
+// The same for the consumers of one Shared subscription (`gots`, one record list each): a
+// marker reaches one of them, so markers are sent one at a time until every consumer has had
+// one (at most 100, within timeoutMs); each consumer's late deliveries are in before its
+// marker. Every marker is taken out.
+async function flushAllWithMarkers(s, producer, gots, { timeoutMs = 30000 } = {}) {
+  const tag = uniqueName('marker');
+  const isMarker = (r) => r.properties && typeof r.properties.marker === 'string' && r.properties.marker.startsWith(tag);
+  const deadline = Date.now() + timeoutMs;
+  for (let k = 0; gots.some((g) => !g.some(isMarker)); k++) {
+    if (k >= 100) throw new Error(`100 markers sent and not every consumer got one (${gots.map((g) => g.filter(isMarker).length)})`);
+    const id = `${tag}-${k}`;
+    await sendAll(producer, [{ payload: Buffer.from(id), properties: { marker: id } }], { what: 'marker' });
+    await s.waitFor(() => gots.some((g) => g.some((r) => r.properties && r.properties.marker === id)),
+      Math.max(1, deadline - Date.now()), () => `marker ${k} (after ${gots.map((g) => g.length)} others)`);
+  }
+  for (const g of gots) {
+    for (let i = g.findIndex(isMarker); i >= 0; i = g.findIndex(isMarker)) g.splice(i, 1);
+  }
 }
 
 // Asserts that `got` (records from collect) carries exactly `expected` (from makeMessages)
@@ -518,6 +534,7 @@ async function withScope(name, body) {
 
 module.exports = {
   flushWithMarker,
+  flushAllWithMarkers,
   Producer,
   Consumer,
   logLevel,
