@@ -70,14 +70,16 @@ struct cfg {
     int max_http_server_connections;   /* maxHttpServerConnections (2048; 0 = no bound) */
     int max_num_partitions_per_partitioned_topic; /* maxNumPartitionsPerPartitionedTopic
                                                      (10000; 0 = no bound) */
-    int managed_ledger_cache_size_mb;             /* managedLedgerCacheSizeMB (64) */
-    int managed_ledger_max_entries_per_ledger;    /* managedLedgerMaxEntriesPerLedger (50000) */
-    int managed_ledger_max_size_per_ledger_mb;    /* managedLedgerMaxSizePerLedgerMbytes (2048) */
-    int default_number_of_namespace_bundles;      /* defaultNumberOfNamespaceBundles (4) */
-    int zookeeper_session_timeout_ms;             /* zooKeeperSessionTimeoutMillis (30000): metadata
-                                                     store session; bundles are lost after it */
-    int load_balancer_report_interval_ms;  /* loadBalancerReportUpdateMinIntervalMillis (5000):
-                                              broker registration / load report refresh */
+    int managed_ledger_cache_size_mb;             /* managedLedgerCacheSizeMB (16) */
+    int ml_cache_eviction_time_ms;     /* managedLedgerCacheEvictionTimeThresholdMillis (1000) */
+    int ml_cache_eviction_interval_ms; /* managedLedgerCacheEvictionIntervalMs (10) */
+    int managed_ledger_max_entries_per_ledger; /* managedLedgerMaxEntriesPerLedger (50000) */
+    int managed_ledger_max_size_per_ledger_mb; /* managedLedgerMaxSizePerLedgerMbytes (2048) */
+    int default_number_of_namespace_bundles;   /* defaultNumberOfNamespaceBundles (4) */
+    int zookeeper_session_timeout_ms;          /* zooKeeperSessionTimeoutMillis (30000): metadata
+                                                  store session; bundles are lost after it */
+    int load_balancer_report_interval_ms;      /* loadBalancerReportUpdateMinIntervalMillis (5000):
+                                                  broker registration / load report refresh */
     int broker_shutdown_timeout_ms;        /* brokerShutdownTimeoutMs (60000): bound on SIGTERM */
     bool allow_auto_topic_creation;        /* allowAutoTopicCreation (true) */
     char *allow_auto_topic_creation_type;  /* allowAutoTopicCreationType ("non-partitioned"

@@ -15,7 +15,8 @@
  * and without autoSkipNonRecoverableData, cursor write retries with one log line per 10 s,
  * trimming of consumed ledgers (metadata and BookKeeper ledger gone), retention, ml_delete,
  * terminate (appends in flight kept, later ones refused, the position stored and found again
- * by a new owner).
+ * by a new owner), the tail cache's bound on heap (not payload) and its time-based eviction,
+ * with reads of evicted entries served by the bookie.
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "bkc/bkc.h"
@@ -32,6 +33,20 @@
 
 #include <check.h>
 #include <errno.h>
+#if defined(__SANITIZE_ADDRESS__)
+#define TL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TL_ASAN 1
+#endif
+#endif
+#ifdef TL_ASAN
+/* sanitizer/allocator_interface.h (not shipped with every compiler) */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#else
+#define TL_ASAN 0
+#include <malloc.h>
+#endif
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -1368,6 +1383,127 @@ START_TEST(test_terminate_survives_reopen)
 }
 END_TEST
 
+/* ---- tail cache bound ------------------------------------------------------------------- */
+
+/* Bytes the allocator has handed out and not taken back (ASan's count under ASan). */
+static size_t heap_in_use(void)
+{
+#if TL_ASAN
+    return __sanitizer_get_current_allocated_bytes();
+#else
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+/* Message i as a connection hands it over: a KiB of payload in a buffer whose chain is
+ * much larger than the payload (the socket's read chains are relinked, not copied). */
+static struct evbuffer *wire_like_payload(int i)
+{
+    struct evbuffer *b = evbuffer_new();
+    ck_assert_int_eq(evbuffer_expand(b, 16384), 0);
+    evbuffer_add_printf(b, "message-%04d", i);
+    char pad[1012];
+    memset(pad, 'x', sizeof pad);
+    evbuffer_add(b, pad, sizeof pad);
+    return b;
+}
+
+/* Appends n wire-like entries (numbered from 0) with the given cache bound, checking the
+ * factory's cache never exceeds it; returns the heap growth over the appends (the
+ * fake bookies' copies, the ML's metadata and what the cache keeps). */
+static size_t cache_run(size_t cache, int n)
+{
+    env_new(1);
+    struct broker b;
+    broker_new(&b, ml_cfg(1, 1, 1, 100000, cache), false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/cachebound", NULL);
+    tl_run_for(loop, 10);
+    size_t before = heap_in_use();
+    struct tl_append a[50];
+    for (int done = 0; done < n; done += 50) {
+        for (int i = 0; i < 50; i++) {
+            memset(&a[i], 0, sizeof a[i]);
+            a[i].req.data = &a[i];
+            ck_assert_int_eq(
+                ml_append(ml, wire_like_payload(done + i), NULL, &a[i].req, tl_append_cb), 0);
+        }
+        for (int i = 0; i < 50; i++) {
+            tl_wait(loop, &a[i].done);
+            ck_assert_int_eq(a[i].status, 0);
+        }
+        ck_assert_uint_le(b.f->cache_bytes, cache);
+    }
+    tl_run_for(loop, 1);
+    size_t grown = heap_in_use() - before;
+    if (cache > 0)
+        ck_assert_uint_gt(b.f->cache_bytes, cache / 2); /* the cache is used, not bypassed */
+
+    /* Reads of evicted entries come back from the bookie, all of them, in order. */
+    struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
+    int *seen = mg_calloc((size_t)n, sizeof *seen);
+    ck_assert_int_eq(read_all(c, seen, n, NULL), n);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(seen[i], i);
+    mg_free(seen);
+    ml_cursor_close(c);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+    return grown;
+}
+
+/* managedLedgerCacheSizeMB bounds memory, not payload bytes: under a stream of appends the
+ * heap the tail cache holds (growth with the cache minus growth without it) stays within
+ * the configured size, though each entry arrives in a buffer far larger than itself. */
+START_TEST(test_cache_bounds_heap)
+{
+    const size_t limit = 256 << 10;
+    const int n = 1000; /* ~1 MiB of payload, 4x the bound */
+    size_t without = cache_run(0, n);
+    size_t with = cache_run(limit, n);
+    ck_assert_msg(with <= without + limit + limit / 8,
+                  "the cache holds %zu bytes of heap for a %zu-byte bound",
+                  with > without ? with - without : 0, limit);
+}
+END_TEST
+
+/* Cached entries older than cache_eviction_time_ms leave the cache, and the eviction
+ * timer stops once it is empty (an idle broker has no timer); a read after that comes from
+ * the bookie. */
+START_TEST(test_cache_time_eviction)
+{
+    env_new(1);
+    struct broker b;
+    struct ml_config cfg = ml_cfg(1, 1, 1, 1000, 1 << 20);
+    cfg.cache_eviction_time_ms = 500;
+    cfg.cache_eviction_interval_ms = 10;
+    broker_new(&b, cfg, false);
+    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/cachetime", NULL);
+    ck_assert_int_eq(append_n(ml, 0, 10, NULL, NULL), 10);
+    ck_assert_uint_gt(b.f->cache_bytes, 0);
+    ck_assert(mg_timer_pending(&b.f->evict_tmr));
+    tl_run_for(loop, 300);
+    ck_assert_int_eq(append_n(ml, 10, 10, NULL, NULL), 10); /* younger ones */
+    size_t both = b.f->cache_bytes;
+    tl_run_for(loop, 300); /* the first ten are 600 ms old, the others ~300 */
+    ck_assert_uint_gt(b.f->cache_bytes, 0);
+    ck_assert_uint_lt(b.f->cache_bytes, both);
+    tl_run_for(loop, 400);
+    ck_assert_uint_eq(b.f->cache_bytes, 0);
+    ck_assert(!mg_timer_pending(&b.f->evict_tmr));
+    struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
+    int seen[32];
+    ck_assert_int_eq(read_all(c, seen, 32, NULL), 20);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(seen[i], i);
+    ml_cursor_close(c);
+    ml_close(ml);
+    broker_free(&b);
+    env_free();
+}
+END_TEST
+
 static Suite *ml_bk_suite(void)
 {
     Suite *s = suite_create("ml_bk");
@@ -1382,7 +1518,8 @@ static Suite *ml_bk_suite(void)
            test_cursor_props_after_crash, test_partial_adds_recovered,
            test_failed_appends_leave_no_positions, test_bookie_lost_midstream,
            test_not_enough_bookies_then_back, test_trim_consumed, test_retention_keeps,
-           test_delete_ml, test_terminate_survives_reopen);
+           test_delete_ml, test_terminate_survives_reopen, test_cache_bounds_heap,
+           test_cache_time_eviction);
     return s;
 }
 
