@@ -71,15 +71,13 @@ struct cfg {
     int max_num_partitions_per_partitioned_topic; /* maxNumPartitionsPerPartitionedTopic
                                                      (10000; 0 = no bound) */
     int managed_ledger_cache_size_mb;             /* managedLedgerCacheSizeMB (16) */
-    int ml_cache_eviction_time_ms;     /* managedLedgerCacheEvictionTimeThresholdMillis (1000) */
-    int ml_cache_eviction_interval_ms; /* managedLedgerCacheEvictionIntervalMs (10) */
-    int managed_ledger_max_entries_per_ledger; /* managedLedgerMaxEntriesPerLedger (50000) */
-    int managed_ledger_max_size_per_ledger_mb; /* managedLedgerMaxSizePerLedgerMbytes (2048) */
-    int default_number_of_namespace_bundles;   /* defaultNumberOfNamespaceBundles (4) */
-    int zookeeper_session_timeout_ms;          /* zooKeeperSessionTimeoutMillis (30000): metadata
-                                                  store session; bundles are lost after it */
-    int load_balancer_report_interval_ms;      /* loadBalancerReportUpdateMinIntervalMillis (5000):
-                                                  broker registration / load report refresh */
+    int managed_ledger_max_entries_per_ledger;    /* managedLedgerMaxEntriesPerLedger (50000) */
+    int managed_ledger_max_size_per_ledger_mb;    /* managedLedgerMaxSizePerLedgerMbytes (2048) */
+    int default_number_of_namespace_bundles;      /* defaultNumberOfNamespaceBundles (4) */
+    int zookeeper_session_timeout_ms;             /* zooKeeperSessionTimeoutMillis (30000): metadata
+                                                     store session; bundles are lost after it */
+    int load_balancer_report_interval_ms;  /* loadBalancerReportUpdateMinIntervalMillis (5000):
+                                              broker registration / load report refresh */
     int broker_shutdown_timeout_ms;        /* brokerShutdownTimeoutMs (60000): bound on SIGTERM */
     bool allow_auto_topic_creation;        /* allowAutoTopicCreation (true) */
     char *allow_auto_topic_creation_type;  /* allowAutoTopicCreationType ("non-partitioned"
@@ -228,6 +226,10 @@ struct cfg {
     char *tls_protocols;                  /* tlsProtocols ("": OpenSSL's defaults) */
     char *tls_ciphers;                    /* tlsCiphers ("": OpenSSL's defaults) */
     int tls_cert_refresh_check_s;         /* tlsCertRefreshCheckDurationSec (300) */
+
+    /* managedLedgerCacheEvictionTimeThresholdMillis (1000), ...IntervalMs (10) */
+    int ml_cache_eviction_time_ms;
+    int ml_cache_eviction_interval_ms;
 };
 
 /*
