@@ -255,7 +255,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("journalPreAllocSizeMB", journal_prealloc_size_mb, "16", 1, 1024),
     CFG_BOOL("journalSyncData", journal_sync_data, "true"),
     CFG_INT("flushInterval", flush_interval_ms, "10000", 1, INT_MAX),
-    CFG_INT("dbStorage_writeCacheMaxSizeMb", db_storage_write_cache_max_size_mb, "64", 1, 65536),
+    CFG_INT("dbStorage_writeCacheMaxSizeMb", db_storage_write_cache_max_size_mb, "16", 1, 65536),
     CFG_FRACTION("diskUsageThreshold", disk_usage_threshold, "0.95"),
     CFG_FRACTION("diskUsageLwmThreshold", disk_usage_lwm_threshold, "0.95"),
     CFG_FRACTION("diskUsageWarnThreshold", disk_usage_warn_threshold, "0.90"),

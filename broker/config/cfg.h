@@ -147,7 +147,7 @@ struct cfg {
     int journal_max_size_mb;                /* journalMaxSizeMB (2048) */
     int journal_max_backups;                /* journalMaxBackups (5) */
     int journal_prealloc_size_mb;           /* journalPreAllocSizeMB (16) */
-    int db_storage_write_cache_max_size_mb; /* dbStorage_writeCacheMaxSizeMb (64): both caches */
+    int db_storage_write_cache_max_size_mb; /* dbStorage_writeCacheMaxSizeMb (16): both caches */
     bool journal_sync_data;                 /* journalSyncData (true) */
     int flush_interval_ms;                  /* flushInterval (10000): checkpoint period, ms */
     double disk_usage_threshold;            /* diskUsageThreshold (0.95): read-only above */
