@@ -568,8 +568,9 @@ void ml_reset_retention(struct ml_ledger *ml)
  * completed and the consumers took it. Entries leave the cache oldest first: when the
  * budget is exceeded (this ML's, then others'), after cache_eviction_time_ms (the factory's
  * evict_tmr, pending only while something is cached: an idle broker has no timer), on
- * trim and on close. A read that misses goes to the store (bookies' write cache or entry
- * log); store reads are not cached. */
+ * trim and on close. When that timer empties the cache, the allocator's free memory goes
+ * back to the system (mg_heap_trim), so a broker that went quiet does not sit at its peak. A read
+ * that misses goes to the store (bookies' write cache or entry log); store reads are not cached. */
 
 /* libevent allocates a chain for n bytes as its header plus n rounded up to a power of two
  * of at least 1 KiB (evbuffer_chain_new); a reference chain is such a chain for a small
@@ -702,8 +703,10 @@ static void ml_cache_evict_tmr_cb(struct mg_timer *tmr, void *arg)
         if (c->len > 0 && c->ring[c->head].at_ms + ttl < next)
             next = c->ring[c->head].at_ms + ttl;
     }
-    if (next == UINT64_MAX)
+    if (next == UINT64_MAX) {
+        mg_heap_trim(); /* the cache emptied: a quiet spell gives its memory back */
         return;
+    }
     uint64_t every =
         f->cfg.cache_eviction_interval_ms > 0 ? (uint64_t)f->cfg.cache_eviction_interval_ms : 10;
     mg_timer_start(&f->evict_tmr, next - now > every ? next - now : every);
