@@ -561,16 +561,16 @@ void ml_reset_retention(struct ml_ledger *ml)
  *
  * The bound is on heap, not on payload bytes. An appended entry's evbuffer is relinked
  * from the connection's read chains (wire.c), which hold more than the entry: a 1 KiB
- * message costs ~3 KiB there. So the cache keeps its own copy of each entry, its bytes in
- * one allocation of exactly their size, and charges it ml_cache_charge (bytes plus
- * ML_CACHE_ENTRY_OVERHEAD); the sum over the factory never exceeds cache_size_bytes. The
- * copy costs one memcpy per appended byte and frees the read chains as soon as the add
- * completed and the consumers took it. Entries leave the cache oldest first: when the
- * budget is exceeded (this ML's, then others'), after cache_eviction_time_ms (the factory's
- * evict_tmr, pending only while something is cached: an idle broker has no timer), on
- * trim and on close. When that timer empties the cache, the allocator's free memory goes
- * back to the system (mg_heap_trim), so a broker that went quiet does not sit at its peak. A read
- * that misses goes to the store (bookies' write cache or entry log); store reads are not cached. */
+ * message costs ~3 KiB there. So the cache keeps its own compact copy of each entry
+ * (below) and charges it ml_cache_charge (that storage plus ML_CACHE_ENTRY_OVERHEAD); the sum over
+ * the factory never exceeds cache_size_bytes. The copy costs one memcpy per appended byte and frees
+ * the read chains as soon as the add completed and the consumers took it. Entries leave the cache
+ * oldest first: when the budget is exceeded (this ML's, then others'), after cache_eviction_time_ms
+ * or once every open cursor read them (the factory's evict_tmr, pending only while something is
+ * cached: an idle broker has no timer), on trim and on close. When that timer empties the cache,
+ * the allocator's free memory goes back to the system (mg_heap_trim), so a broker that went quiet
+ * does not sit at its peak. A read that misses goes to the store (bookies' write cache or entry
+ * log); store reads are not cached. */
 
 /* libevent allocates a chain for n bytes as its header plus n rounded up to a power of two
  * of at least 1 KiB (evbuffer_chain_new); a reference chain is such a chain for a small
@@ -646,6 +646,12 @@ static struct ml_entry *ml_cache_copy(const struct ml_entry *e)
     return c;
 }
 
+/* managedLedgerCacheEvictionIntervalMs: the eviction timer's shortest period. */
+static uint64_t ml_cache_evict_every(const struct ml_factory *f)
+{
+    return f->cfg.cache_eviction_interval_ms > 0 ? (uint64_t)f->cfg.cache_eviction_interval_ms : 10;
+}
+
 static void ml_cache_put(struct ml_ledger *ml, struct ml_entry *e)
 {
     struct ml_factory *f = ml->f;
@@ -681,34 +687,60 @@ static void ml_cache_put(struct ml_ledger *ml, struct ml_entry *e)
             break;
     }
     if (f->cfg.cache_eviction_time_ms > 0 && f->cache_bytes > 0 && !mg_timer_pending(&f->evict_tmr))
-        mg_timer_start(&f->evict_tmr, (uint64_t)f->cfg.cache_eviction_time_ms);
+        mg_timer_start(&f->evict_tmr, ml_cache_evict_every(f));
 }
 
-/* Entries cached longer than cache_eviction_time_ms leave; the timer is then set for the
- * next one to expire (not sooner than cache_eviction_interval_ms), or stops with the cache
- * empty. One pass touches every ML once plus what it evicts. */
+/* The lowest read position of the ML's open cursors (Pulsar's slowest reader): every
+ * entry before it has been read by each of them. false when no cursor is open. */
+static bool ml_cache_slowest_reader(const struct ml_ledger *ml, struct ml_position *pos)
+{
+    bool any = false;
+    for (int i = 0; i < ml->n_cursors; i++) {
+        const struct ml_cursor *cu = ml->cursors[i];
+        if (!cu->open)
+            continue;
+        if (!any || ml_pos_cmp(cu->read_pos, *pos) < 0)
+            *pos = cu->read_pos;
+        any = true;
+    }
+    return any;
+}
+
+/* Entries leave the cache once cached longer than cache_eviction_time_ms, or once every
+ * open cursor has read them (Pulsar's eviction by the slowest reader; a rewind or a
+ * redelivery then reads from the store). The timer then runs again every
+ * cache_eviction_interval_ms while an ML with open cursors has entries cached, else when
+ * the next entry expires, and stops with the cache empty. One pass touches every ML and
+ * its cursors once, plus what it evicts. */
 static void ml_cache_evict_tmr_cb(struct mg_timer *tmr, void *arg)
 {
     (void)tmr;
     struct ml_factory *f = arg;
     uint64_t now = mg_loop_mono_ms(f->loop);
     uint64_t ttl = (uint64_t)f->cfg.cache_eviction_time_ms;
-    uint64_t next = UINT64_MAX; /* when the oldest entry left expires */
+    uint64_t every = ml_cache_evict_every(f);
+    uint64_t next = UINT64_MAX; /* when to look again */
     struct ml_ledger *ml;
     TAILQ_FOREACH(ml, &f->all, link)
     {
         struct ml_cache *c = &ml->cache;
-        while (c->len > 0 && c->ring[c->head].at_ms + ttl <= now)
+        if (c->len == 0)
+            continue;
+        struct ml_position slow;
+        bool readers = ml_cache_slowest_reader(ml, &slow);
+        while (c->len > 0 && (c->ring[c->head].at_ms + ttl <= now ||
+                              (readers && ml_pos_cmp(c->ring[c->head].e->pos, slow) < 0)))
             ml_cache_pop(ml);
-        if (c->len > 0 && c->ring[c->head].at_ms + ttl < next)
-            next = c->ring[c->head].at_ms + ttl;
+        if (c->len == 0)
+            continue;
+        uint64_t t = readers ? now + every : c->ring[c->head].at_ms + ttl;
+        if (t < next)
+            next = t;
     }
     if (next == UINT64_MAX) {
         mg_heap_trim(); /* the cache emptied: a quiet spell gives its memory back */
         return;
     }
-    uint64_t every =
-        f->cfg.cache_eviction_interval_ms > 0 ? (uint64_t)f->cfg.cache_eviction_interval_ms : 10;
     mg_timer_start(&f->evict_tmr, next - now > every ? next - now : every);
 }
 

@@ -1419,15 +1419,32 @@ static struct evbuffer *wire_like_payload(int i)
     return b;
 }
 
+/* A broker on one fake bookie whose tail cache holds cache bytes and evicts after ttl_ms
+ * (checked every 10 ms), and an ML of it; cache_env_end closes both. */
+static struct ml_ledger *cache_env(struct broker *b, size_t cache, int64_t ttl_ms, const char *name)
+{
+    env_new(1);
+    struct ml_config cfg = ml_cfg(1, 1, 1, 100000, cache);
+    cfg.cache_eviction_time_ms = ttl_ms;
+    cfg.cache_eviction_interval_ms = 10;
+    broker_new(b, cfg, false);
+    return open_ml(b, name, NULL);
+}
+
+static void cache_env_end(struct broker *b, struct ml_ledger *ml)
+{
+    ml_close(ml);
+    broker_free(b);
+    env_free();
+}
+
 /* Appends n wire-like entries (numbered from 0) with the given cache bound, checking the
  * factory's cache never exceeds it; returns the heap growth over the appends (the
  * fake bookies' copies, the ML's metadata and what the cache keeps). */
 static size_t cache_run(size_t cache, int n)
 {
-    env_new(1);
     struct broker b;
-    broker_new(&b, ml_cfg(1, 1, 1, 100000, cache), false);
-    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/cachebound", NULL);
+    struct ml_ledger *ml = cache_env(&b, cache, 0, "t/ns/persistent/cachebound");
     tl_run_for(loop, 10);
     size_t before = heap_in_use();
     struct tl_append a[50];
@@ -1451,9 +1468,7 @@ static size_t cache_run(size_t cache, int n)
 
     /* Reads of evicted entries come back from the bookie, all of them, in order. */
     expect_read_back(ml, "r", n);
-    ml_close(ml);
-    broker_free(&b);
-    env_free();
+    cache_env_end(&b, ml);
     return grown;
 }
 
@@ -1477,13 +1492,8 @@ END_TEST
  * the bookie. */
 START_TEST(test_cache_time_eviction)
 {
-    env_new(1);
     struct broker b;
-    struct ml_config cfg = ml_cfg(1, 1, 1, 1000, 1 << 20);
-    cfg.cache_eviction_time_ms = 500;
-    cfg.cache_eviction_interval_ms = 10;
-    broker_new(&b, cfg, false);
-    struct ml_ledger *ml = open_ml(&b, "t/ns/persistent/cachetime", NULL);
+    struct ml_ledger *ml = cache_env(&b, 1 << 20, 500, "t/ns/persistent/cachetime");
     ck_assert_int_eq(append_n(ml, 0, 10, NULL, NULL), 10);
     ck_assert_uint_gt(b.f->cache_bytes, 0);
     ck_assert(mg_timer_pending(&b.f->evict_tmr));
@@ -1497,9 +1507,43 @@ START_TEST(test_cache_time_eviction)
     ck_assert_uint_eq(b.f->cache_bytes, 0);
     ck_assert(!mg_timer_pending(&b.f->evict_tmr));
     expect_read_back(ml, "r", 20);
-    ml_close(ml);
-    broker_free(&b);
-    env_free();
+    cache_env_end(&b, ml);
+}
+END_TEST
+
+/* Entries every open cursor has read leave the cache within the eviction interval, long
+ * before their time is up (Pulsar's slowest-reader eviction); entries a cursor has not read
+ * stay. A reader that comes later gets them from the bookie. */
+START_TEST(test_cache_evicts_what_all_read)
+{
+    struct broker b;
+    struct ml_ledger *ml = cache_env(&b, 1 << 20, 60000, "t/ns/persistent/cacheread");
+    struct ml_cursor *fast = ml_cursor_open(ml, "fast", false, ML_POS_LATEST, NULL);
+    struct ml_cursor *slow = ml_cursor_open(ml, "slow", false, ML_POS_LATEST, NULL);
+    ck_assert_ptr_nonnull(fast);
+    ck_assert_ptr_nonnull(slow);
+    ck_assert_int_eq(append_n(ml, 0, 10, NULL, NULL), 10);
+    int seen[16];
+    ck_assert_int_eq(read_all(fast, seen, 16, NULL), 10);
+    tl_run_for(loop, 50);
+    size_t ten = b.f->cache_bytes;
+    ck_assert_uint_gt(ten, 0); /* "slow" has read nothing: all ten stay */
+    struct tl_read r = {0};
+    r.req.data = &r;
+    ck_assert_int_eq(ml_cursor_read(slow, 4, 0, &r.req, tl_read_cb), 0);
+    tl_wait(loop, &r.done);
+    ck_assert_int_eq(r.req.n, 4);
+    tl_read_release(&r);
+    tl_run_for(loop, 50);
+    ck_assert_uint_gt(b.f->cache_bytes, 0);
+    ck_assert_uint_lt(b.f->cache_bytes, ten); /* the four both have read are gone */
+    ck_assert_int_eq(read_all(slow, seen, 16, NULL), 6);
+    tl_run_for(loop, 50);
+    ck_assert_uint_eq(b.f->cache_bytes, 0);
+    expect_read_back(ml, "late", 10);
+    ml_cursor_close(fast);
+    ml_cursor_close(slow);
+    cache_env_end(&b, ml);
 }
 END_TEST
 
@@ -1518,7 +1562,7 @@ static Suite *ml_bk_suite(void)
            test_failed_appends_leave_no_positions, test_bookie_lost_midstream,
            test_not_enough_bookies_then_back, test_trim_consumed, test_retention_keeps,
            test_delete_ml, test_terminate_survives_reopen, test_cache_bounds_heap,
-           test_cache_time_eviction);
+           test_cache_time_eviction, test_cache_evicts_what_all_read);
     return s;
 }
 
