@@ -686,8 +686,12 @@ static void ml_cache_put(struct ml_ledger *ml, struct ml_entry *e)
         if (f->cache_bytes <= limit)
             break;
     }
-    if (f->cfg.cache_eviction_time_ms > 0 && f->cache_bytes > 0 && !mg_timer_pending(&f->evict_tmr))
+    f->cache_put_ms = mg_loop_mono_ms(f->loop);
+    if (f->cfg.cache_eviction_time_ms > 0 && f->cache_bytes > 0 &&
+        (!mg_timer_pending(&f->evict_tmr) || f->evict_quiet_wait)) {
+        f->evict_quiet_wait = false;
         mg_timer_start(&f->evict_tmr, ml_cache_evict_every(f));
+    }
 }
 
 /* The lowest read position of the ML's open cursors (Pulsar's slowest reader): every
@@ -738,7 +742,16 @@ static void ml_cache_evict_tmr_cb(struct mg_timer *tmr, void *arg)
             next = t;
     }
     if (next == UINT64_MAX) {
-        mg_heap_trim(); /* the cache emptied: a quiet spell gives its memory back */
+        /* The cache is empty. Once nothing was cached for cache_eviction_time_ms (a quiet
+         * spell, not a consumer keeping up), the allocator gives its memory back: at most
+         * once per burst, never per pass. */
+        f->evict_quiet_wait = false;
+        if (now >= f->cache_put_ms + ttl) {
+            mg_heap_trim();
+        } else {
+            f->evict_quiet_wait = true;
+            mg_timer_start(&f->evict_tmr, f->cache_put_ms + ttl - now);
+        }
         return;
     }
     mg_timer_start(&f->evict_tmr, next - now > every ? next - now : every);

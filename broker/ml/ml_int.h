@@ -204,7 +204,10 @@ struct ml_factory {
     struct mg_timer check_tmr;    /* every retention_check_interval_ms: trim and roll checks */
     struct ml_ledger *check_next; /* held: where the check's pass goes on (NULL: none) */
     size_t cache_bytes;           /* sum of all MLs' tail caches (charged bytes) */
-    struct mg_timer evict_tmr;    /* time-based cache eviction; pending while anything is cached */
+    struct mg_timer evict_tmr;    /* cache eviction; pending while anything is cached, and
+                                     once more for the quiet spell after the last put */
+    uint64_t cache_put_ms;        /* loop's monotonic clock of the last cache put */
+    bool evict_quiet_wait;        /* evict_tmr only waits for that quiet spell */
     bool closing;
 };
 
