@@ -79,11 +79,12 @@ struct ml_entry *ml_entry_new(struct evbuffer *data, const struct ml_entry_info 
 
 struct ml_config {
     /* managedLedgerCacheSizeMB: bound of the tail cache, in heap bytes (each entry is charged
-     * its bytes plus ML_CACHE_ENTRY_OVERHEAD); 0 = no cache. */
+     * its storage plus ML_CACHE_ENTRY_OVERHEAD); 0 = no cache. */
     size_t cache_size_bytes;
     /* managedLedgerCacheEvictionTimeThresholdMillis: a cached entry older than this is
-     * evicted (0 = only the size bound evicts); managedLedgerCacheEvictionIntervalMs: how
-     * often at most the eviction timer runs (0 = 10). */
+     * evicted, and so is one every open cursor has read (0 = only the size bound evicts);
+     * managedLedgerCacheEvictionIntervalMs: how often at most the eviction timer runs
+     * (0 = 10). */
     int64_t cache_eviction_time_ms;
     int64_t cache_eviction_interval_ms;
     int64_t max_entries_per_ledger; /* managedLedgerMaxEntriesPerLedger: rollover */
