@@ -58,7 +58,7 @@ struct mg_listener;
 #define BK_RECORD_HEADER_SIZE 8       /* BE32 length, BE32 CRC32C */
 #define BK_ENTRY_LOG_HEADER_SIZE 1024 /* "BKLO" + BE int version + zeros */
 #define BK_DEFAULT_ENTRY_LOG_MAX (1LL << 30)
-#define BK_WRITE_CACHE_MAX (64u << 20) /* default of both write-cache halves together */
+#define BK_WRITE_CACHE_MAX (16u << 20) /* default of both write-cache halves together */
 #define BK_CONN_MAX_INFLIGHT 10000     /* stop reading a connection with more adds in flight */
 #define BK_MAX_LEDGER_DIRS 16          /* ledgerDirectories: at most this many (bit masks) */
 

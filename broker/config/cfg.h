@@ -71,7 +71,7 @@ struct cfg {
     int max_http_server_connections;   /* maxHttpServerConnections (2048; 0 = no bound) */
     int max_num_partitions_per_partitioned_topic; /* maxNumPartitionsPerPartitionedTopic
                                                      (10000; 0 = no bound) */
-    int managed_ledger_cache_size_mb;             /* managedLedgerCacheSizeMB (64) */
+    int managed_ledger_cache_size_mb;             /* managedLedgerCacheSizeMB (16) */
     int managed_ledger_max_entries_per_ledger;    /* managedLedgerMaxEntriesPerLedger (50000) */
     int managed_ledger_max_size_per_ledger_mb;    /* managedLedgerMaxSizePerLedgerMbytes (2048) */
     int default_number_of_namespace_bundles;      /* defaultNumberOfNamespaceBundles (4) */
@@ -148,7 +148,7 @@ struct cfg {
     int journal_max_size_mb;                /* journalMaxSizeMB (2048) */
     int journal_max_backups;                /* journalMaxBackups (5) */
     int journal_prealloc_size_mb;           /* journalPreAllocSizeMB (16) */
-    int db_storage_write_cache_max_size_mb; /* dbStorage_writeCacheMaxSizeMb (64): both caches */
+    int db_storage_write_cache_max_size_mb; /* dbStorage_writeCacheMaxSizeMb (16): both caches */
     bool journal_sync_data;                 /* journalSyncData (true) */
     int flush_interval_ms;                  /* flushInterval (10000): checkpoint period, ms */
     double disk_usage_threshold;            /* diskUsageThreshold (0.95): read-only above */
@@ -227,6 +227,10 @@ struct cfg {
     char *tls_protocols;                  /* tlsProtocols ("": OpenSSL's defaults) */
     char *tls_ciphers;                    /* tlsCiphers ("": OpenSSL's defaults) */
     int tls_cert_refresh_check_s;         /* tlsCertRefreshCheckDurationSec (300) */
+
+    /* managedLedgerCacheEvictionTimeThresholdMillis (1000), ...IntervalMs (10) */
+    int ml_cache_eviction_time_ms;
+    int ml_cache_eviction_interval_ms;
 };
 
 /*

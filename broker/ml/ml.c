@@ -211,6 +211,8 @@ static void ml_periodic_check(struct ml_ledger *ml);
  * does its part with no traffic. A pass checks at most ML_CHECK_SLICE MLs per timer firing
  * and goes on 1 ms later from the next one (held meanwhile), so thousands of MLs never
  * make one loop turn long. */
+static void ml_cache_evict_tmr_cb(struct mg_timer *tmr, void *arg);
+
 static void ml_check_tmr_cb(struct mg_timer *tmr, void *arg)
 {
     struct ml_factory *f = arg;
@@ -262,7 +264,8 @@ struct ml_factory *ml_factory_new(struct mg_loop *loop, const char *store,
     if (cfg) {
         f->cfg = *cfg;
     } else {
-        f->cfg.cache_size_bytes = 64u << 20;
+        f->cfg.cache_size_bytes = 16u << 20;
+        f->cfg.cache_eviction_time_ms = 1000;
         f->cfg.max_entries_per_ledger = 50000;
         f->cfg.max_size_per_ledger = (int64_t)2048 << 20;
     }
@@ -274,6 +277,7 @@ struct ml_factory *ml_factory_new(struct mg_loop *loop, const char *store,
     TAILQ_INIT(&f->tasks);
     mg_timer_init(&f->task_tmr, loop, ml_task_tmr_cb, f);
     mg_timer_init(&f->check_tmr, loop, ml_check_tmr_cb, f);
+    mg_timer_init(&f->evict_tmr, loop, ml_cache_evict_tmr_cb, f);
     int rc = f->lops->init(f, &f->limpl);
     if (rc == 0 && f->mops) {
         rc = f->mops->init(f, &f->mimpl);
@@ -284,6 +288,7 @@ struct ml_factory *ml_factory_new(struct mg_loop *loop, const char *store,
         MG_ERROR(ML_MOD, "store %s: init failed: %s", st->name, mg_strerror(rc));
         mg_timer_fini(&f->task_tmr);
         mg_timer_fini(&f->check_tmr);
+        mg_timer_fini(&f->evict_tmr);
         mg_map_fini(&f->by_name);
         mg_free(f);
         return NULL;
@@ -303,6 +308,7 @@ void ml_factory_free(struct ml_factory *f)
         return;
     f->closing = true;
     mg_timer_stop(&f->check_tmr);
+    mg_timer_stop(&f->evict_tmr);
     if (f->check_next) {
         ml_release(f->check_next);
         f->check_next = NULL;
@@ -338,6 +344,7 @@ void ml_factory_free(struct ml_factory *f)
     }
     mg_timer_fini(&f->task_tmr);
     mg_timer_fini(&f->check_tmr);
+    mg_timer_fini(&f->evict_tmr);
     mg_map_fini(&f->by_name);
     mg_free(f);
 }
@@ -555,57 +562,204 @@ int64_t ml_retention_time_minutes(const struct ml_ledger *ml)
     return ml->retention_set ? ml->retention_time_minutes : ml->f->cfg.retention_time_minutes;
 }
 
-/* ---- tail cache --------------------------------------------------------------------- */
+/* ---- tail cache ---------------------------------------------------------------------
+ *
+ * The bound is on heap, not on payload bytes. An appended entry's evbuffer is relinked
+ * from the connection's read chains (wire.c), which hold more than the entry: a 1 KiB
+ * message costs ~3 KiB there. So the cache keeps its own compact copy of each entry
+ * (below) and charges it ml_cache_charge (that storage plus ML_CACHE_ENTRY_OVERHEAD); the sum over
+ * the factory never exceeds cache_size_bytes. The copy costs one memcpy per appended byte and frees
+ * the read chains as soon as the add completed and the consumers took it. Entries leave the cache
+ * oldest first: when the budget is exceeded (this ML's, then others'), after cache_eviction_time_ms
+ * or once every open cursor read them (the factory's evict_tmr, pending only while something is
+ * cached: an idle broker has no timer), on trim and on close. When that timer empties the cache,
+ * the allocator's free memory goes back to the system (mg_heap_trim), so a broker that went quiet
+ * does not sit at its peak. A read that misses goes to the store (bookies' write cache or entry
+ * log); store reads are not cached. */
+
+/* libevent allocates a chain for n bytes as its header plus n rounded up to a power of two
+ * of at least 1 KiB (evbuffer_chain_new); a reference chain is such a chain for a small
+ * struct. A cached entry's bytes go where they cost less: copied into one chain (small
+ * entries), or into a block of exactly their size behind a reference chain (large ones). */
+#define ML_EV_CHAIN_HDR 64
+#define ML_EV_CHAIN_MIN 1024
+
+static size_t ml_ev_chain_alloc(size_t n)
+{
+    size_t need = n + ML_EV_CHAIN_HDR, a = ML_EV_CHAIN_MIN;
+    while (a < need)
+        a <<= 1;
+    return a;
+}
+
+static bool ml_cache_by_reference(size_t size)
+{
+    return ml_ev_chain_alloc(0) + size < ml_ev_chain_alloc(size);
+}
+
+/* The heap a cached copy of e holds: its bytes' storage plus the entry and its evbuffer. */
+static size_t ml_cache_charge(const struct ml_entry *e)
+{
+    size_t data = ml_cache_by_reference(e->size) ? ml_ev_chain_alloc(0) + e->size
+                                                 : ml_ev_chain_alloc(e->size);
+    return data + ML_CACHE_ENTRY_OVERHEAD;
+}
 
 static struct ml_entry *ml_cache_at(const struct ml_cache *c, size_t i)
 {
-    return c->ring[(c->head + i) % c->cap];
+    return c->ring[(c->head + i) % c->cap].e;
 }
 
 static void ml_cache_pop(struct ml_ledger *ml)
 {
     struct ml_cache *c = &ml->cache;
-    struct ml_entry *e = c->ring[c->head];
-    c->ring[c->head] = NULL;
+    struct ml_entry *e = c->ring[c->head].e;
+    c->ring[c->head].e = NULL;
     c->head = (c->head + 1) % c->cap;
     c->len--;
-    c->bytes -= e->size;
-    ml->f->cache_bytes -= e->size;
+    c->bytes -= ml_cache_charge(e);
+    ml->f->cache_bytes -= ml_cache_charge(e);
     ml_entry_unref(e);
+}
+
+static void ml_cache_free_block(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    mg_free((void *)data);
+}
+
+/* A copy of e (same position and content) whose bytes are stored compactly (above). */
+static struct ml_entry *ml_cache_copy(const struct ml_entry *e)
+{
+    struct ml_entry *c = mg_malloc(sizeof *c);
+    *c = *e;
+    c->refs = 1;
+    c->data = evbuffer_new();
+    MG_ASSERT(c->data != NULL);
+    if (e->size > 0 && ml_cache_by_reference(e->size)) {
+        void *block = mg_malloc(e->size);
+        MG_ASSERT(evbuffer_copyout(e->data, block, e->size) == (ev_ssize_t)e->size);
+        MG_ASSERT(evbuffer_add_reference(c->data, block, e->size, ml_cache_free_block, NULL) == 0);
+    } else if (e->size > 0) {
+        struct evbuffer_iovec v;
+        MG_ASSERT(evbuffer_reserve_space(c->data, (ev_ssize_t)e->size, &v, 1) == 1);
+        MG_ASSERT(evbuffer_copyout(e->data, v.iov_base, e->size) == (ev_ssize_t)e->size);
+        v.iov_len = e->size;
+        MG_ASSERT(evbuffer_commit_space(c->data, &v, 1) == 0);
+    }
+    return c;
+}
+
+/* managedLedgerCacheEvictionIntervalMs: the eviction timer's shortest period. */
+static uint64_t ml_cache_evict_every(const struct ml_factory *f)
+{
+    return f->cfg.cache_eviction_interval_ms > 0 ? (uint64_t)f->cfg.cache_eviction_interval_ms : 10;
 }
 
 static void ml_cache_put(struct ml_ledger *ml, struct ml_entry *e)
 {
+    struct ml_factory *f = ml->f;
     struct ml_cache *c = &ml->cache;
-    size_t limit = ml->f->cfg.cache_size_bytes;
-    if (limit == 0)
-        return;
+    size_t limit = f->cfg.cache_size_bytes;
+    if (limit == 0 || ml_cache_charge(e) > limit)
+        return; /* no cache, or an entry that would evict everything and then itself */
     if (c->len == c->cap) {
         size_t ncap = c->cap ? c->cap * 2 : 64;
-        struct ml_entry **ring = mg_calloc(ncap, sizeof *ring);
+        struct ml_cache_slot *ring = mg_calloc(ncap, sizeof *ring);
         for (size_t i = 0; i < c->len; i++)
-            ring[i] = ml_cache_at(c, i);
+            ring[i] = c->ring[(c->head + i) % c->cap];
         mg_free(c->ring);
         c->ring = ring;
         c->cap = ncap;
         c->head = 0;
     }
-    c->ring[(c->head + c->len) % c->cap] = ml_entry_ref(e);
+    c->ring[(c->head + c->len) % c->cap] =
+        (struct ml_cache_slot){ml_cache_copy(e), mg_loop_mono_ms(f->loop)};
     c->len++;
-    c->bytes += e->size;
-    ml->f->cache_bytes += e->size;
+    c->bytes += ml_cache_charge(e);
+    f->cache_bytes += ml_cache_charge(e);
     /* Over the factory-wide budget: evict this ML's oldest entries first, then other
      * MLs' (oldest first within each). */
-    while (ml->f->cache_bytes > limit && c->len > 0)
+    while (f->cache_bytes > limit && c->len > 0)
         ml_cache_pop(ml);
     struct ml_ledger *o;
-    TAILQ_FOREACH(o, &ml->f->all, link)
+    TAILQ_FOREACH(o, &f->all, link)
     {
-        while (ml->f->cache_bytes > limit && o->cache.len > 0)
+        while (f->cache_bytes > limit && o->cache.len > 0)
             ml_cache_pop(o);
-        if (ml->f->cache_bytes <= limit)
+        if (f->cache_bytes <= limit)
             break;
     }
+    f->cache_put_ms = mg_loop_mono_ms(f->loop);
+    if (f->cfg.cache_eviction_time_ms > 0 && f->cache_bytes > 0 &&
+        (!mg_timer_pending(&f->evict_tmr) || f->evict_quiet_wait)) {
+        f->evict_quiet_wait = false;
+        mg_timer_start(&f->evict_tmr, ml_cache_evict_every(f));
+    }
+}
+
+/* The lowest read position of the ML's open cursors (Pulsar's slowest reader): every
+ * entry before it has been read by each of them. false when no cursor is open. */
+static bool ml_cache_slowest_reader(const struct ml_ledger *ml, struct ml_position *pos)
+{
+    bool any = false;
+    for (int i = 0; i < ml->n_cursors; i++) {
+        const struct ml_cursor *cu = ml->cursors[i];
+        if (!cu->open)
+            continue;
+        if (!any || ml_pos_cmp(cu->read_pos, *pos) < 0)
+            *pos = cu->read_pos;
+        any = true;
+    }
+    return any;
+}
+
+/* Entries leave the cache once cached longer than cache_eviction_time_ms, or once every
+ * open cursor has read them (Pulsar's eviction by the slowest reader; a rewind or a
+ * redelivery then reads from the store). The timer then runs again every
+ * cache_eviction_interval_ms while an ML with open cursors has entries cached, else when
+ * the next entry expires, and stops with the cache empty. One pass touches every ML and
+ * its cursors once, plus what it evicts. */
+static void ml_cache_evict_tmr_cb(struct mg_timer *tmr, void *arg)
+{
+    (void)tmr;
+    struct ml_factory *f = arg;
+    uint64_t now = mg_loop_mono_ms(f->loop);
+    uint64_t ttl = (uint64_t)f->cfg.cache_eviction_time_ms;
+    uint64_t every = ml_cache_evict_every(f);
+    uint64_t next = UINT64_MAX; /* when to look again */
+    struct ml_ledger *ml;
+    TAILQ_FOREACH(ml, &f->all, link)
+    {
+        struct ml_cache *c = &ml->cache;
+        if (c->len == 0)
+            continue;
+        struct ml_position slow;
+        bool readers = ml_cache_slowest_reader(ml, &slow);
+        while (c->len > 0 && (c->ring[c->head].at_ms + ttl <= now ||
+                              (readers && ml_pos_cmp(c->ring[c->head].e->pos, slow) < 0)))
+            ml_cache_pop(ml);
+        if (c->len == 0)
+            continue;
+        uint64_t t = readers ? now + every : c->ring[c->head].at_ms + ttl;
+        if (t < next)
+            next = t;
+    }
+    if (next == UINT64_MAX) {
+        /* The cache is empty. Once nothing was cached for cache_eviction_time_ms (a quiet
+         * spell, not a consumer keeping up), the allocator gives its memory back: at most
+         * once per burst, never per pass. */
+        f->evict_quiet_wait = false;
+        if (now >= f->cache_put_ms + ttl) {
+            mg_heap_trim();
+        } else {
+            f->evict_quiet_wait = true;
+            mg_timer_start(&f->evict_tmr, f->cache_put_ms + ttl - now);
+        }
+        return;
+    }
+    mg_timer_start(&f->evict_tmr, next - now > every ? next - now : every);
 }
 
 struct ml_entry *ml_cache_get(struct ml_ledger *ml, struct ml_position pos)

@@ -78,7 +78,15 @@ void ml_entry_unref(struct ml_entry *e); /* accepts NULL */
 struct ml_entry *ml_entry_new(struct evbuffer *data, const struct ml_entry_info *info);
 
 struct ml_config {
-    size_t cache_size_bytes;        /* managedLedgerCacheSizeMB: bound of the tail cache */
+    /* managedLedgerCacheSizeMB: bound of the tail cache, in heap bytes (each entry is charged
+     * its storage plus ML_CACHE_ENTRY_OVERHEAD); 0 = no cache. */
+    size_t cache_size_bytes;
+    /* managedLedgerCacheEvictionTimeThresholdMillis: a cached entry older than this is
+     * evicted, and so is one every open cursor has read (0 = only the size bound evicts);
+     * managedLedgerCacheEvictionIntervalMs: how often at most the eviction timer runs
+     * (0 = 10). */
+    int64_t cache_eviction_time_ms;
+    int64_t cache_eviction_interval_ms;
     int64_t max_entries_per_ledger; /* managedLedgerMaxEntriesPerLedger: rollover */
     int64_t max_size_per_ledger;    /* managedLedgerMaxSizePerLedgerMbytes, bytes */
     /* Retention of consumed ledgers (defaultRetentionTimeInMinutes / SizeInMB): 0 = keep

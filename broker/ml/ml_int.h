@@ -203,7 +203,11 @@ struct ml_factory {
     struct mg_timer task_tmr;     /* runs the task queue */
     struct mg_timer check_tmr;    /* every retention_check_interval_ms: trim and roll checks */
     struct ml_ledger *check_next; /* held: where the check's pass goes on (NULL: none) */
-    size_t cache_bytes;           /* sum of all MLs' tail caches */
+    size_t cache_bytes;           /* sum of all MLs' tail caches (charged bytes) */
+    struct mg_timer evict_tmr;    /* cache eviction; pending while anything is cached, and
+                                     once more for the quiet spell after the last put */
+    uint64_t cache_put_ms;        /* loop's monotonic clock of the last cache put */
+    bool evict_quiet_wait;        /* evict_tmr only waits for that quiet spell */
     bool closing;
 };
 
@@ -257,11 +261,20 @@ struct ml_term_waiter {
     struct ml_term_waiter *next;
 };
 
-/* Tail cache: the most recently appended entries, in position order. */
+/* Tail cache: the most recently appended entries, in position order (so also in the
+ * order they were cached). Each slot owns a compact copy of the entry (ml.c "tail cache"). */
+/* What a cached entry costs the heap besides its bytes' storage (ml.c ml_cache_charge):
+ * the entry, its evbuffer and the allocator's headers; an estimate on the high side
+ * (tests/unit/check_ml_bk.c measures the real footprint against the charge). */
+#define ML_CACHE_ENTRY_OVERHEAD 384
+struct ml_cache_slot {
+    struct ml_entry *e; /* owned reference */
+    uint64_t at_ms;     /* loop's monotonic clock when it was cached */
+};
 struct ml_cache {
-    struct ml_entry **ring; /* owned, each entry referenced */
+    struct ml_cache_slot *ring; /* owned */
     size_t head, len, cap;
-    size_t bytes;
+    size_t bytes; /* charged: ml_cache_charge of each entry */
 };
 
 TAILQ_HEAD(ml_read_list, ml_read_op);

@@ -273,6 +273,8 @@ void svc_ml_config(const struct cfg *cfg, struct ml_config *mlc)
 {
     *mlc = (struct ml_config){
         .cache_size_bytes = (size_t)cfg->managed_ledger_cache_size_mb << 20,
+        .cache_eviction_time_ms = cfg->ml_cache_eviction_time_ms,
+        .cache_eviction_interval_ms = cfg->ml_cache_eviction_interval_ms,
         .max_entries_per_ledger = cfg->managed_ledger_max_entries_per_ledger,
         .max_size_per_ledger = (int64_t)cfg->managed_ledger_max_size_per_ledger_mb << 20,
         .retention_time_minutes = cfg->default_retention_time_minutes,

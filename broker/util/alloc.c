@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__ /* (defined by the headers above) */
+#include <malloc.h>
+#endif
 
 static _Noreturn void mg_oom(size_t n)
 {
@@ -90,4 +93,11 @@ void mg_free_strv(char **v, int n)
     for (int i = 0; i < n; i++)
         mg_free(v[i]);
     mg_free(v);
+}
+
+void mg_heap_trim(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }

@@ -22,5 +22,10 @@ void mg_free(void *p);
 void *mg_grow(void *p, size_t *cap, size_t need, size_t elem, size_t min_cap);
 /* mg_free the n owned strings of v, then v. */
 void mg_free_strv(char **v, int n);
+/* Give the allocator's free memory back to the system (glibc keeps what was freed below the
+ * top of its heap: after a burst, RSS would stay at the peak). For a caller that just freed
+ * a large amount and expects a quiet spell (the tail cache emptied); costs a walk of the
+ * free lists. A no-op without glibc. */
+void mg_heap_trim(void);
 
 #endif

@@ -85,7 +85,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(c.dispatcher_max_read_batch_size, 100);
     ck_assert_int_eq(c.active_consumer_failover_delay_ms, 1000);
     ck_assert_int_eq(c.connection_max_outbound_bytes, 4194304);
-    ck_assert_int_eq(c.managed_ledger_cache_size_mb, 64);
+    ck_assert_int_eq(c.managed_ledger_cache_size_mb, 16);
     ck_assert_int_eq(c.managed_ledger_max_entries_per_ledger, 50000);
     ck_assert_int_eq(c.managed_ledger_max_size_per_ledger_mb, 2048);
     ck_assert_int_eq(c.default_number_of_namespace_bundles, 4);

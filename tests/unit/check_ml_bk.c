@@ -15,7 +15,8 @@
  * and without autoSkipNonRecoverableData, cursor write retries with one log line per 10 s,
  * trimming of consumed ledgers (metadata and BookKeeper ledger gone), retention, ml_delete,
  * terminate (appends in flight kept, later ones refused, the position stored and found again
- * by a new owner).
+ * by a new owner), the tail cache's bound on heap (not payload) and its time-based eviction,
+ * with reads of evicted entries served by the bookie.
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "bkc/bkc.h"
@@ -32,6 +33,20 @@
 
 #include <check.h>
 #include <errno.h>
+#if defined(__SANITIZE_ADDRESS__)
+#define TL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TL_ASAN 1
+#endif
+#endif
+#ifdef TL_ASAN
+/* sanitizer/allocator_interface.h (not shipped with every compiler) */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#else
+#define TL_ASAN 0
+#include <malloc.h>
+#endif
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -205,23 +220,29 @@ static int read_all(struct ml_cursor *c, int *seen, int cap, struct ml_position 
     return n;
 }
 
-/* c reads exactly the messages 0..n-1, in order. */
+/* c reads exactly the messages 0..n-1, in order (from the tail cache or the bookies). */
 static void expect_in_order(struct ml_cursor *c, int n)
 {
-    int seen[64];
-    ck_assert_int_le(n, 64);
-    ck_assert_int_eq(read_all(c, seen, 64, NULL), n);
+    int *seen = mg_calloc((size_t)n + 1, sizeof *seen);
+    ck_assert_int_eq(read_all(c, seen, n + 1, NULL), n);
     for (int i = 0; i < n; i++)
         ck_assert_int_eq(seen[i], i);
+    mg_free(seen);
+}
+
+/* A non-durable cursor from the earliest entry reads exactly messages 0..n-1, in order. */
+static void expect_read_back(struct ml_ledger *ml, const char *name, int n)
+{
+    struct ml_cursor *c = ml_cursor_open(ml, name, false, ML_POS_EARLIEST, NULL);
+    ck_assert_ptr_nonnull(c);
+    expect_in_order(c, n);
+    ml_cursor_close(c);
 }
 
 /* A new cursor on ml reads exactly the messages 0..n-1, in order; then ml and b are closed. */
 static void close_after_reading(struct broker *b, struct ml_ledger *ml, int n)
 {
-    struct ml_cursor *c = ml_cursor_open(ml, "r", false, ML_POS_EARLIEST, NULL);
-    ck_assert_ptr_nonnull(c);
-    expect_in_order(c, n);
-    ml_cursor_close(c);
+    expect_read_back(ml, "r", n);
     ml_close(ml);
     broker_free(b);
 }
@@ -296,9 +317,7 @@ START_TEST(test_roundtrip_standalone)
     broker_new(&b, ml_cfg(1, 1, 1, 1000, 0), false);
     ml = open_ml(&b, "t/ns/persistent/rt", NULL);
     ck_assert_int_eq(append_n(ml, 20, 5, NULL, NULL), 5);
-    c = ml_cursor_open(ml, "s2", false, ML_POS_EARLIEST, NULL);
-    expect_in_order(c, 25);
-    ml_cursor_close(c);
+    expect_read_back(ml, "s2", 25);
     ml_close(ml);
     broker_free(&b);
     env_free();
@@ -1358,6 +1377,160 @@ START_TEST(test_terminate_survives_reopen)
 }
 END_TEST
 
+/* ---- tail cache bound ------------------------------------------------------------------- */
+
+/* Bytes the allocator has handed out and not taken back (ASan's count under ASan). */
+static size_t heap_in_use(void)
+{
+#if TL_ASAN
+    return __sanitizer_get_current_allocated_bytes();
+#else
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+#endif
+}
+
+/* Message i as a connection hands it over: a KiB of payload in a buffer whose chain is
+ * much larger than the payload (the socket's read chains are relinked, not copied). */
+static struct evbuffer *wire_like_payload(int i)
+{
+    struct evbuffer *b = evbuffer_new();
+    ck_assert_int_eq(evbuffer_expand(b, 16384), 0);
+    evbuffer_add_printf(b, "message-%04d", i);
+    char pad[1012];
+    memset(pad, 'x', sizeof pad);
+    evbuffer_add(b, pad, sizeof pad);
+    return b;
+}
+
+/* A broker on one fake bookie whose tail cache holds cache bytes and evicts after ttl_ms
+ * (checked every 10 ms), and an ML of it; cache_env_end closes both. */
+static struct ml_ledger *cache_env(struct broker *b, size_t cache, int64_t ttl_ms, const char *name)
+{
+    env_new(1);
+    struct ml_config cfg = ml_cfg(1, 1, 1, 100000, cache);
+    cfg.cache_eviction_time_ms = ttl_ms;
+    cfg.cache_eviction_interval_ms = 10;
+    broker_new(b, cfg, false);
+    return open_ml(b, name, NULL);
+}
+
+static void cache_env_end(struct broker *b, struct ml_ledger *ml)
+{
+    ml_close(ml);
+    broker_free(b);
+    env_free();
+}
+
+/* Appends n wire-like entries (numbered from 0) with the given cache bound, checking the
+ * factory's cache never exceeds it; returns the heap growth over the appends (the
+ * fake bookies' copies, the ML's metadata and what the cache keeps). */
+static size_t cache_run(size_t cache, int n)
+{
+    struct broker b;
+    struct ml_ledger *ml = cache_env(&b, cache, 0, "t/ns/persistent/cachebound");
+    tl_run_for(loop, 10);
+    size_t before = heap_in_use();
+    struct tl_append a[50];
+    for (int done = 0; done < n; done += 50) {
+        for (int i = 0; i < 50; i++) {
+            memset(&a[i], 0, sizeof a[i]);
+            a[i].req.data = &a[i];
+            ck_assert_int_eq(
+                ml_append(ml, wire_like_payload(done + i), NULL, &a[i].req, tl_append_cb), 0);
+        }
+        for (int i = 0; i < 50; i++) {
+            tl_wait(loop, &a[i].done);
+            ck_assert_int_eq(a[i].status, 0);
+        }
+        ck_assert_uint_le(b.f->cache_bytes, cache);
+    }
+    tl_run_for(loop, 1);
+    size_t grown = heap_in_use() - before;
+    if (cache > 0)
+        ck_assert_uint_gt(b.f->cache_bytes, cache / 2); /* the cache is used, not bypassed */
+
+    /* Reads of evicted entries come back from the bookie, all of them, in order. */
+    expect_read_back(ml, "r", n);
+    cache_env_end(&b, ml);
+    return grown;
+}
+
+/* managedLedgerCacheSizeMB bounds memory, not payload bytes: under a stream of appends the
+ * heap the tail cache holds (growth with the cache minus growth without it) stays within
+ * the configured size, though each entry arrives in a buffer far larger than itself. */
+START_TEST(test_cache_bounds_heap)
+{
+    const size_t limit = 256 << 10;
+    const int n = 1000; /* ~1 MiB of payload, 4x the bound */
+    size_t without = cache_run(0, n);
+    size_t with = cache_run(limit, n);
+    ck_assert_msg(with <= without + limit + limit / 8,
+                  "the cache holds %zu bytes of heap for a %zu-byte bound",
+                  with > without ? with - without : 0, limit);
+}
+END_TEST
+
+/* Cached entries older than cache_eviction_time_ms leave the cache, and the eviction
+ * timer stops once it is empty (an idle broker has no timer); a read after that comes from
+ * the bookie. */
+START_TEST(test_cache_time_eviction)
+{
+    struct broker b;
+    struct ml_ledger *ml = cache_env(&b, 1 << 20, 500, "t/ns/persistent/cachetime");
+    ck_assert_int_eq(append_n(ml, 0, 10, NULL, NULL), 10);
+    ck_assert_uint_gt(b.f->cache_bytes, 0);
+    ck_assert(mg_timer_pending(&b.f->evict_tmr));
+    tl_run_for(loop, 300);
+    ck_assert_int_eq(append_n(ml, 10, 10, NULL, NULL), 10); /* younger ones */
+    size_t both = b.f->cache_bytes;
+    tl_run_for(loop, 300); /* the first ten are 600 ms old, the others ~300 */
+    ck_assert_uint_gt(b.f->cache_bytes, 0);
+    ck_assert_uint_lt(b.f->cache_bytes, both);
+    tl_run_for(loop, 400);
+    ck_assert_uint_eq(b.f->cache_bytes, 0);
+    ck_assert(!mg_timer_pending(&b.f->evict_tmr));
+    expect_read_back(ml, "r", 20);
+    cache_env_end(&b, ml);
+}
+END_TEST
+
+/* Entries every open cursor has read leave the cache within the eviction interval, long
+ * before their time is up (Pulsar's slowest-reader eviction); entries a cursor has not read
+ * stay. A reader that comes later gets them from the bookie. */
+START_TEST(test_cache_evicts_what_all_read)
+{
+    struct broker b;
+    struct ml_ledger *ml = cache_env(&b, 1 << 20, 60000, "t/ns/persistent/cacheread");
+    struct ml_cursor *fast = ml_cursor_open(ml, "fast", false, ML_POS_LATEST, NULL);
+    struct ml_cursor *slow = ml_cursor_open(ml, "slow", false, ML_POS_LATEST, NULL);
+    ck_assert_ptr_nonnull(fast);
+    ck_assert_ptr_nonnull(slow);
+    ck_assert_int_eq(append_n(ml, 0, 10, NULL, NULL), 10);
+    int seen[16];
+    ck_assert_int_eq(read_all(fast, seen, 16, NULL), 10);
+    tl_run_for(loop, 50);
+    size_t ten = b.f->cache_bytes;
+    ck_assert_uint_gt(ten, 0); /* "slow" has read nothing: all ten stay */
+    struct tl_read r = {0};
+    r.req.data = &r;
+    ck_assert_int_eq(ml_cursor_read(slow, 4, 0, &r.req, tl_read_cb), 0);
+    tl_wait(loop, &r.done);
+    ck_assert_int_eq(r.req.n, 4);
+    tl_read_release(&r);
+    tl_run_for(loop, 50);
+    ck_assert_uint_gt(b.f->cache_bytes, 0);
+    ck_assert_uint_lt(b.f->cache_bytes, ten); /* the four both have read are gone */
+    ck_assert_int_eq(read_all(slow, seen, 16, NULL), 6);
+    tl_run_for(loop, 50);
+    ck_assert_uint_eq(b.f->cache_bytes, 0);
+    expect_read_back(ml, "late", 10);
+    ml_cursor_close(fast);
+    ml_cursor_close(slow);
+    cache_env_end(&b, ml);
+}
+END_TEST
+
 static Suite *ml_bk_suite(void)
 {
     Suite *s = suite_create("ml_bk");
@@ -1372,7 +1545,8 @@ static Suite *ml_bk_suite(void)
            test_cursor_props_after_crash, test_partial_adds_recovered,
            test_failed_appends_leave_no_positions, test_bookie_lost_midstream,
            test_not_enough_bookies_then_back, test_trim_consumed, test_retention_keeps,
-           test_delete_ml, test_terminate_survives_reopen);
+           test_delete_ml, test_terminate_survives_reopen, test_cache_bounds_heap,
+           test_cache_time_eviction, test_cache_evicts_what_all_read);
     return s;
 }
 
