@@ -50,7 +50,7 @@
  * writes again once space returns. Any other failed write, and any failed fdatasync (the
  * state of the written pages is then unknown), fails that group and every later record with
  * the errno's -MG_E* code; the journal never writes again and the server turns read-only
- * until restarted. Preallocation stays under diskUsageThreshold (see bk_journal_preallocate).
+ * until restarted. Preallocation stays under diskUsageThreshold (see bk_journal_prealloc_ahead).
  * Repeated failures log one line per MG_RATELIMIT_INTERVAL_MS.
  */
 #include "bookie/bookie_int.h"
@@ -157,6 +157,9 @@ int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk
     j->threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95.0;
     pthread_mutex_init(&j->lock, NULL);
     pthread_cond_init(&j->cond, NULL);
+    pthread_mutex_init(&j->pa_lock, NULL);
+    pthread_cond_init(&j->pa_cond, NULL);
+    j->pa_fd = -1;
     int rc = mg_mkdirs(j->dir);
     if (rc < 0) {
         MG_ERROR(BK_MODULE, "cannot create journal directory %s: %s", j->dir, mg_strerror(rc));
@@ -564,6 +567,16 @@ static void bk_journal_error(struct bk_journal *j, const char *fmt, ...)
     MG_ERROR(BK_MODULE, "%s (%" PRIu64 " more journal failures since the last line)", line, held);
 }
 
+/* Journal thread: stop the preallocation thread's work on the current file (before the file
+ * is cut back or replaced); returns with pa_lock held. */
+static void bk_journal_prealloc_hold(struct bk_journal *j)
+{
+    pthread_mutex_lock(&j->pa_lock);
+    j->pa_target = 0; /* no new run, and a run in progress stops after its step */
+    while (j->pa_busy)
+        pthread_cond_wait(&j->pa_cond, &j->pa_lock);
+}
+
 /* Journal thread (or before start): create file_id + 1 and make it current. Out of space:
  * -MG_EREADONLY (the current file stays; nothing is left behind). */
 static int bk_journal_open_next_file(struct bk_journal *j)
@@ -597,12 +610,15 @@ static int bk_journal_open_next_file(struct bk_journal *j)
     }
     if (j->sync)
         mg_fsync_dir(j->dir);
+    bk_journal_prealloc_hold(j); /* the thread lets go of the old file */
+    j->pa_fd = fd;
+    j->alloc_end = BK_JOURNAL_HEADER_SIZE;
+    pthread_mutex_unlock(&j->pa_lock);
     if (j->fd >= 0)
         close(j->fd);
     j->fd = fd;
     j->file_id = id;
     j->file_off = BK_JOURNAL_HEADER_SIZE;
-    j->alloc_end = BK_JOURNAL_HEADER_SIZE;
     mg_free(path);
     return 0;
 }
@@ -626,42 +642,133 @@ static uint64_t bk_journal_room_below_threshold(const struct bk_journal *j)
  * writing inside blocks that already exist flushes only the data. Replay stops at the first
  * zero group header, so the zeros read as the end of the journal.
  *
+ * The zeros are written by their own thread, ahead of the groups: written inline, 16 MiB of
+ * zeros and their fdatasync stopped the journal for 10-20 ms (a quiet disk) to 90 ms (a busy
+ * one) every 16 MiB of journal, which was the p99 publish latency (docs/bookie-threads.md,
+ * "Where the tail came from"). The thread writes BK_PREALLOC_STEP at a time and pushes each
+ * step to the disk at once (sync_file_range), so that a group's fdatasync running meanwhile
+ * has at most one step of zeros to write besides its own pages; the last fdatasync of a run
+ * commits the new size. The journal thread asks for more when less than half of
+ * journalPreAllocSizeMB is left ahead of its writes, and waits only if it catches up (counted:
+ * magnetar_bookie_journal_preallocation_waits_total).
+ *
  * The disk-usage threshold is checked first: preallocation never takes the file system past
  * diskUsageThreshold (it stays within the room left, or is skipped and the group written
  * without it), and the loop thread is asked to check the disks at once when room is short,
  * so that the bookie turns read-only before the disk is full rather than after.
  */
-static int bk_journal_preallocate(struct bk_journal *j, uint64_t needed)
+#define BK_PREALLOC_STEP (1u << 20)
+
+/* Zero-fill [from, end) of fd; the end actually reached (a failed write, e.g. a nearly full
+ * disk, stops it there: the groups are then written without zeros ahead). A failed sync of
+ * the zeros is *err (the state of the file's pages is then unknown). */
+static uint64_t bk_journal_zero_fill(struct bk_journal *j, int fd, uint64_t from, uint64_t end,
+                                     int *err)
 {
     static const uint8_t zeros[1 << 16];
+    uint64_t off = from;
+    while (off < end) {
+        uint64_t step_end = end - off < BK_PREALLOC_STEP ? end : off + BK_PREALLOC_STEP;
+        uint64_t p = off;
+        while (p < step_end) {
+            size_t n = step_end - p < sizeof zeros ? (size_t)(step_end - p) : sizeof zeros;
+            ssize_t w = pwrite(fd, zeros, n, (off_t)p);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break;
+            p += (uint64_t)w;
+        }
+        if (j->sync && p > off &&
+            sync_file_range(fd, (off_t)off, (off_t)(p - off),
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+            *err = errno;
+            return off;
+        }
+        pthread_mutex_lock(&j->pa_lock);
+        j->alloc_end = p; /* usable at once: a group no longer waits for the rest */
+        bool more = p == step_end && j->pa_target > p && !j->pa_stopping;
+        pthread_cond_broadcast(&j->pa_cond);
+        pthread_mutex_unlock(&j->pa_lock);
+        off = p;
+        if (!more)
+            break;
+    }
+    if (j->sync && off > from && fdatasync(fd) != 0) /* the new size, off the groups' path */
+        *err = errno;
+    return off;
+}
+
+static void *bk_journal_prealloc_main(void *arg)
+{
+    struct bk_journal *j = arg;
+    pthread_mutex_lock(&j->pa_lock);
+    for (;;) {
+        while (!j->pa_stopping && (j->pa_fd < 0 || j->pa_errno || j->alloc_end >= j->pa_target))
+            pthread_cond_wait(&j->pa_cond, &j->pa_lock);
+        if (j->pa_stopping)
+            break;
+        int fd = j->pa_fd;
+        uint64_t from = j->alloc_end, end = j->pa_target;
+        j->pa_busy = true;
+        pthread_mutex_unlock(&j->pa_lock);
+        uint64_t room = bk_journal_room_below_threshold(j);
+        if (end - from > room) {
+            atomic_store(&j->disk_check_due, 1);
+            end = from + room;
+        }
+        uint64_t t0 = mg_mono_ns();
+        int err = 0;
+        uint64_t reached = end > from ? bk_journal_zero_fill(j, fd, from, end, &err) : from;
+        if (reached > from)
+            bk_lat_add(&j->lat_prealloc, mg_mono_ns() - t0, err == 0);
+        pthread_mutex_lock(&j->pa_lock);
+        j->pa_busy = false;
+        if (err)
+            j->pa_errno = err;
+        if (reached < j->pa_target && !j->pa_stopping)
+            j->pa_target = reached; /* no room, or a failed write: groups go on without */
+        pthread_cond_broadcast(&j->pa_cond);
+    }
+    pthread_mutex_unlock(&j->pa_lock);
+    return NULL;
+}
+
+/* Journal thread, before writing up to need: keep journalPreAllocSizeMB of zeros ahead of
+ * the writes (the preallocation thread fills them), and wait only when the group would reach
+ * past them and the thread is still filling. 0, or -errno of a failed sync of the zeros. */
+static int bk_journal_prealloc_ahead(struct bk_journal *j, uint64_t need)
+{
+    pthread_mutex_lock(&j->pa_lock);
     /* groups written while there was no room to zero-fill ahead lie past alloc_end: they are
      * data, the zeros start after them */
-    if (j->alloc_end < j->file_off)
+    if (!j->pa_busy && j->alloc_end < j->file_off)
         j->alloc_end = j->file_off;
-    uint64_t end = j->alloc_end + j->prealloc;
-    if (end > j->max_size)
-        end = j->max_size; /* the file rolls there */
-    if (end < needed)
-        end = needed;
-    uint64_t room = bk_journal_room_below_threshold(j);
-    if (end - j->alloc_end > room) {
-        atomic_store(&j->disk_check_due, 1);
-        end = needed - j->alloc_end > room ? j->alloc_end : j->alloc_end + room;
+    uint64_t want = j->file_off + j->prealloc;
+    if (want > j->max_size)
+        want = j->max_size; /* the file rolls there */
+    if (want < need)
+        want = need;
+    if ((need > j->alloc_end || j->alloc_end < j->file_off + j->prealloc / 2) &&
+        j->pa_target < want) {
+        j->pa_target = want;
+        pthread_cond_broadcast(&j->pa_cond);
     }
-    uint64_t off = j->alloc_end;
-    while (off < end) {
-        size_t n = end - off < sizeof zeros ? (size_t)(end - off) : sizeof zeros;
-        ssize_t w = pwrite(j->fd, zeros, n, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break; /* e.g. a nearly full disk: the group is written without it below */
-        off += (uint64_t)w;
+    uint64_t t0 = 0;
+    while (j->pa_started && need > j->alloc_end && !j->pa_errno &&
+           (j->pa_busy || j->pa_target > j->alloc_end)) {
+        if (t0 == 0) {
+            t0 = mg_mono_ns();
+            atomic_fetch_add(&j->st_prealloc_waits, 1);
+        }
+        pthread_cond_wait(&j->pa_cond, &j->pa_lock);
     }
-    if (off > j->alloc_end && j->sync && fdatasync(j->fd) != 0)
-        return -errno;
-    j->alloc_end = off;
-    return 0;
+    int e = j->pa_errno;
+    pthread_mutex_unlock(&j->pa_lock);
+    if (t0)
+        bk_lat_add(&j->lat_prealloc_wait, mg_mono_ns() - t0, true);
+    return -e;
 }
 
 /*
@@ -676,14 +783,18 @@ static int bk_journal_group_no_space(struct bk_journal *j, int e, const char *wh
     atomic_store(&j->disk_check_due, 1);
     bk_journal_error(j, "journal %" PRIx64 ": %s: %s: the group's requests are refused (EREADONLY)",
                      j->file_id, what, strerror(e));
-    if (ftruncate(j->fd, (off_t)j->file_off) != 0 || (j->sync && fdatasync(j->fd) != 0)) {
+    bk_journal_prealloc_hold(j);
+    bool cut = ftruncate(j->fd, (off_t)j->file_off) == 0 && (!j->sync || fdatasync(j->fd) == 0);
+    int e2 = errno;
+    j->alloc_end = j->file_off;
+    pthread_mutex_unlock(&j->pa_lock);
+    if (!cut) {
         MG_ERROR(BK_MODULE,
                  "journal %" PRIx64 ": cannot cut it back to %" PRIu64 " after a failed write: "
                  "%s; the journal stops (read-only until restart)",
-                 j->file_id, j->file_off, strerror(errno));
+                 j->file_id, j->file_off, strerror(e2));
         return -MG_EIO;
     }
-    j->alloc_end = j->file_off;
     return -MG_EREADONLY;
 }
 
@@ -747,8 +858,8 @@ static int bk_journal_write_group(struct bk_journal *j, size_t used, uint32_t nr
         if (rc < 0)
             return rc;
     }
-    if (j->file_off + used > j->alloc_end) {
-        int e = bk_journal_preallocate(j, j->file_off + used);
+    {
+        int e = bk_journal_prealloc_ahead(j, j->file_off + used);
         if (e < 0) {
             atomic_store(&j->failed_errno, -e);
             MG_ERROR(BK_MODULE, "journal %" PRIx64 ": preallocation failed: %s", j->file_id,
@@ -916,6 +1027,11 @@ int bk_journal_start(struct bk_journal *j, struct event_base *base)
     rc = bk_journal_open_next_file(j);
     if (rc < 0)
         return rc;
+    if (pthread_create(&j->pa_thread, NULL, bk_journal_prealloc_main, j) != 0) {
+        MG_ERROR(BK_MODULE, "cannot start the journal's preallocation thread");
+        return -MG_EIO;
+    }
+    j->pa_started = true;
     if (pthread_create(&j->thread, NULL, bk_journal_main, j) != 0) {
         MG_ERROR(BK_MODULE, "cannot start the journal thread");
         return -MG_EIO;
@@ -934,16 +1050,38 @@ void bk_journal_submit(struct bk_journal *j, struct bk_jreq *head, struct bk_jre
     pthread_mutex_unlock(&j->lock);
 }
 
+static void bk_journal_prealloc_stop(struct bk_journal *j)
+{
+    if (!j->pa_started)
+        return;
+    pthread_mutex_lock(&j->pa_lock);
+    j->pa_stopping = true;
+    pthread_cond_broadcast(&j->pa_cond);
+    pthread_mutex_unlock(&j->pa_lock);
+    pthread_join(j->pa_thread, NULL);
+    j->pa_started = false;
+}
+
 void bk_journal_stop(struct bk_journal *j)
 {
-    if (!j->started)
-        return;
-    pthread_mutex_lock(&j->lock);
-    j->stopping = true;
-    pthread_cond_signal(&j->cond);
-    pthread_mutex_unlock(&j->lock);
-    pthread_join(j->thread, NULL);
-    j->started = false;
+    if (j->started) {
+        pthread_mutex_lock(&j->lock);
+        j->stopping = true;
+        pthread_cond_signal(&j->cond);
+        pthread_mutex_unlock(&j->lock);
+        pthread_join(j->thread, NULL);
+        j->started = false;
+        MG_INFO(BK_MODULE,
+                "journal: %" PRIu64 " groups, fdatasync p50 %.3f p99 %.3f max %.3f ms; "
+                "zero-fill: %" PRIu64 " runs p99 %.3f ms, %" PRIu64
+                " group writes waited for it (p99 %.3f ms) (log2 bucket bounds)",
+                atomic_load(&j->st_groups), bk_lat_quantile_ms(&j->lat_sync, 0.5),
+                bk_lat_quantile_ms(&j->lat_sync, 0.99), bk_lat_quantile_ms(&j->lat_sync, 1.0),
+                atomic_load(&j->lat_prealloc.count), bk_lat_quantile_ms(&j->lat_prealloc, 0.99),
+                atomic_load(&j->st_prealloc_waits),
+                bk_lat_quantile_ms(&j->lat_prealloc_wait, 0.99));
+    }
+    bk_journal_prealloc_stop(j);
 }
 
 struct bk_jreq *bk_journal_take_done(struct bk_journal *j)
@@ -982,6 +1120,8 @@ void bk_journal_fini(struct bk_journal *j)
     j->fd = j->notify_fd = -1;
     pthread_mutex_destroy(&j->lock);
     pthread_cond_destroy(&j->cond);
+    pthread_mutex_destroy(&j->pa_lock);
+    pthread_cond_destroy(&j->pa_cond);
     mg_free(j->buf);
     mg_free(j->dir);
     j->buf = NULL;

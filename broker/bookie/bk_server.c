@@ -1354,6 +1354,7 @@ void bk_server_stats(const struct bk_server *s, struct bk_stats *out)
     out->checkpoints = s->checkpoints;
     out->replayed = s->replayed;
     out->disk_checks = s->disk_checks;
+    out->prealloc_waits = atomic_load(&j->st_prealloc_waits);
 }
 
 void bk_server_inject_journal_error(struct bk_server *s, int err)

@@ -395,7 +395,8 @@ struct bk_stats {
     uint64_t bytes;
     uint64_t checkpoints;
     uint64_t replayed;
-    uint64_t disk_checks; /* periodic disk checks run */
+    uint64_t disk_checks;    /* periodic disk checks run */
+    uint64_t prealloc_waits; /* group writes that waited for the journal's zero-fill */
 };
 
 struct bk_server;
@@ -408,6 +409,8 @@ struct bk_lat {
     _Atomic uint64_t count, sum_us, failed;
 };
 void bk_lat_add(struct bk_lat *l, uint64_t ns, bool ok);
+/* The upper bound (ms) of the bucket holding quantile q; 0 with no sample. */
+double bk_lat_quantile_ms(struct bk_lat *l, double q);
 
 struct bk_journal {
     struct bk_server *srv; /* borrowed */
@@ -435,17 +438,30 @@ struct bk_journal {
     int fd; /* current file, owned */
     uint64_t file_id;
     uint64_t file_off;
-    uint64_t alloc_end; /* the current file is zero-filled up to here, or written beyond it */
-    uint8_t *buf;       /* owned group buffer */
+    uint8_t *buf; /* owned group buffer */
     size_t buf_cap;
     bool failed;
     struct mg_ratelimit rl_error; /* journal thread's repeated failures */
     _Atomic int failed_errno;     /* errno of the failure, for the loop thread's log line */
     _Atomic int disk_check_due;   /* room is short: the loop thread checks the disks now */
+    /* the preallocation thread zero-fills the current file ahead of the groups
+     * (bk_journal_prealloc_main); shared with it under pa_lock */
+    pthread_mutex_t pa_lock;
+    pthread_cond_t pa_cond; /* work for the thread, progress for the journal thread */
+    pthread_t pa_thread;
+    bool pa_started, pa_stopping;
+    bool pa_busy;       /* filling, without the lock: pa_fd and alloc_end stay as they are */
+    int pa_fd;          /* the file being filled (the journal's current one), borrowed */
+    uint64_t pa_target; /* fill up to here (lowered by the thread when room is short) */
+    uint64_t alloc_end; /* the current file is zero-filled up to here, or written beyond it */
+    int pa_errno;       /* a failed sync of the zeros: the journal stops (as a failed group) */
     /* statistics and test hooks, any thread */
     _Atomic uint64_t st_records, st_adds, st_groups, st_fsyncs, st_bytes;
-    struct bk_lat lat_add;    /* an add's submission to its group's sync (JOURNAL_ADD_ENTRY) */
-    struct bk_lat lat_sync;   /* a group's fdatasync (JOURNAL_SYNC) */
+    struct bk_lat lat_add;      /* an add's submission to its group's sync (JOURNAL_ADD_ENTRY) */
+    struct bk_lat lat_sync;     /* a group's fdatasync (JOURNAL_SYNC) */
+    struct bk_lat lat_prealloc; /* one zero-fill run of the preallocation thread */
+    struct bk_lat lat_prealloc_wait; /* a group write's wait for the zero-fill (rare) */
+    _Atomic uint64_t st_prealloc_waits;
     _Atomic int inject_errno; /* the next group write fails with this errno */
 };
 

@@ -1835,6 +1835,63 @@ START_TEST(test_prealloc_after_room_returns)
 }
 END_TEST
 
+/* The journal's preallocation thread is idle: everything asked of it is zero-filled. */
+static void wait_prealloc_idle(struct harness *h)
+{
+    struct bk_journal *j = &h->srv->journal;
+    for (int i = 0; i < 10000; i++) { /* 10 s */
+        pthread_mutex_lock(&j->pa_lock);
+        bool idle = !j->pa_busy && j->alloc_end >= j->pa_target;
+        pthread_mutex_unlock(&j->pa_lock);
+        if (idle)
+            return;
+        usleep(1000);
+    }
+    ck_abort_msg("the journal's preallocation thread did not finish within 10 s");
+}
+
+/* The zero-fill ahead of the journal (journalPreAllocSizeMB) is done off the group path: over
+ * many preallocation regions, no group write waits for it once the first region is there
+ * (it used to be written and synced inline before the group that needed it, stopping the
+ * journal for 10-90 ms every 16 MiB: the p99 publish latency). The file is zero-filled ahead
+ * of its data, and a crash replays every acknowledged entry (the zeros read as the end). */
+START_TEST(test_journal_zero_fill_ahead)
+{
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    h.o.journal_prealloc = 1 << 20;
+    h_start(&h);
+    int fd = cl_connect(h.port);
+    enum { PAYLOAD = 48 * 1024, N = 120 }; /* ~5.6 MiB: five regions and more */
+    ck_assert_int_eq(v2_add(fd, 131, 0, KEY_A, 0), 0);
+    struct bk_stats st;
+    bk_server_stats(h.srv, &st);
+    uint64_t first = st.prealloc_waits; /* the first group of a new file may wait for it */
+    ck_assert_uint_le(first, 1);
+    for (int e = 1; e < N; e++) {
+        wait_prealloc_idle(&h); /* the disk keeps up: only the journal's own order counts */
+        v2_add_send(fd, 131, e, KEY_A, 0, PAYLOAD);
+        ck_assert_int_eq(v2_add_recv(fd, 131, e), 0);
+    }
+    bk_server_stats(h.srv, &st);
+    ck_assert_uint_eq(st.prealloc_waits, first);
+    ck_assert_uint_ge(st.bytes, (uint64_t)(N - 1) * PAYLOAD);
+    wait_prealloc_idle(&h);
+    char path[512];
+    last_journal(&h, path, sizeof path);
+    struct bk_journal *j = &h.srv->journal;
+    ck_assert_int_ge(file_size(path), (off_t)(j->file_off + (1 << 19))); /* zeros ahead */
+    close(fd);
+    h_stop(&h, false); /* crash */
+    h_start(&h);
+    fd = cl_connect(h.port);
+    check_entries(fd, 131, 1, N, PAYLOAD);
+    close(fd);
+    h_stop(&h, true);
+    h_rm(&h);
+}
+END_TEST
+
 /* A restarted bookie does not turn read-only because of the previous run's journal: its data
  * is in the entry logs by then, and the start checkpoint trims it (it used to linger until
  * the new journal file filled up, doubling the bookie's disk usage). */
@@ -1847,6 +1904,9 @@ START_TEST(test_restart_trims_journal)
     h_init_dirs(&h, root);
     h.o.disk_usage_threshold_pct = 90;
     h.o.disk_check_interval_ms = 20;
+    /* zeros ahead of the journal's writes: up to journalPreAllocSizeMB, filled early (at half
+     * of it); 16 MiB of them and 11 MiB of entry logs would not fit below 90% of 32 MiB */
+    h.o.journal_prealloc = 4 << 20;
     h_start(&h);
     int fd = cl_connect(h.port);
     const int n = 44; /* 11 MiB: in the journal and in the entry logs, about 70% of the disk */
@@ -3658,9 +3718,10 @@ static Suite *bookie_suite(void)
            test_journal_corrupt_middle, test_journal_v6, test_garbage_frame, test_max_message_frame,
            test_oversized_frame, test_readonly_injected, test_readonly_tmpfs, test_nospace_journal,
            test_nospace_entry_log, test_prealloc_threshold, test_prealloc_after_room_returns,
-           test_restart_trims_journal, test_dir_lock, test_options_from_cfg, test_cookie_format,
-           test_cookie_new_and_restart, test_cookie_refusals, test_cookie_adopt_and_resume,
-           test_cookie_twin_refused, test_cookie_format_cmd, test_gc_deleted_ledger, test_metrics,
+           test_restart_trims_journal, test_journal_zero_fill_ahead, test_dir_lock,
+           test_options_from_cfg, test_cookie_format, test_cookie_new_and_restart,
+           test_cookie_refusals, test_cookie_adopt_and_resume, test_cookie_twin_refused,
+           test_cookie_format_cmd, test_gc_deleted_ledger, test_metrics,
            test_gc_empty_logs_of_restarts, test_gc_ledger_created_during_scan,
            test_gc_listing_failure, test_compaction_half_live, test_gc_off_loop,
            test_compaction_crash, test_ledger_dirs_round_robin, test_ledger_dirs_full_skipped,
