@@ -153,6 +153,8 @@ int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk
         o->buffered_entries_threshold > 0 ? (size_t)o->buffered_entries_threshold : 0;
     j->max_size = o->journal_max_size > 0 ? (uint64_t)o->journal_max_size : (2048ULL << 20);
     j->prealloc = o->journal_prealloc > 0 ? (uint64_t)o->journal_prealloc : (16ULL << 20);
+    j->reuse = o->journal_reuse;
+    j->max_backups = o->journal_max_backups > 0 ? (unsigned)o->journal_max_backups : 0;
     j->sync = o->journal_sync;
     j->threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95.0;
     pthread_mutex_init(&j->lock, NULL);
@@ -288,7 +290,7 @@ static int bk_journal_truncate(const char *path, uint64_t at)
  * that names the file and offset and says how to proceed.
  */
 static int bk_journal_replay_stopped(const char *path, int fd, uint64_t id, uint64_t size,
-                                     bool is_last, const struct bk_stop *stop)
+                                     bool is_last, bool reused, const struct bk_stop *stop)
 {
     bool nonzero;
     uint64_t later;
@@ -296,6 +298,16 @@ static int bk_journal_replay_stopped(const char *path, int fd, uint64_t id, uint
     if (rc < 0) {
         MG_ERROR(BK_MODULE, "journal %s: cannot read it: %s", path, mg_strerror(rc));
         return rc;
+    }
+    if (reused && later == 0) {
+        /* a file taken over (journalReuseFiles): what follows is its earlier life's groups
+         * (written under another file id), or a torn group over them; nothing of this one
+         * comes after, and the blocks stay for the writes of a next life */
+        MG_DEBUG(BK_MODULE,
+                 "journal %s: %s at offset %" PRIu64 ": the end of its data (a file taken "
+                 "over: an earlier file's records follow)",
+                 path, stop->why, stop->at);
+        return 0;
     }
     if (!nonzero && later == 0) {
         /* zeros: the end of the data. The last file's preallocated tail is given back now:
@@ -451,9 +463,9 @@ static int bk_journal_replay_file(struct bk_journal *j, struct bk_store *st, uin
         return mg_err_from_errno(e);
     }
     uint64_t size = (uint64_t)sb.st_size;
-    uint8_t hdr[8] = {0};
-    bool hdr_ok =
-        size >= BK_JOURNAL_HEADER_SIZE && pread(fd, hdr, 8, 0) == 8 && memcmp(hdr, "BKLG", 4) == 0;
+    uint8_t hdr[20] = {0};
+    bool hdr_ok = size >= BK_JOURNAL_HEADER_SIZE && pread(fd, hdr, sizeof hdr, 0) == sizeof hdr &&
+                  memcmp(hdr, "BKLG", 4) == 0;
     int rc = 0;
     if (!hdr_ok) {
         /* a file is created by writing and syncing its header before anything else goes in:
@@ -480,6 +492,7 @@ static int bk_journal_replay_file(struct bk_journal *j, struct bk_store *st, uin
         return rc;
     }
     uint32_t version = mg_get_be32(hdr + 4);
+    bool reused = version == BK_JOURNAL_VERSION && (mg_get_be32(hdr + 16) & BK_JOURNAL_F_REUSED);
     if (from < BK_JOURNAL_HEADER_SIZE)
         from = BK_JOURNAL_HEADER_SIZE;
     struct bk_stop stop = {0};
@@ -516,7 +529,7 @@ static int bk_journal_replay_file(struct bk_journal *j, struct bk_store *st, uin
                     "versions did",
                     path, stop.why, stop.at, size - stop.at);
     } else if (rc == 1) {
-        rc = bk_journal_replay_stopped(path, fd, id, size, is_last, &stop);
+        rc = bk_journal_replay_stopped(path, fd, id, size, is_last, reused, &stop);
     }
     close(fd);
     mg_free(path);
@@ -544,7 +557,6 @@ int bk_journal_replay(struct bk_journal *j, struct bk_store *st, uint64_t mark_f
     return rc;
 }
 
-/* Journal thread (or before start): create file_id + 1 and make it current. */
 static bool bk_journal_no_space(int e)
 {
     return e == ENOSPC || e == EDQUOT;
@@ -577,11 +589,19 @@ static void bk_journal_prealloc_hold(struct bk_journal *j)
         pthread_cond_wait(&j->pa_cond, &j->pa_lock);
 }
 
-/* Journal thread (or before start): create file_id + 1 and make it current. Out of space:
- * -MG_EREADONLY (the current file stays; nothing is left behind). */
-static int bk_journal_open_next_file(struct bk_journal *j)
+static void bk_journal_header(uint8_t *hdr, uint64_t id, uint32_t flags)
 {
-    uint64_t id = j->file_id + 1;
+    memset(hdr, 0, BK_JOURNAL_HEADER_SIZE);
+    memcpy(hdr, "BKLG", 4);
+    mg_put_be32(hdr + 4, BK_JOURNAL_VERSION);
+    mg_put_be64(hdr + 8, id);
+    mg_put_be32(hdr + 16, flags);
+}
+
+/* Create journal id with its header, synced: the descriptor, or -MG_E* (logged; nothing is
+ * left behind). */
+static int bk_journal_create_file(struct bk_journal *j, uint64_t id)
+{
     char *path = bk_journal_path(j, id);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -592,10 +612,7 @@ static int bk_journal_open_next_file(struct bk_journal *j)
         return bk_journal_no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
     }
     uint8_t hdr[BK_JOURNAL_HEADER_SIZE];
-    memset(hdr, 0, sizeof hdr);
-    memcpy(hdr, "BKLG", 4);
-    mg_put_be32(hdr + 4, BK_JOURNAL_VERSION);
-    mg_put_be64(hdr + 8, id);
+    bk_journal_header(hdr, id, 0);
     ssize_t w = pwrite(fd, hdr, sizeof hdr, 0);
     int e = w < 0 ? errno : w != (ssize_t)sizeof hdr ? ENOSPC : 0;
     if (e == 0 && j->sync && fdatasync(fd) != 0)
@@ -610,16 +627,85 @@ static int bk_journal_open_next_file(struct bk_journal *j)
     }
     if (j->sync)
         mg_fsync_dir(j->dir);
+    mg_free(path);
+    return fd;
+}
+
+/*
+ * journalReuseFiles: take over the oldest journal file the durable lastMark covers, when
+ * journalMaxBackups (at least one) of them are kept, as journal id: its header is rewritten
+ * (id, BK_JOURNAL_F_REUSED) and synced, then it is renamed. Its blocks are allocated and
+ * written already, so the groups written over it need no zero-fill and their fdatasync no
+ * metadata. What follows the last group of the new life is the old one's: replay tells them
+ * apart by the file id under each group header's checksum. The descriptor and *size, or -1
+ * (nothing to take over, or it failed: logged, a new file is created instead). A crash
+ * between the header and the rename leaves a covered file with the new header: never
+ * replayed (it is below lastMark), deleted or taken over later.
+ */
+static int bk_journal_reuse_file(struct bk_journal *j, uint64_t id, uint64_t *size)
+{
+    uint64_t *ids;
+    size_t n = bk_journal_list_files(j->dir, &ids), covered = 0;
+    uint64_t below = atomic_load(&j->covered_below);
+    while (covered < n && ids[covered] < below)
+        covered++;
+    uint64_t old = ids && n ? ids[0] : 0;
+    mg_free(ids);
+    if (covered == 0 || covered < (j->max_backups ? j->max_backups : 1))
+        return -1;
+    char *from = bk_journal_path(j, old), *to = bk_journal_path(j, id);
+    uint8_t hdr[BK_JOURNAL_HEADER_SIZE];
+    bk_journal_header(hdr, id, BK_JOURNAL_F_REUSED);
+    struct stat sb;
+    int fd = open(from, O_RDWR | O_CLOEXEC), e = 0;
+    if (fd < 0 || fstat(fd, &sb) != 0)
+        e = errno;
+    else if ((uint64_t)sb.st_size < BK_JOURNAL_HEADER_SIZE)
+        e = EINVAL;
+    else if (pwrite(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr)
+        e = errno ? errno : ENOSPC;
+    else if (j->sync && fdatasync(fd) != 0)
+        e = errno;
+    else if (rename(from, to) != 0)
+        e = errno;
+    else if (j->sync && mg_fsync_dir(j->dir) < 0)
+        e = errno ? errno : EIO;
+    if (e == 0) {
+        *size = (uint64_t)sb.st_size;
+        atomic_fetch_add(&j->st_reused, 1);
+        MG_DEBUG(BK_MODULE, "journal %s taken over as %s (%" PRIu64 " bytes)", from, to, *size);
+    } else {
+        MG_WARN(BK_MODULE, "journal %s: cannot take it over as %s: %s; a new file is created", from,
+                to, strerror(e));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    mg_free(from);
+    mg_free(to);
+    return fd;
+}
+
+/* Journal thread (or before start): make file_id + 1 current, taking a covered file over
+ * (journalReuseFiles) or creating it. Out of space: -MG_EREADONLY (the current file stays;
+ * nothing is left behind). */
+static int bk_journal_open_next_file(struct bk_journal *j)
+{
+    uint64_t id = j->file_id + 1, zeroed = BK_JOURNAL_HEADER_SIZE;
+    int fd = j->reuse ? bk_journal_reuse_file(j, id, &zeroed) : -1;
+    if (fd < 0)
+        fd = bk_journal_create_file(j, id);
+    if (fd < 0)
+        return fd;
     bk_journal_prealloc_hold(j); /* the thread lets go of the old file */
     j->pa_fd = fd;
-    j->alloc_end = BK_JOURNAL_HEADER_SIZE;
+    j->alloc_end = zeroed; /* a file taken over: written already, as far as it goes */
     pthread_mutex_unlock(&j->pa_lock);
     if (j->fd >= 0)
         close(j->fd);
     j->fd = fd;
     j->file_id = id;
     j->file_off = BK_JOURNAL_HEADER_SIZE;
-    mg_free(path);
     return 0;
 }
 
@@ -1095,6 +1181,9 @@ struct bk_jreq *bk_journal_take_done(struct bk_journal *j)
 
 void bk_journal_trim(struct bk_journal *j, uint64_t mark_file, unsigned keep)
 {
+    uint64_t was = atomic_load(&j->covered_below);
+    while (was < mark_file && !atomic_compare_exchange_weak(&j->covered_below, &was, mark_file))
+        ;
     uint64_t *ids;
     size_t n = bk_journal_list_files(j->dir, &ids); /* ascending */
     size_t covered = 0;
@@ -1104,7 +1193,7 @@ void bk_journal_trim(struct bk_journal *j, uint64_t mark_file, unsigned keep)
         char *path = bk_journal_path(j, ids[i]);
         if (unlink(path) == 0)
             MG_DEBUG(BK_MODULE, "journal %s removed (before lastMark)", path);
-        else
+        else if (errno != ENOENT) /* ENOENT: taken over by the journal thread meanwhile */
             MG_WARN(BK_MODULE, "cannot remove journal %s: %s", path, strerror(errno));
         mg_free(path);
     }

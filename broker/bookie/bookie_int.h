@@ -45,11 +45,14 @@ struct mg_listener;
 #define BK_META_FORCE_LEDGER (-0x4000)
 #define BK_META_EXPLICIT_LAC (-0x8000)
 
-#define BK_LOCK_FILE "bookie.lock"    /* in the journal and ledger directories */
-#define BK_COOKIE_FILE "VERSION"      /* the cookie, in <dir>/current/ (BookKeeper's name) */
-#define BK_JOURNAL_HEADER_SIZE 512    /* "BKLG", BE32 version, BE64 file id (v7), zeros */
-#define BK_JOURNAL_VERSION 7          /* written: checksummed groups and records */
-#define BK_JOURNAL_VERSION_V6 6       /* read only: [BE32 len][body] records, no checksums */
+#define BK_LOCK_FILE "bookie.lock" /* in the journal and ledger directories */
+#define BK_COOKIE_FILE "VERSION"   /* the cookie, in <dir>/current/ (BookKeeper's name) */
+#define BK_JOURNAL_HEADER_SIZE 512 /* "BKLG", BE32 version, BE64 file id (v7), zeros */
+#define BK_JOURNAL_VERSION 7       /* written: checksummed groups and records */
+#define BK_JOURNAL_F_REUSED                                                                        \
+    1u                          /* header flags (BE32 at 16): an earlier file's groups may follow  \
+                                   the last one (journalReuseFiles) */
+#define BK_JOURNAL_VERSION_V6 6 /* read only: [BE32 len][body] records, no checksums */
 #define BK_GROUP_MAGIC 0x424B4752u    /* "BKGR" */
 #define BK_GROUP_HEADER_SIZE 28       /* magic, body length, records, 0, offset, CRC32C */
 #define BK_RECORD_HEADER_SIZE 8       /* BE32 length, BE32 CRC32C */
@@ -397,6 +400,7 @@ struct bk_stats {
     uint64_t replayed;
     uint64_t disk_checks;    /* periodic disk checks run */
     uint64_t prealloc_waits; /* group writes that waited for the journal's zero-fill */
+    uint64_t journal_reused; /* journal files taken over from covered ones (journalReuseFiles) */
 };
 
 struct bk_server;
@@ -420,7 +424,10 @@ struct bk_journal {
     size_t bytes_threshold;
     size_t entries_threshold; /* 0 = off */
     uint64_t max_size;
-    uint64_t prealloc; /* journalPreAllocSizeMB: zero-filled ahead of the writes */
+    uint64_t prealloc;              /* journalPreAllocSizeMB: zero-filled ahead of the writes */
+    bool reuse;                     /* journalReuseFiles */
+    unsigned max_backups;           /* journalMaxBackups */
+    _Atomic uint64_t covered_below; /* files below this id are covered by the durable lastMark */
     bool sync;
     double threshold_pct; /* diskUsageThreshold in percent: preallocation stays under it */
     /* shared with the journal thread, under lock */
@@ -462,7 +469,8 @@ struct bk_journal {
     struct bk_lat lat_prealloc; /* one zero-fill run of the preallocation thread */
     struct bk_lat lat_prealloc_wait; /* a group write's wait for the zero-fill (rare) */
     _Atomic uint64_t st_prealloc_waits;
-    _Atomic int inject_errno; /* the next group write fails with this errno */
+    _Atomic uint64_t st_reused; /* files taken over (journalReuseFiles) */
+    _Atomic int inject_errno;   /* the next group write fails with this errno */
 };
 
 /* Open (create) the directory and find the next file id; no file is created yet. */
