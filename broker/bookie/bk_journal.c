@@ -1136,27 +1136,25 @@ void bk_journal_submit(struct bk_journal *j, struct bk_jreq *head, struct bk_jre
     pthread_mutex_unlock(&j->lock);
 }
 
-static void bk_journal_prealloc_stop(struct bk_journal *j)
+/* Tell a worker thread to stop (*stopping under m, c broadcast) and join it. */
+static void bk_journal_join(pthread_t t, pthread_mutex_t *m, pthread_cond_t *c, bool *stopping,
+                            bool *started)
 {
-    if (!j->pa_started)
+    if (!*started)
         return;
-    pthread_mutex_lock(&j->pa_lock);
-    j->pa_stopping = true;
-    pthread_cond_broadcast(&j->pa_cond);
-    pthread_mutex_unlock(&j->pa_lock);
-    pthread_join(j->pa_thread, NULL);
-    j->pa_started = false;
+    pthread_mutex_lock(m);
+    *stopping = true;
+    pthread_cond_broadcast(c);
+    pthread_mutex_unlock(m);
+    pthread_join(t, NULL);
+    *started = false;
 }
 
 void bk_journal_stop(struct bk_journal *j)
 {
-    if (j->started) {
-        pthread_mutex_lock(&j->lock);
-        j->stopping = true;
-        pthread_cond_signal(&j->cond);
-        pthread_mutex_unlock(&j->lock);
-        pthread_join(j->thread, NULL);
-        j->started = false;
+    bool was = j->started;
+    bk_journal_join(j->thread, &j->lock, &j->cond, &j->stopping, &j->started);
+    if (was)
         MG_INFO(BK_MODULE,
                 "journal: %" PRIu64 " groups, fdatasync p50 %.3f p99 %.3f max %.3f ms; "
                 "zero-fill: %" PRIu64 " runs p99 %.3f ms, %" PRIu64
@@ -1166,8 +1164,7 @@ void bk_journal_stop(struct bk_journal *j)
                 atomic_load(&j->lat_prealloc.count), bk_lat_quantile_ms(&j->lat_prealloc, 0.99),
                 atomic_load(&j->st_prealloc_waits),
                 bk_lat_quantile_ms(&j->lat_prealloc_wait, 0.99));
-    }
-    bk_journal_prealloc_stop(j);
+    bk_journal_join(j->pa_thread, &j->pa_lock, &j->pa_cond, &j->pa_stopping, &j->pa_started);
 }
 
 struct bk_jreq *bk_journal_take_done(struct bk_journal *j)

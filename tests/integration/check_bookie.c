@@ -842,6 +842,20 @@ static void check_entries(int fd, int64_t ledger, int from, int to, size_t paylo
     }
 }
 
+/* Stop the server (a crash unless clean), start it again, check ledger's entries [from, to)
+ * read back, stop it and remove its directories. */
+static void restart_check_rm(struct harness *h, bool clean, int64_t ledger, int from, int to,
+                             size_t payload)
+{
+    h_stop(h, clean);
+    h_start(h);
+    int fd = cl_connect(h->port);
+    check_entries(fd, ledger, from, to, payload);
+    close(fd);
+    h_stop(h, true);
+    h_rm(h);
+}
+
 /* Wait (bounded) until the storage thread's checkpoint is parked at its test gate. */
 static void wait_parked(struct harness *h)
 {
@@ -948,13 +962,7 @@ START_TEST(test_write_cache_backpressure)
     ck_assert_int_eq(run_on_loop(&h, 0), 0);
     ck_assert_uint_le(store->cache_peak, 2 * (store->cache_max + entry));
     close(fd);
-    h_stop(&h, true);
-    h_start(&h);
-    fd = cl_connect(h.port);
-    check_entries(fd, 42, 0, N, PAYLOAD);
-    close(fd);
-    h_stop(&h, true);
-    h_rm(&h);
+    restart_check_rm(&h, true, 42, 0, N, PAYLOAD);
 }
 END_TEST
 
@@ -1883,13 +1891,7 @@ START_TEST(test_journal_zero_fill_ahead)
     struct bk_journal *j = &h.srv->journal;
     ck_assert_int_ge(file_size(path), (off_t)(j->file_off + (1 << 19))); /* zeros ahead */
     close(fd);
-    h_stop(&h, false); /* crash */
-    h_start(&h);
-    fd = cl_connect(h.port);
-    check_entries(fd, 131, 1, N, PAYLOAD);
-    close(fd);
-    h_stop(&h, true);
-    h_rm(&h);
+    restart_check_rm(&h, false, 131, 1, N, PAYLOAD); /* a crash */
 }
 END_TEST
 
