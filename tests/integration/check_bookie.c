@@ -2751,9 +2751,12 @@ START_TEST(test_options_from_cfg)
     h_rm(&h);
     ck_assert_int_eq(cfg_set(&c, "dbStorage_writeCacheMaxSizeMb", "3", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&c, "journalMaxBackups", "0", "test", err, sizeof err), 0);
+    ck_assert(!o.journal_reuse); /* journalReuseFiles: BookKeeper's default */
+    ck_assert_int_eq(cfg_set(&c, "journalReuseFiles", "true", "test", err, sizeof err), 0);
     bk_options_from_cfg(&o, &c, "ledgers");
     ck_assert_int_eq(o.write_cache_max, 3LL << 20);
     ck_assert_int_eq(o.journal_max_backups, 0);
+    ck_assert(o.journal_reuse);
     ck_assert_int_eq(cfg_set(&c, "diskUsageThreshold", "0.9", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&c, "diskUsageLwmThreshold", ".85", "test", err, sizeof err), 0);
     bk_options_from_cfg(&o, &c, "ledgers");
