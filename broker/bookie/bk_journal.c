@@ -22,12 +22,15 @@
  * only caps how long a group keeps absorbing a continuous stream before it is synced.
  *
  * Files (format version 7): <journalDirectory>/current/<hex id>.txn, a 512-byte header
- * ("BKLG", BE32 version 7, BE64 file id, zeros), then one group per write:
+ * ("BKLG", BE32 version 7, BE64 file id, BE32 flags, zeros), then one group per write:
  *   group header  BE32 "BKGR", BE32 body bytes, BE32 records, BE32 0, BE64 offset of this
  *                 header in the file, BE32 CRC32C(BE64 file id, the 24 bytes before)
  *   records       BE32 len, BE32 CRC32C(the len field, body), body (len bytes)
- * then zeros (preallocated space). A record's body is the entry as received, or a
- * meta-record of the same shape with a reserved entry id: LEDGER_KEY
+ * then zeros (preallocated space: a preallocation thread writes them ahead of the groups, see
+ * bk_journal_prealloc_ahead) or, in a file taken over from a covered one (journalReuseFiles,
+ * header flag BK_JOURNAL_F_REUSED, see bk_journal_reuse_file), that file's earlier groups,
+ * which replay tells apart by the file id under their checksum. A record's body is the entry
+ * as received, or a meta-record of the same shape with a reserved entry id: LEDGER_KEY
  * [ledger][-0x1000][BE32 len][key], FENCE [ledger][-0x2000], EXPLICIT_LAC
  * [ledger][-0x8000][BE32 len][body], FORCE_LEDGER [ledger][-0x4000]. A new file is started at
  * every start and when the current one passes journalMaxSizeMB. Version 6 files (the
@@ -37,7 +40,8 @@
  * Replay and damage: groups are written one at a time, each only after the previous one was
  * synced, so a crash can leave one incomplete group, at the tail of the last journal file,
  * with nothing valid after it. Replay checks every group header and record; where one fails,
- * it looks at the rest of the file: zeros are the end of the data; other bytes with no valid
+ * it looks at the rest of the file: zeros (or, in a reused file, anything without a valid
+ * group of this file after it) are the end of the data; other bytes with no valid
  * group after them, in the last file, are that torn write, and the file is truncated there
  * (WARN line); anything else (a valid group further on, or a file that is not the last) is
  * damage to synced data and the bookie refuses to start, naming the file and offset and
