@@ -22,12 +22,15 @@
  * only caps how long a group keeps absorbing a continuous stream before it is synced.
  *
  * Files (format version 7): <journalDirectory>/current/<hex id>.txn, a 512-byte header
- * ("BKLG", BE32 version 7, BE64 file id, zeros), then one group per write:
+ * ("BKLG", BE32 version 7, BE64 file id, BE32 flags, zeros), then one group per write:
  *   group header  BE32 "BKGR", BE32 body bytes, BE32 records, BE32 0, BE64 offset of this
  *                 header in the file, BE32 CRC32C(BE64 file id, the 24 bytes before)
  *   records       BE32 len, BE32 CRC32C(the len field, body), body (len bytes)
- * then zeros (preallocated space). A record's body is the entry as received, or a
- * meta-record of the same shape with a reserved entry id: LEDGER_KEY
+ * then zeros (preallocated space: a preallocation thread writes them ahead of the groups, see
+ * bk_journal_prealloc_ahead) or, in a file taken over from a covered one (journalReuseFiles,
+ * header flag BK_JOURNAL_F_REUSED, see bk_journal_reuse_file), that file's earlier groups,
+ * which replay tells apart by the file id under their checksum. A record's body is the entry
+ * as received, or a meta-record of the same shape with a reserved entry id: LEDGER_KEY
  * [ledger][-0x1000][BE32 len][key], FENCE [ledger][-0x2000], EXPLICIT_LAC
  * [ledger][-0x8000][BE32 len][body], FORCE_LEDGER [ledger][-0x4000]. A new file is started at
  * every start and when the current one passes journalMaxSizeMB. Version 6 files (the
@@ -37,7 +40,8 @@
  * Replay and damage: groups are written one at a time, each only after the previous one was
  * synced, so a crash can leave one incomplete group, at the tail of the last journal file,
  * with nothing valid after it. Replay checks every group header and record; where one fails,
- * it looks at the rest of the file: zeros are the end of the data; other bytes with no valid
+ * it looks at the rest of the file: zeros (or, in a reused file, anything without a valid
+ * group of this file after it) are the end of the data; other bytes with no valid
  * group after them, in the last file, are that torn write, and the file is truncated there
  * (WARN line); anything else (a valid group further on, or a file that is not the last) is
  * damage to synced data and the bookie refuses to start, naming the file and offset and
@@ -50,7 +54,7 @@
  * writes again once space returns. Any other failed write, and any failed fdatasync (the
  * state of the written pages is then unknown), fails that group and every later record with
  * the errno's -MG_E* code; the journal never writes again and the server turns read-only
- * until restarted. Preallocation stays under diskUsageThreshold (see bk_journal_preallocate).
+ * until restarted. Preallocation stays under diskUsageThreshold (see bk_journal_prealloc_ahead).
  * Repeated failures log one line per MG_RATELIMIT_INTERVAL_MS.
  */
 #include "bookie/bookie_int.h"
@@ -153,10 +157,15 @@ int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk
         o->buffered_entries_threshold > 0 ? (size_t)o->buffered_entries_threshold : 0;
     j->max_size = o->journal_max_size > 0 ? (uint64_t)o->journal_max_size : (2048ULL << 20);
     j->prealloc = o->journal_prealloc > 0 ? (uint64_t)o->journal_prealloc : (16ULL << 20);
+    j->reuse = o->journal_reuse;
+    j->max_backups = o->journal_max_backups > 0 ? (unsigned)o->journal_max_backups : 0;
     j->sync = o->journal_sync;
     j->threshold_pct = o->disk_usage_threshold_pct > 0 ? o->disk_usage_threshold_pct : 95.0;
     pthread_mutex_init(&j->lock, NULL);
     pthread_cond_init(&j->cond, NULL);
+    pthread_mutex_init(&j->pa_lock, NULL);
+    pthread_cond_init(&j->pa_cond, NULL);
+    j->pa_fd = -1;
     int rc = mg_mkdirs(j->dir);
     if (rc < 0) {
         MG_ERROR(BK_MODULE, "cannot create journal directory %s: %s", j->dir, mg_strerror(rc));
@@ -285,7 +294,7 @@ static int bk_journal_truncate(const char *path, uint64_t at)
  * that names the file and offset and says how to proceed.
  */
 static int bk_journal_replay_stopped(const char *path, int fd, uint64_t id, uint64_t size,
-                                     bool is_last, const struct bk_stop *stop)
+                                     bool is_last, bool reused, const struct bk_stop *stop)
 {
     bool nonzero;
     uint64_t later;
@@ -293,6 +302,16 @@ static int bk_journal_replay_stopped(const char *path, int fd, uint64_t id, uint
     if (rc < 0) {
         MG_ERROR(BK_MODULE, "journal %s: cannot read it: %s", path, mg_strerror(rc));
         return rc;
+    }
+    if (reused && later == 0) {
+        /* a file taken over (journalReuseFiles): what follows is its earlier life's groups
+         * (written under another file id), or a torn group over them; nothing of this one
+         * comes after, and the blocks stay for the writes of a next life */
+        MG_DEBUG(BK_MODULE,
+                 "journal %s: %s at offset %" PRIu64 ": the end of its data (a file taken "
+                 "over: an earlier file's records follow)",
+                 path, stop->why, stop->at);
+        return 0;
     }
     if (!nonzero && later == 0) {
         /* zeros: the end of the data. The last file's preallocated tail is given back now:
@@ -448,9 +467,9 @@ static int bk_journal_replay_file(struct bk_journal *j, struct bk_store *st, uin
         return mg_err_from_errno(e);
     }
     uint64_t size = (uint64_t)sb.st_size;
-    uint8_t hdr[8] = {0};
-    bool hdr_ok =
-        size >= BK_JOURNAL_HEADER_SIZE && pread(fd, hdr, 8, 0) == 8 && memcmp(hdr, "BKLG", 4) == 0;
+    uint8_t hdr[20] = {0};
+    bool hdr_ok = size >= BK_JOURNAL_HEADER_SIZE && pread(fd, hdr, sizeof hdr, 0) == sizeof hdr &&
+                  memcmp(hdr, "BKLG", 4) == 0;
     int rc = 0;
     if (!hdr_ok) {
         /* a file is created by writing and syncing its header before anything else goes in:
@@ -477,6 +496,7 @@ static int bk_journal_replay_file(struct bk_journal *j, struct bk_store *st, uin
         return rc;
     }
     uint32_t version = mg_get_be32(hdr + 4);
+    bool reused = version == BK_JOURNAL_VERSION && (mg_get_be32(hdr + 16) & BK_JOURNAL_F_REUSED);
     if (from < BK_JOURNAL_HEADER_SIZE)
         from = BK_JOURNAL_HEADER_SIZE;
     struct bk_stop stop = {0};
@@ -513,7 +533,7 @@ static int bk_journal_replay_file(struct bk_journal *j, struct bk_store *st, uin
                     "versions did",
                     path, stop.why, stop.at, size - stop.at);
     } else if (rc == 1) {
-        rc = bk_journal_replay_stopped(path, fd, id, size, is_last, &stop);
+        rc = bk_journal_replay_stopped(path, fd, id, size, is_last, reused, &stop);
     }
     close(fd);
     mg_free(path);
@@ -541,7 +561,6 @@ int bk_journal_replay(struct bk_journal *j, struct bk_store *st, uint64_t mark_f
     return rc;
 }
 
-/* Journal thread (or before start): create file_id + 1 and make it current. */
 static bool bk_journal_no_space(int e)
 {
     return e == ENOSPC || e == EDQUOT;
@@ -564,11 +583,29 @@ static void bk_journal_error(struct bk_journal *j, const char *fmt, ...)
     MG_ERROR(BK_MODULE, "%s (%" PRIu64 " more journal failures since the last line)", line, held);
 }
 
-/* Journal thread (or before start): create file_id + 1 and make it current. Out of space:
- * -MG_EREADONLY (the current file stays; nothing is left behind). */
-static int bk_journal_open_next_file(struct bk_journal *j)
+/* Journal thread: stop the preallocation thread's work on the current file (before the file
+ * is cut back or replaced); returns with pa_lock held. */
+static void bk_journal_prealloc_hold(struct bk_journal *j)
 {
-    uint64_t id = j->file_id + 1;
+    pthread_mutex_lock(&j->pa_lock);
+    j->pa_target = 0; /* no new run, and a run in progress stops after its step */
+    while (j->pa_busy)
+        pthread_cond_wait(&j->pa_cond, &j->pa_lock);
+}
+
+static void bk_journal_header(uint8_t *hdr, uint64_t id, uint32_t flags)
+{
+    memset(hdr, 0, BK_JOURNAL_HEADER_SIZE);
+    memcpy(hdr, "BKLG", 4);
+    mg_put_be32(hdr + 4, BK_JOURNAL_VERSION);
+    mg_put_be64(hdr + 8, id);
+    mg_put_be32(hdr + 16, flags);
+}
+
+/* Create journal id with its header, synced: the descriptor, or -MG_E* (logged; nothing is
+ * left behind). */
+static int bk_journal_create_file(struct bk_journal *j, uint64_t id)
+{
     char *path = bk_journal_path(j, id);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -579,10 +616,7 @@ static int bk_journal_open_next_file(struct bk_journal *j)
         return bk_journal_no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
     }
     uint8_t hdr[BK_JOURNAL_HEADER_SIZE];
-    memset(hdr, 0, sizeof hdr);
-    memcpy(hdr, "BKLG", 4);
-    mg_put_be32(hdr + 4, BK_JOURNAL_VERSION);
-    mg_put_be64(hdr + 8, id);
+    bk_journal_header(hdr, id, 0);
     ssize_t w = pwrite(fd, hdr, sizeof hdr, 0);
     int e = w < 0 ? errno : w != (ssize_t)sizeof hdr ? ENOSPC : 0;
     if (e == 0 && j->sync && fdatasync(fd) != 0)
@@ -597,13 +631,85 @@ static int bk_journal_open_next_file(struct bk_journal *j)
     }
     if (j->sync)
         mg_fsync_dir(j->dir);
+    mg_free(path);
+    return fd;
+}
+
+/*
+ * journalReuseFiles: take over the oldest journal file the durable lastMark covers, when
+ * journalMaxBackups (at least one) of them are kept, as journal id: its header is rewritten
+ * (id, BK_JOURNAL_F_REUSED) and synced, then it is renamed. Its blocks are allocated and
+ * written already, so the groups written over it need no zero-fill and their fdatasync no
+ * metadata. What follows the last group of the new life is the old one's: replay tells them
+ * apart by the file id under each group header's checksum. The descriptor and *size, or -1
+ * (nothing to take over, or it failed: logged, a new file is created instead). A crash
+ * between the header and the rename leaves a covered file with the new header: never
+ * replayed (it is below lastMark), deleted or taken over later.
+ */
+static int bk_journal_reuse_file(struct bk_journal *j, uint64_t id, uint64_t *size)
+{
+    uint64_t *ids;
+    size_t n = bk_journal_list_files(j->dir, &ids), covered = 0;
+    uint64_t below = atomic_load(&j->covered_below);
+    while (covered < n && ids[covered] < below)
+        covered++;
+    uint64_t old = ids && n ? ids[0] : 0;
+    mg_free(ids);
+    if (covered == 0 || covered < (j->max_backups ? j->max_backups : 1))
+        return -1;
+    char *from = bk_journal_path(j, old), *to = bk_journal_path(j, id);
+    uint8_t hdr[BK_JOURNAL_HEADER_SIZE];
+    bk_journal_header(hdr, id, BK_JOURNAL_F_REUSED);
+    struct stat sb;
+    int fd = open(from, O_RDWR | O_CLOEXEC), e = 0;
+    if (fd < 0 || fstat(fd, &sb) != 0)
+        e = errno;
+    else if ((uint64_t)sb.st_size < BK_JOURNAL_HEADER_SIZE)
+        e = EINVAL;
+    else if (pwrite(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr)
+        e = errno ? errno : ENOSPC;
+    else if (j->sync && fdatasync(fd) != 0)
+        e = errno;
+    else if (rename(from, to) != 0)
+        e = errno;
+    else if (j->sync && mg_fsync_dir(j->dir) < 0)
+        e = errno ? errno : EIO;
+    if (e == 0) {
+        *size = (uint64_t)sb.st_size;
+        atomic_fetch_add(&j->st_reused, 1);
+        MG_DEBUG(BK_MODULE, "journal %s taken over as %s (%" PRIu64 " bytes)", from, to, *size);
+    } else {
+        MG_WARN(BK_MODULE, "journal %s: cannot take it over as %s: %s; a new file is created", from,
+                to, strerror(e));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    mg_free(from);
+    mg_free(to);
+    return fd;
+}
+
+/* Journal thread (or before start): make file_id + 1 current, taking a covered file over
+ * (journalReuseFiles) or creating it. Out of space: -MG_EREADONLY (the current file stays;
+ * nothing is left behind). */
+static int bk_journal_open_next_file(struct bk_journal *j)
+{
+    uint64_t id = j->file_id + 1, zeroed = BK_JOURNAL_HEADER_SIZE;
+    int fd = j->reuse ? bk_journal_reuse_file(j, id, &zeroed) : -1;
+    if (fd < 0)
+        fd = bk_journal_create_file(j, id);
+    if (fd < 0)
+        return fd;
+    bk_journal_prealloc_hold(j); /* the thread lets go of the old file */
+    j->pa_fd = fd;
+    j->alloc_end = zeroed; /* a file taken over: written already, as far as it goes */
+    pthread_mutex_unlock(&j->pa_lock);
     if (j->fd >= 0)
         close(j->fd);
     j->fd = fd;
     j->file_id = id;
     j->file_off = BK_JOURNAL_HEADER_SIZE;
-    j->alloc_end = BK_JOURNAL_HEADER_SIZE;
-    mg_free(path);
     return 0;
 }
 
@@ -626,42 +732,133 @@ static uint64_t bk_journal_room_below_threshold(const struct bk_journal *j)
  * writing inside blocks that already exist flushes only the data. Replay stops at the first
  * zero group header, so the zeros read as the end of the journal.
  *
+ * The zeros are written by their own thread, ahead of the groups: written inline, 16 MiB of
+ * zeros and their fdatasync stopped the journal for 10-20 ms (a quiet disk) to 90 ms (a busy
+ * one) every 16 MiB of journal, which was the p99 publish latency (docs/bookie-threads.md,
+ * "Where the tail came from"). The thread writes BK_PREALLOC_STEP at a time and pushes each
+ * step to the disk at once (sync_file_range), so that a group's fdatasync running meanwhile
+ * has at most one step of zeros to write besides its own pages; the last fdatasync of a run
+ * commits the new size. The journal thread asks for more when less than half of
+ * journalPreAllocSizeMB is left ahead of its writes, and waits only if it catches up (counted:
+ * magnetar_bookie_journal_preallocation_waits_total).
+ *
  * The disk-usage threshold is checked first: preallocation never takes the file system past
  * diskUsageThreshold (it stays within the room left, or is skipped and the group written
  * without it), and the loop thread is asked to check the disks at once when room is short,
  * so that the bookie turns read-only before the disk is full rather than after.
  */
-static int bk_journal_preallocate(struct bk_journal *j, uint64_t needed)
+#define BK_PREALLOC_STEP (1u << 20)
+
+/* Zero-fill [from, end) of fd; the end actually reached (a failed write, e.g. a nearly full
+ * disk, stops it there: the groups are then written without zeros ahead). A failed sync of
+ * the zeros is *err (the state of the file's pages is then unknown). */
+static uint64_t bk_journal_zero_fill(struct bk_journal *j, int fd, uint64_t from, uint64_t end,
+                                     int *err)
 {
     static const uint8_t zeros[1 << 16];
+    uint64_t off = from;
+    while (off < end) {
+        uint64_t step_end = end - off < BK_PREALLOC_STEP ? end : off + BK_PREALLOC_STEP;
+        uint64_t p = off;
+        while (p < step_end) {
+            size_t n = step_end - p < sizeof zeros ? (size_t)(step_end - p) : sizeof zeros;
+            ssize_t w = pwrite(fd, zeros, n, (off_t)p);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break;
+            p += (uint64_t)w;
+        }
+        if (j->sync && p > off &&
+            sync_file_range(fd, (off_t)off, (off_t)(p - off),
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+            *err = errno;
+            return off;
+        }
+        pthread_mutex_lock(&j->pa_lock);
+        j->alloc_end = p; /* usable at once: a group no longer waits for the rest */
+        bool more = p == step_end && j->pa_target > p && !j->pa_stopping;
+        pthread_cond_broadcast(&j->pa_cond);
+        pthread_mutex_unlock(&j->pa_lock);
+        off = p;
+        if (!more)
+            break;
+    }
+    if (j->sync && off > from && fdatasync(fd) != 0) /* the new size, off the groups' path */
+        *err = errno;
+    return off;
+}
+
+static void *bk_journal_prealloc_main(void *arg)
+{
+    struct bk_journal *j = arg;
+    pthread_mutex_lock(&j->pa_lock);
+    for (;;) {
+        while (!j->pa_stopping && (j->pa_fd < 0 || j->pa_errno || j->alloc_end >= j->pa_target))
+            pthread_cond_wait(&j->pa_cond, &j->pa_lock);
+        if (j->pa_stopping)
+            break;
+        int fd = j->pa_fd;
+        uint64_t from = j->alloc_end, end = j->pa_target;
+        j->pa_busy = true;
+        pthread_mutex_unlock(&j->pa_lock);
+        uint64_t room = bk_journal_room_below_threshold(j);
+        if (end - from > room) {
+            atomic_store(&j->disk_check_due, 1);
+            end = from + room;
+        }
+        uint64_t t0 = mg_mono_ns();
+        int err = 0;
+        uint64_t reached = end > from ? bk_journal_zero_fill(j, fd, from, end, &err) : from;
+        if (reached > from)
+            bk_lat_add(&j->lat_prealloc, mg_mono_ns() - t0, err == 0);
+        pthread_mutex_lock(&j->pa_lock);
+        j->pa_busy = false;
+        if (err)
+            j->pa_errno = err;
+        if (reached < j->pa_target && !j->pa_stopping)
+            j->pa_target = reached; /* no room, or a failed write: groups go on without */
+        pthread_cond_broadcast(&j->pa_cond);
+    }
+    pthread_mutex_unlock(&j->pa_lock);
+    return NULL;
+}
+
+/* Journal thread, before writing up to need: keep journalPreAllocSizeMB of zeros ahead of
+ * the writes (the preallocation thread fills them), and wait only when the group would reach
+ * past them and the thread is still filling. 0, or -errno of a failed sync of the zeros. */
+static int bk_journal_prealloc_ahead(struct bk_journal *j, uint64_t need)
+{
+    pthread_mutex_lock(&j->pa_lock);
     /* groups written while there was no room to zero-fill ahead lie past alloc_end: they are
      * data, the zeros start after them */
-    if (j->alloc_end < j->file_off)
+    if (!j->pa_busy && j->alloc_end < j->file_off)
         j->alloc_end = j->file_off;
-    uint64_t end = j->alloc_end + j->prealloc;
-    if (end > j->max_size)
-        end = j->max_size; /* the file rolls there */
-    if (end < needed)
-        end = needed;
-    uint64_t room = bk_journal_room_below_threshold(j);
-    if (end - j->alloc_end > room) {
-        atomic_store(&j->disk_check_due, 1);
-        end = needed - j->alloc_end > room ? j->alloc_end : j->alloc_end + room;
+    uint64_t want = j->file_off + j->prealloc;
+    if (want > j->max_size)
+        want = j->max_size; /* the file rolls there */
+    if (want < need)
+        want = need;
+    if ((need > j->alloc_end || j->alloc_end < j->file_off + j->prealloc / 2) &&
+        j->pa_target < want) {
+        j->pa_target = want;
+        pthread_cond_broadcast(&j->pa_cond);
     }
-    uint64_t off = j->alloc_end;
-    while (off < end) {
-        size_t n = end - off < sizeof zeros ? (size_t)(end - off) : sizeof zeros;
-        ssize_t w = pwrite(j->fd, zeros, n, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break; /* e.g. a nearly full disk: the group is written without it below */
-        off += (uint64_t)w;
+    uint64_t t0 = 0;
+    while (j->pa_started && need > j->alloc_end && !j->pa_errno &&
+           (j->pa_busy || j->pa_target > j->alloc_end)) {
+        if (t0 == 0) {
+            t0 = mg_mono_ns();
+            atomic_fetch_add(&j->st_prealloc_waits, 1);
+        }
+        pthread_cond_wait(&j->pa_cond, &j->pa_lock);
     }
-    if (off > j->alloc_end && j->sync && fdatasync(j->fd) != 0)
-        return -errno;
-    j->alloc_end = off;
-    return 0;
+    int e = j->pa_errno;
+    pthread_mutex_unlock(&j->pa_lock);
+    if (t0)
+        bk_lat_add(&j->lat_prealloc_wait, mg_mono_ns() - t0, true);
+    return -e;
 }
 
 /*
@@ -676,14 +873,18 @@ static int bk_journal_group_no_space(struct bk_journal *j, int e, const char *wh
     atomic_store(&j->disk_check_due, 1);
     bk_journal_error(j, "journal %" PRIx64 ": %s: %s: the group's requests are refused (EREADONLY)",
                      j->file_id, what, strerror(e));
-    if (ftruncate(j->fd, (off_t)j->file_off) != 0 || (j->sync && fdatasync(j->fd) != 0)) {
+    bk_journal_prealloc_hold(j);
+    bool cut = ftruncate(j->fd, (off_t)j->file_off) == 0 && (!j->sync || fdatasync(j->fd) == 0);
+    int e2 = errno;
+    j->alloc_end = j->file_off;
+    pthread_mutex_unlock(&j->pa_lock);
+    if (!cut) {
         MG_ERROR(BK_MODULE,
                  "journal %" PRIx64 ": cannot cut it back to %" PRIu64 " after a failed write: "
                  "%s; the journal stops (read-only until restart)",
-                 j->file_id, j->file_off, strerror(errno));
+                 j->file_id, j->file_off, strerror(e2));
         return -MG_EIO;
     }
-    j->alloc_end = j->file_off;
     return -MG_EREADONLY;
 }
 
@@ -747,8 +948,8 @@ static int bk_journal_write_group(struct bk_journal *j, size_t used, uint32_t nr
         if (rc < 0)
             return rc;
     }
-    if (j->file_off + used > j->alloc_end) {
-        int e = bk_journal_preallocate(j, j->file_off + used);
+    {
+        int e = bk_journal_prealloc_ahead(j, j->file_off + used);
         if (e < 0) {
             atomic_store(&j->failed_errno, -e);
             MG_ERROR(BK_MODULE, "journal %" PRIx64 ": preallocation failed: %s", j->file_id,
@@ -916,6 +1117,11 @@ int bk_journal_start(struct bk_journal *j, struct event_base *base)
     rc = bk_journal_open_next_file(j);
     if (rc < 0)
         return rc;
+    if (pthread_create(&j->pa_thread, NULL, bk_journal_prealloc_main, j) != 0) {
+        MG_ERROR(BK_MODULE, "cannot start the journal's preallocation thread");
+        return -MG_EIO;
+    }
+    j->pa_started = true;
     if (pthread_create(&j->thread, NULL, bk_journal_main, j) != 0) {
         MG_ERROR(BK_MODULE, "cannot start the journal thread");
         return -MG_EIO;
@@ -942,16 +1148,35 @@ void bk_journal_submit(struct bk_journal *j, struct bk_jreq *head, struct bk_jre
     pthread_mutex_unlock(&j->lock);
 }
 
+/* Tell a worker thread to stop (*stopping under m, c broadcast) and join it. */
+static void bk_journal_join(pthread_t t, pthread_mutex_t *m, pthread_cond_t *c, bool *stopping,
+                            bool *started)
+{
+    if (!*started)
+        return;
+    pthread_mutex_lock(m);
+    *stopping = true;
+    pthread_cond_broadcast(c);
+    pthread_mutex_unlock(m);
+    pthread_join(t, NULL);
+    *started = false;
+}
+
 void bk_journal_stop(struct bk_journal *j)
 {
-    if (!j->started)
-        return;
-    pthread_mutex_lock(&j->lock);
-    j->stopping = true;
-    pthread_cond_signal(&j->cond);
-    pthread_mutex_unlock(&j->lock);
-    pthread_join(j->thread, NULL);
-    j->started = false;
+    bool was = j->started;
+    bk_journal_join(j->thread, &j->lock, &j->cond, &j->stopping, &j->started);
+    if (was)
+        MG_INFO(BK_MODULE,
+                "journal: %" PRIu64 " groups, fdatasync p50 %.3f p99 %.3f max %.3f ms; "
+                "zero-fill: %" PRIu64 " runs p99 %.3f ms, %" PRIu64
+                " group writes waited for it (p99 %.3f ms) (log2 bucket bounds)",
+                atomic_load(&j->st_groups), bk_lat_quantile_ms(&j->lat_sync, 0.5),
+                bk_lat_quantile_ms(&j->lat_sync, 0.99), bk_lat_quantile_ms(&j->lat_sync, 1.0),
+                atomic_load(&j->lat_prealloc.count), bk_lat_quantile_ms(&j->lat_prealloc, 0.99),
+                atomic_load(&j->st_prealloc_waits),
+                bk_lat_quantile_ms(&j->lat_prealloc_wait, 0.99));
+    bk_journal_join(j->pa_thread, &j->pa_lock, &j->pa_cond, &j->pa_stopping, &j->pa_started);
 }
 
 struct bk_jreq *bk_journal_take_done(struct bk_journal *j)
@@ -965,6 +1190,9 @@ struct bk_jreq *bk_journal_take_done(struct bk_journal *j)
 
 void bk_journal_trim(struct bk_journal *j, uint64_t mark_file, unsigned keep)
 {
+    uint64_t was = atomic_load(&j->covered_below);
+    while (was < mark_file && !atomic_compare_exchange_weak(&j->covered_below, &was, mark_file))
+        ;
     uint64_t *ids;
     size_t n = bk_journal_list_files(j->dir, &ids); /* ascending */
     size_t covered = 0;
@@ -974,7 +1202,7 @@ void bk_journal_trim(struct bk_journal *j, uint64_t mark_file, unsigned keep)
         char *path = bk_journal_path(j, ids[i]);
         if (unlink(path) == 0)
             MG_DEBUG(BK_MODULE, "journal %s removed (before lastMark)", path);
-        else
+        else if (errno != ENOENT) /* ENOENT: taken over by the journal thread meanwhile */
             MG_WARN(BK_MODULE, "cannot remove journal %s: %s", path, strerror(errno));
         mg_free(path);
     }
@@ -990,6 +1218,8 @@ void bk_journal_fini(struct bk_journal *j)
     j->fd = j->notify_fd = -1;
     pthread_mutex_destroy(&j->lock);
     pthread_cond_destroy(&j->cond);
+    pthread_mutex_destroy(&j->pa_lock);
+    pthread_cond_destroy(&j->pa_cond);
     mg_free(j->buf);
     mg_free(j->dir);
     j->buf = NULL;

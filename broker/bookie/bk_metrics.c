@@ -39,29 +39,31 @@ void bk_lat_add(struct bk_lat *l, uint64_t ns, bool ok)
     atomic_fetch_add(&l->sum_us, us);
 }
 
+double bk_lat_quantile_ms(struct bk_lat *l, double q)
+{
+    uint64_t n[BK_LAT_BUCKETS], total = 0;
+    for (int i = 0; i < BK_LAT_BUCKETS; i++)
+        total += n[i] = atomic_load(&l->bucket[i]);
+    /* the upper bound of the bucket holding the quantile (0 with no sample) */
+    uint64_t want = (uint64_t)(q * (double)total + 0.5), seen = 0;
+    for (int i = 0; total > 0 && i < BK_LAT_BUCKETS; i++) {
+        seen += n[i];
+        if (seen >= want && seen > 0)
+            return (double)(1ull << i) / 1000.0;
+    }
+    return 0;
+}
+
 /* BookKeeper's OpStatsLogger as its Prometheus provider writes it: a summary in
  * milliseconds with success="true" quantiles, _count and _sum, and the failures' _count. */
 static void bk_metrics_lat(struct evbuffer *b, const char *name, struct bk_lat *l)
 {
     static const double qs[] = {0.5, 0.75, 0.95, 0.99, 0.999, 0.9999, 1.0};
     static const char *const qname[] = {"0.5", "0.75", "0.95", "0.99", "0.999", "0.9999", "1.0"};
-    uint64_t n[BK_LAT_BUCKETS], total = 0;
-    for (int i = 0; i < BK_LAT_BUCKETS; i++)
-        total += n[i] = atomic_load(&l->bucket[i]);
     evbuffer_add_printf(b, "# TYPE %s summary\n", name);
-    for (size_t q = 0; q < sizeof qs / sizeof *qs; q++) {
-        /* the upper bound of the bucket holding the quantile (0 with no sample) */
-        uint64_t want = (uint64_t)(qs[q] * (double)total + 0.5), seen = 0;
-        double ms = 0;
-        for (int i = 0; total > 0 && i < BK_LAT_BUCKETS; i++) {
-            seen += n[i];
-            if (seen >= want && seen > 0) {
-                ms = (double)(1ull << i) / 1000.0;
-                break;
-            }
-        }
-        evbuffer_add_printf(b, "%s{success=\"true\",quantile=\"%s\"} %.3f\n", name, qname[q], ms);
-    }
+    for (size_t q = 0; q < sizeof qs / sizeof *qs; q++)
+        evbuffer_add_printf(b, "%s{success=\"true\",quantile=\"%s\"} %.3f\n", name, qname[q],
+                            bk_lat_quantile_ms(l, qs[q]));
     evbuffer_add_printf(b, "%s_count{success=\"true\"} %" PRIu64 "\n", name,
                         atomic_load(&l->count));
     evbuffer_add_printf(b, "%s_sum{success=\"true\"} %.3f\n", name,
@@ -96,6 +98,10 @@ void bk_metrics(struct bk_server *s, struct evbuffer *b)
                    (double)atomic_load(&j->st_bytes));
     bk_metrics_one(b, "counter", "magnetar_bookie_journal_groups_total",
                    (double)atomic_load(&j->st_groups));
+    bk_metrics_lat(b, "magnetar_bookie_journal_preallocation", &j->lat_prealloc);
+    bk_metrics_lat(b, "magnetar_bookie_journal_preallocation_wait", &j->lat_prealloc_wait);
+    bk_metrics_one(b, "counter", "magnetar_bookie_journal_preallocation_waits_total",
+                   (double)atomic_load(&j->st_prealloc_waits));
     /* entry logs: their count and the bytes the index still points at */
     uint64_t logs = 0, live = 0, total = 0;
     size_t pos = 0;

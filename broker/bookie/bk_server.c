@@ -1373,6 +1373,8 @@ void bk_server_stats(const struct bk_server *s, struct bk_stats *out)
     out->checkpoints = s->checkpoints;
     out->replayed = s->replayed;
     out->disk_checks = s->disk_checks;
+    out->prealloc_waits = atomic_load(&j->st_prealloc_waits);
+    out->journal_reused = atomic_load(&j->st_reused);
 }
 
 void bk_server_inject_journal_error(struct bk_server *s, int err)
@@ -1476,6 +1478,7 @@ void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char
     o->journal_max_size = (int64_t)cfg->journal_max_size_mb << 20;
     o->journal_max_backups = cfg->journal_max_backups;
     o->journal_prealloc = (int64_t)cfg->journal_prealloc_size_mb << 20;
+    o->journal_reuse = cfg->journal_reuse_files;
     o->journal_sync = cfg->journal_sync_data;
     o->flush_interval_ms = cfg->flush_interval_ms;
     o->write_cache_max = (int64_t)cfg->db_storage_write_cache_max_size_mb << 20;

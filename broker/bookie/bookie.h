@@ -41,6 +41,7 @@ struct bk_options {
     int64_t journal_max_size;        /* bytes: roll the journal file beyond this */
     int journal_max_backups;         /* journalMaxBackups: covered journal files kept (5) */
     int64_t journal_prealloc;        /* journalPreAllocSizeMB in bytes; 0 = 16 MiB */
+    bool journal_reuse;              /* journalReuseFiles */
     bool journal_sync;               /* false: no fsync (benchmarks only) */
     int flush_interval_ms;           /* checkpoint period */
     int64_t write_cache_max;         /* dbStorage_writeCacheMaxSizeMb in bytes, both halves of

@@ -48,11 +48,14 @@ struct mg_listener;
 #define BK_META_FORCE_LEDGER (-0x4000)
 #define BK_META_EXPLICIT_LAC (-0x8000)
 
-#define BK_LOCK_FILE "bookie.lock"    /* in the journal and ledger directories */
-#define BK_COOKIE_FILE "VERSION"      /* the cookie, in <dir>/current/ (BookKeeper's name) */
-#define BK_JOURNAL_HEADER_SIZE 512    /* "BKLG", BE32 version, BE64 file id (v7), zeros */
-#define BK_JOURNAL_VERSION 7          /* written: checksummed groups and records */
-#define BK_JOURNAL_VERSION_V6 6       /* read only: [BE32 len][body] records, no checksums */
+#define BK_LOCK_FILE "bookie.lock" /* in the journal and ledger directories */
+#define BK_COOKIE_FILE "VERSION"   /* the cookie, in <dir>/current/ (BookKeeper's name) */
+#define BK_JOURNAL_HEADER_SIZE 512 /* "BKLG", BE32 version, BE64 file id (v7), zeros */
+#define BK_JOURNAL_VERSION 7       /* written: checksummed groups and records */
+#define BK_JOURNAL_F_REUSED                                                                        \
+    1u                          /* header flags (BE32 at 16): an earlier file's groups may follow  \
+                                   the last one (journalReuseFiles) */
+#define BK_JOURNAL_VERSION_V6 6 /* read only: [BE32 len][body] records, no checksums */
 #define BK_GROUP_MAGIC 0x424B4752u    /* "BKGR" */
 #define BK_GROUP_HEADER_SIZE 28       /* magic, body length, records, 0, offset, CRC32C */
 #define BK_RECORD_HEADER_SIZE 8       /* BE32 length, BE32 CRC32C */
@@ -399,7 +402,9 @@ struct bk_stats {
     uint64_t bytes;
     uint64_t checkpoints;
     uint64_t replayed;
-    uint64_t disk_checks; /* periodic disk checks run */
+    uint64_t disk_checks;    /* periodic disk checks run */
+    uint64_t prealloc_waits; /* group writes that waited for the journal's zero-fill */
+    uint64_t journal_reused; /* journal files taken over from covered ones (journalReuseFiles) */
 };
 
 struct bk_server;
@@ -412,6 +417,8 @@ struct bk_lat {
     _Atomic uint64_t count, sum_us, failed;
 };
 void bk_lat_add(struct bk_lat *l, uint64_t ns, bool ok);
+/* The upper bound (ms) of the bucket holding quantile q; 0 with no sample. */
+double bk_lat_quantile_ms(struct bk_lat *l, double q);
 
 struct bk_journal {
     struct bk_server *srv; /* borrowed */
@@ -421,7 +428,10 @@ struct bk_journal {
     size_t bytes_threshold;
     size_t entries_threshold; /* 0 = off */
     uint64_t max_size;
-    uint64_t prealloc; /* journalPreAllocSizeMB: zero-filled ahead of the writes */
+    uint64_t prealloc;              /* journalPreAllocSizeMB: zero-filled ahead of the writes */
+    bool reuse;                     /* journalReuseFiles */
+    unsigned max_backups;           /* journalMaxBackups */
+    _Atomic uint64_t covered_below; /* files below this id are covered by the durable lastMark */
     bool sync;
     double threshold_pct; /* diskUsageThreshold in percent: preallocation stays under it */
     /* shared with the journal thread, under lock */
@@ -440,18 +450,32 @@ struct bk_journal {
     int fd; /* current file, owned */
     uint64_t file_id;
     uint64_t file_off;
-    uint64_t alloc_end; /* the current file is zero-filled up to here, or written beyond it */
-    uint8_t *buf;       /* owned group buffer */
+    uint8_t *buf; /* owned group buffer */
     size_t buf_cap;
     bool failed;
     struct mg_ratelimit rl_error; /* journal thread's repeated failures */
     _Atomic int failed_errno;     /* errno of the failure, for the loop thread's log line */
     _Atomic int disk_check_due;   /* room is short: the loop thread checks the disks now */
+    /* the preallocation thread zero-fills the current file ahead of the groups
+     * (bk_journal_prealloc_main); shared with it under pa_lock */
+    pthread_mutex_t pa_lock;
+    pthread_cond_t pa_cond; /* work for the thread, progress for the journal thread */
+    pthread_t pa_thread;
+    bool pa_started, pa_stopping;
+    bool pa_busy;       /* filling, without the lock: pa_fd and alloc_end stay as they are */
+    int pa_fd;          /* the file being filled (the journal's current one), borrowed */
+    uint64_t pa_target; /* fill up to here (lowered by the thread when room is short) */
+    uint64_t alloc_end; /* the current file is zero-filled up to here, or written beyond it */
+    int pa_errno;       /* a failed sync of the zeros: the journal stops (as a failed group) */
     /* statistics and test hooks, any thread */
     _Atomic uint64_t st_records, st_adds, st_groups, st_fsyncs, st_bytes;
-    struct bk_lat lat_add;    /* an add's submission to its group's sync (JOURNAL_ADD_ENTRY) */
-    struct bk_lat lat_sync;   /* a group's fdatasync (JOURNAL_SYNC) */
-    _Atomic int inject_errno; /* the next group write fails with this errno */
+    struct bk_lat lat_add;      /* an add's submission to its group's sync (JOURNAL_ADD_ENTRY) */
+    struct bk_lat lat_sync;     /* a group's fdatasync (JOURNAL_SYNC) */
+    struct bk_lat lat_prealloc; /* one zero-fill run of the preallocation thread */
+    struct bk_lat lat_prealloc_wait; /* a group write's wait for the zero-fill (rare) */
+    _Atomic uint64_t st_prealloc_waits;
+    _Atomic uint64_t st_reused; /* files taken over (journalReuseFiles) */
+    _Atomic int inject_errno;   /* the next group write fails with this errno */
 };
 
 /* Open (create) the directory and find the next file id; no file is created yet. */

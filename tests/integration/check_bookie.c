@@ -16,6 +16,7 @@
 #include "meta/meta.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
+#include "util/crc.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/loop.h"
@@ -1813,6 +1814,182 @@ START_TEST(test_prealloc_after_room_returns)
 }
 END_TEST
 
+/* The journal's preallocation thread is idle: everything asked of it is zero-filled. */
+static void wait_prealloc_idle(struct harness *h)
+{
+    struct bk_journal *j = &h->srv->journal;
+    for (int i = 0; i < 10000; i++) { /* 10 s */
+        pthread_mutex_lock(&j->pa_lock);
+        bool idle = !j->pa_busy && j->alloc_end >= j->pa_target;
+        pthread_mutex_unlock(&j->pa_lock);
+        if (idle)
+            return;
+        usleep(1000);
+    }
+    ck_abort_msg("the journal's preallocation thread did not finish within 10 s");
+}
+
+/* The zero-fill ahead of the journal (journalPreAllocSizeMB) is done off the group path: over
+ * many preallocation regions, no group write waits for it once the first region is there
+ * (it used to be written and synced inline before the group that needed it, stopping the
+ * journal for 10-90 ms every 16 MiB: the p99 publish latency). The file is zero-filled ahead
+ * of its data, and a crash replays every acknowledged entry (the zeros read as the end). */
+START_TEST(test_journal_zero_fill_ahead)
+{
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    h.o.journal_prealloc = 1 << 20;
+    h_start(&h);
+    int fd = cl_connect(h.port);
+    enum { PAYLOAD = 48 * 1024, N = 120 }; /* ~5.6 MiB: five regions and more */
+    ck_assert_int_eq(v2_add(fd, 131, 0, KEY_A, 0), 0);
+    struct bk_stats st;
+    bk_server_stats(h.srv, &st);
+    uint64_t first = st.prealloc_waits; /* the first group of a new file may wait for it */
+    ck_assert_uint_le(first, 1);
+    for (int e = 1; e < N; e++) {
+        wait_prealloc_idle(&h); /* the disk keeps up: only the journal's own order counts */
+        v2_add_send(fd, 131, e, KEY_A, 0, PAYLOAD);
+        ck_assert_int_eq(v2_add_recv(fd, 131, e), 0);
+    }
+    bk_server_stats(h.srv, &st);
+    ck_assert_uint_eq(st.prealloc_waits, first);
+    ck_assert_uint_ge(st.bytes, (uint64_t)(N - 1) * PAYLOAD);
+    wait_prealloc_idle(&h);
+    char path[512];
+    last_journal(&h, path, sizeof path);
+    struct bk_journal *j = &h.srv->journal;
+    ck_assert_int_ge(tl_file_size(path), (int64_t)(j->file_off + (1 << 19))); /* zeros ahead */
+    close(fd);
+    h_stop(&h, false); /* a crash: every entry comes back from the journal */
+    h_start(&h);
+    bk_server_stats(h.srv, &st);
+    ck_assert_uint_ge(st.replayed, N);
+    fd = cl_connect(h.port);
+    check_entries(fd, 131, 1, N, PAYLOAD);
+    ck_assert_int_eq(v2_add(fd, 131, N, KEY_A, 0), 0); /* and the journal goes on */
+    close(fd);
+    h_stop(&h, true);
+    tl_rm_rf(h.dir);
+}
+END_TEST
+
+/* Offsets of the groups of journal file id in b (header offset and checksum checked, so that
+ * an earlier life's groups of a file taken over are not counted); returns the count and the
+ * end of the last one (*end). */
+static int journal_groups_of(const uint8_t *b, size_t len, uint64_t id, uint64_t *offs, int max,
+                             uint64_t *end)
+{
+    int n = 0;
+    uint64_t off = BK_JOURNAL_HEADER_SIZE;
+    while (off + BK_GROUP_HEADER_SIZE <= len && mg_get_be32(b + off) == BK_GROUP_MAGIC &&
+           mg_get_be64(b + off + 16) == off) {
+        uint8_t idb[8];
+        mg_put_be64(idb, id);
+        if (mg_get_be32(b + off + 24) != mg_crc32c(mg_crc32c(0, idb, 8), b + off, 24))
+            break;
+        ck_assert_int_lt(n, max);
+        offs[n++] = off;
+        off += BK_GROUP_HEADER_SIZE + mg_get_be32(b + off + 4);
+    }
+    *end = off;
+    return n;
+}
+
+/* journalReuseFiles: once lastMark covers journalMaxBackups files, a new journal file takes
+ * the oldest one over (renamed, header rewritten with the flag) instead of being created and
+ * zero-filled. A crash while it is current leaves the earlier life's groups after the new
+ * ones: replay stops there without calling it a torn write (how 0) and replays every
+ * acknowledged entry; a damaged last group is that group lost, the start goes on (how 1);
+ * damage with valid groups of the new life after it still stops the start (how 2). */
+START_TEST(test_journal_reuse_files)
+{
+    for (int how = 0; how < 3; how++) {
+        struct harness h;
+        h_init_dirs(&h, NULL);
+        h.o.journal_max_size = 32 * 1024; /* a file per ~30 entries of 1000 bytes */
+        h.o.journal_max_backups = 1;
+        h.o.journal_reuse = true;
+        h_start(&h);
+        int fd = cl_connect(h.port);
+        int e = 0;
+        for (; e < 100; e++) { /* one at a time: small groups, files fill evenly */
+            v2_add_send(fd, 141, e, KEY_A, 0, 1000);
+            ck_assert_int_eq(v2_add_recv(fd, 141, e), 0);
+        }
+        ck_assert_int_eq(run_on_loop(&h, 0), 0); /* covers every file but the current one */
+        struct bk_stats st;
+        bk_server_stats(h.srv, &st);
+        ck_assert_uint_eq(st.journal_reused, 0);
+        int reused_at = -1;
+        for (; e < 300 && (reused_at < 0 || e < reused_at + 6); e++) {
+            v2_add_send(fd, 141, e, KEY_A, 0, 1000);
+            ck_assert_int_eq(v2_add_recv(fd, 141, e), 0);
+            bk_server_stats(h.srv, &st);
+            if (reused_at < 0 && st.journal_reused == 1)
+                reused_at = e;
+        }
+        ck_assert_int_ge(reused_at, 0);
+        ck_assert_uint_eq(st.journal_reused, 1);
+        close(fd);
+        h_stop(&h, false); /* a crash while the file taken over is current */
+
+        char path[512];
+        last_journal(&h, path, sizeof path);
+        uint64_t id = strtoull(strrchr(path, '/') + 1, NULL, 16);
+        size_t len;
+        uint8_t *b = (uint8_t *)tl_read_file(path, &len);
+        ck_assert_uint_eq(mg_get_be64(b + 8), id);
+        ck_assert_uint_eq(mg_get_be32(b + 16), BK_JOURNAL_F_REUSED);
+        uint64_t g[64], end;
+        int ng = journal_groups_of(b, len, id, g, 64, &end);
+        ck_assert_int_ge(ng, 5);
+        /* the earlier life follows: a group header that is not this file's */
+        ck_assert_uint_lt(end + BK_GROUP_HEADER_SIZE, len);
+        ck_assert_uint_eq(mg_get_be32(b + end), BK_GROUP_MAGIC);
+        uint64_t victim_rec =
+            (how == 1 ? g[ng - 1] : g[ng / 2]) + BK_GROUP_HEADER_SIZE + BK_RECORD_HEADER_SIZE;
+        int64_t victim = (int64_t)mg_get_be64(b + victim_rec + 8);
+        mg_free(b);
+        if (how > 0)
+            flip_bytes(path, victim_rec + 100, 4); /* payload bytes of that group's entry */
+
+        h.base = event_base_new();
+        struct capture cap;
+        cap_start(&cap);
+        int rc = bk_server_new(h.base, &h.o, &h.srv);
+        char *log = cap_end(&cap);
+        if (how == 2) {
+            ck_assert_int_eq(rc, -MG_ECHECKSUM);
+            char want[700];
+            snprintf(want, sizeof want, "journal %s: ", path);
+            ck_assert_ptr_nonnull(strstr(log, want));
+            ck_assert_ptr_nonnull(strstr(log, "a valid group follows"));
+            mg_free(log);
+            event_base_free(h.base);
+            h.base = NULL;
+            tl_rm_rf(h.dir);
+            continue;
+        }
+        ck_assert_int_eq(rc, 0);
+        ck_assert_ptr_null(strstr(log, "torn write"));
+        ck_assert_ptr_null(strstr(log, "damage"));
+        mg_free(log);
+        h.port = bk_server_port(h.srv);
+        ck_assert_int_eq(pthread_create(&h.thread, NULL, loop_main, &h), 0);
+        fd = cl_connect(h.port);
+        int upto = how == 1 ? (int)victim : e;
+        ck_assert_int_eq(upto, how == 1 ? e - 1 : e); /* the damaged group is the last one */
+        check_entries(fd, 141, 0, upto, 1000);
+        if (how == 1)
+            ck_assert_int_eq(v2_read(fd, 141, victim, NULL, NULL, NULL), 2);
+        close(fd);
+        h_stop(&h, true);
+        tl_rm_rf(h.dir);
+    }
+}
+END_TEST
+
 /* A restarted bookie does not turn read-only because of the previous run's journal: its data
  * is in the entry logs by then, and the start checkpoint trims it (it used to linger until
  * the new journal file filled up, doubling the bookie's disk usage). */
@@ -1825,6 +2002,9 @@ START_TEST(test_restart_trims_journal)
     h_init_dirs(&h, root);
     h.o.disk_usage_threshold_pct = 90;
     h.o.disk_check_interval_ms = 20;
+    /* zeros ahead of the journal's writes: up to journalPreAllocSizeMB, filled early (at half
+     * of it); 16 MiB of them and 11 MiB of entry logs would not fit below 90% of 32 MiB */
+    h.o.journal_prealloc = 4 << 20;
     h_start(&h);
     int fd = cl_connect(h.port);
     const int n = 44; /* 11 MiB: in the journal and in the entry logs, about 70% of the disk */
@@ -2543,9 +2723,12 @@ START_TEST(test_options_from_cfg)
     tl_rm_rf(h.dir);
     ck_assert_int_eq(cfg_set(&c, "dbStorage_writeCacheMaxSizeMb", "3", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&c, "journalMaxBackups", "0", "test", err, sizeof err), 0);
+    ck_assert(!o.journal_reuse); /* journalReuseFiles: BookKeeper's default */
+    ck_assert_int_eq(cfg_set(&c, "journalReuseFiles", "true", "test", err, sizeof err), 0);
     bk_options_from_cfg(&o, &c, "ledgers");
     ck_assert_int_eq(o.write_cache_max, 3LL << 20);
     ck_assert_int_eq(o.journal_max_backups, 0);
+    ck_assert(o.journal_reuse);
     ck_assert_int_eq(cfg_set(&c, "diskUsageThreshold", "0.9", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&c, "diskUsageLwmThreshold", ".85", "test", err, sizeof err), 0);
     bk_options_from_cfg(&o, &c, "ledgers");
@@ -3627,9 +3810,10 @@ static Suite *bookie_suite(void)
            test_journal_corrupt_middle, test_journal_v6, test_garbage_frame, test_max_message_frame,
            test_oversized_frame, test_readonly_injected, test_readonly_tmpfs, test_nospace_journal,
            test_nospace_entry_log, test_prealloc_threshold, test_prealloc_after_room_returns,
-           test_restart_trims_journal, test_dir_lock, test_options_from_cfg, test_cookie_format,
-           test_cookie_new_and_restart, test_cookie_refusals, test_cookie_adopt_and_resume,
-           test_cookie_twin_refused, test_cookie_format_cmd, test_gc_deleted_ledger, test_metrics,
+           test_restart_trims_journal, test_journal_zero_fill_ahead, test_journal_reuse_files,
+           test_dir_lock, test_options_from_cfg, test_cookie_format, test_cookie_new_and_restart,
+           test_cookie_refusals, test_cookie_adopt_and_resume, test_cookie_twin_refused,
+           test_cookie_format_cmd, test_gc_deleted_ledger, test_metrics,
            test_gc_empty_logs_of_restarts, test_gc_ledger_created_during_scan,
            test_gc_listing_failure, test_compaction_half_live, test_gc_off_loop,
            test_compaction_crash, test_ledger_dirs_round_robin, test_ledger_dirs_full_skipped,
