@@ -2694,7 +2694,7 @@ START_TEST(test_options_from_cfg)
     ck_assert_int_eq(o.max_frame_size, BK_DEFAULT_MAX_FRAME);
     ck_assert_double_eq_tol(o.disk_usage_threshold_pct, 95.0, 1e-9);
     ck_assert_double_eq_tol(o.disk_usage_lwm_pct, 95.0, 1e-9);
-    ck_assert_int_eq(o.write_cache_max, 64LL << 20);
+    ck_assert_int_eq(o.write_cache_max, 16LL << 20);
     ck_assert_int_eq(o.journal_max_backups, 5);
     ck_assert_double_eq_tol(o.disk_usage_warn_pct, 90.0, 1e-9); /* BookKeeper's 0.90 */
     ck_assert_str_eq(o.journal_dir, "data/bookie/journal");
