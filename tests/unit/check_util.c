@@ -16,6 +16,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -203,6 +204,86 @@ START_TEST(test_crc)
     ck_assert_uint_eq(mg_crc32c(c, "56789", 5), 0xe3069283u);
     c = mg_crc32(0, "12345", 5);
     ck_assert_uint_eq(mg_crc32(c, "6789", 4), 0xcbf43926u);
+}
+END_TEST
+
+/* CRC32C straight from its definition, a bit at a time: what the fast code must equal. */
+static uint32_t crc32c_bitwise(uint32_t crc, const uint8_t *p, size_t len)
+{
+    crc = ~crc;
+    while (len--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++)
+            crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+    }
+    return ~crc;
+}
+
+static uint64_t crc_test_rng = 0x9E3779B97F4A7C15ull;
+static uint32_t crc_test_rand(void)
+{
+    crc_test_rng ^= crc_test_rng << 13;
+    crc_test_rng ^= crc_test_rng >> 7;
+    crc_test_rng ^= crc_test_rng << 17;
+    return (uint32_t)(crc_test_rng >> 16);
+}
+
+START_TEST(test_crc32c_random_buffers)
+{
+    /* Every length up to 600 at every alignment mod 8, then longer ones, resumed at random
+     * split points and over an evbuffer of several chunks: all equal to the definition. */
+    size_t cap = 70000;
+    uint8_t *buf = mg_malloc(cap + 8);
+    for (size_t i = 0; i < cap + 8; i++)
+        buf[i] = (uint8_t)crc_test_rand();
+    for (size_t len = 0; len <= 600; len++) {
+        size_t al = len % 8;
+        uint32_t seed = len % 3 ? crc_test_rand() : 0;
+        ck_assert_uint_eq(mg_crc32c(seed, buf + al, len), crc32c_bitwise(seed, buf + al, len));
+    }
+    for (int round = 0; round < 40; round++) {
+        size_t len = crc_test_rand() % cap, off = crc_test_rand() % 8;
+        uint32_t want = crc32c_bitwise(0, buf + off, len);
+        ck_assert_uint_eq(mg_crc32c(0, buf + off, len), want);
+        size_t split = len ? crc_test_rand() % len : 0;
+        uint32_t c = mg_crc32c(0, buf + off, split);
+        ck_assert_uint_eq(mg_crc32c(c, buf + off + split, len - split), want);
+        struct evbuffer *eb = evbuffer_new();
+        for (size_t at = 0; at < len + 8;) { /* separate chunks of random sizes */
+            size_t n = 1 + crc_test_rand() % 3000;
+            n = n > len + 8 - at ? len + 8 - at : n;
+            evbuffer_add_reference(eb, buf + at, n, NULL, NULL);
+            at += n;
+        }
+        ck_assert_uint_eq(mg_crc32c_evbuffer(0, eb, off, len), want);
+        evbuffer_free(eb);
+    }
+    mg_free(buf);
+}
+END_TEST
+
+START_TEST(test_crc32c_combine)
+{
+    /* CRC(a||b) from CRC(a), CRC(b) and |b|, for random contents and splits, empty parts,
+     * and a long b (a megabyte of zeros and random bytes). */
+    size_t cap = 1u << 20;
+    uint8_t *buf = mg_malloc(cap);
+    for (size_t i = 0; i < cap; i++)
+        buf[i] = i < cap / 2 ? 0 : (uint8_t)crc_test_rand();
+    for (int round = 0; round < 200; round++) {
+        size_t len = round < 100 ? crc_test_rand() % 5000 : crc_test_rand() % cap;
+        size_t off = crc_test_rand() % (cap - len + 1);
+        size_t split = round % 10 == 0   ? 0
+                       : round % 10 == 1 ? len
+                                         : (len ? crc_test_rand() % len : 0);
+        uint32_t whole = mg_crc32c(0, buf + off, len);
+        uint32_t a = mg_crc32c(0, buf + off, split);
+        uint32_t b = mg_crc32c(0, buf + off + split, len - split);
+        ck_assert_uint_eq(mg_crc32c_combine(a, b, len - split), whole);
+    }
+    ck_assert_uint_eq(mg_crc32c_combine(mg_crc32c(0, "1234", 4), mg_crc32c(0, "56789", 5), 5),
+                      0xe3069283u);
+    mg_free(buf);
 }
 END_TEST
 
@@ -704,9 +785,10 @@ int main(void)
     Suite *s = suite_create("util");
     TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
     tl_add(tc, test_map_basic, test_map_many, test_map_fini_free, test_base64, test_grow,
-           test_errors, test_crc, test_ratelimit, test_url, test_fs, test_loop_sim_order,
-           test_loop_sim_rearm, test_loop_sim_runs_active_events, test_loop_real,
-           test_codec_known_vectors, test_codec_round_trip, test_codec_bounds_and_corrupt);
+           test_errors, test_crc, test_crc32c_random_buffers, test_crc32c_combine, test_ratelimit,
+           test_url, test_fs, test_loop_sim_order, test_loop_sim_rearm,
+           test_loop_sim_runs_active_events, test_loop_real, test_codec_known_vectors,
+           test_codec_round_trip, test_codec_bounds_and_corrupt);
     tc = tl_tcase(s, "descriptors", 30, tl_nofile_save, tl_nofile_restore);
     tl_add(tc, test_fds_limit_helpers);
     return tl_run(s);
