@@ -243,6 +243,8 @@ static void wire_msg_info_fill(const Pulsar__Proto__MessageMetadata *md, struct 
     info->chunk_id = md->has_chunk_id ? md->chunk_id : 0;
     info->chunk_key = wire_chunk_key(md);
     info->key_hash = wire_sticky_key_hash(md);
+    info->tail_crc = 0;
+    info->tail_len = 0;
 }
 
 int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_frame *f,
@@ -349,6 +351,8 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
     f->payload = payload;
     f->had_checksum = l.had_checksum;
     f->checksum_ok = !l.had_checksum || crc == l.crc_sent;
+    f->msg.tail_crc = crc; /* of what was received: the storage digest reuses it */
+    f->msg.tail_len = l.tail_len;
     f->frame_size = 4 + (size_t)total;
     f->nul_string_field = nul_field;
     return 1;

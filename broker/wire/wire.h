@@ -47,6 +47,10 @@ struct wire_msg_info {
                                      ordering_key, else partition_key (base64-decoded when
                                      partition_key_b64_encoded), else "NONE_KEY";
                                      then & 0x7fffffff, % 65536 */
+    uint32_t tail_crc;            /* CRC32C of the last tail_len bytes of the payload (metadata
+                                     size + metadata + payload), computed over the bytes
+                                     received by wire_frame_read; tail_len 0: not computed */
+    size_t tail_len;
 };
 
 /* One decoded frame. */
