@@ -4,6 +4,7 @@
 #include "lib/tl.h"
 #include "util/alloc.h"
 #include "util/base64.h"
+#include "util/bev.h"
 #include "util/compress.h"
 #include "util/crc.h"
 #include "util/err.h"
@@ -17,6 +18,7 @@
 #include <check.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -284,6 +287,102 @@ START_TEST(test_crc32c_combine)
     ck_assert_uint_eq(mg_crc32c_combine(mg_crc32c(0, "1234", 4), mg_crc32c(0, "56789", 5), 5),
                       0xe3069283u);
     mg_free(buf);
+}
+END_TEST
+
+/* ---- large socket reads (bev.h) ------------------------------------------------------------ */
+
+struct bev_reads {
+    int calls, eof;
+    size_t before, read_more, after; /* of the first read callback */
+    struct evbuffer *got;            /* what the callbacks took, in order */
+};
+
+/* The read callback: the first time it calls mg_bev_read_more, every time it takes all the
+ * input (as a reader must at the high watermark, or libevent calls it again at once). */
+static void bev_reads_cb(struct bufferevent *bev, void *arg)
+{
+    struct bev_reads *r = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (r->calls++ == 0) {
+        r->before = evbuffer_get_length(in);
+        r->read_more = mg_bev_read_more(bev, 1u << 20);
+        r->after = evbuffer_get_length(in);
+    }
+    evbuffer_add_buffer(r->got, in);
+}
+
+static void bev_reads_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct bev_reads *r = arg;
+    if (what & BEV_EVENT_EOF)
+        r->eof = 1;
+}
+
+/* Write n pattern bytes into one end of a socket pair and close it; read the other end
+ * through a socket bufferevent (read high watermark high, 0: none) until end of stream and
+ * check that every byte arrived in order. */
+static void bev_reads_run(size_t n, size_t high, struct bev_reads *r)
+{
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int sz = 1 << 20;
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    evutil_make_socket_nonblocking(sv[0]);
+    evutil_make_socket_nonblocking(sv[1]);
+    uint8_t *pat = mg_malloc(n);
+    for (size_t i = 0; i < n; i++)
+        pat[i] = (uint8_t)(i * 7 + i / 251);
+    size_t sent = 0;
+    for (int guard = 0; guard < 1000 && sent < n; guard++) {
+        ssize_t w = write(sv[1], pat + sent, n - sent);
+        ck_assert_int_gt(w, 0);
+        sent += (size_t)w;
+    }
+    ck_assert_uint_eq(sent, n);
+    close(sv[1]);
+    struct event_base *base = event_base_new();
+    struct bufferevent *bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+    memset(r, 0, sizeof *r);
+    r->got = evbuffer_new();
+    bufferevent_setcb(bev, bev_reads_cb, NULL, bev_reads_event, r);
+    bufferevent_setwatermark(bev, EV_READ, 0, high);
+    bufferevent_enable(bev, EV_READ);
+    for (int guard = 0; guard < 10000 && !r->eof; guard++)
+        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert(r->eof);
+    ck_assert_uint_eq(evbuffer_get_length(r->got), n);
+    ck_assert(memcmp(evbuffer_pullup(r->got, -1), pat, n) == 0);
+    evbuffer_free(r->got);
+    bufferevent_free(bev);
+    event_base_free(base);
+    mg_free(pat);
+}
+
+START_TEST(test_bev_read_more)
+{
+    /* One read callback takes all that is there beyond libevent's 4 KiB... */
+    struct bev_reads r;
+    size_t n = 150000 + (size_t)(crc_test_rand() % 50000);
+    bev_reads_run(n, 0, &r);
+    ck_assert_uint_ge(r.before, MG_BEV_READ_MORE_MIN);
+    ck_assert_uint_eq(r.after, n);
+    ck_assert_uint_eq(r.read_more, n - r.before);
+    /* ... but not past the read high watermark, and nothing is lost either way. */
+    bev_reads_run(n, 20000, &r);
+    ck_assert_uint_le(r.after, 20000);
+    ck_assert_uint_eq(r.read_more, r.after - r.before);
+    /* A pair has no socket: left alone. */
+    struct event_base *base = event_base_new();
+    struct bufferevent *pair[2];
+    ck_assert_int_eq(bufferevent_pair_new(base, 0, pair), 0);
+    bufferevent_enable(pair[1], EV_READ);
+    ck_assert_uint_eq(mg_bev_read_more(pair[1], 4096), 0);
+    bufferevent_free(pair[0]);
+    bufferevent_free(pair[1]);
+    event_base_free(base);
 }
 END_TEST
 
@@ -785,10 +884,10 @@ int main(void)
     Suite *s = suite_create("util");
     TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
     tl_add(tc, test_map_basic, test_map_many, test_map_fini_free, test_base64, test_grow,
-           test_errors, test_crc, test_crc32c_random_buffers, test_crc32c_combine, test_ratelimit,
-           test_url, test_fs, test_loop_sim_order, test_loop_sim_rearm,
-           test_loop_sim_runs_active_events, test_loop_real, test_codec_known_vectors,
-           test_codec_round_trip, test_codec_bounds_and_corrupt);
+           test_errors, test_crc, test_crc32c_random_buffers, test_crc32c_combine,
+           test_bev_read_more, test_ratelimit, test_url, test_fs, test_loop_sim_order,
+           test_loop_sim_rearm, test_loop_sim_runs_active_events, test_loop_real,
+           test_codec_known_vectors, test_codec_round_trip, test_codec_bounds_and_corrupt);
     tc = tl_tcase(s, "descriptors", 30, tl_nofile_save, tl_nofile_restore);
     tl_add(tc, test_fds_limit_helpers);
     return tl_run(s);
