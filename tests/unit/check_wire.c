@@ -113,6 +113,31 @@ static size_t md_tail(const Pulsar__Proto__MessageMetadata *md, const char *payl
     return 4 + n + strlen(payload);
 }
 
+/* Append a MESSAGE frame (an empty message id) whose bytes after the command are tail. */
+static void write_message_raw(struct evbuffer *out, const void *tail, size_t tlen)
+{
+    wire_cmd cmd;
+    Pulsar__Proto__CommandMessage msg;
+    Pulsar__Proto__MessageIdData id;
+    pulsar__proto__command_message__init(&msg);
+    pulsar__proto__message_id_data__init(&id);
+    msg.message_id = &id;
+    tl_cmd_set(cmd, MESSAGE, message, msg);
+    write_raw(out, &cmd, tail, tlen);
+}
+
+/* A broker entry metadata section (8 bytes) + 0x0e01 + CRC32C + tail into out (room for
+ * 14 + tlen bytes); returns the length. */
+static const uint8_t test_bem[] = {0x0e, 0x02, 0x00, 0x00, 0x00, 0x02, 0x08, 0x05};
+static size_t bem_frame_tail(uint8_t *out, const uint8_t *tail, size_t tlen)
+{
+    memcpy(out, test_bem, sizeof(test_bem));
+    mg_put_be16(out + 8, WIRE_MAGIC_CHECKSUM);
+    mg_put_be32(out + 10, mg_crc32c(0, tail, tlen));
+    memcpy(out + 14, tail, tlen);
+    return 14 + tlen;
+}
+
 static int read_one(struct evbuffer *in, struct wire_frame *f)
 {
     char err[128] = "";
@@ -838,17 +863,11 @@ START_TEST(test_broker_entry_metadata_sections)
     Pulsar__Proto__CommandSend send;
     Pulsar__Proto__MessageMetadata md;
     uint8_t tail[256];
-    const uint8_t bem[] = {0x0e, 0x02, 0x00, 0x00, 0x00, 0x02, 0x08, 0x05};
     init_send(&cmd, &send, 9);
     init_md(&md, 9);
     size_t n = md_tail(&md, "bem", tail);
     uint8_t frame_tail[300];
-    memcpy(frame_tail, bem, sizeof(bem));
-    frame_tail[8] = 0x0e;
-    frame_tail[9] = 0x01;
-    mg_put_be32(frame_tail + 10, mg_crc32c(0, tail, n));
-    memcpy(frame_tail + 14, tail, n);
-    size_t ftl = 14 + n;
+    size_t ftl = bem_frame_tail(frame_tail, tail, n);
 
     /* On a SEND the section is dropped. */
     struct evbuffer *b = evbuffer_new();
@@ -856,17 +875,11 @@ START_TEST(test_broker_entry_metadata_sections)
     write_raw(b, &cmd, frame_tail, ftl);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert(f.checksum_ok);
-    ck_payload(&f, frame_tail + sizeof(bem), ftl - sizeof(bem));
+    ck_payload(&f, frame_tail + sizeof(test_bem), ftl - sizeof(test_bem));
     wire_frame_clear(&f);
 
     /* On a MESSAGE it is kept in front. */
-    Pulsar__Proto__CommandMessage msg;
-    Pulsar__Proto__MessageIdData id;
-    pulsar__proto__command_message__init(&msg);
-    pulsar__proto__message_id_data__init(&id);
-    msg.message_id = &id;
-    tl_cmd_set(cmd, MESSAGE, message, msg);
-    write_raw(b, &cmd, frame_tail, ftl);
+    write_message_raw(b, frame_tail, ftl);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert(f.checksum_ok);
     ck_payload(&f, frame_tail, ftl);
@@ -918,18 +931,7 @@ START_TEST(test_frame_tail_crc)
     ck_tail_crc(&f, 6);
     wire_frame_clear(&f);
 
-    const uint8_t bem[] = {0x0e, 0x02, 0x00, 0x00, 0x00, 0x02, 0x08, 0x05};
-    memcpy(frame_tail, bem, sizeof(bem));
-    mg_put_be16(frame_tail + 8, 0x0e01);
-    mg_put_be32(frame_tail + 10, mg_crc32c(0, tail, tlen));
-    memcpy(frame_tail + 14, tail, tlen);
-    Pulsar__Proto__CommandMessage msg;
-    Pulsar__Proto__MessageIdData id;
-    pulsar__proto__command_message__init(&msg);
-    pulsar__proto__message_id_data__init(&id);
-    msg.message_id = &id;
-    tl_cmd_set(cmd, MESSAGE, message, msg);
-    write_raw(b, &cmd, frame_tail, 14 + tlen);
+    write_message_raw(b, frame_tail, bem_frame_tail(frame_tail, tail, tlen));
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_tail_crc(&f, 14);
 
