@@ -230,6 +230,10 @@ void client_meta_kv(const struct client_msg_meta *meta, Pulsar__Proto__KeyValue 
                     Pulsar__Proto__KeyValue ***ptrs)
 {
     size_t n = meta ? meta->nprops : 0;
+    *kv = NULL;
+    *ptrs = NULL;
+    if (n == 0)
+        return; /* the common case, once per message appended: no allocation */
     *kv = mg_calloc(n + 1, sizeof **kv);
     *ptrs = mg_calloc(n + 1, sizeof **ptrs);
     for (size_t i = 0; i < n; i++) {

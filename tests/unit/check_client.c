@@ -1221,6 +1221,53 @@ START_TEST(test_batch_meta)
 }
 END_TEST
 
+#if defined(__SANITIZE_ADDRESS__)
+/* The sanitizer runtime calls these on every allocation (sanitizer/allocator_interface.h,
+ * which this compiler does not install). */
+void __sanitizer_install_malloc_and_free_hooks(void (*m)(const volatile void *, size_t),
+                                               void (*f)(const volatile void *));
+static volatile int test_mallocs;
+static void test_count_malloc(const volatile void *p, size_t n)
+{
+    (void)p;
+    (void)n;
+    test_mallocs++;
+}
+static void test_count_free(const volatile void *p)
+{
+    (void)p;
+}
+
+/* Appending a message without key or properties to a batch with room allocates nothing. */
+START_TEST(test_batch_append_no_alloc)
+{
+    struct client_buf buf = {0};
+    client_buf_reserve(&buf, 1 << 20);
+    uint8_t payload[2000];
+    memset(payload, 0x5a, sizeof payload);
+    __sanitizer_install_malloc_and_free_hooks(test_count_malloc, test_count_free);
+    int before = test_mallocs;
+    for (int i = 0; i < 200; i++)
+        client_batch_append(&buf, payload, (size_t)(i * 37) % sizeof payload, (uint64_t)i);
+    ck_assert_int_eq(test_mallocs - before, 0);
+    size_t off = 0, plen;
+    Pulsar__Proto__SingleMessageMetadata *smm;
+    const uint8_t *pl;
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(client_batch_next(buf.data, buf.len, &off, &smm, &pl, &plen), 1);
+        ck_assert_uint_eq(plen, (size_t)(i * 37) % sizeof payload);
+        ck_assert_uint_eq(smm->sequence_id, (uint64_t)i);
+        ck_assert_uint_eq(smm->n_properties, 0);
+        pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
+    }
+    client_buf_fini(&buf);
+}
+END_TEST
+#define TEST_BATCH_NO_ALLOC , test_batch_append_no_alloc
+#else
+#define TEST_BATCH_NO_ALLOC /* counted only where the sanitizer runtime reports allocations */
+#endif
+
 int main(void)
 {
     return tl_main(
@@ -1234,5 +1281,5 @@ int main(void)
                       test_consumer_decompresses, test_partitions, test_topics_of_namespace,
                       test_request_times_out, test_producer_chunking, test_consumer_chunks,
                       test_consumer_chunks_expire)},
-            {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta)}));
+            {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta TEST_BATCH_NO_ALLOC)}));
 }
