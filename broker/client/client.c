@@ -1477,11 +1477,13 @@ static void client_op_complete(struct client_producer *p, struct client_op *op, 
                                const Pulsar__Proto__MessageIdData *mid)
 {
     p->pending -= op->n;
+    uint64_t now = op->n > 0 ? mg_mono_us() : 0;
     for (unsigned i = 0; i < op->n; i++) {
         struct client_pending_msg *m = &op->msgs[i];
         struct client_send_result res = {.status = status,
                                          .sequence_id = m->seq,
                                          .enqueued_us = m->enqueued_us,
+                                         .completed_us = now,
                                          .size = m->size};
         res.id.partition = -1;
         res.id.batch_index = -1;

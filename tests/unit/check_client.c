@@ -453,10 +453,17 @@ START_TEST(test_producer_batches)
     ck_assert_uint_eq(f.cmd->send->sequence_id, 3);
     ck_assert_int_eq(f.cmd->send->num_messages, 1);
     wire_frame_clear(&f);
+    uint64_t t0 = mg_mono_us();
     tl_send_receipt(b, fx.pid, 0, 7, 1);
     tl_send_receipt(b, fx.pid, 3, 7, 2);
     ck_assert_int_eq(tl_until_count(fx.loop, &ps->n, 4, TL_REAL_WAIT_MS), 4);
+    uint64_t t1 = mg_mono_us();
     for (int i = 0; i < 4; i++) {
+        /* completed when its SEND's receipt was read: one time for the whole batch */
+        ck_assert_uint_ge(ps->res[i].completed_us, t0);
+        ck_assert_uint_le(ps->res[i].completed_us, t1);
+        ck_assert_uint_ge(ps->res[i].completed_us, ps->res[i].enqueued_us);
+        ck_assert_uint_eq(ps->res[i].completed_us, ps->res[i < 3 ? 0 : 3].completed_us);
         ck_assert_int_eq(ps->res[i].status, 0);
         ck_assert_uint_eq(ps->res[i].sequence_id, (uint64_t)i);
         ck_assert_uint_eq(ps->res[i].size, strlen(texts[i]));
