@@ -491,9 +491,9 @@ void wire_write_message(struct evbuffer *out, const wire_cmd *cmd, struct evbuff
     wire_append_shared(out, entry);
 }
 
-void wire_write_send(struct evbuffer *out, const wire_cmd *cmd,
-                     const Pulsar__Proto__MessageMetadata *md, const void *payload,
-                     size_t payload_len)
+void wire_write_send_head(struct evbuffer *out, const wire_cmd *cmd,
+                          const Pulsar__Proto__MessageMetadata *md, const void *payload,
+                          size_t payload_len)
 {
     struct evbuffer_iovec iov;
     size_t md_size = protobuf_c_message_get_packed_size(&md->base);
@@ -507,6 +507,13 @@ void wire_write_send(struct evbuffer *out, const wire_cmd *cmd,
     crc = mg_crc32c(crc, payload, payload_len);
     mg_put_be32(p + 2, crc);
     MG_ASSERT(evbuffer_commit_space(out, &iov, 1) == 0);
+}
+
+void wire_write_send(struct evbuffer *out, const wire_cmd *cmd,
+                     const Pulsar__Proto__MessageMetadata *md, const void *payload,
+                     size_t payload_len)
+{
+    wire_write_send_head(out, cmd, md, payload, payload_len);
     if (payload_len > 0)
         MG_ASSERT(evbuffer_add(out, payload, payload_len) == 0);
 }

@@ -117,6 +117,11 @@ void wire_append_shared(struct evbuffer *out, struct evbuffer *src);
 void wire_write_send(struct evbuffer *out, const wire_cmd *cmd,
                      const Pulsar__Proto__MessageMetadata *md, const void *payload,
                      size_t payload_len);
+/* wire_write_send without appending the payload (its checksum and length are in the head):
+ * the caller appends exactly those payload_len bytes next, e.g. by reference. */
+void wire_write_send_head(struct evbuffer *out, const wire_cmd *cmd,
+                          const Pulsar__Proto__MessageMetadata *md, const void *payload,
+                          size_t payload_len);
 
 /* "SEND", "PRODUCER", ... (the proto enum names); the fixed string "UNKNOWN" for types
  * the proto does not list. Never NULL, static storage. */

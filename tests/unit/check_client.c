@@ -476,6 +476,43 @@ START_TEST(test_producer_batches)
 }
 END_TEST
 
+/* A closed batch's bytes go into its SEND frame by reference, where the batch built them
+ * (not copied again), and the next batch gets a buffer of its own; the broker gets them. */
+START_TEST(test_batch_frame_takes_buffer)
+{
+    struct tl_peer *b = producer_ready(true, 100);
+    send_str(fx.p, "first message", ps);
+    send_str(fx.p, "second", ps);
+    const uint8_t *built = fx.p->batch.data;
+    size_t blen = fx.p->batch.len;
+    client_producer_flush(fx.p);
+    struct client_op *op = STAILQ_FIRST(&fx.p->ops);
+    ck_assert_ptr_nonnull(op);
+    struct evbuffer_ptr pos;
+    ck_assert_int_eq(
+        evbuffer_ptr_set(op->frame, &pos, evbuffer_get_length(op->frame) - blen, EVBUFFER_PTR_SET),
+        0);
+    struct evbuffer_iovec v;
+    ck_assert_int_eq(evbuffer_peek(op->frame, (ev_ssize_t)blen, &pos, &v, 1), 1);
+    ck_assert_ptr_eq(v.iov_base, built);
+    ck_assert_uint_eq(v.iov_len, blen);
+    ck_assert_ptr_ne(fx.p->batch.data, built);
+    struct wire_frame f;
+    tl_peer_expect(b, T(SEND), &f);
+    ck_assert(f.checksum_ok);
+    ck_assert_int_eq(f.cmd->send->num_messages, 2);
+    const uint8_t *pl;
+    size_t len;
+    Pulsar__Proto__MessageMetadata *md = sent_md(&f, &pl, &len);
+    ck_assert_uint_eq(len, blen);
+    pulsar__proto__message_metadata__free_unpacked(md, NULL);
+    wire_frame_clear(&f);
+    tl_send_receipt(b, fx.pid, 0, 9, 4);
+    ck_assert_int_eq(tl_until_count(fx.loop, &ps->n, 2, TL_REAL_WAIT_MS), 2);
+    ck_assert_int_eq(ps->res[1].status, 0);
+}
+END_TEST
+
 /* Without batching each message is its own SEND with the next sequence id; receipts complete
  * them in order (no batch index). SEND_ERROR(ChecksumError) fails only the send it names, on
  * a connection that goes on. */
@@ -1283,10 +1320,10 @@ int main(void)
             {"fake_broker", 30, setup, teardown,
              TL_TESTS(test_handshake_lookup_producer, test_connect_refused, test_not_a_broker,
                       test_lookup_redirect, test_lookup_failed, test_producer_batches,
-                      test_producer_single_and_send_error, test_producer_reconnects_and_resends,
-                      test_producer_free_cancels, test_consumer, test_producer_compression,
-                      test_consumer_decompresses, test_partitions, test_topics_of_namespace,
-                      test_request_times_out, test_producer_chunking, test_consumer_chunks,
-                      test_consumer_chunks_expire)},
+                      test_batch_frame_takes_buffer, test_producer_single_and_send_error,
+                      test_producer_reconnects_and_resends, test_producer_free_cancels,
+                      test_consumer, test_producer_compression, test_consumer_decompresses,
+                      test_partitions, test_topics_of_namespace, test_request_times_out,
+                      test_producer_chunking, test_consumer_chunks, test_consumer_chunks_expire)},
             {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta TEST_BATCH_NO_ALLOC)}));
 }
