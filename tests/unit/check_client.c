@@ -1265,7 +1265,12 @@ START_TEST(test_batch_meta)
 }
 END_TEST
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__has_feature) /* clang's spelling of gcc's __SANITIZE_ADDRESS__ */
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(TEST_ASAN)
 /* The sanitizer runtime calls these on every allocation (sanitizer/allocator_interface.h,
  * which this compiler does not install). */
 void __sanitizer_install_malloc_and_free_hooks(void (*m)(const volatile void *, size_t),
