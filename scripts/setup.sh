@@ -18,7 +18,7 @@ done
 
 pkgs=(build-essential autoconf automake pkg-config libevent-dev libssl-dev libprotobuf-c-dev
       protobuf-c-compiler libcyaml-dev libyaml-dev libjansson-dev libpcre2-dev liblmdb-dev libzookeeper-st-dev check
-      liblz4-dev zlib1g-dev libzstd-dev libsnappy-dev
+      liblz4-dev zlib1g-dev libzstd-dev libsnappy-dev libisal-dev
       ca-certificates procps)
 if [ "$want_test" = 1 ]; then
   # clang: the fuzzer and the clang build; clang-format: scripts/check-format.sh; zookeeper +

@@ -192,6 +192,12 @@ int bkc_delete(struct bkc_client *c, int64_t ledger_id, struct bkc_req *req, bkc
  * -MG_ENOTALLOWED (a bookie refused the password), -MG_ECANCELED. */
 int bkc_add(struct bkc_ledger *lh, int64_t entry_id, struct evbuffer *payload, struct bkc_req *req,
             bkc_cb cb);
+/* bkc_add of an entry whose last tail_len bytes have the CRC32C tail_crc, which the caller
+ * computed over these very bytes (the Pulsar frame checksum): a CRC32C digest reads only
+ * the bytes before them. A wrong tail_crc makes the stored digest wrong and the entry
+ * unreadable, so only pass one computed over the payload as it is. */
+int bkc_add_crc(struct bkc_ledger *lh, int64_t entry_id, struct evbuffer *payload,
+                uint32_t tail_crc, size_t tail_len, struct bkc_req *req, bkc_cb cb);
 
 /* Close a writer: wait for the pending adds to complete or fail, then CAS the metadata to
  * CLOSED at the last add confirmed. For a read handle it completes with 0 at once (async).

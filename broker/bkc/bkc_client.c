@@ -233,13 +233,17 @@ static void bkc_hmac_chunk(void *ctx, const void *p, size_t n)
 }
 
 void bkc_digest(int digest, const uint8_t *mkey, const uint8_t *hdr, struct evbuffer *payload,
-                size_t off, size_t len, uint8_t *out)
+                size_t off, size_t len, uint32_t tail_crc, size_t tail_len, uint8_t *out)
 {
     uint32_t crc;
     switch (digest) {
     case BKC_DIGEST_CRC32C:
+        if (tail_len > len)
+            tail_len = 0;
         crc = mg_crc32c(0, hdr, WIRE_BK_ENTRY_HDR_LEN);
-        crc = mg_crc32c_evbuffer(crc, payload, off, len);
+        crc = mg_crc32c_evbuffer(crc, payload, off, len - tail_len);
+        if (tail_len > 0) /* the bytes the Pulsar checksum covered: not read again */
+            crc = mg_crc32c_combine(crc, tail_crc, tail_len);
         mg_put_be32(out, crc);
         break;
     case BKC_DIGEST_CRC32:

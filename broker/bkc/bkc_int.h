@@ -292,9 +292,11 @@ void bkc_mops_kill(struct bkc_client *c, struct bkc_ledger *owner);
 /* master key and digests */
 void bkc_master_key(const uint8_t *pw, size_t pw_len, uint8_t out[WIRE_BK_MASTER_KEY_LEN]);
 int bkc_digest_len(int digest);
-/* Digest over hdr (32 bytes) then len bytes of payload from offset off. */
+/* Digest over hdr (32 bytes) then len bytes of payload from offset off. tail_len > 0: the
+ * caller already has tail_crc, the CRC32C of the last tail_len of those bytes; a CRC32C
+ * digest then reads only the bytes before them and combines (other digests ignore it). */
 void bkc_digest(int digest, const uint8_t *mac_key, const uint8_t *hdr, struct evbuffer *payload,
-                size_t off, size_t len, uint8_t *out);
+                size_t off, size_t len, uint32_t tail_crc, size_t tail_len, uint8_t *out);
 
 /* ---- ledger handles (bkc_ledger.c) ------------------------------------------------------ */
 
@@ -316,6 +318,8 @@ struct bkc_add {
     bool own_payload;
     bool sent; /* false while held by an ensemble change */
     uint16_t flags;
+    uint32_t tail_crc; /* bkc_add_crc's: CRC32C of the payload's last tail_len bytes */
+    size_t tail_len;
     uint8_t ehdr[WIRE_BK_ENTRY_HDR_LEN + WIRE_BK_MAX_DIGEST_LEN]; /* built at first send */
     size_t ehdr_len;
     uint64_t acked; /* ensemble indexes that acknowledged */

@@ -265,7 +265,7 @@ int bkc_verify_entry(struct bkc_ledger *lh, struct evbuffer *body, int64_t expec
     wire_bk_entry_hdr_get(h, &eh);
     if (eh.ledger != lh->id || (expect >= -1 && eh.entry != expect))
         return -MG_EPROTO;
-    bkc_digest(lh->digest, lh->mac_key, h, body, hl, n - hl, d);
+    bkc_digest(lh->digest, lh->mac_key, h, body, hl, n - hl, 0, 0, d);
     if (memcmp(d, h + WIRE_BK_ENTRY_HDR_LEN, (size_t)lh->digest_len) != 0)
         return -MG_ECHECKSUM;
     if (entry)
@@ -379,7 +379,7 @@ static void bkc_add_send(struct bkc_ledger *lh, struct bkc_add *a)
         struct wire_bk_entry_hdr eh = {
             .ledger = lh->id, .entry = a->entry, .lac = lac, .length = a->length};
         wire_bk_entry_hdr_put(a->ehdr, &eh);
-        bkc_digest(lh->digest, lh->mac_key, a->ehdr, a->payload, 0, len,
+        bkc_digest(lh->digest, lh->mac_key, a->ehdr, a->payload, 0, len, a->tail_crc, a->tail_len,
                    a->ehdr + WIRE_BK_ENTRY_HDR_LEN);
         a->ehdr_len = WIRE_BK_ENTRY_HDR_LEN + (size_t)lh->digest_len;
         a->sent = true;
@@ -393,9 +393,12 @@ static void bkc_add_send(struct bkc_ledger *lh, struct bkc_add *a)
 }
 
 static struct bkc_add *bkc_push_add(struct bkc_ledger *lh, struct evbuffer *payload, bool own,
-                                    uint16_t flags, int64_t length, struct bkc_req *req)
+                                    uint16_t flags, int64_t length, struct bkc_req *req,
+                                    uint32_t tail_crc, size_t tail_len)
 {
     struct bkc_add *a = mg_calloc(1, sizeof(*a));
+    a->tail_crc = tail_crc;
+    a->tail_len = tail_len;
     a->lh = lh;
     a->entry = ++lh->last_pushed;
     a->length = length;
@@ -412,6 +415,12 @@ static struct bkc_add *bkc_push_add(struct bkc_ledger *lh, struct evbuffer *payl
 
 int bkc_add(struct bkc_ledger *lh, int64_t entry_id, struct evbuffer *payload, struct bkc_req *req,
             bkc_cb cb)
+{
+    return bkc_add_crc(lh, entry_id, payload, 0, 0, req, cb);
+}
+
+int bkc_add_crc(struct bkc_ledger *lh, int64_t entry_id, struct evbuffer *payload,
+                uint32_t tail_crc, size_t tail_len, struct bkc_req *req, bkc_cb cb)
 {
     if (lh->mode != BKC_MODE_WRITER)
         return -MG_ENOTALLOWED;
@@ -442,7 +451,8 @@ int bkc_add(struct bkc_ledger *lh, int64_t entry_id, struct evbuffer *payload, s
                  len, fl, lh->c->cfg.max_frame_size);
         return -MG_ETOOBIG;
     }
-    struct bkc_add *a = bkc_push_add(lh, payload, false, 0, lh->pushed_length + len, req);
+    struct bkc_add *a = bkc_push_add(lh, payload, false, 0, lh->pushed_length + len, req, tail_crc,
+                                     tail_len <= (size_t)len ? tail_len : 0);
     MG_ASSERT(a->entry == entry_id);
     req->entry_id = a->entry;
     return 0;
@@ -1394,7 +1404,7 @@ static void bkc_rrd_op_cb(struct bkc_op *op, int rc, struct evbuffer **body)
             }
             MG_DEBUG(MOD, "ledger %" PRId64 ": recovered entry %" PRId64, lh->id, e);
             bkc_push_add(lh, payload, true, WIRE_BK_FLAG_RECOVERY_ADD | WIRE_BK_FLAG_HIGH_PRIORITY,
-                         length, NULL);
+                         length, NULL, 0, 0);
             if (lh->mode == BKC_MODE_RECOVERING)
                 bkc_rrd_start(lh);
             return;

@@ -33,6 +33,7 @@
 #include "config/cfg.h"
 #include "tls/tls.h"
 #include "util/alloc.h"
+#include "util/bev.h"
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/listen.h"
@@ -833,6 +834,9 @@ static void bk_conn_read_cb(struct bufferevent *bev, void *arg)
         bk_tls_on(s, c); /* decrypted bytes: the handshake is done (the filter may read them
                          before it reports BEV_EVENT_CONNECTED) */
     c->refs++;           /* c must survive until the end of this callback */
+    /* libevent read 4 KiB at most: the rest the socket holds in one read (util/bev.h) */
+    if (c->tls == BK_TLS_NONE)
+        mg_bev_read_more(bev, 256 * 1024);
     while (!c->closing && !c->paused && c->tls != BK_TLS_STARTING) {
         if (wire_bk_skip(in, &c->skip)) /* the rest of an oversized frame */
             break;

@@ -234,6 +234,10 @@ void client_meta_kv(const struct client_msg_meta *meta, Pulsar__Proto__KeyValue 
                     Pulsar__Proto__KeyValue ***ptrs)
 {
     size_t n = meta ? meta->nprops : 0;
+    *kv = NULL;
+    *ptrs = NULL;
+    if (n == 0)
+        return; /* the common case, once per message appended: no allocation */
     *kv = mg_calloc(n + 1, sizeof **kv);
     *ptrs = mg_calloc(n + 1, sizeof **ptrs);
     for (size_t i = 0; i < n; i++) {
@@ -1477,11 +1481,13 @@ static void client_op_complete(struct client_producer *p, struct client_op *op, 
                                const Pulsar__Proto__MessageIdData *mid)
 {
     p->pending -= op->n;
+    uint64_t now = op->n > 0 ? mg_mono_us() : 0;
     for (unsigned i = 0; i < op->n; i++) {
         struct client_pending_msg *m = &op->msgs[i];
         struct client_send_result res = {.status = status,
                                          .sequence_id = m->seq,
                                          .enqueued_us = m->enqueued_us,
+                                         .completed_us = now,
                                          .size = m->size};
         res.id.partition = -1;
         res.id.batch_index = -1;
@@ -1525,18 +1531,33 @@ static void client_producer_clear_single(struct client_producer *p)
     p->single_deliver_at = 0;
 }
 
-/* Frame one SEND for op (md and send filled but for what this sets) and queue it. */
+static void client_free_ref(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    mg_free((void *)(uintptr_t)data);
+}
+
+/* Frame one SEND for op (md and send filled but for what this sets) and queue it. owned:
+ * data is a malloc'd buffer whose ownership moves to the frame, which then references it
+ * instead of copying it; NULL: data is borrowed and copied. */
 static void client_producer_queue_op(struct client_producer *p, struct client_op *op,
                                      Pulsar__Proto__MessageMetadata *md,
                                      Pulsar__Proto__CommandSend *send, const uint8_t *data,
-                                     size_t len)
+                                     size_t len, uint8_t *owned)
 {
     wire_cmd cmd = PULSAR__PROTO__BASE_COMMAND__INIT;
     cmd.type = PULSAR__PROTO__BASE_COMMAND__TYPE__SEND;
     cmd.send = send;
     op->frame = evbuffer_new();
     MG_ASSERT(op->frame != NULL);
-    wire_write_send(op->frame, &cmd, md, data, len);
+    wire_write_send_head(op->frame, &cmd, md, data, len);
+    if (owned && len > 0)
+        MG_ASSERT(evbuffer_add_reference(op->frame, owned, len, client_free_ref, NULL) == 0);
+    else if (len > 0)
+        MG_ASSERT(evbuffer_add(op->frame, data, len) == 0);
+    if (owned && len == 0)
+        mg_free(owned);
     STAILQ_INSERT_TAIL(&p->ops, op, link);
     client_producer_write_op(p, op);
 }
@@ -1579,8 +1600,8 @@ static void client_producer_queue_chunks(struct client_producer *p, struct clien
         }
         md->chunk_id = (int32_t)i;
         size_t off = i * chunk;
-        client_producer_queue_op(p, op, md, send, data + off,
-                                 len - off < chunk ? len - off : chunk);
+        client_producer_queue_op(p, op, md, send, data + off, len - off < chunk ? len - off : chunk,
+                                 NULL);
     }
 }
 
@@ -1656,10 +1677,22 @@ static void client_producer_close_batch(struct client_producer *p)
     char uuid[300]; /* Pulsar's: "<producer name>-<sequence id>" */
     snprintf(uuid, sizeof uuid, "%s-%llu", md.producer_name, (unsigned long long)md.sequence_id);
     size_t chunk = p->chunking ? client_chunk_size(&md, uuid, len, max) : 0;
-    if (chunk && len > chunk)
+    if (chunk && len > chunk) {
         client_producer_queue_chunks(p, op, &md, &send, uuid, data, len, chunk);
-    else
-        client_producer_queue_op(p, op, &md, &send, data, len);
+    } else {
+        /* The frame takes the buffer (the compressed copy, or the batch's own, which the
+         * next batch gets anew at the same capacity): the payload is not copied again. */
+        uint8_t *owned = z;
+        z = NULL;
+        if (!owned) {
+            size_t cap = p->batch.cap;
+            owned = p->batch.data;
+            p->batch.data = NULL;
+            p->batch.len = p->batch.cap = 0;
+            client_buf_reserve(&p->batch, cap);
+        }
+        client_producer_queue_op(p, op, &md, &send, data, len, owned);
+    }
     mg_free(z);
     p->batch.len = 0;
     mg_free(kv);

@@ -77,8 +77,9 @@ struct client_send_result {
                                 the broker, -MG_ETOOBIG for an oversized message */
     struct client_msg_id id; /* valid when status == 0 */
     uint64_t sequence_id;
-    uint64_t enqueued_us; /* mg_mono_us() when client_producer_send was called */
-    size_t size;          /* payload bytes */
+    uint64_t enqueued_us;  /* mg_mono_us() when client_producer_send was called */
+    uint64_t completed_us; /* mg_mono_us() when its SEND completed (read once per SEND) */
+    size_t size;           /* payload bytes */
 };
 
 /* A message's key and properties (client_producer_send_meta); every pointer is borrowed

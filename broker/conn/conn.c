@@ -31,6 +31,7 @@
 #include "tls/tls.h"
 #include "topic/topic.h"
 #include "util/alloc.h"
+#include "util/bev.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/loop.h"
@@ -50,6 +51,9 @@
 #include <sys/socket.h>
 
 #define CONN_MAX_FRAMES_PER_PASS 64
+/* Bytes one read callback takes from the socket beyond libevent's 4 KiB (bev.h): about
+ * what CONN_MAX_FRAMES_PER_PASS frames of 1-2 KiB take. */
+#define CONN_READ_MORE_BYTES (128 * 1024)
 
 static const char *const conn_state_name[] = {"AWAIT_CONNECT", "READY", "CLOSED"};
 
@@ -542,6 +546,9 @@ static void conn_io_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
         return; /* does not reset the connection before it read our ERROR */
     }
+    /* libevent 2.1 read 4 KiB at most: take the rest the socket holds now, in one read,
+     * instead of one loop turn per 4 KiB (bounded by the read high watermark). */
+    mg_bev_read_more(bev, CONN_READ_MORE_BYTES);
     conn_process_input(c);
 }
 

@@ -91,6 +91,8 @@ struct ml_entry *ml_entry_new(struct evbuffer *data, const struct ml_entry_info 
         e->deliver_at_time = info->deliver_at_time;
         e->chunk_key = info->chunk_key;
         e->chunk_last = info->chunk_last;
+        e->tail_len = info->tail_len <= e->size ? info->tail_len : 0;
+        e->tail_crc = info->tail_crc;
     }
     return e;
 }

@@ -54,6 +54,8 @@ struct ml_entry_info {
     int64_t deliver_at_time; /* ms, 0 = none */
     uint32_t chunk_key;      /* a chunk of a chunked message: its run (non-zero); else 0 */
     bool chunk_last;         /* the last chunk of its run */
+    uint32_t tail_crc;       /* CRC32C of the entry's last tail_len bytes, when the layer */
+    size_t tail_len;         /* above computed it (the Pulsar checksum); 0: not known */
 };
 
 /* One stored entry. Refcounted: holders take ml_entry_ref and drop with ml_entry_unref. */
@@ -69,6 +71,8 @@ struct ml_entry {
     int64_t deliver_at_time; /* (ml_config.entry_info NULL, or it failed) */
     uint32_t chunk_key;
     bool chunk_last;
+    uint32_t tail_crc; /* struct ml_entry_info's: the store's digest need not read them */
+    size_t tail_len;
 };
 
 struct ml_entry *ml_entry_ref(struct ml_entry *e);

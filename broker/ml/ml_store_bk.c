@@ -466,8 +466,9 @@ static int ml_bk_add_entry(void *impl, struct ml_ledger *ml, struct ml_store_req
     /* bkc borrows the evbuffer until its callback: the reference keeps it alive. */
     op->entry = ml_entry_ref(req->entry);
     /* The core decided the entry id (its position); bkc refuses any other than the next. */
-    return ml_bk_op_started(
-        op, bkc_add(h->lh, req->entry->pos.entry, req->entry->data, &op->br, ml_bk_add_done));
+    return ml_bk_op_started(op, bkc_add_crc(h->lh, req->entry->pos.entry, req->entry->data,
+                                            req->entry->tail_crc, req->entry->tail_len, &op->br,
+                                            ml_bk_add_done));
 }
 
 static void ml_bk_read_done(struct bkc_req *br, int status)

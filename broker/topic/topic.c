@@ -854,6 +854,8 @@ void topic_entry_info_of(const struct wire_msg_info *m, struct ml_entry_info *in
     info->deliver_at_time = m->deliver_at_time;
     info->chunk_key = m->chunk_key;
     info->chunk_last = m->chunk_key && m->chunk_id == m->num_chunks - 1;
+    info->tail_crc = m->tail_crc;
+    info->tail_len = m->tail_len;
 }
 
 int topic_entry_info(struct evbuffer *entry, struct ml_entry_info *info)

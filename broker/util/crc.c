@@ -1,86 +1,78 @@
 /*
  * crc.c - CRC32C (Castagnoli, reflected poly 0x82F63B78) and CRC-32 (IEEE, 0xEDB88320).
+ *
+ * CRC32C runs through Intel ISA-L's crc32_iscsi, which picks at run time the fastest code
+ * the CPU has (several interleaved crc32 / carry-less multiply streams folded together;
+ * a table walk on CPUs without either). ISA-L's function neither inverts its seed nor its
+ * result, so the usual pre- and post-inversion is done here, which keeps mg_crc32c resumable
+ * and bit-identical to the plain definition. mg_crc32c_combine derives CRC(A||B) from
+ * CRC(A), CRC(B) and |B| by multiplying CRC(A) with x^(8|B|) modulo the polynomial (the
+ * method of zlib's crc32_combine), in O(log |B|) steps.
  * Tables are built once on first use (pthread_once), so there is no mutable global state
  * after initialisation.
  */
 #include "util/crc.h"
 
 #include <event2/buffer.h>
+#include <isa-l/crc.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 
-static uint32_t c_table[8][256];
+#define MG_CRC32C_POLY 0x82F63B78u
+
 static uint32_t ieee_table[256];
-static int have_sse42;
+static uint32_t c_x2n[64]; /* x^(2^k) modulo the CRC32C polynomial, reflected */
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+/* a * b modulo the CRC32C polynomial; both reflected (bit 31 is x^0). */
+static uint32_t mg_crc32c_mulmod(uint32_t a, uint32_t b)
+{
+    uint32_t prod = 0;
+    while (a != 0) { /* x^i (bit 31 - i of a) times b, for each term of a */
+        if (a & (1u << 31))
+            prod ^= b;
+        a <<= 1;
+        b = (b >> 1) ^ (MG_CRC32C_POLY & (0u - (b & 1)));
+    }
+    return prod;
+}
 
 static void mg_crc_build_tables(void)
 {
     for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i, d = i;
-        for (int k = 0; k < 8; k++) {
-            c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        uint32_t d = i;
+        for (int k = 0; k < 8; k++)
             d = (d & 1) ? (d >> 1) ^ 0xEDB88320u : d >> 1;
-        }
-        c_table[0][i] = c;
         ieee_table[i] = d;
     }
-    for (int t = 1; t < 8; t++)
-        for (int i = 0; i < 256; i++)
-            c_table[t][i] = (c_table[t - 1][i] >> 8) ^ c_table[0][c_table[t - 1][i] & 0xff];
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    have_sse42 = __builtin_cpu_supports("sse4.2");
-#endif
-}
-
-#if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t mg_crc32c_hw(uint32_t crc, const uint8_t *p,
-                                                               size_t len)
-{
-    uint64_t c = crc;
-    while (len >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        c = __builtin_ia32_crc32di(c, v);
-        p += 8;
-        len -= 8;
-    }
-    uint32_t c32 = (uint32_t)c;
-    while (len--)
-        c32 = __builtin_ia32_crc32qi(c32, *p++);
-    return c32;
-}
-#endif
-
-static uint32_t mg_crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
-{
-    while (len >= 8) {
-        uint32_t lo =
-            ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24) ^
-            crc;
-        uint32_t hi =
-            (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
-        crc = c_table[7][lo & 0xff] ^ c_table[6][(lo >> 8) & 0xff] ^ c_table[5][(lo >> 16) & 0xff] ^
-              c_table[4][lo >> 24] ^ c_table[3][hi & 0xff] ^ c_table[2][(hi >> 8) & 0xff] ^
-              c_table[1][(hi >> 16) & 0xff] ^ c_table[0][hi >> 24];
-        p += 8;
-        len -= 8;
-    }
-    while (len--)
-        crc = (crc >> 8) ^ c_table[0][(crc ^ *p++) & 0xff];
-    return crc;
+    c_x2n[0] = 1u << 30; /* x^1 */
+    for (int k = 1; k < 64; k++)
+        c_x2n[k] = mg_crc32c_mulmod(c_x2n[k - 1], c_x2n[k - 1]);
 }
 
 uint32_t mg_crc32c(uint32_t crc, const void *data, size_t len)
 {
-    pthread_once(&tables_once, mg_crc_build_tables);
+    const unsigned char *p = data;
     crc = ~crc;
-#if defined(__x86_64__)
-    if (have_sse42)
-        return ~mg_crc32c_hw(crc, data, len);
-#endif
-    return ~mg_crc32c_sw(crc, data, len);
+    while (len > 0) { /* ISA-L takes an int length */
+        int n = len > (size_t)(INT_MAX & ~63) ? (INT_MAX & ~63) : (int)len;
+        crc = crc32_iscsi((unsigned char *)(uintptr_t)p, n, crc);
+        p += n;
+        len -= (size_t)n;
+    }
+    return ~crc;
+}
+
+uint32_t mg_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+    pthread_once(&tables_once, mg_crc_build_tables);
+    /* x^(8 len_b): the bits of len_b * 8 pick the powers x^(2^k) to multiply together. */
+    uint32_t shift = 1u << 31; /* x^0 */
+    for (int k = 3; len_b != 0 && k < 64; len_b >>= 1, k++)
+        if (len_b & 1)
+            shift = mg_crc32c_mulmod(c_x2n[k], shift);
+    return mg_crc32c_mulmod(shift, crc_a) ^ crc_b;
 }
 
 void mg_evbuffer_chunks(struct evbuffer *buf, size_t offset, size_t len, mg_chunk_fn fn, void *ctx)

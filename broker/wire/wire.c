@@ -243,6 +243,8 @@ static void wire_msg_info_fill(const Pulsar__Proto__MessageMetadata *md, struct 
     info->chunk_id = md->has_chunk_id ? md->chunk_id : 0;
     info->chunk_key = wire_chunk_key(md);
     info->key_hash = wire_sticky_key_hash(md);
+    info->tail_crc = 0;
+    info->tail_len = 0;
 }
 
 int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_frame *f,
@@ -349,6 +351,8 @@ int wire_frame_read(struct evbuffer *in, uint32_t max_frame_size, struct wire_fr
     f->payload = payload;
     f->had_checksum = l.had_checksum;
     f->checksum_ok = !l.had_checksum || crc == l.crc_sent;
+    f->msg.tail_crc = crc; /* of what was received: the storage digest reuses it */
+    f->msg.tail_len = l.tail_len;
     f->frame_size = 4 + (size_t)total;
     f->nul_string_field = nul_field;
     return 1;
@@ -487,9 +491,9 @@ void wire_write_message(struct evbuffer *out, const wire_cmd *cmd, struct evbuff
     wire_append_shared(out, entry);
 }
 
-void wire_write_send(struct evbuffer *out, const wire_cmd *cmd,
-                     const Pulsar__Proto__MessageMetadata *md, const void *payload,
-                     size_t payload_len)
+void wire_write_send_head(struct evbuffer *out, const wire_cmd *cmd,
+                          const Pulsar__Proto__MessageMetadata *md, const void *payload,
+                          size_t payload_len)
 {
     struct evbuffer_iovec iov;
     size_t md_size = protobuf_c_message_get_packed_size(&md->base);
@@ -503,6 +507,13 @@ void wire_write_send(struct evbuffer *out, const wire_cmd *cmd,
     crc = mg_crc32c(crc, payload, payload_len);
     mg_put_be32(p + 2, crc);
     MG_ASSERT(evbuffer_commit_space(out, &iov, 1) == 0);
+}
+
+void wire_write_send(struct evbuffer *out, const wire_cmd *cmd,
+                     const Pulsar__Proto__MessageMetadata *md, const void *payload,
+                     size_t payload_len)
+{
+    wire_write_send_head(out, cmd, md, payload, payload_len);
     if (payload_len > 0)
         MG_ASSERT(evbuffer_add(out, payload, payload_len) == 0);
 }

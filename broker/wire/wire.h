@@ -47,6 +47,10 @@ struct wire_msg_info {
                                      ordering_key, else partition_key (base64-decoded when
                                      partition_key_b64_encoded), else "NONE_KEY";
                                      then & 0x7fffffff, % 65536 */
+    uint32_t tail_crc;            /* CRC32C of the last tail_len bytes of the payload (metadata
+                                     size + metadata + payload), computed over the bytes
+                                     received by wire_frame_read; tail_len 0: not computed */
+    size_t tail_len;
 };
 
 /* One decoded frame. */
@@ -113,6 +117,11 @@ void wire_append_shared(struct evbuffer *out, struct evbuffer *src);
 void wire_write_send(struct evbuffer *out, const wire_cmd *cmd,
                      const Pulsar__Proto__MessageMetadata *md, const void *payload,
                      size_t payload_len);
+/* wire_write_send without appending the payload (its checksum and length are in the head):
+ * the caller appends exactly those payload_len bytes next, e.g. by reference. */
+void wire_write_send_head(struct evbuffer *out, const wire_cmd *cmd,
+                          const Pulsar__Proto__MessageMetadata *md, const void *payload,
+                          size_t payload_len);
 
 /* "SEND", "PRODUCER", ... (the proto enum names); the fixed string "UNKNOWN" for types
  * the proto does not list. Never NULL, static storage. */

@@ -4,7 +4,8 @@
 # Starts `magnetar standalone` on free ports (port 0 + --port-file), runs `perf consume`
 # (Exclusive subscription, created before anything is produced) in the background and
 # `perf produce -m 20000` against one topic, then checks both JSON summaries (20000 sent and
-# acked, 20000 received) and that bad input fails fast: an unknown flag and an unreachable
+# acked, 20000 received), that its event loop holds no timerfd, and that bad input fails
+# fast: an unknown flag and an unreachable
 # broker each exit non-zero with exactly one line on stderr, within the timeout.
 # Every process runs under `timeout`; everything started here is stopped by PID.
 # Prints PASS/FAIL lines; exits non-zero on any failure (logs are printed then).
@@ -100,6 +101,16 @@ if grep -q "subscribed" "$T/consume.out" 2>/dev/null; then
 else
     fail "consumer did not subscribe"
     exit 1
+fi
+# The perf loop keeps precise timers without a timerfd (on epoll libevent re-arms one with
+# a timerfd_settime call every loop turn: most of the client's CPU per message).
+PERF_PID=$(pgrep -P "$CONSUMER_PID" | head -n 1)
+if [ -z "$PERF_PID" ]; then
+    fail "perf consume process not found under its timeout ($CONSUMER_PID)"
+elif ls -l "/proc/$PERF_PID/fd" 2>/dev/null | grep -q "timerfd"; then
+    fail "perf consume holds a timerfd: its loop re-arms a timer by syscall every turn"
+else
+    pass "perf loop without a timerfd"
 fi
 
 # --- producer -------------------------------------------------------------------------

@@ -27,6 +27,7 @@
 #include "lib/tl_bk.h"
 #include "meta/meta.h"
 #include "util/alloc.h"
+#include "util/crc.h"
 #include "util/err.h"
 #include "util/loop.h"
 
@@ -1080,6 +1081,81 @@ START_TEST(test_digest_types)
 }
 END_TEST
 
+/* The CRC32C digest of hdr + payload[off, off + len) with the CRC of the payload's last
+ * tail_len bytes given, against the one read in full, for random payloads in chunks of
+ * random sizes, random splits and each digest type (the others ignore the CRC). */
+START_TEST(test_digest_tail_crc)
+{
+    uint64_t rng = 0x243F6A8885A308D3ull;
+    uint8_t *bytes = mg_malloc(20000), hdr[WIRE_BK_ENTRY_HDR_LEN];
+    for (int round = 0; round < 60; round++) {
+        for (size_t i = 0; i < 20000; i++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            bytes[i] = (uint8_t)(rng >> 56);
+        }
+        memcpy(hdr, bytes + 19000, sizeof hdr);
+        size_t total = (size_t)(rng >> 20) % 18000, off = round % 2 ? (size_t)(rng >> 8) % 40 : 0;
+        off = off > total ? total : off;
+        size_t len = total - off, tail = len ? (size_t)(rng >> 33) % (len + 1) : 0;
+        struct evbuffer *p = evbuffer_new();
+        for (size_t at = 0; at < total;) {
+            size_t n = 1 + (size_t)(rng >> (at % 29)) % 4000;
+            n = n > total - at ? total - at : n;
+            evbuffer_add_reference(p, bytes + at, n, NULL, NULL); /* a chunk of its own */
+            at += n;
+        }
+        uint32_t tail_crc = mg_crc32c(0, bytes + total - tail, tail);
+        int digests[] = {BKC_DIGEST_CRC32C, BKC_DIGEST_CRC32, BKC_DIGEST_HMAC};
+        for (int d = 0; d < 3; d++) {
+            uint8_t full[WIRE_BK_MAX_DIGEST_LEN], hinted[WIRE_BK_MAX_DIGEST_LEN];
+            uint8_t key[20] = {1, 2, 3};
+            bkc_digest(digests[d], key, hdr, p, off, len, 0, 0, full);
+            bkc_digest(digests[d], key, hdr, p, off, len, tail_crc, tail, hinted);
+            ck_assert(memcmp(full, hinted, (size_t)bkc_digest_len(digests[d])) == 0);
+        }
+        evbuffer_free(p);
+    }
+    mg_free(bytes);
+}
+END_TEST
+
+/* bkc_add_crc: entries whose tail CRC the caller gave read back with their digest checked;
+ * a tail CRC that does not match the bytes is what the digest was made of (the tail is not
+ * read again), so that entry reads as corrupt. */
+START_TEST(test_add_crc)
+{
+    fx_setup(2, 2, 2, 2, 30000);
+    struct bkc_ledger *lh = tl_bkc_create(cl, 0);
+    b.loop = loop;
+    for (int i = 0; i < 5; i++) {
+        const char *t = tl_bkc_payload(bkc_ledger_id(lh), i);
+        size_t n = strlen(t), tail = (size_t)(i * 7) % (n + 1);
+        uint32_t crc = mg_crc32c(0, t + n - tail, tail);
+        if (i == 4) {
+            tail = n;
+            crc = mg_crc32c(0, t, n) ^ 1; /* not the bytes' */
+        }
+        b.payload[i] = evbuffer_new();
+        evbuffer_add(b.payload[i], t, n);
+        b.req[i].data = &b;
+        ck_assert_int_eq(bkc_add_crc(lh, i, b.payload[i], crc, tail, &b.req[i], tl_adds_cb), 0);
+        b.n++;
+    }
+    tl_adds_wait(&b);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(b.status[i], 0);
+    tl_bkc_check_read(lh, 0, 3);
+    struct tl_res rs = {0};
+    struct bkc_req req = {.data = &rs};
+    ck_assert_int_eq(bkc_read(lh, 4, 4, &req, tl_res_cb), 0);
+    tl_wait(loop, &rs.done);
+    ck_assert_int_eq(rs.status, -MG_ECHECKSUM);
+    bkc_req_fini(&req);
+    bkc_ledger_free(lh);
+    fx_teardown();
+}
+END_TEST
+
 START_TEST(test_read_timeout_failover)
 {
     fx_setup(2, 2, 2, 2, 200);
@@ -1309,7 +1385,8 @@ static Suite *bkc_suite(void)
            test_recovery_concurrent, test_recovery_after_ensemble_change, test_change_sees_recovery,
            test_failed_recovery_leaves_metadata, test_recovery_ensemble_change_closed_with,
            test_recovery_readds_vouch_for_nothing, test_crash_keeps_acknowledged, test_unauthorized,
-           test_digest_types, test_read_timeout_failover, test_digest_failover);
+           test_digest_types, test_digest_tail_crc, test_add_crc, test_read_timeout_failover,
+           test_digest_failover);
     return s;
 }
 

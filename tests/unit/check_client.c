@@ -453,10 +453,17 @@ START_TEST(test_producer_batches)
     ck_assert_uint_eq(f.cmd->send->sequence_id, 3);
     ck_assert_int_eq(f.cmd->send->num_messages, 1);
     wire_frame_clear(&f);
+    uint64_t t0 = mg_mono_us();
     tl_send_receipt(b, fx.pid, 0, 7, 1);
     tl_send_receipt(b, fx.pid, 3, 7, 2);
     ck_assert_int_eq(tl_until_count(fx.loop, &ps->n, 4, TL_REAL_WAIT_MS), 4);
+    uint64_t t1 = mg_mono_us();
     for (int i = 0; i < 4; i++) {
+        /* completed when its SEND's receipt was read: one time for the whole batch */
+        ck_assert_uint_ge(ps->res[i].completed_us, t0);
+        ck_assert_uint_le(ps->res[i].completed_us, t1);
+        ck_assert_uint_ge(ps->res[i].completed_us, ps->res[i].enqueued_us);
+        ck_assert_uint_eq(ps->res[i].completed_us, ps->res[i < 3 ? 0 : 3].completed_us);
         ck_assert_int_eq(ps->res[i].status, 0);
         ck_assert_uint_eq(ps->res[i].sequence_id, (uint64_t)i);
         ck_assert_uint_eq(ps->res[i].size, strlen(texts[i]));
@@ -466,6 +473,43 @@ START_TEST(test_producer_batches)
         ck_assert_int_eq(ps->res[i].id.batch_size, i < 3 ? 3 : 1);
     }
     ck_assert_uint_eq(client_producer_pending(fx.p), 0);
+}
+END_TEST
+
+/* A closed batch's bytes go into its SEND frame by reference, where the batch built them
+ * (not copied again), and the next batch gets a buffer of its own; the broker gets them. */
+START_TEST(test_batch_frame_takes_buffer)
+{
+    struct tl_peer *b = producer_ready(true, 100);
+    send_str(fx.p, "first message", ps);
+    send_str(fx.p, "second", ps);
+    const uint8_t *built = fx.p->batch.data;
+    size_t blen = fx.p->batch.len;
+    client_producer_flush(fx.p);
+    struct client_op *op = STAILQ_FIRST(&fx.p->ops);
+    ck_assert_ptr_nonnull(op);
+    struct evbuffer_ptr pos;
+    ck_assert_int_eq(
+        evbuffer_ptr_set(op->frame, &pos, evbuffer_get_length(op->frame) - blen, EVBUFFER_PTR_SET),
+        0);
+    struct evbuffer_iovec v;
+    ck_assert_int_eq(evbuffer_peek(op->frame, (ev_ssize_t)blen, &pos, &v, 1), 1);
+    ck_assert_ptr_eq(v.iov_base, built);
+    ck_assert_uint_eq(v.iov_len, blen);
+    ck_assert_ptr_ne(fx.p->batch.data, built);
+    struct wire_frame f;
+    tl_peer_expect(b, T(SEND), &f);
+    ck_assert(f.checksum_ok);
+    ck_assert_int_eq(f.cmd->send->num_messages, 2);
+    const uint8_t *pl;
+    size_t len;
+    Pulsar__Proto__MessageMetadata *md = sent_md(&f, &pl, &len);
+    ck_assert_uint_eq(len, blen);
+    pulsar__proto__message_metadata__free_unpacked(md, NULL);
+    wire_frame_clear(&f);
+    tl_send_receipt(b, fx.pid, 0, 9, 4);
+    ck_assert_int_eq(tl_until_count(fx.loop, &ps->n, 2, TL_REAL_WAIT_MS), 2);
+    ck_assert_int_eq(ps->res[1].status, 0);
 }
 END_TEST
 
@@ -1283,6 +1327,58 @@ START_TEST(test_batch_meta)
 }
 END_TEST
 
+#if defined(__has_feature) /* clang's spelling of gcc's __SANITIZE_ADDRESS__ */
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(TEST_ASAN)
+/* The sanitizer runtime calls these on every allocation (sanitizer/allocator_interface.h,
+ * which this compiler does not install). */
+void __sanitizer_install_malloc_and_free_hooks(void (*m)(const volatile void *, size_t),
+                                               void (*f)(const volatile void *));
+static volatile int test_mallocs;
+static void test_count_malloc(const volatile void *p, size_t n)
+{
+    (void)p;
+    (void)n;
+    test_mallocs++;
+}
+static void test_count_free(const volatile void *p)
+{
+    (void)p;
+}
+
+/* Appending a message without key or properties to a batch with room allocates nothing. */
+START_TEST(test_batch_append_no_alloc)
+{
+    struct client_buf buf = {0};
+    client_buf_reserve(&buf, 1 << 20);
+    uint8_t payload[2000];
+    memset(payload, 0x5a, sizeof payload);
+    __sanitizer_install_malloc_and_free_hooks(test_count_malloc, test_count_free);
+    int before = test_mallocs;
+    for (int i = 0; i < 200; i++)
+        client_batch_append(&buf, payload, (size_t)(i * 37) % sizeof payload, (uint64_t)i);
+    ck_assert_int_eq(test_mallocs - before, 0);
+    size_t off = 0, plen;
+    Pulsar__Proto__SingleMessageMetadata *smm;
+    const uint8_t *pl;
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(client_batch_next(buf.data, buf.len, &off, &smm, &pl, &plen), 1);
+        ck_assert_uint_eq(plen, (size_t)(i * 37) % sizeof payload);
+        ck_assert_uint_eq(smm->sequence_id, (uint64_t)i);
+        ck_assert_uint_eq(smm->n_properties, 0);
+        pulsar__proto__single_message_metadata__free_unpacked(smm, NULL);
+    }
+    client_buf_fini(&buf);
+}
+END_TEST
+#define TEST_BATCH_NO_ALLOC , test_batch_append_no_alloc
+#else
+#define TEST_BATCH_NO_ALLOC /* counted only where the sanitizer runtime reports allocations */
+#endif
+
 int main(void)
 {
     return tl_main(
@@ -1291,11 +1387,11 @@ int main(void)
             {"fake_broker", 30, setup, teardown,
              TL_TESTS(test_handshake_lookup_producer, test_connect_refused, test_not_a_broker,
                       test_lookup_redirect, test_lookup_failed, test_producer_batches,
-                      test_producer_single_and_send_error, test_producer_reconnects_and_resends,
-                      test_producer_free_cancels, test_consumer, test_producer_compression,
-                      test_consumer_decompresses, test_partitions, test_topics_of_namespace,
-                      test_request_times_out, test_producer_chunking, test_consumer_chunks,
-                      test_consumer_chunks_expire, test_consumer_chunks_expire_timer,
-                      test_consumer_chunks_evicted_unacked)},
-            {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta)}));
+                      test_batch_frame_takes_buffer, test_producer_single_and_send_error,
+                      test_producer_reconnects_and_resends, test_producer_free_cancels,
+                      test_consumer, test_producer_compression, test_consumer_decompresses,
+                      test_partitions, test_topics_of_namespace, test_request_times_out,
+                      test_producer_chunking, test_consumer_chunks, test_consumer_chunks_expire,
+                      test_consumer_chunks_expire_timer, test_consumer_chunks_evicted_unacked)},
+            {"batch", 0, NULL, NULL, TL_TESTS(test_batch_meta TEST_BATCH_NO_ALLOC)}));
 }

@@ -4,6 +4,7 @@
 #include "lib/tl.h"
 #include "util/alloc.h"
 #include "util/base64.h"
+#include "util/bev.h"
 #include "util/compress.h"
 #include "util/crc.h"
 #include "util/err.h"
@@ -18,6 +19,7 @@
 #include <check.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -207,6 +210,182 @@ START_TEST(test_crc)
     ck_assert_uint_eq(mg_crc32c(c, "56789", 5), 0xe3069283u);
     c = mg_crc32(0, "12345", 5);
     ck_assert_uint_eq(mg_crc32(c, "6789", 4), 0xcbf43926u);
+}
+END_TEST
+
+/* CRC32C straight from its definition, a bit at a time: what the fast code must equal. */
+static uint32_t crc32c_bitwise(uint32_t crc, const uint8_t *p, size_t len)
+{
+    crc = ~crc;
+    while (len--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++)
+            crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+    }
+    return ~crc;
+}
+
+static uint64_t crc_test_rng = 0x9E3779B97F4A7C15ull;
+static uint32_t crc_test_rand(void)
+{
+    crc_test_rng ^= crc_test_rng << 13;
+    crc_test_rng ^= crc_test_rng >> 7;
+    crc_test_rng ^= crc_test_rng << 17;
+    return (uint32_t)(crc_test_rng >> 16);
+}
+
+START_TEST(test_crc32c_random_buffers)
+{
+    /* Every length up to 600 at every alignment mod 8, then longer ones, resumed at random
+     * split points and over an evbuffer of several chunks: all equal to the definition. */
+    size_t cap = 70000;
+    uint8_t *buf = mg_malloc(cap + 8);
+    for (size_t i = 0; i < cap + 8; i++)
+        buf[i] = (uint8_t)crc_test_rand();
+    for (size_t len = 0; len <= 600; len++) {
+        size_t al = len % 8;
+        uint32_t seed = len % 3 ? crc_test_rand() : 0;
+        ck_assert_uint_eq(mg_crc32c(seed, buf + al, len), crc32c_bitwise(seed, buf + al, len));
+    }
+    for (int round = 0; round < 40; round++) {
+        size_t len = crc_test_rand() % cap, off = crc_test_rand() % 8;
+        uint32_t want = crc32c_bitwise(0, buf + off, len);
+        ck_assert_uint_eq(mg_crc32c(0, buf + off, len), want);
+        size_t split = len ? crc_test_rand() % len : 0;
+        uint32_t c = mg_crc32c(0, buf + off, split);
+        ck_assert_uint_eq(mg_crc32c(c, buf + off + split, len - split), want);
+        struct evbuffer *eb = evbuffer_new();
+        for (size_t at = 0; at < len + 8;) { /* separate chunks of random sizes */
+            size_t n = 1 + crc_test_rand() % 3000;
+            n = n > len + 8 - at ? len + 8 - at : n;
+            evbuffer_add_reference(eb, buf + at, n, NULL, NULL);
+            at += n;
+        }
+        ck_assert_uint_eq(mg_crc32c_evbuffer(0, eb, off, len), want);
+        evbuffer_free(eb);
+    }
+    mg_free(buf);
+}
+END_TEST
+
+START_TEST(test_crc32c_combine)
+{
+    /* CRC(a||b) from CRC(a), CRC(b) and |b|, for random contents and splits, empty parts,
+     * and a long b (a megabyte of zeros and random bytes). */
+    size_t cap = 1u << 20;
+    uint8_t *buf = mg_malloc(cap);
+    for (size_t i = 0; i < cap; i++)
+        buf[i] = i < cap / 2 ? 0 : (uint8_t)crc_test_rand();
+    for (int round = 0; round < 200; round++) {
+        size_t len = round < 100 ? crc_test_rand() % 5000 : crc_test_rand() % cap;
+        size_t off = crc_test_rand() % (cap - len + 1);
+        size_t split = round % 10 == 0   ? 0
+                       : round % 10 == 1 ? len
+                                         : (len ? crc_test_rand() % len : 0);
+        uint32_t whole = mg_crc32c(0, buf + off, len);
+        uint32_t a = mg_crc32c(0, buf + off, split);
+        uint32_t b = mg_crc32c(0, buf + off + split, len - split);
+        ck_assert_uint_eq(mg_crc32c_combine(a, b, len - split), whole);
+    }
+    ck_assert_uint_eq(mg_crc32c_combine(mg_crc32c(0, "1234", 4), mg_crc32c(0, "56789", 5), 5),
+                      0xe3069283u);
+    mg_free(buf);
+}
+END_TEST
+
+/* ---- large socket reads (bev.h) ------------------------------------------------------------ */
+
+struct bev_reads {
+    int calls, eof;
+    size_t before, read_more, after; /* of the first read callback */
+    struct evbuffer *got;            /* what the callbacks took, in order */
+};
+
+/* The read callback: the first time it calls mg_bev_read_more, every time it takes all the
+ * input (as a reader must at the high watermark, or libevent calls it again at once). */
+static void bev_reads_cb(struct bufferevent *bev, void *arg)
+{
+    struct bev_reads *r = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (r->calls++ == 0) {
+        r->before = evbuffer_get_length(in);
+        r->read_more = mg_bev_read_more(bev, 1u << 20);
+        r->after = evbuffer_get_length(in);
+    }
+    evbuffer_add_buffer(r->got, in);
+}
+
+static void bev_reads_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct bev_reads *r = arg;
+    if (what & BEV_EVENT_EOF)
+        r->eof = 1;
+}
+
+/* Write n pattern bytes into one end of a socket pair and close it; read the other end
+ * through a socket bufferevent (read high watermark high, 0: none) until end of stream and
+ * check that every byte arrived in order. */
+static void bev_reads_run(size_t n, size_t high, struct bev_reads *r)
+{
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int sz = 1 << 20;
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    evutil_make_socket_nonblocking(sv[0]);
+    evutil_make_socket_nonblocking(sv[1]);
+    uint8_t *pat = mg_malloc(n);
+    for (size_t i = 0; i < n; i++)
+        pat[i] = (uint8_t)(i * 7 + i / 251);
+    size_t sent = 0;
+    for (int guard = 0; guard < 1000 && sent < n; guard++) {
+        ssize_t w = write(sv[1], pat + sent, n - sent);
+        ck_assert_int_gt(w, 0);
+        sent += (size_t)w;
+    }
+    ck_assert_uint_eq(sent, n);
+    close(sv[1]);
+    struct event_base *base = event_base_new();
+    struct bufferevent *bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+    memset(r, 0, sizeof *r);
+    r->got = evbuffer_new();
+    bufferevent_setcb(bev, bev_reads_cb, NULL, bev_reads_event, r);
+    bufferevent_setwatermark(bev, EV_READ, 0, high);
+    bufferevent_enable(bev, EV_READ);
+    for (int guard = 0; guard < 10000 && !r->eof; guard++)
+        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert(r->eof);
+    ck_assert_uint_eq(evbuffer_get_length(r->got), n);
+    ck_assert(memcmp(evbuffer_pullup(r->got, -1), pat, n) == 0);
+    evbuffer_free(r->got);
+    bufferevent_free(bev);
+    event_base_free(base);
+    mg_free(pat);
+}
+
+START_TEST(test_bev_read_more)
+{
+    /* One read callback takes all that is there beyond libevent's 4 KiB... */
+    struct bev_reads r;
+    size_t n = 150000 + (size_t)(crc_test_rand() % 50000);
+    bev_reads_run(n, 0, &r);
+    ck_assert_uint_ge(r.before, MG_BEV_READ_MORE_MIN);
+    ck_assert_uint_eq(r.after, n);
+    ck_assert_uint_eq(r.read_more, n - r.before);
+    /* ... but not past the read high watermark, and nothing is lost either way. */
+    bev_reads_run(n, 20000, &r);
+    ck_assert_uint_le(r.after, 20000);
+    ck_assert_uint_eq(r.read_more, r.after - r.before);
+    /* A pair has no socket: left alone. */
+    struct event_base *base = event_base_new();
+    struct bufferevent *pair[2];
+    ck_assert_int_eq(bufferevent_pair_new(base, 0, pair), 0);
+    bufferevent_enable(pair[1], EV_READ);
+    ck_assert_uint_eq(mg_bev_read_more(pair[1], 4096), 0);
+    bufferevent_free(pair[0]);
+    bufferevent_free(pair[1]);
+    event_base_free(base);
 }
 END_TEST
 
@@ -786,7 +965,8 @@ int main(void)
     Suite *s = suite_create("util");
     TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
     tl_add(tc, test_map_basic, test_map_many, test_map_fini_free, test_base64, test_grow,
-           test_errors, test_crc, test_ratelimit, test_url, test_fs, test_loop_sim_order,
+           test_errors, test_crc, test_crc32c_random_buffers, test_crc32c_combine,
+           test_bev_read_more, test_ratelimit, test_url, test_fs, test_loop_sim_order,
            test_loop_sim_rearm, test_loop_sim_runs_active_events, test_loop_real,
            test_codec_known_vectors, test_codec_round_trip, test_codec_bounds_and_corrupt,
            test_http_request);

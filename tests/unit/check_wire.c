@@ -113,6 +113,31 @@ static size_t md_tail(const Pulsar__Proto__MessageMetadata *md, const char *payl
     return 4 + n + strlen(payload);
 }
 
+/* Append a MESSAGE frame (an empty message id) whose bytes after the command are tail. */
+static void write_message_raw(struct evbuffer *out, const void *tail, size_t tlen)
+{
+    wire_cmd cmd;
+    Pulsar__Proto__CommandMessage msg;
+    Pulsar__Proto__MessageIdData id;
+    pulsar__proto__command_message__init(&msg);
+    pulsar__proto__message_id_data__init(&id);
+    msg.message_id = &id;
+    tl_cmd_set(cmd, MESSAGE, message, msg);
+    write_raw(out, &cmd, tail, tlen);
+}
+
+/* A broker entry metadata section (8 bytes) + 0x0e01 + CRC32C + tail into out (room for
+ * 14 + tlen bytes); returns the length. */
+static const uint8_t test_bem[] = {0x0e, 0x02, 0x00, 0x00, 0x00, 0x02, 0x08, 0x05};
+static size_t bem_frame_tail(uint8_t *out, const uint8_t *tail, size_t tlen)
+{
+    memcpy(out, test_bem, sizeof(test_bem));
+    mg_put_be16(out + 8, WIRE_MAGIC_CHECKSUM);
+    mg_put_be32(out + 10, mg_crc32c(0, tail, tlen));
+    memcpy(out + 14, tail, tlen);
+    return 14 + tlen;
+}
+
 static int read_one(struct evbuffer *in, struct wire_frame *f)
 {
     char err[128] = "";
@@ -838,17 +863,11 @@ START_TEST(test_broker_entry_metadata_sections)
     Pulsar__Proto__CommandSend send;
     Pulsar__Proto__MessageMetadata md;
     uint8_t tail[256];
-    const uint8_t bem[] = {0x0e, 0x02, 0x00, 0x00, 0x00, 0x02, 0x08, 0x05};
     init_send(&cmd, &send, 9);
     init_md(&md, 9);
     size_t n = md_tail(&md, "bem", tail);
     uint8_t frame_tail[300];
-    memcpy(frame_tail, bem, sizeof(bem));
-    frame_tail[8] = 0x0e;
-    frame_tail[9] = 0x01;
-    mg_put_be32(frame_tail + 10, mg_crc32c(0, tail, n));
-    memcpy(frame_tail + 14, tail, n);
-    size_t ftl = 14 + n;
+    size_t ftl = bem_frame_tail(frame_tail, tail, n);
 
     /* On a SEND the section is dropped. */
     struct evbuffer *b = evbuffer_new();
@@ -856,20 +875,71 @@ START_TEST(test_broker_entry_metadata_sections)
     write_raw(b, &cmd, frame_tail, ftl);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert(f.checksum_ok);
-    ck_payload(&f, frame_tail + sizeof(bem), ftl - sizeof(bem));
+    ck_payload(&f, frame_tail + sizeof(test_bem), ftl - sizeof(test_bem));
     wire_frame_clear(&f);
 
     /* On a MESSAGE it is kept in front. */
-    Pulsar__Proto__CommandMessage msg;
-    Pulsar__Proto__MessageIdData id;
-    pulsar__proto__command_message__init(&msg);
-    pulsar__proto__message_id_data__init(&id);
-    msg.message_id = &id;
-    tl_cmd_set(cmd, MESSAGE, message, msg);
-    write_raw(b, &cmd, frame_tail, ftl);
+    write_message_raw(b, frame_tail, ftl);
     ck_assert_int_eq(read_one(b, &f), 1);
     ck_assert(f.checksum_ok);
     ck_payload(&f, frame_tail, ftl);
+    wire_frame_clear(&f);
+    evbuffer_free(b);
+}
+END_TEST
+
+/* f->msg's tail CRC is the CRC32C of the payload's bytes after its first prefix bytes (what
+ * the storage digest reuses), computed over the bytes as received. */
+static void ck_tail_crc(const struct wire_frame *f, size_t prefix)
+{
+    size_t plen;
+    uint8_t *p = flat(f->payload, &plen);
+    ck_assert_uint_eq(f->msg.tail_len, plen - prefix);
+    ck_assert_uint_eq(f->msg.tail_crc, mg_crc32c(0, p + prefix, plen - prefix));
+    free(p);
+}
+
+START_TEST(test_frame_tail_crc)
+{
+    /* A checksummed SEND, the same with a payload bit flipped (the CRC is of the bytes
+     * received, not the one sent), one without checksum, and a MESSAGE whose 0x0e02 section
+     * stays in front: the tail is always what follows 0x0e01 + CRC. */
+    size_t len;
+    uint8_t *bytes = send_bytes(5, "the tail of a frame, some bytes long", &len);
+    struct evbuffer *b = evbuffer_new();
+    struct wire_frame f;
+    for (int flip = 0; flip < 2; flip++) {
+        bytes[len - 3] ^= (uint8_t)(flip << 4);
+        evbuffer_add(b, bytes, len);
+        ck_assert_int_eq(read_one(b, &f), 1);
+        ck_assert(f.checksum_ok == !flip);
+        ck_tail_crc(&f, 6);
+        wire_frame_clear(&f);
+    }
+    free(bytes);
+
+    wire_cmd cmd;
+    Pulsar__Proto__CommandSend send;
+    Pulsar__Proto__MessageMetadata md;
+    uint8_t tail[256], frame_tail[300];
+    init_send(&cmd, &send, 3);
+    init_md(&md, 3);
+    size_t tlen = md_tail(&md, "no checksum sent", tail);
+    write_raw(b, &cmd, tail, tlen);
+    ck_assert_int_eq(read_one(b, &f), 1);
+    ck_assert(!f.had_checksum);
+    ck_tail_crc(&f, 6);
+    wire_frame_clear(&f);
+
+    write_message_raw(b, frame_tail, bem_frame_tail(frame_tail, tail, tlen));
+    ck_assert_int_eq(read_one(b, &f), 1);
+    ck_tail_crc(&f, 14);
+
+    /* An entry parsed from storage has computed nothing. */
+    struct wire_msg_info info;
+    memset(&info, 0xff, sizeof info);
+    ck_assert_int_eq(wire_entry_parse(f.payload, &info), 0);
+    ck_assert_uint_eq(info.tail_len, 0);
     wire_frame_clear(&f);
     evbuffer_free(b);
 }
@@ -969,8 +1039,9 @@ static Suite *wire_suite(void)
     tl_add(tc, test_roundtrip_commands, test_watch_commands_layout, test_send_split_every_byte,
            test_bad_checksum, test_no_checksum_gets_one, test_too_big, test_garbage,
            test_back_to_back, test_entry_parse, test_chunk_key, test_frame_carries_metadata,
-           test_message_encoding, test_broker_entry_metadata_sections, test_murmur3_vectors,
-           test_crc32c_vector, test_command_names, test_nul_in_string_reported);
+           test_message_encoding, test_broker_entry_metadata_sections, test_frame_tail_crc,
+           test_murmur3_vectors, test_crc32c_vector, test_command_names,
+           test_nul_in_string_reported);
     return s;
 }
 
