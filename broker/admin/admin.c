@@ -678,6 +678,7 @@ const struct admin_route admin_routes[] = {
     {ANY,  T "/subscriptionDispatchRate",     admin_h_topic_policy,               R_TOPIC | R_JSON},
     {ANY,  T "/publishRate",                  admin_h_topic_policy,               R_TOPIC | R_JSON},
     {ANY,  T "/inactiveTopicPolicies",        admin_h_topic_policy,               R_TOPIC | R_JSON},
+    {ANY,  T "/delayedDelivery",              admin_h_topic_policy,               R_TOPIC | R_JSON},
     {POST, T "/terminate",                    admin_h_topic_terminate,            R_GATED},
     {PUT,  SUB,                               admin_h_sub_create,                 R_GATED | R_JSON},
     {DEL,  SUB,                               admin_h_sub_delete,                 R_GATED},

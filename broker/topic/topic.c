@@ -443,7 +443,7 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     t->create = create;
     t->loop = r->loop;
     t->ttl_secs = -1;
-    t->delayed_enabled = -1;
+    t->delayed.enabled = t->topic_delayed.enabled = -1;
     t->system = topic_name_is_system(&t->name);
     t->active_ms = mg_loop_mono_ms(t->loop);
     for (int i = 0; i < TOPIC_LIMITS; i++)

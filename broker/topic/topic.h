@@ -560,6 +560,10 @@ void topic_registry_set_inactive_hook(struct topic_registry *r, topic_deleted_fn
  * tick in ms (> 0); enabled -1: not set (the registry's delayed_enabled and delayed_tick_ms).
  * Applies to what is read from now on; positions already held wait for their time. */
 void topic_set_delayed_delivery(struct topic *t, int enabled, int64_t tick_ms);
+/* The topic's own (TopicPolicies delayedDeliveryEnabled, delayedDeliveryTickTimeMillis):
+ * enabled 1, 0 or -1 (not set) and tick_ms (<= 0: not set); each set value wins over the
+ * namespace's, which wins over the registry's. */
+void topic_set_topic_delayed_delivery(struct topic *t, int enabled, int64_t tick_ms);
 bool topic_delayed_enabled(const struct topic *t);
 int64_t topic_delayed_tick_ms(const struct topic *t);
 

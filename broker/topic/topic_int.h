@@ -149,6 +149,13 @@ struct topic_bucket {
     bool primed;
 };
 
+/* One layer of delayed delivery: enabled 1 or 0, -1 = not set (the next layer's); its tick
+ * in ms, 0 = not set (the next layer's). */
+struct topic_delay_layer {
+    int enabled;
+    int64_t tick_ms;
+};
+
 struct topic {
     int refs; /* the registry's (1) plus callbacks in progress */
     enum topic_state state;
@@ -199,8 +206,9 @@ struct topic {
     bool system; /* topic_name_is_system: never deleted for inactivity */
     bool inactive_set, topic_inactive_set;
     struct topic_inactive_policy inactive, topic_inactive;
-    int delayed_enabled;         /* the namespace's delayed delivery: 1, 0, -1 = not set */
-    int64_t delayed_tick_ms;     /* its tick (when set) */
+    /* delayed delivery: the namespace's (delayed_delivery_policies) and the topic's own
+     * (TopicPolicies delayedDeliveryEnabled / delayedDeliveryTickTimeMillis) */
+    struct topic_delay_layer delayed, topic_delayed;
     bool fence_pending;          /* an unload after fencing is scheduled */
     struct mg_timer fence_timer; /* runs that unload (holds a reference) */
     /* statistics (topic_registry_stats_update) */

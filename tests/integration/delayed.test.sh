@@ -22,6 +22,9 @@
 #      (msgDelayed 1).
 #   6. A namespace whose delayedDelivery policy says active=false: a Shared consumer gets
 #      messages due in 10 minutes at once.
+#   7. A topic of that namespace with its own delayedDelivery (active=true): the topic's wins
+#      (GET ?applied=true shows it), messages due in 10 minutes are held (msgDelayed); after
+#      DELETE the namespace's applies again.
 # Prints PASS:/FAIL: lines and a SUMMARY line; exits non-zero on failure. Everything started is
 # stopped by pid. Environment: MAGNETAR_BIN.
 set -u
@@ -139,6 +142,33 @@ ND=$(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1]));
     console.log(`${j.received} ${j.messages.filter((m) => m.at > 0 && m.arrived < m.at - 300000).length}`)' "$T/cnd.json")
 [ "$ND" = "10 10" ] && pass "delayed delivery off for the namespace: all 10 at once" \
     || fail "public/nodelay: received / at once: $ND (want 10 10)"
+
+# ---- 7. a topic's own delayedDelivery wins over its namespace's ------------------------------
+TDT="persistent://public/nodelay/$TOPIC-own"
+TPA="http://127.0.0.1:$(port_of sa webServicePort)/admin/v2/persistent/public/nodelay/$TOPIC-own"
+subscribe s4 "$URL" "$TDT" own
+expect_http 204 "the topic's delayedDelivery: active=true" -X POST -H 'Content-Type: application/json' \
+    --data '{"tickTime":1000,"active":true}' "$TPA/delayedDelivery"
+expect_http 200 "GET its applied delayedDelivery" "$TPA/delayedDelivery?applied=true" \
+    && { grep -q '"active":true' "$T/body" && pass "applied delayedDelivery is the topic's (active=true)" \
+        || fail "applied delayedDelivery $(cat "$T/body"), want the topic's active=true"; }
+start_node cown 60 lib/delayed-probe.js --mode consume --url "$URL" --topic "$TDT" --sub own --type Shared \
+    --count 5 --out "$T/cown.json" --deadline-s 50
+run_node 60 p4 lib/delayed-probe.js --mode produce --url "$URL" --topic "$TDT" --count 5 \
+    --kinds delay --delay-ms 600000 --out "$T/p4.json" \
+    && [ "$(json "$T/p4.json" acked)" = 5 ] && pass "5 messages due in 10 minutes stored" \
+    || fail "produce to $TDT: $(cat "$T/p4.json" 2>/dev/null) $(tail -n 3 "$T/p4.err")"
+ADMIN="http://127.0.0.1:$(port_of sa webServicePort)/admin/v2/persistent/public/nodelay"
+TOPIC0=$TOPIC
+TOPIC="$TOPIC0-own"
+V=$(wait_delayed own -eq 5 20) && pass "the topic's policy holds them (msgDelayed $V)" \
+    || fail "msgDelayed $V on $TDT, want 5 (the topic's active=true over the namespace's false)"
+expect_http 204 "DELETE the topic's delayedDelivery" -X DELETE "$TPA/delayedDelivery"
+expect_http 200 "GET its applied delayedDelivery" "$TPA/delayedDelivery?applied=true" \
+    && { grep -q '"active":false' "$T/body" && pass "after DELETE the namespace's applies (active=false)" \
+        || fail "applied delayedDelivery after DELETE $(cat "$T/body"), want active=false"; }
+TOPIC=$TOPIC0
+kill_proc cown
 
 stop_standalone sa
 it_finish "delayed test" "delayed shared_spread_ms=${MIN:-?}..${MAX:-?}"

@@ -1095,6 +1095,45 @@ START_TEST(test_topic_inactive_policy)
 }
 END_TEST
 
+/* The topic-level delayedDelivery (TopicPolicies delayedDeliveryEnabled and
+ * delayedDeliveryTickTimeMillis): GET 204 while unset, applied=true the broker's, then the
+ * namespace's, then the topic's; the topic's wins on the loaded topic at once (also over a
+ * namespace that turns it on); DELETE gives the namespace's back and leaves the topic's other
+ * policies; 400 for a malformed body. */
+START_TEST(test_topic_delayed_policy)
+{
+    const char *p = "/admin/v2/persistent/public/default/tdl/delayedDelivery";
+    const char *np = "/admin/v2/namespaces/public/default/delayedDelivery";
+    const char *dp = "/admin/v2/persistent/public/default/tdl/maxProducers";
+    char applied[256];
+    snprintf(applied, sizeof applied, "%s?applied=true", p);
+    struct topic *t = put_topic("tdl");
+    expect_status("GET", p, NULL, 204);
+    expect_json("GET", applied, NULL, 200, "{\"tickTime\":1000,\"active\":true}");
+    expect_status("POST", np, "{\"tickTime\":250,\"active\":true}", 204);
+    expect_json("GET", applied, NULL, 200, "{\"tickTime\":250,\"active\":true}");
+    ck_assert(topic_delayed_enabled(t));
+    ck_assert_int_eq(topic_delayed_tick_ms(t), 250);
+    expect_status("POST", dp, "3", 204); /* another topic policy, kept by the DELETE below */
+    expect_status("POST", p, "{\"tickTime\":7000,\"active\":false}", 204);
+    expect_json("GET", p, NULL, 200, "{\"tickTime\":7000,\"active\":false}");
+    expect_json("GET", applied, NULL, 200, "{\"tickTime\":7000,\"active\":false}");
+    ck_assert(!topic_delayed_enabled(t));
+    ck_assert_int_eq(topic_delayed_tick_ms(t), 7000);
+    expect_status("POST", p, "{\"tickTime\":0,\"active\":true}", 400);
+    expect_status("POST", p, "true", 400);
+    expect_json("GET", p, NULL, 200, "{\"tickTime\":7000,\"active\":false}");
+    expect_status("DELETE", p, NULL, 204);
+    expect_status("GET", p, NULL, 204);
+    expect_json("GET", dp, NULL, 200, "3");
+    ck_assert(topic_delayed_enabled(t));
+    ck_assert_int_eq(topic_delayed_tick_ms(t), 250);
+    expect_status("DELETE", np, NULL, 204);
+    expect_status("DELETE", dp, NULL, 204);
+    ck_assert_int_eq(topic_delayed_tick_ms(t), 1000);
+}
+END_TEST
+
 /* Each limit path (maxProducersPerTopic ... maxUnackedMessagesPerSubscription): GET 204
  * while unset, POST an integer >= 0 (412 below, 400 not an integer), shown in the
  * namespace's Policies under Pulsar's field, applied to the loaded topic (overriding the
@@ -2610,7 +2649,7 @@ int main(void)
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
            test_namespace_limits, test_namespace_max_topics, test_namespace_dispatch_rate,
            test_namespace_publish_rate, test_namespace_inactive_and_delayed,
-           test_topic_inactive_policy, test_topic_deduplication_policy,
+           test_topic_inactive_policy, test_topic_delayed_policy, test_topic_deduplication_policy,
            test_topic_delete_drops_schema_and_policies, test_topic_policy_tracking_bounded,
            test_topic_dedup_policy_at_load, test_topic_limit_policies, test_topic_rate_policies,
            test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
