@@ -469,7 +469,7 @@ static json_t *admin_tp_topic_stats_json(struct admin *a, struct topic *t)
     json_object_set_new(j, "backlogQuotaLimitSize", json_integer(st.quota_limit_bytes));
     json_object_set_new(j, "backlogQuotaLimitTime", json_integer(st.quota_limit_secs));
     json_object_set_new(j, "oldestBacklogMessageAgeSeconds", json_integer(st.backlog_age_secs));
-    json_object_set_new(j, "publishRateLimitedTimes", json_integer(0));
+    json_object_set_new(j, "publishRateLimitedTimes", json_integer(st.publish_rate_limited));
     json_object_set_new(j, "earliestMsgPublishTimeInBacklogs", json_integer(0));
     json_object_set_new(j, "offloadedStorageSize", json_integer(0));
     json_object_set_new(j, "lastOffloadLedgerId", json_integer(0));

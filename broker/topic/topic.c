@@ -1004,6 +1004,7 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
     int64_t age = topic_backlog_age_ms(t);
     out->backlog_age_secs = age < 0 ? -1 : age / 1000;
     memcpy(out->quota_evictions, t->quota_evictions, sizeof out->quota_evictions);
+    out->publish_rate_limited = t->publish_limited;
 }
 
 int64_t topic_backlog_bytes(struct topic *t)
@@ -1267,6 +1268,7 @@ void topic_registry_stats_update(struct topic_registry *r, uint64_t now_ms)
             continue;
         double secs = now_ms > t->stats_ms ? (double)(now_ms - t->stats_ms) / 1000.0 : 0.0;
         t->stats_ms = now_ms;
+        t->publish_limited = 0; /* Pulsar's publishRateLimitedTimes: per stats interval */
         t->rate_msg_in = topic_rate_of(t->msg_in, &t->prev_msg_in, secs);
         t->rate_bytes_in = topic_rate_of(t->bytes_in, &t->prev_bytes_in, secs);
         t->rate_entries_in = topic_rate_of(t->entries_in, &t->prev_entries_in, secs);

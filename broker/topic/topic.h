@@ -367,6 +367,8 @@ struct topic_stats {
     int64_t backlog_size;
     int64_t msg_backlog;         /* sum of the subscriptions' backlogs (entries) */
     int64_t delayed_index_bytes; /* delayed delivery's indexes (delayedMessageIndexSizeInBytes) */
+    /* throttles of the publish rate since the last stats roll (publishRateLimitedTimes) */
+    int64_t publish_rate_limited;
     /* quotas: the limits (-1 = none), the age in seconds of the oldest unacknowledged
      * message at the last check (-1 = unknown or no backlog) and the evictions done */
     int64_t quota_limit_bytes, quota_limit_secs;
@@ -498,6 +500,8 @@ struct topic_dispatch_rate topic_registry_rate(const struct topic_registry *r, i
  * Pulsar's throttling; nothing is refused. rate NULL: back to the broker's keys. */
 void topic_set_publish_rate(struct topic *t, const struct topic_dispatch_rate *rate);
 struct topic_dispatch_rate topic_publish_rate(const struct topic *t);
+/* A non-zero answer while the topic is not already throttled starts a throttle, counted in
+ * topic_stats.publish_rate_limited. */
 int64_t topic_publish_wait_ms(struct topic *t);
 
 void topic_set_message_ttl(struct topic *t, int64_t secs);

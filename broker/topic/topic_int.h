@@ -189,6 +189,11 @@ struct topic {
     bool topic_rate_set[TOPIC_RATE_SCOPES + 1];
     struct topic_dispatch_rate topic_rate[TOPIC_RATE_SCOPES + 1];
     struct topic_bucket publish_bucket;
+    /* Pulsar's publishRateLimitedTimes: the throttles of the publish rate since the last stats
+     * roll (reset there, as Pulsar's updateRates); a throttle lasts until
+     * publish_limited_until (monotonic ms), the publishes it pauses count once */
+    int64_t publish_limited;
+    uint64_t publish_limited_until;
     int64_t msg_expired; /* entries acknowledged by expiry */
     bool expiring;       /* the expiry timer's search is running (the next tick skips the topic) */
     bool quota_set[TOPIC_QUOTA_TYPES]; /* quota[type] overrides the registry's default */

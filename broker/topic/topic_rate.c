@@ -15,6 +15,8 @@
  * The publish rate (a namespace's publishRate, else maxPublishRatePerTopicInMessages/InBytes)
  * is one more bucket per topic, taken from by every publish; the connections of its
  * producers stop reading for topic_publish_wait_ms (conn.c, at least its throttling tick).
+ * Each throttle is counted once (publishRateLimitedTimes), however many publishes already read
+ * reach it before it ends.
  */
 #include "topic/topic_int.h"
 
@@ -205,7 +207,13 @@ int64_t topic_publish_wait_ms(struct topic *t)
     if (!topic_rate_on(&r))
         return 0;
     int64_t bytes = INT64_MAX, wait_ms = 0;
-    int64_t room = topic_bucket_room(&t->publish_bucket, &r, (int64_t)mg_loop_mono_ms(t->loop),
-                                     &bytes, &wait_ms);
-    return room > 0 && bytes > 0 ? 0 : (wait_ms > 1 ? wait_ms : 1);
+    uint64_t now = mg_loop_mono_ms(t->loop);
+    int64_t room = topic_bucket_room(&t->publish_bucket, &r, (int64_t)now, &bytes, &wait_ms);
+    if (room > 0 && bytes > 0)
+        return 0;
+    wait_ms = wait_ms > 1 ? wait_ms : 1;
+    if (now >= t->publish_limited_until) /* a new throttle (not a publish it already paused) */
+        t->publish_limited++;
+    t->publish_limited_until = now + (uint64_t)wait_ms;
+    return wait_ms;
 }

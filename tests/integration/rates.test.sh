@@ -13,7 +13,8 @@
 # limits the same messages take a fraction of it. An upper bound only an order of magnitude
 # out (10 N / R s) catches a limiter that lets (almost) nothing through. Then the namespace's
 # publishRate and subscriptionDispatchRate (admin) replace the keys on a new topic: 60/s and
-# 50/s. The exact bucket behaviour is in check_topic's test_dispatch_rate and
+# 50/s. The throttled topic's stats count publishRateLimitedTimes > 0; a topic sent fewer
+# messages than its bucket holds counts 0. The exact bucket behaviour is in check_topic's test_dispatch_rate and
 # test_publish_rate on the simulated clock.
 # Prints PASS:/FAIL: lines and a SUMMARY line; exits non-zero on failure. Everything started
 # is stopped by pid. Environment: MAGNETAR_BIN.
@@ -23,7 +24,7 @@ it_init rates
 need_bin
 
 start_standalone sa --set maxPublishRatePerTopicInMessages=100 \
-    --set dispatchThrottlingRatePerSubscriptionInMsg=80
+    --set dispatchThrottlingRatePerSubscriptionInMsg=80 --set statsUpdateFrequencyInSecs=3600
 NS="http://127.0.0.1:$WPORT/admin/v2/namespaces/public/default"
 
 # paced WHAT MS N RATE: MS, the time the messages after the first 2 RATE of N took, is at
@@ -55,8 +56,25 @@ probe() {
     paced "$name: deliveries" "$(json_of "$out" dispatchMs)" "$count" "$disp"
 }
 json_of() { node -e 'console.log(JSON.parse(process.argv[1])[process.argv[2]])' "$1" "$2"; }
+# limited TOPIC: its publishRateLimitedTimes (the stats interval is an hour: no roll resets it
+# during the test)
+limited() {
+    curl -s --max-time 10 "http://127.0.0.1:$WPORT/admin/v2/persistent/public/default/$1/stats" \
+        | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d));
+            process.stdin.on("end", () => { try { console.log(JSON.parse(s).publishRateLimitedTimes) }
+            catch (e) { console.log("none") } })'
+}
 
 probe keys "rates-keys-$$" 600 100 80
+V=$(limited "rates-keys-$$")
+[ "$V" -gt 0 ] 2>/dev/null && pass "publishRateLimitedTimes $V on the throttled topic" \
+    || fail "publishRateLimitedTimes $V on the throttled topic, want > 0"
+# fewer messages than the bucket holds: never throttled
+produce_all under "$T/under.json" 60 20 "20 messages under the publish rate" --url "$URL" \
+    --topic "persistent://public/default/rates-under-$$"
+V=$(limited "rates-under-$$")
+[ "$V" = 0 ] && pass "publishRateLimitedTimes 0 on a topic under its rate" \
+    || fail "publishRateLimitedTimes $V on a topic under its rate, want 0"
 
 curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H 'content-type: application/json' \
     -d '{"publishThrottlingRateInMsg":60,"publishThrottlingRateInByte":-1}' "$NS/publishRate" | grep -q 204 \

@@ -1528,6 +1528,52 @@ START_TEST(test_publish_rate)
 }
 END_TEST
 
+static int64_t publish_limited(struct topic *t)
+{
+    struct topic_stats st;
+    topic_get_stats(t, &st);
+    return st.publish_rate_limited;
+}
+
+/* publishRateLimitedTimes: 0 while publishes stay within the rate; each throttle counts once
+ * however many publishes ask while it lasts; a later throttle counts again; the stats roll
+ * starts it from 0 (Pulsar's per-interval count); a topic without a rate never counts. */
+START_TEST(test_publish_rate_limited_times)
+{
+    restart_cfg();
+    const int R = 40;
+    cfg.publish_rate = (struct topic_dispatch_rate){R, 0, 1};
+    setup_on(&cfg, 1000000);
+    struct topic *t = load("persistent://t/ns/plim");
+    struct topic_producer *p = mkprod(t);
+    for (int i = 0; i < R - 1; i++) {
+        publish_full(p, 100, 0, NULL);
+        ck_assert_int_eq(topic_publish_wait_ms(t), 0);
+    }
+    ck_assert_int_eq(publish_limited(t), 0);
+    for (int i = 0; i < 5; i++) { /* over the bucket: one throttle, asked 5 times */
+        publish_full(p, 100, 0, NULL);
+        ck_assert_int_gt(topic_publish_wait_ms(t), 0);
+    }
+    ck_assert_int_eq(publish_limited(t), 1);
+    int64_t w = topic_publish_wait_ms(t);
+    mg_loop_advance(loop, (uint64_t)w + 1);
+    ck_assert_int_eq(topic_publish_wait_ms(t), 0);
+    publish_full(p, 100, 2 * R, NULL); /* a batch over the bucket: a second throttle */
+    ck_assert_int_gt(topic_publish_wait_ms(t), 0);
+    ck_assert_int_eq(publish_limited(t), 2);
+    topic_registry_stats_update(reg, mg_loop_mono_ms(loop));
+    ck_assert_int_eq(publish_limited(t), 0);
+    topic_set_publish_rate(t, &(struct topic_dispatch_rate){0, 0, 1}); /* no rate */
+    for (int i = 0; i < 4 * R; i++)
+        publish_full(p, 100, 0, NULL);
+    ck_assert_int_eq(topic_publish_wait_ms(t), 0);
+    ck_assert_int_eq(publish_limited(t), 0);
+    spin();
+    topic_producer_close(p);
+}
+END_TEST
+
 /* Inactive topic deletion on the simulated clock, a sweep every second and 3 s of
  * inactivity: delete_when_no_subscriptions deletes a topic without subscriptions once idle
  * for that long (a producer that just left counts as activity) and keeps one with a
@@ -3898,9 +3944,10 @@ static Suite *topic_suite(void)
            test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_limit_producers,
            test_limit_consumers, test_limit_unacked_policy, test_dispatch_rate, test_publish_rate,
-           test_inactive_topics, test_inactive_retention, test_inactive_policies, test_watermark,
-           test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
-           test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
+           test_publish_rate_limited_times, test_inactive_topics, test_inactive_retention,
+           test_inactive_policies, test_watermark, test_seek, test_reader, test_last_id,
+           test_unsubscribe_unload, test_message_ttl_timer, test_backlog_quota,
+           test_backlog_quota_age, test_quota_sweep_slices);
 
     tc = tl_tcase(s, "non-persistent", 0, np_setup, teardown);
     tl_add(tc, test_np_exclusive_delivery_and_drops, test_np_shared, test_np_failover,
