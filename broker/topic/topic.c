@@ -112,6 +112,9 @@ static bool topic_inactive_active(struct topic *t, bool caught_up)
 {
     if (t->producers.count > 0 || t->compact.job)
         return true;
+    if (!t->name.persistent) /* NonPersistentTopic.isActive: any subscription, whatever the mode
+                                (its subscriptions go with their last consumer) */
+        return t->subs.count > 0;
     if (t->compact.cursor && (!caught_up || ml_cursor_backlog(t->compact.cursor) > 0))
         return true;
     size_t pos = 0;
@@ -124,13 +127,14 @@ static bool topic_inactive_active(struct topic *t, bool caught_up)
     return false;
 }
 
-/* brokerDeleteInactiveTopics (Pulsar's PersistentTopic.checkGC, topic.h): a topic not under
- * deleteWhileInactive is left alone (its activity is not even tracked, as Pulsar's); an
- * active one is active from now; one inactive for long enough, whose retention time does not
- * keep it, is deleted with its data. */
+/* brokerDeleteInactiveTopics (Pulsar's PersistentTopic.checkGC and NonPersistentTopic.checkGC,
+ * topic.h): a topic not under deleteWhileInactive is left alone (its activity is not even
+ * tracked, as Pulsar's); an active one is active from now; one inactive for long enough,
+ * whose retention time does not keep it (a non-persistent topic keeps nothing), is deleted
+ * with its data. */
 static void topic_inactive_check(struct topic *t)
 {
-    if (t->state != TOPIC_READY || !t->reg || !t->name.persistent || !t->ml || t->system)
+    if (t->state != TOPIC_READY || !t->reg || !t->ml || t->system)
         return;
     struct topic_inactive_policy pol = topic_inactive_policy(t);
     if (!pol.delete_while_inactive)
@@ -143,7 +147,7 @@ static void topic_inactive_check(struct topic *t)
     uint64_t idle = now - t->active_ms;
     if (idle < (uint64_t)(pol.max_inactive_ms > 0 ? pol.max_inactive_ms : 0))
         return;
-    int64_t keep_min = ml_retention_time_minutes(t->ml);
+    int64_t keep_min = t->name.persistent ? ml_retention_time_minutes(t->ml) : 0;
     if (keep_min < 0 || idle < (uint64_t)keep_min * 60000)
         return; /* its retention time still covers its last activity */
     MG_INFO(MOD,

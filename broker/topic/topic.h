@@ -532,15 +532,18 @@ void topic_check_backlog_quota(struct topic *t);
 
 /* ---- inactive topic deletion (Pulsar's PersistentTopic.checkGC) --------------------------
  *
- * Every topic_config.inactive_check_ms each loaded persistent topic whose policy in force has
+ * Every topic_config.inactive_check_ms each loaded topic whose policy in force has
  * delete_while_inactive is looked at: it is active while it has a producer or a consumer, or
  * (delete_when_no_subscriptions) any subscription, or (delete_when_subscriptions_caught_up)
  * a subscription with a backlog; then it is deleted with its data (as an admin delete without
  * force) once it has been inactive for max_inactive_ms and its retention time (its managed
  * ledger's, ml_retention_time_minutes) does not cover its last activity: a negative
  * retention time keeps it forever (Pulsar's shouldTopicBeRetained; the retention size does
- * not count). A policy is the topic's own (TopicPolicies.inactiveTopicPolicies), else its
- * namespace's (Policies.inactive_topic_policies), else the registry's. */
+ * not count). A non-persistent topic (NonPersistentTopic.checkGC) is active while it has a
+ * producer or a subscription, whatever the mode (a subscription goes with its last
+ * consumer), and has no retention. A policy is the topic's own
+ * (TopicPolicies.inactiveTopicPolicies), else its namespace's (Policies.inactive_topic_policies),
+ * else the registry's. */
 struct topic_inactive_policy {
     bool delete_while_inactive; /* deleteWhileInactive */
     bool caught_up;             /* inactiveTopicDeleteMode: delete_when_subscriptions_caught_up

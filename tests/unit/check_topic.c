@@ -1697,6 +1697,43 @@ START_TEST(test_inactive_retention)
 }
 END_TEST
 
+/* Non-persistent topics (Pulsar's NonPersistentTopic.checkGC): an idle one is deleted after
+ * the inactive duration, whatever the mode; one with a producer or a subscription (which
+ * lives while it has a consumer) is kept; once its last consumer leaves it goes one duration
+ * later; a policy without deleteWhileInactive keeps it. The hook hears each deletion. */
+START_TEST(test_inactive_non_persistent)
+{
+    inactive_setup(true); /* delete_when_subscriptions_caught_up: not looked at here */
+    inactive_deleted = 0;
+    topic_registry_set_inactive_hook(reg, inactive_hook, &inactive_deleted);
+    load("non-persistent://t/ns/npidle");
+    struct topic *withsub = load("non-persistent://t/ns/npsub");
+    struct topic *prod = load("non-persistent://t/ns/npprod");
+    struct topic *kept = load("non-persistent://t/ns/npkept");
+    topic_set_inactive_policy(kept, &(struct topic_inactive_policy){false, false, 1000});
+    struct fc *f = fc_new();
+    sub_ok(withsub, "s", TOPIC_SUB_EXCLUSIVE, false, f);
+    struct topic_producer *p = mkprod(prod);
+    sim_run_for(2000);
+    ck_assert(loaded("non-persistent://t/ns/npidle"));
+    sim_run_for(2500); /* 4.5 s */
+    ck_assert(!loaded("non-persistent://t/ns/npidle"));
+    ck_assert_str_eq(inactive_last, "non-persistent://t/ns/npidle");
+    ck_assert(loaded("non-persistent://t/ns/npsub"));
+    ck_assert(loaded("non-persistent://t/ns/npprod"));
+    topic_consumer_close(f->c); /* its subscription goes with it */
+    f->c = NULL;
+    sim_run_for(2000);
+    ck_assert(loaded("non-persistent://t/ns/npsub"));
+    sim_run_for(3000); /* 5 s after the consumer left */
+    ck_assert(!loaded("non-persistent://t/ns/npsub"));
+    ck_assert(loaded("non-persistent://t/ns/npprod"));
+    ck_assert(loaded("non-persistent://t/ns/npkept"));
+    ck_assert_int_eq(inactive_deleted, 2);
+    topic_producer_close(p);
+}
+END_TEST
+
 /* Inactive topic policies, topic > namespace > broker (broker: no subscriptions, 3 s): a
  * namespace's deleteWhileInactive=false keeps its topics, a topic's own policy wins over it;
  * a namespace's delete_when_subscriptions_caught_up deletes a topic whose subscription is
@@ -3945,9 +3982,9 @@ static Suite *topic_suite(void)
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_limit_producers,
            test_limit_consumers, test_limit_unacked_policy, test_dispatch_rate, test_publish_rate,
            test_publish_rate_limited_times, test_inactive_topics, test_inactive_retention,
-           test_inactive_policies, test_watermark, test_seek, test_reader, test_last_id,
-           test_unsubscribe_unload, test_message_ttl_timer, test_backlog_quota,
-           test_backlog_quota_age, test_quota_sweep_slices);
+           test_inactive_non_persistent, test_inactive_policies, test_watermark, test_seek,
+           test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
+           test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
 
     tc = tl_tcase(s, "non-persistent", 0, np_setup, teardown);
     tl_add(tc, test_np_exclusive_delivery_and_drops, test_np_shared, test_np_failover,
