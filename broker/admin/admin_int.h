@@ -329,6 +329,12 @@ void admin_policies_changed(void *arg, const char *tenant_ns);
 void admin_h_bundles(struct admin_req *r);
 void admin_h_namespace_unload(struct admin_req *r);
 void admin_h_bundle_unload(struct admin_req *r);
+/* A call on bundle r->p.bundle of r's namespace, served by its owner: true when owned here
+ * (the caller serves it); else false, r answered: 412 for a range that is not one of the
+ * namespace's bundles, a redirect (307) to the owner, or unowned(call) when nobody owns it. */
+bool admin_bundle_here(struct admin_req *r, void (*unowned)(struct admin_call *c));
+/* GET /admin/v2/non-persistent/{t}/{ns}/{bundle}: the bundle owner's non-persistent topics. */
+void admin_h_np_bundle_topics(struct admin_req *r);
 /* topic_loaded_fn: apply the namespace's retention policy to a freshly loaded topic. */
 void admin_topic_loaded(void *arg, struct topic *t);
 /* Apply the retention policy of tenant_ns to its loaded topics. */

@@ -638,7 +638,10 @@ START_TEST(test_wrong_methods_405)
     expect_reason("PUT", "/admin/v2/persistent/b!d/default", NULL, 412,
                   "Namespace name is not valid");
     /* non-persistent topics: the same methods; what they do not have, any method */
-    expect_405("GET", "/admin/v2/non-persistent/public/default/t");
+    expect_405("POST", "/admin/v2/non-persistent/public/default/t");
+    /* GET of one segment below the namespace is Pulsar's getListFromBundle: a bundle range */
+    expect_reason("GET", "/admin/v2/non-persistent/public/default/t", NULL, 412,
+                  "Invalid bundle range t");
     expect_reason("POST", "/admin/v2/non-persistent/public/default/t/terminate", NULL, 405,
                   "Not supported on a non-persistent topic");
     expect_reason("DELETE", "/admin/v2/non-persistent", NULL, 405,
@@ -2483,6 +2486,60 @@ START_TEST(test_gate_redirects_to_owner)
 }
 END_TEST
 
+/* GET non-persistent/{t}/{ns} on either broker lists the namespace's non-persistent topics
+ * loaded on both (Pulsar asks each bundle's owner: GET .../{bundle}); a bundle's list is
+ * answered by its owner (the other broker redirects), [] for a bundle nobody owns, 412 for a
+ * range not of the namespace. */
+START_TEST(test_np_list_across_brokers)
+{
+    char path[128], full[128], want[2048] = "[";
+    int on[2] = {0, 0}, made = 0;
+    /* through either broker in turn, until each owns one (a bundle goes to whoever asks) */
+    for (int i = 0; i < 16 && (on[0] == 0 || on[1] == 0); i++) {
+        snprintf(path, sizeof path, NPT "/np%d", i);
+        snprintf(full, sizeof full, "non-persistent://public/default/np%d", i);
+        ck_assert_int_eq(rq_follow(i % 2, "PUT", path, NULL), 204);
+        int own = owner_of(full);
+        ck_assert_int_ge(own, 0);
+        ck_assert_ptr_nonnull(topic_find(svc_topics(fx.svc[own]), full));
+        on[own]++;
+        made = i + 1;
+    }
+    ck_assert_int_gt(on[0], 0);
+    ck_assert_int_gt(on[1], 0);
+    /* the names sorted as strings */
+    char *names[16];
+    for (int i = 0; i < made; i++) {
+        names[i] = mg_asprintf("\"non-persistent://public/default/np%d\"", i);
+        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *x = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = x;
+        }
+    }
+    for (int i = 0; i < made; i++) {
+        strcat(want, i ? "," : "");
+        strcat(want, names[i]);
+        mg_free(names[i]);
+    }
+    strcat(want, "]");
+    expect_json_on(0, "GET", NPT, NULL, 200, want);
+    expect_json_on(1, "GET", NPT, NULL, 200, want);
+    /* one bundle: its owner answers, the other broker redirects to it */
+    struct topic_name tn;
+    char range[NS_BUNDLE_NAME_LEN];
+    ck_assert_int_eq(topic_name_parse("non-persistent://public/default/np0", &tn), 0);
+    ck_assert_int_ge(ns_topic_bundle(svc_ns(fx.svc[0]), &tn, range), 0);
+    topic_name_fini(&tn);
+    int own = owner_of("non-persistent://public/default/np0");
+    snprintf(path, sizeof path, NPT "/%s", range);
+    ck_assert_int_eq(rq_on(own, "GET", path, NULL), 200);
+    ck_assert(strstr(last.body, "non-persistent://public/default/np0") != NULL);
+    ck_assert_int_eq(rq_on(1 - own, "GET", path, NULL), 307);
+    expect_json_on(0, "GET", NPT "/0x00000000_0x00000001", NULL, 412, NULL);
+}
+END_TEST
+
 /* The topic local loaded on broker i (its registry directly: each broker's managed ledgers
  * are its own memory here). */
 static struct topic *load_on(int i, const char *local)
@@ -2659,6 +2716,7 @@ int main(void)
            test_non_persistent_topics, test_non_persistent_disabled);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker,
-           test_topic_dedup_policy_partitions_every_broker, test_topic_limit_policy_every_broker);
+           test_topic_dedup_policy_partitions_every_broker, test_topic_limit_policy_every_broker,
+           test_np_list_across_brokers);
     return tl_run(s);
 }
