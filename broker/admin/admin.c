@@ -114,6 +114,16 @@ bool admin_call_gone(struct admin_call *c)
     return true;
 }
 
+bool admin_call_ended(struct admin_call *c, int status)
+{
+    if (admin_call_gone(c))
+        return true;
+    if (status >= 0)
+        return false;
+    admin_reply_error(c, 500, mg_strerror(status));
+    return true;
+}
+
 void admin_reply_buf(struct admin_call *c, int code, const char *ctype, struct evbuffer *buf)
 {
     if (c->req) {

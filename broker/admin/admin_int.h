@@ -217,6 +217,9 @@ void admin_reply_done(void *data, int status);
 /* True when the server was freed while c was in progress: c is then completed (freed) here
  * and the caller must drop it without touching the server. */
 bool admin_call_gone(struct admin_call *c);
+/* An asynchronous step of c ended with status: true when c is gone (completed, as
+ * admin_call_gone) or status < 0 (answered 500 with it): the caller only frees its state. */
+bool admin_call_ended(struct admin_call *c, int status);
 
 /* ---- request helpers (admin.c) -------------------------------------------------------- */
 

@@ -968,10 +968,8 @@ struct bundle_op {
 static void admin_res_bundle_owner_known(void *data, int status, const struct ns_owner *o)
 {
     struct bundle_op *op = data;
-    if (admin_call_gone(op->call)) {
-        /* nothing to answer */
-    } else if (status < 0) {
-        admin_reply_error(op->call, 500, mg_strerror(status));
+    if (admin_call_ended(op->call, status)) {
+        /* answered, or nothing to answer */
     } else if (o->kind == NS_OWNER_OTHER && o->web_url) {
         char *loc =
             mg_asprintf("%s%s", admin_call_web_url(op->call, o->web_url, o->web_url_tls), op->path);

@@ -176,13 +176,7 @@ static json_t *admin_tpol_inherited(const struct admin_tpol_call *tc)
 static void admin_tpol_got(void *data, int status, const json_t *value)
 {
     struct admin_tpol_call *tc = data;
-    if (admin_call_gone(tc->call)) {
-        admin_tpol_free(tc);
-        return;
-    }
-    if (status < 0) {
-        admin_reply_error(tc->call, 500, mg_strerror(status));
-    } else {
+    if (!admin_call_ended(tc->call, status)) {
         json_t *v = tc->pp->kind == ADMIN_TPOL_DELAYED ? admin_tpol_delayed_own(value)
                     : value                            ? json_deep_copy(value)
                                                        : NULL;
@@ -255,32 +249,28 @@ static json_t *admin_tpol_body(struct admin_req *r, const struct admin_tpol_path
             return NULL;
         }
         return json_incref(r->body);
-    case ADMIN_TPOL_RATE: {
-        struct ns_dispatch_rate d;
-        const char *why = "Invalid rate: a JSON object is required";
-        if (b && ns_dispatch_rate_parse((enum ns_rate)pp->which, b, &d, &why) == 0)
-            return ns_dispatch_rate_json((enum ns_rate)pp->which, &d);
+    default:
+        break;
+    }
+    /* the policy objects: the value as stored, or 400 with the parser's reason */
+    const char *why = pp->kind == ADMIN_TPOL_RATE ? "Invalid rate: a JSON object is required"
+                      : pp->kind == ADMIN_TPOL_INACTIVE
+                          ? "Invalid inactiveTopicPolicies: a JSON object is required"
+                          : "Invalid delayedDelivery: a JSON object is required";
+    json_t *v = NULL;
+    struct ns_dispatch_rate d;
+    struct ns_inactive in;
+    struct ns_delayed dl;
+    if (pp->kind == ADMIN_TPOL_RATE && b &&
+        ns_dispatch_rate_parse((enum ns_rate)pp->which, b, &d, &why) == 0)
+        v = ns_dispatch_rate_json((enum ns_rate)pp->which, &d);
+    else if (pp->kind == ADMIN_TPOL_INACTIVE && b && ns_inactive_parse(b, &in, &why) == 0)
+        v = ns_inactive_json(&in);
+    else if (pp->kind == ADMIN_TPOL_DELAYED && b && ns_delayed_parse(b, &dl, &why) == 0)
+        v = admin_tpol_delayed_fields(&dl);
+    if (!v)
         admin_reply_error(r->call, 400, why);
-        return NULL;
-    }
-    case ADMIN_TPOL_INACTIVE: {
-        struct ns_inactive in;
-        const char *why = "Invalid inactiveTopicPolicies: a JSON object is required";
-        if (b && ns_inactive_parse(b, &in, &why) == 0)
-            return ns_inactive_json(&in);
-        admin_reply_error(r->call, 400, why);
-        return NULL;
-    }
-    case ADMIN_TPOL_DELAYED: {
-        struct ns_delayed d;
-        const char *why = "Invalid delayedDelivery: a JSON object is required";
-        if (b && ns_delayed_parse(b, &d, &why) == 0)
-            return admin_tpol_delayed_fields(&d);
-        admin_reply_error(r->call, 400, why);
-        return NULL;
-    }
-    }
-    return NULL;
+    return v;
 }
 
 void admin_h_topic_policy(struct admin_req *r)

@@ -143,11 +143,9 @@ static void admin_tp_op_not_found(struct topic_op *op)
  * gone or answered 500 with the error. */
 static bool admin_tp_op_store_ok(struct topic_op *op, int status)
 {
-    if (admin_tp_op_gone(op))
-        return false;
-    if (status >= 0)
+    if (!admin_call_ended(op->call, status))
         return true;
-    admin_tp_op_fail(op, 500, mg_strerror(status));
+    admin_tp_op_free(op);
     return false;
 }
 
@@ -2392,12 +2390,7 @@ static void admin_np_fanned(struct admin_call *c, void *arg, struct admin_sub *s
 static void admin_np_listed_here(void *data, int status, char **names, int n)
 {
     struct admin_np_list *l = data;
-    if (admin_call_gone(l->call)) {
-        admin_np_list_free(l);
-        return;
-    }
-    if (status < 0) {
-        admin_reply_error(l->call, 500, mg_strerror(status));
+    if (admin_call_ended(l->call, status)) {
         admin_np_list_free(l);
         return;
     }

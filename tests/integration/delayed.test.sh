@@ -121,6 +121,17 @@ LATE=$(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1])
 V=$(wait_delayed sh -eq 1 10) && pass "the one due in a day stays held (msgDelayed $V)" \
     || fail "msgDelayed $V at the end, want 1"
 
+# consume_and_send_later C P TOPIC SUB N S: a Shared consumer C of SUB (N messages, S s
+# deadline) started, then N messages due in 10 minutes sent by P and all acknowledged
+consume_and_send_later() {
+    start_node "$1" 60 lib/delayed-probe.js --mode consume --url "$URL" --topic "$3" --sub "$4" \
+        --type Shared --count "$5" --out "$T/$1.json" --deadline-s "$6"
+    run_node 60 "$2" lib/delayed-probe.js --mode produce --url "$URL" --topic "$3" --count "$5" \
+        --kinds delay --delay-ms 600000 --out "$T/$2.json" \
+        && [ "$(json "$T/$2.json" acked)" = "$5" ] && pass "$5 messages due in 10 minutes stored" \
+        || fail "produce to $3: $(cat "$T/$2.json" 2>/dev/null) $(tail -n 3 "$T/$2.err")"
+}
+
 # ---- 6. a namespace whose delayedDelivery policy is off delivers at once ---------------------
 NSA="http://127.0.0.1:$(port_of sa webServicePort)/admin/v2/namespaces/public/nodelay"
 NDT="persistent://public/nodelay/$TOPIC"
@@ -131,12 +142,7 @@ expect_http 200 "GET its delayedDelivery" "$NSA/delayedDelivery" \
     && { grep -q '"active":false' "$T/body" && pass "delayedDelivery reads back active=false" \
         || fail "delayedDelivery reads back $(cat "$T/body")"; }
 subscribe s3 "$URL" "$NDT" nd
-start_node cnd 60 lib/delayed-probe.js --mode consume --url "$URL" --topic "$NDT" --sub nd --type Shared \
-    --count 10 --out "$T/cnd.json" --deadline-s 30
-run_node 60 p3 lib/delayed-probe.js --mode produce --url "$URL" --topic "$NDT" --count 10 \
-    --kinds delay --delay-ms 600000 --out "$T/p3.json" \
-    && [ "$(json "$T/p3.json" acked)" = 10 ] && pass "10 messages due in 10 minutes stored" \
-    || fail "produce to public/nodelay: $(cat "$T/p3.json" 2>/dev/null) $(tail -n 3 "$T/p3.err")"
+consume_and_send_later cnd p3 "$NDT" nd 10 30
 wait_exit cnd 40 || fail "Shared consumer on public/nodelay exit $?: $(tail -n 3 "$T/cnd.err")"
 ND=$(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1]));
     console.log(`${j.received} ${j.messages.filter((m) => m.at > 0 && m.arrived < m.at - 300000).length}`)' "$T/cnd.json")
@@ -152,12 +158,7 @@ expect_http 204 "the topic's delayedDelivery: active=true" -X POST -H 'Content-T
 expect_http 200 "GET its applied delayedDelivery" "$TPA/delayedDelivery?applied=true" \
     && { grep -q '"active":true' "$T/body" && pass "applied delayedDelivery is the topic's (active=true)" \
         || fail "applied delayedDelivery $(cat "$T/body"), want the topic's active=true"; }
-start_node cown 60 lib/delayed-probe.js --mode consume --url "$URL" --topic "$TDT" --sub own --type Shared \
-    --count 5 --out "$T/cown.json" --deadline-s 50
-run_node 60 p4 lib/delayed-probe.js --mode produce --url "$URL" --topic "$TDT" --count 5 \
-    --kinds delay --delay-ms 600000 --out "$T/p4.json" \
-    && [ "$(json "$T/p4.json" acked)" = 5 ] && pass "5 messages due in 10 minutes stored" \
-    || fail "produce to $TDT: $(cat "$T/p4.json" 2>/dev/null) $(tail -n 3 "$T/p4.err")"
+consume_and_send_later cown p4 "$TDT" own 5 50
 ADMIN="http://127.0.0.1:$(port_of sa webServicePort)/admin/v2/persistent/public/nodelay"
 TOPIC0=$TOPIC
 TOPIC="$TOPIC0-own"

@@ -1064,13 +1064,25 @@ END_TEST
 /* The topic-level inactiveTopicPolicies (TopicPolicies): GET 204 while unset, applied=true the
  * broker's, then the namespace's, then the topic's; the topic's wins on the loaded topic at
  * once; DELETE gives the namespace's back; 400 for a malformed body. */
+/* A topic policy's paths: the topic's (p), its applied=true (applied), the namespace's (np). */
+struct tpol_paths {
+    char p[160], applied[192], np[160];
+};
+
+/* The paths of policy seg of topic local (made here) and of its namespace; the topic. */
+static struct topic *tpol_topic(const char *local, const char *seg, struct tpol_paths *pp)
+{
+    snprintf(pp->p, sizeof pp->p, "/admin/v2/persistent/public/default/%s/%s", local, seg);
+    snprintf(pp->applied, sizeof pp->applied, "%s?applied=true", pp->p);
+    snprintf(pp->np, sizeof pp->np, "/admin/v2/namespaces/public/default/%s", seg);
+    return put_topic(local);
+}
+
 START_TEST(test_topic_inactive_policy)
 {
-    const char *p = "/admin/v2/persistent/public/default/tgc/inactiveTopicPolicies";
-    const char *np = "/admin/v2/namespaces/public/default/inactiveTopicPolicies";
-    char applied[256];
-    snprintf(applied, sizeof applied, "%s?applied=true", p);
-    struct topic *t = put_topic("tgc");
+    struct tpol_paths pp;
+    struct topic *t = tpol_topic("tgc", "inactiveTopicPolicies", &pp);
+    const char *p = pp.p, *np = pp.np, *applied = pp.applied;
     expect_status("GET", p, NULL, 204);
     expect_json("GET", applied, NULL, 200,
                 "{\"inactiveTopicDeleteMode\":\"delete_when_no_subscriptions\","
@@ -1105,12 +1117,10 @@ END_TEST
  * policies; 400 for a malformed body. */
 START_TEST(test_topic_delayed_policy)
 {
-    const char *p = "/admin/v2/persistent/public/default/tdl/delayedDelivery";
-    const char *np = "/admin/v2/namespaces/public/default/delayedDelivery";
+    struct tpol_paths pp;
+    struct topic *t = tpol_topic("tdl", "delayedDelivery", &pp);
+    const char *p = pp.p, *np = pp.np, *applied = pp.applied;
     const char *dp = "/admin/v2/persistent/public/default/tdl/maxProducers";
-    char applied[256];
-    snprintf(applied, sizeof applied, "%s?applied=true", p);
-    struct topic *t = put_topic("tdl");
     expect_status("GET", p, NULL, 204);
     expect_json("GET", applied, NULL, 200, "{\"tickTime\":1000,\"active\":true}");
     expect_status("POST", np, "{\"tickTime\":250,\"active\":true}", 204);

@@ -248,9 +248,9 @@ static void expect_topics_of_namespace(bool allowed)
 }
 
 /* WATCH_TOPIC_LIST needs what GET_TOPICS_OF_NAMESPACE needs (consume on the namespace). */
-static void expect_topic_list_watch(bool allowed)
+/* WATCH_TOPIC_LIST of every topic of public/default from p, watcher and request id id. */
+static void send_watch(struct tl_peer *p, uint64_t id)
 {
-    uint64_t id = next_id++;
     Pulsar__Proto__CommandWatchTopicList w = PULSAR__PROTO__COMMAND_WATCH_TOPIC_LIST__INIT;
     w.request_id = id;
     w.watcher_id = id;
@@ -258,7 +258,13 @@ static void expect_topic_list_watch(bool allowed)
     w.topics_pattern = "persistent://public/default/.*";
     wire_cmd cmd;
     tl_cmd_set(cmd, WATCH_TOPIC_LIST, watchtopiclist, w);
-    tl_peer_send(&peer, &cmd);
+    tl_peer_send(p, &cmd);
+}
+
+static void expect_topic_list_watch(bool allowed)
+{
+    uint64_t id = next_id++;
+    send_watch(&peer, id);
     struct wire_frame f;
     if (!expect_answer(id, allowed, "Client is not authorized to GetTopicsOfNamespace",
                        T(WATCH_TOPIC_LIST_SUCCESS), &f))
@@ -525,13 +531,7 @@ START_TEST(test_revoked_watcher_ended)
     struct tl_peer rp;
     memset(&rp, 0, sizeof rp);
     connect_peer(&rp, 0, "root");
-    Pulsar__Proto__CommandWatchTopicList w = PULSAR__PROTO__COMMAND_WATCH_TOPIC_LIST__INIT;
-    w.request_id = w.watcher_id = 9000;
-    w.namespace_ = "public/default";
-    w.topics_pattern = "persistent://public/default/.*";
-    wire_cmd cmd;
-    tl_cmd_set(cmd, WATCH_TOPIC_LIST, watchtopiclist, w);
-    tl_peer_send(&rp, &cmd);
+    send_watch(&rp, 9000);
     struct wire_frame f;
     tl_peer_expect(&rp, T(WATCH_TOPIC_LIST_SUCCESS), &f);
     wire_frame_clear(&f);

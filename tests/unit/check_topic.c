@@ -1498,14 +1498,22 @@ END_TEST
 /* The publish rate on the simulated clock: publishes within the bucket need no wait; over
  * it topic_publish_wait_ms asks for the time to pay the debt back at the rate (at least
  * 1 ms), which is 0 again once the clock has moved that far; a rate of 0 is none. */
-START_TEST(test_publish_rate)
+/* A registry whose publish rate is r msg/s, topic name loaded there with a producer (*p). */
+static struct topic *publish_rate_topic(int r, const char *name, struct topic_producer **p)
 {
     restart_cfg();
-    const int R = 50;
-    cfg.publish_rate = (struct topic_dispatch_rate){R, 0, 1};
+    cfg.publish_rate = (struct topic_dispatch_rate){r, 0, 1};
     setup_on(&cfg, 1000000);
-    struct topic *t = load("persistent://t/ns/prate");
-    struct topic_producer *p = mkprod(t);
+    struct topic *t = load(name);
+    *p = mkprod(t);
+    return t;
+}
+
+START_TEST(test_publish_rate)
+{
+    const int R = 50;
+    struct topic_producer *p;
+    struct topic *t = publish_rate_topic(R, "persistent://t/ns/prate", &p);
     for (int i = 0; i < R - 1; i++)
         publish_full(p, 1000, 0, NULL);
     ck_assert_int_eq(topic_publish_wait_ms(t), 0);
@@ -1540,12 +1548,9 @@ static int64_t publish_limited(struct topic *t)
  * starts it from 0 (Pulsar's per-interval count); a topic without a rate never counts. */
 START_TEST(test_publish_rate_limited_times)
 {
-    restart_cfg();
     const int R = 40;
-    cfg.publish_rate = (struct topic_dispatch_rate){R, 0, 1};
-    setup_on(&cfg, 1000000);
-    struct topic *t = load("persistent://t/ns/plim");
-    struct topic_producer *p = mkprod(t);
+    struct topic_producer *p;
+    struct topic *t = publish_rate_topic(R, "persistent://t/ns/plim", &p);
     for (int i = 0; i < R - 1; i++) {
         publish_full(p, 100, 0, NULL);
         ck_assert_int_eq(topic_publish_wait_ms(t), 0);
