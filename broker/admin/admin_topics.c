@@ -431,6 +431,17 @@ static json_t *admin_tp_sub_json(struct topic *t, const struct topic_sub_stats *
                         json_integer(c ? ml_cursor_num_ranges(c) : 0));
     json_object_set_new(j, "nonContiguousDeletedMessagesRangesSerializedSize", json_integer(0));
     json_object_set_new(j, "delayedMessageIndexSizeInBytes", json_integer(ss->delayed_index_bytes));
+    /* the dispatch passes a rate stopped (no broker-wide dispatch rate here: 0) */
+    static const char *const throttled[TOPIC_RATE_SCOPES][2] = {
+        [TOPIC_RATE_TOPIC] = {"dispatchThrottledMsgEventsByTopicLimit",
+                              "dispatchThrottledBytesEventsByTopicLimit"},
+        [TOPIC_RATE_SUB] = {"dispatchThrottledMsgEventsBySubscriptionLimit",
+                            "dispatchThrottledBytesEventsBySubscriptionLimit"}};
+    for (int sc = 0; sc < TOPIC_RATE_SCOPES; sc++)
+        for (int k = 0; k < 2; k++)
+            json_object_set_new(j, throttled[sc][k], json_integer(ss->throttled[sc][k]));
+    json_object_set_new(j, "dispatchThrottledMsgEventsByBrokerLimit", json_integer(0));
+    json_object_set_new(j, "dispatchThrottledBytesEventsByBrokerLimit", json_integer(0));
     json_object_set_new(j, "subscriptionProperties", json_object());
     json_object_set_new(j, "filterProcessedMsgCount", json_integer(0));
     json_object_set_new(j, "filterAcceptedMsgCount", json_integer(0));

@@ -346,6 +346,9 @@ struct topic_sub_stats {
     bool blocked;                /* at maxUnackedMessagesPerSubscription */
     int64_t delayed;             /* entries held back by delayed delivery (msgDelayed) */
     int64_t delayed_index_bytes; /* memory of their index (delayedMessageIndexSizeInBytes) */
+    /* dispatch passes a rate stopped, by enum topic_rate_scope and kind (0: messages, 1:
+     * bytes): dispatchThrottled{Msg,Bytes}EventsBy{Topic,Subscription}Limit */
+    int64_t throttled[TOPIC_RATE_SCOPES][2];
     int n_consumers;
     int64_t msg_out_counter, bytes_out_counter;
     int64_t ack_counter; /* entries acknowledged through consumers */

@@ -377,6 +377,10 @@ struct topic_sub {
     int64_t unacked;
     bool unacked_blocked;       /* at maxUnackedMessagesPerSubscription, until below half of it */
     struct topic_bucket bucket; /* TOPIC_RATE_SUB */
+    /* dispatch passes stopped by a rate, by scope (enum topic_rate_scope) and kind (0:
+     * messages, 1: bytes): Pulsar's dispatchThrottled{Msg,Bytes}EventsBy{Topic,Subscription}Limit
+     */
+    int64_t throttled[TOPIC_RATE_SCOPES][2];
     int64_t msg_out, bytes_out;
     bool has_type;             /* a consumer attached once (else type "None") */
     bool read_compacted;       /* reads at or before the horizon come from the compacted view */

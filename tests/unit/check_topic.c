@@ -1443,11 +1443,19 @@ START_TEST(test_dispatch_rate)
     struct topic *t = load("persistent://t/ns/rate");
     struct fc *a = fc_new(), *b = fc_new();
     sub_ok(t, "a", TOPIC_SUB_SHARED, true, a);
+    struct topic_sub_stats st;
+    sub_stats(t, "a", &st);
+    ck_assert_int_eq(st.throttled[TOPIC_RATE_SUB][0], 0); /* not throttled yet */
     publish_n(t, 400);
     topic_consumer_flow(a->c, 1000);
     spin();
     ck_assert_int_ge(a->n, 1);
     ck_assert_int_le(a->n, R); /* one period's burst at most */
+    /* stopped by the subscription's message rate: counted there, not by the topic's or bytes */
+    sub_stats(t, "a", &st);
+    ck_assert_int_gt(st.throttled[TOPIC_RATE_SUB][0], 0);
+    ck_assert_int_eq(st.throttled[TOPIC_RATE_SUB][1], 0);
+    ck_assert_int_eq(st.throttled[TOPIC_RATE_TOPIC][0], 0);
     int before = a->n;
     spin();
     ck_assert_int_eq(a->n, before); /* no time, no more */
@@ -1485,6 +1493,9 @@ START_TEST(test_dispatch_rate)
     sim_run_for(3000);
     ck_assert_int_ge(b->n - b0, 30 * 8 / 10);
     ck_assert_int_le(b->n - b0, 30 * 12 / 10);
+    sub_stats(t, "b", &st); /* b: the topic's message rate, then the bytes rate */
+    ck_assert_int_gt(st.throttled[TOPIC_RATE_TOPIC][0], 0);
+    ck_assert_int_gt(st.throttled[TOPIC_RATE_SUB][1], 0);
 
     /* NULL: back to the broker's rate; 0: none (Pulsar's meaning), the rest goes out at once */
     topic_set_dispatch_rate(t, TOPIC_RATE_SUB, NULL);
