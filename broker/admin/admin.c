@@ -114,6 +114,16 @@ bool admin_call_gone(struct admin_call *c)
     return true;
 }
 
+bool admin_call_ended(struct admin_call *c, int status)
+{
+    if (admin_call_gone(c))
+        return true;
+    if (status >= 0)
+        return false;
+    admin_reply_error(c, 500, mg_strerror(status));
+    return true;
+}
+
 void admin_reply_buf(struct admin_call *c, int code, const char *ctype, struct evbuffer *buf)
 {
     if (c->req) {
@@ -536,9 +546,11 @@ void admin_h_bad_method(struct admin_req *r)
 #define NPT "/admin/v2/non-persistent/{tenant}/{namespace}"
 #define NT NPT "/{topic}"
 #define SCH "/admin/v2/schemas/{tenant}/{namespace}/{topic}"
-/* The topic routes both domains have: D is the domain's namespace path, DT its topic. */
+/* The topic routes both domains have: D is the domain's namespace path, DT its topic; GET of
+ * the path G (one segment below D) goes to GH with flags GF (non-persistent: Pulsar's
+ * getListFromBundle; persistent: the topic, 405). */
 /* clang-format off */
-#define DOMAIN_TOPIC_ROUTES(D, DT)                                                                 \
+#define DOMAIN_TOPIC_ROUTES(D, DT, G, GH, GF)                                                      \
     {GET,  D,                          admin_h_topics,               R_NS},                        \
     {ANY,  D,                          admin_h_bad_method,           R_NS},                        \
     {GET,  D "/partitioned",           admin_h_partitioned_topics,   R_NS},                        \
@@ -548,6 +560,7 @@ void admin_h_bad_method(struct admin_req *r)
     {POST, DT "/partitions",           admin_h_partitions_update,    R_TOPIC | R_JSON},            \
     {DEL,  DT "/partitions",           admin_h_partitions_delete,    R_TOPIC},                     \
     {ANY,  DT "/partitions",           admin_h_bad_method,           R_TOPIC},                     \
+    {GET,  G,                          GH,                           GF},                          \
     {PUT,  DT,                         admin_h_topic_create,         R_GATED},                     \
     {DEL,  DT,                         admin_h_topic_delete,         R_GATED},                     \
     {ANY,  DT,                         admin_h_bad_method,           R_GATED},                     \
@@ -659,7 +672,7 @@ const struct admin_route admin_routes[] = {
     {ANY,  NS "/**",                          admin_h_not_found,                  R_NS},
     /* persistent topics (§5-§7): T is a topic; the operations of a partitioned topic run on
      * its partitions, each served by its owner (admin_topics.c, admin_fanout.c) */
-    DOMAIN_TOPIC_ROUTES(PT, T),
+    DOMAIN_TOPIC_ROUTES(PT, T, T, admin_h_bad_method, R_GATED),
     {GET,  T "/partitioned-internalStats",    admin_h_partitioned_internal_stats, R_GATED},
     {POST, T "/partitions/terminate",         admin_h_partitions_terminate,       R_GATED},
     {POST, T "/terminate/partitions",         admin_h_partitions_terminate,       R_GATED},
@@ -678,6 +691,7 @@ const struct admin_route admin_routes[] = {
     {ANY,  T "/subscriptionDispatchRate",     admin_h_topic_policy,               R_TOPIC | R_JSON},
     {ANY,  T "/publishRate",                  admin_h_topic_policy,               R_TOPIC | R_JSON},
     {ANY,  T "/inactiveTopicPolicies",        admin_h_topic_policy,               R_TOPIC | R_JSON},
+    {ANY,  T "/delayedDelivery",              admin_h_topic_policy,               R_TOPIC | R_JSON},
     {POST, T "/terminate",                    admin_h_topic_terminate,            R_GATED},
     {PUT,  SUB,                               admin_h_sub_create,                 R_GATED | R_JSON},
     {DEL,  SUB,                               admin_h_sub_delete,                 R_GATED},
@@ -695,7 +709,7 @@ const struct admin_route admin_routes[] = {
     {DEL,  T "/permissions/*",                admin_h_topic_permission_set,       R_TOPIC},
     {ANY,  T "/**",                           admin_h_not_found,                  R_GATED},
     /* non-persistent topics: the same handlers, for the loaded topics (nothing is stored) */
-    DOMAIN_TOPIC_ROUTES(NPT, NT),
+    DOMAIN_TOPIC_ROUTES(NPT, NT, NPT "/{bundle}", admin_h_np_bundle_topics, R_NS),
     {ANY,  "/admin/v2/non-persistent/**",     admin_h_non_persistent,             0},
     /* the schema registry (admin_schemas.c): any broker answers, the store is shared */
     {GET,  SCH "/schema",                     admin_h_schema_get,                 R_TOPIC},

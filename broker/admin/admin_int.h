@@ -217,6 +217,9 @@ void admin_reply_done(void *data, int status);
 /* True when the server was freed while c was in progress: c is then completed (freed) here
  * and the caller must drop it without touching the server. */
 bool admin_call_gone(struct admin_call *c);
+/* An asynchronous step of c ended with status: true when c is gone (completed, as
+ * admin_call_gone) or status < 0 (answered 500 with it): the caller only frees its state. */
+bool admin_call_ended(struct admin_call *c, int status);
 
 /* ---- request helpers (admin.c) -------------------------------------------------------- */
 
@@ -329,6 +332,12 @@ void admin_policies_changed(void *arg, const char *tenant_ns);
 void admin_h_bundles(struct admin_req *r);
 void admin_h_namespace_unload(struct admin_req *r);
 void admin_h_bundle_unload(struct admin_req *r);
+/* A call on bundle r->p.bundle of r's namespace, served by its owner: true when owned here
+ * (the caller serves it); else false, r answered: 412 for a range that is not one of the
+ * namespace's bundles, a redirect (307) to the owner, or unowned(call) when nobody owns it. */
+bool admin_bundle_here(struct admin_req *r, void (*unowned)(struct admin_call *c));
+/* GET /admin/v2/non-persistent/{t}/{ns}/{bundle}: the bundle owner's non-persistent topics. */
+void admin_h_np_bundle_topics(struct admin_req *r);
 /* topic_loaded_fn: apply the namespace's retention policy to a freshly loaded topic. */
 void admin_topic_loaded(void *arg, struct topic *t);
 /* Apply the retention policy of tenant_ns to its loaded topics. */

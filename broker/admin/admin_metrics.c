@@ -236,6 +236,7 @@ static void admin_metrics_fill_topic_row(struct row *r, struct topic *t, int wri
     v[TM_BACKLOG_AGE] = (double)st.backlog_age_secs;
     v[TM_EVICT_SIZE] = (double)st.quota_evictions[TOPIC_QUOTA_STORAGE];
     v[TM_EVICT_TIME] = (double)st.quota_evictions[TOPIC_QUOTA_AGE];
+    v[TM_RATE_LIMIT] = (double)st.publish_rate_limited;
     int64_t lat_count = 0, size_count = 0;
     for (int i = 0; i < TOPIC_LAT_BUCKETS; i++) {
         v[TM_LAT + i] = (double)st.write_latency[i];

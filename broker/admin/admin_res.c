@@ -958,51 +958,60 @@ static bool admin_res_valid_bundle(const struct admin_env *s, const char *ns, co
     return false;
 }
 
-struct unload_op {
-    struct admin_call *call; /* until replied */
-    char *path;              /* owned: the request path, for a redirect */
+struct bundle_op {
+    struct admin_call *call;               /* until replied */
+    char *path;                            /* owned: the request path, for a redirect */
+    void (*unowned)(struct admin_call *c); /* the answer when nobody owns the bundle */
 };
 
-/* Who owns a bundle we do not: redirect to it (307), or a no-op 204 when nobody does. */
-static void admin_res_unload_owner_known(void *data, int status, const struct ns_owner *o)
+/* Who owns a bundle we do not: redirect to it (307), or op->unowned when nobody does. */
+static void admin_res_bundle_owner_known(void *data, int status, const struct ns_owner *o)
 {
-    struct unload_op *op = data;
-    if (status < 0) {
-        admin_reply_error(op->call, 500, mg_strerror(status));
+    struct bundle_op *op = data;
+    if (admin_call_ended(op->call, status)) {
+        /* answered, or nothing to answer */
     } else if (o->kind == NS_OWNER_OTHER && o->web_url) {
         char *loc =
             mg_asprintf("%s%s", admin_call_web_url(op->call, o->web_url, o->web_url_tls), op->path);
         admin_reply_redirect(op->call, loc);
         mg_free(loc);
     } else {
-        admin_reply_no_content(op->call); /* nobody owns it: nothing to unload */
+        op->unowned(op->call);
     }
     mg_free(op->path);
     mg_free(op);
 }
 
-/* PUT|POST .../{bundle}/unload: unload here when owned here, else redirect to the owner. */
-void admin_h_bundle_unload(struct admin_req *r)
+bool admin_bundle_here(struct admin_req *r, void (*unowned)(struct admin_call *c))
 {
     const struct admin_env *s = r->a->env;
     const char *ns = r->tenant_ns, *range = r->p.bundle;
     if (!admin_res_valid_bundle(s, ns, range)) {
         admin_reply_errorf(r->call, 412, "Invalid bundle range %s", range);
-        return;
+        return false;
     }
-    if (ns_bundle_owned(s->ns, ns, range)) {
-        if (ns_bundle_unload(s->ns, ns, range, admin_reply_done, r->call) < 0)
-            admin_reply_no_content(r->call);
-        return;
-    }
-    struct unload_op *op = mg_calloc(1, sizeof *op);
+    if (ns_bundle_owned(s->ns, ns, range))
+        return true;
+    struct bundle_op *op = mg_calloc(1, sizeof *op);
     op->call = r->call;
     op->path = mg_strdup(evhttp_request_get_uri(r->req));
-    if (ns_bundle_owner(s->ns, ns, range, admin_res_unload_owner_known, op) < 0) {
+    op->unowned = unowned;
+    if (ns_bundle_owner(s->ns, ns, range, admin_res_bundle_owner_known, op) < 0) {
         mg_free(op->path);
         mg_free(op);
-        admin_reply_no_content(r->call);
+        unowned(r->call);
     }
+    return false;
+}
+
+/* PUT|POST .../{bundle}/unload: unload here when owned here, else redirect to the owner; a
+ * no-op (204) when nobody owns it. */
+void admin_h_bundle_unload(struct admin_req *r)
+{
+    if (!admin_bundle_here(r, admin_reply_no_content))
+        return;
+    if (ns_bundle_unload(r->a->env->ns, r->tenant_ns, r->p.bundle, admin_reply_done, r->call) < 0)
+        admin_reply_no_content(r->call);
 }
 
 /* PUT .../unload: every bundle of the namespace, each by its owner (Pulsar unloads them one

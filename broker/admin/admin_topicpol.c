@@ -3,9 +3,10 @@
  * /admin/v2/persistent/{t}/{ns}/{topic}/<path> for each row of admin_tpol_paths:
  * deduplicationEnabled, maxProducers, maxConsumers, maxConsumersPerSubscription,
  * maxSubscriptionsPerTopic, maxUnackedMessagesOnConsumer, maxUnackedMessagesOnSubscription,
- * dispatchRate, subscriptionDispatchRate, publishRate and inactiveTopicPolicies, each a field
- * of the topic's
- * TopicPolicies (Pulsar's field name in the row).
+ * dispatchRate, subscriptionDispatchRate, publishRate, inactiveTopicPolicies and
+ * delayedDelivery, each a field of the topic's TopicPolicies (Pulsar's field name in the row;
+ * delayedDelivery is two: delayedDeliveryEnabled and delayedDeliveryTickTimeMillis, answered
+ * as a DelayedDeliveryPolicies only when both are set, as Pulsar).
  *
  * As Pulsar's preValidation: a partition's name is refused (412 "Not allowed to set/get topic
  * policy for a partition": a partitioned topic's policy lives on its base name and applies
@@ -13,7 +14,8 @@
  * answers the topic's own value, or 204 when it has none; with applied=true the value in
  * force: the topic's, else the namespace's, else the broker's key. POST takes the value (a
  * bare JSON boolean; an integer, 412 "<name> must be 0 or more" below 0 as Pulsar's
- * PersistentTopicsBase; a DispatchRate / PublishRate / InactiveTopicPolicies object; 400 when
+ * PersistentTopicsBase; a DispatchRate / PublishRate / InactiveTopicPolicies /
+ * DelayedDeliveryPolicies object; 400 when
  * of the wrong shape)
  * and DELETE removes it; both answer 204 once the store holds it. Any
  * broker answers (the store is shared); the brokers serving the topic's partitions apply a
@@ -31,7 +33,13 @@
 #include <jansson.h>
 #include <string.h>
 
-enum admin_tpol_kind { ADMIN_TPOL_BOOL, ADMIN_TPOL_LIMIT, ADMIN_TPOL_RATE, ADMIN_TPOL_INACTIVE };
+enum admin_tpol_kind {
+    ADMIN_TPOL_BOOL,
+    ADMIN_TPOL_LIMIT,
+    ADMIN_TPOL_RATE,
+    ADMIN_TPOL_INACTIVE,
+    ADMIN_TPOL_DELAYED, /* two TopicPolicies fields: delayedDeliveryEnabled, ...TickTimeMillis */
+};
 
 /* One topic policy path: its segment, TopicPolicies field (NULL: the segment), the name in
  * Pulsar's 412 for a negative limit (NULL: the segment), kind and which (LIMIT: the enum
@@ -55,6 +63,7 @@ static const struct admin_tpol_path {
     {"subscriptionDispatchRate", NULL, NULL, ADMIN_TPOL_RATE, NS_RATE_SUB},
     {"publishRate", NULL, NULL, ADMIN_TPOL_RATE, NS_RATE_PUBLISH},
     {"inactiveTopicPolicies", NULL, NULL, ADMIN_TPOL_INACTIVE, 0},
+    {"delayedDelivery", NULL, NULL, ADMIN_TPOL_DELAYED, 0},
 };
 _Static_assert((int)NS_LIMIT_PRODUCERS_PER_TOPIC == (int)TOPIC_LIMIT_PRODUCERS &&
                    (int)NS_LIMIT_CONSUMERS_PER_TOPIC == (int)TOPIC_LIMIT_CONSUMERS &&
@@ -68,9 +77,34 @@ _Static_assert((int)NS_RATE_TOPIC == (int)TOPIC_RATE_TOPIC &&
                    (int)NS_RATE_PUBLISH == (int)TOPIC_RATE_SCOPES,
                "enum ns_rate and topic_registry_rate's scopes in the same order");
 
+/* The TopicPolicies field of pp; NULL for delayedDelivery (the whole object is read, and the
+ * two fields written as one object: admin_tpol_delayed_fields). */
 static const char *admin_tpol_field(const struct admin_tpol_path *pp)
 {
+    if (pp->kind == ADMIN_TPOL_DELAYED)
+        return NULL;
     return pp->field ? pp->field : pp->seg;
+}
+
+/* Pulsar's setDelayedDeliveryPolicies: DelayedDeliveryPolicies d (NULL: removed) as the two
+ * TopicPolicies fields, for ns_topic_policy_set's merge. */
+static json_t *admin_tpol_delayed_fields(const struct ns_delayed *d)
+{
+    return json_pack("{s:o,s:o}", "delayedDeliveryEnabled",
+                     d ? json_boolean(d->active) : json_null(), "delayedDeliveryTickTimeMillis",
+                     d ? json_integer(d->tick_ms) : json_null());
+}
+
+/* The topic's own DelayedDeliveryPolicies from its TopicPolicies pol: set only when both fields
+ * are, as Pulsar's getDelayedDeliveryPolicies; NULL otherwise. */
+static json_t *admin_tpol_delayed_own(const json_t *pol)
+{
+    const json_t *en = json_object_get(pol, "delayedDeliveryEnabled");
+    const json_t *tick = json_object_get(pol, "delayedDeliveryTickTimeMillis");
+    if (!json_is_boolean(en) || !json_is_integer(tick))
+        return NULL;
+    struct ns_delayed d = {true, json_is_true(en), json_integer_value(tick)};
+    return ns_delayed_json(&d);
 }
 
 /* One call waiting for the store. */
@@ -102,6 +136,11 @@ static json_t *admin_tpol_broker_value(const struct admin_tpol_call *tc)
         return json_boolean(tc->env->cfg->broker_dedup_enabled);
     if (pp->kind == ADMIN_TPOL_LIMIT)
         return json_integer(topic_registry_limit(tc->env->topics, (enum topic_limit)pp->which));
+    if (pp->kind == ADMIN_TPOL_DELAYED) {
+        struct ns_delayed d = {true, tc->env->cfg->delayed_delivery_enabled,
+                               tc->env->cfg->delayed_delivery_tick_ms};
+        return ns_delayed_json(&d);
+    }
     if (pp->kind == ADMIN_TPOL_INACTIVE) {
         struct topic_inactive_policy ip = topic_registry_inactive_policy(tc->env->topics);
         struct ns_inactive in = {true, ip.delete_while_inactive, ip.caught_up,
@@ -128,6 +167,8 @@ static json_t *admin_tpol_inherited(const struct admin_tpol_call *tc)
             return ns_dispatch_rate_json((enum ns_rate)w, &p.rate[w]);
         if (tc->pp->kind == ADMIN_TPOL_INACTIVE && p.inactive.set)
             return ns_inactive_json(&p.inactive);
+        if (tc->pp->kind == ADMIN_TPOL_DELAYED && p.delayed.set)
+            return ns_delayed_json(&p.delayed);
     }
     return admin_tpol_broker_value(tc);
 }
@@ -135,14 +176,12 @@ static json_t *admin_tpol_inherited(const struct admin_tpol_call *tc)
 static void admin_tpol_got(void *data, int status, const json_t *value)
 {
     struct admin_tpol_call *tc = data;
-    if (admin_call_gone(tc->call)) {
-        admin_tpol_free(tc);
-        return;
-    }
-    if (status < 0) {
-        admin_reply_error(tc->call, 500, mg_strerror(status));
-    } else {
-        json_t *v = value ? json_deep_copy(value) : tc->applied ? admin_tpol_inherited(tc) : NULL;
+    if (!admin_call_ended(tc->call, status)) {
+        json_t *v = tc->pp->kind == ADMIN_TPOL_DELAYED ? admin_tpol_delayed_own(value)
+                    : value                            ? json_deep_copy(value)
+                                                       : NULL;
+        if (!v && tc->applied)
+            v = admin_tpol_inherited(tc);
         if (v)
             admin_reply_json(tc->call, 200, v);
         else
@@ -210,24 +249,28 @@ static json_t *admin_tpol_body(struct admin_req *r, const struct admin_tpol_path
             return NULL;
         }
         return json_incref(r->body);
-    case ADMIN_TPOL_RATE: {
-        struct ns_dispatch_rate d;
-        const char *why = "Invalid rate: a JSON object is required";
-        if (b && ns_dispatch_rate_parse((enum ns_rate)pp->which, b, &d, &why) == 0)
-            return ns_dispatch_rate_json((enum ns_rate)pp->which, &d);
+    default:
+        break;
+    }
+    /* the policy objects: the value as stored, or 400 with the parser's reason */
+    const char *why = pp->kind == ADMIN_TPOL_RATE ? "Invalid rate: a JSON object is required"
+                      : pp->kind == ADMIN_TPOL_INACTIVE
+                          ? "Invalid inactiveTopicPolicies: a JSON object is required"
+                          : "Invalid delayedDelivery: a JSON object is required";
+    json_t *v = NULL;
+    struct ns_dispatch_rate d;
+    struct ns_inactive in;
+    struct ns_delayed dl;
+    if (pp->kind == ADMIN_TPOL_RATE && b &&
+        ns_dispatch_rate_parse((enum ns_rate)pp->which, b, &d, &why) == 0)
+        v = ns_dispatch_rate_json((enum ns_rate)pp->which, &d);
+    else if (pp->kind == ADMIN_TPOL_INACTIVE && b && ns_inactive_parse(b, &in, &why) == 0)
+        v = ns_inactive_json(&in);
+    else if (pp->kind == ADMIN_TPOL_DELAYED && b && ns_delayed_parse(b, &dl, &why) == 0)
+        v = admin_tpol_delayed_fields(&dl);
+    if (!v)
         admin_reply_error(r->call, 400, why);
-        return NULL;
-    }
-    case ADMIN_TPOL_INACTIVE: {
-        struct ns_inactive in;
-        const char *why = "Invalid inactiveTopicPolicies: a JSON object is required";
-        if (b && ns_inactive_parse(b, &in, &why) == 0)
-            return ns_inactive_json(&in);
-        admin_reply_error(r->call, 400, why);
-        return NULL;
-    }
-    }
-    return NULL;
+    return v;
 }
 
 void admin_h_topic_policy(struct admin_req *r)
@@ -257,6 +300,8 @@ void admin_h_topic_policy(struct admin_req *r)
     json_t *value = NULL;
     if (r->method == EVHTTP_REQ_POST && !(value = admin_tpol_body(r, pp)))
         return;
+    if (r->method == EVHTTP_REQ_DELETE && pp->kind == ADMIN_TPOL_DELAYED)
+        value = admin_tpol_delayed_fields(NULL); /* both fields removed, no other */
     struct admin_tpol_call *tc = mg_calloc(1, sizeof *tc);
     tc->call = r->call;
     tc->env = s;

@@ -143,11 +143,9 @@ static void admin_tp_op_not_found(struct topic_op *op)
  * gone or answered 500 with the error. */
 static bool admin_tp_op_store_ok(struct topic_op *op, int status)
 {
-    if (admin_tp_op_gone(op))
-        return false;
-    if (status >= 0)
+    if (!admin_call_ended(op->call, status))
         return true;
-    admin_tp_op_fail(op, 500, mg_strerror(status));
+    admin_tp_op_free(op);
     return false;
 }
 
@@ -433,6 +431,17 @@ static json_t *admin_tp_sub_json(struct topic *t, const struct topic_sub_stats *
                         json_integer(c ? ml_cursor_num_ranges(c) : 0));
     json_object_set_new(j, "nonContiguousDeletedMessagesRangesSerializedSize", json_integer(0));
     json_object_set_new(j, "delayedMessageIndexSizeInBytes", json_integer(ss->delayed_index_bytes));
+    /* the dispatch passes a rate stopped (no broker-wide dispatch rate here: 0) */
+    static const char *const throttled[TOPIC_RATE_SCOPES][2] = {
+        [TOPIC_RATE_TOPIC] = {"dispatchThrottledMsgEventsByTopicLimit",
+                              "dispatchThrottledBytesEventsByTopicLimit"},
+        [TOPIC_RATE_SUB] = {"dispatchThrottledMsgEventsBySubscriptionLimit",
+                            "dispatchThrottledBytesEventsBySubscriptionLimit"}};
+    for (int sc = 0; sc < TOPIC_RATE_SCOPES; sc++)
+        for (int k = 0; k < 2; k++)
+            json_object_set_new(j, throttled[sc][k], json_integer(ss->throttled[sc][k]));
+    json_object_set_new(j, "dispatchThrottledMsgEventsByBrokerLimit", json_integer(0));
+    json_object_set_new(j, "dispatchThrottledBytesEventsByBrokerLimit", json_integer(0));
     json_object_set_new(j, "subscriptionProperties", json_object());
     json_object_set_new(j, "filterProcessedMsgCount", json_integer(0));
     json_object_set_new(j, "filterAcceptedMsgCount", json_integer(0));
@@ -469,7 +478,7 @@ static json_t *admin_tp_topic_stats_json(struct admin *a, struct topic *t)
     json_object_set_new(j, "backlogQuotaLimitSize", json_integer(st.quota_limit_bytes));
     json_object_set_new(j, "backlogQuotaLimitTime", json_integer(st.quota_limit_secs));
     json_object_set_new(j, "oldestBacklogMessageAgeSeconds", json_integer(st.backlog_age_secs));
-    json_object_set_new(j, "publishRateLimitedTimes", json_integer(0));
+    json_object_set_new(j, "publishRateLimitedTimes", json_integer(st.publish_rate_limited));
     json_object_set_new(j, "earliestMsgPublishTimeInBacklogs", json_integer(0));
     json_object_set_new(j, "offloadedStorageSize", json_integer(0));
     json_object_set_new(j, "lastOffloadLedgerId", json_integer(0));
@@ -2295,8 +2304,153 @@ bool admin_topic_gate(struct admin_req *r)
 
 /* GET P, and GET /admin/v2/namespaces/{tenant}/{namespace}/topics: every topic of the
  * namespace, loaded or not, partitions included. */
+/* ---- non-persistent topics across brokers (Pulsar's NonPersistentTopics.getList) ---------- */
+
+static int admin_np_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reply the names in the JSON array names (taken), sorted, each once. */
+static void admin_np_reply_sorted(struct admin_call *c, json_t *names)
+{
+    size_t n = json_array_size(names), u = 0;
+    const char **v = mg_calloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_string_value(json_array_get(names, i));
+    qsort(v, n, sizeof *v, admin_np_cmp);
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++)
+        if (v[i] && (u == 0 || strcmp(v[u - 1], v[i]) != 0)) {
+            v[u++] = v[i];
+            json_array_append_new(out, json_string(v[i]));
+        }
+    mg_free(v);
+    json_decref(names);
+    admin_reply_json(c, 200, out);
+}
+
+static void admin_np_reply_none(struct admin_call *c)
+{
+    admin_reply_json(c, 200, json_array());
+}
+
+/* GET NPT/{bundle} (Pulsar's getListFromBundle): the non-persistent topics loaded by the
+ * bundle's owner, served there (a redirect from elsewhere); [] when nobody owns it. */
+void admin_h_np_bundle_topics(struct admin_req *r)
+{
+    if (!admin_bundle_here(r, admin_np_reply_none))
+        return;
+    const struct admin_env *s = r->a->env;
+    char *prefix = mg_asprintf("non-persistent://%s/", r->tenant_ns);
+    size_t plen = strlen(prefix), pos = 0;
+    json_t *names = json_array();
+    struct topic *t;
+    while ((t = topic_next(s->topics, &pos))) {
+        const char *full = topic_full_name(t);
+        struct topic_name tn;
+        char range[NS_BUNDLE_NAME_LEN];
+        if (strncmp(full, prefix, plen) != 0 || strchr(full + plen, '/') ||
+            topic_name_parse(full, &tn) < 0)
+            continue;
+        if (ns_topic_bundle(s->ns, &tn, range) >= 0 && strcmp(range, r->p.bundle) == 0)
+            json_array_append_new(names, json_string(full));
+        topic_name_fini(&tn);
+    }
+    mg_free(prefix);
+    admin_np_reply_sorted(r->call, names);
+}
+
+/* A listing of a namespace's non-persistent topics: what is known here, then what the owners
+ * of the bundles not owned here answer. */
+struct admin_np_list {
+    struct admin_call *call;
+    struct ns *ns;   /* borrowed */
+    char *tenant_ns; /* owned */
+    char *path;      /* owned: the namespace's NPT path (encoded) */
+    json_t *names;   /* owned: collected so far */
+};
+
+static void admin_np_list_free(void *arg)
+{
+    struct admin_np_list *l = arg;
+    json_decref(l->names);
+    mg_free(l->tenant_ns);
+    mg_free(l->path);
+    mg_free(l);
+}
+
+static void admin_np_fanned(struct admin_call *c, void *arg, struct admin_sub *subs, int n)
+{
+    struct admin_np_list *l = arg;
+    int bad = admin_fan_first_error(subs, n, 0);
+    if (bad >= 0) {
+        admin_fan_reply_error(c, &subs[bad]);
+    } else {
+        for (int i = 0; i < n; i++) {
+            size_t k;
+            json_t *v;
+            json_array_foreach(subs[i].json, k, v) if (json_is_string(v))
+                json_array_append(l->names, v);
+        }
+        admin_np_reply_sorted(c, json_incref(l->names));
+    }
+    admin_np_list_free(l);
+}
+
+static void admin_np_listed_here(void *data, int status, char **names, int n)
+{
+    struct admin_np_list *l = data;
+    if (admin_call_ended(l->call, status)) {
+        admin_np_list_free(l);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        json_array_append_new(l->names, json_string(names[i]));
+    int nb = ns_namespace_bundles(l->ns, l->tenant_ns), k = 0;
+    char **paths = mg_calloc((size_t)nb + 1, sizeof *paths);
+    char range[NS_BUNDLE_NAME_LEN];
+    for (int i = 0; i < nb; i++) {
+        ns_bundle_name(nb, i, range);
+        if (!ns_bundle_owned(l->ns, l->tenant_ns, range)) /* (owned here: listed already) */
+            paths[k++] = mg_asprintf("%s/%s", l->path, range);
+    }
+    if (k == 0) {
+        mg_free(paths);
+        admin_np_reply_sorted(l->call, json_incref(l->names));
+        admin_np_list_free(l);
+        return;
+    }
+    admin_fan(l->call, EVHTTP_REQ_GET, paths, k, NULL, admin_np_fanned, admin_np_list_free, l);
+    mg_free(paths);
+}
+
+/* GET NPT: this broker's non-persistent topics (and its partitioned ones' partitions) with
+ * those of the namespace's other bundles, asked of their owners (GET NPT/{bundle}). */
+static void admin_np_list(struct admin_req *r)
+{
+    struct admin_np_list *l = mg_calloc(1, sizeof *l);
+    l->call = r->call;
+    l->ns = r->a->env->ns;
+    l->tenant_ns = mg_strdup(r->tenant_ns);
+    char *t = evhttp_uriencode(r->p.tenant, -1, 0), *local = evhttp_uriencode(r->p.ns, -1, 0);
+    l->path = mg_asprintf("/admin/v2/non-persistent/%s/%s", t, local);
+    free(t);
+    free(local);
+    l->names = json_array();
+    if (ns_list_topics_in(l->ns, r->tenant_ns, NS_DOMAIN_NON_PERSISTENT, false,
+                          admin_np_listed_here, l) < 0) {
+        admin_reply_error(r->call, 404, "Namespace does not exist");
+        admin_np_list_free(l);
+    }
+}
+
 void admin_h_topics(struct admin_req *r)
 {
+    if (admin_domain(r) == NS_DOMAIN_NON_PERSISTENT) {
+        admin_np_list(r);
+        return;
+    }
     if (ns_list_topics_in(r->a->env->ns, r->tenant_ns, admin_domain(r), false, admin_reply_names,
                           r->call) < 0)
         admin_reply_error(r->call, 404, "Namespace does not exist");

@@ -294,6 +294,8 @@ struct ns_auto_create conn_auto_create(struct conn *c, const struct topic_name *
 /* May the connection list the topics of tenant_ns (Consume on the namespace, with
  * authorization on)? When not, the request is answered AuthorizationError here. */
 bool conn_namespace_readable(struct conn *c, const char *tenant_ns, uint64_t request_id);
+/* The same check, without an answer: may c's role list tenant_ns's topics? */
+bool conn_namespace_granted(struct conn *c, const char *tenant_ns);
 
 /* ---- conn_watch.c --------------------------------------------------------------------------- */
 
@@ -304,6 +306,9 @@ void conn_handle_watch_topic_list_close(struct conn *c,
                                         const Pulsar__Proto__CommandWatchTopicListClose *m);
 /* The connection closes: its watchers end (nothing is sent). */
 void conn_watch_close_all(struct conn *c);
+/* tenant_ns's grants changed: c's topic list watchers of it whose role may no longer list its
+ * topics are ended (no more WATCH_TOPIC_UPDATE). */
+void conn_watch_recheck(struct conn *c, const char *tenant_ns);
 
 /* ---- conn_schema.c -------------------------------------------------------------------------- */
 

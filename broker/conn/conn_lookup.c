@@ -130,6 +130,7 @@ void conn_authz_recheck(struct conn *c, const char *tenant_ns)
         }
         topic_name_fini(&tn);
     }
+    conn_watch_recheck(c, tenant_ns);
 }
 
 struct ns_auto_create conn_auto_create(struct conn *c, const struct topic_name *tn)
@@ -360,7 +361,7 @@ static void conn_topics_listed(void *data, int status, char **names, int n)
     conn_topics_req_free(q);
 }
 
-bool conn_namespace_readable(struct conn *c, const char *tenant_ns, uint64_t request_id)
+bool conn_namespace_granted(struct conn *c, const char *tenant_ns)
 {
     /* Consume granted on the namespace itself (a topic's grant is not enough), as Pulsar's
      * provider decides NamespaceOperation.GET_TOPICS. */
@@ -374,6 +375,12 @@ bool conn_namespace_readable(struct conn *c, const char *tenant_ns, uint64_t req
     bool ok = conn_authorized(c, &ns_tn, AUTH_CONSUME, true, NULL);
     mg_free(ns_tn.tenant);
     mg_free(ns_tn.ns);
+    return ok;
+}
+
+bool conn_namespace_readable(struct conn *c, const char *tenant_ns, uint64_t request_id)
+{
+    bool ok = conn_namespace_granted(c, tenant_ns);
     if (!ok) {
         conn_log_unauthorized(c, "topics of", tenant_ns ? tenant_ns : "");
         conn_send_error(c, request_id, -MG_EAUTHZ,

@@ -9,7 +9,11 @@
  * persistent topics, keeps those the pattern matches and answers WATCH_TOPIC_LIST_SUCCESS
  * with them and their hash (no topics when the client's hash is already that one). From then
  * on each matching topic created or deleted is one WATCH_TOPIC_UPDATE carrying the new hash.
- * WATCH_TOPIC_LIST_CLOSE ends it (SUCCESS); so does the connection's close.
+ * WATCH_TOPIC_LIST_CLOSE ends it (SUCCESS); so does the connection's close, and a change of
+ * the namespace's grants that takes the role's consume permission on it away
+ * (conn_watch_recheck, with the producers' and consumers' re-check): the watcher is dropped,
+ * no update follows. (Pulsar's TopicListService checks only when the watcher is made; the
+ * protocol has no command telling a client its watcher ended, so it is only logged.)
  *
  * Failure modes: pattern evaluation disabled, a pattern longer than
  * subscriptionPatternMaxLength or CONN_MAX_TOPIC_WATCHERS watchers on the connection already
@@ -35,6 +39,7 @@ struct conn_watcher {
     LIST_ENTRY(conn_watcher) link;
     struct conn *conn; /* borrowed: the connection frees its watchers when it closes */
     uint64_t id;
+    char *ns;                  /* owned: the namespace watched ("t/ns") */
     uint64_t request_id;       /* of the WATCH_TOPIC_LIST, until answered */
     char *client_hash;         /* the client's topics_hash, or NULL */
     bool ready;                /* WATCH_TOPIC_LIST_SUCCESS sent: changes are told */
@@ -69,6 +74,7 @@ static void conn_watcher_free(struct conn_watcher *w)
     ns_pattern_free(w->pat);
     mg_free_strv(w->topics, w->n);
     mg_free(w->client_hash);
+    mg_free(w->ns);
     mg_free(w);
 }
 
@@ -77,6 +83,21 @@ void conn_watch_close_all(struct conn *c)
     struct conn_watcher *w;
     while ((w = LIST_FIRST(&c->watchers)))
         conn_watcher_free(w);
+}
+
+void conn_watch_recheck(struct conn *c, const char *tenant_ns)
+{
+    struct conn_watcher *w, *next;
+    for (w = LIST_FIRST(&c->watchers); w; w = next) {
+        next = LIST_NEXT(w, link);
+        if (strcmp(w->ns, tenant_ns) != 0 || conn_namespace_granted(c, tenant_ns))
+            continue;
+        MG_INFO("conn",
+                "[%" PRIu64 "] topic list watcher %" PRIu64
+                " on %s ended: role %s may no longer list its topics",
+                conn_id(c), w->id, tenant_ns, conn_role(c) ? conn_role(c) : "(none)");
+        conn_watcher_free(w);
+    }
 }
 
 /* Index of name in the sorted list, or where it would go (*found false). */
@@ -234,6 +255,7 @@ void conn_handle_watch_topic_list(struct conn *c, const Pulsar__Proto__CommandWa
     struct conn_watcher *w = mg_calloc(1, sizeof *w);
     w->conn = c;
     w->id = m->watcher_id;
+    w->ns = mg_strdup(m->namespace_);
     w->request_id = m->request_id;
     w->client_hash = m->topics_hash ? mg_strdup(m->topics_hash) : NULL;
     w->pat = pat;

@@ -314,12 +314,14 @@ int ns_partitions_sync(struct ns *s, const char *base_full_name, ns_done_cb cb, 
  * one JSON object with Pulsar's field names (deduplicationEnabled, maxProducerPerTopic,
  * maxConsumerPerTopic, maxConsumersPerSubscription, maxSubscriptionsPerTopic,
  * maxUnackedMessagesOnConsumer, maxUnackedMessagesOnSubscription, dispatchRate,
- * subscriptionDispatchRate, publishRate, inactiveTopicPolicies). A topic loaded here is tracked:
+ * subscriptionDispatchRate, publishRate, inactiveTopicPolicies, delayedDeliveryEnabled,
+ * delayedDeliveryTickTimeMillis). A topic loaded here is tracked:
  * its stored policies, and every later change (a store watch), are applied to it and its sibling
  * partitions (topic_set_topic_deduplication, topic_set_topic_limit, ..._dispatch_rate,
- * ..._publish_rate). get answers the stored field (borrowed; NULL when not set); set writes
- * value (taken; NULL removes the field; field NULL removes them all) and applies it here at
- * once. Synchronously: -MG_EBADNAME, -MG_ECLOSED. */
+ * ..._publish_rate). get answers the stored field (borrowed; NULL when not set; field NULL:
+ * the whole object); set writes value (taken; NULL removes the field; field NULL: value an
+ * object whose members are set, a null member removed, or value NULL: removes them all) and
+ * applies it here at once. Synchronously: -MG_EBADNAME, -MG_ECLOSED. */
 typedef void (*ns_topic_pol_cb)(void *data, int status, const json_t *value);
 void ns_topic_policies_track(struct ns *s, struct topic *t);
 int ns_topic_policy_get(struct ns *s, const char *base_full_name, const char *field,

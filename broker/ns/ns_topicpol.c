@@ -1,8 +1,8 @@
 /*
  * ns_topicpol.c - topic-level policies (Pulsar's TopicPolicies): deduplicationEnabled, the
  * limits (maxProducerPerTopic ... maxUnackedMessagesOnSubscription), the rates
- * (dispatchRate, subscriptionDispatchRate, publishRate) and inactiveTopicPolicies, one row
- * each in ns_tpol_fields.
+ * (dispatchRate, subscriptionDispatchRate, publishRate), inactiveTopicPolicies and
+ * delayedDeliveryEnabled with delayedDeliveryTickTimeMillis, one row each in ns_tpol_fields.
  *
  * Each topic's policies are one TopicPolicies JSON object ({"deduplicationEnabled": true})
  * in the metadata store at
@@ -15,7 +15,8 @@
  * reads its node and keeps a one-shot data watch on it, re-armed on each event (set the
  * watch, then read); each read applies every field to every loaded topic of that base name
  * (topic_set_topic_deduplication, topic_set_topic_limit, topic_set_topic_dispatch_rate,
- * topic_set_topic_publish_rate, topic_set_topic_inactive_policy; a field not set goes back
+ * topic_set_topic_publish_rate, topic_set_topic_inactive_policy,
+ * topic_set_topic_delayed_delivery; a field not set goes back
  * to the namespace's), which wins
  * over the namespace's and the broker's (deduplicationEnabled last: it may release a held
  * topic's waiters, which may free it). A change made through this broker is applied at once,
@@ -54,7 +55,8 @@ struct ns_tpol_op {
     struct ns *s;
     char *base, *path;
     bool set;      /* a write follows the read */
-    char *field;   /* owned: the TopicPolicies field; NULL: all of them (set removes the node) */
+    char *field;   /* owned: the TopicPolicies field; NULL: all of them (get: the whole object;
+                      set: each member of value, null removing it, or value NULL: the node) */
     json_t *value; /* owned: set: the new value (NULL removes the field) */
     ns_topic_pol_cb get_cb;
     ns_done_cb done_cb;
@@ -74,7 +76,7 @@ static char *ns_tpol_path(const char *base)
 }
 
 /* The TopicPolicies fields applied to topics: name, kind and the topic's enum. */
-enum ns_tpol_kind { NS_TPOL_BOOL, NS_TPOL_LIMIT, NS_TPOL_RATE, NS_TPOL_INACTIVE };
+enum ns_tpol_kind { NS_TPOL_BOOL, NS_TPOL_LIMIT, NS_TPOL_RATE, NS_TPOL_INACTIVE, NS_TPOL_DELAYED };
 static const struct ns_tpol_field {
     const char *name;
     enum ns_tpol_kind kind;
@@ -90,6 +92,7 @@ static const struct ns_tpol_field {
     {"subscriptionDispatchRate", NS_TPOL_RATE, NS_RATE_SUB},
     {"publishRate", NS_TPOL_RATE, NS_RATE_PUBLISH},
     {"inactiveTopicPolicies", NS_TPOL_INACTIVE, 0},
+    {"delayedDeliveryEnabled", NS_TPOL_DELAYED, 0}, /* with delayedDeliveryTickTimeMillis */
     /* last: releasing a held topic runs its waiters, which may close and free it */
     {"deduplicationEnabled", NS_TPOL_BOOL, 0},
 };
@@ -129,6 +132,12 @@ static void ns_tpol_apply_one(struct topic *t, const json_t *pol)
             struct topic_inactive_policy tp = {in.delete_while_inactive, in.caught_up,
                                                in.max_secs * 1000};
             topic_set_topic_inactive_policy(t, set ? &tp : NULL);
+            break;
+        }
+        case NS_TPOL_DELAYED: {
+            const json_t *tick = json_object_get(pol, "delayedDeliveryTickTimeMillis");
+            topic_set_topic_delayed_delivery(t, json_is_boolean(v) ? json_is_true(v) : -1,
+                                             json_is_integer(tick) ? json_integer_value(tick) : 0);
             break;
         }
         }
@@ -321,6 +330,12 @@ void ns_topicpol_fini(struct ns *s)
 
 /* ---- admin calls ------------------------------------------------------------------------- */
 
+/* A get's answer: field of pol, or (field NULL) pol itself. */
+static const json_t *ns_tpol_field(const json_t *pol, const char *field)
+{
+    return field ? json_object_get(pol, field) : pol;
+}
+
 static void ns_tpol_op_free(struct ns_tpol_op *op)
 {
     meta_req_fini(&op->req);
@@ -355,10 +370,21 @@ static void ns_tpol_op_write_cb(struct meta_req *req, int status)
 }
 
 /* The change of a set onto op->pol: its field set to (or, value NULL, taken off) value; no
- * field: every field taken off. */
+ * field: each member of value set (a null one taken off), or without value every field taken
+ * off. */
 static void ns_tpol_op_change(struct ns_tpol_op *op)
 {
-    if (!op->field)
+    if (!op->field && op->value) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(op->value, k, v)
+        {
+            if (json_is_null(v))
+                json_object_del(op->pol, k);
+            else
+                json_object_set(op->pol, k, v);
+        }
+    } else if (!op->field)
         json_object_clear(op->pol);
     else if (op->value)
         json_object_set(op->pol, op->field, op->value);
@@ -382,7 +408,7 @@ static void ns_tpol_op_read_cb(struct meta_req *req, int status)
     memset(&op->req, 0, sizeof op->req);
     op->req.data = op;
     if (!op->set) {
-        op->get_cb(op->data, 0, json_object_get(op->pol, op->field));
+        op->get_cb(op->data, 0, ns_tpol_field(op->pol, op->field));
         ns_tpol_op_free(op);
         return;
     }
@@ -412,7 +438,7 @@ static void ns_tpol_op_nometa(void *arg)
         ns_tpol_op_written(op, 0);
         return;
     }
-    op->get_cb(op->data, 0, e ? json_object_get(e->pol, op->field) : NULL);
+    op->get_cb(op->data, 0, e ? ns_tpol_field(e->pol, op->field) : NULL);
     ns_tpol_op_free(op);
 }
 
@@ -444,7 +470,7 @@ static int ns_tpol_op_start(struct ns *s, const char *base, struct ns_tpol_op *t
 int ns_topic_policy_get(struct ns *s, const char *base, const char *field, ns_topic_pol_cb cb,
                         void *data)
 {
-    struct ns_tpol_op t = {.field = mg_strdup(field), .get_cb = cb, .data = data};
+    struct ns_tpol_op t = {.field = field ? mg_strdup(field) : NULL, .get_cb = cb, .data = data};
     return ns_tpol_op_start(s, base, &t);
 }
 

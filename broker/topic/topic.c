@@ -112,6 +112,9 @@ static bool topic_inactive_active(struct topic *t, bool caught_up)
 {
     if (t->producers.count > 0 || t->compact.job)
         return true;
+    if (!t->name.persistent) /* NonPersistentTopic.isActive: any subscription, whatever the mode
+                                (its subscriptions go with their last consumer) */
+        return t->subs.count > 0;
     if (t->compact.cursor && (!caught_up || ml_cursor_backlog(t->compact.cursor) > 0))
         return true;
     size_t pos = 0;
@@ -124,13 +127,14 @@ static bool topic_inactive_active(struct topic *t, bool caught_up)
     return false;
 }
 
-/* brokerDeleteInactiveTopics (Pulsar's PersistentTopic.checkGC, topic.h): a topic not under
- * deleteWhileInactive is left alone (its activity is not even tracked, as Pulsar's); an
- * active one is active from now; one inactive for long enough, whose retention time does not
- * keep it, is deleted with its data. */
+/* brokerDeleteInactiveTopics (Pulsar's PersistentTopic.checkGC and NonPersistentTopic.checkGC,
+ * topic.h): a topic not under deleteWhileInactive is left alone (its activity is not even
+ * tracked, as Pulsar's); an active one is active from now; one inactive for long enough,
+ * whose retention time does not keep it (a non-persistent topic keeps nothing), is deleted
+ * with its data. */
 static void topic_inactive_check(struct topic *t)
 {
-    if (t->state != TOPIC_READY || !t->reg || !t->name.persistent || !t->ml || t->system)
+    if (t->state != TOPIC_READY || !t->reg || !t->ml || t->system)
         return;
     struct topic_inactive_policy pol = topic_inactive_policy(t);
     if (!pol.delete_while_inactive)
@@ -143,7 +147,7 @@ static void topic_inactive_check(struct topic *t)
     uint64_t idle = now - t->active_ms;
     if (idle < (uint64_t)(pol.max_inactive_ms > 0 ? pol.max_inactive_ms : 0))
         return;
-    int64_t keep_min = ml_retention_time_minutes(t->ml);
+    int64_t keep_min = t->name.persistent ? ml_retention_time_minutes(t->ml) : 0;
     if (keep_min < 0 || idle < (uint64_t)keep_min * 60000)
         return; /* its retention time still covers its last activity */
     MG_INFO(MOD,
@@ -443,7 +447,7 @@ int topic_get(struct topic_registry *r, const char *full_name, bool create, topi
     t->create = create;
     t->loop = r->loop;
     t->ttl_secs = -1;
-    t->delayed_enabled = -1;
+    t->delayed.enabled = t->topic_delayed.enabled = -1;
     t->system = topic_name_is_system(&t->name);
     t->active_ms = mg_loop_mono_ms(t->loop);
     for (int i = 0; i < TOPIC_LIMITS; i++)
@@ -1006,6 +1010,7 @@ void topic_get_stats(struct topic *t, struct topic_stats *out)
     int64_t age = topic_backlog_age_ms(t);
     out->backlog_age_secs = age < 0 ? -1 : age / 1000;
     memcpy(out->quota_evictions, t->quota_evictions, sizeof out->quota_evictions);
+    out->publish_rate_limited = t->publish_limited;
 }
 
 int64_t topic_backlog_bytes(struct topic *t)
@@ -1269,6 +1274,7 @@ void topic_registry_stats_update(struct topic_registry *r, uint64_t now_ms)
             continue;
         double secs = now_ms > t->stats_ms ? (double)(now_ms - t->stats_ms) / 1000.0 : 0.0;
         t->stats_ms = now_ms;
+        t->publish_limited = 0; /* Pulsar's publishRateLimitedTimes: per stats interval */
         t->rate_msg_in = topic_rate_of(t->msg_in, &t->prev_msg_in, secs);
         t->rate_bytes_in = topic_rate_of(t->bytes_in, &t->prev_bytes_in, secs);
         t->rate_entries_in = topic_rate_of(t->entries_in, &t->prev_entries_in, secs);

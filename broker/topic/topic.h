@@ -346,6 +346,9 @@ struct topic_sub_stats {
     bool blocked;                /* at maxUnackedMessagesPerSubscription */
     int64_t delayed;             /* entries held back by delayed delivery (msgDelayed) */
     int64_t delayed_index_bytes; /* memory of their index (delayedMessageIndexSizeInBytes) */
+    /* dispatch passes a rate stopped, by enum topic_rate_scope and kind (0: messages, 1:
+     * bytes): dispatchThrottled{Msg,Bytes}EventsBy{Topic,Subscription}Limit */
+    int64_t throttled[TOPIC_RATE_SCOPES][2];
     int n_consumers;
     int64_t msg_out_counter, bytes_out_counter;
     int64_t ack_counter; /* entries acknowledged through consumers */
@@ -367,6 +370,8 @@ struct topic_stats {
     int64_t backlog_size;
     int64_t msg_backlog;         /* sum of the subscriptions' backlogs (entries) */
     int64_t delayed_index_bytes; /* delayed delivery's indexes (delayedMessageIndexSizeInBytes) */
+    /* throttles of the publish rate since the last stats roll (publishRateLimitedTimes) */
+    int64_t publish_rate_limited;
     /* quotas: the limits (-1 = none), the age in seconds of the oldest unacknowledged
      * message at the last check (-1 = unknown or no backlog) and the evictions done */
     int64_t quota_limit_bytes, quota_limit_secs;
@@ -498,6 +503,8 @@ struct topic_dispatch_rate topic_registry_rate(const struct topic_registry *r, i
  * Pulsar's throttling; nothing is refused. rate NULL: back to the broker's keys. */
 void topic_set_publish_rate(struct topic *t, const struct topic_dispatch_rate *rate);
 struct topic_dispatch_rate topic_publish_rate(const struct topic *t);
+/* A non-zero answer while the topic is not already throttled starts a throttle, counted in
+ * topic_stats.publish_rate_limited. */
 int64_t topic_publish_wait_ms(struct topic *t);
 
 void topic_set_message_ttl(struct topic *t, int64_t secs);
@@ -528,15 +535,18 @@ void topic_check_backlog_quota(struct topic *t);
 
 /* ---- inactive topic deletion (Pulsar's PersistentTopic.checkGC) --------------------------
  *
- * Every topic_config.inactive_check_ms each loaded persistent topic whose policy in force has
+ * Every topic_config.inactive_check_ms each loaded topic whose policy in force has
  * delete_while_inactive is looked at: it is active while it has a producer or a consumer, or
  * (delete_when_no_subscriptions) any subscription, or (delete_when_subscriptions_caught_up)
  * a subscription with a backlog; then it is deleted with its data (as an admin delete without
  * force) once it has been inactive for max_inactive_ms and its retention time (its managed
  * ledger's, ml_retention_time_minutes) does not cover its last activity: a negative
  * retention time keeps it forever (Pulsar's shouldTopicBeRetained; the retention size does
- * not count). A policy is the topic's own (TopicPolicies.inactiveTopicPolicies), else its
- * namespace's (Policies.inactive_topic_policies), else the registry's. */
+ * not count). A non-persistent topic (NonPersistentTopic.checkGC) is active while it has a
+ * producer or a subscription, whatever the mode (a subscription goes with its last
+ * consumer), and has no retention. A policy is the topic's own
+ * (TopicPolicies.inactiveTopicPolicies), else its namespace's (Policies.inactive_topic_policies),
+ * else the registry's. */
 struct topic_inactive_policy {
     bool delete_while_inactive; /* deleteWhileInactive */
     bool caught_up;             /* inactiveTopicDeleteMode: delete_when_subscriptions_caught_up
@@ -560,6 +570,10 @@ void topic_registry_set_inactive_hook(struct topic_registry *r, topic_deleted_fn
  * tick in ms (> 0); enabled -1: not set (the registry's delayed_enabled and delayed_tick_ms).
  * Applies to what is read from now on; positions already held wait for their time. */
 void topic_set_delayed_delivery(struct topic *t, int enabled, int64_t tick_ms);
+/* The topic's own (TopicPolicies delayedDeliveryEnabled, delayedDeliveryTickTimeMillis):
+ * enabled 1, 0 or -1 (not set) and tick_ms (<= 0: not set); each set value wins over the
+ * namespace's, which wins over the registry's. */
+void topic_set_topic_delayed_delivery(struct topic *t, int enabled, int64_t tick_ms);
 bool topic_delayed_enabled(const struct topic *t);
 int64_t topic_delayed_tick_ms(const struct topic *t);
 

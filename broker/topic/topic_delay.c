@@ -13,8 +13,10 @@
  * positions into the replay set (up to TOPIC_DELAY_RELEASE_MAX there: the passes that
  * deliver them release the rest), from where they are read back and delivered like
  * redeliveries. A time at or before the cutoff, 0 or negative is delivered at once. Whether
- * entries are held back and the tick are the namespace's delayed_delivery_policies when set
- * (topic_set_delayed_delivery), else delayedDeliveryEnabled / delayedDeliveryTickTimeMillis.
+ * entries are held back and the tick are each the topic's own when set (TopicPolicies
+ * delayedDeliveryEnabled / delayedDeliveryTickTimeMillis: topic_set_topic_delayed_delivery),
+ * else the namespace's delayed_delivery_policies (topic_set_delayed_delivery), else
+ * delayedDeliveryEnabled / delayedDeliveryTickTimeMillis, as Pulsar's topic policy hierarchy.
  *
  * Restart and moves: nothing is stored. Entries held in the index are not acknowledged, so
  * the cursor of a subscription loaded again (after a restart, or on the broker the topic
@@ -40,24 +42,38 @@
  * moves (and sorts in) a large index at once; the passes that deliver them release more. */
 #define TOPIC_DELAY_RELEASE_MAX 1000
 
-void topic_set_delayed_delivery(struct topic *t, int enabled, int64_t tick_ms)
+static void topic_delay_layer_put(struct topic_delay_layer *l, int enabled, int64_t tick_ms)
 {
-    t->delayed_enabled = enabled < 0 ? -1 : enabled > 0;
-    t->delayed_tick_ms = enabled < 0 ? 0 : tick_ms;
+    l->enabled = enabled < 0 ? -1 : enabled > 0;
+    l->tick_ms = tick_ms > 0 ? tick_ms : 0;
 }
 
+void topic_set_delayed_delivery(struct topic *t, int enabled, int64_t tick_ms)
+{
+    topic_delay_layer_put(&t->delayed, enabled, enabled < 0 ? 0 : tick_ms);
+}
+
+void topic_set_topic_delayed_delivery(struct topic *t, int enabled, int64_t tick_ms)
+{
+    topic_delay_layer_put(&t->topic_delayed, enabled, tick_ms);
+}
+
+/* Each value from the first layer that sets it: the topic's, the namespace's, the broker's. */
 bool topic_delayed_enabled(const struct topic *t)
 {
-    if (t->delayed_enabled >= 0)
-        return t->delayed_enabled > 0;
+    if (t->topic_delayed.enabled >= 0)
+        return t->topic_delayed.enabled > 0;
+    if (t->delayed.enabled >= 0)
+        return t->delayed.enabled > 0;
     return t->reg && t->reg->cfg.delayed_enabled;
 }
 
 int64_t topic_delayed_tick_ms(const struct topic *t)
 {
-    int64_t tick = t->delayed_enabled >= 0 ? t->delayed_tick_ms
-                   : t->reg                ? t->reg->cfg.delayed_tick_ms
-                                           : 0;
+    int64_t tick = t->topic_delayed.tick_ms ? t->topic_delayed.tick_ms
+                   : t->delayed.tick_ms     ? t->delayed.tick_ms
+                   : t->reg                 ? t->reg->cfg.delayed_tick_ms
+                                            : 0;
     return tick > 0 ? tick : 1000;
 }
 

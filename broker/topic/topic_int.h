@@ -149,6 +149,13 @@ struct topic_bucket {
     bool primed;
 };
 
+/* One layer of delayed delivery: enabled 1 or 0, -1 = not set (the next layer's); its tick
+ * in ms, 0 = not set (the next layer's). */
+struct topic_delay_layer {
+    int enabled;
+    int64_t tick_ms;
+};
+
 struct topic {
     int refs; /* the registry's (1) plus callbacks in progress */
     enum topic_state state;
@@ -182,6 +189,11 @@ struct topic {
     bool topic_rate_set[TOPIC_RATE_SCOPES + 1];
     struct topic_dispatch_rate topic_rate[TOPIC_RATE_SCOPES + 1];
     struct topic_bucket publish_bucket;
+    /* Pulsar's publishRateLimitedTimes: the throttles of the publish rate since the last stats
+     * roll (reset there, as Pulsar's updateRates); a throttle lasts until
+     * publish_limited_until (monotonic ms), the publishes it pauses count once */
+    int64_t publish_limited;
+    uint64_t publish_limited_until;
     int64_t msg_expired; /* entries acknowledged by expiry */
     bool expiring;       /* the expiry timer's search is running (the next tick skips the topic) */
     bool quota_set[TOPIC_QUOTA_TYPES]; /* quota[type] overrides the registry's default */
@@ -199,8 +211,9 @@ struct topic {
     bool system; /* topic_name_is_system: never deleted for inactivity */
     bool inactive_set, topic_inactive_set;
     struct topic_inactive_policy inactive, topic_inactive;
-    int delayed_enabled;         /* the namespace's delayed delivery: 1, 0, -1 = not set */
-    int64_t delayed_tick_ms;     /* its tick (when set) */
+    /* delayed delivery: the namespace's (delayed_delivery_policies) and the topic's own
+     * (TopicPolicies delayedDeliveryEnabled / delayedDeliveryTickTimeMillis) */
+    struct topic_delay_layer delayed, topic_delayed;
     bool fence_pending;          /* an unload after fencing is scheduled */
     struct mg_timer fence_timer; /* runs that unload (holds a reference) */
     /* statistics (topic_registry_stats_update) */
@@ -364,6 +377,10 @@ struct topic_sub {
     int64_t unacked;
     bool unacked_blocked;       /* at maxUnackedMessagesPerSubscription, until below half of it */
     struct topic_bucket bucket; /* TOPIC_RATE_SUB */
+    /* dispatch passes stopped by a rate, by scope (enum topic_rate_scope) and kind (0:
+     * messages, 1: bytes): Pulsar's dispatchThrottled{Msg,Bytes}EventsBy{Topic,Subscription}Limit
+     */
+    int64_t throttled[TOPIC_RATE_SCOPES][2];
     int64_t msg_out, bytes_out;
     bool has_type;             /* a consumer attached once (else type "None") */
     bool read_compacted;       /* reads at or before the horizon come from the compacted view */

@@ -15,6 +15,8 @@
  * The publish rate (a namespace's publishRate, else maxPublishRatePerTopicInMessages/InBytes)
  * is one more bucket per topic, taken from by every publish; the connections of its
  * producers stop reading for topic_publish_wait_ms (conn.c, at least its throttling tick).
+ * Each throttle is counted once (publishRateLimitedTimes), however many publishes already read
+ * reach it before it ends.
  */
 #include "topic/topic_int.h"
 
@@ -107,9 +109,10 @@ static void topic_bucket_refill(struct topic_bucket *b, const struct topic_dispa
     b->last_ms = now;
 }
 
-/* One scope's room (INT64_MAX: no limit); *wait_ms raised to the time until it has some. */
+/* One scope's room (INT64_MAX: no limit); *wait_ms raised to the time until it has some;
+ * out (may be NULL): [0] / [1] set when its messages / bytes are exhausted. */
 static int64_t topic_bucket_room(struct topic_bucket *b, const struct topic_dispatch_rate *r,
-                                 int64_t now, int64_t *bytes, int64_t *wait_ms)
+                                 int64_t now, int64_t *bytes, int64_t *wait_ms, bool out[2])
 {
     if (!topic_rate_on(r))
         return INT64_MAX;
@@ -118,6 +121,8 @@ static int64_t topic_bucket_room(struct topic_bucket *b, const struct topic_disp
     int64_t room = INT64_MAX;
     if (r->msgs > 0) {
         room = b->msgs >= 1 ? (int64_t)b->msgs : 0;
+        if (room == 0 && out)
+            out[0] = true;
         if (room == 0)
             *wait_ms = fmax((double)*wait_ms, ceil((1 - b->msgs) * period / (double)r->msgs));
     }
@@ -125,6 +130,8 @@ static int64_t topic_bucket_room(struct topic_bucket *b, const struct topic_disp
         int64_t rb = b->bytes >= 1 ? (int64_t)b->bytes : 0;
         if (rb == 0) {
             room = 0;
+            if (out)
+                out[1] = true;
             *wait_ms = fmax((double)*wait_ms, ceil((1 - b->bytes) * period / (double)r->bytes));
         }
         if (rb < *bytes)
@@ -143,11 +150,15 @@ int64_t topic_rate_room(struct topic_sub *s, int64_t *bytes)
         return INT64_MAX;
     int64_t now = (int64_t)mg_loop_mono_ms(t->loop);
     int64_t wait_ms = 0;
-    int64_t a = topic_bucket_room(&t->bucket, &rt, now, bytes, &wait_ms);
-    int64_t b = topic_bucket_room(&s->bucket, &rs, now, bytes, &wait_ms);
+    bool out[TOPIC_RATE_SCOPES][2] = {{false, false}, {false, false}};
+    int64_t a = topic_bucket_room(&t->bucket, &rt, now, bytes, &wait_ms, out[TOPIC_RATE_TOPIC]);
+    int64_t b = topic_bucket_room(&s->bucket, &rs, now, bytes, &wait_ms, out[TOPIC_RATE_SUB]);
     int64_t room = a < b ? a : b;
     if (room > 0 && *bytes > 0)
         return room;
+    for (int sc = 0; sc < TOPIC_RATE_SCOPES; sc++) /* one throttle event per stopped pass */
+        for (int k = 0; k < 2; k++)
+            s->throttled[sc][k] += out[sc][k];
     mg_timer_start(&s->retry_timer,
                    (uint64_t)(wait_ms > TOPIC_RATE_MIN_WAIT_MS ? wait_ms : TOPIC_RATE_MIN_WAIT_MS));
     return 0;
@@ -205,7 +216,13 @@ int64_t topic_publish_wait_ms(struct topic *t)
     if (!topic_rate_on(&r))
         return 0;
     int64_t bytes = INT64_MAX, wait_ms = 0;
-    int64_t room = topic_bucket_room(&t->publish_bucket, &r, (int64_t)mg_loop_mono_ms(t->loop),
-                                     &bytes, &wait_ms);
-    return room > 0 && bytes > 0 ? 0 : (wait_ms > 1 ? wait_ms : 1);
+    uint64_t now = mg_loop_mono_ms(t->loop);
+    int64_t room = topic_bucket_room(&t->publish_bucket, &r, (int64_t)now, &bytes, &wait_ms, NULL);
+    if (room > 0 && bytes > 0)
+        return 0;
+    wait_ms = wait_ms > 1 ? wait_ms : 1;
+    if (now >= t->publish_limited_until) /* a new throttle (not a publish it already paused) */
+        t->publish_limited++;
+    t->publish_limited_until = now + (uint64_t)wait_ms;
+    return wait_ms;
 }

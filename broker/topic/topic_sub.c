@@ -1112,6 +1112,7 @@ void topic_sub_get_stats(struct topic_sub *s, struct topic_sub_stats *out)
     out->blocked = topic_sub_unacked_blocked(s);
     out->delayed = s->delay.n;
     out->delayed_index_bytes = (int64_t)s->delay.cap * (int64_t)sizeof *s->delay.heap;
+    memcpy(out->throttled, s->throttled, sizeof out->throttled);
     out->n_consumers = s->n_consumers;
     out->msg_out_counter = s->msg_out;
     out->bytes_out_counter = s->bytes_out;

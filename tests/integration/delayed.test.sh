@@ -22,6 +22,9 @@
 #      (msgDelayed 1).
 #   6. A namespace whose delayedDelivery policy says active=false: a Shared consumer gets
 #      messages due in 10 minutes at once.
+#   7. A topic of that namespace with its own delayedDelivery (active=true): the topic's wins
+#      (GET ?applied=true shows it), messages due in 10 minutes are held (msgDelayed); after
+#      DELETE the namespace's applies again.
 # Prints PASS:/FAIL: lines and a SUMMARY line; exits non-zero on failure. Everything started is
 # stopped by pid. Environment: MAGNETAR_BIN.
 set -u
@@ -118,6 +121,17 @@ LATE=$(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1])
 V=$(wait_delayed sh -eq 1 10) && pass "the one due in a day stays held (msgDelayed $V)" \
     || fail "msgDelayed $V at the end, want 1"
 
+# consume_and_send_later C P TOPIC SUB N S: a Shared consumer C of SUB (N messages, S s
+# deadline) started, then N messages due in 10 minutes sent by P and all acknowledged
+consume_and_send_later() {
+    start_node "$1" 60 lib/delayed-probe.js --mode consume --url "$URL" --topic "$3" --sub "$4" \
+        --type Shared --count "$5" --out "$T/$1.json" --deadline-s "$6"
+    run_node 60 "$2" lib/delayed-probe.js --mode produce --url "$URL" --topic "$3" --count "$5" \
+        --kinds delay --delay-ms 600000 --out "$T/$2.json" \
+        && [ "$(json "$T/$2.json" acked)" = "$5" ] && pass "$5 messages due in 10 minutes stored" \
+        || fail "produce to $3: $(cat "$T/$2.json" 2>/dev/null) $(tail -n 3 "$T/$2.err")"
+}
+
 # ---- 6. a namespace whose delayedDelivery policy is off delivers at once ---------------------
 NSA="http://127.0.0.1:$(port_of sa webServicePort)/admin/v2/namespaces/public/nodelay"
 NDT="persistent://public/nodelay/$TOPIC"
@@ -128,17 +142,34 @@ expect_http 200 "GET its delayedDelivery" "$NSA/delayedDelivery" \
     && { grep -q '"active":false' "$T/body" && pass "delayedDelivery reads back active=false" \
         || fail "delayedDelivery reads back $(cat "$T/body")"; }
 subscribe s3 "$URL" "$NDT" nd
-start_node cnd 60 lib/delayed-probe.js --mode consume --url "$URL" --topic "$NDT" --sub nd --type Shared \
-    --count 10 --out "$T/cnd.json" --deadline-s 30
-run_node 60 p3 lib/delayed-probe.js --mode produce --url "$URL" --topic "$NDT" --count 10 \
-    --kinds delay --delay-ms 600000 --out "$T/p3.json" \
-    && [ "$(json "$T/p3.json" acked)" = 10 ] && pass "10 messages due in 10 minutes stored" \
-    || fail "produce to public/nodelay: $(cat "$T/p3.json" 2>/dev/null) $(tail -n 3 "$T/p3.err")"
+consume_and_send_later cnd p3 "$NDT" nd 10 30
 wait_exit cnd 40 || fail "Shared consumer on public/nodelay exit $?: $(tail -n 3 "$T/cnd.err")"
 ND=$(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1]));
     console.log(`${j.received} ${j.messages.filter((m) => m.at > 0 && m.arrived < m.at - 300000).length}`)' "$T/cnd.json")
 [ "$ND" = "10 10" ] && pass "delayed delivery off for the namespace: all 10 at once" \
     || fail "public/nodelay: received / at once: $ND (want 10 10)"
+
+# ---- 7. a topic's own delayedDelivery wins over its namespace's ------------------------------
+TDT="persistent://public/nodelay/$TOPIC-own"
+TPA="http://127.0.0.1:$(port_of sa webServicePort)/admin/v2/persistent/public/nodelay/$TOPIC-own"
+subscribe s4 "$URL" "$TDT" own
+expect_http 204 "the topic's delayedDelivery: active=true" -X POST -H 'Content-Type: application/json' \
+    --data '{"tickTime":1000,"active":true}' "$TPA/delayedDelivery"
+expect_http 200 "GET its applied delayedDelivery" "$TPA/delayedDelivery?applied=true" \
+    && { grep -q '"active":true' "$T/body" && pass "applied delayedDelivery is the topic's (active=true)" \
+        || fail "applied delayedDelivery $(cat "$T/body"), want the topic's active=true"; }
+consume_and_send_later cown p4 "$TDT" own 5 50
+ADMIN="http://127.0.0.1:$(port_of sa webServicePort)/admin/v2/persistent/public/nodelay"
+TOPIC0=$TOPIC
+TOPIC="$TOPIC0-own"
+V=$(wait_delayed own -eq 5 20) && pass "the topic's policy holds them (msgDelayed $V)" \
+    || fail "msgDelayed $V on $TDT, want 5 (the topic's active=true over the namespace's false)"
+expect_http 204 "DELETE the topic's delayedDelivery" -X DELETE "$TPA/delayedDelivery"
+expect_http 200 "GET its applied delayedDelivery" "$TPA/delayedDelivery?applied=true" \
+    && { grep -q '"active":false' "$T/body" && pass "after DELETE the namespace's applies (active=false)" \
+        || fail "applied delayedDelivery after DELETE $(cat "$T/body"), want active=false"; }
+TOPIC=$TOPIC0
+kill_proc cown
 
 stop_standalone sa
 it_finish "delayed test" "delayed shared_spread_ms=${MIN:-?}..${MAX:-?}"

@@ -13,7 +13,9 @@
 # limits the same messages take a fraction of it. An upper bound only an order of magnitude
 # out (10 N / R s) catches a limiter that lets (almost) nothing through. Then the namespace's
 # publishRate and subscriptionDispatchRate (admin) replace the keys on a new topic: 60/s and
-# 50/s. The exact bucket behaviour is in check_topic's test_dispatch_rate and
+# 50/s. The throttled topic's stats count publishRateLimitedTimes > 0 (and its subscription
+# dispatchThrottledMsgEventsBySubscriptionLimit > 0); a topic sent fewer messages than its
+# bucket holds counts 0. The exact bucket behaviour is in check_topic's test_dispatch_rate and
 # test_publish_rate on the simulated clock.
 # Prints PASS:/FAIL: lines and a SUMMARY line; exits non-zero on failure. Everything started
 # is stopped by pid. Environment: MAGNETAR_BIN.
@@ -23,7 +25,7 @@ it_init rates
 need_bin
 
 start_standalone sa --set maxPublishRatePerTopicInMessages=100 \
-    --set dispatchThrottlingRatePerSubscriptionInMsg=80
+    --set dispatchThrottlingRatePerSubscriptionInMsg=80 --set statsUpdateFrequencyInSecs=3600
 NS="http://127.0.0.1:$WPORT/admin/v2/namespaces/public/default"
 
 # paced WHAT MS N RATE: MS, the time the messages after the first 2 RATE of N took, is at
@@ -55,8 +57,32 @@ probe() {
     paced "$name: deliveries" "$(json_of "$out" dispatchMs)" "$count" "$disp"
 }
 json_of() { node -e 'console.log(JSON.parse(process.argv[1])[process.argv[2]])' "$1" "$2"; }
+# stat TOPIC FIELD...: a field of the topic's stats, down the path given ("none" when not
+# there); publishRateLimitedTimes is not reset during the test (the stats interval is an hour)
+stat() {
+    local topic=$1
+    shift
+    curl -s --max-time 10 "http://127.0.0.1:$WPORT/admin/v2/persistent/public/default/$topic/stats" \
+        | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d));
+            process.stdin.on("end", () => { try { let v = JSON.parse(s);
+            for (const k of process.argv.slice(1)) v = v[k]; console.log(v === undefined ? "none" : v) }
+            catch (e) { console.log("none") } })' "$@"
+}
+limited() { stat "$1" publishRateLimitedTimes; }
 
 probe keys "rates-keys-$$" 600 100 80
+V=$(limited "rates-keys-$$")
+[ "$V" -gt 0 ] 2>/dev/null && pass "publishRateLimitedTimes $V on the throttled topic" \
+    || fail "publishRateLimitedTimes $V on the throttled topic, want > 0"
+V=$(stat "rates-keys-$$" subscriptions rate dispatchThrottledMsgEventsBySubscriptionLimit)
+[ "$V" -gt 0 ] 2>/dev/null && pass "dispatchThrottledMsgEventsBySubscriptionLimit $V on the throttled subscription" \
+    || fail "dispatchThrottledMsgEventsBySubscriptionLimit $V on the throttled subscription, want > 0"
+# fewer messages than the bucket holds: never throttled
+produce_all under "$T/under.json" 60 20 "20 messages under the publish rate" --url "$URL" \
+    --topic "persistent://public/default/rates-under-$$"
+V=$(limited "rates-under-$$")
+[ "$V" = 0 ] && pass "publishRateLimitedTimes 0 on a topic under its rate" \
+    || fail "publishRateLimitedTimes $V on a topic under its rate, want 0"
 
 curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST -H 'content-type: application/json' \
     -d '{"publishThrottlingRateInMsg":60,"publishThrottlingRateInByte":-1}' "$NS/publishRate" | grep -q 204 \

@@ -638,7 +638,10 @@ START_TEST(test_wrong_methods_405)
     expect_reason("PUT", "/admin/v2/persistent/b!d/default", NULL, 412,
                   "Namespace name is not valid");
     /* non-persistent topics: the same methods; what they do not have, any method */
-    expect_405("GET", "/admin/v2/non-persistent/public/default/t");
+    expect_405("POST", "/admin/v2/non-persistent/public/default/t");
+    /* GET of one segment below the namespace is Pulsar's getListFromBundle: a bundle range */
+    expect_reason("GET", "/admin/v2/non-persistent/public/default/t", NULL, 412,
+                  "Invalid bundle range t");
     expect_reason("POST", "/admin/v2/non-persistent/public/default/t/terminate", NULL, 405,
                   "Not supported on a non-persistent topic");
     expect_reason("DELETE", "/admin/v2/non-persistent", NULL, 405,
@@ -1061,13 +1064,25 @@ END_TEST
 /* The topic-level inactiveTopicPolicies (TopicPolicies): GET 204 while unset, applied=true the
  * broker's, then the namespace's, then the topic's; the topic's wins on the loaded topic at
  * once; DELETE gives the namespace's back; 400 for a malformed body. */
+/* A topic policy's paths: the topic's (p), its applied=true (applied), the namespace's (np). */
+struct tpol_paths {
+    char p[160], applied[192], np[160];
+};
+
+/* The paths of policy seg of topic local (made here) and of its namespace; the topic. */
+static struct topic *tpol_topic(const char *local, const char *seg, struct tpol_paths *pp)
+{
+    snprintf(pp->p, sizeof pp->p, "/admin/v2/persistent/public/default/%s/%s", local, seg);
+    snprintf(pp->applied, sizeof pp->applied, "%s?applied=true", pp->p);
+    snprintf(pp->np, sizeof pp->np, "/admin/v2/namespaces/public/default/%s", seg);
+    return put_topic(local);
+}
+
 START_TEST(test_topic_inactive_policy)
 {
-    const char *p = "/admin/v2/persistent/public/default/tgc/inactiveTopicPolicies";
-    const char *np = "/admin/v2/namespaces/public/default/inactiveTopicPolicies";
-    char applied[256];
-    snprintf(applied, sizeof applied, "%s?applied=true", p);
-    struct topic *t = put_topic("tgc");
+    struct tpol_paths pp;
+    struct topic *t = tpol_topic("tgc", "inactiveTopicPolicies", &pp);
+    const char *p = pp.p, *np = pp.np, *applied = pp.applied;
     expect_status("GET", p, NULL, 204);
     expect_json("GET", applied, NULL, 200,
                 "{\"inactiveTopicDeleteMode\":\"delete_when_no_subscriptions\","
@@ -1092,6 +1107,43 @@ START_TEST(test_topic_inactive_policy)
     ck_assert(in.delete_while_inactive && !in.caught_up);
     ck_assert_int_eq(in.max_inactive_ms, 30000);
     expect_status("DELETE", np, NULL, 204);
+}
+END_TEST
+
+/* The topic-level delayedDelivery (TopicPolicies delayedDeliveryEnabled and
+ * delayedDeliveryTickTimeMillis): GET 204 while unset, applied=true the broker's, then the
+ * namespace's, then the topic's; the topic's wins on the loaded topic at once (also over a
+ * namespace that turns it on); DELETE gives the namespace's back and leaves the topic's other
+ * policies; 400 for a malformed body. */
+START_TEST(test_topic_delayed_policy)
+{
+    struct tpol_paths pp;
+    struct topic *t = tpol_topic("tdl", "delayedDelivery", &pp);
+    const char *p = pp.p, *np = pp.np, *applied = pp.applied;
+    const char *dp = "/admin/v2/persistent/public/default/tdl/maxProducers";
+    expect_status("GET", p, NULL, 204);
+    expect_json("GET", applied, NULL, 200, "{\"tickTime\":1000,\"active\":true}");
+    expect_status("POST", np, "{\"tickTime\":250,\"active\":true}", 204);
+    expect_json("GET", applied, NULL, 200, "{\"tickTime\":250,\"active\":true}");
+    ck_assert(topic_delayed_enabled(t));
+    ck_assert_int_eq(topic_delayed_tick_ms(t), 250);
+    expect_status("POST", dp, "3", 204); /* another topic policy, kept by the DELETE below */
+    expect_status("POST", p, "{\"tickTime\":7000,\"active\":false}", 204);
+    expect_json("GET", p, NULL, 200, "{\"tickTime\":7000,\"active\":false}");
+    expect_json("GET", applied, NULL, 200, "{\"tickTime\":7000,\"active\":false}");
+    ck_assert(!topic_delayed_enabled(t));
+    ck_assert_int_eq(topic_delayed_tick_ms(t), 7000);
+    expect_status("POST", p, "{\"tickTime\":0,\"active\":true}", 400);
+    expect_status("POST", p, "true", 400);
+    expect_json("GET", p, NULL, 200, "{\"tickTime\":7000,\"active\":false}");
+    expect_status("DELETE", p, NULL, 204);
+    expect_status("GET", p, NULL, 204);
+    expect_json("GET", dp, NULL, 200, "3");
+    ck_assert(topic_delayed_enabled(t));
+    ck_assert_int_eq(topic_delayed_tick_ms(t), 250);
+    expect_status("DELETE", np, NULL, 204);
+    expect_status("DELETE", dp, NULL, 204);
+    ck_assert_int_eq(topic_delayed_tick_ms(t), 1000);
 }
 END_TEST
 
@@ -2444,6 +2496,60 @@ START_TEST(test_gate_redirects_to_owner)
 }
 END_TEST
 
+/* GET non-persistent/{t}/{ns} on either broker lists the namespace's non-persistent topics
+ * loaded on both (Pulsar asks each bundle's owner: GET .../{bundle}); a bundle's list is
+ * answered by its owner (the other broker redirects), [] for a bundle nobody owns, 412 for a
+ * range not of the namespace. */
+START_TEST(test_np_list_across_brokers)
+{
+    char path[128], full[128], want[2048] = "[";
+    int on[2] = {0, 0}, made = 0;
+    /* through either broker in turn, until each owns one (a bundle goes to whoever asks) */
+    for (int i = 0; i < 16 && (on[0] == 0 || on[1] == 0); i++) {
+        snprintf(path, sizeof path, NPT "/np%d", i);
+        snprintf(full, sizeof full, "non-persistent://public/default/np%d", i);
+        ck_assert_int_eq(rq_follow(i % 2, "PUT", path, NULL), 204);
+        int own = owner_of(full);
+        ck_assert_int_ge(own, 0);
+        ck_assert_ptr_nonnull(topic_find(svc_topics(fx.svc[own]), full));
+        on[own]++;
+        made = i + 1;
+    }
+    ck_assert_int_gt(on[0], 0);
+    ck_assert_int_gt(on[1], 0);
+    /* the names sorted as strings */
+    char *names[16];
+    for (int i = 0; i < made; i++) {
+        names[i] = mg_asprintf("\"non-persistent://public/default/np%d\"", i);
+        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *x = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = x;
+        }
+    }
+    for (int i = 0; i < made; i++) {
+        strcat(want, i ? "," : "");
+        strcat(want, names[i]);
+        mg_free(names[i]);
+    }
+    strcat(want, "]");
+    expect_json_on(0, "GET", NPT, NULL, 200, want);
+    expect_json_on(1, "GET", NPT, NULL, 200, want);
+    /* one bundle: its owner answers, the other broker redirects to it */
+    struct topic_name tn;
+    char range[NS_BUNDLE_NAME_LEN];
+    ck_assert_int_eq(topic_name_parse("non-persistent://public/default/np0", &tn), 0);
+    ck_assert_int_ge(ns_topic_bundle(svc_ns(fx.svc[0]), &tn, range), 0);
+    topic_name_fini(&tn);
+    int own = owner_of("non-persistent://public/default/np0");
+    snprintf(path, sizeof path, NPT "/%s", range);
+    ck_assert_int_eq(rq_on(own, "GET", path, NULL), 200);
+    ck_assert(strstr(last.body, "non-persistent://public/default/np0") != NULL);
+    ck_assert_int_eq(rq_on(1 - own, "GET", path, NULL), 307);
+    expect_json_on(0, "GET", NPT "/0x00000000_0x00000001", NULL, 412, NULL);
+}
+END_TEST
+
 /* The topic local loaded on broker i (its registry directly: each broker's managed ledgers
  * are its own memory here). */
 static struct topic *load_on(int i, const char *local)
@@ -2610,7 +2716,7 @@ int main(void)
            test_namespace_retention, test_namespace_message_ttl, test_namespace_deduplication,
            test_namespace_limits, test_namespace_max_topics, test_namespace_dispatch_rate,
            test_namespace_publish_rate, test_namespace_inactive_and_delayed,
-           test_topic_inactive_policy, test_topic_deduplication_policy,
+           test_topic_inactive_policy, test_topic_delayed_policy, test_topic_deduplication_policy,
            test_topic_delete_drops_schema_and_policies, test_topic_policy_tracking_bounded,
            test_topic_dedup_policy_at_load, test_topic_limit_policies, test_topic_rate_policies,
            test_compaction_admin, test_namespace_backlog_quota, test_namespace_unload,
@@ -2620,6 +2726,7 @@ int main(void)
            test_non_persistent_topics, test_non_persistent_disabled);
     tc = tl_tcase(s, "brokers", 60, setup2, teardown);
     tl_add(tc, test_gate_redirects_to_owner, test_policies_seen_by_other_broker,
-           test_topic_dedup_policy_partitions_every_broker, test_topic_limit_policy_every_broker);
+           test_topic_dedup_policy_partitions_every_broker, test_topic_limit_policy_every_broker,
+           test_np_list_across_brokers);
     return tl_run(s);
 }

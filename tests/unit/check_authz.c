@@ -10,7 +10,8 @@
  * AuthorizationError) and GET_TOPICS_OF_NAMESPACE (ERROR); produce/consume granted on the
  * namespace or on one topic (through the permission paths) allows exactly that; super-users
  * and a tenant's adminRoles pass; a grant made through one broker is obeyed by the other;
- * producers and consumers whose grant is revoked are closed (CLOSE_PRODUCER/CLOSE_CONSUMER);
+ * producers and consumers whose grant is revoked are closed (CLOSE_PRODUCER/CLOSE_CONSUMER),
+ * and their topic list watchers end;
  * admin calls are refused with 401 (tenant, super-user, topic operations) or 403
  * (namespace and policy operations); authorization without authentication stops svc_new.
  */
@@ -104,11 +105,11 @@ static void expect_body(const char *json)
     ck_assert_msg(eq, "body %s (want %s)", last.body, json);
 }
 
-/* A client of broker i connected as role. */
-static void connect_as(int i, const char *role)
+/* p: a client of broker i connected as role. */
+static void connect_peer(struct tl_peer *p, int i, const char *role)
 {
-    tl_peer_close(&peer);
-    tl_peer_connect(&peer, fx.base, svc_broker_port(fx.svc[i]));
+    tl_peer_close(p);
+    tl_peer_connect(p, fx.base, svc_broker_port(fx.svc[i]));
     char *t = token(role);
     Pulsar__Proto__CommandConnect c = PULSAR__PROTO__COMMAND_CONNECT__INIT;
     c.client_version = "check";
@@ -120,11 +121,17 @@ static void connect_as(int i, const char *role)
     c.auth_data.len = strlen(t);
     wire_cmd cmd;
     tl_cmd_set(cmd, CONNECT, connect, c);
-    tl_peer_send(&peer, &cmd);
+    tl_peer_send(p, &cmd);
     struct wire_frame f;
-    tl_peer_expect(&peer, T(CONNECTED), &f);
+    tl_peer_expect(p, T(CONNECTED), &f);
     wire_frame_clear(&f);
     mg_free(t);
+}
+
+/* The test's client of broker i connected as role. */
+static void connect_as(int i, const char *role)
+{
+    connect_peer(&peer, i, role);
 }
 
 static uint64_t next_id = 1;
@@ -241,9 +248,9 @@ static void expect_topics_of_namespace(bool allowed)
 }
 
 /* WATCH_TOPIC_LIST needs what GET_TOPICS_OF_NAMESPACE needs (consume on the namespace). */
-static void expect_topic_list_watch(bool allowed)
+/* WATCH_TOPIC_LIST of every topic of public/default from p, watcher and request id id. */
+static void send_watch(struct tl_peer *p, uint64_t id)
 {
-    uint64_t id = next_id++;
     Pulsar__Proto__CommandWatchTopicList w = PULSAR__PROTO__COMMAND_WATCH_TOPIC_LIST__INIT;
     w.request_id = id;
     w.watcher_id = id;
@@ -251,7 +258,13 @@ static void expect_topic_list_watch(bool allowed)
     w.topics_pattern = "persistent://public/default/.*";
     wire_cmd cmd;
     tl_cmd_set(cmd, WATCH_TOPIC_LIST, watchtopiclist, w);
-    tl_peer_send(&peer, &cmd);
+    tl_peer_send(p, &cmd);
+}
+
+static void expect_topic_list_watch(bool allowed)
+{
+    uint64_t id = next_id++;
+    send_watch(&peer, id);
     struct wire_frame f;
     if (!expect_answer(id, allowed, "Client is not authorized to GetTopicsOfNamespace",
                        T(WATCH_TOPIC_LIST_SUCCESS), &f))
@@ -505,6 +518,49 @@ START_TEST(test_revoked_endpoints_closed)
 }
 END_TEST
 
+/* A topic list watcher (regex consumers) whose role loses consume on the namespace is ended
+ * with the producers and consumers: the next topic created is not told to it. While the
+ * grant stands, a created topic is told (the same path). */
+START_TEST(test_revoked_watcher_ended)
+{
+    connect_as(0, "jack");
+    ck_assert_int_eq(http(EVHTTP_REQ_POST, NSP "/jack", "root", "[\"consume\"]"), 204);
+    uint64_t wid = next_id;
+    expect_topic_list_watch(true);
+    /* root's watcher on another connection: when it hears a topic, jack's would have too */
+    struct tl_peer rp;
+    memset(&rp, 0, sizeof rp);
+    connect_peer(&rp, 0, "root");
+    send_watch(&rp, 9000);
+    struct wire_frame f;
+    tl_peer_expect(&rp, T(WATCH_TOPIC_LIST_SUCCESS), &f);
+    wire_frame_clear(&f);
+    static const char *const names[] = {"persistent://public/default/wa",
+                                        "persistent://public/default/wb"};
+    for (int k = 0; k < 2; k++) {
+        if (k == 1) /* revoked before the second topic */
+            ck_assert_int_eq(http(EVHTTP_REQ_DELETE, NSP "/jack", "root", NULL), 204);
+        char *path = mg_asprintf("/admin/v2/persistent/public/default/%s", names[k] + 28);
+        ck_assert_int_eq(http(EVHTTP_REQ_PUT, path, "root", NULL), 204);
+        mg_free(path);
+        tl_peer_expect(&rp, T(WATCH_TOPIC_UPDATE), &f);
+        ck_assert_str_eq(f.cmd->watchtopicupdate->new_topics[0], names[k]);
+        wire_frame_clear(&f);
+        if (k == 0) {
+            tl_peer_expect(&peer, T(WATCH_TOPIC_UPDATE), &f);
+            ck_assert_uint_eq(f.cmd->watchtopicupdate->watcher_id, wid);
+            ck_assert_str_eq(f.cmd->watchtopicupdate->new_topics[0], names[0]);
+            wire_frame_clear(&f);
+        }
+    }
+    tl_send_ping(&peer);
+    tl_peer_expect(&peer, T(PONG), &f); /* no WATCH_TOPIC_UPDATE of wb before it */
+    wire_frame_clear(&f);
+    ck_assert(!peer.eof);
+    tl_peer_close(&rp);
+}
+END_TEST
+
 START_TEST(test_grant_seen_by_other_broker)
 {
     tl_svc_start(&fx, 1);
@@ -561,8 +617,8 @@ int main(void)
     tl_add(tc, test_no_grant_refused_everywhere, test_namespace_grant, test_topic_grant,
            test_partition_uses_topic_grant, test_super_user_and_tenant_admin,
            test_subscription_auth_roles, test_admin_refusals, test_permission_bodies,
-           test_revoked_endpoints_closed, test_partitioned_operation_keeps_credential,
-           test_grant_seen_by_other_broker, test_authorization_needs_authentication,
-           test_authorization_off_allows);
+           test_revoked_endpoints_closed, test_revoked_watcher_ended,
+           test_partitioned_operation_keeps_credential, test_grant_seen_by_other_broker,
+           test_authorization_needs_authentication, test_authorization_off_allows);
     return tl_run(s);
 }

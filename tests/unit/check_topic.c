@@ -1443,11 +1443,19 @@ START_TEST(test_dispatch_rate)
     struct topic *t = load("persistent://t/ns/rate");
     struct fc *a = fc_new(), *b = fc_new();
     sub_ok(t, "a", TOPIC_SUB_SHARED, true, a);
+    struct topic_sub_stats st;
+    sub_stats(t, "a", &st);
+    ck_assert_int_eq(st.throttled[TOPIC_RATE_SUB][0], 0); /* not throttled yet */
     publish_n(t, 400);
     topic_consumer_flow(a->c, 1000);
     spin();
     ck_assert_int_ge(a->n, 1);
     ck_assert_int_le(a->n, R); /* one period's burst at most */
+    /* stopped by the subscription's message rate: counted there, not by the topic's or bytes */
+    sub_stats(t, "a", &st);
+    ck_assert_int_gt(st.throttled[TOPIC_RATE_SUB][0], 0);
+    ck_assert_int_eq(st.throttled[TOPIC_RATE_SUB][1], 0);
+    ck_assert_int_eq(st.throttled[TOPIC_RATE_TOPIC][0], 0);
     int before = a->n;
     spin();
     ck_assert_int_eq(a->n, before); /* no time, no more */
@@ -1485,6 +1493,9 @@ START_TEST(test_dispatch_rate)
     sim_run_for(3000);
     ck_assert_int_ge(b->n - b0, 30 * 8 / 10);
     ck_assert_int_le(b->n - b0, 30 * 12 / 10);
+    sub_stats(t, "b", &st); /* b: the topic's message rate, then the bytes rate */
+    ck_assert_int_gt(st.throttled[TOPIC_RATE_TOPIC][0], 0);
+    ck_assert_int_gt(st.throttled[TOPIC_RATE_SUB][1], 0);
 
     /* NULL: back to the broker's rate; 0: none (Pulsar's meaning), the rest goes out at once */
     topic_set_dispatch_rate(t, TOPIC_RATE_SUB, NULL);
@@ -1498,14 +1509,22 @@ END_TEST
 /* The publish rate on the simulated clock: publishes within the bucket need no wait; over
  * it topic_publish_wait_ms asks for the time to pay the debt back at the rate (at least
  * 1 ms), which is 0 again once the clock has moved that far; a rate of 0 is none. */
-START_TEST(test_publish_rate)
+/* A registry whose publish rate is r msg/s, topic name loaded there with a producer (*p). */
+static struct topic *publish_rate_topic(int r, const char *name, struct topic_producer **p)
 {
     restart_cfg();
-    const int R = 50;
-    cfg.publish_rate = (struct topic_dispatch_rate){R, 0, 1};
+    cfg.publish_rate = (struct topic_dispatch_rate){r, 0, 1};
     setup_on(&cfg, 1000000);
-    struct topic *t = load("persistent://t/ns/prate");
-    struct topic_producer *p = mkprod(t);
+    struct topic *t = load(name);
+    *p = mkprod(t);
+    return t;
+}
+
+START_TEST(test_publish_rate)
+{
+    const int R = 50;
+    struct topic_producer *p;
+    struct topic *t = publish_rate_topic(R, "persistent://t/ns/prate", &p);
     for (int i = 0; i < R - 1; i++)
         publish_full(p, 1000, 0, NULL);
     ck_assert_int_eq(topic_publish_wait_ms(t), 0);
@@ -1523,6 +1542,49 @@ START_TEST(test_publish_rate)
     ck_assert_int_ge(topic_publish_wait_ms(t), 2000);
     topic_set_publish_rate(t, &(struct topic_dispatch_rate){0, 0, 1});
     ck_assert_int_eq(topic_publish_wait_ms(t), 0);
+    spin();
+    topic_producer_close(p);
+}
+END_TEST
+
+static int64_t publish_limited(struct topic *t)
+{
+    struct topic_stats st;
+    topic_get_stats(t, &st);
+    return st.publish_rate_limited;
+}
+
+/* publishRateLimitedTimes: 0 while publishes stay within the rate; each throttle counts once
+ * however many publishes ask while it lasts; a later throttle counts again; the stats roll
+ * starts it from 0 (Pulsar's per-interval count); a topic without a rate never counts. */
+START_TEST(test_publish_rate_limited_times)
+{
+    const int R = 40;
+    struct topic_producer *p;
+    struct topic *t = publish_rate_topic(R, "persistent://t/ns/plim", &p);
+    for (int i = 0; i < R - 1; i++) {
+        publish_full(p, 100, 0, NULL);
+        ck_assert_int_eq(topic_publish_wait_ms(t), 0);
+    }
+    ck_assert_int_eq(publish_limited(t), 0);
+    for (int i = 0; i < 5; i++) { /* over the bucket: one throttle, asked 5 times */
+        publish_full(p, 100, 0, NULL);
+        ck_assert_int_gt(topic_publish_wait_ms(t), 0);
+    }
+    ck_assert_int_eq(publish_limited(t), 1);
+    int64_t w = topic_publish_wait_ms(t);
+    mg_loop_advance(loop, (uint64_t)w + 1);
+    ck_assert_int_eq(topic_publish_wait_ms(t), 0);
+    publish_full(p, 100, 2 * R, NULL); /* a batch over the bucket: a second throttle */
+    ck_assert_int_gt(topic_publish_wait_ms(t), 0);
+    ck_assert_int_eq(publish_limited(t), 2);
+    topic_registry_stats_update(reg, mg_loop_mono_ms(loop));
+    ck_assert_int_eq(publish_limited(t), 0);
+    topic_set_publish_rate(t, &(struct topic_dispatch_rate){0, 0, 1}); /* no rate */
+    for (int i = 0; i < 4 * R; i++)
+        publish_full(p, 100, 0, NULL);
+    ck_assert_int_eq(topic_publish_wait_ms(t), 0);
+    ck_assert_int_eq(publish_limited(t), 0);
     spin();
     topic_producer_close(p);
 }
@@ -1648,6 +1710,43 @@ START_TEST(test_inactive_retention)
     sim_run_coarse(10 * R * 60000, 5000);
     ck_assert(loaded("persistent://t/ns/forever"));
     ck_assert_int_eq(inactive_deleted, 4);
+}
+END_TEST
+
+/* Non-persistent topics (Pulsar's NonPersistentTopic.checkGC): an idle one is deleted after
+ * the inactive duration, whatever the mode; one with a producer or a subscription (which
+ * lives while it has a consumer) is kept; once its last consumer leaves it goes one duration
+ * later; a policy without deleteWhileInactive keeps it. The hook hears each deletion. */
+START_TEST(test_inactive_non_persistent)
+{
+    inactive_setup(true); /* delete_when_subscriptions_caught_up: not looked at here */
+    inactive_deleted = 0;
+    topic_registry_set_inactive_hook(reg, inactive_hook, &inactive_deleted);
+    load("non-persistent://t/ns/npidle");
+    struct topic *withsub = load("non-persistent://t/ns/npsub");
+    struct topic *prod = load("non-persistent://t/ns/npprod");
+    struct topic *kept = load("non-persistent://t/ns/npkept");
+    topic_set_inactive_policy(kept, &(struct topic_inactive_policy){false, false, 1000});
+    struct fc *f = fc_new();
+    sub_ok(withsub, "s", TOPIC_SUB_EXCLUSIVE, false, f);
+    struct topic_producer *p = mkprod(prod);
+    sim_run_for(2000);
+    ck_assert(loaded("non-persistent://t/ns/npidle"));
+    sim_run_for(2500); /* 4.5 s */
+    ck_assert(!loaded("non-persistent://t/ns/npidle"));
+    ck_assert_str_eq(inactive_last, "non-persistent://t/ns/npidle");
+    ck_assert(loaded("non-persistent://t/ns/npsub"));
+    ck_assert(loaded("non-persistent://t/ns/npprod"));
+    topic_consumer_close(f->c); /* its subscription goes with it */
+    f->c = NULL;
+    sim_run_for(2000);
+    ck_assert(loaded("non-persistent://t/ns/npsub"));
+    sim_run_for(3000); /* 5 s after the consumer left */
+    ck_assert(!loaded("non-persistent://t/ns/npsub"));
+    ck_assert(loaded("non-persistent://t/ns/npprod"));
+    ck_assert(loaded("non-persistent://t/ns/npkept"));
+    ck_assert_int_eq(inactive_deleted, 2);
+    topic_producer_close(p);
 }
 END_TEST
 
@@ -3898,8 +3997,9 @@ static Suite *topic_suite(void)
            test_key_shared_auto, test_key_shared_sticky, test_key_shared_waits,
            test_key_shared_join_hold, test_batch_permits, test_max_unacked, test_limit_producers,
            test_limit_consumers, test_limit_unacked_policy, test_dispatch_rate, test_publish_rate,
-           test_inactive_topics, test_inactive_retention, test_inactive_policies, test_watermark,
-           test_seek, test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
+           test_publish_rate_limited_times, test_inactive_topics, test_inactive_retention,
+           test_inactive_non_persistent, test_inactive_policies, test_watermark, test_seek,
+           test_reader, test_last_id, test_unsubscribe_unload, test_message_ttl_timer,
            test_backlog_quota, test_backlog_quota_age, test_quota_sweep_slices);
 
     tc = tl_tcase(s, "non-persistent", 0, np_setup, teardown);
