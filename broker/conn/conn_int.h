@@ -18,6 +18,8 @@
  *                    GET_SCHEMA, GET_OR_CREATE_SCHEMA
  *   conn_watch.c     topic list watchers: WATCH_TOPIC_LIST, WATCH_TOPIC_LIST_CLOSE, and the
  *                    WATCH_TOPIC_UPDATEs of topics created and deleted
+ *   conn_io.c        connections whose socket runs on an I/O loop (numIOThreads,
+ *                    docs/threads.md): the I/O side and the hand-offs with the main loop
  */
 #ifndef MG_CONN_INT_H
 #define MG_CONN_INT_H
@@ -51,6 +53,8 @@ enum conn_state {
 };
 
 struct conn_endpoint;
+struct conn_io;
+struct conn_io_msg;
 struct sch_schema;
 
 /* What a producer or a consumer does at the steps of the setup they share (conn_endpoint.c). */
@@ -130,10 +134,17 @@ struct conn {
     struct mg_ratelimit rl_publish; /* failed publishes: one WARN line per interval */
     enum conn_state state;
     const struct conn_env *env; /* borrowed */
-    struct bufferevent *bev;    /* owned; NULL once closed */
-    struct mg_timer keepalive;  /* every keepalive_ms; the refusal's grace period */
-    struct mg_timer throttle;   /* publish rate: reading resumes when it fires */
-    uint64_t throttle_tick_ms;  /* topicPublisherThrottlingTickTimeMillis */
+    struct bufferevent *bev;    /* owned; NULL once closed, and with io */
+    /* With an I/O loop (conn_io.c; else all NULL): the hand-off (NULL once closed), the
+     * output the handlers write to (handed over by flush_ev once per loop turn) and the
+     * decoded frames not dispatched yet. */
+    struct conn_io *io;
+    struct evbuffer *out;   /* owned */
+    struct event *flush_ev; /* owned */
+    STAILQ_HEAD(, conn_io_msg) inq;
+    struct mg_timer keepalive; /* every keepalive_ms; the refusal's grace period */
+    struct mg_timer throttle;  /* publish rate: reading resumes when it fires */
+    uint64_t throttle_tick_ms; /* topicPublisherThrottlingTickTimeMillis */
     uint64_t keepalive_ms;
     struct event *resume_ev; /* owned; deferred re-read after a pause */
     char peer[64];
@@ -183,7 +194,15 @@ void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
 /* Open: not closed and the bufferevent is still there. */
 bool conn_is_open(const struct conn *c);
+/* Where frames for the client are written. */
 struct evbuffer *conn_out(struct conn *c);
+/* The queued output of an open connection: not written to its socket yet. */
+size_t conn_outbound_bytes(struct conn *c);
+/* The output went under the write watermark: reading resumes, consumers dispatch again, a
+ * shutdown or refusal goes on (the write callback's work). */
+void conn_output_drained(struct conn *c);
+/* Frames came in (conn_io.c): dispatch them unless reading is paused. */
+void conn_input_ready(struct conn *c);
 /* Append a command frame to the output (nothing once closed). */
 void conn_send(struct conn *c, wire_cmd *cmd);
 /* conn_send of sub (a command's message, filled in) as the command TYPE
@@ -304,6 +323,23 @@ void conn_handle_watch_topic_list_close(struct conn *c,
                                         const Pulsar__Proto__CommandWatchTopicListClose *m);
 /* The connection closes: its watchers end (nothing is sent). */
 void conn_watch_close_all(struct conn *c);
+
+/* ---- conn_io.c ------------------------------------------------------------------------------ */
+
+/* Hand the accepted socket fd (owned from now on) of c to one of p's I/O loops. */
+void conn_io_attach(struct conn *c, struct conn_iopool *p, evutil_socket_t fd);
+/* Take the next decoded frame of c (an I/O loop's) into f: false when there is none. */
+bool conn_io_next_frame(struct conn *c, struct wire_frame *f);
+bool conn_io_has_input(const struct conn *c);
+/* Drop the decoded frames not dispatched yet (a refused connection acts on none). */
+void conn_io_drop_input(struct conn *c);
+/* The queued output of c: its own buffer and what the I/O loop has not written yet. */
+size_t conn_io_outbound(const struct conn *c);
+/* Shut down the writing side of the socket (after a refusal's ERROR went out). */
+void conn_io_shutdown_write(struct conn *c);
+/* The connection closes: the I/O loop frees the socket (the I/O side's reference of c ends
+ * once it did); unwritten output and undispatched frames are dropped. */
+void conn_io_detach(struct conn *c);
 
 /* ---- conn_schema.c -------------------------------------------------------------------------- */
 

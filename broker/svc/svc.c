@@ -66,6 +66,7 @@ struct svc {
     struct admin_env admin_env;       /* what admin borrows */
     struct conn_env conn_env;         /* what every connection borrows */
     struct conn_env conn_env_tls;     /* the same, for connections that came over TLS */
+    struct conn_iopool *io;           /* owned: numIOThreads I/O loops (plain TCP); NULL = none */
     struct ml_factory *mlf;           /* owned */
     struct bkc_client *bkc;           /* owned; NULL unless managedLedgerStore=bookkeeper */
     struct topic_registry *topics;    /* owned */
@@ -467,6 +468,9 @@ struct svc *svc_new_with_transport(struct mg_loop *loop, const struct cfg *cfg,
 
     s->conn_env_tls = s->conn_env;
     s->conn_env_tls.tls = true;
+    /* plain connections only: a TLS one's handshake ran on this loop (docs/threads.md) */
+    s->io = conn_iopool_new(loop, cfg->num_io_threads);
+    s->conn_env.io = s->io;
 
     s->broker_port = s->broker_port_tls = s->web_port_tls = -1;
     if (cfg->broker_service_port_tls >= 0 || cfg->web_service_port_tls >= 0) {
@@ -586,6 +590,9 @@ void svc_free(struct svc *s)
     if (s->ns)
         ns_cancel(s->ns); /* the callers of pending requests are going away */
     svc_close_all_conns(s, false);
+    conn_iopool_free(s->io); /* the closed connections' sockets go, then the connections */
+    s->io = NULL;
+    s->conn_env.io = NULL;
     admin_free(s->admin);
     s->admin = NULL;
     if (s->ns)
