@@ -509,12 +509,23 @@ static void conn_dispatch(struct conn *c, struct wire_frame *f)
 
 /* ---- I/O callbacks --------------------------------------------------------------------- */
 
+int conn_frame_read(struct evbuffer *in, uint32_t max_frame, struct wire_frame *f, char *why,
+                    size_t len)
+{
+    memset(f, 0, sizeof *f);
+    char err[160] = "";
+    int rc = wire_frame_read(in, max_frame, f, err, sizeof err);
+    if (rc < 0)
+        snprintf(why, len, "bad frame: %s", err[0] ? err : mg_strerror(rc));
+    return rc;
+}
+
 /* The next frame: from the socket's input, or decoded by the I/O loop (conn_io.c). */
-static int conn_next_frame(struct conn *c, struct wire_frame *f, char *err, size_t len)
+static int conn_next_frame(struct conn *c, struct wire_frame *f, char *why, size_t len)
 {
     if (c->io)
         return conn_io_next_frame(c, f) ? 1 : 0;
-    return wire_frame_read(bufferevent_get_input(c->bev), c->max_frame, f, err, len);
+    return conn_frame_read(bufferevent_get_input(c->bev), c->max_frame, f, why, len);
 }
 
 static bool conn_has_input(struct conn *c)
@@ -534,14 +545,11 @@ static void conn_process_input(struct conn *c)
             break;
         }
         struct wire_frame f;
-        memset(&f, 0, sizeof f);
-        char err[160] = "";
-        int rc = conn_next_frame(c, &f, err, sizeof err);
+        char why[220];
+        int rc = conn_next_frame(c, &f, why, sizeof why);
         if (rc == 0)
             break;
         if (rc < 0) {
-            char why[220];
-            snprintf(why, sizeof why, "bad frame: %s", err[0] ? err : mg_strerror(rc));
             conn_close(c, why);
             break;
         }

@@ -324,6 +324,12 @@ void conn_handle_watch_topic_list_close(struct conn *c,
 /* The connection closes: its watchers end (nothing is sent). */
 void conn_watch_close_all(struct conn *c);
 
+/* Take one frame from in (wire_frame_read, bounded by max_frame): 1 with f filled, 0 when
+ * more bytes are needed, < 0 with why ("bad frame: ...") when the stream is unusable. Safe
+ * on an I/O loop's thread. */
+int conn_frame_read(struct evbuffer *in, uint32_t max_frame, struct wire_frame *f, char *why,
+                    size_t len);
+
 /* ---- conn_io.c ------------------------------------------------------------------------------ */
 
 /* Hand the accepted socket fd (owned from now on) of c to one of p's I/O loops. */

@@ -136,14 +136,11 @@ static void conn_io_read(struct bufferevent *bev, void *arg)
     struct conn_io_msg *batch = NULL;
     while (!io->dead && !io->in_full) {
         struct wire_frame f;
-        memset(&f, 0, sizeof f);
-        char err[160] = "";
-        int rc = wire_frame_read(in, io->max_frame, &f, err, sizeof err);
+        char why[220];
+        int rc = conn_frame_read(in, io->max_frame, &f, why, sizeof why);
         if (rc == 0)
             break;
         if (rc < 0) {
-            char why[200];
-            snprintf(why, sizeof why, "bad frame: %s", err[0] ? err : mg_strerror(rc));
             conn_io_peer_closed(io, why);
             break;
         }
