@@ -45,6 +45,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -68,6 +69,7 @@ void conn_unref(struct conn *c)
     mg_map_fini(&c->recent_closed);
     mg_free(c->client_version);
     mg_free(c->role);
+    X509_free(c->peer_cert);
     mg_free(c);
 }
 
@@ -277,8 +279,8 @@ static int conn_authenticate(struct conn *c, const char *method, bool has_data,
     int rc;
     if (method && strcmp(method, AUTH_METHOD_TLS) == 0) {
         /* the credential is the TLS session's certificate; auth_data is not looked at */
-        bool trusted = false;
-        struct x509_st *cert = c->bev ? tls_peer_cert(c->bev, &trusted) : NULL;
+        bool trusted = c->peer_cert_trusted; /* (an I/O loop's connection) */
+        struct x509_st *cert = c->bev ? tls_peer_cert(c->bev, &trusted) : c->peer_cert;
         rc = auth_check_cert(c->env->auth, cert, trusted, &id, why, sizeof why);
     } else {
         rc = auth_check(c->env->auth, method, has_data ? (const char *)data->data : NULL,
@@ -661,7 +663,10 @@ static void conn_keepalive_tick(struct mg_timer *t, void *arg)
         return;
     }
     if (c->state == CONN_AWAIT_CONNECT) {
-        conn_close(c, "handshake not completed within the keep-alive interval");
+        if (c->io) /* (and over TLS, within TLS_HANDSHAKE_TIMEOUT_MS: conn_accept_ssl) */
+            conn_io_close_early(c, "no CONNECT in time", false);
+        else
+            conn_close(c, "handshake not completed within the keep-alive interval");
         return;
     }
     if (!c->received_since_tick) {
@@ -753,6 +758,24 @@ bool conn_tls(const struct conn *c)
     return c->env->tls;
 }
 
+struct conn *conn_accept_ssl(const struct conn_env *env, evutil_socket_t fd, struct ssl_st *ssl,
+                             const struct sockaddr *addr, int socklen, uint64_t id)
+{
+    MG_ASSERT(env->io);
+    char peer[64];
+    conn_peer_name(addr, socklen, peer, sizeof peer);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    evutil_make_socket_nonblocking(fd);
+    struct conn *c = conn_alloc(env, peer, id);
+    conn_io_attach(c, env->io, fd, ssl);
+    /* the bound of the handshake on the main loop (tls_server_accept), up to CONNECT here */
+    mg_timer_start(&c->keepalive, c->keepalive_ms < TLS_HANDSHAKE_TIMEOUT_MS
+                                      ? c->keepalive_ms
+                                      : TLS_HANDSHAKE_TIMEOUT_MS);
+    return c;
+}
+
 struct conn *conn_accept(const struct conn_env *env, evutil_socket_t fd,
                          const struct sockaddr *addr, int socklen, uint64_t id)
 {
@@ -763,7 +786,7 @@ struct conn *conn_accept(const struct conn_env *env, evutil_socket_t fd,
     evutil_make_socket_nonblocking(fd);
     if (env->io) {
         struct conn *c = conn_alloc(env, peer, id);
-        conn_io_attach(c, env->io, fd);
+        conn_io_attach(c, env->io, fd, NULL);
         return c;
     }
     struct bufferevent *bev =

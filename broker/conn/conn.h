@@ -30,6 +30,7 @@ struct mg_loop;
 struct ns;
 struct sch_registry;
 struct sockaddr;
+struct ssl_st;
 struct topic_registry;
 
 /* What a connection uses of the broker: filled by its creator (the service, or a test) and
@@ -68,6 +69,11 @@ struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const
 /* conn_new on an accepted TCP socket (fd is owned from now on): no delay, non-blocking. */
 struct conn *conn_accept(const struct conn_env *env, evutil_socket_t fd,
                          const struct sockaddr *addr, int socklen, uint64_t id);
+/* conn_accept for a socket of the TLS port with env->io set: the server handshake with ssl
+ * (owned from now on, tls_server_new_ssl) runs on the I/O loop, as the connection's reads and
+ * writes do. */
+struct conn *conn_accept_ssl(const struct conn_env *env, evutil_socket_t fd, struct ssl_st *ssl,
+                             const struct sockaddr *addr, int socklen, uint64_t id);
 /* conn_new on the bufferevent of an accepted connection (a TLS one, tls.h), peer named
  * from addr. */
 struct conn *conn_accept_bev(const struct conn_env *env, struct bufferevent *bev,

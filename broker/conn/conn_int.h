@@ -139,8 +139,11 @@ struct conn {
      * output the handlers write to (handed over by flush_ev once per loop turn) and the
      * decoded frames not dispatched yet. */
     struct conn_io *io;
-    struct evbuffer *out;   /* owned */
-    struct event *flush_ev; /* owned */
+    struct x509_st *peer_cert; /* owned: with io over TLS, the client's certificate (from the
+                                  I/O loop with the first frames), or NULL */
+    bool peer_cert_trusted;    /* ... verified against tlsTrustCertsFilePath */
+    struct evbuffer *out;      /* owned */
+    struct event *flush_ev;    /* owned */
     STAILQ_HEAD(, conn_io_msg) inq;
     struct mg_timer keepalive; /* every keepalive_ms; the refusal's grace period */
     struct mg_timer throttle;  /* publish rate: reading resumes when it fires */
@@ -332,8 +335,9 @@ int conn_frame_read(struct evbuffer *in, uint32_t max_frame, struct wire_frame *
 
 /* ---- conn_io.c ------------------------------------------------------------------------------ */
 
-/* Hand the accepted socket fd (owned from now on) of c to one of p's I/O loops. */
-void conn_io_attach(struct conn *c, struct conn_iopool *p, evutil_socket_t fd);
+/* Hand the accepted socket fd (owned from now on) of c to one of p's I/O loops; ssl (owned
+ * too; NULL: plain TCP): the server side of its TLS session, whose handshake runs there. */
+void conn_io_attach(struct conn *c, struct conn_iopool *p, evutil_socket_t fd, struct ssl_st *ssl);
 /* Take the next decoded frame of c (an I/O loop's) into f: false when there is none. */
 bool conn_io_next_frame(struct conn *c, struct wire_frame *f);
 bool conn_io_has_input(const struct conn *c);
@@ -341,6 +345,10 @@ bool conn_io_has_input(const struct conn *c);
 void conn_io_drop_input(struct conn *c);
 /* The queued output of c: its own buffer and what the I/O loop has not written yet. */
 size_t conn_io_outbound(const struct conn *c);
+/* Close c, still waiting for its CONNECT, for why (handshake: its TLS handshake failed):
+ * anyone can open sockets and send garbage or nothing, so these are logged at most once per
+ * MG_RATELIMIT_INTERVAL_MS for the whole process. */
+void conn_io_close_early(struct conn *c, const char *why, bool handshake);
 /* Shut down the writing side of the socket (after a refusal's ERROR went out). */
 void conn_io_shutdown_write(struct conn *c);
 /* The connection closes: the I/O loop frees the socket (the I/O side's reference of c ends

@@ -18,14 +18,20 @@
  * flight) tells the main loop the output went under the write watermark.
  */
 #include "conn/conn_int.h"
+#include "tls/tls.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/mbox.h"
+#include "util/ratelimit.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <inttypes.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +49,9 @@ struct conn_io {
     struct conn_iopool *pool;
     struct mg_iothread *thread;
     evutil_socket_t fd;
+    SSL *ssl;                /* TLS: owned until the bufferevent takes it (then its) */
+    bool cert_sent;          /* TLS: the client's certificate went with the first frames */
+    bool handshaken;         /* TLS: the handshake completed */
     struct bufferevent *bev; /* the I/O loop's */
     uint32_t max_frame;
     size_t in_limit;
@@ -78,7 +87,10 @@ struct conn_io_msg {
     struct wire_frame *f; /* FRAMES: n frames, the first next not dispatched yet */
     int n, cap, next;
     STAILQ_ENTRY(conn_io_msg) link;
-    char why[224]; /* PEER_CLOSED: the reason, "" = the client closed */
+    X509 *cert; /* FRAMES over TLS, the first: the client's certificate (owned), or NULL */
+    bool cert_trusted;
+    char why[224];  /* PEER_CLOSED: the reason, "" = the client closed */
+    bool handshake; /* PEER_CLOSED: during the TLS handshake */
 };
 
 static void conn_io_run(struct mg_mbox_msg *m);
@@ -96,6 +108,7 @@ static void conn_io_msg_free(struct conn_io_msg *m)
     for (int i = m->next; i < m->n; i++)
         wire_frame_clear(&m->f[i]);
     mg_free(m->f);
+    X509_free(m->cert);
     if (m->buf)
         evbuffer_free(m->buf);
     mg_free(m);
@@ -125,6 +138,7 @@ static void conn_io_peer_closed(struct conn_io *io, const char *why)
     bufferevent_disable(io->bev, EV_READ);
     struct conn_io_msg *m = conn_io_msg_new(IO_PEER_CLOSED);
     snprintf(m->why, sizeof m->why, "%s", why ? why : "");
+    m->handshake = io->ssl && !io->handshaken;
     conn_io_to_main(io, m);
 }
 
@@ -144,8 +158,15 @@ static void conn_io_read(struct bufferevent *bev, void *arg)
             conn_io_peer_closed(io, why);
             break;
         }
-        if (!batch)
+        if (!batch) {
             batch = conn_io_msg_new(IO_FRAMES);
+            if (io->ssl && !io->cert_sent) { /* for TLS authentication, on the main loop */
+                io->cert_sent = true;
+                batch->cert = tls_peer_cert(bev, &batch->cert_trusted);
+                if (batch->cert)
+                    X509_up_ref(batch->cert);
+            }
+        }
         if (batch->n == batch->cap) {
             batch->cap = batch->cap ? 2 * batch->cap : 8;
             batch->f = mg_realloc(batch->f, (size_t)batch->cap * sizeof *batch->f);
@@ -170,12 +191,19 @@ static void conn_io_write(struct bufferevent *bev, void *arg)
 
 static void conn_io_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct conn_io *io = arg;
-    if (what & BEV_EVENT_EOF)
+    if (what & BEV_EVENT_CONNECTED) {
+        io->handshaken = true;
+    } else if (what & BEV_EVENT_EOF) {
         conn_io_peer_closed(io, NULL);
-    else if (what & BEV_EVENT_ERROR)
-        conn_io_peer_closed(io, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    } else if (what & BEV_EVENT_ERROR) {
+        char why[200];
+        if (io->ssl) /* OpenSSL's reason, or the socket's (this thread's error queue) */
+            tls_bev_error(bev, what, why, sizeof why);
+        else
+            snprintf(why, sizeof why, "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        conn_io_peer_closed(io, why);
+    }
 }
 
 /* The output drained by n bytes: they are no longer queued output of the connection. */
@@ -189,7 +217,12 @@ static void conn_io_out_cb(struct evbuffer *b, const struct evbuffer_cb_info *in
 
 static void conn_io_open(struct conn_io *io)
 {
-    io->bev = bufferevent_socket_new(mg_iothread_base(io->thread), io->fd, BEV_OPT_CLOSE_ON_FREE);
+    struct event_base *base = mg_iothread_base(io->thread);
+    if (io->ssl) /* the handshake runs as the bufferevent reads; it frees the SSL */
+        io->bev = bufferevent_openssl_socket_new(base, io->fd, io->ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                 BEV_OPT_CLOSE_ON_FREE);
+    else
+        io->bev = bufferevent_socket_new(base, io->fd, BEV_OPT_CLOSE_ON_FREE);
     MG_ASSERT(io->bev);
     bufferevent_setcb(io->bev, conn_io_read, conn_io_write, conn_io_event, io);
     bufferevent_setwatermark(io->bev, EV_READ, 0, io->max_frame + 4 + 65536);
@@ -199,6 +232,26 @@ static void conn_io_open(struct conn_io *io)
 }
 
 /* ---- the main loop ------------------------------------------------------------------------ */
+
+/* Connections closed before CONNECT with a reason (main loop only). */
+static struct mg_ratelimit conn_io_early_log;
+
+void conn_io_close_early(struct conn *c, const char *why, bool handshake)
+{
+    uint64_t held;
+    if (mg_ratelimit_allow(&conn_io_early_log, MG_RATELIMIT_INTERVAL_MS, &held)) {
+        if (handshake) /* tls.c's words for the same event on the main loop */
+            MG_WARN("conn",
+                    "TLS handshake from %s failed: %s (%" PRIu64 " more since the last line)",
+                    c->peer, why, held);
+        else
+            MG_WARN("conn",
+                    "[%" PRIu64 "] %s closed before CONNECT: %s (%" PRIu64
+                    " more since the last line)",
+                    c->id, c->peer, why, held);
+    }
+    conn_close(c, NULL);
+}
 
 static void conn_io_main(struct conn_io_msg *m)
 {
@@ -214,6 +267,11 @@ static void conn_io_main(struct conn_io_msg *m)
     }
     switch (m->kind) {
     case IO_FRAMES:
+        if (m->cert) {
+            c->peer_cert = m->cert;
+            c->peer_cert_trusted = m->cert_trusted;
+            m->cert = NULL;
+        }
         STAILQ_INSERT_TAIL(&c->inq, m, link);
         conn_input_ready(c);
         break;
@@ -225,8 +283,12 @@ static void conn_io_main(struct conn_io_msg *m)
     case IO_PEER_CLOSED: {
         char why[sizeof m->why];
         memcpy(why, m->why, sizeof why);
+        bool handshake = m->handshake;
         conn_io_msg_free(m);
-        conn_close(c, why[0] && !c->refusing ? why : NULL);
+        if (why[0] && c->state == CONN_AWAIT_CONNECT)
+            conn_io_close_early(c, why, handshake);
+        else
+            conn_close(c, why[0] && !c->refusing ? why : NULL);
         break;
     }
     default:
@@ -322,9 +384,10 @@ static void conn_io_out_added(struct evbuffer *b, const struct evbuffer_cb_info 
         event_active(c->flush_ev, EV_WRITE, 0);
 }
 
-void conn_io_attach(struct conn *c, struct conn_iopool *p, evutil_socket_t fd)
+void conn_io_attach(struct conn *c, struct conn_iopool *p, evutil_socket_t fd, SSL *ssl)
 {
     struct conn_io *io = mg_calloc(1, sizeof *io);
+    io->ssl = ssl;
     io->c = c;
     io->pool = p;
     io->thread = p->threads[p->next++ % (unsigned)p->n];

@@ -9,7 +9,10 @@
 #      all sent, acknowledged and received.
 #   3. The Pulsar client pulsar-flex (verify-produce.js) publishes IOT_MESSAGES more on another
 #      topic, all acknowledged.
-#   4. SIGTERM stops the standalone with exit 0 (the I/O loops stop after the connections
+#   4. Over pulsar+ssl:// (brokerServicePortTls; the TLS handshake runs on the I/O loop):
+#      `magnetar perf produce` with the test CA gets all IOT_MESSAGES acknowledged, and a
+#      client that does not trust the certificate is refused.
+#   5. SIGTERM stops the standalone with exit 0 (the I/O loops stop after the connections
 #      closed), no sanitizer report.
 # Prints PASS:/FAIL: lines and a SUMMARY line; exits non-zero on failure. Everything started
 # is stopped by pid.
@@ -21,7 +24,11 @@ it_init iothreads
 need_bin
 it_env IOT_MESSAGES=20000 IOT_SIZE=1024
 
-start_standalone sa --set numIOThreads=2
+tls_test_certs iothreads || exit 1
+SA_PORT_KEYS="$SA_PORT_KEYS brokerServicePortTls"
+start_standalone sa --set numIOThreads=2 --set brokerServicePortTls=0 \
+    --set tlsCertificateFilePath="$T/srv.pem" --set tlsKeyFilePath="$T/srv.key"
+TLSURL="pulsar+ssl://127.0.0.1:$(port_of sa brokerServicePortTls)"
 pid=$(pid_of sa)
 io_threads=$(cat /proc/"$pid"/task/*/comm 2>/dev/null | grep -c '^mg-io-')
 [ "$io_threads" = 2 ] && pass "two I/O threads (mg-io-*)" || fail "$io_threads I/O threads, want 2"
@@ -56,5 +63,18 @@ received=$(json "$T/consume.json" messages_received)
 produce_all flex "$T/flex.json" 120 "$IOT_MESSAGES" "pulsar-flex over the I/O loops" \
     --url "$URL" --topic "iot-flex-$$"
 
+timeout -s KILL 120 "$BIN" perf produce -u "$TLSURL" --trust-cert-file "$T/ca.pem" -r 0 \
+    -s "$IOT_SIZE" -m "$IOT_MESSAGES" -i 1 --json "$T/tls.json" "iot-tls-$$" >"$T/tls.out" 2>"$T/tls.err"
+rc=$?
+acked=$(json "$T/tls.json" messages_acked)
+[ $rc -eq 0 ] && [ "$acked" = "$IOT_MESSAGES" ] &&
+    pass "perf produce over pulsar+ssl://: $IOT_MESSAGES acknowledged" ||
+    fail "perf produce over pulsar+ssl://: exit $rc, acknowledged '$acked': $(tail -n 3 "$T/tls.err")"
+timeout -s KILL 60 "$BIN" perf produce -u "$TLSURL" --connect-timeout 5 -r 0 -m 10 \
+    "iot-tls-$$" >"$T/untrusted.out" 2>"$T/untrusted.err"
+rc=$?
+[ $rc -ne 0 ] && pass "a client without the CA is refused (exit $rc)" ||
+    fail "a client without the CA produced over TLS"
+
 stop_standalone sa
-it_finish iothreads "numIOThreads=2: $IOT_MESSAGES messages through perf and pulsar-flex"
+it_finish iothreads "numIOThreads=2: $IOT_MESSAGES messages through perf, pulsar-flex and TLS"
