@@ -45,8 +45,8 @@ struct conn_env {
      * schemas kept (GET_SCHEMA finds none, a producer's schema gets no version) */
     struct sch_registry *schemas;
     bool tls; /* the connections came over TLS: lookups answer with the TLS URLs */
-    /* I/O loops for the sockets of conn_accept (numIOThreads, docs/threads.md); NULL = the
-     * sockets run on loop */
+    /* I/O loops for the sockets of conn_accept and conn_accept_ssl (numIOThreads,
+     * docs/threads.md); NULL = the sockets run on loop */
     struct conn_iopool *io;
     /* The connection closed (conn_close, once): the creator's reference ends when this
      * returns, so it must forget c. May be NULL. */
