@@ -165,6 +165,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_BOOL("enableNonPersistentTopics", enable_non_persistent_topics, "true"),
     CFG_INT("delayedDeliveryTickTimeMillis", delayed_delivery_tick_ms, "1000", 1, 3600000),
     CFG_INT("connectionMaxOutboundBytes", connection_max_outbound_bytes, "4194304", 1, INT_MAX),
+    CFG_INT("numIOThreads", num_io_threads, "0", 0, 64),
     CFG_INT("brokerMaxConnections", broker_max_connections, "0", 0, INT_MAX),
     CFG_INT("brokerMaxConnectionsPerIp", broker_max_connections_per_ip, "0", 0, INT_MAX),
     CFG_INT("maxHttpServerConnections", max_http_server_connections, "2048", 0, INT_MAX),

@@ -66,6 +66,7 @@ struct cfg {
     int delayed_delivery_tick_ms;              /* delayedDeliveryTickTimeMillis (1000) */
     int connection_max_outbound_bytes; /* connectionMaxOutboundBytes (4194304): per-connection
                                           output watermark above which dispatch pauses */
+    int num_io_threads; /* numIOThreads (0): connection I/O loops; 0 and 1 = the main loop */
     int broker_max_connections;        /* brokerMaxConnections (0 = no bound) */
     int broker_max_connections_per_ip; /* brokerMaxConnectionsPerIp (0 = no bound) */
     int max_http_server_connections;   /* maxHttpServerConnections (2048; 0 = no bound) */

@@ -46,6 +46,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -72,6 +73,7 @@ void conn_unref(struct conn *c)
     mg_map_fini(&c->recent_closed);
     mg_free(c->client_version);
     mg_free(c->role);
+    X509_free(c->peer_cert);
     mg_free(c);
 }
 
@@ -94,12 +96,17 @@ static void conn_set_state(struct conn *c, enum conn_state st)
 
 bool conn_is_open(const struct conn *c)
 {
-    return c->state != CONN_CLOSED && c->bev != NULL;
+    return c->state != CONN_CLOSED && (c->bev != NULL || c->io != NULL);
 }
 
 struct evbuffer *conn_out(struct conn *c)
 {
-    return bufferevent_get_output(c->bev);
+    return c->io ? c->out : bufferevent_get_output(c->bev);
+}
+
+size_t conn_outbound_bytes(struct conn *c)
+{
+    return c->io ? conn_io_outbound(c) : evbuffer_get_length(conn_out(c));
 }
 
 void conn_send(struct conn *c, wire_cmd *cmd)
@@ -185,16 +192,17 @@ size_t conn_dispatch_high_water(const struct cfg *cfg)
 static bool conn_should_pause(struct conn *c)
 {
     return c->throttled || c->pending_publish >= c->max_pending_publish ||
-           evbuffer_get_length(conn_out(c)) > c->max_outbound;
+           conn_outbound_bytes(c) > c->max_outbound;
 }
 
 static void conn_pause_read(struct conn *c)
 {
     if (!c->read_paused) {
         c->read_paused = true;
-        bufferevent_disable(c->bev, EV_READ);
+        if (c->bev) /* (an I/O loop stops reading once the frames not dispatched fill up) */
+            bufferevent_disable(c->bev, EV_READ);
         MG_DEBUG("conn", "[%" PRIu64 "] reading paused (pending %d, outbound %zu)", c->id,
-                 c->pending_publish, evbuffer_get_length(conn_out(c)));
+                 c->pending_publish, conn_outbound_bytes(c));
     }
 }
 
@@ -203,10 +211,11 @@ void conn_maybe_resume(struct conn *c)
     if (!conn_is_open(c) || !c->read_paused || c->throttled)
         return;
     if (c->pending_publish > c->max_pending_publish / 2 ||
-        evbuffer_get_length(conn_out(c)) > c->max_outbound / 2)
+        conn_outbound_bytes(c) > c->max_outbound / 2)
         return;
     c->read_paused = false;
-    bufferevent_enable(c->bev, EV_READ);
+    if (c->bev)
+        bufferevent_enable(c->bev, EV_READ);
     /* Frames may already be buffered: process them without waiting for new bytes. */
     event_active(c->resume_ev, EV_READ, 0);
 }
@@ -274,8 +283,8 @@ static int conn_authenticate(struct conn *c, const char *method, bool has_data,
     int rc;
     if (method && strcmp(method, AUTH_METHOD_TLS) == 0) {
         /* the credential is the TLS session's certificate; auth_data is not looked at */
-        bool trusted;
-        struct x509_st *cert = tls_peer_cert(c->bev, &trusted);
+        bool trusted = c->peer_cert_trusted; /* (an I/O loop's connection) */
+        struct x509_st *cert = c->bev ? tls_peer_cert(c->bev, &trusted) : c->peer_cert;
         rc = auth_check_cert(c->env->auth, cert, trusted, &id, why, sizeof why);
     } else {
         rc = auth_check(c->env->auth, method, has_data ? (const char *)data->data : NULL,
@@ -506,9 +515,32 @@ static void conn_dispatch(struct conn *c, struct wire_frame *f)
 
 /* ---- I/O callbacks --------------------------------------------------------------------- */
 
+int conn_frame_read(struct evbuffer *in, uint32_t max_frame, struct wire_frame *f, char *why,
+                    size_t len)
+{
+    memset(f, 0, sizeof *f);
+    char err[160] = "";
+    int rc = wire_frame_read(in, max_frame, f, err, sizeof err);
+    if (rc < 0)
+        snprintf(why, len, "bad frame: %s", err[0] ? err : mg_strerror(rc));
+    return rc;
+}
+
+/* The next frame: from the socket's input, or decoded by the I/O loop (conn_io.c). */
+static int conn_next_frame(struct conn *c, struct wire_frame *f, char *why, size_t len)
+{
+    if (c->io)
+        return conn_io_next_frame(c, f) ? 1 : 0;
+    return conn_frame_read(bufferevent_get_input(c->bev), c->max_frame, f, why, len);
+}
+
+static bool conn_has_input(struct conn *c)
+{
+    return c->io ? conn_io_has_input(c) : evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+}
+
 static void conn_process_input(struct conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
     conn_ref(c);
     /* a refused or closing connection acts on nothing more its client sent */
     for (int i = 0;
@@ -519,24 +551,31 @@ static void conn_process_input(struct conn *c)
             break;
         }
         struct wire_frame f;
-        memset(&f, 0, sizeof f);
-        char err[160] = "";
-        int rc = wire_frame_read(in, c->max_frame, &f, err, sizeof err);
+        char why[220];
+        int rc = conn_next_frame(c, &f, why, sizeof why);
         if (rc == 0)
             break;
         if (rc < 0) {
-            char why[220];
-            snprintf(why, sizeof why, "bad frame: %s", err[0] ? err : mg_strerror(rc));
             conn_close(c, why);
             break;
         }
         conn_dispatch(c, &f);
         c->frame_nul_field = NULL;
         wire_frame_clear(&f);
-        if (i == CONN_MAX_FRAMES_PER_PASS - 1 && conn_is_open(c) && evbuffer_get_length(in) > 0)
+        if (i == CONN_MAX_FRAMES_PER_PASS - 1 && conn_is_open(c) && conn_has_input(c))
             event_active(c->resume_ev, EV_READ, 0); /* let other connections run first */
     }
     conn_unref(c);
+}
+
+void conn_input_ready(struct conn *c)
+{
+    if (c->refusing) { /* as conn_io_read: what a refused client sends is dropped */
+        conn_io_drop_input(c);
+        return;
+    }
+    if (!c->read_paused && !c->shutting_down)
+        conn_process_input(c);
 }
 
 static void conn_io_read(struct bufferevent *bev, void *arg)
@@ -561,22 +600,24 @@ static void conn_io_resume(evutil_socket_t fd, short what, void *arg)
         conn_process_input(c);
 }
 
-static void conn_io_write(struct bufferevent *bev, void *arg)
+void conn_output_drained(struct conn *c)
 {
-    (void)bev;
-    struct conn *c = arg;
     if (!conn_is_open(c))
         return;
     if (c->refusing) {
-        if (!c->refuse_fin_sent && evbuffer_get_length(conn_out(c)) == 0) {
+        if (!c->refuse_fin_sent && conn_outbound_bytes(c) == 0) {
             c->refuse_fin_sent = true; /* ERROR flushed: FIN; close on the client's EOF */
-            evutil_socket_t fd = bufferevent_getfd(c->bev);
-            if (fd >= 0) /* a socket (an in-process pair has none) */
-                shutdown(fd, SHUT_WR);
+            if (c->io) {
+                conn_io_shutdown_write(c);
+            } else {
+                evutil_socket_t fd = bufferevent_getfd(c->bev);
+                if (fd >= 0) /* a socket (an in-process pair has none) */
+                    shutdown(fd, SHUT_WR);
+            }
         }
         return;
     }
-    if (c->shutting_down && evbuffer_get_length(conn_out(c)) == 0) {
+    if (c->shutting_down && conn_outbound_bytes(c) == 0) {
         conn_close(c, NULL);
         return;
     }
@@ -593,6 +634,12 @@ static void conn_io_write(struct bufferevent *bev, void *arg)
             e->ops->resume(e);
     }
     conn_unref(c);
+}
+
+static void conn_io_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_output_drained(arg);
 }
 
 static void conn_io_event(struct bufferevent *bev, short what, void *arg)
@@ -623,7 +670,10 @@ static void conn_keepalive_tick(struct mg_timer *t, void *arg)
         return;
     }
     if (c->state == CONN_AWAIT_CONNECT) {
-        conn_close(c, "handshake not completed within the keep-alive interval");
+        if (c->io) /* (and over TLS, within TLS_HANDSHAKE_TIMEOUT_MS: conn_accept_ssl) */
+            conn_io_close_early(c, "no CONNECT in time", false);
+        else
+            conn_close(c, "handshake not completed within the keep-alive interval");
         return;
     }
     if (!c->received_since_tick) {
@@ -637,8 +687,8 @@ static void conn_keepalive_tick(struct mg_timer *t, void *arg)
         conn_send_simple(c, PULSAR__PROTO__BASE_COMMAND__TYPE__PING);
 }
 
-struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const char *peer,
-                      uint64_t id)
+/* A connection with no I/O yet: the caller gives it a bufferevent or an I/O loop. */
+static struct conn *conn_alloc(const struct conn_env *env, const char *peer, uint64_t id)
 {
     struct conn *c = mg_calloc(1, sizeof *c);
     const struct cfg *cfg = env->cfg;
@@ -654,13 +704,8 @@ struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const
     mg_map_init(&c->consumers);
     mg_map_init(&c->recent_closed);
     TAILQ_INIT(&c->endpoints);
+    STAILQ_INIT(&c->inq);
     snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
-    c->bev = bev;
-    bufferevent_setcb(c->bev, conn_io_read, conn_io_write, conn_io_event, c);
-    /* Stop reading when a full maximum-size frame is buffered and not yet consumed. */
-    bufferevent_setwatermark(c->bev, EV_READ, 0, c->max_frame + 4 + 65536);
-    bufferevent_setwatermark(c->bev, EV_WRITE, c->max_outbound / 4, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->resume_ev = event_new(mg_loop_base(env->loop), -1, 0, conn_io_resume, c);
     int ka = cfg->keep_alive_interval_seconds > 0 ? cfg->keep_alive_interval_seconds : 30;
     c->keepalive_ms = (uint64_t)ka * 1000;
@@ -671,6 +716,19 @@ struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const
     mg_timer_start(&c->keepalive, c->keepalive_ms);
     mg_timer_init(&c->auth_timer, env->loop, conn_auth_tick, c);
     MG_DEBUG("conn", "[%" PRIu64 "] accepted %s", c->id, c->peer);
+    return c;
+}
+
+struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const char *peer,
+                      uint64_t id)
+{
+    struct conn *c = conn_alloc(env, peer, id);
+    c->bev = bev;
+    bufferevent_setcb(c->bev, conn_io_read, conn_io_write, conn_io_event, c);
+    /* Stop reading when a full maximum-size frame is buffered and not yet consumed. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, c->max_frame + 4 + 65536);
+    bufferevent_setwatermark(c->bev, EV_WRITE, c->max_outbound / 4, 0);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     return c;
 }
 
@@ -707,6 +765,24 @@ bool conn_tls(const struct conn *c)
     return c->env->tls;
 }
 
+struct conn *conn_accept_ssl(const struct conn_env *env, evutil_socket_t fd, struct ssl_st *ssl,
+                             const struct sockaddr *addr, int socklen, uint64_t id)
+{
+    MG_ASSERT(env->io);
+    char peer[64];
+    conn_peer_name(addr, socklen, peer, sizeof peer);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    evutil_make_socket_nonblocking(fd);
+    struct conn *c = conn_alloc(env, peer, id);
+    conn_io_attach(c, env->io, fd, ssl);
+    /* the bound of the handshake on the main loop (tls_server_accept), up to CONNECT here */
+    mg_timer_start(&c->keepalive, c->keepalive_ms < TLS_HANDSHAKE_TIMEOUT_MS
+                                      ? c->keepalive_ms
+                                      : TLS_HANDSHAKE_TIMEOUT_MS);
+    return c;
+}
+
 struct conn *conn_accept(const struct conn_env *env, evutil_socket_t fd,
                          const struct sockaddr *addr, int socklen, uint64_t id)
 {
@@ -715,6 +791,11 @@ struct conn *conn_accept(const struct conn_env *env, evutil_socket_t fd,
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     evutil_make_socket_nonblocking(fd);
+    if (env->io) {
+        struct conn *c = conn_alloc(env, peer, id);
+        conn_io_attach(c, env->io, fd, NULL);
+        return c;
+    }
     struct bufferevent *bev =
         bufferevent_socket_new(mg_loop_base(env->loop), fd, BEV_OPT_CLOSE_ON_FREE);
     MG_ASSERT(bev);
@@ -748,6 +829,8 @@ void conn_close(struct conn *c, const char *reason)
         bufferevent_free(c->bev);
         c->bev = NULL;
     }
+    if (c->io)
+        conn_io_detach(c);
     if (c->env->closed)
         c->env->closed(c->env->data, c);
     conn_unref(c); /* the creator's reference */
@@ -771,15 +854,18 @@ void conn_refuse(struct conn *c, int err, const char *message)
     }
     /* As Pulsar: ERROR with request id -1, then close. */
     conn_send_error(c, UINT64_MAX, err, message);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);    /* write_cb once flushed */
-    mg_timer_start(&c->keepalive, CONN_REFUSE_GRACE_MS); /* closes it if the client does not */
+    conn_io_drop_input(c);
+    if (c->bev) /* (an I/O loop's write watermark is above 0: DRAINED comes at 0 as well) */
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0); /* write_cb once flushed */
+    mg_timer_start(&c->keepalive, CONN_REFUSE_GRACE_MS);  /* closes it if the client does not */
 }
 
 void conn_shutdown(struct conn *c)
 {
     if (!conn_is_open(c))
         return;
-    bufferevent_disable(c->bev, EV_READ);
+    if (c->bev)
+        bufferevent_disable(c->bev, EV_READ);
     c->shutting_down = true;
     struct conn_endpoint *e;
     TAILQ_FOREACH(e, &c->endpoints, link)
@@ -787,8 +873,8 @@ void conn_shutdown(struct conn *c)
         if (e->attached && e->ready)
             e->ops->send_close(c, e->id);
     }
-    if (evbuffer_get_length(conn_out(c)) == 0)
+    if (conn_outbound_bytes(c) == 0)
         conn_close(c, NULL);
-    else
+    else if (c->bev)
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0); /* write_cb closes once drained */
 }

@@ -25,10 +25,12 @@ struct auth;
 struct bufferevent;
 struct cfg;
 struct conn;
+struct conn_iopool;
 struct mg_loop;
 struct ns;
 struct sch_registry;
 struct sockaddr;
+struct ssl_st;
 struct topic_registry;
 
 /* What a connection uses of the broker: filled by its creator (the service, or a test) and
@@ -43,6 +45,9 @@ struct conn_env {
      * schemas kept (GET_SCHEMA finds none, a producer's schema gets no version) */
     struct sch_registry *schemas;
     bool tls; /* the connections came over TLS: lookups answer with the TLS URLs */
+    /* I/O loops for the sockets of conn_accept and conn_accept_ssl (numIOThreads,
+     * docs/threads.md); NULL = the sockets run on loop */
+    struct conn_iopool *io;
     /* The connection closed (conn_close, once): the creator's reference ends when this
      * returns, so it must forget c. May be NULL. */
     void (*closed)(void *data, struct conn *c);
@@ -64,10 +69,21 @@ struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const
 /* conn_new on an accepted TCP socket (fd is owned from now on): no delay, non-blocking. */
 struct conn *conn_accept(const struct conn_env *env, evutil_socket_t fd,
                          const struct sockaddr *addr, int socklen, uint64_t id);
+/* conn_accept for a socket of the TLS port with env->io set: the server handshake with ssl
+ * (owned from now on, tls_server_new_ssl) runs on the I/O loop, as the connection's reads and
+ * writes do. */
+struct conn *conn_accept_ssl(const struct conn_env *env, evutil_socket_t fd, struct ssl_st *ssl,
+                             const struct sockaddr *addr, int socklen, uint64_t id);
 /* conn_new on the bufferevent of an accepted connection (a TLS one, tls.h), peer named
  * from addr. */
 struct conn *conn_accept_bev(const struct conn_env *env, struct bufferevent *bev,
                              const struct sockaddr *addr, int socklen, uint64_t id);
+/* numIOThreads I/O loops, each on its own thread (docs/threads.md), for conn_env.io; NULL
+ * when n < 2 (the sockets stay on the main loop). From the thread of loop. */
+struct conn_iopool *conn_iopool_new(struct mg_loop *loop, int n);
+/* Stop the I/O loops once every connection using them was closed (conn_close), and free
+ * what the hand-offs still held. Accepts NULL. */
+void conn_iopool_free(struct conn_iopool *p);
 /* Whether the connection came over TLS (its env's tls). */
 bool conn_tls(const struct conn *c);
 /* Close: logs reason (NULL = normal close at INFO level is skipped), releases producers and

@@ -104,7 +104,7 @@ static size_t conn_consumer_outbound_bytes(void *owner)
     struct conn *c = cc->e.conn;
     if (!conn_is_open(c))
         return SIZE_MAX;
-    return evbuffer_get_length(conn_out(c));
+    return conn_outbound_bytes(c);
 }
 
 static const struct topic_consumer_ops conn_consumer_ops = {

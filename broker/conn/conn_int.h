@@ -18,6 +18,8 @@
  *                    GET_SCHEMA, GET_OR_CREATE_SCHEMA
  *   conn_watch.c     topic list watchers: WATCH_TOPIC_LIST, WATCH_TOPIC_LIST_CLOSE, and the
  *                    WATCH_TOPIC_UPDATEs of topics created and deleted
+ *   conn_io.c        connections whose socket runs on an I/O loop (numIOThreads,
+ *                    docs/threads.md): the I/O side and the hand-offs with the main loop
  */
 #ifndef MG_CONN_INT_H
 #define MG_CONN_INT_H
@@ -51,6 +53,8 @@ enum conn_state {
 };
 
 struct conn_endpoint;
+struct conn_io;
+struct conn_io_msg;
 struct sch_schema;
 
 /* What a producer or a consumer does at the steps of the setup they share (conn_endpoint.c). */
@@ -130,10 +134,20 @@ struct conn {
     struct mg_ratelimit rl_publish; /* failed publishes: one WARN line per interval */
     enum conn_state state;
     const struct conn_env *env; /* borrowed */
-    struct bufferevent *bev;    /* owned; NULL once closed */
-    struct mg_timer keepalive;  /* every keepalive_ms; the refusal's grace period */
-    struct mg_timer throttle;   /* publish rate: reading resumes when it fires */
-    uint64_t throttle_tick_ms;  /* topicPublisherThrottlingTickTimeMillis */
+    struct bufferevent *bev;    /* owned; NULL once closed, and with io */
+    /* With an I/O loop (conn_io.c; else all NULL): the hand-off (NULL once closed), the
+     * output the handlers write to (handed over by flush_ev once per loop turn) and the
+     * decoded frames not dispatched yet. */
+    struct conn_io *io;
+    struct x509_st *peer_cert; /* owned: with io over TLS, the client's certificate (from the
+                                  I/O loop with the first frames), or NULL */
+    bool peer_cert_trusted;    /* ... verified against tlsTrustCertsFilePath */
+    struct evbuffer *out;      /* owned */
+    struct event *flush_ev;    /* owned */
+    STAILQ_HEAD(, conn_io_msg) inq;
+    struct mg_timer keepalive; /* every keepalive_ms; the refusal's grace period */
+    struct mg_timer throttle;  /* publish rate: reading resumes when it fires */
+    uint64_t throttle_tick_ms; /* topicPublisherThrottlingTickTimeMillis */
     uint64_t keepalive_ms;
     struct event *resume_ev; /* owned; deferred re-read after a pause */
     char peer[64];
@@ -183,7 +197,15 @@ void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
 /* Open: not closed and the bufferevent is still there. */
 bool conn_is_open(const struct conn *c);
+/* Where frames for the client are written. */
 struct evbuffer *conn_out(struct conn *c);
+/* The queued output of an open connection: not written to its socket yet. */
+size_t conn_outbound_bytes(struct conn *c);
+/* The output went under the write watermark: reading resumes, consumers dispatch again, a
+ * shutdown or refusal goes on (the write callback's work). */
+void conn_output_drained(struct conn *c);
+/* Frames came in (conn_io.c): dispatch them unless reading is paused. */
+void conn_input_ready(struct conn *c);
 /* Append a command frame to the output (nothing once closed). */
 void conn_send(struct conn *c, wire_cmd *cmd);
 /* conn_send of sub (a command's message, filled in) as the command TYPE
@@ -309,6 +331,34 @@ void conn_watch_close_all(struct conn *c);
 /* tenant_ns's grants changed: c's topic list watchers of it whose role may no longer list its
  * topics are ended (no more WATCH_TOPIC_UPDATE). */
 void conn_watch_recheck(struct conn *c, const char *tenant_ns);
+
+/* Take one frame from in (wire_frame_read, bounded by max_frame): 1 with f filled, 0 when
+ * more bytes are needed, < 0 with why ("bad frame: ...") when the stream is unusable. Safe
+ * on an I/O loop's thread. */
+int conn_frame_read(struct evbuffer *in, uint32_t max_frame, struct wire_frame *f, char *why,
+                    size_t len);
+
+/* ---- conn_io.c ------------------------------------------------------------------------------ */
+
+/* Hand the accepted socket fd (owned from now on) of c to one of p's I/O loops; ssl (owned
+ * too; NULL: plain TCP): the server side of its TLS session, whose handshake runs there. */
+void conn_io_attach(struct conn *c, struct conn_iopool *p, evutil_socket_t fd, struct ssl_st *ssl);
+/* Take the next decoded frame of c (an I/O loop's) into f: false when there is none. */
+bool conn_io_next_frame(struct conn *c, struct wire_frame *f);
+bool conn_io_has_input(const struct conn *c);
+/* Drop the decoded frames not dispatched yet (a refused connection acts on none). */
+void conn_io_drop_input(struct conn *c);
+/* The queued output of c: its own buffer and what the I/O loop has not written yet. */
+size_t conn_io_outbound(const struct conn *c);
+/* Close c, still waiting for its CONNECT, for why (handshake: its TLS handshake failed):
+ * anyone can open sockets and send garbage or nothing, so these are logged at most once per
+ * MG_RATELIMIT_INTERVAL_MS for the whole process. */
+void conn_io_close_early(struct conn *c, const char *why, bool handshake);
+/* Shut down the writing side of the socket (after a refusal's ERROR went out). */
+void conn_io_shutdown_write(struct conn *c);
+/* The connection closes: the I/O loop frees the socket (the I/O side's reference of c ends
+ * once it did); unwritten output and undispatched frames are dropped. */
+void conn_io_detach(struct conn *c);
 
 /* ---- conn_schema.c -------------------------------------------------------------------------- */
 

@@ -66,6 +66,7 @@ struct svc {
     struct admin_env admin_env;       /* what admin borrows */
     struct conn_env conn_env;         /* what every connection borrows */
     struct conn_env conn_env_tls;     /* the same, for connections that came over TLS */
+    struct conn_iopool *io;           /* owned: numIOThreads I/O loops; NULL = none */
     struct ml_factory *mlf;           /* owned */
     struct bkc_client *bkc;           /* owned; NULL unless managedLedgerStore=bookkeeper */
     struct topic_registry *topics;    /* owned */
@@ -186,6 +187,13 @@ static void svc_tls_failed(void *arg)
 static void svc_accept_tls_fn(void *arg, int fd, const struct sockaddr *addr, int socklen)
 {
     struct svc *s = arg;
+    if (s->io) { /* numIOThreads: the handshake runs on the connection's I/O loop */
+        uint64_t id = ++s->next_conn_id;
+        svc_admit(
+            s, conn_accept_ssl(&s->conn_env_tls, fd, tls_server_new_ssl(s->tls), addr, socklen, id),
+            id, addr);
+        return;
+    }
     tls_server_accept(s->tls, fd, addr, socklen, svc_tls_ready, svc_tls_failed, s);
 }
 
@@ -469,6 +477,9 @@ struct svc *svc_new_with_transport(struct mg_loop *loop, const struct cfg *cfg,
 
     s->conn_env_tls = s->conn_env;
     s->conn_env_tls.tls = true;
+    s->io = conn_iopool_new(loop, cfg->num_io_threads);
+    s->conn_env.io = s->io;
+    s->conn_env_tls.io = s->io;
 
     s->broker_port = s->broker_port_tls = s->web_port_tls = -1;
     if (cfg->broker_service_port_tls >= 0 || cfg->web_service_port_tls >= 0) {
@@ -588,6 +599,10 @@ void svc_free(struct svc *s)
     if (s->ns)
         ns_cancel(s->ns); /* the callers of pending requests are going away */
     svc_close_all_conns(s, false);
+    conn_iopool_free(s->io); /* the closed connections' sockets go, then the connections */
+    s->io = NULL;
+    s->conn_env.io = NULL;
+    s->conn_env_tls.io = NULL;
     admin_free(s->admin);
     s->admin = NULL;
     if (s->ns)

@@ -409,6 +409,11 @@ static SSL *tls_server_ssl(struct tls_server *t)
     return ssl;
 }
 
+SSL *tls_server_new_ssl(struct tls_server *t)
+{
+    return tls_server_ssl(t);
+}
+
 struct bufferevent *tls_server_bev(struct tls_server *t, struct event_base *base,
                                    evutil_socket_t fd)
 {

@@ -53,6 +53,11 @@ typedef void (*tls_failed_fn)(void *arg);
 void tls_server_accept(struct tls_server *t, evutil_socket_t fd, const struct sockaddr *addr,
                        int socklen, tls_ready_fn ready, tls_failed_fn failed, void *arg);
 
+/* A server-side SSL from the current context (refreshed first when
+ * tlsCertRefreshCheckDurationSec is 0), owned by the caller: for a connection whose
+ * bufferevent is made on another loop's thread (conn.h, numIOThreads). */
+struct ssl_st *tls_server_new_ssl(struct tls_server *t);
+
 /* A server-side TLS bufferevent for fd (accepting; the handshake runs as the owner reads):
  * for libraries that drive the connection themselves (evhttp_set_bevcb). Never NULL. */
 struct bufferevent *tls_server_bev(struct tls_server *t, struct event_base *base,

@@ -39,6 +39,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -135,6 +136,7 @@ static void teardown(void)
             conn_close(fx.cl[i].conn, NULL);
         tl_peer_close(&fx.cl[i].peer);
     }
+    conn_iopool_free(fx.env.io); /* (after the closes: the connections go with it) */
     sch_registry_free(fx.schemas);
     if (fx.base) {
         ns_cancel(fx.ns);
@@ -2504,6 +2506,190 @@ START_TEST(test_bad_topic_names_refused)
 }
 END_TEST
 
+/* ---- connections on I/O loops (numIOThreads, docs/threads.md) ---------------------------- */
+
+/* start() with n I/O loops for the sockets of conn_accept. */
+static void start_io(int n)
+{
+    signal(SIGPIPE, SIG_IGN); /* as the broker (main.c): writes to a closed peer fail */
+    start();
+    fx.env.io = conn_iopool_new(fx.loop, n);
+    ck_assert_ptr_nonnull(fx.env.io);
+}
+
+/* A client over a pair of local sockets whose server end conn_accept hands to an I/O loop;
+ * sockbuf > 0: the kernel buffers hold about that many bytes each way. */
+static struct client *client_new_io(int sockbuf)
+{
+    ck_assert_int_lt(fx.n_cl, MAX_CLIENTS);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    for (int i = 0; i < 2 && sockbuf > 0; i++) {
+        ck_assert_int_eq(setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sockbuf, sizeof sockbuf), 0);
+        ck_assert_int_eq(setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sockbuf, sizeof sockbuf), 0);
+    }
+    struct client *cl = &fx.cl[fx.n_cl++];
+    tl_peer_open(&cl->peer, fx.base, sv[1]);
+    cl->conn = conn_accept(&fx.env, sv[0], NULL, 0, ++fx.next_id);
+    return cl;
+}
+
+static struct client *connected_io(int sockbuf)
+{
+    struct client *cl = client_new_io(sockbuf);
+    handshake_v(cl, 21, 21);
+    return cl;
+}
+
+/* Write SENDs first..last of producer 1 into b, payloads of sizes spread over 1..3000 bytes
+ * (frames cross the reads of the I/O loop). */
+static void write_sends(struct evbuffer *b, uint64_t first, uint64_t last)
+{
+    static char payload[3001];
+    for (uint64_t seq = first; seq <= last; seq++) {
+        size_t len = 1 + (seq * 7919) % 3000;
+        memset(payload, 'a' + (int)(seq % 26), len);
+        payload[len] = '\0';
+        write_send(b, 1, seq, payload, NULL);
+    }
+}
+
+/* Each connection's commands reach its handlers in the order the client sent them and its
+ * frames reach the client in the order they were written, with several connections on two
+ * I/O loops at once: the receipts of bursts of SENDs come back in sequence order at
+ * increasing positions, with PONGs for PINGs sent after the burst. */
+START_TEST(test_io_commands_and_frames_in_order)
+{
+    start_io(2);
+    enum { CLIENTS = 5, SENDS = 400 };
+    struct client *cl[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        cl[i] = connected_io(0);
+        char topic[64];
+        snprintf(topic, sizeof topic, "persistent://public/default/io-order-%d", i);
+        producer(cl[i], topic, 1);
+    }
+    for (int i = 0; i < CLIENTS; i++) { /* every burst in flight before any is read */
+        struct evbuffer *b = evbuffer_new();
+        write_sends(b, 0, SENDS - 1);
+        ck_assert_int_eq(bufferevent_write_buffer(cl[i]->peer.bev, b), 0);
+        evbuffer_free(b);
+    }
+    for (int i = 0; i < CLIENTS; i++) {
+        struct ml_position prev = {-1, -1};
+        for (uint64_t seq = 0; seq < SENDS; seq++) {
+            struct ml_position pos = expect_receipt(cl[i], 1, seq);
+            ck_assert(pos.ledger > prev.ledger ||
+                      (pos.ledger == prev.ledger && pos.entry > prev.entry));
+            prev = pos;
+        }
+        tl_send_ping(&cl[i]->peer);
+        expect_pong(cl[i]);
+    }
+}
+END_TEST
+
+/* The first *n clients closed (their close callback ran). */
+static bool first_closed(const void *arg)
+{
+    const int *n = arg;
+    for (int i = 0; i < *n; i++)
+        if (fx.cl[i].conn)
+            return false;
+    return true;
+}
+
+/* Closes from both sides at once, while commands and answers are in flight between the
+ * loops: clients that close right after a burst, connections the broker closes while their
+ * client is still sending, a garbage frame. Each ends (the close callback, once), the others
+ * go on (a PING is answered), and the I/O loops free everything (ASan: no use after free, no
+ * leak). */
+START_TEST(test_io_close_races)
+{
+    start_io(2);
+    enum { CLIENTS = 12 };
+    struct client *cl[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        cl[i] = connected_io(0);
+        producer(cl[i], "persistent://public/default/io-close", 1);
+    }
+    struct client *survivor = connected_io(0);
+    for (int i = 0; i < CLIENTS; i++) {
+        struct evbuffer *b = evbuffer_new();
+        write_sends(b, 0, 50);
+        tl_send_ping(&cl[i]->peer);
+        ck_assert_int_eq(bufferevent_write_buffer(cl[i]->peer.bev, b), 0);
+        evbuffer_free(b);
+        switch (i % 3) {
+        case 0: /* the client goes while its burst is on the way */
+            bufferevent_flush(cl[i]->peer.bev, EV_WRITE, BEV_FLUSH);
+            event_base_loop(fx.base, EVLOOP_NONBLOCK);
+            tl_peer_close(&cl[i]->peer);
+            break;
+        case 1: /* the broker closes it while the burst is on the way */
+            event_base_loop(fx.base, EVLOOP_NONBLOCK);
+            conn_close(cl[i]->conn, "closed by the test");
+            break;
+        default: /* garbage after the burst: a frame that cannot be decoded */
+            tl_peer_send_raw(&cl[i]->peer, "\0\0\0\x08\0\0\0\x04junk", 12);
+            break;
+        }
+    }
+    int n = CLIENTS; /* (the survivor came after them) */
+    ck_assert_msg(tl_base_until(fx.base, first_closed, &n, TL_REAL_WAIT_MS),
+                  "a connection did not close");
+    ck_assert_ptr_nonnull(survivor->conn);
+    tl_send_ping(&survivor->peer);
+    expect_pong(survivor);
+}
+END_TEST
+
+static bool outbound_empty(const void *arg)
+{
+    struct client *cl = &fx.cl[0];
+    (void)arg;
+    if (tl_peer_pending(&cl->peer)) /* PONGs: read and dropped */
+        evbuffer_drain(bufferevent_get_input(cl->peer.bev), tl_peer_pending(&cl->peer));
+    return conn_outbound_bytes(cl->conn) == 0;
+}
+
+/* The bounds hold across the hand-off: with the client not reading, the output queued on
+ * the I/O loop counts as the connection's (conn_outbound_bytes) and reading the client's
+ * commands pauses above connectionMaxOutboundBytes; once the client reads everything, the
+ * count goes back to 0 and the commands that waited are answered. */
+START_TEST(test_io_outbound_counted_and_drained)
+{
+    tl_cfg_set(&fx.cfg, "connectionMaxOutboundBytes", "65536");
+    start_io(2);
+    struct client *cl = connected_io(4096);
+    producer(cl, "persistent://public/default/io-out", 1);
+    /* a client that stops reading: its socket buffers fill, then the I/O loop's output */
+    bufferevent_disable(cl->peer.bev, EV_READ);
+    enum { N = 600 };
+    struct evbuffer *b = evbuffer_new();
+    write_sends(b, 0, N - 1);
+    ck_assert_int_eq(bufferevent_write_buffer(cl->peer.bev, b), 0);
+    evbuffer_free(b);
+    /* PINGs until the connection stops taking them (each PONG is queued output) */
+    for (int i = 0; i < 20000 && !cl->conn->read_paused; i++) {
+        tl_send_ping(&cl->peer);
+        event_base_loop(fx.base, EVLOOP_NONBLOCK);
+    }
+    ck_assert_msg(cl->conn->read_paused, "reading never paused");
+    ck_assert_uint_gt(conn_outbound_bytes(cl->conn), 65536);
+    bufferevent_enable(cl->peer.bev, EV_READ);
+    for (uint64_t seq = 0; seq < N; seq++) {
+        struct wire_frame f;
+        ck_assert_int_eq(tl_peer_skip_to(&cl->peer, T(SEND_RECEIPT), &f), 1);
+        ck_assert_uint_eq(f.cmd->send_receipt->sequence_id, seq);
+        wire_frame_clear(&f);
+    }
+    ck_assert_msg(tl_base_until(fx.base, outbound_empty, cl->conn, TL_REAL_WAIT_MS),
+                  "%zu bytes still counted as queued", conn_outbound_bytes(cl->conn));
+    ck_assert(!cl->conn->read_paused);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conn");
@@ -2528,6 +2714,9 @@ int main(void)
            test_initial_position, test_non_durable_reader, test_cumulative_ack,
            test_batch_index_ack, test_failover_subscription, test_key_shared_subscription,
            test_seek, test_unsubscribe, test_get_last_message_id, test_consumer_stats);
+    tc = tl_tcase(s, "io-threads", 60, setup, teardown);
+    tl_add(tc, test_io_commands_and_frames_in_order, test_io_close_races,
+           test_io_outbound_counted_and_drained);
     tc = tl_tcase(s, "names", 30, setup, teardown);
     tl_add(tc, test_bad_topic_names_refused, test_nul_in_other_commands_closes);
     return tl_run(s);

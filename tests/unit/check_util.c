@@ -13,6 +13,7 @@
 #include "util/listen.h"
 #include "util/loop.h"
 #include "util/map.h"
+#include "util/mbox.h"
 #include "util/ratelimit.h"
 #include "util/url.h"
 
@@ -24,6 +25,7 @@
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -960,6 +962,125 @@ START_TEST(test_http_request)
 }
 END_TEST
 
+/* ---- mailboxes and I/O threads (mbox.h) ---- */
+
+struct mbox_test_msg {
+    struct mg_mbox_msg m;
+    int poster;
+    int seq;
+    int *next_seq; /* per poster: the seq expected next; -1 once one came out of order */
+    int *received;
+};
+
+static void mbox_test_run(struct mg_mbox_msg *m)
+{
+    struct mbox_test_msg *t = (struct mbox_test_msg *)m;
+    int *next = &t->next_seq[t->poster];
+    *next = (*next == t->seq) ? *next + 1 : INT32_MIN; /* stays wrong */
+    (*t->received)++;
+    mg_free(t);
+}
+
+enum { MBOX_POSTERS = 4, MBOX_PER_POSTER = 20000 };
+
+struct mbox_poster {
+    struct mg_mbox *b;
+    int id;
+    int *next_seq;
+    int *received;
+};
+
+static void *mbox_poster_main(void *arg)
+{
+    struct mbox_poster *p = arg;
+    for (int i = 0; i < MBOX_PER_POSTER; i++) {
+        struct mbox_test_msg *t = mg_calloc(1, sizeof *t);
+        t->m.run = mbox_test_run;
+        t->poster = p->id;
+        t->seq = i;
+        t->next_seq = p->next_seq;
+        t->received = p->received;
+        mg_mbox_post(p->b, &t->m);
+    }
+    return NULL;
+}
+
+/* Posters on several threads: every message runs once on the loop's thread, and each
+ * poster's messages in the order it posted them. */
+START_TEST(test_mbox_order_many_posters)
+{
+    struct event_base *base = event_base_new();
+    struct mg_mbox *b = mg_mbox_new(base);
+    int next_seq[MBOX_POSTERS] = {0}, received = 0;
+    struct mbox_poster p[MBOX_POSTERS];
+    pthread_t tid[MBOX_POSTERS];
+    for (int i = 0; i < MBOX_POSTERS; i++) {
+        p[i] = (struct mbox_poster){b, i, next_seq, &received};
+        ck_assert_int_eq(pthread_create(&tid[i], NULL, mbox_poster_main, &p[i]), 0);
+    }
+    uint64_t deadline = mg_mono_ms() + 20000;
+    while (received < MBOX_POSTERS * MBOX_PER_POSTER && mg_mono_ms() < deadline)
+        event_base_loop(base, EVLOOP_ONCE);
+    for (int i = 0; i < MBOX_POSTERS; i++) {
+        pthread_join(tid[i], NULL);
+        ck_assert_int_eq(next_seq[i], MBOX_PER_POSTER);
+    }
+    ck_assert_int_eq(received, MBOX_POSTERS * MBOX_PER_POSTER);
+    mg_mbox_free(b);
+    event_base_free(base);
+}
+END_TEST
+
+struct mbox_echo {
+    struct mg_mbox_msg m;
+    struct mg_mbox *home; /* where it goes back to */
+    pthread_t main_thread;
+    bool ran_elsewhere;
+    int *back;
+};
+
+static void mbox_echo_home(struct mg_mbox_msg *m)
+{
+    struct mbox_echo *e = (struct mbox_echo *)m;
+    if (e->ran_elsewhere)
+        (*e->back)++;
+    mg_free(e);
+}
+
+static void mbox_echo_away(struct mg_mbox_msg *m)
+{
+    struct mbox_echo *e = (struct mbox_echo *)m;
+    e->ran_elsewhere = !pthread_equal(pthread_self(), e->main_thread);
+    e->m.run = mbox_echo_home;
+    mg_mbox_post(e->home, &e->m);
+}
+
+/* Messages posted to an I/O thread run on that thread and can answer through the poster's
+ * mailbox; stopping the thread runs what was posted before the stop. */
+START_TEST(test_iothread_round_trip)
+{
+    struct event_base *base = event_base_new();
+    struct mg_mbox *home = mg_mbox_new(base);
+    struct mg_iothread *t = mg_iothread_start("mg-test-io");
+    ck_assert_ptr_nonnull(mg_iothread_base(t));
+    enum { N = 5000 };
+    int back = 0;
+    for (int i = 0; i < N; i++) {
+        struct mbox_echo *e = mg_calloc(1, sizeof *e);
+        *e = (struct mbox_echo){
+            .m.run = mbox_echo_away, .home = home, .main_thread = pthread_self(), .back = &back};
+        mg_iothread_post(t, &e->m);
+    }
+    uint64_t deadline = mg_mono_ms() + 20000;
+    while (back < N && mg_mono_ms() < deadline)
+        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert_int_eq(back, N);
+    mg_iothread_stop(t);
+    mg_mbox_free(home);
+    event_base_free(base);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
@@ -969,7 +1090,7 @@ int main(void)
            test_bev_read_more, test_ratelimit, test_url, test_fs, test_loop_sim_order,
            test_loop_sim_rearm, test_loop_sim_runs_active_events, test_loop_real,
            test_codec_known_vectors, test_codec_round_trip, test_codec_bounds_and_corrupt,
-           test_http_request);
+           test_http_request, test_mbox_order_many_posters, test_iothread_round_trip);
     tc = tl_tcase(s, "descriptors", 30, tl_nofile_save, tl_nofile_restore);
     tl_add(tc, test_fds_limit_helpers);
     return tl_run(s);
