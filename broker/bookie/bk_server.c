@@ -367,22 +367,25 @@ static void bk_complete(struct bk_server *s, struct bk_jreq *r)
 
 static void bk_check_disk(struct bk_server *s, bool may_clear);
 
-/* The write cache has room again (or the wait was lifted): report the wait (one line per
- * MG_RATELIMIT_INTERVAL_MS) and read again from the connections it paused. */
+/* No add waits for the write cache any more: report the wait (one line per
+ * MG_RATELIMIT_INTERVAL_MS). */
 static void bk_cache_wait_end(struct bk_server *s)
 {
-    if (s->wait_since_ns) {
-        uint64_t held;
-        if (mg_ratelimit_allow(&s->rl_cache_full, MG_RATELIMIT_INTERVAL_MS, &held))
-            MG_WARN(BK_MODULE,
-                    "write cache full (dbStorage_writeCacheMaxSizeMb): adds waited %.1f ms for "
-                    "the storage thread's checkpoint, up to %zu journalled records held and the "
-                    "connections sending adds not read meanwhile (%" PRIu64
-                    " more waits since the last line): the ledger disk does not keep up",
-                    (double)(mg_mono_ns() - s->wait_since_ns) / 1e6, s->wait_peak, held);
-        s->wait_since_ns = 0;
-        s->wait_peak = 0;
-    }
+    uint64_t held;
+    if (mg_ratelimit_allow(&s->rl_cache_full, MG_RATELIMIT_INTERVAL_MS, &held))
+        MG_WARN(BK_MODULE,
+                "write cache full (dbStorage_writeCacheMaxSizeMb): adds waited %.1f ms for "
+                "the storage thread's checkpoint, up to %zu journalled records held and the "
+                "connections sending adds not read meanwhile (%" PRIu64
+                " more waits since the last line): the ledger disk does not keep up",
+                (double)(mg_mono_ns() - s->wait_since_ns) / 1e6, s->wait_peak, held);
+    s->wait_since_ns = 0;
+    s->wait_peak = 0;
+}
+
+/* The write cache has room again: read again from the connections it paused. */
+static void bk_conns_cache_resume(struct bk_server *s)
+{
     if (!s->conns_cache_paused)
         return;
     s->conns_cache_paused = false;
@@ -406,6 +409,7 @@ static bool bk_cache_admits(struct bk_server *s)
         return true;
     if (!s->wait_since_ns) {
         s->wait_since_ns = mg_mono_ns() | 1;
+        s->wait_peak = s->n_waiting;
         s->store.flush_waits++;
         atomic_store(&s->store.flush_waits_seen, s->store.flush_waits);
     }
@@ -420,10 +424,13 @@ static void bk_server_apply(struct bk_server *s)
     if (s->applying)
         return;
     s->applying = true;
+    bool waits = false;
     struct bk_jreq *r;
     while ((r = s->wait_head) != NULL) {
-        if (r->status == 0 && r->type == BK_J_ADD && !bk_cache_admits(s))
+        if (r->status == 0 && r->type == BK_J_ADD && !bk_cache_admits(s)) {
+            waits = true;
             break;
+        }
         s->wait_head = r->next;
         if (!s->wait_head)
             s->wait_tail = NULL;
@@ -434,8 +441,10 @@ static void bk_server_apply(struct bk_server *s)
         bk_mark_all_applied(s);
         bk_server_checkpoint_if_full(s);
     }
-    if (!bk_store_cache_full(&s->store))
+    if (!waits && s->wait_since_ns)
         bk_cache_wait_end(s);
+    if (!bk_store_cache_full(&s->store))
+        bk_conns_cache_resume(s);
     s->applying = false;
 }
 
@@ -451,7 +460,7 @@ void bk_server_journal_done(struct bk_server *s)
             s->n_waiting++;
             s->wait_tail = r;
         }
-        if (s->n_waiting > s->wait_peak)
+        if (s->wait_since_ns && s->n_waiting > s->wait_peak)
             s->wait_peak = s->n_waiting;
     }
     bk_server_apply(s);
@@ -930,7 +939,7 @@ static void bk_conn_read_cb(struct bufferevent *bev, void *arg)
     while (!c->closing && !c->paused && !c->cache_wait && c->tls != BK_TLS_STARTING) {
         if (c->sends_adds && bk_store_cache_full(&s->store)) {
             /* its next frames wait in order, unread, until the checkpoint in flight is done
-             * (bk_cache_wait_end); other connections and the loop go on */
+             * (bk_conns_cache_resume); other connections and the loop go on */
             c->cache_wait = true;
             s->conns_cache_paused = true;
             bufferevent_disable(bev, EV_READ);
