@@ -9,10 +9,14 @@
  * force meta-records) become bk_jreq records, collected during the read callback and handed
  * to the journal thread at its end in one batch. When the journal thread has written and
  * synced a group it wakes bk_server_journal_done, which applies each record to storage and
- * sends its reply. v3 replies carry the request's txnId and may leave out of order; v2
- * replies are matched by (ledger, entry). Requests of this process (bk_local.c: the
- * standalone's broker) go through the same admission (bk_add_admit, bk_fence_begin) and the
- * same journal records, and are answered by bk_local_answer instead of a frame.
+ * sends its reply (bk_server_apply). Backpressure: while both write-cache halves are full
+ * (the checkpoint of one in flight, bk_store_cache_full) an add and the records behind it
+ * wait in order in the server's queue until that checkpoint completes, and connections that
+ * send adds are not read meanwhile; the loop never waits (docs/bookie-threads.md). v3 replies carry
+ * the request's txnId and may leave out of order; v2 replies are matched by (ledger, entry).
+ * Requests of this process (bk_local.c: the standalone's broker) go through the same admission
+ * (bk_add_admit, bk_fence_begin) and the same journal records, and are answered by bk_local_answer
+ * instead of a frame.
  *
  * Failure modes: a frame above max_frame (nettyMaxFrameSizeBytes, the length field counted)
  * fails only its request: EBADREQ from its first bytes, the rest skipped as it arrives
