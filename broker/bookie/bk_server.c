@@ -371,17 +371,18 @@ static void bk_complete(struct bk_server *s, struct bk_jreq *r)
 
 static void bk_check_disk(struct bk_server *s, bool may_clear);
 
-/* No add waits for the write cache any more: report the wait (one line per
+/* No add waits for the write cache any more: report the wait, from the first add that waited
+ * to now, over as many checkpoints as adds kept waiting for (one line per
  * MG_RATELIMIT_INTERVAL_MS). */
 static void bk_cache_wait_end(struct bk_server *s)
 {
     uint64_t held;
     if (mg_ratelimit_allow(&s->rl_cache_full, MG_RATELIMIT_INTERVAL_MS, &held))
         MG_WARN(BK_MODULE,
-                "write cache full (dbStorage_writeCacheMaxSizeMb): adds waited %.1f ms for "
-                "the storage thread's checkpoint, up to %zu journalled records held and the "
-                "connections sending adds not read meanwhile (%" PRIu64
-                " more waits since the last line): the ledger disk does not keep up",
+                "write cache full (dbStorage_writeCacheMaxSizeMb): adds waited for the "
+                "storage thread's checkpoints for %.1f ms, up to %zu journalled records held "
+                "and the connections sending adds not read meanwhile (%" PRIu64
+                " more such waits since the last line): the ledger disk does not keep up",
                 (double)(mg_mono_ns() - s->wait_since_ns) / 1e6, s->wait_peak, held);
     s->wait_since_ns = 0;
     s->wait_peak = 0;
