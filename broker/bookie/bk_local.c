@@ -18,6 +18,13 @@
  * read callback does. Answers reach the client from an event (done_ev), never inside add/read,
  * in the order they were given.
  *
+ * A full write cache (both halves, the checkpoint of one in flight): the add is journalled as
+ * always and its record waits, in journal order with those of the connections, in the
+ * server's queue (bk_server_apply) until that checkpoint completes; then it is applied and
+ * answered. No queue of its own here: the broker bounds what it has outstanding (producer
+ * connections stop being read at maxPendingPublishRequestsPerConnection publishes), and the
+ * loop, shared with the broker, goes on meanwhile.
+ *
  * Copies: the payload is copied once into the record (the journal and the write cache keep a
  * flat buffer); read bodies are handed over without a copy when the store gives a buffer of
  * its own (entry log reads), else copied once (write-cache entries may move).

@@ -9,10 +9,14 @@
  * force meta-records) become bk_jreq records, collected during the read callback and handed
  * to the journal thread at its end in one batch. When the journal thread has written and
  * synced a group it wakes bk_server_journal_done, which applies each record to storage and
- * sends its reply. v3 replies carry the request's txnId and may leave out of order; v2
- * replies are matched by (ledger, entry). Requests of this process (bk_local.c: the
- * standalone's broker) go through the same admission (bk_add_admit, bk_fence_begin) and the
- * same journal records, and are answered by bk_local_answer instead of a frame.
+ * sends its reply (bk_server_apply). Backpressure: while both write-cache halves are full
+ * (the checkpoint of one in flight, bk_store_cache_full) an add and the records behind it
+ * wait in order in the server's queue until that checkpoint completes, and connections that
+ * send adds are not read meanwhile; the loop never waits (docs/bookie-threads.md). v3 replies carry
+ * the request's txnId and may leave out of order; v2 replies are matched by (ledger, entry).
+ * Requests of this process (bk_local.c: the standalone's broker) go through the same admission
+ * (bk_add_admit, bk_fence_begin) and the same journal records, and are answered by bk_local_answer
+ * instead of a frame.
  *
  * Failure modes: a frame above max_frame (nettyMaxFrameSizeBytes, the length field counted)
  * fails only its request: EBADREQ from its first bytes, the rest skipped as it arrives
@@ -117,6 +121,16 @@ static void bk_conn_close(struct bk_conn *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     bk_conn_unref(c);
+}
+
+/* Read from c again unless something else keeps it paused; frames may already be buffered,
+ * so the read callback runs from the loop. */
+static void bk_conn_read_resume(struct bk_conn *c)
+{
+    if (c->paused || c->cache_wait || !c->bev)
+        return;
+    bufferevent_enable(c->bev, EV_READ);
+    bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void bk_conn_fail(struct bk_conn *c, const char *fmt, ...)
@@ -256,6 +270,32 @@ void bk_server_submit_pending(struct bk_server *s)
     s->pend_head = s->pend_tail = NULL;
 }
 
+/* The records of a journal group are applied in turn, and a checkpoint may begin between two
+ * of them (the write cache full): lastMark may then only cover the groups before, since the
+ * rest of r's group goes into the next half. r starts a new group: the previous one is
+ * complete. */
+static void bk_mark_group(struct bk_server *s, const struct bk_jreq *r)
+{
+    if (s->grp_open && (s->grp_file != r->jfile || s->grp_end != r->jend)) {
+        s->store.mark_file = s->grp_file;
+        s->store.mark_off = s->grp_end;
+    }
+    s->grp_file = r->jfile;
+    s->grp_end = r->jend;
+    s->grp_open = true;
+}
+
+/* Everything the journal completed is applied: it hands whole groups, so the last one is
+ * complete too. */
+static void bk_mark_all_applied(struct bk_server *s)
+{
+    if (!s->grp_open)
+        return;
+    s->store.mark_file = s->grp_file;
+    s->store.mark_off = s->grp_end;
+    s->grp_open = false;
+}
+
 static void bk_complete(struct bk_server *s, struct bk_jreq *r)
 {
     if (r->status == 0) {
@@ -266,8 +306,8 @@ static void bk_complete(struct bk_server *s, struct bk_jreq *r)
             [BK_J_FORCE] = BK_META_FORCE_LEDGER,
         };
         int rc;
+        bk_mark_group(s, r);
         if (r->type == BK_J_ADD) {
-            bk_server_checkpoint_if_full(s); /* bounds the cache before it takes one more */
             rc = bk_store_apply(&s->store, r->ledger_id, r->entry_id, r->data, r->len);
             r->data = NULL; /* the write cache owns it now */
         } else {
@@ -278,8 +318,6 @@ static void bk_complete(struct bk_server *s, struct bk_jreq *r)
                                    "entry log write: no space left on device");
         else if (rc < 0)
             bk_server_set_readonly(s, BK_RO_IOERR, true, "entry log write failed");
-        s->store.mark_file = r->jfile;
-        s->store.mark_off = r->jend;
     } else {
         if (r->type == BK_J_KEY) { /* journal the key again with the ledger's next request */
             struct bk_ledger *l = bk_store_ledger(&s->store, r->ledger_id, false);
@@ -322,11 +360,9 @@ static void bk_complete(struct bk_server *s, struct bk_jreq *r)
             }
         }
         c->inflight--;
-        if (c->paused && c->bev && c->inflight < BK_CONN_MAX_INFLIGHT / 2) {
+        if (c->paused && c->inflight < BK_CONN_MAX_INFLIGHT / 2) {
             c->paused = false;
-            bufferevent_enable(c->bev, EV_READ);
-            /* frames may already be buffered: run the read callback from the loop */
-            bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+            bk_conn_read_resume(c);
         }
         bk_conn_unref(c);
     }
@@ -335,45 +371,115 @@ static void bk_complete(struct bk_server *s, struct bk_jreq *r)
 }
 
 static void bk_check_disk(struct bk_server *s, bool may_clear);
-static int bk_server_flush_wait(struct bk_server *s);
+
+/* No add waits for the write cache any more: report the wait, from the first add that waited
+ * to now, over as many checkpoints as adds kept waiting for (one line per
+ * MG_RATELIMIT_INTERVAL_MS). */
+static void bk_cache_wait_end(struct bk_server *s)
+{
+    uint64_t held;
+    if (mg_ratelimit_allow(&s->rl_cache_full, MG_RATELIMIT_INTERVAL_MS, &held))
+        MG_WARN(BK_MODULE,
+                "write cache full (dbStorage_writeCacheMaxSizeMb): adds waited for the "
+                "storage thread's checkpoints for %.1f ms, up to %zu journalled records held "
+                "and the connections sending adds not read meanwhile (%" PRIu64
+                " more such waits since the last line): the ledger disk does not keep up",
+                (double)(mg_mono_ns() - s->wait_since_ns) / 1e6, s->wait_peak, held);
+    s->wait_since_ns = 0;
+    s->wait_peak = 0;
+}
+
+/* The write cache has room again: read again from the connections it paused. */
+static void bk_conns_cache_resume(struct bk_server *s)
+{
+    if (!s->conns_cache_paused)
+        return;
+    s->conns_cache_paused = false;
+    for (struct bk_conn *c = s->conns; c; c = c->next) {
+        if (c->cache_wait) {
+            c->cache_wait = false;
+            bk_conn_read_resume(c);
+        }
+    }
+}
+
+/* Whether the next add may go into the active write-cache half now: a half past its size is
+ * handed to the storage thread first; while the other one is still there, no (the add
+ * waits, rather than letting the cache grow, as DbLedgerStorage's addEntry does). */
+static bool bk_cache_admits(struct bk_server *s)
+{
+    if (s->apply_all)
+        return true;
+    bk_server_checkpoint_if_full(s);
+    if (!bk_store_cache_full(&s->store))
+        return true;
+    if (!s->wait_since_ns) {
+        s->wait_since_ns = mg_mono_ns() | 1;
+        s->wait_peak = s->n_waiting;
+        s->store.flush_waits++;
+        atomic_store(&s->store.flush_waits_seen, s->store.flush_waits);
+    }
+    return false;
+}
+
+/* Apply and answer the journalled records waiting, in journal order (bk_complete), up to an
+ * add that finds the write cache full: it and every record behind it wait for the checkpoint
+ * in flight, whose completion (bk_server_flushed) calls this again. The loop goes on. */
+static void bk_server_apply(struct bk_server *s)
+{
+    if (s->applying)
+        return;
+    s->applying = true;
+    bool waits = false;
+    struct bk_jreq *r;
+    while ((r = s->wait_head) != NULL) {
+        if (r->status == 0 && r->type == BK_J_ADD && !bk_cache_admits(s)) {
+            waits = true;
+            break;
+        }
+        s->wait_head = r->next;
+        if (!s->wait_head)
+            s->wait_tail = NULL;
+        s->n_waiting--;
+        bk_complete(s, r);
+    }
+    if (!s->wait_head) {
+        bk_mark_all_applied(s);
+        bk_server_checkpoint_if_full(s);
+    }
+    if (!waits && s->wait_since_ns)
+        bk_cache_wait_end(s);
+    if (!bk_store_cache_full(&s->store))
+        bk_conns_cache_resume(s);
+    s->applying = false;
+}
 
 void bk_server_journal_done(struct bk_server *s)
 {
     struct bk_jreq *r = bk_journal_take_done(&s->journal);
-    while (r) {
-        struct bk_jreq *next = r->next;
-        bk_complete(s, r);
-        r = next;
+    if (r) {
+        if (s->wait_tail)
+            s->wait_tail->next = r;
+        else
+            s->wait_head = r;
+        for (; r; r = r->next) {
+            s->n_waiting++;
+            s->wait_tail = r;
+        }
+        if (s->wait_since_ns && s->n_waiting > s->wait_peak)
+            s->wait_peak = s->n_waiting;
     }
+    bk_server_apply(s);
     if (atomic_exchange(&s->journal.disk_check_due, 0))
         bk_check_disk(s, false); /* room is short: turn read-only now, not at the next check */
-    bk_server_checkpoint_if_full(s);
 }
 
 void bk_server_checkpoint_if_full(struct bk_server *s)
 {
     /* out of space the cache waits for the disk check's retry */
     struct bk_store *st = &s->store;
-    if (st->cache_bytes <= st->cache_max || st->io_failed || st->nospace)
-        return;
-    if (st->flush_busy) {
-        /* both halves are full: the add waits for the storage thread (backpressure), as
-         * DbLedgerStorage's addEntry does, rather than letting the cache grow */
-        st->flush_waits++;
-        atomic_store(&st->flush_waits_seen, st->flush_waits);
-        uint64_t t0 = mg_mono_ns();
-        int rc = bk_server_flush_wait(s);
-        uint64_t held;
-        if (mg_ratelimit_allow(&s->rl_cache_full, MG_RATELIMIT_INTERVAL_MS, &held))
-            MG_WARN(BK_MODULE,
-                    "write cache full (dbStorage_writeCacheMaxSizeMb): adds waited %.1f ms for "
-                    "the storage thread's checkpoint (%" PRIu64
-                    " more waits since the last line): the ledger disk does not keep up",
-                    (double)(mg_mono_ns() - t0) / 1e6, held);
-        if (rc < 0)
-            return;
-    }
-    bk_store_flush_begin(st, false);
+    if (st->cache_bytes > st->cache_max && !st->flush_busy && !st->io_failed && !st->nospace)
+        bk_store_flush_begin(st, false);
 }
 
 /* ---- request semantics ------------------------------------------------------------------ */
@@ -556,6 +662,7 @@ static void bk_handle_v2(struct bk_server *s, struct bk_conn *c, struct wire_bk_
         return;
     }
     if (rq->op == WIRE_BK_OP_ADD) {
+        c->sends_adds = true;
         int st = bk_add_admit(s, rq->ledger, rq->entry, rq->master_key, sizeof(rq->master_key),
                               (rq->flags & WIRE_BK_FLAG_RECOVERY_ADD) != 0,
                               (rq->flags & WIRE_BK_FLAG_HIGH_PRIORITY) != 0);
@@ -599,6 +706,7 @@ static void bk_v3_add(struct bk_server *s, struct bk_conn *c, Bookkeeper__Proto_
     Bookkeeper__Proto__AddRequest *a = req->addrequest;
     bool recovery = a->has_flag && a->flag == BOOKKEEPER__PROTO__ADD_REQUEST__FLAG__RECOVERY_ADD;
     bool prio = req->header->has_priority && req->header->priority > 0;
+    c->sends_adds = true;
     int st = bk_add_admit(s, a->ledgerid, a->entryid, a->masterkey.data, a->masterkey.len, recovery,
                           prio);
     if (st != WIRE_BK_EOK) {
@@ -837,7 +945,15 @@ static void bk_conn_read_cb(struct bufferevent *bev, void *arg)
     /* libevent read 4 KiB at most: the rest the socket holds in one read (util/bev.h) */
     if (c->tls == BK_TLS_NONE)
         mg_bev_read_more(bev, 256 * 1024);
-    while (!c->closing && !c->paused && c->tls != BK_TLS_STARTING) {
+    while (!c->closing && !c->paused && !c->cache_wait && c->tls != BK_TLS_STARTING) {
+        if (c->sends_adds && bk_store_cache_full(&s->store)) {
+            /* its next frames wait in order, unread, until the checkpoint in flight is done
+             * (bk_conns_cache_resume); other connections and the loop go on */
+            c->cache_wait = true;
+            s->conns_cache_paused = true;
+            bufferevent_disable(bev, EV_READ);
+            break;
+        }
         if (wire_bk_skip(in, &c->skip)) /* the rest of an oversized frame */
             break;
         struct wire_bk_request rq;
@@ -1069,14 +1185,13 @@ void bk_server_check_disk(struct bk_server *s)
 void bk_server_flushed(struct bk_server *s, int rc)
 {
     s->flush_rc = rc;
-    if (rc < 0) {
-        if (s->store.io_failed)
-            bk_server_set_readonly(s, BK_RO_IOERR, true, "entry log write or sync failed");
-        else if (rc == -MG_EREADONLY)
-            bk_server_set_readonly(s, BK_RO_NOSPACE, true, "checkpoint: no space left on device");
-        return;
-    }
-    s->checkpoints++; /* (the storage thread trimmed the journal behind the new lastMark) */
+    if (rc == 0)
+        s->checkpoints++; /* (the storage thread trimmed the journal behind the new lastMark) */
+    else if (s->store.io_failed)
+        bk_server_set_readonly(s, BK_RO_IOERR, true, "entry log write or sync failed");
+    else if (rc == -MG_EREADONLY)
+        bk_server_set_readonly(s, BK_RO_NOSPACE, true, "checkpoint: no space left on device");
+    bk_server_apply(s); /* the adds that waited for this checkpoint */
 }
 
 void bk_server_store_done(struct bk_server *s)
@@ -1415,7 +1530,9 @@ void bk_server_free(struct bk_server *s)
     s->listener = NULL;
     bk_server_submit_pending(s);
     bk_journal_stop(&s->journal); /* writes and syncs everything queued */
+    s->apply_all = true;          /* nothing is served any more: no record waits */
     bk_server_journal_done(s);    /* apply it and answer */
+    MG_ASSERT(!s->wait_head);
     if (!s->unclean && s->store.env)
         bk_server_checkpoint(s);
     bk_store_thread_stop(&s->store, s->unclean);

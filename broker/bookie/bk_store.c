@@ -1302,6 +1302,11 @@ static void bk_flush_done(struct bk_server *s, struct bk_sop *op)
     bk_server_flushed(s, rc);
 }
 
+bool bk_store_cache_full(const struct bk_store *st)
+{
+    return st->cache_bytes > st->cache_max && st->flush_busy && !st->io_failed && !st->nospace;
+}
+
 int bk_store_flush_begin(struct bk_store *st, bool force)
 {
     if (st->flush_busy)

@@ -264,7 +264,7 @@ struct bk_store {
     enum bk_gate gate_at;       /* test hook: park the checkpoint there while set */
     bool gate_parked;           /* it is parked */
     /* statistics (loop thread) */
-    uint64_t flush_waits; /* adds that waited for a checkpoint in flight (both halves full) */
+    uint64_t flush_waits; /* times adds waited for a checkpoint in flight (both halves full) */
     _Atomic uint64_t flush_waits_seen; /* the same, readable from any thread */
     int64_t *dropped; /* ledgers gc dropped while a checkpoint was in flight (owned) */
     size_t n_dropped, cap_dropped;
@@ -275,6 +275,10 @@ struct bk_store {
 /* Open the index in ledger_dirs[0] and the entry logs of every directory (n_dirs of them,
  * 1..BK_MAX_LEDGER_DIRS); new logs go round-robin over the writable ones. */
 int bk_store_open(struct bk_store *st, char *const *ledger_dirs, unsigned n_dirs, int64_t log_max);
+/* The active write-cache half is past its size while the other one's checkpoint is in flight,
+ * so the next add must wait for that checkpoint (loop thread). False once the entry log failed
+ * or waits for room: the half then takes what was journalled until the disk check's retry. */
+bool bk_store_cache_full(const struct bk_store *st);
 /* Some ledger directory is neither full nor failed (any thread). */
 bool bk_store_any_dir_writable(const struct bk_store *st);
 /* skip_flush: drop unwritten entry-log data and uncommitted index (tests: unclean stop). */
@@ -614,6 +618,8 @@ struct bk_conn {
     unsigned inflight; /* journal requests that will answer on this connection */
     bool closing;      /* close at the end of the current callback */
     bool paused;       /* reading disabled: too many adds in flight */
+    bool sends_adds;   /* it sent an add: its reading stops while the write cache is full */
+    bool cache_wait;   /* reading disabled until the write cache has room (bk_store_cache_full) */
     uint64_t skip;     /* bytes of a refused oversized frame still to drop as they arrive */
     int tls;           /* enum bk_tls_state */
     bool eua_logged;   /* a refusal for want of TLS was logged on this connection */
@@ -656,10 +662,22 @@ struct bk_server {
     struct bk_conn *conns; /* open connections */
     uint64_t next_conn_id;
     struct bk_jreq *pend_head, *pend_tail; /* built this pass, submitted at its end */
-    struct event *checkpoint_ev;           /* owned, periodic */
-    struct event *disk_ev;                 /* owned, periodic */
-    struct bk_gc *gc;                      /* owned */
-    unsigned readonly;                     /* enum bk_ro_reason bits */
+    /* journalled records not yet applied, in journal order: an add waits there, with every
+     * record behind it, while bk_store_cache_full (docs/bookie-threads.md "Backpressure") */
+    struct bk_jreq *wait_head, *wait_tail;
+    size_t n_waiting, wait_peak; /* records there now; most during the current wait */
+    uint64_t wait_since_ns;      /* when the current wait began (mg_mono_ns), 0 = none */
+    bool applying;               /* bk_server_apply runs (it is not re-entered) */
+    bool apply_all;              /* stopping: apply everything, the cache bound lifted */
+    bool conns_cache_paused;     /* some connection has cache_wait set */
+    /* the journal group of the last applied record: lastMark may only move past a group
+     * once all of its records are applied (they may straddle a checkpoint) */
+    uint64_t grp_file, grp_end;
+    bool grp_open;
+    struct event *checkpoint_ev; /* owned, periodic */
+    struct event *disk_ev;       /* owned, periodic */
+    struct bk_gc *gc;            /* owned */
+    unsigned readonly;           /* enum bk_ro_reason bits */
     bool shutting_down;
     bool ready; /* storage open: accepted connections are served (else closed at once) */
     bool exit_when_unregistered;
@@ -668,7 +686,7 @@ struct bk_server {
     int flush_rc;                      /* result of the last checkpoint */
     int journal_max_backups;           /* journalMaxBackups */
     struct mg_ratelimit rl_frame;      /* oversized frames */
-    struct mg_ratelimit rl_cache_full; /* adds that waited for a checkpoint */
+    struct mg_ratelimit rl_cache_full; /* waits of adds for a checkpoint */
     /* in-process clients (bk_local.c) */
     struct bk_lconn *lconns; /* their connections to this bookie */
     struct bk_local *local;  /* borrowed: the registry listing this bookie, or NULL */
@@ -712,10 +730,10 @@ void bk_server_check_disk(struct bk_server *s);
 /* Checkpoint now and wait (start, shutdown, disk check, tests): afterwards everything applied
  * so far is durable. Returns 0 or -MG_E*. */
 int bk_server_checkpoint(struct bk_server *s);
-/* Begin a checkpoint when the active write-cache half holds more than store.cache_max bytes;
- * when the other half is still in flight, wait for it first (backpressure). Not while the
- * entry log failed or waits for room: the disk check retries those. Called before each add
- * is applied and after each batch of journal completions. */
+/* Begin a checkpoint when the active write-cache half holds more than store.cache_max bytes
+ * and none is in flight (never waits: while one is, adds wait in the server's queue, see
+ * bk_store_cache_full). Not while the entry log failed or waits for room: the disk check
+ * retries those. Called before each add is applied and after each batch of completions. */
 void bk_server_checkpoint_if_full(struct bk_server *s);
 /* Begin a checkpoint on the storage thread without waiting (the flushInterval timer; tests). */
 void bk_server_checkpoint_start(struct bk_server *s);

@@ -18,7 +18,8 @@
  * The in-process transport (bookie/bk_local.c, a standalone's broker to its own bookies):
  * round trip without a connection, acks only after the journal's sync (journal held),
  * fencing and recovery through it, a read-only bookie, a freed client or bookie with
- * requests pending, a mix with a TCP bookie.
+ * requests pending, a mix with a TCP bookie, adds waiting for a full write cache while the loop
+ * goes on.
  * Failure modes: each test asserts with Check; run with CK_FORK=no under ASan.
  */
 #include "bkc/bkc.h"
@@ -42,12 +43,14 @@
 #include <event2/listener.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct event_base *base;
@@ -1551,6 +1554,133 @@ START_TEST(test_local_timeout)
 }
 END_TEST
 
+/* A deadline for a test whose loop is its own thread: unless stopped within ms, it opens the
+ * storage thread's gate, so that a loop stuck waiting for the checkpoint held there fails the
+ * test (fired) instead of hanging it. */
+struct gate_watchdog {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop, fired;
+    struct bk_store *store;
+    uint64_t deadline_ms; /* mg_mono_us / 1000 */
+};
+
+static void *gate_watchdog_main(void *arg)
+{
+    struct gate_watchdog *wd = arg;
+    pthread_mutex_lock(&wd->lock);
+    while (!wd->stop) {
+        uint64_t now = mg_mono_us() / 1000;
+        if (now >= wd->deadline_ms) {
+            wd->fired = true;
+            bk_store_gate(wd->store, BK_GATE_NONE);
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t left = wd->deadline_ms - now;
+        ts.tv_sec += (time_t)(left / 1000);
+        ts.tv_nsec += (long)(left % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&wd->cond, &wd->lock, &ts);
+    }
+    pthread_mutex_unlock(&wd->lock);
+    return NULL;
+}
+
+static void gate_watchdog_start(struct gate_watchdog *wd, struct bk_store *store, uint64_t ms)
+{
+    memset(wd, 0, sizeof *wd);
+    pthread_mutex_init(&wd->lock, NULL);
+    pthread_cond_init(&wd->cond, NULL);
+    wd->store = store;
+    wd->deadline_ms = mg_mono_us() / 1000 + ms;
+    ck_assert_int_eq(pthread_create(&wd->thread, NULL, gate_watchdog_main, wd), 0);
+}
+
+static bool gate_watchdog_fired(struct gate_watchdog *wd)
+{
+    pthread_mutex_lock(&wd->lock);
+    bool f = wd->fired;
+    pthread_mutex_unlock(&wd->lock);
+    return f;
+}
+
+static void gate_watchdog_stop(struct gate_watchdog *wd)
+{
+    pthread_mutex_lock(&wd->lock);
+    wd->stop = true;
+    pthread_cond_signal(&wd->cond);
+    pthread_mutex_unlock(&wd->lock);
+    pthread_join(wd->thread, NULL);
+    pthread_cond_destroy(&wd->cond);
+    pthread_mutex_destroy(&wd->lock);
+}
+
+static bool cache_waited(const void *arg)
+{
+    const struct bk_server *s = arg;
+    return atomic_load(&s->store.flush_waits_seen) > 0;
+}
+
+/* Both halves of the write cache full (the checkpoint of one held at its gate): in-process
+ * adds wait, journalled and in order, for that checkpoint, and the loop does not: a read
+ * through the transport is answered meanwhile (on the code before, the loop waited inside
+ * the journal's completion until the watchdog opened the gate). Released, every add is
+ * acknowledged, EOK and in order, and reads back. */
+START_TEST(test_local_cache_full)
+{
+    env_open(true);
+    struct bk_options o;
+    bk_options_default(&o);
+    o.meta = meta;
+    o.disk_usage_threshold_pct = 100;
+    o.write_cache_max = 512; /* halves of 256 bytes: a few entries each */
+    bs[0] = tl_bookie_start(base, dir, 0, &o);
+    struct bk_server *s = bs[0];
+    tl_wait_bookies(meta, 1);
+    loc = bk_local_new(bs, 1);
+    cl = local_client(1, 1, 1, 60000);
+    struct bkc_ledger *w = tl_bkc_create(cl, 0);
+    bk_store_gate(&s->store, BK_GATE_BEFORE_WRITE);
+    struct gate_watchdog wd;
+    gate_watchdog_start(&wd, &s->store, 20000);
+    int n = 24 + (int)(mg_mono_us() % 16);
+    tl_adds_n(&b, w, n);
+    /* every add journalled (durable), some waiting for the cache */
+    ck_assert(tl_until(loop, cache_waited, s, 30000));
+    struct journal_want jw = {s, (uint64_t)n};
+    ck_assert(tl_until(loop, journal_reached, &jw, 30000));
+    ck_assert_msg(!gate_watchdog_fired(&wd), "the loop stopped while adds waited for the cache");
+    ck_assert(bk_store_gate_parked(&s->store));
+    ck_assert_int_lt(b.n_done, n);
+    ck_assert_uint_gt(s->n_waiting, 0);
+    ck_assert_uint_le(s->n_waiting, (size_t)n);
+    /* the loop goes on: a read through the transport, of an entry in the half held */
+    struct raw_op r = tp_op(cl, s, false, bkc_ledger_id(w), 0, 0);
+    ck_assert_int_eq(r.rc, WIRE_BK_EOK);
+    ck_assert(!gate_watchdog_fired(&wd));
+    ck_assert_int_lt(b.n_done, n);
+    for (int i = 0; i < b.n_done; i++) /* those answered: the first ones */
+        ck_assert_int_eq(b.order[i], i);
+    bk_store_gate(&s->store, BK_GATE_NONE);
+    gate_watchdog_stop(&wd);
+    tl_adds_wait(&b);
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(b.status[i] == 0, "add %d: %s", i, b.req[i].errmsg);
+        ck_assert_int_eq(b.order[i], i);
+    }
+    ck_assert_uint_eq(s->n_waiting, 0);
+    tl_bkc_check_read(w, 0, n - 1);
+    bkc_ledger_free(w);
+    bookies_stop();
+}
+END_TEST
+
 /* Bookies outside the registry are reached over TCP by the same transport: a ledger over one
  * in-process bookie and one TCP bookie. */
 START_TEST(test_local_mixed_tcp)
@@ -1593,7 +1723,8 @@ static Suite *bkc_suite(void)
     tl_add(tls, test_tls_bookie_config, test_tls_idle);
     TCase *inproc = tl_tcase(s, "in_process", 120, NULL, NULL);
     tl_add(inproc, test_local_roundtrip, test_local_ack_after_sync, test_local_fence_recovery,
-           test_local_readonly, test_local_free_pending, test_local_timeout, test_local_mixed_tcp);
+           test_local_readonly, test_local_free_pending, test_local_timeout, test_local_mixed_tcp,
+           test_local_cache_full);
     return s;
 }
 

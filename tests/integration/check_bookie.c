@@ -176,6 +176,8 @@ struct on_loop {
     sem_t done;
     struct bk_stats st; /* what 2 */
     bool readonly;      /* what 2 */
+    size_t waiting;     /* journalled records waiting for the write cache */
+    bool cache_paused;  /* some connection is not read until the write cache has room */
 };
 
 static void on_loop_cb(evutil_socket_t fd, short ev, void *arg)
@@ -191,20 +193,28 @@ static void on_loop_cb(evutil_socket_t fd, short ev, void *arg)
         bk_server_checkpoint_start(r->h->srv);
     bk_server_stats(r->h->srv, &r->st);
     r->readonly = bk_server_readonly(r->h->srv);
+    r->waiting = r->h->srv->n_waiting;
+    r->cache_paused = r->h->srv->conns_cache_paused;
     sem_post(&r->done);
+}
+
+/* Run what on the loop thread (a zero timer) and wait for it; the server's state then. */
+static void run_on_loop_full(struct harness *h, struct on_loop *r, int what)
+{
+    memset(r, 0, sizeof *r);
+    r->h = h;
+    r->what = what;
+    sem_init(&r->done, 0, 0);
+    struct timeval zero = {0, 0};
+    ck_assert_int_eq(event_base_once(h->base, -1, EV_TIMEOUT, on_loop_cb, r, &zero), 0);
+    sem_wait(&r->done);
+    sem_destroy(&r->done);
 }
 
 static int run_on_loop_state(struct harness *h, int what, struct bk_stats *st, bool *readonly)
 {
     struct on_loop r;
-    memset(&r, 0, sizeof r);
-    r.h = h;
-    r.what = what;
-    sem_init(&r.done, 0, 0);
-    struct timeval zero = {0, 0};
-    ck_assert_int_eq(event_base_once(h->base, -1, EV_TIMEOUT, on_loop_cb, &r, &zero), 0);
-    sem_wait(&r.done);
-    sem_destroy(&r.done);
+    run_on_loop_full(h, &r, what);
     if (st)
         *st = r.st;
     if (readonly)
@@ -293,8 +303,9 @@ static uint8_t *make_entry(int64_t ledger, int64_t entry, int64_t lac, size_t pa
     return b;
 }
 
-static void v2_add_send(int fd, int64_t ledger, int64_t entry, const uint8_t *key, unsigned flags,
-                        size_t payload)
+/* A v2 ADD frame of make_entry's entry (owned), its length in *flen. */
+static uint8_t *v2_add_frame(int64_t ledger, int64_t entry, const uint8_t *key, unsigned flags,
+                             size_t payload, size_t *flen)
 {
     size_t len;
     uint8_t *e = make_entry(ledger, entry, entry - 1, payload, &len);
@@ -303,9 +314,18 @@ static void v2_add_send(int fd, int64_t ledger, int64_t entry, const uint8_t *ke
     mg_put_be32(f + 4, (2u << 24) | (1u << 16) | flags);
     memcpy(f + 8, key, 20);
     memcpy(f + 28, e, len);
-    cl_send(fd, f, 28 + len);
-    mg_free(f);
     mg_free(e);
+    *flen = 28 + len;
+    return f;
+}
+
+static void v2_add_send(int fd, int64_t ledger, int64_t entry, const uint8_t *key, unsigned flags,
+                        size_t payload)
+{
+    size_t len;
+    uint8_t *f = v2_add_frame(ledger, entry, key, flags, payload, &len);
+    cl_send(fd, f, len);
+    mg_free(f);
 }
 
 /* Receive a v2 ADD response; returns rc, checks the echoed ids. */
@@ -879,51 +899,191 @@ START_TEST(test_read_during_flush)
 }
 END_TEST
 
+/* Adds of ledger 42, entries [from, to) of PAYLOAD bytes, sent on fd from a thread of their
+ * own: the bookie stops reading a connection while its write cache is full, so a blocking
+ * send may wait for it. */
+struct add_sender {
+    pthread_t thread;
+    int fd;
+    int from, to;
+    size_t payload;
+    sem_t *go; /* posted before entries [go_at, to) are sent, when set */
+    int go_at;
+    bool failed; /* a send failed (asserted by the test thread) */
+};
+
+static void *add_sender_main(void *arg)
+{
+    struct add_sender *a = arg;
+    for (int e = a->from; e < a->to && !a->failed; e++) {
+        if (a->go && e == a->go_at)
+            sem_wait(a->go);
+        size_t len;
+        uint8_t *f = v2_add_frame(42, e, KEY_A, 0, a->payload, &len);
+        for (size_t off = 0; off < len;) {
+            ssize_t n = send(a->fd, f + off, len - off, MSG_NOSIGNAL);
+            if (n <= 0) {
+                a->failed = true;
+                break;
+            }
+            off += (size_t)n;
+        }
+        mg_free(f);
+    }
+    return NULL;
+}
+
+static void add_sender_start(struct add_sender *a)
+{
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, add_sender_main, a), 0);
+}
+
+static void add_sender_join(struct add_sender *a)
+{
+    pthread_join(a->thread, NULL);
+    ck_assert_msg(!a->failed, "sending the adds failed");
+}
+
+/* Wait (bounded) until an add waits for the write cache (both halves full, the checkpoint of
+ * one held at its gate). */
+static void wait_cache_full(struct harness *h)
+{
+    struct bk_store *store = &h->srv->store;
+    for (int i = 0; i < 10000 && atomic_load(&store->flush_waits_seen) == 0; i++)
+        usleep(1000);
+    ck_assert_uint_ge(atomic_load(&store->flush_waits_seen), 1);
+    wait_parked(h);
+}
+
 /* Both halves of the write cache full (a checkpoint held on the storage thread): the next
- * add waits for it instead of growing the cache; no add is lost or answered before its turn,
- * and the cache never held more than its two halves (plus the add that filled one). */
+ * add waits for it, and the loop does not: another connection's READ and a timer are
+ * served meanwhile, and the connection sending the adds is no longer read (adds sent after
+ * the wait began are not even journalled). Released, every add is answered, EOK and in
+ * order; none is lost, and the cache never held more than its two halves (plus the add that
+ * filled one). */
 START_TEST(test_write_cache_backpressure)
 {
     struct harness h;
     h_init_dirs(&h, NULL);
-    enum { N = 120, PAYLOAD = 8 * 1024 };
-    h.o.write_cache_max = 256 * 1024; /* halves of 128 KiB: 16 entries each */
+    enum { PAYLOAD = 8 * 1024 };
+    h.o.write_cache_max = 256 * 1024; /* halves of 128 KiB: 15 entries each */
+    size_t entry = 32 + 4 + PAYLOAD;
+    /* enough to fill both halves and more; then some sent once adds wait */
+    int n1 = (int)(3 * (h.o.write_cache_max / 2) / entry) + (int)(mg_mono_us() % 8);
+    int n = n1 + 3 + (int)(mg_mono_us() % 5);
     h_start(&h);
     struct bk_store *store = &h.srv->store;
     int fd = cl_connect(h.port);
     bk_store_gate(store, BK_GATE_BEFORE_WRITE);
-    for (int e = 0; e < N; e++)
-        v2_add_send(fd, 42, e, KEY_A, 0, PAYLOAD);
+    sem_t go;
+    sem_init(&go, 0, 0);
+    struct add_sender snd = {
+        .fd = fd, .from = 0, .to = n, .payload = PAYLOAD, .go = &go, .go_at = n1};
+    add_sender_start(&snd);
     /* the loop fills one half, hands it to the storage thread (held at the gate), fills
-     * the other, and then waits */
-    for (int i = 0; i < 10000 && atomic_load(&store->flush_waits_seen) == 0; i++)
+     * the other, and then an add waits */
+    wait_cache_full(&h);
+    /* (a) the loop goes on: another connection's READ (of an entry in the half held) */
+    int fd2 = cl_connect(h.port);
+    check_entries(fd2, 42, 0, 1, PAYLOAD);
+    /* ... and a timer, which sees adds waiting for the cache */
+    struct on_loop r;
+    run_on_loop_full(&h, &r, 2);
+    ck_assert_uint_gt(r.waiting, 0);
+    /* the adds sent now are not read: their connection is paused, none of them journalled */
+    sem_post(&go);
+    for (int i = 0; i < 10000; i++) {
+        run_on_loop_full(&h, &r, 2);
+        if (r.cache_paused)
+            break;
         usleep(1000);
-    ck_assert_uint_ge(atomic_load(&store->flush_waits_seen), 1);
-    wait_parked(&h);
-    /* meanwhile some adds were answered, not all: count what arrived without waiting */
+    }
+    ck_assert_msg(r.cache_paused, "the connection sending adds is still read");
+    ck_assert_uint_le(r.st.adds, (uint64_t)n1);
+    ck_assert(bk_store_gate_parked(store)); /* all of it while the checkpoint waited */
+    /* some adds were answered before the wait, not all */
     int answered = 0;
     for (;;) {
         uint8_t b[4 + 24];
-        ssize_t n = recv(fd, b, sizeof b, MSG_DONTWAIT | MSG_PEEK);
-        if (n < (ssize_t)sizeof b)
+        ssize_t got = recv(fd, b, sizeof b, MSG_DONTWAIT | MSG_PEEK);
+        if (got < (ssize_t)sizeof b)
             break;
         ck_assert_int_eq(v2_add_recv(fd, 42, answered), 0);
         answered++;
     }
-    ck_assert_int_lt(answered, N);
-    size_t entry = 32 + 4 + PAYLOAD;
+    ck_assert_int_lt(answered, n1);
     ck_assert_uint_le(store->cache_peak, 2 * (store->cache_max + entry));
+    /* (b) released: the rest, in order */
     bk_store_gate(store, BK_GATE_NONE);
-    for (int e = answered; e < N; e++)
+    for (int e = answered; e < n; e++)
         ck_assert_int_eq(v2_add_recv(fd, 42, e), 0);
-    check_entries(fd, 42, 0, N, PAYLOAD);
+    add_sender_join(&snd);
+    sem_destroy(&go);
+    check_entries(fd2, 42, 0, n, PAYLOAD);
     ck_assert_int_eq(run_on_loop(&h, 0), 0);
     ck_assert_uint_le(store->cache_peak, 2 * (store->cache_max + entry));
     close(fd);
+    close(fd2);
     h_stop(&h, true);
     h_start(&h);
     fd = cl_connect(h.port);
-    check_entries(fd, 42, 0, N, PAYLOAD);
+    check_entries(fd, 42, 0, n, PAYLOAD);
+    close(fd);
+    h_stop(&h, true);
+    tl_rm_rf(h.dir);
+}
+END_TEST
+
+/* Records journalled but not yet taken by the journal thread (it is held). */
+static int journal_queued(struct bk_journal *j)
+{
+    int n = 0;
+    pthread_mutex_lock(&j->lock);
+    for (struct bk_jreq *r = j->q_head; r; r = r->next)
+        n++;
+    pthread_mutex_unlock(&j->lock);
+    return n;
+}
+
+/* A checkpoint that begins in the middle of a journal group (the write cache half filled by
+ * its first records) must not move lastMark past the group: the rest of it went into the
+ * next half. After that checkpoint a crash loses nothing acknowledged: replay applies the
+ * whole group again. */
+START_TEST(test_checkpoint_mid_group)
+{
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    enum { PAYLOAD = 4 * 1024 };
+    h.o.write_cache_max = 64 * 1024; /* halves of 32 KiB */
+    size_t entry = 32 + 4 + PAYLOAD;
+    /* one group of well over a half, well under journalBufferedWritesThreshold */
+    int k = (int)(h.o.write_cache_max / 2 / entry) * 2 + 1 + (int)(mg_mono_us() % 6);
+    h_start(&h);
+    struct bk_journal *j = &h.srv->journal;
+    struct bk_stats st;
+    run_on_loop_state(&h, 2, &st, NULL);
+    int fd = cl_connect(h.port);
+    /* the key record and every add in the journal's queue, then taken as one group */
+    bk_journal_hold(j, true);
+    for (int e = 0; e < k; e++)
+        v2_add_send(fd, 42, e, KEY_A, 0, PAYLOAD);
+    for (int i = 0; i < 10000 && journal_queued(j) < k + 1; i++)
+        usleep(1000);
+    ck_assert_int_eq(journal_queued(j), k + 1);
+    bk_journal_hold(j, false);
+    for (int e = 0; e < k; e++)
+        ck_assert_int_eq(v2_add_recv(fd, 42, e), 0);
+    struct bk_stats after;
+    run_on_loop_state(&h, 2, &after, NULL);
+    ck_assert_uint_eq(after.groups, st.groups + 1);
+    wait_checkpoints(&h, st.checkpoints); /* begun when the first half filled */
+    close(fd);
+    h_stop(&h, false); /* the crash: the rest of the group only in the write cache */
+    h_start(&h);
+    bk_server_stats(h.srv, &st);
+    ck_assert_uint_ge(st.replayed, (uint64_t)k);
+    fd = cl_connect(h.port);
+    check_entries(fd, 42, 0, k, PAYLOAD);
     close(fd);
     h_stop(&h, true);
     tl_rm_rf(h.dir);
@@ -3444,6 +3604,9 @@ static struct bk_server *ld_start_mixed(struct ck *c, int n)
     snprintf(dirs[0], sizeof dirs[0], "%s", c->h.ldir);
     ld_fake_init(1, dirs);
     s->statvfs_fn = ld_statvfs;
+    /* the start's disk check read the real disk, which may be above a test's warn threshold
+     * (its transitions would then not be logged again): read the fake's now */
+    bk_server_check_disk(s);
     gc_put_md(c, 1);
     gc_put_md(c, 2);
     gc_add_mixed(s, n);
@@ -3803,23 +3966,24 @@ END_TEST
 static Suite *bookie_suite(void)
 {
     Suite *s = suite_create("bookie");
+    TCase *wc = tl_tcase(s, "write_cache", 120, NULL, NULL);
+    tl_add(wc, test_write_cache_backpressure, test_checkpoint_mid_group);
     TCase *tc = tl_tcase(s, "core", 120, NULL, NULL);
-    tl_add(tc, test_v2_add_read, test_v3_ops, test_fencing, test_group_commit, test_fsync_per_add,
-           test_replay_unclean, test_read_during_flush, test_write_cache_backpressure,
-           test_crash_mid_flush, test_journal_backups, test_journal_torn_tail,
-           test_journal_corrupt_middle, test_journal_v6, test_garbage_frame, test_max_message_frame,
-           test_oversized_frame, test_readonly_injected, test_readonly_tmpfs, test_nospace_journal,
-           test_nospace_entry_log, test_prealloc_threshold, test_prealloc_after_room_returns,
-           test_restart_trims_journal, test_journal_zero_fill_ahead, test_journal_reuse_files,
-           test_dir_lock, test_options_from_cfg, test_cookie_format, test_cookie_new_and_restart,
-           test_cookie_refusals, test_cookie_adopt_and_resume, test_cookie_twin_refused,
-           test_cookie_format_cmd, test_gc_deleted_ledger, test_metrics,
-           test_gc_empty_logs_of_restarts, test_gc_ledger_created_during_scan,
-           test_gc_listing_failure, test_compaction_half_live, test_gc_off_loop,
-           test_compaction_crash, test_ledger_dirs_round_robin, test_ledger_dirs_full_skipped,
-           test_disk_thresholds_gc_frees, test_compaction_ledger_deleted, test_compaction_disk_full,
-           test_gc_store_unreachable, test_ledger_dir_io_error,
-           test_gc_major_suspended_almost_full);
+    tl_add(
+        tc, test_v2_add_read, test_v3_ops, test_fencing, test_group_commit, test_fsync_per_add,
+        test_replay_unclean, test_read_during_flush, test_crash_mid_flush, test_journal_backups,
+        test_journal_torn_tail, test_journal_corrupt_middle, test_journal_v6, test_garbage_frame,
+        test_max_message_frame, test_oversized_frame, test_readonly_injected, test_readonly_tmpfs,
+        test_nospace_journal, test_nospace_entry_log, test_prealloc_threshold,
+        test_prealloc_after_room_returns, test_restart_trims_journal, test_journal_zero_fill_ahead,
+        test_journal_reuse_files, test_dir_lock, test_options_from_cfg, test_cookie_format,
+        test_cookie_new_and_restart, test_cookie_refusals, test_cookie_adopt_and_resume,
+        test_cookie_twin_refused, test_cookie_format_cmd, test_gc_deleted_ledger, test_metrics,
+        test_gc_empty_logs_of_restarts, test_gc_ledger_created_during_scan, test_gc_listing_failure,
+        test_compaction_half_live, test_gc_off_loop, test_compaction_crash,
+        test_ledger_dirs_round_robin, test_ledger_dirs_full_skipped, test_disk_thresholds_gc_frees,
+        test_compaction_ledger_deleted, test_compaction_disk_full, test_gc_store_unreachable,
+        test_ledger_dir_io_error, test_gc_major_suspended_almost_full);
     return s;
 }
 
