@@ -1621,6 +1621,11 @@ static void gate_watchdog_stop(struct gate_watchdog *wd)
     pthread_mutex_destroy(&wd->lock);
 }
 
+static bool gate_parked(const void *arg)
+{
+    return bk_store_gate_parked((struct bk_store *)arg);
+}
+
 static bool cache_waited(const void *arg)
 {
     const struct bk_server *s = arg;
@@ -1656,7 +1661,8 @@ START_TEST(test_local_cache_full)
     struct journal_want jw = {s, (uint64_t)n};
     ck_assert(tl_until(loop, journal_reached, &jw, 30000));
     ck_assert_msg(!gate_watchdog_fired(&wd), "the loop stopped while adds waited for the cache");
-    ck_assert(bk_store_gate_parked(&s->store));
+    /* the storage thread reaches the gate on its own time */
+    ck_assert(tl_until(loop, gate_parked, &s->store, 30000));
     ck_assert_int_lt(b.n_done, n);
     ck_assert_uint_gt(s->n_waiting, 0);
     ck_assert_uint_le(s->n_waiting, (size_t)n);

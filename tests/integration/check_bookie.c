@@ -1056,8 +1056,13 @@ START_TEST(test_checkpoint_mid_group)
     enum { PAYLOAD = 4 * 1024 };
     h.o.write_cache_max = 64 * 1024; /* halves of 32 KiB */
     size_t entry = 32 + 4 + PAYLOAD;
-    /* one group of well over a half, well under journalBufferedWritesThreshold */
-    int k = (int)(h.o.write_cache_max / 2 / entry) * 2 + 1 + (int)(mg_mono_us() % 6);
+    /* one group of over a half but short of two (well under journalBufferedWritesThreshold):
+     * its first records fill the first half (the checkpoint begins at the add after the one
+     * that took the half past its size, so at least two more than a half), the rest stay in the
+     * second half, which does not fill, so no later checkpoint can cover the group before
+     * the crash (one that did would rightly leave nothing to replay) */
+    int per_half = (int)(h.o.write_cache_max / 2 / entry);
+    int k = per_half + 2 + (int)(mg_mono_us() % (uint64_t)(per_half - 2));
     h_start(&h);
     struct bk_journal *j = &h.srv->journal;
     struct bk_stats st;
