@@ -1418,9 +1418,19 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
         s->store.mark_off = mo;
         rc = bk_journal_replay(&s->journal, &s->store, mf, mo, &s->replayed);
     }
+    /* A brand-new bookie: no journal file (bk_journal_init found none) and no lastMark, so
+     * nothing was replayed and there is no file to delete. (A lastMark without a journal
+     * file needs the checkpoint: it would name a file after the new one.) */
+    bool brand_new = s->journal.file_id == 0 && mf == 0;
     if (rc == 0)
         rc = bk_journal_start(&s->journal, base);
-    if (rc == 0) {
+    if (rc == 0 && brand_new) {
+        /* No start checkpoint (it was 3 syncs: entry log, lastMark, its directory): the
+         * write cache is empty and, without lastMark, the next start replays from the
+         * first journal file, this run's, so whatever is acknowledged before the first
+         * periodic checkpoint is covered by the journal alone (docs/design.md §10). */
+        s->store.journal_keep = (unsigned)s->journal_max_backups;
+    } else if (rc == 0) {
         /* Write what was replayed to the entry logs and the index and move lastMark to the
          * new journal file: every older file, the previous run's last one (with its
          * preallocated tail) included, goes now instead of lingering until the new file

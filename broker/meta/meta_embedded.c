@@ -6,10 +6,12 @@
  * (create, set, delete) as a record [len][crc32c][payload]; the records are appended to
  * meta.log with one write(2) and the completion is queued as "durable". The queue's flush
  * runs before_flush first, which does one fdatasync for every mutation queued since the
- * last one (group commit), then delivers them. Once the log passes snapshot_log_bytes (or
- * on the snapshot timer) the whole tree is written to meta.snap.tmp, fsynced and renamed
- * over meta.snap, and a new empty log is started; a generation number in both headers tells
- * which log belongs to which snapshot, so a crash between the two renames is harmless.
+ * last one (group commit), then delivers them; a flush that only changed ephemeral nodes
+ * (not sequentially) is delivered without a sync (the next open drops them anyway). Once
+ * the log passes snapshot_log_bytes (or on the snapshot timer) the whole tree is written to
+ * meta.snap.tmp, fsynced and renamed over meta.snap, and a new empty log is started; a
+ * generation number in both headers tells which log belongs to which snapshot, so a crash
+ * between the two renames is harmless.
  * Open: lock the directory, load the snapshot, replay the log of the same generation (a
  * torn or corrupt tail ends the replay with a warning), drop every ephemeral node (they
  * belonged to the previous run's session), and compact into a new snapshot if anything
@@ -96,6 +98,7 @@ struct meta_emb {
     uint64_t log_records;    /* records in meta.log */
     uint64_t synced_records; /* records in meta.log at the last successful sync */
     bool dirty;              /* written since the last fdatasync */
+    bool durable_dirty;      /* ... and one of those records changed persistent state */
     bool broken;             /* the files must be rewritten (snapshot) before the next change */
     int failed;              /* while broken: the cause, refused changes get it */
     uint64_t retry_at_ms;    /* broken: no rewrite before this (monotonic) */
@@ -348,7 +351,7 @@ static int meta_emb_new_log(struct meta_emb *e, uint64_t gen)
     e->gen = gen;
     e->log_bytes = e->synced_bytes = EMB_HDR_LEN;
     e->log_records = e->synced_records = 0;
-    e->dirty = false;
+    e->dirty = e->durable_dirty = false;
     return 0;
 }
 
@@ -497,6 +500,11 @@ static void meta_emb_effect(void *arg, enum meta_effect_kind kind, const char *p
         meta_emb_put_str(p, path, strlen(path));
         break;
     }
+    /* Ephemeral nodes are dropped at every open, so a record that only creates (without a
+     * sequential number: the parent's counter is persistent), updates or deletes an
+     * ephemeral node needs no fdatasync of its own (meta_emb_before_flush). */
+    if (!n->owner || sequential)
+        e->durable_dirty = true;
     meta_emb_frame(&e->rec, p);
     e->log_records++;
 }
@@ -1020,7 +1028,15 @@ static int meta_emb_del(struct meta_store *m, const char *path, int64_t expected
 static int meta_emb_before_flush(struct meta_store *m)
 {
     struct meta_emb *e = meta_emb_of(m);
-    if (e->dirty) {
+    if (e->dirty && !e->durable_dirty) {
+        /* Only ephemeral nodes changed (the lease renewals, registrations and load reports
+         * that a start and an idle broker write): deliver without fdatasync. Their records
+         * stay in the log, synced by the next flush that needs it; a crash before that
+         * loses only nodes the next open drops anyway. They are committed as far as the
+         * tree goes: a later failed sync takes back only what came after them. */
+        meta_emb_undo_clear(e);
+        e->mem.unsynced = false;
+    } else if (e->dirty) {
         if (meta_emb_sync(e, e->log_fd, true) < 0) {
             /* After a failed sync the kernel may have dropped the unsynced pages: none of
              * those changes is stored. Take them all back, cut them off the log (so that a
@@ -1031,14 +1047,14 @@ static int meta_emb_before_flush(struct meta_store *m)
             e->refused += e->n_undo ? (int64_t)e->n_undo : 1;
             meta_emb_undo_to(e, 0);
             e->mem.unsynced = false;
-            e->dirty = false;
+            e->dirty = e->durable_dirty = false;
             if (meta_emb_truncate(e, e->log_fd, e->synced_bytes) == 0)
                 e->log_bytes = e->synced_bytes;
             e->log_records = e->synced_records;
             meta_emb_break(e, rc);
             return rc;
         }
-        e->dirty = false;
+        e->dirty = e->durable_dirty = false;
         e->synced_bytes = e->log_bytes;
         e->synced_records = e->log_records;
         meta_emb_undo_clear(e);

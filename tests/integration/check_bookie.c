@@ -1235,6 +1235,42 @@ START_TEST(test_replay_unclean)
 }
 END_TEST
 
+/* A brand-new bookie starts without the start checkpoint (no lastMark, no sync of an empty
+ * entry log); what it acknowledges before its first checkpoint survives a crash through the
+ * journal alone, and the next start, which has a journal to cover, checkpoints. */
+START_TEST(test_new_bookie_no_start_checkpoint)
+{
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    h_start(&h);
+    struct bk_stats st;
+    bk_server_stats(h.srv, &st);
+    ck_assert_uint_eq(st.checkpoints, 0);
+    char mark[400];
+    snprintf(mark, sizeof mark, "%s/current/lastMark", h.ldir);
+    ck_assert_int_ne(access(mark, F_OK), 0);
+    int fd = cl_connect(h.port);
+    const int n = 37;
+    for (int e = 0; e < n; e++)
+        v2_add_send(fd, 41, e, KEY_A, 0, 700);
+    for (int e = 0; e < n; e++)
+        ck_assert_int_eq(v2_add_recv(fd, 41, e), 0);
+    close(fd);
+    h_stop(&h, false); /* crash: no checkpoint ever ran */
+
+    h_start(&h);
+    bk_server_stats(h.srv, &st);
+    ck_assert_uint_eq(st.replayed, (uint64_t)n + 1); /* the ledger's key record and the adds */
+    ck_assert_uint_eq(st.checkpoints, 1);            /* the replay is covered at once */
+    ck_assert_int_eq(access(mark, F_OK), 0);
+    fd = cl_connect(h.port);
+    check_entries(fd, 41, 0, n, 700);
+    close(fd);
+    h_stop(&h, true);
+    tl_rm_rf(h.dir);
+}
+END_TEST
+
 /* Damage in the last record of the last journal file is a torn write: the bookie truncates it
  * (logged) and starts; what comes before is intact and nothing damaged is ever served. */
 START_TEST(test_journal_torn_tail)
@@ -3974,21 +4010,22 @@ static Suite *bookie_suite(void)
     TCase *wc = tl_tcase(s, "write_cache", 120, NULL, NULL);
     tl_add(wc, test_write_cache_backpressure, test_checkpoint_mid_group);
     TCase *tc = tl_tcase(s, "core", 120, NULL, NULL);
-    tl_add(
-        tc, test_v2_add_read, test_v3_ops, test_fencing, test_group_commit, test_fsync_per_add,
-        test_replay_unclean, test_read_during_flush, test_crash_mid_flush, test_journal_backups,
-        test_journal_torn_tail, test_journal_corrupt_middle, test_journal_v6, test_garbage_frame,
-        test_max_message_frame, test_oversized_frame, test_readonly_injected, test_readonly_tmpfs,
-        test_nospace_journal, test_nospace_entry_log, test_prealloc_threshold,
-        test_prealloc_after_room_returns, test_restart_trims_journal, test_journal_zero_fill_ahead,
-        test_journal_reuse_files, test_dir_lock, test_options_from_cfg, test_cookie_format,
-        test_cookie_new_and_restart, test_cookie_refusals, test_cookie_adopt_and_resume,
-        test_cookie_twin_refused, test_cookie_format_cmd, test_gc_deleted_ledger, test_metrics,
-        test_gc_empty_logs_of_restarts, test_gc_ledger_created_during_scan, test_gc_listing_failure,
-        test_compaction_half_live, test_gc_off_loop, test_compaction_crash,
-        test_ledger_dirs_round_robin, test_ledger_dirs_full_skipped, test_disk_thresholds_gc_frees,
-        test_compaction_ledger_deleted, test_compaction_disk_full, test_gc_store_unreachable,
-        test_ledger_dir_io_error, test_gc_major_suspended_almost_full);
+    tl_add(tc, test_v2_add_read, test_v3_ops, test_fencing, test_group_commit, test_fsync_per_add,
+           test_replay_unclean, test_new_bookie_no_start_checkpoint, test_read_during_flush,
+           test_crash_mid_flush, test_journal_backups, test_journal_torn_tail,
+           test_journal_corrupt_middle, test_journal_v6, test_garbage_frame, test_max_message_frame,
+           test_oversized_frame, test_readonly_injected, test_readonly_tmpfs, test_nospace_journal,
+           test_nospace_entry_log, test_prealloc_threshold, test_prealloc_after_room_returns,
+           test_restart_trims_journal, test_journal_zero_fill_ahead, test_journal_reuse_files,
+           test_dir_lock, test_options_from_cfg, test_cookie_format, test_cookie_new_and_restart,
+           test_cookie_refusals, test_cookie_adopt_and_resume, test_cookie_twin_refused,
+           test_cookie_format_cmd, test_gc_deleted_ledger, test_metrics,
+           test_gc_empty_logs_of_restarts, test_gc_ledger_created_during_scan,
+           test_gc_listing_failure, test_compaction_half_live, test_gc_off_loop,
+           test_compaction_crash, test_ledger_dirs_round_robin, test_ledger_dirs_full_skipped,
+           test_disk_thresholds_gc_frees, test_compaction_ledger_deleted, test_compaction_disk_full,
+           test_gc_store_unreachable, test_ledger_dir_io_error,
+           test_gc_major_suspended_almost_full);
     return s;
 }
 

@@ -1130,6 +1130,56 @@ START_TEST(t_emb_enospc_sync)
 }
 END_TEST
 
+/* Changes of ephemeral nodes alone (create, update, delete) are delivered without an
+ * fdatasync: the next open drops those nodes anyway. A sequential create (the parent's
+ * counter is persistent) and any persistent change are synced as before, with the
+ * ephemeral records written ahead of them; a later failed sync does not take back an
+ * ephemeral change already answered. */
+START_TEST(t_emb_ephemeral_unsynced)
+{
+    struct fault f = {0};
+    meta_embedded_set_fault(st, fault_fn, &f);
+    meta_embedded_set_retry_ms(st, 0);
+    ck_assert_int_eq(put_s("/e", "", META_VERSION_NONE, 0), 0);
+    int syncs = f.syncs;
+    ck_assert_int_eq(put_s("/e/a", "1", META_VERSION_NONE, META_EPHEMERAL), 0);
+    ck_assert_int_eq(put_s("/e/a", "2", 0, 0), 0);
+    ck_assert_int_eq(put_s("/e/b", "b", META_VERSION_NONE, META_EPHEMERAL), 0);
+    ck_assert_int_eq(del(st, "/e/a", META_VERSION_ANY), 0);
+    ck_assert_int_eq(f.syncs, syncs);
+    check_key("/e/b", "b", 0);
+    char seq[64];
+    struct meta_req r;
+    ck_assert_int_eq(
+        put(st, "/e/s-", "", 0, META_VERSION_NONE, META_EPHEMERAL | META_SEQUENTIAL, &r), 0);
+    meta_req_fini(&r);
+    ck_assert_int_eq(f.syncs, syncs + 1);
+    ck_assert_int_eq(put_s("/e/c", "c", META_VERSION_NONE, META_EPHEMERAL), 0);
+    ck_assert_int_eq(put_s("/p", "p", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(f.syncs, syncs + 2);
+    /* an ephemeral change answered, then the sync of a persistent one fails */
+    ck_assert_int_eq(put_s("/e/d", "d", META_VERSION_NONE, META_EPHEMERAL), 0);
+    f.sync_err = ENOSPC;
+    ck_assert_int_eq(put_s("/q", "q", META_VERSION_NONE, 0), -MG_ENOSPC);
+    check_key("/e/d", "d", 0);
+    ck_assert_int_eq(get(st, "/q", NULL), -MG_ENOTFOUND);
+    f.sync_err = 0;
+    ck_assert_int_eq(put_s("/e/x", "x", META_VERSION_NONE, META_EPHEMERAL), 0);
+    check_key("/e/x", "x", 0);
+    ck_assert_int_eq(seq_put("/ids/ID-", seq, sizeof seq), 0);
+    reopen();
+    check_key("/p", "p", 0);
+    ck_assert_int_eq(get(st, "/q", NULL), -MG_ENOTFOUND);
+    ck_assert_int_eq(children(st, "/e", &r), 0);
+    ck_assert_int_eq(r.n_children, 0); /* the ephemeral nodes of the previous run are gone */
+    meta_req_fini(&r);
+    /* the counter of /e moved past the ephemeral sequential node */
+    ck_assert_int_eq(put(st, "/e/s-", "", 0, META_VERSION_NONE, META_SEQUENTIAL, &r), 0);
+    ck_assert_str_eq(r.path, "/e/s-0000000001");
+    meta_req_fini(&r);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------------------------ */
 
 /* Stands for the zk backend's contract tests when no ZooKeeper is named. */
@@ -1173,7 +1223,7 @@ static Suite *meta_suite(void)
     }
     TCase *tc = tl_tcase(s, "embedded-durability", 60, setup_embedded, teardown);
     tl_add(tc, t_emb_reopen, t_emb_torn_tail, t_emb_snapshots, t_emb_dirs, t_emb_group_commit,
-           t_emb_enospc_write, t_emb_enospc_sync);
+           t_emb_enospc_write, t_emb_enospc_sync, t_emb_ephemeral_unsynced);
     return s;
 }
 
