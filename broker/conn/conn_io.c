@@ -143,7 +143,7 @@ static void conn_io_peer_closed(struct conn_io *io, const char *why)
 }
 
 /* Decode what is buffered, up to in_limit of frames not dispatched yet; one FRAMES message. */
-static void conn_io_read(struct bufferevent *bev, void *arg)
+static void conn_iol_read(struct bufferevent *bev, void *arg)
 {
     struct conn_io *io = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
@@ -181,7 +181,7 @@ static void conn_io_read(struct bufferevent *bev, void *arg)
         conn_io_to_main(io, batch);
 }
 
-static void conn_io_write(struct bufferevent *bev, void *arg)
+static void conn_iol_write(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     struct conn_io *io = arg;
@@ -189,7 +189,7 @@ static void conn_io_write(struct bufferevent *bev, void *arg)
         conn_io_to_main(io, conn_io_msg_new(IO_DRAINED));
 }
 
-static void conn_io_event(struct bufferevent *bev, short what, void *arg)
+static void conn_iol_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn_io *io = arg;
     if (what & BEV_EVENT_CONNECTED) {
@@ -224,7 +224,7 @@ static void conn_io_open(struct conn_io *io)
     else
         io->bev = bufferevent_socket_new(base, io->fd, BEV_OPT_CLOSE_ON_FREE);
     MG_ASSERT(io->bev);
-    bufferevent_setcb(io->bev, conn_io_read, conn_io_write, conn_io_event, io);
+    bufferevent_setcb(io->bev, conn_iol_read, conn_iol_write, conn_iol_event, io);
     bufferevent_setwatermark(io->bev, EV_READ, 0, io->max_frame + 4 + 65536);
     bufferevent_setwatermark(io->bev, EV_WRITE, io->out_low, 0);
     evbuffer_add_cb(bufferevent_get_output(io->bev), conn_io_out_cb, io);
@@ -311,7 +311,7 @@ static void conn_io_run(struct mg_mbox_msg *mm)
         io->in_full = false;
         if (!io->dead) {
             bufferevent_enable(io->bev, EV_READ);
-            conn_io_read(io->bev, io); /* what is buffered already */
+            conn_iol_read(io->bev, io); /* what is buffered already */
         }
         break;
     case IO_SHUTWR:
