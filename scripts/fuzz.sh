@@ -9,6 +9,7 @@
 # Environment: FUZZ_SECONDS (per target, default 60), or FUZZ_TOTAL_SECONDS (shared out
 # evenly, at least 1 s a target; overrides FUZZ_SECONDS), FUZZ_BUILD_DIR (default
 # /tmp/magnetar-fuzz-build), FUZZ_JOBS (make -j, default nproc), FUZZ_CC (default clang).
+# Targets run FUZZ_PARALLEL at a time (default nproc), each for its full time.
 # Prints, per target, the executions, executions per second and coverage (libFuzzer's cov:
 # edges and ft: features) it reached, and a summary table at the end.
 # Exit status: 0 when every target ran its time without a crash, leak, timeout or
@@ -86,17 +87,18 @@ make -j"$jobs" "${bins[@]}"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-status=0
-summary=()
-for t in "${targets[@]}"; do
+# fuzz_one TARGET: fuzz one target on a copy of its seeds; writes its summary line to
+# $build/fuzz-TARGET.result ("ok     ..." or "FAILED ...") and the fuzzer's output to
+# $build/fuzz-TARGET.log.
+fuzz_one() {
+    local t=$1 work rc=0 log execs persec cov ft line
     work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz-$t.XXXXXX")
     cp -r "$src/tests/fuzz/corpus/$t/." "$work/"
     echo "fuzz.sh: fuzzing $t for ${seconds}s on a copy of $(find "$work" -type f | wc -l) seeds"
-    rc=0
-    "./tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
-        -artifact_prefix="$build/crash-$t-" "$work" 2>&1 | tee "$build/fuzz-$t.log" || rc=$?
-    rm -rf "$work"
     log=$build/fuzz-$t.log
+    "./tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+        -artifact_prefix="$build/crash-$t-" "$work" >"$log" 2>&1 || rc=$?
+    rm -rf "$work"
     execs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || true)
     persec=$(grep -Eo 'exec/s: *[0-9]+' "$log" | tail -n 1 | grep -Eo '[0-9]+$' || true)
     cov=$(grep -Eo 'cov: *[0-9]+' "$log" | tail -n 1 | grep -Eo '[0-9]+$' || true)
@@ -104,12 +106,39 @@ for t in "${targets[@]}"; do
     line="$t: ${execs:-?} execs, ${persec:-?} exec/s, cov ${cov:-?}, ft ${ft:-?} in ${seconds}s"
     if [ "$rc" -ne 0 ]; then
         echo "fuzz.sh: $t FAILED (exit $rc); log $log" >&2
-        summary+=("FAILED $line")
-        status=1
+        tail -n 60 "$log" >&2
+        echo "FAILED $line" >"$build/fuzz-$t.result"
     else
         echo "fuzz.sh: $t ok ($line)"
-        summary+=("ok     $line")
+        echo "ok     $line" >"$build/fuzz-$t.result"
     fi
+}
+
+# Each fuzzer is single-threaded: run FUZZ_PARALLEL of them at once (default: one per CPU),
+# so the whole run takes about targets x seconds / CPUs. Each keeps its full time.
+parallel=${FUZZ_PARALLEL:-$(nproc)}
+[ "$parallel" -ge 1 ] || parallel=1
+running=0
+for t in "${targets[@]}"; do
+    rm -f "$build/fuzz-$t.result"
+    if [ "$running" -ge "$parallel" ]; then
+        wait -n || true
+        running=$((running - 1))
+    fi
+    fuzz_one "$t" &
+    running=$((running + 1))
+done
+wait || true
+status=0
+summary=()
+for t in "${targets[@]}"; do
+    if [ -s "$build/fuzz-$t.result" ]; then
+        r=$(cat "$build/fuzz-$t.result")
+    else
+        r="FAILED $t: no result (the fuzzing job died)"
+    fi
+    case "$r" in ok*) ;; *) status=1 ;; esac
+    summary+=("$r")
 done
 echo "fuzz.sh: summary"
 printf '  %s\n' "${summary[@]}"
