@@ -7,17 +7,17 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdint.h>
 #include <sys/uio.h>
 
-size_t mg_bev_read_more(struct bufferevent *bev, size_t max)
+/* The most bev's input may take now, at most max: 0 when reading is off or the read high
+ * watermark is reached. */
+static size_t bev_read_room(struct bufferevent *bev, size_t have, size_t max)
 {
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    if (fd < 0 || bufferevent_get_underlying(bev) || bufferevent_openssl_get_ssl(bev) ||
-        !(bufferevent_get_enabled(bev) & EV_READ))
-        return 0;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    size_t have = evbuffer_get_length(in), high = 0;
-    if (have < MG_BEV_READ_MORE_MIN)
+    size_t high = 0;
+    if (!(bufferevent_get_enabled(bev) & EV_READ))
         return 0;
     bufferevent_getwatermark(bev, EV_READ, NULL, &high);
     if (high > 0) {
@@ -26,6 +26,53 @@ size_t mg_bev_read_more(struct bufferevent *bev, size_t max)
         if (max > high - have)
             max = high - have;
     }
+    return max;
+}
+
+/* The TLS case: decrypt the records already readable, one SSL_read per record, into the
+ * input's free space. Stops at the first SSL_read that does not return data (WANT_READ:
+ * the socket is drained; anything else is left for the bufferevent's own next SSL_read to
+ * see and report) or once max bytes were taken. What OpenSSL still holds of a record is in
+ * SSL_pending, which bufferevent_openssl reads on its next turn. */
+static size_t bev_ssl_read_more(struct bufferevent *bev, SSL *ssl, size_t max)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t got = 0;
+    while (got < max) {
+        struct evbuffer_iovec v[1];
+        if (evbuffer_reserve_space(in, (ev_ssize_t)(max - got), v, 1) != 1)
+            break;
+        size_t len = v[0].iov_len < max - got ? v[0].iov_len : max - got;
+        ERR_clear_error();
+        int r = SSL_read(ssl, v[0].iov_base, len > INT32_MAX ? INT32_MAX : (int)len);
+        if (r <= 0) {
+            int e = SSL_get_error(ssl, r);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                ERR_clear_error(); /* nothing lost: the bufferevent retries as usual */
+            break;
+        }
+        v[0].iov_len = (size_t)r;
+        evbuffer_commit_space(in, v, 1);
+        got += (size_t)r;
+    }
+    return got;
+}
+
+size_t mg_bev_read_more(struct bufferevent *bev, size_t max)
+{
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd < 0 || bufferevent_get_underlying(bev))
+        return 0;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t have = evbuffer_get_length(in);
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    if (ssl) /* libevent takes one record a turn: any input at all means one was cut short */
+        return have > 0 && SSL_is_init_finished(ssl)
+                   ? bev_ssl_read_more(bev, ssl, bev_read_room(bev, have, max))
+                   : 0;
+    if (have < MG_BEV_READ_MORE_MIN)
+        return 0;
+    max = bev_read_room(bev, have, max);
     /* A socket bufferevent keeps its input's end frozen outside its own reads (libevent's
      * bufferevent_readcb thaws it around evbuffer_read): do the same around this read. */
     struct evbuffer_iovec v[2];

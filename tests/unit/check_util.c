@@ -21,10 +21,13 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -325,14 +328,12 @@ static void bev_reads_event(struct bufferevent *bev, short what, void *arg)
         r->eof = 1;
 }
 
-/* Write n pattern bytes into one end of a socket pair and close it; read the other end
- * through a socket bufferevent (read high watermark high, 0: none) until end of stream and
- * check that every byte arrived in order. */
-static void bev_reads_run(size_t n, size_t high, struct bev_reads *r)
+/* A non-blocking socket pair with room for 2 MiB in flight, and n pattern bytes to send
+ * (mg_free them). */
+static uint8_t *bev_reads_setup(int sv[2], size_t n)
 {
-    int sv[2];
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    int sz = 1 << 20;
+    int sz = 1 << 21;
     setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
     evutil_make_socket_nonblocking(sv[0]);
@@ -340,6 +341,34 @@ static void bev_reads_run(size_t n, size_t high, struct bev_reads *r)
     uint8_t *pat = mg_malloc(n);
     for (size_t i = 0; i < n; i++)
         pat[i] = (uint8_t)(i * 7 + i / 251);
+    return pat;
+}
+
+/* Read bev (read high watermark high, 0: none) with bev_reads_cb until the n bytes of pat
+ * and, when eof, the end of stream arrived; check that every byte came, in order. */
+static void bev_reads_collect(struct event_base *base, struct bufferevent *bev, size_t high,
+                              const uint8_t *pat, size_t n, bool eof, struct bev_reads *r)
+{
+    memset(r, 0, sizeof *r);
+    r->got = evbuffer_new();
+    bufferevent_setcb(bev, bev_reads_cb, NULL, bev_reads_event, r);
+    bufferevent_setwatermark(bev, EV_READ, 0, high);
+    bufferevent_enable(bev, EV_READ);
+    for (int guard = 0; guard < 10000 && (eof ? !r->eof : evbuffer_get_length(r->got) < n); guard++)
+        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert(r->eof || !eof);
+    ck_assert_uint_eq(evbuffer_get_length(r->got), n);
+    ck_assert(memcmp(evbuffer_pullup(r->got, -1), pat, n) == 0);
+    evbuffer_free(r->got);
+}
+
+/* Write n pattern bytes into one end of a socket pair and close it; read the other end
+ * through a socket bufferevent (read high watermark high, 0: none) until end of stream and
+ * check that every byte arrived in order. */
+static void bev_reads_run(size_t n, size_t high, struct bev_reads *r)
+{
+    int sv[2];
+    uint8_t *pat = bev_reads_setup(sv, n);
     size_t sent = 0;
     for (int guard = 0; guard < 1000 && sent < n; guard++) {
         ssize_t w = write(sv[1], pat + sent, n - sent);
@@ -350,35 +379,34 @@ static void bev_reads_run(size_t n, size_t high, struct bev_reads *r)
     close(sv[1]);
     struct event_base *base = event_base_new();
     struct bufferevent *bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
-    memset(r, 0, sizeof *r);
-    r->got = evbuffer_new();
-    bufferevent_setcb(bev, bev_reads_cb, NULL, bev_reads_event, r);
-    bufferevent_setwatermark(bev, EV_READ, 0, high);
-    bufferevent_enable(bev, EV_READ);
-    for (int guard = 0; guard < 10000 && !r->eof; guard++)
-        event_base_loop(base, EVLOOP_ONCE);
-    ck_assert(r->eof);
-    ck_assert_uint_eq(evbuffer_get_length(r->got), n);
-    ck_assert(memcmp(evbuffer_pullup(r->got, -1), pat, n) == 0);
-    evbuffer_free(r->got);
+    bev_reads_collect(base, bev, high, pat, n, true, r);
     bufferevent_free(bev);
     event_base_free(base);
     mg_free(pat);
 }
 
-START_TEST(test_bev_read_more)
+/* run (bev_reads_run or bev_tls_reads_run): the first read callback takes all that is
+ * there beyond the bufferevent's own read of at least min_before bytes, but not past a read
+ * high watermark of high, and nothing is lost either way. */
+static void bev_read_more_expect(void (*run)(size_t, size_t, struct bev_reads *), size_t high,
+                                 size_t min_before)
 {
-    /* One read callback takes all that is there beyond libevent's 4 KiB... */
     struct bev_reads r;
     size_t n = 150000 + (size_t)(crc_test_rand() % 50000);
-    bev_reads_run(n, 0, &r);
-    ck_assert_uint_ge(r.before, MG_BEV_READ_MORE_MIN);
+    run(n, 0, &r);
+    ck_assert_uint_ge(r.before, min_before);
+    ck_assert_uint_lt(r.before, n);
     ck_assert_uint_eq(r.after, n);
     ck_assert_uint_eq(r.read_more, n - r.before);
-    /* ... but not past the read high watermark, and nothing is lost either way. */
-    bev_reads_run(n, 20000, &r);
-    ck_assert_uint_le(r.after, 20000);
+    run(n, high, &r);
+    ck_assert_uint_gt(r.read_more, 0);
+    ck_assert_uint_le(r.after, high);
     ck_assert_uint_eq(r.read_more, r.after - r.before);
+}
+
+START_TEST(test_bev_read_more)
+{
+    bev_read_more_expect(bev_reads_run, 20000, MG_BEV_READ_MORE_MIN);
     /* A pair has no socket: left alone. */
     struct event_base *base = event_base_new();
     struct bufferevent *pair[2];
@@ -388,6 +416,76 @@ START_TEST(test_bev_read_more)
     bufferevent_free(pair[0]);
     bufferevent_free(pair[1]);
     event_base_free(base);
+}
+END_TEST
+
+/* A server context with a fresh self-signed P-256 certificate (the test's client trusts
+ * anything). */
+static SSL_CTX *bev_tls_server_ctx(void)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509 *x = X509_new();
+    X509_set_pubkey(x, k);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    ck_assert(X509_sign(x, k, EVP_sha256()) > 0);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    ck_assert(SSL_CTX_use_certificate(ctx, x) == 1 && SSL_CTX_use_PrivateKey(ctx, k) == 1);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return ctx;
+}
+
+static void bev_tls_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED)
+        (*(int *)arg)++;
+}
+
+/* n pattern bytes sent over TLS on a socket pair, all of them in the socket (as records)
+ * before the reading end (a TLS bufferevent, read high watermark high) starts reading;
+ * checks that every byte arrives, in order. */
+static void bev_tls_reads_run(size_t n, size_t high, struct bev_reads *r)
+{
+    int sv[2];
+    uint8_t *pat = bev_reads_setup(sv, n);
+    struct event_base *base = event_base_new();
+    SSL_CTX *sctx = bev_tls_server_ctx(), *cctx = SSL_CTX_new(TLS_client_method());
+    struct bufferevent *srv = bufferevent_openssl_socket_new(
+        base, sv[0], SSL_new(sctx), BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *cli = bufferevent_openssl_socket_new(
+        base, sv[1], SSL_new(cctx), BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    int connected = 0;
+    bufferevent_setcb(srv, NULL, NULL, bev_tls_event, &connected);
+    bufferevent_setcb(cli, NULL, NULL, bev_tls_event, &connected);
+    bufferevent_enable(srv, EV_READ | EV_WRITE);
+    bufferevent_enable(cli, EV_READ | EV_WRITE);
+    for (int guard = 0; guard < 1000 && connected < 2; guard++)
+        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert_int_eq(connected, 2);
+    /* the server stops reading while the client sends everything */
+    bufferevent_disable(srv, EV_READ);
+    bufferevent_write(cli, pat, n);
+    for (int guard = 0; guard < 10000 && evbuffer_get_length(bufferevent_get_output(cli)) > 0;
+         guard++)
+        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert_uint_eq(evbuffer_get_length(bufferevent_get_output(cli)), 0);
+    bev_reads_collect(base, srv, high, pat, n, false, r);
+    bufferevent_free(cli);
+    bufferevent_free(srv);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(sctx);
+    event_base_free(base);
+    mg_free(pat);
+}
+
+/* A TLS bufferevent reads one record (at most 16 KiB) a loop turn: mg_bev_read_more
+ * decrypts the other records the socket already holds in the same callback, within the
+ * read high watermark, and nothing is lost or stalls either way. */
+START_TEST(test_bev_read_more_tls)
+{
+    bev_read_more_expect(bev_tls_reads_run, 40000, 1);
 }
 END_TEST
 
@@ -1087,10 +1185,11 @@ int main(void)
     TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
     tl_add(tc, test_map_basic, test_map_many, test_map_fini_free, test_base64, test_grow,
            test_errors, test_crc, test_crc32c_random_buffers, test_crc32c_combine,
-           test_bev_read_more, test_ratelimit, test_url, test_fs, test_loop_sim_order,
-           test_loop_sim_rearm, test_loop_sim_runs_active_events, test_loop_real,
-           test_codec_known_vectors, test_codec_round_trip, test_codec_bounds_and_corrupt,
-           test_http_request, test_mbox_order_many_posters, test_iothread_round_trip);
+           test_bev_read_more, test_bev_read_more_tls, test_ratelimit, test_url, test_fs,
+           test_loop_sim_order, test_loop_sim_rearm, test_loop_sim_runs_active_events,
+           test_loop_real, test_codec_known_vectors, test_codec_round_trip,
+           test_codec_bounds_and_corrupt, test_http_request, test_mbox_order_many_posters,
+           test_iothread_round_trip);
     tc = tl_tcase(s, "descriptors", 30, tl_nofile_save, tl_nofile_restore);
     tl_add(tc, test_fds_limit_helpers);
     return tl_run(s);
