@@ -30,19 +30,22 @@ static size_t bev_read_room(struct bufferevent *bev, size_t have, size_t max)
 }
 
 /* The TLS case: decrypt the records already readable, one SSL_read per record, into the
- * input's free space. Stops at the first SSL_read that does not return data (WANT_READ:
- * the socket is drained; anything else is left for the bufferevent's own next SSL_read to
- * see and report) or once max bytes were taken. What OpenSSL still holds of a record is in
- * SSL_pending, which bufferevent_openssl reads on its next turn. */
+ * input's free space, until an SSL_read returns no data (WANT_READ: the socket is drained;
+ * anything else is left for the bufferevent's own next SSL_read to see and report) or max
+ * bytes were taken. Past max only to finish the record OpenSSL holds: libevent looks at
+ * SSL_pending only right after its own reads, so the rest of a record cut short here would
+ * wait for the socket's next bytes, which may never come (a producer waiting for receipts).
+ * The input may so exceed max by less than a record, as libevent's own reads do. */
 static size_t bev_ssl_read_more(struct bufferevent *bev, SSL *ssl, size_t max)
 {
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t got = 0;
-    while (got < max) {
+    for (;;) {
+        size_t want = got < max ? max - got : (size_t)SSL_pending(ssl);
         struct evbuffer_iovec v[1];
-        if (evbuffer_reserve_space(in, (ev_ssize_t)(max - got), v, 1) != 1)
+        if (want == 0 || evbuffer_reserve_space(in, (ev_ssize_t)want, v, 1) != 1)
             break;
-        size_t len = v[0].iov_len < max - got ? v[0].iov_len : max - got;
+        size_t len = v[0].iov_len < want ? v[0].iov_len : want;
         ERR_clear_error();
         int r = SSL_read(ssl, v[0].iov_base, len > INT32_MAX ? INT32_MAX : (int)len);
         if (r <= 0) {

@@ -303,7 +303,8 @@ END_TEST
 struct bev_reads {
     int calls, eof;
     size_t before, read_more, after; /* of the first read callback */
-    struct evbuffer *got;            /* what the callbacks took, in order */
+    size_t n, short_by;   /* short_by > 0: its mg_bev_read_more asks for all but short_by */
+    struct evbuffer *got; /* what the callbacks took, in order */
 };
 
 /* The read callback: the first time it calls mg_bev_read_more, every time it takes all the
@@ -314,7 +315,8 @@ static void bev_reads_cb(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     if (r->calls++ == 0) {
         r->before = evbuffer_get_length(in);
-        r->read_more = mg_bev_read_more(bev, 1u << 20);
+        r->read_more =
+            mg_bev_read_more(bev, r->short_by ? r->n - r->before - r->short_by : 1u << 20);
         r->after = evbuffer_get_length(in);
     }
     evbuffer_add_buffer(r->got, in);
@@ -344,18 +346,34 @@ static uint8_t *bev_reads_setup(int sv[2], size_t n)
     return pat;
 }
 
+static void bev_reads_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
 /* Read bev (read high watermark high, 0: none) with bev_reads_cb until the n bytes of pat
- * and, when eof, the end of stream arrived; check that every byte came, in order. */
+ * and, when eof, the end of stream arrived, for at most 10 s (a stalled read wakes no loop
+ * turn: a 50 ms timer does); check that every byte came, in order. r->short_by is kept. */
 static void bev_reads_collect(struct event_base *base, struct bufferevent *bev, size_t high,
                               const uint8_t *pat, size_t n, bool eof, struct bev_reads *r)
 {
+    size_t short_by = r->short_by;
     memset(r, 0, sizeof *r);
+    r->n = n;
+    r->short_by = short_by;
     r->got = evbuffer_new();
     bufferevent_setcb(bev, bev_reads_cb, NULL, bev_reads_event, r);
     bufferevent_setwatermark(bev, EV_READ, 0, high);
     bufferevent_enable(bev, EV_READ);
-    for (int guard = 0; guard < 10000 && (eof ? !r->eof : evbuffer_get_length(r->got) < n); guard++)
+    struct event *tick = event_new(base, -1, EV_PERSIST, bev_reads_tick, NULL);
+    struct timeval tv = {0, 50000};
+    event_add(tick, &tv);
+    uint64_t deadline = mg_mono_us() + 10 * 1000000;
+    while ((eof ? !r->eof : evbuffer_get_length(r->got) < n) && mg_mono_us() < deadline)
         event_base_loop(base, EVLOOP_ONCE);
+    event_free(tick);
     ck_assert(r->eof || !eof);
     ck_assert_uint_eq(evbuffer_get_length(r->got), n);
     ck_assert(memcmp(evbuffer_pullup(r->got, -1), pat, n) == 0);
@@ -387,11 +405,12 @@ static void bev_reads_run(size_t n, size_t high, struct bev_reads *r)
 
 /* run (bev_reads_run or bev_tls_reads_run): the first read callback takes all that is
  * there beyond the bufferevent's own read of at least min_before bytes, but not past a read
- * high watermark of high, and nothing is lost either way. */
+ * high watermark of high by more than over bytes (TLS: less than a record, the rest of the
+ * one cut there), and nothing is lost either way. */
 static void bev_read_more_expect(void (*run)(size_t, size_t, struct bev_reads *), size_t high,
-                                 size_t min_before)
+                                 size_t min_before, size_t over)
 {
-    struct bev_reads r;
+    struct bev_reads r = {0};
     size_t n = 150000 + (size_t)(crc_test_rand() % 50000);
     run(n, 0, &r);
     ck_assert_uint_ge(r.before, min_before);
@@ -400,13 +419,13 @@ static void bev_read_more_expect(void (*run)(size_t, size_t, struct bev_reads *)
     ck_assert_uint_eq(r.read_more, n - r.before);
     run(n, high, &r);
     ck_assert_uint_gt(r.read_more, 0);
-    ck_assert_uint_le(r.after, high);
+    ck_assert_uint_le(r.after, high + over);
     ck_assert_uint_eq(r.read_more, r.after - r.before);
 }
 
 START_TEST(test_bev_read_more)
 {
-    bev_read_more_expect(bev_reads_run, 20000, MG_BEV_READ_MORE_MIN);
+    bev_read_more_expect(bev_reads_run, 20000, MG_BEV_READ_MORE_MIN, 0);
     /* A pair has no socket: left alone. */
     struct event_base *base = event_base_new();
     struct bufferevent *pair[2];
@@ -482,10 +501,29 @@ static void bev_tls_reads_run(size_t n, size_t high, struct bev_reads *r)
 
 /* A TLS bufferevent reads one record (at most 16 KiB) a loop turn: mg_bev_read_more
  * decrypts the other records the socket already holds in the same callback, within the
- * read high watermark, and nothing is lost or stalls either way. */
+ * read high watermark (past it by less than a record: the one cut there is finished), and
+ * nothing is lost or stalls either way. */
 START_TEST(test_bev_read_more_tls)
 {
-    bev_read_more_expect(bev_tls_reads_run, 40000, 1);
+    bev_read_more_expect(bev_tls_reads_run, 40000, 1, 16384 - 1);
+}
+END_TEST
+
+/* mg_bev_read_more asked for less than the socket holds, its limit inside the last record
+ * (SSL_pending: OpenSSL holds the rest of it, the socket is empty, the sender is done):
+ * the callback still takes that record whole, past its limit by less than a record, so
+ * nothing waits for bytes that will not come. */
+START_TEST(test_bev_read_more_tls_pending)
+{
+    for (int i = 0; i < 4; i++) {
+        size_t rec = 16384, last = 2 + (size_t)(crc_test_rand() % (rec - 1)); /* 2..rec */
+        size_t n = rec * (2 + (size_t)(crc_test_rand() % 4)) + last;
+        struct bev_reads r = {.short_by = 1 + (size_t)(crc_test_rand() % (last - 1))};
+        bev_tls_reads_run(n, 0, &r);
+        ck_assert_uint_le(r.before, rec);
+        ck_assert_uint_eq(r.after, n); /* all of it, in the first callback */
+        ck_assert_uint_lt(r.read_more - (n - r.before - r.short_by), rec);
+    }
 }
 END_TEST
 
@@ -1185,11 +1223,11 @@ int main(void)
     TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
     tl_add(tc, test_map_basic, test_map_many, test_map_fini_free, test_base64, test_grow,
            test_errors, test_crc, test_crc32c_random_buffers, test_crc32c_combine,
-           test_bev_read_more, test_bev_read_more_tls, test_ratelimit, test_url, test_fs,
-           test_loop_sim_order, test_loop_sim_rearm, test_loop_sim_runs_active_events,
-           test_loop_real, test_codec_known_vectors, test_codec_round_trip,
-           test_codec_bounds_and_corrupt, test_http_request, test_mbox_order_many_posters,
-           test_iothread_round_trip);
+           test_bev_read_more, test_bev_read_more_tls, test_bev_read_more_tls_pending,
+           test_ratelimit, test_url, test_fs, test_loop_sim_order, test_loop_sim_rearm,
+           test_loop_sim_runs_active_events, test_loop_real, test_codec_known_vectors,
+           test_codec_round_trip, test_codec_bounds_and_corrupt, test_http_request,
+           test_mbox_order_many_posters, test_iothread_round_trip);
     tc = tl_tcase(s, "descriptors", 30, tl_nofile_save, tl_nofile_restore);
     tl_add(tc, test_fds_limit_helpers);
     return tl_run(s);
