@@ -654,8 +654,10 @@ static void conn_io_event(struct bufferevent *bev, short what, void *arg)
         char why[160];
         if (tls_err)
             ERR_error_string_n(tls_err, why, sizeof why);
-        else
+        else if (sock_err != 0 || !bufferevent_openssl_get_ssl(bev))
             snprintf(why, sizeof why, "%s", evutil_socket_error_to_string(sock_err));
+        else /* (mg_bev_read_more logged OpenSSL's reason when it met the error) */
+            snprintf(why, sizeof why, "TLS stream failed");
         conn_close(c, why);
     }
 }

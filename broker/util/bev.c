@@ -2,6 +2,7 @@
  * bev.c - reading a socket bufferevent in large reads (see bev.h).
  */
 #include "util/bev.h"
+#include "util/log.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -10,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 /* The most bev's input may take now, at most max: 0 when reading is off or the read high
@@ -29,10 +31,26 @@ static size_t bev_read_room(struct bufferevent *bev, size_t have, size_t max)
     return max;
 }
 
+/* SSL_read on bev failed for good (SSL_get_error e). libevent reports the end of a TLS
+ * stream when its own SSL_read meets it, once the socket turns readable, which a peer that
+ * sent a bad record and waits never makes it: shut the socket's read side, which wakes the
+ * bufferevent, whose SSL_read then fails as this one did (the SSL stays failed, or shut by
+ * close_notify) and reports it, but without OpenSSL's reason: that is logged here. */
+static void bev_ssl_end_read(struct bufferevent *bev, int e)
+{
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (e == SSL_ERROR_SSL) {
+        char why[160];
+        ERR_error_string_n(ERR_get_error(), why, sizeof why);
+        MG_WARN("bev", "fd %d: TLS read failed: %s", (int)fd, why);
+    }
+    ERR_clear_error();
+    shutdown(fd, SHUT_RD);
+}
+
 /* The TLS case: decrypt the records already readable, one SSL_read per record, into the
- * input's free space, until an SSL_read returns no data (WANT_READ: the socket is drained;
- * anything else is left for the bufferevent's own next SSL_read to see and report) or max
- * bytes were taken. Past max only to finish the record OpenSSL holds: libevent looks at
+ * input's free space, until an SSL_read returns no data (WANT_READ: the socket is drained)
+ * or max bytes were taken. Past max only to finish the record OpenSSL holds: libevent looks at
  * SSL_pending only right after its own reads, so the rest of a record cut short here would
  * wait for the socket's next bytes, which may never come (a producer waiting for receipts).
  * The input may so exceed max by less than a record, as libevent's own reads do. */
@@ -52,6 +70,8 @@ static size_t bev_ssl_read_more(struct bufferevent *bev, SSL *ssl, size_t max)
             int e = SSL_get_error(ssl, r);
             if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
                 ERR_clear_error(); /* nothing lost: the bufferevent retries as usual */
+            else /* a bad record, close_notify, the socket's error: the stream ends */
+                bev_ssl_end_read(bev, e);
             break;
         }
         v[0].iov_len = (size_t)r;

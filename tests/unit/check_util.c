@@ -301,7 +301,7 @@ END_TEST
 /* ---- large socket reads (bev.h) ------------------------------------------------------------ */
 
 struct bev_reads {
-    int calls, eof;
+    int calls, eof, err;
     size_t before, read_more, after; /* of the first read callback */
     size_t n, short_by;   /* short_by > 0: its mg_bev_read_more asks for all but short_by */
     struct evbuffer *got; /* what the callbacks took, in order */
@@ -328,6 +328,8 @@ static void bev_reads_event(struct bufferevent *bev, short what, void *arg)
     struct bev_reads *r = arg;
     if (what & BEV_EVENT_EOF)
         r->eof = 1;
+    if (what & BEV_EVENT_ERROR)
+        r->err = 1;
 }
 
 /* A non-blocking socket pair with room for 2 MiB in flight, and n pattern bytes to send
@@ -462,6 +464,43 @@ static void bev_tls_event(struct bufferevent *bev, short what, void *arg)
         (*(int *)arg)++;
 }
 
+struct bev_tls_pair {
+    struct event_base *base;
+    SSL_CTX *sctx, *cctx;
+    struct bufferevent *srv, *cli; /* on sv[0] and sv[1] */
+};
+
+/* A TLS server and client bufferevent on the socket pair sv, handshake done, the server not
+ * reading. */
+static void bev_tls_pair_open(struct bev_tls_pair *t, int sv[2])
+{
+    t->base = event_base_new();
+    t->sctx = bev_tls_server_ctx();
+    t->cctx = SSL_CTX_new(TLS_client_method());
+    t->srv = bufferevent_openssl_socket_new(t->base, sv[0], SSL_new(t->sctx),
+                                            BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    t->cli = bufferevent_openssl_socket_new(t->base, sv[1], SSL_new(t->cctx),
+                                            BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    int connected = 0;
+    bufferevent_setcb(t->srv, NULL, NULL, bev_tls_event, &connected);
+    bufferevent_setcb(t->cli, NULL, NULL, bev_tls_event, &connected);
+    bufferevent_enable(t->srv, EV_READ | EV_WRITE);
+    bufferevent_enable(t->cli, EV_READ | EV_WRITE);
+    for (int guard = 0; guard < 1000 && connected < 2; guard++)
+        event_base_loop(t->base, EVLOOP_ONCE);
+    ck_assert_int_eq(connected, 2);
+    bufferevent_disable(t->srv, EV_READ);
+}
+
+static void bev_tls_pair_close(struct bev_tls_pair *t)
+{
+    bufferevent_free(t->cli);
+    bufferevent_free(t->srv);
+    SSL_CTX_free(t->cctx);
+    SSL_CTX_free(t->sctx);
+    event_base_free(t->base);
+}
+
 /* n pattern bytes sent over TLS on a socket pair, all of them in the socket (as records)
  * before the reading end (a TLS bufferevent, read high watermark high) starts reading;
  * checks that every byte arrives, in order. */
@@ -469,33 +508,15 @@ static void bev_tls_reads_run(size_t n, size_t high, struct bev_reads *r)
 {
     int sv[2];
     uint8_t *pat = bev_reads_setup(sv, n);
-    struct event_base *base = event_base_new();
-    SSL_CTX *sctx = bev_tls_server_ctx(), *cctx = SSL_CTX_new(TLS_client_method());
-    struct bufferevent *srv = bufferevent_openssl_socket_new(
-        base, sv[0], SSL_new(sctx), BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    struct bufferevent *cli = bufferevent_openssl_socket_new(
-        base, sv[1], SSL_new(cctx), BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-    int connected = 0;
-    bufferevent_setcb(srv, NULL, NULL, bev_tls_event, &connected);
-    bufferevent_setcb(cli, NULL, NULL, bev_tls_event, &connected);
-    bufferevent_enable(srv, EV_READ | EV_WRITE);
-    bufferevent_enable(cli, EV_READ | EV_WRITE);
-    for (int guard = 0; guard < 1000 && connected < 2; guard++)
-        event_base_loop(base, EVLOOP_ONCE);
-    ck_assert_int_eq(connected, 2);
-    /* the server stops reading while the client sends everything */
-    bufferevent_disable(srv, EV_READ);
-    bufferevent_write(cli, pat, n);
-    for (int guard = 0; guard < 10000 && evbuffer_get_length(bufferevent_get_output(cli)) > 0;
+    struct bev_tls_pair t;
+    bev_tls_pair_open(&t, sv);
+    bufferevent_write(t.cli, pat, n);
+    for (int guard = 0; guard < 10000 && evbuffer_get_length(bufferevent_get_output(t.cli)) > 0;
          guard++)
-        event_base_loop(base, EVLOOP_ONCE);
-    ck_assert_uint_eq(evbuffer_get_length(bufferevent_get_output(cli)), 0);
-    bev_reads_collect(base, srv, high, pat, n, false, r);
-    bufferevent_free(cli);
-    bufferevent_free(srv);
-    SSL_CTX_free(cctx);
-    SSL_CTX_free(sctx);
-    event_base_free(base);
+        event_base_loop(t.base, EVLOOP_ONCE);
+    ck_assert_uint_eq(evbuffer_get_length(bufferevent_get_output(t.cli)), 0);
+    bev_reads_collect(t.base, t.srv, high, pat, n, false, r);
+    bev_tls_pair_close(&t);
     mg_free(pat);
 }
 
@@ -513,6 +534,49 @@ END_TEST
  * (SSL_pending: OpenSSL holds the rest of it, the socket is empty, the sender is done):
  * the callback still takes that record whole, past its limit by less than a record, so
  * nothing waits for bytes that will not come. */
+/* The last of the records mg_bev_read_more takes is bad (a flipped bit), and the sender then
+ * waits: the records before it arrive and the bufferevent reports the error at once (not
+ * when the sender next writes, or never). */
+START_TEST(test_bev_read_more_tls_bad_record)
+{
+    size_t rec = 16384, last = 1 + (size_t)(crc_test_rand() % rec);
+    size_t n = rec * (2 + (size_t)(crc_test_rand() % 4)) + last;
+    int sv[2];
+    uint8_t *pat = bev_reads_setup(sv, n);
+    struct bev_tls_pair t;
+    bev_tls_pair_open(&t, sv);
+    /* the client's records into memory, the last one spoilt, then onto the socket */
+    SSL *cssl = bufferevent_openssl_get_ssl(t.cli);
+    BIO *mem = BIO_new(BIO_s_mem());
+    SSL_set0_wbio(cssl, mem);
+    ck_assert_int_eq(SSL_write(cssl, pat, (int)n), (int)n);
+    char *wire = NULL;
+    long wlen = BIO_get_mem_data(mem, &wire);
+    ck_assert_int_gt(wlen, (long)n);
+    wire[wlen - 1 - (long)(crc_test_rand() % 16)] ^= 0x10; /* in the last record's tag */
+    ck_assert_int_eq(write(sv[1], wire, (size_t)wlen), wlen);
+    struct bev_reads r = {.n = n};
+    r.got = evbuffer_new();
+    bufferevent_setcb(t.srv, bev_reads_cb, NULL, bev_reads_event, &r);
+    bufferevent_enable(t.srv, EV_READ);
+    struct event *tick = event_new(t.base, -1, EV_PERSIST, bev_reads_tick, NULL);
+    struct timeval tv = {0, 50000};
+    event_add(tick, &tv);
+    uint64_t deadline = mg_mono_us() + 10 * 1000000;
+    while (!r.err && !r.eof && mg_mono_us() < deadline)
+        event_base_loop(t.base, EVLOOP_ONCE);
+    event_free(tick);
+    ck_assert_msg(r.err || r.eof, "no error reported within 10 s (%zu bytes read)",
+                  evbuffer_get_length(r.got));
+    ck_assert_uint_gt(r.read_more, 0); /* the bad record was mg_bev_read_more's to find */
+    ck_assert_uint_eq(evbuffer_get_length(r.got), n - last);
+    ck_assert(memcmp(evbuffer_pullup(r.got, -1), pat, n - last) == 0);
+    evbuffer_free(r.got);
+    bev_tls_pair_close(&t);
+    mg_free(pat);
+}
+END_TEST
+
 START_TEST(test_bev_read_more_tls_pending)
 {
     for (int i = 0; i < 4; i++) {
@@ -1224,10 +1288,11 @@ int main(void)
     tl_add(tc, test_map_basic, test_map_many, test_map_fini_free, test_base64, test_grow,
            test_errors, test_crc, test_crc32c_random_buffers, test_crc32c_combine,
            test_bev_read_more, test_bev_read_more_tls, test_bev_read_more_tls_pending,
-           test_ratelimit, test_url, test_fs, test_loop_sim_order, test_loop_sim_rearm,
-           test_loop_sim_runs_active_events, test_loop_real, test_codec_known_vectors,
-           test_codec_round_trip, test_codec_bounds_and_corrupt, test_http_request,
-           test_mbox_order_many_posters, test_iothread_round_trip);
+           test_bev_read_more_tls_bad_record, test_ratelimit, test_url, test_fs,
+           test_loop_sim_order, test_loop_sim_rearm, test_loop_sim_runs_active_events,
+           test_loop_real, test_codec_known_vectors, test_codec_round_trip,
+           test_codec_bounds_and_corrupt, test_http_request, test_mbox_order_many_posters,
+           test_iothread_round_trip);
     tc = tl_tcase(s, "descriptors", 30, tl_nofile_save, tl_nofile_restore);
     tl_add(tc, test_fds_limit_helpers);
     return tl_run(s);
