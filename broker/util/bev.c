@@ -16,7 +16,7 @@
 
 /* The most bev's input may take now, at most max: 0 when reading is off or the read high
  * watermark is reached. */
-static size_t bev_read_room(struct bufferevent *bev, size_t have, size_t max)
+static size_t mg_bev_read_room(struct bufferevent *bev, size_t have, size_t max)
 {
     size_t high = 0;
     if (!(bufferevent_get_enabled(bev) & EV_READ))
@@ -36,7 +36,7 @@ static size_t bev_read_room(struct bufferevent *bev, size_t have, size_t max)
  * sent a bad record and waits never makes it: shut the socket's read side, which wakes the
  * bufferevent, whose SSL_read then fails as this one did (the SSL stays failed, or shut by
  * close_notify) and reports it, but without OpenSSL's reason: that is logged here. */
-static void bev_ssl_end_read(struct bufferevent *bev, int e)
+static void mg_bev_ssl_end_read(struct bufferevent *bev, int e)
 {
     evutil_socket_t fd = bufferevent_getfd(bev);
     if (e == SSL_ERROR_SSL) {
@@ -54,7 +54,7 @@ static void bev_ssl_end_read(struct bufferevent *bev, int e)
  * SSL_pending only right after its own reads, so the rest of a record cut short here would
  * wait for the socket's next bytes, which may never come (a producer waiting for receipts).
  * The input may so exceed max by less than a record, as libevent's own reads do. */
-static size_t bev_ssl_read_more(struct bufferevent *bev, SSL *ssl, size_t max)
+static size_t mg_bev_ssl_read_more(struct bufferevent *bev, SSL *ssl, size_t max)
 {
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t got = 0;
@@ -71,7 +71,7 @@ static size_t bev_ssl_read_more(struct bufferevent *bev, SSL *ssl, size_t max)
             if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
                 ERR_clear_error(); /* nothing lost: the bufferevent retries as usual */
             else /* a bad record, close_notify, the socket's error: the stream ends */
-                bev_ssl_end_read(bev, e);
+                mg_bev_ssl_end_read(bev, e);
             break;
         }
         v[0].iov_len = (size_t)r;
@@ -91,11 +91,11 @@ size_t mg_bev_read_more(struct bufferevent *bev, size_t max)
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
     if (ssl) /* libevent takes one record a turn: any input at all means one was cut short */
         return have > 0 && SSL_is_init_finished(ssl)
-                   ? bev_ssl_read_more(bev, ssl, bev_read_room(bev, have, max))
+                   ? mg_bev_ssl_read_more(bev, ssl, mg_bev_read_room(bev, have, max))
                    : 0;
     if (have < MG_BEV_READ_MORE_MIN)
         return 0;
-    max = bev_read_room(bev, have, max);
+    max = mg_bev_read_room(bev, have, max);
     /* A socket bufferevent keeps its input's end frozen outside its own reads (libevent's
      * bufferevent_readcb thaws it around evbuffer_read): do the same around this read. */
     struct evbuffer_iovec v[2];
