@@ -39,6 +39,7 @@
  */
 #include "client/client_int.h"
 
+#include "tls/tls.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
 #include "util/compress.h"
@@ -671,12 +672,10 @@ static void client_conn_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     char m[300];
     int err = EVUTIL_SOCKET_ERROR();
-    unsigned long tls_err = bufferevent_get_openssl_error(bev);
+    unsigned long tls_err = tls_bev_openssl_error(bev); /* 0: the socket's error */
     if (tls_err) {
         char why[160];
         ERR_error_string_n(tls_err, why, sizeof why);
-        while (bufferevent_get_openssl_error(bev))
-            ;
         snprintf(m, sizeof m, "TLS with %s failed: %s", conn->url, why);
     } else if (what & BEV_EVENT_EOF)
         snprintf(m, sizeof m, "connection to %s closed by the broker", conn->url);
@@ -822,23 +821,22 @@ static struct client_conn *client_conn_get(struct client *c, const char *url)
         event_active(conn->fail_ev, 0, 0);
         return conn;
     }
-    struct bufferevent *sock = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    MG_ASSERT(sock != NULL);
-    conn->bev = sock;
     if (client_url_tls(url)) {
-        /* TLS over the socket: CONNECTED is reported once the handshake is done, and
-         * CONNECT queued before it waits in the filter */
+        /* TLS on the socket itself (not a filter over a socket bufferevent, which copies
+         * every record once more and writes 16 KiB a loop turn): the TCP connect, then the
+         * handshake; CONNECTED is reported once the handshake is done */
         SSL *ssl = SSL_new(c->ssl_ctx);
         MG_ASSERT(ssl != NULL);
         SSL_set_tlsext_host_name(ssl, host);
-        conn->bev = bufferevent_openssl_filter_new(c->base, sock, ssl, BUFFEREVENT_SSL_CONNECTING,
+        conn->bev = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
                                                    BEV_OPT_CLOSE_ON_FREE);
-        MG_ASSERT(conn->bev != NULL);
-    }
+    } else
+        conn->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    MG_ASSERT(conn->bev != NULL);
     mg_free(host);
     bufferevent_setcb(conn->bev, client_conn_read_cb, NULL, client_conn_event_cb, conn);
     bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(sock, ai->ai_addr, (int)ai->ai_addrlen) < 0) {
+    if (bufferevent_socket_connect(conn->bev, ai->ai_addr, (int)ai->ai_addrlen) < 0) {
         snprintf(conn->errmsg, sizeof conn->errmsg, "cannot connect to %s: %s", url,
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         bufferevent_free(conn->bev);

@@ -649,13 +649,16 @@ static void conn_io_event(struct bufferevent *bev, short what, void *arg)
         conn_close(c, NULL);
     else if (what & BEV_EVENT_ERROR) {
         /* over TLS (tls.h) the reason is OpenSSL's, not errno */
-        unsigned long tls_err = bufferevent_get_openssl_error(bev);
+        int sock_err = EVUTIL_SOCKET_ERROR(); /* (before anything else can change it) */
+        unsigned long tls_err = tls_bev_openssl_error(bev);
         char why[160];
         if (tls_err)
             ERR_error_string_n(tls_err, why, sizeof why);
-        while (tls_err && bufferevent_get_openssl_error(bev))
-            ;
-        conn_close(c, tls_err ? why : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        else if (sock_err != 0 || !bufferevent_openssl_get_ssl(bev))
+            snprintf(why, sizeof why, "%s", evutil_socket_error_to_string(sock_err));
+        else /* (mg_bev_read_more logged OpenSSL's reason when it met the error) */
+            snprintf(why, sizeof why, "TLS stream failed");
+        conn_close(c, why);
     }
 }
 

@@ -501,9 +501,20 @@ static void tls_handshake_failed(struct tls_pending *p, const char *why)
     failed(arg);
 }
 
+unsigned long tls_bev_openssl_error(struct bufferevent *bev)
+{
+    /* libevent queues SSL_get_error's code (SSL_ERROR_SYSCALL, SSL_ERROR_SSL) before the
+     * library's errors and pops the last one first: a bare code (no library) is no reason */
+    unsigned long e, reason = 0;
+    while ((e = bufferevent_get_openssl_error(bev)) != 0)
+        if (!reason && ERR_GET_LIB(e) != 0)
+            reason = e;
+    return reason;
+}
+
 void tls_bev_error(struct bufferevent *bev, short what, char *why, size_t len)
 {
-    unsigned long e = bufferevent_get_openssl_error(bev);
+    unsigned long e = tls_bev_openssl_error(bev);
     if (e)
         ERR_error_string_n(e, why, len);
     else if (what & BEV_EVENT_EOF)
@@ -512,8 +523,6 @@ void tls_bev_error(struct bufferevent *bev, short what, char *why, size_t len)
         snprintf(why, len, "timed out");
     else
         snprintf(why, len, "socket error during the handshake");
-    while (bufferevent_get_openssl_error(bev))
-        ; /* drain the rest of the queue */
 }
 
 static void tls_handshake_event(struct bufferevent *bev, short what, void *arg)

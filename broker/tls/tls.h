@@ -105,6 +105,10 @@ struct tls_pem {
 int tls_ctx_load_pem(struct ssl_ctx_st *ctx, const struct tls_pem *f, char *err, size_t errlen);
 /* OpenSSL's reason for the last error on this thread's queue; never NULL. */
 const char *tls_openssl_reason(void);
+/* The OpenSSL error (packed, with its library) why the TLS bufferevent bev failed, 0 when
+ * it failed on its socket (a system call error or the end of the stream); drains bev's
+ * OpenSSL error queue. */
+unsigned long tls_bev_openssl_error(struct bufferevent *bev);
 /* Why the TLS bufferevent bev failed (BEV_EVENT_* bits in what): OpenSSL's error or the
  * socket's fate, into why; drains bev's OpenSSL error queue. */
 void tls_bev_error(struct bufferevent *bev, short what, char *why, size_t len);

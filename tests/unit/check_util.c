@@ -21,10 +21,13 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -298,9 +301,10 @@ END_TEST
 /* ---- large socket reads (bev.h) ------------------------------------------------------------ */
 
 struct bev_reads {
-    int calls, eof;
+    int calls, eof, err;
     size_t before, read_more, after; /* of the first read callback */
-    struct evbuffer *got;            /* what the callbacks took, in order */
+    size_t n, short_by;   /* short_by > 0: its mg_bev_read_more asks for all but short_by */
+    struct evbuffer *got; /* what the callbacks took, in order */
 };
 
 /* The read callback: the first time it calls mg_bev_read_more, every time it takes all the
@@ -311,7 +315,8 @@ static void bev_reads_cb(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     if (r->calls++ == 0) {
         r->before = evbuffer_get_length(in);
-        r->read_more = mg_bev_read_more(bev, 1u << 20);
+        r->read_more =
+            mg_bev_read_more(bev, r->short_by ? r->n - r->before - r->short_by : 1u << 20);
         r->after = evbuffer_get_length(in);
     }
     evbuffer_add_buffer(r->got, in);
@@ -323,6 +328,58 @@ static void bev_reads_event(struct bufferevent *bev, short what, void *arg)
     struct bev_reads *r = arg;
     if (what & BEV_EVENT_EOF)
         r->eof = 1;
+    if (what & BEV_EVENT_ERROR)
+        r->err = 1;
+}
+
+/* A non-blocking socket pair with room for 2 MiB in flight, and n pattern bytes to send
+ * (mg_free them). */
+static uint8_t *bev_reads_setup(int sv[2], size_t n)
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int sz = 1 << 21;
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    evutil_make_socket_nonblocking(sv[0]);
+    evutil_make_socket_nonblocking(sv[1]);
+    uint8_t *pat = mg_malloc(n);
+    for (size_t i = 0; i < n; i++)
+        pat[i] = (uint8_t)(i * 7 + i / 251);
+    return pat;
+}
+
+static void bev_reads_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* Read bev (read high watermark high, 0: none) with bev_reads_cb until the n bytes of pat
+ * and, when eof, the end of stream arrived, for at most 10 s (a stalled read wakes no loop
+ * turn: a 50 ms timer does); check that every byte came, in order. r->short_by is kept. */
+static void bev_reads_collect(struct event_base *base, struct bufferevent *bev, size_t high,
+                              const uint8_t *pat, size_t n, bool eof, struct bev_reads *r)
+{
+    size_t short_by = r->short_by;
+    memset(r, 0, sizeof *r);
+    r->n = n;
+    r->short_by = short_by;
+    r->got = evbuffer_new();
+    bufferevent_setcb(bev, bev_reads_cb, NULL, bev_reads_event, r);
+    bufferevent_setwatermark(bev, EV_READ, 0, high);
+    bufferevent_enable(bev, EV_READ);
+    struct event *tick = event_new(base, -1, EV_PERSIST, bev_reads_tick, NULL);
+    struct timeval tv = {0, 50000};
+    event_add(tick, &tv);
+    uint64_t deadline = mg_mono_us() + 10 * 1000000;
+    while ((eof ? !r->eof : evbuffer_get_length(r->got) < n) && mg_mono_us() < deadline)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(tick);
+    ck_assert(r->eof || !eof);
+    ck_assert_uint_eq(evbuffer_get_length(r->got), n);
+    ck_assert(memcmp(evbuffer_pullup(r->got, -1), pat, n) == 0);
+    evbuffer_free(r->got);
 }
 
 /* Write n pattern bytes into one end of a socket pair and close it; read the other end
@@ -331,15 +388,7 @@ static void bev_reads_event(struct bufferevent *bev, short what, void *arg)
 static void bev_reads_run(size_t n, size_t high, struct bev_reads *r)
 {
     int sv[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    int sz = 1 << 20;
-    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-    setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
-    evutil_make_socket_nonblocking(sv[0]);
-    evutil_make_socket_nonblocking(sv[1]);
-    uint8_t *pat = mg_malloc(n);
-    for (size_t i = 0; i < n; i++)
-        pat[i] = (uint8_t)(i * 7 + i / 251);
+    uint8_t *pat = bev_reads_setup(sv, n);
     size_t sent = 0;
     for (int guard = 0; guard < 1000 && sent < n; guard++) {
         ssize_t w = write(sv[1], pat + sent, n - sent);
@@ -350,35 +399,35 @@ static void bev_reads_run(size_t n, size_t high, struct bev_reads *r)
     close(sv[1]);
     struct event_base *base = event_base_new();
     struct bufferevent *bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
-    memset(r, 0, sizeof *r);
-    r->got = evbuffer_new();
-    bufferevent_setcb(bev, bev_reads_cb, NULL, bev_reads_event, r);
-    bufferevent_setwatermark(bev, EV_READ, 0, high);
-    bufferevent_enable(bev, EV_READ);
-    for (int guard = 0; guard < 10000 && !r->eof; guard++)
-        event_base_loop(base, EVLOOP_ONCE);
-    ck_assert(r->eof);
-    ck_assert_uint_eq(evbuffer_get_length(r->got), n);
-    ck_assert(memcmp(evbuffer_pullup(r->got, -1), pat, n) == 0);
-    evbuffer_free(r->got);
+    bev_reads_collect(base, bev, high, pat, n, true, r);
     bufferevent_free(bev);
     event_base_free(base);
     mg_free(pat);
 }
 
-START_TEST(test_bev_read_more)
+/* run (bev_reads_run or bev_tls_reads_run): the first read callback takes all that is
+ * there beyond the bufferevent's own read of at least min_before bytes, but not past a read
+ * high watermark of high by more than over bytes (TLS: less than a record, the rest of the
+ * one cut there), and nothing is lost either way. */
+static void bev_read_more_expect(void (*run)(size_t, size_t, struct bev_reads *), size_t high,
+                                 size_t min_before, size_t over)
 {
-    /* One read callback takes all that is there beyond libevent's 4 KiB... */
-    struct bev_reads r;
+    struct bev_reads r = {0};
     size_t n = 150000 + (size_t)(crc_test_rand() % 50000);
-    bev_reads_run(n, 0, &r);
-    ck_assert_uint_ge(r.before, MG_BEV_READ_MORE_MIN);
+    run(n, 0, &r);
+    ck_assert_uint_ge(r.before, min_before);
+    ck_assert_uint_lt(r.before, n);
     ck_assert_uint_eq(r.after, n);
     ck_assert_uint_eq(r.read_more, n - r.before);
-    /* ... but not past the read high watermark, and nothing is lost either way. */
-    bev_reads_run(n, 20000, &r);
-    ck_assert_uint_le(r.after, 20000);
+    run(n, high, &r);
+    ck_assert_uint_gt(r.read_more, 0);
+    ck_assert_uint_le(r.after, high + over);
     ck_assert_uint_eq(r.read_more, r.after - r.before);
+}
+
+START_TEST(test_bev_read_more)
+{
+    bev_read_more_expect(bev_reads_run, 20000, MG_BEV_READ_MORE_MIN, 0);
     /* A pair has no socket: left alone. */
     struct event_base *base = event_base_new();
     struct bufferevent *pair[2];
@@ -388,6 +437,157 @@ START_TEST(test_bev_read_more)
     bufferevent_free(pair[0]);
     bufferevent_free(pair[1]);
     event_base_free(base);
+}
+END_TEST
+
+/* A server context with a fresh self-signed P-256 certificate (the test's client trusts
+ * anything). */
+static SSL_CTX *bev_tls_server_ctx(void)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509 *x = X509_new();
+    X509_set_pubkey(x, k);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    ck_assert(X509_sign(x, k, EVP_sha256()) > 0);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    ck_assert(SSL_CTX_use_certificate(ctx, x) == 1 && SSL_CTX_use_PrivateKey(ctx, k) == 1);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return ctx;
+}
+
+static void bev_tls_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED)
+        (*(int *)arg)++;
+}
+
+struct bev_tls_pair {
+    struct event_base *base;
+    SSL_CTX *sctx, *cctx;
+    struct bufferevent *srv, *cli; /* on sv[0] and sv[1] */
+};
+
+/* A TLS server and client bufferevent on the socket pair sv, handshake done, the server not
+ * reading. */
+static void bev_tls_pair_open(struct bev_tls_pair *t, int sv[2])
+{
+    t->base = event_base_new();
+    t->sctx = bev_tls_server_ctx();
+    t->cctx = SSL_CTX_new(TLS_client_method());
+    t->srv = bufferevent_openssl_socket_new(t->base, sv[0], SSL_new(t->sctx),
+                                            BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    t->cli = bufferevent_openssl_socket_new(t->base, sv[1], SSL_new(t->cctx),
+                                            BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    int connected = 0;
+    bufferevent_setcb(t->srv, NULL, NULL, bev_tls_event, &connected);
+    bufferevent_setcb(t->cli, NULL, NULL, bev_tls_event, &connected);
+    bufferevent_enable(t->srv, EV_READ | EV_WRITE);
+    bufferevent_enable(t->cli, EV_READ | EV_WRITE);
+    for (int guard = 0; guard < 1000 && connected < 2; guard++)
+        event_base_loop(t->base, EVLOOP_ONCE);
+    ck_assert_int_eq(connected, 2);
+    bufferevent_disable(t->srv, EV_READ);
+}
+
+static void bev_tls_pair_close(struct bev_tls_pair *t)
+{
+    bufferevent_free(t->cli);
+    bufferevent_free(t->srv);
+    SSL_CTX_free(t->cctx);
+    SSL_CTX_free(t->sctx);
+    event_base_free(t->base);
+}
+
+/* n pattern bytes sent over TLS on a socket pair, all of them in the socket (as records)
+ * before the reading end (a TLS bufferevent, read high watermark high) starts reading;
+ * checks that every byte arrives, in order. */
+static void bev_tls_reads_run(size_t n, size_t high, struct bev_reads *r)
+{
+    int sv[2];
+    uint8_t *pat = bev_reads_setup(sv, n);
+    struct bev_tls_pair t;
+    bev_tls_pair_open(&t, sv);
+    bufferevent_write(t.cli, pat, n);
+    for (int guard = 0; guard < 10000 && evbuffer_get_length(bufferevent_get_output(t.cli)) > 0;
+         guard++)
+        event_base_loop(t.base, EVLOOP_ONCE);
+    ck_assert_uint_eq(evbuffer_get_length(bufferevent_get_output(t.cli)), 0);
+    bev_reads_collect(t.base, t.srv, high, pat, n, false, r);
+    bev_tls_pair_close(&t);
+    mg_free(pat);
+}
+
+/* A TLS bufferevent reads one record (at most 16 KiB) a loop turn: mg_bev_read_more
+ * decrypts the other records the socket already holds in the same callback, within the
+ * read high watermark (past it by less than a record: the one cut there is finished), and
+ * nothing is lost or stalls either way. */
+START_TEST(test_bev_read_more_tls)
+{
+    bev_read_more_expect(bev_tls_reads_run, 40000, 1, 16384 - 1);
+}
+END_TEST
+
+/* mg_bev_read_more asked for less than the socket holds, its limit inside the last record
+ * (SSL_pending: OpenSSL holds the rest of it, the socket is empty, the sender is done):
+ * the callback still takes that record whole, past its limit by less than a record, so
+ * nothing waits for bytes that will not come. */
+/* The last of the records mg_bev_read_more takes is bad (a flipped bit), and the sender then
+ * waits: the records before it arrive and the bufferevent reports the error at once (not
+ * when the sender next writes, or never). */
+START_TEST(test_bev_read_more_tls_bad_record)
+{
+    size_t rec = 16384, last = 1 + (size_t)(crc_test_rand() % rec);
+    size_t n = rec * (2 + (size_t)(crc_test_rand() % 4)) + last;
+    int sv[2];
+    uint8_t *pat = bev_reads_setup(sv, n);
+    struct bev_tls_pair t;
+    bev_tls_pair_open(&t, sv);
+    /* the client's records into memory, the last one spoilt, then onto the socket */
+    SSL *cssl = bufferevent_openssl_get_ssl(t.cli);
+    BIO *mem = BIO_new(BIO_s_mem());
+    SSL_set0_wbio(cssl, mem);
+    ck_assert_int_eq(SSL_write(cssl, pat, (int)n), (int)n);
+    char *wire = NULL;
+    long wlen = BIO_get_mem_data(mem, &wire);
+    ck_assert_int_gt(wlen, (long)n);
+    wire[wlen - 1 - (long)(crc_test_rand() % 16)] ^= 0x10; /* in the last record's tag */
+    ck_assert_int_eq(write(sv[1], wire, (size_t)wlen), wlen);
+    struct bev_reads r = {.n = n};
+    r.got = evbuffer_new();
+    bufferevent_setcb(t.srv, bev_reads_cb, NULL, bev_reads_event, &r);
+    bufferevent_enable(t.srv, EV_READ);
+    struct event *tick = event_new(t.base, -1, EV_PERSIST, bev_reads_tick, NULL);
+    struct timeval tv = {0, 50000};
+    event_add(tick, &tv);
+    uint64_t deadline = mg_mono_us() + 10 * 1000000;
+    while (!r.err && !r.eof && mg_mono_us() < deadline)
+        event_base_loop(t.base, EVLOOP_ONCE);
+    event_free(tick);
+    ck_assert_msg(r.err || r.eof, "no error reported within 10 s (%zu bytes read)",
+                  evbuffer_get_length(r.got));
+    ck_assert_uint_gt(r.read_more, 0); /* the bad record was mg_bev_read_more's to find */
+    ck_assert_uint_eq(evbuffer_get_length(r.got), n - last);
+    ck_assert(memcmp(evbuffer_pullup(r.got, -1), pat, n - last) == 0);
+    evbuffer_free(r.got);
+    bev_tls_pair_close(&t);
+    mg_free(pat);
+}
+END_TEST
+
+START_TEST(test_bev_read_more_tls_pending)
+{
+    for (int i = 0; i < 4; i++) {
+        size_t rec = 16384, last = 2 + (size_t)(crc_test_rand() % (rec - 1)); /* 2..rec */
+        size_t n = rec * (2 + (size_t)(crc_test_rand() % 4)) + last;
+        struct bev_reads r = {.short_by = 1 + (size_t)(crc_test_rand() % (last - 1))};
+        bev_tls_reads_run(n, 0, &r);
+        ck_assert_uint_le(r.before, rec);
+        ck_assert_uint_eq(r.after, n); /* all of it, in the first callback */
+        ck_assert_uint_lt(r.read_more - (n - r.before - r.short_by), rec);
+    }
 }
 END_TEST
 
@@ -1087,10 +1287,12 @@ int main(void)
     TCase *tc = tl_tcase(s, "core", 0, NULL, NULL);
     tl_add(tc, test_map_basic, test_map_many, test_map_fini_free, test_base64, test_grow,
            test_errors, test_crc, test_crc32c_random_buffers, test_crc32c_combine,
-           test_bev_read_more, test_ratelimit, test_url, test_fs, test_loop_sim_order,
-           test_loop_sim_rearm, test_loop_sim_runs_active_events, test_loop_real,
-           test_codec_known_vectors, test_codec_round_trip, test_codec_bounds_and_corrupt,
-           test_http_request, test_mbox_order_many_posters, test_iothread_round_trip);
+           test_bev_read_more, test_bev_read_more_tls, test_bev_read_more_tls_pending,
+           test_bev_read_more_tls_bad_record, test_ratelimit, test_url, test_fs,
+           test_loop_sim_order, test_loop_sim_rearm, test_loop_sim_runs_active_events,
+           test_loop_real, test_codec_known_vectors, test_codec_round_trip,
+           test_codec_bounds_and_corrupt, test_http_request, test_mbox_order_many_posters,
+           test_iothread_round_trip);
     tc = tl_tcase(s, "descriptors", 30, tl_nofile_save, tl_nofile_restore);
     tl_add(tc, test_fds_limit_helpers);
     return tl_run(s);
