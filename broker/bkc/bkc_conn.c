@@ -11,6 +11,8 @@
  *   v3: the txnId is a per-bookie counter, the map is keyed by it and responses may come in
  *       any order. v3 StatusCodes arrive as the same wire_bk_status codes as v2 rc codes, so
  *       the layers above see one set of codes.
+ * The socket is written up to MG_BEV_WRITE_MAX (1 MiB) per loop turn, not libevent's 16 KiB,
+ * and a read callback takes what the socket holds beyond libevent's 4 KiB (util/bev.h).
  * ADD payloads are referenced into the output, never copied (unless the caller's buffer
  * already holds references, which libevent cannot reference again), in v3 as in v2. A read
  * body is handed up as an evbuffer: v2 moved out of the input, v3 the bytes protobuf-c
