@@ -11,6 +11,8 @@
  *   v3: the txnId is a per-bookie counter, the map is keyed by it and responses may come in
  *       any order. v3 StatusCodes arrive as the same wire_bk_status codes as v2 rc codes, so
  *       the layers above see one set of codes.
+ * The socket is written up to MG_BEV_WRITE_MAX (1 MiB) per loop turn, not libevent's 16 KiB,
+ * and a read callback takes what the socket holds beyond libevent's 4 KiB (util/bev.h).
  * ADD payloads are referenced into the output, never copied (unless the caller's buffer
  * already holds references, which libevent cannot reference again), in v3 as in v2. A read
  * body is handed up as an evbuffer: v2 moved out of the input, v3 the bytes protobuf-c
@@ -38,6 +40,7 @@
 #include "bkc/bkc_int.h"
 #include "tls/tls.h"
 #include "util/alloc.h"
+#include "util/bev.h"
 #include "util/bytes.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -292,6 +295,9 @@ static void bkc_conn_read_cb(struct bufferevent *bev, void *arg)
     if (bk->tls == BKC_TLS_HANDSHAKING)
         bkc_tls_on(bk); /* decrypted bytes: the handshake is done (the filter may read them
                            before it reports BEV_EVENT_CONNECTED) */
+    /* libevent read 4 KiB at most: the rest the socket holds in one read (util/bev.h) */
+    if (bk->tls == BKC_TLS_NONE)
+        mg_bev_read_more(bev, 256 * 1024);
     uint64_t gen = bk->gen;
     while (bk->gen == gen) {
         if (wire_bk_skip(in, &bk->skip))
@@ -381,6 +387,8 @@ static void bkc_conn_ensure_conn(struct bkc_bookie *bk)
         return;
     bk->bev = bufferevent_socket_new(bk->c->base, -1, BEV_OPT_CLOSE_ON_FREE);
     MG_ASSERT(bk->bev); /* only fails on allocation failure */
+    /* entries go out in writes of up to 1 MiB, not libevent's 16 KiB (util/bev.h) */
+    bufferevent_set_max_single_write(bk->bev, MG_BEV_WRITE_MAX);
     bufferevent_setcb(bk->bev, bkc_conn_read_cb, NULL, bkc_conn_event_cb, bk);
     bufferevent_enable(bk->bev, EV_READ | EV_WRITE);
     bk->state = BKC_BK_CONNECTING;

@@ -1048,6 +1048,8 @@ static void bk_accept_cb(void *arg, int fd, const struct sockaddr *sa, int sockl
         s->conns->prev = c;
     s->conns = c;
     bufferevent_set_max_single_read(bev, 256 * 1024);
+    /* read answers (entries) go out in writes of up to 1 MiB, not 16 KiB (util/bev.h) */
+    bufferevent_set_max_single_write(bev, MG_BEV_WRITE_MAX);
     bufferevent_setcb(bev, bk_conn_read_cb, NULL, bk_conn_event_cb, c);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     MG_DEBUG(BK_MODULE, "conn %" PRIu64 " from %s", c->id, c->peer);

@@ -8,6 +8,11 @@
  * socket holds in one readv into the input buffer's free space. A TLS bufferevent
  * (bufferevent_openssl over its own socket) takes one record (16 KiB) a loop turn: there
  * mg_bev_read_more decrypts the further records the socket already holds, with SSL_read.
+ *
+ * Writes have the same limit at 16 KiB (MAX_SINGLE_WRITE_DEFAULT in bufferevent-internal.h):
+ * a connection that sends 150 MB/s of entries costs 9,000 writev + epoll_wait a second.
+ * Unlike the read limit, bufferevent_set_max_single_write raises it: MG_BEV_WRITE_MAX is
+ * what a bulk sender (the broker's bookie client, a bookie answering reads) sets.
  */
 #ifndef MG_BEV_H
 #define MG_BEV_H
@@ -29,5 +34,9 @@ struct bufferevent;
  * that the bufferevent's next read reports it at once. */
 #define MG_BEV_READ_MORE_MIN 4096
 size_t mg_bev_read_more(struct bufferevent *bev, size_t max);
+
+/* Bytes one write of a bulk sender's socket may take (at most the socket's send buffer
+ * takes them; the rest waits for the next writable event as usual). */
+#define MG_BEV_WRITE_MAX (1024 * 1024)
 
 #endif
