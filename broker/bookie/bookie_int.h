@@ -61,6 +61,14 @@ struct mg_listener;
 #define BK_RECORD_HEADER_SIZE 8       /* BE32 length, BE32 CRC32C */
 #define BK_ENTRY_LOG_HEADER_SIZE 1024 /* "BKLO" + BE int version + zeros */
 #define BK_DEFAULT_ENTRY_LOG_MAX (1LL << 30)
+#define BK_LOG_WB_DEFAULT (1LL << 20) /* flushEntrylogBytes */
+/* lastMark: two slots, each written in place in turn; the valid one with the higher sequence
+ * is the mark (bk_store_write_mark). A slot: "BKLM", BE32 version 1, BE64 sequence, BE64
+ * journal file id, BE64 offset, zeros, BE32 CRC32C of the bytes before it. Each slot in its
+ * own 4 KiB block, so a torn write damages one slot only. */
+#define BK_MARK_SLOT_SIZE 64
+#define BK_MARK_SLOT_OFF(i) ((uint64_t)(i)*4096)
+#define BK_MARK_FILE_SIZE (BK_MARK_SLOT_OFF(1) + BK_MARK_SLOT_SIZE)
 #define BK_WRITE_CACHE_MAX (16u << 20) /* default of both write-cache halves together */
 #define BK_CONN_MAX_INFLIGHT 10000     /* stop reading a connection with more adds in flight */
 #define BK_MAX_LEDGER_DIRS 16          /* ledgerDirectories: at most this many (bit masks) */
@@ -243,6 +251,16 @@ struct bk_store {
     uint8_t *log_buf;     /* owned write buffer of the current log */
     size_t log_buf_len, log_buf_cap;
     int64_t log_max;
+    /* entry-log write-behind (flushEntrylogBytes; storage thread): writeback of the log is
+     * started every wb_bytes written (0: never before the fdatasync), and the chunk before
+     * the one just started is waited for, so at most two chunks queue on the disk */
+    int64_t wb_bytes;                   /* set before bk_store_open (kept by it) */
+    uint64_t wb_started;                /* writeback of the current log started below this offset */
+    uint64_t wb_waited;                 /* ... and finished below this one */
+    uint64_t log_synced;                /* the current log is fdatasynced below this offset */
+    _Atomic uint64_t wb_chunks;         /* statistics: writebacks started (any thread reads) */
+    uint64_t mark_seq;                  /* storage thread: sequence of the newest lastMark slot, 0 =
+                                           not read yet (bk_store_write_mark) */
     uint64_t mark_file, mark_off;       /* journal position of the last applied record (loop) */
     uint64_t durable_file, durable_off; /* the lastMark on disk (loop) */
     _Atomic bool io_failed;             /* entry log write failed: never checkpoint again */
@@ -321,7 +339,10 @@ bool bk_store_gate_parked(struct bk_store *st);
  * ledger records, persist lastMark (in this order). 0, -MG_EREADONLY (out of space) or
  * -MG_EIO; on failure nothing was lost: the journal is not trimmed. */
 int bk_store_flush_run(struct bk_store *st, struct bk_flush *f);
-/* Read the persisted lastMark; 0 and zeros if none. */
+/* Whether the n bytes at p are all zero (unwritten journal space, an unused lastMark slot). */
+bool bk_all_zero(const uint8_t *p, size_t n);
+/* Read the persisted lastMark (BK_MARK_*: the newest valid slot); 0 and zeros if none,
+ * -MG_EIO if no slot is valid. */
 int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off);
 
 /* ---- garbage collection and compaction (bk_store.c, loop thread) ---- */
