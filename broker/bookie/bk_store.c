@@ -1046,20 +1046,17 @@ static int bk_store_mark_load(const struct bk_store *st, uint64_t *seq, uint64_t
         return 0;
     }
     bool found = false;
-    for (unsigned i = 0; i < 2; i++) {
+    for (unsigned i = 0; i < 2 && BK_MARK_SLOT_OFF(i) + BK_MARK_SLOT_SIZE <= (uint64_t)n; i++) {
+        const uint8_t *p = b + BK_MARK_SLOT_OFF(i);
         uint64_t s, f, o;
-        if (BK_MARK_SLOT_OFF(i) + BK_MARK_SLOT_SIZE <= (uint64_t)n &&
-            bk_store_mark_decode(b + BK_MARK_SLOT_OFF(i), &s, &f, &o) && s > *seq) {
+        if (!bk_store_mark_decode(p, &s, &f, &o)) {
+            if (!bk_all_zero(p, BK_MARK_SLOT_SIZE)) /* (a slot never written is zeros) */
+                MG_WARN(BK_MODULE, "%s: slot %u is damaged (a write torn by a crash?)", path, i);
+        } else if (s > *seq) {
             *seq = s;
             *file = f;
             *off = o;
             found = true;
-        } else if (BK_MARK_SLOT_OFF(i) + BK_MARK_SLOT_SIZE <= (uint64_t)n &&
-                   !bk_all_zero(b + BK_MARK_SLOT_OFF(i), BK_MARK_SLOT_SIZE)) {
-            MG_WARN(BK_MODULE,
-                    "%s: slot %u is damaged (a write torn by a crash?); the other "
-                    "one is used",
-                    path, i);
         }
     }
     if (!found) {
