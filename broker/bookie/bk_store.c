@@ -258,8 +258,10 @@ static int bk_store_log_sync(struct bk_store *st)
     if (rc < 0)
         return rc;
     int e = atomic_exchange(&st->inject_sync_errno, 0);
+    uint64_t t0 = mg_mono_ns();
     if (e == 0 && fdatasync(st->log_fd) != 0)
         e = errno;
+    bk_lat_add(&st->lat_log_sync, mg_mono_ns() - t0, e == 0);
     if (e != 0)
         return bk_store_log_failed(st, "fdatasync", e);
     st->log_synced = st->wb_started = st->wb_waited = st->log_flushed;
@@ -1315,9 +1317,12 @@ static void *bk_store_thread_main(void *arg)
             op->rc = -MG_ECANCELED;
         else
             op->rc = op->run(st, op);
+        uint64_t dt = mg_mono_ns() - t0;
+        if (!op->gc)
+            bk_lat_add(&st->lat_ckpt, dt, op->rc == 0);
         MG_DEBUG(BK_MODULE, "storage thread: %s operation %s in %.1f ms",
                  op->gc ? "gc" : "checkpoint", op->rc == 0 ? "done" : mg_strerror(op->rc),
-                 (double)(mg_mono_ns() - t0) / 1e6);
+                 (double)dt / 1e6);
         pthread_mutex_lock(&st->lock);
         bk_store_complete(st, op);
     }
@@ -1365,6 +1370,14 @@ void bk_store_thread_stop(struct bk_store *st, bool abandon)
         pthread_mutex_unlock(&st->lock);
         pthread_join(st->thread, NULL);
         st->thread_started = false;
+        MG_INFO(BK_MODULE,
+                "storage thread: %" PRIu64 " checkpoint operations p50 %.3f p99 %.3f max %.3f ms, "
+                "entry-log fdatasync p50 %.3f p99 %.3f ms, %" PRIu64
+                " write-behind chunks (log2 bucket bounds)",
+                atomic_load(&st->lat_ckpt.count), bk_lat_quantile_ms(&st->lat_ckpt, 0.5),
+                bk_lat_quantile_ms(&st->lat_ckpt, 0.99), bk_lat_quantile_ms(&st->lat_ckpt, 1.0),
+                bk_lat_quantile_ms(&st->lat_log_sync, 0.5),
+                bk_lat_quantile_ms(&st->lat_log_sync, 0.99), atomic_load(&st->wb_chunks));
     }
     bk_notify_close(&st->notify_fd, &st->notify_ev);
 }

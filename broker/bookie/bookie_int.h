@@ -201,6 +201,17 @@ struct bk_compact {
     void *arg;               /* the caller's */
 };
 
+/* A latency distribution the journal or storage thread adds to and a scrape reads (bk_metrics.c):
+ * bucket i counts the successes below 2^i microseconds (the last one the rest). */
+#define BK_LAT_BUCKETS 32
+struct bk_lat {
+    _Atomic uint64_t bucket[BK_LAT_BUCKETS];
+    _Atomic uint64_t count, sum_us, failed;
+};
+void bk_lat_add(struct bk_lat *l, uint64_t ns, bool ok);
+/* The upper bound (ms) of the bucket holding quantile q; 0 with no sample. */
+double bk_lat_quantile_ms(struct bk_lat *l, double q);
+
 /* Test hook: where the storage thread parks a checkpoint while bk_store.gate_at is set. */
 enum bk_gate {
     BK_GATE_NONE = 0,
@@ -254,14 +265,16 @@ struct bk_store {
     /* entry-log write-behind (flushEntrylogBytes; storage thread): writeback of the log is
      * started every wb_bytes written (0: never before the fdatasync), and the chunk before
      * the one just started is waited for, so at most two chunks queue on the disk */
-    int64_t wb_bytes;                   /* set before bk_store_open (kept by it) */
-    uint64_t wb_started;                /* writeback of the current log started below this offset */
-    uint64_t wb_waited;                 /* ... and finished below this one */
-    uint64_t log_synced;                /* the current log is fdatasynced below this offset */
-    _Atomic uint64_t wb_chunks;         /* statistics: writebacks started (any thread reads) */
-    uint64_t mark_seq;                  /* storage thread: sequence of the newest lastMark slot, 0 =
-                                           not read yet (bk_store_write_mark) */
-    uint64_t mark_file, mark_off;       /* journal position of the last applied record (loop) */
+    int64_t wb_bytes;             /* set before bk_store_open (kept by it) */
+    uint64_t wb_started;          /* writeback of the current log started below this offset */
+    uint64_t wb_waited;           /* ... and finished below this one */
+    uint64_t log_synced;          /* the current log is fdatasynced below this offset */
+    _Atomic uint64_t wb_chunks;   /* statistics: writebacks started (any thread reads) */
+    struct bk_lat lat_ckpt;       /* statistics: checkpoint operations, whole (storage thread) */
+    struct bk_lat lat_log_sync;   /* ... the entry log's fdatasync in them */
+    uint64_t mark_seq;            /* storage thread: sequence of the newest lastMark slot, 0 =
+                                     not read yet (bk_store_write_mark) */
+    uint64_t mark_file, mark_off; /* journal position of the last applied record (loop) */
     uint64_t durable_file, durable_off; /* the lastMark on disk (loop) */
     _Atomic bool io_failed;             /* entry log write failed: never checkpoint again */
     _Atomic bool nospace;               /* entry log write out of space: log_buf waits for room */
@@ -433,17 +446,6 @@ struct bk_stats {
 };
 
 struct bk_server;
-
-/* A latency distribution the journal thread adds to and a scrape reads (bk_metrics.c):
- * bucket i counts the successes below 2^i microseconds (the last one the rest). */
-#define BK_LAT_BUCKETS 32
-struct bk_lat {
-    _Atomic uint64_t bucket[BK_LAT_BUCKETS];
-    _Atomic uint64_t count, sum_us, failed;
-};
-void bk_lat_add(struct bk_lat *l, uint64_t ns, bool ok);
-/* The upper bound (ms) of the bucket holding quantile q; 0 with no sample. */
-double bk_lat_quantile_ms(struct bk_lat *l, double q);
 
 struct bk_journal {
     struct bk_server *srv; /* borrowed */
