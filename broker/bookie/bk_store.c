@@ -55,7 +55,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define BK_LOG_BUF_SIZE (1u << 20)
@@ -205,36 +204,7 @@ static int bk_store_log_write_behind(struct bk_store *st)
         return bk_store_log_failed(st, "sync_file_range", e);
     st->wb_started = st->log_flushed;
     atomic_fetch_add(&st->wb_chunks, 1);
-    if (st->pace_base && st->log_flushed > st->pace_base) { /* a paced checkpoint */
-        uint64_t due = st->pace_t0 +
-                       (uint64_t)((double)(st->log_flushed - st->pace_base) * st->pace_ns_per_byte);
-        struct timespec ts = {(time_t)(due / 1000000000u), (long)(due % 1000000000u)};
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-            ;
-    }
     return 0;
-}
-
-/*
- * Storage thread, a checkpoint about to append bytes of records: pace its write-behind so the
- * half goes to the disk over half the time since the previous checkpoint began (the time the
- * other half took to fill, when checkpoints follow the write cache filling up), rather than
- * as fast as the disk takes it: the journal's group fdatasyncs, on the same disk, then find
- * a short queue throughout instead of a burst. Only when that time is under a second (a
- * write cache filling up: periodic or forced checkpoints are not paced) and write-behind is
- * on; the pace never makes a checkpoint take longer than half of its period, so the active
- * half is not full before it ends at the rate that filled the last one.
- */
-static void bk_store_pace_begin(struct bk_store *st, uint64_t bytes)
-{
-    uint64_t now = mg_mono_ns(), since = now - st->ckpt_prev_ns;
-    st->pace_base = 0;
-    if (st->wb_bytes > 0 && st->ckpt_prev_ns && since < 1000000000u && bytes > 0) {
-        st->pace_t0 = now;
-        st->pace_base = st->log_flushed + st->log_buf_len;
-        st->pace_ns_per_byte = (double)(since / 2) / (double)bytes;
-    }
-    st->ckpt_prev_ns = now;
 }
 
 /*
@@ -1250,13 +1220,8 @@ int bk_store_flush_run(struct bk_store *st, struct bk_flush *f)
         while (mg_map_next(&f->cache, &pos, NULL, NULL, &val))
             v[n++] = val;
         qsort(v, n, sizeof *v, bk_store_cmp_cached);
-        uint64_t bytes = 0;
-        for (size_t i = 0; i < n; i++)
-            bytes += 4 + v[i]->len;
-        bk_store_pace_begin(st, bytes);
         for (size_t i = 0; i < n && rc != -MG_EIO && rc != -MG_EAGAIN; i++)
             rc = bk_store_log_append(st, v[i]);
-        st->pace_base = 0;
         mg_free(v);
         if (rc == -MG_EIO)
             return rc;

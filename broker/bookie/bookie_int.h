@@ -265,16 +265,10 @@ struct bk_store {
     /* entry-log write-behind (flushEntrylogBytes; storage thread): writeback of the log is
      * started every wb_bytes written (0: never before the fdatasync), and the chunk before
      * the one just started is waited for, so at most two chunks queue on the disk */
-    int64_t wb_bytes;    /* set before bk_store_open (kept by it) */
-    uint64_t wb_started; /* writeback of the current log started below this offset */
-    uint64_t wb_waited;  /* ... and finished below this one */
-    uint64_t log_synced; /* the current log is fdatasynced below this offset */
-    /* pacing of a checkpoint's write-behind (storage thread): the half's bytes spread over
-     * half the time since the previous checkpoint began, when that was under a second */
-    uint64_t ckpt_prev_ns; /* when the previous checkpoint began writing */
-    uint64_t pace_t0;      /* this one began writing at pace_t0 (monotonic ns) */
-    uint64_t pace_base;    /* ... at this offset of the log, or 0: not paced */
-    double pace_ns_per_byte;
+    int64_t wb_bytes;             /* set before bk_store_open (kept by it) */
+    uint64_t wb_started;          /* writeback of the current log started below this offset */
+    uint64_t wb_waited;           /* ... and finished below this one */
+    uint64_t log_synced;          /* the current log is fdatasynced below this offset */
     _Atomic uint64_t wb_chunks;   /* statistics: writebacks started (any thread reads) */
     struct bk_lat lat_ckpt;       /* statistics: checkpoint operations, whole (storage thread) */
     struct bk_lat lat_log_sync;   /* ... the entry log's fdatasync in them */
