@@ -175,8 +175,8 @@ static int bk_store_log_failed(struct bk_store *st, const char *what, int e)
 }
 
 /*
- * Write-behind (flushEntrylogBytes, the classic sync_file_range pattern): once wb_bytes more
- * of the log are written, wait for the writeback started last time (WAIT_BEFORE | WRITE |
+ * Write-behind (flushEntrylogBytes, the classic sync_file_range pattern): once about wb_bytes
+ * more of the log are written, wait for the writeback started last time (WAIT_BEFORE | WRITE |
  * WAIT_AFTER: also starts any of it not started yet) and start the writeback of what was
  * written since (WRITE). A checkpoint then keeps at most two chunks queued on the disk, the
  * journal's group fdatasyncs are not stuck behind a whole half, and the checkpoint's
@@ -186,7 +186,10 @@ static int bk_store_log_failed(struct bk_store *st, const char *what, int e)
  */
 static int bk_store_log_write_behind(struct bk_store *st)
 {
-    if (st->wb_bytes <= 0 || st->log_flushed - st->wb_started < (uint64_t)st->wb_bytes)
+    /* the log is written a buffer (at most BK_LOG_BUF_SIZE) at a time: start when the next
+     * write would take what is not started yet past wb_bytes */
+    if (st->wb_bytes <= 0 ||
+        st->log_flushed - st->wb_started + BK_LOG_BUF_SIZE <= (uint64_t)st->wb_bytes)
         return 0;
     int e = 0;
     if (st->wb_started > st->wb_waited &&
