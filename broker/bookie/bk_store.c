@@ -191,8 +191,8 @@ static int bk_store_log_write_behind(struct bk_store *st)
     if (st->wb_bytes <= 0 ||
         st->log_flushed - st->wb_started + BK_LOG_BUF_SIZE <= (uint64_t)st->wb_bytes)
         return 0;
-    int e = 0;
-    if (st->wb_started > st->wb_waited &&
+    int e = atomic_exchange(&st->inject_wb_errno, 0);
+    if (e == 0 && st->wb_started > st->wb_waited &&
         sync_file_range(st->log_fd, (off_t)st->wb_waited, (off_t)(st->wb_started - st->wb_waited),
                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                             SYNC_FILE_RANGE_WAIT_AFTER) != 0)

@@ -239,6 +239,7 @@ struct bk_store {
     unsigned log_dir;                /* storage thread: the current log's directory */
     _Atomic int inject_create_errno; /* test hook: the next log creation fails with this */
     _Atomic int inject_sync_errno;   /* test hook: the next log fdatasync fails with this */
+    _Atomic int inject_wb_errno;     /* test hook: the next write-behind fails with this */
     MDB_env *env;                    /* owned */
     MDB_dbi idx_dbi;       /* (BE ledger, BE entry) -> (BE32 log, BE64 offset, BE32 len) */
     MDB_dbi meta_dbi;      /* BE ledger -> ledger metadata record */

@@ -2896,6 +2896,7 @@ START_TEST(test_options_from_cfg)
     ck_assert_double_eq_tol(o.disk_usage_threshold_pct, 95.0, 1e-9);
     ck_assert_double_eq_tol(o.disk_usage_lwm_pct, 95.0, 1e-9);
     ck_assert_int_eq(o.write_cache_max, 16LL << 20);
+    ck_assert_int_eq(o.flush_entrylog_bytes, 1 << 20); /* write-behind on by default */
     ck_assert_int_eq(o.journal_max_backups, 5);
     ck_assert_double_eq_tol(o.disk_usage_warn_pct, 90.0, 1e-9); /* BookKeeper's 0.90 */
     ck_assert_str_eq(o.journal_dir, "data/bookie/journal");
@@ -2903,8 +2904,10 @@ START_TEST(test_options_from_cfg)
     /* journalDirectories, BookKeeper's plural key, wins over journalDirectory when set */
     ck_assert_int_eq(cfg_set(&c, "journalDirectories", "/j1", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&c, "diskUsageWarnThreshold", "0.8", "test", err, sizeof err), 0);
+    ck_assert_int_eq(cfg_set(&c, "flushEntrylogBytes", "0", "test", err, sizeof err), 0);
     bk_options_from_cfg(&o, &c, "ledgers");
     ck_assert_str_eq(o.journal_dir, "/j1");
+    ck_assert_int_eq(o.flush_entrylog_bytes, 0);
     ck_assert_double_eq_tol(o.disk_usage_warn_pct, 80.0, 1e-9);
     /* more than one journal directory refuses the start, naming the key */
     struct harness h;
@@ -4078,6 +4081,36 @@ START_TEST(test_entry_log_write_behind)
 }
 END_TEST
 
+/* A write-behind (sync_file_range) failure is a failure of the log's data, as a failed write:
+ * its directory is taken out, the checkpoint writes the half again to a log in another one
+ * and succeeds, the bookie stays writable, and after a crash every entry reads back. */
+START_TEST(test_write_behind_error)
+{
+    struct ck c;
+    char dirs[2][400], list[900];
+    ld_init(&c, 2, dirs, list, sizeof list);
+    struct bk_server *s = gc_start(&c);
+    gc_add(s, 1, 0, 30);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    ck_assert_uint_eq(atomic_load(&s->store.dir_failed), 0);
+    uint64_t chunks = atomic_load(&s->store.wb_chunks);
+    atomic_store(&s->store.inject_wb_errno, EIO);
+    gc_add(s, 1, 30, 60);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    ck_assert_int_eq(atomic_load(&s->store.inject_wb_errno), 0); /* it was reached */
+    ck_assert_int_eq(__builtin_popcount(atomic_load(&s->store.dir_failed)), 1);
+    ck_assert_uint_gt(atomic_load(&s->store.wb_chunks), chunks); /* the new log's */
+    ck_assert(!bk_server_readonly(s));
+    ck_assert(!s->store.io_failed);
+    gc_check(s, 1, 60);
+    bk_server_free_unclean(s);
+    s = gc_start(&c);
+    gc_check(s, 1, 60);
+    bk_server_free(s);
+    ck_fini(&c);
+}
+END_TEST
+
 /* A store that only names the directory of lastMark (for bk_store_read_mark). */
 static void mark_store(struct bk_store *st, struct harness *h, char *dir, size_t n)
 {
@@ -4205,7 +4238,7 @@ static Suite *bookie_suite(void)
     TCase *wc = tl_tcase(s, "write_cache", 120, NULL, NULL);
     tl_add(wc, test_write_cache_backpressure, test_checkpoint_mid_group);
     TCase *ckio = tl_tcase(s, "checkpoint_io", 120, NULL, NULL);
-    tl_add(ckio, test_entry_log_write_behind, test_last_mark_slots);
+    tl_add(ckio, test_entry_log_write_behind, test_write_behind_error, test_last_mark_slots);
     TCase *tc = tl_tcase(s, "core", 120, NULL, NULL);
     tl_add(tc, test_v2_add_read, test_v3_ops, test_fencing, test_group_commit, test_fsync_per_add,
            test_replay_unclean, test_new_bookie_no_start_checkpoint, test_read_during_flush,
