@@ -182,7 +182,7 @@ int bk_journal_init(struct bk_journal *j, struct bk_server *srv, const struct bk
 
 /* ---- replay ----------------------------------------------------------------------------- */
 
-static bool bk_journal_all_zero(const uint8_t *p, size_t n)
+bool bk_all_zero(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (p[i] != 0)
@@ -227,7 +227,7 @@ static int bk_journal_scan_rest(int fd, uint64_t id, uint64_t from, uint64_t siz
             break;
         }
         size_t body = (size_t)n < CHUNK ? (size_t)n : CHUNK; /* the rest overlaps the next */
-        if (!*nonzero && !bk_journal_all_zero(buf, body))
+        if (!*nonzero && !bk_all_zero(buf, body))
             *nonzero = true;
         for (size_t i = 0; i < body && i + BK_GROUP_HEADER_SIZE <= (size_t)n; i++) {
             uint32_t bl, nr;
@@ -362,7 +362,7 @@ static int bk_journal_replay_v7(int fd, uint64_t id, uint64_t from, uint64_t siz
         if (!bk_journal_group_header_ok(h, id, off, &body_len, &nrec)) {
             stop->at = off;
             snprintf(stop->why, sizeof stop->why, "%s",
-                     bk_journal_all_zero(h, sizeof h) ? "end of data" : "invalid group header");
+                     bk_all_zero(h, sizeof h) ? "end of data" : "invalid group header");
             return 1;
         }
         uint64_t base = off + BK_GROUP_HEADER_SIZE;

@@ -82,6 +82,7 @@ void bk_options_default(struct bk_options *o)
     o->disk_usage_warn_pct = 90.0;
     o->disk_check_interval_ms = 10000;
     o->max_frame_size = BK_DEFAULT_MAX_FRAME;
+    o->flush_entrylog_bytes = BK_LOG_WB_DEFAULT;
     o->gc_wait_ms = 600000;
     o->minor_compaction_threshold = 0.2;
     o->minor_compaction_interval_s = 3600;
@@ -1399,6 +1400,7 @@ int bk_server_new(struct event_base *base, const struct bk_options *o, struct bk
     if (rc == 0) {
         s->store.cache_max =
             (size_t)(o->write_cache_max > 0 ? o->write_cache_max : BK_WRITE_CACHE_MAX) / 2;
+        s->store.wb_bytes = o->flush_entrylog_bytes;
         rc = bk_store_open(&s->store, s->dirs.ledger, s->dirs.n_ledger, o->entry_log_max_size);
     }
     if (rc == 0) {
@@ -1621,6 +1623,7 @@ void bk_options_from_cfg(struct bk_options *o, const struct cfg *cfg, const char
     o->disk_check_interval_ms = cfg->disk_check_interval_ms;
     o->max_frame_size = cfg->netty_max_frame_size_bytes;
     o->entry_log_max_size = cfg->log_size_limit;
+    o->flush_entrylog_bytes = cfg->flush_entrylog_bytes;
     o->gc_wait_ms = cfg->gc_wait_time_ms;
     o->minor_compaction_threshold = cfg->minor_compaction_threshold;
     o->minor_compaction_interval_s = cfg->minor_compaction_interval_s;

@@ -9,8 +9,10 @@
  * the loop swaps the halves and queues the full one, with the changed ledger records and the
  * journal position, to the storage thread, which (bk_store_flush_run) appends the entries in
  * (ledger, entry) order to the current entry log, fdatasyncs it, puts their index entries and
- * the ledger records in one LMDB transaction (its commit syncs), and only then replaces
- * lastMark (temp file + fsync + rename + directory fsync) and trims the journal behind it.
+ * the ledger records in one LMDB transaction (its commit syncs), and only then moves
+ * lastMark (the older of its two slots overwritten in place + fdatasync) and trims the journal
+ * behind it. While writing the log it starts the writeback of every flushEntrylogBytes and
+ * waits for the chunk before (write-behind), so the disk's queue never holds a whole half.
  * The loop then frees the half. Reads look in the active half, the half being flushed, then
  * the index (pread from the entry log). gc's ledger drops, log deletions and compaction
  * slices are storage-thread operations too, queued in order with the checkpoints.
@@ -18,8 +20,9 @@
  * Files under <ledgerDir>/current/ of each ledger directory: <hex id>.log entry logs (a 1 KiB
  * header "BKLO"+version, then records), each new one in the next writable directory (round-
  * robin, skipping full and failed ones: README.md "Ledger directories"); in the first one
- * only, index/ (LMDB: "index" and "ledgers" databases) and lastMark (16 bytes: BE64 journal
- * file id, BE64 offset).
+ * only, index/ (LMDB: "index" and "ledgers" databases) and lastMark (two checksummed slots,
+ * BK_MARK_* in bookie_int.h; the older 16-byte form, BE64 journal file id and BE64 offset, is
+ * still read).
  *
  * Failure modes: an entry-log write out of space (ENOSPC, EDQUOT) sets nospace: the records
  * stay in the (growing) write buffer and the checkpoint fails, keeping its half (readable)
@@ -36,6 +39,7 @@
 #include "bookie/bookie_int.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
+#include "util/crc.h"
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -171,6 +175,42 @@ static int bk_store_log_failed(struct bk_store *st, const char *what, int e)
 }
 
 /*
+ * Write-behind (flushEntrylogBytes, the classic sync_file_range pattern): once about wb_bytes
+ * more of the log are written, wait for the writeback started last time (WAIT_BEFORE | WRITE |
+ * WAIT_AFTER: also starts any of it not started yet) and start the writeback of what was
+ * written since (WRITE). A checkpoint then keeps at most two chunks queued on the disk, the
+ * journal's group fdatasyncs are not stuck behind a whole half, and the checkpoint's
+ * fdatasync finds at most two chunks left. A failure here is a failure of the log's data
+ * (the kernel reports a writeback error once, to whichever call waits first): as a failed
+ * write, bk_store_log_failed.
+ */
+static int bk_store_log_write_behind(struct bk_store *st)
+{
+    /* the log is written a buffer (at most BK_LOG_BUF_SIZE) at a time: start when the next
+     * write would take what is not started yet past wb_bytes */
+    if (st->wb_bytes <= 0 ||
+        st->log_flushed - st->wb_started + BK_LOG_BUF_SIZE <= (uint64_t)st->wb_bytes)
+        return 0;
+    int e = atomic_exchange(&st->inject_wb_errno, 0);
+    if (e == 0 && st->wb_started > st->wb_waited &&
+        sync_file_range(st->log_fd, (off_t)st->wb_waited, (off_t)(st->wb_started - st->wb_waited),
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER) != 0)
+        e = errno;
+    if (e == 0) {
+        st->wb_waited = st->wb_started;
+        if (sync_file_range(st->log_fd, (off_t)st->wb_started,
+                            (off_t)(st->log_flushed - st->wb_started), SYNC_FILE_RANGE_WRITE) != 0)
+            e = errno;
+    }
+    if (e != 0)
+        return bk_store_log_failed(st, "sync_file_range", e);
+    st->wb_started = st->log_flushed;
+    atomic_fetch_add(&st->wb_chunks, 1);
+    return 0;
+}
+
+/*
  * Write the buffered records at the end of the current entry log. Out of space (ENOSPC,
  * EDQUOT) is not an error of the data: the records stay buffered (and readable from the
  * write cache), whatever part of them reached the file is cut off again, and a later call
@@ -209,7 +249,7 @@ static int bk_store_log_flush_buf(struct bk_store *st)
         mg_free(st->log_buf);
         st->log_buf = mg_malloc(st->log_buf_cap);
     }
-    return 0;
+    return bk_store_log_write_behind(st);
 }
 
 /* Storage thread: the buffered records written and the current log fdatasynced. 0,
@@ -221,9 +261,14 @@ static int bk_store_log_sync(struct bk_store *st)
     if (rc < 0)
         return rc;
     int e = atomic_exchange(&st->inject_sync_errno, 0);
+    uint64_t t0 = mg_mono_ns();
     if (e == 0 && fdatasync(st->log_fd) != 0)
         e = errno;
-    return e ? bk_store_log_failed(st, "fdatasync", e) : 0;
+    bk_lat_add(&st->lat_log_sync, mg_mono_ns() - t0, e == 0);
+    if (e != 0)
+        return bk_store_log_failed(st, "fdatasync", e);
+    st->log_synced = st->wb_started = st->wb_waited = st->log_flushed;
+    return 0;
 }
 
 /* Create entry log id in ledger directory dir: 0, or an errno (logged, the file removed). */
@@ -301,6 +346,7 @@ static int bk_store_log_open_new(struct bk_store *st, uint32_t id)
     st->log_dir = dir;
     st->log_off = BK_ENTRY_LOG_HEADER_SIZE;
     st->log_flushed = BK_ENTRY_LOG_HEADER_SIZE;
+    st->log_synced = st->wb_started = st->wb_waited = 0;
     return 0;
 }
 
@@ -500,8 +546,10 @@ int bk_store_open(struct bk_store *st, char *const *ledger_dirs, unsigned n_dirs
     if (n_dirs == 0 || n_dirs > BK_MAX_LEDGER_DIRS)
         return -MG_EINVAL;
     size_t cache_max = st->cache_max ? st->cache_max : BK_WRITE_CACHE_MAX / 2;
+    int64_t wb_bytes = st->wb_bytes;
     memset(st, 0, sizeof *st);
     st->cache_max = cache_max;
+    st->wb_bytes = wb_bytes;
     st->notify_fd = -1;
     pthread_mutex_init(&st->logs_lock, NULL);
     pthread_mutex_init(&st->lock, NULL);
@@ -940,14 +988,104 @@ static int bk_store_read_indexed(struct bk_store *st, const uint8_t kb[16], uint
     return WIRE_BK_EOK;
 }
 
-static int bk_store_write_mark(struct bk_store *st, uint64_t file, uint64_t off)
+/*
+ * lastMark (BK_MARK_*): two fixed-size slots, each with a sequence number and a CRC32C. A
+ * checkpoint overwrites the older slot in place and fdatasyncs the file: one device flush,
+ * where a new file, its rename and the directory's fsync were three (BookKeeper also
+ * overwrites its lastMark file in place). A torn or damaged slot fails its CRC and the other
+ * one, the mark before, is taken: never a mark past what the last completed checkpoint made
+ * durable. A file in the old form (16 bytes: BE64 file id, BE64 offset) is read as it is and
+ * replaced by a new one, through a temporary file, rename and directory fsync, on the first
+ * write; so is a missing file.
+ */
+static void bk_store_mark_path(const struct bk_store *st, char *buf, size_t n)
 {
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/lastMark", st->dir);
+    snprintf(buf, n, "%s/lastMark", st->dir);
+}
+
+static void bk_store_mark_encode(uint8_t b[BK_MARK_SLOT_SIZE], uint64_t seq, uint64_t file,
+                                 uint64_t off)
+{
+    memset(b, 0, BK_MARK_SLOT_SIZE);
+    memcpy(b, "BKLM", 4);
+    mg_put_be32(b + 4, 1);
+    mg_put_be64(b + 8, seq);
+    mg_put_be64(b + 16, file);
+    mg_put_be64(b + 24, off);
+    mg_put_be32(b + BK_MARK_SLOT_SIZE - 4, mg_crc32c(0, b, BK_MARK_SLOT_SIZE - 4));
+}
+
+static bool bk_store_mark_decode(const uint8_t *b, uint64_t *seq, uint64_t *file, uint64_t *off)
+{
+    if (memcmp(b, "BKLM", 4) != 0 || mg_get_be32(b + 4) != 1 ||
+        mg_get_be32(b + BK_MARK_SLOT_SIZE - 4) != mg_crc32c(0, b, BK_MARK_SLOT_SIZE - 4))
+        return false;
+    *seq = mg_get_be64(b + 8);
+    *file = mg_get_be64(b + 16);
+    *off = mg_get_be64(b + 24);
+    return *seq > 0;
+}
+
+/* The durable mark and the sequence of its slot (0: none, or the old 16-byte form). 0 or
+ * -MG_EIO (logged: no valid slot). */
+static int bk_store_mark_load(const struct bk_store *st, uint64_t *seq, uint64_t *file,
+                              uint64_t *off)
+{
+    *seq = *file = *off = 0;
+    char path[4096];
+    bk_store_mark_path(st, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : mg_err_from_errno(errno);
+    uint8_t b[BK_MARK_FILE_SIZE];
+    ssize_t n = pread(fd, b, sizeof b, 0);
+    int e = errno;
+    close(fd);
+    if (n < 0) {
+        MG_ERROR(BK_MODULE, "cannot read %s: %s", path, strerror(e));
+        return mg_err_from_errno(e);
+    }
+    if (n == 16) { /* the old form */
+        *file = mg_get_be64(b);
+        *off = mg_get_be64(b + 8);
+        return 0;
+    }
+    bool found = false;
+    for (unsigned i = 0; i < 2 && BK_MARK_SLOT_OFF(i) + BK_MARK_SLOT_SIZE <= (uint64_t)n; i++) {
+        const uint8_t *p = b + BK_MARK_SLOT_OFF(i);
+        uint64_t s, f, o;
+        if (!bk_store_mark_decode(p, &s, &f, &o)) {
+            if (!bk_all_zero(p, BK_MARK_SLOT_SIZE)) /* (a slot never written is zeros) */
+                MG_WARN(BK_MODULE, "%s: slot %u is damaged (a write torn by a crash?)", path, i);
+        } else if (s > *seq) {
+            *seq = s;
+            *file = f;
+            *off = o;
+            found = true;
+        }
+    }
+    if (!found) {
+        MG_ERROR(BK_MODULE, "%s: no valid slot (%zd bytes): damaged", path, n);
+        return -MG_EIO;
+    }
+    return 0;
+}
+
+int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off)
+{
+    uint64_t seq;
+    return bk_store_mark_load(st, &seq, file, off);
+}
+
+/* A new lastMark file with the mark in slot 1 (slot 0 empty): temporary file, fsync, rename,
+ * directory fsync. errno value or 0. */
+static int bk_store_mark_create(const char *path, const char *dir, const uint8_t *slot)
+{
+    char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    uint8_t b[16];
-    mg_put_be64(b, file);
-    mg_put_be64(b + 8, off);
+    uint8_t b[BK_MARK_FILE_SIZE];
+    memset(b, 0, sizeof b);
+    memcpy(b + BK_MARK_SLOT_OFF(1), slot, BK_MARK_SLOT_SIZE);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int e = fd < 0 || mg_write_all(fd, b, sizeof b) < 0 ? errno : 0;
     if (e == 0 && fsync(fd) != 0)
@@ -956,34 +1094,49 @@ static int bk_store_write_mark(struct bk_store *st, uint64_t file, uint64_t off)
         close(fd);
     if (e == 0 && rename(tmp, path) != 0)
         e = errno;
-    if (e != 0) {
+    if (e == 0 && mg_fsync_dir(dir) < 0)
+        e = errno ? errno : EIO;
+    return e;
+}
+
+static int bk_store_write_mark(struct bk_store *st, uint64_t file, uint64_t off)
+{
+    char path[4096];
+    bk_store_mark_path(st, path, sizeof path);
+    int rc = 0;
+    if (st->mark_seq == 0) { /* first write of this run: which slot is the newer */
+        uint64_t f, o;
+        rc = bk_store_mark_load(st, &st->mark_seq, &f, &o);
+    }
+    int e = 0;
+    if (rc == 0) {
+        uint8_t slot[BK_MARK_SLOT_SIZE];
+        uint64_t seq = st->mark_seq + 1;
+        bk_store_mark_encode(slot, seq, file, off);
+        if (st->mark_seq == 0) {
+            e = bk_store_mark_create(path, st->dir, slot);
+        } else {
+            int fd = open(path, O_WRONLY | O_CLOEXEC);
+            e = fd < 0 || mg_pwrite_all(fd, slot, sizeof slot, BK_MARK_SLOT_OFF(seq % 2)) < 0
+                    ? errno
+                    : 0;
+            if (e == 0 && fdatasync(fd) != 0)
+                e = errno;
+            if (fd >= 0)
+                close(fd);
+        }
+        /* after a failure the slot's content is unknown: the next write goes to the same
+         * one, leaving the valid older mark alone */
+        if (e == 0)
+            st->mark_seq = seq;
+    }
+    if (rc != 0 || e != 0) {
         uint64_t held;
         if (mg_ratelimit_allow(&st->rl_ckpt, MG_RATELIMIT_INTERVAL_MS, &held))
             MG_ERROR(BK_MODULE, "cannot write %s: %s (%" PRIu64 " more since the last line)", path,
-                     strerror(e), held);
-        return bk_store_no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
+                     e ? strerror(e) : mg_strerror(rc), held);
+        return rc ? rc : bk_store_no_space(e) ? -MG_EREADONLY : mg_err_from_errno(e);
     }
-    return mg_fsync_dir(st->dir);
-}
-
-int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off)
-{
-    *file = 0;
-    *off = 0;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/lastMark", st->dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : mg_err_from_errno(errno);
-    uint8_t b[16];
-    ssize_t n = read(fd, b, sizeof b);
-    close(fd);
-    if (n != (ssize_t)sizeof b) {
-        MG_ERROR(BK_MODULE, "%s is truncated", path);
-        return -MG_EIO;
-    }
-    *file = mg_get_be64(b);
-    *off = mg_get_be64(b + 8);
     return 0;
 }
 
@@ -1167,9 +1320,12 @@ static void *bk_store_thread_main(void *arg)
             op->rc = -MG_ECANCELED;
         else
             op->rc = op->run(st, op);
+        uint64_t dt = mg_mono_ns() - t0;
+        if (!op->gc)
+            bk_lat_add(&st->lat_ckpt, dt, op->rc == 0);
         MG_DEBUG(BK_MODULE, "storage thread: %s operation %s in %.1f ms",
                  op->gc ? "gc" : "checkpoint", op->rc == 0 ? "done" : mg_strerror(op->rc),
-                 (double)(mg_mono_ns() - t0) / 1e6);
+                 (double)dt / 1e6);
         pthread_mutex_lock(&st->lock);
         bk_store_complete(st, op);
     }
@@ -1217,6 +1373,14 @@ void bk_store_thread_stop(struct bk_store *st, bool abandon)
         pthread_mutex_unlock(&st->lock);
         pthread_join(st->thread, NULL);
         st->thread_started = false;
+        MG_INFO(BK_MODULE,
+                "storage thread: %" PRIu64 " checkpoint operations p50 %.3f p99 %.3f max %.3f ms, "
+                "entry-log fdatasync p50 %.3f p99 %.3f ms, %" PRIu64
+                " write-behind chunks (log2 bucket bounds)",
+                atomic_load(&st->lat_ckpt.count), bk_lat_quantile_ms(&st->lat_ckpt, 0.5),
+                bk_lat_quantile_ms(&st->lat_ckpt, 0.99), bk_lat_quantile_ms(&st->lat_ckpt, 1.0),
+                bk_lat_quantile_ms(&st->lat_log_sync, 0.5),
+                bk_lat_quantile_ms(&st->lat_log_sync, 0.99), atomic_load(&st->wb_chunks));
     }
     bk_notify_close(&st->notify_fd, &st->notify_ev);
 }

@@ -52,6 +52,7 @@ struct bk_options {
                                         0 or above the threshold = the threshold */
     double disk_usage_warn_pct;      /* diskUsageWarnThreshold x 100: one WARN line per crossing;
                                         0 or above the threshold = the threshold */
+    int64_t flush_entrylog_bytes;    /* flushEntrylogBytes: entry-log write-behind chunk, 0 off */
     int disk_check_interval_ms;
     int max_frame_size;         /* nettyMaxFrameSizeBytes: larger requests get EBADREQ */
     int64_t entry_log_max_size; /* 0 = 1 GiB: roll entry logs beyond this */

@@ -61,6 +61,14 @@ struct mg_listener;
 #define BK_RECORD_HEADER_SIZE 8       /* BE32 length, BE32 CRC32C */
 #define BK_ENTRY_LOG_HEADER_SIZE 1024 /* "BKLO" + BE int version + zeros */
 #define BK_DEFAULT_ENTRY_LOG_MAX (1LL << 30)
+#define BK_LOG_WB_DEFAULT (1LL << 20) /* flushEntrylogBytes */
+/* lastMark: two slots, each written in place in turn; the valid one with the higher sequence
+ * is the mark (bk_store_write_mark). A slot: "BKLM", BE32 version 1, BE64 sequence, BE64
+ * journal file id, BE64 offset, zeros, BE32 CRC32C of the bytes before it. Each slot in its
+ * own 4 KiB block, so a torn write damages one slot only. */
+#define BK_MARK_SLOT_SIZE 64
+#define BK_MARK_SLOT_OFF(i) ((uint64_t)(i)*4096)
+#define BK_MARK_FILE_SIZE (BK_MARK_SLOT_OFF(1) + BK_MARK_SLOT_SIZE)
 #define BK_WRITE_CACHE_MAX (16u << 20) /* default of both write-cache halves together */
 #define BK_CONN_MAX_INFLIGHT 10000     /* stop reading a connection with more adds in flight */
 #define BK_MAX_LEDGER_DIRS 16          /* ledgerDirectories: at most this many (bit masks) */
@@ -193,6 +201,17 @@ struct bk_compact {
     void *arg;               /* the caller's */
 };
 
+/* A latency distribution the journal or storage thread adds to and a scrape reads (bk_metrics.c):
+ * bucket i counts the successes below 2^i microseconds (the last one the rest). */
+#define BK_LAT_BUCKETS 32
+struct bk_lat {
+    _Atomic uint64_t bucket[BK_LAT_BUCKETS];
+    _Atomic uint64_t count, sum_us, failed;
+};
+void bk_lat_add(struct bk_lat *l, uint64_t ns, bool ok);
+/* The upper bound (ms) of the bucket holding quantile q; 0 with no sample. */
+double bk_lat_quantile_ms(struct bk_lat *l, double q);
+
 /* Test hook: where the storage thread parks a checkpoint while bk_store.gate_at is set. */
 enum bk_gate {
     BK_GATE_NONE = 0,
@@ -220,6 +239,7 @@ struct bk_store {
     unsigned log_dir;                /* storage thread: the current log's directory */
     _Atomic int inject_create_errno; /* test hook: the next log creation fails with this */
     _Atomic int inject_sync_errno;   /* test hook: the next log fdatasync fails with this */
+    _Atomic int inject_wb_errno;     /* test hook: the next write-behind fails with this */
     MDB_env *env;                    /* owned */
     MDB_dbi idx_dbi;       /* (BE ledger, BE entry) -> (BE32 log, BE64 offset, BE32 len) */
     MDB_dbi meta_dbi;      /* BE ledger -> ledger metadata record */
@@ -243,7 +263,19 @@ struct bk_store {
     uint8_t *log_buf;     /* owned write buffer of the current log */
     size_t log_buf_len, log_buf_cap;
     int64_t log_max;
-    uint64_t mark_file, mark_off;       /* journal position of the last applied record (loop) */
+    /* entry-log write-behind (flushEntrylogBytes; storage thread): writeback of the log is
+     * started every wb_bytes written (0: never before the fdatasync), and the chunk before
+     * the one just started is waited for, so at most two chunks queue on the disk */
+    int64_t wb_bytes;             /* set before bk_store_open (kept by it) */
+    uint64_t wb_started;          /* writeback of the current log started below this offset */
+    uint64_t wb_waited;           /* ... and finished below this one */
+    uint64_t log_synced;          /* the current log is fdatasynced below this offset */
+    _Atomic uint64_t wb_chunks;   /* statistics: writebacks started (any thread reads) */
+    struct bk_lat lat_ckpt;       /* statistics: checkpoint operations, whole (storage thread) */
+    struct bk_lat lat_log_sync;   /* ... the entry log's fdatasync in them */
+    uint64_t mark_seq;            /* storage thread: sequence of the newest lastMark slot, 0 =
+                                     not read yet (bk_store_write_mark) */
+    uint64_t mark_file, mark_off; /* journal position of the last applied record (loop) */
     uint64_t durable_file, durable_off; /* the lastMark on disk (loop) */
     _Atomic bool io_failed;             /* entry log write failed: never checkpoint again */
     _Atomic bool nospace;               /* entry log write out of space: log_buf waits for room */
@@ -321,7 +353,10 @@ bool bk_store_gate_parked(struct bk_store *st);
  * ledger records, persist lastMark (in this order). 0, -MG_EREADONLY (out of space) or
  * -MG_EIO; on failure nothing was lost: the journal is not trimmed. */
 int bk_store_flush_run(struct bk_store *st, struct bk_flush *f);
-/* Read the persisted lastMark; 0 and zeros if none. */
+/* Whether the n bytes at p are all zero (unwritten journal space, an unused lastMark slot). */
+bool bk_all_zero(const uint8_t *p, size_t n);
+/* Read the persisted lastMark (BK_MARK_*: the newest valid slot); 0 and zeros if none,
+ * -MG_EIO if no slot is valid. */
 int bk_store_read_mark(const struct bk_store *st, uint64_t *file, uint64_t *off);
 
 /* ---- garbage collection and compaction (bk_store.c, loop thread) ---- */
@@ -412,17 +447,6 @@ struct bk_stats {
 };
 
 struct bk_server;
-
-/* A latency distribution the journal thread adds to and a scrape reads (bk_metrics.c):
- * bucket i counts the successes below 2^i microseconds (the last one the rest). */
-#define BK_LAT_BUCKETS 32
-struct bk_lat {
-    _Atomic uint64_t bucket[BK_LAT_BUCKETS];
-    _Atomic uint64_t count, sum_us, failed;
-};
-void bk_lat_add(struct bk_lat *l, uint64_t ns, bool ok);
-/* The upper bound (ms) of the bucket holding quantile q; 0 with no sample. */
-double bk_lat_quantile_ms(struct bk_lat *l, double q);
 
 struct bk_journal {
     struct bk_server *srv; /* borrowed */

@@ -266,6 +266,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("diskCheckInterval", disk_check_interval_ms, "10000", 1, INT_MAX),
     CFG_INT("nettyMaxFrameSizeBytes", netty_max_frame_size_bytes, "5253120", 1024, INT_MAX),
     CFG_INT("logSizeLimit", log_size_limit, "1073741824", 65536, 1073741824),
+    CFG_INT("flushEntrylogBytes", flush_entrylog_bytes, "1048576", 0, INT_MAX),
     CFG_INT("gcWaitTime", gc_wait_time_ms, "600000", 1, INT_MAX),
     CFG_FRACTION("minorCompactionThreshold", minor_compaction_threshold, "0.2"),
     CFG_INT("minorCompactionInterval", minor_compaction_interval_s, "3600", 0, INT_MAX),

@@ -159,6 +159,7 @@ struct cfg {
     int disk_check_interval_ms;             /* diskCheckInterval (10000), ms */
     int netty_max_frame_size_bytes;         /* nettyMaxFrameSizeBytes (5253120) */
     int log_size_limit;                     /* logSizeLimit (1 GiB): entry log roll size */
+    int flush_entrylog_bytes;               /* flushEntrylogBytes (1 MiB): write-behind, 0 off */
     int gc_wait_time_ms;                    /* gcWaitTime (600000), ms */
     double minor_compaction_threshold;      /* minorCompactionThreshold (0.2) */
     int minor_compaction_interval_s;        /* minorCompactionInterval (3600), s */

@@ -2896,6 +2896,7 @@ START_TEST(test_options_from_cfg)
     ck_assert_double_eq_tol(o.disk_usage_threshold_pct, 95.0, 1e-9);
     ck_assert_double_eq_tol(o.disk_usage_lwm_pct, 95.0, 1e-9);
     ck_assert_int_eq(o.write_cache_max, 16LL << 20);
+    ck_assert_int_eq(o.flush_entrylog_bytes, 1 << 20); /* write-behind on by default */
     ck_assert_int_eq(o.journal_max_backups, 5);
     ck_assert_double_eq_tol(o.disk_usage_warn_pct, 90.0, 1e-9); /* BookKeeper's 0.90 */
     ck_assert_str_eq(o.journal_dir, "data/bookie/journal");
@@ -2903,8 +2904,10 @@ START_TEST(test_options_from_cfg)
     /* journalDirectories, BookKeeper's plural key, wins over journalDirectory when set */
     ck_assert_int_eq(cfg_set(&c, "journalDirectories", "/j1", "test", err, sizeof err), 0);
     ck_assert_int_eq(cfg_set(&c, "diskUsageWarnThreshold", "0.8", "test", err, sizeof err), 0);
+    ck_assert_int_eq(cfg_set(&c, "flushEntrylogBytes", "0", "test", err, sizeof err), 0);
     bk_options_from_cfg(&o, &c, "ledgers");
     ck_assert_str_eq(o.journal_dir, "/j1");
+    ck_assert_int_eq(o.flush_entrylog_bytes, 0);
     ck_assert_double_eq_tol(o.disk_usage_warn_pct, 80.0, 1e-9);
     /* more than one journal directory refuses the start, naming the key */
     struct harness h;
@@ -3726,15 +3729,16 @@ START_TEST(test_ledger_dirs_full_skipped)
 }
 END_TEST
 
-/* An entry log whose write or fdatasync fails (I/O error) takes its directory out: the
- * checkpoint writes its entries again to a log in another directory and succeeds, the bookie
- * stays writable, every entry reads back (also after a restart). With no directory left the
- * bookie is read-only (I/O error) and the checkpoint fails. */
+/* An entry log whose write, fdatasync or write-behind (sync_file_range: the kernel reports a
+ * writeback error once, so it is a failure of the log's data too) fails (I/O error) takes its
+ * directory out: the checkpoint writes its entries again to a log in another directory and
+ * succeeds, the bookie stays writable, every entry reads back (also after a restart). With
+ * no directory left the bookie is read-only (I/O error) and the checkpoint fails. */
 START_TEST(test_ledger_dir_io_error)
 {
     struct ck c;
-    char dirs[3][400], list[1300];
-    ld_init(&c, 3, dirs, list, sizeof list);
+    char dirs[4][400], list[1700];
+    ld_init(&c, 4, dirs, list, sizeof list);
     struct bk_server *s = gc_start(&c);
     gc_add(s, 1, 0, 30);
     ck_assert_int_eq(bk_server_checkpoint(s), 0);
@@ -3742,7 +3746,7 @@ START_TEST(test_ledger_dir_io_error)
     gc_add(s, 1, 30, 60);
     ck_assert_int_eq(bk_server_checkpoint(s), 0);
     unsigned failed = atomic_load(&s->store.dir_failed);
-    ck_assert_msg(failed == 1 || failed == 2 || failed == 4, "failed directories %#x", failed);
+    ck_assert_msg(__builtin_popcount(failed) == 1, "failed directories %#x", failed);
     ck_assert(!bk_server_readonly(s));
     atomic_store(&s->store.inject_sync_errno, EIO); /* the next fdatasync */
     gc_add(s, 1, 60, 90);
@@ -3751,16 +3755,25 @@ START_TEST(test_ledger_dir_io_error)
     ck_assert(!bk_server_readonly(s));
     ck_assert(!s->store.io_failed);
     gc_check(s, 1, 90);
+    uint64_t chunks = atomic_load(&s->store.wb_chunks);
+    atomic_store(&s->store.inject_wb_errno, EIO); /* the next write-behind */
+    gc_add(s, 1, 90, 95);
+    ck_assert_int_eq(bk_server_checkpoint(s), 0);
+    ck_assert_int_eq(atomic_load(&s->store.inject_wb_errno), 0); /* it was reached */
+    ck_assert_int_eq(__builtin_popcount(atomic_load(&s->store.dir_failed)), 3);
+    ck_assert_uint_gt(atomic_load(&s->store.wb_chunks), chunks); /* the new log's */
+    ck_assert(!bk_server_readonly(s));
+    ck_assert(!s->store.io_failed);
     /* the last directory fails too: read-only, nothing more can be checkpointed */
     atomic_store(&s->store.inject_errno, EIO);
-    gc_add(s, 1, 90, 100);
+    gc_add(s, 1, 95, 100);
     ck_assert_int_lt(bk_server_checkpoint(s), 0);
     ck_assert(bk_server_readonly(s));
     ck_assert(s->store.io_failed);
     gc_check(s, 1, 100); /* still readable: the failed half stays in memory */
     bk_server_free_unclean(s);
     s = gc_start(&c);
-    gc_check(s, 1, 90);
+    gc_check(s, 1, 95);
     bk_server_free(s);
     ck_fini(&c);
 }
@@ -4004,11 +4017,208 @@ START_TEST(test_gc_store_unreachable)
 }
 END_TEST
 
+/* ---- checkpoint I/O: entry-log write-behind, lastMark slots ------------------------------ */
+
+/* Send n adds of payload bytes to ledger from entry first, in batches, and wait for each. */
+static void add_range(int fd, int64_t ledger, int first, int n, size_t payload)
+{
+    for (int b = 0; b < n; b += 50) {
+        int end = b + 50 < n ? b + 50 : n;
+        for (int e = first + b; e < first + end; e++)
+            v2_add_send(fd, ledger, e, KEY_A, 0, payload);
+        for (int e = first + b; e < first + end; e++)
+            ck_assert_int_eq(v2_add_recv(fd, ledger, e), 0);
+    }
+}
+
+/* flushEntrylogBytes: a checkpoint whose half spans several write-behind chunks starts the
+ * writeback of each chunk as it writes it, writes every byte of the half (each entry's
+ * record: its length and body) and has fdatasynced all of the log before the index commit
+ * (and so before lastMark moves); after a crash right after it nothing is replayed and every
+ * entry reads back from the entry log. */
+START_TEST(test_entry_log_write_behind)
+{
+    static const size_t sizes[] = {700, 3100, 9000, 1};
+    enum { PER = 250 };
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    h.o.flush_entrylog_bytes = 200 * 1000; /* smaller than the 1 MiB writes: one per write */
+    h_start(&h);
+    int fd = cl_connect(h.port);
+    uint64_t records = 0;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        add_range(fd, 45, (int)k * PER, PER, sizes[k]);
+        for (int e = (int)k * PER; e < (int)(k + 1) * PER; e++) {
+            size_t elen;
+            mg_free(make_entry(45, e, e - 1, sizes[k], &elen));
+            records += 4 + elen;
+        }
+    }
+    struct bk_store *store = &h.srv->store;
+    uint64_t chunks = atomic_load(&store->wb_chunks);
+    uint64_t start = store->log_flushed; /* the storage thread is idle: no checkpoint yet */
+    ck_assert_uint_eq(store->log_synced, 0);
+    bk_store_gate(store, BK_GATE_BEFORE_INDEX);
+    run_on_loop(&h, 3);
+    wait_parked(&h);
+    /* parked after the entry-log sync, before the index commit */
+    ck_assert_uint_eq(store->log_buf_len, 0);
+    ck_assert_uint_eq(store->log_flushed - start, records);
+    ck_assert_uint_eq(store->log_synced, store->log_flushed);
+    ck_assert_uint_ge(atomic_load(&store->wb_chunks) - chunks, records / (1 << 20));
+    ck_assert_uint_ge(atomic_load(&store->wb_chunks) - chunks, 2);
+    char path[400];
+    snprintf(path, sizeof path, "%s/current/%x.log", h.ldir, store->log_id);
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_uint_eq((uint64_t)sb.st_size, store->log_flushed);
+    struct bk_stats st;
+    run_on_loop_state(&h, 2, &st, NULL);
+    bk_store_gate(store, BK_GATE_NONE);
+    wait_checkpoints(&h, st.checkpoints);
+    close(fd);
+    h_stop(&h, false); /* a crash right after the checkpoint */
+
+    h_start(&h);
+    bk_server_stats(h.srv, &st);
+    ck_assert_uint_eq(st.replayed, 0);
+    fd = cl_connect(h.port);
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        check_entries(fd, 45, (int)k * PER, (int)(k + 1) * PER, sizes[k]);
+    close(fd);
+    h_stop(&h, true);
+    tl_rm_rf(h.dir);
+}
+END_TEST
+
+/* A store that only names the directory of lastMark (for bk_store_read_mark). */
+static void mark_store(struct bk_store *st, struct harness *h, char *dir, size_t n)
+{
+    memset(st, 0, sizeof *st);
+    snprintf(dir, n, "%s/current", h->ldir);
+    st->dir = dir;
+}
+
+/* The sequence, file and offset of lastMark's slot i (the raw file b), false if invalid. */
+static bool mark_slot(const uint8_t *b, size_t n, unsigned i, uint64_t *seq, uint64_t *file,
+                      uint64_t *off)
+{
+    const uint8_t *p = b + BK_MARK_SLOT_OFF(i);
+    if (BK_MARK_SLOT_OFF(i) + BK_MARK_SLOT_SIZE > n || memcmp(p, "BKLM", 4) != 0 ||
+        mg_get_be32(p + BK_MARK_SLOT_SIZE - 4) != mg_crc32c(0, p, BK_MARK_SLOT_SIZE - 4))
+        return false;
+    *seq = mg_get_be64(p + 8);
+    *file = mg_get_be64(p + 16);
+    *off = mg_get_be64(p + 24);
+    return true;
+}
+
+static void write_file(const char *path, const uint8_t *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(b, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* lastMark is two checksummed slots overwritten in turn: after checkpoints both hold the last
+ * two marks; a crash that tore the newest slot leaves the one before, which replay starts
+ * from (nothing lost, the records after it replayed); with both slots damaged the mark is an
+ * error, never a guess; the old 16-byte file is read and replaced by the new form. */
+START_TEST(test_last_mark_slots)
+{
+    enum { K = 20 };
+    struct harness h;
+    h_init_dirs(&h, NULL);
+    h_start(&h);
+    int fd = cl_connect(h.port);
+    struct bk_store ms;
+    char mdir[400], mpath[420];
+    mark_store(&ms, &h, mdir, sizeof mdir);
+    snprintf(mpath, sizeof mpath, "%s/lastMark", mdir);
+    uint64_t mf[3], mo[3];
+    for (int c = 0; c < 3; c++) {
+        add_range(fd, 46, c * K, K, 300 + 500 * c);
+        ck_assert_int_eq(run_on_loop(&h, 0), 0);
+        ck_assert_int_eq(bk_store_read_mark(&ms, &mf[c], &mo[c]), 0);
+        if (c > 0)
+            ck_assert(mf[c] > mf[c - 1] || (mf[c] == mf[c - 1] && mo[c] > mo[c - 1]));
+    }
+    add_range(fd, 46, 3 * K, K, 100); /* acknowledged, not checkpointed */
+    close(fd);
+    h_stop(&h, false);
+
+    size_t n;
+    uint8_t *b = (uint8_t *)tl_read_file(mpath, &n);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(n, BK_MARK_FILE_SIZE);
+    uint64_t seq[2], f[2], o[2];
+    ck_assert(mark_slot(b, n, 0, &seq[0], &f[0], &o[0]));
+    ck_assert(mark_slot(b, n, 1, &seq[1], &f[1], &o[1]));
+    unsigned newest = seq[1] > seq[0];
+    ck_assert_uint_eq(seq[newest], seq[!newest] + 1);
+    ck_assert_uint_eq(f[newest], mf[2]);
+    ck_assert_uint_eq(o[newest], mo[2]);
+    ck_assert_uint_eq(f[!newest], mf[1]);
+    ck_assert_uint_eq(o[!newest], mo[1]);
+    /* a torn write of the newest slot: its second half never reached the disk */
+    memset(b + BK_MARK_SLOT_OFF(newest) + BK_MARK_SLOT_SIZE / 2, 0, BK_MARK_SLOT_SIZE / 2);
+    write_file(mpath, b, n);
+    uint64_t rf, ro;
+    ck_assert_int_eq(bk_store_read_mark(&ms, &rf, &ro), 0);
+    ck_assert_uint_eq(rf, mf[1]);
+    ck_assert_uint_eq(ro, mo[1]);
+    h_start(&h); /* replays from the mark before: the last two ranges */
+    struct bk_stats st;
+    bk_server_stats(h.srv, &st);
+    ck_assert_uint_eq(st.replayed, 2 * K);
+    fd = cl_connect(h.port);
+    for (int c = 0; c < 3; c++)
+        check_entries(fd, 46, c * K, (c + 1) * K, 300 + 500 * c);
+    check_entries(fd, 46, 3 * K, 4 * K, 100);
+    close(fd);
+    h_stop(&h, true);
+
+    /* both slots damaged (one flipped bit each): an error, not a mark */
+    mg_free(b);
+    b = (uint8_t *)tl_read_file(mpath, &n);
+    ck_assert_int_eq(bk_store_read_mark(&ms, &rf, &ro), 0);
+    b[BK_MARK_SLOT_OFF(0) + 17] ^= 0x10;
+    b[BK_MARK_SLOT_OFF(1) + 25] ^= 0x01;
+    write_file(mpath, b, n);
+    uint64_t xf, xo;
+    ck_assert_int_eq(bk_store_read_mark(&ms, &xf, &xo), -MG_EIO);
+
+    /* the old form: 16 bytes, read as it is, replaced by the new form at the next write */
+    uint8_t old[16];
+    mg_put_be64(old, rf);
+    mg_put_be64(old + 8, ro);
+    write_file(mpath, old, sizeof old);
+    ck_assert_int_eq(bk_store_read_mark(&ms, &xf, &xo), 0);
+    ck_assert_uint_eq(xf, rf);
+    ck_assert_uint_eq(xo, ro);
+    h_start(&h);
+    bk_server_stats(h.srv, &st);
+    ck_assert_uint_eq(st.replayed, 0);
+    struct stat sb;
+    ck_assert_int_eq(stat(mpath, &sb), 0); /* the start's checkpoint rewrote it */
+    ck_assert_uint_eq((uint64_t)sb.st_size, BK_MARK_FILE_SIZE);
+    fd = cl_connect(h.port);
+    check_entries(fd, 46, 3 * K, 4 * K, 100);
+    close(fd);
+    h_stop(&h, true);
+    mg_free(b);
+    tl_rm_rf(h.dir);
+}
+END_TEST
+
 static Suite *bookie_suite(void)
 {
     Suite *s = suite_create("bookie");
     TCase *wc = tl_tcase(s, "write_cache", 120, NULL, NULL);
     tl_add(wc, test_write_cache_backpressure, test_checkpoint_mid_group);
+    TCase *ckio = tl_tcase(s, "checkpoint_io", 120, NULL, NULL);
+    tl_add(ckio, test_entry_log_write_behind, test_last_mark_slots);
     TCase *tc = tl_tcase(s, "core", 120, NULL, NULL);
     tl_add(tc, test_v2_add_read, test_v3_ops, test_fencing, test_group_commit, test_fsync_per_add,
            test_replay_unclean, test_new_bookie_no_start_checkpoint, test_read_during_flush,
