@@ -1191,6 +1191,34 @@ START_TEST(t_zk_skipped)
 }
 END_TEST
 
+/* A new store's open syncs nothing (it was a file and a directory sync); its first
+ * persistent change syncs the log and then its directory entry before it is answered, later
+ * ones the log alone; what was answered survives a reopen. Reopening a store that never
+ * stored anything starts it over, again without a sync. */
+START_TEST(t_emb_new_store_unsynced_open)
+{
+    meta_close(st);
+    st = NULL;
+    tl_rm_rf(datadir);
+    struct fault f = {0};
+    meta_embedded_set_open_fault(fault_fn, &f);
+    ck_assert_int_eq(open_store(&st), 0);
+    ck_assert_int_eq(f.syncs, 0);
+    reopen(); /* nothing stored: the log is started over, no sync */
+    ck_assert_int_eq(f.syncs, 0);
+    ck_assert_int_eq(put_s("/e", "", META_VERSION_NONE, META_EPHEMERAL), 0);
+    ck_assert_int_eq(f.syncs, 0);
+    ck_assert_int_eq(put_s("/a", "1", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(f.syncs, 2); /* meta.log, then its directory */
+    ck_assert_int_eq(put_s("/b", "2", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(f.syncs, 3);
+    meta_embedded_set_open_fault(NULL, NULL);
+    reopen();
+    check_key("/a", "1", 0);
+    check_key("/b", "2", 0);
+}
+END_TEST
+
 static Suite *meta_suite(void)
 {
     Suite *s = suite_create("meta");
@@ -1223,7 +1251,8 @@ static Suite *meta_suite(void)
     }
     TCase *tc = tl_tcase(s, "embedded-durability", 60, setup_embedded, teardown);
     tl_add(tc, t_emb_reopen, t_emb_torn_tail, t_emb_snapshots, t_emb_dirs, t_emb_group_commit,
-           t_emb_enospc_write, t_emb_enospc_sync, t_emb_ephemeral_unsynced);
+           t_emb_enospc_write, t_emb_enospc_sync, t_emb_ephemeral_unsynced,
+           t_emb_new_store_unsynced_open);
     return s;
 }
 
