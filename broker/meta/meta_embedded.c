@@ -943,8 +943,9 @@ static int meta_emb_open(struct meta_store *m, const char *arg)
     if (rc < 0)
         goto fail;
     meta_tree_drop_ephemerals(t, 0);
-    /* no snapshot and a log without records: nothing was ever stored, and its directory
-     * entry may never have been synced (meta_emb_first_log): start it over as new */
+    /* no snapshot (snapshots have generation >= 1) and a log without records: nothing was
+     * ever stored, and the log's directory entry may never have been synced
+     * (meta_emb_first_log): start it over as new */
     if (snap_gen == 0 && !need_snapshot && e->log_records == 0)
         need_new_log = true;
     if (need_new_log && snap_gen == 0) {
