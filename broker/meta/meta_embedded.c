@@ -802,14 +802,15 @@ static int meta_emb_load_snapshot(struct meta_emb *e, uint64_t *gen)
     return rc;
 }
 
-/* Replay meta.log of generation snap_gen. *need_snapshot: the log must be compacted or
- * replaced (records replayed, torn tail, stale or missing log). */
+/* Replay meta.log of generation snap_gen. *need_snapshot: records were replayed or the log
+ * has a torn tail (*torn), *need_new_log: the log is stale, missing or torn while created. */
 static int meta_emb_replay_log(struct meta_emb *e, uint64_t snap_gen, bool *need_new_log,
-                               bool *need_snapshot)
+                               bool *need_snapshot, bool *torn)
 {
     struct emb_buf b = {0};
     *need_new_log = false;
     *need_snapshot = false;
+    *torn = false;
     if (meta_emb_read_file(e->dir_fd, "meta.log", &b) < 0) {
         mg_free(b.p);
         if (errno != ENOENT)
@@ -846,7 +847,8 @@ static int meta_emb_replay_log(struct meta_emb *e, uint64_t snap_gen, bool *need
                         "embedded store %s: meta.log has a torn or corrupt record at "
                         "offset %lld; ignoring its last %zu bytes",
                         e->dir, end, b.len - (size_t)end);
-            *need_snapshot = rp.n > 0 || (size_t)end != b.len;
+            *torn = (size_t)end != b.len;
+            *need_snapshot = rp.n > 0 || *torn;
             e->gen = gen;
             e->log_records = rp.n;
             e->log_bytes = (uint64_t)end;
@@ -897,6 +899,40 @@ static void meta_emb_free(struct meta_emb *e)
     mg_free(e);
 }
 
+/* Open: a whole log with records is not compacted (a snapshot and a new log: 4 syncs on
+ * the start path); it is appended to. The ephemeral nodes it left are dropped with the
+ * effect hook attached, so their deletes go into the log (else a later create of the same
+ * path would not apply at the next replay); those records need no sync: a crash that loses
+ * them leaves nodes that the next open drops again. The log is compacted later, by size or
+ * by the snapshot timer. 0, or -1 when the deletes could not be appended (the tree and the
+ * log as they were, the effect hook off: the caller compacts instead). */
+static int meta_emb_open_append(struct meta_emb *e, struct meta_tree *t)
+{
+    e->log_fd = openat(e->dir_fd, "meta.log", O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (e->log_fd < 0)
+        return -1;
+    e->synced_bytes = e->log_bytes;
+    e->synced_records = e->log_records;
+    uint64_t records = e->log_records;
+    e->rec.len = 0;
+    t->effect = meta_emb_effect;
+    t->effect_arg = e;
+    meta_tree_drop_ephemerals(t, 0);
+    int rc = meta_emb_append(e, 0, records);
+    meta_emb_undo_clear(e);
+    e->mem.unsynced = false;
+    e->durable_dirty = false;
+    if (rc == 0 && !e->broken)
+        return 0;
+    t->effect = NULL;
+    close(e->log_fd);
+    e->log_fd = -1;
+    e->broken = false;
+    e->failed = 0;
+    e->dirty = false;
+    return -1;
+}
+
 static int meta_emb_open(struct meta_store *m, const char *arg)
 {
     if (!m->data_dir || !m->data_dir[0]) {
@@ -936,13 +972,16 @@ static int meta_emb_open(struct meta_store *m, const char *arg)
     meta_tree_unref(t);
 
     uint64_t snap_gen;
-    bool need_new_log, need_snapshot;
+    bool need_new_log, need_snapshot, torn;
     rc = meta_emb_load_snapshot(e, &snap_gen);
     if (rc == 0)
-        rc = meta_emb_replay_log(e, snap_gen, &need_new_log, &need_snapshot);
+        rc = meta_emb_replay_log(e, snap_gen, &need_new_log, &need_snapshot, &torn);
     if (rc < 0)
         goto fail;
-    meta_tree_drop_ephemerals(t, 0);
+    if (!need_new_log && need_snapshot && !torn && meta_emb_open_append(e, t) == 0)
+        need_snapshot = false; /* the log goes on, the dropped nodes' deletes appended */
+    else
+        meta_tree_drop_ephemerals(t, 0);
     /* no snapshot (snapshots have generation >= 1) and a log without records: nothing was
      * ever stored, and the log's directory entry may never have been synced
      * (meta_emb_first_log): start it over as new */
@@ -953,6 +992,8 @@ static int meta_emb_open(struct meta_store *m, const char *arg)
     } else if (need_new_log) {
         e->gen = snap_gen;
         rc = meta_emb_new_log(e, snap_gen);
+    } else if (e->log_fd >= 0) {
+        /* meta_emb_open_append: the log is open and its records are replayed */
     } else if (need_snapshot) {
         rc = meta_emb_snapshot(e);
         if (rc < 0 && !e->broken) {

@@ -1219,6 +1219,41 @@ START_TEST(t_emb_new_store_unsynced_open)
 }
 END_TEST
 
+/* Reopening a store whose log holds records appends to it instead of compacting it (a
+ * snapshot and a new log: 4 syncs): no sync at open. The ephemeral nodes of the previous run
+ * are gone, and their deletes are logged, so the same paths created again (and the open's
+ * own records) replay cleanly at the next open; persistent changes survive every reopen. */
+START_TEST(t_emb_reopen_appends)
+{
+    ck_assert_int_eq(put_s("/p", "1", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(put_s("/p/e", "a", META_VERSION_NONE, META_EPHEMERAL), 0);
+    struct fault f = {0};
+    meta_embedded_set_open_fault(fault_fn, &f);
+    for (int round = 0; round < 3; round++) {
+        reopen();
+        ck_assert_int_eq(f.syncs, 0);
+        ck_assert_int_eq(get(st, "/p/e", NULL), -MG_ENOTFOUND);
+        check_key("/p", "1", 0);
+        /* the same ephemeral path again, and a persistent change that syncs the log */
+        ck_assert_int_eq(put_s("/p/e", "b", META_VERSION_NONE, META_EPHEMERAL), 0);
+        char k[32];
+        snprintf(k, sizeof k, "/p/k%d", round);
+        ck_assert_int_eq(put_s(k, "v", META_VERSION_NONE, 0), 0);
+        ck_assert_int_eq(f.syncs, 1);
+        f.syncs = 0;
+    }
+    meta_embedded_set_open_fault(NULL, NULL);
+    reopen();
+    ck_assert_int_eq(get(st, "/p/e", NULL), -MG_ENOTFOUND);
+    for (int round = 0; round < 3; round++) {
+        char k[32];
+        snprintf(k, sizeof k, "/p/k%d", round);
+        check_key(k, "v", 0);
+    }
+    ck_assert_int_eq(file_size("meta.snap"), -1); /* never compacted */
+}
+END_TEST
+
 static Suite *meta_suite(void)
 {
     Suite *s = suite_create("meta");
@@ -1252,7 +1287,7 @@ static Suite *meta_suite(void)
     TCase *tc = tl_tcase(s, "embedded-durability", 60, setup_embedded, teardown);
     tl_add(tc, t_emb_reopen, t_emb_torn_tail, t_emb_snapshots, t_emb_dirs, t_emb_group_commit,
            t_emb_enospc_write, t_emb_enospc_sync, t_emb_ephemeral_unsynced,
-           t_emb_new_store_unsynced_open);
+           t_emb_new_store_unsynced_open, t_emb_reopen_appends);
     return s;
 }
 
