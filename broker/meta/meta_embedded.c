@@ -14,8 +14,9 @@
  * between the two renames is harmless.
  * Open: lock the directory, load the snapshot, replay the log of the same generation (a
  * torn or corrupt tail ends the replay with a warning), drop every ephemeral node (they
- * belonged to the previous run's session), and compact into a new snapshot if anything
- * was replayed. Sequential counters are part of the snapshot and of every create record.
+ * belonged to the previous run's session), logging their deletes unsynced, and go on
+ * appending to the log (meta_emb_open_append); only a torn log is compacted into a new
+ * snapshot at open. Sequential counters are part of the snapshot and of every create record.
  * A new store (no snapshot, no record in any log) writes its first log in place unsynced;
  * the first persistent flush syncs the log and then the directory (meta_emb_first_log).
  *
