@@ -23,7 +23,8 @@ COPY scripts/setup.sh scripts/setup.sh
 RUN scripts/setup.sh
 COPY . .
 # build.sh configures and builds out of tree and prints the binary. The runtime packages are
-# derived from what the stripped binary links, so the runtime stage gets exactly those
+# derived from what the stripped binary links, plus libsnappy.so.1, which it loads on the
+# first SNAPPY payload (broker/util/compress.c), so the runtime stage gets exactly those
 # libraries and nothing else.
 RUN true \
  && bin=$(BUILD_DIR=/src/build scripts/build.sh | tail -n 1) \
@@ -31,7 +32,8 @@ RUN true \
  && install -m 0755 -s "$bin" /out/magnetar \
  && /out/magnetar version \
  && : > /out/libs \
- && for lib in $(ldd /out/magnetar | awk '$2 == "=>" && $3 ~ /^\// { print $3 }'); do \
+ && for lib in $(ldd /out/magnetar | awk '$2 == "=>" && $3 ~ /^\// { print $3 }') \
+             $(ldconfig -p | awk '$1 == "libsnappy.so.1" { print $NF; exit }'); do \
       pkg=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "$(readlink -f "$lib")" 2>/dev/null \
             || dpkg -S "/usr$lib" 2>/dev/null || dpkg -S "/usr$(readlink -f "$lib")" 2>/dev/null) \
         || { echo "no package ships $lib" >&2; exit 1; }; \

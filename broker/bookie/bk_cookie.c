@@ -5,9 +5,10 @@
  *
  * A cookie records what a bookie was when it first started: its bookie id, its journal and
  * ledger directories and the cluster's instance id (/ledgers/INSTANCEID, created with a
- * random UUID by the first bookie that finds it missing). It is written as BookKeeper writes
- * it (Cookie.java, layout version 5: the version on its own line, then protobuf text of
- * CookieFormat) to <dir>/current/VERSION in the journal and every ledger directory and to
+ * random UUID by the first bookie that finds it missing, together with /ledgers/available
+ * and that bookie's store cookie: one group, one sync of the embedded store). It is written as
+ * BookKeeper writes it (Cookie.java, layout version 5: the version on its own line, then protobuf
+ * text of CookieFormat) to <dir>/current/VERSION in the journal and every ledger directory and to
  * /ledgers/cookies/<bookieId>. A later start compares the cookies with what the
  * configuration says now and refuses (-MG_ENOTALLOWED, one ERROR line naming the directory
  * or the address that changed and how to proceed) when they differ, when some directories
@@ -50,6 +51,7 @@
 #define BK_COOKIE_WAIT_MS 60000 /* longest wait for one metadata operation at start */
 #define BK_INSTANCEID_PATH "/ledgers/INSTANCEID"
 #define BK_COOKIES_PATH "/ledgers/cookies"
+#define BK_AVAILABLE_PATH "/ledgers/available" /* bk_reg.c registers the bookies under it */
 
 static const char *const FORMAT_HINT =
     "if this bookie's data is really gone, `magnetar bookie --format --force` (same "
@@ -490,16 +492,26 @@ static int bk_meta_read(struct event_base *base, struct meta_store *meta, const 
     return rc;
 }
 
-/* Create path (and its parents) with val; -MG_EEXIST if it is there. */
-static int bk_meta_create(struct event_base *base, struct meta_store *meta, const char *path,
-                          const char *val)
+/* Create the n paths with their values in one go: every put is issued before any is waited
+ * for, so the embedded store makes them durable with one sync (one group) and ZooKeeper
+ * pipelines them. rcs[i] gets each put's status (-MG_EEXIST if it is there). */
+static void bk_meta_create_group(struct event_base *base, struct meta_store *meta,
+                                 const char *const *paths, const char *const *vals, int n, int *rcs)
 {
-    struct bk_msync *m = bk_msync_new();
-    int rc = bk_msync_wait(base, m,
-                           meta_put(meta, path, val, strlen(val), META_VERSION_NONE,
-                                    META_PERSISTENT | META_CREATE_PARENTS, &m->req, bk_msync_cb));
-    bk_msync_free(m);
-    return rc;
+    struct bk_msync *m[4];
+    for (int i = 0; i < n; i++) {
+        m[i] = bk_msync_new();
+        int rc = meta_put(meta, paths[i], vals[i], strlen(vals[i]), META_VERSION_NONE,
+                          META_PERSISTENT | META_CREATE_PARENTS, &m[i]->req, bk_msync_cb);
+        if (rc < 0) {
+            m[i]->done = true;
+            m[i]->status = rc;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        rcs[i] = m[i]->done ? m[i]->status : bk_msync_wait(base, m[i], 0);
+        bk_msync_free(m[i]);
+    }
 }
 
 static int bk_meta_remove(struct event_base *base, struct meta_store *meta, const char *path)
@@ -538,41 +550,29 @@ static char *bk_new_uuid(void)
                        b[13], b[14], b[15]);
 }
 
-/* The cluster's instance id, creating /ledgers/INSTANCEID if it is missing. */
-static int bk_instance_id(struct event_base *base, struct meta_store *meta, char **out)
+/* The cluster's instance id: the one at /ledgers/INSTANCEID (*fresh false) or, when it is
+ * missing or empty, a new one (*fresh true) that bk_cookie_stamp creates together with the
+ * bookie's cookie. */
+static int bk_instance_id(struct event_base *base, struct meta_store *meta, char **out, bool *fresh)
 {
     *out = NULL;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        char *val;
-        size_t len;
-        int rc = bk_meta_read(base, meta, BK_INSTANCEID_PATH, &val, &len);
-        if (rc < 0) {
-            MG_ERROR(BK_MODULE, "cannot read %s from the metadata store: %s", BK_INSTANCEID_PATH,
-                     mg_strerror(rc));
-            return rc;
-        }
-        if (val && len > 0) {
-            *out = val;
-            return 0;
-        }
-        mg_free(val);
-        char *id = bk_new_uuid();
-        rc = bk_meta_create(base, meta, BK_INSTANCEID_PATH, id);
-        if (rc == 0) {
-            MG_INFO(BK_MODULE, "created the cluster's instance id %s at %s", id,
-                    BK_INSTANCEID_PATH);
-            *out = id;
-            return 0;
-        }
-        mg_free(id);
-        if (rc != -MG_EEXIST) {
-            MG_ERROR(BK_MODULE, "cannot create %s: %s", BK_INSTANCEID_PATH, mg_strerror(rc));
-            return rc;
-        }
-        /* another bookie created it meanwhile: read theirs */
+    *fresh = false;
+    char *val;
+    size_t len;
+    int rc = bk_meta_read(base, meta, BK_INSTANCEID_PATH, &val, &len);
+    if (rc < 0) {
+        MG_ERROR(BK_MODULE, "cannot read %s from the metadata store: %s", BK_INSTANCEID_PATH,
+                 mg_strerror(rc));
+        return rc;
     }
-    MG_ERROR(BK_MODULE, "%s is empty in the metadata store", BK_INSTANCEID_PATH);
-    return -MG_EMETA;
+    if (val && len > 0) {
+        *out = val;
+        return 0;
+    }
+    mg_free(val);
+    *out = bk_new_uuid();
+    *fresh = true;
+    return 0;
 }
 
 /* ---- the start check ---------------------------------------------------------------------- */
@@ -717,8 +717,14 @@ void bk_dirs_unlock(const struct bk_dirs *d, int *fds)
         }
 }
 
+/* Write the cookie to the metadata store, then (dirs_too) to every directory. With a fresh
+ * instance id (a new cluster) the store's writes are those of BookKeeper's initNewCluster
+ * plus the cookie: /ledgers/INSTANCEID, the /ledgers/available parent of the bookies'
+ * registrations and /ledgers/cookies/<id>, issued together so that the embedded store makes
+ * them durable with one sync instead of three. -MG_EAGAIN: another bookie created the
+ * instance id meanwhile (this bookie's cookie, which named its own, is removed again). */
 static int bk_cookie_stamp(struct event_base *base, struct meta_store *meta, struct bk_cdir *d,
-                           int n, const struct bk_cookie *want, const char *store_path,
+                           int n, const struct bk_cookie *want, const char *store_path, bool fresh,
                            bool dirs_too)
 {
     char *text = bk_cookie_text(want);
@@ -727,7 +733,28 @@ static int bk_cookie_stamp(struct event_base *base, struct meta_store *meta, str
      * bookie with this id holds it, nothing is written here, so every later start is refused
      * too instead of finding this bookie's directories stamped */
     if (meta) {
-        rc = bk_meta_create(base, meta, store_path, text);
+        const char *paths[3] = {BK_INSTANCEID_PATH, BK_AVAILABLE_PATH, store_path};
+        const char *vals[3] = {want->instance_id, "", text};
+        int rcs[3];
+        int first = fresh ? 0 : 2;
+        bk_meta_create_group(base, meta, paths + first, vals + first, 3 - first, rcs + first);
+        rc = rcs[2];
+        if (fresh && rcs[0] < 0) {
+            if (rc == 0)
+                bk_meta_remove(base, meta, store_path);
+            if (rcs[0] == -MG_EEXIST) {
+                mg_free(text);
+                return -MG_EAGAIN;
+            }
+            MG_ERROR(BK_MODULE, "cannot create %s: %s", BK_INSTANCEID_PATH, mg_strerror(rcs[0]));
+            mg_free(text);
+            return rcs[0];
+        }
+        if (fresh && rcs[1] < 0 && rcs[1] != -MG_EEXIST) /* the registration retries it */
+            MG_WARN(BK_MODULE, "cannot create %s: %s", BK_AVAILABLE_PATH, mg_strerror(rcs[1]));
+        if (fresh && rc == 0)
+            MG_INFO(BK_MODULE, "created the cluster's instance id %s at %s", want->instance_id,
+                    BK_INSTANCEID_PATH);
         if (rc == -MG_EEXIST)
             MG_ERROR(BK_MODULE,
                      "the metadata store got a cookie at %s while this bookie started: another "
@@ -743,11 +770,10 @@ static int bk_cookie_stamp(struct event_base *base, struct meta_store *meta, str
     return rc == -MG_EEXIST ? -MG_ENOTALLOWED : rc;
 }
 
-int bk_cookie_check(struct event_base *base, struct meta_store *meta, const char *bookie_id,
-                    const struct bk_dirs *dirs, const char *ledger_list)
+static int bk_cookie_check_once(struct event_base *base, struct meta_store *meta,
+                                const char *bookie_id, const struct bk_dirs *dirs,
+                                const char *ledger_list)
 {
-    if (meta && (!meta_get || !meta_put || !meta_delete || !meta_req_fini))
-        meta = NULL;
     const char *journal_dir = dirs->journal;
     struct bk_cookie want = {
         .layout = BK_COOKIE_LAYOUT,
@@ -766,10 +792,10 @@ int bk_cookie_check(struct event_base *base, struct meta_store *meta, const char
     char *store_val = NULL;
     size_t store_len = 0;
     struct bk_cookie store = {0};
-    bool have_store = false;
+    bool have_store = false, fresh = false;
     int rc = 0;
     if (meta) {
-        rc = bk_instance_id(base, meta, &want.instance_id);
+        rc = bk_instance_id(base, meta, &want.instance_id, &fresh);
         if (rc == 0) {
             rc = bk_meta_read(base, meta, store_path, &store_val, &store_len);
             if (rc < 0)
@@ -838,7 +864,7 @@ int bk_cookie_check(struct event_base *base, struct meta_store *meta, const char
                     "bookie %s: writing its cookie %s (its first start stopped "
                     "before it)",
                     bookie_id, store_path);
-            rc = bk_cookie_stamp(base, meta, d, n, &want, store_path, false);
+            rc = bk_cookie_stamp(base, meta, d, n, &want, store_path, fresh, false);
             goto out;
         }
         MG_ERROR(BK_MODULE,
@@ -898,7 +924,7 @@ int bk_cookie_check(struct event_base *base, struct meta_store *meta, const char
         MG_INFO(BK_MODULE, "new bookie %s: writing cookies to %s%s%s%s", bookie_id, journal_dir,
                 n > 1 ? " and " : "", n > 1 ? ledger_list : "",
                 meta ? " and the metadata store" : "");
-    rc = bk_cookie_stamp(base, meta, d, n, &want, store_path, true);
+    rc = bk_cookie_stamp(base, meta, d, n, &want, store_path, fresh, true);
 out:
     for (int i = 0; i < n; i++)
         bk_cookie_fini(&d[i].c);
@@ -907,6 +933,21 @@ out:
     mg_free(store_val);
     mg_free(store_path);
     return rc;
+}
+
+int bk_cookie_check(struct event_base *base, struct meta_store *meta, const char *bookie_id,
+                    const struct bk_dirs *dirs, const char *ledger_list)
+{
+    if (meta && (!meta_get || !meta_put || !meta_delete || !meta_req_fini))
+        meta = NULL;
+    /* a second try reads the instance id another bookie created meanwhile */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int rc = bk_cookie_check_once(base, meta, bookie_id, dirs, ledger_list);
+        if (rc != -MG_EAGAIN)
+            return rc;
+    }
+    MG_ERROR(BK_MODULE, "%s is empty in the metadata store", BK_INSTANCEID_PATH);
+    return -MG_EMETA;
 }
 
 /* ---- format ------------------------------------------------------------------------------ */

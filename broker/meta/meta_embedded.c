@@ -14,8 +14,11 @@
  * between the two renames is harmless.
  * Open: lock the directory, load the snapshot, replay the log of the same generation (a
  * torn or corrupt tail ends the replay with a warning), drop every ephemeral node (they
- * belonged to the previous run's session), and compact into a new snapshot if anything
- * was replayed. Sequential counters are part of the snapshot and of every create record.
+ * belonged to the previous run's session), logging their deletes unsynced, and go on
+ * appending to the log (meta_emb_open_append); only a torn log is compacted into a new
+ * snapshot at open. Sequential counters are part of the snapshot and of every create record.
+ * A new store (no snapshot, no record in any log) writes its first log in place unsynced;
+ * the first persistent flush syncs the log and then the directory (meta_emb_first_log).
  *
  * Failure modes: data dir not creatable/writable → meta_open -MG_EIO; already open →
  * -MG_EBUSY; a corrupt snapshot, a log newer than the snapshot or a record that does not
@@ -97,6 +100,7 @@ struct meta_emb {
     uint64_t synced_bytes;   /* size of meta.log at the last successful sync */
     uint64_t log_records;    /* records in meta.log */
     uint64_t synced_records; /* records in meta.log at the last successful sync */
+    bool name_unsynced;      /* meta.log of a new store: its directory entry not yet synced */
     bool dirty;              /* written since the last fdatasync */
     bool durable_dirty;      /* ... and one of those records changed persistent state */
     bool broken;             /* the files must be rewritten (snapshot) before the next change */
@@ -113,6 +117,9 @@ struct meta_emb {
     meta_emb_fault_fn fault;    /* tests */
     void *fault_arg;
 };
+
+static meta_emb_fault_fn emb_open_fault; /* meta_embedded_set_open_fault (tests) */
+static void *emb_open_fault_arg;
 
 /* ---- encoding ------------------------------------------------------------------------- */
 
@@ -351,7 +358,35 @@ static int meta_emb_new_log(struct meta_emb *e, uint64_t gen)
     e->gen = gen;
     e->log_bytes = e->synced_bytes = EMB_HDR_LEN;
     e->log_records = e->synced_records = 0;
+    e->dirty = e->durable_dirty = e->name_unsynced = false;
+    return 0;
+}
+
+/* The first log of a new store (no snapshot, no log with anything in it): written in place
+ * and not synced. Nothing depends on it yet: the first flush with a persistent change syncs
+ * it and then its directory entry (name_unsynced), before that change is answered; a crash
+ * before then leaves no meta.log or a torn one, which the next open takes for a new store
+ * (meta_emb_replay_log), as it is. Saves a new store's open two syncs (file, directory). */
+static int meta_emb_first_log(struct meta_emb *e)
+{
+    int fd = openat(e->dir_fd, "meta.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return meta_emb_errno(e, "cannot create", "meta.log");
+    struct emb_buf h = {0};
+    meta_emb_header(&h, EMB_LOG_MAGIC, 0);
+    int rc = meta_emb_write_all(e, fd, h.p, h.len);
+    mg_free(h.p);
+    if (rc < 0) {
+        rc = meta_emb_errno(e, "cannot write", "meta.log");
+        close(fd);
+        return rc;
+    }
+    e->log_fd = fd;
+    e->gen = 0;
+    e->log_bytes = e->synced_bytes = EMB_HDR_LEN;
+    e->log_records = e->synced_records = 0;
     e->dirty = e->durable_dirty = false;
+    e->name_unsynced = true;
     return 0;
 }
 
@@ -768,14 +803,15 @@ static int meta_emb_load_snapshot(struct meta_emb *e, uint64_t *gen)
     return rc;
 }
 
-/* Replay meta.log of generation snap_gen. *need_snapshot: the log must be compacted or
- * replaced (records replayed, torn tail, stale or missing log). */
+/* Replay meta.log of generation snap_gen. *need_snapshot: records were replayed or the log
+ * has a torn tail (*torn), *need_new_log: the log is stale, missing or torn while created. */
 static int meta_emb_replay_log(struct meta_emb *e, uint64_t snap_gen, bool *need_new_log,
-                               bool *need_snapshot)
+                               bool *need_snapshot, bool *torn)
 {
     struct emb_buf b = {0};
     *need_new_log = false;
     *need_snapshot = false;
+    *torn = false;
     if (meta_emb_read_file(e->dir_fd, "meta.log", &b) < 0) {
         mg_free(b.p);
         if (errno != ENOENT)
@@ -812,7 +848,8 @@ static int meta_emb_replay_log(struct meta_emb *e, uint64_t snap_gen, bool *need
                         "embedded store %s: meta.log has a torn or corrupt record at "
                         "offset %lld; ignoring its last %zu bytes",
                         e->dir, end, b.len - (size_t)end);
-            *need_snapshot = rp.n > 0 || (size_t)end != b.len;
+            *torn = (size_t)end != b.len;
+            *need_snapshot = rp.n > 0 || *torn;
             e->gen = gen;
             e->log_records = rp.n;
             e->log_bytes = (uint64_t)end;
@@ -863,6 +900,40 @@ static void meta_emb_free(struct meta_emb *e)
     mg_free(e);
 }
 
+/* Open: a whole log with records is not compacted (a snapshot and a new log: 4 syncs on
+ * the start path); it is appended to. The ephemeral nodes it left are dropped with the
+ * effect hook attached, so their deletes go into the log (else a later create of the same
+ * path would not apply at the next replay); those records need no sync: a crash that loses
+ * them leaves nodes that the next open drops again. The log is compacted later, by size or
+ * by the snapshot timer. 0, or -1 when the deletes could not be appended (the tree and the
+ * log as they were, the effect hook off: the caller compacts instead). */
+static int meta_emb_open_append(struct meta_emb *e, struct meta_tree *t)
+{
+    e->log_fd = openat(e->dir_fd, "meta.log", O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (e->log_fd < 0)
+        return -1;
+    e->synced_bytes = e->log_bytes;
+    e->synced_records = e->log_records;
+    uint64_t records = e->log_records;
+    e->rec.len = 0;
+    t->effect = meta_emb_effect;
+    t->effect_arg = e;
+    meta_tree_drop_ephemerals(t, 0);
+    int rc = meta_emb_append(e, 0, records);
+    meta_emb_undo_clear(e);
+    e->mem.unsynced = false;
+    e->durable_dirty = false;
+    if (rc == 0 && !e->broken)
+        return 0;
+    t->effect = NULL;
+    close(e->log_fd);
+    e->log_fd = -1;
+    e->broken = false;
+    e->failed = 0;
+    e->dirty = false;
+    return -1;
+}
+
 static int meta_emb_open(struct meta_store *m, const char *arg)
 {
     if (!m->data_dir || !m->data_dir[0]) {
@@ -873,6 +944,8 @@ static int meta_emb_open(struct meta_store *m, const char *arg)
     e->dir = mg_strdup(m->data_dir);
     e->dir_fd = e->lock_fd = e->log_fd = -1;
     e->retry_ms = e->retry_cur = 1000;
+    e->fault = emb_open_fault;
+    e->fault_arg = emb_open_fault_arg;
     e->mem.m = m;
     m->impl = e;
     int rc;
@@ -900,16 +973,28 @@ static int meta_emb_open(struct meta_store *m, const char *arg)
     meta_tree_unref(t);
 
     uint64_t snap_gen;
-    bool need_new_log, need_snapshot;
+    bool need_new_log, need_snapshot, torn;
     rc = meta_emb_load_snapshot(e, &snap_gen);
     if (rc == 0)
-        rc = meta_emb_replay_log(e, snap_gen, &need_new_log, &need_snapshot);
+        rc = meta_emb_replay_log(e, snap_gen, &need_new_log, &need_snapshot, &torn);
     if (rc < 0)
         goto fail;
-    meta_tree_drop_ephemerals(t, 0);
-    if (need_new_log) {
+    if (!need_new_log && need_snapshot && !torn && meta_emb_open_append(e, t) == 0)
+        need_snapshot = false; /* the log goes on, the dropped nodes' deletes appended */
+    else
+        meta_tree_drop_ephemerals(t, 0);
+    /* no snapshot (snapshots have generation >= 1) and a log without records: nothing was
+     * ever stored, and the log's directory entry may never have been synced
+     * (meta_emb_first_log): start it over as new */
+    if (snap_gen == 0 && !need_snapshot && e->log_records == 0)
+        need_new_log = true;
+    if (need_new_log && snap_gen == 0) {
+        rc = meta_emb_first_log(e);
+    } else if (need_new_log) {
         e->gen = snap_gen;
         rc = meta_emb_new_log(e, snap_gen);
+    } else if (e->log_fd >= 0) {
+        /* meta_emb_open_append: the log is open and its records are replayed */
     } else if (need_snapshot) {
         rc = meta_emb_snapshot(e);
         if (rc < 0 && !e->broken) {
@@ -1037,7 +1122,8 @@ static int meta_emb_before_flush(struct meta_store *m)
         meta_emb_undo_clear(e);
         e->mem.unsynced = false;
     } else if (e->dirty) {
-        if (meta_emb_sync(e, e->log_fd, true) < 0) {
+        if (meta_emb_sync(e, e->log_fd, true) < 0 ||
+            (e->name_unsynced && meta_emb_sync(e, e->dir_fd, false) < 0)) {
             /* After a failed sync the kernel may have dropped the unsynced pages: none of
              * those changes is stored. Take them all back, cut them off the log (so that a
              * restart cannot replay them) and rewrite the files before the next change. */
@@ -1054,7 +1140,7 @@ static int meta_emb_before_flush(struct meta_store *m)
             meta_emb_break(e, rc);
             return rc;
         }
-        e->dirty = e->durable_dirty = false;
+        e->dirty = e->durable_dirty = e->name_unsynced = false;
         e->synced_bytes = e->log_bytes;
         e->synced_records = e->log_records;
         meta_emb_undo_clear(e);
@@ -1076,6 +1162,12 @@ void meta_embedded_set_fault(struct meta_store *m, meta_emb_fault_fn fn, void *a
     struct meta_emb *e = meta_emb_of(m);
     e->fault = fn;
     e->fault_arg = arg;
+}
+
+void meta_embedded_set_open_fault(meta_emb_fault_fn fn, void *arg)
+{
+    emb_open_fault = fn;
+    emb_open_fault_arg = arg;
 }
 
 void meta_embedded_set_retry_ms(struct meta_store *m, int ms)

@@ -240,6 +240,8 @@ void meta_set_offline(struct meta_store *m, bool on);
  * errno to fail with. fn NULL removes the hook. */
 typedef int (*meta_emb_fault_fn)(void *arg, const char *op, size_t *len);
 void meta_embedded_set_fault(struct meta_store *m, meta_emb_fault_fn fn, void *arg);
+/* The same hook for every embedded store opened from now on, from its open (tests). */
+void meta_embedded_set_open_fault(meta_emb_fault_fn fn, void *arg);
 /* After a failure that needs the files rewritten, the store tries again at most once per
  * this interval (default 1000 ms; tests use 0). */
 void meta_embedded_set_retry_ms(struct meta_store *m, int ms);

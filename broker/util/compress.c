@@ -5,14 +5,23 @@
  * decoder produced exactly that many bytes: the libraries' bounded entry points
  * (LZ4_decompress_safe, uncompress, ZSTD_decompress, snappy_uncompress) never write past it,
  * so a lying size or a corrupt payload is a refusal, never an overrun or a large allocation.
+ *
+ * libsnappy is loaded (dlopen) on the first SNAPPY payload, not linked: it is a C++ library
+ * that brings libstdc++ and libgcc_s, whose loading and relocation cost every start ~0.5 ms
+ * of CPU (docs/design.md §10) though a broker rarely meets a SNAPPY payload. The load runs
+ * once (pthread_once); when it fails, SNAPPY is refused (-MG_ENOTSUP) with dlerror()'s reason,
+ * logged once.
  */
 #include "util/compress.h"
 
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/log.h"
 
+#include <dlfcn.h>
 #include <limits.h>
 #include <lz4.h>
+#include <pthread.h>
 #include <snappy-c.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +31,49 @@
 #include <zstd.h>
 
 #define CODEC_ZSTD_LEVEL 3 /* Pulsar's CompressionCodecZstd.ZSTD_COMPRESSION_LEVEL */
+
+/* the soname of Debian's libsnappy1v5 (snappy-c.h's ABI) */
+#define CODEC_SNAPPY_SONAME "libsnappy.so.1"
+
+/* snappy-c.h's entry points, resolved by codec_snappy_load; all NULL when it failed */
+static struct {
+    snappy_status (*compress)(const char *, size_t, char *, size_t *);
+    snappy_status (*uncompress)(const char *, size_t, char *, size_t *);
+    size_t (*max_compressed_length)(size_t);
+    snappy_status (*uncompressed_length)(const char *, size_t, size_t *);
+    char why[256]; /* why the load failed */
+} codec_snappy;
+static pthread_once_t codec_snappy_once = PTHREAD_ONCE_INIT;
+
+static void codec_snappy_load(void)
+{
+    void *h = dlopen(CODEC_SNAPPY_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+        /* dlsym's POSIX idiom for function pointers (a plain cast warns under -Wpedantic) */
+        *(void **)&codec_snappy.compress = dlsym(h, "snappy_compress");
+        *(void **)&codec_snappy.uncompress = dlsym(h, "snappy_uncompress");
+        *(void **)&codec_snappy.max_compressed_length = dlsym(h, "snappy_max_compressed_length");
+        *(void **)&codec_snappy.uncompressed_length = dlsym(h, "snappy_uncompressed_length");
+        if (codec_snappy.compress && codec_snappy.uncompress &&
+            codec_snappy.max_compressed_length && codec_snappy.uncompressed_length)
+            return;
+    }
+    const char *e = dlerror();
+    snprintf(codec_snappy.why, sizeof codec_snappy.why, "%s", e ? e : "a symbol is missing");
+    codec_snappy.compress = NULL;
+    codec_snappy.uncompress = NULL;
+    codec_snappy.max_compressed_length = NULL;
+    codec_snappy.uncompressed_length = NULL;
+    MG_ERROR("codec", "SNAPPY payloads are refused: cannot load %s: %s", CODEC_SNAPPY_SONAME,
+             codec_snappy.why);
+}
+
+/* 1 when libsnappy is loaded (loading it on the first call), 0 when it cannot be */
+static int codec_snappy_ready(void)
+{
+    pthread_once(&codec_snappy_once, codec_snappy_load);
+    return codec_snappy.compress != NULL;
+}
 
 static const char *const codec_names[] = {"NONE", "LZ4", "ZLIB", "ZSTD", "SNAPPY"};
 
@@ -81,9 +133,9 @@ static long long mg_codec_decode(int codec, const uint8_t *in, size_t n, size_t 
     }
     case MG_CODEC_SNAPPY: {
         size_t dl = 0;
-        if (snappy_uncompressed_length((const char *)in, n, &dl) != SNAPPY_OK || dl != size)
+        if (codec_snappy.uncompressed_length((const char *)in, n, &dl) != SNAPPY_OK || dl != size)
             return -1;
-        if (snappy_uncompress((const char *)in, n, (char *)out, &dl) != SNAPPY_OK)
+        if (codec_snappy.uncompress((const char *)in, n, (char *)out, &dl) != SNAPPY_OK)
             return -1;
         return (long long)dl;
     }
@@ -102,6 +154,9 @@ int mg_decompress(int codec, const uint8_t *in, size_t n, size_t size, size_t ma
         return mg_codec_refuse(-MG_ETOOBIG, err, errlen,
                                "%s payload declares %zu uncompressed bytes, over the maximum %zu",
                                mg_codec_name(codec), size, max);
+    if (codec == MG_CODEC_SNAPPY && !codec_snappy_ready())
+        return mg_codec_refuse(-MG_ENOTSUP, err, errlen, "SNAPPY codec unavailable: %s",
+                               codec_snappy.why);
     uint8_t *b = mg_malloc(size ? size : 1);
     long long got;
     if (codec == MG_CODEC_NONE) {
@@ -145,7 +200,9 @@ int mg_compress(int codec, const uint8_t *in, size_t n, uint8_t **out, size_t *o
     case MG_CODEC_SNAPPY:
         if (n > UINT32_MAX)
             return -MG_ETOOBIG;
-        cap = snappy_max_compressed_length(n);
+        if (!codec_snappy_ready())
+            return -MG_ENOTSUP;
+        cap = codec_snappy.max_compressed_length(n);
         break;
     default:
         return -MG_ENOTSUP;
@@ -179,7 +236,7 @@ int mg_compress(int codec, const uint8_t *in, size_t n, uint8_t **out, size_t *o
     }
     case MG_CODEC_SNAPPY: {
         size_t dl = cap;
-        ok = snappy_compress((const char *)in, n, (char *)b, &dl) == SNAPPY_OK;
+        ok = codec_snappy.compress((const char *)in, n, (char *)b, &dl) == SNAPPY_OK;
         got = dl;
         break;
     }

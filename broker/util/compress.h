@@ -43,7 +43,8 @@ int mg_decompress(int codec, const uint8_t *in, size_t n, size_t size, size_t ma
 
 /* Compress the n bytes at in with codec: *out (mg_malloc'd) holds *outn bytes. NONE copies.
  * -MG_ENOTSUP for an unknown codec, -MG_ETOOBIG when n does not fit the codec (LZ4 and
- * SNAPPY take at most INT32_MAX / UINT32_MAX bytes). */
+ * SNAPPY take at most INT32_MAX / UINT32_MAX bytes). SNAPPY's library is loaded on its first
+ * use; when it cannot be, both calls refuse SNAPPY with -MG_ENOTSUP. */
 int mg_compress(int codec, const uint8_t *in, size_t n, uint8_t **out, size_t *outn);
 
 #endif

@@ -14,6 +14,7 @@
 #include "config/cfg.h"
 #include "lib/tl.h"
 #include "meta/meta.h"
+#include "meta/meta_int.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
 #include "util/crc.h"
@@ -2538,6 +2539,66 @@ START_TEST(test_cookie_new_and_restart)
 }
 END_TEST
 
+/* counts the embedded store's syncs (meta_embedded_set_fault) */
+static int ck_count_syncs(void *arg, const char *op, size_t *len)
+{
+    (void)len;
+    if (strcmp(op, "sync") == 0)
+        (*(int *)arg)++;
+    return 0;
+}
+
+/* The first bookie of a new cluster on the embedded store: /ledgers/INSTANCEID, the
+ * /ledgers/available parent of the registrations and its cookie are made durable by one sync
+ * of the store (they were three: each create waited for its own); everything is there after
+ * the store is reopened, the cookie names the instance id, and a restart syncs nothing. */
+START_TEST(test_cookie_new_cluster_one_sync)
+{
+    struct ck c;
+    ck_init(&c);
+    meta_close(c.meta);
+    char mdir[512];
+    snprintf(mdir, sizeof mdir, "%s/metadata", c.h.dir);
+    struct meta_options mo = {.url = "embedded", .data_dir = mdir};
+    ck_assert_int_eq(meta_open(c.loop, &mo, &c.meta), 0);
+    c.h.o.meta = c.meta;
+    /* the store's first persistent change also syncs its new log's directory entry: made
+     * here, so that what follows counts the bookie's writes alone */
+    ck_put(&c, "/other", "x");
+    int syncs = 0;
+    meta_embedded_set_fault(c.meta, ck_count_syncs, &syncs);
+    ck_assert_int_eq(ck_start(&c, NULL), 0);
+    ck_assert_int_eq(syncs, 1);
+    /* what that one sync covered survives a reopen of the store */
+    meta_close(c.meta);
+    ck_assert_int_eq(meta_open(c.loop, &mo, &c.meta), 0);
+    c.h.o.meta = c.meta;
+    char *inst = ck_get(&c, "/ledgers/INSTANCEID"), *avail = ck_get(&c, "/ledgers/available");
+    char path[128];
+    snprintf(path, sizeof path, "/ledgers/cookies/127.0.0.1:%d", c.port);
+    char *store = ck_get(&c, path);
+    ck_assert_ptr_nonnull(inst);
+    ck_assert_int_eq(strlen(inst), 36);
+    ck_assert_ptr_nonnull(avail);
+    ck_assert_ptr_nonnull(store);
+    ck_assert_ptr_nonnull(strstr(store, inst));
+    char *jc = ck_cookie_of(c.h.jdir);
+    ck_assert_str_eq(jc, store);
+    /* a restart reads and compares: no metadata sync */
+    syncs = 0;
+    meta_embedded_set_fault(c.meta, ck_count_syncs, &syncs);
+    int port = c.port;
+    ck_assert_int_eq(ck_start(&c, NULL), 0);
+    ck_assert_int_eq(c.port, port);
+    ck_assert_int_eq(syncs, 0);
+    mg_free(jc);
+    mg_free(store);
+    mg_free(avail);
+    mg_free(inst);
+    ck_fini(&c);
+}
+END_TEST
+
 enum ck_case {
     CK_ADDRESS,       /* advertisedAddress changed */
     CK_BOOKIE_ID,     /* bookieId set to something else */
@@ -4228,8 +4289,8 @@ static Suite *bookie_suite(void)
            test_nospace_entry_log, test_prealloc_threshold, test_prealloc_after_room_returns,
            test_restart_trims_journal, test_journal_zero_fill_ahead, test_journal_reuse_files,
            test_dir_lock, test_options_from_cfg, test_cookie_format, test_cookie_new_and_restart,
-           test_cookie_refusals, test_cookie_adopt_and_resume, test_cookie_twin_refused,
-           test_cookie_format_cmd, test_gc_deleted_ledger, test_metrics,
+           test_cookie_new_cluster_one_sync, test_cookie_refusals, test_cookie_adopt_and_resume,
+           test_cookie_twin_refused, test_cookie_format_cmd, test_gc_deleted_ledger, test_metrics,
            test_gc_empty_logs_of_restarts, test_gc_ledger_created_during_scan,
            test_gc_listing_failure, test_compaction_half_live, test_gc_off_loop,
            test_compaction_crash, test_ledger_dirs_round_robin, test_ledger_dirs_full_skipped,

@@ -11,6 +11,10 @@
 #      200 with its decompressed bytes (it answered 500 before the broker had codecs) and the
 #      X-Pulsar-compression header of the stored entry.
 #   4. `magnetar client produce -z gzip` is refused as bad usage (exit 2), naming the value.
+#   5. The broker maps no libsnappy once ready (it is loaded on the first SNAPPY payload,
+#      docs/design.md §10: linked, it cost every start its C++ runtime; libstdc++ itself is
+#      not checked, the sanitizers' runtime brings it), and maps it after step 3 decompressed
+#      a SNAPPY entry.
 # Prints PASS:/FAIL: lines and a SUMMARY line; exits non-zero on failure. Everything started
 # is stopped by pid.
 #
@@ -21,6 +25,10 @@ it_init compression
 need_bin
 start_standalone sa
 TMO=30
+snappy_mapped() { grep -c 'libsnappy' "/proc/${IT_PID[sa]}/maps"; }
+n=$(snappy_mapped)
+[ "$n" = 0 ] && pass "ready broker maps no libsnappy" ||
+    fail "ready broker maps $n libsnappy regions"
 
 run() { # run WHAT ARGS...: the magnetar command, bounded in time; RC, $T/out, $T/err
     local what=$1
@@ -67,6 +75,10 @@ key:[null], properties:[], content:$solo
         fail "$codec: peek: $code '$(head -c 300 "$T/peek.body")' $(grep -i compression "$T/peek.h")"
     fi
 done
+
+n=$(snappy_mapped)
+[ "$n" -gt 0 ] && pass "the broker loaded libsnappy for the SNAPPY peek" ||
+    fail "no libsnappy mapped after the SNAPPY peek"
 
 run "produce -z gzip" client --url "$URL" produce "persistent://public/default/z-bad-$$" -z gzip -m x
 if [ "$RC" = 2 ] && grep -q "gzip" "$T/err"; then pass "produce -z gzip: usage error naming gzip"; else

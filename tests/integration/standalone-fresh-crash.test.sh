@@ -6,6 +6,11 @@
 # embedded metadata store does not sync changes of ephemeral nodes (ownership, lease,
 # registration), which the next open drops.
 #
+#   0. A standalone on a fresh dataDirectory is killed (SIGKILL) as soon as it is ready, with
+#      nothing produced: the new metadata store's first log (written unsynced, synced by its
+#      first persistent change) and the cookies of the new cluster's first bookie (written
+#      to the store as one group) must let it restart on that directory, with the tenants
+#      and namespaces it created, and take a message.
 #   1. A standalone (conf/standalone.yaml, one in-process bookie) starts on a fresh
 #      dataDirectory with flushInterval 10 min, so that no bookie checkpoint runs before the
 #      kill. A durable subscription is created and MSGS messages are produced with receipts,
@@ -26,6 +31,22 @@ MSGS=${FRESH_CRASH_MESSAGES:-20}
 TOPIC="fresh-crash-$$"
 SUB=fresh-crash-sub
 MARK="$T/data/bookie-0/ledgers/current/lastMark"
+
+# ---- 0. killed as soon as it is ready --------------------------------------------------------
+start_standalone sa0 --set dataDirectory="$T/data0"
+note "SIGKILL standalone (pid $(pid_of sa0)) right after ready"
+kill_proc sa0
+restart_standalone sa0
+pass "standalone restarted on a fresh dataDirectory killed right after ready"
+read -r code body <<<"$(curl_json GET "$WEB/admin/v2/namespaces/public")"
+if [ "$code" = 200 ] && grep -q '"public/default"' <<<"$body"; then
+    pass "the namespaces created by the killed start are there: $body"
+else
+    fail "GET namespaces/public after the restart: $code $body"
+fi
+produce_all producer0 "$T/produce0.json" 120 1 "a message after the restart" \
+    --url "$URL" --topic "$TOPIC-0" --send-timeout-ms 30000 --deadline-s 100 || exit 1
+stop_standalone sa0
 
 # ---- 1. fresh dataDirectory ------------------------------------------------------------------
 start_standalone sa --set flushInterval=600000

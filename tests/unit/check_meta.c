@@ -1191,6 +1191,69 @@ START_TEST(t_zk_skipped)
 }
 END_TEST
 
+/* A new store's open syncs nothing (it was a file and a directory sync); its first
+ * persistent change syncs the log and then its directory entry before it is answered, later
+ * ones the log alone; what was answered survives a reopen. Reopening a store that never
+ * stored anything starts it over, again without a sync. */
+START_TEST(t_emb_new_store_unsynced_open)
+{
+    meta_close(st);
+    st = NULL;
+    tl_rm_rf(datadir);
+    struct fault f = {0};
+    meta_embedded_set_open_fault(fault_fn, &f);
+    ck_assert_int_eq(open_store(&st), 0);
+    ck_assert_int_eq(f.syncs, 0);
+    reopen(); /* nothing stored: the log is started over, no sync */
+    ck_assert_int_eq(f.syncs, 0);
+    ck_assert_int_eq(put_s("/e", "", META_VERSION_NONE, META_EPHEMERAL), 0);
+    ck_assert_int_eq(f.syncs, 0);
+    ck_assert_int_eq(put_s("/a", "1", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(f.syncs, 2); /* meta.log, then its directory */
+    ck_assert_int_eq(put_s("/b", "2", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(f.syncs, 3);
+    meta_embedded_set_open_fault(NULL, NULL);
+    reopen();
+    check_key("/a", "1", 0);
+    check_key("/b", "2", 0);
+}
+END_TEST
+
+/* Reopening a store whose log holds records appends to it instead of compacting it (a
+ * snapshot and a new log: 4 syncs): no sync at open. The ephemeral nodes of the previous run
+ * are gone, and their deletes are logged, so the same paths created again (and the open's
+ * own records) replay cleanly at the next open; persistent changes survive every reopen. */
+START_TEST(t_emb_reopen_appends)
+{
+    ck_assert_int_eq(put_s("/p", "1", META_VERSION_NONE, 0), 0);
+    ck_assert_int_eq(put_s("/p/e", "a", META_VERSION_NONE, META_EPHEMERAL), 0);
+    struct fault f = {0};
+    meta_embedded_set_open_fault(fault_fn, &f);
+    for (int round = 0; round < 3; round++) {
+        reopen();
+        ck_assert_int_eq(f.syncs, 0);
+        ck_assert_int_eq(get(st, "/p/e", NULL), -MG_ENOTFOUND);
+        check_key("/p", "1", 0);
+        /* the same ephemeral path again, and a persistent change that syncs the log */
+        ck_assert_int_eq(put_s("/p/e", "b", META_VERSION_NONE, META_EPHEMERAL), 0);
+        char k[32];
+        snprintf(k, sizeof k, "/p/k%d", round);
+        ck_assert_int_eq(put_s(k, "v", META_VERSION_NONE, 0), 0);
+        ck_assert_int_eq(f.syncs, 1);
+        f.syncs = 0;
+    }
+    meta_embedded_set_open_fault(NULL, NULL);
+    reopen();
+    ck_assert_int_eq(get(st, "/p/e", NULL), -MG_ENOTFOUND);
+    for (int round = 0; round < 3; round++) {
+        char k[32];
+        snprintf(k, sizeof k, "/p/k%d", round);
+        check_key(k, "v", 0);
+    }
+    ck_assert_int_eq(file_size("meta.snap"), -1); /* never compacted */
+}
+END_TEST
+
 static Suite *meta_suite(void)
 {
     Suite *s = suite_create("meta");
@@ -1223,7 +1286,8 @@ static Suite *meta_suite(void)
     }
     TCase *tc = tl_tcase(s, "embedded-durability", 60, setup_embedded, teardown);
     tl_add(tc, t_emb_reopen, t_emb_torn_tail, t_emb_snapshots, t_emb_dirs, t_emb_group_commit,
-           t_emb_enospc_write, t_emb_enospc_sync, t_emb_ephemeral_unsynced);
+           t_emb_enospc_write, t_emb_enospc_sync, t_emb_ephemeral_unsynced,
+           t_emb_new_store_unsynced_open, t_emb_reopen_appends);
     return s;
 }
 
