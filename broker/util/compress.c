@@ -35,7 +35,7 @@
 /* the soname of Debian's libsnappy1v5 (snappy-c.h's ABI) */
 #define CODEC_SNAPPY_SONAME "libsnappy.so.1"
 
-/* snappy-c.h's entry points, resolved by codec_snappy_load; all NULL when it failed */
+/* snappy-c.h's entry points, resolved by mg_codec_snappy_load; all NULL when it failed */
 static struct {
     snappy_status (*compress)(const char *, size_t, char *, size_t *);
     snappy_status (*uncompress)(const char *, size_t, char *, size_t *);
@@ -45,7 +45,7 @@ static struct {
 } codec_snappy;
 static pthread_once_t codec_snappy_once = PTHREAD_ONCE_INIT;
 
-static void codec_snappy_load(void)
+static void mg_codec_snappy_load(void)
 {
     void *h = dlopen(CODEC_SNAPPY_SONAME, RTLD_NOW | RTLD_LOCAL);
     if (h) {
@@ -69,9 +69,9 @@ static void codec_snappy_load(void)
 }
 
 /* 1 when libsnappy is loaded (loading it on the first call), 0 when it cannot be */
-static int codec_snappy_ready(void)
+static int mg_codec_snappy_ready(void)
 {
-    pthread_once(&codec_snappy_once, codec_snappy_load);
+    pthread_once(&codec_snappy_once, mg_codec_snappy_load);
     return codec_snappy.compress != NULL;
 }
 
@@ -154,7 +154,7 @@ int mg_decompress(int codec, const uint8_t *in, size_t n, size_t size, size_t ma
         return mg_codec_refuse(-MG_ETOOBIG, err, errlen,
                                "%s payload declares %zu uncompressed bytes, over the maximum %zu",
                                mg_codec_name(codec), size, max);
-    if (codec == MG_CODEC_SNAPPY && !codec_snappy_ready())
+    if (codec == MG_CODEC_SNAPPY && !mg_codec_snappy_ready())
         return mg_codec_refuse(-MG_ENOTSUP, err, errlen, "SNAPPY codec unavailable: %s",
                                codec_snappy.why);
     uint8_t *b = mg_malloc(size ? size : 1);
@@ -200,7 +200,7 @@ int mg_compress(int codec, const uint8_t *in, size_t n, uint8_t **out, size_t *o
     case MG_CODEC_SNAPPY:
         if (n > UINT32_MAX)
             return -MG_ETOOBIG;
-        if (!codec_snappy_ready())
+        if (!mg_codec_snappy_ready())
             return -MG_ENOTSUP;
         cap = codec_snappy.max_compressed_length(n);
         break;
