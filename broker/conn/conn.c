@@ -725,12 +725,13 @@ void conn_bev_limits(struct bufferevent *bev, uint32_t max_frame, size_t out_low
     bufferevent_setwatermark(bev, EV_READ, 0, (size_t)max_frame + 4 + 65536);
     bufferevent_setwatermark(bev, EV_WRITE, out_low, 0);
     /* Dispatch (MESSAGEs, a catch-up read above all) queues up to half of
-     * connectionMaxOutboundBytes: written 16 KiB a loop turn (libevent's default), that is one
-     * writev + epoll_wait per 16 KiB. One write now takes what the socket's send buffer has
-     * room for, up to 1 MiB (over TLS: bufferevent_openssl SSL_writes as much a turn). The
-     * other connections of the loop wait for it: at most the send buffer's room (a few
-     * hundred KiB on Linux, 1 MiB at the most) copied, or encrypted: 0.1-0.5 ms, less than
-     * the CONN_MAX_FRAMES_PER_PASS frames a read turn of a connection may dispatch. */
+     * connectionMaxOutboundBytes: written 16 KiB a loop turn (libevent's default for a socket
+     * bufferevent), that cost one writev + epoll_wait per 16 KiB. One write now takes what the
+     * socket's send buffer has room for, up to 1 MiB: the other connections of the loop wait
+     * for at most that copy (~0.1 ms), less than one read turn of a connection may take
+     * (CONN_MAX_FRAMES_PER_PASS frames). Over TLS libevent already writes until the socket is
+     * full, in passes of this size (bufferevent_openssl's consider_writing), and OpenSSL
+     * writes one record a write(): there the setting changes little. */
     bufferevent_set_max_single_write(bev, MG_BEV_WRITE_MAX);
 }
 
