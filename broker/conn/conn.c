@@ -52,9 +52,6 @@
 #include <sys/socket.h>
 
 #define CONN_MAX_FRAMES_PER_PASS 64
-/* Bytes one read callback takes from the socket beyond libevent's 4 KiB (bev.h): about
- * what CONN_MAX_FRAMES_PER_PASS frames of 1-2 KiB take. */
-#define CONN_READ_MORE_BYTES (128 * 1024)
 
 static const char *const conn_state_name[] = {"AWAIT_CONNECT", "READY", "CLOSED"};
 
@@ -722,15 +719,29 @@ static struct conn *conn_alloc(const struct conn_env *env, const char *peer, uin
     return c;
 }
 
+void conn_bev_limits(struct bufferevent *bev, uint32_t max_frame, size_t out_low)
+{
+    /* Stop reading when a full maximum-size frame is buffered and not yet consumed. */
+    bufferevent_setwatermark(bev, EV_READ, 0, (size_t)max_frame + 4 + 65536);
+    bufferevent_setwatermark(bev, EV_WRITE, out_low, 0);
+    /* Dispatch (MESSAGEs, a catch-up read above all) queues up to half of
+     * connectionMaxOutboundBytes: written 16 KiB a loop turn (libevent's default for a socket
+     * bufferevent), that cost one writev + epoll_wait per 16 KiB. One write now takes what the
+     * socket's send buffer has room for, up to 1 MiB: the other connections of the loop wait
+     * for at most that copy (~0.1 ms), less than one read turn of a connection may take
+     * (CONN_MAX_FRAMES_PER_PASS frames). Over TLS libevent already writes until the socket is
+     * full, in passes of this size (bufferevent_openssl's consider_writing), and OpenSSL
+     * writes one record a write(): there the setting changes little. */
+    bufferevent_set_max_single_write(bev, MG_BEV_WRITE_MAX);
+}
+
 struct conn *conn_new(const struct conn_env *env, struct bufferevent *bev, const char *peer,
                       uint64_t id)
 {
     struct conn *c = conn_alloc(env, peer, id);
     c->bev = bev;
     bufferevent_setcb(c->bev, conn_io_read, conn_io_write, conn_io_event, c);
-    /* Stop reading when a full maximum-size frame is buffered and not yet consumed. */
-    bufferevent_setwatermark(c->bev, EV_READ, 0, c->max_frame + 4 + 65536);
-    bufferevent_setwatermark(c->bev, EV_WRITE, c->max_outbound / 4, 0);
+    conn_bev_limits(c->bev, c->max_frame, c->max_outbound / 4);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     return c;
 }

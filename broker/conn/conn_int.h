@@ -145,6 +145,7 @@ struct conn {
     struct evbuffer *out;      /* owned */
     struct event *flush_ev;    /* owned */
     STAILQ_HEAD(, conn_io_msg) inq;
+    uint64_t io_batches;       /* FRAMES messages from the I/O loop: one per read callback */
     struct mg_timer keepalive; /* every keepalive_ms; the refusal's grace period */
     struct mg_timer throttle;  /* publish rate: reading resumes when it fires */
     uint64_t throttle_tick_ms; /* topicPublisherThrottlingTickTimeMillis */
@@ -331,6 +332,16 @@ void conn_watch_close_all(struct conn *c);
 /* tenant_ns's grants changed: c's topic list watchers of it whose role may no longer list its
  * topics are ended (no more WATCH_TOPIC_UPDATE). */
 void conn_watch_recheck(struct conn *c, const char *tenant_ns);
+
+/* Bytes one read callback takes from the socket beyond libevent's 4 KiB (util/bev.h), on the
+ * main loop and on an I/O loop: about what CONN_MAX_FRAMES_PER_PASS frames of 1-2 KiB take. */
+#define CONN_READ_MORE_BYTES (128 * 1024)
+
+/* Set the limits of a client connection's bufferevent (a socket's, plain or TLS, or a pair's),
+ * on the main loop (conn_new) as on an I/O loop (conn_io.c): reading stops with one
+ * maximum-size frame buffered (max_frame: its limit with padding); the write callback comes
+ * below out_low; one write of the socket takes up to MG_BEV_WRITE_MAX. */
+void conn_bev_limits(struct bufferevent *bev, uint32_t max_frame, size_t out_low);
 
 /* Take one frame from in (wire_frame_read, bounded by max_frame): 1 with f filled, 0 when
  * more bytes are needed, < 0 with why ("bad frame: ...") when the stream is unusable. Safe

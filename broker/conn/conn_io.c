@@ -20,6 +20,7 @@
 #include "conn/conn_int.h"
 #include "tls/tls.h"
 #include "util/alloc.h"
+#include "util/bev.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/mbox.h"
@@ -148,6 +149,10 @@ static void conn_iol_read(struct bufferevent *bev, void *arg)
     struct conn_io *io = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     struct conn_io_msg *batch = NULL;
+    /* as the main loop's conn_io_read: the rest the socket holds, in one read, rather than
+     * one loop turn (and one FRAMES message) per 4 KiB */
+    if (!io->dead && !io->in_full)
+        mg_bev_read_more(bev, CONN_READ_MORE_BYTES);
     while (!io->dead && !io->in_full) {
         struct wire_frame f;
         char why[220];
@@ -225,8 +230,7 @@ static void conn_io_open(struct conn_io *io)
         io->bev = bufferevent_socket_new(base, io->fd, BEV_OPT_CLOSE_ON_FREE);
     MG_ASSERT(io->bev);
     bufferevent_setcb(io->bev, conn_iol_read, conn_iol_write, conn_iol_event, io);
-    bufferevent_setwatermark(io->bev, EV_READ, 0, io->max_frame + 4 + 65536);
-    bufferevent_setwatermark(io->bev, EV_WRITE, io->out_low, 0);
+    conn_bev_limits(io->bev, io->max_frame, io->out_low);
     evbuffer_add_cb(bufferevent_get_output(io->bev), conn_io_out_cb, io);
     bufferevent_enable(io->bev, EV_READ | EV_WRITE);
 }
@@ -267,6 +271,7 @@ static void conn_io_main(struct conn_io_msg *m)
     }
     switch (m->kind) {
     case IO_FRAMES:
+        c->io_batches++;
         if (m->cert) {
             c->peer_cert = m->cert;
             c->peer_cert_trusted = m->cert_trusted;

@@ -39,9 +39,11 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -1768,6 +1770,64 @@ END_TEST
 
 /* ---- producing ----------------------------------------------------------------------------- */
 
+/* libevent's default for one write of a socket bufferevent (MAX_SINGLE_WRITE_DEFAULT) */
+#define LIBEVENT_WRITE_DEFAULT 16384
+
+/* The most bytes one drain of an evbuffer took: for a socket bufferevent's output, its
+ * largest single write. */
+static void largest_drain_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)b;
+    size_t *most = arg;
+    if (info->n_deleted > *most)
+        *most = info->n_deleted;
+}
+
+/* A consumer catching up on a backlog gets it in writes of more than libevent's default
+ * 16 KiB a loop turn (conn_bev_limits: MG_BEV_WRITE_MAX): one writev + epoll_wait per 16 KiB
+ * was the cost of a catch-up read. Every message arrives, in order, with its payload. */
+START_TEST(test_consumer_backlog_large_writes)
+{
+    start();
+    struct client *cl = client_new_socket(1 << 20);
+    handshake_v(cl, 21, 21);
+    producer(cl, TOPIC("backlog-writes"), 1);
+    enum { MAX_MSGS = 400 };
+    size_t sizes[MAX_MSGS], total = 0, want = (size_t)(256 + mg_mono_us() % 768) * 1024;
+    char *payload = mg_malloc(60001);
+    uint64_t n = 0;
+    for (; n < MAX_MSGS && total < want; n++) {
+        sizes[n] = 1 + (size_t)((mg_mono_us() * 2654435761u + n) % 60000);
+        memset(payload, 'a' + (int)(n % 26), sizes[n]);
+        payload[sizes[n]] = '\0';
+        send_msg(cl, 1, n, payload, NULL, false);
+        expect_receipt(cl, 1, n);
+        total += sizes[n];
+    }
+    mg_free(payload);
+    ck_assert_uint_ge(total, want);
+    size_t most = 0;
+    evbuffer_add_cb(bufferevent_get_output(cl->server), largest_drain_cb, &most);
+    struct tl_sub_opts o = {.earliest = true};
+    subscribe(cl, TOPIC("backlog-writes"), "s", 1, &o);
+    flow(cl, 1, (uint32_t)n);
+    for (uint64_t i = 0; i < n; i++) {
+        struct wire_frame f;
+        expect(cl, T(MESSAGE), &f);
+        ck_assert_uint_eq(f.cmd->message->consumer_id, 1);
+        ck_assert_uint_eq(f.msg.sequence_id, i);
+        size_t len = evbuffer_get_length(f.payload);
+        ck_assert_uint_gt(len, sizes[i]);
+        const char *body = (const char *)evbuffer_pullup(f.payload, -1) + len - sizes[i];
+        for (size_t k = 0; k < sizes[i]; k++)
+            ck_assert_int_eq(body[k], 'a' + (int)(i % 26));
+        wire_frame_clear(&f);
+    }
+    ck_assert_msg(most > LIBEVENT_WRITE_DEFAULT, "largest write of a %zu-byte backlog: %zu bytes",
+                  total, most);
+}
+END_TEST
+
 START_TEST(test_produce_consume_round_trip)
 {
     start();
@@ -2690,6 +2750,53 @@ START_TEST(test_io_outbound_counted_and_drained)
 }
 END_TEST
 
+/* A burst the client sent before the connection's I/O loop reads it, larger than libevent's
+ * 4 KiB read, is taken in one read callback (mg_bev_read_more, as on the main loop): one
+ * FRAMES message to the main loop, not one per 4 KiB. Every PING of it is answered. */
+START_TEST(test_io_burst_one_read)
+{
+    start_io(2);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int sockbuf = 1 << 20;
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sockbuf, sizeof sockbuf), 0);
+        ck_assert_int_eq(setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sockbuf, sizeof sockbuf), 0);
+    }
+    struct client *cl = &fx.cl[fx.n_cl++];
+    tl_peer_open(&cl->peer, fx.base, sv[1]);
+    tl_send_connect(&cl->peer, "check", 21);
+    struct evbuffer *out = bufferevent_get_output(cl->peer.bev);
+    /* 16 KiB to 100 KiB of PINGs: more than 4 KiB, within one read callback's bound */
+    size_t want = (size_t)(16 + mg_mono_us() % 84) * 1024;
+    int pings = 0;
+    while (evbuffer_get_length(out) < want) {
+        tl_send_ping(&cl->peer);
+        pings++;
+    }
+    size_t burst = evbuffer_get_length(out);
+    /* all of it in the socket before the connection has an I/O loop */
+    uint64_t until = mg_mono_us() + TL_REAL_WAIT_MS * 1000;
+    while (evbuffer_get_length(out) > 0) {
+        ck_assert_msg(mg_mono_us() < until, "%zu bytes not sent", evbuffer_get_length(out));
+        event_base_loop(fx.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
+    int queued = 0;
+    ck_assert_int_eq(ioctl(sv[0], FIONREAD, &queued), 0);
+    ck_assert_uint_eq((size_t)queued, burst);
+    cl->conn = conn_accept(&fx.env, sv[0], NULL, 0, ++fx.next_id);
+    struct wire_frame f;
+    ck_assert_int_eq(tl_peer_skip_to(&cl->peer, T(CONNECTED), &f), 1);
+    wire_frame_clear(&f);
+    for (int i = 0; i < pings; i++)
+        expect_pong(cl);
+    ck_assert_msg(cl->conn->io_batches == 1, "a %zu-byte burst came in %" PRIu64 " reads", burst,
+                  cl->conn->io_batches);
+    tl_send_ping(&cl->peer); /* the connection goes on */
+    expect_pong(cl);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conn");
@@ -2713,10 +2820,11 @@ int main(void)
     tl_add(tc, test_second_exclusive_consumer_refused, test_read_compacted_refused_on_shared,
            test_initial_position, test_non_durable_reader, test_cumulative_ack,
            test_batch_index_ack, test_failover_subscription, test_key_shared_subscription,
-           test_seek, test_unsubscribe, test_get_last_message_id, test_consumer_stats);
+           test_seek, test_unsubscribe, test_get_last_message_id, test_consumer_stats,
+           test_consumer_backlog_large_writes);
     tc = tl_tcase(s, "io-threads", 60, setup, teardown);
     tl_add(tc, test_io_commands_and_frames_in_order, test_io_close_races,
-           test_io_outbound_counted_and_drained);
+           test_io_outbound_counted_and_drained, test_io_burst_one_read);
     tc = tl_tcase(s, "names", 30, setup, teardown);
     tl_add(tc, test_bad_topic_names_refused, test_nul_in_other_commands_closes);
     return tl_run(s);
