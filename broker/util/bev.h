@@ -12,7 +12,8 @@
  * Writes have the same limit at 16 KiB (MAX_SINGLE_WRITE_DEFAULT in bufferevent-internal.h):
  * a connection that sends 150 MB/s of entries costs 9,000 writev + epoll_wait a second.
  * Unlike the read limit, bufferevent_set_max_single_write raises it: MG_BEV_WRITE_MAX is
- * what a bulk sender (the broker's bookie client, a bookie answering reads) sets.
+ * what a bulk sender sets: the broker's bookie client, a bookie answering reads, and the
+ * broker's client connections (consumer dispatch), see conn_bev_limits in broker/conn.
  */
 #ifndef MG_BEV_H
 #define MG_BEV_H
