@@ -21,10 +21,11 @@
  * during one fsync" (throughput), and a lone add is synced at once (latency). The time bound
  * only caps how long a group keeps absorbing a continuous stream before it is synced.
  *
- * Files (format version 7): <journalDirectory>/current/<hex id>.txn, a 512-byte header
- * ("BKLG", BE32 version 7, BE64 file id, BE32 flags, zeros), then one group per write:
- *   group header  BE32 "BKGR", BE32 body bytes, BE32 records, BE32 0, BE64 offset of this
- *                 header in the file, BE32 CRC32C(BE64 file id, the 24 bytes before)
+ * Files (format version 8): <journalDirectory>/current/<hex id>.txn, a 512-byte header
+ * ("BKLG", BE32 version 8, BE64 file id, BE32 flags, zeros), then one group per write:
+ *   group header  BE32 "BKGR", BE32 body bytes, BE32 records, BE32 CRC32C(the body), BE64
+ *                 offset of this header in the file, BE32 CRC32C(BE64 file id, the 24 bytes
+ *                 before)
  *   records       BE32 len, BE32 CRC32C(the len field, body), body (len bytes)
  * then zeros (preallocated space: a preallocation thread writes them ahead of the groups, see
  * bk_journal_prealloc_ahead) or, in a file taken over from a covered one (journalReuseFiles,
@@ -33,20 +34,32 @@
  * as received, or a meta-record of the same shape with a reserved entry id: LEDGER_KEY
  * [ledger][-0x1000][BE32 len][key], FENCE [ledger][-0x2000], EXPLICIT_LAC
  * [ledger][-0x8000][BE32 len][body], FORCE_LEDGER [ledger][-0x4000]. A new file is started at
- * every start and when the current one passes journalMaxSizeMB. Version 6 files (the
- * previous format: [BE32 len][body] records, no group headers, no checksums) are replayed,
- * never written.
+ * every start and when the current one passes journalMaxSizeMB. Version 7 files (the same
+ * without the body checksum: that word is 0) and version 6 files ([BE32 len][body] records,
+ * no group headers, no checksums) are replayed, never written.
+ *
+ * Why the body checksum (v8): a record's checksum covers only its own bytes, not the file it
+ * belongs to. In a file taken over, a crash that tears the newest group after its header
+ * leaves the earlier life's bytes under the new header; with entries of the same size they
+ * fall on the same record boundaries and pass their record checksums. Version 7 replayed
+ * them as new entries; version 8 checks the whole body against its header (which carries the
+ * file id under its own checksum) before it applies any record of the group, so a torn group
+ * is never partly applied, in a file taken over or a zero-filled one. The body checksum is
+ * one more pass of CRC32C over the group's bytes as it is closed (hardware CRC, the bytes are
+ * still in cache); combining the records' checksums (mg_crc32c_combine) would cost more per
+ * record than the pass does.
  *
  * Replay and damage: groups are written one at a time, each only after the previous one was
  * synced, so a crash can leave one incomplete group, at the tail of the last journal file,
- * with nothing valid after it. Replay checks every group header and record; where one fails,
- * it looks at the rest of the file: zeros (or, in a reused file, anything without a valid
- * group of this file after it) are the end of the data; other bytes with no valid
- * group after them, in the last file, are that torn write, and the file is truncated there
- * (WARN line); anything else (a valid group further on, or a file that is not the last) is
- * damage to synced data and the bookie refuses to start, naming the file and offset and
- * saying how to proceed. The group header carries its own offset and the file id under its
- * checksum, so a stale or copied header cannot pass for a later group.
+ * with nothing valid after it. Replay checks every group header, group body (v8) and record;
+ * where one fails, it looks at the rest of the file: zeros (or, in a reused file, a header
+ * that is not this file's, with no valid group of this file after it) are the end of the
+ * data; a group of this file whose body fails or is cut by the end of the file, or other
+ * bytes, with no valid group after them, in the last file, are that torn write, and the
+ * file is truncated at the group (WARN line); anything else (a valid group further on, or a
+ * file that is not the last) is damage to synced data and the bookie refuses to start,
+ * naming the file and offset and saying how to proceed. The group header carries its own offset and
+ * the file id under its checksum, so a stale or copied header cannot pass for a later group.
  *
  * Failure modes: a write that runs out of space (ENOSPC, EDQUOT) fails its group with
  * -MG_EREADONLY: what reached the file is cut off again (the file ends with its last synced
@@ -266,6 +279,7 @@ static void bk_journal_apply_record(struct bk_store *st, const uint8_t *body, si
 /* Where and why replay of a file stopped before its end. */
 struct bk_stop {
     uint64_t at;
+    bool torn_group; /* at a group of this file (its header checks out) whose body does not */
     char why[160];
 };
 
@@ -303,10 +317,11 @@ static int bk_journal_replay_stopped(const char *path, int fd, uint64_t id, uint
         MG_ERROR(BK_MODULE, "journal %s: cannot read it: %s", path, mg_strerror(rc));
         return rc;
     }
-    if (reused && later == 0) {
+    if (reused && later == 0 && !stop->torn_group) {
         /* a file taken over (journalReuseFiles): what follows is its earlier life's groups
-         * (written under another file id), or a torn group over them; nothing of this one
-         * comes after, and the blocks stay for the writes of a next life */
+         * (written under another file id), or a v7 torn group over them; nothing of this
+         * one comes after, and the blocks stay for the writes of a next life. A group of
+         * this life whose body fails is a torn write, as in any file (below). */
         MG_DEBUG(BK_MODULE,
                  "journal %s: %s at offset %" PRIu64 ": the end of its data (a file taken "
                  "over: an earlier file's records follow)",
@@ -346,9 +361,11 @@ static int bk_journal_replay_stopped(const char *path, int fd, uint64_t id, uint
     return -MG_ECHECKSUM;
 }
 
-/* Version 7: [group header][records...] groups (see the top of this file). */
-static int bk_journal_replay_v7(int fd, uint64_t id, uint64_t from, uint64_t size,
-                                struct bk_store *st, uint64_t *count, struct bk_stop *stop)
+/* Versions 7 and 8: [group header][records...] groups (see the top of this file); with
+ * body_crc (v8) a group is applied only once its whole body matches the header's checksum. */
+static int bk_journal_replay_groups(int fd, uint64_t id, uint64_t from, uint64_t size,
+                                    bool body_crc, struct bk_store *st, uint64_t *count,
+                                    struct bk_stop *stop)
 {
     uint64_t off = from;
     while (off < size) {
@@ -372,6 +389,15 @@ static int bk_journal_replay_v7(int fd, uint64_t id, uint64_t from, uint64_t siz
             int e = errno;
             mg_free(b);
             return mg_err_from_errno(e ? e : EIO);
+        }
+        if (body_crc && (avail < body_len || mg_crc32c(0, b, avail) != mg_get_be32(h + 12))) {
+            mg_free(b);
+            stop->at = off;
+            stop->torn_group = true;
+            snprintf(stop->why, sizeof stop->why, "group of %" PRIu32 " bytes %s", body_len,
+                     avail < body_len ? "cut by the end of the file"
+                                      : "fails its body CRC32C checksum");
+            return 1;
         }
         size_t p = 0;
         uint32_t k = 0;
@@ -496,14 +522,16 @@ static int bk_journal_replay_file(struct bk_journal *j, struct bk_store *st, uin
         return rc;
     }
     uint32_t version = mg_get_be32(hdr + 4);
-    bool reused = version == BK_JOURNAL_VERSION && (mg_get_be32(hdr + 16) & BK_JOURNAL_F_REUSED);
+    bool grouped = version == BK_JOURNAL_VERSION || version == BK_JOURNAL_VERSION_V7;
+    bool reused = grouped && (mg_get_be32(hdr + 16) & BK_JOURNAL_F_REUSED);
     if (from < BK_JOURNAL_HEADER_SIZE)
         from = BK_JOURNAL_HEADER_SIZE;
     struct bk_stop stop = {0};
     st->mark_file = id;
     st->mark_off = from;
-    if (version == BK_JOURNAL_VERSION) {
-        rc = bk_journal_replay_v7(fd, id, from, size, st, count, &stop);
+    if (grouped) {
+        rc = bk_journal_replay_groups(fd, id, from, size, version == BK_JOURNAL_VERSION, st, count,
+                                      &stop);
     } else if (version == BK_JOURNAL_VERSION_V6) {
         MG_INFO(BK_MODULE,
                 "journal %s is in the previous format (version 6, records without checksums): "
@@ -512,7 +540,7 @@ static int bk_journal_replay_file(struct bk_journal *j, struct bk_store *st, uin
         rc = bk_journal_replay_v6(fd, from, size, st, count, &stop);
     } else {
         MG_ERROR(BK_MODULE,
-                 "journal %s: format version %" PRIu32 " is not one this bookie reads (%d and "
+                 "journal %s: format version %" PRIu32 " is not one this bookie reads (%d to "
                  "%d): the bookie does not start; it was written by another program or version",
                  path, version, BK_JOURNAL_VERSION_V6, BK_JOURNAL_VERSION);
         rc = -MG_EINVAL;
@@ -963,7 +991,7 @@ static int bk_journal_write_group(struct bk_journal *j, size_t used, uint32_t nr
     mg_put_be32(h, BK_GROUP_MAGIC);
     mg_put_be32(h + 4, (uint32_t)(used - BK_GROUP_HEADER_SIZE));
     mg_put_be32(h + 8, nrec);
-    mg_put_be32(h + 12, 0);
+    mg_put_be32(h + 12, mg_crc32c(0, j->buf + BK_GROUP_HEADER_SIZE, used - BK_GROUP_HEADER_SIZE));
     mg_put_be64(h + 16, j->file_off);
     mg_put_be32(h + 24, bk_journal_group_crc(j->file_id, h));
     if (mg_pwrite_all(j->fd, j->buf, used, j->file_off) < 0) {
